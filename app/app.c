@@ -1,0 +1,2 @@
+/* SPDX-License-Identifier: MIT */
+/* app/app.c - (being written) */

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common/vigil.h - the vocabulary every vigil component shares: the one error
+ * enum, the typed feature value that rules/ evaluates and store/ fills, and
+ * the flat C form of a card transaction.
+ *
+ * This is the bottom of the dependency graph (DESIGN.md): it includes only
+ * libc. rules/ and store/ both build on it without knowing each other.
+ */
+#ifndef VIGIL_COMMON_H
+#define VIGIL_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Errors. Functions return VIGIL_OK (0) or one of these; raw errno, LMDB or
+ * nng codes are translated at the component boundary (the raw code may be
+ * kept by the caller for its log line).
+ */
+typedef enum vigil_err {
+	VIGIL_OK = 0,
+	VIGIL_EINVAL,    /* invalid argument or input value */
+	VIGIL_ENOMEM,    /* out of memory */
+	VIGIL_EIO,       /* I/O error (see errno / the diag for details) */
+	VIGIL_ECORRUPT,  /* checksum or structure mismatch in stored data */
+	VIGIL_EVERSION,  /* stored data has a format version we do not know */
+	VIGIL_ETOOBIG,   /* input over a configured cap */
+	VIGIL_ESYNTAX,   /* rule file / JSON / CSV syntax error */
+	VIGIL_ETYPE,     /* type error in a rule file */
+	VIGIL_ENOTFOUND, /* no such key, file, name or generation */
+	VIGIL_EEXIST,    /* already exists / duplicate (e.g. seen txn_id) */
+	VIGIL_EBUSY,     /* locked by someone else (e.g. a running rebuild) */
+	VIGIL_ELIMIT,    /* a resource limit was reached (backpressure) */
+	VIGIL_ETIMEDOUT, /* operation timed out */
+	VIGIL_ECLOSED,   /* object or connection is closed */
+	VIGIL_EPROTO,    /* malformed or unexpected wire message */
+	VIGIL_EAGAIN,    /* try again later */
+	VIGIL_EINTERNAL, /* a bug: an invariant did not hold */
+	VIGIL_ERR_COUNT_
+} vigil_err;
+
+/* Static English text for err; never NULL (unknown codes give "unknown error"). */
+const char *vigil_strerror(vigil_err err);
+
+/* Short stable identifier ("EINVAL", "ECORRUPT", ...) for metrics labels and JSON. */
+const char *vigil_errname(vigil_err err);
+
+/* Maps an errno value to the closest vigil_err (ENOENT -> VIGIL_ENOTFOUND, ...). */
+vigil_err vigil_err_from_errno(int errnum);
+
+/*
+ * Feature values. The type of a slot is fixed by the feature schema at rule
+ * compile time, so a value carries only presence and payload.
+ *   NUM: num. BOOL: num is 0 or 1. STR: str[0..len), not NUL-terminated;
+ *   the bytes are owned by whoever filled the vector and stay valid for as
+ *   long as it documents (for store/: until the next lookup on the same
+ *   context).
+ * A value with present == false is "missing" (rules.md defines how every
+ * operator treats it).
+ */
+typedef enum vigil_type {
+	VIGIL_T_NONE = 0,
+	VIGIL_T_NUM,
+	VIGIL_T_STR,
+	VIGIL_T_BOOL,
+	VIGIL_T_LIST, /* only in rules: a named list */
+} vigil_type;
+
+typedef struct vigil_value {
+	double      num;
+	const char *str;
+	uint32_t    len;
+	bool        present;
+} vigil_value;
+
+static inline vigil_value
+vigil_value_num(double v)
+{
+	vigil_value x = { .num = v, .present = true };
+	return x;
+}
+
+static inline vigil_value
+vigil_value_bool(bool v)
+{
+	vigil_value x = { .num = v ? 1.0 : 0.0, .present = true };
+	return x;
+}
+
+static inline vigil_value
+vigil_value_str(const char *s, uint32_t len)
+{
+	vigil_value x = { .str = s, .len = len, .present = true };
+	return x;
+}
+
+static inline vigil_value
+vigil_value_missing(void)
+{
+	vigil_value x = { .present = false };
+	return x;
+}
+
+const char *vigil_type_name(vigil_type t); /* "number", "string", "bool", "list" */
+
+/* Decisions, in increasing severity. Numeric values match vigil.v1.Decision. */
+typedef enum vigil_decision {
+	VIGIL_DECISION_NONE    = 0,
+	VIGIL_DECISION_ALLOW   = 1,
+	VIGIL_DECISION_REVIEW  = 2,
+	VIGIL_DECISION_DECLINE = 3,
+} vigil_decision;
+
+const char *vigil_decision_name(vigil_decision d); /* "allow", "review", "decline", "none" */
+/* Parses "allow" / "review" / "decline" (case-insensitive); VIGIL_EINVAL otherwise. */
+vigil_err vigil_decision_parse(const char *s, vigil_decision *ret_d);
+
+/* Payment channels. Numeric values match vigil.v1.Channel. */
+typedef enum vigil_channel {
+	VIGIL_CHANNEL_UNKNOWN = 0,
+	VIGIL_CHANNEL_POS     = 1, /* card present, point of sale */
+	VIGIL_CHANNEL_ECOM    = 2, /* card not present, online */
+	VIGIL_CHANNEL_ATM     = 3,
+	VIGIL_CHANNEL_MOTO    = 4, /* mail / telephone order */
+	VIGIL_CHANNEL_COUNT_
+} vigil_channel;
+
+const char *vigil_channel_name(vigil_channel c); /* "unknown", "pos", "ecom", "atm", "moto" */
+vigil_err   vigil_channel_parse(const char *s, vigil_channel *ret_c);
+
+/*
+ * A card transaction in flat C form, decoded and validated. Every string is
+ * NUL-terminated and within its cap; optional strings are "" when absent.
+ */
+#define VIGIL_ID_MAX 64 /* txn_id, card_id, merchant_id, terminal_id, device_id */
+#define VIGIL_IP_MAX 45 /* textual IPv6 */
+
+typedef struct vigil_txn {
+	char     txn_id[VIGIL_ID_MAX + 1];      /* required */
+	char     card_id[VIGIL_ID_MAX + 1];     /* required */
+	char     merchant_id[VIGIL_ID_MAX + 1]; /* required */
+	char     terminal_id[VIGIL_ID_MAX + 1];
+	char     device_id[VIGIL_ID_MAX + 1];
+	char     ip[VIGIL_IP_MAX + 1];
+	char     currency[4]; /* ISO 4217 alpha code, upper case; required */
+	char     country[3];  /* ISO 3166-1 alpha-2, upper case, or "" */
+	int64_t  event_time_ms; /* Unix ms, UTC; required, > 0 */
+	int64_t  amount_minor;  /* integer minor units of currency; >= 0 */
+	uint32_t mcc;           /* ISO 18245 merchant category code, 0 if unknown */
+	uint8_t  channel;       /* vigil_channel */
+	bool     has_location;
+	double   lat, lon; /* degrees; valid only if has_location */
+} vigil_txn;
+
+/*
+ * Number of decimal places of an ISO 4217 currency (2 for EUR, 0 for JPY, 3
+ * for KWD). Returns -1 for a code that is not a known active currency.
+ */
+int vigil_currency_exponent(const char *code);
+
+/* amount_minor converted to major units using the currency's exponent. */
+double vigil_txn_amount(const vigil_txn *txn);
+
+/*
+ * Checks every field of txn against the rules above (required fields, caps,
+ * charset of ids: printable ASCII without spaces, currency known, country two
+ * upper-case letters, amount in [0, 10^15), event time within
+ * [2000-01-01, 2100-01-01), lat in [-90, 90], lon in [-180, 180]).
+ * VIGIL_OK, or VIGIL_EINVAL with *reterr_field set to the offending field's
+ * wire name ("card_id", "currency", ...) and reterr_msg (may be NULL) filled
+ * with a one-line reason.
+ */
+vigil_err vigil_txn_validate(const vigil_txn *txn, const char **reterr_field,
+    char *reterr_msg, size_t msglen);
+
+/* Time helpers (UTC). */
+#define VIGIL_MS_PER_DAY 86400000LL
+/* Parses "YYYY-MM-DD" to Unix ms at 00:00 UTC. */
+vigil_err vigil_date_parse(const char *s, int64_t *ret_ms);
+/* Parses RFC 3339 "YYYY-MM-DDTHH:MM:SS[.fff](Z|+hh:mm)" to Unix ms. */
+vigil_err vigil_time_parse_rfc3339(const char *s, int64_t *ret_ms);
+/* Formats Unix ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (>= 25 bytes). */
+void vigil_time_format_rfc3339(int64_t ms, char *buf, size_t buflen);
+/* Formats Unix ms as "YYYY-MM-DD" into buf (>= 11 bytes). */
+void vigil_date_format(int64_t ms, char *buf, size_t buflen);
+/* Current wall-clock time, Unix ms. */
+int64_t vigil_now_ms(void);
+/* Monotonic clock in ns, for latency measurement. */
+uint64_t vigil_mono_ns(void);
+
+/* Great-circle distance in km between two points given in degrees. */
+double vigil_haversine_km(double lat1, double lon1, double lat2, double lon2);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGIL_COMMON_H */

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common/vigil_json.h - transactions as JSON (jansson), shared by every
+ * JSON-speaking entry point: the HTTP gateway /v1/score, vigil-score,
+ * vigil-rules explain/test and replay results. Field names are those of
+ * vigil.v1.Transaction (docs/protocol.md), plus two conveniences on input:
+ * "amount" (decimal major units, instead of amount_minor) and "event_time"
+ * (RFC 3339, instead of event_time_ms); "channel" is "pos", "ecom", ...;
+ * "location": {"latitude": .., "longitude": ..} or "lat"/"lon".
+ */
+#ifndef VIGIL_COMMON_JSON_H
+#define VIGIL_COMMON_JSON_H
+
+#include <jansson.h>
+
+#include "vigil.h"
+
+/*
+ * Fills *ret from obj (a JSON object). Does not validate semantics (use
+ * vigil_txn_validate); checks JSON types and string caps. VIGIL_EINVAL with
+ * errbuf = "field: reason" on the first bad field. Unknown keys are ignored.
+ */
+vigil_err vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errlen);
+
+/* A new JSON object for txn (amount_minor and event_time_ms, plus readable
+ * "event_time"). NULL on ENOMEM. */
+json_t *vigil_txn_to_json(const vigil_txn *txn);
+
+#endif

@@ -1,0 +1,2 @@
+/* SPDX-License-Identifier: MIT */
+/* rules/check.c - (being written) */

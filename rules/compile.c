@@ -1,0 +1,2 @@
+/* SPDX-License-Identifier: MIT */
+/* rules/compile.c - (being written) */

@@ -1,0 +1,2 @@
+/* SPDX-License-Identifier: MIT */
+/* rules/lex.c - (being written) */

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rules/rules.h - compile and evaluate vigil rule files (docs/rules.md).
+ *
+ * Pipeline: lex.c (rules_lex_*) -> parse.c (rules_parse_*) -> check.c (types)
+ * -> compile.c (slots resolved, compact program) -> eval.c (rules_prog_eval).
+ * The library knows nothing of store/: it compiles against a rules_schema the
+ * caller builds (name, type, slot), and evaluates over a flat vigil_value
+ * vector in slot order. It never logs; errors come back as rules_diags.
+ */
+#ifndef VIGIL_RULES_H
+#define VIGIL_RULES_H
+
+#include <stdio.h>
+
+#include "vigil.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Schema: the feature names a rule file may use ---- */
+
+typedef struct rules_schema rules_schema;
+
+rules_schema *rules_schema_new(void); /* NULL on ENOMEM */
+void          rules_schema_free(rules_schema *schema); /* NULL is a no-op */
+/* Adds a feature. name is copied. VIGIL_EEXIST if name is taken,
+ * VIGIL_EINVAL for VIGIL_T_NONE/LIST or an empty name. */
+vigil_err rules_schema_add(rules_schema *schema, const char *name,
+    vigil_type type, uint32_t slot);
+/* Highest slot + 1: the length of the vector rules_prog_eval reads. */
+uint32_t rules_schema_nslots(const rules_schema *schema);
+
+/* ---- Diagnostics ---- */
+
+typedef struct rules_diag {
+	uint32_t line, col; /* 1-based; col in bytes; 0,0 = whole file */
+	char     msg[160];
+} rules_diag;
+
+#define RULES_MAX_DIAGS 32
+
+typedef struct rules_diags {
+	char       file[256]; /* the name given to the compiler */
+	uint32_t   count;     /* recorded, <= RULES_MAX_DIAGS */
+	uint32_t   dropped;   /* more errors than fit */
+	rules_diag items[RULES_MAX_DIAGS];
+} rules_diags;
+
+/*
+ * Prints every diagnostic as
+ *     file:line:col: error: message
+ *         <source line>
+ *         ^
+ * src/len is the compiled text (for the source line); may be NULL.
+ */
+void rules_diags_print(const rules_diags *diags, const char *src, size_t len,
+    FILE *out);
+
+/* ---- Compilation ---- */
+
+typedef struct rules_prog rules_prog; /* compiled, immutable, shareable across threads */
+
+typedef struct rules_opts {
+	const char *base_dir;      /* where `list x = file "..."` is resolved; NULL = "." */
+	size_t      max_file_bytes; /* 0 = default 1 MiB */
+	uint32_t    max_rules;      /* 0 = default 1000 (hard cap RULES_MAX_RULES) */
+	uint32_t    max_list_items; /* 0 = default 1,000,000 per list */
+	uint32_t    max_depth;      /* 0 = default 64 (expression nesting) */
+} rules_opts;
+
+#define RULES_MAX_RULES 1024
+
+/*
+ * Compiles src[0..len) named `name` (used in diagnostics) against schema.
+ * VIGIL_OK: *ret_prog set (free with rules_prog_free), reterr untouched.
+ * VIGIL_ESYNTAX / VIGIL_ETYPE / VIGIL_ETOOBIG / VIGIL_ENOTFOUND (list file):
+ * *ret_prog untouched, *reterr_diags filled (all errors found, up to the cap).
+ * opts may be NULL for defaults. Never logs.
+ */
+vigil_err rules_compile(const char *name, const char *src, size_t len,
+    const rules_schema *schema, const rules_opts *opts, rules_prog **ret_prog,
+    rules_diags *reterr_diags);
+
+/* Reads path and compiles it; list files are resolved next to it (unless
+ * opts->base_dir is set). I/O errors are reported as a diag at 0:0. */
+vigil_err rules_load_file(const char *path, const rules_schema *schema,
+    const rules_opts *opts, rules_prog **ret_prog, rules_diags *reterr_diags);
+
+void rules_prog_free(rules_prog *prog); /* NULL is a no-op */
+
+/* ---- Introspection (strings live as long as prog) ---- */
+
+typedef enum rules_mode {
+	RULES_MODE_ACTIVE = 0,
+	RULES_MODE_SHADOW,
+	RULES_MODE_DISABLED,
+} rules_mode;
+
+const char *rules_mode_name(rules_mode mode);
+
+typedef struct rules_rule_info {
+	const char        *name;
+	const char        *reason;
+	int32_t            points;
+	rules_mode         mode;
+	const char *const *tags;
+	uint32_t           ntags;
+	uint32_t           line; /* where the rule starts in the file */
+} rules_rule_info;
+
+const char *rules_prog_version(const rules_prog *prog); /* declared `version "..."` */
+const char *rules_prog_hash(const rules_prog *prog);    /* hex content hash of file + list files */
+uint32_t    rules_prog_nrules(const rules_prog *prog);
+void        rules_prog_rule(const rules_prog *prog, uint32_t i, rules_rule_info *ret_info);
+/* Looks a rule up by name; VIGIL_ENOTFOUND if absent. */
+vigil_err   rules_prog_rule_find(const rules_prog *prog, const char *name, uint32_t *ret_i);
+
+/* Decision bands: score >= review_at -> review; >= decline_at -> decline. */
+void rules_prog_bands(const rules_prog *prog, int32_t *ret_review_at,
+    int32_t *ret_decline_at);
+
+/* Slots read by any non-disabled rule or threshold (sorted, unique). */
+const uint32_t *rules_prog_slots_used(const rules_prog *prog, uint32_t *ret_n);
+
+/* ---- Thresholds (constant or batch-tuned) ---- */
+
+typedef enum rules_tune_kind {
+	RULES_TUNE_CONST = 0,   /* a fixed number */
+	RULES_TUNE_PERCENTILE,  /* param-th percentile of feature over the window */
+	RULES_TUNE_ALERT_RATE,  /* smallest v with share(feature >= v) <= param */
+	RULES_TUNE_PRECISION,   /* smallest v with precision(feature >= v) >= param vs labels */
+} rules_tune_kind;
+
+typedef struct rules_threshold_info {
+	const char     *name;
+	rules_tune_kind kind;
+	double          fallback;     /* the constant, or the value before the first rebuild */
+	const char     *feature;      /* tuned feature name (NULL for CONST) */
+	uint32_t        feature_slot;
+	double          param;        /* percentile in (0,100); rate or precision in (0,1) */
+	const char     *group_by;     /* feature name of the group, NULL = one global value */
+	uint32_t        group_slot;
+	vigil_type      group_type;
+	uint64_t        min_samples;  /* fewer samples than this: keep fallback */
+} rules_threshold_info;
+
+uint32_t rules_prog_nthresholds(const rules_prog *prog);
+void     rules_prog_threshold(const rules_prog *prog, uint32_t i,
+    rules_threshold_info *ret_info);
+
+/*
+ * Tuned values for one prog's thresholds, immutable once published. Built
+ * by the program on top from a feature generation; eval reads it without
+ * allocation. A threshold with no value for the transaction's group uses its
+ * global value if set, else its fallback.
+ */
+typedef struct rules_tvals rules_tvals;
+
+rules_tvals *rules_tvals_new(const rules_prog *prog); /* every value = fallback; NULL on ENOMEM */
+void         rules_tvals_free(rules_tvals *tv);        /* NULL is a no-op */
+/* Sets threshold i's value for group (NULL = the global value). The group
+ * value must be of the threshold's group_type. */
+vigil_err    rules_tvals_set(rules_tvals *tv, uint32_t i, const vigil_value *group,
+    double value);
+
+/* ---- Evaluation ---- */
+
+typedef struct rules_result {
+	int32_t        score;        /* sum of points of active rules that fired */
+	int32_t        shadow_score; /* sum of points of shadow rules that fired */
+	vigil_decision decision;     /* from score and the bands */
+	uint32_t       nhits;        /* active rules that fired, in file order */
+	uint32_t       nshadow;      /* shadow rules that fired, in file order */
+	uint16_t       hits[RULES_MAX_RULES];
+	uint16_t       shadow[RULES_MAX_RULES];
+} rules_result;
+
+/*
+ * Evaluates every non-disabled rule over features[0..nfeatures) (slot order;
+ * nfeatures must be >= rules_schema_nslots of the compile schema, else
+ * VIGIL_EINVAL). tv may be NULL (fallbacks). No allocation, no string
+ * comparison of feature names; thread-safe for a shared prog and tv.
+ */
+vigil_err rules_prog_eval(const rules_prog *prog, const rules_tvals *tv,
+    const vigil_value *features, uint32_t nfeatures, rules_result *ret_result);
+
+/*
+ * Explains one evaluation: for each rule, whether it fired and the value of
+ * each feature/threshold its condition read. Allocates; for tools only.
+ * Writes a JSON-ready description through the callbacks' caller-owned sink:
+ * see rules_explain_print for text and rules_explain_json (jansson) for JSON.
+ */
+void rules_explain_print(const rules_prog *prog, const rules_tvals *tv,
+    const vigil_value *features, uint32_t nfeatures, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGIL_RULES_H */

@@ -1,0 +1,2 @@
+/* SPDX-License-Identifier: MIT */
+/* store/live.c - (being written) */

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store/store.h - vigil's data contracts (DESIGN.md "Contracts" 2-4):
+ *   - the feature schema (names, types, slots) that rules/ compiles against;
+ *   - the archive: append-only, checksummed segment files (archive.c);
+ *   - batch feature generations in LMDB, switched atomically (features.c);
+ *   - the speed layer: exact live velocity state per card (live.c);
+ *   - store_db, the server-facing object that joins the three (store.c).
+ * Formats are documented in docs/storage.md. The library never logs; it
+ * returns vigil_err and fills a store_diag with the one-line detail.
+ * Depends on common/ and proto/ (archive payloads are vigil.v1 messages).
+ */
+#ifndef VIGIL_STORE_H
+#define VIGIL_STORE_H
+
+#include <stdio.h>
+
+#include "vigil.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One-line detail of an error: which file, which offset, what. */
+typedef struct store_diag {
+	char msg[512];
+} store_diag;
+
+/* ======================= Feature schema ======================= */
+
+/*
+ * The feature vector is fixed at build time: transaction fields, batch
+ * profile features (card.*, merchant.*, terminal.*) and live velocity
+ * features (vel.*). STORE_SLOT_* name the slots; store_schema_field() gives
+ * name and type. See docs/features.md for the meaning of each one.
+ */
+typedef struct store_field {
+	const char *name;
+	vigil_type  type;
+	const char *doc; /* one line */
+} store_field;
+
+uint32_t           store_schema_nfields(void);
+const store_field *store_schema_field(uint32_t slot); /* NULL if out of range */
+/* VIGIL_ENOTFOUND if no such feature. */
+vigil_err          store_schema_find(const char *name, uint32_t *ret_slot);
+/* Fills the transaction-field slots (amount .. event_time) from txn and
+ * marks every other slot missing. String values point into txn. */
+void               store_features_from_txn(const vigil_txn *txn, vigil_value *features,
+    uint32_t nfeatures);
+
+/* ========================= Archive ========================= */
+
+typedef enum store_fsync {
+	STORE_FSYNC_ALWAYS = 0, /* ack after fdatasync; concurrent appends share one sync (group commit) */
+	STORE_FSYNC_INTERVAL,   /* ack after write(2); fdatasync every interval_ms */
+	STORE_FSYNC_NEVER,      /* ack after write(2); the kernel flushes when it likes */
+} store_fsync;
+
+vigil_err store_fsync_parse(const char *s, store_fsync *ret); /* "always"|"interval"|"never" */
+
+typedef struct store_archive_opts {
+	store_fsync fsync;             /* default STORE_FSYNC_INTERVAL */
+	uint32_t    fsync_interval_ms; /* default 50 */
+	uint64_t    segment_max_bytes; /* rotate above this; default 256 MiB */
+	uint32_t    retention_days;    /* delete closed segments older; 0 = keep forever */
+	bool        compress_closed;   /* zstd-compress segments once closed */
+	uint32_t    max_record_bytes;  /* default 1 MiB */
+} store_archive_opts;
+
+void store_archive_opts_default(store_archive_opts *ret_opts);
+
+typedef enum store_rec_type {
+	STORE_REC_SCORE = 1, /* payload: vigil.v1.ArchivedScore */
+	STORE_REC_LABEL = 2, /* payload: vigil.v1.ArchivedLabel */
+} store_rec_type;
+
+/* What recovery found when an archive was opened for writing. */
+typedef struct store_recovery {
+	uint64_t torn_records;   /* incomplete records truncated at the tail */
+	uint64_t torn_bytes;
+	uint64_t last_seq;       /* highest sequence number on disk */
+	uint32_t segments;       /* segment files found */
+} store_recovery;
+
+typedef struct store_archive store_archive;
+
+/*
+ * Opens (creates) the archive under dir ("<datadir>/archive"), for writing:
+ * one writer process per directory (an flock on dir/LOCK; VIGIL_EBUSY if
+ * held). Recovers a torn tail of the open segment and reports it in
+ * *ret_recovery (may be NULL).
+ */
+vigil_err store_archive_open(const char *dir, const store_archive_opts *opts,
+    store_archive **ret_ar, store_recovery *ret_recovery, store_diag *reterr);
+/* Flushes, syncs, closes. NULL is a no-op. */
+void      store_archive_close(store_archive *ar);
+
+/*
+ * Appends one record (thread-safe; many threads may append at once). When
+ * it returns VIGIL_OK the record is written to the file (survives kill -9)
+ * and, with STORE_FSYNC_ALWAYS, synced; *ret_seq (may be NULL) is its
+ * sequence number. VIGIL_ETOOBIG over max_record_bytes, VIGIL_EIO on write
+ * failure (the archive then refuses further appends until reopened).
+ */
+vigil_err store_archive_append(store_archive *ar, store_rec_type type,
+    int64_t event_time_ms, const void *payload, size_t len, uint64_t *ret_seq);
+
+/*
+ * Split append for callers that must order the write under their own lock
+ * but wait for durability outside it: _write puts the record in the file
+ * and returns its seq; _wait_durable(seq) returns once the fsync policy is
+ * satisfied for it (immediately for interval/never).
+ */
+vigil_err store_archive_write(store_archive *ar, store_rec_type type,
+    int64_t event_time_ms, const void *payload, size_t len, uint64_t *ret_seq);
+vigil_err store_archive_wait_durable(store_archive *ar, uint64_t seq);
+
+/* Rotates now (closing and optionally compressing the open segment) and
+ * applies retention. Called by the owner periodically; cheap if nothing to do. */
+vigil_err store_archive_maintain(store_archive *ar, store_diag *reterr);
+
+typedef struct store_archive_stats {
+	uint64_t records, bytes, segments, syncs, last_seq;
+} store_archive_stats;
+void store_archive_get_stats(store_archive *ar, store_archive_stats *ret_stats);
+
+/* ---- Reading ---- */
+
+typedef struct store_reader store_reader;
+
+typedef struct store_record {
+	store_rec_type type;
+	uint64_t       seq;
+	int64_t        event_time_ms;
+	const void    *payload; /* valid until the next store_reader_next/close */
+	size_t         len;
+	const char    *segment; /* file name of the segment it came from */
+	uint64_t       offset;  /* byte offset of the record in the (uncompressed) segment */
+} store_record;
+
+/* Called for every corrupt stretch a reader skips; the reader goes on. */
+typedef void (*store_corrupt_fn)(void *arg, const char *segment,
+    uint64_t offset, uint64_t skipped_bytes, const char *what);
+
+/*
+ * Opens a reader over records with event time in [from_ms, to_ms) (use
+ * INT64_MIN/INT64_MAX for all), in segment order, using each segment's index
+ * to skip segments outside the range. Read-only; safe while a writer appends
+ * (it sees records written before it reached them). on_corrupt may be NULL.
+ */
+vigil_err store_reader_open(const char *dir, int64_t from_ms, int64_t to_ms,
+    store_corrupt_fn on_corrupt, void *arg, store_reader **ret_rd, store_diag *reterr);
+/* Reads one segment file only (tools, fuzzing). */
+vigil_err store_reader_open_segment(const char *path, store_corrupt_fn on_corrupt,
+    void *arg, store_reader **ret_rd, store_diag *reterr);
+/* VIGIL_OK with *ret_rec filled; VIGIL_ENOTFOUND at the end; VIGIL_EIO. */
+vigil_err store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr);
+typedef struct store_reader_stats {
+	uint64_t records, bytes, corrupt_records, corrupt_bytes, segments;
+} store_reader_stats;
+void store_reader_get_stats(const store_reader *rd, store_reader_stats *ret_stats);
+void store_reader_close(store_reader *rd); /* NULL is a no-op */
+
+/* Frame codec (exposed for the fuzz target and tests): parses one record at
+ * buf[0..len). VIGIL_OK: *ret_rec filled, *ret_used = bytes consumed.
+ * VIGIL_EAGAIN: need more bytes. VIGIL_ECORRUPT: bad header or CRC. */
+vigil_err store_frame_decode(const void *buf, size_t len, store_record *ret_rec,
+    size_t *ret_used);
+uint32_t  store_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* ---- Decoded records (payload -> C structs) ---- */
+
+#define STORE_MAX_HITS 64
+#define STORE_MAX_FEATS 32
+
+typedef struct store_hit {
+	char    rule[64];
+	int32_t points;
+	bool    shadow;
+} store_hit;
+
+typedef struct store_featval {
+	char        name[48];
+	vigil_value val; /* str points into the record's storage */
+} store_featval;
+
+typedef struct store_scored {
+	vigil_txn      txn;
+	int32_t        score;
+	vigil_decision decision;
+	uint32_t       nhits;
+	store_hit      hits[STORE_MAX_HITS];
+	char           rules_version[72];
+	uint64_t       features_gen;
+	int64_t        scored_at_ms;
+	uint32_t       nfeats;
+	store_featval  feats[STORE_MAX_FEATS];
+	char           strbuf[1024]; /* backing bytes for feats[].val.str */
+} store_scored;
+
+typedef struct store_label {
+	char    txn_id[VIGIL_ID_MAX + 1];
+	char    card_id[VIGIL_ID_MAX + 1];
+	char    source[32];
+	bool    fraud;
+	int64_t label_time_ms;
+	int64_t received_at_ms;
+} store_label;
+
+/* Encode into buf (cap bytes); *ret_len = encoded size; VIGIL_ETOOBIG if it does not fit. */
+vigil_err store_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_len);
+vigil_err store_label_encode(const store_label *l, void *buf, size_t cap, size_t *ret_len);
+/* Decode a payload; VIGIL_EPROTO if malformed (reterr says which field). */
+vigil_err store_scored_decode(const void *payload, size_t len, store_scored *ret, store_diag *reterr);
+vigil_err store_label_decode(const void *payload, size_t len, store_label *ret, store_diag *reterr);
+
+/* ===================== Feature generations (LMDB) ===================== */
+
+/*
+ * Value layouts (little-endian, packed, each starting with a uint16 layout
+ * version; docs/storage.md). A reader refuses unknown versions with
+ * VIGIL_EVERSION.
+ */
+#define STORE_CARD_MAX_COUNTRIES 16
+#define STORE_CARD_MAX_MERCHANTS 32
+
+typedef struct store_card_profile {
+	uint32_t count_7d, count_30d, count_90d;
+	double   amount_sum_7d, amount_sum_30d, amount_sum_90d;
+	double   amount_mean_7d, amount_mean_30d, amount_mean_90d;
+	double   amount_std_30d, amount_std_90d;
+	double   amount_p50_90d, amount_p95_90d, amount_p99_90d, amount_max_90d;
+	uint32_t distinct_merchants_90d, distinct_countries_90d;
+	int64_t  first_seen_ms;
+	uint32_t fraud_count_90d;
+	uint32_t hour_hist[24]; /* transactions per UTC hour of day, 90d */
+	uint8_t  ncountries;    /* most frequent countries, 90d */
+	char     countries[STORE_CARD_MAX_COUNTRIES][2];
+	uint8_t  nmerchants;    /* xxh64 of most frequent merchant ids, 90d */
+	uint64_t merchants[STORE_CARD_MAX_MERCHANTS];
+} store_card_profile;
+
+typedef struct store_entity_profile { /* merchants and terminals */
+	uint32_t count_7d, count_30d, count_90d;
+	double   amount_mean_30d;
+	uint32_t fraud_count_7d, fraud_count_30d, fraud_count_90d;
+	uint32_t labeled_7d, labeled_30d, labeled_90d; /* txns with any label */
+	double   fraud_rate_7d, fraud_rate_30d, fraud_rate_90d; /* frauds / count, smoothed (docs) */
+} store_entity_profile;
+
+typedef struct store_threshold_val {
+	double   value;
+	double   previous;   /* value in the previous generation (NaN if none) */
+	uint64_t samples;    /* data behind it */
+	bool     tuned;      /* false: fallback kept (too little data) */
+} store_threshold_val;
+
+typedef struct store_gen_meta {
+	uint64_t generation;
+	int64_t  as_of_ms;          /* exclusive end of the window */
+	int64_t  window_ms;
+	uint64_t first_seq, last_seq; /* archive range read */
+	uint32_t schema_version;
+	int64_t  built_at_ms;
+	char     summary_json[4096]; /* what vigil-rebuild printed */
+} store_gen_meta;
+
+/* ---- Writing a generation (batch/) ---- */
+
+typedef struct store_genw store_genw;
+
+/*
+ * Starts generation N+1 under "<datadir>/features/" in a temporary directory
+ * invisible to readers. Takes the rebuild lock (VIGIL_EBUSY if another
+ * rebuild holds it).
+ */
+vigil_err store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr);
+uint64_t  store_genw_generation(const store_genw *w);
+vigil_err store_genw_put_card(store_genw *w, const char *card_id, const store_card_profile *p);
+vigil_err store_genw_put_merchant(store_genw *w, const char *merchant_id, const store_entity_profile *p);
+vigil_err store_genw_put_terminal(store_genw *w, const char *terminal_id, const store_entity_profile *p);
+/* group "" = the global value. */
+vigil_err store_genw_put_threshold(store_genw *w, const char *name, const char *group,
+    const store_threshold_val *v);
+/* Writes meta, syncs, renames into place, switches CURRENT atomically,
+ * prunes old generations beyond keep (0 = default 3). Frees w. */
+vigil_err store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep,
+    store_diag *reterr);
+/* Discards everything; CURRENT untouched. Frees w. NULL is a no-op. */
+void      store_genw_abort(store_genw *w);
+
+/* ---- Reading a generation ---- */
+
+typedef struct store_gen store_gen;
+
+/* Opens the CURRENT generation read-only (VIGIL_ENOTFOUND if none yet). */
+vigil_err store_gen_open_current(const char *datadir, store_gen **ret_g, store_diag *reterr);
+vigil_err store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, store_diag *reterr);
+void      store_gen_close(store_gen *g); /* NULL is a no-op */
+vigil_err store_gen_meta_get(store_gen *g, store_gen_meta *ret_meta);
+/* VIGIL_ENOTFOUND if the key is absent. */
+vigil_err store_gen_card(store_gen *g, const char *card_id, store_card_profile *ret_p);
+vigil_err store_gen_merchant(store_gen *g, const char *merchant_id, store_entity_profile *ret_p);
+vigil_err store_gen_terminal(store_gen *g, const char *terminal_id, store_entity_profile *ret_p);
+vigil_err store_gen_threshold(store_gen *g, const char *name, const char *group,
+    store_threshold_val *ret_v);
+/* Calls fn for every stored threshold value (name, group, value). */
+vigil_err store_gen_thresholds_each(store_gen *g,
+    void (*fn)(void *arg, const char *name, const char *group, const store_threshold_val *v),
+    void *arg);
+/* Reads CURRENT: the generation number it names, 0 if none. */
+vigil_err store_gen_current(const char *datadir, uint64_t *ret_generation);
+/* Points CURRENT at an existing generation (operators' roll-back). */
+vigil_err store_gen_set_current(const char *datadir, uint64_t generation, store_diag *reterr);
+
+/* ===================== Speed layer + serving (store_db) ===================== */
+
+typedef struct store_db_opts {
+	store_archive_opts archive;
+	uint32_t dedupe_horizon_s; /* >= largest window; default 8 days */
+	uint32_t max_cards;        /* cap on live entities; default 10M */
+	bool     read_only;        /* tools: no archive writer, no live state */
+} store_db_opts;
+
+void store_db_opts_default(store_db_opts *ret_opts);
+
+typedef struct store_db store_db;
+
+/*
+ * Opens a data directory: the archive for writing, the current feature
+ * generation (if any) and the live state, rebuilt from the archive (so after
+ * any crash it equals a recomputation from the archive). *ret_recovery may
+ * be NULL.
+ */
+vigil_err store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
+    store_recovery *ret_recovery, store_diag *reterr);
+/* Flushes and syncs the archive; NULL is a no-op. */
+void      store_db_close(store_db *db);
+
+/* Checks CURRENT and switches to a newer generation if there is one. Cheap
+ * (a stat); call it from a timer, not per request. In-flight lookups keep
+ * the generation they started with. *ret_changed may be NULL. */
+vigil_err store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr);
+uint64_t  store_db_generation(store_db *db); /* 0 = none */
+int64_t   store_db_generation_as_of(store_db *db);
+/* Calls fn for every threshold value of the current generation. */
+vigil_err store_db_thresholds_each(store_db *db,
+    void (*fn)(void *arg, const char *name, const char *group, const store_threshold_val *v),
+    void *arg);
+
+/* Per-thread scratch for scoring; holds strings the feature vector points to. */
+typedef struct store_ctx store_ctx;
+store_ctx *store_ctx_new(store_db *db); /* NULL on ENOMEM */
+void       store_ctx_free(store_ctx *ctx);
+
+/* The first outcome of a transaction, returned for retries. */
+typedef struct store_outcome {
+	int32_t        score;
+	vigil_decision decision;
+	uint64_t       features_gen;
+	uint32_t       nhits;
+	store_hit      hits[STORE_MAX_HITS];
+	char           rules_version[72];
+} store_outcome;
+
+/*
+ * Scoring, in three steps so the live state is exact under concurrency:
+ *
+ * store_score_begin: if txn->txn_id was seen within the horizon, returns
+ *   VIGIL_EEXIST with *ret_prior filled and nothing locked. Otherwise locks
+ *   the card's live entry and fills features[0..store_schema_nfields()) with
+ *   the transaction fields, the batch profile and the live velocity as of
+ *   txn->event_time_ms (the transaction itself excluded). The strings in
+ *   features stay valid until the next call on ctx.
+ * store_score_commit: archives the scored record (store_archive_write),
+ *   applies it to the live state, records the outcome for dedupe, unlocks,
+ *   then waits for durability per the fsync policy. On error nothing is
+ *   applied and the lock is released.
+ * store_score_abort: unlocks without applying.
+ * Exactly one of commit/abort must follow a VIGIL_OK begin on the same ctx.
+ */
+vigil_err store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
+    vigil_value *features, uint32_t nfeatures, store_outcome *ret_prior);
+vigil_err store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec,
+    store_diag *reterr);
+void      store_score_abort(store_db *db, store_ctx *ctx);
+
+/* Features only, nothing locked or applied (dry runs, replay, explain). */
+vigil_err store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
+    vigil_value *features, uint32_t nfeatures);
+
+/* Archives a label (durable per policy when it returns). */
+vigil_err store_label_record(store_db *db, const store_label *label, store_diag *reterr);
+
+typedef struct store_db_stats {
+	uint64_t live_cards, live_entities, live_events, dedupe_entries;
+	uint64_t late_events;    /* older than the largest window: counted, not applied */
+	store_archive_stats archive;
+} store_db_stats;
+void store_db_get_stats(store_db *db, store_db_stats *ret_stats);
+
+/*
+ * Offline use (replay, tests): a live state with no archive and no data
+ * directory. Same begin/commit/abort API; commit applies without archiving.
+ * gen may be NULL (no batch features) and may be swapped with
+ * store_db_set_gen (the db does not take ownership).
+ */
+vigil_err store_db_new_memory(const store_db_opts *opts, store_db **ret_db);
+void      store_db_set_gen(store_db *db, store_gen *gen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGIL_STORE_H */
