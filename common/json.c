@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common/json.c - vigil_txn to and from JSON objects (jansson), with one
+ * "field: reason" error for the first bad field. Semantics (required fields,
+ * ranges) are left to vigil_txn_validate so every entry point agrees.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vigil.h"
+#include "vigil_json.h"
+
+#define JFAIL(...)                                       \
+	do {                                             \
+		if (errbuf != NULL && errlen > 0)        \
+			snprintf(errbuf, errlen, __VA_ARGS__); \
+		return VIGIL_EINVAL;                     \
+	} while (0)
+
+static vigil_err
+get_str(const json_t *obj, const char *key, char *dst, size_t cap, char *errbuf, size_t errlen)
+{
+	const json_t *v = json_object_get(obj, key);
+	const char *s;
+	size_t n;
+
+	if (v == NULL || json_is_null(v))
+		return VIGIL_OK;
+	if (!json_is_string(v))
+		JFAIL("%s: must be a string", key);
+	s = json_string_value(v);
+	n = json_string_length(v);
+	if (n >= cap)
+		JFAIL("%s: longer than %zu bytes", key, cap - 1);
+	if (memchr(s, '\0', n) != NULL)
+		JFAIL("%s: contains a NUL byte", key);
+	memcpy(dst, s, n + 1);
+	return VIGIL_OK;
+}
+
+static vigil_err
+get_int(const json_t *obj, const char *key, int64_t *dst, bool *ret_found, char *errbuf,
+    size_t errlen)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	*ret_found = false;
+	if (v == NULL || json_is_null(v))
+		return VIGIL_OK;
+	if (!json_is_integer(v))
+		JFAIL("%s: must be an integer", key);
+	*dst = json_integer_value(v);
+	*ret_found = true;
+	return VIGIL_OK;
+}
+
+static vigil_err
+get_double(const json_t *obj, const char *key, double *dst, bool *ret_found, char *errbuf,
+    size_t errlen)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	*ret_found = false;
+	if (v == NULL || json_is_null(v))
+		return VIGIL_OK;
+	if (!json_is_number(v))
+		JFAIL("%s: must be a number", key);
+	*dst = json_number_value(v);
+	*ret_found = true;
+	return VIGIL_OK;
+}
+
+/* "12.34" in major units -> minor units, exactly (no binary floating point). */
+static vigil_err
+decimal_to_minor(const char *s, int exp, int64_t *ret)
+{
+	int64_t whole = 0, frac = 0;
+	int nfrac = 0;
+	const char *p = s;
+
+	if (*p == '\0')
+		return VIGIL_EINVAL;
+	if (*p == '-')
+		return VIGIL_EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (whole > 100000000000000LL)
+			return VIGIL_ETOOBIG;
+		whole = whole * 10 + (*p - '0');
+	}
+	if (p == s)
+		return VIGIL_EINVAL;
+	if (*p == '.') {
+		p++;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (nfrac >= exp) {
+				if (*p != '0')
+					return VIGIL_EINVAL; /* more precision than the currency has */
+				continue;
+			}
+			frac = frac * 10 + (*p - '0');
+			nfrac++;
+		}
+	}
+	if (*p != '\0')
+		return VIGIL_EINVAL;
+	for (; nfrac < exp; nfrac++)
+		frac *= 10;
+	for (int i = 0; i < exp; i++)
+		whole *= 10;
+	*ret = whole + frac;
+	return VIGIL_OK;
+}
+
+vigil_err
+vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errlen)
+{
+	vigil_txn t;
+	vigil_err rv;
+	bool found;
+	int64_t iv;
+	const json_t *v;
+
+	if (!json_is_object(obj))
+		JFAIL("txn: must be a JSON object");
+	memset(&t, 0, sizeof t);
+
+#define STR(key, dst)                                                             \
+	if ((rv = get_str(obj, key, dst, sizeof dst, errbuf, errlen)) != VIGIL_OK) \
+		return rv;
+	STR("txn_id", t.txn_id)
+	STR("card_id", t.card_id)
+	STR("merchant_id", t.merchant_id)
+	STR("terminal_id", t.terminal_id)
+	STR("device_id", t.device_id)
+	STR("ip", t.ip)
+	STR("currency", t.currency)
+	STR("country", t.country)
+#undef STR
+
+	if ((rv = get_int(obj, "event_time_ms", &t.event_time_ms, &found, errbuf, errlen)) != VIGIL_OK)
+		return rv;
+	if (!found && (v = json_object_get(obj, "event_time")) != NULL && !json_is_null(v)) {
+		if (!json_is_string(v) ||
+		    vigil_time_parse_rfc3339(json_string_value(v), &t.event_time_ms) != VIGIL_OK)
+			JFAIL("event_time: must be an RFC 3339 time such as \"2026-11-21T10:00:00Z\"");
+	}
+
+	if ((rv = get_int(obj, "amount_minor", &t.amount_minor, &found, errbuf, errlen)) != VIGIL_OK)
+		return rv;
+	if (!found && (v = json_object_get(obj, "amount")) != NULL && !json_is_null(v)) {
+		int exp = vigil_currency_exponent(t.currency);
+		char buf[64];
+
+		if (exp < 0)
+			JFAIL("currency: \"%s\" is not an active ISO 4217 code (needed to read amount)",
+			    t.currency);
+		if (json_is_string(v)) {
+			snprintf(buf, sizeof buf, "%s", json_string_value(v));
+		} else if (json_is_integer(v)) {
+			snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+		} else if (json_is_real(v)) {
+			/* A JSON real is binary floating point: round to the currency's
+			 * precision. Send a string for exact decimal input. */
+			double d = json_real_value(v) * pow(10, exp);
+			if (!isfinite(d) || d < 0 || d >= 1e15)
+				JFAIL("amount: out of range");
+			t.amount_minor = llround(d);
+			goto amount_done;
+		} else {
+			JFAIL("amount: must be a decimal number or string in major units");
+		}
+		rv = decimal_to_minor(buf, exp, &t.amount_minor);
+		if (rv != VIGIL_OK)
+			JFAIL("amount: \"%s\" is not a non-negative decimal with at most %d decimals",
+			    buf, exp);
+	}
+amount_done:
+
+	if ((rv = get_int(obj, "mcc", &iv, &found, errbuf, errlen)) != VIGIL_OK)
+		return rv;
+	if (found) {
+		if (iv < 0 || iv > 9999)
+			JFAIL("mcc: must be in [0, 9999]");
+		t.mcc = (uint32_t)iv;
+	}
+
+	v = json_object_get(obj, "channel");
+	if (v != NULL && !json_is_null(v)) {
+		vigil_channel ch;
+		if (json_is_string(v)) {
+			if (vigil_channel_parse(json_string_value(v), &ch) != VIGIL_OK)
+				JFAIL("channel: must be one of pos, ecom, atm, moto, unknown");
+		} else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+		    json_integer_value(v) < VIGIL_CHANNEL_COUNT_) {
+			ch = (vigil_channel)json_integer_value(v);
+		} else {
+			JFAIL("channel: must be one of pos, ecom, atm, moto, unknown");
+		}
+		t.channel = (uint8_t)ch;
+	}
+
+	{
+		double lat = 0, lon = 0;
+		bool flat, flon;
+		const json_t *loc = json_object_get(obj, "location");
+
+		if (loc != NULL && !json_is_null(loc)) {
+			if (!json_is_object(loc))
+				JFAIL("location: must be an object {\"latitude\": .., \"longitude\": ..}");
+			if ((rv = get_double(loc, "latitude", &lat, &flat, errbuf, errlen)) != VIGIL_OK)
+				return rv;
+			if ((rv = get_double(loc, "longitude", &lon, &flon, errbuf, errlen)) != VIGIL_OK)
+				return rv;
+		} else {
+			if ((rv = get_double(obj, "lat", &lat, &flat, errbuf, errlen)) != VIGIL_OK)
+				return rv;
+			if ((rv = get_double(obj, "lon", &lon, &flon, errbuf, errlen)) != VIGIL_OK)
+				return rv;
+		}
+		if (flat != flon)
+			JFAIL("location: latitude and longitude go together");
+		if (flat) {
+			t.has_location = true;
+			t.lat = lat;
+			t.lon = lon;
+		}
+	}
+
+	*ret = t;
+	return VIGIL_OK;
+}
+
+json_t *
+vigil_txn_to_json(const vigil_txn *txn)
+{
+	json_t *o = json_object();
+	char ts[40];
+
+	if (o == NULL)
+		return NULL;
+	vigil_time_format_rfc3339(txn->event_time_ms, ts, sizeof ts);
+	json_object_set_new(o, "txn_id", json_string(txn->txn_id));
+	json_object_set_new(o, "event_time_ms", json_integer(txn->event_time_ms));
+	json_object_set_new(o, "event_time", json_string(ts));
+	json_object_set_new(o, "card_id", json_string(txn->card_id));
+	json_object_set_new(o, "merchant_id", json_string(txn->merchant_id));
+	if (txn->terminal_id[0])
+		json_object_set_new(o, "terminal_id", json_string(txn->terminal_id));
+	json_object_set_new(o, "amount_minor", json_integer(txn->amount_minor));
+	json_object_set_new(o, "currency", json_string(txn->currency));
+	if (txn->mcc)
+		json_object_set_new(o, "mcc", json_integer(txn->mcc));
+	if (txn->country[0])
+		json_object_set_new(o, "country", json_string(txn->country));
+	json_object_set_new(o, "channel", json_string(vigil_channel_name((vigil_channel)txn->channel)));
+	if (txn->device_id[0])
+		json_object_set_new(o, "device_id", json_string(txn->device_id));
+	if (txn->ip[0])
+		json_object_set_new(o, "ip", json_string(txn->ip));
+	if (txn->has_location) {
+		json_t *loc = json_object();
+		json_object_set_new(loc, "latitude", json_real(txn->lat));
+		json_object_set_new(loc, "longitude", json_real(txn->lon));
+		json_object_set_new(o, "location", loc);
+	}
+	return o;
+}
