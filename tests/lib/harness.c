@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/lib/harness.c - start and stop a real vigild for integration tests,
+ * and talk to it: nng REQ for the wire protocol, a plain TCP socket for the
+ * admin HTTP endpoint. Errors go to stderr: this is test code, and a test
+ * that cannot start its server must say why.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "harness.h"
+
+static const char *
+root_path(const char *env, const char *rel)
+{
+	static char bufs[8][1024];
+	static unsigned next;
+	const char *root = getenv(env);
+	char *buf = bufs[next++ % 8];
+
+	if (rel[0] == '/') {
+		snprintf(buf, sizeof bufs[0], "%s", rel);
+		return buf;
+	}
+	snprintf(buf, sizeof bufs[0], "%s/%s", root != NULL ? root : ".", rel);
+	return buf;
+}
+
+const char *
+vt_src_path(const char *rel)
+{
+	return root_path("VIGIL_SOURCE_ROOT", rel);
+}
+
+const char *
+vt_build_path(const char *rel)
+{
+	return root_path("VIGIL_BUILD_ROOT", rel);
+}
+
+static uint16_t
+free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t port = 0;
+
+	if (fd < 0)
+		return 0;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void
+print_log_tail(const vt_server *s)
+{
+	FILE *f = fopen(s->log, "r");
+	char line[512];
+
+	if (f == NULL)
+		return;
+	fprintf(stderr, "---- %s ----\n", s->log);
+	while (fgets(line, sizeof line, f) != NULL)
+		fputs(line, stderr);
+	fprintf(stderr, "----\n");
+	fclose(f);
+}
+
+int
+vt_server_start(vt_server *s, const char *rules, const char *const *extra_args)
+{
+	const char *argv[64];
+	char admin[64];
+	int argc = 0;
+	pid_t pid;
+
+	if (s->datadir[0] == '\0') {
+		snprintf(s->datadir, sizeof s->datadir, "/tmp/vigil-test-XXXXXX");
+		if (mkdtemp(s->datadir) == NULL) {
+			fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
+			s->datadir[0] = '\0';
+			return -1;
+		}
+	}
+	snprintf(s->url, sizeof s->url, "ipc://%s/vigild.sock", s->datadir);
+	snprintf(s->log, sizeof s->log, "%s/vigild.log", s->datadir);
+	snprintf(s->rules, sizeof s->rules, "%s",
+	    rules != NULL ? rules : vt_src_path("rules/default.rules"));
+	s->admin_port = free_port();
+	if (s->admin_port == 0) {
+		fprintf(stderr, "harness: no free loopback port\n");
+		return -1;
+	}
+	snprintf(admin, sizeof admin, "127.0.0.1:%u", s->admin_port);
+
+	argv[argc++] = vt_build_path("server/vigild");
+	argv[argc++] = "--data";
+	argv[argc++] = s->datadir;
+	argv[argc++] = "--listen";
+	argv[argc++] = s->url;
+	argv[argc++] = "--admin";
+	argv[argc++] = admin;
+	argv[argc++] = "--rules";
+	argv[argc++] = s->rules;
+	for (int i = 0; extra_args != NULL && extra_args[i] != NULL && argc < 62; i++)
+		argv[argc++] = extra_args[i];
+	argv[argc] = NULL;
+
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "harness: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+			close(fd);
+		}
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	s->pid = pid;
+
+	/* Wait for a ready health reply (rules compiled, store open). */
+	for (int i = 0; i < 300; i++) {
+		Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+		Vigil__V1__HealthRequest h = VIGIL__V1__HEALTH_REQUEST__INIT;
+		Vigil__V1__Reply *rep;
+		int status;
+
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr, "harness: vigild exited during start-up (status %d)\n",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+			s->pid = 0;
+			print_log_tail(s);
+			return -1;
+		}
+		req.kind_case = VIGIL__V1__REQUEST__KIND_HEALTH;
+		req.health = &h;
+		rep = vt_call(s->url, &req, 500);
+		if (rep != NULL) {
+			bool ready = rep->kind_case == VIGIL__V1__REPLY__KIND_HEALTH &&
+			    rep->health->ready;
+			vigil__v1__reply__free_unpacked(rep, NULL);
+			if (ready)
+				return 0;
+		}
+		sleep_ms(100);
+	}
+	fprintf(stderr, "harness: vigild not ready after 30 s\n");
+	print_log_tail(s);
+	vt_server_kill(s);
+	return -1;
+}
+
+int
+vt_server_stop(vt_server *s)
+{
+	int status;
+
+	if (s->pid == 0)
+		return -1;
+	kill(s->pid, SIGTERM);
+	if (waitpid(s->pid, &status, 0) != s->pid)
+		return -1;
+	s->pid = 0;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	print_log_tail(s);
+	return 128 + WTERMSIG(status);
+}
+
+void
+vt_server_kill(vt_server *s)
+{
+	if (s->pid == 0)
+		return;
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
+	s->pid = 0;
+}
+
+bool
+vt_server_alive(vt_server *s)
+{
+	if (s->pid == 0)
+		return false;
+	return waitpid(s->pid, NULL, WNOHANG) == 0;
+}
+
+void
+vt_server_cleanup(vt_server *s)
+{
+	char cmd[512];
+
+	if (s->datadir[0] == '\0' || strncmp(s->datadir, "/tmp/vigil-test-", 16) != 0)
+		return;
+	if (getenv("VIGIL_KEEP_TEST_DATA") != NULL) {
+		fprintf(stderr, "harness: keeping %s\n", s->datadir);
+		return;
+	}
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->datadir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "harness: could not remove %s\n", s->datadir);
+	s->datadir[0] = '\0';
+}
+
+int
+vt_request_raw(const char *url, const void *req, size_t len, void **ret_reply, size_t *ret_len,
+    int timeout_ms)
+{
+	nng_socket sock;
+	void *buf = NULL;
+	size_t sz = 0;
+	int rv;
+
+	if ((rv = nng_req0_open(&sock)) != 0)
+		return rv;
+	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, timeout_ms);
+	nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, timeout_ms);
+	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 0);
+	if ((rv = nng_dial(sock, url, NULL, 0)) != 0)
+		goto out;
+	if ((rv = nng_send(sock, (void *)req, len, 0)) != 0)
+		goto out;
+	if ((rv = nng_recv(sock, &buf, &sz, NNG_FLAG_ALLOC)) != 0)
+		goto out;
+	*ret_reply = malloc(sz > 0 ? sz : 1);
+	if (*ret_reply == NULL) {
+		rv = NNG_ENOMEM;
+		goto out;
+	}
+	memcpy(*ret_reply, buf, sz);
+	*ret_len = sz;
+out:
+	if (buf != NULL)
+		nng_free(buf, sz);
+	nng_close(sock);
+	return rv;
+}
+
+Vigil__V1__Reply *
+vt_call(const char *url, const Vigil__V1__Request *req, int timeout_ms)
+{
+	size_t len = vigil__v1__request__get_packed_size(req);
+	uint8_t *buf = malloc(len > 0 ? len : 1);
+	void *rep = NULL;
+	size_t rlen = 0;
+	Vigil__V1__Reply *r = NULL;
+
+	if (buf == NULL)
+		return NULL;
+	vigil__v1__request__pack(req, buf);
+	if (vt_request_raw(url, buf, len, &rep, &rlen, timeout_ms) == 0)
+		r = vigil__v1__reply__unpack(NULL, rlen, rep);
+	free(rep);
+	free(buf);
+	return r;
+}
+
+static struct vt_txn_slot {
+	Vigil__V1__Transaction txn;
+	char txn_id[80], card_id[80];
+} txn_slots[8];
+
+Vigil__V1__Transaction *
+vt_txn(int slot, const char *txn_id, const char *card_id, int64_t amount_minor,
+    int64_t event_time_ms)
+{
+	struct vt_txn_slot *s = &txn_slots[(unsigned)slot % 8];
+	Vigil__V1__Transaction init = VIGIL__V1__TRANSACTION__INIT;
+
+	s->txn = init;
+	snprintf(s->txn_id, sizeof s->txn_id, "%s", txn_id);
+	snprintf(s->card_id, sizeof s->card_id, "%s", card_id);
+	s->txn.txn_id = s->txn_id;
+	s->txn.card_id = s->card_id;
+	s->txn.merchant_id = "m-test-1";
+	s->txn.terminal_id = "t-test-1";
+	s->txn.amount_minor = amount_minor;
+	s->txn.currency = "EUR";
+	s->txn.mcc = 5411;
+	s->txn.country = "FR";
+	s->txn.channel = VIGIL__V1__CHANNEL__ECOM;
+	s->txn.event_time_ms = event_time_ms;
+	return &s->txn;
+}
+
+Vigil__V1__Reply *
+vt_score(const char *url, const Vigil__V1__Transaction *txn, bool dry_run)
+{
+	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+	Vigil__V1__ScoreRequest sr = VIGIL__V1__SCORE_REQUEST__INIT;
+
+	sr.txn = (Vigil__V1__Transaction *)txn;
+	sr.dry_run = dry_run;
+	req.kind_case = VIGIL__V1__REQUEST__KIND_SCORE;
+	req.score = &sr;
+	return vt_call(url, &req, 5000);
+}
+
+Vigil__V1__Reply *
+vt_label(const char *url, const char *txn_id, bool fraud, int64_t label_time_ms)
+{
+	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+	Vigil__V1__LabelRequest lr = VIGIL__V1__LABEL_REQUEST__INIT;
+	Vigil__V1__Label l = VIGIL__V1__LABEL__INIT;
+
+	l.txn_id = (char *)txn_id;
+	l.fraud = fraud;
+	l.label_time_ms = label_time_ms;
+	l.source = "test";
+	lr.label = &l;
+	req.kind_case = VIGIL__V1__REQUEST__KIND_LABEL;
+	req.label = &lr;
+	return vt_call(url, &req, 5000);
+}
+
+static int
+http_do(uint16_t port, const char *method, const char *path, const char *body, int *ret_status,
+    char **ret_body)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	char head[1024];
+	char *resp = NULL, *p;
+	size_t len = 0, cap = 0;
+	int fd, n, rv = -1;
+	size_t blen = body != NULL ? strlen(body) : 0;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+		goto out;
+	n = snprintf(head, sizeof head,
+	    "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", method, path, blen);
+	if (write(fd, head, (size_t)n) != n)
+		goto out;
+	if (blen > 0 && write(fd, body, blen) != (ssize_t)blen)
+		goto out;
+	for (;;) {
+		ssize_t r;
+		if (len + 4096 + 1 > cap) {
+			char *nb = realloc(resp, cap = (cap ? cap * 2 : 8192));
+			if (nb == NULL)
+				goto out;
+			resp = nb;
+		}
+		r = read(fd, resp + len, cap - len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	if (resp == NULL)
+		goto out;
+	resp[len] = '\0';
+	if (sscanf(resp, "HTTP/%*d.%*d %d", ret_status) != 1)
+		goto out;
+	p = strstr(resp, "\r\n\r\n");
+	*ret_body = strdup(p != NULL ? p + 4 : "");
+	rv = *ret_body != NULL ? 0 : -1;
+out:
+	free(resp);
+	close(fd);
+	return rv;
+}
+
+int
+vt_http_get(uint16_t port, const char *path, int *ret_status, char **ret_body)
+{
+	return http_do(port, "GET", path, NULL, ret_status, ret_body);
+}
+
+int
+vt_http_post(uint16_t port, const char *path, const char *body, int *ret_status,
+    char **ret_body)
+{
+	return http_do(port, "POST", path, body, ret_status, ret_body);
+}
+
+int
+vt_run(const char *const *argv, char **ret_out)
+{
+	int pfd[2], status;
+	pid_t pid;
+	char *out = NULL;
+	size_t len = 0, cap = 0;
+	const char *prog = argv[0][0] == '/' ? argv[0] : vt_build_path(argv[0]);
+
+	if (pipe(pfd) != 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(pfd[1], STDOUT_FILENO);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(prog, (char *const *)argv);
+		fprintf(stderr, "harness: exec %s: %s\n", prog, strerror(errno));
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (;;) {
+		ssize_t r;
+		if (len + 4096 + 1 > cap) {
+			char *nb = realloc(out, cap = (cap ? cap * 2 : 8192));
+			if (nb == NULL)
+				break;
+			out = nb;
+		}
+		r = read(pfd[0], out + len, cap - len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(pfd[0]);
+	if (out != NULL)
+		out[len] = '\0';
+	if (waitpid(pid, &status, 0) != pid) {
+		free(out);
+		return -1;
+	}
+	if (ret_out != NULL)
+		*ret_out = out;
+	else
+		free(out);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
