@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/common/test_common.c - error texts, currencies, validation (field by
+ * field), UTC time parsing/formatting and the JSON transaction codec. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vigil.h"
+#include "vigil_json.h"
+
+static vigil_txn
+good_txn(void)
+{
+	vigil_txn t;
+
+	memset(&t, 0, sizeof t);
+	strcpy(t.txn_id, "t-1");
+	strcpy(t.card_id, "c-1");
+	strcpy(t.merchant_id, "m-1");
+	strcpy(t.currency, "EUR");
+	strcpy(t.country, "FR");
+	t.event_time_ms = 1763719200000LL; /* 2025-11-21T10:00:00Z */
+	t.amount_minor = 1234;
+	t.mcc = 5411;
+	t.channel = VIGIL_CHANNEL_ECOM;
+	return t;
+}
+
+static void
+test_errors(void **state)
+{
+	(void)state;
+	assert_string_equal(vigil_strerror(VIGIL_OK), "success");
+	assert_string_equal(vigil_errname(VIGIL_ECORRUPT), "ECORRUPT");
+	assert_string_equal(vigil_strerror((vigil_err)999), "unknown error");
+	assert_int_equal(vigil_err_from_errno(2 /* ENOENT */), VIGIL_ENOTFOUND);
+	for (int e = 0; e < VIGIL_ERR_COUNT_; e++)
+		assert_non_null(vigil_strerror((vigil_err)e));
+}
+
+static void
+test_currency(void **state)
+{
+	vigil_txn t = good_txn();
+
+	(void)state;
+	assert_int_equal(vigil_currency_exponent("EUR"), 2);
+	assert_int_equal(vigil_currency_exponent("JPY"), 0);
+	assert_int_equal(vigil_currency_exponent("KWD"), 3);
+	assert_int_equal(vigil_currency_exponent("XXX"), -1);
+	assert_int_equal(vigil_currency_exponent("EURO"), -1);
+	assert_true(fabs(vigil_txn_amount(&t) - 12.34) < 1e-9);
+	strcpy(t.currency, "JPY");
+	assert_true(fabs(vigil_txn_amount(&t) - 1234.0) < 1e-9);
+}
+
+struct bad_case {
+	const char *field;
+	void (*mutate)(vigil_txn *t);
+};
+
+static void m_no_id(vigil_txn *t) { t->txn_id[0] = '\0'; }
+static void m_space_id(vigil_txn *t) { strcpy(t->card_id, "c 1"); }
+static void m_no_merchant(vigil_txn *t) { t->merchant_id[0] = '\0'; }
+static void m_currency(vigil_txn *t) { strcpy(t->currency, "ZZZ"); }
+static void m_negative(vigil_txn *t) { t->amount_minor = -1; }
+static void m_time(vigil_txn *t) { t->event_time_ms = 0; }
+static void m_future(vigil_txn *t) { t->event_time_ms = 4102444800000LL; }
+static void m_country(vigil_txn *t) { strcpy(t->country, "fr"); }
+static void m_lat(vigil_txn *t) { t->has_location = true; t->lat = 91; }
+static void m_lon(vigil_txn *t) { t->has_location = true; t->lon = NAN; }
+static void m_mcc(vigil_txn *t) { t->mcc = 10000; }
+static void m_ip(vigil_txn *t) { strcpy(t->ip, "1.2.3.4; rm"); }
+
+static void
+test_validate(void **state)
+{
+	static const struct bad_case cases[] = {
+		{ "txn_id", m_no_id },        { "card_id", m_space_id },
+		{ "merchant_id", m_no_merchant }, { "currency", m_currency },
+		{ "amount_minor", m_negative }, { "event_time_ms", m_time },
+		{ "event_time_ms", m_future }, { "country", m_country },
+		{ "location.latitude", m_lat }, { "location.longitude", m_lon },
+		{ "mcc", m_mcc },             { "ip", m_ip },
+	};
+	vigil_txn t = good_txn();
+	const char *field = NULL;
+	char msg[160];
+
+	(void)state;
+	assert_int_equal(vigil_txn_validate(&t, &field, msg, sizeof msg), VIGIL_OK);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		t = good_txn();
+		cases[i].mutate(&t);
+		field = NULL;
+		msg[0] = '\0';
+		assert_int_equal(vigil_txn_validate(&t, &field, msg, sizeof msg), VIGIL_EINVAL);
+		assert_non_null(field);
+		assert_string_equal(field, cases[i].field);
+		assert_true(strlen(msg) > 0);
+	}
+}
+
+static void
+test_time(void **state)
+{
+	int64_t ms;
+	char buf[40];
+
+	(void)state;
+	assert_int_equal(vigil_date_parse("1970-01-01", &ms), VIGIL_OK);
+	assert_int_equal(ms, 0);
+	assert_int_equal(vigil_date_parse("2024-02-29", &ms), VIGIL_OK);
+	assert_int_equal(ms, 1709164800000LL);
+	assert_int_equal(vigil_date_parse("2023-02-29", &ms), VIGIL_EINVAL);
+	assert_int_equal(vigil_date_parse("2023-13-01", &ms), VIGIL_EINVAL);
+	assert_int_equal(vigil_date_parse("2023-01-01x", &ms), VIGIL_EINVAL);
+	assert_int_equal(vigil_time_parse_rfc3339("2025-11-21T10:00:00Z", &ms), VIGIL_OK);
+	assert_int_equal(ms, 1763719200000LL);
+	assert_int_equal(vigil_time_parse_rfc3339("2025-11-21T10:00:00.5Z", &ms), VIGIL_OK);
+	assert_int_equal(ms, 1763719200500LL);
+	assert_int_equal(vigil_time_parse_rfc3339("2025-11-21T11:30:00+01:30", &ms), VIGIL_OK);
+	assert_int_equal(ms, 1763719200000LL);
+	assert_int_equal(vigil_time_parse_rfc3339("2025-11-21T10:00:00", &ms), VIGIL_EINVAL);
+	assert_int_equal(vigil_time_parse_rfc3339("2025-11-21T25:00:00Z", &ms), VIGIL_EINVAL);
+	vigil_time_format_rfc3339(1763719200123LL, buf, sizeof buf);
+	assert_string_equal(buf, "2025-11-21T10:00:00.123Z");
+	vigil_time_format_rfc3339(-1, buf, sizeof buf);
+	assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+	vigil_date_format(1709164800000LL + 5, buf, sizeof buf);
+	assert_string_equal(buf, "2024-02-29");
+}
+
+static void
+test_haversine(void **state)
+{
+	(void)state;
+	/* Paris - London is about 344 km. */
+	double d = vigil_haversine_km(48.8566, 2.3522, 51.5074, -0.1278);
+	assert_true(d > 340 && d < 348);
+	assert_true(vigil_haversine_km(10, 10, 10, 10) == 0.0);
+}
+
+static void
+test_json(void **state)
+{
+	json_error_t jerr;
+	json_t *o;
+	vigil_txn t;
+	char err[160];
+
+	(void)state;
+	o = json_loads("{\"txn_id\":\"a\",\"card_id\":\"c\",\"merchant_id\":\"m\","
+	    "\"currency\":\"EUR\",\"amount\":\"12.30\",\"event_time\":\"2025-11-21T10:00:00Z\","
+	    "\"channel\":\"pos\",\"location\":{\"latitude\":1.5,\"longitude\":2.5},\"mcc\":5999}",
+	    0, &jerr);
+	assert_non_null(o);
+	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_OK);
+	assert_int_equal(t.amount_minor, 1230);
+	assert_int_equal(t.event_time_ms, 1763719200000LL);
+	assert_int_equal(t.channel, VIGIL_CHANNEL_POS);
+	assert_true(t.has_location);
+	assert_int_equal(t.mcc, 5999);
+	assert_int_equal(vigil_txn_validate(&t, NULL, NULL, 0), VIGIL_OK);
+	{
+		json_t *back = vigil_txn_to_json(&t);
+		vigil_txn t2;
+		assert_int_equal(vigil_txn_from_json(back, &t2, err, sizeof err), VIGIL_OK);
+		assert_memory_equal(&t, &t2, sizeof t);
+		json_decref(back);
+	}
+	json_decref(o);
+
+	/* Errors name the field. */
+	o = json_loads("{\"currency\":\"EUR\",\"amount\":\"1.234\"}", 0, &jerr);
+	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+	assert_string_equal(err, "amount: \"1.234\" is not a non-negative decimal with at most 2 decimals");
+	json_decref(o);
+	o = json_loads("{\"card_id\":7}", 0, &jerr);
+	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+	assert_string_equal(err, "card_id: must be a string");
+	json_decref(o);
+	o = json_loads("{\"lat\":1}", 0, &jerr);
+	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+	assert_string_equal(err, "location: latitude and longitude go together");
+	json_decref(o);
+	o = json_loads("[1]", 0, &jerr);
+	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+	json_decref(o);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_errors),   cmocka_unit_test(test_currency),
+		cmocka_unit_test(test_validate), cmocka_unit_test(test_time),
+		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

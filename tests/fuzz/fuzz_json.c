@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/fuzz/fuzz_json.c - arbitrary bytes through the JSON transaction
+ * decoder, validation and the encoder: must never crash or leak. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "vigil.h"
+#include "vigil_json.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb((const char *)data, size, 0, &jerr);
+	vigil_txn t;
+	char err[160];
+
+	if (o == NULL)
+		return 0;
+	if (vigil_txn_from_json(o, &t, err, sizeof err) == VIGIL_OK) {
+		json_t *back;
+		(void)vigil_txn_validate(&t, NULL, err, sizeof err);
+		back = vigil_txn_to_json(&t);
+		json_decref(back);
+	}
+	json_decref(o);
+	return 0;
+}
