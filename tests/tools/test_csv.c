@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/tools/test_csv.c - the CSV interchange format (docs/csv.md): good
+ * rows, exact amounts, every error text down to the line number, caps, the
+ * header rules and the writer's round trip.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "csv.h"
+
+#define HDR "txn_id,event_time,card_id,merchant_id,amount"
+
+static csv_reader *
+open_text(const char *text, const csv_opts *opts)
+{
+	csv_reader *rd = NULL;
+	csv_diag diag = { "" };
+
+	if (csv_reader_open_mem("t.csv", text, strlen(text), opts, &rd, &diag) != VIGIL_OK)
+		fail_msg("open failed: %s", diag.msg);
+	return rd;
+}
+
+/* Reads every record; collects the error lines joined by '\n' into errs. */
+static uint64_t
+read_all(csv_reader *rd, char *errs, size_t errlen)
+{
+	csv_row row;
+	csv_diag diag;
+	vigil_err rv;
+	uint64_t good = 0;
+	size_t n = 0;
+
+	errs[0] = '\0';
+	while ((rv = csv_reader_next(rd, &row, &diag)) != VIGIL_ENOTFOUND) {
+		if (rv == VIGIL_OK) {
+			good++;
+			continue;
+		}
+		assert_true(rv == VIGIL_EINVAL || rv == VIGIL_ETOOBIG);
+		n += (size_t)snprintf(errs + n, errlen - n, "%s\n", diag.msg);
+	}
+	return good;
+}
+
+static void
+test_good_rows(void **state)
+{
+	const char *text = "txn_id,event_time,card_id,merchant_id,terminal_id,amount,currency,mcc,"
+	    "country,channel,device_id,ip,lat,lon,label,label_time,fraud_pattern\n"
+	    "t1,2024-03-01T10:00:00.250Z,c1,m1,m1-t1,12.5,EUR,5411,FR,pos,,,48.85,2.35,0,,\n"
+	    "t2,2024-03-01T12:00:00+02:00,c2,\"m2\",,1250,jpy,,JP,ecom,d1,10.0.0.1,,,1,"
+	    "2024-03-08T00:00:00Z,card_testing\n";
+	csv_reader *rd = open_text(text, NULL);
+	csv_row row;
+	csv_diag diag;
+
+	(void)state;
+	assert_null(csv_reader_warning(rd));
+	assert_true(csv_reader_has_col(rd, CSV_COL_FRAUD_PATTERN));
+	assert_int_equal(csv_reader_next(rd, &row, &diag), VIGIL_OK);
+	assert_string_equal(row.txn.txn_id, "t1");
+	assert_int_equal(row.txn.event_time_ms, 1709287200250LL);
+	assert_int_equal(row.txn.amount_minor, 1250);
+	assert_string_equal(row.txn.currency, "EUR");
+	assert_int_equal(row.txn.mcc, 5411);
+	assert_int_equal(row.txn.channel, VIGIL_CHANNEL_POS);
+	assert_true(row.txn.has_location);
+	assert_int_equal(row.label, CSV_LABEL_LEGIT);
+	assert_int_equal(row.line, 2);
+	assert_int_equal(csv_reader_next(rd, &row, &diag), VIGIL_OK);
+	assert_string_equal(row.txn.merchant_id, "m2");
+	assert_int_equal(row.txn.event_time_ms, 1709287200000LL);
+	assert_string_equal(row.txn.currency, "JPY");
+	assert_int_equal(row.txn.amount_minor, 1250);
+	assert_false(row.txn.has_location);
+	assert_int_equal(row.label, CSV_LABEL_FRAUD);
+	assert_int_equal(row.label_time_ms, 1709856000000LL);
+	assert_string_equal(row.fraud_pattern, "card_testing");
+	assert_int_equal(csv_reader_next(rd, &row, &diag), VIGIL_ENOTFOUND);
+	csv_reader_close(rd);
+}
+
+static void
+test_amount_exact(void **state)
+{
+	static const struct { const char *s; int exp; int64_t want; const char *err; } cases[] = {
+		{ "0.07", 2, 7, NULL },
+		{ "19.99", 2, 1999, NULL },
+		{ "12", 2, 1200, NULL },
+		{ "12.", 2, 1200, NULL },
+		{ ".5", 2, 50, NULL },
+		{ "12.500", 2, 1250, NULL },
+		{ "0.125", 3, 125, NULL },
+		{ "1250", 0, 1250, NULL },
+		{ "9999999999999.99", 2, 999999999999999LL, NULL },
+		{ "10000000000000.00", 2, 0, "too large (at most 10^15 minor units)" },
+		{ "12.345", 2, 0, "more decimal places than the currency has" },
+		{ "1.5", 0, 0, "this currency has no decimal places" },
+		{ "-1", 2, 0, "negative amounts are not allowed" },
+		{ "1e3", 2, 0, "not a decimal number" },
+		{ "12,50", 2, 0, "not a decimal number" },
+		{ ".", 2, 0, "not a decimal number" },
+		{ "", 2, 0, "required field is empty" },
+		{ " 1", 2, 0, "not a decimal number" },
+		{ "99999999999999999999999", 2, 0, "too large (at most 10^15 minor units)" },
+	};
+	char buf[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int64_t v = -1;
+		const char *why = NULL;
+		vigil_err rv = csv_amount_parse(cases[i].s, strlen(cases[i].s), cases[i].exp, &v, &why);
+		if (cases[i].err == NULL) {
+			assert_int_equal(rv, VIGIL_OK);
+			assert_int_equal(v, cases[i].want);
+		} else {
+			assert_int_equal(rv, VIGIL_EINVAL);
+			assert_string_equal(why, cases[i].err);
+			assert_int_equal(v, -1);
+		}
+	}
+	csv_amount_format(1999, 2, buf, sizeof buf);
+	assert_string_equal(buf, "19.99");
+	csv_amount_format(7, 3, buf, sizeof buf);
+	assert_string_equal(buf, "0.007");
+	csv_amount_format(1250, 0, buf, sizeof buf);
+	assert_string_equal(buf, "1250");
+}
+
+static void
+test_row_errors_exact(void **state)
+{
+	const char *text =
+	    "txn_id,event_time,card_id,merchant_id,amount,currency,mcc,country,channel,lat,lon,label,label_time\n"
+	    "t1,2024-03-01T10:00:00Z,c1,m1,1.234,,,,,,,,\n"              /* 2 */
+	    "t2,2024-13-01T10:00:00Z,c1,m1,1,,,,,,,,\n"                  /* 3 */
+	    ",2024-03-01T10:00:00Z,c1,m1,1,,,,,,,,\n"                    /* 4 */
+	    "t4,2024-03-01T10:00:00Z,c 1,m1,1,,,,,,,,\n"                 /* 5 */
+	    "t5,2024-03-01T10:00:00Z,c1,m1,1,EURO,,,,,,,\n"              /* 6 */
+	    "t6,2024-03-01T10:00:00Z,c1,m1,1,,54111,,,,,,\n"             /* 7 */
+	    "t7,2024-03-01T10:00:00Z,c1,m1,1,,,fr,,,,,\n"                /* 8 */
+	    "t8,2024-03-01T10:00:00Z,c1,m1,1,,,,web,,,,\n"               /* 9 */
+	    "t9,2024-03-01T10:00:00Z,c1,m1,1,,,,,91,2,,\n"               /* 10 */
+	    "t10,2024-03-01T10:00:00Z,c1,m1,1,,,,,45,,,\n"               /* 11 */
+	    "t11,2024-03-01T10:00:00Z,c1,m1,1,,,,,,,yes,\n"              /* 12 */
+	    "t12,2024-03-01T10:00:00Z,c1,m1,1,,,,,,,1,2024-02-01T00:00:00Z\n" /* 13 */
+	    "t13,2024-03-01T10:00:00Z,c1,m1,1,,,,,,,,2024-04-01T00:00:00Z\n"  /* 14 */
+	    "t14,2024-03-01T10:00:00Z,c1,m1,1\n"                         /* 15 */
+	    "t15,2024-03-01T10:00:00Z,c1,m\"1,1,,,,,,,,\n"               /* 16 */
+	    "\"t16\"x,2024-03-01T10:00:00Z,c1,m1,1,,,,,,,,\n"            /* 17 */
+	    "t17,2024-03-01T10:00:00Z,c1,\"m1\",1,,,,,,,,\n"             /* 18: good */
+	    "t18,1999-03-01T10:00:00Z,c1,m1,1,,,,,,,,\n"                 /* 19 */
+	    "t19,2024-03-01T10:00:00Z,c1,m1,1,,,,,,,,\n"                 /* 20: good */
+	    "t20,2024-03-01T10:00:00Z,c1,m1,\"1";                        /* 21: unterminated */
+	csv_reader *rd = open_text(text, NULL);
+	char errs[4096];
+	csv_stats st;
+	uint64_t good;
+
+	(void)state;
+	good = read_all(rd, errs, sizeof errs);
+	assert_int_equal(good, 2);
+	const char *expect =
+	    "t.csv:2: amount: \"1.234\": more decimal places than the currency has (EUR has 2)\n"
+	    "t.csv:3: event_time: \"2024-13-01T10:00:00Z\" is not an RFC 3339 time\n"
+	    "t.csv:4: txn_id: required field is empty\n"
+	    "t.csv:5: card_id: contains a space, quote, comma, backslash or non-printable byte\n"
+	    "t.csv:6: currency: \"EURO\" is not an ISO 4217 code\n"
+	    "t.csv:7: mcc: \"54111\" is not an integer in 0..9999\n"
+	    "t.csv:8: country: \"fr\" is not two upper-case letters (ISO 3166-1 alpha-2)\n"
+	    "t.csv:9: channel: \"web\" is not one of pos, ecom, atm, moto, unknown\n"
+	    "t.csv:10: lat: \"91\" is not a number in [-90, 90]\n"
+	    "t.csv:11: lon: required when lat is given\n"
+	    "t.csv:12: label: \"yes\" is not 1, 0 or empty\n"
+	    "t.csv:13: label_time: earlier than event_time\n"
+	    "t.csv:14: label_time: given without a label\n"
+	    "t.csv:15: record: 5 fields, the header has 13\n"
+	    "t.csv:16: record: quote inside an unquoted field\n"
+	    "t.csv:17: record: text after a closing quote\n"
+	    "t.csv:19: event_time: \"1999-03-01T10:00:00Z\" is outside [2000-01-01, 2100-01-01)\n"
+	    "t.csv:21: record: unterminated quoted field\n";
+	if (strcmp(errs, expect) != 0)
+		fail_msg("got:\n%s", errs);
+	csv_reader_get_stats(rd, &st);
+	assert_int_equal(st.rows, 2);
+	assert_int_equal(st.bad_rows, 18);
+	csv_reader_close(rd);
+}
+
+static void
+test_header_errors(void **state)
+{
+	static const struct { const char *text; vigil_err rv; const char *msg; } cases[] = {
+		{ "", VIGIL_ESYNTAX, "h.csv:1: header: empty file (a header row is required)" },
+		{ "txn_id,event_time,card_id,merchant_id\n", VIGIL_ESYNTAX,
+		  "h.csv:1: header: missing required column amount" },
+		{ HDR ",Card_ID\n", VIGIL_ESYNTAX, "h.csv:1: header: duplicate column card_id" },
+		{ "txn_id,\"a\"b\n", VIGIL_ESYNTAX, "h.csv:1: header: text after a closing quote" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		csv_reader *rd = NULL;
+		csv_diag diag = { "" };
+		assert_int_equal(csv_reader_open_mem("h.csv", cases[i].text, strlen(cases[i].text),
+		    NULL, &rd, &diag), cases[i].rv);
+		assert_null(rd);
+		assert_string_equal(diag.msg, cases[i].msg);
+	}
+}
+
+static void
+test_unknown_columns_warn_once(void **state)
+{
+	csv_reader *rd = open_text("\xEF\xBB\xBFtxn_id,score,event_time,card_id,merchant_id,amount,note\n"
+	    "t1,5,2024-03-01T10:00:00Z,c1,m1,1,\"x,\ny\"\n"
+	    "t2,5,2024-03-01T10:00:00Z,c1,m1,1,\"\"\"\"\n", NULL);
+	csv_row row;
+	csv_diag diag;
+	char errs[256];
+
+	(void)state;
+	assert_string_equal(csv_reader_warning(rd),
+	    "t.csv:1: header: ignoring 2 unknown columns: score, note");
+	assert_false(csv_reader_has_col(rd, CSV_COL_LABEL));
+	assert_int_equal(csv_reader_next(rd, &row, &diag), VIGIL_OK);
+	assert_int_equal(row.line, 2);
+	assert_int_equal(row.label, CSV_LABEL_NONE);
+	assert_int_equal(read_all(rd, errs, sizeof errs), 1);
+	assert_string_equal(errs, "");
+	csv_reader_close(rd);
+}
+
+static void
+test_caps(void **state)
+{
+	csv_opts opts = { .max_record_bytes = 64, .max_fields = 8 };
+	char text[1024];
+	char errs[1024];
+	csv_reader *rd;
+
+	(void)state;
+	snprintf(text, sizeof text, HDR "\n"
+	    "t1,2024-03-01T10:00:00Z,c1,m1,1\n"
+	    "t2,2024-03-01T10:00:00Z,c1,m1234567890123456789012345678901234567890,1\n"
+	    "t3,2024-03-01T10:00:00Z,c1,m1,1,a,b,c,d,e\n"
+	    "t4,2024-03-01T10:00:00Z,c1,m1,2\n");
+	rd = open_text(text, &opts);
+	assert_int_equal(read_all(rd, errs, sizeof errs), 2);
+	assert_string_equal(errs,
+	    "t.csv:3: record: longer than 64 bytes or more than 8 fields\n"
+	    "t.csv:4: record: longer than 64 bytes or more than 8 fields\n");
+	csv_reader_close(rd);
+}
+
+static void
+test_crlf_and_blank_lines(void **state)
+{
+	csv_reader *rd = open_text(HDR "\r\n\r\nt1,2024-03-01T10:00:00Z,c1,m1,1\r\n\n"
+	    "t2,2024-03-01T10:00:00Z,c1,m1,2", NULL);
+	csv_row row;
+	csv_diag diag;
+
+	(void)state;
+	assert_int_equal(csv_reader_next(rd, &row, &diag), VIGIL_OK);
+	assert_int_equal(row.line, 3);
+	assert_int_equal(csv_reader_next(rd, &row, &diag), VIGIL_OK);
+	assert_int_equal(row.line, 5);
+	assert_int_equal(row.txn.amount_minor, 200);
+	assert_int_equal(csv_reader_next(rd, &row, &diag), VIGIL_ENOTFOUND);
+	csv_reader_close(rd);
+}
+
+static void
+test_format_roundtrip(void **state)
+{
+	csv_row row = { .label = CSV_LABEL_FRAUD };
+	char line[1024], text[2048];
+	csv_reader *rd;
+	csv_row back;
+	csv_diag diag;
+	size_t n;
+
+	(void)state;
+	strcpy(row.txn.txn_id, "t1");
+	strcpy(row.txn.card_id, "c1");
+	strcpy(row.txn.merchant_id, "m1");
+	strcpy(row.fraud_pattern, "skimmed_card");
+	strcpy(row.txn.currency, "KWD");
+	strcpy(row.txn.country, "KW");
+	row.txn.event_time_ms = 1709287200123LL;
+	row.txn.amount_minor = 12345;
+	row.txn.mcc = 5732;
+	row.txn.channel = VIGIL_CHANNEL_ATM;
+	row.txn.has_location = true;
+	row.txn.lat = 29.375;
+	row.txn.lon = 47.98;
+	row.label_time_ms = 1709287300000LL;
+	strcpy(row.fraud_pattern, "skimmed_card");
+	n = csv_row_format(&row, line, sizeof line);
+	assert_string_equal(line, "t1,2024-03-01T10:00:00.123Z,c1,m1,,12.345,KWD,5732,KW,"
+	    "atm,,,29.37500,47.98000,1,2024-03-01T10:01:40.000Z,skimmed_card\n");
+	assert_int_equal(n, strlen(line));
+	assert_int_equal(csv_row_format(&row, line, 10), 0);
+	snprintf(text, sizeof text, "%s%s", csv_header_line(), line);
+	rd = open_text(text, NULL);
+	assert_int_equal(csv_reader_next(rd, &back, &diag), VIGIL_OK);
+	assert_string_equal(back.txn.txn_id, "t1");
+	assert_string_equal(back.txn.merchant_id, "m1");
+	assert_int_equal(back.txn.amount_minor, 12345);
+	assert_int_equal(back.txn.channel, VIGIL_CHANNEL_ATM);
+	assert_int_equal(back.label_time_ms, row.label_time_ms);
+	assert_string_equal(back.fraud_pattern, "skimmed_card");
+	csv_reader_close(rd);
+}
+
+static void
+test_open_missing_file(void **state)
+{
+	csv_reader *rd = NULL;
+	csv_diag diag;
+
+	(void)state;
+	assert_int_equal(csv_reader_open("/nonexistent/x.csv", NULL, &rd, &diag), VIGIL_ENOTFOUND);
+	assert_null(rd);
+	assert_string_equal(diag.msg, "/nonexistent/x.csv: cannot open: No such file or directory");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_rows),
+		cmocka_unit_test(test_amount_exact),
+		cmocka_unit_test(test_row_errors_exact),
+		cmocka_unit_test(test_header_errors),
+		cmocka_unit_test(test_unknown_columns_warn_once),
+		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_crlf_and_blank_lines),
+		cmocka_unit_test(test_format_roundtrip),
+		cmocka_unit_test(test_open_missing_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
