@@ -1,2 +1,1466 @@
 /* SPDX-License-Identifier: MIT */
-/* store/features.c - (being written) */
+/*
+ * store/features.c - batch feature generations in LMDB (DESIGN.md contract 3).
+ *
+ * A generation is one LMDB environment "<datadir>/features/gen-NNNNNN/" with
+ * the named databases card, merchant, terminal, threshold and meta. It is
+ * written by vigil-rebuild in "features/.tmp-gen-NNNNNN/", synced, renamed
+ * into place and only then named by the CURRENT file, which is replaced by
+ * write-temp + fsync + rename + fsync(dir). Readers therefore never see a
+ * half-built generation, and a crashed rebuild leaves only a .tmp directory
+ * that the next rebuild removes. Values are packed little-endian layouts that
+ * start with a uint16 layout version; this file is their only codec
+ * (docs/storage.md).
+ *
+ * Readers open a committed generation with MDB_RDONLY | MDB_NOLOCK: nothing
+ * ever opens it for writing again (the writer closed it before the rename),
+ * so the reader lock table, whose job is to protect readers from a
+ * concurrent writer reusing pages, has nothing to protect and is skipped;
+ * this also lets a read-only data directory be served. Read transactions are
+ * pooled per generation and recycled with mdb_txn_reset/renew.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "features_int.h"
+#include "store.h"
+
+#define GEN_NDBI        5
+#define GEN_POOL_MAX    64      /* idle read transactions kept per generation */
+#define GEN_TXN_PUTS    16384   /* puts per write transaction while building */
+#define GEN_DEFAULT_KEEP 3
+#define GEN_PATH_MAX    4096
+#define GEN_MAX_NUMBER  999999999ULL
+
+enum { DBI_CARD, DBI_MERCHANT, DBI_TERMINAL, DBI_THRESHOLD, DBI_META };
+static const char *const gen_dbi_names[GEN_NDBI] = {
+	"card", "merchant", "terminal", "threshold", "meta",
+};
+static const char gen_meta_key[] = "meta";
+
+struct store_gen {
+	MDB_env        *env;
+	MDB_dbi         dbi[GEN_NDBI];
+	store_gen_meta  meta;
+	char            name[32]; /* "gen-000042" for messages */
+	pthread_mutex_t pool_mu;
+	MDB_txn        *pool[GEN_POOL_MAX];
+	int             npool;
+};
+
+struct store_genw {
+	char     fdir[GEN_PATH_MAX]; /* <datadir>/features */
+	char     tmp[GEN_PATH_MAX];  /* <fdir>/.tmp-gen-NNNNNN */
+	uint64_t gen;
+	int      lockfd;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi  dbi[GEN_NDBI];
+	uint32_t pending;
+	vigil_err failed; /* first put error; commit refuses after one */
+};
+
+static void
+diag_set(store_diag *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+	va_end(ap);
+}
+
+static vigil_err
+gen_err_from_mdb(int rc)
+{
+	switch (rc) {
+	case 0:
+		return VIGIL_OK;
+	case MDB_NOTFOUND:
+		return VIGIL_ENOTFOUND;
+	case MDB_MAP_FULL:
+	case MDB_READERS_FULL:
+	case MDB_TXN_FULL:
+	case MDB_DBS_FULL:
+		return VIGIL_ELIMIT;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_INCOMPATIBLE:
+	case MDB_BAD_VALSIZE:
+		return VIGIL_ECORRUPT;
+	case MDB_VERSION_MISMATCH:
+		return VIGIL_EVERSION;
+	case ENOMEM:
+		return VIGIL_ENOMEM;
+	default:
+		return rc > 0 ? vigil_err_from_errno(rc) : VIGIL_EIO;
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Little-endian packing. */
+
+typedef struct wbuf {
+	uint8_t buf[8192];
+	size_t  len;
+} wbuf;
+
+static void
+w_bytes(wbuf *w, const void *p, size_t n)
+{
+	/* Callers size every layout well under the buffer; see the asserts. */
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+static void
+w_u64(wbuf *w, uint64_t v, int nbytes)
+{
+	for (int i = 0; i < nbytes; i++)
+		w->buf[w->len++] = (uint8_t)(v >> (8 * i));
+}
+
+static void w_u8(wbuf *w, uint8_t v) { w_u64(w, v, 1); }
+static void w_u16(wbuf *w, uint16_t v) { w_u64(w, v, 2); }
+static void w_u32(wbuf *w, uint32_t v) { w_u64(w, v, 4); }
+static void w_i64(wbuf *w, int64_t v) { w_u64(w, (uint64_t)v, 8); }
+
+static void
+w_f64(wbuf *w, double v)
+{
+	uint64_t u;
+
+	memcpy(&u, &v, sizeof u);
+	w_u64(w, u, 8);
+}
+
+typedef struct rbuf {
+	const uint8_t *p;
+	size_t         len, off;
+	bool           bad;
+} rbuf;
+
+static uint64_t
+r_u64(rbuf *r, int nbytes)
+{
+	uint64_t v = 0;
+
+	if (r->bad || r->len - r->off < (size_t)nbytes) {
+		r->bad = true;
+		return 0;
+	}
+	for (int i = 0; i < nbytes; i++)
+		v |= (uint64_t)r->p[r->off + i] << (8 * i);
+	r->off += (size_t)nbytes;
+	return v;
+}
+
+static uint8_t r_u8(rbuf *r) { return (uint8_t)r_u64(r, 1); }
+static uint16_t r_u16(rbuf *r) { return (uint16_t)r_u64(r, 2); }
+static uint32_t r_u32(rbuf *r) { return (uint32_t)r_u64(r, 4); }
+static int64_t r_i64(rbuf *r) { return (int64_t)r_u64(r, 8); }
+
+static double
+r_f64(rbuf *r)
+{
+	uint64_t u = r_u64(r, 8);
+	double   v;
+
+	memcpy(&v, &u, sizeof v);
+	return v;
+}
+
+static void
+r_bytes(rbuf *r, void *dst, size_t n)
+{
+	if (r->bad || r->len - r->off < n) {
+		r->bad = true;
+		return;
+	}
+	memcpy(dst, r->p + r->off, n);
+	r->off += n;
+}
+
+/* The first two bytes of every value: its layout version (0 if too short). */
+static uint16_t
+val_version(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	return len < 2 ? 0 : (uint16_t)(b[0] | b[1] << 8);
+}
+
+/* ---- card profile, layout 1 ---- */
+
+static void
+card_encode(const store_card_profile *p, wbuf *w)
+{
+	w->len = 0;
+	w_u16(w, STORE_CARD_LAYOUT);
+	w_u32(w, p->count_7d);
+	w_u32(w, p->count_30d);
+	w_u32(w, p->count_90d);
+	w_f64(w, p->amount_sum_7d);
+	w_f64(w, p->amount_sum_30d);
+	w_f64(w, p->amount_sum_90d);
+	w_f64(w, p->amount_mean_7d);
+	w_f64(w, p->amount_mean_30d);
+	w_f64(w, p->amount_mean_90d);
+	w_f64(w, p->amount_std_30d);
+	w_f64(w, p->amount_std_90d);
+	w_f64(w, p->amount_p50_90d);
+	w_f64(w, p->amount_p95_90d);
+	w_f64(w, p->amount_p99_90d);
+	w_f64(w, p->amount_max_90d);
+	w_u32(w, p->distinct_merchants_90d);
+	w_u32(w, p->distinct_countries_90d);
+	w_i64(w, p->first_seen_ms);
+	w_u32(w, p->fraud_count_90d);
+	for (int h = 0; h < 24; h++)
+		w_u32(w, p->hour_hist[h]);
+	w_u8(w, p->ncountries);
+	for (unsigned i = 0; i < p->ncountries; i++)
+		w_bytes(w, p->countries[i], 2);
+	w_u8(w, p->nmerchants);
+	for (unsigned i = 0; i < p->nmerchants; i++)
+		w_u64(w, p->merchants[i], 8);
+}
+
+static vigil_err
+card_decode(const void *val, size_t len, store_card_profile *ret)
+{
+	rbuf               r = { .p = val, .len = len };
+	store_card_profile p;
+
+	memset(&p, 0, sizeof p);
+	if (val_version(val, len) != STORE_CARD_LAYOUT)
+		return len < 2 ? VIGIL_ECORRUPT : VIGIL_EVERSION;
+	(void)r_u16(&r);
+	p.count_7d = r_u32(&r);
+	p.count_30d = r_u32(&r);
+	p.count_90d = r_u32(&r);
+	p.amount_sum_7d = r_f64(&r);
+	p.amount_sum_30d = r_f64(&r);
+	p.amount_sum_90d = r_f64(&r);
+	p.amount_mean_7d = r_f64(&r);
+	p.amount_mean_30d = r_f64(&r);
+	p.amount_mean_90d = r_f64(&r);
+	p.amount_std_30d = r_f64(&r);
+	p.amount_std_90d = r_f64(&r);
+	p.amount_p50_90d = r_f64(&r);
+	p.amount_p95_90d = r_f64(&r);
+	p.amount_p99_90d = r_f64(&r);
+	p.amount_max_90d = r_f64(&r);
+	p.distinct_merchants_90d = r_u32(&r);
+	p.distinct_countries_90d = r_u32(&r);
+	p.first_seen_ms = r_i64(&r);
+	p.fraud_count_90d = r_u32(&r);
+	for (int h = 0; h < 24; h++)
+		p.hour_hist[h] = r_u32(&r);
+	p.ncountries = r_u8(&r);
+	if (p.ncountries > STORE_CARD_MAX_COUNTRIES)
+		return VIGIL_ECORRUPT;
+	for (unsigned i = 0; i < p.ncountries; i++)
+		r_bytes(&r, p.countries[i], 2);
+	p.nmerchants = r_u8(&r);
+	if (p.nmerchants > STORE_CARD_MAX_MERCHANTS)
+		return VIGIL_ECORRUPT;
+	for (unsigned i = 0; i < p.nmerchants; i++)
+		p.merchants[i] = r_u64(&r, 8);
+	if (r.bad || r.off != r.len)
+		return VIGIL_ECORRUPT;
+	*ret = p;
+	return VIGIL_OK;
+}
+
+/* ---- merchant / terminal profile, layout 1 ---- */
+
+static void
+entity_encode(const store_entity_profile *p, wbuf *w)
+{
+	w->len = 0;
+	w_u16(w, STORE_ENTITY_LAYOUT);
+	w_u32(w, p->count_7d);
+	w_u32(w, p->count_30d);
+	w_u32(w, p->count_90d);
+	w_f64(w, p->amount_mean_30d);
+	w_u32(w, p->fraud_count_7d);
+	w_u32(w, p->fraud_count_30d);
+	w_u32(w, p->fraud_count_90d);
+	w_u32(w, p->labeled_7d);
+	w_u32(w, p->labeled_30d);
+	w_u32(w, p->labeled_90d);
+	w_f64(w, p->fraud_rate_7d);
+	w_f64(w, p->fraud_rate_30d);
+	w_f64(w, p->fraud_rate_90d);
+}
+
+static vigil_err
+entity_decode(const void *val, size_t len, store_entity_profile *ret)
+{
+	rbuf                 r = { .p = val, .len = len };
+	store_entity_profile p;
+
+	if (val_version(val, len) != STORE_ENTITY_LAYOUT)
+		return len < 2 ? VIGIL_ECORRUPT : VIGIL_EVERSION;
+	(void)r_u16(&r);
+	p.count_7d = r_u32(&r);
+	p.count_30d = r_u32(&r);
+	p.count_90d = r_u32(&r);
+	p.amount_mean_30d = r_f64(&r);
+	p.fraud_count_7d = r_u32(&r);
+	p.fraud_count_30d = r_u32(&r);
+	p.fraud_count_90d = r_u32(&r);
+	p.labeled_7d = r_u32(&r);
+	p.labeled_30d = r_u32(&r);
+	p.labeled_90d = r_u32(&r);
+	p.fraud_rate_7d = r_f64(&r);
+	p.fraud_rate_30d = r_f64(&r);
+	p.fraud_rate_90d = r_f64(&r);
+	if (r.bad || r.off != r.len)
+		return VIGIL_ECORRUPT;
+	*ret = p;
+	return VIGIL_OK;
+}
+
+/* ---- threshold value, layout 1 ---- */
+
+static void
+threshold_encode(const store_threshold_val *v, wbuf *w)
+{
+	w->len = 0;
+	w_u16(w, STORE_THRESHOLD_LAYOUT);
+	w_f64(w, v->value);
+	w_f64(w, v->previous);
+	w_u64(w, v->samples, 8);
+	w_u8(w, v->tuned ? 1 : 0);
+}
+
+static vigil_err
+threshold_decode(const void *val, size_t len, store_threshold_val *ret)
+{
+	rbuf                r = { .p = val, .len = len };
+	store_threshold_val v;
+	uint8_t             tuned;
+
+	if (val_version(val, len) != STORE_THRESHOLD_LAYOUT)
+		return len < 2 ? VIGIL_ECORRUPT : VIGIL_EVERSION;
+	(void)r_u16(&r);
+	v.value = r_f64(&r);
+	v.previous = r_f64(&r);
+	v.samples = r_u64(&r, 8);
+	tuned = r_u8(&r);
+	if (r.bad || r.off != r.len || tuned > 1)
+		return VIGIL_ECORRUPT;
+	v.tuned = tuned == 1;
+	*ret = v;
+	return VIGIL_OK;
+}
+
+/* ---- meta, layout 1 ---- */
+
+typedef struct meta_layouts {
+	uint16_t card, entity, threshold;
+} meta_layouts;
+
+static void
+meta_encode(const store_gen_meta *m, wbuf *w)
+{
+	size_t slen = strnlen(m->summary_json, sizeof m->summary_json - 1);
+
+	w->len = 0;
+	w_u16(w, STORE_META_LAYOUT);
+	w_u64(w, m->generation, 8);
+	w_i64(w, m->as_of_ms);
+	w_i64(w, m->window_ms);
+	w_u64(w, m->first_seq, 8);
+	w_u64(w, m->last_seq, 8);
+	w_u32(w, m->schema_version);
+	w_i64(w, m->built_at_ms);
+	w_u16(w, STORE_CARD_LAYOUT);
+	w_u16(w, STORE_ENTITY_LAYOUT);
+	w_u16(w, STORE_THRESHOLD_LAYOUT);
+	w_u32(w, (uint32_t)slen);
+	w_bytes(w, m->summary_json, slen);
+}
+
+static vigil_err
+meta_decode(const void *val, size_t len, store_gen_meta *ret, meta_layouts *ret_lay)
+{
+	rbuf     r = { .p = val, .len = len };
+	uint32_t slen;
+
+	if (val_version(val, len) != STORE_META_LAYOUT)
+		return len < 2 ? VIGIL_ECORRUPT : VIGIL_EVERSION;
+	memset(ret, 0, sizeof *ret);
+	(void)r_u16(&r);
+	ret->generation = r_u64(&r, 8);
+	ret->as_of_ms = r_i64(&r);
+	ret->window_ms = r_i64(&r);
+	ret->first_seq = r_u64(&r, 8);
+	ret->last_seq = r_u64(&r, 8);
+	ret->schema_version = r_u32(&r);
+	ret->built_at_ms = r_i64(&r);
+	ret_lay->card = r_u16(&r);
+	ret_lay->entity = r_u16(&r);
+	ret_lay->threshold = r_u16(&r);
+	slen = r_u32(&r);
+	if (r.bad || slen >= sizeof ret->summary_json)
+		return VIGIL_ECORRUPT;
+	r_bytes(&r, ret->summary_json, slen);
+	if (r.bad || r.off != r.len)
+		return VIGIL_ECORRUPT;
+	ret->summary_json[slen] = '\0';
+	return VIGIL_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Paths, CURRENT, the rebuild lock. */
+
+static vigil_err
+path_join(char *buf, size_t buflen, const char *a, const char *b)
+{
+	int n = snprintf(buf, buflen, "%s/%s", a, b);
+
+	return n < 0 || (size_t)n >= buflen ? VIGIL_ETOOBIG : VIGIL_OK;
+}
+
+static void
+gen_name(uint64_t gen, char *buf, size_t buflen)
+{
+	snprintf(buf, buflen, "gen-%06" PRIu64, gen);
+}
+
+/* Parses "gen-<digits>" (6 or more digits) exactly; false otherwise. */
+static bool
+gen_parse_name(const char *s, uint64_t *ret_gen)
+{
+	uint64_t v = 0;
+	size_t   n = 0;
+
+	if (strncmp(s, "gen-", 4) != 0)
+		return false;
+	for (s += 4; *s >= '0' && *s <= '9'; s++, n++) {
+		if (v > GEN_MAX_NUMBER)
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (*s != '\0' || n < 6 || v == 0 || v > GEN_MAX_NUMBER)
+		return false;
+	*ret_gen = v;
+	return true;
+}
+
+vigil_err
+gen_current_path(const char *datadir, char *buf, size_t buflen)
+{
+	int n = snprintf(buf, buflen, "%s/features/CURRENT", datadir);
+
+	return n < 0 || (size_t)n >= buflen ? VIGIL_ETOOBIG : VIGIL_OK;
+}
+
+static vigil_err
+fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	vigil_err rv = VIGIL_OK;
+
+	if (fd < 0)
+		return vigil_err_from_errno(errno);
+	if (fsync(fd) != 0)
+		rv = vigil_err_from_errno(errno);
+	close(fd);
+	return rv;
+}
+
+/* Reads fdir/CURRENT: *ret_gen = 0 if there is none. */
+static vigil_err
+current_read(const char *fdir, uint64_t *ret_gen, store_diag *reterr)
+{
+	char      path[GEN_PATH_MAX], buf[64];
+	ssize_t   n;
+	int       fd = -1;
+	vigil_err rv;
+	uint64_t  gen;
+
+	rv = path_join(path, sizeof path, fdir, "CURRENT");
+	if (rv != VIGIL_OK)
+		goto out;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			*ret_gen = 0;
+			rv = VIGIL_OK;
+			goto out;
+		}
+		rv = vigil_err_from_errno(errno);
+		diag_set(reterr, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	n = read(fd, buf, sizeof buf - 1);
+	if (n < 0) {
+		rv = vigil_err_from_errno(errno);
+		diag_set(reterr, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	buf[n] = '\0';
+	if (n < 2 || buf[n - 1] != '\n') {
+		rv = VIGIL_ECORRUPT;
+		diag_set(reterr, "%s: expected \"gen-NNNNNN\\n\", got %zd bytes", path, n);
+		goto out;
+	}
+	buf[n - 1] = '\0';
+	if (!gen_parse_name(buf, &gen)) {
+		rv = VIGIL_ECORRUPT;
+		diag_set(reterr, "%s: expected \"gen-NNNNNN\", got \"%.40s\"", path, buf);
+		goto out;
+	}
+	*ret_gen = gen;
+	rv = VIGIL_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	return rv;
+}
+
+/* Replaces fdir/CURRENT atomically: write temp, fsync, rename, fsync dir. */
+static vigil_err
+current_write(const char *fdir, uint64_t gen, store_diag *reterr)
+{
+	char      path[GEN_PATH_MAX], tmp[GEN_PATH_MAX], line[32];
+	int       fd = -1, len;
+	vigil_err rv;
+
+	rv = path_join(path, sizeof path, fdir, "CURRENT");
+	if (rv == VIGIL_OK)
+		rv = path_join(tmp, sizeof tmp, fdir, "CURRENT.tmp");
+	if (rv != VIGIL_OK) {
+		diag_set(reterr, "%s: path too long", fdir);
+		goto out;
+	}
+	gen_name(gen, line, sizeof line);
+	len = (int)strlen(line);
+	line[len++] = '\n';
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, line, (size_t)len) != len || fsync(fd) != 0) {
+		rv = vigil_err_from_errno(errno ? errno : EIO);
+		diag_set(reterr, "%s: %s", tmp, strerror(errno ? errno : EIO));
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		rv = vigil_err_from_errno(errno);
+		diag_set(reterr, "%s: close: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		rv = vigil_err_from_errno(errno);
+		diag_set(reterr, "%s: rename: %s", path, strerror(errno));
+		goto out;
+	}
+	rv = fsync_dir(fdir);
+	if (rv != VIGIL_OK)
+		diag_set(reterr, "%s: fsync: %s", fdir, strerror(errno));
+out:
+	if (fd >= 0)
+		close(fd);
+	return rv;
+}
+
+/* Takes the rebuild lock fdir/LOCK (creating fdir); *ret_fd holds it. */
+static vigil_err
+lock_take(const char *fdir, int *ret_fd, store_diag *reterr)
+{
+	char path[GEN_PATH_MAX];
+	int  fd;
+
+	if (mkdir(fdir, 0755) != 0 && errno != EEXIST) {
+		diag_set(reterr, "%s: mkdir: %s", fdir, strerror(errno));
+		return vigil_err_from_errno(errno);
+	}
+	if (path_join(path, sizeof path, fdir, "LOCK") != VIGIL_OK) {
+		diag_set(reterr, "%s: path too long", fdir);
+		return VIGIL_ETOOBIG;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		diag_set(reterr, "%s: %s", path, strerror(errno));
+		return vigil_err_from_errno(errno);
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+
+		close(fd);
+		if (e == EWOULDBLOCK) {
+			diag_set(reterr, "%s: another rebuild holds the lock", path);
+			return VIGIL_EBUSY;
+		}
+		diag_set(reterr, "%s: flock: %s", path, strerror(e));
+		return vigil_err_from_errno(e);
+	}
+	*ret_fd = fd;
+	return VIGIL_OK;
+}
+
+/* Removes a generation (or temp) directory and the files in it. */
+static vigil_err
+dir_remove(const char *dir)
+{
+	DIR           *d = opendir(dir);
+	struct dirent *de;
+	char           path[GEN_PATH_MAX];
+	vigil_err      rv = VIGIL_OK;
+
+	if (d == NULL)
+		return errno == ENOENT ? VIGIL_OK : vigil_err_from_errno(errno);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (path_join(path, sizeof path, dir, de->d_name) != VIGIL_OK ||
+		    unlink(path) != 0)
+			rv = VIGIL_EIO;
+	}
+	closedir(d);
+	if (rmdir(dir) != 0 && rv == VIGIL_OK)
+		rv = vigil_err_from_errno(errno);
+	return rv;
+}
+
+static int
+u64_cmp_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * Lists generation numbers in fdir (sorted, newest first) into a malloc'd
+ * array; also removes stale ".tmp-gen-*" directories when clean_tmp (only
+ * under the rebuild lock, so they cannot belong to a live writer).
+ */
+static vigil_err
+gen_list(const char *fdir, bool clean_tmp, uint64_t **ret_gens, size_t *ret_n)
+{
+	DIR           *d = opendir(fdir);
+	struct dirent *de;
+	uint64_t      *gens = NULL, g;
+	size_t         n = 0, cap = 0;
+	char           path[GEN_PATH_MAX];
+	vigil_err      rv = VIGIL_OK;
+
+	if (d == NULL) {
+		if (errno == ENOENT) {
+			*ret_gens = NULL;
+			*ret_n = 0;
+			return VIGIL_OK;
+		}
+		return vigil_err_from_errno(errno);
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (clean_tmp && strncmp(de->d_name, ".tmp-gen-", 9) == 0) {
+			if (path_join(path, sizeof path, fdir, de->d_name) == VIGIL_OK)
+				(void)dir_remove(path);
+			continue;
+		}
+		if (!gen_parse_name(de->d_name, &g))
+			continue;
+		if (n == cap) {
+			size_t    ncap = cap ? cap * 2 : 16;
+			uint64_t *ng = realloc(gens, ncap * sizeof *ng);
+
+			if (ng == NULL) {
+				rv = VIGIL_ENOMEM;
+				goto out;
+			}
+			gens = ng;
+			cap = ncap;
+		}
+		gens[n++] = g;
+	}
+	if (n > 1)
+		qsort(gens, n, sizeof *gens, u64_cmp_desc);
+	*ret_gens = gens;
+	*ret_n = n;
+	gens = NULL;
+out:
+	closedir(d);
+	free(gens);
+	return rv;
+}
+
+/* Removes generations beyond the newest keep, never current. */
+static vigil_err
+gen_prune(const char *fdir, uint32_t keep, uint64_t current, store_diag *reterr)
+{
+	uint64_t *gens = NULL;
+	size_t    n = 0;
+	char      name[32], path[GEN_PATH_MAX];
+	vigil_err rv, r;
+
+	rv = gen_list(fdir, false, &gens, &n);
+	if (rv != VIGIL_OK) {
+		diag_set(reterr, "%s: listing generations to prune: %s", fdir, vigil_strerror(rv));
+		goto out;
+	}
+	for (size_t i = keep; i < n; i++) {
+		if (gens[i] == current)
+			continue;
+		gen_name(gens[i], name, sizeof name);
+		if (path_join(path, sizeof path, fdir, name) != VIGIL_OK)
+			continue;
+		r = dir_remove(path);
+		if (r != VIGIL_OK && rv == VIGIL_OK) {
+			rv = r;
+			diag_set(reterr, "%s: pruning: %s", path, vigil_strerror(r));
+		}
+	}
+out:
+	free(gens);
+	return rv;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Writing a generation. */
+
+static vigil_err
+genw_txn(store_genw *w)
+{
+	int rc;
+
+	if (w->failed != VIGIL_OK)
+		return w->failed;
+	if (w->txn != NULL)
+		return VIGIL_OK;
+	rc = mdb_txn_begin(w->env, NULL, 0, &w->txn);
+	if (rc != 0) {
+		w->txn = NULL;
+		w->failed = gen_err_from_mdb(rc);
+	}
+	return w->failed;
+}
+
+static vigil_err
+genw_flush(store_genw *w)
+{
+	int rc;
+
+	if (w->txn == NULL)
+		return w->failed;
+	rc = mdb_txn_commit(w->txn);
+	w->txn = NULL;
+	w->pending = 0;
+	if (rc != 0 && w->failed == VIGIL_OK)
+		w->failed = gen_err_from_mdb(rc);
+	return w->failed;
+}
+
+static vigil_err
+genw_put(store_genw *w, int dbi, const void *key, size_t klen, const wbuf *val)
+{
+	MDB_val   k = { .mv_size = klen, .mv_data = (void *)key };
+	MDB_val   v = { .mv_size = val->len, .mv_data = (void *)val->buf };
+	vigil_err rv;
+	int       rc;
+
+	rv = genw_txn(w);
+	if (rv != VIGIL_OK)
+		return rv;
+	rc = mdb_put(w->txn, w->dbi[dbi], &k, &v, 0);
+	if (rc != 0) {
+		/* A failed LMDB transaction is aborted, never reused. */
+		mdb_txn_abort(w->txn);
+		w->txn = NULL;
+		w->failed = gen_err_from_mdb(rc);
+		return w->failed;
+	}
+	if (++w->pending >= GEN_TXN_PUTS)
+		return genw_flush(w);
+	return VIGIL_OK;
+}
+
+static bool
+id_ok(const char *id)
+{
+	size_t n;
+
+	if (id == NULL)
+		return false;
+	n = strnlen(id, VIGIL_ID_MAX + 1);
+	return n > 0 && n <= VIGIL_ID_MAX;
+}
+
+vigil_err
+store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
+{
+	store_genw *w = NULL;
+	uint64_t   *gens = NULL, cur = 0, next;
+	size_t      n = 0;
+	char        name[32];
+	MDB_txn    *txn = NULL;
+	vigil_err   rv;
+	int         rc;
+
+	w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return VIGIL_ENOMEM;
+	w->lockfd = -1;
+	if (path_join(w->fdir, sizeof w->fdir, datadir, "features") != VIGIL_OK) {
+		rv = VIGIL_ETOOBIG;
+		diag_set(reterr, "%s: path too long", datadir);
+		goto out;
+	}
+	rv = lock_take(w->fdir, &w->lockfd, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rv = gen_list(w->fdir, true, &gens, &n);
+	if (rv != VIGIL_OK) {
+		diag_set(reterr, "%s: listing generations: %s", w->fdir, vigil_strerror(rv));
+		goto out;
+	}
+	rv = current_read(w->fdir, &cur, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	next = (n > 0 ? gens[0] : 0);
+	if (cur > next)
+		next = cur;
+	if (++next > GEN_MAX_NUMBER) {
+		rv = VIGIL_ELIMIT;
+		diag_set(reterr, "%s: generation numbers exhausted", w->fdir);
+		goto out;
+	}
+	w->gen = next;
+	snprintf(name, sizeof name, ".tmp-gen-%06" PRIu64, w->gen);
+	if (path_join(w->tmp, sizeof w->tmp, w->fdir, name) != VIGIL_OK) {
+		rv = VIGIL_ETOOBIG;
+		diag_set(reterr, "%s: path too long", w->fdir);
+		goto out;
+	}
+	if (mkdir(w->tmp, 0755) != 0) {
+		rv = vigil_err_from_errno(errno);
+		diag_set(reterr, "%s: mkdir: %s", w->tmp, strerror(errno));
+		goto out;
+	}
+	if ((rc = mdb_env_create(&w->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(w->env, GEN_NDBI)) != 0 ||
+	    (rc = mdb_env_set_mapsize(w->env, STORE_GEN_MAP_BYTES)) != 0 ||
+	    /* Commits need not sync: the whole environment is synced once in
+	     * store_genw_commit before it can become visible. */
+	    (rc = mdb_env_open(w->env, w->tmp, MDB_NOSYNC | MDB_NOMETASYNC, 0644)) != 0 ||
+	    (rc = mdb_txn_begin(w->env, NULL, 0, &txn)) != 0) {
+		rv = gen_err_from_mdb(rc);
+		diag_set(reterr, "%s: LMDB: %s", w->tmp, mdb_strerror(rc));
+		goto out;
+	}
+	for (int i = 0; i < GEN_NDBI; i++) {
+		rc = mdb_dbi_open(txn, gen_dbi_names[i], MDB_CREATE, &w->dbi[i]);
+		if (rc != 0) {
+			rv = gen_err_from_mdb(rc);
+			diag_set(reterr, "%s: LMDB open %s: %s", w->tmp, gen_dbi_names[i],
+			    mdb_strerror(rc));
+			goto out;
+		}
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0) {
+		rv = gen_err_from_mdb(rc);
+		diag_set(reterr, "%s: LMDB: %s", w->tmp, mdb_strerror(rc));
+		goto out;
+	}
+	*ret_w = w;
+	w = NULL;
+	rv = VIGIL_OK;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	free(gens);
+	store_genw_abort(w);
+	return rv;
+}
+
+uint64_t
+store_genw_generation(const store_genw *w)
+{
+	return w->gen;
+}
+
+vigil_err
+store_genw_put_card(store_genw *w, const char *card_id, const store_card_profile *p)
+{
+	wbuf val;
+
+	if (!id_ok(card_id) || p->ncountries > STORE_CARD_MAX_COUNTRIES ||
+	    p->nmerchants > STORE_CARD_MAX_MERCHANTS)
+		return VIGIL_EINVAL;
+	card_encode(p, &val);
+	return genw_put(w, DBI_CARD, card_id, strlen(card_id), &val);
+}
+
+vigil_err
+store_genw_put_merchant(store_genw *w, const char *merchant_id, const store_entity_profile *p)
+{
+	wbuf val;
+
+	if (!id_ok(merchant_id))
+		return VIGIL_EINVAL;
+	entity_encode(p, &val);
+	return genw_put(w, DBI_MERCHANT, merchant_id, strlen(merchant_id), &val);
+}
+
+vigil_err
+store_genw_put_terminal(store_genw *w, const char *terminal_id, const store_entity_profile *p)
+{
+	wbuf val;
+
+	if (!id_ok(terminal_id))
+		return VIGIL_EINVAL;
+	entity_encode(p, &val);
+	return genw_put(w, DBI_TERMINAL, terminal_id, strlen(terminal_id), &val);
+}
+
+/* Threshold key: name '\0' group (group may be empty). */
+static vigil_err
+threshold_key(const char *name, const char *group, char *buf, size_t *ret_len)
+{
+	size_t nl, gl;
+
+	if (name == NULL || group == NULL)
+		return VIGIL_EINVAL;
+	nl = strnlen(name, STORE_THRESHOLD_NAME_MAX + 1);
+	gl = strnlen(group, STORE_THRESHOLD_NAME_MAX + 1);
+	if (nl == 0 || nl > STORE_THRESHOLD_NAME_MAX || gl > STORE_THRESHOLD_NAME_MAX)
+		return VIGIL_EINVAL;
+	memcpy(buf, name, nl);
+	buf[nl] = '\0';
+	memcpy(buf + nl + 1, group, gl);
+	*ret_len = nl + 1 + gl;
+	return VIGIL_OK;
+}
+
+vigil_err
+store_genw_put_threshold(store_genw *w, const char *name, const char *group,
+    const store_threshold_val *v)
+{
+	char      key[2 * STORE_THRESHOLD_NAME_MAX + 1];
+	size_t    klen;
+	wbuf      val;
+	vigil_err rv;
+
+	rv = threshold_key(name, group, key, &klen);
+	if (rv != VIGIL_OK)
+		return rv;
+	threshold_encode(v, &val);
+	return genw_put(w, DBI_THRESHOLD, key, klen, &val);
+}
+
+vigil_err
+store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, store_diag *reterr)
+{
+	store_gen_meta m;
+	char           name[32], dst[GEN_PATH_MAX];
+	wbuf          *val = NULL;
+	vigil_err      rv;
+	int            rc;
+
+	if (reterr != NULL)
+		reterr->msg[0] = '\0';
+	val = malloc(sizeof *val);
+	if (val == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	m = *meta;
+	m.generation = w->gen;
+	meta_encode(&m, val);
+	rv = genw_put(w, DBI_META, gen_meta_key, sizeof gen_meta_key - 1, val);
+	if (rv == VIGIL_OK)
+		rv = genw_flush(w);
+	if (rv != VIGIL_OK) {
+		diag_set(reterr, "%s: writing generation: %s", w->tmp, vigil_strerror(rv));
+		goto out;
+	}
+	rc = mdb_env_sync(w->env, 1);
+	if (rc != 0) {
+		rv = gen_err_from_mdb(rc);
+		diag_set(reterr, "%s: LMDB sync: %s", w->tmp, mdb_strerror(rc));
+		goto out;
+	}
+	mdb_env_close(w->env);
+	w->env = NULL;
+	rv = fsync_dir(w->tmp);
+	if (rv != VIGIL_OK) {
+		diag_set(reterr, "%s: fsync: %s", w->tmp, vigil_strerror(rv));
+		goto out;
+	}
+	gen_name(w->gen, name, sizeof name);
+	if (path_join(dst, sizeof dst, w->fdir, name) != VIGIL_OK) {
+		rv = VIGIL_ETOOBIG;
+		goto out;
+	}
+	if (rename(w->tmp, dst) != 0) {
+		rv = vigil_err_from_errno(errno);
+		diag_set(reterr, "%s: rename to %s: %s", w->tmp, name, strerror(errno));
+		goto out;
+	}
+	w->tmp[0] = '\0'; /* now owned by the features directory */
+	rv = fsync_dir(w->fdir);
+	if (rv != VIGIL_OK) {
+		diag_set(reterr, "%s: fsync: %s", w->fdir, vigil_strerror(rv));
+		goto out;
+	}
+	rv = current_write(w->fdir, w->gen, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	/* The new generation is current; a failed prune is reported in
+	 * reterr but does not fail the commit. */
+	(void)gen_prune(w->fdir, keep ? keep : GEN_DEFAULT_KEEP, w->gen, reterr);
+	rv = VIGIL_OK;
+out:
+	free(val);
+	store_genw_abort(w);
+	return rv;
+}
+
+void
+store_genw_abort(store_genw *w)
+{
+	if (w == NULL)
+		return;
+	if (w->txn != NULL)
+		mdb_txn_abort(w->txn);
+	if (w->env != NULL)
+		mdb_env_close(w->env);
+	if (w->tmp[0] != '\0')
+		(void)dir_remove(w->tmp);
+	if (w->lockfd >= 0)
+		close(w->lockfd); /* releases the flock */
+	free(w);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Reading a generation. */
+
+gen_session *
+gen_session_begin(store_gen *g)
+{
+	MDB_txn *txn = NULL;
+	int      rc;
+
+	pthread_mutex_lock(&g->pool_mu);
+	if (g->npool > 0)
+		txn = g->pool[--g->npool];
+	pthread_mutex_unlock(&g->pool_mu);
+	if (txn != NULL) {
+		rc = mdb_txn_renew(txn);
+		if (rc == 0)
+			return (gen_session *)txn;
+		mdb_txn_abort(txn);
+		txn = NULL;
+	}
+	rc = mdb_txn_begin(g->env, NULL, MDB_RDONLY, &txn);
+	return rc == 0 ? (gen_session *)txn : NULL;
+}
+
+void
+gen_session_end(store_gen *g, gen_session *s)
+{
+	MDB_txn *txn = (MDB_txn *)s;
+
+	if (txn == NULL)
+		return;
+	mdb_txn_reset(txn);
+	pthread_mutex_lock(&g->pool_mu);
+	if (g->npool < GEN_POOL_MAX) {
+		g->pool[g->npool++] = txn;
+		txn = NULL;
+	}
+	pthread_mutex_unlock(&g->pool_mu);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+}
+
+static vigil_err
+session_get(store_gen *g, gen_session *s, int dbi, const void *key, size_t klen,
+    MDB_val *ret_v)
+{
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	int     rc;
+
+	if (klen == 0 || klen > VIGIL_ID_MAX + 1 + 2 * STORE_THRESHOLD_NAME_MAX)
+		return VIGIL_ENOTFOUND;
+	rc = mdb_get((MDB_txn *)s, g->dbi[dbi], &k, ret_v);
+	return gen_err_from_mdb(rc);
+}
+
+vigil_err
+gen_session_card(store_gen *g, gen_session *s, const char *card_id, store_card_profile *ret_p)
+{
+	MDB_val   v;
+	vigil_err rv = session_get(g, s, DBI_CARD, card_id, strlen(card_id), &v);
+
+	return rv != VIGIL_OK ? rv : card_decode(v.mv_data, v.mv_size, ret_p);
+}
+
+vigil_err
+gen_session_merchant(store_gen *g, gen_session *s, const char *merchant_id,
+    store_entity_profile *ret_p)
+{
+	MDB_val   v;
+	vigil_err rv = session_get(g, s, DBI_MERCHANT, merchant_id, strlen(merchant_id), &v);
+
+	return rv != VIGIL_OK ? rv : entity_decode(v.mv_data, v.mv_size, ret_p);
+}
+
+vigil_err
+gen_session_terminal(store_gen *g, gen_session *s, const char *terminal_id,
+    store_entity_profile *ret_p)
+{
+	MDB_val   v;
+	vigil_err rv = session_get(g, s, DBI_TERMINAL, terminal_id, strlen(terminal_id), &v);
+
+	return rv != VIGIL_OK ? rv : entity_decode(v.mv_data, v.mv_size, ret_p);
+}
+
+uint64_t
+gen_number(const store_gen *g)
+{
+	return g->meta.generation;
+}
+
+int64_t
+gen_as_of(const store_gen *g)
+{
+	return g->meta.as_of_ms;
+}
+
+/* Checks the first value of a table has a layout this build reads, so an
+ * unknown version is refused at open with the table and key named. */
+static vigil_err
+gen_check_table(store_gen *g, MDB_txn *txn, int dbi, uint16_t want, store_diag *reterr)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val     k, v;
+	uint16_t    ver;
+	vigil_err   rv = VIGIL_OK;
+	int         rc;
+
+	rc = mdb_cursor_open(txn, g->dbi[dbi], &cur);
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	if (rc == MDB_NOTFOUND)
+		goto out;
+	if (rc != 0) {
+		rv = gen_err_from_mdb(rc);
+		diag_set(reterr, "features/%s: table %s: %s", g->name, gen_dbi_names[dbi],
+		    mdb_strerror(rc));
+		goto out;
+	}
+	ver = val_version(v.mv_data, v.mv_size);
+	if (ver != want) {
+		int klen = (int)(k.mv_size > 64 ? 64 : k.mv_size);
+
+		rv = VIGIL_EVERSION;
+		diag_set(reterr,
+		    "features/%s: table %s, key \"%.*s\": value layout version %u is not known "
+		    "(this build reads version %u)",
+		    g->name, gen_dbi_names[dbi], klen, (const char *)k.mv_data, ver, want);
+	}
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	return rv;
+}
+
+vigil_err
+store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, store_diag *reterr)
+{
+	store_gen   *g = NULL;
+	char         path[GEN_PATH_MAX];
+	struct stat  st;
+	MDB_txn     *txn = NULL;
+	MDB_val      k = { .mv_size = sizeof gen_meta_key - 1, .mv_data = (void *)gen_meta_key };
+	MDB_val      v;
+	meta_layouts lay;
+	vigil_err    rv;
+	int          rc;
+
+	g = calloc(1, sizeof *g);
+	if (g == NULL)
+		return VIGIL_ENOMEM;
+	pthread_mutex_init(&g->pool_mu, NULL);
+	gen_name(generation, g->name, sizeof g->name);
+	if (snprintf(path, sizeof path, "%s/features/%s", datadir, g->name) >= (int)sizeof path) {
+		rv = VIGIL_ETOOBIG;
+		diag_set(reterr, "%s: path too long", datadir);
+		goto out;
+	}
+	if (generation == 0 || stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		rv = VIGIL_ENOTFOUND;
+		diag_set(reterr, "%s: no such generation", path);
+		goto out;
+	}
+	if ((rc = mdb_env_create(&g->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(g->env, GEN_NDBI)) != 0 ||
+	    /* Immutable once committed: no writer exists, so no lock table
+	     * (MDB_NOLOCK); transactions are reset/renewed by any thread
+	     * (MDB_NOTLS); lookups are random (MDB_NORDAHEAD). */
+	    (rc = mdb_env_open(g->env, path,
+	        MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS | MDB_NORDAHEAD, 0644)) != 0) {
+		rv = gen_err_from_mdb(rc);
+		diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
+		goto out;
+	}
+	rc = mdb_txn_begin(g->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0) {
+		rv = gen_err_from_mdb(rc);
+		diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
+		goto out;
+	}
+	for (int i = 0; i < GEN_NDBI; i++) {
+		rc = mdb_dbi_open(txn, gen_dbi_names[i], 0, &g->dbi[i]);
+		if (rc != 0) {
+			rv = rc == MDB_NOTFOUND ? VIGIL_ECORRUPT : gen_err_from_mdb(rc);
+			diag_set(reterr, "%s: table %s: %s", path, gen_dbi_names[i], mdb_strerror(rc));
+			goto out;
+		}
+	}
+	rc = mdb_get(txn, g->dbi[DBI_META], &k, &v);
+	if (rc != 0) {
+		rv = rc == MDB_NOTFOUND ? VIGIL_ECORRUPT : gen_err_from_mdb(rc);
+		diag_set(reterr, "%s: table meta, key \"meta\": %s", path, mdb_strerror(rc));
+		goto out;
+	}
+	rv = meta_decode(v.mv_data, v.mv_size, &g->meta, &lay);
+	if (rv == VIGIL_EVERSION) {
+		diag_set(reterr, "features/%s: table meta: value layout version %u is not known "
+		    "(this build reads version %u)", g->name, val_version(v.mv_data, v.mv_size),
+		    STORE_META_LAYOUT);
+		goto out;
+	}
+	if (rv != VIGIL_OK) {
+		diag_set(reterr, "features/%s: table meta: malformed value (%zu bytes)", g->name,
+		    v.mv_size);
+		goto out;
+	}
+	if (lay.card != STORE_CARD_LAYOUT || lay.entity != STORE_ENTITY_LAYOUT ||
+	    lay.threshold != STORE_THRESHOLD_LAYOUT) {
+		rv = VIGIL_EVERSION;
+		diag_set(reterr, "features/%s: value layouts card %u, entity %u, threshold %u "
+		    "are not known (this build reads %u, %u, %u)", g->name, lay.card, lay.entity,
+		    lay.threshold, STORE_CARD_LAYOUT, STORE_ENTITY_LAYOUT, STORE_THRESHOLD_LAYOUT);
+		goto out;
+	}
+	if (g->meta.generation != generation) {
+		rv = VIGIL_ECORRUPT;
+		diag_set(reterr, "features/%s: meta names generation %" PRIu64, g->name,
+		    g->meta.generation);
+		goto out;
+	}
+	if ((rv = gen_check_table(g, txn, DBI_CARD, STORE_CARD_LAYOUT, reterr)) != VIGIL_OK ||
+	    (rv = gen_check_table(g, txn, DBI_MERCHANT, STORE_ENTITY_LAYOUT, reterr)) != VIGIL_OK ||
+	    (rv = gen_check_table(g, txn, DBI_TERMINAL, STORE_ENTITY_LAYOUT, reterr)) != VIGIL_OK ||
+	    (rv = gen_check_table(g, txn, DBI_THRESHOLD, STORE_THRESHOLD_LAYOUT, reterr)) != VIGIL_OK)
+		goto out;
+	/* Commit, not abort: the DBI handles stay open for the env's life. */
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0) {
+		rv = gen_err_from_mdb(rc);
+		diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
+		goto out;
+	}
+	*ret_g = g;
+	g = NULL;
+	rv = VIGIL_OK;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	store_gen_close(g);
+	return rv;
+}
+
+vigil_err
+store_gen_open_current(const char *datadir, store_gen **ret_g, store_diag *reterr)
+{
+	char      fdir[GEN_PATH_MAX];
+	uint64_t  cur = 0;
+	vigil_err rv;
+
+	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
+		diag_set(reterr, "%s: path too long", datadir);
+		return VIGIL_ETOOBIG;
+	}
+	rv = current_read(fdir, &cur, reterr);
+	if (rv != VIGIL_OK)
+		return rv;
+	if (cur == 0) {
+		diag_set(reterr, "%s/CURRENT: no feature generation yet", fdir);
+		return VIGIL_ENOTFOUND;
+	}
+	return store_gen_open(datadir, cur, ret_g, reterr);
+}
+
+void
+store_gen_close(store_gen *g)
+{
+	if (g == NULL)
+		return;
+	for (int i = 0; i < g->npool; i++)
+		mdb_txn_abort(g->pool[i]);
+	if (g->env != NULL)
+		mdb_env_close(g->env);
+	pthread_mutex_destroy(&g->pool_mu);
+	free(g);
+}
+
+vigil_err
+store_gen_meta_get(store_gen *g, store_gen_meta *ret_meta)
+{
+	*ret_meta = g->meta;
+	return VIGIL_OK;
+}
+
+#define GEN_LOOKUP(fn, type, sessfn)                                              \
+	vigil_err                                                                 \
+	fn(store_gen *g, const char *id, type *ret_p)                             \
+	{                                                                         \
+		gen_session *s = gen_session_begin(g);                            \
+		vigil_err    rv;                                                  \
+                                                                                  \
+		if (s == NULL)                                                    \
+			return VIGIL_EIO;                                         \
+		rv = sessfn(g, s, id, ret_p);                                     \
+		gen_session_end(g, s);                                            \
+		return rv;                                                        \
+	}
+
+GEN_LOOKUP(store_gen_card, store_card_profile, gen_session_card)
+GEN_LOOKUP(store_gen_merchant, store_entity_profile, gen_session_merchant)
+GEN_LOOKUP(store_gen_terminal, store_entity_profile, gen_session_terminal)
+
+vigil_err
+store_gen_threshold(store_gen *g, const char *name, const char *group, store_threshold_val *ret_v)
+{
+	char         key[2 * STORE_THRESHOLD_NAME_MAX + 1];
+	size_t       klen;
+	MDB_val      v;
+	gen_session *s;
+	vigil_err    rv;
+
+	rv = threshold_key(name, group, key, &klen);
+	if (rv != VIGIL_OK)
+		return rv == VIGIL_EINVAL ? VIGIL_ENOTFOUND : rv;
+	s = gen_session_begin(g);
+	if (s == NULL)
+		return VIGIL_EIO;
+	rv = session_get(g, s, DBI_THRESHOLD, key, klen, &v);
+	if (rv == VIGIL_OK)
+		rv = threshold_decode(v.mv_data, v.mv_size, ret_v);
+	gen_session_end(g, s);
+	return rv;
+}
+
+vigil_err
+store_gen_thresholds_each(store_gen *g,
+    void (*fn)(void *arg, const char *name, const char *group, const store_threshold_val *v),
+    void *arg)
+{
+	gen_session        *s;
+	MDB_cursor         *cur = NULL;
+	MDB_val             k, v;
+	char                name[STORE_THRESHOLD_NAME_MAX + 1], group[STORE_THRESHOLD_NAME_MAX + 1];
+	store_threshold_val tv;
+	vigil_err           rv = VIGIL_OK;
+	int                 rc;
+
+	s = gen_session_begin(g);
+	if (s == NULL)
+		return VIGIL_EIO;
+	rc = mdb_cursor_open((MDB_txn *)s, g->dbi[DBI_THRESHOLD], &cur);
+	if (rc != 0) {
+		rv = gen_err_from_mdb(rc);
+		goto out;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const char *kp = k.mv_data, *nul = memchr(kp, '\0', k.mv_size);
+		size_t      nl, gl;
+
+		if (nul == NULL)
+			continue; /* not a threshold key; skip rather than fail serving */
+		nl = (size_t)(nul - kp);
+		gl = k.mv_size - nl - 1;
+		if (nl == 0 || nl > STORE_THRESHOLD_NAME_MAX || gl > STORE_THRESHOLD_NAME_MAX)
+			continue;
+		memcpy(name, kp, nl);
+		name[nl] = '\0';
+		memcpy(group, nul + 1, gl);
+		group[gl] = '\0';
+		rv = threshold_decode(v.mv_data, v.mv_size, &tv);
+		if (rv != VIGIL_OK)
+			goto out;
+		fn(arg, name, group, &tv);
+	}
+	if (rc != MDB_NOTFOUND)
+		rv = gen_err_from_mdb(rc);
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	gen_session_end(g, s);
+	return rv;
+}
+
+vigil_err
+store_gen_current(const char *datadir, uint64_t *ret_generation)
+{
+	char fdir[GEN_PATH_MAX];
+
+	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK)
+		return VIGIL_ETOOBIG;
+	return current_read(fdir, ret_generation, NULL);
+}
+
+vigil_err
+store_gen_set_current(const char *datadir, uint64_t generation, store_diag *reterr)
+{
+	char       fdir[GEN_PATH_MAX];
+	store_gen *g = NULL;
+	int        lockfd = -1;
+	vigil_err  rv;
+
+	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
+		diag_set(reterr, "%s: path too long", datadir);
+		return VIGIL_ETOOBIG;
+	}
+	rv = lock_take(fdir, &lockfd, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	/* Only a generation this build can read may become current. */
+	rv = store_gen_open(datadir, generation, &g, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rv = current_write(fdir, generation, reterr);
+out:
+	store_gen_close(g);
+	if (lockfd >= 0)
+		close(lockfd);
+	return rv;
+}

@@ -1,2 +1,1085 @@
 /* SPDX-License-Identifier: MIT */
-/* store/live.c - (being written) */
+/*
+ * store/live.c - the speed layer: exact live velocity state per card, and
+ * counts per merchant, terminal, device and IP (DESIGN.md contract 4).
+ *
+ * State is in memory; the archive is its write-ahead log (db.c rebuilds it
+ * from there on open). Cards live in LIVE_CARD_STRIPES stripes, each a mutex
+ * and a uthash table: the stripe lock of a card is held by store_score_begin
+ * until commit or abort, which is what makes the k-th transaction of a card
+ * see exactly the k-1 before it. Merchants, terminals, devices and IPs have
+ * their own stripes, locked briefly and one at a time (never two at once,
+ * and always after the card stripe), so there is no lock-order cycle.
+ * Idempotency records (txn_id -> first outcome) are a third striped table.
+ *
+ * Windows, lateness, retention and what "exact" means: live_int.h and
+ * docs/storage.md.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "live_int.h"
+#include "schema.h"
+#include "store.h"
+
+static _Thread_local int live_oom;
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(obj) (live_oom = 1)
+#include <uthash.h>
+
+#define MS_1M  60000LL
+#define MS_10M (10 * MS_1M)
+#define MS_1H  (60 * MS_1M)
+#define MS_24H (24 * MS_1H)
+#define MS_7D  LIVE_WINDOW_MAX_MS
+
+#define SMALL_AMOUNT 5.0 /* vel.card.small_count_10m: amount < 5.00 major units */
+
+/* ---------------------------------------------------------------------- */
+/* State. */
+
+typedef struct live_event {
+	int64_t  t;
+	double   amount;
+	uint64_t mh; /* XXH3 of merchant_id */
+	double   lat, lon;
+	char     cc[2]; /* country, "\0\0" if none */
+	uint8_t  has_loc;
+} live_event;
+
+/* Events folded out of a card over LIVE_CARD_CAP, one per minute of event
+ * time: counts and sums survive, merchant/country/location do not. */
+typedef struct live_bucket {
+	int64_t  minute; /* floor(t / 60000) */
+	int64_t  last_ms;
+	uint32_t count;
+	double   sum;
+} live_bucket;
+
+typedef struct live_card {
+	UT_hash_handle hh;
+	live_event    *ev; /* ev[head .. head + n), ascending time, ties by arrival */
+	uint32_t       head, n, cap;
+	live_bucket   *bk; /* ascending minute */
+	uint32_t       nbk, capbk;
+	int64_t        newest;
+	char           id[VIGIL_ID_MAX + 1];
+} live_card;
+
+typedef struct card_stripe {
+	pthread_mutex_t mu;
+	live_card      *head;
+} __attribute__((aligned(64))) card_stripe;
+
+enum { ENT_MERCHANT, ENT_TERMINAL, ENT_DEVICE, ENT_IP, ENT_KINDS };
+
+/* How long each kind keeps events, relative to the entity's newest event:
+ * its largest window. */
+static const int64_t ent_retain_ms[ENT_KINDS] = { MS_1H, MS_1H, MS_24H, MS_24H };
+
+typedef struct ent_event {
+	int64_t  t;
+	uint64_t ch; /* XXH3 of card_id */
+} ent_event;
+
+typedef struct live_ent {
+	UT_hash_handle hh;
+	ent_event     *ev;
+	uint32_t       head, n, cap;
+	int64_t        newest;
+	char           id[VIGIL_ID_MAX + 1];
+} live_ent;
+
+typedef struct ent_stripe {
+	pthread_mutex_t mu;
+	live_ent       *head;
+} __attribute__((aligned(64))) ent_stripe;
+
+typedef struct dd_entry {
+	UT_hash_handle hh;
+	int64_t        t;
+	int32_t        score;
+	uint8_t        decision;
+	uint8_t        nhits;
+	uint64_t       features_gen;
+	char           rules_version[72];
+	char           id[VIGIL_ID_MAX + 1];
+	store_hit      hits[]; /* nhits */
+} dd_entry;
+
+typedef struct dd_stripe {
+	pthread_mutex_t mu;
+	dd_entry       *head;
+} __attribute__((aligned(64))) dd_stripe;
+
+struct live {
+	live_opts       opts;
+	card_stripe     cards[LIVE_CARD_STRIPES];
+	ent_stripe      ents[ENT_KINDS][LIVE_ENT_STRIPES];
+	dd_stripe       dd[LIVE_DEDUPE_STRIPES];
+	pthread_mutex_t wm_mu;
+	_Atomic int64_t wm;
+	_Atomic uint64_t ncards, nents, nevents, ndd, nlate;
+	_Atomic uint64_t commits, sweep_cursor;
+};
+
+struct live_scratch {
+	uint64_t keys[LIVE_SET_SLOTS];
+	uint32_t stamp[LIVE_SET_SLOTS];
+	uint32_t cur;
+	uint32_t size;
+};
+
+/* ---------------------------------------------------------------------- */
+/* Helpers. */
+
+static uint64_t
+id_hash(const char *id, size_t len)
+{
+	return XXH3_64bits(id, len);
+}
+
+/* uthash keeps a 32-bit hash; use the bits the stripe index did not. */
+static unsigned
+uth(uint64_t h)
+{
+	return (unsigned)(h >> 32);
+}
+
+static void
+set_reset(live_scratch *sc)
+{
+	if (++sc->cur == 0) {
+		memset(sc->stamp, 0, sizeof sc->stamp);
+		sc->cur = 1;
+	}
+	sc->size = 0;
+}
+
+/* Adds k; the set saturates at 3/4 of its slots (distinct counts cap there). */
+static void
+set_add(live_scratch *sc, uint64_t k)
+{
+	uint32_t i = (uint32_t)(k ^ (k >> 29)) & (LIVE_SET_SLOTS - 1);
+
+	if (sc->size >= LIVE_SET_SLOTS / 4 * 3)
+		return;
+	while (sc->stamp[i] == sc->cur) {
+		if (sc->keys[i] == k)
+			return;
+		i = (i + 1) & (LIVE_SET_SLOTS - 1);
+	}
+	sc->stamp[i] = sc->cur;
+	sc->keys[i] = k;
+	sc->size++;
+}
+
+static int
+country_index(const char cc[2])
+{
+	if (cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z')
+		return -1;
+	return (cc[0] - 'A') * 26 + (cc[1] - 'A');
+}
+
+typedef struct ccset {
+	uint64_t w[11]; /* 26 * 26 = 676 bits */
+} ccset;
+
+static void
+ccset_add(ccset *s, int idx)
+{
+	if (idx >= 0)
+		s->w[idx >> 6] |= 1ULL << (idx & 63);
+}
+
+static unsigned
+ccset_count(const ccset *s)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < 11; i++)
+		n += (unsigned)__builtin_popcountll(s->w[i]);
+	return n;
+}
+
+/* First index in ev[head .. head+n) whose time is > t (upper bound). */
+static uint32_t
+card_upper(const live_card *c, int64_t t)
+{
+	uint32_t lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (c->ev[c->head + mid].t <= t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static uint32_t
+ent_upper(const live_ent *e, int64_t t)
+{
+	uint32_t lo = 0, hi = e->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (e->ev[e->head + mid].t <= t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static live_card *
+card_find(live *lv, uint32_t stripe, const char *id, size_t len, uint64_t h)
+{
+	live_card *c = NULL;
+
+	HASH_FIND_BYHASHVALUE(hh, lv->cards[stripe].head, id, len, uth(h), c);
+	return c;
+}
+
+static void
+card_free(live *lv, live_card *c)
+{
+	atomic_fetch_sub_explicit(&lv->nevents, c->n, memory_order_relaxed);
+	free(c->ev);
+	free(c->bk);
+	free(c);
+}
+
+static void
+ent_free(live *lv, live_ent *e)
+{
+	(void)lv;
+	free(e->ev);
+	free(e);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Lifecycle. */
+
+vigil_err
+live_new(const live_opts *opts, live **ret_lv)
+{
+	live *lv;
+
+	if (opts->dedupe_horizon_ms < LIVE_WINDOW_MAX_MS || opts->max_cards == 0)
+		return VIGIL_EINVAL;
+	lv = aligned_alloc(64, (sizeof *lv + 63) / 64 * 64);
+	if (lv == NULL)
+		return VIGIL_ENOMEM;
+	memset(lv, 0, sizeof *lv);
+	lv->opts = *opts;
+	for (int i = 0; i < LIVE_CARD_STRIPES; i++)
+		pthread_mutex_init(&lv->cards[i].mu, NULL);
+	for (int k = 0; k < ENT_KINDS; k++)
+		for (int i = 0; i < LIVE_ENT_STRIPES; i++)
+			pthread_mutex_init(&lv->ents[k][i].mu, NULL);
+	for (int i = 0; i < LIVE_DEDUPE_STRIPES; i++)
+		pthread_mutex_init(&lv->dd[i].mu, NULL);
+	pthread_mutex_init(&lv->wm_mu, NULL);
+	atomic_store(&lv->wm, INT64_MIN);
+	*ret_lv = lv;
+	return VIGIL_OK;
+}
+
+void
+live_free(live *lv)
+{
+	if (lv == NULL)
+		return;
+	for (int i = 0; i < LIVE_CARD_STRIPES; i++) {
+		live_card *c, *tmp;
+
+		HASH_ITER(hh, lv->cards[i].head, c, tmp) {
+			HASH_DELETE(hh, lv->cards[i].head, c);
+			card_free(lv, c);
+		}
+		pthread_mutex_destroy(&lv->cards[i].mu);
+	}
+	for (int k = 0; k < ENT_KINDS; k++) {
+		for (int i = 0; i < LIVE_ENT_STRIPES; i++) {
+			live_ent *e, *tmp;
+
+			HASH_ITER(hh, lv->ents[k][i].head, e, tmp) {
+				HASH_DELETE(hh, lv->ents[k][i].head, e);
+				ent_free(lv, e);
+			}
+			pthread_mutex_destroy(&lv->ents[k][i].mu);
+		}
+	}
+	for (int i = 0; i < LIVE_DEDUPE_STRIPES; i++) {
+		dd_entry *d, *tmp;
+
+		HASH_ITER(hh, lv->dd[i].head, d, tmp) {
+			HASH_DELETE(hh, lv->dd[i].head, d);
+			free(d);
+		}
+		pthread_mutex_destroy(&lv->dd[i].mu);
+	}
+	pthread_mutex_destroy(&lv->wm_mu);
+	free(lv);
+}
+
+live_scratch *
+live_scratch_new(void)
+{
+	return calloc(1, sizeof(live_scratch));
+}
+
+void
+live_scratch_free(live_scratch *sc)
+{
+	free(sc);
+}
+
+uint32_t
+live_card_stripe(const char *card_id)
+{
+	return (uint32_t)id_hash(card_id, strlen(card_id)) & (LIVE_CARD_STRIPES - 1);
+}
+
+void
+live_card_lock(live *lv, uint32_t stripe)
+{
+	pthread_mutex_lock(&lv->cards[stripe].mu);
+}
+
+void
+live_card_unlock(live *lv, uint32_t stripe)
+{
+	pthread_mutex_unlock(&lv->cards[stripe].mu);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Watermark. */
+
+void
+live_wm_lock(live *lv)
+{
+	pthread_mutex_lock(&lv->wm_mu);
+}
+
+void
+live_wm_unlock(live *lv)
+{
+	pthread_mutex_unlock(&lv->wm_mu);
+}
+
+bool
+live_wm_admit_locked(live *lv, int64_t t)
+{
+	int64_t w = atomic_load_explicit(&lv->wm, memory_order_relaxed);
+
+	/* t <= W - 7d, written so it cannot overflow. */
+	if (w != INT64_MIN && t <= w - MS_7D) {
+		atomic_fetch_add_explicit(&lv->nlate, 1, memory_order_relaxed);
+		return false;
+	}
+	if (t > w)
+		atomic_store_explicit(&lv->wm, t, memory_order_release);
+	return true;
+}
+
+int64_t
+live_watermark(live *lv)
+{
+	return atomic_load_explicit(&lv->wm, memory_order_acquire);
+}
+
+/* Events with time <= cutoff are unobservable by any transaction that is
+ * not late (docs/storage.md); INT64_MIN before the first event. */
+static int64_t
+live_cutoff(live *lv)
+{
+	int64_t w = live_watermark(lv);
+
+	return w == INT64_MIN ? INT64_MIN : w - LIVE_RETAIN_MS;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Idempotency. */
+
+static uint32_t
+dd_stripe_of(uint64_t h)
+{
+	return (uint32_t)h & (LIVE_DEDUPE_STRIPES - 1);
+}
+
+static bool
+dd_live(live *lv, const dd_entry *d)
+{
+	int64_t w = live_watermark(lv);
+
+	return w == INT64_MIN || d->t > w - lv->opts.dedupe_horizon_ms;
+}
+
+vigil_err
+live_dedupe_find(live *lv, const char *txn_id, store_outcome *ret_prior)
+{
+	size_t    len = strlen(txn_id);
+	uint64_t  h = id_hash(txn_id, len);
+	dd_stripe *s = &lv->dd[dd_stripe_of(h)];
+	dd_entry  *d = NULL;
+	vigil_err  rv = VIGIL_ENOTFOUND;
+
+	pthread_mutex_lock(&s->mu);
+	HASH_FIND_BYHASHVALUE(hh, s->head, txn_id, len, uth(h), d);
+	if (d != NULL && dd_live(lv, d)) {
+		memset(ret_prior, 0, sizeof *ret_prior);
+		ret_prior->score = d->score;
+		ret_prior->decision = (vigil_decision)d->decision;
+		ret_prior->features_gen = d->features_gen;
+		ret_prior->nhits = d->nhits;
+		memcpy(ret_prior->hits, d->hits, d->nhits * sizeof d->hits[0]);
+		memcpy(ret_prior->rules_version, d->rules_version, sizeof d->rules_version);
+		rv = VIGIL_EEXIST;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rv;
+}
+
+vigil_err
+live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms, const store_outcome *o)
+{
+	size_t     len = strnlen(txn_id, VIGIL_ID_MAX + 1);
+	uint64_t   h;
+	dd_stripe *s;
+	dd_entry  *d = NULL, *old = NULL;
+	uint32_t   nhits = o->nhits > STORE_MAX_HITS ? STORE_MAX_HITS : o->nhits;
+	vigil_err  rv = VIGIL_OK;
+
+	if (len == 0 || len > VIGIL_ID_MAX)
+		return VIGIL_EINVAL;
+	h = id_hash(txn_id, len);
+	s = &lv->dd[dd_stripe_of(h)];
+	d = malloc(sizeof *d + nhits * sizeof d->hits[0]);
+	if (d == NULL)
+		return VIGIL_ENOMEM;
+	memset(d, 0, sizeof *d);
+	memcpy(d->id, txn_id, len);
+	d->t = event_time_ms;
+	d->score = o->score;
+	d->decision = (uint8_t)o->decision;
+	d->nhits = (uint8_t)nhits;
+	d->features_gen = o->features_gen;
+	memcpy(d->rules_version, o->rules_version, sizeof d->rules_version);
+	d->rules_version[sizeof d->rules_version - 1] = '\0';
+	memcpy(d->hits, o->hits, nhits * sizeof d->hits[0]);
+
+	pthread_mutex_lock(&s->mu);
+	HASH_FIND_BYHASHVALUE(hh, s->head, txn_id, len, uth(h), old);
+	if (old != NULL && dd_live(lv, old)) {
+		pthread_mutex_unlock(&s->mu);
+		free(d); /* the first outcome stays */
+		return VIGIL_OK;
+	}
+	if (old != NULL) {
+		HASH_DELETE(hh, s->head, old);
+		free(old);
+		atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
+	}
+	live_oom = 0;
+	HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->head, d->id, len, uth(h), d);
+	if (live_oom) {
+		free(d);
+		rv = VIGIL_ENOMEM;
+	} else {
+		atomic_fetch_add_explicit(&lv->ndd, 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rv;
+}
+
+void
+live_outcome_from_scored(const store_scored *rec, store_outcome *ret_o)
+{
+	uint32_t n = rec->nhits > STORE_MAX_HITS ? STORE_MAX_HITS : rec->nhits;
+
+	memset(ret_o, 0, sizeof *ret_o);
+	ret_o->score = rec->score;
+	ret_o->decision = rec->decision;
+	ret_o->features_gen = rec->features_gen;
+	ret_o->nhits = n;
+	memcpy(ret_o->hits, rec->hits, n * sizeof rec->hits[0]);
+	memcpy(ret_o->rules_version, rec->rules_version, sizeof ret_o->rules_version);
+	ret_o->rules_version[sizeof ret_o->rules_version - 1] = '\0';
+}
+
+/* ---------------------------------------------------------------------- */
+/* Cards: reserve, apply, features. */
+
+/* Ensures room for one more event at the end of ev[] (compacting first). */
+static vigil_err
+card_make_room(live_card *c)
+{
+	if (c->head + c->n < c->cap)
+		return VIGIL_OK;
+	if (c->head > 0) {
+		memmove(c->ev, c->ev + c->head, c->n * sizeof c->ev[0]);
+		c->head = 0;
+		if (c->n < c->cap)
+			return VIGIL_OK;
+	}
+	{
+		uint32_t    ncap = c->cap ? c->cap * 2 : 4;
+		live_event *ne;
+
+		if (ncap > LIVE_CARD_CAP + 1)
+			ncap = LIVE_CARD_CAP + 1;
+		if (ncap <= c->cap)
+			return VIGIL_OK; /* full size; apply folds before inserting */
+		ne = realloc(c->ev, ncap * sizeof *ne);
+		if (ne == NULL)
+			return VIGIL_ENOMEM;
+		c->ev = ne;
+		c->cap = ncap;
+	}
+	return VIGIL_OK;
+}
+
+vigil_err
+live_card_reserve(live *lv, const vigil_txn *txn)
+{
+	size_t     len = strlen(txn->card_id);
+	uint64_t   h = id_hash(txn->card_id, len);
+	uint32_t   stripe = (uint32_t)h & (LIVE_CARD_STRIPES - 1);
+	live_card *c = card_find(lv, stripe, txn->card_id, len, h);
+
+	if (c == NULL) {
+		if (atomic_load_explicit(&lv->ncards, memory_order_relaxed) >= lv->opts.max_cards)
+			return VIGIL_ELIMIT;
+		c = calloc(1, sizeof *c);
+		if (c == NULL)
+			return VIGIL_ENOMEM;
+		memcpy(c->id, txn->card_id, len);
+		c->newest = INT64_MIN;
+		live_oom = 0;
+		HASH_ADD_KEYPTR_BYHASHVALUE(hh, lv->cards[stripe].head, c->id, len, uth(h), c);
+		if (live_oom) {
+			free(c);
+			return VIGIL_ENOMEM;
+		}
+		atomic_fetch_add_explicit(&lv->ncards, 1, memory_order_relaxed);
+	}
+	/* Folding needs one bucket at most; reserve it too. */
+	if (c->nbk == c->capbk && c->n >= LIVE_CARD_CAP) {
+		uint32_t     ncap = c->capbk ? c->capbk * 2 : 16;
+		live_bucket *nb = realloc(c->bk, ncap * sizeof *nb);
+
+		if (nb == NULL)
+			return VIGIL_ENOMEM;
+		c->bk = nb;
+		c->capbk = ncap;
+	}
+	return card_make_room(c);
+}
+
+static void
+card_evict(live *lv, live_card *c, int64_t cutoff)
+{
+	uint32_t k = 0, j = 0;
+
+	while (k < c->n && c->ev[c->head + k].t <= cutoff)
+		k++;
+	if (k > 0) {
+		c->head += k;
+		c->n -= k;
+		atomic_fetch_sub_explicit(&lv->nevents, k, memory_order_relaxed);
+		if (c->n == 0)
+			c->head = 0;
+	}
+	while (j < c->nbk && c->bk[j].last_ms <= cutoff)
+		j++;
+	if (j > 0) {
+		memmove(c->bk, c->bk + j, (c->nbk - j) * sizeof c->bk[0]);
+		c->nbk -= j;
+	}
+}
+
+/* Folds the oldest exact event into its minute bucket (room reserved). */
+static void
+card_fold_oldest(live *lv, live_card *c)
+{
+	const live_event *e = &c->ev[c->head];
+	int64_t           minute = e->t >= 0 ? e->t / MS_1M : -((-e->t + MS_1M - 1) / MS_1M);
+	uint32_t          i = c->nbk;
+
+	while (i > 0 && c->bk[i - 1].minute > minute)
+		i--;
+	if (i > 0 && c->bk[i - 1].minute == minute) {
+		live_bucket *b = &c->bk[i - 1];
+
+		b->count++;
+		b->sum += e->amount;
+		if (e->t > b->last_ms)
+			b->last_ms = e->t;
+	} else if (c->nbk < c->capbk) {
+		memmove(c->bk + i + 1, c->bk + i, (c->nbk - i) * sizeof c->bk[0]);
+		c->bk[i] = (live_bucket){ .minute = minute, .last_ms = e->t, .count = 1,
+			.sum = e->amount };
+		c->nbk++;
+	} /* else: no bucket room (allocation failed in reserve): the event is dropped */
+	c->head++;
+	c->n--;
+	atomic_fetch_sub_explicit(&lv->nevents, 1, memory_order_relaxed);
+}
+
+static void
+card_apply(live *lv, const vigil_txn *txn, uint64_t h)
+{
+	size_t     len = strlen(txn->card_id);
+	uint32_t   stripe = (uint32_t)h & (LIVE_CARD_STRIPES - 1);
+	live_card *c = card_find(lv, stripe, txn->card_id, len, h);
+	live_event ev;
+	uint32_t   pos;
+
+	if (c == NULL || card_make_room(c) != VIGIL_OK)
+		return; /* reserve failed; the caller did not admit */
+	card_evict(lv, c, live_cutoff(lv));
+	if (c->n >= LIVE_CARD_CAP) {
+		card_fold_oldest(lv, c);
+		if (card_make_room(c) != VIGIL_OK)
+			return;
+	}
+	if (c->head + c->n >= c->cap)
+		return;
+	memset(&ev, 0, sizeof ev);
+	ev.t = txn->event_time_ms;
+	ev.amount = vigil_txn_amount(txn);
+	ev.mh = id_hash(txn->merchant_id, strlen(txn->merchant_id));
+	if (txn->country[0] != '\0') {
+		ev.cc[0] = txn->country[0];
+		ev.cc[1] = txn->country[1];
+	}
+	ev.has_loc = txn->has_location;
+	if (txn->has_location) {
+		ev.lat = txn->lat;
+		ev.lon = txn->lon;
+	}
+	/* After every event with time <= t: ties are ordered by arrival. */
+	pos = card_upper(c, ev.t);
+	memmove(&c->ev[c->head + pos + 1], &c->ev[c->head + pos],
+	    (c->n - pos) * sizeof c->ev[0]);
+	c->ev[c->head + pos] = ev;
+	c->n++;
+	if (ev.t > c->newest)
+		c->newest = ev.t;
+	atomic_fetch_add_explicit(&lv->nevents, 1, memory_order_relaxed);
+}
+
+typedef struct card_agg {
+	uint32_t count[5];
+	double   sum[5];
+	uint32_t small_10m;
+	uint32_t dm_1h, dm_24h;
+	ccset    cc_24h, cc_7d;
+	bool     country_seen, merchant_seen;
+	bool     has_prev, has_prev_loc;
+	int64_t  prev_t, prev_loc_t;
+	double   prev_lat, prev_lon;
+} card_agg;
+
+static const int64_t card_windows[5] = { MS_1M, MS_10M, MS_1H, MS_24H, MS_7D };
+
+static void
+card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, card_agg *a)
+{
+	int64_t  t = txn->event_time_ms;
+	uint64_t mh = id_hash(txn->merchant_id, strlen(txn->merchant_id));
+	int      my_cc = txn->country[0] ? country_index(txn->country) : -1;
+	bool     dm_1h_done = false;
+	uint32_t idx;
+
+	memset(a, 0, sizeof *a);
+	set_reset(sc);
+	if (c == NULL)
+		return;
+	idx = card_upper(c, t);
+	for (uint32_t i = idx; i-- > 0;) {
+		const live_event *e = &c->ev[c->head + i];
+		int64_t           age = t - e->t;
+		int               ci;
+
+		if (age >= MS_7D)
+			break;
+		if (!a->has_prev) {
+			a->has_prev = true;
+			a->prev_t = e->t;
+		}
+		if (e->has_loc && !a->has_prev_loc) {
+			a->has_prev_loc = true;
+			a->prev_loc_t = e->t;
+			a->prev_lat = e->lat;
+			a->prev_lon = e->lon;
+		}
+		for (int w = 0; w < 5; w++) {
+			if (age < card_windows[w]) {
+				a->count[w]++;
+				a->sum[w] += e->amount;
+			}
+		}
+		if (age < MS_10M && e->amount < SMALL_AMOUNT)
+			a->small_10m++;
+		if (age >= MS_1H && !dm_1h_done) {
+			a->dm_1h = sc->size;
+			dm_1h_done = true;
+		}
+		if (age < MS_24H)
+			set_add(sc, e->mh);
+		ci = country_index(e->cc);
+		if (age < MS_24H)
+			ccset_add(&a->cc_24h, ci);
+		ccset_add(&a->cc_7d, ci);
+		if (ci >= 0 && ci == my_cc)
+			a->country_seen = true;
+		if (e->mh == mh)
+			a->merchant_seen = true;
+	}
+	if (!dm_1h_done)
+		a->dm_1h = sc->size;
+	a->dm_24h = sc->size;
+	/* Folded minutes of a card over the cap: counts and sums only. */
+	for (uint32_t j = c->nbk; j-- > 0;) {
+		const live_bucket *b = &c->bk[j];
+		int64_t            age = t - b->last_ms;
+
+		if (b->last_ms > t)
+			continue;
+		if (age >= MS_7D)
+			break;
+		if (!a->has_prev || b->last_ms > a->prev_t) {
+			a->has_prev = true;
+			a->prev_t = b->last_ms;
+		}
+		for (int w = 0; w < 5; w++) {
+			if (age < card_windows[w]) {
+				a->count[w] += b->count;
+				a->sum[w] += b->sum;
+			}
+		}
+	}
+}
+
+/* Entity aggregation: count within w1 and w2, distinct cards within wd. */
+typedef struct ent_agg {
+	uint32_t c1, c2, distinct;
+} ent_agg;
+
+static void
+ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, int64_t t,
+    int64_t w1, int64_t w2, int64_t wd, ent_agg *a)
+{
+	size_t      len = strlen(id);
+	uint64_t    h = id_hash(id, len);
+	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
+	live_ent   *e = NULL;
+
+	memset(a, 0, sizeof *a);
+	set_reset(sc);
+	pthread_mutex_lock(&s->mu);
+	HASH_FIND_BYHASHVALUE(hh, s->head, id, len, uth(h), e);
+	if (e != NULL) {
+		uint32_t idx = ent_upper(e, t);
+
+		for (uint32_t i = idx; i-- > 0;) {
+			const ent_event *x = &e->ev[e->head + i];
+			int64_t          age = t - x->t;
+
+			if (age >= w1 && age >= w2 && age >= wd)
+				break;
+			if (age < w1)
+				a->c1++;
+			if (age < w2)
+				a->c2++;
+			if (age < wd)
+				set_add(sc, x->ch);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	a->distinct = sc->size;
+}
+
+void
+live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f)
+{
+	size_t     len = strlen(txn->card_id);
+	uint64_t   h = id_hash(txn->card_id, len);
+	live_card *c = card_find(lv, (uint32_t)h & (LIVE_CARD_STRIPES - 1), txn->card_id, len, h);
+	card_agg   a;
+	ent_agg    e;
+	int64_t    t = txn->event_time_ms;
+
+	card_aggregate(c, sc, txn, &a);
+	for (int w = 0; w < 5; w++) {
+		f[STORE_SLOT_VEL_CARD_COUNT_1M + w] = vigil_value_num(a.count[w]);
+		f[STORE_SLOT_VEL_CARD_SUM_1M + w] = vigil_value_num(a.sum[w]);
+	}
+	f[STORE_SLOT_VEL_CARD_SMALL_COUNT_10M] = vigil_value_num(a.small_10m);
+	f[STORE_SLOT_VEL_CARD_DISTINCT_MERCHANTS_1H] = vigil_value_num(a.dm_1h);
+	f[STORE_SLOT_VEL_CARD_DISTINCT_MERCHANTS_24H] = vigil_value_num(a.dm_24h);
+	f[STORE_SLOT_VEL_CARD_DISTINCT_COUNTRIES_24H] = vigil_value_num(ccset_count(&a.cc_24h));
+	f[STORE_SLOT_VEL_CARD_DISTINCT_COUNTRIES_7D] = vigil_value_num(ccset_count(&a.cc_7d));
+	f[STORE_SLOT_VEL_CARD_COUNTRY_SEEN_7D] = txn->country[0]
+	    ? vigil_value_bool(a.country_seen) : vigil_value_missing();
+	f[STORE_SLOT_VEL_CARD_MERCHANT_SEEN_7D] = vigil_value_bool(a.merchant_seen);
+	f[STORE_SLOT_VEL_CARD_SECS_SINCE_LAST] = a.has_prev
+	    ? vigil_value_num((double)(t - a.prev_t) / 1000.0) : vigil_value_missing();
+	if (a.has_prev_loc && txn->has_location) {
+		double km = vigil_haversine_km(a.prev_lat, a.prev_lon, txn->lat, txn->lon);
+		int64_t dt = t - a.prev_loc_t;
+
+		/* Same-second events: speed over one second, not a division by 0. */
+		if (dt < 1000)
+			dt = 1000;
+		f[STORE_SLOT_VEL_CARD_KM_FROM_LAST] = vigil_value_num(km);
+		f[STORE_SLOT_VEL_CARD_KMH_FROM_LAST] = vigil_value_num(km / ((double)dt / 3600000.0));
+	} else {
+		f[STORE_SLOT_VEL_CARD_KM_FROM_LAST] = vigil_value_missing();
+		f[STORE_SLOT_VEL_CARD_KMH_FROM_LAST] = vigil_value_missing();
+	}
+
+	ent_aggregate(lv, sc, ENT_MERCHANT, txn->merchant_id, t, MS_1M, MS_1H, 0, &e);
+	f[STORE_SLOT_VEL_MERCHANT_COUNT_1M] = vigil_value_num(e.c1);
+	f[STORE_SLOT_VEL_MERCHANT_COUNT_1H] = vigil_value_num(e.c2);
+	if (txn->terminal_id[0] != '\0') {
+		ent_aggregate(lv, sc, ENT_TERMINAL, txn->terminal_id, t, MS_10M, 0, MS_1H, &e);
+		f[STORE_SLOT_VEL_TERMINAL_COUNT_10M] = vigil_value_num(e.c1);
+		f[STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H] = vigil_value_num(e.distinct);
+	} else {
+		f[STORE_SLOT_VEL_TERMINAL_COUNT_10M] = vigil_value_missing();
+		f[STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H] = vigil_value_missing();
+	}
+	if (txn->device_id[0] != '\0') {
+		ent_aggregate(lv, sc, ENT_DEVICE, txn->device_id, t, MS_1H, 0, MS_24H, &e);
+		f[STORE_SLOT_VEL_DEVICE_COUNT_1H] = vigil_value_num(e.c1);
+		f[STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H] = vigil_value_num(e.distinct);
+	} else {
+		f[STORE_SLOT_VEL_DEVICE_COUNT_1H] = vigil_value_missing();
+		f[STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H] = vigil_value_missing();
+	}
+	if (txn->ip[0] != '\0') {
+		ent_aggregate(lv, sc, ENT_IP, txn->ip, t, MS_1H, 0, MS_24H, &e);
+		f[STORE_SLOT_VEL_IP_COUNT_1H] = vigil_value_num(e.c1);
+		f[STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H] = vigil_value_num(e.distinct);
+	} else {
+		f[STORE_SLOT_VEL_IP_COUNT_1H] = vigil_value_missing();
+		f[STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H] = vigil_value_missing();
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Entities: apply. */
+
+static void
+ent_apply(live *lv, int kind, const char *id, int64_t t, uint64_t card_h)
+{
+	size_t      len = strlen(id);
+	uint64_t    h = id_hash(id, len);
+	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
+	live_ent   *e = NULL;
+	uint32_t    k = 0, pos;
+	int64_t     cut;
+
+	pthread_mutex_lock(&s->mu);
+	HASH_FIND_BYHASHVALUE(hh, s->head, id, len, uth(h), e);
+	if (e == NULL) {
+		if (atomic_load_explicit(&lv->nents, memory_order_relaxed) >=
+		    lv->opts.max_cards * ENT_KINDS)
+			goto out;
+		e = calloc(1, sizeof *e);
+		if (e == NULL)
+			goto out;
+		memcpy(e->id, id, len);
+		e->newest = INT64_MIN;
+		live_oom = 0;
+		HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->head, e->id, len, uth(h), e);
+		if (live_oom) {
+			free(e);
+			goto out;
+		}
+		atomic_fetch_add_explicit(&lv->nents, 1, memory_order_relaxed);
+	}
+	if (t > e->newest)
+		e->newest = t;
+	/* Keep the kind's largest window behind the entity's newest event. */
+	cut = e->newest - ent_retain_ms[kind];
+	if (t <= cut)
+		goto out;
+	while (k < e->n && e->ev[e->head + k].t <= cut)
+		k++;
+	e->head += k;
+	e->n -= k;
+	if (e->n == LIVE_ENT_CAP) {
+		/* Saturated: the oldest event makes room (docs/storage.md). */
+		e->head++;
+		e->n--;
+	}
+	if (e->head + e->n >= e->cap) {
+		if (e->head > 0) {
+			memmove(e->ev, e->ev + e->head, e->n * sizeof e->ev[0]);
+			e->head = 0;
+		}
+		if (e->n >= e->cap) {
+			uint32_t   ncap = e->cap ? e->cap * 2 : 4;
+			ent_event *ne;
+
+			if (ncap > LIVE_ENT_CAP)
+				ncap = LIVE_ENT_CAP;
+			ne = realloc(e->ev, ncap * sizeof *ne);
+			if (ne == NULL)
+				goto out;
+			e->ev = ne;
+			e->cap = ncap;
+		}
+	}
+	pos = ent_upper(e, t);
+	memmove(&e->ev[e->head + pos + 1], &e->ev[e->head + pos], (e->n - pos) * sizeof e->ev[0]);
+	e->ev[e->head + pos] = (ent_event){ .t = t, .ch = card_h };
+	e->n++;
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+live_apply(live *lv, const vigil_txn *txn)
+{
+	uint64_t ch = id_hash(txn->card_id, strlen(txn->card_id));
+	int64_t  t = txn->event_time_ms;
+
+	card_apply(lv, txn, ch);
+	ent_apply(lv, ENT_MERCHANT, txn->merchant_id, t, ch);
+	if (txn->terminal_id[0] != '\0')
+		ent_apply(lv, ENT_TERMINAL, txn->terminal_id, t, ch);
+	if (txn->device_id[0] != '\0')
+		ent_apply(lv, ENT_DEVICE, txn->device_id, t, ch);
+	if (txn->ip[0] != '\0')
+		ent_apply(lv, ENT_IP, txn->ip, t, ch);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Expiry. */
+
+static void
+sweep_cards(live *lv, uint32_t i, int64_t cutoff)
+{
+	card_stripe *s = &lv->cards[i];
+	live_card   *c, *tmp;
+
+	pthread_mutex_lock(&s->mu);
+	HASH_ITER(hh, s->head, c, tmp) {
+		card_evict(lv, c, cutoff);
+		if (c->n == 0 && c->nbk == 0) {
+			HASH_DELETE(hh, s->head, c);
+			card_free(lv, c);
+			atomic_fetch_sub_explicit(&lv->ncards, 1, memory_order_relaxed);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void
+sweep_ents(live *lv, uint32_t i, int64_t cutoff)
+{
+	for (int k = 0; k < ENT_KINDS; k++) {
+		ent_stripe *s = &lv->ents[k][i];
+		live_ent   *e, *tmp;
+
+		pthread_mutex_lock(&s->mu);
+		HASH_ITER(hh, s->head, e, tmp) {
+			if (e->newest <= cutoff) {
+				HASH_DELETE(hh, s->head, e);
+				ent_free(lv, e);
+				atomic_fetch_sub_explicit(&lv->nents, 1, memory_order_relaxed);
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+static void
+sweep_dedupe(live *lv, uint32_t i)
+{
+	dd_stripe *s = &lv->dd[i];
+	dd_entry  *d, *tmp;
+
+	pthread_mutex_lock(&s->mu);
+	HASH_ITER(hh, s->head, d, tmp) {
+		if (!dd_live(lv, d)) {
+			HASH_DELETE(hh, s->head, d);
+			free(d);
+			atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+live_sweep_maybe(live *lv)
+{
+	uint64_t n = atomic_fetch_add_explicit(&lv->commits, 1, memory_order_relaxed);
+	uint64_t i;
+	int64_t  cutoff;
+
+	if (n % LIVE_SWEEP_EVERY != LIVE_SWEEP_EVERY - 1)
+		return;
+	cutoff = live_cutoff(lv);
+	if (cutoff == INT64_MIN)
+		return;
+	i = atomic_fetch_add_explicit(&lv->sweep_cursor, 1, memory_order_relaxed);
+	sweep_cards(lv, (uint32_t)(i % LIVE_CARD_STRIPES), cutoff);
+	sweep_ents(lv, (uint32_t)(i % LIVE_ENT_STRIPES), cutoff);
+	sweep_dedupe(lv, (uint32_t)(i % LIVE_DEDUPE_STRIPES));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Recovery and stats. */
+
+vigil_err
+live_replay(live *lv, const store_scored *rec)
+{
+	store_outcome o;
+	uint32_t      stripe = live_card_stripe(rec->txn.card_id);
+	vigil_err     rv;
+	bool          admit;
+
+	live_card_lock(lv, stripe);
+	rv = live_card_reserve(lv, &rec->txn);
+	if (rv == VIGIL_ELIMIT)
+		rv = VIGIL_OK; /* over max_cards: state cannot hold it, as live */
+	if (rv != VIGIL_OK) {
+		live_card_unlock(lv, stripe);
+		return rv;
+	}
+	live_wm_lock(lv);
+	admit = live_wm_admit_locked(lv, rec->txn.event_time_ms);
+	live_wm_unlock(lv);
+	if (admit)
+		live_apply(lv, &rec->txn);
+	live_card_unlock(lv, stripe);
+	live_outcome_from_scored(rec, &o);
+	rv = live_dedupe_put(lv, rec->txn.txn_id, rec->txn.event_time_ms, &o);
+	live_sweep_maybe(lv);
+	return rv;
+}
+
+void
+live_get_stats(live *lv, live_stats *ret_stats)
+{
+	ret_stats->cards = atomic_load_explicit(&lv->ncards, memory_order_relaxed);
+	ret_stats->entities = atomic_load_explicit(&lv->nents, memory_order_relaxed);
+	ret_stats->events = atomic_load_explicit(&lv->nevents, memory_order_relaxed);
+	ret_stats->dedupe_entries = atomic_load_explicit(&lv->ndd, memory_order_relaxed);
+	ret_stats->late_events = atomic_load_explicit(&lv->nlate, memory_order_relaxed);
+}

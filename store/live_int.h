@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store/live_int.h - private to store/: the speed layer (live.c) as db.c
+ * drives it. The model, its windows and its exactness argument are in
+ * docs/storage.md ("Live state"); in short:
+ *
+ *   - W, the watermark, is the largest event time applied so far. A
+ *     transaction with event time t <= W - 7d is late: scored, archived,
+ *     counted in late_events, not applied. The admit decision and the W
+ *     update happen under one mutex that also orders the archive write, so
+ *     replaying the archive in sequence order takes the same decisions.
+ *   - Per card, events are kept in event-time order (ties by arrival);
+ *     a lookup at time t sees the events with time <= t already applied,
+ *     and an event is inside a window w when t - time < w (an event exactly
+ *     1h old is outside the 1h window).
+ *   - Everything with time <= W - 14d is unobservable by a transaction that
+ *     is not late and is dropped by the sweep, so the live state after any
+ *     crash equals a replay of the archive's last 14 days (or the dedupe
+ *     horizon, if longer).
+ */
+#ifndef VIGIL_STORE_LIVE_INT_H
+#define VIGIL_STORE_LIVE_INT_H
+
+#include "store.h"
+
+#define LIVE_WINDOW_MAX_MS   (7 * VIGIL_MS_PER_DAY)  /* largest window = late horizon */
+#define LIVE_RETAIN_MS       (2 * LIVE_WINDOW_MAX_MS) /* window + late horizon */
+#define LIVE_CARD_STRIPES    4096
+#define LIVE_DEDUPE_STRIPES  4096
+#define LIVE_ENT_STRIPES     1024
+#define LIVE_CARD_CAP        4096   /* exact events per card before folding (docs) */
+#define LIVE_ENT_CAP         65536  /* events per merchant/terminal/device/IP (docs) */
+#define LIVE_SET_SLOTS       16384  /* distinct-set scratch; saturates at 3/4 */
+#define LIVE_SWEEP_EVERY     64     /* commits per incremental sweep step */
+
+typedef struct live live;
+typedef struct live_scratch live_scratch;
+
+typedef struct live_opts {
+	int64_t  dedupe_horizon_ms; /* >= LIVE_WINDOW_MAX_MS */
+	uint64_t max_cards;         /* cap on cards, and on entities of each kind */
+} live_opts;
+
+typedef struct live_stats {
+	uint64_t cards, entities, events, dedupe_entries, late_events;
+} live_stats;
+
+vigil_err live_new(const live_opts *opts, live **ret_lv);
+void      live_free(live *lv); /* NULL is a no-op */
+
+/* Per-thread scratch for feature computation. NULL on ENOMEM. */
+live_scratch *live_scratch_new(void);
+void          live_scratch_free(live_scratch *sc);
+
+/* The card's stripe; hold its lock from begin to commit/abort. */
+uint32_t live_card_stripe(const char *card_id);
+void     live_card_lock(live *lv, uint32_t stripe);
+void     live_card_unlock(live *lv, uint32_t stripe);
+
+/* VIGIL_EEXIST with *ret_prior filled if txn_id was recorded and is within
+ * the horizon of W; VIGIL_ENOTFOUND otherwise. */
+vigil_err live_dedupe_find(live *lv, const char *txn_id, store_outcome *ret_prior);
+/* Records the first outcome of txn_id (a second put keeps the first). */
+vigil_err live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms,
+    const store_outcome *o);
+
+/* Makes room to apply txn's card event later without allocating (card
+ * stripe locked). VIGIL_ELIMIT if the card is new and max_cards is reached;
+ * VIGIL_ENOMEM. */
+vigil_err live_card_reserve(live *lv, const vigil_txn *txn);
+
+/* Fills the vel.* slots of f (a full schema vector) as of txn's event time.
+ * The card stripe must be locked by the caller. */
+void live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f);
+
+/* The watermark lock; hold it around archive write + admit. */
+void live_wm_lock(live *lv);
+void live_wm_unlock(live *lv);
+/* True: t is not late, W advanced to max(W, t). False: late (counted). */
+bool live_wm_admit_locked(live *lv, int64_t t);
+int64_t live_watermark(live *lv); /* INT64_MIN before the first event */
+
+/* Applies an admitted transaction: its card event (card stripe locked,
+ * reserved with live_card_reserve) and its merchant/terminal/device/IP
+ * events (their own locks, taken one at a time). Never fails: an entity
+ * that cannot be allocated is skipped (counted in docs as a degradation). */
+void live_apply(live *lv, const vigil_txn *txn);
+
+/* One incremental step of expiry (no locks held by the caller). */
+void live_sweep_maybe(live *lv);
+
+/* Replays one archived scored record (single-threaded recovery): admit,
+ * apply, record outcome, exactly as a live commit did. */
+vigil_err live_replay(live *lv, const store_scored *rec);
+
+void live_get_stats(live *lv, live_stats *ret_stats);
+
+/* Outcome of a scored record, as recorded for retries. */
+void live_outcome_from_scored(const store_scored *rec, store_outcome *ret_o);
+
+#endif
