@@ -1,0 +1,1341 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * clients/c/client.c - libvigil-client: replicas, routing, the call state
+ * machine, retries and failover (vigil_client.h has the contract).
+ *
+ * One nng REQ socket per replica, dialled in the background so it reconnects
+ * by itself; a pipe-notify callback keeps each replica's live connection
+ * count, so routing can skip a replica that is down, and calls waiting on a
+ * replica whose connection drops are cancelled at once and retried on the
+ * next one instead of waiting for their timeout.
+ *
+ * A call is a pooled object holding one nng_aio, one REQ context per replica
+ * (opened on first use) and the encoded request bytes, which are re-sent
+ * unchanged on every attempt (the server de-duplicates by txn_id). The same
+ * state machine (call_run) drives synchronous calls, which wait on an aio
+ * without callback in the caller's thread, and asynchronous calls, whose aio
+ * callback runs it on nng's threads.
+ *
+ * Locking: one client mutex guards the call pool, the per-replica in-flight
+ * lists and connection counts, and the closing flag. It is never held while
+ * waiting on an aio or running a user callback; nng functions called under it
+ * (nng_aio_cancel) never call back into this file synchronously.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "ring.h"
+#include "vigil.pb-c.h"
+#include "vigil_client.h"
+
+#define VC_MAX_REPLICAS   64
+#define VC_MAX_URL        1024
+#define VC_ARENA_BYTES    8192
+#define VC_ID_MAX         64      /* txn_id, card_id, ... (vigil.proto) */
+#define VC_MAX_ATTRS      64
+#define VC_MAX_REQUEST    65536   /* encoded request bytes */
+
+typedef enum vc_kind { VC_KIND_SCORE, VC_KIND_LABEL } vc_kind;
+
+typedef struct vc_call vc_call;
+
+typedef struct vc_replica {
+	vigil_client *c;
+	char         *url;
+	nng_socket    sock;
+	bool          sock_open;
+	int           npipes;   /* live connections (0 or 1); under c->mtx */
+	vc_call      *inflight; /* calls with an attempt on this replica; under c->mtx */
+} vc_replica;
+
+struct vigil_client {
+	vigil_client_opts opts;
+	size_t            nrep;
+	vc_replica       *reps;
+	vc_ring          *ring;
+	pthread_mutex_t   mtx;
+	pthread_cond_t    cv;       /* connections added, calls finished */
+	bool              closing;
+	uint32_t          ncalls;   /* call objects allocated (<= max_inflight) */
+	uint32_t          nactive;  /* calls accepted and not yet finished */
+	vc_call          *free_sync;
+	vc_call          *free_async;
+	vc_call          *all;      /* every call object, for close */
+};
+
+typedef enum vc_state {
+	VC_IDLE,    /* between attempts */
+	VC_BACKOFF, /* sleeping before re-sending to a replica already tried */
+	VC_SEND,
+	VC_RECV,
+	VC_FINISH,  /* async call finished before its first aio: deliver from a callback */
+} vc_state;
+
+struct vc_call {
+	vigil_client *c;
+	vc_call      *next_free;
+	vc_call      *next_all;
+	vc_call      *prev_rep, *next_rep; /* on reps[rep].inflight while registered */
+	bool          registered;
+	bool          async;
+	nng_aio      *aio;
+	nng_ctx      *ctx;       /* [nrep] */
+	bool         *ctx_open;  /* [nrep] */
+	uint8_t      *order;     /* [nrep] ring preference list of this call's key */
+	size_t        norder;
+
+	uint8_t      *buf;       /* the encoded vigil.v1.Request */
+	size_t        len, cap;
+	vc_kind       kind;
+	char          txn_id[VC_ID_MAX + 1];
+	int32_t       timeout_ms;
+	uint32_t      max_attempts;
+
+	vc_state      state;
+	uint32_t      attempts;
+	uint64_t      tried;     /* bit per replica index */
+	size_t        rep;       /* replica of the current attempt */
+	nng_time      deadline;
+	bool          disc;      /* its replica lost its connection during the attempt */
+	bool          was_connected;
+
+	vigil_client_err     err;
+	vigil_client_errinfo info;
+	vigil_client_result  res;
+	vigil_client_score_cb cb;
+	void                *cb_arg;
+
+	/* protobuf-c allocator for decoding replies without malloc */
+	ProtobufCAllocator alloc;
+	size_t             arena_used;
+	alignas(16) unsigned char arena[VC_ARENA_BYTES];
+};
+
+/* ---- errors and names ---- */
+
+static const char *const vc_errstr[VIGIL_CLIENT_ERR_COUNT_] = {
+	[VIGIL_CLIENT_OK]           = "success",
+	[VIGIL_CLIENT_EINVAL]       = "invalid argument",
+	[VIGIL_CLIENT_ENOMEM]       = "out of memory",
+	[VIGIL_CLIENT_ETIMEDOUT]    = "timed out waiting for a reply",
+	[VIGIL_CLIENT_EUNREACHABLE] = "server unreachable",
+	[VIGIL_CLIENT_ECLOSED]      = "client closed",
+	[VIGIL_CLIENT_EPROTO]       = "malformed reply from server",
+	[VIGIL_CLIENT_ETRANSPORT]   = "transport error",
+	[VIGIL_CLIENT_ELIMIT]       = "too many calls in flight",
+	[VIGIL_CLIENT_SINVALID]     = "server rejected an invalid field",
+	[VIGIL_CLIENT_SMALFORMED]   = "server could not decode the request",
+	[VIGIL_CLIENT_STOOBIG]      = "request over the server's size cap",
+	[VIGIL_CLIENT_SUNSUPPORTED] = "request kind not supported by the server",
+	[VIGIL_CLIENT_SOVERLOADED]  = "server overloaded",
+	[VIGIL_CLIENT_SUNAVAILABLE] = "server unavailable",
+	[VIGIL_CLIENT_SINTERNAL]    = "server internal error",
+};
+
+static const char *const vc_errname[VIGIL_CLIENT_ERR_COUNT_] = {
+	[VIGIL_CLIENT_OK]           = "OK",
+	[VIGIL_CLIENT_EINVAL]       = "EINVAL",
+	[VIGIL_CLIENT_ENOMEM]       = "ENOMEM",
+	[VIGIL_CLIENT_ETIMEDOUT]    = "ETIMEDOUT",
+	[VIGIL_CLIENT_EUNREACHABLE] = "EUNREACHABLE",
+	[VIGIL_CLIENT_ECLOSED]      = "ECLOSED",
+	[VIGIL_CLIENT_EPROTO]       = "EPROTO",
+	[VIGIL_CLIENT_ETRANSPORT]   = "ETRANSPORT",
+	[VIGIL_CLIENT_ELIMIT]       = "ELIMIT",
+	[VIGIL_CLIENT_SINVALID]     = "SINVALID",
+	[VIGIL_CLIENT_SMALFORMED]   = "SMALFORMED",
+	[VIGIL_CLIENT_STOOBIG]      = "STOOBIG",
+	[VIGIL_CLIENT_SUNSUPPORTED] = "SUNSUPPORTED",
+	[VIGIL_CLIENT_SOVERLOADED]  = "SOVERLOADED",
+	[VIGIL_CLIENT_SUNAVAILABLE] = "SUNAVAILABLE",
+	[VIGIL_CLIENT_SINTERNAL]    = "SINTERNAL",
+};
+
+const char *
+vigil_client_strerror(vigil_client_err err)
+{
+	if ((unsigned) err >= VIGIL_CLIENT_ERR_COUNT_)
+		return "unknown error";
+	return vc_errstr[err];
+}
+
+const char *
+vigil_client_errname(vigil_client_err err)
+{
+	if ((unsigned) err >= VIGIL_CLIENT_ERR_COUNT_)
+		return "EUNKNOWN";
+	return vc_errname[err];
+}
+
+const char *
+vigil_client_decision_name(vigil_client_decision d)
+{
+	switch (d) {
+	case VIGIL_CLIENT_DECISION_ALLOW:
+		return "allow";
+	case VIGIL_CLIENT_DECISION_REVIEW:
+		return "review";
+	case VIGIL_CLIENT_DECISION_DECLINE:
+		return "decline";
+	default:
+		return "none";
+	}
+}
+
+/* Sets *info (if non-NULL) to code and a formatted one-line message. */
+static void
+vc_info_set(vigil_client_errinfo *info, vigil_client_err code, const char *field,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+vc_info_set(vigil_client_errinfo *info, vigil_client_err code, const char *field,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (info == NULL)
+		return;
+	info->code = code;
+	snprintf(info->field, sizeof info->field, "%s", field != NULL ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(info->message, sizeof info->message, fmt, ap);
+	va_end(ap);
+	/* one line: the server's message is not ours to trust */
+	for (char *p = info->message; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+static vigil_client_err
+vc_from_nng(int rv)
+{
+	switch (rv) {
+	case NNG_ENOMEM:
+		return VIGIL_CLIENT_ENOMEM;
+	case NNG_ETIMEDOUT:
+		return VIGIL_CLIENT_ETIMEDOUT;
+	case NNG_ECONNREFUSED:
+	case NNG_ECONNRESET:
+	case NNG_ECONNSHUT:
+	case NNG_EADDRINVAL:
+	case NNG_EUNREACHABLE:
+		return VIGIL_CLIENT_EUNREACHABLE;
+	case NNG_ECLOSED:
+		return VIGIL_CLIENT_ECLOSED;
+	default:
+		return VIGIL_CLIENT_ETRANSPORT;
+	}
+}
+
+/* ---- results ---- */
+
+void
+vigil_client_result_fini(vigil_client_result *res)
+{
+	if (res == NULL)
+		return;
+	free(res->block_);
+	memset(res, 0, sizeof *res);
+}
+
+void
+vigil_client_result_move(vigil_client_result *dst, vigil_client_result *src)
+{
+	*dst = *src;
+	memset(src, 0, sizeof *src);
+}
+
+/* ---- the decoding arena: protobuf-c allocations served from the call ---- */
+
+static void *
+vc_arena_alloc(void *data, size_t size)
+{
+	vc_call *call = data;
+	size_t   off = (call->arena_used + 15) & ~(size_t) 15;
+
+	if (size <= sizeof call->arena && off <= sizeof call->arena - size) {
+		call->arena_used = off + size;
+		return call->arena + off;
+	}
+	return malloc(size);
+}
+
+static void
+vc_arena_free(void *data, void *ptr)
+{
+	vc_call *call = data;
+	unsigned char *p = ptr;
+
+	if (p >= call->arena && p < call->arena + sizeof call->arena)
+		return;
+	free(ptr);
+}
+
+/* ---- replicas and connections ---- */
+
+static void
+vc_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	vc_replica   *r = arg;
+	vigil_client *c = r->c;
+
+	(void) p;
+	pthread_mutex_lock(&c->mtx);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		r->npipes++;
+		pthread_cond_broadcast(&c->cv);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		if (r->npipes > 0)
+			r->npipes--;
+		if (r->npipes == 0) {
+			/* the requests waiting here will not be answered: fail over now */
+			for (vc_call *call = r->inflight; call != NULL; call = call->next_rep) {
+				call->disc = true;
+				nng_aio_cancel(call->aio);
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->mtx);
+}
+
+static vigil_client_err
+vc_replica_open(vigil_client *c, vc_replica *r, vigil_client_errinfo *reterr_info)
+{
+	nng_dialer d;
+	int        rv;
+
+	rv = nng_req0_open(&r->sock);
+	if (rv != 0)
+		goto fail;
+	r->sock_open = true;
+	/* our attempts and failover replace REQ's own resend timer */
+	rv = nng_socket_set_ms(r->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	if (rv == 0)
+		rv = nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, c->opts.max_reply_bytes);
+	if (rv == 0)
+		rv = nng_socket_set_ms(r->sock, NNG_OPT_RECONNMINT, 50);
+	if (rv == 0)
+		rv = nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, 1000);
+	if (rv == 0)
+		rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, vc_pipe_cb, r);
+	if (rv == 0)
+		rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, vc_pipe_cb, r);
+	if (rv != 0)
+		goto fail;
+	rv = nng_dial(r->sock, r->url, &d, NNG_FLAG_NONBLOCK);
+	if (rv != 0)
+		goto fail;
+	return VIGIL_CLIENT_OK;
+fail:
+	vc_info_set(reterr_info, rv == NNG_ENOMEM ? VIGIL_CLIENT_ENOMEM : VIGIL_CLIENT_ETRANSPORT,
+	    NULL, "%s: %s", r->url, nng_strerror(rv));
+	return rv == NNG_ENOMEM ? VIGIL_CLIENT_ENOMEM : VIGIL_CLIENT_ETRANSPORT;
+}
+
+static void
+vc_opts_defaults(vigil_client_opts *o)
+{
+	if (o->timeout_ms <= 0)
+		o->timeout_ms = 1000;
+	if (o->max_attempts == 0)
+		o->max_attempts = 3;
+	if (o->connect_wait_ms == 0)
+		o->connect_wait_ms = 1000;
+	if (o->backoff_ms <= 0)
+		o->backoff_ms = 20;
+	if (o->vnodes == 0)
+		o->vnodes = 160;
+	if (o->vnodes > 4096)
+		o->vnodes = 4096;
+	if (o->max_inflight == 0)
+		o->max_inflight = 4096;
+	if (o->max_reply_bytes == 0)
+		o->max_reply_bytes = 1u << 20;
+	if (o->max_attempts > 100)
+		o->max_attempts = 100;
+}
+
+static void vc_call_destroy(vc_call *call);
+
+static void
+vc_client_free(vigil_client *c)
+{
+	for (size_t i = 0; i < c->nrep; i++)
+		if (c->reps[i].sock_open)
+			nng_close(c->reps[i].sock); /* closes the contexts too */
+	while (c->all != NULL) {
+		vc_call *call = c->all;
+
+		c->all = call->next_all;
+		vc_call_destroy(call);
+	}
+	for (size_t i = 0; i < c->nrep; i++)
+		free(c->reps[i].url);
+	free(c->reps);
+	vc_ring_free(c->ring);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mtx);
+	free(c);
+}
+
+vigil_client_err
+vigil_client_open(const char *const *urls, size_t nurls, const vigil_client_opts *opts,
+    vigil_client **ret_client, vigil_client_errinfo *reterr_info)
+{
+	vigil_client    *c = NULL;
+	vigil_client_err rv;
+
+	if (urls == NULL || nurls == 0 || nurls > VC_MAX_REPLICAS || ret_client == NULL) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL,
+		    "need 1 to %d server URLs, got %zu", VC_MAX_REPLICAS, nurls);
+		return VIGIL_CLIENT_EINVAL;
+	}
+	for (size_t i = 0; i < nurls; i++) {
+		if (urls[i] == NULL || urls[i][0] == '\0' || strlen(urls[i]) > VC_MAX_URL) {
+			vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL,
+			    "server URL %zu: empty or longer than %d bytes", i + 1, VC_MAX_URL);
+			return VIGIL_CLIENT_EINVAL;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(urls[i], urls[j]) == 0) {
+				vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL,
+				    "%s: server URL given twice", urls[i]);
+				return VIGIL_CLIENT_EINVAL;
+			}
+		}
+	}
+
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		goto nomem;
+	if (opts != NULL)
+		c->opts = *opts;
+	vc_opts_defaults(&c->opts);
+	pthread_mutex_init(&c->mtx, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->reps = calloc(nurls, sizeof *c->reps);
+	if (c->reps == NULL)
+		goto nomem;
+	c->nrep = nurls;
+	for (size_t i = 0; i < nurls; i++) {
+		c->reps[i].c = c;
+		c->reps[i].url = strdup(urls[i]);
+		if (c->reps[i].url == NULL)
+			goto nomem;
+	}
+	c->ring = vc_ring_new(urls, nurls, c->opts.vnodes);
+	if (c->ring == NULL)
+		goto nomem;
+	for (size_t i = 0; i < nurls; i++) {
+		rv = vc_replica_open(c, &c->reps[i], reterr_info);
+		if (rv != VIGIL_CLIENT_OK)
+			goto out;
+	}
+
+	if (c->opts.connect_wait_ms > 0) {
+		nng_time until = nng_clock() + (nng_time) c->opts.connect_wait_ms;
+
+		pthread_mutex_lock(&c->mtx);
+		for (;;) {
+			size_t up = 0;
+
+			for (size_t i = 0; i < c->nrep; i++)
+				up += c->reps[i].npipes > 0;
+			if (up == c->nrep || nng_clock() >= until)
+				break;
+			pthread_mutex_unlock(&c->mtx);
+			/* pipe callbacks broadcast c->cv; a short sleep keeps this simple */
+			nng_msleep(5);
+			pthread_mutex_lock(&c->mtx);
+		}
+		pthread_mutex_unlock(&c->mtx);
+	}
+	*ret_client = c;
+	c = NULL;
+	rv = VIGIL_CLIENT_OK;
+	goto out;
+nomem:
+	rv = VIGIL_CLIENT_ENOMEM;
+	vc_info_set(reterr_info, rv, NULL, "out of memory opening the client");
+out:
+	if (c != NULL)
+		vc_client_free(c);
+	return rv;
+}
+
+void
+vigil_client_close(vigil_client *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mtx);
+	c->closing = true;
+	for (size_t i = 0; i < c->nrep; i++)
+		for (vc_call *call = c->reps[i].inflight; call != NULL; call = call->next_rep)
+			nng_aio_cancel(call->aio);
+	while (c->nactive > 0)
+		pthread_cond_wait(&c->cv, &c->mtx);
+	pthread_mutex_unlock(&c->mtx);
+	vc_client_free(c);
+}
+
+size_t
+vigil_client_nreplicas(const vigil_client *c)
+{
+	return c->nrep;
+}
+
+const char *
+vigil_client_replica_url(const vigil_client *c, size_t i)
+{
+	return i < c->nrep ? c->reps[i].url : NULL;
+}
+
+size_t
+vigil_client_route(const vigil_client *c, const char *key)
+{
+	return vc_ring_owner(c->ring, key, strlen(key));
+}
+
+bool
+vigil_client_replica_connected(vigil_client *c, size_t i)
+{
+	bool up;
+
+	if (i >= c->nrep)
+		return false;
+	pthread_mutex_lock(&c->mtx);
+	up = c->reps[i].npipes > 0;
+	pthread_mutex_unlock(&c->mtx);
+	return up;
+}
+
+/* ---- call objects ---- */
+
+static void vc_aio_cb(void *arg);
+
+static void
+vc_call_destroy(vc_call *call)
+{
+	if (call->aio != NULL)
+		nng_aio_free(call->aio);
+	free(call->ctx);
+	free(call->ctx_open);
+	free(call->order);
+	free(call->buf);
+	free(call);
+}
+
+/* A call object from the pool (or a new one, up to max_inflight). */
+static vigil_client_err
+vc_call_get(vigil_client *c, bool async, vc_call **ret_call, vigil_client_errinfo *reterr_info)
+{
+	vc_call        **freelist = async ? &c->free_async : &c->free_sync;
+	vc_call         *call;
+	vigil_client_err rv = VIGIL_CLIENT_OK;
+
+	pthread_mutex_lock(&c->mtx);
+	if (c->closing) {
+		rv = VIGIL_CLIENT_ECLOSED;
+		vc_info_set(reterr_info, rv, NULL, "client is closing");
+		goto out;
+	}
+	if ((call = *freelist) != NULL) {
+		*freelist = call->next_free;
+		c->nactive++;
+		*ret_call = call;
+		goto out;
+	}
+	if (c->ncalls >= c->opts.max_inflight) {
+		rv = VIGIL_CLIENT_ELIMIT;
+		vc_info_set(reterr_info, rv, NULL, "%u calls already in flight", c->opts.max_inflight);
+		goto out;
+	}
+	c->ncalls++;
+	c->nactive++;
+	pthread_mutex_unlock(&c->mtx);
+
+	call = calloc(1, sizeof *call);
+	if (call != NULL) {
+		call->c        = c;
+		call->async    = async;
+		call->ctx      = calloc(c->nrep, sizeof *call->ctx);
+		call->ctx_open = calloc(c->nrep, sizeof *call->ctx_open);
+		call->order    = calloc(c->nrep, sizeof *call->order);
+		call->alloc.alloc          = vc_arena_alloc;
+		call->alloc.free           = vc_arena_free;
+		call->alloc.allocator_data = call;
+	}
+	if (call == NULL || call->ctx == NULL || call->ctx_open == NULL || call->order == NULL ||
+	    nng_aio_alloc(&call->aio, async ? vc_aio_cb : NULL, call) != 0) {
+		if (call != NULL)
+			vc_call_destroy(call);
+		pthread_mutex_lock(&c->mtx);
+		c->ncalls--;
+		c->nactive--;
+		pthread_cond_broadcast(&c->cv);
+		rv = VIGIL_CLIENT_ENOMEM;
+		vc_info_set(reterr_info, rv, NULL, "out of memory starting a call");
+		goto out;
+	}
+	pthread_mutex_lock(&c->mtx);
+	call->next_all = c->all;
+	c->all = call;
+	*ret_call = call;
+out:
+	pthread_mutex_unlock(&c->mtx);
+	return rv;
+}
+
+static void
+vc_call_put(vc_call *call)
+{
+	vigil_client *c = call->c;
+
+	vigil_client_result_fini(&call->res);
+	pthread_mutex_lock(&c->mtx);
+	if (call->async) {
+		call->next_free = c->free_async;
+		c->free_async = call;
+	} else {
+		call->next_free = c->free_sync;
+		c->free_sync = call;
+	}
+	c->nactive--;
+	if (c->nactive == 0)
+		pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mtx);
+}
+
+/* ---- request encoding ---- */
+
+static const char *
+vc_str(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+static bool
+vc_empty(const char *s)
+{
+	return s == NULL || s[0] == '\0';
+}
+
+/* Only what the client needs: required fields present, ids within the cap
+ * (the server checks everything else and answers SINVALID). */
+static vigil_client_err
+vc_id_check(const char *field, const char *v, bool required, vigil_client_errinfo *reterr_info)
+{
+	if (required && vc_empty(v)) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, field, "%s: required", field);
+		return VIGIL_CLIENT_EINVAL;
+	}
+	if (v != NULL && strlen(v) > VC_ID_MAX) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, field, "%s: longer than %d bytes",
+		    field, VC_ID_MAX);
+		return VIGIL_CLIENT_EINVAL;
+	}
+	return VIGIL_CLIENT_OK;
+}
+
+static vigil_client_err
+vc_txn_check(const vigil_client_txn *txn, vigil_client_errinfo *reterr_info)
+{
+	vigil_client_err rv;
+
+	if ((rv = vc_id_check("txn.txn_id", txn->txn_id, true, reterr_info)) != VIGIL_CLIENT_OK ||
+	    (rv = vc_id_check("txn.card_id", txn->card_id, true, reterr_info)) != VIGIL_CLIENT_OK ||
+	    (rv = vc_id_check("txn.merchant_id", txn->merchant_id, true, reterr_info)) != VIGIL_CLIENT_OK ||
+	    (rv = vc_id_check("txn.terminal_id", txn->terminal_id, false, reterr_info)) != VIGIL_CLIENT_OK ||
+	    (rv = vc_id_check("txn.device_id", txn->device_id, false, reterr_info)) != VIGIL_CLIENT_OK)
+		return rv;
+	if (vc_empty(txn->currency)) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, "txn.currency", "txn.currency: required");
+		return VIGIL_CLIENT_EINVAL;
+	}
+	if (txn->event_time_ms <= 0) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, "txn.event_time_ms",
+		    "txn.event_time_ms: required (Unix milliseconds > 0)");
+		return VIGIL_CLIENT_EINVAL;
+	}
+	if (txn->nattrs > VC_MAX_ATTRS || (txn->nattrs > 0 && txn->attrs == NULL)) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, "txn.attributes",
+		    "txn.attributes: %zu given, at most %d", txn->nattrs, VC_MAX_ATTRS);
+		return VIGIL_CLIENT_EINVAL;
+	}
+	return VIGIL_CLIENT_OK;
+}
+
+static vigil_client_err
+vc_label_check(const vigil_client_label_req *label, vigil_client_errinfo *reterr_info)
+{
+	vigil_client_err rv;
+
+	if ((rv = vc_id_check("label.txn_id", label->txn_id, true, reterr_info)) != VIGIL_CLIENT_OK ||
+	    (rv = vc_id_check("label.card_id", label->card_id, false, reterr_info)) != VIGIL_CLIENT_OK)
+		return rv;
+	return VIGIL_CLIENT_OK;
+}
+
+static vigil_client_err
+vc_call_reserve(vc_call *call, size_t len, vigil_client_errinfo *reterr_info)
+{
+	if (len > VC_MAX_REQUEST) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL,
+		    "request is %zu bytes, over the %d-byte cap", len, VC_MAX_REQUEST);
+		return VIGIL_CLIENT_EINVAL;
+	}
+	if (len > call->cap) {
+		size_t   cap = len < 512 ? 512 : len;
+		uint8_t *b = realloc(call->buf, cap);
+
+		if (b == NULL) {
+			vc_info_set(reterr_info, VIGIL_CLIENT_ENOMEM, NULL, "out of memory encoding");
+			return VIGIL_CLIENT_ENOMEM;
+		}
+		call->buf = b;
+		call->cap = cap;
+	}
+	call->len = len;
+	return VIGIL_CLIENT_OK;
+}
+
+/* Prepares call for its first attempt: options and the ring order of key. */
+static void
+vc_call_prepare(vc_call *call, const vigil_client_callopts *opts, const char *key)
+{
+	vigil_client *c = call->c;
+
+	call->timeout_ms   = opts != NULL && opts->timeout_ms > 0 ? opts->timeout_ms : c->opts.timeout_ms;
+	call->max_attempts = opts != NULL && opts->max_attempts > 0 ? opts->max_attempts : c->opts.max_attempts;
+	if (call->max_attempts > 100)
+		call->max_attempts = 100;
+	call->norder   = vc_ring_order(c->ring, key, strlen(key), call->order);
+	call->state    = VC_IDLE;
+	call->attempts = 0;
+	call->tried    = 0;
+	call->err      = VIGIL_CLIENT_EUNREACHABLE;
+	memset(&call->info, 0, sizeof call->info);
+	snprintf(call->info.message, sizeof call->info.message, "no attempt was made");
+	memset(&call->res, 0, sizeof call->res);
+}
+
+static vigil_client_err
+vc_encode_score(vc_call *call, const vigil_client_txn *txn, bool dry_run,
+    vigil_client_errinfo *reterr_info)
+{
+	Vigil__V1__Transaction  t   = VIGIL__V1__TRANSACTION__INIT;
+	Vigil__V1__Location     loc = VIGIL__V1__LOCATION__INIT;
+	Vigil__V1__ScoreRequest sr  = VIGIL__V1__SCORE_REQUEST__INIT;
+	Vigil__V1__Request      rq  = VIGIL__V1__REQUEST__INIT;
+	Vigil__V1__Attribute    attrs[VC_MAX_ATTRS];
+	Vigil__V1__Attribute   *attrp[VC_MAX_ATTRS];
+	vigil_client_err        rv;
+
+	rv = vc_txn_check(txn, reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		return rv;
+	t.txn_id        = (char *) txn->txn_id;
+	t.card_id       = (char *) txn->card_id;
+	t.merchant_id   = (char *) txn->merchant_id;
+	t.terminal_id   = (char *) vc_str(txn->terminal_id);
+	t.currency      = (char *) txn->currency;
+	t.country       = (char *) vc_str(txn->country);
+	t.device_id     = (char *) vc_str(txn->device_id);
+	t.ip            = (char *) vc_str(txn->ip);
+	t.event_time_ms = txn->event_time_ms;
+	t.amount_minor  = txn->amount_minor;
+	t.mcc           = txn->mcc;
+	t.channel       = (Vigil__V1__Channel) txn->channel;
+	if (txn->has_location) {
+		loc.latitude  = txn->latitude;
+		loc.longitude = txn->longitude;
+		t.location    = &loc;
+	}
+	for (size_t i = 0; i < txn->nattrs; i++) {
+		vigil__v1__attribute__init(&attrs[i]);
+		attrs[i].key   = (char *) vc_str(txn->attrs[i].key);
+		attrs[i].value = (char *) vc_str(txn->attrs[i].value);
+		attrp[i] = &attrs[i];
+	}
+	t.n_attributes = txn->nattrs;
+	t.attributes   = txn->nattrs > 0 ? attrp : NULL;
+	sr.txn     = &t;
+	sr.dry_run = dry_run;
+	rq.kind_case = VIGIL__V1__REQUEST__KIND_SCORE;
+	rq.score     = &sr;
+
+	rv = vc_call_reserve(call, vigil__v1__request__get_packed_size(&rq), reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		return rv;
+	vigil__v1__request__pack(&rq, call->buf);
+	call->kind = VC_KIND_SCORE;
+	snprintf(call->txn_id, sizeof call->txn_id, "%s", txn->txn_id);
+	return VIGIL_CLIENT_OK;
+}
+
+static vigil_client_err
+vc_encode_label(vc_call *call, const vigil_client_label_req *label,
+    vigil_client_errinfo *reterr_info)
+{
+	Vigil__V1__Label        l  = VIGIL__V1__LABEL__INIT;
+	Vigil__V1__LabelRequest lr = VIGIL__V1__LABEL_REQUEST__INIT;
+	Vigil__V1__Request      rq = VIGIL__V1__REQUEST__INIT;
+	vigil_client_err        rv;
+
+	rv = vc_label_check(label, reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		return rv;
+	l.txn_id        = (char *) label->txn_id;
+	l.fraud         = label->fraud;
+	l.label_time_ms = label->label_time_ms;
+	l.source        = (char *) vc_str(label->source);
+	l.card_id       = (char *) vc_str(label->card_id);
+	lr.label = &l;
+	rq.kind_case = VIGIL__V1__REQUEST__KIND_LABEL;
+	rq.label     = &lr;
+	rv = vc_call_reserve(call, vigil__v1__request__get_packed_size(&rq), reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		return rv;
+	vigil__v1__request__pack(&rq, call->buf);
+	call->kind = VC_KIND_LABEL;
+	snprintf(call->txn_id, sizeof call->txn_id, "%s", label->txn_id);
+	return VIGIL_CLIENT_OK;
+}
+
+/* ---- reply decoding ---- */
+
+static bool
+vc_retryable(vigil_client_err e)
+{
+	switch (e) {
+	case VIGIL_CLIENT_ETIMEDOUT:
+	case VIGIL_CLIENT_EUNREACHABLE:
+	case VIGIL_CLIENT_ETRANSPORT:
+	case VIGIL_CLIENT_EPROTO:
+	case VIGIL_CLIENT_ENOMEM:
+	case VIGIL_CLIENT_SOVERLOADED:
+	case VIGIL_CLIENT_SUNAVAILABLE:
+	case VIGIL_CLIENT_SINTERNAL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Records the outcome of one attempt in call->err / call->info. */
+static void
+vc_call_fail(vc_call *call, vigil_client_err code, const char *field, const char *detail)
+{
+	call->err = code;
+	vc_info_set(&call->info, code, field, "%s: %s", call->c->reps[call->rep].url, detail);
+}
+
+static vigil_client_err
+vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
+{
+	const char *url = call->c->reps[call->rep].url;
+	size_t      size = sizeof(vigil_client_hit) * sr->n_hits;
+	char       *block, *p;
+	vigil_client_hit *hits;
+
+	size += strlen(sr->txn_id) + 1 + strlen(sr->rules_version) + 1 + strlen(url) + 1;
+	for (size_t i = 0; i < sr->n_hits; i++)
+		size += strlen(sr->hits[i]->rule) + 1 + strlen(sr->hits[i]->reason) + 1;
+	block = malloc(size);
+	if (block == NULL)
+		return VIGIL_CLIENT_ENOMEM;
+	hits = (vigil_client_hit *) (void *) block;
+	p = block + sizeof(vigil_client_hit) * sr->n_hits;
+#define VC_COPY(dst, s) do { size_t n_ = strlen(s) + 1; memcpy(p, (s), n_); (dst) = p; p += n_; } while (0)
+	for (size_t i = 0; i < sr->n_hits; i++) {
+		VC_COPY(hits[i].rule, sr->hits[i]->rule);
+		VC_COPY(hits[i].reason, sr->hits[i]->reason);
+		hits[i].points = sr->hits[i]->points;
+		hits[i].shadow = sr->hits[i]->shadow;
+	}
+	VC_COPY(call->res.txn_id, sr->txn_id);
+	VC_COPY(call->res.rules_version, sr->rules_version);
+	VC_COPY(call->res.replica, url);
+#undef VC_COPY
+	call->res.hits                = hits;
+	call->res.nhits               = sr->n_hits;
+	call->res.score               = sr->score;
+	call->res.decision            = (vigil_client_decision) sr->decision;
+	call->res.features_generation = sr->features_generation;
+	call->res.server_latency_us   = sr->latency_us;
+	call->res.duplicate           = sr->duplicate;
+	call->res.dry_run             = sr->dry_run;
+	call->res.block_              = block;
+	return VIGIL_CLIENT_OK;
+}
+
+/* Decodes a reply body into call->res or call->err. */
+static void
+vc_call_decode(vc_call *call, const uint8_t *body, size_t len)
+{
+	Vigil__V1__Reply *rep;
+	char              detail[200];
+
+	call->arena_used = 0;
+	rep = vigil__v1__reply__unpack(&call->alloc, len, body);
+	if (rep == NULL) {
+		snprintf(detail, sizeof detail, "reply is not a vigil.v1.Reply (%zu bytes)", len);
+		vc_call_fail(call, VIGIL_CLIENT_EPROTO, NULL, detail);
+		return;
+	}
+	if (rep->status != VIGIL__V1__STATUS__STATUS_OK) {
+		vigil_client_err code;
+
+		switch (rep->status) {
+		case VIGIL__V1__STATUS__STATUS_INVALID:     code = VIGIL_CLIENT_SINVALID; break;
+		case VIGIL__V1__STATUS__STATUS_MALFORMED:   code = VIGIL_CLIENT_SMALFORMED; break;
+		case VIGIL__V1__STATUS__STATUS_TOO_BIG:     code = VIGIL_CLIENT_STOOBIG; break;
+		case VIGIL__V1__STATUS__STATUS_UNSUPPORTED: code = VIGIL_CLIENT_SUNSUPPORTED; break;
+		case VIGIL__V1__STATUS__STATUS_OVERLOADED:  code = VIGIL_CLIENT_SOVERLOADED; break;
+		case VIGIL__V1__STATUS__STATUS_UNAVAILABLE: code = VIGIL_CLIENT_SUNAVAILABLE; break;
+		case VIGIL__V1__STATUS__STATUS_INTERNAL:    code = VIGIL_CLIENT_SINTERNAL; break;
+		default:                                    code = VIGIL_CLIENT_EPROTO; break;
+		}
+		if (code == VIGIL_CLIENT_EPROTO)
+			snprintf(detail, sizeof detail, "reply has unknown status %d", (int) rep->status);
+		else
+			snprintf(detail, sizeof detail, "%s", rep->message[0] != '\0' ?
+			    rep->message : vigil_client_strerror(code));
+		vc_call_fail(call, code, rep->field, detail);
+		goto out;
+	}
+	if (call->kind == VC_KIND_SCORE) {
+		if (rep->kind_case != VIGIL__V1__REPLY__KIND_SCORE || rep->score == NULL) {
+			snprintf(detail, sizeof detail, "reply to a score carries no score (kind %d)",
+			    (int) rep->kind_case);
+			vc_call_fail(call, VIGIL_CLIENT_EPROTO, NULL, detail);
+			goto out;
+		}
+		if (rep->score->txn_id[0] != '\0' && strcmp(rep->score->txn_id, call->txn_id) != 0) {
+			snprintf(detail, sizeof detail, "reply is for txn_id \"%.64s\", not \"%s\"",
+			    rep->score->txn_id, call->txn_id);
+			vc_call_fail(call, VIGIL_CLIENT_EPROTO, NULL, detail);
+			goto out;
+		}
+		if (vc_result_build(call, rep->score) != VIGIL_CLIENT_OK) {
+			vc_call_fail(call, VIGIL_CLIENT_ENOMEM, NULL, "out of memory decoding the reply");
+			goto out;
+		}
+	} else if (rep->kind_case != VIGIL__V1__REPLY__KIND_LABEL) {
+		snprintf(detail, sizeof detail, "reply to a label carries no label (kind %d)",
+		    (int) rep->kind_case);
+		vc_call_fail(call, VIGIL_CLIENT_EPROTO, NULL, detail);
+		goto out;
+	}
+	call->err = VIGIL_CLIENT_OK;
+	memset(&call->info, 0, sizeof call->info);
+out:
+	vigil__v1__reply__free_unpacked(rep, &call->alloc);
+	call->arena_used = 0;
+}
+
+/* ---- the state machine ---- */
+
+static bool
+vc_closing(vigil_client *c)
+{
+	bool closing;
+
+	pthread_mutex_lock(&c->mtx);
+	closing = c->closing;
+	pthread_mutex_unlock(&c->mtx);
+	return closing;
+}
+
+static void
+vc_call_register(vc_call *call)
+{
+	vigil_client *c = call->c;
+	vc_replica   *r = &c->reps[call->rep];
+
+	pthread_mutex_lock(&c->mtx);
+	call->prev_rep = NULL;
+	call->next_rep = r->inflight;
+	if (r->inflight != NULL)
+		r->inflight->prev_rep = call;
+	r->inflight = call;
+	call->registered    = true;
+	call->disc          = false;
+	call->was_connected = r->npipes > 0;
+	pthread_mutex_unlock(&c->mtx);
+}
+
+static void
+vc_call_unregister(vc_call *call)
+{
+	vigil_client *c = call->c;
+	vc_replica   *r = &c->reps[call->rep];
+
+	pthread_mutex_lock(&c->mtx);
+	if (call->registered) {
+		if (call->prev_rep != NULL)
+			call->prev_rep->next_rep = call->next_rep;
+		else
+			r->inflight = call->next_rep;
+		if (call->next_rep != NULL)
+			call->next_rep->prev_rep = call->prev_rep;
+		call->registered = false;
+	}
+	pthread_mutex_unlock(&c->mtx);
+}
+
+/* After issuing an aio operation: a disconnect or close that raced with the
+ * issue could not cancel it, so cancel it here. */
+static void
+vc_call_recheck(vc_call *call)
+{
+	vigil_client *c = call->c;
+
+	pthread_mutex_lock(&c->mtx);
+	if (call->disc || c->closing)
+		nng_aio_cancel(call->aio);
+	pthread_mutex_unlock(&c->mtx);
+}
+
+/*
+ * Picks the replica for the next attempt: the first untried connected
+ * replica in ring order; else a connected one already tried (with backoff);
+ * else, with nothing connected, the first untried one or the owner, and the
+ * request waits there for a connection within its timeout.
+ */
+static size_t
+vc_call_pick(vc_call *call, bool *ret_backoff)
+{
+	vigil_client *c = call->c;
+	size_t        pick = SIZE_MAX;
+	bool          backoff = false;
+
+	pthread_mutex_lock(&c->mtx);
+	for (size_t i = 0; i < call->norder && pick == SIZE_MAX; i++) {
+		size_t r = call->order[i];
+
+		if (!(call->tried & (UINT64_C(1) << r)) && c->reps[r].npipes > 0)
+			pick = r;
+	}
+	for (size_t i = 0; i < call->norder && pick == SIZE_MAX; i++) {
+		size_t r = call->order[(i + call->attempts) % call->norder];
+
+		if (c->reps[r].npipes > 0) {
+			pick = r;
+			backoff = true;
+		}
+	}
+	for (size_t i = 0; i < call->norder && pick == SIZE_MAX; i++) {
+		size_t r = call->order[i];
+
+		if (!(call->tried & (UINT64_C(1) << r)))
+			pick = r;
+	}
+	if (pick == SIZE_MAX) {
+		pick = call->order[call->attempts % call->norder];
+		backoff = true;
+	}
+	pthread_mutex_unlock(&c->mtx);
+	*ret_backoff = backoff;
+	return pick;
+}
+
+/* Sends the request bytes on the current replica. false: not issued (the
+ * attempt failed at once, call->err says why). */
+static bool
+vc_call_send(vc_call *call)
+{
+	vigil_client *c = call->c;
+	vc_replica   *r = &c->reps[call->rep];
+	nng_msg      *msg;
+	int           rv;
+
+	if (!call->ctx_open[call->rep]) {
+		rv = nng_ctx_open(&call->ctx[call->rep], r->sock);
+		if (rv != 0) {
+			vc_call_fail(call, vc_from_nng(rv), NULL, nng_strerror(rv));
+			return false;
+		}
+		call->ctx_open[call->rep] = true;
+	}
+	rv = nng_msg_alloc(&msg, call->len);
+	if (rv != 0) {
+		vc_call_fail(call, VIGIL_CLIENT_ENOMEM, NULL, nng_strerror(rv));
+		return false;
+	}
+	memcpy(nng_msg_body(msg), call->buf, call->len);
+	call->deadline = nng_clock() + (nng_time) call->timeout_ms;
+	call->state = VC_SEND;
+	nng_aio_set_msg(call->aio, msg);
+	nng_aio_set_timeout(call->aio, call->timeout_ms);
+	nng_ctx_send(call->ctx[call->rep], call->aio);
+	vc_call_recheck(call);
+	return true;
+}
+
+/* The failure of an aio operation as a client error, in call->err. */
+static void
+vc_call_aio_failed(vc_call *call, int rv)
+{
+	vigil_client *c = call->c;
+	char          detail[160];
+	bool          up, closing;
+
+	pthread_mutex_lock(&c->mtx);
+	up = c->reps[call->rep].npipes > 0;
+	closing = c->closing;
+	pthread_mutex_unlock(&c->mtx);
+	if (closing && (rv == NNG_ECANCELED || rv == NNG_ECLOSED)) {
+		vc_call_fail(call, VIGIL_CLIENT_ECLOSED, NULL, "client closed during the call");
+	} else if (rv == NNG_ECANCELED && call->disc) {
+		vc_call_fail(call, VIGIL_CLIENT_EUNREACHABLE, NULL, "connection lost");
+	} else if (rv == NNG_ETIMEDOUT && !up && !call->was_connected) {
+		snprintf(detail, sizeof detail, "not connected within %d ms (is vigild running there?)",
+		    (int) call->timeout_ms);
+		vc_call_fail(call, VIGIL_CLIENT_EUNREACHABLE, NULL, detail);
+	} else if (rv == NNG_ETIMEDOUT) {
+		snprintf(detail, sizeof detail, "no reply within %d ms", (int) call->timeout_ms);
+		vc_call_fail(call, VIGIL_CLIENT_ETIMEDOUT, NULL, detail);
+	} else {
+		vc_call_fail(call, vc_from_nng(rv), NULL, nng_strerror(rv));
+	}
+}
+
+/*
+ * Runs the call after its aio completed (or at the start, state VC_IDLE).
+ * Returns true when the call is finished (call->err, call->res, call->info
+ * final), false when an aio operation is in flight.
+ */
+static bool
+vc_call_run(vc_call *call)
+{
+	vigil_client *c = call->c;
+	nng_msg      *msg;
+	int           rv;
+
+	for (;;) {
+		switch (call->state) {
+		case VC_IDLE: {
+			bool backoff;
+
+			if (call->err == VIGIL_CLIENT_OK || !vc_retryable(call->err) ||
+			    call->attempts >= call->max_attempts)
+				return true;
+			if (vc_closing(c)) {
+				call->err = VIGIL_CLIENT_ECLOSED;
+				vc_info_set(&call->info, call->err, NULL, "client closed during the call");
+				return true;
+			}
+			call->rep = vc_call_pick(call, &backoff);
+			call->attempts++;
+			call->tried |= UINT64_C(1) << call->rep;
+			vc_call_register(call);
+			if (backoff && c->opts.backoff_ms > 0) {
+				call->state = VC_BACKOFF;
+				nng_sleep_aio(c->opts.backoff_ms, call->aio);
+				vc_call_recheck(call);
+				return false;
+			}
+			if (vc_call_send(call))
+				return false;
+			vc_call_unregister(call);
+			break;
+		}
+		case VC_BACKOFF:
+			rv = nng_aio_result(call->aio);
+			if (rv != 0) {
+				vc_call_aio_failed(call, rv);
+				vc_call_unregister(call);
+				call->state = VC_IDLE;
+				break;
+			}
+			if (vc_call_send(call))
+				return false;
+			vc_call_unregister(call);
+			call->state = VC_IDLE;
+			break;
+		case VC_SEND:
+			rv = nng_aio_result(call->aio);
+			if (rv != 0) {
+				nng_msg_free(nng_aio_get_msg(call->aio));
+				nng_aio_set_msg(call->aio, NULL);
+				vc_call_aio_failed(call, rv);
+				vc_call_unregister(call);
+				call->state = VC_IDLE;
+				break;
+			}
+			call->state = VC_RECV;
+			{
+				nng_time now = nng_clock();
+				nng_duration left = now >= call->deadline ? 1 :
+				    (nng_duration) (call->deadline - now);
+
+				nng_aio_set_timeout(call->aio, left);
+			}
+			nng_ctx_recv(call->ctx[call->rep], call->aio);
+			vc_call_recheck(call);
+			return false;
+		case VC_RECV:
+			rv = nng_aio_result(call->aio);
+			vc_call_unregister(call);
+			call->state = VC_IDLE;
+			if (rv != 0) {
+				vc_call_aio_failed(call, rv);
+				break;
+			}
+			msg = nng_aio_get_msg(call->aio);
+			nng_aio_set_msg(call->aio, NULL);
+			vc_call_decode(call, nng_msg_body(msg), nng_msg_len(msg));
+			nng_msg_free(msg);
+			break;
+		case VC_FINISH:
+			return true;
+		}
+	}
+}
+
+static void
+vc_call_finish_info(vc_call *call)
+{
+	call->info.code     = call->err;
+	call->info.attempts = call->attempts;
+	call->res.attempts  = call->attempts;
+}
+
+/* Async completion: deliver to the user and recycle the call. */
+static void
+vc_call_deliver(vc_call *call)
+{
+	vc_call_finish_info(call);
+	if (call->err == VIGIL_CLIENT_OK)
+		call->cb(call->cb_arg, call->err, &call->res, NULL);
+	else
+		call->cb(call->cb_arg, call->err, NULL, &call->info);
+	vc_call_put(call);
+}
+
+static void
+vc_aio_cb(void *arg)
+{
+	vc_call *call = arg;
+
+	if (vc_call_run(call))
+		vc_call_deliver(call);
+}
+
+/* Runs a prepared call to its end in the calling thread. */
+static void
+vc_call_run_sync(vc_call *call)
+{
+	while (!vc_call_run(call))
+		nng_aio_wait(call->aio);
+	vc_call_finish_info(call);
+}
+
+/* Starts a prepared async call; its callback will run on an nng thread. */
+static void
+vc_call_start_async(vc_call *call)
+{
+	if (vc_call_run(call)) {
+		/* finished without any I/O: still deliver from an nng thread */
+		call->state = VC_FINISH;
+		nng_sleep_aio(0, call->aio);
+	}
+}
+
+/* ---- public calls ---- */
+
+vigil_client_err
+vigil_client_score(vigil_client *c, const vigil_client_txn *txn,
+    const vigil_client_callopts *opts, vigil_client_result *ret_result,
+    vigil_client_errinfo *reterr_info)
+{
+	vc_call         *call = NULL;
+	vigil_client_err rv;
+
+	if (c == NULL || txn == NULL || ret_result == NULL) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "NULL client, txn or result");
+		return VIGIL_CLIENT_EINVAL;
+	}
+	rv = vc_call_get(c, false, &call, reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		return rv;
+	rv = vc_encode_score(call, txn, opts != NULL && opts->dry_run, reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		goto out;
+	vc_call_prepare(call, opts, txn->card_id);
+	vc_call_run_sync(call);
+	rv = call->err;
+	if (rv == VIGIL_CLIENT_OK)
+		vigil_client_result_move(ret_result, &call->res);
+	else if (reterr_info != NULL)
+		*reterr_info = call->info;
+out:
+	vc_call_put(call);
+	return rv;
+}
+
+vigil_client_err
+vigil_client_score_async(vigil_client *c, const vigil_client_txn *txn,
+    const vigil_client_callopts *opts, vigil_client_score_cb cb, void *arg,
+    vigil_client_errinfo *reterr_info)
+{
+	vc_call         *call = NULL;
+	vigil_client_err rv;
+
+	if (c == NULL || txn == NULL || cb == NULL) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "NULL client, txn or callback");
+		return VIGIL_CLIENT_EINVAL;
+	}
+	rv = vc_call_get(c, true, &call, reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		return rv;
+	rv = vc_encode_score(call, txn, opts != NULL && opts->dry_run, reterr_info);
+	if (rv != VIGIL_CLIENT_OK) {
+		vc_call_put(call);
+		return rv;
+	}
+	vc_call_prepare(call, opts, txn->card_id);
+	call->cb     = cb;
+	call->cb_arg = arg;
+	vc_call_start_async(call);
+	return VIGIL_CLIENT_OK;
+}
+
+vigil_client_err
+vigil_client_label(vigil_client *c, const vigil_client_label_req *label,
+    const vigil_client_callopts *opts, vigil_client_errinfo *reterr_info)
+{
+	vc_call         *call = NULL;
+	vigil_client_err rv;
+
+	if (c == NULL || label == NULL) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "NULL client or label");
+		return VIGIL_CLIENT_EINVAL;
+	}
+	rv = vc_call_get(c, false, &call, reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		return rv;
+	rv = vc_encode_label(call, label, reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		goto out;
+	vc_call_prepare(call, opts, label->card_id != NULL && label->card_id[0] != '\0' ?
+	    label->card_id : label->txn_id);
+	vc_call_run_sync(call);
+	rv = call->err;
+	if (rv != VIGIL_CLIENT_OK && reterr_info != NULL)
+		*reterr_info = call->info;
+out:
+	vc_call_put(call);
+	return rv;
+}

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vigil_client.h - libvigil-client, the C client of the vigil fraud-scoring
+ * service. Sends transactions to one or several vigild replicas over nng
+ * REQ/REP (wire schema vigil.v1, docs/protocol.md) and returns plain C
+ * results.
+ *
+ * Several replicas: each card_id is routed by a consistent hash (a ring of
+ * XXH3 points, many virtual nodes per replica) so a card's live velocity
+ * state stays on one replica; when that replica times out, disconnects or
+ * answers "overloaded/unavailable/internal", the same request bytes are sent
+ * to the next replica on the ring. This is safe because the server
+ * de-duplicates by txn_id (a retried txn_id returns its first outcome).
+ *
+ * Thread safety: a vigil_client may be used from any number of threads at
+ * once. Callbacks of asynchronous calls run on nng's internal threads.
+ *
+ * This header is self-contained (libc only); it is installed together with
+ * a pkg-config file: `pkg-config --cflags --libs vigil-client`.
+ * The manual is docs/client.md.
+ */
+#ifndef VIGIL_CLIENT_H
+#define VIGIL_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Errors. Functions return VIGIL_CLIENT_OK (0) or one of these. The server's
+ * reply statuses (vigil.v1.Status) map one to one onto the VIGIL_CLIENT_S*
+ * codes; transport failures onto the others.
+ */
+typedef enum vigil_client_err {
+	VIGIL_CLIENT_OK = 0,
+	VIGIL_CLIENT_EINVAL,       /* bad argument: a required field is missing or too long */
+	VIGIL_CLIENT_ENOMEM,       /* out of memory */
+	VIGIL_CLIENT_ETIMEDOUT,    /* no reply within the timeout, on every attempt */
+	VIGIL_CLIENT_EUNREACHABLE, /* no connection to the replica (server down, refused, lost) */
+	VIGIL_CLIENT_ECLOSED,      /* the client is being closed */
+	VIGIL_CLIENT_EPROTO,       /* the reply is not a valid vigil.v1.Reply for the request */
+	VIGIL_CLIENT_ETRANSPORT,   /* another nng error (the message names it) */
+	VIGIL_CLIENT_ELIMIT,       /* too many calls in flight (opts.max_inflight) */
+	VIGIL_CLIENT_SINVALID,     /* server: a field failed validation (errinfo.field) */
+	VIGIL_CLIENT_SMALFORMED,   /* server: the request bytes were not a vigil.v1.Request */
+	VIGIL_CLIENT_STOOBIG,      /* server: request over the server's size cap */
+	VIGIL_CLIENT_SUNSUPPORTED, /* server: unknown request kind */
+	VIGIL_CLIENT_SOVERLOADED,  /* server: backpressure (retried on the next replica) */
+	VIGIL_CLIENT_SUNAVAILABLE, /* server: not ready or draining (retried) */
+	VIGIL_CLIENT_SINTERNAL,    /* server: internal failure (retried) */
+	VIGIL_CLIENT_ERR_COUNT_
+} vigil_client_err;
+
+/* Static English text for err; never NULL ("unknown error" for unknown codes). */
+const char *vigil_client_strerror(vigil_client_err err);
+/* Short stable identifier ("ETIMEDOUT", "SINVALID", ...) for logs and JSON. */
+const char *vigil_client_errname(vigil_client_err err);
+
+/*
+ * Details of a failed call, filled when a function returns an error and the
+ * caller passed a non-NULL pointer.
+ */
+typedef struct vigil_client_errinfo {
+	vigil_client_err code;
+	uint32_t         attempts;     /* requests sent (or tried) before giving up */
+	char             field[64];    /* offending field ("txn.currency"), or "" */
+	char             message[256]; /* one line, starts with the replica URL when
+	                                * one was involved: "ipc:///x: timed out" */
+} vigil_client_errinfo;
+
+/* Decisions; numeric values match vigil.v1.Decision. */
+typedef enum vigil_client_decision {
+	VIGIL_CLIENT_DECISION_NONE    = 0,
+	VIGIL_CLIENT_DECISION_ALLOW   = 1,
+	VIGIL_CLIENT_DECISION_REVIEW  = 2,
+	VIGIL_CLIENT_DECISION_DECLINE = 3,
+} vigil_client_decision;
+
+/* "allow", "review", "decline", "none". */
+const char *vigil_client_decision_name(vigil_client_decision d);
+
+/* Payment channels; numeric values match vigil.v1.Channel. */
+typedef enum vigil_client_channel {
+	VIGIL_CLIENT_CHANNEL_UNKNOWN = 0,
+	VIGIL_CLIENT_CHANNEL_POS     = 1,
+	VIGIL_CLIENT_CHANNEL_ECOM    = 2,
+	VIGIL_CLIENT_CHANNEL_ATM     = 3,
+	VIGIL_CLIENT_CHANNEL_MOTO    = 4,
+} vigil_client_channel;
+
+/* Free-form key/value attribute (not used by rules, archived). */
+typedef struct vigil_client_attr {
+	const char *key;
+	const char *value;
+} vigil_client_attr;
+
+/*
+ * A transaction to score. Strings are NUL-terminated and borrowed only for
+ * the duration of the call (also of vigil_client_score_async: the request
+ * is encoded before it returns). NULL and "" both mean "absent".
+ * Required: txn_id, card_id, merchant_id, currency, event_time_ms > 0.
+ * The client checks only that these are present and that ids fit in 64
+ * bytes; every other check is the server's (VIGIL_CLIENT_SINVALID).
+ */
+typedef struct vigil_client_txn {
+	const char *txn_id;        /* idempotency key */
+	const char *card_id;       /* routing key; a token, never a PAN */
+	const char *merchant_id;
+	const char *terminal_id;
+	const char *currency;      /* ISO 4217 alpha code, "EUR" */
+	const char *country;       /* ISO 3166-1 alpha-2 of the merchant */
+	const char *device_id;
+	const char *ip;
+	int64_t     event_time_ms; /* Unix ms, UTC */
+	int64_t     amount_minor;  /* integer minor units of currency */
+	uint32_t    mcc;
+	vigil_client_channel channel;
+	bool        has_location;
+	double      latitude, longitude;
+	const vigil_client_attr *attrs;
+	size_t      nattrs;
+} vigil_client_txn;
+
+/* A label (chargeback, analyst verdict) for a scored transaction. */
+typedef struct vigil_client_label_req {
+	const char *txn_id;        /* required */
+	bool        fraud;         /* true: confirmed fraud; false: legit */
+	int64_t     label_time_ms; /* when it became known; 0 = server's clock */
+	const char *source;        /* "chargeback", "analyst", ...; may be NULL */
+	const char *card_id;       /* optional: routes to the card's replica; without
+	                            * it the label is routed by txn_id */
+} vigil_client_label_req;
+
+/* One rule that fired. Strings are owned by the result. */
+typedef struct vigil_client_hit {
+	const char *rule;
+	const char *reason;
+	int32_t     points;
+	bool        shadow;        /* shadow rules do not change the decision */
+} vigil_client_hit;
+
+/*
+ * The outcome of a score call. Strings and hits point into one block owned
+ * by the result; release it with vigil_client_result_fini().
+ */
+typedef struct vigil_client_result {
+	const char            *txn_id;
+	int32_t                score;
+	vigil_client_decision  decision;
+	const vigil_client_hit *hits;       /* active hits, then shadow hits */
+	size_t                 nhits;
+	const char            *rules_version;
+	uint64_t               features_generation;
+	uint32_t               server_latency_us;
+	bool                   duplicate;   /* first outcome of an earlier request */
+	bool                   dry_run;
+	uint32_t               attempts;    /* 1 unless the call was retried */
+	const char            *replica;     /* URL of the replica that answered */
+	void                  *block_;      /* private */
+} vigil_client_result;
+
+/* Frees what res owns and zeroes it; a zeroed result is a no-op. */
+void vigil_client_result_fini(vigil_client_result *res);
+/* Moves src into dst (dst must not own anything); src is zeroed. */
+void vigil_client_result_move(vigil_client_result *dst, vigil_client_result *src);
+
+/* Client options. Zero in any field means its default. */
+typedef struct vigil_client_opts {
+	int32_t  timeout_ms;      /* per attempt (send + reply); default 1000 */
+	uint32_t max_attempts;    /* per call, counting the first; default 3 */
+	int32_t  connect_wait_ms; /* vigil_client_open waits this long for every
+	                           * replica to connect; default 1000; < 0: no wait */
+	int32_t  backoff_ms;      /* pause before re-sending to a replica that was
+	                           * already tried in this call; default 20 */
+	uint32_t vnodes;          /* virtual nodes per replica on the ring; default 160 */
+	uint32_t max_inflight;    /* concurrent calls; default 4096 */
+	uint32_t max_reply_bytes; /* larger replies are dropped; default 1 MiB */
+} vigil_client_opts;
+
+/* Per-call options; NULL or zero fields mean the client's settings. */
+typedef struct vigil_client_callopts {
+	int32_t  timeout_ms;
+	uint32_t max_attempts;
+	bool     dry_run;         /* score only: evaluate, do not record */
+} vigil_client_callopts;
+
+typedef struct vigil_client vigil_client;
+
+/*
+ * Opens a client for nurls replica URLs (nng URLs: "tcp://host:port",
+ * "ipc:///path"; 1 <= nurls <= 64, no duplicates). Dials every replica in the
+ * background (reconnecting forever) and waits up to opts->connect_wait_ms for
+ * all of them to connect; a replica that is down does not fail the open, its
+ * calls fail over. The ring depends only on the set of URLs, not their order.
+ * VIGIL_CLIENT_EINVAL: bad URL list (errinfo names the URL);
+ * VIGIL_CLIENT_ENOMEM; VIGIL_CLIENT_ETRANSPORT: nng refused the URL.
+ * On error *ret_client is untouched.
+ */
+vigil_client_err vigil_client_open(const char *const *urls, size_t nurls,
+    const vigil_client_opts *opts, vigil_client **ret_client,
+    vigil_client_errinfo *reterr_info);
+
+/*
+ * Cancels calls in flight (their callbacks run with VIGIL_CLIENT_ECLOSED),
+ * waits for every callback to return, closes the sockets and frees c.
+ * NULL is a no-op. Must not be called from a callback.
+ */
+void vigil_client_close(vigil_client *c);
+
+/*
+ * Scores txn synchronously. VIGIL_CLIENT_OK: *ret_result filled (fini it).
+ * Otherwise *ret_result is untouched and *reterr_info (may be NULL) says why:
+ * VIGIL_CLIENT_EINVAL (client-side check), a VIGIL_CLIENT_S* server status,
+ * or the error of the last attempt (ETIMEDOUT, EUNREACHABLE, EPROTO, ...).
+ * Blocks at most about max_attempts * (timeout_ms + backoff_ms).
+ */
+vigil_client_err vigil_client_score(vigil_client *c, const vigil_client_txn *txn,
+    const vigil_client_callopts *opts, vigil_client_result *ret_result,
+    vigil_client_errinfo *reterr_info);
+
+/*
+ * Completion of an asynchronous score: err, the result (NULL unless err is
+ * VIGIL_CLIENT_OK) and the error details (NULL when err is VIGIL_CLIENT_OK).
+ * Both pointers are valid only during the callback; keep the result with
+ * vigil_client_result_move(). Runs on an nng thread: do not block in it for
+ * long and never call vigil_client_close or a synchronous call from it
+ * (starting another vigil_client_score_async is fine).
+ */
+typedef void (*vigil_client_score_cb)(void *arg, vigil_client_err err,
+    vigil_client_result *res, const vigil_client_errinfo *info);
+
+/*
+ * Starts scoring txn; returns at once. VIGIL_CLIENT_OK: cb will be called
+ * exactly once, never from inside this function. Any other return (EINVAL,
+ * ENOMEM, ELIMIT, ECLOSED): cb is never called, *reterr_info (may be NULL)
+ * says why.
+ */
+vigil_client_err vigil_client_score_async(vigil_client *c, const vigil_client_txn *txn,
+    const vigil_client_callopts *opts, vigil_client_score_cb cb, void *arg,
+    vigil_client_errinfo *reterr_info);
+
+/*
+ * Sends a label synchronously. Routed by card_id when given, else by txn_id.
+ * A retry may deliver a label twice (to the same or another replica); a
+ * label is keyed by txn_id, so a repeat states the same fact. Errors as for
+ * vigil_client_score.
+ */
+vigil_client_err vigil_client_label(vigil_client *c, const vigil_client_label_req *label,
+    const vigil_client_callopts *opts, vigil_client_errinfo *reterr_info);
+
+/* Number of replicas and the URL of replica i (valid until close). */
+size_t      vigil_client_nreplicas(const vigil_client *c);
+const char *vigil_client_replica_url(const vigil_client *c, size_t i);
+/* Index of the replica that owns key (a card_id) on the ring. */
+size_t      vigil_client_route(const vigil_client *c, const char *key);
+/* Whether replica i currently has a live connection. */
+bool        vigil_client_replica_connected(vigil_client *c, size_t i);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGIL_CLIENT_H */
