@@ -1,2 +1,942 @@
 /* SPDX-License-Identifier: MIT */
-/* store/archive.c - (being written) */
+/*
+ * store/archive.c - the archive writer: one process per directory (flock),
+ * many appending threads, rotation by size and UTC day, recovery of a torn
+ * tail on open, group commit for fsync=always, a sync thread for
+ * fsync=interval, and maintenance (zstd compression of closed segments,
+ * retention). Guarantees and on-disk format: docs/archive.md.
+ *
+ * Locking: mu orders writes (sequence numbers, the open segment, rotation);
+ * sync_mu guards the group-commit state. Order is mu then sync_mu. A record
+ * is written with one writev(2) under mu, so it is in the file (and survives
+ * kill -9) when store_archive_write returns. With fsync=always the first
+ * waiter to find no sync running becomes the leader: it fdatasyncs for
+ * everyone written so far while later waiters sleep on sync_cv.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "archive_int.h"
+
+#define AR_MIN_SEGMENT   4096u
+#define AR_ZSTD_LEVEL    3
+#define AR_COPY_CHUNK    (1u << 20)
+
+struct store_archive {
+	char              *dir;
+	int                lockfd;
+	store_archive_opts opts;
+	int64_t          (*now)(void *arg);
+	void              *now_arg;
+
+	pthread_mutex_t    mu;         /* write path */
+	int                fd;         /* open segment, -1 until the next write creates one */
+	char               base[STORE_SEG_BASE_LEN + 1];
+	int64_t            seg_day;
+	uint64_t           seg_size;
+	store_seg_index    seg;        /* what the open segment holds so far */
+	uint64_t           next_seq;
+	uint64_t           nsegments;
+	uint64_t           records, bytes;
+	atomic_bool        failed;     /* sticky: a write or sync failed */
+	atomic_uint_least64_t written_seq;
+
+	pthread_mutex_t    sync_mu;    /* group commit */
+	pthread_cond_t     sync_cv;
+	bool               syncing;
+	int                sync_fd;    /* == fd, read under sync_mu */
+	uint64_t           synced_seq;
+	uint64_t           syncs;
+
+	pthread_mutex_t    thr_mu;     /* interval sync thread */
+	pthread_cond_t     thr_cv;
+	pthread_t          thr;
+	bool               thr_running, stopping;
+
+	pthread_mutex_t    maint_mu;   /* one maintenance pass at a time */
+};
+
+static void
+ar_diag(store_diag *reterr, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (reterr == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reterr->msg, sizeof reterr->msg, fmt, ap);
+	va_end(ap);
+}
+
+static int64_t
+ar_default_now(void *arg)
+{
+	struct timespec ts;
+
+	(void)arg;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+ar_day(int64_t ms)
+{
+	return ms >= 0 ? ms / VIGIL_MS_PER_DAY : -((-ms + VIGIL_MS_PER_DAY - 1) / VIGIL_MS_PER_DAY);
+}
+
+void
+store_archive_set_clock(store_archive *ar, int64_t (*now)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&ar->mu);
+	ar->now = now != NULL ? now : ar_default_now;
+	ar->now_arg = now != NULL ? arg : NULL;
+	pthread_mutex_unlock(&ar->mu);
+}
+
+void
+store_archive_opts_default(store_archive_opts *ret_opts)
+{
+	memset(ret_opts, 0, sizeof *ret_opts);
+	ret_opts->fsync             = STORE_FSYNC_INTERVAL;
+	ret_opts->fsync_interval_ms = 50;
+	ret_opts->segment_max_bytes = 256ull << 20;
+	ret_opts->retention_days    = 0;
+	ret_opts->compress_closed   = false;
+	ret_opts->max_record_bytes  = 1u << 20;
+}
+
+vigil_err
+store_fsync_parse(const char *s, store_fsync *ret)
+{
+	if (strcasecmp(s, "always") == 0)
+		*ret = STORE_FSYNC_ALWAYS;
+	else if (strcasecmp(s, "interval") == 0)
+		*ret = STORE_FSYNC_INTERVAL;
+	else if (strcasecmp(s, "never") == 0)
+		*ret = STORE_FSYNC_NEVER;
+	else
+		return VIGIL_EINVAL;
+	return VIGIL_OK;
+}
+
+static vigil_err
+ar_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	vigil_err rv = VIGIL_OK;
+
+	if (fd < 0)
+		return vigil_err_from_errno(errno);
+	if (fsync(fd) != 0)
+		rv = VIGIL_EIO;
+	close(fd);
+	return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Group commit                                                        */
+
+/* Returns once every record up to seq is synced (or a sync failed). */
+static vigil_err
+ar_sync_upto(store_archive *ar, uint64_t seq)
+{
+	vigil_err rv = VIGIL_OK;
+
+	pthread_mutex_lock(&ar->sync_mu);
+	while (ar->synced_seq < seq) {
+		uint64_t target;
+		int fd, rc = 0;
+
+		if (atomic_load(&ar->failed)) {
+			rv = VIGIL_EIO;
+			break;
+		}
+		if (ar->syncing) {
+			pthread_cond_wait(&ar->sync_cv, &ar->sync_mu);
+			continue;
+		}
+		/* Leader: everything written so far is in the file behind fd
+		 * (rotation swaps fd under both locks after syncing the old one). */
+		ar->syncing = true;
+		fd = ar->sync_fd;
+		target = atomic_load(&ar->written_seq);
+		pthread_mutex_unlock(&ar->sync_mu);
+		if (fd >= 0)
+			rc = fdatasync(fd);
+		pthread_mutex_lock(&ar->sync_mu);
+		ar->syncing = false;
+		ar->syncs++;
+		if (rc == 0) {
+			if (target > ar->synced_seq)
+				ar->synced_seq = target;
+		} else {
+			/* After a failed fdatasync the page cache state is unknown
+			 * (the kernel may have dropped dirty pages): stop for good. */
+			atomic_store(&ar->failed, true);
+		}
+		pthread_cond_broadcast(&ar->sync_cv);
+	}
+	pthread_mutex_unlock(&ar->sync_mu);
+	return rv;
+}
+
+static void *
+ar_interval_main(void *arg)
+{
+	store_archive *ar = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&ar->thr_mu);
+	while (!ar->stopping) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += ar->opts.fsync_interval_ms / 1000;
+		ts.tv_nsec += (long)(ar->opts.fsync_interval_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!ar->stopping &&
+		    pthread_cond_timedwait(&ar->thr_cv, &ar->thr_mu, &ts) != ETIMEDOUT)
+			;
+		if (ar->stopping)
+			break;
+		pthread_mutex_unlock(&ar->thr_mu);
+		(void)ar_sync_upto(ar, atomic_load(&ar->written_seq));
+		pthread_mutex_lock(&ar->thr_mu);
+	}
+	pthread_mutex_unlock(&ar->thr_mu);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Segments                                                            */
+
+/* Closes the open segment (mu held): syncs it, writes its index sidecar
+ * (an empty segment is removed instead). Sequence numbers are unaffected. */
+static vigil_err
+ar_segment_close(store_archive *ar)
+{
+	char path[PATH_MAX];
+	bool sync = ar->opts.fsync != STORE_FSYNC_NEVER;
+	vigil_err rv = VIGIL_OK;
+	int rc = 0;
+
+	if (ar->fd < 0)
+		return VIGIL_OK;
+	pthread_mutex_lock(&ar->sync_mu);
+	while (ar->syncing)
+		pthread_cond_wait(&ar->sync_cv, &ar->sync_mu);
+	if (sync)
+		rc = fdatasync(ar->fd);
+	if (rc == 0) {
+		uint64_t w = atomic_load(&ar->written_seq);
+		if (w > ar->synced_seq)
+			ar->synced_seq = w; /* nothing of the closed segment is left to sync */
+	}
+	ar->sync_fd = -1;
+	pthread_cond_broadcast(&ar->sync_cv);
+	pthread_mutex_unlock(&ar->sync_mu);
+	close(ar->fd);
+	ar->fd = -1;
+	if (rc != 0) {
+		atomic_store(&ar->failed, true);
+		return VIGIL_EIO;
+	}
+	if (ar->seg.records == 0) {
+		snprintf(path, sizeof path, "%s/%s.log", ar->dir, ar->base);
+		if (unlink(path) == 0 && ar->nsegments > 0)
+			ar->nsegments--;
+	} else {
+		ar->seg.bytes = ar->seg_size;
+		ar->seg.closed_at_ms = ar->now(ar->now_arg);
+		rv = store_seg_index_write(ar->dir, ar->base, &ar->seg, sync);
+		if (rv != VIGIL_OK)
+			atomic_store(&ar->failed, true);
+	}
+	ar->base[0] = '\0';
+	return rv;
+}
+
+/* Creates the segment the next record (seq next_seq) goes to (mu held). */
+static vigil_err
+ar_segment_create(store_archive *ar, int64_t now)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	ar->seg_day = ar_day(now);
+	store_seg_base(ar->seg_day, ar->next_seq, ar->base);
+	snprintf(path, sizeof path, "%s/%s.log", ar->dir, ar->base);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return vigil_err_from_errno(errno);
+	if (ar->opts.fsync != STORE_FSYNC_NEVER && ar_fsync_dir(ar->dir) != VIGIL_OK) {
+		close(fd);
+		unlink(path);
+		return VIGIL_EIO;
+	}
+	ar->fd = fd;
+	ar->seg_size = 0;
+	memset(&ar->seg, 0, sizeof ar->seg);
+	ar->nsegments++;
+	pthread_mutex_lock(&ar->sync_mu);
+	ar->sync_fd = fd;
+	pthread_mutex_unlock(&ar->sync_mu);
+	return VIGIL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Appending                                                           */
+
+static vigil_err
+ar_writev_all(int fd, struct iovec *iov, int iovcnt)
+{
+	while (iovcnt > 0) {
+		ssize_t n = writev(fd, iov, iovcnt);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return VIGIL_EIO;
+		}
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return VIGIL_OK;
+}
+
+vigil_err
+store_archive_write(store_archive *ar, store_rec_type type, int64_t event_time_ms,
+    const void *payload, size_t len, uint64_t *ret_seq)
+{
+	uint8_t hdr[STORE_FRAME_HDR];
+	struct iovec iov[2];
+	uint64_t seq;
+	int64_t now;
+	vigil_err rv = VIGIL_OK;
+
+	if (type != STORE_REC_SCORE && type != STORE_REC_LABEL)
+		return VIGIL_EINVAL;
+	if (len > ar->opts.max_record_bytes)
+		return VIGIL_ETOOBIG;
+	if (len > 0 && payload == NULL)
+		return VIGIL_EINVAL;
+	pthread_mutex_lock(&ar->mu);
+	if (atomic_load(&ar->failed)) {
+		rv = VIGIL_EIO;
+		goto out;
+	}
+	now = ar->now(ar->now_arg);
+	if (ar->fd >= 0 &&
+	    ((ar->seg_size > 0 && ar->seg_size + STORE_FRAME_HDR + len > ar->opts.segment_max_bytes) ||
+	    ar_day(now) > ar->seg_day)) {
+		rv = ar_segment_close(ar);
+		if (rv != VIGIL_OK)
+			goto out;
+	}
+	if (ar->fd < 0) {
+		rv = ar_segment_create(ar, now);
+		if (rv != VIGIL_OK) {
+			atomic_store(&ar->failed, true);
+			rv = VIGIL_EIO;
+			goto out;
+		}
+	}
+	seq = ar->next_seq;
+	store_frame_header(hdr, type, seq, event_time_ms, payload, len);
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = sizeof hdr;
+	iov[1].iov_base = (void *)(uintptr_t)payload;
+	iov[1].iov_len = len;
+	rv = ar_writev_all(ar->fd, iov, len > 0 ? 2 : 1);
+	if (rv != VIGIL_OK) {
+		/* What reached the file is at most a torn tail, truncated on reopen. */
+		atomic_store(&ar->failed, true);
+		goto out;
+	}
+	ar->next_seq++;
+	ar->seg_size += STORE_FRAME_HDR + len;
+	if (ar->seg.records == 0) {
+		ar->seg.first_seq = seq;
+		ar->seg.min_event_ms = ar->seg.max_event_ms = event_time_ms;
+	}
+	ar->seg.last_seq = seq;
+	if (event_time_ms < ar->seg.min_event_ms)
+		ar->seg.min_event_ms = event_time_ms;
+	if (event_time_ms > ar->seg.max_event_ms)
+		ar->seg.max_event_ms = event_time_ms;
+	ar->seg.records++;
+	ar->records++;
+	ar->bytes += STORE_FRAME_HDR + len;
+	atomic_store(&ar->written_seq, seq);
+	if (ret_seq != NULL)
+		*ret_seq = seq;
+out:
+	pthread_mutex_unlock(&ar->mu);
+	return rv;
+}
+
+vigil_err
+store_archive_wait_durable(store_archive *ar, uint64_t seq)
+{
+	if (ar->opts.fsync != STORE_FSYNC_ALWAYS)
+		return VIGIL_OK;
+	if (seq > atomic_load(&ar->written_seq))
+		return VIGIL_EINVAL;
+	return ar_sync_upto(ar, seq);
+}
+
+vigil_err
+store_archive_append(store_archive *ar, store_rec_type type, int64_t event_time_ms,
+    const void *payload, size_t len, uint64_t *ret_seq)
+{
+	uint64_t seq;
+	vigil_err rv;
+
+	rv = store_archive_write(ar, type, event_time_ms, payload, len, &seq);
+	if (rv != VIGIL_OK)
+		return rv;
+	rv = store_archive_wait_durable(ar, seq);
+	if (rv == VIGIL_OK && ret_seq != NULL)
+		*ret_seq = seq;
+	return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening and recovery                                                */
+
+/* Counts frame starts in the torn tail [from, to) of a segment (at least 1). */
+static uint64_t
+ar_count_torn(int fd, uint64_t from, uint64_t to)
+{
+	uint8_t buf[65536 + 3];
+	uint64_t count = 0, off = from;
+	size_t carry = 0;
+
+	while (off < to) {
+		size_t want = to - off < 65536 ? (size_t)(to - off) : 65536;
+		ssize_t n = pread(fd, buf + carry, want, (off_t)off);
+		size_t have;
+
+		if (n <= 0)
+			break;
+		have = carry + (size_t)n;
+		for (size_t i = 0; i + 4 <= have; i++)
+			if (memcmp(buf + i, STORE_FRAME_MAGIC, 4) == 0)
+				count++;
+		off += (uint64_t)n;
+		carry = have < 3 ? have : 3;
+		memmove(buf, buf + have - carry, carry);
+	}
+	return count > 0 ? count : 1;
+}
+
+/* Removes leftovers of interrupted operations: *.tmp files, and a .log.zst
+ * beside its .log (compression was interrupted after the rename; the
+ * original is kept and compression redone later). */
+static vigil_err
+ar_cleanup(const char *dir, store_diag *reterr)
+{
+	store_seg_ent *ents = NULL;
+	char path[PATH_MAX];
+	size_t n = 0;
+	vigil_err rv;
+	static const char *tmps[] = { ".idx.tmp", ".log.zst.tmp" };
+
+	rv = store_seg_list(dir, &ents, &n, reterr);
+	if (rv != VIGIL_OK)
+		return rv;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < 2; k++) {
+			snprintf(path, sizeof path, "%s/%s%s", dir, ents[i].base, tmps[k]);
+			if (unlink(path) != 0 && errno != ENOENT) {
+				ar_diag(reterr, "%s: cannot remove: %s", path, strerror(errno));
+				rv = VIGIL_EIO;
+				goto out;
+			}
+		}
+		if (ents[i].has_log && ents[i].has_zst) {
+			snprintf(path, sizeof path, "%s/%s.log.zst", dir, ents[i].base);
+			if (unlink(path) != 0 && errno != ENOENT) {
+				ar_diag(reterr, "%s: cannot remove: %s", path, strerror(errno));
+				rv = VIGIL_EIO;
+				goto out;
+			}
+		}
+	}
+out:
+	free(ents);
+	return rv;
+}
+
+/* A .tmp of a segment that never got a .log/.idx entry is still a leftover. */
+static void
+ar_cleanup_orphans(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[PATH_MAX];
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+		if (strncmp(de->d_name, "seg-", 4) == 0 && l > 4 &&
+		    strcmp(de->d_name + l - 4, ".tmp") == 0) {
+			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	}
+	closedir(d);
+}
+
+static vigil_err
+ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
+{
+	store_seg_ent *ents = NULL;
+	store_seg_index idx;
+	char path[PATH_MAX];
+	uint64_t last_seq = 0, valid_end;
+	size_t n = 0;
+	vigil_err rv;
+
+	ar_cleanup_orphans(ar->dir);
+	rv = ar_cleanup(ar->dir, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rv = store_seg_list(ar->dir, &ents, &n, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rec->segments = (uint32_t)n;
+	ar->nsegments = n;
+	for (size_t i = 0; i < n; i++) {
+		store_seg_ent *e = &ents[i];
+		bool last = i + 1 == n;
+		bool have_idx = e->has_idx &&
+		    store_seg_index_read(ar->dir, e->base, &idx) == VIGIL_OK;
+
+		if (!e->has_log && !e->has_zst)
+			continue; /* an index whose segment is gone (retention interrupted) */
+		snprintf(path, sizeof path, "%s/%s%s", ar->dir, e->base,
+		    e->has_log ? ".log" : ".log.zst");
+		if (have_idx) {
+			/* closed segment */
+			if (idx.last_seq > last_seq)
+				last_seq = idx.last_seq;
+			continue;
+		}
+		if (!last || !e->has_log) {
+			/* Closed but its index was never written (crash during
+			 * rotation): rebuild the index. */
+			rv = store_seg_scan(path, &idx, &valid_end, reterr);
+			if (rv != VIGIL_OK)
+				goto out;
+			idx.closed_at_ms = ar->now(ar->now_arg);
+			if (idx.last_seq > last_seq)
+				last_seq = idx.last_seq;
+			rv = store_seg_index_write(ar->dir, e->base, &idx, true);
+			if (rv != VIGIL_OK) {
+				ar_diag(reterr, "%s/%s.idx: cannot write segment index: %s", ar->dir,
+				    e->base, vigil_strerror(rv));
+				goto out;
+			}
+			continue;
+		}
+		/* The open segment: find the end of its last valid frame; what
+		 * follows is a torn tail (no valid frame after it) and goes. */
+		{
+			struct stat st;
+			int fd;
+
+			rv = store_seg_scan(path, &idx, &valid_end, reterr);
+			if (rv != VIGIL_OK)
+				goto out;
+			fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+			if (fd < 0 || fstat(fd, &st) != 0) {
+				rv = vigil_err_from_errno(errno);
+				ar_diag(reterr, "%s: cannot open segment: %s", path, strerror(errno));
+				if (fd >= 0)
+					close(fd);
+				goto out;
+			}
+			if ((uint64_t)st.st_size > valid_end) {
+				rec->torn_bytes = (uint64_t)st.st_size - valid_end;
+				rec->torn_records = ar_count_torn(fd, valid_end, (uint64_t)st.st_size);
+				if (ftruncate(fd, (off_t)valid_end) != 0 || fdatasync(fd) != 0) {
+					ar_diag(reterr, "%s: cannot truncate torn tail at offset %llu: %s",
+					    path, (unsigned long long)valid_end, strerror(errno));
+					close(fd);
+					rv = VIGIL_EIO;
+					goto out;
+				}
+			}
+			if (idx.records > 0 && idx.last_seq > last_seq)
+				last_seq = idx.last_seq;
+			if (e->first_seq > 0 && e->first_seq - 1 > last_seq)
+				last_seq = e->first_seq - 1;
+			ar->fd = fd;
+			ar->sync_fd = fd;
+			memcpy(ar->base, e->base, sizeof ar->base);
+			ar->seg_day = e->day;
+			ar->seg_size = valid_end;
+			ar->seg = idx;
+		}
+	}
+	ar->next_seq = last_seq + 1;
+	atomic_store(&ar->written_seq, last_seq);
+	ar->synced_seq = last_seq;
+	rec->last_seq = last_seq;
+out:
+	free(ents);
+	return rv;
+}
+
+vigil_err
+store_archive_open(const char *dir, const store_archive_opts *opts, store_archive **ret_ar,
+    store_recovery *ret_recovery, store_diag *reterr)
+{
+	store_archive *ar = NULL;
+	store_recovery rec = { 0 };
+	char path[PATH_MAX];
+	vigil_err rv;
+
+	ar = calloc(1, sizeof *ar);
+	if (ar == NULL)
+		return VIGIL_ENOMEM;
+	ar->fd = ar->sync_fd = ar->lockfd = -1;
+	ar->now = ar_default_now;
+	pthread_mutex_init(&ar->mu, NULL);
+	pthread_mutex_init(&ar->sync_mu, NULL);
+	pthread_cond_init(&ar->sync_cv, NULL);
+	pthread_mutex_init(&ar->thr_mu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&ar->thr_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	pthread_mutex_init(&ar->maint_mu, NULL);
+	if (opts != NULL)
+		ar->opts = *opts;
+	else
+		store_archive_opts_default(&ar->opts);
+	if (ar->opts.fsync > STORE_FSYNC_NEVER ||
+	    (ar->opts.fsync == STORE_FSYNC_INTERVAL && ar->opts.fsync_interval_ms == 0)) {
+		ar_diag(reterr, "archive options: fsync policy %d / interval %u ms is invalid",
+		    (int)ar->opts.fsync, ar->opts.fsync_interval_ms);
+		rv = VIGIL_EINVAL;
+		goto out;
+	}
+	if (ar->opts.max_record_bytes == 0 || ar->opts.max_record_bytes > STORE_FRAME_MAX_PAYLOAD) {
+		ar_diag(reterr, "archive options: max_record_bytes %u not in [1, %u]",
+		    ar->opts.max_record_bytes, STORE_FRAME_MAX_PAYLOAD);
+		rv = VIGIL_EINVAL;
+		goto out;
+	}
+	if (ar->opts.segment_max_bytes < AR_MIN_SEGMENT) {
+		ar_diag(reterr, "archive options: segment_max_bytes %llu below %u",
+		    (unsigned long long)ar->opts.segment_max_bytes, AR_MIN_SEGMENT);
+		rv = VIGIL_EINVAL;
+		goto out;
+	}
+	ar->dir = strdup(dir);
+	if (ar->dir == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		rv = vigil_err_from_errno(errno);
+		ar_diag(reterr, "%s: cannot create archive directory: %s", dir, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof path, "%s/LOCK", dir);
+	ar->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (ar->lockfd < 0) {
+		rv = vigil_err_from_errno(errno);
+		ar_diag(reterr, "%s: cannot open: %s", path, strerror(errno));
+		goto out;
+	}
+	if (flock(ar->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		rv = errno == EWOULDBLOCK ? VIGIL_EBUSY : vigil_err_from_errno(errno);
+		ar_diag(reterr, "%s: archive is locked by another writer", path);
+		goto out;
+	}
+	rv = ar_recover(ar, &rec, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	if (ar->opts.fsync == STORE_FSYNC_INTERVAL) {
+		if (pthread_create(&ar->thr, NULL, ar_interval_main, ar) != 0) {
+			rv = VIGIL_ENOMEM;
+			ar_diag(reterr, "%s: cannot start the archive sync thread", dir);
+			goto out;
+		}
+		ar->thr_running = true;
+	}
+	if (ret_recovery != NULL)
+		*ret_recovery = rec;
+	*ret_ar = ar;
+	ar = NULL;
+out:
+	store_archive_close(ar);
+	return rv;
+}
+
+void
+store_archive_close(store_archive *ar)
+{
+	if (ar == NULL)
+		return;
+	if (ar->thr_running) {
+		pthread_mutex_lock(&ar->thr_mu);
+		ar->stopping = true;
+		pthread_cond_signal(&ar->thr_cv);
+		pthread_mutex_unlock(&ar->thr_mu);
+		pthread_join(ar->thr, NULL);
+	}
+	if (ar->fd >= 0) {
+		/* The segment stays open (no index): the next open continues it. */
+		(void)fdatasync(ar->fd);
+		close(ar->fd);
+	}
+	if (ar->lockfd >= 0)
+		close(ar->lockfd); /* releases the flock */
+	pthread_mutex_destroy(&ar->mu);
+	pthread_mutex_destroy(&ar->sync_mu);
+	pthread_cond_destroy(&ar->sync_cv);
+	pthread_mutex_destroy(&ar->thr_mu);
+	pthread_cond_destroy(&ar->thr_cv);
+	pthread_mutex_destroy(&ar->maint_mu);
+	free(ar->dir);
+	free(ar);
+}
+
+void
+store_archive_get_stats(store_archive *ar, store_archive_stats *ret_stats)
+{
+	pthread_mutex_lock(&ar->mu);
+	ret_stats->records  = ar->records;
+	ret_stats->bytes    = ar->bytes;
+	ret_stats->segments = ar->nsegments;
+	ret_stats->last_seq = ar->next_seq - 1;
+	pthread_mutex_unlock(&ar->mu);
+	pthread_mutex_lock(&ar->sync_mu);
+	ret_stats->syncs = ar->syncs;
+	pthread_mutex_unlock(&ar->sync_mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* Maintenance                                                         */
+
+/* base.log -> base.log.zst: compress to a .tmp, sync, rename, then remove
+ * the original. A crash at any point leaves one complete readable form. */
+static vigil_err
+ar_compress(const char *dir, const char *base, store_diag *reterr)
+{
+	char src[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX];
+	ZSTD_CCtx *cc = NULL;
+	uint8_t *in = NULL, *outb = NULL;
+	size_t outcap = ZSTD_CStreamOutSize();
+	int ifd = -1, ofd = -1;
+	vigil_err rv = VIGIL_OK;
+	bool done = false;
+
+	snprintf(src, sizeof src, "%s/%s.log", dir, base);
+	snprintf(tmp, sizeof tmp, "%s/%s.log.zst.tmp", dir, base);
+	snprintf(dst, sizeof dst, "%s/%s.log.zst", dir, base);
+	cc = ZSTD_createCCtx();
+	in = malloc(AR_COPY_CHUNK);
+	outb = malloc(outcap);
+	if (cc == NULL || in == NULL || outb == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, AR_ZSTD_LEVEL);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	ifd = open(src, O_RDONLY | O_CLOEXEC);
+	if (ifd < 0) {
+		rv = vigil_err_from_errno(errno);
+		ar_diag(reterr, "%s: cannot open for compression: %s", src, strerror(errno));
+		goto out;
+	}
+	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (ofd < 0) {
+		rv = vigil_err_from_errno(errno);
+		ar_diag(reterr, "%s: cannot create: %s", tmp, strerror(errno));
+		goto out;
+	}
+	while (!done) {
+		ssize_t n;
+		ZSTD_inBuffer zin;
+		ZSTD_EndDirective mode;
+
+		do
+			n = read(ifd, in, AR_COPY_CHUNK);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			rv = VIGIL_EIO;
+			ar_diag(reterr, "%s: read: %s", src, strerror(errno));
+			goto out;
+		}
+		mode = n == 0 ? ZSTD_e_end : ZSTD_e_continue;
+		zin = (ZSTD_inBuffer){ in, (size_t)n, 0 };
+		for (;;) {
+			ZSTD_outBuffer zout = { outb, outcap, 0 };
+			size_t left = ZSTD_compressStream2(cc, &zout, &zin, mode);
+			struct iovec iov = { outb, zout.pos };
+
+			if (ZSTD_isError(left)) {
+				rv = VIGIL_EINTERNAL;
+				ar_diag(reterr, "%s: zstd: %s", src, ZSTD_getErrorName(left));
+				goto out;
+			}
+			if (zout.pos > 0 && ar_writev_all(ofd, &iov, 1) != VIGIL_OK) {
+				rv = VIGIL_EIO;
+				ar_diag(reterr, "%s: write: %s", tmp, strerror(errno));
+				goto out;
+			}
+			if (mode == ZSTD_e_end ? left == 0 : zin.pos == zin.size)
+				break;
+		}
+		done = n == 0;
+	}
+	if (fdatasync(ofd) != 0 || close(ofd) != 0) {
+		ofd = -1;
+		rv = VIGIL_EIO;
+		ar_diag(reterr, "%s: sync: %s", tmp, strerror(errno));
+		goto out;
+	}
+	ofd = -1;
+	if (rename(tmp, dst) != 0 || ar_fsync_dir(dir) != VIGIL_OK) {
+		rv = VIGIL_EIO;
+		ar_diag(reterr, "%s: cannot rename into place: %s", dst, strerror(errno));
+		goto out;
+	}
+	if (unlink(src) != 0 || ar_fsync_dir(dir) != VIGIL_OK) {
+		rv = VIGIL_EIO;
+		ar_diag(reterr, "%s: cannot remove after compression: %s", src, strerror(errno));
+		goto out;
+	}
+out:
+	if (ofd >= 0) {
+		close(ofd);
+		unlink(tmp);
+	} else if (rv != VIGIL_OK) {
+		unlink(tmp);
+	}
+	if (ifd >= 0)
+		close(ifd);
+	ZSTD_freeCCtx(cc);
+	free(in);
+	free(outb);
+	return rv;
+}
+
+static vigil_err
+ar_remove_segment(store_archive *ar, const char *base, store_diag *reterr)
+{
+	static const char *sfx[] = { ".log", ".log.zst", ".idx" }; /* index last */
+	char path[PATH_MAX];
+
+	for (size_t k = 0; k < 3; k++) {
+		snprintf(path, sizeof path, "%s/%s%s", ar->dir, base, sfx[k]);
+		if (unlink(path) != 0 && errno != ENOENT) {
+			ar_diag(reterr, "%s: cannot remove: %s", path, strerror(errno));
+			return VIGIL_EIO;
+		}
+	}
+	pthread_mutex_lock(&ar->mu);
+	if (ar->nsegments > 0)
+		ar->nsegments--;
+	pthread_mutex_unlock(&ar->mu);
+	return VIGIL_OK;
+}
+
+vigil_err
+store_archive_rotate(store_archive *ar, store_diag *reterr)
+{
+	vigil_err rv;
+
+	pthread_mutex_lock(&ar->mu);
+	rv = atomic_load(&ar->failed) ? VIGIL_EIO : ar_segment_close(ar);
+	if (rv != VIGIL_OK)
+		ar_diag(reterr, "%s: closing segment %s: %s", ar->dir, ar->base, vigil_strerror(rv));
+	pthread_mutex_unlock(&ar->mu);
+	return rv;
+}
+
+vigil_err
+store_archive_maintain(store_archive *ar, store_diag *reterr)
+{
+	store_seg_ent *ents = NULL;
+	char open_base[STORE_SEG_BASE_LEN + 1];
+	size_t n = 0;
+	int64_t now;
+	vigil_err rv = VIGIL_OK;
+
+	pthread_mutex_lock(&ar->maint_mu);
+	pthread_mutex_lock(&ar->mu);
+	now = ar->now(ar->now_arg);
+	if (ar->fd >= 0 && ar_day(now) > ar->seg_day && !atomic_load(&ar->failed)) {
+		rv = ar_segment_close(ar);
+		if (rv != VIGIL_OK)
+			ar_diag(reterr, "%s: closing segment %s: %s", ar->dir, ar->base,
+			    vigil_strerror(rv));
+	}
+	memcpy(open_base, ar->base, sizeof open_base);
+	pthread_mutex_unlock(&ar->mu);
+	if (rv != VIGIL_OK)
+		goto out;
+	if (!ar->opts.compress_closed && ar->opts.retention_days == 0)
+		goto out;
+	rv = store_seg_list(ar->dir, &ents, &n, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		store_seg_ent *e = &ents[i];
+		store_seg_index idx;
+
+		/* Only closed segments (they have an index); never the open one. */
+		if (!e->has_idx || strcmp(e->base, open_base) == 0)
+			continue;
+		if (ar->opts.retention_days > 0 &&
+		    store_seg_index_read(ar->dir, e->base, &idx) == VIGIL_OK &&
+		    idx.closed_at_ms < now - (int64_t)ar->opts.retention_days * VIGIL_MS_PER_DAY) {
+			rv = ar_remove_segment(ar, e->base, reterr);
+			if (rv != VIGIL_OK)
+				goto out;
+			continue;
+		}
+		if (ar->opts.compress_closed && e->has_log) {
+			rv = ar_compress(ar->dir, e->base, reterr);
+			if (rv != VIGIL_OK)
+				goto out;
+		}
+	}
+out:
+	pthread_mutex_unlock(&ar->maint_mu);
+	free(ents);
+	return rv;
+}

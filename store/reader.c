@@ -1,2 +1,795 @@
 /* SPDX-License-Identifier: MIT */
-/* store/reader.c - (being written) */
+/*
+ * store/reader.c - reading the archive: segment names and listing, the
+ * per-segment index sidecars, and store_reader, which walks segments in
+ * sequence order (plain or zstd-compressed), verifies every frame's CRC,
+ * reports each corrupt stretch with segment and byte offset, resynchronises
+ * on the next valid frame and goes on. Format: docs/archive.md.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "archive_int.h"
+
+#define RD_BUF_INIT      (1u << 20)
+#define RD_MAX_SEGMENTS  (1u << 20) /* cap on segment files listed in one directory */
+
+static void
+rd_diag(store_diag *reterr, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (reterr == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reterr->msg, sizeof reterr->msg, fmt, ap);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------------ */
+/* Segment names                                                       */
+
+void
+store_seg_base(int64_t day, uint64_t first_seq, char ret_base[STORE_SEG_BASE_LEN + 1])
+{
+	time_t t = (time_t)(day * 86400);
+	struct tm tm;
+
+	char tmp[96];
+
+	gmtime_r(&t, &tm);
+	snprintf(tmp, sizeof tmp, "seg-%04d%02d%02d-%020llu", (tm.tm_year + 1900) % 10000,
+	    tm.tm_mon + 1, tm.tm_mday, (unsigned long long)first_seq);
+	memcpy(ret_base, tmp, STORE_SEG_BASE_LEN);
+	ret_base[STORE_SEG_BASE_LEN] = '\0';
+}
+
+static bool
+rd_digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* Parses "seg-YYYYMMDD-<20 digits>" + suffix; kind 0 log, 1 zst, 2 idx. */
+static bool
+rd_parse_name(const char *name, store_seg_ent *ret, int *ret_kind)
+{
+	struct tm tm = { 0 };
+	const char *suffix;
+	unsigned long long seq;
+	int kind;
+
+	if (strncmp(name, "seg-", 4) != 0 || !rd_digits(name + 4, 8) || name[12] != '-' ||
+	    !rd_digits(name + 13, 20))
+		return false;
+	suffix = name + STORE_SEG_BASE_LEN;
+	if (strcmp(suffix, ".log") == 0)
+		kind = 0;
+	else if (strcmp(suffix, ".log.zst") == 0)
+		kind = 1;
+	else if (strcmp(suffix, ".idx") == 0)
+		kind = 2;
+	else
+		return false;
+	tm.tm_year = (name[4] - '0') * 1000 + (name[5] - '0') * 100 + (name[6] - '0') * 10 +
+	    (name[7] - '0') - 1900;
+	tm.tm_mon  = (name[8] - '0') * 10 + (name[9] - '0') - 1;
+	tm.tm_mday = (name[10] - '0') * 10 + (name[11] - '0');
+	if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31)
+		return false;
+	errno = 0;
+	seq = strtoull(name + 13, NULL, 10);
+	if (errno != 0)
+		return false;
+	memcpy(ret->base, name, STORE_SEG_BASE_LEN);
+	ret->base[STORE_SEG_BASE_LEN] = '\0';
+	ret->first_seq = seq;
+	ret->day = (int64_t)timegm(&tm) / 86400;
+	ret->has_log = ret->has_zst = ret->has_idx = false;
+	*ret_kind = kind;
+	return true;
+}
+
+static int
+rd_ent_cmp(const void *a, const void *b)
+{
+	const store_seg_ent *x = a, *y = b;
+
+	if (x->first_seq != y->first_seq)
+		return x->first_seq < y->first_seq ? -1 : 1;
+	return strcmp(x->base, y->base);
+}
+
+vigil_err
+store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_n, store_diag *reterr)
+{
+	DIR *d = NULL;
+	struct dirent *de;
+	store_seg_ent *ents = NULL, *tmp;
+	size_t n = 0, cap = 0, out = 0;
+	vigil_err rv = VIGIL_OK;
+
+	d = opendir(dir);
+	if (d == NULL) {
+		int e = errno;
+		rv = vigil_err_from_errno(e);
+		rd_diag(reterr, "%s: cannot open archive directory: %s", dir, strerror(e));
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		store_seg_ent e;
+		int kind;
+
+		if (!rd_parse_name(de->d_name, &e, &kind))
+			continue;
+		if (n == cap) {
+			if (cap >= RD_MAX_SEGMENTS) {
+				rd_diag(reterr, "%s: more than %u segment files", dir, RD_MAX_SEGMENTS);
+				rv = VIGIL_ETOOBIG;
+				goto out;
+			}
+			cap = cap ? cap * 2 : 64;
+			tmp = realloc(ents, cap * sizeof *ents);
+			if (tmp == NULL) {
+				rv = VIGIL_ENOMEM;
+				goto out;
+			}
+			ents = tmp;
+		}
+		e.has_log = kind == 0;
+		e.has_zst = kind == 1;
+		e.has_idx = kind == 2;
+		ents[n++] = e;
+	}
+	if (n > 0)
+		qsort(ents, n, sizeof *ents, rd_ent_cmp);
+	/* Merge the .log/.log.zst/.idx entries of one base name. */
+	for (size_t i = 0; i < n; i++) {
+		if (out > 0 && strcmp(ents[out - 1].base, ents[i].base) == 0) {
+			ents[out - 1].has_log |= ents[i].has_log;
+			ents[out - 1].has_zst |= ents[i].has_zst;
+			ents[out - 1].has_idx |= ents[i].has_idx;
+			continue;
+		}
+		ents[out++] = ents[i];
+	}
+	*ret_ents = ents;
+	*ret_n = out;
+	ents = NULL;
+out:
+	if (d != NULL)
+		closedir(d);
+	free(ents);
+	return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Index sidecars                                                      */
+
+vigil_err
+store_seg_index_read(const char *dir, const char *base, store_seg_index *ret_idx)
+{
+	char path[PATH_MAX];
+	uint8_t b[STORE_IDX_SIZE + 1];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s.idx", dir, base);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vigil_err_from_errno(errno);
+	do
+		n = pread(fd, b, sizeof b, 0);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n < 0)
+		return VIGIL_EIO;
+	if (n != STORE_IDX_SIZE || memcmp(b, STORE_IDX_MAGIC, 4) != 0 ||
+	    store_crc32c(0, b, 64) != store_get_le32(b + 64))
+		return VIGIL_ECORRUPT;
+	if (store_get_le32(b + 4) != STORE_IDX_VERSION)
+		return VIGIL_EVERSION;
+	ret_idx->first_seq    = store_get_le64(b + 8);
+	ret_idx->last_seq     = store_get_le64(b + 16);
+	ret_idx->min_event_ms = (int64_t)store_get_le64(b + 24);
+	ret_idx->max_event_ms = (int64_t)store_get_le64(b + 32);
+	ret_idx->records      = store_get_le64(b + 40);
+	ret_idx->bytes        = store_get_le64(b + 48);
+	ret_idx->closed_at_ms = (int64_t)store_get_le64(b + 56);
+	return VIGIL_OK;
+}
+
+static vigil_err
+rd_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	vigil_err rv = VIGIL_OK;
+
+	if (fd < 0)
+		return vigil_err_from_errno(errno);
+	if (fsync(fd) != 0)
+		rv = VIGIL_EIO;
+	close(fd);
+	return rv;
+}
+
+vigil_err
+store_seg_index_write(const char *dir, const char *base, const store_seg_index *idx, bool sync)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	uint8_t b[STORE_IDX_SIZE];
+	vigil_err rv = VIGIL_OK;
+	ssize_t n;
+	int fd;
+
+	memcpy(b, STORE_IDX_MAGIC, 4);
+	store_put_le32(b + 4, STORE_IDX_VERSION);
+	store_put_le64(b + 8, idx->first_seq);
+	store_put_le64(b + 16, idx->last_seq);
+	store_put_le64(b + 24, (uint64_t)idx->min_event_ms);
+	store_put_le64(b + 32, (uint64_t)idx->max_event_ms);
+	store_put_le64(b + 40, idx->records);
+	store_put_le64(b + 48, idx->bytes);
+	store_put_le64(b + 56, (uint64_t)idx->closed_at_ms);
+	store_put_le32(b + 64, store_crc32c(0, b, 64));
+	snprintf(tmp, sizeof tmp, "%s/%s.idx.tmp", dir, base);
+	snprintf(path, sizeof path, "%s/%s.idx", dir, base);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return vigil_err_from_errno(errno);
+	do
+		n = write(fd, b, sizeof b);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof b || (sync && fdatasync(fd) != 0))
+		rv = VIGIL_EIO;
+	if (close(fd) != 0 && rv == VIGIL_OK)
+		rv = VIGIL_EIO;
+	if (rv == VIGIL_OK && rename(tmp, path) != 0)
+		rv = vigil_err_from_errno(errno);
+	if (rv != VIGIL_OK) {
+		unlink(tmp);
+		return rv;
+	}
+	return sync ? rd_fsync_dir(dir) : VIGIL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reader                                                              */
+
+struct store_reader {
+	/* directory mode: segments to visit; single-segment mode: nsegs == 0 */
+	char          *dir;
+	store_seg_ent *segs;
+	size_t         nsegs, next_seg;
+	int64_t        from_ms, to_ms;
+	store_corrupt_fn on_corrupt;
+	void          *arg;
+
+	/* the open segment */
+	int            fd;
+	bool           open;
+	bool           growing; /* may still be appended to: a partial frame at EOF is not damage */
+	char           segname[STORE_SEG_NAME_MAX];
+	char           path[PATH_MAX];
+	ZSTD_DStream  *zds;
+	uint8_t       *zin;
+	size_t         zin_cap, zin_pos, zin_len;
+	bool           zin_eof;
+	char           zmsg[128];
+
+	/* decoded bytes of the segment: buf[start..end) is at segment offset base_off + start */
+	uint8_t       *buf;
+	size_t         cap, start, end;
+	uint64_t       base_off;
+	bool           eof;
+
+	/* resynchronisation after a corrupt frame */
+	bool           resync;
+	uint64_t       bad_off;
+	const char    *bad_what;
+
+	store_reader_stats st;
+};
+
+static void
+rd_seg_close(store_reader *rd)
+{
+	if (rd->fd >= 0)
+		close(rd->fd);
+	rd->fd = -1;
+	rd->open = false;
+	rd->start = rd->end = 0;
+	rd->base_off = 0;
+	rd->eof = false;
+	rd->resync = false;
+	rd->zin_pos = rd->zin_len = 0;
+	rd->zin_eof = false;
+}
+
+static vigil_err
+rd_seg_open(store_reader *rd, const char *path, const char *name, bool zst, bool growing,
+    store_diag *reterr)
+{
+	rd->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rd->fd < 0) {
+		int e = errno;
+		rd_diag(reterr, "%s: cannot open segment: %s", path, strerror(e));
+		return vigil_err_from_errno(e);
+	}
+	if (zst) {
+		if (rd->zds == NULL) {
+			rd->zds = ZSTD_createDStream();
+			rd->zin_cap = ZSTD_DStreamInSize();
+			rd->zin = malloc(rd->zin_cap);
+			if (rd->zds == NULL || rd->zin == NULL) {
+				close(rd->fd);
+				rd->fd = -1;
+				return VIGIL_ENOMEM;
+			}
+		}
+		ZSTD_DCtx_reset(rd->zds, ZSTD_reset_session_only);
+	}
+	snprintf(rd->segname, sizeof rd->segname, "%s", name);
+	snprintf(rd->path, sizeof rd->path, "%s", path);
+	rd->open = true;
+	rd->growing = growing && !zst;
+	rd->zin_pos = rd->zin_len = 0;
+	rd->zin_eof = !zst; /* unused for plain files */
+	rd->st.segments++;
+	return VIGIL_OK;
+}
+
+static void
+rd_report(store_reader *rd, uint64_t off, uint64_t skipped, const char *what)
+{
+	rd->st.corrupt_records++;
+	rd->st.corrupt_bytes += skipped;
+	if (rd->on_corrupt != NULL)
+		rd->on_corrupt(rd->arg, rd->segname, off, skipped, what);
+}
+
+static ssize_t
+rd_read_fd(int fd, void *p, size_t n)
+{
+	ssize_t r;
+
+	do
+		r = read(fd, p, n);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/* Appends decoded bytes to buf[end..cap); sets eof at the end of the segment. */
+static vigil_err
+rd_read_more(store_reader *rd, store_diag *reterr)
+{
+	if (rd->zds == NULL || rd->zin_eof) {
+		ssize_t r = rd_read_fd(rd->fd, rd->buf + rd->end, rd->cap - rd->end);
+		if (r < 0) {
+			rd_diag(reterr, "%s: read: %s", rd->path, strerror(errno));
+			return VIGIL_EIO;
+		}
+		if (r == 0)
+			rd->eof = true;
+		rd->end += (size_t)r;
+		return VIGIL_OK;
+	}
+	/* zstd: decompress until some output is produced or the input ends */
+	for (;;) {
+		ZSTD_inBuffer  in  = { rd->zin, rd->zin_len, rd->zin_pos };
+		ZSTD_outBuffer out = { rd->buf + rd->end, rd->cap - rd->end, 0 };
+		size_t z;
+
+		if (rd->zin_pos == rd->zin_len) {
+			ssize_t r = rd_read_fd(rd->fd, rd->zin, rd->zin_cap);
+			if (r < 0) {
+				rd_diag(reterr, "%s: read: %s", rd->path, strerror(errno));
+				return VIGIL_EIO;
+			}
+			if (r == 0) {
+				/* Compressed input ended: whatever the stream state, no more bytes. */
+				rd->eof = true;
+				return VIGIL_OK;
+			}
+			rd->zin_len = (size_t)r;
+			rd->zin_pos = 0;
+			in.size = rd->zin_len;
+			in.pos = 0;
+		}
+		z = ZSTD_decompressStream(rd->zds, &out, &in);
+		rd->zin_pos = in.pos;
+		if (ZSTD_isError(z)) {
+			/* The rest of this segment cannot be decoded: report, go on. */
+			snprintf(rd->zmsg, sizeof rd->zmsg, "zstd: %s; rest of segment unreadable",
+			    ZSTD_getErrorName(z));
+			rd_report(rd, rd->base_off + rd->end, 0, rd->zmsg);
+			rd->eof = true;
+			return VIGIL_OK;
+		}
+		rd->end += out.pos;
+		if (out.pos > 0)
+			return VIGIL_OK;
+	}
+}
+
+/* Makes at least need bytes available at buf[start..) unless the segment ends first. */
+static vigil_err
+rd_fill(store_reader *rd, size_t need, store_diag *reterr)
+{
+	vigil_err rv;
+
+	if (need > rd->cap) {
+		size_t ncap = rd->cap;
+		uint8_t *nb;
+
+		while (ncap < need)
+			ncap *= 2;
+		if (ncap > STORE_FRAME_HDR + STORE_FRAME_MAX_PAYLOAD)
+			ncap = STORE_FRAME_HDR + STORE_FRAME_MAX_PAYLOAD;
+		nb = realloc(rd->buf, ncap);
+		if (nb == NULL)
+			return VIGIL_ENOMEM;
+		rd->buf = nb;
+		rd->cap = ncap;
+	}
+	if (rd->start > 0 && rd->cap - rd->start < need + (rd->cap >> 2)) {
+		memmove(rd->buf, rd->buf + rd->start, rd->end - rd->start);
+		rd->base_off += rd->start;
+		rd->end -= rd->start;
+		rd->start = 0;
+	}
+	while (!rd->eof && rd->end - rd->start < need && rd->end < rd->cap) {
+		rv = rd_read_more(rd, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	return VIGIL_OK;
+}
+
+/* Opens the next segment of the directory that may hold records in range. */
+static vigil_err
+rd_next_segment(store_reader *rd, bool *ret_done, store_diag *reterr)
+{
+	while (rd->next_seg < rd->nsegs) {
+		store_seg_ent *e = &rd->segs[rd->next_seg++];
+		bool last = rd->next_seg == rd->nsegs;
+		store_seg_index idx;
+		char path[PATH_MAX], name[STORE_SEG_NAME_MAX];
+		vigil_err rv;
+
+		if (e->has_idx) {
+			rv = store_seg_index_read(rd->dir, e->base, &idx);
+			if (rv == VIGIL_OK) {
+				if (idx.records == 0 || idx.max_event_ms < rd->from_ms ||
+				    idx.min_event_ms >= rd->to_ms)
+					continue;
+			} else if (rv != VIGIL_ENOTFOUND) {
+				/* A damaged index costs a scan, not records; say so. */
+				snprintf(name, sizeof name, "%s.idx", e->base);
+				if (rd->on_corrupt != NULL)
+					rd->on_corrupt(rd->arg, name, 0, 0,
+					    "unreadable segment index; scanning the segment");
+				e->has_idx = false;
+			} else {
+				e->has_idx = false; /* removed by retention since listing */
+			}
+		}
+		/* Prefer the original: both exist only mid-compression. */
+		for (int z = 0; z < 2; z++) {
+			bool zst = z == 1;
+			if (zst ? !e->has_zst && !e->has_log : !e->has_log)
+				continue;
+			snprintf(name, sizeof name, "%s%s", e->base, zst ? ".log.zst" : ".log");
+			snprintf(path, sizeof path, "%s/%s", rd->dir, name);
+			rv = rd_seg_open(rd, path, name, zst, last && !e->has_idx, reterr);
+			if (rv == VIGIL_OK) {
+				*ret_done = false;
+				return VIGIL_OK;
+			}
+			if (rv != VIGIL_ENOTFOUND)
+				return rv;
+			/* Compressed (or deleted by retention) since we listed: try the other form. */
+		}
+	}
+	*ret_done = true;
+	return VIGIL_OK;
+}
+
+static vigil_err
+rd_alloc(store_reader **ret_rd)
+{
+	store_reader *rd = calloc(1, sizeof *rd);
+
+	if (rd == NULL)
+		return VIGIL_ENOMEM;
+	rd->fd = -1;
+	rd->cap = RD_BUF_INIT;
+	rd->buf = malloc(rd->cap);
+	if (rd->buf == NULL) {
+		free(rd);
+		return VIGIL_ENOMEM;
+	}
+	rd->from_ms = INT64_MIN;
+	rd->to_ms = INT64_MAX;
+	*ret_rd = rd;
+	return VIGIL_OK;
+}
+
+vigil_err
+store_reader_open(const char *dir, int64_t from_ms, int64_t to_ms, store_corrupt_fn on_corrupt,
+    void *arg, store_reader **ret_rd, store_diag *reterr)
+{
+	store_reader *rd = NULL;
+	vigil_err rv;
+
+	rv = rd_alloc(&rd);
+	if (rv != VIGIL_OK)
+		goto out;
+	rd->from_ms = from_ms;
+	rd->to_ms = to_ms;
+	rd->on_corrupt = on_corrupt;
+	rd->arg = arg;
+	rd->dir = strdup(dir);
+	if (rd->dir == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	rv = store_seg_list(dir, &rd->segs, &rd->nsegs, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	*ret_rd = rd;
+	rd = NULL;
+out:
+	store_reader_close(rd);
+	return rv;
+}
+
+static vigil_err
+rd_open_one(const char *path, bool growing, store_corrupt_fn on_corrupt, void *arg,
+    store_reader **ret_rd, store_diag *reterr)
+{
+	store_reader *rd = NULL;
+	const char *name = strrchr(path, '/');
+	size_t plen = strlen(path);
+	bool zst = plen > 4 && strcmp(path + plen - 4, ".zst") == 0;
+	vigil_err rv;
+
+	name = name != NULL ? name + 1 : path;
+	if (plen >= PATH_MAX || strlen(name) >= STORE_SEG_NAME_MAX) {
+		rd_diag(reterr, "%s: segment path too long", path);
+		return VIGIL_EINVAL;
+	}
+	rv = rd_alloc(&rd);
+	if (rv != VIGIL_OK)
+		goto out;
+	rd->on_corrupt = on_corrupt;
+	rd->arg = arg;
+	rv = rd_seg_open(rd, path, name, zst, growing, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	*ret_rd = rd;
+	rd = NULL;
+out:
+	store_reader_close(rd);
+	return rv;
+}
+
+vigil_err
+store_reader_open_segment(const char *path, store_corrupt_fn on_corrupt, void *arg,
+    store_reader **ret_rd, store_diag *reterr)
+{
+	char idx[PATH_MAX];
+	size_t plen = strlen(path);
+	bool growing = true;
+
+	/* A segment with an index sidecar beside it is closed: a partial frame
+	 * at its end is damage, not a write in progress. */
+	if (plen >= 4 && plen < sizeof idx) {
+		size_t base = strcmp(path + plen - 4, ".log") == 0 ? plen - 4 :
+		    plen >= 8 && strcmp(path + plen - 8, ".log.zst") == 0 ? plen - 8 : 0;
+		if (base > 0) {
+			snprintf(idx, sizeof idx, "%.*s.idx", (int)base, path);
+			growing = access(idx, F_OK) != 0;
+		}
+	}
+	return rd_open_one(path, growing, on_corrupt, arg, ret_rd, reterr);
+}
+
+/* One step of resynchronisation: looks for the next valid frame at or after
+ * start. *ret_found true when buf[start..) holds one; *ret_end true when the
+ * segment ended first (the stretch has been reported either way). */
+static vigil_err
+rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *reterr)
+{
+	store_record rec;
+	size_t used;
+	vigil_err rv;
+
+	*ret_found = *ret_end = false;
+	for (;;) {
+		uint8_t *p = rd->buf + rd->start;
+		size_t avail = rd->end - rd->start;
+		uint8_t *m = avail >= 4 ? memmem(p, avail, STORE_FRAME_MAGIC, 4) : NULL;
+
+		if (m == NULL) {
+			/* Keep the last 3 bytes: they may start a magic. */
+			size_t keep = avail < 3 ? avail : 3;
+			if (rd->eof) {
+				uint64_t endoff = rd->base_off + rd->end;
+				rd_report(rd, rd->bad_off, endoff - rd->bad_off, rd->bad_what);
+				rd->resync = false;
+				*ret_end = true;
+				return VIGIL_OK;
+			}
+			rd->start = rd->end - keep;
+			rv = rd_fill(rd, keep + 1, reterr);
+			if (rv != VIGIL_OK)
+				return rv;
+			continue;
+		}
+		rd->start = (size_t)(m - rd->buf);
+		rv = store_frame_decode(m, rd->end - rd->start, &rec, &used);
+		if (rv == VIGIL_OK) {
+			uint64_t off = rd->base_off + rd->start;
+			rd_report(rd, rd->bad_off, off - rd->bad_off, rd->bad_what);
+			rd->resync = false;
+			*ret_found = true;
+			return VIGIL_OK;
+		}
+		if (rv == VIGIL_EAGAIN && !rd->eof) {
+			size_t need = rd->end - rd->start < STORE_FRAME_HDR ? STORE_FRAME_HDR :
+			    STORE_FRAME_HDR + store_get_le32(m + 8);
+			rv = rd_fill(rd, need, reterr);
+			if (rv != VIGIL_OK)
+				return rv;
+			continue;
+		}
+		if (rv == VIGIL_EAGAIN && rd->growing) {
+			/* A frame being written right now follows the damage. */
+			uint64_t off = rd->base_off + rd->start;
+			rd_report(rd, rd->bad_off, off - rd->bad_off, rd->bad_what);
+			rd->resync = false;
+			*ret_end = true;
+			return VIGIL_OK;
+		}
+		rd->start++; /* not a frame after all */
+	}
+}
+
+vigil_err
+store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
+{
+	store_record rec;
+	size_t used, avail;
+	bool done, found, end;
+	vigil_err rv;
+
+	for (;;) {
+		if (!rd->open) {
+			if (rd->nsegs == 0)
+				return VIGIL_ENOTFOUND;
+			rv = rd_next_segment(rd, &done, reterr);
+			if (rv != VIGIL_OK)
+				return rv;
+			if (done)
+				return VIGIL_ENOTFOUND;
+		}
+		if (rd->resync) {
+			rv = rd_resync_step(rd, &found, &end, reterr);
+			if (rv != VIGIL_OK)
+				return rv;
+			if (end) {
+				rd_seg_close(rd);
+				continue;
+			}
+		}
+		avail = rd->end - rd->start;
+		rv = store_frame_decode(rd->buf + rd->start, avail, &rec, &used);
+		if (rv == VIGIL_OK) {
+			uint64_t off = rd->base_off + rd->start;
+			rd->start += used;
+			if (rec.event_time_ms < rd->from_ms || rec.event_time_ms >= rd->to_ms)
+				continue;
+			rec.segment = rd->segname;
+			rec.offset = off;
+			rd->st.records++;
+			rd->st.bytes += used;
+			*ret_rec = rec;
+			return VIGIL_OK;
+		}
+		if (rv == VIGIL_EAGAIN) {
+			if (!rd->eof) {
+				size_t need = avail < STORE_FRAME_HDR ? STORE_FRAME_HDR :
+				    STORE_FRAME_HDR + store_get_le32(rd->buf + rd->start + 8);
+				rv = rd_fill(rd, need, reterr);
+				if (rv != VIGIL_OK)
+					return rv;
+				continue;
+			}
+			if (avail > 0 && !rd->growing)
+				rd_report(rd, rd->base_off + rd->start, avail,
+				    "truncated record at end of segment");
+			rd_seg_close(rd);
+			continue;
+		}
+		/* VIGIL_ECORRUPT */
+		rd->bad_off = rd->base_off + rd->start;
+		rd->bad_what = avail >= STORE_FRAME_HDR && store_frame_plausible(rd->buf + rd->start) ?
+		    "CRC mismatch" : "bad frame header";
+		rd->resync = true;
+		rd->start++;
+	}
+}
+
+void
+store_reader_get_stats(const store_reader *rd, store_reader_stats *ret_stats)
+{
+	*ret_stats = rd->st;
+}
+
+void
+store_reader_close(store_reader *rd)
+{
+	if (rd == NULL)
+		return;
+	if (rd->fd >= 0)
+		close(rd->fd);
+	ZSTD_freeDStream(rd->zds);
+	free(rd->zin);
+	free(rd->buf);
+	free(rd->segs);
+	free(rd->dir);
+	free(rd);
+}
+
+vigil_err
+store_seg_scan(const char *path, store_seg_index *ret_idx, uint64_t *ret_valid_end,
+    store_diag *reterr)
+{
+	store_reader *rd = NULL;
+	store_record rec;
+	store_seg_index idx = { .min_event_ms = INT64_MAX, .max_event_ms = INT64_MIN };
+	uint64_t valid_end = 0;
+	vigil_err rv;
+
+	rv = rd_open_one(path, true, NULL, NULL, &rd, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	while ((rv = store_reader_next(rd, &rec, reterr)) == VIGIL_OK) {
+		if (idx.records == 0)
+			idx.first_seq = rec.seq;
+		if (rec.seq > idx.last_seq)
+			idx.last_seq = rec.seq;
+		if (rec.event_time_ms < idx.min_event_ms)
+			idx.min_event_ms = rec.event_time_ms;
+		if (rec.event_time_ms > idx.max_event_ms)
+			idx.max_event_ms = rec.event_time_ms;
+		idx.records++;
+		valid_end = rec.offset + STORE_FRAME_HDR + rec.len;
+	}
+	if (rv != VIGIL_ENOTFOUND)
+		goto out;
+	rv = VIGIL_OK;
+	if (idx.records == 0)
+		idx.min_event_ms = idx.max_event_ms = 0;
+	idx.bytes = valid_end;
+	*ret_idx = idx;
+	*ret_valid_end = valid_end;
+out:
+	store_reader_close(rd);
+	return rv;
+}

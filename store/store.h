@@ -116,9 +116,15 @@ vigil_err store_archive_write(store_archive *ar, store_rec_type type,
     int64_t event_time_ms, const void *payload, size_t len, uint64_t *ret_seq);
 vigil_err store_archive_wait_durable(store_archive *ar, uint64_t seq);
 
-/* Rotates now (closing and optionally compressing the open segment) and
- * applies retention. Called by the owner periodically; cheap if nothing to do. */
+/* Periodic upkeep, called by the owner (e.g. every minute); cheap if nothing
+ * to do: closes the open segment if its UTC day is over (even with no
+ * appends), zstd-compresses closed segments (compress_closed) and deletes
+ * closed segments older than retention_days. Never touches the open
+ * segment. Runs outside the append lock: appends go on meanwhile. */
 vigil_err store_archive_maintain(store_archive *ar, store_diag *reterr);
+/* Closes the open segment now (syncs it, writes its index); the next append
+ * starts a new one. For tools, tests and an operator's "rotate" command. */
+vigil_err store_archive_rotate(store_archive *ar, store_diag *reterr);
 
 typedef struct store_archive_stats {
 	uint64_t records, bytes, segments, syncs, last_seq;

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store/archive_int.h - private to the archive files of store/ (frame.c,
+ * archive.c, reader.c) and their tests: the on-disk frame header, segment
+ * names, the per-segment index sidecar and the test clock hook. The format
+ * is documented in docs/archive.md; every constant here is part of it.
+ */
+#ifndef VIGIL_STORE_ARCHIVE_INT_H
+#define VIGIL_STORE_ARCHIVE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+static inline void
+store_put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+static inline void
+store_put_le64(uint8_t *p, uint64_t v)
+{
+	store_put_le32(p, (uint32_t)v);
+	store_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint32_t
+store_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t
+store_get_le64(const uint8_t *p)
+{
+	return (uint64_t)store_get_le32(p) | (uint64_t)store_get_le32(p + 4) << 32;
+}
+
+/*
+ * Frame header, 32 bytes, little-endian:
+ *   0  magic "VGLR"
+ *   4  u8  format version (1)
+ *   5  u8  record type (store_rec_type)
+ *   6  u16 flags (0; reserved)
+ *   8  u32 payload length
+ *  12  u32 CRC32C over bytes 4..12, 16..32 and the payload
+ *  16  u64 sequence number
+ *  24  i64 event time, Unix ms
+ */
+#define STORE_FRAME_MAGIC "VGLR"
+#define STORE_FRAME_VERSION 1
+#define STORE_FRAME_HDR 32
+/* Hard cap on a payload, whatever max_record_bytes says: a reader never
+ * buffers more than this for one record. */
+#define STORE_FRAME_MAX_PAYLOAD (16u << 20)
+
+/* Writes the header of a frame for payload[0..len) into hdr. */
+void store_frame_header(uint8_t hdr[STORE_FRAME_HDR], store_rec_type type, uint64_t seq,
+    int64_t event_time_ms, const void *payload, size_t len);
+
+/* True if buf[0..STORE_FRAME_HDR) looks like a header (magic, version,
+ * type, flags, length cap); the CRC is not checked. */
+bool store_frame_plausible(const uint8_t *buf);
+
+/*
+ * Segment files: "seg-YYYYMMDD-SSSSSSSSSSSSSSSSSSSS.log" where the date is
+ * the UTC day the segment was created (write time) and S the zero-padded
+ * sequence number of its first record; ".log.zst" once compressed;
+ * ".idx" the index sidecar written when the segment closes.
+ */
+#define STORE_SEG_BASE_LEN 33 /* "seg-" 8 "-" 20 */
+#define STORE_SEG_NAME_MAX 48
+
+typedef struct store_seg_index {
+	uint64_t first_seq, last_seq;
+	int64_t  min_event_ms, max_event_ms;
+	uint64_t records;
+	uint64_t bytes;        /* uncompressed segment size */
+	int64_t  closed_at_ms; /* write-clock time the segment was closed */
+} store_seg_index;
+
+#define STORE_IDX_MAGIC "VGLI"
+#define STORE_IDX_VERSION 1
+#define STORE_IDX_SIZE 68
+
+typedef struct store_seg_ent {
+	char     base[STORE_SEG_BASE_LEN + 1];
+	uint64_t first_seq;
+	int64_t  day; /* days since the epoch, from the name */
+	bool     has_log, has_zst, has_idx;
+} store_seg_ent;
+
+/* Builds a segment base name ("seg-20261121-00000000000000000001"). */
+void store_seg_base(int64_t day, uint64_t first_seq, char ret_base[STORE_SEG_BASE_LEN + 1]);
+
+/* Lists the segments of dir sorted by first sequence number. *ret_ents is
+ * malloc'd (free it); VIGIL_ENOTFOUND if dir does not exist. Temporary files
+ * and unrelated names are ignored. */
+vigil_err store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_n,
+    store_diag *reterr);
+
+/* Index sidecar: read (VIGIL_ENOTFOUND absent, VIGIL_ECORRUPT bad CRC or
+ * size, VIGIL_EVERSION unknown version) and write (tmp + rename; synced
+ * when sync is true). */
+vigil_err store_seg_index_read(const char *dir, const char *base, store_seg_index *ret_idx);
+vigil_err store_seg_index_write(const char *dir, const char *base, const store_seg_index *idx,
+    bool sync);
+
+/* Scans a segment completely (through a reader) and returns its index; the
+ * reader's notion of the last valid record is *ret_valid_end (bytes of the
+ * segment up to the end of its last valid record). */
+vigil_err store_seg_scan(const char *path, store_seg_index *ret_idx, uint64_t *ret_valid_end,
+    store_diag *reterr);
+
+/* Test hook: the clock used for rotation by day, index closed_at and
+ * retention (default vigil_now_ms). now == NULL restores the default. */
+void store_archive_set_clock(store_archive *ar, int64_t (*now)(void *arg), void *arg);
+
+#endif /* VIGIL_STORE_ARCHIVE_INT_H */
