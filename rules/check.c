@@ -1,2 +1,1053 @@
 /* SPDX-License-Identifier: MIT */
-/* rules/check.c - (being written) */
+/*
+ * rules/check.c - the type checker and code generator. Resolves every name
+ * (threshold, list, then feature: a slot index), checks types (number,
+ * string, bool, list), rewrites calls into built-in ops, folds constant
+ * subtrees, loads list files, and fills the rules_prog that eval.c runs.
+ * Unknown names get a "did you mean" suggestion by edit distance. All errors
+ * go to the sink; checking goes on after an error so one run reports them all.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <uthash.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "int.h"
+
+typedef enum ck_sym_kind { SYM_THRESH, SYM_LIST } ck_sym_kind;
+
+typedef struct ck_sym {
+	const char    *name;
+	ck_sym_kind    kind;
+	uint32_t       index;
+	uint32_t       off;
+	UT_hash_handle hh;
+} ck_sym;
+
+typedef struct ck {
+	rules_ast          *ast;
+	const rules_schema *schema;
+	const rules_opts   *opts;
+	const char         *src;
+	rules_diag_sink    *sink;
+	rules_prog         *prog;
+	XXH3_state_t       *hs;
+	ck_sym             *syms;   /* thresholds and lists by name */
+	ck_sym             *rnames; /* rule names */
+	uint32_t            caplists;
+	bool                nomem;
+} ck;
+
+static const struct {
+	const char *name;
+	rules_op    op;
+	uint8_t     min, max;
+} ck_builtins[] = {
+	{ "min", OP_MIN, 2, RULES_MAX_ARGS },
+	{ "max", OP_MAX, 2, RULES_MAX_ARGS },
+	{ "abs", OP_ABS, 1, 1 },
+	{ "log", OP_LOG, 1, 1 },
+	{ "sqrt", OP_SQRT, 1, 1 },
+	{ "floor", OP_FLOOR, 1, 1 },
+	{ "hour", OP_HOUR, 1, 1 },
+	{ "weekday", OP_WEEKDAY, 1, 1 },
+	{ "haversine", OP_HAVERSINE, 4, 4 },
+	{ "starts_with", OP_STARTS_WITH, 2, 2 },
+	{ "present", OP_PRESENT, 1, 1 },
+	{ "coalesce", OP_COALESCE, 2, 2 },
+};
+
+#define CK_NBUILTINS (sizeof ck_builtins / sizeof ck_builtins[0])
+
+const char *
+rules_op_name(rules_op op)
+{
+	for (size_t i = 0; i < CK_NBUILTINS; i++)
+		if (ck_builtins[i].op == op)
+			return ck_builtins[i].name;
+	return "?";
+}
+
+static const char *
+ck_type_name(vigil_type t)
+{
+	switch (t) {
+	case VIGIL_T_NUM: return "number";
+	case VIGIL_T_STR: return "string";
+	case VIGIL_T_BOOL: return "bool";
+	case VIGIL_T_LIST: return "list";
+	case VIGIL_T_NONE: break;
+	}
+	return "none";
+}
+
+/* ---- "did you mean" ---- */
+
+static size_t
+ck_edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	size_t row[RULES_MAX_NAME + 2];
+
+	if (la > RULES_MAX_NAME || lb > RULES_MAX_NAME)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+static void
+ck_consider(const char *cand, const char *name, size_t len, const char **best, size_t *bestd)
+{
+	size_t      cl = strlen(cand);
+	const char *dot = strrchr(cand, '.');
+	size_t      d = ck_edit_distance(name, len, cand, cl);
+
+	/* "count_7d" for "card.count_7d": the missing prefix is one fix, not five */
+	if (dot != NULL && strlen(dot + 1) == len && memcmp(dot + 1, name, len) == 0)
+		d = 1;
+	if (d < *bestd) {
+		*bestd = d;
+		*best = cand;
+	}
+}
+
+/* Best candidate among features (want_features), thresholds and lists. */
+static const char *
+ck_suggest(ck *c, const char *name, size_t len, bool want_features, bool want_syms)
+{
+	const char *best = NULL;
+	size_t      bestd = SIZE_MAX;
+
+	if (want_features)
+		for (uint32_t i = 0; i < rules_schema_count(c->schema); i++)
+			ck_consider(rules_schema_at(c->schema, i)->name, name, len, &best, &bestd);
+	if (want_syms)
+		for (ck_sym *s = c->syms; s != NULL; s = s->hh.next)
+			ck_consider(s->name, name, len, &best, &bestd);
+	if (best == NULL || bestd > (len < 6 ? 1 : len < 12 ? 2 : 3))
+		return NULL;
+	return best;
+}
+
+static void
+ck_unknown(ck *c, uint32_t off, const char *what, const char *name, size_t len, bool features,
+    bool syms)
+{
+	const char *s = ck_suggest(c, name, len, features, syms);
+
+	if (s != NULL)
+		rules_diag_add(c->sink, off, VIGIL_ETYPE, "unknown %s '%.*s' (did you mean '%s'?)", what,
+		    (int)len, name, s);
+	else
+		rules_diag_add(c->sink, off, VIGIL_ETYPE, "unknown %s '%.*s'", what, (int)len, name);
+}
+
+/* ---- symbols ---- */
+
+static bool
+ck_declare(ck *c, const rules_pstr *name, ck_sym_kind kind, uint32_t index)
+{
+	ck_sym *s = NULL;
+
+	HASH_FIND(hh, c->syms, name->s, name->len, s);
+	if (s != NULL) {
+		uint32_t line, col;
+
+		rules_diag_linecol(c->src, c->sink->len, s->off, &line, &col);
+		rules_diag_add(c->sink, name->off, VIGIL_ETYPE, "'%s' is already declared at line %u",
+		    name->s, line);
+		return false;
+	}
+	if (rules_schema_lookup(c->schema, name->s, name->len) != NULL) {
+		rules_diag_add(c->sink, name->off, VIGIL_ETYPE,
+		    "'%s' is the name of a feature; choose another name", name->s);
+		return false;
+	}
+	s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		c->nomem = true;
+		return false;
+	}
+	s->name = name->s;
+	s->kind = kind;
+	s->index = index;
+	s->off = name->off;
+	HASH_ADD_KEYPTR(hh, c->syms, s->name, name->len, s);
+	return true;
+}
+
+static ck_sym *
+ck_sym_find(ck *c, const char *name, size_t len)
+{
+	ck_sym *s = NULL;
+
+	HASH_FIND(hh, c->syms, name, len, s);
+	return s;
+}
+
+/* ---- lists ---- */
+
+static rules_list *
+ck_list_new(ck *c, const char *name, rules_list_kind kind, uint32_t *ret_index)
+{
+	rules_list *l;
+
+	if (c->prog->nlists == c->caplists)
+		return NULL; /* sized in advance: cannot happen */
+	l = &c->prog->lists[c->prog->nlists];
+	memset(l, 0, sizeof *l);
+	l->name = name;
+	l->kind = kind;
+	*ret_index = c->prog->nlists++;
+	return l;
+}
+
+static void
+ck_list_err(ck *c, uint32_t off, vigil_err err)
+{
+	if (err == VIGIL_ENOMEM)
+		c->nomem = true;
+	else if (err == VIGIL_ETOOBIG)
+		rules_diag_add(c->sink, off, err, "list item longer than %d bytes", RULES_MAX_ITEM);
+}
+
+/* Fills l from the OP_LISTLIT at lit; the kind is inferred from the first
+ * item unless explicit. */
+static void
+ck_list_inline(ck *c, rules_list *l, uint32_t lit, bool kind_explicit)
+{
+	uint32_t cap = 0;
+	bool     first = true;
+
+	for (uint32_t i = c->ast->nodes[lit].kid[0]; i != RULES_NIL; i = c->ast->nodes[i].next) {
+		const rules_node *it = &c->ast->nodes[i];
+		bool              isnum = it->type == VIGIL_T_NUM;
+		vigil_err         rv;
+
+		if (first && !kind_explicit)
+			l->kind = isnum ? RULES_LIST_NUMBER : RULES_LIST_STRING;
+		first = false;
+		if (isnum != (l->kind == RULES_LIST_NUMBER)) {
+			rules_diag_add(c->sink, it->off, VIGIL_ETYPE, "list%s%s holds %s, this item is a %s",
+			    l->name[0] != '[' ? " " : "", l->name[0] != '[' ? l->name : "",
+			    l->kind == RULES_LIST_NUMBER ? "numbers" : "strings", isnum ? "number" : "string");
+			return;
+		}
+		rv = isnum ? rules_list_add_num(l, &c->prog->arena, it->num, &cap)
+		           : rules_list_add_str(l, &c->prog->arena, it->str, it->len, &cap);
+		if (rv != VIGIL_OK) {
+			ck_list_err(c, it->off, rv);
+			return;
+		}
+	}
+	if (rules_list_seal(l, &c->prog->arena) != VIGIL_OK)
+		c->nomem = true;
+}
+
+/* Reads base_dir/path into a malloc'd buffer (capped). Errors reported at off. */
+static char *
+ck_read_list_file(ck *c, const rules_plist *pl, size_t *ret_len)
+{
+	const char *path = pl->path.s;
+	char        full[4096];
+	FILE       *f = NULL;
+	struct stat st;
+	char       *buf = NULL, *res = NULL;
+	size_t      n;
+
+	if (path[0] == '\0' || path[0] == '/' || strstr(path, "..") != NULL ||
+	    strlen(path) != pl->path.len) {
+		rules_diag_add(c->sink, pl->path.off, VIGIL_EINVAL,
+		    "list file '%s' must be a relative path below the rule file's directory, without '..'",
+		    path);
+		goto out;
+	}
+	if ((size_t)snprintf(full, sizeof full, "%s/%s", c->opts->base_dir, path) >= sizeof full) {
+		rules_diag_add(c->sink, pl->path.off, VIGIL_ETOOBIG, "list file path too long");
+		goto out;
+	}
+	f = fopen(full, "rb");
+	if (f == NULL) {
+		rules_diag_add(c->sink, pl->path.off, vigil_err_from_errno(errno),
+		    "cannot open list file '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		rules_diag_add(c->sink, pl->path.off, VIGIL_EIO, "list file '%s' is not a regular file",
+		    path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > RULES_MAX_LISTFILE) {
+		rules_diag_add(c->sink, pl->path.off, VIGIL_ETOOBIG,
+		    "list file '%s' is %lld bytes, over the limit of %u", path, (long long)st.st_size,
+		    RULES_MAX_LISTFILE);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		c->nomem = true;
+		goto out;
+	}
+	n = fread(buf, 1, (size_t)st.st_size + 1, f);
+	if (ferror(f) || n != (size_t)st.st_size) {
+		rules_diag_add(c->sink, pl->path.off, VIGIL_EIO,
+		    "list file '%s': read failed or file changed while reading", path);
+		goto out;
+	}
+	buf[n] = '\0';
+	*ret_len = n;
+	res = buf;
+	buf = NULL;
+out:
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	return res;
+}
+
+/* One item per line; blank lines and lines starting with '#' are skipped;
+ * surrounding spaces and tabs are trimmed. */
+static void
+ck_list_file(ck *c, rules_list *l, const rules_plist *pl)
+{
+	size_t   len = 0, i = 0;
+	uint32_t cap = 0, lineno = 0;
+	char    *buf = ck_read_list_file(c, pl, &len);
+
+	if (buf == NULL)
+		return;
+	XXH3_128bits_update(c->hs, buf, len);
+	while (i < len) {
+		size_t b = i, e;
+
+		lineno++;
+		while (i < len && buf[i] != '\n')
+			i++;
+		e = i;
+		if (i < len)
+			i++;
+		while (b < e && (buf[b] == ' ' || buf[b] == '\t'))
+			b++;
+		while (e > b && (buf[e - 1] == ' ' || buf[e - 1] == '\t' || buf[e - 1] == '\r'))
+			e--;
+		if (b == e || buf[b] == '#')
+			continue;
+		if (l->n >= c->opts->max_list_items) {
+			rules_diag_add(c->sink, pl->path.off, VIGIL_ETOOBIG,
+			    "list file '%s': more than %u items (line %u)", pl->path.s,
+			    c->opts->max_list_items, lineno);
+			goto out;
+		}
+		if (e - b > RULES_MAX_ITEM) {
+			rules_diag_add(c->sink, pl->path.off, VIGIL_ETOOBIG,
+			    "list file '%s': line %u: item longer than %d bytes", pl->path.s, lineno,
+			    RULES_MAX_ITEM);
+			goto out;
+		}
+		if (memchr(buf + b, '\0', e - b) != NULL) {
+			rules_diag_add(c->sink, pl->path.off, VIGIL_ESYNTAX,
+			    "list file '%s': line %u: NUL byte", pl->path.s, lineno);
+			goto out;
+		}
+		if (l->kind == RULES_LIST_NUMBER) {
+			char   tmp[RULES_MAX_ITEM + 1], *end;
+			double d;
+
+			memcpy(tmp, buf + b, e - b);
+			tmp[e - b] = '\0';
+			errno = 0;
+			d = strtod(tmp, &end);
+			if (*end != '\0' || errno != 0 || !isfinite(d)) {
+				rules_diag_add(c->sink, pl->path.off, VIGIL_ESYNTAX,
+				    "list file '%s': line %u: '%.40s' is not a number", pl->path.s, lineno, tmp);
+				goto out;
+			}
+			if (rules_list_add_num(l, &c->prog->arena, d, &cap) != VIGIL_OK) {
+				c->nomem = true;
+				goto out;
+			}
+		} else if (rules_list_add_str(l, &c->prog->arena, buf + b, (uint32_t)(e - b), &cap) !=
+		    VIGIL_OK) {
+			c->nomem = true;
+			goto out;
+		}
+	}
+	if (rules_list_seal(l, &c->prog->arena) != VIGIL_OK)
+		c->nomem = true;
+out:
+	free(buf);
+}
+
+/* ---- expressions ---- */
+
+static bool
+ck_is_const(const rules_node *n)
+{
+	return n->op == OP_CONST || n->op == OP_LIST;
+}
+
+/* Replaces node i by its value if every operand is constant. */
+static void
+ck_fold(ck *c, uint32_t i)
+{
+	rules_node *nd = &c->ast->nodes[i];
+	vigil_value v;
+
+	if (nd->op == OP_MIN || nd->op == OP_MAX) {
+		for (uint32_t a = nd->kid[0]; a != RULES_NIL; a = c->ast->nodes[a].next)
+			if (!ck_is_const(&c->ast->nodes[a]))
+				return;
+	} else {
+		for (int k = 0; k < 4; k++)
+			if (nd->kid[k] != RULES_NIL && !ck_is_const(&c->ast->nodes[nd->kid[k]]))
+				return;
+	}
+	if (nd->op == OP_PRESENT || nd->op == OP_ISMISSING)
+		return; /* constants are present: folding is right but hides intent in explain */
+	v = rules_eval_node(c->prog, NULL, NULL, i);
+	if (!v.present)
+		return; /* keep the expression: a missing constant has no literal */
+	nd->op = OP_CONST;
+	nd->num = v.num;
+	nd->str = v.str;
+	nd->len = v.len;
+	memset(nd->kid, 0, sizeof nd->kid);
+}
+
+static vigil_type ck_expr(ck *c, uint32_t i);
+
+/* Resolves the right operand of in / starts_with to a list: OP_LIST. */
+static bool
+ck_list_operand(ck *c, uint32_t i, const char *op, rules_list_kind *ret_kind)
+{
+	rules_node *nd = &c->ast->nodes[i];
+
+	if (nd->op == OP_LISTLIT) {
+		uint32_t    ix;
+		rules_list *l = ck_list_new(c, "[...]", RULES_LIST_STRING, &ix);
+
+		if (l == NULL) {
+			c->nomem = true;
+			return false;
+		}
+		ck_list_inline(c, l, i, false);
+		nd = &c->ast->nodes[i];
+		nd->op = OP_LIST;
+		nd->ix = ix;
+		nd->type = VIGIL_T_LIST;
+		memset(nd->kid, 0, sizeof nd->kid);
+		*ret_kind = l->kind;
+		return true;
+	}
+	if (nd->op == OP_NAME) {
+		ck_sym *s = ck_sym_find(c, nd->str, nd->len);
+
+		if (s != NULL && s->kind == SYM_LIST) {
+			nd->op = OP_LIST;
+			nd->ix = s->index;
+			nd->type = VIGIL_T_LIST;
+			*ret_kind = c->prog->lists[s->index].kind;
+			return true;
+		}
+		if (s == NULL && rules_schema_lookup(c->schema, nd->str, nd->len) == NULL) {
+			const char *sug = NULL;
+			size_t      bestd = SIZE_MAX;
+
+			for (ck_sym *t = c->syms; t != NULL; t = t->hh.next)
+				if (t->kind == SYM_LIST)
+					ck_consider(t->name, nd->str, nd->len, &sug, &bestd);
+			if (sug != NULL && bestd <= 3)
+				rules_diag_add(c->sink, nd->off, VIGIL_ETYPE,
+				    "unknown list '%.*s' (did you mean '%s'?)", (int)nd->len, nd->str, sug);
+			else
+				rules_diag_add(c->sink, nd->off, VIGIL_ETYPE, "unknown list '%.*s'",
+				    (int)nd->len, nd->str);
+			return false;
+		}
+	}
+	rules_diag_add(c->sink, nd->off, VIGIL_ETYPE, "the right side of %s must be a list", op);
+	return false;
+}
+
+static vigil_type
+ck_want(ck *c, uint32_t i, vigil_type want, const char *ctx)
+{
+	vigil_type t = ck_expr(c, i);
+
+	if (t != VIGIL_T_NONE && t != want) {
+		rules_diag_add(c->sink, c->ast->nodes[i].off, VIGIL_ETYPE, "%s needs a %s, got a %s", ctx,
+		    ck_type_name(want), ck_type_name(t));
+		return VIGIL_T_NONE;
+	}
+	return t;
+}
+
+static vigil_type
+ck_call(ck *c, uint32_t i)
+{
+	rules_node *nd = &c->ast->nodes[i];
+	uint32_t    nargs = nd->ix, args[RULES_MAX_ARGS], k = 0;
+	size_t      b;
+	char        ctx[64];
+	vigil_type  t = VIGIL_T_NONE, rt;
+	bool        bad = false;
+
+	for (b = 0; b < CK_NBUILTINS; b++)
+		if (strlen(ck_builtins[b].name) == nd->len && memcmp(ck_builtins[b].name, nd->str, nd->len) == 0)
+			break;
+	if (b == CK_NBUILTINS) {
+		const char *best = NULL;
+		size_t      bestd = SIZE_MAX;
+
+		for (size_t j = 0; j < CK_NBUILTINS; j++)
+			ck_consider(ck_builtins[j].name, nd->str, nd->len, &best, &bestd);
+		if (best != NULL && bestd <= 2)
+			rules_diag_add(c->sink, nd->off, VIGIL_ETYPE, "unknown function '%.*s' (did you mean '%s'?)",
+			    (int)nd->len, nd->str, best);
+		else
+			rules_diag_add(c->sink, nd->off, VIGIL_ETYPE, "unknown function '%.*s'", (int)nd->len,
+			    nd->str);
+		return VIGIL_T_NONE;
+	}
+	if (nargs < ck_builtins[b].min || nargs > ck_builtins[b].max) {
+		if (ck_builtins[b].min == ck_builtins[b].max)
+			rules_diag_add(c->sink, nd->off, VIGIL_ETYPE, "%s() takes %u argument%s, got %u",
+			    ck_builtins[b].name, ck_builtins[b].min, ck_builtins[b].min == 1 ? "" : "s", nargs);
+		else
+			rules_diag_add(c->sink, nd->off, VIGIL_ETYPE, "%s() takes at least %u arguments, got %u",
+			    ck_builtins[b].name, ck_builtins[b].min, nargs);
+		return VIGIL_T_NONE;
+	}
+	for (uint32_t a = nd->kid[0]; a != RULES_NIL; a = c->ast->nodes[a].next)
+		args[k++] = a;
+	nd->op = (uint8_t)ck_builtins[b].op;
+	memset(nd->kid, 0, sizeof nd->kid);
+	nd->kid[0] = args[0];
+	if (nd->op != OP_MIN && nd->op != OP_MAX)
+		for (k = 1; k < nargs && k < 4; k++)
+			nd->kid[k] = args[k];
+	switch ((rules_op)nd->op) {
+	case OP_MIN:
+	case OP_MAX:
+	case OP_ABS:
+	case OP_LOG:
+	case OP_SQRT:
+	case OP_FLOOR:
+	case OP_HOUR:
+	case OP_WEEKDAY:
+	case OP_HAVERSINE:
+		for (k = 0; k < nargs; k++) {
+			snprintf(ctx, sizeof ctx, "argument %u of %s()", k + 1, ck_builtins[b].name);
+			if (ck_want(c, args[k], VIGIL_T_NUM, ctx) == VIGIL_T_NONE)
+				bad = true;
+		}
+		t = VIGIL_T_NUM;
+		break;
+	case OP_STARTS_WITH:
+		if (ck_want(c, args[0], VIGIL_T_STR, "argument 1 of starts_with()") == VIGIL_T_NONE)
+			bad = true;
+		{
+			const rules_node *a1 = &c->ast->nodes[args[1]];
+			ck_sym           *s = a1->op == OP_NAME ? ck_sym_find(c, a1->str, a1->len) : NULL;
+
+			if (s != NULL && s->kind == SYM_LIST) {
+				rules_list_kind lk;
+
+				if (!ck_list_operand(c, args[1], "starts_with()", &lk))
+					return VIGIL_T_NONE;
+				if (lk == RULES_LIST_NUMBER) {
+					rules_diag_add(c->sink, c->ast->nodes[args[1]].off, VIGIL_ETYPE,
+					    "starts_with() needs a list of strings; '%s' holds numbers", s->name);
+					return VIGIL_T_NONE;
+				}
+				c->ast->nodes[i].op = OP_STARTS_WITH_LIST;
+			} else if (ck_want(c, args[1], VIGIL_T_STR, "argument 2 of starts_with()") ==
+			    VIGIL_T_NONE) {
+				bad = true;
+			}
+		}
+		t = VIGIL_T_BOOL;
+		break;
+	case OP_PRESENT:
+		if (ck_expr(c, args[0]) == VIGIL_T_NONE)
+			bad = true;
+		t = VIGIL_T_BOOL;
+		break;
+	case OP_COALESCE:
+		t = ck_expr(c, args[0]);
+		rt = ck_expr(c, args[1]);
+		if (t == VIGIL_T_NONE || rt == VIGIL_T_NONE)
+			return VIGIL_T_NONE;
+		if (t != rt) {
+			rules_diag_add(c->sink, c->ast->nodes[args[1]].off, VIGIL_ETYPE,
+			    "coalesce() needs two values of the same type, got %s and %s", ck_type_name(t),
+			    ck_type_name(rt));
+			return VIGIL_T_NONE;
+		}
+		break;
+	default:
+		return VIGIL_T_NONE;
+	}
+	return bad ? VIGIL_T_NONE : t;
+}
+
+static vigil_type
+ck_name(ck *c, uint32_t i)
+{
+	rules_node        *nd = &c->ast->nodes[i];
+	ck_sym            *s = ck_sym_find(c, nd->str, nd->len);
+	const rules_field *f;
+
+	if (s != NULL && s->kind == SYM_THRESH) {
+		nd->op = OP_THRESH;
+		nd->ix = s->index;
+		return VIGIL_T_NUM;
+	}
+	if (s != NULL) {
+		rules_diag_add(c->sink, nd->off, VIGIL_ETYPE,
+		    "list '%s' can only be used after 'in' or as starts_with()'s second argument", s->name);
+		return VIGIL_T_NONE;
+	}
+	f = rules_schema_lookup(c->schema, nd->str, nd->len);
+	if (f == NULL) {
+		bool dotted = memchr(nd->str, '.', nd->len) != NULL;
+
+		ck_unknown(c, nd->off, dotted ? "feature" : "name", nd->str, nd->len, true, !dotted);
+		return VIGIL_T_NONE;
+	}
+	nd->op = OP_SLOT;
+	nd->ix = f->slot;
+	return f->type;
+}
+
+static const char *
+ck_op_text(rules_op op)
+{
+	switch (op) {
+	case OP_ADD: return "'+'";
+	case OP_SUB: return "'-'";
+	case OP_MUL: return "'*'";
+	case OP_DIV: return "'/'";
+	case OP_MOD: return "'%'";
+	case OP_LT: return "'<'";
+	case OP_LE: return "'<='";
+	case OP_GT: return "'>'";
+	case OP_GE: return "'>='";
+	case OP_EQ: return "'=='";
+	case OP_NE: return "'!='";
+	case OP_AND: return "'and'";
+	case OP_OR: return "'or'";
+	case OP_NOT: return "'not'";
+	case OP_NEG: return "unary '-'";
+	case OP_BETWEEN: return "'between'";
+	default: return "operator";
+	}
+}
+
+/* expr: returns its type, VIGIL_T_NONE after reporting an error (callers
+ * stay silent on NONE so one mistake gives one message). */
+static vigil_type
+ck_expr(ck *c, uint32_t i)
+{
+	rules_node *nd = &c->ast->nodes[i];
+	rules_op    op = (rules_op)nd->op;
+	vigil_type  t = VIGIL_T_NONE, l, r;
+	char        ctx[64];
+
+	switch (op) {
+	case OP_CONST:
+		return (vigil_type)nd->type;
+	case OP_NAME:
+		t = ck_name(c, i);
+		break;
+	case OP_CALL:
+		t = ck_call(c, i);
+		break;
+	case OP_LISTLIT:
+		rules_diag_add(c->sink, nd->off, VIGIL_ETYPE, "a list literal can only follow 'in'");
+		return VIGIL_T_NONE;
+	case OP_NEG:
+		t = ck_want(c, nd->kid[0], VIGIL_T_NUM, "unary '-'");
+		break;
+	case OP_ADD:
+	case OP_SUB:
+	case OP_MUL:
+	case OP_DIV:
+	case OP_MOD:
+	case OP_LT:
+	case OP_LE:
+	case OP_GT:
+	case OP_GE:
+		snprintf(ctx, sizeof ctx, "%s", ck_op_text(op));
+		l = ck_want(c, nd->kid[0], VIGIL_T_NUM, ctx);
+		r = ck_want(c, nd->kid[1], VIGIL_T_NUM, ctx);
+		if (l == VIGIL_T_NONE || r == VIGIL_T_NONE)
+			return VIGIL_T_NONE;
+		nd = &c->ast->nodes[i];
+		nd->ix = VIGIL_T_NUM;
+		t = op >= OP_LT ? VIGIL_T_BOOL : VIGIL_T_NUM;
+		break;
+	case OP_EQ:
+	case OP_NE:
+		l = ck_expr(c, nd->kid[0]);
+		r = ck_expr(c, nd->kid[1]);
+		if (l == VIGIL_T_NONE || r == VIGIL_T_NONE)
+			return VIGIL_T_NONE;
+		nd = &c->ast->nodes[i];
+		if (l != r) {
+			rules_diag_add(c->sink, nd->off, VIGIL_ETYPE,
+			    "%s compares values of one type, got %s and %s", ck_op_text(op), ck_type_name(l),
+			    ck_type_name(r));
+			return VIGIL_T_NONE;
+		}
+		nd->ix = l;
+		t = VIGIL_T_BOOL;
+		break;
+	case OP_BETWEEN:
+		l = ck_want(c, nd->kid[0], VIGIL_T_NUM, "'between'");
+		r = ck_want(c, nd->kid[1], VIGIL_T_NUM, "'between'");
+		t = ck_want(c, nd->kid[2], VIGIL_T_NUM, "'between'");
+		if (l == VIGIL_T_NONE || r == VIGIL_T_NONE || t == VIGIL_T_NONE)
+			return VIGIL_T_NONE;
+		t = VIGIL_T_BOOL;
+		break;
+	case OP_IN:
+	case OP_NOTIN: {
+		rules_list_kind lk;
+
+		l = ck_expr(c, nd->kid[0]);
+		if (!ck_list_operand(c, c->ast->nodes[i].kid[1], "'in'", &lk) || l == VIGIL_T_NONE)
+			return VIGIL_T_NONE;
+		nd = &c->ast->nodes[i];
+		if (l != (lk == RULES_LIST_NUMBER ? VIGIL_T_NUM : VIGIL_T_STR)) {
+			const rules_list *lst = &c->prog->lists[c->ast->nodes[nd->kid[1]].ix];
+
+			rules_diag_add(c->sink, c->ast->nodes[nd->kid[0]].off, VIGIL_ETYPE,
+			    "'in' tests a %s here: list %s holds %s", ck_type_name(l), lst->name,
+			    lk == RULES_LIST_NUMBER ? "numbers" : "strings");
+			return VIGIL_T_NONE;
+		}
+		t = VIGIL_T_BOOL;
+		break;
+	}
+	case OP_AND:
+	case OP_OR:
+		snprintf(ctx, sizeof ctx, "%s", ck_op_text(op));
+		l = ck_want(c, nd->kid[0], VIGIL_T_BOOL, ctx);
+		r = ck_want(c, nd->kid[1], VIGIL_T_BOOL, ctx);
+		if (l == VIGIL_T_NONE || r == VIGIL_T_NONE)
+			return VIGIL_T_NONE;
+		t = VIGIL_T_BOOL;
+		break;
+	case OP_NOT:
+		t = ck_want(c, nd->kid[0], VIGIL_T_BOOL, "'not'");
+		break;
+	case OP_ISMISSING:
+	case OP_PRESENT:
+		t = ck_expr(c, nd->kid[0]) == VIGIL_T_NONE ? VIGIL_T_NONE : VIGIL_T_BOOL;
+		break;
+	default:
+		rules_diag_add(c->sink, nd->off, VIGIL_EINTERNAL, "internal: unexpected node %d", op);
+		return VIGIL_T_NONE;
+	}
+	if (t == VIGIL_T_NONE)
+		return t;
+	c->ast->nodes[i].type = (uint8_t)t;
+	if (!c->nomem)
+		ck_fold(c, i);
+	return t;
+}
+
+/* ---- declarations ---- */
+
+static void
+ck_thresholds(ck *c)
+{
+	rules_prog *prog = c->prog;
+
+	for (uint32_t i = 0; i < c->ast->nthresh; i++) {
+		const rules_pthresh  *pt = &c->ast->thresh[i];
+		rules_threshold_info *ti = &prog->thresh[prog->nthresh];
+
+		ck_declare(c, &pt->name, SYM_THRESH, prog->nthresh);
+		memset(ti, 0, sizeof *ti);
+		ti->name = pt->name.s;
+		ti->kind = pt->kind;
+		ti->fallback = pt->fallback;
+		ti->param = pt->param;
+		ti->min_samples = pt->min_samples;
+		prog->nthresh++;
+		if (pt->kind == RULES_TUNE_CONST)
+			continue;
+		{
+			const rules_field *f = rules_schema_lookup(c->schema, pt->feature.s, pt->feature.len);
+
+			if (f == NULL) {
+				ck_unknown(c, pt->feature.off, "feature", pt->feature.s, pt->feature.len, true, false);
+			} else if (f->type != VIGIL_T_NUM) {
+				rules_diag_add(c->sink, pt->feature.off, VIGIL_ETYPE,
+				    "a tuned threshold needs a number feature; '%s' is a %s", f->name,
+				    ck_type_name(f->type));
+			} else {
+				ti->feature = f->name;
+				ti->feature_slot = f->slot;
+			}
+		}
+		if (pt->kind == RULES_TUNE_PERCENTILE && !(pt->param > 0 && pt->param < 100))
+			rules_diag_add(c->sink, pt->param_off, VIGIL_ETYPE,
+			    "percentile must be between 0 and 100 (exclusive), got %g", pt->param);
+		else if (pt->kind != RULES_TUNE_PERCENTILE && !(pt->param > 0 && pt->param < 1))
+			rules_diag_add(c->sink, pt->param_off, VIGIL_ETYPE,
+			    "%s must be between 0 and 1 (exclusive), got %g",
+			    pt->kind == RULES_TUNE_ALERT_RATE ? "an alert rate" : "a precision target", pt->param);
+		if (pt->group.s != NULL) {
+			const rules_field *g = rules_schema_lookup(c->schema, pt->group.s, pt->group.len);
+
+			if (g == NULL) {
+				ck_unknown(c, pt->group.off, "feature", pt->group.s, pt->group.len, true, false);
+			} else {
+				ti->group_by = g->name;
+				ti->group_slot = g->slot;
+				ti->group_type = g->type;
+			}
+		}
+	}
+}
+
+static void
+ck_lists(ck *c)
+{
+	for (uint32_t i = 0; i < c->ast->nlists; i++) {
+		const rules_plist *pl = &c->ast->lists[i];
+		uint32_t           ix;
+		rules_list        *l = ck_list_new(c, pl->name.s, pl->kind, &ix);
+
+		if (l == NULL) {
+			c->nomem = true;
+			return;
+		}
+		ck_declare(c, &pl->name, SYM_LIST, ix);
+		if (pl->from_file)
+			ck_list_file(c, l, pl);
+		else
+			ck_list_inline(c, l, pl->items, pl->kind_explicit);
+	}
+}
+
+static void
+ck_rules(ck *c)
+{
+	rules_prog *prog = c->prog;
+
+	for (uint32_t i = 0; i < c->ast->nrules; i++) {
+		const rules_prule *pr = &c->ast->rules[i];
+		rules_crule       *cr = &prog->rules[prog->nrules++];
+		ck_sym            *s = NULL;
+		vigil_type         t;
+		uint32_t           col;
+
+		HASH_FIND(hh, c->rnames, pr->name.s, pr->name.len, s);
+		if (s != NULL) {
+			uint32_t line;
+
+			rules_diag_linecol(c->src, c->sink->len, s->off, &line, &col);
+			rules_diag_add(c->sink, pr->name.off, VIGIL_ETYPE,
+			    "rule '%s' is already defined at line %u", pr->name.s, line);
+		} else if ((s = calloc(1, sizeof *s)) != NULL) {
+			s->name = pr->name.s;
+			s->off = pr->name.off;
+			HASH_ADD_KEYPTR(hh, c->rnames, s->name, pr->name.len, s);
+		} else {
+			c->nomem = true;
+			return;
+		}
+		t = ck_expr(c, pr->cond);
+		if (t != VIGIL_T_NONE && t != VIGIL_T_BOOL)
+			rules_diag_add(c->sink, pr->cond_off, VIGIL_ETYPE,
+			    "the condition of rule '%s' must be a bool, got a %s", pr->name.s, ck_type_name(t));
+		cr->cond = pr->cond;
+		cr->cond_text = rules_arena_strndup(&prog->arena, c->src + pr->cond_off,
+		    pr->cond_end - pr->cond_off);
+		cr->info.name = pr->name.s;
+		cr->info.reason = pr->reason.s;
+		cr->info.points = pr->points;
+		cr->info.mode = pr->mode;
+		cr->info.ntags = pr->ntags;
+		rules_diag_linecol(c->src, c->sink->len, pr->name.off, &cr->info.line, &col);
+		if (pr->ntags > 0) {
+			const char **tags = rules_arena_alloc(&prog->arena, pr->ntags * sizeof *tags);
+
+			if (tags == NULL) {
+				c->nomem = true;
+				return;
+			}
+			for (uint32_t k = 0; k < pr->ntags; k++)
+				tags[k] = pr->tags[k].s;
+			cr->info.tags = tags;
+		}
+		if (cr->cond_text == NULL)
+			c->nomem = true;
+	}
+}
+
+/* Marks every slot node i reads (and the group slot of thresholds it reads). */
+static void
+ck_mark_slots(ck *c, uint32_t i, bool *used)
+{
+	const rules_node *nd = &c->ast->nodes[i];
+
+	if (nd->op == OP_SLOT && nd->ix < c->prog->nslots)
+		used[nd->ix] = true;
+	if (nd->op == OP_THRESH) {
+		const rules_threshold_info *ti = &c->prog->thresh[nd->ix];
+
+		if (ti->group_by != NULL)
+			used[ti->group_slot] = true;
+		if (ti->feature != NULL)
+			used[ti->feature_slot] = true;
+	}
+	if (nd->op == OP_MIN || nd->op == OP_MAX) {
+		for (uint32_t a = nd->kid[0]; a != RULES_NIL; a = c->ast->nodes[a].next)
+			ck_mark_slots(c, a, used);
+		return;
+	}
+	for (int k = 0; k < 4; k++)
+		if (nd->kid[k] != RULES_NIL)
+			ck_mark_slots(c, nd->kid[k], used);
+}
+
+static vigil_err
+ck_finish(ck *c)
+{
+	rules_prog *prog = c->prog;
+	bool       *used = calloc(prog->nslots + 1, sizeof *used);
+	uint32_t    n = 0;
+
+	if (used == NULL)
+		return VIGIL_ENOMEM;
+	for (uint32_t i = 0; i < prog->nrules; i++)
+		if (prog->rules[i].info.mode != RULES_MODE_DISABLED)
+			ck_mark_slots(c, prog->rules[i].cond, used);
+	for (uint32_t s = 0; s < prog->nslots; s++)
+		n += used[s];
+	prog->slots_used = malloc(((size_t)n + 1) * sizeof *prog->slots_used);
+	if (prog->slots_used == NULL) {
+		free(used);
+		return VIGIL_ENOMEM;
+	}
+	for (uint32_t s = 0; s < prog->nslots; s++)
+		if (used[s])
+			prog->slots_used[prog->nslots_used++] = s;
+	free(used);
+	return VIGIL_OK;
+}
+
+static vigil_err
+ck_fields(ck *c)
+{
+	rules_prog *prog = c->prog;
+	uint32_t    n = rules_schema_count(c->schema);
+
+	prog->nslots = rules_schema_nslots(c->schema);
+	prog->fields = calloc(n + 1, sizeof *prog->fields);
+	prog->slot_field = calloc(prog->nslots + 1, sizeof *prog->slot_field);
+	if (prog->fields == NULL || prog->slot_field == NULL)
+		return VIGIL_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		const rules_field *f = rules_schema_at(c->schema, i);
+
+		prog->fields[i] = *f;
+		prog->fields[i].name = rules_arena_strndup(&prog->arena, f->name, strlen(f->name));
+		if (prog->fields[i].name == NULL)
+			return VIGIL_ENOMEM;
+		prog->slot_field[f->slot] = &prog->fields[i];
+	}
+	prog->nfields = n;
+	return VIGIL_OK;
+}
+
+vigil_err
+rules_check_program(rules_ast *ast, const rules_schema *schema, const rules_opts *opts,
+    const char *src, rules_diag_sink *sink, rules_prog *prog, void *hash_state)
+{
+	ck        c = { 0 };
+	uint32_t  nlit = 0;
+	vigil_err rv;
+
+	c.ast = ast;
+	c.schema = schema;
+	c.opts = opts;
+	c.src = src;
+	c.sink = sink;
+	c.prog = prog;
+	c.hs = hash_state;
+	for (uint32_t i = 1; i < ast->nnodes; i++)
+		nlit += ast->nodes[i].op == OP_LISTLIT;
+	c.caplists = ast->nlists + nlit;
+	prog->lists = calloc(c.caplists + 1, sizeof *prog->lists);
+	prog->thresh = calloc(ast->nthresh + 1, sizeof *prog->thresh);
+	prog->rules = calloc(ast->nrules + 1, sizeof *prog->rules);
+	if (prog->lists == NULL || prog->thresh == NULL || prog->rules == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	rv = ck_fields(&c);
+	if (rv != VIGIL_OK)
+		goto out;
+	/* nodes are shared with the prog from here on: folding evaluates them */
+	prog->nodes = ast->nodes;
+	prog->nnodes = ast->nnodes;
+	prog->version = ast->has_version ? ast->version.s : "";
+	prog->review_at = ast->has_review ? ast->band_review : 50;
+	prog->decline_at = ast->has_decline ? ast->band_decline : 100;
+	if (prog->review_at > prog->decline_at)
+		rules_diag_add(sink, ast->has_decline ? ast->band_decline_off : ast->band_review_off,
+		    VIGIL_ETYPE, "band decline (%d) is below band review (%d)", prog->decline_at,
+		    prog->review_at);
+	ck_thresholds(&c);
+	ck_lists(&c);
+	ck_rules(&c);
+	if (c.nomem) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	rv = ck_finish(&c);
+out:
+	/* the prog owns the node array now (freed with it even on failure) */
+	if (prog->nodes == ast->nodes)
+		ast->nodes = NULL;
+	{
+		ck_sym *s, *tmp;
+
+		HASH_ITER(hh, c.syms, s, tmp) {
+			HASH_DEL(c.syms, s);
+			free(s);
+		}
+		HASH_ITER(hh, c.rnames, s, tmp) {
+			HASH_DEL(c.rnames, s);
+			free(s);
+		}
+	}
+	return rv;
+}

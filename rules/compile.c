@@ -1,2 +1,645 @@
 /* SPDX-License-Identifier: MIT */
-/* rules/compile.c - (being written) */
+/*
+ * rules/compile.c - the front door of the library: the feature schema,
+ * diagnostics (offsets turned into line:col only here, when reported),
+ * rules_compile / rules_load_file driving lex -> parse -> check, and the
+ * read-only introspection of a compiled program. Everything a prog owns
+ * lives in its arena plus the node array and list tables, freed at once.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <uthash.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "int.h"
+
+/* ======================= Arena ======================= */
+
+struct rules_arena_chunk {
+	rules_arena_chunk *next;
+	size_t             cap;
+	_Alignas(16) unsigned char data[];
+};
+
+void *
+rules_arena_alloc(rules_arena *a, size_t n)
+{
+	void *p;
+
+	n = (n + 15) & ~(size_t)15;
+	if (a->head == NULL || a->cap - a->used < n) {
+		size_t             cap = n > 16384 ? n : 16384;
+		rules_arena_chunk *c = malloc(sizeof *c + cap);
+
+		if (c == NULL)
+			return NULL;
+		c->next = a->head;
+		c->cap = cap;
+		a->head = c;
+		a->used = 0;
+		a->cap = cap;
+	}
+	p = a->head->data + a->used;
+	a->used += n;
+	memset(p, 0, n);
+	return p;
+}
+
+char *
+rules_arena_strndup(rules_arena *a, const char *s, size_t n)
+{
+	char *p = rules_arena_alloc(a, n + 1);
+
+	if (p == NULL)
+		return NULL;
+	if (n > 0)
+		memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+void
+rules_arena_fini(rules_arena *a)
+{
+	rules_arena_chunk *c = a->head;
+
+	while (c != NULL) {
+		rules_arena_chunk *next = c->next;
+
+		free(c);
+		c = next;
+	}
+	a->head = NULL;
+	a->used = a->cap = 0;
+}
+
+/* ======================= Schema ======================= */
+
+typedef struct schema_ent {
+	rules_field    f;
+	UT_hash_handle hh;
+} schema_ent;
+
+struct rules_schema {
+	schema_ent  *by_name; /* uthash on f.name */
+	schema_ent **all;     /* insertion order */
+	uint32_t     n, cap;
+	uint32_t     nslots;
+};
+
+rules_schema *
+rules_schema_new(void)
+{
+	return calloc(1, sizeof(rules_schema));
+}
+
+void
+rules_schema_free(rules_schema *schema)
+{
+	if (schema == NULL)
+		return;
+	HASH_CLEAR(hh, schema->by_name);
+	for (uint32_t i = 0; i < schema->n; i++) {
+		free((char *)schema->all[i]->f.name);
+		free(schema->all[i]);
+	}
+	free(schema->all);
+	free(schema);
+}
+
+vigil_err
+rules_schema_add(rules_schema *schema, const char *name, vigil_type type, uint32_t slot)
+{
+	schema_ent *e = NULL;
+	size_t      len;
+	vigil_err   rv = VIGIL_OK;
+
+	if (schema == NULL || name == NULL || (len = strlen(name)) == 0 || len > RULES_MAX_NAME ||
+	    (type != VIGIL_T_NUM && type != VIGIL_T_STR && type != VIGIL_T_BOOL) ||
+	    slot >= (1u << 24))
+		return VIGIL_EINVAL;
+	if (rules_schema_lookup(schema, name, len) != NULL)
+		return VIGIL_EEXIST;
+	if (schema->n == schema->cap) {
+		uint32_t     ncap = schema->cap ? schema->cap * 2 : 64;
+		schema_ent **na = realloc(schema->all, (size_t)ncap * sizeof *na);
+
+		if (na == NULL)
+			return VIGIL_ENOMEM;
+		schema->all = na;
+		schema->cap = ncap;
+	}
+	e = calloc(1, sizeof *e);
+	if (e == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	e->f.name = strdup(name);
+	if (e->f.name == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	e->f.type = type;
+	e->f.slot = slot;
+	HASH_ADD_KEYPTR(hh, schema->by_name, e->f.name, len, e);
+	schema->all[schema->n++] = e;
+	if (slot + 1 > schema->nslots)
+		schema->nslots = slot + 1;
+	e = NULL;
+out:
+	free(e);
+	return rv;
+}
+
+uint32_t
+rules_schema_nslots(const rules_schema *schema)
+{
+	return schema != NULL ? schema->nslots : 0;
+}
+
+const rules_field *
+rules_schema_lookup(const rules_schema *schema, const char *name, size_t len)
+{
+	schema_ent *e = NULL;
+
+	HASH_FIND(hh, schema->by_name, name, len, e);
+	return e != NULL ? &e->f : NULL;
+}
+
+uint32_t
+rules_schema_count(const rules_schema *schema)
+{
+	return schema->n;
+}
+
+const rules_field *
+rules_schema_at(const rules_schema *schema, uint32_t i)
+{
+	return i < schema->n ? &schema->all[i]->f : NULL;
+}
+
+/* ======================= Diagnostics ======================= */
+
+void
+rules_diag_add(rules_diag_sink *sink, uint32_t off, vigil_err code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (sink->n == RULES_MAX_DIAGS) {
+		sink->dropped++;
+		return;
+	}
+	sink->items[sink->n].off = off;
+	sink->items[sink->n].code = code;
+	va_start(ap, fmt);
+	vsnprintf(sink->items[sink->n].msg, sizeof sink->items[0].msg, fmt, ap);
+	va_end(ap);
+	sink->n++;
+}
+
+void
+rules_diag_linecol(const char *src, size_t len, uint32_t off, uint32_t *ret_line,
+    uint32_t *ret_col)
+{
+	uint32_t line = 1, col = 1;
+
+	for (size_t i = 0; i < off && i < len; i++) {
+		if (src[i] == '\n') {
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
+	}
+	*ret_line = line;
+	*ret_col = col;
+}
+
+/* Sorts by offset (insertion sort: at most RULES_MAX_DIAGS), converts to
+ * line:col, and returns the code of the first. */
+static vigil_err
+compile_diags_emit(rules_diag_sink *sink, const char *name, rules_diags *out)
+{
+	for (uint32_t i = 1; i < sink->n; i++) {
+		__typeof__(sink->items[0]) tmp = sink->items[i];
+		uint32_t                   j = i;
+
+		while (j > 0 && sink->items[j - 1].off > tmp.off) {
+			sink->items[j] = sink->items[j - 1];
+			j--;
+		}
+		sink->items[j] = tmp;
+	}
+	if (out != NULL) {
+		memset(out, 0, sizeof *out);
+		snprintf(out->file, sizeof out->file, "%s", name != NULL ? name : "<rules>");
+		out->count = sink->n;
+		out->dropped = sink->dropped;
+		for (uint32_t i = 0; i < sink->n; i++) {
+			if (sink->src != NULL)
+				rules_diag_linecol(sink->src, sink->len, sink->items[i].off,
+				    &out->items[i].line, &out->items[i].col);
+			memcpy(out->items[i].msg, sink->items[i].msg, sizeof out->items[i].msg);
+		}
+	}
+	return sink->n > 0 ? sink->items[0].code : VIGIL_EINTERNAL;
+}
+
+/* A whole-file diagnostic (line 0, col 0), e.g. an I/O error. */
+static void
+compile_diag_file(rules_diags *out, const char *name, const char *fmt, ...) RULES_PRINTF(3, 4);
+
+static void
+compile_diag_file(rules_diags *out, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (out == NULL)
+		return;
+	memset(out, 0, sizeof *out);
+	snprintf(out->file, sizeof out->file, "%s", name != NULL ? name : "<rules>");
+	out->count = 1;
+	va_start(ap, fmt);
+	vsnprintf(out->items[0].msg, sizeof out->items[0].msg, fmt, ap);
+	va_end(ap);
+}
+
+void
+rules_diags_print(const rules_diags *diags, const char *src, size_t len, FILE *out)
+{
+	for (uint32_t i = 0; i < diags->count; i++) {
+		const rules_diag *d = &diags->items[i];
+		size_t            b = 0, e;
+		uint32_t          line = 1;
+
+		if (d->line == 0) {
+			fprintf(out, "%s: error: %s\n", diags->file, d->msg);
+			continue;
+		}
+		fprintf(out, "%s:%u:%u: error: %s\n", diags->file, d->line, d->col, d->msg);
+		if (src == NULL)
+			continue;
+		while (b < len && line < d->line) {
+			if (src[b] == '\n')
+				line++;
+			b++;
+		}
+		if (line != d->line)
+			continue;
+		for (e = b; e < len && src[e] != '\n' && src[e] != '\r'; e++)
+			;
+		fprintf(out, "    %.*s\n    ", (int)(e - b), src + b);
+		/* keep tabs so the caret lines up under the column */
+		for (size_t k = b; k < b + d->col - 1 && k < e; k++)
+			fputc(src[k] == '\t' ? '\t' : ' ', out);
+		fputs("^\n", out);
+	}
+	if (diags->dropped > 0)
+		fprintf(out, "%s: %u more errors not shown\n", diags->file, diags->dropped);
+}
+
+/* ======================= Compile ======================= */
+
+static rules_opts
+compile_opts(const rules_opts *opts)
+{
+	rules_opts o = { 0 };
+
+	if (opts != NULL)
+		o = *opts;
+	if (o.base_dir == NULL)
+		o.base_dir = ".";
+	if (o.max_file_bytes == 0)
+		o.max_file_bytes = 1u << 20;
+	if (o.max_rules == 0 || o.max_rules > RULES_MAX_RULES)
+		o.max_rules = o.max_rules == 0 ? 1000 : RULES_MAX_RULES;
+	if (o.max_list_items == 0)
+		o.max_list_items = 1000000;
+	if (o.max_depth == 0)
+		o.max_depth = 64;
+	if (o.max_depth > 1000)
+		o.max_depth = 1000;
+	return o;
+}
+
+vigil_err
+rules_compile(const char *name, const char *src, size_t len, const rules_schema *schema,
+    const rules_opts *opts, rules_prog **ret_prog, rules_diags *reterr_diags)
+{
+	rules_opts       o = compile_opts(opts);
+	rules_diag_sink *sink = NULL;
+	rules_tok       *toks = NULL;
+	uint32_t         ntoks = 0;
+	rules_ast        ast = { 0 };
+	rules_prog      *prog = NULL;
+	XXH3_state_t    *hs = NULL;
+	vigil_err        rv;
+
+	if (src == NULL && len > 0)
+		return VIGIL_EINVAL;
+	if (schema == NULL || ret_prog == NULL)
+		return VIGIL_EINVAL;
+	if (len > o.max_file_bytes) {
+		compile_diag_file(reterr_diags, name, "file is %zu bytes, over the limit of %zu",
+		    len, o.max_file_bytes);
+		return VIGIL_ETOOBIG;
+	}
+	sink = calloc(1, sizeof *sink);
+	prog = calloc(1, sizeof *prog);
+	hs = XXH3_createState();
+	if (sink == NULL || prog == NULL || hs == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto fail_nodiag;
+	}
+	sink->src = src;
+	sink->len = len;
+	XXH3_128bits_reset(hs);
+	if (len > 0)
+		XXH3_128bits_update(hs, src, len);
+	rv = rules_lex_all(src != NULL ? src : "", len, false, sink, &toks, &ntoks);
+	if (rv != VIGIL_OK)
+		goto fail_nodiag;
+	ast.arena = &prog->arena;
+	rv = rules_parse_file(src, toks, ntoks, &o, sink, &ast);
+	if (rv != VIGIL_OK)
+		goto fail_nodiag;
+	if (sink->n > 0 || sink->dropped > 0)
+		goto fail;
+	rv = rules_check_program(&ast, schema, &o, src, sink, prog, hs);
+	if (rv != VIGIL_OK)
+		goto fail_nodiag;
+	if (sink->n > 0 || sink->dropped > 0)
+		goto fail;
+	{
+		XXH128_hash_t h = XXH3_128bits_digest(hs);
+
+		snprintf(prog->hash, sizeof prog->hash, "%016llx%016llx",
+		    (unsigned long long)h.high64, (unsigned long long)h.low64);
+	}
+	*ret_prog = prog;
+	prog = NULL;
+	rv = VIGIL_OK;
+	goto out;
+fail:
+	rv = compile_diags_emit(sink, name, reterr_diags);
+	goto out;
+fail_nodiag:
+	if (reterr_diags != NULL && rv == VIGIL_ENOMEM)
+		compile_diag_file(reterr_diags, name, "out of memory");
+out:
+	rules_ast_fini(&ast);
+	rules_prog_free(prog);
+	XXH3_freeState(hs);
+	free(toks);
+	free(sink);
+	return rv;
+}
+
+vigil_err
+rules_load_file(const char *path, const rules_schema *schema, const rules_opts *opts,
+    rules_prog **ret_prog, rules_diags *reterr_diags)
+{
+	rules_opts  o = compile_opts(opts);
+	FILE       *f = NULL;
+	char       *buf = NULL, *dir = NULL;
+	struct stat st;
+	size_t      n;
+	vigil_err   rv;
+
+	if (path == NULL || schema == NULL || ret_prog == NULL)
+		return VIGIL_EINVAL;
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		rv = vigil_err_from_errno(errno);
+		compile_diag_file(reterr_diags, path, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		rv = VIGIL_EIO;
+		compile_diag_file(reterr_diags, path, "not a regular file");
+		goto out;
+	}
+	if ((uint64_t)st.st_size > o.max_file_bytes) {
+		rv = VIGIL_ETOOBIG;
+		compile_diag_file(reterr_diags, path, "file is %lld bytes, over the limit of %zu",
+		    (long long)st.st_size, o.max_file_bytes);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		rv = VIGIL_ENOMEM;
+		compile_diag_file(reterr_diags, path, "out of memory");
+		goto out;
+	}
+	/* read one byte more than the size: a file that grew is caught */
+	n = fread(buf, 1, (size_t)st.st_size + 1, f);
+	if (ferror(f) || n != (size_t)st.st_size) {
+		rv = VIGIL_EIO;
+		compile_diag_file(reterr_diags, path, "read failed or file changed while reading");
+		goto out;
+	}
+	if (opts == NULL || opts->base_dir == NULL) {
+		const char *slash = strrchr(path, '/');
+
+		dir = slash == NULL ? strdup(".") : strndup(path, (size_t)(slash - path + (slash == path)));
+		if (dir == NULL) {
+			rv = VIGIL_ENOMEM;
+			compile_diag_file(reterr_diags, path, "out of memory");
+			goto out;
+		}
+		o.base_dir = dir;
+	}
+	rv = rules_compile(path, buf, n, schema, &o, ret_prog, reterr_diags);
+out:
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	free(dir);
+	return rv;
+}
+
+void
+rules_prog_free(rules_prog *prog)
+{
+	if (prog == NULL)
+		return;
+	for (uint32_t i = 0; i < prog->nlists; i++) {
+		rules_list *l = &prog->lists[i];
+
+		free(l->s);
+		free(l->slen);
+		free(l->d);
+		free(l->h);
+		free(l->table);
+	}
+	free(prog->lists);
+	free(prog->nodes);
+	free(prog->rules);
+	free(prog->thresh);
+	free(prog->slots_used);
+	free(prog->slot_field);
+	free(prog->fields);
+	rules_arena_fini(&prog->arena);
+	free(prog);
+}
+
+/* ======================= Introspection ======================= */
+
+const char *
+rules_mode_name(rules_mode mode)
+{
+	switch (mode) {
+	case RULES_MODE_ACTIVE: return "active";
+	case RULES_MODE_SHADOW: return "shadow";
+	case RULES_MODE_DISABLED: return "disabled";
+	}
+	return "unknown";
+}
+
+const char *
+rules_prog_version(const rules_prog *prog)
+{
+	return prog->version;
+}
+
+const char *
+rules_prog_hash(const rules_prog *prog)
+{
+	return prog->hash;
+}
+
+uint32_t
+rules_prog_nrules(const rules_prog *prog)
+{
+	return prog->nrules;
+}
+
+void
+rules_prog_rule(const rules_prog *prog, uint32_t i, rules_rule_info *ret_info)
+{
+	if (i < prog->nrules)
+		*ret_info = prog->rules[i].info;
+}
+
+const char *
+rules_prog_rule_condition(const rules_prog *prog, uint32_t i)
+{
+	return i < prog->nrules ? prog->rules[i].cond_text : NULL;
+}
+
+vigil_err
+rules_prog_rule_find(const rules_prog *prog, const char *name, uint32_t *ret_i)
+{
+	for (uint32_t i = 0; i < prog->nrules; i++) {
+		if (strcmp(prog->rules[i].info.name, name) == 0) {
+			*ret_i = i;
+			return VIGIL_OK;
+		}
+	}
+	return VIGIL_ENOTFOUND;
+}
+
+void
+rules_prog_bands(const rules_prog *prog, int32_t *ret_review_at, int32_t *ret_decline_at)
+{
+	*ret_review_at = prog->review_at;
+	*ret_decline_at = prog->decline_at;
+}
+
+const uint32_t *
+rules_prog_slots_used(const rules_prog *prog, uint32_t *ret_n)
+{
+	*ret_n = prog->nslots_used;
+	return prog->slots_used;
+}
+
+uint32_t
+rules_prog_nthresholds(const rules_prog *prog)
+{
+	return prog->nthresh;
+}
+
+void
+rules_prog_threshold(const rules_prog *prog, uint32_t i, rules_threshold_info *ret_info)
+{
+	if (i < prog->nthresh)
+		*ret_info = prog->thresh[i];
+}
+
+static bool
+compile_is_read(const rules_node *nd)
+{
+	return nd->op == OP_SLOT || nd->op == OP_THRESH;
+}
+
+/* Whether a leaf equal to target is met before node target in a
+ * left-to-right walk from i. *done is set when target is reached. */
+static bool
+compile_seen_before(const rules_prog *prog, uint32_t i, uint32_t target, bool *done)
+{
+	const rules_node *nd = &prog->nodes[i];
+	const rules_node *t = &prog->nodes[target];
+
+	if (i == target) {
+		*done = true;
+		return false;
+	}
+	if (compile_is_read(nd))
+		return nd->op == t->op && nd->ix == t->ix;
+	for (int k = 0; k < 4 && !*done; k++)
+		if (nd->kid[k] != RULES_NIL && compile_seen_before(prog, nd->kid[k], target, done))
+			return true;
+	return false;
+}
+
+static void
+compile_reads(const rules_prog *prog, uint32_t root, uint32_t i, rules_read *ret, uint32_t cap,
+    uint32_t *n)
+{
+	const rules_node *nd = &prog->nodes[i];
+	bool              done = false;
+
+	if (!compile_is_read(nd)) {
+		/* children in source order: operands were parsed left to right */
+		for (int k = 0; k < 4; k++)
+			if (nd->kid[k] != RULES_NIL)
+				compile_reads(prog, root, nd->kid[k], ret, cap, n);
+		return;
+	}
+	if (compile_seen_before(prog, root, i, &done))
+		return;
+	if (*n < cap) {
+		rules_read r = { 0 };
+
+		if (nd->op == OP_SLOT) {
+			const rules_field *f = nd->ix < prog->nslots ? prog->slot_field[nd->ix] : NULL;
+
+			r.name = f != NULL ? f->name : "?";
+			r.type = f != NULL ? f->type : VIGIL_T_NONE;
+		} else {
+			r.name = prog->thresh[nd->ix].name;
+			r.threshold = true;
+			r.type = VIGIL_T_NUM;
+		}
+		r.index = nd->ix;
+		ret[*n] = r;
+	}
+	(*n)++;
+}
+
+uint32_t
+rules_prog_rule_reads(const rules_prog *prog, uint32_t i, rules_read *ret_reads, uint32_t cap)
+{
+	uint32_t n = 0;
+
+	if (i >= prog->nrules)
+		return 0;
+	compile_reads(prog, prog->rules[i].cond, prog->rules[i].cond, ret_reads, cap, &n);
+	return n;
+}

@@ -1,2 +1,954 @@
 /* SPDX-License-Identifier: MIT */
-/* rules/parse.c - (being written) */
+/*
+ * rules/parse.c - recursive-descent parser: tokens -> statements and an
+ * expression node array (rules_ast). Each parse function opens with its
+ * grammar rule. Like Lua's parser, a syntax error unwinds (longjmp) to the
+ * statement loop, which records it and resumes at the next statement keyword
+ * (rule, list, threshold, version, band), so one run reports every
+ * independent error in a file. Names are not resolved here (check.c does).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "int.h"
+
+typedef struct parser {
+	const char      *src;
+	const rules_tok *t;
+	uint32_t         n, pos;
+	rules_diag_sink *sink;
+	rules_ast       *ast;
+	uint32_t         max_depth;
+	uint32_t         max_rules;
+	uint32_t         max_items;
+	vigil_err        fatal; /* ENOMEM / ETOOBIG: stop parsing */
+	jmp_buf          jb;
+} parser;
+
+static const rules_tok *
+parse_peek(parser *p)
+{
+	return &p->t[p->pos];
+}
+
+static void
+parse_mark(parser *p, uint8_t mark)
+{
+	if (p->ast->marks != NULL)
+		p->ast->marks[p->pos] = mark;
+}
+
+static const rules_tok *
+parse_next(parser *p)
+{
+	const rules_tok *t = &p->t[p->pos];
+
+	if (t->kind != TK_EOF)
+		p->pos++;
+	return t;
+}
+
+/* Describes token t for a message: 'word', number '12', string, ... */
+static void
+parse_tok_desc(parser *p, const rules_tok *t, char *buf, size_t n)
+{
+	switch ((rules_tok_kind)t->kind) {
+	case TK_IDENT:
+	case TK_NUM:
+		snprintf(buf, n, "'%.*s'", (int)(t->len > 40 ? 40 : t->len), p->src + t->off);
+		break;
+	default:
+		snprintf(buf, n, "%s", rules_lex_kind_name((rules_tok_kind)t->kind));
+		break;
+	}
+}
+
+/* Reports a syntax error at token t and unwinds to the statement loop. A
+ * TK_ERROR token was already reported by the lexer: no second message. */
+static _Noreturn void parse_error_at(parser *p, const rules_tok *t, const char *fmt, ...)
+    RULES_PRINTF(3, 4);
+
+static _Noreturn void
+parse_error_at(parser *p, const rules_tok *t, const char *fmt, ...)
+{
+	if (t->kind != TK_ERROR) {
+		char    msg[160];
+		va_list ap;
+
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		va_end(ap);
+		rules_diag_add(p->sink, t->off, VIGIL_ESYNTAX, "%s", msg);
+	}
+	longjmp(p->jb, 1);
+}
+
+static _Noreturn void
+parse_fatal(parser *p, uint32_t off, vigil_err err)
+{
+	p->fatal = err;
+	if (err == VIGIL_ETOOBIG)
+		rules_diag_add(p->sink, off, err, "program too large (more than %u nodes)",
+		    RULES_MAX_NODES);
+	else
+		rules_diag_add(p->sink, off, err, "out of memory");
+	longjmp(p->jb, 1);
+}
+
+static _Noreturn void
+parse_expected(parser *p, const char *what)
+{
+	char got[64];
+
+	parse_tok_desc(p, parse_peek(p), got, sizeof got);
+	parse_error_at(p, parse_peek(p), "expected %s, found %s", what, got);
+}
+
+static bool
+parse_is_word(parser *p, const char *w)
+{
+	const rules_tok *t = parse_peek(p);
+
+	return t->kind == TK_IDENT && t->kw == KW_NONE && strlen(w) == t->len &&
+	    memcmp(p->src + t->off, w, t->len) == 0;
+}
+
+static const rules_tok *
+parse_expect(parser *p, rules_tok_kind k)
+{
+	if (parse_peek(p)->kind != k)
+		parse_expected(p, rules_lex_kind_name(k));
+	return parse_next(p);
+}
+
+static uint32_t
+parse_node(parser *p, rules_op op, uint32_t off)
+{
+	rules_ast *a = p->ast;
+
+	if (a->nnodes == a->capnodes) {
+		uint32_t    ncap = a->capnodes ? a->capnodes * 2 : 256;
+		rules_node *nn;
+
+		if (a->capnodes >= RULES_MAX_NODES)
+			parse_fatal(p, off, VIGIL_ETOOBIG);
+		nn = realloc(a->nodes, (size_t)ncap * sizeof *nn);
+		if (nn == NULL)
+			parse_fatal(p, off, VIGIL_ENOMEM);
+		a->nodes = nn;
+		a->capnodes = ncap;
+		if (a->nnodes == 0)
+			memset(&a->nodes[a->nnodes++], 0, sizeof a->nodes[0]); /* NIL */
+	}
+	memset(&a->nodes[a->nnodes], 0, sizeof a->nodes[0]);
+	a->nodes[a->nnodes].op = (uint8_t)op;
+	a->nodes[a->nnodes].off = off;
+	return a->nnodes++;
+}
+
+/* Sets node i's depth from its children; too deep is an error at the node. */
+static void
+parse_depth(parser *p, uint32_t i)
+{
+	rules_node *nd = &p->ast->nodes[i];
+	uint16_t    d = 0;
+
+	for (int k = 0; k < 4; k++)
+		if (nd->kid[k] != RULES_NIL && p->ast->nodes[nd->kid[k]].pad > d)
+			d = p->ast->nodes[nd->kid[k]].pad;
+	for (uint32_t a = nd->op == OP_CALL ? nd->kid[0] : RULES_NIL; a != RULES_NIL;
+	    a = p->ast->nodes[a].next)
+		if (p->ast->nodes[a].pad > d)
+			d = p->ast->nodes[a].pad;
+	nd->pad = (uint16_t)(d + 1);
+	if (nd->pad > p->max_depth) {
+		rules_diag_add(p->sink, nd->off, VIGIL_ETOOBIG,
+		    "expression nested deeper than %u levels", p->max_depth);
+		longjmp(p->jb, 1);
+	}
+}
+
+static uint32_t
+parse_binary(parser *p, rules_op op, uint32_t off, uint32_t l, uint32_t r)
+{
+	uint32_t i = parse_node(p, op, off);
+
+	p->ast->nodes[i].kid[0] = l;
+	p->ast->nodes[i].kid[1] = r;
+	parse_depth(p, i);
+	return i;
+}
+
+static rules_pstr
+parse_copy(parser *p, uint32_t off, const char *s, size_t n)
+{
+	rules_pstr ps = { 0 };
+
+	ps.s = rules_arena_strndup(p->ast->arena, s, n);
+	if (ps.s == NULL)
+		parse_fatal(p, off, VIGIL_ENOMEM);
+	ps.len = (uint32_t)n;
+	ps.off = off;
+	return ps;
+}
+
+/* name := IDENT, not reserved; dotted only if allow_dots. */
+static rules_pstr
+parse_name(parser *p, const char *what, bool allow_dots)
+{
+	const rules_tok *t = parse_peek(p);
+
+	if (t->kind != TK_IDENT)
+		parse_expected(p, what);
+	if (t->kw != KW_NONE)
+		parse_error_at(p, t, "'%.*s' is a reserved word and cannot be used as %s",
+		    (int)t->len, p->src + t->off, what);
+	if (!allow_dots && memchr(p->src + t->off, '.', t->len) != NULL)
+		parse_error_at(p, t, "%s '%.*s' cannot contain '.' (dotted names are features)",
+		    what, (int)t->len, p->src + t->off);
+	parse_next(p);
+	return parse_copy(p, t->off, p->src + t->off, t->len);
+}
+
+/* STRING := '"' { char | '\' ( '"' | '\' | 'n' | 't' ) } '"' */
+static rules_pstr
+parse_string(parser *p)
+{
+	const rules_tok *t = parse_peek(p);
+	char             buf[RULES_MAX_STRING];
+	size_t           n = 0;
+
+	if (t->kind != TK_STR)
+		parse_expected(p, "a string");
+	for (uint32_t i = 1; i + 1 < t->len; i++) {
+		unsigned char c = (unsigned char)p->src[t->off + i];
+
+		if (c == '\\') {
+			i++;
+			switch (p->src[t->off + i]) {
+			case '"': c = '"'; break;
+			case '\\': c = '\\'; break;
+			case 'n': c = '\n'; break;
+			case 't': c = '\t'; break;
+			default:
+				rules_diag_add(p->sink, t->off + i - 1, VIGIL_ESYNTAX,
+				    "unknown escape '\\%c' in string (use \\\" \\\\ \\n \\t)",
+				    p->src[t->off + i]);
+				longjmp(p->jb, 1);
+			}
+		} else if (c < 0x20 || c == 0x7f) {
+			rules_diag_add(p->sink, t->off + i, VIGIL_ESYNTAX,
+			    "control character 0x%02x in string (use \\t or \\n)", c);
+			longjmp(p->jb, 1);
+		}
+		if (n == sizeof buf) {
+			rules_diag_add(p->sink, t->off, VIGIL_ETOOBIG, "string longer than %d bytes",
+			    RULES_MAX_STRING);
+			longjmp(p->jb, 1);
+		}
+		buf[n++] = (char)c;
+	}
+	parse_next(p);
+	return parse_copy(p, t->off, buf, n);
+}
+
+/* snumber := [ '-' ] NUMBER */
+static double
+parse_number(parser *p, uint32_t *ret_off)
+{
+	const rules_tok *t = parse_peek(p);
+	bool             neg = false;
+	char             buf[80];
+	double           d;
+
+	if (ret_off != NULL)
+		*ret_off = t->off;
+	if (t->kind == TK_MINUS) {
+		neg = true;
+		parse_mark(p, RULES_MARK_UNARY);
+		parse_next(p);
+		t = parse_peek(p);
+	}
+	if (t->kind != TK_NUM)
+		parse_expected(p, "a number");
+	memcpy(buf, p->src + t->off, t->len); /* the lexer caps numbers at 64 bytes */
+	buf[t->len] = '\0';
+	d = strtod(buf, NULL);
+	if (!isfinite(d))
+		parse_error_at(p, t, "number '%s' is out of range", buf);
+	parse_next(p);
+	return neg ? -d : d;
+}
+
+/* integer := snumber with no fraction, within [lo, hi] */
+static int64_t
+parse_integer(parser *p, double lo, double hi, const char *what)
+{
+	const rules_tok *t = parse_peek(p);
+	double           d = parse_number(p, NULL);
+
+	if (d != floor(d) || d < lo || d > hi)
+		parse_error_at(p, t, "%s must be a whole number in [%.0f, %.0f]", what, lo, hi);
+	return (int64_t)d;
+}
+
+static uint32_t parse_expr(parser *p);
+
+/* listlit := '[' [ const { ',' const } [ ',' ] ] ']'    const := STRING | snumber */
+static uint32_t
+parse_listlit(parser *p)
+{
+	const rules_tok *open = parse_expect(p, TK_LBRACK);
+	uint32_t         lit = parse_node(p, OP_LISTLIT, open->off);
+	uint32_t         last = RULES_NIL, count = 0;
+
+	while (parse_peek(p)->kind != TK_RBRACK) {
+		const rules_tok *t = parse_peek(p);
+		uint32_t         item;
+
+		if (t->kind == TK_STR) {
+			rules_pstr s = parse_string(p);
+
+			item = parse_node(p, OP_CONST, t->off);
+			p->ast->nodes[item].type = VIGIL_T_STR;
+			p->ast->nodes[item].str = s.s;
+			p->ast->nodes[item].len = s.len;
+		} else if (t->kind == TK_NUM || t->kind == TK_MINUS) {
+			double d = parse_number(p, NULL);
+
+			item = parse_node(p, OP_CONST, t->off);
+			p->ast->nodes[item].type = VIGIL_T_NUM;
+			p->ast->nodes[item].num = d;
+		} else {
+			parse_expected(p, "a string or number list item");
+		}
+		if (++count > p->max_items)
+			parse_error_at(p, t, "list has more than %u items", p->max_items);
+		if (last == RULES_NIL)
+			p->ast->nodes[lit].kid[0] = item;
+		else
+			p->ast->nodes[last].next = item;
+		last = item;
+		if (parse_peek(p)->kind != TK_COMMA)
+			break;
+		parse_next(p);
+	}
+	if (parse_peek(p)->kind != TK_RBRACK)
+		parse_expected(p, "',' or ']'");
+	parse_next(p);
+	p->ast->nodes[lit].len = count;
+	return lit;
+}
+
+/*
+ * primary := NUMBER | STRING | 'true' | 'false' | '(' expr ')'
+ *          | NAME '(' [ expr { ',' expr } ] ')' | NAME
+ */
+static uint32_t
+parse_primary(parser *p)
+{
+	const rules_tok *t = parse_peek(p);
+	uint32_t         i;
+
+	switch ((rules_tok_kind)t->kind) {
+	case TK_NUM:
+		i = parse_node(p, OP_CONST, t->off);
+		p->ast->nodes[i].type = VIGIL_T_NUM;
+		p->ast->nodes[i].num = parse_number(p, NULL);
+		break;
+	case TK_STR: {
+		rules_pstr s = parse_string(p);
+
+		i = parse_node(p, OP_CONST, t->off);
+		p->ast->nodes[i].type = VIGIL_T_STR;
+		p->ast->nodes[i].str = s.s;
+		p->ast->nodes[i].len = s.len;
+		break;
+	}
+	case TK_LPAREN:
+		parse_next(p);
+		i = parse_expr(p);
+		parse_expect(p, TK_RPAREN);
+		break;
+	case TK_IDENT:
+		if (t->kw == KW_TRUE || t->kw == KW_FALSE) {
+			parse_next(p);
+			i = parse_node(p, OP_CONST, t->off);
+			p->ast->nodes[i].type = VIGIL_T_BOOL;
+			p->ast->nodes[i].num = t->kw == KW_TRUE;
+			break;
+		}
+		if (t->kw != KW_NONE)
+			parse_expected(p, "an expression");
+		parse_next(p);
+		if (parse_peek(p)->kind == TK_LPAREN) {
+			uint32_t last = RULES_NIL, nargs = 0;
+
+			parse_next(p);
+			i = parse_node(p, OP_CALL, t->off);
+			p->ast->nodes[i].str = p->src + t->off; /* name checked against the built-ins */
+			p->ast->nodes[i].len = t->len;
+			while (parse_peek(p)->kind != TK_RPAREN) {
+				const rules_tok *at = parse_peek(p);
+				uint32_t         a = parse_expr(p);
+
+				if (++nargs > RULES_MAX_ARGS)
+					parse_error_at(p, at, "more than %d arguments", RULES_MAX_ARGS);
+				if (last == RULES_NIL)
+					p->ast->nodes[i].kid[0] = a;
+				else
+					p->ast->nodes[last].next = a;
+				last = a;
+				if (parse_peek(p)->kind != TK_COMMA)
+					break;
+				parse_next(p);
+			}
+			if (parse_peek(p)->kind != TK_RPAREN)
+				parse_expected(p, "',' or ')'");
+			parse_next(p);
+			p->ast->nodes[i].ix = nargs;
+			parse_depth(p, i);
+			break;
+		}
+		i = parse_node(p, OP_NAME, t->off);
+		p->ast->nodes[i].str = p->src + t->off;
+		p->ast->nodes[i].len = t->len;
+		break;
+	default:
+		parse_expected(p, "an expression");
+	}
+	if (p->ast->nodes[i].pad == 0)
+		p->ast->nodes[i].pad = 1;
+	return i;
+}
+
+/* unary := '-' unary | primary */
+static uint32_t
+parse_unary(parser *p)
+{
+	const rules_tok *t = parse_peek(p);
+
+	if (t->kind == TK_MINUS) {
+		uint32_t i, k;
+
+		parse_mark(p, RULES_MARK_UNARY);
+		parse_next(p);
+		k = parse_unary(p);
+		i = parse_node(p, OP_NEG, t->off);
+		p->ast->nodes[i].kid[0] = k;
+		parse_depth(p, i);
+		return i;
+	}
+	return parse_primary(p);
+}
+
+/* mul := unary { ( '*' | '/' | '%' ) unary } */
+static uint32_t
+parse_mul(parser *p)
+{
+	uint32_t l = parse_unary(p);
+
+	for (;;) {
+		const rules_tok *t = parse_peek(p);
+		rules_op         op;
+
+		if (t->kind == TK_STAR)
+			op = OP_MUL;
+		else if (t->kind == TK_SLASH)
+			op = OP_DIV;
+		else if (t->kind == TK_PERCENT)
+			op = OP_MOD;
+		else
+			return l;
+		parse_next(p);
+		l = parse_binary(p, op, t->off, l, parse_unary(p));
+	}
+}
+
+/* add := mul { ( '+' | '-' ) mul } */
+static uint32_t
+parse_add(parser *p)
+{
+	uint32_t l = parse_mul(p);
+
+	for (;;) {
+		const rules_tok *t = parse_peek(p);
+		rules_op         op;
+
+		if (t->kind == TK_PLUS)
+			op = OP_ADD;
+		else if (t->kind == TK_MINUS)
+			op = OP_SUB;
+		else
+			return l;
+		parse_next(p);
+		l = parse_binary(p, op, t->off, l, parse_mul(p));
+	}
+}
+
+/* inrhs := NAME | listlit */
+static uint32_t
+parse_inrhs(parser *p)
+{
+	const rules_tok *t = parse_peek(p);
+	uint32_t         i;
+
+	if (t->kind == TK_LBRACK)
+		return parse_listlit(p);
+	if (t->kind != TK_IDENT || t->kw != KW_NONE)
+		parse_expected(p, "a list name or '[' after 'in'");
+	parse_next(p);
+	i = parse_node(p, OP_NAME, t->off);
+	p->ast->nodes[i].str = p->src + t->off;
+	p->ast->nodes[i].len = t->len;
+	p->ast->nodes[i].pad = 1;
+	return i;
+}
+
+/*
+ * cmp := add [ ( '<' | '<=' | '>' | '>=' | '==' | '!=' ) add
+ *            | [ 'not' ] 'in' inrhs
+ *            | 'between' add 'and' add
+ *            | 'is' [ 'not' ] 'missing' ]
+ */
+static uint32_t
+parse_cmp(parser *p)
+{
+	uint32_t         l = parse_add(p);
+	const rules_tok *t = parse_peek(p);
+	rules_op         op;
+
+	switch ((rules_tok_kind)t->kind) {
+	case TK_LT: op = OP_LT; break;
+	case TK_LE: op = OP_LE; break;
+	case TK_GT: op = OP_GT; break;
+	case TK_GE: op = OP_GE; break;
+	case TK_EQ: op = OP_EQ; break;
+	case TK_NE: op = OP_NE; break;
+	case TK_ASSIGN:
+		parse_error_at(p, t, "'=' is not a comparison; use '=='");
+	case TK_IDENT:
+		if (t->kw == KW_IN) {
+			parse_next(p);
+			return parse_binary(p, OP_IN, t->off, l, parse_inrhs(p));
+		}
+		if (t->kw == KW_NOT && p->t[p->pos + 1].kind == TK_IDENT && p->t[p->pos + 1].kw == KW_IN) {
+			parse_next(p);
+			parse_next(p);
+			return parse_binary(p, OP_NOTIN, t->off, l, parse_inrhs(p));
+		}
+		if (t->kw == KW_BETWEEN) {
+			uint32_t lo, hi, i;
+
+			parse_next(p);
+			lo = parse_add(p);
+			if (parse_peek(p)->kind != TK_IDENT || parse_peek(p)->kw != KW_AND)
+				parse_expected(p, "'and' in 'between LOW and HIGH'");
+			parse_next(p);
+			hi = parse_add(p);
+			i = parse_node(p, OP_BETWEEN, t->off);
+			p->ast->nodes[i].kid[0] = l;
+			p->ast->nodes[i].kid[1] = lo;
+			p->ast->nodes[i].kid[2] = hi;
+			parse_depth(p, i);
+			return i;
+		}
+		if (t->kw == KW_IS) {
+			bool     neg = false;
+			uint32_t i;
+
+			parse_next(p);
+			if (parse_peek(p)->kind == TK_IDENT && parse_peek(p)->kw == KW_NOT) {
+				parse_next(p);
+				neg = true;
+			}
+			if (parse_peek(p)->kind != TK_IDENT || parse_peek(p)->kw != KW_MISSING)
+				parse_expected(p, "'missing' after 'is'");
+			parse_next(p);
+			i = parse_node(p, neg ? OP_PRESENT : OP_ISMISSING, t->off);
+			p->ast->nodes[i].kid[0] = l;
+			parse_depth(p, i);
+			return i;
+		}
+		return l;
+	default:
+		return l;
+	}
+	parse_next(p);
+	return parse_binary(p, op, t->off, l, parse_add(p));
+}
+
+/* not := 'not' not | cmp */
+static uint32_t
+parse_not(parser *p)
+{
+	const rules_tok *t = parse_peek(p);
+
+	if (t->kind == TK_IDENT && t->kw == KW_NOT) {
+		uint32_t i, k;
+
+		parse_next(p);
+		k = parse_not(p);
+		i = parse_node(p, OP_NOT, t->off);
+		p->ast->nodes[i].kid[0] = k;
+		parse_depth(p, i);
+		return i;
+	}
+	return parse_cmp(p);
+}
+
+/* and := not { 'and' not } */
+static uint32_t
+parse_and(parser *p)
+{
+	uint32_t l = parse_not(p);
+
+	while (parse_peek(p)->kind == TK_IDENT && parse_peek(p)->kw == KW_AND) {
+		const rules_tok *t = parse_next(p);
+
+		l = parse_binary(p, OP_AND, t->off, l, parse_not(p));
+	}
+	return l;
+}
+
+/* expr := and { 'or' and } */
+static uint32_t
+parse_expr(parser *p)
+{
+	uint32_t l = parse_and(p);
+
+	while (parse_peek(p)->kind == TK_IDENT && parse_peek(p)->kw == KW_OR) {
+		const rules_tok *t = parse_next(p);
+
+		l = parse_binary(p, OP_OR, t->off, l, parse_and(p));
+	}
+	return l;
+}
+
+static void *
+parse_grow(parser *p, void *arr, uint32_t n, uint32_t *cap, size_t size, uint32_t off)
+{
+	void    *na;
+	uint32_t ncap;
+
+	if (n < *cap)
+		return arr;
+	ncap = *cap ? *cap * 2 : 16;
+	na = realloc(arr, (size_t)ncap * size);
+	if (na == NULL)
+		parse_fatal(p, off, VIGIL_ENOMEM);
+	*cap = ncap;
+	return na;
+}
+
+/* version := 'version' STRING */
+static void
+parse_version(parser *p)
+{
+	const rules_tok *kw = parse_next(p);
+	rules_pstr       v = parse_string(p);
+
+	if (p->ast->has_version)
+		parse_error_at(p, kw, "version is declared twice");
+	if (v.len == 0 || v.len > 64)
+		parse_error_at(p, kw, "version must be 1 to 64 bytes");
+	p->ast->version = v;
+	p->ast->has_version = true;
+}
+
+/* band := 'band' ( 'review' | 'decline' ) '=' integer */
+static void
+parse_band(parser *p)
+{
+	const rules_tok *kw = parse_next(p);
+	const rules_tok *which = parse_peek(p);
+	bool             review;
+	int64_t          v;
+
+	if (parse_is_word(p, "review"))
+		review = true;
+	else if (parse_is_word(p, "decline"))
+		review = false;
+	else
+		parse_expected(p, "'review' or 'decline'");
+	parse_next(p);
+	parse_expect(p, TK_ASSIGN);
+	v = parse_integer(p, -1000000, 1000000, "a band");
+	if (review ? p->ast->has_review : p->ast->has_decline)
+		parse_error_at(p, which, "band %s is declared twice", review ? "review" : "decline");
+	if (review) {
+		p->ast->band_review = (int32_t)v;
+		p->ast->band_review_off = kw->off;
+		p->ast->has_review = true;
+	} else {
+		p->ast->band_decline = (int32_t)v;
+		p->ast->band_decline_off = kw->off;
+		p->ast->has_decline = true;
+	}
+}
+
+/*
+ * threshold := 'threshold' NAME '=' ( snumber | tune )
+ * tune      := ( 'percentile' | 'alert_rate' | 'precision' ) '(' NAME ',' snumber ')'
+ *              { 'by' NAME | 'fallback' snumber | 'min_samples' integer }
+ */
+static void
+parse_threshold(parser *p)
+{
+	rules_pthresh th = { 0 };
+	bool          has_fallback = false;
+
+	parse_next(p);
+	th.name = parse_name(p, "a threshold name", false);
+	parse_expect(p, TK_ASSIGN);
+	if (parse_peek(p)->kind == TK_NUM || parse_peek(p)->kind == TK_MINUS) {
+		th.kind = RULES_TUNE_CONST;
+		th.fallback = parse_number(p, NULL);
+		goto done;
+	}
+	if (parse_is_word(p, "percentile"))
+		th.kind = RULES_TUNE_PERCENTILE;
+	else if (parse_is_word(p, "alert_rate"))
+		th.kind = RULES_TUNE_ALERT_RATE;
+	else if (parse_is_word(p, "precision"))
+		th.kind = RULES_TUNE_PRECISION;
+	else
+		parse_expected(p, "a number, percentile(...), alert_rate(...) or precision(...)");
+	parse_next(p);
+	parse_expect(p, TK_LPAREN);
+	th.feature = parse_name(p, "a feature name", true);
+	parse_expect(p, TK_COMMA);
+	th.param = parse_number(p, &th.param_off);
+	parse_expect(p, TK_RPAREN);
+	for (;;) {
+		const rules_tok *t = parse_peek(p);
+
+		if (parse_is_word(p, "by")) {
+			if (th.group.s != NULL)
+				parse_error_at(p, t, "'by' given twice");
+			parse_next(p);
+			th.group = parse_name(p, "a group feature name", true);
+		} else if (parse_is_word(p, "fallback")) {
+			if (has_fallback)
+				parse_error_at(p, t, "'fallback' given twice");
+			parse_next(p);
+			th.fallback = parse_number(p, NULL);
+			has_fallback = true;
+		} else if (parse_is_word(p, "min_samples")) {
+			parse_next(p);
+			th.min_samples = (uint64_t)parse_integer(p, 0, 1e15, "min_samples");
+		} else {
+			break;
+		}
+	}
+	if (!has_fallback)
+		parse_expected(p, "'fallback NUMBER' (a tuned threshold needs a value until the first rebuild)");
+done:
+	if (p->ast->nthresh >= RULES_MAX_THRESH)
+		parse_error_at(p, parse_peek(p), "more than %d thresholds", RULES_MAX_THRESH);
+	p->ast->thresh = parse_grow(p, p->ast->thresh, p->ast->nthresh, &p->ast->capthresh,
+	    sizeof th, th.name.off);
+	p->ast->thresh[p->ast->nthresh++] = th;
+}
+
+/* list := 'list' NAME '=' [ 'string' | 'number' | 'prefix' ] ( listlit | 'file' STRING ) */
+static void
+parse_list(parser *p)
+{
+	rules_plist l = { 0 };
+
+	parse_next(p);
+	l.name = parse_name(p, "a list name", false);
+	parse_expect(p, TK_ASSIGN);
+	l.kind_explicit = true;
+	if (parse_is_word(p, "string"))
+		l.kind = RULES_LIST_STRING;
+	else if (parse_is_word(p, "number"))
+		l.kind = RULES_LIST_NUMBER;
+	else if (parse_is_word(p, "prefix"))
+		l.kind = RULES_LIST_PREFIX;
+	else
+		l.kind_explicit = false;
+	if (l.kind_explicit)
+		parse_next(p);
+	if (parse_is_word(p, "file")) {
+		parse_next(p);
+		l.from_file = true;
+		l.path = parse_string(p);
+	} else if (parse_peek(p)->kind == TK_LBRACK) {
+		l.items = parse_listlit(p);
+	} else {
+		parse_expected(p, "'[' or 'file'");
+	}
+	if (p->ast->nlists >= RULES_MAX_LISTS)
+		parse_error_at(p, parse_peek(p), "more than %d lists", RULES_MAX_LISTS);
+	p->ast->lists = parse_grow(p, p->ast->lists, p->ast->nlists, &p->ast->caplists,
+	    sizeof l, l.name.off);
+	p->ast->lists[p->ast->nlists++] = l;
+}
+
+/*
+ * rule   := 'rule' NAME '{' { clause } '}'
+ * clause := 'when' expr | 'score' integer | 'reason' STRING
+ *         | 'tags' '[' [ STRING { ',' STRING } ] ']' | 'mode' ( 'active' | 'shadow' | 'disabled' )
+ */
+static void
+parse_rule(parser *p)
+{
+	const rules_tok *kw = parse_next(p);
+	rules_prule     *r;
+	bool             has_tags = false, has_mode = false;
+
+	if (p->ast->nrules >= p->max_rules)
+		parse_error_at(p, kw, "more than %u rules", p->max_rules);
+	p->ast->rules = parse_grow(p, p->ast->rules, p->ast->nrules, &p->ast->caprules,
+	    sizeof *r, kw->off);
+	r = &p->ast->rules[p->ast->nrules];
+	memset(r, 0, sizeof *r);
+	r->name = parse_name(p, "a rule name", false);
+	parse_expect(p, TK_LBRACE);
+	while (parse_peek(p)->kind != TK_RBRACE) {
+		const rules_tok *t = parse_peek(p);
+		char             dup[80];
+
+		snprintf(dup, sizeof dup, "'%.*s' given twice in rule '%s'",
+		    (int)(t->len > 16 ? 16 : t->len), p->src + t->off, r->name.s);
+		if (parse_is_word(p, "when") || parse_is_word(p, "score") || parse_is_word(p, "reason") ||
+		    parse_is_word(p, "tags") || parse_is_word(p, "mode"))
+			parse_mark(p, RULES_MARK_CLAUSE);
+		if (parse_is_word(p, "when")) {
+			if (r->has_when)
+				parse_error_at(p, t, "%s", dup);
+			parse_next(p);
+			r->cond_off = parse_peek(p)->off;
+			r->cond = parse_expr(p);
+			r->cond_end = p->t[p->pos - 1].off + p->t[p->pos - 1].len;
+			r->has_when = true;
+		} else if (parse_is_word(p, "score")) {
+			if (r->has_score)
+				parse_error_at(p, t, "%s", dup);
+			parse_next(p);
+			r->points = (int32_t)parse_integer(p, -1000000, 1000000, "score");
+			r->has_score = true;
+		} else if (parse_is_word(p, "reason")) {
+			if (r->has_reason)
+				parse_error_at(p, t, "%s", dup);
+			parse_next(p);
+			r->reason = parse_string(p);
+			if (r->reason.len == 0)
+				parse_error_at(p, t, "reason must not be empty");
+			r->has_reason = true;
+		} else if (parse_is_word(p, "tags")) {
+			if (has_tags)
+				parse_error_at(p, t, "%s", dup);
+			parse_next(p);
+			has_tags = true;
+			parse_expect(p, TK_LBRACK);
+			while (parse_peek(p)->kind == TK_STR) {
+				if (r->ntags == RULES_MAX_TAGS)
+					parse_error_at(p, parse_peek(p), "more than %d tags", RULES_MAX_TAGS);
+				r->tags[r->ntags++] = parse_string(p);
+				if (parse_peek(p)->kind != TK_COMMA)
+					break;
+				parse_next(p);
+			}
+			if (parse_peek(p)->kind != TK_RBRACK)
+				parse_expected(p, "a tag string or ']'");
+			parse_next(p);
+		} else if (parse_is_word(p, "mode")) {
+			if (has_mode)
+				parse_error_at(p, t, "%s", dup);
+			parse_next(p);
+			has_mode = true;
+			if (parse_is_word(p, "active"))
+				r->mode = RULES_MODE_ACTIVE;
+			else if (parse_is_word(p, "shadow"))
+				r->mode = RULES_MODE_SHADOW;
+			else if (parse_is_word(p, "disabled"))
+				r->mode = RULES_MODE_DISABLED;
+			else
+				parse_expected(p, "'active', 'shadow' or 'disabled'");
+			parse_next(p);
+		} else {
+			parse_expected(p, "'when', 'score', 'reason', 'tags', 'mode' or '}'");
+		}
+	}
+	if (!r->has_when)
+		parse_error_at(p, parse_peek(p), "rule '%s' has no 'when' condition", r->name.s);
+	if (!r->has_score)
+		parse_error_at(p, parse_peek(p), "rule '%s' has no 'score'", r->name.s);
+	if (!r->has_reason)
+		parse_error_at(p, parse_peek(p), "rule '%s' has no 'reason'", r->name.s);
+	parse_next(p);
+	p->ast->nrules++;
+}
+
+static bool
+parse_at_stmt(const rules_tok *t)
+{
+	return t->kind == TK_EOF || (t->kind == TK_IDENT && t->kw >= KW_RULE && t->kw <= KW_BAND);
+}
+
+/* file := { version | band | threshold | list | rule } EOF */
+vigil_err
+rules_parse_file(const char *src, const rules_tok *toks, uint32_t ntoks, const rules_opts *opts,
+    rules_diag_sink *sink, rules_ast *ast)
+{
+	parser            p = { 0 };
+	volatile uint32_t stmt_start = 0;
+
+	p.src = src;
+	p.t = toks;
+	p.n = ntoks;
+	p.sink = sink;
+	p.ast = ast;
+	p.max_depth = opts->max_depth;
+	p.max_rules = opts->max_rules;
+	p.max_items = opts->max_list_items;
+	if (setjmp(p.jb) != 0) {
+		/* a syntax error unwound to here: resume at the next statement */
+		if (p.fatal != VIGIL_OK)
+			return p.fatal == VIGIL_ETOOBIG ? VIGIL_OK : p.fatal;
+		if (p.pos == stmt_start)
+			parse_next(&p);
+		while (!parse_at_stmt(parse_peek(&p)))
+			parse_next(&p);
+	}
+	for (;;) {
+		const rules_tok *t = parse_peek(&p);
+
+		stmt_start = p.pos;
+		if (t->kind == TK_EOF)
+			break;
+		if (t->kind == TK_IDENT && t->kw == KW_RULE)
+			parse_rule(&p);
+		else if (t->kind == TK_IDENT && t->kw == KW_LIST)
+			parse_list(&p);
+		else if (t->kind == TK_IDENT && t->kw == KW_THRESHOLD)
+			parse_threshold(&p);
+		else if (t->kind == TK_IDENT && t->kw == KW_VERSION)
+			parse_version(&p);
+		else if (t->kind == TK_IDENT && t->kw == KW_BAND)
+			parse_band(&p);
+		else
+			parse_expected(&p, "'rule', 'list', 'threshold', 'band' or 'version'");
+	}
+	return VIGIL_OK;
+}
+
+void
+rules_ast_fini(rules_ast *ast)
+{
+	free(ast->nodes);
+	free(ast->rules);
+	free(ast->thresh);
+	free(ast->lists);
+	ast->nodes = NULL;
+	ast->rules = NULL;
+	ast->thresh = NULL;
+	ast->lists = NULL;
+}

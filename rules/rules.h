@@ -161,7 +161,11 @@ typedef struct rules_tvals rules_tvals;
 rules_tvals *rules_tvals_new(const rules_prog *prog); /* every value = fallback; NULL on ENOMEM */
 void         rules_tvals_free(rules_tvals *tv);        /* NULL is a no-op */
 /* Sets threshold i's value for group (NULL = the global value). The group
- * value must be of the threshold's group_type. */
+ * value must be present and of the threshold's group_type. VIGIL_EINVAL:
+ * i out of range, value not finite, or a group for an ungrouped threshold;
+ * VIGIL_ENOMEM; VIGIL_ETOOBIG past 4M groups. A constant threshold keeps its
+ * constant: setting it is a no-op returning VIGIL_OK (a stored value may be
+ * older than a file that turned a tuned threshold into a constant). */
 vigil_err    rules_tvals_set(rules_tvals *tv, uint32_t i, const vigil_value *group,
     double value);
 
@@ -187,13 +191,77 @@ vigil_err rules_prog_eval(const rules_prog *prog, const rules_tvals *tv,
     const vigil_value *features, uint32_t nfeatures, rules_result *ret_result);
 
 /*
- * Explains one evaluation: for each rule, whether it fired and the value of
- * each feature/threshold its condition read. Allocates; for tools only.
- * Writes a JSON-ready description through the callbacks' caller-owned sink:
- * see rules_explain_print for text and rules_explain_json (jansson) for JSON.
+ * Explains one evaluation as text on out: the decision, then for each rule
+ * whether it fired and the value of each feature/threshold its condition
+ * read. Allocates; for tools only. For JSON, tools build their own output
+ * from rules_prog_rule_eval, rules_prog_rule_reads and rules_tvals_value
+ * (below), which keeps this library free of a JSON dependency.
  */
 void rules_explain_print(const rules_prog *prog, const rules_tvals *tv,
     const vigil_value *features, uint32_t nfeatures, FILE *out);
+
+/* ---- Explain building blocks (allocation-free; for tools) ---- */
+
+typedef enum rules_outcome {
+	RULES_OUTCOME_FALSE = 0, /* the condition is false */
+	RULES_OUTCOME_TRUE,      /* the condition is true: the rule fires */
+	RULES_OUTCOME_UNKNOWN,   /* a missing value left it undecided: does not fire */
+} rules_outcome;
+
+const char *rules_outcome_name(rules_outcome o); /* "false", "true", "unknown" */
+
+/* Source text of rule i's `when` condition (lives as long as prog). */
+const char *rules_prog_rule_condition(const rules_prog *prog, uint32_t i);
+
+typedef struct rules_read {
+	const char *name;      /* feature or threshold name (lives as long as prog) */
+	bool        threshold; /* true: index is a threshold; false: a feature slot */
+	uint32_t    index;
+	vigil_type  type;      /* NUM for thresholds */
+} rules_read;
+
+/*
+ * The features and thresholds rule i's condition reads, each once, in
+ * source order. Fills ret_reads[0..min(total, cap)) and returns the total.
+ */
+uint32_t rules_prog_rule_reads(const rules_prog *prog, uint32_t i, rules_read *ret_reads,
+    uint32_t cap);
+
+/*
+ * Evaluates rule i's condition alone (disabled rules too). VIGIL_EINVAL if
+ * i is out of range or nfeatures is short (see rules_prog_eval).
+ */
+vigil_err rules_prog_rule_eval(const rules_prog *prog, const rules_tvals *tv,
+    const vigil_value *features, uint32_t nfeatures, uint32_t i, rules_outcome *ret_outcome);
+
+typedef enum rules_tval_src {
+	RULES_TVAL_FALLBACK = 0, /* no tuned value: the declared fallback */
+	RULES_TVAL_GLOBAL,       /* the tuned global value */
+	RULES_TVAL_GROUP,        /* the tuned value of the transaction's group */
+} rules_tval_src;
+
+const char *rules_tval_src_name(rules_tval_src src); /* "fallback", "global", "group" */
+
+/*
+ * The value threshold i takes for this transaction and where it came from.
+ * tv may be NULL. features is read only for the group feature; nfeatures
+ * short or i out of range: VIGIL_EINVAL.
+ */
+vigil_err rules_tvals_value(const rules_prog *prog, const rules_tvals *tv, uint32_t i,
+    const vigil_value *features, uint32_t nfeatures, double *ret_value,
+    rules_tval_src *ret_src);
+
+/* ---- Canonical formatting (vigil-rules fmt) ---- */
+
+/*
+ * Formats src[0..len) canonically (docs/rules.md, "Canonical form"):
+ * comments and single blank lines kept, idempotent. The file must parse (no
+ * schema needed); otherwise VIGIL_ESYNTAX with *reterr_diags filled.
+ * VIGIL_OK: *ret_out is a malloc'd NUL-terminated text of *ret_len bytes
+ * (free with free()).
+ */
+vigil_err rules_format(const char *name, const char *src, size_t len, char **ret_out,
+    size_t *ret_len, rules_diags *reterr_diags);
 
 #ifdef __cplusplus
 }
