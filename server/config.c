@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/config.c - vigild's configuration: built-in defaults, then the INI
+ * file (inih) named by --config, then the command-line flags, which win.
+ * Every value is checked here, so the rest of the server can trust it; a bad
+ * value is one line naming the place ("config FILE:LINE: key: reason" or
+ * "--flag: reason"). Keys and defaults are documented in docs/vigild.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "srv.h"
+
+#define CFG_MAX_WORKERS      256
+#define CFG_MAX_INFLIGHT     65536
+#define CFG_MIN_MESSAGE      256
+#define CFG_MAX_MESSAGE      (16u << 20)
+#define CFG_MAX_TIMEOUT_MS   600000
+
+void
+srv_config_defaults(srv_config *c)
+{
+	memset(c, 0, sizeof *c);
+	snprintf(c->listen[0], sizeof c->listen[0], "tcp://127.0.0.1:9465");
+	c->nlisten = 1;
+	snprintf(c->admin, sizeof c->admin, "127.0.0.1:9466");
+	c->workers = 4;
+	c->max_message_bytes = 64 * 1024;
+	c->max_inflight = 1024;
+	c->request_timeout_ms = 5000;
+	snprintf(c->data_dir, sizeof c->data_dir, "/var/lib/vigil");
+	c->fsync = STORE_FSYNC_INTERVAL;
+	c->fsync_interval_ms = 50;
+	c->segment_max_mb = 256;
+	c->retention_days = 0;
+	c->compress = true;
+	c->rules_path[0] = '\0';
+	c->rules_watch = true;
+}
+
+void
+srv_config_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: vigild [--config FILE] [--data DIR] [--listen URL]... [--admin HOST:PORT|off]\n"
+	    "              [--rules FILE] [--fsync always|interval|never] [--workers N]\n"
+	    "              [--check-config] [--help] [--version]\n"
+	    "\n"
+	    "vigil's real-time card-fraud scoring service: answers vigil.v1.Request\n"
+	    "messages on nng REQ/REP sockets, serves /metrics and /v1/score over HTTP.\n"
+	    "\n"
+	    "  --config FILE     INI configuration file (flags below override it)\n"
+	    "  --data DIR        data directory: archive, feature generations ([store] data_dir)\n"
+	    "  --listen URL      nng URL to listen on, tcp:// or ipc://; repeatable ([server] listen)\n"
+	    "  --admin HOST:PORT admin HTTP endpoint, or \"off\" ([server] admin)\n"
+	    "  --rules FILE      rule file to serve ([rules] path)\n"
+	    "  --fsync POLICY    archive durability: always, interval or never ([store] fsync)\n"
+	    "  --workers N       scoring threads ([server] workers)\n"
+	    "  --check-config    check the configuration and the rule file, then exit\n"
+	    "  --help            show this help and exit\n"
+	    "  --version         show the version and exit\n"
+	    "\n"
+	    "Signals: SIGHUP reloads the rules; SIGTERM or SIGINT drains and exits 0.\n"
+	    "Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.\n"
+	    "Manual: docs/vigild.md.\n");
+}
+
+/* Parses an unsigned decimal in [lo, hi]; reason filled on failure. */
+static bool
+cfg_uint(const char *s, uint64_t lo, uint64_t hi, uint32_t *ret, char *reason, size_t rlen)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (*s == '-' || *s == '\0') {
+		snprintf(reason, rlen, "\"%s\" is not a non-negative integer", s);
+		return false;
+	}
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0') {
+		snprintf(reason, rlen, "\"%s\" is not a non-negative integer", s);
+		return false;
+	}
+	if (v < lo || v > hi) {
+		snprintf(reason, rlen, "%llu is outside [%llu, %llu]", v,
+		    (unsigned long long)lo, (unsigned long long)hi);
+		return false;
+	}
+	*ret = (uint32_t)v;
+	return true;
+}
+
+static bool
+cfg_bool(const char *s, bool *ret, char *reason, size_t rlen)
+{
+	if (strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0 ||
+	    strcasecmp(s, "on") == 0 || strcmp(s, "1") == 0) {
+		*ret = true;
+		return true;
+	}
+	if (strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0 ||
+	    strcasecmp(s, "off") == 0 || strcmp(s, "0") == 0) {
+		*ret = false;
+		return true;
+	}
+	snprintf(reason, rlen, "\"%s\" is not a boolean (true/false, yes/no, on/off, 1/0)", s);
+	return false;
+}
+
+static bool
+cfg_str(const char *s, char *dst, size_t cap, bool nonempty, char *reason, size_t rlen)
+{
+	size_t n = strlen(s);
+
+	if (nonempty && n == 0) {
+		snprintf(reason, rlen, "must not be empty");
+		return false;
+	}
+	if (n >= cap) {
+		snprintf(reason, rlen, "is %zu bytes long, the limit is %zu", n, cap - 1);
+		return false;
+	}
+	memcpy(dst, s, n + 1);
+	return true;
+}
+
+static bool
+cfg_url(const char *u, char *reason, size_t rlen)
+{
+	if (strncmp(u, "tcp://", 6) != 0 && strncmp(u, "ipc://", 6) != 0 &&
+	    strncmp(u, "tcp4://", 7) != 0 && strncmp(u, "tcp6://", 7) != 0 &&
+	    strncmp(u, "inproc://", 9) != 0) {
+		snprintf(reason, rlen, "\"%s\" is not a tcp://, ipc:// or inproc:// URL", u);
+		return false;
+	}
+	if (strlen(u) >= SRV_URL_MAX) {
+		snprintf(reason, rlen, "URL is longer than %d bytes", SRV_URL_MAX - 1);
+		return false;
+	}
+	return true;
+}
+
+/* "a, b ,c" -> listen[]; replaces the list. */
+static bool
+cfg_listen_list(srv_config *c, const char *value, char *reason, size_t rlen)
+{
+	char buf[SRV_MAX_LISTEN * SRV_URL_MAX];
+	char *save = NULL, *tok;
+	uint32_t n = 0;
+
+	if (!cfg_str(value, buf, sizeof buf, true, reason, rlen))
+		return false;
+	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		char *e;
+
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		e = tok + strlen(tok);
+		while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
+			*--e = '\0';
+		if (*tok == '\0')
+			continue;
+		if (n == SRV_MAX_LISTEN) {
+			snprintf(reason, rlen, "more than %d URLs", SRV_MAX_LISTEN);
+			return false;
+		}
+		if (!cfg_url(tok, reason, rlen))
+			return false;
+		snprintf(c->listen[n++], SRV_URL_MAX, "%s", tok);
+	}
+	if (n == 0) {
+		snprintf(reason, rlen, "no URL given");
+		return false;
+	}
+	c->nlisten = n;
+	return true;
+}
+
+vigil_err
+srv_config_hostport(const char *s, char *ret_host, size_t hostlen, uint16_t *ret_port)
+{
+	const char *colon = strrchr(s, ':');
+	char host[64];
+	uint32_t port;
+	char reason[96];
+	size_t hl;
+
+	if (colon == NULL || colon == s)
+		return VIGIL_EINVAL;
+	hl = (size_t)(colon - s);
+	if (s[0] == '[') { /* [::1]:9466 */
+		if (hl < 3 || s[hl - 1] != ']')
+			return VIGIL_EINVAL;
+		s++;
+		hl -= 2;
+	}
+	if (hl >= sizeof host || hl >= hostlen)
+		return VIGIL_EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (!cfg_uint(colon + 1, 1, 65535, &port, reason, sizeof reason))
+		return VIGIL_EINVAL;
+	memcpy(ret_host, host, hl + 1);
+	*ret_port = (uint16_t)port;
+	return VIGIL_OK;
+}
+
+static bool
+cfg_admin(const char *value, char *dst, size_t cap, char *reason, size_t rlen)
+{
+	char host[64];
+	uint16_t port;
+
+	if (strcmp(value, "off") != 0 &&
+	    srv_config_hostport(value, host, sizeof host, &port) != VIGIL_OK) {
+		snprintf(reason, rlen, "\"%s\" is not HOST:PORT (port 1-65535) or \"off\"", value);
+		return false;
+	}
+	return cfg_str(value, dst, cap, true, reason, rlen);
+}
+
+/* Applies one key; false with reason if the value is bad or the key unknown. */
+static bool
+cfg_apply(srv_config *c, const char *section, const char *key, const char *value,
+    char *reason, size_t rlen)
+{
+#define IS(sec, k) (strcmp(section, sec) == 0 && strcmp(key, k) == 0)
+	if (IS("server", "listen"))
+		return cfg_listen_list(c, value, reason, rlen);
+	if (IS("server", "admin"))
+		return cfg_admin(value, c->admin, sizeof c->admin, reason, rlen);
+	if (IS("server", "workers"))
+		return cfg_uint(value, 1, CFG_MAX_WORKERS, &c->workers, reason, rlen);
+	if (IS("server", "max_message_bytes"))
+		return cfg_uint(value, CFG_MIN_MESSAGE, CFG_MAX_MESSAGE, &c->max_message_bytes,
+		    reason, rlen);
+	if (IS("server", "max_inflight"))
+		return cfg_uint(value, 1, CFG_MAX_INFLIGHT, &c->max_inflight, reason, rlen);
+	if (IS("server", "request_timeout_ms"))
+		return cfg_uint(value, 1, CFG_MAX_TIMEOUT_MS, &c->request_timeout_ms, reason, rlen);
+	if (IS("store", "data_dir"))
+		return cfg_str(value, c->data_dir, sizeof c->data_dir, true, reason, rlen);
+	if (IS("store", "fsync")) {
+		if (store_fsync_parse(value, &c->fsync) != VIGIL_OK) {
+			snprintf(reason, rlen, "\"%s\" is not always, interval or never", value);
+			return false;
+		}
+		return true;
+	}
+	if (IS("store", "fsync_interval_ms"))
+		return cfg_uint(value, 1, 60000, &c->fsync_interval_ms, reason, rlen);
+	if (IS("store", "segment_max_mb"))
+		return cfg_uint(value, 1, 65536, &c->segment_max_mb, reason, rlen);
+	if (IS("store", "retention_days"))
+		return cfg_uint(value, 0, 36500, &c->retention_days, reason, rlen);
+	if (IS("store", "compress"))
+		return cfg_bool(value, &c->compress, reason, rlen);
+	if (IS("rules", "path"))
+		return cfg_str(value, c->rules_path, sizeof c->rules_path, true, reason, rlen);
+	if (IS("rules", "watch"))
+		return cfg_bool(value, &c->rules_watch, reason, rlen);
+#undef IS
+	if (strcmp(section, "server") != 0 && strcmp(section, "store") != 0 &&
+	    strcmp(section, "rules") != 0)
+		snprintf(reason, rlen, "unknown section [%s] (expected server, store, rules)",
+		    section);
+	else
+		snprintf(reason, rlen, "unknown key in [%s]", section);
+	return false;
+}
+
+typedef struct cfg_ini_ctx {
+	srv_config *cfg;
+	char        key[64];
+	char        reason[256];
+	bool        failed;
+} cfg_ini_ctx;
+
+static int
+cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	cfg_ini_ctx *ctx = user;
+	char reason[256];
+
+	if (name == NULL) /* a bare section header (INI_CALL_HANDLER_ON_NEW_SECTION) */
+		return 1;
+	if (cfg_apply(ctx->cfg, section, name, value != NULL ? value : "", reason,
+	    sizeof reason))
+		return 1;
+	if (!ctx->failed) { /* inih reports the line of the first error */
+		ctx->failed = true;
+		snprintf(ctx->key, sizeof ctx->key, "%s", name);
+		snprintf(ctx->reason, sizeof ctx->reason, "%s", reason);
+	}
+	return 0;
+}
+
+enum {
+	OPT_CONFIG = 'c', OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_ADMIN = 'a',
+	OPT_RULES = 'r', OPT_FSYNC = 'f', OPT_WORKERS = 'w', OPT_HELP = 'h',
+	OPT_VERSION = 'V', OPT_CHECK = 256,
+};
+
+vigil_err
+srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_action,
+    char *errbuf, size_t errlen)
+{
+	static const struct option longopts[] = {
+		{ "config",       required_argument, NULL, OPT_CONFIG },
+		{ "data",         required_argument, NULL, OPT_DATA },
+		{ "listen",       required_argument, NULL, OPT_LISTEN },
+		{ "admin",        required_argument, NULL, OPT_ADMIN },
+		{ "rules",        required_argument, NULL, OPT_RULES },
+		{ "fsync",        required_argument, NULL, OPT_FSYNC },
+		{ "workers",      required_argument, NULL, OPT_WORKERS },
+		{ "check-config", no_argument,       NULL, OPT_CHECK },
+		{ "help",         no_argument,       NULL, OPT_HELP },
+		{ "version",      no_argument,       NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	/* Flags are collected first and applied after the file, so they win
+	 * wherever they appear on the line. */
+	struct { const char *section, *key, *value, *flag; } flags[64];
+	char listen_join[SRV_MAX_LISTEN * SRV_URL_MAX] = "";
+	const char *config_path = NULL;
+	srv_action action = SRV_RUN;
+	uint32_t nflags = 0, nlisten = 0;
+	srv_config c;
+	char reason[256];
+	int opt;
+
+	srv_config_defaults(&c);
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+c:d:l:a:r:f:w:hV", longopts, NULL)) != -1) {
+		const char *section = NULL, *key = NULL, *flag = NULL;
+
+		switch (opt) {
+		case OPT_CONFIG:  config_path = optarg; continue;
+		case OPT_CHECK:   action = SRV_CHECK_CONFIG; continue;
+		case OPT_HELP:    *ret_action = SRV_HELP; return VIGIL_OK;
+		case OPT_VERSION: *ret_action = SRV_VERSION; return VIGIL_OK;
+		case OPT_LISTEN:
+			if (nlisten == SRV_MAX_LISTEN) {
+				snprintf(errbuf, errlen, "--listen: more than %d URLs", SRV_MAX_LISTEN);
+				return VIGIL_EINVAL;
+			}
+			if (strlen(listen_join) + strlen(optarg) + 2 > sizeof listen_join) {
+				snprintf(errbuf, errlen, "--listen: URL list too long");
+				return VIGIL_EINVAL;
+			}
+			if (nlisten++ > 0)
+				strcat(listen_join, ",");
+			strcat(listen_join, optarg);
+			continue;
+		case OPT_DATA:    section = "store";  key = "data_dir"; flag = "--data"; break;
+		case OPT_ADMIN:   section = "server"; key = "admin";    flag = "--admin"; break;
+		case OPT_RULES:   section = "rules";  key = "path";     flag = "--rules"; break;
+		case OPT_FSYNC:   section = "store";  key = "fsync";    flag = "--fsync"; break;
+		case OPT_WORKERS: section = "server"; key = "workers";  flag = "--workers"; break;
+		case '?':
+		default:
+			if (optopt != 0 && optopt < 256)
+				snprintf(errbuf, errlen, "option -%c: unknown or missing its value "
+				    "(see --help)", optopt);
+			else
+				snprintf(errbuf, errlen, "%s: unknown option or missing value (see --help)",
+				    argv[optind - 1]);
+			return VIGIL_EINVAL;
+		}
+		if (nflags == sizeof flags / sizeof flags[0]) {
+			snprintf(errbuf, errlen, "too many options");
+			return VIGIL_EINVAL;
+		}
+		flags[nflags].section = section;
+		flags[nflags].key = key;
+		flags[nflags].value = optarg;
+		flags[nflags].flag = flag;
+		nflags++;
+	}
+	if (optind < argc) {
+		snprintf(errbuf, errlen, "unexpected argument \"%s\" (see --help)", argv[optind]);
+		return VIGIL_EINVAL;
+	}
+
+	if (config_path != NULL) {
+		cfg_ini_ctx ictx = { .cfg = &c };
+		int line;
+
+		if (!cfg_str(config_path, c.config_path, sizeof c.config_path, true, reason,
+		    sizeof reason)) {
+			snprintf(errbuf, errlen, "--config: %s", reason);
+			return VIGIL_EINVAL;
+		}
+		line = ini_parse(config_path, cfg_ini_handler, &ictx);
+		if (line == -1) {
+			snprintf(errbuf, errlen, "config %s: cannot open: %s", config_path,
+			    strerror(errno));
+			return VIGIL_EINVAL;
+		}
+		if (line == -2) {
+			snprintf(errbuf, errlen, "config %s: out of memory", config_path);
+			return VIGIL_ENOMEM;
+		}
+		if (ictx.failed) {
+			snprintf(errbuf, errlen, "config %s:%d: %s: %s", config_path, line,
+			    ictx.key, ictx.reason);
+			return VIGIL_EINVAL;
+		}
+		if (line > 0) {
+			snprintf(errbuf, errlen, "config %s:%d: syntax error (expected "
+			    "[section] or key = value)", config_path, line);
+			return VIGIL_EINVAL;
+		}
+	}
+
+	for (uint32_t i = 0; i < nflags; i++) {
+		if (!cfg_apply(&c, flags[i].section, flags[i].key, flags[i].value, reason,
+		    sizeof reason)) {
+			snprintf(errbuf, errlen, "%s: %s", flags[i].flag, reason);
+			return VIGIL_EINVAL;
+		}
+	}
+	if (nlisten > 0 && !cfg_listen_list(&c, listen_join, reason, sizeof reason)) {
+		snprintf(errbuf, errlen, "--listen: %s", reason);
+		return VIGIL_EINVAL;
+	}
+	if (c.rules_path[0] == '\0') {
+		snprintf(errbuf, errlen, "no rule file: set [rules] path or --rules");
+		return VIGIL_EINVAL;
+	}
+	*ret_cfg = c;
+	*ret_action = action;
+	return VIGIL_OK;
+}

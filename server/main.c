@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/main.c - vigild's lifecycle: configuration, start-up order, the
+ * main thread's loop and shutdown (docs/vigild.md).
+ *
+ * Start-up: listen first (health answers "not ready" while loading), compile
+ * the rules (a bad file stops start-up with exit 2), open the store (which
+ * rebuilds the live state from the archive), bind the thresholds of the
+ * current generation, then mark ready and tell systemd.
+ *
+ * The main thread owns every slow, rare change: it waits for signals with a
+ * 100 ms timeout and on each tick checks the feature generation (every
+ * 200 ms), the rule file (mtime, size and inode, debounced one tick so a
+ * file being written is not compiled half-way) and the systemd watchdog.
+ * SIGHUP reloads the rules; SIGTERM/SIGINT drain and exit 0.
+ */
+#include <errno.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srv.h"
+#include "vigil_config.h"
+
+#if VIGIL_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+static int sd_notify(int unset, const char *state) { (void)unset; (void)state; return 0; }
+static int sd_watchdog_enabled(int unset, uint64_t *usec) { (void)unset; (void)usec; return 0; }
+#endif
+
+#define MAIN_TICK_MS      100
+#define MAIN_REFRESH_MS   200
+
+void
+srv_log(const char *fmt, ...)
+{
+	char buf[1200];
+	va_list ap;
+	int n;
+
+	memcpy(buf, "vigild: ", 8);
+	va_start(ap, fmt);
+	n = vsnprintf(buf + 8, sizeof buf - 9, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	n = n + 8 < (int)sizeof buf - 1 ? n + 8 : (int)sizeof buf - 2;
+	buf[n++] = '\n';
+	/* One write per line: lines from different threads never interleave. */
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
+		return;
+}
+
+typedef struct main_watch {
+	bool     known;
+	bool     pending; /* changed on the last tick; reload if still the same */
+	bool     missing;
+	ino_t    ino;
+	off_t    size;
+	struct timespec mtime;
+} main_watch;
+
+static bool
+main_stat(const char *path, main_watch *w, bool *ret_missing)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		*ret_missing = true;
+		return false;
+	}
+	*ret_missing = false;
+	w->ino = st.st_ino;
+	w->size = st.st_size;
+	w->mtime = st.st_mtim;
+	return true;
+}
+
+static bool
+main_watch_same(const main_watch *a, const main_watch *b)
+{
+	return a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+	    a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* One tick of the rule-file watch; reloads once a change has settled. */
+static void
+main_watch_tick(srv_server *s, main_watch *w)
+{
+	main_watch now = *w;
+	bool missing;
+
+	if (!main_stat(s->cfg.rules_path, &now, &missing)) {
+		if (!w->missing)
+			srv_log("rules: %s: %s; the loaded rules keep serving", s->cfg.rules_path,
+			    strerror(errno));
+		w->missing = true;
+		return;
+	}
+	w->missing = false;
+	if (w->known && main_watch_same(&now, w)) {
+		if (w->pending) {
+			w->pending = false;
+			srv_rules_reload(s, "file changed");
+		}
+		return;
+	}
+	now.known = true;
+	now.pending = true;
+	now.missing = false;
+	*w = now;
+}
+
+static void
+main_refresh(srv_server *s, char *lasterr, size_t lasterrlen)
+{
+	store_diag diag;
+	bool changed = false;
+	vigil_err rv;
+
+	diag.msg[0] = '\0';
+	rv = store_db_refresh(s->db, &changed, &diag);
+	if (rv != VIGIL_OK) {
+		/* Log a failing refresh once, not every 200 ms. */
+		if (strcmp(lasterr, diag.msg) != 0) {
+			srv_log("features: cannot switch generation: %s: %s; still serving "
+			    "generation %llu", vigil_strerror(rv), diag.msg,
+			    (unsigned long long)store_db_generation(s->db));
+			snprintf(lasterr, lasterrlen, "%s", diag.msg);
+		}
+		return;
+	}
+	lasterr[0] = '\0';
+	if (!changed)
+		return;
+	atomic_store(&s->gen_switched_ms, vigil_now_ms());
+	srv_log("features: switched to generation %llu",
+	    (unsigned long long)store_db_generation(s->db));
+	srv_rules_retune(s);
+}
+
+static int
+main_check_config(const srv_config *c)
+{
+	vigil_err rv;
+
+	printf("vigild: config %s\n", c->config_path[0] ? c->config_path : "(defaults and flags)");
+	for (uint32_t i = 0; i < c->nlisten; i++)
+		printf("  listen              %s\n", c->listen[i]);
+	printf("  admin               %s\n", c->admin);
+	printf("  workers             %u\n", c->workers);
+	printf("  max_message_bytes   %u\n", c->max_message_bytes);
+	printf("  max_inflight        %u\n", c->max_inflight);
+	printf("  request_timeout_ms  %u\n", c->request_timeout_ms);
+	printf("  data_dir            %s\n", c->data_dir);
+	printf("  fsync               %s\n", c->fsync == STORE_FSYNC_ALWAYS ? "always" :
+	    c->fsync == STORE_FSYNC_INTERVAL ? "interval" : "never");
+	printf("  fsync_interval_ms   %u\n", c->fsync_interval_ms);
+	printf("  segment_max_mb      %u\n", c->segment_max_mb);
+	printf("  retention_days      %u\n", c->retention_days);
+	printf("  compress            %s\n", c->compress ? "true" : "false");
+	printf("  rules               %s (watch %s)\n", c->rules_path,
+	    c->rules_watch ? "on" : "off");
+	fflush(stdout);
+	rv = srv_rules_check(c->rules_path, stderr);
+	if (rv != VIGIL_OK)
+		return 2;
+	printf("vigild: configuration ok\n");
+	return 0;
+}
+
+static srv_server g_srv;
+
+int
+main(int argc, char **argv)
+{
+	srv_server *s = &g_srv;
+	srv_rep *rep = NULL;
+	srv_admin *admin = NULL;
+	store_db_opts dbopts;
+	store_recovery recovery;
+	store_diag diag;
+	main_watch watch;
+	sigset_t sigs;
+	srv_action action;
+	char errbuf[1024], refresh_err[512] = "";
+	uint64_t wd_usec = 0, last_wd = 0, last_refresh = 0;
+	int status = 1;
+	vigil_err rv;
+
+	if (srv_config_load(argc, argv, &s->cfg, &action, errbuf, sizeof errbuf) != VIGIL_OK) {
+		fprintf(stderr, "vigild: %s\n", errbuf);
+		return 2;
+	}
+	switch (action) {
+	case SRV_HELP:
+		srv_config_usage(stdout);
+		return 0;
+	case SRV_VERSION:
+		printf("vigild %s\n", VIGIL_VERSION);
+		return 0;
+	case SRV_CHECK_CONFIG:
+		return main_check_config(&s->cfg);
+	case SRV_RUN:
+		break;
+	}
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	/* Blocked before any thread starts, so only sigtimedwait below sees them. */
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+
+	pthread_mutex_init(&s->rs_lock, NULL);
+	pthread_mutex_init(&s->info_lock, NULL);
+	atomic_init(&s->ready, false);
+	atomic_init(&s->draining, false);
+	s->started_ms = vigil_now_ms();
+	memset(&watch, 0, sizeof watch);
+
+	srv_log("starting %s: %u listen URL(s) (first %s), admin %s, data %s, rules %s, "
+	    "%u workers, fsync %s", VIGIL_VERSION, s->cfg.nlisten, s->cfg.listen[0],
+	    s->cfg.admin, s->cfg.data_dir, s->cfg.rules_path, s->cfg.workers,
+	    s->cfg.fsync == STORE_FSYNC_ALWAYS ? "always" :
+	    s->cfg.fsync == STORE_FSYNC_INTERVAL ? "interval" : "never");
+
+	if (srv_rep_start(s, &rep, errbuf, sizeof errbuf) != VIGIL_OK) {
+		srv_log("%s", errbuf);
+		goto out;
+	}
+	if (strcmp(s->cfg.admin, "off") != 0 &&
+	    srv_admin_start(s, &admin, errbuf, sizeof errbuf) != VIGIL_OK) {
+		srv_log("%s", errbuf);
+		goto out;
+	}
+
+	/* Rules before the store: a bad file fails in milliseconds, not after
+	 * the live state has been rebuilt. */
+	if (s->cfg.rules_watch) {
+		bool missing;
+
+		if (main_stat(s->cfg.rules_path, &watch, &missing))
+			watch.known = true;
+	}
+	if (srv_rules_reload(s, "startup") != VIGIL_OK) {
+		status = 2;
+		goto out;
+	}
+
+	store_db_opts_default(&dbopts);
+	dbopts.archive.fsync = s->cfg.fsync;
+	dbopts.archive.fsync_interval_ms = s->cfg.fsync_interval_ms;
+	dbopts.archive.segment_max_bytes = (uint64_t)s->cfg.segment_max_mb << 20;
+	dbopts.archive.retention_days = s->cfg.retention_days;
+	dbopts.archive.compress_closed = s->cfg.compress;
+	dbopts.archive.max_record_bytes = s->cfg.max_message_bytes * 2 > (1u << 20) ?
+	    s->cfg.max_message_bytes * 2 : (1u << 20);
+	memset(&recovery, 0, sizeof recovery);
+	diag.msg[0] = '\0';
+	rv = store_db_open(s->cfg.data_dir, &dbopts, &s->db, &recovery, &diag);
+	if (rv != VIGIL_OK) {
+		srv_log("store %s: %s: %s", s->cfg.data_dir, vigil_strerror(rv), diag.msg);
+		goto out;
+	}
+	if (recovery.torn_records > 0)
+		srv_log("archive: truncated a torn tail of %llu record(s), %llu bytes",
+		    (unsigned long long)recovery.torn_records,
+		    (unsigned long long)recovery.torn_bytes);
+	srv_log("store: opened %s: %u segment(s), last seq %llu, generation %llu",
+	    s->cfg.data_dir, recovery.segments, (unsigned long long)recovery.last_seq,
+	    (unsigned long long)store_db_generation(s->db));
+	if (srv_rules_retune(s) != VIGIL_OK)
+		goto out;
+	atomic_store(&s->ready, true);
+	sd_notify(0, "READY=1");
+	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
+		wd_usec = 0;
+	srv_log("ready");
+
+	for (;;) {
+		struct timespec tick = { 0, MAIN_TICK_MS * 1000000L };
+		uint64_t now;
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+
+		if (sig == SIGTERM || sig == SIGINT) {
+			srv_log("%s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			break;
+		}
+		if (sig == SIGHUP)
+			srv_rules_reload(s, "SIGHUP");
+		now = vigil_mono_ns() / 1000;
+		if (now - last_refresh >= MAIN_REFRESH_MS * 1000u) {
+			last_refresh = now;
+			main_refresh(s, refresh_err, sizeof refresh_err);
+		}
+		if (s->cfg.rules_watch)
+			main_watch_tick(s, &watch);
+		if (wd_usec != 0 && now - last_wd >= wd_usec / 2) {
+			last_wd = now;
+			sd_notify(0, "WATCHDOG=1");
+		}
+	}
+	status = 0;
+out:
+	atomic_store(&s->draining, true);
+	sd_notify(0, "STOPPING=1");
+	srv_rep_stop(rep, s->cfg.request_timeout_ms + 1000);
+	srv_admin_stop(admin);
+	if (s->db != NULL) {
+		store_db_close(s->db);
+		s->db = NULL;
+	}
+	srv_ruleset_release(s->rs);
+	s->rs = NULL;
+	if (status == 0)
+		srv_log("stopped");
+	else
+		srv_log("exiting after an error (status %d)", status);
+	return status;
+}

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/metrics.c - vigild's counters and their Prometheus text exposition
+ * (format 0.0.4) for GET /metrics. Counters are relaxed atomics bumped on
+ * the scoring path (no lock, no allocation); rendering reads them and the
+ * store's and rules' state on the admin thread. Every metric is listed in
+ * docs/vigild.md, "Metrics".
+ */
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "srv.h"
+
+/* Upper bounds of the score latency histogram, in seconds. */
+static const double lat_bounds[SRV_LAT_BUCKETS] = {
+	0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+};
+
+static const char *const req_type_names[SRV_REQ_COUNT_] = {
+	"score", "label", "health", "rules_info", "unknown",
+};
+
+void
+srv_metrics_request(srv_metrics *m, srv_req_type type, Vigil__V1__Status status)
+{
+	unsigned st = (unsigned)status < SRV_STATUS_COUNT ? (unsigned)status : SRV_STATUS_COUNT - 1;
+
+	atomic_fetch_add_explicit(&m->requests[type][st], 1, memory_order_relaxed);
+}
+
+void
+srv_metrics_latency(srv_metrics *m, uint64_t ns)
+{
+	double sec = (double)ns / 1e9;
+	unsigned i = 0;
+
+	while (i < SRV_LAT_BUCKETS && sec > lat_bounds[i])
+		i++;
+	atomic_fetch_add_explicit(&m->lat_bucket[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->lat_sum_ns, ns, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->lat_count, 1, memory_order_relaxed);
+}
+
+/* Label values: backslash, double quote and newline escaped. */
+static void
+metrics_label(struct evbuffer *out, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			evbuffer_add_printf(out, "\\%c", *s);
+		else if (*s == '\n')
+			evbuffer_add_printf(out, "\\n");
+		else
+			evbuffer_add(out, s, 1);
+	}
+}
+
+static void
+metrics_head(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void
+srv_metrics_render(srv_server *s, struct evbuffer *out)
+{
+	srv_metrics *m = &s->metrics;
+	srv_ruleset *rs = srv_ruleset_acquire(s);
+	char lasterr[SRV_ERR_MAX];
+	uint64_t cum = 0;
+	bool ready = atomic_load(&s->ready);
+
+	metrics_head(out, "vigil_up", "gauge", "1 when rules are compiled and the store is open");
+	evbuffer_add_printf(out, "vigil_up %d\n", ready && rs != NULL ? 1 : 0);
+	metrics_head(out, "vigil_uptime_seconds", "gauge", "seconds since vigild started");
+	evbuffer_add_printf(out, "vigil_uptime_seconds %lld\n",
+	    (long long)((vigil_now_ms() - s->started_ms) / 1000));
+
+	metrics_head(out, "vigil_requests_total", "counter",
+	    "requests answered, by request type and reply status");
+	for (unsigned t = 0; t < SRV_REQ_COUNT_; t++)
+		for (unsigned st = 0; st < SRV_STATUS_COUNT; st++) {
+			uint64_t v = atomic_load_explicit(&m->requests[t][st], memory_order_relaxed);
+
+			if (v == 0 && st != 0)
+				continue;
+			evbuffer_add_printf(out, "vigil_requests_total{type=\"%s\",status=\"%s\"} %llu\n",
+			    req_type_names[t], srv_status_name((Vigil__V1__Status)st),
+			    (unsigned long long)v);
+		}
+	metrics_head(out, "vigil_decisions_total", "counter",
+	    "scored transactions (not dry runs, not duplicates), by decision");
+	for (unsigned d = VIGIL_DECISION_ALLOW; d <= VIGIL_DECISION_DECLINE; d++)
+		evbuffer_add_printf(out, "vigil_decisions_total{decision=\"%s\"} %llu\n",
+		    vigil_decision_name((vigil_decision)d),
+		    (unsigned long long)atomic_load(&m->decisions[d]));
+	metrics_head(out, "vigil_duplicates_total", "counter",
+	    "score requests answered with the first outcome of an earlier txn_id");
+	evbuffer_add_printf(out, "vigil_duplicates_total %llu\n",
+	    (unsigned long long)atomic_load(&m->duplicates));
+	metrics_head(out, "vigil_dry_runs_total", "counter", "dry-run score requests");
+	evbuffer_add_printf(out, "vigil_dry_runs_total %llu\n",
+	    (unsigned long long)atomic_load(&m->dry_runs));
+
+	metrics_head(out, "vigil_score_latency_seconds", "histogram",
+	    "server-side latency of successful score requests, decode to reply");
+	for (unsigned i = 0; i <= SRV_LAT_BUCKETS; i++) {
+		cum += atomic_load_explicit(&m->lat_bucket[i], memory_order_relaxed);
+		if (i < SRV_LAT_BUCKETS)
+			evbuffer_add_printf(out, "vigil_score_latency_seconds_bucket{le=\"%g\"} %llu\n",
+			    lat_bounds[i], (unsigned long long)cum);
+		else
+			evbuffer_add_printf(out, "vigil_score_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+			    (unsigned long long)cum);
+	}
+	evbuffer_add_printf(out, "vigil_score_latency_seconds_sum %.9f\n",
+	    (double)atomic_load(&m->lat_sum_ns) / 1e9);
+	evbuffer_add_printf(out, "vigil_score_latency_seconds_count %llu\n",
+	    (unsigned long long)cum);
+	metrics_head(out, "vigil_queue_depth", "gauge", "requests waiting for a worker");
+	evbuffer_add_printf(out, "vigil_queue_depth %llu\n",
+	    (unsigned long long)atomic_load(&m->queue_depth));
+	metrics_head(out, "vigil_queue_capacity", "gauge", "[server] max_inflight");
+	evbuffer_add_printf(out, "vigil_queue_capacity %u\n", s->cfg.max_inflight);
+
+	/* Rules. */
+	metrics_head(out, "vigil_rules_info", "gauge",
+	    "the loaded rule file: declared version and content hash (value 1)");
+	metrics_head(out, "vigil_rule_hits_total", "counter",
+	    "transactions each rule fired on (active and shadow), scored and archived");
+	if (rs != NULL) {
+		evbuffer_add_printf(out, "vigil_rules_info{version=\"");
+		metrics_label(out, rules_prog_version(rs->rules->prog));
+		evbuffer_add_printf(out, "\",hash=\"%s\",path=\"", rules_prog_hash(rs->rules->prog));
+		metrics_label(out, rs->rules->path);
+		evbuffer_add_printf(out, "\"} 1\n");
+		for (uint32_t i = 0; i < rs->rules->nrules; i++) {
+			rules_rule_info ri;
+
+			rules_prog_rule(rs->rules->prog, i, &ri);
+			evbuffer_add_printf(out, "vigil_rule_hits_total{rule=\"");
+			metrics_label(out, ri.name);
+			evbuffer_add_printf(out, "\",mode=\"%s\"} %llu\n", rules_mode_name(ri.mode),
+			    (unsigned long long)atomic_load_explicit(&rs->rules->hits[i],
+			    memory_order_relaxed));
+		}
+	}
+	metrics_head(out, "vigil_rules_loaded_timestamp_seconds", "gauge",
+	    "when the serving rule file was loaded (Unix seconds)");
+	evbuffer_add_printf(out, "vigil_rules_loaded_timestamp_seconds %.3f\n",
+	    rs != NULL ? (double)rs->rules->loaded_at_ms / 1000.0 : 0.0);
+	metrics_head(out, "vigil_rules_loads_total", "counter", "rule files loaded successfully");
+	evbuffer_add_printf(out, "vigil_rules_loads_total %llu\n",
+	    (unsigned long long)atomic_load(&s->loads));
+	metrics_head(out, "vigil_rules_load_failures_total", "counter",
+	    "rule files rejected (the previous rules kept serving)");
+	evbuffer_add_printf(out, "vigil_rules_load_failures_total %llu\n",
+	    (unsigned long long)atomic_load(&s->load_failures));
+	srv_rules_last_error(s, lasterr, sizeof lasterr);
+	metrics_head(out, "vigil_rules_last_load_error", "gauge",
+	    "1 with the error of the last load attempt if it failed, else 0");
+	evbuffer_add_printf(out, "vigil_rules_last_load_error{error=\"");
+	metrics_label(out, lasterr);
+	evbuffer_add_printf(out, "\"} %d\n", lasterr[0] != '\0' ? 1 : 0);
+
+	/* Features and store. */
+	if (ready && s->db != NULL) {
+		store_db_stats st;
+		int64_t as_of = store_db_generation_as_of(s->db);
+		uint64_t gen = store_db_generation(s->db);
+
+		metrics_head(out, "vigil_features_generation", "gauge",
+		    "batch feature generation being read (0 = none yet)");
+		evbuffer_add_printf(out, "vigil_features_generation %llu\n", (unsigned long long)gen);
+		metrics_head(out, "vigil_features_generation_age_seconds", "gauge",
+		    "seconds since the as-of time of the batch generation being read");
+		evbuffer_add_printf(out, "vigil_features_generation_age_seconds %.3f\n",
+		    gen != 0 && as_of > 0 ? (double)(vigil_now_ms() - as_of) / 1000.0 : 0.0);
+		metrics_head(out, "vigil_features_generation_switched_timestamp_seconds", "gauge",
+		    "when vigild last switched to a new generation (Unix seconds)");
+		evbuffer_add_printf(out, "vigil_features_generation_switched_timestamp_seconds %.3f\n",
+		    (double)atomic_load(&s->gen_switched_ms) / 1000.0);
+
+		store_db_get_stats(s->db, &st);
+		metrics_head(out, "vigil_archive_records_total", "counter", "records appended to the archive");
+		evbuffer_add_printf(out, "vigil_archive_records_total %llu\n",
+		    (unsigned long long)st.archive.records);
+		metrics_head(out, "vigil_archive_bytes_total", "counter", "bytes appended to the archive");
+		evbuffer_add_printf(out, "vigil_archive_bytes_total %llu\n",
+		    (unsigned long long)st.archive.bytes);
+		metrics_head(out, "vigil_archive_segments", "gauge", "archive segment files");
+		evbuffer_add_printf(out, "vigil_archive_segments %llu\n",
+		    (unsigned long long)st.archive.segments);
+		metrics_head(out, "vigil_archive_syncs_total", "counter", "fdatasync calls on the archive");
+		evbuffer_add_printf(out, "vigil_archive_syncs_total %llu\n",
+		    (unsigned long long)st.archive.syncs);
+		metrics_head(out, "vigil_archive_last_seq", "gauge", "sequence number of the last record");
+		evbuffer_add_printf(out, "vigil_archive_last_seq %llu\n",
+		    (unsigned long long)st.archive.last_seq);
+		metrics_head(out, "vigil_live_cards", "gauge", "cards in the live velocity state");
+		evbuffer_add_printf(out, "vigil_live_cards %llu\n", (unsigned long long)st.live_cards);
+		metrics_head(out, "vigil_live_entities", "gauge",
+		    "entities (cards, merchants, terminals, devices, IPs) in the live state");
+		evbuffer_add_printf(out, "vigil_live_entities %llu\n",
+		    (unsigned long long)st.live_entities);
+		metrics_head(out, "vigil_live_events", "gauge", "events held in live windows");
+		evbuffer_add_printf(out, "vigil_live_events %llu\n", (unsigned long long)st.live_events);
+		metrics_head(out, "vigil_dedupe_entries", "gauge", "txn_ids remembered for retries");
+		evbuffer_add_printf(out, "vigil_dedupe_entries %llu\n",
+		    (unsigned long long)st.dedupe_entries);
+		metrics_head(out, "vigil_late_events_total", "counter",
+		    "events older than the largest live window (archived, not applied)");
+		evbuffer_add_printf(out, "vigil_late_events_total %llu\n",
+		    (unsigned long long)st.late_events);
+	}
+	metrics_head(out, "vigil_http_requests_total", "counter", "admin HTTP requests");
+	evbuffer_add_printf(out, "vigil_http_requests_total %llu\n",
+	    (unsigned long long)atomic_load(&m->http_requests));
+	srv_ruleset_release(rs);
+}

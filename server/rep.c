@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/rep.c - the nng side of vigild: one REP socket listening on every
+ * configured URL, a fixed set of asynchronous contexts (nng_ctx + nng_aio)
+ * that receive requests, and a bounded work queue served by worker threads.
+ *
+ * nng runs the aio callbacks on its own threads, which must never wait on a
+ * disk, so a callback only moves a received message into the queue (or,
+ * when the queue is full, answers STATUS_OVERLOADED on the spot: that is
+ * the backpressure) and starts the next receive once its reply is sent.
+ * Everything that can block (store commits with fsync) runs on a worker.
+ *
+ * There are max_inflight + REP_SPARE_CTX contexts and the queue holds
+ * max_inflight requests, so the spare contexts are what answers OVERLOADED;
+ * clients beyond that wait in their connection (bounded by the transport).
+ * A request that waited in the queue longer than request_timeout_ms is
+ * answered OVERLOADED without being scored: its client has likely given up.
+ *
+ * Shutdown (srv_rep_stop): new requests get STATUS_UNAVAILABLE, queued ones
+ * are scored and answered, then the socket closes. A transaction is
+ * acknowledged only by its reply, which is sent after store_score_commit, so
+ * draining never loses an acknowledged transaction.
+ */
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srv.h"
+
+#define REP_SPARE_CTX 64
+
+typedef enum rep_state {
+	REP_IDLE = 0, /* not armed (closed) */
+	REP_RECV,
+	REP_WORK,     /* queued or on a worker */
+	REP_SEND,
+} rep_state;
+
+typedef struct rep_conn {
+	srv_rep  *rep;
+	nng_ctx   ctx;
+	nng_aio  *aio;
+	rep_state state;
+	nng_msg  *msg;
+	uint64_t  enq_ns;
+	bool      work;   /* this reply ends a queued request (drain accounting) */
+	bool      opened; /* ctx opened */
+} rep_conn;
+
+struct srv_rep {
+	srv_server     *s;
+	nng_socket      sock;
+	bool            sock_open;
+	nng_listener    listeners[SRV_MAX_LISTEN];
+	uint32_t        nlisteners;
+	rep_conn       *conns;
+	uint32_t        nconns;
+
+	pthread_mutex_t mu;
+	pthread_cond_t  work_cv;  /* queue not empty, or closing */
+	pthread_cond_t  drain_cv; /* pending reached 0 */
+	rep_conn      **ring;
+	uint32_t        cap, head, len;
+	uint32_t        pending;  /* queued + working + sending replies to queued work */
+	bool            draining; /* new requests get UNAVAILABLE */
+	bool            closing;  /* workers exit when the queue is empty */
+	atomic_bool     closed;   /* the socket is closed: do not re-arm */
+
+	pthread_t      *threads;
+	srv_worker    **workers;
+	uint32_t        nthreads;
+
+	uint8_t        *overloaded; /* pre-encoded replies, answered from callbacks */
+	size_t          overloaded_len;
+	uint8_t        *unavailable;
+	size_t          unavailable_len;
+	uint8_t        *timedout;
+	size_t          timedout_len;
+};
+
+static void rep_cb(void *arg);
+
+static vigil_err
+rep_encode_static(Vigil__V1__Status status, const char *msg, uint8_t **ret, size_t *ret_len)
+{
+	Vigil__V1__Reply r;
+	srv_wire_err e;
+	uint8_t *buf;
+	size_t n;
+
+	srv_wire_err_set(&e, status, "", "%s", msg);
+	srv_wire_error_reply(&e, &r);
+	n = vigil__v1__reply__get_packed_size(&r);
+	buf = malloc(n > 0 ? n : 1);
+	if (buf == NULL)
+		return VIGIL_ENOMEM;
+	vigil__v1__reply__pack(&r, buf);
+	*ret = buf;
+	*ret_len = n;
+	return VIGIL_OK;
+}
+
+static void
+rep_recv(rep_conn *c)
+{
+	if (atomic_load(&c->rep->closed)) {
+		c->state = REP_IDLE;
+		return;
+	}
+	c->state = REP_RECV;
+	nng_ctx_recv(c->ctx, c->aio);
+}
+
+static void
+rep_send(rep_conn *c)
+{
+	c->state = REP_SEND;
+	nng_aio_set_msg(c->aio, c->msg);
+	c->msg = NULL;
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+/* Replaces the message body with a pre-encoded reply and sends it. */
+static void
+rep_send_static(rep_conn *c, const uint8_t *buf, size_t len)
+{
+	nng_msg_clear(c->msg);
+	if (nng_msg_append(c->msg, buf, len) != 0) {
+		/* No memory for even a tiny reply: drop it; the client times out. */
+		nng_msg_free(c->msg);
+		c->msg = NULL;
+		rep_recv(c);
+		return;
+	}
+	rep_send(c);
+}
+
+static void
+rep_cb(void *arg)
+{
+	rep_conn *c = arg;
+	srv_rep *rep = c->rep;
+	int rv = nng_aio_result(c->aio);
+
+	switch (c->state) {
+	case REP_RECV:
+		if (rv != 0) {
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+				c->state = REP_IDLE;
+				return;
+			}
+			rep_recv(c); /* a transient receive error: keep serving */
+			return;
+		}
+		c->msg = nng_aio_get_msg(c->aio);
+		nng_aio_set_msg(c->aio, NULL);
+		pthread_mutex_lock(&rep->mu);
+		if (rep->draining || rep->len == rep->cap) {
+			bool draining = rep->draining;
+
+			pthread_mutex_unlock(&rep->mu);
+			srv_metrics_request(&rep->s->metrics, SRV_REQ_UNKNOWN, draining ?
+			    VIGIL__V1__STATUS__STATUS_UNAVAILABLE : VIGIL__V1__STATUS__STATUS_OVERLOADED);
+			c->work = false;
+			if (draining)
+				rep_send_static(c, rep->unavailable, rep->unavailable_len);
+			else
+				rep_send_static(c, rep->overloaded, rep->overloaded_len);
+			return;
+		}
+		c->state = REP_WORK;
+		c->work = true;
+		c->enq_ns = vigil_mono_ns();
+		rep->ring[(rep->head + rep->len) % rep->cap] = c;
+		rep->len++;
+		rep->pending++;
+		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len, memory_order_relaxed);
+		pthread_cond_signal(&rep->work_cv);
+		pthread_mutex_unlock(&rep->mu);
+		return;
+	case REP_SEND:
+		if (rv != 0) {
+			nng_msg *m = nng_aio_get_msg(c->aio);
+
+			nng_aio_set_msg(c->aio, NULL);
+			nng_msg_free(m);
+		}
+		if (c->work) {
+			c->work = false;
+			pthread_mutex_lock(&rep->mu);
+			if (--rep->pending == 0)
+				pthread_cond_broadcast(&rep->drain_cv);
+			pthread_mutex_unlock(&rep->mu);
+		}
+		if (rv == NNG_ECLOSED) {
+			c->state = REP_IDLE;
+			return;
+		}
+		rep_recv(c);
+		return;
+	default:
+		return;
+	}
+}
+
+/* Ends a queued request without a reply (no memory, or the socket closed). */
+static void
+rep_drop(srv_rep *rep, rep_conn *c)
+{
+	nng_msg_free(c->msg);
+	c->msg = NULL;
+	pthread_mutex_lock(&rep->mu);
+	c->work = false;
+	if (--rep->pending == 0)
+		pthread_cond_broadcast(&rep->drain_cv);
+	pthread_mutex_unlock(&rep->mu);
+	rep_recv(c);
+}
+
+/* Packs reply into c->msg (reusing its buffer) and sends it. */
+static void
+rep_reply(srv_rep *rep, rep_conn *c, const Vigil__V1__Reply *reply)
+{
+	size_t n = vigil__v1__reply__get_packed_size(reply);
+
+	nng_msg_clear(c->msg);
+	if (nng_msg_realloc(c->msg, n) != 0) {
+		srv_log("nng: no memory for a %zu-byte reply; request dropped", n);
+		rep_drop(rep, c);
+		return;
+	}
+	vigil__v1__reply__pack(reply, nng_msg_body(c->msg));
+	rep_send(c);
+}
+
+typedef struct rep_thread_arg {
+	srv_rep    *rep;
+	srv_worker *w;
+} rep_thread_arg;
+
+static void *
+rep_thread(void *arg)
+{
+	rep_thread_arg *ta = arg;
+	srv_rep *rep = ta->rep;
+	srv_worker *w = ta->w;
+	uint64_t timeout_ns = (uint64_t)rep->s->cfg.request_timeout_ms * 1000000u;
+
+	free(ta);
+	for (;;) {
+		rep_conn *c;
+
+		pthread_mutex_lock(&rep->mu);
+		while (rep->len == 0 && !rep->closing)
+			pthread_cond_wait(&rep->work_cv, &rep->mu);
+		if (rep->len == 0) {
+			pthread_mutex_unlock(&rep->mu);
+			break;
+		}
+		c = rep->ring[rep->head];
+		rep->head = (rep->head + 1) % rep->cap;
+		rep->len--;
+		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len, memory_order_relaxed);
+		pthread_mutex_unlock(&rep->mu);
+
+		if (atomic_load(&rep->closed)) { /* drain timed out: nobody to answer */
+			rep_drop(rep, c);
+			continue;
+		}
+		if (vigil_mono_ns() - c->enq_ns > timeout_ns) {
+			srv_metrics_request(&rep->s->metrics, SRV_REQ_UNKNOWN,
+			    VIGIL__V1__STATUS__STATUS_OVERLOADED);
+			nng_msg_clear(c->msg);
+			if (nng_msg_append(c->msg, rep->timedout, rep->timedout_len) == 0)
+				rep_send(c);
+			else
+				rep_drop(rep, c);
+			continue;
+		}
+		rep_reply(rep, c, srv_request_handle(rep->s, w, nng_msg_body(c->msg),
+		    nng_msg_len(c->msg)));
+		srv_request_done(w);
+	}
+	return NULL;
+}
+
+uint64_t
+srv_rep_queue_depth(srv_rep *rep)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&rep->mu);
+	n = rep->len;
+	pthread_mutex_unlock(&rep->mu);
+	return n;
+}
+
+static void
+rep_free(srv_rep *rep)
+{
+	if (rep->sock_open) {
+		nng_close(rep->sock);
+		rep->sock_open = false;
+	}
+	for (uint32_t i = 0; i < rep->nconns; i++) {
+		if (rep->conns[i].aio != NULL) {
+			nng_aio_stop(rep->conns[i].aio);
+			nng_aio_free(rep->conns[i].aio);
+		}
+		if (rep->conns[i].msg != NULL)
+			nng_msg_free(rep->conns[i].msg);
+	}
+	for (uint32_t i = 0; rep->workers != NULL && i < rep->s->cfg.workers; i++)
+		srv_worker_free(rep->workers[i]);
+	free(rep->workers);
+	free(rep->threads);
+	free(rep->conns);
+	free(rep->ring);
+	free(rep->overloaded);
+	free(rep->unavailable);
+	free(rep->timedout);
+	pthread_mutex_destroy(&rep->mu);
+	pthread_cond_destroy(&rep->work_cv);
+	pthread_cond_destroy(&rep->drain_cv);
+	free(rep);
+}
+
+vigil_err
+srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
+{
+	const srv_config *cfg = &s->cfg;
+	srv_rep *rep;
+	vigil_err rv = VIGIL_OK;
+	size_t recvmax;
+	int nrv;
+
+	rep = calloc(1, sizeof *rep);
+	if (rep == NULL) {
+		snprintf(errbuf, errlen, "nng: out of memory");
+		return VIGIL_ENOMEM;
+	}
+	rep->s = s;
+	pthread_mutex_init(&rep->mu, NULL);
+	pthread_cond_init(&rep->work_cv, NULL);
+	pthread_cond_init(&rep->drain_cv, NULL);
+	atomic_init(&rep->closed, false);
+	rep->cap = cfg->max_inflight;
+	rep->nconns = cfg->max_inflight + REP_SPARE_CTX;
+	rep->ring = calloc(rep->cap, sizeof *rep->ring);
+	rep->conns = calloc(rep->nconns, sizeof *rep->conns);
+	rep->threads = calloc(cfg->workers, sizeof *rep->threads);
+	rep->workers = calloc(cfg->workers, sizeof *rep->workers);
+	if (rep->ring == NULL || rep->conns == NULL || rep->threads == NULL ||
+	    rep->workers == NULL) {
+		snprintf(errbuf, errlen, "nng: out of memory for %u contexts", rep->nconns);
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	if (rep_encode_static(VIGIL__V1__STATUS__STATUS_OVERLOADED,
+	    "server busy: work queue full, retry later (same txn_id is safe)",
+	    &rep->overloaded, &rep->overloaded_len) != VIGIL_OK ||
+	    rep_encode_static(VIGIL__V1__STATUS__STATUS_UNAVAILABLE,
+	    "server shutting down: retry on another replica (same txn_id is safe)",
+	    &rep->unavailable, &rep->unavailable_len) != VIGIL_OK ||
+	    rep_encode_static(VIGIL__V1__STATUS__STATUS_OVERLOADED,
+	    "server busy: request waited longer than request_timeout_ms in the queue",
+	    &rep->timedout, &rep->timedout_len) != VIGIL_OK) {
+		snprintf(errbuf, errlen, "nng: out of memory");
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+
+	if ((nrv = nng_rep0_open(&rep->sock)) != 0) {
+		snprintf(errbuf, errlen, "nng: cannot open REP socket: %s", nng_strerror(nrv));
+		rv = VIGIL_EIO;
+		goto out;
+	}
+	rep->sock_open = true;
+	/* The transport drops connections whose messages exceed twice the
+	 * configured cap; between the two the client gets STATUS_TOO_BIG. */
+	recvmax = (size_t)cfg->max_message_bytes * 2;
+	if ((nrv = nng_socket_set_size(rep->sock, NNG_OPT_RECVMAXSZ, recvmax)) != 0) {
+		snprintf(errbuf, errlen, "nng: cannot set receive limit: %s", nng_strerror(nrv));
+		rv = VIGIL_EIO;
+		goto out;
+	}
+
+	for (uint32_t i = 0; i < cfg->workers; i++) {
+		rep_thread_arg *ta;
+
+		rep->workers[i] = srv_worker_new(s);
+		ta = malloc(sizeof *ta);
+		if (rep->workers[i] == NULL || ta == NULL) {
+			free(ta);
+			srv_worker_free(rep->workers[i]);
+			rep->workers[i] = NULL;
+			snprintf(errbuf, errlen, "workers: out of memory");
+			rv = VIGIL_ENOMEM;
+			goto out;
+		}
+		ta->rep = rep;
+		ta->w = rep->workers[i];
+		if ((nrv = pthread_create(&rep->threads[i], NULL, rep_thread, ta)) != 0) {
+			free(ta);
+			srv_worker_free(rep->workers[i]);
+			rep->workers[i] = NULL;
+			snprintf(errbuf, errlen, "workers: cannot start a thread: %s", strerror(nrv));
+			rv = VIGIL_EIO;
+			goto out;
+		}
+		rep->nthreads++;
+	}
+
+	for (uint32_t i = 0; i < rep->nconns; i++) {
+		rep_conn *c = &rep->conns[i];
+
+		c->rep = rep;
+		if ((nrv = nng_aio_alloc(&c->aio, rep_cb, c)) != 0 ||
+		    (nrv = nng_ctx_open(&c->ctx, rep->sock)) != 0) {
+			snprintf(errbuf, errlen, "nng: cannot open context %u: %s", i,
+			    nng_strerror(nrv));
+			rv = VIGIL_EIO;
+			goto out;
+		}
+		c->opened = true;
+	}
+	for (uint32_t i = 0; i < cfg->nlisten; i++) {
+		if ((nrv = nng_listen(rep->sock, cfg->listen[i], &rep->listeners[i], 0)) != 0) {
+			snprintf(errbuf, errlen, "nng: cannot listen on %s: %s", cfg->listen[i],
+			    nng_strerror(nrv));
+			rv = nrv == NNG_EADDRINUSE ? VIGIL_EBUSY : VIGIL_EIO;
+			goto out;
+		}
+		rep->nlisteners++;
+	}
+	for (uint32_t i = 0; i < rep->nconns; i++)
+		rep_recv(&rep->conns[i]);
+	*ret_rep = rep;
+	rep = NULL;
+out:
+	if (rep != NULL) {
+		atomic_store(&rep->closed, true);
+		pthread_mutex_lock(&rep->mu);
+		rep->closing = true;
+		pthread_cond_broadcast(&rep->work_cv);
+		pthread_mutex_unlock(&rep->mu);
+		for (uint32_t i = 0; i < rep->nthreads; i++)
+			pthread_join(rep->threads[i], NULL);
+		rep_free(rep);
+	}
+	return rv;
+}
+
+void
+srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
+{
+	struct timespec deadline;
+	bool timed_out = false;
+	uint32_t left;
+
+	if (rep == NULL)
+		return;
+	for (uint32_t i = 0; i < rep->nlisteners; i++)
+		nng_listener_close(rep->listeners[i]);
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&rep->mu);
+	rep->draining = true;
+	while (rep->pending > 0 && !timed_out)
+		timed_out = pthread_cond_timedwait(&rep->drain_cv, &rep->mu, &deadline) == ETIMEDOUT;
+	left = rep->pending;
+	pthread_mutex_unlock(&rep->mu);
+	if (left > 0)
+		srv_log("shutdown: %u requests still in flight after %u ms; closing anyway "
+		    "(they were not acknowledged)", left, timeout_ms);
+	/* The last replies are handed to the transport; give it a moment to
+	 * write them before the pipes close. */
+	usleep(50 * 1000);
+
+	atomic_store(&rep->closed, true);
+	nng_close(rep->sock);
+	rep->sock_open = false;
+	/* Workers drop what is left (the socket is closed) and exit; only then
+	 * are the aios stopped, so no worker sends on a stopped aio. */
+	pthread_mutex_lock(&rep->mu);
+	rep->closing = true;
+	pthread_cond_broadcast(&rep->work_cv);
+	pthread_mutex_unlock(&rep->mu);
+	for (uint32_t i = 0; i < rep->nthreads; i++)
+		pthread_join(rep->threads[i], NULL);
+	rep_free(rep);
+}

@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/score.c - one request, start to finish, on a worker thread:
+ * decode and validate (wire.c), then for a score
+ *     dedupe by txn_id + features (store_score_begin: batch generation and
+ *     live velocity, the card locked) -> rules (rules_prog_eval with the
+ *     current ruleset's tuned thresholds) -> archive + live update + dedupe
+ *     record (store_score_commit, durable per the fsync policy) -> reply;
+ * a dry run reads features (store_features_lookup) and evaluates, nothing
+ * recorded; a label goes to the archive. All per-request memory is in the
+ * srv_worker, allocated once; the decoded request is protobuf-c's (freed
+ * in srv_request_done).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv.h"
+#include "vigil_config.h"
+
+#define SCORE_MAX_HITS (2 * RULES_MAX_RULES)
+
+struct srv_worker {
+	srv_server         *s;
+	store_ctx          *sctx;     /* made on the first score after ready */
+	uint32_t            nfeat;
+	vigil_value        *features;
+	rules_result        res;
+	store_scored        rec;
+	srv_outcome         out;
+
+	/* the request being answered and its reply */
+	Vigil__V1__Request *req;
+	srv_ruleset        *rs;
+	srv_wire_err        err;
+	Vigil__V1__Reply    reply;
+	Vigil__V1__ScoreReply score;
+	Vigil__V1__LabelReply label;
+	Vigil__V1__HealthReply health;
+	Vigil__V1__RulesInfoReply rinfo;
+	Vigil__V1__Hit      hitv[SCORE_MAX_HITS];
+	Vigil__V1__Hit     *hitp[SCORE_MAX_HITS];
+	Vigil__V1__RuleInfo *infov;   /* rules_info only; freed in _done */
+	Vigil__V1__RuleInfo **infop;
+	char                txn_id[VIGIL_ID_MAX + 1];
+	char                health_err[SRV_ERR_MAX];
+	char                rinfo_err[SRV_ERR_MAX];
+	char                version[64];
+	char                hash[80];
+};
+
+srv_worker *
+srv_worker_new(srv_server *s)
+{
+	srv_worker *w = calloc(1, sizeof *w);
+
+	if (w == NULL)
+		return NULL;
+	w->s = s;
+	w->nfeat = store_schema_nfields();
+	w->features = calloc(w->nfeat, sizeof *w->features);
+	if (w->features == NULL) {
+		free(w);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < SCORE_MAX_HITS; i++)
+		w->hitp[i] = &w->hitv[i];
+	snprintf(w->version, sizeof w->version, "vigild %s", VIGIL_VERSION);
+	return w;
+}
+
+void
+srv_worker_free(srv_worker *w)
+{
+	if (w == NULL)
+		return;
+	srv_request_done(w);
+	store_ctx_free(w->sctx);
+	free(w->features);
+	free(w);
+}
+
+#define score_fail(out, status, ...) srv_wire_err_set(&(out)->err, (status), "", __VA_ARGS__)
+
+/* Hits of a fresh evaluation: active, then shadow, names from the prog. */
+static void
+score_hits_from_result(srv_outcome *out, const srv_ruleset *rs, const rules_result *res)
+{
+	const rules_prog *prog = rs->rules->prog;
+	rules_rule_info ri;
+
+	out->nhits = 0;
+	for (uint32_t i = 0; i < res->nhits; i++) {
+		rules_prog_rule(prog, res->hits[i], &ri);
+		out->hits[out->nhits++] = (srv_hitv){ ri.name, ri.reason, ri.points, false };
+	}
+	for (uint32_t i = 0; i < res->nshadow; i++) {
+		rules_prog_rule(prog, res->shadow[i], &ri);
+		out->hits[out->nhits++] = (srv_hitv){ ri.name, ri.reason, ri.points, true };
+	}
+}
+
+static void
+score_count_hits(const srv_ruleset *rs, const rules_result *res)
+{
+	for (uint32_t i = 0; i < res->nhits; i++)
+		atomic_fetch_add_explicit(&rs->rules->hits[res->hits[i]], 1, memory_order_relaxed);
+	for (uint32_t i = 0; i < res->nshadow; i++)
+		atomic_fetch_add_explicit(&rs->rules->hits[res->shadow[i]], 1, memory_order_relaxed);
+}
+
+/* A retry: the first outcome, as stored. Reasons are not archived; they
+ * come from the current rules when the rule still exists. */
+static void
+score_from_prior(srv_outcome *out, const srv_ruleset *rs)
+{
+	const store_outcome *p = &out->prior;
+
+	out->score = p->score;
+	out->decision = p->decision;
+	out->generation = p->features_gen;
+	out->rules_version = p->rules_version;
+	out->duplicate = true;
+	out->nhits = 0;
+	for (uint32_t i = 0; i < p->nhits && i < STORE_MAX_HITS; i++) {
+		const char *reason = "";
+		rules_rule_info ri;
+		uint32_t idx;
+
+		if (rules_prog_rule_find(rs->rules->prog, p->hits[i].rule, &idx) == VIGIL_OK) {
+			rules_prog_rule(rs->rules->prog, idx, &ri);
+			reason = ri.reason != NULL ? ri.reason : "";
+		}
+		out->hits[out->nhits++] = (srv_hitv){ p->hits[i].rule, reason, p->hits[i].points,
+		    p->hits[i].shadow };
+	}
+}
+
+/* The archived record: outcome, hits (active first, capped) and the values
+ * of the features the tuned thresholds read. */
+static void
+score_record_fill(srv_worker *w, const srv_ruleset *rs, const vigil_txn *txn,
+    uint64_t gen)
+{
+	store_scored *rec = &w->rec;
+	const srv_outcome *out = &w->out;
+
+	rec->txn = *txn;
+	rec->score = out->score;
+	rec->decision = out->decision;
+	rec->nhits = 0;
+	for (uint32_t i = 0; i < out->nhits && rec->nhits < STORE_MAX_HITS; i++) {
+		store_hit *h = &rec->hits[rec->nhits++];
+
+		snprintf(h->rule, sizeof h->rule, "%s", out->hits[i].rule);
+		h->points = out->hits[i].points;
+		h->shadow = out->hits[i].shadow;
+	}
+	snprintf(rec->rules_version, sizeof rec->rules_version, "%s", out->rules_version);
+	rec->features_gen = gen;
+	rec->scored_at_ms = vigil_now_ms();
+	rec->nfeats = 0;
+	for (uint32_t i = 0; i < rs->rules->narch; i++) {
+		store_featval *f = &rec->feats[rec->nfeats++];
+
+		snprintf(f->name, sizeof f->name, "%s", rs->rules->arch[i].name);
+		f->val = w->features[rs->rules->arch[i].slot];
+	}
+}
+
+void
+srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_txn *txn,
+    bool dry_run, srv_outcome *out)
+{
+	store_diag diag;
+	uint64_t gen;
+	vigil_err rv;
+
+	out->err.status = VIGIL__V1__STATUS__STATUS_OK;
+	out->err.field[0] = '\0';
+	snprintf(out->err.msg, sizeof out->err.msg, "ok");
+	out->duplicate = false;
+	out->dry_run = dry_run;
+	out->nhits = 0;
+	if (!atomic_load(&s->ready) || rs == NULL) {
+		score_fail(out, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "%s",
+		    "not ready: rules or store still loading");
+		return;
+	}
+	if (w->sctx == NULL && (w->sctx = store_ctx_new(s->db)) == NULL) {
+		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "%s", "out of memory");
+		return;
+	}
+	out->rules_version = rules_prog_hash(rs->rules->prog);
+	gen = store_db_generation(s->db);
+
+	if (dry_run) {
+		rv = store_features_lookup(s->db, w->sctx, txn, w->features, w->nfeat);
+		if (rv != VIGIL_OK) {
+			score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "feature lookup: %s",
+			    vigil_strerror(rv));
+			return;
+		}
+		rv = rules_prog_eval(rs->rules->prog, rs->tv, w->features, w->nfeat, &w->res);
+		if (rv != VIGIL_OK) {
+			score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "rule evaluation: %s",
+			    vigil_strerror(rv));
+			return;
+		}
+		out->score = w->res.score;
+		out->decision = w->res.decision;
+		out->generation = gen;
+		score_hits_from_result(out, rs, &w->res);
+		atomic_fetch_add(&s->metrics.dry_runs, 1);
+		return;
+	}
+
+	rv = store_score_begin(s->db, w->sctx, txn, w->features, w->nfeat, &out->prior);
+	if (rv == VIGIL_EEXIST) {
+		score_from_prior(out, rs);
+		atomic_fetch_add(&s->metrics.duplicates, 1);
+		return;
+	}
+	if (rv == VIGIL_ELIMIT) {
+		score_fail(out, VIGIL__V1__STATUS__STATUS_OVERLOADED, "live state: %s",
+		    vigil_strerror(rv));
+		return;
+	}
+	if (rv != VIGIL_OK) {
+		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "feature lookup: %s",
+		    vigil_strerror(rv));
+		return;
+	}
+	rv = rules_prog_eval(rs->rules->prog, rs->tv, w->features, w->nfeat, &w->res);
+	if (rv != VIGIL_OK) {
+		store_score_abort(s->db, w->sctx);
+		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "rule evaluation: %s",
+		    vigil_strerror(rv));
+		return;
+	}
+	out->score = w->res.score;
+	out->decision = w->res.decision;
+	out->generation = gen;
+	score_hits_from_result(out, rs, &w->res);
+	score_record_fill(w, rs, txn, gen);
+	diag.msg[0] = '\0';
+	rv = store_score_commit(s->db, w->sctx, &w->rec, &diag);
+	if (rv != VIGIL_OK) {
+		/* Not acknowledged: the client retries with the same txn_id. */
+		srv_log("archive: %s: %s", vigil_strerror(rv), diag.msg);
+		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "archive: %s",
+		    diag.msg[0] ? diag.msg : vigil_strerror(rv));
+		return;
+	}
+	score_count_hits(rs, &w->res);
+	if ((unsigned)out->decision < 4)
+		atomic_fetch_add_explicit(&s->metrics.decisions[out->decision], 1,
+		    memory_order_relaxed);
+}
+
+void
+srv_label_txn(srv_server *s, const store_label *label, srv_wire_err *err)
+{
+	store_diag diag;
+	vigil_err rv;
+
+	srv_wire_err_set(err, VIGIL__V1__STATUS__STATUS_OK, "", "ok");
+	if (!atomic_load(&s->ready)) {
+		srv_wire_err_set(err, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "",
+		    "not ready: store still loading");
+		return;
+	}
+	diag.msg[0] = '\0';
+	rv = store_label_record(s->db, label, &diag);
+	if (rv != VIGIL_OK) {
+		srv_log("archive: label %s: %s: %s", label->txn_id, vigil_strerror(rv), diag.msg);
+		srv_wire_err_set(err, VIGIL__V1__STATUS__STATUS_INTERNAL, "", "archive: %s",
+		    diag.msg[0] ? diag.msg : vigil_strerror(rv));
+	}
+}
+
+void
+srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t errlen,
+    char *hashbuf, size_t hashlen)
+{
+	srv_ruleset *rs = srv_ruleset_acquire(s);
+	bool draining = atomic_load(&s->draining);
+
+	h->ready = atomic_load(&s->ready) && rs != NULL && !draining;
+	h->uptime_s = (uint64_t)((vigil_now_ms() - s->started_ms) / 1000);
+	srv_rules_last_error(s, errbuf, errlen);
+	h->rules_last_error = errbuf;
+	h->rules_load_failures = atomic_load(&s->load_failures);
+	h->draining = draining;
+	h->features_generation = s->db != NULL && atomic_load(&s->ready) ?
+	    store_db_generation(s->db) : 0;
+	h->rules_version = (char *)"";
+	if (rs != NULL) { /* a copy: rs may be freed once released */
+		snprintf(hashbuf, hashlen, "%s", rules_prog_hash(rs->rules->prog));
+		h->rules_version = hashbuf;
+	}
+	srv_ruleset_release(rs);
+}
+
+static void
+reply_error(srv_worker *w)
+{
+	srv_wire_error_reply(&w->err, &w->reply);
+}
+
+static void
+reply_score(srv_worker *w, const char *txn_id)
+{
+	srv_outcome *out = &w->out;
+	Vigil__V1__ScoreReply *sr = &w->score;
+
+	vigil__v1__score_reply__init(sr);
+	snprintf(w->txn_id, sizeof w->txn_id, "%s", txn_id);
+	sr->txn_id = w->txn_id;
+	sr->score = out->score;
+	sr->decision = (Vigil__V1__Decision)out->decision;
+	for (uint32_t i = 0; i < out->nhits; i++) {
+		Vigil__V1__Hit *h = &w->hitv[i];
+
+		vigil__v1__hit__init(h);
+		h->rule = (char *)out->hits[i].rule;
+		h->points = out->hits[i].points;
+		h->reason = (char *)(out->hits[i].reason != NULL ? out->hits[i].reason : "");
+		h->shadow = out->hits[i].shadow;
+	}
+	sr->n_hits = out->nhits;
+	sr->hits = w->hitp;
+	sr->rules_version = (char *)out->rules_version;
+	sr->features_generation = out->generation;
+	sr->duplicate = out->duplicate;
+	sr->dry_run = out->dry_run;
+	vigil__v1__reply__init(&w->reply);
+	w->reply.message = (char *)"ok";
+	w->reply.kind_case = VIGIL__V1__REPLY__KIND_SCORE;
+	w->reply.score = sr;
+}
+
+static void
+reply_rules_info(srv_worker *w)
+{
+	srv_server *s = w->s;
+	Vigil__V1__RulesInfoReply *ri = &w->rinfo;
+	uint32_t n;
+
+	vigil__v1__rules_info_reply__init(ri);
+	srv_rules_last_error(s, w->rinfo_err, sizeof w->rinfo_err);
+	ri->last_error = w->rinfo_err;
+	vigil__v1__reply__init(&w->reply);
+	w->reply.message = (char *)"ok";
+	w->reply.kind_case = VIGIL__V1__REPLY__KIND_RULES_INFO;
+	w->reply.rules_info = ri;
+	w->rs = srv_ruleset_acquire(s);
+	if (w->rs == NULL)
+		return;
+	ri->version = (char *)rules_prog_version(w->rs->rules->prog);
+	ri->content_hash = (char *)rules_prog_hash(w->rs->rules->prog);
+	ri->path = w->rs->rules->path;
+	ri->loaded_at_ms = w->rs->rules->loaded_at_ms;
+	n = w->rs->rules->nrules;
+	w->infov = calloc(n > 0 ? n : 1, sizeof *w->infov);
+	w->infop = calloc(n > 0 ? n : 1, sizeof *w->infop);
+	if (w->infov == NULL || w->infop == NULL) {
+		srv_wire_err_set(&w->err, VIGIL__V1__STATUS__STATUS_INTERNAL, "", "out of memory");
+		reply_error(w);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		rules_rule_info info;
+
+		rules_prog_rule(w->rs->rules->prog, i, &info);
+		vigil__v1__rule_info__init(&w->infov[i]);
+		w->infov[i].name = (char *)info.name;
+		w->infov[i].points = info.points;
+		w->infov[i].mode = (char *)rules_mode_name(info.mode);
+		w->infov[i].reason = (char *)(info.reason != NULL ? info.reason : "");
+		w->infop[i] = &w->infov[i];
+	}
+	ri->n_rules = n;
+	ri->rules = w->infop;
+}
+
+const Vigil__V1__Reply *
+srv_request_handle(srv_server *s, srv_worker *w, const void *buf, size_t len)
+{
+	uint64_t t0 = vigil_mono_ns();
+	srv_req_type type = SRV_REQ_UNKNOWN;
+	vigil_txn txn;
+	store_label label;
+
+	srv_request_done(w);
+	if (srv_wire_decode(buf, len, s->cfg.max_message_bytes, &w->req, &w->err) != VIGIL_OK) {
+		reply_error(w);
+		goto out;
+	}
+	switch (w->req->kind_case) {
+	case VIGIL__V1__REQUEST__KIND_SCORE:
+		type = SRV_REQ_SCORE;
+		if (srv_wire_txn(w->req->score->txn, &txn, &w->err) != VIGIL_OK) {
+			reply_error(w);
+			goto out;
+		}
+		w->rs = srv_ruleset_acquire(s);
+		srv_score_txn(s, w, w->rs, &txn, w->req->score->dry_run != 0, &w->out);
+		if (w->out.err.status != VIGIL__V1__STATUS__STATUS_OK) {
+			w->err = w->out.err;
+			reply_error(w);
+			goto out;
+		}
+		reply_score(w, txn.txn_id);
+		break;
+	case VIGIL__V1__REQUEST__KIND_LABEL:
+		type = SRV_REQ_LABEL;
+		if (srv_wire_label(w->req->label->label, vigil_now_ms(), &label, &w->err) !=
+		    VIGIL_OK) {
+			reply_error(w);
+			goto out;
+		}
+		srv_label_txn(s, &label, &w->err);
+		if (w->err.status != VIGIL__V1__STATUS__STATUS_OK) {
+			reply_error(w);
+			goto out;
+		}
+		vigil__v1__label_reply__init(&w->label);
+		snprintf(w->txn_id, sizeof w->txn_id, "%s", label.txn_id);
+		w->label.txn_id = w->txn_id;
+		vigil__v1__reply__init(&w->reply);
+		w->reply.message = (char *)"ok";
+		w->reply.kind_case = VIGIL__V1__REPLY__KIND_LABEL;
+		w->reply.label = &w->label;
+		break;
+	case VIGIL__V1__REQUEST__KIND_HEALTH:
+		type = SRV_REQ_HEALTH;
+		vigil__v1__health_reply__init(&w->health);
+		srv_health_fill(s, &w->health, w->health_err, sizeof w->health_err, w->hash,
+		    sizeof w->hash);
+		w->health.server_version = w->version;
+		vigil__v1__reply__init(&w->reply);
+		w->reply.message = (char *)"ok";
+		w->reply.kind_case = VIGIL__V1__REPLY__KIND_HEALTH;
+		w->reply.health = &w->health;
+		break;
+	case VIGIL__V1__REQUEST__KIND_RULES_INFO:
+		type = SRV_REQ_RULES_INFO;
+		reply_rules_info(w);
+		break;
+	default: /* srv_wire_decode refuses other kinds */
+		srv_wire_err_set(&w->err, VIGIL__V1__STATUS__STATUS_UNSUPPORTED, "",
+		    "unknown request kind");
+		reply_error(w);
+		break;
+	}
+out:
+	srv_metrics_request(&s->metrics, type, w->reply.status);
+	if (type == SRV_REQ_SCORE) {
+		uint64_t ns = vigil_mono_ns() - t0;
+
+		if (w->reply.kind_case == VIGIL__V1__REPLY__KIND_SCORE) {
+			w->score.latency_us = (uint32_t)(ns / 1000);
+			srv_metrics_latency(&s->metrics, ns);
+		}
+	}
+	return &w->reply;
+}
+
+void
+srv_request_done(srv_worker *w)
+{
+	if (w->req != NULL) {
+		vigil__v1__request__free_unpacked(w->req, NULL);
+		w->req = NULL;
+	}
+	srv_ruleset_release(w->rs);
+	w->rs = NULL;
+	free(w->infov);
+	free(w->infop);
+	w->infov = NULL;
+	w->infop = NULL;
+}

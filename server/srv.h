@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/srv.h - private interfaces of vigild (docs/vigild.md). The files
+ * are one stage each: wire.c (decode, validate, encode; also the srv_core
+ * library the fuzz target links), config.c (INI + flags), reload.c (rule
+ * sets: compile, retune, swap), score.c (the request pipeline), rep.c (nng
+ * REP contexts and the bounded work queue), admin.c (evhttp), metrics.c
+ * (Prometheus text), main.c (signals, timers, lifecycle).
+ */
+#ifndef VIGIL_SERVER_SRV_H
+#define VIGIL_SERVER_SRV_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rules.h"
+#include "store.h"
+#include "vigil.h"
+#include "vigil.pb-c.h"
+#include "wire.h"
+
+/* ============================ config.c ============================ */
+
+#define SRV_MAX_LISTEN 8
+#define SRV_PATH_MAX   1024 /* config, data and rule file paths */
+#define SRV_ERR_MAX    (SRV_PATH_MAX + 512)
+#define SRV_URL_MAX    256
+
+typedef struct srv_config {
+	char        config_path[SRV_PATH_MAX]; /* "" = no file */
+	char        listen[SRV_MAX_LISTEN][SRV_URL_MAX];
+	uint32_t    nlisten;
+	char        admin[128];            /* "host:port" or "off" */
+	uint32_t    workers;
+	uint32_t    max_message_bytes;
+	uint32_t    max_inflight;
+	uint32_t    request_timeout_ms;
+	char        data_dir[SRV_PATH_MAX];
+	store_fsync fsync;
+	uint32_t    fsync_interval_ms;
+	uint32_t    segment_max_mb;
+	uint32_t    retention_days;
+	bool        compress;
+	char        rules_path[SRV_PATH_MAX];
+	bool        rules_watch;
+} srv_config;
+
+typedef enum srv_action {
+	SRV_RUN = 0,
+	SRV_CHECK_CONFIG,
+	SRV_HELP,
+	SRV_VERSION,
+} srv_action;
+
+void srv_config_defaults(srv_config *ret_cfg);
+
+/*
+ * Parses the command line, reads the INI file it names (if any) and lets
+ * the flags override it. VIGIL_OK with *ret_action. VIGIL_EINVAL: errbuf
+ * holds the one line to print after "vigild: " (for a bad INI value,
+ * "config FILE:LINE: key: reason").
+ */
+vigil_err srv_config_load(int argc, char **argv, srv_config *ret_cfg,
+    srv_action *ret_action, char *errbuf, size_t errlen);
+
+void srv_config_usage(FILE *out);
+
+/* Splits "host:port"; VIGIL_EINVAL if malformed. host is at most 63 bytes. */
+vigil_err srv_config_hostport(const char *s, char *ret_host, size_t hostlen,
+    uint16_t *ret_port);
+
+/* ============================ reload.c ============================ */
+
+/* A feature written to the archive with every scored record. */
+typedef struct srv_archfeat {
+	const char *name; /* store schema name (static) */
+	uint32_t    slot;
+} srv_archfeat;
+
+/* One compiled rule file (immutable, shared by rule sets). */
+typedef struct srv_rules {
+	atomic_uint       refs;
+	rules_prog       *prog;
+	uint32_t          nrules;
+	_Atomic uint64_t *hits;          /* per rule index */
+	int64_t           loaded_at_ms;
+	char              path[SRV_PATH_MAX];
+	srv_archfeat      arch[STORE_MAX_FEATS];
+	uint32_t          narch;
+} srv_rules;
+
+/* What scoring reads: rules + thresholds tuned for one generation. */
+typedef struct srv_ruleset {
+	atomic_uint  refs;
+	srv_rules   *rules;
+	rules_tvals *tv;
+	uint64_t     generation; /* the feature generation tv came from */
+} srv_ruleset;
+
+/* ============================ metrics.c ============================ */
+
+typedef enum srv_req_type {
+	SRV_REQ_SCORE = 0,
+	SRV_REQ_LABEL,
+	SRV_REQ_HEALTH,
+	SRV_REQ_RULES_INFO,
+	SRV_REQ_UNKNOWN, /* not decoded: malformed, too big, empty */
+	SRV_REQ_COUNT_
+} srv_req_type;
+
+#define SRV_STATUS_COUNT 8
+#define SRV_LAT_BUCKETS  16
+
+typedef struct srv_metrics {
+	_Atomic uint64_t requests[SRV_REQ_COUNT_][SRV_STATUS_COUNT];
+	_Atomic uint64_t decisions[4];        /* vigil_decision */
+	_Atomic uint64_t duplicates;
+	_Atomic uint64_t dry_runs;
+	_Atomic uint64_t lat_bucket[SRV_LAT_BUCKETS + 1]; /* score, last = +Inf */
+	_Atomic uint64_t lat_sum_ns;
+	_Atomic uint64_t lat_count;
+	_Atomic uint64_t http_requests;
+	_Atomic uint64_t queue_depth;
+} srv_metrics;
+
+struct srv_server;
+struct evbuffer;
+
+void srv_metrics_request(srv_metrics *m, srv_req_type type, Vigil__V1__Status status);
+void srv_metrics_latency(srv_metrics *m, uint64_t ns);
+/* Appends the Prometheus text exposition of everything to out. */
+void srv_metrics_render(struct srv_server *s, struct evbuffer *out);
+
+/* ============================ the server ============================ */
+
+typedef struct srv_server {
+	srv_config       cfg;
+	int64_t          started_ms;
+	store_db        *db;        /* set once before ready */
+	atomic_bool      ready;
+	atomic_bool      draining;
+	srv_metrics      metrics;
+
+	pthread_mutex_t  rs_lock;   /* guards rs (the pointer swap only) */
+	srv_ruleset     *rs;
+
+	pthread_mutex_t  info_lock; /* guards last_error */
+	char             last_error[SRV_ERR_MAX];
+	_Atomic uint64_t load_failures;
+	_Atomic uint64_t loads;
+	_Atomic int64_t  gen_switched_ms;
+} srv_server;
+
+/* reload.c */
+/* The current rule set with a reference held (NULL before the first load). */
+srv_ruleset *srv_ruleset_acquire(srv_server *s);
+void         srv_ruleset_release(srv_ruleset *rs); /* NULL is a no-op */
+/*
+ * Compiles cfg.rules_path and swaps it in with thresholds from the current
+ * generation. On failure the previous rules stay; the error is logged,
+ * counted and kept in s->last_error. VIGIL_OK or the compile error.
+ */
+vigil_err srv_rules_reload(srv_server *s, const char *why);
+/* Rebuilds the thresholds for the db's current generation and swaps. */
+vigil_err srv_rules_retune(srv_server *s);
+/* Copies the last load error ("" if the last load succeeded). */
+void      srv_rules_last_error(srv_server *s, char *buf, size_t len);
+/* Checks a rule file without touching the server (--check-config); prints diags. */
+vigil_err srv_rules_check(const char *path, FILE *out);
+
+/* ============================ score.c ============================ */
+
+typedef struct srv_hitv {
+	const char *rule;
+	const char *reason;
+	int32_t     points;
+	bool        shadow;
+} srv_hitv;
+
+typedef struct srv_outcome {
+	srv_wire_err   err;      /* status OK or why not */
+	int32_t        score;
+	vigil_decision decision;
+	uint32_t       nhits;
+	srv_hitv       hits[2 * RULES_MAX_RULES];
+	const char    *rules_version;
+	uint64_t       generation;
+	bool           duplicate;
+	bool           dry_run;
+	store_outcome  prior;    /* storage for a duplicate's rule names */
+} srv_outcome;
+
+/* Per-thread scratch (one per worker and one for the admin thread). */
+typedef struct srv_worker srv_worker;
+
+srv_worker *srv_worker_new(srv_server *s); /* NULL on ENOMEM */
+void        srv_worker_free(srv_worker *w);
+
+/*
+ * Scores a validated transaction with rule set rs (held by the caller until
+ * it has used the outcome: strings point into rs). Fills *ret (status OK,
+ * UNAVAILABLE or INTERNAL) and counts decisions.
+ */
+void srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs,
+    const vigil_txn *txn, bool dry_run, srv_outcome *ret);
+
+/* Records a label; VIGIL_OK or the store error (message in *reterr). */
+void srv_label_txn(srv_server *s, const store_label *label, srv_wire_err *reterr);
+
+/*
+ * The whole pipeline for one wire request buf[0..len): decode, validate,
+ * dispatch, metrics. Returns the reply, valid until srv_request_done(w).
+ */
+const Vigil__V1__Reply *srv_request_handle(srv_server *s, srv_worker *w,
+    const void *buf, size_t len);
+void srv_request_done(srv_worker *w);
+
+/* Health fields (shared by the wire and HTTP). */
+void srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t errlen,
+    char *hashbuf, size_t hashlen);
+
+/* ============================ rep.c ============================ */
+
+typedef struct srv_rep srv_rep;
+
+/* Listens on every cfg URL with cfg.workers worker threads. */
+vigil_err srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen);
+/* Stops accepting work, answers what is queued, waits up to timeout_ms for
+ * in-flight replies, closes the socket and joins the workers. */
+void      srv_rep_stop(srv_rep *rep, uint32_t timeout_ms);
+uint64_t  srv_rep_queue_depth(srv_rep *rep);
+
+/* ============================ admin.c ============================ */
+
+typedef struct srv_admin srv_admin;
+
+vigil_err srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errlen);
+void      srv_admin_stop(srv_admin *a); /* NULL is a no-op */
+
+/* ============================ main.c ============================ */
+
+/* One line on stderr, prefixed "vigild: ". */
+void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

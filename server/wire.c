@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/wire.c - the first stage of every request: the size cap, protobuf
+ * decoding of the vigil.v1.Request envelope, conversion of a wire
+ * Transaction or Label to its flat C form with every field checked, and the
+ * error reply that names the offending field (docs/protocol.md, "Status
+ * codes"). Nothing here touches the store or the rules; it is the part of
+ * vigild that sees untrusted bytes, so it is what fuzz_wire.c exercises.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wire.h"
+
+const char *
+srv_status_name(Vigil__V1__Status status)
+{
+	switch (status) {
+	case VIGIL__V1__STATUS__STATUS_OK:          return "OK";
+	case VIGIL__V1__STATUS__STATUS_INVALID:     return "INVALID";
+	case VIGIL__V1__STATUS__STATUS_MALFORMED:   return "MALFORMED";
+	case VIGIL__V1__STATUS__STATUS_TOO_BIG:     return "TOO_BIG";
+	case VIGIL__V1__STATUS__STATUS_UNSUPPORTED: return "UNSUPPORTED";
+	case VIGIL__V1__STATUS__STATUS_OVERLOADED:  return "OVERLOADED";
+	case VIGIL__V1__STATUS__STATUS_UNAVAILABLE: return "UNAVAILABLE";
+	case VIGIL__V1__STATUS__STATUS_INTERNAL:    return "INTERNAL";
+	default:                                    return "UNKNOWN";
+	}
+}
+
+void
+srv_wire_err_set(srv_wire_err *err, Vigil__V1__Status status, const char *field,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	err->status = status;
+	snprintf(err->field, sizeof err->field, "%s", field != NULL ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	va_end(ap);
+}
+
+vigil_err
+srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
+    Vigil__V1__Request **ret_req, srv_wire_err *reterr)
+{
+	Vigil__V1__Request *req;
+
+	if (len > max_bytes) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_TOO_BIG, "",
+		    "message of %zu bytes is over the %zu-byte limit", len, max_bytes);
+		return VIGIL_ETOOBIG;
+	}
+	/* protobuf-c's unpack reads only buf[0..len) and allocates at most a
+	 * small multiple of len, which the cap above bounds. */
+	req = vigil__v1__request__unpack(NULL, len, buf);
+	if (req == NULL) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_MALFORMED, "",
+		    "%zu bytes are not a vigil.v1.Request protobuf message", len);
+		return VIGIL_EPROTO;
+	}
+	switch (req->kind_case) {
+	case VIGIL__V1__REQUEST__KIND_SCORE:
+	case VIGIL__V1__REQUEST__KIND_LABEL:
+	case VIGIL__V1__REQUEST__KIND_HEALTH:
+	case VIGIL__V1__REQUEST__KIND_RULES_INFO:
+		break;
+	default:
+		vigil__v1__request__free_unpacked(req, NULL);
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_UNSUPPORTED, "",
+		    "empty request envelope or unknown request kind "
+		    "(expected one of score, label, health, rules_info)");
+		return VIGIL_EPROTO;
+	}
+	*ret_req = req;
+	return VIGIL_OK;
+}
+
+/* Copies a wire string into a fixed C buffer, refusing (not truncating) one
+ * that does not fit so that the id the client sent is the id we archive. */
+static vigil_err
+wire_copy(char *dst, size_t cap, const char *src, const char *field, srv_wire_err *err)
+{
+	size_t n = src != NULL ? strlen(src) : 0;
+
+	if (n >= cap) {
+		srv_wire_err_set(err, VIGIL__V1__STATUS__STATUS_INVALID, field,
+		    "%s is %zu bytes long, the limit is %zu", field, n, cap - 1);
+		return VIGIL_EINVAL;
+	}
+	memcpy(dst, n > 0 ? src : "", n);
+	dst[n] = '\0';
+	return VIGIL_OK;
+}
+
+vigil_err
+srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn, srv_wire_err *reterr)
+{
+	vigil_txn t;
+	vigil_err rv;
+	const char *bad = NULL;
+	char msg[200];
+
+	if (in == NULL) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn",
+		    "txn is required in a score request");
+		return VIGIL_EINVAL;
+	}
+	memset(&t, 0, sizeof t);
+
+#define COPY(name)                                                              \
+	if ((rv = wire_copy(t.name, sizeof t.name, in->name, "txn." #name,       \
+	    reterr)) != VIGIL_OK)                                               \
+		return rv;
+	COPY(txn_id)
+	COPY(card_id)
+	COPY(merchant_id)
+	COPY(terminal_id)
+	COPY(device_id)
+	COPY(ip)
+	COPY(currency)
+	COPY(country)
+#undef COPY
+
+	t.event_time_ms = in->event_time_ms;
+	t.amount_minor = in->amount_minor;
+	t.mcc = in->mcc;
+	/* proto3 keeps unknown enum numbers; C's uint8_t would not. */
+	if ((int)in->channel < 0 || (int)in->channel >= VIGIL_CHANNEL_COUNT_) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn.channel",
+		    "channel %d is not a known channel (0-%d)", (int)in->channel,
+		    VIGIL_CHANNEL_COUNT_ - 1);
+		return VIGIL_EINVAL;
+	}
+	t.channel = (uint8_t)in->channel;
+	if (in->location != NULL) {
+		if (!isfinite(in->location->latitude)) {
+			srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID,
+			    "txn.location.latitude", "latitude must be a finite number");
+			return VIGIL_EINVAL;
+		}
+		if (!isfinite(in->location->longitude)) {
+			srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID,
+			    "txn.location.longitude", "longitude must be a finite number");
+			return VIGIL_EINVAL;
+		}
+		t.has_location = true;
+		t.lat = in->location->latitude;
+		t.lon = in->location->longitude;
+	}
+	if (in->n_attributes > SRV_ATTR_MAX) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn.attributes",
+		    "%zu attributes, the limit is %d", in->n_attributes, SRV_ATTR_MAX);
+		return VIGIL_EINVAL;
+	}
+	for (size_t i = 0; i < in->n_attributes; i++) {
+		const Vigil__V1__Attribute *a = in->attributes[i];
+		size_t kl = a->key != NULL ? strlen(a->key) : 0;
+		size_t vl = a->value != NULL ? strlen(a->value) : 0;
+
+		if (kl == 0 || kl > SRV_ATTR_KEY_MAX) {
+			srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID,
+			    "txn.attributes.key", "attribute %zu: key must be 1-%d bytes",
+			    i, SRV_ATTR_KEY_MAX);
+			return VIGIL_EINVAL;
+		}
+		if (vl > SRV_ATTR_VALUE_MAX) {
+			srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID,
+			    "txn.attributes.value", "attribute %zu (\"%.64s\"): value is %zu bytes, "
+			    "the limit is %d", i, a->key, vl, SRV_ATTR_VALUE_MAX);
+			return VIGIL_EINVAL;
+		}
+	}
+
+	rv = vigil_txn_validate(&t, &bad, msg, sizeof msg);
+	if (rv != VIGIL_OK) {
+		char field[40];
+
+		/* The flat form has lat/lon; the wire has location.latitude/longitude. */
+		if (bad != NULL && strcmp(bad, "lat") == 0)
+			bad = "location.latitude";
+		else if (bad != NULL && strcmp(bad, "lon") == 0)
+			bad = "location.longitude";
+		snprintf(field, sizeof field, "txn.%s", bad != NULL ? bad : "");
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", msg);
+		return VIGIL_EINVAL;
+	}
+	*ret_txn = t;
+	return VIGIL_OK;
+}
+
+/* Same charset as ids in vigil_txn_validate: printable ASCII, no space. */
+static bool
+wire_id_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s <= ' ' || *s > '~' || *s == '"' || *s == ',' || *s == '\\')
+			return false;
+	return true;
+}
+
+vigil_err
+srv_wire_label(const Vigil__V1__Label *in, int64_t now_ms, store_label *ret_label,
+    srv_wire_err *reterr)
+{
+	store_label l;
+	vigil_err rv;
+
+	if (in == NULL) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "label",
+		    "label is required in a label request");
+		return VIGIL_EINVAL;
+	}
+	memset(&l, 0, sizeof l);
+	if ((rv = wire_copy(l.txn_id, sizeof l.txn_id, in->txn_id, "label.txn_id", reterr)) != VIGIL_OK)
+		return rv;
+	if ((rv = wire_copy(l.card_id, sizeof l.card_id, in->card_id, "label.card_id", reterr)) != VIGIL_OK)
+		return rv;
+	if ((rv = wire_copy(l.source, sizeof l.source, in->source, "label.source", reterr)) != VIGIL_OK)
+		return rv;
+	if (l.txn_id[0] == '\0') {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "label.txn_id",
+		    "label.txn_id is required");
+		return VIGIL_EINVAL;
+	}
+	if (!wire_id_ok(l.txn_id)) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "label.txn_id",
+		    "label.txn_id must be printable ASCII without spaces, quotes, commas or backslashes");
+		return VIGIL_EINVAL;
+	}
+	if (!wire_id_ok(l.card_id)) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "label.card_id",
+		    "label.card_id must be printable ASCII without spaces, quotes, commas or backslashes");
+		return VIGIL_EINVAL;
+	}
+	if (!wire_id_ok(l.source)) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "label.source",
+		    "label.source must be printable ASCII without spaces (\"chargeback\")");
+		return VIGIL_EINVAL;
+	}
+	l.fraud = in->fraud != 0;
+	l.label_time_ms = in->label_time_ms != 0 ? in->label_time_ms : now_ms;
+	/* Same plausible range as event times (vigil.h). */
+	if (l.label_time_ms < 946684800000LL || l.label_time_ms >= 4102444800000LL) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "label.label_time_ms",
+		    "label_time_ms %lld is outside [2000-01-01, 2100-01-01)",
+		    (long long)l.label_time_ms);
+		return VIGIL_EINVAL;
+	}
+	l.received_at_ms = now_ms;
+	*ret_label = l;
+	return VIGIL_OK;
+}
+
+void
+srv_wire_error_reply(const srv_wire_err *err, Vigil__V1__Reply *ret_reply)
+{
+	vigil__v1__reply__init(ret_reply);
+	ret_reply->status = err->status;
+	ret_reply->message = (char *)err->msg;
+	ret_reply->field = (char *)err->field;
+}

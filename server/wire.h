@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/wire.h - the wire stage of vigild (wire.c): size cap, decoding of
+ * the vigil.v1.Request envelope, conversion and validation of transactions
+ * and labels, error replies. This is the srv_core library, linked by vigild
+ * and by the wire fuzz target; it needs only common/, proto/ and store.h's
+ * store_label struct (no store code).
+ */
+#ifndef VIGIL_SERVER_WIRE_H
+#define VIGIL_SERVER_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "vigil.h"
+#include "vigil.pb-c.h"
+
+#define SRV_ATTR_MAX        64  /* attributes per transaction */
+#define SRV_ATTR_KEY_MAX    64  /* bytes */
+#define SRV_ATTR_VALUE_MAX  256 /* bytes */
+#define SRV_LABEL_SOURCE_MAX 31 /* bytes (store_label.source) */
+
+/* Why a request cannot be served: the reply's status, field and message. */
+typedef struct srv_wire_err {
+	Vigil__V1__Status status;
+	char              field[48]; /* "txn.currency"; "" when not about a field */
+	char              msg[240];  /* one line */
+} srv_wire_err;
+
+/*
+ * Decodes buf[0..len) as a vigil.v1.Request. len is checked against
+ * max_bytes before any decoding (STATUS_TOO_BIG). VIGIL_OK: *ret_req set
+ * (free with vigil__v1__request__free_unpacked(req, NULL)), and the
+ * envelope holds a known kind. VIGIL_ETOOBIG / VIGIL_EPROTO: *reterr filled
+ * (TOO_BIG, MALFORMED or UNSUPPORTED), *ret_req untouched.
+ */
+vigil_err srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
+    Vigil__V1__Request **ret_req, srv_wire_err *reterr);
+
+/*
+ * Converts a wire Transaction to the flat C form and validates every field
+ * (vigil_txn_validate plus the wire-only checks: string caps before
+ * copying, channel range, finite coordinates, attribute caps). in may be
+ * NULL (a ScoreRequest without txn). VIGIL_EINVAL: *reterr names the field
+ * ("txn.currency"), *ret_txn unspecified.
+ */
+vigil_err srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn,
+    srv_wire_err *reterr);
+
+/* Same for a Label; label_time_ms 0 becomes now_ms. */
+vigil_err srv_wire_label(const Vigil__V1__Label *in, int64_t now_ms,
+    store_label *ret_label, srv_wire_err *reterr);
+
+/* Fills an error reply envelope (no payload) from err; strings point into err. */
+void srv_wire_error_reply(const srv_wire_err *err, Vigil__V1__Reply *ret_reply);
+
+/* Fills err; printf-style message. */
+void srv_wire_err_set(srv_wire_err *err, Vigil__V1__Status status, const char *field,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Stable upper-case name of a status ("OK", "INVALID", ...), for metrics and JSON. */
+const char *srv_status_name(Vigil__V1__Status status);
+
+#endif
