@@ -301,6 +301,7 @@ struct store_reader {
 	bool           resync;
 	uint64_t       bad_off;
 	const char    *bad_what;
+	bool           bad_tail; /* the stretch began with a frame cut short by EOF */
 
 	store_reader_stats st;
 };
@@ -630,7 +631,11 @@ rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *ret
 			size_t keep = avail < 3 ? avail : 3;
 			if (rd->eof) {
 				uint64_t endoff = rd->base_off + rd->end;
-				rd_report(rd, rd->bad_off, endoff - rd->bad_off, rd->bad_what);
+				/* A partial frame at the end of a segment still being
+				 * written is a write in progress (or, after a crash, the
+				 * torn tail the writer truncates): not damage. */
+				if (!(rd->growing && rd->bad_tail))
+					rd_report(rd, rd->bad_off, endoff - rd->bad_off, rd->bad_what);
 				rd->resync = false;
 				*ret_end = true;
 				return VIGIL_OK;
@@ -645,7 +650,8 @@ rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *ret
 		rv = store_frame_decode(m, rd->end - rd->start, &rec, &used);
 		if (rv == VIGIL_OK) {
 			uint64_t off = rd->base_off + rd->start;
-			rd_report(rd, rd->bad_off, off - rd->bad_off, rd->bad_what);
+			rd_report(rd, rd->bad_off, off - rd->bad_off,
+			    rd->bad_tail ? "bad record length" : rd->bad_what);
 			rd->resync = false;
 			*ret_found = true;
 			return VIGIL_OK;
@@ -658,15 +664,7 @@ rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *ret
 				return rv;
 			continue;
 		}
-		if (rv == VIGIL_EAGAIN && rd->growing) {
-			/* A frame being written right now follows the damage. */
-			uint64_t off = rd->base_off + rd->start;
-			rd_report(rd, rd->bad_off, off - rd->bad_off, rd->bad_what);
-			rd->resync = false;
-			*ret_end = true;
-			return VIGIL_OK;
-		}
-		rd->start++; /* not a frame after all */
+		rd->start++; /* not a frame after all (or one cut short by the end) */
 	}
 }
 
@@ -720,13 +718,22 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 					return rv;
 				continue;
 			}
-			if (avail > 0 && !rd->growing)
-				rd_report(rd, rd->base_off + rd->start, avail,
-				    "truncated record at end of segment");
-			rd_seg_close(rd);
+			if (avail == 0) {
+				rd_seg_close(rd);
+				continue;
+			}
+			/* A frame cut short by the end of the segment: a torn tail
+			 * only if no valid frame follows (its length field may be
+			 * what is damaged), so look for one. */
+			rd->bad_off = rd->base_off + rd->start;
+			rd->bad_what = "truncated record at end of segment";
+			rd->bad_tail = true;
+			rd->resync = true;
+			rd->start++;
 			continue;
 		}
 		/* VIGIL_ECORRUPT */
+		rd->bad_tail = false;
 		rd->bad_off = rd->base_off + rd->start;
 		rd->bad_what = avail >= STORE_FRAME_HDR && store_frame_plausible(rd->buf + rd->start) ?
 		    "CRC mismatch" : "bad frame header";

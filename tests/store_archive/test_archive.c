@@ -1,0 +1,1006 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/store_archive/test_archive.c - the archive log: CRC32C vectors,
+ * frame codec, append and read back, rotation by size and by UTC day, torn
+ * tail recovery, corruption in the middle reported and skipped, compressed
+ * segments, retention, date-range selection, concurrent appenders, the
+ * writer lock and sequence continuity across reopen.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "archive_int.h"
+#include "store.h"
+
+#define DAY VIGIL_MS_PER_DAY
+#define T0  (20000 * DAY) /* 2024-10-04 00:00 UTC */
+
+typedef struct fx {
+	char dir[256];
+	int64_t now; /* test clock */
+} fx;
+
+static int64_t
+fx_clock(void *arg)
+{
+	return ((fx *)arg)->now;
+}
+
+static void
+rm_rf(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char p[512];
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int
+setup(void **state)
+{
+	fx *f = calloc(1, sizeof *f);
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(f->dir, sizeof f->dir, "%s/vigil-archive-XXXXXX", tmp ? tmp : "/tmp");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	f->now = T0 + 3600000;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	fx *f = *state;
+
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+static store_archive *
+open_ar(fx *f, const store_archive_opts *o, store_recovery *rec)
+{
+	store_archive *ar = NULL;
+	store_diag d = { "" };
+	vigil_err rv = store_archive_open(f->dir, o, &ar, rec, &d);
+
+	if (rv != VIGIL_OK)
+		fail_msg("open: %s: %s", vigil_strerror(rv), d.msg);
+	store_archive_set_clock(ar, fx_clock, f);
+	return ar;
+}
+
+static store_archive_opts
+opts_never(void)
+{
+	store_archive_opts o;
+
+	store_archive_opts_default(&o);
+	o.fsync = STORE_FSYNC_NEVER;
+	return o;
+}
+
+/* Payload of record i: recognisable bytes of a length that varies. */
+static size_t
+payload_for(uint64_t i, uint8_t *buf)
+{
+	size_t len = 20 + (size_t)(i * 7 % 300);
+
+	for (size_t k = 0; k < len; k++)
+		buf[k] = (uint8_t)(i * 31 + k);
+	return len;
+}
+
+static void
+append_n(store_archive *ar, uint64_t from, uint64_t n, int64_t et0)
+{
+	uint8_t buf[512];
+
+	for (uint64_t i = from; i < from + n; i++) {
+		uint64_t seq;
+		size_t len = payload_for(i, buf);
+		assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, et0 + (int64_t)i, buf, len,
+		    &seq), VIGIL_OK);
+		assert_int_equal(seq, i);
+	}
+}
+
+typedef struct corrupt_log {
+	unsigned n;
+	char segment[8][64];
+	uint64_t offset[8], skipped[8];
+	char what[8][96];
+} corrupt_log;
+
+static void
+on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, const char *what)
+{
+	corrupt_log *c = arg;
+
+	if (c->n < 8) {
+		snprintf(c->segment[c->n], sizeof c->segment[0], "%s", segment);
+		c->offset[c->n] = offset;
+		c->skipped[c->n] = skipped;
+		snprintf(c->what[c->n], sizeof c->what[0], "%s", what);
+	}
+	c->n++;
+}
+
+/* Reads everything; checks payloads and returns the seqs seen in order. */
+static uint64_t
+read_all(const char *dir, int64_t from, int64_t to, corrupt_log *c, uint64_t *seqs, size_t max)
+{
+	store_reader *rd = NULL;
+	store_record rec;
+	store_diag d;
+	uint64_t n = 0;
+	uint8_t buf[512];
+	vigil_err rv;
+
+	assert_int_equal(store_reader_open(dir, from, to, on_corrupt, c, &rd, &d), VIGIL_OK);
+	while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
+		size_t len = payload_for(rec.seq, buf);
+		assert_int_equal(rec.len, len);
+		assert_memory_equal(rec.payload, buf, len);
+		assert_int_equal(rec.type, STORE_REC_SCORE);
+		if (seqs != NULL && n < max)
+			seqs[n] = rec.seq;
+		n++;
+	}
+	assert_int_equal(rv, VIGIL_ENOTFOUND);
+	store_reader_close(rd);
+	return n;
+}
+
+static unsigned
+count_files(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name), s = strlen(suffix);
+		if (strncmp(de->d_name, "seg-", 4) == 0 && l > s &&
+		    strcmp(de->d_name + l - s, suffix) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Path of the idx-th segment (sorted) with the given suffix. */
+static void
+seg_path(const char *dir, size_t idx, const char *suffix, char *out, size_t outlen)
+{
+	store_seg_ent *ents;
+	size_t n;
+
+	assert_int_equal(store_seg_list(dir, &ents, &n, NULL), VIGIL_OK);
+	assert_true(idx < n);
+	snprintf(out, outlen, "%s/%s%s", dir, ents[idx].base, suffix);
+	free(ents);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_crc32c_vectors(void **state)
+{
+	static const uint8_t zeros[32], ones[32] = {
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	uint8_t inc[32];
+	const char *s = "123456789";
+
+	(void)state;
+	for (int i = 0; i < 32; i++)
+		inc[i] = (uint8_t)i;
+	/* RFC 3720 B.4 and the classic check value */
+	assert_int_equal(store_crc32c(0, s, 9), 0xE3069283u);
+	assert_int_equal(store_crc32c(0, zeros, 32), 0x8A9136AAu);
+	assert_int_equal(store_crc32c(0, ones, 32), 0x62A8AB43u);
+	assert_int_equal(store_crc32c(0, inc, 32), 0x46DD794Eu);
+	assert_int_equal(store_crc32c(0, "", 0), 0);
+	/* incremental == one shot, at every split and unaligned start */
+	for (size_t k = 0; k <= 9; k++)
+		assert_int_equal(store_crc32c(store_crc32c(0, s, k), s + k, 9 - k), 0xE3069283u);
+	assert_int_equal(store_crc32c(0, inc + 1, 31), store_crc32c(store_crc32c(0, inc + 1, 5),
+	    inc + 6, 26));
+}
+
+static void
+test_frame_round_trip(void **state)
+{
+	uint8_t frame[STORE_FRAME_HDR + 100];
+	store_record rec;
+	size_t used = 0;
+
+	(void)state;
+	for (int i = 0; i < 100; i++)
+		frame[STORE_FRAME_HDR + i] = (uint8_t)i;
+	store_frame_header(frame, STORE_REC_LABEL, 77, -5, frame + STORE_FRAME_HDR, 100);
+	assert_memory_equal(frame, "VGLR", 4);
+	assert_int_equal(store_frame_decode(frame, sizeof frame, &rec, &used), VIGIL_OK);
+	assert_int_equal(used, sizeof frame);
+	assert_int_equal(rec.type, STORE_REC_LABEL);
+	assert_int_equal(rec.seq, 77);
+	assert_int_equal(rec.event_time_ms, -5);
+	assert_int_equal(rec.len, 100);
+	assert_ptr_equal(rec.payload, frame + STORE_FRAME_HDR);
+	/* every proper prefix: need more bytes */
+	for (size_t k = 0; k < sizeof frame; k++)
+		assert_int_equal(store_frame_decode(frame, k, &rec, &used), VIGIL_EAGAIN);
+	/* any flipped bit: corrupt (magic, header fields, crc or payload) */
+	for (size_t k = 0; k < sizeof frame; k++) {
+		vigil_err rv;
+		frame[k] ^= 0x10;
+		rv = store_frame_decode(frame, sizeof frame, &rec, &used);
+		/* a flipped length bit may ask for more bytes instead */
+		assert_true(rv == VIGIL_ECORRUPT || (k >= 8 && k < 12 && rv == VIGIL_EAGAIN));
+		frame[k] ^= 0x10;
+	}
+	/* a prefix that cannot be a frame is corrupt straight away */
+	assert_int_equal(store_frame_decode("VGX", 3, &rec, &used), VIGIL_ECORRUPT);
+}
+
+static void
+test_append_read_reopen(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_recovery rec;
+	store_archive_stats st;
+	store_archive *ar;
+	uint64_t seqs[300];
+
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.last_seq, 0);
+	assert_int_equal(rec.torn_records, 0);
+	append_n(ar, 1, 100, T0);
+	store_archive_get_stats(ar, &st);
+	assert_int_equal(st.records, 100);
+	assert_int_equal(st.last_seq, 100);
+	assert_int_equal(st.segments, 1);
+	store_archive_close(ar);
+
+	/* reopen continues the sequence in the same (still open) segment */
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.last_seq, 100);
+	assert_int_equal(rec.segments, 1);
+	assert_int_equal(rec.torn_records, 0);
+	append_n(ar, 101, 50, T0);
+	store_archive_close(ar);
+	assert_int_equal(count_files(f->dir, ".log"), 1);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, seqs, 300), 150);
+	for (int i = 0; i < 150; i++)
+		assert_int_equal(seqs[i], i + 1);
+}
+
+static void
+test_writer_lock(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar = open_ar(f, &o, NULL), *ar2 = NULL;
+	store_diag d;
+
+	assert_int_equal(store_archive_open(f->dir, &o, &ar2, NULL, &d), VIGIL_EBUSY);
+	assert_null(ar2);
+	assert_non_null(strstr(d.msg, "LOCK: archive is locked by another writer"));
+	store_archive_close(ar);
+	assert_int_equal(store_archive_open(f->dir, &o, &ar2, NULL, &d), VIGIL_OK);
+	store_archive_close(ar2);
+}
+
+static void
+test_append_limits(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	static uint8_t big[5000];
+	uint64_t seq = 99;
+
+	o.max_record_bytes = 4096;
+	ar = open_ar(f, &o, NULL);
+	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, 1, big, 4097, &seq), VIGIL_ETOOBIG);
+	assert_int_equal(seq, 99);
+	assert_int_equal(store_archive_append(ar, 9, 1, big, 10, &seq), VIGIL_EINVAL);
+	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, 1, big, 4096, &seq), VIGIL_OK);
+	assert_int_equal(seq, 1);
+	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, 1, NULL, 0, &seq), VIGIL_OK);
+	assert_int_equal(seq, 2);
+	store_archive_close(ar);
+	o.max_record_bytes = STORE_FRAME_MAX_PAYLOAD + 1;
+	ar = NULL;
+	assert_int_equal(store_archive_open(f->dir, &o, &ar, NULL, NULL), VIGIL_EINVAL);
+	assert_null(ar);
+}
+
+static void
+test_rotation_by_size(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_seg_ent *ents;
+	size_t n;
+	uint64_t seqs[1000];
+	struct stat st;
+	char p[512];
+
+	o.segment_max_bytes = 8192;
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 400, T0);
+	store_archive_close(ar);
+	assert_int_equal(store_seg_list(f->dir, &ents, &n, NULL), VIGIL_OK);
+	assert_true(n > 5);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(p, sizeof p, "%s/%s.log", f->dir, ents[i].base);
+		assert_int_equal(stat(p, &st), 0);
+		assert_true(st.st_size <= 8192);
+		/* every segment but the open one has an index that matches */
+		assert_int_equal(ents[i].has_idx, i + 1 < n);
+		if (i + 1 < n) {
+			store_seg_index idx;
+			assert_int_equal(store_seg_index_read(f->dir, ents[i].base, &idx), VIGIL_OK);
+			assert_int_equal(idx.first_seq, ents[i].first_seq);
+			assert_int_equal(idx.last_seq + 1, ents[i + 1].first_seq);
+			assert_int_equal(idx.bytes, (uint64_t)st.st_size);
+			assert_int_equal(idx.records, idx.last_seq - idx.first_seq + 1);
+			assert_int_equal(idx.min_event_ms, T0 + (int64_t)idx.first_seq);
+			assert_int_equal(idx.max_event_ms, T0 + (int64_t)idx.last_seq);
+		}
+	}
+	free(ents);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, seqs, 1000), 400);
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(seqs[i], i + 1);
+}
+
+static void
+test_rotation_by_day(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_seg_ent *ents;
+	size_t n;
+	store_diag d;
+
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 10, T0);
+	f->now = T0 + DAY - 1; /* same UTC day: no rotation */
+	append_n(ar, 11, 10, T0);
+	f->now = T0 + DAY; /* midnight: rotates on the next append */
+	append_n(ar, 21, 10, T0);
+	/* a day passes without appends: maintain closes the segment */
+	f->now = T0 + 2 * DAY + 5;
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	assert_int_equal(count_files(f->dir, ".idx"), 2);
+	f->now = T0 + 3 * DAY;
+	append_n(ar, 31, 1, T0);
+	store_archive_close(ar);
+	assert_int_equal(store_seg_list(f->dir, &ents, &n, NULL), VIGIL_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(ents[0].base, "seg-20241004-00000000000000000001");
+	assert_string_equal(ents[1].base, "seg-20241005-00000000000000000021");
+	assert_string_equal(ents[2].base, "seg-20241007-00000000000000000031");
+	assert_int_equal(ents[0].day, T0 / DAY);
+	free(ents);
+	/* an explicit rotation closes the open segment; empty ones vanish */
+	ar = open_ar(f, &o, NULL);
+	assert_int_equal(store_archive_rotate(ar, &d), VIGIL_OK);
+	assert_int_equal(store_archive_rotate(ar, &d), VIGIL_OK);
+	store_archive_close(ar);
+	assert_int_equal(count_files(f->dir, ".idx"), 3);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, NULL, 0), 31);
+}
+
+static void
+test_torn_tail_truncated(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	char p[512];
+	struct stat st, st2;
+	uint64_t seqs[100];
+	int fd;
+
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 20, T0);
+	store_archive_close(ar);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	assert_int_equal(stat(p, &st), 0);
+	/* cut the last record in the middle of its payload */
+	assert_int_equal(truncate(p, st.st_size - 10), 0);
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.torn_records, 1);
+	assert_int_equal(rec.torn_bytes, STORE_FRAME_HDR + payload_for(20, (uint8_t[512]){ 0 }) - 10);
+	assert_int_equal(rec.last_seq, 19);
+	/* the lost record's sequence number is reused: it was never acknowledged */
+	append_n(ar, 20, 5, T0);
+	store_archive_close(ar);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, seqs, 100), 24);
+	assert_int_equal(seqs[23], 24);
+
+	/* a partial header plus garbage of a failed write: also torn */
+	assert_int_equal(stat(p, &st), 0);
+	fd = open(p, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "VGLR\x01\x01\x00", 7), 7);
+	close(fd);
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.torn_records, 1);
+	assert_int_equal(rec.torn_bytes, 7);
+	assert_int_equal(rec.last_seq, 24);
+	store_archive_close(ar);
+	assert_int_equal(stat(p, &st2), 0);
+	assert_int_equal(st2.st_size, st.st_size);
+}
+
+static void
+test_corruption_in_middle(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	corrupt_log c = { 0 };
+	store_reader *rd;
+	store_reader_stats rs;
+	store_record r;
+	char p[512], base[64];
+	uint64_t seqs[100], off5 = 0, off6 = 0, off7 = 0;
+	uint8_t b;
+	int fd;
+
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 30, T0);
+	store_archive_close(ar);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	snprintf(base, sizeof base, "%s", strrchr(p, '/') + 1);
+	/* find the offsets of records 5, 6 and 7 */
+	assert_int_equal(store_reader_open_segment(p, NULL, NULL, &rd, NULL), VIGIL_OK);
+	while (store_reader_next(rd, &r, NULL) == VIGIL_OK) {
+		if (r.seq == 5)
+			off5 = r.offset;
+		if (r.seq == 6)
+			off6 = r.offset;
+		if (r.seq == 7)
+			off7 = r.offset;
+		assert_string_equal(r.segment, base);
+	}
+	store_reader_close(rd);
+	/* flip a payload byte of record 5 and the magic of record 6 */
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off5 + 40), 1);
+	b ^= 0xFF;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off5 + 40), 1);
+	assert_int_equal(pwrite(fd, "X", 1, (off_t)off6), 1);
+	close(fd);
+
+	/* the writer does not truncate damage that valid records follow */
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.torn_records, 0);
+	assert_int_equal(rec.last_seq, 30);
+	store_archive_close(ar);
+
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 28);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.segment[0], base);
+	assert_int_equal(c.offset[0], off5);
+	assert_int_equal(c.skipped[0], off7 - off5);
+	assert_string_equal(c.what[0], "CRC mismatch");
+	assert_int_equal(seqs[3], 4);
+	assert_int_equal(seqs[4], 7);
+
+	/* stats count what was skipped */
+	assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, NULL),
+	    VIGIL_OK);
+	while (store_reader_next(rd, &r, NULL) == VIGIL_OK)
+		;
+	store_reader_get_stats(rd, &rs);
+	store_reader_close(rd);
+	assert_int_equal(rs.records, 28);
+	assert_int_equal(rs.corrupt_records, 1);
+	assert_int_equal(rs.corrupt_bytes, off7 - off5);
+	assert_int_equal(rs.segments, 1);
+}
+
+static void
+test_bad_length_in_open_segment(void **state)
+{
+	/* A length field damaged so the record seems to run past the end of
+	 * the open segment: valid records follow, so it is not a torn tail and
+	 * the writer must not truncate them. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	store_reader *rd;
+	store_record r;
+	corrupt_log c = { 0 };
+	char p[512];
+	uint64_t off10 = 0, off11 = 0, seqs[100];
+	uint8_t len[4] = { 0xff, 0xff, 0xff, 0x00 };
+	int fd;
+
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 20, T0);
+	store_archive_close(ar);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	assert_int_equal(store_reader_open_segment(p, NULL, NULL, &rd, NULL), VIGIL_OK);
+	while (store_reader_next(rd, &r, NULL) == VIGIL_OK) {
+		if (r.seq == 10)
+			off10 = r.offset;
+		if (r.seq == 11)
+			off11 = r.offset;
+	}
+	store_reader_close(rd);
+	fd = open(p, O_RDWR);
+	assert_int_equal(pwrite(fd, len, 4, (off_t)off10 + 8), 4);
+	close(fd);
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.torn_records, 0);
+	assert_int_equal(rec.torn_bytes, 0);
+	assert_int_equal(rec.last_seq, 20);
+	append_n(ar, 21, 1, T0);
+	store_archive_close(ar);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 20);
+	assert_int_equal(seqs[9], 11);
+	assert_int_equal(seqs[19], 21);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.offset[0], off10);
+	assert_int_equal(c.skipped[0], off11 - off10);
+	assert_string_equal(c.what[0], "bad record length");
+}
+
+static void
+test_garbage_between_records(void **state)
+{
+	/* garbage containing false magics, and damage at the end of a closed segment */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	corrupt_log c = { 0 };
+	char p[512];
+	uint8_t junk[300];
+	uint64_t seqs[10];
+	struct stat st;
+	int fd;
+
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 3, T0);
+	store_archive_close(ar);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	assert_int_equal(stat(p, &st), 0);
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = (uint8_t)(i * 13);
+	memcpy(junk + 10, "VGLR", 4);
+	memcpy(junk + 100, "VGLR\x01\x01\x00\x00\xff\xff\x00\x00", 12);
+	fd = open(p, O_WRONLY | O_APPEND);
+	assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+	close(fd);
+	ar = open_ar(f, &o, NULL);
+	/* the junk was the torn tail: truncated. Append after it and damage again */
+	append_n(ar, 4, 3, T0);
+	store_archive_close(ar);
+	/* overwrite records 1 and part of 2 (59 + 66 bytes) with junk that
+	 * holds a false magic and a plausible header with a huge length */
+	fd = open(p, O_WRONLY);
+	memcpy(junk + 60, "VGLR\x01\x01\x00\x00\xff\xff\x00\x00", 12);
+	assert_int_equal(pwrite(fd, junk, 120, 0), 120);
+	close(fd);
+	ar = open_ar(f, &o, NULL);
+	assert_int_equal(store_archive_rotate(ar, NULL), VIGIL_OK);
+	store_archive_close(ar);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 10), 4);
+	assert_int_equal(seqs[0], 3);
+	assert_int_equal(seqs[3], 6);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.offset[0], 0);
+	assert_int_equal(c.skipped[0], 59 + 66);
+	assert_string_equal(c.what[0], "bad frame header");
+}
+
+static void
+test_compressed_segments(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_diag d;
+	uint64_t seqs[1000];
+	char p[512], z[512];
+	int fd;
+
+	o.segment_max_bytes = 16384;
+	o.compress_closed = true;
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 300, T0);
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	assert_true(count_files(f->dir, ".log.zst") >= 3);
+	assert_int_equal(count_files(f->dir, ".log"), 1); /* the open one */
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, seqs, 1000), 300);
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(seqs[i], i + 1);
+	append_n(ar, 301, 10, T0);
+	store_archive_close(ar);
+
+	/* a compressed segment read alone has the offsets of the original */
+	{
+		store_reader *rd;
+		store_record r;
+		uint64_t expect = 0;
+		seg_path(f->dir, 0, ".log.zst", p, sizeof p);
+		assert_int_equal(store_reader_open_segment(p, NULL, NULL, &rd, &d), VIGIL_OK);
+		while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
+			assert_int_equal(r.offset, expect);
+			expect += STORE_FRAME_HDR + r.len;
+		}
+		store_reader_close(rd);
+		assert_true(expect > 8000);
+	}
+
+	/* a crash between rename and unlink leaves both forms: still readable
+	 * once, and the writer keeps the original on open */
+	seg_path(f->dir, 0, ".log.zst", z, sizeof z);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	{
+		store_reader *rd;
+		store_record r;
+		uint8_t buf[1 << 16];
+		size_t len = 0;
+		ssize_t k;
+		assert_int_equal(store_reader_open_segment(z, NULL, NULL, &rd, &d), VIGIL_OK);
+		while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
+			uint8_t hdr[STORE_FRAME_HDR];
+			store_frame_header(hdr, r.type, r.seq, r.event_time_ms, r.payload, r.len);
+			memcpy(buf + len, hdr, sizeof hdr);
+			memcpy(buf + len + sizeof hdr, r.payload, r.len);
+			len += sizeof hdr + r.len;
+		}
+		store_reader_close(rd);
+		fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		assert_true(fd >= 0);
+		k = write(fd, buf, len);
+		assert_int_equal(k, (ssize_t)len);
+		close(fd);
+	}
+	/* and a leftover .tmp of an interrupted compression */
+	{
+		char t[600];
+		snprintf(t, sizeof t, "%s.tmp", z);
+		fd = open(t, O_WRONLY | O_CREAT, 0644);
+		assert_int_equal(write(fd, "partial", 7), 7);
+		close(fd);
+	}
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, seqs, 1000), 310);
+	ar = open_ar(f, &o, NULL);
+	assert_int_equal(access(z, F_OK), -1);
+	assert_int_equal(access(p, F_OK), 0);
+	assert_int_equal(count_files(f->dir, ".tmp"), 0);
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	assert_int_equal(access(z, F_OK), 0);
+	assert_int_equal(access(p, F_OK), -1);
+	store_archive_close(ar);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, seqs, 1000), 310);
+	for (int i = 0; i < 310; i++)
+		assert_int_equal(seqs[i], i + 1);
+}
+
+static void
+test_retention(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_diag d;
+	store_archive_stats st;
+	uint64_t seqs[100];
+
+	o.retention_days = 2;
+	ar = open_ar(f, &o, NULL);
+	for (int day = 0; day < 5; day++) {
+		f->now = T0 + day * DAY + 1000;
+		append_n(ar, 1 + (uint64_t)day * 10, 10, T0 + day * DAY);
+	}
+	assert_int_equal(count_files(f->dir, ".log"), 5);
+	/* day 4 is open; days 0..3 were closed at the first append of the next day */
+	f->now = T0 + 4 * DAY + 2000;
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	/* closed before now - 2 days: days 0 and 1 (closed at day 1 and 2 + 1s) */
+	assert_int_equal(count_files(f->dir, ".log"), 3);
+	assert_int_equal(count_files(f->dir, ".idx"), 2);
+	store_archive_get_stats(ar, &st);
+	assert_int_equal(st.segments, 3);
+	/* far in the future: every closed one goes, never the open one */
+	f->now = T0 + 4 * DAY + 10 * DAY - 1;
+	/* (the day changed, so maintain first closed day 4's segment: it is
+	 * young and stays) */
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	assert_int_equal(count_files(f->dir, ".log"), 1);
+	f->now += 20 * DAY;
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	assert_int_equal(count_files(f->dir, ".log"), 0);
+	append_n(ar, 51, 3, T0);
+	f->now += 20 * DAY;
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	assert_int_equal(count_files(f->dir, ".log"), 1);
+	store_archive_close(ar);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, seqs, 100), 3);
+	assert_int_equal(seqs[0], 51);
+}
+
+static void
+test_date_range(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_reader *rd;
+	store_reader_stats rs;
+	store_record r;
+	uint64_t seqs[100], n;
+
+	ar = open_ar(f, &o, NULL);
+	/* one segment per write day; event times a day earlier than write times */
+	for (int day = 0; day < 5; day++) {
+		f->now = T0 + day * DAY + 1000;
+		append_n(ar, 1 + (uint64_t)day * 10, 10, T0 + (day - 1) * DAY - (int64_t)day * 10);
+	}
+	store_archive_close(ar);
+	/* records with event time in day 1 (T0 .. T0+DAY): the day-2 segment's */
+	n = read_all(f->dir, T0, T0 + DAY, NULL, seqs, 100);
+	assert_int_equal(n, 10);
+	assert_int_equal(seqs[0], 11);
+	/* segments whose index says they are out of range are not even opened */
+	assert_int_equal(store_reader_open(f->dir, T0, T0 + DAY, NULL, NULL, &rd, NULL), VIGIL_OK);
+	while (store_reader_next(rd, &r, NULL) == VIGIL_OK)
+		;
+	store_reader_get_stats(rd, &rs);
+	store_reader_close(rd);
+	assert_int_equal(rs.records, 10);
+	/* day 1's segment, and the open one (no index: always scanned) */
+	assert_int_equal(rs.segments, 2);
+	/* a range cutting through one segment returns just the records inside */
+	n = read_all(f->dir, T0 + 5, T0 + 8, NULL, seqs, 100);
+	assert_int_equal(n, 3);
+	assert_int_equal(seqs[0], 15);
+	/* empty range */
+	assert_int_equal(read_all(f->dir, T0 + 100 * DAY, INT64_MAX, NULL, NULL, 0), 0);
+}
+
+typedef struct thr_arg {
+	store_archive *ar;
+	int id, n;
+	uint64_t seqs[2000];
+} thr_arg;
+
+static void *
+thr_append(void *p)
+{
+	thr_arg *a = p;
+	uint8_t buf[64];
+
+	for (int i = 0; i < a->n; i++) {
+		int len = snprintf((char *)buf, sizeof buf, "thread %d record %d", a->id, i);
+		if (store_archive_append(a->ar, STORE_REC_LABEL, i, buf, (size_t)len, &a->seqs[i]) !=
+		    VIGIL_OK)
+			a->seqs[i] = 0;
+	}
+	return NULL;
+}
+
+static void
+concurrent(fx *f, store_fsync policy, int nthreads, int per)
+{
+	store_archive_opts o;
+	store_archive *ar;
+	store_archive_stats st;
+	static thr_arg args[8];
+	pthread_t th[8];
+	store_reader *rd;
+	store_record r;
+	uint64_t expect = 1;
+	static uint8_t seen[8 * 2000 + 1];
+
+	store_archive_opts_default(&o);
+	o.fsync = policy;
+	o.fsync_interval_ms = 5;
+	o.segment_max_bytes = 32768;
+	ar = open_ar(f, &o, NULL);
+	for (int t = 0; t < nthreads; t++) {
+		args[t].ar = ar;
+		args[t].id = t;
+		args[t].n = per;
+		assert_int_equal(pthread_create(&th[t], NULL, thr_append, &args[t]), 0);
+	}
+	for (int t = 0; t < nthreads; t++)
+		pthread_join(th[t], NULL);
+	store_archive_get_stats(ar, &st);
+	assert_int_equal(st.records, (uint64_t)nthreads * per);
+	if (policy == STORE_FSYNC_ALWAYS)
+		/* group commit: never more syncs than appends */
+		assert_true(st.syncs >= 1 && st.syncs <= st.records);
+	store_archive_close(ar);
+	memset(seen, 0, sizeof seen);
+	for (int t = 0; t < nthreads; t++)
+		for (int i = 0; i < per; i++) {
+			uint64_t s = args[t].seqs[i];
+			assert_true(s >= 1 && s <= (uint64_t)nthreads * per);
+			assert_int_equal(seen[s], 0);
+			seen[s] = 1;
+			/* each thread's records get increasing seqs */
+			if (i > 0)
+				assert_true(s > args[t].seqs[i - 1]);
+		}
+	assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, NULL),
+	    VIGIL_OK);
+	while (store_reader_next(rd, &r, NULL) == VIGIL_OK) {
+		int t, i;
+		char txt[64];
+		assert_int_equal(r.seq, expect);
+		expect++;
+		assert_true(r.len < sizeof txt);
+		memcpy(txt, r.payload, r.len);
+		txt[r.len] = '\0';
+		assert_int_equal(sscanf(txt, "thread %d record %d", &t, &i), 2);
+		assert_int_equal(args[t].seqs[i], r.seq);
+	}
+	store_reader_close(rd);
+	assert_int_equal(expect, (uint64_t)nthreads * per + 1);
+}
+
+static void
+test_concurrent_never(void **state)
+{
+	concurrent(*state, STORE_FSYNC_NEVER, 8, 2000);
+}
+
+static void
+test_concurrent_always(void **state)
+{
+	concurrent(*state, STORE_FSYNC_ALWAYS, 4, 100);
+}
+
+static void
+test_concurrent_interval(void **state)
+{
+	concurrent(*state, STORE_FSYNC_INTERVAL, 4, 500);
+}
+
+static void
+test_write_then_wait(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o;
+	store_archive *ar;
+	uint64_t seq;
+
+	store_archive_opts_default(&o);
+	o.fsync = STORE_FSYNC_ALWAYS;
+	ar = open_ar(f, &o, NULL);
+	assert_int_equal(store_archive_write(ar, STORE_REC_LABEL, 1, "x", 1, &seq), VIGIL_OK);
+	assert_int_equal(seq, 1);
+	assert_int_equal(store_archive_wait_durable(ar, seq), VIGIL_OK);
+	assert_int_equal(store_archive_wait_durable(ar, 1), VIGIL_OK);
+	assert_int_equal(store_archive_wait_durable(ar, 5), VIGIL_EINVAL);
+	store_archive_close(ar);
+}
+
+static void
+test_fsync_parse(void **state)
+{
+	store_fsync p;
+
+	(void)state;
+	assert_int_equal(store_fsync_parse("always", &p), VIGIL_OK);
+	assert_int_equal(p, STORE_FSYNC_ALWAYS);
+	assert_int_equal(store_fsync_parse("Interval", &p), VIGIL_OK);
+	assert_int_equal(p, STORE_FSYNC_INTERVAL);
+	assert_int_equal(store_fsync_parse("never", &p), VIGIL_OK);
+	assert_int_equal(p, STORE_FSYNC_NEVER);
+	assert_int_equal(store_fsync_parse("sometimes", &p), VIGIL_EINVAL);
+}
+
+static void
+test_reader_missing_dir(void **state)
+{
+	fx *f = *state;
+	store_reader *rd = NULL;
+	store_diag d;
+	char p[600];
+
+	snprintf(p, sizeof p, "%s/nope", f->dir);
+	assert_int_equal(store_reader_open(p, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &d),
+	    VIGIL_ENOTFOUND);
+	assert_null(rd);
+	assert_non_null(strstr(d.msg, "nope: cannot open archive directory"));
+}
+
+static void
+test_damaged_index_falls_back_to_scan(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	corrupt_log c = { 0 };
+	char p[512];
+	int fd;
+
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 5, T0);
+	assert_int_equal(store_archive_rotate(ar, NULL), VIGIL_OK);
+	append_n(ar, 6, 5, T0);
+	store_archive_close(ar);
+	seg_path(f->dir, 0, ".idx", p, sizeof p);
+	fd = open(p, O_WRONLY);
+	assert_int_equal(pwrite(fd, "\xff\xff", 2, 8), 2);
+	close(fd);
+	/* all records are still found and the damaged index is reported */
+	assert_int_equal(read_all(f->dir, T0, T0 + 100, &c, NULL, 0), 10);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.skipped[0], 0);
+	assert_string_equal(c.what[0], "unreadable segment index; scanning the segment");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc32c_vectors),
+		cmocka_unit_test(test_frame_round_trip),
+		cmocka_unit_test(test_fsync_parse),
+		cmocka_unit_test_setup_teardown(test_append_read_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_by_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_by_day, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corruption_in_middle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_length_in_open_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_between_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compressed_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_date_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_never, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_always, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_interval, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_then_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_missing_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_index_falls_back_to_scan, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
