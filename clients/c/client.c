@@ -87,7 +87,10 @@ struct vc_call {
 	vc_call      *prev_rep, *next_rep; /* on reps[rep].inflight while registered */
 	bool          registered;
 	bool          async;
-	nng_aio      *aio;
+	nng_aio      *aio;       /* send and receive */
+	nng_aio      *aio_sleep; /* backoff and deferred delivery: nng 1.5 keeps an
+	                          * aio's "sleep" mark into its next operation, so a
+	                          * timed-out send would read as success */
 	nng_ctx      *ctx;       /* [nrep] */
 	bool         *ctx_open;  /* [nrep] */
 	uint8_t      *order;     /* [nrep] ring preference list of this call's key */
@@ -301,6 +304,7 @@ vc_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			for (vc_call *call = r->inflight; call != NULL; call = call->next_rep) {
 				call->disc = true;
 				nng_aio_cancel(call->aio);
+				nng_aio_cancel(call->aio_sleep);
 			}
 		}
 	}
@@ -480,8 +484,10 @@ vigil_client_close(vigil_client *c)
 	pthread_mutex_lock(&c->mtx);
 	c->closing = true;
 	for (size_t i = 0; i < c->nrep; i++)
-		for (vc_call *call = c->reps[i].inflight; call != NULL; call = call->next_rep)
+		for (vc_call *call = c->reps[i].inflight; call != NULL; call = call->next_rep) {
 			nng_aio_cancel(call->aio);
+			nng_aio_cancel(call->aio_sleep);
+		}
 	while (c->nactive > 0)
 		pthread_cond_wait(&c->cv, &c->mtx);
 	pthread_mutex_unlock(&c->mtx);
@@ -528,6 +534,8 @@ vc_call_destroy(vc_call *call)
 {
 	if (call->aio != NULL)
 		nng_aio_free(call->aio);
+	if (call->aio_sleep != NULL)
+		nng_aio_free(call->aio_sleep);
 	free(call->ctx);
 	free(call->ctx_open);
 	free(call->order);
@@ -576,7 +584,8 @@ vc_call_get(vigil_client *c, bool async, vc_call **ret_call, vigil_client_errinf
 		call->alloc.allocator_data = call;
 	}
 	if (call == NULL || call->ctx == NULL || call->ctx_open == NULL || call->order == NULL ||
-	    nng_aio_alloc(&call->aio, async ? vc_aio_cb : NULL, call) != 0) {
+	    nng_aio_alloc(&call->aio, async ? vc_aio_cb : NULL, call) != 0 ||
+	    nng_aio_alloc(&call->aio_sleep, async ? vc_aio_cb : NULL, call) != 0) {
 		if (call != NULL)
 			vc_call_destroy(call);
 		pthread_mutex_lock(&c->mtx);
@@ -1002,8 +1011,10 @@ vc_call_recheck(vc_call *call)
 	vigil_client *c = call->c;
 
 	pthread_mutex_lock(&c->mtx);
-	if (call->disc || c->closing)
+	if (call->disc || c->closing) {
 		nng_aio_cancel(call->aio);
+		nng_aio_cancel(call->aio_sleep);
+	}
 	pthread_mutex_unlock(&c->mtx);
 }
 
@@ -1142,7 +1153,7 @@ vc_call_run(vc_call *call)
 			vc_call_register(call);
 			if (backoff && c->opts.backoff_ms > 0) {
 				call->state = VC_BACKOFF;
-				nng_sleep_aio(c->opts.backoff_ms, call->aio);
+				nng_sleep_aio(c->opts.backoff_ms, call->aio_sleep);
 				vc_call_recheck(call);
 				return false;
 			}
@@ -1152,7 +1163,7 @@ vc_call_run(vc_call *call)
 			break;
 		}
 		case VC_BACKOFF:
-			rv = nng_aio_result(call->aio);
+			rv = nng_aio_result(call->aio_sleep);
 			if (rv != 0) {
 				vc_call_aio_failed(call, rv);
 				vc_call_unregister(call);
@@ -1238,7 +1249,7 @@ static void
 vc_call_run_sync(vc_call *call)
 {
 	while (!vc_call_run(call))
-		nng_aio_wait(call->aio);
+		nng_aio_wait(call->state == VC_BACKOFF ? call->aio_sleep : call->aio);
 	vc_call_finish_info(call);
 }
 
@@ -1249,7 +1260,7 @@ vc_call_start_async(vc_call *call)
 	if (vc_call_run(call)) {
 		/* finished without any I/O: still deliver from an nng thread */
 		call->state = VC_FINISH;
-		nng_sleep_aio(0, call->aio);
+		nng_sleep_aio(0, call->aio_sleep);
 	}
 }
 
