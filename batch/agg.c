@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch/agg.c - per-entity accumulators: what one card, merchant or
+ * terminal needs to turn a stream of its scored transactions into the
+ * profile store/ serves (store_card_profile, store_entity_profile).
+ *
+ * Memory is per entity and capped: a card keeps at most
+ * BATCH_CARD_MAX_SAMPLES amounts (the ones with the smallest hash of their
+ * txn_id, so the choice does not depend on order), BATCH_CARD_MAX_MERCH
+ * distinct merchants and BATCH_CARD_MAX_COUNTRY countries. Card sums use
+ * doubles in archive order, which every partitioning preserves (a card's
+ * records all go to one partition, read in archive order); merchant and
+ * terminal accumulators are integers so partial results merge exactly.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "int.h"
+
+static const int64_t window_days[BATCH_NW] = { 7, 30, 90 };
+
+void
+batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms)
+{
+	w->as_of = as_of;
+	w->from = as_of - window_ms;
+	for (int k = 0; k < BATCH_NW; k++) {
+		int64_t s = as_of - window_days[k] * VIGIL_MS_PER_DAY;
+		w->start[k] = s < w->from ? w->from : s;
+	}
+}
+
+batch_card *
+batch_card_new(const char *key, size_t len)
+{
+	batch_card *c = calloc(1, sizeof *c);
+
+	if (c == NULL)
+		return NULL;
+	c->key = malloc(len + 1);
+	if (c->key == NULL) {
+		free(c);
+		return NULL;
+	}
+	memcpy(c->key, key, len);
+	c->key[len] = '\0';
+	c->first_seen = INT64_MAX;
+	c->max90 = -INFINITY;
+	return c;
+}
+
+void
+batch_card_free(batch_card *c)
+{
+	if (c == NULL)
+		return;
+	free(c->samples);
+	free(c->merch);
+	free(c->key);
+	free(c);
+}
+
+size_t
+batch_card_bytes(const batch_card *c)
+{
+	return sizeof *c + strlen(c->key) + 1 +
+	    c->cap_samples * sizeof(batch_sample) + c->cap_merch * sizeof(batch_merch_cnt);
+}
+
+/* Grows *arr (elements of size sz) to hold at least need, at most cap. */
+static vigil_err
+card_grow(void **arr, uint32_t *capp, uint32_t need, uint32_t cap, size_t sz)
+{
+	uint32_t nc;
+	void *p;
+
+	if (need <= *capp)
+		return VIGIL_OK;
+	nc = *capp ? *capp * 2 : 4;
+	if (nc > cap)
+		nc = cap;
+	p = realloc(*arr, (size_t)nc * sz);
+	if (p == NULL)
+		return VIGIL_ENOMEM;
+	*arr = p;
+	*capp = nc;
+	return VIGIL_OK;
+}
+
+/* Max-heap on h: the root is the largest kept hash, evicted first. */
+static void
+heap_sift_down(batch_sample *s, uint32_t n, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i;
+		batch_sample t;
+
+		if (l < n && s[l].h > s[m].h)
+			m = l;
+		if (r < n && s[r].h > s[m].h)
+			m = r;
+		if (m == i)
+			return;
+		t = s[i]; s[i] = s[m]; s[m] = t;
+		i = m;
+	}
+}
+
+static vigil_err
+card_sample(batch_card *c, uint64_t h, double amount)
+{
+	vigil_err rv;
+	uint32_t i;
+
+	if (c->nsamples < BATCH_CARD_MAX_SAMPLES) {
+		rv = card_grow((void **)&c->samples, &c->cap_samples, c->nsamples + 1,
+		    BATCH_CARD_MAX_SAMPLES, sizeof(batch_sample));
+		if (rv != VIGIL_OK)
+			return rv;
+		i = c->nsamples++;
+		c->samples[i].h = h;
+		c->samples[i].amount = amount;
+		while (i > 0 && c->samples[(i - 1) / 2].h < c->samples[i].h) {
+			batch_sample t = c->samples[i];
+			c->samples[i] = c->samples[(i - 1) / 2];
+			c->samples[(i - 1) / 2] = t;
+			i = (i - 1) / 2;
+		}
+		return VIGIL_OK;
+	}
+	if (h >= c->samples[0].h)
+		return VIGIL_OK;
+	c->samples[0].h = h;
+	c->samples[0].amount = amount;
+	heap_sift_down(c->samples, c->nsamples, 0);
+	return VIGIL_OK;
+}
+
+static vigil_err
+card_merchant(batch_card *c, uint64_t h)
+{
+	uint32_t lo = 0, hi = c->nmerch;
+	vigil_err rv;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (c->merch[mid].h < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < c->nmerch && c->merch[lo].h == h) {
+		c->merch[lo].n++;
+		return VIGIL_OK;
+	}
+	if (c->nmerch >= BATCH_CARD_MAX_MERCH) {
+		c->merch_saturated = true;
+		return VIGIL_OK;
+	}
+	rv = card_grow((void **)&c->merch, &c->cap_merch, c->nmerch + 1,
+	    BATCH_CARD_MAX_MERCH, sizeof(batch_merch_cnt));
+	if (rv != VIGIL_OK)
+		return rv;
+	memmove(&c->merch[lo + 1], &c->merch[lo], (c->nmerch - lo) * sizeof c->merch[0]);
+	c->merch[lo].h = h;
+	c->merch[lo].n = 1;
+	c->nmerch++;
+	return VIGIL_OK;
+}
+
+static void
+card_country(batch_card *c, const char *cc)
+{
+	if (cc == NULL || cc[0] == '\0' || cc[1] == '\0')
+		return;
+	for (uint32_t i = 0; i < c->ncountry; i++) {
+		if (c->country[i].cc[0] == cc[0] && c->country[i].cc[1] == cc[1]) {
+			c->country[i].n++;
+			return;
+		}
+	}
+	if (c->ncountry >= BATCH_CARD_MAX_COUNTRY)
+		return;
+	c->country[c->ncountry].cc[0] = cc[0];
+	c->country[c->ncountry].cc[1] = cc[1];
+	c->country[c->ncountry].n = 1;
+	c->ncountry++;
+}
+
+vigil_err
+batch_card_add(batch_card *c, const batch_windows *w, const batch_event *e)
+{
+	vigil_err rv;
+	double d;
+
+	if (e->t < c->first_seen)
+		c->first_seen = e->t;
+	for (int k = 0; k < BATCH_NW; k++) {
+		if (e->t >= w->start[k]) {
+			c->count[k]++;
+			c->sum[k] += e->amount;
+		}
+	}
+	if (e->t >= w->start[BATCH_W30]) {
+		d = e->amount - c->mean30;
+		c->mean30 += d / c->count[BATCH_W30];
+		c->m2_30 += d * (e->amount - c->mean30);
+	}
+	if (e->t < w->start[BATCH_W90])
+		return VIGIL_OK;
+	d = e->amount - c->mean90;
+	c->mean90 += d / c->count[BATCH_W90];
+	c->m2_90 += d * (e->amount - c->mean90);
+	if (e->amount > c->max90)
+		c->max90 = e->amount;
+	c->hour[(e->t % VIGIL_MS_PER_DAY + VIGIL_MS_PER_DAY) % VIGIL_MS_PER_DAY / 3600000]++;
+	if (e->label == 1)
+		c->fraud90++;
+	card_country(c, e->country);
+	rv = card_sample(c, e->txn_h, e->amount);
+	if (rv != VIGIL_OK)
+		return rv;
+	return card_merchant(c, e->merch_h);
+}
+
+static int
+dbl_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+merch_top_cmp(const void *a, const void *b)
+{
+	const batch_merch_cnt *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n > y->n ? -1 : 1;
+	return (x->h > y->h) - (x->h < y->h);
+}
+
+static int
+country_top_cmp(const void *a, const void *b)
+{
+	const batch_country_cnt *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n > y->n ? -1 : 1;
+	return memcmp(x->cc, y->cc, 2);
+}
+
+/* Nearest rank over sorted v[0..n): smallest x with count(<= x) >= p% of n. */
+static double
+nearest_rank(const double *v, uint32_t n, double p)
+{
+	double r = ceil(p / 100.0 * n - 1e-9);
+	uint32_t k = r < 1.0 ? 1 : (uint32_t)r;
+
+	return v[(k > n ? n : k) - 1];
+}
+
+void
+batch_card_profile(const batch_card *c, store_card_profile *ret_p)
+{
+	store_card_profile p;
+	double amounts[BATCH_CARD_MAX_SAMPLES];
+	batch_merch_cnt top[BATCH_CARD_MAX_MERCH];
+	batch_country_cnt ctop[BATCH_CARD_MAX_COUNTRY];
+
+	memset(&p, 0, sizeof p);
+	p.count_7d = c->count[BATCH_W7];
+	p.count_30d = c->count[BATCH_W30];
+	p.count_90d = c->count[BATCH_W90];
+	p.amount_sum_7d = c->sum[BATCH_W7];
+	p.amount_sum_30d = c->sum[BATCH_W30];
+	p.amount_sum_90d = c->sum[BATCH_W90];
+	p.amount_mean_7d = p.count_7d ? p.amount_sum_7d / p.count_7d : 0.0;
+	p.amount_mean_30d = p.count_30d ? p.amount_sum_30d / p.count_30d : 0.0;
+	p.amount_mean_90d = p.count_90d ? p.amount_sum_90d / p.count_90d : 0.0;
+	/* Population standard deviation (n in the denominator). */
+	p.amount_std_30d = p.count_30d ? sqrt(c->m2_30 / p.count_30d) : 0.0;
+	p.amount_std_90d = p.count_90d ? sqrt(c->m2_90 / p.count_90d) : 0.0;
+	if (c->nsamples > 0) {
+		for (uint32_t i = 0; i < c->nsamples; i++)
+			amounts[i] = c->samples[i].amount;
+		qsort(amounts, c->nsamples, sizeof amounts[0], dbl_cmp);
+		p.amount_p50_90d = nearest_rank(amounts, c->nsamples, 50);
+		p.amount_p95_90d = nearest_rank(amounts, c->nsamples, 95);
+		p.amount_p99_90d = nearest_rank(amounts, c->nsamples, 99);
+	}
+	p.amount_max_90d = p.count_90d ? c->max90 : 0.0;
+	p.distinct_merchants_90d = c->nmerch;
+	p.distinct_countries_90d = c->ncountry;
+	p.first_seen_ms = c->first_seen == INT64_MAX ? 0 : c->first_seen;
+	p.fraud_count_90d = c->fraud90;
+	memcpy(p.hour_hist, c->hour, sizeof p.hour_hist);
+
+	memcpy(ctop, c->country, c->ncountry * sizeof ctop[0]);
+	qsort(ctop, c->ncountry, sizeof ctop[0], country_top_cmp);
+	p.ncountries = (uint8_t)(c->ncountry < STORE_CARD_MAX_COUNTRIES ?
+	    c->ncountry : STORE_CARD_MAX_COUNTRIES);
+	for (uint32_t i = 0; i < p.ncountries; i++)
+		memcpy(p.countries[i], ctop[i].cc, 2);
+
+	if (c->nmerch > 0)
+		memcpy(top, c->merch, c->nmerch * sizeof top[0]);
+	qsort(top, c->nmerch, sizeof top[0], merch_top_cmp);
+	p.nmerchants = (uint8_t)(c->nmerch < STORE_CARD_MAX_MERCHANTS ?
+	    c->nmerch : STORE_CARD_MAX_MERCHANTS);
+	for (uint32_t i = 0; i < p.nmerchants; i++)
+		p.merchants[i] = top[i].h;
+	*ret_p = p;
+}
+
+void
+batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e)
+{
+	for (int k = 0; k < BATCH_NW; k++) {
+		if (e->t < w->start[k])
+			continue;
+		a->count[k]++;
+		if (e->label >= 0)
+			a->labelled[k]++;
+		if (e->label == 1)
+			a->fraud[k]++;
+	}
+	if (e->t >= w->start[BATCH_W30])
+		a->sum30_milli += e->amount_milli;
+}
+
+void
+batch_ent_merge(batch_ent *dst, const batch_ent *src)
+{
+	for (int k = 0; k < BATCH_NW; k++) {
+		dst->count[k] += src->count[k];
+		dst->fraud[k] += src->fraud[k];
+		dst->labelled[k] += src->labelled[k];
+	}
+	dst->sum30_milli += src->sum30_milli;
+}
+
+/* Smoothed rate: (frauds + W * prior) / (count + W), W = BATCH_PRIOR_WEIGHT. */
+static double
+ent_rate(uint32_t fraud, uint32_t count, double prior)
+{
+	return ((double)fraud + BATCH_PRIOR_WEIGHT * prior) / ((double)count + BATCH_PRIOR_WEIGHT);
+}
+
+void
+batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *ret_p)
+{
+	store_entity_profile p;
+
+	memset(&p, 0, sizeof p);
+	p.count_7d = a->count[BATCH_W7];
+	p.count_30d = a->count[BATCH_W30];
+	p.count_90d = a->count[BATCH_W90];
+	p.amount_mean_30d = p.count_30d ? (double)a->sum30_milli / 1000.0 / p.count_30d : 0.0;
+	p.fraud_count_7d = a->fraud[BATCH_W7];
+	p.fraud_count_30d = a->fraud[BATCH_W30];
+	p.fraud_count_90d = a->fraud[BATCH_W90];
+	p.labeled_7d = a->labelled[BATCH_W7];
+	p.labeled_30d = a->labelled[BATCH_W30];
+	p.labeled_90d = a->labelled[BATCH_W90];
+	p.fraud_rate_7d = ent_rate(p.fraud_count_7d, p.count_7d, prior);
+	p.fraud_rate_30d = ent_rate(p.fraud_count_30d, p.count_30d, prior);
+	p.fraud_rate_90d = ent_rate(p.fraud_count_90d, p.count_90d, prior);
+	*ret_p = p;
+}

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch/batch.h - the nightly batch recomputer behind vigil-rebuild
+ * (DESIGN.md "Contracts" 6, docs/vigil-rebuild.md).
+ *
+ * batch_rebuild() reads the archive window [as_of - window, as_of) and the
+ * labels known at as_of (label time <= as_of), computes the per-card,
+ * per-merchant and per-terminal profiles and tunes every batch-tuned
+ * threshold of a rule file, then writes feature generation N+1 and makes it
+ * current atomically (store_genw_*). It is deterministic (same archive and
+ * as_of give byte-identical tables), idempotent (an as_of already current is
+ * a no-op unless forced) and failure-safe (any error aborts the generation;
+ * CURRENT is untouched).
+ *
+ * Partitioned runs: with part_count = N > 1 and an out_path, batch_rebuild()
+ * computes the key-hash partition part_index of N into a partial file
+ * instead of a generation; batch_merge() joins the N partial files into one
+ * generation equal to the single-run result.
+ *
+ * The library never prints; errors come back as vigil_err plus a one-line
+ * store_diag naming the place (segment+offset, file, threshold).
+ */
+#ifndef VIGIL_BATCH_H
+#define VIGIL_BATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "store.h"
+#include "vigil.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Caps (every input-driven size has one). */
+#define BATCH_MAX_THREADS      64
+#define BATCH_MAX_PARTS        4096
+#define BATCH_MAX_WINDOW_MS    (3660LL * VIGIL_MS_PER_DAY) /* ten years */
+#define BATCH_MAX_GROUPS       100000  /* groups per tuned threshold */
+#define BATCH_MAX_THRESHOLDS   256     /* thresholds reported in a summary */
+
+typedef struct batch_opts {
+	const char *datadir;      /* required: "<datadir>/archive", "<datadir>/features" */
+	int64_t     as_of_ms;     /* exclusive end of the window; default: today 00:00 UTC */
+	int64_t     window_ms;    /* default 90 days */
+	const char *rules_path;   /* rule file whose thresholds are tuned; NULL: carry
+	                           * the current generation's thresholds over unchanged */
+	bool        force;        /* rebuild even if as_of is already current */
+	uint32_t    part_index, part_count; /* key-hash partition; count 0 or 1 = all */
+	const char *out_path;     /* partial file written when part_count > 1 */
+	uint32_t    threads;      /* worker threads (in-process partitions); 0 = 1 */
+	uint32_t    keep;         /* generations kept by store_genw_commit; 0 = default */
+	uint64_t    max_labels;   /* cap on distinct labelled txn_ids; 0 = 64M */
+	uint64_t    max_entities; /* cap on cards + merchants + terminals; 0 = 200M */
+	/* Called from one reading thread about every 64k records (never
+	 * concurrently; may be NULL): records read so far and an estimate of
+	 * the bytes the whole run reads. */
+	void      (*progress)(void *arg, uint64_t records, uint64_t bytes_total_est);
+	/* Same, with the bytes read so far (for an ETA); called instead of
+	 * progress when set. */
+	void      (*progress_bytes)(void *arg, uint64_t records, uint64_t bytes_done,
+	    uint64_t bytes_total_est);
+	void       *progress_arg;
+} batch_opts;
+
+/* Fills *ret with the defaults above (datadir NULL, as_of = today 00:00 UTC). */
+void batch_opts_default(batch_opts *ret);
+
+typedef struct batch_thresh_summary {
+	char            name[129];
+	const char     *kind;        /* "percentile", "alert_rate", "precision" (static) */
+	uint32_t        groups;      /* group values stored (tuned groups) */
+	uint32_t        groups_fallback; /* groups with too few samples (use the global) */
+	double          old_value;   /* global value in the previous generation (NaN: none) */
+	double          new_value;   /* global value stored now */
+	uint64_t        samples;     /* data behind the global value */
+	bool            tuned;       /* false: fallback kept (too little data) */
+} batch_thresh_summary;
+
+typedef struct batch_summary {
+	int64_t  as_of_ms, window_ms;
+	uint64_t records_read;     /* score records in the window */
+	uint64_t records_bad;      /* undecodable payloads, skipped (first in bad_where) */
+	uint64_t corrupt_records;  /* corrupt stretches the archive reader skipped */
+	uint64_t labels_read;      /* label records with label time <= as_of */
+	uint64_t labels_used;      /* matched to a transaction of the window */
+	uint64_t labels_unmatched; /* no transaction of the window has that txn_id */
+	uint64_t labels_future;    /* label time > as_of: ignored */
+	uint64_t cards, merchants, terminals; /* rows written */
+	uint64_t first_seq, last_seq;         /* archive sequence range read */
+	uint32_t nthresholds;
+	batch_thresh_summary thresholds[BATCH_MAX_THRESHOLDS];
+	uint64_t generation;       /* written (or the current one when skipped) */
+	bool     skipped;          /* as_of already current: nothing done */
+	bool     partial;          /* a --partition run: out_path written, no generation */
+	uint32_t part_index, part_count;
+	char     rules_hash[72];   /* content hash of the rule file ("" if none) */
+	char     bad_where[256];   /* place + reason of the first bad record */
+	double   duration_s;
+	uint64_t peak_state_bytes; /* aggregation state at its largest (estimate) */
+} batch_summary;
+
+/*
+ * Runs one rebuild (or one partition of it) as opts says. VIGIL_OK:
+ * *ret_summary filled (skipped = true for a no-op). Errors: VIGIL_EINVAL
+ * (options), VIGIL_EBUSY (another rebuild holds the lock), VIGIL_ESYNTAX /
+ * VIGIL_ETYPE (rule file; reterr holds "file:line:col: message"),
+ * VIGIL_EIO / VIGIL_ECORRUPT / VIGIL_EVERSION (store), VIGIL_ETOOBIG (a cap),
+ * VIGIL_ENOMEM; *reterr filled, no generation made current.
+ */
+vigil_err batch_rebuild(const batch_opts *opts, batch_summary *ret_summary,
+    store_diag *reterr);
+
+/*
+ * Joins the partial files paths[0..n) written by batch_rebuild with
+ * part_count = n (each index 0..n-1 exactly once, same as_of, window and
+ * rule file) into generation N+1 of opts->datadir. opts->force and
+ * opts->rules_path (must hash like the partials' rule file) apply as for
+ * batch_rebuild; the window, as_of and partition fields are taken from the
+ * files. VIGIL_ECORRUPT / VIGIL_EVERSION / VIGIL_EINVAL name the file.
+ */
+vigil_err batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
+    batch_summary *ret_summary, store_diag *reterr);
+
+/*
+ * Points CURRENT at the generation before the current one (or at
+ * `generation` if non-zero). *ret_from / *ret_to: the old and new current
+ * generation. VIGIL_ENOTFOUND if there is nothing to roll back to.
+ */
+vigil_err batch_rollback(const char *datadir, uint64_t generation, uint64_t *ret_from,
+    uint64_t *ret_to, store_diag *reterr);
+
+/* A new JSON object for s (NULL on ENOMEM); stable field names, see
+ * docs/vigil-rebuild.md. */
+json_t *batch_summary_json(const batch_summary *s);
+
+/* Parses "90d", "12h", "30m", "45s", "1500ms" or a bare number of days into
+ * ms; VIGIL_EINVAL for anything else or a value <= 0 or over
+ * BATCH_MAX_WINDOW_MS. */
+vigil_err batch_duration_parse(const char *s, int64_t *ret_ms);
+
+/* Parses "i/N" (0 <= i < N <= BATCH_MAX_PARTS); VIGIL_EINVAL otherwise. */
+vigil_err batch_partition_parse(const char *s, uint32_t *ret_index, uint32_t *ret_count);
+
+/* The partition (0..count-1) a key belongs to: xxh64(key) mod count. */
+uint32_t batch_key_partition(const char *key, size_t len, uint32_t count);
+
+/* ---- Threshold math (exposed for tests and the replay tool) ---- */
+
+/*
+ * A mergeable, bounded-memory summary of a stream of numbers with their
+ * labels: log-spaced buckets of relative width BATCH_SKETCH_ALPHA, each
+ * keeping count, labelled and fraud counts, and the exact smallest and
+ * largest value it saw. Answers are exact whenever each bucket holds one
+ * distinct value, else within BATCH_SKETCH_ALPHA relative (docs).
+ */
+#define BATCH_SKETCH_ALPHA 0.001
+typedef struct batch_sketch batch_sketch;
+
+batch_sketch *batch_sketch_new(void);              /* NULL on ENOMEM */
+void          batch_sketch_free(batch_sketch *sk); /* NULL is a no-op */
+/* label: -1 none, 0 legit, 1 fraud. NaN and infinities are ignored. */
+vigil_err     batch_sketch_add(batch_sketch *sk, double v, int label);
+/* Adds every bucket of src into dst (exact, order-independent). */
+vigil_err     batch_sketch_merge(batch_sketch *dst, const batch_sketch *src);
+uint64_t      batch_sketch_count(const batch_sketch *sk);
+uint64_t      batch_sketch_labelled(const batch_sketch *sk);
+/* Nearest-rank percentile p in (0,100]: the smallest stored value x with
+ * count(<= x) >= ceil(p/100 * n). VIGIL_ENOTFOUND if empty. */
+vigil_err     batch_sketch_percentile(const batch_sketch *sk, double p, double *ret_v);
+/* Smallest v with count(>= v) / n <= rate (rate in [0,1]). */
+vigil_err     batch_sketch_alert_rate(const batch_sketch *sk, double rate, double *ret_v);
+/* Smallest v whose precision frauds(>= v) / labelled(>= v) >= target with
+ * labelled(>= v) >= min_labelled. VIGIL_ENOTFOUND if no v qualifies. */
+vigil_err     batch_sketch_precision(const batch_sketch *sk, double target,
+    uint64_t min_labelled, double *ret_v);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGIL_BATCH_H */

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch/int.h - private to batch/: the per-entity accumulators (agg.c), the
+ * sketch buckets (sketch.c), the fast card-id scan of archived records
+ * (scan.c), the partial-file codec (part.c) and the shared run state that
+ * rebuild.c drives. Nothing here is a contract outside batch/.
+ */
+#ifndef VIGIL_BATCH_INT_H
+#define VIGIL_BATCH_INT_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <uthash.h>
+
+#include "batch.h"
+#include "rules.h"
+#include "store.h"
+
+#define BATCH_CARD_MAX_SAMPLES   256  /* amounts kept per card for percentiles */
+#define BATCH_CARD_MAX_MERCH     512  /* distinct merchants tracked per card */
+#define BATCH_CARD_MAX_COUNTRY   64   /* distinct countries tracked per card */
+#define BATCH_PRIOR_WEIGHT       100.0 /* pseudo-transactions of the fraud-rate prior */
+
+/* Formats a one-line message into d (NULL-safe). */
+void batch_diag(store_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- Sketch internals (sketch.c) ---- */
+
+typedef struct batch_bucket {
+	int32_t  key;      /* monotone in value: negative < 0 < positive */
+	uint64_t n, labelled, fraud;
+	double   min, max; /* exact extremes of the values that fell here */
+} batch_bucket;
+
+/* The buckets of sk sorted by key (ascending value) in a new array (free()).
+ * *ret_n may be 0 (then *ret_b is NULL). */
+vigil_err batch_sketch_sorted(const batch_sketch *sk, batch_bucket **ret_b, size_t *ret_n);
+/* Adds one whole bucket (partial-file merge). */
+vigil_err batch_sketch_add_bucket(batch_sketch *sk, const batch_bucket *b);
+size_t    batch_sketch_nbuckets(const batch_sketch *sk);
+
+/* ---- Windows ---- */
+
+enum { BATCH_W7 = 0, BATCH_W30, BATCH_W90, BATCH_NW };
+
+typedef struct batch_windows {
+	int64_t as_of, from;      /* the whole window [from, as_of) */
+	int64_t start[BATCH_NW];  /* start of 7/30/90 days, clipped to from */
+} batch_windows;
+
+void batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms);
+
+/* ---- Card accumulator (agg.c) ---- */
+
+typedef struct batch_sample {
+	uint64_t h;   /* xxh64(txn_id): the kept samples are the smallest h */
+	double   amount;
+} batch_sample;
+
+typedef struct batch_merch_cnt {
+	uint64_t h;
+	uint32_t n;
+} batch_merch_cnt;
+
+typedef struct batch_country_cnt {
+	char     cc[2];
+	uint32_t n;
+} batch_country_cnt;
+
+typedef struct batch_card {
+	UT_hash_handle hh;
+	char    *key;                  /* card_id, owned */
+	uint32_t count[BATCH_NW];
+	double   sum[BATCH_NW];
+	double   mean30, m2_30, mean90, m2_90; /* Welford, archive order */
+	double   max90;
+	int64_t  first_seen;
+	uint32_t fraud90;
+	uint32_t hour[24];
+	uint32_t nsamples, cap_samples;  /* max-heap on h */
+	batch_sample *samples;
+	uint32_t nmerch, cap_merch;      /* sorted by h */
+	batch_merch_cnt *merch;
+	bool     merch_saturated;
+	uint32_t ncountry;
+	batch_country_cnt country[BATCH_CARD_MAX_COUNTRY];
+} batch_card;
+
+/* One scored transaction reduced to what the profiles need. */
+typedef struct batch_event {
+	int64_t     t;
+	double      amount;     /* major units */
+	int64_t     amount_milli; /* amount * 1000, exact (integer minor units scaled) */
+	uint64_t    txn_h;      /* xxh64(txn_id) */
+	uint64_t    merch_h;    /* xxh64(merchant_id) */
+	const char *country;    /* "" if absent */
+	int         label;      /* -1 none, 0 legit, 1 fraud (known at as_of) */
+} batch_event;
+
+batch_card *batch_card_new(const char *key, size_t len);
+void        batch_card_free(batch_card *c);
+vigil_err   batch_card_add(batch_card *c, const batch_windows *w, const batch_event *e);
+/* Final profile (deterministic: depends only on the events and their order). */
+void        batch_card_profile(const batch_card *c, store_card_profile *ret_p);
+size_t      batch_card_bytes(const batch_card *c);
+
+/* Merchant / terminal accumulator: integers only, so partial results from
+ * any partitioning merge exactly. */
+typedef struct batch_ent {
+	uint32_t count[BATCH_NW];
+	int64_t  sum30_milli;
+	uint32_t fraud[BATCH_NW];
+	uint32_t labelled[BATCH_NW];
+} batch_ent;
+
+typedef struct batch_ent_node {
+	UT_hash_handle hh;
+	char    *key;
+	batch_ent acc;
+} batch_ent_node;
+
+void batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e);
+void batch_ent_merge(batch_ent *dst, const batch_ent *src);
+/* prior: the global fraud rate of the window (smoothing, docs). */
+void batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *ret_p);
+
+/* ---- Fast scan (scan.c) ---- */
+
+/* Finds Transaction.card_id inside an ArchivedScore payload without
+ * unpacking it. VIGIL_OK: *ret_p and *ret_len point into payload; VIGIL_EPROTO
+ * if the wire bytes are malformed; VIGIL_ENOTFOUND if absent. */
+vigil_err batch_scan_card_id(const void *payload, size_t len, const char **ret_p,
+    size_t *ret_len);
+
+#endif

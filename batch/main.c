@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch/main.c - vigil-rebuild, the command line of the nightly batch job
+ * (docs/vigil-rebuild.md): parses options, shows progress on a terminal,
+ * prints the summary (text, or JSON with --json) and maps errors to exit
+ * codes scripts can trust: 0 done or nothing to do, 1 failure, 2 usage,
+ * 3 another rebuild holds the lock.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "vigil_config.h"
+
+enum { EXIT_USAGE = 2, EXIT_LOCKED = 3 };
+
+static const char usage_text[] =
+"usage: vigil-rebuild --data DIR [options]\n"
+"       vigil-rebuild --data DIR --partition I/N --out FILE [options]\n"
+"       vigil-rebuild --data DIR --merge FILE...\n"
+"       vigil-rebuild --data DIR --rollback [--to GEN]\n"
+"\n"
+"Rebuilds vigil's batch feature tables and tuned thresholds from the archive\n"
+"window [as-of - window, as-of) and the labels known at as-of, writes them as a\n"
+"new generation and makes it current atomically.\n"
+"\n"
+"  -d, --data DIR        data directory (archive/ and features/ inside)\n"
+"  -a, --as-of DATE      end of the window, YYYY-MM-DD (00:00 UTC) or RFC 3339;\n"
+"                        default: today 00:00 UTC (covers all of yesterday)\n"
+"  -w, --window DUR      window length: 90d (default), 36h, 30m, 45s, 1500ms\n"
+"  -r, --rules FILE      rule file whose batch-tuned thresholds to tune; without\n"
+"                        it the current thresholds carry over unchanged\n"
+"  -f, --force           rebuild even if this as-of date is already current\n"
+"  -p, --partition I/N   compute key-hash partition I of N into --out FILE\n"
+"  -o, --out FILE        partial file written by --partition\n"
+"  -m, --merge           join the partial files given as arguments into a generation\n"
+"  -t, --threads N       worker threads (default: online CPUs, at most 8)\n"
+"  -k, --keep N          generations to keep (default 3)\n"
+"      --rollback        make the generation before the current one current again\n"
+"      --to GEN          with --rollback: the generation to make current\n"
+"  -j, --json            print the summary as JSON on stdout\n"
+"  -q, --quiet           no progress, no text summary\n"
+"  -h, --help            this text\n"
+"  -V, --version         version\n"
+"\n"
+"Exit status: 0 built, or nothing to do (as-of already current); 1 failure;\n"
+"2 usage error; 3 another rebuild is running (the lock is held).\n";
+
+typedef struct cli_progress {
+	bool     tty;
+	uint64_t t0, last;
+} cli_progress;
+
+static void
+human(double v, char *buf, size_t n)
+{
+	if (v >= 1e9)
+		snprintf(buf, n, "%.2fG", v / 1e9);
+	else if (v >= 1e6)
+		snprintf(buf, n, "%.2fM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(buf, n, "%.1fk", v / 1e3);
+	else
+		snprintf(buf, n, "%.0f", v);
+}
+
+static void
+on_progress(void *arg, uint64_t records, uint64_t done, uint64_t total)
+{
+	cli_progress *p = arg;
+	uint64_t now = vigil_mono_ns();
+	double secs, rate;
+	char rs[32], rr[32];
+
+	if (!p->tty || now - p->last < 200000000ull)
+		return;
+	p->last = now;
+	secs = (double)(now - p->t0) / 1e9;
+	rate = secs > 0 ? (double)records / secs : 0;
+	human((double)records, rs, sizeof rs);
+	human(rate, rr, sizeof rr);
+	if (total > 0 && done > 0 && done <= total) {
+		double eta = secs * (double)(total - done) / (double)done;
+		fprintf(stderr, "\r  %s records  %s/s  %3.0f%%  ETA %.0fs   ", rs, rr,
+		    100.0 * (double)done / (double)total, eta);
+	} else {
+		fprintf(stderr, "\r  %s records  %s/s   ", rs, rr);
+	}
+	fflush(stderr);
+}
+
+static void
+print_summary(const batch_summary *s, FILE *out)
+{
+	char date[16], rate[32];
+
+	vigil_date_format(s->as_of_ms, date, sizeof date);
+	if (s->skipped) {
+		fprintf(out, "vigil-rebuild: as-of %s is already built (generation %llu); "
+		    "nothing to do (use --force to rebuild)\n", date,
+		    (unsigned long long)s->generation);
+		return;
+	}
+	if (s->partial)
+		fprintf(out, "vigil-rebuild: partition %u/%u for as-of %s written in %.1f s\n",
+		    s->part_index, s->part_count, date, s->duration_s);
+	else
+		fprintf(out, "vigil-rebuild: generation %llu built for as-of %s "
+		    "(window %.4g days) in %.1f s\n", (unsigned long long)s->generation, date,
+		    (double)s->window_ms / VIGIL_MS_PER_DAY, s->duration_s);
+	human(s->duration_s > 0 ? (double)s->records_read / s->duration_s : 0, rate, sizeof rate);
+	fprintf(out, "  records    %llu in the window (%s/s), %llu undecodable, %llu corrupt skipped\n",
+	    (unsigned long long)s->records_read, rate, (unsigned long long)s->records_bad,
+	    (unsigned long long)s->corrupt_records);
+	if (s->bad_where[0] != '\0')
+		fprintf(out, "  first bad  %s\n", s->bad_where);
+	fprintf(out, "  labels     %llu known at as-of, %llu used, %llu unmatched, "
+	    "%llu after as-of ignored\n", (unsigned long long)s->labels_read,
+	    (unsigned long long)s->labels_used, (unsigned long long)s->labels_unmatched,
+	    (unsigned long long)s->labels_future);
+	fprintf(out, "  tables     %llu cards, %llu merchants, %llu terminals\n",
+	    (unsigned long long)s->cards, (unsigned long long)s->merchants,
+	    (unsigned long long)s->terminals);
+	for (uint32_t i = 0; i < s->nthresholds; i++) {
+		const batch_thresh_summary *t = &s->thresholds[i];
+
+		if (t->tuned)
+			fprintf(out, "  threshold  %s (%s): %.6g -> %.6g from %llu samples",
+			    t->name, t->kind, t->old_value, t->new_value,
+			    (unsigned long long)t->samples);
+		else
+			fprintf(out, "  threshold  %s (%s): fallback %.6g kept, too little data "
+			    "(%llu samples)", t->name, t->kind, t->new_value,
+			    (unsigned long long)t->samples);
+		if (t->groups || t->groups_fallback)
+			fprintf(out, "; %u groups tuned, %u use the global value", t->groups,
+			    t->groups_fallback);
+		fputc('\n', out);
+	}
+}
+
+static int
+exit_code(vigil_err rv)
+{
+	return rv == VIGIL_OK ? 0 : rv == VIGIL_EBUSY ? EXIT_LOCKED : 1;
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "vigil-rebuild: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'vigil-rebuild --help'.\n");
+	return EXIT_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { OPT_ROLLBACK = 256, OPT_TO };
+	static const struct option longopts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "as-of", required_argument, NULL, 'a' },
+		{ "window", required_argument, NULL, 'w' },
+		{ "rules", required_argument, NULL, 'r' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "partition", required_argument, NULL, 'p' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "merge", no_argument, NULL, 'm' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "keep", required_argument, NULL, 'k' },
+		{ "rollback", no_argument, NULL, OPT_ROLLBACK },
+		{ "to", required_argument, NULL, OPT_TO },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	batch_opts opts;
+	batch_summary *sum = NULL;
+	store_diag diag;
+	cli_progress prog = { 0 };
+	bool json = false, quiet = false, merge = false, rollback = false, have_part = false;
+	unsigned long long to = 0;
+	long ncpu;
+	char *end;
+	int c, rc;
+	vigil_err rv;
+
+	batch_opts_default(&opts);
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	opts.threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu;
+	while ((c = getopt_long(argc, argv, "d:a:w:r:fp:o:mt:k:jqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			opts.datadir = optarg;
+			break;
+		case 'a':
+			if (vigil_date_parse(optarg, &opts.as_of_ms) != VIGIL_OK &&
+			    vigil_time_parse_rfc3339(optarg, &opts.as_of_ms) != VIGIL_OK)
+				return usage_error("--as-of: '%s' is not YYYY-MM-DD or RFC 3339", optarg);
+			break;
+		case 'w':
+			if (batch_duration_parse(optarg, &opts.window_ms) != VIGIL_OK)
+				return usage_error("--window: '%s' is not a duration such as 90d, "
+				    "36h or 30m (at most 3660 days)", optarg);
+			break;
+		case 'r':
+			opts.rules_path = optarg;
+			break;
+		case 'f':
+			opts.force = true;
+			break;
+		case 'p':
+			if (batch_partition_parse(optarg, &opts.part_index, &opts.part_count) != VIGIL_OK)
+				return usage_error("--partition: '%s' is not I/N with 0 <= I < N <= 4096",
+				    optarg);
+			have_part = true;
+			break;
+		case 'o':
+			opts.out_path = optarg;
+			break;
+		case 'm':
+			merge = true;
+			break;
+		case 't':
+			opts.threads = (uint32_t)strtoul(optarg, &end, 10);
+			if (*optarg < '1' || *optarg > '9' || *end != '\0' ||
+			    opts.threads > BATCH_MAX_THREADS)
+				return usage_error("--threads: '%s' is not a number in 1..64", optarg);
+			break;
+		case 'k':
+			opts.keep = (uint32_t)strtoul(optarg, &end, 10);
+			if (*optarg < '1' || *optarg > '9' || *end != '\0' || opts.keep > 1000)
+				return usage_error("--keep: '%s' is not a number in 1..1000", optarg);
+			break;
+		case OPT_ROLLBACK:
+			rollback = true;
+			break;
+		case OPT_TO:
+			to = strtoull(optarg, &end, 10);
+			if (*optarg < '1' || *optarg > '9' || *end != '\0')
+				return usage_error("--to: '%s' is not a generation number", optarg);
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("vigil-rebuild %s\n", VIGIL_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'vigil-rebuild --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (opts.datadir == NULL)
+		return usage_error("%s", "--data DIR is required");
+	if (merge + rollback + have_part > 1)
+		return usage_error("%s", "--merge, --partition and --rollback exclude each other");
+	if (!merge && optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (have_part && opts.part_count > 1 && opts.out_path == NULL)
+		return usage_error("%s", "--partition needs --out FILE");
+	if (to != 0 && !rollback)
+		return usage_error("%s", "--to only goes with --rollback");
+
+	if (rollback) {
+		uint64_t from = 0, dest = 0;
+
+		rv = batch_rollback(opts.datadir, to, &from, &dest, &diag);
+		if (rv != VIGIL_OK) {
+			fprintf(stderr, "vigil-rebuild: rollback failed: %s\n", diag.msg[0] ?
+			    diag.msg : vigil_strerror(rv));
+			return exit_code(rv);
+		}
+		if (json)
+			printf("{\"rolled_back_from\": %llu, \"current\": %llu}\n",
+			    (unsigned long long)from, (unsigned long long)dest);
+		else if (!quiet)
+			printf("vigil-rebuild: generation %llu is current again (was %llu)\n",
+			    (unsigned long long)dest, (unsigned long long)from);
+		return 0;
+	}
+
+	sum = calloc(1, sizeof *sum);
+	if (sum == NULL) {
+		fprintf(stderr, "vigil-rebuild: out of memory\n");
+		return 1;
+	}
+	prog.tty = !quiet && isatty(STDERR_FILENO);
+	prog.t0 = vigil_mono_ns();
+	opts.progress_bytes = on_progress;
+	opts.progress_arg = &prog;
+	diag.msg[0] = '\0';
+	if (merge) {
+		if (optind >= argc) {
+			free(sum);
+			return usage_error("%s", "--merge needs the partial files as arguments");
+		}
+		rv = batch_merge(&opts, (const char *const *)&argv[optind],
+		    (uint32_t)(argc - optind), sum, &diag);
+	} else {
+		rv = batch_rebuild(&opts, sum, &diag);
+	}
+	if (prog.tty && prog.last != 0)
+		fputs("\r\033[K", stderr);
+	if (rv != VIGIL_OK) {
+		if (rv == VIGIL_EBUSY)
+			fprintf(stderr, "vigil-rebuild: another rebuild is running on %s "
+			    "(the lock is held): %s\n", opts.datadir, diag.msg[0] ? diag.msg :
+			    vigil_strerror(rv));
+		else
+			fprintf(stderr, "vigil-rebuild: %s\n", diag.msg[0] ? diag.msg :
+			    vigil_strerror(rv));
+		free(sum);
+		return exit_code(rv);
+	}
+	rc = 0;
+	if (json) {
+		json_t *js = batch_summary_json(sum);
+
+		if (js == NULL || json_dumpf(js, stdout, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
+			fprintf(stderr, "vigil-rebuild: cannot print the summary\n");
+			rc = 1;
+		} else {
+			fputc('\n', stdout);
+		}
+		json_decref(js);
+	} else if (!quiet) {
+		print_summary(sum, stdout);
+	}
+	free(sum);
+	if (fflush(stdout) != 0)
+		rc = 1;
+	return rc;
+}

@@ -1,0 +1,699 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch/part.c - partial files of a partitioned rebuild, and batch_merge().
+ *
+ * `vigil-rebuild --partition i/N --out F` computes the cards whose key hash
+ * falls in partition i: their final profiles, plus the partition's share of
+ * every merchant and terminal counter and of every threshold sketch. Cards
+ * are final because a card's records all belong to one partition; merchant,
+ * terminal and sketch shares are integers (and exact min/max), so summing
+ * the N shares gives exactly what a single run computes. `vigil-rebuild
+ * --merge F0 .. FN-1` does that sum and writes the generation.
+ *
+ * Format (docs/vigil-rebuild.md), native byte order, for the same build on
+ * the same architecture (the header records both and a reader refuses a
+ * mismatch):
+ *   header  "VGLPART1", u32 byte-order mark 0x01020304, u32 sizes of the
+ *           card profile and entity counter, run fields, counters, plans
+ *   items   'C' card | 'M' merchant | 'T' terminal: u16 key length, key, bytes
+ *           'G' sketch: u32 plan, u16 group length (0xffff = global), group,
+ *               u32 buckets, buckets
+ *   trailer 'E', u64 xxh64 of every byte before it
+ * The file is written to F.tmp and renamed, so F is complete or absent.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "rebuild.h"
+
+#define PART_MAGIC     "VGLPART1"
+#define PART_BOM       0x01020304u
+#define PART_GLOBAL    0xffffu
+#define PART_MAX_BUCKETS (1u << 22)
+
+typedef struct part_hdr {
+	uint32_t part_index, part_count;
+	int64_t  as_of_ms, window_ms;
+	char     rules_hash[72];
+	uint32_t nplans;
+	uint64_t records_read, records_bad, corrupt_records, labels_read, labels_used,
+	    labels_future, first_seq, last_seq, state_bytes;
+	char     bad_where[256];
+} part_hdr;
+
+typedef struct part_plan {
+	char     name[129];
+	uint32_t kind;
+	double   param, fallback;
+	uint64_t min_samples;
+} part_plan;
+
+/* ---- Writing ---- */
+
+typedef struct part_w {
+	FILE          *f;
+	XXH64_state_t *xx;
+	bool           err;
+} part_w;
+
+static void
+pw_put(part_w *w, const void *p, size_t n)
+{
+	if (w->err || n == 0)
+		return;
+	if (fwrite(p, 1, n, w->f) != n) {
+		w->err = true;
+		return;
+	}
+	XXH64_update(w->xx, p, n);
+}
+
+static void
+pw_u8(part_w *w, uint8_t v)  { pw_put(w, &v, 1); }
+static void
+pw_u16(part_w *w, uint16_t v) { pw_put(w, &v, 2); }
+static void
+pw_u32(part_w *w, uint32_t v) { pw_put(w, &v, 4); }
+
+static void
+pw_key(part_w *w, char tag, const char *key)
+{
+	size_t n = strlen(key);
+
+	pw_u8(w, (uint8_t)tag);
+	pw_u16(w, (uint16_t)n);
+	pw_put(w, key, n);
+}
+
+static vigil_err
+pw_sketch(part_w *w, uint32_t plan, const char *group, const batch_sketch *sk)
+{
+	batch_bucket *b = NULL;
+	size_t nb = 0;
+	vigil_err rv;
+
+	rv = batch_sketch_sorted(sk, &b, &nb);
+	if (rv != VIGIL_OK)
+		return rv;
+	pw_u8(w, 'G');
+	pw_u32(w, plan);
+	if (group == NULL) {
+		pw_u16(w, PART_GLOBAL);
+	} else {
+		pw_u16(w, (uint16_t)strlen(group));
+		pw_put(w, group, strlen(group));
+	}
+	pw_u32(w, (uint32_t)nb);
+	for (size_t i = 0; i < nb; i++) {
+		pw_put(w, &b[i].key, sizeof b[i].key);
+		pw_put(w, &b[i].n, sizeof b[i].n);
+		pw_put(w, &b[i].labelled, sizeof b[i].labelled);
+		pw_put(w, &b[i].fraud, sizeof b[i].fraud);
+		pw_put(w, &b[i].min, sizeof b[i].min);
+		pw_put(w, &b[i].max, sizeof b[i].max);
+	}
+	free(b);
+	return VIGIL_OK;
+}
+
+static int
+ent_cmp(batch_ent_node *a, batch_ent_node *b)
+{
+	return strcmp(a->key, b->key);
+}
+
+static int
+group_cmp(batch_group *a, batch_group *b)
+{
+	return strcmp(a->key, b->key);
+}
+
+vigil_err
+batch_part_write(batch_run *r, const char *path, store_diag *reterr)
+{
+	part_w w = { 0 };
+	part_hdr h;
+	batch_card **cards = NULL;
+	size_t ncards = 0;
+	char tmp[4200];
+	batch_worker *wk = &r->workers[0];
+	uint64_t digest;
+	vigil_err rv;
+
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+		batch_diag(reterr, "%s: path too long", path);
+		return VIGIL_EINVAL;
+	}
+	w.xx = XXH64_createState();
+	if (w.xx == NULL)
+		return VIGIL_ENOMEM;
+	XXH64_reset(w.xx, 0);
+	w.f = fopen(tmp, "wb");
+	if (w.f == NULL) {
+		rv = vigil_err_from_errno(errno);
+		batch_diag(reterr, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	memset(&h, 0, sizeof h);
+	h.part_index = r->opts.part_index;
+	h.part_count = r->opts.part_count;
+	h.as_of_ms = r->opts.as_of_ms;
+	h.window_ms = r->opts.window_ms;
+	memcpy(h.rules_hash, r->sum.rules_hash, sizeof h.rules_hash);
+	h.nplans = r->nplans;
+	h.records_read = r->sum.records_read;
+	h.records_bad = r->sum.records_bad;
+	h.corrupt_records = r->sum.corrupt_records;
+	h.labels_read = r->sum.labels_read;
+	h.labels_used = r->sum.labels_used;
+	h.labels_future = r->sum.labels_future;
+	h.first_seq = r->sum.first_seq;
+	h.last_seq = r->sum.last_seq;
+	h.state_bytes = r->sum.peak_state_bytes;
+	memcpy(h.bad_where, r->sum.bad_where, sizeof h.bad_where);
+	pw_put(&w, PART_MAGIC, 8);
+	pw_u32(&w, PART_BOM);
+	pw_u32(&w, (uint32_t)sizeof(store_card_profile));
+	pw_u32(&w, (uint32_t)sizeof(batch_ent));
+	pw_u32(&w, (uint32_t)sizeof(part_hdr));
+	pw_put(&w, &h, sizeof h);
+	for (uint32_t i = 0; i < r->nplans; i++) {
+		part_plan pp;
+
+		memset(&pp, 0, sizeof pp);
+		memcpy(pp.name, r->plans[i].name, sizeof pp.name);
+		pp.kind = (uint32_t)r->plans[i].kind;
+		pp.param = r->plans[i].param;
+		pp.fallback = r->plans[i].fallback;
+		pp.min_samples = r->plans[i].min_samples;
+		pw_put(&w, &pp, sizeof pp);
+	}
+
+	rv = batch_run_sorted_cards(r, &cards, &ncards);
+	if (rv != VIGIL_OK)
+		goto out;
+	for (size_t i = 0; i < ncards && !w.err; i++) {
+		store_card_profile p;
+
+		batch_card_profile(cards[i], &p);
+		pw_key(&w, 'C', cards[i]->key);
+		pw_put(&w, &p, sizeof p);
+		r->sum.cards++;
+	}
+	for (int k = 0; k < 2; k++) {
+		batch_ent_node **map = k ? &wk->terminals : &wk->merchants;
+
+		HASH_SRT(hh, *map, ent_cmp);
+		for (batch_ent_node *e = *map; e != NULL && !w.err; e = e->hh.next) {
+			pw_key(&w, k ? 'T' : 'M', e->key);
+			pw_put(&w, &e->acc, sizeof e->acc);
+			if (k)
+				r->sum.terminals++;
+			else
+				r->sum.merchants++;
+		}
+	}
+	for (uint32_t i = 0; i < r->nplans; i++) {
+		rv = pw_sketch(&w, i, NULL, wk->ts[i].global);
+		if (rv != VIGIL_OK)
+			goto out;
+		HASH_SRT(hh, wk->ts[i].groups, group_cmp);
+		for (batch_group *g = wk->ts[i].groups; g != NULL; g = g->hh.next) {
+			rv = pw_sketch(&w, i, g->key, g->sk);
+			if (rv != VIGIL_OK)
+				goto out;
+		}
+	}
+	pw_u8(&w, 'E');
+	digest = XXH64_digest(w.xx);
+	if (!w.err && fwrite(&digest, 1, sizeof digest, w.f) != sizeof digest)
+		w.err = true;
+	if (w.err || fflush(w.f) != 0 || fdatasync(fileno(w.f)) != 0) {
+		rv = vigil_err_from_errno(errno);
+		if (rv == VIGIL_OK)
+			rv = VIGIL_EIO;
+		batch_diag(reterr, "%s: write failed: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (fclose(w.f) != 0) {
+		w.f = NULL;
+		rv = VIGIL_EIO;
+		batch_diag(reterr, "%s: close failed: %s", tmp, strerror(errno));
+		goto out;
+	}
+	w.f = NULL;
+	if (rename(tmp, path) != 0) {
+		rv = vigil_err_from_errno(errno);
+		batch_diag(reterr, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
+		goto out;
+	}
+	rv = VIGIL_OK;
+out:
+	if (w.f != NULL) {
+		fclose(w.f);
+		unlink(tmp);
+	} else if (rv != VIGIL_OK) {
+		unlink(tmp);
+	}
+	free(cards);
+	XXH64_freeState(w.xx);
+	return rv;
+}
+
+/* ---- Reading and merging ---- */
+
+typedef struct part_r {
+	const char    *path;
+	FILE          *f;
+	XXH64_state_t *xx;
+	uint64_t       off;
+	part_hdr       h;
+	part_plan     *plans;
+} part_r;
+
+static vigil_err
+pr_get(part_r *p, void *buf, size_t n, const char *what, store_diag *reterr)
+{
+	if (n == 0)
+		return VIGIL_OK;
+	if (fread(buf, 1, n, p->f) != n) {
+		batch_diag(reterr, "%s: offset %llu: %s while reading %s", p->path,
+		    (unsigned long long)p->off, ferror(p->f) ? strerror(errno) : "truncated",
+		    what);
+		return ferror(p->f) ? VIGIL_EIO : VIGIL_ECORRUPT;
+	}
+	XXH64_update(p->xx, buf, n);
+	p->off += n;
+	return VIGIL_OK;
+}
+
+static void
+pr_close(part_r *p)
+{
+	if (p->f != NULL)
+		fclose(p->f);
+	XXH64_freeState(p->xx);
+	free(p->plans);
+	memset(p, 0, sizeof *p);
+}
+
+static vigil_err
+pr_open(part_r *p, const char *path, store_diag *reterr)
+{
+	char magic[8];
+	uint32_t bom, csz, esz, hsz;
+	vigil_err rv;
+
+	memset(p, 0, sizeof *p);
+	p->path = path;
+	p->xx = XXH64_createState();
+	if (p->xx == NULL)
+		return VIGIL_ENOMEM;
+	XXH64_reset(p->xx, 0);
+	p->f = fopen(path, "rb");
+	if (p->f == NULL) {
+		batch_diag(reterr, "%s: %s", path, strerror(errno));
+		return vigil_err_from_errno(errno);
+	}
+	if ((rv = pr_get(p, magic, 8, "magic", reterr)) != VIGIL_OK)
+		return rv;
+	if (memcmp(magic, PART_MAGIC, 8) != 0) {
+		batch_diag(reterr, "%s: offset 0: not a vigil-rebuild partial file", path);
+		return VIGIL_ECORRUPT;
+	}
+	if ((rv = pr_get(p, &bom, 4, "header", reterr)) != VIGIL_OK ||
+	    (rv = pr_get(p, &csz, 4, "header", reterr)) != VIGIL_OK ||
+	    (rv = pr_get(p, &esz, 4, "header", reterr)) != VIGIL_OK ||
+	    (rv = pr_get(p, &hsz, 4, "header", reterr)) != VIGIL_OK)
+		return rv;
+	if (bom != PART_BOM || csz != sizeof(store_card_profile) ||
+	    esz != sizeof(batch_ent) || hsz != sizeof(part_hdr)) {
+		batch_diag(reterr, "%s: offset 8: written by a different build or architecture "
+		    "(re-run the partitions with this binary)", path);
+		return VIGIL_EVERSION;
+	}
+	if ((rv = pr_get(p, &p->h, sizeof p->h, "header", reterr)) != VIGIL_OK)
+		return rv;
+	p->h.rules_hash[sizeof p->h.rules_hash - 1] = '\0';
+	p->h.bad_where[sizeof p->h.bad_where - 1] = '\0';
+	if (p->h.part_count < 2 || p->h.part_count > BATCH_MAX_PARTS ||
+	    p->h.part_index >= p->h.part_count || p->h.nplans > BATCH_MAX_THRESHOLDS ||
+	    p->h.window_ms <= 0 || p->h.window_ms > BATCH_MAX_WINDOW_MS) {
+		batch_diag(reterr, "%s: offset 28: header fields out of range", path);
+		return VIGIL_ECORRUPT;
+	}
+	p->plans = calloc(p->h.nplans ? p->h.nplans : 1, sizeof *p->plans);
+	if (p->plans == NULL)
+		return VIGIL_ENOMEM;
+	for (uint32_t i = 0; i < p->h.nplans; i++) {
+		if ((rv = pr_get(p, &p->plans[i], sizeof p->plans[i], "threshold", reterr)) != VIGIL_OK)
+			return rv;
+		p->plans[i].name[sizeof p->plans[i].name - 1] = '\0';
+		if (p->plans[i].kind < RULES_TUNE_PERCENTILE || p->plans[i].kind > RULES_TUNE_PRECISION) {
+			batch_diag(reterr, "%s: threshold %u: unknown kind %u", path, i,
+			    p->plans[i].kind);
+			return VIGIL_ECORRUPT;
+		}
+	}
+	return VIGIL_OK;
+}
+
+/* Partial files must describe the same run: checks p against the first. */
+static vigil_err
+pr_check_same(const part_r *p, const part_r *first, store_diag *reterr)
+{
+	if (p->h.part_count != first->h.part_count || p->h.as_of_ms != first->h.as_of_ms ||
+	    p->h.window_ms != first->h.window_ms ||
+	    strcmp(p->h.rules_hash, first->h.rules_hash) != 0 ||
+	    p->h.nplans != first->h.nplans ||
+	    p->h.labels_read != first->h.labels_read) {
+		batch_diag(reterr, "%s: from a different run than %s (partition count, as-of, "
+		    "window, rule file or labels differ)", p->path, first->path);
+		return VIGIL_EINVAL;
+	}
+	for (uint32_t i = 0; i < p->h.nplans; i++) {
+		if (memcmp(&p->plans[i], &first->plans[i], sizeof p->plans[i]) != 0) {
+			batch_diag(reterr, "%s: threshold %s differs from %s", p->path,
+			    p->plans[i].name, first->path);
+			return VIGIL_EINVAL;
+		}
+	}
+	return VIGIL_OK;
+}
+
+static vigil_err
+pr_key(part_r *p, char *key, size_t cap, const char *what, store_diag *reterr)
+{
+	uint16_t n;
+	vigil_err rv;
+
+	if ((rv = pr_get(p, &n, 2, what, reterr)) != VIGIL_OK)
+		return rv;
+	if (n == 0 || n >= cap) {
+		batch_diag(reterr, "%s: offset %llu: %s key length %u out of range (1..%zu)",
+		    p->path, (unsigned long long)p->off - 2, what, n, cap - 1);
+		return VIGIL_ECORRUPT;
+	}
+	if ((rv = pr_get(p, key, n, what, reterr)) != VIGIL_OK)
+		return rv;
+	key[n] = '\0';
+	if (memchr(key, '\0', n) != NULL) {
+		batch_diag(reterr, "%s: offset %llu: %s key holds a NUL byte", p->path,
+		    (unsigned long long)p->off - n, what);
+		return VIGIL_ECORRUPT;
+	}
+	return VIGIL_OK;
+}
+
+static vigil_err
+pr_sketch(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
+{
+	uint32_t plan, nb;
+	uint16_t glen;
+	char group[BATCH_GROUP_MAX + 1];
+	batch_sketch *sk;
+	vigil_err rv;
+
+	if ((rv = pr_get(p, &plan, 4, "sketch", reterr)) != VIGIL_OK ||
+	    (rv = pr_get(p, &glen, 2, "sketch", reterr)) != VIGIL_OK)
+		return rv;
+	if (plan >= r->nplans || (glen != PART_GLOBAL && (glen == 0 || glen > BATCH_GROUP_MAX))) {
+		batch_diag(reterr, "%s: offset %llu: sketch for threshold %u / group length %u "
+		    "out of range", p->path, (unsigned long long)p->off - 6, plan, glen);
+		return VIGIL_ECORRUPT;
+	}
+	if (glen == PART_GLOBAL) {
+		sk = wk->ts[plan].global;
+	} else {
+		if ((rv = pr_get(p, group, glen, "sketch group", reterr)) != VIGIL_OK)
+			return rv;
+		group[glen] = '\0';
+		rv = batch_tstate_group(&wk->ts[plan], group, glen, r->plans[plan].name, &sk, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	if ((rv = pr_get(p, &nb, 4, "sketch", reterr)) != VIGIL_OK)
+		return rv;
+	if (nb > PART_MAX_BUCKETS) {
+		batch_diag(reterr, "%s: offset %llu: %u buckets is over the cap of %u", p->path,
+		    (unsigned long long)p->off - 4, nb, PART_MAX_BUCKETS);
+		return VIGIL_ECORRUPT;
+	}
+	for (uint32_t i = 0; i < nb; i++) {
+		batch_bucket b;
+		uint64_t at = p->off;
+
+		if ((rv = pr_get(p, &b.key, sizeof b.key, "bucket", reterr)) != VIGIL_OK ||
+		    (rv = pr_get(p, &b.n, sizeof b.n, "bucket", reterr)) != VIGIL_OK ||
+		    (rv = pr_get(p, &b.labelled, sizeof b.labelled, "bucket", reterr)) != VIGIL_OK ||
+		    (rv = pr_get(p, &b.fraud, sizeof b.fraud, "bucket", reterr)) != VIGIL_OK ||
+		    (rv = pr_get(p, &b.min, sizeof b.min, "bucket", reterr)) != VIGIL_OK ||
+		    (rv = pr_get(p, &b.max, sizeof b.max, "bucket", reterr)) != VIGIL_OK)
+			return rv;
+		rv = batch_sketch_add_bucket(sk, &b);
+		if (rv != VIGIL_OK) {
+			if (rv == VIGIL_ECORRUPT)
+				batch_diag(reterr, "%s: offset %llu: inconsistent sketch bucket",
+				    p->path, (unsigned long long)at);
+			return rv;
+		}
+	}
+	return VIGIL_OK;
+}
+
+/* Streams one partial file: cards into the generation, the rest into wk. */
+static vigil_err
+pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
+{
+	char key[VIGIL_ID_MAX + 1], prev[VIGIL_ID_MAX + 1] = "";
+	uint8_t tag, last = 0;
+	uint64_t digest, want;
+	int c;
+	vigil_err rv;
+
+	for (;;) {
+		uint64_t at = p->off;
+
+		if ((rv = pr_get(p, &tag, 1, "item tag", reterr)) != VIGIL_OK)
+			return rv;
+		if (tag == 'E')
+			break;
+		if (tag != 'C' && tag != 'M' && tag != 'T' && tag != 'G') {
+			batch_diag(reterr, "%s: offset %llu: unknown item tag 0x%02x", p->path,
+			    (unsigned long long)at, tag);
+			return VIGIL_ECORRUPT;
+		}
+		if (tag != last)
+			prev[0] = '\0';
+		last = tag;
+		if (tag == 'G') {
+			rv = pr_sketch(p, r, wk, reterr);
+			if (rv != VIGIL_OK)
+				return rv;
+			continue;
+		}
+		if ((rv = pr_key(p, key, sizeof key, tag == 'C' ? "card" : tag == 'M' ?
+		    "merchant" : "terminal", reterr)) != VIGIL_OK)
+			return rv;
+		/* Keys are written sorted: a repeat or a step back is damage. */
+		if (prev[0] != '\0' && strcmp(prev, key) >= 0) {
+			batch_diag(reterr, "%s: offset %llu: key %s out of order", p->path,
+			    (unsigned long long)at, key);
+			return VIGIL_ECORRUPT;
+		}
+		memcpy(prev, key, sizeof prev);
+		if (tag == 'C') {
+			store_card_profile prof;
+
+			if ((rv = pr_get(p, &prof, sizeof prof, "card profile", reterr)) != VIGIL_OK)
+				return rv;
+			if (batch_key_partition(key, strlen(key), p->h.part_count) != p->h.part_index) {
+				batch_diag(reterr, "%s: offset %llu: card %s is not in partition %u/%u",
+				    p->path, (unsigned long long)at, key, p->h.part_index,
+				    p->h.part_count);
+				return VIGIL_ECORRUPT;
+			}
+			rv = store_genw_put_card(r->gw, key, &prof);
+			if (rv != VIGIL_OK) {
+				batch_diag(reterr, "writing card %s: %s", key, vigil_strerror(rv));
+				return rv;
+			}
+			r->sum.cards++;
+		} else {
+			batch_ent acc, *a;
+
+			if ((rv = pr_get(p, &acc, sizeof acc, "counters", reterr)) != VIGIL_OK)
+				return rv;
+			rv = batch_ent_get(tag == 'M' ? &wk->merchants : &wk->terminals, key,
+			    strlen(key), &a);
+			if (rv != VIGIL_OK)
+				return rv;
+			batch_ent_merge(a, &acc);
+		}
+	}
+	want = XXH64_digest(p->xx);
+	if (fread(&digest, 1, sizeof digest, p->f) != sizeof digest || digest != want) {
+		batch_diag(reterr, "%s: offset %llu: checksum mismatch (file damaged)", p->path,
+		    (unsigned long long)p->off);
+		return VIGIL_ECORRUPT;
+	}
+	if ((c = fgetc(p->f)) != EOF) {
+		batch_diag(reterr, "%s: offset %llu: trailing bytes after the checksum", p->path,
+		    (unsigned long long)p->off + sizeof digest);
+		return VIGIL_ECORRUPT;
+	}
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
+    batch_summary *ret_summary, store_diag *reterr)
+{
+	batch_run r;
+	batch_opts o = *opts;
+	part_r *parts = NULL;
+	bool run_ready = false;
+	store_diag scratch;
+	vigil_err rv;
+
+	if (reterr == NULL)
+		reterr = &scratch;
+	reterr->msg[0] = '\0';
+	memset(&r, 0, sizeof r);
+	if (n < 2 || n > BATCH_MAX_PARTS) {
+		batch_diag(reterr, "merging needs 2..%u partial files, got %u", BATCH_MAX_PARTS, n);
+		return VIGIL_EINVAL;
+	}
+	parts = calloc(n, sizeof *parts);
+	if (parts == NULL)
+		return VIGIL_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		rv = pr_open(&parts[i], paths[i], reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		if (i > 0 && (rv = pr_check_same(&parts[i], &parts[0], reterr)) != VIGIL_OK)
+			goto out;
+		for (uint32_t j = 0; j < i; j++) {
+			if (parts[j].h.part_index == parts[i].h.part_index) {
+				batch_diag(reterr, "%s and %s are both partition %u", paths[j],
+				    paths[i], parts[i].h.part_index);
+				rv = VIGIL_EINVAL;
+				goto out;
+			}
+		}
+	}
+	if (parts[0].h.part_count != n) {
+		batch_diag(reterr, "the partial files are %u of %u partitions",
+		    n, parts[0].h.part_count);
+		rv = VIGIL_EINVAL;
+		goto out;
+	}
+	o.as_of_ms = parts[0].h.as_of_ms;
+	o.window_ms = parts[0].h.window_ms;
+	o.part_index = 0;
+	o.part_count = 1;
+	o.threads = 1;
+	rv = batch_run_init(&r, &o, reterr);
+	run_ready = true;
+	if (rv != VIGIL_OK)
+		goto out;
+	if (r.prog != NULL && strcmp(r.sum.rules_hash, parts[0].h.rules_hash) != 0) {
+		batch_diag(reterr, "%s differs from the rule file the partitions used", o.rules_path);
+		rv = VIGIL_EINVAL;
+		goto out;
+	}
+	if (r.prog == NULL) {
+		/* Thresholds as the partitions described them. */
+		snprintf(r.sum.rules_hash, sizeof r.sum.rules_hash, "%s", parts[0].h.rules_hash);
+		r.plans = calloc(parts[0].h.nplans ? parts[0].h.nplans : 1, sizeof *r.plans);
+		if (r.plans == NULL) {
+			rv = VIGIL_ENOMEM;
+			goto out;
+		}
+		for (uint32_t i = 0; i < parts[0].h.nplans; i++) {
+			const part_plan *pp = &parts[0].plans[i];
+
+			memcpy(r.plans[i].name, pp->name, sizeof r.plans[i].name);
+			r.plans[i].kind = (rules_tune_kind)pp->kind;
+			r.plans[i].param = pp->param;
+			r.plans[i].fallback = pp->fallback;
+			r.plans[i].min_samples = pp->min_samples;
+		}
+		r.nplans = parts[0].h.nplans;
+	} else if (r.nplans != parts[0].h.nplans) {
+		batch_diag(reterr, "%s: %u tuned thresholds, the partitions have %u",
+		    o.rules_path, r.nplans, parts[0].h.nplans);
+		rv = VIGIL_EINVAL;
+		goto out;
+	}
+	rv = batch_run_begin(&r, reterr);
+	if (rv != VIGIL_OK || r.sum.skipped)
+		goto done;
+
+	r.workers = calloc(1, sizeof *r.workers);
+	if (r.workers == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	r.nworkers = 1;
+	r.workers[0].run = &r;
+	r.workers[0].nts = r.nplans;
+	r.workers[0].ts = calloc(r.nplans ? r.nplans : 1, sizeof *r.workers[0].ts);
+	if (r.workers[0].ts == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < r.nplans; i++) {
+		r.workers[0].ts[i].global = batch_sketch_new();
+		if (r.workers[0].ts[i].global == NULL) {
+			rv = VIGIL_ENOMEM;
+			goto out;
+		}
+	}
+	r.sum.labels_read = parts[0].h.labels_read;
+	r.sum.labels_future = parts[0].h.labels_future;
+	r.sum.corrupt_records = parts[0].h.corrupt_records;
+	r.sum.first_seq = UINT64_MAX;
+	for (uint32_t i = 0; i < n; i++) {
+		const part_hdr *h = &parts[i].h;
+
+		rv = pr_body(&parts[i], &r, &r.workers[0], reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		r.sum.records_read += h->records_read;
+		r.sum.records_bad += h->records_bad;
+		r.sum.labels_used += h->labels_used;
+		if (h->records_read > 0 && h->first_seq < r.sum.first_seq)
+			r.sum.first_seq = h->first_seq;
+		if (h->last_seq > r.sum.last_seq)
+			r.sum.last_seq = h->last_seq;
+		if (h->state_bytes > r.sum.peak_state_bytes)
+			r.sum.peak_state_bytes = h->state_bytes;
+		if (r.sum.bad_where[0] == '\0' && h->bad_where[0] != '\0')
+			snprintf(r.sum.bad_where, sizeof r.sum.bad_where, "%s", h->bad_where);
+	}
+	rv = batch_run_finish(&r, &r.workers[0].merchants, &r.workers[0].terminals,
+	    r.workers[0].ts, reterr);
+done:
+	if (rv == VIGIL_OK) {
+		if (r.sum.first_seq == UINT64_MAX)
+			r.sum.first_seq = 0;
+		r.sum.duration_s = (double)(vigil_mono_ns() - r.t0) / 1e9;
+		r.sum.part_count = n;
+		*ret_summary = r.sum;
+	}
+out:
+	if (run_ready)
+		batch_run_fini(&r);
+	if (parts != NULL) {
+		for (uint32_t i = 0; i < n; i++)
+			pr_close(&parts[i]);
+		free(parts);
+	}
+	return rv;
+}

@@ -1,0 +1,1252 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch/rebuild.c - one nightly rebuild, start to finish:
+ *
+ *   1. take the rebuild lock (store_genw_begin) and stop early if the
+ *      as-of date is already current (idempotency);
+ *   2. pass 1: read the label records of [from, as_of] into a map txn_id ->
+ *      latest label known at as_of (labels arrive after their transaction,
+ *      so they must be known before the transactions are aggregated);
+ *   3. pass 2: T worker threads each read the window [from, as_of) and
+ *      aggregate the records of their own cards (key-hash partition of the
+ *      card id, found without unpacking by scan.c): card profiles, merchant
+ *      and terminal counters, threshold sketches;
+ *   4. merge the workers (merchants, terminals and sketches sum exactly),
+ *      write every table in key order, tune the thresholds, write meta and
+ *      commit; any error before the commit aborts the generation.
+ *
+ * A --partition run stops after 3 and writes its share to a partial file
+ * (part.c); batch_merge() reads N of them and does 4.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <xxhash.h>
+
+#include "app.h"
+#include "int.h"
+#include "rebuild.h"
+
+#define PROGRESS_EVERY 65536
+
+void
+batch_diag(store_diag *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+	va_end(ap);
+}
+
+void
+batch_opts_default(batch_opts *ret)
+{
+	int64_t now = vigil_now_ms();
+
+	memset(ret, 0, sizeof *ret);
+	ret->as_of_ms = now - now % VIGIL_MS_PER_DAY;
+	ret->window_ms = 90 * VIGIL_MS_PER_DAY;
+	ret->part_count = 1;
+	ret->threads = 1;
+}
+
+uint32_t
+batch_key_partition(const char *key, size_t len, uint32_t count)
+{
+	if (count <= 1)
+		return 0;
+	return (uint32_t)(XXH64(key, len, 0) % count);
+}
+
+/* ---- Threshold plans and their sketches ---- */
+
+void
+batch_tstate_fini(batch_tstate *t)
+{
+	batch_group *g, *tmp;
+
+	batch_sketch_free(t->global);
+	HASH_ITER(hh, t->groups, g, tmp) {
+		HASH_DEL(t->groups, g);
+		batch_sketch_free(g->sk);
+		free(g);
+	}
+	memset(t, 0, sizeof *t);
+}
+
+vigil_err
+batch_tstate_group(batch_tstate *t, const char *key, size_t len, const char *tname,
+    batch_sketch **ret_sk, store_diag *reterr)
+{
+	batch_group *g;
+
+	HASH_FIND(hh, t->groups, key, len, g);
+	if (g == NULL) {
+		if (t->ngroups >= BATCH_MAX_GROUPS) {
+			batch_diag(reterr, "threshold %s: more than %u groups", tname,
+			    BATCH_MAX_GROUPS);
+			return VIGIL_ETOOBIG;
+		}
+		g = calloc(1, sizeof *g + len + 1);
+		if (g == NULL)
+			return VIGIL_ENOMEM;
+		g->sk = batch_sketch_new();
+		if (g->sk == NULL) {
+			free(g);
+			return VIGIL_ENOMEM;
+		}
+		memcpy(g->key, key, len);
+		g->key[len] = '\0';
+		HASH_ADD_KEYPTR(hh, t->groups, g->key, len, g);
+		t->ngroups++;
+	}
+	*ret_sk = g->sk;
+	return VIGIL_OK;
+}
+
+static const char *
+kind_name(rules_tune_kind k)
+{
+	switch (k) {
+	case RULES_TUNE_PERCENTILE: return "percentile";
+	case RULES_TUNE_ALERT_RATE: return "alert_rate";
+	case RULES_TUNE_PRECISION:  return "precision";
+	default:                    return "const";
+	}
+}
+
+/* Builds the plans for prog's tuned thresholds (CONST ones are skipped). */
+static vigil_err
+plans_from_prog(batch_run *r, store_diag *reterr)
+{
+	uint32_t n = rules_prog_nthresholds(r->prog), ntxn;
+
+	if (store_schema_find("event_time", &ntxn) != VIGIL_OK) {
+		batch_diag(reterr, "feature schema has no event_time field");
+		return VIGIL_EINTERNAL;
+	}
+	r->plans = calloc(n ? n : 1, sizeof *r->plans);
+	if (r->plans == NULL)
+		return VIGIL_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		rules_threshold_info ti;
+		batch_plan *p = &r->plans[r->nplans];
+		const store_field *f;
+
+		rules_prog_threshold(r->prog, i, &ti);
+		if (ti.kind == RULES_TUNE_CONST)
+			continue;
+		if (r->nplans >= BATCH_MAX_THRESHOLDS) {
+			batch_diag(reterr, "%s: more than %u tuned thresholds",
+			    r->opts.rules_path, BATCH_MAX_THRESHOLDS);
+			return VIGIL_ETOOBIG;
+		}
+		if (strlen(ti.name) >= sizeof p->name) {
+			batch_diag(reterr, "%s: threshold name '%.40s...' over %zu bytes",
+			    r->opts.rules_path, ti.name, sizeof p->name - 1);
+			return VIGIL_ETOOBIG;
+		}
+		snprintf(p->name, sizeof p->name, "%s", ti.name);
+		p->kind = ti.kind;
+		p->param = ti.param;
+		p->fallback = ti.fallback;
+		p->min_samples = ti.min_samples ? ti.min_samples : 1;
+		p->feature = ti.feature;
+		p->feat_slot = ti.feature_slot;
+		p->feat_txn = ti.feature_slot <= ntxn;
+		f = store_schema_field(ti.feature_slot);
+		if (f == NULL || f->type == VIGIL_T_STR) {
+			batch_diag(reterr, "%s: threshold %s: feature %s is not a number",
+			    r->opts.rules_path, ti.name, ti.feature ? ti.feature : "?");
+			return VIGIL_ETYPE;
+		}
+		if (ti.group_by != NULL) {
+			p->grouped = true;
+			p->group_by = ti.group_by;
+			p->group_slot = ti.group_slot;
+			p->group_txn = ti.group_slot <= ntxn;
+			p->group_type = ti.group_type;
+		}
+		r->nplans++;
+	}
+	r->ntxn = ntxn + 1;
+	return VIGIL_OK;
+}
+
+/* ---- Pass 1: labels ---- */
+
+static void
+on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
+    const char *what)
+{
+	batch_reader_ctx *c = arg;
+
+	c->corrupt++;
+	if (c->where[0] == '\0')
+		snprintf(c->where, sizeof c->where, "%.60s+%llu: %.100s (%llu bytes skipped)",
+		    segment, (unsigned long long)offset, what, (unsigned long long)skipped);
+}
+
+static void
+run_progress(batch_run *r, uint64_t records, uint64_t bytes_done)
+{
+	if (r->opts.progress_bytes != NULL)
+		r->opts.progress_bytes(r->opts.progress_arg, records, bytes_done, r->bytes_est);
+	else if (r->opts.progress != NULL)
+		r->opts.progress(r->opts.progress_arg, records, r->bytes_est);
+}
+
+static void
+labels_free(batch_run *r)
+{
+	batch_label *l, *tmp;
+
+	HASH_ITER(hh, r->labels, l, tmp) {
+		HASH_DEL(r->labels, l);
+		free(l);
+	}
+}
+
+static vigil_err
+pass_labels(batch_run *r, store_diag *reterr)
+{
+	store_reader *rd = NULL;
+	store_reader_stats st;
+	store_record rec;
+	store_label lab;
+	batch_reader_ctx cc = { 0 };
+	vigil_err rv;
+
+	/* Label records carry their label time as event time: [from, as_of]. */
+	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of + 1, on_corrupt, &cc,
+	    &rd, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	for (;;) {
+		batch_label *l;
+		int64_t t;
+		size_t len;
+
+		rv = store_reader_next(rd, &rec, reterr);
+		if (rv == VIGIL_ENOTFOUND) {
+			rv = VIGIL_OK;
+			break;
+		}
+		if (rv != VIGIL_OK)
+			goto out;
+		if (++r->pass1_records % PROGRESS_EVERY == 0) {
+			store_reader_get_stats(rd, &st);
+			run_progress(r, r->pass1_records, st.bytes);
+		}
+		if (rec.type != STORE_REC_LABEL)
+			continue;
+		if (store_label_decode(rec.payload, rec.len, &lab, reterr) != VIGIL_OK) {
+			r->sum.records_bad++;
+			if (r->sum.bad_where[0] == '\0')
+				snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%.60s+%llu: %.160s",
+				    rec.segment, (unsigned long long)rec.offset, reterr->msg);
+			continue;
+		}
+		t = lab.label_time_ms > 0 ? lab.label_time_ms : rec.event_time_ms;
+		if (t > r->w.as_of) {
+			r->sum.labels_future++;
+			continue;
+		}
+		r->sum.labels_read++;
+		len = strlen(lab.txn_id);
+		HASH_FIND(hh, r->labels, lab.txn_id, len, l);
+		if (l == NULL) {
+			if (r->nlabels >= r->max_labels) {
+				batch_diag(reterr, "%s+%llu: more than %llu labelled transactions "
+				    "(raise the cap)", rec.segment, (unsigned long long)rec.offset,
+				    (unsigned long long)r->max_labels);
+				rv = VIGIL_ETOOBIG;
+				goto out;
+			}
+			l = calloc(1, sizeof *l + len + 1);
+			if (l == NULL) {
+				rv = VIGIL_ENOMEM;
+				goto out;
+			}
+			memcpy(l->txn_id, lab.txn_id, len + 1);
+			l->time = t;
+			l->fraud = lab.fraud;
+			HASH_ADD_KEYPTR(hh, r->labels, l->txn_id, len, l);
+			r->nlabels++;
+		} else if (t >= l->time) {
+			/* The latest label known at as_of wins (archive order breaks ties). */
+			l->time = t;
+			l->fraud = lab.fraud;
+		}
+	}
+	store_reader_get_stats(rd, &st);
+	r->pass1_bytes = st.bytes;
+	r->sum.corrupt_records += cc.corrupt;
+	if (r->sum.bad_where[0] == '\0' && cc.where[0] != '\0')
+		snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s", cc.where);
+out:
+	store_reader_close(rd);
+	return rv;
+}
+
+/* ---- Pass 2: workers ---- */
+
+void
+batch_worker_fini(batch_worker *wk)
+{
+	batch_card *c, *ct;
+	batch_ent_node *e, *et;
+
+	HASH_ITER(hh, wk->cards, c, ct) {
+		HASH_DEL(wk->cards, c);
+		batch_card_free(c);
+	}
+	HASH_ITER(hh, wk->merchants, e, et) {
+		HASH_DEL(wk->merchants, e);
+		free(e);
+	}
+	HASH_ITER(hh, wk->terminals, e, et) {
+		HASH_DEL(wk->terminals, e);
+		free(e);
+	}
+	if (wk->ts != NULL) {
+		for (uint32_t i = 0; i < wk->nts; i++)
+			batch_tstate_fini(&wk->ts[i]);
+		free(wk->ts);
+	}
+	free(wk->scored);
+	wk->ts = NULL;
+	wk->scored = NULL;
+}
+
+vigil_err
+batch_ent_get(batch_ent_node **map, const char *key, size_t len, batch_ent **ret_a)
+{
+	batch_ent_node *e;
+
+	HASH_FIND(hh, *map, key, len, e);
+	if (e == NULL) {
+		e = calloc(1, sizeof *e + len + 1);
+		if (e == NULL)
+			return VIGIL_ENOMEM;
+		e->key = (char *)(e + 1);
+		memcpy(e->key, key, len);
+		e->key[len] = '\0';
+		HASH_ADD_KEYPTR(hh, *map, e->key, len, e);
+	}
+	*ret_a = &e->acc;
+	return VIGIL_OK;
+}
+
+/* The value of a feature for a record: a transaction field, or the value
+ * the server archived under that name. */
+static vigil_value
+worker_feature(const batch_run *r, const store_scored *s, const vigil_value *txnf,
+    bool is_txn, uint32_t slot, const char *name)
+{
+	if (is_txn)
+		return slot < r->ntxn ? txnf[slot] : vigil_value_missing();
+	for (uint32_t i = 0; i < s->nfeats; i++) {
+		if (strcmp(s->feats[i].name, name) == 0)
+			return s->feats[i].val;
+	}
+	return vigil_value_missing();
+}
+
+/* Group key text: strings as their bytes, numbers "%.17g" (5411, 0.5),
+ * bools "true"/"false" (docs/vigil-rebuild.md). */
+static size_t
+group_key(const batch_plan *p, const vigil_value *v, char *buf, size_t cap)
+{
+	int n;
+
+	switch (p->group_type) {
+	case VIGIL_T_STR:
+		if (v->len >= cap)
+			return 0;
+		memcpy(buf, v->str, v->len);
+		buf[v->len] = '\0';
+		return v->len;
+	case VIGIL_T_BOOL:
+		n = snprintf(buf, cap, "%s", v->num != 0.0 ? "true" : "false");
+		break;
+	default:
+		n = snprintf(buf, cap, "%.17g", v->num);
+		break;
+	}
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static vigil_err
+worker_thresholds(batch_worker *wk, const store_scored *s, int label, store_diag *reterr)
+{
+	const batch_run *r = wk->run;
+	vigil_value txnf[32];
+	bool have_txnf = false;
+	vigil_err rv;
+
+	for (uint32_t i = 0; i < r->nplans; i++) {
+		const batch_plan *p = &r->plans[i];
+		vigil_value v, g;
+		batch_sketch *sk;
+		char key[BATCH_GROUP_MAX + 1];
+		size_t klen;
+
+		if ((p->feat_txn || (p->grouped && p->group_txn)) && !have_txnf) {
+			store_features_from_txn(&s->txn, txnf, r->ntxn);
+			have_txnf = true;
+		}
+		v = worker_feature(r, s, txnf, p->feat_txn, p->feat_slot, p->feature);
+		if (!v.present || v.str != NULL)
+			continue;
+		rv = batch_sketch_add(wk->ts[i].global, v.num, label);
+		if (rv != VIGIL_OK)
+			return rv;
+		if (!p->grouped)
+			continue;
+		g = worker_feature(r, s, txnf, p->group_txn, p->group_slot, p->group_by);
+		if (!g.present)
+			continue;
+		klen = group_key(p, &g, key, sizeof key);
+		if (klen == 0)
+			continue;
+		rv = batch_tstate_group(&wk->ts[i], key, klen, p->name, &sk, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+		rv = batch_sketch_add(sk, v.num, label);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	return VIGIL_OK;
+}
+
+static vigil_err
+worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
+{
+	batch_run *r = wk->run;
+	store_scored *s = wk->scored;
+	const char *cid;
+	size_t clen, len;
+	uint64_t h;
+	batch_label *l;
+	batch_card *c;
+	batch_ent *ea;
+	batch_event e;
+	int exp;
+	vigil_err rv;
+
+	rv = batch_scan_card_id(rec->payload, rec->len, &cid, &clen);
+	if (rv == VIGIL_OK) {
+		h = XXH64(cid, clen, 0);
+		if (h % r->nparts_total != wk->part)
+			return VIGIL_OK;
+	} else if (wk->index != 0) {
+		/* Malformed: worker 0 alone decodes it to report the error once. */
+		return VIGIL_OK;
+	}
+	rv = store_scored_decode(rec->payload, rec->len, s, reterr);
+	if (rv != VIGIL_OK) {
+		if (r->opts.part_count > 1 && r->opts.part_index != 0)
+			return VIGIL_OK; /* partition 0 reports it */
+		wk->bad++;
+		if (wk->bad_where[0] == '\0')
+			snprintf(wk->bad_where, sizeof wk->bad_where, "%.60s+%llu: %.160s",
+			    rec->segment, (unsigned long long)rec->offset, reterr->msg);
+		return VIGIL_OK;
+	}
+	len = strlen(s->txn.card_id);
+	h = XXH64(s->txn.card_id, len, 0);
+	if (h % r->nparts_total != wk->part)
+		return VIGIL_OK; /* the scan and the decoder disagree: trust the decoder */
+	e.t = s->txn.event_time_ms;
+	if (e.t < r->w.from || e.t >= r->w.as_of)
+		return VIGIL_OK;
+	wk->records++;
+	if (rec->seq < wk->first_seq)
+		wk->first_seq = rec->seq;
+	if (rec->seq > wk->last_seq)
+		wk->last_seq = rec->seq;
+
+	e.amount = vigil_txn_amount(&s->txn);
+	exp = vigil_currency_exponent(s->txn.currency);
+	if (exp < 0 || exp > 3)
+		exp = 2;
+	e.amount_milli = s->txn.amount_minor;
+	for (int i = exp; i < 3; i++)
+		e.amount_milli *= 10;
+	e.txn_h = XXH64(s->txn.txn_id, strlen(s->txn.txn_id), 0);
+	e.merch_h = XXH64(s->txn.merchant_id, strlen(s->txn.merchant_id), 0);
+	e.country = s->txn.country;
+	e.label = -1;
+	HASH_FIND(hh, r->labels, s->txn.txn_id, strlen(s->txn.txn_id), l);
+	if (l != NULL) {
+		e.label = l->fraud ? 1 : 0;
+		if (!atomic_exchange(&l->used, true))
+			wk->labels_used++;
+	}
+
+	HASH_FIND(hh, wk->cards, s->txn.card_id, len, c);
+	if (c == NULL) {
+		if (atomic_fetch_add(&r->entities, 1) >= r->max_entities)
+			goto too_many;
+		c = batch_card_new(s->txn.card_id, len);
+		if (c == NULL)
+			return VIGIL_ENOMEM;
+		HASH_ADD_KEYPTR(hh, wk->cards, c->key, len, c);
+	}
+	rv = batch_card_add(c, &r->w, &e);
+	if (rv != VIGIL_OK)
+		return rv;
+
+	rv = batch_ent_get(&wk->merchants, s->txn.merchant_id, strlen(s->txn.merchant_id), &ea);
+	if (rv != VIGIL_OK)
+		return rv;
+	batch_ent_add(ea, &r->w, &e);
+	if (s->txn.terminal_id[0] != '\0') {
+		rv = batch_ent_get(&wk->terminals, s->txn.terminal_id,
+		    strlen(s->txn.terminal_id), &ea);
+		if (rv != VIGIL_OK)
+			return rv;
+		batch_ent_add(ea, &r->w, &e);
+	}
+	return worker_thresholds(wk, s, e.label, reterr);
+too_many:
+	batch_diag(reterr, "%s+%llu: more than %llu cards (raise the cap)", rec->segment,
+	    (unsigned long long)rec->offset, (unsigned long long)r->max_entities);
+	return VIGIL_ETOOBIG;
+}
+
+static void *
+worker_main(void *arg)
+{
+	batch_worker *wk = arg;
+	batch_run *r = wk->run;
+	store_reader *rd = NULL;
+	store_reader_stats st;
+	store_record rec;
+	batch_reader_ctx cc = { 0 };
+	uint64_t n = 0;
+	vigil_err rv;
+
+	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of, on_corrupt, &cc, &rd,
+	    &wk->diag);
+	if (rv != VIGIL_OK)
+		goto out;
+	for (;;) {
+		if (atomic_load(&r->stop))
+			break;
+		rv = store_reader_next(rd, &rec, &wk->diag);
+		if (rv == VIGIL_ENOTFOUND) {
+			rv = VIGIL_OK;
+			break;
+		}
+		if (rv != VIGIL_OK)
+			goto out;
+		if (wk->index == 0 && ++n % PROGRESS_EVERY == 0) {
+			store_reader_get_stats(rd, &st);
+			run_progress(r, r->pass1_records + n, r->pass1_bytes + st.bytes);
+		}
+		if (rec.type != STORE_REC_SCORE)
+			continue;
+		rv = worker_record(wk, &rec, &wk->diag);
+		if (rv != VIGIL_OK)
+			goto out;
+	}
+	wk->corrupt = cc.corrupt;
+	snprintf(wk->corrupt_where, sizeof wk->corrupt_where, "%s", cc.where);
+out:
+	store_reader_close(rd);
+	wk->rv = rv;
+	if (rv != VIGIL_OK)
+		atomic_store(&r->stop, true);
+	return NULL;
+}
+
+static uint64_t
+archive_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct stat sb;
+	uint64_t total = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &sb, 0) == 0 && S_ISREG(sb.st_mode))
+			total += (uint64_t)sb.st_size;
+	}
+	closedir(d);
+	return total;
+}
+
+void
+batch_run_fini(batch_run *r)
+{
+	if (r->workers != NULL) {
+		for (uint32_t i = 0; i < r->nworkers; i++)
+			batch_worker_fini(&r->workers[i]);
+		free(r->workers);
+	}
+	labels_free(r);
+	rules_prog_free(r->prog);
+	free(r->plans);
+	store_gen_close(r->prev);
+	store_genw_abort(r->gw);
+	memset(r, 0, sizeof *r);
+}
+
+vigil_err
+batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
+{
+	vigil_err rv;
+
+	memset(r, 0, sizeof *r);
+	r->t0 = vigil_mono_ns();
+	r->opts = *opts;
+	if (opts->datadir == NULL || opts->datadir[0] == '\0') {
+		batch_diag(reterr, "no data directory given");
+		return VIGIL_EINVAL;
+	}
+	if (opts->window_ms <= 0 || opts->window_ms > BATCH_MAX_WINDOW_MS) {
+		batch_diag(reterr, "window of %lld ms is out of range (1 ms .. 3660 days)",
+		    (long long)opts->window_ms);
+		return VIGIL_EINVAL;
+	}
+	if (opts->as_of_ms <= opts->window_ms) {
+		batch_diag(reterr, "as-of time %lld ms is before the epoch plus the window",
+		    (long long)opts->as_of_ms);
+		return VIGIL_EINVAL;
+	}
+	if (r->opts.part_count == 0)
+		r->opts.part_count = 1;
+	if (r->opts.part_count > BATCH_MAX_PARTS || r->opts.part_index >= r->opts.part_count) {
+		batch_diag(reterr, "partition %u/%u is out of range", r->opts.part_index,
+		    r->opts.part_count);
+		return VIGIL_EINVAL;
+	}
+	if (r->opts.threads == 0)
+		r->opts.threads = 1;
+	if (r->opts.threads > BATCH_MAX_THREADS) {
+		batch_diag(reterr, "%u threads is over the cap of %u", r->opts.threads,
+		    BATCH_MAX_THREADS);
+		return VIGIL_EINVAL;
+	}
+	r->max_labels = opts->max_labels ? opts->max_labels : 64ull << 20;
+	r->max_entities = opts->max_entities ? opts->max_entities : 200ull * 1000 * 1000;
+	snprintf(r->archive_dir, sizeof r->archive_dir, "%s/archive", opts->datadir);
+	batch_windows_init(&r->w, opts->as_of_ms, opts->window_ms);
+	r->sum.as_of_ms = opts->as_of_ms;
+	r->sum.window_ms = opts->window_ms;
+	r->sum.part_index = r->opts.part_index;
+	r->sum.part_count = r->opts.part_count;
+	r->sum.first_seq = UINT64_MAX;
+
+	rv = store_gen_open_current(opts->datadir, &r->prev, reterr);
+	if (rv == VIGIL_ENOTFOUND) {
+		r->prev = NULL;
+		rv = VIGIL_OK;
+	}
+	if (rv != VIGIL_OK)
+		return rv;
+	if (opts->rules_path != NULL) {
+		rules_diags diags;
+
+		memset(&diags, 0, sizeof diags);
+		rv = app_rules_load(opts->rules_path, &r->prog, &diags);
+		if (rv != VIGIL_OK) {
+			if (diags.count > 0)
+				batch_diag(reterr, "%s:%u:%u: %s", opts->rules_path,
+				    diags.items[0].line, diags.items[0].col, diags.items[0].msg);
+			else
+				batch_diag(reterr, "%s: %s", opts->rules_path, vigil_strerror(rv));
+			return rv;
+		}
+		snprintf(r->sum.rules_hash, sizeof r->sum.rules_hash, "%s",
+		    rules_prog_hash(r->prog));
+		rv = plans_from_prog(r, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	return VIGIL_OK;
+}
+
+/* Takes the lock and decides whether there is anything to do. */
+vigil_err
+batch_run_begin(batch_run *r, store_diag *reterr)
+{
+	store_gen_meta meta;
+	vigil_err rv;
+
+	rv = store_genw_begin(r->opts.datadir, &r->gw, reterr);
+	if (rv != VIGIL_OK)
+		return rv;
+	if (r->prev != NULL && !r->opts.force &&
+	    store_gen_meta_get(r->prev, &meta) == VIGIL_OK &&
+	    meta.as_of_ms == r->opts.as_of_ms && meta.window_ms == r->opts.window_ms) {
+		r->sum.skipped = true;
+		r->sum.generation = meta.generation;
+		store_genw_abort(r->gw);
+		r->gw = NULL;
+	}
+	return VIGIL_OK;
+}
+
+static vigil_err
+run_workers(batch_run *r, store_diag *reterr)
+{
+	uint32_t t = r->opts.threads, started = 0;
+	vigil_err rv = VIGIL_OK;
+
+	r->nparts_total = (uint64_t)r->opts.part_count * t;
+	r->workers = calloc(t, sizeof *r->workers);
+	if (r->workers == NULL)
+		return VIGIL_ENOMEM;
+	r->nworkers = t;
+	for (uint32_t i = 0; i < t; i++) {
+		batch_worker *wk = &r->workers[i];
+
+		wk->run = r;
+		wk->index = i;
+		/* Partition p of N, thread i of T: hash % (N*T) == p + N*i, so the
+		 * union over threads is exactly partition p. */
+		wk->part = r->opts.part_index + (uint64_t)r->opts.part_count * i;
+		wk->first_seq = UINT64_MAX;
+		wk->scored = malloc(sizeof *wk->scored);
+		wk->nts = r->nplans;
+		wk->ts = calloc(r->nplans ? r->nplans : 1, sizeof *wk->ts);
+		if (wk->scored == NULL || wk->ts == NULL)
+			return VIGIL_ENOMEM;
+		for (uint32_t k = 0; k < r->nplans; k++) {
+			wk->ts[k].global = batch_sketch_new();
+			if (wk->ts[k].global == NULL)
+				return VIGIL_ENOMEM;
+		}
+	}
+	for (uint32_t i = 0; i < t; i++) {
+		if (t == 1) {
+			worker_main(&r->workers[0]);
+			started = 1;
+			break;
+		}
+		if (pthread_create(&r->workers[i].tid, NULL, worker_main, &r->workers[i]) != 0) {
+			atomic_store(&r->stop, true);
+			batch_diag(reterr, "cannot start worker thread %u: %s", i, strerror(errno));
+			rv = VIGIL_ENOMEM;
+			break;
+		}
+		started++;
+	}
+	if (t > 1) {
+		for (uint32_t i = 0; i < started; i++)
+			pthread_join(r->workers[i].tid, NULL);
+	}
+	if (rv != VIGIL_OK)
+		return rv;
+	for (uint32_t i = 0; i < t; i++) {
+		batch_worker *wk = &r->workers[i];
+
+		if (wk->rv != VIGIL_OK) {
+			*reterr = wk->diag;
+			return wk->rv;
+		}
+	}
+	for (uint32_t i = 0; i < t; i++) {
+		batch_worker *wk = &r->workers[i];
+
+		r->sum.records_read += wk->records;
+		r->sum.records_bad += wk->bad;
+		r->sum.labels_used += wk->labels_used;
+		if (wk->first_seq < r->sum.first_seq)
+			r->sum.first_seq = wk->first_seq;
+		if (wk->last_seq > r->sum.last_seq)
+			r->sum.last_seq = wk->last_seq;
+		if (r->sum.bad_where[0] == '\0' && wk->bad_where[0] != '\0')
+			snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s", wk->bad_where);
+	}
+	/* Every worker reads every record: count corrupt stretches once. */
+	if (r->workers[0].corrupt > 0) {
+		r->sum.corrupt_records += r->workers[0].corrupt;
+		if (r->sum.bad_where[0] == '\0')
+			snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s",
+			    r->workers[0].corrupt_where);
+	}
+	return VIGIL_OK;
+}
+
+/* Passes 1 and 2 (shared by a full run and a partition run). */
+vigil_err
+batch_run_aggregate(batch_run *r, store_diag *reterr)
+{
+	vigil_err rv;
+
+	r->bytes_est = 2 * archive_bytes(r->archive_dir);
+	rv = pass_labels(r, reterr);
+	if (rv != VIGIL_OK)
+		return rv;
+	return run_workers(r, reterr);
+}
+
+/* ---- Writing ---- */
+
+static int
+card_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp((*(batch_card *const *)a)->key, (*(batch_card *const *)b)->key);
+}
+
+/* All workers' cards in key order in a new array (free()). */
+vigil_err
+batch_run_sorted_cards(batch_run *r, batch_card ***ret_v, size_t *ret_n)
+{
+	size_t n = 0, i = 0;
+	batch_card **v, *c;
+
+	for (uint32_t w = 0; w < r->nworkers; w++)
+		n += HASH_COUNT(r->workers[w].cards);
+	v = malloc((n ? n : 1) * sizeof *v);
+	if (v == NULL)
+		return VIGIL_ENOMEM;
+	for (uint32_t w = 0; w < r->nworkers; w++)
+		for (c = r->workers[w].cards; c != NULL; c = c->hh.next)
+			v[i++] = c;
+	qsort(v, n, sizeof *v, card_ptr_cmp);
+	*ret_v = v;
+	*ret_n = n;
+	return VIGIL_OK;
+}
+
+/* Moves every worker's merchants, terminals and sketches into worker 0. */
+vigil_err
+batch_run_merge_workers(batch_run *r, store_diag *reterr)
+{
+	batch_worker *dst = &r->workers[0];
+	vigil_err rv;
+
+	for (uint32_t w = 1; w < r->nworkers; w++) {
+		batch_worker *src = &r->workers[w];
+		batch_ent_node *e, *et;
+		batch_group *g, *gt;
+
+		for (int k = 0; k < 2; k++) {
+			batch_ent_node **sm = k ? &src->terminals : &src->merchants;
+			batch_ent_node **dm = k ? &dst->terminals : &dst->merchants;
+
+			HASH_ITER(hh, *sm, e, et) {
+				batch_ent *a;
+
+				rv = batch_ent_get(dm, e->key, strlen(e->key), &a);
+				if (rv != VIGIL_OK)
+					return rv;
+				batch_ent_merge(a, &e->acc);
+				HASH_DEL(*sm, e);
+				free(e);
+			}
+		}
+		for (uint32_t i = 0; i < r->nplans; i++) {
+			rv = batch_sketch_merge(dst->ts[i].global, src->ts[i].global);
+			if (rv != VIGIL_OK)
+				return rv;
+			HASH_ITER(hh, src->ts[i].groups, g, gt) {
+				batch_sketch *sk;
+
+				rv = batch_tstate_group(&dst->ts[i], g->key, strlen(g->key),
+				    r->plans[i].name, &sk, reterr);
+				if (rv != VIGIL_OK)
+					return rv;
+				rv = batch_sketch_merge(sk, g->sk);
+				if (rv != VIGIL_OK)
+					return rv;
+			}
+		}
+	}
+	return VIGIL_OK;
+}
+
+static int
+ent_cmp(batch_ent_node *a, batch_ent_node *b)
+{
+	return strcmp(a->key, b->key);
+}
+
+static int
+group_cmp(batch_group *a, batch_group *b)
+{
+	return strcmp(a->key, b->key);
+}
+
+static vigil_err
+put_entities(batch_run *r, batch_ent_node **map, bool terminals, store_diag *reterr)
+{
+	batch_ent_node *e;
+	store_entity_profile p;
+	vigil_err rv;
+
+	HASH_SRT(hh, *map, ent_cmp);
+	for (e = *map; e != NULL; e = e->hh.next) {
+		batch_ent_profile(&e->acc, r->prior, &p);
+		rv = terminals ? store_genw_put_terminal(r->gw, e->key, &p)
+		               : store_genw_put_merchant(r->gw, e->key, &p);
+		if (rv != VIGIL_OK) {
+			batch_diag(reterr, "writing %s %s: %s", terminals ? "terminal" : "merchant",
+			    e->key, vigil_strerror(rv));
+			return rv;
+		}
+		if (terminals)
+			r->sum.terminals++;
+		else
+			r->sum.merchants++;
+	}
+	return VIGIL_OK;
+}
+
+static double
+prev_value(batch_run *r, const char *name, const char *group)
+{
+	store_threshold_val v;
+
+	if (r->prev != NULL && store_gen_threshold(r->prev, name, group, &v) == VIGIL_OK)
+		return v.value;
+	return NAN;
+}
+
+/* Tunes one value from a sketch; false when there is too little data. */
+static bool
+tune(const batch_plan *p, const batch_sketch *sk, double *ret_v, uint64_t *ret_samples)
+{
+	uint64_t n = p->kind == RULES_TUNE_PRECISION ? batch_sketch_labelled(sk)
+	                                             : batch_sketch_count(sk);
+	vigil_err rv;
+
+	*ret_samples = n;
+	if (n < p->min_samples)
+		return false;
+	switch (p->kind) {
+	case RULES_TUNE_PERCENTILE:
+		rv = batch_sketch_percentile(sk, p->param, ret_v);
+		break;
+	case RULES_TUNE_ALERT_RATE:
+		rv = batch_sketch_alert_rate(sk, p->param, ret_v);
+		break;
+	case RULES_TUNE_PRECISION:
+		rv = batch_sketch_precision(sk, p->param, p->min_samples, ret_v);
+		break;
+	default:
+		rv = VIGIL_EINVAL;
+		break;
+	}
+	return rv == VIGIL_OK;
+}
+
+static vigil_err
+put_thresholds(batch_run *r, batch_tstate *ts, store_diag *reterr)
+{
+	vigil_err rv;
+
+	for (uint32_t i = 0; i < r->nplans; i++) {
+		const batch_plan *p = &r->plans[i];
+		batch_thresh_summary *ts_sum = &r->sum.thresholds[r->sum.nthresholds++];
+		store_threshold_val v;
+		batch_group *g;
+
+		memset(ts_sum, 0, sizeof *ts_sum);
+		snprintf(ts_sum->name, sizeof ts_sum->name, "%s", p->name);
+		ts_sum->kind = kind_name(p->kind);
+		v.previous = prev_value(r, p->name, "");
+		v.tuned = tune(p, ts[i].global, &v.value, &v.samples);
+		if (!v.tuned)
+			v.value = p->fallback;
+		rv = store_genw_put_threshold(r->gw, p->name, "", &v);
+		if (rv != VIGIL_OK)
+			goto fail;
+		ts_sum->old_value = v.previous;
+		ts_sum->new_value = v.value;
+		ts_sum->samples = v.samples;
+		ts_sum->tuned = v.tuned;
+		HASH_SRT(hh, ts[i].groups, group_cmp);
+		for (g = ts[i].groups; g != NULL; g = g->hh.next) {
+			store_threshold_val gv;
+
+			if (!tune(p, g->sk, &gv.value, &gv.samples)) {
+				ts_sum->groups_fallback++;
+				continue;
+			}
+			gv.tuned = true;
+			gv.previous = prev_value(r, p->name, g->key);
+			rv = store_genw_put_threshold(r->gw, p->name, g->key, &gv);
+			if (rv != VIGIL_OK)
+				goto fail;
+			ts_sum->groups++;
+		}
+		continue;
+fail:
+		batch_diag(reterr, "writing threshold %s: %s", p->name, vigil_strerror(rv));
+		return rv;
+	}
+	return VIGIL_OK;
+}
+
+typedef struct carry_ctx {
+	batch_run *r;
+	vigil_err  rv;
+} carry_ctx;
+
+static void
+carry_one(void *arg, const char *name, const char *group, const store_threshold_val *v)
+{
+	carry_ctx *c = arg;
+	store_threshold_val nv = *v;
+
+	if (c->rv != VIGIL_OK)
+		return;
+	nv.previous = v->value;
+	c->rv = store_genw_put_threshold(c->r->gw, name, group, &nv);
+}
+
+/* Without a rule file the previous generation's thresholds carry over. */
+static vigil_err
+carry_thresholds(batch_run *r, store_diag *reterr)
+{
+	carry_ctx c = { r, VIGIL_OK };
+	vigil_err rv;
+
+	if (r->prev == NULL)
+		return VIGIL_OK;
+	rv = store_gen_thresholds_each(r->prev, carry_one, &c);
+	if (rv == VIGIL_OK)
+		rv = c.rv;
+	if (rv != VIGIL_OK)
+		batch_diag(reterr, "carrying thresholds over: %s", vigil_strerror(rv));
+	return rv;
+}
+
+/* Merchants, terminals, thresholds, meta, commit. Cards are already in. */
+vigil_err
+batch_run_finish(batch_run *r, batch_ent_node **merchants, batch_ent_node **terminals,
+    batch_tstate *ts, store_diag *reterr)
+{
+	store_gen_meta meta;
+	batch_ent_node *e;
+	uint64_t fr = 0, cnt = 0;
+	json_t *js = NULL;
+	char *txt = NULL;
+	vigil_err rv;
+
+	/* The smoothing prior: the global fraud rate of the last 90 days. */
+	for (e = *merchants; e != NULL; e = e->hh.next) {
+		fr += e->acc.fraud[BATCH_W90];
+		cnt += e->acc.count[BATCH_W90];
+	}
+	r->prior = cnt ? (double)fr / (double)cnt : 0.0;
+	rv = put_entities(r, merchants, false, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rv = put_entities(r, terminals, true, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	/* With a rule file its thresholds are tuned (even if it has none);
+	 * without one the previous generation's values carry over. */
+	rv = r->sum.rules_hash[0] != '\0' ? put_thresholds(r, ts, reterr)
+	                                  : carry_thresholds(r, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+
+	if (r->sum.first_seq == UINT64_MAX)
+		r->sum.first_seq = 0;
+	r->sum.generation = store_genw_generation(r->gw);
+	r->sum.labels_unmatched = r->sum.labels_read >= r->sum.labels_used ?
+	    r->sum.labels_read - r->sum.labels_used : 0;
+	r->sum.duration_s = (double)(vigil_mono_ns() - r->t0) / 1e9;
+	memset(&meta, 0, sizeof meta);
+	meta.generation = r->sum.generation;
+	meta.as_of_ms = r->sum.as_of_ms;
+	meta.window_ms = r->sum.window_ms;
+	meta.first_seq = r->sum.first_seq;
+	meta.last_seq = r->sum.last_seq;
+	meta.schema_version = store_schema_nfields();
+	meta.built_at_ms = vigil_now_ms();
+	js = batch_summary_json(&r->sum);
+	if (js == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	txt = json_dumps(js, JSON_COMPACT | JSON_SORT_KEYS);
+	if (txt != NULL && strlen(txt) >= sizeof meta.summary_json) {
+		/* Too many thresholds to fit: keep the totals, drop the detail. */
+		free(txt);
+		json_object_del(js, "thresholds");
+		txt = json_dumps(js, JSON_COMPACT | JSON_SORT_KEYS);
+	}
+	if (txt == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	snprintf(meta.summary_json, sizeof meta.summary_json, "%s", txt);
+	rv = store_genw_commit(r->gw, &meta, r->opts.keep, reterr);
+	r->gw = NULL; /* commit frees it, on success or failure */
+out:
+	free(txt);
+	json_decref(js);
+	return rv;
+}
+
+static vigil_err
+put_cards(batch_run *r, store_diag *reterr)
+{
+	batch_card **v = NULL;
+	store_card_profile p;
+	size_t n = 0;
+	vigil_err rv;
+
+	rv = batch_run_sorted_cards(r, &v, &n);
+	if (rv != VIGIL_OK)
+		return rv;
+	for (size_t i = 0; i < n; i++) {
+		batch_card_profile(v[i], &p);
+		rv = store_genw_put_card(r->gw, v[i]->key, &p);
+		if (rv != VIGIL_OK) {
+			batch_diag(reterr, "writing card %s: %s", v[i]->key, vigil_strerror(rv));
+			break;
+		}
+		r->sum.cards++;
+	}
+	free(v);
+	return rv;
+}
+
+void
+batch_run_state_bytes(batch_run *r)
+{
+	uint64_t b = 0;
+	batch_card *c;
+
+	for (uint32_t w = 0; w < r->nworkers; w++) {
+		batch_worker *wk = &r->workers[w];
+
+		for (c = wk->cards; c != NULL; c = c->hh.next)
+			b += batch_card_bytes(c) + 16; /* + uthash bucket share */
+		b += (uint64_t)(HASH_COUNT(wk->merchants) + HASH_COUNT(wk->terminals)) *
+		    (sizeof(batch_ent_node) + 32);
+		for (uint32_t i = 0; i < wk->nts; i++) {
+			b += batch_sketch_nbuckets(wk->ts[i].global) * 96;
+			b += (uint64_t)wk->ts[i].ngroups * 256;
+		}
+	}
+	b += r->nlabels * (sizeof(batch_label) + 40);
+	r->sum.peak_state_bytes = b;
+}
+
+vigil_err
+batch_rebuild(const batch_opts *opts, batch_summary *ret_summary, store_diag *reterr)
+{
+	batch_run r;
+	store_diag scratch;
+	vigil_err rv;
+
+	if (reterr == NULL)
+		reterr = &scratch;
+	reterr->msg[0] = '\0';
+	rv = batch_run_init(&r, opts, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	if (r.opts.part_count > 1) {
+		if (r.opts.out_path == NULL) {
+			batch_diag(reterr, "a partition run needs an output file");
+			rv = VIGIL_EINVAL;
+			goto out;
+		}
+		rv = batch_run_aggregate(&r, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		batch_run_state_bytes(&r);
+		rv = batch_run_merge_workers(&r, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		rv = batch_part_write(&r, r.opts.out_path, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		r.sum.partial = true;
+		r.sum.duration_s = (double)(vigil_mono_ns() - r.t0) / 1e9;
+		goto done;
+	}
+	rv = batch_run_begin(&r, reterr);
+	if (rv != VIGIL_OK || r.sum.skipped)
+		goto done;
+	rv = batch_run_aggregate(&r, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	batch_run_state_bytes(&r);
+	rv = put_cards(&r, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rv = batch_run_merge_workers(&r, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rv = batch_run_finish(&r, &r.workers[0].merchants, &r.workers[0].terminals,
+	    r.workers[0].ts, reterr);
+done:
+	if (rv == VIGIL_OK) {
+		if (r.sum.first_seq == UINT64_MAX)
+			r.sum.first_seq = 0;
+		r.sum.duration_s = (double)(vigil_mono_ns() - r.t0) / 1e9;
+		*ret_summary = r.sum;
+	}
+out:
+	batch_run_fini(&r);
+	return rv;
+}
+
+vigil_err
+batch_rollback(const char *datadir, uint64_t generation, uint64_t *ret_from,
+    uint64_t *ret_to, store_diag *reterr)
+{
+	store_gen *g = NULL;
+	uint64_t cur = 0, target = 0;
+	vigil_err rv;
+
+	rv = store_gen_current(datadir, &cur);
+	if (rv != VIGIL_OK)
+		return rv;
+	if (generation != 0) {
+		if (generation == cur) {
+			batch_diag(reterr, "generation %llu is already current",
+			    (unsigned long long)cur);
+			return VIGIL_EINVAL;
+		}
+		rv = store_gen_open(datadir, generation, &g, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+		target = generation;
+	} else {
+		/* The newest kept generation older than the current one. */
+		for (uint64_t k = cur; k > 1 && cur - k < 10000; k--) {
+			if (store_gen_open(datadir, k - 1, &g, NULL) == VIGIL_OK) {
+				target = k - 1;
+				break;
+			}
+		}
+		if (target == 0) {
+			batch_diag(reterr, "%s: no generation older than %llu is kept", datadir,
+			    (unsigned long long)cur);
+			return VIGIL_ENOTFOUND;
+		}
+	}
+	store_gen_close(g);
+	rv = store_gen_set_current(datadir, target, reterr);
+	if (rv != VIGIL_OK)
+		return rv;
+	*ret_from = cur;
+	*ret_to = target;
+	return VIGIL_OK;
+}

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch/rebuild.h - private to batch/: the state of one run shared by
+ * rebuild.c (passes, workers, writing), part.c (partial files) and merge.c.
+ */
+#ifndef VIGIL_BATCH_REBUILD_H
+#define VIGIL_BATCH_REBUILD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "int.h"
+
+#define BATCH_GROUP_MAX 128 /* bytes of one group key; longer values are not grouped */
+
+/* One tuned threshold, from the rule file (or from a partial file). */
+typedef struct batch_plan {
+	char            name[129];
+	rules_tune_kind kind;
+	double          param, fallback;
+	uint64_t        min_samples;
+	/* How to read the values (only with a rule file; strings live in prog). */
+	const char     *feature;
+	uint32_t        feat_slot;
+	bool            feat_txn;
+	bool            grouped;
+	const char     *group_by;
+	uint32_t        group_slot;
+	bool            group_txn;
+	vigil_type      group_type;
+} batch_plan;
+
+typedef struct batch_group {
+	UT_hash_handle hh;
+	batch_sketch  *sk;
+	char           key[];
+} batch_group;
+
+typedef struct batch_tstate {
+	batch_sketch *global;
+	batch_group  *groups;
+	uint32_t      ngroups;
+} batch_tstate;
+
+void      batch_tstate_fini(batch_tstate *t);
+vigil_err batch_tstate_group(batch_tstate *t, const char *key, size_t len, const char *tname,
+    batch_sketch **ret_sk, store_diag *reterr);
+
+typedef struct batch_label {
+	UT_hash_handle hh;
+	int64_t        time;
+	bool           fraud;
+	atomic_bool    used;
+	char           txn_id[];
+} batch_label;
+
+typedef struct batch_reader_ctx {
+	uint64_t corrupt;
+	char     where[256];
+} batch_reader_ctx;
+
+typedef struct batch_run batch_run;
+
+typedef struct batch_worker {
+	batch_run      *run;
+	uint32_t        index;
+	uint64_t        part; /* hash % nparts_total that this worker owns */
+	pthread_t       tid;
+	batch_card     *cards;
+	batch_ent_node *merchants, *terminals;
+	batch_tstate   *ts;
+	uint32_t        nts;
+	store_scored   *scored; /* decode buffer */
+	uint64_t        records, bad, labels_used, corrupt;
+	uint64_t        first_seq, last_seq;
+	char            bad_where[256], corrupt_where[256];
+	vigil_err       rv;
+	store_diag      diag;
+} batch_worker;
+
+struct batch_run {
+	batch_opts     opts;
+	batch_windows  w;
+	char           archive_dir[4096];
+	uint64_t       t0;
+	rules_prog    *prog;
+	batch_plan    *plans;
+	uint32_t       nplans;
+	uint32_t       ntxn; /* transaction-field slots: 0 .. ntxn-1 */
+	store_gen     *prev; /* current generation before this run, or NULL */
+	store_genw    *gw;
+	batch_label   *labels;
+	uint64_t       nlabels, max_labels, max_entities;
+	atomic_uint_fast64_t entities;
+	atomic_bool    stop;
+	uint64_t       nparts_total;
+	batch_worker  *workers;
+	uint32_t       nworkers;
+	uint64_t       bytes_est, pass1_records, pass1_bytes;
+	double         prior;
+	batch_summary  sum;
+};
+
+vigil_err batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr);
+void      batch_run_fini(batch_run *r);
+vigil_err batch_run_begin(batch_run *r, store_diag *reterr);
+vigil_err batch_run_aggregate(batch_run *r, store_diag *reterr);
+vigil_err batch_run_merge_workers(batch_run *r, store_diag *reterr);
+vigil_err batch_run_sorted_cards(batch_run *r, batch_card ***ret_v, size_t *ret_n);
+void      batch_run_state_bytes(batch_run *r);
+vigil_err batch_run_finish(batch_run *r, batch_ent_node **merchants,
+    batch_ent_node **terminals, batch_tstate *ts, store_diag *reterr);
+vigil_err batch_ent_get(batch_ent_node **map, const char *key, size_t len, batch_ent **ret_a);
+void      batch_worker_fini(batch_worker *wk);
+
+/* part.c: writes this partition's share (after batch_run_merge_workers). */
+vigil_err batch_part_write(batch_run *r, const char *path, store_diag *reterr);
+
+#endif

@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch/sketch.c - the threshold sketch: a mergeable summary of a stream of
+ * numbers in log-spaced buckets (relative width BATCH_SKETCH_ALPHA), each
+ * bucket holding its count, labelled and fraud counts and the exact
+ * smallest and largest value it saw. Memory grows with the number of
+ * occupied buckets (at most ~30k for any range of amounts), never with the
+ * number of samples; merging two sketches is exact and order-independent,
+ * which is what makes partitioned rebuilds equal a single run.
+ *
+ * Answers are sample values: exact when the bucket they fall in holds one
+ * distinct value (discrete features, small data), else within ALPHA
+ * relative error and always on the safe side documented per query.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uthash.h>
+
+#include "int.h"
+
+#define SKETCH_OFF (1 << 30)
+
+typedef struct sketch_node {
+	UT_hash_handle hh;
+	batch_bucket   b;
+} sketch_node;
+
+struct batch_sketch {
+	sketch_node *map;
+	uint64_t     n, labelled;
+	size_t       nbuckets;
+};
+
+/* log((1 + ALPHA) / (1 - ALPHA)) for ALPHA = 0.001: a constant, so that
+ * concurrent sketches share no lazily initialised state. */
+#define SKETCH_LNGAMMA 0.0020000006666670215
+_Static_assert(BATCH_SKETCH_ALPHA == 0.001, "recompute SKETCH_LNGAMMA");
+
+static int32_t
+sketch_key(double v)
+{
+	double a;
+	int32_t i;
+
+	if (v == 0.0)
+		return 0;
+	a = fabs(v);
+	/* |log(DBL_MIN..DBL_MAX)| / lngamma < 400k, far inside SKETCH_OFF. */
+	i = (int32_t)ceil(log(a) / SKETCH_LNGAMMA);
+	return v > 0 ? SKETCH_OFF + i : -(SKETCH_OFF + i);
+}
+
+batch_sketch *
+batch_sketch_new(void)
+{
+	return calloc(1, sizeof(batch_sketch));
+}
+
+void
+batch_sketch_free(batch_sketch *sk)
+{
+	sketch_node *n, *tmp;
+
+	if (sk == NULL)
+		return;
+	HASH_ITER(hh, sk->map, n, tmp) {
+		HASH_DEL(sk->map, n);
+		free(n);
+	}
+	free(sk);
+}
+
+static vigil_err
+sketch_bucket(batch_sketch *sk, int32_t key, double v, batch_bucket **ret_b)
+{
+	sketch_node *n;
+
+	HASH_FIND(hh, sk->map, &key, sizeof key, n);
+	if (n == NULL) {
+		n = calloc(1, sizeof *n);
+		if (n == NULL)
+			return VIGIL_ENOMEM;
+		n->b.key = key;
+		n->b.min = v;
+		n->b.max = v;
+		HASH_ADD(hh, sk->map, b.key, sizeof n->b.key, n);
+		sk->nbuckets++;
+	}
+	*ret_b = &n->b;
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_sketch_add(batch_sketch *sk, double v, int label)
+{
+	batch_bucket *b;
+	vigil_err rv;
+
+	if (!isfinite(v))
+		return VIGIL_OK;
+	if (v == 0.0)
+		v = 0.0; /* -0 and +0 are one value */
+	rv = sketch_bucket(sk, sketch_key(v), v, &b);
+	if (rv != VIGIL_OK)
+		return rv;
+	b->n++;
+	if (v < b->min)
+		b->min = v;
+	if (v > b->max)
+		b->max = v;
+	if (label >= 0) {
+		b->labelled++;
+		sk->labelled++;
+		if (label > 0)
+			b->fraud++;
+	}
+	sk->n++;
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_sketch_add_bucket(batch_sketch *sk, const batch_bucket *src)
+{
+	batch_bucket *b;
+	vigil_err rv;
+
+	if (src->n == 0 || src->labelled > src->n || src->fraud > src->labelled ||
+	    !(src->min <= src->max) || sketch_key(src->min) != src->key ||
+	    sketch_key(src->max) != src->key)
+		return VIGIL_ECORRUPT;
+	rv = sketch_bucket(sk, src->key, src->min, &b);
+	if (rv != VIGIL_OK)
+		return rv;
+	b->n += src->n;
+	b->labelled += src->labelled;
+	b->fraud += src->fraud;
+	if (src->min < b->min)
+		b->min = src->min;
+	if (src->max > b->max)
+		b->max = src->max;
+	sk->n += src->n;
+	sk->labelled += src->labelled;
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_sketch_merge(batch_sketch *dst, const batch_sketch *src)
+{
+	const sketch_node *n;
+	vigil_err rv;
+
+	for (n = src->map; n != NULL; n = n->hh.next) {
+		rv = batch_sketch_add_bucket(dst, &n->b);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	return VIGIL_OK;
+}
+
+uint64_t
+batch_sketch_count(const batch_sketch *sk)
+{
+	return sk->n;
+}
+
+uint64_t
+batch_sketch_labelled(const batch_sketch *sk)
+{
+	return sk->labelled;
+}
+
+size_t
+batch_sketch_nbuckets(const batch_sketch *sk)
+{
+	return sk->nbuckets;
+}
+
+static int
+bucket_cmp(const void *a, const void *b)
+{
+	int32_t x = ((const batch_bucket *)a)->key, y = ((const batch_bucket *)b)->key;
+
+	return (x > y) - (x < y);
+}
+
+vigil_err
+batch_sketch_sorted(const batch_sketch *sk, batch_bucket **ret_b, size_t *ret_n)
+{
+	batch_bucket *arr = NULL;
+	const sketch_node *n;
+	size_t i = 0;
+
+	if (sk->nbuckets > 0) {
+		arr = malloc(sk->nbuckets * sizeof *arr);
+		if (arr == NULL)
+			return VIGIL_ENOMEM;
+		for (n = sk->map; n != NULL; n = n->hh.next)
+			arr[i++] = n->b;
+		qsort(arr, i, sizeof *arr, bucket_cmp);
+	}
+	*ret_b = arr;
+	*ret_n = i;
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_sketch_percentile(const batch_sketch *sk, double p, double *ret_v)
+{
+	batch_bucket *b = NULL;
+	size_t nb, i;
+	uint64_t rank, cum = 0;
+	double r;
+	vigil_err rv;
+
+	if (!(p > 0.0 && p <= 100.0))
+		return VIGIL_EINVAL;
+	if (sk->n == 0)
+		return VIGIL_ENOTFOUND;
+	rv = batch_sketch_sorted(sk, &b, &nb);
+	if (rv != VIGIL_OK)
+		return rv;
+	/* Nearest rank; the small epsilon keeps p/100*n = 95.000000001 at 95. */
+	r = ceil(p / 100.0 * (double)sk->n - 1e-9);
+	rank = r < 1.0 ? 1 : (uint64_t)r;
+	if (rank > sk->n)
+		rank = sk->n;
+	for (i = 0; i < nb; i++) {
+		cum += b[i].n;
+		if (cum >= rank)
+			break;
+	}
+	/* The first rank in the bucket is its min; any other is at most its
+	 * max (exact when the bucket holds one distinct value). */
+	*ret_v = cum - b[i].n + 1 == rank ? b[i].min : b[i].max;
+	free(b);
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_sketch_alert_rate(const batch_sketch *sk, double rate, double *ret_v)
+{
+	batch_bucket *b = NULL;
+	size_t nb, i;
+	uint64_t allowed, tail = 0;
+	double v;
+	vigil_err rv;
+
+	if (!(rate >= 0.0 && rate <= 1.0))
+		return VIGIL_EINVAL;
+	if (sk->n == 0)
+		return VIGIL_ENOTFOUND;
+	rv = batch_sketch_sorted(sk, &b, &nb);
+	if (rv != VIGIL_OK)
+		return rv;
+	allowed = (uint64_t)floor(rate * (double)sk->n * (1.0 + 1e-12));
+	/* Walk down from the top: candidate i is v = b[i].min, for which
+	 * count(>= v) is the tail from i up. Stop at the first that is over. */
+	i = nb;
+	while (i > 0 && tail + b[i - 1].n <= allowed) {
+		tail += b[i - 1].n;
+		i--;
+	}
+	if (i == nb) {
+		/* Even the largest value alone is over the rate: nothing passes. */
+		v = nextafter(b[nb - 1].max, INFINITY);
+	} else if (i > 0 && b[i - 1].min != b[i - 1].max) {
+		/* The boundary lies inside bucket i-1, whose values we cannot split:
+		 * just above its largest value, count(>= v) is still the tail. */
+		v = nextafter(b[i - 1].max, INFINITY);
+	} else {
+		v = b[i].min;
+	}
+	*ret_v = v;
+	free(b);
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_sketch_precision(const batch_sketch *sk, double target, uint64_t min_labelled,
+    double *ret_v)
+{
+	batch_bucket *b = NULL;
+	size_t nb, i;
+	uint64_t lab = 0, fr = 0;
+	bool found = false;
+	double v = 0;
+	vigil_err rv;
+
+	if (!(target >= 0.0 && target <= 1.0))
+		return VIGIL_EINVAL;
+	rv = batch_sketch_sorted(sk, &b, &nb);
+	if (rv != VIGIL_OK)
+		return rv;
+	/* Precision is not monotone in v: test every candidate, keep the lowest. */
+	for (i = nb; i > 0; i--) {
+		lab += b[i - 1].labelled;
+		fr += b[i - 1].fraud;
+		if (lab > 0 && lab >= min_labelled &&
+		    (double)fr >= target * (double)lab * (1.0 - 1e-12)) {
+			found = true;
+			v = b[i - 1].min;
+		}
+	}
+	free(b);
+	if (!found)
+		return VIGIL_ENOTFOUND;
+	*ret_v = v;
+	return VIGIL_OK;
+}

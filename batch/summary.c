@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch/summary.c - the run summary as JSON (what `vigil-rebuild --json`
+ * prints and what the generation's meta keeps), and the small parsers of
+ * the command line's values (durations, partitions).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "int.h"
+
+static json_t *
+num_or_null(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* json_object_set_new that remembers a failure instead of ignoring it. */
+static void
+set(json_t *o, const char *k, json_t *v, bool *ok)
+{
+	if (v == NULL || json_object_set_new(o, k, v) != 0)
+		*ok = false;
+}
+
+json_t *
+batch_summary_json(const batch_summary *s)
+{
+	json_t *o = json_object(), *lab = json_object(), *th = json_array();
+	char date[16], part[32];
+	bool ok = o != NULL && lab != NULL && th != NULL;
+
+	if (!ok)
+		goto fail;
+	vigil_date_format(s->as_of_ms, date, sizeof date);
+	set(o, "as_of", json_string(date), &ok);
+	set(o, "as_of_ms", json_integer(s->as_of_ms), &ok);
+	set(o, "window_ms", json_integer(s->window_ms), &ok);
+	set(o, "generation", json_integer((json_int_t)s->generation), &ok);
+	set(o, "skipped", json_boolean(s->skipped), &ok);
+	set(o, "partial", json_boolean(s->partial), &ok);
+	snprintf(part, sizeof part, "%u/%u", s->part_index, s->part_count ? s->part_count : 1);
+	set(o, "partition", json_string(part), &ok);
+	set(o, "records_read", json_integer((json_int_t)s->records_read), &ok);
+	set(o, "records_bad", json_integer((json_int_t)s->records_bad), &ok);
+	set(o, "corrupt_records", json_integer((json_int_t)s->corrupt_records), &ok);
+	set(o, "first_seq", json_integer((json_int_t)s->first_seq), &ok);
+	set(o, "last_seq", json_integer((json_int_t)s->last_seq), &ok);
+	set(lab, "read", json_integer((json_int_t)s->labels_read), &ok);
+	set(lab, "used", json_integer((json_int_t)s->labels_used), &ok);
+	set(lab, "unmatched", json_integer((json_int_t)s->labels_unmatched), &ok);
+	set(lab, "future_ignored", json_integer((json_int_t)s->labels_future), &ok);
+	set(o, "cards", json_integer((json_int_t)s->cards), &ok);
+	set(o, "merchants", json_integer((json_int_t)s->merchants), &ok);
+	set(o, "terminals", json_integer((json_int_t)s->terminals), &ok);
+	set(o, "rules_hash", json_string(s->rules_hash), &ok);
+	set(o, "duration_s", json_real(s->duration_s), &ok);
+	set(o, "state_bytes", json_integer((json_int_t)s->peak_state_bytes), &ok);
+	if (s->bad_where[0] != '\0')
+		set(o, "first_bad", json_string(s->bad_where), &ok);
+	for (uint32_t i = 0; i < s->nthresholds && i < BATCH_MAX_THRESHOLDS; i++) {
+		const batch_thresh_summary *t = &s->thresholds[i];
+		json_t *e = json_object();
+
+		if (e == NULL || json_array_append_new(th, e) != 0) {
+			json_decref(e);
+			ok = false;
+			break;
+		}
+		set(e, "name", json_string(t->name), &ok);
+		set(e, "kind", json_string(t->kind ? t->kind : ""), &ok);
+		set(e, "old", num_or_null(t->old_value), &ok);
+		set(e, "new", num_or_null(t->new_value), &ok);
+		set(e, "samples", json_integer((json_int_t)t->samples), &ok);
+		set(e, "tuned", json_boolean(t->tuned), &ok);
+		set(e, "groups", json_integer(t->groups), &ok);
+		set(e, "groups_fallback", json_integer(t->groups_fallback), &ok);
+	}
+	set(o, "labels", lab, &ok);
+	lab = NULL;
+	set(o, "thresholds", th, &ok);
+	th = NULL;
+	if (ok)
+		return o;
+fail:
+	json_decref(o);
+	json_decref(lab);
+	json_decref(th);
+	return NULL;
+}
+
+vigil_err
+batch_duration_parse(const char *s, int64_t *ret_ms)
+{
+	static const struct { const char *suffix; int64_t ms; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		{ "d", VIGIL_MS_PER_DAY }, { "", VIGIL_MS_PER_DAY },
+	};
+	char *end;
+	long long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return VIGIL_EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || v <= 0)
+		return VIGIL_EINVAL;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (v > BATCH_MAX_WINDOW_MS / units[i].ms)
+			return VIGIL_EINVAL;
+		*ret_ms = v * units[i].ms;
+		return VIGIL_OK;
+	}
+	return VIGIL_EINVAL;
+}
+
+vigil_err
+batch_partition_parse(const char *s, uint32_t *ret_index, uint32_t *ret_count)
+{
+	char *end;
+	unsigned long i, n;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return VIGIL_EINVAL;
+	errno = 0;
+	i = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '/' || end[1] < '0' || end[1] > '9')
+		return VIGIL_EINVAL;
+	n = strtoul(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || n == 0 || n > BATCH_MAX_PARTS || i >= n)
+		return VIGIL_EINVAL;
+	*ret_index = (uint32_t)i;
+	*ret_count = (uint32_t)n;
+	return VIGIL_OK;
+}
