@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/server/test_config.c - unit tests of vigild's configuration
+ * (server/config.c): defaults, INI keys, flags winning over the file, and
+ * the one-line error for every bad value, down to the line number.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "srv.h"
+
+static char ini_path[64];
+
+static void
+write_ini(const char *text)
+{
+	FILE *f;
+
+	snprintf(ini_path, sizeof ini_path, "/tmp/vigild-cfg-XXXXXX");
+	{
+		int fd = mkstemp(ini_path);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	f = fopen(ini_path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static vigil_err
+load(srv_config *cfg, srv_action *act, char *err, size_t errlen, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+	char *a;
+
+	argv[argc++] = "vigild";
+	va_start(ap, errlen);
+	while ((a = va_arg(ap, char *)) != NULL && argc < 31)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	err[0] = '\0';
+	return srv_config_load(argc, argv, cfg, act, err, errlen);
+}
+
+static void
+test_defaults(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", NULL), VIGIL_OK);
+	assert_int_equal(act, SRV_RUN);
+	assert_int_equal(c.nlisten, 1);
+	assert_string_equal(c.listen[0], "tcp://127.0.0.1:9465");
+	assert_string_equal(c.admin, "127.0.0.1:9466");
+	assert_string_equal(c.rules_path, "r.rules");
+	assert_true(c.rules_watch);
+	assert_int_equal(c.fsync, STORE_FSYNC_INTERVAL);
+}
+
+static void
+test_ini_and_flag_override(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512];
+
+	(void)state;
+	write_ini("; vigild test\n"
+	    "[server]\n"
+	    "listen = ipc:///tmp/a.sock , tcp://127.0.0.1:7000\n"
+	    "workers = 3\n"
+	    "max_inflight = 64\n"
+	    "admin = off\n"
+	    "[store]\n"
+	    "data_dir = /tmp/vd\n"
+	    "fsync = always\n"
+	    "compress = no\n"
+	    "[rules]\n"
+	    "path = /etc/vigil/a.rules\n"
+	    "watch = false\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--workers", "5", "--config", ini_path,
+	    "--check-config", NULL), VIGIL_OK);
+	assert_int_equal(act, SRV_CHECK_CONFIG);
+	assert_int_equal(c.workers, 5);          /* the flag wins, wherever it is */
+	assert_int_equal(c.max_inflight, 64);
+	assert_int_equal(c.nlisten, 2);
+	assert_string_equal(c.listen[0], "ipc:///tmp/a.sock");
+	assert_string_equal(c.listen[1], "tcp://127.0.0.1:7000");
+	assert_string_equal(c.admin, "off");
+	assert_string_equal(c.data_dir, "/tmp/vd");
+	assert_int_equal(c.fsync, STORE_FSYNC_ALWAYS);
+	assert_false(c.compress);
+	assert_false(c.rules_watch);
+	assert_string_equal(c.rules_path, "/etc/vigil/a.rules");
+
+	/* Repeated --listen replaces the file's list. */
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, "--listen",
+	    "ipc:///tmp/x", "--listen", "ipc:///tmp/y", "--fsync", "never", NULL), VIGIL_OK);
+	assert_int_equal(c.nlisten, 2);
+	assert_string_equal(c.listen[1], "ipc:///tmp/y");
+	assert_int_equal(c.fsync, STORE_FSYNC_NEVER);
+	unlink(ini_path);
+}
+
+static void
+test_ini_errors_name_line(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[512];
+
+	(void)state;
+	write_ini("[server]\nworkers = 2\nmax_inflight = lots\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:3: max_inflight: \"lots\" is not a non-negative integer",
+	    ini_path);
+	assert_string_equal(err, want);
+
+	write_ini("[server]\nworkers = 0\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: workers: 0 is outside [1, 256]", ini_path);
+	assert_string_equal(err, want);
+
+	write_ini("[rules]\npath = a.rules\n\n[store]\nfsync = sometimes\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:5: fsync: \"sometimes\" is not always, interval or never",
+	    ini_path);
+	assert_string_equal(err, want);
+
+	write_ini("[server]\nlisten = http://x\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_non_null(strstr(err, ":2: listen: \"http://x\" is not a tcp://"));
+
+	write_ini("[server]\nwrokers = 2\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: wrokers: unknown key in [server]", ini_path);
+	assert_string_equal(err, want);
+
+	write_ini("[sever]\nworkers = 2\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_non_null(strstr(err, ":2: workers: unknown section [sever]"));
+
+	write_ini("[server]\nthis line has no equals sign\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, "--rules", "r", NULL),
+	    VIGIL_EINVAL);
+	assert_non_null(strstr(err, ":2: syntax error"));
+	unlink(ini_path);
+
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", "/nonexistent/v.ini", NULL),
+	    VIGIL_EINVAL);
+	assert_non_null(strstr(err, "config /nonexistent/v.ini: cannot open"));
+}
+
+static void
+test_flag_errors(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--fsync", "maybe", NULL),
+	    VIGIL_EINVAL);
+	assert_string_equal(err, "--fsync: \"maybe\" is not always, interval or never");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--admin", "localhost",
+	    NULL), VIGIL_EINVAL);
+	assert_non_null(strstr(err, "--admin: \"localhost\" is not HOST:PORT"));
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--workers", "-3", NULL),
+	    VIGIL_EINVAL);
+	assert_non_null(strstr(err, "--workers:"));
+	assert_int_equal(load(&c, &act, err, sizeof err, "--bogus", NULL), VIGIL_EINVAL);
+	assert_non_null(strstr(err, "--bogus"));
+	assert_int_equal(load(&c, &act, err, sizeof err, NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "no rule file: set [rules] path or --rules");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "stray", NULL),
+	    VIGIL_EINVAL);
+	assert_non_null(strstr(err, "unexpected argument \"stray\""));
+	assert_int_equal(load(&c, &act, err, sizeof err, "--help", NULL), VIGIL_OK);
+	assert_int_equal(act, SRV_HELP);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--version", NULL), VIGIL_OK);
+	assert_int_equal(act, SRV_VERSION);
+}
+
+static void
+test_hostport(void **state)
+{
+	char host[64];
+	uint16_t port;
+
+	(void)state;
+	assert_int_equal(srv_config_hostport("127.0.0.1:9466", host, sizeof host, &port), VIGIL_OK);
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 9466);
+	assert_int_equal(srv_config_hostport("[::1]:80", host, sizeof host, &port), VIGIL_OK);
+	assert_string_equal(host, "::1");
+	assert_int_equal(srv_config_hostport("h:0", host, sizeof host, &port), VIGIL_EINVAL);
+	assert_int_equal(srv_config_hostport("h:70000", host, sizeof host, &port), VIGIL_EINVAL);
+	assert_int_equal(srv_config_hostport(":80", host, sizeof host, &port), VIGIL_EINVAL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_ini_and_flag_override),
+		cmocka_unit_test(test_ini_errors_name_line),
+		cmocka_unit_test(test_flag_errors),
+		cmocka_unit_test(test_hostport),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/server/test_wire.c - unit tests of vigild's wire stage
+ * (server/wire.c): the size cap comes before decoding, malformed bytes and
+ * empty envelopes get the right status, and every invalid field is named
+ * the way clients see it ("txn.currency", "label.txn_id").
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "wire.h"
+
+#define T0 1763700000000LL /* 2025-11-21 */
+
+static Vigil__V1__Transaction
+good_txn(void)
+{
+	Vigil__V1__Transaction t = VIGIL__V1__TRANSACTION__INIT;
+
+	t.txn_id = "t-1";
+	t.card_id = "card-1";
+	t.merchant_id = "m-1";
+	t.amount_minor = 1250;
+	t.currency = "EUR";
+	t.event_time_ms = T0;
+	t.channel = VIGIL__V1__CHANNEL__POS;
+	return t;
+}
+
+/* Packs a score request for t into a malloc'd buffer. */
+static uint8_t *
+pack_score(Vigil__V1__Transaction *t, size_t *ret_len)
+{
+	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+	Vigil__V1__ScoreRequest sr = VIGIL__V1__SCORE_REQUEST__INIT;
+	uint8_t *buf;
+
+	sr.txn = t;
+	req.kind_case = VIGIL__V1__REQUEST__KIND_SCORE;
+	req.score = &sr;
+	*ret_len = vigil__v1__request__get_packed_size(&req);
+	buf = malloc(*ret_len + 1);
+	assert_non_null(buf);
+	vigil__v1__request__pack(&req, buf);
+	return buf;
+}
+
+static void
+expect_invalid(Vigil__V1__Transaction *t, const char *field)
+{
+	srv_wire_err err;
+	vigil_txn txn;
+
+	assert_int_equal(srv_wire_txn(t, &txn, &err), VIGIL_EINVAL);
+	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_INVALID);
+	assert_string_equal(err.field, field);
+	assert_true(strlen(err.msg) > 0);
+}
+
+static void
+test_decode_roundtrip(void **state)
+{
+	Vigil__V1__Transaction t = good_txn();
+	Vigil__V1__Request *req = NULL;
+	srv_wire_err err;
+	vigil_txn txn;
+	size_t len;
+	uint8_t *buf = pack_score(&t, &len);
+
+	(void)state;
+	assert_int_equal(srv_wire_decode(buf, len, 65536, &req, &err), VIGIL_OK);
+	assert_int_equal(req->kind_case, VIGIL__V1__REQUEST__KIND_SCORE);
+	assert_int_equal(srv_wire_txn(req->score->txn, &txn, &err), VIGIL_OK);
+	assert_string_equal(txn.txn_id, "t-1");
+	assert_string_equal(txn.currency, "EUR");
+	assert_int_equal(txn.amount_minor, 1250);
+	assert_int_equal(txn.channel, VIGIL_CHANNEL_POS);
+	assert_false(txn.has_location);
+	vigil__v1__request__free_unpacked(req, NULL);
+	free(buf);
+}
+
+static void
+test_decode_size_cap_first(void **state)
+{
+	Vigil__V1__Request *req = NULL;
+	srv_wire_err err;
+	uint8_t junk[300];
+
+	(void)state;
+	memset(junk, 0xff, sizeof junk); /* would be MALFORMED if decoded */
+	assert_int_equal(srv_wire_decode(junk, sizeof junk, 256, &req, &err), VIGIL_ETOOBIG);
+	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_TOO_BIG);
+	assert_null(req);
+	assert_non_null(strstr(err.msg, "300 bytes"));
+}
+
+static void
+test_decode_malformed(void **state)
+{
+	static const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	Vigil__V1__Transaction t = good_txn();
+	Vigil__V1__Request *req = NULL;
+	srv_wire_err err;
+	size_t len;
+	uint8_t *buf = pack_score(&t, &len);
+
+	(void)state;
+	assert_int_equal(srv_wire_decode(garbage, sizeof garbage, 65536, &req, &err),
+	    VIGIL_EPROTO);
+	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_MALFORMED);
+	/* A truncated message: the txn's length prefix promises more bytes. */
+	assert_int_equal(srv_wire_decode(buf, len - 3, 65536, &req, &err), VIGIL_EPROTO);
+	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_MALFORMED);
+	assert_null(req);
+	free(buf);
+}
+
+static void
+test_decode_empty_envelope(void **state)
+{
+	Vigil__V1__Request *req = NULL;
+	srv_wire_err err;
+
+	(void)state;
+	assert_int_equal(srv_wire_decode("", 0, 65536, &req, &err), VIGIL_EPROTO);
+	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_UNSUPPORTED);
+	assert_null(req);
+	/* An unknown field 9 (a newer client's request kind) is also unsupported. */
+	assert_int_equal(srv_wire_decode("\x4a\x00", 2, 65536, &req, &err), VIGIL_EPROTO);
+	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_UNSUPPORTED);
+}
+
+static void
+test_txn_fields_named(void **state)
+{
+	Vigil__V1__Transaction t;
+	Vigil__V1__Location loc = VIGIL__V1__LOCATION__INIT;
+	char longid[100];
+
+	(void)state;
+	expect_invalid(NULL, "txn");
+	t = good_txn(); t.txn_id = "";            expect_invalid(&t, "txn.txn_id");
+	t = good_txn(); t.card_id = "";           expect_invalid(&t, "txn.card_id");
+	t = good_txn(); t.card_id = "has space";  expect_invalid(&t, "txn.card_id");
+	t = good_txn(); t.merchant_id = "";       expect_invalid(&t, "txn.merchant_id");
+	t = good_txn(); t.currency = "XQZ";       expect_invalid(&t, "txn.currency");
+	t = good_txn(); t.currency = "EURO";      expect_invalid(&t, "txn.currency");
+	t = good_txn(); t.currency = "";          expect_invalid(&t, "txn.currency");
+	t = good_txn(); t.amount_minor = -1;      expect_invalid(&t, "txn.amount_minor");
+	t = good_txn(); t.event_time_ms = 0;      expect_invalid(&t, "txn.event_time_ms");
+	t = good_txn(); t.country = "fr";         expect_invalid(&t, "txn.country");
+	t = good_txn(); t.mcc = 123456;           expect_invalid(&t, "txn.mcc");
+	t = good_txn(); t.channel = 42;           expect_invalid(&t, "txn.channel");
+	memset(longid, 'x', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	t = good_txn(); t.txn_id = longid;        expect_invalid(&t, "txn.txn_id");
+	t = good_txn(); t.location = &loc; loc.latitude = 91;
+	expect_invalid(&t, "txn.location.latitude");
+	loc.latitude = 0; loc.longitude = 1.0 / 0.0;
+	expect_invalid(&t, "txn.location.longitude");
+}
+
+static void
+test_txn_attribute_caps(void **state)
+{
+	Vigil__V1__Transaction t = good_txn();
+	Vigil__V1__Attribute a = VIGIL__V1__ATTRIBUTE__INIT;
+	Vigil__V1__Attribute *many[SRV_ATTR_MAX + 1];
+	char big[SRV_ATTR_VALUE_MAX + 2];
+
+	(void)state;
+	for (int i = 0; i <= SRV_ATTR_MAX; i++)
+		many[i] = &a;
+	a.key = "k";
+	a.value = "v";
+	t.attributes = many;
+	t.n_attributes = SRV_ATTR_MAX;
+	{
+		srv_wire_err err;
+		vigil_txn txn;
+		assert_int_equal(srv_wire_txn(&t, &txn, &err), VIGIL_OK);
+	}
+	t.n_attributes = SRV_ATTR_MAX + 1;
+	expect_invalid(&t, "txn.attributes");
+	t.n_attributes = 1;
+	memset(big, 'v', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	a.value = big;
+	expect_invalid(&t, "txn.attributes.value");
+	a.value = "v";
+	a.key = "";
+	expect_invalid(&t, "txn.attributes.key");
+}
+
+static void
+test_label(void **state)
+{
+	Vigil__V1__Label l = VIGIL__V1__LABEL__INIT;
+	srv_wire_err err;
+	store_label out;
+
+	(void)state;
+	assert_int_equal(srv_wire_label(NULL, T0, &out, &err), VIGIL_EINVAL);
+	assert_string_equal(err.field, "label");
+	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
+	assert_string_equal(err.field, "label.txn_id");
+	l.txn_id = "t-1";
+	l.fraud = true;
+	l.source = "chargeback";
+	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_OK);
+	assert_int_equal(out.label_time_ms, T0); /* 0 = the server's now */
+	assert_int_equal(out.received_at_ms, T0);
+	assert_true(out.fraud);
+	assert_string_equal(out.source, "chargeback");
+	l.label_time_ms = 5;
+	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
+	assert_string_equal(err.field, "label.label_time_ms");
+	l.label_time_ms = 0;
+	l.source = "a source with spaces";
+	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
+	assert_string_equal(err.field, "label.source");
+}
+
+static void
+test_error_reply_roundtrip(void **state)
+{
+	Vigil__V1__Reply r, *back;
+	srv_wire_err err;
+	uint8_t buf[512];
+	size_t n;
+
+	(void)state;
+	srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, "txn.currency",
+	    "currency \"%s\" is not an active ISO 4217 code", "XQZ");
+	srv_wire_error_reply(&err, &r);
+	n = vigil__v1__reply__pack(&r, buf);
+	back = vigil__v1__reply__unpack(NULL, n, buf);
+	assert_non_null(back);
+	assert_int_equal(back->status, VIGIL__V1__STATUS__STATUS_INVALID);
+	assert_string_equal(back->field, "txn.currency");
+	assert_string_equal(back->message, "currency \"XQZ\" is not an active ISO 4217 code");
+	assert_int_equal(back->kind_case, VIGIL__V1__REPLY__KIND__NOT_SET);
+	vigil__v1__reply__free_unpacked(back, NULL);
+	assert_string_equal(srv_status_name(VIGIL__V1__STATUS__STATUS_OVERLOADED), "OVERLOADED");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decode_roundtrip),
+		cmocka_unit_test(test_decode_size_cap_first),
+		cmocka_unit_test(test_decode_malformed),
+		cmocka_unit_test(test_decode_empty_envelope),
+		cmocka_unit_test(test_txn_fields_named),
+		cmocka_unit_test(test_txn_attribute_caps),
+		cmocka_unit_test(test_label),
+		cmocka_unit_test(test_error_reply_roundtrip),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
