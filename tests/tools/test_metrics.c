@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/tools/test_metrics.c - replay metrics on small examples computed by
+ * hand (the arithmetic is in the comments): confusion matrix, precision,
+ * recall, F1, ROC AUC with ties, average precision, card precision in the
+ * top k per day with caught cards left out, per rule and per pattern
+ * figures, score and latency percentiles, and the JSON form.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "metrics.h"
+
+/* cmocka 1.1.5 has no double assertion */
+#define assert_near(a, b) do { \
+	double a_ = (a), b_ = (b); \
+	if (!(fabs(a_ - b_) <= 1e-12)) \
+		fail_msg("%.15g != %.15g", a_, b_); \
+} while (0)
+
+#define DAY 86400000LL
+#define T0 (19800 * DAY) /* some day at 00:00 UTC */
+
+static metrics *
+example(uint32_t topk)
+{
+	static const char *const names[] = { "r0", "r1", "r2" };
+	metrics_opts opts = { .nrules = 3, .rule_names = names, .topk = topk };
+	static const uint16_t h0[] = { 0 }, h1[] = { 1 }, h01[] = { 0, 2 };
+	const metrics_obs obs[] = {
+		/* day 1 */
+		{ "c1", T0 + 1000, 10, VIGIL_DECISION_DECLINE, 1, "x", h01, 2, 100 },  /* A */
+		{ "c2", T0 + 2000, 8, VIGIL_DECISION_REVIEW, 0, NULL, h0, 1, 200 },     /* B */
+		{ "c3", T0 + 3000, 8, VIGIL_DECISION_REVIEW, 1, "y", h1, 1, 300 },      /* C */
+		{ "c3", T0 + 4000, 3, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 400 },    /* D */
+		{ "c5", T0 + 5000, 0, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0 },      /* E */
+		/* day 2 */
+		{ "c4", T0 + DAY + 1, 0, VIGIL_DECISION_ALLOW, 1, "x", NULL, 0, 0 },   /* F */
+		{ "c1", T0 + DAY + 2, 12, VIGIL_DECISION_DECLINE, -1, NULL, NULL, 0, 0 }, /* unlabelled */
+		{ "c2", T0 + DAY + 3, 5, VIGIL_DECISION_ALLOW, -1, NULL, NULL, 0, 0 },
+	};
+	metrics *m = metrics_new(&opts);
+
+	assert_non_null(m);
+	for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++)
+		assert_int_equal(metrics_add(m, &obs[i]), VIGIL_OK);
+	assert_int_equal(metrics_finish(m), VIGIL_OK);
+	return m;
+}
+
+static void
+test_confusion(void **state)
+{
+	metrics *m = example(1);
+	metrics_confusion c;
+
+	(void)state;
+	metrics_get_confusion(m, &c);
+	/* alerts: A B C + unlabelled c1 = 4 of 8; declines: A + c1 = 2 */
+	assert_int_equal(c.total, 8);
+	assert_int_equal(c.labelled, 6);
+	assert_int_equal(c.frauds, 3);
+	assert_int_equal(c.tp, 2); /* A C */
+	assert_int_equal(c.fp, 1); /* B */
+	assert_int_equal(c.tn, 2); /* D E */
+	assert_int_equal(c.fn, 1); /* F */
+	assert_int_equal(c.alerts, 4);
+	assert_int_equal(c.declines, 2);
+	assert_int_equal(c.decline_tp, 1);
+	assert_near(c.precision, 2.0 / 3);
+	assert_near(c.recall, 2.0 / 3);
+	assert_near(c.f1, 2.0 / 3);
+	assert_near(c.alert_rate, 0.5);
+	assert_near(c.decline_rate, 0.25);
+	metrics_free(m);
+}
+
+static void
+test_auc_ap(void **state)
+{
+	metrics *m = example(1);
+
+	(void)state;
+	/* frauds 10, 8, 0 vs legit 8, 3, 0: 3 + (0.5 + 2) + 0.5 = 6 of 9 pairs */
+	assert_near(metrics_auc(m, NULL), 6.0 / 9);
+	/* thresholds 10: R 1/3 P 1; 8: R 2/3 P 2/3; 3: no recall step; 0: R 1 P 1/2
+	 * AP = 1/3 + 1/3 * 2/3 + 1/3 * 1/2 = 13/18 */
+	assert_near(metrics_ap(m, NULL), 13.0 / 18);
+	/* pattern x: frauds 10 and 0 vs legit 8, 3, 0: (3 + 0.5) / 6 */
+	assert_near(metrics_auc(m, "x"), 3.5 / 6);
+	/* pattern x AP: 10: R 1/2 P 1; 8: P 1/2 no step; 3: none; 0: R 1 P 2/5
+	 * = 1/2 + 1/2 * 2/5 = 0.7 */
+	assert_near(metrics_ap(m, "x"), 0.7);
+	assert_true(isnan(metrics_auc(m, "nosuch")));
+	metrics_free(m);
+}
+
+static void
+test_card_precision(void **state)
+{
+	metrics *m;
+	uint32_t days;
+
+	(void)state;
+	/* k = 1. Day 1: c1 (10, fraud) c2 (8) c3 (8, fraud) c5 (0): top c1 -> 1,
+	 * c1 caught. Day 2 (labelled only): c4 (0, fraud): top c4 -> 1. Mean 1. */
+	m = example(1);
+	assert_near(metrics_card_precision(m, &days), 1.0);
+	assert_int_equal(days, 2);
+	metrics_free(m);
+	/* k = 2. Day 1: c1 10 fraud, then c2 8 vs c3 8: tie broken by id -> c2
+	 * (legit): 1/2. Day 2: only c4 -> 1/1. Mean 0.75. */
+	m = example(2);
+	assert_near(metrics_card_precision(m, &days), 0.75);
+	metrics_free(m);
+}
+
+static void
+test_caught_cards_left_out(void **state)
+{
+	static const char *const names[] = { "r" };
+	metrics_opts opts = { .nrules = 1, .rule_names = names, .topk = 1 };
+	const metrics_obs obs[] = {
+		{ "c1", T0, 9, VIGIL_DECISION_DECLINE, 1, NULL, NULL, 0, 0 },
+		{ "c2", T0 + 1, 1, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0 },
+		/* day 2: c1 is caught: its 9 is left out, so c2 (legit) is the top */
+		{ "c1", T0 + DAY, 9, VIGIL_DECISION_DECLINE, 1, NULL, NULL, 0, 0 },
+		{ "c2", T0 + DAY + 1, 5, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0 },
+	};
+	metrics *m = metrics_new(&opts);
+	uint32_t days;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++)
+		assert_int_equal(metrics_add(m, &obs[i]), VIGIL_OK);
+	assert_int_equal(metrics_finish(m), VIGIL_OK);
+	assert_near(metrics_card_precision(m, &days), 0.5);
+	assert_int_equal(days, 2);
+	metrics_free(m);
+}
+
+static void
+test_rules_patterns_scores_latency(void **state)
+{
+	metrics *m = example(1);
+	metrics_rule r;
+	metrics_pattern p;
+	metrics_score_bin b;
+
+	(void)state;
+	metrics_get_rule(m, 0, &r); /* A (fraud), B (legit) */
+	assert_string_equal(r.name, "r0");
+	assert_int_equal(r.hits, 2);
+	assert_near(r.precision, 0.5);
+	metrics_get_rule(m, 1, &r); /* C */
+	assert_int_equal(r.hits, 1);
+	assert_near(r.precision, 1.0);
+	metrics_get_rule(m, 2, &r); /* A */
+	assert_int_equal(r.fraud_hits, 1);
+
+	assert_int_equal(metrics_npatterns(m), 2);
+	metrics_get_pattern(m, 0, &p);
+	assert_string_equal(p.name, "x");
+	assert_int_equal(p.rows, 2);
+	assert_int_equal(p.alerts, 1);
+	assert_near(p.recall, 0.5);
+	assert_near(p.precision_vs_legit, 0.5); /* 1 / (1 + fp 1) */
+	metrics_get_pattern(m, 1, &p);
+	assert_string_equal(p.name, "y");
+	assert_near(p.recall, 1.0);
+
+	/* scores: 0 0 3 5 8 8 10 12 */
+	assert_int_equal(metrics_nscores(m), 6);
+	metrics_get_score(m, 0, &b);
+	assert_int_equal(b.score, 0);
+	assert_int_equal(b.legit, 1);
+	assert_int_equal(b.fraud, 1);
+	assert_int_equal(metrics_score_percentile(m, 50), 5);
+	assert_int_equal(metrics_score_percentile(m, 100), 12);
+	assert_int_equal(metrics_score_percentile(m, 1), 0);
+
+	/* latency: 100 200 300 400 (exact in their buckets) */
+	assert_int_equal(metrics_latency_count(m), 4);
+	assert_int_equal(metrics_latency_percentile(m, 50), 200);
+	assert_int_equal(metrics_latency_percentile(m, 75), 300);
+	assert_int_equal(metrics_latency_percentile(m, 100), 400);
+	assert_int_equal(metrics_latency_max(m), 400);
+	metrics_free(m);
+}
+
+static void
+test_json_and_undefined(void **state)
+{
+	metrics_opts opts = { 0 };
+	metrics *m = example(1), *e = metrics_new(&opts);
+	metrics_confusion c;
+	json_t *j;
+
+	(void)state;
+	j = metrics_to_json(m);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "rows")), 8);
+	assert_near(json_real_value(json_object_get(j, "roc_auc")), 6.0 / 9);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "confusion"), "fn")), 1);
+	assert_int_equal(json_array_size(json_object_get(j, "rules")), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "latency_us"), "p50")), 200);
+	json_decref(j);
+	metrics_free(m);
+
+	/* no rows: every ratio is undefined, shown as null */
+	assert_int_equal(metrics_finish(e), VIGIL_OK);
+	metrics_get_confusion(e, &c);
+	assert_true(isnan(c.precision) && isnan(c.recall) && isnan(c.f1));
+	assert_true(isnan(metrics_auc(e, NULL)));
+	j = metrics_to_json(e);
+	assert_true(json_is_null(json_object_get(j, "precision")));
+	assert_null(json_object_get(j, "latency_us"));
+	json_decref(j);
+	metrics_free(e);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_confusion),
+		cmocka_unit_test(test_auc_ap),
+		cmocka_unit_test(test_card_precision),
+		cmocka_unit_test(test_caught_cards_left_out),
+		cmocka_unit_test(test_rules_patterns_scores_latency),
+		cmocka_unit_test(test_json_and_undefined),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
