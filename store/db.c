@@ -1,2 +1,903 @@
 /* SPDX-License-Identifier: MIT */
-/* store/db.c - (being written) */
+/*
+ * store/db.c - store_db, the serving object: the archive (written here, as
+ * the write-ahead log of the live state), the current feature generation
+ * and the live state, joined into one feature vector per transaction.
+ *
+ * Design (docs/storage.md, "Live state"): the hot state is in memory only;
+ * every scored transaction is in the archive before it is applied, so on
+ * open the live state is rebuilt by replaying the archive's last
+ * max(14 days, dedupe horizon) of event time, and after any crash it equals
+ * a recomputation from the archive. Commit order: card stripe lock (taken
+ * in begin) > watermark lock [archive write, admit] > apply > unlock >
+ * durability wait, so the archive's sequence order is the order in which
+ * lateness was decided and a replay decides the same.
+ *
+ * Generations are switched by pointer under a small mutex plus an epoch
+ * counter: a context re-reads the pointer only when the epoch moved (one
+ * atomic load per lookup otherwise), and holds a reference on the
+ * generation it uses, so an in-flight lookup keeps its generation open
+ * until it is done and never fails because of a switch.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "features_int.h"
+#include "live_int.h"
+#include "schema.h"
+#include "store.h"
+
+#define DB_PATH_MAX       4096
+#define DB_BUF_INITIAL    (64u << 10)
+#define DB_EPOCH_NONE     UINT64_MAX
+#define DB_TIME_FLOOR_MS  946684800000LL /* 2000-01-01: no event is older */
+
+typedef struct db_genref {
+	store_gen       *gen;
+	_Atomic uint32_t refs;
+	bool             owned;
+} db_genref;
+
+struct store_db {
+	store_db_opts    opts;
+	char             datadir[DB_PATH_MAX];
+	bool             memory;
+	store_archive   *ar; /* NULL in memory and read-only mode */
+	live            *lv; /* NULL in read-only mode */
+	pthread_mutex_t  gen_mu;
+	db_genref       *gen; /* current, NULL if none */
+	_Atomic uint64_t gen_epoch;
+	pthread_mutex_t  refresh_mu;
+	struct stat      cur_st;
+	bool             cur_st_valid;
+};
+
+struct store_ctx {
+	store_db     *db;
+	live_scratch *sc;
+	db_genref    *gen;
+	uint64_t      epoch;
+	vigil_txn     txn; /* the feature vector's strings point here */
+	bool          begun;
+	uint32_t      stripe;
+	uint8_t      *buf;
+	size_t        bufcap;
+};
+
+static void
+diag_set(store_diag *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+	va_end(ap);
+}
+
+void
+store_db_opts_default(store_db_opts *ret_opts)
+{
+	memset(ret_opts, 0, sizeof *ret_opts);
+	store_archive_opts_default(&ret_opts->archive);
+	ret_opts->dedupe_horizon_s = 8 * 86400;
+	ret_opts->max_cards = 10000000;
+	ret_opts->read_only = false;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Generation references. */
+
+static db_genref *
+genref_new(store_gen *g, bool owned)
+{
+	db_genref *r = calloc(1, sizeof *r);
+
+	if (r == NULL)
+		return NULL;
+	r->gen = g;
+	r->owned = owned;
+	atomic_init(&r->refs, 1);
+	return r;
+}
+
+static void
+genref_release(db_genref *r)
+{
+	if (r == NULL)
+		return;
+	if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+		if (r->owned)
+			store_gen_close(r->gen);
+		free(r);
+	}
+}
+
+/* A new reference on the current generation (NULL if none). */
+static db_genref *
+db_gen_acquire(store_db *db, uint64_t *ret_epoch)
+{
+	db_genref *r;
+
+	pthread_mutex_lock(&db->gen_mu);
+	r = db->gen;
+	if (r != NULL)
+		atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+	if (ret_epoch != NULL)
+		*ret_epoch = atomic_load_explicit(&db->gen_epoch, memory_order_relaxed);
+	pthread_mutex_unlock(&db->gen_mu);
+	return r;
+}
+
+/* Makes r current (taking over its reference); the old one is released
+ * when its last user lets go. */
+static void
+db_gen_install(store_db *db, db_genref *r)
+{
+	db_genref *old;
+
+	pthread_mutex_lock(&db->gen_mu);
+	old = db->gen;
+	db->gen = r;
+	atomic_fetch_add_explicit(&db->gen_epoch, 1, memory_order_release);
+	pthread_mutex_unlock(&db->gen_mu);
+	genref_release(old);
+}
+
+/* The context's generation, refreshed if the epoch moved. */
+static store_gen *
+ctx_gen(store_ctx *ctx)
+{
+	store_db *db = ctx->db;
+	uint64_t  e = atomic_load_explicit(&db->gen_epoch, memory_order_acquire);
+
+	if (e != ctx->epoch) {
+		db_genref *old = ctx->gen;
+
+		ctx->gen = db_gen_acquire(db, &ctx->epoch);
+		genref_release(old);
+	}
+	return ctx->gen != NULL ? ctx->gen->gen : NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Feature vector. */
+
+static bool
+merchant_in(const store_card_profile *p, uint64_t h)
+{
+	for (unsigned i = 0; i < p->nmerchants && i < STORE_CARD_MAX_MERCHANTS; i++)
+		if (p->merchants[i] == h)
+			return true;
+	return false;
+}
+
+static bool
+country_in(const store_card_profile *p, const char *cc)
+{
+	for (unsigned i = 0; i < p->ncountries && i < STORE_CARD_MAX_COUNTRIES; i++)
+		if (p->countries[i][0] == cc[0] && p->countries[i][1] == cc[1])
+			return true;
+	return false;
+}
+
+static void
+fill_card(const vigil_txn *txn, const store_card_profile *p, vigil_value *f)
+{
+	int64_t  t = txn->event_time_ms;
+	double   amount = vigil_txn_amount(txn);
+	uint64_t total = 0;
+
+	f[STORE_SLOT_CARD_COUNT_7D] = vigil_value_num(p->count_7d);
+	f[STORE_SLOT_CARD_COUNT_30D] = vigil_value_num(p->count_30d);
+	f[STORE_SLOT_CARD_COUNT_90D] = vigil_value_num(p->count_90d);
+	f[STORE_SLOT_CARD_AMOUNT_SUM_7D] = vigil_value_num(p->amount_sum_7d);
+	f[STORE_SLOT_CARD_AMOUNT_SUM_30D] = vigil_value_num(p->amount_sum_30d);
+	f[STORE_SLOT_CARD_AMOUNT_SUM_90D] = vigil_value_num(p->amount_sum_90d);
+	f[STORE_SLOT_CARD_AMOUNT_MEAN_7D] = vigil_value_num(p->amount_mean_7d);
+	f[STORE_SLOT_CARD_AMOUNT_MEAN_30D] = vigil_value_num(p->amount_mean_30d);
+	f[STORE_SLOT_CARD_AMOUNT_MEAN_90D] = vigil_value_num(p->amount_mean_90d);
+	f[STORE_SLOT_CARD_AMOUNT_STD_30D] = vigil_value_num(p->amount_std_30d);
+	f[STORE_SLOT_CARD_AMOUNT_STD_90D] = vigil_value_num(p->amount_std_90d);
+	f[STORE_SLOT_CARD_AMOUNT_P50_90D] = vigil_value_num(p->amount_p50_90d);
+	f[STORE_SLOT_CARD_AMOUNT_P95_90D] = vigil_value_num(p->amount_p95_90d);
+	f[STORE_SLOT_CARD_AMOUNT_P99_90D] = vigil_value_num(p->amount_p99_90d);
+	f[STORE_SLOT_CARD_AMOUNT_MAX_90D] = vigil_value_num(p->amount_max_90d);
+	/* A z-score needs a spread: at least two amounts that differ. */
+	f[STORE_SLOT_CARD_AMOUNT_ZSCORE] = p->count_90d >= 2 && p->amount_std_90d > 0.0
+	    ? vigil_value_num((amount - p->amount_mean_90d) / p->amount_std_90d)
+	    : vigil_value_missing();
+	f[STORE_SLOT_CARD_DISTINCT_MERCHANTS_90D] = vigil_value_num(p->distinct_merchants_90d);
+	f[STORE_SLOT_CARD_DISTINCT_COUNTRIES_90D] = vigil_value_num(p->distinct_countries_90d);
+	if (p->first_seen_ms > 0) {
+		double age = (double)(t - p->first_seen_ms) / (double)VIGIL_MS_PER_DAY;
+
+		f[STORE_SLOT_CARD_FIRST_SEEN] = vigil_value_num((double)p->first_seen_ms / 1000.0);
+		f[STORE_SLOT_CARD_AGE_DAYS] = vigil_value_num(age < 0.0 ? 0.0 : age);
+	} else {
+		f[STORE_SLOT_CARD_FIRST_SEEN] = vigil_value_missing();
+		f[STORE_SLOT_CARD_AGE_DAYS] = vigil_value_missing();
+	}
+	f[STORE_SLOT_CARD_FRAUD_COUNT_90D] = vigil_value_num(p->fraud_count_90d);
+	for (int h = 0; h < 24; h++)
+		total += p->hour_hist[h];
+	if (total > 0) {
+		int64_t  hour = ((t / 3600000) % 24 + 24) % 24;
+		uint64_t near = (uint64_t)p->hour_hist[(hour + 23) % 24] + p->hour_hist[hour] +
+		    p->hour_hist[(hour + 1) % 24];
+
+		f[STORE_SLOT_CARD_HOUR_SHARE] = vigil_value_num((double)near / (double)total);
+	} else {
+		f[STORE_SLOT_CARD_HOUR_SHARE] = vigil_value_missing();
+	}
+	f[STORE_SLOT_CARD_COUNTRY_SEEN] = txn->country[0] != '\0'
+	    ? vigil_value_bool(country_in(p, txn->country)) : vigil_value_missing();
+	f[STORE_SLOT_CARD_MERCHANT_SEEN] = vigil_value_bool(
+	    merchant_in(p, XXH64(txn->merchant_id, strlen(txn->merchant_id), 0)));
+}
+
+static void
+fill_merchant(const store_entity_profile *p, vigil_value *f)
+{
+	f[STORE_SLOT_MERCHANT_COUNT_7D] = vigil_value_num(p->count_7d);
+	f[STORE_SLOT_MERCHANT_COUNT_30D] = vigil_value_num(p->count_30d);
+	f[STORE_SLOT_MERCHANT_AMOUNT_MEAN_30D] = vigil_value_num(p->amount_mean_30d);
+	f[STORE_SLOT_MERCHANT_FRAUD_COUNT_30D] = vigil_value_num(p->fraud_count_30d);
+	f[STORE_SLOT_MERCHANT_FRAUD_RATE_7D] = vigil_value_num(p->fraud_rate_7d);
+	f[STORE_SLOT_MERCHANT_FRAUD_RATE_30D] = vigil_value_num(p->fraud_rate_30d);
+	f[STORE_SLOT_MERCHANT_FRAUD_RATE_90D] = vigil_value_num(p->fraud_rate_90d);
+}
+
+static void
+fill_terminal(const store_entity_profile *p, vigil_value *f)
+{
+	f[STORE_SLOT_TERMINAL_COUNT_30D] = vigil_value_num(p->count_30d);
+	f[STORE_SLOT_TERMINAL_FRAUD_COUNT_30D] = vigil_value_num(p->fraud_count_30d);
+	f[STORE_SLOT_TERMINAL_FRAUD_RATE_7D] = vigil_value_num(p->fraud_rate_7d);
+	f[STORE_SLOT_TERMINAL_FRAUD_RATE_30D] = vigil_value_num(p->fraud_rate_30d);
+}
+
+/* Transaction fields and batch features into f (ctx->txn set). A value that
+ * is absent or unreadable leaves its slots missing: a lookup never fails. */
+static void
+fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
+{
+	const vigil_txn *txn = &ctx->txn;
+	store_gen       *g;
+	gen_session     *s;
+
+	store_features_from_txn(txn, f, n);
+	g = ctx_gen(ctx);
+	if (g == NULL)
+		return;
+	s = gen_session_begin(g);
+	if (s == NULL)
+		return;
+	{
+		store_card_profile   cp;
+		store_entity_profile ep;
+
+		if (gen_session_card(g, s, txn->card_id, &cp) == VIGIL_OK)
+			fill_card(txn, &cp, f);
+		if (gen_session_merchant(g, s, txn->merchant_id, &ep) == VIGIL_OK)
+			fill_merchant(&ep, f);
+		if (txn->terminal_id[0] != '\0' &&
+		    gen_session_terminal(g, s, txn->terminal_id, &ep) == VIGIL_OK)
+			fill_terminal(&ep, f);
+	}
+	gen_session_end(g, s);
+}
+
+/* The ids the store hashes and keys on must be terminated and non-empty. */
+static bool
+txn_ids_ok(const vigil_txn *txn)
+{
+	return txn->txn_id[0] != '\0' && txn->card_id[0] != '\0' && txn->merchant_id[0] != '\0' &&
+	    memchr(txn->txn_id, '\0', sizeof txn->txn_id) != NULL &&
+	    memchr(txn->card_id, '\0', sizeof txn->card_id) != NULL &&
+	    memchr(txn->merchant_id, '\0', sizeof txn->merchant_id) != NULL &&
+	    memchr(txn->terminal_id, '\0', sizeof txn->terminal_id) != NULL &&
+	    memchr(txn->device_id, '\0', sizeof txn->device_id) != NULL &&
+	    memchr(txn->ip, '\0', sizeof txn->ip) != NULL &&
+	    memchr(txn->currency, '\0', sizeof txn->currency) != NULL &&
+	    memchr(txn->country, '\0', sizeof txn->country) != NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Recovery: replay the archive's tail into a fresh live state. */
+
+typedef struct replay_ctx {
+	store_scored *rec;
+	int64_t       max_t;
+	uint64_t      records;
+} replay_ctx;
+
+static vigil_err
+db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
+{
+	char          dir[DB_PATH_MAX];
+	store_reader *rd = NULL;
+	store_record  r;
+	vigil_err     rv;
+
+	if (snprintf(dir, sizeof dir, "%.4000s/archive", db->datadir) >= (int)sizeof dir) {
+		rv = VIGIL_ETOOBIG;
+		goto out;
+	}
+	rv = store_reader_open(dir, from, INT64_MAX, NULL, NULL, &rd, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	for (;;) {
+		rv = store_reader_next(rd, &r, reterr);
+		if (rv == VIGIL_ENOTFOUND) {
+			rv = VIGIL_OK;
+			break;
+		}
+		if (rv != VIGIL_OK)
+			goto out;
+		if (r.type != STORE_REC_SCORE)
+			continue;
+		rv = store_scored_decode(r.payload, r.len, rc->rec, reterr);
+		if (rv != VIGIL_OK) {
+			char why[sizeof reterr->msg];
+
+			snprintf(why, sizeof why, "%s", reterr ? reterr->msg : "");
+			diag_set(reterr, "archive/%s:%" PRIu64 ": scored record does not decode: %s",
+			    r.segment, r.offset, why);
+			goto out;
+		}
+		rv = live_replay(db->lv, rc->rec);
+		if (rv != VIGIL_OK) {
+			diag_set(reterr, "archive/%s:%" PRIu64 ": replaying into live state: %s",
+			    r.segment, r.offset, vigil_strerror(rv));
+			goto out;
+		}
+		if (rc->rec->txn.event_time_ms > rc->max_t)
+			rc->max_t = rc->rec->txn.event_time_ms;
+		rc->records++;
+	}
+out:
+	store_reader_close(rd);
+	return rv;
+}
+
+static vigil_err
+db_live_fresh(store_db *db)
+{
+	live_opts lo = {
+		.dedupe_horizon_ms = (int64_t)db->opts.dedupe_horizon_s * 1000,
+		.max_cards = db->opts.max_cards,
+	};
+
+	live_free(db->lv);
+	db->lv = NULL;
+	return live_new(&lo, &db->lv);
+}
+
+/*
+ * The live state depends only on records with event time > E - R, where E
+ * is the archive's largest event time and R = max(LIVE_RETAIN_MS, dedupe
+ * horizon) (live_int.h). E is not known before reading, so read from
+ * now - R - 1 day (one pass in production, where E is about now); if that
+ * found records but started too late, the largest time found is E itself
+ * (everything unread is older than it), so one more pass from E - R is
+ * exact; if it found nothing, look back further, doubling.
+ */
+static vigil_err
+db_recover(store_db *db, store_diag *reterr)
+{
+	int64_t    R = (int64_t)db->opts.dedupe_horizon_s * 1000;
+	int64_t    now = vigil_now_ms(), span, from;
+	replay_ctx rc = { 0 };
+	vigil_err  rv;
+
+	if (R < LIVE_RETAIN_MS)
+		R = LIVE_RETAIN_MS;
+	span = R + VIGIL_MS_PER_DAY;
+	from = now - span;
+	rc.rec = malloc(sizeof *rc.rec);
+	if (rc.rec == NULL)
+		return VIGIL_ENOMEM;
+	for (;;) {
+		rc.max_t = INT64_MIN;
+		rc.records = 0;
+		rv = db_live_fresh(db);
+		if (rv != VIGIL_OK)
+			goto out;
+		rv = db_replay_pass(db, from, &rc, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		if (rc.max_t != INT64_MIN) {
+			if (from == INT64_MIN || rc.max_t - R >= from)
+				break;
+			from = rc.max_t - R;
+			continue;
+		}
+		if (from == INT64_MIN)
+			break; /* empty archive */
+		span *= 4;
+		from = now - span;
+		if (from < DB_TIME_FLOOR_MS)
+			from = INT64_MIN;
+	}
+	rv = VIGIL_OK;
+out:
+	free(rc.rec);
+	return rv;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Open / close. */
+
+static vigil_err
+db_alloc(const store_db_opts *opts, store_db **ret_db)
+{
+	store_db *db = calloc(1, sizeof *db);
+
+	if (db == NULL)
+		return VIGIL_ENOMEM;
+	if (opts != NULL)
+		db->opts = *opts;
+	else
+		store_db_opts_default(&db->opts);
+	pthread_mutex_init(&db->gen_mu, NULL);
+	pthread_mutex_init(&db->refresh_mu, NULL);
+	atomic_init(&db->gen_epoch, 0);
+	*ret_db = db;
+	return VIGIL_OK;
+}
+
+static vigil_err
+db_check_opts(const store_db_opts *o, store_diag *reterr)
+{
+	if ((int64_t)o->dedupe_horizon_s * 1000 < LIVE_WINDOW_MAX_MS) {
+		diag_set(reterr, "dedupe_horizon_s: %" PRIu32 " is below the largest window "
+		    "(604800 s)", o->dedupe_horizon_s);
+		return VIGIL_EINVAL;
+	}
+	if (o->max_cards == 0) {
+		diag_set(reterr, "max_cards: must be at least 1");
+		return VIGIL_EINVAL;
+	}
+	return VIGIL_OK;
+}
+
+vigil_err
+store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
+    store_recovery *ret_recovery, store_diag *reterr)
+{
+	store_db      *db = NULL;
+	store_gen     *g = NULL;
+	db_genref     *r;
+	char           dir[DB_PATH_MAX];
+	store_recovery rec;
+	vigil_err      rv;
+
+	memset(&rec, 0, sizeof rec);
+	rv = db_alloc(opts, &db);
+	if (rv != VIGIL_OK)
+		return rv;
+	rv = db_check_opts(&db->opts, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	if (snprintf(db->datadir, sizeof db->datadir, "%s", datadir) >= (int)sizeof db->datadir ||
+	    snprintf(dir, sizeof dir, "%s/archive", datadir) >= (int)sizeof dir) {
+		rv = VIGIL_ETOOBIG;
+		diag_set(reterr, "%s: path too long", datadir);
+		goto out;
+	}
+	if (!db->opts.read_only) {
+		if (mkdir(datadir, 0755) != 0 && errno != EEXIST) {
+			rv = vigil_err_from_errno(errno);
+			diag_set(reterr, "%s: mkdir: %s", datadir, strerror(errno));
+			goto out;
+		}
+		rv = store_archive_open(dir, &db->opts.archive, &db->ar, &rec, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+	}
+	rv = store_gen_open_current(datadir, &g, reterr);
+	if (rv == VIGIL_OK) {
+		r = genref_new(g, true);
+		if (r == NULL) {
+			rv = VIGIL_ENOMEM;
+			goto out;
+		}
+		g = NULL;
+		db_gen_install(db, r);
+	} else if (rv != VIGIL_ENOTFOUND) {
+		goto out;
+	}
+	{
+		char        cpath[DB_PATH_MAX];
+		struct stat st;
+
+		if (gen_current_path(datadir, cpath, sizeof cpath) == VIGIL_OK &&
+		    stat(cpath, &st) == 0) {
+			db->cur_st = st;
+			db->cur_st_valid = true;
+		}
+	}
+	if (!db->opts.read_only) {
+		rv = db_recover(db, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+	}
+	if (ret_recovery != NULL)
+		*ret_recovery = rec;
+	if (reterr != NULL)
+		reterr->msg[0] = '\0';
+	*ret_db = db;
+	db = NULL;
+	rv = VIGIL_OK;
+out:
+	store_gen_close(g);
+	store_db_close(db);
+	return rv;
+}
+
+vigil_err
+store_db_new_memory(const store_db_opts *opts, store_db **ret_db)
+{
+	store_db *db = NULL;
+	vigil_err rv;
+
+	rv = db_alloc(opts, &db);
+	if (rv != VIGIL_OK)
+		return rv;
+	db->memory = true;
+	db->opts.read_only = false;
+	rv = db_check_opts(&db->opts, NULL);
+	if (rv == VIGIL_OK)
+		rv = db_live_fresh(db);
+	if (rv != VIGIL_OK) {
+		store_db_close(db);
+		return rv;
+	}
+	*ret_db = db;
+	return VIGIL_OK;
+}
+
+void
+store_db_set_gen(store_db *db, store_gen *gen)
+{
+	db_genref *r = NULL;
+
+	if (gen != NULL) {
+		r = genref_new(gen, false);
+		if (r == NULL)
+			return; /* ENOMEM: keep the previous one */
+	}
+	db_gen_install(db, r);
+}
+
+void
+store_db_close(store_db *db)
+{
+	if (db == NULL)
+		return;
+	store_archive_close(db->ar);
+	live_free(db->lv);
+	genref_release(db->gen);
+	pthread_mutex_destroy(&db->gen_mu);
+	pthread_mutex_destroy(&db->refresh_mu);
+	free(db);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Generations. */
+
+vigil_err
+store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
+{
+	char        cpath[DB_PATH_MAX];
+	struct stat st;
+	uint64_t    n = 0, have;
+	store_gen  *g = NULL;
+	db_genref  *r;
+	vigil_err   rv = VIGIL_OK;
+	bool        changed = false;
+
+	if (db->memory)
+		goto done;
+	pthread_mutex_lock(&db->refresh_mu);
+	if (gen_current_path(db->datadir, cpath, sizeof cpath) != VIGIL_OK ||
+	    stat(cpath, &st) != 0)
+		goto out; /* no CURRENT yet: nothing to switch to */
+	if (db->cur_st_valid && st.st_ino == db->cur_st.st_ino &&
+	    st.st_mtim.tv_sec == db->cur_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == db->cur_st.st_mtim.tv_nsec && st.st_size == db->cur_st.st_size)
+		goto out;
+	rv = store_gen_current(db->datadir, &n);
+	if (rv != VIGIL_OK) {
+		diag_set(reterr, "%s: unreadable: %s", cpath, vigil_strerror(rv));
+		goto out;
+	}
+	have = store_db_generation(db);
+	if (n == 0 || n == have) {
+		db->cur_st = st;
+		db->cur_st_valid = true;
+		goto out;
+	}
+	rv = store_gen_open(db->datadir, n, &g, reterr);
+	if (rv != VIGIL_OK)
+		goto out; /* keep serving the one we have; CURRENT is retried next time */
+	r = genref_new(g, true);
+	if (r == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	g = NULL;
+	db_gen_install(db, r);
+	db->cur_st = st;
+	db->cur_st_valid = true;
+	changed = true;
+out:
+	pthread_mutex_unlock(&db->refresh_mu);
+	store_gen_close(g);
+done:
+	if (rv == VIGIL_OK && ret_changed != NULL)
+		*ret_changed = changed;
+	return rv;
+}
+
+uint64_t
+store_db_generation(store_db *db)
+{
+	db_genref *r = db_gen_acquire(db, NULL);
+	uint64_t   n = r != NULL ? gen_number(r->gen) : 0;
+
+	genref_release(r);
+	return n;
+}
+
+int64_t
+store_db_generation_as_of(store_db *db)
+{
+	db_genref *r = db_gen_acquire(db, NULL);
+	int64_t    t = r != NULL ? gen_as_of(r->gen) : 0;
+
+	genref_release(r);
+	return t;
+}
+
+vigil_err
+store_db_thresholds_each(store_db *db,
+    void (*fn)(void *arg, const char *name, const char *group, const store_threshold_val *v),
+    void *arg)
+{
+	db_genref *r = db_gen_acquire(db, NULL);
+	vigil_err  rv = VIGIL_OK;
+
+	if (r != NULL)
+		rv = store_gen_thresholds_each(r->gen, fn, arg);
+	genref_release(r);
+	return rv;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Contexts and scoring. */
+
+store_ctx *
+store_ctx_new(store_db *db)
+{
+	store_ctx *ctx = calloc(1, sizeof *ctx);
+
+	if (ctx == NULL)
+		return NULL;
+	ctx->db = db;
+	ctx->epoch = DB_EPOCH_NONE;
+	ctx->sc = live_scratch_new();
+	ctx->bufcap = DB_BUF_INITIAL;
+	ctx->buf = malloc(ctx->bufcap);
+	if (ctx->sc == NULL || ctx->buf == NULL) {
+		store_ctx_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void
+store_ctx_free(store_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	if (ctx->begun)
+		store_score_abort(ctx->db, ctx);
+	genref_release(ctx->gen);
+	live_scratch_free(ctx->sc);
+	free(ctx->buf);
+	free(ctx);
+}
+
+vigil_err
+store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
+    vigil_value *features, uint32_t nfeatures)
+{
+	uint32_t stripe;
+
+	if (ctx->begun || nfeatures < STORE_SLOT_COUNT_ || !txn_ids_ok(txn))
+		return VIGIL_EINVAL;
+	ctx->txn = *txn;
+	fill_txn_batch(ctx, features, nfeatures);
+	if (db->lv == NULL)
+		return VIGIL_OK; /* read-only: velocity stays missing */
+	stripe = live_card_stripe(ctx->txn.card_id);
+	live_card_lock(db->lv, stripe);
+	live_features(db->lv, ctx->sc, &ctx->txn, features);
+	live_card_unlock(db->lv, stripe);
+	return VIGIL_OK;
+}
+
+vigil_err
+store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
+    vigil_value *features, uint32_t nfeatures, store_outcome *ret_prior)
+{
+	vigil_err rv;
+
+	if (db->lv == NULL || ctx->begun || nfeatures < STORE_SLOT_COUNT_ || !txn_ids_ok(txn))
+		return VIGIL_EINVAL;
+	ctx->txn = *txn;
+	ctx->stripe = live_card_stripe(ctx->txn.card_id);
+	live_card_lock(db->lv, ctx->stripe);
+	/* Under the card lock, so a retry racing its first attempt waits for
+	 * it and then finds its outcome. */
+	rv = live_dedupe_find(db->lv, ctx->txn.txn_id, ret_prior);
+	if (rv == VIGIL_EEXIST)
+		goto fail;
+	rv = live_card_reserve(db->lv, &ctx->txn);
+	if (rv != VIGIL_OK)
+		goto fail;
+	fill_txn_batch(ctx, features, nfeatures);
+	live_features(db->lv, ctx->sc, &ctx->txn, features);
+	ctx->begun = true;
+	return VIGIL_OK;
+fail:
+	live_card_unlock(db->lv, ctx->stripe);
+	return rv;
+}
+
+void
+store_score_abort(store_db *db, store_ctx *ctx)
+{
+	if (!ctx->begun)
+		return;
+	ctx->begun = false;
+	live_card_unlock(db->lv, ctx->stripe);
+}
+
+vigil_err
+store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_diag *reterr)
+{
+	store_outcome o;
+	uint64_t      seq = 0;
+	size_t        len = 0;
+	vigil_err     rv;
+	bool          admit;
+
+	if (!ctx->begun)
+		return VIGIL_EINVAL;
+	if (strcmp(rec->txn.txn_id, ctx->txn.txn_id) != 0 ||
+	    strcmp(rec->txn.card_id, ctx->txn.card_id) != 0 ||
+	    rec->txn.event_time_ms != ctx->txn.event_time_ms) {
+		diag_set(reterr, "store_score_commit: record is for txn_id \"%.64s\", begun with "
+		    "\"%.64s\"", rec->txn.txn_id, ctx->txn.txn_id);
+		rv = VIGIL_EINVAL;
+		goto fail;
+	}
+	if (db->ar != NULL) {
+		for (;;) {
+			rv = store_scored_encode(rec, ctx->buf, ctx->bufcap, &len);
+			if (rv != VIGIL_ETOOBIG || ctx->bufcap >= db->opts.archive.max_record_bytes)
+				break;
+			{
+				size_t   ncap = ctx->bufcap * 2;
+				uint8_t *nb;
+
+				if (ncap > db->opts.archive.max_record_bytes)
+					ncap = db->opts.archive.max_record_bytes;
+				nb = realloc(ctx->buf, ncap);
+				if (nb == NULL) {
+					rv = VIGIL_ENOMEM;
+					break;
+				}
+				ctx->buf = nb;
+				ctx->bufcap = ncap;
+			}
+		}
+		if (rv != VIGIL_OK) {
+			diag_set(reterr, "txn_id \"%.64s\": encoding the archive record: %s",
+			    rec->txn.txn_id, vigil_strerror(rv));
+			goto fail;
+		}
+	}
+	live_wm_lock(db->lv);
+	if (db->ar != NULL) {
+		rv = store_archive_write(db->ar, STORE_REC_SCORE, rec->txn.event_time_ms,
+		    ctx->buf, len, &seq);
+		if (rv != VIGIL_OK) {
+			live_wm_unlock(db->lv);
+			diag_set(reterr, "txn_id \"%.64s\": archive write: %s", rec->txn.txn_id,
+			    vigil_strerror(rv));
+			goto fail;
+		}
+	}
+	admit = live_wm_admit_locked(db->lv, rec->txn.event_time_ms);
+	live_wm_unlock(db->lv);
+	if (admit)
+		live_apply(db->lv, &rec->txn);
+	live_outcome_from_scored(rec, &o);
+	/* ENOMEM here only loses the retry shortcut; the record is archived. */
+	(void)live_dedupe_put(db->lv, rec->txn.txn_id, rec->txn.event_time_ms, &o);
+	ctx->begun = false;
+	live_card_unlock(db->lv, ctx->stripe);
+	live_sweep_maybe(db->lv);
+	if (db->ar != NULL) {
+		rv = store_archive_wait_durable(db->ar, seq);
+		if (rv != VIGIL_OK) {
+			diag_set(reterr, "txn_id \"%.64s\": archive sync: %s", rec->txn.txn_id,
+			    vigil_strerror(rv));
+			return rv;
+		}
+	}
+	return VIGIL_OK;
+fail:
+	store_score_abort(db, ctx);
+	return rv;
+}
+
+vigil_err
+store_label_record(store_db *db, const store_label *label, store_diag *reterr)
+{
+	uint8_t   buf[1024];
+	size_t    len;
+	int64_t   t;
+	vigil_err rv;
+
+	if (db->memory)
+		return VIGIL_OK; /* offline: labels have no live effect */
+	if (db->ar == NULL) {
+		diag_set(reterr, "store_label_record: data directory opened read-only");
+		return VIGIL_EINVAL;
+	}
+	rv = store_label_encode(label, buf, sizeof buf, &len);
+	if (rv != VIGIL_OK) {
+		diag_set(reterr, "label for txn_id \"%.64s\": encoding: %s", label->txn_id,
+		    vigil_strerror(rv));
+		return rv;
+	}
+	t = label->label_time_ms ? label->label_time_ms
+	    : label->received_at_ms ? label->received_at_ms : vigil_now_ms();
+	rv = store_archive_append(db->ar, STORE_REC_LABEL, t, buf, len, NULL);
+	if (rv != VIGIL_OK)
+		diag_set(reterr, "label for txn_id \"%.64s\": archive append: %s", label->txn_id,
+		    vigil_strerror(rv));
+	return rv;
+}
+
+void
+store_db_get_stats(store_db *db, store_db_stats *ret_stats)
+{
+	live_stats ls = { 0 };
+
+	memset(ret_stats, 0, sizeof *ret_stats);
+	if (db->lv != NULL)
+		live_get_stats(db->lv, &ls);
+	ret_stats->live_cards = ls.cards;
+	ret_stats->live_entities = ls.entities;
+	ret_stats->live_events = ls.events;
+	ret_stats->dedupe_entries = ls.dedupe_entries;
+	ret_stats->late_events = ls.late_events;
+	if (db->ar != NULL)
+		store_archive_get_stats(db->ar, &ret_stats->archive);
+}

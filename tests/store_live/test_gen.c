@@ -1,0 +1,499 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/store_live/test_gen.c - LMDB feature generations: write, commit,
+ * read back, abort, the rebuild lock, unknown value versions, mdb_stat,
+ * pruning, roll-back, and switching generations under running readers.
+ */
+#include <dirent.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "helpers.h"
+
+static store_card_profile
+card_profile(uint32_t count_7d)
+{
+	store_card_profile p;
+
+	memset(&p, 0, sizeof p);
+	p.count_7d = count_7d;
+	p.count_30d = 30;
+	p.count_90d = 90;
+	p.amount_sum_90d = 900.0;
+	p.amount_mean_90d = 10.0;
+	p.amount_std_90d = 2.0;
+	p.amount_p99_90d = 42.5;
+	p.first_seen_ms = T0 - 10 * DAY_MS;
+	p.fraud_count_90d = 1;
+	p.hour_hist[9] = 6;
+	p.hour_hist[10] = 2;
+	p.hour_hist[11] = 2;
+	p.hour_hist[20] = 10;
+	p.ncountries = 2;
+	memcpy(p.countries[0], "FR", 2);
+	memcpy(p.countries[1], "DE", 2);
+	p.nmerchants = 1;
+	p.merchants[0] = XXH64("m1", 2, 0);
+	return p;
+}
+
+/* Writes and commits one generation whose card "c1" has count_7d = mark. */
+static uint64_t
+gen_write(const char *datadir, uint32_t mark, uint32_t keep)
+{
+	store_genw          *w = NULL;
+	store_diag           d;
+	store_card_profile   cp = card_profile(mark);
+	store_entity_profile ep;
+	store_threshold_val  tv = { .value = 100.0 + mark, .previous = 90.0, .samples = 7, .tuned = true };
+	store_gen_meta       meta;
+	uint64_t             gen;
+	char                 id[32];
+
+	memset(&ep, 0, sizeof ep);
+	ep.count_7d = 70;
+	ep.count_30d = 300;
+	ep.amount_mean_30d = 12.5;
+	ep.fraud_count_30d = 3;
+	ep.fraud_rate_7d = 0.01;
+	ep.fraud_rate_30d = 0.02;
+	ep.fraud_rate_90d = 0.03;
+	assert_int_equal(store_genw_begin(datadir, &w, &d), VIGIL_OK);
+	gen = store_genw_generation(w);
+	assert_int_equal(store_genw_put_card(w, "c1", &cp), VIGIL_OK);
+	for (int i = 0; i < 50; i++) {
+		snprintf(id, sizeof id, "card-%03d", i);
+		assert_int_equal(store_genw_put_card(w, id, &cp), VIGIL_OK);
+	}
+	assert_int_equal(store_genw_put_merchant(w, "m1", &ep), VIGIL_OK);
+	assert_int_equal(store_genw_put_terminal(w, "t1", &ep), VIGIL_OK);
+	assert_int_equal(store_genw_put_threshold(w, "amount_high", "", &tv), VIGIL_OK);
+	assert_int_equal(store_genw_put_threshold(w, "amount_high", "5411", &tv), VIGIL_OK);
+	memset(&meta, 0, sizeof meta);
+	meta.as_of_ms = T0;
+	meta.window_ms = 90 * DAY_MS;
+	meta.first_seq = 1;
+	meta.last_seq = 1000;
+	meta.schema_version = 1;
+	meta.built_at_ms = T0 + HOUR_MS;
+	snprintf(meta.summary_json, sizeof meta.summary_json, "{\"cards\":51}");
+	assert_int_equal(store_genw_commit(w, &meta, keep, &d), VIGIL_OK);
+	assert_string_equal(d.msg, "");
+	return gen;
+}
+
+static bool
+path_exists(const char *dir, const char *name)
+{
+	char        p[4200];
+	struct stat st;
+
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return stat(p, &st) == 0;
+}
+
+static void
+test_write_read_roundtrip(void **state)
+{
+	char                *dir = tmpdir_new();
+	store_gen           *g = NULL;
+	store_diag           d;
+	store_card_profile   cp, want = card_profile(7);
+	store_entity_profile ep;
+	store_threshold_val  tv;
+	store_gen_meta       meta;
+	uint64_t             cur = 99;
+
+	(void)state;
+	assert_int_equal(store_gen_current(dir, &cur), VIGIL_OK);
+	assert_int_equal(cur, 0);
+	assert_int_equal(store_gen_open_current(dir, &g, &d), VIGIL_ENOTFOUND);
+	assert_int_equal(gen_write(dir, 7, 0), 1);
+	assert_int_equal(store_gen_current(dir, &cur), VIGIL_OK);
+	assert_int_equal(cur, 1);
+	assert_true(path_exists(dir, "features/gen-000001/data.mdb"));
+
+	assert_int_equal(store_gen_open_current(dir, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_card(g, "c1", &cp), VIGIL_OK);
+	assert_memory_equal(&cp, &want, offsetof(store_card_profile, ncountries));
+	assert_int_equal(cp.ncountries, 2);
+	assert_memory_equal(cp.countries[1], "DE", 2);
+	assert_int_equal(cp.nmerchants, 1);
+	assert_true(cp.merchants[0] == want.merchants[0]);
+	assert_int_equal(store_gen_card(g, "nope", &cp), VIGIL_ENOTFOUND);
+	assert_int_equal(store_gen_merchant(g, "m1", &ep), VIGIL_OK);
+	assert_int_equal(ep.count_30d, 300);
+	assert_true(ep.fraud_rate_90d == 0.03);
+	assert_int_equal(store_gen_terminal(g, "t1", &ep), VIGIL_OK);
+	assert_int_equal(store_gen_terminal(g, "m1", &ep), VIGIL_ENOTFOUND);
+	assert_int_equal(store_gen_threshold(g, "amount_high", "5411", &tv), VIGIL_OK);
+	assert_true(tv.value == 107.0 && tv.previous == 90.0 && tv.samples == 7 && tv.tuned);
+	assert_int_equal(store_gen_threshold(g, "amount_high", "9999", &tv), VIGIL_ENOTFOUND);
+	assert_int_equal(store_gen_meta_get(g, &meta), VIGIL_OK);
+	assert_int_equal(meta.generation, 1);
+	assert_int_equal(meta.as_of_ms, T0);
+	assert_int_equal(meta.last_seq, 1000);
+	assert_string_equal(meta.summary_json, "{\"cards\":51}");
+	store_gen_close(g);
+	tmpdir_free(dir);
+}
+
+typedef struct th_seen {
+	int  n;
+	char groups[4][16];
+} th_seen;
+
+static void
+th_each(void *arg, const char *name, const char *group, const store_threshold_val *v)
+{
+	th_seen *s = arg;
+
+	assert_string_equal(name, "amount_high");
+	assert_true(v->value == 101.0);
+	snprintf(s->groups[s->n++ & 3], sizeof s->groups[0], "%s", group);
+}
+
+static void
+test_thresholds_each(void **state)
+{
+	char      *dir = tmpdir_new();
+	store_gen *g = NULL;
+	store_diag d;
+	th_seen    s = { 0 };
+
+	(void)state;
+	gen_write(dir, 1, 0);
+	assert_int_equal(store_gen_open(dir, 1, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_thresholds_each(g, th_each, &s), VIGIL_OK);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.groups[0], ""); /* "" sorts before "5411" */
+	assert_string_equal(s.groups[1], "5411");
+	store_gen_close(g);
+	tmpdir_free(dir);
+}
+
+static void
+test_abort_leaves_current(void **state)
+{
+	char               *dir = tmpdir_new();
+	store_genw         *w = NULL;
+	store_diag          d;
+	store_card_profile  cp = card_profile(99);
+	uint64_t            cur = 0;
+	store_gen          *g = NULL;
+	DIR                *dd;
+	struct dirent      *de;
+	char                fdir[4200];
+
+	(void)state;
+	gen_write(dir, 1, 0);
+	assert_int_equal(store_genw_begin(dir, &w, &d), VIGIL_OK);
+	assert_int_equal(store_genw_generation(w), 2);
+	assert_true(path_exists(dir, "features/.tmp-gen-000002"));
+	assert_int_equal(store_genw_put_card(w, "c1", &cp), VIGIL_OK);
+	store_genw_abort(w);
+	assert_false(path_exists(dir, "features/.tmp-gen-000002"));
+	assert_false(path_exists(dir, "features/gen-000002"));
+	assert_int_equal(store_gen_current(dir, &cur), VIGIL_OK);
+	assert_int_equal(cur, 1);
+	assert_int_equal(store_gen_open_current(dir, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_card(g, "c1", &cp), VIGIL_OK);
+	assert_int_equal(cp.count_7d, 1);
+	store_gen_close(g);
+	/* Nothing but CURRENT, LOCK and gen-000001 is left behind. */
+	snprintf(fdir, sizeof fdir, "%s/features", dir);
+	dd = opendir(fdir);
+	assert_non_null(dd);
+	while ((de = readdir(dd)) != NULL) {
+		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || strcmp(de->d_name, "..") == 0))
+			continue;
+		if (strcmp(de->d_name, "CURRENT") != 0 && strcmp(de->d_name, "LOCK") != 0 &&
+		    strcmp(de->d_name, "gen-000001") != 0)
+			fail_msg("unexpected entry %s", de->d_name);
+	}
+	closedir(dd);
+	tmpdir_free(dir);
+}
+
+static void
+test_rebuild_lock(void **state)
+{
+	char       *dir = tmpdir_new();
+	store_genw *w1 = NULL, *w2 = NULL;
+	store_diag  d;
+
+	(void)state;
+	assert_int_equal(store_genw_begin(dir, &w1, &d), VIGIL_OK);
+	assert_int_equal(store_genw_begin(dir, &w2, &d), VIGIL_EBUSY);
+	assert_null(w2);
+	assert_non_null(strstr(d.msg, "features/LOCK: another rebuild holds the lock"));
+	assert_int_equal(store_gen_set_current(dir, 1, &d), VIGIL_EBUSY);
+	store_genw_abort(w1);
+	assert_int_equal(store_genw_begin(dir, &w2, &d), VIGIL_OK);
+	store_genw_abort(w2);
+	tmpdir_free(dir);
+}
+
+/* Rewrites the version bytes of card c1's value (as a future build would). */
+static void
+card_set_version(const char *dir, uint64_t gen, uint16_t version)
+{
+	char     path[4200];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi  dbi;
+	MDB_val  k = { .mv_size = 2, .mv_data = "c1" }, v;
+	uint8_t  buf[1024];
+
+	snprintf(path, sizeof path, "%s/features/gen-%06llu", dir, (unsigned long long)gen);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, path, 0, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "card", 0, &dbi), 0);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	assert_true(v.mv_size <= sizeof buf);
+	memcpy(buf, v.mv_data, v.mv_size);
+	buf[0] = (uint8_t)version;
+	buf[1] = (uint8_t)(version >> 8);
+	v.mv_data = buf;
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void
+test_unknown_version_refused(void **state)
+{
+	char      *dir = tmpdir_new();
+	store_gen *g = NULL;
+	store_diag d;
+
+	(void)state;
+	gen_write(dir, 1, 0);
+	card_set_version(dir, 1, 2);
+	assert_int_equal(store_gen_open(dir, 1, &g, &d), VIGIL_EVERSION);
+	assert_null(g);
+	assert_string_equal(d.msg, "features/gen-000001: table card, key \"c1\": value layout "
+	    "version 2 is not known (this build reads version 1)");
+	/* ... and a roll-back to it is refused too. */
+	assert_int_equal(store_gen_set_current(dir, 1, &d), VIGIL_EVERSION);
+	tmpdir_free(dir);
+}
+
+static void
+test_mdb_stat_and_dump_read_generation(void **state)
+{
+	char  *dir = tmpdir_new();
+	char   cmd[4400], line[512];
+	FILE  *p;
+	bool   saw_card = false, saw_entries = false;
+
+	(void)state;
+	gen_write(dir, 1, 0);
+	snprintf(cmd, sizeof cmd, "mdb_stat -a '%s/features/gen-000001' 2>&1", dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (fgets(line, sizeof line, p) != NULL) {
+		if (strstr(line, "Status of card") != NULL)
+			saw_card = true;
+		if (strstr(line, "Entries: 51") != NULL)
+			saw_entries = true;
+	}
+	assert_int_equal(pclose(p), 0);
+	assert_true(saw_card);
+	assert_true(saw_entries);
+	snprintf(cmd, sizeof cmd, "mdb_dump -s threshold '%s/features/gen-000001' >/dev/null 2>&1",
+	    dir);
+	assert_int_equal(system(cmd), 0);
+	tmpdir_free(dir);
+}
+
+static void
+test_prune_and_rollback(void **state)
+{
+	char      *dir = tmpdir_new();
+	uint64_t   cur = 0;
+	store_diag d;
+
+	(void)state;
+	for (uint32_t i = 1; i <= 5; i++)
+		assert_int_equal(gen_write(dir, i, 2), i);
+	assert_false(path_exists(dir, "features/gen-000001"));
+	assert_false(path_exists(dir, "features/gen-000003"));
+	assert_true(path_exists(dir, "features/gen-000004"));
+	assert_true(path_exists(dir, "features/gen-000005"));
+	/* Roll back to 4, then a keep-1 rebuild: 6 becomes current; 4 goes. */
+	assert_int_equal(store_gen_set_current(dir, 4, &d), VIGIL_OK);
+	assert_int_equal(store_gen_current(dir, &cur), VIGIL_OK);
+	assert_int_equal(cur, 4);
+	assert_int_equal(store_gen_set_current(dir, 3, &d), VIGIL_ENOTFOUND);
+	assert_int_equal(gen_write(dir, 6, 1), 6);
+	assert_int_equal(store_gen_current(dir, &cur), VIGIL_OK);
+	assert_int_equal(cur, 6);
+	assert_false(path_exists(dir, "features/gen-000004"));
+	assert_false(path_exists(dir, "features/gen-000005"));
+	assert_true(path_exists(dir, "features/gen-000006"));
+	tmpdir_free(dir);
+}
+
+/* The current generation is never pruned, even when it is not the newest. */
+static void
+test_prune_keeps_current(void **state)
+{
+	char      *dir = tmpdir_new();
+	store_diag d;
+	store_genw *w = NULL;
+
+	(void)state;
+	gen_write(dir, 1, 1);
+	gen_write(dir, 2, 1);
+	assert_false(path_exists(dir, "features/gen-000001"));
+	assert_int_equal(store_gen_set_current(dir, 2, &d), VIGIL_OK);
+	/* A stale temp directory from a crashed rebuild is cleaned up. */
+	{
+		char p[4200];
+
+		snprintf(p, sizeof p, "%s/features/.tmp-gen-000007", dir);
+		assert_int_equal(mkdir(p, 0755), 0);
+	}
+	assert_int_equal(store_genw_begin(dir, &w, &d), VIGIL_OK);
+	assert_false(path_exists(dir, "features/.tmp-gen-000007"));
+	assert_int_equal(store_genw_generation(w), 3);
+	store_genw_abort(w);
+	tmpdir_free(dir);
+}
+
+static void
+test_corrupt_current_reported(void **state)
+{
+	char      *dir = tmpdir_new();
+	char       p[4200];
+	FILE      *f;
+	store_gen *g = NULL;
+	store_diag d;
+
+	(void)state;
+	gen_write(dir, 1, 0);
+	snprintf(p, sizeof p, "%s/features/CURRENT", dir);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs("generation one\n", f);
+	fclose(f);
+	assert_int_equal(store_gen_open_current(dir, &g, &d), VIGIL_ECORRUPT);
+	assert_non_null(strstr(d.msg, "features/CURRENT: expected \"gen-NNNNNN\", got \"generation one\""));
+	tmpdir_free(dir);
+}
+
+/* ---- generation switch while readers look up continuously ---- */
+
+typedef struct reader_arg {
+	store_db     *db;
+	atomic_bool  *stop;
+	atomic_ulong  lookups, failures;
+	uint32_t      max_mark_seen;
+} reader_arg;
+
+static void *
+reader_main(void *p)
+{
+	reader_arg *a = p;
+	store_ctx  *ctx = store_ctx_new(a->db);
+	vigil_value f[256];
+	vigil_txn   txn = txn_make("probe", "c1", "m1", T0 + 9 * HOUR_MS, 1000);
+	uint32_t    last = 0;
+
+	if (ctx == NULL) {
+		atomic_fetch_add(&a->failures, 1);
+		return NULL;
+	}
+	while (!atomic_load(a->stop)) {
+		vigil_err rv = store_features_lookup(a->db, ctx, &txn, f, store_schema_nfields());
+		uint32_t  slot = 0, mark;
+
+		store_schema_find("card.count_7d", &slot);
+		if (rv != VIGIL_OK || !f[slot].present) {
+			atomic_fetch_add(&a->failures, 1);
+			continue;
+		}
+		mark = (uint32_t)f[slot].num;
+		/* Generations only move forward for a reader. */
+		if (mark < last)
+			atomic_fetch_add(&a->failures, 1);
+		last = mark;
+		atomic_fetch_add(&a->lookups, 1);
+	}
+	if (last > a->max_mark_seen)
+		a->max_mark_seen = last;
+	store_ctx_free(ctx);
+	return NULL;
+}
+
+static void
+test_switch_under_readers(void **state)
+{
+	char          *dir = tmpdir_new();
+	store_db      *db = NULL;
+	store_db_opts  o;
+	store_diag     d;
+	atomic_bool    stop = false;
+	reader_arg     a = { 0 };
+	pthread_t      th[3];
+	bool           changed = false;
+	const uint32_t ngens = 12;
+
+	(void)state;
+	gen_write(dir, 1, 2);
+	store_db_opts_default(&o);
+	o.archive.fsync = STORE_FSYNC_NEVER;
+	assert_int_equal(store_db_open(dir, &o, &db, NULL, &d), VIGIL_OK);
+	assert_int_equal(store_db_generation(db), 1);
+	a.db = db;
+	a.stop = &stop;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &a), 0);
+	for (uint32_t m = 2; m <= ngens; m++) {
+		/* keep = 2: generations readers may still hold are deleted on disk. */
+		assert_int_equal(gen_write(dir, m, 2), m);
+		assert_int_equal(store_db_refresh(db, &changed, &d), VIGIL_OK);
+		assert_true(changed);
+		assert_int_equal(store_db_generation(db), m);
+		assert_int_equal(store_db_generation_as_of(db), T0);
+		assert_int_equal(store_db_refresh(db, &changed, &d), VIGIL_OK);
+		assert_false(changed);
+		/* Let the readers run on this generation a little. */
+		for (unsigned long base = atomic_load(&a.lookups);
+		     atomic_load(&a.lookups) < base + 50;)
+			usleep(100);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(atomic_load(&a.failures), 0);
+	assert_true(atomic_load(&a.lookups) >= 50 * (ngens - 1));
+	assert_int_equal(a.max_mark_seen, ngens);
+	store_db_close(db);
+	tmpdir_free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_write_read_roundtrip),
+		cmocka_unit_test(test_thresholds_each),
+		cmocka_unit_test(test_abort_leaves_current),
+		cmocka_unit_test(test_rebuild_lock),
+		cmocka_unit_test(test_unknown_version_refused),
+		cmocka_unit_test(test_mdb_stat_and_dump_read_generation),
+		cmocka_unit_test(test_prune_and_rollback),
+		cmocka_unit_test(test_prune_keeps_current),
+		cmocka_unit_test(test_corrupt_current_reported),
+		cmocka_unit_test(test_switch_under_readers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
