@@ -72,6 +72,8 @@ struct store_archive {
 	pthread_mutex_t    maint_mu;   /* one maintenance pass at a time */
 };
 
+static void ar_diag(store_diag *reterr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void
 ar_diag(store_diag *reterr, const char *fmt, ...)
 {

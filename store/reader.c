@@ -25,6 +25,8 @@
 #define RD_BUF_INIT      (1u << 20)
 #define RD_MAX_SEGMENTS  (1u << 20) /* cap on segment files listed in one directory */
 
+static void rd_diag(store_diag *reterr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void
 rd_diag(store_diag *reterr, const char *fmt, ...)
 {

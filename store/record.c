@@ -50,6 +50,8 @@ rec_arena_free(void *data, void *p)
 	free(p);
 }
 
+static void rec_fail(store_diag *reterr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void
 rec_fail(store_diag *reterr, const char *fmt, ...)
 {
