@@ -197,6 +197,17 @@ ck_declare(ck *c, const rules_pstr *name, ck_sym_kind kind, uint32_t index)
 	return true;
 }
 
+/* A name declared by a statement that failed to parse: its uses are not
+ * reported again (the syntax error already was). */
+static bool
+ck_is_broken(ck *c, const char *name, size_t len)
+{
+	for (uint32_t i = 0; i < c->ast->nbroken; i++)
+		if (c->ast->broken[i].len == len && memcmp(c->ast->broken[i].s, name, len) == 0)
+			return true;
+	return false;
+}
+
 static ck_sym *
 ck_sym_find(ck *c, const char *name, size_t len)
 {
@@ -249,8 +260,9 @@ ck_list_inline(ck *c, rules_list *l, uint32_t lit, bool kind_explicit)
 			l->kind = isnum ? RULES_LIST_NUMBER : RULES_LIST_STRING;
 		first = false;
 		if (isnum != (l->kind == RULES_LIST_NUMBER)) {
-			rules_diag_add(c->sink, it->off, VIGIL_ETYPE, "list%s%s holds %s, this item is a %s",
-			    l->name[0] != '[' ? " " : "", l->name[0] != '[' ? l->name : "",
+			rules_diag_add(c->sink, it->off, VIGIL_ETYPE, "list%s%s%s holds %s, this item is a %s",
+			    l->name[0] != '[' ? " '" : "", l->name[0] != '[' ? l->name : "",
+			    l->name[0] != '[' ? "'" : "",
 			    l->kind == RULES_LIST_NUMBER ? "numbers" : "strings", isnum ? "number" : "string");
 			return;
 		}
@@ -414,6 +426,8 @@ ck_fold(ck *c, uint32_t i)
 	rules_node *nd = &c->ast->nodes[i];
 	vigil_value v;
 
+	if (nd->op == OP_CONST || nd->op == OP_SLOT || nd->op == OP_THRESH || nd->op == OP_LIST)
+		return; /* leaves: a feature or threshold is never constant */
 	if (nd->op == OP_MIN || nd->op == OP_MAX) {
 		for (uint32_t a = nd->kid[0]; a != RULES_NIL; a = c->ast->nodes[a].next)
 			if (!ck_is_const(&c->ast->nodes[a]))
@@ -470,6 +484,8 @@ ck_list_operand(ck *c, uint32_t i, const char *op, rules_list_kind *ret_kind)
 			*ret_kind = c->prog->lists[s->index].kind;
 			return true;
 		}
+		if (s == NULL && ck_is_broken(c, nd->str, nd->len))
+			return false;
 		if (s == NULL && rules_schema_lookup(c->schema, nd->str, nd->len) == NULL) {
 			const char *sug = NULL;
 			size_t      bestd = SIZE_MAX;
@@ -633,6 +649,8 @@ ck_name(ck *c, uint32_t i)
 	if (f == NULL) {
 		bool dotted = memchr(nd->str, '.', nd->len) != NULL;
 
+		if (ck_is_broken(c, nd->str, nd->len))
+			return VIGIL_T_NONE;
 		ck_unknown(c, nd->off, dotted ? "feature" : "name", nd->str, nd->len, true, !dotted);
 		return VIGIL_T_NONE;
 	}
@@ -744,7 +762,7 @@ ck_expr(ck *c, uint32_t i)
 			const rules_list *lst = &c->prog->lists[c->ast->nodes[nd->kid[1]].ix];
 
 			rules_diag_add(c->sink, c->ast->nodes[nd->kid[0]].off, VIGIL_ETYPE,
-			    "'in' tests a %s here: list %s holds %s", ck_type_name(l), lst->name,
+			    "'in' tests a %s here, but list '%s' holds %s", ck_type_name(l), lst->name,
 			    lk == RULES_LIST_NUMBER ? "numbers" : "strings");
 			return VIGIL_T_NONE;
 		}
@@ -887,8 +905,7 @@ ck_rules(ck *c)
 			rules_diag_add(c->sink, pr->cond_off, VIGIL_ETYPE,
 			    "the condition of rule '%s' must be a bool, got a %s", pr->name.s, ck_type_name(t));
 		cr->cond = pr->cond;
-		cr->cond_text = rules_arena_strndup(&prog->arena, c->src + pr->cond_off,
-		    pr->cond_end - pr->cond_off);
+		cr->cond_text = pr->cond_text;
 		cr->info.name = pr->name.s;
 		cr->info.reason = pr->reason.s;
 		cr->info.points = pr->points;

@@ -369,8 +369,8 @@ rules_compile(const char *name, const char *src, size_t len, const rules_schema 
 	rv = rules_parse_file(src, toks, ntoks, &o, sink, &ast);
 	if (rv != VIGIL_OK)
 		goto fail_nodiag;
-	if (sink->n > 0 || sink->dropped > 0)
-		goto fail;
+	/* statements that parsed are checked even after a syntax error elsewhere,
+	 * so one run reports both kinds */
 	rv = rules_check_program(&ast, schema, &o, src, sink, prog, hs);
 	if (rv != VIGIL_OK)
 		goto fail_nodiag;

@@ -181,6 +181,7 @@ typedef struct rules_prule {
 	rules_pstr  name;
 	uint32_t    cond;      /* node */
 	uint32_t    cond_off, cond_end;
+	const char *cond_text; /* the condition's tokens on one line (arena) */
 	int32_t     points;
 	bool        has_when, has_score, has_reason;
 	rules_pstr  reason;
@@ -205,6 +206,8 @@ typedef struct rules_ast {
 	uint32_t       band_review_off, band_decline_off;
 	bool           has_review, has_decline;
 	uint8_t       *marks;  /* optional, [ntoks]: roles the formatter needs (RULES_MARK_*) */
+	rules_pstr     broken[16]; /* names of declarations that failed to parse */
+	uint32_t       nbroken;
 } rules_ast;
 
 #define RULES_MARK_CLAUSE 1 /* when / score / reason / tags / mode opening a rule clause */

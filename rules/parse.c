@@ -26,6 +26,7 @@ typedef struct parser {
 	uint32_t         max_rules;
 	uint32_t         max_items;
 	vigil_err        fatal; /* ENOMEM / ETOOBIG: stop parsing */
+	rules_pstr       decl;  /* name of the threshold or list being parsed */
 	jmp_buf          jb;
 } parser;
 
@@ -704,6 +705,7 @@ parse_threshold(parser *p)
 
 	parse_next(p);
 	th.name = parse_name(p, "a threshold name", false);
+	p->decl = th.name;
 	parse_expect(p, TK_ASSIGN);
 	if (parse_peek(p)->kind == TK_NUM || parse_peek(p)->kind == TK_MINUS) {
 		th.kind = RULES_TUNE_CONST;
@@ -763,6 +765,7 @@ parse_list(parser *p)
 
 	parse_next(p);
 	l.name = parse_name(p, "a list name", false);
+	p->decl = l.name;
 	parse_expect(p, TK_ASSIGN);
 	l.kind_explicit = true;
 	if (parse_is_word(p, "string"))
@@ -789,6 +792,46 @@ parse_list(parser *p)
 	p->ast->lists = parse_grow(p, p->ast->lists, p->ast->nlists, &p->ast->caplists,
 	    sizeof l, l.name.off);
 	p->ast->lists[p->ast->nlists++] = l;
+}
+
+/* The tokens from the one at byte off up to token end, on one line with
+ * canonical spacing (explain shows conditions written over several lines). */
+static const char *
+parse_join(parser *p, uint32_t off, uint32_t end)
+{
+	uint32_t b = end;
+	size_t   n = 0, cap = 0;
+	char    *s;
+
+	while (b > 0 && p->t[b - 1].off >= off)
+		b--;
+	for (uint32_t i = b; i < end; i++)
+		cap += p->t[i].len + 1;
+	s = rules_arena_alloc(p->ast->arena, cap + 1);
+	if (s == NULL)
+		parse_fatal(p, off, VIGIL_ENOMEM);
+	for (uint32_t i = b; i < end; i++) {
+		const rules_tok *t = &p->t[i], *pr = i > b ? &p->t[i - 1] : NULL;
+		bool             space = pr != NULL;
+
+		if (pr != NULL && (pr->kind == TK_LPAREN || pr->kind == TK_LBRACK ||
+		    (p->ast->marks != NULL && p->ast->marks[i - 1] == RULES_MARK_UNARY) ||
+		    (pr->kind == TK_MINUS && (i - 1 == b || p->t[i - 2].kind == TK_LPAREN ||
+		    p->t[i - 2].kind == TK_COMMA || (p->t[i - 2].kind == TK_IDENT && p->t[i - 2].kw != KW_NONE &&
+		    p->t[i - 2].kw != KW_TRUE && p->t[i - 2].kw != KW_FALSE) ||
+		    (p->t[i - 2].kind >= TK_EQ && p->t[i - 2].kind <= TK_PERCENT)))))
+			space = false;
+		if (t->kind == TK_RPAREN || t->kind == TK_RBRACK || t->kind == TK_COMMA)
+			space = false;
+		if (t->kind == TK_LPAREN && pr != NULL && pr->kind == TK_IDENT && pr->kw == KW_NONE)
+			space = false;
+		if (space)
+			s[n++] = ' ';
+		memcpy(s + n, p->src + t->off, t->len);
+		n += t->len;
+	}
+	s[n] = '\0';
+	return s;
 }
 
 /*
@@ -827,6 +870,7 @@ parse_rule(parser *p)
 			r->cond_off = parse_peek(p)->off;
 			r->cond = parse_expr(p);
 			r->cond_end = p->t[p->pos - 1].off + p->t[p->pos - 1].len;
+			r->cond_text = parse_join(p, r->cond_off, p->pos);
 			r->has_when = true;
 		} else if (parse_is_word(p, "score")) {
 			if (r->has_score)
@@ -913,6 +957,8 @@ rules_parse_file(const char *src, const rules_tok *toks, uint32_t ntoks, const r
 		/* a syntax error unwound to here: resume at the next statement */
 		if (p.fatal != VIGIL_OK)
 			return p.fatal == VIGIL_ETOOBIG ? VIGIL_OK : p.fatal;
+		if (p.decl.s != NULL && ast->nbroken < sizeof ast->broken / sizeof ast->broken[0])
+			ast->broken[ast->nbroken++] = p.decl;
 		if (p.pos == stmt_start)
 			parse_next(&p);
 		while (!parse_at_stmt(parse_peek(&p)))
@@ -922,6 +968,7 @@ rules_parse_file(const char *src, const rules_tok *toks, uint32_t ntoks, const r
 		const rules_tok *t = parse_peek(&p);
 
 		stmt_start = p.pos;
+		p.decl.s = NULL;
 		if (t->kind == TK_EOF)
 			break;
 		if (t->kind == TK_IDENT && t->kw == KW_RULE)
