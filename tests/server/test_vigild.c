@@ -1,0 +1,702 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/server/test_vigild.c - the real vigild end to end (integration):
+ * scoring, retries and the live count, dry runs, labels; every kind of bad
+ * input gets its status and field and the server lives on; admin HTTP;
+ * hot reload of a good and a bad rule file and a feature-generation switch
+ * while traffic runs (no request fails); SIGTERM under load loses no
+ * acknowledged transaction (every ACKed txn_id is found in the archive).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "harness.h"
+#include "store.h"
+
+#define T0 1763700000000LL /* 2025-11-21T04:40:00Z */
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static const char *
+velocity_rules(void)
+{
+	return vt_src_path("tests/server/rules/velocity.rules");
+}
+
+static bool
+has_hit(const Vigil__V1__Reply *r, const char *rule)
+{
+	for (size_t i = 0; i < r->score->n_hits; i++)
+		if (strcmp(r->score->hits[i]->rule, rule) == 0)
+			return true;
+	return false;
+}
+
+static Vigil__V1__Reply *
+score_ok(const char *url, const char *txn_id, const char *card, int64_t amount, int64_t t,
+    bool dry_run)
+{
+	Vigil__V1__Reply *r = vt_score(url, vt_txn(0, txn_id, card, amount, t), dry_run);
+
+	assert_non_null(r);
+	if (r->status != VIGIL__V1__STATUS__STATUS_OK)
+		fail_msg("score %s: status %d field %s: %s", txn_id, r->status, r->field, r->message);
+	assert_int_equal(r->kind_case, VIGIL__V1__REPLY__KIND_SCORE);
+	assert_string_equal(r->score->txn_id, txn_id);
+	return r;
+}
+
+static Vigil__V1__Reply *
+health(const char *url)
+{
+	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+	Vigil__V1__HealthRequest h = VIGIL__V1__HEALTH_REQUEST__INIT;
+	Vigil__V1__Reply *r;
+
+	req.kind_case = VIGIL__V1__REQUEST__KIND_HEALTH;
+	req.health = &h;
+	r = vt_call(url, &req, 5000);
+	assert_non_null(r);
+	assert_int_equal(r->kind_case, VIGIL__V1__REPLY__KIND_HEALTH);
+	return r;
+}
+
+/* ---- score, retry, dry run, labels ---- */
+
+static void
+test_score_retry_label(void **state)
+{
+	vt_server s = { 0 };
+	Vigil__V1__Reply *a, *a2, *b, *c, *d, *big, *l;
+	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+	Vigil__V1__RulesInfoRequest rir = VIGIL__V1__RULES_INFO_REQUEST__INIT;
+
+	(void)state;
+	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
+
+	a = score_ok(s.url, "a-1", "card-1", 5000, T0, false);
+	assert_false(a->score->duplicate);
+	assert_false(has_hit(a, "repeat_card"));
+	assert_int_equal(a->score->decision, VIGIL__V1__DECISION__ALLOW);
+	assert_true(strlen(a->score->rules_version) > 0);
+
+	/* The retry returns the first outcome and is not counted again. */
+	a2 = score_ok(s.url, "a-1", "card-1", 5000, T0, false);
+	assert_true(a2->score->duplicate);
+	assert_int_equal(a2->score->score, a->score->score);
+	assert_int_equal(a2->score->decision, a->score->decision);
+	assert_string_equal(a2->score->rules_version, a->score->rules_version);
+
+	b = score_ok(s.url, "a-2", "card-1", 5000, T0 + 1000, false);
+	assert_true(has_hit(b, "repeat_card"));   /* sees a-1 ... */
+	assert_false(has_hit(b, "third_in_hour")); /* ... once */
+	assert_int_equal(b->score->decision, VIGIL__V1__DECISION__REVIEW);
+
+	/* A dry run evaluates (two before it) but records nothing. */
+	c = score_ok(s.url, "a-3", "card-1", 5000, T0 + 2000, true);
+	assert_true(c->score->dry_run);
+	assert_true(has_hit(c, "third_in_hour"));
+	assert_false(has_hit(c, "fourth_in_hour"));
+	d = score_ok(s.url, "a-4", "card-1", 5000, T0 + 3000, false);
+	assert_true(has_hit(d, "third_in_hour"));
+	assert_false(has_hit(d, "fourth_in_hour"));
+	/* The dry run did not take the txn_id either. */
+	vigil__v1__reply__free_unpacked(c, NULL);
+	c = score_ok(s.url, "a-3", "card-1", 5000, T0 + 2000, false);
+	assert_false(c->score->duplicate);
+
+	big = score_ok(s.url, "a-9", "card-2", 150000, T0, false);
+	assert_int_equal(big->score->decision, VIGIL__V1__DECISION__DECLINE);
+	assert_true(has_hit(big, "big_amount"));
+	assert_true(big->score->score >= 100);
+
+	l = vt_label(s.url, "a-1", true, 0);
+	assert_non_null(l);
+	assert_int_equal(l->status, VIGIL__V1__STATUS__STATUS_OK);
+	assert_int_equal(l->kind_case, VIGIL__V1__REPLY__KIND_LABEL);
+	assert_string_equal(l->label->txn_id, "a-1");
+	vigil__v1__reply__free_unpacked(l, NULL);
+	l = vt_label(s.url, "", true, 0);
+	assert_non_null(l);
+	assert_int_equal(l->status, VIGIL__V1__STATUS__STATUS_INVALID);
+	assert_string_equal(l->field, "label.txn_id");
+	vigil__v1__reply__free_unpacked(l, NULL);
+
+	req.kind_case = VIGIL__V1__REQUEST__KIND_RULES_INFO;
+	req.rules_info = &rir;
+	l = vt_call(s.url, &req, 5000);
+	assert_non_null(l);
+	assert_int_equal(l->kind_case, VIGIL__V1__REPLY__KIND_RULES_INFO);
+	assert_string_equal(l->rules_info->version, "test-velocity-1");
+	assert_string_equal(l->rules_info->content_hash, a->score->rules_version);
+	assert_int_equal(l->rules_info->n_rules, 5);
+	assert_string_equal(l->rules_info->rules[4]->mode, "shadow");
+	assert_string_equal(l->rules_info->last_error, "");
+	vigil__v1__reply__free_unpacked(l, NULL);
+
+	vigil__v1__reply__free_unpacked(a, NULL);
+	vigil__v1__reply__free_unpacked(a2, NULL);
+	vigil__v1__reply__free_unpacked(b, NULL);
+	vigil__v1__reply__free_unpacked(c, NULL);
+	vigil__v1__reply__free_unpacked(d, NULL);
+	vigil__v1__reply__free_unpacked(big, NULL);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* ---- bad input ---- */
+
+static Vigil__V1__Reply *
+raw(const char *url, const void *buf, size_t len)
+{
+	void *rep = NULL;
+	size_t rlen = 0;
+	Vigil__V1__Reply *r;
+
+	assert_int_equal(vt_request_raw(url, buf, len, &rep, &rlen, 5000), 0);
+	r = vigil__v1__reply__unpack(NULL, rlen, rep);
+	free(rep);
+	assert_non_null(r);
+	assert_true(strlen(r->message) > 0);
+	return r;
+}
+
+static void
+expect_raw(const char *url, const void *buf, size_t len, Vigil__V1__Status st, const char *field)
+{
+	Vigil__V1__Reply *r = raw(url, buf, len);
+
+	assert_int_equal(r->status, st);
+	assert_string_equal(r->field, field);
+	vigil__v1__reply__free_unpacked(r, NULL);
+}
+
+static void
+expect_txn(const char *url, Vigil__V1__Transaction *t, const char *field)
+{
+	Vigil__V1__Reply *r = vt_score(url, t, false);
+
+	assert_non_null(r);
+	assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_INVALID);
+	assert_string_equal(r->field, field);
+	vigil__v1__reply__free_unpacked(r, NULL);
+}
+
+static void
+test_bad_input(void **state)
+{
+	static const uint8_t garbage[] = { 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0x01 };
+	vt_server s = { 0 };
+	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+	Vigil__V1__ScoreRequest sr = VIGIL__V1__SCORE_REQUEST__INIT;
+	Vigil__V1__Transaction *t;
+	Vigil__V1__Reply *h;
+	uint8_t buf[512], *big;
+	size_t n;
+	void *rep = NULL;
+	size_t rlen;
+
+	(void)state;
+	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
+
+	expect_raw(s.url, garbage, sizeof garbage, VIGIL__V1__STATUS__STATUS_MALFORMED, "");
+	expect_raw(s.url, "", 0, VIGIL__V1__STATUS__STATUS_UNSUPPORTED, "");
+
+	sr.txn = vt_txn(0, "bad-1", "card-1", 100, T0);
+	req.kind_case = VIGIL__V1__REQUEST__KIND_SCORE;
+	req.score = &sr;
+	n = vigil__v1__request__pack(&req, buf);
+	expect_raw(s.url, buf, n - 5, VIGIL__V1__STATUS__STATUS_MALFORMED, ""); /* truncated */
+
+	/* Over max_message_bytes (64 KiB by default): TOO_BIG before decoding. */
+	big = calloc(1, 100000);
+	assert_non_null(big);
+	expect_raw(s.url, big, 100000, VIGIL__V1__STATUS__STATUS_TOO_BIG, "");
+	/* Over the transport's limit (twice that): the connection is dropped. */
+	big = realloc(big, 400000);
+	assert_non_null(big);
+	memset(big, 0, 400000);
+	assert_int_not_equal(vt_request_raw(s.url, big, 400000, &rep, &rlen, 2000), 0);
+	free(big);
+
+	sr.txn = NULL;
+	n = vigil__v1__request__pack(&req, buf);
+	expect_raw(s.url, buf, n, VIGIL__V1__STATUS__STATUS_INVALID, "txn");
+
+	t = vt_txn(1, "bad-2", "card-1", 100, T0);
+	t->currency = "EUX";
+	expect_txn(s.url, t, "txn.currency");
+	t = vt_txn(1, "bad-3", "", 100, T0);
+	expect_txn(s.url, t, "txn.card_id");
+	t = vt_txn(1, "bad-4", "card-1", -5, T0);
+	expect_txn(s.url, t, "txn.amount_minor");
+	t = vt_txn(1, "bad-5", "card-1", 100, 0);
+	expect_txn(s.url, t, "txn.event_time_ms");
+	t = vt_txn(1, "bad 6", "card-1", 100, T0);
+	expect_txn(s.url, t, "txn.txn_id");
+
+	assert_true(vt_server_alive(&s));
+	h = health(s.url);
+	assert_true(h->health->ready);
+	vigil__v1__reply__free_unpacked(h, NULL);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* ---- admin HTTP ---- */
+
+static void
+test_http(void **state)
+{
+	vt_server s = { 0 };
+	char *body = NULL;
+	int code = 0;
+
+	(void)state;
+	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
+
+	assert_int_equal(vt_http_get(s.admin_port, "/healthz", &code, &body), 0);
+	assert_int_equal(code, 200);
+	assert_non_null(strstr(body, "\"ready\":true"));
+	free(body);
+	assert_int_equal(vt_http_get(s.admin_port, "/readyz", &code, &body), 0);
+	assert_int_equal(code, 200);
+	free(body);
+
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score",
+	    "{\"txn\": {\"txn_id\": \"h-1\", \"card_id\": \"card-h\", \"merchant_id\": \"m-1\","
+	    " \"amount\": 1500.00, \"currency\": \"EUR\", \"event_time\": \"2025-11-21T04:40:00Z\"}}",
+	    &code, &body), 0);
+	assert_int_equal(code, 200);
+	assert_non_null(strstr(body, "\"decision\":\"decline\""));
+	assert_non_null(strstr(body, "\"big_amount\""));
+	free(body);
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score",
+	    "{\"txn_id\": \"h-2\", \"card_id\": \"card-h\", \"merchant_id\": \"m-1\","
+	    " \"amount_minor\": 100, \"currency\": \"EUX\", \"event_time_ms\": 1763700000000}",
+	    &code, &body), 0);
+	assert_int_equal(code, 400);
+	assert_non_null(strstr(body, "\"field\":\"txn.currency\""));
+	free(body);
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{not json", &code, &body), 0);
+	assert_int_equal(code, 400);
+	assert_non_null(strstr(body, "MALFORMED"));
+	free(body);
+
+	assert_int_equal(vt_http_get(s.admin_port, "/metrics", &code, &body), 0);
+	assert_int_equal(code, 200);
+	assert_non_null(strstr(body, "vigil_requests_total{type=\"score\",status=\"OK\"} 1\n"));
+	assert_non_null(strstr(body, "vigil_requests_total{type=\"score\",status=\"INVALID\"} 1\n"));
+	assert_non_null(strstr(body, "vigil_rule_hits_total{rule=\"big_amount\",mode=\"active\"} 1\n"));
+	assert_non_null(strstr(body, "vigil_decisions_total{decision=\"decline\"} 1\n"));
+	assert_non_null(strstr(body, "vigil_rules_info{version=\"test-velocity-1\""));
+	assert_non_null(strstr(body, "vigil_rules_load_failures_total 0\n"));
+	assert_non_null(strstr(body, "vigil_score_latency_seconds_count 1\n"));
+	assert_non_null(strstr(body, "vigil_archive_records_total"));
+	assert_non_null(strstr(body, "vigil_live_cards"));
+	free(body);
+
+	assert_int_equal(vt_http_get(s.admin_port, "/v1/rules", &code, &body), 0);
+	assert_int_equal(code, 200);
+	assert_non_null(strstr(body, "\"version\":\"test-velocity-1\""));
+	assert_non_null(strstr(body, "\"name\":\"repeat_card\""));
+	free(body);
+	assert_int_equal(vt_http_get(s.admin_port, "/nope", &code, &body), 0);
+	assert_int_equal(code, 404);
+	free(body);
+
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* ---- traffic threads ---- */
+
+typedef struct traffic {
+	const char *url;
+	int         id;
+	atomic_bool stop;
+	uint64_t    ok, failed;
+	char        first_error[256];
+	uint64_t    last_gen;
+	bool        stop_on_error; /* SIGTERM test: an error means the server went */
+	char      (*acked)[48];    /* ACKed txn_ids, if not NULL */
+	size_t      nacked, capacked;
+	pthread_t   thread;
+} traffic;
+
+static void *
+traffic_main(void *arg)
+{
+	traffic *tr = arg;
+	nng_socket sock;
+	uint64_t i = 0;
+
+	if (nng_req0_open(&sock) != 0)
+		return NULL;
+	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000);
+	nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 10000);
+	if (nng_dial(sock, tr->url, NULL, 0) != 0) {
+		snprintf(tr->first_error, sizeof tr->first_error, "dial failed");
+		tr->failed++;
+		nng_close(sock);
+		return NULL;
+	}
+	while (!atomic_load(&tr->stop)) {
+		Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+		Vigil__V1__ScoreRequest sr = VIGIL__V1__SCORE_REQUEST__INIT;
+		Vigil__V1__Transaction t = VIGIL__V1__TRANSACTION__INIT;
+		Vigil__V1__Reply *r = NULL;
+		char id[48], card[32];
+		uint8_t buf[512];
+		void *rep = NULL;
+		size_t n, rlen = 0;
+		int rv;
+
+		snprintf(id, sizeof id, "tr-%d-%llu", tr->id, (unsigned long long)i);
+		snprintf(card, sizeof card, "card-%d-%llu", tr->id, (unsigned long long)(i % 50));
+		t.txn_id = id;
+		t.card_id = card;
+		t.merchant_id = "m-traffic";
+		t.amount_minor = 1000 + (int64_t)(i % 300);
+		t.currency = "EUR";
+		t.event_time_ms = T0 + (int64_t)i * 10;
+		sr.txn = &t;
+		req.kind_case = VIGIL__V1__REQUEST__KIND_SCORE;
+		req.score = &sr;
+		n = vigil__v1__request__pack(&req, buf);
+		i++;
+		rv = nng_send(sock, buf, n, 0);
+		if (rv == 0)
+			rv = nng_recv(sock, &rep, &rlen, NNG_FLAG_ALLOC);
+		if (rv == 0)
+			r = vigil__v1__reply__unpack(NULL, rlen, rep);
+		if (rep != NULL)
+			nng_free(rep, rlen);
+		if (r != NULL && r->status == VIGIL__V1__STATUS__STATUS_OK) {
+			tr->ok++;
+			tr->last_gen = r->score->features_generation;
+			if (tr->acked != NULL && tr->nacked < tr->capacked)
+				snprintf(tr->acked[tr->nacked++], 48, "%s", id);
+		} else {
+			if (tr->failed++ == 0)
+				snprintf(tr->first_error, sizeof tr->first_error, "%s: %s", id,
+				    r != NULL ? r->message : nng_strerror(rv));
+			if (tr->stop_on_error) {
+				vigil__v1__reply__free_unpacked(r, NULL);
+				break;
+			}
+		}
+		vigil__v1__reply__free_unpacked(r, NULL);
+	}
+	nng_close(sock);
+	return NULL;
+}
+
+static void
+traffic_start(traffic *tr, const char *url, int id)
+{
+	tr->url = url;
+	tr->id = id;
+	atomic_init(&tr->stop, false);
+	assert_int_equal(pthread_create(&tr->thread, NULL, traffic_main, tr), 0);
+}
+
+static void
+traffic_stop(traffic *tr)
+{
+	atomic_store(&tr->stop, true);
+	pthread_join(tr->thread, NULL);
+}
+
+/* ---- hot reload under traffic ---- */
+
+static void
+write_file(const char *dir, const char *name, const char *text)
+{
+	char tmp[512], path[512];
+	FILE *f;
+
+	snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(tmp, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(tmp, path), 0); /* what editors and deploy tools do */
+}
+
+static const char rules_v1[] =
+    "version \"reload-1\"\nband review = 50\nband decline = 100\n"
+    "rule big { when amount >= 1000 score 100 reason \"big\" }\n";
+static const char rules_v2[] =
+    "version \"reload-2\"\nband review = 50\nband decline = 100\n"
+    "rule big { when amount >= 500 score 100 reason \"big\" }\n"
+    "rule repeat { when vel.card.count_1h >= 1 score 10 reason \"repeat\" }\n";
+static const char rules_bad[] =
+    "version \"reload-3\"\nband review = 50\n"
+    "rule big { when amount >= score 100 }\n";
+
+static void
+test_hot_reload_under_traffic(void **state)
+{
+	vt_server s = { 0 };
+	traffic tr[2];
+	char dir[64] = "/tmp/vigil-rules-XXXXXX", path[128], v1[80];
+	Vigil__V1__Reply *h;
+	bool changed = false;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	write_file(dir, "live.rules", rules_v1);
+	snprintf(path, sizeof path, "%s/live.rules", dir);
+	assert_int_equal(vt_server_start(&s, path, NULL), 0);
+	h = health(s.url);
+	snprintf(v1, sizeof v1, "%s", h->health->rules_version);
+	vigil__v1__reply__free_unpacked(h, NULL);
+
+	memset(tr, 0, sizeof tr);
+	traffic_start(&tr[0], s.url, 0);
+	traffic_start(&tr[1], s.url, 1);
+	sleep_ms(200);
+
+	/* A good file: picked up by the file watch. */
+	write_file(dir, "live.rules", rules_v2);
+	for (int i = 0; i < 100 && !changed; i++) {
+		sleep_ms(100);
+		h = health(s.url);
+		changed = strcmp(h->health->rules_version, v1) != 0;
+		vigil__v1__reply__free_unpacked(h, NULL);
+	}
+	assert_true(changed);
+	sleep_ms(200);
+
+	/* A bad file: rejected with file:line:col, the good one keeps serving. */
+	write_file(dir, "live.rules", rules_bad);
+	for (int i = 0; i < 100; i++) {
+		sleep_ms(100);
+		h = health(s.url);
+		if (h->health->rules_load_failures >= 1)
+			break;
+		vigil__v1__reply__free_unpacked(h, NULL);
+		h = NULL;
+	}
+	assert_non_null(h);
+	assert_int_equal(h->health->rules_load_failures, 1);
+	assert_string_not_equal(h->health->rules_version, v1);
+	{
+		char want[160];
+
+		snprintf(want, sizeof want, "%s:3:", path);
+		if (strstr(h->health->rules_last_error, want) == NULL)
+			fail_msg("last error \"%s\" does not start with %s", h->health->rules_last_error,
+			    want);
+	}
+	vigil__v1__reply__free_unpacked(h, NULL);
+
+	/* SIGHUP recompiles the (still bad) file: one more failure. */
+	kill(s.pid, SIGHUP);
+	for (int i = 0; i < 100; i++) {
+		sleep_ms(50);
+		h = health(s.url);
+		if (h->health->rules_load_failures >= 2)
+			break;
+		vigil__v1__reply__free_unpacked(h, NULL);
+		h = NULL;
+	}
+	assert_non_null(h);
+	assert_int_equal(h->health->rules_load_failures, 2);
+	vigil__v1__reply__free_unpacked(h, NULL);
+
+	sleep_ms(200);
+	traffic_stop(&tr[0]);
+	traffic_stop(&tr[1]);
+	for (int i = 0; i < 2; i++) {
+		if (tr[i].failed != 0)
+			fail_msg("traffic %d: %llu failed, first: %s", i,
+			    (unsigned long long)tr[i].failed, tr[i].first_error);
+		assert_true(tr[i].ok > 0);
+	}
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	snprintf(path, sizeof path, "%s/live.rules", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* ---- generation switch under traffic ---- */
+
+static void
+write_generation(const char *datadir, uint64_t *ret_gen)
+{
+	store_genw *w = NULL;
+	store_gen_meta meta;
+	store_card_profile cp;
+	store_threshold_val tv = { .value = 12.5, .previous = 0, .samples = 1000, .tuned = true };
+	store_diag diag;
+
+	assert_int_equal(store_genw_begin(datadir, &w, &diag), VIGIL_OK);
+	memset(&cp, 0, sizeof cp);
+	cp.count_90d = 7;
+	assert_int_equal(store_genw_put_card(w, "card-0-1", &cp), VIGIL_OK);
+	assert_int_equal(store_genw_put_threshold(w, "p99_amount", "", &tv), VIGIL_OK);
+	memset(&meta, 0, sizeof meta);
+	meta.generation = store_genw_generation(w);
+	meta.as_of_ms = T0;
+	meta.window_ms = 90 * VIGIL_MS_PER_DAY;
+	meta.built_at_ms = vigil_now_ms();
+	snprintf(meta.summary_json, sizeof meta.summary_json, "{\"test\":true}");
+	*ret_gen = meta.generation;
+	if (store_genw_commit(w, &meta, 0, &diag) != VIGIL_OK)
+		fail_msg("genw commit: %s", diag.msg);
+}
+
+static void
+test_generation_switch_under_traffic(void **state)
+{
+	vt_server s = { 0 };
+	traffic tr[2];
+	uint64_t gen = 0;
+	Vigil__V1__Reply *h = NULL;
+
+	(void)state;
+	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
+	memset(tr, 0, sizeof tr);
+	traffic_start(&tr[0], s.url, 0);
+	traffic_start(&tr[1], s.url, 1);
+	sleep_ms(200);
+	assert_int_equal(tr[0].last_gen, 0);
+
+	write_generation(s.datadir, &gen);
+	assert_true(gen > 0);
+	for (int i = 0; i < 100; i++) {
+		sleep_ms(100);
+		if (tr[0].last_gen == gen && tr[1].last_gen == gen)
+			break;
+	}
+	sleep_ms(200);
+	traffic_stop(&tr[0]);
+	traffic_stop(&tr[1]);
+	for (int i = 0; i < 2; i++) {
+		if (tr[i].failed != 0)
+			fail_msg("traffic %d: %llu failed, first: %s", i,
+			    (unsigned long long)tr[i].failed, tr[i].first_error);
+		assert_int_equal(tr[i].last_gen, gen);
+	}
+	h = health(s.url);
+	assert_int_equal(h->health->features_generation, gen);
+	vigil__v1__reply__free_unpacked(h, NULL);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* ---- SIGTERM under load ---- */
+
+typedef struct seen {
+	char           id[VIGIL_ID_MAX + 1];
+	UT_hash_handle hh;
+} seen;
+
+static void
+test_sigterm_loses_no_ack(void **state)
+{
+	enum { NT = 4, CAP = 200000 };
+	static const char *const args[] = { "--fsync", "interval", NULL };
+	vt_server s = { 0 };
+	traffic tr[NT];
+	store_reader *rd = NULL;
+	store_record rec;
+	store_diag diag;
+	store_scored *sc = malloc(sizeof *sc);
+	seen *set = NULL, *e, *tmp;
+	char dir[512];
+	size_t total = 0;
+	vigil_err rv;
+
+	(void)state;
+	assert_non_null(sc);
+	assert_int_equal(vt_server_start(&s, velocity_rules(), args), 0);
+	memset(tr, 0, sizeof tr);
+	for (int i = 0; i < NT; i++) {
+		tr[i].stop_on_error = true;
+		tr[i].acked = calloc(CAP, 48);
+		tr[i].capacked = CAP;
+		assert_non_null(tr[i].acked);
+		traffic_start(&tr[i], s.url, i);
+	}
+	sleep_ms(500);
+	assert_int_equal(vt_server_stop(&s), 0); /* SIGTERM while traffic runs */
+	for (int i = 0; i < NT; i++) {
+		traffic_stop(&tr[i]);
+		total += tr[i].nacked;
+	}
+	assert_true(total > 0);
+
+	snprintf(dir, sizeof dir, "%s/archive", s.datadir);
+	if (store_reader_open(dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &diag) != VIGIL_OK)
+		fail_msg("reader: %s", diag.msg);
+	while ((rv = store_reader_next(rd, &rec, &diag)) == VIGIL_OK) {
+		if (rec.type != STORE_REC_SCORE)
+			continue;
+		assert_int_equal(store_scored_decode(rec.payload, rec.len, sc, &diag), VIGIL_OK);
+		e = malloc(sizeof *e);
+		assert_non_null(e);
+		snprintf(e->id, sizeof e->id, "%s", sc->txn.txn_id);
+		HASH_ADD_STR(set, id, e);
+	}
+	assert_int_equal(rv, VIGIL_ENOTFOUND);
+	store_reader_close(rd);
+	for (int i = 0; i < NT; i++) {
+		for (size_t k = 0; k < tr[i].nacked; k++) {
+			HASH_FIND_STR(set, tr[i].acked[k], e);
+			if (e == NULL)
+				fail_msg("acknowledged %s is not in the archive", tr[i].acked[k]);
+		}
+		free(tr[i].acked);
+	}
+	print_message("sigterm: %zu acknowledged transactions, all archived\n", total);
+	HASH_ITER(hh, set, e, tmp) {
+		HASH_DEL(set, e);
+		free(e);
+	}
+	free(sc);
+	vt_server_cleanup(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_score_retry_label),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_http),
+		cmocka_unit_test(test_hot_reload_under_traffic),
+		cmocka_unit_test(test_generation_switch_under_traffic),
+		cmocka_unit_test(test_sigterm_loses_no_ack),
+	};
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
