@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/clients/test_peers.c - libvigil-client against peers written in the
+ * test (peer.c): timeouts, a server that is down, garbage and wrong replies,
+ * every server status, failover on timeout and on disconnect, asynchronous
+ * calls, the in-flight cap and close with calls in flight. No vigild here:
+ * test_vigild.c covers the real server.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "peer.h"
+#include "vigil.pb-c.h"
+#include "vigil_client.h"
+
+static vigil_client_txn
+txn_make(const char *txn_id, const char *card_id)
+{
+	vigil_client_txn t = {
+		.txn_id = txn_id, .card_id = card_id, .merchant_id = "m-1", .currency = "EUR",
+		.country = "FR", .amount_minor = 123456, .mcc = 5411,
+		.channel = VIGIL_CLIENT_CHANNEL_ECOM, .event_time_ms = 1795000000000LL,
+	};
+	return t;
+}
+
+static vigil_client *
+open_urls(const char *const *urls, size_t n, int32_t timeout_ms, uint32_t attempts)
+{
+	vigil_client_opts    o = { .timeout_ms = timeout_ms, .max_attempts = attempts,
+	                           .backoff_ms = 5 };
+	vigil_client        *c = NULL;
+	vigil_client_errinfo info;
+
+	assert_int_equal(vigil_client_open(urls, n, &o, &c, &info), VIGIL_CLIENT_OK);
+	assert_non_null(c);
+	return c;
+}
+
+/* A card_id that the ring sends to replica want of c. */
+static void
+card_for(vigil_client *c, size_t want, char *buf, size_t len)
+{
+	for (int k = 0; k < 100000; k++) {
+		snprintf(buf, len, "card-%d", k);
+		if (vigil_client_route(c, buf) == want)
+			return;
+	}
+	fail_msg("no card routes to replica %zu", want);
+}
+
+static void
+test_errors_have_names(void **state)
+{
+	(void) state;
+	for (int e = 0; e < VIGIL_CLIENT_ERR_COUNT_; e++) {
+		assert_non_null(vigil_client_strerror((vigil_client_err) e));
+		assert_string_not_equal(vigil_client_errname((vigil_client_err) e), "EUNKNOWN");
+		for (int f = 0; f < e; f++)
+			assert_string_not_equal(vigil_client_errname((vigil_client_err) e),
+			    vigil_client_errname((vigil_client_err) f));
+	}
+	assert_string_equal(vigil_client_strerror(VIGIL_CLIENT_ERR_COUNT_), "unknown error");
+	assert_string_equal(vigil_client_errname(VIGIL_CLIENT_ETIMEDOUT), "ETIMEDOUT");
+	assert_string_equal(vigil_client_decision_name(VIGIL_CLIENT_DECISION_DECLINE), "decline");
+}
+
+static void
+test_open_rejects_bad_urls(void **state)
+{
+	const char *const dup[] = { "ipc:///tmp/a.sock", "ipc:///tmp/a.sock" };
+	const char *const bad[] = { "nonsense://x" };
+	const char *const empty[] = { "" };
+	vigil_client        *c = NULL;
+	vigil_client_errinfo info;
+
+	(void) state;
+	assert_int_equal(vigil_client_open(dup, 0, NULL, &c, &info), VIGIL_CLIENT_EINVAL);
+	assert_int_equal(vigil_client_open(dup, 2, NULL, &c, &info), VIGIL_CLIENT_EINVAL);
+	assert_string_equal(info.message, "ipc:///tmp/a.sock: server URL given twice");
+	assert_int_equal(vigil_client_open(empty, 1, NULL, &c, &info), VIGIL_CLIENT_EINVAL);
+	assert_int_equal(vigil_client_open(bad, 1, NULL, &c, &info), VIGIL_CLIENT_ETRANSPORT);
+	assert_non_null(strstr(info.message, "nonsense://x: "));
+	assert_null(c);
+	vigil_client_close(NULL);
+}
+
+static void
+test_required_fields_checked_client_side(void **state)
+{
+	tp_peer              p;
+	vigil_client        *c;
+	vigil_client_txn     t = txn_make("t-1", NULL);
+	vigil_client_result  res = { 0 };
+	vigil_client_errinfo info;
+	vigil_client_label_req l = { 0 };
+	char                 longid[100];
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&p, TP_GOOD, tp_tmpdir(), "req"), 0);
+	c = open_urls((const char *const[]) { p.url }, 1, 1000, 3);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EINVAL);
+	assert_string_equal(info.field, "txn.card_id");
+	assert_string_equal(info.message, "txn.card_id: required");
+	t = txn_make("t-1", "card-1");
+	t.event_time_ms = 0;
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EINVAL);
+	assert_string_equal(info.field, "txn.event_time_ms");
+	memset(longid, 'x', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	t = txn_make(longid, "card-1");
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EINVAL);
+	assert_string_equal(info.message, "txn.txn_id: longer than 64 bytes");
+	assert_int_equal(vigil_client_label(c, &l, NULL, &info), VIGIL_CLIENT_EINVAL);
+	assert_string_equal(info.field, "label.txn_id");
+	assert_int_equal(atomic_load(&p.requests), 0); /* nothing was sent */
+	vigil_client_close(c);
+	tp_peer_stop(&p);
+}
+
+static void
+test_good_reply_decoded(void **state)
+{
+	tp_peer              p;
+	vigil_client        *c;
+	vigil_client_txn     t = txn_make("t-good", "card-1");
+	vigil_client_result  res = { 0 };
+	vigil_client_errinfo info;
+	vigil_client_label_req l = { .txn_id = "t-good", .fraud = true, .card_id = "card-1" };
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&p, TP_GOOD, tp_tmpdir(), "good"), 0);
+	c = open_urls((const char *const[]) { p.url }, 1, 2000, 3);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_OK);
+	assert_string_equal(res.txn_id, "t-good");
+	assert_int_equal(res.score, 50);
+	assert_int_equal(res.decision, VIGIL_CLIENT_DECISION_REVIEW);
+	assert_int_equal(res.nhits, 1);
+	assert_string_equal(res.hits[0].rule, "big_amount");
+	assert_string_equal(res.hits[0].reason, "amount over 1000");
+	assert_int_equal(res.hits[0].points, 50);
+	assert_string_equal(res.rules_version, "peer-rules");
+	assert_int_equal(res.features_generation, 7);
+	assert_int_equal(res.attempts, 1);
+	assert_string_equal(res.replica, p.url);
+	vigil_client_result_fini(&res);
+	vigil_client_result_fini(&res); /* zeroed: no-op */
+	/* the peer answers a label request with a score: the client says so */
+	assert_int_equal(vigil_client_label(c, &l, NULL, &info), VIGIL_CLIENT_EPROTO);
+	assert_non_null(strstr(info.message, "reply to a label carries no label"));
+	vigil_client_close(c);
+	tp_peer_stop(&p);
+}
+
+static void
+test_timeout(void **state)
+{
+	tp_peer              p;
+	vigil_client        *c;
+	vigil_client_txn     t = txn_make("t-slow", "card-1");
+	vigil_client_result  res = { 0 };
+	vigil_client_errinfo info;
+	char                 want[256];
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&p, TP_SILENT, tp_tmpdir(), "silent"), 0);
+	c = open_urls((const char *const[]) { p.url }, 1, 100, 2);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_ETIMEDOUT);
+	assert_int_equal(info.code, VIGIL_CLIENT_ETIMEDOUT);
+	assert_int_equal(info.attempts, 2);
+	snprintf(want, sizeof want, "%s: no reply within 100 ms", p.url);
+	assert_string_equal(info.message, want);
+	assert_null(res.block_);
+	/* both attempts reached the peer: the same request was re-sent */
+	assert_int_equal(atomic_load(&p.requests), 2);
+	assert_string_equal(p.last_txn, "t-slow");
+	vigil_client_close(c);
+	tp_peer_stop(&p);
+}
+
+static void
+test_server_down(void **state)
+{
+	char                 url[160];
+	vigil_client        *c = NULL;
+	vigil_client_opts    o = { .timeout_ms = 100, .max_attempts = 2, .connect_wait_ms = -1 };
+	vigil_client_txn     t = txn_make("t-down", "card-1");
+	vigil_client_result  res = { 0 };
+	vigil_client_errinfo info;
+
+	(void) state;
+	snprintf(url, sizeof url, "ipc://%s/nobody-listens.sock", tp_tmpdir());
+	assert_int_equal(vigil_client_open((const char *const[]) { url }, 1, &o, &c, &info),
+	    VIGIL_CLIENT_OK);
+	assert_false(vigil_client_replica_connected(c, 0));
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EUNREACHABLE);
+	assert_int_equal(info.attempts, 2);
+	assert_non_null(strstr(info.message, "not connected within 100 ms"));
+	assert_int_equal(strncmp(info.message, url, strlen(url)), 0);
+	vigil_client_close(c);
+}
+
+static void
+test_garbage_reply(void **state)
+{
+	tp_peer              p, e, w;
+	vigil_client        *c;
+	vigil_client_txn     t = txn_make("t-junk", "card-1");
+	vigil_client_result  res = { 0 };
+	vigil_client_errinfo info;
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&p, TP_GARBAGE, tp_tmpdir(), "garbage"), 0);
+	assert_int_equal(tp_peer_start(&e, TP_EMPTY, tp_tmpdir(), "empty"), 0);
+	assert_int_equal(tp_peer_start(&w, TP_WRONGID, tp_tmpdir(), "wrongid"), 0);
+
+	c = open_urls((const char *const[]) { p.url }, 1, 1000, 2);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EPROTO);
+	assert_non_null(strstr(info.message, ": reply is not a vigil.v1.Reply (9 bytes)"));
+	assert_int_equal(info.attempts, 2);
+	vigil_client_close(c);
+
+	c = open_urls((const char *const[]) { e.url }, 1, 1000, 1);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EPROTO);
+	assert_non_null(strstr(info.message, ": reply to a score carries no score (kind 0)"));
+	vigil_client_close(c);
+
+	c = open_urls((const char *const[]) { w.url }, 1, 1000, 1);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EPROTO);
+	assert_non_null(strstr(info.message, "reply is for txn_id \"someone-else\", not \"t-junk\""));
+	vigil_client_close(c);
+
+	tp_peer_stop(&p);
+	tp_peer_stop(&e);
+	tp_peer_stop(&w);
+}
+
+static void
+test_server_statuses(void **state)
+{
+	static const struct {
+		int              status;
+		vigil_client_err err;
+		bool             retried;
+	} cases[] = {
+		{ VIGIL__V1__STATUS__STATUS_INVALID, VIGIL_CLIENT_SINVALID, false },
+		{ VIGIL__V1__STATUS__STATUS_MALFORMED, VIGIL_CLIENT_SMALFORMED, false },
+		{ VIGIL__V1__STATUS__STATUS_TOO_BIG, VIGIL_CLIENT_STOOBIG, false },
+		{ VIGIL__V1__STATUS__STATUS_UNSUPPORTED, VIGIL_CLIENT_SUNSUPPORTED, false },
+		{ VIGIL__V1__STATUS__STATUS_OVERLOADED, VIGIL_CLIENT_SOVERLOADED, true },
+		{ VIGIL__V1__STATUS__STATUS_UNAVAILABLE, VIGIL_CLIENT_SUNAVAILABLE, true },
+		{ VIGIL__V1__STATUS__STATUS_INTERNAL, VIGIL_CLIENT_SINTERNAL, true },
+		{ 42, VIGIL_CLIENT_EPROTO, true },
+	};
+
+	(void) state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		tp_peer              p;
+		vigil_client        *c;
+		vigil_client_txn     t = txn_make("t-status", "card-1");
+		vigil_client_result  res = { 0 };
+		vigil_client_errinfo info;
+		char                 name[32];
+
+		snprintf(name, sizeof name, "status%zu", i);
+		assert_int_equal(tp_peer_start(&p, TP_STATUS, tp_tmpdir(), name), 0);
+		p.status = cases[i].status;
+		c = open_urls((const char *const[]) { p.url }, 1, 1000, 3);
+		assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), cases[i].err);
+		assert_int_equal(info.attempts, cases[i].retried ? 3 : 1);
+		assert_int_equal(atomic_load(&p.requests), cases[i].retried ? 3 : 1);
+		if (cases[i].err != VIGIL_CLIENT_EPROTO) {
+			assert_string_equal(info.field, "txn.currency");
+			assert_non_null(strstr(info.message,
+			    ": txn.currency: \"XXX\" is not an active ISO 4217 code"));
+		} else {
+			assert_non_null(strstr(info.message, "reply has unknown status 42"));
+		}
+		vigil_client_close(c);
+		tp_peer_stop(&p);
+	}
+}
+
+static void
+test_failover_on_timeout(void **state)
+{
+	tp_peer              silent, good;
+	vigil_client        *c;
+	vigil_client_result  res = { 0 };
+	vigil_client_errinfo info;
+	char                 card[32];
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&silent, TP_SILENT, tp_tmpdir(), "fo-silent"), 0);
+	assert_int_equal(tp_peer_start(&good, TP_GOOD, tp_tmpdir(), "fo-good"), 0);
+	c = open_urls((const char *const[]) { silent.url, good.url }, 2, 200, 3);
+	assert_true(vigil_client_replica_connected(c, 0));
+	assert_true(vigil_client_replica_connected(c, 1));
+
+	card_for(c, 0, card, sizeof card);
+	vigil_client_txn t = txn_make("t-fo", card);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_OK);
+	assert_int_equal(res.attempts, 2);
+	assert_string_equal(res.replica, good.url);
+	assert_int_equal(atomic_load(&silent.requests), 1);
+	assert_int_equal(atomic_load(&good.requests), 1);
+	assert_string_equal(silent.last_txn, "t-fo");
+	assert_string_equal(good.last_txn, "t-fo");
+	vigil_client_result_fini(&res);
+
+	/* a card owned by the good replica goes there first */
+	card_for(c, 1, card, sizeof card);
+	t = txn_make("t-fo-2", card);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_OK);
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(atomic_load(&silent.requests), 1);
+	vigil_client_result_fini(&res);
+	vigil_client_close(c);
+	tp_peer_stop(&silent);
+	tp_peer_stop(&good);
+}
+
+static void
+test_failover_on_disconnect(void **state)
+{
+	tp_peer              hang, good;
+	vigil_client        *c;
+	vigil_client_result  res = { 0 };
+	vigil_client_errinfo info;
+	vigil_client_callopts co = { .timeout_ms = 120000 };
+	char                 card[32];
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&hang, TP_HANGUP, tp_tmpdir(), "dc-hang"), 0);
+	assert_int_equal(tp_peer_start(&good, TP_GOOD, tp_tmpdir(), "dc-good"), 0);
+	c = open_urls((const char *const[]) { hang.url, good.url }, 2, 1000, 3);
+	card_for(c, 0, card, sizeof card);
+	vigil_client_txn t = txn_make("t-dc", card);
+	/*
+	 * The owner takes the request and hangs up. With a 120 s timeout the
+	 * call can only finish within the test's time limit if the lost
+	 * connection itself triggers the failover.
+	 */
+	assert_int_equal(vigil_client_score(c, &t, &co, &res, &info), VIGIL_CLIENT_OK);
+	assert_int_equal(res.attempts, 2);
+	assert_string_equal(res.replica, good.url);
+	assert_string_equal(hang.last_txn, "t-dc");
+	assert_string_equal(good.last_txn, "t-dc");
+	assert_false(vigil_client_replica_connected(c, 0));
+	vigil_client_result_fini(&res);
+
+	/* the owner is known to be down: new calls go straight to the next one */
+	t = txn_make("t-dc-2", card);
+	assert_int_equal(vigil_client_score(c, &t, &co, &res, &info), VIGIL_CLIENT_OK);
+	assert_int_equal(res.attempts, 1);
+	assert_string_equal(res.replica, good.url);
+	vigil_client_result_fini(&res);
+	vigil_client_close(c);
+	tp_peer_stop(&hang);
+	tp_peer_stop(&good);
+}
+
+/* ---- asynchronous calls ---- */
+
+typedef struct async_state {
+	pthread_mutex_t  mtx;
+	pthread_cond_t   cv;
+	int              pending;
+	int              ok, failed;
+	vigil_client_err last_err;
+	bool             seen[256];
+	bool             dup_seen;
+	bool             wrong;
+} async_state;
+
+static void
+on_score(void *arg, vigil_client_err err, vigil_client_result *res,
+    const vigil_client_errinfo *info)
+{
+	async_state *s = arg;
+
+	pthread_mutex_lock(&s->mtx);
+	if (err == VIGIL_CLIENT_OK) {
+		int i = -1;
+
+		if (res == NULL || info != NULL || sscanf(res->txn_id, "t-async-%d", &i) != 1 ||
+		    i < 0 || i >= 256)
+			s->wrong = true;
+		else if (s->seen[i])
+			s->dup_seen = true;
+		else
+			s->seen[i] = true;
+		s->ok++;
+	} else {
+		if (res != NULL || info == NULL || info->code != err)
+			s->wrong = true;
+		s->failed++;
+		s->last_err = err;
+	}
+	s->pending--;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void
+async_wait(async_state *s)
+{
+	pthread_mutex_lock(&s->mtx);
+	while (s->pending > 0)
+		pthread_cond_wait(&s->cv, &s->mtx);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void
+test_async_many(void **state)
+{
+	tp_peer              p;
+	vigil_client        *c;
+	vigil_client_errinfo info;
+	async_state          s = { .mtx = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	char                 ids[256][32];
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&p, TP_GOOD, tp_tmpdir(), "async"), 0);
+	c = open_urls((const char *const[]) { p.url }, 1, 5000, 3);
+	for (int i = 0; i < 256; i++) {
+		vigil_client_txn t;
+
+		snprintf(ids[i], sizeof ids[i], "t-async-%d", i);
+		t = txn_make(ids[i], "card-async");
+		pthread_mutex_lock(&s.mtx);
+		s.pending++;
+		pthread_mutex_unlock(&s.mtx);
+		assert_int_equal(vigil_client_score_async(c, &t, NULL, on_score, &s, &info),
+		    VIGIL_CLIENT_OK);
+	}
+	async_wait(&s);
+	assert_int_equal(s.ok, 256);
+	assert_int_equal(s.failed, 0);
+	assert_false(s.dup_seen);
+	assert_false(s.wrong);
+	for (int i = 0; i < 256; i++)
+		assert_true(s.seen[i]);
+	assert_int_equal(atomic_load(&p.requests), 256);
+
+	/* a bad call is refused at once and its callback never runs */
+	vigil_client_txn bad = txn_make("t-async-bad", "");
+	assert_int_equal(vigil_client_score_async(c, &bad, NULL, on_score, &s, &info),
+	    VIGIL_CLIENT_EINVAL);
+	assert_int_equal(s.ok + s.failed, 256);
+	vigil_client_close(c);
+	tp_peer_stop(&p);
+}
+
+static void
+test_async_limit_and_close(void **state)
+{
+	tp_peer              p;
+	vigil_client        *c = NULL;
+	vigil_client_opts    o = { .timeout_ms = 60000, .max_attempts = 1, .max_inflight = 2 };
+	vigil_client_errinfo info;
+	async_state          s = { .mtx = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	vigil_client_txn     t = txn_make("t-async-1", "card-1");
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&p, TP_SILENT, tp_tmpdir(), "limit"), 0);
+	assert_int_equal(vigil_client_open((const char *const[]) { p.url }, 1, &o, &c, &info),
+	    VIGIL_CLIENT_OK);
+	s.pending = 2;
+	assert_int_equal(vigil_client_score_async(c, &t, NULL, on_score, &s, &info), VIGIL_CLIENT_OK);
+	t.txn_id = "t-async-2";
+	assert_int_equal(vigil_client_score_async(c, &t, NULL, on_score, &s, &info), VIGIL_CLIENT_OK);
+	t.txn_id = "t-async-3";
+	assert_int_equal(vigil_client_score_async(c, &t, NULL, on_score, &s, &info), VIGIL_CLIENT_ELIMIT);
+	assert_string_equal(info.message, "2 calls already in flight");
+	/* close cancels both (60 s timeouts) and waits for their callbacks */
+	vigil_client_close(c);
+	assert_int_equal(s.pending, 0);
+	assert_int_equal(s.failed, 2);
+	assert_int_equal(s.last_err, VIGIL_CLIENT_ECLOSED);
+	assert_false(s.wrong);
+	tp_peer_stop(&p);
+}
+
+static int
+teardown_all(void **state)
+{
+	(void) state;
+	tp_tmpdir_remove();
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_errors_have_names),
+		cmocka_unit_test(test_open_rejects_bad_urls),
+		cmocka_unit_test(test_required_fields_checked_client_side),
+		cmocka_unit_test(test_good_reply_decoded),
+		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_server_down),
+		cmocka_unit_test(test_garbage_reply),
+		cmocka_unit_test(test_server_statuses),
+		cmocka_unit_test(test_failover_on_timeout),
+		cmocka_unit_test(test_failover_on_disconnect),
+		cmocka_unit_test(test_async_many),
+		cmocka_unit_test(test_async_limit_and_close),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, teardown_all);
+}
