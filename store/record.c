@@ -297,10 +297,11 @@ rec_scored_check(const Vigil__V1__ArchivedScore *m, store_diag *reterr)
 		return VIGIL_EPROTO;
 	}
 	for (size_t i = 0; i < m->n_hits; i++) {
+		if (strlen(m->hits[i]->rule) < sizeof ((store_hit *)0)->rule)
+			continue;
+		/* the field name is formatted only on the error path */
 		snprintf(field, sizeof field, "ArchivedScore.hits[%zu].rule", i);
-		rv = rec_check_str(m->hits[i]->rule, sizeof ((store_hit *)0)->rule, field, reterr);
-		if (rv != VIGIL_OK)
-			return rv;
+		return rec_check_str(m->hits[i]->rule, sizeof ((store_hit *)0)->rule, field, reterr);
 	}
 	rv = rec_check_str(m->rules_version, sizeof ((store_scored *)0)->rules_version,
 	    "ArchivedScore.rules_version", reterr);
@@ -312,11 +313,11 @@ rec_scored_check(const Vigil__V1__ArchivedScore *m, store_diag *reterr)
 		return VIGIL_EPROTO;
 	}
 	for (size_t i = 0; i < m->n_features; i++) {
-		snprintf(field, sizeof field, "ArchivedScore.features[%zu].name", i);
-		rv = rec_check_str(m->features[i]->name, sizeof ((store_featval *)0)->name, field,
-		    reterr);
-		if (rv != VIGIL_OK)
-			return rv;
+		if (strlen(m->features[i]->name) >= sizeof ((store_featval *)0)->name) {
+			snprintf(field, sizeof field, "ArchivedScore.features[%zu].name", i);
+			return rec_check_str(m->features[i]->name, sizeof ((store_featval *)0)->name,
+			    field, reterr);
+		}
 		if (m->features[i]->str[0] != '\0')
 			strused += strlen(m->features[i]->str) + 1;
 	}

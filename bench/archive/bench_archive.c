@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/archive/bench_archive.c - archive throughput (docs/BENCHMARKS.md):
+ *   1. append rate, fsync=never, one thread, ~300-byte ArchivedScore payloads;
+ *   2. group-commit rate, fsync=always, at 1, 4 and 16 threads (plus the
+ *      number of fdatasync calls, i.e. how many appends shared each one);
+ *   3. append rate, fsync=interval (50 ms), one thread;
+ *   4. reader throughput over what phase 1 wrote: frames with CRC check,
+ *      then frames + store_scored_decode; then the same after zstd
+ *      compression of the closed segments.
+ * Each phase is bounded by --seconds and --records. Prints one line per
+ * figure. Exit 0 on success, 1 on a usage error, 2 on an archive error.
+ */
+#include <dirent.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "store.h"
+
+typedef struct bench {
+	const char *dir;
+	double      seconds;
+	uint64_t    max_records;
+	uint8_t     payload[1024];
+	size_t      plen;
+} bench;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: bench-archive [--dir DIR] [--seconds S] [--records N]\n"
+	    "Measures archive append (fsync never/always/interval) and read throughput.\n"
+	    "  --dir DIR      scratch directory on the filesystem to measure (default\n"
+	    "                 $TMPDIR or /var/tmp); a fresh subdirectory is created and removed\n"
+	    "  --seconds S    time bound per phase (default 2)\n"
+	    "  --records N    record bound per phase (default 500000; ~330 bytes each on disk)\n"
+	    "  --help         this text\n"
+	    "Exit status: 0 ok, 1 usage error, 2 archive error.\n");
+}
+
+static void
+rm_rf(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char p[4096];
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* A representative scored transaction: 2 hits, 5 features, ~300 bytes. */
+static void
+make_payload(bench *b)
+{
+	static store_scored s;
+	static const char *names[] = { "vel.card.count_1h", "vel.card.amount_sum_24h",
+		"card.amount_mean_90d", "merchant.fraud_rate_30d", "country" };
+
+	memset(&s, 0, sizeof s);
+	strcpy(s.txn.txn_id, "txn-000000012345678");
+	strcpy(s.txn.card_id, "tok_4b1f9c0e7d2a5b38");
+	strcpy(s.txn.merchant_id, "merch_000123456");
+	strcpy(s.txn.terminal_id, "term_98765");
+	strcpy(s.txn.currency, "EUR");
+	strcpy(s.txn.country, "FR");
+	strcpy(s.txn.ip, "203.0.113.77");
+	s.txn.event_time_ms = 1763700000000LL;
+	s.txn.amount_minor = 129999;
+	s.txn.mcc = 5732;
+	s.txn.channel = VIGIL_CHANNEL_ECOM;
+	s.txn.has_location = true;
+	s.txn.lat = 48.85;
+	s.txn.lon = 2.35;
+	s.score = 55;
+	s.decision = VIGIL_DECISION_REVIEW;
+	s.nhits = 2;
+	for (int i = 0; i < 2; i++) {
+		snprintf(s.hits[i].rule, sizeof s.hits[i].rule, "rule_%d_velocity", i);
+		s.hits[i].points = 10 + i;
+	}
+	strcpy(s.rules_version, "sha256:9d4e1f0a7c3b");
+	s.features_gen = 42;
+	s.scored_at_ms = 1763700000003LL;
+	s.nfeats = 5;
+	for (int i = 0; i < 5; i++) {
+		snprintf(s.feats[i].name, sizeof s.feats[i].name, "%s", names[i]);
+		s.feats[i].val = i == 4 ? vigil_value_str("FR", 2) : vigil_value_num(i * 1.5);
+	}
+	if (store_scored_encode(&s, b->payload, sizeof b->payload, &b->plen) != VIGIL_OK) {
+		fprintf(stderr, "bench-archive: cannot encode the sample record\n");
+		exit(2);
+	}
+}
+
+typedef struct worker {
+	bench         *b;
+	store_archive *ar;
+	atomic_bool   *stop;
+	uint64_t       n;
+	vigil_err      err;
+} worker;
+
+static void *
+worker_main(void *p)
+{
+	worker *w = p;
+
+	while (!atomic_load(w->stop)) {
+		vigil_err rv = store_archive_append(w->ar, STORE_REC_SCORE, 1763700000000LL,
+		    w->b->payload, w->b->plen, NULL);
+		if (rv != VIGIL_OK) {
+			w->err = rv;
+			break;
+		}
+		w->n++;
+	}
+	return NULL;
+}
+
+/* Appends from nthreads threads for up to seconds / max_records. */
+static int
+phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool keep)
+{
+	char dir[4096];
+	store_archive_opts o;
+	store_archive *ar = NULL;
+	store_archive_stats st;
+	store_diag d;
+	worker w[64];
+	pthread_t th[64];
+	atomic_bool stop = false;
+	uint64_t t0, t1, total = 0;
+	vigil_err rv;
+
+	snprintf(dir, sizeof dir, "%s/%s", b->dir, sub);
+	store_archive_opts_default(&o);
+	o.fsync = policy;
+	o.segment_max_bytes = 64ull << 20;
+	rv = store_archive_open(dir, &o, &ar, NULL, &d);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "bench-archive: %s\n", d.msg);
+		return 2;
+	}
+	t0 = vigil_mono_ns();
+	for (int i = 0; i < nthreads; i++) {
+		w[i] = (worker){ b, ar, &stop, 0, VIGIL_OK };
+		pthread_create(&th[i], NULL, worker_main, &w[i]);
+	}
+	for (;;) {
+		uint64_t n = 0;
+		usleep(2000);
+		for (int i = 0; i < nthreads; i++)
+			n += atomic_load_explicit((_Atomic uint64_t *)&w[i].n, memory_order_relaxed);
+		if (n >= b->max_records || (vigil_mono_ns() - t0) / 1e9 >= b->seconds)
+			break;
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(th[i], NULL);
+		total += w[i].n;
+		if (w[i].err != VIGIL_OK) {
+			fprintf(stderr, "bench-archive: append: %s\n", vigil_strerror(w[i].err));
+			return 2;
+		}
+	}
+	t1 = vigil_mono_ns();
+	store_archive_get_stats(ar, &st);
+	store_archive_close(ar);
+	{
+		double secs = (double)(t1 - t0) / 1e9;
+		printf("append fsync=%-8s threads=%-2d %10.0f records/s  %7.1f MB/s  %9llu records  %7llu syncs  (%.1f appends/sync)\n",
+		    policy == STORE_FSYNC_ALWAYS ? "always" : policy == STORE_FSYNC_NEVER ? "never" : "interval",
+		    nthreads, (double)total / secs, (double)st.bytes / secs / 1e6,
+		    (unsigned long long)total, (unsigned long long)st.syncs,
+		    st.syncs ? (double)total / (double)st.syncs : 0.0);
+		fflush(stdout);
+	}
+	if (!keep)
+		rm_rf(dir);
+	return 0;
+}
+
+static int
+phase_read(bench *b, const char *sub, bool decode, const char *label)
+{
+	char dir[4096];
+	static store_scored s;
+	store_reader *rd = NULL;
+	store_record r;
+	store_reader_stats rs;
+	store_diag d;
+	uint64_t t0, n = 0;
+	vigil_err rv;
+	double secs;
+
+	snprintf(dir, sizeof dir, "%s/%s", b->dir, sub);
+	t0 = vigil_mono_ns();
+	rv = store_reader_open(dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &d);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "bench-archive: %s\n", d.msg);
+		return 2;
+	}
+	while ((rv = store_reader_next(rd, &r, &d)) == VIGIL_OK) {
+		if (decode && store_scored_decode(r.payload, r.len, &s, &d) != VIGIL_OK) {
+			fprintf(stderr, "bench-archive: %s offset %llu: %s\n", r.segment,
+			    (unsigned long long)r.offset, d.msg);
+			store_reader_close(rd);
+			return 2;
+		}
+		n++;
+	}
+	store_reader_get_stats(rd, &rs);
+	store_reader_close(rd);
+	if (rv != VIGIL_ENOTFOUND) {
+		fprintf(stderr, "bench-archive: read: %s\n", d.msg);
+		return 2;
+	}
+	secs = (double)(vigil_mono_ns() - t0) / 1e9;
+	printf("read %-28s %10.0f records/s  %7.1f MB/s  %9llu records  %llu corrupt\n", label,
+	    (double)n / secs, (double)rs.bytes / secs / 1e6, (unsigned long long)n,
+	    (unsigned long long)rs.corrupt_records);
+	fflush(stdout);
+	return 0;
+}
+
+static int
+phase_compress(bench *b, const char *sub)
+{
+	char dir[4096];
+	store_archive_opts o;
+	store_archive *ar = NULL;
+	store_diag d;
+	uint64_t t0;
+	vigil_err rv;
+
+	snprintf(dir, sizeof dir, "%s/%s", b->dir, sub);
+	store_archive_opts_default(&o);
+	o.fsync = STORE_FSYNC_NEVER;
+	o.compress_closed = true;
+	rv = store_archive_open(dir, &o, &ar, NULL, &d);
+	if (rv == VIGIL_OK)
+		rv = store_archive_rotate(ar, &d);
+	t0 = vigil_mono_ns();
+	if (rv == VIGIL_OK)
+		rv = store_archive_maintain(ar, &d);
+	store_archive_close(ar);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "bench-archive: compress: %s\n", d.msg);
+		return 2;
+	}
+	printf("compress closed segments (zstd -3)  %.2f s\n", (double)(vigil_mono_ns() - t0) / 1e9);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "records", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static bench b;
+	char root[4096];
+	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
+	struct statfs sfs;
+	int c, rc = 0;
+
+	b.seconds = 2;
+	b.max_records = 500000;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': base = optarg; break;
+		case 's': b.seconds = atof(optarg); break;
+		case 'n': b.max_records = strtoull(optarg, NULL, 10); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 1;
+		}
+	}
+	if (optind != argc || b.seconds <= 0 || b.max_records == 0) {
+		usage(stderr);
+		return 1;
+	}
+	snprintf(root, sizeof root, "%s/vigil-bench-archive-XXXXXX", base);
+	if (mkdtemp(root) == NULL) {
+		fprintf(stderr, "bench-archive: %s: cannot create scratch directory\n", root);
+		return 1;
+	}
+	b.dir = root;
+	make_payload(&b);
+	statfs(root, &sfs);
+	printf("scratch %s (statfs type 0x%lx), payload %zu bytes (+32 header)\n", root,
+	    (unsigned long)sfs.f_type, b.plen);
+	rc = phase_append(&b, "never", STORE_FSYNC_NEVER, 1, true);
+	if (rc == 0)
+		rc = phase_append(&b, "always1", STORE_FSYNC_ALWAYS, 1, false);
+	if (rc == 0)
+		rc = phase_append(&b, "always4", STORE_FSYNC_ALWAYS, 4, false);
+	if (rc == 0)
+		rc = phase_append(&b, "always16", STORE_FSYNC_ALWAYS, 16, false);
+	if (rc == 0)
+		rc = phase_append(&b, "interval", STORE_FSYNC_INTERVAL, 1, false);
+	if (rc == 0)
+		rc = phase_read(&b, "never", false, "frames (CRC checked)");
+	if (rc == 0)
+		rc = phase_read(&b, "never", true, "frames + scored decode");
+	if (rc == 0)
+		rc = phase_compress(&b, "never");
+	if (rc == 0)
+		rc = phase_read(&b, "never", false, "zstd frames (CRC checked)");
+	if (rc == 0)
+		rc = phase_read(&b, "never", true, "zstd frames + scored decode");
+	{
+		char p[4200];
+		snprintf(p, sizeof p, "%s/never", root);
+		rm_rf(p);
+	}
+	rmdir(root);
+	return rc;
+}
