@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/store_live/test_db.c - store_db on a data directory: the live state
+ * after reopening equals a recomputation from the archive (recent and
+ * historic event times), retries after a reopen return the first outcome,
+ * labels are archived, read-only opening, generation at open.
+ */
+#include <sys/stat.h>
+
+#include "helpers.h"
+
+static store_db *
+db_open(const char *dir)
+{
+	store_db     *db = NULL;
+	store_db_opts o;
+	store_diag    d;
+	vigil_err     rv;
+
+	store_db_opts_default(&o);
+	o.archive.fsync = STORE_FSYNC_NEVER;
+	rv = store_db_open(dir, &o, &db, NULL, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("store_db_open: %s: %s", vigil_strerror(rv), d.msg);
+	return db;
+}
+
+/* Scores n generated transactions; returns the number acknowledged. */
+static int
+score_many(store_db *db, unsigned seed, int64_t base, int n, int ncards)
+{
+	store_ctx    *ctx = store_ctx_new(db);
+	vigil_value   f[256];
+	store_outcome prior;
+	int           acked = 0;
+
+	assert_non_null(ctx);
+	for (int i = 0; i < n; i++) {
+		char      id[32];
+		vigil_txn x;
+
+		snprintf(id, sizeof id, "s%u-%d", seed, i);
+		x = gen_txn(&seed, id, base, i, ncards);
+		if (score_one(db, ctx, &x, i % 90, f, &prior) == VIGIL_OK)
+			acked++;
+	}
+	store_ctx_free(ctx);
+	return acked;
+}
+
+static void
+check_reopen_equals_replay(int64_t base)
+{
+	char          *dir = tmpdir_new();
+	store_db      *db = db_open(dir), *mem = NULL;
+	store_db_stats st, st2;
+	int64_t        wmax;
+	store_ctx     *ctx;
+	vigil_value    f[256];
+	store_outcome  prior;
+
+	assert_int_equal(score_many(db, 7, base, 1500, 12), 1500);
+	store_db_get_stats(db, &st);
+	assert_true(st.late_events > 0);
+	store_db_close(db);
+
+	db = db_open(dir);
+	replay_into_memory(dir, &mem, &wmax);
+	assert_same_probes(db, mem, 12, wmax);
+	store_db_get_stats(db, &st2);
+	assert_int_equal(st2.live_cards, st.live_cards);
+	assert_int_equal(st2.live_events, st.live_events);
+	assert_int_equal(st2.dedupe_entries, st.dedupe_entries);
+	assert_int_equal(st2.live_cards, 12);
+	assert_true(st2.live_events > 1000);
+	assert_int_equal(st2.dedupe_entries, 1500);
+	store_db_get_stats(mem, &st);
+	assert_int_equal(st.live_events, st2.live_events);
+	assert_int_equal(st.late_events, st2.late_events);
+
+	/* A retry after the restart returns the first outcome. */
+	ctx = store_ctx_new(db);
+	{
+		unsigned  seed = 7;
+		vigil_txn x = gen_txn(&seed, "s7-0", base, 0, 12);
+
+		assert_int_equal(store_score_begin(db, ctx, &x, f, store_schema_nfields(), &prior),
+		    VIGIL_EEXIST);
+		assert_int_equal(prior.score, 0);
+		assert_string_equal(prior.rules_version, "test-rules-1");
+	}
+	/* The reopened db goes on scoring, and still equals a replay. */
+	store_ctx_free(ctx);
+	assert_int_equal(score_many(db, 8, wmax, 300, 12), 300);
+	store_db_close(mem);
+	store_db_close(db);
+	db = db_open(dir);
+	replay_into_memory(dir, &mem, &wmax);
+	assert_same_probes(db, mem, 12, wmax);
+	store_db_close(mem);
+	store_db_close(db);
+	tmpdir_free(dir);
+}
+
+static void
+test_reopen_equals_replay_recent(void **state)
+{
+	(void)state;
+	check_reopen_equals_replay(vigil_now_ms() - HOUR_MS);
+}
+
+/* Historic event times (a replayed year-old archive): recovery has to look
+ * further back than "now" to find the archive's end. */
+static void
+test_reopen_equals_replay_historic(void **state)
+{
+	(void)state;
+	check_reopen_equals_replay(T0 - 300 * DAY_MS);
+}
+
+static void
+test_label_archived(void **state)
+{
+	char         *dir = tmpdir_new();
+	store_db     *db = db_open(dir);
+	store_label   l;
+	store_diag    d;
+	char          adir[4200];
+	store_reader *rd = NULL;
+	store_record  r;
+	store_label   got;
+	int           labels = 0;
+
+	(void)state;
+	memset(&l, 0, sizeof l);
+	snprintf(l.txn_id, sizeof l.txn_id, "t-42");
+	snprintf(l.card_id, sizeof l.card_id, "card-1");
+	snprintf(l.source, sizeof l.source, "chargeback");
+	l.fraud = true;
+	l.label_time_ms = T0;
+	l.received_at_ms = T0 + 5;
+	assert_int_equal(store_label_record(db, &l, &d), VIGIL_OK);
+	store_db_close(db);
+	snprintf(adir, sizeof adir, "%s/archive", dir);
+	assert_int_equal(store_reader_open(adir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &d),
+	    VIGIL_OK);
+	while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
+		assert_int_equal(r.type, STORE_REC_LABEL);
+		assert_int_equal(r.event_time_ms, T0);
+		assert_int_equal(store_label_decode(r.payload, r.len, &got, &d), VIGIL_OK);
+		assert_string_equal(got.txn_id, "t-42");
+		assert_true(got.fraud);
+		labels++;
+	}
+	assert_int_equal(labels, 1);
+	store_reader_close(rd);
+	/* Labels do not disturb recovery. */
+	db = db_open(dir);
+	store_db_close(db);
+	tmpdir_free(dir);
+}
+
+static void
+test_read_only(void **state)
+{
+	char          *dir = tmpdir_new();
+	store_db      *db = db_open(dir);
+	store_db_opts  o;
+	store_diag     d;
+	store_ctx     *ctx;
+	vigil_value    f[256];
+	store_outcome  prior;
+	vigil_txn      x = txn_make("r1", "card-1", "m1", T0, 100);
+	store_label    l;
+
+	(void)state;
+	ctx = store_ctx_new(db);
+	assert_int_equal(score_one(db, ctx, &x, 0, f, &prior), VIGIL_OK);
+	store_ctx_free(ctx);
+	store_db_close(db);
+	store_db_opts_default(&o);
+	o.read_only = true;
+	assert_int_equal(store_db_open(dir, &o, &db, NULL, &d), VIGIL_OK);
+	ctx = store_ctx_new(db);
+	assert_non_null(ctx);
+	x = txn_make("r2", "card-1", "m1", T0 + 1, 100);
+	assert_int_equal(store_features_lookup(db, ctx, &x, f, store_schema_nfields()), VIGIL_OK);
+	assert_true(num_of(f, "amount") == 1.0);
+	assert_false(present_of(f, "vel.card.count_1m"));
+	assert_int_equal(store_score_begin(db, ctx, &x, f, store_schema_nfields(), &prior),
+	    VIGIL_EINVAL);
+	memset(&l, 0, sizeof l);
+	snprintf(l.txn_id, sizeof l.txn_id, "r1");
+	assert_int_equal(store_label_record(db, &l, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "store_label_record: data directory opened read-only");
+	store_ctx_free(ctx);
+	store_db_close(db);
+	tmpdir_free(dir);
+}
+
+static void
+test_bad_options(void **state)
+{
+	char         *dir = tmpdir_new();
+	store_db     *db = NULL;
+	store_db_opts o;
+	store_diag    d;
+
+	(void)state;
+	store_db_opts_default(&o);
+	o.dedupe_horizon_s = 3600;
+	assert_int_equal(store_db_open(dir, &o, &db, NULL, &d), VIGIL_EINVAL);
+	assert_null(db);
+	assert_string_equal(d.msg, "dedupe_horizon_s: 3600 is below the largest window (604800 s)");
+	assert_int_equal(store_db_new_memory(&o, &db), VIGIL_EINVAL);
+	tmpdir_free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reopen_equals_replay_recent),
+		cmocka_unit_test(test_reopen_equals_replay_historic),
+		cmocka_unit_test(test_label_archived),
+		cmocka_unit_test(test_read_only),
+		cmocka_unit_test(test_bad_options),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
