@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/server/echo.c - vigil-echo, the physical limit vigild is measured
+ * against: a bare nng REP socket with asynchronous contexts that sends every
+ * request straight back from the nng callback (no decoding, no queue, no
+ * threads of its own). Same transport, same message sizes as vigild.
+ *
+ *   vigil-echo --listen tcp://127.0.0.1:9475 [--contexts 256]
+ *
+ * Runs until SIGTERM or SIGINT; exit 0. Exit 1 on a socket error, 2 on usage.
+ */
+#include <getopt.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct echo_conn {
+	nng_ctx  ctx;
+	nng_aio *aio;
+	bool     sending;
+} echo_conn;
+
+static void
+echo_cb(void *arg)
+{
+	echo_conn *c = arg;
+	int rv = nng_aio_result(c->aio);
+
+	if (c->sending) {
+		c->sending = false;
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(c->aio));
+		if (rv == NNG_ECLOSED)
+			return;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	if (rv != 0) {
+		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED)
+			nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	/* The received message is already in the aio: send it back as is. */
+	c->sending = true;
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "contexts", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *url = NULL;
+	unsigned long nctx = 256;
+	echo_conn *conns;
+	nng_socket sock;
+	sigset_t sigs;
+	int opt, rv, sig;
+
+	while ((opt = getopt_long(argc, argv, "l:c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l': url = optarg; break;
+		case 'c': nctx = strtoul(optarg, NULL, 10); break;
+		case 'h':
+			printf("usage: vigil-echo --listen URL [--contexts N]\n"
+			    "A bare nng REQ/REP echo server (the baseline of bench/server/run.sh).\n"
+			    "Runs until SIGTERM/SIGINT.\n");
+			return 0;
+		default:
+			fprintf(stderr, "usage: vigil-echo --listen URL [--contexts N]\n");
+			return 2;
+		}
+	}
+	if (url == NULL || nctx == 0 || nctx > 65536) {
+		fprintf(stderr, "vigil-echo: need --listen URL and 1 <= --contexts <= 65536\n");
+		return 2;
+	}
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	conns = calloc(nctx, sizeof *conns);
+	if (conns == NULL) {
+		fprintf(stderr, "vigil-echo: out of memory\n");
+		return 1;
+	}
+	if ((rv = nng_rep0_open(&sock)) != 0 ||
+	    (rv = nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 1 << 20)) != 0) {
+		fprintf(stderr, "vigil-echo: socket: %s\n", nng_strerror(rv));
+		return 1;
+	}
+	for (unsigned long i = 0; i < nctx; i++) {
+		if ((rv = nng_aio_alloc(&conns[i].aio, echo_cb, &conns[i])) != 0 ||
+		    (rv = nng_ctx_open(&conns[i].ctx, sock)) != 0) {
+			fprintf(stderr, "vigil-echo: context: %s\n", nng_strerror(rv));
+			return 1;
+		}
+	}
+	if ((rv = nng_listen(sock, url, NULL, 0)) != 0) {
+		fprintf(stderr, "vigil-echo: %s: %s\n", url, nng_strerror(rv));
+		return 1;
+	}
+	for (unsigned long i = 0; i < nctx; i++)
+		nng_ctx_recv(conns[i].ctx, conns[i].aio);
+	fprintf(stderr, "vigil-echo: listening on %s with %lu contexts\n", url, nctx);
+	sigwait(&sigs, &sig);
+	nng_close(sock);
+	for (unsigned long i = 0; i < nctx; i++)
+		nng_aio_free(conns[i].aio);
+	free(conns);
+	return 0;
+}

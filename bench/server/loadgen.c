@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/server/loadgen.c - closed-loop load generator for vigild (and for
+ * vigil-echo, the bare nng REQ/REP baseline): N asynchronous REQ contexts
+ * on one socket, each sending a score request as soon as the previous reply
+ * arrives. Every request has a fresh txn_id; cards are drawn from a pool so
+ * the live state sees repeat cards. Reports replies/s and latency
+ * percentiles (docs/BENCHMARKS.md, "vigild end to end").
+ *
+ *   vigil-loadgen --url tcp://127.0.0.1:9465 --concurrency 32 --duration 3
+ *
+ * Exit status: 0 when every reply was STATUS_OK (or, with --echo, any
+ * reply), 1 when some replies were errors or lost, 2 on a usage error.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vigil.pb-c.h"
+
+#define LG_MAX_CONC    4096
+#define LG_MAX_SAMPLES (10u * 1000 * 1000)
+#define LG_REQ_MAX     512
+
+typedef struct lg_conn {
+	nng_ctx  ctx;
+	nng_aio *aio;
+	uint64_t sent_ns;
+	bool     sending;
+	bool     busy;
+	uint32_t id;
+	uint8_t  buf[LG_REQ_MAX];
+} lg_conn;
+
+static struct {
+	const char      *url;
+	uint32_t         conc;
+	double           duration_s;
+	double           warmup_s;
+	uint64_t         requests;
+	uint32_t         cards;
+	bool             echo;
+	bool             dry_run;
+	bool             json;
+	nng_socket       sock;
+	lg_conn         *conns;
+	atomic_bool      stop;
+	atomic_bool      measuring;
+	_Atomic uint64_t seq;
+	_Atomic uint64_t done, errors, lost;
+	_Atomic uint32_t busy;
+	_Atomic uint64_t nsamples;
+	uint32_t        *samples; /* latency in units of 100 ns */
+	uint32_t         pid;
+	char             run[16];
+} lg;
+
+static uint64_t
+lg_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A score request with a fresh txn_id, packed into c->buf. */
+static size_t
+lg_pack(lg_conn *c)
+{
+	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+	Vigil__V1__ScoreRequest sr = VIGIL__V1__SCORE_REQUEST__INIT;
+	Vigil__V1__Transaction t = VIGIL__V1__TRANSACTION__INIT;
+	uint64_t n = atomic_fetch_add(&lg.seq, 1);
+	char id[64], card[32];
+
+	snprintf(id, sizeof id, "lg-%s-%llu", lg.run, (unsigned long long)n);
+	/* A multiplicative hash spreads consecutive requests over the pool. */
+	snprintf(card, sizeof card, "card-%llu",
+	    (unsigned long long)((n * 2654435761u) % lg.cards));
+	t.txn_id = id;
+	t.card_id = card;
+	t.merchant_id = "m-bench-1";
+	t.terminal_id = "t-bench-1";
+	t.amount_minor = 1000 + (int64_t)(n % 50000);
+	t.currency = "EUR";
+	t.mcc = 5411;
+	t.country = "FR";
+	t.channel = VIGIL__V1__CHANNEL__ECOM;
+	t.event_time_ms = 1763700000000LL + (int64_t)(n / 8);
+	sr.txn = &t;
+	sr.dry_run = lg.dry_run;
+	req.kind_case = VIGIL__V1__REQUEST__KIND_SCORE;
+	req.score = &sr;
+	return vigil__v1__request__pack(&req, c->buf);
+}
+
+static void
+lg_send(lg_conn *c)
+{
+	nng_msg *m;
+	size_t n;
+
+	if (atomic_load(&lg.stop) ||
+	    (lg.requests > 0 && atomic_load(&lg.seq) >= lg.requests)) {
+		c->busy = false;
+		atomic_fetch_sub(&lg.busy, 1);
+		return;
+	}
+	n = lg_pack(c);
+	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, c->buf, n) != 0) {
+		fprintf(stderr, "vigil-loadgen: out of memory\n");
+		exit(1);
+	}
+	c->sending = true;
+	c->sent_ns = lg_now_ns();
+	nng_aio_set_msg(c->aio, m);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+/* The reply's status is field 1 (tag 0x08); proto3 omits it when OK. */
+static bool
+lg_reply_ok(nng_msg *m)
+{
+	const uint8_t *b = nng_msg_body(m);
+
+	return nng_msg_len(m) == 0 || b[0] != 0x08;
+}
+
+static void
+lg_cb(void *arg)
+{
+	lg_conn *c = arg;
+	int rv = nng_aio_result(c->aio);
+
+	if (c->sending) {
+		c->sending = false;
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(c->aio));
+			atomic_fetch_add(&lg.lost, 1);
+			c->busy = false;
+			atomic_fetch_sub(&lg.busy, 1);
+			return;
+		}
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	if (rv != 0) {
+		atomic_fetch_add(&lg.lost, 1);
+		c->busy = false;
+		atomic_fetch_sub(&lg.busy, 1);
+		return;
+	}
+	{
+		nng_msg *m = nng_aio_get_msg(c->aio);
+		uint64_t lat = lg_now_ns() - c->sent_ns;
+		bool ok = lg.echo || lg_reply_ok(m);
+
+		nng_msg_free(m);
+		if (atomic_load(&lg.measuring)) {
+			uint64_t i = atomic_fetch_add(&lg.nsamples, 1);
+
+			if (i < LG_MAX_SAMPLES)
+				lg.samples[i] = lat / 100 > UINT32_MAX ? UINT32_MAX : (uint32_t)(lat / 100);
+			atomic_fetch_add(&lg.done, 1);
+			if (!ok)
+				atomic_fetch_add(&lg.errors, 1);
+		}
+	}
+	lg_send(c);
+}
+
+static int
+lg_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+lg_pct(const uint32_t *s, uint64_t n, double p)
+{
+	uint64_t i;
+
+	if (n == 0)
+		return 0;
+	i = (uint64_t)ceil(p / 100.0 * (double)n);
+	i = i == 0 ? 0 : i - 1;
+	if (i >= n)
+		i = n - 1;
+	return s[i] / 10.0; /* microseconds */
+}
+
+static void
+lg_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: vigil-loadgen --url URL [--concurrency N] [--duration S | --requests N]\n"
+	    "                     [--warmup S] [--cards N] [--dry-run] [--echo] [--json]\n"
+	    "\n"
+	    "Closed-loop load: N REQ contexts each send a vigil.v1 score request as soon as\n"
+	    "the previous reply arrives. Prints replies/s and latency percentiles.\n"
+	    "\n"
+	    "  --url URL          tcp://HOST:PORT or ipc://PATH of vigild or vigil-echo\n"
+	    "  --concurrency N    requests in flight (default 1, max %d)\n"
+	    "  --duration S       measure for S seconds (default 3)\n"
+	    "  --requests N       stop after N requests instead (warm-up included)\n"
+	    "  --warmup S         run S seconds before measuring (default 0.5)\n"
+	    "  --cards N          size of the card pool (default 10000)\n"
+	    "  --dry-run          ask for dry runs (no archive, no live update)\n"
+	    "  --echo             the peer is vigil-echo: do not check reply status\n"
+	    "  --json             one JSON object on stdout instead of text\n"
+	    "Exit status: 0 all replies OK, 1 errors or lost replies, 2 usage.\n",
+	    LG_MAX_CONC);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "concurrency", required_argument, NULL, 'c' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "requests", required_argument, NULL, 'n' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "cards", required_argument, NULL, 'k' },
+		{ "dry-run", no_argument, NULL, 'D' },
+		{ "echo", no_argument, NULL, 'e' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t t0, t1, n, done, errors, lost;
+	double secs;
+	int opt, rv;
+
+	lg.conc = 1;
+	lg.duration_s = 3;
+	lg.warmup_s = 0.5;
+	lg.cards = 10000;
+	while ((opt = getopt_long(argc, argv, "u:c:d:n:w:k:Dejh", opts, NULL)) != -1) {
+		char *end = NULL;
+
+		switch (opt) {
+		case 'u': lg.url = optarg; break;
+		case 'c': lg.conc = (uint32_t)strtoul(optarg, &end, 10); break;
+		case 'd': lg.duration_s = strtod(optarg, &end); break;
+		case 'n': lg.requests = strtoull(optarg, &end, 10); break;
+		case 'w': lg.warmup_s = strtod(optarg, &end); break;
+		case 'k': lg.cards = (uint32_t)strtoul(optarg, &end, 10); break;
+		case 'D': lg.dry_run = true; break;
+		case 'e': lg.echo = true; break;
+		case 'j': lg.json = true; break;
+		case 'h': lg_usage(stdout); return 0;
+		default: lg_usage(stderr); return 2;
+		}
+		if (end != NULL && *end != '\0') {
+			fprintf(stderr, "vigil-loadgen: \"%s\" is not a number\n", optarg);
+			return 2;
+		}
+	}
+	if (lg.url == NULL || lg.conc == 0 || lg.conc > LG_MAX_CONC || lg.cards == 0 ||
+	    lg.duration_s <= 0 || lg.warmup_s < 0 || optind < argc) {
+		fprintf(stderr, "vigil-loadgen: need --url, 1 <= --concurrency <= %d, "
+		    "--duration > 0, --cards > 0 (see --help)\n", LG_MAX_CONC);
+		return 2;
+	}
+	snprintf(lg.run, sizeof lg.run, "%x%x", (unsigned)getpid(), (unsigned)time(NULL));
+	lg.samples = malloc(LG_MAX_SAMPLES * sizeof *lg.samples);
+	lg.conns = calloc(lg.conc, sizeof *lg.conns);
+	if (lg.samples == NULL || lg.conns == NULL) {
+		fprintf(stderr, "vigil-loadgen: out of memory\n");
+		return 1;
+	}
+	if ((rv = nng_req0_open(&lg.sock)) != 0 ||
+	    (rv = nng_socket_set_ms(lg.sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0 ||
+	    (rv = nng_dial(lg.sock, lg.url, NULL, 0)) != 0) {
+		fprintf(stderr, "vigil-loadgen: %s: %s\n", lg.url, nng_strerror(rv));
+		return 1;
+	}
+	for (uint32_t i = 0; i < lg.conc; i++) {
+		lg_conn *c = &lg.conns[i];
+
+		c->id = i;
+		if ((rv = nng_aio_alloc(&c->aio, lg_cb, c)) != 0 ||
+		    (rv = nng_ctx_open(&c->ctx, lg.sock)) != 0) {
+			fprintf(stderr, "vigil-loadgen: context %u: %s\n", i, nng_strerror(rv));
+			return 1;
+		}
+		nng_aio_set_timeout(c->aio, 10000);
+	}
+	atomic_store(&lg.busy, lg.conc);
+	atomic_store(&lg.measuring, lg.warmup_s == 0);
+	for (uint32_t i = 0; i < lg.conc; i++) {
+		lg.conns[i].busy = true;
+		lg_send(&lg.conns[i]);
+	}
+	if (lg.warmup_s > 0 && lg.requests == 0) {
+		usleep((useconds_t)(lg.warmup_s * 1e6));
+		atomic_store(&lg.measuring, true);
+	} else {
+		atomic_store(&lg.measuring, true);
+	}
+	t0 = lg_now_ns();
+	if (lg.requests > 0) {
+		while (atomic_load(&lg.busy) > 0)
+			usleep(1000);
+	} else {
+		uint64_t end = t0 + (uint64_t)(lg.duration_s * 1e9);
+		uint64_t last_report = t0;
+
+		while (lg_now_ns() < end) {
+			usleep(10000);
+			if (isatty(STDERR_FILENO) && lg_now_ns() - last_report > 1000000000u) {
+				last_report = lg_now_ns();
+				fprintf(stderr, "\rvigil-loadgen: %llu replies",
+				    (unsigned long long)atomic_load(&lg.done));
+			}
+		}
+		atomic_store(&lg.measuring, false);
+	}
+	t1 = lg_now_ns();
+	atomic_store(&lg.measuring, false);
+	atomic_store(&lg.stop, true);
+	for (int i = 0; i < 11000 && atomic_load(&lg.busy) > 0; i++)
+		usleep(1000);
+	if (isatty(STDERR_FILENO) && lg.requests == 0)
+		fprintf(stderr, "\r\033[K");
+
+	done = atomic_load(&lg.done);
+	errors = atomic_load(&lg.errors);
+	lost = atomic_load(&lg.lost);
+	n = atomic_load(&lg.nsamples);
+	if (n > LG_MAX_SAMPLES)
+		n = LG_MAX_SAMPLES;
+	qsort(lg.samples, n, sizeof *lg.samples, lg_cmp);
+	secs = (double)(t1 - t0) / 1e9;
+	if (lg.json)
+		printf("{\"url\":\"%s\",\"concurrency\":%u,\"replies\":%llu,\"errors\":%llu,"
+		    "\"lost\":%llu,\"seconds\":%.3f,\"rate\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+		    "\"p999_us\":%.1f,\"max_us\":%.1f}\n", lg.url, lg.conc,
+		    (unsigned long long)done, (unsigned long long)errors, (unsigned long long)lost,
+		    secs, done / secs, lg_pct(lg.samples, n, 50), lg_pct(lg.samples, n, 99),
+		    lg_pct(lg.samples, n, 99.9), n > 0 ? lg.samples[n - 1] / 10.0 : 0.0);
+	else
+		printf("%s c=%u: %llu replies in %.2f s = %.0f/s, p50 %.1f us, p99 %.1f us, "
+		    "p999 %.1f us, errors %llu, lost %llu\n", lg.url, lg.conc,
+		    (unsigned long long)done, secs, done / secs, lg_pct(lg.samples, n, 50),
+		    lg_pct(lg.samples, n, 99), lg_pct(lg.samples, n, 99.9),
+		    (unsigned long long)errors, (unsigned long long)lost);
+	nng_close(lg.sock);
+	for (uint32_t i = 0; i < lg.conc; i++)
+		nng_aio_free(lg.conns[i].aio);
+	free(lg.conns);
+	free(lg.samples);
+	return errors == 0 && lost == 0 ? 0 : 1;
+}

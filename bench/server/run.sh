@@ -1,0 +1,91 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# bench/server/run.sh - vigild end to end against the bare nng echo, in the
+# same run: for each transport (tcp, ipc) and concurrency (1 8 32 128) it
+# measures vigil-echo, then vigild (archive and live updates on), and prints
+# replies/s, p50/p99/p999 and the vigild/echo ratios (docs/BENCHMARKS.md).
+#
+#   bench/server/run.sh [BUILD_DIR] [SECONDS]      (defaults: build-bench, 3)
+#
+# Environment: RULES (default rules/default.rules, else the test rules),
+# FSYNC (default interval), CONCURRENCY (default "1 8 32 128"),
+# TRANSPORTS (default "tcp ipc"). Exit 1 if a run fails.
+set -eu
+
+BUILD=${1:-build-bench}
+SECS=${2:-3}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+CONCURRENCY=${CONCURRENCY:-"1 8 32 128"}
+TRANSPORTS=${TRANSPORTS:-"tcp ipc"}
+FSYNC=${FSYNC:-interval}
+if [ -z "${RULES:-}" ]; then
+	RULES="$SRC/rules/default.rules"
+	[ -f "$RULES" ] || RULES="$SRC/tests/server/rules/velocity.rules"
+fi
+LOADGEN="$BUILD/bench/server/vigil-loadgen"
+ECHO="$BUILD/bench/server/vigil-echo"
+VIGILD="$BUILD/server/vigild"
+for p in "$LOADGEN" "$ECHO" "$VIGILD"; do
+	[ -x "$p" ] || { echo "run.sh: $p not built (ninja -C $BUILD)" >&2; exit 1; }
+done
+TMP=$(mktemp -d /tmp/vigil-bench-XXXXXX)
+SPID=
+cleanup() {
+	if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+url_for() { # transport port
+	if [ "$1" = tcp ]; then echo "tcp://127.0.0.1:$2"; else echo "ipc://$TMP/$2.sock"; fi
+}
+wait_up() { # url
+	i=0
+	until "$LOADGEN" --url "$1" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
+		i=$((i + 1)); [ $i -lt 300 ] || { echo "run.sh: $1 not up" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+field() { # json key
+	echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
+}
+
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); ${SECS}s per point; rules $(basename "$RULES"); fsync $FSYNC"
+printf '%-4s %5s | %10s %8s %8s %8s | %10s %8s %8s %8s | %6s %8s\n' \
+	tp conc echo/s p50us p99us p999us vigild/s p50us p99us p999us ratio dp50us
+port=19475
+for tp in $TRANSPORTS; do
+	port=$((port + 1))
+	url=$(url_for "$tp" "e$port")
+	[ "$tp" = tcp ] && url="tcp://127.0.0.1:$port"
+	"$ECHO" --listen "$url" 2>/dev/null &
+	SPID=$!
+	wait_up "$url"
+	for c in $CONCURRENCY; do
+		eval "echo_$c=\$(\"$LOADGEN\" --url \"$url\" --echo -c $c --duration $SECS --json)"
+	done
+	kill -TERM "$SPID"; wait "$SPID" || true; SPID=
+
+	port=$((port + 1))
+	url=$(url_for "$tp" "v$port")
+	[ "$tp" = tcp ] && url="tcp://127.0.0.1:$port"
+	rm -rf "$TMP/data"; mkdir -p "$TMP/data"
+	"$VIGILD" --data "$TMP/data" --listen "$url" --admin off --rules "$RULES" \
+		--fsync "$FSYNC" 2>"$TMP/vigild.log" &
+	SPID=$!
+	wait_up "$url"
+	for c in $CONCURRENCY; do
+		v=$("$LOADGEN" --url "$url" -c $c --duration $SECS --json) || {
+			echo "run.sh: vigild run c=$c reported errors: $v" >&2; exit 1; }
+		eval "e=\$echo_$c"
+		er=$(field "$e" rate); vr=$(field "$v" rate)
+		ep50=$(field "$e" p50_us); vp50=$(field "$v" p50_us)
+		printf '%-4s %5s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | %5.0f%% %8.1f\n' \
+			"$tp" "$c" "$er" "$ep50" "$(field "$e" p99_us)" "$(field "$e" p999_us)" \
+			"$vr" "$vp50" "$(field "$v" p99_us)" "$(field "$v" p999_us)" \
+			"$(echo "$vr $er" | awk '{ printf "%f", $2 > 0 ? 100 * $1 / $2 : 0 }')" \
+			"$(echo "$vp50 $ep50" | awk '{ printf "%f", $1 - $2 }')"
+	done
+	kill -TERM "$SPID"; wait "$SPID" || { echo "run.sh: vigild did not exit cleanly" >&2; exit 1; }
+	SPID=
+done
