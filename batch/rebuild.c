@@ -160,21 +160,29 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 		p->param = ti.param;
 		p->fallback = ti.fallback;
 		p->min_samples = ti.min_samples ? ti.min_samples : 1;
-		p->feature = ti.feature;
-		p->feat_slot = ti.feature_slot;
-		p->feat_txn = ti.feature_slot <= ntxn;
+		/* Names come from store's static schema by slot: the rules schema
+		 * the prog was compiled against is gone by now (app_rules_load). */
 		f = store_schema_field(ti.feature_slot);
 		if (f == NULL || f->type == VIGIL_T_STR) {
-			batch_diag(reterr, "%s: threshold %s: feature %s is not a number",
-			    r->opts.rules_path, ti.name, ti.feature ? ti.feature : "?");
+			batch_diag(reterr, "%s: threshold %s: feature slot %u is not a number",
+			    r->opts.rules_path, ti.name, ti.feature_slot);
 			return VIGIL_ETYPE;
 		}
+		p->feature = f->name;
+		p->feat_slot = ti.feature_slot;
+		p->feat_txn = ti.feature_slot <= ntxn;
 		if (ti.group_by != NULL) {
+			f = store_schema_field(ti.group_slot);
+			if (f == NULL) {
+				batch_diag(reterr, "%s: threshold %s: group slot %u is unknown",
+				    r->opts.rules_path, ti.name, ti.group_slot);
+				return VIGIL_EINVAL;
+			}
 			p->grouped = true;
-			p->group_by = ti.group_by;
+			p->group_by = f->name;
 			p->group_slot = ti.group_slot;
 			p->group_txn = ti.group_slot <= ntxn;
-			p->group_type = ti.group_type;
+			p->group_type = f->type;
 		}
 		r->nplans++;
 	}

@@ -1,0 +1,640 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/batch/test_batch_rebuild.c - batch_rebuild() and vigil-rebuild on
+ * archives built in the test with the real archive writer:
+ *   - every feature of a small archive checked against hand-computed values,
+ *     including the window boundaries (a record at as_of - 1 ms is in, one
+ *     at as_of is out) and a label after as_of that must be ignored;
+ *   - threshold tuning (percentile per group with fallback, alert rate
+ *     within its stated tolerance, fallback kept with too little data);
+ *   - idempotency, --force, determinism (mdb_dump of the tables);
+ *   - 3 partitions merged == 2 threads == a single run (mdb_dump);
+ *   - the lock (VIGIL_EBUSY, exit code 3), rule-file errors, the CLI.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "batch.h"
+#include "fixture.h"
+
+#define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
+
+#define A (1772323200000LL) /* 2026-03-01T00:00:00Z */
+#define D VIGIL_MS_PER_DAY
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static const char small_rules[] =
+    "version \"batch-test\"\n"
+    "threshold big = percentile(amount, 50) fallback 100 min_samples 3\n"
+    "threshold big_by_country = percentile(amount, 50) by country fallback 100 min_samples 2\n"
+    "threshold scarce = alert_rate(amount, 0.1) fallback 7 min_samples 1000\n"
+    "rule big_amount {\n"
+    "  when amount > big and amount > big_by_country and amount > scarce\n"
+    "  score 10\n"
+    "  reason \"big\"\n"
+    "}\n";
+
+/*
+ * The small archive (as_of A = 2026-03-01, window 90 days):
+ *   c1: x1 A-1ms 10 EUR m1 t1 FR   (fraud, label at A: known)
+ *       x2 A-2d  20 EUR m2    DE   (fraud, label at A+1ms: future, ignored)
+ *       x3 A-10d+3h 30 EUR m1 FR   (legit, label at A-5d)
+ *       x4 A-40d 40 EUR m1    FR
+ *       x6 A-90d 50 EUR m3    US   (first ms of the window: in)
+ *       x5 A     1000 EUR m1  FR   (at as_of: out)
+ *       x7 A-90d-1ms 70 EUR m1 FR  (before the window: out)
+ *   c2: y1 A-1d  500 JPY m2 t2     (no country)
+ *   label for x5 at A: read, but its transaction is out: unmatched.
+ */
+static void
+build_small(const char *datadir)
+{
+	store_archive *ar = fx_archive(datadir);
+	const fx_txn txns[] = {
+		{ "x7", "c1", "m1", NULL, "FR", "EUR", 7000, A - 90 * D - 1, 5411, NULL, 0 },
+		{ "x6", "c1", "m3", NULL, "US", "EUR", 5000, A - 90 * D, 5411, NULL, 0 },
+		{ "x4", "c1", "m1", NULL, "FR", "EUR", 4000, A - 40 * D, 5411, NULL, 0 },
+		{ "x3", "c1", "m1", NULL, "FR", "EUR", 3000, A - 10 * D + 3 * 3600000, 5411, NULL, 0 },
+		{ "y1", "c2", "m2", "t2", NULL, "JPY", 500, A - 1 * D, 5999, NULL, 0 },
+		{ "x2", "c1", "m2", NULL, "DE", "EUR", 2000, A - 2 * D, 5999, NULL, 0 },
+		{ "x1", "c1", "m1", "t1", "FR", "EUR", 1000, A - 1, 5411, NULL, 0 },
+		{ "x5", "c1", "m1", NULL, "FR", "EUR", 100000, A, 5411, NULL, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof txns / sizeof txns[0]; i++)
+		fx_score(ar, &txns[i]);
+	fx_label(ar, "x3", false, A - 5 * D);
+	fx_label(ar, "x1", true, A);
+	fx_label(ar, "x5", true, A);
+	fx_label(ar, "x2", true, A + 1);
+	store_archive_close(ar);
+}
+
+static void
+opts_for(batch_opts *o, const char *datadir, const char *rules)
+{
+	batch_opts_default(o);
+	o->datadir = datadir;
+	o->as_of_ms = A;
+	o->window_ms = 90 * D;
+	o->rules_path = rules;
+}
+
+static void
+test_small_archive_by_hand(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	char rules[512];
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	store_gen *g = NULL;
+	store_gen_meta meta;
+	store_card_profile cp;
+	store_entity_profile ep;
+	store_threshold_val tv;
+	double prior = 1.0 / 6.0;
+	vigil_err rv;
+
+	(void)state;
+	build_small(dd);
+	snprintf(rules, sizeof rules, "%s/test.rules", dd);
+	write_file(rules, small_rules);
+	opts_for(&o, dd, rules);
+	rv = batch_rebuild(&o, s, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("batch_rebuild: %s: %s", vigil_strerror(rv), d.msg);
+	assert_false(s->skipped);
+	assert_int_equal(s->records_read, 6);
+	assert_int_equal(s->labels_read, 3);
+	assert_int_equal(s->labels_used, 2);
+	assert_int_equal(s->labels_unmatched, 1);
+	assert_int_equal(s->cards, 2);
+	assert_int_equal(s->merchants, 3);
+	assert_int_equal(s->terminals, 2);
+	assert_int_equal(s->nthresholds, 3);
+
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_meta_get(g, &meta), VIGIL_OK);
+	assert_int_equal(meta.generation, s->generation);
+	assert_int_equal(meta.as_of_ms, A);
+	assert_int_equal(meta.window_ms, 90 * D);
+	assert_non_null(strstr(meta.summary_json, "\"records_read\":6"));
+
+	assert_int_equal(store_gen_card(g, "c1", &cp), VIGIL_OK);
+	assert_int_equal(cp.count_7d, 2);      /* x1 (A-1ms), x2; not x5 (at A) */
+	assert_int_equal(cp.count_30d, 3);
+	assert_int_equal(cp.count_90d, 5);     /* x6 at A-90d in; x7 out */
+	assert_near(cp.amount_sum_7d, 30.0, 1e-9);
+	assert_near(cp.amount_sum_90d, 150.0, 1e-9);
+	assert_near(cp.amount_mean_30d, 20.0, 1e-9);
+	assert_near(cp.amount_std_30d, sqrt(200.0 / 3.0), 1e-9);
+	assert_near(cp.amount_std_90d, sqrt(200.0), 1e-9);
+	assert_near(cp.amount_p50_90d, 30.0, 1e-9);
+	assert_near(cp.amount_p95_90d, 50.0, 1e-9);
+	assert_near(cp.amount_max_90d, 50.0, 1e-9);
+	assert_int_equal(cp.distinct_merchants_90d, 3);
+	assert_int_equal(cp.distinct_countries_90d, 3);
+	assert_int_equal(cp.first_seen_ms, A - 90 * D);
+	assert_int_equal(cp.fraud_count_90d, 1); /* x1; x2's label is from the future */
+	assert_int_equal(cp.hour_hist[0], 3);
+	assert_int_equal(cp.hour_hist[3], 1);
+	assert_int_equal(cp.hour_hist[23], 1);
+	assert_int_equal(cp.ncountries, 3);
+	assert_memory_equal(cp.countries[0], "FR", 2);
+
+	assert_int_equal(store_gen_card(g, "c2", &cp), VIGIL_OK);
+	assert_int_equal(cp.count_7d, 1);
+	assert_near(cp.amount_sum_7d, 500.0, 1e-9); /* JPY has no minor unit */
+	assert_int_equal(cp.distinct_countries_90d, 0);
+
+	assert_int_equal(store_gen_merchant(g, "m1", &ep), VIGIL_OK);
+	assert_int_equal(ep.count_7d, 1);
+	assert_int_equal(ep.count_30d, 2);
+	assert_int_equal(ep.count_90d, 3);
+	assert_near(ep.amount_mean_30d, 20.0, 1e-9);
+	assert_int_equal(ep.fraud_count_7d, 1);
+	assert_int_equal(ep.labeled_30d, 2);
+	assert_near(ep.fraud_rate_7d, (1 + 100 * prior) / 101, 1e-12);
+	assert_near(ep.fraud_rate_90d, (1 + 100 * prior) / 103, 1e-12);
+	assert_int_equal(store_gen_merchant(g, "m2", &ep), VIGIL_OK);
+	assert_int_equal(ep.count_7d, 2);
+	assert_near(ep.amount_mean_30d, 260.0, 1e-9);
+	assert_int_equal(ep.fraud_count_90d, 0);
+	assert_near(ep.fraud_rate_30d, (0 + 100 * prior) / 102, 1e-12);
+	assert_int_equal(store_gen_merchant(g, "m3", &ep), VIGIL_OK);
+	assert_int_equal(ep.count_30d, 0);
+	assert_int_equal(ep.count_90d, 1);
+	assert_int_equal(store_gen_terminal(g, "t1", &ep), VIGIL_OK);
+	assert_int_equal(ep.count_7d, 1);
+	assert_int_equal(ep.fraud_count_7d, 1);
+	assert_int_equal(store_gen_terminal(g, "t3", &ep), VIGIL_ENOTFOUND);
+
+	/* amounts 10 20 30 40 50 500: nearest-rank median = 30 */
+	assert_int_equal(store_gen_threshold(g, "big", "", &tv), VIGIL_OK);
+	assert_near(tv.value, 30.0, 0);
+	assert_true(tv.tuned);
+	assert_int_equal(tv.samples, 6);
+	assert_true(isnan(tv.previous));
+	assert_int_equal(store_gen_threshold(g, "big_by_country", "FR", &tv), VIGIL_OK);
+	assert_near(tv.value, 30.0, 0); /* 10 30 40 */
+	assert_int_equal(tv.samples, 3);
+	/* DE and US have one sample each (< 2): they use the global value */
+	assert_int_equal(store_gen_threshold(g, "big_by_country", "DE", &tv), VIGIL_ENOTFOUND);
+	assert_int_equal(s->thresholds[1].groups, 1);
+	assert_int_equal(s->thresholds[1].groups_fallback, 2);
+	assert_int_equal(store_gen_threshold(g, "scarce", "", &tv), VIGIL_OK);
+	assert_false(tv.tuned);
+	assert_near(tv.value, 7.0, 0);
+	assert_int_equal(tv.samples, 6);
+	store_gen_close(g);
+	g = NULL;
+
+	/* Idempotent: the same as-of again is a no-op. */
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_true(s->skipped);
+	assert_int_equal(s->generation, meta.generation);
+	/* --force rebuilds; the previous value is the one it replaces. */
+	o.force = true;
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_false(s->skipped);
+	assert_int_equal(s->generation, meta.generation + 1);
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_threshold(g, "big", "", &tv), VIGIL_OK);
+	assert_near(tv.previous, 30.0, 0);
+	assert_near(s->thresholds[0].old_value, 30.0, 0);
+	store_gen_close(g);
+
+	/* Rolling back makes the first generation current again. */
+	{
+		uint64_t from = 0, to = 0, cur = 0;
+
+		assert_int_equal(batch_rollback(dd, 0, &from, &to, &d), VIGIL_OK);
+		assert_int_equal(from, meta.generation + 1);
+		assert_int_equal(to, meta.generation);
+		assert_int_equal(store_gen_current(dd, &cur), VIGIL_OK);
+		assert_int_equal(cur, meta.generation);
+	}
+	free(s);
+	fx_rm_rf(dd);
+}
+
+/* A label after as_of flips the answer once as_of moves past it. */
+static void
+test_label_time_respected(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	store_gen *g = NULL;
+	store_card_profile cp;
+
+	(void)state;
+	build_small(dd);
+	opts_for(&o, dd, NULL);
+	o.as_of_ms = A + 1; /* x2's label (A+1ms) is known; x5 (at A) in, x6 (A-90d) out */
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_int_equal(s->records_read, 6);
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_card(g, "c1", &cp), VIGIL_OK);
+	assert_int_equal(cp.fraud_count_90d, 3); /* x1, x2, x5 */
+	assert_int_equal(cp.count_7d, 3);
+	store_gen_close(g);
+	free(s);
+	fx_rm_rf(dd);
+}
+
+/*
+ * A bigger synthetic archive: 3000 transactions of 200 cards at 20
+ * merchants, 40 terminals, 4 countries; every 7th labelled (every 21st
+ * fraud); an archived feature vel.card.count_1h uniform in 0..999.
+ */
+static const char big_rules[] =
+    "version \"batch-big\"\n"
+    "threshold p90 = percentile(amount, 90) by mcc fallback 100 min_samples 50\n"
+    "threshold vel_alert = alert_rate(vel.card.count_1h, 0.05) fallback 99 min_samples 100\n"
+    "threshold vel_prec = precision(vel.card.count_1h, 0.5) fallback 98 min_samples 10\n"
+    "rule r1 {\n"
+    "  when amount > p90 and vel.card.count_1h >= vel_alert and vel.card.count_1h >= vel_prec\n"
+    "  score 10\n"
+    "  reason \"r1\"\n"
+    "}\n";
+
+#define BIG_N 3000
+
+static double
+big_feat(int i)
+{
+	return (double)((i * 37) % 1000);
+}
+
+static void
+build_big(const char *datadir)
+{
+	store_archive *ar = fx_archive(datadir);
+	static const char *const cc[] = { "FR", "DE", "ES", "IT" };
+	char tid[32], card[32], merch[32], term[32];
+
+	for (int i = 0; i < BIG_N; i++) {
+		fx_txn t = { 0 };
+
+		snprintf(tid, sizeof tid, "txn-%05d", i);
+		snprintf(card, sizeof card, "card-%03d", (i * 7) % 200);
+		snprintf(merch, sizeof merch, "merchant-%02d", i % 20);
+		snprintf(term, sizeof term, "term-%02d", i % 40);
+		t.txn_id = tid;
+		t.card = card;
+		t.merchant = merch;
+		t.terminal = i % 3 ? term : NULL;
+		t.country = cc[i % 4];
+		t.currency = "EUR";
+		t.amount_minor = 100 + (i * 7919) % 50000;
+		t.t = A - 80 * D + (int64_t)i * (80 * D / BIG_N);
+		t.mcc = i % 2 ? 5411 : 5999;
+		t.feat = "vel.card.count_1h";
+		t.feat_val = big_feat(i);
+		fx_score(ar, &t);
+		if (i % 7 == 0)
+			fx_label(ar, tid, i % 21 == 0, t.t + D);
+	}
+	store_archive_close(ar);
+}
+
+static char *
+dump_db(const char *datadir, uint64_t gen, const char *db)
+{
+	char dir[600];
+	const char *argv[] = { "/usr/bin/mdb_dump", "-s", db, dir, NULL };
+	char *out = NULL, *err = NULL;
+	int rc;
+
+	snprintf(dir, sizeof dir, "%s/features/gen-%06llu", datadir, (unsigned long long)gen);
+	rc = fx_run(argv, &out, &err);
+	if (rc != 0)
+		fail_msg("mdb_dump -s %s %s: exit %d: %s", db, dir, rc, err ? err : "");
+	free(err);
+	return out;
+}
+
+static void
+assert_same_tables(const char *d1, uint64_t g1, const char *d2, uint64_t g2, bool thresholds)
+{
+	static const char *const dbs[] = { "card", "merchant", "terminal", "threshold" };
+
+	for (size_t i = 0; i < (thresholds ? 4u : 3u); i++) {
+		char *a = dump_db(d1, g1, dbs[i]), *b = dump_db(d2, g2, dbs[i]);
+
+		assert_non_null(a);
+		assert_non_null(b);
+		assert_true(strlen(a) > 100); /* not trivially empty */
+		if (strcmp(a, b) != 0)
+			fail_msg("table %s differs between %s gen %llu and %s gen %llu", dbs[i],
+			    d1, (unsigned long long)g1, d2, (unsigned long long)g2);
+		free(a);
+		free(b);
+	}
+}
+
+static void
+test_partitions_threads_single_agree(void **state)
+{
+	const char *single = fx_tmpdir(0), *threads = fx_tmpdir(1), *parts = fx_tmpdir(2);
+	char rules[512], paths[3][600];
+	const char *pp[3];
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s), *st = calloc(1, sizeof *st),
+	    *sp = calloc(1, sizeof *sp);
+	store_diag d;
+	store_gen *g = NULL;
+	store_threshold_val tv;
+	uint64_t ge = 0, gs, gt, gp;
+	vigil_err rv;
+
+	(void)state;
+	build_big(single);
+	fx_copy_archive(single, threads);
+	fx_copy_archive(single, parts);
+	snprintf(rules, sizeof rules, "%s/big.rules", single);
+	write_file(rules, big_rules);
+
+	opts_for(&o, single, rules);
+	o.threads = 1;
+	rv = batch_rebuild(&o, s, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("single: %s", d.msg);
+	gs = s->generation;
+	assert_int_equal(s->records_read, BIG_N);
+	assert_int_equal(s->cards, 200);
+	assert_int_equal(s->merchants, 20);
+	assert_int_equal(s->terminals, 40);
+
+	opts_for(&o, threads, rules);
+	o.threads = 2;
+	rv = batch_rebuild(&o, st, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("threads: %s", d.msg);
+	gt = st->generation;
+	assert_int_equal(st->records_read, BIG_N);
+	assert_int_equal(st->labels_used, s->labels_used);
+
+	for (uint32_t i = 0; i < 3; i++) {
+		batch_summary ps;
+
+		snprintf(paths[i], sizeof paths[i], "%s/part-%u.vpart", parts, i);
+		pp[i] = paths[i];
+		opts_for(&o, parts, rules);
+		o.part_index = i;
+		o.part_count = 3;
+		o.out_path = paths[i];
+		o.threads = i == 1 ? 2 : 1; /* threads inside a partition too */
+		rv = batch_rebuild(&o, &ps, &d);
+		if (rv != VIGIL_OK)
+			fail_msg("partition %u: %s", i, d.msg);
+		assert_true(ps.partial);
+		assert_true(access(paths[i], R_OK) == 0);
+	}
+	/* No generation until the merge. */
+	assert_int_equal(store_gen_current(parts, &ge), VIGIL_OK);
+	assert_int_equal(ge, 0);
+	/* Merging the wrong set is refused with the file named. */
+	{
+		const char *dup[3] = { paths[0], paths[0], paths[2] };
+
+		opts_for(&o, parts, NULL);
+		assert_int_equal(batch_merge(&o, dup, 3, sp, &d), VIGIL_EINVAL);
+		assert_non_null(strstr(d.msg, "both partition 0"));
+		assert_int_equal(batch_merge(&o, pp, 2, sp, &d), VIGIL_EINVAL);
+	}
+	opts_for(&o, parts, NULL);
+	rv = batch_merge(&o, pp, 3, sp, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("merge: %s", d.msg);
+	gp = sp->generation;
+	assert_int_equal(sp->records_read, BIG_N);
+	assert_int_equal(sp->cards, 200);
+	assert_int_equal(sp->labels_used, s->labels_used);
+
+	assert_same_tables(single, gs, threads, gt, true);
+	assert_same_tables(single, gs, parts, gp, true);
+
+	/* Alert rate: the achieved share of vel.card.count_1h >= v is at most 5%
+	 * and within 10% of it (stated tolerance). */
+	assert_int_equal(store_gen_open_current(single, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_threshold(g, "vel_alert", "", &tv), VIGIL_OK);
+	if (!tv.tuned)
+		fail_msg("vel_alert not tuned: %llu samples", (unsigned long long)tv.samples);
+	{
+		int over = 0;
+
+		for (int i = 0; i < BIG_N; i++)
+			over += big_feat(i) >= tv.value;
+		assert_true((double)over / BIG_N <= 0.05);
+		assert_true((double)over / BIG_N >= 0.045);
+	}
+	/* Per-group percentile: both mcc groups have 1500 samples. */
+	assert_int_equal(store_gen_threshold(g, "p90", "5411", &tv), VIGIL_OK);
+	assert_true(tv.tuned);
+	assert_int_equal(tv.samples, BIG_N / 2);
+	assert_int_equal(store_gen_threshold(g, "p90", "5999", &tv), VIGIL_OK);
+	assert_int_equal(store_gen_threshold(g, "vel_prec", "", &tv), VIGIL_OK);
+	{
+		uint64_t known = 0; /* labels whose label time (t + 1 day) is <= as_of */
+
+		for (int i = 0; i < BIG_N; i += 7)
+			known += A - 80 * D + (int64_t)i * (80 * D / BIG_N) + D <= A;
+		assert_int_equal(tv.samples, known);
+		assert_true(known < (BIG_N + 6) / 7); /* some labels are from the future */
+	}
+	store_gen_close(g);
+
+	/* Same datadir, forced: card/merchant/terminal tables are byte-identical. */
+	opts_for(&o, single, rules);
+	o.force = true;
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_same_tables(single, gs, single, s->generation, false);
+
+	free(s);
+	free(st);
+	free(sp);
+	fx_rm_rf(single);
+	fx_rm_rf(threads);
+	fx_rm_rf(parts);
+}
+
+static void
+test_lock_busy(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	store_genw *w = NULL;
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	char *out = NULL, *err = NULL;
+	const char *argv[] = { fx_rebuild_bin(), "--data", dd, "--as-of", "2026-03-01", NULL };
+	uint64_t cur = 0;
+
+	(void)state;
+	build_small(dd);
+	assert_int_equal(store_genw_begin(dd, &w, &d), VIGIL_OK);
+	opts_for(&o, dd, NULL);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_EBUSY);
+	assert_int_equal(fx_run(argv, &out, &err), 3);
+	assert_non_null(strstr(err, "another rebuild is running"));
+	free(out);
+	free(err);
+	store_genw_abort(w);
+	assert_int_equal(fx_run(argv, &out, &err), 0);
+	assert_int_equal(store_gen_current(dd, &cur), VIGIL_OK);
+	assert_true(cur > 0);
+	free(out);
+	free(err);
+	free(s);
+	fx_rm_rf(dd);
+}
+
+static void
+test_rules_error_named(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	char rules[512];
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	uint64_t cur = 1;
+
+	(void)state;
+	build_small(dd);
+	snprintf(rules, sizeof rules, "%s/bad.rules", dd);
+	write_file(rules, "threshold t = percentile(amount, 50)\n");
+	opts_for(&o, dd, rules);
+	assert_int_not_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_non_null(strstr(d.msg, "bad.rules:"));
+	assert_int_equal(store_gen_current(dd, &cur), VIGIL_OK);
+	assert_int_equal(cur, 0);
+	free(s);
+	fx_rm_rf(dd);
+}
+
+static void
+test_cli(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	const char *bin = fx_rebuild_bin();
+	char *out = NULL, *err = NULL;
+	json_t *j;
+	json_error_t je;
+	uint64_t gen;
+
+	(void)state;
+	build_small(dd);
+	{
+		const char *argv[] = { bin, "--help", NULL };
+		assert_int_equal(fx_run(argv, &out, NULL), 0);
+		assert_non_null(strstr(out, "--partition"));
+		free(out);
+	}
+	{
+		const char *argv[] = { bin, "--as-of", "2026-03-01", NULL };
+		assert_int_equal(fx_run(argv, NULL, &err), 2);
+		assert_non_null(strstr(err, "--data DIR is required"));
+		free(err);
+	}
+	{
+		const char *argv[] = { bin, "--data", dd, "--window", "ninety", NULL };
+		assert_int_equal(fx_run(argv, NULL, &err), 2);
+		assert_non_null(strstr(err, "--window: 'ninety'"));
+		free(err);
+	}
+	{
+		const char *argv[] = { bin, "--data", dd, "--as-of", "2026-02-30x", NULL };
+		assert_int_equal(fx_run(argv, NULL, &err), 2);
+		free(err);
+	}
+	{
+		const char *argv[] = { bin, "--data", dd, "--as-of", "2026-03-01", "--json", NULL };
+		assert_int_equal(fx_run(argv, &out, &err), 0);
+		j = json_loads(out, 0, &je);
+		if (j == NULL)
+			fail_msg("--json output is not JSON (%s): %s", je.text, out);
+		assert_int_equal(json_integer_value(json_object_get(j, "records_read")), 6);
+		assert_false(json_is_true(json_object_get(j, "skipped")));
+		gen = (uint64_t)json_integer_value(json_object_get(j, "generation"));
+		assert_true(gen > 0);
+		json_decref(j);
+		free(out);
+		free(err);
+	}
+	{
+		const char *argv[] = { bin, "--data", dd, "--as-of", "2026-03-01", NULL };
+		assert_int_equal(fx_run(argv, &out, &err), 0);
+		assert_non_null(strstr(out, "already built"));
+		free(out);
+		free(err);
+	}
+	{
+		const char *argv[] = { bin, "--data", dd, "--as-of", "2026-03-01", "--force", "-q", NULL };
+		assert_int_equal(fx_run(argv, &out, &err), 0);
+		assert_string_equal(out, "");
+		free(out);
+		free(err);
+	}
+	{
+		const char *argv[] = { bin, "--data", dd, "--rollback", "--json", NULL };
+		assert_int_equal(fx_run(argv, &out, &err), 0);
+		assert_non_null(strstr(out, "\"current\""));
+		free(out);
+		free(err);
+		assert_int_equal(store_gen_current(dd, &gen), VIGIL_OK);
+	}
+	{
+		const char *argv[] = { bin, "--data", dd, "--rollback", "--to", "999", NULL };
+		assert_int_equal(fx_run(argv, &out, &err), 1);
+		assert_non_null(strstr(err, "rollback failed"));
+		free(out);
+		free(err);
+	}
+	{
+		const char *argv[] = { bin, "--data", dd, "--partition", "1/2", NULL };
+		assert_int_equal(fx_run(argv, NULL, &err), 2);
+		assert_non_null(strstr(err, "--out"));
+		free(err);
+	}
+	fx_rm_rf(dd);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_small_archive_by_hand),
+		cmocka_unit_test(test_label_time_respected),
+		cmocka_unit_test(test_partitions_threads_single_agree),
+		cmocka_unit_test(test_lock_busy),
+		cmocka_unit_test(test_rules_error_named),
+		cmocka_unit_test(test_cli),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
