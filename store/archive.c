@@ -63,6 +63,12 @@ struct store_archive {
 	int                sync_fd;    /* == fd, read under sync_mu */
 	uint64_t           synced_seq;
 	uint64_t           syncs;
+	/* alternative group commit (measured in bench/archive): a dedicated
+	 * thread syncs while appenders only wait */
+	bool               commit_thr_running, commit_stop;
+	pthread_t          commit_thr;
+	pthread_cond_t     commit_cv;
+	uint64_t           commit_want;
 
 	pthread_mutex_t    thr_mu;     /* interval sync thread */
 	pthread_cond_t     thr_cv;
@@ -154,6 +160,65 @@ ar_fsync_dir(const char *dir)
 /* ------------------------------------------------------------------ */
 /* Group commit                                                        */
 
+/* One fdatasync on behalf of everyone written so far (sync_mu held, released
+ * during the call). */
+static void
+ar_sync_once(store_archive *ar)
+{
+	uint64_t target;
+	int fd, rc = 0;
+
+	/* everything written so far is in the file behind fd (rotation swaps
+	 * fd under both locks after syncing the old one) */
+	ar->syncing = true;
+	fd = ar->sync_fd;
+	target = atomic_load(&ar->written_seq);
+	pthread_mutex_unlock(&ar->sync_mu);
+	if (fd >= 0)
+		rc = fdatasync(fd);
+	pthread_mutex_lock(&ar->sync_mu);
+	ar->syncing = false;
+	ar->syncs++;
+	if (rc == 0) {
+		if (target > ar->synced_seq)
+			ar->synced_seq = target;
+	} else {
+		/* After a failed fdatasync the page cache state is unknown (the
+		 * kernel may have dropped dirty pages): stop for good. */
+		atomic_store(&ar->failed, true);
+	}
+	pthread_cond_broadcast(&ar->sync_cv);
+}
+
+static void *
+ar_commit_main(void *arg)
+{
+	store_archive *ar = arg;
+
+	pthread_mutex_lock(&ar->sync_mu);
+	while (!ar->commit_stop) {
+		if (ar->synced_seq >= ar->commit_want || ar->syncing ||
+		    atomic_load(&ar->failed)) {
+			pthread_cond_wait(&ar->commit_cv, &ar->sync_mu);
+			continue;
+		}
+		ar_sync_once(ar);
+	}
+	pthread_mutex_unlock(&ar->sync_mu);
+	return NULL;
+}
+
+vigil_err
+store_archive_use_sync_thread(store_archive *ar)
+{
+	if (ar->commit_thr_running)
+		return VIGIL_OK;
+	if (pthread_create(&ar->commit_thr, NULL, ar_commit_main, ar) != 0)
+		return VIGIL_ENOMEM;
+	ar->commit_thr_running = true;
+	return VIGIL_OK;
+}
+
 /* Returns once every record up to seq is synced (or a sync failed). */
 static vigil_err
 ar_sync_upto(store_archive *ar, uint64_t seq)
@@ -161,10 +226,17 @@ ar_sync_upto(store_archive *ar, uint64_t seq)
 	vigil_err rv = VIGIL_OK;
 
 	pthread_mutex_lock(&ar->sync_mu);
+	while (ar->commit_thr_running && ar->synced_seq < seq) {
+		if (atomic_load(&ar->failed)) {
+			rv = VIGIL_EIO;
+			break;
+		}
+		if (seq > ar->commit_want)
+			ar->commit_want = seq;
+		pthread_cond_signal(&ar->commit_cv);
+		pthread_cond_wait(&ar->sync_cv, &ar->sync_mu);
+	}
 	while (ar->synced_seq < seq) {
-		uint64_t target;
-		int fd, rc = 0;
-
 		if (atomic_load(&ar->failed)) {
 			rv = VIGIL_EIO;
 			break;
@@ -173,26 +245,7 @@ ar_sync_upto(store_archive *ar, uint64_t seq)
 			pthread_cond_wait(&ar->sync_cv, &ar->sync_mu);
 			continue;
 		}
-		/* Leader: everything written so far is in the file behind fd
-		 * (rotation swaps fd under both locks after syncing the old one). */
-		ar->syncing = true;
-		fd = ar->sync_fd;
-		target = atomic_load(&ar->written_seq);
-		pthread_mutex_unlock(&ar->sync_mu);
-		if (fd >= 0)
-			rc = fdatasync(fd);
-		pthread_mutex_lock(&ar->sync_mu);
-		ar->syncing = false;
-		ar->syncs++;
-		if (rc == 0) {
-			if (target > ar->synced_seq)
-				ar->synced_seq = target;
-		} else {
-			/* After a failed fdatasync the page cache state is unknown
-			 * (the kernel may have dropped dirty pages): stop for good. */
-			atomic_store(&ar->failed, true);
-		}
-		pthread_cond_broadcast(&ar->sync_cv);
+		ar_sync_once(ar); /* leader */
 	}
 	pthread_mutex_unlock(&ar->sync_mu);
 	return rv;
@@ -253,6 +306,7 @@ ar_segment_close(store_archive *ar)
 	}
 	ar->sync_fd = -1;
 	pthread_cond_broadcast(&ar->sync_cv);
+	pthread_cond_signal(&ar->commit_cv);
 	pthread_mutex_unlock(&ar->sync_mu);
 	close(ar->fd);
 	ar->fd = -1;
@@ -632,6 +686,7 @@ store_archive_open(const char *dir, const store_archive_opts *opts, store_archiv
 	pthread_mutex_init(&ar->mu, NULL);
 	pthread_mutex_init(&ar->sync_mu, NULL);
 	pthread_cond_init(&ar->sync_cv, NULL);
+	pthread_cond_init(&ar->commit_cv, NULL);
 	pthread_mutex_init(&ar->thr_mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -718,6 +773,13 @@ store_archive_close(store_archive *ar)
 		pthread_mutex_unlock(&ar->thr_mu);
 		pthread_join(ar->thr, NULL);
 	}
+	if (ar->commit_thr_running) {
+		pthread_mutex_lock(&ar->sync_mu);
+		ar->commit_stop = true;
+		pthread_cond_signal(&ar->commit_cv);
+		pthread_mutex_unlock(&ar->sync_mu);
+		pthread_join(ar->commit_thr, NULL);
+	}
 	if (ar->fd >= 0) {
 		/* The segment stays open (no index): the next open continues it. */
 		(void)fdatasync(ar->fd);
@@ -728,6 +790,7 @@ store_archive_close(store_archive *ar)
 	pthread_mutex_destroy(&ar->mu);
 	pthread_mutex_destroy(&ar->sync_mu);
 	pthread_cond_destroy(&ar->sync_cv);
+	pthread_cond_destroy(&ar->commit_cv);
 	pthread_mutex_destroy(&ar->thr_mu);
 	pthread_cond_destroy(&ar->thr_cv);
 	pthread_mutex_destroy(&ar->maint_mu);

@@ -114,6 +114,12 @@ vigil_err store_seg_index_write(const char *dir, const char *base, const store_s
 vigil_err store_seg_scan(const char *path, store_seg_index *ret_idx, uint64_t *ret_valid_end,
     store_diag *reterr);
 
+/* Group commit by a dedicated sync thread instead of leader/follower (the
+ * default): appenders with fsync=always only wait while the thread syncs.
+ * Kept to measure the two designs against each other (bench/archive); call
+ * right after open, before any append. */
+vigil_err store_archive_use_sync_thread(store_archive *ar);
+
 /* Test hook: the clock used for rotation by day, index closed_at and
  * retention (default vigil_now_ms). now == NULL restores the default. */
 void store_archive_set_clock(store_archive *ar, int64_t (*now)(void *arg), void *arg);

@@ -22,6 +22,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "archive_int.h"
 #include "store.h"
 
 typedef struct bench {
@@ -136,7 +137,8 @@ worker_main(void *p)
 
 /* Appends from nthreads threads for up to seconds / max_records. */
 static int
-phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool keep)
+phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool keep,
+    bool sync_thread)
 {
 	char dir[4096];
 	store_archive_opts o;
@@ -156,6 +158,10 @@ phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool k
 	rv = store_archive_open(dir, &o, &ar, NULL, &d);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "bench-archive: %s\n", d.msg);
+		return 2;
+	}
+	if (sync_thread && store_archive_use_sync_thread(ar) != VIGIL_OK) {
+		fprintf(stderr, "bench-archive: cannot start the sync thread\n");
 		return 2;
 	}
 	t0 = vigil_mono_ns();
@@ -185,8 +191,9 @@ phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool k
 	store_archive_close(ar);
 	{
 		double secs = (double)(t1 - t0) / 1e9;
-		printf("append fsync=%-8s threads=%-2d %10.0f records/s  %7.1f MB/s  %9llu records  %7llu syncs  (%.1f appends/sync)\n",
+		printf("append fsync=%-8s %-11s threads=%-2d %10.0f records/s  %7.1f MB/s  %9llu records  %7llu syncs  (%.1f appends/sync)\n",
 		    policy == STORE_FSYNC_ALWAYS ? "always" : policy == STORE_FSYNC_NEVER ? "never" : "interval",
+		    policy != STORE_FSYNC_ALWAYS ? "" : sync_thread ? "sync-thread" : "leader",
 		    nthreads, (double)total / secs, (double)st.bytes / secs / 1e6,
 		    (unsigned long long)total, (unsigned long long)st.syncs,
 		    st.syncs ? (double)total / (double)st.syncs : 0.0);
@@ -310,15 +317,14 @@ main(int argc, char **argv)
 	statfs(root, &sfs);
 	printf("scratch %s (statfs type 0x%lx), payload %zu bytes (+32 header)\n", root,
 	    (unsigned long)sfs.f_type, b.plen);
-	rc = phase_append(&b, "never", STORE_FSYNC_NEVER, 1, true);
+	rc = phase_append(&b, "never", STORE_FSYNC_NEVER, 1, true, false);
+	for (int st = 0; st < 2 && rc == 0; st++) {
+		static const int nthr[] = { 1, 4, 16 };
+		for (int k = 0; k < 3 && rc == 0; k++)
+			rc = phase_append(&b, "always", STORE_FSYNC_ALWAYS, nthr[k], false, st == 1);
+	}
 	if (rc == 0)
-		rc = phase_append(&b, "always1", STORE_FSYNC_ALWAYS, 1, false);
-	if (rc == 0)
-		rc = phase_append(&b, "always4", STORE_FSYNC_ALWAYS, 4, false);
-	if (rc == 0)
-		rc = phase_append(&b, "always16", STORE_FSYNC_ALWAYS, 16, false);
-	if (rc == 0)
-		rc = phase_append(&b, "interval", STORE_FSYNC_INTERVAL, 1, false);
+		rc = phase_append(&b, "interval", STORE_FSYNC_INTERVAL, 1, false, false);
 	if (rc == 0)
 		rc = phase_read(&b, "never", false, "frames (CRC checked)");
 	if (rc == 0)
