@@ -719,7 +719,9 @@ ck_expr(ck *c, uint32_t i)
 	case OP_GE:
 		snprintf(ctx, sizeof ctx, "%s", ck_op_text(op));
 		l = ck_want(c, nd->kid[0], VIGIL_T_NUM, ctx);
-		r = ck_want(c, nd->kid[1], VIGIL_T_NUM, ctx);
+		/* one message per operator: after a bad left side, only resolve the right */
+		r = l == VIGIL_T_NONE ? ck_expr(c, c->ast->nodes[i].kid[1])
+		                      : ck_want(c, c->ast->nodes[i].kid[1], VIGIL_T_NUM, ctx);
 		if (l == VIGIL_T_NONE || r == VIGIL_T_NONE)
 			return VIGIL_T_NONE;
 		nd = &c->ast->nodes[i];
@@ -773,7 +775,8 @@ ck_expr(ck *c, uint32_t i)
 	case OP_OR:
 		snprintf(ctx, sizeof ctx, "%s", ck_op_text(op));
 		l = ck_want(c, nd->kid[0], VIGIL_T_BOOL, ctx);
-		r = ck_want(c, nd->kid[1], VIGIL_T_BOOL, ctx);
+		r = l == VIGIL_T_NONE ? ck_expr(c, c->ast->nodes[i].kid[1])
+		                      : ck_want(c, c->ast->nodes[i].kid[1], VIGIL_T_BOOL, ctx);
 		if (l == VIGIL_T_NONE || r == VIGIL_T_NONE)
 			return VIGIL_T_NONE;
 		t = VIGIL_T_BOOL;
