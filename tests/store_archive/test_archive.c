@@ -824,7 +824,7 @@ thr_append(void *p)
 }
 
 static void
-concurrent(fx *f, store_fsync policy, int nthreads, int per)
+concurrent(fx *f, store_fsync policy, int nthreads, int per, bool sync_thread)
 {
 	store_archive_opts o;
 	store_archive *ar;
@@ -841,6 +841,8 @@ concurrent(fx *f, store_fsync policy, int nthreads, int per)
 	o.fsync_interval_ms = 5;
 	o.segment_max_bytes = 32768;
 	ar = open_ar(f, &o, NULL);
+	if (sync_thread)
+		assert_int_equal(store_archive_use_sync_thread(ar), VIGIL_OK);
 	for (int t = 0; t < nthreads; t++) {
 		args[t].ar = ar;
 		args[t].id = t;
@@ -886,19 +888,25 @@ concurrent(fx *f, store_fsync policy, int nthreads, int per)
 static void
 test_concurrent_never(void **state)
 {
-	concurrent(*state, STORE_FSYNC_NEVER, 8, 2000);
+	concurrent(*state, STORE_FSYNC_NEVER, 8, 2000, false);
 }
 
 static void
 test_concurrent_always(void **state)
 {
-	concurrent(*state, STORE_FSYNC_ALWAYS, 4, 100);
+	concurrent(*state, STORE_FSYNC_ALWAYS, 4, 100, false);
+}
+
+static void
+test_concurrent_always_sync_thread(void **state)
+{
+	concurrent(*state, STORE_FSYNC_ALWAYS, 4, 100, true);
 }
 
 static void
 test_concurrent_interval(void **state)
 {
-	concurrent(*state, STORE_FSYNC_INTERVAL, 4, 500);
+	concurrent(*state, STORE_FSYNC_INTERVAL, 4, 500, false);
 }
 
 static void
@@ -997,6 +1005,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_date_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_never, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_always, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_always_sync_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_then_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_missing_dir, setup, teardown),
