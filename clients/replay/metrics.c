@@ -476,6 +476,24 @@ metrics_nrules(const metrics *m)
 	return m->nrules;
 }
 
+vigil_err
+metrics_set_rules(metrics *m, uint32_t n, const char *const *names)
+{
+	if (n > m->nrules)
+		return VIGIL_EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		char *s = strdup(names[i]);
+		if (s == NULL)
+			return VIGIL_ENOMEM;
+		free(m->rule_names[i]);
+		m->rule_names[i] = s;
+	}
+	for (uint32_t i = n; i < m->nrules; i++)
+		free(m->rule_names[i]);
+	m->nrules = n;
+	return VIGIL_OK;
+}
+
 void
 metrics_get_rule(const metrics *m, uint32_t i, metrics_rule *ret)
 {

@@ -84,6 +84,9 @@ typedef struct metrics_rule {
 } metrics_rule;
 
 uint32_t metrics_nrules(const metrics *m);
+/* Renames the first n rules (n <= metrics_nrules) and drops the rest: for
+ * callers that learn rule names while running (server replies). */
+vigil_err metrics_set_rules(metrics *m, uint32_t n, const char *const *names);
 void     metrics_get_rule(const metrics *m, uint32_t i, metrics_rule *ret);
 
 typedef struct metrics_pattern {
