@@ -1,0 +1,683 @@
+# SPDX-License-Identifier: MIT
+"""vigil_client - Python client of the vigil fraud-scoring service.
+
+    from vigil_client import Client, Transaction
+
+    with Client(["tcp://10.0.0.1:9465", "tcp://10.0.0.2:9465"]) as c:
+        r = c.score(Transaction(txn_id="t-1", card_id="card-42",
+                                merchant_id="m-7", amount_minor=1234,
+                                currency="EUR"))
+        print(r.decision, r.score, [h.rule for h in r.hits])
+        c.label("t-1", fraud=True, card_id="card-42")
+
+Same behaviour as the C library (docs/client.md): cards are routed to a
+replica by a consistent hash of card_id (the same ring as libvigil-client),
+a request that times out, loses its connection or gets "overloaded /
+unavailable / internal" is re-sent unchanged to the next replica on the
+ring (safe: the server de-duplicates by txn_id), errors are exceptions
+carrying the server's message and offending field. Needs only Debian's
+python3 and python3-protobuf; nng and xxhash are reached through ctypes.
+Thread-safe: one Client may be shared by any number of threads.
+"""
+
+import atexit
+import concurrent.futures
+import ctypes
+import dataclasses
+import threading
+import time
+import weakref
+from typing import Mapping, Optional, Sequence, Tuple, Union
+
+from . import _nng
+from ._ring import Ring
+
+try:
+    from . import vigil_pb2 as _pb
+except ImportError:  # running from a tree where protoc output sits beside us
+    import vigil_pb2 as _pb  # type: ignore
+
+__all__ = [
+    "Client", "Transaction", "ScoreResult", "Hit", "Health",
+    "VigilError", "InvalidArgument", "Timeout", "Unreachable", "ClientClosed",
+    "ProtocolError", "TransportError", "TooManyInFlight", "ServerError",
+    "InvalidField", "Malformed", "TooBig", "Unsupported", "Overloaded",
+    "Unavailable", "ServerInternal",
+]
+
+ID_MAX = 64
+MAX_REQUEST = 65536
+
+# ---- errors ----
+
+
+class VigilError(Exception):
+    """Base of every client error. `code` is the stable name shared with the
+    C library ("ETIMEDOUT", "SINVALID", ...); `message` is one line that
+    starts with the replica URL when one was involved; `field` names the
+    offending field for InvalidArgument / InvalidField; `attempts` counts the
+    requests sent before giving up."""
+
+    code = "EUNKNOWN"
+
+    def __init__(self, message, field="", attempts=0):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.attempts = attempts
+
+
+class InvalidArgument(VigilError, ValueError):
+    """A required field is missing or too long (checked before sending)."""
+    code = "EINVAL"
+
+
+class Timeout(VigilError, TimeoutError):
+    """No reply within the timeout, on every attempt."""
+    code = "ETIMEDOUT"
+
+
+class Unreachable(VigilError, ConnectionError):
+    """No connection to the replica: server down, refused or lost."""
+    code = "EUNREACHABLE"
+
+
+class ClientClosed(VigilError):
+    code = "ECLOSED"
+
+
+class ProtocolError(VigilError):
+    """The reply is not a valid vigil.v1.Reply for the request."""
+    code = "EPROTO"
+
+
+class TransportError(VigilError):
+    code = "ETRANSPORT"
+
+
+class TooManyInFlight(VigilError):
+    code = "ELIMIT"
+
+
+class ServerError(VigilError):
+    """The server answered with a non-OK status."""
+
+
+class InvalidField(ServerError, ValueError):
+    code = "SINVALID"
+
+
+class Malformed(ServerError):
+    code = "SMALFORMED"
+
+
+class TooBig(ServerError):
+    code = "STOOBIG"
+
+
+class Unsupported(ServerError):
+    code = "SUNSUPPORTED"
+
+
+class Overloaded(ServerError):
+    code = "SOVERLOADED"
+
+
+class Unavailable(ServerError):
+    code = "SUNAVAILABLE"
+
+
+class ServerInternal(ServerError):
+    code = "SINTERNAL"
+
+
+_RETRYABLE = (Timeout, Unreachable, TransportError, ProtocolError, Overloaded,
+              Unavailable, ServerInternal)
+
+_STATUS_ERRORS = {
+    _pb.STATUS_INVALID: InvalidField,
+    _pb.STATUS_MALFORMED: Malformed,
+    _pb.STATUS_TOO_BIG: TooBig,
+    _pb.STATUS_UNSUPPORTED: Unsupported,
+    _pb.STATUS_OVERLOADED: Overloaded,
+    _pb.STATUS_UNAVAILABLE: Unavailable,
+    _pb.STATUS_INTERNAL: ServerInternal,
+}
+
+_CHANNELS = {"unknown": 0, "pos": 1, "ecom": 2, "atm": 3, "moto": 4}
+_DECISIONS = {0: "none", 1: "allow", 2: "review", 3: "decline"}
+
+# ---- values ----
+
+
+@dataclasses.dataclass(frozen=True)
+class Transaction:
+    """A card transaction to score (field meanings: docs/protocol.md).
+    event_time_ms None means "now" (taken once per call, so retries send the
+    same bytes). channel is "pos", "ecom", "atm", "moto", "unknown" or 0..4."""
+
+    txn_id: str
+    card_id: str
+    merchant_id: str
+    amount_minor: int
+    currency: str
+    event_time_ms: Optional[int] = None
+    terminal_id: str = ""
+    country: str = ""
+    mcc: int = 0
+    channel: Union[str, int] = "unknown"
+    device_id: str = ""
+    ip: str = ""
+    latitude: Optional[float] = None
+    longitude: Optional[float] = None
+    attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    rule: str
+    points: int
+    reason: str
+    shadow: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreResult:
+    txn_id: str
+    score: int
+    decision: str              # "allow", "review", "decline" or "none"
+    hits: Tuple[Hit, ...]      # active hits, then shadow hits
+    rules_version: str
+    features_generation: int
+    server_latency_us: int
+    duplicate: bool            # the first outcome of an earlier request
+    dry_run: bool
+    attempts: int              # 1 unless the call was retried
+    replica: str               # URL of the replica that answered
+
+
+@dataclasses.dataclass(frozen=True)
+class Health:
+    ready: bool
+    server_version: str
+    uptime_s: int
+    rules_version: str
+    features_generation: int
+    replica: str
+
+
+# Clients still open at exit are closed first, so no nng thread calls back
+# into a finalizing interpreter.
+_open_clients = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all():
+    for c in list(_open_clients):
+        c.close()
+
+
+# ---- request encoding ----
+
+
+def _check_id(field, value, required):
+    if value is None or value == "":
+        if required:
+            raise InvalidArgument("%s: required" % field, field=field)
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument("%s: must be a string" % field, field=field)
+    if len(value.encode()) > ID_MAX:
+        raise InvalidArgument("%s: longer than %d bytes" % (field, ID_MAX), field=field)
+    return value
+
+
+def _encode_txn(txn, dry_run):
+    if isinstance(txn, Mapping):
+        txn = Transaction(**txn)
+    if not isinstance(txn, Transaction):
+        raise InvalidArgument("txn: must be a Transaction or a dict of its fields", field="txn")
+    t = _pb.Transaction(
+        txn_id=_check_id("txn.txn_id", txn.txn_id, True),
+        card_id=_check_id("txn.card_id", txn.card_id, True),
+        merchant_id=_check_id("txn.merchant_id", txn.merchant_id, True),
+        terminal_id=_check_id("txn.terminal_id", txn.terminal_id, False),
+        device_id=_check_id("txn.device_id", txn.device_id, False),
+        country=txn.country or "",
+        ip=txn.ip or "",
+        mcc=int(txn.mcc),
+    )
+    if not txn.currency:
+        raise InvalidArgument("txn.currency: required", field="txn.currency")
+    t.currency = txn.currency
+    if not isinstance(txn.amount_minor, int) or isinstance(txn.amount_minor, bool):
+        raise InvalidArgument("txn.amount_minor: must be an integer (minor units)",
+                              field="txn.amount_minor")
+    t.amount_minor = txn.amount_minor
+    t.event_time_ms = txn.event_time_ms if txn.event_time_ms else int(time.time() * 1000)
+    ch = txn.channel
+    if isinstance(ch, str):
+        if ch.lower() not in _CHANNELS:
+            raise InvalidArgument("txn.channel: must be one of pos, ecom, atm, moto, unknown",
+                                  field="txn.channel")
+        ch = _CHANNELS[ch.lower()]
+    t.channel = int(ch)
+    if (txn.latitude is None) != (txn.longitude is None):
+        raise InvalidArgument("txn.location: latitude and longitude go together",
+                              field="txn.location")
+    if txn.latitude is not None:
+        t.location.latitude = float(txn.latitude)
+        t.location.longitude = float(txn.longitude)
+    for k, v in (txn.attributes or {}).items():
+        t.attributes.add(key=str(k), value=str(v))
+    req = _pb.Request(score=_pb.ScoreRequest(txn=t, dry_run=bool(dry_run)))
+    data = req.SerializeToString()
+    if len(data) > MAX_REQUEST:
+        raise InvalidArgument("request is %d bytes, over the %d-byte cap" % (len(data), MAX_REQUEST))
+    return t.txn_id, t.card_id, data
+
+
+# ---- replicas and per-thread call slots ----
+
+
+class _Replica:
+    def __init__(self, url):
+        self.url = url
+        self.sock = _nng.Socket()
+        self.open = False
+        self.npipes = 0
+        self.inflight = set()
+        self.cb = None
+
+
+class _Slot:
+    """One thread's aio and its REQ contexts (one per replica)."""
+
+    def __init__(self):
+        self.aio = ctypes.c_void_p()
+        self.ctxs = {}
+        self.disc = False
+        self.was_connected = False
+
+
+class Client:
+    """A connection to one or several vigild replicas.
+
+    servers: one URL or a list ("tcp://host:9465", "ipc:///run/vigil/vigild.sock").
+    timeout: seconds per attempt (send and reply). attempts: per call,
+    counting the first. connect_wait: seconds the constructor waits for every
+    replica to connect (a replica that is down does not fail it). backoff:
+    pause before re-sending to a replica already tried in the call.
+    workers: threads serving score_async. max_inflight: cap on score_async
+    calls not yet finished.
+    """
+
+    def __init__(self, servers: Union[str, Sequence[str]], *, timeout: float = 1.0,
+                 attempts: int = 3, connect_wait: float = 1.0, backoff: float = 0.02,
+                 vnodes: int = 160, max_reply_bytes: int = 1 << 20, workers: int = 8,
+                 max_inflight: int = 4096):
+        urls = [servers] if isinstance(servers, str) else list(servers)
+        if not 1 <= len(urls) <= 64:
+            raise InvalidArgument("need 1 to 64 server URLs, got %d" % len(urls))
+        for i, u in enumerate(urls):
+            if not isinstance(u, str) or not u or len(u) > 1024:
+                raise InvalidArgument("server URL %d: empty or longer than 1024 bytes" % (i + 1))
+            if u in urls[:i]:
+                raise InvalidArgument("%s: server URL given twice" % u)
+        if timeout <= 0 or attempts < 1:
+            raise InvalidArgument("timeout must be > 0 and attempts >= 1")
+        self._timeout_ms = max(1, int(timeout * 1000))
+        self._attempts = min(int(attempts), 100)
+        self._backoff = max(0.0, float(backoff))
+        self._workers = max(1, int(workers))
+        self._max_inflight = max(1, int(max_inflight))
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
+        self._closed = False
+        self._active = 0
+        self._pending_async = 0
+        self._slots = []
+        self._local = threading.local()
+        self._executor = None
+        self._ring = Ring(urls, vnodes)
+        self._reps = [_Replica(u) for u in urls]
+        try:
+            for r in self._reps:
+                self._replica_open(r, max_reply_bytes)
+        except BaseException:
+            self._release()
+            raise
+        _open_clients.add(self)
+        deadline = time.monotonic() + max(0.0, connect_wait)
+        with self._cv:
+            while any(r.npipes == 0 for r in self._reps):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(min(left, 0.05))
+
+    # -- lifecycle --
+
+    def _replica_open(self, r, max_reply_bytes):
+        rv = _nng.req0_open(ctypes.byref(r.sock))
+        if rv == 0:
+            r.open = True
+            rv = _nng.socket_set_ms(r.sock, _nng.NNG_OPT_REQ_RESENDTIME, _nng.NNG_DURATION_INFINITE)
+        if rv == 0:
+            rv = _nng.socket_set_size(r.sock, _nng.NNG_OPT_RECVMAXSZ, max_reply_bytes)
+        if rv == 0:
+            rv = _nng.socket_set_ms(r.sock, _nng.NNG_OPT_RECONNMINT, 50)
+        if rv == 0:
+            rv = _nng.socket_set_ms(r.sock, _nng.NNG_OPT_RECONNMAXT, 1000)
+        if rv == 0:
+            r.cb = _nng.PIPE_CB(lambda pipe, ev, arg, rep=r: self._pipe_event(rep, ev))
+            rv = _nng.pipe_notify(r.sock, _nng.NNG_PIPE_EV_ADD_POST, r.cb, None)
+            if rv == 0:
+                rv = _nng.pipe_notify(r.sock, _nng.NNG_PIPE_EV_REM_POST, r.cb, None)
+        if rv == 0:
+            rv = _nng.dial(r.sock, r.url.encode(), None, _nng.NNG_FLAG_NONBLOCK)
+        if rv != 0:
+            cls = MemoryError if rv == _nng.NNG_ENOMEM else TransportError
+            raise cls("%s: %s" % (r.url, _nng.strerror(rv)))
+
+    def _pipe_event(self, r, ev):
+        # runs on an nng thread
+        with self._cv:
+            if ev == _nng.NNG_PIPE_EV_ADD_POST:
+                r.npipes += 1
+                self._cv.notify_all()
+            elif ev == _nng.NNG_PIPE_EV_REM_POST:
+                r.npipes = max(0, r.npipes - 1)
+                if r.npipes == 0:
+                    # the requests waiting there will not be answered: fail over now
+                    for slot in r.inflight:
+                        slot.disc = True
+                        _nng.aio_cancel(slot.aio)
+
+    def close(self):
+        """Cancels calls in flight (they raise ClientClosed), waits for them,
+        closes the sockets. Idempotent."""
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            for r in self._reps:
+                for slot in r.inflight:
+                    _nng.aio_cancel(slot.aio)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._cv:
+            while self._active > 0:
+                self._cv.wait()
+        self._release()
+
+    def _release(self):
+        for r in self._reps:
+            if r.open:
+                _nng.close(r.sock)  # closes its contexts
+                r.open = False
+        for slot in self._slots:
+            if slot.aio:
+                _nng.aio_free(slot.aio)
+                slot.aio = ctypes.c_void_p()
+        self._slots = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: nothing sensible to do
+            pass
+
+    # -- routing --
+
+    @property
+    def replicas(self):
+        """The replica URLs, in the order given."""
+        return [r.url for r in self._reps]
+
+    def route(self, card_id: str) -> str:
+        """URL of the replica that owns card_id on the ring."""
+        return self._reps[self._ring.owner(card_id)].url
+
+    def connected(self, url: str) -> bool:
+        """Whether the replica has a live connection now."""
+        with self._lock:
+            for r in self._reps:
+                if r.url == url:
+                    return r.npipes > 0
+        raise KeyError(url)
+
+    # -- the call machinery --
+
+    def _slot(self):
+        slot = getattr(self._local, "slot", None)
+        if slot is None:
+            slot = _Slot()
+            if _nng.aio_alloc(ctypes.byref(slot.aio), None, None) != 0:
+                raise MemoryError("nng_aio_alloc")
+            with self._lock:
+                self._slots.append(slot)
+            self._local.slot = slot
+        return slot
+
+    def _pick(self, order, tried, attempt):
+        with self._lock:
+            for i in order:
+                if i not in tried and self._reps[i].npipes > 0:
+                    return i, False
+            n = len(order)
+            for k in range(n):
+                i = order[(k + attempt) % n]
+                if self._reps[i].npipes > 0:
+                    return i, True
+            for i in order:
+                if i not in tried:
+                    return i, False
+            return order[attempt % n], True
+
+    def _aio_failed(self, r, slot, rv, timeout_ms):
+        with self._lock:
+            up = r.npipes > 0
+            closed = self._closed
+        if closed and rv in (_nng.NNG_ECANCELED, _nng.NNG_ECLOSED):
+            return ClientClosed("client closed during the call")
+        if rv == _nng.NNG_ECANCELED and slot.disc:
+            return Unreachable("%s: connection lost" % r.url)
+        if rv == _nng.NNG_ETIMEDOUT and not up and not slot.was_connected:
+            return Unreachable("%s: not connected within %d ms (is vigild running there?)"
+                               % (r.url, timeout_ms))
+        if rv == _nng.NNG_ETIMEDOUT:
+            return Timeout("%s: no reply within %d ms" % (r.url, timeout_ms))
+        if rv in (_nng.NNG_ECONNREFUSED, _nng.NNG_ECONNRESET, _nng.NNG_ECONNSHUT,
+                  _nng.NNG_EUNREACHABLE, _nng.NNG_EADDRINVAL):
+            return Unreachable("%s: %s" % (r.url, _nng.strerror(rv)))
+        return TransportError("%s: %s" % (r.url, _nng.strerror(rv)))
+
+    def _exchange(self, slot, idx, data, timeout_ms):
+        """One request/reply on replica idx; returns the reply bytes or raises."""
+        r = self._reps[idx]
+        ctx = slot.ctxs.get(idx)
+        if ctx is None:
+            ctx = _nng.Ctx()
+            rv = _nng.ctx_open(ctypes.byref(ctx), r.sock)
+            if rv != 0:
+                raise TransportError("%s: %s" % (r.url, _nng.strerror(rv)))
+            slot.ctxs[idx] = ctx
+        msg = _nng.msg_from_bytes(data)
+        with self._lock:
+            slot.disc = False
+            slot.was_connected = r.npipes > 0
+            r.inflight.add(slot)
+        try:
+            deadline = time.monotonic() + timeout_ms / 1000.0
+            _nng.aio_set_msg(slot.aio, msg)
+            _nng.aio_set_timeout(slot.aio, timeout_ms)
+            _nng.ctx_send(ctx, slot.aio)
+            self._recheck(slot)
+            _nng.aio_wait(slot.aio)
+            rv = _nng.aio_result(slot.aio)
+            if rv != 0:
+                _nng.msg_free(_nng.aio_get_msg(slot.aio))
+                _nng.aio_set_msg(slot.aio, None)
+                raise self._aio_failed(r, slot, rv, timeout_ms)
+            left = max(1, int((deadline - time.monotonic()) * 1000))
+            _nng.aio_set_timeout(slot.aio, left)
+            _nng.ctx_recv(ctx, slot.aio)
+            self._recheck(slot)
+            _nng.aio_wait(slot.aio)
+            rv = _nng.aio_result(slot.aio)
+            if rv != 0:
+                raise self._aio_failed(r, slot, rv, timeout_ms)
+            reply = _nng.aio_get_msg(slot.aio)
+            _nng.aio_set_msg(slot.aio, None)
+            try:
+                return _nng.msg_to_bytes(reply)
+            finally:
+                _nng.msg_free(reply)
+        finally:
+            with self._lock:
+                r.inflight.discard(slot)
+
+    def _recheck(self, slot):
+        # a disconnect or close that raced with issuing the operation
+        with self._lock:
+            if slot.disc or self._closed:
+                _nng.aio_cancel(slot.aio)
+
+    def _decode(self, url, data, kind, txn_id):
+        try:
+            rep = _pb.Reply.FromString(data)
+        except Exception:
+            raise ProtocolError("%s: reply is not a vigil.v1.Reply (%d bytes)" % (url, len(data)))
+        if rep.status != _pb.STATUS_OK:
+            cls = _STATUS_ERRORS.get(rep.status)
+            if cls is None:
+                raise ProtocolError("%s: reply has unknown status %d" % (url, rep.status))
+            msg = " ".join((rep.message or cls.__name__).splitlines())
+            raise cls("%s: %s" % (url, msg), field=rep.field)
+        which = rep.WhichOneof("kind")
+        if which != kind:
+            raise ProtocolError("%s: reply to a %s carries no %s (kind %s)"
+                                % (url, kind, kind, which))
+        if kind == "score" and rep.score.txn_id and rep.score.txn_id != txn_id:
+            raise ProtocolError('%s: reply is for txn_id "%s", not "%s"'
+                                % (url, rep.score.txn_id[:64], txn_id))
+        return rep
+
+    def _call(self, data, key, kind, txn_id, timeout, attempts, only=None):
+        timeout_ms = self._timeout_ms if timeout is None else max(1, int(timeout * 1000))
+        attempts = self._attempts if attempts is None else max(1, min(int(attempts), 100))
+        with self._lock:
+            if self._closed:
+                raise ClientClosed("client is closed")
+            self._active += 1
+        try:
+            slot = self._slot()
+            order = self._ring.order(key) if only is None else [only]
+            tried = set()
+            last = None
+            for n in range(1, attempts + 1):
+                with self._lock:
+                    if self._closed:
+                        raise ClientClosed("client closed during the call", attempts=n - 1)
+                idx, backoff = self._pick(order, tried, n - 1)
+                tried.add(idx)
+                if backoff and self._backoff > 0:
+                    time.sleep(self._backoff)
+                url = self._reps[idx].url
+                try:
+                    rep = self._decode(url, self._exchange(slot, idx, data, timeout_ms), kind, txn_id)
+                except VigilError as e:
+                    e.attempts = n
+                    if not isinstance(e, _RETRYABLE):
+                        raise
+                    last = e
+                    continue
+                return rep, url, n
+            raise last
+        finally:
+            with self._cv:
+                self._active -= 1
+                if self._active == 0:
+                    self._cv.notify_all()
+
+    # -- public calls --
+
+    def score(self, txn: Union[Transaction, Mapping], *, dry_run: bool = False,
+              timeout: Optional[float] = None, attempts: Optional[int] = None) -> ScoreResult:
+        """Scores txn; returns a ScoreResult or raises a VigilError subclass."""
+        txn_id, card_id, data = _encode_txn(txn, dry_run)
+        rep, url, n = self._call(data, card_id, "score", txn_id, timeout, attempts)
+        s = rep.score
+        return ScoreResult(
+            txn_id=s.txn_id, score=s.score, decision=_DECISIONS.get(s.decision, "none"),
+            hits=tuple(Hit(h.rule, h.points, h.reason, h.shadow) for h in s.hits),
+            rules_version=s.rules_version, features_generation=s.features_generation,
+            server_latency_us=s.latency_us, duplicate=s.duplicate, dry_run=s.dry_run,
+            attempts=n, replica=url)
+
+    def score_async(self, txn: Union[Transaction, Mapping], *, callback=None,
+                    **kwargs) -> "concurrent.futures.Future[ScoreResult]":
+        """Starts scoring txn on the client's worker threads; returns a Future
+        (its result() is the ScoreResult or raises). callback(future), if
+        given, runs when it is done. The request is encoded (and checked) now:
+        InvalidArgument is raised here, not through the Future."""
+        _encode_txn(txn, kwargs.get("dry_run", False))
+        with self._lock:
+            if self._closed:
+                raise ClientClosed("client is closed")
+            if self._pending_async >= self._max_inflight:
+                raise TooManyInFlight("%d calls already in flight" % self._max_inflight)
+            self._pending_async += 1
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self._workers, thread_name_prefix="vigil-client")
+            executor = self._executor
+        try:
+            fut = executor.submit(self.score, txn, **kwargs)
+        except BaseException:
+            with self._lock:
+                self._pending_async -= 1
+            raise
+
+        def _done(_f):
+            with self._lock:
+                self._pending_async -= 1
+
+        fut.add_done_callback(_done)
+        if callback is not None:
+            fut.add_done_callback(callback)
+        return fut
+
+    def label(self, txn_id: str, fraud: bool, *, card_id: Optional[str] = None,
+              source: str = "", label_time_ms: int = 0, timeout: Optional[float] = None,
+              attempts: Optional[int] = None) -> None:
+        """Sends a label (fraud=True: confirmed fraud). Routed by card_id when
+        given, else by txn_id. Raises a VigilError subclass on failure."""
+        txn_id = _check_id("label.txn_id", txn_id, True)
+        card_id = _check_id("label.card_id", card_id, False)
+        req = _pb.Request(label=_pb.LabelRequest(label=_pb.Label(
+            txn_id=txn_id, fraud=bool(fraud), card_id=card_id, source=source or "",
+            label_time_ms=int(label_time_ms))))
+        self._call(req.SerializeToString(), card_id or txn_id, "label", txn_id, timeout, attempts)
+
+    def health(self, replica: Optional[str] = None, *, timeout: Optional[float] = None) -> Health:
+        """Asks one replica (default: the first) whether it is ready. Not
+        retried on other replicas: the answer is about that one."""
+        urls = self.replicas
+        idx = 0 if replica is None else urls.index(replica) if replica in urls else -1
+        if idx < 0:
+            raise InvalidArgument("%s: not a replica of this client" % replica)
+        data = _pb.Request(health=_pb.HealthRequest()).SerializeToString()
+        rep, url, _ = self._call(data, "", "health", "", timeout, 1, only=idx)
+        h = rep.health
+        return Health(ready=h.ready, server_version=h.server_version, uptime_s=h.uptime_s,
+                      rules_version=h.rules_version,
+                      features_generation=h.features_generation, replica=url)

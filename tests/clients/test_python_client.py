@@ -1,0 +1,298 @@
+# SPDX-License-Identifier: MIT
+"""tests/clients/test_python_client.py - the vigil_client Python package.
+
+Against peers written here (a REP socket that never answers, one that
+answers garbage, a server that is down) and against real vigild processes
+started from the build tree: scores, duplicates, dry runs, labels, invalid
+fields, asynchronous futures, two replicas with one killed, and the hash
+ring agreeing with libvigil-client's. Run by `meson test` (suite
+integration) with VIGIL_BUILD_ROOT / VIGIL_SOURCE_ROOT set.
+"""
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+BUILD = os.environ["VIGIL_BUILD_ROOT"]
+SOURCE = os.environ["VIGIL_SOURCE_ROOT"]
+sys.path.insert(0, os.path.join(BUILD, "clients", "python"))
+
+import vigil_client as vc  # noqa: E402
+from vigil_client import _nng  # noqa: E402
+
+RULES = os.path.join(SOURCE, "tests", "clients", "clients.rules")
+VIGILD = os.path.join(BUILD, "server", "vigild")
+
+
+def txn(txn_id, card_id="card-1", amount_minor=1234, **kw):
+    return vc.Transaction(txn_id=txn_id, card_id=card_id, merchant_id="m-1",
+                          amount_minor=amount_minor, currency="EUR", country="FR",
+                          channel="ecom", mcc=5411, event_time_ms=1795000000000, **kw)
+
+
+class Vigild:
+    """A vigild child process on ipc://<tmp>/vigild.sock."""
+
+    def __init__(self, datadir=None):
+        self.datadir = datadir or tempfile.mkdtemp(prefix="vigil-pytest-")
+        self.url = "ipc://%s/vigild.sock" % self.datadir
+        self.log = open(os.path.join(self.datadir, "vigild.log"), "ab")
+        self.proc = subprocess.Popen(
+            [VIGILD, "--data", self.datadir, "--listen", self.url, "--admin", "off",
+             "--rules", RULES], stdout=self.log, stderr=self.log)
+        with vc.Client(self.url, timeout=0.5, attempts=1, connect_wait=0) as c:
+            for _ in range(300):
+                if self.proc.poll() is not None:
+                    raise RuntimeError("vigild exited with %d" % self.proc.returncode)
+                try:
+                    if c.health().ready:
+                        return
+                except vc.VigilError:
+                    pass
+                time.sleep(0.1)
+        self.kill()
+        raise RuntimeError("vigild not ready after 30 s")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self.log.close()
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
+
+class Peer:
+    """A REP socket on a thread: mode "silent" never answers, "garbage"
+    answers bytes that are not a Reply."""
+
+    def __init__(self, mode, path):
+        lib = _nng.lib
+        lib.nng_rep0_open.argtypes = [ctypes.POINTER(_nng.Socket)]
+        lib.nng_listen.argtypes = [_nng.Socket, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
+        lib.nng_recv.argtypes = [_nng.Socket, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                                 ctypes.c_int]
+        lib.nng_send.argtypes = [_nng.Socket, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        self.mode = mode
+        self.url = "ipc://" + path
+        self.sock = _nng.Socket()
+        self.requests = 0
+        self.stop_flag = False
+        assert lib.nng_rep0_open(ctypes.byref(self.sock)) == 0
+        assert _nng.socket_set_ms(self.sock, b"recv-timeout", 50) == 0
+        assert lib.nng_listen(self.sock, self.url.encode(), None, 0) == 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        lib = _nng.lib
+        buf = ctypes.create_string_buffer(65536)
+        while not self.stop_flag:
+            n = ctypes.c_size_t(len(buf))
+            if lib.nng_recv(self.sock, buf, ctypes.byref(n), 0) != 0:
+                continue
+            self.requests += 1
+            if self.mode == "garbage":
+                junk = b"\x0a\xff\xff\xff\x7fjunk"
+                lib.nng_send(self.sock, junk, len(junk), 0)
+
+    def stop(self):
+        self.stop_flag = True
+        self.thread.join()
+        _nng.close(self.sock)
+
+
+class PeerTests(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vigil-pyclients-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_bad_arguments(self):
+        with self.assertRaises(vc.InvalidArgument):
+            vc.Client([])
+        with self.assertRaises(vc.InvalidArgument) as cm:
+            vc.Client(["ipc:///tmp/a.sock", "ipc:///tmp/a.sock"])
+        self.assertEqual(cm.exception.message, "ipc:///tmp/a.sock: server URL given twice")
+        with self.assertRaises(vc.TransportError):
+            vc.Client("nonsense://x")
+        with vc.Client("ipc://%s/none.sock" % self.dir, connect_wait=0) as c:
+            with self.assertRaises(vc.InvalidArgument) as cm:
+                c.score(txn("t", card_id=""))
+            self.assertEqual(cm.exception.field, "txn.card_id")
+            self.assertEqual(str(cm.exception), "txn.card_id: required")
+            with self.assertRaises(vc.InvalidArgument) as cm:
+                c.score(txn("x" * 65))
+            self.assertEqual(str(cm.exception), "txn.txn_id: longer than 64 bytes")
+            with self.assertRaises(vc.InvalidArgument):
+                c.label("", fraud=True)
+
+    def test_server_down(self):
+        url = "ipc://%s/nobody.sock" % self.dir
+        with vc.Client(url, timeout=0.1, attempts=2, connect_wait=0) as c:
+            self.assertFalse(c.connected(url))
+            with self.assertRaises(vc.Unreachable) as cm:
+                c.score(txn("t-down"))
+            e = cm.exception
+            self.assertEqual(e.code, "EUNREACHABLE")
+            self.assertEqual(e.attempts, 2)
+            self.assertEqual(e.message,
+                             url + ": not connected within 100 ms (is vigild running there?)")
+
+    def test_timeout(self):
+        p = Peer("silent", os.path.join(self.dir, "silent.sock"))
+        try:
+            with vc.Client(p.url, timeout=0.1, attempts=2, backoff=0.005) as c:
+                with self.assertRaises(vc.Timeout) as cm:
+                    c.score(txn("t-slow"))
+                self.assertEqual(cm.exception.message, p.url + ": no reply within 100 ms")
+                self.assertEqual(cm.exception.attempts, 2)
+                self.assertIsInstance(cm.exception, TimeoutError)
+        finally:
+            p.stop()
+        self.assertEqual(p.requests, 2)
+
+    def test_garbage(self):
+        p = Peer("garbage", os.path.join(self.dir, "garbage.sock"))
+        try:
+            with vc.Client(p.url, timeout=1, attempts=1) as c:
+                with self.assertRaises(vc.ProtocolError) as cm:
+                    c.score(txn("t-junk"))
+                self.assertEqual(cm.exception.message,
+                                 p.url + ": reply is not a vigil.v1.Reply (9 bytes)")
+        finally:
+            p.stop()
+
+    def test_ring_matches_c_library(self):
+        lib = ctypes.CDLL(os.path.join(BUILD, "clients", "c", "libvigil-client.so"))
+
+        class Opts(ctypes.Structure):
+            _fields_ = [("timeout_ms", ctypes.c_int32), ("max_attempts", ctypes.c_uint32),
+                        ("connect_wait_ms", ctypes.c_int32), ("backoff_ms", ctypes.c_int32),
+                        ("vnodes", ctypes.c_uint32), ("max_inflight", ctypes.c_uint32),
+                        ("max_reply_bytes", ctypes.c_uint32)]
+
+        urls = ["ipc://%s/r%d.sock" % (self.dir, i) for i in range(3)]
+        arr = (ctypes.c_char_p * 3)(*[u.encode() for u in urls])
+        handle = ctypes.c_void_p()
+        lib.vigil_client_open.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                                          ctypes.POINTER(Opts), ctypes.POINTER(ctypes.c_void_p),
+                                          ctypes.c_void_p]
+        lib.vigil_client_route.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.vigil_client_route.restype = ctypes.c_size_t
+        lib.vigil_client_close.argtypes = [ctypes.c_void_p]
+        opts = Opts(connect_wait_ms=-1)
+        self.assertEqual(lib.vigil_client_open(arr, 3, ctypes.byref(opts),
+                                               ctypes.byref(handle), None), 0)
+        try:
+            with vc.Client(urls, connect_wait=0) as c:
+                for k in range(3000):
+                    card = "card-%d" % k
+                    self.assertEqual(c.route(card),
+                                     urls[lib.vigil_client_route(handle, card.encode())])
+        finally:
+            lib.vigil_client_close(handle)
+
+
+class VigildTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Vigild()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_score_duplicate_dry_run_label(self):
+        with vc.Client(self.server.url, timeout=5) as c:
+            h = c.health()
+            self.assertTrue(h.ready)
+            r = c.score(txn("py-1", amount_minor=150000))
+            self.assertEqual(r.txn_id, "py-1")
+            self.assertEqual(r.decision, "review")
+            self.assertEqual(r.score, 50)
+            self.assertEqual([x.rule for x in r.hits], ["big_amount"])
+            self.assertFalse(r.duplicate)
+            self.assertEqual(r.attempts, 1)
+            self.assertEqual(r.replica, self.server.url)
+            self.assertEqual(r.rules_version, h.rules_version)
+            again = c.score(txn("py-1", amount_minor=150000))
+            self.assertTrue(again.duplicate)
+            self.assertEqual(again.score, r.score)
+
+            d = c.score(txn("py-2"), dry_run=True)
+            self.assertTrue(d.dry_run)
+            self.assertFalse(d.duplicate)
+            real = c.score(txn("py-2"))  # the dry run recorded nothing
+            self.assertFalse(real.duplicate)
+            c.label("py-1", fraud=True, card_id="card-1", source="test")
+            c.label("py-2", fraud=False)
+
+    def test_invalid_field(self):
+        with vc.Client(self.server.url, timeout=5) as c:
+            with self.assertRaises(vc.InvalidField) as cm:
+                c.score(vc.Transaction(txn_id="py-bad", card_id="card-1", merchant_id="m",
+                                       amount_minor=1, currency="EUR", country="fr",
+                                       event_time_ms=1795000000000))
+            e = cm.exception
+            self.assertEqual(e.code, "SINVALID")
+            self.assertEqual(e.field, "txn.country")
+            self.assertTrue(e.message.startswith(self.server.url + ": "))
+            self.assertEqual(e.attempts, 1)
+
+    def test_async(self):
+        with vc.Client(self.server.url, timeout=5, workers=4) as c:
+            done = []
+            futs = [c.score_async(txn("py-async-%d" % i, card_id="card-async-%d" % (i % 5)),
+                                  callback=done.append) for i in range(40)]
+            results = [f.result(timeout=60) for f in futs]
+            self.assertEqual([r.txn_id for r in results], ["py-async-%d" % i for i in range(40)])
+            self.assertTrue(all(not r.duplicate for r in results))
+            self.assertEqual(len(done), 40)
+            with self.assertRaises(vc.InvalidArgument):
+                c.score_async(txn("py-async-bad", card_id=""))
+        with self.assertRaises(vc.ClientClosed):
+            c.score(txn("py-after-close"))
+
+
+class FailoverTests(unittest.TestCase):
+    def test_two_replicas_one_killed(self):
+        a, b = Vigild(), Vigild()
+        try:
+            with vc.Client([a.url, b.url], timeout=2, attempts=3) as c:
+                cards = ["card-fo-%d" % i for i in range(20)]
+                on_a = [k for k in cards if c.route(k) == a.url]
+                self.assertTrue(on_a)
+                first = [c.score(txn("py-fo-%d" % i, card_id=k)) for i, k in enumerate(cards)]
+                for r, k in zip(first, cards):
+                    self.assertEqual(r.replica, c.route(k))
+                a.kill()
+                after = [c.score(txn("py-fo2-%d" % i, card_id=k)) for i, k in enumerate(cards)]
+                for r in after:
+                    self.assertEqual(r.replica, b.url)
+                    self.assertFalse(r.duplicate)
+                # every answered request is recorded once on the replica that answered it
+                for i, k in enumerate(cards):
+                    if c.route(k) == b.url:
+                        self.assertTrue(c.score(txn("py-fo-%d" % i, card_id=k)).duplicate)
+                    self.assertTrue(c.score(txn("py-fo2-%d" % i, card_id=k)).duplicate)
+        finally:
+            a.kill()
+            a.stop()
+            b.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
