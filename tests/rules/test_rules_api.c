@@ -1,0 +1,540 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/rules/test_rules_api.c - the public contract of rules.h beyond
+ * expression semantics: schema, introspection, decisions and bands, shadow
+ * and disabled rules, thresholds and tuned values (per group, global,
+ * fallback), list files and the content hash, caps, and explain.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fixture.h"
+
+static rules_schema *schema;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	schema = fx_schema();
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	rules_schema_free(schema);
+	return 0;
+}
+
+static rules_prog *
+compile_ok(const char *src)
+{
+	rules_prog *prog = NULL;
+	rules_diags diags;
+	vigil_err   rv = rules_compile("t.rules", src, strlen(src), schema, NULL, &prog, &diags);
+
+	if (rv != VIGIL_OK)
+		print_error("compile: %u:%u: %s\n", diags.items[0].line, diags.items[0].col,
+		    diags.items[0].msg);
+	assert_int_equal(rv, VIGIL_OK);
+	assert_non_null(prog);
+	return prog;
+}
+
+static void
+test_schema(void **state)
+{
+	rules_schema *s = rules_schema_new();
+
+	(void)state;
+	assert_int_equal(rules_schema_nslots(s), 0);
+	assert_int_equal(rules_schema_add(s, "a", VIGIL_T_NUM, 3), VIGIL_OK);
+	assert_int_equal(rules_schema_add(s, "a", VIGIL_T_STR, 4), VIGIL_EEXIST);
+	assert_int_equal(rules_schema_add(s, "", VIGIL_T_NUM, 5), VIGIL_EINVAL);
+	assert_int_equal(rules_schema_add(s, "b", VIGIL_T_NONE, 5), VIGIL_EINVAL);
+	assert_int_equal(rules_schema_add(s, "b", VIGIL_T_LIST, 5), VIGIL_EINVAL);
+	assert_int_equal(rules_schema_nslots(s), 4);
+	rules_schema_free(s);
+	rules_schema_free(NULL);
+	rules_prog_free(NULL);
+	rules_tvals_free(NULL);
+}
+
+static const char program[] =
+    "# a small program\n"
+    "version \"7.1\"\n"
+    "band review = 30\n"
+    "band decline = 60\n"
+    "threshold big = 100\n"
+    "threshold zs = percentile(card.amount_zscore, 99.5) fallback 4 min_samples 1000\n"
+    "threshold by_mcc = percentile(amount, 99) by mcc fallback 500\n"
+    "threshold by_country = alert_rate(amount, 0.01) by country fallback 1000\n"
+    "threshold risky = precision(merchant.fraud_rate_30d, 0.3) fallback 0.05\n"
+    "rule large {\n"
+    "  when amount > big\n"
+    "  score 30\n"
+    "  reason \"large amount\"\n"
+    "  tags [\"amount\", \"simple\"]\n"
+    "}\n"
+    "rule mcc_large { when amount > by_mcc score 20 reason \"large for mcc\" }\n"
+    "rule country_large { when amount > by_country score 15 reason \"large for country\" }\n"
+    "rule risky_merchant { when merchant.fraud_rate_30d >= risky score 40 reason \"risky\" }\n"
+    "rule try_new { when card.amount_zscore > zs score 25 reason \"zscore\" mode shadow }\n"
+    "rule old { when lat > 0 score 99 reason \"old\" mode disabled }\n"
+    "rule trusted { when country == \"GB\" score -5 reason \"home\" }\n";
+
+static void
+test_introspection(void **state)
+{
+	rules_prog     *prog = compile_ok(program);
+	rules_rule_info info;
+	uint32_t        i, n;
+	int32_t         review, decline;
+	const uint32_t *slots;
+
+	(void)state;
+	assert_string_equal(rules_prog_version(prog), "7.1");
+	assert_int_equal(strlen(rules_prog_hash(prog)), 32);
+	assert_int_equal(rules_prog_nrules(prog), 7);
+	rules_prog_rule(prog, 0, &info);
+	assert_string_equal(info.name, "large");
+	assert_string_equal(info.reason, "large amount");
+	assert_int_equal(info.points, 30);
+	assert_int_equal(info.mode, RULES_MODE_ACTIVE);
+	assert_int_equal(info.ntags, 2);
+	assert_string_equal(info.tags[1], "simple");
+	assert_int_equal(info.line, 10);
+	assert_string_equal(rules_prog_rule_condition(prog, 0), "amount > big");
+	assert_int_equal(rules_prog_rule_find(prog, "try_new", &i), VIGIL_OK);
+	assert_int_equal(i, 4);
+	rules_prog_rule(prog, i, &info);
+	assert_int_equal(info.mode, RULES_MODE_SHADOW);
+	assert_string_equal(rules_mode_name(info.mode), "shadow");
+	assert_int_equal(rules_prog_rule_find(prog, "nope", &i), VIGIL_ENOTFOUND);
+	rules_prog_bands(prog, &review, &decline);
+	assert_int_equal(review, 30);
+	assert_int_equal(decline, 60);
+	/* lat is read only by the disabled rule: not used */
+	slots = rules_prog_slots_used(prog, &n);
+	assert_int_equal(n, 5);
+	assert_int_equal(slots[0], FX_AMOUNT);
+	assert_int_equal(slots[1], FX_COUNTRY);
+	assert_int_equal(slots[2], FX_MCC);
+	assert_int_equal(slots[3], FX_ZSCORE);
+	assert_int_equal(slots[4], FX_MERCHANT_RATE);
+	for (uint32_t k = 0; k < n; k++)
+		assert_int_not_equal(slots[k], FX_LAT);
+	rules_prog_free(prog);
+}
+
+static void
+test_thresholds_info(void **state)
+{
+	rules_prog          *prog = compile_ok(program);
+	rules_threshold_info ti;
+
+	(void)state;
+	assert_int_equal(rules_prog_nthresholds(prog), 5);
+	rules_prog_threshold(prog, 0, &ti);
+	assert_string_equal(ti.name, "big");
+	assert_int_equal(ti.kind, RULES_TUNE_CONST);
+	assert_true(ti.fallback == 100);
+	assert_null(ti.feature);
+	rules_prog_threshold(prog, 1, &ti);
+	assert_int_equal(ti.kind, RULES_TUNE_PERCENTILE);
+	assert_string_equal(ti.feature, "card.amount_zscore");
+	assert_int_equal(ti.feature_slot, FX_ZSCORE);
+	assert_true(ti.param == 99.5);
+	assert_true(ti.fallback == 4);
+	assert_int_equal(ti.min_samples, 1000);
+	assert_null(ti.group_by);
+	rules_prog_threshold(prog, 2, &ti);
+	assert_string_equal(ti.group_by, "mcc");
+	assert_int_equal(ti.group_slot, FX_MCC);
+	assert_int_equal(ti.group_type, VIGIL_T_NUM);
+	rules_prog_threshold(prog, 3, &ti);
+	assert_int_equal(ti.kind, RULES_TUNE_ALERT_RATE);
+	assert_string_equal(ti.group_by, "country");
+	assert_int_equal(ti.group_type, VIGIL_T_STR);
+	rules_prog_threshold(prog, 4, &ti);
+	assert_int_equal(ti.kind, RULES_TUNE_PRECISION);
+	assert_true(ti.param == 0.3);
+	rules_prog_free(prog);
+}
+
+static bool
+hit(const rules_prog *prog, const uint16_t *idx, uint32_t n, const char *name)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		rules_rule_info info;
+
+		rules_prog_rule(prog, idx[i], &info);
+		if (strcmp(info.name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+test_eval_decisions(void **state)
+{
+	rules_prog  *prog = compile_ok(program);
+	vigil_value  f[FX_NSLOTS];
+	rules_result res;
+
+	(void)state;
+	fx_features(f); /* amount 120.5 GB, zscore 2.5, merchant rate 0.04, lat set */
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	/* large (30) + trusted (-5); the disabled rule would add 99 */
+	assert_int_equal(res.score, 25);
+	assert_int_equal(res.nhits, 2);
+	assert_true(hit(prog, res.hits, res.nhits, "large"));
+	assert_true(hit(prog, res.hits, res.nhits, "trusted"));
+	assert_int_equal(res.decision, VIGIL_DECISION_ALLOW);
+	assert_int_equal(res.nshadow, 0);
+
+	f[FX_ZSCORE] = vigil_value_num(5);
+	f[FX_MERCHANT_RATE] = vigil_value_num(0.06);
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_int_equal(res.score, 65); /* 30 + 40 - 5 */
+	assert_int_equal(res.decision, VIGIL_DECISION_DECLINE);
+	/* the shadow rule is reported apart and does not count */
+	assert_int_equal(res.nshadow, 1);
+	assert_int_equal(res.shadow_score, 25);
+	assert_true(hit(prog, res.shadow, res.nshadow, "try_new"));
+	assert_false(hit(prog, res.hits, res.nhits, "try_new"));
+
+	f[FX_MERCHANT_RATE] = vigil_value_missing();
+	f[FX_COUNTRY] = vigil_value_str("US", 2);
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_int_equal(res.score, 30);
+	assert_int_equal(res.decision, VIGIL_DECISION_REVIEW); /* exactly at the band */
+
+	/* a short vector is refused, never read past */
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS - 1, &res), VIGIL_EINVAL);
+	rules_prog_free(prog);
+}
+
+static void
+test_default_bands(void **state)
+{
+	rules_prog *prog = compile_ok("rule a { when true score 1 reason \"x\" }\n");
+	int32_t     review, decline;
+
+	(void)state;
+	rules_prog_bands(prog, &review, &decline);
+	assert_int_equal(review, 50);
+	assert_int_equal(decline, 100);
+	assert_string_equal(rules_prog_version(prog), "");
+	rules_prog_free(prog);
+}
+
+static void
+test_tvals(void **state)
+{
+	rules_prog    *prog = compile_ok(program), *other = compile_ok(program);
+	rules_tvals   *tv = rules_tvals_new(prog);
+	vigil_value    f[FX_NSLOTS], g;
+	rules_result   res;
+	double         v;
+	rules_tval_src src;
+
+	(void)state;
+	assert_non_null(tv);
+	fx_features(f);
+	/* fresh: every threshold is its fallback */
+	assert_int_equal(rules_tvals_value(prog, tv, 2, f, FX_NSLOTS, &v, &src), VIGIL_OK);
+	assert_true(v == 500);
+	assert_int_equal(src, RULES_TVAL_FALLBACK);
+	/* per group (mcc is a number) */
+	g = vigil_value_num(5411);
+	assert_int_equal(rules_tvals_set(tv, 2, &g, 100), VIGIL_OK);
+	g = vigil_value_num(7995);
+	assert_int_equal(rules_tvals_set(tv, 2, &g, 50), VIGIL_OK);
+	assert_int_equal(rules_tvals_value(prog, tv, 2, f, FX_NSLOTS, &v, &src), VIGIL_OK);
+	assert_true(v == 100);
+	assert_int_equal(src, RULES_TVAL_GROUP);
+	assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_true(hit(prog, res.hits, res.nhits, "mcc_large"));
+	/* unknown group: global when set, else fallback */
+	f[FX_MCC] = vigil_value_num(1234);
+	assert_int_equal(rules_tvals_value(prog, tv, 2, f, FX_NSLOTS, &v, &src), VIGIL_OK);
+	assert_int_equal(src, RULES_TVAL_FALLBACK);
+	assert_int_equal(rules_tvals_set(tv, 2, NULL, 110), VIGIL_OK);
+	assert_int_equal(rules_tvals_value(prog, tv, 2, f, FX_NSLOTS, &v, &src), VIGIL_OK);
+	assert_true(v == 110);
+	assert_int_equal(src, RULES_TVAL_GLOBAL);
+	/* missing group value: global */
+	f[FX_MCC] = vigil_value_missing();
+	assert_int_equal(rules_tvals_value(prog, tv, 2, f, FX_NSLOTS, &v, &src), VIGIL_OK);
+	assert_int_equal(src, RULES_TVAL_GLOBAL);
+	/* string groups, many of them (the table grows) */
+	for (int k = 0; k < 1000; k++) {
+		char key[16];
+		int  n = snprintf(key, sizeof key, "C%03d", k);
+
+		g = vigil_value_str(key, (uint32_t)n);
+		assert_int_equal(rules_tvals_set(tv, 3, &g, k), VIGIL_OK);
+	}
+	g = vigil_value_str("GB", 2);
+	assert_int_equal(rules_tvals_set(tv, 3, &g, 120), VIGIL_OK);
+	assert_int_equal(rules_tvals_set(tv, 3, &g, 119), VIGIL_OK); /* replaces */
+	assert_int_equal(rules_tvals_value(prog, tv, 3, f, FX_NSLOTS, &v, &src), VIGIL_OK);
+	assert_true(v == 119);
+	f[FX_COUNTRY] = vigil_value_str("C500", 4);
+	assert_int_equal(rules_tvals_value(prog, tv, 3, f, FX_NSLOTS, &v, &src), VIGIL_OK);
+	assert_true(v == 500);
+	/* constants stay constant; bad calls are refused */
+	assert_int_equal(rules_tvals_set(tv, 0, NULL, 1), VIGIL_OK);
+	assert_int_equal(rules_tvals_value(prog, tv, 0, f, FX_NSLOTS, &v, &src), VIGIL_OK);
+	assert_true(v == 100);
+	g = vigil_value_num(1);
+	assert_int_equal(rules_tvals_set(tv, 1, &g, 1), VIGIL_EINVAL); /* ungrouped */
+	g = vigil_value_missing();
+	assert_int_equal(rules_tvals_set(tv, 2, &g, 1), VIGIL_EINVAL);
+	assert_int_equal(rules_tvals_set(tv, 99, NULL, 1), VIGIL_EINVAL);
+	assert_int_equal(rules_tvals_set(tv, 2, NULL, 0.0 / 0.0), VIGIL_EINVAL);
+	/* tvals belong to one prog */
+	assert_int_equal(rules_prog_eval(other, tv, f, FX_NSLOTS, &res), VIGIL_EINVAL);
+	rules_tvals_free(tv);
+	rules_prog_free(prog);
+	rules_prog_free(other);
+}
+
+static void
+test_reads(void **state)
+{
+	rules_prog *prog = compile_ok("threshold t = 3\n"
+	                              "rule a { when amount > t and (amount < 10 * t or mcc == 5411) score 1 "
+	                              "reason \"x\" }\n");
+	rules_read  reads[8];
+	uint32_t    n;
+
+	(void)state;
+	n = rules_prog_rule_reads(prog, 0, reads, 8);
+	assert_int_equal(n, 3);
+	assert_string_equal(reads[0].name, "amount");
+	assert_false(reads[0].threshold);
+	assert_int_equal(reads[0].index, FX_AMOUNT);
+	assert_string_equal(reads[1].name, "t");
+	assert_true(reads[1].threshold);
+	assert_string_equal(reads[2].name, "mcc");
+	/* a short array still gets the true total */
+	assert_int_equal(rules_prog_rule_reads(prog, 0, reads, 1), 3);
+	assert_int_equal(rules_prog_rule_reads(prog, 5, reads, 8), 0);
+	rules_prog_free(prog);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_list_files_and_hash(void **state)
+{
+	char        dir[] = "/tmp/vigil-rules-test-XXXXXX";
+	char        rpath[256], lpath[256], npath[256], hash1[33];
+	rules_prog *prog = NULL;
+	rules_diags diags;
+	vigil_value f[FX_NSLOTS];
+	rules_outcome o;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(rpath, sizeof rpath, "%s/r.rules", dir);
+	snprintf(lpath, sizeof lpath, "%s/bins.txt", dir);
+	snprintf(npath, sizeof npath, "%s/mccs.txt", dir);
+	write_file(rpath, "list bins = prefix file \"bins.txt\"\n"
+	                  "list mccs = number file \"mccs.txt\"\n"
+	                  "rule a { when card_id in bins and mcc in mccs score 1 reason \"x\" }\n");
+	write_file(lpath, "# test ranges\n\n  411111  \n5500\n411111\n");
+	write_file(npath, "5411\n7995 \n");
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_OK);
+	fx_features(f);
+	assert_int_equal(rules_prog_rule_eval(prog, NULL, f, FX_NSLOTS, 0, &o), VIGIL_OK);
+	assert_int_equal(o, RULES_OUTCOME_TRUE);
+	snprintf(hash1, sizeof hash1, "%s", rules_prog_hash(prog));
+	rules_prog_free(prog);
+	prog = NULL;
+
+	/* same bytes, same hash; a list file change changes it */
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_OK);
+	assert_string_equal(rules_prog_hash(prog), hash1);
+	rules_prog_free(prog);
+	prog = NULL;
+	write_file(lpath, "411112\n");
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_OK);
+	assert_string_not_equal(rules_prog_hash(prog), hash1);
+	assert_int_equal(rules_prog_rule_eval(prog, NULL, f, FX_NSLOTS, 0, &o), VIGIL_OK);
+	assert_int_equal(o, RULES_OUTCOME_FALSE);
+	rules_prog_free(prog);
+	prog = NULL;
+
+	/* a bad number in a number list is reported with the file's line */
+	write_file(npath, "5411\nabc\n");
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_ESYNTAX);
+	assert_null(prog);
+	assert_int_equal(diags.count, 1);
+	assert_int_equal(diags.items[0].line, 2);
+	assert_int_equal(diags.items[0].col, 25);
+	assert_string_equal(diags.items[0].msg, "list file 'mccs.txt': line 2: 'abc' is not a number");
+
+	/* too many items */
+	{
+		rules_opts opts = { .max_list_items = 1 };
+
+		write_file(npath, "1\n2\n");
+		assert_int_equal(rules_load_file(rpath, schema, &opts, &prog, &diags), VIGIL_ETOOBIG);
+		assert_string_equal(diags.items[0].msg, "list file 'mccs.txt': more than 1 items (line 2)");
+	}
+
+	/* a missing rule file is a whole-file diagnostic */
+	unlink(lpath);
+	unlink(npath);
+	unlink(rpath);
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_ENOTFOUND);
+	assert_int_equal(diags.items[0].line, 0);
+	assert_string_equal(diags.file, rpath);
+	rmdir(dir);
+}
+
+static void
+test_caps(void **state)
+{
+	rules_prog *prog = NULL;
+	rules_diags diags;
+	rules_opts  opts = { 0 };
+	char        src[8192];
+	size_t      n = 0;
+
+	(void)state;
+	/* file size */
+	opts.max_file_bytes = 10;
+	assert_int_equal(rules_compile("c", "rule a { when true score 1 reason \"x\" }", 40, schema, &opts,
+	    &prog, &diags), VIGIL_ETOOBIG);
+	assert_string_equal(diags.items[0].msg, "file is 40 bytes, over the limit of 10");
+	/* rule count */
+	opts.max_file_bytes = 0;
+	opts.max_rules = 2;
+	for (int i = 0; i < 3; i++)
+		n += (size_t)snprintf(src + n, sizeof src - n, "rule r%d { when true score 1 reason \"x\" }\n", i);
+	assert_int_equal(rules_compile("c", src, n, schema, &opts, &prog, &diags), VIGIL_ESYNTAX);
+	assert_int_equal(diags.items[0].line, 3);
+	assert_string_equal(diags.items[0].msg, "more than 2 rules");
+	/* expression depth */
+	opts.max_rules = 0;
+	opts.max_depth = 8;
+	n = (size_t)snprintf(src, sizeof src, "rule a { when ((((((((((amount > 1)))))))))) score 1 reason \"x\" }\n");
+	assert_int_equal(rules_compile("c", src, n, schema, &opts, &prog, &diags), VIGIL_OK);
+	rules_prog_free(prog);
+	prog = NULL;
+	n = (size_t)snprintf(src, sizeof src, "rule a { when 1+1+1+1+1+1+1+1+1+1 > 1 score 1 reason \"x\" }\n");
+	assert_int_equal(rules_compile("c", src, n, schema, &opts, &prog, &diags), VIGIL_ETOOBIG);
+	assert_string_equal(diags.items[0].msg, "expression nested deeper than 8 levels");
+	n = (size_t)snprintf(src, sizeof src, "rule a { when not not not not not not not not not true score 1 reason \"x\" }\n");
+	assert_int_equal(rules_compile("c", src, n, schema, &opts, &prog, &diags), VIGIL_ETOOBIG);
+	/* inline list items */
+	opts.max_depth = 0;
+	opts.max_list_items = 2;
+	n = (size_t)snprintf(src, sizeof src, "list l = [1, 2, 3]\n");
+	assert_int_equal(rules_compile("c", src, n, schema, &opts, &prog, &diags), VIGIL_ESYNTAX);
+	assert_int_equal(diags.items[0].col, 17);
+	assert_string_equal(diags.items[0].msg, "list has more than 2 items");
+	assert_null(prog);
+}
+
+/* Errors past RULES_MAX_DIAGS are counted, not lost silently. */
+static void
+test_many_errors(void **state)
+{
+	char        src[16384];
+	size_t      n = 0;
+	rules_prog *prog = NULL;
+	rules_diags diags;
+
+	(void)state;
+	for (int i = 0; i < 40; i++)
+		n += (size_t)snprintf(src + n, sizeof src - n, "rule r%d { when > score 1 reason \"x\" }\n", i);
+	assert_int_equal(rules_compile("m", src, n, schema, NULL, &prog, &diags), VIGIL_ESYNTAX);
+	assert_int_equal(diags.count, RULES_MAX_DIAGS);
+	assert_int_equal(diags.dropped, 40 - RULES_MAX_DIAGS);
+	assert_int_equal(diags.items[RULES_MAX_DIAGS - 1].line, RULES_MAX_DIAGS);
+}
+
+static void
+test_explain_print(void **state)
+{
+	rules_prog *prog = compile_ok(program);
+	vigil_value f[FX_NSLOTS];
+	char       *buf = NULL;
+	size_t      len = 0;
+	FILE       *out = open_memstream(&buf, &len);
+
+	(void)state;
+	fx_features(f);
+	f[FX_MERCHANT_RATE] = vigil_value_missing();
+	rules_explain_print(prog, NULL, f, FX_NSLOTS, out);
+	fclose(out);
+	assert_non_null(strstr(buf, "decision: allow  score: 25"));
+	assert_non_null(strstr(buf, "FIRED   large  (+30, active)\n        reason: large amount\n"
+	                            "        when amount > big\n          amount = 120.5\n"
+	                            "          big = 100 (threshold, fallback)\n"));
+	assert_non_null(strstr(buf, "unknown risky_merchant"));
+	assert_non_null(strstr(buf, "merchant.fraud_rate_30d = missing"));
+	free(buf);
+	rules_prog_free(prog);
+}
+
+/* Empty input and comment-only files compile to an empty program. */
+static void
+test_empty(void **state)
+{
+	rules_prog  *prog = NULL;
+	vigil_value  f[FX_NSLOTS];
+	rules_result res;
+
+	(void)state;
+	fx_features(f);
+	assert_int_equal(rules_compile("e", NULL, 0, schema, NULL, &prog, NULL), VIGIL_OK);
+	assert_int_equal(rules_prog_nrules(prog), 0);
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_int_equal(res.decision, VIGIL_DECISION_ALLOW);
+	rules_prog_free(prog);
+	prog = compile_ok("# nothing\n\n# here\n");
+	rules_prog_free(prog);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_schema),
+		cmocka_unit_test(test_introspection),
+		cmocka_unit_test(test_thresholds_info),
+		cmocka_unit_test(test_eval_decisions),
+		cmocka_unit_test(test_default_bands),
+		cmocka_unit_test(test_tvals),
+		cmocka_unit_test(test_reads),
+		cmocka_unit_test(test_list_files_and_hash),
+		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_many_errors),
+		cmocka_unit_test(test_explain_print),
+		cmocka_unit_test(test_empty),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

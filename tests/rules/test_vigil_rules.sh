@@ -1,0 +1,122 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/rules/test_vigil_rules.sh - vigil-rules as scripts see it: exit
+# codes (0 ok, 1 findings, 2 usage or I/O), the error format with line,
+# column, source line and caret, JSON output, fmt -w/--check, explain and
+# failing cases. Usage: test_vigil_rules.sh PATH/TO/vigil-rules
+set -u
+V=$1
+ROOT=${VIGIL_SOURCE_ROOT:-.}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	fails=$((fails + 1))
+}
+
+# expect_rc WANT CMD...: runs CMD, output in $T/out and $T/err
+expect_rc() {
+	want=$1
+	shift
+	"$@" >"$T/out" 2>"$T/err"
+	rc=$?
+	[ "$rc" = "$want" ] || fail "exit $rc, want $want: $* ($(head -c 300 "$T/err"))"
+}
+
+expect_grep() {
+	grep -qF -- "$1" "$2" || fail "expected '$1' in $2: $(head -c 400 "$2")"
+}
+
+# help and usage
+expect_rc 0 "$V" --help
+expect_grep "usage: vigil-rules COMMAND" "$T/out"
+for c in check fmt explain test; do
+	expect_rc 0 "$V" "$c" --help
+	expect_grep "usage: vigil-rules $c" "$T/out"
+done
+expect_rc 2 "$V"
+expect_rc 2 "$V" frobnicate
+expect_rc 2 "$V" check
+expect_rc 2 "$V" check --bogus x
+expect_rc 2 "$V" check "$T/no-such-file.rules"
+expect_grep "no-such-file.rules: No such file or directory" "$T/err"
+
+# check: a broken file gives every error with line, column and caret
+cat >"$T/bad.rules" <<'R'
+rule a {
+  when amount > > 5
+  score 1
+  reason "x"
+}
+rule b { when card.count_7 > 1 score 1 reason "y" }
+R
+expect_rc 1 "$V" check "$T/bad.rules"
+expect_grep "$T/bad.rules:2:17: error: expected an expression, found '>'" "$T/err"
+expect_grep "      when amount > > 5" "$T/err"
+expect_grep "                    ^" "$T/err"
+expect_grep "$T/bad.rules:6:15: error: unknown feature 'card.count_7' (did you mean 'card.count_7d'?)" "$T/err"
+expect_rc 1 "$V" check --json "$T/bad.rules"
+expect_grep '"ok": false' "$T/out"
+expect_grep '"line": 6' "$T/out"
+expect_grep '"col": 15' "$T/out"
+# several files: one bad makes the exit 1
+expect_rc 1 "$V" check "$ROOT/rules/default.rules" "$T/bad.rules"
+expect_rc 0 "$V" check --json "$ROOT/rules/default.rules"
+expect_grep '"ok": true' "$T/out"
+expect_grep '"version": "2026.11.1"' "$T/out"
+
+# fmt: --check, -w, idempotence, refuses broken files
+printf 'rule a{when amount>1 score 1 reason "x"} # c\n' >"$T/ugly.rules"
+expect_rc 1 "$V" fmt --check "$T/ugly.rules"
+expect_rc 0 "$V" fmt "$T/ugly.rules"
+cp "$T/out" "$T/once.rules"
+expect_rc 0 "$V" fmt -w "$T/ugly.rules"
+cmp -s "$T/ugly.rules" "$T/once.rules" || fail "fmt -w differs from fmt"
+expect_rc 0 "$V" fmt --check "$T/ugly.rules"
+expect_grep "# c" "$T/ugly.rules"
+expect_rc 1 "$V" fmt "$T/bad.rules"
+expect_grep "bad.rules:2:17: error:" "$T/err"
+
+# explain: text and JSON, inline and from a file
+TXN='{"txn":{"txn_id":"t1","card_id":"tok_blocked_0001","merchant_id":"m1","currency":"EUR","amount":12,"event_time":"2026-11-20T14:00:00Z","country":"FR","channel":"ecom"},"features":{"card.count_90d":2}}'
+expect_rc 0 "$V" explain "$ROOT/rules/default.rules" --txn "$TXN"
+expect_grep "decision: decline  score: 100" "$T/out"
+expect_grep "FIRED   blocked_card  (+100, active)" "$T/out"
+expect_grep 'card_id = "tok_blocked_0001"' "$T/out"
+printf '%s' "$TXN" >"$T/txn.json"
+expect_rc 0 "$V" explain --json "$ROOT/rules/default.rules" --txn "@$T/txn.json"
+expect_grep '"decision": "decline"' "$T/out"
+expect_grep '"outcome": "true"' "$T/out"
+expect_grep '"source": "fallback"' "$T/out"
+expect_rc 1 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn":{"card_id":"x"}}'
+expect_grep "vigil-rules: --txn: txn." "$T/err"
+expect_rc 1 "$V" explain "$ROOT/rules/default.rules" --txn "$(echo "$TXN" | sed 's/card.count_90d/card.count_9d/')"
+expect_grep "features.card.count_9d: unknown feature" "$T/err"
+expect_rc 1 "$V" explain "$ROOT/rules/default.rules" --txn '{not json'
+expect_rc 2 "$V" explain "$ROOT/rules/default.rules"
+
+# test: failing cases are reported with their line and exit 1
+cat >"$T/c.cases" <<'C'
+# a comment
+{"name": "passes", "txn": {"txn_id":"t1","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z","country":"IR"}, "expect": {"decision": "decline", "hits": ["sanctioned_country"]}}
+{"name": "wrong decision", "txn": {"txn_id":"t2","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z"}, "expect": {"decision": "review"}}
+{"name": "no expectation", "txn": {"txn_id":"t3","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z"}}
+{broken
+C
+expect_rc 1 "$V" test "$ROOT/rules/default.rules" "$T/c.cases"
+expect_grep "4 cases, 1 passed, 3 failed" "$T/out"
+expect_grep "c.cases:3: FAIL wrong decision: decision allow, expected review (score 0)" "$T/err"
+expect_grep "c.cases:4: FAIL no expectation: expect: an object with \"decision\" or \"hits\" is required" "$T/err"
+expect_grep "c.cases:5:" "$T/err"
+expect_rc 0 "$V" test -v "$ROOT/rules/default.rules" "$ROOT/rules/default.cases"
+expect_grep "ok   established card" "$T/out"
+printf '# nothing\n' >"$T/empty.cases"
+expect_rc 1 "$V" test "$ROOT/rules/default.rules" "$T/empty.cases"
+
+if [ "$fails" -ne 0 ]; then
+	echo "$fails failures" >&2
+	exit 1
+fi
+echo "vigil-rules: all CLI checks passed"
