@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/tools/test_replay.c - vigil-replay offline: the same input gives the
+ * same results file (with and without nightly rebuilds); as-of correctness
+ * (a label is used by a rebuild only once its label time has passed); the
+ * --compare summary; bad CSV rows reported and counted; usage errors.
+ * argv: vigil-replay vigil-gen SOURCE_ROOT.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "run.h"
+
+static const char *replay, *gen, *srcroot;
+static char tmp[] = "/tmp/vigil-test-replay-XXXXXX";
+static char csv[256], rules_default[512], rules_asof[512], csv_asof[512];
+
+static char *
+path(const char *name)
+{
+	static char buf[4][256];
+	static int slot;
+	char *p = buf[slot++ & 3];
+
+	snprintf(p, 256, "%s/%s", tmp, name);
+	return p;
+}
+
+static void
+test_offline_deterministic(void **state)
+{
+	const char *a = path("a.jsonl"), *b = path("b.jsonl");
+	const char *argv_a[] = { replay, "--csv", csv, "--rules", rules_default, "--results", a, "-q", NULL };
+	const char *argv_b[] = { replay, "--csv", csv, "--rules", rules_default, "--results", b, "-q", NULL };
+	size_t la, lb;
+	char *x, *y;
+
+	(void)state;
+	assert_int_equal(tr_run(argv_a, NULL, NULL), 0);
+	assert_int_equal(tr_run(argv_b, NULL, NULL), 0);
+	x = tr_slurp(a, &la);
+	y = tr_slurp(b, &lb);
+	assert_non_null(x);
+	assert_non_null(y);
+	assert_true(la > 1000);
+	assert_int_equal(la, lb);
+	assert_memory_equal(x, y, la);
+	assert_non_null(strstr(x, "{\"txn_id\":\"t0000000001\",\"score\":"));
+	free(x);
+	free(y);
+}
+
+static void
+test_nightly_deterministic(void **state)
+{
+	const char *a = path("na.jsonl"), *b = path("nb.jsonl"), *j = path("n.json");
+	const char *argv_a[] = { replay, "--csv", csv, "--rules", rules_default, "--nightly",
+		"--results", a, "--json", j, "-q", NULL };
+	const char *argv_b[] = { replay, "--csv", csv, "--rules", rules_default, "--nightly",
+		"--results", b, "-q", NULL };
+	json_error_t jerr;
+	json_t *sum;
+	size_t la, lb;
+	char *x, *y;
+
+	(void)state;
+	assert_int_equal(tr_run(argv_a, NULL, NULL), 0);
+	assert_int_equal(tr_run(argv_b, NULL, NULL), 0);
+	x = tr_slurp(a, &la);
+	y = tr_slurp(b, &lb);
+	assert_non_null(x);
+	assert_non_null(y);
+	assert_int_equal(la, lb);
+	assert_memory_equal(x, y, la);
+	free(x);
+	free(y);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	/* 12 days of traffic: a rebuild before each of days 2..12 */
+	assert_int_equal(json_integer_value(json_object_get(sum, "nightly_rebuilds")), 11);
+	assert_true(json_integer_value(json_object_get(sum, "labels_sent")) > 0);
+	assert_int_equal(json_integer_value(json_object_get(sum, "bad_rows")), 0);
+	json_decref(sum);
+}
+
+static void
+test_asof_future_label_unused(void **state)
+{
+	const char *res = path("asof.jsonl");
+	const char *argv[] = { replay, "--csv", csv_asof, "--rules", rules_asof, "--nightly",
+		"--results", res, "-q", NULL };
+	char *x;
+
+	(void)state;
+	assert_int_equal(tr_run(argv, NULL, NULL), 0);
+	x = tr_slurp(res, NULL);
+	assert_non_null(x);
+	/* the fraud of day 1 is labelled on day 5 at 12:00: the rebuilds as of
+	 * days 2..5 must not know it, the one as of day 6 must */
+	for (int d = 1; d <= 5; d++) {
+		char want[128];
+		snprintf(want, sizeof want, "{\"txn_id\":\"c1-d%d\",\"score\":0,\"decision\":\"allow\",\"hits\":[]}\n", d);
+		if (strstr(x, want) == NULL)
+			fail_msg("day %d: expected no hit, results:\n%s", d, x);
+	}
+	for (int d = 6; d <= 8; d++) {
+		char want[128];
+		snprintf(want, sizeof want, "{\"txn_id\":\"c1-d%d\",\"score\":10,\"decision\":\"review\","
+		    "\"hits\":[\"known_fraud_card\"]}\n", d);
+		if (strstr(x, want) == NULL)
+			fail_msg("day %d: expected the hit, results:\n%s", d, x);
+	}
+	free(x);
+}
+
+static void
+test_compare(void **state)
+{
+	const char *j = path("cmp.json"), *other = path("cmp.rules");
+	const char *argv[] = { replay, "--csv", csv_asof, "--rules", rules_asof, "--compare",
+		other, "--nightly", "--json", j, "-q", NULL };
+	json_error_t jerr;
+	json_t *sum, *cmp;
+	FILE *f = fopen(other, "w");
+
+	(void)state;
+	/* the same rule, needing two known frauds: never fires here */
+	assert_non_null(f);
+	fputs("version \"cmp\"\nband review = 10\nband decline = 100\n"
+	    "rule known_fraud_card {\n  when card.fraud_count_90d >= 2\n  score 10\n"
+	    "  reason \"card has two known frauds\"\n}\n", f);
+	fclose(f);
+	assert_int_equal(tr_run(argv, NULL, NULL), 0);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	cmp = json_object_get(sum, "compare");
+	assert_non_null(cmp);
+	assert_string_equal(json_string_value(json_object_get(cmp, "rules")), other);
+	/* asof.rules reviews c1-d6..d8; the other file allows them */
+	assert_int_equal(json_integer_value(json_object_get(cmp, "changed")), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(cmp, "transitions"),
+	    "review->allow")), 3);
+	assert_non_null(json_object_get(json_object_get(cmp, "metrics"), "recall"));
+	json_decref(sum);
+}
+
+static void
+test_bad_rows_reported(void **state)
+{
+	const char *in = path("bad.csv"), *err = path("bad.err"), *out = path("bad.out");
+	const char *argv[] = { replay, "--csv", in, "--rules", rules_default, NULL };
+	FILE *f = fopen(in, "w");
+	char *e, *o;
+
+	(void)state;
+	assert_non_null(f);
+	fputs("txn_id,event_time,card_id,merchant_id,amount,colour\n"
+	    "t1,2024-03-01T10:00:00Z,c1,m1,1.00,red\n"
+	    "t2,2024-03-01T10:00:01Z,c1,m1,1.001,red\n"
+	    "t3,2024-03-01T10:00:02Z,c1,m1,2.00,blue\n", f);
+	fclose(f);
+	assert_int_equal(tr_run(argv, out, err), 0);
+	e = tr_slurp(err, NULL);
+	o = tr_slurp(out, NULL);
+	assert_non_null(strstr(e, "vigil-replay: warning: "));
+	assert_non_null(strstr(e, ":1: header: ignoring 1 unknown column: colour\n"));
+	assert_non_null(strstr(e, "bad.csv:3: amount: \"1.001\": more decimal places than the "
+	    "currency has (EUR has 2) (row skipped)\n"));
+	assert_non_null(strstr(o, "throughput    2 rows in"));
+	assert_non_null(strstr(o, "1 bad rows skipped"));
+	free(e);
+	free(o);
+}
+
+static void
+test_usage_errors(void **state)
+{
+	const char *err = path("usage.err");
+	const char *a1[] = { replay, NULL };
+	const char *a2[] = { replay, "--csv", csv, "--rate", "10", NULL };
+	const char *a3[] = { replay, "--csv", "/nonexistent.csv", "--rules", rules_default, NULL };
+	const char *a4[] = { replay, "--csv", csv, "--rules", "/nonexistent.rules", NULL };
+	char *e;
+
+	(void)state;
+	assert_int_equal(tr_run(a1, NULL, err), 2);
+	e = tr_slurp(err, NULL);
+	assert_string_equal(e, "vigil-replay: give exactly one of --csv FILE or --archive DATADIR\n");
+	free(e);
+	assert_int_equal(tr_run(a2, NULL, err), 2);
+	e = tr_slurp(err, NULL);
+	assert_string_equal(e, "vigil-replay: --rate, --speed, --concurrency, --data and --rebuild need --server\n");
+	free(e);
+	assert_int_equal(tr_run(a3, NULL, err), 1);
+	e = tr_slurp(err, NULL);
+	assert_string_equal(e, "vigil-replay: /nonexistent.csv: cannot open: No such file or directory\n");
+	free(e);
+	assert_int_equal(tr_run(a4, NULL, NULL), 1);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_offline_deterministic),
+		cmocka_unit_test(test_nightly_deterministic),
+		cmocka_unit_test(test_asof_future_label_unused),
+		cmocka_unit_test(test_compare),
+		cmocka_unit_test(test_bad_rows_reported),
+		cmocka_unit_test(test_usage_errors),
+	};
+	const char *gargv[] = { NULL, "--cards", "300", "--days", "12", "--seed", "5",
+		"--fraud-rate", "0.02", "-q", "-o", csv, NULL };
+	int rv;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: test-replay VIGIL-REPLAY VIGIL-GEN SOURCE_ROOT\n");
+		return 1;
+	}
+	replay = argv[1];
+	gen = argv[2];
+	srcroot = argv[3];
+	if (mkdtemp(tmp) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(csv, sizeof csv, "%s/gen.csv", tmp);
+	snprintf(rules_default, sizeof rules_default, "%s/rules/default.rules", srcroot);
+	snprintf(rules_asof, sizeof rules_asof, "%s/tests/tools/data/asof.rules", srcroot);
+	snprintf(csv_asof, sizeof csv_asof, "%s/tests/tools/data/asof.csv", srcroot);
+	gargv[0] = gen;
+	if (tr_run(gargv, NULL, NULL) != 0) {
+		fprintf(stderr, "test-replay: %s failed\n", gen);
+		return 1;
+	}
+	rv = cmocka_run_group_tests(tests, NULL, NULL);
+	{
+		const char *rm[] = { "/bin/rm", "-rf", tmp, NULL };
+		tr_run(rm, NULL, NULL);
+	}
+	return rv;
+}
