@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/clients/test_vigild.c - libvigil-client and vigil-score against real
+ * vigild processes (tests/lib/harness.h): synchronous and asynchronous
+ * scores, duplicates on retry of a txn_id, dry runs, labels, three replicas
+ * with one killed in the middle of an asynchronous stream (every request
+ * answered, none counted twice, the replica's cards come back when it
+ * restarts), and the CLI's flags, JSON lines, labels and exit codes.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "vigil_client.h"
+
+#define EVENT_MS 1795000000000LL
+
+static const char *
+rules_path(void)
+{
+	static char path[512];
+
+	snprintf(path, sizeof path, "%s", vt_src_path("tests/clients/clients.rules"));
+	return path;
+}
+
+static vigil_client_txn
+txn_make(const char *txn_id, const char *card_id, int64_t amount_minor)
+{
+	vigil_client_txn t = {
+		.txn_id = txn_id, .card_id = card_id, .merchant_id = "m-1", .currency = "EUR",
+		.country = "FR", .amount_minor = amount_minor, .mcc = 5411,
+		.channel = VIGIL_CLIENT_CHANNEL_ECOM, .event_time_ms = EVENT_MS,
+	};
+	return t;
+}
+
+static vigil_client *
+open_servers(vt_server *s, size_t n)
+{
+	const char          *urls[3];
+	vigil_client_opts    o = { .timeout_ms = 5000, .max_attempts = 3 };
+	vigil_client        *c = NULL;
+	vigil_client_errinfo info;
+
+	for (size_t i = 0; i < n; i++)
+		urls[i] = s[i].url;
+	assert_int_equal(vigil_client_open(urls, n, &o, &c, &info), VIGIL_CLIENT_OK);
+	return c;
+}
+
+static void
+test_sync_score_duplicate_dry_run_label(void **state)
+{
+	vt_server            s = { 0 };
+	vigil_client        *c;
+	vigil_client_result  r = { 0 }, r2 = { 0 };
+	vigil_client_errinfo info;
+	vigil_client_callopts dry = { .dry_run = true };
+	vigil_client_txn     t = txn_make("c-1", "card-1", 150000);
+
+	(void) state;
+	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
+	c = open_servers(&s, 1);
+
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_string_equal(r.txn_id, "c-1");
+	assert_int_equal(r.decision, VIGIL_CLIENT_DECISION_REVIEW);
+	assert_int_equal(r.score, 50);
+	assert_int_equal(r.nhits, 1);
+	assert_string_equal(r.hits[0].rule, "big_amount");
+	assert_string_equal(r.hits[0].reason, "amount over 1000");
+	assert_false(r.hits[0].shadow);
+	assert_false(r.duplicate);
+	assert_false(r.dry_run);
+	assert_true(strlen(r.rules_version) > 0);
+	assert_string_equal(r.replica, s.url);
+
+	/* a retry of the same txn_id returns the first outcome, flagged */
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r2, &info), VIGIL_CLIENT_OK);
+	assert_true(r2.duplicate);
+	assert_int_equal(r2.score, r.score);
+	assert_int_equal(r2.decision, r.decision);
+	assert_string_equal(r2.rules_version, r.rules_version);
+	vigil_client_result_fini(&r2);
+
+	/* a dry run records nothing: the real score after it is not a duplicate */
+	t = txn_make("c-2", "card-1", 5000);
+	assert_int_equal(vigil_client_score(c, &t, &dry, &r2, &info), VIGIL_CLIENT_OK);
+	assert_true(r2.dry_run);
+	assert_false(r2.duplicate);
+	assert_int_equal(r2.decision, VIGIL_CLIENT_DECISION_ALLOW);
+	assert_int_equal(r2.nhits, 0);
+	vigil_client_result_fini(&r2);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r2, &info), VIGIL_CLIENT_OK);
+	assert_false(r2.duplicate);
+	vigil_client_result_fini(&r2);
+
+	/* the server is the judge of field values */
+	t = txn_make("c-3", "card-1", 50);
+	t.country = "fr";
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r2, &info), VIGIL_CLIENT_SINVALID);
+	assert_string_equal(info.field, "txn.country");
+	assert_int_equal(info.attempts, 1);
+	assert_int_equal(strncmp(info.message, s.url, strlen(s.url)), 0);
+
+	vigil_client_label_req l = { .txn_id = "c-1", .fraud = true, .card_id = "card-1",
+	                             .source = "chargeback" };
+	assert_int_equal(vigil_client_label(c, &l, NULL, &info), VIGIL_CLIENT_OK);
+	l = (vigil_client_label_req) { .txn_id = "c-2", .fraud = false };
+	assert_int_equal(vigil_client_label(c, &l, NULL, &info), VIGIL_CLIENT_OK);
+
+	vigil_client_result_fini(&r);
+	vigil_client_close(c);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* ---- asynchronous stream with a replica killed in the middle ---- */
+
+#define NSTREAM 300
+#define NCARDS  30
+
+typedef struct stream {
+	pthread_mutex_t  mtx;
+	pthread_cond_t   cv;
+	int              done;
+	vigil_client_err err[NSTREAM];
+	bool             duplicate[NSTREAM];
+	char             replica[NSTREAM][320];
+	char             msg[NSTREAM][256];
+} stream;
+
+typedef struct ticket {
+	stream *s;
+	int     i;
+} ticket;
+
+static void
+on_stream(void *arg, vigil_client_err err, vigil_client_result *res,
+    const vigil_client_errinfo *info)
+{
+	ticket *t = arg;
+	stream *s = t->s;
+
+	pthread_mutex_lock(&s->mtx);
+	s->err[t->i] = err;
+	if (err == VIGIL_CLIENT_OK) {
+		s->duplicate[t->i] = res->duplicate;
+		snprintf(s->replica[t->i], sizeof s->replica[t->i], "%s", res->replica);
+	} else {
+		snprintf(s->msg[t->i], sizeof s->msg[t->i], "%s", info->message);
+	}
+	s->done++;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void
+test_three_replicas_one_killed(void **state)
+{
+	vt_server            srv[3] = { { 0 } };
+	vigil_client        *c;
+	vigil_client_errinfo info;
+	static stream        s = { .mtx = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	static ticket        tickets[NSTREAM];
+	static char          ids[NSTREAM][32], cards[NCARDS][32];
+	size_t               victim;
+	int                  victim_cards = 0;
+
+	(void) state;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(vt_server_start(&srv[i], rules_path(), NULL), 0);
+	c = open_servers(srv, 3);
+	for (int k = 0; k < NCARDS; k++)
+		snprintf(cards[k], sizeof cards[k], "card-stream-%d", k);
+	victim = vigil_client_route(c, cards[0]);
+	for (int k = 0; k < NCARDS; k++)
+		victim_cards += vigil_client_route(c, cards[k]) == victim;
+
+	for (int i = 0; i < NSTREAM; i++) {
+		vigil_client_txn t;
+
+		if (i == NSTREAM / 3) {
+			/* wait until a good part is answered, then kill one replica
+			 * while the rest of the stream is being sent */
+			pthread_mutex_lock(&s.mtx);
+			while (s.done < NSTREAM / 6)
+				pthread_cond_wait(&s.cv, &s.mtx);
+			pthread_mutex_unlock(&s.mtx);
+			vt_server_kill(&srv[victim]);
+		}
+		snprintf(ids[i], sizeof ids[i], "stream-%d", i);
+		t = txn_make(ids[i], cards[i % NCARDS], 1000 + i);
+		tickets[i] = (ticket) { .s = &s, .i = i };
+		assert_int_equal(vigil_client_score_async(c, &t, NULL, on_stream, &tickets[i], &info),
+		    VIGIL_CLIENT_OK);
+	}
+	pthread_mutex_lock(&s.mtx);
+	while (s.done < NSTREAM)
+		pthread_cond_wait(&s.cv, &s.mtx);
+	pthread_mutex_unlock(&s.mtx);
+
+	/* every request answered, none processed twice */
+	for (int i = 0; i < NSTREAM; i++) {
+		if (s.err[i] != VIGIL_CLIENT_OK)
+			fail_msg("%s: %s: %s", ids[i], vigil_client_errname(s.err[i]), s.msg[i]);
+		assert_false(s.duplicate[i]);
+		if (i >= NSTREAM / 3)
+			assert_string_not_equal(s.replica[i], srv[victim].url);
+	}
+	assert_true(victim_cards > 0);
+
+	/* every answer is recorded, once, on the replica that gave it: the same
+	 * txn_id sent straight there again is a duplicate */
+	for (int i = 0; i < NSTREAM; i++) {
+		vigil_client        *one;
+		const char          *url = s.replica[i];
+		vigil_client_opts    o = { .timeout_ms = 5000, .max_attempts = 1 };
+		vigil_client_result  r = { 0 };
+		vigil_client_txn     t = txn_make(ids[i], cards[i % NCARDS], 1000 + i);
+
+		if (strcmp(url, srv[victim].url) == 0)
+			continue; /* that process is gone (and restarts below) */
+		assert_int_equal(vigil_client_open(&url, 1, &o, &one, &info), VIGIL_CLIENT_OK);
+		assert_int_equal(vigil_client_score(one, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+		assert_true(r.duplicate);
+		vigil_client_result_fini(&r);
+		vigil_client_close(one);
+	}
+
+	/* the killed replica restarts on its data: the client reconnects and
+	 * its cards go back to it; its acknowledged scores survived the kill */
+	assert_int_equal(vt_server_start(&srv[victim], rules_path(), NULL), 0);
+	for (int tries = 0; tries < 600 && !vigil_client_replica_connected(c, victim); tries++)
+		usleep(10000);
+	assert_true(vigil_client_replica_connected(c, victim));
+	for (int i = 0; i < NSTREAM / 6; i++) {
+		vigil_client_result r = { 0 };
+		vigil_client_txn    t = txn_make(ids[i], cards[i % NCARDS], 1000 + i);
+
+		if (strcmp(s.replica[i], srv[victim].url) != 0)
+			continue;
+		assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+		assert_string_equal(r.replica, srv[victim].url);
+		assert_true(r.duplicate);
+		vigil_client_result_fini(&r);
+	}
+
+	vigil_client_close(c);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(vt_server_stop(&srv[i]), 0);
+		vt_server_cleanup(&srv[i]);
+	}
+}
+
+/* ---- vigil-score ---- */
+
+static int
+run_cli(const char *const *argv, char **ret_out)
+{
+	int rv = vt_run(argv, ret_out);
+
+	assert_true(rv >= 0);
+	return rv;
+}
+
+static int
+run_shell(const char *cmd, char **ret_out)
+{
+	const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+
+	return run_cli(argv, ret_out);
+}
+
+static void
+test_cli(void **state)
+{
+	vt_server s = { 0 };
+	char     *out = NULL;
+	char      cmd[2048];
+	char      down[512];
+
+	(void) state;
+	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
+
+	/* one transaction from flags */
+	{
+		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		    "--txn-id", "cli-1", "--card", "card-cli", "--merchant", "m-1",
+		    "--amount", "1500.00", "--currency", "EUR", "--country", "FR", NULL };
+
+		assert_int_equal(run_cli(argv, &out), 0);
+		assert_non_null(strstr(out, "{\"txn_id\":\"cli-1\",\"decision\":\"review\",\"score\":50,"));
+		assert_non_null(strstr(out, "\"duplicate\":false"));
+		free(out);
+		assert_int_equal(run_cli(argv, &out), 0);
+		assert_non_null(strstr(out, "\"duplicate\":true"));
+		free(out);
+	}
+	/* --json, dry run */
+	{
+		const char *argv[] = { "clients/score/vigil-score", "--server", s.url, "--dry-run",
+		    "--json", "{\"txn_id\":\"cli-2\",\"card_id\":\"c\",\"merchant_id\":\"m\","
+		    "\"amount\":\"0.50\",\"currency\":\"EUR\"}", NULL };
+
+		assert_int_equal(run_cli(argv, &out), 0);
+		assert_non_null(strstr(out, "\"txn_id\":\"cli-2\",\"decision\":\"allow\",\"score\":0,"));
+		assert_non_null(strstr(out, "{\"rule\":\"watch_small\",\"points\":5,"
+		    "\"reason\":\"tiny amount\",\"shadow\":true}"));
+		assert_non_null(strstr(out, "\"dry_run\":true"));
+		free(out);
+	}
+	/* a server-side rejection: exit 1, the reason on stdout */
+	{
+		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		    "--txn-id", "cli-3", "--card", "c", "--merchant", "m", "--amount", "1",
+		    "--currency", "EUR", "--country", "fr", NULL };
+
+		assert_int_equal(run_cli(argv, &out), 1);
+		assert_non_null(strstr(out, "{\"txn_id\":\"cli-3\",\"error\":\"SINVALID\","));
+		assert_non_null(strstr(out, "\"field\":\"txn.country\"}"));
+		free(out);
+	}
+	/* labels */
+	{
+		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		    "label", "cli-1", "--fraud", "--card", "card-cli", NULL };
+		const char *bad[] = { "clients/score/vigil-score", "--server", s.url,
+		    "label", "cli-1", NULL };
+
+		assert_int_equal(run_cli(argv, &out), 0);
+		assert_string_equal(out, "{\"txn_id\":\"cli-1\",\"label\":\"fraud\"}\n");
+		free(out);
+		assert_int_equal(run_cli(bad, &out), 2);
+		assert_string_equal(out, "");
+		free(out);
+	}
+	/* usage errors */
+	{
+		const char *argv[] = { "clients/score/vigil-score", "--amount-minor", "x", NULL };
+		const char *help[] = { "clients/score/vigil-score", "--help", NULL };
+
+		assert_int_equal(run_cli(argv, &out), 2);
+		free(out);
+		assert_int_equal(run_cli(help, &out), 0);
+		assert_non_null(strstr(out, "usage: vigil-score"));
+		free(out);
+	}
+	/* JSON lines on stdin: one reply per non-blank line, in input order,
+	 * pipelined (window 8 < 40 lines); bad lines answered in place */
+	snprintf(cmd, sizeof cmd,
+	    "i=0; while [ $i -lt 40 ]; do "
+	    "printf '{\"txn_id\":\"pipe-%%d\",\"card_id\":\"card-p%%d\",\"merchant_id\":\"m\","
+	    "\"amount\":\"12.%%02d\",\"currency\":\"EUR\"}\\n' $i $((i %% 4)) $i; "
+	    "[ $i -eq 20 ] && printf 'not json\\n\\n'; i=$((i+1)); done | "
+	    "'%s' --server '%s' --window 8 --quiet",
+	    vt_build_path("clients/score/vigil-score"), s.url);
+	assert_int_equal(run_shell(cmd, &out), 1);
+	{
+		char *line = out, *nl;
+		int   n = 0, want = 0;
+
+		while ((nl = strchr(line, '\n')) != NULL) {
+			char prefix[64];
+
+			*nl = '\0';
+			if (n == 21) {
+				assert_string_equal(line, "{\"line\":22,\"error\":\"ESYNTAX\","
+				    "\"message\":\"line 22:3: '[' or '{' expected near 'not'\"}");
+			} else {
+				snprintf(prefix, sizeof prefix, "{\"txn_id\":\"pipe-%d\",\"decision\":", want++);
+				assert_int_equal(strncmp(line, prefix, strlen(prefix)), 0);
+			}
+			n++;
+			line = nl + 1;
+		}
+		assert_int_equal(n, 41);
+		assert_int_equal(want, 40);
+	}
+	free(out);
+
+	/* all good lines: exit 0 */
+	snprintf(cmd, sizeof cmd,
+	    "printf '{\"txn_id\":\"pipe-ok\",\"card_id\":\"c\",\"merchant_id\":\"m\","
+	    "\"amount_minor\":5,\"currency\":\"EUR\"}\\n' | '%s' --server '%s' --quiet",
+	    vt_build_path("clients/score/vigil-score"), s.url);
+	assert_int_equal(run_shell(cmd, &out), 0);
+	assert_non_null(strstr(out, "\"txn_id\":\"pipe-ok\""));
+	free(out);
+
+	/* a server that is down: a clear error, exit 1, no hang */
+	snprintf(down, sizeof down, "ipc://%s/nobody.sock", s.datadir);
+	{
+		const char *argv[] = { "clients/score/vigil-score", "--server", down,
+		    "--timeout", "100", "--attempts", "2",
+		    "--txn-id", "cli-down", "--card", "c", "--merchant", "m", "--amount", "1",
+		    "--currency", "EUR", NULL };
+		char want[640];
+
+		assert_int_equal(run_cli(argv, &out), 1);
+		snprintf(want, sizeof want, "{\"txn_id\":\"cli-down\",\"error\":\"EUNREACHABLE\","
+		    "\"message\":\"%s: not connected within 100 ms (is vigild running there?)\"}\n", down);
+		assert_string_equal(out, want);
+		free(out);
+	}
+
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sync_score_duplicate_dry_run_label),
+		cmocka_unit_test(test_three_replicas_one_killed),
+		cmocka_unit_test(test_cli),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
