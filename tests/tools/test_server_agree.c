@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/tools/test_server_agree.c - server mode and offline mode of
+ * vigil-replay give the same decisions for the same input: a real vigild
+ * (tests/lib/harness.h) scores a vigil-gen stream sent by vigil-replay
+ * --server, and vigil-replay scores it again offline; the two results files
+ * must be byte-identical. Also with --concurrency 4 when the rule file reads
+ * only per-card state (per-card order is kept by the sender), and the
+ * latency section appears in server mode only.
+ * argv: vigil-replay vigil-gen.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "harness.h"
+#include "run.h"
+
+static const char *replay, *gen;
+static char tmp[] = "/tmp/vigil-test-agree-XXXXXX";
+static char csv[256];
+
+static void
+agree(const char *rules, const char *conc)
+{
+	char a[300], b[300], j[300];
+	const char *rp = vt_src_path(rules);
+	char rules_path[512];
+	vt_server s;
+	size_t la = 0, lb = 0;
+	char *x, *y;
+	json_error_t jerr;
+	json_t *sum;
+
+	snprintf(rules_path, sizeof rules_path, "%s", rp);
+	snprintf(a, sizeof a, "%s/server-%s.jsonl", tmp, conc);
+	snprintf(b, sizeof b, "%s/offline-%s.jsonl", tmp, conc);
+	snprintf(j, sizeof j, "%s/server-%s.json", tmp, conc);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(vt_server_start(&s, rules_path, NULL), 0);
+	{
+		const char *argv[] = { replay, "--csv", csv, "--server", s.url, "--rules", rules_path,
+			"--concurrency", conc, "--results", a, "--json", j, "-q", NULL };
+		int rc = tr_run(argv, NULL, NULL);
+		assert_int_equal(vt_server_stop(&s), 0);
+		vt_server_cleanup(&s);
+		assert_int_equal(rc, 0);
+	}
+	{
+		const char *argv[] = { replay, "--csv", csv, "--rules", rules_path, "--results", b,
+			"-q", NULL };
+		assert_int_equal(tr_run(argv, NULL, NULL), 0);
+	}
+	x = tr_slurp(a, &la);
+	y = tr_slurp(b, &lb);
+	assert_non_null(x);
+	assert_non_null(y);
+	assert_true(la > 1000);
+	if (la != lb || memcmp(x, y, la) != 0) {
+		size_t i = 0, line = 1;
+		while (i < la && i < lb && x[i] == y[i])
+			if (x[i++] == '\n')
+				line++;
+		fail_msg("server and offline results differ at line %zu", line);
+	}
+	free(x);
+	free(y);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	assert_string_equal(json_string_value(json_object_get(sum, "mode")), "server");
+	assert_int_equal(json_integer_value(json_object_get(sum, "failed")), 0);
+	assert_true(json_integer_value(json_object_get(json_object_get(json_object_get(sum,
+	    "metrics"), "latency_us"), "count")) > 0);
+	json_decref(sum);
+}
+
+static void
+test_default_rules_sequential(void **state)
+{
+	(void)state;
+	agree("rules/default.rules", "1");
+}
+
+static void
+test_card_rules_concurrent(void **state)
+{
+	(void)state;
+	agree("tests/tools/data/card_only.rules", "4");
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_default_rules_sequential),
+		cmocka_unit_test(test_card_rules_concurrent),
+	};
+	const char *g[] = { NULL, "--cards", "200", "--days", "4", "--seed", "11",
+		"--fraud-rate", "0.02", "-q", "-o", csv, NULL };
+	int rv;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: test-server-agree VIGIL-REPLAY VIGIL-GEN\n");
+		return 1;
+	}
+	replay = argv[1];
+	gen = argv[2];
+	if (mkdtemp(tmp) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(csv, sizeof csv, "%s/gen.csv", tmp);
+	g[0] = gen;
+	if (tr_run(g, NULL, NULL) != 0) {
+		fprintf(stderr, "test-server-agree: %s failed\n", gen);
+		return 1;
+	}
+	rv = cmocka_run_group_tests(tests, NULL, NULL);
+	{
+		const char *rm[] = { "/bin/rm", "-rf", tmp, NULL };
+		tr_run(rm, NULL, NULL);
+	}
+	return rv;
+}
