@@ -12,6 +12,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <xxhash.h>
+
+/* uthash with XXH3 instead of Jenkins: faster on the per-record path and as
+ * well spread. Every table in batch/ is touched only by code including this. */
+#define HASH_FUNCTION(keyptr, keylen, hashv) \
+	((hashv) = (unsigned)XXH3_64bits((keyptr), (size_t)(keylen)))
 #include <uthash.h>
 
 #include "batch.h"

@@ -17,27 +17,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uthash.h>
-
 #include "int.h"
 
-#define SKETCH_OFF (1 << 30)
-
-typedef struct sketch_node {
-	UT_hash_handle hh;
-	batch_bucket   b;
-} sketch_node;
-
-struct batch_sketch {
-	sketch_node *map;
-	uint64_t     n, labelled;
-	size_t       nbuckets;
-};
+#define SKETCH_OFF   (1 << 30)
+#define SKETCH_EMPTY INT32_MIN /* never a key: keys stay within +-(OFF + 400k) */
 
 /* log((1 + ALPHA) / (1 - ALPHA)) for ALPHA = 0.001: a constant, so that
  * concurrent sketches share no lazily initialised state. */
 #define SKETCH_LNGAMMA 0.0020000006666670215
 _Static_assert(BATCH_SKETCH_ALPHA == 0.001, "recompute SKETCH_LNGAMMA");
+
+/*
+ * Buckets live in one open-addressing table (linear probing, at most half
+ * full): one cache line per lookup on the per-record path, where a chained
+ * hash costs two or three misses.
+ */
+struct batch_sketch {
+	batch_bucket *slots;
+	size_t        cap, nbuckets; /* cap: a power of two, or 0 */
+	uint64_t      n, labelled;
+};
 
 static int32_t
 sketch_key(double v)
@@ -53,6 +52,12 @@ sketch_key(double v)
 	return v > 0 ? SKETCH_OFF + i : -(SKETCH_OFF + i);
 }
 
+static size_t
+sketch_slot(int32_t key, size_t cap)
+{
+	return (size_t)(((uint64_t)(uint32_t)key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
 batch_sketch *
 batch_sketch_new(void)
 {
@@ -62,34 +67,70 @@ batch_sketch_new(void)
 void
 batch_sketch_free(batch_sketch *sk)
 {
-	sketch_node *n, *tmp;
-
 	if (sk == NULL)
 		return;
-	HASH_ITER(hh, sk->map, n, tmp) {
-		HASH_DEL(sk->map, n);
-		free(n);
-	}
+	free(sk->slots);
 	free(sk);
+}
+
+static vigil_err
+sketch_grow(batch_sketch *sk)
+{
+	size_t ncap = sk->cap ? sk->cap * 2 : 64;
+	batch_bucket *ns = malloc(ncap * sizeof *ns);
+
+	if (ns == NULL)
+		return VIGIL_ENOMEM;
+	for (size_t i = 0; i < ncap; i++)
+		ns[i].key = SKETCH_EMPTY;
+	for (size_t i = 0; i < sk->cap; i++) {
+		size_t j;
+
+		if (sk->slots[i].key == SKETCH_EMPTY)
+			continue;
+		j = sketch_slot(sk->slots[i].key, ncap);
+		while (ns[j].key != SKETCH_EMPTY)
+			j = (j + 1) & (ncap - 1);
+		ns[j] = sk->slots[i];
+	}
+	free(sk->slots);
+	sk->slots = ns;
+	sk->cap = ncap;
+	return VIGIL_OK;
 }
 
 static vigil_err
 sketch_bucket(batch_sketch *sk, int32_t key, double v, batch_bucket **ret_b)
 {
-	sketch_node *n;
+	size_t j;
+	vigil_err rv;
 
-	HASH_FIND(hh, sk->map, &key, sizeof key, n);
-	if (n == NULL) {
-		n = calloc(1, sizeof *n);
-		if (n == NULL)
-			return VIGIL_ENOMEM;
-		n->b.key = key;
-		n->b.min = v;
-		n->b.max = v;
-		HASH_ADD(hh, sk->map, b.key, sizeof n->b.key, n);
-		sk->nbuckets++;
+	if (sk->cap != 0) {
+		j = sketch_slot(key, sk->cap);
+		for (;;) {
+			if (sk->slots[j].key == key) {
+				*ret_b = &sk->slots[j];
+				return VIGIL_OK;
+			}
+			if (sk->slots[j].key == SKETCH_EMPTY)
+				break;
+			j = (j + 1) & (sk->cap - 1);
+		}
 	}
-	*ret_b = &n->b;
+	if (2 * (sk->nbuckets + 1) > sk->cap) {
+		rv = sketch_grow(sk);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	j = sketch_slot(key, sk->cap);
+	while (sk->slots[j].key != SKETCH_EMPTY)
+		j = (j + 1) & (sk->cap - 1);
+	sk->slots[j].key = key;
+	sk->slots[j].n = sk->slots[j].labelled = sk->slots[j].fraud = 0;
+	sk->slots[j].min = v;
+	sk->slots[j].max = v;
+	sk->nbuckets++;
+	*ret_b = &sk->slots[j];
 	return VIGIL_OK;
 }
 
@@ -149,11 +190,12 @@ batch_sketch_add_bucket(batch_sketch *sk, const batch_bucket *src)
 vigil_err
 batch_sketch_merge(batch_sketch *dst, const batch_sketch *src)
 {
-	const sketch_node *n;
 	vigil_err rv;
 
-	for (n = src->map; n != NULL; n = n->hh.next) {
-		rv = batch_sketch_add_bucket(dst, &n->b);
+	for (size_t i = 0; i < src->cap; i++) {
+		if (src->slots[i].key == SKETCH_EMPTY)
+			continue;
+		rv = batch_sketch_add_bucket(dst, &src->slots[i]);
 		if (rv != VIGIL_OK)
 			return rv;
 	}
@@ -190,15 +232,15 @@ vigil_err
 batch_sketch_sorted(const batch_sketch *sk, batch_bucket **ret_b, size_t *ret_n)
 {
 	batch_bucket *arr = NULL;
-	const sketch_node *n;
 	size_t i = 0;
 
 	if (sk->nbuckets > 0) {
 		arr = malloc(sk->nbuckets * sizeof *arr);
 		if (arr == NULL)
 			return VIGIL_ENOMEM;
-		for (n = sk->map; n != NULL; n = n->hh.next)
-			arr[i++] = n->b;
+		for (size_t j = 0; j < sk->cap; j++)
+			if (sk->slots[j].key != SKETCH_EMPTY)
+				arr[i++] = sk->slots[j];
 		qsort(arr, i, sizeof *arr, bucket_cmp);
 	}
 	*ret_b = arr;
