@@ -273,6 +273,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	    "latency_us", (json_int_t)((vigil_mono_ns() - t0) / 1000),
 	    "duplicate", out->duplicate, "dry_run", out->dry_run);
 	srv_metrics_request(&s->metrics, SRV_REQ_SCORE, VIGIL__V1__STATUS__STATUS_OK);
+	srv_metrics_latency(&s->metrics, vigil_mono_ns() - t0);
 	srv_ruleset_release(rs);
 	admin_send_json(req, 200, "OK", o);
 	goto out;

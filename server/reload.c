@@ -278,7 +278,7 @@ srv_rules_check(const char *path, FILE *out)
 			fprintf(out, "%s: %s\n", path, vigil_strerror(rv));
 		return rv;
 	}
-	fprintf(out, "vigild: rules %s: version \"%s\", hash %s, %u rules\n", path,
+	fprintf(stdout, "vigild: rules %s: version \"%s\", hash %s, %u rules\n", path,
 	    rules_prog_version(prog), rules_prog_hash(prog), rules_prog_nrules(prog));
 	rules_prog_free(prog);
 	return VIGIL_OK;
