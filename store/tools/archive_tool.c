@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store/tools/archive_tool.c - vigil-archive: operators' view of an archive
+ * directory or of one segment file (docs/vigil-archive.md):
+ *   verify  read everything, check every CRC and decode every payload;
+ *   dump    records as JSON lines (optionally an event-time range);
+ *   stats   one line per segment from its index (or a scan), and totals.
+ * Exit status: 0 ok, 1 damage found (corrupt bytes or undecodable
+ * payloads), 2 usage error, 3 I/O or other error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "archive_int.h"
+#include "store.h"
+#include "vigil_json.h"
+
+#define EXIT_DAMAGED 1
+#define EXIT_USAGE   2
+#define EXIT_ERROR   3
+#define MAX_ERROR_LINES 100 /* per run; beyond that only counted */
+
+static const char *prog = "vigil-archive";
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: vigil-archive verify [--quiet] PATH...\n"
+	    "       vigil-archive dump [--from TIME] [--to TIME] PATH\n"
+	    "       vigil-archive stats PATH\n"
+	    "       vigil-archive --help\n"
+	    "\n"
+	    "PATH is an archive directory (<datadir>/archive) or one segment file\n"
+	    "(seg-*.log or seg-*.log.zst).\n"
+	    "\n"
+	    "  verify  read every record, check its CRC32C and decode its payload; report\n"
+	    "          each corrupt stretch as SEGMENT:OFFSET: WHAT (N bytes skipped)\n"
+	    "  dump    print records as JSON lines (one object per record)\n"
+	    "  stats   per segment: form, state, records, sequence and event-time range\n"
+	    "\n"
+	    "  --from TIME, --to TIME  event-time range [from, to): YYYY-MM-DD (UTC),\n"
+	    "                          RFC 3339 or Unix milliseconds\n"
+	    "  --quiet                 no progress on a terminal, summary only\n"
+	    "\n"
+	    "Exit status: 0 ok, 1 damage found, 2 usage error, 3 I/O or other error.\n");
+}
+
+static bool
+is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int
+parse_time(const char *s, int64_t *ret)
+{
+	char *end;
+	long long v;
+
+	if (vigil_date_parse(s, ret) == VIGIL_OK || vigil_time_parse_rfc3339(s, ret) == VIGIL_OK)
+		return 0;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno == 0 && end != s && *end == '\0') {
+		*ret = v;
+		return 0;
+	}
+	return -1;
+}
+
+typedef struct run {
+	bool     progress;
+	uint64_t records, corrupt, corrupt_bytes, undecodable, printed;
+} run;
+
+static void
+on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, const char *what)
+{
+	run *r = arg;
+
+	r->corrupt++;
+	r->corrupt_bytes += skipped;
+	if (r->printed++ < MAX_ERROR_LINES)
+		fprintf(stderr, "%s%s:%" PRIu64 ": %s (%" PRIu64 " bytes skipped)\n",
+		    r->progress ? "\r" : "", segment, offset, what, skipped);
+}
+
+static vigil_err
+open_path(const char *path, int64_t from, int64_t to, run *r, store_reader **ret_rd,
+    store_diag *d)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		int e = errno;
+		snprintf(d->msg, sizeof d->msg, "%s: %s", path, strerror(e));
+		return vigil_err_from_errno(e);
+	}
+	if (S_ISDIR(st.st_mode))
+		return store_reader_open(path, from, to, on_corrupt, r, ret_rd, d);
+	return store_reader_open_segment(path, on_corrupt, r, ret_rd, d);
+}
+
+/* Decodes rec's payload; on failure d says why. */
+static vigil_err
+decode(const store_record *rec, store_scored *s, store_label *l, store_diag *d)
+{
+	if (rec->type == STORE_REC_SCORE)
+		return store_scored_decode(rec->payload, rec->len, s, d);
+	return store_label_decode(rec->payload, rec->len, l, d);
+}
+
+static int
+cmd_verify(int argc, char **argv)
+{
+	static store_scored s;
+	store_label l;
+	bool quiet = false;
+	int rc = 0;
+
+	if (argc > 0 && strcmp(argv[0], "--quiet") == 0) {
+		quiet = true;
+		argc--;
+		argv++;
+	}
+	if (argc == 0) {
+		fprintf(stderr, "%s: verify: no PATH given\n", prog);
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i < argc; i++) {
+		run r = { .progress = !quiet && isatty(STDERR_FILENO) };
+		store_reader *rd = NULL;
+		store_reader_stats st;
+		store_record rec;
+		store_diag d = { "" };
+		vigil_err rv;
+
+		rv = open_path(argv[i], INT64_MIN, INT64_MAX, &r, &rd, &d);
+		if (rv != VIGIL_OK) {
+			fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
+			return EXIT_ERROR;
+		}
+		while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
+			store_diag dd;
+			r.records++;
+			if (decode(&rec, &s, &l, &dd) != VIGIL_OK) {
+				r.undecodable++;
+				if (r.printed++ < MAX_ERROR_LINES)
+					fprintf(stderr, "%s%s:%" PRIu64 ": seq %" PRIu64 ": %s\n",
+					    r.progress ? "\r" : "", rec.segment, rec.offset, rec.seq, dd.msg);
+			}
+			if (r.progress && r.records % 100000 == 0)
+				fprintf(stderr, "\rverify: %" PRIu64 " records", r.records);
+		}
+		store_reader_get_stats(rd, &st);
+		store_reader_close(rd);
+		if (r.progress)
+			fprintf(stderr, "\r\033[K");
+		if (rv != VIGIL_ENOTFOUND) {
+			fprintf(stderr, "%s: %s: %s\n", prog, argv[i], d.msg[0] ? d.msg : vigil_strerror(rv));
+			return EXIT_ERROR;
+		}
+		printf("%s: %" PRIu64 " records in %" PRIu64 " segments, %" PRIu64
+		    " corrupt stretches (%" PRIu64 " bytes), %" PRIu64 " undecodable payloads: %s\n",
+		    argv[i], r.records, st.segments, r.corrupt, r.corrupt_bytes, r.undecodable,
+		    r.corrupt || r.undecodable ? "DAMAGED" : "OK");
+		if (r.corrupt || r.undecodable)
+			rc = EXIT_DAMAGED;
+	}
+	return rc;
+}
+
+static json_t *
+scored_json(const store_scored *s)
+{
+	json_t *o = json_object(), *hits = json_array(), *feats = json_object();
+
+	json_object_set_new(o, "txn", vigil_txn_to_json(&s->txn));
+	json_object_set_new(o, "score", json_integer(s->score));
+	json_object_set_new(o, "decision", json_string(vigil_decision_name(s->decision)));
+	for (uint32_t i = 0; i < s->nhits; i++)
+		json_array_append_new(hits, json_pack("{s:s, s:i, s:b}", "rule", s->hits[i].rule,
+		    "points", (int)s->hits[i].points, "shadow", (int)s->hits[i].shadow));
+	json_object_set_new(o, "hits", hits);
+	json_object_set_new(o, "rules_version", json_string(s->rules_version));
+	json_object_set_new(o, "features_generation", json_integer((json_int_t)s->features_gen));
+	json_object_set_new(o, "scored_at_ms", json_integer(s->scored_at_ms));
+	for (uint32_t i = 0; i < s->nfeats; i++) {
+		const vigil_value *v = &s->feats[i].val;
+		json_object_set_new(feats, s->feats[i].name, !v->present ? json_null() :
+		    v->str != NULL ? json_stringn(v->str, v->len) : json_real(v->num));
+	}
+	json_object_set_new(o, "features", feats);
+	return o;
+}
+
+static json_t *
+label_json(const store_label *l)
+{
+	return json_pack("{s:s, s:s, s:b, s:s, s:I, s:I}", "txn_id", l->txn_id, "card_id",
+	    l->card_id, "fraud", (int)l->fraud, "source", l->source, "label_time_ms",
+	    (json_int_t)l->label_time_ms, "received_at_ms", (json_int_t)l->received_at_ms);
+}
+
+static int
+cmd_dump(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static store_scored s;
+	store_label l;
+	int64_t from = INT64_MIN, to = INT64_MAX;
+	run r = { 0 };
+	store_reader *rd = NULL;
+	store_record rec;
+	store_diag d = { "" };
+	vigil_err rv;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		int64_t *dst = c == 'f' ? &from : &to;
+		if ((c != 'f' && c != 't') || parse_time(optarg, dst) != 0) {
+			if (c == 'f' || c == 't')
+				fprintf(stderr, "%s: dump: --%s %s: not a date, RFC 3339 time or Unix ms\n",
+				    prog, c == 'f' ? "from" : "to", optarg);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "%s: dump: exactly one PATH expected\n", prog);
+		return EXIT_USAGE;
+	}
+	rv = open_path(argv[optind], from, to, &r, &rd, &d);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
+		return EXIT_ERROR;
+	}
+	while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
+		json_t *o;
+		store_diag dd;
+
+		/* a single segment has no range selection of its own */
+		if (rec.event_time_ms < from || rec.event_time_ms >= to)
+			continue;
+		r.records++;
+		if (decode(&rec, &s, &l, &dd) != VIGIL_OK) {
+			r.undecodable++;
+			o = json_pack("{s:s}", "error", dd.msg);
+		} else {
+			o = rec.type == STORE_REC_SCORE ? scored_json(&s) : label_json(&l);
+		}
+		if (o == NULL) {
+			rv = VIGIL_ENOMEM;
+			break;
+		}
+		json_object_set_new(o, "seq", json_integer((json_int_t)rec.seq));
+		json_object_set_new(o, "type", json_string(rec.type == STORE_REC_SCORE ? "score" : "label"));
+		json_object_set_new(o, "event_time_ms", json_integer(rec.event_time_ms));
+		json_object_set_new(o, "segment", json_string(rec.segment));
+		json_object_set_new(o, "offset", json_integer((json_int_t)rec.offset));
+		if (json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS) != 0 || putchar('\n') == EOF) {
+			json_decref(o);
+			fprintf(stderr, "%s: dump: write to stdout failed\n", prog);
+			store_reader_close(rd);
+			return EXIT_ERROR;
+		}
+		json_decref(o);
+	}
+	store_reader_close(rd);
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "%s: dump: write to stdout failed\n", prog);
+		return EXIT_ERROR;
+	}
+	if (rv != VIGIL_ENOTFOUND) {
+		fprintf(stderr, "%s: %s: %s\n", prog, argv[optind], d.msg[0] ? d.msg : vigil_strerror(rv));
+		return EXIT_ERROR;
+	}
+	return r.corrupt || r.undecodable ? EXIT_DAMAGED : 0;
+}
+
+static void
+print_seg(const char *name, const char *form, const char *state, const store_seg_index *x)
+{
+	char a[32] = "-", b[32] = "-";
+
+	if (x->records > 0) {
+		vigil_time_format_rfc3339(x->min_event_ms, a, sizeof a);
+		vigil_time_format_rfc3339(x->max_event_ms, b, sizeof b);
+	}
+	printf("%-34s %-4s %-6s %10" PRIu64 " %20" PRIu64 " %20" PRIu64 " %-24s %-24s %12" PRIu64 "\n",
+	    name, form, state, x->records, x->first_seq, x->last_seq, a, b, x->bytes);
+}
+
+static int
+cmd_stats(int argc, char **argv)
+{
+	store_seg_ent *ents = NULL;
+	store_seg_index x, tot = { .min_event_ms = INT64_MAX, .max_event_ms = INT64_MIN };
+	store_diag d = { "" };
+	char path[4096];
+	uint64_t valid_end;
+	size_t n = 0;
+	vigil_err rv;
+	int rc = 0;
+
+	if (argc != 1) {
+		fprintf(stderr, "%s: stats: exactly one PATH expected\n", prog);
+		return EXIT_USAGE;
+	}
+	printf("%-34s %-4s %-6s %10s %20s %20s %-24s %-24s %12s\n", "segment", "form", "state",
+	    "records", "first_seq", "last_seq", "min_event_time", "max_event_time", "bytes");
+	if (!is_dir(argv[0])) {
+		const char *name = strrchr(argv[0], '/');
+		rv = store_seg_scan(argv[0], &x, &valid_end, &d);
+		if (rv != VIGIL_OK) {
+			fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
+			return EXIT_ERROR;
+		}
+		print_seg(name ? name + 1 : argv[0], strstr(argv[0], ".zst") ? "zst" : "log", "-", &x);
+		return 0;
+	}
+	rv = store_seg_list(argv[0], &ents, &n, &d);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
+		return EXIT_ERROR;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const store_seg_ent *e = &ents[i];
+		const char *state = "closed";
+
+		if (!e->has_log && !e->has_zst)
+			continue;
+		rv = e->has_idx ? store_seg_index_read(argv[0], e->base, &x) : VIGIL_ENOTFOUND;
+		if (rv != VIGIL_OK) {
+			state = e->has_idx ? "badidx" : "open";
+			snprintf(path, sizeof path, "%s/%s%s", argv[0], e->base,
+			    e->has_log ? ".log" : ".log.zst");
+			rv = store_seg_scan(path, &x, &valid_end, &d);
+			if (rv != VIGIL_OK) {
+				fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
+				rc = EXIT_ERROR;
+				break;
+			}
+			if (e->has_idx)
+				rc = EXIT_DAMAGED;
+		}
+		print_seg(e->base, e->has_log ? "log" : "zst", state, &x);
+		tot.records += x.records;
+		tot.bytes += x.bytes;
+		if (x.records > 0) {
+			if (tot.first_seq == 0)
+				tot.first_seq = x.first_seq;
+			tot.last_seq = x.last_seq;
+			if (x.min_event_ms < tot.min_event_ms)
+				tot.min_event_ms = x.min_event_ms;
+			if (x.max_event_ms > tot.max_event_ms)
+				tot.max_event_ms = x.max_event_ms;
+		}
+	}
+	free(ents);
+	if (rc != EXIT_ERROR)
+		print_seg("total", "", "", &tot);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "verify") == 0)
+		return cmd_verify(argc - 2, argv + 2);
+	if (strcmp(argv[1], "dump") == 0)
+		return cmd_dump(argc - 1, argv + 1);
+	if (strcmp(argv[1], "stats") == 0)
+		return cmd_stats(argc - 2, argv + 2);
+	fprintf(stderr, "%s: unknown command '%s' (try --help)\n", prog, argv[1]);
+	return EXIT_USAGE;
+}
