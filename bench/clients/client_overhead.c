@@ -263,7 +263,11 @@ main(int argc, char **argv)
 	}
 	pthread_create(&th, NULL, peer_main, &p);
 
-	if (nng_req0_open(&req) != 0 || nng_dial(req, url, NULL, 0) != 0 ||
+	/* the bare side gets the client's socket options too: without them REQ
+	 * arms a 60 s resend timer per request, which costs a timer-thread wakeup */
+	if (nng_req0_open(&req) != 0 ||
+	    nng_socket_set_ms(req, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) != 0 ||
+	    nng_dial(req, url, NULL, 0) != 0 ||
 	    nng_ctx_open(&ctx, req) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0) {
 		fprintf(stderr, "bench-clients: cannot dial %s\n", url);
 		return 1;
