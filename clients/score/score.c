@@ -771,6 +771,9 @@ main(int argc, char **argv)
 		obj = json_incref(a.flags);
 	}
 
+	/* a one-shot tool: wait for connections no longer than one attempt */
+	a.opts.connect_wait_ms = a.opts.timeout_ms > 0 && a.opts.timeout_ms < 1000 ?
+	    a.opts.timeout_ms : 1000;
 	if (vigil_client_open(a.servers, a.nservers, &a.opts, &c, &info) != VIGIL_CLIENT_OK) {
 		fprintf(stderr, "vigil-score: %s\n", info.message);
 		status = info.code == VIGIL_CLIENT_EINVAL ? 2 : 1;
