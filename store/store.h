@@ -86,22 +86,30 @@ typedef struct store_recovery {
 typedef struct store_archive store_archive;
 
 /*
- * Opens (creates) the archive under dir ("<datadir>/archive"), for writing:
- * one writer process per directory (an flock on dir/LOCK; VIGIL_EBUSY if
- * held). Recovers a torn tail of the open segment and reports it in
- * *ret_recovery (may be NULL).
+ * Opens (creates) the archive under dir ("<datadir>/archive"; the parent
+ * must exist), for writing: one writer per directory (an flock on dir/LOCK;
+ * VIGIL_EBUSY if held, even by this process). opts NULL = defaults.
+ * Recovers a torn tail of the open segment and reports it in *ret_recovery
+ * (may be NULL); corruption followed by valid records is left alone (readers
+ * report it). Format and guarantees: docs/archive.md.
+ * Errors: VIGIL_EINVAL (opts out of range), VIGIL_EBUSY, VIGIL_EIO and
+ * errno-mapped codes with reterr naming the file, VIGIL_ENOMEM.
  */
 vigil_err store_archive_open(const char *dir, const store_archive_opts *opts,
     store_archive **ret_ar, store_recovery *ret_recovery, store_diag *reterr);
-/* Flushes, syncs, closes. NULL is a no-op. */
+/* Syncs the open segment (whatever the policy) and closes; the segment
+ * stays open on disk and the next open continues it. No append may run
+ * concurrently. NULL is a no-op. */
 void      store_archive_close(store_archive *ar);
 
 /*
  * Appends one record (thread-safe; many threads may append at once). When
  * it returns VIGIL_OK the record is written to the file (survives kill -9)
  * and, with STORE_FSYNC_ALWAYS, synced; *ret_seq (may be NULL) is its
- * sequence number. VIGIL_ETOOBIG over max_record_bytes, VIGIL_EIO on write
- * failure (the archive then refuses further appends until reopened).
+ * sequence number (1, 2, ... in file order). VIGIL_ETOOBIG over
+ * max_record_bytes, VIGIL_EINVAL for an unknown type, VIGIL_EIO on write or
+ * sync failure (the archive then refuses further appends until reopened).
+ * The payload is copied to the file before the call returns.
  */
 vigil_err store_archive_append(store_archive *ar, store_rec_type type,
     int64_t event_time_ms, const void *payload, size_t len, uint64_t *ret_seq);
@@ -109,8 +117,9 @@ vigil_err store_archive_append(store_archive *ar, store_rec_type type,
 /*
  * Split append for callers that must order the write under their own lock
  * but wait for durability outside it: _write puts the record in the file
- * and returns its seq; _wait_durable(seq) returns once the fsync policy is
- * satisfied for it (immediately for interval/never).
+ * and returns its seq (errors as for append); _wait_durable(seq) returns once
+ * the fsync policy is satisfied for it (immediately for interval/never):
+ * VIGIL_EIO if a sync failed, VIGIL_EINVAL for a seq not yet written.
  */
 vigil_err store_archive_write(store_archive *ar, store_rec_type type,
     int64_t event_time_ms, const void *payload, size_t len, uint64_t *ret_seq);
@@ -153,14 +162,22 @@ typedef void (*store_corrupt_fn)(void *arg, const char *segment,
  * Opens a reader over records with event time in [from_ms, to_ms) (use
  * INT64_MIN/INT64_MAX for all), in segment order, using each segment's index
  * to skip segments outside the range. Read-only; safe while a writer appends
- * (it sees records written before it reached them). on_corrupt may be NULL.
+ * (it sees records written before it reached them). on_corrupt may be NULL;
+ * it is called from store_reader_next (segment and what valid during the
+ * call only). VIGIL_ENOTFOUND if dir does not exist. One thread at a time
+ * per reader; any number of readers at once.
  */
 vigil_err store_reader_open(const char *dir, int64_t from_ms, int64_t to_ms,
     store_corrupt_fn on_corrupt, void *arg, store_reader **ret_rd, store_diag *reterr);
-/* Reads one segment file only (tools, fuzzing). */
+/* Reads one segment file only, "*.log" or "*.log.zst" (tools, fuzzing). A
+ * partial record at its end is reported as corruption only if the segment
+ * has an index beside it (is closed). */
 vigil_err store_reader_open_segment(const char *path, store_corrupt_fn on_corrupt,
     void *arg, store_reader **ret_rd, store_diag *reterr);
-/* VIGIL_OK with *ret_rec filled; VIGIL_ENOTFOUND at the end; VIGIL_EIO. */
+/* VIGIL_OK with *ret_rec filled (payload and segment valid until the next
+ * call or close); VIGIL_ENOTFOUND at the end; VIGIL_EIO (reterr names the
+ * file), VIGIL_ENOMEM. Corrupt stretches are reported and skipped, not
+ * returned as errors. */
 vigil_err store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr);
 typedef struct store_reader_stats {
 	uint64_t records, bytes, corrupt_records, corrupt_bytes, segments;
