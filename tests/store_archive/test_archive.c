@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -929,6 +931,53 @@ test_write_then_wait(void **state)
 }
 
 static void
+test_write_error_is_sticky(void **state)
+{
+	/* RLIMIT_FSIZE makes a write fail part-way (EFBIG): the archive must
+	 * refuse every later append, and the partial record left in the file
+	 * is the torn tail that the next open truncates. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	struct rlimit old, lim;
+	void (*oldsig)(int);
+	uint8_t buf[512];
+	uint64_t i, seq, acked = 0;
+	vigil_err rv = VIGIL_OK;
+
+	ar = open_ar(f, &o, NULL);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	oldsig = signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 10000;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (i = 1; i < 1000; i++) {
+		size_t len = payload_for(i, buf);
+		rv = store_archive_append(ar, STORE_REC_SCORE, T0, buf, len, &seq);
+		if (rv != VIGIL_OK)
+			break;
+		assert_int_equal(seq, i);
+		acked = seq;
+	}
+	assert_int_equal(rv, VIGIL_EIO);
+	/* sticky, even for a record that would fit */
+	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, T0, "x", 1, &seq), VIGIL_EIO);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, oldsig);
+	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, T0, "x", 1, &seq), VIGIL_EIO);
+	store_archive_close(ar);
+
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.last_seq, acked);
+	assert_int_equal(rec.torn_records, 1);
+	assert_true(rec.torn_bytes > 0 && rec.torn_bytes < STORE_FRAME_HDR + 512);
+	append_n(ar, acked + 1, 3, T0);
+	store_archive_close(ar);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, NULL, 0), acked + 3);
+}
+
+static void
 test_fsync_parse(void **state)
 {
 	store_fsync p;
@@ -1008,6 +1057,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_always_sync_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_then_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_error_is_sticky, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_missing_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_index_falls_back_to_scan, setup, teardown),
 	};
