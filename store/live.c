@@ -5,7 +5,7 @@
  *
  * State is in memory; the archive is its write-ahead log (db.c rebuilds it
  * from there on open). Cards live in LIVE_CARD_STRIPES stripes, each a mutex
- * and a uthash table: the stripe lock of a card is held by store_score_begin
+ * and an open-addressing table: the stripe lock of a card is held by store_score_begin
  * until commit or abort, which is what makes the k-th transaction of a card
  * see exactly the k-1 before it. Merchants, terminals, devices and IPs have
  * their own stripes, locked briefly and one at a time (never two at once,
@@ -26,10 +26,6 @@
 #include "schema.h"
 #include "store.h"
 
-static _Thread_local int live_oom;
-#define HASH_NONFATAL_OOM 1
-#define uthash_nonfatal_oom(obj) (live_oom = 1)
-#include <uthash.h>
 
 #define MS_1M  60000LL
 #define MS_10M (10 * MS_1M)
@@ -38,6 +34,154 @@ static _Thread_local int live_oom;
 #define MS_7D  LIVE_WINDOW_MAX_MS
 
 #define SMALL_AMOUNT 5.0 /* vel.card.small_count_10m: amount < 5.00 major units */
+
+/* ---------------------------------------------------------------------- */
+/* Keyed tables: linear probing over (hash, object) slots. Every keyed object
+ * starts with an okey, so a probe compares 8-byte hashes in one contiguous
+ * array and touches an object only on a full 64-bit hash match. */
+
+typedef struct okey {
+	uint64_t h; /* XXH3 of the id */
+	uint8_t  len;
+	char     id[VIGIL_ID_MAX + 1];
+} okey;
+
+typedef struct omap {
+	uint64_t *hs; /* slot hash, 0 = empty */
+	okey    **vs;
+	uint32_t  mask, n;
+} omap;
+
+static uint64_t
+okey_slot_hash(uint64_t h)
+{
+	return h ? h : 1;
+}
+
+/* Stripes are chosen by the low bits; slots use the high half. */
+static uint32_t
+omap_home(const omap *m, uint64_t h)
+{
+	return (uint32_t)(h >> 32) & m->mask;
+}
+
+static okey *
+omap_find(const omap *m, uint64_t h, const char *id, size_t len)
+{
+	if (m->hs == NULL)
+		return NULL;
+	h = okey_slot_hash(h);
+	for (uint32_t i = omap_home(m, h);; i = (i + 1) & m->mask) {
+		uint64_t x = m->hs[i];
+
+		if (x == 0)
+			return NULL;
+		if (x == h && m->vs[i]->len == len && memcmp(m->vs[i]->id, id, len) == 0)
+			return m->vs[i];
+	}
+}
+
+static void
+omap_place(omap *m, okey *k)
+{
+	uint64_t h = okey_slot_hash(k->h);
+	uint32_t i = omap_home(m, h);
+
+	while (m->hs[i] != 0)
+		i = (i + 1) & m->mask;
+	m->hs[i] = h;
+	m->vs[i] = k;
+}
+
+/* Inserts k (not present); grows at 3/4 load. VIGIL_ENOMEM leaves m as is. */
+static vigil_err
+omap_insert(omap *m, okey *k)
+{
+	if (m->hs == NULL || (uint64_t)(m->n + 1) * 4 > (uint64_t)(m->mask + 1) * 3) {
+		uint64_t ncap = m->hs != NULL ? ((uint64_t)m->mask + 1) * 2 : 16;
+		omap     nm = { 0 };
+
+		if (ncap > (1ULL << 31))
+			return VIGIL_ELIMIT;
+		nm.hs = calloc(ncap, sizeof *nm.hs);
+		nm.vs = calloc(ncap, sizeof *nm.vs);
+		if (nm.hs == NULL || nm.vs == NULL) {
+			free(nm.hs);
+			free(nm.vs);
+			return VIGIL_ENOMEM;
+		}
+		nm.mask = (uint32_t)(ncap - 1);
+		if (m->hs != NULL) {
+			for (uint64_t i = 0; i <= m->mask; i++)
+				if (m->hs[i] != 0)
+					omap_place(&nm, m->vs[i]);
+		}
+		nm.n = m->n;
+		free(m->hs);
+		free(m->vs);
+		*m = nm;
+	}
+	omap_place(m, k);
+	m->n++;
+	return VIGIL_OK;
+}
+
+/* Empties slot i, shifting later members of its cluster back (no tombstones). */
+static void
+omap_remove_at(omap *m, uint32_t i)
+{
+	uint32_t j = i;
+
+	for (;;) {
+		uint32_t k;
+		bool     stays;
+
+		j = (j + 1) & m->mask;
+		if (m->hs[j] == 0)
+			break;
+		k = omap_home(m, m->hs[j]);
+		/* Member j stays if its home lies cyclically in (i, j]. */
+		stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+		if (!stays) {
+			m->hs[i] = m->hs[j];
+			m->vs[i] = m->vs[j];
+			i = j;
+		}
+	}
+	m->hs[i] = 0;
+	m->vs[i] = NULL;
+	m->n--;
+}
+
+static void
+omap_remove(omap *m, const okey *k)
+{
+	for (uint32_t i = omap_home(m, okey_slot_hash(k->h));; i = (i + 1) & m->mask) {
+		if (m->vs[i] == k) {
+			omap_remove_at(m, i);
+			return;
+		}
+		if (m->hs[i] == 0)
+			return;
+	}
+}
+
+static void
+omap_fini(omap *m)
+{
+	free(m->hs);
+	free(m->vs);
+	memset(m, 0, sizeof *m);
+}
+
+static void
+okey_set(okey *k, uint64_t h, const char *id, size_t len)
+{
+	k->h = h;
+	k->len = (uint8_t)len;
+	memcpy(k->id, id, len);
+	k->id[len] = '\0';
+}
 
 /* ---------------------------------------------------------------------- */
 /* State. */
@@ -60,19 +204,22 @@ typedef struct live_bucket {
 	double   sum;
 } live_bucket;
 
+/* Hot fields first and the key last: a lookup's first cache line holds the
+ * counters, the hash and the start of the id. */
 typedef struct live_card {
-	UT_hash_handle hh;
-	live_event    *ev; /* ev[head .. head + n), ascending time, ties by arrival */
+	live_event    *ev; /* ev[head .. head+n), ascending time, ties by arrival */
 	uint32_t       head, n, cap;
-	live_bucket   *bk; /* ascending minute */
 	uint32_t       nbk, capbk;
+	live_bucket   *bk; /* ascending minute */
 	int64_t        newest;
-	char           id[VIGIL_ID_MAX + 1];
+	okey           k;
 } live_card;
+
+#define CARD_OF(kp) ((live_card *)(void *)((char *)(kp) - offsetof(live_card, k)))
 
 typedef struct card_stripe {
 	pthread_mutex_t mu;
-	live_card      *head;
+	omap            map;
 } __attribute__((aligned(64))) card_stripe;
 
 enum { ENT_MERCHANT, ENT_TERMINAL, ENT_DEVICE, ENT_IP, ENT_KINDS };
@@ -87,33 +234,45 @@ typedef struct ent_event {
 } ent_event;
 
 typedef struct live_ent {
-	UT_hash_handle hh;
 	ent_event     *ev;
 	uint32_t       head, n, cap;
 	int64_t        newest;
-	char           id[VIGIL_ID_MAX + 1];
+	okey           k;
 } live_ent;
+
+#define ENT_OF(kp) ((live_ent *)(void *)((char *)(kp) - offsetof(live_ent, k)))
+
+/* Cards and entities start on a cache line (see live_card). */
+static void *
+obj_alloc(size_t size)
+{
+	size_t sz = (size + 63) / 64 * 64;
+	void  *p = aligned_alloc(64, sz);
+
+	if (p != NULL)
+		memset(p, 0, sz);
+	return p;
+}
 
 typedef struct ent_stripe {
 	pthread_mutex_t mu;
-	live_ent       *head;
+	omap            map;
 } __attribute__((aligned(64))) ent_stripe;
 
 typedef struct dd_entry {
-	UT_hash_handle hh;
+	okey           k;
 	int64_t        t;
 	int32_t        score;
 	uint8_t        decision;
 	uint8_t        nhits;
 	uint64_t       features_gen;
 	char           rules_version[72];
-	char           id[VIGIL_ID_MAX + 1];
 	store_hit      hits[]; /* nhits */
 } dd_entry;
 
 typedef struct dd_stripe {
 	pthread_mutex_t mu;
-	dd_entry       *head;
+	omap            map;
 } __attribute__((aligned(64))) dd_stripe;
 
 struct live {
@@ -141,13 +300,6 @@ static uint64_t
 id_hash(const char *id, size_t len)
 {
 	return XXH3_64bits(id, len);
-}
-
-/* uthash keeps a 32-bit hash; use the bits the stripe index did not. */
-static unsigned
-uth(uint64_t h)
-{
-	return (unsigned)(h >> 32);
 }
 
 static void
@@ -243,10 +395,9 @@ ent_upper(const live_ent *e, int64_t t)
 static live_card *
 card_find(live *lv, uint32_t stripe, const char *id, size_t len, uint64_t h)
 {
-	live_card *c = NULL;
+	okey *k = omap_find(&lv->cards[stripe].map, h, id, len);
 
-	HASH_FIND_BYHASHVALUE(hh, lv->cards[stripe].head, id, len, uth(h), c);
-	return c;
+	return k != NULL ? CARD_OF(k) : NULL;
 }
 
 static void
@@ -300,32 +451,32 @@ live_free(live *lv)
 	if (lv == NULL)
 		return;
 	for (int i = 0; i < LIVE_CARD_STRIPES; i++) {
-		live_card *c, *tmp;
+		omap *m = &lv->cards[i].map;
 
-		HASH_ITER(hh, lv->cards[i].head, c, tmp) {
-			HASH_DELETE(hh, lv->cards[i].head, c);
-			card_free(lv, c);
-		}
+		for (uint64_t j = 0; m->hs != NULL && j <= m->mask; j++)
+			if (m->hs[j] != 0)
+				card_free(lv, CARD_OF(m->vs[j]));
+		omap_fini(m);
 		pthread_mutex_destroy(&lv->cards[i].mu);
 	}
 	for (int k = 0; k < ENT_KINDS; k++) {
 		for (int i = 0; i < LIVE_ENT_STRIPES; i++) {
-			live_ent *e, *tmp;
+			omap *m = &lv->ents[k][i].map;
 
-			HASH_ITER(hh, lv->ents[k][i].head, e, tmp) {
-				HASH_DELETE(hh, lv->ents[k][i].head, e);
-				ent_free(lv, e);
-			}
+			for (uint64_t j = 0; m->hs != NULL && j <= m->mask; j++)
+				if (m->hs[j] != 0)
+					ent_free(lv, ENT_OF(m->vs[j]));
+			omap_fini(m);
 			pthread_mutex_destroy(&lv->ents[k][i].mu);
 		}
 	}
 	for (int i = 0; i < LIVE_DEDUPE_STRIPES; i++) {
-		dd_entry *d, *tmp;
+		omap *m = &lv->dd[i].map;
 
-		HASH_ITER(hh, lv->dd[i].head, d, tmp) {
-			HASH_DELETE(hh, lv->dd[i].head, d);
-			free(d);
-		}
+		for (uint64_t j = 0; m->hs != NULL && j <= m->mask; j++)
+			if (m->hs[j] != 0)
+				free(m->vs[j]);
+		omap_fini(m);
 		pthread_mutex_destroy(&lv->dd[i].mu);
 	}
 	pthread_mutex_destroy(&lv->wm_mu);
@@ -431,11 +582,13 @@ live_dedupe_find(live *lv, const char *txn_id, store_outcome *ret_prior)
 	size_t    len = strlen(txn_id);
 	uint64_t  h = id_hash(txn_id, len);
 	dd_stripe *s = &lv->dd[dd_stripe_of(h)];
-	dd_entry  *d = NULL;
+	dd_entry  *d;
 	vigil_err  rv = VIGIL_ENOTFOUND;
 
+	if (len == 0 || len > VIGIL_ID_MAX)
+		return VIGIL_ENOTFOUND;
 	pthread_mutex_lock(&s->mu);
-	HASH_FIND_BYHASHVALUE(hh, s->head, txn_id, len, uth(h), d);
+	d = (dd_entry *)omap_find(&s->map, h, txn_id, len);
 	if (d != NULL && dd_live(lv, d)) {
 		memset(ret_prior, 0, sizeof *ret_prior);
 		ret_prior->score = d->score;
@@ -468,7 +621,7 @@ live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms, const store
 	if (d == NULL)
 		return VIGIL_ENOMEM;
 	memset(d, 0, sizeof *d);
-	memcpy(d->id, txn_id, len);
+	okey_set(&d->k, h, txn_id, len);
 	d->t = event_time_ms;
 	d->score = o->score;
 	d->decision = (uint8_t)o->decision;
@@ -479,22 +632,20 @@ live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms, const store
 	memcpy(d->hits, o->hits, nhits * sizeof d->hits[0]);
 
 	pthread_mutex_lock(&s->mu);
-	HASH_FIND_BYHASHVALUE(hh, s->head, txn_id, len, uth(h), old);
+	old = (dd_entry *)omap_find(&s->map, h, txn_id, len);
 	if (old != NULL && dd_live(lv, old)) {
 		pthread_mutex_unlock(&s->mu);
 		free(d); /* the first outcome stays */
 		return VIGIL_OK;
 	}
 	if (old != NULL) {
-		HASH_DELETE(hh, s->head, old);
+		omap_remove(&s->map, &old->k);
 		free(old);
 		atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
 	}
-	live_oom = 0;
-	HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->head, d->id, len, uth(h), d);
-	if (live_oom) {
+	rv = omap_insert(&s->map, &d->k);
+	if (rv != VIGIL_OK) {
 		free(d);
-		rv = VIGIL_ENOMEM;
 	} else {
 		atomic_fetch_add_explicit(&lv->ndd, 1, memory_order_relaxed);
 	}
@@ -560,16 +711,17 @@ live_card_reserve(live *lv, const vigil_txn *txn)
 	if (c == NULL) {
 		if (atomic_load_explicit(&lv->ncards, memory_order_relaxed) >= lv->opts.max_cards)
 			return VIGIL_ELIMIT;
-		c = calloc(1, sizeof *c);
+		vigil_err rv;
+
+		c = obj_alloc(sizeof *c);
 		if (c == NULL)
 			return VIGIL_ENOMEM;
-		memcpy(c->id, txn->card_id, len);
+		okey_set(&c->k, h, txn->card_id, len);
 		c->newest = INT64_MIN;
-		live_oom = 0;
-		HASH_ADD_KEYPTR_BYHASHVALUE(hh, lv->cards[stripe].head, c->id, len, uth(h), c);
-		if (live_oom) {
+		rv = omap_insert(&lv->cards[stripe].map, &c->k);
+		if (rv != VIGIL_OK) {
 			free(c);
-			return VIGIL_ENOMEM;
+			return rv;
 		}
 		atomic_fetch_add_explicit(&lv->ncards, 1, memory_order_relaxed);
 	}
@@ -784,12 +936,14 @@ ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, int64_t t,
 	size_t      len = strlen(id);
 	uint64_t    h = id_hash(id, len);
 	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
-	live_ent   *e = NULL;
+	live_ent   *e;
+	okey       *k;
 
 	memset(a, 0, sizeof *a);
 	set_reset(sc);
 	pthread_mutex_lock(&s->mu);
-	HASH_FIND_BYHASHVALUE(hh, s->head, id, len, uth(h), e);
+	k = omap_find(&s->map, h, id, len);
+	e = k != NULL ? ENT_OF(k) : NULL;
 	if (e != NULL) {
 		uint32_t idx = ent_upper(e, t);
 
@@ -888,24 +1042,24 @@ ent_apply(live *lv, int kind, const char *id, int64_t t, uint64_t card_h)
 	size_t      len = strlen(id);
 	uint64_t    h = id_hash(id, len);
 	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
-	live_ent   *e = NULL;
-	uint32_t    k = 0, pos;
+	live_ent   *e;
+	okey       *k;
+	uint32_t    drop = 0, pos;
 	int64_t     cut;
 
 	pthread_mutex_lock(&s->mu);
-	HASH_FIND_BYHASHVALUE(hh, s->head, id, len, uth(h), e);
+	k = omap_find(&s->map, h, id, len);
+	e = k != NULL ? ENT_OF(k) : NULL;
 	if (e == NULL) {
 		if (atomic_load_explicit(&lv->nents, memory_order_relaxed) >=
 		    lv->opts.max_cards * ENT_KINDS)
 			goto out;
-		e = calloc(1, sizeof *e);
+		e = obj_alloc(sizeof *e);
 		if (e == NULL)
 			goto out;
-		memcpy(e->id, id, len);
+		okey_set(&e->k, h, id, len);
 		e->newest = INT64_MIN;
-		live_oom = 0;
-		HASH_ADD_KEYPTR_BYHASHVALUE(hh, s->head, e->id, len, uth(h), e);
-		if (live_oom) {
+		if (omap_insert(&s->map, &e->k) != VIGIL_OK) {
 			free(e);
 			goto out;
 		}
@@ -917,10 +1071,10 @@ ent_apply(live *lv, int kind, const char *id, int64_t t, uint64_t card_h)
 	cut = e->newest - ent_retain_ms[kind];
 	if (t <= cut)
 		goto out;
-	while (k < e->n && e->ev[e->head + k].t <= cut)
-		k++;
-	e->head += k;
-	e->n -= k;
+	while (drop < e->n && e->ev[e->head + drop].t <= cut)
+		drop++;
+	e->head += drop;
+	e->n -= drop;
 	if (e->n == LIVE_ENT_CAP) {
 		/* Saturated: the oldest event makes room (docs/storage.md). */
 		e->head++;
@@ -975,16 +1129,22 @@ static void
 sweep_cards(live *lv, uint32_t i, int64_t cutoff)
 {
 	card_stripe *s = &lv->cards[i];
-	live_card   *c, *tmp;
+	omap        *m = &s->map;
 
 	pthread_mutex_lock(&s->mu);
-	HASH_ITER(hh, s->head, c, tmp) {
-		card_evict(lv, c, cutoff);
-		if (c->n == 0 && c->nbk == 0) {
-			HASH_DELETE(hh, s->head, c);
-			card_free(lv, c);
-			atomic_fetch_sub_explicit(&lv->ncards, 1, memory_order_relaxed);
+	for (uint64_t j = 0; m->hs != NULL && j <= m->mask;) {
+		live_card *c = m->vs[j] != NULL ? CARD_OF(m->vs[j]) : NULL;
+
+		if (c != NULL) {
+			card_evict(lv, c, cutoff);
+			if (c->n == 0 && c->nbk == 0) {
+				omap_remove_at(m, (uint32_t)j);
+				card_free(lv, c);
+				atomic_fetch_sub_explicit(&lv->ncards, 1, memory_order_relaxed);
+				continue; /* slot j may now hold a shifted member */
+			}
 		}
+		j++;
 	}
 	pthread_mutex_unlock(&s->mu);
 }
@@ -994,15 +1154,19 @@ sweep_ents(live *lv, uint32_t i, int64_t cutoff)
 {
 	for (int k = 0; k < ENT_KINDS; k++) {
 		ent_stripe *s = &lv->ents[k][i];
-		live_ent   *e, *tmp;
+		omap       *m = &s->map;
 
 		pthread_mutex_lock(&s->mu);
-		HASH_ITER(hh, s->head, e, tmp) {
-			if (e->newest <= cutoff) {
-				HASH_DELETE(hh, s->head, e);
+		for (uint64_t j = 0; m->hs != NULL && j <= m->mask;) {
+			live_ent *e = m->vs[j] != NULL ? ENT_OF(m->vs[j]) : NULL;
+
+			if (e != NULL && e->newest <= cutoff) {
+				omap_remove_at(m, (uint32_t)j);
 				ent_free(lv, e);
 				atomic_fetch_sub_explicit(&lv->nents, 1, memory_order_relaxed);
+				continue;
 			}
+			j++;
 		}
 		pthread_mutex_unlock(&s->mu);
 	}
@@ -1012,15 +1176,19 @@ static void
 sweep_dedupe(live *lv, uint32_t i)
 {
 	dd_stripe *s = &lv->dd[i];
-	dd_entry  *d, *tmp;
+	omap      *m = &s->map;
 
 	pthread_mutex_lock(&s->mu);
-	HASH_ITER(hh, s->head, d, tmp) {
-		if (!dd_live(lv, d)) {
-			HASH_DELETE(hh, s->head, d);
+	for (uint64_t j = 0; m->hs != NULL && j <= m->mask;) {
+		dd_entry *d = (dd_entry *)m->vs[j];
+
+		if (d != NULL && !dd_live(lv, d)) {
+			omap_remove_at(m, (uint32_t)j);
 			free(d);
 			atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
+			continue;
 		}
+		j++;
 	}
 	pthread_mutex_unlock(&s->mu);
 }

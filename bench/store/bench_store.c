@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/store/bench_store.c - feature lookup and live update path of
+ * store_db (docs/BENCHMARKS.md, "Store").
+ *
+ *   lookup   store_features_lookup of one transaction: all features, batch
+ *            (a populated LMDB generation) and live (a populated live state).
+ *            Target < 2 us.
+ *   update   store_score_begin + store_score_commit on one thread with the
+ *            archive's fsync policy "interval". Target >= 200k txn/s.
+ *   memory   the same update path on store_db_new_memory (no archive).
+ *   recover  close + reopen: the live state rebuilt from the archive.
+ *
+ * Each figure is the median of --runs runs. Run from a release build:
+ *   meson setup build-bench --buildtype=release && ninja -C build-bench
+ *   ./build-bench/bench/store/bench-store
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "store.h"
+
+typedef struct cfg {
+	uint32_t cards, merchants, txns, lookups, runs;
+	const char *dir;
+} cfg;
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: bench-store [options]\n"
+	    "Measures store_db feature lookups and the live update path.\n"
+	    "  --cards N      cards in the generation and the live state (default 100000)\n"
+	    "  --merchants N  merchants and terminals (default 10000)\n"
+	    "  --txns N       transactions per update run, and to populate (default 200000)\n"
+	    "  --lookups N    lookups per lookup run (default 200000)\n"
+	    "  --runs N       runs per figure; the median is printed (default 5)\n"
+	    "  --dir PATH     data directory to use (default: a new one under /tmp, removed)\n"
+	    "  --help         this text\n"
+	    "Exit status: 0 on success, 1 on a store error, 2 on bad usage.\n");
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, uint32_t n)
+{
+	qsort(v, n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
+/* CPU time of the calling thread, ns: on a shared machine this is the
+ * figure that does not depend on what the other tenants run. */
+static uint64_t
+cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t
+rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void
+make_txn(vigil_txn *x, const cfg *c, uint64_t serial, int64_t t)
+{
+	memset(x, 0, sizeof *x);
+	snprintf(x->txn_id, sizeof x->txn_id, "bench-%llu", (unsigned long long)serial);
+	snprintf(x->card_id, sizeof x->card_id, "card-%08llu", (unsigned long long)(rng() % c->cards));
+	snprintf(x->merchant_id, sizeof x->merchant_id, "merchant-%06llu",
+	    (unsigned long long)(rng() % c->merchants));
+	snprintf(x->terminal_id, sizeof x->terminal_id, "term-%06llu",
+	    (unsigned long long)(rng() % c->merchants));
+	snprintf(x->device_id, sizeof x->device_id, "dev-%08llu", (unsigned long long)(rng() % c->cards));
+	snprintf(x->ip, sizeof x->ip, "10.%u.%u.%u", (unsigned)(rng() % 256), (unsigned)(rng() % 256),
+	    (unsigned)(rng() % 256));
+	memcpy(x->currency, "EUR", 4);
+	memcpy(x->country, (rng() & 7) ? "FR" : "DE", 3);
+	x->event_time_ms = t;
+	x->amount_minor = (int64_t)(rng() % 100000);
+	x->mcc = 5411;
+	x->channel = VIGIL_CHANNEL_POS;
+	x->has_location = true;
+	x->lat = 48.0 + (double)(rng() % 1000) / 1000.0;
+	x->lon = 2.0 + (double)(rng() % 1000) / 1000.0;
+}
+
+static int
+write_generation(const cfg *c)
+{
+	store_genw          *w = NULL;
+	store_diag           d;
+	store_card_profile   cp;
+	store_entity_profile ep;
+	store_gen_meta       meta;
+	char                 id[64];
+	vigil_err            rv;
+
+	rv = store_genw_begin(c->dir, &w, &d);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "bench-store: %s\n", d.msg);
+		return 1;
+	}
+	memset(&cp, 0, sizeof cp);
+	memset(&ep, 0, sizeof ep);
+	for (uint32_t i = 0; i < c->cards; i++) {
+		cp.count_90d = 50 + i % 50;
+		cp.amount_mean_90d = 40.0;
+		cp.amount_std_90d = 12.0;
+		cp.first_seen_ms = vigil_now_ms() - 200 * VIGIL_MS_PER_DAY;
+		cp.hour_hist[i % 24] = 10;
+		cp.ncountries = 2;
+		memcpy(cp.countries[0], "FR", 2);
+		memcpy(cp.countries[1], "BE", 2);
+		cp.nmerchants = 8;
+		for (int k = 0; k < 8; k++) {
+			snprintf(id, sizeof id, "merchant-%06u", (i * 7 + (uint32_t)k) % c->merchants);
+			cp.merchants[k] = XXH64(id, strlen(id), 0);
+		}
+		snprintf(id, sizeof id, "card-%08u", i);
+		if ((rv = store_genw_put_card(w, id, &cp)) != VIGIL_OK)
+			goto fail;
+	}
+	for (uint32_t i = 0; i < c->merchants; i++) {
+		ep.count_30d = 1000 + i;
+		ep.fraud_rate_30d = 0.001;
+		snprintf(id, sizeof id, "merchant-%06u", i);
+		if ((rv = store_genw_put_merchant(w, id, &ep)) != VIGIL_OK)
+			goto fail;
+		snprintf(id, sizeof id, "term-%06u", i);
+		if ((rv = store_genw_put_terminal(w, id, &ep)) != VIGIL_OK)
+			goto fail;
+	}
+	memset(&meta, 0, sizeof meta);
+	meta.as_of_ms = vigil_now_ms();
+	rv = store_genw_commit(w, &meta, 0, &d);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "bench-store: commit: %s\n", d.msg);
+		return 1;
+	}
+	return 0;
+fail:
+	fprintf(stderr, "bench-store: writing generation: %s\n", vigil_strerror(rv));
+	store_genw_abort(w);
+	return 1;
+}
+
+/* n begin+commit; returns elapsed ns or 0 on error. */
+static uint64_t
+run_updates(store_db *db, store_ctx *ctx, const cfg *c, uint64_t *serial, int64_t *t,
+    uint32_t n, uint64_t *ret_cpu)
+{
+	uint64_t            c0 = cpu_ns();
+	static store_scored s;
+	vigil_value         f[256];
+	store_outcome       prior;
+	store_diag          d;
+	uint64_t            t0 = vigil_mono_ns();
+
+	for (uint32_t i = 0; i < n; i++) {
+		vigil_err rv;
+
+		make_txn(&s.txn, c, (*serial)++, (*t)++);
+		rv = store_score_begin(db, ctx, &s.txn, f, store_schema_nfields(), &prior);
+		if (rv == VIGIL_EEXIST)
+			continue;
+		if (rv != VIGIL_OK) {
+			fprintf(stderr, "bench-store: begin: %s\n", vigil_strerror(rv));
+			return 0;
+		}
+		s.score = 10;
+		s.decision = VIGIL_DECISION_ALLOW;
+		snprintf(s.rules_version, sizeof s.rules_version, "bench");
+		rv = store_score_commit(db, ctx, &s, &d);
+		if (rv != VIGIL_OK) {
+			fprintf(stderr, "bench-store: commit: %s\n", d.msg);
+			return 0;
+		}
+	}
+	if (ret_cpu != NULL)
+		*ret_cpu = cpu_ns() - c0;
+	return vigil_mono_ns() - t0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "cards", required_argument, NULL, 'c' },
+		{ "merchants", required_argument, NULL, 'm' },
+		{ "txns", required_argument, NULL, 't' },
+		{ "lookups", required_argument, NULL, 'l' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	cfg            c = { .cards = 100000, .merchants = 10000, .txns = 200000,
+		.lookups = 200000, .runs = 5 };
+	char           tmpl[] = "/tmp/vigil-bench-store-XXXXXX";
+	bool           own_dir = false;
+	store_db      *db = NULL, *mem = NULL;
+	store_ctx     *ctx = NULL, *mctx = NULL;
+	store_db_opts  o;
+	store_diag     d;
+	store_db_stats st;
+	double        *v = NULL, *vc = NULL;
+	uint64_t       cpu = 0;
+	uint64_t       serial = 0, ns;
+	int64_t        t = vigil_now_ms() - 3600 * 1000, t_mem;
+	vigil_value    f[256];
+	int            opt, status = 1;
+
+	while ((opt = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		char *end = NULL;
+		unsigned long val = 0;
+
+		if (opt == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		if (opt == 'd') {
+			c.dir = optarg;
+			continue;
+		}
+		if (opt == '?') {
+			usage(stderr);
+			return 2;
+		}
+		val = strtoul(optarg, &end, 10);
+		if (*end != '\0' || val == 0 || val > 100000000UL) {
+			fprintf(stderr, "bench-store: --%s: expected a number in 1..100000000, got \"%s\"\n",
+			    opt == 'c' ? "cards" : opt == 'm' ? "merchants" : opt == 't' ? "txns"
+			    : opt == 'l' ? "lookups" : "runs", optarg);
+			return 2;
+		}
+		switch (opt) {
+		case 'c': c.cards = (uint32_t)val; break;
+		case 'm': c.merchants = (uint32_t)val; break;
+		case 't': c.txns = (uint32_t)val; break;
+		case 'l': c.lookups = (uint32_t)val; break;
+		case 'r': c.runs = (uint32_t)val; break;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (c.dir == NULL) {
+		c.dir = mkdtemp(tmpl);
+		if (c.dir == NULL) {
+			perror("bench-store: mkdtemp");
+			return 1;
+		}
+		own_dir = true;
+	}
+	v = calloc(c.runs, sizeof *v);
+	vc = calloc(c.runs, sizeof *vc);
+	if (v == NULL || vc == NULL)
+		goto out;
+
+	fprintf(stderr, "bench-store: writing a generation of %u cards, %u merchants...\n",
+	    c.cards, c.merchants);
+	if (write_generation(&c) != 0)
+		goto out;
+	store_db_opts_default(&o);
+	o.archive.fsync = STORE_FSYNC_INTERVAL;
+	if (store_db_open(c.dir, &o, &db, NULL, &d) != VIGIL_OK) {
+		fprintf(stderr, "bench-store: open: %s\n", d.msg);
+		goto out;
+	}
+	ctx = store_ctx_new(db);
+	if (ctx == NULL)
+		goto out;
+	fprintf(stderr, "bench-store: populating the live state with %u transactions...\n", c.txns);
+	if (run_updates(db, ctx, &c, &serial, &t, c.txns, NULL) == 0)
+		goto out;
+
+	/* Lookup: all features of one transaction. */
+	for (uint32_t r = 0; r < c.runs; r++) {
+		vigil_txn *xs = malloc(sizeof *xs * 1024);
+		uint64_t   t0;
+
+		if (xs == NULL)
+			goto out;
+		for (int i = 0; i < 1024; i++)
+			make_txn(&xs[i], &c, serial + (uint64_t)i, t);
+		t0 = vigil_mono_ns();
+		cpu = cpu_ns();
+		for (uint32_t i = 0; i < c.lookups; i++) {
+			if (store_features_lookup(db, ctx, &xs[i & 1023], f, store_schema_nfields()) !=
+			    VIGIL_OK) {
+				free(xs);
+				goto out;
+			}
+		}
+		v[r] = (double)(vigil_mono_ns() - t0) / c.lookups;
+		vc[r] = (double)(cpu_ns() - cpu) / c.lookups;
+		free(xs);
+		fprintf(stderr, "  lookup run %u: %.0f ns wall, %.0f ns cpu\n", r + 1, v[r], vc[r]);
+	}
+	printf("lookup (all %u features, batch + live): median %.0f ns wall, %.0f ns cpu "
+	    "per transaction\n", store_schema_nfields(), median(v, c.runs), median(vc, c.runs));
+
+	/* Update path, fsync=interval, one thread. */
+	for (uint32_t r = 0; r < c.runs; r++) {
+		ns = run_updates(db, ctx, &c, &serial, &t, c.txns, &cpu);
+		if (ns == 0)
+			goto out;
+		v[r] = (double)c.txns / ((double)ns / 1e9);
+		vc[r] = (double)c.txns / ((double)cpu / 1e9);
+		fprintf(stderr, "  update run %u: %.0f txn/s wall, %.0f txn/s cpu\n", r + 1, v[r],
+		    vc[r]);
+	}
+	printf("update (begin+commit, archive fsync=interval, 1 thread): median %.0f txn/s wall, %.0f txn/s per cpu-second\n",
+	    median(v, c.runs), median(vc, c.runs));
+
+	/* Update path without archive (offline/replay mode). */
+	if (store_db_new_memory(NULL, &mem) != VIGIL_OK || (mctx = store_ctx_new(mem)) == NULL)
+		goto out;
+	t_mem = t;
+	for (uint32_t r = 0; r < c.runs; r++) {
+		ns = run_updates(mem, mctx, &c, &serial, &t_mem, c.txns, &cpu);
+		if (ns == 0)
+			goto out;
+		v[r] = (double)c.txns / ((double)ns / 1e9);
+		vc[r] = (double)c.txns / ((double)cpu / 1e9);
+		fprintf(stderr, "  memory run %u: %.0f txn/s wall, %.0f txn/s cpu\n", r + 1, v[r],
+		    vc[r]);
+	}
+	printf("update (begin+commit, memory mode, 1 thread): median %.0f txn/s wall, %.0f txn/s per cpu-second\n",
+	    median(v, c.runs), median(vc, c.runs));
+
+	/* Recovery: reopen replays the archive into a new live state. */
+	store_db_get_stats(db, &st);
+	store_ctx_free(ctx);
+	ctx = NULL;
+	store_db_close(db);
+	db = NULL;
+	for (uint32_t r = 0; r < c.runs; r++) {
+		uint64_t t0 = vigil_mono_ns();
+
+		if (store_db_open(c.dir, &o, &db, NULL, &d) != VIGIL_OK) {
+			fprintf(stderr, "bench-store: reopen: %s\n", d.msg);
+			goto out;
+		}
+		v[r] = (double)(vigil_mono_ns() - t0) / 1e9;
+		store_db_close(db);
+		db = NULL;
+		fprintf(stderr, "  recover run %u: %.2f s\n", r + 1, v[r]);
+	}
+	printf("recover (reopen, %llu archived records, %llu live events): median %.2f s "
+	    "(%.0f records/s)\n", (unsigned long long)st.archive.records,
+	    (unsigned long long)st.live_events, median(v, c.runs),
+	    (double)st.archive.records / median(v, c.runs));
+	status = 0;
+out:
+	store_ctx_free(ctx);
+	store_ctx_free(mctx);
+	store_db_close(db);
+	store_db_close(mem);
+	free(v);
+	free(vc);
+	if (own_dir) {
+		char cmd[256];
+
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", c.dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench-store: could not remove %s\n", c.dir);
+	}
+	return status;
+}
