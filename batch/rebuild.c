@@ -475,6 +475,11 @@ worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
 	vigil_err rv;
 
 	rv = batch_scan_card_id(rec->payload, rec->len, &cid, &clen);
+	if (rv == VIGIL_ENOTFOUND) {
+		cid = "";
+		clen = 0;
+		rv = VIGIL_OK;
+	}
 	if (rv == VIGIL_OK) {
 		h = XXH64(cid, clen, 0);
 		if (h % r->nparts_total != wk->part)
@@ -497,6 +502,15 @@ worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
 	h = XXH64(s->txn.card_id, len, 0);
 	if (h % r->nparts_total != wk->part)
 		return VIGIL_OK; /* the scan and the decoder disagree: trust the decoder */
+	if (len == 0 || s->txn.merchant_id[0] == '\0') {
+		/* vigild never archives these; a record without them has no key. */
+		wk->bad++;
+		if (wk->bad_where[0] == '\0')
+			snprintf(wk->bad_where, sizeof wk->bad_where, "%.60s+%llu: %s is empty",
+			    rec->segment, (unsigned long long)rec->offset,
+			    len == 0 ? "txn.card_id" : "txn.merchant_id");
+		return VIGIL_OK;
+	}
 	e.t = s->txn.event_time_ms;
 	if (e.t < r->w.from || e.t >= r->w.as_of)
 		return VIGIL_OK;

@@ -427,6 +427,32 @@ test_partitions_threads_single_agree(void **state)
 		assert_non_null(strstr(d.msg, "both partition 0"));
 		assert_int_equal(batch_merge(&o, pp, 2, sp, &d), VIGIL_EINVAL);
 	}
+	/* A damaged partial file is refused, naming the file and the offset. */
+	{
+		char bad[640], cmd[1400];
+		const char *bp[3] = { paths[0], bad, paths[2] };
+		FILE *f;
+		long size;
+
+		snprintf(bad, sizeof bad, "%s/damaged.vpart", parts);
+		snprintf(cmd, sizeof cmd, "cp '%s' '%s'", paths[1], bad);
+		assert_int_equal(system(cmd), 0);
+		f = fopen(bad, "r+b");
+		assert_non_null(f);
+		assert_int_equal(fseek(f, 0, SEEK_END), 0);
+		size = ftell(f);
+		assert_int_equal(fseek(f, size / 2, SEEK_SET), 0);
+		assert_int_equal(fputc(0x5a ^ 0xff, f) != EOF, 1);
+		assert_int_equal(fclose(f), 0);
+		opts_for(&o, parts, NULL);
+		assert_int_not_equal(batch_merge(&o, bp, 3, sp, &d), VIGIL_OK);
+		assert_non_null(strstr(d.msg, "damaged.vpart: offset "));
+		assert_int_equal(truncate(bad, size - 3), 0);
+		assert_int_not_equal(batch_merge(&o, bp, 3, sp, &d), VIGIL_OK);
+		assert_non_null(strstr(d.msg, "damaged.vpart: offset "));
+		assert_int_equal(store_gen_current(parts, &ge), VIGIL_OK);
+		assert_int_equal(ge, 0);
+	}
 	opts_for(&o, parts, NULL);
 	rv = batch_merge(&o, pp, 3, sp, &d);
 	if (rv != VIGIL_OK)
