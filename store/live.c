@@ -1211,6 +1211,21 @@ live_sweep_maybe(live *lv)
 	sweep_dedupe(lv, (uint32_t)(i % LIVE_DEDUPE_STRIPES));
 }
 
+void
+live_sweep_all(live *lv)
+{
+	int64_t cutoff = live_cutoff(lv);
+
+	if (cutoff == INT64_MIN)
+		return;
+	for (uint32_t i = 0; i < LIVE_CARD_STRIPES; i++)
+		sweep_cards(lv, i, cutoff);
+	for (uint32_t i = 0; i < LIVE_ENT_STRIPES; i++)
+		sweep_ents(lv, i, cutoff);
+	for (uint32_t i = 0; i < LIVE_DEDUPE_STRIPES; i++)
+		sweep_dedupe(lv, i);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Recovery and stats. */
 

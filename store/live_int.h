@@ -88,6 +88,8 @@ void live_apply(live *lv, const vigil_txn *txn);
 
 /* One incremental step of expiry (no locks held by the caller). */
 void live_sweep_maybe(live *lv);
+/* Expires everything expirable now, every stripe (tests, tools). */
+void live_sweep_all(live *lv);
 
 /* Replays one archived scored record (single-threaded recovery): admit,
  * apply, record outcome, exactly as a live commit did. */
