@@ -228,6 +228,7 @@ typedef struct gen_card {
 	uint32_t favs[GEN_FAVS];
 	uint32_t ip;        /* home IPv4 */
 	int32_t  trip_city; /* -1 at home */
+	uint32_t id;        /* card number printed; changes when the card is reissued */
 	uint32_t trip_left; /* days */
 } gen_card;
 
@@ -263,6 +264,7 @@ typedef struct gen_ev {
 	int64_t  amount;     /* minor units (EUR cents) */
 	int64_t  label_time; /* 0 = legitimate */
 	uint32_t card;
+	uint32_t cid;        /* the card's number at the time (cards are reissued) */
 	uint32_t merchant;
 	int32_t  terminal;   /* -1: none */
 	uint32_t device;     /* 0 none; 1..: card device (card*4+k+1); >= 1<<31: fraud pool */
@@ -288,6 +290,12 @@ typedef struct gen_term_comp {
 	uint32_t days_left;
 	double   per_day;
 } gen_term_comp;
+
+/* After a fraud is reported the bank blocks the card and issues a new one. */
+typedef struct gen_reissue {
+	uint32_t card;
+	int64_t  t_ms;
+} gen_reissue;
 
 typedef struct gen_opts {
 	uint32_t    cards, days;
@@ -315,6 +323,10 @@ typedef struct gen_world {
 	size_t        nbreaches, breach_cap;
 	gen_term_comp *tcomp;
 	size_t        ntcomp, tcomp_cap;
+	gen_reissue  *reissues;
+	size_t        nreissues, reissue_cap;
+	uint32_t      next_card_id;
+	uint64_t      reissued;
 	uint64_t      ord, txn_seq;
 	uint64_t      rows, fraud_rows, pat_rows[PAT_COUNT_], pat_incidents[PAT_COUNT_];
 	double        incidents_per_day[PAT_COUNT_];
@@ -334,6 +346,16 @@ gen_vec_push(gen_vec *v, const gen_ev *e)
 	}
 	v->v[v->n++] = *e;
 	return VIGIL_OK;
+}
+
+static void gen_reissue_at(gen_world *w, uint32_t card, int64_t t_ms);
+
+/* Pushes e stamped with its card's current number. */
+static vigil_err
+gen_push(gen_world *w, gen_vec *v, gen_ev *e)
+{
+	e->cid = w->cards[e->card].id;
+	return gen_vec_push(v, e);
 }
 
 static uint32_t
@@ -444,6 +466,7 @@ gen_world_build(gen_world *w)
 	}
 	free(count);
 
+	w->next_card_id = w->o.cards;
 	w->cards = calloc(w->o.cards, sizeof *w->cards);
 	if (w->cards == NULL)
 		return VIGIL_ENOMEM;
@@ -466,6 +489,7 @@ gen_world_build(gen_world *w)
 			k->ndevices = (uint8_t)(1 + gen_below(r, 2));
 			k->ip = (uint32_t)(80 + k->city) << 24 | (gen_below(r, 1u << 24));
 			k->trip_city = -1;
+			k->id = c;
 			for (int f = 0; f < GEN_FAVS; f++) {
 				uint32_t cat = gen_pick_weighted(r, use, GEN_NCATS, tot_use);
 				k->favs[f] = gen_merchant_of(w, cat, k->city);
@@ -606,7 +630,7 @@ gen_legit_day(gen_world *w, uint32_t c, int64_t day_ms, int dow)
 		e.amount = gen_amount(w, w->merchants[merchant].cat, k->spend);
 		gen_place(w, &e, merchant, true);
 		e.ord = w->ord++;
-		rv = gen_vec_push(&w->day, &e);
+		rv = gen_push(w, &w->day, &e);
 		if (rv != VIGIL_OK)
 			return rv;
 		/* skimming: a card used at a breached merchant may be cloned */
@@ -632,13 +656,14 @@ gen_legit_day(gen_world *w, uint32_t c, int64_t day_ms, int dow)
 					f.ord = w->ord++;
 					if (f.t_ms > report)
 						report = f.t_ms;
-					rv = gen_vec_push(&w->future, &f);
+					rv = gen_push(w, &w->future, &f);
 					if (rv != VIGIL_OK)
 						return rv;
 				}
 				report += (int64_t)(gen_lognormal(&w->rng, 5.0, 0.6) * VIGIL_MS_PER_DAY);
 				for (size_t j = first; j < w->future.n; j++)
 					w->future.v[j].label_time = report;
+				gen_reissue_at(w, c, report);
 				break;
 			}
 		}
@@ -659,6 +684,22 @@ gen_fraud_ip(gen_world *w)
 	return (uint32_t)(185 + gen_below(&w->rng, 10)) << 24 | gen_below(&w->rng, 4096);
 }
 
+static void
+gen_reissue_at(gen_world *w, uint32_t card, int64_t t_ms)
+{
+	if (w->nreissues == w->reissue_cap) {
+		size_t nc = w->reissue_cap ? w->reissue_cap * 2 : 64;
+		gen_reissue *nr = realloc(w->reissues, nc * sizeof *nr);
+		if (nr == NULL)
+			return; /* ENOMEM: the card just keeps its number */
+		w->reissues = nr;
+		w->reissue_cap = nc;
+	}
+	w->reissues[w->nreissues].card = card;
+	w->reissues[w->nreissues].t_ms = t_ms;
+	w->nreissues++;
+}
+
 /* Labels the events of one incident [first, v->n): the bank learns of it
  * median_days (lognormal) after the last fraudulent transaction. */
 static void
@@ -674,6 +715,7 @@ gen_label_incident(gen_world *w, gen_vec *v, size_t first, double median_days)
 		report = last + 3600000;
 	for (size_t i = first; i < v->n; i++)
 		v->v[i].label_time = report;
+	gen_reissue_at(w, v->v[first].card, report);
 }
 
 static vigil_err
@@ -681,7 +723,7 @@ gen_fraud_push(gen_world *w, gen_vec *v, gen_ev *e, gen_pattern p)
 {
 	e->pattern = (uint8_t)p;
 	e->ord = w->ord++;
-	return gen_vec_push(v, e);
+	return gen_push(w, v, e);
 }
 
 static vigil_err
@@ -753,7 +795,7 @@ gen_incident(gen_world *w, gen_pattern p, int64_t day_ms)
 		home.amount = gen_amount(w, CAT_GROCERY, k->spend);
 		gen_place(w, &home, k->favs[0], true);
 		home.ord = w->ord++;
-		rv = gen_vec_push(v, &home);
+		rv = gen_push(w, v, &home);
 		first = v->n;
 		t += gen_range(r, 30 * 60, 4 * 3600) * 1000;
 		for (uint32_t i = 0; i < n && rv == VIGIL_OK; i++) {
@@ -896,7 +938,7 @@ gen_write_day(gen_world *w, FILE *out)
 		size_t n;
 
 		snprintf(row.txn.txn_id, sizeof row.txn.txn_id, "t%010" PRIu64, ++w->txn_seq);
-		snprintf(row.txn.card_id, sizeof row.txn.card_id, "c%08" PRIu32, e->card);
+		snprintf(row.txn.card_id, sizeof row.txn.card_id, "c%08" PRIu32, e->cid);
 		snprintf(row.txn.merchant_id, sizeof row.txn.merchant_id, "m%06" PRIu32, e->merchant);
 		if (e->terminal >= 0)
 			snprintf(row.txn.terminal_id, sizeof row.txn.terminal_id, "m%06" PRIu32 "-t%u",
@@ -950,6 +992,16 @@ gen_run(gen_world *w, FILE *out)
 		int64_t day_end = day_ms + VIGIL_MS_PER_DAY;
 		int dow = (int)(((start_day + d) % 7 + 3) % 7); /* 1970-01-01 was a Thursday */
 
+		/* cards whose fraud was reported before today were replaced */
+		for (size_t i = 0; i < w->nreissues;) {
+			if (w->reissues[i].t_ms < day_ms) {
+				w->cards[w->reissues[i].card].id = w->next_card_id++;
+				w->reissued++;
+				w->reissues[i] = w->reissues[--w->nreissues];
+			} else {
+				i++;
+			}
+		}
 		/* fraud first: breaches must be active for today's shoppers */
 		for (int p = 1; p < PAT_COUNT_; p++) {
 			double lambda = w->incidents_per_day[p];
@@ -1007,6 +1059,7 @@ gen_world_fini(gen_world *w)
 	free(w->future.v);
 	free(w->breaches);
 	free(w->tcomp);
+	free(w->reissues);
 }
 
 /* ------------------------------ main ------------------------------ */
@@ -1172,6 +1225,8 @@ main(int argc, char **argv)
 		    " merchants, %" PRIu32 " days, %" PRIu64 " fraudulent (%.3f%%)\n",
 		    w.rows, w.o.cards, w.nmerchants, w.o.days, w.fraud_rows,
 		    w.rows ? 100.0 * (double)w.fraud_rows / (double)w.rows : 0.0);
+		fprintf(stderr, "vigil-gen: %" PRIu64 " cards reissued after a reported fraud\n",
+		    w.reissued);
 		for (int p = 1; p < PAT_COUNT_; p++)
 			fprintf(stderr, "vigil-gen:   %-22s %8" PRIu64 " rows %7" PRIu64 " incidents\n",
 			    gen_pattern_names[p], w.pat_rows[p], w.pat_incidents[p]);

@@ -175,7 +175,7 @@ test_bad_rows_reported(void **state)
 	assert_non_null(strstr(e, "bad.csv:3: amount: \"1.001\": more decimal places than the "
 	    "currency has (EUR has 2) (row skipped)\n"));
 	assert_non_null(strstr(o, "throughput    2 rows in"));
-	assert_non_null(strstr(o, "1 bad rows skipped"));
+	assert_non_null(strstr(o, "input         1 bad rows skipped"));
 	free(e);
 	free(o);
 }
