@@ -285,7 +285,7 @@ struct store_reader {
 	int            fd;
 	bool           open;
 	bool           growing; /* may still be appended to: a partial frame at EOF is not damage */
-	char           segname[STORE_SEG_NAME_MAX];
+	char           segname[NAME_MAX + 1]; /* file name only */
 	char           path[PATH_MAX];
 	ZSTD_DStream  *zds;
 	uint8_t       *zin;
@@ -327,11 +327,20 @@ static vigil_err
 rd_seg_open(store_reader *rd, const char *path, const char *name, bool zst, bool growing,
     store_diag *reterr)
 {
+	struct stat st;
+
 	rd->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (rd->fd < 0) {
 		int e = errno;
 		rd_diag(reterr, "%s: cannot open segment: %s", path, strerror(e));
 		return vigil_err_from_errno(e);
+	}
+	/* A device or FIFO could feed bytes forever. */
+	if (fstat(rd->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rd_diag(reterr, "%s: not a regular file", path);
+		close(rd->fd);
+		rd->fd = -1;
+		return VIGIL_EINVAL;
 	}
 	if (zst) {
 		if (rd->zds == NULL) {
@@ -572,7 +581,7 @@ rd_open_one(const char *path, bool growing, store_corrupt_fn on_corrupt, void *a
 	vigil_err rv;
 
 	name = name != NULL ? name + 1 : path;
-	if (plen >= PATH_MAX || strlen(name) >= STORE_SEG_NAME_MAX) {
+	if (plen >= PATH_MAX || strlen(name) > NAME_MAX) {
 		rd_diag(reterr, "%s: segment path too long", path);
 		return VIGIL_EINVAL;
 	}

@@ -1060,6 +1060,9 @@ test_reader_missing_dir(void **state)
 	    VIGIL_ENOTFOUND);
 	assert_null(rd);
 	assert_non_null(strstr(d.msg, "nope: cannot open archive directory"));
+	assert_int_equal(store_reader_open_segment("/dev/zero", NULL, NULL, &rd, &d), VIGIL_EINVAL);
+	assert_null(rd);
+	assert_string_equal(d.msg, "/dev/zero: not a regular file");
 }
 
 static void
