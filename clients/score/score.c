@@ -459,8 +459,15 @@ sc_score_one(vigil_client *c, const sc_args *a, json_t *obj)
 
 /* ---- the stdin pipeline ---- */
 
-/* Replies are printed in input order: slot seq % window holds the reply of
- * input number seq until every earlier one has been printed. */
+/*
+ * Replies are printed in input order: slot seq % window holds the reply of
+ * input number seq until every earlier one has been printed. The main
+ * thread reads and submits, waiting while `window` replies are unprinted; a
+ * printer thread prints the head of the window as soon as it is done, so
+ * replies come out while stdin is idle too (a co-process that waits for each
+ * reply before writing the next line works). stdout is flushed whenever the
+ * printer has to wait, so a busy stream is written in large blocks.
+ */
 typedef struct sc_slot {
 	bool    done;
 	bool    failed;
@@ -476,6 +483,7 @@ typedef struct sc_pipe {
 	uint64_t        next_print; /* seq of the next reply to print */
 	uint64_t        next_seq;   /* seq of the next input */
 	uint64_t        answered, failed;
+	bool            eof;        /* no more input: the printer ends when all is printed */
 } sc_pipe;
 
 typedef struct sc_ticket {
@@ -518,12 +526,20 @@ sc_on_score(void *arg, vigil_client_err err, vigil_client_result *res,
 	sc_slot_complete(p, seq, out, err != VIGIL_CLIENT_OK || out == NULL);
 }
 
-/* Prints every finished reply at the head of the window; with wait_for set,
- * first waits until fewer than that many inputs are unprinted. Caller holds
- * p->mtx. */
+/* Waits until fewer than `window` inputs are unprinted. Caller holds p->mtx. */
 static void
-sc_pipe_drain(sc_pipe *p, uint64_t wait_for)
+sc_pipe_wait_room(sc_pipe *p)
 {
+	while (p->next_seq - p->next_print >= p->window)
+		pthread_cond_wait(&p->cv, &p->mtx);
+}
+
+static void *
+sc_printer_main(void *arg)
+{
+	sc_pipe *p = arg;
+
+	pthread_mutex_lock(&p->mtx);
 	for (;;) {
 		sc_slot *s = &p->slots[p->next_print % p->window];
 
@@ -533,22 +549,39 @@ sc_pipe_drain(sc_pipe *p, uint64_t wait_for)
 			s->out  = NULL;
 			s->done = false;
 			p->next_print++;
+			pthread_cond_broadcast(&p->cv); /* room for the reader */
 			pthread_mutex_unlock(&p->mtx);
 			sc_print(out);
 			pthread_mutex_lock(&p->mtx);
 			continue;
 		}
-		if (p->next_seq - p->next_print < wait_for || p->next_print == p->next_seq)
-			return;
-		pthread_cond_wait(&p->cv, &p->mtx);
+		if (p->eof && p->next_print == p->next_seq)
+			break;
+		pthread_mutex_unlock(&p->mtx);
+		fflush(stdout);
+		pthread_mutex_lock(&p->mtx);
+		/* re-check: a reply may have completed while we flushed */
+		if (!(p->next_print < p->next_seq && p->slots[p->next_print % p->window].done) &&
+		    !(p->eof && p->next_print == p->next_seq))
+			pthread_cond_wait(&p->cv, &p->mtx);
 	}
+	pthread_mutex_unlock(&p->mtx);
+	fflush(stdout);
+	return NULL;
 }
 
 static void
 sc_progress(sc_pipe *p, bool final)
 {
+	uint64_t sent, answered, failed;
+
+	pthread_mutex_lock(&p->mtx);
+	sent = p->next_seq;
+	answered = p->answered;
+	failed = p->failed;
+	pthread_mutex_unlock(&p->mtx);
 	fprintf(stderr, "\rvigil-score: %" PRIu64 " sent, %" PRIu64 " answered, %" PRIu64 " failed%s",
-	    p->next_seq, p->answered, p->failed, final ? "\n" : "");
+	    sent, answered, failed, final ? "\n" : "");
 	fflush(stderr);
 }
 
@@ -561,7 +594,7 @@ sc_read_line(FILE *in, char *buf, size_t cap, size_t *ret_len, bool *ret_toolong
 	int    ch;
 
 	*ret_toolong = false;
-	while ((ch = getc(in)) != EOF && ch != '\n') {
+	while ((ch = getc_unlocked(in)) != EOF && ch != '\n') {
 		if (len + 1 < cap)
 			buf[len++] = (char) ch;
 		else
@@ -582,6 +615,7 @@ static int
 sc_score_stream(vigil_client *c, const sc_args *a, FILE *in)
 {
 	sc_pipe  p = { .window = a->window };
+	pthread_t printer;
 	char    *line = malloc(SC_MAX_LINE + 1);
 	size_t   lineno = 0, len;
 	bool     toolong, tty = !a->quiet && isatty(STDERR_FILENO);
@@ -597,6 +631,12 @@ sc_score_stream(vigil_client *c, const sc_args *a, FILE *in)
 	}
 	pthread_mutex_init(&p.mtx, NULL);
 	pthread_cond_init(&p.cv, NULL);
+	if (pthread_create(&printer, NULL, sc_printer_main, &p) != 0) {
+		fprintf(stderr, "vigil-score: cannot start the printer thread\n");
+		free(line);
+		free(p.slots);
+		return 1;
+	}
 
 	while ((r = sc_read_line(in, line, SC_MAX_LINE + 1, &len, &toolong)) == 1) {
 		json_error_t         jerr;
@@ -613,7 +653,7 @@ sc_score_stream(vigil_client *c, const sc_args *a, FILE *in)
 			continue; /* blank lines get no reply */
 
 		pthread_mutex_lock(&p.mtx);
-		sc_pipe_drain(&p, a->window);
+		sc_pipe_wait_room(&p);
 		seq = p.next_seq++;
 		slot = &p.slots[seq % p.window];
 		slot->txn_id[0] = '\0';
@@ -667,9 +707,10 @@ sc_score_stream(vigil_client *c, const sc_args *a, FILE *in)
 		status = 1;
 	}
 	pthread_mutex_lock(&p.mtx);
-	sc_pipe_drain(&p, 1);
+	p.eof = true;
+	pthread_cond_broadcast(&p.cv);
 	pthread_mutex_unlock(&p.mtx);
-	fflush(stdout);
+	pthread_join(printer, NULL);
 	if (tty)
 		sc_progress(&p, true);
 	if (p.failed > 0)
