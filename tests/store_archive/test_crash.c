@@ -7,7 +7,9 @@
  * at a random moment, then reopens the archive and checks: the torn tail (if
  * any) was truncated, every acknowledged record is there with its payload,
  * sequence numbers run 1..last without a gap, and the archive reads clean.
- * Repeated for ROUNDS rounds over the same archive, cycling fsync policies.
+ * Payloads up to 12 KiB span pages, so a kill can interrupt a write(2) and
+ * leave a real torn tail. Repeated for ROUNDS rounds over the same archive,
+ * cycling fsync policies.
  * Seed: VIGIL_CRASH_SEED (printed, so a failure can be replayed).
  */
 #include <dirent.h>
@@ -49,18 +51,26 @@ typedef struct child_thr {
 	int fd, round, id;
 } child_thr;
 
+#define PAYLOAD_MAX 12288
+
+/* Sizes from ~40 bytes to 12 KiB: big records span pages, so a kill can
+ * land in the middle of the write(2) and leave a torn tail. */
 static int
 payload(char *buf, size_t cap, uint32_t round, uint16_t thread, uint32_t index)
 {
-	return snprintf(buf, cap, "round %u thread %u record %u .........................",
-	    round, thread, index);
+	int n = snprintf(buf, cap, "round %u thread %u record %u ", round, thread, index);
+	size_t want = index % 7 == 0 ? (index * 2654435761u) % (PAYLOAD_MAX - 64) : 40;
+
+	for (size_t i = (size_t)n; i < want && i < cap; i++, n++)
+		buf[i] = (char)('a' + (i + index) % 26);
+	return n;
 }
 
 static void *
 child_append(void *p)
 {
 	child_thr *t = p;
-	char buf[128];
+	static _Thread_local char buf[PAYLOAD_MAX];
 
 	for (uint32_t i = 0; i < PER_THREAD; i++) {
 		ack a = { .round = (uint32_t)t->round, .thread = (uint16_t)t->id, .index = i };
@@ -240,7 +250,7 @@ test_kill9_loses_no_acknowledged_record(void **state)
 		while ((rv = store_reader_next(rd, &r, &d)) == VIGIL_OK) {
 			assert_int_equal(r.seq, want);
 			if (exp[r.seq].acked) {
-				char buf[128];
+				static char buf[PAYLOAD_MAX];
 				int len = payload(buf, sizeof buf, exp[r.seq].round, exp[r.seq].thread,
 				    exp[r.seq].index);
 				assert_int_equal(r.len, (size_t)len);
