@@ -133,6 +133,27 @@ void batch_ent_merge(batch_ent *dst, const batch_ent *src);
 /* prior: the global fraud rate of the window (smoothing, docs). */
 void batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *ret_p);
 
+/* ---- Lookup index (index.c) ---- */
+
+typedef struct batch_index {
+	uint64_t *hs;  /* XXH3 of the key; 0 = empty slot (a hash of 0 is kept as 1) */
+	void    **vs;  /* the nodes, owned elsewhere */
+	size_t    cap, n;
+} batch_index;
+
+static inline uint64_t
+batch_index_hash(const char *key, size_t len)
+{
+	return XXH3_64bits(key, len);
+}
+
+/* The node whose key (keyof(node), NUL-terminated) is key[0..len), or NULL. */
+void     *batch_index_find(const batch_index *ix, uint64_t h, const char *key, size_t len,
+    const char *(*keyof)(const void *node));
+/* Adds a node known to be absent. */
+vigil_err batch_index_put(batch_index *ix, uint64_t h, void *node);
+void      batch_index_fini(batch_index *ix);
+
 /* ---- Fast scan (scan.c) ---- */
 
 /* Finds Transaction.card_id inside an ArchivedScore payload without

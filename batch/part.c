@@ -529,8 +529,8 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 
 			if ((rv = pr_get(p, &acc, sizeof acc, "counters", reterr)) != VIGIL_OK)
 				return rv;
-			rv = batch_ent_get(tag == 'M' ? &wk->merchants : &wk->terminals, key,
-			    strlen(key), &a);
+			rv = batch_ent_get(tag == 'M' ? &wk->merchants : &wk->terminals,
+			    tag == 'M' ? &wk->merchant_ix : &wk->terminal_ix, key, strlen(key), &a);
 			if (rv != VIGIL_OK)
 				return rv;
 			batch_ent_merge(a, &acc);

@@ -67,6 +67,30 @@ batch_key_partition(const char *key, size_t len, uint32_t count)
 	return (uint32_t)(XXH64(key, len, 0) % count);
 }
 
+static const char *
+group_keyof(const void *n)
+{
+	return ((const batch_group *)n)->key;
+}
+
+static const char *
+label_keyof(const void *n)
+{
+	return ((const batch_label *)n)->txn_id;
+}
+
+static const char *
+card_keyof(const void *n)
+{
+	return ((const batch_card *)n)->key;
+}
+
+static const char *
+ent_keyof(const void *n)
+{
+	return ((const batch_ent_node *)n)->key;
+}
+
 /* ---- Threshold plans and their sketches ---- */
 
 void
@@ -80,6 +104,7 @@ batch_tstate_fini(batch_tstate *t)
 		batch_sketch_free(g->sk);
 		free(g);
 	}
+	batch_index_fini(&t->group_ix);
 	memset(t, 0, sizeof *t);
 }
 
@@ -87,9 +112,11 @@ vigil_err
 batch_tstate_group(batch_tstate *t, const char *key, size_t len, const char *tname,
     batch_sketch **ret_sk, store_diag *reterr)
 {
+	uint64_t h = batch_index_hash(key, len);
 	batch_group *g;
+	vigil_err rv;
 
-	HASH_FIND(hh, t->groups, key, len, g);
+	g = batch_index_find(&t->group_ix, h, key, len, group_keyof);
 	if (g == NULL) {
 		if (t->ngroups >= BATCH_MAX_GROUPS) {
 			batch_diag(reterr, "threshold %s: more than %u groups", tname,
@@ -106,6 +133,12 @@ batch_tstate_group(batch_tstate *t, const char *key, size_t len, const char *tna
 		}
 		memcpy(g->key, key, len);
 		g->key[len] = '\0';
+		rv = batch_index_put(&t->group_ix, h, g);
+		if (rv != VIGIL_OK) {
+			batch_sketch_free(g->sk);
+			free(g);
+			return rv;
+		}
 		HASH_ADD_KEYPTR(hh, t->groups, g->key, len, g);
 		t->ngroups++;
 	}
@@ -222,6 +255,7 @@ labels_free(batch_run *r)
 		HASH_DEL(r->labels, l);
 		free(l);
 	}
+	batch_index_fini(&r->label_ix);
 }
 
 static vigil_err
@@ -241,6 +275,7 @@ pass_labels(batch_run *r, store_diag *reterr)
 		goto out;
 	for (;;) {
 		batch_label *l;
+		uint64_t lh;
 		int64_t t;
 		size_t len;
 
@@ -271,7 +306,8 @@ pass_labels(batch_run *r, store_diag *reterr)
 		}
 		r->sum.labels_read++;
 		len = strlen(lab.txn_id);
-		HASH_FIND(hh, r->labels, lab.txn_id, len, l);
+		lh = batch_index_hash(lab.txn_id, len);
+		l = batch_index_find(&r->label_ix, lh, lab.txn_id, len, label_keyof);
 		if (l == NULL) {
 			if (r->nlabels >= r->max_labels) {
 				batch_diag(reterr, "%s+%llu: more than %llu labelled transactions "
@@ -288,6 +324,11 @@ pass_labels(batch_run *r, store_diag *reterr)
 			memcpy(l->txn_id, lab.txn_id, len + 1);
 			l->time = t;
 			l->fraud = lab.fraud;
+			rv = batch_index_put(&r->label_ix, lh, l);
+			if (rv != VIGIL_OK) {
+				free(l);
+				goto out;
+			}
 			HASH_ADD_KEYPTR(hh, r->labels, l->txn_id, len, l);
 			r->nlabels++;
 		} else if (t >= l->time) {
@@ -332,16 +373,22 @@ batch_worker_fini(batch_worker *wk)
 		free(wk->ts);
 	}
 	free(wk->scored);
+	batch_index_fini(&wk->card_ix);
+	batch_index_fini(&wk->merchant_ix);
+	batch_index_fini(&wk->terminal_ix);
 	wk->ts = NULL;
 	wk->scored = NULL;
 }
 
 vigil_err
-batch_ent_get(batch_ent_node **map, const char *key, size_t len, batch_ent **ret_a)
+batch_ent_get(batch_ent_node **map, batch_index *ix, const char *key, size_t len,
+    batch_ent **ret_a)
 {
+	uint64_t h = batch_index_hash(key, len);
 	batch_ent_node *e;
+	vigil_err rv;
 
-	HASH_FIND(hh, *map, key, len, e);
+	e = batch_index_find(ix, h, key, len, ent_keyof);
 	if (e == NULL) {
 		e = calloc(1, sizeof *e + len + 1);
 		if (e == NULL)
@@ -349,6 +396,11 @@ batch_ent_get(batch_ent_node **map, const char *key, size_t len, batch_ent **ret
 		e->key = (char *)(e + 1);
 		memcpy(e->key, key, len);
 		e->key[len] = '\0';
+		rv = batch_index_put(ix, h, e);
+		if (rv != VIGIL_OK) {
+			free(e);
+			return rv;
+		}
 		HASH_ADD_KEYPTR(hh, *map, e->key, len, e);
 	}
 	*ret_a = &e->acc;
@@ -465,8 +517,8 @@ worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
 	batch_run *r = wk->run;
 	store_scored *s = wk->scored;
 	const char *cid;
-	size_t clen, len;
-	uint64_t h;
+	size_t clen, len, tlen;
+	uint64_t h, ch;
 	batch_label *l;
 	batch_card *c;
 	batch_ent *ea;
@@ -531,32 +583,41 @@ worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
 	e.merch_h = XXH64(s->txn.merchant_id, strlen(s->txn.merchant_id), 0);
 	e.country = s->txn.country;
 	e.label = -1;
-	HASH_FIND(hh, r->labels, s->txn.txn_id, strlen(s->txn.txn_id), l);
+	tlen = strlen(s->txn.txn_id);
+	l = batch_index_find(&r->label_ix, batch_index_hash(s->txn.txn_id, tlen),
+	    s->txn.txn_id, tlen, label_keyof);
 	if (l != NULL) {
 		e.label = l->fraud ? 1 : 0;
 		if (!atomic_exchange(&l->used, true))
 			wk->labels_used++;
 	}
 
-	HASH_FIND(hh, wk->cards, s->txn.card_id, len, c);
+	ch = batch_index_hash(s->txn.card_id, len);
+	c = batch_index_find(&wk->card_ix, ch, s->txn.card_id, len, card_keyof);
 	if (c == NULL) {
 		if (atomic_fetch_add(&r->entities, 1) >= r->max_entities)
 			goto too_many;
 		c = batch_card_new(s->txn.card_id, len);
 		if (c == NULL)
 			return VIGIL_ENOMEM;
+		rv = batch_index_put(&wk->card_ix, ch, c);
+		if (rv != VIGIL_OK) {
+			batch_card_free(c);
+			return rv;
+		}
 		HASH_ADD_KEYPTR(hh, wk->cards, c->key, len, c);
 	}
 	rv = batch_card_add(c, &r->w, &e);
 	if (rv != VIGIL_OK)
 		return rv;
 
-	rv = batch_ent_get(&wk->merchants, s->txn.merchant_id, strlen(s->txn.merchant_id), &ea);
+	rv = batch_ent_get(&wk->merchants, &wk->merchant_ix, s->txn.merchant_id,
+	    strlen(s->txn.merchant_id), &ea);
 	if (rv != VIGIL_OK)
 		return rv;
 	batch_ent_add(ea, &r->w, &e);
 	if (s->txn.terminal_id[0] != '\0') {
-		rv = batch_ent_get(&wk->terminals, s->txn.terminal_id,
+		rv = batch_ent_get(&wk->terminals, &wk->terminal_ix, s->txn.terminal_id,
 		    strlen(s->txn.terminal_id), &ea);
 		if (rv != VIGIL_OK)
 			return rv;
@@ -886,11 +947,12 @@ batch_run_merge_workers(batch_run *r, store_diag *reterr)
 		for (int k = 0; k < 2; k++) {
 			batch_ent_node **sm = k ? &src->terminals : &src->merchants;
 			batch_ent_node **dm = k ? &dst->terminals : &dst->merchants;
+			batch_index *dix = k ? &dst->terminal_ix : &dst->merchant_ix;
 
 			HASH_ITER(hh, *sm, e, et) {
 				batch_ent *a;
 
-				rv = batch_ent_get(dm, e->key, strlen(e->key), &a);
+				rv = batch_ent_get(dm, dix, e->key, strlen(e->key), &a);
 				if (rv != VIGIL_OK)
 					return rv;
 				batch_ent_merge(a, &e->acc);

@@ -39,6 +39,7 @@ typedef struct batch_group {
 typedef struct batch_tstate {
 	batch_sketch *global;
 	batch_group  *groups;
+	batch_index   group_ix;
 	uint32_t      ngroups;
 } batch_tstate;
 
@@ -68,6 +69,7 @@ typedef struct batch_worker {
 	pthread_t       tid;
 	batch_card     *cards;
 	batch_ent_node *merchants, *terminals;
+	batch_index     card_ix, merchant_ix, terminal_ix;
 	batch_tstate   *ts;
 	uint32_t        nts;
 	store_scored   *scored; /* decode buffer */
@@ -90,6 +92,7 @@ struct batch_run {
 	store_gen     *prev; /* current generation before this run, or NULL */
 	store_genw    *gw;
 	batch_label   *labels;
+	batch_index    label_ix;
 	uint64_t       nlabels, max_labels, max_entities;
 	atomic_uint_fast64_t entities;
 	atomic_bool    stop;
@@ -110,7 +113,9 @@ vigil_err batch_run_sorted_cards(batch_run *r, batch_card ***ret_v, size_t *ret_
 void      batch_run_state_bytes(batch_run *r);
 vigil_err batch_run_finish(batch_run *r, batch_ent_node **merchants,
     batch_ent_node **terminals, batch_tstate *ts, store_diag *reterr);
-vigil_err batch_ent_get(batch_ent_node **map, const char *key, size_t len, batch_ent **ret_a);
+/* Finds or adds the counters of key in map (and its index ix). */
+vigil_err batch_ent_get(batch_ent_node **map, batch_index *ix, const char *key, size_t len,
+    batch_ent **ret_a);
 void      batch_worker_fini(batch_worker *wk);
 
 /* part.c: writes this partition's share (after batch_run_merge_workers). */
