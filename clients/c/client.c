@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -398,7 +399,11 @@ vigil_client_open(const char *const *urls, size_t nurls, const vigil_client_opts
 	vigil_client    *c = NULL;
 	vigil_client_err rv;
 
-	if (urls == NULL || nurls == 0 || nurls > VC_MAX_REPLICAS || ret_client == NULL) {
+	if (ret_client == NULL) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "NULL ret_client");
+		return VIGIL_CLIENT_EINVAL;
+	}
+	if (urls == NULL || nurls == 0 || nurls > VC_MAX_REPLICAS) {
 		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL,
 		    "need 1 to %d server URLs, got %zu", VC_MAX_REPLICAS, nurls);
 		return VIGIL_CLIENT_EINVAL;
@@ -425,7 +430,14 @@ vigil_client_open(const char *const *urls, size_t nurls, const vigil_client_opts
 		c->opts = *opts;
 	vc_opts_defaults(&c->opts);
 	pthread_mutex_init(&c->mtx, NULL);
-	pthread_cond_init(&c->cv, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&c->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	c->reps = calloc(nurls, sizeof *c->reps);
 	if (c->reps == NULL)
 		goto nomem;
@@ -446,20 +458,24 @@ vigil_client_open(const char *const *urls, size_t nurls, const vigil_client_opts
 	}
 
 	if (c->opts.connect_wait_ms > 0) {
-		nng_time until = nng_clock() + (nng_time) c->opts.connect_wait_ms;
+		/* the pipe callback broadcasts c->cv on every new connection */
+		struct timespec until;
 
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec  += c->opts.connect_wait_ms / 1000;
+		until.tv_nsec += (long) (c->opts.connect_wait_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
 		pthread_mutex_lock(&c->mtx);
 		for (;;) {
 			size_t up = 0;
 
 			for (size_t i = 0; i < c->nrep; i++)
 				up += c->reps[i].npipes > 0;
-			if (up == c->nrep || nng_clock() >= until)
+			if (up == c->nrep || pthread_cond_timedwait(&c->cv, &c->mtx, &until) == ETIMEDOUT)
 				break;
-			pthread_mutex_unlock(&c->mtx);
-			/* pipe callbacks broadcast c->cv; a short sleep keeps this simple */
-			nng_msleep(5);
-			pthread_mutex_lock(&c->mtx);
 		}
 		pthread_mutex_unlock(&c->mtx);
 	}
