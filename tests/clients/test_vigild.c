@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -415,6 +416,79 @@ test_cli(void **state)
 		free(out);
 	}
 
+	/* the example program of the manual runs against it */
+	{
+		const char *argv[] = { "clients/c/vigil-client-example", s.url, NULL };
+
+		assert_int_equal(run_cli(argv, &out), 0);
+		assert_non_null(strstr(out, "example-1: labelled fraud\n"));
+		free(out);
+	}
+
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+static bool
+starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/*
+ * vigil-score as a co-process: the reply to a line comes out before the next
+ * line is written. A reply held back until more input arrives would block
+ * the first read; the alarm turns that hang into a failure.
+ */
+static void
+test_cli_replies_while_input_idle(void **state)
+{
+	vt_server   s = { 0 };
+	int         in[2], outp[2], status;
+	pid_t       pid;
+	FILE       *r;
+	char        line[4096];
+	const char *prog;
+	static const char l1[] = "{\"txn_id\":\"co-1\",\"card_id\":\"c\",\"merchant_id\":\"m\","
+	    "\"amount\":\"1\",\"currency\":\"EUR\"}\n";
+	static const char l2[] = "{\"txn_id\":\"co-2\",\"card_id\":\"c\",\"merchant_id\":\"m\","
+	    "\"amount\":\"2\",\"currency\":\"EUR\"}\n";
+
+	(void) state;
+	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
+	prog = vt_build_path("clients/score/vigil-score");
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(outp), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(in[0], STDIN_FILENO);
+		dup2(outp[1], STDOUT_FILENO);
+		close(in[0]);
+		close(in[1]);
+		close(outp[0]);
+		close(outp[1]);
+		execl(prog, "vigil-score", "--server", s.url, "--quiet", (char *) NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(outp[1]);
+	r = fdopen(outp[0], "r");
+	assert_non_null(r);
+	alarm(60);
+	assert_int_equal(write(in[1], l1, sizeof l1 - 1), (ssize_t) (sizeof l1 - 1));
+	assert_non_null(fgets(line, sizeof line, r));
+	assert_true(starts_with(line, "{\"txn_id\":\"co-1\",\"decision\":"));
+	assert_int_equal(write(in[1], l2, sizeof l2 - 1), (ssize_t) (sizeof l2 - 1));
+	close(in[1]);
+	assert_non_null(fgets(line, sizeof line, r));
+	assert_true(starts_with(line, "{\"txn_id\":\"co-2\",\"decision\":"));
+	assert_null(fgets(line, sizeof line, r));
+	alarm(0);
+	fclose(r);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 }
@@ -426,6 +500,7 @@ main(void)
 		cmocka_unit_test(test_sync_score_duplicate_dry_run_label),
 		cmocka_unit_test(test_three_replicas_one_killed),
 		cmocka_unit_test(test_cli),
+		cmocka_unit_test(test_cli_replies_while_input_idle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
