@@ -380,6 +380,8 @@ typedef struct rp {
 	vigil_value  *feat;
 	uint32_t      nfeat;
 	store_scored *rec;
+	uint32_t      arch[STORE_MAX_FEATS]; /* slots archived with each score */
+	uint32_t      narch;
 	char          workdir[PATH_MAX];
 	bool          own_workdir;
 	/* server engine */
@@ -540,6 +542,47 @@ rp_labels_due(rp *r, int64_t t)
 
 /* ---- offline engine ---- */
 
+/*
+ * The features vigil-rebuild needs to tune the rule file's thresholds (the
+ * tuned feature and its group), archived with every score by name exactly
+ * as vigild does, so nightly rebuilds tune the same values in both modes.
+ */
+static vigil_err
+rp_arch_add(rp *r, uint32_t slot)
+{
+	if (store_schema_field(slot) == NULL)
+		return VIGIL_OK;
+	for (uint32_t i = 0; i < r->narch; i++)
+		if (r->arch[i] == slot)
+			return VIGIL_OK;
+	if (r->narch == STORE_MAX_FEATS) {
+		fprintf(stderr, "vigil-replay: %s: tuned thresholds read more than %d distinct "
+		    "features (the archive record's limit)\n", r->o.rules, STORE_MAX_FEATS);
+		return VIGIL_ETOOBIG;
+	}
+	r->arch[r->narch++] = slot;
+	return VIGIL_OK;
+}
+
+static vigil_err
+rp_arch_build(rp *r)
+{
+	for (uint32_t i = 0; i < rules_prog_nthresholds(r->prog); i++) {
+		rules_threshold_info ti;
+		vigil_err rv;
+
+		rules_prog_threshold(r->prog, i, &ti);
+		if (ti.kind == RULES_TUNE_CONST)
+			continue;
+		rv = rp_arch_add(r, ti.feature_slot);
+		if (rv == VIGIL_OK && ti.group_by != NULL)
+			rv = rp_arch_add(r, ti.group_slot);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	return VIGIL_OK;
+}
+
 static vigil_err
 rp_offline_open(rp *r)
 {
@@ -597,6 +640,9 @@ rp_offline_open(rp *r)
 	r->ctx = store_ctx_new(r->db);
 	if (r->ctx == NULL)
 		return VIGIL_ENOMEM;
+	rv = rp_arch_build(r);
+	if (rv != VIGIL_OK)
+		return rv;
 	rv = app_tvals_from_db(r->prog, r->db, &r->tv);
 	if (rv == VIGIL_OK && r->prog2 != NULL)
 		rv = app_tvals_from_db(r->prog2, r->db, &r->tv2);
@@ -672,11 +718,18 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 		snprintf(s->rules_version, sizeof s->rules_version, "%s", rules_prog_hash(r->prog));
 		s->features_gen = store_db_generation(r->db);
 		s->scored_at_ms = row->txn.event_time_ms;
+		for (uint32_t i = 0; i < r->narch; i++) {
+			snprintf(s->feats[i].name, sizeof s->feats[i].name, "%s",
+			    store_schema_field(r->arch[i])->name);
+			s->feats[i].val = r->feat[r->arch[i]];
+		}
+		s->nfeats = r->narch;
+	} else {
+		r->rec->nfeats = 0;
 	}
 	r->rec->txn = row->txn;
 	r->rec->score = out->score;
 	r->rec->decision = out->decision;
-	r->rec->nfeats = 0;
 	if (out2 != NULL) {
 		rules_result res2;
 		rv = rules_prog_eval(r->prog2, r->tv2, r->feat, r->nfeat, &res2);

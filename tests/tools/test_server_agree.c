@@ -5,12 +5,14 @@
  * (tests/lib/harness.h) scores a vigil-gen stream sent by vigil-replay
  * --server, and vigil-replay scores it again offline; the two results files
  * must be byte-identical. Also with --concurrency 4 when the rule file reads
- * only per-card state (per-card order is kept by the sender), and the
- * latency section appears in server mode only.
+ * only per-card state (per-card order is kept by the sender), and with
+ * nightly rebuilds (vigil-rebuild between days vs batch_rebuild in process);
+ * the latency section appears in server mode only.
  * argv: vigil-replay vigil-gen.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,7 +30,7 @@ static char tmp[] = "/tmp/vigil-test-agree-XXXXXX";
 static char csv[256];
 
 static void
-agree(const char *rules, const char *conc)
+agree(const char *rules, const char *conc, bool nightly)
 {
 	char a[300], b[300], j[300];
 	const char *rp = vt_src_path(rules);
@@ -40,14 +42,15 @@ agree(const char *rules, const char *conc)
 	json_t *sum;
 
 	snprintf(rules_path, sizeof rules_path, "%s", rp);
-	snprintf(a, sizeof a, "%s/server-%s.jsonl", tmp, conc);
-	snprintf(b, sizeof b, "%s/offline-%s.jsonl", tmp, conc);
-	snprintf(j, sizeof j, "%s/server-%s.json", tmp, conc);
+	snprintf(a, sizeof a, "%s/server-%s-%d.jsonl", tmp, conc, nightly);
+	snprintf(b, sizeof b, "%s/offline-%s-%d.jsonl", tmp, conc, nightly);
+	snprintf(j, sizeof j, "%s/server-%s-%d.json", tmp, conc, nightly);
 	memset(&s, 0, sizeof s);
 	assert_int_equal(vt_server_start(&s, rules_path, NULL), 0);
 	{
 		const char *argv[] = { replay, "--csv", csv, "--server", s.url, "--rules", rules_path,
-			"--concurrency", conc, "--results", a, "--json", j, "-q", NULL };
+			"--concurrency", conc, "--results", a, "--json", j, "-q",
+			nightly ? "--nightly" : NULL, "--data", s.datadir, NULL };
 		int rc = tr_run(argv, NULL, NULL);
 		assert_int_equal(vt_server_stop(&s), 0);
 		vt_server_cleanup(&s);
@@ -55,7 +58,7 @@ agree(const char *rules, const char *conc)
 	}
 	{
 		const char *argv[] = { replay, "--csv", csv, "--rules", rules_path, "--results", b,
-			"-q", NULL };
+			"-q", nightly ? "--nightly" : NULL, NULL };
 		assert_int_equal(tr_run(argv, NULL, NULL), 0);
 	}
 	x = tr_slurp(a, &la);
@@ -85,14 +88,23 @@ static void
 test_default_rules_sequential(void **state)
 {
 	(void)state;
-	agree("rules/default.rules", "1");
+	agree("rules/default.rules", "1", false);
+}
+
+/* Nightly rebuilds: vigil-rebuild on the server's data directory between
+ * days vs batch_rebuild in process: same generations, same decisions. */
+static void
+test_default_rules_nightly(void **state)
+{
+	(void)state;
+	agree("rules/default.rules", "1", true);
 }
 
 static void
 test_card_rules_concurrent(void **state)
 {
 	(void)state;
-	agree("tests/tools/data/card_only.rules", "4");
+	agree("tests/tools/data/card_only.rules", "4", false);
 }
 
 int
@@ -101,8 +113,9 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_default_rules_sequential),
 		cmocka_unit_test(test_card_rules_concurrent),
+		cmocka_unit_test(test_default_rules_nightly),
 	};
-	const char *g[] = { NULL, "--cards", "200", "--days", "4", "--seed", "11",
+	const char *g[] = { NULL, "--cards", "200", "--days", "8", "--seed", "11",
 		"--fraud-rate", "0.02", "-q", "-o", csv, NULL };
 	int rv;
 
