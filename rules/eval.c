@@ -214,152 +214,130 @@ ev_thresh(const rules_prog *prog, const rules_tvals *tv, const vigil_value *f, u
 
 /* ======================= Expressions ======================= */
 
-static inline vigil_value
-ev_num(double d)
+/*
+ * One evaluator per result type, so values travel in registers: numbers as
+ * (present, double), strings as (present, bytes), bools three-valued
+ * (EV_FALSE, EV_TRUE, EV_UNKNOWN). The operand helpers read feature and
+ * constant leaves inline, without a call: most operands are leaves.
+ */
+enum { EV_FALSE = 0, EV_TRUE = 1, EV_UNKNOWN = 2 };
+
+typedef struct ev_ctx {
+	const rules_prog   *p;
+	const rules_tvals  *tv;
+	const vigil_value  *f;
+} ev_ctx;
+
+static bool ev_num(const ev_ctx *c, uint32_t i, double *ret);
+static int  ev_bool(const ev_ctx *c, uint32_t i);
+static bool ev_str(const ev_ctx *c, uint32_t i, const char **ret_s, uint32_t *ret_len);
+
+static inline bool
+ev_num_of(const ev_ctx *c, uint32_t i, double *ret)
+{
+	const rules_node *n = &c->p->nodes[i];
+
+	if (n->op == OP_SLOT) {
+		*ret = c->f[n->ix].num;
+		return c->f[n->ix].present;
+	}
+	if (n->op == OP_CONST) {
+		*ret = n->num;
+		return true;
+	}
+	return ev_num(c, i, ret);
+}
+
+static inline bool
+ev_str_of(const ev_ctx *c, uint32_t i, const char **ret_s, uint32_t *ret_len)
+{
+	const rules_node *n = &c->p->nodes[i];
+
+	if (n->op == OP_SLOT) {
+		*ret_s = c->f[n->ix].str;
+		*ret_len = c->f[n->ix].len;
+		return c->f[n->ix].present;
+	}
+	if (n->op == OP_CONST) {
+		*ret_s = n->str;
+		*ret_len = n->len;
+		return true;
+	}
+	return ev_str(c, i, ret_s, ret_len);
+}
+
+static inline bool
+ev_finite(double d, double *ret)
 {
 	/* a result that is not a finite number (overflow, 0/0) is missing */
-	return isfinite(d) ? vigil_value_num(d) : vigil_value_missing();
+	*ret = d;
+	return isfinite(d);
 }
 
-static inline vigil_value
-ev_bool(bool b)
-{
-	return vigil_value_bool(b);
-}
-
+/* Whether node i (of any type) has a value. */
 static bool
-ev_eq(const vigil_value *a, const vigil_value *b, uint32_t type)
+ev_present(const ev_ctx *c, uint32_t i)
 {
-	/* strings: length then bytes; a constant's length check rejects most
-	 * non-matches before memcmp (a hash would cost more than it saves) */
-	if (type == VIGIL_T_STR)
-		return a->len == b->len && (a->len == 0 || memcmp(a->str, b->str, a->len) == 0);
-	return a->num == b->num;
-}
+	double      d;
+	const char *s;
+	uint32_t    len;
 
-static bool
-ev_in(const rules_list *l, const vigil_value *v)
-{
-	switch (l->kind) {
-	case RULES_LIST_NUMBER: return rules_list_has_num(l, v->num);
-	case RULES_LIST_PREFIX: return rules_list_has_prefix(l, v->str, v->len);
-	case RULES_LIST_STRING: return rules_list_has_str(l, v->str, v->len);
+	switch ((vigil_type)c->p->nodes[i].type) {
+	case VIGIL_T_NUM: return ev_num_of(c, i, &d);
+	case VIGIL_T_STR: return ev_str_of(c, i, &s, &len);
+	case VIGIL_T_BOOL: return ev_bool(c, i) != EV_UNKNOWN;
+	default: return false;
 	}
-	return false;
 }
 
-vigil_value
-rules_eval_node(const rules_prog *prog, const rules_tvals *tv, const vigil_value *f, uint32_t i)
+static bool
+ev_num(const ev_ctx *c, uint32_t i, double *ret)
 {
-	const rules_node *nd = &prog->nodes[i];
-	vigil_value       a, b, c;
+	const rules_node *n = &c->p->nodes[i];
+	double            a, b, x, y;
 	rules_tval_src    src;
 
-	switch ((rules_op)nd->op) {
+	switch ((rules_op)n->op) {
 	case OP_CONST:
-		a.num = nd->num;
-		a.str = nd->str;
-		a.len = nd->len;
-		a.present = true;
-		return a;
 	case OP_SLOT:
-		return f[nd->ix];
+		return ev_num_of(c, i, ret);
 	case OP_THRESH:
-		return vigil_value_num(ev_thresh(prog, tv, f, nd->ix, &src));
+		*ret = ev_thresh(c->p, c->tv, c->f, n->ix, &src);
+		return true;
 	case OP_NEG:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		return a.present ? ev_num(-a.num) : a;
+		if (!ev_num_of(c, n->kid[0], &a))
+			return false;
+		*ret = -a;
+		return true;
 	case OP_ADD:
 	case OP_SUB:
 	case OP_MUL:
 	case OP_DIV:
 	case OP_MOD:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		b = rules_eval_node(prog, tv, f, nd->kid[1]);
-		if (!a.present || !b.present)
-			return vigil_value_missing();
-		switch ((rules_op)nd->op) {
-		case OP_ADD: return ev_num(a.num + b.num);
-		case OP_SUB: return ev_num(a.num - b.num);
-		case OP_MUL: return ev_num(a.num * b.num);
-		case OP_DIV: return b.num == 0 ? vigil_value_missing() : ev_num(a.num / b.num);
-		default: return b.num == 0 ? vigil_value_missing() : ev_num(fmod(a.num, b.num));
+		if (!ev_num_of(c, n->kid[0], &a) || !ev_num_of(c, n->kid[1], &b))
+			return false;
+		switch ((rules_op)n->op) {
+		case OP_ADD: return ev_finite(a + b, ret);
+		case OP_SUB: return ev_finite(a - b, ret);
+		case OP_MUL: return ev_finite(a * b, ret);
+		case OP_DIV: return b != 0 && ev_finite(a / b, ret);
+		default: return b != 0 && ev_finite(fmod(a, b), ret);
 		}
-	case OP_LT:
-	case OP_LE:
-	case OP_GT:
-	case OP_GE:
-	case OP_EQ:
-	case OP_NE:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		b = rules_eval_node(prog, tv, f, nd->kid[1]);
-		if (!a.present || !b.present)
-			return vigil_value_missing();
-		switch ((rules_op)nd->op) {
-		case OP_LT: return ev_bool(a.num < b.num);
-		case OP_LE: return ev_bool(a.num <= b.num);
-		case OP_GT: return ev_bool(a.num > b.num);
-		case OP_GE: return ev_bool(a.num >= b.num);
-		case OP_EQ: return ev_bool(ev_eq(&a, &b, nd->ix));
-		default: return ev_bool(!ev_eq(&a, &b, nd->ix));
-		}
-	case OP_BETWEEN:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		b = rules_eval_node(prog, tv, f, nd->kid[1]);
-		c = rules_eval_node(prog, tv, f, nd->kid[2]);
-		if (!a.present || !b.present || !c.present)
-			return vigil_value_missing();
-		return ev_bool(a.num >= b.num && a.num <= c.num);
-	case OP_IN:
-	case OP_NOTIN:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		if (!a.present)
-			return a;
-		return ev_bool(ev_in(&prog->lists[prog->nodes[nd->kid[1]].ix], &a) == (nd->op == OP_IN));
-	case OP_AND:
-		/* Kleene: false wins over unknown; unknown wins over true */
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		if (a.present && a.num == 0)
-			return a;
-		b = rules_eval_node(prog, tv, f, nd->kid[1]);
-		if (b.present && b.num == 0)
-			return b;
-		return a.present && b.present ? ev_bool(true) : vigil_value_missing();
-	case OP_OR:
-		/* Kleene: true wins over unknown; unknown wins over false */
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		if (a.present && a.num != 0)
-			return a;
-		b = rules_eval_node(prog, tv, f, nd->kid[1]);
-		if (b.present && b.num != 0)
-			return b;
-		return a.present && b.present ? ev_bool(false) : vigil_value_missing();
-	case OP_NOT:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		return a.present ? ev_bool(a.num == 0) : a;
-	case OP_ISMISSING:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		return ev_bool(!a.present);
-	case OP_PRESENT:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		return ev_bool(a.present);
 	case OP_COALESCE:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		return a.present ? a : rules_eval_node(prog, tv, f, nd->kid[1]);
+		return ev_num_of(c, n->kid[0], ret) || ev_num_of(c, n->kid[1], ret);
 	case OP_MIN:
 	case OP_MAX: {
-		double acc = 0;
-		bool   first = true;
+		bool first = true;
 
-		for (uint32_t k = nd->kid[0]; k != RULES_NIL; k = prog->nodes[k].next) {
-			a = rules_eval_node(prog, tv, f, k);
-			if (!a.present)
-				return a;
-			if (first || (nd->op == OP_MIN ? a.num < acc : a.num > acc))
-				acc = a.num;
+		for (uint32_t k = n->kid[0]; k != RULES_NIL; k = c->p->nodes[k].next) {
+			if (!ev_num_of(c, k, &a))
+				return false;
+			if (first || (n->op == OP_MIN ? a < b : a > b))
+				b = a;
 			first = false;
 		}
-		return ev_num(acc);
+		*ret = b;
+		return true;
 	}
 	case OP_ABS:
 	case OP_LOG:
@@ -367,55 +345,206 @@ rules_eval_node(const rules_prog *prog, const rules_tvals *tv, const vigil_value
 	case OP_FLOOR:
 	case OP_HOUR:
 	case OP_WEEKDAY:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		if (!a.present)
-			return a;
-		switch ((rules_op)nd->op) {
-		case OP_ABS: return ev_num(fabs(a.num));
-		case OP_LOG: return a.num > 0 ? ev_num(log(a.num)) : vigil_value_missing();
-		case OP_SQRT: return a.num >= 0 ? ev_num(sqrt(a.num)) : vigil_value_missing();
-		case OP_FLOOR: return ev_num(floor(a.num));
-		case OP_HOUR: return ev_num(floor((a.num - 86400.0 * floor(a.num / 86400.0)) / 3600.0));
-		default: {
+		if (!ev_num_of(c, n->kid[0], &a))
+			return false;
+		switch ((rules_op)n->op) {
+		case OP_ABS: *ret = fabs(a); return true;
+		case OP_LOG: return a > 0 && ev_finite(log(a), ret);
+		case OP_SQRT: return a >= 0 && ev_finite(sqrt(a), ret);
+		case OP_FLOOR: *ret = floor(a); return true;
+		case OP_HOUR: return ev_finite(floor((a - 86400.0 * floor(a / 86400.0)) / 3600.0), ret);
+		default:
 			/* ISO 8601: 1 = Monday ... 7 = Sunday; 1970-01-01 was a Thursday */
-			double days = floor(a.num / 86400.0);
-
-			return ev_num(fmod(fmod(days + 3, 7) + 7, 7) + 1);
+			a = floor(a / 86400.0);
+			return ev_finite(fmod(fmod(a + 3, 7) + 7, 7) + 1, ret);
 		}
-		}
-	case OP_HAVERSINE: {
-		vigil_value d;
-
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		b = rules_eval_node(prog, tv, f, nd->kid[1]);
-		c = rules_eval_node(prog, tv, f, nd->kid[2]);
-		d = rules_eval_node(prog, tv, f, nd->kid[3]);
-		if (!a.present || !b.present || !c.present || !d.present)
-			return vigil_value_missing();
-		if (fabs(a.num) > 90 || fabs(c.num) > 90 || fabs(b.num) > 180 || fabs(d.num) > 180)
-			return vigil_value_missing();
-		return ev_num(vigil_haversine_km(a.num, b.num, c.num, d.num));
+	case OP_HAVERSINE:
+		if (!ev_num_of(c, n->kid[0], &a) || !ev_num_of(c, n->kid[1], &b) ||
+		    !ev_num_of(c, n->kid[2], &x) || !ev_num_of(c, n->kid[3], &y))
+			return false;
+		if (fabs(a) > 90 || fabs(x) > 90 || fabs(b) > 180 || fabs(y) > 180)
+			return false;
+		return ev_finite(vigil_haversine_km(a, b, x, y), ret);
+	default:
+		return false; /* not a number node: cannot happen in a checked program */
 	}
+}
+
+static bool
+ev_str(const ev_ctx *c, uint32_t i, const char **ret_s, uint32_t *ret_len)
+{
+	const rules_node *n = &c->p->nodes[i];
+
+	switch ((rules_op)n->op) {
+	case OP_CONST:
+	case OP_SLOT:
+		return ev_str_of(c, i, ret_s, ret_len);
+	case OP_COALESCE:
+		return ev_str_of(c, n->kid[0], ret_s, ret_len) || ev_str_of(c, n->kid[1], ret_s, ret_len);
+	default:
+		return false;
+	}
+}
+
+static int
+ev_cmp_num(const ev_ctx *c, const rules_node *n)
+{
+	double a, b;
+
+	if (!ev_num_of(c, n->kid[0], &a) || !ev_num_of(c, n->kid[1], &b))
+		return EV_UNKNOWN;
+	switch ((rules_op)n->op) {
+	case OP_LT: return a < b;
+	case OP_LE: return a <= b;
+	case OP_GT: return a > b;
+	case OP_GE: return a >= b;
+	case OP_EQ: return a == b;
+	default: return a != b;
+	}
+}
+
+static int
+ev_eq(const ev_ctx *c, const rules_node *n)
+{
+	const char *s1, *s2;
+	uint32_t    l1, l2;
+	int         a, b;
+
+	switch ((vigil_type)n->ix) {
+	case VIGIL_T_NUM:
+		return ev_cmp_num(c, n);
+	case VIGIL_T_STR:
+		/* length, then bytes: cheaper than hashing for a single comparison */
+		if (!ev_str_of(c, n->kid[0], &s1, &l1) || !ev_str_of(c, n->kid[1], &s2, &l2))
+			return EV_UNKNOWN;
+		a = l1 == l2 && (l1 == 0 || memcmp(s1, s2, l1) == 0);
+		return n->op == OP_EQ ? a : !a;
+	default:
+		a = ev_bool(c, n->kid[0]);
+		b = ev_bool(c, n->kid[1]);
+		if (a == EV_UNKNOWN || b == EV_UNKNOWN)
+			return EV_UNKNOWN;
+		return n->op == OP_EQ ? a == b : a != b;
+	}
+}
+
+static int
+ev_in(const ev_ctx *c, const rules_node *n)
+{
+	const rules_list *l = &c->p->lists[c->p->nodes[n->kid[1]].ix];
+	const char       *s;
+	uint32_t          len;
+	double            d;
+	bool              in;
+
+	if (l->kind == RULES_LIST_NUMBER) {
+		if (!ev_num_of(c, n->kid[0], &d))
+			return EV_UNKNOWN;
+		in = rules_list_has_num(l, d);
+	} else {
+		if (!ev_str_of(c, n->kid[0], &s, &len))
+			return EV_UNKNOWN;
+		in = l->kind == RULES_LIST_PREFIX ? rules_list_has_prefix(l, s, len)
+		                                  : rules_list_has_str(l, s, len);
+	}
+	return n->op == OP_IN ? in : !in;
+}
+
+static int
+ev_bool(const ev_ctx *c, uint32_t i)
+{
+	const rules_node *n = &c->p->nodes[i];
+	const char       *s1, *s2;
+	uint32_t          l1, l2;
+	double            a, b, x;
+	int               u, v;
+
+	switch ((rules_op)n->op) {
+	case OP_CONST:
+		return n->num != 0;
+	case OP_SLOT:
+		return c->f[n->ix].present ? c->f[n->ix].num != 0 : EV_UNKNOWN;
+	case OP_LT:
+	case OP_LE:
+	case OP_GT:
+	case OP_GE:
+		return ev_cmp_num(c, n);
+	case OP_EQ:
+	case OP_NE:
+		return ev_eq(c, n);
+	case OP_BETWEEN:
+		if (!ev_num_of(c, n->kid[0], &x) || !ev_num_of(c, n->kid[1], &a) || !ev_num_of(c, n->kid[2], &b))
+			return EV_UNKNOWN;
+		return x >= a && x <= b;
+	case OP_IN:
+	case OP_NOTIN:
+		return ev_in(c, n);
+	case OP_AND:
+		/* Kleene: false wins over unknown; unknown wins over true */
+		u = ev_bool(c, n->kid[0]);
+		if (u == EV_FALSE)
+			return EV_FALSE;
+		v = ev_bool(c, n->kid[1]);
+		if (v == EV_FALSE)
+			return EV_FALSE;
+		return u == EV_TRUE && v == EV_TRUE ? EV_TRUE : EV_UNKNOWN;
+	case OP_OR:
+		/* Kleene: true wins over unknown; unknown wins over false */
+		u = ev_bool(c, n->kid[0]);
+		if (u == EV_TRUE)
+			return EV_TRUE;
+		v = ev_bool(c, n->kid[1]);
+		if (v == EV_TRUE)
+			return EV_TRUE;
+		return u == EV_FALSE && v == EV_FALSE ? EV_FALSE : EV_UNKNOWN;
+	case OP_NOT:
+		u = ev_bool(c, n->kid[0]);
+		return u == EV_UNKNOWN ? EV_UNKNOWN : !u;
+	case OP_ISMISSING:
+		return !ev_present(c, n->kid[0]);
+	case OP_PRESENT:
+		return ev_present(c, n->kid[0]);
+	case OP_COALESCE:
+		u = ev_bool(c, n->kid[0]);
+		return u != EV_UNKNOWN ? u : ev_bool(c, n->kid[1]);
 	case OP_STARTS_WITH:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		b = rules_eval_node(prog, tv, f, nd->kid[1]);
-		if (!a.present || !b.present)
-			return vigil_value_missing();
-		return ev_bool(b.len <= a.len && (b.len == 0 || memcmp(a.str, b.str, b.len) == 0));
+		if (!ev_str_of(c, n->kid[0], &s1, &l1) || !ev_str_of(c, n->kid[1], &s2, &l2))
+			return EV_UNKNOWN;
+		return l2 <= l1 && (l2 == 0 || memcmp(s1, s2, l2) == 0);
 	case OP_STARTS_WITH_LIST:
-		a = rules_eval_node(prog, tv, f, nd->kid[0]);
-		if (!a.present)
-			return a;
-		return ev_bool(rules_list_has_prefix(&prog->lists[prog->nodes[nd->kid[1]].ix], a.str, a.len));
-	case OP_NIL:
-	case OP_NAME:
-	case OP_CALL:
-	case OP_LISTLIT:
-	case OP_LIST:
-	case OP_COUNT_:
+		if (!ev_str_of(c, n->kid[0], &s1, &l1))
+			return EV_UNKNOWN;
+		return rules_list_has_prefix(&c->p->lists[c->p->nodes[n->kid[1]].ix], s1, l1);
+	default:
+		return EV_UNKNOWN; /* not a bool node: cannot happen in a checked program */
+	}
+}
+
+vigil_value
+rules_eval_node(const rules_prog *prog, const rules_tvals *tv, const vigil_value *f, uint32_t i)
+{
+	ev_ctx      c = { prog, tv, f };
+	vigil_value v = vigil_value_missing();
+	int         b;
+
+	switch ((vigil_type)prog->nodes[i].type) {
+	case VIGIL_T_NUM:
+		v.present = ev_num_of(&c, i, &v.num);
+		break;
+	case VIGIL_T_STR:
+		v.present = ev_str_of(&c, i, &v.str, &v.len);
+		break;
+	case VIGIL_T_BOOL:
+		b = ev_bool(&c, i);
+		if (b != EV_UNKNOWN)
+			v = vigil_value_bool(b == EV_TRUE);
+		break;
+	default:
 		break;
 	}
-	return vigil_value_missing(); /* not reached for a checked program */
+	if (!v.present)
+		v = vigil_value_missing();
+	return v;
 }
 
 /* ======================= Programs ======================= */
@@ -435,17 +564,16 @@ rules_prog_eval(const rules_prog *prog, const rules_tvals *tv, const vigil_value
 {
 	int32_t  score = 0, shadow = 0;
 	uint32_t nhits = 0, nshadow = 0;
+	ev_ctx   c = { prog, tv, features };
 
 	if (!ev_args_ok(prog, tv, features, nfeatures) || ret_result == NULL)
 		return VIGIL_EINVAL;
 	for (uint32_t i = 0; i < prog->nrules; i++) {
 		const rules_crule *r = &prog->rules[i];
-		vigil_value        v;
 
 		if (r->info.mode == RULES_MODE_DISABLED)
 			continue;
-		v = rules_eval_node(prog, tv, features, r->cond);
-		if (!v.present || v.num == 0)
+		if (ev_bool(&c, r->cond) != EV_TRUE)
 			continue;
 		if (r->info.mode == RULES_MODE_ACTIVE) {
 			score += r->info.points;
