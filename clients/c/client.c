@@ -34,6 +34,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "client_int.h"
 #include "ring.h"
 #include "vigil.pb-c.h"
 #include "vigil_client.h"
@@ -967,6 +968,36 @@ vc_call_decode(vc_call *call, const uint8_t *body, size_t len)
 out:
 	vigil__v1__reply__free_unpacked(rep, &call->alloc);
 	call->arena_used = 0;
+}
+
+vigil_client_err
+vc_reply_decode_test(const uint8_t *data, size_t len, bool label, const char *txn_id,
+    vigil_client_result *ret_result, vigil_client_errinfo *reterr_info)
+{
+	char             url[] = "fuzz://replica";
+	vc_replica       r = { .url = url };
+	vigil_client     c = { .reps = &r, .nrep = 1 };
+	vc_call         *call = calloc(1, sizeof *call);
+	vigil_client_err rv;
+
+	if (call == NULL)
+		return VIGIL_CLIENT_ENOMEM;
+	call->c    = &c;
+	call->rep  = 0;
+	call->kind = label ? VC_KIND_LABEL : VC_KIND_SCORE;
+	call->alloc.alloc          = vc_arena_alloc;
+	call->alloc.free           = vc_arena_free;
+	call->alloc.allocator_data = call;
+	snprintf(call->txn_id, sizeof call->txn_id, "%s", txn_id);
+	vc_call_decode(call, data, len);
+	rv = call->err;
+	if (rv == VIGIL_CLIENT_OK && !label && ret_result != NULL)
+		vigil_client_result_move(ret_result, &call->res);
+	else if (rv != VIGIL_CLIENT_OK && reterr_info != NULL)
+		*reterr_info = call->info;
+	vigil_client_result_fini(&call->res);
+	free(call);
+	return rv;
 }
 
 /* ---- the state machine ---- */
