@@ -384,7 +384,13 @@ vigil_err
 batch_ent_get(batch_ent_node **map, batch_index *ix, const char *key, size_t len,
     batch_ent **ret_a)
 {
-	uint64_t h = batch_index_hash(key, len);
+	return batch_ent_get_h(map, ix, batch_index_hash(key, len), key, len, ret_a);
+}
+
+vigil_err
+batch_ent_get_h(batch_ent_node **map, batch_index *ix, uint64_t h, const char *key,
+    size_t len, batch_ent **ret_a)
+{
 	batch_ent_node *e;
 	vigil_err rv;
 
@@ -517,8 +523,8 @@ worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
 	batch_run *r = wk->run;
 	store_scored *s = wk->scored;
 	const char *cid;
-	size_t clen, len, tlen;
-	uint64_t h, ch;
+	size_t clen, len, tlen, mlen, trlen;
+	uint64_t h, ch, lh, mh, th;
 	batch_label *l;
 	batch_card *c;
 	batch_ent *ea;
@@ -566,6 +572,20 @@ worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
 	e.t = s->txn.event_time_ms;
 	if (e.t < r->w.from || e.t >= r->w.as_of)
 		return VIGIL_OK;
+	/* Hash every key first and prefetch the slots: the lookups below then
+	 * overlap their cache misses. */
+	tlen = strlen(s->txn.txn_id);
+	mlen = strlen(s->txn.merchant_id);
+	trlen = strlen(s->txn.terminal_id);
+	lh = batch_index_hash(s->txn.txn_id, tlen);
+	ch = batch_index_hash(s->txn.card_id, len);
+	mh = batch_index_hash(s->txn.merchant_id, mlen);
+	th = batch_index_hash(s->txn.terminal_id, trlen);
+	batch_index_prefetch(&r->label_ix, lh);
+	batch_index_prefetch(&wk->card_ix, ch);
+	batch_index_prefetch(&wk->merchant_ix, mh);
+	if (trlen > 0)
+		batch_index_prefetch(&wk->terminal_ix, th);
 	wk->records++;
 	if (rec->seq < wk->first_seq)
 		wk->first_seq = rec->seq;
@@ -579,20 +599,17 @@ worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
 	e.amount_milli = s->txn.amount_minor;
 	for (int i = exp; i < 3; i++)
 		e.amount_milli *= 10;
-	e.txn_h = XXH64(s->txn.txn_id, strlen(s->txn.txn_id), 0);
-	e.merch_h = XXH64(s->txn.merchant_id, strlen(s->txn.merchant_id), 0);
+	e.txn_h = XXH64(s->txn.txn_id, tlen, 0);
+	e.merch_h = XXH64(s->txn.merchant_id, mlen, 0);
 	e.country = s->txn.country;
 	e.label = -1;
-	tlen = strlen(s->txn.txn_id);
-	l = batch_index_find(&r->label_ix, batch_index_hash(s->txn.txn_id, tlen),
-	    s->txn.txn_id, tlen, label_keyof);
+	l = batch_index_find(&r->label_ix, lh, s->txn.txn_id, tlen, label_keyof);
 	if (l != NULL) {
 		e.label = l->fraud ? 1 : 0;
 		if (!atomic_exchange(&l->used, true))
 			wk->labels_used++;
 	}
 
-	ch = batch_index_hash(s->txn.card_id, len);
 	c = batch_index_find(&wk->card_ix, ch, s->txn.card_id, len, card_keyof);
 	if (c == NULL) {
 		if (atomic_fetch_add(&r->entities, 1) >= r->max_entities)
@@ -611,14 +628,13 @@ worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
 	if (rv != VIGIL_OK)
 		return rv;
 
-	rv = batch_ent_get(&wk->merchants, &wk->merchant_ix, s->txn.merchant_id,
-	    strlen(s->txn.merchant_id), &ea);
+	rv = batch_ent_get_h(&wk->merchants, &wk->merchant_ix, mh, s->txn.merchant_id, mlen, &ea);
 	if (rv != VIGIL_OK)
 		return rv;
 	batch_ent_add(ea, &r->w, &e);
 	if (s->txn.terminal_id[0] != '\0') {
-		rv = batch_ent_get(&wk->terminals, &wk->terminal_ix, s->txn.terminal_id,
-		    strlen(s->txn.terminal_id), &ea);
+		rv = batch_ent_get_h(&wk->terminals, &wk->terminal_ix, th, s->txn.terminal_id,
+		    trlen, &ea);
 		if (rv != VIGIL_OK)
 			return rv;
 		batch_ent_add(ea, &r->w, &e);

@@ -116,6 +116,9 @@ vigil_err batch_run_finish(batch_run *r, batch_ent_node **merchants,
 /* Finds or adds the counters of key in map (and its index ix). */
 vigil_err batch_ent_get(batch_ent_node **map, batch_index *ix, const char *key, size_t len,
     batch_ent **ret_a);
+/* Same, with h = batch_index_hash(key, len) already computed. */
+vigil_err batch_ent_get_h(batch_ent_node **map, batch_index *ix, uint64_t h, const char *key,
+    size_t len, batch_ent **ret_a);
 void      batch_worker_fini(batch_worker *wk);
 
 /* part.c: writes this partition's share (after batch_run_merge_workers). */
