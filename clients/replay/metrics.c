@@ -19,6 +19,8 @@
 
 #define MET_NPAT (METRICS_MAX_PATTERNS + 1) /* + "other" */
 #define MET_LAT_BUCKETS 1728
+#define MET_DIRECT_LO  (-1024) /* scores in [LO, HI) are found without hashing */
+#define MET_DIRECT_HI  4096
 
 typedef struct met_score {
 	int32_t        score;
@@ -47,6 +49,7 @@ struct metrics {
 	uint64_t   total, labelled, frauds, tp, fp, tn, fn, alerts, declines, decline_tp;
 	/* scores */
 	met_score *scores;     /* hash by score */
+	met_score *direct[MET_DIRECT_HI - MET_DIRECT_LO]; /* the same bins, by index */
 	uint32_t   nscores;
 	met_score **sorted;    /* ascending, built by finish */
 	/* card precision */
@@ -248,7 +251,10 @@ metrics_add(metrics *m, const metrics_obs *o)
 		if (pat == -2)
 			return VIGIL_ENOMEM;
 	}
-	HASH_FIND(hh, m->scores, &o->score, sizeof o->score, s);
+	if (o->score >= MET_DIRECT_LO && o->score < MET_DIRECT_HI)
+		s = m->direct[o->score - MET_DIRECT_LO];
+	else
+		HASH_FIND(hh, m->scores, &o->score, sizeof o->score, s);
 	if (s == NULL) {
 		if (m->nscores >= METRICS_MAX_SCORES)
 			return VIGIL_ETOOBIG;
@@ -257,6 +263,8 @@ metrics_add(metrics *m, const metrics_obs *o)
 			return VIGIL_ENOMEM;
 		s->score = o->score;
 		HASH_ADD(hh, m->scores, score, sizeof s->score, s);
+		if (o->score >= MET_DIRECT_LO && o->score < MET_DIRECT_HI)
+			m->direct[o->score - MET_DIRECT_LO] = s;
 		m->nscores++;
 	}
 	/* card precision: per UTC day, the card's highest score */

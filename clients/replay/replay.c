@@ -66,6 +66,7 @@ typedef struct rp_opts {
 	double      rate, speed;
 	uint32_t    concurrency;
 	int64_t     label_delay_ms;
+	bool        force_label_delay;
 	bool        legit_labels;
 	bool        nightly;
 	const char *data;      /* server mode: the server's data dir, for vigil-rebuild */
@@ -482,7 +483,8 @@ rp_label_queue(rp *r, const rp_row *row)
 		return VIGIL_OK;
 	if (row->label == 0 && !r->o.legit_labels)
 		return VIGIL_OK;
-	l.t = row->label_time ? row->label_time : row->txn.event_time_ms + r->o.label_delay_ms;
+	l.t = row->label_time && !r->o.force_label_delay ? row->label_time
+	    : row->txn.event_time_ms + r->o.label_delay_ms;
 	l.fraud = row->label == 1;
 	memcpy(l.txn_id, row->txn.txn_id, sizeof l.txn_id);
 	memcpy(l.card_id, row->txn.card_id, sizeof l.card_id);
@@ -1294,6 +1296,7 @@ usage(FILE *f)
 	    "Labels:\n"
 	    "  --label-delay DUR    when a label is known if its row has no label_time\n"
 	    "                       (default 7d; e.g. 36h, 30m)\n"
+	    "  --force-label-delay  use --label-delay for every row, ignoring label_time\n"
 	    "  --legit-labels       also send legit (0) labels, not only frauds\n"
 	    "Output:\n"
 	    "  --results FILE       JSON lines: txn_id, score, decision, hits\n"
@@ -1324,7 +1327,7 @@ rp_parse_time(const char *s, int64_t *ret)
 enum {
 	OPT_CSV = 256, OPT_ARCHIVE, OPT_FROM, OPT_TO, OPT_RULES, OPT_COMPARE, OPT_NIGHTLY,
 	OPT_WORK, OPT_KEEP, OPT_SERVER, OPT_RATE, OPT_SPEED, OPT_CONC, OPT_DATA, OPT_REBUILD,
-	OPT_DELAY, OPT_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
+	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
 };
 
 static int
@@ -1348,6 +1351,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ "rebuild", required_argument, NULL, OPT_REBUILD },
 		{ "label-delay", required_argument, NULL, OPT_DELAY },
 		{ "legit-labels", no_argument, NULL, OPT_LEGIT },
+		{ "force-label-delay", no_argument, NULL, OPT_FORCE_DELAY },
 		{ "results", required_argument, NULL, OPT_RESULTS },
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "report", required_argument, NULL, OPT_REPORT },
@@ -1416,6 +1420,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 				    optarg);
 			break;
 		case OPT_LEGIT: o->legit_labels = true; break;
+		case OPT_FORCE_DELAY: o->force_label_delay = true; break;
 		case OPT_RESULTS: o->results = optarg; break;
 		case OPT_JSON: o->json = optarg; break;
 		case OPT_REPORT: o->report = optarg; break;
