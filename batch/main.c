@@ -85,10 +85,10 @@ on_progress(void *arg, uint64_t records, uint64_t done, uint64_t total)
 	human(rate, rr, sizeof rr);
 	if (total > 0 && done > 0 && done <= total) {
 		double eta = secs * (double)(total - done) / (double)done;
-		fprintf(stderr, "\r  %s records  %s/s  %3.0f%%  ETA %.0fs   ", rs, rr,
+		fprintf(stderr, "\r  %s records scanned  %s/s  %3.0f%%  ETA %.0fs   ", rs, rr,
 		    100.0 * (double)done / (double)total, eta);
 	} else {
-		fprintf(stderr, "\r  %s records  %s/s   ", rs, rr);
+		fprintf(stderr, "\r  %s records scanned  %s/s   ", rs, rr);
 	}
 	fflush(stderr);
 }
