@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/replay/bench_replay.c - offline replay throughput on one core, in
+ * three stages so a slowdown can be placed: (1) CSV parsing alone, (2) CSV +
+ * scoring (store live state from store_db_new_memory, default rules, commit),
+ * (3) the whole offline path of vigil-replay (2 + metrics). The CSV is read
+ * into memory first, so disk speed is out of the figure. Each stage runs
+ * --runs times; the median is printed (docs/BENCHMARKS.md "Offline replay").
+ *
+ *   vigil-gen --cards 20000 --days 30 -o /tmp/bench.csv
+ *   bench-replay --csv /tmp/bench.csv --rules rules/default.rules --runs 5
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "csv.h"
+#include "metrics.h"
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One pass; returns rows per second, or -1 on error. */
+static double
+bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage)
+{
+	static rules_result res;
+	static store_scored rec;
+	csv_reader *rd = NULL;
+	store_db *db = NULL;
+	store_ctx *ctx = NULL;
+	metrics *m = NULL;
+	rules_tvals *tv = NULL;
+	vigil_value *feat = NULL;
+	uint32_t nfeat = store_schema_nfields();
+	store_db_opts dbo;
+	csv_diag diag;
+	csv_row row;
+	uint64_t n = 0, t0;
+	double rate = -1;
+
+	store_db_opts_default(&dbo);
+	if (csv_reader_open_mem("bench", buf, len, NULL, &rd, &diag) != VIGIL_OK) {
+		fprintf(stderr, "bench-replay: %s\n", diag.msg);
+		goto out;
+	}
+	if (stage >= 2) {
+		metrics_opts mo = { 0 };
+		feat = calloc(nfeat, sizeof *feat);
+		if (feat == NULL || store_db_new_memory(&dbo, &db) != VIGIL_OK ||
+		    (ctx = store_ctx_new(db)) == NULL || app_tvals_from_db(prog, db, &tv) != VIGIL_OK)
+			goto out;
+		if (stage >= 3 && (m = metrics_new(&mo)) == NULL)
+			goto out;
+	}
+	t0 = vigil_mono_ns();
+	while (csv_reader_next(rd, &row, &diag) == VIGIL_OK) {
+		n++;
+		if (stage < 2)
+			continue;
+		if (store_score_begin(db, ctx, &row.txn, feat, nfeat, NULL) != VIGIL_OK)
+			continue;
+		if (rules_prog_eval(prog, tv, feat, nfeat, &res) != VIGIL_OK) {
+			store_score_abort(db, ctx);
+			goto out;
+		}
+		rec.txn = row.txn;
+		rec.score = res.score;
+		rec.decision = res.decision;
+		rec.nhits = 0;
+		rec.nfeats = 0;
+		if (store_score_commit(db, ctx, &rec, NULL) != VIGIL_OK)
+			goto out;
+		if (m != NULL) {
+			metrics_obs ob = { .card_id = row.txn.card_id,
+				.event_time_ms = row.txn.event_time_ms, .score = res.score,
+				.decision = res.decision, .label = row.label, .pattern = row.fraud_pattern,
+				.hits = res.hits, .nhits = res.nhits };
+			if (metrics_add(m, &ob) != VIGIL_OK)
+				goto out;
+		}
+	}
+	if (m != NULL && metrics_finish(m) != VIGIL_OK)
+		goto out;
+	rate = (double)n / ((double)(vigil_mono_ns() - t0) / 1e9);
+out:
+	metrics_free(m);
+	rules_tvals_free(tv);
+	store_ctx_free(ctx);
+	store_db_close(db);
+	free(feat);
+	csv_reader_close(rd);
+	return rate;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "csv", required_argument, NULL, 'c' },
+		{ "rules", required_argument, NULL, 'r' },
+		{ "runs", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const stages[] = { "", "csv parse", "csv + score", "csv + score + metrics" };
+	const char *csv = NULL, *rules = "rules/default.rules";
+	int runs = 5, opt, status = 1;
+	rules_prog *prog = NULL;
+	rules_diags diags;
+	char *buf = NULL;
+	long len;
+	FILE *f;
+
+	while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'c': csv = optarg; break;
+		case 'r': rules = optarg; break;
+		case 'n': runs = atoi(optarg); break;
+		case 'h':
+			printf("usage: bench-replay --csv FILE [--rules FILE] [--runs N]\n"
+			    "Offline replay throughput by stage (median of N runs, rows/s).\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (csv == NULL || runs < 1 || runs > 101) {
+		fprintf(stderr, "bench-replay: --csv FILE is required; --runs in 1..101\n");
+		return 2;
+	}
+	f = fopen(csv, "rb");
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) <= 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)len)) == NULL ||
+	    fread(buf, 1, (size_t)len, f) != (size_t)len) {
+		fprintf(stderr, "bench-replay: cannot read %s\n", csv);
+		goto out;
+	}
+	if (app_rules_load(rules, &prog, &diags) != VIGIL_OK) {
+		rules_diags_print(&diags, NULL, 0, stderr);
+		goto out;
+	}
+	for (int stage = 1; stage <= 3; stage++) {
+		double r[101];
+		for (int i = 0; i < runs; i++) {
+			r[i] = bench_pass(buf, (size_t)len, prog, stage);
+			if (r[i] < 0) {
+				fprintf(stderr, "bench-replay: stage %s failed\n", stages[stage]);
+				goto out;
+			}
+		}
+		qsort(r, (size_t)runs, sizeof r[0], cmp_double);
+		printf("%-24s median %9.0f rows/s  (min %.0f, max %.0f, %d runs)\n", stages[stage],
+		    r[runs / 2], r[0], r[runs - 1], runs);
+	}
+	status = 0;
+out:
+	if (f != NULL)
+		fclose(f);
+	free(buf);
+	rules_prog_free(prog);
+	return status;
+}
