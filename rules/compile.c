@@ -227,8 +227,8 @@ static vigil_err
 compile_diags_emit(rules_diag_sink *sink, const char *name, rules_diags *out)
 {
 	for (uint32_t i = 1; i < sink->n; i++) {
-		__typeof__(sink->items[0]) tmp = sink->items[i];
-		uint32_t                   j = i;
+		rules_diag_item tmp = sink->items[i];
+		uint32_t        j = i;
 
 		while (j > 0 && sink->items[j - 1].off > tmp.off) {
 			sink->items[j] = sink->items[j - 1];
@@ -366,6 +366,11 @@ rules_compile(const char *name, const char *src, size_t len, const rules_schema 
 	if (rv != VIGIL_OK)
 		goto fail_nodiag;
 	ast.arena = &prog->arena;
+	ast.marks = calloc(ntoks + 1, 1);
+	if (ast.marks == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto fail_nodiag;
+	}
 	rv = rules_parse_file(src, toks, ntoks, &o, sink, &ast);
 	if (rv != VIGIL_OK)
 		goto fail_nodiag;
@@ -393,6 +398,7 @@ fail_nodiag:
 	if (reterr_diags != NULL && rv == VIGIL_ENOMEM)
 		compile_diag_file(reterr_diags, name, "out of memory");
 out:
+	free(ast.marks);
 	rules_ast_fini(&ast);
 	rules_prog_free(prog);
 	XXH3_freeState(hs);

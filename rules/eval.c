@@ -687,10 +687,16 @@ rules_explain_print(const rules_prog *prog, const rules_tvals *tv, const vigil_v
 		uint32_t           n;
 
 		rules_prog_rule_eval(prog, tv, features, nfeatures, i, &o);
-		fprintf(out, "\n%-7s %s  (%+d, %s)\n",
-		    o == RULES_OUTCOME_TRUE ? "FIRED" : o == RULES_OUTCOME_UNKNOWN ? "unknown" : "-",
-		    r->info.name, r->info.points, rules_mode_name(r->info.mode));
-		if (o == RULES_OUTCOME_TRUE)
+		/* a disabled rule never fires; show what its condition gives anyway */
+		fprintf(out, "\n%-7s %s  (%+d, %s%s%s)\n",
+		    r->info.mode == RULES_MODE_DISABLED ? "off"
+		    : o == RULES_OUTCOME_TRUE           ? "FIRED"
+		    : o == RULES_OUTCOME_UNKNOWN        ? "unknown"
+		                                        : "-",
+		    r->info.name, r->info.points, rules_mode_name(r->info.mode),
+		    r->info.mode == RULES_MODE_DISABLED ? ", condition " : "",
+		    r->info.mode == RULES_MODE_DISABLED ? rules_outcome_name(o) : "");
+		if (o == RULES_OUTCOME_TRUE && r->info.mode != RULES_MODE_DISABLED)
 			fprintf(out, "        reason: %s\n", r->info.reason);
 		fprintf(out, "        when %s\n", r->cond_text);
 		n = rules_prog_rule_reads(prog, i, reads, 32);

@@ -78,15 +78,17 @@ const char *rules_lex_kind_name(rules_tok_kind k);
 
 /* ---- Diagnostics (compile.c) ---- */
 
+typedef struct rules_diag_item {
+	uint32_t  off;  /* byte offset in src; line:col computed when reported */
+	vigil_err code;
+	char      msg[160];
+} rules_diag_item;
+
 struct rules_diag_sink {
-	const char *src;
-	size_t      len;
-	uint32_t    n, dropped;
-	struct {
-		uint32_t  off;
-		vigil_err code;
-		char      msg[160];
-	} items[RULES_MAX_DIAGS];
+	const char     *src;
+	size_t          len;
+	uint32_t        n, dropped;
+	rules_diag_item items[RULES_MAX_DIAGS];
 };
 
 #if defined(__GNUC__)
@@ -205,7 +207,7 @@ typedef struct rules_ast {
 	int32_t        band_review, band_decline;
 	uint32_t       band_review_off, band_decline_off;
 	bool           has_review, has_decline;
-	uint8_t       *marks;  /* optional, [ntoks]: roles the formatter needs (RULES_MARK_*) */
+	uint8_t       *marks;  /* [ntoks]: token roles for fmt and condition text (RULES_MARK_*) */
 	rules_pstr     broken[16]; /* names of declarations that failed to parse */
 	uint32_t       nbroken;
 } rules_ast;

@@ -815,11 +815,7 @@ parse_join(parser *p, uint32_t off, uint32_t end)
 		bool             space = pr != NULL;
 
 		if (pr != NULL && (pr->kind == TK_LPAREN || pr->kind == TK_LBRACK ||
-		    (p->ast->marks != NULL && p->ast->marks[i - 1] == RULES_MARK_UNARY) ||
-		    (pr->kind == TK_MINUS && (i - 1 == b || p->t[i - 2].kind == TK_LPAREN ||
-		    p->t[i - 2].kind == TK_COMMA || (p->t[i - 2].kind == TK_IDENT && p->t[i - 2].kw != KW_NONE &&
-		    p->t[i - 2].kw != KW_TRUE && p->t[i - 2].kw != KW_FALSE) ||
-		    (p->t[i - 2].kind >= TK_EQ && p->t[i - 2].kind <= TK_PERCENT)))))
+		    (p->ast->marks != NULL && p->ast->marks[i - 1] == RULES_MARK_UNARY)))
 			space = false;
 		if (t->kind == TK_RPAREN || t->kind == TK_RBRACK || t->kind == TK_COMMA)
 			space = false;

@@ -327,6 +327,16 @@ test_reads(void **state)
 	assert_string_equal(reads[1].name, "t");
 	assert_true(reads[1].threshold);
 	assert_string_equal(reads[2].name, "mcc");
+	rules_prog_free(prog);
+	/* conditions are shown on one line, canonically spaced */
+	prog = compile_ok("rule a {\n  when - amount < - 3\n    and min( 1,amount ) >= 2 # c\n"
+	                  "    or country in [ \"GB\" ]\n  score 1 reason \"x\" }\n");
+	assert_string_equal(rules_prog_rule_condition(prog, 0),
+	    "-amount < -3 and min(1, amount) >= 2 or country in [\"GB\"]");
+	rules_prog_free(prog);
+	prog = compile_ok("threshold t = 3\n"
+	                  "rule a { when amount > t and (amount < 10 * t or mcc == 5411) score 1 "
+	                  "reason \"x\" }\n");
 	/* a short array still gets the true total */
 	assert_int_equal(rules_prog_rule_reads(prog, 0, reads, 1), 3);
 	assert_int_equal(rules_prog_rule_reads(prog, 5, reads, 8), 0);
