@@ -68,19 +68,18 @@ rec_fail(store_diag *reterr, const char *fmt, ...)
 static vigil_err
 rec_check_str(const char *s, size_t cap, const char *field, store_diag *reterr)
 {
-	size_t n = strlen(s);
-
-	if (n >= cap) {
-		rec_fail(reterr, "%s: %zu bytes, max %zu", field, n, cap - 1);
+	if (strnlen(s, cap) == cap) {
+		rec_fail(reterr, "%s: %zu bytes, max %zu", field, strlen(s), cap - 1);
 		return VIGIL_EPROTO;
 	}
 	return VIGIL_OK;
 }
 
+/* src was checked to fit dst (rec_check_str): one pass copies it. */
 static void
 rec_copy(char *dst, const char *src)
 {
-	memcpy(dst, src, strlen(src) + 1);
+	strcpy(dst, src);
 }
 
 /* ------------------------------------------------------------------ */
