@@ -63,21 +63,19 @@ ruleset_swap(srv_server *s, srv_ruleset *rs)
 	srv_ruleset_release(old);
 }
 
-/* Adds a feature to the archived list once; false if the list is full. */
+/* Adds a feature slot to the archived list once; false if the list is full. */
 static bool
-rules_arch_add(srv_rules *r, const char *name)
+rules_arch_add(srv_rules *r, uint32_t slot)
 {
-	const store_field *f;
-	uint32_t slot;
+	const store_field *f = store_schema_field(slot);
 
-	if (name == NULL || store_schema_find(name, &slot) != VIGIL_OK)
+	if (f == NULL)
 		return true;
 	for (uint32_t i = 0; i < r->narch; i++)
 		if (r->arch[i].slot == slot)
 			return true;
 	if (r->narch == STORE_MAX_FEATS)
 		return false;
-	f = store_schema_field(slot);
 	r->arch[r->narch].name = f->name;
 	r->arch[r->narch].slot = slot;
 	r->narch++;
@@ -100,7 +98,10 @@ rules_arch_build(srv_rules *r, char *errbuf, size_t errlen)
 		rules_prog_threshold(r->prog, i, &ti);
 		if (ti.kind == RULES_TUNE_CONST)
 			continue;
-		if (!rules_arch_add(r, ti.feature) || !rules_arch_add(r, ti.group_by)) {
+		/* By slot, not by name: the names may point into the compile
+		 * schema, which app_rules_load has freed by now. */
+		if (!rules_arch_add(r, ti.feature_slot) ||
+		    (ti.group_by != NULL && !rules_arch_add(r, ti.group_slot))) {
 			snprintf(errbuf, errlen, "tuned thresholds read more than %d distinct "
 			    "features (the archive record's limit)", STORE_MAX_FEATS);
 			return VIGIL_ETOOBIG;
