@@ -54,7 +54,7 @@ typedef struct batch_opts {
 	uint32_t    threads;      /* worker threads (in-process partitions); 0 = 1 */
 	uint32_t    keep;         /* generations kept by store_genw_commit; 0 = default */
 	uint64_t    max_labels;   /* cap on distinct labelled txn_ids; 0 = 64M */
-	uint64_t    max_entities; /* cap on cards + merchants + terminals; 0 = 200M */
+	uint64_t    max_entities; /* cap on distinct cards; 0 = 200M */
 	/* Called from one reading thread about every 64k records (never
 	 * concurrently; may be NULL): records read so far and an estimate of
 	 * the bytes the whole run reads. */

@@ -774,13 +774,6 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 	r->sum.part_count = r->opts.part_count;
 	r->sum.first_seq = UINT64_MAX;
 
-	rv = store_gen_open_current(opts->datadir, &r->prev, reterr);
-	if (rv == VIGIL_ENOTFOUND) {
-		r->prev = NULL;
-		rv = VIGIL_OK;
-	}
-	if (rv != VIGIL_OK)
-		return rv;
 	if (opts->rules_path != NULL) {
 		rules_diags diags;
 
@@ -811,6 +804,15 @@ batch_run_begin(batch_run *r, store_diag *reterr)
 	vigil_err rv;
 
 	rv = store_genw_begin(r->opts.datadir, &r->gw, reterr);
+	if (rv != VIGIL_OK)
+		return rv;
+	/* Read the current generation under the lock: no other rebuild can
+	 * replace it until this one commits or aborts. */
+	rv = store_gen_open_current(r->opts.datadir, &r->prev, reterr);
+	if (rv == VIGIL_ENOTFOUND) {
+		r->prev = NULL;
+		rv = VIGIL_OK;
+	}
 	if (rv != VIGIL_OK)
 		return rv;
 	if (r->prev != NULL && !r->opts.force &&
@@ -1299,6 +1301,8 @@ batch_rebuild(const batch_opts *opts, batch_summary *ret_summary, store_diag *re
 		if (rv != VIGIL_OK)
 			goto out;
 		r.sum.partial = true;
+		r.sum.labels_unmatched = r.sum.labels_read >= r.sum.labels_used ?
+		    r.sum.labels_read - r.sum.labels_used : 0;
 		r.sum.duration_s = (double)(vigil_mono_ns() - r.t0) / 1e9;
 		goto done;
 	}
