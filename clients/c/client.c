@@ -1155,7 +1155,9 @@ vc_call_aio_failed(vc_call *call, int rv)
 	pthread_mutex_unlock(&c->mtx);
 	if (closing && (rv == NNG_ECANCELED || rv == NNG_ECLOSED)) {
 		vc_call_fail(call, VIGIL_CLIENT_ECLOSED, NULL, "client closed during the call");
-	} else if (rv == NNG_ECANCELED && call->disc) {
+	} else if ((rv == NNG_ECANCELED && call->disc) || rv == NNG_ECONNRESET ||
+	    rv == NNG_ECONNSHUT || rv == NNG_ECONNABORTED) {
+		/* our pipe callback cancelled it, or nng failed it first */
 		vc_call_fail(call, VIGIL_CLIENT_EUNREACHABLE, NULL, "connection lost");
 	} else if (rv == NNG_ETIMEDOUT && !up && !call->was_connected) {
 		snprintf(detail, sizeof detail, "not connected within %d ms (is vigild running there?)",

@@ -737,8 +737,16 @@ metrics_print(const metrics *m, FILE *out)
 			fprintf(out, "n/a\n");
 		else
 			fprintf(out, "%.4f\n", c.f1);
-		fprintf(out, "score         ROC AUC %s%.4f   average precision %.4f\n",
-		    isnan(auc) ? "n/a " : "", isnan(auc) ? 0.0 : auc, isnan(ap) ? 0.0 : ap);
+		fprintf(out, "score         ROC AUC ");
+		if (isnan(auc))
+			fprintf(out, "n/a (one class only)");
+		else
+			fprintf(out, "%.4f", auc);
+		fprintf(out, "   average precision ");
+		if (isnan(ap))
+			fprintf(out, "n/a\n");
+		else
+			fprintf(out, "%.4f\n", ap);
 		fprintf(out, "card precision top %" PRIu32 "/day", m->topk);
 		met_pct(out, cp);
 		fprintf(out, " (mean over %" PRIu32 " days)\n", days);
@@ -769,7 +777,10 @@ metrics_print(const metrics *m, FILE *out)
 			metrics_get_pattern(m, i, &p);
 			fprintf(out, "  %-43s %10" PRIu64 " %10" PRIu64 " ", p.name, p.rows, p.alerts);
 			met_pct(out, p.recall);
-			fprintf(out, " %8.4f %8.4f\n", isnan(p.auc) ? 0.0 : p.auc, isnan(p.ap) ? 0.0 : p.ap);
+			if (isnan(p.auc))
+				fprintf(out, "      n/a      n/a\n");
+			else
+				fprintf(out, " %8.4f %8.4f\n", p.auc, p.ap);
 		}
 	}
 }

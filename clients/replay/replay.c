@@ -67,6 +67,7 @@ typedef struct rp_opts {
 	uint32_t    concurrency;
 	int64_t     label_delay_ms;
 	bool        force_label_delay;
+	bool        assume_legit;
 	bool        legit_labels;
 	bool        nightly;
 	const char *data;      /* server mode: the server's data dir, for vigil-rebuild */
@@ -443,7 +444,7 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 		.event_time_ms = row->txn.event_time_ms,
 		.score = out->score,
 		.decision = out->decision,
-		.label = row->label,
+		.label = row->label < 0 && r->o.assume_legit ? 0 : row->label,
 		.pattern = row->pattern,
 		.hits = out->hits,
 		.nhits = out->nhits + out->nshadow,
@@ -1298,6 +1299,8 @@ usage(FILE *f)
 	    "                       (default 7d; e.g. 36h, 30m)\n"
 	    "  --force-label-delay  use --label-delay for every row, ignoring label_time\n"
 	    "  --legit-labels       also send legit (0) labels, not only frauds\n"
+	    "  --assume-legit       count rows without a label as legitimate in the measures\n"
+	    "                       (the usual convention for archives: no chargeback = legit)\n"
 	    "Output:\n"
 	    "  --results FILE       JSON lines: txn_id, score, decision, hits\n"
 	    "  --json FILE          the summary as JSON (\"-\" = standard output)\n"
@@ -1327,7 +1330,7 @@ rp_parse_time(const char *s, int64_t *ret)
 enum {
 	OPT_CSV = 256, OPT_ARCHIVE, OPT_FROM, OPT_TO, OPT_RULES, OPT_COMPARE, OPT_NIGHTLY,
 	OPT_WORK, OPT_KEEP, OPT_SERVER, OPT_RATE, OPT_SPEED, OPT_CONC, OPT_DATA, OPT_REBUILD,
-	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
+	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_ASSUME_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
 };
 
 static int
@@ -1352,6 +1355,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ "label-delay", required_argument, NULL, OPT_DELAY },
 		{ "legit-labels", no_argument, NULL, OPT_LEGIT },
 		{ "force-label-delay", no_argument, NULL, OPT_FORCE_DELAY },
+		{ "assume-legit", no_argument, NULL, OPT_ASSUME_LEGIT },
 		{ "results", required_argument, NULL, OPT_RESULTS },
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "report", required_argument, NULL, OPT_REPORT },
@@ -1421,6 +1425,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 			break;
 		case OPT_LEGIT: o->legit_labels = true; break;
 		case OPT_FORCE_DELAY: o->force_label_delay = true; break;
+		case OPT_ASSUME_LEGIT: o->assume_legit = true; break;
 		case OPT_RESULTS: o->results = optarg; break;
 		case OPT_JSON: o->json = optarg; break;
 		case OPT_REPORT: o->report = optarg; break;

@@ -111,6 +111,9 @@ tp_main(void *arg)
 		case TP_SILENT:
 			break;
 		case TP_HANGUP:
+			/* like a crash: the address goes away with the connection, so
+			 * the client cannot reconnect while the socket shuts down */
+			nng_listener_close(p->listener);
 			nng_close(p->sock);
 			return NULL;
 		case TP_GARBAGE: {
@@ -139,7 +142,7 @@ tp_peer_start(tp_peer *p, tp_mode mode, const char *dir, const char *name)
 	if (nng_rep0_open(&p->sock) != 0)
 		return -1;
 	nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO, 50);
-	if (nng_listen(p->sock, p->url, NULL, 0) != 0) {
+	if (nng_listen(p->sock, p->url, &p->listener, 0) != 0) {
 		nng_close(p->sock);
 		return -1;
 	}

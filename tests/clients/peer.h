@@ -30,6 +30,7 @@ typedef struct tp_peer {
 	int            status;        /* TP_STATUS */
 	char           url[160];
 	nng_socket     sock;
+	nng_listener   listener;
 	pthread_t      thread;
 	atomic_bool    stop;
 	atomic_int     requests;      /* requests received */

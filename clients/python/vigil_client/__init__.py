@@ -488,15 +488,15 @@ class Client:
             closed = self._closed
         if closed and rv in (_nng.NNG_ECANCELED, _nng.NNG_ECLOSED):
             return ClientClosed("client closed during the call")
-        if rv == _nng.NNG_ECANCELED and slot.disc:
+        if (rv == _nng.NNG_ECANCELED and slot.disc) or rv in (
+                _nng.NNG_ECONNRESET, _nng.NNG_ECONNSHUT, _nng.NNG_ECONNABORTED):
             return Unreachable("%s: connection lost" % r.url)
         if rv == _nng.NNG_ETIMEDOUT and not up and not slot.was_connected:
             return Unreachable("%s: not connected within %d ms (is vigild running there?)"
                                % (r.url, timeout_ms))
         if rv == _nng.NNG_ETIMEDOUT:
             return Timeout("%s: no reply within %d ms" % (r.url, timeout_ms))
-        if rv in (_nng.NNG_ECONNREFUSED, _nng.NNG_ECONNRESET, _nng.NNG_ECONNSHUT,
-                  _nng.NNG_EUNREACHABLE, _nng.NNG_EADDRINVAL):
+        if rv in (_nng.NNG_ECONNREFUSED, _nng.NNG_EUNREACHABLE, _nng.NNG_EADDRINVAL):
             return Unreachable("%s: %s" % (r.url, _nng.strerror(rv)))
         return TransportError("%s: %s" % (r.url, _nng.strerror(rv)))
 
