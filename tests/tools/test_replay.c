@@ -3,7 +3,8 @@
  * tests/tools/test_replay.c - vigil-replay offline: the same input gives the
  * same results file (with and without nightly rebuilds); as-of correctness
  * (a label is used by a rebuild only once its label time has passed); the
- * --compare summary; bad CSV rows reported and counted; usage errors.
+ * --compare summary; archive input; bad CSV rows reported and counted;
+ * usage errors.
  * argv: vigil-replay vigil-gen SOURCE_ROOT.
  */
 #include <setjmp.h>
@@ -26,9 +27,9 @@ static char csv[256], rules_default[512], rules_asof[512], csv_asof[512];
 static char *
 path(const char *name)
 {
-	static char buf[4][256];
+	static char buf[8][256];
 	static int slot;
-	char *p = buf[slot++ & 3];
+	char *p = buf[slot++ & 7];
 
 	snprintf(p, 256, "%s/%s", tmp, name);
 	return p;
@@ -152,6 +153,49 @@ test_compare(void **state)
 	json_decref(sum);
 }
 
+/* A data directory written by --nightly --work is an archive like vigild's:
+ * replaying it gives the decisions of the CSV it came from (no batch
+ * features in either run) and finds the labels that were archived. */
+static void
+test_archive_input(void **state)
+{
+	const char *work = path("work"), *nj = path("w.json"), *aj = path("arch.json");
+	const char *ares = path("arch.jsonl"), *cres = path("csv.jsonl");
+	const char *a1[] = { replay, "--csv", csv, "--rules", rules_default, "--nightly", "--work",
+		work, "--json", nj, "-q", NULL };
+	const char *a2[] = { replay, "--archive", work, "--rules", rules_default, "--results", ares,
+		"--json", aj, "-q", NULL };
+	const char *a3[] = { replay, "--csv", csv, "--rules", rules_default, "--results", cres,
+		"-q", NULL };
+	json_error_t jerr;
+	json_t *n, *a;
+	size_t la = 0, lc = 0;
+	char *x, *y;
+
+	(void)state;
+	assert_int_equal(tr_run(a1, NULL, NULL), 0);
+	assert_int_equal(tr_run(a2, NULL, NULL), 0);
+	assert_int_equal(tr_run(a3, NULL, NULL), 0);
+	x = tr_slurp(ares, &la);
+	y = tr_slurp(cres, &lc);
+	assert_non_null(x);
+	assert_non_null(y);
+	assert_int_equal(la, lc);
+	assert_memory_equal(x, y, la);
+	free(x);
+	free(y);
+	n = json_load_file(nj, 0, &jerr);
+	a = json_load_file(aj, 0, &jerr);
+	assert_non_null(n);
+	assert_non_null(a);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "metrics"), "frauds")),
+	    json_integer_value(json_object_get(n, "labels_sent")));
+	assert_int_equal(json_integer_value(json_object_get(a, "rows")),
+	    json_integer_value(json_object_get(n, "rows")));
+	json_decref(n);
+	json_decref(a);
+}
+
 static void
 test_bad_rows_reported(void **state)
 {
@@ -214,6 +258,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_nightly_deterministic),
 		cmocka_unit_test(test_asof_future_label_unused),
 		cmocka_unit_test(test_compare),
+		cmocka_unit_test(test_archive_input),
 		cmocka_unit_test(test_bad_rows_reported),
 		cmocka_unit_test(test_usage_errors),
 	};
