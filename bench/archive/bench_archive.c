@@ -150,6 +150,7 @@ phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool k
 	pthread_t th[64];
 	atomic_bool stop = false;
 	uint64_t t0, t1, total = 0;
+	struct timespec c0, c1;
 	vigil_err rv;
 
 	snprintf(dir, sizeof dir, "%s/%s", b->dir, sub);
@@ -166,6 +167,7 @@ phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool k
 		return 2;
 	}
 	t0 = vigil_mono_ns();
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	for (int i = 0; i < nthreads; i++) {
 		w[i] = (worker){ b, ar, &stop, 0, VIGIL_OK };
 		pthread_create(&th[i], NULL, worker_main, &w[i]);
@@ -188,16 +190,18 @@ phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool k
 		}
 	}
 	t1 = vigil_mono_ns();
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
 	store_archive_get_stats(ar, &st);
 	store_archive_close(ar);
 	{
 		double secs = (double)(t1 - t0) / 1e9;
-		printf("append fsync=%-8s %-11s threads=%-2d %10.0f records/s  %7.1f MB/s  %9llu records  %7llu syncs  (%.1f appends/sync)\n",
+		double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+		printf("append fsync=%-8s %-11s threads=%-2d %10.0f records/s  %7.1f MB/s  %9llu records  %7llu syncs  (%.1f appends/sync, %.0f records per CPU-second)\n",
 		    policy == STORE_FSYNC_ALWAYS ? "always" : policy == STORE_FSYNC_NEVER ? "never" : "interval",
 		    policy != STORE_FSYNC_ALWAYS ? "" : sync_thread ? "sync-thread" : "leader",
 		    nthreads, (double)total / secs, (double)st.bytes / secs / 1e6,
 		    (unsigned long long)total, (unsigned long long)st.syncs,
-		    st.syncs ? (double)total / (double)st.syncs : 0.0);
+		    st.syncs ? (double)total / (double)st.syncs : 0.0, cpu > 0 ? (double)total / cpu : 0.0);
 		fflush(stdout);
 	}
 	if (!keep)
