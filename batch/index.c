@@ -71,6 +71,18 @@ batch_index_find(const batch_index *ix, uint64_t h, const char *key, size_t len,
 	return NULL;
 }
 
+void *
+batch_index_peek(const batch_index *ix, uint64_t h)
+{
+	if (ix->cap == 0)
+		return NULL;
+	h = h ? h : 1;
+	for (size_t j = (size_t)h & (ix->cap - 1); ix->hs[j] != 0; j = (j + 1) & (ix->cap - 1))
+		if (ix->hs[j] == h)
+			return ix->vs[j];
+	return NULL;
+}
+
 vigil_err
 batch_index_put(batch_index *ix, uint64_t h, void *node)
 {

@@ -159,6 +159,9 @@ batch_index_prefetch(const batch_index *ix, uint64_t h)
 /* The node whose key (keyof(node), NUL-terminated) is key[0..len), or NULL. */
 void     *batch_index_find(const batch_index *ix, uint64_t h, const char *key, size_t len,
     const char *(*keyof)(const void *node));
+/* The node of the first slot holding hash h, without touching any node
+ * (for prefetching it); NULL if none. */
+void     *batch_index_peek(const batch_index *ix, uint64_t h);
 /* Adds a node known to be absent. */
 vigil_err batch_index_put(batch_index *ix, uint64_t h, void *node);
 void      batch_index_fini(batch_index *ix);

@@ -517,21 +517,22 @@ worker_thresholds(batch_worker *wk, const store_scored *s, int label, store_diag
 	return VIGIL_OK;
 }
 
+/* Stage 1, as a record is read: keep it if it is this worker's, decode it
+ * into the next pipeline slot, hash its keys and prefetch their index
+ * slots. The record's bytes are only valid until the next read, so the
+ * decoded copy is what the later stages use. */
 static vigil_err
-worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
+worker_stage(batch_worker *wk, const store_record *rec, bool *ret_kept, store_diag *reterr)
 {
 	batch_run *r = wk->run;
-	store_scored *s = wk->scored;
+	store_scored *s = &wk->scored[wk->npend];
+	batch_pending *p = &wk->pend[wk->npend];
 	const char *cid;
-	size_t clen, len, tlen, mlen, trlen;
-	uint64_t h, ch, lh, mh, th;
-	batch_label *l;
-	batch_card *c;
-	batch_ent *ea;
-	batch_event e;
-	int exp;
+	size_t clen, len;
+	uint64_t h;
 	vigil_err rv;
 
+	*ret_kept = false;
 	rv = batch_scan_card_id(rec->payload, rec->len, &cid, &clen);
 	if (rv == VIGIL_ENOTFOUND) {
 		cid = "";
@@ -569,81 +570,136 @@ worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
 			    len == 0 ? "txn.card_id" : "txn.merchant_id");
 		return VIGIL_OK;
 	}
-	e.t = s->txn.event_time_ms;
-	if (e.t < r->w.from || e.t >= r->w.as_of)
+	if (s->txn.event_time_ms < r->w.from || s->txn.event_time_ms >= r->w.as_of)
 		return VIGIL_OK;
-	/* Hash every key first and prefetch the slots: the lookups below then
-	 * overlap their cache misses. */
-	tlen = strlen(s->txn.txn_id);
-	mlen = strlen(s->txn.merchant_id);
-	trlen = strlen(s->txn.terminal_id);
-	lh = batch_index_hash(s->txn.txn_id, tlen);
-	ch = batch_index_hash(s->txn.card_id, len);
-	mh = batch_index_hash(s->txn.merchant_id, mlen);
-	th = batch_index_hash(s->txn.terminal_id, trlen);
-	batch_index_prefetch(&r->label_ix, lh);
-	batch_index_prefetch(&wk->card_ix, ch);
-	batch_index_prefetch(&wk->merchant_ix, mh);
-	if (trlen > 0)
-		batch_index_prefetch(&wk->terminal_ix, th);
+	p->seq = rec->seq;
+	p->len = len;
+	p->tlen = strlen(s->txn.txn_id);
+	p->mlen = strlen(s->txn.merchant_id);
+	p->trlen = strlen(s->txn.terminal_id);
+	p->lh = batch_index_hash(s->txn.txn_id, p->tlen);
+	p->ch = batch_index_hash(s->txn.card_id, len);
+	p->mh = batch_index_hash(s->txn.merchant_id, p->mlen);
+	p->th = batch_index_hash(s->txn.terminal_id, p->trlen);
+	batch_index_prefetch(&r->label_ix, p->lh);
+	batch_index_prefetch(&wk->card_ix, p->ch);
+	batch_index_prefetch(&wk->merchant_ix, p->mh);
+	if (p->trlen > 0)
+		batch_index_prefetch(&wk->terminal_ix, p->th);
 	wk->records++;
 	if (rec->seq < wk->first_seq)
 		wk->first_seq = rec->seq;
 	if (rec->seq > wk->last_seq)
 		wk->last_seq = rec->seq;
+	*ret_kept = true;
+	return VIGIL_OK;
+}
 
+/* Stage 3: applies pipeline slot i to the card, merchant, terminal and
+ * sketches, in archive order. */
+static vigil_err
+worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
+{
+	batch_run *r = wk->run;
+	const store_scored *s = &wk->scored[i];
+	const batch_pending *p = &wk->pend[i];
+	batch_label *l;
+	batch_card *c;
+	batch_ent *ea;
+	batch_event e;
+	int exp;
+	vigil_err rv;
+
+	e.t = s->txn.event_time_ms;
 	e.amount = vigil_txn_amount(&s->txn);
 	exp = vigil_currency_exponent(s->txn.currency);
 	if (exp < 0 || exp > 3)
 		exp = 2;
 	e.amount_milli = s->txn.amount_minor;
-	for (int i = exp; i < 3; i++)
+	for (int k = exp; k < 3; k++)
 		e.amount_milli *= 10;
-	e.txn_h = XXH64(s->txn.txn_id, tlen, 0);
-	e.merch_h = XXH64(s->txn.merchant_id, mlen, 0);
+	e.txn_h = XXH64(s->txn.txn_id, p->tlen, 0);
+	e.merch_h = XXH64(s->txn.merchant_id, p->mlen, 0);
 	e.country = s->txn.country;
 	e.label = -1;
-	l = batch_index_find(&r->label_ix, lh, s->txn.txn_id, tlen, label_keyof);
+	l = batch_index_find(&r->label_ix, p->lh, s->txn.txn_id, p->tlen, label_keyof);
 	if (l != NULL) {
 		e.label = l->fraud ? 1 : 0;
 		if (!atomic_exchange(&l->used, true))
 			wk->labels_used++;
 	}
 
-	c = batch_index_find(&wk->card_ix, ch, s->txn.card_id, len, card_keyof);
+	c = batch_index_find(&wk->card_ix, p->ch, s->txn.card_id, p->len, card_keyof);
 	if (c == NULL) {
-		if (atomic_fetch_add(&r->entities, 1) >= r->max_entities)
-			goto too_many;
-		c = batch_card_new(s->txn.card_id, len);
+		if (atomic_fetch_add(&r->entities, 1) >= r->max_entities) {
+			batch_diag(reterr, "archive record %llu: more than %llu cards (raise the cap)",
+			    (unsigned long long)p->seq, (unsigned long long)r->max_entities);
+			return VIGIL_ETOOBIG;
+		}
+		c = batch_card_new(s->txn.card_id, p->len);
 		if (c == NULL)
 			return VIGIL_ENOMEM;
-		rv = batch_index_put(&wk->card_ix, ch, c);
+		rv = batch_index_put(&wk->card_ix, p->ch, c);
 		if (rv != VIGIL_OK) {
 			batch_card_free(c);
 			return rv;
 		}
-		HASH_ADD_KEYPTR(hh, wk->cards, c->key, len, c);
+		HASH_ADD_KEYPTR(hh, wk->cards, c->key, p->len, c);
 	}
 	rv = batch_card_add(c, &r->w, &e);
 	if (rv != VIGIL_OK)
 		return rv;
 
-	rv = batch_ent_get_h(&wk->merchants, &wk->merchant_ix, mh, s->txn.merchant_id, mlen, &ea);
+	rv = batch_ent_get_h(&wk->merchants, &wk->merchant_ix, p->mh, s->txn.merchant_id,
+	    p->mlen, &ea);
 	if (rv != VIGIL_OK)
 		return rv;
 	batch_ent_add(ea, &r->w, &e);
-	if (s->txn.terminal_id[0] != '\0') {
-		rv = batch_ent_get_h(&wk->terminals, &wk->terminal_ix, th, s->txn.terminal_id,
-		    trlen, &ea);
+	if (p->trlen > 0) {
+		rv = batch_ent_get_h(&wk->terminals, &wk->terminal_ix, p->th, s->txn.terminal_id,
+		    p->trlen, &ea);
 		if (rv != VIGIL_OK)
 			return rv;
 		batch_ent_add(ea, &r->w, &e);
 	}
 	return worker_thresholds(wk, s, e.label, reterr);
-too_many:
-	batch_diag(reterr, "%s+%llu: more than %llu cards (raise the cap)", rec->segment,
-	    (unsigned long long)rec->offset, (unsigned long long)r->max_entities);
-	return VIGIL_ETOOBIG;
+}
+
+/* Stage 2 for every pending record (prefetch the nodes the slots point to,
+ * now that the slots are in cache), then stage 3 in order. */
+static vigil_err
+worker_flush(batch_worker *wk, store_diag *reterr)
+{
+	batch_run *r = wk->run;
+	vigil_err rv = VIGIL_OK;
+
+	for (uint32_t i = 0; i < wk->npend; i++) {
+		const batch_pending *p = &wk->pend[i];
+
+		__builtin_prefetch(batch_index_peek(&r->label_ix, p->lh));
+		__builtin_prefetch(batch_index_peek(&wk->card_ix, p->ch));
+		__builtin_prefetch(batch_index_peek(&wk->merchant_ix, p->mh));
+		if (p->trlen > 0)
+			__builtin_prefetch(batch_index_peek(&wk->terminal_ix, p->th));
+	}
+	for (uint32_t i = 0; i < wk->npend && rv == VIGIL_OK; i++)
+		rv = worker_apply(wk, i, reterr);
+	wk->npend = 0;
+	return rv;
+}
+
+static vigil_err
+worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
+{
+	bool kept;
+	vigil_err rv;
+
+	rv = worker_stage(wk, rec, &kept, reterr);
+	if (rv != VIGIL_OK || !kept)
+		return rv;
+	if (++wk->npend < BATCH_PIPE)
+		return VIGIL_OK;
+	return worker_flush(wk, reterr);
 }
 
 static void *
@@ -682,6 +738,9 @@ worker_main(void *arg)
 		if (rv != VIGIL_OK)
 			goto out;
 	}
+	rv = worker_flush(wk, &wk->diag);
+	if (rv != VIGIL_OK)
+		goto out;
 	wk->corrupt = cc.corrupt;
 	snprintf(wk->corrupt_where, sizeof wk->corrupt_where, "%s", cc.where);
 out:
@@ -846,7 +905,7 @@ run_workers(batch_run *r, store_diag *reterr)
 		 * union over threads is exactly partition p. */
 		wk->part = r->opts.part_index + (uint64_t)r->opts.part_count * i;
 		wk->first_seq = UINT64_MAX;
-		wk->scored = malloc(sizeof *wk->scored);
+		wk->scored = malloc(BATCH_PIPE * sizeof *wk->scored);
 		wk->nts = r->nplans;
 		wk->ts = calloc(r->nplans ? r->nplans : 1, sizeof *wk->ts);
 		if (wk->scored == NULL || wk->ts == NULL)

@@ -62,6 +62,15 @@ typedef struct batch_reader_ctx {
 
 typedef struct batch_run batch_run;
 
+/* Records decoded ahead so their cache misses overlap (rebuild.c). */
+#define BATCH_PIPE 8
+
+typedef struct batch_pending {
+	uint64_t seq;
+	size_t   len, tlen, mlen, trlen;      /* card, txn, merchant, terminal id lengths */
+	uint64_t ch, lh, mh, th;              /* their index hashes */
+} batch_pending;
+
 typedef struct batch_worker {
 	batch_run      *run;
 	uint32_t        index;
@@ -72,7 +81,9 @@ typedef struct batch_worker {
 	batch_index     card_ix, merchant_ix, terminal_ix;
 	batch_tstate   *ts;
 	uint32_t        nts;
-	store_scored   *scored; /* decode buffer */
+	store_scored   *scored; /* BATCH_PIPE decode buffers */
+	batch_pending   pend[BATCH_PIPE];
+	uint32_t        npend;
 	uint64_t        records, bad, labels_used, corrupt;
 	uint64_t        first_seq, last_seq;
 	char            bad_where[256], corrupt_where[256];
