@@ -1616,7 +1616,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (r->results != NULL) {
-		if (fclose(r->results) != 0) {
+		bool werr = ferror(r->results) != 0;
+		if (fclose(r->results) != 0 || werr) {
 			r->results = NULL;
 			fprintf(stderr, "vigil-replay: %s: %s\n", r->o.results, strerror(errno));
 			goto out;
