@@ -729,6 +729,8 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	if (ctx->begun || nfeatures < STORE_SLOT_COUNT_ || !txn_ids_ok(txn))
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
+	if (db->lv != NULL)
+		live_prefetch(db->lv, &ctx->txn);
 	fill_txn_batch(ctx, features, nfeatures);
 	if (db->lv == NULL)
 		return VIGIL_OK; /* read-only: velocity stays missing */
@@ -755,6 +757,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	rv = live_dedupe_find(db->lv, ctx->txn.txn_id, ret_prior);
 	if (rv == VIGIL_EEXIST)
 		goto fail;
+	live_prefetch(db->lv, &ctx->txn);
 	rv = live_card_reserve(db->lv, &ctx->txn);
 	if (rv != VIGIL_OK)
 		goto fail;

@@ -165,8 +165,12 @@ r_u64(rbuf *r, int nbytes)
 		r->bad = true;
 		return 0;
 	}
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(&v, r->p + r->off, (size_t)nbytes); /* the layout's byte order */
+#else
 	for (int i = 0; i < nbytes; i++)
 		v |= (uint64_t)r->p[r->off + i] << (8 * i);
+#endif
 	r->off += (size_t)nbytes;
 	return v;
 }

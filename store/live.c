@@ -46,10 +46,14 @@ typedef struct okey {
 	char     id[VIGIL_ID_MAX + 1];
 } okey;
 
+typedef struct oslot {
+	uint64_t h; /* slot hash, 0 = empty */
+	okey    *v;
+} oslot;
+
 typedef struct omap {
-	uint64_t *hs; /* slot hash, 0 = empty */
-	okey    **vs;
-	uint32_t  mask, n;
+	oslot   *sl; /* hash and object side by side: one cache line per probe */
+	uint32_t mask, n;
 } omap;
 
 static uint64_t
@@ -68,16 +72,16 @@ omap_home(const omap *m, uint64_t h)
 static okey *
 omap_find(const omap *m, uint64_t h, const char *id, size_t len)
 {
-	if (m->hs == NULL)
+	if (m->sl == NULL)
 		return NULL;
 	h = okey_slot_hash(h);
 	for (uint32_t i = omap_home(m, h);; i = (i + 1) & m->mask) {
-		uint64_t x = m->hs[i];
+		uint64_t x = m->sl[i].h;
 
 		if (x == 0)
 			return NULL;
-		if (x == h && m->vs[i]->len == len && memcmp(m->vs[i]->id, id, len) == 0)
-			return m->vs[i];
+		if (x == h && m->sl[i].v->len == len && memcmp(m->sl[i].v->id, id, len) == 0)
+			return m->sl[i].v;
 	}
 }
 
@@ -87,39 +91,37 @@ omap_place(omap *m, okey *k)
 	uint64_t h = okey_slot_hash(k->h);
 	uint32_t i = omap_home(m, h);
 
-	while (m->hs[i] != 0)
+	while (m->sl[i].h != 0)
 		i = (i + 1) & m->mask;
-	m->hs[i] = h;
-	m->vs[i] = k;
+	m->sl[i].h = h;
+	m->sl[i].v = k;
 }
 
 /* Inserts k (not present); grows at 3/4 load. VIGIL_ENOMEM leaves m as is. */
 static vigil_err
 omap_insert(omap *m, okey *k)
 {
-	if (m->hs == NULL || (uint64_t)(m->n + 1) * 4 > (uint64_t)(m->mask + 1) * 3) {
-		uint64_t ncap = m->hs != NULL ? ((uint64_t)m->mask + 1) * 2 : 16;
+	if (m->sl == NULL || (uint64_t)(m->n + 1) * 4 > (uint64_t)(m->mask + 1) * 3) {
+		uint64_t ncap = m->sl != NULL ? ((uint64_t)m->mask + 1) * 2 : 16;
 		omap     nm = { 0 };
 
 		if (ncap > (1ULL << 31))
 			return VIGIL_ELIMIT;
-		nm.hs = calloc(ncap, sizeof *nm.hs);
-		nm.vs = calloc(ncap, sizeof *nm.vs);
-		if (nm.hs == NULL || nm.vs == NULL) {
-			free(nm.hs);
-			free(nm.vs);
+		nm.sl = calloc(ncap, sizeof *nm.sl);
+		if (nm.sl == NULL)
 			return VIGIL_ENOMEM;
-		}
 		nm.mask = (uint32_t)(ncap - 1);
-		if (m->hs != NULL) {
+		if (m->sl != NULL) {
 			for (uint64_t i = 0; i <= m->mask; i++)
-				if (m->hs[i] != 0)
-					omap_place(&nm, m->vs[i]);
+				if (m->sl[i].h != 0)
+					omap_place(&nm, m->sl[i].v);
 		}
 		nm.n = m->n;
-		free(m->hs);
-		free(m->vs);
-		*m = nm;
+		free(m->sl);
+		/* Atomic stores: live_prefetch reads these two without the lock. */
+		__atomic_store_n(&m->sl, nm.sl, __ATOMIC_RELAXED);
+		__atomic_store_n(&m->mask, nm.mask, __ATOMIC_RELAXED);
+		m->n = nm.n;
 	}
 	omap_place(m, k);
 	m->n++;
@@ -137,19 +139,19 @@ omap_remove_at(omap *m, uint32_t i)
 		bool     stays;
 
 		j = (j + 1) & m->mask;
-		if (m->hs[j] == 0)
+		if (m->sl[j].h == 0)
 			break;
-		k = omap_home(m, m->hs[j]);
+		k = omap_home(m, m->sl[j].h);
 		/* Member j stays if its home lies cyclically in (i, j]. */
 		stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
 		if (!stays) {
-			m->hs[i] = m->hs[j];
-			m->vs[i] = m->vs[j];
+			m->sl[i].h = m->sl[j].h;
+			m->sl[i].v = m->sl[j].v;
 			i = j;
 		}
 	}
-	m->hs[i] = 0;
-	m->vs[i] = NULL;
+	m->sl[i].h = 0;
+	m->sl[i].v = NULL;
 	m->n--;
 }
 
@@ -157,20 +159,32 @@ static void
 omap_remove(omap *m, const okey *k)
 {
 	for (uint32_t i = omap_home(m, okey_slot_hash(k->h));; i = (i + 1) & m->mask) {
-		if (m->vs[i] == k) {
+		if (m->sl[i].v == k) {
 			omap_remove_at(m, i);
 			return;
 		}
-		if (m->hs[i] == 0)
+		if (m->sl[i].h == 0)
 			return;
 	}
+}
+
+/* Prefetches the slot where h's probe starts. Reads the table's array and
+ * mask without its lock (relaxed atomics; they may be stale): the address
+ * is only prefetched, never dereferenced, so a stale one costs nothing. */
+static void
+omap_prefetch(omap *m, uint64_t h)
+{
+	oslot   *sl = __atomic_load_n(&m->sl, __ATOMIC_RELAXED);
+	uint32_t mask = __atomic_load_n(&m->mask, __ATOMIC_RELAXED);
+
+	if (sl != NULL)
+		__builtin_prefetch(&sl[(uint32_t)(okey_slot_hash(h) >> 32) & mask]);
 }
 
 static void
 omap_fini(omap *m)
 {
-	free(m->hs);
-	free(m->vs);
+	free(m->sl);
 	memset(m, 0, sizeof *m);
 }
 
@@ -286,11 +300,16 @@ struct live {
 	_Atomic uint64_t commits, sweep_cursor;
 };
 
+/* A distinct-count set reused by every lookup of a thread: a slot is in
+ * the current set when its stamp is the current one, so starting a new set
+ * costs nothing; only the first 2n slots (n = events that may be added) are
+ * used, so a small set stays in L1. */
 struct live_scratch {
-	uint64_t keys[LIVE_SET_SLOTS];
-	uint32_t stamp[LIVE_SET_SLOTS];
-	uint32_t cur;
-	uint32_t size;
+	struct {
+		uint64_t key;
+		uint32_t stamp;
+	} slot[LIVE_SET_SLOTS];
+	uint32_t cur, size, mask;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -302,31 +321,39 @@ id_hash(const char *id, size_t len)
 	return XXH3_64bits(id, len);
 }
 
+/* Starts an empty set for at most n additions. */
 static void
-set_reset(live_scratch *sc)
+set_reset(live_scratch *sc, uint32_t n)
 {
+	uint32_t cap = 64;
+
+	while (cap < LIVE_SET_SLOTS && cap < 2 * (uint64_t)n)
+		cap *= 2;
+	sc->mask = cap - 1;
 	if (++sc->cur == 0) {
-		memset(sc->stamp, 0, sizeof sc->stamp);
+		for (uint32_t i = 0; i < LIVE_SET_SLOTS; i++)
+			sc->slot[i].stamp = 0;
 		sc->cur = 1;
 	}
 	sc->size = 0;
 }
 
-/* Adds k; the set saturates at 3/4 of its slots (distinct counts cap there). */
+/* Adds k; the set saturates at 3/4 of its slots (distinct counts cap there:
+ * 12288 with LIVE_SET_SLOTS slots). */
 static void
 set_add(live_scratch *sc, uint64_t k)
 {
-	uint32_t i = (uint32_t)(k ^ (k >> 29)) & (LIVE_SET_SLOTS - 1);
+	uint32_t i = (uint32_t)(k ^ (k >> 29)) & sc->mask;
 
-	if (sc->size >= LIVE_SET_SLOTS / 4 * 3)
+	if (sc->size >= (sc->mask + 1) / 4 * 3)
 		return;
-	while (sc->stamp[i] == sc->cur) {
-		if (sc->keys[i] == k)
+	while (sc->slot[i].stamp == sc->cur) {
+		if (sc->slot[i].key == k)
 			return;
-		i = (i + 1) & (LIVE_SET_SLOTS - 1);
+		i = (i + 1) & sc->mask;
 	}
-	sc->stamp[i] = sc->cur;
-	sc->keys[i] = k;
+	sc->slot[i].stamp = sc->cur;
+	sc->slot[i].key = k;
 	sc->size++;
 }
 
@@ -453,9 +480,9 @@ live_free(live *lv)
 	for (int i = 0; i < LIVE_CARD_STRIPES; i++) {
 		omap *m = &lv->cards[i].map;
 
-		for (uint64_t j = 0; m->hs != NULL && j <= m->mask; j++)
-			if (m->hs[j] != 0)
-				card_free(lv, CARD_OF(m->vs[j]));
+		for (uint64_t j = 0; m->sl != NULL && j <= m->mask; j++)
+			if (m->sl[j].h != 0)
+				card_free(lv, CARD_OF(m->sl[j].v));
 		omap_fini(m);
 		pthread_mutex_destroy(&lv->cards[i].mu);
 	}
@@ -463,9 +490,9 @@ live_free(live *lv)
 		for (int i = 0; i < LIVE_ENT_STRIPES; i++) {
 			omap *m = &lv->ents[k][i].map;
 
-			for (uint64_t j = 0; m->hs != NULL && j <= m->mask; j++)
-				if (m->hs[j] != 0)
-					ent_free(lv, ENT_OF(m->vs[j]));
+			for (uint64_t j = 0; m->sl != NULL && j <= m->mask; j++)
+				if (m->sl[j].h != 0)
+					ent_free(lv, ENT_OF(m->sl[j].v));
 			omap_fini(m);
 			pthread_mutex_destroy(&lv->ents[k][i].mu);
 		}
@@ -473,9 +500,9 @@ live_free(live *lv)
 	for (int i = 0; i < LIVE_DEDUPE_STRIPES; i++) {
 		omap *m = &lv->dd[i].map;
 
-		for (uint64_t j = 0; m->hs != NULL && j <= m->mask; j++)
-			if (m->hs[j] != 0)
-				free(m->vs[j]);
+		for (uint64_t j = 0; m->sl != NULL && j <= m->mask; j++)
+			if (m->sl[j].h != 0)
+				free(m->sl[j].v);
 		omap_fini(m);
 		pthread_mutex_destroy(&lv->dd[i].mu);
 	}
@@ -855,10 +882,12 @@ card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, card_
 	uint32_t idx;
 
 	memset(a, 0, sizeof *a);
-	set_reset(sc);
-	if (c == NULL)
+	if (c == NULL) {
+		set_reset(sc, 0);
 		return;
+	}
 	idx = card_upper(c, t);
+	set_reset(sc, idx);
 	for (uint32_t i = idx; i-- > 0;) {
 		const live_event *e = &c->ev[c->head + i];
 		int64_t           age = t - e->t;
@@ -940,13 +969,14 @@ ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, int64_t t,
 	okey       *k;
 
 	memset(a, 0, sizeof *a);
-	set_reset(sc);
+	set_reset(sc, 0);
 	pthread_mutex_lock(&s->mu);
 	k = omap_find(&s->map, h, id, len);
 	e = k != NULL ? ENT_OF(k) : NULL;
 	if (e != NULL) {
 		uint32_t idx = ent_upper(e, t);
 
+		set_reset(sc, wd > 0 ? idx : 0);
 		for (uint32_t i = idx; i-- > 0;) {
 			const ent_event *x = &e->ev[e->head + i];
 			int64_t          age = t - x->t;
@@ -963,6 +993,28 @@ ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, int64_t t,
 	}
 	pthread_mutex_unlock(&s->mu);
 	a->distinct = sc->size;
+}
+
+void
+live_prefetch(live *lv, const vigil_txn *txn)
+{
+	uint64_t h = id_hash(txn->card_id, strlen(txn->card_id));
+
+	omap_prefetch(&lv->cards[h & (LIVE_CARD_STRIPES - 1)].map, h);
+	h = id_hash(txn->merchant_id, strlen(txn->merchant_id));
+	omap_prefetch(&lv->ents[ENT_MERCHANT][h & (LIVE_ENT_STRIPES - 1)].map, h);
+	if (txn->terminal_id[0] != '\0') {
+		h = id_hash(txn->terminal_id, strlen(txn->terminal_id));
+		omap_prefetch(&lv->ents[ENT_TERMINAL][h & (LIVE_ENT_STRIPES - 1)].map, h);
+	}
+	if (txn->device_id[0] != '\0') {
+		h = id_hash(txn->device_id, strlen(txn->device_id));
+		omap_prefetch(&lv->ents[ENT_DEVICE][h & (LIVE_ENT_STRIPES - 1)].map, h);
+	}
+	if (txn->ip[0] != '\0') {
+		h = id_hash(txn->ip, strlen(txn->ip));
+		omap_prefetch(&lv->ents[ENT_IP][h & (LIVE_ENT_STRIPES - 1)].map, h);
+	}
 }
 
 void
@@ -1132,8 +1184,8 @@ sweep_cards(live *lv, uint32_t i, int64_t cutoff)
 	omap        *m = &s->map;
 
 	pthread_mutex_lock(&s->mu);
-	for (uint64_t j = 0; m->hs != NULL && j <= m->mask;) {
-		live_card *c = m->vs[j] != NULL ? CARD_OF(m->vs[j]) : NULL;
+	for (uint64_t j = 0; m->sl != NULL && j <= m->mask;) {
+		live_card *c = m->sl[j].v != NULL ? CARD_OF(m->sl[j].v) : NULL;
 
 		if (c != NULL) {
 			card_evict(lv, c, cutoff);
@@ -1157,8 +1209,8 @@ sweep_ents(live *lv, uint32_t i, int64_t cutoff)
 		omap       *m = &s->map;
 
 		pthread_mutex_lock(&s->mu);
-		for (uint64_t j = 0; m->hs != NULL && j <= m->mask;) {
-			live_ent *e = m->vs[j] != NULL ? ENT_OF(m->vs[j]) : NULL;
+		for (uint64_t j = 0; m->sl != NULL && j <= m->mask;) {
+			live_ent *e = m->sl[j].v != NULL ? ENT_OF(m->sl[j].v) : NULL;
 
 			if (e != NULL && e->newest <= cutoff) {
 				omap_remove_at(m, (uint32_t)j);
@@ -1179,8 +1231,8 @@ sweep_dedupe(live *lv, uint32_t i)
 	omap      *m = &s->map;
 
 	pthread_mutex_lock(&s->mu);
-	for (uint64_t j = 0; m->hs != NULL && j <= m->mask;) {
-		dd_entry *d = (dd_entry *)m->vs[j];
+	for (uint64_t j = 0; m->sl != NULL && j <= m->mask;) {
+		dd_entry *d = (dd_entry *)m->sl[j].v;
 
 		if (d != NULL && !dd_live(lv, d)) {
 			omap_remove_at(m, (uint32_t)j);
