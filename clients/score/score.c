@@ -448,6 +448,10 @@ sc_score_one(vigil_client *c, const sc_args *a, json_t *obj)
 		return 2;
 	}
 	err = vigil_client_score(c, &txn, &a->callopts, &res, &info);
+	if (err == VIGIL_CLIENT_EINVAL) {
+		/* a required flag or field is missing: the command line is wrong */
+		return sc_usage_error("%s", info.message);
+	}
 	if (err != VIGIL_CLIENT_OK) {
 		sc_print(sc_error_json(txn.txn_id, 0, vigil_client_errname(err), info.message, info.field));
 		return 1;

@@ -495,6 +495,65 @@ test_async_limit_and_close(void **state)
 	tp_peer_stop(&p);
 }
 
+/* ---- synchronous calls from many threads on one client ---- */
+
+typedef struct sync_worker {
+	vigil_client *c;
+	int           id;
+	int           ok;
+} sync_worker;
+
+static void *
+sync_worker_main(void *arg)
+{
+	sync_worker *w = arg;
+
+	for (int i = 0; i < 50; i++) {
+		char                 txn_id[32], card[32];
+		vigil_client_result  r = { 0 };
+		vigil_client_errinfo info;
+		vigil_client_txn     t;
+
+		snprintf(txn_id, sizeof txn_id, "t-mt-%d-%d", w->id, i);
+		snprintf(card, sizeof card, "card-%d", i % 7);
+		t = txn_make(txn_id, card);
+		if (vigil_client_score(w->c, &t, NULL, &r, &info) == VIGIL_CLIENT_OK &&
+		    strcmp(r.txn_id, txn_id) == 0)
+			w->ok++;
+		vigil_client_result_fini(&r);
+	}
+	return NULL;
+}
+
+static void
+test_sync_many_threads(void **state)
+{
+	tp_peer      a, b;
+	vigil_client *c;
+	pthread_t    th[8];
+	sync_worker  w[8];
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&a, TP_GOOD, tp_tmpdir(), "mt-a"), 0);
+	assert_int_equal(tp_peer_start(&b, TP_GOOD, tp_tmpdir(), "mt-b"), 0);
+	c = open_urls((const char *const[]) { a.url, b.url }, 2, 5000, 3);
+	for (int i = 0; i < 8; i++) {
+		w[i] = (sync_worker) { .c = c, .id = i };
+		assert_int_equal(pthread_create(&th[i], NULL, sync_worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].ok, 50);
+	}
+	/* both replicas got their cards' share, nothing more */
+	assert_int_equal(atomic_load(&a.requests) + atomic_load(&b.requests), 400);
+	assert_true(atomic_load(&a.requests) > 0);
+	assert_true(atomic_load(&b.requests) > 0);
+	vigil_client_close(c);
+	tp_peer_stop(&a);
+	tp_peer_stop(&b);
+}
+
 static int
 teardown_all(void **state)
 {
@@ -519,6 +578,7 @@ main(void)
 		cmocka_unit_test(test_failover_on_disconnect),
 		cmocka_unit_test(test_async_many),
 		cmocka_unit_test(test_async_limit_and_close),
+		cmocka_unit_test(test_sync_many_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, teardown_all);

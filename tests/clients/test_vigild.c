@@ -351,8 +351,13 @@ test_cli(void **state)
 	{
 		const char *argv[] = { "clients/score/vigil-score", "--amount-minor", "x", NULL };
 		const char *help[] = { "clients/score/vigil-score", "--help", NULL };
+		const char *nocard[] = { "clients/score/vigil-score", "--server", s.url,
+		    "--txn-id", "cli-4", "--merchant", "m", "--amount", "1", "--currency", "EUR", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 2);
+		free(out);
+		assert_int_equal(run_cli(nocard, &out), 2);
+		assert_string_equal(out, "");
 		free(out);
 		assert_int_equal(run_cli(help, &out), 0);
 		assert_non_null(strstr(out, "usage: vigil-score"));
