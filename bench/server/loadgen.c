@@ -49,6 +49,7 @@ static struct {
 	double           warmup_s;
 	uint64_t         requests;
 	uint32_t         cards;
+	uint32_t         merchants;
 	bool             echo;
 	bool             dry_run;
 	bool             json;
@@ -82,7 +83,7 @@ lg_pack(lg_conn *c)
 	Vigil__V1__ScoreRequest sr = VIGIL__V1__SCORE_REQUEST__INIT;
 	Vigil__V1__Transaction t = VIGIL__V1__TRANSACTION__INIT;
 	uint64_t n = atomic_fetch_add(&lg.seq, 1);
-	char id[64], card[32];
+	char id[64], card[32], merchant[32], terminal[40];
 
 	snprintf(id, sizeof id, "lg-%s-%llu", lg.run, (unsigned long long)n);
 	/* A multiplicative hash spreads consecutive requests over the pool. */
@@ -90,8 +91,11 @@ lg_pack(lg_conn *c)
 	    (unsigned long long)((n * 2654435761u) % lg.cards));
 	t.txn_id = id;
 	t.card_id = card;
-	t.merchant_id = "m-bench-1";
-	t.terminal_id = "t-bench-1";
+	snprintf(merchant, sizeof merchant, "m-%llu",
+	    (unsigned long long)((n * 40503u) % lg.merchants));
+	snprintf(terminal, sizeof terminal, "t-%s-%llu", merchant, (unsigned long long)(n % 4));
+	t.merchant_id = merchant;
+	t.terminal_id = terminal;
 	t.amount_minor = 1000 + (int64_t)(n % 50000);
 	t.currency = "EUR";
 	t.mcc = 5411;
@@ -207,7 +211,8 @@ lg_usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: vigil-loadgen --url URL [--concurrency N] [--duration S | --requests N]\n"
-	    "                     [--warmup S] [--cards N] [--dry-run] [--echo] [--json]\n"
+	    "                     [--warmup S] [--cards N] [--merchants N] [--dry-run] [--echo]\n"
+	    "                     [--json]\n"
 	    "\n"
 	    "Closed-loop load: N REQ contexts each send a vigil.v1 score request as soon as\n"
 	    "the previous reply arrives. Prints replies/s and latency percentiles.\n"
@@ -218,6 +223,7 @@ lg_usage(FILE *out)
 	    "  --requests N       stop after N requests instead (warm-up included)\n"
 	    "  --warmup S         run S seconds before measuring (default 0.5)\n"
 	    "  --cards N          size of the card pool (default 10000)\n"
+	    "  --merchants N      size of the merchant pool, 4 terminals each (default 1000)\n"
 	    "  --dry-run          ask for dry runs (no archive, no live update)\n"
 	    "  --echo             the peer is vigil-echo: do not check reply status\n"
 	    "  --json             one JSON object on stdout instead of text\n"
@@ -235,6 +241,7 @@ main(int argc, char **argv)
 		{ "requests", required_argument, NULL, 'n' },
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "cards", required_argument, NULL, 'k' },
+		{ "merchants", required_argument, NULL, 'm' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "echo", no_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
@@ -249,7 +256,8 @@ main(int argc, char **argv)
 	lg.duration_s = 3;
 	lg.warmup_s = 0.5;
 	lg.cards = 10000;
-	while ((opt = getopt_long(argc, argv, "u:c:d:n:w:k:Dejh", opts, NULL)) != -1) {
+	lg.merchants = 1000;
+	while ((opt = getopt_long(argc, argv, "u:c:d:n:w:k:m:Dejh", opts, NULL)) != -1) {
 		char *end = NULL;
 
 		switch (opt) {
@@ -259,6 +267,7 @@ main(int argc, char **argv)
 		case 'n': lg.requests = strtoull(optarg, &end, 10); break;
 		case 'w': lg.warmup_s = strtod(optarg, &end); break;
 		case 'k': lg.cards = (uint32_t)strtoul(optarg, &end, 10); break;
+		case 'm': lg.merchants = (uint32_t)strtoul(optarg, &end, 10); break;
 		case 'D': lg.dry_run = true; break;
 		case 'e': lg.echo = true; break;
 		case 'j': lg.json = true; break;
@@ -270,10 +279,10 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (lg.url == NULL || lg.conc == 0 || lg.conc > LG_MAX_CONC || lg.cards == 0 ||
+	if (lg.url == NULL || lg.conc == 0 || lg.conc > LG_MAX_CONC || lg.cards == 0 || lg.merchants == 0 ||
 	    lg.duration_s <= 0 || lg.warmup_s < 0 || optind < argc) {
 		fprintf(stderr, "vigil-loadgen: need --url, 1 <= --concurrency <= %d, "
-		    "--duration > 0, --cards > 0 (see --help)\n", LG_MAX_CONC);
+		    "--duration > 0, --cards and --merchants > 0 (see --help)\n", LG_MAX_CONC);
 		return 2;
 	}
 	snprintf(lg.run, sizeof lg.run, "%x%x", (unsigned)getpid(), (unsigned)time(NULL));

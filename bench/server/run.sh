@@ -9,7 +9,9 @@
 #
 # Environment: RULES (default rules/default.rules, else the test rules),
 # FSYNC (default interval), CONCURRENCY (default "1 8 32 128"),
-# TRANSPORTS (default "tcp ipc"). Exit 1 if a run fails.
+# TRANSPORTS (default "tcp ipc"), LOADGEN_ARGS (extra vigil-loadgen flags for
+# the vigild runs, e.g. "--merchants 1" for one hot merchant). Exit 1 if a
+# run fails.
 set -eu
 
 BUILD=${1:-build-bench}
@@ -75,7 +77,8 @@ for tp in $TRANSPORTS; do
 	SPID=$!
 	wait_up "$url"
 	for c in $CONCURRENCY; do
-		v=$("$LOADGEN" --url "$url" -c $c --duration $SECS --json) || {
+		# shellcheck disable=SC2086
+		v=$("$LOADGEN" --url "$url" -c $c --duration $SECS --json ${LOADGEN_ARGS:-}) || {
 			echo "run.sh: vigild run c=$c reported errors: $v" >&2; exit 1; }
 		eval "e=\$echo_$c"
 		er=$(field "$e" rate); vr=$(field "$v" rate)
@@ -83,7 +86,7 @@ for tp in $TRANSPORTS; do
 		printf '%-4s %5s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | %5.0f%% %8.1f\n' \
 			"$tp" "$c" "$er" "$ep50" "$(field "$e" p99_us)" "$(field "$e" p999_us)" \
 			"$vr" "$vp50" "$(field "$v" p99_us)" "$(field "$v" p999_us)" \
-			"$(echo "$vr $er" | awk '{ printf "%f", $2 > 0 ? 100 * $1 / $2 : 0 }')" \
+			"$(echo "$vr $er" | awk '{ printf "%f", ($2 > 0) ? 100 * $1 / $2 : 0 }')" \
 			"$(echo "$vp50 $ep50" | awk '{ printf "%f", $1 - $2 }')"
 	done
 	kill -TERM "$SPID"; wait "$SPID" || { echo "run.sh: vigild did not exit cleanly" >&2; exit 1; }
