@@ -50,6 +50,7 @@ static const char sc_usage[] =
     "  --window N         requests in flight when reading stdin (default 64, max 4096)\n"
     "  --quiet            no progress or summary on stderr\n"
     "  --help             this text\n"
+    "  --version          print the version and exit\n"
     "\n"
     "Transaction flags (amount in major units of the currency):\n"
     "  --txn-id ID --card ID --merchant ID --amount 12.34 --currency EUR\n"
@@ -68,6 +69,7 @@ enum {
 	OPT_JSON, OPT_TXN_ID, OPT_CARD, OPT_MERCHANT, OPT_AMOUNT, OPT_AMOUNT_MINOR,
 	OPT_CURRENCY, OPT_TERMINAL, OPT_COUNTRY, OPT_MCC, OPT_CHANNEL, OPT_DEVICE, OPT_IP,
 	OPT_TIME, OPT_TIME_MS, OPT_LAT, OPT_LON, OPT_FRAUD, OPT_LEGIT, OPT_SOURCE, OPT_HELP,
+	OPT_VERSION,
 };
 
 static const struct option sc_options[] = {
@@ -98,6 +100,7 @@ static const struct option sc_options[] = {
 	{ "legit", no_argument, NULL, OPT_LEGIT },
 	{ "source", required_argument, NULL, OPT_SOURCE },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -194,6 +197,9 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 		case OPT_HELP:
 		case 'h':
 			fputs(sc_usage, stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("vigil-score %s\n", VIGIL_VERSION);
 			exit(0);
 		case OPT_SERVER:
 			if (a->nservers == SC_MAX_SERVERS)
