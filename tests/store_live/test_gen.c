@@ -479,6 +479,52 @@ test_switch_under_readers(void **state)
 	tmpdir_free(dir);
 }
 
+/* A refresh onto a generation this build cannot read fails with the reason
+ * and keeps serving the current one. */
+static void
+test_refresh_refuses_bad_generation(void **state)
+{
+	char          *dir = tmpdir_new();
+	store_db      *db = NULL;
+	store_db_opts  o;
+	store_diag     d;
+	bool           changed = true;
+	store_ctx     *ctx;
+	vigil_value    f[256];
+	vigil_txn      x = txn_make("p", "c1", "m1", T0, 100);
+
+	(void)state;
+	gen_write(dir, 1, 0);
+	store_db_opts_default(&o);
+	o.archive.fsync = STORE_FSYNC_NEVER;
+	assert_int_equal(store_db_open(dir, &o, &db, NULL, &d), VIGIL_OK);
+	gen_write(dir, 2, 0);
+	card_set_version(dir, 2, 9);
+	assert_int_equal(store_db_refresh(db, &changed, &d), VIGIL_EVERSION);
+	assert_non_null(strstr(d.msg, "features/gen-000002: table card"));
+	assert_int_equal(store_db_generation(db), 1);
+	ctx = store_ctx_new(db);
+	assert_non_null(ctx);
+	assert_int_equal(store_features_lookup(db, ctx, &x, f, store_schema_nfields()), VIGIL_OK);
+	assert_true(num_of(f, "card.count_7d") == 1);
+	/* Fixed by a new rebuild: the next refresh switches. */
+	gen_write(dir, 3, 0);
+	assert_int_equal(store_db_refresh(db, &changed, &d), VIGIL_OK);
+	assert_true(changed);
+	assert_int_equal(store_db_generation(db), 3);
+	assert_int_equal(store_features_lookup(db, ctx, &x, f, store_schema_nfields()), VIGIL_OK);
+	assert_true(num_of(f, "card.count_7d") == 3);
+	store_ctx_free(ctx);
+	store_db_close(db);
+	db = NULL;
+	/* A db opened while CURRENT names an unreadable generation fails. */
+	assert_int_equal(store_gen_set_current(dir, 3, &d), VIGIL_OK);
+	card_set_version(dir, 3, 9);
+	assert_int_equal(store_db_open(dir, &o, &db, NULL, &d), VIGIL_EVERSION);
+	assert_null(db);
+	tmpdir_free(dir);
+}
+
 int
 main(void)
 {
@@ -493,6 +539,7 @@ main(void)
 		cmocka_unit_test(test_prune_keeps_current),
 		cmocka_unit_test(test_corrupt_current_reported),
 		cmocka_unit_test(test_switch_under_readers),
+		cmocka_unit_test(test_refresh_refuses_bad_generation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
