@@ -164,6 +164,8 @@ batch_sketch *batch_sketch_new(void);              /* NULL on ENOMEM */
 void          batch_sketch_free(batch_sketch *sk); /* NULL is a no-op */
 /* label: -1 none, 0 legit, 1 fraud. NaN and infinities are ignored. */
 vigil_err     batch_sketch_add(batch_sketch *sk, double v, int label);
+/* Starts loading the bucket v would go to (a hint; no effect on results). */
+void          batch_sketch_prefetch(const batch_sketch *sk, double v);
 /* Adds every bucket of src into dst (exact, order-independent). */
 vigil_err     batch_sketch_merge(batch_sketch *dst, const batch_sketch *src);
 uint64_t      batch_sketch_count(const batch_sketch *sk);

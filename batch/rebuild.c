@@ -665,6 +665,25 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 	return worker_thresholds(wk, s, e.label, reterr);
 }
 
+/* The global sketch buckets record s will update (values that are
+ * transaction fields or archived features; groups are left alone). */
+static void
+worker_prefetch_sketches(batch_worker *wk, const store_scored *s)
+{
+	const batch_run *r = wk->run;
+
+	for (uint32_t i = 0; i < r->nplans; i++) {
+		const batch_plan *p = &r->plans[i];
+		vigil_value v;
+
+		if (p->feat_txn)
+			continue; /* needs the transaction's feature vector: not worth it here */
+		v = worker_feature(r, s, NULL, false, p->feat_slot, p->feature);
+		if (v.present && v.str == NULL)
+			batch_sketch_prefetch(wk->ts[i].global, v.num);
+	}
+}
+
 /* Stage 2 for every pending record (prefetch the nodes the slots point to,
  * now that the slots are in cache), then stage 3 in order. */
 static vigil_err
@@ -675,12 +694,24 @@ worker_flush(batch_worker *wk, store_diag *reterr)
 
 	for (uint32_t i = 0; i < wk->npend; i++) {
 		const batch_pending *p = &wk->pend[i];
+		const char *n;
 
-		__builtin_prefetch(batch_index_peek(&r->label_ix, p->lh));
-		__builtin_prefetch(batch_index_peek(&wk->card_ix, p->ch));
-		__builtin_prefetch(batch_index_peek(&wk->merchant_ix, p->mh));
-		if (p->trlen > 0)
-			__builtin_prefetch(batch_index_peek(&wk->terminal_ix, p->th));
+		/* The node's first line and the line of its key (stored after it). */
+		if ((n = batch_index_peek(&r->label_ix, p->lh)) != NULL)
+			__builtin_prefetch(n + sizeof(batch_label));
+		if ((n = batch_index_peek(&wk->card_ix, p->ch)) != NULL) {
+			for (size_t off = 0; off <= sizeof(batch_card); off += 64)
+				__builtin_prefetch(n + off);
+		}
+		if ((n = batch_index_peek(&wk->merchant_ix, p->mh)) != NULL) {
+			__builtin_prefetch(n);
+			__builtin_prefetch(n + sizeof(batch_ent_node));
+		}
+		if (p->trlen > 0 && (n = batch_index_peek(&wk->terminal_ix, p->th)) != NULL) {
+			__builtin_prefetch(n);
+			__builtin_prefetch(n + sizeof(batch_ent_node));
+		}
+		worker_prefetch_sketches(wk, &wk->scored[i]);
 	}
 	for (uint32_t i = 0; i < wk->npend && rv == VIGIL_OK; i++)
 		rv = worker_apply(wk, i, reterr);

@@ -134,6 +134,13 @@ sketch_bucket(batch_sketch *sk, int32_t key, double v, batch_bucket **ret_b)
 	return VIGIL_OK;
 }
 
+void
+batch_sketch_prefetch(const batch_sketch *sk, double v)
+{
+	if (sk->cap != 0 && isfinite(v))
+		__builtin_prefetch(&sk->slots[sketch_slot(sketch_key(v), sk->cap)]);
+}
+
 vigil_err
 batch_sketch_add(batch_sketch *sk, double v, int label)
 {
