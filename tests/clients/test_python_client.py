@@ -164,6 +164,26 @@ class PeerTests(unittest.TestCase):
             p.stop()
         self.assertEqual(p.requests, 2)
 
+    def test_close_cancels_calls_in_flight(self):
+        p = Peer("silent", os.path.join(self.dir, "close.sock"))
+        try:
+            c = vc.Client(p.url, timeout=60, attempts=1, workers=2, max_inflight=2)
+            futs = [c.score_async(txn("t-close-%d" % i)) for i in range(2)]
+            with self.assertRaises(vc.TooManyInFlight) as cm:
+                c.score_async(txn("t-close-3"))
+            self.assertEqual(cm.exception.message, "2 calls already in flight")
+            while p.requests < 2:  # both are waiting on the silent peer
+                time.sleep(0.01)
+            c.close()
+            for f in futs:
+                with self.assertRaises(vc.ClientClosed):
+                    f.result(timeout=30)
+            with self.assertRaises(vc.ClientClosed):
+                c.score(txn("t-after"))
+            c.close()  # idempotent
+        finally:
+            p.stop()
+
     def test_garbage(self):
         p = Peer("garbage", os.path.join(self.dir, "garbage.sock"))
         try:
