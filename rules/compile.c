@@ -323,8 +323,8 @@ compile_opts(const rules_opts *opts)
 		o.max_list_items = 1000000;
 	if (o.max_depth == 0)
 		o.max_depth = 64;
-	if (o.max_depth > 1000)
-		o.max_depth = 1000;
+	if (o.max_depth > 256)
+		o.max_depth = 256; /* parse and eval recurse this deep: keep stacks small */
 	return o;
 }
 

@@ -100,7 +100,7 @@ rules_format(const char *name, const char *src, size_t len, char **ret_out, size
 	uint32_t         ntoks = 0, nptoks = 0;
 	rules_ast        ast = { 0 };
 	rules_arena      arena = { 0 };
-	rules_opts       o = { .max_depth = 1000, .max_rules = RULES_MAX_RULES,
+	rules_opts       o = { .max_depth = 256, .max_rules = RULES_MAX_RULES,
 		       .max_list_items = 1000000 };
 	fmt_buf          b = { 0 };
 	const rules_tok *prev = NULL;

@@ -27,6 +27,7 @@ typedef struct parser {
 	uint32_t         max_items;
 	vigil_err        fatal; /* ENOMEM / ETOOBIG: stop parsing */
 	rules_pstr       decl;  /* name of the threshold or list being parsed */
+	uint32_t         nest;  /* recursion depth of the expression parser */
 	jmp_buf          jb;
 } parser;
 
@@ -168,6 +169,18 @@ parse_depth(parser *p, uint32_t i)
 	nd->pad = (uint16_t)(d + 1);
 	if (nd->pad > p->max_depth) {
 		rules_diag_add(p->sink, nd->off, VIGIL_ETOOBIG,
+		    "expression nested deeper than %u levels", p->max_depth);
+		longjmp(p->jb, 1);
+	}
+}
+
+/* Bounds the parser's own recursion ("((((..." or "not not not ...")
+ * before any node exists to measure: the stack must not be input-driven. */
+static void
+parse_enter(parser *p)
+{
+	if (++p->nest > p->max_depth) {
+		rules_diag_add(p->sink, parse_peek(p)->off, VIGIL_ETOOBIG,
 		    "expression nested deeper than %u levels", p->max_depth);
 		longjmp(p->jb, 1);
 	}
@@ -438,7 +451,9 @@ parse_unary(parser *p)
 
 		parse_mark(p, RULES_MARK_UNARY);
 		parse_next(p);
+		parse_enter(p);
 		k = parse_unary(p);
+		p->nest--;
 		i = parse_node(p, OP_NEG, t->off);
 		p->ast->nodes[i].kid[0] = k;
 		parse_depth(p, i);
@@ -593,7 +608,9 @@ parse_not(parser *p)
 		uint32_t i, k;
 
 		parse_next(p);
+		parse_enter(p);
 		k = parse_not(p);
+		p->nest--;
 		i = parse_node(p, OP_NOT, t->off);
 		p->ast->nodes[i].kid[0] = k;
 		parse_depth(p, i);
@@ -620,13 +637,16 @@ parse_and(parser *p)
 static uint32_t
 parse_expr(parser *p)
 {
-	uint32_t l = parse_and(p);
+	uint32_t l;
 
+	parse_enter(p);
+	l = parse_and(p);
 	while (parse_peek(p)->kind == TK_IDENT && parse_peek(p)->kw == KW_OR) {
 		const rules_tok *t = parse_next(p);
 
 		l = parse_binary(p, OP_OR, t->off, l, parse_and(p));
 	}
+	p->nest--;
 	return l;
 }
 
@@ -965,6 +985,7 @@ rules_parse_file(const char *src, const rules_tok *toks, uint32_t ntoks, const r
 
 		stmt_start = p.pos;
 		p.decl.s = NULL;
+		p.nest = 0;
 		if (t->kind == TK_EOF)
 			break;
 		if (t->kind == TK_IDENT && t->kw == KW_RULE)

@@ -67,7 +67,7 @@ typedef struct rules_opts {
 	size_t      max_file_bytes; /* 0 = default 1 MiB */
 	uint32_t    max_rules;      /* 0 = default 1000 (hard cap RULES_MAX_RULES) */
 	uint32_t    max_list_items; /* 0 = default 1,000,000 per list */
-	uint32_t    max_depth;      /* 0 = default 64 (expression nesting) */
+	uint32_t    max_depth;      /* 0 = default 64 (expression nesting; at most 256) */
 } rules_opts;
 
 #define RULES_MAX_RULES 1024

@@ -448,15 +448,38 @@ test_caps(void **state)
 	/* expression depth */
 	opts.max_rules = 0;
 	opts.max_depth = 8;
-	n = (size_t)snprintf(src, sizeof src, "rule a { when ((((((((((amount > 1)))))))))) score 1 reason \"x\" }\n");
+	n = (size_t)snprintf(src, sizeof src, "rule a { when (((((amount > 1))))) score 1 reason \"x\" }\n");
 	assert_int_equal(rules_compile("c", src, n, schema, &opts, &prog, &diags), VIGIL_OK);
 	rules_prog_free(prog);
 	prog = NULL;
+	n = (size_t)snprintf(src, sizeof src, "rule a { when ((((((((((amount > 1)))))))))) score 1 reason \"x\" }\n");
+	assert_int_equal(rules_compile("c", src, n, schema, &opts, &prog, &diags), VIGIL_ETOOBIG);
+	assert_int_equal(diags.items[0].col, 23);
 	n = (size_t)snprintf(src, sizeof src, "rule a { when 1+1+1+1+1+1+1+1+1+1 > 1 score 1 reason \"x\" }\n");
 	assert_int_equal(rules_compile("c", src, n, schema, &opts, &prog, &diags), VIGIL_ETOOBIG);
 	assert_string_equal(diags.items[0].msg, "expression nested deeper than 8 levels");
 	n = (size_t)snprintf(src, sizeof src, "rule a { when not not not not not not not not not true score 1 reason \"x\" }\n");
 	assert_int_equal(rules_compile("c", src, n, schema, &opts, &prog, &diags), VIGIL_ETOOBIG);
+	/* the parser's own recursion is bounded too: 100,000 '(' or 'not' or '-' */
+	{
+		static const char *unit[] = { "(", "not ", "-" };
+
+		for (int k = 0; k < 3; k++) {
+			size_t ul = strlen(unit[k]), total = 100000 * ul + 64;
+			char  *deep = malloc(total), *q = deep;
+
+			assert_non_null(deep);
+			q += sprintf(q, "rule a { when ");
+			for (int j = 0; j < 100000; j++, q += ul)
+				memcpy(q, unit[k], ul);
+			q += sprintf(q, "1");
+			opts.max_depth = 0;
+			assert_int_equal(rules_compile("c", deep, (size_t)(q - deep), schema, NULL, &prog, &diags),
+			    VIGIL_ETOOBIG);
+			assert_string_equal(diags.items[0].msg, "expression nested deeper than 64 levels");
+			free(deep);
+		}
+	}
 	/* inline list items */
 	opts.max_depth = 0;
 	opts.max_list_items = 2;
