@@ -234,7 +234,11 @@ def _check_id(field, value, required):
 
 def _encode_txn(txn, dry_run):
     if isinstance(txn, Mapping):
-        txn = Transaction(**txn)
+        try:
+            txn = Transaction(**txn)
+        except TypeError as e:  # unknown or missing keys
+            raise InvalidArgument("txn: %s" % str(e).replace("Transaction.__init__() ", ""),
+                                  field="txn") from None
     if not isinstance(txn, Transaction):
         raise InvalidArgument("txn: must be a Transaction or a dict of its fields", field="txn")
     t = _pb.Transaction(
