@@ -46,7 +46,7 @@
 #define VC_MAX_ATTRS      64
 #define VC_MAX_REQUEST    65536   /* encoded request bytes */
 
-typedef enum vc_kind { VC_KIND_SCORE, VC_KIND_LABEL } vc_kind;
+typedef enum vc_kind { VC_KIND_SCORE, VC_KIND_LABEL, VC_KIND_HEALTH } vc_kind;
 
 typedef struct vc_call vc_call;
 
@@ -116,6 +116,7 @@ struct vc_call {
 	vigil_client_err     err;
 	vigil_client_errinfo info;
 	vigil_client_result  res;
+	vigil_client_health  health;  /* VC_KIND_HEALTH */
 	vigil_client_score_cb cb;
 	void                *cb_arg;
 
@@ -957,6 +958,21 @@ vc_call_decode(vc_call *call, const uint8_t *body, size_t len)
 			vc_call_fail(call, VIGIL_CLIENT_ENOMEM, NULL, "out of memory decoding the reply");
 			goto out;
 		}
+	} else if (call->kind == VC_KIND_HEALTH) {
+		if (rep->kind_case != VIGIL__V1__REPLY__KIND_HEALTH || rep->health == NULL) {
+			snprintf(detail, sizeof detail, "reply to a health request carries no health (kind %d)",
+			    (int) rep->kind_case);
+			vc_call_fail(call, VIGIL_CLIENT_EPROTO, NULL, detail);
+			goto out;
+		}
+		memset(&call->health, 0, sizeof call->health);
+		call->health.ready = rep->health->ready;
+		snprintf(call->health.server_version, sizeof call->health.server_version, "%s",
+		    rep->health->server_version);
+		call->health.uptime_s = rep->health->uptime_s;
+		snprintf(call->health.rules_version, sizeof call->health.rules_version, "%s",
+		    rep->health->rules_version);
+		call->health.features_generation = rep->health->features_generation;
 	} else if (rep->kind_case != VIGIL__V1__REPLY__KIND_LABEL) {
 		snprintf(detail, sizeof detail, "reply to a label carries no label (kind %d)",
 		    (int) rep->kind_case);
@@ -1394,6 +1410,45 @@ vigil_client_label(vigil_client *c, const vigil_client_label_req *label,
 	vc_call_run_sync(call);
 	rv = call->err;
 	if (rv != VIGIL_CLIENT_OK && reterr_info != NULL)
+		*reterr_info = call->info;
+out:
+	vc_call_put(call);
+	return rv;
+}
+
+vigil_client_err
+vigil_client_replica_health(vigil_client *c, size_t i, const vigil_client_callopts *opts,
+    vigil_client_health *ret_health, vigil_client_errinfo *reterr_info)
+{
+	Vigil__V1__HealthRequest hr = VIGIL__V1__HEALTH_REQUEST__INIT;
+	Vigil__V1__Request       rq = VIGIL__V1__REQUEST__INIT;
+	vc_call                 *call = NULL;
+	vigil_client_err         rv;
+
+	if (c == NULL || ret_health == NULL || i >= c->nrep) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "NULL client or result, or no replica %zu", i);
+		return VIGIL_CLIENT_EINVAL;
+	}
+	rv = vc_call_get(c, false, &call, reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		return rv;
+	rq.kind_case = VIGIL__V1__REQUEST__KIND_HEALTH;
+	rq.health    = &hr;
+	rv = vc_call_reserve(call, vigil__v1__request__get_packed_size(&rq), reterr_info);
+	if (rv != VIGIL_CLIENT_OK)
+		goto out;
+	vigil__v1__request__pack(&rq, call->buf);
+	call->kind = VC_KIND_HEALTH;
+	call->txn_id[0] = '\0';
+	vc_call_prepare(call, opts, "");
+	/* this replica only */
+	call->order[0] = (uint8_t) i;
+	call->norder   = 1;
+	vc_call_run_sync(call);
+	rv = call->err;
+	if (rv == VIGIL_CLIENT_OK)
+		*ret_health = call->health;
+	else if (reterr_info != NULL)
 		*reterr_info = call->info;
 out:
 	vc_call_put(call);

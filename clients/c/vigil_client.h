@@ -252,6 +252,25 @@ vigil_client_err vigil_client_score_async(vigil_client *c, const vigil_client_tx
 vigil_client_err vigil_client_label(vigil_client *c, const vigil_client_label_req *label,
     const vigil_client_callopts *opts, vigil_client_errinfo *reterr_info);
 
+/* What one replica says about itself (vigil.v1.HealthReply). */
+typedef struct vigil_client_health {
+	bool     ready;               /* rules and store loaded, not draining */
+	char     server_version[32];
+	uint64_t uptime_s;
+	char     rules_version[72];   /* content hash of the rules in use */
+	uint64_t features_generation;
+} vigil_client_health;
+
+/*
+ * Asks replica i (0 <= i < vigil_client_nreplicas) for its health. Not
+ * routed and never failed over to another replica: the answer is about
+ * that one (attempts are retried on it, per opts). Errors as for
+ * vigil_client_score; VIGIL_CLIENT_EINVAL for a bad index.
+ */
+vigil_client_err vigil_client_replica_health(vigil_client *c, size_t i,
+    const vigil_client_callopts *opts, vigil_client_health *ret_health,
+    vigil_client_errinfo *reterr_info);
+
 /* Number of replicas and the URL of replica i (valid until close). */
 size_t      vigil_client_nreplicas(const vigil_client *c);
 const char *vigil_client_replica_url(const vigil_client *c, size_t i);

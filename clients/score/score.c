@@ -34,11 +34,12 @@ static const char sc_usage[] =
     "usage: vigil-score [OPTIONS] [TRANSACTION FLAGS | --json OBJECT]\n"
     "       vigil-score [OPTIONS] < transactions.jsonl\n"
     "       vigil-score [OPTIONS] label TXN_ID --fraud|--legit [--card ID] [--source S]\n"
+    "       vigil-score [OPTIONS] health\n"
     "\n"
     "Scores card transactions with vigild and prints one JSON reply per line.\n"
     "With no transaction flags and no --json, reads JSON objects from stdin, one\n"
     "per line, keeps up to --window requests in flight and prints the replies in\n"
-    "input order.\n"
+    "input order. 'health' asks every replica whether it is ready (one line each).\n"
     "\n"
     "Options:\n"
     "  --server URL       vigild replica (tcp://host:port, ipc:///path); repeat for\n"
@@ -62,7 +63,8 @@ static const char sc_usage[] =
     "Label flags: --fraud | --legit, [--card ID] (routes to the card's replica),\n"
     "  [--source S] (default \"cli\"), [--time RFC3339 | --time-ms MS]\n"
     "\n"
-    "Exit status: 0 all requests succeeded, 1 at least one failed, 2 usage error.\n";
+    "Exit status: 0 all requests succeeded (health: every replica ready), 1 at least\n"
+    "one failed, 2 usage error.\n";
 
 enum {
 	OPT_SERVER = 256, OPT_TIMEOUT, OPT_ATTEMPTS, OPT_DRY_RUN, OPT_WINDOW, OPT_QUIET,
@@ -732,6 +734,41 @@ sc_score_stream(vigil_client *c, const sc_args *a, FILE *in)
 	return status;
 }
 
+/* ---- health ---- */
+
+/* One line per replica; 0 when every replica answers ready. */
+static int
+sc_health(vigil_client *c, const sc_args *a)
+{
+	int status = 0;
+
+	for (size_t i = 0; i < vigil_client_nreplicas(c); i++) {
+		vigil_client_health  h;
+		vigil_client_errinfo info;
+		vigil_client_err     err;
+		json_t              *o;
+
+		err = vigil_client_replica_health(c, i, &a->callopts, &h, &info);
+		if (err != VIGIL_CLIENT_OK) {
+			o = sc_error_json(NULL, 0, vigil_client_errname(err), info.message, info.field);
+			if (o != NULL)
+				json_object_set_new(o, "replica", json_string(vigil_client_replica_url(c, i)));
+			sc_print(o);
+			status = 1;
+			continue;
+		}
+		o = json_pack("{s:s, s:b, s:s, s:I, s:s, s:I}",
+		    "replica", vigil_client_replica_url(c, i), "ready", h.ready,
+		    "server_version", h.server_version, "uptime_s", (json_int_t) h.uptime_s,
+		    "rules_version", h.rules_version,
+		    "features_generation", (json_int_t) h.features_generation);
+		sc_print(o);
+		if (!h.ready)
+			status = 1;
+	}
+	return status;
+}
+
 /* ---- labels ---- */
 
 static int
@@ -770,7 +807,7 @@ main(int argc, char **argv)
 	json_t              *obj = NULL;
 	const char          *label_txn = NULL;
 	int                  first = 0, status;
-	bool                 have_flags;
+	bool                 have_flags, health = false;
 
 	status = sc_parse_args(argc, argv, &a, &first);
 	if (status != 0)
@@ -800,6 +837,17 @@ main(int argc, char **argv)
 			status = sc_usage_error("label: transaction flags, --json and --dry-run do not apply");
 			goto out;
 		}
+	} else if (first < argc && strcmp(argv[first], "health") == 0) {
+		if (first + 1 < argc) {
+			status = sc_usage_error("health: unexpected argument \"%s\"", argv[first + 1]);
+			goto out;
+		}
+		if (have_flags || a.json != NULL || a.fraud != -1 || a.source != NULL ||
+		    a.callopts.dry_run) {
+			status = sc_usage_error("health: transaction and label flags do not apply");
+			goto out;
+		}
+		health = true;
 	} else if (first < argc) {
 		status = sc_usage_error("unexpected argument \"%s\"", argv[first]);
 		goto out;
@@ -830,7 +878,9 @@ main(int argc, char **argv)
 		status = info.code == VIGIL_CLIENT_EINVAL ? 2 : 1;
 		goto out;
 	}
-	if (label_txn != NULL)
+	if (health)
+		status = sc_health(c, &a);
+	else if (label_txn != NULL)
 		status = sc_label(c, &a, label_txn);
 	else if (obj != NULL)
 		status = sc_score_one(c, &a, obj);

@@ -153,6 +153,11 @@ test_good_reply_decoded(void **state)
 	assert_string_equal(res.replica, p.url);
 	vigil_client_result_fini(&res);
 	vigil_client_result_fini(&res); /* zeroed: no-op */
+	vigil_client_health h;
+	assert_int_equal(vigil_client_replica_health(c, 1, NULL, &h, &info), VIGIL_CLIENT_EINVAL);
+	assert_int_equal(vigil_client_replica_health(c, 0, NULL, &h, &info), VIGIL_CLIENT_EPROTO);
+	assert_non_null(strstr(info.message,
+	    ": reply to a health request carries no health (kind 4)"));
 	/* the peer answers a label request with a score: the client says so */
 	assert_int_equal(vigil_client_label(c, &l, NULL, &info), VIGIL_CLIENT_EPROTO);
 	assert_non_null(strstr(info.message, "reply to a label carries no label"));

@@ -87,6 +87,12 @@ test_sync_score_duplicate_dry_run_label(void **state)
 	assert_true(strlen(r.rules_version) > 0);
 	assert_string_equal(r.replica, s.url);
 
+	vigil_client_health h;
+	assert_int_equal(vigil_client_replica_health(c, 0, NULL, &h, &info), VIGIL_CLIENT_OK);
+	assert_true(h.ready);
+	assert_string_equal(h.rules_version, r.rules_version);
+	assert_true(strlen(h.server_version) > 0);
+
 	/* a retry of the same txn_id returns the first outcome, flagged */
 	assert_int_equal(vigil_client_score(c, &t, NULL, &r2, &info), VIGIL_CLIENT_OK);
 	assert_true(r2.duplicate);
@@ -267,6 +273,13 @@ test_three_replicas_one_killed(void **state)
 
 /* ---- vigil-score ---- */
 
+static bool
+starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+
 static int
 run_cli(const char *const *argv, char **ret_out)
 {
@@ -421,6 +434,25 @@ test_cli(void **state)
 		free(out);
 	}
 
+	/* health: one line per replica, exit 0 only when every one is ready */
+	{
+		const char *ok[] = { "clients/score/vigil-score", "--server", s.url, "health", NULL };
+		const char *bad[] = { "clients/score/vigil-score", "--server", s.url, "--server", down,
+		    "--timeout", "100", "--attempts", "1", "health", NULL };
+		char        want[1400];
+
+		assert_int_equal(run_cli(ok, &out), 0);
+		snprintf(want, sizeof want, "{\"replica\":\"%s\",\"ready\":true,", s.url);
+		assert_true(starts_with(out, want));
+		free(out);
+		assert_int_equal(run_cli(bad, &out), 1);
+		assert_true(starts_with(out, want));
+		snprintf(want, sizeof want, "\n{\"error\":\"EUNREACHABLE\",\"message\":\"%s: not "
+		    "connected within 100 ms (is vigild running there?)\",\"replica\":\"%s\"}\n", down, down);
+		assert_non_null(strstr(out, want));
+		free(out);
+	}
+
 	/* the example program of the manual runs against it */
 	{
 		const char *argv[] = { "clients/c/vigil-client-example", s.url, NULL };
@@ -432,12 +464,6 @@ test_cli(void **state)
 
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
-}
-
-static bool
-starts_with(const char *s, const char *prefix)
-{
-	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
 /*
