@@ -307,7 +307,10 @@ vigil_err store_genw_put_terminal(store_genw *w, const char *terminal_id, const 
 vigil_err store_genw_put_threshold(store_genw *w, const char *name, const char *group,
     const store_threshold_val *v);
 /* Writes meta, syncs, renames into place, switches CURRENT atomically,
- * prunes old generations beyond keep (0 = default 3). Frees w. */
+ * prunes old generations beyond keep (0 = default 3). Frees w.
+ * meta->generation is ignored (the generation number of w is stored).
+ * VIGIL_OK with reterr->msg non-empty: committed, but pruning an old
+ * generation failed (the message says which). */
 vigil_err store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep,
     store_diag *reterr);
 /* Discards everything; CURRENT untouched. Frees w. NULL is a no-op. */
@@ -363,7 +366,10 @@ void      store_db_close(store_db *db);
 
 /* Checks CURRENT and switches to a newer generation if there is one. Cheap
  * (a stat); call it from a timer, not per request. In-flight lookups keep
- * the generation they started with. *ret_changed may be NULL. */
+ * the generation they started with. *ret_changed may be NULL. If the
+ * generation CURRENT names cannot be opened (VIGIL_EVERSION, ...), the
+ * error and reterr are returned and the current generation stays; the
+ * next call tries again. */
 vigil_err store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr);
 uint64_t  store_db_generation(store_db *db); /* 0 = none */
 int64_t   store_db_generation_as_of(store_db *db);
@@ -399,7 +405,13 @@ typedef struct store_outcome {
  * store_score_commit: archives the scored record (store_archive_write),
  *   applies it to the live state, records the outcome for dedupe, unlocks,
  *   then waits for durability per the fsync policy. On error nothing is
- *   applied and the lock is released.
+ *   applied and the lock is released; the one exception is a failure of
+ *   the durability wait itself (its error is returned after the record was
+ *   written and applied). VIGIL_EINVAL (with
+ *   reterr) if rec is not for the begun txn_id/card_id/event time.
+ *   Errors of begin: VIGIL_EINVAL (nfeatures < store_schema_nfields(),
+ *   empty or unterminated ids, a begin already open on ctx, a read-only
+ *   db), VIGIL_ELIMIT (a new card over max_cards), VIGIL_ENOMEM.
  * store_score_abort: unlocks without applying.
  * Exactly one of commit/abort must follow a VIGIL_OK begin on the same ctx.
  */
