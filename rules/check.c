@@ -266,14 +266,14 @@ ck_list_inline(ck *c, rules_list *l, uint32_t lit, bool kind_explicit)
 			    l->kind == RULES_LIST_NUMBER ? "numbers" : "strings", isnum ? "number" : "string");
 			return;
 		}
-		rv = isnum ? rules_list_add_num(l, &c->prog->arena, it->num, &cap)
+		rv = isnum ? rules_list_add_num(l, it->num, &cap)
 		           : rules_list_add_str(l, &c->prog->arena, it->str, it->len, &cap);
 		if (rv != VIGIL_OK) {
 			ck_list_err(c, it->off, rv);
 			return;
 		}
 	}
-	if (rules_list_seal(l, &c->prog->arena) != VIGIL_OK)
+	if (rules_list_seal(l) != VIGIL_OK)
 		c->nomem = true;
 }
 
@@ -395,7 +395,7 @@ ck_list_file(ck *c, rules_list *l, const rules_plist *pl)
 				    "list file '%s': line %u: '%.40s' is not a number", pl->path.s, lineno, tmp);
 				goto out;
 			}
-			if (rules_list_add_num(l, &c->prog->arena, d, &cap) != VIGIL_OK) {
+			if (rules_list_add_num(l, d, &cap) != VIGIL_OK) {
 				c->nomem = true;
 				goto out;
 			}
@@ -405,7 +405,7 @@ ck_list_file(ck *c, rules_list *l, const rules_plist *pl)
 			goto out;
 		}
 	}
-	if (rules_list_seal(l, &c->prog->arena) != VIGIL_OK)
+	if (rules_list_seal(l) != VIGIL_OK)
 		c->nomem = true;
 out:
 	free(buf);

@@ -247,8 +247,8 @@ uint64_t rules_hash_num(double d);
  * by rules_list_seal. */
 vigil_err rules_list_add_str(rules_list *l, rules_arena *a, const char *s, uint32_t len,
     uint32_t *cap);
-vigil_err rules_list_add_num(rules_list *l, rules_arena *a, double d, uint32_t *cap);
-vigil_err rules_list_seal(rules_list *l, rules_arena *a);
+vigil_err rules_list_add_num(rules_list *l, double d, uint32_t *cap);
+vigil_err rules_list_seal(rules_list *l);
 bool      rules_list_has_str(const rules_list *l, const char *s, uint32_t len);
 bool      rules_list_has_prefix(const rules_list *l, const char *s, uint32_t len);
 bool      rules_list_has_num(const rules_list *l, double d);

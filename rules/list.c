@@ -80,11 +80,10 @@ rules_list_add_str(rules_list *l, rules_arena *a, const char *s, uint32_t len, u
 }
 
 vigil_err
-rules_list_add_num(rules_list *l, rules_arena *a, double d, uint32_t *cap)
+rules_list_add_num(rules_list *l, double d, uint32_t *cap)
 {
 	vigil_err rv = list_reserve(l, cap);
 
-	(void)a;
 	if (rv != VIGIL_OK)
 		return rv;
 	l->d[l->n++] = d == 0 ? 0 : d;
@@ -101,12 +100,11 @@ list_item_eq(const rules_list *l, uint32_t i, uint32_t j)
 
 /* Builds the table, dropping duplicate items (compacting in place). */
 vigil_err
-rules_list_seal(rules_list *l, rules_arena *a)
+rules_list_seal(rules_list *l)
 {
 	uint32_t size = 16, kept = 0;
 	bool     haslen[RULES_MAX_ITEM + 1] = { false };
 
-	(void)a;
 	while (size < 2 * (uint64_t)l->n + 2)
 		size *= 2;
 	l->table = calloc(size, sizeof *l->table);
