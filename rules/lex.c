@@ -176,7 +176,11 @@ rules_lex_all(const char *src, size_t len, bool comments, rules_diag_sink *sink,
 		t.off = (uint32_t)i;
 		newlines = 0;
 		if (i >= len) {
+			/* "found end of file" points just after the last token, on its
+			 * line, rather than at an empty line below it */
 			t.kind = TK_EOF;
+			if (n > 0)
+				t.off = toks[n - 1].off + toks[n - 1].len;
 			toks[n++] = t;
 			break;
 		}
