@@ -184,8 +184,10 @@ typedef struct rules_result {
 /*
  * Evaluates every non-disabled rule over features[0..nfeatures) (slot order;
  * nfeatures must be >= rules_schema_nslots of the compile schema, else
- * VIGIL_EINVAL). tv may be NULL (fallbacks). No allocation, no string
+ * VIGIL_EINVAL). tv may be NULL (fallbacks); otherwise it must come from
+ * rules_tvals_new(prog) (else VIGIL_EINVAL). No allocation, no string
  * comparison of feature names; thread-safe for a shared prog and tv.
+ * Semantics of missing values: docs/rules.md, "Missing values".
  */
 vigil_err rules_prog_eval(const rules_prog *prog, const rules_tvals *tv,
     const vigil_value *features, uint32_t nfeatures, rules_result *ret_result);
