@@ -363,6 +363,66 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 	return VIGIL_OK;
 }
 
+/* Checks the trailer ('E' + xxh64 of every byte before the digest) over
+ * the whole file before anything of it is used: a damaged file is refused
+ * whole, never half-merged. */
+static vigil_err
+pr_verify(const char *path, store_diag *reterr)
+{
+	FILE *f = fopen(path, "rb");
+	XXH64_state_t *xx = XXH64_createState();
+	uint8_t *buf = malloc(1 << 20);
+	uint8_t tail[9];
+	uint64_t off = 0, digest;
+	size_t n, keep = 0;
+	vigil_err rv = VIGIL_OK;
+
+	if (f == NULL || xx == NULL || buf == NULL) {
+		rv = f == NULL ? vigil_err_from_errno(errno) : VIGIL_ENOMEM;
+		batch_diag(reterr, "%s: %s", path, f == NULL ? strerror(errno) : "out of memory");
+		goto out;
+	}
+	XXH64_reset(xx, 0);
+	/* Hash everything but the last 8 bytes, which hold the digest. */
+	while ((n = fread(buf + keep, 1, (1 << 20) - keep, f)) > 0) {
+		n += keep;
+		if (n > 9) {
+			XXH64_update(xx, buf, n - 9);
+			off += n - 9;
+			memmove(buf, buf + n - 9, 9);
+			keep = 9;
+		} else {
+			keep = n;
+		}
+	}
+	if (ferror(f)) {
+		rv = VIGIL_EIO;
+		batch_diag(reterr, "%s: offset %llu: %s", path, (unsigned long long)off,
+		    strerror(errno));
+		goto out;
+	}
+	if (keep < 9) {
+		rv = VIGIL_ECORRUPT;
+		batch_diag(reterr, "%s: offset %llu: truncated (no trailer)", path,
+		    (unsigned long long)off);
+		goto out;
+	}
+	memcpy(tail, buf, 9);
+	XXH64_update(xx, tail, 1);
+	memcpy(&digest, tail + 1, 8);
+	if (tail[0] != 'E' || digest != XXH64_digest(xx)) {
+		rv = VIGIL_ECORRUPT;
+		batch_diag(reterr, "%s: offset %llu: checksum mismatch (file damaged or truncated)",
+		    path, (unsigned long long)off);
+	}
+out:
+	if (f != NULL)
+		fclose(f);
+	XXH64_freeState(xx);
+	free(buf);
+	return rv;
+}
+
 /* Partial files must describe the same run: checks p against the first. */
 static vigil_err
 pr_check_same(const part_r *p, const part_r *first, store_diag *reterr)
@@ -520,7 +580,8 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 			}
 			rv = store_genw_put_card(r->gw, key, &prof);
 			if (rv != VIGIL_OK) {
-				batch_diag(reterr, "writing card %s: %s", key, vigil_strerror(rv));
+				batch_diag(reterr, "%s: offset %llu: card %s: %s", p->path,
+				    (unsigned long long)at, key, vigil_strerror(rv));
 				return rv;
 			}
 			r->sum.cards++;
@@ -573,6 +634,9 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 	if (parts == NULL)
 		return VIGIL_ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
+		rv = pr_verify(paths[i], reterr);
+		if (rv != VIGIL_OK)
+			goto out;
 		rv = pr_open(&parts[i], paths[i], reterr);
 		if (rv != VIGIL_OK)
 			goto out;
