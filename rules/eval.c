@@ -450,6 +450,18 @@ ev_in(const ev_ctx *c, const rules_node *n)
 	return n->op == OP_IN ? in : !in;
 }
 
+/* Comparisons are most of a condition's leaves' parents: reach them with a
+ * direct call instead of the dispatch of ev_bool. */
+static inline int
+ev_bool_of(const ev_ctx *c, uint32_t i)
+{
+	const rules_node *n = &c->p->nodes[i];
+
+	if (n->op >= OP_LT && n->op <= OP_GE)
+		return ev_cmp_num(c, n);
+	return ev_bool(c, i);
+}
+
 static int
 ev_bool(const ev_ctx *c, uint32_t i)
 {
@@ -481,24 +493,24 @@ ev_bool(const ev_ctx *c, uint32_t i)
 		return ev_in(c, n);
 	case OP_AND:
 		/* Kleene: false wins over unknown; unknown wins over true */
-		u = ev_bool(c, n->kid[0]);
+		u = ev_bool_of(c, n->kid[0]);
 		if (u == EV_FALSE)
 			return EV_FALSE;
-		v = ev_bool(c, n->kid[1]);
+		v = ev_bool_of(c, n->kid[1]);
 		if (v == EV_FALSE)
 			return EV_FALSE;
 		return u == EV_TRUE && v == EV_TRUE ? EV_TRUE : EV_UNKNOWN;
 	case OP_OR:
 		/* Kleene: true wins over unknown; unknown wins over false */
-		u = ev_bool(c, n->kid[0]);
+		u = ev_bool_of(c, n->kid[0]);
 		if (u == EV_TRUE)
 			return EV_TRUE;
-		v = ev_bool(c, n->kid[1]);
+		v = ev_bool_of(c, n->kid[1]);
 		if (v == EV_TRUE)
 			return EV_TRUE;
 		return u == EV_FALSE && v == EV_FALSE ? EV_FALSE : EV_UNKNOWN;
 	case OP_NOT:
-		u = ev_bool(c, n->kid[0]);
+		u = ev_bool_of(c, n->kid[0]);
 		return u == EV_UNKNOWN ? EV_UNKNOWN : !u;
 	case OP_ISMISSING:
 		return !ev_present(c, n->kid[0]);
@@ -573,7 +585,7 @@ rules_prog_eval(const rules_prog *prog, const rules_tvals *tv, const vigil_value
 
 		if (r->info.mode == RULES_MODE_DISABLED)
 			continue;
-		if (ev_bool(&c, r->cond) != EV_TRUE)
+		if (ev_bool_of(&c, r->cond) != EV_TRUE)
 			continue;
 		if (r->info.mode == RULES_MODE_ACTIVE) {
 			score += r->info.points;
