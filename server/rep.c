@@ -22,6 +22,7 @@
  * draining never loses an acknowledged transaction.
  */
 #include <errno.h>
+#include <sched.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "srv.h"
 
 #define REP_SPARE_CTX 64
+#define REP_SPIN      64 /* sched_yield rounds before a worker sleeps */
 
 typedef enum rep_state {
 	REP_IDLE = 0, /* not armed (closed) */
@@ -65,6 +67,7 @@ struct srv_rep {
 	pthread_cond_t  drain_cv; /* pending reached 0 */
 	rep_conn      **ring;
 	uint32_t        cap, head, len;
+	_Atomic uint32_t qlen;    /* len, readable without mu (spinning workers) */
 	uint32_t        pending;  /* queued + working + sending replies to queued work */
 	bool            draining; /* new requests get UNAVAILABLE */
 	bool            closing;  /* workers exit when the queue is empty */
@@ -177,6 +180,7 @@ rep_cb(void *arg)
 		c->enq_ns = vigil_mono_ns();
 		rep->ring[(rep->head + rep->len) % rep->cap] = c;
 		rep->len++;
+		atomic_store_explicit(&rep->qlen, rep->len, memory_order_relaxed);
 		rep->pending++;
 		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len, memory_order_relaxed);
 		pthread_cond_signal(&rep->work_cv);
@@ -254,6 +258,12 @@ rep_thread(void *arg)
 	for (;;) {
 		rep_conn *c;
 
+		/* A short yield-spin before sleeping: a worker that sleeps pays a
+		 * futex wake-up on the next request, most of the reply time at
+		 * moderate load. Bounded, and it yields the core meanwhile. */
+		for (int spin = 0; spin < REP_SPIN && atomic_load_explicit(&rep->qlen,
+		    memory_order_relaxed) == 0 && !atomic_load(&rep->closed); spin++)
+			sched_yield();
 		pthread_mutex_lock(&rep->mu);
 		while (rep->len == 0 && !rep->closing)
 			pthread_cond_wait(&rep->work_cv, &rep->mu);
@@ -264,6 +274,7 @@ rep_thread(void *arg)
 		c = rep->ring[rep->head];
 		rep->head = (rep->head + 1) % rep->cap;
 		rep->len--;
+		atomic_store_explicit(&rep->qlen, rep->len, memory_order_relaxed);
 		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len, memory_order_relaxed);
 		pthread_mutex_unlock(&rep->mu);
 
