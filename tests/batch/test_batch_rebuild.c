@@ -226,15 +226,36 @@ test_small_archive_by_hand(void **state)
 	assert_near(s->thresholds[0].old_value, 30.0, 0);
 	store_gen_close(g);
 
-	/* Rolling back makes the first generation current again. */
+	/* Without a rule file the thresholds carry over unchanged. */
+	o.rules_path = NULL;
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_int_equal(s->nthresholds, 0);
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_threshold(g, "big", "", &tv), VIGIL_OK);
+	assert_near(tv.value, 30.0, 0);
+	assert_near(tv.previous, 30.0, 0);
+	assert_true(tv.tuned);
+	assert_int_equal(tv.samples, 6);
+	assert_int_equal(store_gen_threshold(g, "big_by_country", "FR", &tv), VIGIL_OK);
+	assert_int_equal(store_gen_threshold(g, "scarce", "", &tv), VIGIL_OK);
+	assert_false(tv.tuned);
+	store_gen_close(g);
+	o.rules_path = rules;
+
+	/* Rolling back makes the previous generation current again. */
 	{
 		uint64_t from = 0, to = 0, cur = 0;
 
 		assert_int_equal(batch_rollback(dd, 0, &from, &to, &d), VIGIL_OK);
-		assert_int_equal(from, meta.generation + 1);
-		assert_int_equal(to, meta.generation);
+		assert_int_equal(from, meta.generation + 2);
+		assert_int_equal(to, meta.generation + 1);
+		assert_int_equal(store_gen_current(dd, &cur), VIGIL_OK);
+		assert_int_equal(cur, meta.generation + 1);
+		assert_int_equal(batch_rollback(dd, meta.generation, &from, &to, &d), VIGIL_OK);
 		assert_int_equal(store_gen_current(dd, &cur), VIGIL_OK);
 		assert_int_equal(cur, meta.generation);
+		assert_int_equal(batch_rollback(dd, meta.generation, &from, &to, &d), VIGIL_EINVAL);
 	}
 	free(s);
 	fx_rm_rf(dd);
