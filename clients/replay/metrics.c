@@ -5,8 +5,9 @@
  * table of distinct scores with counts per class (legit, fraud, unlabelled,
  * each fraud pattern): AUC by the Mann-Whitney statistic with ties counted
  * half, average precision as the step sum over distinct thresholds. Card
- * precision keeps one day of cards (highest score, fraud or not) and the set
- * of cards caught on earlier days.
+ * precision keeps one entry per labelled card (its day, highest score that
+ * day, fraud that day, caught) and the list of cards seen today, so a row
+ * costs one hash lookup and no allocation once the card is known.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -30,10 +31,12 @@ typedef struct met_score {
 } met_score;
 
 typedef struct met_card {
-	int32_t        max_score;
-	bool           fraud;
+	int64_t        day;       /* last day seen (UTC day number) */
+	int32_t        max_score; /* highest score that day */
+	bool           fraud;     /* a fraud that day */
+	bool           caught;    /* in a top k with a fraud: left out from then on */
 	UT_hash_handle hh;
-	char           id[]; /* key */
+	char           id[];      /* key */
 } met_card;
 
 struct metrics {
@@ -52,9 +55,10 @@ struct metrics {
 	met_score *direct[MET_DIRECT_HI - MET_DIRECT_LO]; /* the same bins, by index */
 	uint32_t   nscores;
 	met_score **sorted;    /* ascending, built by finish */
-	/* card precision */
-	met_card  *day_cards;
-	met_card  *caught;
+	/* card precision: every labelled card once, and the ones seen today */
+	met_card  *cards;
+	met_card **today;
+	size_t     ntoday, today_cap;
 	int64_t    day;        /* current UTC day number, INT64_MIN before the first */
 	double     cp_sum;
 	uint32_t   cp_days;
@@ -133,8 +137,8 @@ metrics_free(metrics *m)
 		free(s);
 	}
 	free(m->sorted);
-	met_cards_clear(&m->day_cards);
-	met_cards_clear(&m->caught);
+	met_cards_clear(&m->cards);
+	free(m->today);
 	free(m);
 }
 
@@ -163,7 +167,6 @@ met_pattern_index(metrics *m, const char *name, bool add)
 typedef struct met_rank {
 	const char *id;
 	int32_t     score;
-	bool        fraud;
 	met_card   *card;
 } met_rank;
 
@@ -181,36 +184,32 @@ met_rank_cmp(const void *a, const void *b)
 static vigil_err
 met_day_close(metrics *m)
 {
-	uint32_t n = HASH_COUNT(m->day_cards), k, hits = 0, i = 0;
+	size_t n = m->ntoday, k;
+	uint32_t hits = 0;
 	met_rank *r;
-	met_card *c, *tmp;
 
 	if (n == 0)
 		return VIGIL_OK;
-	r = malloc((size_t)n * sizeof *r);
+	r = malloc(n * sizeof *r);
 	if (r == NULL)
 		return VIGIL_ENOMEM;
-	HASH_ITER(hh, m->day_cards, c, tmp) {
-		r[i].id = c->id;
-		r[i].score = c->max_score;
-		r[i].fraud = c->fraud;
-		r[i].card = c;
-		i++;
+	for (size_t i = 0; i < n; i++) {
+		r[i].id = m->today[i]->id;
+		r[i].score = m->today[i]->max_score;
+		r[i].card = m->today[i];
 	}
 	qsort(r, n, sizeof *r, met_rank_cmp);
 	k = n < m->topk ? n : m->topk;
-	for (i = 0; i < k; i++) {
-		if (!r[i].fraud)
-			continue;
-		hits++;
-		/* caught: left out of the following days */
-		HASH_DEL(m->day_cards, r[i].card);
-		HASH_ADD_KEYPTR(hh, m->caught, r[i].card->id, strlen(r[i].card->id), r[i].card);
+	for (size_t i = 0; i < k; i++) {
+		if (r[i].card->fraud) {
+			hits++;
+			r[i].card->caught = true;
+		}
 	}
 	m->cp_sum += (double)hits / (double)k;
 	m->cp_days++;
+	m->ntoday = 0;
 	free(r);
-	met_cards_clear(&m->day_cards);
 	return VIGIL_OK;
 }
 
@@ -279,17 +278,30 @@ metrics_add(metrics *m, const metrics_obs *o)
 	if (o->card_id != NULL && o->label != -1) {
 		size_t len = strlen(o->card_id);
 		met_card *c;
-		HASH_FIND(hh, m->caught, o->card_id, len, c);
+		HASH_FIND(hh, m->cards, o->card_id, len, c);
 		if (c == NULL) {
-			HASH_FIND(hh, m->day_cards, o->card_id, len, c);
-			if (c == NULL) {
-				c = malloc(sizeof *c + len + 1);
-				if (c == NULL)
-					return VIGIL_ENOMEM;
-				memcpy(c->id, o->card_id, len + 1);
+			c = malloc(sizeof *c + len + 1);
+			if (c == NULL)
+				return VIGIL_ENOMEM;
+			memcpy(c->id, o->card_id, len + 1);
+			c->day = INT64_MIN;
+			c->caught = false;
+			HASH_ADD_KEYPTR(hh, m->cards, c->id, len, c);
+		}
+		if (!c->caught) {
+			if (c->day != m->day) {
+				if (m->ntoday == m->today_cap) {
+					size_t nc = m->today_cap ? m->today_cap * 2 : 4096;
+					met_card **nt = realloc(m->today, nc * sizeof *nt);
+					if (nt == NULL)
+						return VIGIL_ENOMEM;
+					m->today = nt;
+					m->today_cap = nc;
+				}
+				m->today[m->ntoday++] = c;
+				c->day = m->day;
 				c->max_score = o->score;
 				c->fraud = false;
-				HASH_ADD_KEYPTR(hh, m->day_cards, c->id, len, c);
 			}
 			if (o->score > c->max_score)
 				c->max_score = o->score;

@@ -6,8 +6,8 @@
  * of the score, card precision in the top k cards per day, per rule hits and
  * precision, per fraud pattern recall, AUC and AP, the score distribution
  * and latency percentiles. Observations are added one transaction at a time
- * in event-time order; memory is bounded by the distinct scores, the cards
- * of one day and the cards already caught, never by the number of rows.
+ * in event-time order; memory is bounded by the distinct scores and the
+ * distinct labelled cards (about 40 bytes each), never by the number of rows.
  * The library never prints except through metrics_print.
  */
 #ifndef VIGIL_METRICS_H
