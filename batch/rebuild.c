@@ -414,16 +414,24 @@ batch_ent_get_h(batch_ent_node **map, batch_index *ix, uint64_t h, const char *k
 }
 
 /* The value of a feature for a record: a transaction field, or the value
- * the server archived under that name. */
+ * the server archived under that name. *hint remembers where the name was
+ * last found: vigild archives the same features in the same order, so the
+ * first comparison usually hits. */
 static vigil_value
 worker_feature(const batch_run *r, const store_scored *s, const vigil_value *txnf,
-    bool is_txn, uint32_t slot, const char *name)
+    bool is_txn, uint32_t slot, const char *name, uint32_t *hint)
 {
+	uint32_t h = *hint;
+
 	if (is_txn)
 		return slot < r->ntxn ? txnf[slot] : vigil_value_missing();
+	if (h < s->nfeats && strcmp(s->feats[h].name, name) == 0)
+		return s->feats[h].val;
 	for (uint32_t i = 0; i < s->nfeats; i++) {
-		if (strcmp(s->feats[i].name, name) == 0)
+		if (strcmp(s->feats[i].name, name) == 0) {
+			*hint = i;
 			return s->feats[i].val;
+		}
 	}
 	return vigil_value_missing();
 }
@@ -493,7 +501,8 @@ worker_thresholds(batch_worker *wk, const store_scored *s, int label, store_diag
 			store_features_from_txn(&s->txn, txnf, r->ntxn);
 			have_txnf = true;
 		}
-		v = worker_feature(r, s, txnf, p->feat_txn, p->feat_slot, p->feature);
+		v = worker_feature(r, s, txnf, p->feat_txn, p->feat_slot, p->feature,
+		    &wk->ts[i].feat_hint);
 		if (!v.present || v.str != NULL)
 			continue;
 		rv = batch_sketch_add(wk->ts[i].global, v.num, label);
@@ -501,7 +510,8 @@ worker_thresholds(batch_worker *wk, const store_scored *s, int label, store_diag
 			return rv;
 		if (!p->grouped)
 			continue;
-		g = worker_feature(r, s, txnf, p->group_txn, p->group_slot, p->group_by);
+		g = worker_feature(r, s, txnf, p->group_txn, p->group_slot, p->group_by,
+		    &wk->ts[i].group_hint);
 		if (!g.present)
 			continue;
 		klen = group_key(p, &g, key, sizeof key);
@@ -678,7 +688,8 @@ worker_prefetch_sketches(batch_worker *wk, const store_scored *s)
 
 		if (p->feat_txn)
 			continue; /* needs the transaction's feature vector: not worth it here */
-		v = worker_feature(r, s, NULL, false, p->feat_slot, p->feature);
+		v = worker_feature(r, s, NULL, false, p->feat_slot, p->feature,
+		    &wk->ts[i].feat_hint);
 		if (v.present && v.str == NULL)
 			batch_sketch_prefetch(wk->ts[i].global, v.num);
 	}

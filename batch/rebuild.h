@@ -41,6 +41,7 @@ typedef struct batch_tstate {
 	batch_group  *groups;
 	batch_index   group_ix;
 	uint32_t      ngroups;
+	uint32_t      feat_hint, group_hint; /* where the names were last found */
 } batch_tstate;
 
 void      batch_tstate_fini(batch_tstate *t);
