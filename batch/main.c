@@ -278,6 +278,8 @@ main(int argc, char **argv)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (have_part && opts.part_count > 1 && opts.out_path == NULL)
 		return usage_error("%s", "--partition needs --out FILE");
+	if (opts.out_path != NULL && !(have_part && opts.part_count > 1))
+		return usage_error("%s", "--out only goes with --partition I/N (N > 1)");
 	if (to != 0 && !rollback)
 		return usage_error("%s", "--to only goes with --rollback");
 

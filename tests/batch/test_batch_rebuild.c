@@ -663,6 +663,12 @@ test_cli(void **state)
 		free(err);
 	}
 	{
+		const char *argv[] = { bin, "--data", dd, "--out", "/tmp/x.vpart", NULL };
+		assert_int_equal(fx_run(argv, NULL, &err), 2);
+		assert_non_null(strstr(err, "--out only goes with --partition"));
+		free(err);
+	}
+	{
 		const char *argv[] = { bin, "--data", dd, "--partition", "1/2", NULL };
 		assert_int_equal(fx_run(argv, NULL, &err), 2);
 		assert_non_null(strstr(err, "--out"));
