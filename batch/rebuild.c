@@ -10,7 +10,10 @@
  *   3. pass 2: T worker threads each read the window [from, as_of) and
  *      aggregate the records of their own cards (key-hash partition of the
  *      card id, found without unpacking by scan.c): card profiles, merchant
- *      and terminal counters, threshold sketches;
+ *      and terminal counters, threshold sketches. Each worker decodes
+ *      BATCH_PIPE records ahead and prefetches what they will touch, then
+ *      applies them in archive order (the order, and so every double sum,
+ *      is the same whatever the number of workers or partitions);
  *   4. merge the workers (merchants, terminals and sketches sum exactly),
  *      write every table in key order, tune the thresholds, write meta and
  *      commit; any error before the commit aborts the generation.
