@@ -4,7 +4,8 @@
  * uthash keeps chains of up to ten nodes per bucket, and on the per-record
  * path every step of a chain is a cache miss; this open-addressing table of
  * (64-bit hash, node) pairs, at most half full, finds a node with one miss
- * in the slot array and one in the node. The uthash tables stay the owners
+ * in the slot array (hash and node pointer share a slot) and one in the
+ * node. The uthash tables stay the owners
  * (iteration, sorting, deletion); the index only finds.
  */
 #include <stdlib.h>
@@ -15,8 +16,7 @@
 void
 batch_index_fini(batch_index *ix)
 {
-	free(ix->hs);
-	free(ix->vs);
+	free(ix->slots);
 	memset(ix, 0, sizeof *ix);
 }
 
@@ -24,29 +24,22 @@ static vigil_err
 index_grow(batch_index *ix)
 {
 	size_t ncap = ix->cap ? ix->cap * 2 : 1024;
-	uint64_t *hs = calloc(ncap, sizeof *hs);
-	void **vs = malloc(ncap * sizeof *vs);
+	batch_index_slot *ns = calloc(ncap, sizeof *ns);
 
-	if (hs == NULL || vs == NULL) {
-		free(hs);
-		free(vs);
+	if (ns == NULL)
 		return VIGIL_ENOMEM;
-	}
 	for (size_t i = 0; i < ix->cap; i++) {
 		size_t j;
 
-		if (ix->hs[i] == 0)
+		if (ix->slots[i].h == 0)
 			continue;
-		j = (size_t)ix->hs[i] & (ncap - 1);
-		while (hs[j] != 0)
+		j = (size_t)ix->slots[i].h & (ncap - 1);
+		while (ns[j].h != 0)
 			j = (j + 1) & (ncap - 1);
-		hs[j] = ix->hs[i];
-		vs[j] = ix->vs[i];
+		ns[j] = ix->slots[i];
 	}
-	free(ix->hs);
-	free(ix->vs);
-	ix->hs = hs;
-	ix->vs = vs;
+	free(ix->slots);
+	ix->slots = ns;
 	ix->cap = ncap;
 	return VIGIL_OK;
 }
@@ -60,12 +53,12 @@ batch_index_find(const batch_index *ix, uint64_t h, const char *key, size_t len,
 	if (ix->cap == 0)
 		return NULL;
 	h = h ? h : 1;
-	for (j = (size_t)h & (ix->cap - 1); ix->hs[j] != 0; j = (j + 1) & (ix->cap - 1)) {
-		if (ix->hs[j] == h) {
-			const char *k = keyof(ix->vs[j]);
+	for (j = (size_t)h & (ix->cap - 1); ix->slots[j].h != 0; j = (j + 1) & (ix->cap - 1)) {
+		if (ix->slots[j].h == h) {
+			const char *k = keyof(ix->slots[j].v);
 
 			if (memcmp(k, key, len) == 0 && k[len] == '\0')
-				return ix->vs[j];
+				return ix->slots[j].v;
 		}
 	}
 	return NULL;
@@ -77,9 +70,9 @@ batch_index_peek(const batch_index *ix, uint64_t h)
 	if (ix->cap == 0)
 		return NULL;
 	h = h ? h : 1;
-	for (size_t j = (size_t)h & (ix->cap - 1); ix->hs[j] != 0; j = (j + 1) & (ix->cap - 1))
-		if (ix->hs[j] == h)
-			return ix->vs[j];
+	for (size_t j = (size_t)h & (ix->cap - 1); ix->slots[j].h != 0; j = (j + 1) & (ix->cap - 1))
+		if (ix->slots[j].h == h)
+			return ix->slots[j].v;
 	return NULL;
 }
 
@@ -96,10 +89,10 @@ batch_index_put(batch_index *ix, uint64_t h, void *node)
 	}
 	h = h ? h : 1;
 	j = (size_t)h & (ix->cap - 1);
-	while (ix->hs[j] != 0)
+	while (ix->slots[j].h != 0)
 		j = (j + 1) & (ix->cap - 1);
-	ix->hs[j] = h;
-	ix->vs[j] = node;
+	ix->slots[j].h = h;
+	ix->slots[j].v = node;
 	ix->n++;
 	return VIGIL_OK;
 }

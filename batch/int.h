@@ -135,10 +135,14 @@ void batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *r
 
 /* ---- Lookup index (index.c) ---- */
 
+typedef struct batch_index_slot {
+	uint64_t h; /* XXH3 of the key; 0 = empty slot (a hash of 0 is kept as 1) */
+	void    *v; /* the node, owned elsewhere */
+} batch_index_slot;
+
 typedef struct batch_index {
-	uint64_t *hs;  /* XXH3 of the key; 0 = empty slot (a hash of 0 is kept as 1) */
-	void    **vs;  /* the nodes, owned elsewhere */
-	size_t    cap, n;
+	batch_index_slot *slots;
+	size_t            cap, n; /* cap: a power of two, or 0 */
 } batch_index;
 
 static inline uint64_t
@@ -153,7 +157,7 @@ static inline void
 batch_index_prefetch(const batch_index *ix, uint64_t h)
 {
 	if (ix->cap != 0)
-		__builtin_prefetch(&ix->hs[(size_t)(h ? h : 1) & (ix->cap - 1)]);
+		__builtin_prefetch(&ix->slots[(size_t)(h ? h : 1) & (ix->cap - 1)]);
 }
 
 /* The node whose key (keyof(node), NUL-terminated) is key[0..len), or NULL. */

@@ -376,6 +376,8 @@ batch_worker_fini(batch_worker *wk)
 		free(wk->ts);
 	}
 	free(wk->scored);
+	free(wk->pvals);
+	wk->pvals = NULL;
 	batch_index_fini(&wk->card_ix);
 	batch_index_fini(&wk->merchant_ix);
 	batch_index_fini(&wk->terminal_ix);
@@ -485,47 +487,74 @@ group_key(const batch_plan *p, const vigil_value *v, char *buf, size_t cap)
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
+/* Stage 2 for the thresholds of pipeline slot i: reads each tuned
+ * feature's value (and group) once, finds or makes the group's sketch, and
+ * prefetches the buckets stage 3 will update. */
 static vigil_err
-worker_thresholds(batch_worker *wk, const store_scored *s, int label, store_diag *reterr)
+worker_plan_values(batch_worker *wk, uint32_t i, store_diag *reterr)
 {
 	const batch_run *r = wk->run;
+	const store_scored *s = &wk->scored[i];
+	batch_pval *pv = &wk->pvals[(size_t)i * r->nplans];
 	vigil_value txnf[32];
 	bool have_txnf = false;
 	vigil_err rv;
 
-	for (uint32_t i = 0; i < r->nplans; i++) {
-		const batch_plan *p = &r->plans[i];
+	for (uint32_t k = 0; k < r->nplans; k++) {
+		const batch_plan *p = &r->plans[k];
 		vigil_value v, g;
-		batch_sketch *sk;
 		char key[BATCH_GROUP_MAX + 1];
 		size_t klen;
 
+		pv[k].present = false;
+		pv[k].gsk = NULL;
 		if ((p->feat_txn || (p->grouped && p->group_txn)) && !have_txnf) {
 			store_features_from_txn(&s->txn, txnf, r->ntxn);
 			have_txnf = true;
 		}
 		v = worker_feature(r, s, txnf, p->feat_txn, p->feat_slot, p->feature,
-		    &wk->ts[i].feat_hint);
+		    &wk->ts[k].feat_hint);
 		if (!v.present || v.str != NULL)
 			continue;
-		rv = batch_sketch_add(wk->ts[i].global, v.num, label);
-		if (rv != VIGIL_OK)
-			return rv;
+		pv[k].present = true;
+		pv[k].v = v.num;
+		batch_sketch_prefetch(wk->ts[k].global, v.num);
 		if (!p->grouped)
 			continue;
 		g = worker_feature(r, s, txnf, p->group_txn, p->group_slot, p->group_by,
-		    &wk->ts[i].group_hint);
+		    &wk->ts[k].group_hint);
 		if (!g.present)
 			continue;
 		klen = group_key(p, &g, key, sizeof key);
 		if (klen == 0)
 			continue;
-		rv = batch_tstate_group(&wk->ts[i], key, klen, p->name, &sk, reterr);
+		rv = batch_tstate_group(&wk->ts[k], key, klen, p->name, &pv[k].gsk, reterr);
 		if (rv != VIGIL_OK)
 			return rv;
-		rv = batch_sketch_add(sk, v.num, label);
+		batch_sketch_prefetch(pv[k].gsk, v.num);
+	}
+	return VIGIL_OK;
+}
+
+/* Stage 3 for the thresholds of pipeline slot i. */
+static vigil_err
+worker_thresholds(batch_worker *wk, uint32_t i, int label)
+{
+	const batch_run *r = wk->run;
+	const batch_pval *pv = &wk->pvals[(size_t)i * r->nplans];
+	vigil_err rv;
+
+	for (uint32_t k = 0; k < r->nplans; k++) {
+		if (!pv[k].present)
+			continue;
+		rv = batch_sketch_add(wk->ts[k].global, pv[k].v, label);
 		if (rv != VIGIL_OK)
 			return rv;
+		if (pv[k].gsk != NULL) {
+			rv = batch_sketch_add(pv[k].gsk, pv[k].v, label);
+			if (rv != VIGIL_OK)
+				return rv;
+		}
 	}
 	return VIGIL_OK;
 }
@@ -675,27 +704,7 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 			return rv;
 		batch_ent_add(ea, &r->w, &e);
 	}
-	return worker_thresholds(wk, s, e.label, reterr);
-}
-
-/* The global sketch buckets record s will update (values that are
- * transaction fields or archived features; groups are left alone). */
-static void
-worker_prefetch_sketches(batch_worker *wk, const store_scored *s)
-{
-	const batch_run *r = wk->run;
-
-	for (uint32_t i = 0; i < r->nplans; i++) {
-		const batch_plan *p = &r->plans[i];
-		vigil_value v;
-
-		if (p->feat_txn)
-			continue; /* needs the transaction's feature vector: not worth it here */
-		v = worker_feature(r, s, NULL, false, p->feat_slot, p->feature,
-		    &wk->ts[i].feat_hint);
-		if (v.present && v.str == NULL)
-			batch_sketch_prefetch(wk->ts[i].global, v.num);
-	}
+	return worker_thresholds(wk, i, e.label);
 }
 
 /* Stage 2 for every pending record (prefetch the nodes the slots point to,
@@ -725,7 +734,9 @@ worker_flush(batch_worker *wk, store_diag *reterr)
 			__builtin_prefetch(n);
 			__builtin_prefetch(n + sizeof(batch_ent_node));
 		}
-		worker_prefetch_sketches(wk, &wk->scored[i]);
+		rv = worker_plan_values(wk, i, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
 	}
 	for (uint32_t i = 0; i < wk->npend && rv == VIGIL_OK; i++)
 		rv = worker_apply(wk, i, reterr);
@@ -951,6 +962,10 @@ run_workers(batch_run *r, store_diag *reterr)
 		wk->part = r->opts.part_index + (uint64_t)r->opts.part_count * i;
 		wk->first_seq = UINT64_MAX;
 		wk->scored = malloc(BATCH_PIPE * sizeof *wk->scored);
+		wk->pvals = calloc((size_t)BATCH_PIPE * (r->nplans ? r->nplans : 1),
+		    sizeof *wk->pvals);
+		if (wk->pvals == NULL)
+			return VIGIL_ENOMEM;
 		wk->nts = r->nplans;
 		wk->ts = calloc(r->nplans ? r->nplans : 1, sizeof *wk->ts);
 		if (wk->scored == NULL || wk->ts == NULL)

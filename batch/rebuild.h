@@ -72,6 +72,13 @@ typedef struct batch_pending {
 	uint64_t ch, lh, mh, th;              /* their index hashes */
 } batch_pending;
 
+/* One tuned threshold's input from one pending record. */
+typedef struct batch_pval {
+	double        v;
+	batch_sketch *gsk;     /* the record's group's sketch, or NULL */
+	bool          present; /* the record has a numeric value */
+} batch_pval;
+
 typedef struct batch_worker {
 	batch_run      *run;
 	uint32_t        index;
@@ -84,6 +91,7 @@ typedef struct batch_worker {
 	uint32_t        nts;
 	store_scored   *scored; /* BATCH_PIPE decode buffers */
 	batch_pending   pend[BATCH_PIPE];
+	batch_pval     *pvals;  /* BATCH_PIPE x nplans */
 	uint32_t        npend;
 	uint64_t        records, bad, labels_used, corrupt;
 	uint64_t        first_seq, last_seq;
