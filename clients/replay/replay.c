@@ -68,7 +68,7 @@ typedef struct rp_opts {
 	int64_t     label_delay_ms;
 	bool        force_label_delay;
 	bool        assume_legit;
-	bool        legit_labels;
+	bool        fraud_labels_only;
 	bool        nightly;
 	const char *data;      /* server mode: the server's data dir, for vigil-rebuild */
 	const char *work;      /* offline --nightly: where the data dir goes */
@@ -482,7 +482,7 @@ rp_label_queue(rp *r, const rp_row *row)
 
 	if (row->label < 0)
 		return VIGIL_OK;
-	if (row->label == 0 && !r->o.legit_labels)
+	if (row->label == 0 && r->o.fraud_labels_only)
 		return VIGIL_OK;
 	l.t = row->label_time && !r->o.force_label_delay ? row->label_time
 	    : row->txn.event_time_ms + r->o.label_delay_ms;
@@ -1298,7 +1298,8 @@ usage(FILE *f)
 	    "  --label-delay DUR    when a label is known if its row has no label_time\n"
 	    "                       (default 7d; e.g. 36h, 30m)\n"
 	    "  --force-label-delay  use --label-delay for every row, ignoring label_time\n"
-	    "  --legit-labels       also send legit (0) labels, not only frauds\n"
+	    "  --fraud-labels-only  send only fraud (1) labels, not legit (0) ones; thresholds\n"
+	    "                       tuned for precision then see no false positives\n"
 	    "  --assume-legit       count rows without a label as legitimate in the measures\n"
 	    "                       (the usual convention for archives: no chargeback = legit)\n"
 	    "Output:\n"
@@ -1353,7 +1354,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ "data", required_argument, NULL, OPT_DATA },
 		{ "rebuild", required_argument, NULL, OPT_REBUILD },
 		{ "label-delay", required_argument, NULL, OPT_DELAY },
-		{ "legit-labels", no_argument, NULL, OPT_LEGIT },
+		{ "fraud-labels-only", no_argument, NULL, OPT_LEGIT },
 		{ "force-label-delay", no_argument, NULL, OPT_FORCE_DELAY },
 		{ "assume-legit", no_argument, NULL, OPT_ASSUME_LEGIT },
 		{ "results", required_argument, NULL, OPT_RESULTS },
@@ -1423,7 +1424,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 				return usage_error("--label-delay: not a duration such as 7d, 36h, 30m:",
 				    optarg);
 			break;
-		case OPT_LEGIT: o->legit_labels = true; break;
+		case OPT_LEGIT: o->fraud_labels_only = true; break;
 		case OPT_FORCE_DELAY: o->force_label_delay = true; break;
 		case OPT_ASSUME_LEGIT: o->assume_legit = true; break;
 		case OPT_RESULTS: o->results = optarg; break;
