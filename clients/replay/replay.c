@@ -527,20 +527,80 @@ rp_label_send(rp *r, const rp_label *l)
 	return VIGIL_OK;
 }
 
-/* Sends every queued label whose time is <= t. */
+typedef struct rp_label_job {
+	rp             *r;
+	const rp_label *v;
+	size_t          n;
+	uint32_t        id, nthreads;
+	vigil_err       rv;
+	pthread_t       th;
+} rp_label_job;
+
+static void *
+rp_label_worker(void *arg)
+{
+	rp_label_job *j = arg;
+
+	for (size_t i = j->id; i < j->n && j->rv == VIGIL_OK; i += j->nthreads)
+		j->rv = rp_label_send(j->r, &j->v[i]);
+	return NULL;
+}
+
+/* Sends every queued label whose time is <= t. Offline they go to the
+ * archive in label-time order; to servers, labels being independent facts,
+ * they are spread over the --concurrency senders. */
 static vigil_err
 rp_labels_due(rp *r, int64_t t)
 {
+	rp_label *due = NULL;
+	size_t n = 0, cap = 0;
+	vigil_err rv = VIGIL_OK;
+	rp_label_job jobs[RP_MAX_CONCURRENCY];
+	uint32_t nt;
+
 	while (r->labels.n > 0 && r->labels.v[0].t <= t) {
 		rp_label l;
-		vigil_err rv;
 		rp_heap_pop(&r->labels, &l);
-		rv = rp_label_send(r, &l);
-		if (rv != VIGIL_OK)
-			return rv;
-		r->labels_sent++;
+		if (r->client == NULL || r->o.concurrency == 1) {
+			rv = rp_label_send(r, &l);
+			if (rv != VIGIL_OK)
+				goto out;
+			r->labels_sent++;
+			continue;
+		}
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 1024;
+			rp_label *nd = realloc(due, nc * sizeof *nd);
+			if (nd == NULL) {
+				rv = VIGIL_ENOMEM;
+				goto out;
+			}
+			due = nd;
+			cap = nc;
+		}
+		due[n++] = l;
 	}
-	return VIGIL_OK;
+	if (n == 0)
+		goto out;
+	nt = r->o.concurrency;
+	for (uint32_t k = 0; k < nt; k++) {
+		jobs[k] = (rp_label_job){ .r = r, .v = due, .n = n, .id = k, .nthreads = nt };
+		if (pthread_create(&jobs[k].th, NULL, rp_label_worker, &jobs[k]) != 0) {
+			nt = k;
+			rv = VIGIL_ENOMEM;
+			break;
+		}
+	}
+	for (uint32_t k = 0; k < nt; k++) {
+		pthread_join(jobs[k].th, NULL);
+		if (rv == VIGIL_OK)
+			rv = jobs[k].rv;
+	}
+	if (rv == VIGIL_OK)
+		r->labels_sent += n;
+out:
+	free(due);
+	return rv;
 }
 
 /* ---- offline engine ---- */
