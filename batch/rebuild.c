@@ -713,6 +713,7 @@ static vigil_err
 worker_flush(batch_worker *wk, store_diag *reterr)
 {
 	batch_run *r = wk->run;
+	const batch_card *cards[BATCH_PIPE];
 	vigil_err rv = VIGIL_OK;
 
 	for (uint32_t i = 0; i < wk->npend; i++) {
@@ -726,6 +727,7 @@ worker_flush(batch_worker *wk, store_diag *reterr)
 			for (size_t off = 0; off <= sizeof(batch_card); off += 64)
 				__builtin_prefetch(n + off);
 		}
+		cards[i] = (const batch_card *)n;
 		if ((n = batch_index_peek(&wk->merchant_ix, p->mh)) != NULL) {
 			__builtin_prefetch(n);
 			__builtin_prefetch(n + sizeof(batch_ent_node));
@@ -737,6 +739,20 @@ worker_flush(batch_worker *wk, store_diag *reterr)
 		rv = worker_plan_values(wk, i, reterr);
 		if (rv != VIGIL_OK)
 			return rv;
+	}
+	/* The cards' own arrays (kept amounts, merchants), now that the nodes
+	 * that point to them have had time to arrive. */
+	for (uint32_t i = 0; i < wk->npend; i++) {
+		const batch_card *c = cards[i];
+
+		if (c == NULL)
+			continue;
+		for (uint32_t off = 0; off < 4 * 64 && off < c->cap_samples * sizeof(batch_sample);
+		    off += 64)
+			__builtin_prefetch((const char *)c->samples + off);
+		for (uint32_t off = 0; off < 4 * 64 && off < c->cap_merch * sizeof(batch_merch_cnt);
+		    off += 64)
+			__builtin_prefetch((const char *)c->merch + off);
 	}
 	for (uint32_t i = 0; i < wk->npend && rv == VIGIL_OK; i++)
 		rv = worker_apply(wk, i, reterr);
