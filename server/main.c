@@ -193,6 +193,7 @@ main(int argc, char **argv)
 	char errbuf[1024], refresh_err[512] = "";
 	uint64_t wd_usec = 0, last_wd = 0, last_refresh = 0;
 	int status = 1;
+	bool clean;
 	vigil_err rv;
 
 	if (srv_config_load(argc, argv, &s->cfg, &action, errbuf, sizeof errbuf) != VIGIL_OK) {
@@ -314,7 +315,7 @@ main(int argc, char **argv)
 out:
 	atomic_store(&s->draining, true);
 	sd_notify(0, "STOPPING=1");
-	srv_rep_stop(rep, s->cfg.request_timeout_ms + 1000);
+	clean = srv_rep_stop(rep, s->cfg.request_timeout_ms + 1000);
 	srv_admin_stop(admin);
 	if (s->db != NULL) {
 		store_db_close(s->db);
@@ -326,5 +327,7 @@ out:
 		srv_log("stopped");
 	else
 		srv_log("exiting after an error (status %d)", status);
+	if (!clean) /* nng threads still hold the abandoned socket: skip atexit */
+		_exit(status);
 	return status;
 }

@@ -34,6 +34,7 @@
 
 #define REP_SPARE_CTX 64
 #define REP_SPIN      64 /* sched_yield rounds before a worker sleeps */
+#define REP_CLOSE_WAIT_MS 3000
 
 typedef enum rep_state {
 	REP_IDLE = 0, /* not armed (closed) */
@@ -466,7 +467,62 @@ out:
 	return rv;
 }
 
-void
+/* nng_close on a helper thread, waited for at most ms. */
+typedef struct rep_closer {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	nng_socket      sock;
+	bool            done;
+} rep_closer;
+
+static void *
+rep_closer_main(void *arg)
+{
+	rep_closer *rc = arg;
+
+	nng_close(rc->sock);
+	pthread_mutex_lock(&rc->mu);
+	rc->done = true;
+	pthread_cond_signal(&rc->cv);
+	pthread_mutex_unlock(&rc->mu);
+	return NULL;
+}
+
+static bool
+rep_close_bounded(srv_rep *rep, int ms)
+{
+	static rep_closer rc = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	struct timespec deadline;
+	pthread_t t;
+	bool done;
+
+	rc.sock = rep->sock;
+	rc.done = false;
+	if (pthread_create(&t, NULL, rep_closer_main, &rc) != 0) {
+		nng_close(rep->sock);
+		return true;
+	}
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += ms / 1000;
+	deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&rc.mu);
+	while (!rc.done)
+		if (pthread_cond_timedwait(&rc.cv, &rc.mu, &deadline) == ETIMEDOUT)
+			break;
+	done = rc.done;
+	pthread_mutex_unlock(&rc.mu);
+	if (done)
+		pthread_join(t, NULL);
+	else
+		pthread_detach(t);
+	return done;
+}
+
+bool
 srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 {
 	struct timespec deadline;
@@ -474,7 +530,7 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 	uint32_t left;
 
 	if (rep == NULL)
-		return;
+		return true;
 	for (uint32_t i = 0; i < rep->nlisteners; i++)
 		nng_listener_close(rep->listeners[i]);
 
@@ -498,16 +554,34 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 	 * write them before the pipes close. */
 	usleep(50 * 1000);
 
+	/* From here nothing is re-armed. Workers drop what is left and exit;
+	 * then every aio is stopped (its callback has returned and will not
+	 * run again) and every context closed, so the socket close below has
+	 * no operation of ours to wait for. */
 	atomic_store(&rep->closed, true);
-	nng_close(rep->sock);
-	rep->sock_open = false;
-	/* Workers drop what is left (the socket is closed) and exit; only then
-	 * are the aios stopped, so no worker sends on a stopped aio. */
 	pthread_mutex_lock(&rep->mu);
 	rep->closing = true;
 	pthread_cond_broadcast(&rep->work_cv);
 	pthread_mutex_unlock(&rep->mu);
 	for (uint32_t i = 0; i < rep->nthreads; i++)
 		pthread_join(rep->threads[i], NULL);
+	rep->nthreads = 0;
+	for (uint32_t i = 0; i < rep->nconns; i++)
+		nng_aio_stop(rep->conns[i].aio);
+	for (uint32_t i = 0; i < rep->nconns; i++)
+		if (rep->conns[i].opened) {
+			nng_ctx_close(rep->conns[i].ctx);
+			rep->conns[i].opened = false;
+		}
+	if (!rep_close_bounded(rep, REP_CLOSE_WAIT_MS)) {
+		/* nng 1.5 can wait forever in nng_close for a pipe that never
+		 * finishes closing; everything acknowledged is already in the
+		 * store, so the caller finishes without it (and leaks rep). */
+		srv_log("shutdown: nng socket close did not finish within %d ms; "
+		    "exiting without it", REP_CLOSE_WAIT_MS);
+		return false;
+	}
+	rep->sock_open = false;
 	rep_free(rep);
+	return true;
 }

@@ -231,8 +231,10 @@ typedef struct srv_rep srv_rep;
 /* Listens on every cfg URL with cfg.workers worker threads. */
 vigil_err srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen);
 /* Stops accepting work, answers what is queued, waits up to timeout_ms for
- * in-flight replies, closes the socket and joins the workers. */
-void      srv_rep_stop(srv_rep *rep, uint32_t timeout_ms);
+ * in-flight replies, joins the workers and closes the socket. false if the
+ * nng socket close did not finish in time: rep is then abandoned and the
+ * process should _exit once the store is closed. NULL: true. */
+bool      srv_rep_stop(srv_rep *rep, uint32_t timeout_ms);
 uint64_t  srv_rep_queue_depth(srv_rep *rep);
 
 /* ============================ admin.c ============================ */

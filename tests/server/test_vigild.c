@@ -698,5 +698,7 @@ main(void)
 		cmocka_unit_test(test_sigterm_loses_no_ack),
 	};
 	signal(SIGPIPE, SIG_IGN);
+	if (getenv("VIGIL_TEST_FILTER") != NULL) /* e.g. "*sigterm*" */
+		cmocka_set_test_filter(getenv("VIGIL_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
