@@ -60,7 +60,7 @@ struct metrics {
 	met_card **today;
 	size_t     ntoday, today_cap;
 	int64_t    day;        /* current UTC day number, INT64_MIN before the first */
-	double     cp_sum;
+	double     cp_sum, cp_best_sum; /* precision, and the best any ranking could do */
 	uint32_t   cp_days;
 	/* latency */
 	uint64_t   lat[MET_LAT_BUCKETS];
@@ -186,10 +186,13 @@ met_day_close(metrics *m)
 {
 	size_t n = m->ntoday, k;
 	uint32_t hits = 0;
+	size_t nfraud = 0;
 	met_rank *r;
 
 	if (n == 0)
 		return VIGIL_OK;
+	for (size_t i = 0; i < n; i++)
+		nfraud += m->today[i]->fraud;
 	r = malloc(n * sizeof *r);
 	if (r == NULL)
 		return VIGIL_ENOMEM;
@@ -207,6 +210,7 @@ met_day_close(metrics *m)
 		}
 	}
 	m->cp_sum += (double)hits / (double)k;
+	m->cp_best_sum += (double)(nfraud < k ? nfraud : k) / (double)k;
 	m->cp_days++;
 	m->ntoday = 0;
 	free(r);
@@ -490,6 +494,12 @@ metrics_card_precision(const metrics *m, uint32_t *ret_days)
 	return m->cp_days == 0 ? NAN : m->cp_sum / m->cp_days;
 }
 
+double
+metrics_card_precision_best(const metrics *m)
+{
+	return m->cp_days == 0 ? NAN : m->cp_best_sum / m->cp_days;
+}
+
 uint32_t
 metrics_nrules(const metrics *m)
 {
@@ -666,8 +676,9 @@ metrics_to_json(const metrics *m)
 	json_object_set_new(o, "f1", met_num(c.f1));
 	json_object_set_new(o, "roc_auc", met_num(metrics_auc(m, NULL)));
 	json_object_set_new(o, "average_precision", met_num(metrics_ap(m, NULL)));
-	json_object_set_new(o, "card_precision_topk", json_pack("{s:I,s:o,s:I}",
-	    "k", (json_int_t)m->topk, "value", met_num(cp), "days", (json_int_t)days));
+	json_object_set_new(o, "card_precision_topk", json_pack("{s:I,s:o,s:o,s:I}",
+	    "k", (json_int_t)m->topk, "value", met_num(cp),
+	    "best_possible", met_num(metrics_card_precision_best(m)), "days", (json_int_t)days));
 	for (uint32_t i = 0; i < m->nrules; i++) {
 		metrics_rule r;
 		metrics_get_rule(m, i, &r);
@@ -761,7 +772,9 @@ metrics_print(const metrics *m, FILE *out)
 			fprintf(out, "%.4f\n", ap);
 		fprintf(out, "card precision top %" PRIu32 "/day", m->topk);
 		met_pct(out, cp);
-		fprintf(out, " (mean over %" PRIu32 " days)\n", days);
+		fprintf(out, " (mean over %" PRIu32 " days; best possible", days);
+		met_pct(out, metrics_card_precision_best(m));
+		fprintf(out, ")\n");
 	}
 	fprintf(out, "score dist    p50 %d  p90 %d  p99 %d  max %d\n",
 	    (int)metrics_score_percentile(m, 50), (int)metrics_score_percentile(m, 90),

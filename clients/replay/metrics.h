@@ -76,6 +76,9 @@ double metrics_ap(const metrics *m, const char *pattern);
 
 /* Mean over days of the card precision in the top k; NaN if no day. */
 double   metrics_card_precision(const metrics *m, uint32_t *ret_days);
+/* The same for a perfect ranking: mean over days of min(fraudulent cards, k)
+ * / k. Card precision can never exceed it. */
+double   metrics_card_precision_best(const metrics *m);
 
 typedef struct metrics_rule {
 	const char *name;

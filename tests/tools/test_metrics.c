@@ -113,11 +113,14 @@ test_card_precision(void **state)
 	m = example(1);
 	assert_near(metrics_card_precision(m, &days), 1.0);
 	assert_int_equal(days, 2);
+	assert_near(metrics_card_precision_best(m), 1.0);
 	metrics_free(m);
 	/* k = 2. Day 1: c1 10 fraud, then c2 8 vs c3 8: tie broken by id -> c2
 	 * (legit): 1/2. Day 2: only c4 -> 1/1. Mean 0.75. */
 	m = example(2);
 	assert_near(metrics_card_precision(m, &days), 0.75);
+	/* best: day 1 has two fraud cards (c1, c3) -> 2/2; day 2 one of one */
+	assert_near(metrics_card_precision_best(m), 1.0);
 	metrics_free(m);
 }
 
@@ -142,6 +145,8 @@ test_caught_cards_left_out(void **state)
 	assert_int_equal(metrics_finish(m), VIGIL_OK);
 	assert_near(metrics_card_precision(m, &days), 0.5);
 	assert_int_equal(days, 2);
+	/* day 1: c1 is a fraud card (1/1); day 2: only c2 (legit) competes: 0/1 */
+	assert_near(metrics_card_precision_best(m), 0.5);
 	metrics_free(m);
 }
 
