@@ -26,7 +26,7 @@
 #include "store.h"
 
 typedef struct cfg {
-	uint32_t cards, merchants, txns, lookups, runs;
+	uint32_t cards, merchants, txns, lookups, runs, step_ms;
 	const char *dir;
 } cfg;
 
@@ -41,6 +41,8 @@ usage(FILE *out)
 	    "  --txns N       transactions per update run, and to populate (default 200000)\n"
 	    "  --lookups N    lookups per lookup run (default 200000)\n"
 	    "  --runs N       runs per figure; the median is printed (default 5)\n"
+	    "  --step-ms N    event time between consecutive transactions (default 200:\n"
+	    "                 400k transactions span a day; 1 packs them into minutes)\n"
 	    "  --dir PATH     data directory to use (default: a new one under /tmp, removed)\n"
 	    "  --help         this text\n"
 	    "Exit status: 0 on success, 1 on a store error, 2 on bad usage.\n");
@@ -182,7 +184,8 @@ run_updates(store_db *db, store_ctx *ctx, const cfg *c, uint64_t *serial, int64_
 	for (uint32_t i = 0; i < n; i++) {
 		vigil_err rv;
 
-		make_txn(&s.txn, c, (*serial)++, (*t)++);
+		make_txn(&s.txn, c, (*serial)++, *t);
+		*t += c->step_ms;
 		rv = store_score_begin(db, ctx, &s.txn, f, store_schema_nfields(), &prior);
 		if (rv == VIGIL_EEXIST)
 			continue;
@@ -214,11 +217,12 @@ main(int argc, char **argv)
 		{ "lookups", required_argument, NULL, 'l' },
 		{ "runs", required_argument, NULL, 'r' },
 		{ "dir", required_argument, NULL, 'd' },
+		{ "step-ms", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	cfg            c = { .cards = 100000, .merchants = 10000, .txns = 200000,
-		.lookups = 200000, .runs = 5 };
+		.lookups = 200000, .runs = 5, .step_ms = 200 };
 	char           tmpl[] = "/tmp/vigil-bench-store-XXXXXX";
 	bool           own_dir = false;
 	store_db      *db = NULL, *mem = NULL;
@@ -229,7 +233,7 @@ main(int argc, char **argv)
 	double        *v = NULL, *vc = NULL;
 	uint64_t       cpu = 0;
 	uint64_t       serial = 0, ns;
-	int64_t        t = vigil_now_ms() - 3600 * 1000, t_mem;
+	int64_t        t, t_mem;
 	vigil_value    f[256];
 	int            opt, status = 1;
 
@@ -253,7 +257,7 @@ main(int argc, char **argv)
 		if (*end != '\0' || val == 0 || val > 100000000UL) {
 			fprintf(stderr, "bench-store: --%s: expected a number in 1..100000000, got \"%s\"\n",
 			    opt == 'c' ? "cards" : opt == 'm' ? "merchants" : opt == 't' ? "txns"
-			    : opt == 'l' ? "lookups" : "runs", optarg);
+			    : opt == 'l' ? "lookups" : opt == 's' ? "step-ms" : "runs", optarg);
 			return 2;
 		}
 		switch (opt) {
@@ -262,6 +266,7 @@ main(int argc, char **argv)
 		case 't': c.txns = (uint32_t)val; break;
 		case 'l': c.lookups = (uint32_t)val; break;
 		case 'r': c.runs = (uint32_t)val; break;
+		case 's': c.step_ms = (uint32_t)val; break;
 		}
 	}
 	if (optind != argc) {
@@ -276,6 +281,8 @@ main(int argc, char **argv)
 		}
 		own_dir = true;
 	}
+	/* The stream ends about now, so recovery reads it in one pass. */
+	t = vigil_now_ms() - (int64_t)c.step_ms * c.txns * ((int64_t)c.runs + 1);
 	v = calloc(c.runs, sizeof *v);
 	vc = calloc(c.runs, sizeof *vc);
 	if (v == NULL || vc == NULL)
