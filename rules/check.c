@@ -831,8 +831,11 @@ ck_thresholds(ck *c)
 				    "a tuned threshold needs a number feature; '%s' is a %s", f->name,
 				    ck_type_name(f->type));
 			} else {
-				ti->feature = f->name;
+				/* Copied: the schema may be freed before the prog. */
+				ti->feature = rules_arena_strndup(&prog->arena, f->name, strlen(f->name));
 				ti->feature_slot = f->slot;
+				if (ti->feature == NULL)
+					rules_diag_add(c->sink, pt->feature.off, VIGIL_ENOMEM, "out of memory");
 			}
 		}
 		if (pt->kind == RULES_TUNE_PERCENTILE && !(pt->param > 0 && pt->param < 100))
@@ -848,9 +851,11 @@ ck_thresholds(ck *c)
 			if (g == NULL) {
 				ck_unknown(c, pt->group.off, "feature", pt->group.s, pt->group.len, true, false);
 			} else {
-				ti->group_by = g->name;
+				ti->group_by = rules_arena_strndup(&prog->arena, g->name, strlen(g->name));
 				ti->group_slot = g->slot;
 				ti->group_type = g->type;
+				if (ti->group_by == NULL)
+					rules_diag_add(c->sink, pt->group.off, VIGIL_ENOMEM, "out of memory");
 			}
 		}
 	}

@@ -170,6 +170,29 @@ test_thresholds_info(void **state)
 	rules_prog_free(prog);
 }
 
+/* The prog owns every string it exposes: programs on top free the schema
+ * right after compiling (app_rules_load does), then read threshold infos. */
+static void
+test_thresholds_outlive_schema(void **state)
+{
+	rules_schema        *own = fx_schema();
+	rules_prog          *prog = NULL;
+	rules_diags          diags;
+	rules_threshold_info ti;
+
+	(void)state;
+	assert_int_equal(rules_compile("t.rules", program, strlen(program), own, NULL, &prog,
+	    &diags), VIGIL_OK);
+	rules_schema_free(own);
+	rules_prog_threshold(prog, 1, &ti);
+	assert_string_equal(ti.feature, "card.amount_zscore");
+	rules_prog_threshold(prog, 2, &ti);
+	assert_string_equal(ti.group_by, "mcc");
+	rules_prog_threshold(prog, 3, &ti);
+	assert_string_equal(ti.group_by, "country");
+	rules_prog_free(prog);
+}
+
 static bool
 hit(const rules_prog *prog, const uint16_t *idx, uint32_t n, const char *name)
 {
@@ -558,6 +581,7 @@ main(void)
 		cmocka_unit_test(test_schema),
 		cmocka_unit_test(test_introspection),
 		cmocka_unit_test(test_thresholds_info),
+		cmocka_unit_test(test_thresholds_outlive_schema),
 		cmocka_unit_test(test_eval_decisions),
 		cmocka_unit_test(test_default_bands),
 		cmocka_unit_test(test_tvals),
