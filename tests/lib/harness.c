@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -92,6 +93,38 @@ print_log_tail(const vt_server *s)
 	fclose(f);
 }
 
+/*
+ * Servers still running when the test process exits (a failed cmocka
+ * assertion skips the test's own stop) are killed: children also get
+ * PR_SET_PDEATHSIG so a test killed by its timeout takes its vigild along.
+ */
+#define VT_MAX_CHILDREN 64
+static pid_t vt_children[VT_MAX_CHILDREN];
+static bool  vt_atexit_set;
+
+static void
+vt_kill_children(void)
+{
+	for (int i = 0; i < VT_MAX_CHILDREN; i++) {
+		if (vt_children[i] > 0) {
+			kill(vt_children[i], SIGKILL);
+			waitpid(vt_children[i], NULL, 0);
+			vt_children[i] = 0;
+		}
+	}
+}
+
+static void
+vt_child_track(pid_t pid, bool add)
+{
+	for (int i = 0; i < VT_MAX_CHILDREN; i++) {
+		if (add ? vt_children[i] == 0 : vt_children[i] == pid) {
+			vt_children[i] = add ? pid : 0;
+			return;
+		}
+	}
+}
+
 int
 vt_server_start(vt_server *s, const char *rules, const char *const *extra_args)
 {
@@ -139,6 +172,7 @@ vt_server_start(vt_server *s, const char *rules, const char *const *extra_args)
 	}
 	if (pid == 0) {
 		int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (fd >= 0) {
 			dup2(fd, STDERR_FILENO);
 			dup2(fd, STDOUT_FILENO);
@@ -149,6 +183,11 @@ vt_server_start(vt_server *s, const char *rules, const char *const *extra_args)
 		_exit(127);
 	}
 	s->pid = pid;
+	if (!vt_atexit_set) {
+		atexit(vt_kill_children);
+		vt_atexit_set = true;
+	}
+	vt_child_track(pid, true);
 
 	/* Wait for a ready health reply (rules compiled, store open). */
 	for (int i = 0; i < 300; i++) {
@@ -160,6 +199,7 @@ vt_server_start(vt_server *s, const char *rules, const char *const *extra_args)
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			fprintf(stderr, "harness: vigild exited during start-up (status %d)\n",
 			    WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+			vt_child_track(pid, false);
 			s->pid = 0;
 			print_log_tail(s);
 			return -1;
@@ -192,6 +232,7 @@ vt_server_stop(vt_server *s)
 	kill(s->pid, SIGTERM);
 	if (waitpid(s->pid, &status, 0) != s->pid)
 		return -1;
+	vt_child_track(s->pid, false);
 	s->pid = 0;
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
@@ -206,6 +247,7 @@ vt_server_kill(vt_server *s)
 		return;
 	kill(s->pid, SIGKILL);
 	waitpid(s->pid, NULL, 0);
+	vt_child_track(s->pid, false);
 	s->pid = 0;
 }
 
@@ -214,7 +256,11 @@ vt_server_alive(vt_server *s)
 {
 	if (s->pid == 0)
 		return false;
-	return waitpid(s->pid, NULL, WNOHANG) == 0;
+	if (waitpid(s->pid, NULL, WNOHANG) == 0)
+		return true;
+	vt_child_track(s->pid, false);
+	s->pid = 0;
+	return false;
 }
 
 void
