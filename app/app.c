@@ -171,12 +171,17 @@ closest_feature(const char *name)
 {
 	const char *best = NULL;
 	unsigned best_d = 4; /* suggest only close names */
+	size_t len = strlen(name);
 
+	/* Ties go to the name whose length is closest to the typo's
+	 * ("card.count_9d" -> "card.count_90d", not "card.count_7d"). */
 	for (uint32_t i = 0; i < store_schema_nfields(); i++) {
-		unsigned d = edit_distance(name, store_schema_field(i)->name);
-		if (d < best_d) {
+		const char *cand = store_schema_field(i)->name;
+		unsigned d = edit_distance(name, cand);
+		if (d < best_d || (d == best_d && best != NULL &&
+		    labs((long)strlen(cand) - (long)len) < labs((long)strlen(best) - (long)len))) {
 			best_d = d;
-			best = store_schema_field(i)->name;
+			best = cand;
 		}
 	}
 	return best;
