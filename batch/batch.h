@@ -175,10 +175,11 @@ uint64_t      batch_sketch_labelled(const batch_sketch *sk);
 vigil_err     batch_sketch_percentile(const batch_sketch *sk, double p, double *ret_v);
 /* Smallest v with count(>= v) / n <= rate (rate in [0,1]). */
 vigil_err     batch_sketch_alert_rate(const batch_sketch *sk, double rate, double *ret_v);
-/* Smallest v whose precision frauds(>= v) / labelled(>= v) >= target with
- * labelled(>= v) >= min_labelled. VIGIL_ENOTFOUND if no v qualifies. */
+/* Smallest v whose precision frauds(>= v) / count(>= v) >= target with
+ * count(>= v) >= min_alerts; transactions without a fraud label count as
+ * legitimate. VIGIL_ENOTFOUND if no v qualifies. */
 vigil_err     batch_sketch_precision(const batch_sketch *sk, double target,
-    uint64_t min_labelled, double *ret_v);
+    uint64_t min_alerts, double *ret_v);
 
 #ifdef __cplusplus
 }

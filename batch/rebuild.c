@@ -1184,8 +1184,7 @@ prev_value(batch_run *r, const char *name, const char *group)
 static bool
 tune(const batch_plan *p, const batch_sketch *sk, double *ret_v, uint64_t *ret_samples)
 {
-	uint64_t n = p->kind == RULES_TUNE_PRECISION ? batch_sketch_labelled(sk)
-	                                             : batch_sketch_count(sk);
+	uint64_t n = batch_sketch_count(sk);
 	vigil_err rv;
 
 	*ret_samples = n;

@@ -328,12 +328,12 @@ batch_sketch_alert_rate(const batch_sketch *sk, double rate, double *ret_v)
 }
 
 vigil_err
-batch_sketch_precision(const batch_sketch *sk, double target, uint64_t min_labelled,
+batch_sketch_precision(const batch_sketch *sk, double target, uint64_t min_alerts,
     double *ret_v)
 {
 	batch_bucket *b = NULL;
 	size_t nb, i;
-	uint64_t lab = 0, fr = 0;
+	uint64_t alerts = 0, fr = 0;
 	bool found = false;
 	double v = 0;
 	vigil_err rv;
@@ -343,12 +343,19 @@ batch_sketch_precision(const batch_sketch *sk, double target, uint64_t min_label
 	rv = batch_sketch_sorted(sk, &b, &nb);
 	if (rv != VIGIL_OK)
 		return rv;
-	/* Precision is not monotone in v: test every candidate, keep the lowest. */
+	/*
+	 * Precision of "feature >= v" is frauds / all transactions with
+	 * feature >= v (docs/rules.md): a transaction without a fraud label is
+	 * legitimate, as chargebacks are the only labels most issuers get.
+	 * Dividing by labelled transactions instead would make precision 1
+	 * whenever only frauds are labelled, and tune v down to the minimum.
+	 * Precision is not monotone in v: test every candidate, keep the lowest.
+	 */
 	for (i = nb; i > 0; i--) {
-		lab += b[i - 1].labelled;
+		alerts += b[i - 1].n;
 		fr += b[i - 1].fraud;
-		if (lab > 0 && lab >= min_labelled &&
-		    (double)fr >= target * (double)lab * (1.0 - 1e-12)) {
+		if (alerts > 0 && alerts >= min_alerts &&
+		    (double)fr >= target * (double)alerts * (1.0 - 1e-12)) {
 			found = true;
 			v = b[i - 1].min;
 		}

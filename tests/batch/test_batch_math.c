@@ -163,15 +163,31 @@ test_precision(void **state)
 	for (int i = 1; i <= 10; i++)
 		assert_int_equal(batch_sketch_add(sk, i, i >= 8 ? 1 : i >= 5 ? 0 : -1), VIGIL_OK);
 	assert_int_equal(batch_sketch_labelled(sk), 6);
-	/* precision(>= 8) = 1, (>= 7) = 3/4, (>= 6) = 3/5, (>= 5) = 1/2 */
+	/* Unlabelled transactions count as legitimate (docs/rules.md):
+	 * precision(>= 8) = 1, (>= 7) = 3/4, (>= 6) = 3/5, (>= 5) = 3/6,
+	 * (>= 4) = 3/7, ..., (>= 1) = 3/10. */
 	assert_int_equal(batch_sketch_precision(sk, 0.75, 1, &v), VIGIL_OK);
 	assert_true(v == 7.0);
 	assert_int_equal(batch_sketch_precision(sk, 0.5, 1, &v), VIGIL_OK);
-	assert_true(v == 1.0);  /* below 5 no new labels: still 1/2 */
+	assert_true(v == 5.0);
+	assert_int_equal(batch_sketch_precision(sk, 0.3, 1, &v), VIGIL_OK);
+	assert_true(v == 1.0);
 	assert_int_equal(batch_sketch_precision(sk, 0.9, 1, &v), VIGIL_OK);
 	assert_true(v == 8.0);
-	/* needing 4 labelled examples rules out >= 8 (3 labels) */
+	/* needing 4 alerted transactions rules out >= 8 (3 of them) */
 	assert_int_equal(batch_sketch_precision(sk, 0.9, 4, &v), VIGIL_ENOTFOUND);
+	batch_sketch_free(sk);
+
+	/* Chargeback-style labels: only frauds are labelled. Precision must
+	 * still fall as v goes down (it used to be 1 everywhere, tuning v to
+	 * the minimum and alerting on everything). */
+	sk = batch_sketch_new();
+	for (int i = 1; i <= 10; i++)
+		assert_int_equal(batch_sketch_add(sk, i, i >= 8 ? 1 : -1), VIGIL_OK);
+	assert_int_equal(batch_sketch_precision(sk, 0.35, 1, &v), VIGIL_OK);
+	assert_true(v == 3.0); /* (>= 3) = 3/8; (>= 2) = 3/9 < 0.35 */
+	assert_int_equal(batch_sketch_precision(sk, 0.6, 1, &v), VIGIL_OK);
+	assert_true(v == 6.0); /* (>= 6) = 3/5 */
 	batch_sketch_free(sk);
 }
 
