@@ -394,7 +394,7 @@ typedef struct reader_arg {
 	store_db     *db;
 	atomic_bool  *stop;
 	atomic_ulong  lookups, failures;
-	uint32_t      max_mark_seen;
+	atomic_uint   max_mark_seen;
 } reader_arg;
 
 static void *
@@ -426,8 +426,9 @@ reader_main(void *p)
 		last = mark;
 		atomic_fetch_add(&a->lookups, 1);
 	}
-	if (last > a->max_mark_seen)
-		a->max_mark_seen = last;
+	for (unsigned seen = atomic_load(&a->max_mark_seen);
+	     last > seen && !atomic_compare_exchange_weak(&a->max_mark_seen, &seen, last);)
+		;
 	store_ctx_free(ctx);
 	return NULL;
 }
@@ -474,7 +475,7 @@ test_switch_under_readers(void **state)
 		pthread_join(th[i], NULL);
 	assert_int_equal(atomic_load(&a.failures), 0);
 	assert_true(atomic_load(&a.lookups) >= 50 * (ngens - 1));
-	assert_int_equal(a.max_mark_seen, ngens);
+	assert_int_equal(atomic_load(&a.max_mark_seen), ngens);
 	store_db_close(db);
 	tmpdir_free(dir);
 }
