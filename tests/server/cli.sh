@@ -1,0 +1,69 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/server/cli.sh - vigild's command line as scripts see it: --help and
+# --version exit 0; a bad flag, a bad INI value or a bad rule file is one
+# "vigild: ..." line naming the place and exit 2; --check-config; a second
+# vigild on a locked data directory exits 1 with the reason.
+set -eu
+
+B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
+S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
+V="$B/server/vigild"
+R="$S/tests/server/rules/velocity.rules"
+D=$(mktemp -d /tmp/vigil-cli-XXXXXX)
+PID=
+cleanup() {
+	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+	rm -rf "$D"
+}
+trap cleanup EXIT INT TERM
+fail() { echo "cli: $*" >&2; exit 1; }
+
+# expect STATUS PATTERN cmd...: runs cmd, checks exit status and that
+# stdout+stderr match the grep pattern.
+expect() {
+	want=$1 pat=$2
+	shift 2
+	set +e
+	"$@" >"$D/out" 2>&1
+	got=$?
+	set -e
+	[ "$got" -eq "$want" ] || fail "$*: exit $got, expected $want: $(cat "$D/out")"
+	grep -q -- "$pat" "$D/out" || fail "$*: output does not match '$pat': $(cat "$D/out")"
+}
+
+expect 0 '^usage: vigild' "$V" --help
+expect 0 '^vigild [0-9]' "$V" --version
+expect 2 '^vigild: --workers: 0 is outside \[1, 256\]$' "$V" --rules "$R" --workers 0
+expect 2 '^vigild: --bogus: unknown option' "$V" --bogus
+expect 2 '^vigild: no rule file: set \[rules\] path or --rules$' "$V"
+
+printf '[server]\nworkers = 2\nmax_inflight = lots\n' >"$D/bad.ini"
+expect 2 "^vigild: config $D/bad.ini:3: max_inflight: \"lots\" is not a non-negative integer\$" \
+	"$V" --config "$D/bad.ini" --rules "$R"
+
+printf 'version "x"\nrule r {\n  when amount > > 5\n}\n' >"$D/bad.rules"
+expect 2 "$D/bad.rules:3:" "$V" --rules "$D/bad.rules" --check-config
+expect 2 "rules: rejected $D/bad.rules (startup): $D/bad.rules:3:" \
+	"$V" --rules "$D/bad.rules" --data "$D/data" --listen "ipc://$D/x.sock" --admin off
+
+printf '[server]\nlisten = ipc://%s/a.sock\nadmin = off\n[store]\ndata_dir = %s/data\n[rules]\npath = %s\n' \
+	"$D" "$D" "$R" >"$D/good.ini"
+expect 0 'vigild: configuration ok' "$V" --config "$D/good.ini" --check-config
+
+# One vigild per data directory: the second one says why and exits 1.
+"$V" --config "$D/good.ini" 2>"$D/first.log" &
+PID=$!
+i=0
+until grep -q 'vigild: ready' "$D/first.log"; do
+	i=$((i + 1))
+	[ "$i" -lt 300 ] || fail "first vigild not ready: $(cat "$D/first.log")"
+	kill -0 "$PID" 2>/dev/null || fail "first vigild exited: $(cat "$D/first.log")"
+	sleep 0.1
+done
+expect 1 "vigild: store $D/data:" "$V" --config "$D/good.ini" --listen "ipc://$D/b.sock"
+kill -TERM "$PID"
+wait "$PID" || fail "first vigild exited with status $? after SIGTERM"
+PID=
+grep -q 'vigild: stopped' "$D/first.log" || fail "no 'stopped' line: $(cat "$D/first.log")"
+echo "cli: ok"
