@@ -300,17 +300,6 @@ rep_thread(void *arg)
 	return NULL;
 }
 
-uint64_t
-srv_rep_queue_depth(srv_rep *rep)
-{
-	uint64_t n;
-
-	pthread_mutex_lock(&rep->mu);
-	n = rep->len;
-	pthread_mutex_unlock(&rep->mu);
-	return n;
-}
-
 static void
 rep_free(srv_rep *rep)
 {

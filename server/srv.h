@@ -235,7 +235,6 @@ vigil_err srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t e
  * nng socket close did not finish in time: rep is then abandoned and the
  * process should _exit once the store is closed. NULL: true. */
 bool      srv_rep_stop(srv_rep *rep, uint32_t timeout_ms);
-uint64_t  srv_rep_queue_depth(srv_rep *rep);
 
 /* ============================ admin.c ============================ */
 
