@@ -247,21 +247,27 @@ typedef struct ent_event {
 	uint64_t ch; /* XXH3 of card_id */
 } ent_event;
 
+/* Most devices, IPs and terminals hold one or two events in their window:
+ * those live inline, in the object's first cache line. */
+#define ENT_INLINE 2
+
 typedef struct live_ent {
-	ent_event     *ev;
+	ent_event     *ev; /* inl, or a heap array once more are needed */
 	uint32_t       head, n, cap;
 	int64_t        newest;
+	ent_event      inl[ENT_INLINE];
 	okey           k;
 } live_ent;
 
 #define ENT_OF(kp) ((live_ent *)(void *)((char *)(kp) - offsetof(live_ent, k)))
 
-/* Cards and entities start on a cache line (see live_card). */
+/* Cards and entities start on a 128-byte boundary: their first two cache
+ * lines (hot fields, key) are an adjacent pair the CPU fetches together. */
 static void *
 obj_alloc(size_t size)
 {
-	size_t sz = (size + 63) / 64 * 64;
-	void  *p = aligned_alloc(64, sz);
+	size_t sz = (size + 127) / 128 * 128;
+	void  *p = aligned_alloc(128, sz);
 
 	if (p != NULL)
 		memset(p, 0, sz);
@@ -440,7 +446,8 @@ static void
 ent_free(live *lv, live_ent *e)
 {
 	(void)lv;
-	free(e->ev);
+	if (e->ev != e->inl)
+		free(e->ev);
 	free(e);
 }
 
@@ -1111,6 +1118,8 @@ ent_apply(live *lv, int kind, const char *id, int64_t t, uint64_t card_h)
 			goto out;
 		okey_set(&e->k, h, id, len);
 		e->newest = INT64_MIN;
+		e->ev = e->inl;
+		e->cap = ENT_INLINE;
 		if (omap_insert(&s->map, &e->k) != VIGIL_OK) {
 			free(e);
 			goto out;
@@ -1143,7 +1152,13 @@ ent_apply(live *lv, int kind, const char *id, int64_t t, uint64_t card_h)
 
 			if (ncap > LIVE_ENT_CAP)
 				ncap = LIVE_ENT_CAP;
-			ne = realloc(e->ev, ncap * sizeof *ne);
+			if (e->ev == e->inl) {
+				ne = malloc(ncap * sizeof *ne);
+				if (ne != NULL)
+					memcpy(ne, e->inl, e->n * sizeof *ne);
+			} else {
+				ne = realloc(e->ev, ncap * sizeof *ne);
+			}
 			if (ne == NULL)
 				goto out;
 			e->ev = ne;
