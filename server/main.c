@@ -222,7 +222,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 
-	pthread_mutex_init(&s->rs_lock, NULL);
+	pthread_rwlock_init(&s->rs_lock, NULL);
 	pthread_mutex_init(&s->info_lock, NULL);
 	atomic_init(&s->ready, false);
 	atomic_init(&s->draining, false);

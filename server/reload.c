@@ -3,8 +3,8 @@
  * server/reload.c - the rules vigild scores with, and how they change
  * without a restart. A srv_rules is one compiled rule file; a srv_ruleset
  * pairs it with the thresholds tuned for one feature generation. Scoring
- * takes a reference to the current ruleset under a mutex held for a pointer
- * copy, so a reload (new file) or a retune (new generation) is compiled
+ * takes a reference to the current ruleset under a read lock held for a
+ * pointer copy, so a reload (new file) or a retune (new generation) is compiled
  * entirely off the scoring path and becomes visible in one swap; requests
  * in flight finish with the set they started with, and the last reference
  * frees it. A file that does not compile changes nothing but the error
@@ -43,11 +43,11 @@ srv_ruleset_acquire(srv_server *s)
 {
 	srv_ruleset *rs;
 
-	pthread_mutex_lock(&s->rs_lock);
+	pthread_rwlock_rdlock(&s->rs_lock);
 	rs = s->rs;
 	if (rs != NULL)
 		atomic_fetch_add(&rs->refs, 1);
-	pthread_mutex_unlock(&s->rs_lock);
+	pthread_rwlock_unlock(&s->rs_lock);
 	return rs;
 }
 
@@ -56,10 +56,10 @@ ruleset_swap(srv_server *s, srv_ruleset *rs)
 {
 	srv_ruleset *old;
 
-	pthread_mutex_lock(&s->rs_lock);
+	pthread_rwlock_wrlock(&s->rs_lock);
 	old = s->rs;
 	s->rs = rs;
-	pthread_mutex_unlock(&s->rs_lock);
+	pthread_rwlock_unlock(&s->rs_lock);
 	srv_ruleset_release(old);
 }
 

@@ -70,6 +70,7 @@ struct srv_rep {
 	uint32_t        cap, head, len;
 	_Atomic uint32_t qlen;    /* len, readable without mu (spinning workers) */
 	uint32_t        pending;  /* queued + working + sending replies to queued work */
+	uint32_t        nsleep;   /* workers waiting on work_cv */
 	bool            draining; /* new requests get UNAVAILABLE */
 	bool            closing;  /* workers exit when the queue is empty */
 	atomic_bool     closed;   /* the socket is closed: do not re-arm */
@@ -184,7 +185,8 @@ rep_cb(void *arg)
 		atomic_store_explicit(&rep->qlen, rep->len, memory_order_relaxed);
 		rep->pending++;
 		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len, memory_order_relaxed);
-		pthread_cond_signal(&rep->work_cv);
+		if (rep->nsleep > 0) /* spinning workers see qlen without a wake-up */
+			pthread_cond_signal(&rep->work_cv);
 		pthread_mutex_unlock(&rep->mu);
 		return;
 	case REP_SEND:
@@ -266,8 +268,11 @@ rep_thread(void *arg)
 		    memory_order_relaxed) == 0 && !atomic_load(&rep->closed); spin++)
 			sched_yield();
 		pthread_mutex_lock(&rep->mu);
-		while (rep->len == 0 && !rep->closing)
+		while (rep->len == 0 && !rep->closing) {
+			rep->nsleep++;
 			pthread_cond_wait(&rep->work_cv, &rep->mu);
+			rep->nsleep--;
+		}
 		if (rep->len == 0) {
 			pthread_mutex_unlock(&rep->mu);
 			break;

@@ -146,7 +146,7 @@ typedef struct srv_server {
 	atomic_bool      draining;
 	srv_metrics      metrics;
 
-	pthread_mutex_t  rs_lock;   /* guards rs (the pointer swap only) */
+	pthread_rwlock_t rs_lock;   /* guards rs: read to take a reference, write to swap */
 	srv_ruleset     *rs;
 
 	pthread_mutex_t  info_lock; /* guards last_error */
