@@ -31,7 +31,7 @@
 #define LIVE_CARD_CAP        4096   /* exact events per card before folding (docs) */
 #define LIVE_ENT_CAP         65536  /* events per merchant/terminal/device/IP (docs) */
 #define LIVE_SET_SLOTS       16384  /* distinct-set scratch; saturates at 3/4 */
-#define LIVE_SWEEP_EVERY     64     /* commits per incremental sweep step */
+#define LIVE_SWEEP_EVERY     512    /* commits per incremental sweep step */
 
 typedef struct live live;
 typedef struct live_scratch live_scratch;
