@@ -238,6 +238,50 @@ vigil_err store_label_encode(const store_label *l, void *buf, size_t cap, size_t
 vigil_err store_scored_decode(const void *payload, size_t len, store_scored *ret, store_diag *reterr);
 vigil_err store_label_decode(const void *payload, size_t len, store_label *ret, store_diag *reterr);
 
+/*
+ * Lean decoding for bulk readers (vigil-rebuild): reads an ArchivedScore
+ * payload in place, without protobuf-c, filling only what aggregation needs.
+ * Strings are views into the payload (NOT NUL-terminated; valid as long as
+ * the payload bytes are), except currency and country, which are copied.
+ * It accepts exactly the payloads store_scored_decode accepts (same caps,
+ * same protobuf-c merge rules for repeated singular fields) and, for those,
+ * every field below equals the one store_scored_decode gives; hits and
+ * rules_version are validated but not returned. VIGIL_EPROTO if malformed
+ * (reterr says why); *ret is then unspecified. Never allocates.
+ */
+typedef struct store_strview {
+	const char *p;   /* not NUL-terminated; never NULL ("" when empty) */
+	uint32_t    len; /* bytes before the first NUL of the wire string */
+} store_strview;
+
+typedef struct store_lean_feat {
+	store_strview name;
+	vigil_value   val; /* val.str/len: a view into the payload, or NULL/0 */
+} store_lean_feat;
+
+typedef struct store_scored_lean {
+	store_strview  txn_id, card_id, merchant_id, terminal_id, device_id, ip;
+	char           currency[4], country[3];
+	int64_t        event_time_ms, amount_minor;
+	uint32_t       mcc;
+	uint8_t        channel;
+	bool           has_location;
+	double         lat, lon;
+	int32_t        score;
+	vigil_decision decision;
+	uint64_t       features_gen;
+	int64_t        scored_at_ms;
+	uint32_t       nfeats;
+	store_lean_feat feats[STORE_MAX_FEATS];
+} store_scored_lean;
+
+vigil_err store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret,
+    store_diag *reterr);
+/* store_features_from_txn for a lean record: the same values (string
+ * values are views into the payload). */
+void      store_lean_features_from_txn(const store_scored_lean *s, vigil_value *features,
+    uint32_t nfeatures);
+
 /* ===================== Feature generations (LMDB) ===================== */
 
 /*

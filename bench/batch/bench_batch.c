@@ -159,26 +159,40 @@ main(int argc, char **argv)
 		{ "cards", required_argument, NULL, 'c' },
 		{ "runs", required_argument, NULL, 'r' },
 		{ "dir", required_argument, NULL, 'd' },
+		{ "reuse", no_argument, NULL, 'u' },
+		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t n = 1000000, ncards = 100000;
 	int runs = 3, c, rc = 1;
-	char dir[512] = "", rules[600];
-	bool own_dir = true;
+	uint32_t tmin = 1, tmax = 2;
+	char dir[512] = "", rules[600], adir[600];
+	bool own_dir = true, reuse = false;
+	struct stat sb;
 	FILE *f;
 
-	while ((c = getopt_long(argc, argv, "n:c:r:d:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:c:r:d:ut:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': n = strtoull(optarg, NULL, 10); break;
 		case 'c': ncards = strtoull(optarg, NULL, 10); break;
 		case 'r': runs = atoi(optarg); break;
 		case 'd': snprintf(dir, sizeof dir, "%s", optarg); own_dir = false; break;
+		case 'u': reuse = true; break;
+		case 't':
+			tmin = tmax = (uint32_t)strtoul(optarg, NULL, 10);
+			if (tmin < 1 || tmin > 8) {
+				fprintf(stderr, "bench-batch: --threads in 1..8\n");
+				return 2;
+			}
+			break;
 		case 'h':
 			printf("usage: bench-batch [--records N (1000000)] [--cards N (100000)] "
-			    "[--runs R (3)] [--dir DIR]\n"
+			    "[--runs R (3)] [--dir DIR [--reuse]] [--threads T]\n"
 			    "Generates an archive (in DIR, else a temporary directory removed at "
-			    "the end) and times batch_rebuild with 1 and 2 threads.\n");
+			    "the end) and times batch_rebuild with 1 and 2 threads (only T with "
+			    "--threads). --reuse: DIR already holds the archive of an earlier run "
+			    "with the same --records and --cards; do not generate it again.\n");
 			return 0;
 		default:
 			return 2;
@@ -186,6 +200,10 @@ main(int argc, char **argv)
 	}
 	if (n == 0 || ncards == 0 || runs < 1 || runs > 15) {
 		fprintf(stderr, "bench-batch: --records, --cards > 0 and --runs in 1..15\n");
+		return 2;
+	}
+	if (reuse && dir[0] == '\0') {
+		fprintf(stderr, "bench-batch: --reuse needs --dir\n");
 		return 2;
 	}
 	if (dir[0] == '\0') {
@@ -203,11 +221,15 @@ main(int argc, char **argv)
 		perror("bench-batch: rules");
 		goto out;
 	}
-	if (generate(dir, n, ncards) != 0)
+	snprintf(adir, sizeof adir, "%s/archive", dir);
+	if (reuse && stat(adir, &sb) == 0) {
+		fprintf(stderr, "bench-batch: reusing %s\n", adir);
+	} else if (generate(dir, n, ncards) != 0) {
 		goto out;
+	}
 	printf("records=%llu cards=%llu runs=%d\n", (unsigned long long)n,
 	    (unsigned long long)ncards, runs);
-	for (uint32_t threads = 1; threads <= 2; threads++) {
+	for (uint32_t threads = tmin; threads <= tmax; threads++) {
 		double rates[15], cpu_rates[15];
 		batch_summary *s = calloc(1, sizeof *s);
 		store_diag d;

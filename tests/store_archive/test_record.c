@@ -2,7 +2,9 @@
 /*
  * tests/store_archive/test_record.c - archive payload codec: store_scored and
  * store_label round trips, caps enforced on both sides, malformed payloads
- * rejected with VIGIL_EPROTO and the offending field named.
+ * rejected with VIGIL_EPROTO and the offending field named; the lean decoder
+ * (store_scored_decode_lean) agreeing with the full one on every payload,
+ * valid, odd (repeated messages, odd wire types) or mutated.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -327,6 +329,341 @@ test_label_decode_rejects(void **state)
 	assert_int_equal(store_label_decode("\x0a\xff", 2, &out, &d), VIGIL_EPROTO);
 }
 
+
+/* ---- Lean decoding: must agree with store_scored_decode ---- */
+
+static void
+assert_view_eq(store_strview v, const char *want)
+{
+	assert_int_equal(v.len, strlen(want));
+	assert_memory_equal(v.p, want, v.len);
+}
+
+static void
+assert_value_eq(const vigil_value *a, const vigil_value *b)
+{
+	assert_int_equal(a->present, b->present);
+	assert_memory_equal(&a->num, &b->num, sizeof a->num);
+	assert_int_equal(a->len, b->len);
+	assert_int_equal(a->str == NULL, b->str == NULL);
+	if (a->str != NULL)
+		assert_memory_equal(a->str, b->str, a->len);
+}
+
+/* Decodes buf both ways: same verdict, and the same values when accepted.
+ * Returns the verdict. */
+static vigil_err
+lean_agrees(const void *buf, size_t len)
+{
+	static store_scored full;
+	static store_scored_lean lean;
+	vigil_value ff[16], lf[16];
+	store_diag d1, d2;
+	vigil_err r1, r2;
+
+	r1 = store_scored_decode(buf, len, &full, &d1);
+	r2 = store_scored_decode_lean(buf, len, &lean, &d2);
+	if (r1 != r2) {
+		/* Name the payload, so a disagreement can be replayed. */
+		print_message("full %d (%s), lean %d (%s) on %zu bytes:", r1, d1.msg, r2, d2.msg,
+		    len);
+		for (size_t i = 0; i < len; i++)
+			print_message(" %02x", ((const uint8_t *)buf)[i]);
+		print_message("\n");
+	}
+	assert_int_equal(r1, r2);
+	if (r1 != VIGIL_OK) {
+		assert_int_equal(r2, VIGIL_EPROTO);
+		return r1;
+	}
+	assert_view_eq(lean.txn_id, full.txn.txn_id);
+	assert_view_eq(lean.card_id, full.txn.card_id);
+	assert_view_eq(lean.merchant_id, full.txn.merchant_id);
+	assert_view_eq(lean.terminal_id, full.txn.terminal_id);
+	assert_view_eq(lean.device_id, full.txn.device_id);
+	assert_view_eq(lean.ip, full.txn.ip);
+	assert_string_equal(lean.currency, full.txn.currency);
+	assert_string_equal(lean.country, full.txn.country);
+	assert_true(lean.event_time_ms == full.txn.event_time_ms);
+	assert_true(lean.amount_minor == full.txn.amount_minor);
+	assert_int_equal(lean.mcc, full.txn.mcc);
+	assert_int_equal(lean.channel, full.txn.channel);
+	assert_int_equal(lean.has_location, full.txn.has_location);
+	assert_memory_equal(&lean.lat, &full.txn.lat, sizeof lean.lat);
+	assert_memory_equal(&lean.lon, &full.txn.lon, sizeof lean.lon);
+	assert_int_equal(lean.score, full.score);
+	assert_int_equal(lean.decision, full.decision);
+	assert_true(lean.features_gen == full.features_gen);
+	assert_true(lean.scored_at_ms == full.scored_at_ms);
+	assert_int_equal(lean.nfeats, full.nfeats);
+	for (uint32_t i = 0; i < full.nfeats; i++) {
+		assert_view_eq(lean.feats[i].name, full.feats[i].name);
+		assert_value_eq(&lean.feats[i].val, &full.feats[i].val);
+	}
+	store_features_from_txn(&full.txn, ff, 16);
+	store_lean_features_from_txn(&lean, lf, 16);
+	for (int i = 0; i < 16; i++)
+		assert_value_eq(&lf[i], &ff[i]);
+	return r1;
+}
+
+static void
+test_lean_round_trip(void **state)
+{
+	static store_scored s;
+	static store_scored_lean lean;
+	uint8_t buf[4096];
+	store_diag d;
+	size_t len;
+
+	(void)state;
+	fill_scored(&s);
+	assert_int_equal(store_scored_encode(&s, buf, sizeof buf, &len), VIGIL_OK);
+	assert_int_equal(lean_agrees(buf, len), VIGIL_OK);
+	assert_int_equal(store_scored_decode_lean(buf, len, &lean, &d), VIGIL_OK);
+	assert_view_eq(lean.card_id, "card-42");
+	assert_string_equal(lean.currency, "EUR");
+	assert_int_equal(lean.nfeats, 3);
+	assert_view_eq(lean.feats[1].name, "country");
+	assert_int_equal(lean.feats[1].val.len, 2);
+	assert_memory_equal(lean.feats[1].val.str, "FR", 2);
+	assert_null(lean.feats[2].val.str);
+	assert_false(lean.feats[2].val.present);
+	/* without location, hits or features */
+	s.txn.has_location = false;
+	s.nhits = 0;
+	s.nfeats = 0;
+	s.txn.terminal_id[0] = '\0';
+	assert_int_equal(store_scored_encode(&s, buf, sizeof buf, &len), VIGIL_OK);
+	assert_int_equal(lean_agrees(buf, len), VIGIL_OK);
+	assert_int_equal(store_scored_decode_lean(buf, len, &lean, &d), VIGIL_OK);
+	assert_int_equal(lean.terminal_id.len, 0);
+	assert_non_null(lean.terminal_id.p);
+}
+
+/* Raw wire helpers for payloads protobuf-c's packer would never write. */
+static size_t
+w_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static size_t
+w_tag(uint8_t *p, uint32_t num, unsigned wt)
+{
+	return w_varint(p, (uint64_t)num << 3 | wt);
+}
+
+static size_t
+w_bytes(uint8_t *p, uint32_t num, const void *b, size_t n)
+{
+	size_t k = w_tag(p, num, 2);
+
+	k += w_varint(p + k, n);
+	memcpy(p + k, b, n);
+	return k + n;
+}
+
+static size_t
+w_str(uint8_t *p, uint32_t num, const char *s)
+{
+	return w_bytes(p, num, s, strlen(s));
+}
+
+static size_t
+w_u64(uint8_t *p, uint32_t num, uint64_t v)
+{
+	size_t k = w_tag(p, num, 0);
+
+	return k + w_varint(p + k, v);
+}
+
+static size_t
+w_f64(uint8_t *p, uint32_t num, double v)
+{
+	size_t k = w_tag(p, num, 1);
+
+	memcpy(p + k, &v, 8);
+	return k + 8;
+}
+
+static void
+test_lean_protobuf_c_rules(void **state)
+{
+	static store_scored_lean lean;
+	uint8_t txn1[256], txn2[256], loc[64], fv[128], buf[1024];
+	size_t n1 = 0, n2 = 0, nl = 0, nf = 0, n = 0;
+	store_diag d;
+
+	(void)state;
+	/* Two occurrences of txn: strings the second sets win, the others stay;
+	 * scalars come from the second (event_time unset there: 0); the
+	 * location of the first survives; a string cut at its NUL. */
+	nl += w_f64(loc + nl, 1, 10.5);
+	nl += w_f64(loc + nl, 2, -3.25);
+	n1 += w_str(txn1 + n1, 1, "t-1");
+	n1 += w_u64(txn1 + n1, 2, 1000);
+	n1 += w_str(txn1 + n1, 3, "card-a");
+	n1 += w_str(txn1 + n1, 4, "m-a");
+	n1 += w_str(txn1 + n1, 7, "EUR");
+	n1 += w_bytes(txn1 + n1, 13, loc, nl);
+	n2 += w_bytes(txn2 + n2, 3, "card-b\0tail", 11);
+	n2 += w_u64(txn2 + n2, 6, 250);
+	n2 += w_u64(txn2 + n2, 8, 5411);
+	n2 += w_str(txn2 + n2, 9, "");
+	/* present as a 32-bit field holding 0x100: protobuf-c reads it true */
+	nf += w_str(fv + nf, 1, "f");
+	nf += w_f64(fv + nf, 2, 2.5);
+	nf += w_tag(fv + nf, 4, 5);
+	memcpy(fv + nf, "\x00\x01\x00\x00", 4);
+	nf += 4;
+	nf += w_str(fv + nf, 3, "x\0y");
+	n += w_bytes(buf + n, 1, txn1, n1);
+	n += w_u64(buf + n, 99, 7);           /* unknown field */
+	n += w_bytes(buf + n, 1, txn2, n2);
+	n += w_bytes(buf + n, 8, fv, nf);
+	n += w_u64(buf + n, 2, 0xffffffff00000005ull); /* int32: low 32 bits */
+	assert_int_equal(lean_agrees(buf, n), VIGIL_OK);
+	assert_int_equal(store_scored_decode_lean(buf, n, &lean, &d), VIGIL_OK);
+	assert_view_eq(lean.txn_id, "t-1");
+	assert_view_eq(lean.card_id, "card-b");
+	assert_view_eq(lean.merchant_id, "m-a");
+	assert_true(lean.event_time_ms == 0);
+	assert_true(lean.amount_minor == 250);
+	assert_true(lean.has_location);
+	assert_true(lean.lat == 10.5);
+	assert_int_equal(lean.score, 5);
+	assert_true(lean.feats[0].val.present);
+	assert_int_equal(lean.feats[0].val.len, 1);
+
+	/* A bool carried as a 2-byte varint whose low bits are all zero. */
+	nf = 0;
+	nf += w_str(fv + nf, 1, "g");
+	nf += w_tag(fv + nf, 4, 0);
+	memcpy(fv + nf, "\x80\x00", 2);
+	nf += 2;
+	n = w_bytes(buf, 1, txn1, n1);
+	n += w_bytes(buf + n, 8, fv, nf);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_OK);
+}
+
+static void
+test_lean_rejects(void **state)
+{
+	static store_scored_lean lean;
+	uint8_t txn[256], buf[1024];
+	size_t nt = 0, n;
+	store_diag d;
+
+	(void)state;
+	nt += w_str(txn + nt, 1, "t-1");
+	nt += w_str(txn + nt, 3, "card-a");
+	/* event_time as a 64-bit field: wrong wire type */
+	n = w_bytes(buf, 1, txn, nt);
+	n += w_bytes(buf + n, 1, "\x11\x01\x02\x03\x04\x05\x06\x07\x08", 9);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_EPROTO);
+	assert_int_equal(store_scored_decode_lean(buf, n, &lean, &d), VIGIL_EPROTO);
+	assert_string_equal(d.msg, "ArchivedScore: 26 bytes are not a valid protobuf message");
+	/* a group (wire type 3) in an unknown field */
+	n = w_bytes(buf, 1, txn, nt);
+	n += w_tag(buf + n, 20, 3);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_EPROTO);
+	/* no transaction */
+	n = w_u64(buf, 2, 5);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_EPROTO);
+	assert_int_equal(store_scored_decode_lean(buf, n, &lean, &d), VIGIL_EPROTO);
+	assert_string_equal(d.msg, "ArchivedScore.txn: missing");
+	/* an id over its cap, and a currency over its cap */
+	n = w_bytes(buf, 1, txn, nt);
+	n += w_bytes(buf + n, 1, "\x22\x41" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 67);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_EPROTO);
+	assert_int_equal(store_scored_decode_lean(buf, n, &lean, &d), VIGIL_EPROTO);
+	assert_string_equal(d.msg, "ArchivedScore.txn.merchant_id: 65 bytes, max 64");
+	n = w_bytes(buf, 1, txn, nt);
+	n += w_bytes(buf + n, 1, "\x3a\x04" "EURO", 6);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_EPROTO);
+	/* unknown channel; unknown decision */
+	n = w_bytes(buf, 1, txn, nt);
+	n += w_bytes(buf + n, 1, "\x50\x09", 2);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_EPROTO);
+	n = w_bytes(buf, 1, txn, nt);
+	n += w_u64(buf + n, 3, 7);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_EPROTO);
+	assert_int_equal(store_scored_decode_lean(buf, n, &lean, &d), VIGIL_EPROTO);
+	assert_string_equal(d.msg, "ArchivedScore.decision: unknown value 7");
+	/* too many features; a feature name over its cap */
+	n = w_bytes(buf, 1, txn, nt);
+	for (int i = 0; i < STORE_MAX_FEATS + 1; i++)
+		n += w_bytes(buf + n, 8, "\x0a\x01" "f", 3);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_EPROTO);
+	assert_int_equal(store_scored_decode_lean(buf, n, &lean, &d), VIGIL_EPROTO);
+	assert_string_equal(d.msg, "ArchivedScore.features: 33 entries, max 32");
+	/* truncated: a length running past the end, a varint without its end */
+	n = w_bytes(buf, 1, txn, nt);
+	assert_int_equal(lean_agrees(buf, n - 1), VIGIL_EPROTO);
+	buf[n] = 0x10;
+	buf[n + 1] = 0x80;
+	assert_int_equal(lean_agrees(buf, n + 2), VIGIL_EPROTO);
+	/* a 5-byte tag still continuing */
+	memcpy(buf + n, "\x80\x80\x80\x80\x80\x01", 6);
+	assert_int_equal(lean_agrees(buf, n + 6), VIGIL_EPROTO);
+}
+
+/* Every single-byte change, and some truncations and insertions, of real
+ * payloads: the two decoders agree on each. */
+static void
+test_lean_mutations(void **state)
+{
+	static store_scored s;
+	static uint8_t base[4096], m[4200];
+	uint64_t rng = 0x2545f4914f6cdd1dull;
+	size_t len;
+	unsigned ok = 0;
+
+	(void)state;
+	fill_scored(&s);
+	s.feats[2].val = vigil_value_num(-0.5);
+	assert_int_equal(store_scored_encode(&s, base, sizeof base, &len), VIGIL_OK);
+	for (size_t i = 0; i < len; i++) {
+		static const uint8_t vals[] = { 0x00, 0x01, 0x02, 0x05, 0x07, 0x08, 0x0a, 0x12,
+			0x1a, 0x3f, 0x40, 0x7f, 0x80, 0xff };
+
+		for (size_t k = 0; k < sizeof vals; k++) {
+			memcpy(m, base, len);
+			m[i] = vals[k];
+			ok += lean_agrees(m, len) == VIGIL_OK;
+			m[i] = base[i] ^ (uint8_t)(1u << (k % 8));
+			ok += lean_agrees(m, len) == VIGIL_OK;
+		}
+		ok += lean_agrees(base, i) == VIGIL_OK;
+		memcpy(m, base, i);
+		m[i] = (uint8_t)(0x08 * (i % 16) + (i % 6));
+		memcpy(m + i + 1, base + i, len - i);
+		ok += lean_agrees(m, len + 1) == VIGIL_OK;
+	}
+	for (int r = 0; r < 20000; r++) {
+		size_t at, nb;
+
+		rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+		memcpy(m, base, len);
+		nb = 1 + rng % 3;
+		for (size_t j = 0; j < nb; j++) {
+			at = (size_t)(rng >> (8 + 16 * j)) % len;
+			m[at] = (uint8_t)(rng >> (4 + 8 * j));
+		}
+		ok += lean_agrees(m, len) == VIGIL_OK;
+	}
+	/* Some mutations must have survived, or the test proves nothing. */
+	assert_true(ok > 100);
+}
+
 int
 main(void)
 {
@@ -339,6 +676,10 @@ main(void)
 		cmocka_unit_test(test_scored_decode_string_budget),
 		cmocka_unit_test(test_scored_decode_large_message_spills),
 		cmocka_unit_test(test_label_decode_rejects),
+		cmocka_unit_test(test_lean_round_trip),
+		cmocka_unit_test(test_lean_protobuf_c_rules),
+		cmocka_unit_test(test_lean_rejects),
+		cmocka_unit_test(test_lean_mutations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
