@@ -339,7 +339,8 @@ typedef struct traffic {
 	const char *url;
 	int         id;
 	atomic_bool stop;
-	uint64_t    ok, failed;
+	uint64_t    ok, failed, overloaded;
+	bool        allow_overload; /* backpressure test: OVERLOADED is expected */
 	char        first_error[256];
 	uint64_t    last_gen;
 	bool        stop_on_error; /* SIGTERM test: an error means the server went */
@@ -401,6 +402,9 @@ traffic_main(void *arg)
 			tr->last_gen = r->score->features_generation;
 			if (tr->acked != NULL && tr->nacked < tr->capacked)
 				snprintf(tr->acked[tr->nacked++], 48, "%s", id);
+		} else if (tr->allow_overload && r != NULL &&
+		    r->status == VIGIL__V1__STATUS__STATUS_OVERLOADED) {
+			tr->overloaded++;
 		} else {
 			if (tr->failed++ == 0)
 				snprintf(tr->first_error, sizeof tr->first_error, "%s: %s", id,
@@ -613,6 +617,66 @@ test_generation_switch_under_traffic(void **state)
 	vt_server_cleanup(&s);
 }
 
+/* ---- backpressure ---- */
+
+static void
+test_backpressure_overloaded(void **state)
+{
+	enum { NT = 12 };
+	vt_server s = { 0 };
+	traffic tr[NT];
+	char ini[64] = "/tmp/vigild-bp-XXXXXX";
+	const char *args[] = { "--config", ini, NULL };
+	uint64_t ok = 0, over = 0;
+	char *body = NULL;
+	int code = 0, fd;
+	FILE *f;
+
+	(void)state;
+	fd = mkstemp(ini);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	/* One worker and a queue of one: a dozen concurrent clients overflow it. */
+	fputs("[server]\nworkers = 1\nmax_inflight = 1\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(vt_server_start(&s, velocity_rules(), args), 0);
+
+	memset(tr, 0, sizeof tr);
+	for (int i = 0; i < NT; i++) {
+		tr[i].allow_overload = true;
+		traffic_start(&tr[i], s.url, 100 + i);
+	}
+	for (int i = 0; i < 100 && over == 0; i++) {
+		sleep_ms(50);
+		over = 0;
+		for (int k = 0; k < NT; k++)
+			over += tr[k].overloaded;
+	}
+	sleep_ms(100);
+	over = 0;
+	for (int i = 0; i < NT; i++) {
+		traffic_stop(&tr[i]);
+		if (tr[i].failed != 0)
+			fail_msg("traffic %d: %llu failed (not OK, not OVERLOADED), first: %s", i,
+			    (unsigned long long)tr[i].failed, tr[i].first_error);
+		ok += tr[i].ok;
+		over += tr[i].overloaded;
+	}
+	print_message("backpressure: %llu scored, %llu refused with OVERLOADED\n",
+	    (unsigned long long)ok, (unsigned long long)over);
+	assert_true(ok > 0);
+	assert_true(over > 0);
+	assert_int_equal(vt_http_get(s.admin_port, "/metrics", &code, &body), 0);
+	assert_non_null(strstr(body, "vigil_requests_total{type=\"unknown\",status=\"OVERLOADED\"}"));
+	assert_non_null(strstr(body, "vigil_queue_capacity 1\n"));
+	free(body);
+	assert_true(vt_server_alive(&s));
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	unlink(ini);
+}
+
 /* ---- SIGTERM under load ---- */
 
 typedef struct seen {
@@ -695,6 +759,7 @@ main(void)
 		cmocka_unit_test(test_http),
 		cmocka_unit_test(test_hot_reload_under_traffic),
 		cmocka_unit_test(test_generation_switch_under_traffic),
+		cmocka_unit_test(test_backpressure_overloaded),
 		cmocka_unit_test(test_sigterm_loses_no_ack),
 	};
 	signal(SIGPIPE, SIG_IGN);
