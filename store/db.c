@@ -730,7 +730,7 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
 	if (db->lv != NULL)
-		live_prefetch(db->lv, &ctx->txn);
+		live_prefetch(db->lv, ctx->sc, &ctx->txn);
 	fill_txn_batch(ctx, features, nfeatures);
 	if (db->lv == NULL)
 		return VIGIL_OK; /* read-only: velocity stays missing */
@@ -757,7 +757,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	rv = live_dedupe_find(db->lv, ctx->txn.txn_id, ret_prior);
 	if (rv == VIGIL_EEXIST)
 		goto fail;
-	live_prefetch(db->lv, &ctx->txn);
+	live_prefetch(db->lv, ctx->sc, &ctx->txn);
 	rv = live_card_reserve(db->lv, &ctx->txn);
 	if (rv != VIGIL_OK)
 		goto fail;

@@ -316,6 +316,10 @@ struct live_scratch {
 		uint32_t stamp;
 	} slot[LIVE_SET_SLOTS];
 	uint32_t cur, size, mask;
+	/* Hashes of the ids of the transaction passed to live_prefetch, for the
+	 * live_features call that follows it (then invalidated). */
+	const vigil_txn *keys_txn;
+	uint64_t         hcard, hmerchant, hterminal, hdevice, hip;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -880,10 +884,10 @@ typedef struct card_agg {
 static const int64_t card_windows[5] = { MS_1M, MS_10M, MS_1H, MS_24H, MS_7D };
 
 static void
-card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, card_agg *a)
+card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, uint64_t mh,
+    card_agg *a)
 {
 	int64_t  t = txn->event_time_ms;
-	uint64_t mh = id_hash(txn->merchant_id, strlen(txn->merchant_id));
 	int      my_cc = txn->country[0] ? country_index(txn->country) : -1;
 	bool     dm_1h_done = false;
 	uint32_t idx;
@@ -966,11 +970,10 @@ typedef struct ent_agg {
 } ent_agg;
 
 static void
-ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, int64_t t,
+ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, uint64_t h, int64_t t,
     int64_t w1, int64_t w2, int64_t wd, ent_agg *a)
 {
 	size_t      len = strlen(id);
-	uint64_t    h = id_hash(id, len);
 	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
 	live_ent   *e;
 	okey       *k;
@@ -1002,39 +1005,49 @@ ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, int64_t t,
 	a->distinct = sc->size;
 }
 
-void
-live_prefetch(live *lv, const vigil_txn *txn)
+static void
+keys_compute(live_scratch *sc, const vigil_txn *txn)
 {
-	uint64_t h = id_hash(txn->card_id, strlen(txn->card_id));
+	sc->hcard = id_hash(txn->card_id, strlen(txn->card_id));
+	sc->hmerchant = id_hash(txn->merchant_id, strlen(txn->merchant_id));
+	sc->hterminal = txn->terminal_id[0] ? id_hash(txn->terminal_id, strlen(txn->terminal_id)) : 0;
+	sc->hdevice = txn->device_id[0] ? id_hash(txn->device_id, strlen(txn->device_id)) : 0;
+	sc->hip = txn->ip[0] ? id_hash(txn->ip, strlen(txn->ip)) : 0;
+	sc->keys_txn = txn;
+}
 
-	omap_prefetch(&lv->cards[h & (LIVE_CARD_STRIPES - 1)].map, h);
-	h = id_hash(txn->merchant_id, strlen(txn->merchant_id));
-	omap_prefetch(&lv->ents[ENT_MERCHANT][h & (LIVE_ENT_STRIPES - 1)].map, h);
-	if (txn->terminal_id[0] != '\0') {
-		h = id_hash(txn->terminal_id, strlen(txn->terminal_id));
-		omap_prefetch(&lv->ents[ENT_TERMINAL][h & (LIVE_ENT_STRIPES - 1)].map, h);
-	}
-	if (txn->device_id[0] != '\0') {
-		h = id_hash(txn->device_id, strlen(txn->device_id));
-		omap_prefetch(&lv->ents[ENT_DEVICE][h & (LIVE_ENT_STRIPES - 1)].map, h);
-	}
-	if (txn->ip[0] != '\0') {
-		h = id_hash(txn->ip, strlen(txn->ip));
-		omap_prefetch(&lv->ents[ENT_IP][h & (LIVE_ENT_STRIPES - 1)].map, h);
-	}
+void
+live_prefetch(live *lv, live_scratch *sc, const vigil_txn *txn)
+{
+	keys_compute(sc, txn);
+	omap_prefetch(&lv->cards[sc->hcard & (LIVE_CARD_STRIPES - 1)].map, sc->hcard);
+	omap_prefetch(&lv->ents[ENT_MERCHANT][sc->hmerchant & (LIVE_ENT_STRIPES - 1)].map,
+	    sc->hmerchant);
+	if (txn->terminal_id[0] != '\0')
+		omap_prefetch(&lv->ents[ENT_TERMINAL][sc->hterminal & (LIVE_ENT_STRIPES - 1)].map,
+		    sc->hterminal);
+	if (txn->device_id[0] != '\0')
+		omap_prefetch(&lv->ents[ENT_DEVICE][sc->hdevice & (LIVE_ENT_STRIPES - 1)].map,
+		    sc->hdevice);
+	if (txn->ip[0] != '\0')
+		omap_prefetch(&lv->ents[ENT_IP][sc->hip & (LIVE_ENT_STRIPES - 1)].map, sc->hip);
 }
 
 void
 live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f)
 {
 	size_t     len = strlen(txn->card_id);
-	uint64_t   h = id_hash(txn->card_id, len);
-	live_card *c = card_find(lv, (uint32_t)h & (LIVE_CARD_STRIPES - 1), txn->card_id, len, h);
+	live_card *c;
 	card_agg   a;
 	ent_agg    e;
 	int64_t    t = txn->event_time_ms;
 
-	card_aggregate(c, sc, txn, &a);
+	if (sc->keys_txn != txn)
+		keys_compute(sc, txn);
+	sc->keys_txn = NULL; /* the caller may change *txn before the next call */
+	c = card_find(lv, (uint32_t)sc->hcard & (LIVE_CARD_STRIPES - 1), txn->card_id, len,
+	    sc->hcard);
+	card_aggregate(c, sc, txn, sc->hmerchant, &a);
 	for (int w = 0; w < 5; w++) {
 		f[STORE_SLOT_VEL_CARD_COUNT_1M + w] = vigil_value_num(a.count[w]);
 		f[STORE_SLOT_VEL_CARD_SUM_1M + w] = vigil_value_num(a.sum[w]);
@@ -1063,11 +1076,12 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f)
 		f[STORE_SLOT_VEL_CARD_KMH_FROM_LAST] = vigil_value_missing();
 	}
 
-	ent_aggregate(lv, sc, ENT_MERCHANT, txn->merchant_id, t, MS_1M, MS_1H, 0, &e);
+	ent_aggregate(lv, sc, ENT_MERCHANT, txn->merchant_id, sc->hmerchant, t, MS_1M, MS_1H, 0, &e);
 	f[STORE_SLOT_VEL_MERCHANT_COUNT_1M] = vigil_value_num(e.c1);
 	f[STORE_SLOT_VEL_MERCHANT_COUNT_1H] = vigil_value_num(e.c2);
 	if (txn->terminal_id[0] != '\0') {
-		ent_aggregate(lv, sc, ENT_TERMINAL, txn->terminal_id, t, MS_10M, 0, MS_1H, &e);
+		ent_aggregate(lv, sc, ENT_TERMINAL, txn->terminal_id, sc->hterminal, t, MS_10M, 0,
+		    MS_1H, &e);
 		f[STORE_SLOT_VEL_TERMINAL_COUNT_10M] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H] = vigil_value_num(e.distinct);
 	} else {
@@ -1075,7 +1089,7 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f)
 		f[STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H] = vigil_value_missing();
 	}
 	if (txn->device_id[0] != '\0') {
-		ent_aggregate(lv, sc, ENT_DEVICE, txn->device_id, t, MS_1H, 0, MS_24H, &e);
+		ent_aggregate(lv, sc, ENT_DEVICE, txn->device_id, sc->hdevice, t, MS_1H, 0, MS_24H, &e);
 		f[STORE_SLOT_VEL_DEVICE_COUNT_1H] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H] = vigil_value_num(e.distinct);
 	} else {
@@ -1083,7 +1097,7 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f)
 		f[STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H] = vigil_value_missing();
 	}
 	if (txn->ip[0] != '\0') {
-		ent_aggregate(lv, sc, ENT_IP, txn->ip, t, MS_1H, 0, MS_24H, &e);
+		ent_aggregate(lv, sc, ENT_IP, txn->ip, sc->hip, t, MS_1H, 0, MS_24H, &e);
 		f[STORE_SLOT_VEL_IP_COUNT_1H] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H] = vigil_value_num(e.distinct);
 	} else {

@@ -69,9 +69,11 @@ vigil_err live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms,
  * VIGIL_ENOMEM. */
 vigil_err live_card_reserve(live *lv, const vigil_txn *txn);
 
-/* Starts loading the table slots txn's lookup will probe (no lock needed;
- * call it before other work, e.g. the LMDB lookups, to overlap misses). */
-void live_prefetch(live *lv, const vigil_txn *txn);
+/* Hashes txn's ids into sc (kept for the next live_features on the same
+ * txn) and starts loading the table slots its lookup will probe (no lock
+ * needed; call it before other work, e.g. the LMDB lookups, to overlap the
+ * misses). *txn must not change until that live_features call. */
+void live_prefetch(live *lv, live_scratch *sc, const vigil_txn *txn);
 
 /* Fills the vel.* slots of f (a full schema vector) as of txn's event time.
  * The card stripe must be locked by the caller. */
