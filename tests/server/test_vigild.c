@@ -85,6 +85,55 @@ health(const char *url)
 	return r;
 }
 
+/* The archive of test_score_retry_label: every scored txn once (the retry
+ * and the dry run left nothing), and the label. */
+static void
+archive_expect(const char *datadir)
+{
+	static const char *const want[] = { "a-1", "a-2", "a-4", "a-3", "a-9" };
+	store_scored *sc = malloc(sizeof *sc);
+	store_reader *rd = NULL;
+	store_record rec;
+	store_label lab;
+	store_diag diag;
+	char dir[512];
+	size_t nscore = 0, nlabel = 0;
+	vigil_err rv;
+
+	assert_non_null(sc);
+	snprintf(dir, sizeof dir, "%s/archive", datadir);
+	if (store_reader_open(dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &diag) != VIGIL_OK)
+		fail_msg("reader: %s", diag.msg);
+	while ((rv = store_reader_next(rd, &rec, &diag)) == VIGIL_OK) {
+		if (rec.type == STORE_REC_SCORE) {
+			assert_int_equal(store_scored_decode(rec.payload, rec.len, sc, &diag), VIGIL_OK);
+			assert_true(nscore < 5);
+			assert_string_equal(sc->txn.txn_id, want[nscore]);
+			assert_true(strlen(sc->rules_version) > 0);
+			/* p99_amount is tuned on amount by merchant_id: both archived. */
+			assert_int_equal(sc->nfeats, 2);
+			assert_string_equal(sc->feats[0].name, "amount");
+			assert_true(sc->feats[0].val.present);
+			assert_string_equal(sc->feats[1].name, "merchant_id");
+			assert_int_equal(sc->feats[1].val.len, strlen("m-test-1"));
+			assert_memory_equal(sc->feats[1].val.str, "m-test-1", 8);
+			if (nscore == 0)
+				assert_true(sc->feats[0].val.num == 50.0); /* 5000 minor EUR */
+			nscore++;
+		} else if (rec.type == STORE_REC_LABEL) {
+			assert_int_equal(store_label_decode(rec.payload, rec.len, &lab, &diag), VIGIL_OK);
+			assert_string_equal(lab.txn_id, "a-1");
+			assert_true(lab.fraud);
+			nlabel++;
+		}
+	}
+	assert_int_equal(rv, VIGIL_ENOTFOUND);
+	store_reader_close(rd);
+	free(sc);
+	assert_int_equal(nscore, 5);
+	assert_int_equal(nlabel, 1);
+}
+
 /* ---- score, retry, dry run, labels ---- */
 
 static void
@@ -165,6 +214,7 @@ test_score_retry_label(void **state)
 	vigil__v1__reply__free_unpacked(d, NULL);
 	vigil__v1__reply__free_unpacked(big, NULL);
 	assert_int_equal(vt_server_stop(&s), 0);
+	archive_expect(s.datadir);
 	vt_server_cleanup(&s);
 }
 
