@@ -292,7 +292,7 @@ srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t e
 	h->rules_last_error = errbuf;
 	h->rules_load_failures = atomic_load(&s->load_failures);
 	h->draining = draining;
-	h->features_generation = s->db != NULL && atomic_load(&s->ready) ?
+	h->features_generation = atomic_load(&s->ready) && s->db != NULL ?
 	    store_db_generation(s->db) : 0;
 	h->rules_version = (char *)"";
 	if (rs != NULL) { /* a copy: rs may be freed once released */
