@@ -72,6 +72,8 @@ csv_col_name(csv_col col)
 	return csv_col_names[col];
 }
 
+static void csv_diagf(csv_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void
 csv_diagf(csv_diag *d, const char *fmt, ...)
 {
@@ -658,6 +660,9 @@ csv_id_check(const char *s, size_t len, size_t max)
 	}
 	return NULL;
 }
+
+static vigil_err csv_bad(csv_reader *rd, uint64_t line, csv_diag *reterr, const char *col,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static vigil_err
 csv_bad(csv_reader *rd, uint64_t line, csv_diag *reterr, const char *col,
