@@ -33,7 +33,7 @@ index_grow(batch_index *ix)
 
 		if (ix->slots[i].h == 0)
 			continue;
-		j = (size_t)ix->slots[i].h & (ncap - 1);
+		j = batch_index_slot_of(ix->slots[i].h, ncap);
 		while (ns[j].h != 0)
 			j = (j + 1) & (ncap - 1);
 		ns[j] = ix->slots[i];
@@ -53,7 +53,7 @@ batch_index_find(const batch_index *ix, uint64_t h, const char *key, size_t len,
 	if (ix->cap == 0)
 		return NULL;
 	h = h ? h : 1;
-	for (j = (size_t)h & (ix->cap - 1); ix->slots[j].h != 0; j = (j + 1) & (ix->cap - 1)) {
+	for (j = batch_index_slot_of(h, ix->cap); ix->slots[j].h != 0; j = (j + 1) & (ix->cap - 1)) {
 		if (ix->slots[j].h == h) {
 			const char *k = keyof(ix->slots[j].v);
 
@@ -70,7 +70,8 @@ batch_index_peek(const batch_index *ix, uint64_t h)
 	if (ix->cap == 0)
 		return NULL;
 	h = h ? h : 1;
-	for (size_t j = (size_t)h & (ix->cap - 1); ix->slots[j].h != 0; j = (j + 1) & (ix->cap - 1))
+	for (size_t j = batch_index_slot_of(h, ix->cap); ix->slots[j].h != 0;
+	    j = (j + 1) & (ix->cap - 1))
 		if (ix->slots[j].h == h)
 			return ix->slots[j].v;
 	return NULL;
@@ -88,7 +89,7 @@ batch_index_put(batch_index *ix, uint64_t h, void *node)
 			return rv;
 	}
 	h = h ? h : 1;
-	j = (size_t)h & (ix->cap - 1);
+	j = batch_index_slot_of(h, ix->cap);
 	while (ix->slots[j].h != 0)
 		j = (j + 1) & (ix->cap - 1);
 	ix->slots[j].h = h;

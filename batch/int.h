@@ -47,6 +47,13 @@ vigil_err batch_sketch_sorted(const batch_sketch *sk, batch_bucket **ret_b, size
 /* Adds one whole bucket (partial-file merge). */
 vigil_err batch_sketch_add_bucket(batch_sketch *sk, const batch_bucket *b);
 size_t    batch_sketch_nbuckets(const batch_sketch *sk);
+/* The per-record path computes a value's bucket key once (a log) and uses
+ * it for every sketch the value goes to: the global one and its group's.
+ * v must be finite; batch_sketch_add_key(sk, batch_sketch_key(v), v, l)
+ * is batch_sketch_add(sk, v, l). */
+int32_t   batch_sketch_key(double v);
+void      batch_sketch_prefetch_key(const batch_sketch *sk, int32_t key);
+vigil_err batch_sketch_add_key(batch_sketch *sk, int32_t key, double v, int label);
 
 /* ---- Windows ---- */
 
@@ -136,7 +143,7 @@ void batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *r
 /* ---- Lookup index (index.c) ---- */
 
 typedef struct batch_index_slot {
-	uint64_t h; /* XXH3 of the key; 0 = empty slot (a hash of 0 is kept as 1) */
+	uint64_t h; /* hash of the key; 0 = empty slot (a hash of 0 is kept as 1) */
 	void    *v; /* the node, owned elsewhere */
 } batch_index_slot;
 
@@ -145,10 +152,21 @@ typedef struct batch_index {
 	size_t            cap, n; /* cap: a power of two, or 0 */
 } batch_index;
 
+/* The index hash is xxh64 with seed 0, the hash the outputs already use
+ * (card partition, kept samples by txn_id, usual merchants): one hash per
+ * key and record serves both. */
 static inline uint64_t
 batch_index_hash(const char *key, size_t len)
 {
-	return XXH3_64bits(key, len);
+	return XXH64(key, len, 0);
+}
+
+/* The first slot of h. Fibonacci-mixed: a worker's cards all share
+ * h mod T, so the low bits alone would leave slots unused. */
+static inline size_t
+batch_index_slot_of(uint64_t h, size_t cap)
+{
+	return (size_t)((h * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
 }
 
 /* Starts loading the slot h probes first, so several lookups of one record
@@ -157,7 +175,7 @@ static inline void
 batch_index_prefetch(const batch_index *ix, uint64_t h)
 {
 	if (ix->cap != 0)
-		__builtin_prefetch(&ix->slots[(size_t)(h ? h : 1) & (ix->cap - 1)]);
+		__builtin_prefetch(&ix->slots[batch_index_slot_of(h ? h : 1, ix->cap)]);
 }
 
 /* The node whose key (keyof(node), NUL-terminated) is key[0..len), or NULL. */

@@ -205,6 +205,7 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 			return VIGIL_ETYPE;
 		}
 		p->feature = f->name;
+		p->feature_len = (uint32_t)strlen(f->name);
 		p->feat_slot = ti.feature_slot;
 		p->feat_txn = ti.feature_slot <= ntxn;
 		if (ti.group_by != NULL) {
@@ -216,6 +217,7 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 			}
 			p->grouped = true;
 			p->group_by = f->name;
+			p->group_by_len = (uint32_t)strlen(f->name);
 			p->group_slot = ti.group_slot;
 			p->group_txn = ti.group_slot <= ntxn;
 			p->group_type = f->type;
@@ -375,14 +377,18 @@ batch_worker_fini(batch_worker *wk)
 			batch_tstate_fini(&wk->ts[i]);
 		free(wk->ts);
 	}
-	free(wk->scored);
+	for (uint32_t i = 0; i < BATCH_PIPE; i++) {
+		free(wk->payload[i].p);
+		wk->payload[i].p = NULL;
+	}
+	free(wk->lean);
+	wk->lean = NULL;
 	free(wk->pvals);
 	wk->pvals = NULL;
 	batch_index_fini(&wk->card_ix);
 	batch_index_fini(&wk->merchant_ix);
 	batch_index_fini(&wk->terminal_ix);
 	wk->ts = NULL;
-	wk->scored = NULL;
 }
 
 vigil_err
@@ -422,18 +428,24 @@ batch_ent_get_h(batch_ent_node **map, batch_index *ix, uint64_t h, const char *k
  * the server archived under that name. *hint remembers where the name was
  * last found: vigild archives the same features in the same order, so the
  * first comparison usually hits. */
+static inline bool
+feat_is(const store_lean_feat *f, const char *name, uint32_t len)
+{
+	return f->name.len == len && memcmp(f->name.p, name, len) == 0;
+}
+
 static vigil_value
-worker_feature(const batch_run *r, const store_scored *s, const vigil_value *txnf,
-    bool is_txn, uint32_t slot, const char *name, uint32_t *hint)
+worker_feature(const batch_run *r, const store_scored_lean *s, const vigil_value *txnf,
+    bool is_txn, uint32_t slot, const char *name, uint32_t len, uint32_t *hint)
 {
 	uint32_t h = *hint;
 
 	if (is_txn)
 		return slot < r->ntxn ? txnf[slot] : vigil_value_missing();
-	if (h < s->nfeats && strcmp(s->feats[h].name, name) == 0)
+	if (h < s->nfeats && feat_is(&s->feats[h], name, len))
 		return s->feats[h].val;
 	for (uint32_t i = 0; i < s->nfeats; i++) {
-		if (strcmp(s->feats[i].name, name) == 0) {
+		if (feat_is(&s->feats[i], name, len)) {
 			*hint = i;
 			return s->feats[i].val;
 		}
@@ -494,7 +506,7 @@ static vigil_err
 worker_plan_values(batch_worker *wk, uint32_t i, store_diag *reterr)
 {
 	const batch_run *r = wk->run;
-	const store_scored *s = &wk->scored[i];
+	const store_scored_lean *s = &wk->lean[i];
 	batch_pval *pv = &wk->pvals[(size_t)i * r->nplans];
 	vigil_value txnf[32];
 	bool have_txnf = false;
@@ -509,20 +521,25 @@ worker_plan_values(batch_worker *wk, uint32_t i, store_diag *reterr)
 		pv[k].present = false;
 		pv[k].gsk = NULL;
 		if ((p->feat_txn || (p->grouped && p->group_txn)) && !have_txnf) {
-			store_features_from_txn(&s->txn, txnf, r->ntxn);
+			store_lean_features_from_txn(s, txnf, r->ntxn);
 			have_txnf = true;
 		}
 		v = worker_feature(r, s, txnf, p->feat_txn, p->feat_slot, p->feature,
-		    &wk->ts[k].feat_hint);
+		    p->feature_len, &wk->ts[k].feat_hint);
 		if (!v.present || v.str != NULL)
 			continue;
 		pv[k].present = true;
 		pv[k].v = v.num;
-		batch_sketch_prefetch(wk->ts[k].global, v.num);
+		/* Sketches ignore NaN and infinities (its group is still made). */
+		pv[k].finite = isfinite(v.num);
+		if (pv[k].finite) {
+			pv[k].key = batch_sketch_key(v.num);
+			batch_sketch_prefetch_key(wk->ts[k].global, pv[k].key);
+		}
 		if (!p->grouped)
 			continue;
 		g = worker_feature(r, s, txnf, p->group_txn, p->group_slot, p->group_by,
-		    &wk->ts[k].group_hint);
+		    p->group_by_len, &wk->ts[k].group_hint);
 		if (!g.present)
 			continue;
 		klen = group_key(p, &g, key, sizeof key);
@@ -531,7 +548,8 @@ worker_plan_values(batch_worker *wk, uint32_t i, store_diag *reterr)
 		rv = batch_tstate_group(&wk->ts[k], key, klen, p->name, &pv[k].gsk, reterr);
 		if (rv != VIGIL_OK)
 			return rv;
-		batch_sketch_prefetch(pv[k].gsk, v.num);
+		if (pv[k].finite)
+			batch_sketch_prefetch_key(pv[k].gsk, pv[k].key);
 	}
 	return VIGIL_OK;
 }
@@ -545,13 +563,13 @@ worker_thresholds(batch_worker *wk, uint32_t i, int label)
 	vigil_err rv;
 
 	for (uint32_t k = 0; k < r->nplans; k++) {
-		if (!pv[k].present)
+		if (!pv[k].present || !pv[k].finite)
 			continue;
-		rv = batch_sketch_add(wk->ts[k].global, pv[k].v, label);
+		rv = batch_sketch_add_key(wk->ts[k].global, pv[k].key, pv[k].v, label);
 		if (rv != VIGIL_OK)
 			return rv;
 		if (pv[k].gsk != NULL) {
-			rv = batch_sketch_add(pv[k].gsk, pv[k].v, label);
+			rv = batch_sketch_add_key(pv[k].gsk, pv[k].key, pv[k].v, label);
 			if (rv != VIGIL_OK)
 				return rv;
 		}
@@ -559,37 +577,56 @@ worker_thresholds(batch_worker *wk, uint32_t i, int label)
 	return VIGIL_OK;
 }
 
-/* Stage 1, as a record is read: keep it if it is this worker's, decode it
- * into the next pipeline slot, hash its keys and prefetch their index
- * slots. The record's bytes are only valid until the next read, so the
- * decoded copy is what the later stages use. */
+/* Stage 1, as a record is read: keep it if it is this worker's, copy and
+ * decode it into the next pipeline slot, hash its keys and prefetch their
+ * index slots. The record's bytes are only valid until the next read, so
+ * the slot's copy is what the lean decoding points into. */
 static vigil_err
 worker_stage(batch_worker *wk, const store_record *rec, bool *ret_kept, store_diag *reterr)
 {
 	batch_run *r = wk->run;
-	store_scored *s = &wk->scored[wk->npend];
+	store_scored_lean *s = &wk->lean[wk->npend];
+	batch_payload *pl = &wk->payload[wk->npend];
 	batch_pending *p = &wk->pend[wk->npend];
 	const char *cid;
-	size_t clen, len;
+	size_t clen;
 	uint64_t h;
 	vigil_err rv;
 
 	*ret_kept = false;
-	rv = batch_scan_card_id(rec->payload, rec->len, &cid, &clen);
-	if (rv == VIGIL_ENOTFOUND) {
-		cid = "";
-		clen = 0;
-		rv = VIGIL_OK;
-	}
-	if (rv == VIGIL_OK) {
-		h = XXH64(cid, clen, 0);
-		if (h % r->nparts_total != wk->part)
+	if (r->nparts_total > 1) {
+		/* Skip other workers' records before copying or decoding them. */
+		rv = batch_scan_card_id(rec->payload, rec->len, &cid, &clen);
+		if (rv == VIGIL_ENOTFOUND) {
+			cid = "";
+			clen = 0;
+			rv = VIGIL_OK;
+		}
+		if (rv == VIGIL_OK) {
+			h = XXH64(cid, clen, 0);
+			if (h % r->nparts_total != wk->part)
+				return VIGIL_OK;
+		} else if (wk->index != 0) {
+			/* Malformed: worker 0 alone decodes it to report the error once. */
 			return VIGIL_OK;
-	} else if (wk->index != 0) {
-		/* Malformed: worker 0 alone decodes it to report the error once. */
-		return VIGIL_OK;
+		}
 	}
-	rv = store_scored_decode(rec->payload, rec->len, s, reterr);
+	if (rec->len > pl->cap) {
+		size_t ncap = pl->cap ? pl->cap : 4096;
+		uint8_t *np;
+
+		while (ncap < rec->len)
+			ncap *= 2;
+		np = realloc(pl->p, ncap);
+		if (np == NULL)
+			return VIGIL_ENOMEM;
+		pl->p = np;
+		pl->cap = ncap;
+	}
+	if (rec->len > 0)
+		memcpy(pl->p, rec->payload, rec->len);
+	rv = store_scored_decode_lean(pl->p != NULL ? pl->p : (const uint8_t *)"", rec->len, s,
+	    reterr);
 	if (rv != VIGIL_OK) {
 		if (r->opts.part_count > 1 && r->opts.part_index != 0)
 			return VIGIL_OK; /* partition 0 reports it */
@@ -599,35 +636,30 @@ worker_stage(batch_worker *wk, const store_record *rec, bool *ret_kept, store_di
 			    rec->segment, (unsigned long long)rec->offset, reterr->msg);
 		return VIGIL_OK;
 	}
-	len = strlen(s->txn.card_id);
-	h = XXH64(s->txn.card_id, len, 0);
-	if (h % r->nparts_total != wk->part)
+	p->ch = XXH64(s->card_id.p, s->card_id.len, 0);
+	if (p->ch % r->nparts_total != wk->part)
 		return VIGIL_OK; /* the scan and the decoder disagree: trust the decoder */
-	if (len == 0 || s->txn.merchant_id[0] == '\0') {
+	if (s->card_id.len == 0 || s->merchant_id.len == 0) {
 		/* vigild never archives these; a record without them has no key. */
 		wk->bad++;
 		if (wk->bad_where[0] == '\0')
 			snprintf(wk->bad_where, sizeof wk->bad_where, "%.60s+%llu: %s is empty",
 			    rec->segment, (unsigned long long)rec->offset,
-			    len == 0 ? "txn.card_id" : "txn.merchant_id");
+			    s->card_id.len == 0 ? "txn.card_id" : "txn.merchant_id");
 		return VIGIL_OK;
 	}
-	if (s->txn.event_time_ms < r->w.from || s->txn.event_time_ms >= r->w.as_of)
+	if (s->event_time_ms < r->w.from || s->event_time_ms >= r->w.as_of)
 		return VIGIL_OK;
 	p->seq = rec->seq;
-	p->len = len;
-	p->tlen = strlen(s->txn.txn_id);
-	p->mlen = strlen(s->txn.merchant_id);
-	p->trlen = strlen(s->txn.terminal_id);
-	p->lh = batch_index_hash(s->txn.txn_id, p->tlen);
-	p->ch = batch_index_hash(s->txn.card_id, len);
-	p->mh = batch_index_hash(s->txn.merchant_id, p->mlen);
-	p->th = batch_index_hash(s->txn.terminal_id, p->trlen);
+	p->lh = XXH64(s->txn_id.p, s->txn_id.len, 0);
+	p->mh = XXH64(s->merchant_id.p, s->merchant_id.len, 0);
 	batch_index_prefetch(&r->label_ix, p->lh);
 	batch_index_prefetch(&wk->card_ix, p->ch);
 	batch_index_prefetch(&wk->merchant_ix, p->mh);
-	if (p->trlen > 0)
+	if (s->terminal_id.len > 0) {
+		p->th = XXH64(s->terminal_id.p, s->terminal_id.len, 0);
 		batch_index_prefetch(&wk->terminal_ix, p->th);
+	}
 	wk->records++;
 	if (rec->seq < wk->first_seq)
 		wk->first_seq = rec->seq;
@@ -637,13 +669,26 @@ worker_stage(batch_worker *wk, const store_record *rec, bool *ret_kept, store_di
 	return VIGIL_OK;
 }
 
+/* Decimal places of a currency, remembering the last one asked: an archive
+ * is mostly one or a few currencies. */
+static int
+worker_exponent(batch_worker *wk, const char *cur)
+{
+	if (wk->cur_exp == INT32_MIN || memcmp(wk->cur_currency, cur, sizeof wk->cur_currency) != 0) {
+		memcpy(wk->cur_currency, cur, sizeof wk->cur_currency);
+		wk->cur_exp = vigil_currency_exponent(cur);
+	}
+	return wk->cur_exp;
+}
+
 /* Stage 3: applies pipeline slot i to the card, merchant, terminal and
  * sketches, in archive order. */
 static vigil_err
 worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 {
 	batch_run *r = wk->run;
-	const store_scored *s = &wk->scored[i];
+	static const double scale[] = { 1, 10, 100, 1000, 10000 };
+	const store_scored_lean *s = &wk->lean[i];
 	const batch_pending *p = &wk->pend[i];
 	batch_label *l;
 	batch_card *c;
@@ -652,33 +697,34 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 	int exp;
 	vigil_err rv;
 
-	e.t = s->txn.event_time_ms;
-	e.amount = vigil_txn_amount(&s->txn);
-	exp = vigil_currency_exponent(s->txn.currency);
+	e.t = s->event_time_ms;
+	exp = worker_exponent(wk, s->currency);
+	/* The amount exactly as vigil_txn_amount computes it. */
+	e.amount = (double)s->amount_minor / scale[exp < 0 ? 2 : exp];
 	if (exp < 0 || exp > 3)
 		exp = 2;
-	e.amount_milli = s->txn.amount_minor;
+	e.amount_milli = s->amount_minor;
 	for (int k = exp; k < 3; k++)
 		e.amount_milli *= 10;
-	e.txn_h = XXH64(s->txn.txn_id, p->tlen, 0);
-	e.merch_h = XXH64(s->txn.merchant_id, p->mlen, 0);
-	e.country = s->txn.country;
+	e.txn_h = p->lh;
+	e.merch_h = p->mh;
+	e.country = s->country;
 	e.label = -1;
-	l = batch_index_find(&r->label_ix, p->lh, s->txn.txn_id, p->tlen, label_keyof);
+	l = batch_index_find(&r->label_ix, p->lh, s->txn_id.p, s->txn_id.len, label_keyof);
 	if (l != NULL) {
 		e.label = l->fraud ? 1 : 0;
 		if (!atomic_exchange(&l->used, true))
 			wk->labels_used++;
 	}
 
-	c = batch_index_find(&wk->card_ix, p->ch, s->txn.card_id, p->len, card_keyof);
+	c = batch_index_find(&wk->card_ix, p->ch, s->card_id.p, s->card_id.len, card_keyof);
 	if (c == NULL) {
 		if (atomic_fetch_add(&r->entities, 1) >= r->max_entities) {
 			batch_diag(reterr, "archive record %llu: more than %llu cards (raise the cap)",
 			    (unsigned long long)p->seq, (unsigned long long)r->max_entities);
 			return VIGIL_ETOOBIG;
 		}
-		c = batch_card_new(s->txn.card_id, p->len);
+		c = batch_card_new(s->card_id.p, s->card_id.len);
 		if (c == NULL)
 			return VIGIL_ENOMEM;
 		rv = batch_index_put(&wk->card_ix, p->ch, c);
@@ -686,20 +732,20 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 			batch_card_free(c);
 			return rv;
 		}
-		HASH_ADD_KEYPTR(hh, wk->cards, c->key, p->len, c);
+		HASH_ADD_KEYPTR(hh, wk->cards, c->key, s->card_id.len, c);
 	}
 	rv = batch_card_add(c, &r->w, &e);
 	if (rv != VIGIL_OK)
 		return rv;
 
-	rv = batch_ent_get_h(&wk->merchants, &wk->merchant_ix, p->mh, s->txn.merchant_id,
-	    p->mlen, &ea);
+	rv = batch_ent_get_h(&wk->merchants, &wk->merchant_ix, p->mh, s->merchant_id.p,
+	    s->merchant_id.len, &ea);
 	if (rv != VIGIL_OK)
 		return rv;
 	batch_ent_add(ea, &r->w, &e);
-	if (p->trlen > 0) {
-		rv = batch_ent_get_h(&wk->terminals, &wk->terminal_ix, p->th, s->txn.terminal_id,
-		    p->trlen, &ea);
+	if (s->terminal_id.len > 0) {
+		rv = batch_ent_get_h(&wk->terminals, &wk->terminal_ix, p->th, s->terminal_id.p,
+		    s->terminal_id.len, &ea);
 		if (rv != VIGIL_OK)
 			return rv;
 		batch_ent_add(ea, &r->w, &e);
@@ -732,7 +778,8 @@ worker_flush(batch_worker *wk, store_diag *reterr)
 			__builtin_prefetch(n);
 			__builtin_prefetch(n + sizeof(batch_ent_node));
 		}
-		if (p->trlen > 0 && (n = batch_index_peek(&wk->terminal_ix, p->th)) != NULL) {
+		if (wk->lean[i].terminal_id.len > 0 &&
+		    (n = batch_index_peek(&wk->terminal_ix, p->th)) != NULL) {
 			__builtin_prefetch(n);
 			__builtin_prefetch(n + sizeof(batch_ent_node));
 		}
@@ -977,14 +1024,15 @@ run_workers(batch_run *r, store_diag *reterr)
 		 * union over threads is exactly partition p. */
 		wk->part = r->opts.part_index + (uint64_t)r->opts.part_count * i;
 		wk->first_seq = UINT64_MAX;
-		wk->scored = malloc(BATCH_PIPE * sizeof *wk->scored);
+		wk->lean = malloc(BATCH_PIPE * sizeof *wk->lean);
+		wk->cur_exp = INT32_MIN;
 		wk->pvals = calloc((size_t)BATCH_PIPE * (r->nplans ? r->nplans : 1),
 		    sizeof *wk->pvals);
 		if (wk->pvals == NULL)
 			return VIGIL_ENOMEM;
 		wk->nts = r->nplans;
 		wk->ts = calloc(r->nplans ? r->nplans : 1, sizeof *wk->ts);
-		if (wk->scored == NULL || wk->ts == NULL)
+		if (wk->lean == NULL || wk->ts == NULL)
 			return VIGIL_ENOMEM;
 		for (uint32_t k = 0; k < r->nplans; k++) {
 			wk->ts[k].global = batch_sketch_new();

@@ -21,6 +21,7 @@ typedef struct batch_plan {
 	uint64_t        min_samples;
 	/* How to read the values (only with a rule file; strings live in prog). */
 	const char     *feature;
+	uint32_t        feature_len, group_by_len;
 	uint32_t        feat_slot;
 	bool            feat_txn;
 	bool            grouped;
@@ -68,16 +69,26 @@ typedef struct batch_run batch_run;
 
 typedef struct batch_pending {
 	uint64_t seq;
-	size_t   len, tlen, mlen, trlen;      /* card, txn, merchant, terminal id lengths */
-	uint64_t ch, lh, mh, th;              /* their index hashes */
+	/* xxh64 of the card, txn, merchant and terminal ids: partition, index
+	 * lookups, kept samples and usual merchants all use these. */
+	uint64_t ch, lh, mh, th;
 } batch_pending;
 
 /* One tuned threshold's input from one pending record. */
 typedef struct batch_pval {
 	double        v;
 	batch_sketch *gsk;     /* the record's group's sketch, or NULL */
+	int32_t       key;     /* batch_sketch_key(v), if finite */
 	bool          present; /* the record has a numeric value */
+	bool          finite;
 } batch_pval;
+
+/* A pipeline slot's copy of the record's payload: the lean decoding points
+ * into it, and the reader's buffer moves on before the slot is applied. */
+typedef struct batch_payload {
+	uint8_t *p;
+	size_t   cap;
+} batch_payload;
 
 typedef struct batch_worker {
 	batch_run      *run;
@@ -89,8 +100,11 @@ typedef struct batch_worker {
 	batch_index     card_ix, merchant_ix, terminal_ix;
 	batch_tstate   *ts;
 	uint32_t        nts;
-	store_scored   *scored; /* BATCH_PIPE decode buffers */
+	store_scored_lean *lean; /* BATCH_PIPE decoded records */
+	batch_payload   payload[BATCH_PIPE];
 	batch_pending   pend[BATCH_PIPE];
+	char            cur_currency[4]; /* the last currency seen, and its exponent */
+	int             cur_exp;
 	batch_pval     *pvals;  /* BATCH_PIPE x nplans */
 	uint32_t        npend;
 	uint64_t        records, bad, labels_used, corrupt;

@@ -38,8 +38,8 @@ struct batch_sketch {
 	uint64_t      n, labelled;
 };
 
-static int32_t
-sketch_key(double v)
+int32_t
+batch_sketch_key(double v)
 {
 	double a;
 	int32_t i;
@@ -137,21 +137,34 @@ sketch_bucket(batch_sketch *sk, int32_t key, double v, batch_bucket **ret_b)
 void
 batch_sketch_prefetch(const batch_sketch *sk, double v)
 {
-	if (sk->cap != 0 && isfinite(v))
-		__builtin_prefetch(&sk->slots[sketch_slot(sketch_key(v), sk->cap)]);
+	if (isfinite(v))
+		batch_sketch_prefetch_key(sk, batch_sketch_key(v));
+}
+
+void
+batch_sketch_prefetch_key(const batch_sketch *sk, int32_t key)
+{
+	if (sk->cap != 0)
+		__builtin_prefetch(&sk->slots[sketch_slot(key, sk->cap)]);
 }
 
 vigil_err
 batch_sketch_add(batch_sketch *sk, double v, int label)
 {
+	if (!isfinite(v))
+		return VIGIL_OK;
+	return batch_sketch_add_key(sk, batch_sketch_key(v), v, label);
+}
+
+vigil_err
+batch_sketch_add_key(batch_sketch *sk, int32_t key, double v, int label)
+{
 	batch_bucket *b;
 	vigil_err rv;
 
-	if (!isfinite(v))
-		return VIGIL_OK;
 	if (v == 0.0)
 		v = 0.0; /* -0 and +0 are one value */
-	rv = sketch_bucket(sk, sketch_key(v), v, &b);
+	rv = sketch_bucket(sk, key, v, &b);
 	if (rv != VIGIL_OK)
 		return rv;
 	b->n++;
@@ -176,8 +189,8 @@ batch_sketch_add_bucket(batch_sketch *sk, const batch_bucket *src)
 	vigil_err rv;
 
 	if (src->n == 0 || src->labelled > src->n || src->fraud > src->labelled ||
-	    !(src->min <= src->max) || sketch_key(src->min) != src->key ||
-	    sketch_key(src->max) != src->key)
+	    !(src->min <= src->max) || batch_sketch_key(src->min) != src->key ||
+	    batch_sketch_key(src->max) != src->key)
 		return VIGIL_ECORRUPT;
 	rv = sketch_bucket(sk, src->key, src->min, &b);
 	if (rv != VIGIL_OK)
