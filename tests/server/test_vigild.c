@@ -389,10 +389,11 @@ typedef struct traffic {
 	const char *url;
 	int         id;
 	atomic_bool stop;
-	uint64_t    ok, failed, overloaded;
+	uint64_t    ok, failed;
+	_Atomic uint64_t overloaded; /* polled by the test while running */
 	bool        allow_overload; /* backpressure test: OVERLOADED is expected */
 	char        first_error[256];
-	uint64_t    last_gen;
+	_Atomic uint64_t last_gen;   /* polled by the test while running */
 	bool        stop_on_error; /* SIGTERM test: an error means the server went */
 	char      (*acked)[48];    /* ACKed txn_ids, if not NULL */
 	size_t      nacked, capacked;
@@ -642,7 +643,7 @@ test_generation_switch_under_traffic(void **state)
 	traffic_start(&tr[0], s.url, 0);
 	traffic_start(&tr[1], s.url, 1);
 	sleep_ms(200);
-	assert_int_equal(tr[0].last_gen, 0);
+	assert_int_equal(atomic_load(&tr[0].last_gen), 0);
 
 	write_generation(s.datadir, &gen);
 	assert_true(gen > 0);
