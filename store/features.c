@@ -73,6 +73,8 @@ struct store_genw {
 	vigil_err failed; /* first put error; commit refuses after one */
 };
 
+static void diag_set(store_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void
 diag_set(store_diag *d, const char *fmt, ...)
 {
