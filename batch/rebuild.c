@@ -582,19 +582,21 @@ worker_thresholds(batch_worker *wk, uint32_t i, int label)
  * index slots. The record's bytes are only valid until the next read, so
  * the slot's copy is what the lean decoding points into. */
 static vigil_err
-worker_stage(batch_worker *wk, const store_record *rec, bool *ret_kept, store_diag *reterr)
+worker_stage(batch_worker *wk, const store_record *rec, bool fed, bool *ret_kept,
+    store_diag *reterr)
 {
 	batch_run *r = wk->run;
 	store_scored_lean *s = &wk->lean[wk->npend];
 	batch_payload *pl = &wk->payload[wk->npend];
 	batch_pending *p = &wk->pend[wk->npend];
 	const char *cid;
+	const uint8_t *payload = rec->payload;
 	size_t clen;
 	uint64_t h;
 	vigil_err rv;
 
 	*ret_kept = false;
-	if (r->nparts_total > 1) {
+	if (r->nparts_total > 1 && !fed) {
 		/* Skip other workers' records before copying or decoding them. */
 		rv = batch_scan_card_id(rec->payload, rec->len, &cid, &clen);
 		if (rv == VIGIL_ENOTFOUND) {
@@ -611,22 +613,27 @@ worker_stage(batch_worker *wk, const store_record *rec, bool *ret_kept, store_di
 			return VIGIL_OK;
 		}
 	}
-	if (rec->len > pl->cap) {
-		size_t ncap = pl->cap ? pl->cap : 4096;
-		uint8_t *np;
+	if (!fed) {
+		/* A fed record stays in its chunk until the pipeline is flushed;
+		 * the reader's own buffer does not. */
+		if (rec->len > pl->cap) {
+			size_t ncap = pl->cap ? pl->cap : 4096;
+			uint8_t *np;
 
-		while (ncap < rec->len)
-			ncap *= 2;
-		np = realloc(pl->p, ncap);
-		if (np == NULL)
-			return VIGIL_ENOMEM;
-		pl->p = np;
-		pl->cap = ncap;
+			while (ncap < rec->len)
+				ncap *= 2;
+			np = realloc(pl->p, ncap);
+			if (np == NULL)
+				return VIGIL_ENOMEM;
+			pl->p = np;
+			pl->cap = ncap;
+		}
+		if (rec->len > 0)
+			memcpy(pl->p, rec->payload, rec->len);
+		payload = pl->p;
 	}
-	if (rec->len > 0)
-		memcpy(pl->p, rec->payload, rec->len);
-	rv = store_scored_decode_lean(pl->p != NULL ? pl->p : (const uint8_t *)"", rec->len, s,
-	    reterr);
+	rv = store_scored_decode_lean(payload != NULL ? payload : (const uint8_t *)"", rec->len,
+	    s, reterr);
 	if (rv != VIGIL_OK) {
 		if (r->opts.part_count > 1 && r->opts.part_index != 0)
 			return VIGIL_OK; /* partition 0 reports it */
@@ -808,12 +815,12 @@ worker_flush(batch_worker *wk, store_diag *reterr)
 }
 
 static vigil_err
-worker_record(batch_worker *wk, const store_record *rec, store_diag *reterr)
+worker_record(batch_worker *wk, const store_record *rec, bool fed, store_diag *reterr)
 {
 	bool kept;
 	vigil_err rv;
 
-	rv = worker_stage(wk, rec, &kept, reterr);
+	rv = worker_stage(wk, rec, fed, &kept, reterr);
 	if (rv != VIGIL_OK || !kept)
 		return rv;
 	if (++wk->npend < BATCH_PIPE)
@@ -853,7 +860,7 @@ worker_main(void *arg)
 		}
 		if (rec.type != STORE_REC_SCORE)
 			continue;
-		rv = worker_record(wk, &rec, &wk->diag);
+		rv = worker_record(wk, &rec, false, &wk->diag);
 		if (rv != VIGIL_OK)
 			goto out;
 	}
@@ -868,6 +875,341 @@ out:
 	if (rv != VIGIL_OK)
 		atomic_store(&r->stop, true);
 	return NULL;
+}
+
+/* ---- Fed mode: one reader, T workers ---- */
+
+static void
+feed_stop(batch_run *r)
+{
+	pthread_mutex_lock(&r->feed.mu);
+	atomic_store(&r->stop, true);
+	pthread_cond_broadcast(&r->feed.not_empty);
+	pthread_cond_broadcast(&r->feed.not_full);
+	pthread_mutex_unlock(&r->feed.mu);
+}
+
+/* Applies every record of chunk c, then flushes the pipeline: the decoded
+ * records point into c, which goes back to the reader afterwards. */
+static vigil_err
+worker_chunk(batch_worker *wk, const batch_chunk *c)
+{
+	size_t at = 0;
+	vigil_err rv;
+
+	while (at < c->used) {
+		batch_entry e;
+		store_record rec;
+
+		memcpy(&e, c->buf + at, sizeof e);
+		rec.type = STORE_REC_SCORE;
+		rec.seq = e.seq;
+		rec.event_time_ms = 0; /* unused: the decoded event time is */
+		rec.payload = c->buf + at + sizeof e;
+		rec.len = e.len;
+		rec.segment = e.segment;
+		rec.offset = e.offset;
+		rv = worker_record(wk, &rec, true, &wk->diag);
+		if (rv != VIGIL_OK)
+			return rv;
+		at += (sizeof e + e.len + 7) & ~(size_t)7;
+	}
+	return worker_flush(wk, &wk->diag);
+}
+
+static void *
+worker_fed_main(void *arg)
+{
+	batch_worker *wk = arg;
+	batch_run *r = wk->run;
+	batch_feed *f = &r->feed;
+	batch_chunk *c;
+	vigil_err rv = VIGIL_OK;
+
+	for (;;) {
+		pthread_mutex_lock(&f->mu);
+		while (wk->q_head == NULL && !f->done && !atomic_load(&r->stop))
+			pthread_cond_wait(&f->not_empty, &f->mu);
+		if (atomic_load(&r->stop) || wk->q_head == NULL) {
+			pthread_mutex_unlock(&f->mu);
+			break;
+		}
+		c = wk->q_head;
+		wk->q_head = c->next;
+		if (wk->q_head == NULL)
+			wk->q_tail = NULL;
+		pthread_mutex_unlock(&f->mu);
+
+		rv = worker_chunk(wk, c);
+
+		pthread_mutex_lock(&f->mu);
+		c->used = 0;
+		c->next = wk->free_chunks;
+		wk->free_chunks = c;
+		wk->queued--;
+		pthread_cond_broadcast(&f->not_full);
+		pthread_mutex_unlock(&f->mu);
+		if (rv != VIGIL_OK)
+			break;
+	}
+	wk->rv = rv;
+	if (rv != VIGIL_OK)
+		feed_stop(r);
+	return NULL;
+}
+
+/* Queues wk's filling chunk (if it holds anything). */
+static void
+feed_push(batch_run *r, batch_worker *wk)
+{
+	batch_chunk *c = wk->filling;
+
+	if (c == NULL || c->used == 0)
+		return;
+	wk->filling = NULL;
+	pthread_mutex_lock(&r->feed.mu);
+	c->next = NULL;
+	if (wk->q_tail != NULL)
+		wk->q_tail->next = c;
+	else
+		wk->q_head = c;
+	wk->q_tail = c;
+	pthread_cond_broadcast(&r->feed.not_empty);
+	pthread_mutex_unlock(&r->feed.mu);
+}
+
+/* A chunk for wk with room for need bytes: a returned one, or a new one
+ * while fewer than BATCH_FEED_DEPTH are in flight, else waits for one. */
+static vigil_err
+feed_chunk(batch_run *r, batch_worker *wk, size_t need)
+{
+	batch_chunk *c = NULL;
+
+	pthread_mutex_lock(&r->feed.mu);
+	while (wk->free_chunks == NULL && wk->queued >= BATCH_FEED_DEPTH &&
+	    !atomic_load(&r->stop))
+		pthread_cond_wait(&r->feed.not_full, &r->feed.mu);
+	if (atomic_load(&r->stop)) {
+		pthread_mutex_unlock(&r->feed.mu);
+		return VIGIL_ECLOSED;
+	}
+	if (wk->free_chunks != NULL) {
+		c = wk->free_chunks;
+		wk->free_chunks = c->next;
+	}
+	wk->queued++;
+	pthread_mutex_unlock(&r->feed.mu);
+	if (c == NULL) {
+		c = calloc(1, sizeof *c);
+		if (c == NULL)
+			goto nomem;
+	}
+	if (c->cap < need) {
+		size_t ncap = need > BATCH_CHUNK_BYTES ? need : BATCH_CHUNK_BYTES;
+		uint8_t *nb = realloc(c->buf, ncap);
+
+		if (nb == NULL)
+			goto nomem;
+		c->buf = nb;
+		c->cap = ncap;
+	}
+	c->used = 0;
+	wk->filling = c;
+	return VIGIL_OK;
+nomem:
+	if (c != NULL) {
+		free(c->buf);
+		free(c);
+	}
+	pthread_mutex_lock(&r->feed.mu);
+	wk->queued--;
+	pthread_mutex_unlock(&r->feed.mu);
+	return VIGIL_ENOMEM;
+}
+
+/* The segment name to store with a record: one copy per segment. */
+static const char *
+feed_segname(batch_run *r, const char *seg)
+{
+	batch_segname *n = r->feed.names;
+	size_t len;
+
+	if (n != NULL && strcmp(n->name, seg) == 0)
+		return n->name;
+	len = strlen(seg);
+	n = malloc(sizeof *n + len + 1);
+	if (n == NULL)
+		return NULL;
+	memcpy(n->name, seg, len + 1);
+	n->next = r->feed.names;
+	r->feed.names = n;
+	return n->name;
+}
+
+static vigil_err
+feed_put(batch_run *r, batch_worker *wk, const store_record *rec, const char *seg)
+{
+	size_t need = (sizeof(batch_entry) + rec->len + 7) & ~(size_t)7;
+	batch_entry e;
+	vigil_err rv;
+
+	if (wk->filling != NULL && wk->filling->cap - wk->filling->used < need)
+		feed_push(r, wk);
+	if (wk->filling == NULL) {
+		rv = feed_chunk(r, wk, need);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	memset(&e, 0, sizeof e);
+	e.seq = rec->seq;
+	e.offset = rec->offset;
+	e.segment = seg;
+	e.len = (uint32_t)rec->len;
+	memcpy(wk->filling->buf + wk->filling->used, &e, sizeof e);
+	memcpy(wk->filling->buf + wk->filling->used + sizeof e, rec->payload, rec->len);
+	wk->filling->used += need;
+	return VIGIL_OK;
+}
+
+/* The reader: reads the window once and routes score records of this
+ * partition to their worker (malformed ones to worker 0, which reports). */
+static vigil_err
+feed_read(batch_run *r, batch_reader_ctx *cc, store_diag *reterr)
+{
+	store_reader *rd = NULL;
+	store_reader_stats st;
+	store_record rec;
+	uint64_t n = 0, pc = r->opts.part_count;
+	vigil_err rv;
+
+	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of, on_corrupt, cc, &rd, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	for (;;) {
+		const char *cid, *seg;
+		size_t clen;
+		uint32_t w = 0;
+
+		if (atomic_load(&r->stop))
+			break;
+		rv = store_reader_next(rd, &rec, reterr);
+		if (rv == VIGIL_ENOTFOUND) {
+			rv = VIGIL_OK;
+			break;
+		}
+		if (rv != VIGIL_OK)
+			goto out;
+		if (++n % PROGRESS_EVERY == 0) {
+			store_reader_get_stats(rd, &st);
+			run_progress(r, r->pass1_records + n, r->pass1_bytes + st.bytes);
+		}
+		if (rec.type != STORE_REC_SCORE)
+			continue;
+		rv = batch_scan_card_id(rec.payload, rec.len, &cid, &clen);
+		if (rv == VIGIL_ENOTFOUND) {
+			cid = "";
+			clen = 0;
+			rv = VIGIL_OK;
+		}
+		if (rv == VIGIL_OK) {
+			/* Worker i owns hash % (N*T) == p + N*i (run_workers). */
+			uint64_t k = XXH64(cid, clen, 0) % r->nparts_total;
+
+			if (k % pc != r->opts.part_index)
+				continue;
+			w = (uint32_t)(k / pc);
+		}
+		seg = feed_segname(r, rec.segment);
+		if (seg == NULL) {
+			rv = VIGIL_ENOMEM;
+			goto out;
+		}
+		rv = feed_put(r, &r->workers[w], &rec, seg);
+		if (rv == VIGIL_ECLOSED) {
+			rv = VIGIL_OK; /* a worker failed; its error is the one to report */
+			break;
+		}
+		if (rv != VIGIL_OK)
+			goto out;
+	}
+	for (uint32_t i = 0; i < r->nworkers; i++)
+		feed_push(r, &r->workers[i]);
+out:
+	store_reader_close(rd);
+	return rv;
+}
+
+static void
+feed_fini(batch_run *r)
+{
+	batch_segname *n, *next;
+
+	if (!r->feed_ready)
+		return;
+	for (uint32_t i = 0; i < r->nworkers; i++) {
+		batch_chunk *lists[3] = { r->workers[i].filling, r->workers[i].q_head,
+			r->workers[i].free_chunks };
+
+		for (int k = 0; k < 3; k++) {
+			for (batch_chunk *c = lists[k], *cn; c != NULL; c = cn) {
+				cn = c->next;
+				free(c->buf);
+				free(c);
+				if (k == 0)
+					break; /* filling is a single chunk */
+			}
+		}
+		r->workers[i].filling = r->workers[i].q_head = r->workers[i].free_chunks = NULL;
+		r->workers[i].q_tail = NULL;
+	}
+	for (n = r->feed.names; n != NULL; n = next) {
+		next = n->next;
+		free(n);
+	}
+	r->feed.names = NULL;
+	pthread_cond_destroy(&r->feed.not_empty);
+	pthread_cond_destroy(&r->feed.not_full);
+	pthread_mutex_destroy(&r->feed.mu);
+	r->feed_ready = false;
+}
+
+/* Runs the workers on threads fed by this thread reading the archive. */
+static vigil_err
+run_fed(batch_run *r, store_diag *reterr)
+{
+	batch_reader_ctx cc = { 0 };
+	uint32_t started = 0;
+	vigil_err rv = VIGIL_OK, rrv;
+
+	if (pthread_mutex_init(&r->feed.mu, NULL) != 0)
+		return VIGIL_ENOMEM;
+	pthread_cond_init(&r->feed.not_empty, NULL);
+	pthread_cond_init(&r->feed.not_full, NULL);
+	r->feed_ready = true;
+	for (uint32_t i = 0; i < r->nworkers; i++) {
+		if (pthread_create(&r->workers[i].tid, NULL, worker_fed_main, &r->workers[i]) != 0) {
+			batch_diag(reterr, "cannot start worker thread %u: %s", i, strerror(errno));
+			rv = VIGIL_ENOMEM;
+			feed_stop(r);
+			break;
+		}
+		started++;
+	}
+	rrv = rv == VIGIL_OK ? feed_read(r, &cc, reterr) : VIGIL_OK;
+	if (rrv != VIGIL_OK) {
+		rv = rrv;
+		feed_stop(r);
+	}
+	pthread_mutex_lock(&r->feed.mu);
+	r->feed.done = true;
+	pthread_cond_broadcast(&r->feed.not_empty);
+	pthread_mutex_unlock(&r->feed.mu);
+	for (uint32_t i = 0; i < started; i++)
+		pthread_join(r->workers[i].tid, NULL);
+	/* The reader saw every corrupt stretch once; summed as worker 0's. */
+	r->workers[0].corrupt = cc.corrupt;
+	snprintf(r->workers[0].corrupt_where, sizeof r->workers[0].corrupt_where, "%s", cc.where);
+	return rv;
 }
 
 static uint64_t
@@ -898,6 +1240,7 @@ batch_run_fini(batch_run *r)
 			batch_worker_fini(&r->workers[i]);
 		free(r->workers);
 	}
+	feed_fini(r);
 	labels_free(r);
 	rules_prog_free(r->prog);
 	free(r->plans);
@@ -1007,7 +1350,7 @@ batch_run_begin(batch_run *r, store_diag *reterr)
 static vigil_err
 run_workers(batch_run *r, store_diag *reterr)
 {
-	uint32_t t = r->opts.threads, started = 0;
+	uint32_t t = r->opts.threads;
 	vigil_err rv = VIGIL_OK;
 
 	r->nparts_total = (uint64_t)r->opts.part_count * t;
@@ -1040,24 +1383,10 @@ run_workers(batch_run *r, store_diag *reterr)
 				return VIGIL_ENOMEM;
 		}
 	}
-	for (uint32_t i = 0; i < t; i++) {
-		if (t == 1) {
-			worker_main(&r->workers[0]);
-			started = 1;
-			break;
-		}
-		if (pthread_create(&r->workers[i].tid, NULL, worker_main, &r->workers[i]) != 0) {
-			atomic_store(&r->stop, true);
-			batch_diag(reterr, "cannot start worker thread %u: %s", i, strerror(errno));
-			rv = VIGIL_ENOMEM;
-			break;
-		}
-		started++;
-	}
-	if (t > 1) {
-		for (uint32_t i = 0; i < started; i++)
-			pthread_join(r->workers[i].tid, NULL);
-	}
+	if (t == 1)
+		worker_main(&r->workers[0]);
+	else
+		rv = run_fed(r, reterr);
 	if (rv != VIGIL_OK)
 		return rv;
 	for (uint32_t i = 0; i < t; i++) {
@@ -1081,7 +1410,7 @@ run_workers(batch_run *r, store_diag *reterr)
 		if (r->sum.bad_where[0] == '\0' && wk->bad_where[0] != '\0')
 			snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s", wk->bad_where);
 	}
-	/* Every worker reads every record: count corrupt stretches once. */
+	/* Corrupt stretches are counted by the one reader (worker 0's). */
 	if (r->workers[0].corrupt > 0) {
 		r->sum.corrupt_records += r->workers[0].corrupt;
 		if (r->sum.bad_where[0] == '\0')

@@ -90,6 +90,40 @@ typedef struct batch_payload {
 	size_t   cap;
 } batch_payload;
 
+/*
+ * With several workers one reader (the calling thread) reads the archive
+ * once, routes each score record by the hash of its card id and appends it
+ * to a chunk of its worker; full chunks go to the worker through a small
+ * queue (BATCH_FEED_DEPTH chunks per worker in flight) and come back empty.
+ */
+#define BATCH_CHUNK_BYTES (256u << 10)
+#define BATCH_FEED_DEPTH  4
+
+typedef struct batch_chunk {
+	struct batch_chunk *next;
+	uint8_t            *buf;
+	size_t              cap, used;
+} batch_chunk;
+
+/* One record in a chunk; its payload follows, the next entry is 8-aligned. */
+typedef struct batch_entry {
+	uint64_t    seq, offset;
+	const char *segment; /* a name in the feed's list: lives as long as the run */
+	uint32_t    len;
+} batch_entry;
+
+typedef struct batch_segname {
+	struct batch_segname *next;
+	char                  name[];
+} batch_segname;
+
+typedef struct batch_feed {
+	pthread_mutex_t mu;
+	pthread_cond_t  not_empty, not_full;
+	bool            done;     /* the reader has queued everything */
+	batch_segname  *names;    /* segment names seen, newest first */
+} batch_feed;
+
 typedef struct batch_worker {
 	batch_run      *run;
 	uint32_t        index;
@@ -105,6 +139,11 @@ typedef struct batch_worker {
 	batch_pending   pend[BATCH_PIPE];
 	char            cur_currency[4]; /* the last currency seen, and its exponent */
 	int             cur_exp;
+	/* Fed mode (batch_feed): the chunk being filled by the reader, full ones
+	 * queued for this worker (head..tail), empty ones to reuse; all but
+	 * `filling` under feed.mu. */
+	batch_chunk    *filling, *q_head, *q_tail, *free_chunks;
+	uint32_t        queued;
 	batch_pval     *pvals;  /* BATCH_PIPE x nplans */
 	uint32_t        npend;
 	uint64_t        records, bad, labels_used, corrupt;
@@ -133,6 +172,8 @@ struct batch_run {
 	uint64_t       nparts_total;
 	batch_worker  *workers;
 	uint32_t       nworkers;
+	batch_feed     feed;
+	bool           feed_ready;
 	uint64_t       bytes_est, pass1_records, pass1_bytes;
 	double         prior;
 	batch_summary  sum;
