@@ -322,7 +322,23 @@ typedef struct replay_ctx {
 	store_scored *rec;
 	int64_t       max_t;
 	uint64_t      records;
+	uint64_t      corrupt, corrupt_bytes; /* skipped by the reader, this pass */
+	char          first_corrupt[200];
 } replay_ctx;
+
+/* The reader skips a corrupt stretch and goes on (archive.md); recovery
+ * counts them so store_db_open can say so. */
+static void
+replay_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped_bytes,
+    const char *what)
+{
+	replay_ctx *rc = arg;
+
+	if (rc->corrupt++ == 0)
+		snprintf(rc->first_corrupt, sizeof rc->first_corrupt, "archive/%s:%" PRIu64 ": %s",
+		    segment, offset, what);
+	rc->corrupt_bytes += skipped_bytes;
+}
 
 static vigil_err
 db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
@@ -336,7 +352,7 @@ db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
 		rv = VIGIL_ETOOBIG;
 		goto out;
 	}
-	rv = store_reader_open(dir, from, INT64_MAX, NULL, NULL, &rd, reterr);
+	rv = store_reader_open(dir, from, INT64_MAX, replay_on_corrupt, rc, &rd, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
 	for (;;) {
@@ -393,10 +409,11 @@ db_live_fresh(store_db *db)
  * now - R - 1 day (one pass in production, where E is about now); if that
  * found records but started too late, the largest time found is E itself
  * (everything unread is older than it), so one more pass from E - R is
- * exact; if it found nothing, look back further, doubling.
+ * exact; if it found nothing, look back four times further each pass.
+ * *ret_note (may be NULL) gets a line if the reader skipped corrupt records.
  */
 static vigil_err
-db_recover(store_db *db, store_diag *reterr)
+db_recover(store_db *db, store_diag *reterr, char *ret_note, size_t notelen)
 {
 	int64_t    R = (int64_t)db->opts.dedupe_horizon_s * 1000;
 	int64_t    now = vigil_now_ms(), span, from;
@@ -413,6 +430,7 @@ db_recover(store_db *db, store_diag *reterr)
 	for (;;) {
 		rc.max_t = INT64_MIN;
 		rc.records = 0;
+		rc.corrupt = rc.corrupt_bytes = 0;
 		rv = db_live_fresh(db);
 		if (rv != VIGIL_OK)
 			goto out;
@@ -432,6 +450,10 @@ db_recover(store_db *db, store_diag *reterr)
 		if (from < DB_TIME_FLOOR_MS)
 			from = INT64_MIN;
 	}
+	if (ret_note != NULL && rc.corrupt > 0)
+		snprintf(ret_note, notelen, "live-state recovery skipped %" PRIu64 " corrupt "
+		    "stretch(es) of the archive, %" PRIu64 " bytes; first: %s", rc.corrupt,
+		    rc.corrupt_bytes, rc.first_corrupt);
 	rv = VIGIL_OK;
 out:
 	free(rc.rec);
@@ -483,6 +505,7 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
 	db_genref     *r;
 	char           dir[DB_PATH_MAX];
 	store_recovery rec;
+	char           note[sizeof reterr->msg] = "";
 	vigil_err      rv;
 
 	memset(&rec, 0, sizeof rec);
@@ -531,14 +554,14 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
 		}
 	}
 	if (!db->opts.read_only) {
-		rv = db_recover(db, reterr);
+		rv = db_recover(db, reterr, note, sizeof note);
 		if (rv != VIGIL_OK)
 			goto out;
 	}
 	if (ret_recovery != NULL)
 		*ret_recovery = rec;
 	if (reterr != NULL)
-		reterr->msg[0] = '\0';
+		snprintf(reterr->msg, sizeof reterr->msg, "%s", note);
 	*ret_db = db;
 	db = NULL;
 	rv = VIGIL_OK;

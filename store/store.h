@@ -401,7 +401,12 @@ typedef struct store_db store_db;
  * Opens a data directory: the archive for writing, the current feature
  * generation (if any) and the live state, rebuilt from the archive (so after
  * any crash it equals a recomputation from the archive). *ret_recovery may
- * be NULL.
+ * be NULL. On VIGIL_OK, reterr->msg is empty unless the replay skipped
+ * corrupt archive records (then it says how many and where the first was:
+ * log it). Errors: the archive's (VIGIL_EBUSY, VIGIL_EIO, ...), the current
+ * generation's (VIGIL_EVERSION, VIGIL_ECORRUPT: fix or roll back), a scored
+ * record that does not decode (VIGIL_EPROTO, reterr names segment:offset),
+ * VIGIL_EINVAL for options (dedupe_horizon_s below 7 days, max_cards 0).
  */
 vigil_err store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
     store_recovery *ret_recovery, store_diag *reterr);
