@@ -1235,12 +1235,12 @@ archive_bytes(const char *dir)
 void
 batch_run_fini(batch_run *r)
 {
+	feed_fini(r); /* before the workers, whose chunk lists it walks */
 	if (r->workers != NULL) {
 		for (uint32_t i = 0; i < r->nworkers; i++)
 			batch_worker_fini(&r->workers[i]);
 		free(r->workers);
 	}
-	feed_fini(r);
 	labels_free(r);
 	rules_prog_free(r->prog);
 	free(r->plans);
