@@ -30,7 +30,7 @@ static char tmp[] = "/tmp/vigil-test-agree-XXXXXX";
 static char csv[256];
 
 static void
-agree(const char *rules, const char *conc, bool nightly)
+agree(const char *rules, const char *conc, bool nightly, const char *pace, const char *pace_arg)
 {
 	char a[300], b[300], j[300];
 	const char *rp = vt_src_path(rules);
@@ -42,14 +42,16 @@ agree(const char *rules, const char *conc, bool nightly)
 	json_t *sum;
 
 	snprintf(rules_path, sizeof rules_path, "%s", rp);
-	snprintf(a, sizeof a, "%s/server-%s-%d.jsonl", tmp, conc, nightly);
-	snprintf(b, sizeof b, "%s/offline-%s-%d.jsonl", tmp, conc, nightly);
-	snprintf(j, sizeof j, "%s/server-%s-%d.json", tmp, conc, nightly);
+	snprintf(a, sizeof a, "%s/server-%s-%d-%s.jsonl", tmp, conc, nightly, pace ? pace + 2 : "");
+	snprintf(b, sizeof b, "%s/offline-%s-%d-%s.jsonl", tmp, conc, nightly, pace ? pace + 2 : "");
+	snprintf(j, sizeof j, "%s/server-%s-%d-%s.json", tmp, conc, nightly, pace ? pace + 2 : "");
 	memset(&s, 0, sizeof s);
 	assert_int_equal(vt_server_start(&s, rules_path, NULL), 0);
 	{
 		const char *argv[] = { replay, "--csv", csv, "--server", s.url, "--rules", rules_path,
 			"--concurrency", conc, "--results", a, "--json", j, "-q",
+			/* no pacing: a harmless repeat of -q fills the two slots */
+			pace != NULL ? pace : "--quiet", pace != NULL ? pace_arg : "--quiet",
 			nightly ? "--nightly" : NULL, "--data", s.datadir, NULL };
 		int rc = tr_run(argv, NULL, NULL);
 		assert_int_equal(vt_server_stop(&s), 0);
@@ -88,7 +90,16 @@ static void
 test_default_rules_sequential(void **state)
 {
 	(void)state;
-	agree("rules/default.rules", "1", false);
+	agree("rules/default.rules", "1", false, NULL, NULL);
+}
+
+/* Paced sending (--rate, --speed) changes when, not what. */
+static void
+test_paced(void **state)
+{
+	(void)state;
+	agree("rules/default.rules", "1", false, "--rate", "50000");
+	agree("tests/tools/data/card_only.rules", "2", false, "--speed", "2000000");
 }
 
 /* Nightly rebuilds: vigil-rebuild on the server's data directory between
@@ -97,14 +108,14 @@ static void
 test_default_rules_nightly(void **state)
 {
 	(void)state;
-	agree("rules/default.rules", "1", true);
+	agree("rules/default.rules", "1", true, NULL, NULL);
 }
 
 static void
 test_card_rules_concurrent(void **state)
 {
 	(void)state;
-	agree("tests/tools/data/card_only.rules", "4", false);
+	agree("tests/tools/data/card_only.rules", "4", false, NULL, NULL);
 }
 
 int
@@ -114,6 +125,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_default_rules_sequential),
 		cmocka_unit_test(test_card_rules_concurrent),
 		cmocka_unit_test(test_default_rules_nightly),
+		cmocka_unit_test(test_paced),
 	};
 	const char *g[] = { NULL, "--cards", "200", "--days", "8", "--seed", "11",
 		"--fraud-rate", "0.02", "-q", "-o", csv, NULL };
