@@ -578,6 +578,41 @@ test_misuse_refused(void **state)
 	assert_true(num_of(fx->f, "vel.card.count_1m") == 0);
 }
 
+/* The live card count is capped: a new card beyond max_cards is refused
+ * (backpressure), known cards go on. */
+static void
+test_max_cards(void **state)
+{
+	store_db      *db = NULL;
+	store_ctx     *ctx;
+	store_db_opts  o;
+	vigil_value    f[256];
+	store_outcome  prior;
+	vigil_txn      x;
+	store_db_stats st;
+
+	(void)state;
+	store_db_opts_default(&o);
+	o.max_cards = 2;
+	assert_int_equal(store_db_new_memory(&o, &db), VIGIL_OK);
+	ctx = store_ctx_new(db);
+	assert_non_null(ctx);
+	x = txn_make("a", "c1", "m", T0, 100);
+	assert_int_equal(score_one(db, ctx, &x, 0, f, &prior), VIGIL_OK);
+	x = txn_make("b", "c2", "m", T0, 100);
+	assert_int_equal(score_one(db, ctx, &x, 0, f, &prior), VIGIL_OK);
+	x = txn_make("c", "c3", "m", T0, 100);
+	assert_int_equal(store_score_begin(db, ctx, &x, f, store_schema_nfields(), &prior),
+	    VIGIL_ELIMIT);
+	x = txn_make("d", "c1", "m", T0 + 1, 100);
+	assert_int_equal(score_one(db, ctx, &x, 0, f, &prior), VIGIL_OK);
+	assert_true(num_of(f, "vel.card.count_1m") == 1);
+	store_db_get_stats(db, &st);
+	assert_int_equal(st.live_cards, 2);
+	store_ctx_free(ctx);
+	store_db_close(db);
+}
+
 int
 main(void)
 {
@@ -596,6 +631,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_exactness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_features, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misuse_refused, setup, teardown),
+		cmocka_unit_test(test_max_cards),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
