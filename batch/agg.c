@@ -31,15 +31,27 @@ batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms)
 	}
 }
 
+/* Bytes before a node for its key: len + NUL, rounded up to 16 (at most
+ * 80, what batch_node_prefetch assumes). */
+static size_t
+node_key_room(size_t len)
+{
+	return (len + 1 + 15) & ~(size_t)15;
+}
+
 batch_card *
 batch_card_new(const char *key, size_t len)
 {
-	/* The key lives right after the struct: one allocation, one cache miss. */
-	batch_card *c = calloc(1, sizeof *c + len + 1);
+	/* The key lives right before the struct: one allocation, and the key
+	 * compared on lookup shares a cache line with the first fields. */
+	size_t room = node_key_room(len);
+	char *base = calloc(1, room + sizeof(batch_card));
+	batch_card *c;
 
-	if (c == NULL)
+	if (base == NULL)
 		return NULL;
-	c->key = (char *)(c + 1);
+	c = (batch_card *)(base + room);
+	c->key = base;
 	memcpy(c->key, key, len);
 	c->key[len] = '\0';
 	c->first_seen = INT64_MAX;
@@ -54,7 +66,30 @@ batch_card_free(batch_card *c)
 		return;
 	free(c->samples);
 	free(c->merch);
-	free(c);
+	free(c->key);
+}
+
+batch_ent_node *
+batch_ent_node_new(const char *key, size_t len)
+{
+	size_t room = node_key_room(len);
+	char *base = calloc(1, room + sizeof(batch_ent_node));
+	batch_ent_node *e;
+
+	if (base == NULL)
+		return NULL;
+	e = (batch_ent_node *)(base + room);
+	e->key = base;
+	memcpy(e->key, key, len);
+	e->key[len] = '\0';
+	return e;
+}
+
+void
+batch_ent_node_free(batch_ent_node *e)
+{
+	if (e != NULL)
+		free(e->key);
 }
 
 size_t

@@ -83,24 +83,34 @@ typedef struct batch_country_cnt {
 	uint32_t n;
 } batch_country_cnt;
 
+/*
+ * A card's accumulator. Laid out for the per-record path: the key sits
+ * right before the struct in the same allocation (batch_card_new), then
+ * the fields every record updates, the hour histogram and the first
+ * countries, so one record touches about five adjacent cache lines
+ * (BATCH_CARD_HOT_BYTES from the struct's start, plus the key's line);
+ * the uthash handle, used only to iterate at the end, comes last.
+ */
 typedef struct batch_card {
-	UT_hash_handle hh;
-	char    *key;                  /* card_id, owned */
+	char    *key;                  /* card_id; also the start of the allocation */
 	uint32_t count[BATCH_NW];
+	uint32_t fraud90;
 	double   sum[BATCH_NW];
 	double   mean30, m2_30, mean90, m2_90; /* Welford, archive order */
 	double   max90;
 	int64_t  first_seen;
-	uint32_t fraud90;
-	uint32_t hour[24];
 	uint32_t nsamples, cap_samples;  /* max-heap on h */
-	batch_sample *samples;
 	uint32_t nmerch, cap_merch;      /* sorted by h */
+	batch_sample *samples;
 	batch_merch_cnt *merch;
-	bool     merch_saturated;
 	uint32_t ncountry;
+	bool     merch_saturated;
+	uint32_t hour[24];
 	batch_country_cnt country[BATCH_CARD_MAX_COUNTRY];
+	UT_hash_handle hh;
 } batch_card;
+
+#define BATCH_CARD_HOT_BYTES 256
 
 /* One scored transaction reduced to what the profiles need. */
 typedef struct batch_event {
@@ -129,11 +139,31 @@ typedef struct batch_ent {
 	uint32_t labelled[BATCH_NW];
 } batch_ent;
 
+/* Key first in the allocation, then the counters: one or two cache lines
+ * per lookup (batch_ent_node_new). */
 typedef struct batch_ent_node {
-	UT_hash_handle hh;
-	char    *key;
 	batch_ent acc;
+	char     *key; /* also the start of the allocation */
+	UT_hash_handle hh;
 } batch_ent_node;
+
+/* A zeroed node for key[0..len) (NULL on ENOMEM); free with batch_ent_node_free. */
+batch_ent_node *batch_ent_node_new(const char *key, size_t len);
+void            batch_ent_node_free(batch_ent_node *e); /* NULL is a no-op */
+
+/* Starts loading the key and the first bytes of a node whose key is stored
+ * before it (cards and entities): keys are at most VIGIL_ID_MAX + 1 bytes,
+ * rounded up to 16. */
+static inline void
+batch_node_prefetch(const void *node, size_t hot_bytes)
+{
+	const char *n = node;
+
+	__builtin_prefetch(n - 80);
+	__builtin_prefetch(n - 1);
+	for (size_t off = 0; off < hot_bytes; off += 64)
+		__builtin_prefetch(n + off);
+}
 
 void batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e);
 void batch_ent_merge(batch_ent *dst, const batch_ent *src);

@@ -366,11 +366,11 @@ batch_worker_fini(batch_worker *wk)
 	}
 	HASH_ITER(hh, wk->merchants, e, et) {
 		HASH_DEL(wk->merchants, e);
-		free(e);
+		batch_ent_node_free(e);
 	}
 	HASH_ITER(hh, wk->terminals, e, et) {
 		HASH_DEL(wk->terminals, e);
-		free(e);
+		batch_ent_node_free(e);
 	}
 	if (wk->ts != NULL) {
 		for (uint32_t i = 0; i < wk->nts; i++)
@@ -407,15 +407,12 @@ batch_ent_get_h(batch_ent_node **map, batch_index *ix, uint64_t h, const char *k
 
 	e = batch_index_find(ix, h, key, len, ent_keyof);
 	if (e == NULL) {
-		e = calloc(1, sizeof *e + len + 1);
+		e = batch_ent_node_new(key, len);
 		if (e == NULL)
 			return VIGIL_ENOMEM;
-		e->key = (char *)(e + 1);
-		memcpy(e->key, key, len);
-		e->key[len] = '\0';
 		rv = batch_index_put(ix, h, e);
 		if (rv != VIGIL_OK) {
-			free(e);
+			batch_ent_node_free(e);
 			return rv;
 		}
 		HASH_ADD_KEYPTR(hh, *map, e->key, len, e);
@@ -773,23 +770,18 @@ worker_flush(batch_worker *wk, store_diag *reterr)
 		const batch_pending *p = &wk->pend[i];
 		const char *n;
 
-		/* The node's first line and the line of its key (stored after it). */
+		/* The nodes' keys (stored before cards and entities, after
+		 * labels) and the lines the record will update. */
 		if ((n = batch_index_peek(&r->label_ix, p->lh)) != NULL)
 			__builtin_prefetch(n + sizeof(batch_label));
-		if ((n = batch_index_peek(&wk->card_ix, p->ch)) != NULL) {
-			for (size_t off = 0; off <= sizeof(batch_card); off += 64)
-				__builtin_prefetch(n + off);
-		}
+		if ((n = batch_index_peek(&wk->card_ix, p->ch)) != NULL)
+			batch_node_prefetch(n, BATCH_CARD_HOT_BYTES);
 		cards[i] = (const batch_card *)n;
-		if ((n = batch_index_peek(&wk->merchant_ix, p->mh)) != NULL) {
-			__builtin_prefetch(n);
-			__builtin_prefetch(n + sizeof(batch_ent_node));
-		}
+		if ((n = batch_index_peek(&wk->merchant_ix, p->mh)) != NULL)
+			batch_node_prefetch(n, sizeof(batch_ent));
 		if (wk->lean[i].terminal_id.len > 0 &&
-		    (n = batch_index_peek(&wk->terminal_ix, p->th)) != NULL) {
-			__builtin_prefetch(n);
-			__builtin_prefetch(n + sizeof(batch_ent_node));
-		}
+		    (n = batch_index_peek(&wk->terminal_ix, p->th)) != NULL)
+			batch_node_prefetch(n, sizeof(batch_ent));
 		rv = worker_plan_values(wk, i, reterr);
 		if (rv != VIGIL_OK)
 			return rv;
@@ -1487,7 +1479,7 @@ batch_run_merge_workers(batch_run *r, store_diag *reterr)
 					return rv;
 				batch_ent_merge(a, &e->acc);
 				HASH_DEL(*sm, e);
-				free(e);
+				batch_ent_node_free(e);
 			}
 		}
 		for (uint32_t i = 0; i < r->nplans; i++) {
