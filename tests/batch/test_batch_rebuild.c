@@ -531,6 +531,68 @@ test_partitions_threads_single_agree(void **state)
 	fx_rm_rf(parts);
 }
 
+
+/* With several threads one reader feeds the workers: an error in a worker
+ * (here the card cap) stops the reader and the other workers, is reported
+ * once, and leaves no generation; bad records and their place are counted
+ * once whatever the thread count, the same as a single-threaded run. */
+static void
+test_threads_errors_and_bad_records(void **state)
+{
+	const char *dir = fx_tmpdir(0);
+	char rules[512];
+	static const uint8_t junk[] = { 0x0a, 0x05, 0x1a, 0x09, 'x' };
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s), *s1 = calloc(1, sizeof *s1);
+	store_archive *ar;
+	store_diag d;
+	uint64_t ge = 0;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(s1);
+	build_big(dir);
+	ar = fx_archive(dir);
+	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, A - 2 * D, junk, sizeof junk,
+	    NULL), VIGIL_OK);
+	store_archive_close(ar);
+	snprintf(rules, sizeof rules, "%s/big.rules", dir);
+	write_file(rules, big_rules);
+
+	for (uint32_t t = 2; t <= 4; t += 2) {
+		opts_for(&o, dir, rules);
+		o.threads = t;
+		o.max_entities = 50;
+		assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_ETOOBIG);
+		assert_non_null(strstr(d.msg, "more than 50 cards"));
+		assert_int_equal(store_gen_current(dir, &ge), VIGIL_OK);
+		assert_int_equal(ge, 0);
+	}
+
+	opts_for(&o, dir, rules);
+	o.threads = 1;
+	if (batch_rebuild(&o, s1, &d) != VIGIL_OK)
+		fail_msg("single: %s", d.msg);
+	assert_int_equal(s1->records_read, BIG_N);
+	assert_int_equal(s1->records_bad, 1);
+	assert_non_null(strstr(s1->bad_where, "not a valid protobuf message"));
+	for (uint32_t t = 2; t <= 3; t++) {
+		opts_for(&o, dir, rules);
+		o.threads = t;
+		o.force = true;
+		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+			fail_msg("%u threads: %s", t, d.msg);
+		assert_int_equal(s->records_read, BIG_N);
+		assert_int_equal(s->records_bad, 1);
+		assert_string_equal(s->bad_where, s1->bad_where);
+		assert_int_equal(s->labels_used, s1->labels_used);
+		assert_int_equal(s->cards, s1->cards);
+		assert_true(s->first_seq == s1->first_seq && s->last_seq == s1->last_seq);
+	}
+	free(s);
+	free(s1);
+}
+
 static void
 test_lock_busy(void **state)
 {
@@ -685,6 +747,7 @@ main(void)
 		cmocka_unit_test(test_small_archive_by_hand),
 		cmocka_unit_test(test_label_time_respected),
 		cmocka_unit_test(test_partitions_threads_single_agree),
+		cmocka_unit_test(test_threads_errors_and_bad_records),
 		cmocka_unit_test(test_lock_busy),
 		cmocka_unit_test(test_rules_error_named),
 		cmocka_unit_test(test_cli),
