@@ -519,6 +519,11 @@ lean_next(const uint8_t **pp, const uint8_t *end, lean_field *f)
 	f->raw = p;
 	switch (f->wt) {
 	case LEAN_VARINT:
+		if (p < end && p[0] < 0x80) { /* the common one-byte value */
+			f->v = p[0];
+			f->rawlen = 1;
+			break;
+		}
 		if (!lean_varint(p, end, &used, &f->v))
 			return false;
 		f->rawlen = used;
@@ -540,6 +545,14 @@ lean_next(const uint8_t **pp, const uint8_t *end, lean_field *f)
 		break;
 	}
 	case LEAN_LEN:
+		if (p < end && p[0] < 0x80) { /* the common one-byte length */
+			if ((size_t)p[0] >= (size_t)(end - p))
+				return false;
+			f->data = p + 1;
+			f->len = p[0];
+			f->rawlen = 1 + (size_t)p[0];
+			break;
+		}
 		max = (size_t)(end - p) < 5 ? (size_t)(end - p) : 5;
 		shift = 0;
 		for (i = 0; i < max; i++) {
