@@ -44,25 +44,6 @@ index_grow(batch_index *ix)
 	return VIGIL_OK;
 }
 
-void *
-batch_index_find(const batch_index *ix, uint64_t h, const char *key, size_t len,
-    const char *(*keyof)(const void *node))
-{
-	size_t j;
-
-	if (ix->cap == 0)
-		return NULL;
-	h = h ? h : 1;
-	for (j = batch_index_slot_of(h, ix->cap); ix->slots[j].h != 0; j = (j + 1) & (ix->cap - 1)) {
-		if (ix->slots[j].h == h) {
-			const char *k = keyof(ix->slots[j].v);
-
-			if (memcmp(k, key, len) == 0 && k[len] == '\0')
-				return ix->slots[j].v;
-		}
-	}
-	return NULL;
-}
 
 void *
 batch_index_peek(const batch_index *ix, uint64_t h)

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <xxhash.h>
 
@@ -208,9 +209,27 @@ batch_index_prefetch(const batch_index *ix, uint64_t h)
 		__builtin_prefetch(&ix->slots[batch_index_slot_of(h ? h : 1, ix->cap)]);
 }
 
-/* The node whose key (keyof(node), NUL-terminated) is key[0..len), or NULL. */
-void     *batch_index_find(const batch_index *ix, uint64_t h, const char *key, size_t len,
-    const char *(*keyof)(const void *node));
+/* The node whose key (keyof(node), NUL-terminated) is key[0..len), or NULL.
+ * Inline, so that keyof, a constant at every call, is inlined too. */
+static inline void *
+batch_index_find(const batch_index *ix, uint64_t h, const char *key, size_t len,
+    const char *(*keyof)(const void *node))
+{
+	size_t j;
+
+	if (ix->cap == 0)
+		return NULL;
+	h = h ? h : 1;
+	for (j = batch_index_slot_of(h, ix->cap); ix->slots[j].h != 0; j = (j + 1) & (ix->cap - 1)) {
+		if (ix->slots[j].h == h) {
+			const char *k = keyof(ix->slots[j].v);
+
+			if (memcmp(k, key, len) == 0 && k[len] == '\0')
+				return ix->slots[j].v;
+		}
+	}
+	return NULL;
+}
 /* The node of the first slot holding hash h, without touching any node
  * (for prefetching it); NULL if none. */
 void     *batch_index_peek(const batch_index *ix, uint64_t h);

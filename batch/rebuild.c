@@ -208,6 +208,8 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 		p->feature_len = (uint32_t)strlen(f->name);
 		p->feat_slot = ti.feature_slot;
 		p->feat_txn = ti.feature_slot <= ntxn;
+		if (p->feat_txn && ti.feature_slot + 1 > r->ntxn_used)
+			r->ntxn_used = ti.feature_slot + 1;
 		if (ti.group_by != NULL) {
 			f = store_schema_field(ti.group_slot);
 			if (f == NULL) {
@@ -220,6 +222,8 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 			p->group_by_len = (uint32_t)strlen(f->name);
 			p->group_slot = ti.group_slot;
 			p->group_txn = ti.group_slot <= ntxn;
+			if (p->group_txn && ti.group_slot + 1 > r->ntxn_used)
+				r->ntxn_used = ti.group_slot + 1;
 			p->group_type = f->type;
 		}
 		r->nplans++;
@@ -518,7 +522,7 @@ worker_plan_values(batch_worker *wk, uint32_t i, store_diag *reterr)
 		pv[k].present = false;
 		pv[k].gsk = NULL;
 		if ((p->feat_txn || (p->grouped && p->group_txn)) && !have_txnf) {
-			store_lean_features_from_txn(s, txnf, r->ntxn);
+			store_lean_features_from_txn(s, txnf, r->ntxn_used);
 			have_txnf = true;
 		}
 		v = worker_feature(r, s, txnf, p->feat_txn, p->feat_slot, p->feature,

@@ -162,6 +162,7 @@ struct batch_run {
 	batch_plan    *plans;
 	uint32_t       nplans;
 	uint32_t       ntxn; /* transaction-field slots: 0 .. ntxn-1 */
+	uint32_t       ntxn_used; /* slots 0 .. ntxn_used-1 cover every plan's txn fields */
 	store_gen     *prev; /* current generation before this run, or NULL */
 	store_genw    *gw;
 	batch_label   *labels;

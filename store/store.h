@@ -278,7 +278,8 @@ typedef struct store_scored_lean {
 vigil_err store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret,
     store_diag *reterr);
 /* store_features_from_txn for a lean record: the same values (string
- * values are views into the payload). */
+ * values are views into the payload); computes only the nfeatures slots
+ * asked for, so a caller needing the first few slots asks for those. */
 void      store_lean_features_from_txn(const store_scored_lean *s, vigil_value *features,
     uint32_t nfeatures);
 
