@@ -16,6 +16,7 @@
  *   ./build-bench/bench/store/bench-store
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@
 #include "store.h"
 
 typedef struct cfg {
-	uint32_t cards, merchants, txns, lookups, runs, step_ms;
+	uint32_t cards, merchants, txns, lookups, runs, step_ms, threads;
 	const char *dir;
 } cfg;
 
@@ -41,6 +42,7 @@ usage(FILE *out)
 	    "  --txns N       transactions per update run, and to populate (default 200000)\n"
 	    "  --lookups N    lookups per lookup run (default 200000)\n"
 	    "  --runs N       runs per figure; the median is printed (default 5)\n"
+	    "  --threads N    threads for the multi-threaded update figure (default 2, max 16)\n"
 	    "  --step-ms N    event time between consecutive transactions (default 200:\n"
 	    "                 400k transactions span a day; 1 packs them into minutes)\n"
 	    "  --dir PATH     data directory to use (default: a new one under /tmp, removed)\n"
@@ -74,7 +76,8 @@ cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+/* xorshift64, one state per thread. */
+static _Thread_local uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 
 static uint64_t
 rng(void)
@@ -175,7 +178,7 @@ run_updates(store_db *db, store_ctx *ctx, const cfg *c, uint64_t *serial, int64_
     uint32_t n, uint64_t *ret_cpu)
 {
 	uint64_t            c0 = cpu_ns();
-	static store_scored s;
+	static _Thread_local store_scored s;
 	vigil_value         f[256];
 	store_outcome       prior;
 	store_diag          d;
@@ -207,6 +210,53 @@ run_updates(store_db *db, store_ctx *ctx, const cfg *c, uint64_t *serial, int64_
 	return vigil_mono_ns() - t0;
 }
 
+/* --threads: N threads scoring distinct transactions on one db. */
+typedef struct thr_arg {
+	store_db   *db;
+	const cfg  *c;
+	uint64_t    serial;
+	int64_t     t;
+	uint32_t    n;
+	uint64_t    ns;
+} thr_arg;
+
+static void *
+thr_main(void *p)
+{
+	thr_arg   *a = p;
+	store_ctx *ctx = store_ctx_new(a->db);
+
+	rng_state ^= a->serial * 0x9e3779b97f4a7c15ULL;
+	a->ns = ctx != NULL ? run_updates(a->db, ctx, a->c, &a->serial, &a->t, a->n, NULL) : 0;
+	store_ctx_free(ctx);
+	return NULL;
+}
+
+/* Wall-clock throughput of nthreads threads doing c->txns updates in all. */
+static double
+run_threads(store_db *db, const cfg *c, uint32_t nthreads, uint64_t *serial, int64_t *t)
+{
+	thr_arg   a[16];
+	pthread_t th[16];
+	uint64_t  t0 = vigil_mono_ns(), ns;
+
+	for (uint32_t i = 0; i < nthreads; i++) {
+		a[i] = (thr_arg){ .db = db, .c = c, .serial = *serial + (uint64_t)i * c->txns,
+			.t = *t, .n = c->txns / nthreads };
+		if (pthread_create(&th[i], NULL, thr_main, &a[i]) != 0)
+			return 0;
+	}
+	for (uint32_t i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	ns = vigil_mono_ns() - t0;
+	for (uint32_t i = 0; i < nthreads; i++)
+		if (a[i].ns == 0)
+			return 0;
+	*serial += (uint64_t)nthreads * c->txns;
+	*t += (int64_t)c->step_ms * c->txns / nthreads;
+	return (double)(c->txns / nthreads * nthreads) / ((double)ns / 1e9);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -218,11 +268,12 @@ main(int argc, char **argv)
 		{ "runs", required_argument, NULL, 'r' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "step-ms", required_argument, NULL, 's' },
+		{ "threads", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	cfg            c = { .cards = 100000, .merchants = 10000, .txns = 200000,
-		.lookups = 200000, .runs = 5, .step_ms = 200 };
+		.lookups = 200000, .runs = 5, .step_ms = 200, .threads = 2 };
 	char           tmpl[] = "/tmp/vigil-bench-store-XXXXXX";
 	bool           own_dir = false;
 	store_db      *db = NULL, *mem = NULL;
@@ -257,7 +308,8 @@ main(int argc, char **argv)
 		if (*end != '\0' || val == 0 || val > 100000000UL) {
 			fprintf(stderr, "bench-store: --%s: expected a number in 1..100000000, got \"%s\"\n",
 			    opt == 'c' ? "cards" : opt == 'm' ? "merchants" : opt == 't' ? "txns"
-			    : opt == 'l' ? "lookups" : opt == 's' ? "step-ms" : "runs", optarg);
+			    : opt == 'l' ? "lookups" : opt == 's' ? "step-ms" : opt == 'T' ? "threads"
+			    : "runs", optarg);
 			return 2;
 		}
 		switch (opt) {
@@ -267,9 +319,10 @@ main(int argc, char **argv)
 		case 'l': c.lookups = (uint32_t)val; break;
 		case 'r': c.runs = (uint32_t)val; break;
 		case 's': c.step_ms = (uint32_t)val; break;
+		case 'T': c.threads = (uint32_t)val; break;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || c.threads > 16) {
 		usage(stderr);
 		return 2;
 	}
@@ -341,8 +394,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "  update run %u: %.0f txn/s wall, %.0f txn/s cpu\n", r + 1, v[r],
 		    vc[r]);
 	}
-	printf("update (begin+commit, archive fsync=interval, 1 thread): median %.0f txn/s wall, %.0f txn/s per cpu-second\n",
-	    median(v, c.runs), median(vc, c.runs));
+	printf("update (begin+commit, archive fsync=interval, 1 thread): median %.0f txn/s wall, "
+	    "%.0f txn/s per cpu-second\n", median(v, c.runs), median(vc, c.runs));
+
+	/* The same with several threads (the server's workers). */
+	for (uint32_t r = 0; r < c.runs; r++) {
+		v[r] = run_threads(db, &c, c.threads, &serial, &t);
+		if (v[r] == 0)
+			goto out;
+		fprintf(stderr, "  update x%u run %u: %.0f txn/s wall\n", c.threads, r + 1, v[r]);
+	}
+	printf("update (begin+commit, archive fsync=interval, %u threads): median %.0f txn/s wall\n",
+	    c.threads, median(v, c.runs));
 
 	/* Update path without archive (offline/replay mode). */
 	if (store_db_new_memory(NULL, &mem) != VIGIL_OK || (mctx = store_ctx_new(mem)) == NULL)
@@ -357,8 +420,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "  memory run %u: %.0f txn/s wall, %.0f txn/s cpu\n", r + 1, v[r],
 		    vc[r]);
 	}
-	printf("update (begin+commit, memory mode, 1 thread): median %.0f txn/s wall, %.0f txn/s per cpu-second\n",
-	    median(v, c.runs), median(vc, c.runs));
+	printf("update (begin+commit, memory mode, 1 thread): median %.0f txn/s wall, "
+	    "%.0f txn/s per cpu-second\n", median(v, c.runs), median(vc, c.runs));
 
 	/* Recovery: reopen replays the archive into a new live state. */
 	store_db_get_stats(db, &st);
