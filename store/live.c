@@ -4,10 +4,12 @@
  * counts per merchant, terminal, device and IP (DESIGN.md contract 4).
  *
  * State is in memory; the archive is its write-ahead log (db.c rebuilds it
- * from there on open). Cards live in LIVE_CARD_STRIPES stripes, each a mutex
- * and an open-addressing table: the stripe lock of a card is held by store_score_begin
- * until commit or abort, which is what makes the k-th transaction of a card
- * see exactly the k-1 before it. Merchants, terminals, devices and IPs have
+ * from there on open). Cards live in LIVE_CARD_STRIPES stripes, each a
+ * mutex and an open-addressing table keyed by XXH3 of the id: the stripe
+ * lock of a card is held by store_score_begin until commit or abort, which
+ * is what makes the k-th transaction of a card see exactly the k-1 before
+ * it. (Not uthash: a probe here touches one slot line and one object line,
+ * where uthash's chains cost a dependent cache miss per element.) Merchants, terminals, devices and IPs have
  * their own stripes, locked briefly and one at a time (never two at once,
  * and always after the card stripe), so there is no lock-order cycle.
  * Idempotency records (txn_id -> first outcome) are a third striped table.
