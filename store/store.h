@@ -421,6 +421,15 @@ void      store_db_close(store_db *db);
  * error and reterr are returned and the current generation stays; the
  * next call tries again. */
 vigil_err store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr);
+/*
+ * Housekeeping for a long-running owner (vigild calls it from a timer, e.g.
+ * every 10 s): closes the archive segment at the UTC day boundary,
+ * compresses closed segments and applies retention (store_archive_maintain),
+ * and sweeps expired live state. Cheap when there is nothing to do. Never
+ * blocks scoring for long. VIGIL_OK, or an error with *reterr filled; the
+ * db stays usable either way.
+ */
+vigil_err store_db_maintain(store_db *db, store_diag *reterr);
 uint64_t  store_db_generation(store_db *db); /* 0 = none */
 int64_t   store_db_generation_as_of(store_db *db);
 /* Calls fn for every threshold value of the current generation. */
