@@ -25,7 +25,9 @@
 /* log((1 + ALPHA) / (1 - ALPHA)) for ALPHA = 0.001: a constant, so that
  * concurrent sketches share no lazily initialised state. */
 #define SKETCH_LNGAMMA 0.0020000006666670215
+#if defined(__GNUC__) && !defined(__clang__) /* clang refuses a floating-point assertion */
 _Static_assert(BATCH_SKETCH_ALPHA == 0.001, "recompute SKETCH_LNGAMMA");
+#endif
 
 /*
  * Buckets live in one open-addressing table (linear probing, at most half
