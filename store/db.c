@@ -40,6 +40,9 @@
 #define DB_BUF_INITIAL    (64u << 10)
 #define DB_EPOCH_NONE     UINT64_MAX
 #define DB_TIME_FLOOR_MS  946684800000LL /* 2000-01-01: no event is older */
+/* Stripes of each live table swept per store_db_maintain: every 10 s, a
+ * full pass over 4096 stripes takes about 10 minutes. */
+#define DB_MAINTAIN_SWEEP_STEPS 64
 
 typedef struct db_genref {
 	store_gen       *gen;
@@ -673,6 +676,25 @@ out:
 done:
 	if (rv == VIGIL_OK && ret_changed != NULL)
 		*ret_changed = changed;
+	return rv;
+}
+
+/* Maintenance runs beside scoring: the archive's own pass takes its append
+ * lock only to close a finished day's segment; compression and retention
+ * work on closed segments outside it. The live state is swept a few stripes
+ * per call (commits also sweep, one stripe per 512), so an idle server
+ * still returns memory, and no call holds a stripe lock for long. */
+vigil_err
+store_db_maintain(store_db *db, store_diag *reterr)
+{
+	vigil_err rv;
+
+	if (reterr != NULL)
+		reterr->msg[0] = '\0';
+	if (db->memory || db->ar == NULL || db->lv == NULL)
+		return VIGIL_OK;
+	rv = store_archive_maintain(db->ar, reterr);
+	live_sweep_steps(db->lv, DB_MAINTAIN_SWEEP_STEPS);
 	return rv;
 }
 

@@ -1276,11 +1276,21 @@ sweep_dedupe(live *lv, uint32_t i)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* The next stripe of each table (the cursor is shared by all sweepers). */
+static void
+sweep_step(live *lv, int64_t cutoff)
+{
+	uint64_t i = atomic_fetch_add_explicit(&lv->sweep_cursor, 1, memory_order_relaxed);
+
+	sweep_cards(lv, (uint32_t)(i % LIVE_CARD_STRIPES), cutoff);
+	sweep_ents(lv, (uint32_t)(i % LIVE_ENT_STRIPES), cutoff);
+	sweep_dedupe(lv, (uint32_t)(i % LIVE_DEDUPE_STRIPES));
+}
+
 void
 live_sweep_maybe(live *lv)
 {
 	uint64_t n = atomic_fetch_add_explicit(&lv->commits, 1, memory_order_relaxed);
-	uint64_t i;
 	int64_t  cutoff;
 
 	if (n % LIVE_SWEEP_EVERY != LIVE_SWEEP_EVERY - 1)
@@ -1288,10 +1298,18 @@ live_sweep_maybe(live *lv)
 	cutoff = live_cutoff(lv);
 	if (cutoff == INT64_MIN)
 		return;
-	i = atomic_fetch_add_explicit(&lv->sweep_cursor, 1, memory_order_relaxed);
-	sweep_cards(lv, (uint32_t)(i % LIVE_CARD_STRIPES), cutoff);
-	sweep_ents(lv, (uint32_t)(i % LIVE_ENT_STRIPES), cutoff);
-	sweep_dedupe(lv, (uint32_t)(i % LIVE_DEDUPE_STRIPES));
+	sweep_step(lv, cutoff);
+}
+
+void
+live_sweep_steps(live *lv, uint32_t n)
+{
+	int64_t cutoff = live_cutoff(lv);
+
+	if (cutoff == INT64_MIN)
+		return;
+	while (n-- > 0)
+		sweep_step(lv, cutoff);
 }
 
 void

@@ -94,6 +94,9 @@ void live_apply(live *lv, const vigil_txn *txn);
 
 /* One incremental step of expiry (no locks held by the caller). */
 void live_sweep_maybe(live *lv);
+/* n incremental steps at once (store_db_maintain, from a timer): each
+ * sweeps the next stripe of every table, locking one stripe at a time. */
+void live_sweep_steps(live *lv, uint32_t n);
 /* Expires everything expirable now, every stripe (tests, tools). */
 void live_sweep_all(live *lv);
 
