@@ -21,6 +21,7 @@
 #define CFG_MIN_MESSAGE      256
 #define CFG_MAX_MESSAGE      (16u << 20)
 #define CFG_MAX_TIMEOUT_MS   600000
+#define CFG_MAX_SKEW_MS      (30u * 86400000u) /* 30 days */
 
 void
 srv_config_defaults(srv_config *c)
@@ -33,6 +34,7 @@ srv_config_defaults(srv_config *c)
 	c->max_message_bytes = 64 * 1024;
 	c->max_inflight = 1024;
 	c->request_timeout_ms = 5000;
+	c->max_future_skew_ms = 300000;
 	snprintf(c->data_dir, sizeof c->data_dir, "/var/lib/vigil");
 	c->fsync = STORE_FSYNC_INTERVAL;
 	c->fsync_interval_ms = 50;
@@ -49,7 +51,7 @@ srv_config_usage(FILE *out)
 	fprintf(out,
 	    "usage: vigild [--config FILE] [--data DIR] [--listen URL]... [--admin HOST:PORT|off]\n"
 	    "              [--rules FILE] [--fsync always|interval|never] [--workers N]\n"
-	    "              [--check-config] [--help] [--version]\n"
+	    "              [--max-future-skew MS] [--check-config] [--help] [--version]\n"
 	    "\n"
 	    "vigil's real-time card-fraud scoring service: answers vigil.v1.Request\n"
 	    "messages on nng REQ/REP sockets, serves /metrics and /v1/score over HTTP.\n"
@@ -61,6 +63,9 @@ srv_config_usage(FILE *out)
 	    "  --rules FILE      rule file to serve ([rules] path)\n"
 	    "  --fsync POLICY    archive durability: always, interval or never ([store] fsync)\n"
 	    "  --workers N       scoring threads ([server] workers)\n"
+	    "  --max-future-skew MS\n"
+	    "                    refuse transactions whose event time is more than MS ahead\n"
+	    "                    of this server's clock; 0 disables ([server] max_future_skew_ms)\n"
 	    "  --check-config    check the configuration and the rule file, then exit\n"
 	    "  --help            show this help and exit\n"
 	    "  --version         show the version and exit\n"
@@ -244,6 +249,8 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_uint(value, 1, CFG_MAX_INFLIGHT, &c->max_inflight, reason, rlen);
 	if (IS("server", "request_timeout_ms"))
 		return cfg_uint(value, 1, CFG_MAX_TIMEOUT_MS, &c->request_timeout_ms, reason, rlen);
+	if (IS("server", "max_future_skew_ms"))
+		return cfg_uint(value, 0, CFG_MAX_SKEW_MS, &c->max_future_skew_ms, reason, rlen);
 	if (IS("store", "data_dir"))
 		return cfg_str(value, c->data_dir, sizeof c->data_dir, true, reason, rlen);
 	if (IS("store", "fsync")) {
@@ -304,7 +311,7 @@ cfg_ini_handler(void *user, const char *section, const char *name, const char *v
 enum {
 	OPT_CONFIG = 'c', OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_ADMIN = 'a',
 	OPT_RULES = 'r', OPT_FSYNC = 'f', OPT_WORKERS = 'w', OPT_HELP = 'h',
-	OPT_VERSION = 'V', OPT_CHECK = 256,
+	OPT_VERSION = 'V', OPT_CHECK = 256, OPT_SKEW,
 };
 
 vigil_err
@@ -319,6 +326,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		{ "rules",        required_argument, NULL, OPT_RULES },
 		{ "fsync",        required_argument, NULL, OPT_FSYNC },
 		{ "workers",      required_argument, NULL, OPT_WORKERS },
+		{ "max-future-skew", required_argument, NULL, OPT_SKEW },
 		{ "check-config", no_argument,       NULL, OPT_CHECK },
 		{ "help",         no_argument,       NULL, OPT_HELP },
 		{ "version",      no_argument,       NULL, OPT_VERSION },
@@ -364,6 +372,8 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_RULES:   section = "rules";  key = "path";     flag = "--rules"; break;
 		case OPT_FSYNC:   section = "store";  key = "fsync";    flag = "--fsync"; break;
 		case OPT_WORKERS: section = "server"; key = "workers";  flag = "--workers"; break;
+		case OPT_SKEW:    section = "server"; key = "max_future_skew_ms";
+			flag = "--max-future-skew"; break;
 		case '?':
 		default:
 			if (optopt != 0 && optopt < 256)

@@ -159,6 +159,8 @@ main_check_config(const srv_config *c)
 	printf("  max_message_bytes   %u\n", c->max_message_bytes);
 	printf("  max_inflight        %u\n", c->max_inflight);
 	printf("  request_timeout_ms  %u\n", c->request_timeout_ms);
+	printf("  max_future_skew_ms  %u%s\n", c->max_future_skew_ms,
+	    c->max_future_skew_ms == 0 ? " (off)" : "");
 	printf("  data_dir            %s\n", c->data_dir);
 	printf("  fsync               %s\n", c->fsync == STORE_FSYNC_ALWAYS ? "always" :
 	    c->fsync == STORE_FSYNC_INTERVAL ? "interval" : "never");

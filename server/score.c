@@ -2,6 +2,7 @@
 /*
  * server/score.c - one request, start to finish, on a worker thread:
  * decode and validate (wire.c), then for a score
+ *     the clock-skew guard (an event time too far ahead of our clock) ->
  *     dedupe by txn_id + features (store_score_begin: batch generation and
  *     live velocity, the card locked) -> rules (rules_prog_eval with the
  *     current ruleset's tuned thresholds) -> archive + live update + dedupe
@@ -182,6 +183,10 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	out->duplicate = false;
 	out->dry_run = dry_run;
 	out->nhits = 0;
+	/* Before readiness, so the answer to a bad time never depends on it. */
+	if (srv_wire_txn_time(txn, vigil_now_ms(), s->cfg.max_future_skew_ms, &out->err) !=
+	    VIGIL_OK)
+		return;
 	if (!atomic_load(&s->ready) || rs == NULL) {
 		score_fail(out, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "%s",
 		    "not ready: rules or store still loading");

@@ -40,6 +40,7 @@ typedef struct srv_config {
 	uint32_t    max_message_bytes;
 	uint32_t    max_inflight;
 	uint32_t    request_timeout_ms;
+	uint32_t    max_future_skew_ms;  /* 0 = no clock-skew guard */
 	char        data_dir[SRV_PATH_MAX];
 	store_fsync fsync;
 	uint32_t    fsync_interval_ms;
@@ -203,8 +204,10 @@ void        srv_worker_free(srv_worker *w);
 
 /*
  * Scores a validated transaction with rule set rs (held by the caller until
- * it has used the outcome: strings point into rs). Fills *ret (status OK,
- * UNAVAILABLE or INTERNAL) and counts decisions.
+ * it has used the outcome: strings point into rs). Fills *ret (status OK;
+ * INVALID on txn.event_time_ms when it is more than cfg.max_future_skew_ms
+ * ahead of the wall clock, dry runs included; UNAVAILABLE; OVERLOADED;
+ * INTERNAL) and counts decisions.
  */
 void srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs,
     const vigil_txn *txn, bool dry_run, srv_outcome *ret);

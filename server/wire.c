@@ -192,6 +192,42 @@ srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn, srv_wire_err 
 	return VIGIL_OK;
 }
 
+/* "1.5 d", "3.2 h", "12.0 min", "45.1 s": how far, for a person reading the reply. */
+static void
+wire_duration(int64_t ms, char *buf, size_t len)
+{
+	if (ms >= VIGIL_MS_PER_DAY)
+		snprintf(buf, len, "%.1f d", (double)ms / (double)VIGIL_MS_PER_DAY);
+	else if (ms >= 3600000)
+		snprintf(buf, len, "%.1f h", (double)ms / 3600000.0);
+	else if (ms >= 60000)
+		snprintf(buf, len, "%.1f min", (double)ms / 60000.0);
+	else
+		snprintf(buf, len, "%.1f s", (double)ms / 1000.0);
+}
+
+vigil_err
+srv_wire_txn_time(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
+    srv_wire_err *reterr)
+{
+	uint64_t ahead;
+	char human[32];
+
+	if (max_future_ms == 0 || txn->event_time_ms <= now_ms)
+		return VIGIL_OK;
+	/* Exact in unsigned arithmetic for any event_time_ms > now_ms. */
+	ahead = (uint64_t)txn->event_time_ms - (uint64_t)now_ms;
+	if (ahead <= max_future_ms)
+		return VIGIL_OK;
+	wire_duration(ahead > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)ahead, human,
+	    sizeof human);
+	srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn.event_time_ms",
+	    "event_time_ms %lld is %llu ms (%s) ahead of the server clock; the limit is "
+	    "%llu ms (max_future_skew_ms)", (long long)txn->event_time_ms,
+	    (unsigned long long)ahead, human, (unsigned long long)max_future_ms);
+	return VIGIL_EINVAL;
+}
+
 /* Same charset as ids in vigil_txn_validate: printable ASCII, no space. */
 static bool
 wire_id_ok(const char *s)

@@ -49,6 +49,18 @@ vigil_err srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
 vigil_err srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn,
     srv_wire_err *reterr);
 
+/*
+ * The clock-skew guard: refuses a transaction whose event time is more than
+ * max_future_ms ahead of now_ms (the server's wall clock). One such event
+ * would move the live state's event-time watermark into the future and make
+ * every later transaction "late" (archived but not counted). Past times are
+ * always accepted (replaying history is a feature). max_future_ms 0
+ * disables the check. VIGIL_EINVAL: *reterr is STATUS_INVALID on
+ * "txn.event_time_ms" with how far ahead it is and the limit.
+ */
+vigil_err srv_wire_txn_time(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
+    srv_wire_err *reterr);
+
 /* Same for a Label; label_time_ms 0 becomes now_ms. */
 vigil_err srv_wire_label(const Vigil__V1__Label *in, int64_t now_ms,
     store_label *ret_label, srv_wire_err *reterr);

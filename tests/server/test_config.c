@@ -69,6 +69,59 @@ test_defaults(void **state)
 	assert_string_equal(c.rules_path, "r.rules");
 	assert_true(c.rules_watch);
 	assert_int_equal(c.fsync, STORE_FSYNC_INTERVAL);
+	assert_int_equal(c.max_future_skew_ms, 300000);
+}
+
+/* [server] max_future_skew_ms and --max-future-skew: the clock-skew guard. */
+static void
+test_max_future_skew(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[512];
+
+	(void)state;
+	write_ini("[server]\nmax_future_skew_ms = 60000\n[rules]\npath = r.rules\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(c.max_future_skew_ms, 60000);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path,
+	    "--max-future-skew", "0", NULL), VIGIL_OK);
+	assert_int_equal(c.max_future_skew_ms, 0); /* the flag wins; 0 = off */
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path,
+	    "--max-future-skew", "2592000000", NULL), VIGIL_OK);
+	assert_int_equal(c.max_future_skew_ms, 2592000000u); /* 30 days, the cap */
+
+	write_ini("[rules]\npath = r.rules\n[server]\nworkers = 2\nmax_future_skew_ms = 5min\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:5: max_future_skew_ms: \"5min\" is not a "
+	    "non-negative integer", ini_path);
+	assert_string_equal(err, want);
+
+	write_ini("[server]\nmax_future_skew_ms = -1\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: max_future_skew_ms: \"-1\" is not a "
+	    "non-negative integer", ini_path);
+	assert_string_equal(err, want);
+
+	write_ini("[server]\nmax_future_skew_ms = 2592000001\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: max_future_skew_ms: 2592000001 is outside "
+	    "[0, 2592000000]", ini_path);
+	assert_string_equal(err, want);
+
+	write_ini("[store]\nmax_future_skew_ms = 1000\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: max_future_skew_ms: unknown key in [store]",
+	    ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
+
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--max-future-skew",
+	    "soon", NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "--max-future-skew: \"soon\" is not a non-negative integer");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--max-future-skew",
+	    NULL), VIGIL_EINVAL);
+	assert_non_null(strstr(err, "--max-future-skew"));
 }
 
 static void
@@ -219,6 +272,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_ini_and_flag_override),
 		cmocka_unit_test(test_ini_errors_name_line),
+		cmocka_unit_test(test_max_future_skew),
 		cmocka_unit_test(test_flag_errors),
 		cmocka_unit_test(test_hostport),
 	};

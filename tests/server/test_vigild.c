@@ -2,7 +2,8 @@
 /*
  * tests/server/test_vigild.c - the real vigild end to end (integration):
  * scoring, retries and the live count, dry runs, labels; every kind of bad
- * input gets its status and field and the server lives on; admin HTTP;
+ * input gets its status and field and the server lives on; the clock-skew
+ * guard (a far-future event time is refused, velocity goes on); admin HTTP;
  * hot reload of a good and a bad rule file and a feature-generation switch
  * while traffic runs (no request fails); SIGTERM under load loses no
  * acknowledged transaction (every ACKed txn_id is found in the archive).
@@ -313,6 +314,83 @@ test_bad_input(void **state)
 	h = health(s.url);
 	assert_true(h->health->ready);
 	vigil__v1__reply__free_unpacked(h, NULL);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* ---- the clock-skew guard ---- */
+
+/*
+ * One transaction from a client whose clock is two days ahead must not move the
+ * live state's event-time watermark: it is refused (nng and HTTP, dry run or
+ * not), and the transactions after it keep their velocity.
+ */
+static void
+test_future_event_time_refused(void **state)
+{
+	static const char *const off[] = { "--max-future-skew", "0", NULL };
+	vt_server s = { 0 };
+	Vigil__V1__Reply *r;
+	int64_t future = vigil_now_ms() + 2 * VIGIL_MS_PER_DAY;
+	char json[400], *body = NULL;
+	int code = 0;
+
+	(void)state;
+	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
+	r = score_ok(s.url, "f-1", "card-f1", 5000, T0, false);
+	assert_false(has_hit(r, "repeat_card"));
+	vigil__v1__reply__free_unpacked(r, NULL);
+
+	r = vt_score(s.url, vt_txn(0, "f-future", "card-f2", 5000, future), false);
+	assert_non_null(r);
+	assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_INVALID);
+	assert_int_equal(r->kind_case, VIGIL__V1__REPLY__KIND__NOT_SET);
+	assert_string_equal(r->field, "txn.event_time_ms");
+	if (strstr(r->message, "ahead of the server clock; the limit is 300000 ms") == NULL ||
+	    strstr(r->message, " ms (2.0 d) ahead") == NULL)
+		fail_msg("message: %s", r->message);
+	vigil__v1__reply__free_unpacked(r, NULL);
+	r = vt_score(s.url, vt_txn(0, "f-future", "card-f2", 5000, future), true);
+	assert_non_null(r);
+	assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_INVALID);
+	assert_string_equal(r->field, "txn.event_time_ms");
+	vigil__v1__reply__free_unpacked(r, NULL);
+
+	snprintf(json, sizeof json, "{\"txn_id\": \"f-http\", \"card_id\": \"card-f2\","
+	    " \"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUR\","
+	    " \"event_time_ms\": %lld}", (long long)future);
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", json, &code, &body), 0);
+	assert_int_equal(code, 400);
+	if (strstr(body, "\"field\":\"txn.event_time_ms\"") == NULL ||
+	    strstr(body, "ahead of the server clock") == NULL)
+		fail_msg("HTTP body: %s", body);
+	free(body);
+
+	/* Later transactions of another card still count: the second sees the first. */
+	r = score_ok(s.url, "f-2", "card-f3", 5000, T0 + 1000, false);
+	assert_false(has_hit(r, "repeat_card"));
+	vigil__v1__reply__free_unpacked(r, NULL);
+	r = score_ok(s.url, "f-3", "card-f3", 5000, T0 + 2000, false);
+	assert_true(has_hit(r, "repeat_card"));
+	assert_false(r->score->duplicate);
+	vigil__v1__reply__free_unpacked(r, NULL);
+	/* The refused txn_id was not taken: sent again with a sane time, it scores. */
+	r = score_ok(s.url, "f-future", "card-f2", 5000, T0 + 3000, false);
+	assert_false(r->score->duplicate);
+	vigil__v1__reply__free_unpacked(r, NULL);
+
+	assert_int_equal(vt_http_get(s.admin_port, "/metrics", &code, &body), 0);
+	assert_non_null(strstr(body, "vigil_requests_total{type=\"score\",status=\"INVALID\"} 3\n"));
+	assert_non_null(strstr(body, "vigil_late_events_total 0\n"));
+	free(body);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+
+	/* --max-future-skew 0 turns the guard off. */
+	memset(&s, 0, sizeof s);
+	assert_int_equal(vt_server_start(&s, velocity_rules(), off), 0);
+	r = score_ok(s.url, "f-off", "card-f4", 5000, future, false);
+	vigil__v1__reply__free_unpacked(r, NULL);
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 }
@@ -807,6 +885,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_score_retry_label),
 		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_future_event_time_refused),
 		cmocka_unit_test(test_http),
 		cmocka_unit_test(test_hot_reload_under_traffic),
 		cmocka_unit_test(test_generation_switch_under_traffic),

@@ -198,6 +198,45 @@ test_txn_attribute_caps(void **state)
 	expect_invalid(&t, "txn.attributes.key");
 }
 
+/* The clock-skew guard: the future beyond the limit is refused, with how far
+ * and the limit; the past and the limit itself are fine; 0 turns it off. */
+static void
+test_txn_time_future_skew(void **state)
+{
+	const int64_t now = T0;
+	Vigil__V1__Transaction t = good_txn();
+	srv_wire_err err;
+	vigil_txn txn;
+
+	(void)state;
+	assert_int_equal(srv_wire_txn(&t, &txn, &err), VIGIL_OK);
+	txn.event_time_ms = now + 300000;
+	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_OK);
+	txn.event_time_ms = now - 400LL * VIGIL_MS_PER_DAY; /* history: a replay */
+	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_OK);
+
+	txn.event_time_ms = now + 300001;
+	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_EINVAL);
+	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_INVALID);
+	assert_string_equal(err.field, "txn.event_time_ms");
+	assert_string_equal(err.msg, "event_time_ms 1763700300001 is 300001 ms (5.0 min) "
+	    "ahead of the server clock; the limit is 300000 ms (max_future_skew_ms)");
+
+	/* The year-2099 event that used to freeze every card's velocity. */
+	txn.event_time_ms = 4070908800000LL; /* 2099-01-01 */
+	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_EINVAL);
+	assert_string_equal(err.msg, "event_time_ms 4070908800000 is 2307208800000 ms "
+	    "(26703.8 d) ahead of the server clock; the limit is 300000 ms (max_future_skew_ms)");
+	txn.event_time_ms = now + 2 * 3600000;
+	assert_int_equal(srv_wire_txn_time(&txn, now, 60000, &err), VIGIL_EINVAL);
+	assert_non_null(strstr(err.msg, "is 7200000 ms (2.0 h) ahead"));
+	assert_non_null(strstr(err.msg, "the limit is 60000 ms"));
+
+	/* 0 disables the guard. */
+	txn.event_time_ms = 4070908800000LL;
+	assert_int_equal(srv_wire_txn_time(&txn, now, 0, &err), VIGIL_OK);
+}
+
 static void
 test_label(void **state)
 {
@@ -260,6 +299,7 @@ main(void)
 		cmocka_unit_test(test_decode_empty_envelope),
 		cmocka_unit_test(test_txn_fields_named),
 		cmocka_unit_test(test_txn_attribute_caps),
+		cmocka_unit_test(test_txn_time_future_skew),
 		cmocka_unit_test(test_label),
 		cmocka_unit_test(test_error_reply_roundtrip),
 	};
