@@ -283,6 +283,65 @@ country_top_cmp(const void *a, const void *b)
 	return memcmp(x->cc, y->cc, 2);
 }
 
+/*
+ * Sorts for batch_card_profile. Most cards hold a few dozen values at most,
+ * where an insertion sort beats qsort's call per comparison; each order is
+ * total (distinct hashes, distinct codes; amounts are never NaN), so the
+ * result is the same whatever the algorithm.
+ */
+#define SMALL_SORT 32
+
+static void
+sort_amounts(double *v, uint32_t n)
+{
+	if (n > SMALL_SORT) {
+		qsort(v, n, sizeof v[0], dbl_cmp);
+		return;
+	}
+	for (uint32_t i = 1; i < n; i++) {
+		double x = v[i];
+		uint32_t j = i;
+
+		for (; j > 0 && v[j - 1] > x; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
+static void
+sort_merch_top(batch_merch_cnt *v, uint32_t n)
+{
+	if (n > SMALL_SORT) {
+		qsort(v, n, sizeof v[0], merch_top_cmp);
+		return;
+	}
+	for (uint32_t i = 1; i < n; i++) {
+		batch_merch_cnt x = v[i];
+		uint32_t j = i;
+
+		for (; j > 0 && merch_top_cmp(&v[j - 1], &x) > 0; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
+static void
+sort_country_top(batch_country_cnt *v, uint32_t n)
+{
+	if (n > SMALL_SORT) {
+		qsort(v, n, sizeof v[0], country_top_cmp);
+		return;
+	}
+	for (uint32_t i = 1; i < n; i++) {
+		batch_country_cnt x = v[i];
+		uint32_t j = i;
+
+		for (; j > 0 && country_top_cmp(&v[j - 1], &x) > 0; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
 /* Nearest rank over sorted v[0..n): smallest x with count(<= x) >= p% of n. */
 static double
 nearest_rank(const double *v, uint32_t n, double p)
@@ -317,7 +376,7 @@ batch_card_profile(const batch_card *c, store_card_profile *ret_p)
 	if (c->nsamples > 0) {
 		for (uint32_t i = 0; i < c->nsamples; i++)
 			amounts[i] = c->samples[i].amount;
-		qsort(amounts, c->nsamples, sizeof amounts[0], dbl_cmp);
+		sort_amounts(amounts, c->nsamples);
 		p.amount_p50_90d = nearest_rank(amounts, c->nsamples, 50);
 		p.amount_p95_90d = nearest_rank(amounts, c->nsamples, 95);
 		p.amount_p99_90d = nearest_rank(amounts, c->nsamples, 99);
@@ -330,7 +389,7 @@ batch_card_profile(const batch_card *c, store_card_profile *ret_p)
 	memcpy(p.hour_hist, c->hour, sizeof p.hour_hist);
 
 	memcpy(ctop, c->country, c->ncountry * sizeof ctop[0]);
-	qsort(ctop, c->ncountry, sizeof ctop[0], country_top_cmp);
+	sort_country_top(ctop, c->ncountry);
 	p.ncountries = (uint8_t)(c->ncountry < STORE_CARD_MAX_COUNTRIES ?
 	    c->ncountry : STORE_CARD_MAX_COUNTRIES);
 	for (uint32_t i = 0; i < p.ncountries; i++)
@@ -338,7 +397,7 @@ batch_card_profile(const batch_card *c, store_card_profile *ret_p)
 
 	if (c->nmerch > 0)
 		memcpy(top, c->merch, c->nmerch * sizeof top[0]);
-	qsort(top, c->nmerch, sizeof top[0], merch_top_cmp);
+	sort_merch_top(top, c->nmerch);
 	p.nmerchants = (uint8_t)(c->nmerch < STORE_CARD_MAX_MERCHANTS ?
 	    c->nmerch : STORE_CARD_MAX_MERCHANTS);
 	for (uint32_t i = 0; i < p.nmerchants; i++)
