@@ -252,12 +252,36 @@ typedef struct ent_event {
 /* Most devices, IPs and terminals hold one or two events in their window:
  * those live inline, in the object's first cache line. */
 #define ENT_INLINE 2
+/* Up to this many events in a distinct-cards window are simply scanned;
+ * beyond, the entity keeps an ent_dmap (built on first need). */
+#define ENT_SCAN_MAX 64
+
+/*
+ * Distinct cards among the entity's stored events with time in (lo, hi]:
+ * a count per card hash (open addressing, a slot is empty when cnt is 0,
+ * deletion by backward shift). A lookup at t moves the range to
+ * (t - window, t] by adding and removing only the events that cross a
+ * bound (found by binary search in the time-ordered array); applying an
+ * event inside the range adds it, dropping one removes it. For traffic in
+ * event-time order each event crosses each bound once.
+ */
+typedef struct dm_slot {
+	uint64_t ch;
+	uint32_t cnt;
+} dm_slot;
+
+typedef struct ent_dmap {
+	int64_t  lo, hi;
+	dm_slot *sl;
+	uint32_t mask, ndistinct;
+} ent_dmap;
 
 typedef struct live_ent {
 	ent_event     *ev; /* inl, or a heap array once more are needed */
 	uint32_t       head, n, cap;
 	int64_t        newest;
 	ent_event      inl[ENT_INLINE];
+	ent_dmap      *dm; /* NULL until a distinct window held > ENT_SCAN_MAX */
 	okey           k;
 } live_ent;
 
@@ -449,12 +473,112 @@ card_free(live *lv, live_card *c)
 }
 
 static void
+dmap_free(ent_dmap *m)
+{
+	if (m == NULL)
+		return;
+	free(m->sl);
+	free(m);
+}
+
+static void
 ent_free(live *lv, live_ent *e)
 {
 	(void)lv;
 	if (e->ev != e->inl)
 		free(e->ev);
+	dmap_free(e->dm);
 	free(e);
+}
+
+static uint32_t
+dmap_home(const ent_dmap *m, uint64_t ch)
+{
+	return (uint32_t)(ch ^ (ch >> 32)) & m->mask;
+}
+
+static vigil_err
+dmap_grow(ent_dmap *m)
+{
+	uint64_t ncap = m->sl != NULL ? ((uint64_t)m->mask + 1) * 2 : 64;
+	dm_slot *old = m->sl;
+	uint32_t omask = m->mask;
+
+	if (ncap > (1u << 24))
+		return VIGIL_ELIMIT;
+	m->sl = calloc(ncap, sizeof *m->sl);
+	if (m->sl == NULL) {
+		m->sl = old;
+		return VIGIL_ENOMEM;
+	}
+	m->mask = (uint32_t)(ncap - 1);
+	for (uint64_t i = 0; old != NULL && i <= omask; i++) {
+		if (old[i].cnt != 0) {
+			uint32_t j = dmap_home(m, old[i].ch);
+
+			while (m->sl[j].cnt != 0)
+				j = (j + 1) & m->mask;
+			m->sl[j] = old[i];
+		}
+	}
+	free(old);
+	return VIGIL_OK;
+}
+
+/* One more event of card ch in the range. */
+static vigil_err
+dmap_add(ent_dmap *m, uint64_t ch)
+{
+	uint32_t i;
+
+	if (m->sl == NULL || (uint64_t)(m->ndistinct + 1) * 4 > ((uint64_t)m->mask + 1) * 3) {
+		vigil_err rv = dmap_grow(m);
+
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	for (i = dmap_home(m, ch); m->sl[i].cnt != 0; i = (i + 1) & m->mask) {
+		if (m->sl[i].ch == ch) {
+			m->sl[i].cnt++;
+			return VIGIL_OK;
+		}
+	}
+	m->sl[i].ch = ch;
+	m->sl[i].cnt = 1;
+	m->ndistinct++;
+	return VIGIL_OK;
+}
+
+/* One event of card ch fewer in the range (it was counted). */
+static void
+dmap_sub(ent_dmap *m, uint64_t ch)
+{
+	uint32_t i, j;
+
+	for (i = dmap_home(m, ch); m->sl[i].cnt != 0; i = (i + 1) & m->mask)
+		if (m->sl[i].ch == ch)
+			break;
+	if (m->sl[i].cnt == 0)
+		return; /* not counted: cannot happen while the map is consistent */
+	if (--m->sl[i].cnt > 0)
+		return;
+	m->ndistinct--;
+	/* Backward-shift deletion, as omap_remove_at. */
+	for (j = i;;) {
+		uint32_t k;
+		bool     stays;
+
+		j = (j + 1) & m->mask;
+		if (m->sl[j].cnt == 0)
+			break;
+		k = dmap_home(m, m->sl[j].ch);
+		stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+		if (!stays) {
+			m->sl[i] = m->sl[j];
+			i = j;
+		}
+	}
+	m->sl[i].cnt = 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -971,6 +1095,115 @@ typedef struct ent_agg {
 	uint32_t c1, c2, distinct;
 } ent_agg;
 
+/* t - w, clamped (event times are not validated against overflow here). */
+static int64_t
+time_minus(int64_t t, int64_t w)
+{
+	return t < INT64_MIN + w ? INT64_MIN : t - w;
+}
+
+/* Events in (a, b] (a < b): indices [ent_upper(a), ent_upper(b)). */
+static uint32_t
+ent_count_range(const live_ent *e, int64_t a, int64_t b)
+{
+	return ent_upper(e, b) - ent_upper(e, a);
+}
+
+/* Adds (sign > 0) or removes the events with time in (a, b] to/from m. */
+static vigil_err
+dmap_range(ent_dmap *m, const live_ent *e, int64_t a, int64_t b, int sign)
+{
+	uint32_t i, end;
+
+	if (a >= b)
+		return VIGIL_OK;
+	end = ent_upper(e, b);
+	for (i = ent_upper(e, a); i < end; i++) {
+		uint64_t ch = e->ev[e->head + i].ch;
+
+		if (sign < 0) {
+			dmap_sub(m, ch);
+		} else {
+			vigil_err rv = dmap_add(m, ch);
+
+			if (rv != VIGIL_OK)
+				return rv;
+		}
+	}
+	return VIGIL_OK;
+}
+
+/* Moves e's distinct map to (lo, hi] (creating it if needed). VIGIL_ENOMEM:
+ * the map is dropped (the caller scans instead; the next lookup retries). */
+static vigil_err
+ent_dmap_move(live_ent *e, int64_t lo, int64_t hi)
+{
+	ent_dmap *m = e->dm;
+	vigil_err rv = VIGIL_OK;
+
+	if (m != NULL && (lo >= m->hi || hi <= m->lo)) {
+		/* Disjoint from the range held: start over. */
+		if (m->sl != NULL)
+			memset(m->sl, 0, ((size_t)m->mask + 1) * sizeof *m->sl);
+		m->ndistinct = 0;
+		m->lo = m->hi = lo;
+	}
+	if (m == NULL) {
+		m = calloc(1, sizeof *m);
+		if (m == NULL)
+			return VIGIL_ENOMEM;
+		m->lo = m->hi = lo;
+		e->dm = m;
+	}
+	/* Grow first, then shrink, so (lo, hi] is always covered. */
+	if (hi > m->hi) {
+		rv = dmap_range(m, e, m->hi, hi, +1);
+		m->hi = hi;
+	}
+	if (rv == VIGIL_OK && lo < m->lo) {
+		rv = dmap_range(m, e, lo, m->lo, +1);
+		m->lo = lo;
+	}
+	if (rv != VIGIL_OK) {
+		dmap_free(m);
+		e->dm = NULL;
+		return rv;
+	}
+	if (hi < m->hi) {
+		(void)dmap_range(m, e, hi, m->hi, -1);
+		m->hi = hi;
+	}
+	if (lo > m->lo) {
+		(void)dmap_range(m, e, m->lo, lo, -1);
+		m->lo = lo;
+	}
+	return VIGIL_OK;
+}
+
+/* Distinct cards among e's events with time in (t - wd, t]. */
+static uint32_t
+ent_distinct(live_ent *e, live_scratch *sc, int64_t t, int64_t wd)
+{
+	int64_t  lo = time_minus(t, wd);
+	uint32_t a = ent_upper(e, lo), b = ent_upper(e, t);
+
+	if (e->dm == NULL && b - a <= ENT_SCAN_MAX) {
+		set_reset(sc, b - a);
+		for (uint32_t i = a; i < b; i++)
+			set_add(sc, e->ev[e->head + i].ch);
+		return sc->size;
+	}
+	if (ent_dmap_move(e, lo, t) == VIGIL_OK)
+		return e->dm->ndistinct;
+	set_reset(sc, b - a); /* out of memory: scan (saturates, storage.md) */
+	for (uint32_t i = a; i < b; i++)
+		set_add(sc, e->ev[e->head + i].ch);
+	return sc->size;
+}
+
+/* Counts are two binary searches in the time-ordered events; the distinct
+ * count is kept by the entity's map: O(log n) per lookup however busy the
+ * entity (amortized, for traffic roughly in event-time order). */
 static void
 ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, uint64_t h, int64_t t,
     int64_t w1, int64_t w2, int64_t wd, ent_agg *a)
@@ -981,30 +1214,18 @@ ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, uint64_t h, 
 	okey       *k;
 
 	memset(a, 0, sizeof *a);
-	set_reset(sc, 0);
 	pthread_mutex_lock(&s->mu);
 	k = omap_find(&s->map, h, id, len);
 	e = k != NULL ? ENT_OF(k) : NULL;
-	if (e != NULL) {
-		uint32_t idx = ent_upper(e, t);
-
-		set_reset(sc, wd > 0 ? idx : 0);
-		for (uint32_t i = idx; i-- > 0;) {
-			const ent_event *x = &e->ev[e->head + i];
-			int64_t          age = t - x->t;
-
-			if (age >= w1 && age >= w2 && age >= wd)
-				break;
-			if (age < w1)
-				a->c1++;
-			if (age < w2)
-				a->c2++;
-			if (age < wd)
-				set_add(sc, x->ch);
-		}
+	if (e != NULL && e->n > 0) {
+		if (w1 > 0)
+			a->c1 = ent_count_range(e, time_minus(t, w1), t);
+		if (w2 > 0)
+			a->c2 = ent_count_range(e, time_minus(t, w2), t);
+		if (wd > 0)
+			a->distinct = ent_distinct(e, sc, t, wd);
 	}
 	pthread_mutex_unlock(&s->mu);
-	a->distinct = sc->size;
 }
 
 static void
@@ -1150,34 +1371,51 @@ ent_apply(live *lv, int kind, const char *id, int64_t t, uint64_t card_h)
 		goto out;
 	while (drop < e->n && e->ev[e->head + drop].t <= cut)
 		drop++;
+	/* Saturated: the oldest event makes room (docs/storage.md). */
+	if (drop == 0 && e->n == LIVE_ENT_CAP)
+		drop = 1;
+	if (e->dm != NULL) {
+		for (uint32_t i = 0; i < drop; i++) {
+			const ent_event *x = &e->ev[e->head + i];
+
+			if (x->t > e->dm->lo && x->t <= e->dm->hi)
+				dmap_sub(e->dm, x->ch);
+		}
+	}
 	e->head += drop;
 	e->n -= drop;
-	if (e->n == LIVE_ENT_CAP) {
-		/* Saturated: the oldest event makes room (docs/storage.md). */
-		e->head++;
-		e->n--;
-	}
+	if (e->n == 0)
+		e->head = 0;
 	if (e->head + e->n >= e->cap) {
-		if (e->head > 0) {
+		/* Compact only when that frees at least half the array, else grow
+		 * (up to twice the cap): a busy entity at steady state, dropping
+		 * one event per event added, moves O(1) events per apply. */
+		if (e->head > 0 && (e->n <= e->cap / 2 || e->cap >= 2 * LIVE_ENT_CAP)) {
 			memmove(e->ev, e->ev + e->head, e->n * sizeof e->ev[0]);
 			e->head = 0;
-		}
-		if (e->n >= e->cap) {
+		} else {
 			uint32_t   ncap = e->cap ? e->cap * 2 : 4;
 			ent_event *ne;
 
-			if (ncap > LIVE_ENT_CAP)
-				ncap = LIVE_ENT_CAP;
+			if (ncap > 2 * LIVE_ENT_CAP)
+				ncap = 2 * LIVE_ENT_CAP;
+			/* On ENOMEM the event is not recorded (storage.md). */
 			if (e->ev == e->inl) {
 				ne = malloc(ncap * sizeof *ne);
-				if (ne != NULL)
-					memcpy(ne, e->inl, e->n * sizeof *ne);
+				if (ne == NULL)
+					goto out;
+				memcpy(ne, e->inl + e->head, e->n * sizeof *ne);
 			} else {
+				if (e->head > 0) {
+					memmove(e->ev, e->ev + e->head, e->n * sizeof e->ev[0]);
+					e->head = 0;
+				}
 				ne = realloc(e->ev, ncap * sizeof *ne);
+				if (ne == NULL)
+					goto out;
 			}
-			if (ne == NULL)
-				goto out;
 			e->ev = ne;
+			e->head = 0;
 			e->cap = ncap;
 		}
 	}
@@ -1185,6 +1423,11 @@ ent_apply(live *lv, int kind, const char *id, int64_t t, uint64_t card_h)
 	memmove(&e->ev[e->head + pos + 1], &e->ev[e->head + pos], (e->n - pos) * sizeof e->ev[0]);
 	e->ev[e->head + pos] = (ent_event){ .t = t, .ch = card_h };
 	e->n++;
+	if (e->dm != NULL && t > e->dm->lo && t <= e->dm->hi &&
+	    dmap_add(e->dm, card_h) != VIGIL_OK) {
+		dmap_free(e->dm); /* rebuilt by the next lookup */
+		e->dm = NULL;
+	}
 out:
 	pthread_mutex_unlock(&s->mu);
 }
