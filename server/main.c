@@ -11,7 +11,11 @@
  * The main thread owns every slow, rare change: it waits for signals with a
  * 100 ms timeout and on each tick checks the feature generation (every
  * 200 ms), the rule file (mtime, size and inode, debounced one tick so a
- * file being written is not compiled half-way) and the systemd watchdog.
+ * file being written is not compiled half-way) and the systemd watchdog,
+ * and every 10 s wakes the housekeeping thread (store_db_maintain: archive
+ * day rotation, compression, retention, live-state sweep). Housekeeping has
+ * a thread of its own because compressing a closed segment can take seconds,
+ * longer than signals and the watchdog may wait.
  * SIGHUP reloads the rules; SIGTERM/SIGINT drain and exit 0.
  */
 #include <errno.h>
@@ -37,6 +41,7 @@ static int sd_watchdog_enabled(int unset, uint64_t *usec) { (void)unset; (void)u
 
 #define MAIN_TICK_MS      100
 #define MAIN_REFRESH_MS   200
+#define MAIN_MAINTAIN_MS  10000
 
 void
 srv_log(const char *fmt, ...)
@@ -146,6 +151,100 @@ main_refresh(srv_server *s, char *lasterr, size_t lasterrlen)
 	srv_rules_retune(s);
 }
 
+/* The housekeeping thread: one store_db_maintain per wake-up from the main
+ * thread's timer, never two at once, never after the stop request. */
+typedef struct main_maint {
+	srv_server     *s;
+	pthread_t       thread;
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	bool            due;
+	bool            stop;
+	bool            started;
+} main_maint;
+
+static void *
+main_maint_thread(void *arg)
+{
+	main_maint *m = arg;
+	srv_server *s = m->s;
+	store_diag last = { .msg = "" }; /* the failure last logged */
+
+	for (;;) {
+		store_diag diag;
+		vigil_err rv;
+
+		pthread_mutex_lock(&m->mu);
+		while (!m->due && !m->stop)
+			pthread_cond_wait(&m->cv, &m->mu);
+		if (m->stop) {
+			pthread_mutex_unlock(&m->mu);
+			break;
+		}
+		m->due = false;
+		pthread_mutex_unlock(&m->mu);
+
+		diag.msg[0] = '\0';
+		rv = store_db_maintain(s->db, &diag);
+		atomic_fetch_add(&s->maint_runs, 1);
+		if (rv != VIGIL_OK) {
+			atomic_fetch_add(&s->maint_failures, 1);
+			/* Every failure is counted; the same one is logged once. */
+			if (strcmp(last.msg, diag.msg) != 0 || diag.msg[0] == '\0') {
+				srv_log("maintenance: %s: %s; retrying every %d s", vigil_strerror(rv),
+				    diag.msg[0] ? diag.msg : "(no detail)", MAIN_MAINTAIN_MS / 1000);
+				last = diag;
+			}
+			continue;
+		}
+		if (last.msg[0] != '\0') {
+			srv_log("maintenance: ok again");
+			last.msg[0] = '\0';
+		}
+		atomic_store(&s->maint_ok_ms, vigil_now_ms());
+	}
+	return NULL;
+}
+
+static bool
+main_maint_start(main_maint *m, srv_server *s)
+{
+	int rv;
+
+	m->s = s;
+	m->due = m->stop = false;
+	rv = pthread_create(&m->thread, NULL, main_maint_thread, m);
+	if (rv != 0) {
+		srv_log("maintenance: cannot start its thread: %s", strerror(rv));
+		return false;
+	}
+	m->started = true;
+	return true;
+}
+
+static void
+main_maint_kick(main_maint *m)
+{
+	pthread_mutex_lock(&m->mu);
+	m->due = true;
+	pthread_cond_signal(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* Waits for a maintenance pass in progress to finish (before the store closes). */
+static void
+main_maint_stop(main_maint *m)
+{
+	if (!m->started)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->stop = true;
+	pthread_cond_signal(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	pthread_join(m->thread, NULL);
+	m->started = false;
+}
+
 static int
 main_check_config(const srv_config *c)
 {
@@ -179,6 +278,9 @@ main_check_config(const srv_config *c)
 }
 
 static srv_server g_srv;
+static main_maint g_maint = {
+	.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+};
 
 int
 main(int argc, char **argv)
@@ -193,7 +295,7 @@ main(int argc, char **argv)
 	sigset_t sigs;
 	srv_action action;
 	char errbuf[1024], refresh_err[512] = "";
-	uint64_t wd_usec = 0, last_wd = 0, last_refresh = 0;
+	uint64_t wd_usec = 0, last_wd = 0, last_refresh = 0, last_maint = 0;
 	int status = 1;
 	bool clean;
 	vigil_err rv;
@@ -275,6 +377,8 @@ main(int argc, char **argv)
 		srv_log("store %s: %s: %s", s->cfg.data_dir, vigil_strerror(rv), diag.msg);
 		goto out;
 	}
+	if (diag.msg[0] != '\0') /* opened, with a note: corrupt records skipped */
+		srv_log("store: %s", diag.msg);
 	if (recovery.torn_records > 0)
 		srv_log("archive: truncated a torn tail of %llu record(s), %llu bytes",
 		    (unsigned long long)recovery.torn_records,
@@ -283,6 +387,8 @@ main(int argc, char **argv)
 	    s->cfg.data_dir, recovery.segments, (unsigned long long)recovery.last_seq,
 	    (unsigned long long)store_db_generation(s->db));
 	if (srv_rules_retune(s) != VIGIL_OK)
+		goto out;
+	if (!main_maint_start(&g_maint, s))
 		goto out;
 	atomic_store(&s->ready, true);
 	sd_notify(0, "READY=1");
@@ -306,6 +412,11 @@ main(int argc, char **argv)
 			last_refresh = now;
 			main_refresh(s, refresh_err, sizeof refresh_err);
 		}
+		/* The first pass right away: a day-old segment closes, leftovers compress. */
+		if (last_maint == 0 || now - last_maint >= MAIN_MAINTAIN_MS * 1000u) {
+			last_maint = now;
+			main_maint_kick(&g_maint);
+		}
 		if (s->cfg.rules_watch)
 			main_watch_tick(s, &watch);
 		if (wd_usec != 0 && now - last_wd >= wd_usec / 2) {
@@ -319,6 +430,7 @@ out:
 	sd_notify(0, "STOPPING=1");
 	clean = srv_rep_stop(rep, s->cfg.request_timeout_ms + 1000);
 	srv_admin_stop(admin);
+	main_maint_stop(&g_maint);
 	if (s->db != NULL) {
 		store_db_close(s->db);
 		s->db = NULL;

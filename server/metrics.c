@@ -215,6 +215,18 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 		evbuffer_add_printf(out, "vigil_late_events_total %llu\n",
 		    (unsigned long long)st.late_events);
 	}
+	metrics_head(out, "vigil_maintenance_runs_total", "counter",
+	    "store housekeeping passes (archive rotation, compression, retention; live sweep)");
+	evbuffer_add_printf(out, "vigil_maintenance_runs_total %llu\n",
+	    (unsigned long long)atomic_load(&s->maint_runs));
+	metrics_head(out, "vigil_maintenance_failures_total", "counter",
+	    "housekeeping passes that failed (the error is logged)");
+	evbuffer_add_printf(out, "vigil_maintenance_failures_total %llu\n",
+	    (unsigned long long)atomic_load(&s->maint_failures));
+	metrics_head(out, "vigil_maintenance_last_success_timestamp_seconds", "gauge",
+	    "when housekeeping last succeeded (Unix seconds; 0 = not yet)");
+	evbuffer_add_printf(out, "vigil_maintenance_last_success_timestamp_seconds %.3f\n",
+	    (double)atomic_load(&s->maint_ok_ms) / 1000.0);
 	metrics_head(out, "vigil_http_requests_total", "counter", "admin HTTP requests");
 	evbuffer_add_printf(out, "vigil_http_requests_total %llu\n",
 	    (unsigned long long)atomic_load(&m->http_requests));

@@ -155,6 +155,11 @@ typedef struct srv_server {
 	_Atomic uint64_t load_failures;
 	_Atomic uint64_t loads;
 	_Atomic int64_t  gen_switched_ms;
+
+	/* store_db_maintain every 10 s (main.c) */
+	_Atomic uint64_t maint_runs;
+	_Atomic uint64_t maint_failures;
+	_Atomic int64_t  maint_ok_ms;   /* last success, Unix ms; 0 = none yet */
 } srv_server;
 
 /* reload.c */

@@ -3,7 +3,9 @@
  * tests/server/test_vigild.c - the real vigild end to end (integration):
  * scoring, retries and the live count, dry runs, labels; every kind of bad
  * input gets its status and field and the server lives on; the clock-skew
- * guard (a far-future event time is refused, velocity goes on); admin HTTP;
+ * guard (a far-future event time is refused, velocity goes on); housekeeping
+ * (a closed segment compressed by the running server, recovery's note on a
+ * corrupt record logged); admin HTTP;
  * hot reload of a good and a bad rule file and a feature-generation switch
  * while traffic runs (no request fails); SIGTERM under load loses no
  * acknowledged transaction (every ACKed txn_id is found in the archive).
@@ -17,7 +19,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -392,6 +396,131 @@ test_future_event_time_refused(void **state)
 	r = score_ok(s.url, "f-off", "card-f4", 5000, future, false);
 	vigil__v1__reply__free_unpacked(r, NULL);
 	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* ---- housekeeping: store_db_maintain from the timer; the open note ---- */
+
+static size_t
+count_suffix(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0, sl = strlen(suffix);
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+
+		if (l > sl && strcmp(e->d_name + l - sl, suffix) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static bool
+file_contains(const char *path, const char *needle)
+{
+	char buf[16384];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, needle) != NULL;
+}
+
+/*
+ * A segment closed while vigild was down (with a corrupt record in it) is
+ * compressed by the running vigild's housekeeping ([store] compress, on by
+ * default), and the corrupt record that recovery skipped is logged on one
+ * line at start-up.
+ */
+static void
+test_maintenance_compresses_and_logs_note(void **state)
+{
+	vt_server s = { 0 };
+	Vigil__V1__Reply *r;
+	store_archive *ar = NULL;
+	store_reader *rd = NULL;
+	store_reader_stats rst;
+	store_record rec;
+	store_diag diag;
+	char dir[512], seg[600], *body = NULL;
+	uint64_t off = 0;
+	size_t nrec = 0;
+	int code = 0, fd;
+	uint8_t b;
+	vigil_err rv;
+
+	(void)state;
+	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
+	for (int i = 1; i <= 3; i++) {
+		char id[16];
+
+		snprintf(id, sizeof id, "m-%d", i);
+		r = score_ok(s.url, id, "card-m", 5000, T0 + i * 1000, false);
+		vigil__v1__reply__free_unpacked(r, NULL);
+	}
+	assert_int_equal(vt_server_stop(&s), 0);
+
+	/* Close the segment as a day change would, then break record 2's CRC. */
+	snprintf(dir, sizeof dir, "%s/archive", s.datadir);
+	assert_int_equal(store_archive_open(dir, NULL, &ar, NULL, &diag), VIGIL_OK);
+	assert_int_equal(store_archive_rotate(ar, &diag), VIGIL_OK);
+	store_archive_close(ar);
+	assert_int_equal(count_suffix(dir, ".log.zst"), 0);
+	assert_int_equal(store_reader_open(dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &diag),
+	    VIGIL_OK);
+	while ((rv = store_reader_next(rd, &rec, &diag)) == VIGIL_OK)
+		if (++nrec == 2) {
+			snprintf(seg, sizeof seg, "%s/%s", dir, rec.segment);
+			off = rec.offset + 32 + rec.len - 1; /* the payload's last byte */
+		}
+	store_reader_close(rd);
+	assert_int_equal(nrec, 3);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= 0xff;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+
+	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
+	if (!file_contains(s.log, "vigild: store: live-state recovery skipped 1 corrupt"))
+		fail_msg("no recovery note in %s", s.log);
+	/* Housekeeping runs at once and every 10 s: wait for the .zst. */
+	for (int i = 0; i < 300 && count_suffix(dir, ".log.zst") == 0; i++)
+		sleep_ms(100);
+	assert_int_equal(count_suffix(dir, ".log.zst"), 1);
+	assert_int_equal(vt_http_get(s.admin_port, "/metrics", &code, &body), 0);
+	assert_int_equal(code, 200);
+	assert_null(strstr(body, "vigil_maintenance_runs_total 0\n"));
+	assert_non_null(strstr(body, "vigil_maintenance_runs_total "));
+	assert_non_null(strstr(body, "vigil_maintenance_failures_total 0\n"));
+	assert_null(strstr(body, "vigil_maintenance_last_success_timestamp_seconds 0.000\n"));
+	free(body);
+	/* Still scoring, and the velocity recovered from the compressed segment. */
+	r = score_ok(s.url, "m-4", "card-m", 5000, T0 + 4000, false);
+	assert_true(has_hit(r, "third_in_hour")); /* m-1 and m-3; m-2 was corrupt */
+	assert_false(has_hit(r, "fourth_in_hour"));
+	vigil__v1__reply__free_unpacked(r, NULL);
+	assert_int_equal(vt_server_stop(&s), 0);
+
+	/* The archive reads back through the compressed segment. */
+	nrec = 0;
+	assert_int_equal(store_reader_open(dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &diag),
+	    VIGIL_OK);
+	while ((rv = store_reader_next(rd, &rec, &diag)) == VIGIL_OK)
+		nrec++;
+	assert_int_equal(rv, VIGIL_ENOTFOUND);
+	store_reader_get_stats(rd, &rst);
+	store_reader_close(rd);
+	assert_int_equal(nrec, 3); /* m-1, m-3, m-4 */
+	assert_int_equal(rst.corrupt_records, 1);
 	vt_server_cleanup(&s);
 }
 
@@ -886,6 +1015,7 @@ main(void)
 		cmocka_unit_test(test_score_retry_label),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_future_event_time_refused),
+		cmocka_unit_test(test_maintenance_compresses_and_logs_note),
 		cmocka_unit_test(test_http),
 		cmocka_unit_test(test_hot_reload_under_traffic),
 		cmocka_unit_test(test_generation_switch_under_traffic),
