@@ -18,6 +18,11 @@
 
 #include "int.h"
 
+_Static_assert(sizeof(batch_sample) == 16 && sizeof(batch_merch_cnt) == 16,
+    "the card pool's arrays hold 16-byte elements");
+_Static_assert((4u << (BATCH_POOL_CLASSES - 1)) >= BATCH_CARD_MAX_MERCH &&
+    (4u << (BATCH_POOL_CLASSES - 1)) >= BATCH_CARD_MAX_SAMPLES, "pool classes too small");
+
 static const int64_t window_days[BATCH_NW] = { 7, 30, 90 };
 
 void
@@ -39,15 +44,94 @@ node_key_room(size_t len)
 	return (len + 1 + 15) & ~(size_t)15;
 }
 
+/* 16-aligned bytes from p's current slab (a new slab if it is short). */
+static void *
+pool_bump(batch_pool *p, size_t n)
+{
+	void *r;
+
+	n = (n + 15) & ~(size_t)15;
+	if (n > p->left) {
+		unsigned char *slab = malloc(BATCH_POOL_SLAB);
+
+		if (slab == NULL)
+			return NULL;
+		memcpy(slab, &p->slabs, sizeof p->slabs);
+		p->slabs = slab;
+		p->cur = slab + 16; /* the link, kept 16-aligned */
+		p->left = BATCH_POOL_SLAB - 16;
+	}
+	r = p->cur;
+	p->cur += n;
+	p->left -= n;
+	return r;
+}
+
+/* Size class of an array of cap elements (cap = 4 << k). */
+static unsigned
+pool_class(uint32_t cap)
+{
+	unsigned k = 0;
+
+	while ((4u << k) < cap)
+		k++;
+	return k;
+}
+
+static void *
+pool_array(batch_pool *p, uint32_t cap)
+{
+	unsigned k = pool_class(cap);
+	void *b = p->free_[k];
+
+	if (b != NULL) {
+		memcpy(&p->free_[k], b, sizeof(void *));
+		return b;
+	}
+	return pool_bump(p, (size_t)16 << (k + 2));
+}
+
+static void
+pool_array_free(batch_pool *p, void *b, uint32_t cap)
+{
+	unsigned k;
+
+	if (b == NULL)
+		return;
+	k = pool_class(cap);
+	memcpy(b, &p->free_[k], sizeof(void *));
+	p->free_[k] = b;
+}
+
+void
+batch_pool_fini(batch_pool *p)
+{
+	void *s = p->slabs, *next;
+
+	while (s != NULL) {
+		memcpy(&next, s, sizeof next);
+		free(s);
+		s = next;
+	}
+	memset(p, 0, sizeof *p);
+}
+
 batch_card *
-batch_card_new(const char *key, size_t len)
+batch_card_new(batch_pool *pool, const char *key, size_t len)
 {
 	/* The key lives right before the struct: one allocation, and the key
 	 * compared on lookup shares a cache line with the first fields. */
 	size_t room = node_key_room(len);
-	char *base = calloc(1, room + sizeof(batch_card));
+	char *base;
 	batch_card *c;
 
+	if (pool != NULL) {
+		base = pool_bump(pool, room + sizeof(batch_card));
+		if (base != NULL)
+			memset(base, 0, room + sizeof(batch_card));
+	} else {
+		base = calloc(1, room + sizeof(batch_card));
+	}
 	if (base == NULL)
 		return NULL;
 	c = (batch_card *)(base + room);
@@ -56,6 +140,7 @@ batch_card_new(const char *key, size_t len)
 	c->key[len] = '\0';
 	c->first_seen = INT64_MAX;
 	c->max90 = -INFINITY;
+	c->pool = pool;
 	return c;
 }
 
@@ -64,6 +149,11 @@ batch_card_free(batch_card *c)
 {
 	if (c == NULL)
 		return;
+	if (c->pool != NULL) {
+		pool_array_free(c->pool, c->samples, c->cap_samples);
+		pool_array_free(c->pool, c->merch, c->cap_merch);
+		return;
+	}
 	free(c->samples);
 	free(c->merch);
 	free(c->key);
@@ -99,9 +189,11 @@ batch_card_bytes(const batch_card *c)
 	    c->cap_samples * sizeof(batch_sample) + c->cap_merch * sizeof(batch_merch_cnt);
 }
 
-/* Grows *arr (elements of size sz) to hold at least need, at most cap. */
+/* Grows *arr (elements of size sz: 16 when pooled) to hold at least need,
+ * at most cap (a power of two, as every capacity is). */
 static vigil_err
-card_grow(void **arr, uint32_t *capp, uint32_t need, uint32_t cap, size_t sz)
+card_grow(batch_pool *pool, void **arr, uint32_t *capp, uint32_t need, uint32_t cap,
+    size_t sz)
 {
 	uint32_t nc;
 	void *p;
@@ -111,9 +203,18 @@ card_grow(void **arr, uint32_t *capp, uint32_t need, uint32_t cap, size_t sz)
 	nc = *capp ? *capp * 2 : 4;
 	if (nc > cap)
 		nc = cap;
-	p = realloc(*arr, (size_t)nc * sz);
-	if (p == NULL)
-		return VIGIL_ENOMEM;
+	if (pool != NULL) {
+		p = pool_array(pool, nc);
+		if (p == NULL)
+			return VIGIL_ENOMEM;
+		if (*capp > 0)
+			memcpy(p, *arr, (size_t)*capp * sz);
+		pool_array_free(pool, *arr, *capp);
+	} else {
+		p = realloc(*arr, (size_t)nc * sz);
+		if (p == NULL)
+			return VIGIL_ENOMEM;
+	}
 	*arr = p;
 	*capp = nc;
 	return VIGIL_OK;
@@ -145,7 +246,7 @@ card_sample(batch_card *c, uint64_t h, double amount)
 	uint32_t i;
 
 	if (c->nsamples < BATCH_CARD_MAX_SAMPLES) {
-		rv = card_grow((void **)&c->samples, &c->cap_samples, c->nsamples + 1,
+		rv = card_grow(c->pool, (void **)&c->samples, &c->cap_samples, c->nsamples + 1,
 		    BATCH_CARD_MAX_SAMPLES, sizeof(batch_sample));
 		if (rv != VIGIL_OK)
 			return rv;
@@ -189,7 +290,7 @@ card_merchant(batch_card *c, uint64_t h)
 		c->merch_saturated = true;
 		return VIGIL_OK;
 	}
-	rv = card_grow((void **)&c->merch, &c->cap_merch, c->nmerch + 1,
+	rv = card_grow(c->pool, (void **)&c->merch, &c->cap_merch, c->nmerch + 1,
 	    BATCH_CARD_MAX_MERCH, sizeof(batch_merch_cnt));
 	if (rv != VIGIL_OK)
 		return rv;

@@ -67,6 +67,28 @@ typedef struct batch_windows {
 
 void batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms);
 
+/* ---- Card memory pool (agg.c) ---- */
+
+/*
+ * A worker makes ~6 small allocations per card as its arrays grow (4, 8,
+ * 16 ... elements) and frees them all at the end; malloc's bookkeeping for
+ * that was ~8% of a rebuild. The pool carves card nodes and arrays from
+ * 1 MiB slabs, keeps outgrown arrays on free lists by size class for the
+ * next card, and frees only the slabs. Arrays hold 16-byte elements
+ * (batch_sample, batch_merch_cnt), 4 << k of them for class k.
+ */
+#define BATCH_POOL_CLASSES 8 /* 4 .. 512 elements */
+#define BATCH_POOL_SLAB    (1u << 20)
+
+typedef struct batch_pool {
+	unsigned char *cur;    /* bump region of the newest slab */
+	size_t         left;
+	void          *slabs;  /* each slab's first bytes link to the next */
+	void          *free_[BATCH_POOL_CLASSES];
+} batch_pool;
+
+void batch_pool_fini(batch_pool *p); /* frees every slab; nothing from p stays valid */
+
 /* ---- Card accumulator (agg.c) ---- */
 
 typedef struct batch_sample {
@@ -106,6 +128,7 @@ typedef struct batch_card {
 	batch_merch_cnt *merch;
 	uint32_t ncountry;
 	bool     merch_saturated;
+	batch_pool *pool;              /* where the node and arrays live; NULL: malloc */
 	uint32_t hour[24];
 	batch_country_cnt country[BATCH_CARD_MAX_COUNTRY];
 	UT_hash_handle hh;
@@ -124,7 +147,10 @@ typedef struct batch_event {
 	int         label;      /* -1 none, 0 legit, 1 fraud (known at as_of) */
 } batch_event;
 
-batch_card *batch_card_new(const char *key, size_t len);
+/* A card for key[0..len) (NULL on ENOMEM), from pool (NULL: malloc).
+ * batch_card_free returns its memory (to the pool's free lists; a pooled
+ * node itself goes with the pool). */
+batch_card *batch_card_new(batch_pool *pool, const char *key, size_t len);
 void        batch_card_free(batch_card *c);
 vigil_err   batch_card_add(batch_card *c, const batch_windows *w, const batch_event *e);
 /* Final profile (deterministic: depends only on the events and their order). */

@@ -361,13 +361,11 @@ out:
 void
 batch_worker_fini(batch_worker *wk)
 {
-	batch_card *c, *ct;
 	batch_ent_node *e, *et;
 
-	HASH_ITER(hh, wk->cards, c, ct) {
-		HASH_DEL(wk->cards, c);
-		batch_card_free(c);
-	}
+	/* Pooled cards go with the pool, all at once. */
+	HASH_CLEAR(hh, wk->cards);
+	batch_pool_fini(&wk->pool);
 	HASH_ITER(hh, wk->merchants, e, et) {
 		HASH_DEL(wk->merchants, e);
 		batch_ent_node_free(e);
@@ -732,7 +730,7 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 			    (unsigned long long)p->seq, (unsigned long long)r->max_entities);
 			return VIGIL_ETOOBIG;
 		}
-		c = batch_card_new(s->card_id.p, s->card_id.len);
+		c = batch_card_new(&wk->pool, s->card_id.p, s->card_id.len);
 		if (c == NULL)
 			return VIGIL_ENOMEM;
 		rv = batch_index_put(&wk->card_ix, p->ch, c);

@@ -130,6 +130,7 @@ typedef struct batch_worker {
 	uint64_t        part; /* hash % nparts_total that this worker owns */
 	pthread_t       tid;
 	batch_card     *cards;
+	batch_pool      pool;   /* the cards' memory */
 	batch_ent_node *merchants, *terminals;
 	batch_index     card_ix, merchant_ix, terminal_ix;
 	batch_tstate   *ts;

@@ -261,7 +261,7 @@ static void
 test_card_profile_by_hand(void **state)
 {
 	batch_windows w;
-	batch_card *c = batch_card_new("c1", 2);
+	batch_card *c = batch_card_new(NULL, "c1", 2);
 	store_card_profile p;
 	batch_event evs[] = {
 		ev(A - 1, 10, 1, 100, "FR", 1),           /* 23:59:59.999 */
@@ -315,7 +315,7 @@ static void
 test_card_samples_order_independent(void **state)
 {
 	batch_windows w;
-	batch_card *c1 = batch_card_new("a", 1), *c2 = batch_card_new("a", 1);
+	batch_card *c1 = batch_card_new(NULL, "a", 1), *c2 = batch_card_new(NULL, "a", 1);
 	store_card_profile p1, p2;
 	const int n = 3 * BATCH_CARD_MAX_SAMPLES;
 
@@ -338,6 +338,56 @@ test_card_samples_order_independent(void **state)
 	assert_true(p1.amount_p99_90d <= (double)BATCH_CARD_MAX_SAMPLES);
 	batch_card_free(c1);
 	batch_card_free(c2);
+}
+
+
+/* Cards from a pool (the workers') aggregate exactly like malloc'd ones,
+ * through every array size up to the caps, and reuse freed arrays. */
+static void
+test_card_pool(void **state)
+{
+	batch_pool pool;
+	batch_windows w;
+	batch_card *cp, *cm, *c3;
+	store_card_profile pp, pm;
+	const int n = 2 * BATCH_CARD_MAX_MERCH;
+	void *samples;
+
+	(void)state;
+	memset(&pool, 0, sizeof pool);
+	batch_windows_init(&w, A, 90 * D);
+	cp = batch_card_new(&pool, "pooled", 6);
+	cm = batch_card_new(NULL, "pooled", 6);
+	assert_non_null(cp);
+	assert_non_null(cm);
+	assert_string_equal(cp->key, "pooled");
+	for (int i = 0; i < n; i++) {
+		batch_event e = ev(A - D - i * 60000, (double)(i % 97), (uint64_t)i * 0x9e3779b97f4a7c15ull,
+		    (uint64_t)i * 7919, i % 2 ? "FR" : "DE", i % 5 == 0);
+
+		assert_int_equal(batch_card_add(cp, &w, &e), VIGIL_OK);
+		assert_int_equal(batch_card_add(cm, &w, &e), VIGIL_OK);
+	}
+	assert_int_equal(cp->nmerch, BATCH_CARD_MAX_MERCH);
+	assert_int_equal(cp->cap_samples, BATCH_CARD_MAX_SAMPLES);
+	batch_card_profile(cp, &pp);
+	batch_card_profile(cm, &pm);
+	assert_memory_equal(&pp, &pm, sizeof pp);
+	/* A freed card's arrays go to the next card of the pool. */
+	samples = cp->samples;
+	batch_card_free(cp);
+	c3 = batch_card_new(&pool, "next", 4);
+	assert_non_null(c3);
+	for (int i = 0; i < BATCH_CARD_MAX_SAMPLES; i++) {
+		batch_event e = ev(A - D, 1.0, (uint64_t)i, 1, "FR", -1);
+
+		assert_int_equal(batch_card_add(c3, &w, &e), VIGIL_OK);
+	}
+	assert_ptr_equal(c3->samples, samples);
+	batch_card_free(c3);
+	batch_card_free(cm);
+	batch_pool_fini(&pool);
+	assert_null(pool.slabs);
 }
 
 static void
@@ -504,6 +554,7 @@ main(void)
 		cmocka_unit_test(test_scan_card_id),
 		cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_summary_json),
+		cmocka_unit_test(test_card_pool),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
