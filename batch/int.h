@@ -153,6 +153,28 @@ typedef struct batch_event {
 batch_card *batch_card_new(batch_pool *pool, const char *key, size_t len);
 void        batch_card_free(batch_card *c);
 vigil_err   batch_card_add(batch_card *c, const batch_windows *w, const batch_event *e);
+/* For a loop computing the profiles of cards v[0..n) in order, at i:
+ * starts loading the nodes a few cards ahead and, further along, the
+ * arrays of the nodes loaded earlier (cards in key order are scattered). */
+static inline void
+batch_cards_prefetch(batch_card *const *v, size_t i, size_t n)
+{
+	const batch_card *c;
+
+	if (i + 16 < n) {
+		__builtin_prefetch((const char *)v[i + 16] - 1);
+		for (size_t off = 0; off < BATCH_CARD_HOT_BYTES; off += 64)
+			__builtin_prefetch((const char *)v[i + 16] + off);
+	}
+	if (i + 8 < n) {
+		c = v[i + 8];
+		if (c->samples != NULL)
+			__builtin_prefetch(c->samples);
+		if (c->merch != NULL)
+			__builtin_prefetch(c->merch);
+	}
+}
+
 /* Final profile (deterministic: depends only on the events and their order). */
 void        batch_card_profile(const batch_card *c, store_card_profile *ret_p);
 size_t      batch_card_bytes(const batch_card *c);

@@ -200,6 +200,7 @@ batch_part_write(batch_run *r, const char *path, store_diag *reterr)
 	for (size_t i = 0; i < ncards && !w.err; i++) {
 		store_card_profile p;
 
+		batch_cards_prefetch(cards, i, ncards);
 		batch_card_profile(cards[i], &p);
 		pw_key(&w, 'C', cards[i]->key);
 		pw_put(&w, &p, sizeof p);

@@ -1429,10 +1429,40 @@ batch_run_aggregate(batch_run *r, store_diag *reterr)
 
 /* ---- Writing ---- */
 
-static int
-card_ptr_cmp(const void *a, const void *b)
+/* Cards sort by key (strcmp order). The first 16 bytes of each key,
+ * NUL-padded and big-endian, decide most comparisons without touching the
+ * scattered keys themselves. */
+typedef struct card_sort_ent {
+	uint64_t    pre0, pre1;
+	batch_card *c;
+} card_sort_ent;
+
+static uint64_t
+load_be64(const uint8_t *p)
 {
-	return strcmp((*(batch_card *const *)a)->key, (*(batch_card *const *)b)->key);
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int
+card_sort_cmp(const void *a, const void *b)
+{
+	const card_sort_ent *x = a, *y = b;
+	size_t lx;
+
+	if (x->pre0 != y->pre0)
+		return x->pre0 < y->pre0 ? -1 : 1;
+	if (x->pre1 != y->pre1)
+		return x->pre1 < y->pre1 ? -1 : 1;
+	/* Equal prefixes: both keys are at least 16 bytes long (keys are
+	 * distinct and hold no NUL), or equal. */
+	lx = strnlen(x->c->key, 16);
+	if (lx < 16)
+		return 0;
+	return strcmp(x->c->key + 16, y->c->key + 16);
 }
 
 /* All workers' cards in key order in a new array (free()). */
@@ -1441,16 +1471,31 @@ batch_run_sorted_cards(batch_run *r, batch_card ***ret_v, size_t *ret_n)
 {
 	size_t n = 0, i = 0;
 	batch_card **v, *c;
+	card_sort_ent *se;
 
 	for (uint32_t w = 0; w < r->nworkers; w++)
 		n += HASH_COUNT(r->workers[w].cards);
 	v = malloc((n ? n : 1) * sizeof *v);
-	if (v == NULL)
+	se = malloc((n ? n : 1) * sizeof *se);
+	if (v == NULL || se == NULL) {
+		free(v);
+		free(se);
 		return VIGIL_ENOMEM;
-	for (uint32_t w = 0; w < r->nworkers; w++)
-		for (c = r->workers[w].cards; c != NULL; c = c->hh.next)
-			v[i++] = c;
-	qsort(v, n, sizeof *v, card_ptr_cmp);
+	}
+	for (uint32_t w = 0; w < r->nworkers; w++) {
+		for (c = r->workers[w].cards; c != NULL; c = c->hh.next, i++) {
+			uint8_t pre[16] = { 0 };
+
+			memcpy(pre, c->key, strnlen(c->key, sizeof pre));
+			se[i].pre0 = load_be64(pre);
+			se[i].pre1 = load_be64(pre + 8);
+			se[i].c = c;
+		}
+	}
+	qsort(se, n, sizeof *se, card_sort_cmp);
+	for (i = 0; i < n; i++)
+		v[i] = se[i].c;
+	free(se);
 	*ret_v = v;
 	*ret_n = n;
 	return VIGIL_OK;
@@ -1742,6 +1787,7 @@ put_cards(batch_run *r, store_diag *reterr)
 	if (rv != VIGIL_OK)
 		return rv;
 	for (size_t i = 0; i < n; i++) {
+		batch_cards_prefetch(v, i, n);
 		batch_card_profile(v[i], &p);
 		rv = store_genw_put_card(r->gw, v[i]->key, &p);
 		if (rv != VIGIL_OK) {
