@@ -593,6 +593,63 @@ test_threads_errors_and_bad_records(void **state)
 	free(s1);
 }
 
+
+/* Partial files list their cards in strcmp order, which the merge checks:
+ * ids longer than the 16 bytes the sort compares first, sharing them, and
+ * ids that are prefixes of others. */
+static void
+test_partition_long_card_ids(void **state)
+{
+	const char *dir = fx_tmpdir(0);
+	static const char *const ids[] = {
+		"customer-card-0000000000000002", "customer-card-0000000000000001",
+		"customer-card-000000000000000", "customer-card-00", "customer-card-0",
+		"customer-card-0000000000000010", "customer-card-0000000000000001x",
+		"customer-card-000", "c", "customer-card-0000",
+	};
+	const size_t nids = sizeof ids / sizeof ids[0];
+	char paths[2][600], tid[32];
+	const char *pp[2];
+	store_archive *ar = fx_archive(dir);
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+
+	(void)state;
+	assert_non_null(s);
+	for (int i = 0; i < 400; i++) {
+		fx_txn t = { 0 };
+
+		snprintf(tid, sizeof tid, "lt-%04d", i);
+		t.txn_id = tid;
+		t.card = ids[(size_t)i % nids];
+		t.merchant = "m-1";
+		t.country = "FR";
+		t.currency = "EUR";
+		t.amount_minor = 100 + i;
+		t.t = A - 10 * D + i * 60000;
+		t.mcc = 5411;
+		fx_score(ar, &t);
+	}
+	store_archive_close(ar);
+	for (uint32_t i = 0; i < 2; i++) {
+		snprintf(paths[i], sizeof paths[i], "%s/long-%u.vpart", dir, i);
+		pp[i] = paths[i];
+		opts_for(&o, dir, NULL);
+		o.part_index = i;
+		o.part_count = 2;
+		o.out_path = paths[i];
+		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+			fail_msg("partition %u: %s", i, d.msg);
+	}
+	opts_for(&o, dir, NULL);
+	if (batch_merge(&o, pp, 2, s, &d) != VIGIL_OK)
+		fail_msg("merge: %s", d.msg);
+	assert_int_equal(s->cards, nids);
+	assert_int_equal(s->records_read, 400);
+	free(s);
+}
+
 static void
 test_lock_busy(void **state)
 {
@@ -748,6 +805,7 @@ main(void)
 		cmocka_unit_test(test_label_time_respected),
 		cmocka_unit_test(test_partitions_threads_single_agree),
 		cmocka_unit_test(test_threads_errors_and_bad_records),
+		cmocka_unit_test(test_partition_long_card_ids),
 		cmocka_unit_test(test_lock_busy),
 		cmocka_unit_test(test_rules_error_named),
 		cmocka_unit_test(test_cli),
