@@ -26,6 +26,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -885,8 +886,14 @@ typedef struct rp_batch {
 	uint64_t      first_index;  /* global index of rows[0] (for --rate) */
 	uint64_t      t0_ns;        /* pacing origin */
 	uint64_t      errors;
+	atomic_uint_fast64_t consecutive; /* failures in a row, all senders */
+	atomic_bool   give_up;
 	pthread_mutex_t mu;
 } rp_batch;
+
+/* A run of failures this long means the servers are gone: stop, do not
+ * time out row by row for hours. */
+#define RP_GIVE_UP_AFTER 50
 
 typedef struct rp_worker {
 	rp_batch *b;
@@ -944,6 +951,10 @@ rp_worker_main(void *arg)
 
 		if (b->part[i] != w->id)
 			continue;
+		if (atomic_load(&b->give_up)) {
+			out->failed = true;
+			continue;
+		}
 		if (r->o.rate > 0)
 			rp_sleep_until(b->t0_ns + (uint64_t)((double)(b->first_index + i) * 1e9 / r->o.rate));
 		else if (r->o.speed > 0)
@@ -959,9 +970,25 @@ rp_worker_main(void *arg)
 			if (b->errors++ < RP_MAX_ERRORS_SHOWN)
 				fprintf(stderr, "vigil-replay: %s: %s%s%s\n", ct.txn_id, info.message,
 				    info.field[0] ? " field " : "", info.field);
+			if (!atomic_load(&b->give_up) && e != VIGIL_CLIENT_SINVALID) {
+				bool any = false;
+				for (size_t k = 0; k < vigil_client_nreplicas(r->client); k++)
+					any |= vigil_client_replica_connected(r->client, k);
+				if (!any) {
+					atomic_store(&b->give_up, true);
+					fprintf(stderr, "vigil-replay: no server is connected any more: "
+					    "giving up\n");
+				} else if (atomic_fetch_add(&b->consecutive, 1) + 1 >= RP_GIVE_UP_AFTER) {
+					atomic_store(&b->give_up, true);
+					fprintf(stderr, "vigil-replay: %d failures in a row: giving up\n",
+					    RP_GIVE_UP_AFTER);
+				}
+			}
 			pthread_mutex_unlock(&b->mu);
 			continue;
 		}
+		if (atomic_load(&b->consecutive) != 0)
+			atomic_store(&b->consecutive, 0);
 		out->latency_us = (uint32_t)((vigil_mono_ns() - t1) / 1000u);
 		if (out->latency_us == 0)
 			out->latency_us = 1;
@@ -1237,6 +1264,10 @@ rp_run_server(rp *r)
 		rv = rp_server_batch(r, &b);
 		if (rv != VIGIL_OK)
 			goto out;
+		if (atomic_load(&b.give_up)) {
+			rv = VIGIL_ECLOSED;
+			goto out;
+		}
 		for (size_t i = 0; i < b.n; i++) {
 			rv = rp_observe(r, &b.rows[i], &b.outs[i], NULL);
 			if (rv != VIGIL_OK)
@@ -1642,9 +1673,18 @@ main(int argc, char **argv)
 	if (r->o.nservers > 0) {
 		vigil_client_opts co = { .timeout_ms = 5000, .max_attempts = 3, .connect_wait_ms = 3000 };
 		vigil_client_errinfo info;
+		bool any = false;
 		if (vigil_client_open(r->o.servers, r->o.nservers, &co, &r->client, &info) !=
 		    VIGIL_CLIENT_OK) {
 			fprintf(stderr, "vigil-replay: %s\n", info.message);
+			goto out;
+		}
+		/* fail fast: a replay against nothing would time out row by row */
+		for (size_t i = 0; i < r->o.nservers; i++)
+			any |= vigil_client_replica_connected(r->client, i);
+		if (!any) {
+			fprintf(stderr, "vigil-replay: no server reachable at %s%s within 3 s\n",
+			    r->o.servers[0], r->o.nservers > 1 ? " (nor the other replicas)" : "");
 			goto out;
 		}
 	} else {
