@@ -233,6 +233,7 @@ test_usage_errors(void **state)
 	const char *a2[] = { replay, "--csv", csv, "--rate", "10", NULL };
 	const char *a3[] = { replay, "--csv", "/nonexistent.csv", "--rules", rules_default, NULL };
 	const char *a4[] = { replay, "--csv", csv, "--rules", "/nonexistent.rules", NULL };
+	const char *a5[] = { replay, "--csv", csv, "--server", "ipc:///nonexistent-vigil/sock", NULL };
 	char *e;
 
 	(void)state;
@@ -249,6 +250,12 @@ test_usage_errors(void **state)
 	assert_string_equal(e, "vigil-replay: /nonexistent.csv: cannot open: No such file or directory\n");
 	free(e);
 	assert_int_equal(tr_run(a4, NULL, NULL), 1);
+	/* no server: one line after the connect wait, not a time-out per row */
+	assert_int_equal(tr_run(a5, NULL, err), 1);
+	e = tr_slurp(err, NULL);
+	assert_string_equal(e, "vigil-replay: no server reachable at ipc:///nonexistent-vigil/sock "
+	    "within 3 s\n");
+	free(e);
 }
 
 int
