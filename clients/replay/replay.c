@@ -811,14 +811,6 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 	return rv;
 }
 
-static void
-rp_rebuild_progress(void *arg, uint64_t records, uint64_t total)
-{
-	(void)arg;
-	(void)records;
-	(void)total;
-}
-
 /* The night before `day`: labels known by midnight, rebuild, switch. */
 static vigil_err
 rp_offline_night(rp *r, int64_t day)
@@ -843,7 +835,6 @@ rp_offline_night(rp *r, int64_t day)
 	bo.as_of_ms = day * VIGIL_MS_PER_DAY;
 	bo.rules_path = r->o.rules;
 	bo.threads = 1;
-	bo.progress = rp_rebuild_progress;
 	rv = batch_rebuild(&bo, sum, &diag);
 	if (rv != VIGIL_OK) {
 		char d[16];
