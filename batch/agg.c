@@ -36,14 +36,6 @@ batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms)
 	}
 }
 
-/* Bytes before a node for its key: len + NUL, rounded up to 16 (at most
- * 80, what batch_node_prefetch assumes). */
-static size_t
-node_key_room(size_t len)
-{
-	return (len + 1 + 15) & ~(size_t)15;
-}
-
 /* 16-aligned bytes from p's current slab (a new slab if it is short). */
 static void *
 pool_bump(batch_pool *p, size_t n)
@@ -121,7 +113,7 @@ batch_card_new(batch_pool *pool, const char *key, size_t len)
 {
 	/* The key lives right before the struct: one allocation, and the key
 	 * compared on lookup shares a cache line with the first fields. */
-	size_t room = node_key_room(len);
+	size_t room = batch_node_key_room(len);
 	char *base;
 	batch_card *c;
 
@@ -162,7 +154,7 @@ batch_card_free(batch_card *c)
 batch_ent_node *
 batch_ent_node_new(const char *key, size_t len)
 {
-	size_t room = node_key_room(len);
+	size_t room = batch_node_key_room(len);
 	char *base = calloc(1, room + sizeof(batch_ent_node));
 	batch_ent_node *e;
 

@@ -200,18 +200,26 @@ typedef struct batch_ent_node {
 batch_ent_node *batch_ent_node_new(const char *key, size_t len);
 void            batch_ent_node_free(batch_ent_node *e); /* NULL is a no-op */
 
-/* Starts loading the key and the first bytes of a node whose key is stored
- * before it (cards and entities): keys are at most VIGIL_ID_MAX + 1 bytes,
- * rounded up to 16. */
-static inline void
-batch_node_prefetch(const void *node, size_t hot_bytes)
+/* Bytes before a card or entity node for its key: len + NUL, rounded up
+ * to 16 (batch_card_new, batch_ent_node_new). */
+static inline size_t
+batch_node_key_room(size_t len)
 {
-	const char *n = node;
+	return (len + 1 + 15) & ~(size_t)15;
+}
 
-	__builtin_prefetch(n - 80);
-	__builtin_prefetch(n - 1);
-	for (size_t off = 0; off < hot_bytes; off += 64)
-		__builtin_prefetch(n + off);
+/* Starts loading a card or entity node expected to hold a key of keylen
+ * bytes (the one being looked up): the key before it and hot_bytes of the
+ * node, each cache line once. Few prefetches matter: the core tracks only
+ * so many misses, and a record's lookups already need several. */
+static inline void
+batch_node_prefetch(const void *node, size_t keylen, size_t hot_bytes)
+{
+	uintptr_t a = ((uintptr_t)node - batch_node_key_room(keylen)) & ~(uintptr_t)63;
+	uintptr_t end = (uintptr_t)node + hot_bytes;
+
+	for (; a < end; a += 64)
+		__builtin_prefetch((const void *)a);
 }
 
 void batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e);

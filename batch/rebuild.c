@@ -777,13 +777,13 @@ worker_flush(batch_worker *wk, store_diag *reterr)
 		if ((n = batch_index_peek(&r->label_ix, p->lh)) != NULL)
 			__builtin_prefetch(n + sizeof(batch_label));
 		if ((n = batch_index_peek(&wk->card_ix, p->ch)) != NULL)
-			batch_node_prefetch(n, BATCH_CARD_HOT_BYTES);
+			batch_node_prefetch(n, wk->lean[i].card_id.len, BATCH_CARD_HOT_BYTES);
 		cards[i] = (const batch_card *)n;
 		if ((n = batch_index_peek(&wk->merchant_ix, p->mh)) != NULL)
-			batch_node_prefetch(n, sizeof(batch_ent));
+			batch_node_prefetch(n, wk->lean[i].merchant_id.len, sizeof(batch_ent));
 		if (wk->lean[i].terminal_id.len > 0 &&
 		    (n = batch_index_peek(&wk->terminal_ix, p->th)) != NULL)
-			batch_node_prefetch(n, sizeof(batch_ent));
+			batch_node_prefetch(n, wk->lean[i].terminal_id.len, sizeof(batch_ent));
 		rv = worker_plan_values(wk, i, reterr);
 		if (rv != VIGIL_OK)
 			return rv;
