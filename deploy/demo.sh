@@ -57,6 +57,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "demo: interrupted" >&2; exit 130' INT TERM
 
+# reset the demo directory, but never something that is not one
+if [ -e "$data" ] && [ ! -f "$data/traffic.csv" ] && [ -n "$(ls -A "$data" 2>/dev/null)" ]; then
+	die "refusing to reset $data: it is not empty and holds no demo (set DEMO_DATA)"
+fi
 echo "demo: [1/4] generating $days days of traffic for $cards cards (seed $seed)"
 rm -rf "$data"
 mkdir -p "$data" || die "cannot create $data"
