@@ -6,12 +6,19 @@
  * fsync=interval, and maintenance (zstd compression of closed segments,
  * retention). Guarantees and on-disk format: docs/archive.md.
  *
- * Locking: mu orders writes (sequence numbers, the open segment, rotation);
- * sync_mu guards the group-commit state. Order is mu then sync_mu. A record
- * is written with one writev(2) under mu, so it is in the file (and survives
- * kill -9) when store_archive_write returns. With fsync=always the first
- * waiter to find no sync running becomes the leader: it fdatasyncs for
- * everyone written so far while later waiters sleep on sync_cv.
+ * Locking: q_mu guards the queue of records not yet written (it assigns
+ * sequence numbers: a record's frame is built and copied there under it);
+ * mu orders writes (the open segment, rotation); sync_mu guards the
+ * group-commit state. Order is mu, then q_mu or sync_mu. Group write: an
+ * appender that finds its record not yet written takes mu and becomes the
+ * leader: it takes the whole queue (every record enqueued meanwhile, by any
+ * thread) and writes it with one write(2) per segment touched; appenders
+ * that queued behind it find their records written when they get mu and
+ * return. A record is acknowledged (store_archive_write returns) only once
+ * the write(2) holding it has returned, so it survives kill -9. With
+ * fsync=always the first waiter to find no sync running becomes the sync
+ * leader: it fdatasyncs for everyone written so far while later waiters
+ * sleep on sync_cv.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +44,25 @@
 #define AR_MIN_SEGMENT   4096u
 #define AR_ZSTD_LEVEL    3
 #define AR_COPY_CHUNK    (1u << 20)
+#define AR_QUEUE_INITIAL (64u << 10)
+/* Queued bytes beyond which an appender writes the queue before adding to
+ * it (callers flush right after enqueueing, so it is rarely reached). */
+#define AR_QUEUE_MAX     (64u << 20)
+
+/* A queued frame: its bytes follow the previous one's in the queue buffer. */
+typedef struct ar_qent {
+	uint64_t seq;
+	int64_t  event_time_ms;
+	uint32_t len; /* header + payload */
+} ar_qent;
+
+/* The records enqueued and not yet written, in sequence order. */
+typedef struct ar_queue {
+	uint8_t *buf;
+	size_t   len, cap;
+	ar_qent *ent;
+	uint32_t n, entcap;
+} ar_queue;
 
 struct store_archive {
 	char              *dir;
@@ -51,8 +77,12 @@ struct store_archive {
 	int64_t            seg_day;
 	uint64_t           seg_size;
 	store_seg_index    seg;        /* what the open segment holds so far */
-	uint64_t           next_seq;
 	uint64_t           nsegments;
+	ar_queue           wq;         /* the leader's batch being written (mu) */
+
+	pthread_mutex_t    q_mu;       /* the queue */
+	ar_queue           q;
+	uint64_t           next_seq;
 	uint64_t           records, bytes;
 	atomic_bool        failed;     /* sticky: a write or sync failed */
 	atomic_uint_least64_t written_seq;
@@ -329,15 +359,15 @@ ar_segment_close(store_archive *ar)
 	return rv;
 }
 
-/* Creates the segment the next record (seq next_seq) goes to (mu held). */
+/* Creates the segment whose first record is first_seq (mu held). */
 static vigil_err
-ar_segment_create(store_archive *ar, int64_t now)
+ar_segment_create(store_archive *ar, int64_t now, uint64_t first_seq)
 {
 	char path[PATH_MAX];
 	int fd;
 
 	ar->seg_day = ar_day(now);
-	store_seg_base(ar->seg_day, ar->next_seq, ar->base);
+	store_seg_base(ar->seg_day, first_seq, ar->base);
 	snprintf(path, sizeof path, "%s/%s.log", ar->dir, ar->base);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -383,15 +413,160 @@ ar_writev_all(int fd, struct iovec *iov, int iovcnt)
 	return VIGIL_OK;
 }
 
+static void
+ar_queue_fini(ar_queue *q)
+{
+	free(q->buf);
+	free(q->ent);
+	memset(q, 0, sizeof *q);
+}
+
+/* Room for one more frame of flen bytes (q_mu held). */
+static vigil_err
+ar_queue_reserve(ar_queue *q, size_t flen)
+{
+	if (q->len + flen > q->cap) {
+		size_t   ncap = q->cap ? q->cap : AR_QUEUE_INITIAL;
+		uint8_t *nb;
+
+		while (ncap < q->len + flen)
+			ncap *= 2;
+		nb = realloc(q->buf, ncap);
+		if (nb == NULL)
+			return VIGIL_ENOMEM;
+		q->buf = nb;
+		q->cap = ncap;
+	}
+	if (q->n == q->entcap) {
+		uint32_t ncap = q->entcap ? q->entcap * 2 : 256;
+		ar_qent *ne = realloc(q->ent, ncap * sizeof *ne);
+
+		if (ne == NULL)
+			return VIGIL_ENOMEM;
+		q->ent = ne;
+		q->entcap = ncap;
+	}
+	return VIGIL_OK;
+}
+
+/* Writes frames ent[0..n) (bytes p[0..len)) to the open segment and
+ * accounts for them (mu held). */
+static vigil_err
+ar_write_chunk(store_archive *ar, const uint8_t *p, size_t len, const ar_qent *ent, uint32_t n)
+{
+	struct iovec iov = { (void *)(uintptr_t)p, len };
+
+	if (n == 0)
+		return VIGIL_OK;
+	if (ar_writev_all(ar->fd, &iov, 1) != VIGIL_OK) {
+		/* What reached the file is at most a torn tail, truncated on reopen. */
+		atomic_store(&ar->failed, true);
+		return VIGIL_EIO;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		int64_t t = ent[i].event_time_ms;
+
+		if (ar->seg.records == 0) {
+			ar->seg.first_seq = ent[i].seq;
+			ar->seg.min_event_ms = ar->seg.max_event_ms = t;
+		}
+		ar->seg.last_seq = ent[i].seq;
+		if (t < ar->seg.min_event_ms)
+			ar->seg.min_event_ms = t;
+		if (t > ar->seg.max_event_ms)
+			ar->seg.max_event_ms = t;
+		ar->seg.records++;
+	}
+	ar->records += n;
+	ar->bytes += len;
+	atomic_store(&ar->written_seq, ent[n - 1].seq);
+	return VIGIL_OK;
+}
+
+/* Writes a batch taken from the queue, rotating by size and day between
+ * frames as single appends would (mu held). */
+static vigil_err
+ar_write_batch(store_archive *ar, const ar_queue *b)
+{
+	int64_t   now = ar->now(ar->now_arg);
+	size_t    off = 0, start = 0;
+	uint32_t  i0 = 0;
+	vigil_err rv;
+
+	for (uint32_t i = 0; i < b->n; i++) {
+		uint32_t flen = b->ent[i].len;
+
+		if (ar->fd >= 0 &&
+		    ((ar->seg_size > 0 && ar->seg_size + flen > ar->opts.segment_max_bytes) ||
+		    ar_day(now) > ar->seg_day)) {
+			rv = ar_write_chunk(ar, b->buf + start, off - start, b->ent + i0, i - i0);
+			if (rv != VIGIL_OK)
+				return rv;
+			start = off;
+			i0 = i;
+			rv = ar_segment_close(ar);
+			if (rv != VIGIL_OK)
+				return rv;
+		}
+		if (ar->fd < 0) {
+			rv = ar_segment_create(ar, now, b->ent[i].seq);
+			if (rv != VIGIL_OK) {
+				atomic_store(&ar->failed, true);
+				return VIGIL_EIO;
+			}
+		}
+		ar->seg_size += flen;
+		off += flen;
+	}
+	return ar_write_chunk(ar, b->buf + start, off - start, b->ent + i0, b->n - i0);
+}
+
+/* Returns once every record up to seq is written: as the leader (writing
+ * the whole queue) or after one did. */
+static vigil_err
+ar_flush_upto(store_archive *ar, uint64_t seq)
+{
+	vigil_err rv = VIGIL_OK;
+
+	if (atomic_load(&ar->written_seq) >= seq)
+		return VIGIL_OK;
+	pthread_mutex_lock(&ar->mu);
+	while (atomic_load(&ar->written_seq) < seq) {
+		ar_queue tmp;
+
+		if (atomic_load(&ar->failed)) {
+			rv = VIGIL_EIO;
+			break;
+		}
+		/* Take the queue; the emptied batch buffer becomes the queue. */
+		pthread_mutex_lock(&ar->q_mu);
+		tmp = ar->q;
+		ar->q = ar->wq;
+		ar->q.len = 0;
+		ar->q.n = 0;
+		pthread_mutex_unlock(&ar->q_mu);
+		ar->wq = tmp;
+		if (ar->wq.n == 0) {
+			rv = VIGIL_EINVAL; /* seq was never enqueued */
+			break;
+		}
+		rv = ar_write_batch(ar, &ar->wq);
+		ar->wq.len = 0;
+		ar->wq.n = 0;
+		if (rv != VIGIL_OK)
+			break;
+	}
+	pthread_mutex_unlock(&ar->mu);
+	return rv;
+}
+
 vigil_err
-store_archive_write(store_archive *ar, store_rec_type type, int64_t event_time_ms,
+store_archive_enqueue(store_archive *ar, store_rec_type type, int64_t event_time_ms,
     const void *payload, size_t len, uint64_t *ret_seq)
 {
-	uint8_t hdr[STORE_FRAME_HDR];
-	struct iovec iov[2];
-	uint64_t seq;
-	int64_t now;
-	vigil_err rv = VIGIL_OK;
+	size_t    flen = STORE_FRAME_HDR + len;
+	uint64_t  seq;
+	vigil_err rv;
 
 	if (type != STORE_REC_SCORE && type != STORE_REC_LABEL)
 		return VIGIL_EINVAL;
@@ -399,58 +574,58 @@ store_archive_write(store_archive *ar, store_rec_type type, int64_t event_time_m
 		return VIGIL_ETOOBIG;
 	if (len > 0 && payload == NULL)
 		return VIGIL_EINVAL;
-	pthread_mutex_lock(&ar->mu);
-	if (atomic_load(&ar->failed)) {
-		rv = VIGIL_EIO;
-		goto out;
-	}
-	now = ar->now(ar->now_arg);
-	if (ar->fd >= 0 &&
-	    ((ar->seg_size > 0 && ar->seg_size + STORE_FRAME_HDR + len > ar->opts.segment_max_bytes) ||
-	    ar_day(now) > ar->seg_day)) {
-		rv = ar_segment_close(ar);
-		if (rv != VIGIL_OK)
-			goto out;
-	}
-	if (ar->fd < 0) {
-		rv = ar_segment_create(ar, now);
-		if (rv != VIGIL_OK) {
-			atomic_store(&ar->failed, true);
-			rv = VIGIL_EIO;
-			goto out;
+	for (;;) {
+		pthread_mutex_lock(&ar->q_mu);
+		if (atomic_load(&ar->failed)) {
+			pthread_mutex_unlock(&ar->q_mu);
+			return VIGIL_EIO;
 		}
+		if (ar->q.len == 0 || ar->q.len + flen <= AR_QUEUE_MAX)
+			break;
+		/* Over the cap: write what is queued first (mu before q_mu). */
+		seq = ar->next_seq - 1;
+		pthread_mutex_unlock(&ar->q_mu);
+		rv = ar_flush_upto(ar, seq);
+		if (rv != VIGIL_OK)
+			return rv;
 	}
-	seq = ar->next_seq;
-	store_frame_header(hdr, type, seq, event_time_ms, payload, len);
-	iov[0].iov_base = hdr;
-	iov[0].iov_len = sizeof hdr;
-	iov[1].iov_base = (void *)(uintptr_t)payload;
-	iov[1].iov_len = len;
-	rv = ar_writev_all(ar->fd, iov, len > 0 ? 2 : 1);
-	if (rv != VIGIL_OK) {
-		/* What reached the file is at most a torn tail, truncated on reopen. */
-		atomic_store(&ar->failed, true);
-		goto out;
+	rv = ar_queue_reserve(&ar->q, flen);
+	if (rv == VIGIL_OK) {
+		uint8_t *p = ar->q.buf + ar->q.len;
+
+		seq = ar->next_seq++;
+		store_frame_header(p, type, seq, event_time_ms, payload, len);
+		if (len > 0)
+			memcpy(p + STORE_FRAME_HDR, payload, len);
+		ar->q.ent[ar->q.n++] = (ar_qent){ .seq = seq, .event_time_ms = event_time_ms,
+			.len = (uint32_t)flen };
+		ar->q.len += flen;
+		if (ret_seq != NULL)
+			*ret_seq = seq;
 	}
-	ar->next_seq++;
-	ar->seg_size += STORE_FRAME_HDR + len;
-	if (ar->seg.records == 0) {
-		ar->seg.first_seq = seq;
-		ar->seg.min_event_ms = ar->seg.max_event_ms = event_time_ms;
-	}
-	ar->seg.last_seq = seq;
-	if (event_time_ms < ar->seg.min_event_ms)
-		ar->seg.min_event_ms = event_time_ms;
-	if (event_time_ms > ar->seg.max_event_ms)
-		ar->seg.max_event_ms = event_time_ms;
-	ar->seg.records++;
-	ar->records++;
-	ar->bytes += STORE_FRAME_HDR + len;
-	atomic_store(&ar->written_seq, seq);
-	if (ret_seq != NULL)
+	pthread_mutex_unlock(&ar->q_mu);
+	return rv;
+}
+
+vigil_err
+store_archive_flush(store_archive *ar, uint64_t seq)
+{
+	return ar_flush_upto(ar, seq);
+}
+
+vigil_err
+store_archive_write(store_archive *ar, store_rec_type type, int64_t event_time_ms,
+    const void *payload, size_t len, uint64_t *ret_seq)
+{
+	uint64_t  seq = 0;
+	vigil_err rv;
+
+	rv = store_archive_enqueue(ar, type, event_time_ms, payload, len, &seq);
+	if (rv != VIGIL_OK)
+		return rv;
+	rv = ar_flush_upto(ar, seq);
+	if (rv == VIGIL_OK && ret_seq != NULL)
 		*ret_seq = seq;
-out:
-	pthread_mutex_unlock(&ar->mu);
 	return rv;
 }
 
@@ -684,6 +859,7 @@ store_archive_open(const char *dir, const store_archive_opts *opts, store_archiv
 	ar->fd = ar->sync_fd = ar->lockfd = -1;
 	ar->now = ar_default_now;
 	pthread_mutex_init(&ar->mu, NULL);
+	pthread_mutex_init(&ar->q_mu, NULL);
 	pthread_mutex_init(&ar->sync_mu, NULL);
 	pthread_cond_init(&ar->sync_cv, NULL);
 	pthread_cond_init(&ar->commit_cv, NULL);
@@ -780,6 +956,9 @@ store_archive_close(store_archive *ar)
 		pthread_mutex_unlock(&ar->sync_mu);
 		pthread_join(ar->commit_thr, NULL);
 	}
+	/* Records enqueued and never flushed (no caller does that): write them. */
+	if (ar->q.n > 0 && !atomic_load(&ar->failed))
+		(void)ar_flush_upto(ar, ar->q.ent[ar->q.n - 1].seq);
 	if (ar->fd >= 0) {
 		/* The segment stays open (no index): the next open continues it. */
 		(void)fdatasync(ar->fd);
@@ -788,12 +967,15 @@ store_archive_close(store_archive *ar)
 	if (ar->lockfd >= 0)
 		close(ar->lockfd); /* releases the flock */
 	pthread_mutex_destroy(&ar->mu);
+	pthread_mutex_destroy(&ar->q_mu);
 	pthread_mutex_destroy(&ar->sync_mu);
 	pthread_cond_destroy(&ar->sync_cv);
 	pthread_cond_destroy(&ar->commit_cv);
 	pthread_mutex_destroy(&ar->thr_mu);
 	pthread_cond_destroy(&ar->thr_cv);
 	pthread_mutex_destroy(&ar->maint_mu);
+	ar_queue_fini(&ar->q);
+	ar_queue_fini(&ar->wq);
 	free(ar->dir);
 	free(ar);
 }
@@ -805,8 +987,10 @@ store_archive_get_stats(store_archive *ar, store_archive_stats *ret_stats)
 	ret_stats->records  = ar->records;
 	ret_stats->bytes    = ar->bytes;
 	ret_stats->segments = ar->nsegments;
-	ret_stats->last_seq = ar->next_seq - 1;
 	pthread_mutex_unlock(&ar->mu);
+	pthread_mutex_lock(&ar->q_mu);
+	ret_stats->last_seq = ar->next_seq - 1;
+	pthread_mutex_unlock(&ar->q_mu);
 	pthread_mutex_lock(&ar->sync_mu);
 	ret_stats->syncs = ar->syncs;
 	pthread_mutex_unlock(&ar->sync_mu);

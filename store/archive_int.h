@@ -114,6 +114,21 @@ vigil_err store_seg_index_write(const char *dir, const char *base, const store_s
 vigil_err store_seg_scan(const char *path, store_seg_index *ret_idx, uint64_t *ret_valid_end,
     store_diag *reterr);
 
+/*
+ * store_archive_write in two halves, for a caller that orders records under
+ * its own lock but should not hold it across the write(2) (store_db: the
+ * watermark lock): _enqueue assigns the record's sequence number and copies
+ * its frame into the archive's queue (cheap; errors as for write, plus
+ * VIGIL_ENOMEM); _flush(seq) returns once every record up to seq is in the
+ * file, writing the whole queue (other threads' records too) with one
+ * write(2) if no other thread is doing so. A record is acknowledged only
+ * after its _flush returned VIGIL_OK (VIGIL_EIO: a write failed, the archive
+ * refuses further appends; VIGIL_EINVAL: seq was never enqueued).
+ */
+vigil_err store_archive_enqueue(store_archive *ar, store_rec_type type, int64_t event_time_ms,
+    const void *payload, size_t len, uint64_t *ret_seq);
+vigil_err store_archive_flush(store_archive *ar, uint64_t seq);
+
 /* Group commit by a dedicated sync thread instead of leader/follower (the
  * default): appenders with fsync=always only wait while the thread syncs.
  * Kept to measure the two designs against each other (bench/archive); call

@@ -9,9 +9,10 @@
  * open the live state is rebuilt by replaying the archive's last
  * max(14 days, dedupe horizon) of event time, and after any crash it equals
  * a recomputation from the archive. Commit order: card stripe lock (taken
- * in begin) > watermark lock [archive write, admit] > apply > unlock >
- * durability wait, so the archive's sequence order is the order in which
- * lateness was decided and a replay decides the same.
+ * in begin) > watermark lock [archive enqueue (sequence number), admit] >
+ * archive flush (group write) > apply > unlock > durability wait, so the
+ * archive's sequence order is the order in which lateness was decided and
+ * a replay decides the same.
  *
  * Generations are switched by pointer under a small mutex plus an epoch
  * counter: a context re-reads the pointer only when the epoch moved (one
@@ -31,6 +32,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "archive_int.h"
 #include "features_int.h"
 #include "live_int.h"
 #include "schema.h"
@@ -871,9 +873,12 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 			goto fail;
 		}
 	}
+	/* The sequence number and the late decision are taken together under
+	 * the watermark lock; the write(2) happens after it, batched with the
+	 * records other threads queued meanwhile (archive.c, group write). */
 	live_wm_lock(db->lv);
 	if (db->ar != NULL) {
-		rv = store_archive_write(db->ar, STORE_REC_SCORE, rec->txn.event_time_ms,
+		rv = store_archive_enqueue(db->ar, STORE_REC_SCORE, rec->txn.event_time_ms,
 		    ctx->buf, len, &seq);
 		if (rv != VIGIL_OK) {
 			live_wm_unlock(db->lv);
@@ -884,6 +889,17 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 	}
 	admit = live_wm_admit_locked(db->lv, rec->txn.event_time_ms);
 	live_wm_unlock(db->lv);
+	if (db->ar != NULL) {
+		/* Applied only once written. A failed write leaves the archive
+		 * refusing every append (and W possibly advanced by this record,
+		 * which changes nothing then). */
+		rv = store_archive_flush(db->ar, seq);
+		if (rv != VIGIL_OK) {
+			diag_set(reterr, "txn_id \"%.64s\": archive write: %s", rec->txn.txn_id,
+			    vigil_strerror(rv));
+			goto fail;
+		}
+	}
 	if (admit)
 		live_apply(db->lv, &rec->txn);
 	live_outcome_from_scored(rec, &o);

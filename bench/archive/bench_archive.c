@@ -4,7 +4,8 @@
  *   1. append rate, fsync=never, one thread, ~300-byte ArchivedScore payloads;
  *   2. group-commit rate, fsync=always, at 1, 4 and 16 threads (plus the
  *      number of fdatasync calls, i.e. how many appends shared each one);
- *   3. append rate, fsync=interval (50 ms), one thread;
+ *   3. append rate, fsync=interval (50 ms), one thread; then fsync=never
+ *      and interval with 4 threads (concurrent appends share a write(2));
  *   4. reader throughput over what phase 1 wrote: frames with CRC check,
  *      then frames + store_scored_decode; then the same after zstd
  *      compression of the closed segments.
@@ -335,6 +336,11 @@ main(int argc, char **argv)
 	}
 	if (rc == 0)
 		rc = phase_append(&b, "interval", STORE_FSYNC_INTERVAL, 1, false, false);
+	/* Concurrent appenders share write(2) calls (group write). */
+	if (rc == 0)
+		rc = phase_append(&b, "never-mt", STORE_FSYNC_NEVER, 4, false, false);
+	if (rc == 0)
+		rc = phase_append(&b, "interval-mt", STORE_FSYNC_INTERVAL, 4, false, false);
 	if (rc == 0)
 		rc = phase_read(&b, "never", false, "frames (CRC checked)");
 	if (rc == 0)
