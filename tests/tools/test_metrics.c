@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "metrics.h"
+#include "report.h"
 
 /* cmocka 1.1.5 has no double assertion */
 #define assert_near(a, b) do { \
@@ -230,6 +231,33 @@ test_json_and_undefined(void **state)
 	metrics_free(e);
 }
 
+/* The HTML report escapes every input-derived text and stays self-contained. */
+static void
+test_report_escapes(void **state)
+{
+	metrics *m = example(1);
+	report_info ri = { .title = "t <b>", .input = "/tmp/<script>x.csv", .rules = "a&b.rules",
+		.mode = "offline", .seconds = 1, .throughput = 8 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(report_write_html(f, &ri, m, NULL), VIGIL_OK);
+	fclose(f);
+	assert_non_null(strstr(buf, "<code>/tmp/&lt;script&gt;x.csv</code>"));
+	assert_non_null(strstr(buf, "<code>a&amp;b.rules</code>"));
+	assert_non_null(strstr(buf, "<title>t &lt;b&gt;</title>"));
+	assert_null(strstr(buf, "<script"));
+	assert_null(strstr(buf, "src="));
+	assert_non_null(strstr(buf, "<svg"));
+	assert_non_null(strstr(buf, "Latency histogram")); /* the example has latencies */
+	assert_non_null(strstr(buf, "</html>"));
+	free(buf);
+	metrics_free(m);
+}
+
 int
 main(void)
 {
@@ -240,6 +268,7 @@ main(void)
 		cmocka_unit_test(test_caught_cards_left_out),
 		cmocka_unit_test(test_rules_patterns_scores_latency),
 		cmocka_unit_test(test_json_and_undefined),
+		cmocka_unit_test(test_report_escapes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
