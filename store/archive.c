@@ -77,6 +77,7 @@ struct store_archive {
 	int64_t            seg_day;
 	uint64_t           seg_size;
 	store_seg_index    seg;        /* what the open segment holds so far */
+	int64_t            max_event_ms; /* largest event time in the archive */
 	uint64_t           nsegments;
 	ar_queue           wq;         /* the leader's batch being written (mu) */
 
@@ -476,6 +477,8 @@ ar_write_chunk(store_archive *ar, const uint8_t *p, size_t len, const ar_qent *e
 		if (t > ar->seg.max_event_ms)
 			ar->seg.max_event_ms = t;
 		ar->seg.records++;
+		if (t > ar->max_event_ms)
+			ar->max_event_ms = t;
 	}
 	ar->records += n;
 	ar->bytes += len;
@@ -776,6 +779,8 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 			/* closed segment */
 			if (idx.last_seq > last_seq)
 				last_seq = idx.last_seq;
+			if (idx.records > 0 && idx.max_event_ms > ar->max_event_ms)
+				ar->max_event_ms = idx.max_event_ms;
 			continue;
 		}
 		if (!last || !e->has_log) {
@@ -787,6 +792,8 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 			idx.closed_at_ms = ar->now(ar->now_arg);
 			if (idx.last_seq > last_seq)
 				last_seq = idx.last_seq;
+			if (idx.records > 0 && idx.max_event_ms > ar->max_event_ms)
+				ar->max_event_ms = idx.max_event_ms;
 			rv = store_seg_index_write(ar->dir, e->base, &idx, true);
 			if (rv != VIGIL_OK) {
 				ar_diag(reterr, "%s/%s.idx: cannot write segment index: %s", ar->dir,
@@ -825,6 +832,8 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 			}
 			if (idx.records > 0 && idx.last_seq > last_seq)
 				last_seq = idx.last_seq;
+			if (idx.records > 0 && idx.max_event_ms > ar->max_event_ms)
+				ar->max_event_ms = idx.max_event_ms;
 			if (e->first_seq > 0 && e->first_seq - 1 > last_seq)
 				last_seq = e->first_seq - 1;
 			ar->fd = fd;
@@ -857,6 +866,7 @@ store_archive_open(const char *dir, const store_archive_opts *opts, store_archiv
 	if (ar == NULL)
 		return VIGIL_ENOMEM;
 	ar->fd = ar->sync_fd = ar->lockfd = -1;
+	ar->max_event_ms = INT64_MIN;
 	ar->now = ar_default_now;
 	pthread_mutex_init(&ar->mu, NULL);
 	pthread_mutex_init(&ar->q_mu, NULL);
@@ -978,6 +988,17 @@ store_archive_close(store_archive *ar)
 	ar_queue_fini(&ar->wq);
 	free(ar->dir);
 	free(ar);
+}
+
+int64_t
+store_archive_max_event_ms(store_archive *ar)
+{
+	int64_t t;
+
+	pthread_mutex_lock(&ar->mu);
+	t = ar->max_event_ms;
+	pthread_mutex_unlock(&ar->mu);
+	return t;
 }
 
 void

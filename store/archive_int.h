@@ -129,6 +129,12 @@ vigil_err store_archive_enqueue(store_archive *ar, store_rec_type type, int64_t 
     const void *payload, size_t len, uint64_t *ret_seq);
 vigil_err store_archive_flush(store_archive *ar, uint64_t seq);
 
+/* The largest event time of any record in the archive (scored or label),
+ * from the segment indexes read at open and the records written since;
+ * INT64_MIN if the archive is empty. Segments deleted by retention since
+ * open may still count. */
+int64_t store_archive_max_event_ms(store_archive *ar);
+
 /* Group commit by a dedicated sync thread instead of leader/follower (the
  * default): appenders with fsync=always only wait while the thread syncs.
  * Kept to measure the two designs against each other (bench/archive); call

@@ -7,7 +7,8 @@
  * Design (docs/storage.md, "Live state"): the hot state is in memory only;
  * every scored transaction is in the archive before it is applied, so on
  * open the live state is rebuilt by replaying the archive's last
- * max(14 days, dedupe horizon) of event time, and after any crash it equals
+ * max(14 days, dedupe horizon) of event time (found from the segment
+ * indexes), and after any crash it equals
  * a recomputation from the archive. Commit order: card stripe lock (taken
  * in begin) > watermark lock [archive enqueue (sequence number), admit] >
  * archive flush (group write) > apply > unlock > durability wait, so the
@@ -407,28 +408,40 @@ db_live_fresh(store_db *db)
 	return live_new(&lo, &db->lv);
 }
 
+/* t - d, clamped at INT64_MIN (d >= 0). */
+static int64_t
+db_time_minus(int64_t t, int64_t d)
+{
+	return t < INT64_MIN + d ? INT64_MIN : t - d;
+}
+
 /*
- * The live state depends only on records with event time > E - R, where E
- * is the archive's largest event time and R = max(LIVE_RETAIN_MS, dedupe
- * horizon) (live_int.h). E is not known before reading, so read from
- * now - R - 1 day (one pass in production, where E is about now); if that
- * found records but started too late, the largest time found is E itself
- * (everything unread is older than it), so one more pass from E - R is
- * exact; if it found nothing, look back four times further each pass.
+ * The live state depends only on scored records with event time > E - R,
+ * where E is the largest event time of a scored record and R =
+ * max(LIVE_RETAIN_MS, dedupe horizon) (live_int.h). The archive's segment
+ * indexes give E' >= E, the largest event time of any record (labels
+ * included), without reading it: read from E' - R, which is one pass unless
+ * labels are newer than every scored record. If that pass found scored
+ * records but started after E - R, the largest time found is E itself
+ * (everything unread is older), so one more pass from E - R is exact; if it
+ * found none, look back four times further each pass.
  * *ret_note (may be NULL) gets a line if the reader skipped corrupt records.
  */
 static vigil_err
 db_recover(store_db *db, store_diag *reterr, char *ret_note, size_t notelen)
 {
 	int64_t    R = (int64_t)db->opts.dedupe_horizon_s * 1000;
-	int64_t    now = vigil_now_ms(), span, from;
+	int64_t    base = store_archive_max_event_ms(db->ar), span, from;
 	replay_ctx rc = { 0 };
 	vigil_err  rv;
 
 	if (R < LIVE_RETAIN_MS)
 		R = LIVE_RETAIN_MS;
-	span = R + VIGIL_MS_PER_DAY;
-	from = now - span;
+	rv = db_live_fresh(db);
+	if (rv != VIGIL_OK || base == INT64_MIN)
+		return rv; /* an empty archive: nothing to replay */
+	span = R;
+	from = db_time_minus(base, span);
 	rc.rec = malloc(sizeof *rc.rec);
 	if (rc.rec == NULL)
 		return VIGIL_ENOMEM;
@@ -443,15 +456,15 @@ db_recover(store_db *db, store_diag *reterr, char *ret_note, size_t notelen)
 		if (rv != VIGIL_OK)
 			goto out;
 		if (rc.max_t != INT64_MIN) {
-			if (from == INT64_MIN || rc.max_t - R >= from)
+			if (from == INT64_MIN || db_time_minus(rc.max_t, R) >= from)
 				break;
-			from = rc.max_t - R;
+			from = db_time_minus(rc.max_t, R);
 			continue;
 		}
 		if (from == INT64_MIN)
-			break; /* empty archive */
-		span *= 4;
-		from = now - span;
+			break; /* no scored record at all */
+		span = span > INT64_MAX / 4 ? INT64_MAX : span * 4;
+		from = db_time_minus(base, span);
 		if (from < DB_TIME_FLOOR_MS)
 			from = INT64_MIN;
 	}

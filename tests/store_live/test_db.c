@@ -278,6 +278,43 @@ test_recovery_reports_corruption(void **state)
 	tmpdir_free(dir);
 }
 
+/* The archive ends with labels 60 days newer than every scored record:
+ * recovery starts from the newest event time of the archive (a label's),
+ * finds no scored record there, and must still rebuild the whole state. */
+static void
+test_recovery_labels_newer_than_scores(void **state)
+{
+	char          *dir = tmpdir_new();
+	store_db      *db = db_open(dir), *mem = NULL;
+	store_db_stats st, st2;
+	store_label    l;
+	store_diag     d;
+	int64_t        base = T0 - 100 * DAY_MS, wmax;
+
+	(void)state;
+	assert_int_equal(score_many(db, 11, base, 600, 8), 600);
+	store_db_get_stats(db, &st);
+	memset(&l, 0, sizeof l);
+	snprintf(l.txn_id, sizeof l.txn_id, "s11-3");
+	snprintf(l.card_id, sizeof l.card_id, "card-1");
+	snprintf(l.source, sizeof l.source, "chargeback");
+	l.fraud = true;
+	l.label_time_ms = base + 60 * DAY_MS;
+	assert_int_equal(store_label_record(db, &l, &d), VIGIL_OK);
+	store_db_close(db);
+
+	db = db_open(dir);
+	store_db_get_stats(db, &st2);
+	assert_int_equal(st2.live_events, st.live_events);
+	assert_int_equal(st2.dedupe_entries, 600);
+	assert_int_equal(st2.late_events, st.late_events);
+	replay_into_memory(dir, &mem, &wmax);
+	assert_same_probes(db, mem, 8, wmax);
+	store_db_close(mem);
+	store_db_close(db);
+	tmpdir_free(dir);
+}
+
 int
 main(void)
 {
@@ -288,6 +325,7 @@ main(void)
 		cmocka_unit_test(test_read_only),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_recovery_reports_corruption),
+		cmocka_unit_test(test_recovery_labels_newer_than_scores),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
