@@ -954,10 +954,11 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 	ret->terminal_id = t.s[LEAN_S_TERMINAL];
 	ret->device_id = t.s[LEAN_S_DEVICE];
 	ret->ip = t.s[LEAN_S_IP];
+	/* Zero-padded: callers may compare the whole arrays. */
+	memset(ret->currency, 0, sizeof ret->currency);
 	memcpy(ret->currency, t.s[LEAN_S_CURRENCY].p, t.s[LEAN_S_CURRENCY].len);
-	ret->currency[t.s[LEAN_S_CURRENCY].len] = '\0';
+	memset(ret->country, 0, sizeof ret->country);
 	memcpy(ret->country, t.s[LEAN_S_COUNTRY].p, t.s[LEAN_S_COUNTRY].len);
-	ret->country[t.s[LEAN_S_COUNTRY].len] = '\0';
 	ret->event_time_ms = t.event_time_ms;
 	ret->amount_minor = t.amount_minor;
 	ret->mcc = t.mcc;

@@ -261,7 +261,7 @@ typedef struct store_lean_feat {
 
 typedef struct store_scored_lean {
 	store_strview  txn_id, card_id, merchant_id, terminal_id, device_id, ip;
-	char           currency[4], country[3];
+	char           currency[4], country[3]; /* NUL-padded to the end */
 	int64_t        event_time_ms, amount_minor;
 	uint32_t       mcc;
 	uint8_t        channel;
