@@ -53,8 +53,60 @@ size_t    batch_sketch_nbuckets(const batch_sketch *sk);
  * v must be finite; batch_sketch_add_key(sk, batch_sketch_key(v), v, l)
  * is batch_sketch_add(sk, v, l). */
 int32_t   batch_sketch_key(double v);
-void      batch_sketch_prefetch_key(const batch_sketch *sk, int32_t key);
-vigil_err batch_sketch_add_key(batch_sketch *sk, int32_t key, double v, int label);
+/* The general case of batch_sketch_add_key (a new bucket, growing). */
+vigil_err batch_sketch_add_key_slow(batch_sketch *sk, int32_t key, double v, int label);
+
+/* Inline for the per-record path: buckets live in one open-addressing
+ * table (linear probing, at most half full). */
+struct batch_sketch {
+	batch_bucket *slots;
+	size_t        cap, nbuckets; /* cap: a power of two, or 0 */
+	uint64_t      n, labelled;
+};
+
+static inline size_t
+batch_sketch_slot(int32_t key, size_t cap)
+{
+	return (size_t)(((uint64_t)(uint32_t)key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+static inline void
+batch_sketch_prefetch_key(const batch_sketch *sk, int32_t key)
+{
+	if (sk->cap != 0)
+		__builtin_prefetch(&sk->slots[batch_sketch_slot(key, sk->cap)]);
+}
+
+/* batch_sketch_add for a finite v whose key is known; an existing bucket
+ * is updated here, anything else by the out-of-line path. */
+static inline vigil_err
+batch_sketch_add_key(batch_sketch *sk, int32_t key, double v, int label)
+{
+	batch_bucket *b;
+
+	if (sk->cap == 0 || v == 0.0)
+		return batch_sketch_add_key_slow(sk, key, v, label);
+	for (size_t j = batch_sketch_slot(key, sk->cap);; j = (j + 1) & (sk->cap - 1)) {
+		b = &sk->slots[j];
+		if (b->key == key)
+			break;
+		if (b->key == INT32_MIN) /* empty: a new bucket */
+			return batch_sketch_add_key_slow(sk, key, v, label);
+	}
+	b->n++;
+	if (v < b->min)
+		b->min = v;
+	if (v > b->max)
+		b->max = v;
+	if (label >= 0) {
+		b->labelled++;
+		sk->labelled++;
+		if (label > 0)
+			b->fraud++;
+	}
+	sk->n++;
+	return VIGIL_OK;
+}
 
 /* ---- Windows ---- */
 

@@ -34,11 +34,6 @@ _Static_assert(BATCH_SKETCH_ALPHA == 0.001, "recompute SKETCH_LNGAMMA");
  * full): one cache line per lookup on the per-record path, where a chained
  * hash costs two or three misses.
  */
-struct batch_sketch {
-	batch_bucket *slots;
-	size_t        cap, nbuckets; /* cap: a power of two, or 0 */
-	uint64_t      n, labelled;
-};
 
 int32_t
 batch_sketch_key(double v)
@@ -54,11 +49,7 @@ batch_sketch_key(double v)
 	return v > 0 ? SKETCH_OFF + i : -(SKETCH_OFF + i);
 }
 
-static size_t
-sketch_slot(int32_t key, size_t cap)
-{
-	return (size_t)(((uint64_t)(uint32_t)key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
-}
+#define sketch_slot batch_sketch_slot
 
 batch_sketch *
 batch_sketch_new(void)
@@ -143,13 +134,6 @@ batch_sketch_prefetch(const batch_sketch *sk, double v)
 		batch_sketch_prefetch_key(sk, batch_sketch_key(v));
 }
 
-void
-batch_sketch_prefetch_key(const batch_sketch *sk, int32_t key)
-{
-	if (sk->cap != 0)
-		__builtin_prefetch(&sk->slots[sketch_slot(key, sk->cap)]);
-}
-
 vigil_err
 batch_sketch_add(batch_sketch *sk, double v, int label)
 {
@@ -159,7 +143,7 @@ batch_sketch_add(batch_sketch *sk, double v, int label)
 }
 
 vigil_err
-batch_sketch_add_key(batch_sketch *sk, int32_t key, double v, int label)
+batch_sketch_add_key_slow(batch_sketch *sk, int32_t key, double v, int label)
 {
 	batch_bucket *b;
 	vigil_err rv;
