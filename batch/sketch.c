@@ -31,9 +31,11 @@ _Static_assert(BATCH_SKETCH_ALPHA == 0.001, "recompute SKETCH_LNGAMMA");
 
 /*
  * Buckets live in one open-addressing table (linear probing, at most half
- * full): one cache line per lookup on the per-record path, where a chained
- * hash costs two or three misses.
+ * full; struct batch_sketch in int.h, where the per-record update of an
+ * existing bucket is inline): one cache line per lookup on the per-record
+ * path, where a chained hash costs two or three misses.
  */
+_Static_assert(SKETCH_EMPTY == INT32_MIN, "batch_sketch_add_key (int.h) tests INT32_MIN");
 
 int32_t
 batch_sketch_key(double v)
