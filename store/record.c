@@ -589,9 +589,15 @@ lean_str(const lean_field *f)
 	store_strview v;
 	size_t n = 0;
 
-	/* Ids are short: a loop beats a call to memchr. */
-	while (n < f->len && f->data[n] != 0)
-		n++;
+	/* Short strings (codes): a loop beats a call to memchr; ids: memchr. */
+	if (f->len <= 8) {
+		while (n < f->len && f->data[n] != 0)
+			n++;
+	} else {
+		const uint8_t *z = memchr(f->data, 0, f->len);
+
+		n = z != NULL ? (size_t)(z - f->data) : f->len;
+	}
 	v.p = f->len > 0 ? (const char *)f->data : "";
 	v.len = (uint32_t)n;
 	return v;
