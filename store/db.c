@@ -844,7 +844,6 @@ store_score_abort(store_db *db, store_ctx *ctx)
 vigil_err
 store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_diag *reterr)
 {
-	store_outcome o;
 	uint64_t      seq = 0;
 	size_t        len = 0;
 	vigil_err     rv;
@@ -915,9 +914,8 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 	}
 	if (admit)
 		live_apply(db->lv, &rec->txn);
-	live_outcome_from_scored(rec, &o);
 	/* ENOMEM here only loses the retry shortcut; the record is archived. */
-	(void)live_dedupe_put(db->lv, rec->txn.txn_id, rec->txn.event_time_ms, &o);
+	(void)live_dedupe_put_scored(db->lv, rec);
 	ctx->begun = false;
 	live_card_unlock(db->lv, ctx->stripe);
 	live_sweep_maybe(db->lv);

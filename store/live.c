@@ -767,16 +767,21 @@ live_dedupe_find(live *lv, const char *txn_id, store_outcome *ret_prior)
 	return rv;
 }
 
-vigil_err
-live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms, const store_outcome *o)
+/* Records an outcome (the fields of a store_outcome, passed apart so a
+ * scored record is not first copied into a 4.7 KB store_outcome). */
+static vigil_err
+dd_put(live *lv, const char *txn_id, int64_t event_time_ms, int32_t score,
+    vigil_decision decision, uint64_t features_gen, const char *rules_version,
+    const store_hit *hits, uint32_t nhits)
 {
 	size_t     len = strnlen(txn_id, VIGIL_ID_MAX + 1);
 	uint64_t   h;
 	dd_stripe *s;
 	dd_entry  *d = NULL, *old = NULL;
-	uint32_t   nhits = o->nhits > STORE_MAX_HITS ? STORE_MAX_HITS : o->nhits;
 	vigil_err  rv = VIGIL_OK;
 
+	if (nhits > STORE_MAX_HITS)
+		nhits = STORE_MAX_HITS;
 	if (len == 0 || len > VIGIL_ID_MAX)
 		return VIGIL_EINVAL;
 	h = id_hash(txn_id, len);
@@ -787,13 +792,13 @@ live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms, const store
 	memset(d, 0, sizeof *d);
 	okey_set(&d->k, h, txn_id, len);
 	d->t = event_time_ms;
-	d->score = o->score;
-	d->decision = (uint8_t)o->decision;
+	d->score = score;
+	d->decision = (uint8_t)decision;
 	d->nhits = (uint8_t)nhits;
-	d->features_gen = o->features_gen;
-	memcpy(d->rules_version, o->rules_version, sizeof d->rules_version);
+	d->features_gen = features_gen;
+	memcpy(d->rules_version, rules_version, sizeof d->rules_version);
 	d->rules_version[sizeof d->rules_version - 1] = '\0';
-	memcpy(d->hits, o->hits, nhits * sizeof d->hits[0]);
+	memcpy(d->hits, hits, nhits * sizeof d->hits[0]);
 
 	pthread_mutex_lock(&s->mu);
 	old = (dd_entry *)omap_find(&s->map, h, txn_id, len);
@@ -815,6 +820,20 @@ live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms, const store
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rv;
+}
+
+vigil_err
+live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms, const store_outcome *o)
+{
+	return dd_put(lv, txn_id, event_time_ms, o->score, o->decision, o->features_gen,
+	    o->rules_version, o->hits, o->nhits);
+}
+
+vigil_err
+live_dedupe_put_scored(live *lv, const store_scored *rec)
+{
+	return dd_put(lv, rec->txn.txn_id, rec->txn.event_time_ms, rec->score, rec->decision,
+	    rec->features_gen, rec->rules_version, rec->hits, rec->nhits);
 }
 
 void
@@ -1576,7 +1595,6 @@ live_sweep_all(live *lv)
 vigil_err
 live_replay(live *lv, const store_scored *rec)
 {
-	store_outcome o;
 	uint32_t      stripe = live_card_stripe(rec->txn.card_id);
 	vigil_err     rv;
 	bool          admit;
@@ -1595,8 +1613,7 @@ live_replay(live *lv, const store_scored *rec)
 	if (admit)
 		live_apply(lv, &rec->txn);
 	live_card_unlock(lv, stripe);
-	live_outcome_from_scored(rec, &o);
-	rv = live_dedupe_put(lv, rec->txn.txn_id, rec->txn.event_time_ms, &o);
+	rv = live_dedupe_put_scored(lv, rec);
 	live_sweep_maybe(lv);
 	return rv;
 }

@@ -63,6 +63,8 @@ vigil_err live_dedupe_find(live *lv, const char *txn_id, store_outcome *ret_prio
 /* Records the first outcome of txn_id (a second put keeps the first). */
 vigil_err live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms,
     const store_outcome *o);
+/* The same, from a scored record (its txn_id, event time and outcome). */
+vigil_err live_dedupe_put_scored(live *lv, const store_scored *rec);
 
 /* Makes room to apply txn's card event later without allocating (card
  * stripe locked). VIGIL_ELIMIT if the card is new and max_cards is reached;
