@@ -1,25 +1,38 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * server/rep.c - the nng side of vigild: one REP socket listening on every
- * configured URL, a fixed set of asynchronous contexts (nng_ctx + nng_aio)
- * that receive requests, and a bounded work queue served by worker threads.
+ * configured URL and a fixed set of asynchronous contexts (nng_ctx +
+ * nng_aio) that receive requests. Where a request is scored depends on
+ * whether scoring can wait on a disk:
  *
- * nng runs the aio callbacks on its own threads, which must never wait on a
- * disk, so a callback only moves a received message into the queue (or,
- * when the queue is full, answers STATUS_OVERLOADED on the spot: that is
- * the backpressure) and starts the next receive once its reply is sent.
- * Everything that can block (store commits with fsync) runs on a worker.
+ * inline (fsync interval or never): the archive append is a write(2) into
+ *   the page cache and the durability wait returns at once, so the aio
+ *   callback runs the whole pipeline on the nng thread it was called on and
+ *   sends the reply. No queue, no hand-off to another thread: the hand-off
+ *   (a futex wake-up and two context switches per request) was most of
+ *   vigild's cost next to a bare echo. Each nng thread gets its own
+ *   srv_worker (scratch memory) the first time it runs a request.
  *
- * There are max_inflight + REP_SPARE_CTX contexts and the queue holds
- * max_inflight requests, so the spare contexts are what answers OVERLOADED;
- * clients beyond that wait in their connection (bounded by the transport).
- * A request that waited in the queue longer than request_timeout_ms is
- * answered OVERLOADED without being scored: its client has likely given up.
+ * queued (fsync always): a reply waits for fdatasync, which nng's threads
+ *   must never do, so a callback only moves the message into a bounded work
+ *   queue served by `workers` threads, and starts the next receive once its
+ *   reply is sent. A request that waited in the queue longer than
+ *   request_timeout_ms is answered OVERLOADED without being scored.
  *
- * Shutdown (srv_rep_stop): new requests get STATUS_UNAVAILABLE, queued ones
- * are scored and answered, then the socket closes. A transaction is
+ * Backpressure, both modes: at most max_inflight requests are accepted at
+ * once (queued, being scored, or having their reply sent); one more is
+ * answered STATUS_OVERLOADED from the callback. There are max_inflight +
+ * REP_SPARE_CTX contexts, so the spare contexts are what answers
+ * OVERLOADED; clients beyond that wait in their connection (bounded by the
+ * transport).
+ *
+ * Shutdown (srv_rep_stop): new requests get STATUS_UNAVAILABLE, accepted
+ * ones are scored and answered, then the socket closes. A transaction is
  * acknowledged only by its reply, which is sent after store_score_commit, so
- * draining never loses an acknowledged transaction.
+ * draining never loses an acknowledged transaction. The accepted count and
+ * the draining flag are sequentially consistent atomics, entered before the
+ * flag is read, so either a callback sees the flag or the drain sees its
+ * request.
  */
 #include <errno.h>
 #include <sched.h>
@@ -50,9 +63,15 @@ typedef struct rep_conn {
 	rep_state state;
 	nng_msg  *msg;
 	uint64_t  enq_ns;
-	bool      work;   /* this reply ends a queued request (drain accounting) */
+	bool      work;   /* this reply ends an accepted request (drain accounting) */
 	bool      opened; /* ctx opened */
 } rep_conn;
+
+/* A worker made for an nng thread (inline mode), kept for freeing. */
+typedef struct rep_tworker {
+	srv_worker          *w;
+	struct rep_tworker  *next;
+} rep_tworker;
 
 struct srv_rep {
 	srv_server     *s;
@@ -63,17 +82,22 @@ struct srv_rep {
 	rep_conn       *conns;
 	uint32_t        nconns;
 
+	uint64_t        id;          /* unique per process, never 0 */
+	bool            inline_mode; /* score in the nng callback (no fsync wait) */
+	uint32_t        max_inflight;
+	_Atomic uint32_t pending;    /* accepted: queued + scoring + sending their reply */
+	atomic_bool     draining;    /* new requests get UNAVAILABLE */
+
 	pthread_mutex_t mu;
 	pthread_cond_t  work_cv;  /* queue not empty, or closing */
-	pthread_cond_t  drain_cv; /* pending reached 0 */
+	pthread_cond_t  drain_cv; /* pending reached 0 while draining */
 	rep_conn      **ring;
 	uint32_t        cap, head, len;
 	_Atomic uint32_t qlen;    /* len, readable without mu (spinning workers) */
-	uint32_t        pending;  /* queued + working + sending replies to queued work */
 	uint32_t        nsleep;   /* workers waiting on work_cv */
-	bool            draining; /* new requests get UNAVAILABLE */
 	bool            closing;  /* workers exit when the queue is empty */
 	atomic_bool     closed;   /* the socket is closed: do not re-arm */
+	rep_tworker    *tworkers; /* inline mode: one per nng thread; under mu */
 
 	pthread_t      *threads;
 	srv_worker    **workers;
@@ -88,6 +112,7 @@ struct srv_rep {
 };
 
 static void rep_cb(void *arg);
+static void rep_leave_unlocked(srv_rep *rep);
 
 static vigil_err
 rep_encode_static(Vigil__V1__Status status, const char *msg, uint8_t **ret, size_t *ret_len)
@@ -144,6 +169,49 @@ rep_send_static(rep_conn *c, const uint8_t *buf, size_t len)
 	rep_send(c);
 }
 
+/*
+ * Accepts one request into the drain accounting: false if draining (the
+ * caller answers UNAVAILABLE). Entering before reading the flag pairs with
+ * srv_rep_stop, which sets the flag before reading the count.
+ */
+static bool
+rep_enter(srv_rep *rep)
+{
+	atomic_fetch_add(&rep->pending, 1);
+	if (!atomic_load(&rep->draining))
+		return true;
+	rep_leave_unlocked(rep);
+	return false;
+}
+
+/* Ends an accepted request (its reply was sent, or it was dropped). */
+static void
+rep_leave_unlocked(srv_rep *rep)
+{
+	if (atomic_fetch_sub(&rep->pending, 1) == 1 && atomic_load(&rep->draining)) {
+		pthread_mutex_lock(&rep->mu);
+		pthread_cond_broadcast(&rep->drain_cv);
+		pthread_mutex_unlock(&rep->mu);
+	}
+}
+
+/* Refuses a received request from the callback with a pre-encoded reply. */
+static void
+rep_refuse(rep_conn *c, Vigil__V1__Status status)
+{
+	srv_rep *rep = c->rep;
+
+	srv_metrics_request(&rep->s->metrics, SRV_REQ_UNKNOWN, status);
+	c->work = false;
+	if (status == VIGIL__V1__STATUS__STATUS_UNAVAILABLE)
+		rep_send_static(c, rep->unavailable, rep->unavailable_len);
+	else
+		rep_send_static(c, rep->overloaded, rep->overloaded_len);
+}
+
+static void rep_reply(srv_rep *rep, rep_conn *c, srv_worker *w, const Vigil__V1__Reply *reply);
+static srv_worker *rep_thread_worker(srv_rep *rep);
+
 static void
 rep_cb(void *arg)
 {
@@ -163,18 +231,31 @@ rep_cb(void *arg)
 		}
 		c->msg = nng_aio_get_msg(c->aio);
 		nng_aio_set_msg(c->aio, NULL);
-		pthread_mutex_lock(&rep->mu);
-		if (rep->draining || rep->len == rep->cap) {
-			bool draining = rep->draining;
+		if (!rep_enter(rep)) {
+			rep_refuse(c, VIGIL__V1__STATUS__STATUS_UNAVAILABLE);
+			return;
+		}
+		if (rep->inline_mode) {
+			srv_worker *w;
 
+			/* pending counts this request: more than max_inflight is overload. */
+			if (atomic_load_explicit(&rep->pending, memory_order_relaxed) >
+			    rep->max_inflight || (w = rep_thread_worker(rep)) == NULL) {
+				rep_leave_unlocked(rep);
+				rep_refuse(c, VIGIL__V1__STATUS__STATUS_OVERLOADED);
+				return;
+			}
+			c->state = REP_WORK;
+			c->work = true;
+			rep_reply(rep, c, w, srv_request_handle(rep->s, w, nng_msg_body(c->msg),
+			    nng_msg_len(c->msg)));
+			return;
+		}
+		pthread_mutex_lock(&rep->mu);
+		if (rep->len == rep->cap) {
 			pthread_mutex_unlock(&rep->mu);
-			srv_metrics_request(&rep->s->metrics, SRV_REQ_UNKNOWN, draining ?
-			    VIGIL__V1__STATUS__STATUS_UNAVAILABLE : VIGIL__V1__STATUS__STATUS_OVERLOADED);
-			c->work = false;
-			if (draining)
-				rep_send_static(c, rep->unavailable, rep->unavailable_len);
-			else
-				rep_send_static(c, rep->overloaded, rep->overloaded_len);
+			rep_leave_unlocked(rep);
+			rep_refuse(c, VIGIL__V1__STATUS__STATUS_OVERLOADED);
 			return;
 		}
 		c->state = REP_WORK;
@@ -183,7 +264,6 @@ rep_cb(void *arg)
 		rep->ring[(rep->head + rep->len) % rep->cap] = c;
 		rep->len++;
 		atomic_store_explicit(&rep->qlen, rep->len, memory_order_relaxed);
-		rep->pending++;
 		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len, memory_order_relaxed);
 		if (rep->nsleep > 0) /* spinning workers see qlen without a wake-up */
 			pthread_cond_signal(&rep->work_cv);
@@ -198,10 +278,7 @@ rep_cb(void *arg)
 		}
 		if (c->work) {
 			c->work = false;
-			pthread_mutex_lock(&rep->mu);
-			if (--rep->pending == 0)
-				pthread_cond_broadcast(&rep->drain_cv);
-			pthread_mutex_unlock(&rep->mu);
+			rep_leave_unlocked(rep);
 		}
 		if (rv == NNG_ECLOSED) {
 			c->state = REP_IDLE;
@@ -214,34 +291,69 @@ rep_cb(void *arg)
 	}
 }
 
-/* Ends a queued request without a reply (no memory, or the socket closed). */
+/* Ends an accepted request without a reply (no memory, or the socket closed). */
 static void
 rep_drop(srv_rep *rep, rep_conn *c)
 {
 	nng_msg_free(c->msg);
 	c->msg = NULL;
-	pthread_mutex_lock(&rep->mu);
 	c->work = false;
-	if (--rep->pending == 0)
-		pthread_cond_broadcast(&rep->drain_cv);
-	pthread_mutex_unlock(&rep->mu);
+	rep_leave_unlocked(rep);
 	rep_recv(c);
 }
 
-/* Packs reply into c->msg (reusing its buffer) and sends it. */
+/* Packs reply into c->msg (reusing the request's buffer), releases the
+ * worker's request and sends. The worker is free again before the send, so
+ * a send that completes at once cannot find it busy. */
 static void
-rep_reply(srv_rep *rep, rep_conn *c, const Vigil__V1__Reply *reply)
+rep_reply(srv_rep *rep, rep_conn *c, srv_worker *w, const Vigil__V1__Reply *reply)
 {
 	size_t n = vigil__v1__reply__get_packed_size(reply);
 
 	nng_msg_clear(c->msg);
 	if (nng_msg_realloc(c->msg, n) != 0) {
+		srv_request_done(w);
 		srv_log("nng: no memory for a %zu-byte reply; request dropped", n);
 		rep_drop(rep, c);
 		return;
 	}
 	vigil__v1__reply__pack(reply, nng_msg_body(c->msg));
+	srv_request_done(w);
 	rep_send(c);
+}
+
+/*
+ * Inline mode: the calling nng thread's worker, made on its first request.
+ * nng's threads live as long as the process and serve one socket here, so a
+ * thread-local pointer suffices; the owner check keeps a worker from an
+ * earlier srv_rep (tests) from being used. NULL on ENOMEM.
+ */
+static _Atomic uint64_t rep_ids;  /* srv_rep instances made, for rep->id */
+static _Thread_local srv_worker *rep_tls_worker;
+static _Thread_local uint64_t rep_tls_owner; /* the rep->id rep_tls_worker belongs to */
+
+static srv_worker *
+rep_thread_worker(srv_rep *rep)
+{
+	rep_tworker *tw;
+
+	if (rep_tls_owner == rep->id)
+		return rep_tls_worker;
+	tw = malloc(sizeof *tw);
+	if (tw == NULL)
+		return NULL;
+	tw->w = srv_worker_new(rep->s);
+	if (tw->w == NULL) {
+		free(tw);
+		return NULL;
+	}
+	pthread_mutex_lock(&rep->mu);
+	tw->next = rep->tworkers;
+	rep->tworkers = tw;
+	pthread_mutex_unlock(&rep->mu);
+	rep_tls_worker = tw->w;
+	rep_tls_owner = rep->id;
+	return tw->w;
 }
 
 typedef struct rep_thread_arg {
@@ -298,9 +410,8 @@ rep_thread(void *arg)
 				rep_drop(rep, c);
 			continue;
 		}
-		rep_reply(rep, c, srv_request_handle(rep->s, w, nng_msg_body(c->msg),
+		rep_reply(rep, c, w, srv_request_handle(rep->s, w, nng_msg_body(c->msg),
 		    nng_msg_len(c->msg)));
-		srv_request_done(w);
 	}
 	return NULL;
 }
@@ -322,6 +433,13 @@ rep_free(srv_rep *rep)
 	}
 	for (uint32_t i = 0; rep->workers != NULL && i < rep->s->cfg.workers; i++)
 		srv_worker_free(rep->workers[i]);
+	while (rep->tworkers != NULL) {
+		rep_tworker *tw = rep->tworkers;
+
+		rep->tworkers = tw->next;
+		srv_worker_free(tw->w);
+		free(tw);
+	}
 	free(rep->workers);
 	free(rep->threads);
 	free(rep->conns);
@@ -354,6 +472,11 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	pthread_cond_init(&rep->work_cv, NULL);
 	pthread_cond_init(&rep->drain_cv, NULL);
 	atomic_init(&rep->closed, false);
+	atomic_init(&rep->draining, false);
+	atomic_init(&rep->pending, 0);
+	rep->id = atomic_fetch_add(&rep_ids, 1) + 1;
+	rep->inline_mode = cfg->fsync != STORE_FSYNC_ALWAYS;
+	rep->max_inflight = cfg->max_inflight;
 	rep->cap = cfg->max_inflight;
 	rep->nconns = cfg->max_inflight + REP_SPARE_CTX;
 	rep->ring = calloc(rep->cap, sizeof *rep->ring);
@@ -395,7 +518,7 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 		goto out;
 	}
 
-	for (uint32_t i = 0; i < cfg->workers; i++) {
+	for (uint32_t i = 0; !rep->inline_mode && i < cfg->workers; i++) {
 		rep_thread_arg *ta;
 
 		rep->workers[i] = srv_worker_new(s);
@@ -535,11 +658,11 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
 	}
+	atomic_store(&rep->draining, true);
 	pthread_mutex_lock(&rep->mu);
-	rep->draining = true;
-	while (rep->pending > 0 && !timed_out)
+	while (atomic_load(&rep->pending) > 0 && !timed_out)
 		timed_out = pthread_cond_timedwait(&rep->drain_cv, &rep->mu, &deadline) == ETIMEDOUT;
-	left = rep->pending;
+	left = atomic_load(&rep->pending);
 	pthread_mutex_unlock(&rep->mu);
 	if (left > 0)
 		srv_log("shutdown: %u requests still in flight after %u ms; closing anyway "

@@ -9,8 +9,8 @@
  *     record (store_score_commit, durable per the fsync policy) -> reply;
  * a dry run reads features (store_features_lookup) and evaluates, nothing
  * recorded; a label goes to the archive. All per-request memory is in the
- * srv_worker, allocated once; the decoded request is protobuf-c's (freed
- * in srv_request_done).
+ * srv_worker, allocated once, the decoded request included: protobuf-c
+ * decodes into the worker's arena, reset in srv_request_done.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,9 @@
 #include "vigil_config.h"
 
 #define SCORE_MAX_HITS (2 * RULES_MAX_RULES)
+/* The decoded request lives here (a typical one takes under 2 KiB); what
+ * does not fit is malloc'd, so any request the size cap admits decodes. */
+#define SCORE_ARENA_BYTES (16u << 10)
 
 struct srv_worker {
 	srv_server         *s;
@@ -31,6 +34,9 @@ struct srv_worker {
 	srv_outcome         out;
 
 	/* the request being answered and its reply */
+	ProtobufCAllocator  arena;    /* bump allocator over abuf, reset per request */
+	uint8_t            *abuf;
+	size_t              aused;
 	Vigil__V1__Request *req;
 	srv_ruleset        *rs;
 	srv_wire_err        err;
@@ -50,6 +56,42 @@ struct srv_worker {
 	char                hash[80];
 };
 
+static void *
+score_arena_alloc(void *data, size_t size)
+{
+	srv_worker *w = data;
+	size_t n = (size + 15) & ~(size_t)15; /* malloc's alignment */
+
+	if (n >= size && n <= SCORE_ARENA_BYTES - w->aused) {
+		void *p = w->abuf + w->aused;
+
+		w->aused += n;
+		return p;
+	}
+	return malloc(size);
+}
+
+static void
+score_arena_free(void *data, void *p)
+{
+	srv_worker *w = data;
+	uintptr_t a = (uintptr_t)p, lo = (uintptr_t)w->abuf;
+
+	if (a >= lo && a < lo + SCORE_ARENA_BYTES)
+		return; /* reclaimed all at once in srv_request_done */
+	free(p);
+}
+
+/* Bounded string copy (truncates like snprintf "%s", without its cost). */
+static void
+score_strcpy(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 srv_worker *
 srv_worker_new(srv_server *s)
 {
@@ -60,10 +102,16 @@ srv_worker_new(srv_server *s)
 	w->s = s;
 	w->nfeat = store_schema_nfields();
 	w->features = calloc(w->nfeat, sizeof *w->features);
-	if (w->features == NULL) {
+	w->abuf = malloc(SCORE_ARENA_BYTES);
+	if (w->features == NULL || w->abuf == NULL) {
+		free(w->features);
+		free(w->abuf);
 		free(w);
 		return NULL;
 	}
+	w->arena.alloc = score_arena_alloc;
+	w->arena.free = score_arena_free;
+	w->arena.allocator_data = w;
 	for (uint32_t i = 0; i < SCORE_MAX_HITS; i++)
 		w->hitp[i] = &w->hitv[i];
 	snprintf(w->version, sizeof w->version, "vigild %s", VIGIL_VERSION);
@@ -78,6 +126,7 @@ srv_worker_free(srv_worker *w)
 	srv_request_done(w);
 	store_ctx_free(w->sctx);
 	free(w->features);
+	free(w->abuf);
 	free(w);
 }
 
@@ -140,11 +189,10 @@ score_from_prior(srv_outcome *out, const srv_ruleset *rs)
 /* The archived record: outcome, hits (active first, capped) and the values
  * of the features the tuned thresholds read. */
 static void
-score_record_fill(srv_worker *w, const srv_ruleset *rs, const vigil_txn *txn,
-    uint64_t gen)
+score_record_fill(srv_worker *w, const srv_outcome *out, const srv_ruleset *rs,
+    const vigil_txn *txn, uint64_t gen)
 {
 	store_scored *rec = &w->rec;
-	const srv_outcome *out = &w->out;
 
 	rec->txn = *txn;
 	rec->score = out->score;
@@ -153,18 +201,18 @@ score_record_fill(srv_worker *w, const srv_ruleset *rs, const vigil_txn *txn,
 	for (uint32_t i = 0; i < out->nhits && rec->nhits < STORE_MAX_HITS; i++) {
 		store_hit *h = &rec->hits[rec->nhits++];
 
-		snprintf(h->rule, sizeof h->rule, "%s", out->hits[i].rule);
+		score_strcpy(h->rule, sizeof h->rule, out->hits[i].rule);
 		h->points = out->hits[i].points;
 		h->shadow = out->hits[i].shadow;
 	}
-	snprintf(rec->rules_version, sizeof rec->rules_version, "%s", out->rules_version);
+	score_strcpy(rec->rules_version, sizeof rec->rules_version, out->rules_version);
 	rec->features_gen = gen;
 	rec->scored_at_ms = vigil_now_ms();
 	rec->nfeats = 0;
 	for (uint32_t i = 0; i < rs->rules->narch; i++) {
 		store_featval *f = &rec->feats[rec->nfeats++];
 
-		snprintf(f->name, sizeof f->name, "%s", rs->rules->arch[i].name);
+		score_strcpy(f->name, sizeof f->name, rs->rules->arch[i].name);
 		f->val = w->features[rs->rules->arch[i].slot];
 	}
 }
@@ -179,7 +227,7 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 
 	out->err.status = VIGIL__V1__STATUS__STATUS_OK;
 	out->err.field[0] = '\0';
-	snprintf(out->err.msg, sizeof out->err.msg, "ok");
+	memcpy(out->err.msg, "ok", 3);
 	out->duplicate = false;
 	out->dry_run = dry_run;
 	out->nhits = 0;
@@ -247,7 +295,7 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	out->decision = w->res.decision;
 	out->generation = gen;
 	score_hits_from_result(out, rs, &w->res);
-	score_record_fill(w, rs, txn, gen);
+	score_record_fill(w, out, rs, txn, gen);
 	diag.msg[0] = '\0';
 	rv = store_score_commit(s->db, w->sctx, &w->rec, &diag);
 	if (rv != VIGIL_OK) {
@@ -320,7 +368,7 @@ reply_score(srv_worker *w, const char *txn_id)
 	Vigil__V1__ScoreReply *sr = &w->score;
 
 	vigil__v1__score_reply__init(sr);
-	snprintf(w->txn_id, sizeof w->txn_id, "%s", txn_id);
+	score_strcpy(w->txn_id, sizeof w->txn_id, txn_id);
 	sr->txn_id = w->txn_id;
 	sr->score = out->score;
 	sr->decision = (Vigil__V1__Decision)out->decision;
@@ -398,7 +446,8 @@ srv_request_handle(srv_server *s, srv_worker *w, const void *buf, size_t len)
 	store_label label;
 
 	srv_request_done(w);
-	if (srv_wire_decode(buf, len, s->cfg.max_message_bytes, &w->req, &w->err) != VIGIL_OK) {
+	if (srv_wire_decode_with(buf, len, s->cfg.max_message_bytes, &w->arena, &w->req,
+	    &w->err) != VIGIL_OK) {
 		reply_error(w);
 		goto out;
 	}
@@ -476,9 +525,10 @@ void
 srv_request_done(srv_worker *w)
 {
 	if (w->req != NULL) {
-		vigil__v1__request__free_unpacked(w->req, NULL);
+		vigil__v1__request__free_unpacked(w->req, &w->arena);
 		w->req = NULL;
 	}
+	w->aused = 0;
 	srv_ruleset_release(w->rs);
 	w->rs = NULL;
 	free(w->infov);

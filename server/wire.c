@@ -47,6 +47,13 @@ vigil_err
 srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
     Vigil__V1__Request **ret_req, srv_wire_err *reterr)
 {
+	return srv_wire_decode_with(buf, len, max_bytes, NULL, ret_req, reterr);
+}
+
+vigil_err
+srv_wire_decode_with(const void *buf, size_t len, size_t max_bytes,
+    ProtobufCAllocator *alloc, Vigil__V1__Request **ret_req, srv_wire_err *reterr)
+{
 	Vigil__V1__Request *req;
 
 	if (len > max_bytes) {
@@ -56,7 +63,7 @@ srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
 	}
 	/* protobuf-c's unpack reads only buf[0..len) and allocates at most a
 	 * small multiple of len, which the cap above bounds. */
-	req = vigil__v1__request__unpack(NULL, len, buf);
+	req = vigil__v1__request__unpack(alloc, len, buf);
 	if (req == NULL) {
 		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_MALFORMED, "",
 		    "%zu bytes are not a vigil.v1.Request protobuf message", len);
@@ -69,7 +76,7 @@ srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
 	case VIGIL__V1__REQUEST__KIND_RULES_INFO:
 		break;
 	default:
-		vigil__v1__request__free_unpacked(req, NULL);
+		vigil__v1__request__free_unpacked(req, alloc);
 		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_UNSUPPORTED, "",
 		    "empty request envelope or unknown request kind "
 		    "(expected one of score, label, health, rules_info)");

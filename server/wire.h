@@ -38,6 +38,10 @@ typedef struct srv_wire_err {
  */
 vigil_err srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
     Vigil__V1__Request **ret_req, srv_wire_err *reterr);
+/* The same with protobuf-c allocator alloc (NULL = malloc); free the
+ * request with vigil__v1__request__free_unpacked(req, alloc). */
+vigil_err srv_wire_decode_with(const void *buf, size_t len, size_t max_bytes,
+    ProtobufCAllocator *alloc, Vigil__V1__Request **ret_req, srv_wire_err *reterr);
 
 /*
  * Converts a wire Transaction to the flat C form and validates every field

@@ -526,6 +526,39 @@ test_maintenance_compresses_and_logs_note(void **state)
 
 /* ---- admin HTTP ---- */
 
+/* What /v1/score archived is the outcome it answered (h-1: a decline). */
+static void
+http_archive_expect(const char *datadir)
+{
+	store_scored *sc = malloc(sizeof *sc);
+	store_reader *rd = NULL;
+	store_record rec;
+	store_diag diag;
+	char dir[512];
+	size_t n = 0;
+	vigil_err rv;
+
+	assert_non_null(sc);
+	snprintf(dir, sizeof dir, "%s/archive", datadir);
+	assert_int_equal(store_reader_open(dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &diag),
+	    VIGIL_OK);
+	while ((rv = store_reader_next(rd, &rec, &diag)) == VIGIL_OK) {
+		assert_int_equal(rec.type, STORE_REC_SCORE);
+		assert_int_equal(store_scored_decode(rec.payload, rec.len, sc, &diag), VIGIL_OK);
+		assert_string_equal(sc->txn.txn_id, "h-1");
+		assert_int_equal(sc->decision, VIGIL_DECISION_DECLINE);
+		assert_true(sc->score >= 100);
+		assert_true(sc->nhits >= 1);
+		assert_string_equal(sc->hits[0].rule, "big_amount");
+		assert_int_equal(strlen(sc->rules_version), 32);
+		n++;
+	}
+	assert_int_equal(rv, VIGIL_ENOTFOUND);
+	store_reader_close(rd);
+	free(sc);
+	assert_int_equal(n, 1);
+}
+
 static void
 test_http(void **state)
 {
@@ -587,6 +620,7 @@ test_http(void **state)
 	free(body);
 
 	assert_int_equal(vt_server_stop(&s), 0);
+	http_archive_expect(s.datadir);
 	vt_server_cleanup(&s);
 }
 
