@@ -911,20 +911,20 @@ test_generation_switch_under_traffic(void **state)
 
 /* ---- backpressure ---- */
 
+/* fsync interval: scored in nng's callbacks; always: through the work queue. */
 static void
-test_backpressure_overloaded(void **state)
+backpressure_overloaded(const char *fsync)
 {
 	enum { NT = 12 };
 	vt_server s = { 0 };
 	traffic tr[NT];
 	char ini[64] = "/tmp/vigild-bp-XXXXXX";
-	const char *args[] = { "--config", ini, NULL };
+	const char *args[] = { "--config", ini, "--fsync", fsync, NULL };
 	uint64_t ok = 0, over = 0;
 	char *body = NULL;
 	int code = 0, fd;
 	FILE *f;
 
-	(void)state;
 	fd = mkstemp(ini);
 	assert_true(fd >= 0);
 	f = fdopen(fd, "w");
@@ -955,8 +955,8 @@ test_backpressure_overloaded(void **state)
 		ok += tr[i].ok;
 		over += tr[i].overloaded;
 	}
-	print_message("backpressure: %llu scored, %llu refused with OVERLOADED\n",
-	    (unsigned long long)ok, (unsigned long long)over);
+	print_message("backpressure (fsync %s): %llu scored, %llu refused with OVERLOADED\n",
+	    fsync, (unsigned long long)ok, (unsigned long long)over);
 	assert_true(ok > 0);
 	assert_true(over > 0);
 	assert_int_equal(vt_http_get(s.admin_port, "/metrics", &code, &body), 0);
@@ -969,6 +969,20 @@ test_backpressure_overloaded(void **state)
 	unlink(ini);
 }
 
+static void
+test_backpressure_overloaded(void **state)
+{
+	(void)state;
+	backpressure_overloaded("interval");
+}
+
+static void
+test_backpressure_overloaded_queued(void **state)
+{
+	(void)state;
+	backpressure_overloaded("always");
+}
+
 /* ---- SIGTERM under load ---- */
 
 typedef struct seen {
@@ -977,10 +991,10 @@ typedef struct seen {
 } seen;
 
 static void
-test_sigterm_loses_no_ack(void **state)
+sigterm_loses_no_ack(const char *fsync)
 {
 	enum { NT = 4, CAP = 200000 };
-	static const char *const args[] = { "--fsync", "interval", NULL };
+	const char *const args[] = { "--fsync", fsync, NULL };
 	vt_server s = { 0 };
 	traffic tr[NT];
 	store_reader *rd = NULL;
@@ -992,7 +1006,6 @@ test_sigterm_loses_no_ack(void **state)
 	size_t total = 0;
 	vigil_err rv;
 
-	(void)state;
 	assert_non_null(sc);
 	assert_int_equal(vt_server_start(&s, velocity_rules(), args), 0);
 	memset(tr, 0, sizeof tr);
@@ -1033,13 +1046,28 @@ test_sigterm_loses_no_ack(void **state)
 		}
 		free(tr[i].acked);
 	}
-	print_message("sigterm: %zu acknowledged transactions, all archived\n", total);
+	print_message("sigterm (fsync %s): %zu acknowledged transactions, all archived\n", fsync,
+	    total);
 	HASH_ITER(hh, set, e, tmp) {
 		HASH_DEL(set, e);
 		free(e);
 	}
 	free(sc);
 	vt_server_cleanup(&s);
+}
+
+static void
+test_sigterm_loses_no_ack(void **state)
+{
+	(void)state;
+	sigterm_loses_no_ack("interval");
+}
+
+static void
+test_sigterm_loses_no_ack_queued(void **state)
+{
+	(void)state;
+	sigterm_loses_no_ack("always");
 }
 
 int
@@ -1054,7 +1082,9 @@ main(void)
 		cmocka_unit_test(test_hot_reload_under_traffic),
 		cmocka_unit_test(test_generation_switch_under_traffic),
 		cmocka_unit_test(test_backpressure_overloaded),
+		cmocka_unit_test(test_backpressure_overloaded_queued),
 		cmocka_unit_test(test_sigterm_loses_no_ack),
+		cmocka_unit_test(test_sigterm_loses_no_ack_queued),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("VIGIL_TEST_FILTER") != NULL) /* e.g. "*sigterm*" */
