@@ -76,6 +76,16 @@ cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* CPU time of the whole process (all threads, user + system). */
+static uint64_t
+proc_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 /* xorshift64, one state per thread. */
 static _Thread_local uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 
@@ -232,13 +242,15 @@ thr_main(void *p)
 	return NULL;
 }
 
-/* Wall-clock throughput of nthreads threads doing c->txns updates in all. */
+/* Wall-clock throughput of nthreads threads doing c->txns updates in all;
+ * *ret_cpu_rate: the same per second of process CPU time. */
 static double
-run_threads(store_db *db, const cfg *c, uint32_t nthreads, uint64_t *serial, int64_t *t)
+run_threads(store_db *db, const cfg *c, uint32_t nthreads, uint64_t *serial, int64_t *t,
+    double *ret_cpu_rate)
 {
 	thr_arg   a[16];
 	pthread_t th[16];
-	uint64_t  t0 = vigil_mono_ns(), ns;
+	uint64_t  t0 = vigil_mono_ns(), c0 = proc_cpu_ns(), ns;
 
 	for (uint32_t i = 0; i < nthreads; i++) {
 		a[i] = (thr_arg){ .db = db, .c = c, .serial = *serial + (uint64_t)i * c->txns,
@@ -249,6 +261,8 @@ run_threads(store_db *db, const cfg *c, uint32_t nthreads, uint64_t *serial, int
 	for (uint32_t i = 0; i < nthreads; i++)
 		pthread_join(th[i], NULL);
 	ns = vigil_mono_ns() - t0;
+	*ret_cpu_rate = (double)(c->txns / nthreads * nthreads) /
+	    ((double)(proc_cpu_ns() - c0) / 1e9);
 	for (uint32_t i = 0; i < nthreads; i++)
 		if (a[i].ns == 0)
 			return 0;
@@ -399,13 +413,14 @@ main(int argc, char **argv)
 
 	/* The same with several threads (the server's workers). */
 	for (uint32_t r = 0; r < c.runs; r++) {
-		v[r] = run_threads(db, &c, c.threads, &serial, &t);
+		v[r] = run_threads(db, &c, c.threads, &serial, &t, &vc[r]);
 		if (v[r] == 0)
 			goto out;
-		fprintf(stderr, "  update x%u run %u: %.0f txn/s wall\n", c.threads, r + 1, v[r]);
+		fprintf(stderr, "  update x%u run %u: %.0f txn/s wall, %.0f txn/s per process "
+		    "cpu-second\n", c.threads, r + 1, v[r], vc[r]);
 	}
-	printf("update (begin+commit, archive fsync=interval, %u threads): median %.0f txn/s wall\n",
-	    c.threads, median(v, c.runs));
+	printf("update (begin+commit, archive fsync=interval, %u threads): median %.0f txn/s wall, "
+	    "%.0f txn/s per process cpu-second\n", c.threads, median(v, c.runs), median(vc, c.runs));
 
 	/* Update path without archive (offline/replay mode). */
 	if (store_db_new_memory(NULL, &mem) != VIGIL_OK || (mctx = store_ctx_new(mem)) == NULL)
