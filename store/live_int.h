@@ -81,7 +81,8 @@ void live_prefetch(live *lv, live_scratch *sc, const vigil_txn *txn);
  * The card stripe must be locked by the caller. */
 void live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f);
 
-/* The watermark lock; hold it around archive write + admit. */
+/* The watermark lock; hold it around the archive enqueue (sequence
+ * number) + admit. */
 void live_wm_lock(live *lv);
 void live_wm_unlock(live *lv);
 /* True: t is not late, W advanced to max(W, t). False: late (counted). */
