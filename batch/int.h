@@ -163,8 +163,10 @@ typedef struct batch_country_cnt {
  * right before the struct in the same allocation (batch_card_new), then
  * the fields every record updates, the hour histogram and the first
  * countries, so one record touches about five adjacent cache lines
- * (BATCH_CARD_HOT_BYTES from the struct's start, plus the key's line);
- * the uthash handle, used only to iterate at the end, comes last.
+ * (BATCH_CARD_HOT_BYTES from the struct's start, plus the key's line).
+ * A worker finds its cards through its index and lists them in an array
+ * (no uthash handle: inserting into uthash touched a cold line per card,
+ * and every table expansion all of them).
  */
 typedef struct batch_card {
 	char    *key;                  /* card_id; also the start of the allocation */
@@ -183,7 +185,6 @@ typedef struct batch_card {
 	batch_pool *pool;              /* where the node and arrays live; NULL: malloc */
 	uint32_t hour[24];
 	batch_country_cnt country[BATCH_CARD_MAX_COUNTRY];
-	UT_hash_handle hh;
 } batch_card;
 
 #define BATCH_CARD_HOT_BYTES 256

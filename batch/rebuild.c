@@ -364,7 +364,9 @@ batch_worker_fini(batch_worker *wk)
 	batch_ent_node *e, *et;
 
 	/* Pooled cards go with the pool, all at once. */
-	HASH_CLEAR(hh, wk->cards);
+	free(wk->cards);
+	wk->cards = NULL;
+	wk->ncards = wk->cap_cards = 0;
 	batch_pool_fini(&wk->pool);
 	HASH_ITER(hh, wk->merchants, e, et) {
 		HASH_DEL(wk->merchants, e);
@@ -730,6 +732,15 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 			    (unsigned long long)p->seq, (unsigned long long)r->max_entities);
 			return VIGIL_ETOOBIG;
 		}
+		if (wk->ncards == wk->cap_cards) {
+			size_t ncap = wk->cap_cards ? wk->cap_cards * 2 : 1024;
+			batch_card **nv = realloc(wk->cards, ncap * sizeof *nv);
+
+			if (nv == NULL)
+				return VIGIL_ENOMEM;
+			wk->cards = nv;
+			wk->cap_cards = ncap;
+		}
 		c = batch_card_new(&wk->pool, s->card_id.p, s->card_id.len);
 		if (c == NULL)
 			return VIGIL_ENOMEM;
@@ -738,7 +749,7 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 			batch_card_free(c);
 			return rv;
 		}
-		HASH_ADD_KEYPTR(hh, wk->cards, c->key, s->card_id.len, c);
+		wk->cards[wk->ncards++] = c;
 	}
 	rv = batch_card_add(c, &r->w, &e);
 	if (rv != VIGIL_OK)
@@ -1474,7 +1485,7 @@ batch_run_sorted_cards(batch_run *r, batch_card ***ret_v, size_t *ret_n)
 	card_sort_ent *se;
 
 	for (uint32_t w = 0; w < r->nworkers; w++)
-		n += HASH_COUNT(r->workers[w].cards);
+		n += r->workers[w].ncards;
 	v = malloc((n ? n : 1) * sizeof *v);
 	se = malloc((n ? n : 1) * sizeof *se);
 	if (v == NULL || se == NULL) {
@@ -1483,9 +1494,10 @@ batch_run_sorted_cards(batch_run *r, batch_card ***ret_v, size_t *ret_n)
 		return VIGIL_ENOMEM;
 	}
 	for (uint32_t w = 0; w < r->nworkers; w++) {
-		for (c = r->workers[w].cards; c != NULL; c = c->hh.next, i++) {
+		for (size_t k = 0; k < r->workers[w].ncards; k++, i++) {
 			uint8_t pre[16] = { 0 };
 
+			c = r->workers[w].cards[k];
 			memcpy(pre, c->key, strnlen(c->key, sizeof pre));
 			se[i].pre0 = load_be64(pre);
 			se[i].pre1 = load_be64(pre + 8);
@@ -1804,13 +1816,12 @@ void
 batch_run_state_bytes(batch_run *r)
 {
 	uint64_t b = 0;
-	batch_card *c;
 
 	for (uint32_t w = 0; w < r->nworkers; w++) {
 		batch_worker *wk = &r->workers[w];
 
-		for (c = wk->cards; c != NULL; c = c->hh.next)
-			b += batch_card_bytes(c) + 16; /* + uthash bucket share */
+		for (size_t k = 0; k < wk->ncards; k++)
+			b += batch_card_bytes(wk->cards[k]) + 16; /* + index slots and list */
 		b += (uint64_t)(HASH_COUNT(wk->merchants) + HASH_COUNT(wk->terminals)) *
 		    (sizeof(batch_ent_node) + 32);
 		for (uint32_t i = 0; i < wk->nts; i++) {

@@ -129,7 +129,8 @@ typedef struct batch_worker {
 	uint32_t        index;
 	uint64_t        part; /* hash % nparts_total that this worker owns */
 	pthread_t       tid;
-	batch_card     *cards;
+	batch_card    **cards;  /* every card of this worker, in creation order */
+	size_t          ncards, cap_cards;
 	batch_pool      pool;   /* the cards' memory */
 	batch_ent_node *merchants, *terminals;
 	batch_index     card_ix, merchant_ix, terminal_ix;
