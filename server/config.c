@@ -62,7 +62,7 @@ srv_config_usage(FILE *out)
 	    "  --admin HOST:PORT admin HTTP endpoint, or \"off\" ([server] admin)\n"
 	    "  --rules FILE      rule file to serve ([rules] path)\n"
 	    "  --fsync POLICY    archive durability: always, interval or never ([store] fsync)\n"
-	    "  --workers N       scoring threads ([server] workers)\n"
+	    "  --workers N       scoring threads with --fsync always ([server] workers)\n"
 	    "  --max-future-skew MS\n"
 	    "                    refuse transactions whose event time is more than MS ahead\n"
 	    "                    of this server's clock; 0 disables ([server] max_future_skew_ms)\n"

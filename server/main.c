@@ -333,9 +333,13 @@ main(int argc, char **argv)
 	s->started_ms = vigil_now_ms();
 	memset(&watch, 0, sizeof watch);
 
+	if (s->cfg.fsync == STORE_FSYNC_ALWAYS)
+		snprintf(errbuf, sizeof errbuf, "%u workers", s->cfg.workers);
+	else
+		snprintf(errbuf, sizeof errbuf, "scoring on nng's threads");
 	srv_log("starting %s: %u listen URL(s) (first %s), admin %s, data %s, rules %s, "
-	    "%u workers, fsync %s", VIGIL_VERSION, s->cfg.nlisten, s->cfg.listen[0],
-	    s->cfg.admin, s->cfg.data_dir, s->cfg.rules_path, s->cfg.workers,
+	    "%s, fsync %s", VIGIL_VERSION, s->cfg.nlisten, s->cfg.listen[0],
+	    s->cfg.admin, s->cfg.data_dir, s->cfg.rules_path, errbuf,
 	    s->cfg.fsync == STORE_FSYNC_ALWAYS ? "always" :
 	    s->cfg.fsync == STORE_FSYNC_INTERVAL ? "interval" : "never");
 
