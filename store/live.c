@@ -836,21 +836,6 @@ live_dedupe_put_scored(live *lv, const store_scored *rec)
 	    rec->features_gen, rec->rules_version, rec->hits, rec->nhits);
 }
 
-void
-live_outcome_from_scored(const store_scored *rec, store_outcome *ret_o)
-{
-	uint32_t n = rec->nhits > STORE_MAX_HITS ? STORE_MAX_HITS : rec->nhits;
-
-	memset(ret_o, 0, sizeof *ret_o);
-	ret_o->score = rec->score;
-	ret_o->decision = rec->decision;
-	ret_o->features_gen = rec->features_gen;
-	ret_o->nhits = n;
-	memcpy(ret_o->hits, rec->hits, n * sizeof rec->hits[0]);
-	memcpy(ret_o->rules_version, rec->rules_version, sizeof ret_o->rules_version);
-	ret_o->rules_version[sizeof ret_o->rules_version - 1] = '\0';
-}
-
 /* ---------------------------------------------------------------------- */
 /* Cards: reserve, apply, features. */
 

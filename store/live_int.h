@@ -109,7 +109,4 @@ vigil_err live_replay(live *lv, const store_scored *rec);
 
 void live_get_stats(live *lv, live_stats *ret_stats);
 
-/* Outcome of a scored record, as recorded for retries. */
-void live_outcome_from_scored(const store_scored *rec, store_outcome *ret_o);
-
 #endif
