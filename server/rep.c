@@ -238,7 +238,8 @@ rep_cb(void *arg)
 		if (rep->inline_mode) {
 			srv_worker *w;
 
-			/* pending counts this request: more than max_inflight is overload. */
+			/* pending counts this request: more than max_inflight is overload
+			 * (the same test as in queued mode below). */
 			if (atomic_load_explicit(&rep->pending, memory_order_relaxed) >
 			    rep->max_inflight || (w = rep_thread_worker(rep)) == NULL) {
 				rep_leave_unlocked(rep);
@@ -252,7 +253,8 @@ rep_cb(void *arg)
 			return;
 		}
 		pthread_mutex_lock(&rep->mu);
-		if (rep->len == rep->cap) {
+		if (rep->len == rep->cap || atomic_load_explicit(&rep->pending,
+		    memory_order_relaxed) > rep->max_inflight) {
 			pthread_mutex_unlock(&rep->mu);
 			rep_leave_unlocked(rep);
 			rep_refuse(c, VIGIL__V1__STATUS__STATUS_OVERLOADED);
