@@ -349,8 +349,10 @@ void      batch_index_fini(batch_index *ix);
 /* ---- Fast scan (scan.c) ---- */
 
 /* Finds Transaction.card_id inside an ArchivedScore payload without
- * unpacking it. VIGIL_OK: *ret_p and *ret_len point into payload; VIGIL_EPROTO
- * if the wire bytes are malformed; VIGIL_ENOTFOUND if absent. */
+ * unpacking it, as the decoder would read it (the last card_id of any
+ * occurrence of txn, up to its first NUL). VIGIL_OK: *ret_p and *ret_len
+ * point into payload; VIGIL_EPROTO if the wire bytes are malformed;
+ * VIGIL_ENOTFOUND if absent. */
 vigil_err batch_scan_card_id(const void *payload, size_t len, const char **ret_p,
     size_t *ret_len);
 

@@ -471,6 +471,33 @@ test_scan_card_id(void **state)
 	buf[0] = 0x0f; /* wire type 7 */
 	assert_int_equal(batch_scan_card_id(buf, len, &cid, &clen), VIGIL_EPROTO);
 	free(s);
+
+	/* As the decoder merges: txn twice, the second without card_id keeps
+	 * the first's; a later card_id wins; a NUL ends the id. */
+	{
+		static const uint8_t two[] = {
+			0x0a, 0x05, 0x1a, 0x03, 'a', 'b', 'c',  /* txn { card_id "abc" } */
+			0x0a, 0x03, 0x0a, 0x01, 't',            /* txn { txn_id "t" } */
+		};
+		static const uint8_t later[] = {
+			0x0a, 0x05, 0x1a, 0x03, 'a', 'b', 'c',
+			0x0a, 0x06, 0x1a, 0x04, 'x', 'y', 0x00, 'z', /* txn { card_id "xy\0z" } */
+		};
+		store_scored_lean lean;
+		store_diag d;
+
+		assert_int_equal(batch_scan_card_id(two, sizeof two, &cid, &clen), VIGIL_OK);
+		assert_int_equal(clen, 3);
+		assert_memory_equal(cid, "abc", 3);
+		assert_int_equal(store_scored_decode_lean(two, sizeof two, &lean, &d), VIGIL_OK);
+		assert_int_equal(lean.card_id.len, 3);
+		assert_int_equal(batch_scan_card_id(later, sizeof later, &cid, &clen), VIGIL_OK);
+		assert_int_equal(clen, 2);
+		assert_memory_equal(cid, "xy", 2);
+		assert_int_equal(store_scored_decode_lean(later, sizeof later, &lean, &d), VIGIL_OK);
+		assert_int_equal(lean.card_id.len, 2);
+		assert_memory_equal(lean.card_id.p, "xy", 2);
+	}
 }
 
 static void
