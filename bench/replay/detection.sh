@@ -5,6 +5,8 @@
 # offline through rules/default.rules with nightly rebuilds and a 7-day
 # label delay, comparing against default.rules + candidate.rules.tail.
 # About 6 minutes per seed on one free core (the nightly rebuilds dominate).
+# The "before" figures of docs/DETECTION.md are this script run at commit
+# 3547443 (the rule set before the 2026-11 revision).
 # usage: bench/replay/detection.sh BUILDDIR OUTDIR [SEED...]   (default seeds: 1 2)
 set -eu
 [ $# -ge 2 ] || { echo "usage: detection.sh BUILDDIR OUTDIR [SEED...]" >&2; exit 2; }
