@@ -1415,13 +1415,12 @@ run_workers(batch_run *r, store_diag *reterr)
 		if (r->sum.bad_where[0] == '\0' && wk->bad_where[0] != '\0')
 			snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s", wk->bad_where);
 	}
-	/* Corrupt stretches are counted by the one reader (worker 0's). */
-	if (r->workers[0].corrupt > 0) {
-		r->sum.corrupt_records += r->workers[0].corrupt;
-		if (r->sum.bad_where[0] == '\0')
-			snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s",
-			    r->workers[0].corrupt_where);
-	}
+	/* Corrupt stretches are counted once, by pass 1: its range [from,
+	 * as_of] holds every segment this pass reads, so adding this pass's
+	 * count would report each stretch twice. */
+	if (r->workers[0].corrupt > 0 && r->sum.bad_where[0] == '\0')
+		snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s",
+		    r->workers[0].corrupt_where);
 	return VIGIL_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -653,6 +654,55 @@ test_threads_errors_and_bad_records(void **state)
 }
 
 
+/* A corrupt stretch in the middle of a segment is reported once, whatever
+ * the thread count (both passes read it; only one may count it). */
+static void
+test_corrupt_counted_once(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	char archive[512], seg[768] = "";
+	batch_summary *s = calloc(1, sizeof *s);
+	batch_opts o;
+	store_diag d;
+	DIR *dir;
+	struct dirent *de;
+	FILE *f;
+	long size;
+
+	(void)state;
+	assert_non_null(s);
+	build_small(dd);
+	snprintf(archive, sizeof archive, "%s/archive", dd);
+	dir = opendir(archive);
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL)
+		if (strncmp(de->d_name, "seg-", 4) == 0 && strstr(de->d_name, ".log") != NULL &&
+		    strstr(de->d_name, ".idx") == NULL)
+			snprintf(seg, sizeof seg, "%s/%s", archive, de->d_name);
+	closedir(dir);
+	assert_true(seg[0] != '\0');
+	/* Overwrite 4 bytes in the middle: records after it stay valid. */
+	f = fopen(seg, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	size = ftell(f);
+	assert_true(size > 400);
+	assert_int_equal(fseek(f, size / 2, SEEK_SET), 0);
+	assert_int_equal(fwrite("\xde\xad\xbe\xef", 1, 4, f), 4);
+	assert_int_equal(fclose(f), 0);
+
+	for (uint32_t t = 1; t <= 2; t++) {
+		opts_for(&o, dd, NULL);
+		o.threads = t;
+		o.force = true;
+		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+			fail_msg("%u threads: %s", t, d.msg);
+		assert_int_equal(s->corrupt_records, 1);
+		assert_non_null(strstr(s->bad_where, "bytes skipped"));
+	}
+	free(s);
+}
+
 /* Partial files list their cards in strcmp order, which the merge checks:
  * ids longer than the 16 bytes the sort compares first, sharing them, and
  * ids that are prefixes of others. */
@@ -864,6 +914,7 @@ main(void)
 		cmocka_unit_test(test_label_time_respected),
 		cmocka_unit_test(test_partitions_threads_single_agree),
 		cmocka_unit_test(test_threads_errors_and_bad_records),
+		cmocka_unit_test(test_corrupt_counted_once),
 		cmocka_unit_test(test_partition_long_card_ids),
 		cmocka_unit_test(test_lock_busy),
 		cmocka_unit_test(test_rules_error_named),
