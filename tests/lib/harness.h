@@ -48,7 +48,9 @@ bool vt_server_alive(vt_server *s);
 /* Removes the data directory (after stop/kill). */
 void vt_server_cleanup(vt_server *s);
 
-/* One raw REQ/REP exchange. *ret_reply is malloc'd. 0 or an nng error code. */
+/* One raw REQ/REP exchange. *ret_reply is malloc'd. 0 or an nng error code.
+ * After a failed send or receive (e.g. the server dropped the connection)
+ * the socket is left open: nng 1.5.2 can hang in nng_close() then. */
 int  vt_request_raw(const char *url, const void *req, size_t len, void **ret_reply,
     size_t *ret_len, int timeout_ms);
 /* Sends a Request envelope, decodes the Reply (free with

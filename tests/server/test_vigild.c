@@ -272,8 +272,6 @@ test_bad_input(void **state)
 	Vigil__V1__Reply *h;
 	uint8_t buf[512], *big;
 	size_t n;
-	void *rep = NULL;
-	size_t rlen;
 
 	(void)state;
 	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
@@ -295,7 +293,13 @@ test_bad_input(void **state)
 	big = realloc(big, 400000);
 	assert_non_null(big);
 	memset(big, 0, 400000);
-	assert_int_not_equal(vt_request_raw(s.url, big, 400000, &rep, &rlen, 2000), 0);
+	{
+		void *rep = NULL;
+		size_t rlen = 0;
+
+		assert_int_not_equal(vt_request_raw(s.url, big, 400000, &rep, &rlen, 2000), 0);
+		assert_null(rep);
+	}
 	free(big);
 
 	sr.txn = NULL;
