@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,13 +297,10 @@ vt_request_raw(const char *url, const void *req, size_t len, void **ret_reply, s
 	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 0);
 	if ((rv = nng_dial(sock, url, NULL, 0)) != 0)
 		goto out;
-	if ((rv = nng_send(sock, (void *)req, len, 0)) != 0 ||
-	    (rv = nng_recv(sock, &buf, &sz, NNG_FLAG_ALLOC)) != 0) {
-		/* After a failed exchange (a dropped connection) nng 1.5.2's
-		 * nng_close() can hang forever; a test process leaves such a
-		 * socket open instead (nng registers nothing at exit). */
-		return rv;
-	}
+	if ((rv = nng_send(sock, (void *)req, len, 0)) != 0)
+		goto out;
+	if ((rv = nng_recv(sock, &buf, &sz, NNG_FLAG_ALLOC)) != 0)
+		goto out;
 	*ret_reply = malloc(sz > 0 ? sz : 1);
 	if (*ret_reply == NULL) {
 		rv = NNG_ENOMEM;
@@ -315,6 +313,57 @@ out:
 		nng_free(buf, sz);
 	nng_close(sock);
 	return rv;
+}
+
+int
+vt_request_dropped(const char *url, const void *req, size_t len, int timeout_ms)
+{
+	int pfd[2], result = NNG_ETIMEDOUT;
+	pid_t pid;
+
+	if (pipe(pfd) != 0)
+		return NNG_ENOMEM;
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return NNG_ENOMEM;
+	}
+	if (pid == 0) {
+		nng_socket sock;
+		void *buf = NULL;
+		size_t sz = 0;
+		int rv;
+
+		close(pfd[0]);
+		rv = nng_req0_open(&sock);
+		if (rv == 0) {
+			nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, timeout_ms);
+			nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, timeout_ms);
+			rv = nng_dial(sock, url, NULL, 0);
+		}
+		if (rv == 0)
+			rv = nng_send(sock, (void *)req, len, 0);
+		if (rv == 0)
+			rv = nng_recv(sock, &buf, &sz, NNG_FLAG_ALLOC);
+		if (write(pfd[1], &rv, sizeof rv) != (ssize_t)sizeof rv)
+			_exit(1);
+		_exit(0); /* no nng_close(): that is what can hang */
+	}
+	close(pfd[1]);
+	{
+		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
+		int got;
+
+		/* The child's own timeouts end it well before this deadline. */
+		if (poll(&pf, 1, timeout_ms + 10000) == 1 &&
+		    read(pfd[0], &got, sizeof got) == (ssize_t)sizeof got)
+			result = got;
+	}
+	close(pfd[0]);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return result;
 }
 
 Vigil__V1__Reply *
