@@ -13,8 +13,10 @@
  * terminal accumulators are integers so partial results merge exactly.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "int.h"
 
@@ -36,6 +38,46 @@ batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms)
 	}
 }
 
+static size_t
+big_round(size_t n)
+{
+	return (n + BATCH_BIG_ALIGN - 1) & ~(BATCH_BIG_ALIGN - 1);
+}
+
+void *
+batch_big_alloc(size_t n)
+{
+	size_t len, head;
+	uintptr_t a;
+	void *m;
+
+	if (n == 0 || n > SIZE_MAX - 2 * BATCH_BIG_ALIGN)
+		return NULL;
+	n = big_round(n);
+	len = n + BATCH_BIG_ALIGN;
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	/* Keep the 2 MiB-aligned n bytes inside, return the rest. */
+	a = ((uintptr_t)m + BATCH_BIG_ALIGN - 1) & ~(uintptr_t)(BATCH_BIG_ALIGN - 1);
+	head = a - (uintptr_t)m;
+	if (head > 0)
+		munmap(m, head);
+	if (len - head > n)
+		munmap((char *)a + n, len - head - n);
+#ifdef MADV_HUGEPAGE
+	(void)madvise((void *)a, n, MADV_HUGEPAGE);
+#endif
+	return (void *)a;
+}
+
+void
+batch_big_free(void *p, size_t n)
+{
+	if (p != NULL)
+		munmap(p, big_round(n));
+}
+
 /* 16-aligned bytes from p's current slab (a new slab if it is short). */
 static void *
 pool_bump(batch_pool *p, size_t n)
@@ -44,7 +86,7 @@ pool_bump(batch_pool *p, size_t n)
 
 	n = (n + 15) & ~(size_t)15;
 	if (n > p->left) {
-		unsigned char *slab = malloc(BATCH_POOL_SLAB);
+		unsigned char *slab = batch_big_alloc(BATCH_POOL_SLAB);
 
 		if (slab == NULL)
 			return NULL;
@@ -102,7 +144,7 @@ batch_pool_fini(batch_pool *p)
 
 	while (s != NULL) {
 		memcpy(&next, s, sizeof next);
-		free(s);
+		batch_big_free(s, BATCH_POOL_SLAB);
 		s = next;
 	}
 	memset(p, 0, sizeof *p);
@@ -118,9 +160,7 @@ batch_card_new(batch_pool *pool, const char *key, size_t len)
 	batch_card *c;
 
 	if (pool != NULL) {
-		base = pool_bump(pool, room + sizeof(batch_card));
-		if (base != NULL)
-			memset(base, 0, room + sizeof(batch_card));
+		base = pool_bump(pool, room + sizeof(batch_card)); /* zeroed: fresh slab bytes */
 	} else {
 		base = calloc(1, room + sizeof(batch_card));
 	}

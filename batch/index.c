@@ -8,15 +8,37 @@
  * node. The uthash tables stay the owners
  * (iteration, sorting, deletion); the index only finds.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "int.h"
 
+/* Slot arrays of 2 MiB and more (the card index: read at random for every
+ * record) come from batch_big_alloc, smaller ones from calloc. */
+static batch_index_slot *
+slots_alloc(size_t cap)
+{
+	if (cap > SIZE_MAX / sizeof(batch_index_slot))
+		return NULL;
+	if (cap * sizeof(batch_index_slot) >= BATCH_BIG_ALIGN)
+		return batch_big_alloc(cap * sizeof(batch_index_slot));
+	return calloc(cap, sizeof(batch_index_slot));
+}
+
+static void
+slots_free(batch_index_slot *s, size_t cap)
+{
+	if (cap * sizeof(batch_index_slot) >= BATCH_BIG_ALIGN)
+		batch_big_free(s, cap * sizeof(batch_index_slot));
+	else
+		free(s);
+}
+
 void
 batch_index_fini(batch_index *ix)
 {
-	free(ix->slots);
+	slots_free(ix->slots, ix->cap);
 	memset(ix, 0, sizeof *ix);
 }
 
@@ -24,7 +46,7 @@ static vigil_err
 index_grow(batch_index *ix)
 {
 	size_t ncap = ix->cap ? ix->cap * 2 : 1024;
-	batch_index_slot *ns = calloc(ncap, sizeof *ns);
+	batch_index_slot *ns = slots_alloc(ncap);
 
 	if (ns == NULL)
 		return VIGIL_ENOMEM;
@@ -38,7 +60,7 @@ index_grow(batch_index *ix)
 			j = (j + 1) & (ncap - 1);
 		ns[j] = ix->slots[i];
 	}
-	free(ix->slots);
+	slots_free(ix->slots, ix->cap);
 	ix->slots = ns;
 	ix->cap = ncap;
 	return VIGIL_OK;
