@@ -12,10 +12,12 @@
  * group-commit state. Order is mu, then q_mu or sync_mu. Group write: an
  * appender that finds its record not yet written takes mu and becomes the
  * leader: it takes the whole queue (every record enqueued meanwhile, by any
- * thread) and writes it with one write(2) per segment touched; appenders
- * that queued behind it find their records written when they get mu and
- * return. A record is acknowledged (store_archive_write returns) only once
- * the write(2) holding it has returned, so it survives kill -9. With
+ * thread) and copies it into the open segment, a preallocated MAP_SHARED
+ * mapping of the file (write(2) if the segment could not be preallocated);
+ * appenders that queued behind it find their records written when they get
+ * mu and return. A record is acknowledged (store_archive_write returns)
+ * only once the copy holding it is complete: it is then in the page cache
+ * and survives kill -9. With
  * fsync=always the first waiter to find no sync running becomes the sync
  * leader: it fdatasyncs for everyone written so far while later waiters
  * sleep on sync_cv.
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -48,6 +51,12 @@
 /* Queued bytes beyond which an appender writes the queue before adding to
  * it (callers flush right after enqueueing, so it is rarely reached). */
 #define AR_QUEUE_MAX     (64u << 20)
+/* The open segment is preallocated in steps of this many bytes and frames
+ * are copied into a shared mapping of it (no write(2) per group write). A
+ * segment whose size is a multiple of AR_PREALLOC_ALIGN may end in a
+ * preallocated zero tail. */
+#define AR_PREALLOC_STEP  (4u << 20)
+#define AR_PREALLOC_ALIGN 4096u
 
 /* A queued frame: its bytes follow the previous one's in the queue buffer. */
 typedef struct ar_qent {
@@ -76,6 +85,11 @@ struct store_archive {
 	char               base[STORE_SEG_BASE_LEN + 1];
 	int64_t            seg_day;
 	uint64_t           seg_size;
+	uint64_t           file_end;   /* bytes of frames in the open segment's file */
+	uint8_t           *map;        /* shared mapping of the open segment, or NULL: write(2) */
+	size_t             map_len;    /* address space reserved for it */
+	uint64_t           alloc_end;  /* preallocated (and mapped) file size */
+	uint64_t           prealloc_failures; /* segments appended with write(2) instead */
 	store_seg_index    seg;        /* what the open segment holds so far */
 	int64_t            max_event_ms; /* largest event time in the archive */
 	uint64_t           nsegments;
@@ -313,6 +327,80 @@ ar_interval_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* Segments                                                            */
 
+/* Unmaps the open segment and cuts its file back to the frames in it (mu
+ * held): the preallocated zero tail goes. */
+static vigil_err
+ar_map_drop(store_archive *ar)
+{
+	if (ar->map == NULL)
+		return VIGIL_OK;
+	munmap(ar->map, ar->map_len);
+	ar->map = NULL;
+	ar->map_len = 0;
+	ar->alloc_end = 0;
+	return ftruncate(ar->fd, (off_t)ar->file_end) == 0 ? VIGIL_OK : VIGIL_EIO;
+}
+
+/* Preallocates the mapped segment to at least end bytes, in whole steps
+ * (mu held). False if that does not fit the mapping or the file system
+ * refuses (ENOSPC, EFBIG): the caller goes back to write(2) for the segment.
+ * Frames are only ever copied below alloc_end, so no store can SIGBUS. */
+static bool
+ar_map_grow(store_archive *ar, uint64_t end)
+{
+	uint64_t nend = (end + AR_PREALLOC_STEP - 1) / AR_PREALLOC_STEP * AR_PREALLOC_STEP;
+
+	if (nend > ar->map_len)
+		nend = ar->map_len;
+	if (end > nend)
+		return false;
+	if (posix_fallocate(ar->fd, (off_t)ar->alloc_end, (off_t)(nend - ar->alloc_end)) != 0)
+		return false;
+	ar->alloc_end = nend;
+	return true;
+}
+
+/* Maps the open segment (mu held; its file holds file_end bytes of frames)
+ * for appends by memcpy: address space for the largest segment it can
+ * become, file space in steps. If that fails the segment is appended with
+ * write(2), as all were before, and prealloc_failures counts it. */
+static void
+ar_map_open(store_archive *ar)
+{
+	uint64_t top = ar->file_end > ar->opts.segment_max_bytes ? ar->file_end :
+	    ar->opts.segment_max_bytes;
+	uint64_t len = top + STORE_FRAME_HDR + ar->opts.max_record_bytes;
+	void *p;
+
+	len = (len + AR_PREALLOC_ALIGN - 1) / AR_PREALLOC_ALIGN * AR_PREALLOC_ALIGN;
+	if (len > SIZE_MAX / 2)
+		goto fail;
+	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, ar->fd, 0);
+	if (p == MAP_FAILED)
+		goto fail;
+	ar->map = p;
+	ar->map_len = (size_t)len;
+	ar->alloc_end = ar->file_end;
+	if (!ar_map_grow(ar, ar->file_end + 1)) {
+		(void)ar_map_drop(ar);
+		goto fail;
+	}
+	return;
+fail:
+	ar->prealloc_failures++;
+}
+
+uint64_t
+store_archive_prealloc_failures(store_archive *ar)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&ar->mu);
+	n = ar->prealloc_failures;
+	pthread_mutex_unlock(&ar->mu);
+	return n;
+}
+
 /* Closes the open segment (mu held): syncs it, writes its index sidecar
  * (an empty segment is removed instead). Sequence numbers are unaffected. */
 static vigil_err
@@ -325,10 +413,12 @@ ar_segment_close(store_archive *ar)
 
 	if (ar->fd < 0)
 		return VIGIL_OK;
+	if (ar_map_drop(ar) != VIGIL_OK)
+		rc = -1;
 	pthread_mutex_lock(&ar->sync_mu);
 	while (ar->syncing)
 		pthread_cond_wait(&ar->sync_cv, &ar->sync_mu);
-	if (sync)
+	if (sync && rc == 0)
 		rc = fdatasync(ar->fd);
 	if (rc == 0) {
 		uint64_t w = atomic_load(&ar->written_seq);
@@ -370,7 +460,7 @@ ar_segment_create(store_archive *ar, int64_t now, uint64_t first_seq)
 	ar->seg_day = ar_day(now);
 	store_seg_base(ar->seg_day, first_seq, ar->base);
 	snprintf(path, sizeof path, "%s/%s.log", ar->dir, ar->base);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return vigil_err_from_errno(errno);
 	if (ar->opts.fsync != STORE_FSYNC_NEVER && ar_fsync_dir(ar->dir) != VIGIL_OK) {
@@ -380,6 +470,8 @@ ar_segment_create(store_archive *ar, int64_t now, uint64_t first_seq)
 	}
 	ar->fd = fd;
 	ar->seg_size = 0;
+	ar->file_end = 0;
+	ar_map_open(ar);
 	memset(&ar->seg, 0, sizeof ar->seg);
 	ar->nsegments++;
 	pthread_mutex_lock(&ar->sync_mu);
@@ -450,6 +542,24 @@ ar_queue_reserve(ar_queue *q, size_t flen)
 	return VIGIL_OK;
 }
 
+/* Copies frames ent[0..n) (bytes src[0..)) into the mapping at dst. Each
+ * frame's magic is stored last, so a reader of the file (read(2) sees the
+ * same page cache) finds either a complete frame or zeros where it starts;
+ * kill -9 mid-copy leaves the same: a frame without magic is the torn tail. */
+static void
+ar_copy_frames(uint8_t *dst, const uint8_t *src, const ar_qent *ent, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t flen = ent[i].len;
+
+		memcpy(dst + 4, src + 4, flen - 4);
+		atomic_thread_fence(memory_order_release);
+		memcpy(dst, src, 4);
+		dst += flen;
+		src += flen;
+	}
+}
+
 /* Writes frames ent[0..n) (bytes p[0..len)) to the open segment and
  * accounts for them (mu held). */
 static vigil_err
@@ -459,11 +569,22 @@ ar_write_chunk(store_archive *ar, const uint8_t *p, size_t len, const ar_qent *e
 
 	if (n == 0)
 		return VIGIL_OK;
-	if (ar_writev_all(ar->fd, &iov, 1) != VIGIL_OK) {
+	if (ar->map != NULL && ar->file_end + len > ar->alloc_end &&
+	    !ar_map_grow(ar, ar->file_end + len)) {
+		ar->prealloc_failures++;
+		if (ar_map_drop(ar) != VIGIL_OK) {
+			atomic_store(&ar->failed, true);
+			return VIGIL_EIO;
+		}
+	}
+	if (ar->map != NULL) {
+		ar_copy_frames(ar->map + ar->file_end, p, ent, n);
+	} else if (ar_writev_all(ar->fd, &iov, 1) != VIGIL_OK) {
 		/* What reached the file is at most a torn tail, truncated on reopen. */
 		atomic_store(&ar->failed, true);
 		return VIGIL_EIO;
 	}
+	ar->file_end += len;
 	for (uint32_t i = 0; i < n; i++) {
 		int64_t t = ent[i].event_time_ms;
 
@@ -687,6 +808,27 @@ ar_count_torn(int fd, uint64_t from, uint64_t to)
 	return count > 0 ? count : 1;
 }
 
+/* The end of the last non-zero byte of [from, to) of a segment (from if
+ * there is none): where the data before a preallocated zero tail ends. */
+static uint64_t
+ar_data_end(int fd, uint64_t from, uint64_t to)
+{
+	uint8_t buf[65536];
+
+	while (to > from) {
+		size_t want = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
+		ssize_t n = pread(fd, buf, want, (off_t)(to - want));
+
+		if (n != (ssize_t)want)
+			return to; /* cannot tell: all of it counts as torn */
+		for (size_t i = want; i > 0; i--)
+			if (buf[i - 1] != 0)
+				return to - want + i;
+		to -= want;
+	}
+	return from;
+}
+
 /* Removes leftovers of interrupted operations: *.tmp files, and a .log.zst
  * beside its .log (compression was interrupted after the rename; the
  * original is kept and compression redone later). */
@@ -820,8 +962,15 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 				goto out;
 			}
 			if ((uint64_t)st.st_size > valid_end) {
-				rec->torn_bytes = (uint64_t)st.st_size - valid_end;
-				rec->torn_records = ar_count_torn(fd, valid_end, (uint64_t)st.st_size);
+				uint64_t data_end = (uint64_t)st.st_size;
+
+				/* zeros at the end of a preallocated segment are not data */
+				if (data_end % AR_PREALLOC_ALIGN == 0)
+					data_end = ar_data_end(fd, valid_end, data_end);
+				if (data_end > valid_end) {
+					rec->torn_bytes = data_end - valid_end;
+					rec->torn_records = ar_count_torn(fd, valid_end, data_end);
+				}
 				if (ftruncate(fd, (off_t)valid_end) != 0 || fdatasync(fd) != 0) {
 					ar_diag(reterr, "%s: cannot truncate torn tail at offset %llu: %s",
 					    path, (unsigned long long)valid_end, strerror(errno));
@@ -841,7 +990,9 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 			memcpy(ar->base, e->base, sizeof ar->base);
 			ar->seg_day = e->day;
 			ar->seg_size = valid_end;
+			ar->file_end = valid_end;
 			ar->seg = idx;
+			ar_map_open(ar);
 		}
 	}
 	ar->next_seq = last_seq + 1;
@@ -971,6 +1122,7 @@ store_archive_close(store_archive *ar)
 		(void)ar_flush_upto(ar, ar->q.ent[ar->q.n - 1].seq);
 	if (ar->fd >= 0) {
 		/* The segment stays open (no index): the next open continues it. */
+		(void)ar_map_drop(ar);
 		(void)fdatasync(ar->fd);
 		close(ar->fd);
 	}

@@ -116,12 +116,12 @@ vigil_err store_seg_scan(const char *path, store_seg_index *ret_idx, uint64_t *r
 
 /*
  * store_archive_write in two halves, for a caller that orders records under
- * its own lock but should not hold it across the write(2) (store_db: the
+ * its own lock but should not hold it across the write (store_db: the
  * watermark lock): _enqueue assigns the record's sequence number and copies
  * its frame into the archive's queue (cheap; errors as for write, plus
  * VIGIL_ENOMEM); _flush(seq) returns once every record up to seq is in the
- * file, writing the whole queue (other threads' records too) with one
- * write(2) if no other thread is doing so. A record is acknowledged only
+ * file, writing the whole queue (other threads' records too) in one go if
+ * no other thread is doing so. A record is acknowledged only
  * after its _flush returned VIGIL_OK (VIGIL_EIO: a write failed, the archive
  * refuses further appends; VIGIL_EINVAL: seq was never enqueued).
  */
@@ -140,6 +140,10 @@ int64_t store_archive_max_event_ms(store_archive *ar);
  * Kept to measure the two designs against each other (bench/archive); call
  * right after open, before any append. */
 vigil_err store_archive_use_sync_thread(store_archive *ar);
+
+/* Segments appended with write(2) because their file could not be
+ * preallocated and mapped (docs/archive.md, "Appending"). */
+uint64_t store_archive_prealloc_failures(store_archive *ar);
 
 /* Test hook: the clock used for rotation by day, index closed_at and
  * retention (default vigil_now_ms). now == NULL restores the default. */

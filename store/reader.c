@@ -304,6 +304,7 @@ struct store_reader {
 	uint64_t       bad_off;
 	const char    *bad_what;
 	bool           bad_tail; /* the stretch began with a frame cut short by EOF */
+	bool           bad_zero; /* ... or with zeros where a growing segment's next frame goes */
 
 	store_reader_stats st;
 };
@@ -645,7 +646,7 @@ rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *ret
 				/* A partial frame at the end of a segment still being
 				 * written is a write in progress (or, after a crash, the
 				 * torn tail the writer truncates): not damage. */
-				if (!(rd->growing && rd->bad_tail))
+				if (!(rd->growing && (rd->bad_tail || rd->bad_zero)))
 					rd_report(rd, rd->bad_off, endoff - rd->bad_off, rd->bad_what);
 				rd->resync = false;
 				*ret_end = true;
@@ -745,6 +746,11 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 		}
 		/* VIGIL_ECORRUPT */
 		rd->bad_tail = false;
+		/* Zeros where the next frame of a growing segment goes: the
+		 * writer's preallocated tail (or a frame whose magic it has not
+		 * stored yet), so the end of the data unless a valid frame follows. */
+		rd->bad_zero = rd->growing && memcmp(rd->buf + rd->start, "\0\0\0\0",
+		    avail < 4 ? avail : 4) == 0;
 		rd->bad_off = rd->base_off + rd->start;
 		rd->bad_what = avail >= STORE_FRAME_HDR && store_frame_plausible(rd->buf + rd->start) ?
 		    "CRC mismatch" : "bad frame header";

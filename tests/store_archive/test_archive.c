@@ -4,7 +4,9 @@
  * frame codec, append and read back, rotation by size and by UTC day, torn
  * tail recovery, corruption in the middle reported and skipped, compressed
  * segments, retention, date-range selection, concurrent appenders, the
- * writer lock and sequence continuity across reopen.
+ * writer lock and sequence continuity across reopen; the preallocated,
+ * mapped open segment: its zero tail after a crash, a torn tail inside it,
+ * the fallback to write(2) when preallocation fails.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1016,11 +1019,249 @@ test_write_error_is_sticky(void **state)
 		acked = seq;
 	}
 	assert_int_equal(rv, VIGIL_EIO);
+	/* the segment could not be preallocated: it was appended with write(2) */
+	assert_int_equal(store_archive_prealloc_failures(ar), 1);
 	/* sticky, even for a record that would fit */
 	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, T0, "x", 1, &seq), VIGIL_EIO);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	signal(SIGXFSZ, oldsig);
 	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, T0, "x", 1, &seq), VIGIL_EIO);
+	store_archive_close(ar);
+
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.last_seq, acked);
+	assert_int_equal(rec.torn_records, 1);
+	assert_true(rec.torn_bytes > 0 && rec.torn_bytes < STORE_FRAME_HDR + 512);
+	append_n(ar, acked + 1, 3, T0);
+	store_archive_close(ar);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, NULL, 0), acked + 3);
+}
+
+/* A child appends records from..from+n-1 and dies without closing the
+ * archive (as kill -9 after the acknowledgements would leave it: the
+ * mapped segment with its preallocated zero tail). */
+static void
+crash_after_appends(fx *f, uint64_t from, uint64_t n)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		store_archive_opts o = opts_never();
+		store_archive *ar = NULL;
+		uint8_t buf[512];
+
+		if (store_archive_open(f->dir, &o, &ar, NULL, NULL) != VIGIL_OK)
+			_exit(2);
+		for (uint64_t i = from; i < from + n; i++) {
+			uint64_t seq;
+			size_t len = payload_for(i, buf);
+			if (store_archive_append(ar, STORE_REC_SCORE, T0 + (int64_t)i, buf, len,
+			    &seq) != VIGIL_OK || seq != i)
+				_exit(3);
+		}
+		_exit(store_archive_prealloc_failures(ar) == 0 ? 0 : 4);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Bytes that frames from..to-1 take in a segment. */
+static uint64_t
+frames_bytes(uint64_t from, uint64_t to)
+{
+	uint8_t buf[512];
+	uint64_t n = 0;
+
+	for (uint64_t i = from; i < to; i++)
+		n += STORE_FRAME_HDR + payload_for(i, buf);
+	return n;
+}
+
+static void
+test_zero_tail_after_crash(void **state)
+{
+	/* The preallocated zero tail of the open segment is neither corruption
+	 * for a reader nor a torn tail for the writer; appends continue after
+	 * the last frame and a clean close cuts the file to its frames. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	corrupt_log c = { 0 };
+	uint64_t seqs[100];
+	char p[512];
+	struct stat st;
+
+	crash_after_appends(f, 1, 50);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true((uint64_t)st.st_size > frames_bytes(1, 51));
+	assert_int_equal(st.st_size % 4096, 0);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 50);
+	assert_int_equal(c.n, 0);
+
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.torn_records, 0);
+	assert_int_equal(rec.torn_bytes, 0);
+	assert_int_equal(rec.last_seq, 50);
+	append_n(ar, 51, 10, T0);
+	assert_int_equal(store_archive_prealloc_failures(ar), 0);
+	store_archive_close(ar);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, frames_bytes(1, 61));
+	assert_int_equal(count_files(f->dir, ".log"), 1);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 60);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(seqs[59], 60);
+}
+
+static void
+test_torn_tail_in_mapping(void **state)
+{
+	/* A frame copied in part into the mapping when the process died: the
+	 * writer stores a frame's magic last, so it starts with zeros; or
+	 * (damage) a header with the rest of the frame missing. Both are the
+	 * torn tail: reported by count and bytes, cut, and appends go on after
+	 * the last valid frame. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	corrupt_log c = { 0 };
+	uint8_t frame[STORE_FRAME_HDR + 512];
+	uint64_t seqs[100], end;
+	char p[512];
+	size_t len;
+	int fd;
+
+	crash_after_appends(f, 1, 20);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	end = frames_bytes(1, 21);
+	len = payload_for(21, frame + STORE_FRAME_HDR);
+	store_frame_header(frame, STORE_REC_SCORE, 21, T0 + 21, frame + STORE_FRAME_HDR, len);
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	/* bytes 4..46 of record 21: no magic yet, 10 bytes of payload */
+	assert_int_equal(pwrite(fd, frame + 4, 42, (off_t)end + 4), 42);
+	close(fd);
+	/* a reader takes it for the end of the data */
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 20);
+	assert_int_equal(c.n, 0);
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.torn_records, 1);
+	assert_int_equal(rec.torn_bytes, 46);
+	assert_int_equal(rec.last_seq, 20);
+	append_n(ar, 21, 5, T0);
+	store_archive_close(ar);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 25);
+	assert_int_equal(c.n, 0);
+
+	/* a header and part of the payload: torn as well */
+	crash_after_appends(f, 26, 5);
+	end = frames_bytes(1, 31);
+	len = payload_for(31, frame + STORE_FRAME_HDR);
+	store_frame_header(frame, STORE_REC_SCORE, 31, T0 + 31, frame + STORE_FRAME_HDR, len);
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, frame, STORE_FRAME_HDR + 10, (off_t)end), STORE_FRAME_HDR + 10);
+	close(fd);
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.torn_records, 1);
+	assert_int_equal(rec.torn_bytes, STORE_FRAME_HDR + 10);
+	assert_int_equal(rec.last_seq, 30);
+	append_n(ar, 31, 2, T0);
+	store_archive_close(ar);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 32);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(seqs[31], 32);
+}
+
+static void
+test_zeroed_header_in_open_segment(void **state)
+{
+	/* Zeros where a frame starts in the open segment with valid frames
+	 * after them are damage, not the preallocated tail: reported, skipped,
+	 * and the writer keeps the records that follow. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	corrupt_log c = { 0 };
+	uint8_t zero[STORE_FRAME_HDR] = { 0 };
+	uint64_t seqs[100], off10 = frames_bytes(1, 10), off11 = frames_bytes(1, 11);
+	char p[512];
+	int fd;
+
+	crash_after_appends(f, 1, 30);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, zero, sizeof zero, (off_t)off10), (ssize_t)sizeof zero);
+	close(fd);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 29);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.offset[0], off10);
+	assert_int_equal(c.skipped[0], off11 - off10);
+	assert_string_equal(c.what[0], "bad frame header");
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.torn_records, 0);
+	assert_int_equal(rec.torn_bytes, 0);
+	assert_int_equal(rec.last_seq, 30);
+	append_n(ar, 31, 1, T0);
+	store_archive_close(ar);
+	c.n = 0;
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 30);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(seqs[9], 11);
+	assert_int_equal(seqs[29], 31);
+}
+
+static void
+test_prealloc_fails_mid_segment(void **state)
+{
+	/* The file system refuses to preallocate more of the open segment
+	 * (RLIMIT_FSIZE: EFBIG): the segment is cut back to its frames and
+	 * appended with write(2); when that fails too the archive stops, and
+	 * the next open finds exactly the acknowledged records. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	struct rlimit old, lim;
+	void (*oldsig)(int);
+	uint8_t buf[512];
+	uint64_t i, seq, acked = 0;
+	char p[512];
+	struct stat st;
+	vigil_err rv = VIGIL_OK;
+
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 1, T0);
+	acked = 1;
+	assert_int_equal(store_archive_prealloc_failures(ar), 0);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	assert_int_equal(stat(p, &st), 0); /* the preallocated size */
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	oldsig = signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = (rlim_t)st.st_size + 8192;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (i = 2; i < 10000000; i++) {
+		size_t len = payload_for(i, buf);
+		rv = store_archive_append(ar, STORE_REC_SCORE, T0 + (int64_t)i, buf, len, &seq);
+		if (rv != VIGIL_OK)
+			break;
+		assert_int_equal(seq, i);
+		acked = seq;
+	}
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, oldsig);
+	assert_int_equal(rv, VIGIL_EIO);
+	assert_int_equal(store_archive_prealloc_failures(ar), 1);
+	assert_true(frames_bytes(1, acked + 1) > (uint64_t)st.st_size);
 	store_archive_close(ar);
 
 	ar = open_ar(f, &o, &rec);
@@ -1118,6 +1359,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_error_is_sticky, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_while_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_missing_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zero_tail_after_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail_in_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zeroed_header_in_open_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prealloc_fails_mid_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_index_falls_back_to_scan, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
