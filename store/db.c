@@ -65,6 +65,7 @@ struct store_db {
 	pthread_mutex_t  refresh_mu;
 	struct stat      cur_st;
 	bool             cur_st_valid;
+	uint32_t         plan; /* live_plan of opts.features */
 };
 
 struct store_ctx {
@@ -77,6 +78,11 @@ struct store_ctx {
 	uint32_t      stripe;
 	uint8_t      *buf;
 	size_t        bufcap;
+	/* Feature mask (store_ctx_set_features): what a lookup computes. */
+	store_feature_mask need;
+	bool          need_all;   /* need covers every slot: nothing to mask */
+	uint32_t      plan;       /* live_plan(need) */
+	bool          need_bcard, need_bmerchant, need_bterminal; /* batch reads */
 };
 
 static void diag_set(store_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -101,6 +107,59 @@ store_db_opts_default(store_db_opts *ret_opts)
 	ret_opts->dedupe_horizon_s = 8 * 86400;
 	ret_opts->max_cards = 10000000;
 	ret_opts->read_only = false;
+	store_feature_mask_all(&ret_opts->features);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Feature masks. */
+
+_Static_assert(STORE_SLOT_COUNT_ <= 64 * STORE_FEATURE_MASK_WORDS,
+    "store_feature_mask is too small for the schema");
+
+void
+store_feature_mask_none(store_feature_mask *ret_m)
+{
+	memset(ret_m, 0, sizeof *ret_m);
+}
+
+void
+store_feature_mask_set(store_feature_mask *m, uint32_t slot)
+{
+	if (slot < STORE_SLOT_COUNT_)
+		m->w[slot >> 6] |= 1ULL << (slot & 63);
+}
+
+bool
+store_feature_mask_has(const store_feature_mask *m, uint32_t slot)
+{
+	return slot < STORE_SLOT_COUNT_ && (m->w[slot >> 6] >> (slot & 63) & 1) != 0;
+}
+
+void
+store_feature_mask_all(store_feature_mask *ret_m)
+{
+	store_feature_mask_none(ret_m);
+	for (uint32_t i = 0; i < STORE_SLOT_COUNT_; i++)
+		store_feature_mask_set(ret_m, i);
+}
+
+/* Slots outside the schema do not count. */
+static bool
+mask_subset(const store_feature_mask *a, const store_feature_mask *b)
+{
+	for (uint32_t i = 0; i < STORE_SLOT_COUNT_; i++)
+		if (store_feature_mask_has(a, i) && !store_feature_mask_has(b, i))
+			return false;
+	return true;
+}
+
+static bool
+mask_any(const store_feature_mask *m, uint32_t first, uint32_t last)
+{
+	for (uint32_t i = first; i <= last; i++)
+		if (store_feature_mask_has(m, i))
+			return true;
+	return false;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -285,6 +344,8 @@ fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
 	gen_session     *s;
 
 	store_features_from_txn(txn, f, n);
+	if (!ctx->need_bcard && !ctx->need_bmerchant && !ctx->need_bterminal)
+		return;
 	g = ctx_gen(ctx);
 	if (g == NULL)
 		return;
@@ -295,15 +356,27 @@ fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
 		store_card_profile   cp;
 		store_entity_profile ep;
 
-		if (gen_session_card(g, s, txn->card_id, &cp) == VIGIL_OK)
+		if (ctx->need_bcard && gen_session_card(g, s, txn->card_id, &cp) == VIGIL_OK)
 			fill_card(txn, &cp, f);
-		if (gen_session_merchant(g, s, txn->merchant_id, &ep) == VIGIL_OK)
+		if (ctx->need_bmerchant &&
+		    gen_session_merchant(g, s, txn->merchant_id, &ep) == VIGIL_OK)
 			fill_merchant(&ep, f);
-		if (txn->terminal_id[0] != '\0' &&
+		if (ctx->need_bterminal && txn->terminal_id[0] != '\0' &&
 		    gen_session_terminal(g, s, txn->terminal_id, &ep) == VIGIL_OK)
 			fill_terminal(&ep, f);
 	}
 	gen_session_end(g, s);
+}
+
+/* Under a partial mask, every slot not asked for is missing. */
+static void
+mask_apply(const store_ctx *ctx, vigil_value *f)
+{
+	if (ctx->need_all)
+		return;
+	for (uint32_t i = 0; i < STORE_SLOT_COUNT_; i++)
+		if (!store_feature_mask_has(&ctx->need, i))
+			f[i] = vigil_value_missing();
 }
 
 /* The ids the store hashes and keys on must be terminated and non-empty. */
@@ -401,6 +474,7 @@ db_live_fresh(store_db *db)
 	live_opts lo = {
 		.dedupe_horizon_ms = (int64_t)db->opts.dedupe_horizon_s * 1000,
 		.max_cards = db->opts.max_cards,
+		.skip_kinds = LIVE_KIND_ALL & ~live_plan_kinds(db->plan),
 	};
 
 	live_free(db->lv);
@@ -492,6 +566,13 @@ db_alloc(const store_db_opts *opts, store_db **ret_db)
 		db->opts = *opts;
 	else
 		store_db_opts_default(&db->opts);
+	{
+		store_feature_mask all;
+
+		store_feature_mask_all(&all);
+		db->plan = mask_subset(&all, &db->opts.features) ? LIVE_F_ALL
+		    : live_plan(&db->opts.features);
+	}
 	pthread_mutex_init(&db->gen_mu, NULL);
 	pthread_mutex_init(&db->refresh_mu, NULL);
 	atomic_init(&db->gen_epoch, 0);
@@ -514,6 +595,21 @@ db_check_opts(const store_db_opts *o, store_diag *reterr)
 	return VIGIL_OK;
 }
 
+/* store_db_open serves rules that can be reloaded: every feature. */
+static vigil_err
+db_check_full_mask(const store_db_opts *o, store_diag *reterr)
+{
+	store_feature_mask all;
+
+	store_feature_mask_all(&all);
+	if (!mask_subset(&all, &o->features)) {
+		diag_set(reterr, "features: a data directory serves every feature (a partial "
+		    "mask is for store_db_new_memory)");
+		return VIGIL_EINVAL;
+	}
+	return VIGIL_OK;
+}
+
 vigil_err
 store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
     store_recovery *ret_recovery, store_diag *reterr)
@@ -531,6 +627,8 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
 	if (rv != VIGIL_OK)
 		return rv;
 	rv = db_check_opts(&db->opts, reterr);
+	if (rv == VIGIL_OK)
+		rv = db_check_full_mask(&db->opts, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
 	if (snprintf(db->datadir, sizeof db->datadir, "%s", datadir) >= (int)sizeof db->datadir ||
@@ -759,6 +857,7 @@ store_ctx_new(store_db *db)
 		return NULL;
 	ctx->db = db;
 	ctx->epoch = DB_EPOCH_NONE;
+	(void)store_ctx_set_features(ctx, NULL);
 	ctx->sc = live_scratch_new();
 	ctx->bufcap = DB_BUF_INITIAL;
 	ctx->buf = malloc(ctx->bufcap);
@@ -783,6 +882,35 @@ store_ctx_free(store_ctx *ctx)
 }
 
 vigil_err
+store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m)
+{
+	store_feature_mask all;
+	const store_feature_mask *dbm = &ctx->db->opts.features;
+
+	if (ctx->begun)
+		return VIGIL_EINVAL;
+	if (m == NULL)
+		m = dbm;
+	else if (!mask_subset(m, dbm))
+		return VIGIL_EINVAL;
+	store_feature_mask_all(&all);
+	store_feature_mask_none(&ctx->need);
+	for (uint32_t i = 0; i < STORE_SLOT_COUNT_; i++)
+		if (store_feature_mask_has(m, i))
+			store_feature_mask_set(&ctx->need, i);
+	ctx->need_all = mask_subset(&all, &ctx->need);
+	/* A full mask (vigild) does not depend on live_plan's grouping. */
+	ctx->plan = ctx->need_all ? LIVE_F_ALL : live_plan(&ctx->need);
+	ctx->need_bcard = mask_any(&ctx->need, STORE_SLOT_CARD_COUNT_7D,
+	    STORE_SLOT_CARD_MERCHANT_SEEN);
+	ctx->need_bmerchant = mask_any(&ctx->need, STORE_SLOT_MERCHANT_COUNT_7D,
+	    STORE_SLOT_MERCHANT_FRAUD_RATE_90D);
+	ctx->need_bterminal = mask_any(&ctx->need, STORE_SLOT_TERMINAL_COUNT_30D,
+	    STORE_SLOT_TERMINAL_FRAUD_RATE_30D);
+	return VIGIL_OK;
+}
+
+vigil_err
 store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
     vigil_value *features, uint32_t nfeatures)
 {
@@ -794,12 +922,15 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	if (db->lv != NULL)
 		live_prefetch(db->lv, ctx->sc, &ctx->txn);
 	fill_txn_batch(ctx, features, nfeatures);
-	if (db->lv == NULL)
+	if (db->lv == NULL) {
+		mask_apply(ctx, features);
 		return VIGIL_OK; /* read-only: velocity stays missing */
+	}
 	stripe = live_card_stripe(ctx->txn.card_id);
 	live_card_lock(db->lv, stripe);
-	live_features(db->lv, ctx->sc, &ctx->txn, features);
+	live_features(db->lv, ctx->sc, &ctx->txn, features, ctx->plan);
 	live_card_unlock(db->lv, stripe);
+	mask_apply(ctx, features);
 	return VIGIL_OK;
 }
 
@@ -824,7 +955,8 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	if (rv != VIGIL_OK)
 		goto fail;
 	fill_txn_batch(ctx, features, nfeatures);
-	live_features(db->lv, ctx->sc, &ctx->txn, features);
+	live_features(db->lv, ctx->sc, &ctx->txn, features, ctx->plan);
+	mask_apply(ctx, features);
 	ctx->begun = true;
 	return VIGIL_OK;
 fail:

@@ -1015,11 +1015,12 @@ static const int64_t card_windows[5] = { MS_1M, MS_10M, MS_1H, MS_24H, MS_7D };
 
 static void
 card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, uint64_t mh,
-    card_agg *a)
+    uint32_t plan, card_agg *a)
 {
 	int64_t  t = txn->event_time_ms;
 	int      my_cc = txn->country[0] ? country_index(txn->country) : -1;
 	bool     dm_1h_done = false;
+	bool     want_dm = (plan & LIVE_F_CARD_DM) != 0, want_cc = (plan & LIVE_F_CARD_CC) != 0;
 	uint32_t idx;
 
 	memset(a, 0, sizeof *a);
@@ -1028,7 +1029,7 @@ card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, uint6
 		return;
 	}
 	idx = card_upper(c, t);
-	set_reset(sc, idx);
+	set_reset(sc, want_dm ? idx : 0);
 	for (uint32_t i = idx; i-- > 0;) {
 		const live_event *e = &c->ev[c->head + i];
 		int64_t           age = t - e->t;
@@ -1058,14 +1059,16 @@ card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, uint6
 			a->dm_1h = sc->size;
 			dm_1h_done = true;
 		}
-		if (age < MS_24H)
+		if (want_dm && age < MS_24H)
 			set_add(sc, e->mh);
-		ci = country_index(e->cc);
-		if (age < MS_24H)
-			ccset_add(&a->cc_24h, ci);
-		ccset_add(&a->cc_7d, ci);
-		if (ci >= 0 && ci == my_cc)
-			a->country_seen = true;
+		if (want_cc) {
+			ci = country_index(e->cc);
+			if (age < MS_24H)
+				ccset_add(&a->cc_24h, ci);
+			ccset_add(&a->cc_7d, ci);
+			if (ci >= 0 && ci == my_cc)
+				a->country_seen = true;
+		}
 		if (e->mh == mh)
 			a->merchant_seen = true;
 	}
@@ -1260,8 +1263,51 @@ live_prefetch(live *lv, live_scratch *sc, const vigil_txn *txn)
 		omap_prefetch(&lv->ents[ENT_IP][sc->hip & (LIVE_ENT_STRIPES - 1)].map, sc->hip);
 }
 
+uint32_t
+live_plan(const store_feature_mask *m)
+{
+	static const struct {
+		uint32_t first, last, flag;
+	} groups[] = {
+		{ STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_SMALL_COUNT_10M, LIVE_F_CARD },
+		{ STORE_SLOT_VEL_CARD_DISTINCT_MERCHANTS_1H, STORE_SLOT_VEL_CARD_DISTINCT_MERCHANTS_24H,
+		  LIVE_F_CARD | LIVE_F_CARD_DM },
+		{ STORE_SLOT_VEL_CARD_DISTINCT_COUNTRIES_24H, STORE_SLOT_VEL_CARD_COUNTRY_SEEN_7D,
+		  LIVE_F_CARD | LIVE_F_CARD_CC },
+		{ STORE_SLOT_VEL_CARD_MERCHANT_SEEN_7D, STORE_SLOT_VEL_CARD_KMH_FROM_LAST, LIVE_F_CARD },
+		{ STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H, LIVE_F_MERCHANT },
+		{ STORE_SLOT_VEL_TERMINAL_COUNT_10M, STORE_SLOT_VEL_TERMINAL_COUNT_10M, LIVE_F_TERMINAL },
+		{ STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H, STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H,
+		  LIVE_F_TERMINAL_D },
+		{ STORE_SLOT_VEL_DEVICE_COUNT_1H, STORE_SLOT_VEL_DEVICE_COUNT_1H, LIVE_F_DEVICE },
+		{ STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H, STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H,
+		  LIVE_F_DEVICE_D },
+		{ STORE_SLOT_VEL_IP_COUNT_1H, STORE_SLOT_VEL_IP_COUNT_1H, LIVE_F_IP },
+		{ STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H, STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H,
+		  LIVE_F_IP_D },
+	};
+	uint32_t plan = 0;
+
+	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_COUNT_,
+	    "a new vel.* slot needs a live_plan group");
+	for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+		for (uint32_t i = groups[g].first; i <= groups[g].last; i++)
+			if (store_feature_mask_has(m, i))
+				plan |= groups[g].flag;
+	return plan;
+}
+
+uint32_t
+live_plan_kinds(uint32_t plan)
+{
+	return ((plan & LIVE_F_MERCHANT) ? LIVE_KIND_MERCHANT : 0) |
+	    ((plan & (LIVE_F_TERMINAL | LIVE_F_TERMINAL_D)) ? LIVE_KIND_TERMINAL : 0) |
+	    ((plan & (LIVE_F_DEVICE | LIVE_F_DEVICE_D)) ? LIVE_KIND_DEVICE : 0) |
+	    ((plan & (LIVE_F_IP | LIVE_F_IP_D)) ? LIVE_KIND_IP : 0);
+}
+
 void
-live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f)
+live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f, uint32_t plan)
 {
 	size_t     len = strlen(txn->card_id);
 	live_card *c;
@@ -1272,9 +1318,11 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f)
 	if (sc->keys_txn != txn)
 		keys_compute(sc, txn);
 	sc->keys_txn = NULL; /* the caller may change *txn before the next call */
+	if ((plan & LIVE_F_CARD) == 0)
+		goto entities;
 	c = card_find(lv, (uint32_t)sc->hcard & (LIVE_CARD_STRIPES - 1), txn->card_id, len,
 	    sc->hcard);
-	card_aggregate(c, sc, txn, sc->hmerchant, &a);
+	card_aggregate(c, sc, txn, sc->hmerchant, plan, &a);
 	for (int w = 0; w < 5; w++) {
 		f[STORE_SLOT_VEL_CARD_COUNT_1M + w] = vigil_value_num(a.count[w]);
 		f[STORE_SLOT_VEL_CARD_SUM_1M + w] = vigil_value_num(a.sum[w]);
@@ -1303,28 +1351,43 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f)
 		f[STORE_SLOT_VEL_CARD_KMH_FROM_LAST] = vigil_value_missing();
 	}
 
-	ent_aggregate(lv, sc, ENT_MERCHANT, txn->merchant_id, sc->hmerchant, t, MS_1M, MS_1H, 0, &e);
-	f[STORE_SLOT_VEL_MERCHANT_COUNT_1M] = vigil_value_num(e.c1);
-	f[STORE_SLOT_VEL_MERCHANT_COUNT_1H] = vigil_value_num(e.c2);
-	if (txn->terminal_id[0] != '\0') {
-		ent_aggregate(lv, sc, ENT_TERMINAL, txn->terminal_id, sc->hterminal, t, MS_10M, 0,
-		    MS_1H, &e);
+entities:
+	if (plan & LIVE_F_MERCHANT) {
+		ent_aggregate(lv, sc, ENT_MERCHANT, txn->merchant_id, sc->hmerchant, t, MS_1M, MS_1H,
+		    0, &e);
+		f[STORE_SLOT_VEL_MERCHANT_COUNT_1M] = vigil_value_num(e.c1);
+		f[STORE_SLOT_VEL_MERCHANT_COUNT_1H] = vigil_value_num(e.c2);
+	}
+	if ((plan & (LIVE_F_TERMINAL | LIVE_F_TERMINAL_D)) == 0) {
+		/* not asked for */
+	} else if (txn->terminal_id[0] != '\0') {
+		ent_aggregate(lv, sc, ENT_TERMINAL, txn->terminal_id, sc->hterminal, t,
+		    (plan & LIVE_F_TERMINAL) ? MS_10M : 0, 0,
+		    (plan & LIVE_F_TERMINAL_D) ? MS_1H : 0, &e);
 		f[STORE_SLOT_VEL_TERMINAL_COUNT_10M] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H] = vigil_value_num(e.distinct);
 	} else {
 		f[STORE_SLOT_VEL_TERMINAL_COUNT_10M] = vigil_value_missing();
 		f[STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H] = vigil_value_missing();
 	}
-	if (txn->device_id[0] != '\0') {
-		ent_aggregate(lv, sc, ENT_DEVICE, txn->device_id, sc->hdevice, t, MS_1H, 0, MS_24H, &e);
+	if ((plan & (LIVE_F_DEVICE | LIVE_F_DEVICE_D)) == 0) {
+		/* not asked for */
+	} else if (txn->device_id[0] != '\0') {
+		ent_aggregate(lv, sc, ENT_DEVICE, txn->device_id, sc->hdevice, t,
+		    (plan & LIVE_F_DEVICE) ? MS_1H : 0, 0,
+		    (plan & LIVE_F_DEVICE_D) ? MS_24H : 0, &e);
 		f[STORE_SLOT_VEL_DEVICE_COUNT_1H] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H] = vigil_value_num(e.distinct);
 	} else {
 		f[STORE_SLOT_VEL_DEVICE_COUNT_1H] = vigil_value_missing();
 		f[STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H] = vigil_value_missing();
 	}
-	if (txn->ip[0] != '\0') {
-		ent_aggregate(lv, sc, ENT_IP, txn->ip, sc->hip, t, MS_1H, 0, MS_24H, &e);
+	if ((plan & (LIVE_F_IP | LIVE_F_IP_D)) == 0) {
+		/* not asked for */
+	} else if (txn->ip[0] != '\0') {
+		ent_aggregate(lv, sc, ENT_IP, txn->ip, sc->hip, t,
+		    (plan & LIVE_F_IP) ? MS_1H : 0, 0,
+		    (plan & LIVE_F_IP_D) ? MS_24H : 0, &e);
 		f[STORE_SLOT_VEL_IP_COUNT_1H] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H] = vigil_value_num(e.distinct);
 	} else {
@@ -1441,14 +1504,16 @@ live_apply(live *lv, const vigil_txn *txn)
 {
 	uint64_t ch = id_hash(txn->card_id, strlen(txn->card_id));
 	int64_t  t = txn->event_time_ms;
+	uint32_t skip = lv->opts.skip_kinds;
 
 	card_apply(lv, txn, ch);
-	ent_apply(lv, ENT_MERCHANT, txn->merchant_id, t, ch);
-	if (txn->terminal_id[0] != '\0')
+	if ((skip & LIVE_KIND_MERCHANT) == 0)
+		ent_apply(lv, ENT_MERCHANT, txn->merchant_id, t, ch);
+	if ((skip & LIVE_KIND_TERMINAL) == 0 && txn->terminal_id[0] != '\0')
 		ent_apply(lv, ENT_TERMINAL, txn->terminal_id, t, ch);
-	if (txn->device_id[0] != '\0')
+	if ((skip & LIVE_KIND_DEVICE) == 0 && txn->device_id[0] != '\0')
 		ent_apply(lv, ENT_DEVICE, txn->device_id, t, ch);
-	if (txn->ip[0] != '\0')
+	if ((skip & LIVE_KIND_IP) == 0 && txn->ip[0] != '\0')
 		ent_apply(lv, ENT_IP, txn->ip, t, ch);
 }
 

@@ -36,10 +36,37 @@
 typedef struct live live;
 typedef struct live_scratch live_scratch;
 
+/* What live_features computes: a plan made from a feature mask
+ * (live_plan). Each flag covers the vel.* slots that one aggregate fills. */
+#define LIVE_F_CARD        (1u << 0)  /* card counts, sums, small, last, km */
+#define LIVE_F_CARD_DM     (1u << 1)  /* card distinct merchants 1h/24h */
+#define LIVE_F_CARD_CC     (1u << 2)  /* card distinct countries, country seen */
+#define LIVE_F_MERCHANT    (1u << 3)  /* merchant counts */
+#define LIVE_F_TERMINAL    (1u << 4)  /* terminal count */
+#define LIVE_F_TERMINAL_D  (1u << 5)  /* terminal distinct cards */
+#define LIVE_F_DEVICE      (1u << 6)
+#define LIVE_F_DEVICE_D    (1u << 7)
+#define LIVE_F_IP          (1u << 8)
+#define LIVE_F_IP_D        (1u << 9)
+#define LIVE_F_ALL         0x3ffu
+
+/* Entity kinds (live_opts.skip_kinds). */
+#define LIVE_KIND_MERCHANT (1u << 0)
+#define LIVE_KIND_TERMINAL (1u << 1)
+#define LIVE_KIND_DEVICE   (1u << 2)
+#define LIVE_KIND_IP       (1u << 3)
+#define LIVE_KIND_ALL      0xfu
+
 typedef struct live_opts {
 	int64_t  dedupe_horizon_ms; /* >= LIVE_WINDOW_MAX_MS */
 	uint64_t max_cards;         /* cap on cards, and on entities of each kind */
+	uint32_t skip_kinds;        /* LIVE_KIND_*: entity kinds not kept (0: keep all) */
 } live_opts;
+
+/* The live_features plan for the slots of m (0 if none is a vel.* slot). */
+uint32_t live_plan(const store_feature_mask *m);
+/* The entity kinds a plan reads. */
+uint32_t live_plan_kinds(uint32_t plan);
 
 typedef struct live_stats {
 	uint64_t cards, entities, events, dedupe_entries, late_events;
@@ -77,9 +104,13 @@ vigil_err live_card_reserve(live *lv, const vigil_txn *txn);
  * misses). *txn must not change until that live_features call. */
 void live_prefetch(live *lv, live_scratch *sc, const vigil_txn *txn);
 
-/* Fills the vel.* slots of f (a full schema vector) as of txn's event time.
- * The card stripe must be locked by the caller. */
-void live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f);
+/* Fills the vel.* slots of f (a full schema vector) as of txn's event time,
+ * computing the aggregates of plan (LIVE_F_*; others' slots are left
+ * unspecified: the caller masks them). The plan's kinds must be kept
+ * (not in live_opts.skip_kinds). The card stripe must be locked by the
+ * caller. */
+void live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f,
+    uint32_t plan);
 
 /* The watermark lock; hold it around the archive enqueue (sequence
  * number) + admit. */

@@ -387,11 +387,38 @@ vigil_err store_gen_set_current(const char *datadir, uint64_t generation, store_
 
 /* ===================== Speed layer + serving (store_db) ===================== */
 
+/*
+ * Feature masks (offline use: replay computes only what its rules read).
+ * Bit s set = schema slot s is needed. A lookup under a mask fills the
+ * needed slots exactly as an unmasked lookup would and sets every other
+ * slot missing; it skips the batch reads and live aggregates that no
+ * needed slot depends on. Build one with store_feature_mask_none() and
+ * store_feature_mask_set() per slot (e.g. from rules_prog_slots_used());
+ * store_feature_mask_all() is the default everywhere.
+ */
+#define STORE_FEATURE_MASK_WORDS 2 /* slots 0..127 (store_schema_nfields() <= 128) */
+
+typedef struct store_feature_mask {
+	uint64_t w[STORE_FEATURE_MASK_WORDS];
+} store_feature_mask;
+
+void store_feature_mask_all(store_feature_mask *ret_m);  /* every schema slot */
+void store_feature_mask_none(store_feature_mask *ret_m);
+/* Slots >= store_schema_nfields() are ignored (set) or absent (has). */
+void store_feature_mask_set(store_feature_mask *m, uint32_t slot);
+bool store_feature_mask_has(const store_feature_mask *m, uint32_t slot);
+
 typedef struct store_db_opts {
 	store_archive_opts archive;
 	uint32_t dedupe_horizon_s; /* >= largest window; default 8 days */
 	uint32_t max_cards;        /* cap on live entities; default 10M */
 	bool     read_only;        /* tools: no archive writer, no live state */
+	/* store_db_new_memory only (store_db_open wants all, else VIGIL_EINVAL):
+	 * the slots this db serves. Its contexts start with this mask, and the
+	 * live state keeps no merchant, terminal, device or IP windows of a kind
+	 * none of whose vel.* slots is in it (card windows, idempotency records
+	 * and max_cards are kept as always). Default: all. */
+	store_feature_mask features;
 } store_db_opts;
 
 void store_db_opts_default(store_db_opts *ret_opts);
@@ -439,8 +466,13 @@ vigil_err store_db_thresholds_each(store_db *db,
 
 /* Per-thread scratch for scoring; holds strings the feature vector points to. */
 typedef struct store_ctx store_ctx;
-store_ctx *store_ctx_new(store_db *db); /* NULL on ENOMEM */
+store_ctx *store_ctx_new(store_db *db); /* NULL on ENOMEM; mask: the db's features */
 void       store_ctx_free(store_ctx *ctx);
+/* The slots store_score_begin and store_features_lookup fill on ctx from now
+ * on (others missing; see store_feature_mask). NULL = the db's mask.
+ * VIGIL_EINVAL (ctx unchanged) if m asks for a slot outside the db's mask
+ * or a begin is open on ctx. Applying (commit) is not affected. */
+vigil_err  store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m);
 
 /* The first outcome of a transaction, returned for retries. */
 typedef struct store_outcome {

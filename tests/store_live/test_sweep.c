@@ -77,7 +77,7 @@ test_sweep_expires_old_keeps_young(void **state)
 		x = txn_make("probe", card, "m", t + 1, 100);
 		snprintf(x.terminal_id, sizeof x.terminal_id, "term-%d", i);
 		store_features_from_txn(&x, f, store_schema_nfields());
-		live_features(lv, sc, &x, f);
+		live_features(lv, sc, &x, f, LIVE_F_ALL);
 		assert_true(num_of(f, "vel.card.count_1m") == (old ? 0 : 1));
 		assert_true(num_of(f, "vel.terminal.count_10m") == (old ? 0 : 1));
 		assert_int_equal(live_dedupe_find(lv, id, &prior), old ? VIGIL_ENOTFOUND : VIGIL_EEXIST);
