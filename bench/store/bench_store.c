@@ -11,6 +11,10 @@
  *   memory   the same update path on store_db_new_memory (no archive).
  *   recover  close + reopen: the live state rebuilt from the archive.
  *
+ * update and memory time begin + commit only: the transactions are made
+ * (six snprintf each) in blocks of 1024 between timed stretches. The
+ * threads figure divides by the process's CPU time, generation included.
+ *
  * Each figure is the median of --runs runs. Run from a release build:
  *   meson setup build-bench --buildtype=release && ninja -C build-bench
  *   ./build-bench/bench/store/bench-store
@@ -26,8 +30,11 @@
 
 #include "store.h"
 
+enum { SEC_LOOKUP = 1, SEC_UPDATE = 2, SEC_THREADS = 4, SEC_MEMORY = 8, SEC_RECOVER = 16 };
+
 typedef struct cfg {
 	uint32_t cards, merchants, txns, lookups, runs, step_ms, threads;
+	uint32_t only; /* SEC_* to run */
 	const char *dir;
 } cfg;
 
@@ -46,6 +53,8 @@ usage(FILE *out)
 	    "  --step-ms N    event time between consecutive transactions (default 200:\n"
 	    "                 400k transactions span a day; 1 packs them into minutes)\n"
 	    "  --dir PATH     data directory to use (default: a new one under /tmp, removed)\n"
+	    "  --only LIST    run only these figures, comma-separated: lookup, update,\n"
+	    "                 threads, memory, recover (default: all; for profiles)\n"
 	    "  --help         this text\n"
 	    "Exit status: 0 on success, 1 on a store error, 2 on bad usage.\n");
 }
@@ -182,42 +191,59 @@ fail:
 	return 1;
 }
 
-/* n begin+commit; returns elapsed ns or 0 on error. */
+/* Transactions are made (snprintf of six ids) in blocks outside the timed
+ * stretches: the figures are the store's, not the generator's. */
+#define BENCH_BLOCK 1024
+
+/* n begin+commit; returns the timed ns (> 0) or 0 on error. */
 static uint64_t
 run_updates(store_db *db, store_ctx *ctx, const cfg *c, uint64_t *serial, int64_t *t,
     uint32_t n, uint64_t *ret_cpu)
 {
-	uint64_t            c0 = cpu_ns();
 	static _Thread_local store_scored s;
+	static _Thread_local vigil_txn xs[BENCH_BLOCK];
 	vigil_value         f[256];
 	store_outcome       prior;
 	store_diag          d;
-	uint64_t            t0 = vigil_mono_ns();
+	uint64_t            cpu = 0, ns = 0;
 
-	for (uint32_t i = 0; i < n; i++) {
-		vigil_err rv;
+	s.score = 10;
+	s.decision = VIGIL_DECISION_ALLOW;
+	snprintf(s.rules_version, sizeof s.rules_version, "bench");
+	for (uint32_t done = 0; done < n;) {
+		uint32_t m = n - done < BENCH_BLOCK ? n - done : BENCH_BLOCK;
+		uint64_t c0, t0;
 
-		make_txn(&s.txn, c, (*serial)++, *t);
-		*t += c->step_ms;
-		rv = store_score_begin(db, ctx, &s.txn, f, store_schema_nfields(), &prior);
-		if (rv == VIGIL_EEXIST)
-			continue;
-		if (rv != VIGIL_OK) {
-			fprintf(stderr, "bench-store: begin: %s\n", vigil_strerror(rv));
-			return 0;
+		for (uint32_t i = 0; i < m; i++) {
+			make_txn(&xs[i], c, (*serial)++, *t);
+			*t += c->step_ms;
 		}
-		s.score = 10;
-		s.decision = VIGIL_DECISION_ALLOW;
-		snprintf(s.rules_version, sizeof s.rules_version, "bench");
-		rv = store_score_commit(db, ctx, &s, &d);
-		if (rv != VIGIL_OK) {
-			fprintf(stderr, "bench-store: commit: %s\n", d.msg);
-			return 0;
+		c0 = cpu_ns();
+		t0 = vigil_mono_ns();
+		for (uint32_t i = 0; i < m; i++) {
+			vigil_err rv;
+
+			rv = store_score_begin(db, ctx, &xs[i], f, store_schema_nfields(), &prior);
+			if (rv == VIGIL_EEXIST)
+				continue;
+			if (rv != VIGIL_OK) {
+				fprintf(stderr, "bench-store: begin: %s\n", vigil_strerror(rv));
+				return 0;
+			}
+			s.txn = xs[i];
+			rv = store_score_commit(db, ctx, &s, &d);
+			if (rv != VIGIL_OK) {
+				fprintf(stderr, "bench-store: commit: %s\n", d.msg);
+				return 0;
+			}
 		}
+		ns += vigil_mono_ns() - t0;
+		cpu += cpu_ns() - c0;
+		done += m;
 	}
 	if (ret_cpu != NULL)
-		*ret_cpu = cpu_ns() - c0;
-	return vigil_mono_ns() - t0;
+		*ret_cpu = cpu;
+	return ns > 0 ? ns : 1;
 }
 
 /* --threads: N threads scoring distinct transactions on one db. */
@@ -283,11 +309,12 @@ main(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "step-ms", required_argument, NULL, 's' },
 		{ "threads", required_argument, NULL, 'T' },
+		{ "only", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	cfg            c = { .cards = 100000, .merchants = 10000, .txns = 200000,
-		.lookups = 200000, .runs = 5, .step_ms = 200, .threads = 2 };
+		.lookups = 200000, .runs = 5, .step_ms = 200, .threads = 2, .only = 31 };
 	char           tmpl[] = "/tmp/vigil-bench-store-XXXXXX";
 	bool           own_dir = false;
 	store_db      *db = NULL, *mem = NULL;
@@ -317,6 +344,27 @@ main(int argc, char **argv)
 		if (opt == '?') {
 			usage(stderr);
 			return 2;
+		}
+		if (opt == 'o') {
+			static const char *const names[] = { "lookup", "update", "threads", "memory",
+				"recover" };
+			char *save = NULL;
+
+			c.only = 0;
+			for (char *w = strtok_r(optarg, ",", &save); w != NULL;
+			     w = strtok_r(NULL, ",", &save)) {
+				uint32_t bit = 0;
+
+				for (int k = 0; k < 5; k++)
+					if (strcmp(w, names[k]) == 0)
+						bit = 1u << k;
+				if (bit == 0) {
+					fprintf(stderr, "bench-store: --only: unknown figure \"%s\"\n", w);
+					return 2;
+				}
+				c.only |= bit;
+			}
+			continue;
 		}
 		val = strtoul(optarg, &end, 10);
 		if (*end != '\0' || val == 0 || val > 100000000UL) {
@@ -373,7 +421,7 @@ main(int argc, char **argv)
 		goto out;
 
 	/* Lookup: all features of one transaction. */
-	for (uint32_t r = 0; r < c.runs; r++) {
+	for (uint32_t r = 0; r < c.runs && (c.only & SEC_LOOKUP); r++) {
 		vigil_txn *xs = malloc(sizeof *xs * 1024);
 		uint64_t   t0;
 
@@ -395,11 +443,12 @@ main(int argc, char **argv)
 		free(xs);
 		fprintf(stderr, "  lookup run %u: %.0f ns wall, %.0f ns cpu\n", r + 1, v[r], vc[r]);
 	}
-	printf("lookup (all %u features, batch + live): median %.0f ns wall, %.0f ns cpu "
-	    "per transaction\n", store_schema_nfields(), median(v, c.runs), median(vc, c.runs));
+	if (c.only & SEC_LOOKUP)
+		printf("lookup (all %u features, batch + live): median %.0f ns wall, %.0f ns cpu "
+		    "per transaction\n", store_schema_nfields(), median(v, c.runs), median(vc, c.runs));
 
 	/* Update path, fsync=interval, one thread. */
-	for (uint32_t r = 0; r < c.runs; r++) {
+	for (uint32_t r = 0; r < c.runs && (c.only & SEC_UPDATE); r++) {
 		ns = run_updates(db, ctx, &c, &serial, &t, c.txns, &cpu);
 		if (ns == 0)
 			goto out;
@@ -408,25 +457,28 @@ main(int argc, char **argv)
 		fprintf(stderr, "  update run %u: %.0f txn/s wall, %.0f txn/s cpu\n", r + 1, v[r],
 		    vc[r]);
 	}
-	printf("update (begin+commit, archive fsync=interval, 1 thread): median %.0f txn/s wall, "
-	    "%.0f txn/s per cpu-second\n", median(v, c.runs), median(vc, c.runs));
+	if (c.only & SEC_UPDATE)
+		printf("update (begin+commit, archive fsync=interval, 1 thread): median %.0f txn/s "
+		    "wall, %.0f txn/s per cpu-second\n", median(v, c.runs), median(vc, c.runs));
 
 	/* The same with several threads (the server's workers). */
-	for (uint32_t r = 0; r < c.runs; r++) {
+	for (uint32_t r = 0; r < c.runs && (c.only & SEC_THREADS); r++) {
 		v[r] = run_threads(db, &c, c.threads, &serial, &t, &vc[r]);
 		if (v[r] == 0)
 			goto out;
 		fprintf(stderr, "  update x%u run %u: %.0f txn/s wall, %.0f txn/s per process "
 		    "cpu-second\n", c.threads, r + 1, v[r], vc[r]);
 	}
-	printf("update (begin+commit, archive fsync=interval, %u threads): median %.0f txn/s wall, "
-	    "%.0f txn/s per process cpu-second\n", c.threads, median(v, c.runs), median(vc, c.runs));
+	if (c.only & SEC_THREADS)
+		printf("update (begin+commit, archive fsync=interval, %u threads): median %.0f txn/s "
+		    "wall, %.0f txn/s per process cpu-second\n", c.threads, median(v, c.runs),
+		    median(vc, c.runs));
 
 	/* Update path without archive (offline/replay mode). */
 	if (store_db_new_memory(NULL, &mem) != VIGIL_OK || (mctx = store_ctx_new(mem)) == NULL)
 		goto out;
 	t_mem = t;
-	for (uint32_t r = 0; r < c.runs; r++) {
+	for (uint32_t r = 0; r < c.runs && (c.only & SEC_MEMORY); r++) {
 		ns = run_updates(mem, mctx, &c, &serial, &t_mem, c.txns, &cpu);
 		if (ns == 0)
 			goto out;
@@ -435,8 +487,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "  memory run %u: %.0f txn/s wall, %.0f txn/s cpu\n", r + 1, v[r],
 		    vc[r]);
 	}
-	printf("update (begin+commit, memory mode, 1 thread): median %.0f txn/s wall, "
-	    "%.0f txn/s per cpu-second\n", median(v, c.runs), median(vc, c.runs));
+	if (c.only & SEC_MEMORY)
+		printf("update (begin+commit, memory mode, 1 thread): median %.0f txn/s wall, "
+		    "%.0f txn/s per cpu-second\n", median(v, c.runs), median(vc, c.runs));
 
 	/* Recovery: reopen replays the archive into a new live state. */
 	store_db_get_stats(db, &st);
@@ -444,7 +497,7 @@ main(int argc, char **argv)
 	ctx = NULL;
 	store_db_close(db);
 	db = NULL;
-	for (uint32_t r = 0; r < c.runs; r++) {
+	for (uint32_t r = 0; r < c.runs && (c.only & SEC_RECOVER); r++) {
 		uint64_t t0 = vigil_mono_ns();
 
 		if (store_db_open(c.dir, &o, &db, NULL, &d) != VIGIL_OK) {
@@ -456,10 +509,11 @@ main(int argc, char **argv)
 		db = NULL;
 		fprintf(stderr, "  recover run %u: %.2f s\n", r + 1, v[r]);
 	}
-	printf("recover (reopen, %llu archived records, %llu live events): median %.2f s "
-	    "(%.0f records/s)\n", (unsigned long long)st.archive.records,
-	    (unsigned long long)st.live_events, median(v, c.runs),
-	    (double)st.archive.records / median(v, c.runs));
+	if (c.only & SEC_RECOVER)
+		printf("recover (reopen, %llu archived records, %llu live events): median %.2f s "
+		    "(%.0f records/s)\n", (unsigned long long)st.archive.records,
+		    (unsigned long long)st.live_events, median(v, c.runs),
+		    (double)st.archive.records / median(v, c.runs));
 	status = 0;
 out:
 	store_ctx_free(ctx);
