@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench/server/loadgen.c - closed-loop load generator for vigild (and for
- * vigil-echo, the bare nng REQ/REP baseline): N asynchronous REQ contexts
- * on one socket, each sending a score request as soon as the previous reply
- * arrives. Every request has a fresh txn_id; cards are drawn from a pool so
- * the live state sees repeat cards. Reports replies/s and latency
- * percentiles (docs/BENCHMARKS.md, "vigild end to end").
+ * bench/server/loadgen.c - load generator for vigild (and for vigil-echo,
+ * the bare nng REQ/REP baseline): N asynchronous REQ contexts on one socket.
+ * Closed loop (default): each context sends a score request as soon as the
+ * previous reply arrives. Open loop (--rate R): requests are due at R per
+ * second whatever the replies do, each sent on an idle context (at most N
+ * outstanding). Latency counts from the send, except for a request that
+ * found all N contexts busy: it counts from the time it was due, so waiting
+ * for the server is charged to the server (no coordinated omission), while
+ * the pacing thread's own sleep overshoot on a busy machine is not. Every request has a fresh txn_id; cards are drawn
+ * from a pool so the live state sees repeat cards. Reports replies/s and
+ * latency percentiles (docs/BENCHMARKS.md, "vigild end to end").
  *
  *   vigil-loadgen --url tcp://127.0.0.1:9465 --concurrency 32 --duration 3
+ *   vigil-loadgen --url tcp://127.0.0.1:9465 --rate 20000 --concurrency 256
  *
  * Exit status: 0 when every reply was STATUS_OK (or, with --echo, any
  * reply), 1 when some replies were errors or lost, 2 on a usage error.
@@ -39,6 +45,7 @@ typedef struct lg_conn {
 	bool     sending;
 	bool     busy;
 	uint32_t id;
+	uint32_t next_idle; /* open loop: the idle stack's link (index + 1, 0 = end) */
 	uint8_t  buf[LG_REQ_MAX];
 } lg_conn;
 
@@ -50,6 +57,7 @@ static struct {
 	uint64_t         requests;
 	uint32_t         cards;
 	uint32_t         merchants;
+	double           rate;      /* open loop: requests due per second; 0 = closed loop */
 	bool             echo;
 	bool             dry_run;
 	bool             json;
@@ -64,6 +72,10 @@ static struct {
 	uint32_t        *samples; /* latency in units of 100 ns */
 	uint32_t         pid;
 	char             run[16];
+	pthread_mutex_t  idle_mu;   /* open loop: contexts without a request */
+	uint32_t         idle_top;  /* index + 1 of the top idle context, 0 = none */
+	uint64_t         late;      /* open loop: sent 1 ms or more after due */
+	uint64_t         waited;    /* open loop: found all contexts busy */
 } lg;
 
 static uint64_t
@@ -109,27 +121,113 @@ lg_pack(lg_conn *c)
 	return vigil__v1__request__pack(&req, c->buf);
 }
 
+/* Packs a fresh request and sends it on c; latency counts from due_ns. */
 static void
-lg_send(lg_conn *c)
+lg_send_now(lg_conn *c, uint64_t due_ns)
 {
 	nng_msg *m;
 	size_t n;
 
-	if (atomic_load(&lg.stop) ||
-	    (lg.requests > 0 && atomic_load(&lg.seq) >= lg.requests)) {
-		c->busy = false;
-		atomic_fetch_sub(&lg.busy, 1);
-		return;
-	}
 	n = lg_pack(c);
 	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, c->buf, n) != 0) {
 		fprintf(stderr, "vigil-loadgen: out of memory\n");
 		exit(1);
 	}
 	c->sending = true;
-	c->sent_ns = lg_now_ns();
+	c->sent_ns = due_ns != 0 ? due_ns : lg_now_ns();
 	nng_aio_set_msg(c->aio, m);
 	nng_ctx_send(c->ctx, c->aio);
+}
+
+/* Open loop: c has no request now. */
+static void
+lg_idle_push(lg_conn *c)
+{
+	pthread_mutex_lock(&lg.idle_mu);
+	c->next_idle = lg.idle_top;
+	lg.idle_top = c->id + 1;
+	pthread_mutex_unlock(&lg.idle_mu);
+}
+
+static lg_conn *
+lg_idle_pop(void)
+{
+	lg_conn *c = NULL;
+
+	pthread_mutex_lock(&lg.idle_mu);
+	if (lg.idle_top != 0) {
+		c = &lg.conns[lg.idle_top - 1];
+		lg.idle_top = c->next_idle;
+	}
+	pthread_mutex_unlock(&lg.idle_mu);
+	return c;
+}
+
+/* A context is done with its request: closed loop, send the next one. */
+static void
+lg_send(lg_conn *c)
+{
+	if (atomic_load(&lg.stop) ||
+	    (lg.requests > 0 && atomic_load(&lg.seq) >= lg.requests)) {
+		c->busy = false;
+		atomic_fetch_sub(&lg.busy, 1);
+		return;
+	}
+	if (lg.rate > 0) {
+		c->busy = false;
+		atomic_fetch_sub(&lg.busy, 1);
+		lg_idle_push(c);
+		return;
+	}
+	lg_send_now(c, 0);
+}
+
+/*
+ * Open loop, on the main thread until end_ns: request k is due at
+ * t0 + k / rate and goes out on an idle context as soon as one is free.
+ * Sleeps until the next request is due (at least 20 us), so at high rates
+ * requests leave in small bursts.
+ */
+static void
+lg_pace(uint64_t t0, uint64_t end_ns)
+{
+	uint64_t k = 0;
+	bool stalled = false; /* request k found no idle context */
+
+	for (;;) {
+		uint64_t now = lg_now_ns(), due;
+		struct timespec ts;
+
+		if (now >= end_ns)
+			break;
+		for (;;) {
+			lg_conn *c;
+
+			due = t0 + (uint64_t)((double)k * 1e9 / lg.rate);
+			if (due > now || (lg.requests > 0 && k >= lg.requests))
+				break;
+			if ((c = lg_idle_pop()) == NULL) {
+				if (!stalled)
+					lg.waited++;
+				stalled = true; /* k stays due, and is charged the wait */
+				break;
+			}
+			if (now - due >= 1000000u)
+				lg.late++;
+			c->busy = true;
+			atomic_fetch_add(&lg.busy, 1);
+			lg_send_now(c, stalled ? due : 0);
+			stalled = false;
+			k++;
+		}
+		if (lg.requests > 0 && k >= lg.requests)
+			break;
+		if (due < now + 20000u || stalled)
+			due = now + 20000u;
+		ts.tv_sec = (time_t)(due / 1000000000u);
+		ts.tv_nsec = (long)(due % 1000000000u);
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	}
 }
 
 /* The reply's status is field 1 (tag 0x08); proto3 omits it when OK. */
@@ -211,14 +309,17 @@ lg_usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: vigil-loadgen --url URL [--concurrency N] [--duration S | --requests N]\n"
-	    "                     [--warmup S] [--cards N] [--merchants N] [--dry-run] [--echo]\n"
-	    "                     [--json]\n"
+	    "                     [--warmup S] [--rate R] [--cards N] [--merchants N] [--dry-run]\n"
+	    "                     [--echo] [--json]\n"
 	    "\n"
 	    "Closed-loop load: N REQ contexts each send a vigil.v1 score request as soon as\n"
-	    "the previous reply arrives. Prints replies/s and latency percentiles.\n"
+	    "the previous reply arrives. With --rate, open loop: R requests are due per\n"
+	    "second, each sent on an idle context (at most N in flight), latency counted\n"
+	    "from when it was due. Prints replies/s and latency percentiles.\n"
 	    "\n"
 	    "  --url URL          tcp://HOST:PORT or ipc://PATH of vigild or vigil-echo\n"
-	    "  --concurrency N    requests in flight (default 1, max %d)\n"
+	    "  --concurrency N    requests in flight (default 1, max %d; the cap with --rate)\n"
+	    "  --rate R           open loop at R requests/s (default: closed loop)\n"
 	    "  --duration S       measure for S seconds (default 3)\n"
 	    "  --requests N       stop after N requests instead (warm-up included)\n"
 	    "  --warmup S         run S seconds before measuring (default 0.5)\n"
@@ -242,13 +343,14 @@ main(int argc, char **argv)
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "cards", required_argument, NULL, 'k' },
 		{ "merchants", required_argument, NULL, 'm' },
+		{ "rate", required_argument, NULL, 'r' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "echo", no_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t t0, t1, n, done, errors, lost;
+	uint64_t t0 = 0, t1, n, done, errors, lost;
 	double secs;
 	int opt, rv;
 
@@ -257,7 +359,7 @@ main(int argc, char **argv)
 	lg.warmup_s = 0.5;
 	lg.cards = 10000;
 	lg.merchants = 1000;
-	while ((opt = getopt_long(argc, argv, "u:c:d:n:w:k:m:Dejh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "u:c:d:n:w:k:m:r:Dejh", opts, NULL)) != -1) {
 		char *end = NULL;
 
 		switch (opt) {
@@ -268,6 +370,7 @@ main(int argc, char **argv)
 		case 'w': lg.warmup_s = strtod(optarg, &end); break;
 		case 'k': lg.cards = (uint32_t)strtoul(optarg, &end, 10); break;
 		case 'm': lg.merchants = (uint32_t)strtoul(optarg, &end, 10); break;
+		case 'r': lg.rate = strtod(optarg, &end); break;
 		case 'D': lg.dry_run = true; break;
 		case 'e': lg.echo = true; break;
 		case 'j': lg.json = true; break;
@@ -280,9 +383,10 @@ main(int argc, char **argv)
 		}
 	}
 	if (lg.url == NULL || lg.conc == 0 || lg.conc > LG_MAX_CONC || lg.cards == 0 || lg.merchants == 0 ||
-	    lg.duration_s <= 0 || lg.warmup_s < 0 || optind < argc) {
+	    lg.duration_s <= 0 || lg.warmup_s < 0 || lg.rate < 0 || optind < argc) {
 		fprintf(stderr, "vigil-loadgen: need --url, 1 <= --concurrency <= %d, "
-		    "--duration > 0, --cards and --merchants > 0 (see --help)\n", LG_MAX_CONC);
+		    "--duration > 0, --rate >= 0, --cards and --merchants > 0 (see --help)\n",
+		    LG_MAX_CONC);
 		return 2;
 	}
 	snprintf(lg.run, sizeof lg.run, "%x%x", (unsigned)getpid(), (unsigned)time(NULL));
@@ -309,23 +413,42 @@ main(int argc, char **argv)
 		}
 		nng_aio_set_timeout(c->aio, 10000);
 	}
-	atomic_store(&lg.busy, lg.conc);
+	pthread_mutex_init(&lg.idle_mu, NULL);
 	atomic_store(&lg.measuring, lg.warmup_s == 0);
-	for (uint32_t i = 0; i < lg.conc; i++) {
-		lg.conns[i].busy = true;
-		lg_send(&lg.conns[i]);
+	if (lg.rate > 0) {
+		for (uint32_t i = lg.conc; i-- > 0;)
+			lg_idle_push(&lg.conns[i]);
+	} else {
+		atomic_store(&lg.busy, lg.conc);
+		for (uint32_t i = 0; i < lg.conc; i++) {
+			lg.conns[i].busy = true;
+			lg_send(&lg.conns[i]);
+		}
 	}
-	if (lg.warmup_s > 0 && lg.requests == 0) {
+	if (lg.rate > 0) {
+		uint64_t start = lg_now_ns();
+		uint64_t warm = lg.requests == 0 ? (uint64_t)(lg.warmup_s * 1e9) : 0;
+
+		if (warm > 0)
+			lg_pace(start, start + warm);
+		atomic_store(&lg.measuring, true);
+		t0 = lg_now_ns();
+		/* The measured schedule starts afresh (what the warm-up left due is dropped). */
+		lg_pace(t0, lg.requests > 0 ? UINT64_MAX : t0 + (uint64_t)(lg.duration_s * 1e9));
+		if (lg.requests == 0) /* else the replies still due count too (below) */
+			atomic_store(&lg.measuring, false);
+	} else if (lg.warmup_s > 0 && lg.requests == 0) {
 		usleep((useconds_t)(lg.warmup_s * 1e6));
 		atomic_store(&lg.measuring, true);
 	} else {
 		atomic_store(&lg.measuring, true);
 	}
-	t0 = lg_now_ns();
+	if (lg.rate == 0)
+		t0 = lg_now_ns();
 	if (lg.requests > 0) {
 		while (atomic_load(&lg.busy) > 0)
 			usleep(1000);
-	} else {
+	} else if (lg.rate == 0) {
 		uint64_t end = t0 + (uint64_t)(lg.duration_s * 1e9);
 		uint64_t last_report = t0;
 
@@ -358,16 +481,24 @@ main(int argc, char **argv)
 	if (lg.json)
 		printf("{\"url\":\"%s\",\"concurrency\":%u,\"replies\":%llu,\"errors\":%llu,"
 		    "\"lost\":%llu,\"seconds\":%.3f,\"rate\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-		    "\"p999_us\":%.1f,\"max_us\":%.1f}\n", lg.url, lg.conc,
+		    "\"p999_us\":%.1f,\"max_us\":%.1f,\"target_rate\":%.1f,\"late\":%llu,"
+		    "\"waited\":%llu}\n",
+		    lg.url, lg.conc,
 		    (unsigned long long)done, (unsigned long long)errors, (unsigned long long)lost,
 		    secs, done / secs, lg_pct(lg.samples, n, 50), lg_pct(lg.samples, n, 99),
-		    lg_pct(lg.samples, n, 99.9), n > 0 ? lg.samples[n - 1] / 10.0 : 0.0);
+		    lg_pct(lg.samples, n, 99.9), n > 0 ? lg.samples[n - 1] / 10.0 : 0.0, lg.rate,
+		    (unsigned long long)lg.late, (unsigned long long)lg.waited);
 	else
 		printf("%s c=%u: %llu replies in %.2f s = %.0f/s, p50 %.1f us, p99 %.1f us, "
-		    "p999 %.1f us, errors %llu, lost %llu\n", lg.url, lg.conc,
+		    "p999 %.1f us, errors %llu, lost %llu", lg.url, lg.conc,
 		    (unsigned long long)done, secs, done / secs, lg_pct(lg.samples, n, 50),
 		    lg_pct(lg.samples, n, 99), lg_pct(lg.samples, n, 99.9),
 		    (unsigned long long)errors, (unsigned long long)lost);
+	if (!lg.json && lg.rate > 0)
+		printf(", open loop at %.0f/s: %llu sent 1 ms or more late, %llu waited for a context",
+		    lg.rate, (unsigned long long)lg.late, (unsigned long long)lg.waited);
+	if (!lg.json)
+		printf("\n");
 	nng_close(lg.sock);
 	for (uint32_t i = 0; i < lg.conc; i++)
 		nng_aio_free(lg.conns[i].aio);

@@ -4,14 +4,18 @@
 # same run: for each transport (tcp, ipc) and concurrency (1 8 32 128) it
 # measures vigil-echo, then vigild (archive and live updates on), and prints
 # replies/s, p50/p99/p999 and the vigild/echo ratios (docs/BENCHMARKS.md).
+# Then, per transport, an open-loop point (vigil-loadgen --rate) at half of
+# vigild's best closed-loop rate, against vigild and then against the echo at
+# that same rate: the "p99 at half of the maximum throughput" of issue 4.
 #
 #   bench/server/run.sh [BUILD_DIR] [SECONDS]      (defaults: build-bench, 3)
 #
 # Environment: RULES (default rules/default.rules, else the test rules),
 # FSYNC (default interval), CONCURRENCY (default "1 8 32 128"),
 # TRANSPORTS (default "tcp ipc"), LOADGEN_ARGS (extra vigil-loadgen flags for
-# the vigild runs, e.g. "--merchants 1" for one hot merchant). Exit 1 if a
-# run fails.
+# the vigild runs, e.g. "--merchants 1" for one hot merchant), OPEN (1 to
+# run the open-loop point, the default; 0 to skip it), OPEN_CONC (contexts
+# for it, default 256). Exit 1 if a run fails.
 set -eu
 
 BUILD=${1:-build-bench}
@@ -20,6 +24,8 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 CONCURRENCY=${CONCURRENCY:-"1 8 32 128"}
 TRANSPORTS=${TRANSPORTS:-"tcp ipc"}
 FSYNC=${FSYNC:-interval}
+OPEN=${OPEN:-1}
+OPEN_CONC=${OPEN_CONC:-256}
 if [ -z "${RULES:-}" ]; then
 	RULES="$SRC/rules/default.rules"
 	[ -f "$RULES" ] || RULES="$SRC/tests/server/rules/velocity.rules"
@@ -76,6 +82,7 @@ for tp in $TRANSPORTS; do
 		--fsync "$FSYNC" 2>"$TMP/vigild.log" &
 	SPID=$!
 	wait_up "$url"
+	vmax=0
 	for c in $CONCURRENCY; do
 		# shellcheck disable=SC2086
 		v=$("$LOADGEN" --url "$url" -c $c --duration $SECS --json ${LOADGEN_ARGS:-}) || {
@@ -88,7 +95,29 @@ for tp in $TRANSPORTS; do
 			"$vr" "$vp50" "$(field "$v" p99_us)" "$(field "$v" p999_us)" \
 			"$(echo "$vr $er" | awk '{ printf "%f", ($2 > 0) ? 100 * $1 / $2 : 0 }')" \
 			"$(echo "$vp50 $ep50" | awk '{ printf "%f", $1 - $2 }')"
+		vmax=$(echo "$vr $vmax" | awk '{ print ($1 > $2) ? $1 : $2 }')
 	done
+	if [ "$OPEN" = 1 ]; then
+		rate=$(echo "$vmax" | awk '{ printf "%d", $1 / 2 }')
+		# shellcheck disable=SC2086
+		v=$("$LOADGEN" --url "$url" -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json \
+			${LOADGEN_ARGS:-}) || { echo "run.sh: vigild open loop reported errors: $v" >&2; exit 1; }
+	fi
 	kill -TERM "$SPID"; wait "$SPID" || { echo "run.sh: vigild did not exit cleanly" >&2; exit 1; }
 	SPID=
+	if [ "$OPEN" = 1 ]; then
+		port=$((port + 1))
+		url=$(url_for "$tp" "e$port")
+		[ "$tp" = tcp ] && url="tcp://127.0.0.1:$port"
+		"$ECHO" --listen "$url" 2>/dev/null &
+		SPID=$!
+		wait_up "$url"
+		e=$("$LOADGEN" --url "$url" --echo -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json)
+		kill -TERM "$SPID"; wait "$SPID" || true; SPID=
+		printf '%-4s %5s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | open loop at %s/s (half of %.0f), late %s/%s, waited %s/%s\n' \
+			"$tp" "r$OPEN_CONC" "$(field "$e" rate)" "$(field "$e" p50_us)" "$(field "$e" p99_us)" \
+			"$(field "$e" p999_us)" "$(field "$v" rate)" "$(field "$v" p50_us)" \
+			"$(field "$v" p99_us)" "$(field "$v" p999_us)" "$rate" "$vmax" \
+			"$(field "$e" late)" "$(field "$v" late)" "$(field "$e" waited)" "$(field "$v" waited)"
+	fi
 done

@@ -1,0 +1,101 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# bench/server/cpu.sh - CPU time per request of the server process (and of
+# the load generator), the figure a shared, noisy machine distorts least:
+# for each server binary given, start it, run vigil-loadgen against it and
+# read utime+stime from /proc/PID/stat just before and after the measured
+# window (docs/BENCHMARKS.md, "vigild end to end").
+#
+#   bench/server/cpu.sh BUILD_DIR [SECONDS] [-- VIGILD...]
+#
+# Servers: vigil-echo of BUILD_DIR, then BUILD_DIR's vigild, then every
+# further vigild binary given after "--" (e.g. an older build, to alternate
+# old and new). Environment: TP (ipc or tcp, default ipc), CONC (default 32),
+# RULES, FSYNC (default interval), RUNS (rounds, default 1), LOADGEN_ARGS
+# (extra vigil-loadgen flags for the vigild runs, e.g. "--rate 15000"),
+# VIGILD_ARGS (extra vigild flags, e.g. "--config FILE").
+# Prints one line per run: server, replies/s, server CPU us per request,
+# loadgen CPU us per request, p50, p99.
+set -eu
+
+BUILD=${1:?usage: cpu.sh BUILD_DIR [SECONDS] [-- VIGILD...]}
+SECS=${2:-4}
+shift; [ $# -gt 0 ] && shift
+[ "${1:-}" = "--" ] && shift
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+TP=${TP:-ipc}
+CONC=${CONC:-32}
+FSYNC=${FSYNC:-interval}
+RUNS=${RUNS:-1}
+if [ -z "${RULES:-}" ]; then
+	RULES="$SRC/rules/default.rules"
+	[ -f "$RULES" ] || RULES="$SRC/tests/server/rules/velocity.rules"
+fi
+LOADGEN="$BUILD/bench/server/vigil-loadgen"
+ECHO="$BUILD/bench/server/vigil-echo"
+TMP=$(mktemp -d /tmp/vigil-cpu-XXXXXX)
+SPID=
+cleanup() {
+	if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+TCK=$(getconf CLK_TCK)
+
+ticks() { # pid: utime + stime in clock ticks
+	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+field() { # json key
+	echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
+}
+port=19600
+one() { # label server-command...
+	label=$1; shift
+	port=$((port + 1))
+	if [ "$TP" = tcp ]; then url="tcp://127.0.0.1:$port"; else url="ipc://$TMP/$port.sock"; fi
+	rm -rf "$TMP/data"; mkdir -p "$TMP/data"
+	case "$label" in
+	echo) "$@" --listen "$url" 2>/dev/null & ;;
+	# shellcheck disable=SC2086
+	*) "$@" --data "$TMP/data" --listen "$url" --admin off --rules "$RULES" \
+		--fsync "$FSYNC" ${VIGILD_ARGS:-} 2>"$TMP/vigild.log" & ;;
+	esac
+	SPID=$!
+	i=0
+	until "$LOADGEN" --url "$url" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
+		i=$((i + 1)); [ $i -lt 300 ] || { echo "cpu.sh: $url not up" >&2; cat "$TMP/vigild.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	extra=
+	[ "$label" = echo ] && extra=--echo
+	[ "$label" = echo ] || extra=${LOADGEN_ARGS:-}
+	# The loadgen warms up for 0.5 s and runs 1 s longer than the CPU
+	# window, which starts after the warm-up; requests in the window are
+	# estimated as the loadgen's rate times the window.
+	# shellcheck disable=SC2086
+	"$LOADGEN" --url "$url" -c "$CONC" --duration $((SECS + 1)) --warmup 0.5 --json $extra \
+		>"$TMP/lg.json" &
+	lpid=$!
+	sleep 0.6
+	s0=$(ticks "$SPID"); l0=$(ticks "$lpid")
+	sleep "$SECS"
+	s1=$(ticks "$SPID"); l1=$(ticks "$lpid")
+	wait "$lpid" || { echo "cpu.sh: loadgen against $label reported errors: $(cat "$TMP/lg.json")" >&2; exit 1; }
+	v=$(cat "$TMP/lg.json")
+	kill -TERM "$SPID"; wait "$SPID" || true; SPID=
+	rate=$(field "$v" rate); n=$(echo "$rate $SECS" | awk '{ print $1 * $2 }')
+	echo "$label $rate $n $((s1 - s0)) $((l1 - l0)) $TCK $(field "$v" p50_us) $(field "$v" p99_us)" |
+		awk '{ printf "%-28s %9.0f/s  server %6.2f us/req  loadgen %6.2f us/req  p50 %7.1f  p99 %7.1f\n",
+		    $1, $2, $4 * 1e6 / $6 / ($3 > 0 ? $3 : 1), $5 * 1e6 / $6 / ($3 > 0 ? $3 : 1), $7, $8 }'
+}
+
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC, ${SECS}s"
+r=0
+while [ $r -lt "$RUNS" ]; do
+	r=$((r + 1))
+	one echo "$ECHO"
+	one "$BUILD/server/vigild" "$BUILD/server/vigild"
+	for b in "$@"; do
+		one "$b" "$b"
+	done
+done

@@ -1,0 +1,51 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/server/loadgen.sh - the benchmark's load generator against the bare
+# echo: closed loop and open loop (--rate) send exactly the requests asked
+# for and exit 0; an error reply would be exit 1; a bad --rate is a usage
+# error (exit 2). No timing is checked.
+set -eu
+
+B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
+LG="$B/bench/server/vigil-loadgen"
+ECHO="$B/bench/server/vigil-echo"
+D=$(mktemp -d /tmp/vigil-lg-XXXXXX)
+PID=
+cleanup() {
+	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+	rm -rf "$D"
+}
+trap cleanup EXIT INT TERM
+fail() { echo "loadgen: $*" >&2; exit 1; }
+field() { # json key
+	echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
+}
+
+URL="ipc://$D/echo.sock"
+"$ECHO" --listen "$URL" --contexts 16 2>"$D/echo.log" &
+PID=$!
+i=0
+until "$LG" --url "$URL" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -lt 300 ] || fail "echo not up: $(cat "$D/echo.log")"
+	sleep 0.1
+done
+
+out=$("$LG" --url "$URL" --echo -c 4 --requests 200 --warmup 0 --json) || fail "closed loop: $out"
+[ "$(field "$out" replies)" = 200 ] || fail "closed loop: expected 200 replies: $out"
+[ "$(field "$out" lost)" = 0 ] || fail "closed loop: lost replies: $out"
+
+out=$("$LG" --url "$URL" --echo -c 8 --rate 2000 --requests 300 --warmup 0 --json) ||
+	fail "open loop: $out"
+[ "$(field "$out" replies)" = 300 ] || fail "open loop: expected 300 replies: $out"
+[ "$(field "$out" target_rate)" = 2000.0 ] || fail "open loop: target rate not reported: $out"
+out=$("$LG" --url "$URL" --echo -c 2 --rate 500 --duration 0.2 --warmup 0.1 --json) ||
+	fail "open loop with duration: $out"
+[ "$(field "$out" lost)" = 0 ] || fail "open loop with duration: lost replies: $out"
+
+set +e
+"$LG" --url "$URL" --echo --rate -1 --requests 1 >"$D/out" 2>&1
+rv=$?
+set -e
+[ $rv -eq 2 ] || fail "--rate -1: exit $rv, expected 2: $(cat "$D/out")"
+grep -q -- '--rate >= 0' "$D/out" || fail "--rate -1: unexpected message: $(cat "$D/out")"
+echo "loadgen: ok"
