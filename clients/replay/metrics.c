@@ -6,8 +6,10 @@
  * each fraud pattern): AUC by the Mann-Whitney statistic with ties counted
  * half, average precision as the step sum over distinct thresholds. Card
  * precision keeps one entry per labelled card (its day, highest score that
- * day, fraud that day, caught) and the list of cards seen today, so a row
- * costs one hash lookup and no allocation once the card is known.
+ * day, fraud that day, caught) in an array found through an open-addressing
+ * table of XXH3 hashes, and the list of cards seen today, so a row costs one
+ * probe (no pointer chain) and no allocation once the card is known. A day
+ * is closed by selecting its top k cards (quickselect), not by sorting them.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include <uthash.h>
+#include <xxhash.h>
 
 #include "metrics.h"
 
@@ -30,14 +33,29 @@ typedef struct met_score {
 	UT_hash_handle hh;
 } met_score;
 
+#define MET_ID_INLINE 16 /* ids shorter than this are kept in the entry */
+
+/* 32 bytes: with its id in one cache line. */
 typedef struct met_card {
-	int64_t        day;       /* last day seen (UTC day number) */
-	int32_t        max_score; /* highest score that day */
-	bool           fraud;     /* a fraud that day */
-	bool           caught;    /* in a top k with a fraud: left out from then on */
-	UT_hash_handle hh;
-	char           id[];      /* key */
+	int64_t  day;       /* last day seen (UTC day number) */
+	int32_t  max_score; /* highest score that day */
+	bool     fraud;     /* a fraud that day */
+	bool     caught;    /* in a top k with a fraud: left out from then on */
+	bool     pooled;    /* id in the pool (at ids + id.off), else in id.inl */
+	union {
+		char     inl[MET_ID_INLINE]; /* NUL-terminated */
+		uint32_t off;
+	} id;
 } met_card;
+
+_Static_assert(sizeof(met_card) == 32, "met_card is half a cache line");
+
+/* A slot of the card table: the high half of the id's XXH3 (the low bits
+ * pick the slot) and the card index + 1 (0 = empty). */
+typedef struct met_slot {
+	uint32_t tag;
+	uint32_t card;
+} met_slot;
 
 struct metrics {
 	uint32_t   nrules;
@@ -57,7 +75,12 @@ struct metrics {
 	met_score **sorted;    /* ascending, built by finish */
 	/* card precision: every labelled card once, and the ones seen today */
 	met_card  *cards;
-	met_card **today;
+	uint32_t   ncards, cards_cap;
+	met_slot  *slots;      /* open addressing, linear probing; power of two */
+	uint32_t   slots_cap;
+	char      *ids;        /* ids of MET_ID_INLINE bytes or more */
+	size_t     ids_len, ids_cap;
+	uint32_t  *today;      /* card indices */
 	size_t     ntoday, today_cap;
 	int64_t    day;        /* current UTC day number, INT64_MIN before the first */
 	double     cp_sum, cp_best_sum; /* precision, and the best any ranking could do */
@@ -106,17 +129,6 @@ fail:
 	return NULL;
 }
 
-static void
-met_cards_clear(met_card **h)
-{
-	met_card *c, *tmp;
-
-	HASH_ITER(hh, *h, c, tmp) {
-		HASH_DEL(*h, c);
-		free(c);
-	}
-}
-
 void
 metrics_free(metrics *m)
 {
@@ -137,7 +149,9 @@ metrics_free(metrics *m)
 		free(s);
 	}
 	free(m->sorted);
-	met_cards_clear(&m->cards);
+	free(m->cards);
+	free(m->slots);
+	free(m->ids);
 	free(m->today);
 	free(m);
 }
@@ -167,17 +181,58 @@ met_pattern_index(metrics *m, const char *name, bool add)
 typedef struct met_rank {
 	const char *id;
 	int32_t     score;
-	met_card   *card;
+	uint32_t    card;
 } met_rank;
 
-static int
-met_rank_cmp(const void *a, const void *b)
+/* The ranking of a day: highest score first, ties by id (a total order:
+ * a card is once in a day). */
+static inline int
+met_rank_cmp(const met_rank *x, const met_rank *y)
 {
-	const met_rank *x = a, *y = b;
-
 	if (x->score != y->score)
 		return x->score > y->score ? -1 : 1;
 	return strcmp(x->id, y->id);
+}
+
+static inline void
+met_rank_swap(met_rank *a, met_rank *b)
+{
+	met_rank t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/* Reorders r[0..n) so that r[0..k) are its first k under met_rank_cmp, in
+ * no particular order (k < n): quickselect, median of three pivots. The set
+ * is the one a full sort would put first, since the order is total. */
+static void
+met_select(met_rank *r, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2, st = lo;
+
+		if (met_rank_cmp(&r[mid], &r[lo]) < 0)
+			met_rank_swap(&r[mid], &r[lo]);
+		if (met_rank_cmp(&r[hi], &r[lo]) < 0)
+			met_rank_swap(&r[hi], &r[lo]);
+		if (met_rank_cmp(&r[mid], &r[hi]) < 0)
+			met_rank_swap(&r[mid], &r[hi]);
+		/* r[hi] is the median of the three: the pivot */
+		for (size_t i = lo; i < hi; i++)
+			if (met_rank_cmp(&r[i], &r[hi]) < 0)
+				met_rank_swap(&r[i], &r[st++]);
+		met_rank_swap(&r[st], &r[hi]);
+		/* r[lo..st) < r[st] < r(st..hi] */
+		if (st == k)
+			return;
+		if (k < st)
+			hi = st - 1;
+		else
+			lo = st + 1;
+	}
 }
 
 /* Closes a day: precision of the top k cards not caught before. */
@@ -192,21 +247,24 @@ met_day_close(metrics *m)
 	if (n == 0)
 		return VIGIL_OK;
 	for (size_t i = 0; i < n; i++)
-		nfraud += m->today[i]->fraud;
+		nfraud += m->cards[m->today[i]].fraud;
 	r = malloc(n * sizeof *r);
 	if (r == NULL)
 		return VIGIL_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		r[i].id = m->today[i]->id;
-		r[i].score = m->today[i]->max_score;
+		const met_card *c = &m->cards[m->today[i]];
+		r[i].id = c->pooled ? m->ids + c->id.off : c->id.inl;
+		r[i].score = c->max_score;
 		r[i].card = m->today[i];
 	}
-	qsort(r, n, sizeof *r, met_rank_cmp);
 	k = n < m->topk ? n : m->topk;
+	if (k < n)
+		met_select(r, n, k);
 	for (size_t i = 0; i < k; i++) {
-		if (r[i].card->fraud) {
+		met_card *c = &m->cards[r[i].card];
+		if (c->fraud) {
 			hits++;
-			r[i].card->caught = true;
+			c->caught = true;
 		}
 	}
 	m->cp_sum += (double)hits / (double)k;
@@ -238,6 +296,131 @@ met_lat_lo(uint32_t idx)
 	e = (idx - 128) / 64 + 7;
 	sub = (idx - 128) % 64;
 	return (64 + sub) << (e - 6);
+}
+
+static inline const char *
+met_card_id(const metrics *m, const met_card *c)
+{
+	return c->pooled ? m->ids + c->id.off : c->id.inl;
+}
+
+static inline uint64_t
+met_hash(const char *id, size_t len)
+{
+	return XXH3_64bits(id, len);
+}
+
+/* Doubles the card table (the ids are hashed again: a rare event). */
+static vigil_err
+met_slots_grow(metrics *m)
+{
+	uint32_t  ncap = m->slots_cap ? m->slots_cap * 2 : 4096, mask = ncap - 1;
+	met_slot *ns;
+
+	if (m->slots_cap >= (1u << 31))
+		return VIGIL_ETOOBIG;
+	ns = calloc(ncap, sizeof *ns);
+	if (ns == NULL)
+		return VIGIL_ENOMEM;
+	for (uint32_t i = 0; i < m->slots_cap; i++) {
+		const char *id;
+		uint64_t    h;
+		uint32_t    p;
+
+		if (m->slots[i].card == 0)
+			continue;
+		id = met_card_id(m, &m->cards[m->slots[i].card - 1]);
+		h = met_hash(id, strlen(id));
+		for (p = (uint32_t)h & mask; ns[p].card != 0; p = (p + 1) & mask)
+			;
+		ns[p] = m->slots[i];
+	}
+	free(m->slots);
+	m->slots = ns;
+	m->slots_cap = ncap;
+	return VIGIL_OK;
+}
+
+void
+metrics_prefetch(const metrics *m, const char *card_id)
+{
+	uint64_t h;
+
+	if (m == NULL || card_id == NULL || m->slots_cap == 0)
+		return;
+	h = met_hash(card_id, strlen(card_id));
+	__builtin_prefetch(&m->slots[(uint32_t)h & (m->slots_cap - 1)]);
+}
+
+/* The card's entry, added if new; NULL with *ret_err on failure. */
+static met_card *
+met_card_get(metrics *m, const char *id, vigil_err *ret_err)
+{
+	size_t    len = strlen(id);
+	uint64_t  h = met_hash(id, len);
+	uint32_t  tag = (uint32_t)(h >> 32), mask, p;
+	met_card *c;
+
+	if (m->slots_cap == 0 || 2 * ((uint64_t)m->ncards + 1) > m->slots_cap) {
+		*ret_err = met_slots_grow(m);
+		if (*ret_err != VIGIL_OK)
+			return NULL;
+	}
+	mask = m->slots_cap - 1;
+	for (p = (uint32_t)h & mask; m->slots[p].card != 0; p = (p + 1) & mask) {
+		if (m->slots[p].tag != tag)
+			continue;
+		c = &m->cards[m->slots[p].card - 1];
+		/* an inline id is NUL-terminated within MET_ID_INLINE bytes, so
+		 * comparing len + 1 bytes also compares the lengths */
+		if (len < MET_ID_INLINE ? !c->pooled && memcmp(c->id.inl, id, len + 1) == 0
+		                        : c->pooled && strcmp(m->ids + c->id.off, id) == 0)
+			return c;
+	}
+	/* new card: an entry (its id inline or into the pool), then the slot */
+	if (m->ncards == m->cards_cap) {
+		uint32_t  ncap = m->cards_cap ? m->cards_cap * 2 : 2048;
+		met_card *nc = realloc(m->cards, (size_t)ncap * sizeof *nc);
+
+		if (nc == NULL) {
+			*ret_err = VIGIL_ENOMEM;
+			return NULL;
+		}
+		m->cards = nc;
+		m->cards_cap = ncap;
+	}
+	c = &m->cards[m->ncards];
+	memset(c, 0, sizeof *c);
+	c->day = INT64_MIN;
+	if (len < MET_ID_INLINE) {
+		memcpy(c->id.inl, id, len + 1);
+	} else {
+		if (m->ids_len + len + 1 > m->ids_cap) {
+			size_t ncap = m->ids_cap ? m->ids_cap * 2 : 65536;
+			char  *ni;
+
+			while (ncap < m->ids_len + len + 1)
+				ncap *= 2;
+			if (ncap > UINT32_MAX) {
+				*ret_err = VIGIL_ETOOBIG;
+				return NULL;
+			}
+			ni = realloc(m->ids, ncap);
+			if (ni == NULL) {
+				*ret_err = VIGIL_ENOMEM;
+				return NULL;
+			}
+			m->ids = ni;
+			m->ids_cap = ncap;
+		}
+		c->pooled = true;
+		c->id.off = (uint32_t)m->ids_len;
+		memcpy(m->ids + m->ids_len, id, len + 1);
+		m->ids_len += len + 1;
+	}
+	m->slots[p].tag = tag;
+	m->slots[p].card = ++m->ncards;
+	return c;
 }
 
 vigil_err
@@ -280,29 +463,21 @@ metrics_add(metrics *m, const metrics_obs *o)
 		m->day = day;
 	}
 	if (o->card_id != NULL && o->label != -1) {
-		size_t len = strlen(o->card_id);
-		met_card *c;
-		HASH_FIND(hh, m->cards, o->card_id, len, c);
-		if (c == NULL) {
-			c = malloc(sizeof *c + len + 1);
-			if (c == NULL)
-				return VIGIL_ENOMEM;
-			memcpy(c->id, o->card_id, len + 1);
-			c->day = INT64_MIN;
-			c->caught = false;
-			HASH_ADD_KEYPTR(hh, m->cards, c->id, len, c);
-		}
+		vigil_err rv = VIGIL_OK;
+		met_card *c = met_card_get(m, o->card_id, &rv);
+		if (c == NULL)
+			return rv;
 		if (!c->caught) {
 			if (c->day != m->day) {
 				if (m->ntoday == m->today_cap) {
 					size_t nc = m->today_cap ? m->today_cap * 2 : 4096;
-					met_card **nt = realloc(m->today, nc * sizeof *nt);
+					uint32_t *nt = realloc(m->today, nc * sizeof *nt);
 					if (nt == NULL)
 						return VIGIL_ENOMEM;
 					m->today = nt;
 					m->today_cap = nc;
 				}
-				m->today[m->ntoday++] = c;
+				m->today[m->ntoday++] = (uint32_t)(c - m->cards);
 				c->day = m->day;
 				c->max_score = o->score;
 				c->fraud = false;

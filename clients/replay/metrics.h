@@ -7,7 +7,7 @@
  * precision, per fraud pattern recall, AUC and AP, the score distribution
  * and latency percentiles. Observations are added one transaction at a time
  * in event-time order; memory is bounded by the distinct scores and the
- * distinct labelled cards (about 40 bytes each), never by the number of rows.
+ * distinct labelled cards (under 100 bytes each), never by the number of rows.
  * The library never prints except through metrics_print.
  */
 #ifndef VIGIL_METRICS_H
@@ -53,6 +53,9 @@ metrics  *metrics_new(const metrics_opts *opts);
 void      metrics_free(metrics *m); /* NULL is a no-op */
 /* VIGIL_ENOMEM, or VIGIL_ETOOBIG past METRICS_MAX_SCORES distinct scores. */
 vigil_err metrics_add(metrics *m, const metrics_obs *o);
+/* Optional hint that a metrics_add for this card follows soon: starts
+ * loading its table slot, so the add does not wait for memory. */
+void      metrics_prefetch(const metrics *m, const char *card_id);
 /* Closes the last day (card precision). Call once, after the last add. */
 vigil_err metrics_finish(metrics *m);
 

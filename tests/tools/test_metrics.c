@@ -3,7 +3,8 @@
  * tests/tools/test_metrics.c - replay metrics on small examples computed by
  * hand (the arithmetic is in the comments): confusion matrix, precision,
  * recall, F1, ROC AUC with ties, average precision, card precision in the
- * top k per day with caught cards left out, per rule and per pattern
+ * top k per day with caught cards left out (also against a direct
+ * reference on thousands of cards with tied scores), per rule and per pattern
  * figures, score and latency percentiles, and the JSON form.
  */
 #include <math.h>
@@ -11,6 +12,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -151,6 +154,116 @@ test_caught_cards_left_out(void **state)
 	metrics_free(m);
 }
 
+/* ---- card precision against a direct reference (many cards, ties) ---- */
+
+#define REF_CARDS 6000
+#define REF_DAYS  5
+#define REF_ROWS  2500 /* per day */
+#define REF_K     50
+
+typedef struct ref_card {
+	char     id[40];
+	int64_t  day;
+	int32_t  max;
+	bool     fraud, caught;
+} ref_card;
+
+static ref_card ref_cards[REF_CARDS];
+
+static int
+ref_cmp(const void *a, const void *b)
+{
+	const ref_card *x = *(ref_card *const *)a, *y = *(ref_card *const *)b;
+
+	if (x->max != y->max)
+		return x->max > y->max ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/* The definition, with a full sort per day. */
+static void
+ref_day_close(ref_card **today, size_t n, double *sum, double *best, uint32_t *days)
+{
+	size_t k = n < REF_K ? n : REF_K, hits = 0, nfraud = 0;
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		nfraud += today[i]->fraud;
+	qsort(today, n, sizeof *today, ref_cmp);
+	for (size_t i = 0; i < k; i++) {
+		if (today[i]->fraud) {
+			hits++;
+			today[i]->caught = true;
+		}
+	}
+	*sum += (double)hits / (double)k;
+	*best += (double)(nfraud < k ? nfraud : k) / (double)k;
+	(*days)++;
+}
+
+static void
+test_card_precision_reference(void **state)
+{
+	static const char *const names[] = { "r" };
+	static ref_card *today[REF_CARDS];
+	metrics_opts opts = { .nrules = 1, .rule_names = names, .topk = REF_K };
+	metrics *m = metrics_new(&opts);
+	double sum = 0, best = 0;
+	uint32_t days = 0, mdays, seed = 12345;
+	size_t ntoday = 0;
+
+	(void)state;
+	assert_non_null(m);
+	/* short ids (kept in the entry) and long ones (kept in the pool) */
+	for (int i = 0; i < REF_CARDS; i++) {
+		if (i % 3 == 0)
+			snprintf(ref_cards[i].id, sizeof ref_cards[i].id, "long-card-token-%06d", i);
+		else
+			snprintf(ref_cards[i].id, sizeof ref_cards[i].id, "c%d", i);
+		ref_cards[i].day = -1;
+	}
+	for (int d = 0; d < REF_DAYS; d++) {
+		for (int r = 0; r < REF_ROWS; r++) {
+			uint32_t x, card;
+			int label;
+			int32_t score;
+			metrics_obs o = { 0 };
+
+			seed = seed * 1103515245u + 12345u;
+			x = seed >> 8;
+			card = x % REF_CARDS;
+			score = (int32_t)((x >> 13) % 6); /* many ties */
+			label = (x >> 17) % 20 == 0 ? 1 : (x >> 17) % 20 == 1 ? -1 : 0;
+			o.card_id = ref_cards[card].id;
+			o.event_time_ms = T0 + d * DAY + r;
+			o.score = score;
+			o.decision = VIGIL_DECISION_ALLOW;
+			o.label = label;
+			assert_int_equal(metrics_add(m, &o), VIGIL_OK);
+			if (label == -1 || ref_cards[card].caught)
+				continue;
+			if (ref_cards[card].day != d) {
+				ref_cards[card].day = d;
+				ref_cards[card].max = score;
+				ref_cards[card].fraud = false;
+				today[ntoday++] = &ref_cards[card];
+			}
+			if (score > ref_cards[card].max)
+				ref_cards[card].max = score;
+			if (label == 1)
+				ref_cards[card].fraud = true;
+		}
+		ref_day_close(today, ntoday, &sum, &best, &days);
+		ntoday = 0;
+	}
+	assert_int_equal(metrics_finish(m), VIGIL_OK);
+	assert_near(metrics_card_precision(m, &mdays), sum / days);
+	assert_int_equal(mdays, days);
+	assert_near(metrics_card_precision_best(m), best / days);
+	metrics_free(m);
+}
+
 static void
 test_rules_patterns_scores_latency(void **state)
 {
@@ -266,6 +379,7 @@ main(void)
 		cmocka_unit_test(test_auc_ap),
 		cmocka_unit_test(test_card_precision),
 		cmocka_unit_test(test_caught_cards_left_out),
+		cmocka_unit_test(test_card_precision_reference),
 		cmocka_unit_test(test_rules_patterns_scores_latency),
 		cmocka_unit_test(test_json_and_undefined),
 		cmocka_unit_test(test_report_escapes),
