@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "csv.h"
 
 #define CSV_BLOCK (64 * 1024)
@@ -58,6 +62,7 @@ struct csv_reader {
 	uint32_t   ncols;
 	int        pos[CSV_COL_COUNT_]; /* csv_col -> file column, or -1 */
 	char       default_currency[4];
+	int        default_exp;      /* its exponent */
 	char      *warning;
 	uint64_t   line;     /* next physical line number (1-based) */
 	uint64_t   rec_line; /* line where the current record starts */
@@ -192,6 +197,72 @@ csv_field_end(csv_reader *rd, uint32_t start, bool *over)
 	return true;
 }
 
+/* Bytes that end a run of plain field bytes: the delimiters, the quote. */
+static const bool csv_special[256] = {
+	[','] = true, ['\n'] = true, ['\r'] = true, ['"'] = true,
+};
+
+/*
+ * Takes the plain bytes that follow in the current block at once (the same
+ * as csv_rec_put byte by byte, caps included): most of a field. Stops at a
+ * special byte or the end of the block, leaving it to csv_getc.
+ */
+static inline void
+csv_run(csv_reader *rd, bool *over)
+{
+	const unsigned char *b = (const unsigned char *)rd->blk;
+	size_t               i = rd->blk_pos, end = rd->blk_len, n;
+
+#ifdef __SSE2__
+	/* 16 bytes at a time while they are in the block */
+	{
+		const __m128i comma = _mm_set1_epi8(','), lf = _mm_set1_epi8('\n'),
+		              cr = _mm_set1_epi8('\r'), quote = _mm_set1_epi8('"');
+
+		for (; i + 16 <= end; i += 16) {
+			__m128i  x = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+			__m128i  t = _mm_or_si128(
+			    _mm_or_si128(_mm_cmpeq_epi8(x, comma), _mm_cmpeq_epi8(x, lf)),
+			    _mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, quote)));
+			unsigned mask = (unsigned)_mm_movemask_epi8(t);
+
+			if (mask != 0) {
+				i += (size_t)__builtin_ctz(mask);
+				goto found;
+			}
+		}
+	}
+#endif
+	while (i < end && !csv_special[b[i]])
+		i++;
+#ifdef __SSE2__
+found:
+#endif
+	n = i - rd->blk_pos;
+	if (n == 0)
+		return;
+	rd->stats.bytes += n;
+	if (!*over) {
+		if ((uint64_t)rd->rec_bytes + n > rd->max_record ||
+		    (uint64_t)rd->rec_len + n >= rd->rec_cap) {
+			*over = true;
+		} else {
+#ifdef __SSE2__
+			/* a short run: one 16-byte move when both sides have room
+			 * (bytes past the run are overwritten later or never read) */
+			if (n <= 16 && rd->blk_pos + 16 <= end && (uint64_t)rd->rec_len + 16 <= rd->rec_cap)
+				_mm_storeu_si128((__m128i *)(void *)(rd->rec + rd->rec_len),
+				    _mm_loadu_si128((const __m128i *)(const void *)(b + rd->blk_pos)));
+			else
+#endif
+				memcpy(rd->rec + rd->rec_len, rd->blk + rd->blk_pos, n);
+			rd->rec_len += (uint32_t)n;
+			rd->rec_bytes += (uint32_t)n;
+		}
+	}
+	rd->blk_pos = i;
+}
+
 /*
  * record   = field *("," field) (CRLF | LF | EOF)
  * field    = quoted | *textchar
@@ -270,6 +341,7 @@ again:
 				}
 				if (!over)
 					csv_rec_put(rd, (char)c, &over);
+				csv_run(rd, &over);
 				c = csv_getc(rd);
 			}
 		}
@@ -360,6 +432,7 @@ csv_reader_alloc(const char *name, const csv_opts *opts, csv_reader **ret_rd, cs
 		goto nomem;
 	snprintf(rd->name, sizeof rd->name, "%s", name);
 	memcpy(rd->default_currency, cur, 4);
+	rd->default_exp = vigil_currency_exponent(cur);
 	rd->max_record = rec_cap;
 	rd->rec_cap = rec_cap + 1; /* content bytes, a NUL per field (below) */
 	rd->rec = malloc(rd->rec_cap + max_fields);
@@ -679,6 +752,41 @@ csv_bad(csv_reader *rd, uint64_t line, csv_diag *reterr, const char *col,
 	return VIGIL_EINVAL;
 }
 
+/*
+ * The common short form of a decimal, "-?D+(.D+)?" with at most 15 digits,
+ * converted exactly as strtod does: the digits make an integer m < 10^15,
+ * exact in a double, 10^k (k <= 15) is exact too, and one IEEE division
+ * rounds m / 10^k correctly, which is strtod's result. false: not that
+ * form (the caller uses strtod).
+ */
+static bool
+csv_short_decimal(const char *s, double *ret)
+{
+	static const double p10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
+		1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
+	bool     neg = *s == '-';
+	uint64_t m = 0;
+	int      nd = 0, nf = 0;
+	double   v;
+
+	s += neg;
+	for (; *s >= '0' && *s <= '9'; s++, nd++)
+		m = m * 10 + (uint64_t)(*s - '0');
+	if (nd == 0)
+		return false;
+	if (*s == '.') {
+		for (s++; *s >= '0' && *s <= '9'; s++, nf++)
+			m = m * 10 + (uint64_t)(*s - '0');
+		if (nf == 0)
+			return false;
+	}
+	if (*s != '\0' || nd + nf > 15)
+		return false;
+	v = (double)m / p10[nf];
+	*ret = neg ? -v : v;
+	return true;
+}
+
 static bool
 csv_parse_double(const char *s, double lo, double hi, double *ret)
 {
@@ -687,6 +795,12 @@ csv_parse_double(const char *s, double lo, double hi, double *ret)
 
 	if (*s == '\0')
 		return false;
+	if (csv_short_decimal(s, &v)) {
+		if (v < lo || v > hi)
+			return false;
+		*ret = v;
+		return true;
+	}
 	errno = 0;
 	v = strtod(s, &end);
 	if (*end != '\0' || errno != 0 || !isfinite(v) || v < lo || v > hi)
@@ -762,6 +876,7 @@ csv_row_build(csv_reader *rd, uint64_t line, csv_row *row, csv_diag *reterr)
 	/* currency, then amount in its exponent */
 	if (l[CSV_COL_CURRENCY] == 0) {
 		memcpy(row->txn.currency, rd->default_currency, 4);
+		exp = rd->default_exp;
 	} else {
 		char cur[4];
 		if (l[CSV_COL_CURRENCY] != 3)
@@ -770,12 +885,12 @@ csv_row_build(csv_reader *rd, uint64_t line, csv_row *row, csv_diag *reterr)
 		for (int i = 0; i < 3; i++)
 			cur[i] = (char)toupper((unsigned char)v[CSV_COL_CURRENCY][i]);
 		cur[3] = '\0';
-		if (vigil_currency_exponent(cur) < 0)
+		exp = vigil_currency_exponent(cur);
+		if (exp < 0)
 			return csv_bad(rd, line, reterr, "currency", "\"%s\" is not an ISO 4217 code",
 			    csv_show(v[CSV_COL_CURRENCY], l[CSV_COL_CURRENCY], shown, sizeof shown));
 		memcpy(row->txn.currency, cur, 4);
 	}
-	exp = vigil_currency_exponent(row->txn.currency);
 	if (csv_amount_parse(v[CSV_COL_AMOUNT], l[CSV_COL_AMOUNT], exp, &row->txn.amount_minor,
 	    &why) != VIGIL_OK) {
 		if (l[CSV_COL_AMOUNT] == 0)

@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/tools/test_csv.c - the CSV interchange format (docs/csv.md): good
- * rows, exact amounts, every error text down to the line number, caps, the
+ * rows, exact amounts, locations converted as strtod does, files read in
+ * blocks as in memory, every error text down to the line number, caps, the
  * header rules and the writer's round trip.
  */
+#include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -86,6 +92,151 @@ test_good_rows(void **state)
 	assert_string_equal(row.fraud_pattern, "card_testing");
 	assert_int_equal(csv_reader_next(rd, &row, &diag), VIGIL_ENOTFOUND);
 	csv_reader_close(rd);
+}
+
+/* The old conversion: strtod, whole field, finite, in range. */
+static bool
+like_strtod(const char *s, double lo, double hi, double *ret)
+{
+	char *end;
+	double v;
+
+	if (*s == '\0')
+		return false;
+	errno = 0;
+	v = strtod(s, &end);
+	if (*end != '\0' || errno != 0 || !isfinite(v) || v < lo || v > hi)
+		return false;
+	*ret = v;
+	return true;
+}
+
+/* lat/lon: the short decimal path gives strtod's double, bit for bit, and
+ * the same accept/reject decisions on odd forms. */
+static void
+test_location_like_strtod(void **state)
+{
+	static const char *const fixed[] = {
+		"0", "-0", "-0.0", "0.1", "48.85", "2.35", "-33.86785", "89.999999999999",
+		"90", "90.000000000001", "-90", "-90.5", "12.3456789012345", "12.34567890123456",
+		"1.", ".5", "-.5", "+1.5", "1e1", "0x10", " 1", "1 ", "inf", "nan", "1..2",
+		"--1", "-", "00000000000000012.5", "7.00000000000000000000001",
+		"45.123456789012345678901234567890",
+	};
+	uint32_t seed = 7;
+	char text[256], v[64];
+	csv_row row;
+	csv_diag diag;
+
+	(void)state;
+	for (int i = 0; i < 20000 + (int)(sizeof fixed / sizeof fixed[0]); i++) {
+		double want = 0;
+		bool ok;
+		csv_reader *rd;
+		vigil_err rv;
+
+		if (i < (int)(sizeof fixed / sizeof fixed[0])) {
+			snprintf(v, sizeof v, "%s", fixed[i]);
+		} else {
+			/* random digits, 0 to 17 places: both sides of the 15-digit limit */
+			int n, places;
+			seed = seed * 1103515245u + 12345u;
+			places = (int)((seed >> 8) % 18);
+			n = snprintf(v, sizeof v, "%s%u", (seed >> 20) & 1 ? "-" : "",
+			    (seed >> 12) % 91);
+			if (places > 0)
+				v[n++] = '.';
+			for (int k = 0; k < places; k++) {
+				seed = seed * 1103515245u + 12345u;
+				v[n++] = (char)('0' + (seed >> 16) % 10);
+			}
+			v[n] = '\0';
+		}
+		ok = like_strtod(v, -90.0, 90.0, &want);
+		snprintf(text, sizeof text, HDR ",lat,lon\nt1,2024-03-01T10:00:00Z,c1,m1,1,%s,1.5\n", v);
+		rd = open_text(text, NULL);
+		rv = csv_reader_next(rd, &row, &diag);
+		if (ok) {
+			if (rv != VIGIL_OK)
+				fail_msg("lat \"%s\": %s", v, diag.msg);
+			if (memcmp(&row.txn.lat, &want, sizeof want) != 0)
+				fail_msg("lat \"%s\": %.17g, strtod %.17g", v, row.txn.lat, want);
+		} else if (rv != VIGIL_EINVAL) {
+			fail_msg("lat \"%s\" accepted (%.17g), strtod refuses it", v, row.txn.lat);
+		}
+		csv_reader_close(rd);
+	}
+}
+
+/* A file read in 64 KiB blocks gives the rows the memory reader gives, with
+ * fields, quotes and line ends across block boundaries. */
+static void
+test_blocks_like_memory(void **state)
+{
+	char path[] = "/tmp/test-csv-blocks-XXXXXX";
+	size_t cap = 1 << 20, len = 0;
+	char *text = malloc(cap);
+	csv_reader *a = NULL, *b = NULL;
+	csv_row ra, rb;
+	csv_diag da, db;
+	vigil_err va, vb;
+	uint64_t rows = 0;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	assert_non_null(text);
+	len += (size_t)snprintf(text, cap, HDR ",fraud_pattern\n");
+	for (int i = 0; len + 200 < cap && i < 6000; i++) {
+		/* ids of varying length, some quoted, some CRLF, a bad row now and then */
+		len += (size_t)snprintf(text + len, cap - len,
+		    i % 7 == 0 ? "\"t%d\",2024-03-01T10:00:%02dZ,card-%0*d,\"m,%d\",%d.%02d,p%d\r\n"
+		               : i % 101 == 0 ? "t%d,2024-03-01T10:00:%02dZ,c\"%0*d,m%d,%d.%02d,p%d\n"
+		                              : "t%d,2024-03-01T10:00:%02dZ,card-%0*d,m%d,%d.%02d,p%d\n",
+		    i, i % 60, 1 + i % 23, i, i % 50, i % 1000, i % 100, i % 5);
+	}
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	fclose(f);
+	assert_int_equal(csv_reader_open(path, NULL, &a, &da), VIGIL_OK);
+	assert_int_equal(csv_reader_open_mem("m", text, len, NULL, &b, &db), VIGIL_OK);
+	assert_true(len > 3 * 65536);
+	do {
+		va = csv_reader_next(a, &ra, &da);
+		vb = csv_reader_next(b, &rb, &db);
+		assert_int_equal(va, vb);
+		if (va == VIGIL_OK) {
+			rows++;
+			assert_int_equal(ra.line, rb.line);
+			assert_string_equal(ra.txn.txn_id, rb.txn.txn_id);
+			assert_string_equal(ra.txn.card_id, rb.txn.card_id);
+			assert_string_equal(ra.txn.merchant_id, rb.txn.merchant_id);
+			assert_int_equal(ra.txn.amount_minor, rb.txn.amount_minor);
+			assert_int_equal(ra.txn.event_time_ms, rb.txn.event_time_ms);
+			assert_string_equal(ra.fraud_pattern, rb.fraud_pattern);
+		} else if (va != VIGIL_ENOTFOUND) {
+			/* same message but for the file name */
+			assert_string_equal(strchr(da.msg, ':'), strchr(db.msg, ':'));
+		}
+	} while (va != VIGIL_ENOTFOUND);
+	assert_true(rows > 5000);
+	{
+		csv_stats sa, sb;
+		csv_reader_get_stats(a, &sa);
+		csv_reader_get_stats(b, &sb);
+		assert_int_equal(sa.rows, sb.rows);
+		assert_int_equal(sa.bad_rows, sb.bad_rows);
+		assert_int_equal(sa.lines, sb.lines);
+		assert_int_equal(sa.bytes, sb.bytes);
+		assert_int_equal(sa.bytes, len);
+	}
+	csv_reader_close(a);
+	csv_reader_close(b);
+	unlink(path);
+	free(text);
 }
 
 static void
@@ -340,6 +491,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_rows),
+		cmocka_unit_test(test_location_like_strtod),
+		cmocka_unit_test(test_blocks_like_memory),
 		cmocka_unit_test(test_amount_exact),
 		cmocka_unit_test(test_row_errors_exact),
 		cmocka_unit_test(test_header_errors),
