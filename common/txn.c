@@ -39,22 +39,38 @@ static const struct currency {
 	{"XOF",0},{"XPF",0},{"YER",2},{"ZAR",2},{"ZMW",2},{"ZWL",2},
 };
 
-static int
-currency_cmp(const void *key, const void *elem)
+/* The three bytes as one number that orders as strncmp(a, b, 3) does. */
+static inline uint32_t
+currency_key(const char *c)
 {
-	return strncmp(key, ((const struct currency *)elem)->code, 3);
+	return (uint32_t)(unsigned char)c[0] << 16 | (uint32_t)(unsigned char)c[1] << 8 |
+	    (unsigned char)c[2];
 }
 
+/* Called for every transaction (validation, features): a binary search on
+ * integers, no strlen or strncmp. */
 int
 vigil_currency_exponent(const char *code)
 {
-	const struct currency *c;
+	size_t   lo = 0, hi = sizeof currencies / sizeof currencies[0];
+	uint32_t key;
 
-	if (code == NULL || strlen(code) != 3)
+	if (code == NULL || code[0] == '\0' || code[1] == '\0' || code[2] == '\0' ||
+	    code[3] != '\0')
 		return -1;
-	c = bsearch(code, currencies, sizeof currencies / sizeof currencies[0],
-	    sizeof currencies[0], currency_cmp);
-	return c != NULL ? c->exp : -1;
+	key = currency_key(code);
+	while (lo < hi) {
+		size_t   mid = lo + (hi - lo) / 2;
+		uint32_t k = currency_key(currencies[mid].code);
+
+		if (k == key)
+			return currencies[mid].exp;
+		if (k < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
 }
 
 double

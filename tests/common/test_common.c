@@ -54,6 +54,14 @@ test_currency(void **state)
 	assert_int_equal(vigil_currency_exponent("KWD"), 3);
 	assert_int_equal(vigil_currency_exponent("XXX"), -1);
 	assert_int_equal(vigil_currency_exponent("EURO"), -1);
+	/* first and last of the table, wrong case, short codes */
+	assert_int_equal(vigil_currency_exponent("AED"), 2);
+	assert_int_equal(vigil_currency_exponent("ZWL"), 2);
+	assert_int_equal(vigil_currency_exponent("CLF"), 4);
+	assert_int_equal(vigil_currency_exponent("eur"), -1);
+	assert_int_equal(vigil_currency_exponent("EU"), -1);
+	assert_int_equal(vigil_currency_exponent(""), -1);
+	assert_int_equal(vigil_currency_exponent(NULL), -1);
 	assert_true(fabs(vigil_txn_amount(&t) - 12.34) < 1e-9);
 	strcpy(t.currency, "JPY");
 	assert_true(fabs(vigil_txn_amount(&t) - 1234.0) < 1e-9);
