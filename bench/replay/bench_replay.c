@@ -9,6 +9,7 @@
  *
  *   vigil-gen --cards 20000 --days 30 -o /tmp/bench.csv
  *   bench-replay --csv /tmp/bench.csv --rules rules/default.rules --runs 5
+ *   perf record bench-replay --csv /tmp/bench.csv --stage 3 --runs 1   (one stage)
  */
 #include <getopt.h>
 #include <time.h>
@@ -78,6 +79,8 @@ bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage, doubl
 		n++;
 		if (stage < 2)
 			continue;
+		if (m != NULL)
+			metrics_prefetch(m, row.txn.card_id);
 		if (store_score_begin(db, ctx, &row.txn, feat, nfeat, NULL) != VIGIL_OK)
 			continue;
 		if (rules_prog_eval(prog, tv, feat, nfeat, &res) != VIGIL_OK) {
@@ -121,12 +124,13 @@ main(int argc, char **argv)
 		{ "csv", required_argument, NULL, 'c' },
 		{ "rules", required_argument, NULL, 'r' },
 		{ "runs", required_argument, NULL, 'n' },
+		{ "stage", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const stages[] = { "", "csv parse", "csv + score", "csv + score + metrics" };
 	const char *csv = NULL, *rules = "rules/default.rules";
-	int runs = 5, opt, status = 1;
+	int runs = 5, only = 0, opt, status = 1;
 	rules_prog *prog = NULL;
 	rules_diags diags;
 	char *buf = NULL;
@@ -138,16 +142,18 @@ main(int argc, char **argv)
 		case 'c': csv = optarg; break;
 		case 'r': rules = optarg; break;
 		case 'n': runs = atoi(optarg); break;
+		case 's': only = atoi(optarg); break;
 		case 'h':
-			printf("usage: bench-replay --csv FILE [--rules FILE] [--runs N]\n"
-			    "Offline replay throughput by stage (median of N runs, rows/s).\n");
+			printf("usage: bench-replay --csv FILE [--rules FILE] [--runs N] [--stage 1|2|3]\n"
+			    "Offline replay throughput by stage (median of N runs, rows/s);\n"
+			    "--stage runs one stage only (for profiling).\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
-	if (csv == NULL || runs < 1 || runs > 101) {
-		fprintf(stderr, "bench-replay: --csv FILE is required; --runs in 1..101\n");
+	if (csv == NULL || runs < 1 || runs > 101 || only < 0 || only > 3) {
+		fprintf(stderr, "bench-replay: --csv FILE is required; --runs in 1..101; --stage in 1..3\n");
 		return 2;
 	}
 	f = fopen(csv, "rb");
@@ -163,6 +169,9 @@ main(int argc, char **argv)
 	}
 	for (int stage = 1; stage <= 3; stage++) {
 		double r[101], c[101];
+
+		if (only != 0 && stage != only)
+			continue;
 		for (int i = 0; i < runs; i++) {
 			r[i] = bench_pass(buf, (size_t)len, prog, stage, &c[i]);
 			if (r[i] < 0) {
