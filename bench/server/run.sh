@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # bench/server/run.sh - vigild end to end against the bare nng echo, in the
 # same run: for each transport (tcp, ipc) and concurrency (1 8 32 128) it
-# measures vigil-echo, then vigild (archive and live updates on), and prints
+# measures vigil-echo, then vigild (archive and live updates on; both
+# servers run side by side, the points alternate), and prints
 # replies/s, p50/p99/p999 and the vigild/echo ratios (docs/BENCHMARKS.md).
 # Then, per transport, an open-loop point (vigil-loadgen --rate) at half of
 # vigild's best closed-loop rate, against vigild and then against the echo at
@@ -38,8 +39,10 @@ for p in "$LOADGEN" "$ECHO" "$VIGILD"; do
 done
 TMP=$(mktemp -d /tmp/vigil-bench-XXXXXX)
 SPID=
+EPID=
 cleanup() {
 	if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; fi
+	if [ -n "$EPID" ]; then kill -TERM "$EPID" 2>/dev/null || true; wait "$EPID" 2>/dev/null || true; fi
 	rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
@@ -63,17 +66,14 @@ printf '%-4s %5s | %10s %8s %8s %8s | %10s %8s %8s %8s | %6s %8s\n' \
 	tp conc echo/s p50us p99us p999us vigild/s p50us p99us p999us ratio dp50us
 port=19475
 for tp in $TRANSPORTS; do
+	# Both servers run side by side (an idle one costs nothing) and each
+	# point measures the echo and then vigild, so that the load of a shared
+	# machine drifts between the two as little as possible.
 	port=$((port + 1))
-	url=$(url_for "$tp" "e$port")
-	[ "$tp" = tcp ] && url="tcp://127.0.0.1:$port"
-	"$ECHO" --listen "$url" 2>/dev/null &
-	SPID=$!
-	wait_up "$url"
-	for c in $CONCURRENCY; do
-		eval "echo_$c=\$(\"$LOADGEN\" --url \"$url\" --echo -c $c --duration $SECS --json)"
-	done
-	kill -TERM "$SPID"; wait "$SPID" || true; SPID=
-
+	eurl=$(url_for "$tp" "e$port")
+	[ "$tp" = tcp ] && eurl="tcp://127.0.0.1:$port"
+	"$ECHO" --listen "$eurl" 2>/dev/null &
+	EPID=$!
 	port=$((port + 1))
 	url=$(url_for "$tp" "v$port")
 	[ "$tp" = tcp ] && url="tcp://127.0.0.1:$port"
@@ -81,13 +81,14 @@ for tp in $TRANSPORTS; do
 	"$VIGILD" --data "$TMP/data" --listen "$url" --admin off --rules "$RULES" \
 		--fsync "$FSYNC" 2>"$TMP/vigild.log" &
 	SPID=$!
+	wait_up "$eurl"
 	wait_up "$url"
 	vmax=0
 	for c in $CONCURRENCY; do
+		e=$("$LOADGEN" --url "$eurl" --echo -c "$c" --duration "$SECS" --json)
 		# shellcheck disable=SC2086
-		v=$("$LOADGEN" --url "$url" -c $c --duration $SECS --json ${LOADGEN_ARGS:-}) || {
+		v=$("$LOADGEN" --url "$url" -c "$c" --duration "$SECS" --json ${LOADGEN_ARGS:-}) || {
 			echo "run.sh: vigild run c=$c reported errors: $v" >&2; exit 1; }
-		eval "e=\$echo_$c"
 		er=$(field "$e" rate); vr=$(field "$v" rate)
 		ep50=$(field "$e" p50_us); vp50=$(field "$v" p50_us)
 		printf '%-4s %5s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | %5.0f%% %8.1f\n' \
@@ -102,22 +103,14 @@ for tp in $TRANSPORTS; do
 		# shellcheck disable=SC2086
 		v=$("$LOADGEN" --url "$url" -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json \
 			${LOADGEN_ARGS:-}) || { echo "run.sh: vigild open loop reported errors: $v" >&2; exit 1; }
-	fi
-	kill -TERM "$SPID"; wait "$SPID" || { echo "run.sh: vigild did not exit cleanly" >&2; exit 1; }
-	SPID=
-	if [ "$OPEN" = 1 ]; then
-		port=$((port + 1))
-		url=$(url_for "$tp" "e$port")
-		[ "$tp" = tcp ] && url="tcp://127.0.0.1:$port"
-		"$ECHO" --listen "$url" 2>/dev/null &
-		SPID=$!
-		wait_up "$url"
-		e=$("$LOADGEN" --url "$url" --echo -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json)
-		kill -TERM "$SPID"; wait "$SPID" || true; SPID=
+		e=$("$LOADGEN" --url "$eurl" --echo -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json)
 		printf '%-4s %5s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | open loop at %s/s (half of %.0f), late %s/%s, waited %s/%s\n' \
 			"$tp" "r$OPEN_CONC" "$(field "$e" rate)" "$(field "$e" p50_us)" "$(field "$e" p99_us)" \
 			"$(field "$e" p999_us)" "$(field "$v" rate)" "$(field "$v" p50_us)" \
 			"$(field "$v" p99_us)" "$(field "$v" p999_us)" "$rate" "$vmax" \
 			"$(field "$e" late)" "$(field "$v" late)" "$(field "$e" waited)" "$(field "$v" waited)"
 	fi
+	kill -TERM "$EPID"; wait "$EPID" || true; EPID=
+	kill -TERM "$SPID"; wait "$SPID" || { echo "run.sh: vigild did not exit cleanly" >&2; exit 1; }
+	SPID=
 done
