@@ -74,6 +74,7 @@ struct store_ctx {
 	db_genref    *gen;
 	uint64_t      epoch;
 	vigil_txn     txn; /* the feature vector's strings point here */
+	live_keys     keys; /* of txn */
 	bool          begun;
 	uint32_t      stripe;
 	uint8_t      *buf;
@@ -919,16 +920,18 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	if (ctx->begun || nfeatures < STORE_SLOT_COUNT_ || !txn_ids_ok(txn))
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
-	if (db->lv != NULL)
-		live_prefetch(db->lv, ctx->sc, &ctx->txn);
+	if (db->lv != NULL) {
+		live_keys_compute(&ctx->keys, &ctx->txn);
+		live_prefetch(db->lv, &ctx->keys);
+	}
 	fill_txn_batch(ctx, features, nfeatures);
 	if (db->lv == NULL) {
 		mask_apply(ctx, features);
 		return VIGIL_OK; /* read-only: velocity stays missing */
 	}
-	stripe = live_card_stripe(ctx->txn.card_id);
+	stripe = live_card_stripe_k(&ctx->keys);
 	live_card_lock(db->lv, stripe);
-	live_features(db->lv, ctx->sc, &ctx->txn, features, ctx->plan);
+	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
 	live_card_unlock(db->lv, stripe);
 	mask_apply(ctx, features);
 	return VIGIL_OK;
@@ -943,19 +946,20 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	if (db->lv == NULL || ctx->begun || nfeatures < STORE_SLOT_COUNT_ || !txn_ids_ok(txn))
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
-	ctx->stripe = live_card_stripe(ctx->txn.card_id);
+	live_keys_compute(&ctx->keys, &ctx->txn);
+	live_prefetch(db->lv, &ctx->keys);
+	ctx->stripe = live_card_stripe_k(&ctx->keys);
 	live_card_lock(db->lv, ctx->stripe);
 	/* Under the card lock, so a retry racing its first attempt waits for
 	 * it and then finds its outcome. */
-	rv = live_dedupe_find(db->lv, ctx->txn.txn_id, ret_prior);
+	rv = live_dedupe_find(db->lv, ctx->txn.txn_id, &ctx->keys, ret_prior);
 	if (rv == VIGIL_EEXIST)
 		goto fail;
-	live_prefetch(db->lv, ctx->sc, &ctx->txn);
-	rv = live_card_reserve(db->lv, &ctx->txn);
+	rv = live_card_reserve(db->lv, &ctx->txn, &ctx->keys);
 	if (rv != VIGIL_OK)
 		goto fail;
 	fill_txn_batch(ctx, features, nfeatures);
-	live_features(db->lv, ctx->sc, &ctx->txn, features, ctx->plan);
+	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
 	mask_apply(ctx, features);
 	ctx->begun = true;
 	return VIGIL_OK;
@@ -1044,10 +1048,21 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 			goto fail;
 		}
 	}
-	if (admit)
-		live_apply(db->lv, &rec->txn);
-	/* ENOMEM here only loses the retry shortcut; the record is archived. */
-	(void)live_dedupe_put_scored(db->lv, rec);
+	{
+		/* The begun transaction's keys, unless rec names other entities
+		 * (txn_id and card are checked equal above). */
+		live_keys        rk;
+		const live_keys *k = &ctx->keys;
+
+		if (!live_keys_same_entities(&ctx->txn, &rec->txn)) {
+			live_keys_compute(&rk, &rec->txn);
+			k = &rk;
+		}
+		if (admit)
+			live_apply(db->lv, &rec->txn, k);
+		/* ENOMEM here only loses the retry shortcut; the record is archived. */
+		(void)live_dedupe_put_scored(db->lv, rec, k);
+	}
 	ctx->begun = false;
 	live_card_unlock(db->lv, ctx->stripe);
 	live_sweep_maybe(db->lv);

@@ -71,8 +71,11 @@ omap_home(const omap *m, uint64_t h)
 	return (uint32_t)(h >> 32) & m->mask;
 }
 
+/* back: offset of the okey in its object. On a hash match the object's
+ * first line (its hot fields) is prefetched before the key line is read,
+ * so the two misses overlap. */
 static okey *
-omap_find(const omap *m, uint64_t h, const char *id, size_t len)
+omap_find(const omap *m, uint64_t h, const char *id, size_t len, size_t back)
 {
 	if (m->sl == NULL)
 		return NULL;
@@ -82,8 +85,14 @@ omap_find(const omap *m, uint64_t h, const char *id, size_t len)
 
 		if (x == 0)
 			return NULL;
-		if (x == h && m->sl[i].v->len == len && memcmp(m->sl[i].v->id, id, len) == 0)
-			return m->sl[i].v;
+		if (x == h) {
+			okey *k = m->sl[i].v;
+
+			__builtin_prefetch((char *)k - back);
+			__asm__ volatile("" ::: "memory"); /* issue it before the key load */
+			if (k->len == len && memcmp(k->id, id, len) == 0)
+				return k;
+		}
 	}
 }
 
@@ -342,10 +351,6 @@ struct live_scratch {
 		uint32_t stamp;
 	} slot[LIVE_SET_SLOTS];
 	uint32_t cur, size, mask;
-	/* Hashes of the ids of the transaction passed to live_prefetch, for the
-	 * live_features call that follows it (then invalidated). */
-	const vigil_txn *keys_txn;
-	uint64_t         hcard, hmerchant, hterminal, hdevice, hip;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -355,6 +360,39 @@ static uint64_t
 id_hash(const char *id, size_t len)
 {
 	return XXH3_64bits(id, len);
+}
+
+void
+live_keys_compute(live_keys *ret_k, const vigil_txn *txn)
+{
+	size_t l;
+
+	l = strnlen(txn->txn_id, sizeof txn->txn_id);
+	ret_k->ltxn = (uint8_t)l;
+	ret_k->txn = id_hash(txn->txn_id, l);
+	l = strnlen(txn->card_id, sizeof txn->card_id);
+	ret_k->lcard = (uint8_t)l;
+	ret_k->card = id_hash(txn->card_id, l);
+	l = strnlen(txn->merchant_id, sizeof txn->merchant_id);
+	ret_k->lmerchant = (uint8_t)l;
+	ret_k->merchant = id_hash(txn->merchant_id, l);
+	l = strnlen(txn->terminal_id, sizeof txn->terminal_id);
+	ret_k->lterminal = (uint8_t)l;
+	ret_k->terminal = l ? id_hash(txn->terminal_id, l) : 0;
+	l = strnlen(txn->device_id, sizeof txn->device_id);
+	ret_k->ldevice = (uint8_t)l;
+	ret_k->device = l ? id_hash(txn->device_id, l) : 0;
+	l = strnlen(txn->ip, sizeof txn->ip);
+	ret_k->lip = (uint8_t)l;
+	ret_k->ip = l ? id_hash(txn->ip, l) : 0;
+}
+
+bool
+live_keys_same_entities(const vigil_txn *a, const vigil_txn *b)
+{
+	return strcmp(a->card_id, b->card_id) == 0 && strcmp(a->merchant_id, b->merchant_id) == 0 &&
+	    strcmp(a->terminal_id, b->terminal_id) == 0 &&
+	    strcmp(a->device_id, b->device_id) == 0 && strcmp(a->ip, b->ip) == 0;
 }
 
 /* Starts an empty set for at most n additions. */
@@ -458,7 +496,7 @@ ent_upper(const live_ent *e, int64_t t)
 static live_card *
 card_find(live *lv, uint32_t stripe, const char *id, size_t len, uint64_t h)
 {
-	okey *k = omap_find(&lv->cards[stripe].map, h, id, len);
+	okey *k = omap_find(&lv->cards[stripe].map, h, id, len, offsetof(live_card, k));
 
 	return k != NULL ? CARD_OF(k) : NULL;
 }
@@ -741,10 +779,10 @@ dd_live(live *lv, const dd_entry *d)
 }
 
 vigil_err
-live_dedupe_find(live *lv, const char *txn_id, store_outcome *ret_prior)
+live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome *ret_prior)
 {
-	size_t    len = strlen(txn_id);
-	uint64_t  h = id_hash(txn_id, len);
+	size_t    len = k->ltxn;
+	uint64_t  h = k->txn;
 	dd_stripe *s = &lv->dd[dd_stripe_of(h)];
 	dd_entry  *d;
 	vigil_err  rv = VIGIL_ENOTFOUND;
@@ -752,7 +790,7 @@ live_dedupe_find(live *lv, const char *txn_id, store_outcome *ret_prior)
 	if (len == 0 || len > VIGIL_ID_MAX)
 		return VIGIL_ENOTFOUND;
 	pthread_mutex_lock(&s->mu);
-	d = (dd_entry *)omap_find(&s->map, h, txn_id, len);
+	d = (dd_entry *)omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
 	if (d != NULL && dd_live(lv, d)) {
 		memset(ret_prior, 0, sizeof *ret_prior);
 		ret_prior->score = d->score;
@@ -770,12 +808,10 @@ live_dedupe_find(live *lv, const char *txn_id, store_outcome *ret_prior)
 /* Records an outcome (the fields of a store_outcome, passed apart so a
  * scored record is not first copied into a 4.7 KB store_outcome). */
 static vigil_err
-dd_put(live *lv, const char *txn_id, int64_t event_time_ms, int32_t score,
-    vigil_decision decision, uint64_t features_gen, const char *rules_version,
+dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, int64_t event_time_ms,
+    int32_t score, vigil_decision decision, uint64_t features_gen, const char *rules_version,
     const store_hit *hits, uint32_t nhits)
 {
-	size_t     len = strnlen(txn_id, VIGIL_ID_MAX + 1);
-	uint64_t   h;
 	dd_stripe *s;
 	dd_entry  *d = NULL, *old = NULL;
 	vigil_err  rv = VIGIL_OK;
@@ -784,7 +820,6 @@ dd_put(live *lv, const char *txn_id, int64_t event_time_ms, int32_t score,
 		nhits = STORE_MAX_HITS;
 	if (len == 0 || len > VIGIL_ID_MAX)
 		return VIGIL_EINVAL;
-	h = id_hash(txn_id, len);
 	s = &lv->dd[dd_stripe_of(h)];
 	d = malloc(sizeof *d + nhits * sizeof d->hits[0]);
 	if (d == NULL)
@@ -801,7 +836,7 @@ dd_put(live *lv, const char *txn_id, int64_t event_time_ms, int32_t score,
 	memcpy(d->hits, hits, nhits * sizeof d->hits[0]);
 
 	pthread_mutex_lock(&s->mu);
-	old = (dd_entry *)omap_find(&s->map, h, txn_id, len);
+	old = (dd_entry *)omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
 	if (old != NULL && dd_live(lv, old)) {
 		pthread_mutex_unlock(&s->mu);
 		free(d); /* the first outcome stays */
@@ -825,15 +860,20 @@ dd_put(live *lv, const char *txn_id, int64_t event_time_ms, int32_t score,
 vigil_err
 live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms, const store_outcome *o)
 {
-	return dd_put(lv, txn_id, event_time_ms, o->score, o->decision, o->features_gen,
-	    o->rules_version, o->hits, o->nhits);
+	size_t len = strnlen(txn_id, VIGIL_ID_MAX + 1);
+
+	return dd_put(lv, txn_id, len, id_hash(txn_id, len), event_time_ms, o->score,
+	    o->decision, o->features_gen, o->rules_version, o->hits, o->nhits);
 }
 
 vigil_err
-live_dedupe_put_scored(live *lv, const store_scored *rec)
+live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k)
 {
-	return dd_put(lv, rec->txn.txn_id, rec->txn.event_time_ms, rec->score, rec->decision,
-	    rec->features_gen, rec->rules_version, rec->hits, rec->nhits);
+	size_t   len = k != NULL ? k->ltxn : strnlen(rec->txn.txn_id, VIGIL_ID_MAX + 1);
+	uint64_t h = k != NULL ? k->txn : id_hash(rec->txn.txn_id, len);
+
+	return dd_put(lv, rec->txn.txn_id, len, h, rec->txn.event_time_ms, rec->score,
+	    rec->decision, rec->features_gen, rec->rules_version, rec->hits, rec->nhits);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -869,10 +909,10 @@ card_make_room(live_card *c)
 }
 
 vigil_err
-live_card_reserve(live *lv, const vigil_txn *txn)
+live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 {
-	size_t     len = strlen(txn->card_id);
-	uint64_t   h = id_hash(txn->card_id, len);
+	size_t     len = k->lcard;
+	uint64_t   h = k->card;
 	uint32_t   stripe = (uint32_t)h & (LIVE_CARD_STRIPES - 1);
 	live_card *c = card_find(lv, stripe, txn->card_id, len, h);
 
@@ -957,11 +997,10 @@ card_fold_oldest(live *lv, live_card *c)
 }
 
 static void
-card_apply(live *lv, const vigil_txn *txn, uint64_t h)
+card_apply(live *lv, const vigil_txn *txn, const live_keys *k)
 {
-	size_t     len = strlen(txn->card_id);
-	uint32_t   stripe = (uint32_t)h & (LIVE_CARD_STRIPES - 1);
-	live_card *c = card_find(lv, stripe, txn->card_id, len, h);
+	uint32_t   stripe = (uint32_t)k->card & (LIVE_CARD_STRIPES - 1);
+	live_card *c = card_find(lv, stripe, txn->card_id, k->lcard, k->card);
 	live_event ev;
 	uint32_t   pos;
 
@@ -978,7 +1017,7 @@ card_apply(live *lv, const vigil_txn *txn, uint64_t h)
 	memset(&ev, 0, sizeof ev);
 	ev.t = txn->event_time_ms;
 	ev.amount = vigil_txn_amount(txn);
-	ev.mh = id_hash(txn->merchant_id, strlen(txn->merchant_id));
+	ev.mh = k->merchant;
 	if (txn->country[0] != '\0') {
 		ev.cc[0] = txn->country[0];
 		ev.cc[1] = txn->country[1];
@@ -1212,17 +1251,16 @@ ent_distinct(live_ent *e, live_scratch *sc, int64_t t, int64_t wd)
  * count is kept by the entity's map: O(log n) per lookup however busy the
  * entity (amortized, for traffic roughly in event-time order). */
 static void
-ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, uint64_t h, int64_t t,
-    int64_t w1, int64_t w2, int64_t wd, ent_agg *a)
+ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, size_t len, uint64_t h,
+    int64_t t, int64_t w1, int64_t w2, int64_t wd, ent_agg *a)
 {
-	size_t      len = strlen(id);
 	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
 	live_ent   *e;
 	okey       *k;
 
 	memset(a, 0, sizeof *a);
 	pthread_mutex_lock(&s->mu);
-	k = omap_find(&s->map, h, id, len);
+	k = omap_find(&s->map, h, id, len, offsetof(live_ent, k));
 	e = k != NULL ? ENT_OF(k) : NULL;
 	if (e != NULL && e->n > 0) {
 		if (w1 > 0)
@@ -1235,32 +1273,21 @@ ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, uint64_t h, 
 	pthread_mutex_unlock(&s->mu);
 }
 
-static void
-keys_compute(live_scratch *sc, const vigil_txn *txn)
-{
-	sc->hcard = id_hash(txn->card_id, strlen(txn->card_id));
-	sc->hmerchant = id_hash(txn->merchant_id, strlen(txn->merchant_id));
-	sc->hterminal = txn->terminal_id[0] ? id_hash(txn->terminal_id, strlen(txn->terminal_id)) : 0;
-	sc->hdevice = txn->device_id[0] ? id_hash(txn->device_id, strlen(txn->device_id)) : 0;
-	sc->hip = txn->ip[0] ? id_hash(txn->ip, strlen(txn->ip)) : 0;
-	sc->keys_txn = txn;
-}
-
 void
-live_prefetch(live *lv, live_scratch *sc, const vigil_txn *txn)
+live_prefetch(live *lv, const live_keys *k)
 {
-	keys_compute(sc, txn);
-	omap_prefetch(&lv->cards[sc->hcard & (LIVE_CARD_STRIPES - 1)].map, sc->hcard);
-	omap_prefetch(&lv->ents[ENT_MERCHANT][sc->hmerchant & (LIVE_ENT_STRIPES - 1)].map,
-	    sc->hmerchant);
-	if (txn->terminal_id[0] != '\0')
-		omap_prefetch(&lv->ents[ENT_TERMINAL][sc->hterminal & (LIVE_ENT_STRIPES - 1)].map,
-		    sc->hterminal);
-	if (txn->device_id[0] != '\0')
-		omap_prefetch(&lv->ents[ENT_DEVICE][sc->hdevice & (LIVE_ENT_STRIPES - 1)].map,
-		    sc->hdevice);
-	if (txn->ip[0] != '\0')
-		omap_prefetch(&lv->ents[ENT_IP][sc->hip & (LIVE_ENT_STRIPES - 1)].map, sc->hip);
+	omap_prefetch(&lv->dd[dd_stripe_of(k->txn)].map, k->txn);
+	omap_prefetch(&lv->cards[k->card & (LIVE_CARD_STRIPES - 1)].map, k->card);
+	omap_prefetch(&lv->ents[ENT_MERCHANT][k->merchant & (LIVE_ENT_STRIPES - 1)].map,
+	    k->merchant);
+	if (k->lterminal != 0)
+		omap_prefetch(&lv->ents[ENT_TERMINAL][k->terminal & (LIVE_ENT_STRIPES - 1)].map,
+		    k->terminal);
+	if (k->ldevice != 0)
+		omap_prefetch(&lv->ents[ENT_DEVICE][k->device & (LIVE_ENT_STRIPES - 1)].map,
+		    k->device);
+	if (k->lip != 0)
+		omap_prefetch(&lv->ents[ENT_IP][k->ip & (LIVE_ENT_STRIPES - 1)].map, k->ip);
 }
 
 uint32_t
@@ -1307,22 +1334,18 @@ live_plan_kinds(uint32_t plan)
 }
 
 void
-live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f, uint32_t plan)
+live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
+    vigil_value *f, uint32_t plan)
 {
-	size_t     len = strlen(txn->card_id);
 	live_card *c;
 	card_agg   a;
 	ent_agg    e;
 	int64_t    t = txn->event_time_ms;
 
-	if (sc->keys_txn != txn)
-		keys_compute(sc, txn);
-	sc->keys_txn = NULL; /* the caller may change *txn before the next call */
 	if ((plan & LIVE_F_CARD) == 0)
 		goto entities;
-	c = card_find(lv, (uint32_t)sc->hcard & (LIVE_CARD_STRIPES - 1), txn->card_id, len,
-	    sc->hcard);
-	card_aggregate(c, sc, txn, sc->hmerchant, plan, &a);
+	c = card_find(lv, live_card_stripe_k(k), txn->card_id, k->lcard, k->card);
+	card_aggregate(c, sc, txn, k->merchant, plan, &a);
 	for (int w = 0; w < 5; w++) {
 		f[STORE_SLOT_VEL_CARD_COUNT_1M + w] = vigil_value_num(a.count[w]);
 		f[STORE_SLOT_VEL_CARD_SUM_1M + w] = vigil_value_num(a.sum[w]);
@@ -1353,15 +1376,15 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f, 
 
 entities:
 	if (plan & LIVE_F_MERCHANT) {
-		ent_aggregate(lv, sc, ENT_MERCHANT, txn->merchant_id, sc->hmerchant, t, MS_1M, MS_1H,
-		    0, &e);
+		ent_aggregate(lv, sc, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t,
+		    MS_1M, MS_1H, 0, &e);
 		f[STORE_SLOT_VEL_MERCHANT_COUNT_1M] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_MERCHANT_COUNT_1H] = vigil_value_num(e.c2);
 	}
 	if ((plan & (LIVE_F_TERMINAL | LIVE_F_TERMINAL_D)) == 0) {
 		/* not asked for */
 	} else if (txn->terminal_id[0] != '\0') {
-		ent_aggregate(lv, sc, ENT_TERMINAL, txn->terminal_id, sc->hterminal, t,
+		ent_aggregate(lv, sc, ENT_TERMINAL, txn->terminal_id, k->lterminal, k->terminal, t,
 		    (plan & LIVE_F_TERMINAL) ? MS_10M : 0, 0,
 		    (plan & LIVE_F_TERMINAL_D) ? MS_1H : 0, &e);
 		f[STORE_SLOT_VEL_TERMINAL_COUNT_10M] = vigil_value_num(e.c1);
@@ -1373,7 +1396,7 @@ entities:
 	if ((plan & (LIVE_F_DEVICE | LIVE_F_DEVICE_D)) == 0) {
 		/* not asked for */
 	} else if (txn->device_id[0] != '\0') {
-		ent_aggregate(lv, sc, ENT_DEVICE, txn->device_id, sc->hdevice, t,
+		ent_aggregate(lv, sc, ENT_DEVICE, txn->device_id, k->ldevice, k->device, t,
 		    (plan & LIVE_F_DEVICE) ? MS_1H : 0, 0,
 		    (plan & LIVE_F_DEVICE_D) ? MS_24H : 0, &e);
 		f[STORE_SLOT_VEL_DEVICE_COUNT_1H] = vigil_value_num(e.c1);
@@ -1385,7 +1408,7 @@ entities:
 	if ((plan & (LIVE_F_IP | LIVE_F_IP_D)) == 0) {
 		/* not asked for */
 	} else if (txn->ip[0] != '\0') {
-		ent_aggregate(lv, sc, ENT_IP, txn->ip, sc->hip, t,
+		ent_aggregate(lv, sc, ENT_IP, txn->ip, k->lip, k->ip, t,
 		    (plan & LIVE_F_IP) ? MS_1H : 0, 0,
 		    (plan & LIVE_F_IP_D) ? MS_24H : 0, &e);
 		f[STORE_SLOT_VEL_IP_COUNT_1H] = vigil_value_num(e.c1);
@@ -1400,10 +1423,9 @@ entities:
 /* Entities: apply. */
 
 static void
-ent_apply(live *lv, int kind, const char *id, int64_t t, uint64_t card_h)
+ent_apply(live *lv, int kind, const char *id, size_t len, uint64_t h, int64_t t,
+    uint64_t card_h)
 {
-	size_t      len = strlen(id);
-	uint64_t    h = id_hash(id, len);
 	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
 	live_ent   *e;
 	okey       *k;
@@ -1411,7 +1433,7 @@ ent_apply(live *lv, int kind, const char *id, int64_t t, uint64_t card_h)
 	int64_t     cut;
 
 	pthread_mutex_lock(&s->mu);
-	k = omap_find(&s->map, h, id, len);
+	k = omap_find(&s->map, h, id, len, offsetof(live_ent, k));
 	e = k != NULL ? ENT_OF(k) : NULL;
 	if (e == NULL) {
 		if (atomic_load_explicit(&lv->nents, memory_order_relaxed) >=
@@ -1500,21 +1522,21 @@ out:
 }
 
 void
-live_apply(live *lv, const vigil_txn *txn)
+live_apply(live *lv, const vigil_txn *txn, const live_keys *k)
 {
-	uint64_t ch = id_hash(txn->card_id, strlen(txn->card_id));
 	int64_t  t = txn->event_time_ms;
 	uint32_t skip = lv->opts.skip_kinds;
+	uint64_t ch = k->card;
 
-	card_apply(lv, txn, ch);
+	card_apply(lv, txn, k);
 	if ((skip & LIVE_KIND_MERCHANT) == 0)
-		ent_apply(lv, ENT_MERCHANT, txn->merchant_id, t, ch);
-	if ((skip & LIVE_KIND_TERMINAL) == 0 && txn->terminal_id[0] != '\0')
-		ent_apply(lv, ENT_TERMINAL, txn->terminal_id, t, ch);
-	if ((skip & LIVE_KIND_DEVICE) == 0 && txn->device_id[0] != '\0')
-		ent_apply(lv, ENT_DEVICE, txn->device_id, t, ch);
-	if ((skip & LIVE_KIND_IP) == 0 && txn->ip[0] != '\0')
-		ent_apply(lv, ENT_IP, txn->ip, t, ch);
+		ent_apply(lv, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t, ch);
+	if ((skip & LIVE_KIND_TERMINAL) == 0 && k->lterminal != 0)
+		ent_apply(lv, ENT_TERMINAL, txn->terminal_id, k->lterminal, k->terminal, t, ch);
+	if ((skip & LIVE_KIND_DEVICE) == 0 && k->ldevice != 0)
+		ent_apply(lv, ENT_DEVICE, txn->device_id, k->ldevice, k->device, t, ch);
+	if ((skip & LIVE_KIND_IP) == 0 && k->lip != 0)
+		ent_apply(lv, ENT_IP, txn->ip, k->lip, k->ip, t, ch);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1645,12 +1667,16 @@ live_sweep_all(live *lv)
 vigil_err
 live_replay(live *lv, const store_scored *rec)
 {
-	uint32_t      stripe = live_card_stripe(rec->txn.card_id);
+	live_keys     k;
+	uint32_t      stripe;
 	vigil_err     rv;
 	bool          admit;
 
+	live_keys_compute(&k, &rec->txn);
+	stripe = live_card_stripe_k(&k);
+	live_prefetch(lv, &k);
 	live_card_lock(lv, stripe);
-	rv = live_card_reserve(lv, &rec->txn);
+	rv = live_card_reserve(lv, &rec->txn, &k);
 	if (rv == VIGIL_ELIMIT)
 		rv = VIGIL_OK; /* over max_cards: state cannot hold it, as live */
 	if (rv != VIGIL_OK) {
@@ -1661,9 +1687,9 @@ live_replay(live *lv, const store_scored *rec)
 	admit = live_wm_admit_locked(lv, rec->txn.event_time_ms);
 	live_wm_unlock(lv);
 	if (admit)
-		live_apply(lv, &rec->txn);
+		live_apply(lv, &rec->txn, &k);
 	live_card_unlock(lv, stripe);
-	rv = live_dedupe_put_scored(lv, rec);
+	rv = live_dedupe_put_scored(lv, rec, &k);
 	live_sweep_maybe(lv);
 	return rv;
 }

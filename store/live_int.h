@@ -79,38 +79,58 @@ void      live_free(live *lv); /* NULL is a no-op */
 live_scratch *live_scratch_new(void);
 void          live_scratch_free(live_scratch *sc);
 
+/* The hashes (XXH3) and lengths of a transaction's ids, computed once per
+ * transaction and passed to every call below that keys on them (0 for an
+ * absent terminal, device or IP). Ids are NUL-terminated, <= VIGIL_ID_MAX. */
+typedef struct live_keys {
+	uint64_t txn, card, merchant, terminal, device, ip;
+	uint8_t  ltxn, lcard, lmerchant, lterminal, ldevice, lip;
+} live_keys;
+
+void live_keys_compute(live_keys *ret_k, const vigil_txn *txn);
+/* True if a and b have the same card, merchant, terminal, device and IP
+ * (txn_id not compared): then a's keys serve b's apply. */
+bool live_keys_same_entities(const vigil_txn *a, const vigil_txn *b);
+
 /* The card's stripe; hold its lock from begin to commit/abort. */
 uint32_t live_card_stripe(const char *card_id);
+static inline uint32_t
+live_card_stripe_k(const live_keys *k)
+{
+	return (uint32_t)k->card & (LIVE_CARD_STRIPES - 1);
+}
 void     live_card_lock(live *lv, uint32_t stripe);
 void     live_card_unlock(live *lv, uint32_t stripe);
 
-/* VIGIL_EEXIST with *ret_prior filled if txn_id was recorded and is within
- * the horizon of W; VIGIL_ENOTFOUND otherwise. */
-vigil_err live_dedupe_find(live *lv, const char *txn_id, store_outcome *ret_prior);
+/* VIGIL_EEXIST with *ret_prior filled if txn_id (hashed in k) was recorded
+ * and is within the horizon of W; VIGIL_ENOTFOUND otherwise. */
+vigil_err live_dedupe_find(live *lv, const char *txn_id, const live_keys *k,
+    store_outcome *ret_prior);
 /* Records the first outcome of txn_id (a second put keeps the first). */
 vigil_err live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms,
     const store_outcome *o);
-/* The same, from a scored record (its txn_id, event time and outcome). */
-vigil_err live_dedupe_put_scored(live *lv, const store_scored *rec);
+/* The same, from a scored record (its txn_id, event time and outcome); k:
+ * the keys of rec->txn, or NULL to hash here. */
+vigil_err live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k);
 
 /* Makes room to apply txn's card event later without allocating (card
  * stripe locked). VIGIL_ELIMIT if the card is new and max_cards is reached;
  * VIGIL_ENOMEM. */
-vigil_err live_card_reserve(live *lv, const vigil_txn *txn);
+vigil_err live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k);
 
-/* Hashes txn's ids into sc (kept for the next live_features on the same
- * txn) and starts loading the table slots its lookup will probe (no lock
- * needed; call it before other work, e.g. the LMDB lookups, to overlap the
- * misses). *txn must not change until that live_features call. */
-void live_prefetch(live *lv, live_scratch *sc, const vigil_txn *txn);
+/* Starts loading what a begin or lookup of the transaction with keys k will
+ * touch: its idempotency, card and entity table slots, then (no lock needed;
+ * tables are read with relaxed atomics and only ever prefetched from) the
+ * objects those slots point to. Call it first, before taking locks. */
+void live_prefetch(live *lv, const live_keys *k);
 
 /* Fills the vel.* slots of f (a full schema vector) as of txn's event time,
  * computing the aggregates of plan (LIVE_F_*; others' slots are left
  * unspecified: the caller masks them). The plan's kinds must be kept
  * (not in live_opts.skip_kinds). The card stripe must be locked by the
  * caller. */
-void live_features(live *lv, live_scratch *sc, const vigil_txn *txn, vigil_value *f,
-    uint32_t plan);
+void live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
+    vigil_value *f, uint32_t plan);
 
 /* The watermark lock; hold it around the archive enqueue (sequence
  * number) + admit. */
@@ -124,7 +144,7 @@ int64_t live_watermark(live *lv); /* INT64_MIN before the first event */
  * reserved with live_card_reserve) and its merchant/terminal/device/IP
  * events (their own locks, taken one at a time). Never fails: an entity
  * that cannot be allocated is skipped (counted in docs as a degradation). */
-void live_apply(live *lv, const vigil_txn *txn);
+void live_apply(live *lv, const vigil_txn *txn, const live_keys *k);
 
 /* One incremental step of expiry (no locks held by the caller). */
 void live_sweep_maybe(live *lv);

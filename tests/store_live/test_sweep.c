@@ -14,17 +14,20 @@ apply_txn(live *lv, const vigil_txn *x)
 {
 	uint32_t      stripe = live_card_stripe(x->card_id);
 	store_outcome o;
+	live_keys     k;
 	bool          admit;
 
 	memset(&o, 0, sizeof o);
 	o.score = 1;
+	live_keys_compute(&k, x);
+	assert_int_equal(live_card_stripe_k(&k), stripe);
 	live_card_lock(lv, stripe);
-	assert_int_equal(live_card_reserve(lv, x), VIGIL_OK);
+	assert_int_equal(live_card_reserve(lv, x, &k), VIGIL_OK);
 	live_wm_lock(lv);
 	admit = live_wm_admit_locked(lv, x->event_time_ms);
 	live_wm_unlock(lv);
 	if (admit)
-		live_apply(lv, x);
+		live_apply(lv, x, &k);
 	live_card_unlock(lv, stripe);
 	assert_int_equal(live_dedupe_put(lv, x->txn_id, x->event_time_ms, &o), VIGIL_OK);
 }
@@ -38,6 +41,7 @@ test_sweep_expires_old_keeps_young(void **state)
 	live_stats    st;
 	vigil_value   f[256];
 	store_outcome prior;
+	live_keys     k;
 	const int     n_old = 6000, n_new = 4000;
 
 	(void)state;
@@ -77,10 +81,14 @@ test_sweep_expires_old_keeps_young(void **state)
 		x = txn_make("probe", card, "m", t + 1, 100);
 		snprintf(x.terminal_id, sizeof x.terminal_id, "term-%d", i);
 		store_features_from_txn(&x, f, store_schema_nfields());
-		live_features(lv, sc, &x, f, LIVE_F_ALL);
+		live_keys_compute(&k, &x);
+		live_features(lv, sc, &x, &k, f, LIVE_F_ALL);
 		assert_true(num_of(f, "vel.card.count_1m") == (old ? 0 : 1));
 		assert_true(num_of(f, "vel.terminal.count_10m") == (old ? 0 : 1));
-		assert_int_equal(live_dedupe_find(lv, id, &prior), old ? VIGIL_ENOTFOUND : VIGIL_EEXIST);
+		x = txn_make(id, card, "m", t + 1, 100);
+		live_keys_compute(&k, &x);
+		assert_int_equal(live_dedupe_find(lv, id, &k, &prior),
+		    old ? VIGIL_ENOTFOUND : VIGIL_EEXIST);
 	}
 	live_scratch_free(sc);
 	live_free(lv);
