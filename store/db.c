@@ -923,6 +923,7 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	if (db->lv != NULL) {
 		live_keys_compute(&ctx->keys, &ctx->txn);
 		live_prefetch(db->lv, &ctx->keys);
+		live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
 	}
 	fill_txn_batch(ctx, features, nfeatures);
 	if (db->lv == NULL) {
@@ -955,6 +956,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	rv = live_dedupe_find(db->lv, ctx->txn.txn_id, &ctx->keys, ret_prior);
 	if (rv == VIGIL_EEXIST)
 		goto fail;
+	live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
 	rv = live_card_reserve(db->lv, &ctx->txn, &ctx->keys);
 	if (rv != VIGIL_OK)
 		goto fail;

@@ -441,23 +441,24 @@ country_index(const char cc[2])
 
 typedef struct ccset {
 	uint64_t w[11]; /* 26 * 26 = 676 bits */
+	unsigned n;     /* bits set (counted as set: no popcount call per word) */
 } ccset;
 
 static void
 ccset_add(ccset *s, int idx)
 {
-	if (idx >= 0)
-		s->w[idx >> 6] |= 1ULL << (idx & 63);
+	if (idx >= 0) {
+		uint64_t b = 1ULL << (idx & 63);
+
+		s->n += (s->w[idx >> 6] & b) == 0;
+		s->w[idx >> 6] |= b;
+	}
 }
 
 static unsigned
 ccset_count(const ccset *s)
 {
-	unsigned n = 0;
-
-	for (int i = 0; i < 11; i++)
-		n += (unsigned)__builtin_popcountll(s->w[i]);
-	return n;
+	return s->n;
 }
 
 /* First index in ev[head .. head+n) whose time is > t (upper bound). */
@@ -466,6 +467,10 @@ card_upper(const live_card *c, int64_t t)
 {
 	uint32_t lo = 0, hi = c->n;
 
+	/* Most lookups and applies are at or after the newest event: one probe
+	 * of the newest line instead of a search over cold ones. */
+	if (hi == 0 || c->ev[c->head + hi - 1].t <= t)
+		return hi;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
@@ -482,6 +487,8 @@ ent_upper(const live_ent *e, int64_t t)
 {
 	uint32_t lo = 0, hi = e->n;
 
+	if (hi == 0 || e->ev[e->head + hi - 1].t <= t)
+		return hi;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
@@ -943,6 +950,13 @@ live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 		c->bk = nb;
 		c->capbk = ncap;
 	}
+	/* The lookup that follows scans back from the newest event. */
+	if (c->n > 0) {
+		const char *p = (const char *)&c->ev[c->head + c->n - 1];
+
+		__builtin_prefetch(p);
+		__builtin_prefetch(p - 64);
+	}
 	return card_make_room(c);
 }
 
@@ -1333,17 +1347,55 @@ live_plan_kinds(uint32_t plan)
 	    ((plan & (LIVE_F_IP | LIVE_F_IP_D)) ? LIVE_KIND_IP : 0);
 }
 
+/* Under the stripe's lock: prefetches the two lines of every object whose
+ * slot hash matches h (the probe reads slots only, whose line was
+ * prefetched by live_prefetch). */
+static void
+ent_prefetch_object(live *lv, int kind, uint64_t h)
+{
+	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
+	omap       *m = &s->map;
+
+	pthread_mutex_lock(&s->mu);
+	if (m->sl != NULL) {
+		uint64_t x = okey_slot_hash(h);
+
+		for (uint32_t i = omap_home(m, x); m->sl[i].h != 0; i = (i + 1) & m->mask) {
+			if (m->sl[i].h == x) {
+				char *o = (char *)ENT_OF(m->sl[i].v);
+
+				__builtin_prefetch(o);
+				__builtin_prefetch(o + 64);
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 void
-live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
+live_prefetch_objects(live *lv, const live_keys *k, uint32_t plan)
+{
+	uint32_t kinds = live_plan_kinds(plan) & ~lv->opts.skip_kinds;
+
+	if (kinds & LIVE_KIND_MERCHANT)
+		ent_prefetch_object(lv, ENT_MERCHANT, k->merchant);
+	if ((kinds & LIVE_KIND_TERMINAL) && k->lterminal != 0)
+		ent_prefetch_object(lv, ENT_TERMINAL, k->terminal);
+	if ((kinds & LIVE_KIND_DEVICE) && k->ldevice != 0)
+		ent_prefetch_object(lv, ENT_DEVICE, k->device);
+	if ((kinds & LIVE_KIND_IP) && k->lip != 0)
+		ent_prefetch_object(lv, ENT_IP, k->ip);
+}
+
+/* The vel.card.* slots. */
+static void
+card_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
     vigil_value *f, uint32_t plan)
 {
 	live_card *c;
 	card_agg   a;
-	ent_agg    e;
 	int64_t    t = txn->event_time_ms;
 
-	if ((plan & LIVE_F_CARD) == 0)
-		goto entities;
 	c = card_find(lv, live_card_stripe_k(k), txn->card_id, k->lcard, k->card);
 	card_aggregate(c, sc, txn, k->merchant, plan, &a);
 	for (int w = 0; w < 5; w++) {
@@ -1373,8 +1425,17 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys 
 		f[STORE_SLOT_VEL_CARD_KM_FROM_LAST] = vigil_value_missing();
 		f[STORE_SLOT_VEL_CARD_KMH_FROM_LAST] = vigil_value_missing();
 	}
+}
 
-entities:
+void
+live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
+    vigil_value *f, uint32_t plan)
+{
+	ent_agg    e;
+	int64_t    t = txn->event_time_ms;
+
+	/* Entities first: their objects were prefetched (live_prefetch_objects)
+	 * and the card's newest events (live_card_reserve) meanwhile arrive. */
 	if (plan & LIVE_F_MERCHANT) {
 		ent_aggregate(lv, sc, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t,
 		    MS_1M, MS_1H, 0, &e);
@@ -1417,6 +1478,8 @@ entities:
 		f[STORE_SLOT_VEL_IP_COUNT_1H] = vigil_value_missing();
 		f[STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H] = vigil_value_missing();
 	}
+	if (plan & LIVE_F_CARD)
+		card_features(lv, sc, txn, k, f, plan);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -124,6 +124,12 @@ vigil_err live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k);
  * objects those slots point to. Call it first, before taking locks. */
 void live_prefetch(live *lv, const live_keys *k);
 
+/* The second step, once the slots are on their way: takes each entity
+ * stripe of plan's kinds briefly (one at a time; the card stripe may be
+ * held) and prefetches the objects its slots point to, so the entity
+ * misses of live_features overlap instead of following each other. */
+void live_prefetch_objects(live *lv, const live_keys *k, uint32_t plan);
+
 /* Fills the vel.* slots of f (a full schema vector) as of txn's event time,
  * computing the aggregates of plan (LIVE_F_*; others' slots are left
  * unspecified: the caller masks them). The plan's kinds must be kept
