@@ -6,7 +6,10 @@
  *      as-of date is already current (idempotency);
  *   2. pass 1: read the label records of [from, as_of] into a map txn_id ->
  *      latest label known at as_of (labels arrive after their transaction,
- *      so they must be known before the transactions are aggregated);
+ *      so they must be known before the transactions are aggregated); the
+ *      reader passes over the other records by their headers
+ *      (store_reader_want), so pass 2 is the one that checks every CRC and
+ *      counts corrupt stretches;
  *   3. pass 2: T worker threads each read the window [from, as_of) and
  *      aggregate the records of their own cards (key-hash partition of the
  *      card id, found without unpacking by scan.c): card profiles, merchant
@@ -274,14 +277,16 @@ pass_labels(batch_run *r, store_diag *reterr)
 	store_reader_stats st;
 	store_record rec;
 	store_label lab;
-	batch_reader_ctx cc = { 0 };
 	vigil_err rv;
 
-	/* Label records carry their label time as event time: [from, as_of]. */
-	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of + 1, on_corrupt, &cc,
-	    &rd, reterr);
+	/* Label records carry their label time as event time: [from, as_of].
+	 * Corrupt stretches are counted by pass 2, which reads the same
+	 * segments checking every frame (this pass skips most unchecked). */
+	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of + 1, NULL, NULL, &rd,
+	    reterr);
 	if (rv != VIGIL_OK)
 		goto out;
+	store_reader_want(rd, 1u << STORE_REC_LABEL);
 	for (;;) {
 		batch_label *l;
 		uint64_t lh;
@@ -297,7 +302,7 @@ pass_labels(batch_run *r, store_diag *reterr)
 			goto out;
 		if (++r->pass1_records % PROGRESS_EVERY == 0) {
 			store_reader_get_stats(rd, &st);
-			run_progress(r, r->pass1_records, st.bytes);
+			run_progress(r, r->pass1_records, st.bytes + st.skipped_bytes);
 		}
 		if (rec.type != STORE_REC_LABEL)
 			continue;
@@ -347,10 +352,7 @@ pass_labels(batch_run *r, store_diag *reterr)
 		}
 	}
 	store_reader_get_stats(rd, &st);
-	r->pass1_bytes = st.bytes;
-	r->sum.corrupt_records += cc.corrupt;
-	if (r->sum.bad_where[0] == '\0' && cc.where[0] != '\0')
-		snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s", cc.where);
+	r->pass1_bytes = st.bytes + st.skipped_bytes;
 out:
 	store_reader_close(rd);
 	return rv;
@@ -845,7 +847,9 @@ worker_main(void *arg)
 	uint64_t n = 0;
 	vigil_err rv;
 
-	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of, on_corrupt, &cc, &rd,
+	/* [from, as_of] as pass 1, so that both visit the same segments: this
+	 * pass counts their corrupt stretches. Records at as_of are left out. */
+	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of + 1, on_corrupt, &cc, &rd,
 	    &wk->diag);
 	if (rv != VIGIL_OK)
 		goto out;
@@ -863,7 +867,7 @@ worker_main(void *arg)
 			store_reader_get_stats(rd, &st);
 			run_progress(r, r->pass1_records + n, r->pass1_bytes + st.bytes);
 		}
-		if (rec.type != STORE_REC_SCORE)
+		if (rec.type != STORE_REC_SCORE || rec.event_time_ms >= r->w.as_of)
 			continue;
 		rv = worker_record(wk, &rec, false, &wk->diag);
 		if (rv != VIGIL_OK)
@@ -1087,7 +1091,9 @@ feed_read(batch_run *r, batch_reader_ctx *cc, store_diag *reterr)
 	uint64_t n = 0, pc = r->opts.part_count;
 	vigil_err rv;
 
-	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of, on_corrupt, cc, &rd, reterr);
+	/* [from, as_of] as pass 1 (worker_main) */
+	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of + 1, on_corrupt, cc, &rd,
+	    reterr);
 	if (rv != VIGIL_OK)
 		goto out;
 	for (;;) {
@@ -1108,7 +1114,7 @@ feed_read(batch_run *r, batch_reader_ctx *cc, store_diag *reterr)
 			store_reader_get_stats(rd, &st);
 			run_progress(r, r->pass1_records + n, r->pass1_bytes + st.bytes);
 		}
-		if (rec.type != STORE_REC_SCORE)
+		if (rec.type != STORE_REC_SCORE || rec.event_time_ms >= r->w.as_of)
 			continue;
 		rv = batch_scan_card_id(rec.payload, rec.len, &cid, &clen);
 		if (rv == VIGIL_ENOTFOUND) {
@@ -1415,9 +1421,9 @@ run_workers(batch_run *r, store_diag *reterr)
 		if (r->sum.bad_where[0] == '\0' && wk->bad_where[0] != '\0')
 			snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s", wk->bad_where);
 	}
-	/* Corrupt stretches are counted once, by pass 1: its range [from,
-	 * as_of] holds every segment this pass reads, so adding this pass's
-	 * count would report each stretch twice. */
+	/* Corrupt stretches are counted once, by this pass (pass 1 skips
+	 * frames unchecked and reports none). */
+	r->sum.corrupt_records += r->workers[0].corrupt;
 	if (r->workers[0].corrupt > 0 && r->sum.bad_where[0] == '\0')
 		snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s",
 		    r->workers[0].corrupt_where);

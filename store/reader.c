@@ -5,6 +5,10 @@
  * sequence order (plain or zstd-compressed), verifies every frame's CRC,
  * reports each corrupt stretch with segment and byte offset, resynchronises
  * on the next valid frame and goes on. Format: docs/archive.md.
+ *
+ * A reader told which record types it wants (store_reader_want) passes over
+ * the frames of other types by their headers, without checking their CRC
+ * (vigil-rebuild's label pass: ~1% of the frames are labels).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,6 +28,7 @@
 
 #define RD_BUF_INIT      (1u << 20)
 #define RD_MAX_SEGMENTS  (1u << 20) /* cap on segment files listed in one directory */
+#define RD_SKIM_AHEAD    2048 /* bytes loaded ahead of a skip over frames */
 
 static void rd_diag(store_diag *reterr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -299,6 +304,16 @@ struct store_reader {
 	uint64_t       base_off;
 	bool           eof;
 
+	/* store_reader_want: types returned (bit per type; 0 all). The frames
+	 * skipped unchecked begin at buf[skim_from] (skimmed); before segment
+	 * offset check_end every frame is checked (a skip ran into trouble
+	 * there). last_seq: sequence number of the last frame checked or
+	 * skipped in this segment (seq_known). */
+	uint32_t       want;
+	bool           skimmed, seq_known;
+	size_t         skim_from;
+	uint64_t       check_end, last_seq, skim_seq;
+
 	/* resynchronisation after a corrupt frame */
 	bool           resync;
 	uint64_t       bad_off;
@@ -320,6 +335,8 @@ rd_seg_close(store_reader *rd)
 	rd->base_off = 0;
 	rd->eof = false;
 	rd->resync = false;
+	rd->skimmed = rd->seq_known = false;
+	rd->check_end = 0;
 	rd->zin_pos = rd->zin_len = 0;
 	rd->zin_eof = false;
 }
@@ -680,6 +697,64 @@ rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *ret
 	}
 }
 
+void
+store_reader_want(store_reader *rd, uint32_t type_mask)
+{
+	rd->want = type_mask;
+}
+
+/* Whole frame (by its length field) at buf[s..end)? */
+static bool
+rd_whole(const store_reader *rd, size_t s)
+{
+	return rd->end - s >= STORE_FRAME_HDR &&
+	    rd->end - s - STORE_FRAME_HDR >= store_get_le32(rd->buf + s + 8);
+}
+
+/*
+ * Passes over the frames at buf[start..) whose type is not wanted, by their
+ * headers alone (no CRC). A frame is passed over only if its header looks
+ * right, carries the next sequence number (they are consecutive in a
+ * segment: a damaged length that happens to lead to another frame's start
+ * is caught by them) and the frame after it is whole in the buffer: that
+ * one, where the skip stops, is then checked (store_reader_next), and if
+ * it is damaged or out of sequence the skipped frames are read again,
+ * checking each, before the buffer moves on.
+ */
+static void
+rd_skim(store_reader *rd)
+{
+	size_t s = rd->start, pf = rd->start;
+	uint64_t seq = rd->last_seq;
+
+	if (!rd->seq_known)
+		return; /* the segment's first frame is checked */
+	while (rd_whole(rd, s)) {
+		const uint8_t *p = rd->buf + s;
+		size_t next = s + STORE_FRAME_HDR + store_get_le32(p + 8);
+
+		/* Where the next header is depends on this one: each would wait
+		 * for memory. Load the lines ahead instead, as a stream. */
+		if (pf < s)
+			pf = s;
+		for (; pf < s + RD_SKIM_AHEAD && pf < rd->end; pf += 64)
+			__builtin_prefetch(rd->buf + pf);
+		if (!store_frame_plausible(p) || (rd->want & (1u << p[5])) != 0 ||
+		    store_get_le64(p + 16) != seq + 1 || !rd_whole(rd, next))
+			break;
+		s = next;
+		seq++;
+	}
+	if (s == rd->start)
+		return;
+	rd->skim_from = rd->start;
+	rd->skim_seq = rd->last_seq;
+	rd->skimmed = true;
+	rd->st.skipped_bytes += s - rd->start;
+	rd->start = s;
+	rd->last_seq = seq;
+}
+
 vigil_err
 store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 {
@@ -707,11 +782,22 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 				continue;
 			}
 		}
+		if (rd->want != 0 && rd->base_off + rd->start >= rd->check_end)
+			rd_skim(rd);
 		avail = rd->end - rd->start;
 		rv = store_frame_decode(rd->buf + rd->start, avail, &rec, &used);
+		if (rv == VIGIL_OK && rd->skimmed && rec.seq != rd->last_seq + 1)
+			rv = VIGIL_ECORRUPT; /* out of sequence after a skip: go back */
 		if (rv == VIGIL_OK) {
 			uint64_t off = rd->base_off + rd->start;
 			rd->start += used;
+			rd->last_seq = rec.seq;
+			rd->seq_known = true;
+			rd->skimmed = false; /* the frames skipped lead here in sequence */
+			if (rd->want != 0 && (rd->want & (1u << rec.type)) == 0) {
+				rd->st.skipped_bytes += used;
+				continue;
+			}
 			if (rec.event_time_ms < rd->from_ms || rec.event_time_ms >= rd->to_ms)
 				continue;
 			rec.segment = rd->segname;
@@ -720,6 +806,19 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 			rd->st.bytes += used;
 			*ret_rec = rec;
 			return VIGIL_OK;
+		}
+		if (rd->skimmed) {
+			/* The frame the skip reached is damaged or out of sequence.
+			 * The damage may begin among the unchecked frames before it
+			 * (a bad length leads the skip astray): read them again,
+			 * checking each, so the stretch is found and reported as
+			 * without skipping. They are still in the buffer. */
+			rd->st.skipped_bytes -= rd->start - rd->skim_from;
+			rd->check_end = rd->base_off + rd->start + 1;
+			rd->start = rd->skim_from;
+			rd->last_seq = rd->skim_seq;
+			rd->skimmed = false;
+			continue;
 		}
 		if (rv == VIGIL_EAGAIN) {
 			if (!rd->eof) {

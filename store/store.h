@@ -179,8 +179,19 @@ vigil_err store_reader_open_segment(const char *path, store_corrupt_fn on_corrup
  * file), VIGIL_ENOMEM. Corrupt stretches are reported and skipped, not
  * returned as errors. */
 vigil_err store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr);
+/*
+ * Returns only records whose type's bit (1u << type) is in type_mask (0:
+ * every type, the default); call before the first store_reader_next.
+ * Frames of other types are passed over by their headers without checking
+ * their CRC, so damage inside their payload goes unseen; a stretch that
+ * breaks the frame sequence (header, length, sequence number) is still
+ * found and reported as by a reader checking every frame, and the records
+ * returned are the same. For a reader that only wants the few labels.
+ */
+void store_reader_want(store_reader *rd, uint32_t type_mask);
 typedef struct store_reader_stats {
 	uint64_t records, bytes, corrupt_records, corrupt_bytes, segments;
+	uint64_t skipped_bytes; /* frames of unwanted types passed over (store_reader_want) */
 } store_reader_stats;
 void store_reader_get_stats(const store_reader *rd, store_reader_stats *ret_stats);
 void store_reader_close(store_reader *rd); /* NULL is a no-op */
