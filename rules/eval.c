@@ -532,6 +532,85 @@ ev_bool(const ev_ctx *c, uint32_t i)
 	}
 }
 
+/*
+ * Whether node i is TRUE (ev_is) or FALSE (ev_is_not), for a caller that
+ * needs no more than that: a rule fires only when its condition is TRUE.
+ * By Kleene's tables, "a and b" is TRUE iff both are TRUE and FALSE iff one
+ * is FALSE; "a or b" the other way round; "not a" is TRUE iff a is FALSE. So
+ * these stop at the first operand that settles it, where ev_bool must go on
+ * to tell FALSE from UNKNOWN (a missing feature on the left of an "and"
+ * still makes ev_bool evaluate the right). Comparisons of numbers are done
+ * inline. Same values as ev_bool, fewer steps: evaluation has no effects.
+ */
+static bool ev_is_not(const ev_ctx *c, uint32_t i);
+
+static bool
+ev_is(const ev_ctx *c, uint32_t i)
+{
+	const rules_node *n = &c->p->nodes[i];
+	double            a, b;
+
+	switch ((rules_op)n->op) {
+	case OP_LT:
+	case OP_LE:
+	case OP_GT:
+	case OP_GE:
+		if (!ev_num_of(c, n->kid[0], &a) || !ev_num_of(c, n->kid[1], &b))
+			return false;
+		switch ((rules_op)n->op) {
+		case OP_LT: return a < b;
+		case OP_LE: return a <= b;
+		case OP_GT: return a > b;
+		default: return a >= b;
+		}
+	case OP_AND:
+		return ev_is(c, n->kid[0]) && ev_is(c, n->kid[1]);
+	case OP_OR:
+		return ev_is(c, n->kid[0]) || ev_is(c, n->kid[1]);
+	case OP_NOT:
+		return ev_is_not(c, n->kid[0]);
+	default:
+		return ev_bool(c, i) == EV_TRUE;
+	}
+}
+
+static bool
+ev_is_not(const ev_ctx *c, uint32_t i)
+{
+	const rules_node *n = &c->p->nodes[i];
+	double            a, b;
+
+	switch ((rules_op)n->op) {
+	case OP_LT:
+	case OP_LE:
+	case OP_GT:
+	case OP_GE:
+		if (!ev_num_of(c, n->kid[0], &a) || !ev_num_of(c, n->kid[1], &b))
+			return false;
+		switch ((rules_op)n->op) {
+		case OP_LT: return !(a < b);
+		case OP_LE: return !(a <= b);
+		case OP_GT: return !(a > b);
+		default: return !(a >= b);
+		}
+	case OP_AND:
+		return ev_is_not(c, n->kid[0]) || ev_is_not(c, n->kid[1]);
+	case OP_OR:
+		return ev_is_not(c, n->kid[0]) && ev_is_not(c, n->kid[1]);
+	case OP_NOT:
+		return ev_is(c, n->kid[0]);
+	case OP_COALESCE:
+		/* the first operand if it has a value, else the second */
+		switch (ev_bool(c, n->kid[0])) {
+		case EV_FALSE: return true;
+		case EV_TRUE: return false;
+		default: return ev_is_not(c, n->kid[1]);
+		}
+	default:
+		return ev_bool(c, i) == EV_FALSE;
+	}
+}
+
 vigil_value
 rules_eval_node(const rules_prog *prog, const rules_tvals *tv, const vigil_value *f, uint32_t i)
 {
@@ -585,7 +664,7 @@ rules_prog_eval(const rules_prog *prog, const rules_tvals *tv, const vigil_value
 
 		if (r->info.mode == RULES_MODE_DISABLED)
 			continue;
-		if (ev_bool_of(&c, r->cond) != EV_TRUE)
+		if (!ev_is(&c, r->cond))
 			continue;
 		if (r->info.mode == RULES_MODE_ACTIVE) {
 			score += r->info.points;
