@@ -6,10 +6,11 @@
  * each fraud pattern): AUC by the Mann-Whitney statistic with ties counted
  * half, average precision as the step sum over distinct thresholds. Card
  * precision keeps one entry per labelled card (its day, highest score that
- * day, fraud that day, caught) in an array found through an open-addressing
- * table of XXH3 hashes, and the list of cards seen today, so a row costs one
- * probe (no pointer chain) and no allocation once the card is known. A day
- * is closed by selecting its top k cards (quickselect), not by sorting them.
+ * day, fraud that day, caught) in an open-addressing table of 32-byte
+ * entries (short ids inline), and the list of cards seen today, so a row
+ * costs one cache line, which metrics_prefetch can start loading early, and
+ * no allocation once the card is known. A day is closed by selecting its
+ * top k cards (quickselect), not by sorting them.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -33,12 +34,15 @@ typedef struct met_score {
 	UT_hash_handle hh;
 } met_score;
 
-#define MET_ID_INLINE 16 /* ids shorter than this are kept in the entry */
+#define MET_ID_INLINE 12 /* ids shorter than this are kept in the entry */
 
-/* 32 bytes: with its id in one cache line. */
+/* A slot of the card table: 32 bytes, half a cache line (the table is
+ * 64-byte aligned), the card's id included when short. */
 typedef struct met_card {
 	int64_t  day;       /* last day seen (UTC day number) */
 	int32_t  max_score; /* highest score that day */
+	uint32_t tag;       /* high half of the id's XXH3 (the low bits pick the slot) */
+	bool     used;
 	bool     fraud;     /* a fraud that day */
 	bool     caught;    /* in a top k with a fraud: left out from then on */
 	bool     pooled;    /* id in the pool (at ids + id.off), else in id.inl */
@@ -49,13 +53,6 @@ typedef struct met_card {
 } met_card;
 
 _Static_assert(sizeof(met_card) == 32, "met_card is half a cache line");
-
-/* A slot of the card table: the high half of the id's XXH3 (the low bits
- * pick the slot) and the card index + 1 (0 = empty). */
-typedef struct met_slot {
-	uint32_t tag;
-	uint32_t card;
-} met_slot;
 
 struct metrics {
 	uint32_t   nrules;
@@ -74,13 +71,11 @@ struct metrics {
 	uint32_t   nscores;
 	met_score **sorted;    /* ascending, built by finish */
 	/* card precision: every labelled card once, and the ones seen today */
-	met_card  *cards;
-	uint32_t   ncards, cards_cap;
-	met_slot  *slots;      /* open addressing, linear probing; power of two */
-	uint32_t   slots_cap;
+	met_card  *cards;      /* open addressing, linear probing */
+	uint32_t   ncards, cards_cap; /* cap: a power of two, 0 before the first */
 	char      *ids;        /* ids of MET_ID_INLINE bytes or more */
 	size_t     ids_len, ids_cap;
-	uint32_t  *today;      /* card indices */
+	uint32_t  *today;      /* slots of the cards */
 	size_t     ntoday, today_cap;
 	int64_t    day;        /* current UTC day number, INT64_MIN before the first */
 	double     cp_sum, cp_best_sum; /* precision, and the best any ranking could do */
@@ -150,7 +145,6 @@ metrics_free(metrics *m)
 	}
 	free(m->sorted);
 	free(m->cards);
-	free(m->slots);
 	free(m->ids);
 	free(m->today);
 	free(m);
@@ -310,34 +304,42 @@ met_hash(const char *id, size_t len)
 	return XXH3_64bits(id, len);
 }
 
-/* Doubles the card table (the ids are hashed again: a rare event). */
+/* Doubles the card table (the ids are hashed again: a rare event); today's
+ * list follows its cards to their new slots. */
 static vigil_err
-met_slots_grow(metrics *m)
+met_cards_grow(metrics *m)
 {
-	uint32_t  ncap = m->slots_cap ? m->slots_cap * 2 : 4096, mask = ncap - 1;
-	met_slot *ns;
+	uint32_t  ncap = m->cards_cap ? m->cards_cap * 2 : 4096, mask = ncap - 1;
+	uint32_t *moved = NULL;
+	met_card *nc;
 
-	if (m->slots_cap >= (1u << 31))
+	if (m->cards_cap >= (1u << 30))
 		return VIGIL_ETOOBIG;
-	ns = calloc(ncap, sizeof *ns);
-	if (ns == NULL)
+	nc = aligned_alloc(64, (size_t)ncap * sizeof *nc);
+	if (nc == NULL || (m->ntoday > 0 && (moved = malloc(m->cards_cap * sizeof *moved)) == NULL)) {
+		free(nc);
 		return VIGIL_ENOMEM;
-	for (uint32_t i = 0; i < m->slots_cap; i++) {
+	}
+	memset(nc, 0, (size_t)ncap * sizeof *nc);
+	for (uint32_t i = 0; i < m->cards_cap; i++) {
 		const char *id;
-		uint64_t    h;
 		uint32_t    p;
 
-		if (m->slots[i].card == 0)
+		if (!m->cards[i].used)
 			continue;
-		id = met_card_id(m, &m->cards[m->slots[i].card - 1]);
-		h = met_hash(id, strlen(id));
-		for (p = (uint32_t)h & mask; ns[p].card != 0; p = (p + 1) & mask)
+		id = met_card_id(m, &m->cards[i]);
+		for (p = (uint32_t)met_hash(id, strlen(id)) & mask; nc[p].used; p = (p + 1) & mask)
 			;
-		ns[p] = m->slots[i];
+		nc[p] = m->cards[i];
+		if (moved != NULL)
+			moved[i] = p;
 	}
-	free(m->slots);
-	m->slots = ns;
-	m->slots_cap = ncap;
+	for (size_t t = 0; t < m->ntoday; t++)
+		m->today[t] = moved[m->today[t]];
+	free(moved);
+	free(m->cards);
+	m->cards = nc;
+	m->cards_cap = ncap;
 	return VIGIL_OK;
 }
 
@@ -346,10 +348,10 @@ metrics_prefetch(const metrics *m, const char *card_id)
 {
 	uint64_t h;
 
-	if (m == NULL || card_id == NULL || m->slots_cap == 0)
+	if (m == NULL || card_id == NULL || m->cards_cap == 0)
 		return;
 	h = met_hash(card_id, strlen(card_id));
-	__builtin_prefetch(&m->slots[(uint32_t)h & (m->slots_cap - 1)]);
+	__builtin_prefetch(&m->cards[(uint32_t)h & (m->cards_cap - 1)]);
 }
 
 /* The card's entry, added if new; NULL with *ret_err on failure. */
@@ -361,38 +363,26 @@ met_card_get(metrics *m, const char *id, vigil_err *ret_err)
 	uint32_t  tag = (uint32_t)(h >> 32), mask, p;
 	met_card *c;
 
-	if (m->slots_cap == 0 || 2 * ((uint64_t)m->ncards + 1) > m->slots_cap) {
-		*ret_err = met_slots_grow(m);
+	if (m->cards_cap == 0 || 2 * ((uint64_t)m->ncards + 1) > m->cards_cap) {
+		*ret_err = met_cards_grow(m);
 		if (*ret_err != VIGIL_OK)
 			return NULL;
 	}
-	mask = m->slots_cap - 1;
-	for (p = (uint32_t)h & mask; m->slots[p].card != 0; p = (p + 1) & mask) {
-		if (m->slots[p].tag != tag)
+	mask = m->cards_cap - 1;
+	for (p = (uint32_t)h & mask; m->cards[p].used; p = (p + 1) & mask) {
+		c = &m->cards[p];
+		if (c->tag != tag)
 			continue;
-		c = &m->cards[m->slots[p].card - 1];
 		/* an inline id is NUL-terminated within MET_ID_INLINE bytes, so
 		 * comparing len + 1 bytes also compares the lengths */
 		if (len < MET_ID_INLINE ? !c->pooled && memcmp(c->id.inl, id, len + 1) == 0
 		                        : c->pooled && strcmp(m->ids + c->id.off, id) == 0)
 			return c;
 	}
-	/* new card: an entry (its id inline or into the pool), then the slot */
-	if (m->ncards == m->cards_cap) {
-		uint32_t  ncap = m->cards_cap ? m->cards_cap * 2 : 2048;
-		met_card *nc = realloc(m->cards, (size_t)ncap * sizeof *nc);
-
-		if (nc == NULL) {
-			*ret_err = VIGIL_ENOMEM;
-			return NULL;
-		}
-		m->cards = nc;
-		m->cards_cap = ncap;
-	}
-	c = &m->cards[m->ncards];
-	memset(c, 0, sizeof *c);
-	c->day = INT64_MIN;
+	/* new card in slot p, its id inline or into the pool */
+	c = &m->cards[p];
 	if (len < MET_ID_INLINE) {
+		c->pooled = false;
 		memcpy(c->id.inl, id, len + 1);
 	} else {
 		if (m->ids_len + len + 1 > m->ids_cap) {
@@ -418,8 +408,13 @@ met_card_get(metrics *m, const char *id, vigil_err *ret_err)
 		memcpy(m->ids + m->ids_len, id, len + 1);
 		m->ids_len += len + 1;
 	}
-	m->slots[p].tag = tag;
-	m->slots[p].card = ++m->ncards;
+	c->used = true;
+	c->day = INT64_MIN;
+	c->max_score = 0;
+	c->fraud = false;
+	c->caught = false;
+	c->tag = tag;
+	m->ncards++;
 	return c;
 }
 
