@@ -381,6 +381,9 @@ rules_compile(const char *name, const char *src, size_t len, const rules_schema 
 		goto fail_nodiag;
 	if (sink->n > 0 || sink->dropped > 0)
 		goto fail;
+	rv = rules_eval_prepare(prog);
+	if (rv != VIGIL_OK)
+		goto fail_nodiag;
 	{
 		XXH128_hash_t h = XXH3_128bits_digest(hs);
 

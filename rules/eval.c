@@ -640,6 +640,150 @@ rules_eval_node(const rules_prog *prog, const rules_tvals *tv, const vigil_value
 
 /* ======================= Programs ======================= */
 
+/* A comparison's operand that is a constant: a literal or a constant
+ * threshold (whose value is always its fallback: tuned values are never
+ * stored for it, rules_tvals_set). */
+static bool
+ev_const_operand(const rules_prog *prog, uint32_t i, double *ret)
+{
+	const rules_node *n = &prog->nodes[i];
+
+	if (n->op == OP_CONST && n->type == VIGIL_T_NUM) {
+		*ret = n->num;
+		return true;
+	}
+	if (n->op == OP_THRESH && prog->thresh[n->ix].kind == RULES_TUNE_CONST) {
+		*ret = prog->thresh[n->ix].fallback;
+		return true;
+	}
+	return false;
+}
+
+static bool
+ev_num_slot(const rules_prog *prog, uint32_t i)
+{
+	const rules_node *n = &prog->nodes[i];
+
+	return n->op == OP_SLOT && n->type == VIGIL_T_NUM;
+}
+
+/* One operand of a top-level "and" as a term. */
+static void
+ev_term(const rules_prog *prog, uint32_t i, rules_term *t)
+{
+	const rules_node *n = &prog->nodes[i];
+
+	memset(t, 0, sizeof *t);
+	t->kind = RULES_TERM_NODE;
+	t->ix = i;
+	if (n->op >= OP_LT && n->op <= OP_GE) {
+		if (ev_num_slot(prog, n->kid[0]) && ev_const_operand(prog, n->kid[1], &t->k)) {
+			t->kind = RULES_TERM_CMP;
+			t->op = n->op;
+			t->ix = prog->nodes[n->kid[0]].ix;
+		} else if (ev_const_operand(prog, n->kid[0], &t->k) && ev_num_slot(prog, n->kid[1])) {
+			/* k < x is x > k: the same for every x, NaN included */
+			t->kind = RULES_TERM_CMP;
+			t->op = n->op == OP_LT ? OP_GT : n->op == OP_LE ? OP_GE : n->op == OP_GT ? OP_LT : OP_LE;
+			t->ix = prog->nodes[n->kid[1]].ix;
+		}
+	} else if (n->op == OP_NOT) {
+		const rules_node *co = &prog->nodes[n->kid[0]];
+
+		if (co->op == OP_COALESCE && co->type == VIGIL_T_BOOL) {
+			const rules_node *a = &prog->nodes[co->kid[0]], *b = &prog->nodes[co->kid[1]];
+
+			if (a->op == OP_SLOT && a->type == VIGIL_T_BOOL && b->op == OP_CONST) {
+				/* ev_is_not of the coalesce: the slot's value if present,
+				 * else the constant's */
+				t->kind = RULES_TERM_NOT_COAL;
+				t->ix = a->ix;
+				t->dflt = b->num == 0;
+			}
+		}
+	}
+}
+
+static uint32_t
+ev_count_terms(const rules_prog *prog, uint32_t i)
+{
+	const rules_node *n = &prog->nodes[i];
+
+	if (n->op == OP_AND)
+		return ev_count_terms(prog, n->kid[0]) + ev_count_terms(prog, n->kid[1]);
+	return 1;
+}
+
+static void
+ev_add_terms(rules_prog *prog, uint32_t i)
+{
+	const rules_node *n = &prog->nodes[i];
+
+	if (n->op == OP_AND) {
+		ev_add_terms(prog, n->kid[0]);
+		ev_add_terms(prog, n->kid[1]);
+		return;
+	}
+	ev_term(prog, i, &prog->terms[prog->nterms++]);
+}
+
+vigil_err
+rules_eval_prepare(rules_prog *prog)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < prog->nrules; i++)
+		n += ev_count_terms(prog, prog->rules[i].cond);
+	prog->erules = rules_arena_alloc(&prog->arena, (prog->nrules + 1) * sizeof *prog->erules);
+	prog->terms = rules_arena_alloc(&prog->arena, ((size_t)n + 1) * sizeof *prog->terms);
+	if (prog->erules == NULL || prog->terms == NULL)
+		return VIGIL_ENOMEM;
+	prog->nterms = 0;
+	for (uint32_t i = 0; i < prog->nrules; i++) {
+		rules_erule *e = &prog->erules[i];
+
+		e->first = prog->nterms;
+		ev_add_terms(prog, prog->rules[i].cond);
+		e->n = prog->nterms - e->first;
+		e->points = prog->rules[i].info.points;
+		e->mode = (uint8_t)prog->rules[i].info.mode;
+	}
+	return VIGIL_OK;
+}
+
+/* Whether a rule's condition is TRUE: all of its terms are (Kleene "and"). */
+static inline bool
+ev_rule_is(const ev_ctx *c, const rules_erule *e)
+{
+	const rules_term *t = &c->p->terms[e->first], *end = t + e->n;
+
+	for (; t < end; t++) {
+		const vigil_value *f = &c->f[t->ix];
+
+		switch ((rules_term_kind)t->kind) {
+		case RULES_TERM_CMP:
+			if (!f->present)
+				return false;
+			switch ((rules_op)t->op) {
+			case OP_LT: if (!(f->num < t->k)) return false; break;
+			case OP_LE: if (!(f->num <= t->k)) return false; break;
+			case OP_GT: if (!(f->num > t->k)) return false; break;
+			default: if (!(f->num >= t->k)) return false; break;
+			}
+			break;
+		case RULES_TERM_NOT_COAL:
+			if (!(f->present ? f->num == 0 : t->dflt))
+				return false;
+			break;
+		default:
+			if (!ev_is(c, t->ix))
+				return false;
+			break;
+		}
+	}
+	return true;
+}
+
 static bool
 ev_args_ok(const rules_prog *prog, const rules_tvals *tv, const vigil_value *features,
     uint32_t nfeatures)
@@ -660,17 +804,17 @@ rules_prog_eval(const rules_prog *prog, const rules_tvals *tv, const vigil_value
 	if (!ev_args_ok(prog, tv, features, nfeatures) || ret_result == NULL)
 		return VIGIL_EINVAL;
 	for (uint32_t i = 0; i < prog->nrules; i++) {
-		const rules_crule *r = &prog->rules[i];
+		const rules_erule *r = &prog->erules[i];
 
-		if (r->info.mode == RULES_MODE_DISABLED)
+		if (r->mode == RULES_MODE_DISABLED)
 			continue;
-		if (!ev_is(&c, r->cond))
+		if (!ev_rule_is(&c, r))
 			continue;
-		if (r->info.mode == RULES_MODE_ACTIVE) {
-			score += r->info.points;
+		if (r->mode == RULES_MODE_ACTIVE) {
+			score += r->points;
 			ret_result->hits[nhits++] = (uint16_t)i;
 		} else {
-			shadow += r->info.points;
+			shadow += r->points;
 			ret_result->shadow[nshadow++] = (uint16_t)i;
 		}
 	}

@@ -261,6 +261,32 @@ typedef struct rules_crule {
 	const char     *cond_text; /* source of the condition */
 } rules_crule;
 
+/*
+ * The evaluator's form of a rule (eval.c, rules_eval_prepare): the
+ * operands of its condition's top-level "and" chain as terms, the common
+ * shapes specialized, so a rule costs a short array walk and stops at the
+ * first term that is not TRUE.
+ */
+typedef enum rules_term_kind {
+	RULES_TERM_NODE = 0,  /* any condition: ev_is(node) */
+	RULES_TERM_CMP,       /* feature slot <, <=, >, >= constant k (op) */
+	RULES_TERM_NOT_COAL,  /* not coalesce(bool slot, constant): missing -> dflt */
+} rules_term_kind;
+
+typedef struct rules_term {
+	uint8_t  kind; /* rules_term_kind */
+	uint8_t  op;   /* RULES_TERM_CMP: OP_LT .. OP_GE */
+	uint8_t  dflt; /* RULES_TERM_NOT_COAL: the term's value when the slot is missing */
+	uint32_t ix;   /* slot, or node for RULES_TERM_NODE */
+	double   k;
+} rules_term;
+
+typedef struct rules_erule {
+	uint32_t first, n; /* terms */
+	int32_t  points;
+	uint8_t  mode;     /* rules_mode */
+} rules_erule;
+
 typedef struct rules_field {
 	const char *name;
 	vigil_type  type;
@@ -286,6 +312,9 @@ struct rules_prog {
 	const rules_field   **slot_field; /* [nslots]: field by slot (NULL if none) */
 	rules_field          *fields;   /* copies of the schema's fields */
 	uint32_t              nfields;
+	rules_erule          *erules;   /* [nrules], rules_eval_prepare (arena) */
+	rules_term           *terms;
+	uint32_t              nterms;
 };
 
 /*
@@ -299,6 +328,9 @@ vigil_err rules_check_program(rules_ast *ast, const rules_schema *schema, const 
 const rules_field *rules_schema_lookup(const rules_schema *schema, const char *name, size_t len);
 uint32_t           rules_schema_count(const rules_schema *schema);
 const rules_field *rules_schema_at(const rules_schema *schema, uint32_t i);
+
+/* Builds erules and terms of a checked, error-free prog (eval.c). */
+vigil_err rules_eval_prepare(rules_prog *prog);
 
 /* Evaluates node i (eval.c). features may be NULL for constant subtrees. */
 vigil_value rules_eval_node(const rules_prog *prog, const rules_tvals *tv,

@@ -8,7 +8,9 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -221,6 +223,72 @@ test_semantics_table(void **state)
 	assert_int_equal(failures, 0);
 }
 
+/*
+ * rules_prog_eval walks each rule's top-level "and" as terms (slot against a
+ * constant or constant threshold, either side; not coalesce(bool slot,
+ * constant); anything else as a tree). It fires a rule exactly when the
+ * three-valued evaluation (rules_prog_rule_eval) says TRUE, for every mix
+ * of present, missing, true and false operands below.
+ */
+static void
+test_terms_match_tree(void **state)
+{
+	static const char *const conds[] = {
+		"not coalesce(card.country_seen, false)",
+		"not coalesce(card.country_seen, true)",
+		"3 < amount", "120.5 <= amount", "120.5 >= amount", "200 > amount",
+		"t10 > card.count_7d", "card.count_7d >= t10", "amount > tuned", "tuned < amount",
+		"card.count_7d >= 1 and not coalesce(card.country_seen, false)",
+		"amount > t10 and amount < 1000 and not coalesce(card.country_seen, true) and country in cl",
+		"not coalesce(card.country_seen, false) and (card.count_7d > 3 or amount > 100)",
+		"card.count_7d < 5 and amount between 100 and 200 and 1 <= card.count_7d",
+		"amount != 120.5 and 3 < amount", "amount == 120.5 and card.count_7d <= 0",
+		"card.country_seen and amount > 1", "not card.country_seen and 1 < amount",
+	};
+	rules_schema *schema = fx_schema();
+	char          src[8192];
+	size_t        n;
+	rules_prog   *prog = NULL;
+	rules_diags   diags;
+
+	(void)state;
+	n = (size_t)snprintf(src, sizeof src, "%s", prelude);
+	for (size_t i = 0; i < sizeof conds / sizeof conds[0]; i++)
+		n += (size_t)snprintf(src + n, sizeof src - n, "rule r%zu { when %s score 1 reason \"r\" }\n",
+		    i, conds[i]);
+	if (rules_compile("terms", src, n, schema, NULL, &prog, &diags) != VIGIL_OK)
+		fail_msg("compile: %u:%u: %s", diags.items[0].line, diags.items[0].col, diags.items[0].msg);
+	for (int v = 0; v < 27; v++) {
+		static const double amounts[] = { 120.5, 3, 0 };
+		static const double counts[] = { 0, 10, 1 };
+		vigil_value  f[FX_NSLOTS];
+		rules_result res;
+		uint32_t     hit = 0;
+
+		fx_features(f);
+		/* card.country_seen false / true / missing, card.count_7d missing /
+		 * 10 / 1, amount 120.5 / 3 / missing */
+		f[FX_SEEN] = v % 3 == 2 ? vigil_value_missing() : vigil_value_bool(v % 3 == 1);
+		f[FX_COUNT_7D] = v / 3 % 3 == 0 ? vigil_value_missing()
+		                                : vigil_value_num(counts[v / 3 % 3]);
+		f[FX_AMOUNT] = v / 9 == 2 ? vigil_value_missing() : vigil_value_num(amounts[v / 9]);
+		assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+		for (uint32_t r = 0; r < rules_prog_nrules(prog); r++) {
+			rules_outcome o;
+			bool fired = hit < res.nhits && res.hits[hit] == r;
+
+			hit += fired;
+			assert_int_equal(rules_prog_rule_eval(prog, NULL, f, FX_NSLOTS, r, &o), VIGIL_OK);
+			if (fired != (o == RULES_OUTCOME_TRUE))
+				fail_msg("variant %d, `%s`: fired %d, outcome %s", v, conds[r], fired,
+				    rules_outcome_name(o));
+		}
+		assert_int_equal(hit, res.nhits);
+	}
+	rules_prog_free(prog);
+	rules_schema_free(schema);
+}
+
 /* Constant subtrees are folded at compile time and give the same answers. */
 static void
 test_fold_matches_eval(void **state)
@@ -259,6 +327,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_semantics_table),
 		cmocka_unit_test(test_fold_matches_eval),
+		cmocka_unit_test(test_terms_match_tree),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
