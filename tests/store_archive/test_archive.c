@@ -1102,6 +1102,22 @@ test_zero_tail_after_crash(void **state)
 	assert_int_equal(st.st_size % 4096, 0);
 	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 50);
 	assert_int_equal(c.n, 0);
+	/* a reader passing over unwanted frames by their headers stops there too */
+	{
+		store_reader *rd;
+		store_reader_stats rs;
+		store_record r;
+
+		assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, on_corrupt, &c,
+		    &rd, NULL), VIGIL_OK);
+		store_reader_want(rd, 1u << STORE_REC_LABEL);
+		assert_int_equal(store_reader_next(rd, &r, NULL), VIGIL_ENOTFOUND);
+		store_reader_get_stats(rd, &rs);
+		store_reader_close(rd);
+		assert_int_equal(c.n, 0);
+		assert_int_equal(rs.corrupt_records, 0);
+		assert_int_equal(rs.skipped_bytes, frames_bytes(1, 51));
+	}
 
 	ar = open_ar(f, &o, &rec);
 	assert_int_equal(rec.torn_records, 0);
