@@ -89,6 +89,7 @@ struct store_archive {
 	uint8_t           *map;        /* shared mapping of the open segment, or NULL: write(2) */
 	size_t             map_len;    /* address space reserved for it */
 	uint64_t           alloc_end;  /* preallocated (and mapped) file size */
+	uint64_t           map_dropped; /* pages below this were unmapped (MADV_DONTNEED) */
 	uint64_t           prealloc_failures; /* segments appended with write(2) instead */
 	store_seg_index    seg;        /* what the open segment holds so far */
 	int64_t            max_event_ms; /* largest event time in the archive */
@@ -338,6 +339,7 @@ ar_map_drop(store_archive *ar)
 	ar->map = NULL;
 	ar->map_len = 0;
 	ar->alloc_end = 0;
+	ar->map_dropped = 0;
 	return ftruncate(ar->fd, (off_t)ar->file_end) == 0 ? VIGIL_OK : VIGIL_EIO;
 }
 
@@ -349,7 +351,17 @@ static bool
 ar_map_grow(store_archive *ar, uint64_t end)
 {
 	uint64_t nend = (end + AR_PREALLOC_STEP - 1) / AR_PREALLOC_STEP * AR_PREALLOC_STEP;
+	long     pg = sysconf(_SC_PAGESIZE);
+	uint64_t done = pg > 0 ? ar->file_end / (uint64_t)pg * (uint64_t)pg : 0;
 
+	/* Appends never touch the pages before file_end's again: unmap them
+	 * (they stay in the page cache, dirty ones still to be written back)
+	 * so the process's resident size does not grow with the segment. */
+	if (done > ar->map_dropped) {
+		(void)madvise(ar->map + ar->map_dropped, (size_t)(done - ar->map_dropped),
+		    MADV_DONTNEED);
+		ar->map_dropped = done;
+	}
 	if (nend > ar->map_len)
 		nend = ar->map_len;
 	if (end > nend)
