@@ -1135,6 +1135,38 @@ test_zero_tail_after_crash(void **state)
 }
 
 static void
+test_segment_past_prealloc_steps(void **state)
+{
+	/* ~10 MB in one segment: several preallocation steps (and the pages
+	 * behind the write position unmapped at each), a crash, reopen, more
+	 * appends, a clean close. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	corrupt_log c = { 0 };
+	char p[512];
+	struct stat st;
+
+	crash_after_appends(f, 1, 50000);
+	assert_true(frames_bytes(1, 50001) > (8u << 20));
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, NULL, 0), 50000);
+	assert_int_equal(c.n, 0);
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.torn_records, 0);
+	assert_int_equal(rec.last_seq, 50000);
+	append_n(ar, 50001, 10000, T0);
+	assert_int_equal(store_archive_prealloc_failures(ar), 0);
+	store_archive_close(ar);
+	assert_int_equal(count_files(f->dir, ".log"), 1);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, frames_bytes(1, 60001));
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, NULL, 0), 60000);
+	assert_int_equal(c.n, 0);
+}
+
+static void
 test_torn_tail_in_mapping(void **state)
 {
 	/* A frame copied in part into the mapping when the process died: the
@@ -1376,6 +1408,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_read_while_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_missing_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_tail_after_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_past_prealloc_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_in_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zeroed_header_in_open_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prealloc_fails_mid_segment, setup, teardown),
