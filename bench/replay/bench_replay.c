@@ -60,6 +60,15 @@ bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage, doubl
 	double rate = -1;
 
 	store_db_opts_default(&dbo);
+	{
+		/* as vigil-replay: only the features the rules read */
+		uint32_t nslots;
+		const uint32_t *slots = rules_prog_slots_used(prog, &nslots);
+
+		store_feature_mask_none(&dbo.features);
+		for (uint32_t i = 0; i < nslots; i++)
+			store_feature_mask_set(&dbo.features, slots[i]);
+	}
 	if (csv_reader_open_mem("bench", buf, len, NULL, &rd, &diag) != VIGIL_OK) {
 		fprintf(stderr, "bench-replay: %s\n", diag.msg);
 		goto out;

@@ -647,13 +647,45 @@ rp_arch_build(rp *r)
 	return VIGIL_OK;
 }
 
+/*
+ * The features offline scoring needs: the slots the rules read (each file's
+ * conditions and the thresholds they use, with their group slots) and, with
+ * --nightly, those archived for the rebuilds. The store computes only these
+ * (the others stay missing, and no rule reads them), so the decisions are
+ * those of vigild, which computes everything.
+ */
+static void
+rp_feature_mask(const rp *r, store_feature_mask *ret_m)
+{
+	const rules_prog *progs[2] = { r->prog, r->prog2 };
+
+	store_feature_mask_none(ret_m);
+	for (int k = 0; k < 2; k++) {
+		const uint32_t *slots;
+		uint32_t n;
+
+		if (progs[k] == NULL)
+			continue;
+		slots = rules_prog_slots_used(progs[k], &n);
+		for (uint32_t i = 0; i < n; i++)
+			store_feature_mask_set(ret_m, slots[i]);
+	}
+	for (uint32_t i = 0; i < r->narch; i++)
+		store_feature_mask_set(ret_m, r->arch[i]);
+}
+
 static vigil_err
 rp_offline_open(rp *r)
 {
 	store_db_opts dbo;
+	store_feature_mask mask;
 	store_diag diag;
 	vigil_err rv;
 
+	rv = rp_arch_build(r);
+	if (rv != VIGIL_OK)
+		return rv;
+	rp_feature_mask(r, &mask);
 	store_db_opts_default(&dbo);
 	r->nfeat = store_schema_nfields();
 	r->feat = calloc(r->nfeat, sizeof *r->feat);
@@ -661,6 +693,8 @@ rp_offline_open(rp *r)
 	if (r->feat == NULL || r->rec == NULL)
 		return VIGIL_ENOMEM;
 	if (!r->o.nightly) {
+		/* live state kept only for the entity kinds the rules read */
+		dbo.features = mask;
 		rv = store_db_new_memory(&dbo, &r->db);
 		if (rv != VIGIL_OK) {
 			fprintf(stderr, "vigil-replay: live state: %s\n", vigil_strerror(rv));
@@ -704,9 +738,12 @@ rp_offline_open(rp *r)
 	r->ctx = store_ctx_new(r->db);
 	if (r->ctx == NULL)
 		return VIGIL_ENOMEM;
-	rv = rp_arch_build(r);
-	if (rv != VIGIL_OK)
+	/* a data directory keeps every kind (it is vigild's); lookups need not */
+	rv = store_ctx_set_features(r->ctx, &mask);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-replay: feature mask: %s\n", vigil_strerror(rv));
 		return rv;
+	}
 	rv = app_tvals_from_db(r->prog, r->db, &r->tv);
 	if (rv == VIGIL_OK && r->prog2 != NULL)
 		rv = app_tvals_from_db(r->prog2, r->db, &r->tv2);

@@ -3,7 +3,8 @@
  * tests/tools/test_replay.c - vigil-replay offline: the same input gives the
  * same results file (with and without nightly rebuilds); as-of correctness
  * (a label is used by a rebuild only once its label time has passed); the
- * --compare summary; archive input; bad CSV rows reported and counted;
+ * --compare summary, also with a file reading features the main one does
+ * not (feature masks); archive input; bad CSV rows reported and counted;
  * usage errors.
  * argv: vigil-replay vigil-gen SOURCE_ROOT.
  */
@@ -153,6 +154,50 @@ test_compare(void **state)
 	json_decref(sum);
 }
 
+/* Offline scoring computes only the features the rule files read (a store
+ * feature mask): a --compare file that reads features the main file does
+ * not (merchant and terminal velocity, card counts) decides as it does when
+ * replayed alone, where the mask is its own. */
+static void
+test_compare_reads_other_features(void **state)
+{
+	const char *j1 = path("cmpf1.json"), *j2 = path("cmpf2.json"), *other = path("cmpf.rules");
+	const char *argv1[] = { replay, "--csv", csv, "--rules", rules_default, "--compare",
+		other, "--json", j1, "-q", NULL };
+	const char *argv2[] = { replay, "--csv", csv, "--rules", other, "--json", j2, "-q", NULL };
+	json_error_t jerr;
+	json_t *s1, *s2, *m1, *m2;
+	FILE *f = fopen(other, "w");
+
+	(void)state;
+	assert_non_null(f);
+	fputs("version \"cmpf\"\nband review = 10\nband decline = 30\n"
+	    "rule busy_merchant {\n  when vel.merchant.count_1m >= 2 or vel.merchant.count_1h >= 40\n"
+	    "  score 10\n  reason \"busy merchant\"\n}\n"
+	    "rule busy_terminal {\n  when vel.terminal.count_10m >= 2\n  score 10\n"
+	    "  reason \"busy terminal\"\n}\n"
+	    "rule card_cards {\n  when vel.terminal.distinct_cards_1h >= 3 and vel.card.count_10m >= 1\n"
+	    "  score 20\n  reason \"terminal with many cards\"\n}\n"
+	    "rule ip_busy {\n  when vel.ip.count_1h >= 3 or vel.card.distinct_countries_7d >= 2\n"
+	    "  score 10\n  reason \"busy ip\"\n}\n", f);
+	fclose(f);
+	assert_int_equal(tr_run(argv1, NULL, NULL), 0);
+	assert_int_equal(tr_run(argv2, NULL, NULL), 0);
+	s1 = json_load_file(j1, 0, &jerr);
+	s2 = json_load_file(j2, 0, &jerr);
+	assert_non_null(s1);
+	assert_non_null(s2);
+	m1 = json_object_get(json_object_get(s1, "compare"), "metrics");
+	m2 = json_object_get(s2, "metrics");
+	assert_non_null(m1);
+	assert_non_null(m2);
+	/* the file fires on this traffic, and the same way in both runs */
+	assert_true(json_integer_value(json_object_get(m2, "alerts")) > 0);
+	assert_true(json_equal(m1, m2));
+	json_decref(s1);
+	json_decref(s2);
+}
+
 /* A data directory written by --nightly --work is an archive like vigild's:
  * replaying it gives the decisions of the CSV it came from (no batch
  * features in either run) and finds the labels that were archived. */
@@ -266,6 +311,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_nightly_deterministic),
 		cmocka_unit_test(test_asof_future_label_unused),
 		cmocka_unit_test(test_compare),
+		cmocka_unit_test(test_compare_reads_other_features),
 		cmocka_unit_test(test_archive_input),
 		cmocka_unit_test(test_bad_rows_reported),
 		cmocka_unit_test(test_usage_errors),
