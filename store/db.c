@@ -951,6 +951,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	live_prefetch(db->lv, &ctx->keys);
 	ctx->stripe = live_card_stripe_k(&ctx->keys);
 	live_card_lock(db->lv, ctx->stripe);
+	live_prefetch_card(db->lv, &ctx->keys);
 	/* Under the card lock, so a retry racing its first attempt waits for
 	 * it and then finds its outcome. */
 	rv = live_dedupe_find(db->lv, ctx->txn.txn_id, &ctx->keys, ret_prior);

@@ -96,10 +96,11 @@ omap_find(const omap *m, uint64_t h, const char *id, size_t len, size_t back)
 	}
 }
 
+/* h: the slot hash of k (okey_slot_hash(k->h)); k itself is not read, so
+ * a rehash does not touch every object. */
 static void
-omap_place(omap *m, okey *k)
+omap_place(omap *m, uint64_t h, okey *k)
 {
-	uint64_t h = okey_slot_hash(k->h);
 	uint32_t i = omap_home(m, h);
 
 	while (m->sl[i].h != 0)
@@ -125,7 +126,7 @@ omap_insert(omap *m, okey *k)
 		if (m->sl != NULL) {
 			for (uint64_t i = 0; i <= m->mask; i++)
 				if (m->sl[i].h != 0)
-					omap_place(&nm, m->sl[i].v);
+					omap_place(&nm, m->sl[i].h, m->sl[i].v);
 		}
 		nm.n = m->n;
 		free(m->sl);
@@ -134,7 +135,7 @@ omap_insert(omap *m, okey *k)
 		__atomic_store_n(&m->mask, nm.mask, __ATOMIC_RELAXED);
 		m->n = nm.n;
 	}
-	omap_place(m, k);
+	omap_place(m, okey_slot_hash(k->h), k);
 	m->n++;
 	return VIGIL_OK;
 }
@@ -258,9 +259,11 @@ typedef struct ent_event {
 	uint64_t ch; /* XXH3 of card_id */
 } ent_event;
 
-/* Most devices, IPs and terminals hold one or two events in their window:
- * those live inline, in the object's first cache line. */
-#define ENT_INLINE 2
+/* Most devices, IPs and terminals hold a few events in their window: up to
+ * ENT_INLINE live inline, after the key, filling the object's 256 bytes
+ * (ENT_LINES cache lines, prefetched together by live_prefetch_objects). */
+#define ENT_INLINE 8
+#define ENT_LINES  4
 /* Up to this many events in a distinct-cards window are simply scanned;
  * beyond, the entity keeps an ent_dmap (built on first need). */
 #define ENT_SCAN_MAX 64
@@ -289,15 +292,17 @@ typedef struct live_ent {
 	ent_event     *ev; /* inl, or a heap array once more are needed */
 	uint32_t       head, n, cap;
 	int64_t        newest;
-	ent_event      inl[ENT_INLINE];
 	ent_dmap      *dm; /* NULL until a distinct window held > ENT_SCAN_MAX */
 	okey           k;
+	ent_event      inl[ENT_INLINE];
 } live_ent;
+
+_Static_assert(sizeof(live_ent) <= 64 * ENT_LINES, "live_ent outgrew its cache lines");
 
 #define ENT_OF(kp) ((live_ent *)(void *)((char *)(kp) - offsetof(live_ent, k)))
 
-/* Cards and entities start on a 128-byte boundary: their first two cache
- * lines (hot fields, key) are an adjacent pair the CPU fetches together. */
+/* Cards and entities start on a 128-byte boundary: their cache lines come
+ * in adjacent pairs the CPU fetches together. */
 static void *
 obj_alloc(size_t size)
 {
@@ -1347,29 +1352,41 @@ live_plan_kinds(uint32_t plan)
 	    ((plan & (LIVE_F_IP | LIVE_F_IP_D)) ? LIVE_KIND_IP : 0);
 }
 
-/* Under the stripe's lock: prefetches the two lines of every object whose
- * slot hash matches h (the probe reads slots only, whose line was
- * prefetched by live_prefetch). */
+/* Under m's lock: prefetches the first nlines lines of every object whose
+ * slot hash matches h (back: offset of the okey in the object). The probe
+ * reads slots only, whose line live_prefetch requested. */
+static void
+omap_prefetch_objects(const omap *m, uint64_t h, size_t back, int nlines)
+{
+	uint64_t x = okey_slot_hash(h);
+
+	if (m->sl == NULL)
+		return;
+	for (uint32_t i = omap_home(m, x); m->sl[i].h != 0; i = (i + 1) & m->mask) {
+		if (m->sl[i].h == x) {
+			const char *o = (const char *)m->sl[i].v - back;
+
+			for (int l = 0; l < nlines; l++)
+				__builtin_prefetch(o + 64 * l);
+		}
+	}
+}
+
 static void
 ent_prefetch_object(live *lv, int kind, uint64_t h)
 {
 	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
-	omap       *m = &s->map;
 
 	pthread_mutex_lock(&s->mu);
-	if (m->sl != NULL) {
-		uint64_t x = okey_slot_hash(h);
-
-		for (uint32_t i = omap_home(m, x); m->sl[i].h != 0; i = (i + 1) & m->mask) {
-			if (m->sl[i].h == x) {
-				char *o = (char *)ENT_OF(m->sl[i].v);
-
-				__builtin_prefetch(o);
-				__builtin_prefetch(o + 64);
-			}
-		}
-	}
+	omap_prefetch_objects(&s->map, h, offsetof(live_ent, k), ENT_LINES);
 	pthread_mutex_unlock(&s->mu);
+}
+
+void
+live_prefetch_card(live *lv, const live_keys *k)
+{
+	omap_prefetch_objects(&lv->cards[live_card_stripe_k(k)].map, k->card,
+	    offsetof(live_card, k), 2);
 }
 
 void

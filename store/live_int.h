@@ -124,6 +124,9 @@ vigil_err live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k);
  * objects those slots point to. Call it first, before taking locks. */
 void live_prefetch(live *lv, const live_keys *k);
 
+/* With the card stripe locked (begin): prefetches the card's object. */
+void live_prefetch_card(live *lv, const live_keys *k);
+
 /* The second step, once the slots are on their way: takes each entity
  * stripe of plan's kinds briefly (one at a time; the card stripe may be
  * held) and prefetches the objects its slots point to, so the entity
