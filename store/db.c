@@ -920,18 +920,20 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	if (ctx->begun || nfeatures < STORE_SLOT_COUNT_ || !txn_ids_ok(txn))
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
-	if (db->lv != NULL) {
-		live_keys_compute(&ctx->keys, &ctx->txn);
-		live_prefetch(db->lv, &ctx->keys);
-		live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
-	}
-	fill_txn_batch(ctx, features, nfeatures);
 	if (db->lv == NULL) {
+		fill_txn_batch(ctx, features, nfeatures);
 		mask_apply(ctx, features);
 		return VIGIL_OK; /* read-only: velocity stays missing */
 	}
+	/* As begin: the live state's misses are started first and overlap
+	 * the LMDB reads, done with the card locked (as in begin). */
+	live_keys_compute(&ctx->keys, &ctx->txn);
+	live_prefetch(db->lv, &ctx->keys);
 	stripe = live_card_stripe_k(&ctx->keys);
 	live_card_lock(db->lv, stripe);
+	live_prefetch_card(db->lv, &ctx->keys);
+	live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
+	fill_txn_batch(ctx, features, nfeatures);
 	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
 	live_card_unlock(db->lv, stripe);
 	mask_apply(ctx, features);

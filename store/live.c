@@ -955,7 +955,8 @@ live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 		c->bk = nb;
 		c->capbk = ncap;
 	}
-	/* The lookup that follows scans back from the newest event. */
+	/* The lookup that follows scans back from the newest event (begin does
+	 * the LMDB reads in between). */
 	if (c->n > 0) {
 		const char *p = (const char *)&c->ev[c->head + c->n - 1];
 
@@ -1404,16 +1405,14 @@ live_prefetch_objects(live *lv, const live_keys *k, uint32_t plan)
 		ent_prefetch_object(lv, ENT_IP, k->ip);
 }
 
-/* The vel.card.* slots. */
+/* The vel.card.* slots of card c (NULL: none yet). */
 static void
-card_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
+card_features(const live_card *c, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
     vigil_value *f, uint32_t plan)
 {
-	live_card *c;
 	card_agg   a;
 	int64_t    t = txn->event_time_ms;
 
-	c = card_find(lv, live_card_stripe_k(k), txn->card_id, k->lcard, k->card);
 	card_aggregate(c, sc, txn, k->merchant, plan, &a);
 	for (int w = 0; w < 5; w++) {
 		f[STORE_SLOT_VEL_CARD_COUNT_1M + w] = vigil_value_num(a.count[w]);
@@ -1450,9 +1449,19 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys 
 {
 	ent_agg    e;
 	int64_t    t = txn->event_time_ms;
+	live_card *c = NULL;
 
-	/* Entities first: their objects were prefetched (live_prefetch_objects)
-	 * and the card's newest events (live_card_reserve) meanwhile arrive. */
+	/* The card's newest events are requested first and arrive while the
+	 * entities (prefetched by live_prefetch_objects) are aggregated. */
+	if (plan & LIVE_F_CARD) {
+		c = card_find(lv, live_card_stripe_k(k), txn->card_id, k->lcard, k->card);
+		if (c != NULL && c->n > 0) {
+			const char *p = (const char *)&c->ev[c->head + c->n - 1];
+
+			__builtin_prefetch(p);
+			__builtin_prefetch(p - 64);
+		}
+	}
 	if (plan & LIVE_F_MERCHANT) {
 		ent_aggregate(lv, sc, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t,
 		    MS_1M, MS_1H, 0, &e);
@@ -1496,7 +1505,7 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys 
 		f[STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H] = vigil_value_missing();
 	}
 	if (plan & LIVE_F_CARD)
-		card_features(lv, sc, txn, k, f, plan);
+		card_features(c, sc, txn, k, f, plan);
 }
 
 /* ---------------------------------------------------------------------- */
