@@ -310,7 +310,7 @@ rep_drop(srv_rep *rep, rep_conn *c)
 static void
 rep_reply(srv_rep *rep, rep_conn *c, srv_worker *w, const Vigil__V1__Reply *reply)
 {
-	size_t n = vigil__v1__reply__get_packed_size(reply);
+	size_t n = srv_wire_reply_size(reply);
 
 	nng_msg_clear(c->msg);
 	if (nng_msg_realloc(c->msg, n) != 0) {
@@ -319,7 +319,7 @@ rep_reply(srv_rep *rep, rep_conn *c, srv_worker *w, const Vigil__V1__Reply *repl
 		rep_drop(rep, c);
 		return;
 	}
-	vigil__v1__reply__pack(reply, nng_msg_body(c->msg));
+	srv_wire_reply_pack(reply, nng_msg_body(c->msg));
 	srv_request_done(w);
 	rep_send(c);
 }

@@ -37,6 +37,7 @@ struct srv_worker {
 	ProtobufCAllocator  arena;    /* bump allocator over abuf, reset per request */
 	uint8_t            *abuf;
 	size_t              aused;
+	bool                aheap;    /* the arena overflowed into malloc this request */
 	Vigil__V1__Request *req;
 	srv_ruleset        *rs;
 	srv_wire_err        err;
@@ -68,6 +69,7 @@ score_arena_alloc(void *data, size_t size)
 		w->aused += n;
 		return p;
 	}
+	w->aheap = true;
 	return malloc(size);
 }
 
@@ -524,10 +526,11 @@ out:
 void
 srv_request_done(srv_worker *w)
 {
-	if (w->req != NULL) {
+	/* All in the arena (the usual case): nothing to walk and free. */
+	if (w->req != NULL && w->aheap)
 		vigil__v1__request__free_unpacked(w->req, &w->arena);
-		w->req = NULL;
-	}
+	w->req = NULL;
+	w->aheap = false;
 	w->aused = 0;
 	srv_ruleset_release(w->rs);
 	w->rs = NULL;

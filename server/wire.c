@@ -306,3 +306,184 @@ srv_wire_error_reply(const srv_wire_err *err, Vigil__V1__Reply *ret_reply)
 	ret_reply->message = (char *)err->msg;
 	ret_reply->field = (char *)err->field;
 }
+
+/* ============================ reply encoding ============================ */
+
+/* Bytes of v as a base-128 varint. */
+static size_t
+wire_varint_size(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static uint8_t *
+wire_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/* An int32 or enum travels sign-extended to 64 bits (10 bytes if negative). */
+static uint64_t
+wire_int32(int32_t v)
+{
+	return (uint64_t)(int64_t)v;
+}
+
+/* Size of a string field (tag < 16), 0 if proto3 leaves it out. */
+static size_t
+wire_str_size(const char *s)
+{
+	size_t n;
+
+	if (s == NULL || s[0] == '\0')
+		return 0;
+	n = strlen(s);
+	return 1 + wire_varint_size(n) + n;
+}
+
+static uint8_t *
+wire_str(uint8_t *p, uint32_t field, const char *s)
+{
+	size_t n;
+
+	if (s == NULL || s[0] == '\0')
+		return p;
+	n = strlen(s);
+	*p++ = (uint8_t)(field << 3 | 2);
+	p = wire_varint(p, n);
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* Size of a varint field (tag < 16), 0 if the value is 0. */
+static size_t
+wire_num_size(uint64_t v)
+{
+	return v == 0 ? 0 : 1 + wire_varint_size(v);
+}
+
+static uint8_t *
+wire_num(uint8_t *p, uint32_t field, uint64_t v)
+{
+	if (v == 0)
+		return p;
+	*p++ = (uint8_t)(field << 3);
+	return wire_varint(p, v);
+}
+
+static size_t
+wire_hit_size(const Vigil__V1__Hit *h)
+{
+	return wire_str_size(h->rule) + wire_num_size(wire_int32(h->points)) +
+	    wire_str_size(h->reason) + (h->shadow ? 2 : 0);
+}
+
+static size_t
+wire_score_size(const Vigil__V1__ScoreReply *sr)
+{
+	size_t n = wire_str_size(sr->txn_id) + wire_num_size(wire_int32(sr->score)) +
+	    wire_num_size(wire_int32((int32_t)sr->decision));
+
+	for (size_t i = 0; i < sr->n_hits; i++) {
+		size_t h = wire_hit_size(sr->hits[i]);
+
+		n += 1 + wire_varint_size(h) + h;
+	}
+	return n + wire_str_size(sr->rules_version) + wire_num_size(sr->features_generation) +
+	    wire_num_size(sr->latency_us) + (sr->duplicate ? 2 : 0) + (sr->dry_run ? 2 : 0);
+}
+
+/* The kinds encoded here; anything else (or unknown fields) is protobuf-c's. */
+static bool
+wire_reply_direct(const Vigil__V1__Reply *r)
+{
+	if (r->base.n_unknown_fields != 0)
+		return false;
+	if (r->kind_case == VIGIL__V1__REPLY__KIND__NOT_SET)
+		return true;
+	if (r->kind_case != VIGIL__V1__REPLY__KIND_SCORE || r->score == NULL ||
+	    r->score->base.n_unknown_fields != 0)
+		return false;
+	for (size_t i = 0; i < r->score->n_hits; i++)
+		if (r->score->hits[i]->base.n_unknown_fields != 0)
+			return false;
+	return true;
+}
+
+static size_t
+wire_reply_size(const Vigil__V1__Reply *r)
+{
+	size_t n = wire_num_size(wire_int32((int32_t)r->status)) + wire_str_size(r->message) +
+	    wire_str_size(r->field);
+
+	if (r->kind_case == VIGIL__V1__REPLY__KIND_SCORE) {
+		size_t sr = wire_score_size(r->score);
+
+		n += 1 + wire_varint_size(sr) + sr;
+	}
+	return n;
+}
+
+size_t
+srv_wire_reply_size(const Vigil__V1__Reply *r)
+{
+	if (!wire_reply_direct(r))
+		return vigil__v1__reply__get_packed_size(r);
+	return wire_reply_size(r);
+}
+
+size_t
+srv_wire_reply_pack(const Vigil__V1__Reply *r, uint8_t *out)
+{
+	const Vigil__V1__ScoreReply *sr = r->score;
+	uint8_t *p = out;
+
+	if (!wire_reply_direct(r))
+		return vigil__v1__reply__pack(r, out);
+	p = wire_num(p, 1, wire_int32((int32_t)r->status));
+	p = wire_str(p, 2, r->message);
+	p = wire_str(p, 3, r->field);
+	if (r->kind_case != VIGIL__V1__REPLY__KIND_SCORE)
+		return (size_t)(p - out);
+	*p++ = 4 << 3 | 2;
+	p = wire_varint(p, wire_score_size(sr));
+	p = wire_str(p, 1, sr->txn_id);
+	p = wire_num(p, 2, wire_int32(sr->score));
+	p = wire_num(p, 3, wire_int32((int32_t)sr->decision));
+	for (size_t i = 0; i < sr->n_hits; i++) {
+		const Vigil__V1__Hit *h = sr->hits[i];
+
+		*p++ = 4 << 3 | 2;
+		p = wire_varint(p, wire_hit_size(h));
+		p = wire_str(p, 1, h->rule);
+		p = wire_num(p, 2, wire_int32(h->points));
+		p = wire_str(p, 3, h->reason);
+		if (h->shadow) {
+			*p++ = 4 << 3;
+			*p++ = 1;
+		}
+	}
+	p = wire_str(p, 5, sr->rules_version);
+	p = wire_num(p, 6, sr->features_generation);
+	p = wire_num(p, 7, sr->latency_us);
+	if (sr->duplicate) {
+		*p++ = 8 << 3;
+		*p++ = 1;
+	}
+	if (sr->dry_run) {
+		*p++ = 9 << 3;
+		*p++ = 1;
+	}
+	return (size_t)(p - out);
+}

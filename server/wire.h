@@ -72,6 +72,17 @@ vigil_err srv_wire_label(const Vigil__V1__Label *in, int64_t now_ms,
 /* Fills an error reply envelope (no payload) from err; strings point into err. */
 void srv_wire_error_reply(const srv_wire_err *err, Vigil__V1__Reply *ret_reply);
 
+/*
+ * Reply encoding: the packed size of r, and r packed into out (which holds
+ * at least that many bytes; returns the bytes written). Error replies and
+ * score replies are encoded directly, byte for byte what protobuf-c's
+ * vigil__v1__reply__pack writes (fields in number order, proto3 defaults
+ * left out), without its generic per-field descriptor walk and the
+ * nested size passes; other kinds go through protobuf-c.
+ */
+size_t srv_wire_reply_size(const Vigil__V1__Reply *r);
+size_t srv_wire_reply_pack(const Vigil__V1__Reply *r, uint8_t *out);
+
 /* Fills err; printf-style message. */
 void srv_wire_err_set(srv_wire_err *err, Vigil__V1__Status status, const char *field,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -289,6 +289,134 @@ test_error_reply_roundtrip(void **state)
 	assert_string_equal(srv_status_name(VIGIL__V1__STATUS__STATUS_OVERLOADED), "OVERLOADED");
 }
 
+/* Small deterministic generator for the reply cases below. */
+static uint64_t
+rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* A string of 0, short, or long (over 127 bytes: a two-byte length). */
+static char *
+rnd_str(uint64_t *x, char *buf, size_t cap)
+{
+	static const size_t lens[] = { 0, 1, 5, 40, 127, 128, 300 };
+	size_t n = lens[rnd(x) % (sizeof lens / sizeof lens[0])];
+
+	if (n >= cap)
+		n = cap - 1;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)('a' + rnd(x) % 26);
+	buf[n] = '\0';
+	return rnd(x) % 8 == 0 ? NULL : buf;
+}
+
+static int32_t
+rnd_i32(uint64_t *x)
+{
+	static const int32_t v[] = { 0, 1, -1, 63, 64, 127, 128, -128, 300, -300, 16384,
+	    INT32_MAX, INT32_MIN };
+
+	return v[rnd(x) % (sizeof v / sizeof v[0])];
+}
+
+static uint64_t
+rnd_u64(uint64_t *x)
+{
+	static const uint64_t v[] = { 0, 1, 127, 128, 16383, 16384, UINT32_MAX, UINT64_MAX,
+	    1ull << 35 };
+
+	return v[rnd(x) % (sizeof v / sizeof v[0])];
+}
+
+static void
+expect_same_bytes(const Vigil__V1__Reply *r)
+{
+	size_t want = vigil__v1__reply__get_packed_size(r);
+	uint8_t *a = malloc(want + 1), *b = malloc(want + 16);
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(srv_wire_reply_size(r), want);
+	assert_int_equal(vigil__v1__reply__pack(r, a), want);
+	memset(b, 0xa5, want + 16);
+	assert_int_equal(srv_wire_reply_pack(r, b), want);
+	assert_memory_equal(a, b, want);
+	assert_int_equal(b[want], 0xa5); /* nothing written past the size */
+	free(a);
+	free(b);
+}
+
+/* The direct reply encoder writes exactly what protobuf-c writes: error
+ * replies and score replies over defaults, negative int32s, long strings,
+ * NULL and empty strings, empty and full hit lists. */
+static void
+test_reply_pack_matches_protobuf_c(void **state)
+{
+	char s[8][400];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	(void)state;
+	for (int round = 0; round < 3000; round++) {
+		Vigil__V1__Reply r = VIGIL__V1__REPLY__INIT;
+		Vigil__V1__ScoreReply sr = VIGIL__V1__SCORE_REPLY__INIT;
+		Vigil__V1__Hit hv[6], *hp[6];
+		char hs[6][2][64];
+
+		r.status = (Vigil__V1__Status)(rnd(&x) % 8);
+		r.message = rnd_str(&x, s[0], sizeof s[0]);
+		r.field = rnd_str(&x, s[1], sizeof s[1]);
+		if (rnd(&x) % 4 != 0) {
+			r.kind_case = VIGIL__V1__REPLY__KIND_SCORE;
+			r.score = &sr;
+			sr.txn_id = rnd_str(&x, s[2], sizeof s[2]);
+			sr.score = rnd_i32(&x);
+			sr.decision = (Vigil__V1__Decision)(rnd(&x) % 4);
+			sr.rules_version = rnd_str(&x, s[3], sizeof s[3]);
+			sr.features_generation = rnd_u64(&x);
+			sr.latency_us = (uint32_t)rnd_u64(&x);
+			sr.duplicate = rnd(&x) % 2;
+			sr.dry_run = rnd(&x) % 2;
+			sr.n_hits = rnd(&x) % 7;
+			sr.hits = hp;
+			for (size_t i = 0; i < sr.n_hits; i++) {
+				vigil__v1__hit__init(&hv[i]);
+				hv[i].rule = rnd_str(&x, hs[i][0], sizeof hs[i][0]);
+				hv[i].points = rnd_i32(&x);
+				hv[i].reason = rnd_str(&x, hs[i][1], sizeof hs[i][1]);
+				hv[i].shadow = rnd(&x) % 2;
+				hp[i] = &hv[i];
+			}
+		}
+		expect_same_bytes(&r);
+	}
+}
+
+/* Other kinds go through protobuf-c: still the same bytes. */
+static void
+test_reply_pack_other_kinds(void **state)
+{
+	Vigil__V1__Reply r = VIGIL__V1__REPLY__INIT;
+	Vigil__V1__LabelReply lr = VIGIL__V1__LABEL_REPLY__INIT;
+	Vigil__V1__HealthReply hr = VIGIL__V1__HEALTH_REPLY__INIT;
+
+	(void)state;
+	r.message = (char *)"ok";
+	r.kind_case = VIGIL__V1__REPLY__KIND_LABEL;
+	r.label = &lr;
+	lr.txn_id = (char *)"t-1";
+	expect_same_bytes(&r);
+	r.kind_case = VIGIL__V1__REPLY__KIND_HEALTH;
+	r.health = &hr;
+	hr.ready = 1;
+	hr.server_version = (char *)"vigild test";
+	hr.uptime_s = 12345;
+	expect_same_bytes(&r);
+}
+
 int
 main(void)
 {
@@ -302,6 +430,8 @@ main(void)
 		cmocka_unit_test(test_txn_time_future_skew),
 		cmocka_unit_test(test_label),
 		cmocka_unit_test(test_error_reply_roundtrip),
+		cmocka_unit_test(test_reply_pack_matches_protobuf_c),
+		cmocka_unit_test(test_reply_pack_other_kinds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
