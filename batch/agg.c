@@ -173,6 +173,8 @@ batch_card_new(batch_pool *pool, const char *key, size_t len)
 	c->first_seen = INT64_MAX;
 	c->max90 = -INFINITY;
 	c->pool = pool;
+	c->country = c->country_inline;
+	c->cap_country = BATCH_CARD_INLINE_COUNTRY;
 	return c;
 }
 
@@ -184,10 +186,14 @@ batch_card_free(batch_card *c)
 	if (c->pool != NULL) {
 		pool_array_free(c->pool, c->samples, c->cap_samples);
 		pool_array_free(c->pool, c->merch, c->cap_merch);
+		if (c->country != c->country_inline)
+			pool_array_free(c->pool, c->country, c->cap_country / 2);
 		return;
 	}
 	free(c->samples);
 	free(c->merch);
+	if (c->country != c->country_inline)
+		free(c->country);
 	free(c->key);
 }
 
@@ -218,7 +224,8 @@ size_t
 batch_card_bytes(const batch_card *c)
 {
 	return sizeof *c + strlen(c->key) + 1 +
-	    c->cap_samples * sizeof(batch_sample) + c->cap_merch * sizeof(batch_merch_cnt);
+	    c->cap_samples * sizeof(batch_sample) + c->cap_merch * sizeof(batch_merch_cnt) +
+	    (c->country != c->country_inline ? c->cap_country * sizeof(batch_country_cnt) : 0);
 }
 
 /* Grows *arr (elements of size sz: 16 when pooled) to hold at least need,
@@ -333,23 +340,61 @@ card_merchant(batch_card *c, uint64_t h)
 	return VIGIL_OK;
 }
 
-static void
+/* Doubles the room for countries (out of the node: pool arrays of 16-byte
+ * elements hold two each). */
+static vigil_err
+card_country_grow(batch_card *c)
+{
+	uint32_t nc = c->cap_country * 2;
+	batch_country_cnt *p;
+
+	_Static_assert(sizeof(batch_country_cnt) == 8, "two countries per pool element");
+	if (c->pool != NULL) {
+		p = pool_array(c->pool, nc / 2);
+		if (p == NULL)
+			return VIGIL_ENOMEM;
+		memcpy(p, c->country, c->ncountry * sizeof *p);
+		if (c->country != c->country_inline)
+			pool_array_free(c->pool, c->country, c->cap_country / 2);
+	} else if (c->country == c->country_inline) {
+		p = malloc(nc * sizeof *p);
+		if (p == NULL)
+			return VIGIL_ENOMEM;
+		memcpy(p, c->country, c->ncountry * sizeof *p);
+	} else {
+		p = realloc(c->country, nc * sizeof *p);
+		if (p == NULL)
+			return VIGIL_ENOMEM;
+	}
+	c->country = p;
+	c->cap_country = nc;
+	return VIGIL_OK;
+}
+
+static vigil_err
 card_country(batch_card *c, const char *cc)
 {
 	if (cc == NULL || cc[0] == '\0' || cc[1] == '\0')
-		return;
+		return VIGIL_OK;
 	for (uint32_t i = 0; i < c->ncountry; i++) {
 		if (c->country[i].cc[0] == cc[0] && c->country[i].cc[1] == cc[1]) {
 			c->country[i].n++;
-			return;
+			return VIGIL_OK;
 		}
 	}
 	if (c->ncountry >= BATCH_CARD_MAX_COUNTRY)
-		return;
+		return VIGIL_OK;
+	if (c->ncountry == c->cap_country) {
+		vigil_err rv = card_country_grow(c);
+
+		if (rv != VIGIL_OK)
+			return rv;
+	}
 	c->country[c->ncountry].cc[0] = cc[0];
 	c->country[c->ncountry].cc[1] = cc[1];
 	c->country[c->ncountry].n = 1;
 	c->ncountry++;
+	return VIGIL_OK;
 }
 
 vigil_err
@@ -381,7 +426,9 @@ batch_card_add(batch_card *c, const batch_windows *w, const batch_event *e)
 	c->hour[(e->t % VIGIL_MS_PER_DAY + VIGIL_MS_PER_DAY) % VIGIL_MS_PER_DAY / 3600000]++;
 	if (e->label == 1)
 		c->fraud90++;
-	card_country(c, e->country);
+	rv = card_country(c, e->country);
+	if (rv != VIGIL_OK)
+		return rv;
 	rv = card_sample(c, e->txn_h, e->amount);
 	if (rv != VIGIL_OK)
 		return rv;

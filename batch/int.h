@@ -28,6 +28,7 @@
 #define BATCH_CARD_MAX_SAMPLES   256  /* amounts kept per card for percentiles */
 #define BATCH_CARD_MAX_MERCH     512  /* distinct merchants tracked per card */
 #define BATCH_CARD_MAX_COUNTRY   64   /* distinct countries tracked per card */
+#define BATCH_CARD_INLINE_COUNTRY 4   /* of them in the card node (most cards have fewer) */
 #define BATCH_PRIOR_WEIGHT       100.0 /* pseudo-transactions of the fraud-rate prior */
 
 /* Formats a one-line message into d (NULL-safe). */
@@ -176,9 +177,12 @@ typedef struct batch_country_cnt {
 /*
  * A card's accumulator. Laid out for the per-record path: the key sits
  * right before the struct in the same allocation (batch_card_new), then
- * the fields every record updates, the hour histogram and the first
- * countries, so one record touches about five adjacent cache lines
+ * the fields every record updates, the first countries and the hour
+ * histogram, so one record touches about five adjacent cache lines
  * (BATCH_CARD_HOT_BYTES from the struct's start, plus the key's line).
+ * Countries beyond the first BATCH_CARD_INLINE_COUNTRY move to a grown
+ * array like the samples (a node with room for all 64 was 752 bytes, most
+ * of it never touched but zeroed by the kernel all the same).
  * A worker finds its cards through its index and lists them in an array
  * (no uthash handle: inserting into uthash touched a cold line per card,
  * and every table expansion all of them).
@@ -195,14 +199,15 @@ typedef struct batch_card {
 	uint32_t nmerch, cap_merch;      /* sorted by h */
 	batch_sample *samples;
 	batch_merch_cnt *merch;
-	uint32_t ncountry;
+	uint32_t ncountry, cap_country;  /* in first-seen order */
 	bool     merch_saturated;
 	batch_pool *pool;              /* where the node and arrays live; NULL: malloc */
+	batch_country_cnt *country;    /* country_inline, or grown (pool arrays, 2 per element) */
+	batch_country_cnt country_inline[BATCH_CARD_INLINE_COUNTRY];
 	uint32_t hour[24];
-	batch_country_cnt country[BATCH_CARD_MAX_COUNTRY];
 } batch_card;
 
-#define BATCH_CARD_HOT_BYTES 256
+#define BATCH_CARD_HOT_BYTES 288
 
 /* One scored transaction reduced to what the profiles need. */
 typedef struct batch_event {

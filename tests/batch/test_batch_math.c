@@ -362,14 +362,22 @@ test_card_pool(void **state)
 	assert_non_null(cm);
 	assert_string_equal(cp->key, "pooled");
 	for (int i = 0; i < n; i++) {
+		/* FR and DE, and from the 200th record 80 more countries, past
+		 * the ones the node holds and past the cap. */
+		char cc[3] = { (char)('A' + i % 26), (char)('A' + i / 26 % 4), '\0' };
 		batch_event e = ev(A - D - i * 60000, (double)(i % 97), (uint64_t)i * 0x9e3779b97f4a7c15ull,
-		    (uint64_t)i * 7919, i % 2 ? "FR" : "DE", i % 5 == 0);
+		    (uint64_t)i * 7919, i < 200 || i % 3 ? (i % 2 ? "FR" : "DE") : cc, i % 5 == 0);
 
 		assert_int_equal(batch_card_add(cp, &w, &e), VIGIL_OK);
 		assert_int_equal(batch_card_add(cm, &w, &e), VIGIL_OK);
+		if (i == 199)
+			assert_ptr_equal(cp->country, cp->country_inline);
 	}
 	assert_int_equal(cp->nmerch, BATCH_CARD_MAX_MERCH);
 	assert_int_equal(cp->cap_samples, BATCH_CARD_MAX_SAMPLES);
+	assert_int_equal(cp->ncountry, BATCH_CARD_MAX_COUNTRY);
+	assert_int_equal(cm->ncountry, BATCH_CARD_MAX_COUNTRY);
+	assert_true(cp->country != cp->country_inline && cm->country != cm->country_inline);
 	batch_card_profile(cp, &pp);
 	batch_card_profile(cm, &pm);
 	assert_memory_equal(&pp, &pm, sizeof pp);
