@@ -264,6 +264,68 @@ found:
 }
 
 /*
+ * The usual record: a whole LF-terminated line inside the current block,
+ * not blank, without quotes or CR, within the caps. Copied at once, its
+ * commas turned into the fields' NULs: the fields, counts and positions the
+ * state machine below would give. false: not such a line, nothing consumed.
+ */
+static bool
+csv_line_fast(csv_reader *rd)
+{
+	const char *line = rd->blk + rd->blk_pos, *nl;
+	size_t      avail = rd->blk_len - rd->blk_pos, len;
+	uint32_t    start = 0, n = 0;
+
+	if (avail == 0 || (nl = memchr(line, '\n', avail)) == NULL)
+		return false;
+	len = (size_t)(nl - line);
+	if (len == 0 || len > rd->max_record || memchr(line, '"', len) != NULL ||
+	    memchr(line, '\r', len) != NULL)
+		return false;
+	memcpy(rd->rec, line, len);
+	rd->rec[len] = ',';
+	for (uint32_t base = 0; base <= (uint32_t)len; base += 32) {
+		uint32_t bits = 0; /* commas in rec[base .. base + 32) */
+
+#ifdef __SSE2__
+		if ((uint64_t)base + 32 <= len + 1) {
+			const __m128i comma = _mm_set1_epi8(',');
+			__m128i       x0 = _mm_loadu_si128((const __m128i *)(const void *)(rd->rec + base));
+			__m128i       x1 = _mm_loadu_si128((const __m128i *)(const void *)(rd->rec + base + 16));
+
+			bits = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x0, comma)) |
+			    (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x1, comma)) << 16;
+		} else
+#endif
+		{
+			for (uint32_t k = 0; k < 32 && base + k <= len; k++)
+				bits |= (uint32_t)(rd->rec[base + k] == ',') << k;
+		}
+		while (bits != 0) {
+			uint32_t i = base + (uint32_t)__builtin_ctz(bits);
+
+			bits &= bits - 1;
+			if (n == rd->max_fields)
+				return false;
+			rd->fields[n].off = start;
+			rd->fields[n].len = i - start;
+			rd->rec[i] = '\0';
+			n++;
+			start = i + 1;
+		}
+	}
+	rd->nfields = n;
+	rd->rec_len = (uint32_t)len + 1;
+	rd->rec_bytes = (uint32_t)len + 1 - n;
+	rd->rec_line = rd->line;
+	rd->line++;
+	rd->stats.lines++;
+	rd->stats.bytes += len + 1;
+	rd->blk_pos += len + 1;
+	return true;
+}
+
+/*
  * record   = field *("," field) (CRLF | LF | EOF)
  * field    = quoted | *textchar
  * quoted   = DQUOTE *(textchar | "," | CR | LF | DQUOTE DQUOTE) DQUOTE
@@ -276,6 +338,8 @@ csv_tokenize(csv_reader *rd, const char **reason)
 	bool over = false;
 	uint32_t start;
 
+	if (csv_line_fast(rd))
+		return CSV_TOK_RECORD;
 again:
 	rd->rec_len = 0;
 	rd->rec_bytes = 0;
