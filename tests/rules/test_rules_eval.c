@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -226,9 +227,10 @@ test_semantics_table(void **state)
 /*
  * rules_prog_eval walks each rule's top-level "and" as terms (slot against a
  * constant or constant threshold, either side; not coalesce(bool slot,
- * constant); anything else as a tree). It fires a rule exactly when the
- * three-valued evaluation (rules_prog_rule_eval) says TRUE, for every mix
- * of present, missing, true and false operands below.
+ * constant); anything else as a tree, tuned thresholds included). It fires
+ * a rule exactly when the three-valued evaluation (rules_prog_rule_eval)
+ * says TRUE, for every mix of present, missing, true and false operands
+ * below, with the tuned threshold at its fallback and at a tuned value.
  */
 static void
 test_terms_match_tree(void **state)
@@ -238,6 +240,8 @@ test_terms_match_tree(void **state)
 		"not coalesce(card.country_seen, true)",
 		"3 < amount", "120.5 <= amount", "120.5 >= amount", "200 > amount",
 		"t10 > card.count_7d", "card.count_7d >= t10", "amount > tuned", "tuned < amount",
+		"amount <= tuned", "amount >= tuned and card.count_7d < tuned",
+		"card.count_7d > 3 and amount < tuned",
 		"card.count_7d >= 1 and not coalesce(card.country_seen, false)",
 		"amount > t10 and amount < 1000 and not coalesce(card.country_seen, true) and country in cl",
 		"not coalesce(card.country_seen, false) and (card.count_7d > 3 or amount > 100)",
@@ -249,6 +253,7 @@ test_terms_match_tree(void **state)
 	char          src[8192];
 	size_t        n;
 	rules_prog   *prog = NULL;
+	rules_tvals  *tv, *tv_tuned;
 	rules_diags   diags;
 
 	(void)state;
@@ -258,7 +263,21 @@ test_terms_match_tree(void **state)
 		    i, conds[i]);
 	if (rules_compile("terms", src, n, schema, NULL, &prog, &diags) != VIGIL_OK)
 		fail_msg("compile: %u:%u: %s", diags.items[0].line, diags.items[0].col, diags.items[0].msg);
-	for (int v = 0; v < 27; v++) {
+	tv_tuned = rules_tvals_new(prog);
+	assert_non_null(tv_tuned);
+	{
+		uint32_t ti;
+
+		for (ti = 0; ti < rules_prog_nthresholds(prog); ti++) {
+			rules_threshold_info info;
+
+			rules_prog_threshold(prog, ti, &info);
+			if (strcmp(info.name, "tuned") == 0)
+				break;
+		}
+		assert_int_equal(rules_tvals_set(tv_tuned, ti, NULL, 120.5), VIGIL_OK);
+	}
+	for (int v = 0; v < 54; v++) {
 		static const double amounts[] = { 120.5, 3, 0 };
 		static const double counts[] = { 0, 10, 1 };
 		vigil_value  f[FX_NSLOTS];
@@ -271,20 +290,23 @@ test_terms_match_tree(void **state)
 		f[FX_SEEN] = v % 3 == 2 ? vigil_value_missing() : vigil_value_bool(v % 3 == 1);
 		f[FX_COUNT_7D] = v / 3 % 3 == 0 ? vigil_value_missing()
 		                                : vigil_value_num(counts[v / 3 % 3]);
-		f[FX_AMOUNT] = v / 9 == 2 ? vigil_value_missing() : vigil_value_num(amounts[v / 9]);
-		assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+		f[FX_AMOUNT] = v / 9 % 3 == 2 ? vigil_value_missing() : vigil_value_num(amounts[v / 9 % 3]);
+		/* the tuned threshold at its fallback (150), then tuned to 120.5 */
+		tv = v < 27 ? NULL : tv_tuned;
+		assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, &res), VIGIL_OK);
 		for (uint32_t r = 0; r < rules_prog_nrules(prog); r++) {
 			rules_outcome o;
 			bool fired = hit < res.nhits && res.hits[hit] == r;
 
 			hit += fired;
-			assert_int_equal(rules_prog_rule_eval(prog, NULL, f, FX_NSLOTS, r, &o), VIGIL_OK);
+			assert_int_equal(rules_prog_rule_eval(prog, tv, f, FX_NSLOTS, r, &o), VIGIL_OK);
 			if (fired != (o == RULES_OUTCOME_TRUE))
 				fail_msg("variant %d, `%s`: fired %d, outcome %s", v, conds[r], fired,
 				    rules_outcome_name(o));
 		}
 		assert_int_equal(hit, res.nhits);
 	}
+	rules_tvals_free(tv_tuned);
 	rules_prog_free(prog);
 	rules_schema_free(schema);
 }
