@@ -585,7 +585,7 @@ worker_thresholds(batch_worker *wk, uint32_t i, int label)
  * index slots. The record's bytes are only valid until the next read, so
  * the slot's copy is what the lean decoding points into. */
 static vigil_err
-worker_stage(batch_worker *wk, const store_record *rec, bool fed, bool *ret_kept,
+worker_stage(batch_worker *wk, const store_record *rec, const batch_entry *fed, bool *ret_kept,
     store_diag *reterr)
 {
 	batch_run *r = wk->run;
@@ -599,7 +599,7 @@ worker_stage(batch_worker *wk, const store_record *rec, bool fed, bool *ret_kept
 	vigil_err rv;
 
 	*ret_kept = false;
-	if (r->nparts_total > 1 && !fed) {
+	if (r->nparts_total > 1 && fed == NULL) {
 		/* Skip other workers' records before copying or decoding them. */
 		rv = batch_scan_card_id(rec->payload, rec->len, &cid, &clen);
 		if (rv == VIGIL_ENOTFOUND) {
@@ -616,7 +616,7 @@ worker_stage(batch_worker *wk, const store_record *rec, bool fed, bool *ret_kept
 			return VIGIL_OK;
 		}
 	}
-	if (!fed) {
+	if (fed == NULL) {
 		/* A fed record stays in its chunk until the pipeline is flushed;
 		 * the reader's own buffer does not. */
 		if (rec->len > pl->cap) {
@@ -646,9 +646,14 @@ worker_stage(batch_worker *wk, const store_record *rec, bool fed, bool *ret_kept
 			    rec->segment, (unsigned long long)rec->offset, reterr->msg);
 		return VIGIL_OK;
 	}
-	p->ch = XXH64(s->card_id.p, s->card_id.len, 0);
-	if (p->ch % r->nparts_total != wk->part)
-		return VIGIL_OK; /* the scan and the decoder disagree: trust the decoder */
+	if (fed != NULL && fed->cid_len != BATCH_NO_CID && s->card_id.len == fed->cid_len &&
+	    s->card_id.p == (const char *)payload + fed->cid_off) {
+		p->ch = fed->ch; /* the reader routed it on these very bytes */
+	} else {
+		p->ch = XXH64(s->card_id.p, s->card_id.len, 0);
+		if (p->ch % r->nparts_total != wk->part)
+			return VIGIL_OK; /* the scan and the decoder disagree: trust the decoder */
+	}
 	if (s->card_id.len == 0 || s->merchant_id.len == 0) {
 		/* vigild never archives these; a record without them has no key. */
 		wk->bad++;
@@ -822,7 +827,8 @@ worker_flush(batch_worker *wk, store_diag *reterr)
 }
 
 static vigil_err
-worker_record(batch_worker *wk, const store_record *rec, bool fed, store_diag *reterr)
+worker_record(batch_worker *wk, const store_record *rec, const batch_entry *fed,
+    store_diag *reterr)
 {
 	bool kept;
 	vigil_err rv;
@@ -869,7 +875,7 @@ worker_main(void *arg)
 		}
 		if (rec.type != STORE_REC_SCORE || rec.event_time_ms >= r->w.as_of)
 			continue;
-		rv = worker_record(wk, &rec, false, &wk->diag);
+		rv = worker_record(wk, &rec, NULL, &wk->diag);
 		if (rv != VIGIL_OK)
 			goto out;
 	}
@@ -918,7 +924,7 @@ worker_chunk(batch_worker *wk, const batch_chunk *c)
 		rec.len = e.len;
 		rec.segment = e.segment;
 		rec.offset = e.offset;
-		rv = worker_record(wk, &rec, true, &wk->diag);
+		rv = worker_record(wk, &rec, &e, &wk->diag);
 		if (rv != VIGIL_OK)
 			return rv;
 		at += (sizeof e + e.len + 7) & ~(size_t)7;
@@ -1056,7 +1062,8 @@ feed_segname(batch_run *r, const char *seg)
 }
 
 static vigil_err
-feed_put(batch_run *r, batch_worker *wk, const store_record *rec, const char *seg)
+feed_put(batch_run *r, batch_worker *wk, const store_record *rec, const char *seg,
+    const char *cid, size_t clen, uint64_t ch)
 {
 	size_t need = (sizeof(batch_entry) + rec->len + 7) & ~(size_t)7;
 	batch_entry e;
@@ -1074,6 +1081,9 @@ feed_put(batch_run *r, batch_worker *wk, const store_record *rec, const char *se
 	e.offset = rec->offset;
 	e.segment = seg;
 	e.len = (uint32_t)rec->len;
+	e.ch = ch;
+	e.cid_off = cid != NULL ? (uint32_t)(cid - (const char *)rec->payload) : 0;
+	e.cid_len = cid != NULL ? (uint32_t)clen : BATCH_NO_CID;
 	memcpy(wk->filling->buf + wk->filling->used, &e, sizeof e);
 	memcpy(wk->filling->buf + wk->filling->used + sizeof e, rec->payload, rec->len);
 	wk->filling->used += need;
@@ -1098,7 +1108,8 @@ feed_read(batch_run *r, batch_reader_ctx *cc, store_diag *reterr)
 		goto out;
 	for (;;) {
 		const char *cid, *seg;
-		size_t clen;
+		size_t clen = 0;
+		uint64_t h, ch;
 		uint32_t w = 0;
 
 		if (atomic_load(&r->stop))
@@ -1117,25 +1128,34 @@ feed_read(batch_run *r, batch_reader_ctx *cc, store_diag *reterr)
 		if (rec.type != STORE_REC_SCORE || rec.event_time_ms >= r->w.as_of)
 			continue;
 		rv = batch_scan_card_id(rec.payload, rec.len, &cid, &clen);
+		ch = 0;
 		if (rv == VIGIL_ENOTFOUND) {
-			cid = "";
-			clen = 0;
+			h = XXH64("", 0, 0);
+			cid = NULL; /* no id to match the decoder's against */
 			rv = VIGIL_OK;
+		} else if (rv == VIGIL_OK) {
+			h = ch = XXH64(cid, clen, 0);
+		} else {
+			cid = NULL;
 		}
 		if (rv == VIGIL_OK) {
 			/* Worker i owns hash % (N*T) == p + N*i (run_workers). */
-			uint64_t k = XXH64(cid, clen, 0) % r->nparts_total;
+			uint64_t k = h % r->nparts_total;
 
-			if (k % pc != r->opts.part_index)
-				continue;
-			w = (uint32_t)(k / pc);
+			if (pc == 1) {
+				w = (uint32_t)k;
+			} else {
+				if (k % pc != r->opts.part_index)
+					continue;
+				w = (uint32_t)(k / pc);
+			}
 		}
 		seg = feed_segname(r, rec.segment);
 		if (seg == NULL) {
 			rv = VIGIL_ENOMEM;
 			goto out;
 		}
-		rv = feed_put(r, &r->workers[w], &rec, seg);
+		rv = feed_put(r, &r->workers[w], &rec, seg, cid, clen, ch);
 		if (rv == VIGIL_ECLOSED) {
 			rv = VIGIL_OK; /* a worker failed; its error is the one to report */
 			break;

@@ -105,12 +105,18 @@ typedef struct batch_chunk {
 	size_t              cap, used;
 } batch_chunk;
 
-/* One record in a chunk; its payload follows, the next entry is 8-aligned. */
+/* One record in a chunk; its payload follows, the next entry is 8-aligned.
+ * The reader's card-id scan rides along: the id's place in the payload and
+ * its hash (cid_len BATCH_NO_CID when the scan found none), so that the
+ * worker, once its decoder has seen the same id, does not hash it again. */
 typedef struct batch_entry {
 	uint64_t    seq, offset;
 	const char *segment; /* a name in the feed's list: lives as long as the run */
-	uint32_t    len;
+	uint64_t    ch;
+	uint32_t    len, cid_off, cid_len;
 } batch_entry;
+
+#define BATCH_NO_CID UINT32_MAX
 
 typedef struct batch_segname {
 	struct batch_segname *next;

@@ -12,11 +12,17 @@
 
 #include "int.h"
 
-static vigil_err
+static inline vigil_err
 scan_varint(const uint8_t **pp, const uint8_t *end, uint64_t *ret)
 {
 	const uint8_t *p = *pp;
 	uint64_t v = 0;
+
+	if (p < end && *p < 0x80) { /* one byte: tags and short lengths */
+		*ret = *p;
+		*pp = p + 1;
+		return VIGIL_OK;
+	}
 
 	for (int shift = 0; shift < 64; shift += 7) {
 		if (p >= end)
@@ -33,7 +39,7 @@ scan_varint(const uint8_t **pp, const uint8_t *end, uint64_t *ret)
 
 /* Reads the field at *pp (< end): its number and, for a length-delimited
  * field, its contents (*ret_data NULL otherwise); moves *pp past it. */
-static vigil_err
+static inline __attribute__((always_inline)) vigil_err
 scan_next(const uint8_t **pp, const uint8_t *end, uint64_t *ret_num, const uint8_t **ret_data,
     size_t *ret_len)
 {

@@ -470,6 +470,14 @@ test_scan_card_id(void **state)
 	assert_int_equal(batch_scan_card_id(buf, len, &cid, &clen), VIGIL_OK);
 	assert_int_equal(clen, 7);
 	assert_memory_equal(cid, "card-42", 7);
+	{
+		store_scored_lean lean;
+		store_diag d;
+
+		assert_int_equal(store_scored_decode_lean(buf, len, &lean, &d), VIGIL_OK);
+		assert_ptr_equal(lean.card_id.p, cid);
+		assert_int_equal(lean.card_id.len, clen);
+	}
 	/* every truncation is either malformed or lacks the field, never a crash */
 	for (size_t n = 0; n < len; n++) {
 		vigil_err rv = batch_scan_card_id(buf, n, &cid, &clen);
@@ -505,6 +513,12 @@ test_scan_card_id(void **state)
 		assert_int_equal(store_scored_decode_lean(later, sizeof later, &lean, &d), VIGIL_OK);
 		assert_int_equal(lean.card_id.len, 2);
 		assert_memory_equal(lean.card_id.p, "xy", 2);
+		/* the very bytes the decoder points at: a fed worker then reuses
+		 * the reader's hash of them (batch/rebuild.c worker_stage) */
+		assert_ptr_equal(lean.card_id.p, cid);
+		assert_int_equal(store_scored_decode_lean(two, sizeof two, &lean, &d), VIGIL_OK);
+		assert_int_equal(batch_scan_card_id(two, sizeof two, &cid, &clen), VIGIL_OK);
+		assert_ptr_equal(lean.card_id.p, cid);
 	}
 }
 
