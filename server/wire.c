@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pbwire.h"
 #include "wire.h"
 
 const char *
@@ -309,99 +310,25 @@ srv_wire_error_reply(const srv_wire_err *err, Vigil__V1__Reply *ret_reply)
 
 /* ============================ reply encoding ============================ */
 
-/* Bytes of v as a base-128 varint. */
-static size_t
-wire_varint_size(uint64_t v)
-{
-	size_t n = 1;
-
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static uint8_t *
-wire_varint(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
-
-/* An int32 or enum travels sign-extended to 64 bits (10 bytes if negative). */
-static uint64_t
-wire_int32(int32_t v)
-{
-	return (uint64_t)(int64_t)v;
-}
-
-/* Size of a string field (tag < 16), 0 if proto3 leaves it out. */
-static size_t
-wire_str_size(const char *s)
-{
-	size_t n;
-
-	if (s == NULL || s[0] == '\0')
-		return 0;
-	n = strlen(s);
-	return 1 + wire_varint_size(n) + n;
-}
-
-static uint8_t *
-wire_str(uint8_t *p, uint32_t field, const char *s)
-{
-	size_t n;
-
-	if (s == NULL || s[0] == '\0')
-		return p;
-	n = strlen(s);
-	*p++ = (uint8_t)(field << 3 | 2);
-	p = wire_varint(p, n);
-	memcpy(p, s, n);
-	return p + n;
-}
-
-/* Size of a varint field (tag < 16), 0 if the value is 0. */
-static size_t
-wire_num_size(uint64_t v)
-{
-	return v == 0 ? 0 : 1 + wire_varint_size(v);
-}
-
-static uint8_t *
-wire_num(uint8_t *p, uint32_t field, uint64_t v)
-{
-	if (v == 0)
-		return p;
-	*p++ = (uint8_t)(field << 3);
-	return wire_varint(p, v);
-}
-
 static size_t
 wire_hit_size(const Vigil__V1__Hit *h)
 {
-	return wire_str_size(h->rule) + wire_num_size(wire_int32(h->points)) +
-	    wire_str_size(h->reason) + (h->shadow ? 2 : 0);
+	return vigil_pb_cstr_size(1, h->rule) + vigil_pb_num_size(2, vigil_pb_int32(h->points)) +
+	    vigil_pb_cstr_size(3, h->reason) + vigil_pb_bool_size(4, h->shadow);
 }
 
 static size_t
 wire_score_size(const Vigil__V1__ScoreReply *sr)
 {
-	size_t n = wire_str_size(sr->txn_id) + wire_num_size(wire_int32(sr->score)) +
-	    wire_num_size(wire_int32((int32_t)sr->decision));
+	size_t n = vigil_pb_cstr_size(1, sr->txn_id) +
+	    vigil_pb_num_size(2, vigil_pb_int32(sr->score)) +
+	    vigil_pb_num_size(3, vigil_pb_int32((int32_t)sr->decision));
 
-	for (size_t i = 0; i < sr->n_hits; i++) {
-		size_t h = wire_hit_size(sr->hits[i]);
-
-		n += 1 + wire_varint_size(h) + h;
-	}
-	return n + wire_str_size(sr->rules_version) + wire_num_size(sr->features_generation) +
-	    wire_num_size(sr->latency_us) + (sr->duplicate ? 2 : 0) + (sr->dry_run ? 2 : 0);
+	for (size_t i = 0; i < sr->n_hits; i++)
+		n += vigil_pb_len_size(4, wire_hit_size(sr->hits[i]));
+	return n + vigil_pb_cstr_size(5, sr->rules_version) +
+	    vigil_pb_num_size(6, sr->features_generation) + vigil_pb_num_size(7, sr->latency_us) +
+	    vigil_pb_bool_size(8, sr->duplicate) + vigil_pb_bool_size(9, sr->dry_run);
 }
 
 /* The kinds encoded here; anything else (or unknown fields) is protobuf-c's. */
@@ -424,14 +351,11 @@ wire_reply_direct(const Vigil__V1__Reply *r)
 static size_t
 wire_reply_size(const Vigil__V1__Reply *r)
 {
-	size_t n = wire_num_size(wire_int32((int32_t)r->status)) + wire_str_size(r->message) +
-	    wire_str_size(r->field);
+	size_t n = vigil_pb_num_size(1, vigil_pb_int32((int32_t)r->status)) +
+	    vigil_pb_cstr_size(2, r->message) + vigil_pb_cstr_size(3, r->field);
 
-	if (r->kind_case == VIGIL__V1__REPLY__KIND_SCORE) {
-		size_t sr = wire_score_size(r->score);
-
-		n += 1 + wire_varint_size(sr) + sr;
-	}
+	if (r->kind_case == VIGIL__V1__REPLY__KIND_SCORE)
+		n += vigil_pb_len_size(4, wire_score_size(r->score));
 	return n;
 }
 
@@ -451,39 +375,28 @@ srv_wire_reply_pack(const Vigil__V1__Reply *r, uint8_t *out)
 
 	if (!wire_reply_direct(r))
 		return vigil__v1__reply__pack(r, out);
-	p = wire_num(p, 1, wire_int32((int32_t)r->status));
-	p = wire_str(p, 2, r->message);
-	p = wire_str(p, 3, r->field);
+	p = vigil_pb_num(p, 1, vigil_pb_int32((int32_t)r->status));
+	p = vigil_pb_cstr(p, 2, r->message);
+	p = vigil_pb_cstr(p, 3, r->field);
 	if (r->kind_case != VIGIL__V1__REPLY__KIND_SCORE)
 		return (size_t)(p - out);
-	*p++ = 4 << 3 | 2;
-	p = wire_varint(p, wire_score_size(sr));
-	p = wire_str(p, 1, sr->txn_id);
-	p = wire_num(p, 2, wire_int32(sr->score));
-	p = wire_num(p, 3, wire_int32((int32_t)sr->decision));
+	p = vigil_pb_len(p, 4, wire_score_size(sr));
+	p = vigil_pb_cstr(p, 1, sr->txn_id);
+	p = vigil_pb_num(p, 2, vigil_pb_int32(sr->score));
+	p = vigil_pb_num(p, 3, vigil_pb_int32((int32_t)sr->decision));
 	for (size_t i = 0; i < sr->n_hits; i++) {
 		const Vigil__V1__Hit *h = sr->hits[i];
 
-		*p++ = 4 << 3 | 2;
-		p = wire_varint(p, wire_hit_size(h));
-		p = wire_str(p, 1, h->rule);
-		p = wire_num(p, 2, wire_int32(h->points));
-		p = wire_str(p, 3, h->reason);
-		if (h->shadow) {
-			*p++ = 4 << 3;
-			*p++ = 1;
-		}
+		p = vigil_pb_len(p, 4, wire_hit_size(h));
+		p = vigil_pb_cstr(p, 1, h->rule);
+		p = vigil_pb_num(p, 2, vigil_pb_int32(h->points));
+		p = vigil_pb_cstr(p, 3, h->reason);
+		p = vigil_pb_bool(p, 4, h->shadow);
 	}
-	p = wire_str(p, 5, sr->rules_version);
-	p = wire_num(p, 6, sr->features_generation);
-	p = wire_num(p, 7, sr->latency_us);
-	if (sr->duplicate) {
-		*p++ = 8 << 3;
-		*p++ = 1;
-	}
-	if (sr->dry_run) {
-		*p++ = 9 << 3;
-		*p++ = 1;
-	}
+	p = vigil_pb_cstr(p, 5, sr->rules_version);
+	p = vigil_pb_num(p, 6, sr->features_generation);
+	p = vigil_pb_num(p, 7, sr->latency_us);
+	p = vigil_pb_bool(p, 8, sr->duplicate);
+	p = vigil_pb_bool(p, 9, sr->dry_run);
 	return (size_t)(p - out);
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pbwire.h"
 #include "schema.h"
 #include "store.h"
 #include "vigil.pb-c.h"
@@ -86,113 +87,179 @@ rec_copy(char *dst, const char *src)
 /* ------------------------------------------------------------------ */
 /* Encoding                                                            */
 
-/* The C strings of a vigil_txn are char arrays; protobuf-c wants char *. */
-#define REC_S(x) ((char *)(x))
+/*
+ * store_scored_encode writes ArchivedScore directly from the C struct: the
+ * bytes protobuf-c's pack writes for the same message (proto3: zero values
+ * left out, fields in number order, nested messages length-prefixed), without
+ * its descriptor walk and its size pass per nested message. One pass checks
+ * every input and sizes the nested messages, keeping the string lengths; the
+ * second writes. tests/store_archive/test_record.c compares the bytes with
+ * vigil__v1__archived_score__pack over thousands of generated records.
+ */
 
-static void
-rec_txn_to_msg(const vigil_txn *t, Vigil__V1__Transaction *m, Vigil__V1__Location *loc)
+/* The C strings of a vigil_txn, in field order, with their field numbers. */
+#define REC_TXN_NSTR 8
+
+typedef struct rec_sizes {
+	size_t txn;                     /* Transaction body */
+	size_t loc;                     /* Location body (has_location) */
+	size_t str[REC_TXN_NSTR];       /* strlen of txn_id, card_id, ... */
+	size_t rv;                      /* strlen of rules_version */
+	size_t hit[STORE_MAX_HITS];     /* Hit body */
+	size_t rule[STORE_MAX_HITS];    /* strlen of hits[].rule */
+	size_t feat[STORE_MAX_FEATS];   /* FeatureValue body */
+	size_t name[STORE_MAX_FEATS];   /* strlen of feats[].name */
+	size_t fstr[STORE_MAX_FEATS];   /* bytes of feats[].val.str written */
+	size_t total;
+} rec_sizes;
+
+/* strnlen, and whether s is terminated within its cap bytes. */
+static bool
+rec_len(const char *s, size_t cap, size_t *ret_len)
 {
-	m->txn_id        = REC_S(t->txn_id);
-	m->event_time_ms = t->event_time_ms;
-	m->card_id       = REC_S(t->card_id);
-	m->merchant_id   = REC_S(t->merchant_id);
-	m->terminal_id   = REC_S(t->terminal_id);
-	m->amount_minor  = t->amount_minor;
-	m->currency      = REC_S(t->currency);
-	m->mcc           = t->mcc;
-	m->country       = REC_S(t->country);
-	m->channel       = (Vigil__V1__Channel)t->channel;
-	m->device_id     = REC_S(t->device_id);
-	m->ip            = REC_S(t->ip);
-	if (t->has_location) {
-		loc->latitude  = t->lat;
-		loc->longitude = t->lon;
-		m->location    = loc;
-	}
+	*ret_len = strnlen(s, cap);
+	return *ret_len < cap;
 }
 
-/* The C string fields of a vigil_txn must be terminated within their arrays. */
 static vigil_err
-rec_txn_check_terminated(const vigil_txn *t)
+rec_scored_size(const store_scored *s, rec_sizes *z)
 {
-	if (memchr(t->txn_id, 0, sizeof t->txn_id) == NULL ||
-	    memchr(t->card_id, 0, sizeof t->card_id) == NULL ||
-	    memchr(t->merchant_id, 0, sizeof t->merchant_id) == NULL ||
-	    memchr(t->terminal_id, 0, sizeof t->terminal_id) == NULL ||
-	    memchr(t->device_id, 0, sizeof t->device_id) == NULL ||
-	    memchr(t->ip, 0, sizeof t->ip) == NULL ||
-	    memchr(t->currency, 0, sizeof t->currency) == NULL ||
-	    memchr(t->country, 0, sizeof t->country) == NULL)
+	const vigil_txn *t = &s->txn;
+	const struct {
+		const char *s;
+		size_t cap;
+		uint32_t field;
+	} strs[REC_TXN_NSTR] = {
+		{ t->txn_id, sizeof t->txn_id, 1 },
+		{ t->card_id, sizeof t->card_id, 3 },
+		{ t->merchant_id, sizeof t->merchant_id, 4 },
+		{ t->terminal_id, sizeof t->terminal_id, 5 },
+		{ t->currency, sizeof t->currency, 7 },
+		{ t->country, sizeof t->country, 9 },
+		{ t->device_id, sizeof t->device_id, 11 },
+		{ t->ip, sizeof t->ip, 12 },
+	};
+	size_t n, strused = 0;
+
+	if (s->nhits > STORE_MAX_HITS || s->nfeats > STORE_MAX_FEATS)
 		return VIGIL_EINVAL;
+	n = vigil_pb_num_size(2, (uint64_t)t->event_time_ms) +
+	    vigil_pb_num_size(6, (uint64_t)t->amount_minor) + vigil_pb_num_size(8, t->mcc) +
+	    vigil_pb_num_size(10, vigil_pb_int32(t->channel));
+	for (int i = 0; i < REC_TXN_NSTR; i++) {
+		if (!rec_len(strs[i].s, strs[i].cap, &z->str[i]))
+			return VIGIL_EINVAL;
+		n += vigil_pb_str_size(strs[i].field, z->str[i]);
+	}
+	z->loc = 0;
+	if (t->has_location) {
+		z->loc = vigil_pb_double_size(1, t->lat) + vigil_pb_double_size(2, t->lon);
+		n += vigil_pb_len_size(13, z->loc);
+	}
+	z->txn = n;
+	if (!rec_len(s->rules_version, sizeof s->rules_version, &z->rv))
+		return VIGIL_EINVAL;
+	n = vigil_pb_len_size(1, z->txn) + vigil_pb_num_size(2, vigil_pb_int32(s->score)) +
+	    vigil_pb_num_size(3, vigil_pb_int32((int32_t)s->decision)) +
+	    vigil_pb_str_size(5, z->rv) + vigil_pb_num_size(6, s->features_gen) +
+	    vigil_pb_num_size(7, (uint64_t)s->scored_at_ms);
+	for (uint32_t i = 0; i < s->nhits; i++) {
+		const store_hit *h = &s->hits[i];
+
+		if (!rec_len(h->rule, sizeof h->rule, &z->rule[i]))
+			return VIGIL_EINVAL;
+		z->hit[i] = vigil_pb_str_size(1, z->rule[i]) +
+		    vigil_pb_num_size(2, vigil_pb_int32(h->points)) + vigil_pb_bool_size(4, h->shadow);
+		n += vigil_pb_len_size(4, z->hit[i]);
+	}
+	for (uint32_t i = 0; i < s->nfeats; i++) {
+		const store_featval *f = &s->feats[i];
+
+		if (!rec_len(f->name, sizeof f->name, &z->name[i]))
+			return VIGIL_EINVAL;
+		z->fstr[i] = 0;
+		if (f->val.str != NULL && f->val.len > 0) {
+			/* Same cap as decoding (strbuf, NUL-terminated), so what we
+			 * write can always be read back. */
+			if (f->val.len >= sizeof s->strbuf - strused ||
+			    memchr(f->val.str, 0, f->val.len) != NULL)
+				return VIGIL_EINVAL;
+			strused += f->val.len + 1;
+			z->fstr[i] = f->val.len;
+		}
+		z->feat[i] = vigil_pb_str_size(1, z->name[i]) + vigil_pb_double_size(2, f->val.num) +
+		    vigil_pb_str_size(3, z->fstr[i]) + vigil_pb_bool_size(4, f->val.present);
+		n += vigil_pb_len_size(8, z->feat[i]);
+	}
+	z->total = n;
 	return VIGIL_OK;
+}
+
+static uint8_t *
+rec_txn_write(uint8_t *p, const vigil_txn *t, const rec_sizes *z)
+{
+	p = vigil_pb_len(p, 1, z->txn);
+	p = vigil_pb_str(p, 1, t->txn_id, z->str[0]);
+	p = vigil_pb_num(p, 2, (uint64_t)t->event_time_ms);
+	p = vigil_pb_str(p, 3, t->card_id, z->str[1]);
+	p = vigil_pb_str(p, 4, t->merchant_id, z->str[2]);
+	p = vigil_pb_str(p, 5, t->terminal_id, z->str[3]);
+	p = vigil_pb_num(p, 6, (uint64_t)t->amount_minor);
+	p = vigil_pb_str(p, 7, t->currency, z->str[4]);
+	p = vigil_pb_num(p, 8, t->mcc);
+	p = vigil_pb_str(p, 9, t->country, z->str[5]);
+	p = vigil_pb_num(p, 10, vigil_pb_int32(t->channel));
+	p = vigil_pb_str(p, 11, t->device_id, z->str[6]);
+	p = vigil_pb_str(p, 12, t->ip, z->str[7]);
+	if (t->has_location) {
+		p = vigil_pb_len(p, 13, z->loc);
+		p = vigil_pb_double(p, 1, t->lat);
+		p = vigil_pb_double(p, 2, t->lon);
+	}
+	return p;
 }
 
 vigil_err
 store_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_len)
 {
-	Vigil__V1__ArchivedScore  msg = VIGIL__V1__ARCHIVED_SCORE__INIT;
-	Vigil__V1__Transaction    txn = VIGIL__V1__TRANSACTION__INIT;
-	Vigil__V1__Location       loc = VIGIL__V1__LOCATION__INIT;
-	Vigil__V1__Hit            hits[STORE_MAX_HITS];
-	Vigil__V1__Hit           *hitp[STORE_MAX_HITS];
-	Vigil__V1__FeatureValue   fv[STORE_MAX_FEATS];
-	Vigil__V1__FeatureValue  *fvp[STORE_MAX_FEATS];
-	char                      strs[sizeof s->strbuf];
-	size_t                    strused = 0, need;
+	rec_sizes z;
+	uint8_t *p = buf;
+	vigil_err rv;
 
-	if (s->nhits > STORE_MAX_HITS || s->nfeats > STORE_MAX_FEATS)
-		return VIGIL_EINVAL;
-	if (rec_txn_check_terminated(&s->txn) != VIGIL_OK ||
-	    memchr(s->rules_version, 0, sizeof s->rules_version) == NULL)
-		return VIGIL_EINVAL;
-	rec_txn_to_msg(&s->txn, &txn, &loc);
-	msg.txn      = &txn;
-	msg.score    = s->score;
-	msg.decision = (Vigil__V1__Decision)s->decision;
+	rv = rec_scored_size(s, &z);
+	if (rv != VIGIL_OK)
+		return rv;
+	if (z.total > cap)
+		return VIGIL_ETOOBIG;
+	p = rec_txn_write(p, &s->txn, &z);
+	p = vigil_pb_num(p, 2, vigil_pb_int32(s->score));
+	p = vigil_pb_num(p, 3, vigil_pb_int32((int32_t)s->decision));
 	for (uint32_t i = 0; i < s->nhits; i++) {
-		if (memchr(s->hits[i].rule, 0, sizeof s->hits[i].rule) == NULL)
-			return VIGIL_EINVAL;
-		vigil__v1__hit__init(&hits[i]);
-		hits[i].rule   = REC_S(s->hits[i].rule);
-		hits[i].points = s->hits[i].points;
-		hits[i].shadow = s->hits[i].shadow;
-		hitp[i] = &hits[i];
+		const store_hit *h = &s->hits[i];
+
+		p = vigil_pb_len(p, 4, z.hit[i]);
+		p = vigil_pb_str(p, 1, h->rule, z.rule[i]);
+		p = vigil_pb_num(p, 2, vigil_pb_int32(h->points));
+		p = vigil_pb_bool(p, 4, h->shadow);
 	}
-	msg.n_hits              = s->nhits;
-	msg.hits                = hitp;
-	msg.rules_version       = REC_S(s->rules_version);
-	msg.features_generation = s->features_gen;
-	msg.scored_at_ms        = s->scored_at_ms;
+	p = vigil_pb_str(p, 5, s->rules_version, z.rv);
+	p = vigil_pb_num(p, 6, s->features_gen);
+	p = vigil_pb_num(p, 7, (uint64_t)s->scored_at_ms);
 	for (uint32_t i = 0; i < s->nfeats; i++) {
 		const store_featval *f = &s->feats[i];
 
-		if (memchr(f->name, 0, sizeof f->name) == NULL)
-			return VIGIL_EINVAL;
-		vigil__v1__feature_value__init(&fv[i]);
-		fv[i].name    = REC_S(f->name);
-		fv[i].num     = f->val.num;
-		fv[i].present = f->val.present;
-		if (f->val.str != NULL && f->val.len > 0) {
-			/* Same cap as decoding (strbuf, NUL-terminated), so what we
-			 * write can always be read back. */
-			if (f->val.len >= sizeof strs - strused ||
-			    memchr(f->val.str, 0, f->val.len) != NULL)
-				return VIGIL_EINVAL;
-			memcpy(strs + strused, f->val.str, f->val.len);
-			strs[strused + f->val.len] = '\0';
-			fv[i].str = strs + strused;
-			strused += f->val.len + 1;
-		}
-		fvp[i] = &fv[i];
+		p = vigil_pb_len(p, 8, z.feat[i]);
+		p = vigil_pb_str(p, 1, f->name, z.name[i]);
+		p = vigil_pb_double(p, 2, f->val.num);
+		p = vigil_pb_str(p, 3, f->val.str, z.fstr[i]);
+		p = vigil_pb_bool(p, 4, f->val.present);
 	}
-	msg.n_features = s->nfeats;
-	msg.features   = fvp;
-	need = vigil__v1__archived_score__get_packed_size(&msg);
-	if (need > cap)
-		return VIGIL_ETOOBIG;
-	*ret_len = vigil__v1__archived_score__pack(&msg, buf);
+	*ret_len = (size_t)(p - (uint8_t *)buf);
 	return VIGIL_OK;
 }
+
+/* The C strings of a label are char arrays; protobuf-c wants char *. */
+#define REC_S(x) ((char *)(x))
 
 vigil_err
 store_label_encode(const store_label *l, void *buf, size_t cap, size_t *ret_len)

@@ -6,6 +6,7 @@
  * (store_scored_decode_lean) agreeing with the full one on every payload,
  * valid, odd (repeated messages, odd wire types) or mutated.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -441,6 +442,289 @@ test_lean_round_trip(void **state)
 	assert_non_null(lean.terminal_id.p);
 }
 
+/* ---- The direct encoder against protobuf-c's pack ---- */
+
+/* The protobuf-c encoder store_scored_encode replaced, kept as the
+ * reference: same checks, same return values, bytes by
+ * vigil__v1__archived_score__pack. */
+#define REF_S(x) ((char *)(x))
+
+static vigil_err
+ref_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_len)
+{
+	Vigil__V1__ArchivedScore  msg = VIGIL__V1__ARCHIVED_SCORE__INIT;
+	Vigil__V1__Transaction    txn = VIGIL__V1__TRANSACTION__INIT;
+	Vigil__V1__Location       loc = VIGIL__V1__LOCATION__INIT;
+	Vigil__V1__Hit            hits[STORE_MAX_HITS];
+	Vigil__V1__Hit           *hitp[STORE_MAX_HITS];
+	Vigil__V1__FeatureValue   fv[STORE_MAX_FEATS];
+	Vigil__V1__FeatureValue  *fvp[STORE_MAX_FEATS];
+	char                      strs[sizeof s->strbuf];
+	size_t                    strused = 0, need;
+	const vigil_txn          *t = &s->txn;
+
+	if (s->nhits > STORE_MAX_HITS || s->nfeats > STORE_MAX_FEATS)
+		return VIGIL_EINVAL;
+	if (memchr(t->txn_id, 0, sizeof t->txn_id) == NULL ||
+	    memchr(t->card_id, 0, sizeof t->card_id) == NULL ||
+	    memchr(t->merchant_id, 0, sizeof t->merchant_id) == NULL ||
+	    memchr(t->terminal_id, 0, sizeof t->terminal_id) == NULL ||
+	    memchr(t->device_id, 0, sizeof t->device_id) == NULL ||
+	    memchr(t->ip, 0, sizeof t->ip) == NULL ||
+	    memchr(t->currency, 0, sizeof t->currency) == NULL ||
+	    memchr(t->country, 0, sizeof t->country) == NULL ||
+	    memchr(s->rules_version, 0, sizeof s->rules_version) == NULL)
+		return VIGIL_EINVAL;
+	txn.txn_id        = REF_S(t->txn_id);
+	txn.event_time_ms = t->event_time_ms;
+	txn.card_id       = REF_S(t->card_id);
+	txn.merchant_id   = REF_S(t->merchant_id);
+	txn.terminal_id   = REF_S(t->terminal_id);
+	txn.amount_minor  = t->amount_minor;
+	txn.currency      = REF_S(t->currency);
+	txn.mcc           = t->mcc;
+	txn.country       = REF_S(t->country);
+	txn.channel       = (Vigil__V1__Channel)t->channel;
+	txn.device_id     = REF_S(t->device_id);
+	txn.ip            = REF_S(t->ip);
+	if (t->has_location) {
+		loc.latitude  = t->lat;
+		loc.longitude = t->lon;
+		txn.location  = &loc;
+	}
+	msg.txn      = &txn;
+	msg.score    = s->score;
+	msg.decision = (Vigil__V1__Decision)s->decision;
+	for (uint32_t i = 0; i < s->nhits; i++) {
+		if (memchr(s->hits[i].rule, 0, sizeof s->hits[i].rule) == NULL)
+			return VIGIL_EINVAL;
+		vigil__v1__hit__init(&hits[i]);
+		hits[i].rule   = REF_S(s->hits[i].rule);
+		hits[i].points = s->hits[i].points;
+		hits[i].shadow = s->hits[i].shadow;
+		hitp[i] = &hits[i];
+	}
+	msg.n_hits              = s->nhits;
+	msg.hits                = hitp;
+	msg.rules_version       = REF_S(s->rules_version);
+	msg.features_generation = s->features_gen;
+	msg.scored_at_ms        = s->scored_at_ms;
+	for (uint32_t i = 0; i < s->nfeats; i++) {
+		const store_featval *f = &s->feats[i];
+
+		if (memchr(f->name, 0, sizeof f->name) == NULL)
+			return VIGIL_EINVAL;
+		vigil__v1__feature_value__init(&fv[i]);
+		fv[i].name    = REF_S(f->name);
+		fv[i].num     = f->val.num;
+		fv[i].present = f->val.present;
+		if (f->val.str != NULL && f->val.len > 0) {
+			if (f->val.len >= sizeof strs - strused ||
+			    memchr(f->val.str, 0, f->val.len) != NULL)
+				return VIGIL_EINVAL;
+			memcpy(strs + strused, f->val.str, f->val.len);
+			strs[strused + f->val.len] = '\0';
+			fv[i].str = strs + strused;
+			strused += f->val.len + 1;
+		}
+		fvp[i] = &fv[i];
+	}
+	msg.n_features = s->nfeats;
+	msg.features   = fvp;
+	need = vigil__v1__archived_score__get_packed_size(&msg);
+	if (need > cap)
+		return VIGIL_ETOOBIG;
+	*ret_len = vigil__v1__archived_score__pack(&msg, buf);
+	return VIGIL_OK;
+}
+
+static uint64_t gen_rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+gen_next(void)
+{
+	gen_rng ^= gen_rng << 13;
+	gen_rng ^= gen_rng >> 7;
+	gen_rng ^= gen_rng << 17;
+	return gen_rng;
+}
+
+static uint64_t
+gen_below(uint64_t n)
+{
+	return gen_next() % n;
+}
+
+/* A string in a char[cap]: every length from empty to full, printable bytes;
+ * one time in 400 unterminated. */
+static void
+gen_str(char *dst, size_t cap)
+{
+	size_t n;
+
+	if (gen_below(400) == 0) {
+		memset(dst, 'u', cap);
+		return;
+	}
+	switch (gen_below(4)) {
+	case 0:  n = 0; break;
+	case 1:  n = cap - 1; break;
+	default: n = (size_t)gen_below(cap); break;
+	}
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (char)(0x21 + gen_below(94));
+	memset(dst + n, 0, cap - n);
+}
+
+/* Integers around every varint boundary, both signs, and the extremes. */
+static uint64_t
+gen_int(void)
+{
+	switch (gen_below(6)) {
+	case 0:  return 0;
+	case 1:  return gen_below(2) ? UINT64_MAX : (uint64_t)INT64_MIN;
+	case 2:  return (uint64_t)1 << gen_below(64);
+	case 3:  return ((uint64_t)1 << gen_below(64)) - 1;
+	case 4:  return (uint64_t)-(int64_t)gen_below(1000);
+	default: return gen_next() >> gen_below(64);
+	}
+}
+
+static double
+gen_double(void)
+{
+	static const double odd[] = { 0.0, -0.0, 1.0, -1.5, 1e300, -1e-310, 48.8566 };
+	uint64_t u;
+	double d;
+
+	switch (gen_below(5)) {
+	case 0:  return odd[gen_below(sizeof odd / sizeof odd[0])];
+	case 1:  return gen_below(2) ? (double)INFINITY : -(double)INFINITY;
+	case 2:  return gen_below(2) ? (double)NAN : -(double)NAN;
+	case 3:  return (double)(int64_t)gen_int();
+	default:
+		u = gen_next();
+		memcpy(&d, &u, sizeof d);
+		return d;
+	}
+}
+
+/* A record with every field drawn; mostly valid, sometimes over a cap. */
+static void
+gen_scored(store_scored *s, char *strpool, size_t poolcap)
+{
+	vigil_txn *t = &s->txn;
+	size_t pool = 0;
+
+	memset(s, 0, sizeof *s);
+	gen_str(t->txn_id, sizeof t->txn_id);
+	gen_str(t->card_id, sizeof t->card_id);
+	gen_str(t->merchant_id, sizeof t->merchant_id);
+	gen_str(t->terminal_id, sizeof t->terminal_id);
+	gen_str(t->device_id, sizeof t->device_id);
+	gen_str(t->ip, sizeof t->ip);
+	gen_str(t->currency, sizeof t->currency);
+	gen_str(t->country, sizeof t->country);
+	t->event_time_ms = (int64_t)gen_int();
+	t->amount_minor = (int64_t)gen_int();
+	t->mcc = (uint32_t)gen_int();
+	t->channel = (uint8_t)gen_below(VIGIL_CHANNEL_COUNT_);
+	t->has_location = gen_below(3) != 0;
+	t->lat = gen_double();
+	t->lon = gen_double();
+	s->score = (int32_t)gen_int();
+	s->decision = (vigil_decision)gen_below(VIGIL_DECISION_DECLINE + 1);
+	s->nhits = (uint32_t)(gen_below(8) == 0 ? STORE_MAX_HITS : gen_below(STORE_MAX_HITS + 1));
+	if (gen_below(200) == 0)
+		s->nhits = STORE_MAX_HITS + 1;
+	for (uint32_t i = 0; i < s->nhits && i < STORE_MAX_HITS; i++) {
+		gen_str(s->hits[i].rule, sizeof s->hits[i].rule);
+		s->hits[i].points = (int32_t)gen_int();
+		s->hits[i].shadow = gen_below(2) != 0;
+	}
+	gen_str(s->rules_version, sizeof s->rules_version);
+	s->features_gen = gen_int();
+	s->scored_at_ms = (int64_t)gen_int();
+	s->nfeats = (uint32_t)(gen_below(8) == 0 ? STORE_MAX_FEATS : gen_below(STORE_MAX_FEATS + 1));
+	if (gen_below(200) == 0)
+		s->nfeats = STORE_MAX_FEATS + 1;
+	for (uint32_t i = 0; i < s->nfeats && i < STORE_MAX_FEATS; i++) {
+		store_featval *f = &s->feats[i];
+		uint32_t len = (uint32_t)gen_below(gen_below(4) == 0 ? 300 : 40);
+
+		gen_str(f->name, sizeof f->name);
+		f->val.num = gen_double();
+		f->val.present = gen_below(4) != 0;
+		if (gen_below(3) == 0 || pool + len > poolcap)
+			continue; /* no string */
+		for (uint32_t k = 0; k < len; k++)
+			strpool[pool + k] = (char)(0x20 + gen_below(95));
+		if (len > 0 && gen_below(500) == 0)
+			strpool[pool + gen_below(len)] = '\0';
+		f->val.str = gen_below(50) == 0 ? NULL : strpool + pool;
+		f->val.len = len;
+		pool += len;
+	}
+}
+
+/* Every generated record: the same verdict and bytes as protobuf-c, ETOOBIG
+ * one byte short without touching the buffer, and a round trip through both
+ * decoders that re-encodes to the same bytes. */
+static void
+test_scored_encode_matches_protobuf_c(void **state)
+{
+	static store_scored in, out;
+	static char pool[4096];
+	static uint8_t want[32768], got[32768];
+	unsigned ok = 0, einval = 0, full = 0;
+
+	(void)state;
+	for (int r = 0; r < 6000; r++) {
+		size_t wlen = 0, glen = 0, len2 = 0;
+		vigil_err wv, gv;
+
+		gen_scored(&in, pool, sizeof pool);
+		memset(got, 0xEE, sizeof got);
+		wv = ref_scored_encode(&in, want, sizeof want, &wlen);
+		gv = store_scored_encode(&in, got, sizeof got, &glen);
+		assert_int_equal(gv, wv);
+		if (wv != VIGIL_OK) {
+			assert_int_equal(wv, VIGIL_EINVAL);
+			einval++;
+			continue;
+		}
+		ok++;
+		full += in.nhits == STORE_MAX_HITS || in.nfeats == STORE_MAX_FEATS;
+		assert_int_equal(glen, wlen);
+		assert_memory_equal(got, want, wlen);
+		assert_int_equal(got[glen], 0xEE);
+		/* exactly enough, then one byte short */
+		assert_int_equal(store_scored_encode(&in, got, wlen, &glen), VIGIL_OK);
+		assert_int_equal(glen, wlen);
+		memset(got, 0xEE, wlen);
+		glen = 12345;
+		if (wlen > 0) {
+			assert_int_equal(store_scored_encode(&in, got, wlen - 1, &glen), VIGIL_ETOOBIG);
+			assert_int_equal(glen, 12345);
+			for (size_t i = 0; i < wlen; i++)
+				assert_int_equal(got[i], 0xEE);
+		}
+		/* round trip: both decoders accept it, and it encodes back the same */
+		assert_int_equal(lean_agrees(want, wlen), VIGIL_OK);
+		assert_int_equal(store_scored_decode(want, wlen, &out, NULL), VIGIL_OK);
+		assert_string_equal(out.txn.txn_id, in.txn.txn_id);
+		assert_string_equal(out.txn.ip, in.txn.ip);
+		assert_true(out.txn.amount_minor == in.txn.amount_minor);
+		assert_int_equal(out.nhits, in.nhits);
+		assert_int_equal(out.nfeats, in.nfeats);
+		assert_int_equal(store_scored_encode(&out, got, sizeof got, &len2), VIGIL_OK);
+		assert_int_equal(len2, wlen);
+		assert_memory_equal(got, want, wlen);
+	}
+	/* The generator must reach both verdicts and the caps. */
+	assert_true(ok > 3000 && einval > 50 && full > 300);
+}
+
 /* Raw wire helpers for payloads protobuf-c's packer would never write. */
 static size_t
 w_varint(uint8_t *p, uint64_t v)
@@ -680,6 +964,7 @@ main(void)
 		cmocka_unit_test(test_lean_protobuf_c_rules),
 		cmocka_unit_test(test_lean_rejects),
 		cmocka_unit_test(test_lean_mutations),
+		cmocka_unit_test(test_scored_encode_matches_protobuf_c),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
