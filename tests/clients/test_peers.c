@@ -32,17 +32,37 @@ txn_make(const char *txn_id, const char *card_id)
 	return t;
 }
 
+/*
+ * A client connected to every peer: the tests below route and count
+ * requests, which assumes every replica is up. Connecting can take over a
+ * second on a loaded machine; 60 s is a limit only a hang reaches.
+ */
 static vigil_client *
 open_urls(const char *const *urls, size_t n, int32_t timeout_ms, uint32_t attempts)
 {
 	vigil_client_opts    o = { .timeout_ms = timeout_ms, .max_attempts = attempts,
-	                           .backoff_ms = 5 };
+	                           .backoff_ms = 5, .connect_wait_ms = 60000 };
 	vigil_client        *c = NULL;
 	vigil_client_errinfo info;
 
 	assert_int_equal(vigil_client_open(urls, n, &o, &c, &info), VIGIL_CLIENT_OK);
 	assert_non_null(c);
+	for (size_t i = 0; i < n; i++)
+		assert_true(vigil_client_replica_connected(c, i));
 	return c;
+}
+
+/*
+ * The request count of p once it reaches n. A call that timed out returns
+ * when its last request was sent, and the peer's thread may take it off its
+ * socket later on a loaded machine; 60 s is a limit only a hang reaches.
+ */
+static int
+wait_requests(tp_peer *p, int n)
+{
+	for (int i = 0; i < 6000 && atomic_load(&p->requests) < n; i++)
+		nng_msleep(10);
+	return atomic_load(&p->requests);
 }
 
 /* A card_id that the ring sends to replica want of c. */
@@ -138,7 +158,7 @@ test_good_reply_decoded(void **state)
 
 	(void) state;
 	assert_int_equal(tp_peer_start(&p, TP_GOOD, tp_tmpdir(), "good"), 0);
-	c = open_urls((const char *const[]) { p.url }, 1, 2000, 3);
+	c = open_urls((const char *const[]) { p.url }, 1, 60000, 3);
 	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_OK);
 	assert_string_equal(res.txn_id, "t-good");
 	assert_int_equal(res.score, 50);
@@ -185,7 +205,7 @@ test_timeout(void **state)
 	assert_string_equal(info.message, want);
 	assert_null(res.block_);
 	/* both attempts reached the peer: the same request was re-sent */
-	assert_int_equal(atomic_load(&p.requests), 2);
+	assert_int_equal(wait_requests(&p, 2), 2);
 	assert_string_equal(p.last_txn, "t-slow");
 	vigil_client_close(c);
 	tp_peer_stop(&p);
@@ -227,18 +247,18 @@ test_garbage_reply(void **state)
 	assert_int_equal(tp_peer_start(&e, TP_EMPTY, tp_tmpdir(), "empty"), 0);
 	assert_int_equal(tp_peer_start(&w, TP_WRONGID, tp_tmpdir(), "wrongid"), 0);
 
-	c = open_urls((const char *const[]) { p.url }, 1, 1000, 2);
+	c = open_urls((const char *const[]) { p.url }, 1, 60000, 2);
 	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EPROTO);
 	assert_non_null(strstr(info.message, ": reply is not a vigil.v1.Reply (9 bytes)"));
 	assert_int_equal(info.attempts, 2);
 	vigil_client_close(c);
 
-	c = open_urls((const char *const[]) { e.url }, 1, 1000, 1);
+	c = open_urls((const char *const[]) { e.url }, 1, 60000, 1);
 	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EPROTO);
 	assert_non_null(strstr(info.message, ": reply to a score carries no score (kind 0)"));
 	vigil_client_close(c);
 
-	c = open_urls((const char *const[]) { w.url }, 1, 1000, 1);
+	c = open_urls((const char *const[]) { w.url }, 1, 60000, 1);
 	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EPROTO);
 	assert_non_null(strstr(info.message, "reply is for txn_id \"someone-else\", not \"t-junk\""));
 	vigil_client_close(c);
@@ -278,7 +298,7 @@ test_server_statuses(void **state)
 		snprintf(name, sizeof name, "status%zu", i);
 		assert_int_equal(tp_peer_start(&p, TP_STATUS, tp_tmpdir(), name), 0);
 		p.status = cases[i].status;
-		c = open_urls((const char *const[]) { p.url }, 1, 1000, 3);
+		c = open_urls((const char *const[]) { p.url }, 1, 60000, 3);
 		assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), cases[i].err);
 		assert_int_equal(info.attempts, cases[i].retried ? 3 : 1);
 		assert_int_equal(atomic_load(&p.requests), cases[i].retried ? 3 : 1);
@@ -306,7 +326,8 @@ test_failover_on_timeout(void **state)
 	(void) state;
 	assert_int_equal(tp_peer_start(&silent, TP_SILENT, tp_tmpdir(), "fo-silent"), 0);
 	assert_int_equal(tp_peer_start(&good, TP_GOOD, tp_tmpdir(), "fo-good"), 0);
-	c = open_urls((const char *const[]) { silent.url, good.url }, 2, 200, 3);
+	/* the good peer must answer within the timeout: 3 s, even under load */
+	c = open_urls((const char *const[]) { silent.url, good.url }, 2, 3000, 3);
 	assert_true(vigil_client_replica_connected(c, 0));
 	assert_true(vigil_client_replica_connected(c, 1));
 
@@ -315,7 +336,7 @@ test_failover_on_timeout(void **state)
 	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_OK);
 	assert_int_equal(res.attempts, 2);
 	assert_string_equal(res.replica, good.url);
-	assert_int_equal(atomic_load(&silent.requests), 1);
+	assert_int_equal(wait_requests(&silent, 1), 1);
 	assert_int_equal(atomic_load(&good.requests), 1);
 	assert_string_equal(silent.last_txn, "t-fo");
 	assert_string_equal(good.last_txn, "t-fo");
@@ -440,7 +461,7 @@ test_async_many(void **state)
 
 	(void) state;
 	assert_int_equal(tp_peer_start(&p, TP_GOOD, tp_tmpdir(), "async"), 0);
-	c = open_urls((const char *const[]) { p.url }, 1, 5000, 3);
+	c = open_urls((const char *const[]) { p.url }, 1, 60000, 3);
 	for (int i = 0; i < 256; i++) {
 		vigil_client_txn t;
 
@@ -506,6 +527,7 @@ typedef struct sync_worker {
 	vigil_client *c;
 	int           id;
 	int           ok;
+	char        (*cards)[32]; /* [7] */
 } sync_worker;
 
 static void *
@@ -514,14 +536,13 @@ sync_worker_main(void *arg)
 	sync_worker *w = arg;
 
 	for (int i = 0; i < 50; i++) {
-		char                 txn_id[32], card[32];
+		char                 txn_id[32];
 		vigil_client_result  r = { 0 };
 		vigil_client_errinfo info;
 		vigil_client_txn     t;
 
 		snprintf(txn_id, sizeof txn_id, "t-mt-%d-%d", w->id, i);
-		snprintf(card, sizeof card, "card-%d", i % 7);
-		t = txn_make(txn_id, card);
+		t = txn_make(txn_id, w->cards[i % 7]);
 		if (vigil_client_score(w->c, &t, NULL, &r, &info) == VIGIL_CLIENT_OK &&
 		    strcmp(r.txn_id, txn_id) == 0)
 			w->ok++;
@@ -537,6 +558,7 @@ test_sync_many_threads(void **state)
 	vigil_client *c;
 	pthread_t    th[8];
 	sync_worker  w[8];
+	char         cards[7][32];
 
 	(void) state;
 	assert_int_equal(tp_peer_start(&a, TP_GOOD, tp_tmpdir(), "mt-a"), 0);
@@ -544,8 +566,14 @@ test_sync_many_threads(void **state)
 	/* A timeout only a hang reaches: a call timed out on a loaded machine
 	 * would be retried (correctly) and make the request count below 401. */
 	c = open_urls((const char *const[]) { a.url, b.url }, 2, 120000, 3);
+	/* The ring depends on the (random) socket paths: 7 cards "card-0".."card-6"
+	 * all had the same owner in 1 run of ~64. Give each replica one of them. */
+	card_for(c, 0, cards[0], sizeof cards[0]);
+	card_for(c, 1, cards[1], sizeof cards[1]);
+	for (int k = 2; k < 7; k++)
+		snprintf(cards[k], sizeof cards[k], "card-mt-%d", k);
 	for (int i = 0; i < 8; i++) {
-		w[i] = (sync_worker) { .c = c, .id = i };
+		w[i] = (sync_worker) { .c = c, .id = i, .cards = cards };
 		assert_int_equal(pthread_create(&th[i], NULL, sync_worker_main, &w[i]), 0);
 	}
 	for (int i = 0; i < 8; i++) {
