@@ -375,9 +375,18 @@ mask_apply(const store_ctx *ctx, vigil_value *f)
 {
 	if (ctx->need_all)
 		return;
-	for (uint32_t i = 0; i < STORE_SLOT_COUNT_; i++)
-		if (!store_feature_mask_has(&ctx->need, i))
-			f[i] = vigil_value_missing();
+	/* Word by word, visiting only the slots not asked for. */
+	for (uint32_t w = 0; w * 64 < STORE_SLOT_COUNT_; w++) {
+		uint32_t n = STORE_SLOT_COUNT_ - w * 64;
+		uint64_t miss = ~ctx->need.w[w];
+
+		if (n < 64)
+			miss &= (1ULL << n) - 1;
+		while (miss != 0) {
+			f[w * 64 + (uint32_t)__builtin_ctzll(miss)] = vigil_value_missing();
+			miss &= miss - 1;
+		}
+	}
 }
 
 /* The ids the store hashes and keys on must be terminated and non-empty. */

@@ -330,10 +330,28 @@ typedef struct dd_entry {
 	store_hit      hits[]; /* nhits */
 } dd_entry;
 
+/* Idempotency records are carved in arrival order out of DD_CHUNK-byte
+ * chunks (aligned to their size, so an entry finds its chunk by masking
+ * its address); a chunk counts its live entries and is freed when the
+ * last one goes, other than the chunk being filled. Records expire in
+ * about the order they came, so a put and the sweep's frees cost no
+ * malloc/free, and consecutive records share cache lines. */
+#define DD_CHUNK ((size_t)64 * 1024)
+
+typedef struct dd_chunk {
+	_Atomic uint32_t nlive;
+	uint32_t         used; /* bytes from the chunk's start, header included */
+} dd_chunk;
+
 typedef struct dd_stripe {
 	pthread_mutex_t mu;
 	omap            map;
 } __attribute__((aligned(64))) dd_stripe;
+
+_Static_assert(sizeof(dd_entry) + STORE_MAX_HITS * sizeof(store_hit) + sizeof(dd_chunk) <= DD_CHUNK,
+    "a dedupe entry must fit a chunk");
+
+static void dd_release(live *lv, dd_entry *d);
 
 struct live {
 	live_opts       opts;
@@ -344,6 +362,8 @@ struct live {
 	_Atomic int64_t wm;
 	_Atomic uint64_t ncards, nents, nevents, ndd, nlate;
 	_Atomic uint64_t commits, sweep_cursor;
+	pthread_mutex_t dd_chunk_mu; /* carving from dd_cur */
+	dd_chunk       *dd_cur;      /* the chunk being filled, NULL before the first */
 };
 
 /* A distinct-count set reused by every lookup of a thread: a slot is in
@@ -654,6 +674,7 @@ live_new(const live_opts *opts, live **ret_lv)
 	for (int i = 0; i < LIVE_DEDUPE_STRIPES; i++)
 		pthread_mutex_init(&lv->dd[i].mu, NULL);
 	pthread_mutex_init(&lv->wm_mu, NULL);
+	pthread_mutex_init(&lv->dd_chunk_mu, NULL);
 	atomic_store(&lv->wm, INT64_MIN);
 	*ret_lv = lv;
 	return VIGIL_OK;
@@ -689,10 +710,12 @@ live_free(live *lv)
 
 		for (uint64_t j = 0; m->sl != NULL && j <= m->mask; j++)
 			if (m->sl[j].h != 0)
-				free(m->sl[j].v);
+				dd_release(lv, (dd_entry *)m->sl[j].v);
 		omap_fini(m);
 		pthread_mutex_destroy(&lv->dd[i].mu);
 	}
+	free(lv->dd_cur);
+	pthread_mutex_destroy(&lv->dd_chunk_mu);
 	pthread_mutex_destroy(&lv->wm_mu);
 	free(lv);
 }
@@ -817,6 +840,49 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 	return rv;
 }
 
+/* An entry for nhits hits. NULL on ENOMEM. */
+static dd_entry *
+dd_alloc(live *lv, uint32_t nhits)
+{
+	size_t    size = (sizeof(dd_entry) + nhits * sizeof(store_hit) + 7) / 8 * 8;
+	dd_chunk *c;
+	dd_entry *d;
+
+	pthread_mutex_lock(&lv->dd_chunk_mu);
+	c = lv->dd_cur;
+	if (c == NULL || c->used + size > DD_CHUNK) {
+		dd_chunk *nc = aligned_alloc(DD_CHUNK, DD_CHUNK);
+
+		if (nc == NULL) {
+			pthread_mutex_unlock(&lv->dd_chunk_mu);
+			return NULL;
+		}
+		/* One count for being the chunk filled, dropped when it is left. */
+		atomic_init(&nc->nlive, 1);
+		nc->used = sizeof *nc;
+		lv->dd_cur = nc;
+		if (c != NULL && atomic_fetch_sub_explicit(&c->nlive, 1, memory_order_acq_rel) == 1)
+			free(c);
+		c = nc;
+	}
+	d = (dd_entry *)(void *)((char *)c + c->used);
+	c->used += (uint32_t)size;
+	atomic_fetch_add_explicit(&c->nlive, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&lv->dd_chunk_mu);
+	return d;
+}
+
+/* Gives d back (no longer in its map). */
+static void
+dd_release(live *lv, dd_entry *d)
+{
+	dd_chunk *c = (dd_chunk *)(void *)((uintptr_t)d & ~(uintptr_t)(DD_CHUNK - 1));
+
+	(void)lv;
+	if (atomic_fetch_sub_explicit(&c->nlive, 1, memory_order_acq_rel) == 1)
+		free(c);
+}
+
 /* Records an outcome (the fields of a store_outcome, passed apart so a
  * scored record is not first copied into a 4.7 KB store_outcome). */
 static vigil_err
@@ -833,9 +899,23 @@ dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, int64_t event_time_
 	if (len == 0 || len > VIGIL_ID_MAX)
 		return VIGIL_EINVAL;
 	s = &lv->dd[dd_stripe_of(h)];
-	d = malloc(sizeof *d + nhits * sizeof d->hits[0]);
-	if (d == NULL)
+
+	pthread_mutex_lock(&s->mu);
+	old = (dd_entry *)omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
+	if (old != NULL && dd_live(lv, old)) {
+		pthread_mutex_unlock(&s->mu);
+		return VIGIL_OK; /* the first outcome stays */
+	}
+	if (old != NULL) {
+		omap_remove(&s->map, &old->k);
+		dd_release(lv, old);
+		atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
+	}
+	d = dd_alloc(lv, nhits);
+	if (d == NULL) {
+		pthread_mutex_unlock(&s->mu);
 		return VIGIL_ENOMEM;
+	}
 	memset(d, 0, sizeof *d);
 	okey_set(&d->k, h, txn_id, len);
 	d->t = event_time_ms;
@@ -846,22 +926,9 @@ dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, int64_t event_time_
 	memcpy(d->rules_version, rules_version, sizeof d->rules_version);
 	d->rules_version[sizeof d->rules_version - 1] = '\0';
 	memcpy(d->hits, hits, nhits * sizeof d->hits[0]);
-
-	pthread_mutex_lock(&s->mu);
-	old = (dd_entry *)omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
-	if (old != NULL && dd_live(lv, old)) {
-		pthread_mutex_unlock(&s->mu);
-		free(d); /* the first outcome stays */
-		return VIGIL_OK;
-	}
-	if (old != NULL) {
-		omap_remove(&s->map, &old->k);
-		free(old);
-		atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
-	}
 	rv = omap_insert(&s->map, &d->k);
 	if (rv != VIGIL_OK) {
-		free(d);
+		dd_release(lv, d);
 	} else {
 		atomic_fetch_add_explicit(&lv->ndd, 1, memory_order_relaxed);
 	}
@@ -1690,7 +1757,7 @@ sweep_dedupe(live *lv, uint32_t i)
 
 		if (d != NULL && !dd_live(lv, d)) {
 			omap_remove_at(m, (uint32_t)j);
-			free(d);
+			dd_release(lv, d);
 			atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
 			continue;
 		}

@@ -94,11 +94,101 @@ test_sweep_expires_old_keeps_young(void **state)
 	live_free(lv);
 }
 
+/* Idempotency records are carved out of shared chunks, freed when their
+ * last record goes: outcomes of different sizes (0..3 hits), put, expired,
+ * swept, replaced when found expired, and put again, each read back with
+ * exactly its own score, decision, hits and rules version; a second put
+ * keeps the first outcome. (ASan reports any overlap or use after free.) */
+static void
+outcome_make(store_outcome *o, int i, int round)
+{
+	memset(o, 0, sizeof *o);
+	o->score = i * 10 + round;
+	o->decision = (vigil_decision)(i % 3);
+	o->features_gen = (uint64_t)i * 7 + (uint64_t)round;
+	snprintf(o->rules_version, sizeof o->rules_version, "rv-%d-%d", i, round);
+	o->nhits = (uint32_t)(i % 4);
+	for (uint32_t j = 0; j < o->nhits; j++) {
+		snprintf(o->hits[j].rule, sizeof o->hits[j].rule, "rule-%d-%u-%d", i, j, round);
+		o->hits[j].points = i + (int32_t)j;
+		o->hits[j].shadow = (j & 1) != 0;
+	}
+}
+
+static void
+outcome_check(live *lv, const char *id, int64_t t, int i, int round)
+{
+	store_outcome want, got;
+	vigil_txn     x = txn_make(id, "c", "m", t, 100);
+	live_keys     k;
+
+	outcome_make(&want, i, round);
+	live_keys_compute(&k, &x);
+	assert_int_equal(live_dedupe_find(lv, id, &k, &got), VIGIL_EEXIST);
+	assert_int_equal(got.score, want.score);
+	assert_int_equal(got.decision, want.decision);
+	assert_int_equal(got.features_gen, want.features_gen);
+	assert_string_equal(got.rules_version, want.rules_version);
+	assert_int_equal(got.nhits, want.nhits);
+	for (uint32_t j = 0; j < want.nhits; j++) {
+		assert_string_equal(got.hits[j].rule, want.hits[j].rule);
+		assert_int_equal(got.hits[j].points, want.hits[j].points);
+		assert_int_equal(got.hits[j].shadow, want.hits[j].shadow);
+	}
+}
+
+static void
+test_dedupe_slots_recycled(void **state)
+{
+	live_opts     lo = { .dedupe_horizon_ms = 8 * DAY_MS, .max_cards = 1000000 };
+	live         *lv = NULL;
+	live_stats    st;
+	store_outcome o;
+	const int     n = 5000;
+	char          id[32];
+
+	(void)state;
+	assert_int_equal(live_new(&lo, &lv), VIGIL_OK);
+	for (int round = 0; round < 4; round++) {
+		int64_t t0 = T0 + round * 10 * DAY_MS;
+
+		for (int i = 0; i < n; i++) {
+			vigil_txn x;
+			bool      admit;
+
+			snprintf(id, sizeof id, "t%d", round == 1 ? i : i + round * n);
+			x = txn_make(id, "c", "m", t0 + i, 100);
+			live_wm_lock(lv);
+			admit = live_wm_admit_locked(lv, x.event_time_ms);
+			live_wm_unlock(lv);
+			assert_true(admit);
+			outcome_make(&o, i, round);
+			assert_int_equal(live_dedupe_put(lv, id, x.event_time_ms, &o), VIGIL_OK);
+			outcome_make(&o, i, round + 100); /* a second put keeps the first */
+			assert_int_equal(live_dedupe_put(lv, id, x.event_time_ms, &o), VIGIL_OK);
+		}
+		for (int i = 0; i < n; i++) {
+			snprintf(id, sizeof id, "t%d", round == 1 ? i : i + round * n);
+			outcome_check(lv, id, t0 + n, i, round);
+		}
+		/* Round 1 reused round 0's ids after they expired, unswept
+		 * (round 0's chunks go as they are replaced); round 2's sweep
+		 * empties round 1's chunks. */
+		live_get_stats(lv, &st);
+		assert_int_equal(st.dedupe_entries, round == 0 ? n : round == 1 ? n : 2 * n);
+		live_sweep_all(lv);
+		live_get_stats(lv, &st);
+		assert_int_equal(st.dedupe_entries, n);
+	}
+	live_free(lv);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sweep_expires_old_keeps_young),
+		cmocka_unit_test(test_dedupe_slots_recycled),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
