@@ -987,6 +987,8 @@ card_make_room(live_card *c)
 	return VIGIL_OK;
 }
 
+#define CARD_PREFETCH_EVENTS 12
+
 vigil_err
 live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 {
@@ -1022,13 +1024,18 @@ live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 		c->bk = nb;
 		c->capbk = ncap;
 	}
-	/* The lookup that follows scans back from the newest event (begin does
-	 * the LMDB reads in between). */
+	/* The lookup that follows scans back from the newest event over the
+	 * last 7 days (begin does the LMDB reads in between): its newest
+	 * CARD_PREFETCH_EVENTS events are requested now, so their misses
+	 * overlap instead of following each other. */
 	if (c->n > 0) {
 		const char *p = (const char *)&c->ev[c->head + c->n - 1];
+		uint32_t    m = c->n < CARD_PREFETCH_EVENTS ? c->n : CARD_PREFETCH_EVENTS;
+		const char *stop = (const char *)&c->ev[c->head + c->n - m];
 
-		__builtin_prefetch(p);
-		__builtin_prefetch(p - 64);
+		for (size_t off = 0; off < (size_t)(p - stop); off += 64)
+			__builtin_prefetch(p - off);
+		__builtin_prefetch(stop);
 	}
 	return card_make_room(c);
 }
