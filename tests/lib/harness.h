@@ -55,10 +55,11 @@ int  vt_request_raw(const char *url, const void *req, size_t len, void **ret_rep
  * One exchange whose connection the server is expected to drop (a message
  * over the transport's size limit). nng 1.5.2's REQ socket can then hang in
  * nng_close(), and a socket left open keeps resending in the background and
- * stalls later closes, so the exchange runs in a forked child that reports
- * the outcome through a pipe and exits without closing. Returns 0 if a reply
- * arrived, else the nng error (NNG_ETIMEDOUT if the child did not report
- * within timeout_ms + 10 s; it is killed either way).
+ * stalls later closes; and nng 1.5.2 refuses to run in a forked child of a
+ * process that used it. So the exchange runs in a program of its own,
+ * tests/lib/vt-request, which exits without closing. Returns 0 if a reply
+ * arrived, the nng error (NNG_ETIMEDOUT, ...) if none did, and -1 if the
+ * program could not run, crashed or hung (killed after timeout_ms + 10 s).
  */
 int  vt_request_dropped(const char *url, const void *req, size_t len, int timeout_ms);
 /* Sends a Request envelope, decodes the Reply (free with
