@@ -1370,17 +1370,22 @@ ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, size_t len, 
 void
 live_prefetch(live *lv, const live_keys *k)
 {
+	/* Kinds not kept have empty tables: reading their stripe would be a
+	 * miss for nothing. */
+	uint32_t skip = lv->opts.skip_kinds;
+
 	omap_prefetch(&lv->dd[dd_stripe_of(k->txn)].map, k->txn);
 	omap_prefetch(&lv->cards[k->card & (LIVE_CARD_STRIPES - 1)].map, k->card);
-	omap_prefetch(&lv->ents[ENT_MERCHANT][k->merchant & (LIVE_ENT_STRIPES - 1)].map,
-	    k->merchant);
-	if (k->lterminal != 0)
+	if (!(skip & LIVE_KIND_MERCHANT))
+		omap_prefetch(&lv->ents[ENT_MERCHANT][k->merchant & (LIVE_ENT_STRIPES - 1)].map,
+		    k->merchant);
+	if (k->lterminal != 0 && !(skip & LIVE_KIND_TERMINAL))
 		omap_prefetch(&lv->ents[ENT_TERMINAL][k->terminal & (LIVE_ENT_STRIPES - 1)].map,
 		    k->terminal);
-	if (k->ldevice != 0)
+	if (k->ldevice != 0 && !(skip & LIVE_KIND_DEVICE))
 		omap_prefetch(&lv->ents[ENT_DEVICE][k->device & (LIVE_ENT_STRIPES - 1)].map,
 		    k->device);
-	if (k->lip != 0)
+	if (k->lip != 0 && !(skip & LIVE_KIND_IP))
 		omap_prefetch(&lv->ents[ENT_IP][k->ip & (LIVE_ENT_STRIPES - 1)].map, k->ip);
 }
 
