@@ -560,5 +560,10 @@ vt_run(const char *const *argv, char **ret_out)
 		*ret_out = out;
 	else
 		free(out);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (!WIFEXITED(status)) {
+		/* Its stderr is the test's: say here which program died. */
+		fprintf(stderr, "harness: %s killed by signal %d\n", prog, WTERMSIG(status));
+		return 128 + WTERMSIG(status);
+	}
+	return WEXITSTATUS(status);
 }
