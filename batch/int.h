@@ -78,6 +78,24 @@ batch_sketch_prefetch_key(const batch_sketch *sk, int32_t key)
 		__builtin_prefetch(&sk->slots[batch_sketch_slot(key, sk->cap)]);
 }
 
+/* Counts v (label: -1 none, 0 legitimate, 1 fraud) in bucket b of sk. */
+static inline void
+batch_bucket_count(batch_sketch *sk, batch_bucket *b, double v, int label)
+{
+	b->n++;
+	if (v < b->min)
+		b->min = v;
+	if (v > b->max)
+		b->max = v;
+	if (label >= 0) {
+		b->labelled++;
+		sk->labelled++;
+		if (label > 0)
+			b->fraud++;
+	}
+	sk->n++;
+}
+
 /* batch_sketch_add for a finite v whose key is known; an existing bucket
  * is updated here, anything else by the out-of-line path. */
 static inline vigil_err
@@ -94,18 +112,7 @@ batch_sketch_add_key(batch_sketch *sk, int32_t key, double v, int label)
 		if (b->key == INT32_MIN) /* empty: a new bucket */
 			return batch_sketch_add_key_slow(sk, key, v, label);
 	}
-	b->n++;
-	if (v < b->min)
-		b->min = v;
-	if (v > b->max)
-		b->max = v;
-	if (label >= 0) {
-		b->labelled++;
-		sk->labelled++;
-		if (label > 0)
-			b->fraud++;
-	}
-	sk->n++;
+	batch_bucket_count(sk, b, v, label);
 	return VIGIL_OK;
 }
 

@@ -155,18 +155,7 @@ batch_sketch_add_key_slow(batch_sketch *sk, int32_t key, double v, int label)
 	rv = sketch_bucket(sk, key, v, &b);
 	if (rv != VIGIL_OK)
 		return rv;
-	b->n++;
-	if (v < b->min)
-		b->min = v;
-	if (v > b->max)
-		b->max = v;
-	if (label >= 0) {
-		b->labelled++;
-		sk->labelled++;
-		if (label > 0)
-			b->fraud++;
-	}
-	sk->n++;
+	batch_bucket_count(sk, b, v, label);
 	return VIGIL_OK;
 }
 

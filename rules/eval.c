@@ -544,25 +544,33 @@ ev_bool(const ev_ctx *c, uint32_t i)
  */
 static bool ev_is_not(const ev_ctx *c, uint32_t i);
 
+/* A numeric comparison node: 1 TRUE, 0 FALSE, -1 UNKNOWN (a side missing). */
+static inline int
+ev_cmp_known(const ev_ctx *c, const rules_node *n)
+{
+	double a, b;
+
+	if (!ev_num_of(c, n->kid[0], &a) || !ev_num_of(c, n->kid[1], &b))
+		return -1;
+	switch ((rules_op)n->op) {
+	case OP_LT: return a < b;
+	case OP_LE: return a <= b;
+	case OP_GT: return a > b;
+	default: return a >= b;
+	}
+}
+
 static bool
 ev_is(const ev_ctx *c, uint32_t i)
 {
 	const rules_node *n = &c->p->nodes[i];
-	double            a, b;
 
 	switch ((rules_op)n->op) {
 	case OP_LT:
 	case OP_LE:
 	case OP_GT:
 	case OP_GE:
-		if (!ev_num_of(c, n->kid[0], &a) || !ev_num_of(c, n->kid[1], &b))
-			return false;
-		switch ((rules_op)n->op) {
-		case OP_LT: return a < b;
-		case OP_LE: return a <= b;
-		case OP_GT: return a > b;
-		default: return a >= b;
-		}
+		return ev_cmp_known(c, n) == 1;
 	case OP_AND:
 		return ev_is(c, n->kid[0]) && ev_is(c, n->kid[1]);
 	case OP_OR:
@@ -578,21 +586,13 @@ static bool
 ev_is_not(const ev_ctx *c, uint32_t i)
 {
 	const rules_node *n = &c->p->nodes[i];
-	double            a, b;
 
 	switch ((rules_op)n->op) {
 	case OP_LT:
 	case OP_LE:
 	case OP_GT:
 	case OP_GE:
-		if (!ev_num_of(c, n->kid[0], &a) || !ev_num_of(c, n->kid[1], &b))
-			return false;
-		switch ((rules_op)n->op) {
-		case OP_LT: return !(a < b);
-		case OP_LE: return !(a <= b);
-		case OP_GT: return !(a > b);
-		default: return !(a >= b);
-		}
+		return ev_cmp_known(c, n) == 0;
 	case OP_AND:
 		return ev_is_not(c, n->kid[0]) || ev_is_not(c, n->kid[1]);
 	case OP_OR:
