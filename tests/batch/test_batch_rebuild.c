@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "batch.h"
+#include "pbwire.h"
 #include "fixture.h"
 
 #define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
@@ -538,14 +539,7 @@ test_partitions_threads_single_agree(void **state)
 static size_t
 pb_varint(uint8_t *p, uint64_t v)
 {
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
+	return (size_t)(vigil_pb_varint(p, v) - p);
 }
 
 static size_t

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "pbwire.h"
 #include "store.h"
 #include "vigil.pb-c.h"
 
@@ -729,14 +730,7 @@ test_scored_encode_matches_protobuf_c(void **state)
 static size_t
 w_varint(uint8_t *p, uint64_t v)
 {
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
+	return (size_t)(vigil_pb_varint(p, v) - p);
 }
 
 static size_t
