@@ -336,19 +336,38 @@ fill_terminal(const store_entity_profile *p, vigil_value *f)
 }
 
 /* Transaction fields and batch features into f (ctx->txn set). A value that
- * is absent or unreadable leaves its slots missing: a lookup never fails. */
+ * is absent or unreadable leaves its slots missing: a lookup never fails.
+ * The card stripe is locked when the db has a live state: a live card
+ * keeps the profile last read for it (live_card_bcache), tagged with the
+ * generation epoch it was read under, so a card seen again under the same
+ * generation costs no LMDB read. */
 static void
 fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
 {
 	const vigil_txn *txn = &ctx->txn;
 	store_gen       *g;
 	gen_session     *s;
+	live_bcard      *bc = NULL;
+	bool             card = ctx->need_bcard;
+	uint64_t         tag;
 
 	store_features_from_txn(txn, f, n);
 	if (!ctx->need_bcard && !ctx->need_bmerchant && !ctx->need_bterminal)
 		return;
 	g = ctx_gen(ctx);
 	if (g == NULL)
+		return;
+	tag = ctx->epoch + 1;
+	if (card && ctx->db->lv != NULL) {
+		bc = live_card_bcache(ctx->db->lv, txn, &ctx->keys);
+		if (bc != NULL && bc->tag == tag) {
+			if (bc->rv == VIGIL_OK)
+				fill_card(txn, &bc->p, f);
+			card = false;
+		}
+	}
+	if (!card && !ctx->need_bmerchant &&
+	    (!ctx->need_bterminal || txn->terminal_id[0] == '\0'))
 		return;
 	s = gen_session_begin(g);
 	if (s == NULL)
@@ -357,8 +376,18 @@ fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
 		store_card_profile   cp;
 		store_entity_profile ep;
 
-		if (ctx->need_bcard && gen_session_card(g, s, txn->card_id, &cp) == VIGIL_OK)
-			fill_card(txn, &cp, f);
+		if (card) {
+			store_card_profile *p = bc != NULL ? &bc->p : &cp;
+			vigil_err           rv = gen_session_card(g, s, txn->card_id, p);
+
+			if (rv == VIGIL_OK)
+				fill_card(txn, p, f);
+			if (bc != NULL) {
+				/* Other errors (ENOMEM, LMDB) are not remembered. */
+				bc->rv = rv;
+				bc->tag = rv == VIGIL_OK || rv == VIGIL_ENOTFOUND ? tag : 0;
+			}
+		}
 		if (ctx->need_bmerchant &&
 		    gen_session_merchant(g, s, txn->merchant_id, &ep) == VIGIL_OK)
 			fill_merchant(&ep, f);

@@ -232,14 +232,24 @@ typedef struct live_bucket {
 
 /* Hot fields first and the key last: a lookup's first cache line holds the
  * counters, the hash and the start of the id. */
+/* What few cards need, out of the hot object: folded buckets (cards over
+ * LIVE_CARD_CAP) and the batch profile cache (live_card_bcache). */
+typedef struct live_card_x {
+	live_bucket *bk; /* ascending minute */
+	uint32_t     capbk;
+	live_bcard   bc;
+} live_card_x;
+
 typedef struct live_card {
 	live_event    *ev; /* ev[head .. head+n), ascending time, ties by arrival */
 	uint32_t       head, n, cap;
-	uint32_t       nbk, capbk;
-	live_bucket   *bk; /* ascending minute */
+	uint32_t       nbk; /* buckets in x->bk; x != NULL when > 0 */
+	live_card_x   *x;   /* NULL until needed */
 	int64_t        newest;
 	okey           k;
 } live_card;
+
+_Static_assert(sizeof(live_card) <= 128, "live_card outgrew its two cache lines");
 
 #define CARD_OF(kp) ((live_card *)(void *)((char *)(kp) - offsetof(live_card, k)))
 
@@ -538,7 +548,9 @@ card_free(live *lv, live_card *c)
 {
 	atomic_fetch_sub_explicit(&lv->nevents, c->n, memory_order_relaxed);
 	free(c->ev);
-	free(c->bk);
+	if (c->x != NULL)
+		free(c->x->bk);
+	free(c->x);
 	free(c);
 }
 
@@ -1015,14 +1027,18 @@ live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 		atomic_fetch_add_explicit(&lv->ncards, 1, memory_order_relaxed);
 	}
 	/* Folding needs one bucket at most; reserve it too. */
-	if (c->nbk == c->capbk && c->n >= LIVE_CARD_CAP) {
-		uint32_t     ncap = c->capbk ? c->capbk * 2 : 16;
-		live_bucket *nb = realloc(c->bk, ncap * sizeof *nb);
+	if (c->n >= LIVE_CARD_CAP && (c->x == NULL || c->nbk == c->x->capbk)) {
+		uint32_t     ncap;
+		live_bucket *nb;
 
+		if (c->x == NULL && (c->x = calloc(1, sizeof *c->x)) == NULL)
+			return VIGIL_ENOMEM;
+		ncap = c->x->capbk ? c->x->capbk * 2 : 16;
+		nb = realloc(c->x->bk, ncap * sizeof *nb);
 		if (nb == NULL)
 			return VIGIL_ENOMEM;
-		c->bk = nb;
-		c->capbk = ncap;
+		c->x->bk = nb;
+		c->x->capbk = ncap;
 	}
 	/* The lookup that follows scans back from the newest event over the
 	 * last 7 days (begin does the LMDB reads in between): its newest
@@ -1040,6 +1056,18 @@ live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 	return card_make_room(c);
 }
 
+live_bcard *
+live_card_bcache(live *lv, const vigil_txn *txn, const live_keys *k)
+{
+	live_card *c = card_find(lv, live_card_stripe_k(k), txn->card_id, k->lcard, k->card);
+
+	if (c == NULL)
+		return NULL;
+	if (c->x == NULL && (c->x = calloc(1, sizeof *c->x)) == NULL)
+		return NULL;
+	return &c->x->bc;
+}
+
 static void
 card_evict(live *lv, live_card *c, int64_t cutoff)
 {
@@ -1054,10 +1082,10 @@ card_evict(live *lv, live_card *c, int64_t cutoff)
 		if (c->n == 0)
 			c->head = 0;
 	}
-	while (j < c->nbk && c->bk[j].last_ms <= cutoff)
+	while (j < c->nbk && c->x->bk[j].last_ms <= cutoff)
 		j++;
 	if (j > 0) {
-		memmove(c->bk, c->bk + j, (c->nbk - j) * sizeof c->bk[0]);
+		memmove(c->x->bk, c->x->bk + j, (c->nbk - j) * sizeof c->x->bk[0]);
 		c->nbk -= j;
 	}
 }
@@ -1070,18 +1098,18 @@ card_fold_oldest(live *lv, live_card *c)
 	int64_t           minute = e->t >= 0 ? e->t / MS_1M : -((-e->t + MS_1M - 1) / MS_1M);
 	uint32_t          i = c->nbk;
 
-	while (i > 0 && c->bk[i - 1].minute > minute)
+	while (i > 0 && c->x->bk[i - 1].minute > minute)
 		i--;
-	if (i > 0 && c->bk[i - 1].minute == minute) {
-		live_bucket *b = &c->bk[i - 1];
+	if (i > 0 && c->x->bk[i - 1].minute == minute) {
+		live_bucket *b = &c->x->bk[i - 1];
 
 		b->count++;
 		b->sum += e->amount;
 		if (e->t > b->last_ms)
 			b->last_ms = e->t;
-	} else if (c->nbk < c->capbk) {
-		memmove(c->bk + i + 1, c->bk + i, (c->nbk - i) * sizeof c->bk[0]);
-		c->bk[i] = (live_bucket){ .minute = minute, .last_ms = e->t, .count = 1,
+	} else if (c->x != NULL && c->nbk < c->x->capbk) {
+		memmove(c->x->bk + i + 1, c->x->bk + i, (c->nbk - i) * sizeof c->x->bk[0]);
+		c->x->bk[i] = (live_bucket){ .minute = minute, .last_ms = e->t, .count = 1,
 			.sum = e->amount };
 		c->nbk++;
 	} /* else: no bucket room (allocation failed in reserve): the event is dropped */
@@ -1210,7 +1238,7 @@ card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, uint6
 	a->dm_24h = sc->size;
 	/* Folded minutes of a card over the cap: counts and sums only. */
 	for (uint32_t j = c->nbk; j-- > 0;) {
-		const live_bucket *b = &c->bk[j];
+		const live_bucket *b = &c->x->bk[j];
 		int64_t            age = t - b->last_ms;
 
 		if (b->last_ms > t)

@@ -549,6 +549,77 @@ test_batch_features(void **state)
 	tmpdir_free(dir);
 }
 
+/* A live card keeps the batch profile last read for it (db.c,
+ * fill_txn_batch): every switch of generation, to another one, to none,
+ * or back to an earlier one, must show the current generation's values,
+ * for the card itself and for a card the old generation did not have. */
+static store_gen *
+gen_with_card(const char *dir, const char *card, uint32_t count_90d)
+{
+	store_genw         *w = NULL;
+	store_gen          *g = NULL;
+	store_diag          d;
+	store_card_profile  cp;
+	store_gen_meta      meta;
+
+	memset(&cp, 0, sizeof cp);
+	cp.count_90d = count_90d;
+	memset(&meta, 0, sizeof meta);
+	meta.as_of_ms = T0;
+	assert_int_equal(store_genw_begin(dir, &w, &d), VIGIL_OK);
+	assert_int_equal(store_genw_put_card(w, card, &cp), VIGIL_OK);
+	assert_int_equal(store_genw_commit(w, &meta, 0, &d), VIGIL_OK);
+	assert_int_equal(store_gen_open_current(dir, &g, &d), VIGIL_OK);
+	return g;
+}
+
+static void
+test_batch_cache_follows_generation(void **state)
+{
+	fixture   *fx = *state;
+	char      *dir = tmpdir_new();
+	store_gen *g1 = gen_with_card(dir, "c1", 10);
+	store_gen *g2 = gen_with_card(dir, "c2", 20);
+	store_ctx *other = store_ctx_new(fx->db);
+
+	assert_non_null(other);
+	store_db_set_gen(fx->db, g1);
+	/* Both cards live, each read (and cached) under g1: c2 as absent. */
+	apply(fx, "a1", "c1", "m1", T0, 100);
+	assert_true(num_of(fx->f, "card.count_90d") == 10);
+	apply(fx, "a2", "c2", "m1", T0 + 1, 100);
+	assert_false(present_of(fx->f, "card.count_90d"));
+	lookup(fx, "c1", T0 + 2);
+	assert_true(num_of(fx->f, "card.count_90d") == 10);
+	store_db_set_gen(fx->db, g2);
+	lookup(fx, "c1", T0 + 3);
+	assert_false(present_of(fx->f, "card.count_90d"));
+	apply(fx, "a3", "c2", "m1", T0 + 4, 100);
+	assert_true(num_of(fx->f, "card.count_90d") == 20);
+	/* Another context sees the same. */
+	{
+		vigil_txn x = txn_make("p2", "c2", "m1", T0 + 5, 100);
+
+		assert_int_equal(store_features_lookup(fx->db, other, &x, fx->f,
+		    store_schema_nfields()), VIGIL_OK);
+		assert_true(num_of(fx->f, "card.count_90d") == 20);
+	}
+	store_db_set_gen(fx->db, NULL);
+	lookup(fx, "c2", T0 + 6);
+	assert_false(present_of(fx->f, "card.count_90d"));
+	/* Back to g1 (the same store_gen as before, a new switch). */
+	store_db_set_gen(fx->db, g1);
+	apply(fx, "a4", "c1", "m1", T0 + 7, 100);
+	assert_true(num_of(fx->f, "card.count_90d") == 10);
+	lookup(fx, "c2", T0 + 8);
+	assert_false(present_of(fx->f, "card.count_90d"));
+	store_db_set_gen(fx->db, NULL);
+	store_ctx_free(other);
+	store_gen_close(g1);
+	store_gen_close(g2);
+	tmpdir_free(dir);
+}
+
 static void
 test_misuse_refused(void **state)
 {
@@ -630,6 +701,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_card_cap_folding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_exactness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_features, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_cache_follows_generation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misuse_refused, setup, teardown),
 		cmocka_unit_test(test_max_cards),
 	};
