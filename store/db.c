@@ -337,63 +337,84 @@ fill_terminal(const store_entity_profile *p, vigil_value *f)
 
 /* Transaction fields and batch features into f (ctx->txn set). A value that
  * is absent or unreadable leaves its slots missing: a lookup never fails.
- * The card stripe is locked when the db has a live state: a live card
- * keeps the profile last read for it (live_card_bcache), tagged with the
- * generation epoch it was read under, so a card seen again under the same
- * generation costs no LMDB read. */
+ * The card stripe is locked when the db has a live state: a live card,
+ * merchant or terminal keeps the profile last read for it
+ * (live_card_bcache, live_ent_bcache_get), tagged with the generation
+ * epoch it was read under, so one seen again under the same generation
+ * costs no LMDB read (storage.md, "Reading"). */
 static void
 fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
 {
 	const vigil_txn *txn = &ctx->txn;
+	live            *lv = ctx->db->lv;
 	store_gen       *g;
-	gen_session     *s;
+	gen_session     *s = NULL;
 	live_bcard      *bc = NULL;
-	bool             card = ctx->need_bcard;
+	live_bent        be;
+	bool             card = ctx->need_bcard, merchant = ctx->need_bmerchant;
+	bool             terminal = ctx->need_bterminal && txn->terminal_id[0] != '\0';
 	uint64_t         tag;
 
 	store_features_from_txn(txn, f, n);
-	if (!ctx->need_bcard && !ctx->need_bmerchant && !ctx->need_bterminal)
+	if (!card && !merchant && !terminal)
 		return;
 	g = ctx_gen(ctx);
 	if (g == NULL)
 		return;
 	tag = ctx->epoch + 1;
-	if (card && ctx->db->lv != NULL) {
-		bc = live_card_bcache(ctx->db->lv, txn, &ctx->keys);
+	if (card && lv != NULL) {
+		bc = live_card_bcache(lv, txn, &ctx->keys);
 		if (bc != NULL && bc->tag == tag) {
 			if (bc->rv == VIGIL_OK)
 				fill_card(txn, &bc->p, f);
 			card = false;
 		}
 	}
-	if (!card && !ctx->need_bmerchant &&
-	    (!ctx->need_bterminal || txn->terminal_id[0] == '\0'))
+	if (merchant && lv != NULL &&
+	    live_ent_bcache_get(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, tag, &be)) {
+		if (be.rv == VIGIL_OK)
+			fill_merchant(&be.p, f);
+		merchant = false;
+	}
+	if (terminal && lv != NULL &&
+	    live_ent_bcache_get(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, tag, &be)) {
+		if (be.rv == VIGIL_OK)
+			fill_terminal(&be.p, f);
+		terminal = false;
+	}
+	if (!card && !merchant && !terminal)
 		return;
 	s = gen_session_begin(g);
 	if (s == NULL)
 		return;
-	{
-		store_card_profile   cp;
-		store_entity_profile ep;
+	if (card) {
+		store_card_profile  cp;
+		store_card_profile *p = bc != NULL ? &bc->p : &cp;
+		vigil_err           rv = gen_session_card(g, s, txn->card_id, p);
 
-		if (card) {
-			store_card_profile *p = bc != NULL ? &bc->p : &cp;
-			vigil_err           rv = gen_session_card(g, s, txn->card_id, p);
-
-			if (rv == VIGIL_OK)
-				fill_card(txn, p, f);
-			if (bc != NULL) {
-				/* Other errors (ENOMEM, LMDB) are not remembered. */
-				bc->rv = rv;
-				bc->tag = rv == VIGIL_OK || rv == VIGIL_ENOTFOUND ? tag : 0;
-			}
+		if (rv == VIGIL_OK)
+			fill_card(txn, p, f);
+		if (bc != NULL) {
+			/* Other errors (ENOMEM, LMDB) are not remembered. */
+			bc->rv = rv;
+			bc->tag = rv == VIGIL_OK || rv == VIGIL_ENOTFOUND ? tag : 0;
 		}
-		if (ctx->need_bmerchant &&
-		    gen_session_merchant(g, s, txn->merchant_id, &ep) == VIGIL_OK)
-			fill_merchant(&ep, f);
-		if (ctx->need_bterminal && txn->terminal_id[0] != '\0' &&
-		    gen_session_terminal(g, s, txn->terminal_id, &ep) == VIGIL_OK)
-			fill_terminal(&ep, f);
+	}
+	if (merchant) {
+		vigil_err rv = gen_session_merchant(g, s, txn->merchant_id, &be.p);
+
+		if (rv == VIGIL_OK)
+			fill_merchant(&be.p, f);
+		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
+			live_ent_bcache_put(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, tag, rv, &be.p);
+	}
+	if (terminal) {
+		vigil_err rv = gen_session_terminal(g, s, txn->terminal_id, &be.p);
+
+		if (rv == VIGIL_OK)
+			fill_terminal(&be.p, f);
+		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
+			live_ent_bcache_put(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, tag, rv, &be.p);
 	}
 	gen_session_end(g, s);
 }

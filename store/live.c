@@ -305,6 +305,7 @@ typedef struct live_ent {
 	ent_dmap      *dm; /* NULL until a distinct window held > ENT_SCAN_MAX */
 	okey           k;
 	ent_event      inl[ENT_INLINE];
+	live_bent     *bc; /* merchants, terminals: batch profile cache, or NULL */
 } live_ent;
 
 _Static_assert(sizeof(live_ent) <= 64 * ENT_LINES, "live_ent outgrew its cache lines");
@@ -570,6 +571,7 @@ ent_free(live *lv, live_ent *e)
 	if (e->ev != e->inl)
 		free(e->ev);
 	dmap_free(e->dm);
+	free(e->bc);
 	free(e);
 }
 
@@ -1367,6 +1369,56 @@ ent_distinct(live_ent *e, live_scratch *sc, int64_t t, int64_t wd)
 	for (uint32_t i = a; i < b; i++)
 		set_add(sc, e->ev[e->head + i].ch);
 	return sc->size;
+}
+
+/* The stripe (locked on return) and live object of txn's merchant or
+ * terminal; NULL object if there is none. */
+static live_ent *
+ent_lock_find(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
+    ent_stripe **ret_s)
+{
+	bool        m = kind == LIVE_KIND_MERCHANT;
+	uint64_t    h = m ? k->merchant : k->terminal;
+	ent_stripe *s = &lv->ents[m ? ENT_MERCHANT : ENT_TERMINAL][h & (LIVE_ENT_STRIPES - 1)];
+	okey       *o;
+
+	pthread_mutex_lock(&s->mu);
+	*ret_s = s;
+	o = omap_find(&s->map, h, m ? txn->merchant_id : txn->terminal_id,
+	    m ? k->lmerchant : k->lterminal, offsetof(live_ent, k));
+	return o != NULL ? ENT_OF(o) : NULL;
+}
+
+bool
+live_ent_bcache_get(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
+    uint64_t tag, live_bent *ret)
+{
+	ent_stripe *s;
+	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
+	bool        hit = e != NULL && e->bc != NULL && e->bc->tag == tag;
+
+	if (hit)
+		*ret = *e->bc;
+	pthread_mutex_unlock(&s->mu);
+	return hit;
+}
+
+void
+live_ent_bcache_put(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
+    uint64_t tag, vigil_err rv, const store_entity_profile *p)
+{
+	ent_stripe *s;
+	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
+
+	if (e != NULL && e->bc == NULL)
+		e->bc = malloc(sizeof *e->bc);
+	if (e != NULL && e->bc != NULL) {
+		e->bc->tag = tag;
+		e->bc->rv = rv;
+		if (rv == VIGIL_OK)
+			e->bc->p = *p;
+	}
+	pthread_mutex_unlock(&s->mu);
 }
 
 /* Counts are two binary searches in the time-ordered events; the distinct

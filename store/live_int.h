@@ -129,6 +129,23 @@ typedef struct live_bcard {
  * or on ENOMEM. Valid until the card stripe is unlocked. */
 live_bcard *live_card_bcache(live *lv, const vigil_txn *txn, const live_keys *k);
 
+/* The same for a merchant's or terminal's batch profile. */
+typedef struct live_bent {
+	uint64_t             tag;
+	vigil_err            rv;
+	store_entity_profile p;
+} live_bent;
+
+/* kind: LIVE_KIND_MERCHANT or LIVE_KIND_TERMINAL (txn's, hashed in k).
+ * Takes the entity's stripe lock (the card stripe may be held). get: true
+ * with *ret filled if the entity is live and its entry's tag is tag. put:
+ * stores rv and p (when rv is VIGIL_OK) under tag if the entity is live
+ * (allocating its entry on first use; nothing on ENOMEM). */
+bool live_ent_bcache_get(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
+    uint64_t tag, live_bent *ret);
+void live_ent_bcache_put(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
+    uint64_t tag, vigil_err rv, const store_entity_profile *p);
+
 /* Makes room to apply txn's card event later without allocating (card
  * stripe locked). VIGIL_ELIMIT if the card is new and max_cards is reached;
  * VIGIL_ENOMEM. */

@@ -549,28 +549,67 @@ test_batch_features(void **state)
 	tmpdir_free(dir);
 }
 
-/* A live card keeps the batch profile last read for it (db.c,
- * fill_txn_batch): every switch of generation, to another one, to none,
- * or back to an earlier one, must show the current generation's values,
- * for the card itself and for a card the old generation did not have. */
+/* A live card, merchant or terminal keeps the batch profile last read for
+ * it (db.c, fill_txn_batch): every switch of generation, to another one,
+ * to none, or back to an earlier one, must show the current generation's
+ * values, for entities cached as present and as absent. */
 static store_gen *
-gen_with_card(const char *dir, const char *card, uint32_t count_90d)
+gen_with(const char *dir, const char *card, uint32_t card_90d, uint32_t merchant_7d,
+    uint32_t terminal_30d)
 {
-	store_genw         *w = NULL;
-	store_gen          *g = NULL;
-	store_diag          d;
-	store_card_profile  cp;
-	store_gen_meta      meta;
+	store_genw           *w = NULL;
+	store_gen            *g = NULL;
+	store_diag            d;
+	store_card_profile    cp;
+	store_entity_profile  ep;
+	store_gen_meta        meta;
 
 	memset(&cp, 0, sizeof cp);
-	cp.count_90d = count_90d;
+	cp.count_90d = card_90d;
 	memset(&meta, 0, sizeof meta);
 	meta.as_of_ms = T0;
 	assert_int_equal(store_genw_begin(dir, &w, &d), VIGIL_OK);
 	assert_int_equal(store_genw_put_card(w, card, &cp), VIGIL_OK);
+	memset(&ep, 0, sizeof ep);
+	ep.count_7d = merchant_7d;
+	assert_int_equal(store_genw_put_merchant(w, "m1", &ep), VIGIL_OK);
+	if (terminal_30d > 0) {
+		memset(&ep, 0, sizeof ep);
+		ep.count_30d = terminal_30d;
+		assert_int_equal(store_genw_put_terminal(w, "t1", &ep), VIGIL_OK);
+	}
 	assert_int_equal(store_genw_commit(w, &meta, 0, &d), VIGIL_OK);
 	assert_int_equal(store_gen_open_current(dir, &g, &d), VIGIL_OK);
 	return g;
+}
+
+/* Scores (id != NULL) or looks up (id == NULL) a transaction of card on
+ * merchant m1, terminal t1; checks the three batch counts (0: missing). */
+static void
+batch_check(fixture *fx, store_ctx *ctx, const char *id, const char *card, int64_t t,
+    uint32_t card_90d, uint32_t merchant_7d, uint32_t terminal_30d)
+{
+	vigil_txn     x = txn_make(id != NULL ? id : "probe", card, "m1", t, 100);
+	store_outcome prior;
+
+	snprintf(x.terminal_id, sizeof x.terminal_id, "t1");
+	if (id != NULL)
+		assert_int_equal(score_one(fx->db, ctx, &x, 0, fx->f, &prior), VIGIL_OK);
+	else
+		assert_int_equal(store_features_lookup(fx->db, ctx, &x, fx->f,
+		    store_schema_nfields()), VIGIL_OK);
+	if (card_90d > 0)
+		assert_true(num_of(fx->f, "card.count_90d") == card_90d);
+	else
+		assert_false(present_of(fx->f, "card.count_90d"));
+	if (merchant_7d > 0)
+		assert_true(num_of(fx->f, "merchant.count_7d") == merchant_7d);
+	else
+		assert_false(present_of(fx->f, "merchant.count_7d"));
+	if (terminal_30d > 0)
+		assert_true(num_of(fx->f, "terminal.count_30d") == terminal_30d);
+	else
+		assert_false(present_of(fx->f, "terminal.count_30d"));
 }
 
 static void
@@ -578,41 +617,29 @@ test_batch_cache_follows_generation(void **state)
 {
 	fixture   *fx = *state;
 	char      *dir = tmpdir_new();
-	store_gen *g1 = gen_with_card(dir, "c1", 10);
-	store_gen *g2 = gen_with_card(dir, "c2", 20);
+	store_gen *g1 = gen_with(dir, "c1", 10, 5, 0);
+	store_gen *g2 = gen_with(dir, "c2", 20, 6, 7);
 	store_ctx *other = store_ctx_new(fx->db);
 
 	assert_non_null(other);
 	store_db_set_gen(fx->db, g1);
-	/* Both cards live, each read (and cached) under g1: c2 as absent. */
-	apply(fx, "a1", "c1", "m1", T0, 100);
-	assert_true(num_of(fx->f, "card.count_90d") == 10);
-	apply(fx, "a2", "c2", "m1", T0 + 1, 100);
-	assert_false(present_of(fx->f, "card.count_90d"));
-	lookup(fx, "c1", T0 + 2);
-	assert_true(num_of(fx->f, "card.count_90d") == 10);
+	/* Everything live and cached under g1: c2 and t1 as absent. */
+	batch_check(fx, fx->ctx, "a1", "c1", T0, 10, 5, 0);
+	batch_check(fx, fx->ctx, "a2", "c2", T0 + 1, 0, 5, 0);
+	batch_check(fx, fx->ctx, NULL, "c1", T0 + 2, 10, 5, 0);
+	batch_check(fx, fx->ctx, NULL, "c2", T0 + 2, 0, 5, 0);
 	store_db_set_gen(fx->db, g2);
-	lookup(fx, "c1", T0 + 3);
-	assert_false(present_of(fx->f, "card.count_90d"));
-	apply(fx, "a3", "c2", "m1", T0 + 4, 100);
-	assert_true(num_of(fx->f, "card.count_90d") == 20);
-	/* Another context sees the same. */
-	{
-		vigil_txn x = txn_make("p2", "c2", "m1", T0 + 5, 100);
-
-		assert_int_equal(store_features_lookup(fx->db, other, &x, fx->f,
-		    store_schema_nfields()), VIGIL_OK);
-		assert_true(num_of(fx->f, "card.count_90d") == 20);
-	}
+	batch_check(fx, fx->ctx, NULL, "c1", T0 + 3, 0, 6, 7);
+	batch_check(fx, fx->ctx, "a3", "c2", T0 + 4, 20, 6, 7);
+	batch_check(fx, other, NULL, "c2", T0 + 5, 20, 6, 7);
+	batch_check(fx, other, NULL, "c2", T0 + 5, 20, 6, 7);
 	store_db_set_gen(fx->db, NULL);
-	lookup(fx, "c2", T0 + 6);
-	assert_false(present_of(fx->f, "card.count_90d"));
+	batch_check(fx, fx->ctx, NULL, "c2", T0 + 6, 0, 0, 0);
 	/* Back to g1 (the same store_gen as before, a new switch). */
 	store_db_set_gen(fx->db, g1);
-	apply(fx, "a4", "c1", "m1", T0 + 7, 100);
-	assert_true(num_of(fx->f, "card.count_90d") == 10);
-	lookup(fx, "c2", T0 + 8);
-	assert_false(present_of(fx->f, "card.count_90d"));
+	batch_check(fx, fx->ctx, "a4", "c1", T0 + 7, 10, 5, 0);
+	batch_check(fx, other, NULL, "c2", T0 + 8, 0, 5, 0);
+	batch_check(fx, fx->ctx, NULL, "c1", T0 + 8, 10, 5, 0);
 	store_db_set_gen(fx->db, NULL);
 	store_ctx_free(other);
 	store_gen_close(g1);
