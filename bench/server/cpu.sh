@@ -13,9 +13,14 @@
 # old and new). Environment: TP (ipc or tcp, default ipc), CONC (default 32),
 # RULES, FSYNC (default interval), RUNS (rounds, default 1), LOADGEN_ARGS
 # (extra vigil-loadgen flags for the vigild runs, e.g. "--rate 15000"),
-# VIGILD_ARGS (extra vigild flags, e.g. "--config FILE").
+# VIGILD_ARGS (extra vigild flags, e.g. "--config FILE"), PIN (a CPU list:
+# every server runs under `taskset -c PIN`, the load generator on the other
+# CPUs; unset: nothing is pinned; see bench/server/pin.sh), PERF (1: also
+# count the server's futex calls and context switches in the window with
+# `perf stat -p`, printed per request).
 # Prints one line per run: server, replies/s, server CPU us per request,
-# loadgen CPU us per request, p50, p99.
+# loadgen CPU us per request, p50, p99 [, futex calls and context switches
+# per request].
 set -eu
 
 BUILD=${1:?usage: cpu.sh BUILD_DIR [SECONDS] [-- VIGILD...]}
@@ -33,6 +38,7 @@ if [ -z "${RULES:-}" ]; then
 fi
 LOADGEN="$BUILD/bench/server/vigil-loadgen"
 ECHO="$BUILD/bench/server/vigil-echo"
+. "$SRC/bench/server/pin.sh"
 TMP=$(mktemp -d /tmp/vigil-cpu-XXXXXX)
 SPID=
 cleanup() {
@@ -55,9 +61,9 @@ one() { # label server-command...
 	if [ "$TP" = tcp ]; then url="tcp://127.0.0.1:$port"; else url="ipc://$TMP/$port.sock"; fi
 	rm -rf "$TMP/data"; mkdir -p "$TMP/data"
 	case "$label" in
-	echo) "$@" --listen "$url" 2>/dev/null & ;;
+	echo) $SRV_PIN "$@" --listen "$url" 2>/dev/null & ;;
 	# shellcheck disable=SC2086
-	*) "$@" --data "$TMP/data" --listen "$url" --admin off --rules "$RULES" \
+	*) $SRV_PIN "$@" --data "$TMP/data" --listen "$url" --admin off --rules "$RULES" \
 		--fsync "$FSYNC" ${VIGILD_ARGS:-} 2>"$TMP/vigild.log" & ;;
 	esac
 	SPID=$!
@@ -73,23 +79,37 @@ one() { # label server-command...
 	# window, which starts after the warm-up; requests in the window are
 	# estimated as the loadgen's rate times the window.
 	# shellcheck disable=SC2086
-	"$LOADGEN" --url "$url" -c "$CONC" --duration $((SECS + 1)) --warmup 0.5 --json $extra \
+	$LG_PIN "$LOADGEN" --url "$url" -c "$CONC" --duration $((SECS + 1)) --warmup 0.5 --json $extra \
 		>"$TMP/lg.json" &
 	lpid=$!
 	sleep 0.6
 	s0=$(ticks "$SPID"); l0=$(ticks "$lpid")
-	sleep "$SECS"
+	if [ "${PERF:-0}" = 1 ]; then
+		perf stat -x, -o "$TMP/perf" -e syscalls:sys_enter_futex,context-switches \
+			-p "$SPID" -- sleep "$SECS" 2>/dev/null
+	else
+		sleep "$SECS"
+	fi
 	s1=$(ticks "$SPID"); l1=$(ticks "$lpid")
 	wait "$lpid" || { echo "cpu.sh: loadgen against $label reported errors: $(cat "$TMP/lg.json")" >&2; exit 1; }
 	v=$(cat "$TMP/lg.json")
 	kill -TERM "$SPID"; wait "$SPID" || true; SPID=
 	rate=$(field "$v" rate); n=$(echo "$rate $SECS" | awk '{ print $1 * $2 }')
-	echo "$label $rate $n $((s1 - s0)) $((l1 - l0)) $TCK $(field "$v" p50_us) $(field "$v" p99_us)" |
-		awk '{ printf "%-28s %9.0f/s  server %6.2f us/req  loadgen %6.2f us/req  p50 %7.1f  p99 %7.1f\n",
-		    $1, $2, $4 * 1e6 / $6 / ($3 > 0 ? $3 : 1), $5 * 1e6 / $6 / ($3 > 0 ? $3 : 1), $7, $8 }'
+	futex=-1; cs=-1
+	if [ "${PERF:-0}" = 1 ]; then
+		futex=$(awk -F, '$3 ~ /futex/ { print $1 }' "$TMP/perf")
+		cs=$(awk -F, '$3 == "context-switches" { print $1 }' "$TMP/perf")
+	fi
+	echo "$label $rate $n $((s1 - s0)) $((l1 - l0)) $TCK $(field "$v" p50_us) $(field "$v" p99_us) $futex $cs" |
+		awk '{ d = $3 > 0 ? $3 : 1
+		    printf "%-28s %9.0f/s  server %6.2f us/req  loadgen %6.2f us/req  p50 %7.1f  p99 %7.1f",
+		    $1, $2, $4 * 1e6 / $6 / d, $5 * 1e6 / $6 / d, $7, $8
+		    if ($9 >= 0)
+			printf "  futex %5.2f/req  cs %5.2f/req", $9 / d, $10 / d
+		    printf "\n" }'
 }
 
-echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC, ${SECS}s"
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC, ${SECS}s; $PIN_DESC"
 r=0
 while [ $r -lt "$RUNS" ]; do
 	r=$((r + 1))

@@ -16,7 +16,9 @@
 # TRANSPORTS (default "tcp ipc"), LOADGEN_ARGS (extra vigil-loadgen flags for
 # the vigild runs, e.g. "--merchants 1" for one hot merchant), OPEN (1 to
 # run the open-loop point, the default; 0 to skip it), OPEN_CONC (contexts
-# for it, default 256). Exit 1 if a run fails.
+# for it, default 256), PIN (a CPU list: both servers run under
+# `taskset -c PIN`, the load generator on the other CPUs; unset: nothing is
+# pinned; see bench/server/pin.sh). Exit 1 if a run fails.
 set -eu
 
 BUILD=${1:-build-bench}
@@ -34,6 +36,7 @@ fi
 LOADGEN="$BUILD/bench/server/vigil-loadgen"
 ECHO="$BUILD/bench/server/vigil-echo"
 VIGILD="$BUILD/server/vigild"
+. "$SRC/bench/server/pin.sh"
 for p in "$LOADGEN" "$ECHO" "$VIGILD"; do
 	[ -x "$p" ] || { echo "run.sh: $p not built (ninja -C $BUILD)" >&2; exit 1; }
 done
@@ -61,7 +64,7 @@ field() { # json key
 	echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
 }
 
-echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); ${SECS}s per point; rules $(basename "$RULES"); fsync $FSYNC"
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); ${SECS}s per point; rules $(basename "$RULES"); fsync $FSYNC; $PIN_DESC"
 printf '%-4s %5s | %10s %8s %8s %8s | %10s %8s %8s %8s | %6s %8s\n' \
 	tp conc echo/s p50us p99us p999us vigild/s p50us p99us p999us ratio dp50us
 port=19475
@@ -72,22 +75,22 @@ for tp in $TRANSPORTS; do
 	port=$((port + 1))
 	eurl=$(url_for "$tp" "e$port")
 	[ "$tp" = tcp ] && eurl="tcp://127.0.0.1:$port"
-	"$ECHO" --listen "$eurl" 2>/dev/null &
+	$SRV_PIN "$ECHO" --listen "$eurl" 2>/dev/null &
 	EPID=$!
 	port=$((port + 1))
 	url=$(url_for "$tp" "v$port")
 	[ "$tp" = tcp ] && url="tcp://127.0.0.1:$port"
 	rm -rf "$TMP/data"; mkdir -p "$TMP/data"
-	"$VIGILD" --data "$TMP/data" --listen "$url" --admin off --rules "$RULES" \
+	$SRV_PIN "$VIGILD" --data "$TMP/data" --listen "$url" --admin off --rules "$RULES" \
 		--fsync "$FSYNC" 2>"$TMP/vigild.log" &
 	SPID=$!
 	wait_up "$eurl"
 	wait_up "$url"
 	vmax=0
 	for c in $CONCURRENCY; do
-		e=$("$LOADGEN" --url "$eurl" --echo -c "$c" --duration "$SECS" --json)
+		e=$($LG_PIN "$LOADGEN" --url "$eurl" --echo -c "$c" --duration "$SECS" --json)
 		# shellcheck disable=SC2086
-		v=$("$LOADGEN" --url "$url" -c "$c" --duration "$SECS" --json ${LOADGEN_ARGS:-}) || {
+		v=$($LG_PIN "$LOADGEN" --url "$url" -c "$c" --duration "$SECS" --json ${LOADGEN_ARGS:-}) || {
 			echo "run.sh: vigild run c=$c reported errors: $v" >&2; exit 1; }
 		er=$(field "$e" rate); vr=$(field "$v" rate)
 		ep50=$(field "$e" p50_us); vp50=$(field "$v" p50_us)
@@ -101,9 +104,9 @@ for tp in $TRANSPORTS; do
 	if [ "$OPEN" = 1 ]; then
 		rate=$(echo "$vmax" | awk '{ printf "%d", $1 / 2 }')
 		# shellcheck disable=SC2086
-		v=$("$LOADGEN" --url "$url" -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json \
+		v=$($LG_PIN "$LOADGEN" --url "$url" -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json \
 			${LOADGEN_ARGS:-}) || { echo "run.sh: vigild open loop reported errors: $v" >&2; exit 1; }
-		e=$("$LOADGEN" --url "$eurl" --echo -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json)
+		e=$($LG_PIN "$LOADGEN" --url "$eurl" --echo -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json)
 		printf '%-4s %5s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | open loop at %s/s (half of %.0f), late %s/%s, waited %s/%s\n' \
 			"$tp" "r$OPEN_CONC" "$(field "$e" rate)" "$(field "$e" p50_us)" "$(field "$e" p99_us)" \
 			"$(field "$e" p999_us)" "$(field "$v" rate)" "$(field "$v" p50_us)" \

@@ -1,0 +1,38 @@
+# SPDX-License-Identifier: MIT
+# bench/server/pin.sh - sourced by run.sh and cpu.sh: CPU pinning of the
+# servers and the load generator, the same for vigil-echo and vigild so that
+# their ratio stays fair. PIN unset or empty: nothing is pinned. PIN=LIST
+# (a taskset -c list, e.g. "1" or "2-3"): every server runs under
+# `taskset -c LIST` and the load generator under `taskset -c` of the other
+# online CPUs (LOADGEN_CPUS overrides that list). Sets SRV_PIN and LG_PIN to
+# the command prefixes (empty when not pinned) and PIN_DESC for the header.
+
+# The online CPUs not in the taskset list $1, as a taskset list ("" if none).
+pin_others() {
+	getconf _NPROCESSORS_ONLN | awk -v list="$1" '{
+		n = split(list, part, ",")
+		for (i = 1; i <= n; i++) {
+			if (split(part[i], r, "-") == 2)
+				for (c = r[1] + 0; c <= r[2] + 0; c++) pinned[c] = 1
+			else
+				pinned[part[i] + 0] = 1
+		}
+		s = ""
+		for (c = 0; c < $1; c++)
+			if (!(c in pinned))
+				s = s (s == "" ? "" : ",") c
+		print s
+	}'
+}
+
+SRV_PIN=
+LG_PIN=
+PIN_DESC="not pinned"
+if [ -n "${PIN:-}" ]; then
+	command -v taskset >/dev/null 2>&1 || { echo "PIN=$PIN needs taskset (util-linux)" >&2; exit 1; }
+	lg_cpus=${LOADGEN_CPUS:-$(pin_others "$PIN")}
+	[ -n "$lg_cpus" ] || { echo "PIN=$PIN leaves no CPU for the load generator" >&2; exit 1; }
+	SRV_PIN="taskset -c $PIN"
+	LG_PIN="taskset -c $lg_cpus"
+	PIN_DESC="servers on CPU $PIN, loadgen on CPU $lg_cpus"
+fi
