@@ -305,8 +305,17 @@ typedef struct live_ent {
 	ent_dmap      *dm; /* NULL until a distinct window held > ENT_SCAN_MAX */
 	okey           k;
 	ent_event      inl[ENT_INLINE];
-	live_bent     *bc; /* merchants, terminals: batch profile cache, or NULL */
 } live_ent;
+
+/* Merchants and terminals also hold their batch profile cache entry
+ * (live_ent_bcache_get), in two more lines prefetched with the rest. */
+typedef struct live_ent_b {
+	live_ent  e;
+	live_bent bc;
+} live_ent_b;
+
+#define ENT_B_LINES ((int)((sizeof(live_ent_b) + 63) / 64))
+#define ENT_HAS_B(kind) ((kind) == ENT_MERCHANT || (kind) == ENT_TERMINAL)
 
 _Static_assert(sizeof(live_ent) <= 64 * ENT_LINES, "live_ent outgrew its cache lines");
 
@@ -571,7 +580,6 @@ ent_free(live *lv, live_ent *e)
 	if (e->ev != e->inl)
 		free(e->ev);
 	dmap_free(e->dm);
-	free(e->bc);
 	free(e);
 }
 
@@ -1395,10 +1403,11 @@ live_ent_bcache_get(live *lv, uint32_t kind, const vigil_txn *txn, const live_ke
 {
 	ent_stripe *s;
 	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
-	bool        hit = e != NULL && e->bc != NULL && e->bc->tag == tag;
+	live_bent  *bc = e != NULL ? &((live_ent_b *)(void *)e)->bc : NULL;
+	bool        hit = bc != NULL && bc->tag == tag;
 
 	if (hit)
-		*ret = *e->bc;
+		*ret = *bc;
 	pthread_mutex_unlock(&s->mu);
 	return hit;
 }
@@ -1410,13 +1419,13 @@ live_ent_bcache_put(live *lv, uint32_t kind, const vigil_txn *txn, const live_ke
 	ent_stripe *s;
 	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
 
-	if (e != NULL && e->bc == NULL)
-		e->bc = malloc(sizeof *e->bc);
-	if (e != NULL && e->bc != NULL) {
-		e->bc->tag = tag;
-		e->bc->rv = rv;
+	if (e != NULL) {
+		live_bent *bc = &((live_ent_b *)(void *)e)->bc;
+
+		bc->tag = tag;
+		bc->rv = rv;
 		if (rv == VIGIL_OK)
-			e->bc->p = *p;
+			bc->p = *p;
 	}
 	pthread_mutex_unlock(&s->mu);
 }
@@ -1538,7 +1547,8 @@ ent_prefetch_object(live *lv, int kind, uint64_t h)
 	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
 
 	pthread_mutex_lock(&s->mu);
-	omap_prefetch_objects(&s->map, h, offsetof(live_ent, k), ENT_LINES);
+	omap_prefetch_objects(&s->map, h, offsetof(live_ent, k),
+	    ENT_HAS_B(kind) ? ENT_B_LINES : ENT_LINES);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -1687,7 +1697,7 @@ ent_apply(live *lv, int kind, const char *id, size_t len, uint64_t h, int64_t t,
 		if (atomic_load_explicit(&lv->nents, memory_order_relaxed) >=
 		    lv->opts.max_cards * ENT_KINDS)
 			goto out;
-		e = obj_alloc(sizeof *e);
+		e = obj_alloc(ENT_HAS_B(kind) ? sizeof(live_ent_b) : sizeof *e);
 		if (e == NULL)
 			goto out;
 		okey_set(&e->k, h, id, len);
