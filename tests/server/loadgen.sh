@@ -3,7 +3,8 @@
 # tests/server/loadgen.sh - the benchmark's load generator against the bare
 # echo: closed loop and open loop (--rate) send exactly the requests asked
 # for and exit 0; an error reply would be exit 1; a bad --rate is a usage
-# error (exit 2). No timing is checked.
+# error (exit 2); bench/server/pin.sh splits the CPUs between servers and
+# load generator. No timing is checked.
 set -eu
 
 B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
@@ -48,4 +49,21 @@ rv=$?
 set -e
 [ $rv -eq 2 ] || fail "--rate -1: exit $rv, expected 2: $(cat "$D/out")"
 grep -q -- '--rate >= 0' "$D/out" || fail "--rate -1: unexpected message: $(cat "$D/out")"
+# bench/server/pin.sh: unset PIN pins nothing; PIN=0 puts the servers on CPU 0
+# and the load generator on all the others; a PIN that leaves no CPU fails.
+SRC=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
+got=$(env -u PIN sh -c '. "$1/bench/server/pin.sh"; echo "[$SRV_PIN|$LG_PIN]"' sh "$SRC") ||
+	fail "pin.sh without PIN failed: $got"
+[ "$got" = "[|]" ] || fail "pin.sh without PIN pinned: $got"
+n=$(getconf _NPROCESSORS_ONLN)
+if [ "$n" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+	want="[taskset -c 0|taskset -c $(seq -s, 1 $((n - 1)))]"
+	got=$(PIN=0 sh -c '. "$1/bench/server/pin.sh"; echo "[$SRV_PIN|$LG_PIN]"' sh "$SRC") ||
+		fail "pin.sh PIN=0 failed: $got"
+	[ "$got" = "$want" ] || fail "pin.sh PIN=0: got $got, expected $want"
+	if PIN="0-$((n - 1))" sh -c '. "$1/bench/server/pin.sh"' sh "$SRC" 2>"$D/out"; then
+		fail "pin.sh PIN=0-$((n - 1)) left the load generator no CPU but did not fail"
+	fi
+	grep -q "leaves no CPU" "$D/out" || fail "pin.sh: unexpected message: $(cat "$D/out")"
+fi
 echo "loadgen: ok"
