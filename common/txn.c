@@ -12,65 +12,62 @@
 
 #include "vigil.h"
 
-/* Active ISO 4217 codes, sorted, with their minor-unit exponent. */
-static const struct currency {
-	char code[4];
-	int8_t exp;
-} currencies[] = {
-	{"AED",2},{"AFN",2},{"ALL",2},{"AMD",2},{"ANG",2},{"AOA",2},{"ARS",2},{"AUD",2},
-	{"AWG",2},{"AZN",2},{"BAM",2},{"BBD",2},{"BDT",2},{"BGN",2},{"BHD",3},{"BIF",0},
-	{"BMD",2},{"BND",2},{"BOB",2},{"BRL",2},{"BSD",2},{"BTN",2},{"BWP",2},{"BYN",2},
-	{"BZD",2},{"CAD",2},{"CDF",2},{"CHF",2},{"CLF",4},{"CLP",0},{"CNY",2},{"COP",2},
-	{"CRC",2},{"CUP",2},{"CVE",2},{"CZK",2},{"DJF",0},{"DKK",2},{"DOP",2},{"DZD",2},
-	{"EGP",2},{"ERN",2},{"ETB",2},{"EUR",2},{"FJD",2},{"FKP",2},{"GBP",2},{"GEL",2},
-	{"GHS",2},{"GIP",2},{"GMD",2},{"GNF",0},{"GTQ",2},{"GYD",2},{"HKD",2},{"HNL",2},
-	{"HTG",2},{"HUF",2},{"IDR",2},{"ILS",2},{"INR",2},{"IQD",3},{"IRR",2},{"ISK",0},
-	{"JMD",2},{"JOD",3},{"JPY",0},{"KES",2},{"KGS",2},{"KHR",2},{"KMF",0},{"KPW",2},
-	{"KRW",0},{"KWD",3},{"KYD",2},{"KZT",2},{"LAK",2},{"LBP",2},{"LKR",2},{"LRD",2},
-	{"LSL",2},{"LYD",3},{"MAD",2},{"MDL",2},{"MGA",2},{"MKD",2},{"MMK",2},{"MNT",2},
-	{"MOP",2},{"MRU",2},{"MUR",2},{"MVR",2},{"MWK",2},{"MXN",2},{"MYR",2},{"MZN",2},
-	{"NAD",2},{"NGN",2},{"NIO",2},{"NOK",2},{"NPR",2},{"NZD",2},{"OMR",3},{"PAB",2},
-	{"PEN",2},{"PGK",2},{"PHP",2},{"PKR",2},{"PLN",2},{"PYG",0},{"QAR",2},{"RON",2},
-	{"RSD",2},{"RUB",2},{"RWF",0},{"SAR",2},{"SBD",2},{"SCR",2},{"SDG",2},{"SEK",2},
-	{"SGD",2},{"SHP",2},{"SLE",2},{"SOS",2},{"SRD",2},{"SSP",2},{"STN",2},{"SVC",2},
-	{"SYP",2},{"SZL",2},{"THB",2},{"TJS",2},{"TMT",2},{"TND",3},{"TOP",2},{"TRY",2},
-	{"TTD",2},{"TWD",2},{"TZS",2},{"UAH",2},{"UGX",0},{"USD",2},{"UYI",0},{"UYU",2},
-	{"UYW",4},{"UZS",2},{"VES",2},{"VND",0},{"VUV",0},{"WST",2},{"XAF",0},{"XCD",2},
-	{"XOF",0},{"XPF",0},{"YER",2},{"ZAR",2},{"ZMW",2},{"ZWL",2},
+/*
+ * Active ISO 4217 codes with their minor-unit exponent, as a table indexed by
+ * the three letters (26^3 bytes, each the exponent + 1; 0: not an active
+ * code). Called for every transaction (validation, features): one load.
+ */
+#define CUR_IX(a, b, c) (((a) - 'A') * 26 * 26 + ((b) - 'A') * 26 + ((c) - 'A'))
+#define C(a, b, c, e) [CUR_IX(a, b, c)] = (e) + 1
+static const int8_t currency_exp1[26 * 26 * 26] = {
+	C('A','E','D',2), C('A','F','N',2), C('A','L','L',2), C('A','M','D',2), C('A','N','G',2),
+	C('A','O','A',2), C('A','R','S',2), C('A','U','D',2), C('A','W','G',2), C('A','Z','N',2),
+	C('B','A','M',2), C('B','B','D',2), C('B','D','T',2), C('B','G','N',2), C('B','H','D',3),
+	C('B','I','F',0), C('B','M','D',2), C('B','N','D',2), C('B','O','B',2), C('B','R','L',2),
+	C('B','S','D',2), C('B','T','N',2), C('B','W','P',2), C('B','Y','N',2), C('B','Z','D',2),
+	C('C','A','D',2), C('C','D','F',2), C('C','H','F',2), C('C','L','F',4), C('C','L','P',0),
+	C('C','N','Y',2), C('C','O','P',2), C('C','R','C',2), C('C','U','P',2), C('C','V','E',2),
+	C('C','Z','K',2), C('D','J','F',0), C('D','K','K',2), C('D','O','P',2), C('D','Z','D',2),
+	C('E','G','P',2), C('E','R','N',2), C('E','T','B',2), C('E','U','R',2), C('F','J','D',2),
+	C('F','K','P',2), C('G','B','P',2), C('G','E','L',2), C('G','H','S',2), C('G','I','P',2),
+	C('G','M','D',2), C('G','N','F',0), C('G','T','Q',2), C('G','Y','D',2), C('H','K','D',2),
+	C('H','N','L',2), C('H','T','G',2), C('H','U','F',2), C('I','D','R',2), C('I','L','S',2),
+	C('I','N','R',2), C('I','Q','D',3), C('I','R','R',2), C('I','S','K',0), C('J','M','D',2),
+	C('J','O','D',3), C('J','P','Y',0), C('K','E','S',2), C('K','G','S',2), C('K','H','R',2),
+	C('K','M','F',0), C('K','P','W',2), C('K','R','W',0), C('K','W','D',3), C('K','Y','D',2),
+	C('K','Z','T',2), C('L','A','K',2), C('L','B','P',2), C('L','K','R',2), C('L','R','D',2),
+	C('L','S','L',2), C('L','Y','D',3), C('M','A','D',2), C('M','D','L',2), C('M','G','A',2),
+	C('M','K','D',2), C('M','M','K',2), C('M','N','T',2), C('M','O','P',2), C('M','R','U',2),
+	C('M','U','R',2), C('M','V','R',2), C('M','W','K',2), C('M','X','N',2), C('M','Y','R',2),
+	C('M','Z','N',2), C('N','A','D',2), C('N','G','N',2), C('N','I','O',2), C('N','O','K',2),
+	C('N','P','R',2), C('N','Z','D',2), C('O','M','R',3), C('P','A','B',2), C('P','E','N',2),
+	C('P','G','K',2), C('P','H','P',2), C('P','K','R',2), C('P','L','N',2), C('P','Y','G',0),
+	C('Q','A','R',2), C('R','O','N',2), C('R','S','D',2), C('R','U','B',2), C('R','W','F',0),
+	C('S','A','R',2), C('S','B','D',2), C('S','C','R',2), C('S','D','G',2), C('S','E','K',2),
+	C('S','G','D',2), C('S','H','P',2), C('S','L','E',2), C('S','O','S',2), C('S','R','D',2),
+	C('S','S','P',2), C('S','T','N',2), C('S','V','C',2), C('S','Y','P',2), C('S','Z','L',2),
+	C('T','H','B',2), C('T','J','S',2), C('T','M','T',2), C('T','N','D',3), C('T','O','P',2),
+	C('T','R','Y',2), C('T','T','D',2), C('T','W','D',2), C('T','Z','S',2), C('U','A','H',2),
+	C('U','G','X',0), C('U','S','D',2), C('U','Y','I',0), C('U','Y','U',2), C('U','Y','W',4),
+	C('U','Z','S',2), C('V','E','S',2), C('V','N','D',0), C('V','U','V',0), C('W','S','T',2),
+	C('X','A','F',0), C('X','C','D',2), C('X','O','F',0), C('X','P','F',0), C('Y','E','R',2),
+	C('Z','A','R',2), C('Z','M','W',2), C('Z','W','L',2),
 };
+#undef C
 
-/* The three bytes as one number that orders as strncmp(a, b, 3) does. */
-static inline uint32_t
-currency_key(const char *c)
+static inline bool
+currency_letter(char c)
 {
-	return (uint32_t)(unsigned char)c[0] << 16 | (uint32_t)(unsigned char)c[1] << 8 |
-	    (unsigned char)c[2];
+	return c >= 'A' && c <= 'Z';
 }
 
-/* Called for every transaction (validation, features): a binary search on
- * integers, no strlen or strncmp. */
 int
 vigil_currency_exponent(const char *code)
 {
-	size_t   lo = 0, hi = sizeof currencies / sizeof currencies[0];
-	uint32_t key;
-
-	if (code == NULL || code[0] == '\0' || code[1] == '\0' || code[2] == '\0' ||
-	    code[3] != '\0')
+	if (code == NULL || !currency_letter(code[0]) || !currency_letter(code[1]) ||
+	    !currency_letter(code[2]) || code[3] != '\0')
 		return -1;
-	key = currency_key(code);
-	while (lo < hi) {
-		size_t   mid = lo + (hi - lo) / 2;
-		uint32_t k = currency_key(currencies[mid].code);
-
-		if (k == key)
-			return currencies[mid].exp;
-		if (k < key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
+	return currency_exp1[CUR_IX(code[0], code[1], code[2])] - 1;
 }
 
 double
@@ -89,30 +86,33 @@ vigil_txn_amount(const vigil_txn *txn)
 static bool
 id_ok(const char *s, bool required)
 {
-	size_t n = strnlen(s, VIGIL_ID_MAX + 1);
+	size_t i;
 
-	if (n == 0)
-		return !required;
-	if (n > VIGIL_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
+	/* one pass: reads at most VIGIL_ID_MAX + 1 bytes, as strnlen would */
+	for (i = 0; s[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)s[i];
+
+		if (i == VIGIL_ID_MAX)
+			return false;
 		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == ',')
 			return false;
 	}
-	return true;
+	return i > 0 || !required;
 }
 
+/* Hex digits, dots and colons (no ctype call: isxdigit in the C locale). */
 static bool
 ip_ok(const char *s)
 {
-	size_t n = strnlen(s, VIGIL_IP_MAX + 1);
+	for (size_t i = 0; s[i] != '\0'; i++) {
+		char c = s[i];
 
-	if (n > VIGIL_IP_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isxdigit((unsigned char)s[i]) && s[i] != '.' && s[i] != ':')
+		if (i == VIGIL_IP_MAX)
 			return false;
+		if (!((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') ||
+		    c == '.' || c == ':'))
+			return false;
+	}
 	return true;
 }
 

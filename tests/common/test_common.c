@@ -62,6 +62,42 @@ test_currency(void **state)
 	assert_int_equal(vigil_currency_exponent("EU"), -1);
 	assert_int_equal(vigil_currency_exponent(""), -1);
 	assert_int_equal(vigil_currency_exponent(NULL), -1);
+	/* bytes next to the letters, a NUL inside, a fourth byte */
+	assert_int_equal(vigil_currency_exponent("@UR"), -1);
+	assert_int_equal(vigil_currency_exponent("E[R"), -1);
+	assert_int_equal(vigil_currency_exponent("EU`"), -1);
+	assert_int_equal(vigil_currency_exponent("EU{"), -1);
+	assert_int_equal(vigil_currency_exponent("E\xc3R"), -1);
+	assert_int_equal(vigil_currency_exponent("E\0R"), -1);
+	assert_int_equal(vigil_currency_exponent("EUR "), -1);
+	/* every three-letter code: 158 active ones, by exponent */
+	{
+		int count[6] = { 0 };
+		char code[4] = "AAA";
+
+		for (int a = 0; a < 26; a++)
+			for (int b = 0; b < 26; b++)
+				for (int c = 0; c < 26; c++) {
+					int e;
+
+					code[0] = (char)('A' + a);
+					code[1] = (char)('A' + b);
+					code[2] = (char)('A' + c);
+					e = vigil_currency_exponent(code);
+					assert_true(e >= -1 && e <= 4);
+					count[e + 1]++;
+				}
+		assert_int_equal(count[0], 26 * 26 * 26 - 158);
+		assert_int_equal(count[1], 17);
+		assert_int_equal(count[2], 0);
+		assert_int_equal(count[3], 132);
+		assert_int_equal(count[4], 7);
+		assert_int_equal(count[5], 2);
+	}
+	assert_int_equal(vigil_currency_exponent("UYW"), 4);
+	assert_int_equal(vigil_currency_exponent("BHD"), 3);
+	assert_int_equal(vigil_currency_exponent("XPF"), 0);
+	assert_int_equal(vigil_currency_exponent("USD"), 2);
 	assert_true(fabs(vigil_txn_amount(&t) - 12.34) < 1e-9);
 	strcpy(t.currency, "JPY");
 	assert_true(fabs(vigil_txn_amount(&t) - 1234.0) < 1e-9);
@@ -112,6 +148,55 @@ test_validate(void **state)
 		assert_string_equal(field, cases[i].field);
 		assert_true(strlen(msg) > 0);
 	}
+}
+
+/* Ids and ip at their caps, one byte over (no NUL in the array), bad bytes. */
+static void
+test_validate_ids(void **state)
+{
+	vigil_txn t = good_txn();
+	const char *field = NULL;
+
+	(void)state;
+	memset(t.card_id, 'c', VIGIL_ID_MAX);
+	t.card_id[VIGIL_ID_MAX] = '\0';
+	strcpy(t.ip, "2001:DB8:0:0:0:0:0:1");
+	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
+	memset(t.card_id, 'c', sizeof t.card_id);
+	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
+	assert_string_equal(field, "card_id");
+
+	t = good_txn();
+	memset(t.ip, '1', VIGIL_IP_MAX);
+	t.ip[VIGIL_IP_MAX] = '\0';
+	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
+	memset(t.ip, 'f', sizeof t.ip);
+	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
+	assert_string_equal(field, "ip");
+	for (const char *const *ip = (const char *const[]){ "1.2.3.g", "1.2.3.4 ", "fe80::1%eth0",
+	         "::G", "1/2", NULL }; *ip != NULL; ip++) {
+		t = good_txn();
+		strcpy(t.ip, *ip);
+		field = NULL;
+		assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
+		assert_string_equal(field, "ip");
+	}
+	t = good_txn();
+	strcpy(t.ip, "aBcDeF:0123456789.");
+	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
+
+	/* optional ids may be empty, never hold a quote, backslash, comma or DEL */
+	for (const char *const *id = (const char *const[]){ "d\"1", "d\\1", "d,1", "d\x7f", "d\t",
+	         NULL }; *id != NULL; id++) {
+		t = good_txn();
+		strcpy(t.device_id, *id);
+		field = NULL;
+		assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
+		assert_string_equal(field, "device_id");
+	}
+	t = good_txn();
+	strcpy(t.terminal_id, "~!#$%&'()*+-./:;<=>?@[]^_`{|}");
+	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
 }
 
 static void
@@ -207,6 +292,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_errors),   cmocka_unit_test(test_currency),
+		cmocka_unit_test(test_validate_ids),
 		cmocka_unit_test(test_validate), cmocka_unit_test(test_time),
 		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json),
 	};
