@@ -81,39 +81,67 @@ vigil_txn_amount(const vigil_txn *txn)
 	return (double)txn->amount_minor / scale[e];
 }
 
-/* Printable ASCII, no spaces, no quotes or backslashes (ids end up in CSV,
- * JSON and log lines). */
-static bool
-id_ok(const char *s, bool required)
+/*
+ * Bytes allowed in ids (CL_ID: printable ASCII, no space, quote, comma or
+ * backslash; ids end up in CSV, JSON and log lines) and in ip (CL_IP: hex
+ * digits, '.', ':'), one row per 16 bytes. NUL is in neither class.
+ */
+enum { CL_ID = 1, CL_IP = 2 };
+static const uint8_t byte_class[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 3, 1,
+	3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1,
+	1, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+	1, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* Whether s (an array of max + 1 bytes) holds a NUL-terminated string of at
+ * most max bytes of class cl; reads at most max + 1 bytes. */
+static inline bool
+class_ok(const char *s, size_t max, uint8_t cl, size_t *ret_len)
 {
 	size_t i;
 
-	/* one pass: reads at most VIGIL_ID_MAX + 1 bytes, as strnlen would */
-	for (i = 0; s[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (i == VIGIL_ID_MAX)
-			return false;
-		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == ',')
-			return false;
-	}
-	return i > 0 || !required;
+	for (i = 0; i <= max && (byte_class[(unsigned char)s[i]] & cl); i++)
+		;
+	*ret_len = i;
+	return i <= max && s[i] == '\0';
 }
 
-/* Hex digits, dots and colons (no ctype call: isxdigit in the C locale). */
+bool
+vigil_id_chars_ok(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!(byte_class[(unsigned char)s[i]] & CL_ID))
+			return false;
+	return true;
+}
+
+static bool
+id_ok(const char *s, bool required)
+{
+	size_t n;
+
+	return class_ok(s, VIGIL_ID_MAX, CL_ID, &n) && (n > 0 || !required);
+}
+
 static bool
 ip_ok(const char *s)
 {
-	for (size_t i = 0; s[i] != '\0'; i++) {
-		char c = s[i];
+	size_t n;
 
-		if (i == VIGIL_IP_MAX)
-			return false;
-		if (!((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') ||
-		    c == '.' || c == ':'))
-			return false;
-	}
-	return true;
+	return class_ok(s, VIGIL_IP_MAX, CL_IP, &n);
 }
 
 #define FAIL(field, ...)                                          \

@@ -179,6 +179,10 @@ double vigil_txn_amount(const vigil_txn *txn);
 vigil_err vigil_txn_validate(const vigil_txn *txn, const char **reterr_field,
     char *reterr_msg, size_t msglen);
 
+/* Whether the len bytes at s are all in the id charset of vigil_txn_validate
+ * (printable ASCII without spaces, quotes, commas or backslashes). */
+bool vigil_id_chars_ok(const char *s, size_t len);
+
 /* Time helpers (UTC). */
 #define VIGIL_MS_PER_DAY 86400000LL
 /* Parses "YYYY-MM-DD" to Unix ms at 00:00 UTC. */

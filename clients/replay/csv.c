@@ -790,11 +790,8 @@ csv_id_check(const char *s, size_t len, size_t max)
 {
 	if (len > max)
 		return "longer than the cap";
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c <= 0x20 || c >= 0x7f || c == '"' || c == ',' || c == '\\')
-			return "contains a space, quote, comma, backslash or non-printable byte";
-	}
+	if (!vigil_id_chars_ok(s, len))
+		return "contains a space, quote, comma, backslash or non-printable byte";
 	return NULL;
 }
 

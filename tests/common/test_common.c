@@ -197,6 +197,28 @@ test_validate_ids(void **state)
 	t = good_txn();
 	strcpy(t.terminal_id, "~!#$%&'()*+-./:;<=>?@[]^_`{|}");
 	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
+
+	/* every byte in an id and in an ip, against the documented charsets */
+	for (int c = 1; c < 256; c++) {
+		bool id = c > 0x20 && c < 0x7f && c != '"' && c != ',' && c != '\\';
+		bool ip = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		    (c >= 'A' && c <= 'F') || c == '.' || c == ':';
+
+		char b[3] = { 'd', (char)c, 'e' };
+
+		assert_int_equal(vigil_id_chars_ok(b, 3), id);
+		assert_true(vigil_id_chars_ok(b, 1));
+		t = good_txn();
+		t.device_id[0] = 'd';
+		t.device_id[1] = (char)c;
+		t.device_id[2] = '\0';
+		assert_int_equal(vigil_txn_validate(&t, NULL, NULL, 0), id ? VIGIL_OK : VIGIL_EINVAL);
+		t = good_txn();
+		t.ip[0] = (char)c;
+		t.ip[1] = '1';
+		t.ip[2] = '\0';
+		assert_int_equal(vigil_txn_validate(&t, NULL, NULL, 0), ip ? VIGIL_OK : VIGIL_EINVAL);
+	}
 }
 
 static void
