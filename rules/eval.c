@@ -727,6 +727,30 @@ ev_add_terms(rules_prog *prog, uint32_t i)
 	ev_term(prog, i, &prog->terms[prog->nterms++]);
 }
 
+/*
+ * The specialized terms (a slot against a constant) first, the general ones
+ * after, each kind in source order: a rule stops at its first term that is
+ * not TRUE, and a slot comparison settles that with two loads where a node
+ * term walks the tree (a tuned threshold, a list lookup). The order cannot
+ * change a result: terms have no effects, and the rule fires iff all are
+ * TRUE.
+ */
+static void
+ev_order_terms(rules_term *t, uint32_t n)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		rules_term x = t[i];
+
+		if (x.kind == RULES_TERM_NODE)
+			continue;
+		/* stable: move the general terms in between up by one */
+		memmove(&t[k + 1], &t[k], (i - k) * sizeof *t);
+		t[k++] = x;
+	}
+}
+
 vigil_err
 rules_eval_prepare(rules_prog *prog)
 {
@@ -745,6 +769,7 @@ rules_eval_prepare(rules_prog *prog)
 		e->first = prog->nterms;
 		ev_add_terms(prog, prog->rules[i].cond);
 		e->n = prog->nterms - e->first;
+		ev_order_terms(&prog->terms[e->first], e->n);
 		e->points = prog->rules[i].info.points;
 		e->mode = (uint8_t)prog->rules[i].info.mode;
 	}

@@ -227,7 +227,8 @@ test_semantics_table(void **state)
 /*
  * rules_prog_eval walks each rule's top-level "and" as terms (slot against a
  * constant or constant threshold, either side; not coalesce(bool slot,
- * constant); anything else as a tree, tuned thresholds included). It fires
+ * constant); anything else as a tree, tuned thresholds included; slot terms
+ * first, trees after, each in source order). It fires
  * a rule exactly when the three-valued evaluation (rules_prog_rule_eval)
  * says TRUE, for every mix of present, missing, true and false operands
  * below, with the tuned threshold at its fallback and at a tuned value.
@@ -248,6 +249,10 @@ test_terms_match_tree(void **state)
 		"card.count_7d < 5 and amount between 100 and 200 and 1 <= card.count_7d",
 		"amount != 120.5 and 3 < amount", "amount == 120.5 and card.count_7d <= 0",
 		"card.country_seen and amount > 1", "not card.country_seen and 1 < amount",
+		/* tree terms ahead of slot terms (evaluated after them) */
+		"amount > tuned and card.count_7d >= 1",
+		"country in cl and not coalesce(card.country_seen, false) and amount < 200",
+		"card.count_7d > tuned and 3 < amount and card.country_seen and card.count_7d <= 10",
 	};
 	rules_schema *schema = fx_schema();
 	char          src[8192];
