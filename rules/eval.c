@@ -677,15 +677,40 @@ ev_term(const rules_prog *prog, uint32_t i, rules_term *t)
 	t->kind = RULES_TERM_NODE;
 	t->ix = i;
 	if (n->op >= OP_LT && n->op <= OP_GE) {
+		/* k < x is x > k: the same for every x, NaN included */
+		uint8_t flip = n->op == OP_LT ? OP_GT : n->op == OP_LE ? OP_GE : n->op == OP_GT ? OP_LT : OP_LE;
+
 		if (ev_num_slot(prog, n->kid[0]) && ev_const_operand(prog, n->kid[1], &t->k)) {
 			t->kind = RULES_TERM_CMP;
 			t->op = n->op;
 			t->ix = prog->nodes[n->kid[0]].ix;
 		} else if (ev_const_operand(prog, n->kid[0], &t->k) && ev_num_slot(prog, n->kid[1])) {
-			/* k < x is x > k: the same for every x, NaN included */
 			t->kind = RULES_TERM_CMP;
-			t->op = n->op == OP_LT ? OP_GT : n->op == OP_LE ? OP_GE : n->op == OP_GT ? OP_LT : OP_LE;
+			t->op = flip;
 			t->ix = prog->nodes[n->kid[1]].ix;
+		} else if (ev_num_slot(prog, n->kid[0]) && prog->nodes[n->kid[1]].op == OP_THRESH) {
+			/* a threshold always has a value (ev_num) */
+			t->kind = RULES_TERM_CMP_THRESH;
+			t->op = n->op;
+			t->ix = prog->nodes[n->kid[0]].ix;
+			t->th = prog->nodes[n->kid[1]].ix;
+		} else if (prog->nodes[n->kid[0]].op == OP_THRESH && ev_num_slot(prog, n->kid[1])) {
+			t->kind = RULES_TERM_CMP_THRESH;
+			t->op = flip;
+			t->ix = prog->nodes[n->kid[1]].ix;
+			t->th = prog->nodes[n->kid[0]].ix;
+		}
+	} else if (n->op == OP_IN || n->op == OP_NOTIN) {
+		const rules_node *a = &prog->nodes[n->kid[0]];
+		const rules_list *l = &prog->lists[prog->nodes[n->kid[1]].ix];
+
+		/* the checker made the slot's type the list's */
+		if (a->op == OP_SLOT && a->type == (l->kind == RULES_LIST_NUMBER ? VIGIL_T_NUM
+		                                                             : VIGIL_T_STR)) {
+			t->kind = RULES_TERM_IN;
+			t->op = n->op;
+			t->ix = a->ix;
+			t->li = prog->nodes[n->kid[1]].ix;
 		}
 	} else if (n->op == OP_NOT) {
 		const rules_node *co = &prog->nodes[n->kid[0]];
@@ -727,27 +752,36 @@ ev_add_terms(rules_prog *prog, uint32_t i)
 	ev_term(prog, i, &prog->terms[prog->nterms++]);
 }
 
+/* What a term costs, in order: two loads; a threshold lookup; a list
+ * lookup (hashing); a tree walk. */
+static int
+ev_term_cost(const rules_term *t)
+{
+	switch ((rules_term_kind)t->kind) {
+	case RULES_TERM_CMP:
+	case RULES_TERM_NOT_COAL: return 0;
+	case RULES_TERM_CMP_THRESH: return 1;
+	case RULES_TERM_IN: return 2;
+	default: return 3;
+	}
+}
+
 /*
- * The specialized terms (a slot against a constant) first, the general ones
- * after, each kind in source order: a rule stops at its first term that is
- * not TRUE, and a slot comparison settles that with two loads where a node
- * term walks the tree (a tuned threshold, a list lookup). The order cannot
- * change a result: terms have no effects, and the rule fires iff all are
- * TRUE.
+ * A rule's terms, cheapest first, terms of equal cost in source order (a
+ * stable insertion sort): a rule stops at its first term that is not TRUE.
+ * The order cannot change a result: terms have no effects, and the rule
+ * fires iff all are TRUE.
  */
 static void
 ev_order_terms(rules_term *t, uint32_t n)
 {
-	uint32_t k = 0;
-
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 1; i < n; i++) {
 		rules_term x = t[i];
+		uint32_t   k = i;
 
-		if (x.kind == RULES_TERM_NODE)
-			continue;
-		/* stable: move the general terms in between up by one */
-		memmove(&t[k + 1], &t[k], (i - k) * sizeof *t);
-		t[k++] = x;
+		for (; k > 0 && ev_term_cost(&t[k - 1]) > ev_term_cost(&x); k--)
+			t[k] = t[k - 1];
+		t[k] = x;
 	}
 }
 
@@ -800,6 +834,34 @@ ev_rule_is(const ev_ctx *c, const rules_erule *e)
 			if (!(f->present ? f->num == 0 : t->dflt))
 				return false;
 			break;
+		case RULES_TERM_CMP_THRESH: {
+			rules_tval_src src;
+			double         k;
+
+			if (!f->present)
+				return false;
+			k = ev_thresh(c->p, c->tv, c->f, t->th, &src);
+			switch ((rules_op)t->op) {
+			case OP_LT: if (!(f->num < k)) return false; break;
+			case OP_LE: if (!(f->num <= k)) return false; break;
+			case OP_GT: if (!(f->num > k)) return false; break;
+			default: if (!(f->num >= k)) return false; break;
+			}
+			break;
+		}
+		case RULES_TERM_IN: {
+			const rules_list *l = &c->p->lists[t->li];
+			bool              in;
+
+			if (!f->present)
+				return false;
+			in = l->kind == RULES_LIST_NUMBER ? rules_list_has_num(l, f->num)
+			    : l->kind == RULES_LIST_PREFIX ? rules_list_has_prefix(l, f->str, f->len)
+			                                   : rules_list_has_str(l, f->str, f->len);
+			if (in != (t->op == OP_IN))
+				return false;
+			break;
+		}
 		default:
 			if (!ev_is(c, t->ix))
 				return false;

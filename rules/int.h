@@ -271,14 +271,20 @@ typedef enum rules_term_kind {
 	RULES_TERM_NODE = 0,  /* any condition: ev_is(node) */
 	RULES_TERM_CMP,       /* feature slot <, <=, >, >= constant k (op) */
 	RULES_TERM_NOT_COAL,  /* not coalesce(bool slot, constant): missing -> dflt */
+	RULES_TERM_CMP_THRESH,/* feature slot <, <=, >, >= tuned threshold th (op) */
+	RULES_TERM_IN,        /* slot in / not in (op) list li, of the slot's type */
 } rules_term_kind;
 
 typedef struct rules_term {
 	uint8_t  kind; /* rules_term_kind */
-	uint8_t  op;   /* RULES_TERM_CMP: OP_LT .. OP_GE */
+	uint8_t  op;   /* CMP, CMP_THRESH: OP_LT .. OP_GE; IN: OP_IN or OP_NOTIN */
 	uint8_t  dflt; /* RULES_TERM_NOT_COAL: the term's value when the slot is missing */
 	uint32_t ix;   /* slot, or node for RULES_TERM_NODE */
-	double   k;
+	union {
+		double   k;  /* CMP */
+		uint32_t th; /* CMP_THRESH: threshold index */
+		uint32_t li; /* IN: list index */
+	};
 } rules_term;
 
 typedef struct rules_erule {

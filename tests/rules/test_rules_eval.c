@@ -231,7 +231,8 @@ test_semantics_table(void **state)
  * first, trees after, each in source order). It fires
  * a rule exactly when the three-valued evaluation (rules_prog_rule_eval)
  * says TRUE, for every mix of present, missing, true and false operands
- * below, with the tuned threshold at its fallback and at a tuned value.
+ * below (strings in a list, not in it, missing), with the tuned threshold
+ * at its fallback and at a tuned value.
  */
 static void
 test_terms_match_tree(void **state)
@@ -253,6 +254,11 @@ test_terms_match_tree(void **state)
 		"amount > tuned and card.count_7d >= 1",
 		"country in cl and not coalesce(card.country_seen, false) and amount < 200",
 		"card.count_7d > tuned and 3 < amount and card.country_seen and card.count_7d <= 10",
+		/* lists of each kind and thresholds on either side, as terms */
+		"card.count_7d in nums", "card.count_7d not in nums and amount > 1",
+		"country in cl and card_id in bins", "country not in cl", "card_id not in bins",
+		"device_id in empty or country in cl", "tuned > amount", "t10 <= card.count_7d and tuned >= amount",
+		"card_id in bins and amount > tuned and card.count_7d < 5",
 	};
 	rules_schema *schema = fx_schema();
 	char          src[8192];
@@ -282,7 +288,7 @@ test_terms_match_tree(void **state)
 		}
 		assert_int_equal(rules_tvals_set(tv_tuned, ti, NULL, 120.5), VIGIL_OK);
 	}
-	for (int v = 0; v < 54; v++) {
+	for (int v = 0; v < 162; v++) {
 		static const double amounts[] = { 120.5, 3, 0 };
 		static const double counts[] = { 0, 10, 1 };
 		vigil_value  f[FX_NSLOTS];
@@ -297,7 +303,15 @@ test_terms_match_tree(void **state)
 		                                : vigil_value_num(counts[v / 3 % 3]);
 		f[FX_AMOUNT] = v / 9 % 3 == 2 ? vigil_value_missing() : vigil_value_num(amounts[v / 9 % 3]);
 		/* the tuned threshold at its fallback (150), then tuned to 120.5 */
-		tv = v < 27 ? NULL : tv_tuned;
+		tv = v / 27 % 2 == 0 ? NULL : tv_tuned;
+		/* country and card_id: in the lists, not in them, missing */
+		if (v / 54 == 1) {
+			f[FX_COUNTRY] = vigil_value_str("FR", 2);
+			f[FX_CARD_ID] = vigil_value_str("3", 1);
+		} else if (v / 54 == 2) {
+			f[FX_COUNTRY] = vigil_value_missing();
+			f[FX_CARD_ID] = vigil_value_missing();
+		}
 		assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, &res), VIGIL_OK);
 		for (uint32_t r = 0; r < rules_prog_nrules(prog); r++) {
 			rules_outcome o;
