@@ -57,6 +57,11 @@
  * preallocated zero tail. */
 #define AR_PREALLOC_STEP  (4u << 20)
 #define AR_PREALLOC_ALIGN 4096u
+/* Written pages are unmapped once this many bytes of them are behind the
+ * write position (archive.md): the interval thread's fdatasync then finds
+ * them unmapped and has no page table entries to write-protect, one TLB
+ * shootdown each; one madvise call covers the whole stretch. */
+#define AR_RELEASE_STEP   (64u << 10)
 
 /* A queued frame: its bytes follow the previous one's in the queue buffer. */
 typedef struct ar_qent {
@@ -347,21 +352,28 @@ ar_map_drop(store_archive *ar)
  * (mu held). False if that does not fit the mapping or the file system
  * refuses (ENOSPC, EFBIG): the caller goes back to write(2) for the segment.
  * Frames are only ever copied below alloc_end, so no store can SIGBUS. */
-static bool
-ar_map_grow(store_archive *ar, uint64_t end)
+/* Appends never touch the pages before file_end's again: unmaps them (mu
+ * held; they stay in the page cache, dirty ones still to be written back)
+ * so the process's resident size does not grow with the segment. */
+static void
+ar_map_release(store_archive *ar)
 {
-	uint64_t nend = (end + AR_PREALLOC_STEP - 1) / AR_PREALLOC_STEP * AR_PREALLOC_STEP;
 	long     pg = sysconf(_SC_PAGESIZE);
 	uint64_t done = pg > 0 ? ar->file_end / (uint64_t)pg * (uint64_t)pg : 0;
 
-	/* Appends never touch the pages before file_end's again: unmap them
-	 * (they stay in the page cache, dirty ones still to be written back)
-	 * so the process's resident size does not grow with the segment. */
 	if (done > ar->map_dropped) {
 		(void)madvise(ar->map + ar->map_dropped, (size_t)(done - ar->map_dropped),
 		    MADV_DONTNEED);
 		ar->map_dropped = done;
 	}
+}
+
+static bool
+ar_map_grow(store_archive *ar, uint64_t end)
+{
+	uint64_t nend = (end + AR_PREALLOC_STEP - 1) / AR_PREALLOC_STEP * AR_PREALLOC_STEP;
+
+	ar_map_release(ar);
 	if (nend > ar->map_len)
 		nend = ar->map_len;
 	if (end > nend)
@@ -597,6 +609,8 @@ ar_write_chunk(store_archive *ar, const uint8_t *p, size_t len, const ar_qent *e
 		return VIGIL_EIO;
 	}
 	ar->file_end += len;
+	if (ar->map != NULL && ar->file_end - ar->map_dropped >= AR_RELEASE_STEP)
+		ar_map_release(ar);
 	for (uint32_t i = 0; i < n; i++) {
 		int64_t t = ent[i].event_time_ms;
 
