@@ -47,6 +47,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 TCK=$(getconf CLK_TCK)
+if [ "${PERF:-0}" = 1 ] && ! command -v perf >/dev/null 2>&1; then
+	echo "cpu.sh: PERF=1 needs perf (linux-perf)" >&2
+	exit 1
+fi
 
 ticks() { # pid: utime + stime in clock ticks
 	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
@@ -86,7 +90,11 @@ one() { # label server-command...
 	s0=$(ticks "$SPID"); l0=$(ticks "$lpid")
 	if [ "${PERF:-0}" = 1 ]; then
 		perf stat -x, -o "$TMP/perf" -e syscalls:sys_enter_futex,context-switches \
-			-p "$SPID" -- sleep "$SECS" 2>/dev/null
+			-p "$SPID" -- sleep "$SECS" 2>"$TMP/perf.err" || {
+			echo "cpu.sh: perf stat failed (tracepoints need root or" \
+				"kernel.perf_event_paranoid <= -1): $(head -1 "$TMP/perf.err")" >&2
+			exit 1
+		}
 	else
 		sleep "$SECS"
 	fi
