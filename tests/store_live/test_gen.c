@@ -40,7 +40,8 @@ card_profile(uint32_t count_7d)
 	return p;
 }
 
-/* Writes and commits one generation whose card "c1" has count_7d = mark. */
+/* Writes and commits one generation whose card "c1" has count_7d = mark,
+ * and whose merchant "m1" and terminal "t1" have fraud_count_30d = mark. */
 static uint64_t
 gen_write(const char *datadir, uint32_t mark, uint32_t keep)
 {
@@ -57,7 +58,7 @@ gen_write(const char *datadir, uint32_t mark, uint32_t keep)
 	ep.count_7d = 70;
 	ep.count_30d = 300;
 	ep.amount_mean_30d = 12.5;
-	ep.fraud_count_30d = 3;
+	ep.fraud_count_30d = mark;
 	ep.fraud_rate_7d = 0.01;
 	ep.fraud_rate_30d = 0.02;
 	ep.fraud_rate_90d = 0.03;
@@ -393,9 +394,25 @@ test_corrupt_current_reported(void **state)
 typedef struct reader_arg {
 	store_db     *db;
 	atomic_bool  *stop;
-	atomic_ulong  lookups, failures;
+	atomic_ulong  lookups, failures, serial;
 	atomic_uint   max_mark_seen;
 } reader_arg;
+
+/* The generation mark of f (card, merchant and terminal must agree: one
+ * transaction never mixes generations), 0 if absent or mixed. */
+static uint32_t
+mark_of(const vigil_value *f)
+{
+	uint32_t c = 0, m = 0, t = 0;
+
+	store_schema_find("card.count_7d", &c);
+	store_schema_find("merchant.fraud_count_30d", &m);
+	store_schema_find("terminal.fraud_count_30d", &t);
+	if (!f[c].present || !f[m].present || !f[t].present || f[c].num != f[m].num ||
+	    f[c].num != f[t].num)
+		return 0;
+	return (uint32_t)f[c].num;
+}
 
 static void *
 reader_main(void *p)
@@ -406,20 +423,39 @@ reader_main(void *p)
 	vigil_txn   txn = txn_make("probe", "c1", "m1", T0 + 9 * HOUR_MS, 1000);
 	uint32_t    last = 0;
 
+	/* Odd rounds score (c1, m1 and t1 become live, so their cached
+	 * profiles are used and must follow the switches), even ones look up. */
+	snprintf(txn.terminal_id, sizeof txn.terminal_id, "t1");
+
 	if (ctx == NULL) {
 		atomic_fetch_add(&a->failures, 1);
 		return NULL;
 	}
-	while (!atomic_load(a->stop)) {
-		vigil_err rv = store_features_lookup(a->db, ctx, &txn, f, store_schema_nfields());
-		uint32_t  slot = 0, mark;
+	for (unsigned long round = 0; !atomic_load(a->stop); round++) {
+		vigil_err rv;
+		uint32_t  mark = 0;
 
-		store_schema_find("card.count_7d", &slot);
-		if (rv != VIGIL_OK || !f[slot].present) {
+		if (round % 2) {
+			store_scored  s;
+			store_outcome prior;
+			store_diag    d;
+
+			snprintf(txn.txn_id, sizeof txn.txn_id, "r-%lu",
+			    atomic_fetch_add(&a->serial, 1));
+			rv = store_score_begin(a->db, ctx, &txn, f, store_schema_nfields(), &prior);
+			if (rv == VIGIL_OK) {
+				mark = mark_of(f);
+				scored_make(&s, &txn, 0);
+				rv = store_score_commit(a->db, ctx, &s, &d);
+			}
+		} else {
+			rv = store_features_lookup(a->db, ctx, &txn, f, store_schema_nfields());
+			mark = mark_of(f);
+		}
+		if (rv != VIGIL_OK || mark == 0) {
 			atomic_fetch_add(&a->failures, 1);
 			continue;
 		}
-		mark = (uint32_t)f[slot].num;
 		/* Generations only move forward for a reader. */
 		if (mark < last)
 			atomic_fetch_add(&a->failures, 1);
@@ -467,7 +503,7 @@ test_switch_under_readers(void **state)
 		assert_false(changed);
 		/* Let the readers run on this generation a little. */
 		for (unsigned long base = atomic_load(&a.lookups);
-		     atomic_load(&a.lookups) < base + 50;)
+		     atomic_load(&a.lookups) < base + 50 && atomic_load(&a.failures) == 0;)
 			usleep(100);
 	}
 	atomic_store(&stop, true);
