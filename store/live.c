@@ -1062,6 +1062,13 @@ live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 		}
 		atomic_fetch_add_explicit(&lv->ncards, 1, memory_order_relaxed);
 	}
+	/* begin's batch read comes next: the cached profile's lines
+	 * (live_card_bcache) are requested together rather than missed one
+	 * after the other. */
+	if (c->x != NULL) {
+		for (size_t off = 0; off < sizeof *c->x; off += 64)
+			__builtin_prefetch((const char *)c->x + off);
+	}
 	/* Folding needs one bucket at most; reserve it too. */
 	if (c->n >= LIVE_CARD_CAP && (c->x == NULL || c->nbk == c->x->capbk)) {
 		uint32_t     ncap;
