@@ -639,6 +639,57 @@ store_reader_open_segment(const char *path, store_corrupt_fn on_corrupt, void *a
 	return rd_open_one(path, growing, on_corrupt, arg, ret_rd, reterr);
 }
 
+/*
+ * A frame start that a growing segment's writer may still be storing: its
+ * magic, stored last (archive.c, ar_copy_frames), is not all there yet.
+ * Each of the (up to 4) bytes is zero or the magic's byte, and at least one
+ * is zero: zeros where the next frame goes, or a magic seen half stored (a
+ * store that straddles a cache line, or a read that took the bytes before
+ * and after it).
+ */
+static bool
+rd_in_progress(const uint8_t *p, size_t n)
+{
+	bool zero = n < 4;
+
+	for (size_t i = 0; i < n && i < 4; i++) {
+		if (p[i] == 0)
+			zero = true;
+		else if (p[i] != (uint8_t)STORE_FRAME_MAGIC[i])
+			return false;
+	}
+	return zero;
+}
+
+/*
+ * The resync of a growing segment found a valid frame after a frame start
+ * that looked in progress (bad_zero). The bytes of the buffer were read at
+ * different times, so that frame may have been completed since: the writer
+ * stores a frame's magic before any byte of the next frame, so once a later
+ * frame has been seen whole, the file holds the earlier magic too unless it
+ * is damaged. Reads the magic again from the file; if it is there now, the
+ * buffer is dropped and reading resumes at that frame (true). Otherwise it
+ * is damage, reported by the caller (false).
+ */
+static bool
+rd_rewind_if_written(store_reader *rd)
+{
+	uint8_t m[4];
+
+	if (!rd->growing || !rd->bad_zero || rd->zds != NULL ||
+	    pread(rd->fd, m, sizeof m, (off_t)rd->bad_off) != (ssize_t)sizeof m ||
+	    memcmp(m, STORE_FRAME_MAGIC, 4) != 0 ||
+	    lseek(rd->fd, (off_t)rd->bad_off, SEEK_SET) != (off_t)rd->bad_off)
+		return false;
+	rd->base_off = rd->bad_off;
+	rd->start = rd->end = 0;
+	rd->eof = false;
+	rd->resync = false;
+	rd->bad_zero = false;
+	rd->bad_tail = false;
+	return true;
+}
+
 /* One step of resynchronisation: looks for the next valid frame at or after
  * start. *ret_found true when buf[start..) holds one; *ret_end true when the
  * segment ended first (the stretch has been reported either way). */
@@ -679,6 +730,11 @@ rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *ret
 		rv = store_frame_decode(m, rd->end - rd->start, &rec, &used);
 		if (rv == VIGIL_OK) {
 			uint64_t off = rd->base_off + rd->start;
+
+			if (rd_rewind_if_written(rd)) {
+				*ret_found = true;
+				return VIGIL_OK;
+			}
 			rd_report(rd, rd->bad_off, off - rd->bad_off,
 			    rd->bad_tail ? "bad record length" : rd->bad_what);
 			rd->resync = false;
@@ -839,6 +895,7 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 			rd->bad_off = rd->base_off + rd->start;
 			rd->bad_what = "truncated record at end of segment";
 			rd->bad_tail = true;
+			rd->bad_zero = false;
 			rd->resync = true;
 			rd->start++;
 			continue;
@@ -848,8 +905,7 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 		/* Zeros where the next frame of a growing segment goes: the
 		 * writer's preallocated tail (or a frame whose magic it has not
 		 * stored yet), so the end of the data unless a valid frame follows. */
-		rd->bad_zero = rd->growing && memcmp(rd->buf + rd->start, "\0\0\0\0",
-		    avail < 4 ? avail : 4) == 0;
+		rd->bad_zero = rd->growing && rd_in_progress(rd->buf + rd->start, avail);
 		rd->bad_off = rd->base_off + rd->start;
 		rd->bad_what = avail >= STORE_FRAME_HDR && store_frame_plausible(rd->buf + rd->start) ?
 		    "CRC mismatch" : "bad frame header";
