@@ -1267,6 +1267,63 @@ test_zeroed_header_in_open_segment(void **state)
 	assert_int_equal(seqs[29], 31);
 }
 
+/*
+ * A reader of a growing segment whose buffer holds a frame start from
+ * before the writer stored its magic, and frames after it from later (its
+ * bytes are read at different times): the frame is read again from the
+ * file, not reported. Here the magic of frame 10 is `before` when the
+ * reader fills its buffer, and stored before the reader gets there.
+ */
+static void
+magic_completed_while_reading(fx *f, const uint8_t before[4])
+{
+	store_reader *rd = NULL;
+	store_record rec;
+	store_diag d;
+	corrupt_log c = { 0 };
+	uint64_t off10 = frames_bytes(1, 10), n = 1, expect = 2;
+	char p[512];
+	vigil_err rv;
+	int fd;
+
+	crash_after_appends(f, 1, 30);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, before, 4, (off_t)off10), 4);
+	assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, on_corrupt, &c, &rd, &d),
+	    VIGIL_OK);
+	assert_int_equal(store_reader_next(rd, &rec, &d), VIGIL_OK); /* the buffer is filled */
+	assert_int_equal(rec.seq, 1);
+	assert_int_equal(pwrite(fd, STORE_FRAME_MAGIC, 4, (off_t)off10), 4);
+	close(fd);
+	while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
+		assert_int_equal(rec.seq, expect);
+		expect++;
+		n++;
+	}
+	assert_int_equal(rv, VIGIL_ENOTFOUND);
+	store_reader_close(rd);
+	assert_int_equal(n, 30);
+	assert_int_equal(c.n, 0);
+}
+
+static void
+test_magic_completed_while_reading(void **state)
+{
+	static const uint8_t zero[4] = { 0, 0, 0, 0 };
+
+	magic_completed_while_reading(*state, zero);
+}
+
+static void
+test_half_magic_completed_while_reading(void **state)
+{
+	static const uint8_t half[4] = { 'V', 'G', 0, 0 };
+
+	magic_completed_while_reading(*state, half);
+}
+
 static void
 test_prealloc_fails_mid_segment(void **state)
 {
@@ -1411,6 +1468,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_segment_past_prealloc_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_in_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zeroed_header_in_open_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_magic_completed_while_reading, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_half_magic_completed_while_reading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prealloc_fails_mid_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_index_falls_back_to_scan, setup, teardown),
 	};
