@@ -84,6 +84,10 @@ struct store_ctx {
 	bool          need_all;   /* need covers every slot: nothing to mask */
 	uint32_t      plan;       /* live_plan(need) */
 	bool          need_bcard, need_bmerchant, need_bterminal; /* batch reads */
+	/* Slots a lookup may fill that need leaves out: mask_apply clears
+	 * these (every other slot stays as store_features_from_txn left it,
+	 * missing). */
+	store_feature_mask clear;
 };
 
 static void diag_set(store_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -161,6 +165,46 @@ mask_any(const store_feature_mask *m, uint32_t first, uint32_t last)
 		if (store_feature_mask_has(m, i))
 			return true;
 	return false;
+}
+
+static void
+mask_set_range(store_feature_mask *m, uint32_t first, uint32_t last)
+{
+	for (uint32_t i = first; i <= last; i++)
+		store_feature_mask_set(m, i);
+}
+
+/* Every slot a lookup on ctx can write after store_features_from_txn (its
+ * mask decided): the transaction's own slots, the batch profiles it reads
+ * (fill_txn_batch) and what live_features writes for ctx->plan. The
+ * others keep the missing value store_features_from_txn put there. */
+static void
+mask_fillable(const store_ctx *ctx, store_feature_mask *ret)
+{
+	uint32_t plan = ctx->plan;
+
+	store_feature_mask_none(ret);
+	mask_set_range(ret, STORE_SLOT_AMOUNT, STORE_SLOT_EVENT_TIME);
+	if (ctx->need_bcard)
+		mask_set_range(ret, STORE_SLOT_CARD_COUNT_7D, STORE_SLOT_CARD_MERCHANT_SEEN);
+	if (ctx->need_bmerchant)
+		mask_set_range(ret, STORE_SLOT_MERCHANT_COUNT_7D, STORE_SLOT_MERCHANT_FRAUD_RATE_90D);
+	if (ctx->need_bterminal)
+		mask_set_range(ret, STORE_SLOT_TERMINAL_COUNT_30D, STORE_SLOT_TERMINAL_FRAUD_RATE_30D);
+	if (plan & (LIVE_F_CARD | LIVE_F_CARD_DM | LIVE_F_CARD_CC))
+		mask_set_range(ret, STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_KMH_FROM_LAST);
+	if (plan & LIVE_F_MERCHANT)
+		mask_set_range(ret, STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H);
+	if (plan & (LIVE_F_TERMINAL | LIVE_F_TERMINAL_D))
+		mask_set_range(ret, STORE_SLOT_VEL_TERMINAL_COUNT_10M,
+		    STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H);
+	if (plan & (LIVE_F_DEVICE | LIVE_F_DEVICE_D))
+		mask_set_range(ret, STORE_SLOT_VEL_DEVICE_COUNT_1H,
+		    STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H);
+	if (plan & (LIVE_F_IP | LIVE_F_IP_D))
+		mask_set_range(ret, STORE_SLOT_VEL_IP_COUNT_1H, STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H);
+	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_COUNT_,
+	    "a new slot needs a place in mask_fillable");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -425,13 +469,11 @@ mask_apply(const store_ctx *ctx, vigil_value *f)
 {
 	if (ctx->need_all)
 		return;
-	/* Word by word, visiting only the slots not asked for. */
+	/* Word by word, visiting only the slots not asked for that a lookup
+	 * may have filled (ctx->clear). */
 	for (uint32_t w = 0; w * 64 < STORE_SLOT_COUNT_; w++) {
-		uint32_t n = STORE_SLOT_COUNT_ - w * 64;
-		uint64_t miss = ~ctx->need.w[w];
+		uint64_t miss = ctx->clear.w[w];
 
-		if (n < 64)
-			miss &= (1ULL << n) - 1;
 		while (miss != 0) {
 			f[w * 64 + (uint32_t)__builtin_ctzll(miss)] = vigil_value_missing();
 			miss &= miss - 1;
@@ -782,17 +824,30 @@ store_db_set_gen(store_db *db, store_gen *gen)
 	db_gen_install(db, r);
 }
 
-void
-store_db_close(store_db *db)
+static void
+db_close(store_db *db, bool free_live)
 {
 	if (db == NULL)
 		return;
 	store_archive_close(db->ar);
-	live_free(db->lv);
+	if (free_live)
+		live_free(db->lv);
 	genref_release(db->gen);
 	pthread_mutex_destroy(&db->gen_mu);
 	pthread_mutex_destroy(&db->refresh_mu);
 	free(db);
+}
+
+void
+store_db_close(store_db *db)
+{
+	db_close(db, true);
+}
+
+void
+store_db_close_exiting(store_db *db)
+{
+	db_close(db, false);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -967,6 +1022,9 @@ store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m)
 	    STORE_SLOT_MERCHANT_FRAUD_RATE_90D);
 	ctx->need_bterminal = mask_any(&ctx->need, STORE_SLOT_TERMINAL_COUNT_30D,
 	    STORE_SLOT_TERMINAL_FRAUD_RATE_30D);
+	mask_fillable(ctx, &ctx->clear);
+	for (uint32_t w = 0; w < STORE_FEATURE_MASK_WORDS; w++)
+		ctx->clear.w[w] &= ~ctx->need.w[w];
 	return VIGIL_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "pbwire.h"
+#include "schema.h"
 #include "store.h"
 #include "vigil.pb-c.h"
 
@@ -407,6 +408,36 @@ lean_agrees(const void *buf, size_t len)
 	for (int i = 0; i < 16; i++)
 		assert_value_eq(&lf[i], &ff[i]);
 	return r1;
+}
+
+/* Every slot after the transaction's own is missing, whatever the vector
+ * held before; a short vector gets the prefix and nothing past its end. */
+static void
+test_features_from_txn_rest_missing(void **state)
+{
+	static store_scored s;
+	vigil_value f[STORE_SLOT_COUNT_ + 5], full[STORE_SLOT_COUNT_ + 5];
+	const vigil_value miss = vigil_value_missing();
+	uint32_t n = STORE_SLOT_COUNT_ + 4;
+
+	(void)state;
+	fill_scored(&s);
+	memset(f, 0xa5, sizeof f);
+	store_features_from_txn(&s.txn, f, n);
+	assert_true(f[STORE_SLOT_AMOUNT].present);
+	assert_true(f[STORE_SLOT_EVENT_TIME].present);
+	assert_memory_equal(f[STORE_SLOT_CURRENCY].str, "EUR", 3);
+	for (uint32_t i = STORE_SLOT_EVENT_TIME + 1; i < n; i++)
+		assert_value_eq(&f[i], &miss);
+	assert_int_equal(((const unsigned char *)&f[n])[0], 0xa5);
+	memcpy(full, f, sizeof full);
+	for (uint32_t k = 0; k <= STORE_SLOT_EVENT_TIME + 2; k++) {
+		memset(f, 0xa5, sizeof f);
+		store_features_from_txn(&s.txn, f, k);
+		for (uint32_t i = 0; i < k; i++)
+			assert_value_eq(&f[i], &full[i]);
+		assert_int_equal(((const unsigned char *)&f[k])[0], 0xa5);
+	}
 }
 
 static void
@@ -954,6 +985,7 @@ main(void)
 		cmocka_unit_test(test_scored_decode_string_budget),
 		cmocka_unit_test(test_scored_decode_large_message_spills),
 		cmocka_unit_test(test_label_decode_rejects),
+		cmocka_unit_test(test_features_from_txn_rest_missing),
 		cmocka_unit_test(test_lean_round_trip),
 		cmocka_unit_test(test_lean_protobuf_c_rules),
 		cmocka_unit_test(test_lean_rejects),
