@@ -56,6 +56,20 @@
 #define RP_MAX_HITS        64
 #define RP_MAX_ERRORS_SHOWN 20
 
+/* A build checked for leaks (ASan/LSan) frees the live state at exit;
+ * others leave it to the exit (store_db_close_exiting): one free per card,
+ * entity and idempotency record is tens of milliseconds of a replay. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RP_FREE_LIVE_AT_EXIT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define RP_FREE_LIVE_AT_EXIT 1
+#endif
+#endif
+#ifndef RP_FREE_LIVE_AT_EXIT
+#define RP_FREE_LIVE_AT_EXIT 0
+#endif
+
 /* ------------------------------ options ------------------------------ */
 
 typedef struct rp_opts {
@@ -1819,7 +1833,10 @@ out:
 	rp_source_close(&r->src);
 	vigil_client_close(r->client);
 	store_ctx_free(r->ctx);
-	store_db_close(r->db);
+	if (RP_FREE_LIVE_AT_EXIT)
+		store_db_close(r->db);
+	else
+		store_db_close_exiting(r->db);
 	if (r->own_workdir && r->workdir[0] != '\0' && rp_rmtree(r->workdir) != 0)
 		fprintf(stderr, "vigil-replay: could not remove %s\n", r->workdir);
 	rules_tvals_free(r->tv);
