@@ -11,6 +11,7 @@
 # Servers: vigil-echo of BUILD_DIR, then BUILD_DIR's vigild, then every
 # further vigild binary given after "--" (e.g. an older build, to alternate
 # old and new). Environment: TP (ipc or tcp, default ipc), CONC (default 32),
+# CONNS (connections the load generator spreads them over, default 1),
 # RULES, FSYNC (default interval), RUNS (rounds, default 1), LOADGEN_ARGS
 # (extra vigil-loadgen flags for the vigild runs, e.g. "--rate 15000"),
 # VIGILD_ARGS (extra vigild flags, e.g. "--config FILE"), PIN (a CPU list:
@@ -30,6 +31,7 @@ shift; [ $# -gt 0 ] && shift
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 TP=${TP:-ipc}
 CONC=${CONC:-32}
+CONNS=${CONNS:-1}
 FSYNC=${FSYNC:-interval}
 RUNS=${RUNS:-1}
 if [ -z "${RULES:-}" ]; then
@@ -83,7 +85,7 @@ one() { # label server-command...
 	# window, which starts after the warm-up; requests in the window are
 	# estimated as the loadgen's rate times the window.
 	# shellcheck disable=SC2086
-	$LG_PIN "$LOADGEN" --url "$url" -c "$CONC" --duration $((SECS + 1)) --warmup 0.5 --json $extra \
+	$LG_PIN "$LOADGEN" --url "$url" -c "$CONC" --connections "$CONNS" --duration $((SECS + 1)) --warmup 0.5 --json $extra \
 		>"$TMP/lg.json" &
 	lpid=$!
 	sleep 0.6
@@ -117,7 +119,7 @@ one() { # label server-command...
 		    printf "\n" }'
 }
 
-echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC, ${SECS}s; $PIN_DESC"
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC over $CONNS connection(s), ${SECS}s; $PIN_DESC"
 r=0
 while [ $r -lt "$RUNS" ]; do
 	r=$((r + 1))

@@ -52,6 +52,7 @@ typedef struct lg_conn {
 static struct {
 	const char      *url;
 	uint32_t         conc;
+	uint32_t         nconn;     /* connections (dials) the socket spreads requests over */
 	double           duration_s;
 	double           warmup_s;
 	uint64_t         requests;
@@ -68,6 +69,7 @@ static struct {
 	_Atomic uint64_t seq;
 	_Atomic uint64_t done, errors, lost;
 	_Atomic uint32_t busy;
+	_Atomic uint32_t pipes;     /* connections established (nng pipe add events) */
 	_Atomic uint64_t nsamples;
 	uint32_t        *samples; /* latency in units of 100 ns */
 	uint32_t         pid;
@@ -119,6 +121,15 @@ lg_pack(lg_conn *c)
 	req.kind_case = VIGIL__V1__REQUEST__KIND_SCORE;
 	req.score = &sr;
 	return vigil__v1__request__pack(&req, c->buf);
+}
+
+static void
+lg_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	(void)ev;
+	(void)arg;
+	atomic_fetch_add(&lg.pipes, 1);
 }
 
 /* Packs a fresh request and sends it on c; latency counts from due_ns. */
@@ -308,9 +319,9 @@ static void
 lg_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: vigil-loadgen --url URL [--concurrency N] [--duration S | --requests N]\n"
-	    "                     [--warmup S] [--rate R] [--cards N] [--merchants N] [--dry-run]\n"
-	    "                     [--echo] [--json]\n"
+	    "usage: vigil-loadgen --url URL [--concurrency N] [--connections N]\n"
+	    "                     [--duration S | --requests N] [--warmup S] [--rate R]\n"
+	    "                     [--cards N] [--merchants N] [--dry-run] [--echo] [--json]\n"
 	    "\n"
 	    "Closed-loop load: N REQ contexts each send a vigil.v1 score request as soon as\n"
 	    "the previous reply arrives. With --rate, open loop: R requests are due per\n"
@@ -319,6 +330,9 @@ lg_usage(FILE *out)
 	    "\n"
 	    "  --url URL          tcp://HOST:PORT or ipc://PATH of vigild or vigil-echo\n"
 	    "  --concurrency N    requests in flight (default 1, max %d; the cap with --rate)\n"
+	    "  --connections N    connections (nng pipes) the contexts share, as N client\n"
+	    "                     processes would open; capped at --concurrency (default 1:\n"
+	    "                     every request on one connection)\n"
 	    "  --rate R           open loop at R requests/s (default: closed loop)\n"
 	    "  --duration S       measure for S seconds (default 3)\n"
 	    "  --requests N       stop after N requests instead (warm-up included)\n"
@@ -338,6 +352,7 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "url", required_argument, NULL, 'u' },
 		{ "concurrency", required_argument, NULL, 'c' },
+		{ "connections", required_argument, NULL, 'C' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "requests", required_argument, NULL, 'n' },
 		{ "warmup", required_argument, NULL, 'w' },
@@ -355,16 +370,18 @@ main(int argc, char **argv)
 	int opt, rv;
 
 	lg.conc = 1;
+	lg.nconn = 1;
 	lg.duration_s = 3;
 	lg.warmup_s = 0.5;
 	lg.cards = 10000;
 	lg.merchants = 1000;
-	while ((opt = getopt_long(argc, argv, "u:c:d:n:w:k:m:r:Dejh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "u:c:C:d:n:w:k:m:r:Dejh", opts, NULL)) != -1) {
 		char *end = NULL;
 
 		switch (opt) {
 		case 'u': lg.url = optarg; break;
 		case 'c': lg.conc = (uint32_t)strtoul(optarg, &end, 10); break;
+		case 'C': lg.nconn = (uint32_t)strtoul(optarg, &end, 10); break;
 		case 'd': lg.duration_s = strtod(optarg, &end); break;
 		case 'n': lg.requests = strtoull(optarg, &end, 10); break;
 		case 'w': lg.warmup_s = strtod(optarg, &end); break;
@@ -382,11 +399,12 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (lg.url == NULL || lg.conc == 0 || lg.conc > LG_MAX_CONC || lg.cards == 0 || lg.merchants == 0 ||
-	    lg.duration_s <= 0 || lg.warmup_s < 0 || lg.rate < 0 || optind < argc) {
+	if (lg.url == NULL || lg.conc == 0 || lg.conc > LG_MAX_CONC || lg.nconn == 0 ||
+	    lg.cards == 0 || lg.merchants == 0 || lg.duration_s <= 0 || lg.warmup_s < 0 ||
+	    lg.rate < 0 || optind < argc) {
 		fprintf(stderr, "vigil-loadgen: need --url, 1 <= --concurrency <= %d, "
-		    "--duration > 0, --rate >= 0, --cards and --merchants > 0 (see --help)\n",
-		    LG_MAX_CONC);
+		    "--connections >= 1, --duration > 0, --rate >= 0, --cards and --merchants > 0 "
+		    "(see --help)\n", LG_MAX_CONC);
 		return 2;
 	}
 	snprintf(lg.run, sizeof lg.run, "%x%x", (unsigned)getpid(), (unsigned)time(NULL));
@@ -396,12 +414,22 @@ main(int argc, char **argv)
 		fprintf(stderr, "vigil-loadgen: out of memory\n");
 		return 1;
 	}
+	if (lg.nconn > lg.conc)
+		lg.nconn = lg.conc;
 	if ((rv = nng_req0_open(&lg.sock)) != 0 ||
 	    (rv = nng_socket_set_ms(lg.sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0 ||
-	    (rv = nng_dial(lg.sock, lg.url, NULL, 0)) != 0) {
+	    (rv = nng_pipe_notify(lg.sock, NNG_PIPE_EV_ADD_POST, lg_pipe_added, NULL)) != 0) {
 		fprintf(stderr, "vigil-loadgen: %s: %s\n", lg.url, nng_strerror(rv));
 		return 1;
 	}
+	/* Each dial is one more connection (pipe); REQ sends every request on
+	 * a ready pipe, so the load spreads over them. */
+	for (uint32_t i = 0; i < lg.nconn; i++)
+		if ((rv = nng_dial(lg.sock, lg.url, NULL, 0)) != 0) {
+			fprintf(stderr, "vigil-loadgen: %s (connection %u): %s\n", lg.url, i + 1,
+			    nng_strerror(rv));
+			return 1;
+		}
 	for (uint32_t i = 0; i < lg.conc; i++) {
 		lg_conn *c = &lg.conns[i];
 
@@ -479,18 +507,18 @@ main(int argc, char **argv)
 	qsort(lg.samples, n, sizeof *lg.samples, lg_cmp);
 	secs = (double)(t1 - t0) / 1e9;
 	if (lg.json)
-		printf("{\"url\":\"%s\",\"concurrency\":%u,\"replies\":%llu,\"errors\":%llu,"
+		printf("{\"url\":\"%s\",\"concurrency\":%u,\"connections\":%u,\"pipes\":%u,\"replies\":%llu,\"errors\":%llu,"
 		    "\"lost\":%llu,\"seconds\":%.3f,\"rate\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
 		    "\"p999_us\":%.1f,\"max_us\":%.1f,\"target_rate\":%.1f,\"late\":%llu,"
 		    "\"waited\":%llu}\n",
-		    lg.url, lg.conc,
+		    lg.url, lg.conc, lg.nconn, atomic_load(&lg.pipes),
 		    (unsigned long long)done, (unsigned long long)errors, (unsigned long long)lost,
 		    secs, done / secs, lg_pct(lg.samples, n, 50), lg_pct(lg.samples, n, 99),
 		    lg_pct(lg.samples, n, 99.9), n > 0 ? lg.samples[n - 1] / 10.0 : 0.0, lg.rate,
 		    (unsigned long long)lg.late, (unsigned long long)lg.waited);
 	else
-		printf("%s c=%u: %llu replies in %.2f s = %.0f/s, p50 %.1f us, p99 %.1f us, "
-		    "p999 %.1f us, errors %llu, lost %llu", lg.url, lg.conc,
+		printf("%s c=%u conn=%u: %llu replies in %.2f s = %.0f/s, p50 %.1f us, p99 %.1f us, "
+		    "p999 %.1f us, errors %llu, lost %llu", lg.url, lg.conc, lg.nconn,
 		    (unsigned long long)done, secs, done / secs, lg_pct(lg.samples, n, 50),
 		    lg_pct(lg.samples, n, 99), lg_pct(lg.samples, n, 99.9),
 		    (unsigned long long)errors, (unsigned long long)lost);

@@ -16,7 +16,9 @@
 # TRANSPORTS (default "tcp ipc"), LOADGEN_ARGS (extra vigil-loadgen flags for
 # the vigild runs, e.g. "--merchants 1" for one hot merchant), OPEN (1 to
 # run the open-loop point, the default; 0 to skip it), OPEN_CONC (contexts
-# for it, default 256), PIN (a CPU list: both servers run under
+# for it, default 256), CONNS (connections each load generator opens and
+# spreads its requests over, as that many client processes would; default 1:
+# all requests multiplexed on one connection), PIN (a CPU list: both servers run under
 # `taskset -c PIN`, the load generator on the other CPUs; unset: nothing is
 # pinned; see bench/server/pin.sh). Exit 1 if a run fails.
 set -eu
@@ -29,6 +31,7 @@ TRANSPORTS=${TRANSPORTS:-"tcp ipc"}
 FSYNC=${FSYNC:-interval}
 OPEN=${OPEN:-1}
 OPEN_CONC=${OPEN_CONC:-256}
+CONNS=${CONNS:-1}
 if [ -z "${RULES:-}" ]; then
 	RULES="$SRC/rules/default.rules"
 	[ -f "$RULES" ] || RULES="$SRC/tests/server/rules/velocity.rules"
@@ -64,7 +67,7 @@ field() { # json key
 	echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
 }
 
-echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); ${SECS}s per point; rules $(basename "$RULES"); fsync $FSYNC; $PIN_DESC"
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); ${SECS}s per point; rules $(basename "$RULES"); fsync $FSYNC; $CONNS connection(s) per load generator; $PIN_DESC"
 printf '%-4s %5s | %10s %8s %8s %8s | %10s %8s %8s %8s | %6s %8s\n' \
 	tp conc echo/s p50us p99us p999us vigild/s p50us p99us p999us ratio dp50us
 port=19475
@@ -88,9 +91,9 @@ for tp in $TRANSPORTS; do
 	wait_up "$url"
 	vmax=0
 	for c in $CONCURRENCY; do
-		e=$($LG_PIN "$LOADGEN" --url "$eurl" --echo -c "$c" --duration "$SECS" --json)
+		e=$($LG_PIN "$LOADGEN" --url "$eurl" --echo -c "$c" --connections "$CONNS" --duration "$SECS" --json)
 		# shellcheck disable=SC2086
-		v=$($LG_PIN "$LOADGEN" --url "$url" -c "$c" --duration "$SECS" --json ${LOADGEN_ARGS:-}) || {
+		v=$($LG_PIN "$LOADGEN" --url "$url" -c "$c" --connections "$CONNS" --duration "$SECS" --json ${LOADGEN_ARGS:-}) || {
 			echo "run.sh: vigild run c=$c reported errors: $v" >&2; exit 1; }
 		er=$(field "$e" rate); vr=$(field "$v" rate)
 		ep50=$(field "$e" p50_us); vp50=$(field "$v" p50_us)
@@ -104,9 +107,9 @@ for tp in $TRANSPORTS; do
 	if [ "$OPEN" = 1 ]; then
 		rate=$(echo "$vmax" | awk '{ printf "%d", $1 / 2 }')
 		# shellcheck disable=SC2086
-		v=$($LG_PIN "$LOADGEN" --url "$url" -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json \
+		v=$($LG_PIN "$LOADGEN" --url "$url" -c "$OPEN_CONC" --connections "$CONNS" --rate "$rate" --duration "$SECS" --json \
 			${LOADGEN_ARGS:-}) || { echo "run.sh: vigild open loop reported errors: $v" >&2; exit 1; }
-		e=$($LG_PIN "$LOADGEN" --url "$eurl" --echo -c "$OPEN_CONC" --rate "$rate" --duration "$SECS" --json)
+		e=$($LG_PIN "$LOADGEN" --url "$eurl" --echo -c "$OPEN_CONC" --connections "$CONNS" --rate "$rate" --duration "$SECS" --json)
 		printf '%-4s %5s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | open loop at %s/s (half of %.0f), late %s/%s, waited %s/%s\n' \
 			"$tp" "r$OPEN_CONC" "$(field "$e" rate)" "$(field "$e" p50_us)" "$(field "$e" p99_us)" \
 			"$(field "$e" p999_us)" "$(field "$v" rate)" "$(field "$v" p50_us)" \

@@ -35,6 +35,19 @@ out=$("$LG" --url "$URL" --echo -c 4 --requests 200 --warmup 0 --json) || fail "
 [ "$(field "$out" replies)" = 200 ] || fail "closed loop: expected 200 replies: $out"
 [ "$(field "$out" lost)" = 0 ] || fail "closed loop: lost replies: $out"
 
+# --connections: that many pipes are connected (counted from nng's pipe
+# events, not from the flag) and the requests spread over them all arrive;
+# more connections than contexts is capped at the concurrency.
+out=$("$LG" --url "$URL" --echo -c 8 --connections 4 --requests 200 --warmup 0 --json) ||
+	fail "4 connections: $out"
+[ "$(field "$out" pipes)" = 4 ] || fail "4 connections: expected 4 pipes: $out"
+[ "$(field "$out" replies)" = 200 ] || fail "4 connections: expected 200 replies: $out"
+[ "$(field "$out" lost)" = 0 ] || fail "4 connections: lost replies: $out"
+out=$("$LG" --url "$URL" --echo -c 2 --connections 5 --requests 50 --warmup 0 --json) ||
+	fail "5 connections, 2 contexts: $out"
+[ "$(field "$out" connections)" = 2 ] || fail "connections not capped at -c 2: $out"
+[ "$(field "$out" pipes)" = 2 ] || fail "5 connections, 2 contexts: expected 2 pipes: $out"
+
 out=$("$LG" --url "$URL" --echo -c 8 --rate 2000 --requests 300 --warmup 0 --json) ||
 	fail "open loop: $out"
 [ "$(field "$out" replies)" = 300 ] || fail "open loop: expected 300 replies: $out"
@@ -48,6 +61,11 @@ set +e
 rv=$?
 set -e
 [ $rv -eq 2 ] || fail "--rate -1: exit $rv, expected 2: $(cat "$D/out")"
+set +e
+"$LG" --url "$URL" --echo --connections 0 --requests 1 >"$D/out" 2>&1
+rv=$?
+set -e
+[ $rv -eq 2 ] || fail "--connections 0: exit $rv, expected 2: $(cat "$D/out")"
 grep -q -- '--rate >= 0' "$D/out" || fail "--rate -1: unexpected message: $(cat "$D/out")"
 # bench/server/pin.sh: unset PIN pins nothing; PIN=0 puts the servers on CPU 0
 # and the load generator on all the others; a PIN that leaves no CPU fails.
