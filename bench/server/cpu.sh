@@ -21,7 +21,9 @@
 # `perf stat -p`, printed per request).
 # Prints one line per run: server, replies/s, server CPU us per request,
 # loadgen CPU us per request, p50, p99 [, futex calls and context switches
-# per request].
+# per request], and "other": the CPU time every other process on the machine
+# used in the window, in % of one CPU (from /proc/stat): a run with other
+# above a few % was disturbed, and its rate is not comparable.
 set -eu
 
 BUILD=${1:?usage: cpu.sh BUILD_DIR [SECONDS] [-- VIGILD...]}
@@ -54,6 +56,9 @@ if [ "${PERF:-0}" = 1 ] && ! command -v perf >/dev/null 2>&1; then
 	exit 1
 fi
 
+all_ticks() { # every CPU's busy time (not idle, not iowait) in clock ticks
+	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
 ticks() { # pid: utime + stime in clock ticks
 	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
@@ -89,7 +94,7 @@ one() { # label server-command...
 		>"$TMP/lg.json" &
 	lpid=$!
 	sleep 0.6
-	s0=$(ticks "$SPID"); l0=$(ticks "$lpid")
+	s0=$(ticks "$SPID"); l0=$(ticks "$lpid"); a0=$(all_ticks)
 	if [ "${PERF:-0}" = 1 ]; then
 		perf stat -x, -o "$TMP/perf" -e syscalls:sys_enter_futex,context-switches \
 			-p "$SPID" -- sleep "$SECS" 2>"$TMP/perf.err" || {
@@ -100,7 +105,7 @@ one() { # label server-command...
 	else
 		sleep "$SECS"
 	fi
-	s1=$(ticks "$SPID"); l1=$(ticks "$lpid")
+	s1=$(ticks "$SPID"); l1=$(ticks "$lpid"); a1=$(all_ticks)
 	wait "$lpid" || { echo "cpu.sh: loadgen against $label reported errors: $(cat "$TMP/lg.json")" >&2; exit 1; }
 	v=$(cat "$TMP/lg.json")
 	kill -TERM "$SPID"; wait "$SPID" || true; SPID=
@@ -110,13 +115,15 @@ one() { # label server-command...
 		futex=$(awk -F, '$3 ~ /futex/ { print $1 }' "$TMP/perf")
 		cs=$(awk -F, '$3 == "context-switches" { print $1 }' "$TMP/perf")
 	fi
-	echo "$label $rate $n $((s1 - s0)) $((l1 - l0)) $TCK $(field "$v" p50_us) $(field "$v" p99_us) $futex $cs" |
+	other=$(( (a1 - a0) - (s1 - s0) - (l1 - l0) ))
+	echo "$label $rate $n $((s1 - s0)) $((l1 - l0)) $TCK $(field "$v" p50_us) $(field "$v" p99_us) $futex $cs $other $SECS" |
 		awk '{ d = $3 > 0 ? $3 : 1
 		    printf "%-28s %9.0f/s  server %6.2f us/req  loadgen %6.2f us/req  p50 %7.1f  p99 %7.1f",
 		    $1, $2, $4 * 1e6 / $6 / d, $5 * 1e6 / $6 / d, $7, $8
 		    if ($9 >= 0)
 			printf "  futex %5.2f/req  cs %5.2f/req", $9 / d, $10 / d
-		    printf "\n" }'
+		    o = $11 * 100 / $6 / $12
+		    printf "  other %3.0f%%\n", o < 0 ? 0 : o }'
 }
 
 echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC over $CONNS connection(s), ${SECS}s; $PIN_DESC"
