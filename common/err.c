@@ -141,6 +141,10 @@ vigil_err
 vigil_channel_parse(const char *s, vigil_channel *ret_c)
 {
 	for (unsigned i = 0; i < VIGIL_CHANNEL_COUNT_; i++) {
+		/* The names are lower-case ASCII letters: a first byte that is
+		 * not the name's own, in either case, cannot match. */
+		if (((unsigned char)s[0] | 0x20) != (unsigned char)channel_names[i][0])
+			continue;
 		if (strcasecmp(s, channel_names[i]) == 0) {
 			*ret_c = (vigil_channel)i;
 			return VIGIL_OK;

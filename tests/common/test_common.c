@@ -219,6 +219,28 @@ test_validate_ids(void **state)
 		t.ip[2] = '\0';
 		assert_int_equal(vigil_txn_validate(&t, NULL, NULL, 0), ip ? VIGIL_OK : VIGIL_EINVAL);
 	}
+
+	/* every byte at every place of ids of every length up to the cap (the
+	 * check goes eight bytes at a time) */
+	for (size_t len = 1; len <= VIGIL_ID_MAX; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 1; c < 256; c++) {
+				bool id = c > 0x20 && c < 0x7f && c != '"' && c != ',' && c != '\\';
+				char b[VIGIL_ID_MAX + 1];
+
+				memset(b, 'a' + (int)(pos % 26), len);
+				b[pos] = (char)c;
+				assert_int_equal(vigil_id_chars_ok(b, len), id);
+				if (len < 3 || pos != len - 1)
+					continue;
+				t = good_txn();
+				memcpy(t.card_id, b, len);
+				t.card_id[len] = '\0';
+				assert_int_equal(vigil_txn_validate(&t, NULL, NULL, 0),
+				    id ? VIGIL_OK : VIGIL_EINVAL);
+			}
+		}
+	}
 }
 
 static void
