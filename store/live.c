@@ -39,8 +39,10 @@
 
 /* ---------------------------------------------------------------------- */
 /* Keyed tables: linear probing over (hash, object) slots. Every keyed object
- * starts with an okey, so a probe compares 8-byte hashes in one contiguous
- * array and touches an object only on a full 64-bit hash match. */
+ * holds an okey (cards and entities first, idempotency records last, cut
+ * after the id's NUL), so a probe compares 8-byte hashes in one contiguous
+ * array and touches an object only on a full 64-bit hash match. Only h,
+ * len and id[0..len] of an okey are ever read. */
 
 typedef struct okey {
 	uint64_t h; /* XXH3 of the id */
@@ -355,16 +357,39 @@ typedef struct ent_stripe {
 	omap            map;
 } __attribute__((aligned(64))) ent_stripe;
 
+/* An idempotency record takes DD_SIZE(id length, nhits) bytes: the okey is
+ * cut after the id's NUL and the hits follow it (dd_hits), so a record of
+ * a short id without hits is 56 bytes, not 176 (most of a replay's memory
+ * was these). The rules version is shared (dd_version). */
 typedef struct dd_entry {
-	okey           k;
 	int64_t        t;
+	uint64_t       features_gen;
+	const char    *rules_version; /* DD_VERSION_LEN bytes, NUL-terminated */
 	int32_t        score;
 	uint8_t        decision;
 	uint8_t        nhits;
-	uint64_t       features_gen;
-	char           rules_version[72];
-	store_hit      hits[]; /* nhits */
+	okey           k; /* last: only DD_KEY_END(len) bytes of it exist */
 } dd_entry;
+
+#define DD_OF(kp) ((dd_entry *)(void *)((char *)(kp) - offsetof(dd_entry, k)))
+#define DD_VERSION_LEN 72 /* sizeof store_outcome.rules_version */
+#define DD_KEY_END(len) ((offsetof(dd_entry, k) + offsetof(okey, id) + (len) + 1 + 7) / 8 * 8)
+#define DD_SIZE(len, nhits) (DD_KEY_END(len) + (size_t)(nhits) * sizeof(store_hit))
+
+static store_hit *
+dd_hits(dd_entry *d)
+{
+	return (store_hit *)(void *)((char *)d + DD_KEY_END(d->k.len));
+}
+
+/* A rules version as the records share it (DD_VERSION_LEN bytes, the
+ * last one NUL): the one last used, or one seen before, or a new copy.
+ * Kept until live_free: one per rules version the live state has seen.
+ * Under dd_chunk_mu. NULL on ENOMEM. */
+typedef struct dd_version {
+	struct dd_version *next;
+	char               v[DD_VERSION_LEN];
+} dd_version;
 
 /* Idempotency records are carved in arrival order out of DD_CHUNK-byte
  * chunks (aligned to their size, so an entry finds its chunk by masking
@@ -384,8 +409,11 @@ typedef struct dd_stripe {
 	omap            map;
 } __attribute__((aligned(64))) dd_stripe;
 
-_Static_assert(sizeof(dd_entry) + STORE_MAX_HITS * sizeof(store_hit) + sizeof(dd_chunk) <= DD_CHUNK,
+_Static_assert(DD_SIZE(VIGIL_ID_MAX, STORE_MAX_HITS) + sizeof(dd_chunk) <= DD_CHUNK,
     "a dedupe entry must fit a chunk");
+_Static_assert(sizeof(((store_outcome *)0)->rules_version) == DD_VERSION_LEN &&
+    sizeof(((store_scored *)0)->rules_version) == DD_VERSION_LEN, "rules_version length");
+_Static_assert(_Alignof(store_hit) <= 8, "hits after the id, 8-aligned");
 
 static void dd_release(live *lv, dd_entry *d);
 
@@ -401,8 +429,9 @@ struct live {
 	_Atomic int64_t wm;
 	_Atomic uint64_t ncards, nents, nevents, ndd, nlate;
 	_Atomic uint64_t commits, sweep_cursor;
-	pthread_mutex_t dd_chunk_mu; /* carving from dd_cur */
+	pthread_mutex_t dd_chunk_mu; /* carving from dd_cur, dd_versions */
 	dd_chunk       *dd_cur;      /* the chunk being filled, NULL before the first */
+	dd_version     *dd_versions; /* most recently used first */
 };
 
 /* A distinct-count set reused by every lookup of a thread: a slot is in
@@ -758,11 +787,17 @@ live_free(live *lv)
 
 		for (uint64_t j = 0; m->sl != NULL && j <= m->mask; j++)
 			if (m->sl[j].h != 0)
-				dd_release(lv, (dd_entry *)m->sl[j].v);
+				dd_release(lv, DD_OF(m->sl[j].v));
 		omap_fini(m);
 		pthread_mutex_destroy(&lv->dd[i].mu);
 	}
 	free(lv->dd_cur);
+	while (lv->dd_versions != NULL) {
+		dd_version *v = lv->dd_versions;
+
+		lv->dd_versions = v->next;
+		free(v);
+	}
 	pthread_mutex_destroy(&lv->dd_chunk_mu);
 	pthread_mutex_destroy(&lv->wm_mu);
 	free(lv);
@@ -868,35 +903,71 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 	uint64_t  h = k->txn;
 	dd_stripe *s = &lv->dd[dd_stripe_of(h)];
 	dd_entry  *d;
+	okey      *ok;
 	vigil_err  rv = VIGIL_ENOTFOUND;
 
 	if (len == 0 || len > VIGIL_ID_MAX)
 		return VIGIL_ENOTFOUND;
 	pthread_mutex_lock(&s->mu);
-	d = (dd_entry *)omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
+	ok = omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
+	d = ok != NULL ? DD_OF(ok) : NULL;
 	if (d != NULL && dd_live(lv, d)) {
 		memset(ret_prior, 0, sizeof *ret_prior);
 		ret_prior->score = d->score;
 		ret_prior->decision = (vigil_decision)d->decision;
 		ret_prior->features_gen = d->features_gen;
 		ret_prior->nhits = d->nhits;
-		memcpy(ret_prior->hits, d->hits, d->nhits * sizeof d->hits[0]);
-		memcpy(ret_prior->rules_version, d->rules_version, sizeof d->rules_version);
+		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
+		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
 		rv = VIGIL_EEXIST;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rv;
 }
 
-/* An entry for nhits hits. NULL on ENOMEM. */
-static dd_entry *
-dd_alloc(live *lv, uint32_t nhits)
+/* Under dd_chunk_mu: the shared copy of version (DD_VERSION_LEN bytes,
+ * the last one taken as NUL), moved to the front. NULL on ENOMEM. */
+static const char *
+dd_version_locked(live *lv, const char *version)
 {
-	size_t    size = (sizeof(dd_entry) + nhits * sizeof(store_hit) + 7) / 8 * 8;
-	dd_chunk *c;
-	dd_entry *d;
+	dd_version **pp, *v;
+
+	for (pp = &lv->dd_versions; (v = *pp) != NULL; pp = &v->next) {
+		if (memcmp(v->v, version, DD_VERSION_LEN - 1) == 0) {
+			*pp = v->next;
+			break;
+		}
+	}
+	if (v == NULL) {
+		v = malloc(sizeof *v);
+		if (v == NULL)
+			return NULL;
+		memcpy(v->v, version, DD_VERSION_LEN - 1);
+		v->v[DD_VERSION_LEN - 1] = '\0';
+	}
+	v->next = lv->dd_versions;
+	lv->dd_versions = v;
+	return v->v;
+}
+
+/* An entry for an id of len bytes and nhits hits, with its rules version
+ * set. NULL on ENOMEM. */
+static dd_entry *
+dd_alloc(live *lv, size_t len, uint32_t nhits, const char *version)
+{
+	size_t      size = DD_SIZE(len, nhits);
+	const char *ver;
+	dd_chunk   *c;
+	dd_entry   *d;
 
 	pthread_mutex_lock(&lv->dd_chunk_mu);
+	ver = lv->dd_versions != NULL &&
+	    memcmp(lv->dd_versions->v, version, DD_VERSION_LEN - 1) == 0
+	    ? lv->dd_versions->v : dd_version_locked(lv, version);
+	if (ver == NULL) {
+		pthread_mutex_unlock(&lv->dd_chunk_mu);
+		return NULL;
+	}
 	c = lv->dd_cur;
 	if (c == NULL || c->used + size > DD_CHUNK) {
 		dd_chunk *nc = aligned_alloc(DD_CHUNK, DD_CHUNK);
@@ -917,6 +988,7 @@ dd_alloc(live *lv, uint32_t nhits)
 	c->used += (uint32_t)size;
 	atomic_fetch_add_explicit(&c->nlive, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&lv->dd_chunk_mu);
+	d->rules_version = ver;
 	return d;
 }
 
@@ -940,6 +1012,7 @@ dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, int64_t event_time_
 {
 	dd_stripe *s;
 	dd_entry  *d = NULL, *old = NULL;
+	okey      *k;
 	vigil_err  rv = VIGIL_OK;
 
 	if (nhits > STORE_MAX_HITS)
@@ -949,7 +1022,8 @@ dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, int64_t event_time_
 	s = &lv->dd[dd_stripe_of(h)];
 
 	pthread_mutex_lock(&s->mu);
-	old = (dd_entry *)omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
+	k = omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
+	old = k != NULL ? DD_OF(k) : NULL;
 	if (old != NULL && dd_live(lv, old)) {
 		pthread_mutex_unlock(&s->mu);
 		return VIGIL_OK; /* the first outcome stays */
@@ -959,21 +1033,18 @@ dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, int64_t event_time_
 		dd_release(lv, old);
 		atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
 	}
-	d = dd_alloc(lv, nhits);
+	d = dd_alloc(lv, len, nhits, rules_version);
 	if (d == NULL) {
 		pthread_mutex_unlock(&s->mu);
 		return VIGIL_ENOMEM;
 	}
-	memset(d, 0, sizeof *d);
 	okey_set(&d->k, h, txn_id, len);
 	d->t = event_time_ms;
 	d->score = score;
 	d->decision = (uint8_t)decision;
 	d->nhits = (uint8_t)nhits;
 	d->features_gen = features_gen;
-	memcpy(d->rules_version, rules_version, sizeof d->rules_version);
-	d->rules_version[sizeof d->rules_version - 1] = '\0';
-	memcpy(d->hits, hits, nhits * sizeof d->hits[0]);
+	memcpy(dd_hits(d), hits, nhits * sizeof *hits);
 	rv = omap_insert(&s->map, &d->k);
 	if (rv != VIGIL_OK) {
 		dd_release(lv, d);
@@ -1898,7 +1969,7 @@ sweep_dedupe(live *lv, uint32_t i)
 
 	pthread_mutex_lock(&s->mu);
 	for (uint64_t j = 0; m->sl != NULL && j <= m->mask;) {
-		dd_entry *d = (dd_entry *)m->sl[j].v;
+		dd_entry *d = m->sl[j].v != NULL ? DD_OF(m->sl[j].v) : NULL;
 
 		if (d != NULL && !dd_live(lv, d)) {
 			omap_remove_at(m, (uint32_t)j);

@@ -186,6 +186,70 @@ test_late_events(void **state)
 	}
 }
 
+/* Records of ids of every length (1 to the cap), 0 to STORE_MAX_HITS hits
+ * and three rules versions in turn (one of them a full 71 bytes) each give
+ * back their own outcome on a retry. */
+static void
+test_idempotency_sizes(void **state)
+{
+	fixture             *fx = *state;
+	static store_scored  sc;
+	static store_outcome prior;
+	char                 vers[3][72];
+	store_diag           d;
+
+	snprintf(vers[0], sizeof vers[0], "v-one");
+	snprintf(vers[1], sizeof vers[1], "v-two");
+	memset(vers[2], 'z', sizeof vers[2] - 1);
+	vers[2][sizeof vers[2] - 1] = '\0';
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t len = 1; len <= VIGIL_ID_MAX; len++) {
+			char      id[VIGIL_ID_MAX + 1];
+			vigil_txn x;
+			uint32_t  nh = len % (STORE_MAX_HITS + 1);
+
+			memset(id, 'a' + (int)(len % 26), len);
+			id[len] = '\0';
+			id[0] = 'k';
+			x = txn_make(id, "c1", "m1", T0 + len, 100);
+			if (pass == 1) {
+				memset(&prior, 0, sizeof prior);
+				assert_int_equal(store_score_begin(fx->db, fx->ctx, &x, fx->f,
+				    store_schema_nfields(), &prior), VIGIL_EEXIST);
+				assert_int_equal(prior.score, (int32_t)len);
+				assert_true(prior.features_gen == 1000 + len);
+				assert_string_equal(prior.rules_version, vers[len % 3]);
+				assert_int_equal(prior.nhits, nh);
+				for (uint32_t i = 0; i < nh; i++) {
+					char want[64];
+
+					snprintf(want, sizeof want, "rule-%u-%u", len, i);
+					assert_string_equal(prior.hits[i].rule, want);
+					assert_int_equal(prior.hits[i].points, (int32_t)(len * 100 + i));
+					assert_int_equal(prior.hits[i].shadow, i % 2 == 1);
+				}
+				continue;
+			}
+			assert_int_equal(store_score_begin(fx->db, fx->ctx, &x, fx->f,
+			    store_schema_nfields(), &prior), VIGIL_OK);
+			memset(&sc, 0, sizeof sc);
+			sc.txn = x;
+			sc.score = (int32_t)len;
+			sc.decision = VIGIL_DECISION_REVIEW;
+			sc.features_gen = 1000 + len;
+			memcpy(sc.rules_version, vers[len % 3], sizeof sc.rules_version);
+			sc.scored_at_ms = x.event_time_ms;
+			sc.nhits = nh;
+			for (uint32_t i = 0; i < nh; i++) {
+				snprintf(sc.hits[i].rule, sizeof sc.hits[i].rule, "rule-%u-%u", len, i);
+				sc.hits[i].points = (int32_t)(len * 100 + i);
+				sc.hits[i].shadow = i % 2 == 1;
+			}
+			assert_int_equal(store_score_commit(fx->db, fx->ctx, &sc, &d), VIGIL_OK);
+		}
+	}
+}
+
 /* A retried txn_id returns the first outcome and is not counted twice. */
 static void
 test_idempotency(void **state)
@@ -720,6 +784,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedupe_horizon_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_distinct_and_seen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_count, setup, teardown),
