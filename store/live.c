@@ -1166,6 +1166,8 @@ live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 		for (size_t off = 0; off < (size_t)(p - stop); off += 64)
 			__builtin_prefetch(p - off);
 		__builtin_prefetch(stop);
+		/* commit's apply first looks at the oldest one (card_evict) */
+		__builtin_prefetch(&c->ev[c->head]);
 	}
 	return card_make_room(c);
 }
@@ -1914,6 +1916,13 @@ live_apply(live *lv, const vigil_txn *txn, const live_keys *k)
 /* ---------------------------------------------------------------------- */
 /* Expiry. */
 
+/* A sweep reads the slots in order and the objects they point to at
+ * random: the object SWEEP_AHEAD slots on is requested, and for cards the
+ * oldest event of the one SWEEP_AHEAD / 2 on (its object is in by then),
+ * so the misses overlap instead of following each other. Slots shifted by
+ * a removal only make a request useless. */
+#define SWEEP_AHEAD 8
+
 static void
 sweep_cards(live *lv, uint32_t i, int64_t cutoff)
 {
@@ -1923,6 +1932,19 @@ sweep_cards(live *lv, uint32_t i, int64_t cutoff)
 	pthread_mutex_lock(&s->mu);
 	for (uint64_t j = 0; m->sl != NULL && j <= m->mask;) {
 		live_card *c = m->sl[j].v != NULL ? CARD_OF(m->sl[j].v) : NULL;
+
+		if (j + SWEEP_AHEAD <= m->mask && m->sl[j + SWEEP_AHEAD].v != NULL) {
+			const char *o = (const char *)CARD_OF(m->sl[j + SWEEP_AHEAD].v);
+
+			__builtin_prefetch(o);
+			__builtin_prefetch(o + 64);
+		}
+		if (j + SWEEP_AHEAD / 2 <= m->mask && m->sl[j + SWEEP_AHEAD / 2].v != NULL) {
+			const live_card *n = CARD_OF(m->sl[j + SWEEP_AHEAD / 2].v);
+
+			if (n->n > 0)
+				__builtin_prefetch(&n->ev[n->head]);
+		}
 
 		if (c != NULL) {
 			card_evict(lv, c, cutoff);
@@ -1970,6 +1992,14 @@ sweep_dedupe(live *lv, uint32_t i)
 	pthread_mutex_lock(&s->mu);
 	for (uint64_t j = 0; m->sl != NULL && j <= m->mask;) {
 		dd_entry *d = m->sl[j].v != NULL ? DD_OF(m->sl[j].v) : NULL;
+
+		if (j + SWEEP_AHEAD <= m->mask && m->sl[j + SWEEP_AHEAD].v != NULL) {
+			const dd_entry *n = DD_OF(m->sl[j + SWEEP_AHEAD].v);
+
+			__builtin_prefetch(&n->t);
+			/* its chunk's count, which a release decrements */
+			__builtin_prefetch((const void *)((uintptr_t)n & ~(uintptr_t)(DD_CHUNK - 1)), 1);
+		}
 
 		if (d != NULL && !dd_live(lv, d)) {
 			omap_remove_at(m, (uint32_t)j);
