@@ -1047,7 +1047,9 @@ csv_row_build(csv_reader *rd, uint64_t line, csv_row *row, csv_diag *reterr)
 	/* The shared semantic checks (time range, ...): same rules as the server. */
 	{
 		const char *field = NULL;
-		char msg[160] = "";
+		char msg[160];
+
+		msg[0] = '\0'; /* set by validate on failure only */
 		if (vigil_txn_validate(&row->txn, &field, msg, sizeof msg) != VIGIL_OK)
 			return csv_bad(rd, line, reterr, field != NULL ? field : "record", "%s",
 			    msg[0] != '\0' ? msg : "invalid");
