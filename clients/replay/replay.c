@@ -30,15 +30,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 #include <jansson.h>
 #include <uthash.h>
 #include <xxhash.h>
@@ -73,49 +69,6 @@
 #ifndef RP_FREE_LIVE_AT_EXIT
 #define RP_FREE_LIVE_AT_EXIT 0
 #endif
-
-/* ------------------------------- heap -------------------------------- */
-
-/* The live state of an offline replay (cards, their events, idempotency
- * records: 145 MB for 30 days of 20,000 cards) is reached row after row at
- * random, so on 4 KiB pages most of its reads miss the TLB too. The main
- * thread's heap grows in steps of RP_HEAP_PAD (a few brk calls, not one
- * per 128 KiB) and each step is advised as transparent huge pages: 36k page
- * faults become ~1.6k. (glibc's malloc.hugetlb=1 tunable advises each step
- * too, but its steps are small and trimmed, and the split huge pages cost
- * more system time than the faults they save.) Results do not depend on
- * where the allocator puts things; a build whose allocator does not use
- * brk (ASan) sees no step and advises nothing. docs/BENCHMARKS.md, issue 7. */
-#define RP_HEAP_PAD ((size_t)32 << 20)
-
-static uintptr_t rp_heap_advised;
-
-static void
-rp_heap_setup(void)
-{
-#if defined(__GLIBC__) && defined(M_TOP_PAD) && defined(MADV_HUGEPAGE)
-	(void)mallopt(M_TOP_PAD, (int)RP_HEAP_PAD);
-	rp_heap_advised = (uintptr_t)sbrk(0);
-#endif
-}
-
-/* Advises the heap grown since the last call (sbrk(0) only reads the
- * break glibc keeps: no system call unless it moved). */
-static inline void
-rp_heap_advise(void)
-{
-#if defined(__GLIBC__) && defined(M_TOP_PAD) && defined(MADV_HUGEPAGE)
-	uintptr_t cur = (uintptr_t)sbrk(0), pg = 4096, from, to;
-
-	if (cur == rp_heap_advised || cur == (uintptr_t)-1 || rp_heap_advised == 0)
-		return;
-	from = (rp_heap_advised + pg - 1) & ~(pg - 1);
-	to = cur & ~(pg - 1);
-	if (to > from)
-		(void)madvise((void *)from, to - from, MADV_HUGEPAGE);
-	rp_heap_advised = cur;
-#endif
-}
 
 /* ------------------------------ options ------------------------------ */
 
@@ -1272,7 +1225,6 @@ rp_run_offline(rp *r)
 		rv = rp_offline_score(r, &row, &out, r->prog2 ? &out2 : NULL);
 		if (rv != VIGIL_OK)
 			return rv;
-		rp_heap_advise();
 		rv = rp_observe(r, &row, &out, r->prog2 ? &out2 : NULL);
 		if (rv != VIGIL_OK) {
 			fprintf(stderr, "vigil-replay: metrics: %s\n", vigil_strerror(rv));
@@ -1727,7 +1679,6 @@ main(int argc, char **argv)
 	vigil_err rv;
 	double secs;
 
-	rp_heap_setup();
 	r = calloc(1, sizeof *r);
 	if (r == NULL) {
 		fprintf(stderr, "vigil-replay: out of memory\n");
