@@ -167,12 +167,16 @@ mask_any(const store_feature_mask *m, uint32_t first, uint32_t last)
 	return false;
 }
 
-static void
-mask_set_range(store_feature_mask *m, uint32_t first, uint32_t last)
-{
-	for (uint32_t i = first; i <= last; i++)
-		store_feature_mask_set(m, i);
-}
+/* The slots fill_txn_batch writes, one range per batch profile it reads
+ * (store_ctx.need_bcard, need_bmerchant, need_bterminal). */
+enum { BATCH_CARD, BATCH_MERCHANT, BATCH_TERMINAL, BATCH_COUNT_ };
+static const struct {
+	uint32_t first, last;
+} batch_slots[BATCH_COUNT_] = {
+	[BATCH_CARD] = { STORE_SLOT_CARD_COUNT_7D, STORE_SLOT_CARD_MERCHANT_SEEN },
+	[BATCH_MERCHANT] = { STORE_SLOT_MERCHANT_COUNT_7D, STORE_SLOT_MERCHANT_FRAUD_RATE_90D },
+	[BATCH_TERMINAL] = { STORE_SLOT_TERMINAL_COUNT_30D, STORE_SLOT_TERMINAL_FRAUD_RATE_30D },
+};
 
 /* Every slot a lookup on ctx can write after store_features_from_txn (its
  * mask decided): the transaction's own slots, the batch profiles it reads
@@ -181,30 +185,19 @@ mask_set_range(store_feature_mask *m, uint32_t first, uint32_t last)
 static void
 mask_fillable(const store_ctx *ctx, store_feature_mask *ret)
 {
-	uint32_t plan = ctx->plan;
+	const bool batch[BATCH_COUNT_] = {
+		[BATCH_CARD] = ctx->need_bcard,
+		[BATCH_MERCHANT] = ctx->need_bmerchant,
+		[BATCH_TERMINAL] = ctx->need_bterminal,
+	};
 
 	store_feature_mask_none(ret);
-	mask_set_range(ret, STORE_SLOT_AMOUNT, STORE_SLOT_EVENT_TIME);
-	if (ctx->need_bcard)
-		mask_set_range(ret, STORE_SLOT_CARD_COUNT_7D, STORE_SLOT_CARD_MERCHANT_SEEN);
-	if (ctx->need_bmerchant)
-		mask_set_range(ret, STORE_SLOT_MERCHANT_COUNT_7D, STORE_SLOT_MERCHANT_FRAUD_RATE_90D);
-	if (ctx->need_bterminal)
-		mask_set_range(ret, STORE_SLOT_TERMINAL_COUNT_30D, STORE_SLOT_TERMINAL_FRAUD_RATE_30D);
-	if (plan & (LIVE_F_CARD | LIVE_F_CARD_DM | LIVE_F_CARD_CC))
-		mask_set_range(ret, STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_KMH_FROM_LAST);
-	if (plan & LIVE_F_MERCHANT)
-		mask_set_range(ret, STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H);
-	if (plan & (LIVE_F_TERMINAL | LIVE_F_TERMINAL_D))
-		mask_set_range(ret, STORE_SLOT_VEL_TERMINAL_COUNT_10M,
-		    STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H);
-	if (plan & (LIVE_F_DEVICE | LIVE_F_DEVICE_D))
-		mask_set_range(ret, STORE_SLOT_VEL_DEVICE_COUNT_1H,
-		    STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H);
-	if (plan & (LIVE_F_IP | LIVE_F_IP_D))
-		mask_set_range(ret, STORE_SLOT_VEL_IP_COUNT_1H, STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H);
-	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_COUNT_,
-	    "a new slot needs a place in mask_fillable");
+	for (uint32_t i = STORE_SLOT_AMOUNT; i <= STORE_SLOT_EVENT_TIME; i++)
+		store_feature_mask_set(ret, i);
+	for (uint32_t b = 0; b < BATCH_COUNT_; b++)
+		for (uint32_t i = batch_slots[b].first; batch[b] && i <= batch_slots[b].last; i++)
+			store_feature_mask_set(ret, i);
+	live_plan_slots(ctx->plan, ret);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1017,12 +1010,12 @@ store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m)
 	ctx->need_all = mask_subset(&all, &ctx->need);
 	/* A full mask (vigild) does not depend on live_plan's grouping. */
 	ctx->plan = ctx->need_all ? LIVE_F_ALL : live_plan(&ctx->need);
-	ctx->need_bcard = mask_any(&ctx->need, STORE_SLOT_CARD_COUNT_7D,
-	    STORE_SLOT_CARD_MERCHANT_SEEN);
-	ctx->need_bmerchant = mask_any(&ctx->need, STORE_SLOT_MERCHANT_COUNT_7D,
-	    STORE_SLOT_MERCHANT_FRAUD_RATE_90D);
-	ctx->need_bterminal = mask_any(&ctx->need, STORE_SLOT_TERMINAL_COUNT_30D,
-	    STORE_SLOT_TERMINAL_FRAUD_RATE_30D);
+	ctx->need_bcard = mask_any(&ctx->need, batch_slots[BATCH_CARD].first,
+	    batch_slots[BATCH_CARD].last);
+	ctx->need_bmerchant = mask_any(&ctx->need, batch_slots[BATCH_MERCHANT].first,
+	    batch_slots[BATCH_MERCHANT].last);
+	ctx->need_bterminal = mask_any(&ctx->need, batch_slots[BATCH_TERMINAL].first,
+	    batch_slots[BATCH_TERMINAL].last);
 	mask_fillable(ctx, &ctx->clear);
 	for (uint32_t w = 0; w < STORE_FEATURE_MASK_WORDS; w++)
 		ctx->clear.w[w] &= ~ctx->need.w[w];

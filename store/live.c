@@ -1728,6 +1728,32 @@ card_features(const live_card *c, live_scratch *sc, const vigil_txn *txn, const 
 	}
 }
 
+/* What live_features below writes, kind by kind: keep the two in step. */
+void
+live_plan_slots(uint32_t plan, store_feature_mask *m)
+{
+	static const struct {
+		uint32_t flags, first, last;
+	} kinds[] = {
+		{ LIVE_F_CARD | LIVE_F_CARD_DM | LIVE_F_CARD_CC,
+		  STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_KMH_FROM_LAST },
+		{ LIVE_F_MERCHANT, STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H },
+		{ LIVE_F_TERMINAL | LIVE_F_TERMINAL_D,
+		  STORE_SLOT_VEL_TERMINAL_COUNT_10M, STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H },
+		{ LIVE_F_DEVICE | LIVE_F_DEVICE_D,
+		  STORE_SLOT_VEL_DEVICE_COUNT_1H, STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H },
+		{ LIVE_F_IP | LIVE_F_IP_D,
+		  STORE_SLOT_VEL_IP_COUNT_1H, STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H },
+	};
+
+	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_COUNT_,
+	    "a new vel.* slot needs a place in live_plan_slots");
+	for (size_t g = 0; g < sizeof kinds / sizeof kinds[0]; g++)
+		if (plan & kinds[g].flags)
+			for (uint32_t i = kinds[g].first; i <= kinds[g].last; i++)
+				store_feature_mask_set(m, i);
+}
+
 void
 live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
     vigil_value *f, uint32_t plan)

@@ -67,6 +67,9 @@ typedef struct live_opts {
 uint32_t live_plan(const store_feature_mask *m);
 /* The entity kinds a plan reads. */
 uint32_t live_plan_kinds(uint32_t plan);
+/* Adds to m every slot live_features may write for plan (a value or
+ * missing): the whole vel.* range of each kind the plan touches. */
+void     live_plan_slots(uint32_t plan, store_feature_mask *m);
 
 typedef struct live_stats {
 	uint64_t cards, entities, events, dedupe_entries, late_events;
