@@ -151,6 +151,21 @@ test_validate(void **state)
 }
 
 /* Ids and ip at their caps, one byte over (no NUL in the array), bad bytes. */
+/* Each value, written into the string field at offset off of a good
+ * transaction, is refused and blamed on that field. */
+static void
+expect_rejected(size_t off, const char *name, const char *const *values)
+{
+	for (; *values != NULL; values++) {
+		vigil_txn   t = good_txn();
+		const char *field = NULL;
+
+		strcpy((char *)&t + off, *values);
+		assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
+		assert_string_equal(field, name);
+	}
+}
+
 static void
 test_validate_ids(void **state)
 {
@@ -173,27 +188,15 @@ test_validate_ids(void **state)
 	memset(t.ip, 'f', sizeof t.ip);
 	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
 	assert_string_equal(field, "ip");
-	for (const char *const *ip = (const char *const[]){ "1.2.3.g", "1.2.3.4 ", "fe80::1%eth0",
-	         "::G", "1/2", NULL }; *ip != NULL; ip++) {
-		t = good_txn();
-		strcpy(t.ip, *ip);
-		field = NULL;
-		assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
-		assert_string_equal(field, "ip");
-	}
+	expect_rejected(offsetof(vigil_txn, ip), "ip", (const char *const[]){ "1.2.3.g",
+	    "1.2.3.4 ", "fe80::1%eth0", "::G", "1/2", NULL });
 	t = good_txn();
 	strcpy(t.ip, "aBcDeF:0123456789.");
 	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
 
 	/* optional ids may be empty, never hold a quote, backslash, comma or DEL */
-	for (const char *const *id = (const char *const[]){ "d\"1", "d\\1", "d,1", "d\x7f", "d\t",
-	         NULL }; *id != NULL; id++) {
-		t = good_txn();
-		strcpy(t.device_id, *id);
-		field = NULL;
-		assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
-		assert_string_equal(field, "device_id");
-	}
+	expect_rejected(offsetof(vigil_txn, device_id), "device_id", (const char *const[]){ "d\"1",
+	    "d\\1", "d,1", "d\x7f", "d\t", NULL });
 	t = good_txn();
 	strcpy(t.terminal_id, "~!#$%&'()*+-./:;<=>?@[]^_`{|}");
 	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
