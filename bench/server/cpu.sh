@@ -22,8 +22,9 @@
 # Prints one line per run: server, replies/s, server CPU us per request,
 # loadgen CPU us per request, p50, p99 [, futex calls and context switches
 # per request], and "other": the CPU time every other process on the machine
-# used in the window, in % of one CPU (from /proc/stat): a run with other
-# above a few % was disturbed, and its rate is not comparable.
+# used in the window, in % of one CPU (from /proc/stat; with PERF=1 it
+# includes perf's own share): a run with other above a few % was disturbed,
+# and its rate is not comparable.
 set -eu
 
 BUILD=${1:?usage: cpu.sh BUILD_DIR [SECONDS] [-- VIGILD...]}
