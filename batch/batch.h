@@ -90,6 +90,8 @@ typedef struct batch_summary {
 	uint64_t labels_unmatched; /* no transaction of the window has that txn_id */
 	uint64_t labels_future;    /* label time > as_of: ignored */
 	uint64_t cards, merchants, terminals; /* rows written */
+	uint64_t first_seen_carried; /* cards whose first_seen came from the previous generation */
+	char     first_seen_note[256]; /* why carrying stopped early ("" if it did not) */
 	uint64_t first_seq, last_seq;         /* archive sequence range read */
 	uint32_t nthresholds;
 	batch_thresh_summary thresholds[BATCH_MAX_THRESHOLDS];

@@ -122,9 +122,12 @@ print_summary(const batch_summary *s, FILE *out)
 	    "%llu after as-of ignored\n", (unsigned long long)s->labels_read,
 	    (unsigned long long)s->labels_used, (unsigned long long)s->labels_unmatched,
 	    (unsigned long long)s->labels_future);
-	fprintf(out, "  tables     %llu cards, %llu merchants, %llu terminals\n",
-	    (unsigned long long)s->cards, (unsigned long long)s->merchants,
-	    (unsigned long long)s->terminals);
+	fprintf(out, "  tables     %llu cards (%llu first_seen from the previous generation), "
+	    "%llu merchants, %llu terminals\n",
+	    (unsigned long long)s->cards, (unsigned long long)s->first_seen_carried,
+	    (unsigned long long)s->merchants, (unsigned long long)s->terminals);
+	if (s->first_seen_note[0] != '\0')
+		fprintf(out, "  first_seen %s\n", s->first_seen_note);
 	for (uint32_t i = 0; i < s->nthresholds; i++) {
 		const batch_thresh_summary *t = &s->thresholds[i];
 

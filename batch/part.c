@@ -579,13 +579,12 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 				    p->h.part_count);
 				return VIGIL_ECORRUPT;
 			}
-			rv = store_genw_put_card(r->gw, key, &prof);
+			rv = batch_card_put(r, key, &prof);
 			if (rv != VIGIL_OK) {
 				batch_diag(reterr, "%s: offset %llu: card %s: %s", p->path,
 				    (unsigned long long)at, key, vigil_strerror(rv));
 				return rv;
 			}
-			r->sum.cards++;
 		} else {
 			batch_ent acc, *a;
 

@@ -1275,6 +1275,7 @@ batch_run_fini(batch_run *r)
 	labels_free(r);
 	rules_prog_free(r->prog);
 	free(r->plans);
+	store_gen_cards_close(r->prev_cards);
 	store_gen_close(r->prev);
 	store_genw_abort(r->gw);
 	memset(r, 0, sizeof *r);
@@ -1812,6 +1813,46 @@ out:
 	return rv;
 }
 
+/*
+ * card.first_seen is the card's first transaction in the archive, and the
+ * window alone only knows the first one inside it: the previous
+ * generation's value is kept when it is earlier, so a card's age keeps
+ * growing across rebuilds for as long as the card has a transaction in
+ * every window (features.md). A previous value that cannot be read stops the
+ * carrying for the rest of the run and is noted in the summary; the rebuild
+ * goes on, since it is what replaces a damaged generation.
+ */
+vigil_err
+batch_card_put(batch_run *r, const char *key, store_card_profile *p)
+{
+	store_card_profile old;
+	vigil_err rv;
+
+	if (r->prev != NULL && !r->prev_cards_off) {
+		rv = r->prev_cards != NULL ? VIGIL_OK : store_gen_cards_open(r->prev, &r->prev_cards);
+		if (rv == VIGIL_OK)
+			rv = store_gen_cards_get(r->prev_cards, key, &old);
+		if (rv == VIGIL_OK && old.first_seen_ms > 0 &&
+		    (p->first_seen_ms == 0 || old.first_seen_ms < p->first_seen_ms)) {
+			p->first_seen_ms = old.first_seen_ms;
+			r->sum.first_seen_carried++;
+		} else if (rv != VIGIL_OK && rv != VIGIL_ENOTFOUND) {
+			store_gen_meta meta;
+
+			(void)store_gen_meta_get(r->prev, &meta);
+			r->prev_cards_off = true;
+			snprintf(r->sum.first_seen_note, sizeof r->sum.first_seen_note,
+			    "previous generation %llu: card %.64s: %s; first_seen of this card "
+			    "and the ones after it comes from this window only",
+			    (unsigned long long)meta.generation, key, vigil_strerror(rv));
+		}
+	}
+	rv = store_genw_put_card(r->gw, key, p);
+	if (rv == VIGIL_OK)
+		r->sum.cards++;
+	return rv;
+}
+
 static vigil_err
 put_cards(batch_run *r, store_diag *reterr)
 {
@@ -1826,12 +1867,11 @@ put_cards(batch_run *r, store_diag *reterr)
 	for (size_t i = 0; i < n; i++) {
 		batch_cards_prefetch(v, i, n);
 		batch_card_profile(v[i], &p);
-		rv = store_genw_put_card(r->gw, v[i]->key, &p);
+		rv = batch_card_put(r, v[i]->key, &p);
 		if (rv != VIGIL_OK) {
 			batch_diag(reterr, "writing card %s: %s", v[i]->key, vigil_strerror(rv));
 			break;
 		}
-		r->sum.cards++;
 	}
 	free(v);
 	return rv;

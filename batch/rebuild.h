@@ -172,6 +172,8 @@ struct batch_run {
 	uint32_t       ntxn; /* transaction-field slots: 0 .. ntxn-1 */
 	uint32_t       ntxn_used; /* slots 0 .. ntxn_used-1 cover every plan's txn fields */
 	store_gen     *prev; /* current generation before this run, or NULL */
+	store_gen_cards *prev_cards; /* its cards, for first_seen (batch_card_put) */
+	bool           prev_cards_off; /* not readable: carry nothing more */
 	store_genw    *gw;
 	batch_label   *labels;
 	batch_index    label_ix;
@@ -195,6 +197,10 @@ vigil_err batch_run_aggregate(batch_run *r, store_diag *reterr);
 vigil_err batch_run_merge_workers(batch_run *r, store_diag *reterr);
 vigil_err batch_run_sorted_cards(batch_run *r, batch_card ***ret_v, size_t *ret_n);
 void      batch_run_state_bytes(batch_run *r);
+/* Writes one card's profile into the new generation, first_seen carried
+ * over from the previous generation when earlier. Cards in ascending id
+ * order are cheapest. */
+vigil_err batch_card_put(batch_run *r, const char *key, store_card_profile *p);
 vigil_err batch_run_finish(batch_run *r, batch_ent_node **merchants,
     batch_ent_node **terminals, batch_tstate *ts, store_diag *reterr);
 /* Finds or adds the counters of key in map (and its index ix). */

@@ -55,6 +55,9 @@ batch_summary_json(const batch_summary *s)
 	set(o, "cards", json_integer((json_int_t)s->cards), &ok);
 	set(o, "merchants", json_integer((json_int_t)s->merchants), &ok);
 	set(o, "terminals", json_integer((json_int_t)s->terminals), &ok);
+	set(o, "first_seen_carried", json_integer((json_int_t)s->first_seen_carried), &ok);
+	if (s->first_seen_note[0] != '\0')
+		set(o, "first_seen_note", json_string(s->first_seen_note), &ok);
 	set(o, "rules_hash", json_string(s->rules_hash), &ok);
 	set(o, "duration_s", json_real(s->duration_s), &ok);
 	set(o, "state_bytes", json_integer((json_int_t)s->peak_state_bytes), &ok);

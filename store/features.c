@@ -1362,6 +1362,65 @@ GEN_LOOKUP(store_gen_card, store_card_profile, gen_session_card)
 GEN_LOOKUP(store_gen_merchant, store_entity_profile, gen_session_merchant)
 GEN_LOOKUP(store_gen_terminal, store_entity_profile, gen_session_terminal)
 
+/* Card lookups in ascending id order: one read transaction and one cursor,
+ * so LMDB finds a key on the cursor's current leaf page without descending
+ * from the root again. */
+struct store_gen_cards {
+	store_gen   *g;
+	gen_session *s;
+	MDB_cursor  *cur;
+};
+
+vigil_err
+store_gen_cards_open(store_gen *g, store_gen_cards **ret_c)
+{
+	store_gen_cards *c = calloc(1, sizeof *c);
+	int rc;
+
+	*ret_c = NULL;
+	if (c == NULL)
+		return VIGIL_ENOMEM;
+	c->g = g;
+	c->s = gen_session_begin(g);
+	if (c->s == NULL) {
+		free(c);
+		return VIGIL_EIO;
+	}
+	rc = mdb_cursor_open((MDB_txn *)c->s, g->dbi[DBI_CARD], &c->cur);
+	if (rc != 0) {
+		gen_session_end(g, c->s);
+		free(c);
+		return gen_err_from_mdb(rc);
+	}
+	*ret_c = c;
+	return VIGIL_OK;
+}
+
+vigil_err
+store_gen_cards_get(store_gen_cards *c, const char *card_id, store_card_profile *ret_p)
+{
+	size_t  len = strlen(card_id);
+	MDB_val k = { .mv_size = len, .mv_data = (void *)card_id }, v;
+	int     rc;
+
+	if (len == 0 || len > VIGIL_ID_MAX)
+		return VIGIL_ENOTFOUND;
+	rc = mdb_cursor_get(c->cur, &k, &v, MDB_SET_KEY);
+	if (rc != 0)
+		return gen_err_from_mdb(rc);
+	return card_decode(v.mv_data, v.mv_size, ret_p);
+}
+
+void
+store_gen_cards_close(store_gen_cards *c)
+{
+	if (c == NULL)
+		return;
+	mdb_cursor_close(c->cur);
+	gen_session_end(c->g, c->s);
+	free(c);
+}
+
 vigil_err
 store_gen_threshold(store_gen *g, const char *name, const char *group, store_threshold_val *ret_v)
 {

@@ -9,7 +9,9 @@
  *     within its stated tolerance, fallback kept with too little data);
  *   - idempotency, --force, determinism (mdb_dump of the tables);
  *   - 3 partitions merged == 2 threads == a single run (mdb_dump);
- *   - the lock (VIGIL_EBUSY, exit code 3), rule-file errors, the CLI.
+ *   - the lock (VIGIL_EBUSY, exit code 3), rule-file errors, the CLI;
+ *   - card.first_seen carried across generations (plain and merged runs),
+ *     and a damaged previous card value noted without failing the rebuild.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -24,6 +26,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <lmdb.h>
 
 #include "batch.h"
 #include "pbwire.h"
@@ -825,6 +828,201 @@ test_rules_error_named(void **state)
 	fx_rm_rf(dd);
 }
 
+/* first_seen of card id in the current generation of dd; -1 if absent. */
+static int64_t
+first_seen_of(const char *dd, const char *id)
+{
+	store_gen *g = NULL;
+	store_card_profile cp;
+	store_diag d;
+	vigil_err rv;
+
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	rv = store_gen_card(g, id, &cp);
+	store_gen_close(g);
+	if (rv == VIGIL_ENOTFOUND)
+		return -1;
+	assert_int_equal(rv, VIGIL_OK);
+	return cp.first_seen_ms;
+}
+
+static void
+rebuild_at(const char *dd, int64_t as_of, int64_t window, batch_summary *s)
+{
+	batch_opts o;
+	store_diag d;
+	vigil_err rv;
+
+	opts_for(&o, dd, NULL);
+	o.as_of_ms = as_of;
+	o.window_ms = window;
+	rv = batch_rebuild(&o, s, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("rebuild at %lld: %s: %s", (long long)as_of, vigil_strerror(rv), d.msg);
+	assert_false(s->skipped);
+}
+
+/*
+ * c1 transacts in every window: its first_seen stays at its first
+ * transaction ever, 100 days before A, through windows that no longer hold
+ * it. c2 is silent for a whole window and starts afresh; c3 is new.
+ */
+static void
+test_first_seen_carried(void **state)
+{
+	const char *dd = fx_tmpdir(0), *pd = fx_tmpdir(1);
+	batch_summary *s = calloc(1, sizeof *s);
+	store_archive *ar;
+	const fx_txn txns[] = {
+		{ "f1", "c1", "m1", NULL, "FR", "EUR", 1000, A - 100 * D, 5411, NULL, 0 },
+		{ "f2", "c2", "m1", NULL, "FR", "EUR", 1000, A - 99 * D, 5411, NULL, 0 },
+		{ "f3", "c1", "m1", NULL, "FR", "EUR", 1000, A - 10 * D, 5411, NULL, 0 },
+		{ "f4", "c3", "m1", NULL, "FR", "EUR", 1000, A - 5 * D, 5411, NULL, 0 },
+		{ "f5", "c1", "m1", NULL, "FR", "EUR", 1000, A + 20 * D, 5411, NULL, 0 },
+		{ "f6", "c2", "m1", NULL, "FR", "EUR", 1000, A + 30 * D, 5411, NULL, 0 },
+	};
+
+	(void)state;
+	assert_non_null(s);
+	ar = fx_archive(dd);
+	for (size_t i = 0; i < sizeof txns / sizeof txns[0]; i++)
+		fx_score(ar, &txns[i]);
+	store_archive_close(ar);
+	fx_copy_archive(dd, pd);
+
+	/* Generation 1: [A-140d, A-50d) holds f1 and f2; nothing to carry. */
+	rebuild_at(dd, A - 50 * D, 90 * D, s);
+	assert_int_equal(s->cards, 2);
+	assert_int_equal(s->first_seen_carried, 0);
+	assert_int_equal(first_seen_of(dd, "c1"), A - 100 * D);
+	assert_int_equal(first_seen_of(dd, "c2"), A - 99 * D);
+
+	/* Generation 2: [A-30d, A) holds f3 and f4 only. */
+	rebuild_at(dd, A, 30 * D, s);
+	assert_int_equal(s->cards, 2);
+	assert_int_equal(s->first_seen_carried, 1);
+	assert_string_equal(s->first_seen_note, "");
+	assert_int_equal(first_seen_of(dd, "c1"), A - 100 * D); /* not A - 10d */
+	assert_int_equal(first_seen_of(dd, "c3"), A - 5 * D);
+	assert_int_equal(first_seen_of(dd, "c2"), -1);
+
+	/* Generation 3: [A+10d, A+40d): c1 through generation 2; c2 afresh. */
+	rebuild_at(dd, A + 40 * D, 30 * D, s);
+	assert_int_equal(s->first_seen_carried, 1);
+	assert_int_equal(first_seen_of(dd, "c1"), A - 100 * D);
+	assert_int_equal(first_seen_of(dd, "c2"), A + 30 * D);
+	assert_int_equal(first_seen_of(dd, "c3"), -1);
+
+	/* A forced rebuild of the same window carries its own values: unchanged. */
+	{
+		batch_opts o;
+		store_diag d;
+
+		opts_for(&o, dd, NULL);
+		o.as_of_ms = A + 40 * D;
+		o.window_ms = 30 * D;
+		o.force = true;
+		assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+		assert_int_equal(first_seen_of(dd, "c1"), A - 100 * D);
+		assert_int_equal(first_seen_of(dd, "c2"), A + 30 * D);
+	}
+
+	/* The same through partitions and a merge. */
+	rebuild_at(pd, A - 50 * D, 90 * D, s);
+	{
+		char paths[2][600];
+		const char *pp[2] = { paths[0], paths[1] };
+		batch_opts o;
+		store_diag d;
+
+		for (uint32_t i = 0; i < 2; i++) {
+			snprintf(paths[i], sizeof paths[i], "%s/p%u.vpart", pd, i);
+			opts_for(&o, pd, NULL);
+			o.as_of_ms = A;
+			o.window_ms = 30 * D;
+			o.part_index = i;
+			o.part_count = 2;
+			o.out_path = paths[i];
+			if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+				fail_msg("partition %u: %s", i, d.msg);
+		}
+		opts_for(&o, pd, NULL);
+		if (batch_merge(&o, pp, 2, s, &d) != VIGIL_OK)
+			fail_msg("merge: %s", d.msg);
+		assert_int_equal(s->cards, 2);
+		assert_int_equal(s->first_seen_carried, 1);
+		assert_int_equal(first_seen_of(pd, "c1"), A - 100 * D);
+		assert_int_equal(first_seen_of(pd, "c3"), A - 5 * D);
+	}
+	free(s);
+	fx_rm_rf(dd);
+	fx_rm_rf(pd);
+}
+
+/* Replaces card id's value in generation gen of dd with 3 bytes of junk. */
+static void
+damage_card(const char *dd, uint64_t gen, const char *id)
+{
+	char dir[700];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { .mv_size = strlen(id), .mv_data = (void *)id };
+	MDB_val v = { .mv_size = 3, .mv_data = (void *)"bad" };
+
+	snprintf(dir, sizeof dir, "%s/features/gen-%06llu", dd, (unsigned long long)gen);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "card", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* A previous card value that does not decode: the rebuild still succeeds,
+ * says where carrying stopped, and carries nothing from that card on. */
+static void
+test_first_seen_damaged_previous(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	batch_summary *s = calloc(1, sizeof *s);
+	json_t *js;
+	store_archive *ar;
+	const fx_txn txns[] = {
+		{ "a1", "ca", "m1", NULL, "FR", "EUR", 1000, A - 60 * D, 5411, NULL, 0 },
+		{ "b1", "cb", "m1", NULL, "FR", "EUR", 1000, A - 60 * D, 5411, NULL, 0 },
+		{ "a2", "ca", "m1", NULL, "FR", "EUR", 1000, A - 5 * D, 5411, NULL, 0 },
+		{ "b2", "cb", "m1", NULL, "FR", "EUR", 1000, A - 5 * D, 5411, NULL, 0 },
+	};
+
+	(void)state;
+	assert_non_null(s);
+	ar = fx_archive(dd);
+	for (size_t i = 0; i < sizeof txns / sizeof txns[0]; i++)
+		fx_score(ar, &txns[i]);
+	store_archive_close(ar);
+	rebuild_at(dd, A - 30 * D, 90 * D, s);
+	/* Not the first card: opening a generation checks the first value of
+	 * each table, and refuses the whole generation if that one is bad. */
+	damage_card(dd, s->generation, "cb");
+
+	rebuild_at(dd, A, 30 * D, s);
+	assert_int_equal(s->cards, 2);
+	assert_int_equal(s->first_seen_carried, 1); /* ca, before cb */
+	assert_non_null(strstr(s->first_seen_note, "previous generation 1: card cb: "));
+	assert_int_equal(first_seen_of(dd, "ca"), A - 60 * D);
+	assert_int_equal(first_seen_of(dd, "cb"), A - 5 * D);
+	js = batch_summary_json(s);
+	assert_non_null(js);
+	assert_non_null(json_object_get(js, "first_seen_note"));
+	assert_int_equal(json_integer_value(json_object_get(js, "first_seen_carried")), 1);
+	json_decref(js);
+	free(s);
+	fx_rm_rf(dd);
+}
+
 static void
 test_cli(void **state)
 {
@@ -930,6 +1128,8 @@ main(void)
 		cmocka_unit_test(test_partition_long_card_ids),
 		cmocka_unit_test(test_lock_busy),
 		cmocka_unit_test(test_rules_error_named),
+		cmocka_unit_test(test_first_seen_carried),
+		cmocka_unit_test(test_first_seen_damaged_previous),
 		cmocka_unit_test(test_cli),
 	};
 
