@@ -718,6 +718,34 @@ test_corrupt_counted_once(void **state)
 	corrupt_counted_once(true);
 }
 
+/* Rebuilds dir as n (<= 4) partitions for as_of and window, then merges
+ * them; *s is the merge's summary. */
+static void
+rebuild_merged(const char *dir, int64_t as_of, int64_t window, uint32_t n, batch_summary *s)
+{
+	char paths[4][600];
+	const char *pp[4];
+	batch_opts o;
+	store_diag d;
+
+	assert_true(n <= 4);
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(paths[i], sizeof paths[i], "%s/part-%u-of-%u.vpart", dir, i, n);
+		pp[i] = paths[i];
+		opts_for(&o, dir, NULL);
+		o.as_of_ms = as_of;
+		o.window_ms = window;
+		o.part_index = i;
+		o.part_count = n;
+		o.out_path = paths[i];
+		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+			fail_msg("partition %u: %s", i, d.msg);
+	}
+	opts_for(&o, dir, NULL);
+	if (batch_merge(&o, pp, n, s, &d) != VIGIL_OK)
+		fail_msg("merge: %s", d.msg);
+}
+
 /* Partial files list their cards in strcmp order, which the merge checks:
  * ids longer than the 16 bytes the sort compares first, sharing them, and
  * ids that are prefixes of others. */
@@ -732,12 +760,9 @@ test_partition_long_card_ids(void **state)
 		"customer-card-000", "c", "customer-card-0000",
 	};
 	const size_t nids = sizeof ids / sizeof ids[0];
-	char paths[2][600], tid[32];
-	const char *pp[2];
+	char tid[32];
 	store_archive *ar = fx_archive(dir);
-	batch_opts o;
 	batch_summary *s = calloc(1, sizeof *s);
-	store_diag d;
 
 	(void)state;
 	assert_non_null(s);
@@ -756,19 +781,7 @@ test_partition_long_card_ids(void **state)
 		fx_score(ar, &t);
 	}
 	store_archive_close(ar);
-	for (uint32_t i = 0; i < 2; i++) {
-		snprintf(paths[i], sizeof paths[i], "%s/long-%u.vpart", dir, i);
-		pp[i] = paths[i];
-		opts_for(&o, dir, NULL);
-		o.part_index = i;
-		o.part_count = 2;
-		o.out_path = paths[i];
-		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
-			fail_msg("partition %u: %s", i, d.msg);
-	}
-	opts_for(&o, dir, NULL);
-	if (batch_merge(&o, pp, 2, s, &d) != VIGIL_OK)
-		fail_msg("merge: %s", d.msg);
+	rebuild_merged(dir, A, 90 * D, 2, s);
 	assert_int_equal(s->cards, nids);
 	assert_int_equal(s->records_read, 400);
 	free(s);
@@ -828,6 +841,17 @@ test_rules_error_named(void **state)
 	fx_rm_rf(dd);
 }
 
+/* Appends the n scored transactions t to dd's archive. */
+static void
+write_txns(const char *dd, const fx_txn *t, size_t n)
+{
+	store_archive *ar = fx_archive(dd);
+
+	for (size_t i = 0; i < n; i++)
+		fx_score(ar, &t[i]);
+	store_archive_close(ar);
+}
+
 /* first_seen of card id in the current generation of dd; -1 if absent. */
 static int64_t
 first_seen_of(const char *dd, const char *id)
@@ -872,7 +896,6 @@ test_first_seen_carried(void **state)
 {
 	const char *dd = fx_tmpdir(0), *pd = fx_tmpdir(1);
 	batch_summary *s = calloc(1, sizeof *s);
-	store_archive *ar;
 	const fx_txn txns[] = {
 		{ "f1", "c1", "m1", NULL, "FR", "EUR", 1000, A - 100 * D, 5411, NULL, 0 },
 		{ "f2", "c2", "m1", NULL, "FR", "EUR", 1000, A - 99 * D, 5411, NULL, 0 },
@@ -884,10 +907,7 @@ test_first_seen_carried(void **state)
 
 	(void)state;
 	assert_non_null(s);
-	ar = fx_archive(dd);
-	for (size_t i = 0; i < sizeof txns / sizeof txns[0]; i++)
-		fx_score(ar, &txns[i]);
-	store_archive_close(ar);
+	write_txns(dd, txns, sizeof txns / sizeof txns[0]);
 	fx_copy_archive(dd, pd);
 
 	/* Generation 1: [A-140d, A-50d) holds f1 and f2; nothing to carry. */
@@ -929,31 +949,11 @@ test_first_seen_carried(void **state)
 
 	/* The same through partitions and a merge. */
 	rebuild_at(pd, A - 50 * D, 90 * D, s);
-	{
-		char paths[2][600];
-		const char *pp[2] = { paths[0], paths[1] };
-		batch_opts o;
-		store_diag d;
-
-		for (uint32_t i = 0; i < 2; i++) {
-			snprintf(paths[i], sizeof paths[i], "%s/p%u.vpart", pd, i);
-			opts_for(&o, pd, NULL);
-			o.as_of_ms = A;
-			o.window_ms = 30 * D;
-			o.part_index = i;
-			o.part_count = 2;
-			o.out_path = paths[i];
-			if (batch_rebuild(&o, s, &d) != VIGIL_OK)
-				fail_msg("partition %u: %s", i, d.msg);
-		}
-		opts_for(&o, pd, NULL);
-		if (batch_merge(&o, pp, 2, s, &d) != VIGIL_OK)
-			fail_msg("merge: %s", d.msg);
-		assert_int_equal(s->cards, 2);
-		assert_int_equal(s->first_seen_carried, 1);
-		assert_int_equal(first_seen_of(pd, "c1"), A - 100 * D);
-		assert_int_equal(first_seen_of(pd, "c3"), A - 5 * D);
-	}
+	rebuild_merged(pd, A, 30 * D, 2, s);
+	assert_int_equal(s->cards, 2);
+	assert_int_equal(s->first_seen_carried, 1);
+	assert_int_equal(first_seen_of(pd, "c1"), A - 100 * D);
+	assert_int_equal(first_seen_of(pd, "c3"), A - 5 * D);
 	free(s);
 	fx_rm_rf(dd);
 	fx_rm_rf(pd);
@@ -989,7 +989,6 @@ test_first_seen_damaged_previous(void **state)
 	const char *dd = fx_tmpdir(0);
 	batch_summary *s = calloc(1, sizeof *s);
 	json_t *js;
-	store_archive *ar;
 	const fx_txn txns[] = {
 		{ "a1", "ca", "m1", NULL, "FR", "EUR", 1000, A - 60 * D, 5411, NULL, 0 },
 		{ "b1", "cb", "m1", NULL, "FR", "EUR", 1000, A - 60 * D, 5411, NULL, 0 },
@@ -999,10 +998,7 @@ test_first_seen_damaged_previous(void **state)
 
 	(void)state;
 	assert_non_null(s);
-	ar = fx_archive(dd);
-	for (size_t i = 0; i < sizeof txns / sizeof txns[0]; i++)
-		fx_score(ar, &txns[i]);
-	store_archive_close(ar);
+	write_txns(dd, txns, sizeof txns / sizeof txns[0]);
 	rebuild_at(dd, A - 30 * D, 90 * D, s);
 	/* Not the first card: opening a generation checks the first value of
 	 * each table, and refuses the whole generation if that one is bad. */
