@@ -31,10 +31,6 @@
 #define BATCH_CARD_INLINE_COUNTRY 4   /* of them in the card node (most cards have fewer) */
 #define BATCH_PRIOR_WEIGHT       100.0 /* pseudo-transactions of the fraud-rate prior */
 
-/* Formats a one-line message into d (NULL-safe). */
-void batch_diag(store_diag *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
 /* ---- Sketch internals (sketch.c) ---- */
 
 typedef struct batch_bucket {

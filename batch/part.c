@@ -146,7 +146,7 @@ batch_part_write(batch_run *r, const char *path, store_diag *reterr)
 	vigil_err rv;
 
 	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-		batch_diag(reterr, "%s: path too long", path);
+		store_diag_set(reterr, "%s: path too long", path);
 		return VIGIL_EINVAL;
 	}
 	w.xx = XXH64_createState();
@@ -156,7 +156,7 @@ batch_part_write(batch_run *r, const char *path, store_diag *reterr)
 	w.f = fopen(tmp, "wb");
 	if (w.f == NULL) {
 		rv = vigil_err_from_errno(errno);
-		batch_diag(reterr, "%s: %s", tmp, strerror(errno));
+		store_diag_set(reterr, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	memset(&h, 0, sizeof h);
@@ -238,19 +238,19 @@ batch_part_write(batch_run *r, const char *path, store_diag *reterr)
 		rv = vigil_err_from_errno(errno);
 		if (rv == VIGIL_OK)
 			rv = VIGIL_EIO;
-		batch_diag(reterr, "%s: write failed: %s", tmp, strerror(errno));
+		store_diag_set(reterr, "%s: write failed: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (fclose(w.f) != 0) {
 		w.f = NULL;
 		rv = VIGIL_EIO;
-		batch_diag(reterr, "%s: close failed: %s", tmp, strerror(errno));
+		store_diag_set(reterr, "%s: close failed: %s", tmp, strerror(errno));
 		goto out;
 	}
 	w.f = NULL;
 	if (rename(tmp, path) != 0) {
 		rv = vigil_err_from_errno(errno);
-		batch_diag(reterr, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
+		store_diag_set(reterr, "%s: rename to %s failed: %s", tmp, path, strerror(errno));
 		goto out;
 	}
 	rv = VIGIL_OK;
@@ -283,7 +283,7 @@ pr_get(part_r *p, void *buf, size_t n, const char *what, store_diag *reterr)
 	if (n == 0)
 		return VIGIL_OK;
 	if (fread(buf, 1, n, p->f) != n) {
-		batch_diag(reterr, "%s: offset %llu: %s while reading %s", p->path,
+		store_diag_set(reterr, "%s: offset %llu: %s while reading %s", p->path,
 		    (unsigned long long)p->off, ferror(p->f) ? strerror(errno) : "truncated",
 		    what);
 		return ferror(p->f) ? VIGIL_EIO : VIGIL_ECORRUPT;
@@ -318,13 +318,13 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 	XXH64_reset(p->xx, 0);
 	p->f = fopen(path, "rb");
 	if (p->f == NULL) {
-		batch_diag(reterr, "%s: %s", path, strerror(errno));
+		store_diag_set(reterr, "%s: %s", path, strerror(errno));
 		return vigil_err_from_errno(errno);
 	}
 	if ((rv = pr_get(p, magic, 8, "magic", reterr)) != VIGIL_OK)
 		return rv;
 	if (memcmp(magic, PART_MAGIC, 8) != 0) {
-		batch_diag(reterr, "%s: offset 0: not a vigil-rebuild partial file", path);
+		store_diag_set(reterr, "%s: offset 0: not a vigil-rebuild partial file", path);
 		return VIGIL_ECORRUPT;
 	}
 	if ((rv = pr_get(p, &bom, 4, "header", reterr)) != VIGIL_OK ||
@@ -334,7 +334,7 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 		return rv;
 	if (bom != PART_BOM || csz != sizeof(store_card_profile) ||
 	    esz != sizeof(batch_ent) || hsz != sizeof(part_hdr)) {
-		batch_diag(reterr, "%s: offset 8: written by a different build or architecture "
+		store_diag_set(reterr, "%s: offset 8: written by a different build or architecture "
 		    "(re-run the partitions with this binary)", path);
 		return VIGIL_EVERSION;
 	}
@@ -345,7 +345,7 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 	if (p->h.part_count < 2 || p->h.part_count > BATCH_MAX_PARTS ||
 	    p->h.part_index >= p->h.part_count || p->h.nplans > BATCH_MAX_THRESHOLDS ||
 	    p->h.window_ms <= 0 || p->h.window_ms > BATCH_MAX_WINDOW_MS) {
-		batch_diag(reterr, "%s: offset 28: header fields out of range", path);
+		store_diag_set(reterr, "%s: offset 28: header fields out of range", path);
 		return VIGIL_ECORRUPT;
 	}
 	p->plans = calloc(p->h.nplans ? p->h.nplans : 1, sizeof *p->plans);
@@ -356,7 +356,7 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 			return rv;
 		p->plans[i].name[sizeof p->plans[i].name - 1] = '\0';
 		if (p->plans[i].kind < RULES_TUNE_PERCENTILE || p->plans[i].kind > RULES_TUNE_PRECISION) {
-			batch_diag(reterr, "%s: threshold %u: unknown kind %u", path, i,
+			store_diag_set(reterr, "%s: threshold %u: unknown kind %u", path, i,
 			    p->plans[i].kind);
 			return VIGIL_ECORRUPT;
 		}
@@ -380,7 +380,7 @@ pr_verify(const char *path, store_diag *reterr)
 
 	if (f == NULL || xx == NULL || buf == NULL) {
 		rv = f == NULL ? vigil_err_from_errno(errno) : VIGIL_ENOMEM;
-		batch_diag(reterr, "%s: %s", path, f == NULL ? strerror(errno) : "out of memory");
+		store_diag_set(reterr, "%s: %s", path, f == NULL ? strerror(errno) : "out of memory");
 		goto out;
 	}
 	XXH64_reset(xx, 0);
@@ -398,13 +398,13 @@ pr_verify(const char *path, store_diag *reterr)
 	}
 	if (ferror(f)) {
 		rv = VIGIL_EIO;
-		batch_diag(reterr, "%s: offset %llu: %s", path, (unsigned long long)off,
+		store_diag_set(reterr, "%s: offset %llu: %s", path, (unsigned long long)off,
 		    strerror(errno));
 		goto out;
 	}
 	if (keep < 9) {
 		rv = VIGIL_ECORRUPT;
-		batch_diag(reterr, "%s: offset %llu: truncated (no trailer)", path,
+		store_diag_set(reterr, "%s: offset %llu: truncated (no trailer)", path,
 		    (unsigned long long)off);
 		goto out;
 	}
@@ -413,7 +413,7 @@ pr_verify(const char *path, store_diag *reterr)
 	memcpy(&digest, tail + 1, 8);
 	if (tail[0] != 'E' || digest != XXH64_digest(xx)) {
 		rv = VIGIL_ECORRUPT;
-		batch_diag(reterr, "%s: offset %llu: checksum mismatch (file damaged or truncated)",
+		store_diag_set(reterr, "%s: offset %llu: checksum mismatch (file damaged or truncated)",
 		    path, (unsigned long long)off);
 	}
 out:
@@ -433,13 +433,13 @@ pr_check_same(const part_r *p, const part_r *first, store_diag *reterr)
 	    strcmp(p->h.rules_hash, first->h.rules_hash) != 0 ||
 	    p->h.nplans != first->h.nplans ||
 	    p->h.labels_read != first->h.labels_read) {
-		batch_diag(reterr, "%s: from a different run than %s (partition count, as-of, "
+		store_diag_set(reterr, "%s: from a different run than %s (partition count, as-of, "
 		    "window, rule file or labels differ)", p->path, first->path);
 		return VIGIL_EINVAL;
 	}
 	for (uint32_t i = 0; i < p->h.nplans; i++) {
 		if (memcmp(&p->plans[i], &first->plans[i], sizeof p->plans[i]) != 0) {
-			batch_diag(reterr, "%s: threshold %s differs from %s", p->path,
+			store_diag_set(reterr, "%s: threshold %s differs from %s", p->path,
 			    p->plans[i].name, first->path);
 			return VIGIL_EINVAL;
 		}
@@ -456,7 +456,7 @@ pr_key(part_r *p, char *key, size_t cap, const char *what, store_diag *reterr)
 	if ((rv = pr_get(p, &n, 2, what, reterr)) != VIGIL_OK)
 		return rv;
 	if (n == 0 || n >= cap) {
-		batch_diag(reterr, "%s: offset %llu: %s key length %u out of range (1..%zu)",
+		store_diag_set(reterr, "%s: offset %llu: %s key length %u out of range (1..%zu)",
 		    p->path, (unsigned long long)p->off - 2, what, n, cap - 1);
 		return VIGIL_ECORRUPT;
 	}
@@ -464,7 +464,7 @@ pr_key(part_r *p, char *key, size_t cap, const char *what, store_diag *reterr)
 		return rv;
 	key[n] = '\0';
 	if (memchr(key, '\0', n) != NULL) {
-		batch_diag(reterr, "%s: offset %llu: %s key holds a NUL byte", p->path,
+		store_diag_set(reterr, "%s: offset %llu: %s key holds a NUL byte", p->path,
 		    (unsigned long long)p->off - n, what);
 		return VIGIL_ECORRUPT;
 	}
@@ -484,7 +484,7 @@ pr_sketch(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 	    (rv = pr_get(p, &glen, 2, "sketch", reterr)) != VIGIL_OK)
 		return rv;
 	if (plan >= r->nplans || (glen != PART_GLOBAL && (glen == 0 || glen > BATCH_GROUP_MAX))) {
-		batch_diag(reterr, "%s: offset %llu: sketch for threshold %u / group length %u "
+		store_diag_set(reterr, "%s: offset %llu: sketch for threshold %u / group length %u "
 		    "out of range", p->path, (unsigned long long)p->off - 6, plan, glen);
 		return VIGIL_ECORRUPT;
 	}
@@ -501,7 +501,7 @@ pr_sketch(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 	if ((rv = pr_get(p, &nb, 4, "sketch", reterr)) != VIGIL_OK)
 		return rv;
 	if (nb > PART_MAX_BUCKETS) {
-		batch_diag(reterr, "%s: offset %llu: %u buckets is over the cap of %u", p->path,
+		store_diag_set(reterr, "%s: offset %llu: %u buckets is over the cap of %u", p->path,
 		    (unsigned long long)p->off - 4, nb, PART_MAX_BUCKETS);
 		return VIGIL_ECORRUPT;
 	}
@@ -519,7 +519,7 @@ pr_sketch(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 		rv = batch_sketch_add_bucket(sk, &b);
 		if (rv != VIGIL_OK) {
 			if (rv == VIGIL_ECORRUPT)
-				batch_diag(reterr, "%s: offset %llu: inconsistent sketch bucket",
+				store_diag_set(reterr, "%s: offset %llu: inconsistent sketch bucket",
 				    p->path, (unsigned long long)at);
 			return rv;
 		}
@@ -545,7 +545,7 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 		if (tag == 'E')
 			break;
 		if (tag != 'C' && tag != 'M' && tag != 'T' && tag != 'G') {
-			batch_diag(reterr, "%s: offset %llu: unknown item tag 0x%02x", p->path,
+			store_diag_set(reterr, "%s: offset %llu: unknown item tag 0x%02x", p->path,
 			    (unsigned long long)at, tag);
 			return VIGIL_ECORRUPT;
 		}
@@ -563,7 +563,7 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 			return rv;
 		/* Keys are written sorted: a repeat or a step back is damage. */
 		if (prev[0] != '\0' && strcmp(prev, key) >= 0) {
-			batch_diag(reterr, "%s: offset %llu: key %s out of order", p->path,
+			store_diag_set(reterr, "%s: offset %llu: key %s out of order", p->path,
 			    (unsigned long long)at, key);
 			return VIGIL_ECORRUPT;
 		}
@@ -574,14 +574,14 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 			if ((rv = pr_get(p, &prof, sizeof prof, "card profile", reterr)) != VIGIL_OK)
 				return rv;
 			if (batch_key_partition(key, strlen(key), p->h.part_count) != p->h.part_index) {
-				batch_diag(reterr, "%s: offset %llu: card %s is not in partition %u/%u",
+				store_diag_set(reterr, "%s: offset %llu: card %s is not in partition %u/%u",
 				    p->path, (unsigned long long)at, key, p->h.part_index,
 				    p->h.part_count);
 				return VIGIL_ECORRUPT;
 			}
 			rv = batch_card_put(r, key, &prof);
 			if (rv != VIGIL_OK) {
-				batch_diag(reterr, "%s: offset %llu: card %s: %s", p->path,
+				store_diag_set(reterr, "%s: offset %llu: card %s: %s", p->path,
 				    (unsigned long long)at, key, vigil_strerror(rv));
 				return rv;
 			}
@@ -599,12 +599,12 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 	}
 	want = XXH64_digest(p->xx);
 	if (fread(&digest, 1, sizeof digest, p->f) != sizeof digest || digest != want) {
-		batch_diag(reterr, "%s: offset %llu: checksum mismatch (file damaged)", p->path,
+		store_diag_set(reterr, "%s: offset %llu: checksum mismatch (file damaged)", p->path,
 		    (unsigned long long)p->off);
 		return VIGIL_ECORRUPT;
 	}
 	if ((c = fgetc(p->f)) != EOF) {
-		batch_diag(reterr, "%s: offset %llu: trailing bytes after the checksum", p->path,
+		store_diag_set(reterr, "%s: offset %llu: trailing bytes after the checksum", p->path,
 		    (unsigned long long)p->off + sizeof digest);
 		return VIGIL_ECORRUPT;
 	}
@@ -627,7 +627,7 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 	reterr->msg[0] = '\0';
 	memset(&r, 0, sizeof r);
 	if (n < 2 || n > BATCH_MAX_PARTS) {
-		batch_diag(reterr, "merging needs 2..%u partial files, got %u", BATCH_MAX_PARTS, n);
+		store_diag_set(reterr, "merging needs 2..%u partial files, got %u", BATCH_MAX_PARTS, n);
 		return VIGIL_EINVAL;
 	}
 	parts = calloc(n, sizeof *parts);
@@ -644,7 +644,7 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 			goto out;
 		for (uint32_t j = 0; j < i; j++) {
 			if (parts[j].h.part_index == parts[i].h.part_index) {
-				batch_diag(reterr, "%s and %s are both partition %u", paths[j],
+				store_diag_set(reterr, "%s and %s are both partition %u", paths[j],
 				    paths[i], parts[i].h.part_index);
 				rv = VIGIL_EINVAL;
 				goto out;
@@ -652,7 +652,7 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 		}
 	}
 	if (parts[0].h.part_count != n) {
-		batch_diag(reterr, "the partial files are %u of %u partitions",
+		store_diag_set(reterr, "the partial files are %u of %u partitions",
 		    n, parts[0].h.part_count);
 		rv = VIGIL_EINVAL;
 		goto out;
@@ -667,7 +667,7 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 	if (rv != VIGIL_OK)
 		goto out;
 	if (r.prog != NULL && strcmp(r.sum.rules_hash, parts[0].h.rules_hash) != 0) {
-		batch_diag(reterr, "%s differs from the rule file the partitions used", o.rules_path);
+		store_diag_set(reterr, "%s differs from the rule file the partitions used", o.rules_path);
 		rv = VIGIL_EINVAL;
 		goto out;
 	}
@@ -690,7 +690,7 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 		}
 		r.nplans = parts[0].h.nplans;
 	} else if (r.nplans != parts[0].h.nplans) {
-		batch_diag(reterr, "%s: %u tuned thresholds, the partitions have %u",
+		store_diag_set(reterr, "%s: %u tuned thresholds, the partitions have %u",
 		    o.rules_path, r.nplans, parts[0].h.nplans);
 		rv = VIGIL_EINVAL;
 		goto out;

@@ -41,17 +41,6 @@
 
 #define PROGRESS_EVERY 65536
 
-void
-batch_diag(store_diag *d, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (d == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
-	va_end(ap);
-}
 
 void
 batch_opts_default(batch_opts *ret)
@@ -125,7 +114,7 @@ batch_tstate_group(batch_tstate *t, const char *key, size_t len, const char *tna
 	g = batch_index_find(&t->group_ix, h, key, len, group_keyof);
 	if (g == NULL) {
 		if (t->ngroups >= BATCH_MAX_GROUPS) {
-			batch_diag(reterr, "threshold %s: more than %u groups", tname,
+			store_diag_set(reterr, "threshold %s: more than %u groups", tname,
 			    BATCH_MAX_GROUPS);
 			return VIGIL_ETOOBIG;
 		}
@@ -170,7 +159,7 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 	uint32_t n = rules_prog_nthresholds(r->prog), ntxn;
 
 	if (store_schema_find("event_time", &ntxn) != VIGIL_OK) {
-		batch_diag(reterr, "feature schema has no event_time field");
+		store_diag_set(reterr, "feature schema has no event_time field");
 		return VIGIL_EINTERNAL;
 	}
 	r->plans = calloc(n ? n : 1, sizeof *r->plans);
@@ -185,12 +174,12 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 		if (ti.kind == RULES_TUNE_CONST)
 			continue;
 		if (r->nplans >= BATCH_MAX_THRESHOLDS) {
-			batch_diag(reterr, "%s: more than %u tuned thresholds",
+			store_diag_set(reterr, "%s: more than %u tuned thresholds",
 			    r->opts.rules_path, BATCH_MAX_THRESHOLDS);
 			return VIGIL_ETOOBIG;
 		}
 		if (strlen(ti.name) >= sizeof p->name) {
-			batch_diag(reterr, "%s: threshold name '%.40s...' over %zu bytes",
+			store_diag_set(reterr, "%s: threshold name '%.40s...' over %zu bytes",
 			    r->opts.rules_path, ti.name, sizeof p->name - 1);
 			return VIGIL_ETOOBIG;
 		}
@@ -203,7 +192,7 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 		 * the prog was compiled against is gone by now (app_rules_load). */
 		f = store_schema_field(ti.feature_slot);
 		if (f == NULL || f->type == VIGIL_T_STR) {
-			batch_diag(reterr, "%s: threshold %s: feature slot %u is not a number",
+			store_diag_set(reterr, "%s: threshold %s: feature slot %u is not a number",
 			    r->opts.rules_path, ti.name, ti.feature_slot);
 			return VIGIL_ETYPE;
 		}
@@ -216,7 +205,7 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 		if (ti.group_by != NULL) {
 			f = store_schema_field(ti.group_slot);
 			if (f == NULL) {
-				batch_diag(reterr, "%s: threshold %s: group slot %u is unknown",
+				store_diag_set(reterr, "%s: threshold %s: group slot %u is unknown",
 				    r->opts.rules_path, ti.name, ti.group_slot);
 				return VIGIL_EINVAL;
 			}
@@ -324,7 +313,7 @@ pass_labels(batch_run *r, store_diag *reterr)
 		l = batch_index_find(&r->label_ix, lh, lab.txn_id, len, label_keyof);
 		if (l == NULL) {
 			if (r->nlabels >= r->max_labels) {
-				batch_diag(reterr, "%s+%llu: more than %llu labelled transactions "
+				store_diag_set(reterr, "%s+%llu: more than %llu labelled transactions "
 				    "(raise the cap)", rec.segment, (unsigned long long)rec.offset,
 				    (unsigned long long)r->max_labels);
 				rv = VIGIL_ETOOBIG;
@@ -735,7 +724,7 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 	c = batch_index_find(&wk->card_ix, p->ch, s->card_id.p, s->card_id.len, card_keyof);
 	if (c == NULL) {
 		if (atomic_fetch_add(&r->entities, 1) >= r->max_entities) {
-			batch_diag(reterr, "archive record %llu: more than %llu cards (raise the cap)",
+			store_diag_set(reterr, "archive record %llu: more than %llu cards (raise the cap)",
 			    (unsigned long long)p->seq, (unsigned long long)r->max_entities);
 			return VIGIL_ETOOBIG;
 		}
@@ -1219,7 +1208,7 @@ run_fed(batch_run *r, store_diag *reterr)
 	r->feed_ready = true;
 	for (uint32_t i = 0; i < r->nworkers; i++) {
 		if (pthread_create(&r->workers[i].tid, NULL, worker_fed_main, &r->workers[i]) != 0) {
-			batch_diag(reterr, "cannot start worker thread %u: %s", i, strerror(errno));
+			store_diag_set(reterr, "cannot start worker thread %u: %s", i, strerror(errno));
 			rv = VIGIL_ENOMEM;
 			feed_stop(r);
 			break;
@@ -1290,30 +1279,30 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 	r->t0 = vigil_mono_ns();
 	r->opts = *opts;
 	if (opts->datadir == NULL || opts->datadir[0] == '\0') {
-		batch_diag(reterr, "no data directory given");
+		store_diag_set(reterr, "no data directory given");
 		return VIGIL_EINVAL;
 	}
 	if (opts->window_ms <= 0 || opts->window_ms > BATCH_MAX_WINDOW_MS) {
-		batch_diag(reterr, "window of %lld ms is out of range (1 ms .. 3660 days)",
+		store_diag_set(reterr, "window of %lld ms is out of range (1 ms .. 3660 days)",
 		    (long long)opts->window_ms);
 		return VIGIL_EINVAL;
 	}
 	if (opts->as_of_ms <= opts->window_ms) {
-		batch_diag(reterr, "as-of time %lld ms is before the epoch plus the window",
+		store_diag_set(reterr, "as-of time %lld ms is before the epoch plus the window",
 		    (long long)opts->as_of_ms);
 		return VIGIL_EINVAL;
 	}
 	if (r->opts.part_count == 0)
 		r->opts.part_count = 1;
 	if (r->opts.part_count > BATCH_MAX_PARTS || r->opts.part_index >= r->opts.part_count) {
-		batch_diag(reterr, "partition %u/%u is out of range", r->opts.part_index,
+		store_diag_set(reterr, "partition %u/%u is out of range", r->opts.part_index,
 		    r->opts.part_count);
 		return VIGIL_EINVAL;
 	}
 	if (r->opts.threads == 0)
 		r->opts.threads = 1;
 	if (r->opts.threads > BATCH_MAX_THREADS) {
-		batch_diag(reterr, "%u threads is over the cap of %u", r->opts.threads,
+		store_diag_set(reterr, "%u threads is over the cap of %u", r->opts.threads,
 		    BATCH_MAX_THREADS);
 		return VIGIL_EINVAL;
 	}
@@ -1334,10 +1323,10 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 		rv = app_rules_load(opts->rules_path, &r->prog, &diags);
 		if (rv != VIGIL_OK) {
 			if (diags.count > 0)
-				batch_diag(reterr, "%s:%u:%u: %s", opts->rules_path,
+				store_diag_set(reterr, "%s:%u:%u: %s", opts->rules_path,
 				    diags.items[0].line, diags.items[0].col, diags.items[0].msg);
 			else
-				batch_diag(reterr, "%s: %s", opts->rules_path, vigil_strerror(rv));
+				store_diag_set(reterr, "%s: %s", opts->rules_path, vigil_strerror(rv));
 			return rv;
 		}
 		snprintf(r->sum.rules_hash, sizeof r->sum.rules_hash, "%s",
@@ -1612,7 +1601,7 @@ put_entities(batch_run *r, batch_ent_node **map, bool terminals, store_diag *ret
 		rv = terminals ? store_genw_put_terminal(r->gw, e->key, &p)
 		               : store_genw_put_merchant(r->gw, e->key, &p);
 		if (rv != VIGIL_OK) {
-			batch_diag(reterr, "writing %s %s: %s", terminals ? "terminal" : "merchant",
+			store_diag_set(reterr, "writing %s %s: %s", terminals ? "terminal" : "merchant",
 			    e->key, vigil_strerror(rv));
 			return rv;
 		}
@@ -1703,7 +1692,7 @@ put_thresholds(batch_run *r, batch_tstate *ts, store_diag *reterr)
 		}
 		continue;
 fail:
-		batch_diag(reterr, "writing threshold %s: %s", p->name, vigil_strerror(rv));
+		store_diag_set(reterr, "writing threshold %s: %s", p->name, vigil_strerror(rv));
 		return rv;
 	}
 	return VIGIL_OK;
@@ -1739,7 +1728,7 @@ carry_thresholds(batch_run *r, store_diag *reterr)
 	if (rv == VIGIL_OK)
 		rv = c.rv;
 	if (rv != VIGIL_OK)
-		batch_diag(reterr, "carrying thresholds over: %s", vigil_strerror(rv));
+		store_diag_set(reterr, "carrying thresholds over: %s", vigil_strerror(rv));
 	return rv;
 }
 
@@ -1869,7 +1858,7 @@ put_cards(batch_run *r, store_diag *reterr)
 		batch_card_profile(v[i], &p);
 		rv = batch_card_put(r, v[i]->key, &p);
 		if (rv != VIGIL_OK) {
-			batch_diag(reterr, "writing card %s: %s", v[i]->key, vigil_strerror(rv));
+			store_diag_set(reterr, "writing card %s: %s", v[i]->key, vigil_strerror(rv));
 			break;
 		}
 	}
@@ -1913,7 +1902,7 @@ batch_rebuild(const batch_opts *opts, batch_summary *ret_summary, store_diag *re
 		goto out;
 	if (r.opts.part_count > 1) {
 		if (r.opts.out_path == NULL) {
-			batch_diag(reterr, "a partition run needs an output file");
+			store_diag_set(reterr, "a partition run needs an output file");
 			rv = VIGIL_EINVAL;
 			goto out;
 		}
@@ -1973,7 +1962,7 @@ batch_rollback(const char *datadir, uint64_t generation, uint64_t *ret_from,
 		return rv;
 	if (generation != 0) {
 		if (generation == cur) {
-			batch_diag(reterr, "generation %llu is already current",
+			store_diag_set(reterr, "generation %llu is already current",
 			    (unsigned long long)cur);
 			return VIGIL_EINVAL;
 		}
@@ -1990,7 +1979,7 @@ batch_rollback(const char *datadir, uint64_t generation, uint64_t *ret_from,
 			}
 		}
 		if (target == 0) {
-			batch_diag(reterr, "%s: no generation older than %llu is kept", datadir,
+			store_diag_set(reterr, "%s: no generation older than %llu is kept", datadir,
 			    (unsigned long long)cur);
 			return VIGIL_ENOTFOUND;
 		}

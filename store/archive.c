@@ -27,7 +27,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +42,7 @@
 #include <zstd.h>
 
 #include "archive_int.h"
+#include "util_int.h"
 
 #define AR_MIN_SEGMENT   4096u
 #define AR_ZSTD_LEVEL    3
@@ -129,19 +129,7 @@ struct store_archive {
 	pthread_mutex_t    maint_mu;   /* one maintenance pass at a time */
 };
 
-static void ar_diag(store_diag *reterr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void
-ar_diag(store_diag *reterr, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (reterr == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(reterr->msg, sizeof reterr->msg, fmt, ap);
-	va_end(ap);
-}
 
 static int64_t
 ar_default_now(void *arg)
@@ -194,19 +182,6 @@ store_fsync_parse(const char *s, store_fsync *ret)
 	return VIGIL_OK;
 }
 
-static vigil_err
-ar_fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	vigil_err rv = VIGIL_OK;
-
-	if (fd < 0)
-		return vigil_err_from_errno(errno);
-	if (fsync(fd) != 0)
-		rv = VIGIL_EIO;
-	close(fd);
-	return rv;
-}
 
 /* ------------------------------------------------------------------ */
 /* Group commit                                                        */
@@ -487,7 +462,7 @@ ar_segment_create(store_archive *ar, int64_t now, uint64_t first_seq)
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return vigil_err_from_errno(errno);
-	if (ar->opts.fsync != STORE_FSYNC_NEVER && ar_fsync_dir(ar->dir) != VIGIL_OK) {
+	if (ar->opts.fsync != STORE_FSYNC_NEVER && store_fsync_dir(ar->dir) != VIGIL_OK) {
 		close(fd);
 		unlink(path);
 		return VIGIL_EIO;
@@ -874,7 +849,7 @@ ar_cleanup(const char *dir, store_diag *reterr)
 		for (size_t k = 0; k < 2; k++) {
 			snprintf(path, sizeof path, "%s/%s%s", dir, ents[i].base, tmps[k]);
 			if (unlink(path) != 0 && errno != ENOENT) {
-				ar_diag(reterr, "%s: cannot remove: %s", path, strerror(errno));
+				store_diag_set(reterr, "%s: cannot remove: %s", path, strerror(errno));
 				rv = VIGIL_EIO;
 				goto out;
 			}
@@ -882,7 +857,7 @@ ar_cleanup(const char *dir, store_diag *reterr)
 		if (ents[i].has_log && ents[i].has_zst) {
 			snprintf(path, sizeof path, "%s/%s.log.zst", dir, ents[i].base);
 			if (unlink(path) != 0 && errno != ENOENT) {
-				ar_diag(reterr, "%s: cannot remove: %s", path, strerror(errno));
+				store_diag_set(reterr, "%s: cannot remove: %s", path, strerror(errno));
 				rv = VIGIL_EIO;
 				goto out;
 			}
@@ -964,7 +939,7 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 				ar->max_event_ms = idx.max_event_ms;
 			rv = store_seg_index_write(ar->dir, e->base, &idx, true);
 			if (rv != VIGIL_OK) {
-				ar_diag(reterr, "%s/%s.idx: cannot write segment index: %s", ar->dir,
+				store_diag_set(reterr, "%s/%s.idx: cannot write segment index: %s", ar->dir,
 				    e->base, vigil_strerror(rv));
 				goto out;
 			}
@@ -982,7 +957,7 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 			fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
 			if (fd < 0 || fstat(fd, &st) != 0) {
 				rv = vigil_err_from_errno(errno);
-				ar_diag(reterr, "%s: cannot open segment: %s", path, strerror(errno));
+				store_diag_set(reterr, "%s: cannot open segment: %s", path, strerror(errno));
 				if (fd >= 0)
 					close(fd);
 				goto out;
@@ -998,7 +973,7 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 					rec->torn_records = ar_count_torn(fd, valid_end, data_end);
 				}
 				if (ftruncate(fd, (off_t)valid_end) != 0 || fdatasync(fd) != 0) {
-					ar_diag(reterr, "%s: cannot truncate torn tail at offset %llu: %s",
+					store_diag_set(reterr, "%s: cannot truncate torn tail at offset %llu: %s",
 					    path, (unsigned long long)valid_end, strerror(errno));
 					close(fd);
 					rv = VIGIL_EIO;
@@ -1065,19 +1040,19 @@ store_archive_open(const char *dir, const store_archive_opts *opts, store_archiv
 		store_archive_opts_default(&ar->opts);
 	if (ar->opts.fsync > STORE_FSYNC_NEVER ||
 	    (ar->opts.fsync == STORE_FSYNC_INTERVAL && ar->opts.fsync_interval_ms == 0)) {
-		ar_diag(reterr, "archive options: fsync policy %d / interval %u ms is invalid",
+		store_diag_set(reterr, "archive options: fsync policy %d / interval %u ms is invalid",
 		    (int)ar->opts.fsync, ar->opts.fsync_interval_ms);
 		rv = VIGIL_EINVAL;
 		goto out;
 	}
 	if (ar->opts.max_record_bytes == 0 || ar->opts.max_record_bytes > STORE_FRAME_MAX_PAYLOAD) {
-		ar_diag(reterr, "archive options: max_record_bytes %u not in [1, %u]",
+		store_diag_set(reterr, "archive options: max_record_bytes %u not in [1, %u]",
 		    ar->opts.max_record_bytes, STORE_FRAME_MAX_PAYLOAD);
 		rv = VIGIL_EINVAL;
 		goto out;
 	}
 	if (ar->opts.segment_max_bytes < AR_MIN_SEGMENT) {
-		ar_diag(reterr, "archive options: segment_max_bytes %llu below %u",
+		store_diag_set(reterr, "archive options: segment_max_bytes %llu below %u",
 		    (unsigned long long)ar->opts.segment_max_bytes, AR_MIN_SEGMENT);
 		rv = VIGIL_EINVAL;
 		goto out;
@@ -1089,19 +1064,19 @@ store_archive_open(const char *dir, const store_archive_opts *opts, store_archiv
 	}
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
 		rv = vigil_err_from_errno(errno);
-		ar_diag(reterr, "%s: cannot create archive directory: %s", dir, strerror(errno));
+		store_diag_set(reterr, "%s: cannot create archive directory: %s", dir, strerror(errno));
 		goto out;
 	}
 	snprintf(path, sizeof path, "%s/LOCK", dir);
 	ar->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (ar->lockfd < 0) {
 		rv = vigil_err_from_errno(errno);
-		ar_diag(reterr, "%s: cannot open: %s", path, strerror(errno));
+		store_diag_set(reterr, "%s: cannot open: %s", path, strerror(errno));
 		goto out;
 	}
 	if (flock(ar->lockfd, LOCK_EX | LOCK_NB) != 0) {
 		rv = errno == EWOULDBLOCK ? VIGIL_EBUSY : vigil_err_from_errno(errno);
-		ar_diag(reterr, "%s: archive is locked by another writer", path);
+		store_diag_set(reterr, "%s: archive is locked by another writer", path);
 		goto out;
 	}
 	rv = ar_recover(ar, &rec, reterr);
@@ -1110,7 +1085,7 @@ store_archive_open(const char *dir, const store_archive_opts *opts, store_archiv
 	if (ar->opts.fsync == STORE_FSYNC_INTERVAL) {
 		if (pthread_create(&ar->thr, NULL, ar_interval_main, ar) != 0) {
 			rv = VIGIL_ENOMEM;
-			ar_diag(reterr, "%s: cannot start the archive sync thread", dir);
+			store_diag_set(reterr, "%s: cannot start the archive sync thread", dir);
 			goto out;
 		}
 		ar->thr_running = true;
@@ -1226,13 +1201,13 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 	ifd = open(src, O_RDONLY | O_CLOEXEC);
 	if (ifd < 0) {
 		rv = vigil_err_from_errno(errno);
-		ar_diag(reterr, "%s: cannot open for compression: %s", src, strerror(errno));
+		store_diag_set(reterr, "%s: cannot open for compression: %s", src, strerror(errno));
 		goto out;
 	}
 	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (ofd < 0) {
 		rv = vigil_err_from_errno(errno);
-		ar_diag(reterr, "%s: cannot create: %s", tmp, strerror(errno));
+		store_diag_set(reterr, "%s: cannot create: %s", tmp, strerror(errno));
 		goto out;
 	}
 	while (!done) {
@@ -1245,7 +1220,7 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 		while (n < 0 && errno == EINTR);
 		if (n < 0) {
 			rv = VIGIL_EIO;
-			ar_diag(reterr, "%s: read: %s", src, strerror(errno));
+			store_diag_set(reterr, "%s: read: %s", src, strerror(errno));
 			goto out;
 		}
 		mode = n == 0 ? ZSTD_e_end : ZSTD_e_continue;
@@ -1257,12 +1232,12 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 
 			if (ZSTD_isError(left)) {
 				rv = VIGIL_EINTERNAL;
-				ar_diag(reterr, "%s: zstd: %s", src, ZSTD_getErrorName(left));
+				store_diag_set(reterr, "%s: zstd: %s", src, ZSTD_getErrorName(left));
 				goto out;
 			}
 			if (zout.pos > 0 && ar_writev_all(ofd, &iov, 1) != VIGIL_OK) {
 				rv = VIGIL_EIO;
-				ar_diag(reterr, "%s: write: %s", tmp, strerror(errno));
+				store_diag_set(reterr, "%s: write: %s", tmp, strerror(errno));
 				goto out;
 			}
 			if (mode == ZSTD_e_end ? left == 0 : zin.pos == zin.size)
@@ -1273,18 +1248,18 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 	if (fdatasync(ofd) != 0 || close(ofd) != 0) {
 		ofd = -1;
 		rv = VIGIL_EIO;
-		ar_diag(reterr, "%s: sync: %s", tmp, strerror(errno));
+		store_diag_set(reterr, "%s: sync: %s", tmp, strerror(errno));
 		goto out;
 	}
 	ofd = -1;
-	if (rename(tmp, dst) != 0 || ar_fsync_dir(dir) != VIGIL_OK) {
+	if (rename(tmp, dst) != 0 || store_fsync_dir(dir) != VIGIL_OK) {
 		rv = VIGIL_EIO;
-		ar_diag(reterr, "%s: cannot rename into place: %s", dst, strerror(errno));
+		store_diag_set(reterr, "%s: cannot rename into place: %s", dst, strerror(errno));
 		goto out;
 	}
-	if (unlink(src) != 0 || ar_fsync_dir(dir) != VIGIL_OK) {
+	if (unlink(src) != 0 || store_fsync_dir(dir) != VIGIL_OK) {
 		rv = VIGIL_EIO;
-		ar_diag(reterr, "%s: cannot remove after compression: %s", src, strerror(errno));
+		store_diag_set(reterr, "%s: cannot remove after compression: %s", src, strerror(errno));
 		goto out;
 	}
 out:
@@ -1311,7 +1286,7 @@ ar_remove_segment(store_archive *ar, const char *base, store_diag *reterr)
 	for (size_t k = 0; k < 3; k++) {
 		snprintf(path, sizeof path, "%s/%s%s", ar->dir, base, sfx[k]);
 		if (unlink(path) != 0 && errno != ENOENT) {
-			ar_diag(reterr, "%s: cannot remove: %s", path, strerror(errno));
+			store_diag_set(reterr, "%s: cannot remove: %s", path, strerror(errno));
 			return VIGIL_EIO;
 		}
 	}
@@ -1330,7 +1305,7 @@ store_archive_rotate(store_archive *ar, store_diag *reterr)
 	pthread_mutex_lock(&ar->mu);
 	rv = atomic_load(&ar->failed) ? VIGIL_EIO : ar_segment_close(ar);
 	if (rv != VIGIL_OK)
-		ar_diag(reterr, "%s: closing segment %s: %s", ar->dir, ar->base, vigil_strerror(rv));
+		store_diag_set(reterr, "%s: closing segment %s: %s", ar->dir, ar->base, vigil_strerror(rv));
 	pthread_mutex_unlock(&ar->mu);
 	return rv;
 }
@@ -1350,7 +1325,7 @@ store_archive_maintain(store_archive *ar, store_diag *reterr)
 	if (ar->fd >= 0 && ar_day(now) > ar->seg_day && !atomic_load(&ar->failed)) {
 		rv = ar_segment_close(ar);
 		if (rv != VIGIL_OK)
-			ar_diag(reterr, "%s: closing segment %s: %s", ar->dir, ar->base,
+			store_diag_set(reterr, "%s: closing segment %s: %s", ar->dir, ar->base,
 			    vigil_strerror(rv));
 	}
 	memcpy(open_base, ar->base, sizeof open_base);

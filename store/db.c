@@ -25,7 +25,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,19 +89,7 @@ struct store_ctx {
 	store_feature_mask clear;
 };
 
-static void diag_set(store_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void
-diag_set(store_diag *d, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (d == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
-	va_end(ap);
-}
 
 void
 store_db_opts_default(store_db_opts *ret_opts)
@@ -545,13 +532,13 @@ db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
 			char why[sizeof reterr->msg];
 
 			snprintf(why, sizeof why, "%s", reterr ? reterr->msg : "");
-			diag_set(reterr, "archive/%s:%" PRIu64 ": scored record does not decode: %s",
+			store_diag_set(reterr, "archive/%s:%" PRIu64 ": scored record does not decode: %s",
 			    r.segment, r.offset, why);
 			goto out;
 		}
 		rv = live_replay(db->lv, rc->rec);
 		if (rv != VIGIL_OK) {
-			diag_set(reterr, "archive/%s:%" PRIu64 ": replaying into live state: %s",
+			store_diag_set(reterr, "archive/%s:%" PRIu64 ": replaying into live state: %s",
 			    r.segment, r.offset, vigil_strerror(rv));
 			goto out;
 		}
@@ -680,12 +667,12 @@ static vigil_err
 db_check_opts(const store_db_opts *o, store_diag *reterr)
 {
 	if ((int64_t)o->dedupe_horizon_s * 1000 < LIVE_WINDOW_MAX_MS) {
-		diag_set(reterr, "dedupe_horizon_s: %" PRIu32 " is below the largest window "
+		store_diag_set(reterr, "dedupe_horizon_s: %" PRIu32 " is below the largest window "
 		    "(604800 s)", o->dedupe_horizon_s);
 		return VIGIL_EINVAL;
 	}
 	if (o->max_cards == 0) {
-		diag_set(reterr, "max_cards: must be at least 1");
+		store_diag_set(reterr, "max_cards: must be at least 1");
 		return VIGIL_EINVAL;
 	}
 	return VIGIL_OK;
@@ -699,7 +686,7 @@ db_check_full_mask(const store_db_opts *o, store_diag *reterr)
 
 	store_feature_mask_all(&all);
 	if (!mask_subset(&all, &o->features)) {
-		diag_set(reterr, "features: a data directory serves every feature (a partial "
+		store_diag_set(reterr, "features: a data directory serves every feature (a partial "
 		    "mask is for store_db_new_memory)");
 		return VIGIL_EINVAL;
 	}
@@ -730,13 +717,13 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
 	if (snprintf(db->datadir, sizeof db->datadir, "%s", datadir) >= (int)sizeof db->datadir ||
 	    snprintf(dir, sizeof dir, "%s/archive", datadir) >= (int)sizeof dir) {
 		rv = VIGIL_ETOOBIG;
-		diag_set(reterr, "%s: path too long", datadir);
+		store_diag_set(reterr, "%s: path too long", datadir);
 		goto out;
 	}
 	if (!db->opts.read_only) {
 		if (mkdir(datadir, 0755) != 0 && errno != EEXIST) {
 			rv = vigil_err_from_errno(errno);
-			diag_set(reterr, "%s: mkdir: %s", datadir, strerror(errno));
+			store_diag_set(reterr, "%s: mkdir: %s", datadir, strerror(errno));
 			goto out;
 		}
 		rv = store_archive_open(dir, &db->opts.archive, &db->ar, &rec, reterr);
@@ -870,7 +857,7 @@ store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
 		goto out;
 	rv = store_gen_current(db->datadir, &n);
 	if (rv != VIGIL_OK) {
-		diag_set(reterr, "%s: unreadable: %s", cpath, vigil_strerror(rv));
+		store_diag_set(reterr, "%s: unreadable: %s", cpath, vigil_strerror(rv));
 		goto out;
 	}
 	have = store_db_generation(db);
@@ -1109,7 +1096,7 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 	if (!same && (strcmp(rec->txn.txn_id, ctx->txn.txn_id) != 0 ||
 	    strcmp(rec->txn.card_id, ctx->txn.card_id) != 0 ||
 	    rec->txn.event_time_ms != ctx->txn.event_time_ms)) {
-		diag_set(reterr, "store_score_commit: record is for txn_id \"%.64s\", begun with "
+		store_diag_set(reterr, "store_score_commit: record is for txn_id \"%.64s\", begun with "
 		    "\"%.64s\"", rec->txn.txn_id, ctx->txn.txn_id);
 		rv = VIGIL_EINVAL;
 		goto fail;
@@ -1135,7 +1122,7 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 			}
 		}
 		if (rv != VIGIL_OK) {
-			diag_set(reterr, "txn_id \"%.64s\": encoding the archive record: %s",
+			store_diag_set(reterr, "txn_id \"%.64s\": encoding the archive record: %s",
 			    rec->txn.txn_id, vigil_strerror(rv));
 			goto fail;
 		}
@@ -1149,7 +1136,7 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 		    ctx->buf, len, &seq);
 		if (rv != VIGIL_OK) {
 			live_wm_unlock(db->lv);
-			diag_set(reterr, "txn_id \"%.64s\": archive write: %s", rec->txn.txn_id,
+			store_diag_set(reterr, "txn_id \"%.64s\": archive write: %s", rec->txn.txn_id,
 			    vigil_strerror(rv));
 			goto fail;
 		}
@@ -1162,7 +1149,7 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 		 * which changes nothing then). */
 		rv = store_archive_flush(db->ar, seq);
 		if (rv != VIGIL_OK) {
-			diag_set(reterr, "txn_id \"%.64s\": archive write: %s", rec->txn.txn_id,
+			store_diag_set(reterr, "txn_id \"%.64s\": archive write: %s", rec->txn.txn_id,
 			    vigil_strerror(rv));
 			goto fail;
 		}
@@ -1188,7 +1175,7 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 	if (db->ar != NULL) {
 		rv = store_archive_wait_durable(db->ar, seq);
 		if (rv != VIGIL_OK) {
-			diag_set(reterr, "txn_id \"%.64s\": archive sync: %s", rec->txn.txn_id,
+			store_diag_set(reterr, "txn_id \"%.64s\": archive sync: %s", rec->txn.txn_id,
 			    vigil_strerror(rv));
 			return rv;
 		}
@@ -1210,12 +1197,12 @@ store_label_record(store_db *db, const store_label *label, store_diag *reterr)
 	if (db->memory)
 		return VIGIL_OK; /* offline: labels have no live effect */
 	if (db->ar == NULL) {
-		diag_set(reterr, "store_label_record: data directory opened read-only");
+		store_diag_set(reterr, "store_label_record: data directory opened read-only");
 		return VIGIL_EINVAL;
 	}
 	rv = store_label_encode(label, buf, sizeof buf, &len);
 	if (rv != VIGIL_OK) {
-		diag_set(reterr, "label for txn_id \"%.64s\": encoding: %s", label->txn_id,
+		store_diag_set(reterr, "label for txn_id \"%.64s\": encoding: %s", label->txn_id,
 		    vigil_strerror(rv));
 		return rv;
 	}
@@ -1223,7 +1210,7 @@ store_label_record(store_db *db, const store_label *label, store_diag *reterr)
 	    : label->received_at_ms ? label->received_at_ms : vigil_now_ms();
 	rv = store_archive_append(db->ar, STORE_REC_LABEL, t, buf, len, NULL);
 	if (rv != VIGIL_OK)
-		diag_set(reterr, "label for txn_id \"%.64s\": archive append: %s", label->txn_id,
+		store_diag_set(reterr, "label for txn_id \"%.64s\": archive append: %s", label->txn_id,
 		    vigil_strerror(rv));
 	return rv;
 }

@@ -27,7 +27,6 @@
 #include <lmdb.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +36,7 @@
 
 #include "features_int.h"
 #include "store.h"
+#include "util_int.h"
 
 #define GEN_NDBI        5
 #define GEN_POOL_MAX    64      /* idle read transactions kept per generation */
@@ -73,19 +73,7 @@ struct store_genw {
 	vigil_err failed; /* first put error; commit refuses after one */
 };
 
-static void diag_set(store_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void
-diag_set(store_diag *d, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (d == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
-	va_end(ap);
-}
 
 static vigil_err
 gen_err_from_mdb(int rc)
@@ -481,19 +469,6 @@ gen_current_path(const char *datadir, char *buf, size_t buflen)
 	return n < 0 || (size_t)n >= buflen ? VIGIL_ETOOBIG : VIGIL_OK;
 }
 
-static vigil_err
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	vigil_err rv = VIGIL_OK;
-
-	if (fd < 0)
-		return vigil_err_from_errno(errno);
-	if (fsync(fd) != 0)
-		rv = vigil_err_from_errno(errno);
-	close(fd);
-	return rv;
-}
 
 /* Reads fdir/CURRENT: *ret_gen = 0 if there is none. */
 static vigil_err
@@ -516,25 +491,25 @@ current_read(const char *fdir, uint64_t *ret_gen, store_diag *reterr)
 			goto out;
 		}
 		rv = vigil_err_from_errno(errno);
-		diag_set(reterr, "%s: %s", path, strerror(errno));
+		store_diag_set(reterr, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	n = read(fd, buf, sizeof buf - 1);
 	if (n < 0) {
 		rv = vigil_err_from_errno(errno);
-		diag_set(reterr, "%s: %s", path, strerror(errno));
+		store_diag_set(reterr, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	buf[n] = '\0';
 	if (n < 2 || buf[n - 1] != '\n') {
 		rv = VIGIL_ECORRUPT;
-		diag_set(reterr, "%s: expected \"gen-NNNNNN\\n\", got %zd bytes", path, n);
+		store_diag_set(reterr, "%s: expected \"gen-NNNNNN\\n\", got %zd bytes", path, n);
 		goto out;
 	}
 	buf[n - 1] = '\0';
 	if (!gen_parse_name(buf, &gen)) {
 		rv = VIGIL_ECORRUPT;
-		diag_set(reterr, "%s: expected \"gen-NNNNNN\", got \"%.40s\"", path, buf);
+		store_diag_set(reterr, "%s: expected \"gen-NNNNNN\", got \"%.40s\"", path, buf);
 		goto out;
 	}
 	*ret_gen = gen;
@@ -557,7 +532,7 @@ current_write(const char *fdir, uint64_t gen, store_diag *reterr)
 	if (rv == VIGIL_OK)
 		rv = path_join(tmp, sizeof tmp, fdir, "CURRENT.tmp");
 	if (rv != VIGIL_OK) {
-		diag_set(reterr, "%s: path too long", fdir);
+		store_diag_set(reterr, "%s: path too long", fdir);
 		goto out;
 	}
 	gen_name(gen, line, sizeof line);
@@ -566,24 +541,24 @@ current_write(const char *fdir, uint64_t gen, store_diag *reterr)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, line, (size_t)len) != len || fsync(fd) != 0) {
 		rv = vigil_err_from_errno(errno ? errno : EIO);
-		diag_set(reterr, "%s: %s", tmp, strerror(errno ? errno : EIO));
+		store_diag_set(reterr, "%s: %s", tmp, strerror(errno ? errno : EIO));
 		goto out;
 	}
 	if (close(fd) != 0) {
 		fd = -1;
 		rv = vigil_err_from_errno(errno);
-		diag_set(reterr, "%s: close: %s", tmp, strerror(errno));
+		store_diag_set(reterr, "%s: close: %s", tmp, strerror(errno));
 		goto out;
 	}
 	fd = -1;
 	if (rename(tmp, path) != 0) {
 		rv = vigil_err_from_errno(errno);
-		diag_set(reterr, "%s: rename: %s", path, strerror(errno));
+		store_diag_set(reterr, "%s: rename: %s", path, strerror(errno));
 		goto out;
 	}
-	rv = fsync_dir(fdir);
+	rv = store_fsync_dir(fdir);
 	if (rv != VIGIL_OK)
-		diag_set(reterr, "%s: fsync: %s", fdir, strerror(errno));
+		store_diag_set(reterr, "%s: fsync: %s", fdir, strerror(errno));
 out:
 	if (fd >= 0)
 		close(fd);
@@ -598,16 +573,16 @@ lock_take(const char *fdir, int *ret_fd, store_diag *reterr)
 	int  fd;
 
 	if (mkdir(fdir, 0755) != 0 && errno != EEXIST) {
-		diag_set(reterr, "%s: mkdir: %s", fdir, strerror(errno));
+		store_diag_set(reterr, "%s: mkdir: %s", fdir, strerror(errno));
 		return vigil_err_from_errno(errno);
 	}
 	if (path_join(path, sizeof path, fdir, "LOCK") != VIGIL_OK) {
-		diag_set(reterr, "%s: path too long", fdir);
+		store_diag_set(reterr, "%s: path too long", fdir);
 		return VIGIL_ETOOBIG;
 	}
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		diag_set(reterr, "%s: %s", path, strerror(errno));
+		store_diag_set(reterr, "%s: %s", path, strerror(errno));
 		return vigil_err_from_errno(errno);
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -615,10 +590,10 @@ lock_take(const char *fdir, int *ret_fd, store_diag *reterr)
 
 		close(fd);
 		if (e == EWOULDBLOCK) {
-			diag_set(reterr, "%s: another rebuild holds the lock", path);
+			store_diag_set(reterr, "%s: another rebuild holds the lock", path);
 			return VIGIL_EBUSY;
 		}
-		diag_set(reterr, "%s: flock: %s", path, strerror(e));
+		store_diag_set(reterr, "%s: flock: %s", path, strerror(e));
 		return vigil_err_from_errno(e);
 	}
 	*ret_fd = fd;
@@ -723,7 +698,7 @@ gen_prune(const char *fdir, uint32_t keep, uint64_t current, store_diag *reterr)
 
 	rv = gen_list(fdir, false, &gens, &n);
 	if (rv != VIGIL_OK) {
-		diag_set(reterr, "%s: listing generations to prune: %s", fdir, vigil_strerror(rv));
+		store_diag_set(reterr, "%s: listing generations to prune: %s", fdir, vigil_strerror(rv));
 		goto out;
 	}
 	for (size_t i = keep; i < n; i++) {
@@ -735,7 +710,7 @@ gen_prune(const char *fdir, uint32_t keep, uint64_t current, store_diag *reterr)
 		r = dir_remove(path);
 		if (r != VIGIL_OK && rv == VIGIL_OK) {
 			rv = r;
-			diag_set(reterr, "%s: pruning: %s", path, vigil_strerror(r));
+			store_diag_set(reterr, "%s: pruning: %s", path, vigil_strerror(r));
 		}
 	}
 out:
@@ -830,7 +805,7 @@ store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
 	w->lockfd = -1;
 	if (path_join(w->fdir, sizeof w->fdir, datadir, "features") != VIGIL_OK) {
 		rv = VIGIL_ETOOBIG;
-		diag_set(reterr, "%s: path too long", datadir);
+		store_diag_set(reterr, "%s: path too long", datadir);
 		goto out;
 	}
 	rv = lock_take(w->fdir, &w->lockfd, reterr);
@@ -838,7 +813,7 @@ store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
 		goto out;
 	rv = gen_list(w->fdir, true, &gens, &n);
 	if (rv != VIGIL_OK) {
-		diag_set(reterr, "%s: listing generations: %s", w->fdir, vigil_strerror(rv));
+		store_diag_set(reterr, "%s: listing generations: %s", w->fdir, vigil_strerror(rv));
 		goto out;
 	}
 	rv = current_read(w->fdir, &cur, reterr);
@@ -849,19 +824,19 @@ store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
 		next = cur;
 	if (++next > GEN_MAX_NUMBER) {
 		rv = VIGIL_ELIMIT;
-		diag_set(reterr, "%s: generation numbers exhausted", w->fdir);
+		store_diag_set(reterr, "%s: generation numbers exhausted", w->fdir);
 		goto out;
 	}
 	w->gen = next;
 	snprintf(name, sizeof name, ".tmp-gen-%06" PRIu64, w->gen);
 	if (path_join(w->tmp, sizeof w->tmp, w->fdir, name) != VIGIL_OK) {
 		rv = VIGIL_ETOOBIG;
-		diag_set(reterr, "%s: path too long", w->fdir);
+		store_diag_set(reterr, "%s: path too long", w->fdir);
 		goto out;
 	}
 	if (mkdir(w->tmp, 0755) != 0) {
 		rv = vigil_err_from_errno(errno);
-		diag_set(reterr, "%s: mkdir: %s", w->tmp, strerror(errno));
+		store_diag_set(reterr, "%s: mkdir: %s", w->tmp, strerror(errno));
 		goto out;
 	}
 	if ((rc = mdb_env_create(&w->env)) != 0 ||
@@ -872,14 +847,14 @@ store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
 	    (rc = mdb_env_open(w->env, w->tmp, MDB_NOSYNC | MDB_NOMETASYNC, 0644)) != 0 ||
 	    (rc = mdb_txn_begin(w->env, NULL, 0, &txn)) != 0) {
 		rv = gen_err_from_mdb(rc);
-		diag_set(reterr, "%s: LMDB: %s", w->tmp, mdb_strerror(rc));
+		store_diag_set(reterr, "%s: LMDB: %s", w->tmp, mdb_strerror(rc));
 		goto out;
 	}
 	for (int i = 0; i < GEN_NDBI; i++) {
 		rc = mdb_dbi_open(txn, gen_dbi_names[i], MDB_CREATE, &w->dbi[i]);
 		if (rc != 0) {
 			rv = gen_err_from_mdb(rc);
-			diag_set(reterr, "%s: LMDB open %s: %s", w->tmp, gen_dbi_names[i],
+			store_diag_set(reterr, "%s: LMDB open %s: %s", w->tmp, gen_dbi_names[i],
 			    mdb_strerror(rc));
 			goto out;
 		}
@@ -888,7 +863,7 @@ store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
 	txn = NULL;
 	if (rc != 0) {
 		rv = gen_err_from_mdb(rc);
-		diag_set(reterr, "%s: LMDB: %s", w->tmp, mdb_strerror(rc));
+		store_diag_set(reterr, "%s: LMDB: %s", w->tmp, mdb_strerror(rc));
 		goto out;
 	}
 	*ret_w = w;
@@ -1000,20 +975,20 @@ store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, stor
 	if (rv == VIGIL_OK)
 		rv = genw_flush(w);
 	if (rv != VIGIL_OK) {
-		diag_set(reterr, "%s: writing generation: %s", w->tmp, vigil_strerror(rv));
+		store_diag_set(reterr, "%s: writing generation: %s", w->tmp, vigil_strerror(rv));
 		goto out;
 	}
 	rc = mdb_env_sync(w->env, 1);
 	if (rc != 0) {
 		rv = gen_err_from_mdb(rc);
-		diag_set(reterr, "%s: LMDB sync: %s", w->tmp, mdb_strerror(rc));
+		store_diag_set(reterr, "%s: LMDB sync: %s", w->tmp, mdb_strerror(rc));
 		goto out;
 	}
 	mdb_env_close(w->env);
 	w->env = NULL;
-	rv = fsync_dir(w->tmp);
+	rv = store_fsync_dir(w->tmp);
 	if (rv != VIGIL_OK) {
-		diag_set(reterr, "%s: fsync: %s", w->tmp, vigil_strerror(rv));
+		store_diag_set(reterr, "%s: fsync: %s", w->tmp, vigil_strerror(rv));
 		goto out;
 	}
 	gen_name(w->gen, name, sizeof name);
@@ -1023,13 +998,13 @@ store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, stor
 	}
 	if (rename(w->tmp, dst) != 0) {
 		rv = vigil_err_from_errno(errno);
-		diag_set(reterr, "%s: rename to %s: %s", w->tmp, name, strerror(errno));
+		store_diag_set(reterr, "%s: rename to %s: %s", w->tmp, name, strerror(errno));
 		goto out;
 	}
 	w->tmp[0] = '\0'; /* now owned by the features directory */
-	rv = fsync_dir(w->fdir);
+	rv = store_fsync_dir(w->fdir);
 	if (rv != VIGIL_OK) {
-		diag_set(reterr, "%s: fsync: %s", w->fdir, vigil_strerror(rv));
+		store_diag_set(reterr, "%s: fsync: %s", w->fdir, vigil_strerror(rv));
 		goto out;
 	}
 	rv = current_write(w->fdir, w->gen, reterr);
@@ -1175,7 +1150,7 @@ gen_check_table(store_gen *g, MDB_txn *txn, int dbi, uint16_t want, store_diag *
 		goto out;
 	if (rc != 0) {
 		rv = gen_err_from_mdb(rc);
-		diag_set(reterr, "features/%s: table %s: %s", g->name, gen_dbi_names[dbi],
+		store_diag_set(reterr, "features/%s: table %s: %s", g->name, gen_dbi_names[dbi],
 		    mdb_strerror(rc));
 		goto out;
 	}
@@ -1184,7 +1159,7 @@ gen_check_table(store_gen *g, MDB_txn *txn, int dbi, uint16_t want, store_diag *
 		int klen = (int)(k.mv_size > 64 ? 64 : k.mv_size);
 
 		rv = VIGIL_EVERSION;
-		diag_set(reterr,
+		store_diag_set(reterr,
 		    "features/%s: table %s, key \"%.*s\": value layout version %u is not known "
 		    "(this build reads version %u)",
 		    g->name, gen_dbi_names[dbi], klen, (const char *)k.mv_data, ver, want);
@@ -1215,12 +1190,12 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 	gen_name(generation, g->name, sizeof g->name);
 	if (snprintf(path, sizeof path, "%s/features/%s", datadir, g->name) >= (int)sizeof path) {
 		rv = VIGIL_ETOOBIG;
-		diag_set(reterr, "%s: path too long", datadir);
+		store_diag_set(reterr, "%s: path too long", datadir);
 		goto out;
 	}
 	if (generation == 0 || stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		rv = VIGIL_ENOTFOUND;
-		diag_set(reterr, "%s: no such generation", path);
+		store_diag_set(reterr, "%s: no such generation", path);
 		goto out;
 	}
 	if ((rc = mdb_env_create(&g->env)) != 0 ||
@@ -1231,52 +1206,52 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 	    (rc = mdb_env_open(g->env, path,
 	        MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS | MDB_NORDAHEAD, 0644)) != 0) {
 		rv = gen_err_from_mdb(rc);
-		diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
+		store_diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
 		goto out;
 	}
 	rc = mdb_txn_begin(g->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0) {
 		rv = gen_err_from_mdb(rc);
-		diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
+		store_diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
 		goto out;
 	}
 	for (int i = 0; i < GEN_NDBI; i++) {
 		rc = mdb_dbi_open(txn, gen_dbi_names[i], 0, &g->dbi[i]);
 		if (rc != 0) {
 			rv = rc == MDB_NOTFOUND ? VIGIL_ECORRUPT : gen_err_from_mdb(rc);
-			diag_set(reterr, "%s: table %s: %s", path, gen_dbi_names[i], mdb_strerror(rc));
+			store_diag_set(reterr, "%s: table %s: %s", path, gen_dbi_names[i], mdb_strerror(rc));
 			goto out;
 		}
 	}
 	rc = mdb_get(txn, g->dbi[DBI_META], &k, &v);
 	if (rc != 0) {
 		rv = rc == MDB_NOTFOUND ? VIGIL_ECORRUPT : gen_err_from_mdb(rc);
-		diag_set(reterr, "%s: table meta, key \"meta\": %s", path, mdb_strerror(rc));
+		store_diag_set(reterr, "%s: table meta, key \"meta\": %s", path, mdb_strerror(rc));
 		goto out;
 	}
 	rv = meta_decode(v.mv_data, v.mv_size, &g->meta, &lay);
 	if (rv == VIGIL_EVERSION) {
-		diag_set(reterr, "features/%s: table meta: value layout version %u is not known "
+		store_diag_set(reterr, "features/%s: table meta: value layout version %u is not known "
 		    "(this build reads version %u)", g->name, val_version(v.mv_data, v.mv_size),
 		    STORE_META_LAYOUT);
 		goto out;
 	}
 	if (rv != VIGIL_OK) {
-		diag_set(reterr, "features/%s: table meta: malformed value (%zu bytes)", g->name,
+		store_diag_set(reterr, "features/%s: table meta: malformed value (%zu bytes)", g->name,
 		    v.mv_size);
 		goto out;
 	}
 	if (lay.card != STORE_CARD_LAYOUT || lay.entity != STORE_ENTITY_LAYOUT ||
 	    lay.threshold != STORE_THRESHOLD_LAYOUT) {
 		rv = VIGIL_EVERSION;
-		diag_set(reterr, "features/%s: value layouts card %u, entity %u, threshold %u "
+		store_diag_set(reterr, "features/%s: value layouts card %u, entity %u, threshold %u "
 		    "are not known (this build reads %u, %u, %u)", g->name, lay.card, lay.entity,
 		    lay.threshold, STORE_CARD_LAYOUT, STORE_ENTITY_LAYOUT, STORE_THRESHOLD_LAYOUT);
 		goto out;
 	}
 	if (g->meta.generation != generation) {
 		rv = VIGIL_ECORRUPT;
-		diag_set(reterr, "features/%s: meta names generation %" PRIu64, g->name,
+		store_diag_set(reterr, "features/%s: meta names generation %" PRIu64, g->name,
 		    g->meta.generation);
 		goto out;
 	}
@@ -1290,7 +1265,7 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 	txn = NULL;
 	if (rc != 0) {
 		rv = gen_err_from_mdb(rc);
-		diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
+		store_diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
 		goto out;
 	}
 	*ret_g = g;
@@ -1311,14 +1286,14 @@ store_gen_open_current(const char *datadir, store_gen **ret_g, store_diag *reter
 	vigil_err rv;
 
 	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
-		diag_set(reterr, "%s: path too long", datadir);
+		store_diag_set(reterr, "%s: path too long", datadir);
 		return VIGIL_ETOOBIG;
 	}
 	rv = current_read(fdir, &cur, reterr);
 	if (rv != VIGIL_OK)
 		return rv;
 	if (cur == 0) {
-		diag_set(reterr, "%s/CURRENT: no feature generation yet", fdir);
+		store_diag_set(reterr, "%s/CURRENT: no feature generation yet", fdir);
 		return VIGIL_ENOTFOUND;
 	}
 	return store_gen_open(datadir, cur, ret_g, reterr);
@@ -1512,7 +1487,7 @@ store_gen_set_current(const char *datadir, uint64_t generation, store_diag *rete
 	vigil_err  rv;
 
 	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
-		diag_set(reterr, "%s: path too long", datadir);
+		store_diag_set(reterr, "%s: path too long", datadir);
 		return VIGIL_ETOOBIG;
 	}
 	rv = lock_take(fdir, &lockfd, reterr);

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,24 +24,13 @@
 #include <zstd.h>
 
 #include "archive_int.h"
+#include "util_int.h"
 
 #define RD_BUF_INIT      (1u << 20)
 #define RD_MAX_SEGMENTS  (1u << 20) /* cap on segment files listed in one directory */
 #define RD_SKIM_AHEAD    2048 /* bytes loaded ahead of a skip over frames */
 
-static void rd_diag(store_diag *reterr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void
-rd_diag(store_diag *reterr, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (reterr == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(reterr->msg, sizeof reterr->msg, fmt, ap);
-	va_end(ap);
-}
 
 /* ------------------------------------------------------------------ */
 /* Segment names                                                       */
@@ -134,7 +122,7 @@ store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_n, store_d
 	if (d == NULL) {
 		int e = errno;
 		rv = vigil_err_from_errno(e);
-		rd_diag(reterr, "%s: cannot open archive directory: %s", dir, strerror(e));
+		store_diag_set(reterr, "%s: cannot open archive directory: %s", dir, strerror(e));
 		goto out;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -145,7 +133,7 @@ store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_n, store_d
 			continue;
 		if (n == cap) {
 			if (cap >= RD_MAX_SEGMENTS) {
-				rd_diag(reterr, "%s: more than %u segment files", dir, RD_MAX_SEGMENTS);
+				store_diag_set(reterr, "%s: more than %u segment files", dir, RD_MAX_SEGMENTS);
 				rv = VIGIL_ETOOBIG;
 				goto out;
 			}
@@ -220,19 +208,6 @@ store_seg_index_read(const char *dir, const char *base, store_seg_index *ret_idx
 	return VIGIL_OK;
 }
 
-static vigil_err
-rd_fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	vigil_err rv = VIGIL_OK;
-
-	if (fd < 0)
-		return vigil_err_from_errno(errno);
-	if (fsync(fd) != 0)
-		rv = VIGIL_EIO;
-	close(fd);
-	return rv;
-}
 
 vigil_err
 store_seg_index_write(const char *dir, const char *base, const store_seg_index *idx, bool sync)
@@ -271,7 +246,7 @@ store_seg_index_write(const char *dir, const char *base, const store_seg_index *
 		unlink(tmp);
 		return rv;
 	}
-	return sync ? rd_fsync_dir(dir) : VIGIL_OK;
+	return sync ? store_fsync_dir(dir) : VIGIL_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -350,12 +325,12 @@ rd_seg_open(store_reader *rd, const char *path, const char *name, bool zst, bool
 	rd->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (rd->fd < 0) {
 		int e = errno;
-		rd_diag(reterr, "%s: cannot open segment: %s", path, strerror(e));
+		store_diag_set(reterr, "%s: cannot open segment: %s", path, strerror(e));
 		return vigil_err_from_errno(e);
 	}
 	/* A device or FIFO could feed bytes forever. */
 	if (fstat(rd->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rd_diag(reterr, "%s: not a regular file", path);
+		store_diag_set(reterr, "%s: not a regular file", path);
 		close(rd->fd);
 		rd->fd = -1;
 		return VIGIL_EINVAL;
@@ -410,7 +385,7 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 	if (rd->zds == NULL || rd->zin_eof) {
 		ssize_t r = rd_read_fd(rd->fd, rd->buf + rd->end, rd->cap - rd->end);
 		if (r < 0) {
-			rd_diag(reterr, "%s: read: %s", rd->path, strerror(errno));
+			store_diag_set(reterr, "%s: read: %s", rd->path, strerror(errno));
 			return VIGIL_EIO;
 		}
 		if (r == 0)
@@ -427,7 +402,7 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 		if (rd->zin_pos == rd->zin_len) {
 			ssize_t r = rd_read_fd(rd->fd, rd->zin, rd->zin_cap);
 			if (r < 0) {
-				rd_diag(reterr, "%s: read: %s", rd->path, strerror(errno));
+				store_diag_set(reterr, "%s: read: %s", rd->path, strerror(errno));
 				return VIGIL_EIO;
 			}
 			if (r == 0) {
@@ -600,7 +575,7 @@ rd_open_one(const char *path, bool growing, store_corrupt_fn on_corrupt, void *a
 
 	name = name != NULL ? name + 1 : path;
 	if (plen >= PATH_MAX || strlen(name) > NAME_MAX) {
-		rd_diag(reterr, "%s: segment path too long", path);
+		store_diag_set(reterr, "%s: segment path too long", path);
 		return VIGIL_EINVAL;
 	}
 	rv = rd_alloc(&rd);

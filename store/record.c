@@ -10,7 +10,6 @@
  * repeated field is checked against the caps of the C structs before
  * anything is written to the output, which is left untouched on error.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,26 +51,14 @@ rec_arena_free(void *data, void *p)
 	free(p);
 }
 
-static void rec_fail(store_diag *reterr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void
-rec_fail(store_diag *reterr, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (reterr == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(reterr->msg, sizeof reterr->msg, fmt, ap);
-	va_end(ap);
-}
 
 /* Checks that s (NUL-terminated, from protobuf-c) fits a char[cap]. */
 static vigil_err
 rec_check_str(const char *s, size_t cap, const char *field, store_diag *reterr)
 {
 	if (strnlen(s, cap) == cap) {
-		rec_fail(reterr, "%s: %zu bytes, max %zu", field, strlen(s), cap - 1);
+		store_diag_set(reterr, "%s: %zu bytes, max %zu", field, strlen(s), cap - 1);
 		return VIGIL_EPROTO;
 	}
 	return VIGIL_OK;
@@ -314,7 +301,7 @@ rec_txn_check(const Vigil__V1__Transaction *m, store_diag *reterr)
 			return rv;
 	}
 	if ((unsigned)m->channel >= VIGIL_CHANNEL_COUNT_) {
-		rec_fail(reterr, "ArchivedScore.txn.channel: unknown value %d", (int)m->channel);
+		store_diag_set(reterr, "ArchivedScore.txn.channel: unknown value %d", (int)m->channel);
 		return VIGIL_EPROTO;
 	}
 	return VIGIL_OK;
@@ -349,18 +336,18 @@ rec_scored_check(const Vigil__V1__ArchivedScore *m, store_diag *reterr)
 	vigil_err rv;
 
 	if (m->txn == NULL) {
-		rec_fail(reterr, "ArchivedScore.txn: missing");
+		store_diag_set(reterr, "ArchivedScore.txn: missing");
 		return VIGIL_EPROTO;
 	}
 	rv = rec_txn_check(m->txn, reterr);
 	if (rv != VIGIL_OK)
 		return rv;
 	if ((unsigned)m->decision > VIGIL_DECISION_DECLINE) {
-		rec_fail(reterr, "ArchivedScore.decision: unknown value %d", (int)m->decision);
+		store_diag_set(reterr, "ArchivedScore.decision: unknown value %d", (int)m->decision);
 		return VIGIL_EPROTO;
 	}
 	if (m->n_hits > STORE_MAX_HITS) {
-		rec_fail(reterr, "ArchivedScore.hits: %zu entries, max %d", m->n_hits, STORE_MAX_HITS);
+		store_diag_set(reterr, "ArchivedScore.hits: %zu entries, max %d", m->n_hits, STORE_MAX_HITS);
 		return VIGIL_EPROTO;
 	}
 	for (size_t i = 0; i < m->n_hits; i++) {
@@ -375,7 +362,7 @@ rec_scored_check(const Vigil__V1__ArchivedScore *m, store_diag *reterr)
 	if (rv != VIGIL_OK)
 		return rv;
 	if (m->n_features > STORE_MAX_FEATS) {
-		rec_fail(reterr, "ArchivedScore.features: %zu entries, max %d", m->n_features,
+		store_diag_set(reterr, "ArchivedScore.features: %zu entries, max %d", m->n_features,
 		    STORE_MAX_FEATS);
 		return VIGIL_EPROTO;
 	}
@@ -389,7 +376,7 @@ rec_scored_check(const Vigil__V1__ArchivedScore *m, store_diag *reterr)
 			strused += strlen(m->features[i]->str) + 1;
 	}
 	if (strused > sizeof ((store_scored *)0)->strbuf) {
-		rec_fail(reterr, "ArchivedScore.features: %zu bytes of string values, max %zu",
+		store_diag_set(reterr, "ArchivedScore.features: %zu bytes of string values, max %zu",
 		    strused, sizeof ((store_scored *)0)->strbuf);
 		return VIGIL_EPROTO;
 	}
@@ -444,7 +431,7 @@ store_scored_decode(const void *payload, size_t len, store_scored *ret, store_di
 
 	m = vigil__v1__archived_score__unpack(&alloc, len, payload);
 	if (m == NULL) {
-		rec_fail(reterr, "ArchivedScore: %zu bytes are not a valid protobuf message", len);
+		store_diag_set(reterr, "ArchivedScore: %zu bytes are not a valid protobuf message", len);
 		rv = VIGIL_EPROTO;
 		goto out;
 	}
@@ -471,12 +458,12 @@ store_label_decode(const void *payload, size_t len, store_label *ret, store_diag
 
 	m = vigil__v1__archived_label__unpack(&alloc, len, payload);
 	if (m == NULL) {
-		rec_fail(reterr, "ArchivedLabel: %zu bytes are not a valid protobuf message", len);
+		store_diag_set(reterr, "ArchivedLabel: %zu bytes are not a valid protobuf message", len);
 		rv = VIGIL_EPROTO;
 		goto out;
 	}
 	if (m->label == NULL) {
-		rec_fail(reterr, "ArchivedLabel.label: missing");
+		store_diag_set(reterr, "ArchivedLabel.label: missing");
 		rv = VIGIL_EPROTO;
 		goto out;
 	}
@@ -871,7 +858,7 @@ static vigil_err
 lean_check_len(uint32_t len, size_t cap, const char *field, store_diag *reterr)
 {
 	if (len >= cap) {
-		rec_fail(reterr, "%s: %u bytes, max %zu", field, len, cap - 1);
+		store_diag_set(reterr, "%s: %u bytes, max %zu", field, len, cap - 1);
 		return VIGIL_EPROTO;
 	}
 	return VIGIL_OK;
@@ -970,7 +957,7 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 
 	/* The checks of rec_scored_check, in its order and with its messages. */
 	if (!have_txn) {
-		rec_fail(reterr, "ArchivedScore.txn: missing");
+		store_diag_set(reterr, "ArchivedScore.txn: missing");
 		return VIGIL_EPROTO;
 	}
 	for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
@@ -979,19 +966,19 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 			return rv;
 	}
 	if ((unsigned)t.channel >= VIGIL_CHANNEL_COUNT_) {
-		rec_fail(reterr, "ArchivedScore.txn.channel: unknown value %d", (int)t.channel);
+		store_diag_set(reterr, "ArchivedScore.txn.channel: unknown value %d", (int)t.channel);
 		return VIGIL_EPROTO;
 	}
 	if ((unsigned)decision > VIGIL_DECISION_DECLINE) {
-		rec_fail(reterr, "ArchivedScore.decision: unknown value %d", (int)decision);
+		store_diag_set(reterr, "ArchivedScore.decision: unknown value %d", (int)decision);
 		return VIGIL_EPROTO;
 	}
 	if (nhits > STORE_MAX_HITS) {
-		rec_fail(reterr, "ArchivedScore.hits: %zu entries, max %d", nhits, STORE_MAX_HITS);
+		store_diag_set(reterr, "ArchivedScore.hits: %zu entries, max %d", nhits, STORE_MAX_HITS);
 		return VIGIL_EPROTO;
 	}
 	if (bad_hit != SIZE_MAX) {
-		rec_fail(reterr, "ArchivedScore.hits[%zu].rule: %u bytes, max %zu", bad_hit,
+		store_diag_set(reterr, "ArchivedScore.hits[%zu].rule: %u bytes, max %zu", bad_hit,
 		    bad_hit_len, sizeof ((store_hit *)0)->rule - 1);
 		return VIGIL_EPROTO;
 	}
@@ -1000,17 +987,17 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 	if (rv != VIGIL_OK)
 		return rv;
 	if (nfeats > STORE_MAX_FEATS) {
-		rec_fail(reterr, "ArchivedScore.features: %zu entries, max %d", nfeats,
+		store_diag_set(reterr, "ArchivedScore.features: %zu entries, max %d", nfeats,
 		    STORE_MAX_FEATS);
 		return VIGIL_EPROTO;
 	}
 	if (bad_feat != SIZE_MAX) {
-		rec_fail(reterr, "ArchivedScore.features[%zu].name: %u bytes, max %zu", bad_feat,
+		store_diag_set(reterr, "ArchivedScore.features[%zu].name: %u bytes, max %zu", bad_feat,
 		    bad_feat_len, sizeof ((store_featval *)0)->name - 1);
 		return VIGIL_EPROTO;
 	}
 	if (strused > sizeof ((store_scored *)0)->strbuf) {
-		rec_fail(reterr, "ArchivedScore.features: %zu bytes of string values, max %zu",
+		store_diag_set(reterr, "ArchivedScore.features: %zu bytes of string values, max %zu",
 		    strused, sizeof ((store_scored *)0)->strbuf);
 		return VIGIL_EPROTO;
 	}
@@ -1043,7 +1030,7 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 	ret->nfeats = (uint32_t)nfeats;
 	return VIGIL_OK;
 malformed:
-	rec_fail(reterr, "ArchivedScore: %zu bytes are not a valid protobuf message", len);
+	store_diag_set(reterr, "ArchivedScore: %zu bytes are not a valid protobuf message", len);
 	return VIGIL_EPROTO;
 }
 

@@ -26,6 +26,9 @@ typedef struct store_diag {
 	char msg[512];
 } store_diag;
 
+/* Formats a one-line message into d (nothing if d is NULL). */
+void store_diag_set(store_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ======================= Feature schema ======================= */
 
 /*
