@@ -9,7 +9,7 @@ PKGS="meson ninja-build pkg-config gcc clang llvm
 libnng-dev nng-utils libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 liblmdb-dev lmdb-utils libevent-dev libcmocka-dev libjansson-dev libinih-dev
 libxxhash-dev libzstd-dev uthash-dev libsystemd-dev systemd
-python3 python3-protobuf curl procps"
+python3 python3-protobuf curl procps shellcheck"
 
 missing=""
 for p in $PKGS; do

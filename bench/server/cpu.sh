@@ -72,9 +72,9 @@ one() { # label server-command...
 	port=$((port + 1))
 	if [ "$TP" = tcp ]; then url="tcp://127.0.0.1:$port"; else url="ipc://$TMP/$port.sock"; fi
 	rm -rf "$TMP/data"; mkdir -p "$TMP/data"
+	# shellcheck disable=SC2086
 	case "$label" in
 	echo) $SRV_PIN "$@" --listen "$url" 2>/dev/null & ;;
-	# shellcheck disable=SC2086
 	*) $SRV_PIN "$@" --data "$TMP/data" --listen "$url" --admin off --rules "$RULES" \
 		--fsync "$FSYNC" ${VIGILD_ARGS:-} 2>"$TMP/vigild.log" & ;;
 	esac

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=sh disable=SC2034
 # bench/server/pin.sh - sourced by run.sh and cpu.sh: CPU pinning of the
 # servers and the load generator, the same for vigil-echo and vigild so that
 # their ratio stays fair. PIN unset or empty: nothing is pinned. PIN=LIST
