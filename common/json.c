@@ -75,7 +75,7 @@ get_double(const json_t *obj, const char *key, double *dst, bool *ret_found, cha
 static vigil_err
 decimal_to_minor(const char *s, int exp, int64_t *ret)
 {
-	int64_t whole = 0, frac = 0;
+	int64_t whole = 0, frac = 0, scale = 1;
 	int nfrac = 0;
 	const char *p = s;
 
@@ -107,8 +107,12 @@ decimal_to_minor(const char *s, int exp, int64_t *ret)
 	for (; nfrac < exp; nfrac++)
 		frac *= 10;
 	for (int i = 0; i < exp; i++)
-		whole *= 10;
-	*ret = whole + frac;
+		scale *= 10;
+	/* whole < 10^15 + 10 here; with 4 decimals (CLF, UYW) that times 10^4
+	 * would not fit in int64. */
+	if (whole > (INT64_MAX - frac) / scale)
+		return VIGIL_ETOOBIG;
+	*ret = whole * scale + frac;
 	return VIGIL_OK;
 }
 
@@ -171,6 +175,8 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errl
 			JFAIL("amount: must be a decimal number or string in major units");
 		}
 		rv = decimal_to_minor(buf, exp, &t.amount_minor);
+		if (rv == VIGIL_ETOOBIG)
+			JFAIL("amount: \"%s\" is too large", buf);
 		if (rv != VIGIL_OK)
 			JFAIL("amount: \"%s\" is not a non-negative decimal with at most %d decimals",
 			    buf, exp);

@@ -334,6 +334,42 @@ test_json(void **state)
 	json_decref(o);
 }
 
+/* A decimal amount too large for int64 minor units is refused with the
+ * amount's own message, not wrapped around (CLF and UYW have 4 decimals:
+ * 10^15 whole units would be 10^19 minor units). */
+static void
+test_json_amount_overflow(void **state)
+{
+	static const char *const amounts[] = {
+		"\"1000000000000000\"", "\"922337203685478\"", "\"999999999999999.9999\"",
+		"1000000000000000",
+	};
+	json_error_t jerr;
+	char text[200], err[160];
+	vigil_txn t;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof amounts / sizeof amounts[0]; i++) {
+		json_t *o;
+
+		snprintf(text, sizeof text, "{\"currency\":\"CLF\",\"amount\":%s}", amounts[i]);
+		o = json_loads(text, 0, &jerr);
+		assert_non_null(o);
+		assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+		assert_memory_equal(err, "amount: ", 8);
+		json_decref(o);
+	}
+	/* The largest the validation accepts still converts exactly. */
+	{
+		json_t *o = json_loads("{\"currency\":\"CLF\",\"amount\":\"99999999999.9999\"}",
+		    0, &jerr);
+
+		assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_OK);
+		assert_int_equal(t.amount_minor, 999999999999999LL);
+		json_decref(o);
+	}
+}
+
 int
 main(void)
 {
@@ -342,6 +378,7 @@ main(void)
 		cmocka_unit_test(test_validate_ids),
 		cmocka_unit_test(test_validate), cmocka_unit_test(test_time),
 		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json),
+		cmocka_unit_test(test_json_amount_overflow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
