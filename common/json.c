@@ -155,12 +155,13 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errl
 	if (!found && (v = json_object_get(obj, "amount")) != NULL && !json_is_null(v)) {
 		int exp = vigil_currency_exponent(t.currency);
 		char buf[64];
+		const char *src = buf;
 
 		if (exp < 0)
 			JFAIL("currency: \"%s\" is not an active ISO 4217 code (needed to read amount)",
 			    t.currency);
 		if (json_is_string(v)) {
-			snprintf(buf, sizeof buf, "%s", json_string_value(v));
+			src = json_string_value(v); /* read whole, never cut to buf */
 		} else if (json_is_integer(v)) {
 			snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
 		} else if (json_is_real(v)) {
@@ -174,12 +175,12 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errl
 		} else {
 			JFAIL("amount: must be a decimal number or string in major units");
 		}
-		rv = decimal_to_minor(buf, exp, &t.amount_minor);
+		rv = decimal_to_minor(src, exp, &t.amount_minor);
 		if (rv == VIGIL_ETOOBIG)
-			JFAIL("amount: \"%s\" is too large", buf);
+			JFAIL("amount: \"%.40s\" is too large", src);
 		if (rv != VIGIL_OK)
-			JFAIL("amount: \"%s\" is not a non-negative decimal with at most %d decimals",
-			    buf, exp);
+			JFAIL("amount: \"%.40s%s\" is not a non-negative decimal with at most %d "
+			    "decimals", src, strlen(src) > 40 ? "..." : "", exp);
 	}
 amount_done:
 

@@ -370,6 +370,37 @@ test_json_amount_overflow(void **state)
 	}
 }
 
+/* An amount string is read whole: a digit past the 63rd byte is not cut off
+ * (1.00 followed by 70 zeros and a 5 has more decimals than EUR has). */
+static void
+test_json_amount_long(void **state)
+{
+	json_error_t jerr;
+	char text[300], err[160];
+	vigil_txn t;
+	json_t *o;
+	int n;
+
+	(void)state;
+	n = snprintf(text, sizeof text, "{\"currency\":\"EUR\",\"amount\":\"1.");
+	for (int i = 0; i < 70; i++)
+		text[n++] = '0';
+	snprintf(text + n, sizeof text - (size_t)n, "5\"}");
+	o = json_loads(text, 0, &jerr);
+	assert_non_null(o);
+	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+	assert_memory_equal(err, "amount: ", 8);
+	json_decref(o);
+	/* Trailing zeros alone are still fine, however many. */
+	text[n] = '\0';
+	snprintf(text + n, sizeof text - (size_t)n, "\"}");
+	o = json_loads(text, 0, &jerr);
+	assert_non_null(o);
+	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_OK);
+	assert_int_equal(t.amount_minor, 100);
+	json_decref(o);
+}
+
 int
 main(void)
 {
@@ -378,7 +409,7 @@ main(void)
 		cmocka_unit_test(test_validate_ids),
 		cmocka_unit_test(test_validate), cmocka_unit_test(test_time),
 		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json),
-		cmocka_unit_test(test_json_amount_overflow),
+		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
