@@ -201,7 +201,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	srv_wire_err err;
 	srv_ruleset *rs = NULL;
 	srv_outcome *out = NULL;
-	json_t *body = NULL, *txnobj, *o = NULL, *hits;
+	json_t *body = NULL, *txnobj, *jdry, *o = NULL, *hits;
 	json_error_t jerr;
 	vigil_txn txn;
 	char *text = NULL;
@@ -229,8 +229,15 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	txnobj = json_object_get(body, "txn");
 	if (txnobj == NULL)
 		txnobj = body;
-	if (json_is_true(json_object_get(body, "dry_run")))
-		dry_run = true;
+	/* Anything but a boolean (or null) is refused: "dry_run": "true" must
+	 * not be read as false and recorded. */
+	jdry = json_object_get(body, "dry_run");
+	if (jdry != NULL && !json_is_boolean(jdry) && !json_is_null(jdry)) {
+		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, "dry_run",
+		    "dry_run: must be true or false");
+		goto fail;
+	}
+	dry_run = json_is_true(jdry);
 	if (vigil_txn_from_json(txnobj, &txn, msg, sizeof msg) != VIGIL_OK) {
 		char field[48];
 		const char *colon = strchr(msg, ':');

@@ -634,6 +634,43 @@ test_http(void **state)
 	vt_server_cleanup(&s);
 }
 
+/*
+ * /v1/score refuses what it cannot honour exactly: a dry_run that is not a
+ * boolean (a client meaning "do not record this" must not get a recorded
+ * score).
+ */
+static void
+test_http_bad_input(void **state)
+{
+	static const char *const dry[] = { "\"true\"", "1", "\"yes\"", "{}" };
+	vt_server s = { 0 };
+	char json[400], *body = NULL;
+	int code = 0;
+
+	(void)state;
+	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
+	for (size_t i = 0; i < sizeof dry / sizeof dry[0]; i++) {
+		snprintf(json, sizeof json, "{\"txn\": {\"txn_id\": \"hb-1\", \"card_id\": \"card-hb\","
+		    " \"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUR\","
+		    " \"event_time_ms\": 1763700000000}, \"dry_run\": %s}", dry[i]);
+		assert_int_equal(vt_http_post(s.admin_port, "/v1/score", json, &code, &body), 0);
+		if (code != 400 || strstr(body, "\"field\":\"dry_run\"") == NULL)
+			fail_msg("dry_run %s: HTTP %d %s", dry[i], code, body);
+		free(body);
+	}
+	/* Nothing was recorded: the same txn_id scores as new. */
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn\": {\"txn_id\": \"hb-1\","
+	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
+	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000}, \"dry_run\": false}",
+	    &code, &body), 0);
+	if (code != 200 || strstr(body, "\"duplicate\":false") == NULL)
+		fail_msg("HTTP %d %s", code, body);
+	free(body);
+
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
 /* ---- traffic threads ---- */
 
 typedef struct traffic {
@@ -1103,6 +1140,7 @@ main(void)
 		cmocka_unit_test(test_future_event_time_refused),
 		cmocka_unit_test(test_maintenance_compresses_and_logs_note),
 		cmocka_unit_test(test_http),
+		cmocka_unit_test(test_http_bad_input),
 		cmocka_unit_test(test_hot_reload_under_traffic),
 		cmocka_unit_test(test_generation_switch_under_traffic),
 		cmocka_unit_test(test_backpressure_overloaded),
