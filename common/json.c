@@ -55,9 +55,10 @@ get_int(const json_t *obj, const char *key, int64_t *dst, bool *ret_found, char 
 	return VIGIL_OK;
 }
 
+/* name: the field's path in errors ("location.latitude"). */
 static vigil_err
-get_double(const json_t *obj, const char *key, double *dst, bool *ret_found, char *errbuf,
-    size_t errlen)
+get_double(const json_t *obj, const char *key, const char *name, double *dst, bool *ret_found,
+    char *errbuf, size_t errlen)
 {
 	const json_t *v = json_object_get(obj, key);
 
@@ -65,7 +66,7 @@ get_double(const json_t *obj, const char *key, double *dst, bool *ret_found, cha
 	if (v == NULL || json_is_null(v))
 		return VIGIL_OK;
 	if (!json_is_number(v))
-		JFAIL("%s: must be a number", key);
+		JFAIL("%s: must be a number", name);
 	*dst = json_number_value(v);
 	*ret_found = true;
 	return VIGIL_OK;
@@ -215,14 +216,14 @@ amount_done:
 		if (loc != NULL && !json_is_null(loc)) {
 			if (!json_is_object(loc))
 				JFAIL("location: must be an object {\"latitude\": .., \"longitude\": ..}");
-			if ((rv = get_double(loc, "latitude", &lat, &flat, errbuf, errlen)) != VIGIL_OK)
+			if ((rv = get_double(loc, "latitude", "location.latitude", &lat, &flat, errbuf, errlen)) != VIGIL_OK)
 				return rv;
-			if ((rv = get_double(loc, "longitude", &lon, &flon, errbuf, errlen)) != VIGIL_OK)
+			if ((rv = get_double(loc, "longitude", "location.longitude", &lon, &flon, errbuf, errlen)) != VIGIL_OK)
 				return rv;
 		} else {
-			if ((rv = get_double(obj, "lat", &lat, &flat, errbuf, errlen)) != VIGIL_OK)
+			if ((rv = get_double(obj, "lat", "lat", &lat, &flat, errbuf, errlen)) != VIGIL_OK)
 				return rv;
-			if ((rv = get_double(obj, "lon", &lon, &flon, errbuf, errlen)) != VIGIL_OK)
+			if ((rv = get_double(obj, "lon", "lon", &lon, &flon, errbuf, errlen)) != VIGIL_OK)
 				return rv;
 		}
 		if (flat != flon)

@@ -637,7 +637,7 @@ test_http(void **state)
 /*
  * /v1/score refuses what it cannot honour exactly: a dry_run that is not a
  * boolean (a client meaning "do not record this" must not get a recorded
- * score).
+ * score), and names nested fields the way the protobuf path does.
  */
 static void
 test_http_bad_input(void **state)
@@ -667,6 +667,20 @@ test_http_bad_input(void **state)
 		fail_msg("HTTP %d %s", code, body);
 	free(body);
 
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-2\","
+	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
+	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000,"
+	    " \"location\": {\"latitude\": \"48.8\", \"longitude\": 2.3}}", &code, &body), 0);
+	if (code != 400 || strstr(body, "\"field\":\"txn.location.latitude\"") == NULL)
+		fail_msg("HTTP %d %s", code, body);
+	free(body);
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-3\","
+	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
+	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000,"
+	    " \"location\": {\"latitude\": 48.8, \"longitude\": 200}}", &code, &body), 0);
+	if (code != 400 || strstr(body, "\"field\":\"txn.location.longitude\"") == NULL)
+		fail_msg("HTTP %d %s", code, body);
+	free(body);
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 }
