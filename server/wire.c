@@ -51,11 +51,92 @@ srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
 	return srv_wire_decode_with(buf, len, max_bytes, NULL, ret_req, reterr);
 }
 
+/* A varint at *p (before end); false if truncated or over 10 bytes. */
+static bool
+wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0) {
+			*ret = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Whether a string field of the message d encoded in p[0..len) holds a NUL
+ * byte; if so, its path goes to field ("txn.txn_id": the names below the
+ * envelope's kind). protobuf-c gives strings as C strings, which would end
+ * at the NUL and silently become another value. Only called on bytes that
+ * protobuf-c decoded, so any surprise just ends the scan.
+ */
+static bool
+wire_nul_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth,
+    char *field, size_t fieldlen)
+{
+	const uint8_t *end = p + len;
+	uint64_t key, n;
+
+	while (p < end) {
+		const ProtobufCFieldDescriptor *f;
+
+		if (!wire_varint(&p, end, &key))
+			return false;
+		switch (key & 7) {
+		case 0:
+			if (!wire_varint(&p, end, &n))
+				return false;
+			continue;
+		case 1:
+			n = 8;
+			break;
+		case 5:
+			n = 4;
+			break;
+		case 2:
+			if (!wire_varint(&p, end, &n))
+				return false;
+			break;
+		default:
+			return false;
+		}
+		if (n > (uint64_t)(end - p))
+			return false;
+		f = (key & 7) == 2 && key >> 3 <= UINT32_MAX ?
+		    protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+		if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n) != NULL) {
+			snprintf(field, fieldlen, "%s", f->name);
+			return true;
+		}
+		if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8 &&
+		    wire_nul_scan(f->descriptor, p, n, depth + 1, field, fieldlen)) {
+			/* Prefix the parent's name, except the envelope's kind. */
+			size_t nl = strlen(f->name), fl = strlen(field);
+
+			if (depth > 0 && nl + 1 + fl < fieldlen) {
+				memmove(field + nl + 1, field, fl + 1);
+				memcpy(field, f->name, nl);
+				field[nl] = '.';
+			}
+			return true;
+		}
+		p += n;
+	}
+	return false;
+}
+
 vigil_err
 srv_wire_decode_with(const void *buf, size_t len, size_t max_bytes,
     ProtobufCAllocator *alloc, Vigil__V1__Request **ret_req, srv_wire_err *reterr)
 {
 	Vigil__V1__Request *req;
+	char field[sizeof reterr->field];
 
 	if (len > max_bytes) {
 		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_TOO_BIG, "",
@@ -82,6 +163,14 @@ srv_wire_decode_with(const void *buf, size_t len, size_t max_bytes,
 		    "empty request envelope or unknown request kind "
 		    "(expected one of score, label, health, rules_info)");
 		return VIGIL_EPROTO;
+	}
+	/* Most requests have no zero byte at all: one memchr, no scan. */
+	if (memchr(buf, 0, len) != NULL && wire_nul_scan(&vigil__v1__request__descriptor, buf,
+	    len, 0, field, sizeof field)) {
+		vigil__v1__request__free_unpacked(req, alloc);
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, field,
+		    "%s contains a NUL byte", field);
+		return VIGIL_EINVAL;
 	}
 	*ret_req = req;
 	return VIGIL_OK;

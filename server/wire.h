@@ -34,7 +34,9 @@ typedef struct srv_wire_err {
  * max_bytes before any decoding (STATUS_TOO_BIG). VIGIL_OK: *ret_req set
  * (free with vigil__v1__request__free_unpacked(req, NULL)), and the
  * envelope holds a known kind. VIGIL_ETOOBIG / VIGIL_EPROTO: *reterr filled
- * (TOO_BIG, MALFORMED or UNSUPPORTED), *ret_req untouched.
+ * (TOO_BIG, MALFORMED or UNSUPPORTED), *ret_req untouched. VIGIL_EINVAL: a
+ * string field holds a NUL byte (INVALID, the field named), which the C
+ * string protobuf-c hands over would silently cut off.
  */
 vigil_err srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
     Vigil__V1__Request **ret_req, srv_wire_err *reterr);

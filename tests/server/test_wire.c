@@ -136,6 +136,106 @@ test_decode_empty_envelope(void **state)
 	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_UNSUPPORTED);
 }
 
+/* Sets the first byte of marker inside buf (a packed message) to NUL. */
+static void
+poke_nul(uint8_t *buf, size_t len, const char *marker)
+{
+	size_t ml = strlen(marker);
+
+	for (size_t i = 0; i + ml <= len; i++)
+		if (memcmp(buf + i, marker, ml) == 0) {
+			buf[i] = 0;
+			return;
+		}
+	fail_msg("marker %s not in the packed message", marker);
+}
+
+static void
+expect_nul_refused(uint8_t *buf, size_t len, const char *field)
+{
+	Vigil__V1__Request *req = NULL;
+	srv_wire_err err;
+
+	assert_int_equal(srv_wire_decode(buf, len, 65536, &req, &err), VIGIL_EINVAL);
+	assert_null(req);
+	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_INVALID);
+	assert_string_equal(err.field, field);
+	assert_non_null(strstr(err.msg, "NUL"));
+}
+
+/*
+ * A string with a NUL byte is refused, naming the field: protobuf-c hands
+ * over a C string, which would end at the NUL, so "t-1\0XY" would be
+ * scored (and deduplicated) as "t-1", another transaction's id.
+ */
+static void
+test_decode_nul_in_string(void **state)
+{
+	Vigil__V1__Transaction t = good_txn();
+	Vigil__V1__Attribute a = VIGIL__V1__ATTRIBUTE__INIT, *ap = &a;
+	Vigil__V1__Location loc = VIGIL__V1__LOCATION__INIT;
+	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT, *out = NULL;
+	Vigil__V1__LabelRequest lr = VIGIL__V1__LABEL_REQUEST__INIT;
+	Vigil__V1__Label l = VIGIL__V1__LABEL__INIT;
+	srv_wire_err err;
+	vigil_txn txn;
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	t.txn_id = "t-1@XY";
+	buf = pack_score(&t, &len);
+	poke_nul(buf, len, "@XY");
+	expect_nul_refused(buf, len, "txn.txn_id");
+	free(buf);
+
+	t = good_txn();
+	t.merchant_id = "m-1@";
+	buf = pack_score(&t, &len);
+	poke_nul(buf, len, "@");
+	expect_nul_refused(buf, len, "txn.merchant_id");
+	free(buf);
+
+	t = good_txn();
+	a.key = "k@ey";
+	a.value = "v";
+	t.attributes = &ap;
+	t.n_attributes = 1;
+	buf = pack_score(&t, &len);
+	poke_nul(buf, len, "@ey");
+	expect_nul_refused(buf, len, "txn.attributes.key");
+	free(buf);
+
+	l.txn_id = "t-1";
+	l.source = "chargeback@";
+	lr.label = &l;
+	req.kind_case = VIGIL__V1__REQUEST__KIND_LABEL;
+	req.label = &lr;
+	len = vigil__v1__request__get_packed_size(&req);
+	buf = malloc(len);
+	assert_non_null(buf);
+	vigil__v1__request__pack(&req, buf);
+	poke_nul(buf, len, "@");
+	expect_nul_refused(buf, len, "label.source");
+	free(buf);
+
+	/* Zero bytes elsewhere (a double with zero bytes, an empty message) are fine. */
+	t = good_txn();
+	loc.latitude = 2.0;
+	loc.longitude = 0.5;
+	t.location = &loc;
+	buf = pack_score(&t, &len);
+	assert_non_null(memchr(buf, 0, len));
+	assert_int_equal(srv_wire_decode(buf, len, 65536, &out, &err), VIGIL_OK);
+	assert_int_equal(srv_wire_txn(out->score->txn, &txn, &err), VIGIL_OK);
+	assert_true(txn.lat == 2.0);
+	vigil__v1__request__free_unpacked(out, NULL);
+	free(buf);
+	assert_int_equal(srv_wire_decode("\x1a\x00", 2, 65536, &out, &err), VIGIL_OK);
+	assert_int_equal(out->kind_case, VIGIL__V1__REQUEST__KIND_HEALTH);
+	vigil__v1__request__free_unpacked(out, NULL);
+}
+
 static void
 test_txn_fields_named(void **state)
 {
@@ -425,6 +525,7 @@ main(void)
 		cmocka_unit_test(test_decode_size_cap_first),
 		cmocka_unit_test(test_decode_malformed),
 		cmocka_unit_test(test_decode_empty_envelope),
+		cmocka_unit_test(test_decode_nul_in_string),
 		cmocka_unit_test(test_txn_fields_named),
 		cmocka_unit_test(test_txn_attribute_caps),
 		cmocka_unit_test(test_txn_time_future_skew),
