@@ -211,6 +211,13 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	size_t len;
 	uint64_t t0 = vigil_mono_ns();
 
+	/* Nothing is read from a query string: "?dry_run=true" must not score
+	 * and record as if it were absent. */
+	if (evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
+		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, "",
+		    "/v1/score takes no query string; dry_run goes in the JSON body");
+		goto fail;
+	}
 	text = admin_body(req, s->cfg.max_message_bytes, &len);
 	if (text == NULL) {
 		srv_wire_err_set(&err, len > s->cfg.max_message_bytes ?

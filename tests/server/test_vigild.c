@@ -637,7 +637,8 @@ test_http(void **state)
 /*
  * /v1/score refuses what it cannot honour exactly: a dry_run that is not a
  * boolean (a client meaning "do not record this" must not get a recorded
- * score), and names nested fields the way the protobuf path does.
+ * score; a query string such as ?dry_run=true is not read, so it is refused
+ * too), and names nested fields the way the protobuf path does.
  */
 static void
 test_http_bad_input(void **state)
@@ -665,6 +666,25 @@ test_http_bad_input(void **state)
 	    &code, &body), 0);
 	if (code != 200 || strstr(body, "\"duplicate\":false") == NULL)
 		fail_msg("HTTP %d %s", code, body);
+	free(body);
+
+	/* A query string is not read: refused, not scored as if absent. */
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score?dry_run=true", "{\"txn_id\":"
+	    " \"hb-4\", \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\","
+	    " \"amount_minor\": 100, \"currency\": \"EUR\", \"event_time_ms\": 1763700000000}",
+	    &code, &body), 0);
+	if (code != 400 || strstr(body, "query") == NULL)
+		fail_msg("HTTP %d %s", code, body);
+	free(body);
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-4\","
+	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
+	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000}", &code, &body), 0);
+	if (code != 200 || strstr(body, "\"duplicate\":false") == NULL)
+		fail_msg("HTTP %d %s", code, body);
+	free(body);
+	/* GET endpoints do not mind one (a scraper's cache buster). */
+	assert_int_equal(vt_http_get(s.admin_port, "/healthz?x=1", &code, &body), 0);
+	assert_int_equal(code, 200);
 	free(body);
 
 	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-2\","
