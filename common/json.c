@@ -117,6 +117,42 @@ decimal_to_minor(const char *s, int exp, int64_t *ret)
 	return VIGIL_OK;
 }
 
+/* "amount" (v, not null) in major units of currency -> minor units. */
+static vigil_err
+get_amount(const json_t *v, const char *currency, int64_t *ret, char *errbuf, size_t errlen)
+{
+	int exp = vigil_currency_exponent(currency);
+	char buf[64];
+	const char *src = buf;
+	vigil_err rv;
+
+	if (exp < 0)
+		JFAIL("currency: \"%s\" is not an active ISO 4217 code (needed to read amount)",
+		    currency);
+	if (json_is_string(v)) {
+		src = json_string_value(v); /* read whole, never cut to buf */
+	} else if (json_is_integer(v)) {
+		snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+	} else if (json_is_real(v)) {
+		/* A JSON real is binary floating point: round to the currency's
+		 * precision. Send a string for exact decimal input. */
+		double d = json_real_value(v) * pow(10, exp);
+		if (!isfinite(d) || d < 0 || d >= 1e15)
+			JFAIL("amount: out of range");
+		*ret = llround(d);
+		return VIGIL_OK;
+	} else {
+		JFAIL("amount: must be a decimal number or string in major units");
+	}
+	rv = decimal_to_minor(src, exp, ret);
+	if (rv == VIGIL_ETOOBIG)
+		JFAIL("amount: \"%.40s\" is too large", src);
+	if (rv != VIGIL_OK)
+		JFAIL("amount: \"%.40s%s\" is not a non-negative decimal with at most %d "
+		    "decimals", src, strlen(src) > 40 ? "..." : "", exp);
+	return VIGIL_OK;
+}
+
 vigil_err
 vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errlen)
 {
@@ -143,47 +179,33 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errl
 	STR("country", t.country)
 #undef STR
 
+	/* "event_time" and "amount" are second spellings: given with the
+	 * first, they must agree (never one picked silently). */
 	if ((rv = get_int(obj, "event_time_ms", &t.event_time_ms, &found, errbuf, errlen)) != VIGIL_OK)
 		return rv;
-	if (!found && (v = json_object_get(obj, "event_time")) != NULL && !json_is_null(v)) {
-		if (!json_is_string(v) ||
-		    vigil_time_parse_rfc3339(json_string_value(v), &t.event_time_ms) != VIGIL_OK)
+	if ((v = json_object_get(obj, "event_time")) != NULL && !json_is_null(v)) {
+		int64_t ms;
+
+		if (!json_is_string(v) || vigil_time_parse_rfc3339(json_string_value(v), &ms) != VIGIL_OK)
 			JFAIL("event_time: must be an RFC 3339 time such as \"2026-11-21T10:00:00Z\"");
+		if (found && ms != t.event_time_ms)
+			JFAIL("event_time: \"%.40s\" is not event_time_ms %lld; give one or the same time",
+			    json_string_value(v), (long long)t.event_time_ms);
+		t.event_time_ms = ms;
 	}
 
 	if ((rv = get_int(obj, "amount_minor", &t.amount_minor, &found, errbuf, errlen)) != VIGIL_OK)
 		return rv;
-	if (!found && (v = json_object_get(obj, "amount")) != NULL && !json_is_null(v)) {
-		int exp = vigil_currency_exponent(t.currency);
-		char buf[64];
-		const char *src = buf;
+	if ((v = json_object_get(obj, "amount")) != NULL && !json_is_null(v)) {
+		int64_t minor;
 
-		if (exp < 0)
-			JFAIL("currency: \"%s\" is not an active ISO 4217 code (needed to read amount)",
-			    t.currency);
-		if (json_is_string(v)) {
-			src = json_string_value(v); /* read whole, never cut to buf */
-		} else if (json_is_integer(v)) {
-			snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
-		} else if (json_is_real(v)) {
-			/* A JSON real is binary floating point: round to the currency's
-			 * precision. Send a string for exact decimal input. */
-			double d = json_real_value(v) * pow(10, exp);
-			if (!isfinite(d) || d < 0 || d >= 1e15)
-				JFAIL("amount: out of range");
-			t.amount_minor = llround(d);
-			goto amount_done;
-		} else {
-			JFAIL("amount: must be a decimal number or string in major units");
-		}
-		rv = decimal_to_minor(src, exp, &t.amount_minor);
-		if (rv == VIGIL_ETOOBIG)
-			JFAIL("amount: \"%.40s\" is too large", src);
-		if (rv != VIGIL_OK)
-			JFAIL("amount: \"%.40s%s\" is not a non-negative decimal with at most %d "
-			    "decimals", src, strlen(src) > 40 ? "..." : "", exp);
+		if ((rv = get_amount(v, t.currency, &minor, errbuf, errlen)) != VIGIL_OK)
+			return rv;
+		if (found && minor != t.amount_minor)
+			JFAIL("amount: %lld minor units, not amount_minor %lld; give one or the same "
+			    "amount", (long long)minor, (long long)t.amount_minor);
+		t.amount_minor = minor;
 	}
-amount_done:
 
 	if ((rv = get_int(obj, "mcc", &iv, &found, errbuf, errlen)) != VIGIL_OK)
 		return rv;
@@ -213,18 +235,29 @@ amount_done:
 		bool flat, flon;
 		const json_t *loc = json_object_get(obj, "location");
 
+		if ((rv = get_double(obj, "lat", "lat", &lat, &flat, errbuf, errlen)) != VIGIL_OK)
+			return rv;
+		if ((rv = get_double(obj, "lon", "lon", &lon, &flon, errbuf, errlen)) != VIGIL_OK)
+			return rv;
 		if (loc != NULL && !json_is_null(loc)) {
+			double la = 0, lo = 0;
+			bool fla, flo;
+
 			if (!json_is_object(loc))
 				JFAIL("location: must be an object {\"latitude\": .., \"longitude\": ..}");
-			if ((rv = get_double(loc, "latitude", "location.latitude", &lat, &flat, errbuf, errlen)) != VIGIL_OK)
+			if ((rv = get_double(loc, "latitude", "location.latitude", &la, &fla, errbuf,
+			    errlen)) != VIGIL_OK)
 				return rv;
-			if ((rv = get_double(loc, "longitude", "location.longitude", &lon, &flon, errbuf, errlen)) != VIGIL_OK)
+			if ((rv = get_double(loc, "longitude", "location.longitude", &lo, &flo, errbuf,
+			    errlen)) != VIGIL_OK)
 				return rv;
-		} else {
-			if ((rv = get_double(obj, "lat", "lat", &lat, &flat, errbuf, errlen)) != VIGIL_OK)
-				return rv;
-			if ((rv = get_double(obj, "lon", "lon", &lon, &flon, errbuf, errlen)) != VIGIL_OK)
-				return rv;
+			/* lat/lon beside it: the same point or refused. */
+			if ((flat || flon) && (flat != fla || flon != flo || lat != la || lon != lo))
+				JFAIL("location: lat/lon is another point than location; give one");
+			lat = la;
+			lon = lo;
+			flat = fla;
+			flon = flo;
 		}
 		if (flat != flon)
 			JFAIL("location: latitude and longitude go together");

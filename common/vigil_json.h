@@ -6,7 +6,8 @@
  * vigil.v1.Transaction (docs/protocol.md), plus two conveniences on input:
  * "amount" (decimal major units, instead of amount_minor) and "event_time"
  * (RFC 3339, instead of event_time_ms); "channel" is "pos", "ecom", ...;
- * "location": {"latitude": .., "longitude": ..} or "lat"/"lon".
+ * "location": {"latitude": .., "longitude": ..} or "lat"/"lon". Both
+ * spellings of one field may be given only if they agree (else EINVAL).
  */
 #ifndef VIGIL_COMMON_JSON_H
 #define VIGIL_COMMON_JSON_H

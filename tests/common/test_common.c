@@ -334,6 +334,62 @@ test_json(void **state)
 	json_decref(o);
 }
 
+/*
+ * The input conveniences are second spellings of a field: when both are
+ * given they must agree, or the transaction is refused rather than scored
+ * with one of them picked silently (duplicate keys are refused the same way).
+ */
+static void
+test_json_two_spellings(void **state)
+{
+	static const struct {
+		const char *extra, *err;
+	} bad[] = {
+		{ "\"amount_minor\":100,\"amount\":\"15.00\"", "amount: " },
+		{ "\"amount_minor\":100,\"amount\":15", "amount: " },
+		{ "\"event_time_ms\":1763719200000,\"event_time\":\"2025-11-21T11:00:00Z\"",
+		    "event_time: " },
+		{ "\"event_time_ms\":1763719200000,\"event_time\":\"yesterday\"", "event_time: " },
+		{ "\"location\":{\"latitude\":1.5,\"longitude\":2.5},\"lat\":1.5,\"lon\":3",
+		    "location: " },
+		{ "\"location\":{\"latitude\":1.5,\"longitude\":2.5},\"lat\":1.5",
+		    "location: " },
+	};
+	static const char *const good[] = {
+		"\"amount_minor\":1500,\"amount\":\"15.00\"",
+		"\"amount_minor\":1500,\"amount\":15",
+		"\"event_time_ms\":1763719200000,\"event_time\":\"2025-11-21T10:00:00Z\"",
+		"\"location\":{\"latitude\":1.5,\"longitude\":2.5},\"lat\":1.5,\"lon\":2.5",
+	};
+	json_error_t jerr;
+	char text[300], err[160];
+	vigil_txn t;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *o;
+
+		snprintf(text, sizeof text, "{\"currency\":\"EUR\",%s}", bad[i].extra);
+		o = json_loads(text, 0, &jerr);
+		assert_non_null(o);
+		err[0] = '\0';
+		if (vigil_txn_from_json(o, &t, err, sizeof err) != VIGIL_EINVAL ||
+		    strncmp(err, bad[i].err, strlen(bad[i].err)) != 0)
+			fail_msg("%s: accepted or wrong error: %s", text, err);
+		json_decref(o);
+	}
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		json_t *o;
+
+		snprintf(text, sizeof text, "{\"currency\":\"EUR\",%s}", good[i]);
+		o = json_loads(text, 0, &jerr);
+		assert_non_null(o);
+		if (vigil_txn_from_json(o, &t, err, sizeof err) != VIGIL_OK)
+			fail_msg("%s: %s", text, err);
+		json_decref(o);
+	}
+}
+
 /* A decimal amount too large for int64 minor units is refused with the
  * amount's own message, not wrapped around (CLF and UYW have 4 decimals:
  * 10^15 whole units would be 10^19 minor units). */
@@ -410,6 +466,7 @@ main(void)
 		cmocka_unit_test(test_validate), cmocka_unit_test(test_time),
 		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json),
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
+		cmocka_unit_test(test_json_two_spellings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
