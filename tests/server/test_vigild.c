@@ -687,6 +687,17 @@ test_http_bad_input(void **state)
 	assert_int_equal(code, 200);
 	free(body);
 
+	/* A refusal quoting part of a non-ASCII value is still a JSON reply
+	 * (the quote cut in the middle of a character was a 500). */
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-5\","
+	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"currency\": \"EUR\","
+	    " \"event_time_ms\": 1763700000000, \"amount\":"
+	    " \"12\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\"}",
+	    &code, &body), 0);
+	if (code != 400 || strstr(body, "\"field\":\"txn.amount\"") == NULL)
+		fail_msg("HTTP %d %s", code, body);
+	free(body);
+
 	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-2\","
 	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
 	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000,"

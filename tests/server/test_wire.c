@@ -7,6 +7,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -234,6 +235,86 @@ test_decode_nul_in_string(void **state)
 	assert_int_equal(srv_wire_decode("\x1a\x00", 2, 65536, &out, &err), VIGIL_OK);
 	assert_int_equal(out->kind_case, VIGIL__V1__REQUEST__KIND_HEALTH);
 	vigil__v1__request__free_unpacked(out, NULL);
+}
+
+/* Strict UTF-8 (no overlongs, surrogates or code points over U+10FFFF), no
+ * control characters: what a proto3 string or a JSON string may carry. */
+static bool
+utf8_line_ok(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	while (*s != 0) {
+		uint32_t c;
+		int n;
+
+		if (*s < 0x20 || *s == 0x7f)
+			return false;
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		if (*s >= 0xc2 && *s <= 0xdf)
+			n = 1, c = *s & 0x1f;
+		else if (*s >= 0xe0 && *s <= 0xef)
+			n = 2, c = *s & 0x0f;
+		else if (*s >= 0xf0 && *s <= 0xf4)
+			n = 3, c = *s & 0x07;
+		else
+			return false;
+		for (int i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+			c = c << 6 | (s[i] & 0x3f);
+		}
+		if ((n == 2 && c < 0x800) || (n == 3 && (c < 0x10000 || c > 0x10ffff)) ||
+		    (c >= 0xd800 && c <= 0xdfff))
+			return false;
+		s += n + 1;
+	}
+	return true;
+}
+
+/*
+ * An error message is one line of valid UTF-8 whatever the client sent: a
+ * reply string that is not UTF-8 is refused by other languages' protobuf
+ * decoders (and by JSON encoders); quoted input cut mid-character or raw
+ * bytes from an attribute key must not get through.
+ */
+static void
+test_error_message_utf8(void **state)
+{
+	Vigil__V1__Transaction t = good_txn();
+	Vigil__V1__Attribute a = VIGIL__V1__ATTRIBUTE__INIT, *ap = &a;
+	char big[SRV_ATTR_VALUE_MAX + 2];
+	srv_wire_err err;
+	vigil_txn txn;
+
+	(void)state;
+	memset(big, 'v', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	a.key = "k\xff\xfe\n\xe2\x82";
+	a.value = big;
+	t.attributes = &ap;
+	t.n_attributes = 1;
+	assert_int_equal(srv_wire_txn(&t, &txn, &err), VIGIL_EINVAL);
+	assert_string_equal(err.field, "txn.attributes.value");
+	if (!utf8_line_ok(err.msg))
+		fail_msg("not one line of UTF-8: %s", err.msg);
+	t = good_txn();
+	t.currency = "\xc3\xa9\xff";
+	assert_int_equal(srv_wire_txn(&t, &txn, &err), VIGIL_EINVAL);
+	assert_string_equal(err.field, "txn.currency");
+	if (!utf8_line_ok(err.msg))
+		fail_msg("not one line of UTF-8: %s", err.msg);
+	/* Valid UTF-8 is kept as it is; a character cut by the size cap is not. */
+	srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, "x", "caf\xc3\xa9 \xe2\x82\xac");
+	assert_string_equal(err.msg, "caf\xc3\xa9 \xe2\x82\xac");
+	memset(big, 'a', sizeof big);
+	snprintf(big + sizeof err.msg - 3, 5, "\xe2\x82\xac");
+	srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, "x", "%s", big);
+	assert_true(utf8_line_ok(err.msg));
+	assert_int_equal(strlen(err.msg), sizeof err.msg - 1);
 }
 
 static void
@@ -526,6 +607,7 @@ main(void)
 		cmocka_unit_test(test_decode_malformed),
 		cmocka_unit_test(test_decode_empty_envelope),
 		cmocka_unit_test(test_decode_nul_in_string),
+		cmocka_unit_test(test_error_message_utf8),
 		cmocka_unit_test(test_txn_fields_named),
 		cmocka_unit_test(test_txn_attribute_caps),
 		cmocka_unit_test(test_txn_time_future_skew),
