@@ -4,6 +4,7 @@
  * "field: reason" error for the first bad field. Semantics (required fields,
  * ranges) are left to vigil_txn_validate so every entry point agrees.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -134,12 +135,22 @@ get_amount(const json_t *v, const char *currency, int64_t *ret, char *errbuf, si
 	} else if (json_is_integer(v)) {
 		snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
 	} else if (json_is_real(v)) {
-		/* A JSON real is binary floating point: round to the currency's
-		 * precision. Send a string for exact decimal input. */
-		double d = json_real_value(v) * pow(10, exp);
+		/* A JSON real is binary floating point: 12.34 arrives as
+		 * 12.339999...; only that representation error is rounded away.
+		 * A real with more decimals than the currency has (12.345 EUR,
+		 * 0.001 EUR) is refused, as the same text in a string is, instead
+		 * of being rounded to another amount. The tolerance is a
+		 * millionth of a minor unit, or the double's own precision at
+		 * that size. Send a string for exact decimal input. */
+		double x = json_real_value(v), d = x * pow(10, exp), r;
+
 		if (!isfinite(d) || d < 0 || d >= 1e15)
 			JFAIL("amount: out of range");
-		*ret = llround(d);
+		r = nearbyint(d);
+		if (fabs(d - r) > fmax(1e-6, d * 4 * DBL_EPSILON))
+			JFAIL("amount: %.17g has more decimals than %s has (%d); send the amount as "
+			    "a string for exact decimals", x, currency, exp);
+		*ret = (int64_t)r;
 		return VIGIL_OK;
 	} else {
 		JFAIL("amount: must be a decimal number or string in major units");

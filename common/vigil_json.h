@@ -4,7 +4,9 @@
  * JSON-speaking entry point: the HTTP gateway /v1/score, vigil-score,
  * vigil-rules explain/test and replay results. Field names are those of
  * vigil.v1.Transaction (docs/protocol.md), plus two conveniences on input:
- * "amount" (decimal major units, instead of amount_minor) and "event_time"
+ * "amount" (decimal major units, instead of amount_minor: a string, read
+ * exactly, or a number, which may not have more decimals than the currency
+ * has) and "event_time"
  * (RFC 3339, instead of event_time_ms); "channel" is "pos", "ecom", ...;
  * "location": {"latitude": .., "longitude": ..} or "lat"/"lon". Both
  * spellings of one field may be given only if they agree (else EINVAL).

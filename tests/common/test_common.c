@@ -457,6 +457,48 @@ test_json_amount_long(void **state)
 	json_decref(o);
 }
 
+/* A JSON number amount: binary representation error is rounded away (12.34,
+ * 0.07, 1e12 EUR), but more decimals than the currency has are refused as
+ * in a string (12.345 EUR, 0.001 EUR, 1.5 JPY), not rounded to an amount
+ * the client did not send. */
+static void
+test_json_amount_real(void **state)
+{
+	static const struct {
+		const char *amount, *currency;
+		int64_t     minor; /* -1: refused */
+	} cases[] = {
+		{ "12.34", "EUR", 1234 }, { "0.07", "EUR", 7 }, { "19.99", "USD", 1999 },
+		{ "1e12", "EUR", 100000000000000LL }, { "1500.0", "JPY", 1500 },
+		{ "1.2345", "CLF", 12345 }, { "12.345", "EUR", -1 }, { "0.001", "EUR", -1 },
+		{ "1.5", "JPY", -1 }, { "0.005", "USD", -1 }, { "1.23456", "CLF", -1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_error_t jerr;
+		char text[160], err[200];
+		vigil_txn t;
+		json_t *o;
+
+		snprintf(text, sizeof text, "{\"currency\":\"%s\",\"amount\":%s}",
+		    cases[i].currency, cases[i].amount);
+		o = json_loads(text, 0, &jerr);
+		assert_non_null(o);
+		assert_true(json_is_real(json_object_get(o, "amount")));
+		if (cases[i].minor >= 0) {
+			if (vigil_txn_from_json(o, &t, err, sizeof err) != VIGIL_OK)
+				fail_msg("%s: %s", text, err);
+			assert_int_equal(t.amount_minor, cases[i].minor);
+		} else {
+			assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+			assert_non_null(strstr(err, "has more decimals than"));
+			assert_non_null(strstr(err, cases[i].currency));
+		}
+		json_decref(o);
+	}
+}
+
 int
 main(void)
 {
@@ -466,7 +508,7 @@ main(void)
 		cmocka_unit_test(test_validate), cmocka_unit_test(test_time),
 		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json),
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
-		cmocka_unit_test(test_json_two_spellings),
+		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_amount_real),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
