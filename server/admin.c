@@ -234,8 +234,22 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	}
 	/* Either {"txn": {...}, "dry_run": true} or the transaction itself. */
 	txnobj = json_object_get(body, "txn");
-	if (txnobj == NULL)
+	if (txnobj == NULL) {
 		txnobj = body;
+	} else {
+		/* The envelope has two keys: any other is a typo ("dryrun") whose
+		 * meaning would be lost, the transaction scored and recorded. */
+		const char *key;
+		json_t *val;
+
+		json_object_foreach(body, key, val) {
+			if (strcmp(key, "txn") != 0 && strcmp(key, "dry_run") != 0) {
+				srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, key,
+				    "%s: not a key of the request envelope (txn, dry_run)", key);
+				goto fail;
+			}
+		}
+	}
 	/* Anything but a boolean (or null) is refused: "dry_run": "true" must
 	 * not be read as false and recorded. */
 	jdry = json_object_get(body, "dry_run");

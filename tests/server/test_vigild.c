@@ -668,6 +668,23 @@ test_http_bad_input(void **state)
 		fail_msg("HTTP %d %s", code, body);
 	free(body);
 
+	/* An envelope key other than txn and dry_run is a typo, refused and not
+	 * scored as if absent. */
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn\": {\"txn_id\": \"hb-5\","
+	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
+	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000}, \"dryrun\": true}",
+	    &code, &body), 0);
+	if (code != 400 || strstr(body, "\"field\":\"dryrun\"") == NULL)
+		fail_msg("HTTP %d %s", code, body);
+	free(body);
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn\": {\"txn_id\": \"hb-5\","
+	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
+	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000}, \"dry_run\": false}",
+	    &code, &body), 0);
+	if (code != 200 || strstr(body, "\"duplicate\":false") == NULL)
+		fail_msg("HTTP %d %s", code, body); /* the refused one recorded nothing */
+	free(body);
+
 	/* A query string is not read: refused, not scored as if absent. */
 	assert_int_equal(vt_http_post(s.admin_port, "/v1/score?dry_run=true", "{\"txn_id\":"
 	    " \"hb-4\", \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\","
