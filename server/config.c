@@ -284,10 +284,30 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 
 typedef struct cfg_ini_ctx {
 	srv_config *cfg;
+	FILE       *f;
+	int         line;      /* of the line inih is parsing (counted by cfg_ini_reader) */
+	int         err_line;  /* of the first error found by the handler */
 	char        key[64];
 	char        reason[256];
 	bool        failed;
 } cfg_ini_ctx;
+
+/*
+ * inih's line reader, counting lines so that the handler knows where it is:
+ * ini_parse returns the line of the first error of any kind, so a syntax
+ * error above a bad value would otherwise be reported with the bad value's
+ * key and reason.
+ */
+static char *
+cfg_ini_reader(char *str, int num, void *stream)
+{
+	cfg_ini_ctx *ctx = stream;
+	char *r = fgets(str, num, ctx->f);
+
+	if (r != NULL)
+		ctx->line++;
+	return r;
+}
 
 static int
 cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
@@ -300,8 +320,9 @@ cfg_ini_handler(void *user, const char *section, const char *name, const char *v
 	if (cfg_apply(ctx->cfg, section, name, value != NULL ? value : "", reason,
 	    sizeof reason))
 		return 1;
-	if (!ctx->failed) { /* inih reports the line of the first error */
+	if (!ctx->failed) {
 		ctx->failed = true;
+		ctx->err_line = ctx->line;
 		snprintf(ctx->key, sizeof ctx->key, "%s", name);
 		snprintf(ctx->reason, sizeof ctx->reason, "%s", reason);
 	}
@@ -408,17 +429,27 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 			snprintf(errbuf, errlen, "--config: %s", reason);
 			return VIGIL_EINVAL;
 		}
-		line = ini_parse(config_path, cfg_ini_handler, &ictx);
-		if (line == -1) {
+		ictx.f = fopen(config_path, "r");
+		if (ictx.f == NULL) {
 			snprintf(errbuf, errlen, "config %s: cannot open: %s", config_path,
 			    strerror(errno));
 			return VIGIL_EINVAL;
 		}
+		errno = 0;
+		line = ini_parse_stream(cfg_ini_reader, &ictx, cfg_ini_handler, &ictx);
+		if (ferror(ictx.f)) {
+			snprintf(errbuf, errlen, "config %s: cannot read: %s", config_path,
+			    strerror(errno != 0 ? errno : EIO));
+			fclose(ictx.f);
+			return VIGIL_EINVAL;
+		}
+		fclose(ictx.f);
 		if (line == -2) {
 			snprintf(errbuf, errlen, "config %s: out of memory", config_path);
 			return VIGIL_ENOMEM;
 		}
-		if (ictx.failed) {
+		/* line is the first error of either kind: the handler's, or a syntax error above it */
+		if (ictx.failed && line == ictx.err_line) {
 			snprintf(errbuf, errlen, "config %s:%d: %s: %s", config_path, line,
 			    ictx.key, ictx.reason);
 			return VIGIL_EINVAL;

@@ -216,6 +216,35 @@ test_ini_errors_name_line(void **state)
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", "/nonexistent/v.ini", NULL),
 	    VIGIL_EINVAL);
 	assert_non_null(strstr(err, "config /nonexistent/v.ini: cannot open"));
+
+	/* a directory opens but does not read: not an empty configuration */
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", "/tmp", "--rules", "r", NULL),
+	    VIGIL_EINVAL);
+	assert_string_equal(err, "config /tmp: cannot read: Is a directory");
+}
+
+/* The line of an error is the line of the key at fault, even after an
+ * earlier syntax error (inih numbers only the first error of either kind). */
+static void
+test_ini_error_line_after_syntax_error(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[512];
+
+	(void)state;
+	write_ini("[rules]\npath = r.rules\n[server]\nworkers = 2\nmax_inflight = lots\nno equals\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:5: max_inflight: \"lots\" is not a non-negative integer",
+	    ini_path);
+	assert_string_equal(err, want);
+
+	write_ini("[server]\nno equals\nworkers = x\n[rules]\npath = r.rules\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: syntax error (expected [section] or key = value)",
+	    ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
 }
 
 static void
@@ -272,6 +301,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_ini_and_flag_override),
 		cmocka_unit_test(test_ini_errors_name_line),
+		cmocka_unit_test(test_ini_error_line_after_syntax_error),
 		cmocka_unit_test(test_max_future_skew),
 		cmocka_unit_test(test_flag_errors),
 		cmocka_unit_test(test_hostport),
