@@ -287,6 +287,12 @@ typedef struct cfg_ini_ctx {
 	FILE       *f;
 	int         line;      /* of the line inih is parsing (counted by cfg_ini_reader) */
 	int         err_line;  /* of the first error found by the handler */
+	bool        indented;  /* the line starts with a space or tab */
+	struct {
+		char section[16], key[32];
+		int  line;
+	}           seen[32];  /* keys set so far: one value per key */
+	uint32_t    nseen;
 	char        key[64];
 	char        reason[256];
 	bool        failed;
@@ -304,8 +310,10 @@ cfg_ini_reader(char *str, int num, void *stream)
 	cfg_ini_ctx *ctx = stream;
 	char *r = fgets(str, num, ctx->f);
 
-	if (r != NULL)
+	if (r != NULL) {
 		ctx->line++;
+		ctx->indented = r[0] == ' ' || r[0] == '\t';
+	}
 	return r;
 }
 
@@ -317,9 +325,32 @@ cfg_ini_handler(void *user, const char *section, const char *name, const char *v
 
 	if (name == NULL) /* a bare section header (INI_CALL_HANDLER_ON_NEW_SECTION) */
 		return 1;
+	/* A key set twice would silently take its last value, and so would one
+	 * continued by an indented line (inih calls us again for it). */
+	for (uint32_t i = 0; i < ctx->nseen; i++) {
+		if (strcmp(ctx->seen[i].section, section) != 0 || strcmp(ctx->seen[i].key, name) != 0)
+			continue;
+		if (ctx->indented)
+			snprintf(reason, sizeof reason, "an indented line continues the value above "
+			    "(multi-line values are not supported)");
+		else
+			snprintf(reason, sizeof reason, "set twice (first at line %d)",
+			    ctx->seen[i].line);
+		goto fail;
+	}
 	if (cfg_apply(ctx->cfg, section, name, value != NULL ? value : "", reason,
-	    sizeof reason))
+	    sizeof reason)) {
+		/* known keys only, all shorter than the fields */
+		if (ctx->nseen < sizeof ctx->seen / sizeof ctx->seen[0]) {
+			snprintf(ctx->seen[ctx->nseen].section, sizeof ctx->seen[0].section, "%s",
+			    section);
+			snprintf(ctx->seen[ctx->nseen].key, sizeof ctx->seen[0].key, "%s", name);
+			ctx->seen[ctx->nseen].line = ctx->line;
+			ctx->nseen++;
+		}
 		return 1;
+	}
+fail:
 	if (!ctx->failed) {
 		ctx->failed = true;
 		ctx->err_line = ctx->line;

@@ -247,6 +247,42 @@ test_ini_error_line_after_syntax_error(void **state)
 	unlink(ini_path);
 }
 
+/* A key given twice in the file, or continued by an indented line (inih's
+ * multi-line values), is an error, not a silent override. */
+static void
+test_ini_key_twice(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[512];
+
+	(void)state;
+	write_ini("[server]\nworkers = 8\n[rules]\npath = r.rules\n[server]\nworkers = 2\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:6: workers: set twice (first at line 2)", ini_path);
+	assert_string_equal(err, want);
+
+	write_ini("[rules]\npath = old.rules\n  new.rules\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:3: path: an indented line continues the value "
+	    "above (multi-line values are not supported)", ini_path);
+	assert_string_equal(err, want);
+
+	/* the same key name in two sections is two keys; an indented first key is fine */
+	write_ini("[rules]\n  path = r.rules\nwatch = no\n[server]\nworkers = 3\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_string_equal(c.rules_path, "r.rules");
+	assert_false(c.rules_watch);
+	assert_int_equal(c.workers, 3);
+
+	/* a flag still overrides the file's one value */
+	write_ini("[server]\nworkers = 8\n[rules]\npath = r.rules\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, "--workers", "2",
+	    NULL), VIGIL_OK);
+	assert_int_equal(c.workers, 2);
+	unlink(ini_path);
+}
+
 static void
 test_flag_errors(void **state)
 {
@@ -302,6 +338,7 @@ main(void)
 		cmocka_unit_test(test_ini_and_flag_override),
 		cmocka_unit_test(test_ini_errors_name_line),
 		cmocka_unit_test(test_ini_error_line_after_syntax_error),
+		cmocka_unit_test(test_ini_key_twice),
 		cmocka_unit_test(test_max_future_skew),
 		cmocka_unit_test(test_flag_errors),
 		cmocka_unit_test(test_hostport),
