@@ -288,6 +288,8 @@ typedef struct cfg_ini_ctx {
 	int         line;      /* of the line inih is parsing (counted by cfg_ini_reader) */
 	int         err_line;  /* of the first error found by the handler */
 	bool        indented;  /* the line starts with a space or tab */
+	int         long_line; /* the first line too long for inih's buffer */
+	int         long_max;
 	struct {
 		char section[16], key[32];
 		int  line;
@@ -309,11 +311,28 @@ cfg_ini_reader(char *str, int num, void *stream)
 {
 	cfg_ini_ctx *ctx = stream;
 	char *r = fgets(str, num, ctx->f);
+	size_t n;
+	int c;
 
-	if (r != NULL) {
-		ctx->line++;
-		ctx->indented = r[0] == ' ' || r[0] == '\t';
+	if (r == NULL)
+		return NULL;
+	ctx->line++;
+	ctx->indented = r[0] == ' ' || r[0] == '\t';
+	n = strlen(r);
+	if (n == 0 || r[n - 1] == '\n' || (c = getc(ctx->f)) == EOF || c == '\n')
+		return r;
+	if (c == '\r' && ((c = getc(ctx->f)) == EOF || c == '\n'))
+		return r; /* CRLF just after the buffer: inih drops the CR anyway */
+	/* Longer than inih's buffer (INI_MAX_LINE, fixed when libinih was built):
+	 * the rest would be parsed as a line of its own, leaving a cut value
+	 * behind. Skip the line as blank and report it. */
+	while (c != '\n' && c != EOF)
+		c = getc(ctx->f);
+	if (ctx->long_line == 0) {
+		ctx->long_line = ctx->line;
+		ctx->long_max = num - 1;
 	}
+	r[0] = '\0';
 	return r;
 }
 
@@ -478,6 +497,11 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		if (line == -2) {
 			snprintf(errbuf, errlen, "config %s: out of memory", config_path);
 			return VIGIL_ENOMEM;
+		}
+		if (ictx.long_line > 0 && (line <= 0 || ictx.long_line < line)) {
+			snprintf(errbuf, errlen, "config %s:%d: line longer than %d bytes", config_path,
+			    ictx.long_line, ictx.long_max);
+			return VIGIL_EINVAL;
 		}
 		/* line is the first error of either kind: the handler's, or a syntax error above it */
 		if (ictx.failed && line == ictx.err_line) {

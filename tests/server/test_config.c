@@ -283,6 +283,52 @@ test_ini_key_twice(void **state)
 	unlink(ini_path);
 }
 
+/* inih reads lines into a 200-byte buffer: a longer line is refused at its
+ * own line, not cut in two with the rest read as a line of its own. */
+static void
+test_ini_long_line(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[512], text[1024], dir[300];
+
+	(void)state;
+	memset(dir, 'd', 250);
+	dir[0] = '/';
+	dir[250] = '\0';
+	snprintf(text, sizeof text, "[rules]\npath = r.rules\n[store]\ndata_dir = %s\n", dir);
+	write_ini(text);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:4: line longer than 199 bytes", ini_path);
+	assert_string_equal(err, want);
+
+	/* the cut must not leave a shorter value behind: the rest, "#2", would
+	 * read as a comment line and data_dir be the first 188 bytes */
+	dir[199 - strlen("data_dir = ")] = '\0';
+	snprintf(text, sizeof text, "[rules]\npath = r.rules\n[store]\ndata_dir = %s#2\n", dir);
+	write_ini(text);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:4: line longer than 199 bytes", ini_path);
+	assert_string_equal(err, want);
+
+	/* 199 bytes is fine, with or without the last newline */
+	dir[199 - strlen("data_dir = ")] = '\0';
+	snprintf(text, sizeof text, "[rules]\npath = r.rules\n[store]\ndata_dir = %s", dir);
+	write_ini(text);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_string_equal(c.data_dir, dir);
+	strcat(text, "\n");
+	write_ini(text);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_string_equal(c.data_dir, dir);
+	text[strlen(text) - 1] = '\0';
+	strcat(text, "\r\n");
+	write_ini(text);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_string_equal(c.data_dir, dir);
+	unlink(ini_path);
+}
+
 static void
 test_flag_errors(void **state)
 {
@@ -339,6 +385,7 @@ main(void)
 		cmocka_unit_test(test_ini_errors_name_line),
 		cmocka_unit_test(test_ini_error_line_after_syntax_error),
 		cmocka_unit_test(test_ini_key_twice),
+		cmocka_unit_test(test_ini_long_line),
 		cmocka_unit_test(test_max_future_skew),
 		cmocka_unit_test(test_flag_errors),
 		cmocka_unit_test(test_hostport),
