@@ -7,6 +7,7 @@
  * (rule, list, threshold, version, band), so one run reports every
  * independent error in a file. Names are not resolved here (check.c does).
  */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -291,8 +292,10 @@ parse_number(parser *p, uint32_t *ret_off)
 		parse_expected(p, "a number");
 	memcpy(buf, p->src + t->off, t->len); /* the lexer caps numbers at 64 bytes */
 	buf[t->len] = '\0';
+	errno = 0;
 	d = strtod(buf, NULL);
-	if (!isfinite(d))
+	/* too large, or so small that it would silently be 0 (a subnormal is kept) */
+	if (!isfinite(d) || (errno == ERANGE && d == 0))
 		parse_error_at(p, t, "number '%s' is out of range", buf);
 	parse_next(p);
 	return neg ? -d : d;
