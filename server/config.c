@@ -288,8 +288,8 @@ typedef struct cfg_ini_ctx {
 	int         line;      /* of the line inih is parsing (counted by cfg_ini_reader) */
 	int         err_line;  /* of the first error found by the handler */
 	bool        indented;  /* the line starts with a space or tab */
-	int         long_line; /* the first line too long for inih's buffer */
-	int         long_max;
+	int         bad_line;  /* the first line inih cannot be given whole */
+	char        bad[64];
 	struct {
 		char section[16], key[32];
 		int  line;
@@ -310,30 +310,39 @@ static char *
 cfg_ini_reader(char *str, int num, void *stream)
 {
 	cfg_ini_ctx *ctx = stream;
-	char *r = fgets(str, num, ctx->f);
-	size_t n;
-	int c;
+	bool too_long = false, nul = false;
+	int c, n = 0;
 
-	if (r == NULL)
+	if ((c = getc(ctx->f)) == EOF)
 		return NULL;
 	ctx->line++;
-	ctx->indented = r[0] == ' ' || r[0] == '\t';
-	n = strlen(r);
-	if (n == 0 || r[n - 1] == '\n' || (c = getc(ctx->f)) == EOF || c == '\n')
-		return r;
-	if (c == '\r' && ((c = getc(ctx->f)) == EOF || c == '\n'))
-		return r; /* CRLF just after the buffer: inih drops the CR anyway */
-	/* Longer than inih's buffer (INI_MAX_LINE, fixed when libinih was built):
-	 * the rest would be parsed as a line of its own, leaving a cut value
-	 * behind. Skip the line as blank and report it. */
-	while (c != '\n' && c != EOF)
-		c = getc(ctx->f);
-	if (ctx->long_line == 0) {
-		ctx->long_line = ctx->line;
-		ctx->long_max = num - 1;
+	for (; c != EOF && c != '\n'; c = getc(ctx->f)) {
+		/* Longer than inih's buffer (INI_MAX_LINE, fixed when libinih was
+		 * built): inih would parse the rest as a line of its own, leaving a
+		 * cut value behind. A CR there is the end of a CRLF line. */
+		if (n == num - 1) {
+			if (c != '\r')
+				too_long = true;
+			continue;
+		}
+		if (c == '\0')
+			nul = true; /* inih would stop the line there */
+		str[n++] = (char)c;
 	}
-	r[0] = '\0';
-	return r;
+	str[n] = '\0';
+	ctx->indented = str[0] == ' ' || str[0] == '\t';
+	if (too_long || nul) {
+		/* skip the line as blank and report it */
+		if (ctx->bad_line == 0) {
+			ctx->bad_line = ctx->line;
+			if (nul)
+				snprintf(ctx->bad, sizeof ctx->bad, "NUL byte in the line");
+			else
+				snprintf(ctx->bad, sizeof ctx->bad, "line longer than %d bytes", num - 1);
+		}
+		str[0] = '\0';
+	}
+	return str;
 }
 
 static int
@@ -498,9 +507,9 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 			snprintf(errbuf, errlen, "config %s: out of memory", config_path);
 			return VIGIL_ENOMEM;
 		}
-		if (ictx.long_line > 0 && (line <= 0 || ictx.long_line < line)) {
-			snprintf(errbuf, errlen, "config %s:%d: line longer than %d bytes", config_path,
-			    ictx.long_line, ictx.long_max);
+		if (ictx.bad_line > 0 && (line <= 0 || ictx.bad_line < line)) {
+			snprintf(errbuf, errlen, "config %s:%d: %s", config_path, ictx.bad_line,
+			    ictx.bad);
 			return VIGIL_EINVAL;
 		}
 		/* line is the first error of either kind: the handler's, or a syntax error above it */

@@ -329,6 +329,28 @@ test_ini_long_line(void **state)
 	unlink(ini_path);
 }
 
+/* A NUL byte ends the line for inih: the rest of it would be dropped. */
+static void
+test_ini_nul_byte(void **state)
+{
+	static const char text[] = "[rules]\npath = r.rules\0.old\n[server]\nworkers = 3\n";
+	srv_config c;
+	srv_action act;
+	char err[512], want[512];
+	FILE *f;
+
+	(void)state;
+	write_ini("");
+	f = fopen(ini_path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, sizeof text - 1, f), sizeof text - 1);
+	fclose(f);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: NUL byte in the line", ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
+}
+
 static void
 test_flag_errors(void **state)
 {
@@ -386,6 +408,7 @@ main(void)
 		cmocka_unit_test(test_ini_error_line_after_syntax_error),
 		cmocka_unit_test(test_ini_key_twice),
 		cmocka_unit_test(test_ini_long_line),
+		cmocka_unit_test(test_ini_nul_byte),
 		cmocka_unit_test(test_max_future_skew),
 		cmocka_unit_test(test_flag_errors),
 		cmocka_unit_test(test_hostport),
