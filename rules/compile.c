@@ -295,9 +295,11 @@ rules_diags_print(const rules_diags *diags, const char *src, size_t len, FILE *o
 		for (e = b; e < len && src[e] != '\n' && src[e] != '\r'; e++)
 			;
 		fprintf(out, "    %.*s\n    ", (int)(e - b), src + b);
-		/* keep tabs so the caret lines up under the column */
+		/* keep tabs so the caret lines up under the column; a UTF-8
+		 * character (in a string or comment) is one space, not one per byte */
 		for (size_t k = b; k < b + d->col - 1 && k < e; k++)
-			fputc(src[k] == '\t' ? '\t' : ' ', out);
+			if (((unsigned char)src[k] & 0xc0) != 0x80)
+				fputc(src[k] == '\t' ? '\t' : ' ', out);
 		fputs("^\n", out);
 	}
 	if (diags->dropped > 0)

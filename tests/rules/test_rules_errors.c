@@ -162,6 +162,24 @@ test_diags_print(void **state)
 	    "    \twhen amount > > 5\n"
 	    "    \t              ^\n");
 	free(buf);
+
+	/* the column counts bytes; the caret is under the character, so a UTF-8
+	 * character before it takes one space, not one per byte */
+	{
+		static const char mb[] = "rule a { reason \"\xc3\xa9\xe2\x82\xac\" when amount > > 1 score 1 }\n";
+		char want[256];
+
+		buf = NULL;
+		f = open_memstream(&buf, &len);
+		assert_int_equal(rules_compile("m.rules", mb, sizeof mb - 1, schema, NULL, &prog, &diags),
+		    VIGIL_ESYNTAX);
+		rules_diags_print(&diags, mb, sizeof mb - 1, f);
+		fclose(f);
+		snprintf(want, sizeof want, "m.rules:1:39: error: expected an expression, found '>'\n"
+		    "    %.*s\n    %35s^\n", (int)(sizeof mb - 2), mb, "");
+		assert_string_equal(buf, want);
+		free(buf);
+	}
 	rules_schema_free(schema);
 }
 
