@@ -19,6 +19,7 @@
 /* Caps that are not in rules_opts (every input-driven size has one). */
 #define RULES_MAX_NAME     128     /* identifier bytes */
 #define RULES_MAX_STRING   1024    /* string literal bytes after escapes */
+#define RULES_MAX_NUMBER   64      /* bytes of a number literal */
 #define RULES_MAX_TAGS     16      /* tags per rule */
 #define RULES_MAX_NODES    (1u << 20)
 #define RULES_MAX_LISTS    256

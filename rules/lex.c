@@ -223,9 +223,13 @@ rules_lex_all(const char *src, size_t len, bool comments, rules_diag_sink *sink,
 				k = 1;
 			t.kind = TK_NUM;
 			t.len = (uint32_t)k;
-			if (bad || c == '.' || k > 64) {
+			if (bad || c == '.') {
 				rules_diag_add(sink, t.off, VIGIL_ESYNTAX, "malformed number '%.*s'",
 				    (int)(k > 32 ? 32 : k), src + i);
+				t.kind = TK_ERROR;
+			} else if (k > RULES_MAX_NUMBER) {
+				rules_diag_add(sink, t.off, VIGIL_ETOOBIG, "number longer than %d bytes",
+				    RULES_MAX_NUMBER);
 				t.kind = TK_ERROR;
 			}
 			i += k;

@@ -290,7 +290,7 @@ parse_number(parser *p, uint32_t *ret_off)
 	}
 	if (t->kind != TK_NUM)
 		parse_expected(p, "a number");
-	memcpy(buf, p->src + t->off, t->len); /* the lexer caps numbers at 64 bytes */
+	memcpy(buf, p->src + t->off, t->len); /* the lexer caps numbers at RULES_MAX_NUMBER */
 	buf[t->len] = '\0';
 	errno = 0;
 	d = strtod(buf, NULL);
