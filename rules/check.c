@@ -350,6 +350,12 @@ ck_list_file(ck *c, rules_list *l, const rules_plist *pl)
 	if (buf == NULL)
 		return;
 	XXH3_128bits_update(c->hs, buf, len);
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
+		/* it would be part of the first item, which then never matches */
+		rules_diag_add(c->sink, pl->path.off, VIGIL_ESYNTAX, "list file '%s': line 1: starts "
+		    "with a UTF-8 byte order mark (save the file without it)", pl->path.s);
+		goto out;
+	}
 	while (i < len) {
 		size_t b = i, e;
 

@@ -435,6 +435,16 @@ test_list_files_and_hash(void **state)
 		assert_string_equal(diags.items[0].msg, "list file 'mccs.txt': more than 1 items (line 2)");
 	}
 
+	/* a byte order mark (an editor's UTF-8 mark) would make the first item
+	 * "\xef\xbb\xbf411111", a prefix no card has: refused, not kept */
+	write_file(npath, "5411\n");
+	write_file(lpath, "\xef\xbb\xbf" "411111\n5500\n");
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_ESYNTAX);
+	assert_null(prog);
+	assert_int_equal(diags.count, 1);
+	assert_string_equal(diags.items[0].msg, "list file 'bins.txt': line 1: starts with a UTF-8 "
+	    "byte order mark (save the file without it)");
+
 	/* a missing rule file is a whole-file diagnostic */
 	unlink(lpath);
 	unlink(npath);
