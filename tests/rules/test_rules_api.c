@@ -455,6 +455,25 @@ test_list_files_and_hash(void **state)
 	rmdir(dir);
 }
 
+/* Messages are valid UTF-8 whatever the file holds: they quote source bytes,
+ * and vigil-rules --json and vigild's /v1/rules put them in JSON, which
+ * refuses (drops) a string that is not UTF-8. */
+static void
+test_diag_utf8(void **state)
+{
+	static const char esc[] = "rule a { when country == \"\\\xc3\xa9\" score 1 reason \"x\" }";
+	rules_prog *prog = NULL;
+	rules_diags diags;
+
+	(void)state;
+	assert_int_equal(rules_compile("t.rules", esc, sizeof esc - 1, schema, NULL, &prog, &diags),
+	    VIGIL_ESYNTAX);
+	assert_int_equal(diags.count, 1);
+	assert_int_equal(diags.items[0].col, 27);
+	assert_string_equal(diags.items[0].msg,
+	    "unknown escape '\\?' in string (use \\\" \\\\ \\n \\t)");
+}
+
 static void
 test_caps(void **state)
 {
@@ -598,6 +617,7 @@ main(void)
 		cmocka_unit_test(test_reads),
 		cmocka_unit_test(test_list_files_and_hash),
 		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_diag_utf8),
 		cmocka_unit_test(test_many_errors),
 		cmocka_unit_test(test_explain_print),
 		cmocka_unit_test(test_empty),
