@@ -152,3 +152,45 @@ vigil_channel_parse(const char *s, vigil_channel *ret_c)
 	}
 	return VIGIL_EINVAL;
 }
+
+/*
+ * Every byte that is a control character, or not part of a well-formed
+ * UTF-8 sequence (overlong, surrogate, over U+10FFFF, or cut off by a
+ * message's size cap or a %.40s), becomes '?'; only that byte, since the
+ * next may start a good sequence.
+ */
+void
+vigil_utf8_line(char *str)
+{
+	unsigned char *s = (unsigned char *)str;
+
+	while (*s != 0) {
+		uint32_t c = 0;
+		int      n = 0, i;
+
+		if (*s < 0x80) {
+			if (*s < 0x20 || *s == 0x7f)
+				*s = '?';
+			s++;
+			continue;
+		}
+		if (*s >= 0xc2 && *s <= 0xdf) {
+			n = 1;
+			c = *s & 0x1f;
+		} else if (*s >= 0xe0 && *s <= 0xef) {
+			n = 2;
+			c = *s & 0x0f;
+		} else if (*s >= 0xf0 && *s <= 0xf4) {
+			n = 3;
+			c = *s & 0x07;
+		}
+		for (i = 1; n > 0 && i <= n && (s[i] & 0xc0) == 0x80; i++)
+			c = c << 6 | (s[i] & 0x3f);
+		if (n == 0 || i <= n || (n == 2 && c < 0x800) ||
+		    (n == 3 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff)) {
+			*s++ = '?';
+			continue;
+		}
+		s += n + 1;
+	}
+}

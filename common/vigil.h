@@ -54,6 +54,11 @@ const char *vigil_errname(vigil_err err);
 /* Maps an errno value to the closest vigil_err (ENOENT -> VIGIL_ENOTFOUND, ...). */
 vigil_err vigil_err_from_errno(int errnum);
 
+/* Makes a message one line of valid UTF-8 in place: control characters and
+ * bytes of no well-formed sequence become '?'. For messages that quote
+ * input and go into JSON or protobuf strings, which hold nothing else. */
+void vigil_utf8_line(char *s);
+
 /*
  * Feature values. The type of a slot is fixed by the feature schema at rule
  * compile time, so a value carries only presence and payload.

@@ -186,49 +186,8 @@ rules_schema_at(const rules_schema *schema, uint32_t i)
 
 /* ======================= Diagnostics ======================= */
 
-/*
- * Makes a message one line of valid UTF-8 in place: control characters and
- * every byte not part of a well-formed sequence (a lone byte quoted from the
- * file, a sequence cut by a %.40s or by the message's size) become '?'.
- * vigil-rules --json and vigild's /v1/rules put messages in JSON, which
- * cannot hold anything else.
- */
-static void
-compile_utf8_line(char *str)
-{
-	unsigned char *s = (unsigned char *)str;
-
-	while (*s != 0) {
-		uint32_t c = 0;
-		int      n = 0, i;
-
-		if (*s < 0x80) {
-			if (*s < 0x20 || *s == 0x7f)
-				*s = '?';
-			s++;
-			continue;
-		}
-		if (*s >= 0xc2 && *s <= 0xdf) {
-			n = 1;
-			c = *s & 0x1f;
-		} else if (*s >= 0xe0 && *s <= 0xef) {
-			n = 2;
-			c = *s & 0x0f;
-		} else if (*s >= 0xf0 && *s <= 0xf4) {
-			n = 3;
-			c = *s & 0x07;
-		}
-		for (i = 1; n > 0 && i <= n && (s[i] & 0xc0) == 0x80; i++)
-			c = c << 6 | (s[i] & 0x3f);
-		if (n == 0 || i <= n || (n == 2 && c < 0x800) ||
-		    (n == 3 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff)) {
-			*s++ = '?'; /* this byte only: the next may start a good sequence */
-			continue;
-		}
-		s += n + 1;
-	}
-}
-
+/* Messages go through vigil_utf8_line: vigil-rules --json and vigild's
+ * /v1/rules put them in JSON, which holds only valid UTF-8. */
 void
 rules_diag_add(rules_diag_sink *sink, uint32_t off, vigil_err code, const char *fmt, ...)
 {
@@ -243,7 +202,7 @@ rules_diag_add(rules_diag_sink *sink, uint32_t off, vigil_err code, const char *
 	va_start(ap, fmt);
 	vsnprintf(sink->items[sink->n].msg, sizeof sink->items[0].msg, fmt, ap);
 	va_end(ap);
-	compile_utf8_line(sink->items[sink->n].msg);
+	vigil_utf8_line(sink->items[sink->n].msg);
 	sink->n++;
 }
 
@@ -312,7 +271,7 @@ compile_diag_file(rules_diags *out, const char *name, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(out->items[0].msg, sizeof out->items[0].msg, fmt, ap);
 	va_end(ap);
-	compile_utf8_line(out->items[0].msg);
+	vigil_utf8_line(out->items[0].msg);
 }
 
 void

@@ -31,48 +31,6 @@ srv_status_name(Vigil__V1__Status status)
 	}
 }
 
-/*
- * Makes s one line of valid UTF-8 in place: control characters and every
- * byte not part of a well-formed sequence (overlong, surrogate, over
- * U+10FFFF, or cut off by the message's size cap) become '?'. Messages
- * quote client input, and a reply string that is not UTF-8 fails other
- * languages' protobuf decoders and cannot be put in a JSON reply at all.
- */
-static void
-wire_utf8_line(char *str)
-{
-	unsigned char *s = (unsigned char *)str;
-
-	while (*s != 0) {
-		uint32_t c = 0;
-		int n = 0, i;
-
-		if (*s < 0x80) {
-			if (*s < 0x20 || *s == 0x7f)
-				*s = '?';
-			s++;
-			continue;
-		}
-		if (*s >= 0xc2 && *s <= 0xdf) {
-			n = 1;
-			c = *s & 0x1f;
-		} else if (*s >= 0xe0 && *s <= 0xef) {
-			n = 2;
-			c = *s & 0x0f;
-		} else if (*s >= 0xf0 && *s <= 0xf4) {
-			n = 3;
-			c = *s & 0x07;
-		}
-		for (i = 1; n > 0 && i <= n && (s[i] & 0xc0) == 0x80; i++)
-			c = c << 6 | (s[i] & 0x3f);
-		if (n == 0 || i <= n || (n == 2 && c < 0x800) ||
-		    (n == 3 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff)) {
-			*s++ = '?'; /* this byte only: the next may start a good sequence */
-			continue;
-		}
-		s += n + 1;
-	}
-}
 
 void
 srv_wire_err_set(srv_wire_err *err, Vigil__V1__Status status, const char *field,
@@ -85,7 +43,7 @@ srv_wire_err_set(srv_wire_err *err, Vigil__V1__Status status, const char *field,
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
 	va_end(ap);
-	wire_utf8_line(err->msg);
+	vigil_utf8_line(err->msg);
 }
 
 vigil_err
