@@ -640,6 +640,25 @@ test_http(void **state)
  * score; a query string such as ?dry_run=true is not read, so it is refused
  * too), and names nested fields the way the protobuf path does.
  */
+/* POSTs json to path and expects HTTP code with want in the reply body. */
+static void
+post_expect(uint16_t port, const char *path, const char *json, int code, const char *want)
+{
+	char *body = NULL;
+	int got = 0;
+
+	assert_int_equal(vt_http_post(port, path, json, &got, &body), 0);
+	if (got != code || strstr(body, want) == NULL)
+		fail_msg("POST %s %s: HTTP %d %s (expected %d with %s)", path, json, got, body,
+		    code, want);
+	free(body);
+}
+
+/* A good transaction body of card-hb at merchant m-1, txn_id id. */
+#define HB_TXN(id) "{\"txn_id\": \"" id "\", \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\"," \
+	" \"amount_minor\": 100, \"currency\": \"EUR\", \"event_time_ms\": 1763700000000"
+#define HB_NEW "\"duplicate\":false"
+
 static void
 test_http_bad_input(void **state)
 {
@@ -651,54 +670,23 @@ test_http_bad_input(void **state)
 	(void)state;
 	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
 	for (size_t i = 0; i < sizeof dry / sizeof dry[0]; i++) {
-		snprintf(json, sizeof json, "{\"txn\": {\"txn_id\": \"hb-1\", \"card_id\": \"card-hb\","
-		    " \"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUR\","
-		    " \"event_time_ms\": 1763700000000}, \"dry_run\": %s}", dry[i]);
-		assert_int_equal(vt_http_post(s.admin_port, "/v1/score", json, &code, &body), 0);
-		if (code != 400 || strstr(body, "\"field\":\"dry_run\"") == NULL)
-			fail_msg("dry_run %s: HTTP %d %s", dry[i], code, body);
-		free(body);
+		snprintf(json, sizeof json, "{\"txn\": " HB_TXN("hb-1") "}, \"dry_run\": %s}", dry[i]);
+		post_expect(s.admin_port, "/v1/score", json, 400, "\"field\":\"dry_run\"");
 	}
 	/* Nothing was recorded: the same txn_id scores as new. */
-	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn\": {\"txn_id\": \"hb-1\","
-	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
-	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000}, \"dry_run\": false}",
-	    &code, &body), 0);
-	if (code != 200 || strstr(body, "\"duplicate\":false") == NULL)
-		fail_msg("HTTP %d %s", code, body);
-	free(body);
+	post_expect(s.admin_port, "/v1/score", "{\"txn\": " HB_TXN("hb-1") "}, \"dry_run\": false}",
+	    200, HB_NEW);
 
 	/* An envelope key other than txn and dry_run is a typo, refused and not
-	 * scored as if absent. */
-	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn\": {\"txn_id\": \"hb-5\","
-	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
-	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000}, \"dryrun\": true}",
-	    &code, &body), 0);
-	if (code != 400 || strstr(body, "\"field\":\"dryrun\"") == NULL)
-		fail_msg("HTTP %d %s", code, body);
-	free(body);
-	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn\": {\"txn_id\": \"hb-5\","
-	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
-	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000}, \"dry_run\": false}",
-	    &code, &body), 0);
-	if (code != 200 || strstr(body, "\"duplicate\":false") == NULL)
-		fail_msg("HTTP %d %s", code, body); /* the refused one recorded nothing */
-	free(body);
+	 * scored as if absent (the refused one recorded nothing). */
+	post_expect(s.admin_port, "/v1/score", "{\"txn\": " HB_TXN("hb-5") "}, \"dryrun\": true}",
+	    400, "\"field\":\"dryrun\"");
+	post_expect(s.admin_port, "/v1/score", "{\"txn\": " HB_TXN("hb-5") "}, \"dry_run\": false}",
+	    200, HB_NEW);
 
 	/* A query string is not read: refused, not scored as if absent. */
-	assert_int_equal(vt_http_post(s.admin_port, "/v1/score?dry_run=true", "{\"txn_id\":"
-	    " \"hb-4\", \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\","
-	    " \"amount_minor\": 100, \"currency\": \"EUR\", \"event_time_ms\": 1763700000000}",
-	    &code, &body), 0);
-	if (code != 400 || strstr(body, "query") == NULL)
-		fail_msg("HTTP %d %s", code, body);
-	free(body);
-	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-4\","
-	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
-	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000}", &code, &body), 0);
-	if (code != 200 || strstr(body, "\"duplicate\":false") == NULL)
-		fail_msg("HTTP %d %s", code, body);
-	free(body);
+	post_expect(s.admin_port, "/v1/score?dry_run=true", HB_TXN("hb-4") "}", 400, "query");
+	post_expect(s.admin_port, "/v1/score", HB_TXN("hb-4") "}", 200, HB_NEW);
 	/* GET endpoints do not mind one (a scraper's cache buster). */
 	assert_int_equal(vt_http_get(s.admin_port, "/healthz?x=1", &code, &body), 0);
 	assert_int_equal(code, 200);
@@ -706,29 +694,17 @@ test_http_bad_input(void **state)
 
 	/* A refusal quoting part of a non-ASCII value is still a JSON reply
 	 * (the quote cut in the middle of a character was a 500). */
-	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-5\","
+	post_expect(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-6\","
 	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"currency\": \"EUR\","
 	    " \"event_time_ms\": 1763700000000, \"amount\":"
 	    " \"12\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\u20ac\"}",
-	    &code, &body), 0);
-	if (code != 400 || strstr(body, "\"field\":\"txn.amount\"") == NULL)
-		fail_msg("HTTP %d %s", code, body);
-	free(body);
-
-	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-2\","
-	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
-	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000,"
-	    " \"location\": {\"latitude\": \"48.8\", \"longitude\": 2.3}}", &code, &body), 0);
-	if (code != 400 || strstr(body, "\"field\":\"txn.location.latitude\"") == NULL)
-		fail_msg("HTTP %d %s", code, body);
-	free(body);
-	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-3\","
-	    " \"card_id\": \"card-hb\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
-	    " \"currency\": \"EUR\", \"event_time_ms\": 1763700000000,"
-	    " \"location\": {\"latitude\": 48.8, \"longitude\": 200}}", &code, &body), 0);
-	if (code != 400 || strstr(body, "\"field\":\"txn.location.longitude\"") == NULL)
-		fail_msg("HTTP %d %s", code, body);
-	free(body);
+	    400, "\"field\":\"txn.amount\"");
+	post_expect(s.admin_port, "/v1/score", HB_TXN("hb-2")
+	    ", \"location\": {\"latitude\": \"48.8\", \"longitude\": 2.3}}",
+	    400, "\"field\":\"txn.location.latitude\"");
+	post_expect(s.admin_port, "/v1/score", HB_TXN("hb-3")
+	    ", \"location\": {\"latitude\": 48.8, \"longitude\": 200}}",
+	    400, "\"field\":\"txn.location.longitude\"");
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 }
