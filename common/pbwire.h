@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * common/pbwire.h - the one protobuf wire writer of the project, for the
- * encoders that write proto3 messages directly instead of going through
- * protobuf-c's descriptor walk (server/wire.c's Reply, store/record.c's
- * ArchivedScore). Each field helper writes what protobuf-c writes for a
+ * common/pbwire.h - the one protobuf wire writer and reader of the project.
+ * The writer is for the encoders that write proto3 messages directly
+ * instead of going through protobuf-c's descriptor walk (server/wire.c's
+ * Reply, store/record.c's ArchivedScore). The reader (vigil_pb_next, at the
+ * end) walks wire bytes in place by protobuf-c 1.4's framing rules, for
+ * store/record.c's lean decoder, batch/scan.c's card-id scan and
+ * server/wire.c's NUL check. Each field helper writes what protobuf-c writes for a
  * proto3 field without presence: nothing when the value is zero ("", 0,
  * false, 0.0 and -0.0), else the tag and the value; an int32 or enum is
  * sign-extended to 64 bits first (10 bytes when negative). A _size helper
@@ -22,6 +25,7 @@ enum {
 	VIGIL_PB_VARINT = 0,
 	VIGIL_PB_I64    = 1,
 	VIGIL_PB_LEN    = 2,
+	VIGIL_PB_I32    = 5,
 };
 
 /* Bytes of v as a base-128 varint (1 to 10). */
@@ -163,6 +167,126 @@ vigil_pb_double(uint8_t *p, uint32_t field, double v)
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(u >> (8 * i));
 	return p + 8;
+}
+
+/* ---- Reading ----
+ * protobuf-c 1.4's framing: a tag takes at most 5 bytes and field number 0
+ * is an error; a varint takes at most 10 bytes; a length prefix at most 5,
+ * its value taken modulo 2^32 (one that runs past the buffer is an error,
+ * also after wrapping around); wire types 3, 4, 6 and 7 are errors. */
+
+typedef struct vigil_pb_field {
+	uint32_t       num;
+	unsigned       wt;
+	const uint8_t *raw;  /* bytes after the tag, length prefix included */
+	size_t         rawlen;
+	const uint8_t *data; /* wire type 2: the contents */
+	size_t         len;
+	uint64_t       v;    /* wire type 0: the value; 1 and 5: the bits */
+} vigil_pb_field;
+
+static inline bool
+vigil_pb_read_varint(const uint8_t *p, const uint8_t *end, size_t *ret_used, uint64_t *ret_v)
+{
+	size_t max = (size_t)(end - p) < 10 ? (size_t)(end - p) : 10;
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < max; i++) {
+		v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if ((p[i] & 0x80) == 0) {
+			*ret_used = i + 1;
+			*ret_v = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Reads the field at *pp (< end) and moves *pp past it; false if malformed.
+ * Inlined: it is most of the per-record work of store_scored_decode_lean. */
+static inline __attribute__((always_inline)) bool
+vigil_pb_next(const uint8_t **pp, const uint8_t *end, vigil_pb_field *f)
+{
+	const uint8_t *p = *pp;
+	size_t max = (size_t)(end - p) < 5 ? (size_t)(end - p) : 5, i, used;
+	uint32_t tag = (uint32_t)(p[0] & 0x7f) >> 3, val = 0;
+	unsigned shift = 4;
+
+	f->wt = p[0] & 7;
+	f->v = 0;
+	f->data = NULL;
+	f->len = 0;
+	if ((p[0] & 0x80) != 0) {
+		for (i = 1; i < max && (p[i] & 0x80) != 0; i++) {
+			tag |= (uint32_t)(p[i] & 0x7f) << shift;
+			shift += 7;
+		}
+		if (i == max)
+			return false;
+		tag |= (uint32_t)p[i] << shift;
+		p += i + 1;
+	} else {
+		p++;
+	}
+	if (tag == 0)
+		return false; /* protobuf-c 1.4 refuses field number 0 */
+	f->num = tag;
+	f->raw = p;
+	switch (f->wt) {
+	case VIGIL_PB_VARINT:
+		if (p < end && p[0] < 0x80) { /* the common one-byte value */
+			f->v = p[0];
+			f->rawlen = 1;
+			break;
+		}
+		if (!vigil_pb_read_varint(p, end, &used, &f->v))
+			return false;
+		f->rawlen = used;
+		break;
+	case VIGIL_PB_I64:
+		if (end - p < 8)
+			return false;
+		memcpy(&f->v, p, 8); /* little-endian hosts only, as protobuf-c's wire copy */
+		f->rawlen = 8;
+		break;
+	case VIGIL_PB_I32: {
+		uint32_t w;
+
+		if (end - p < 4)
+			return false;
+		memcpy(&w, p, 4);
+		f->v = w;
+		f->rawlen = 4;
+		break;
+	}
+	case VIGIL_PB_LEN:
+		if (p < end && p[0] < 0x80) { /* the common one-byte length */
+			if ((size_t)p[0] >= (size_t)(end - p))
+				return false;
+			f->data = p + 1;
+			f->len = p[0];
+			f->rawlen = 1 + (size_t)p[0];
+			break;
+		}
+		max = (size_t)(end - p) < 5 ? (size_t)(end - p) : 5;
+		shift = 0;
+		for (i = 0; i < max; i++) {
+			val |= (uint32_t)(p[i] & 0x7f) << shift;
+			shift += 7;
+			if ((p[i] & 0x80) == 0)
+				break;
+		}
+		if (i == max || (uint64_t)(i + 1) + val > (uint64_t)(end - p))
+			return false;
+		f->data = p + i + 1;
+		f->len = val;
+		f->rawlen = i + 1 + (size_t)val;
+		break;
+	default:
+		return false;
+	}
+	*pp = p + f->rawlen;
+	return true;
 }
 
 #endif /* VIGIL_PBWIRE_H */

@@ -31,7 +31,6 @@ srv_status_name(Vigil__V1__Status status)
 	}
 }
 
-
 void
 srv_wire_err_set(srv_wire_err *err, Vigil__V1__Status status, const char *field,
     const char *fmt, ...)
@@ -53,24 +52,6 @@ srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
 	return srv_wire_decode_with(buf, len, max_bytes, NULL, ret_req, reterr);
 }
 
-/* A varint at *p (before end); false if truncated or over 10 bytes. */
-static bool
-wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
-{
-	uint64_t v = 0;
-
-	for (int shift = 0; shift < 70 && *p < end; shift += 7) {
-		uint8_t b = *(*p)++;
-
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if ((b & 0x80) == 0) {
-			*ret = v;
-			return true;
-		}
-	}
-	return false;
-}
-
 /*
  * Whether a string field of the message d encoded in p[0..len) holds a NUL
  * byte; if so, its path goes to field ("txn.txn_id": the names below the
@@ -83,41 +64,22 @@ wire_nul_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
     char *field, size_t fieldlen)
 {
 	const uint8_t *end = p + len;
-	uint64_t key, n;
+	vigil_pb_field w;
 
 	while (p < end) {
 		const ProtobufCFieldDescriptor *f;
 
-		if (!wire_varint(&p, end, &key))
+		if (!vigil_pb_next(&p, end, &w))
 			return false;
-		switch (key & 7) {
-		case 0:
-			if (!wire_varint(&p, end, &n))
-				return false;
+		if (w.data == NULL)
 			continue;
-		case 1:
-			n = 8;
-			break;
-		case 5:
-			n = 4;
-			break;
-		case 2:
-			if (!wire_varint(&p, end, &n))
-				return false;
-			break;
-		default:
-			return false;
-		}
-		if (n > (uint64_t)(end - p))
-			return false;
-		f = (key & 7) == 2 && key >> 3 <= UINT32_MAX ?
-		    protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
-		if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n) != NULL) {
+		f = protobuf_c_message_descriptor_get_field(d, w.num);
+		if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(w.data, 0, w.len) != NULL) {
 			snprintf(field, fieldlen, "%s", f->name);
 			return true;
 		}
 		if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8 &&
-		    wire_nul_scan(f->descriptor, p, n, depth + 1, field, fieldlen)) {
+		    wire_nul_scan(f->descriptor, w.data, w.len, depth + 1, field, fieldlen)) {
 			/* Prefix the parent's name, except the envelope's kind. */
 			size_t nl = strlen(f->name), fl = strlen(field);
 
@@ -128,7 +90,6 @@ wire_nul_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
 			}
 			return true;
 		}
-		p += n;
 	}
 	return false;
 }

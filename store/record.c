@@ -509,127 +509,11 @@ out:
  *   - a string ends at its first NUL byte (protobuf-c hands out C strings).
  * The one departure: a length prefix whose 32-bit value runs past the
  * buffer only after wrapping around is rejected here (protobuf-c reads out
- * of bounds on it).
+ * of bounds on it). The framing (vigil_pb_next) is common/pbwire.h's.
  */
 
-typedef struct lean_field {
-	uint32_t       num;
-	unsigned       wt;
-	const uint8_t *raw;  /* bytes after the tag, length prefix included */
-	size_t         rawlen;
-	const uint8_t *data; /* wire type 2: the contents */
-	size_t         len;
-	uint64_t       v;    /* wire type 0: the value; 1 and 5: the bits */
-} lean_field;
-
-enum { LEAN_VARINT = 0, LEAN_I64 = 1, LEAN_LEN = 2, LEAN_I32 = 5 };
-
 static bool
-lean_varint(const uint8_t *p, const uint8_t *end, size_t *ret_used, uint64_t *ret_v)
-{
-	size_t max = (size_t)(end - p) < 10 ? (size_t)(end - p) : 10;
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < max; i++) {
-		v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-		if ((p[i] & 0x80) == 0) {
-			*ret_used = i + 1;
-			*ret_v = v;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Reads the field at *pp (< end) and moves *pp past it; false if malformed.
- * Inlined: it is most of the per-record work of a bulk scan. */
-static inline __attribute__((always_inline)) bool
-lean_next(const uint8_t **pp, const uint8_t *end, lean_field *f)
-{
-	const uint8_t *p = *pp;
-	size_t max = (size_t)(end - p) < 5 ? (size_t)(end - p) : 5, i, used;
-	uint32_t tag = (uint32_t)(p[0] & 0x7f) >> 3, val = 0;
-	unsigned shift = 4;
-
-	f->wt = p[0] & 7;
-	f->v = 0;
-	f->data = NULL;
-	f->len = 0;
-	if ((p[0] & 0x80) != 0) {
-		for (i = 1; i < max && (p[i] & 0x80) != 0; i++) {
-			tag |= (uint32_t)(p[i] & 0x7f) << shift;
-			shift += 7;
-		}
-		if (i == max)
-			return false;
-		tag |= (uint32_t)p[i] << shift;
-		p += i + 1;
-	} else {
-		p++;
-	}
-	if (tag == 0)
-		return false; /* protobuf-c 1.4 refuses field number 0 */
-	f->num = tag;
-	f->raw = p;
-	switch (f->wt) {
-	case LEAN_VARINT:
-		if (p < end && p[0] < 0x80) { /* the common one-byte value */
-			f->v = p[0];
-			f->rawlen = 1;
-			break;
-		}
-		if (!lean_varint(p, end, &used, &f->v))
-			return false;
-		f->rawlen = used;
-		break;
-	case LEAN_I64:
-		if (end - p < 8)
-			return false;
-		memcpy(&f->v, p, 8); /* little-endian hosts only, as protobuf-c's wire copy */
-		f->rawlen = 8;
-		break;
-	case LEAN_I32: {
-		uint32_t w;
-
-		if (end - p < 4)
-			return false;
-		memcpy(&w, p, 4);
-		f->v = w;
-		f->rawlen = 4;
-		break;
-	}
-	case LEAN_LEN:
-		if (p < end && p[0] < 0x80) { /* the common one-byte length */
-			if ((size_t)p[0] >= (size_t)(end - p))
-				return false;
-			f->data = p + 1;
-			f->len = p[0];
-			f->rawlen = 1 + (size_t)p[0];
-			break;
-		}
-		max = (size_t)(end - p) < 5 ? (size_t)(end - p) : 5;
-		shift = 0;
-		for (i = 0; i < max; i++) {
-			val |= (uint32_t)(p[i] & 0x7f) << shift;
-			shift += 7;
-			if ((p[i] & 0x80) == 0)
-				break;
-		}
-		if (i == max || (uint64_t)(i + 1) + val > (uint64_t)(end - p))
-			return false;
-		f->data = p + i + 1;
-		f->len = val;
-		f->rawlen = i + 1 + (size_t)val;
-		break;
-	default:
-		return false;
-	}
-	*pp = p + f->rawlen;
-	return true;
-}
-
-static bool
-lean_bool(const lean_field *f)
+lean_bool(const vigil_pb_field *f)
 {
 	for (size_t i = 0; i < f->rawlen; i++)
 		if ((f->raw[i] & 0x7f) != 0)
@@ -638,7 +522,7 @@ lean_bool(const lean_field *f)
 }
 
 static inline store_strview
-lean_str(const lean_field *f)
+lean_str(const vigil_pb_field *f)
 {
 	store_strview v;
 	size_t n = 0;
@@ -662,14 +546,14 @@ static bool
 lean_location(const uint8_t *p, size_t len, double *ret_lat, double *ret_lon)
 {
 	const uint8_t *end = p + len;
-	lean_field f;
+	vigil_pb_field f;
 
 	*ret_lat = *ret_lon = 0.0;
 	while (p < end) {
-		if (!lean_next(&p, end, &f))
+		if (!vigil_pb_next(&p, end, &f))
 			return false;
 		if (f.num == 1 || f.num == 2) {
-			if (f.wt != LEAN_I64)
+			if (f.wt != VIGIL_PB_I64)
 				return false;
 			memcpy(f.num == 1 ? ret_lat : ret_lon, &f.v, 8);
 		}
@@ -683,12 +567,12 @@ static bool
 lean_strings_only(const uint8_t *p, size_t len, uint32_t maxnum)
 {
 	const uint8_t *end = p + len;
-	lean_field f;
+	vigil_pb_field f;
 
 	while (p < end) {
-		if (!lean_next(&p, end, &f))
+		if (!vigil_pb_next(&p, end, &f))
 			return false;
-		if (f.num >= 1 && f.num <= maxnum && f.wt != LEAN_LEN)
+		if (f.num >= 1 && f.num <= maxnum && f.wt != VIGIL_PB_LEN)
 			return false;
 	}
 	return true;
@@ -731,15 +615,15 @@ static bool
 lean_txn_parse(const uint8_t *p, size_t len, lean_txn *t)
 {
 	const uint8_t *end = p + len;
-	lean_field f;
+	vigil_pb_field f;
 	int si;
 
 	while (p < end) {
-		if (!lean_next(&p, end, &f))
+		if (!vigil_pb_next(&p, end, &f))
 			return false;
 		si = lean_txn_str_index(f.num);
 		if (si >= 0) {
-			if (f.wt != LEAN_LEN)
+			if (f.wt != VIGIL_PB_LEN)
 				return false;
 			t->s[si] = lean_str(&f);
 			t->set[si] = true;
@@ -747,7 +631,7 @@ lean_txn_parse(const uint8_t *p, size_t len, lean_txn *t)
 		}
 		switch (f.num) {
 		case 2: case 6: case 8: case 10:
-			if (f.wt != LEAN_VARINT)
+			if (f.wt != VIGIL_PB_VARINT)
 				return false;
 			if (f.num == 2)
 				t->event_time_ms = (int64_t)f.v;
@@ -760,12 +644,12 @@ lean_txn_parse(const uint8_t *p, size_t len, lean_txn *t)
 			break;
 		case 13:
 			/* A second location merges into the first: its scalars win. */
-			if (f.wt != LEAN_LEN || !lean_location(f.data, f.len, &t->lat, &t->lon))
+			if (f.wt != VIGIL_PB_LEN || !lean_location(f.data, f.len, &t->lat, &t->lon))
 				return false;
 			t->has_location = true;
 			break;
 		case 14:
-			if (f.wt != LEAN_LEN || !lean_strings_only(f.data, f.len, 2))
+			if (f.wt != VIGIL_PB_LEN || !lean_strings_only(f.data, f.len, 2))
 				return false;
 			break;
 		default:
@@ -797,15 +681,15 @@ static bool
 lean_hit(const uint8_t *p, size_t len, uint32_t *ret_rule_len)
 {
 	const uint8_t *end = p + len;
-	lean_field f;
+	vigil_pb_field f;
 
 	*ret_rule_len = 0;
 	while (p < end) {
-		if (!lean_next(&p, end, &f))
+		if (!vigil_pb_next(&p, end, &f))
 			return false;
-		if ((f.num == 1 || f.num == 3) && f.wt != LEAN_LEN)
+		if ((f.num == 1 || f.num == 3) && f.wt != VIGIL_PB_LEN)
 			return false;
-		if (f.num == 2 && f.wt != LEAN_VARINT)
+		if (f.num == 2 && f.wt != VIGIL_PB_VARINT)
 			return false;
 		if (f.num == 1)
 			*ret_rule_len = lean_str(&f).len;
@@ -819,18 +703,18 @@ lean_feat(const uint8_t *p, size_t len, store_lean_feat *ret)
 {
 	const uint8_t *end = p + len;
 	store_strview str = { "", 0 };
-	lean_field f;
+	vigil_pb_field f;
 
 	ret->name.p = "";
 	ret->name.len = 0;
 	ret->val.num = 0.0;
 	ret->val.present = false;
 	while (p < end) {
-		if (!lean_next(&p, end, &f))
+		if (!vigil_pb_next(&p, end, &f))
 			return false;
 		switch (f.num) {
 		case 1: case 3:
-			if (f.wt != LEAN_LEN)
+			if (f.wt != VIGIL_PB_LEN)
 				return false;
 			if (f.num == 1)
 				ret->name = lean_str(&f);
@@ -838,7 +722,7 @@ lean_feat(const uint8_t *p, size_t len, store_lean_feat *ret)
 				str = lean_str(&f);
 			break;
 		case 2:
-			if (f.wt != LEAN_I64)
+			if (f.wt != VIGIL_PB_I64)
 				return false;
 			memcpy(&ret->val.num, &f.v, 8);
 			break;
@@ -884,7 +768,7 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 	};
 	const uint8_t *p = payload, *end = p + len;
 	lean_txn t, occ;
-	lean_field f;
+	vigil_pb_field f;
 	bool have_txn = false;
 	int32_t decision = 0;
 	uint32_t rule_len, rv_len = 0, bad_hit_len = 0, bad_feat_len = 0;
@@ -896,11 +780,11 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 	ret->features_gen = 0;
 	ret->scored_at_ms = 0;
 	while (p < end) {
-		if (!lean_next(&p, end, &f))
+		if (!vigil_pb_next(&p, end, &f))
 			goto malformed;
 		switch (f.num) {
 		case 1: /* txn */
-			if (f.wt != LEAN_LEN)
+			if (f.wt != VIGIL_PB_LEN)
 				goto malformed;
 			memset(&occ, 0, sizeof occ);
 			if (!lean_txn_parse(f.data, f.len, &occ))
@@ -911,7 +795,7 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 			have_txn = true;
 			break;
 		case 2: case 3: case 6: case 7:
-			if (f.wt != LEAN_VARINT)
+			if (f.wt != VIGIL_PB_VARINT)
 				goto malformed;
 			if (f.num == 2)
 				ret->score = (int32_t)(uint32_t)f.v;
@@ -923,7 +807,7 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 				ret->scored_at_ms = (int64_t)f.v;
 			break;
 		case 4: /* hits */
-			if (f.wt != LEAN_LEN || !lean_hit(f.data, f.len, &rule_len))
+			if (f.wt != VIGIL_PB_LEN || !lean_hit(f.data, f.len, &rule_len))
 				goto malformed;
 			if (rule_len >= sizeof ((store_hit *)0)->rule && bad_hit == SIZE_MAX) {
 				bad_hit = nhits;
@@ -932,14 +816,14 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 			nhits++;
 			break;
 		case 5: /* rules_version */
-			if (f.wt != LEAN_LEN)
+			if (f.wt != VIGIL_PB_LEN)
 				goto malformed;
 			rv_len = lean_str(&f).len;
 			break;
 		case 8: { /* features */
 			store_lean_feat tmp, *d = nfeats < STORE_MAX_FEATS ? &ret->feats[nfeats] : &tmp;
 
-			if (f.wt != LEAN_LEN || !lean_feat(f.data, f.len, d))
+			if (f.wt != VIGIL_PB_LEN || !lean_feat(f.data, f.len, d))
 				goto malformed;
 			if (d->name.len >= sizeof ((store_featval *)0)->name && bad_feat == SIZE_MAX) {
 				bad_feat = nfeats;
