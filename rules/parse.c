@@ -277,7 +277,7 @@ parse_number(parser *p, uint32_t *ret_off)
 {
 	const rules_tok *t = parse_peek(p);
 	bool             neg = false;
-	char             buf[80];
+	char             buf[RULES_MAX_NUMBER + 1];
 	double           d;
 
 	if (ret_off != NULL)
