@@ -305,6 +305,13 @@ ck_read_list_file(ck *c, const rules_plist *pl, size_t *ret_len)
 		    "cannot open list file '%s': %s", path, strerror(errno));
 		goto out;
 	}
+	/* recorded even if reading fails below: the prog is not kept then anyway */
+	if ((c->prog->list_files[c->prog->nlist_files] =
+	    rules_arena_strndup(&c->prog->arena, full, strlen(full))) == NULL) {
+		c->nomem = true;
+		goto out;
+	}
+	c->prog->nlist_files++;
 	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
 		rules_diag_add(c->sink, pl->path.off, VIGIL_EIO, "list file '%s' is not a regular file",
 		    path);
@@ -1039,7 +1046,10 @@ rules_check_program(rules_ast *ast, const rules_schema *schema, const rules_opts
 	prog->lists = calloc(c.caplists + 1, sizeof *prog->lists);
 	prog->thresh = calloc(ast->nthresh + 1, sizeof *prog->thresh);
 	prog->rules = calloc(ast->nrules + 1, sizeof *prog->rules);
-	if (prog->lists == NULL || prog->thresh == NULL || prog->rules == NULL) {
+	prog->list_files = rules_arena_alloc(&prog->arena,
+	    (ast->nlists + 1) * sizeof *prog->list_files);
+	if (prog->lists == NULL || prog->thresh == NULL || prog->rules == NULL ||
+	    prog->list_files == NULL) {
 		rv = VIGIL_ENOMEM;
 		goto out;
 	}

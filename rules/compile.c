@@ -535,6 +535,18 @@ rules_prog_nrules(const rules_prog *prog)
 	return prog->nrules;
 }
 
+uint32_t
+rules_prog_nlist_files(const rules_prog *prog)
+{
+	return prog->nlist_files;
+}
+
+const char *
+rules_prog_list_file(const rules_prog *prog, uint32_t i)
+{
+	return i < prog->nlist_files ? prog->list_files[i] : NULL;
+}
+
 void
 rules_prog_rule(const rules_prog *prog, uint32_t i, rules_rule_info *ret_info)
 {

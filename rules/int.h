@@ -313,6 +313,8 @@ struct rules_prog {
 	uint32_t              nthresh;
 	rules_list           *lists;
 	uint32_t              nlists;
+	const char          **list_files; /* [nlist_files] base_dir/name as opened (arena) */
+	uint32_t              nlist_files;
 	uint32_t             *slots_used;
 	uint32_t              nslots_used;
 	uint32_t              nslots;   /* rules_schema_nslots of the compile schema */

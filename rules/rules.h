@@ -113,6 +113,14 @@ typedef struct rules_rule_info {
 const char *rules_prog_version(const rules_prog *prog); /* declared `version "..."` */
 const char *rules_prog_hash(const rules_prog *prog);    /* hex content hash of file + list files */
 uint32_t    rules_prog_nrules(const rules_prog *prog);
+/*
+ * The list files prog read (`list x = file "..."`), one per such list, in
+ * declaration order, as opened: base_dir "/" the name in the rule file. The
+ * hash covers their bytes, so a file watch (vigild) watches these with the
+ * rule file. rules_prog_list_file returns NULL for i out of range.
+ */
+uint32_t    rules_prog_nlist_files(const rules_prog *prog);
+const char *rules_prog_list_file(const rules_prog *prog, uint32_t i);
 void        rules_prog_rule(const rules_prog *prog, uint32_t i, rules_rule_info *ret_info);
 /* Looks a rule up by name; VIGIL_ENOTFOUND if absent. */
 vigil_err   rules_prog_rule_find(const rules_prog *prog, const char *name, uint32_t *ret_i);

@@ -10,8 +10,9 @@
  *
  * The main thread owns every slow, rare change: it waits for signals with a
  * 100 ms timeout and on each tick checks the feature generation (every
- * 200 ms), the rule file (mtime, size and inode, debounced one tick so a
- * file being written is not compiled half-way) and the systemd watchdog,
+ * 200 ms), the rule file and the list files the loaded rules read (mtime,
+ * size and inode, debounced one tick so a file being written is not
+ * compiled half-way) and the systemd watchdog,
  * and every 10 s wakes the housekeeping thread (store_db_maintain: archive
  * day rotation, compression, retention, live-state sweep). Housekeeping has
  * a thread of its own because compressing a closed segment can take seconds,
@@ -63,64 +64,167 @@ srv_log(const char *fmt, ...)
 		return;
 }
 
-typedef struct main_watch {
-	bool     known;
-	bool     pending; /* changed on the last tick; reload if still the same */
-	bool     missing;
-	ino_t    ino;
-	off_t    size;
+/*
+ * The rule-file watch: the rule file and every list file the loaded rules
+ * read (rules_prog_list_file), each by inode, size and mtime. After a
+ * reload (good or bad) the list set is the one of the rules now serving:
+ * when a file does not compile, the last good set's files stay watched.
+ */
+typedef struct main_wfile {
+	char           *path;    /* malloc'd */
+	bool            known;   /* stat'ed at least once */
+	bool            missing; /* the last stat failed (logged once) */
+	ino_t           ino;
+	off_t           size;
 	struct timespec mtime;
+} main_wfile;
+
+typedef struct main_watch {
+	bool        pending; /* changed on the last tick; reload if still the same */
+	uint32_t    changed; /* index of the file that changed last (for the log) */
+	main_wfile *files;   /* [0] the rule file, then the list files */
+	uint32_t    n;
 } main_watch;
 
+/* Stats f; true if it changed since the last stat (or was never stat'ed). */
 static bool
-main_stat(const char *path, main_watch *w, bool *ret_missing)
+main_wfile_stat(main_wfile *f)
 {
 	struct stat st;
 
-	if (stat(path, &st) != 0) {
-		*ret_missing = true;
+	if (stat(f->path, &st) != 0) {
+		if (!f->missing)
+			srv_log("rules: %s: %s; the loaded rules keep serving", f->path,
+			    strerror(errno));
+		f->missing = true;
 		return false;
 	}
-	*ret_missing = false;
-	w->ino = st.st_ino;
-	w->size = st.st_size;
-	w->mtime = st.st_mtim;
+	f->missing = false;
+	if (f->known && f->ino == st.st_ino && f->size == st.st_size &&
+	    f->mtime.tv_sec == st.st_mtim.tv_sec && f->mtime.tv_nsec == st.st_mtim.tv_nsec)
+		return false;
+	f->known = true;
+	f->ino = st.st_ino;
+	f->size = st.st_size;
+	f->mtime = st.st_mtim;
 	return true;
 }
 
-static bool
-main_watch_same(const main_watch *a, const main_watch *b)
+static void
+main_watch_free(main_watch *w)
 {
-	return a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-	    a->mtime.tv_nsec == b->mtime.tv_nsec;
+	for (uint32_t i = 0; i < w->n; i++)
+		free(w->files[i].path);
+	free(w->files);
+	memset(w, 0, sizeof *w);
 }
 
-/* One tick of the rule-file watch; reloads once a change has settled. */
+/* Starts watching the rule file (before the first load reads it). */
+static bool
+main_watch_init(main_watch *w, const char *rules_path)
+{
+	memset(w, 0, sizeof *w);
+	w->files = calloc(1, sizeof *w->files);
+	if (w->files == NULL || (w->files[0].path = strdup(rules_path)) == NULL) {
+		free(w->files);
+		w->files = NULL;
+		srv_log("rules: watch: out of memory");
+		return false;
+	}
+	w->n = 1;
+	/* quiet if missing: the load right after reports it, and stops start-up */
+	w->files[0].missing = true;
+	main_wfile_stat(&w->files[0]);
+	return true;
+}
+
+/*
+ * After a load: watch the list files of the rules now serving. A file
+ * watched before keeps the state stat'ed before the load read it, so a
+ * change during the load is seen on the next tick; a new one is stat'ed
+ * now. Out of memory keeps the previous set (and says so).
+ */
+static void
+main_watch_lists(srv_server *s, main_watch *w)
+{
+	srv_ruleset *rs = srv_ruleset_acquire(s);
+	main_wfile *files = NULL;
+	uint32_t n = 1, nl;
+
+	if (w->files == NULL || rs == NULL)
+		goto out;
+	nl = rules_prog_nlist_files(rs->rules->prog);
+	files = calloc((size_t)nl + 1, sizeof *files);
+	if (files == NULL)
+		goto nomem;
+	files[0] = w->files[0];
+	for (uint32_t i = 0; i < nl; i++) {
+		const char *path = rules_prog_list_file(rs->rules->prog, i);
+		uint32_t j;
+
+		for (j = 0; j < n && strcmp(files[j].path, path) != 0; j++)
+			;
+		if (j < n) /* two lists of one file */
+			continue;
+		for (j = 1; j < w->n && strcmp(w->files[j].path, path) != 0; j++)
+			;
+		if (j < w->n) {
+			files[n] = w->files[j];
+			files[n].path = strdup(path);
+		} else {
+			memset(&files[n], 0, sizeof files[n]);
+			files[n].path = strdup(path);
+			if (files[n].path != NULL)
+				main_wfile_stat(&files[n]);
+		}
+		if (files[n].path == NULL)
+			goto nomem;
+		n++;
+	}
+	for (uint32_t i = 1; i < w->n; i++)
+		free(w->files[i].path);
+	free(w->files);
+	w->files = files;
+	w->n = n;
+	files = NULL;
+	goto out;
+nomem:
+	srv_log("rules: watch: out of memory; list files watched as before the load");
+	for (uint32_t i = 1; files != NULL && i < n; i++)
+		free(files[i].path);
+out:
+	free(files);
+	srv_ruleset_release(rs);
+}
+
+/* One tick of the watch; reloads once a change has settled (and every
+ * watched file is there: one being replaced is not compiled half-way). */
 static void
 main_watch_tick(srv_server *s, main_watch *w)
 {
-	main_watch now = *w;
-	bool missing;
+	char why[SRV_PATH_MAX + 32];
+	bool changed = false, missing = false;
 
-	if (!main_stat(s->cfg.rules_path, &now, &missing)) {
-		if (!w->missing)
-			srv_log("rules: %s: %s; the loaded rules keep serving", s->cfg.rules_path,
-			    strerror(errno));
-		w->missing = true;
-		return;
-	}
-	w->missing = false;
-	if (w->known && main_watch_same(&now, w)) {
-		if (w->pending) {
-			w->pending = false;
-			srv_rules_reload(s, "file changed");
+	for (uint32_t i = 0; i < w->n; i++) {
+		if (main_wfile_stat(&w->files[i])) {
+			changed = true;
+			w->changed = i;
 		}
+		missing |= w->files[i].missing;
+	}
+	if (changed) {
+		w->pending = true;
 		return;
 	}
-	now.known = true;
-	now.pending = true;
-	now.missing = false;
-	*w = now;
+	if (!w->pending || missing)
+		return;
+	w->pending = false;
+	if (w->changed == 0)
+		snprintf(why, sizeof why, "file changed");
+	else
+		snprintf(why, sizeof why, "list file %s changed", w->files[w->changed].path);
+	srv_rules_reload(s, why);
+	main_watch_lists(s, w);
 }
 
 static void
@@ -355,16 +459,14 @@ main(int argc, char **argv)
 
 	/* Rules before the store: a bad file fails in milliseconds, not after
 	 * the live state has been rebuilt. */
-	if (s->cfg.rules_watch) {
-		bool missing;
-
-		if (main_stat(s->cfg.rules_path, &watch, &missing))
-			watch.known = true;
-	}
+	if (s->cfg.rules_watch && !main_watch_init(&watch, s->cfg.rules_path))
+		goto out;
 	if (srv_rules_reload(s, "startup") != VIGIL_OK) {
 		status = 2;
 		goto out;
 	}
+	if (s->cfg.rules_watch)
+		main_watch_lists(s, &watch);
 
 	store_db_opts_default(&dbopts);
 	dbopts.archive.fsync = s->cfg.fsync;
@@ -409,8 +511,11 @@ main(int argc, char **argv)
 			srv_log("%s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
 		}
-		if (sig == SIGHUP)
+		if (sig == SIGHUP) {
 			srv_rules_reload(s, "SIGHUP");
+			if (s->cfg.rules_watch)
+				main_watch_lists(s, &watch);
+		}
 		now = vigil_mono_ns() / 1000;
 		if (now - last_refresh >= MAIN_REFRESH_MS * 1000u) {
 			last_refresh = now;
@@ -441,6 +546,7 @@ out:
 	}
 	srv_ruleset_release(s->rs);
 	s->rs = NULL;
+	main_watch_free(&watch);
 	if (status == 0)
 		srv_log("stopped");
 	else

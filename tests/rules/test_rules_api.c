@@ -401,8 +401,34 @@ test_list_files_and_hash(void **state)
 	assert_int_equal(rules_prog_rule_eval(prog, NULL, f, FX_NSLOTS, 0, &o), VIGIL_OK);
 	assert_int_equal(o, RULES_OUTCOME_TRUE);
 	snprintf(hash1, sizeof hash1, "%s", rules_prog_hash(prog));
+	/* the files read, as opened, for vigild's watch */
+	assert_int_equal(rules_prog_nlist_files(prog), 2);
+	assert_string_equal(rules_prog_list_file(prog, 0), lpath);
+	assert_string_equal(rules_prog_list_file(prog, 1), npath);
+	assert_null(rules_prog_list_file(prog, 2));
 	rules_prog_free(prog);
 	prog = NULL;
+	/* inline lists read no file; an explicit base_dir is where files are opened */
+	{
+		static const char inl[] = "list l = [\"a\"]\n"
+		    "rule a { when card_id in l score 1 reason \"x\" }\n";
+		static const char fil[] = "list l = file \"bins.txt\"\n"
+		    "rule a { when card_id in l score 1 reason \"x\" }\n";
+		rules_opts opts = { .base_dir = dir };
+
+		assert_int_equal(rules_compile("i.rules", inl, sizeof inl - 1, schema, NULL, &prog,
+		    &diags), VIGIL_OK);
+		assert_int_equal(rules_prog_nlist_files(prog), 0);
+		assert_null(rules_prog_list_file(prog, 0));
+		rules_prog_free(prog);
+		prog = NULL;
+		assert_int_equal(rules_compile("f.rules", fil, sizeof fil - 1, schema, &opts, &prog,
+		    &diags), VIGIL_OK);
+		assert_int_equal(rules_prog_nlist_files(prog), 1);
+		assert_string_equal(rules_prog_list_file(prog, 0), lpath);
+		rules_prog_free(prog);
+		prog = NULL;
+	}
 
 	/* same bytes, same hash; a list file change changes it */
 	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_OK);

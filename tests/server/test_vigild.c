@@ -7,7 +7,8 @@
  * (a closed segment compressed by the running server, recovery's note on a
  * corrupt record logged); admin HTTP;
  * hot reload of a good and a bad rule file and a feature-generation switch
- * while traffic runs (no request fails); SIGTERM under load loses no
+ * while traffic runs (no request fails); list files watched like the rule
+ * file (an edit reloads without SIGHUP, a bad one keeps the old rules); SIGTERM under load loses no
  * acknowledged transaction (every ACKed txn_id is found in the archive).
  */
 #include <setjmp.h>
@@ -928,6 +929,109 @@ test_hot_reload_under_traffic(void **state)
 	rmdir(dir);
 }
 
+/* ---- list files are watched with the rule file ---- */
+
+static const char rules_lists[] =
+    "version \"lists-1\"\nband review = 50\nband decline = 100\n"
+    "list blocked = file \"blocked.txt\"\n"
+    "list odd = number file \"amounts.txt\"\n"
+    "rule blocked { when card_id in blocked score 100 reason \"blocked\" }\n"
+    "rule odd_amount { when amount in odd score 60 reason \"odd\" }\n";
+
+/* Polls health until the rules hash differs from `from` (or failures reach
+ * `failures`); returns the reply, which the caller frees. */
+static Vigil__V1__Reply *
+wait_rules(const char *url, const char *from, uint64_t failures)
+{
+	Vigil__V1__Reply *h = NULL;
+
+	for (int i = 0; i < 100; i++) {
+		sleep_ms(100);
+		h = health(url);
+		if ((from != NULL && strcmp(h->health->rules_version, from) != 0) ||
+		    (from == NULL && h->health->rules_load_failures >= failures))
+			return h;
+		vigil__v1__reply__free_unpacked(h, NULL);
+		h = NULL;
+	}
+	fail_msg("rules did not change within 10 s");
+	return NULL;
+}
+
+static void
+test_list_file_watch(void **state)
+{
+	vt_server s = { 0 };
+	char dir[64] = "/tmp/vigil-lists-XXXXXX", path[128], v1[80], v2[80];
+	Vigil__V1__Reply *h, *r;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	write_file(dir, "blocked.txt", "card-x\n");
+	write_file(dir, "amounts.txt", "12.5\n");
+	write_file(dir, "lists.rules", rules_lists);
+	snprintf(path, sizeof path, "%s/lists.rules", dir);
+	assert_int_equal(vt_server_start(&s, path, NULL), 0);
+	h = health(s.url);
+	snprintf(v1, sizeof v1, "%s", h->health->rules_version);
+	vigil__v1__reply__free_unpacked(h, NULL);
+	r = score_ok(s.url, "l-1", "card-y", 1250, T0, true);
+	assert_true(has_hit(r, "odd_amount"));
+	assert_false(has_hit(r, "blocked"));
+	vigil__v1__reply__free_unpacked(r, NULL);
+
+	/* Blocking card-y is a list edit, no SIGHUP: the hash (over the list
+	 * bytes too) changes and the next score sees it. */
+	write_file(dir, "blocked.txt", "card-x\ncard-y\n");
+	h = wait_rules(s.url, v1, 0);
+	snprintf(v2, sizeof v2, "%s", h->health->rules_version);
+	assert_int_equal(h->health->rules_load_failures, 0);
+	vigil__v1__reply__free_unpacked(h, NULL);
+	r = score_ok(s.url, "l-2", "card-y", 1250, T0, true);
+	assert_true(has_hit(r, "blocked"));
+	assert_string_equal(r->score->rules_version, v2);
+	vigil__v1__reply__free_unpacked(r, NULL);
+
+	/* A bad number list: rejected, reported, the rules of v2 keep serving. */
+	write_file(dir, "amounts.txt", "12.5\nabc\n");
+	h = wait_rules(s.url, NULL, 1);
+	assert_int_equal(h->health->rules_load_failures, 1);
+	assert_string_equal(h->health->rules_version, v2);
+	if (strstr(h->health->rules_last_error,
+	    "list file 'amounts.txt': line 2: 'abc' is not a number") == NULL)
+		fail_msg("last error \"%s\"", h->health->rules_last_error);
+	vigil__v1__reply__free_unpacked(h, NULL);
+	r = score_ok(s.url, "l-3", "card-y", 1250, T0, true);
+	assert_true(has_hit(r, "blocked"));
+	assert_true(has_hit(r, "odd_amount"));
+	vigil__v1__reply__free_unpacked(r, NULL);
+
+	/* The last good set's files stay watched: fixing the list reloads. */
+	write_file(dir, "amounts.txt", "7\n");
+	h = wait_rules(s.url, v2, 0);
+	assert_int_equal(h->health->rules_load_failures, 1);
+	assert_string_equal(h->health->rules_last_error, "");
+	vigil__v1__reply__free_unpacked(h, NULL);
+	r = score_ok(s.url, "l-4", "card-y", 1250, T0, true);
+	assert_true(has_hit(r, "blocked"));
+	assert_false(has_hit(r, "odd_amount"));
+	vigil__v1__reply__free_unpacked(r, NULL);
+	r = score_ok(s.url, "l-5", "card-z", 700, T0, true);
+	assert_true(has_hit(r, "odd_amount"));
+	assert_false(has_hit(r, "blocked"));
+	vigil__v1__reply__free_unpacked(r, NULL);
+
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	for (int i = 0; i < 3; i++) {
+		static const char *const names[] = { "lists.rules", "blocked.txt", "amounts.txt" };
+
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 /* ---- generation switch under traffic ---- */
 
 static void
@@ -1180,6 +1284,7 @@ main(void)
 		cmocka_unit_test(test_http),
 		cmocka_unit_test(test_http_bad_input),
 		cmocka_unit_test(test_hot_reload_under_traffic),
+		cmocka_unit_test(test_list_file_watch),
 		cmocka_unit_test(test_generation_switch_under_traffic),
 		cmocka_unit_test(test_backpressure_overloaded),
 		cmocka_unit_test(test_backpressure_overloaded_queued),
