@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
+#include <nng/nng.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,20 +136,65 @@ cfg_str(const char *s, char *dst, size_t cap, bool nonempty, char *reason, size_
 	return true;
 }
 
+/*
+ * A listen URL as nng_listen will take it, so that --check-config catches
+ * what would otherwise fail only at start: tcp://HOST:PORT (tcp4://, tcp6://;
+ * an empty HOST or * is every address) with a port from 1 to 65535 and
+ * nothing after it, or ipc://PATH with a path. Host names are resolved at
+ * start, not here.
+ */
 static bool
 cfg_url(const char *u, char *reason, size_t rlen)
 {
-	if (strncmp(u, "tcp://", 6) != 0 && strncmp(u, "ipc://", 6) != 0 &&
-	    strncmp(u, "tcp4://", 7) != 0 && strncmp(u, "tcp6://", 7) != 0 &&
-	    strncmp(u, "inproc://", 9) != 0) {
-		snprintf(reason, rlen, "\"%s\" is not a tcp://, ipc:// or inproc:// URL", u);
-		return false;
-	}
+	nng_url *url = NULL;
+	bool ok = false;
+	int rv;
+
 	if (strlen(u) >= SRV_URL_MAX) {
 		snprintf(reason, rlen, "URL is longer than %d bytes", SRV_URL_MAX - 1);
 		return false;
 	}
-	return true;
+	rv = nng_url_parse(&url, u);
+	if (rv == NNG_ENOMEM) {
+		snprintf(reason, rlen, "out of memory");
+		return false;
+	}
+	if (rv != 0 || (strcmp(url->u_scheme, "tcp") != 0 && strcmp(url->u_scheme, "tcp4") != 0 &&
+	    strcmp(url->u_scheme, "tcp6") != 0 && strcmp(url->u_scheme, "ipc") != 0)) {
+		snprintf(reason, rlen, "\"%s\" is not a tcp://HOST:PORT or ipc://PATH URL", u);
+		goto out;
+	}
+	if (strcmp(url->u_scheme, "ipc") == 0) {
+		if (url->u_path[0] == '\0') {
+			snprintf(reason, rlen, "\"%s\" has no path (ipc://PATH)", u);
+			goto out;
+		}
+	} else {
+		const char *p = url->u_port;
+		unsigned long port = 0;
+
+		if (p[0] == '\0') {
+			snprintf(reason, rlen, "\"%s\" has no port (tcp://HOST:PORT)", u);
+			goto out;
+		}
+		for (; *p >= '0' && *p <= '9' && port <= 65535; p++)
+			port = port * 10 + (unsigned long)(*p - '0');
+		if (*p != '\0' || port == 0 || port > 65535) {
+			snprintf(reason, rlen, "\"%s\": port \"%s\" is not a number from 1 to 65535", u,
+			    url->u_port);
+			goto out;
+		}
+		if (url->u_path[0] != '\0' || url->u_userinfo != NULL || url->u_query != NULL ||
+		    url->u_fragment != NULL) {
+			snprintf(reason, rlen, "\"%s\" has more than tcp://HOST:PORT", u);
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	if (url != NULL)
+		nng_url_free(url);
+	return ok;
 }
 
 /* "a, b ,c" -> listen[]; replaces the list. */

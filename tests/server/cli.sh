@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # tests/server/cli.sh - vigild's command line as scripts see it: --help and
 # --version exit 0; a bad flag, a bad INI value or a bad rule file is one
-# "vigild: ..." line naming the place and exit 2; --check-config; a second
+# "vigild: ..." line naming the place and exit 2 (a listen URL nng would
+# refuse too); --check-config; a second
 # vigild on a locked data directory exits 1 with the reason.
 set -eu
 
@@ -41,6 +42,13 @@ expect 2 '^vigild: no rule file: set \[rules\] path or --rules$' "$V"
 printf '[server]\nworkers = 2\nmax_inflight = lots\n' >"$D/bad.ini"
 expect 2 "^vigild: config $D/bad.ini:3: max_inflight: \"lots\" is not a non-negative integer\$" \
 	"$V" --config "$D/bad.ini" --rules "$R"
+
+# A listen URL that nng would refuse at start is refused by --check-config.
+expect 2 '^vigild: --listen: "tcp://" has no port (tcp://HOST:PORT)$' \
+	"$V" --rules "$R" --listen tcp:// --check-config
+printf '[server]\nlisten = ipc://%s/a.sock, gopher://x:70\n' "$D" >"$D/badurl.ini"
+expect 2 "^vigild: config $D/badurl.ini:2: listen: \"gopher://x:70\" is not a tcp://HOST:PORT or ipc://PATH URL\$" \
+	"$V" --config "$D/badurl.ini" --rules "$R" --check-config
 
 printf 'version "x"\nrule r {\n  when amount > > 5\n}\n' >"$D/bad.rules"
 expect 2 "$D/bad.rules:3:" "$V" --rules "$D/bad.rules" --check-config

@@ -2,7 +2,8 @@
 /*
  * tests/server/test_config.c - unit tests of vigild's configuration
  * (server/config.c): defaults, INI keys, flags winning over the file, and
- * the one-line error for every bad value, down to the line number.
+ * the one-line error for every bad value, down to the line number; listen
+ * URLs checked as nng will parse them at start.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -381,6 +382,64 @@ test_flag_errors(void **state)
 	assert_int_equal(act, SRV_VERSION);
 }
 
+/* Listen URLs are parsed as nng_listen will parse them: what passes here
+ * does not fail at start for its form (only for the address itself). */
+static void
+test_listen_urls(void **state)
+{
+	static const char *const good[] = {
+		"tcp://127.0.0.1:9465", "tcp://localhost:1", "tcp://:9465", "tcp://*:65535",
+		"tcp4://127.0.0.1:9465", "tcp6://[::1]:9465", "tcp://[::1]:9465",
+		"ipc:///run/vigil/vigild.sock", "ipc://vigild.sock",
+	};
+	static const struct {
+		const char *url, *reason;
+	} bad[] = {
+		{ "tcp://", "\"tcp://\" has no port (tcp://HOST:PORT)" },
+		{ "tcp://127.0.0.1", "\"tcp://127.0.0.1\" has no port (tcp://HOST:PORT)" },
+		{ "tcp://127.0.0.1:", "\"tcp://127.0.0.1:\" is not a tcp://HOST:PORT or ipc://PATH URL" },
+		{ "tcp://127.0.0.1:0", "\"tcp://127.0.0.1:0\": port \"0\" is not a number from 1 to 65535" },
+		{ "tcp://h:65536", "\"tcp://h:65536\": port \"65536\" is not a number from 1 to 65535" },
+		{ "tcp://h:99999999999999999999", "\"tcp://h:99999999999999999999\": port "
+		    "\"99999999999999999999\" is not a number from 1 to 65535" },
+		{ "tcp://h:http", "\"tcp://h:http\": port \"http\" is not a number from 1 to 65535" },
+		{ "tcp://h:9465/x", "\"tcp://h:9465/x\" has more than tcp://HOST:PORT" },
+		{ "tcp://h:9465?a=b", "\"tcp://h:9465?a=b\" has more than tcp://HOST:PORT" },
+		{ "tcp://u@h:9465", "\"tcp://u@h:9465\" has more than tcp://HOST:PORT" },
+		{ "ipc://", "\"ipc://\" has no path (ipc://PATH)" },
+		{ "inproc://x", "\"inproc://x\" is not a tcp://HOST:PORT or ipc://PATH URL" },
+		{ "ws://h:80/x", "\"ws://h:80/x\" is not a tcp://HOST:PORT or ipc://PATH URL" },
+		{ "127.0.0.1:9465", "\"127.0.0.1:9465\" is not a tcp://HOST:PORT or ipc://PATH URL" },
+	};
+	srv_config c;
+	srv_action act;
+	char err[512], ini[256], want[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		if (load(&c, &act, err, sizeof err, "--rules", "r", "--listen", good[i], NULL) !=
+		    VIGIL_OK)
+			fail_msg("--listen %s: %s", good[i], err);
+		assert_int_equal(c.nlisten, 1);
+		assert_string_equal(c.listen[0], good[i]);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--listen",
+		    bad[i].url, NULL), VIGIL_EINVAL);
+		snprintf(want, sizeof want, "--listen: %s", bad[i].reason);
+		assert_string_equal(err, want);
+		/* the same from the file, with its line; the first bad URL of a list */
+		snprintf(ini, sizeof ini, "[server]\nworkers = 2\nlisten = ipc:///tmp/a.sock, %s\n",
+		    bad[i].url);
+		write_ini(ini);
+		assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, "--rules", "r",
+		    NULL), VIGIL_EINVAL);
+		snprintf(want, sizeof want, "config %s:3: listen: %s", ini_path, bad[i].reason);
+		assert_string_equal(err, want);
+		unlink(ini_path);
+	}
+}
+
 static void
 test_hostport(void **state)
 {
@@ -412,6 +471,7 @@ main(void)
 		cmocka_unit_test(test_max_future_skew),
 		cmocka_unit_test(test_flag_errors),
 		cmocka_unit_test(test_hostport),
+		cmocka_unit_test(test_listen_urls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
