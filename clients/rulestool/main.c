@@ -91,17 +91,31 @@ static const char *test_usage =
 
 /* ---- files ---- */
 
-/* Reads path ("-" = stdin) into a NUL-terminated buffer; prints the error. */
+/*
+ * Reads path ("-" = stdin) into a NUL-terminated buffer; prints the error
+ * as a whole-file diagnostic, "FILE: error: MESSAGE", the form the rules
+ * library (and so vigild --check-config) gives the same problems. Pipes
+ * are read (`<(...)`, stdin); a directory is not.
+ */
 static char *
 tool_read(const char *path, size_t *ret_len)
 {
-	FILE  *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	char  *buf = NULL, *res = NULL;
-	size_t n = 0, cap = 0;
+	FILE       *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	char       *buf = NULL, *res = NULL;
+	size_t      n = 0, cap = 0;
+	struct stat st;
 
 	if (f == NULL) {
-		fprintf(stderr, "vigil-rules: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "%s: error: cannot open: %s\n", path, strerror(errno));
 		return NULL;
+	}
+	if (fstat(fileno(f), &st) != 0) {
+		fprintf(stderr, "%s: error: cannot stat: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
+		fprintf(stderr, "%s: error: not a regular file\n", path);
+		goto out;
 	}
 	for (;;) {
 		size_t got;
@@ -114,7 +128,7 @@ tool_read(const char *path, size_t *ret_len)
 				ncap = TOOL_MAX_FILE + 4096 + 1;
 			nb = realloc(buf, ncap);
 			if (nb == NULL) {
-				fprintf(stderr, "vigil-rules: %s: out of memory\n", path);
+				fprintf(stderr, "%s: error: out of memory\n", path);
 				goto out;
 			}
 			buf = nb;
@@ -123,14 +137,15 @@ tool_read(const char *path, size_t *ret_len)
 		got = fread(buf + n, 1, cap - n - 1, f);
 		n += got;
 		if (n > TOOL_MAX_FILE) {
-			fprintf(stderr, "vigil-rules: %s: larger than %u bytes\n", path, TOOL_MAX_FILE);
+			fprintf(stderr, "%s: error: larger than the limit of %u bytes\n", path,
+			    TOOL_MAX_FILE);
 			goto out;
 		}
 		if (got == 0)
 			break;
 	}
 	if (ferror(f)) {
-		fprintf(stderr, "vigil-rules: %s: read error: %s\n", path, strerror(errno));
+		fprintf(stderr, "%s: error: read failed: %s\n", path, strerror(errno));
 		goto out;
 	}
 	buf[n] = '\0';

@@ -29,6 +29,11 @@ expect_grep() {
 	grep -qF -- "$1" "$2" || fail "expected '$1' in $2: $(head -c 400 "$2")"
 }
 
+# expect_line TEXT FILE: FILE is exactly the one line TEXT
+expect_line() {
+	[ "$(cat "$2")" = "$1" ] || fail "expected exactly '$1' in $2: $(head -c 400 "$2")"
+}
+
 # help and usage
 expect_rc 0 "$V" --help
 expect_grep "usage: vigil-rules COMMAND" "$T/out"
@@ -40,8 +45,15 @@ expect_rc 2 "$V"
 expect_rc 2 "$V" frobnicate
 expect_rc 2 "$V" check
 expect_rc 2 "$V" check --bogus x
+# a file that cannot be read is one "FILE: error: ..." line, as vigild and
+# the library say it, and exit 2 (I/O), whatever the command
 expect_rc 2 "$V" check "$T/no-such-file.rules"
-expect_grep "no-such-file.rules: No such file or directory" "$T/err"
+expect_line "$T/no-such-file.rules: error: cannot open: No such file or directory" "$T/err"
+mkdir "$T/dir.rules"
+expect_rc 2 "$V" check "$T/dir.rules"
+expect_line "$T/dir.rules: error: not a regular file" "$T/err"
+expect_rc 2 "$V" fmt "$T/dir.rules"
+expect_line "$T/dir.rules: error: not a regular file" "$T/err"
 
 # check: a broken file gives every error with line, column and caret
 cat >"$T/bad.rules" <<'R'
