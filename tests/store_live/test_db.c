@@ -3,11 +3,14 @@
  * tests/store_live/test_db.c - store_db on a data directory: the live state
  * after reopening equals a recomputation from the archive (recent and
  * historic event times), retries after a reopen return the first outcome,
- * labels are archived, read-only opening, generation at open.
+ * labels are archived, read-only opening, generation at open;
+ * store_db_close_exiting leaves files a reopen finds clean and complete.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -315,6 +318,192 @@ test_recovery_labels_newer_than_scores(void **state)
 	tmpdir_free(dir);
 }
 
+/* ---- store_db_close_exiting (vigil-replay's close) ---- */
+
+#define EXIT_N 400
+
+/* A generation with one card profile; returns its number. */
+static uint64_t
+exit_write_gen(const char *dir)
+{
+	store_genw        *w = NULL;
+	store_gen_meta     meta;
+	store_card_profile cp;
+	store_diag         d;
+
+	assert_int_equal(store_genw_begin(dir, &w, &d), VIGIL_OK);
+	memset(&cp, 0, sizeof cp);
+	cp.count_90d = 7;
+	assert_int_equal(store_genw_put_card(w, "card-0", &cp), VIGIL_OK);
+	memset(&meta, 0, sizeof meta);
+	meta.generation = store_genw_generation(w);
+	meta.as_of_ms = T0;
+	meta.window_ms = 90 * DAY_MS;
+	meta.built_at_ms = vigil_now_ms();
+	if (store_genw_commit(w, &meta, 0, &d) != VIGIL_OK)
+		fail_msg("genw commit: %s", d.msg);
+	return meta.generation;
+}
+
+/*
+ * The child: a process that opens the store, scores, labels and exits right
+ * after store_db_close_exiting, as vigil-replay does. No cmocka here (a
+ * failed assertion would go on running the suite in the child): the status
+ * says what failed. _exit: no atexit handler (LeakSanitizer's among them,
+ * which would report the live state deliberately left) and no stdio flush,
+ * so only what close_exiting itself did reaches the files.
+ */
+static void
+exit_child(const char *dir, uint64_t gen)
+{
+	static store_scored s;
+	store_db     *db = NULL;
+	store_db_opts o;
+	store_ctx    *ctx;
+	store_label   l;
+	store_diag    d;
+	vigil_value   f[256];
+	store_outcome prior;
+	unsigned      seed = 11;
+
+	store_db_opts_default(&o);
+	o.archive.fsync = STORE_FSYNC_INTERVAL; /* its flusher thread must stop too */
+	if (store_db_open(dir, &o, &db, NULL, &d) != VIGIL_OK || store_db_generation(db) != gen)
+		_exit(10);
+	ctx = store_ctx_new(db);
+	if (ctx == NULL)
+		_exit(11);
+	for (int i = 0; i < EXIT_N; i++) {
+		char      id[32];
+		vigil_txn x;
+
+		snprintf(id, sizeof id, "x-%d", i);
+		x = gen_txn(&seed, id, T0 - HOUR_MS, i, 6);
+		if (store_score_begin(db, ctx, &x, f, store_schema_nfields(), &prior) != VIGIL_OK)
+			_exit(12);
+		scored_make(&s, &x, i % 90);
+		if (store_score_commit(db, ctx, &s, &d) != VIGIL_OK)
+			_exit(13);
+	}
+	memset(&l, 0, sizeof l);
+	snprintf(l.txn_id, sizeof l.txn_id, "x-0");
+	snprintf(l.card_id, sizeof l.card_id, "card-0");
+	snprintf(l.source, sizeof l.source, "chargeback");
+	l.fraud = true;
+	l.label_time_ms = T0;
+	l.received_at_ms = T0 + 5;
+	if (store_label_record(db, &l, &d) != VIGIL_OK)
+		_exit(14);
+	store_ctx_free(ctx);
+	store_db_close_exiting(db);
+	_exit(0);
+}
+
+/*
+ * store_db_close_exiting leaves only the live state's memory to the exit:
+ * the archive is closed as store_db_close closes it (every acknowledged
+ * record on disk, the open segment cut back to its frames, the lock
+ * released) and so is the generation. Reopening finds a clean archive: no
+ * torn tail, no corrupt record, every score and the label, a live state
+ * equal to a recomputation from the archive, retries answered with the
+ * first outcome, the same generation.
+ */
+static void
+test_close_exiting_leaves_files_consistent(void **state)
+{
+	char          *dir = tmpdir_new();
+	char           adir[4200], seg[4300], lastseg[256] = "";
+	uint64_t       gen = exit_write_gen(dir), segend = 0;
+	store_db      *db = NULL, *mem = NULL;
+	store_gen     *g = NULL;
+	store_db_opts  o;
+	store_recovery rec;
+	store_diag     d;
+	store_reader  *rd = NULL;
+	store_record   r;
+	store_db_stats st;
+	struct stat    sb;
+	int64_t        wmax;
+	int            scores = 0, labels = 0, status;
+	pid_t          pid;
+	vigil_err      rv;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		exit_child(dir, gen);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("child: status %d (exit %d)", status, WIFEXITED(status) ?
+		    WEXITSTATUS(status) : -1);
+
+	/* Before anything reopens (and recovers) it: every record is there,
+	 * and each segment file ends at its last frame (no preallocated tail). */
+	snprintf(adir, sizeof adir, "%s/archive", dir);
+	assert_int_equal(store_reader_open(adir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &d),
+	    VIGIL_OK);
+	while ((rv = store_reader_next(rd, &r, &d)) == VIGIL_OK) {
+		if (strcmp(r.segment, lastseg) != 0) {
+			if (lastseg[0] != '\0') {
+				snprintf(seg, sizeof seg, "%s/%s", adir, lastseg);
+				assert_int_equal(stat(seg, &sb), 0);
+				assert_int_equal((uint64_t)sb.st_size, segend);
+			}
+			snprintf(lastseg, sizeof lastseg, "%s", r.segment);
+		}
+		segend = r.offset + 32 + r.len;
+		scores += r.type == STORE_REC_SCORE;
+		labels += r.type == STORE_REC_LABEL;
+	}
+	if (rv != VIGIL_ENOTFOUND)
+		fail_msg("reader: %s: %s", vigil_strerror(rv), d.msg);
+	store_reader_close(rd);
+	assert_int_equal(scores, EXIT_N);
+	assert_int_equal(labels, 1);
+	assert_true(lastseg[0] != '\0');
+	snprintf(seg, sizeof seg, "%s/%s", adir, lastseg);
+	assert_int_equal(stat(seg, &sb), 0);
+	assert_int_equal((uint64_t)sb.st_size, segend);
+
+	/* Reopening: nothing to recover, and the state is the archive's. */
+	store_db_opts_default(&o);
+	o.archive.fsync = STORE_FSYNC_NEVER;
+	memset(&rec, 0, sizeof rec);
+	d.msg[0] = '\0';
+	rv = store_db_open(dir, &o, &db, &rec, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("store_db_open: %s: %s", vigil_strerror(rv), d.msg);
+	assert_string_equal(d.msg, "");
+	assert_int_equal(rec.torn_records, 0);
+	assert_int_equal(rec.torn_bytes, 0);
+	assert_int_equal(rec.last_seq, EXIT_N + 1);
+	assert_int_equal(store_db_generation(db), gen);
+	store_db_get_stats(db, &st);
+	assert_int_equal(st.dedupe_entries, EXIT_N);
+	replay_into_memory(dir, &mem, &wmax);
+	assert_int_equal(store_gen_open(dir, gen, &g, &d), VIGIL_OK);
+	store_db_set_gen(mem, g); /* batch features from the same generation */
+	assert_same_probes(db, mem, 6, wmax);
+	{
+		store_ctx    *ctx = store_ctx_new(db);
+		unsigned      seed = 11;
+		vigil_txn     x = gen_txn(&seed, "x-0", T0 - HOUR_MS, 0, 6);
+		vigil_value   f[256];
+		store_outcome prior;
+
+		assert_non_null(ctx);
+		assert_int_equal(store_score_begin(db, ctx, &x, f, store_schema_nfields(), &prior),
+		    VIGIL_EEXIST);
+		assert_int_equal(prior.score, 0);
+		store_ctx_free(ctx);
+	}
+	store_db_close(mem);
+	store_gen_close(g);
+	store_db_close(db);
+	tmpdir_free(dir);
+}
+
 int
 main(void)
 {
@@ -326,6 +515,7 @@ main(void)
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_recovery_reports_corruption),
 		cmocka_unit_test(test_recovery_labels_newer_than_scores),
+		cmocka_unit_test(test_close_exiting_leaves_files_consistent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
