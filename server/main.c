@@ -197,26 +197,28 @@ out:
 	srv_ruleset_release(rs);
 }
 
-/* One tick of the watch; reloads once a change has settled (and every
- * watched file is there: one being replaced is not compiled half-way). */
+/*
+ * One tick of the watch; reloads once a change has settled and the rule
+ * file is there. A list file that is gone does not hold the reload back:
+ * the new rules may no longer read it (and if they do, the load says so).
+ */
 static void
 main_watch_tick(srv_server *s, main_watch *w)
 {
 	char why[SRV_PATH_MAX + 32];
-	bool changed = false, missing = false;
+	bool changed = false;
 
 	for (uint32_t i = 0; i < w->n; i++) {
 		if (main_wfile_stat(&w->files[i])) {
 			changed = true;
 			w->changed = i;
 		}
-		missing |= w->files[i].missing;
 	}
 	if (changed) {
 		w->pending = true;
 		return;
 	}
-	if (!w->pending || missing)
+	if (!w->pending || w->files[0].missing)
 		return;
 	w->pending = false;
 	if (w->changed == 0)

@@ -938,6 +938,11 @@ static const char rules_lists[] =
     "rule blocked { when card_id in blocked score 100 reason \"blocked\" }\n"
     "rule odd_amount { when amount in odd score 60 reason \"odd\" }\n";
 
+static const char rules_lists_one[] =
+    "version \"lists-2\"\nband review = 50\nband decline = 100\n"
+    "list blocked = file \"blocked.txt\"\n"
+    "rule blocked { when card_id in blocked score 100 reason \"blocked\" }\n";
+
 /* Polls health until the rules hash differs from `from` (or failures reach
  * `failures`); returns the reply, which the caller frees. */
 static Vigil__V1__Reply *
@@ -1019,6 +1024,21 @@ test_list_file_watch(void **state)
 	r = score_ok(s.url, "l-5", "card-z", 700, T0, true);
 	assert_true(has_hit(r, "odd_amount"));
 	assert_false(has_hit(r, "blocked"));
+	vigil__v1__reply__free_unpacked(r, NULL);
+	h = health(s.url);
+	snprintf(v2, sizeof v2, "%s", h->health->rules_version);
+	vigil__v1__reply__free_unpacked(h, NULL);
+
+	/* A list file deleted, then the rules edited not to read it: the gone
+	 * file does not hold the reload back. */
+	snprintf(path, sizeof path, "%s/amounts.txt", dir);
+	assert_int_equal(unlink(path), 0);
+	write_file(dir, "lists.rules", rules_lists_one);
+	h = wait_rules(s.url, v2, 0);
+	assert_int_equal(h->health->rules_load_failures, 1);
+	vigil__v1__reply__free_unpacked(h, NULL);
+	r = score_ok(s.url, "l-6", "card-z", 700, T0, true);
+	assert_false(has_hit(r, "odd_amount"));
 	vigil__v1__reply__free_unpacked(r, NULL);
 
 	assert_int_equal(vt_server_stop(&s), 0);
