@@ -30,6 +30,7 @@ static const struct {
 	[VIGIL_EPROTO]    = { "EPROTO", "protocol error (malformed message)" },
 	[VIGIL_EAGAIN]    = { "EAGAIN", "try again" },
 	[VIGIL_EINTERNAL] = { "EINTERNAL", "internal error" },
+	[VIGIL_ECONFLICT] = { "ECONFLICT", "id already used for different content" },
 };
 
 const char *

@@ -42,6 +42,7 @@ typedef enum vigil_err {
 	VIGIL_EPROTO,    /* malformed or unexpected wire message */
 	VIGIL_EAGAIN,    /* try again later */
 	VIGIL_EINTERNAL, /* a bug: an invariant did not hold */
+	VIGIL_ECONFLICT, /* an id already used for other content (a reused txn_id) */
 	VIGIL_ERR_COUNT_
 } vigil_err;
 

@@ -100,6 +100,10 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	    "score requests answered with the first outcome of an earlier txn_id");
 	evbuffer_add_printf(out, "vigil_duplicates_total %llu\n",
 	    (unsigned long long)atomic_load(&m->duplicates));
+	metrics_head(out, "vigil_txn_id_conflicts_total", "counter",
+	    "score requests refused because their txn_id was scored for a different transaction");
+	evbuffer_add_printf(out, "vigil_txn_id_conflicts_total %llu\n",
+	    (unsigned long long)atomic_load(&m->id_conflicts));
 	metrics_head(out, "vigil_dry_runs_total", "counter", "dry-run score requests");
 	evbuffer_add_printf(out, "vigil_dry_runs_total %llu\n",
 	    (unsigned long long)atomic_load(&m->dry_runs));

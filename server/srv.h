@@ -121,6 +121,7 @@ typedef struct srv_metrics {
 	_Atomic uint64_t requests[SRV_REQ_COUNT_][SRV_STATUS_COUNT];
 	_Atomic uint64_t decisions[4];        /* vigil_decision */
 	_Atomic uint64_t duplicates;
+	_Atomic uint64_t id_conflicts; /* a txn_id reused for another transaction */
 	_Atomic uint64_t dry_runs;
 	_Atomic uint64_t lat_bucket[SRV_LAT_BUCKETS + 1]; /* score, last = +Inf */
 	_Atomic uint64_t lat_sum_ns;

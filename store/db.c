@@ -1055,7 +1055,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	/* Under the card lock, so a retry racing its first attempt waits for
 	 * it and then finds its outcome. */
 	rv = live_dedupe_find(db->lv, ctx->txn.txn_id, &ctx->keys, ret_prior);
-	if (rv == VIGIL_EEXIST)
+	if (rv == VIGIL_EEXIST || rv == VIGIL_ECONFLICT)
 		goto fail;
 	live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
 	rv = live_card_reserve(db->lv, &ctx->txn, &ctx->keys);
@@ -1155,12 +1155,13 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 		}
 	}
 	{
-		/* The begun transaction's keys, unless rec names other entities
-		 * (txn_id and card are checked equal above). */
+		/* The begun transaction's keys, unless rec differs from it (txn_id
+		 * and card are checked equal above): then its own, whose
+		 * fingerprint is what the dedupe record must hold. */
 		live_keys        rk;
 		const live_keys *k = &ctx->keys;
 
-		if (!same && !live_keys_same_entities(&ctx->txn, &rec->txn)) {
+		if (!same) {
 			live_keys_compute(&rk, &rec->txn);
 			k = &rk;
 		}

@@ -359,12 +359,13 @@ typedef struct ent_stripe {
 
 /* An idempotency record takes DD_SIZE(id length, nhits) bytes: the okey is
  * cut after the id's NUL and the hits follow it (dd_hits), so a record of
- * a short id without hits is 56 bytes, not 176 (most of a replay's memory
+ * a short id without hits is 64 bytes, not 176 (most of a replay's memory
  * was these). The rules version is shared (dd_version). */
 typedef struct dd_entry {
 	int64_t        t;
 	uint64_t       features_gen;
 	const char    *rules_version; /* DD_VERSION_LEN bytes, NUL-terminated */
+	uint64_t       fp; /* live_txn_fingerprint of the recorded transaction */
 	int32_t        score;
 	uint8_t        decision;
 	uint8_t        nhits;
@@ -478,14 +479,29 @@ live_keys_compute(live_keys *ret_k, const vigil_txn *txn)
 	l = strnlen(txn->ip, sizeof txn->ip);
 	ret_k->lip = (uint8_t)l;
 	ret_k->ip = l ? id_hash(txn->ip, l) : 0;
+	ret_k->fp = live_txn_fingerprint(txn, ret_k);
 }
 
-bool
-live_keys_same_entities(const vigil_txn *a, const vigil_txn *b)
+uint64_t
+live_txn_fingerprint(const vigil_txn *txn, const live_keys *k)
 {
-	return strcmp(a->card_id, b->card_id) == 0 && strcmp(a->merchant_id, b->merchant_id) == 0 &&
-	    strcmp(a->terminal_id, b->terminal_id) == 0 &&
-	    strcmp(a->device_id, b->device_id) == 0 && strcmp(a->ip, b->ip) == 0;
+	struct {
+		uint64_t card, merchant, terminal;
+		int64_t  amount_minor;
+		uint8_t  lcard, lmerchant, lterminal;
+		char     currency[sizeof txn->currency];
+	} f;
+
+	memset(&f, 0, sizeof f); /* padding included: hashed as bytes */
+	f.card = k->card;
+	f.merchant = k->merchant;
+	f.terminal = k->terminal;
+	f.amount_minor = txn->amount_minor;
+	f.lcard = k->lcard;
+	f.lmerchant = k->lmerchant;
+	f.lterminal = k->lterminal;
+	memcpy(f.currency, txn->currency, strnlen(txn->currency, sizeof f.currency));
+	return XXH3_64bits(&f, sizeof f);
 }
 
 /* Starts an empty set for at most n additions. */
@@ -919,7 +935,7 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 		ret_prior->nhits = d->nhits;
 		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
 		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
-		rv = VIGIL_EEXIST;
+		rv = d->fp == k->fp ? VIGIL_EEXIST : VIGIL_ECONFLICT;
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rv;
@@ -1006,7 +1022,7 @@ dd_release(live *lv, dd_entry *d)
 /* Records an outcome (the fields of a store_outcome, passed apart so a
  * scored record is not first copied into a 4.7 KB store_outcome). */
 static vigil_err
-dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, int64_t event_time_ms,
+dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, uint64_t fp, int64_t event_time_ms,
     int32_t score, vigil_decision decision, uint64_t features_gen, const char *rules_version,
     const store_hit *hits, uint32_t nhits)
 {
@@ -1040,6 +1056,7 @@ dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, int64_t event_time_
 	}
 	okey_set(&d->k, h, txn_id, len);
 	d->t = event_time_ms;
+	d->fp = fp;
 	d->score = score;
 	d->decision = (uint8_t)decision;
 	d->nhits = (uint8_t)nhits;
@@ -1056,22 +1073,27 @@ dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, int64_t event_time_
 }
 
 vigil_err
-live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms, const store_outcome *o)
+live_dedupe_put(live *lv, const vigil_txn *txn, const store_outcome *o)
 {
-	size_t len = strnlen(txn_id, VIGIL_ID_MAX + 1);
+	live_keys k;
 
-	return dd_put(lv, txn_id, len, id_hash(txn_id, len), event_time_ms, o->score,
+	live_keys_compute(&k, txn);
+	return dd_put(lv, txn->txn_id, k.ltxn, k.txn, k.fp, txn->event_time_ms, o->score,
 	    o->decision, o->features_gen, o->rules_version, o->hits, o->nhits);
 }
 
 vigil_err
 live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k)
 {
-	size_t   len = k != NULL ? k->ltxn : strnlen(rec->txn.txn_id, VIGIL_ID_MAX + 1);
-	uint64_t h = k != NULL ? k->txn : id_hash(rec->txn.txn_id, len);
+	live_keys rk;
 
-	return dd_put(lv, rec->txn.txn_id, len, h, rec->txn.event_time_ms, rec->score,
-	    rec->decision, rec->features_gen, rec->rules_version, rec->hits, rec->nhits);
+	if (k == NULL) {
+		live_keys_compute(&rk, &rec->txn);
+		k = &rk;
+	}
+	return dd_put(lv, rec->txn.txn_id, k->ltxn, k->txn, k->fp, rec->txn.event_time_ms,
+	    rec->score, rec->decision, rec->features_gen, rec->rules_version, rec->hits,
+	    rec->nhits);
 }
 
 /* ---------------------------------------------------------------------- */

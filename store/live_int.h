@@ -87,13 +87,16 @@ void          live_scratch_free(live_scratch *sc);
  * absent terminal, device or IP). Ids are NUL-terminated, <= VIGIL_ID_MAX. */
 typedef struct live_keys {
 	uint64_t txn, card, merchant, terminal, device, ip;
+	uint64_t fp; /* live_txn_fingerprint of the transaction */
 	uint8_t  ltxn, lcard, lmerchant, lterminal, ldevice, lip;
 } live_keys;
 
 void live_keys_compute(live_keys *ret_k, const vigil_txn *txn);
-/* True if a and b have the same card, merchant, terminal, device and IP
- * (txn_id not compared): then a's keys serve b's apply. */
-bool live_keys_same_entities(const vigil_txn *a, const vigil_txn *b);
+/* What makes a txn_id's retry the same transaction (docs/protocol.md,
+ * "Retries"): a hash of the card, merchant and terminal ids, the amount and
+ * the currency. Event time, device, IP and location may differ in a retry.
+ * k: the keys of txn (its id hashes are reused). */
+uint64_t live_txn_fingerprint(const vigil_txn *txn, const live_keys *k);
 
 /* The card's stripe; hold its lock from begin to commit/abort. */
 uint32_t live_card_stripe(const char *card_id);
@@ -106,12 +109,14 @@ void     live_card_lock(live *lv, uint32_t stripe);
 void     live_card_unlock(live *lv, uint32_t stripe);
 
 /* VIGIL_EEXIST with *ret_prior filled if txn_id (hashed in k) was recorded
- * and is within the horizon of W; VIGIL_ENOTFOUND otherwise. */
+ * within the horizon of W for a transaction with the same fingerprint
+ * (k->fp: a retry); VIGIL_ECONFLICT, *ret_prior filled too, if it was
+ * recorded for a different one (the id reused); VIGIL_ENOTFOUND otherwise. */
 vigil_err live_dedupe_find(live *lv, const char *txn_id, const live_keys *k,
     store_outcome *ret_prior);
-/* Records the first outcome of txn_id (a second put keeps the first). */
-vigil_err live_dedupe_put(live *lv, const char *txn_id, int64_t event_time_ms,
-    const store_outcome *o);
+/* Records the first outcome of txn (its txn_id, event time and fingerprint;
+ * a second put keeps the first). */
+vigil_err live_dedupe_put(live *lv, const vigil_txn *txn, const store_outcome *o);
 /* The same, from a scored record (its txn_id, event time and outcome); k:
  * the keys of rec->txn, or NULL to hash here. */
 vigil_err live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k);

@@ -516,7 +516,11 @@ typedef struct store_outcome {
  * Scoring, in three steps so the live state is exact under concurrency:
  *
  * store_score_begin: if txn->txn_id was seen within the horizon, returns
- *   VIGIL_EEXIST with *ret_prior filled and nothing locked. Otherwise locks
+ *   VIGIL_EEXIST with *ret_prior filled and nothing locked: a retry (the
+ *   same card, merchant, terminal, amount and currency as the recorded
+ *   transaction); or VIGIL_ECONFLICT, *ret_prior filled and nothing locked,
+ *   if any of those differ: the id was reused for another transaction,
+ *   which must be refused, not answered with the first outcome. Otherwise locks
  *   the card's live entry and fills features[0..store_schema_nfields()) with
  *   the transaction fields, the batch profile and the live velocity as of
  *   txn->event_time_ms (the transaction itself excluded). The strings in

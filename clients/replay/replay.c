@@ -156,6 +156,11 @@ typedef struct rp_row {
 	int       label;       /* -1, 0, 1 */
 	int64_t   label_time;  /* 0 = none */
 	char      pattern[CSV_PATTERN_MAX + 1];
+	/* where it was read, for messages: a CSV line, or an archive segment
+	 * (valid until the next row) and offset */
+	uint64_t    line;
+	const char *segment;
+	uint64_t    offset;
 } rp_row;
 
 typedef struct rp_outcome {
@@ -166,6 +171,7 @@ typedef struct rp_outcome {
 	uint32_t       latency_us;
 	uint64_t       generation;
 	bool           failed;
+	bool           refused; /* offline: its txn_id was scored for another transaction */
 } rp_outcome;
 
 /* ------------------------------ labels ------------------------------ */
@@ -368,6 +374,8 @@ rp_source_next(rp_source *src, rp_row *row)
 			if (rv != VIGIL_OK)
 				return rv;
 			row->txn = cr.txn;
+			row->line = cr.line;
+			row->segment = NULL;
 			row->label = cr.label;
 			row->label_time = cr.label_time_ms;
 			memcpy(row->pattern, cr.fraud_pattern, sizeof row->pattern);
@@ -395,6 +403,9 @@ rp_source_next(rp_source *src, rp_row *row)
 			continue;
 		}
 		row->txn = src->scored->txn;
+		row->line = 0;
+		row->segment = rec.segment;
+		row->offset = rec.offset;
 		row->label = -1;
 		row->label_time = 0;
 		row->pattern[0] = '\0';
@@ -470,6 +481,7 @@ typedef struct rp {
 	FILE         *results;
 	metrics      *m, *m2;
 	uint64_t      rows, failed, changed, trans[4][4];
+	uint64_t      conflicts;    /* offline: rows refused, their txn_id reused (ECONFLICT) */
 	uint64_t      t_start_ns;
 	int64_t       first_event;
 } rp;
@@ -522,7 +534,7 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 	};
 	vigil_err rv;
 
-	if (out->failed)
+	if (out->failed || out->refused)
 		return VIGIL_OK;
 	rv = metrics_add(r->m, &ob);
 	if (rv != VIGIL_OK)
@@ -834,6 +846,7 @@ rp_outcome_from_result(rp_outcome *out, const rules_result *res)
 	out->nshadow = n - out->nhits;
 	out->latency_us = 0;
 	out->failed = false;
+	out->refused = false;
 }
 
 static vigil_err
@@ -858,6 +871,28 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 		}
 		out->latency_us = 0;
 		out->failed = false;
+		out->refused = false;
+		if (out2 != NULL)
+			*out2 = *out;
+		return VIGIL_OK;
+	}
+	if (rv == VIGIL_ECONFLICT) {
+		/* vigild refuses it (INVALID on txn.txn_id): not scored, not
+		 * recorded, not counted in the metrics, its label not sent */
+		if (r->conflicts++ < RP_MAX_ERRORS_SHOWN) {
+			char where[PATH_MAX + 48];
+
+			if (row->segment != NULL)
+				snprintf(where, sizeof where, "%s+%" PRIu64, row->segment, row->offset);
+			else
+				snprintf(where, sizeof where, "%s:%" PRIu64, r->src.name, row->line);
+			fprintf(stderr, "vigil-replay: %s: txn_id \"%s\": already scored for a different "
+			    "transaction (card, merchant, terminal, amount or currency differ); "
+			    "refused, as vigild refuses it%s\n", where, row->txn.txn_id,
+			    r->conflicts == RP_MAX_ERRORS_SHOWN ? " (further ones are only counted)" : "");
+		}
+		memset(out, 0, sizeof *out);
+		out->refused = true;
 		if (out2 != NULL)
 			*out2 = *out;
 		return VIGIL_OK;
@@ -1050,6 +1085,7 @@ rp_worker_main(void *arg)
 			continue;
 		if (atomic_load(&b->give_up)) {
 			out->failed = true;
+			out->refused = false;
 			continue;
 		}
 		if (r->o.rate > 0)
@@ -1063,6 +1099,7 @@ rp_worker_main(void *arg)
 		e = vigil_client_score(r->client, &ct, NULL, &res, &info);
 		if (e != VIGIL_CLIENT_OK) {
 			out->failed = true;
+			out->refused = false;
 			pthread_mutex_lock(&b->mu);
 			if (b->errors++ < RP_MAX_ERRORS_SHOWN)
 				fprintf(stderr, "vigil-replay: %s: %s%s%s\n", ct.txn_id, info.message,
@@ -1104,6 +1141,7 @@ rp_worker_main(void *arg)
 				out->nhits++;
 		}
 		out->failed = false;
+		out->refused = false;
 		vigil_client_result_fini(&res);
 	}
 	return NULL;
@@ -1286,7 +1324,7 @@ rp_run_offline(rp *r)
 			fprintf(stderr, "vigil-replay: metrics: %s\n", vigil_strerror(rv));
 			return rv;
 		}
-		if (r->o.nightly) {
+		if (r->o.nightly && !out.refused) {
 			rv = rp_label_queue(r, &row);
 			if (rv != VIGIL_OK)
 				return rv;
@@ -1407,6 +1445,7 @@ rp_summary_json(rp *r, double secs)
 	json_object_set_new(o, "rows", json_integer((json_int_t)r->rows));
 	json_object_set_new(o, "bad_rows", json_integer((json_int_t)r->src.bad));
 	json_object_set_new(o, "failed", json_integer((json_int_t)r->failed));
+	json_object_set_new(o, "txn_id_conflicts", json_integer((json_int_t)r->conflicts));
 	double rb = (double)r->night_ns / 1e9;
 
 	json_object_set_new(o, "seconds", json_real(secs));
@@ -1840,6 +1879,9 @@ main(int argc, char **argv)
 		if (r->failed > 0)
 			printf("failed        %" PRIu64 " transactions got no answer from the server\n",
 			    r->failed);
+		if (r->conflicts > 0)
+			printf("refused       %" PRIu64 " rows reused the txn_id of a different "
+			    "transaction (vigild refuses them)\n", r->conflicts);
 		metrics_print(r->m, stdout);
 		if (r->m2 != NULL)
 			rp_print_compare(r, stdout);

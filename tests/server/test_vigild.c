@@ -166,6 +166,27 @@ test_score_retry_label(void **state)
 	assert_int_equal(a2->score->decision, a->score->decision);
 	assert_string_equal(a2->score->rules_version, a->score->rules_version);
 
+	/* The same txn_id for another amount is not a retry: refused on
+	 * txn.txn_id, not answered with a-1's outcome, nothing recorded
+	 * (archive_expect finds a-1 once) and counted in /metrics. */
+	{
+		Vigil__V1__Reply *conf = vt_score(s.url, vt_txn(0, "a-1", "card-1", 7000, T0), false);
+		char *body = NULL;
+		int   code = 0;
+
+		assert_non_null(conf);
+		assert_int_equal(conf->status, VIGIL__V1__STATUS__STATUS_INVALID);
+		assert_string_equal(conf->field, "txn.txn_id");
+		assert_non_null(strstr(conf->message, "different transaction"));
+		assert_int_not_equal(conf->kind_case, VIGIL__V1__REPLY__KIND_SCORE);
+		vigil__v1__reply__free_unpacked(conf, NULL);
+		assert_int_equal(vt_http_get(s.admin_port, "/metrics", &code, &body), 0);
+		assert_int_equal(code, 200);
+		assert_non_null(strstr(body, "vigil_txn_id_conflicts_total 1\n"));
+		assert_non_null(strstr(body, "vigil_duplicates_total 1\n"));
+		free(body);
+	}
+
 	b = score_ok(s.url, "a-2", "card-1", 5000, T0 + 1000, false);
 	assert_true(has_hit(b, "repeat_card"));   /* sees a-1 ... */
 	assert_false(has_hit(b, "third_in_hour")); /* ... once */

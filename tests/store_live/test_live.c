@@ -261,8 +261,14 @@ test_idempotency(void **state)
 
 	assert_int_equal(score_one(fx->db, fx->ctx, &x, 70, fx->f, &prior), VIGIL_OK);
 	memset(&prior, 0, sizeof prior);
-	/* Retry, even with other fields changed, returns the first outcome. */
-	x.amount_minor = 999;
+	/* A retry returns the first outcome, even with its event time, device,
+	 * IP or location changed (a re-sent message may carry new ones). */
+	x.event_time_ms += 1500;
+	snprintf(x.device_id, sizeof x.device_id, "%s", "dev-retry");
+	snprintf(x.ip, sizeof x.ip, "%s", "192.0.2.7");
+	x.has_location = true;
+	x.lat = 48.85;
+	x.lon = 2.35;
 	assert_int_equal(score_one(fx->db, fx->ctx, &x, 10, fx->f, &prior), VIGIL_EEXIST);
 	assert_int_equal(prior.score, 70);
 	assert_int_equal(prior.decision, VIGIL_DECISION_DECLINE);
@@ -273,6 +279,31 @@ test_idempotency(void **state)
 	lookup(fx, "c1", T0 + 1);
 	assert_true(num_of(fx->f, "vel.card.count_1m") == 1);
 	assert_true(num_of(fx->f, "vel.card.sum_1m") == 5.0);
+	store_db_get_stats(fx->db, &st);
+	assert_int_equal(st.dedupe_entries, 1);
+	/* Nothing is locked after EEXIST: the same ctx can go on. */
+	/* The same txn_id for another transaction (another amount, currency,
+	 * card, merchant or terminal) is a conflict, not a retry: refused with
+	 * the first outcome in prior, nothing locked, recorded or counted. */
+	for (int v = 0; v < 5; v++) {
+		vigil_txn y = txn_make("t-1", "c1", "m1", T0, 500);
+
+		switch (v) {
+		case 0: y.amount_minor = 501; break;
+		case 1: snprintf(y.currency, sizeof y.currency, "%s", "USD"); break;
+		case 2: snprintf(y.card_id, sizeof y.card_id, "%s", "c2"); break;
+		case 3: snprintf(y.merchant_id, sizeof y.merchant_id, "%s", "m2"); break;
+		default: snprintf(y.terminal_id, sizeof y.terminal_id, "%s", "term-9"); break;
+		}
+		memset(&prior, 0, sizeof prior);
+		assert_int_equal(score_one(fx->db, fx->ctx, &y, 10, fx->f, &prior),
+		    VIGIL_ECONFLICT);
+		assert_int_equal(prior.score, 70);
+	}
+	lookup(fx, "c1", T0 + 1);
+	assert_true(num_of(fx->f, "vel.card.count_1m") == 1);
+	lookup(fx, "c2", T0 + 1);
+	assert_true(num_of(fx->f, "vel.card.count_1m") == 0);
 	store_db_get_stats(fx->db, &st);
 	assert_int_equal(st.dedupe_entries, 1);
 	/* An aborted attempt leaves no outcome: the next try is scored. */

@@ -29,7 +29,7 @@ apply_txn(live *lv, const vigil_txn *x)
 	if (admit)
 		live_apply(lv, x, &k);
 	live_card_unlock(lv, stripe);
-	assert_int_equal(live_dedupe_put(lv, x->txn_id, x->event_time_ms, &o), VIGIL_OK);
+	assert_int_equal(live_dedupe_put(lv, x, &o), VIGIL_OK);
 }
 
 static void
@@ -85,7 +85,8 @@ test_sweep_expires_old_keeps_young(void **state)
 		live_features(lv, sc, &x, &k, f, LIVE_F_ALL);
 		assert_true(num_of(f, "vel.card.count_1m") == (old ? 0 : 1));
 		assert_true(num_of(f, "vel.terminal.count_10m") == (old ? 0 : 1));
-		x = txn_make(id, card, "m", t + 1, 100);
+		x = txn_make(id, card, "m", t + 1, 100); /* a retry: the same terminal */
+		snprintf(x.terminal_id, sizeof x.terminal_id, "term-%d", i);
 		live_keys_compute(&k, &x);
 		assert_int_equal(live_dedupe_find(lv, id, &k, &prior),
 		    old ? VIGIL_ENOTFOUND : VIGIL_EEXIST);
@@ -163,9 +164,9 @@ test_dedupe_slots_recycled(void **state)
 			live_wm_unlock(lv);
 			assert_true(admit);
 			outcome_make(&o, i, round);
-			assert_int_equal(live_dedupe_put(lv, id, x.event_time_ms, &o), VIGIL_OK);
+			assert_int_equal(live_dedupe_put(lv, &x, &o), VIGIL_OK);
 			outcome_make(&o, i, round + 100); /* a second put keeps the first */
-			assert_int_equal(live_dedupe_put(lv, id, x.event_time_ms, &o), VIGIL_OK);
+			assert_int_equal(live_dedupe_put(lv, &x, &o), VIGIL_OK);
 		}
 		for (int i = 0; i < n; i++) {
 			snprintf(id, sizeof id, "t%d", round == 1 ? i : i + round * n);

@@ -36,6 +36,17 @@ path(const char *name)
 	return p;
 }
 
+/* Occurrences of needle in hay. */
+static int
+count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
 static void
 test_offline_deterministic(void **state)
 {
@@ -270,6 +281,49 @@ test_bad_rows_reported(void **state)
 	free(o);
 }
 
+/* A txn_id seen again: for the same transaction (a retry) the first
+ * outcome, as vigild answers; for a different one (another amount) the row
+ * is refused, as vigild refuses it: reported, counted, not in the results. */
+static void
+test_txn_id_conflict_refused(void **state)
+{
+	const char *in = path("conf.csv"), *err = path("conf.err"), *out = path("conf.out");
+	const char *res = path("conf.res"), *j = path("conf.json");
+	const char *argv[] = { replay, "--csv", in, "--rules", rules_default, "--results", res,
+		"--json", j, NULL };
+	FILE *f = fopen(in, "w");
+	json_error_t jerr;
+	json_t *sum;
+	char *e, *o, *r;
+
+	(void)state;
+	assert_non_null(f);
+	fputs("txn_id,event_time,card_id,merchant_id,amount\n"
+	    "t1,2024-03-01T10:00:00Z,c1,m1,1.00\n"
+	    "t1,2024-03-01T10:00:05Z,c1,m1,1.00\n"
+	    "t1,2024-03-01T10:00:09Z,c1,m1,900.00\n"
+	    "t2,2024-03-01T10:00:10Z,c1,m1,2.00\n", f);
+	fclose(f);
+	assert_int_equal(tr_run(argv, out, err), 0);
+	e = tr_slurp(err, NULL);
+	o = tr_slurp(out, NULL);
+	r = tr_slurp(res, NULL);
+	assert_non_null(strstr(e, "conf.csv:4: txn_id \"t1\": already scored for a different "
+	    "transaction"));
+	assert_non_null(strstr(o, "refused       1 rows reused the txn_id of a different "
+	    "transaction"));
+	/* the first t1, its retry and t2; not the conflicting t1 */
+	assert_int_equal(count_of(r, "\"txn_id\":\"t1\""), 2);
+	assert_int_equal(count_of(r, "\"txn_id\":\"t2\""), 1);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	assert_int_equal(json_integer_value(json_object_get(sum, "txn_id_conflicts")), 1);
+	json_decref(sum);
+	free(e);
+	free(o);
+	free(r);
+}
+
 static void
 test_usage_errors(void **state)
 {
@@ -314,6 +368,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_compare_reads_other_features),
 		cmocka_unit_test(test_archive_input),
 		cmocka_unit_test(test_bad_rows_reported),
+		cmocka_unit_test(test_txn_id_conflict_refused),
 		cmocka_unit_test(test_usage_errors),
 	};
 	const char *gargv[] = { NULL, "--cards", "300", "--days", "12", "--seed", "5",
