@@ -424,6 +424,45 @@ meta_decode(const void *val, size_t len, store_gen_meta *ret, meta_layouts *ret_
 	return VIGIL_OK;
 }
 
+/* The codecs above for the fuzz target and tests only (features_int.h). */
+vigil_err
+gen_value_decode(gen_value_kind kind, const void *val, size_t len, gen_value *ret)
+{
+	meta_layouts lay;
+	vigil_err    rv;
+
+	switch (kind) {
+	case GEN_VALUE_CARD:      return card_decode(val, len, &ret->card);
+	case GEN_VALUE_ENTITY:    return entity_decode(val, len, &ret->entity);
+	case GEN_VALUE_THRESHOLD: return threshold_decode(val, len, &ret->threshold);
+	case GEN_VALUE_META:
+		rv = meta_decode(val, len, &ret->meta, &lay);
+		ret->meta_card = lay.card;
+		ret->meta_entity = lay.entity;
+		ret->meta_threshold = lay.threshold;
+		return rv;
+	}
+	return VIGIL_EINVAL;
+}
+
+size_t
+gen_value_encode(gen_value_kind kind, const gen_value *v, void *buf, size_t cap)
+{
+	wbuf w;
+
+	switch (kind) {
+	case GEN_VALUE_CARD:      card_encode(&v->card, &w); break;
+	case GEN_VALUE_ENTITY:    entity_encode(&v->entity, &w); break;
+	case GEN_VALUE_THRESHOLD: threshold_encode(&v->threshold, &w); break;
+	case GEN_VALUE_META:      meta_encode(&v->meta, &w); break;
+	default:                  return 0;
+	}
+	if (w.len > cap)
+		return 0;
+	memcpy(buf, w.buf, w.len);
+	return w.len;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Paths, CURRENT, the rebuild lock. */
 

@@ -43,4 +43,26 @@ int64_t  gen_as_of(const store_gen *g);
 /* "<datadir>/features/CURRENT" (tests and db.c's cheap change check). */
 vigil_err gen_current_path(const char *datadir, char *buf, size_t buflen);
 
+/*
+ * The value codecs (layouts above, docs/storage.md), exposed for the fuzz
+ * target and tests only. gen_value_decode fills the member of *ret that kind
+ * names (for META also the three layout versions the value records) and
+ * returns VIGIL_OK, VIGIL_EVERSION or VIGIL_ECORRUPT like a lookup.
+ * gen_value_encode writes what a generation would store; 0 if cap is short.
+ */
+typedef enum gen_value_kind {
+	GEN_VALUE_CARD, GEN_VALUE_ENTITY, GEN_VALUE_THRESHOLD, GEN_VALUE_META,
+} gen_value_kind;
+
+typedef struct gen_value {
+	store_card_profile   card;
+	store_entity_profile entity;
+	store_threshold_val  threshold;
+	store_gen_meta       meta;
+	uint16_t             meta_card, meta_entity, meta_threshold;
+} gen_value;
+
+vigil_err gen_value_decode(gen_value_kind kind, const void *val, size_t len, gen_value *ret);
+size_t    gen_value_encode(gen_value_kind kind, const gen_value *v, void *buf, size_t cap);
+
 #endif
