@@ -85,7 +85,8 @@ typedef struct batch_summary {
 	uint64_t records_read;     /* score records in the window */
 	uint64_t records_bad;      /* undecodable payloads, skipped (first in bad_where) */
 	uint64_t corrupt_records;  /* corrupt stretches the archive reader skipped */
-	uint64_t labels_read;      /* label records with label time <= as_of */
+	uint64_t labels_read;      /* transactions with a label known at as_of (label time
+	                            * <= as_of; one however many labels it has) */
 	uint64_t labels_used;      /* matched to a transaction of the window */
 	uint64_t labels_unmatched; /* no transaction of the window has that txn_id */
 	uint64_t labels_future;    /* label time > as_of: ignored */

@@ -307,7 +307,6 @@ pass_labels(batch_run *r, store_diag *reterr)
 			r->sum.labels_future++;
 			continue;
 		}
-		r->sum.labels_read++;
 		len = strlen(lab.txn_id);
 		lh = batch_index_hash(lab.txn_id, len);
 		l = batch_index_find(&r->label_ix, lh, lab.txn_id, len, label_keyof);
@@ -342,6 +341,10 @@ pass_labels(batch_run *r, store_diag *reterr)
 	}
 	store_reader_get_stats(rd, &st);
 	r->pass1_bytes = st.bytes + st.skipped_bytes;
+	/* Labelled transactions, not label records: a transaction labelled
+	 * twice (a chargeback sent again, a label withdrawn) is one, so that
+	 * read = used + unmatched. */
+	r->sum.labels_read = r->nlabels;
 out:
 	store_reader_close(rd);
 	return rv;

@@ -293,6 +293,72 @@ test_label_time_respected(void **state)
 }
 
 /*
+ * Labels that arrive twice for the same transaction (the same chargeback
+ * sent again, or a fraud label later withdrawn) are one labelled
+ * transaction: the latest wins and the summary does not count the earlier
+ * one as "unmatched". Same in a merge of partitions.
+ */
+static void
+test_label_twice_not_unmatched(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	char p0[600], p1[600];
+	const char *parts[2] = { p0, p1 };
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	store_gen *g = NULL;
+	store_card_profile cp;
+	store_archive *ar;
+	const fx_txn txns[] = {
+		{ "z1", "c9", "m1", NULL, "FR", "EUR", 1000, A - 5 * D, 5411, NULL, 0 },
+		{ "z2", "c9", "m1", NULL, "FR", "EUR", 2000, A - 4 * D, 5411, NULL, 0 },
+		{ "z3", "c8", "m1", NULL, "FR", "EUR", 3000, A - 4 * D, 5411, NULL, 0 },
+	};
+
+	(void)state;
+	assert_non_null(s);
+	ar = fx_archive(dd);
+	for (size_t i = 0; i < sizeof txns / sizeof txns[0]; i++)
+		fx_score(ar, &txns[i]);
+	fx_label(ar, "z1", true, A - 3 * D);
+	fx_label(ar, "z2", true, A - 3 * D);
+	fx_label(ar, "z1", false, A - 2 * D);  /* withdrawn: z1 is legit */
+	fx_label(ar, "z2", true, A - 1 * D);   /* the same chargeback again */
+	fx_label(ar, "nope", true, A - 1 * D); /* no such transaction */
+	store_archive_close(ar);
+
+	opts_for(&o, dd, NULL);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_int_equal(s->labels_read, 3);
+	assert_int_equal(s->labels_used, 2);
+	assert_int_equal(s->labels_unmatched, 1);
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_card(g, "c9", &cp), VIGIL_OK);
+	assert_int_equal(cp.fraud_count_90d, 1); /* z2 only */
+	store_gen_close(g);
+
+	for (uint32_t i = 0; i < 2; i++) {
+		opts_for(&o, dd, NULL);
+		o.part_index = i;
+		o.part_count = 2;
+		snprintf((char *)parts[i], sizeof p0, "%s/p%u.vpart", dd, i);
+		o.out_path = parts[i];
+		memset(s, 0, sizeof *s);
+		assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	}
+	opts_for(&o, dd, NULL);
+	o.force = true;
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_merge(&o, parts, 2, s, &d), VIGIL_OK);
+	assert_int_equal(s->labels_read, 3);
+	assert_int_equal(s->labels_used, 2);
+	assert_int_equal(s->labels_unmatched, 1);
+	free(s);
+	fx_rm_rf(dd);
+}
+
+/*
  * A bigger synthetic archive: 3000 transactions of 200 cards at 20
  * merchants, 40 terminals, 4 countries; every 7th labelled (every 21st
  * fraud); an archived feature vel.card.count_1h uniform in 0..999.
@@ -1118,6 +1184,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_small_archive_by_hand),
 		cmocka_unit_test(test_label_time_respected),
+		cmocka_unit_test(test_label_twice_not_unmatched),
 		cmocka_unit_test(test_partitions_threads_single_agree),
 		cmocka_unit_test(test_threads_errors_and_bad_records),
 		cmocka_unit_test(test_corrupt_counted_once),
