@@ -338,6 +338,8 @@ main(int argc, char **argv)
 		return exit_code(rv);
 	}
 	rc = 0;
+	if (sum->warning[0] != '\0')
+		fprintf(stderr, "vigil-rebuild: warning: %s\n", sum->warning);
 	if (json) {
 		json_t *js = batch_summary_json(sum);
 

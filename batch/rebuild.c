@@ -1799,6 +1799,12 @@ batch_run_finish(batch_run *r, batch_ent_node **merchants, batch_ent_node **term
 	snprintf(meta.summary_json, sizeof meta.summary_json, "%s", txt);
 	rv = store_genw_commit(r->gw, &meta, r->opts.keep, reterr);
 	r->gw = NULL; /* commit frees it, on success or failure */
+	if (rv == VIGIL_OK && reterr->msg[0] != '\0') {
+		/* Committed, but an old generation could not be pruned: the
+		 * caller must hear of it (disk space), the run still succeeded. */
+		snprintf(r->sum.warning, sizeof r->sum.warning, "%s", reterr->msg);
+		reterr->msg[0] = '\0';
+	}
 out:
 	free(txt);
 	json_decref(js);

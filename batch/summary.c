@@ -63,6 +63,8 @@ batch_summary_json(const batch_summary *s)
 	set(o, "state_bytes", json_integer((json_int_t)s->peak_state_bytes), &ok);
 	if (s->bad_where[0] != '\0')
 		set(o, "first_bad", json_string(s->bad_where), &ok);
+	if (s->warning[0] != '\0')
+		set(o, "warning", json_string(s->warning), &ok);
 	for (uint32_t i = 0; i < s->nthresholds && i < BATCH_MAX_THRESHOLDS; i++) {
 		const batch_thresh_summary *t = &s->thresholds[i];
 		json_t *e = json_object();

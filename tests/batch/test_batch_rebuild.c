@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -1085,6 +1086,73 @@ test_first_seen_damaged_previous(void **state)
 	fx_rm_rf(dd);
 }
 
+/*
+ * A generation that cannot be pruned after the commit (here: a directory
+ * inside it that the pruning does not remove) does not fail the run, which
+ * did commit, but it is not silent either: the summary carries a warning,
+ * vigil-rebuild prints it on standard error and in the JSON.
+ */
+static void
+test_prune_failure_reported(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	const char *bin = fx_rebuild_bin();
+	char path[600], *out = NULL, *err = NULL;
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	json_t *j;
+	json_error_t je;
+	uint64_t cur = 0;
+
+	(void)state;
+	assert_non_null(s);
+	build_small(dd);
+	opts_for(&o, dd, NULL);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_string_equal(s->warning, "");
+	snprintf(path, sizeof path, "%s/features/gen-%06llu/stuck", dd,
+	    (unsigned long long)s->generation);
+	assert_int_equal(mkdir(path, 0755), 0);
+
+	o.force = true;
+	o.keep = 1;
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_non_null(strstr(s->warning, "gen-000001"));
+	assert_int_equal(store_gen_current(dd, &cur), VIGIL_OK);
+	assert_int_equal(cur, 2);
+
+	{
+		const char *argv[] = { bin, "--data", dd, "--as-of", "2026-03-01", "--force",
+			"--keep", "1", "--json", NULL };
+		assert_int_equal(fx_run(argv, &out, &err), 0);
+		j = json_loads(out, 0, &je);
+		if (j == NULL)
+			fail_msg("--json output is not JSON (%s): %s", je.text, out);
+		assert_non_null(strstr(json_string_value(json_object_get(j, "warning")),
+		    "gen-000001"));
+		json_decref(j);
+		assert_non_null(strstr(err, "vigil-rebuild: warning: "));
+		assert_non_null(strstr(err, "gen-000001"));
+		/* one line */
+		assert_non_null(strchr(err, '\n'));
+		assert_null(strchr(strchr(err, '\n') + 1, '\n'));
+		free(out);
+		free(err);
+	}
+	{
+		const char *argv[] = { bin, "--data", dd, "--as-of", "2026-03-01", "--force",
+			"--keep", "1", NULL };
+		assert_int_equal(fx_run(argv, &out, &err), 0);
+		assert_non_null(strstr(err, "vigil-rebuild: warning: "));
+		free(out);
+		free(err);
+	}
+	free(s);
+	fx_rm_rf(dd);
+}
+
 static void
 test_cli(void **state)
 {
@@ -1193,6 +1261,7 @@ main(void)
 		cmocka_unit_test(test_rules_error_named),
 		cmocka_unit_test(test_first_seen_carried),
 		cmocka_unit_test(test_first_seen_damaged_previous),
+		cmocka_unit_test(test_prune_failure_reported),
 		cmocka_unit_test(test_cli),
 	};
 
