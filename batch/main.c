@@ -6,6 +6,7 @@
  * codes scripts can trust: 0 done or nothing to do, 1 failure, 2 usage,
  * 3 another rebuild holds the lock.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -152,6 +153,23 @@ exit_code(vigil_err rv)
 	return rv == VIGIL_OK ? 0 : rv == VIGIL_EBUSY ? EXIT_LOCKED : 1;
 }
 
+/* A decimal number in 1..max, nothing else (no sign, no wrap past 2^64). */
+static bool
+parse_count(const char *s, unsigned long long max, unsigned long long *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '1' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return false;
+	*ret = v;
+	return true;
+}
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
@@ -195,9 +213,8 @@ main(int argc, char **argv)
 	store_diag diag;
 	cli_progress prog = { 0 };
 	bool json = false, quiet = false, merge = false, rollback = false, have_part = false;
-	unsigned long long to = 0;
+	unsigned long long to = 0, num;
 	long ncpu;
-	char *end;
 	int c, rc;
 	vigil_err rv;
 
@@ -238,23 +255,22 @@ main(int argc, char **argv)
 			merge = true;
 			break;
 		case 't':
-			opts.threads = (uint32_t)strtoul(optarg, &end, 10);
-			if (*optarg < '1' || *optarg > '9' || *end != '\0' ||
-			    opts.threads > BATCH_MAX_THREADS)
+			if (!parse_count(optarg, BATCH_MAX_THREADS, &num))
 				return usage_error("--threads: '%s' is not a number in 1..64", optarg);
+			opts.threads = (uint32_t)num;
 			break;
 		case 'k':
-			opts.keep = (uint32_t)strtoul(optarg, &end, 10);
-			if (*optarg < '1' || *optarg > '9' || *end != '\0' || opts.keep > 1000)
+			if (!parse_count(optarg, 1000, &num))
 				return usage_error("--keep: '%s' is not a number in 1..1000", optarg);
+			opts.keep = (uint32_t)num;
 			break;
 		case OPT_ROLLBACK:
 			rollback = true;
 			break;
 		case OPT_TO:
-			to = strtoull(optarg, &end, 10);
-			if (*optarg < '1' || *optarg > '9' || *end != '\0')
-				return usage_error("--to: '%s' is not a generation number", optarg);
+			if (!parse_count(optarg, 999999999, &to))
+				return usage_error("--to: '%s' is not a generation number "
+				    "(1..999999999)", optarg);
 			break;
 		case 'j':
 			json = true;

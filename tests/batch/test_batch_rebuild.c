@@ -1243,6 +1243,33 @@ test_cli(void **state)
 		assert_non_null(strstr(err, "--out"));
 		free(err);
 	}
+	{
+		/* Numbers past 2^32 must not wrap into range (4294967297 is 1). */
+		static const char *const bad[][2] = {
+			{ "--threads", "4294967297" }, { "--threads", "18446744073709551617" },
+			{ "--keep", "4294967298" }, { "--to", "18446744073709551617" },
+		};
+
+		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			const char *argv[8] = { bin, "--data", dd };
+			int k = 3;
+
+			if (strcmp(bad[i][0], "--to") == 0) {
+				argv[k++] = "--rollback";
+			} else {
+				argv[k++] = "--as-of";
+				argv[k++] = "2026-03-02";
+			}
+			argv[k++] = bad[i][0];
+			argv[k++] = bad[i][1];
+			argv[k] = NULL;
+			out = err = NULL;
+			assert_int_equal(fx_run(argv, &out, &err), 2);
+			assert_non_null(strstr(err, bad[i][0]));
+			free(out);
+			free(err);
+		}
+	}
 	fx_rm_rf(dd);
 }
 
