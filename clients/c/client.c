@@ -566,7 +566,7 @@ static vigil_client_err
 vc_call_get(vigil_client *c, bool async, vc_call **ret_call, vigil_client_errinfo *reterr_info)
 {
 	vc_call        **freelist = async ? &c->free_async : &c->free_sync;
-	vc_call         *call;
+	vc_call         *call, *retired = NULL;
 	vigil_client_err rv = VIGIL_CLIENT_OK;
 
 	pthread_mutex_lock(&c->mtx);
@@ -582,13 +582,37 @@ vc_call_get(vigil_client *c, bool async, vc_call **ret_call, vigil_client_errinf
 		goto out;
 	}
 	if (c->ncalls >= c->opts.max_inflight) {
-		rv = VIGIL_CLIENT_ELIMIT;
-		vc_info_set(reterr_info, rv, NULL, "%u calls already in flight", c->opts.max_inflight);
-		goto out;
+		vc_call **other = async ? &c->free_sync : &c->free_async;
+
+		if (*other == NULL) {
+			rv = VIGIL_CLIENT_ELIMIT;
+			vc_info_set(reterr_info, rv, NULL, "%u calls already in flight",
+			    c->opts.max_inflight);
+			goto out;
+		}
+		/* the cap is on calls in flight: retire an idle object of the
+		 * other kind (sync and async objects differ in their aios) */
+		retired = *other;
+		*other = retired->next_free;
+		for (vc_call **pp = &c->all; *pp != NULL; pp = &(*pp)->next_all) {
+			if (*pp == retired) {
+				*pp = retired->next_all;
+				break;
+			}
+		}
+		c->ncalls--;
 	}
 	c->ncalls++;
 	c->nactive++;
 	pthread_mutex_unlock(&c->mtx);
+	if (retired != NULL) {
+		/* waits for the callback that recycled it, if still running: never
+		 * this thread's, since only sync calls retire async objects */
+		for (size_t i = 0; i < c->nrep; i++)
+			if (retired->ctx_open[i])
+				nng_ctx_close(retired->ctx[i]);
+		vc_call_destroy(retired);
+	}
 
 	call = calloc(1, sizeof *call);
 	if (call != NULL) {

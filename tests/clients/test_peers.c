@@ -521,6 +521,64 @@ test_async_limit_and_close(void **state)
 	tp_peer_stop(&p);
 }
 
+/* vigil_client_score, repeated while it says ELIMIT (60 s: only a bug). */
+static vigil_client_err
+score_past_limit(vigil_client *c, const vigil_client_txn *t, vigil_client_result *res,
+    vigil_client_errinfo *info)
+{
+	vigil_client_err err = VIGIL_CLIENT_ELIMIT;
+
+	for (int i = 0; i < 6000 && err == VIGIL_CLIENT_ELIMIT; i++) {
+		err = vigil_client_score(c, t, NULL, res, info);
+		if (err == VIGIL_CLIENT_ELIMIT)
+			nng_msleep(10);
+	}
+	return err;
+}
+
+/*
+ * max_inflight caps the calls in flight, not the call objects the client
+ * keeps for reuse: with a cap of 1, a synchronous call after a finished
+ * asynchronous one (and the other way round) is not refused as ELIMIT.
+ */
+static void
+test_limit_counts_calls_in_flight(void **state)
+{
+	tp_peer              p;
+	vigil_client        *c = NULL;
+	vigil_client_opts    o = { .timeout_ms = 60000, .max_attempts = 1, .max_inflight = 1,
+	                           .connect_wait_ms = 60000 };
+	vigil_client_errinfo info;
+	vigil_client_result  res = { 0 };
+	vigil_client_label_req l = { .txn_id = "t-async-0", .fraud = true };
+	async_state          s = { .mtx = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	vigil_client_txn     t = txn_make("t-async-0", "card-1");
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&p, TP_GOOD, tp_tmpdir(), "cap"), 0);
+	assert_int_equal(vigil_client_open((const char *const[]) { p.url }, 1, &o, &c, &info),
+	    VIGIL_CLIENT_OK);
+	for (int round = 0; round < 3; round++) {
+		s.pending = 1;
+		assert_int_equal(vigil_client_score_async(c, &t, NULL, on_score, &s, &info),
+		    VIGIL_CLIENT_OK);
+		async_wait(&s);
+		assert_int_equal(s.ok, round + 1);
+		/* the async call is in flight until its callback has returned,
+		 * a moment after on_score signalled: ELIMIT until then only */
+		assert_int_equal(score_past_limit(c, &t, &res, &info), VIGIL_CLIENT_OK);
+		assert_string_equal(res.txn_id, "t-async-0");
+		vigil_client_result_fini(&res);
+		/* the peer answers a label with a score: EPROTO, but not ELIMIT */
+		assert_int_equal(vigil_client_label(c, &l, NULL, &info), VIGIL_CLIENT_EPROTO);
+	}
+	assert_false(s.wrong);
+	assert_int_equal(s.failed, 0);
+	assert_int_equal(wait_requests(&p, 9), 9);
+	vigil_client_close(c);
+	tp_peer_stop(&p);
+}
+
 /* ---- synchronous calls from many threads on one client ---- */
 
 typedef struct sync_worker {
@@ -613,6 +671,7 @@ main(void)
 		cmocka_unit_test(test_failover_on_disconnect),
 		cmocka_unit_test(test_async_many),
 		cmocka_unit_test(test_async_limit_and_close),
+		cmocka_unit_test(test_limit_counts_calls_in_flight),
 		cmocka_unit_test(test_sync_many_threads),
 	};
 
