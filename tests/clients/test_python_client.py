@@ -184,6 +184,21 @@ class PeerTests(unittest.TestCase):
         finally:
             p.stop()
 
+    def test_close_fails_queued_calls_as_closed(self):
+        # one worker: one call waits on the silent peer, two wait in the queue
+        p = Peer("silent", os.path.join(self.dir, "queued.sock"))
+        try:
+            c = vc.Client(p.url, timeout=60, attempts=1, workers=1)
+            futs = [c.score_async(txn("t-queued-%d" % i)) for i in range(3)]
+            while p.requests < 1:
+                time.sleep(0.01)
+            c.close()
+            for f in futs:
+                with self.assertRaises(vc.ClientClosed):
+                    f.result(timeout=30)
+        finally:
+            p.stop()
+
     def test_garbage(self):
         p = Peer("garbage", os.path.join(self.dir, "garbage.sock"))
         try:

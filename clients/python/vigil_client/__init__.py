@@ -408,8 +408,11 @@ class Client:
             for r in self._reps:
                 for slot in r.inflight:
                     _nng.aio_cancel(slot.aio)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            executor = self._executor
+        if executor is not None:
+            # queued calls still run, at once, and raise ClientClosed (not
+            # the Future's CancelledError)
+            executor.shutdown(wait=True)
         with self._cv:
             while self._active > 0:
                 self._cv.wait()
