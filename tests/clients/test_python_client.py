@@ -199,6 +199,31 @@ class PeerTests(unittest.TestCase):
         finally:
             p.stop()
 
+    def test_close_from_a_callback(self):
+        p = Peer("silent", os.path.join(self.dir, "cbclose.sock"))
+        try:
+            c = vc.Client(p.url, timeout=0.05, attempts=1, workers=1)
+            done = threading.Event()
+            errors = []
+
+            def on_done(_f):
+                try:
+                    c.close()
+                except BaseException as e:  # noqa: B902 - reported below
+                    errors.append(e)
+                done.set()
+
+            fut = c.score_async(txn("t-cb-close"), callback=on_done)
+            self.assertTrue(done.wait(30))
+            self.assertEqual(errors, [])
+            with self.assertRaises(vc.Timeout):
+                fut.result()
+            self.assertEqual([r.open for r in c._reps], [False])
+            with self.assertRaises(vc.ClientClosed):
+                c.score(txn("t-after-cb-close"))
+        finally:
+            p.stop()
+
     def test_garbage(self):
         p = Peer("garbage", os.path.join(self.dir, "garbage.sock"))
         try:

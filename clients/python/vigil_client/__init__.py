@@ -400,7 +400,8 @@ class Client:
 
     def close(self):
         """Cancels calls in flight (they raise ClientClosed), waits for them,
-        closes the sockets. Idempotent."""
+        closes the sockets. Idempotent; may be called from a score_async
+        callback."""
         with self._cv:
             if self._closed:
                 return
@@ -410,9 +411,10 @@ class Client:
                     _nng.aio_cancel(slot.aio)
             executor = self._executor
         if executor is not None:
-            # queued calls still run, at once, and raise ClientClosed (not
-            # the Future's CancelledError)
-            executor.shutdown(wait=True)
+            # Queued calls still run, at once, and raise ClientClosed (not
+            # the Future's CancelledError). A worker (a callback of a Future
+            # it completed) cannot wait for itself; its own call is over.
+            executor.shutdown(wait=not getattr(self._local, "worker", False))
         with self._cv:
             while self._active > 0:
                 self._cv.wait()
@@ -648,7 +650,7 @@ class Client:
                     max_workers=self._workers, thread_name_prefix="vigil-client")
             executor = self._executor
         try:
-            fut = executor.submit(self.score, txn, **kwargs)
+            fut = executor.submit(self._score_worker, txn, kwargs)
         except BaseException:
             with self._lock:
                 self._pending_async -= 1
@@ -662,6 +664,10 @@ class Client:
         if callback is not None:
             fut.add_done_callback(callback)
         return fut
+
+    def _score_worker(self, txn, kwargs):
+        self._local.worker = True  # see close()
+        return self.score(txn, **kwargs)
 
     def label(self, txn_id: str, fraud: bool, *, card_id: Optional[str] = None,
               source: str = "", label_time_ms: int = 0, timeout: Optional[float] = None,
