@@ -140,6 +140,22 @@ sc_usage_error(const char *fmt, ...)
 	return 2;
 }
 
+/*
+ * Flushes stdout and returns status, or 1 (with a line on stderr) if
+ * anything written to it was lost: the printer thread's earlier flushes
+ * may have failed with nothing left to flush now, so ferror() decides.
+ */
+static int
+sc_stdout_close_status(int status)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "vigil-score: standard output: write error\n");
+		if (status == 0)
+			status = 1;
+	}
+	return status;
+}
+
 static bool
 sc_parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret)
 {
@@ -199,10 +215,10 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 		case OPT_HELP:
 		case 'h':
 			fputs(sc_usage, stdout);
-			exit(0);
+			exit(sc_stdout_close_status(0));
 		case OPT_VERSION:
 			printf("vigil-score %s\n", VIGIL_VERSION);
-			exit(0);
+			exit(sc_stdout_close_status(0));
 		case OPT_SERVER:
 			if (a->nservers == SC_MAX_SERVERS)
 				return sc_usage_error("more than 64 --server options");
@@ -891,7 +907,5 @@ out:
 	json_decref(obj);
 	json_decref(a.flags);
 	free(a.env_servers);
-	if (fflush(stdout) != 0 && status == 0)
-		status = 1;
-	return status;
+	return sc_stdout_close_status(status);
 }

@@ -418,6 +418,23 @@ test_cli(void **state)
 	assert_non_null(strstr(out, "\"txn_id\":\"pipe-ok\""));
 	free(out);
 
+	/* standard output that cannot be written: exit 1 even though every
+	 * request succeeded, for the stream, one transaction and --help */
+	snprintf(cmd, sizeof cmd,
+	    "printf '{\"txn_id\":\"pipe-full\",\"card_id\":\"c\",\"merchant_id\":\"m\","
+	    "\"amount_minor\":5,\"currency\":\"EUR\"}\\n' | '%s' --server '%s' --quiet > /dev/full",
+	    vt_build_path("clients/score/vigil-score"), s.url);
+	assert_int_equal(run_shell(cmd, &out), 1);
+	free(out);
+	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id one-full --card c --merchant m "
+	    "--amount-minor 5 --currency EUR > /dev/full",
+	    vt_build_path("clients/score/vigil-score"), s.url);
+	assert_int_equal(run_shell(cmd, &out), 1);
+	free(out);
+	snprintf(cmd, sizeof cmd, "'%s' --help > /dev/full", vt_build_path("clients/score/vigil-score"));
+	assert_int_equal(run_shell(cmd, &out), 1);
+	free(out);
+
 	/* a server that is down: a clear error, exit 1, no hang */
 	snprintf(down, sizeof down, "ipc://%s/nobody.sock", s.datadir);
 	{
