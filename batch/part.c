@@ -581,8 +581,10 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 			}
 			rv = batch_card_put(r, key, &prof);
 			if (rv != VIGIL_OK) {
-				store_diag_set(reterr, "%s: offset %llu: card %s: %s", p->path,
-				    (unsigned long long)at, key, vigil_strerror(rv));
+				store_diag_set(reterr, "%s: offset %llu: card %s: writing it to "
+				    "%s/features generation %llu: %s", p->path, (unsigned long long)at,
+				    key, r->opts.datadir,
+				    (unsigned long long)store_genw_generation(r->gw), vigil_strerror(rv));
 				return rv;
 			}
 		} else {

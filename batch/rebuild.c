@@ -1604,8 +1604,9 @@ put_entities(batch_run *r, batch_ent_node **map, bool terminals, store_diag *ret
 		rv = terminals ? store_genw_put_terminal(r->gw, e->key, &p)
 		               : store_genw_put_merchant(r->gw, e->key, &p);
 		if (rv != VIGIL_OK) {
-			store_diag_set(reterr, "writing %s %s: %s", terminals ? "terminal" : "merchant",
-			    e->key, vigil_strerror(rv));
+			store_diag_set(reterr, "%s/features: generation %llu: writing %s %s: %s",
+			    r->opts.datadir, (unsigned long long)store_genw_generation(r->gw),
+			    terminals ? "terminal" : "merchant", e->key, vigil_strerror(rv));
 			return rv;
 		}
 		if (terminals)
@@ -1695,7 +1696,9 @@ put_thresholds(batch_run *r, batch_tstate *ts, store_diag *reterr)
 		}
 		continue;
 fail:
-		store_diag_set(reterr, "writing threshold %s: %s", p->name, vigil_strerror(rv));
+		store_diag_set(reterr, "%s/features: generation %llu: writing threshold %s: %s",
+		    r->opts.datadir, (unsigned long long)store_genw_generation(r->gw), p->name,
+		    vigil_strerror(rv));
 		return rv;
 	}
 	return VIGIL_OK;
@@ -1731,7 +1734,9 @@ carry_thresholds(batch_run *r, store_diag *reterr)
 	if (rv == VIGIL_OK)
 		rv = c.rv;
 	if (rv != VIGIL_OK)
-		store_diag_set(reterr, "carrying thresholds over: %s", vigil_strerror(rv));
+		store_diag_set(reterr, "%s/features: generation %llu: carrying thresholds over: %s",
+		    r->opts.datadir, (unsigned long long)store_genw_generation(r->gw),
+		    vigil_strerror(rv));
 	return rv;
 }
 
@@ -1867,7 +1872,9 @@ put_cards(batch_run *r, store_diag *reterr)
 		batch_card_profile(v[i], &p);
 		rv = batch_card_put(r, v[i]->key, &p);
 		if (rv != VIGIL_OK) {
-			store_diag_set(reterr, "writing card %s: %s", v[i]->key, vigil_strerror(rv));
+			store_diag_set(reterr, "%s/features: generation %llu: writing card %s: %s",
+			    r->opts.datadir, (unsigned long long)store_genw_generation(r->gw),
+			    v[i]->key, vigil_strerror(rv));
 			break;
 		}
 	}

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -178,11 +179,112 @@ test_kill_mid_write_keeps_current(void **state)
 	fx_rm_rf(dd);
 }
 
+/*
+ * A full disk while the new generation is written (RLIMIT_FSIZE with
+ * SIGXFSZ ignored: every write past 512 KiB fails with EFBIG, as on a full
+ * file system, even for root): vigil-rebuild exits 1 with one line naming
+ * the place, CURRENT still names the previous generation, which serves as
+ * before, and the next run (with room) clears the leftover and commits.
+ */
+static void
+test_disk_full_keeps_current(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	store_archive *ar = fx_archive(dd);
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	store_gen *g = NULL;
+	store_card_profile cp;
+	char tid[32], card[32], merch[32], errbuf[4096];
+	uint64_t cur = 0, g1;
+	FILE *fe = tmpfile();
+	size_t n;
+	pid_t pid;
+	int st = 0;
+	bool exists;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(fe);
+	for (int i = 0; i < 20000; i++) {
+		fx_txn t = { 0 };
+
+		snprintf(tid, sizeof tid, "t%d", i);
+		snprintf(card, sizeof card, "card-%06d", i);
+		snprintf(merch, sizeof merch, "m%d", i % 500);
+		t.txn_id = tid;
+		t.card = card;
+		t.merchant = merch;
+		t.country = "FR";
+		t.currency = "EUR";
+		t.amount_minor = 100 + i % 977;
+		t.t = A - 3 * D + (int64_t)i * 1000;
+		fx_score(ar, &t);
+	}
+	store_archive_close(ar);
+	batch_opts_default(&o);
+	o.datadir = dd;
+	o.as_of_ms = A - D;
+	o.window_ms = 90 * D;
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	g1 = s->generation;
+
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *argv[] = { fx_rebuild_bin(), "--data", dd, "--as-of", "2026-03-01",
+		    "-q", NULL };
+		struct rlimit rl = { 512 << 10, 512 << 10 };
+
+		dup2(fileno(fe), 2);
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+			_exit(126);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	rewind(fe);
+	n = fread(errbuf, 1, sizeof errbuf - 1, fe);
+	errbuf[n] = '\0';
+	fclose(fe);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
+		fail_msg("vigil-rebuild on a full disk: status %d, stderr: %s", st, errbuf);
+	/* One line, that says where. */
+	assert_true(n > 0 && errbuf[n - 1] == '\n');
+	assert_null(memchr(errbuf, '\n', n - 1));
+	assert_non_null(strstr(errbuf, "vigil-rebuild: "));
+	if (strstr(errbuf, dd) == NULL)
+		fail_msg("the error does not say where: %s", errbuf);
+
+	assert_int_equal(store_gen_current(dd, &cur), VIGIL_OK);
+	assert_int_equal(cur, g1);
+	assert_false(gen_dir_exists(dd, g1 + 1));
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_card(g, "card-000007", &cp), VIGIL_OK);
+	assert_int_equal(cp.count_7d, 1);
+	store_gen_close(g);
+
+	o.as_of_ms = A;
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_int_equal(store_gen_current(dd, &cur), VIGIL_OK);
+	assert_int_equal(cur, s->generation);
+	tmp_gen_bytes(dd, &exists);
+	assert_false(exists);
+	free(s);
+	fx_rm_rf(dd);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kill_mid_write_keeps_current),
+		cmocka_unit_test(test_disk_full_keeps_current),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
