@@ -195,6 +195,23 @@ sc_flag_set(sc_args *a, const char *key, json_t *value)
 	return 0;
 }
 
+/* flags[key] = the string given to --opt (json_string refuses bad UTF-8). */
+static int
+sc_flag_str(sc_args *a, const char *opt, const char *key, const char *value)
+{
+	json_t *v = json_string(value);
+
+	if (v == NULL) {
+		json_t *raw = json_stringn_nocheck(value, strlen(value));
+
+		if (raw != NULL) {
+			json_decref(raw);
+			return sc_usage_error("--%s: not valid UTF-8", opt);
+		}
+	}
+	return sc_flag_set(a, key, v);
+}
+
 static int
 sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 {
@@ -249,18 +266,18 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 			a->json = optarg;
 			break;
 		case OPT_TXN_ID:
-			rv = sc_flag_set(a, "txn_id", json_string(optarg));
+			rv = sc_flag_str(a, "txn-id", "txn_id", optarg);
 			break;
 		case OPT_CARD:
 			a->card = optarg;
-			rv = sc_flag_set(a, "card_id", json_string(optarg));
+			rv = sc_flag_str(a, "card", "card_id", optarg);
 			break;
 		case OPT_MERCHANT:
-			rv = sc_flag_set(a, "merchant_id", json_string(optarg));
+			rv = sc_flag_str(a, "merchant", "merchant_id", optarg);
 			break;
 		case OPT_AMOUNT:
 			/* a string: vigil_txn_from_json converts it exactly */
-			rv = sc_flag_set(a, "amount", json_string(optarg));
+			rv = sc_flag_str(a, "amount", "amount", optarg);
 			break;
 		case OPT_AMOUNT_MINOR:
 			if (!sc_parse_i64(optarg, 0, INT64_MAX, &iv))
@@ -268,13 +285,13 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 			rv = sc_flag_set(a, "amount_minor", json_integer(iv));
 			break;
 		case OPT_CURRENCY:
-			rv = sc_flag_set(a, "currency", json_string(optarg));
+			rv = sc_flag_str(a, "currency", "currency", optarg);
 			break;
 		case OPT_TERMINAL:
-			rv = sc_flag_set(a, "terminal_id", json_string(optarg));
+			rv = sc_flag_str(a, "terminal", "terminal_id", optarg);
 			break;
 		case OPT_COUNTRY:
-			rv = sc_flag_set(a, "country", json_string(optarg));
+			rv = sc_flag_str(a, "country", "country", optarg);
 			break;
 		case OPT_MCC:
 			if (!sc_parse_i64(optarg, 0, 9999, &iv))
@@ -282,17 +299,17 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 			rv = sc_flag_set(a, "mcc", json_integer(iv));
 			break;
 		case OPT_CHANNEL:
-			rv = sc_flag_set(a, "channel", json_string(optarg));
+			rv = sc_flag_str(a, "channel", "channel", optarg);
 			break;
 		case OPT_DEVICE:
-			rv = sc_flag_set(a, "device_id", json_string(optarg));
+			rv = sc_flag_str(a, "device", "device_id", optarg);
 			break;
 		case OPT_IP:
-			rv = sc_flag_set(a, "ip", json_string(optarg));
+			rv = sc_flag_str(a, "ip", "ip", optarg);
 			break;
 		case OPT_TIME:
 			a->time = optarg;
-			rv = sc_flag_set(a, "event_time", json_string(optarg));
+			rv = sc_flag_str(a, "time", "event_time", optarg);
 			break;
 		case OPT_TIME_MS:
 			if (!sc_parse_i64(optarg, 1, INT64_MAX, &iv))

@@ -376,6 +376,22 @@ test_cli(void **state)
 		assert_non_null(strstr(out, "usage: vigil-score"));
 		free(out);
 	}
+	/* a flag value that is not UTF-8: a usage error that says so */
+	{
+		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		    "--txn-id", "cli-5", "--card", "c", "--merchant", "m", "--amount", "1",
+		    "--currency", "EUR", "--country", "\xff", NULL };
+
+		assert_int_equal(run_cli(argv, &out), 2);
+		assert_string_equal(out, "");
+		free(out);
+		snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id cli-5 --card c --merchant m "
+		    "--currency EUR --country \"$(printf '\\377')\" 2>&1",
+		    vt_build_path("clients/score/vigil-score"), s.url);
+		assert_int_equal(run_shell(cmd, &out), 2);
+		assert_true(starts_with(out, "vigil-score: --country: not valid UTF-8\n"));
+		free(out);
+	}
 	/* JSON lines on stdin: one reply per non-blank line, in input order,
 	 * pipelined (window 8 < 40 lines); bad lines answered in place */
 	snprintf(cmd, sizeof cmd,
