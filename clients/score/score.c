@@ -907,8 +907,10 @@ main(int argc, char **argv)
 	a.opts.connect_wait_ms = a.opts.timeout_ms > 0 && a.opts.timeout_ms < 1000 ?
 	    a.opts.timeout_ms : 1000;
 	if (vigil_client_open(a.servers, a.nservers, &a.opts, &c, &info) != VIGIL_CLIENT_OK) {
+		/* EINVAL: a bad or repeated --server; ETRANSPORT: one that nng
+		 * refuses (unknown scheme, no port): both bad option values */
 		fprintf(stderr, "vigil-score: %s\n", info.message);
-		status = info.code == VIGIL_CLIENT_EINVAL ? 2 : 1;
+		status = info.code == VIGIL_CLIENT_EINVAL || info.code == VIGIL_CLIENT_ETRANSPORT ? 2 : 1;
 		goto out;
 	}
 	if (health)

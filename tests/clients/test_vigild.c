@@ -376,6 +376,29 @@ test_cli(void **state)
 		assert_non_null(strstr(out, "usage: vigil-score"));
 		free(out);
 	}
+	/* a --server URL that nng refuses (unknown scheme, no port) is a bad
+	 * option value: exit 2 and one line naming it, like a duplicate URL */
+	{
+		const char *const bad_urls[] = { "nonsense://x", "tcp://127.0.0.1", "tcp://" };
+
+		for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
+			char want[128];
+
+			snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id cli-6 --card c "
+			    "--merchant m --currency EUR 2>&1",
+			    vt_build_path("clients/score/vigil-score"), bad_urls[i]);
+			assert_int_equal(run_shell(cmd, &out), 2);
+			snprintf(want, sizeof want, "vigil-score: %s: ", bad_urls[i]);
+			assert_true(starts_with(out, want));
+			assert_non_null(strchr(out, '\n'));
+			assert_string_equal(strchr(out, '\n'), "\n");
+			free(out);
+		}
+		snprintf(cmd, sizeof cmd, "'%s' --server '%s' --server '%s' health 2>&1",
+		    vt_build_path("clients/score/vigil-score"), s.url, s.url);
+		assert_int_equal(run_shell(cmd, &out), 2);
+		free(out);
+	}
 	/* a flag value that is not UTF-8: a usage error that says so */
 	{
 		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
