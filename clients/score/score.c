@@ -863,6 +863,10 @@ main(int argc, char **argv)
 			status = sc_usage_error("label: give --fraud or --legit");
 			goto out;
 		}
+		if (a.time != NULL && a.time_ms != NULL) {
+			status = sc_usage_error("label: give --time or --time-ms, not both");
+			goto out;
+		}
 		txn_keys -= json_object_get(a.flags, "card_id") != NULL;
 		txn_keys -= json_object_get(a.flags, "event_time") != NULL;
 		txn_keys -= json_object_get(a.flags, "event_time_ms") != NULL;

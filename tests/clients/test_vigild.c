@@ -359,6 +359,14 @@ test_cli(void **state)
 		assert_int_equal(run_cli(bad, &out), 2);
 		assert_string_equal(out, "");
 		free(out);
+		/* two label times are one too many, as for a transaction */
+		const char *twotimes[] = { "clients/score/vigil-score", "--server", s.url,
+		    "label", "cli-1", "--legit", "--time", "2026-11-21T10:00:00Z",
+		    "--time-ms", "5", NULL };
+
+		assert_int_equal(run_cli(twotimes, &out), 2);
+		assert_string_equal(out, "");
+		free(out);
 	}
 	/* usage errors */
 	{
