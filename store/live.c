@@ -237,10 +237,26 @@ typedef struct live_event {
 	double   lat, lon;
 	char     cc[2]; /* country, "\0\0" if none */
 	uint8_t  has_loc;
+	uint32_t dh; /* live_device_tag of device_id, 0 if none (in the padding: 48 bytes) */
 } live_event;
 
+_Static_assert(sizeof(live_event) == 48, "live_event outgrew 48 bytes");
+
+/* A card event's 32-bit tag of its device (the high half of the id's XXH3,
+ * never 0; 0 = no device): enough to tell the handful of devices one card
+ * uses in 7 days apart. */
+static uint32_t
+live_device_tag(const live_keys *k)
+{
+	uint32_t h = (uint32_t)(k->device >> 32);
+
+	if (k->ldevice == 0)
+		return 0;
+	return h != 0 ? h : 1;
+}
+
 /* Events folded out of a card over LIVE_CARD_CAP, one per minute of event
- * time: counts and sums survive, merchant/country/location do not. */
+ * time: counts and sums survive, merchant/country/location/device do not. */
 typedef struct live_bucket {
 	int64_t  minute; /* floor(t / 60000) */
 	int64_t  last_ms;
@@ -1278,6 +1294,7 @@ card_apply(live *lv, const vigil_txn *txn, const live_keys *k)
 	ev.t = txn->event_time_ms;
 	ev.amount = vigil_txn_amount(txn);
 	ev.mh = k->merchant;
+	ev.dh = live_device_tag(k);
 	if (txn->country[0] != '\0') {
 		ev.cc[0] = txn->country[0];
 		ev.cc[1] = txn->country[1];
@@ -1304,7 +1321,7 @@ typedef struct card_agg {
 	uint32_t small_10m;
 	uint32_t dm_1h, dm_24h;
 	ccset    cc_24h, cc_7d;
-	bool     country_seen, merchant_seen;
+	bool     country_seen, merchant_seen, device_seen;
 	bool     has_prev, has_prev_loc;
 	int64_t  prev_t, prev_loc_t;
 	double   prev_lat, prev_lon;
@@ -1314,7 +1331,7 @@ static const int64_t card_windows[5] = { MS_1M, MS_10M, MS_1H, MS_24H, MS_7D };
 
 static void
 card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, uint64_t mh,
-    uint32_t plan, card_agg *a)
+    uint32_t dh, uint32_t plan, card_agg *a)
 {
 	int64_t  t = txn->event_time_ms;
 	int      my_cc = txn->country[0] ? country_index(txn->country) : -1;
@@ -1370,6 +1387,8 @@ card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, uint6
 		}
 		if (e->mh == mh)
 			a->merchant_seen = true;
+		if (dh != 0 && e->dh == dh)
+			a->device_seen = true;
 	}
 	if (!dm_1h_done)
 		a->dm_1h = sc->size;
@@ -1720,7 +1739,7 @@ card_features(const live_card *c, live_scratch *sc, const vigil_txn *txn, const 
 	card_agg   a;
 	int64_t    t = txn->event_time_ms;
 
-	card_aggregate(c, sc, txn, k->merchant, plan, &a);
+	card_aggregate(c, sc, txn, k->merchant, live_device_tag(k), plan, &a);
 	for (int w = 0; w < 5; w++) {
 		f[STORE_SLOT_VEL_CARD_COUNT_1M + w] = vigil_value_num(a.count[w]);
 		f[STORE_SLOT_VEL_CARD_SUM_1M + w] = vigil_value_num(a.sum[w]);
@@ -1733,6 +1752,8 @@ card_features(const live_card *c, live_scratch *sc, const vigil_txn *txn, const 
 	f[STORE_SLOT_VEL_CARD_COUNTRY_SEEN_7D] = txn->country[0]
 	    ? vigil_value_bool(a.country_seen) : vigil_value_missing();
 	f[STORE_SLOT_VEL_CARD_MERCHANT_SEEN_7D] = vigil_value_bool(a.merchant_seen);
+	f[STORE_SLOT_VEL_CARD_DEVICE_SEEN_7D] = k->ldevice != 0
+	    ? vigil_value_bool(a.device_seen) : vigil_value_missing();
 	f[STORE_SLOT_VEL_CARD_SECS_SINCE_LAST] = a.has_prev
 	    ? vigil_value_num((double)(t - a.prev_t) / 1000.0) : vigil_value_missing();
 	if (a.has_prev_loc && txn->has_location) {

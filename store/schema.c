@@ -89,6 +89,7 @@ static const store_field schema_fields[] = {
 	{ "vel.card.distinct_countries_7d",  N, "distinct countries of the card, last 7 days" },
 	{ "vel.card.country_seen_7d", B, "this country among the card's live 7-day countries" },
 	{ "vel.card.merchant_seen_7d",B, "this merchant among the card's live 7-day merchants" },
+	{ "vel.card.device_seen_7d",  B, "this device among the card's live 7-day devices" },
 	{ "vel.card.secs_since_last", N, "seconds since the card's previous transaction" },
 	{ "vel.card.km_from_last",    N, "km from the card's previous located transaction" },
 	{ "vel.card.kmh_from_last",   N, "speed in km/h needed from the previous located transaction" },

@@ -376,6 +376,49 @@ test_distinct_and_seen(void **state)
 	assert_false(present_of(fx->f, "vel.card.country_seen_7d"));
 }
 
+/* vel.card.device_seen_7d: this device among the card's earlier events of
+ * the last 7 days (another card's use of it does not count); missing when
+ * the transaction has no device. */
+static void
+test_device_seen(void **state)
+{
+	fixture      *fx = *state;
+	vigil_txn     x;
+	store_outcome prior;
+
+	x = txn_make("e1", "c1", "m1", T0, 100);
+	snprintf(x.device_id, sizeof x.device_id, "%s", "phone-a");
+	assert_int_equal(score_one(fx->db, fx->ctx, &x, 0, fx->f, &prior), VIGIL_OK);
+	assert_true(num_of(fx->f, "vel.card.device_seen_7d") == 0); /* its first use */
+	x = txn_make("e2", "c2", "m1", T0 + HOUR_MS, 100);
+	snprintf(x.device_id, sizeof x.device_id, "%s", "laptop-b");
+	assert_int_equal(score_one(fx->db, fx->ctx, &x, 0, fx->f, &prior), VIGIL_OK);
+	x = txn_make("e3", "c1", "m2", T0 + 2 * HOUR_MS, 100); /* no device */
+	assert_int_equal(score_one(fx->db, fx->ctx, &x, 0, fx->f, &prior), VIGIL_OK);
+	assert_false(present_of(fx->f, "vel.card.device_seen_7d"));
+
+	x = txn_make("q", "c1", "m3", T0 + 3 * HOUR_MS, 100);
+	snprintf(x.device_id, sizeof x.device_id, "%s", "phone-a");
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_true(present_of(fx->f, "vel.card.device_seen_7d"));
+	assert_true(num_of(fx->f, "vel.card.device_seen_7d") == 1);
+	snprintf(x.device_id, sizeof x.device_id, "%s", "laptop-b"); /* c2's, not c1's */
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_true(num_of(fx->f, "vel.card.device_seen_7d") == 0);
+	/* Seen 7 days - 1 ms ago: still in the window; 7 days ago: out of it. */
+	snprintf(x.device_id, sizeof x.device_id, "%s", "phone-a");
+	x.event_time_ms = T0 + 7 * DAY_MS - 1;
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_true(num_of(fx->f, "vel.card.device_seen_7d") == 1);
+	x.event_time_ms = T0 + 7 * DAY_MS;
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_true(num_of(fx->f, "vel.card.device_seen_7d") == 0);
+}
+
 static void
 test_small_count(void **state)
 {
@@ -818,6 +861,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_idempotency_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedupe_horizon_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_distinct_and_seen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_seen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_distance_and_speed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_entities, setup, teardown),
