@@ -1355,8 +1355,20 @@ batch_run_begin(batch_run *r, store_diag *reterr)
 	 * replace it until this one commits or aborts. */
 	rv = store_gen_open_current(r->opts.datadir, &r->prev, reterr);
 	if (rv == VIGIL_ENOTFOUND) {
+		uint64_t cur = 0;
+
 		r->prev = NULL;
 		rv = VIGIL_OK;
+		/* No CURRENT is a first run; a CURRENT naming a generation that is
+		 * gone is damage: go on (this run repairs it), but say that nothing
+		 * could be carried over from it. */
+		if (store_gen_current(r->opts.datadir, &cur) == VIGIL_OK && cur != 0)
+			snprintf(r->sum.warning, sizeof r->sum.warning, "%s/features/CURRENT names "
+			    "generation %llu, which is missing: nothing carried over from it "
+			    "(first_seen from this window, %s)", r->opts.datadir,
+			    (unsigned long long)cur, r->prog != NULL ? "no previous threshold values" :
+			    "no thresholds: vigild uses the rule file's fallbacks");
+		reterr->msg[0] = '\0';
 	}
 	if (rv != VIGIL_OK)
 		return rv;
@@ -1807,7 +1819,10 @@ batch_run_finish(batch_run *r, batch_ent_node **merchants, batch_ent_node **term
 	if (rv == VIGIL_OK && reterr->msg[0] != '\0') {
 		/* Committed, but an old generation could not be pruned: the
 		 * caller must hear of it (disk space), the run still succeeded. */
-		snprintf(r->sum.warning, sizeof r->sum.warning, "%s", reterr->msg);
+		size_t k = strlen(r->sum.warning);
+
+		snprintf(r->sum.warning + k, sizeof r->sum.warning - k, "%s%s", k ? "; " : "",
+		    reterr->msg);
 		reterr->msg[0] = '\0';
 	}
 out:

@@ -1153,6 +1153,48 @@ test_prune_failure_reported(void **state)
 	fx_rm_rf(dd);
 }
 
+/*
+ * CURRENT names a generation whose directory is gone: the rebuild makes a
+ * new one (it is what repairs the data directory), but it cannot carry the
+ * thresholds and first_seen over, and it says so instead of passing it off
+ * as a first run.
+ */
+static void
+test_missing_current_generation_reported(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	char path[600];
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	uint64_t cur = 0;
+
+	(void)state;
+	assert_non_null(s);
+	build_small(dd);
+	opts_for(&o, dd, NULL);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_string_equal(s->warning, "");
+	snprintf(path, sizeof path, "%s/features/gen-%06llu", dd,
+	    (unsigned long long)s->generation);
+	fx_rm_rf(path);
+
+	o.as_of_ms = A + D;
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	if (strstr(s->warning, "generation 1") == NULL || strstr(s->warning, "missing") == NULL)
+		fail_msg("no warning about the missing generation: '%s'", s->warning);
+	assert_int_equal(store_gen_current(dd, &cur), VIGIL_OK);
+	assert_int_equal(cur, 2);
+	/* A normal run after it has nothing to warn about. */
+	o.as_of_ms = A + 2 * D;
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_string_equal(s->warning, "");
+	free(s);
+	fx_rm_rf(dd);
+}
+
 static void
 test_cli(void **state)
 {
@@ -1289,6 +1331,7 @@ main(void)
 		cmocka_unit_test(test_first_seen_carried),
 		cmocka_unit_test(test_first_seen_damaged_previous),
 		cmocka_unit_test(test_prune_failure_reported),
+		cmocka_unit_test(test_missing_current_generation_reported),
 		cmocka_unit_test(test_cli),
 	};
 
