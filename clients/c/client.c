@@ -978,6 +978,17 @@ vc_call_decode(vc_call *call, const uint8_t *body, size_t len)
 			vc_call_fail(call, VIGIL_CLIENT_EPROTO, NULL, detail);
 			goto out;
 		}
+		if (rep->score->decision < VIGIL__V1__DECISION__ALLOW ||
+		    rep->score->decision > VIGIL__V1__DECISION__DECLINE) {
+			/* nothing a caller could act on: never hand it out as a decision */
+			if (rep->score->decision == VIGIL__V1__DECISION__DECISION_UNSPECIFIED)
+				snprintf(detail, sizeof detail, "reply to a score carries no decision");
+			else
+				snprintf(detail, sizeof detail, "reply has unknown decision %d",
+				    (int) rep->score->decision);
+			vc_call_fail(call, VIGIL_CLIENT_EPROTO, NULL, detail);
+			goto out;
+		}
 		if (vc_result_build(call, rep->score) != VIGIL_CLIENT_OK) {
 			vc_call_fail(call, VIGIL_CLIENT_ENOMEM, NULL, "out of memory decoding the reply");
 			goto out;

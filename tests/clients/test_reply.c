@@ -118,6 +118,11 @@ test_reply_errors(void **state)
 		  "fuzz://replica: currency: unknown second line", "txn.currency" },
 		{ "status_overloaded", VIGIL_CLIENT_SOVERLOADED, "fuzz://replica: queue full", "" },
 		{ "status_unknown", VIGIL_CLIENT_EPROTO, "fuzz://replica: reply has unknown status 42", "" },
+		/* a score needs a decision the caller can act on: ALLOW, REVIEW or DECLINE */
+		{ "score_no_decision", VIGIL_CLIENT_EPROTO,
+		  "fuzz://replica: reply to a score carries no decision", "" },
+		{ "score_unknown_decision", VIGIL_CLIENT_EPROTO,
+		  "fuzz://replica: reply has unknown decision 7", "" },
 		{ "garbage", VIGIL_CLIENT_EPROTO,
 		  "fuzz://replica: reply is not a vigil.v1.Reply (9 bytes)", "" },
 		{ "truncated", VIGIL_CLIENT_EPROTO,
