@@ -106,6 +106,8 @@ class Peer:
             if self.mode == "garbage":
                 junk = b"\x0a\xff\xff\xff\x7fjunk"
                 lib.nng_send(self.sock, junk, len(junk), 0)
+            elif isinstance(self.mode, bytes):  # a fixed reply
+                lib.nng_send(self.sock, self.mode, len(self.mode), 0)
 
     def stop(self):
         self.stop_flag = True
@@ -234,6 +236,20 @@ class PeerTests(unittest.TestCase):
                                  p.url + ": reply is not a vigil.v1.Reply (9 bytes)")
         finally:
             p.stop()
+
+    def test_score_without_valid_decision(self):
+        pb = vc._pb
+        for dec, want in ((0, "reply to a score carries no decision"),
+                          (7, "reply has unknown decision 7")):
+            reply = pb.Reply(score=pb.ScoreReply(txn_id="t-dec", score=10, decision=dec))
+            p = Peer(reply.SerializeToString(), os.path.join(self.dir, "dec%d.sock" % dec))
+            try:
+                with vc.Client(p.url, timeout=5, attempts=1) as c:
+                    with self.assertRaises(vc.ProtocolError) as cm:
+                        c.score(txn("t-dec"))
+                    self.assertEqual(cm.exception.message, "%s: %s" % (p.url, want))
+            finally:
+                p.stop()
 
     def test_ring_matches_c_library(self):
         path = os.path.join(BUILD, "clients", "c", "libvigil-client.so")

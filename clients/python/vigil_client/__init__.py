@@ -185,7 +185,7 @@ class Hit:
 class ScoreResult:
     txn_id: str
     score: int
-    decision: str              # "allow", "review", "decline" or "none"
+    decision: str              # "allow", "review" or "decline"
     hits: Tuple[Hit, ...]      # active hits, then shadow hits
     rules_version: str
     features_generation: int
@@ -578,6 +578,11 @@ class Client:
         if kind == "score" and rep.score.txn_id and rep.score.txn_id != txn_id:
             raise ProtocolError('%s: reply is for txn_id "%s", not "%s"'
                                 % (url, rep.score.txn_id[:64], txn_id))
+        if kind == "score" and rep.score.decision not in (1, 2, 3):
+            # nothing a caller could act on: never hand it out as a decision
+            if rep.score.decision == 0:
+                raise ProtocolError("%s: reply to a score carries no decision" % url)
+            raise ProtocolError("%s: reply has unknown decision %d" % (url, rep.score.decision))
         return rep
 
     def _call(self, data, key, kind, txn_id, timeout, attempts, only=None):
