@@ -211,6 +211,7 @@ vc_info_set(vigil_client_errinfo *info, vigil_client_err code, const char *field
 	if (info == NULL)
 		return;
 	info->code = code;
+	info->attempts = 0; /* a call's own count is set when it finishes */
 	snprintf(info->field, sizeof info->field, "%s", field != NULL ? field : "");
 	va_start(ap, fmt);
 	vsnprintf(info->message, sizeof info->message, fmt, ap);

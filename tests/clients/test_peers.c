@@ -142,6 +142,29 @@ test_required_fields_checked_client_side(void **state)
 	assert_int_equal(vigil_client_label(c, &l, NULL, &info), VIGIL_CLIENT_EINVAL);
 	assert_string_equal(info.field, "label.txn_id");
 	assert_int_equal(atomic_load(&p.requests), 0); /* nothing was sent */
+
+	/* every error fills the whole info: no attempt made is attempts 0, not
+	 * whatever the caller's struct held */
+	{
+		vigil_client_health h;
+		vigil_client        *c2 = NULL;
+		const char *const    dup[] = { p.url, p.url };
+
+		memset(&info, 0xa5, sizeof info);
+		assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EINVAL);
+		assert_int_equal(info.code, VIGIL_CLIENT_EINVAL);
+		assert_int_equal(info.attempts, 0);
+		memset(&info, 0xa5, sizeof info);
+		assert_int_equal(vigil_client_label(c, &l, NULL, &info), VIGIL_CLIENT_EINVAL);
+		assert_int_equal(info.attempts, 0);
+		memset(&info, 0xa5, sizeof info);
+		assert_int_equal(vigil_client_replica_health(c, 9, NULL, &h, &info), VIGIL_CLIENT_EINVAL);
+		assert_int_equal(info.attempts, 0);
+		memset(&info, 0xa5, sizeof info);
+		assert_int_equal(vigil_client_open(dup, 2, NULL, &c2, &info), VIGIL_CLIENT_EINVAL);
+		assert_int_equal(info.attempts, 0);
+		assert_null(c2);
+	}
 	vigil_client_close(c);
 	tp_peer_stop(&p);
 }
