@@ -141,6 +141,21 @@ class PeerTests(unittest.TestCase):
             with self.assertRaises(vc.InvalidArgument):
                 c.label("", fraud=True)
 
+    def test_bad_call_options(self):
+        # per call as in the constructor: a timeout <= 0 or attempts < 1 is
+        # refused, not turned into a 1 ms timeout or a single attempt
+        with vc.Client("ipc://%s/none.sock" % self.dir, connect_wait=0) as c:
+            for kw in ({"timeout": 0}, {"timeout": -1}, {"attempts": 0}, {"attempts": -2}):
+                with self.assertRaises(vc.InvalidArgument) as cm:
+                    c.score(txn("t-opt"), **kw)
+                self.assertEqual(cm.exception.attempts, 0)
+                with self.assertRaises(vc.InvalidArgument):
+                    c.label("t-opt", fraud=True, **kw)
+                with self.assertRaises(vc.InvalidArgument):
+                    c.score_async(txn("t-opt"), **kw)
+            with self.assertRaises(vc.InvalidArgument):
+                c.health(timeout=0)
+
     def test_server_down(self):
         url = "ipc://%s/nobody.sock" % self.dir
         with vc.Client(url, timeout=0.1, attempts=2, connect_wait=0) as c:

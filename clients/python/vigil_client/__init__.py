@@ -585,9 +585,18 @@ class Client:
             raise ProtocolError("%s: reply has unknown decision %d" % (url, rep.score.decision))
         return rep
 
-    def _call(self, data, key, kind, txn_id, timeout, attempts, only=None):
+    def _call_opts(self, timeout, attempts):
+        """Per-call timeout in ms and attempts; None means the client's."""
+        if timeout is not None and not timeout > 0:
+            raise InvalidArgument("timeout must be > 0")
+        if attempts is not None and int(attempts) < 1:
+            raise InvalidArgument("attempts must be >= 1")
         timeout_ms = self._timeout_ms if timeout is None else max(1, int(timeout * 1000))
-        attempts = self._attempts if attempts is None else max(1, min(int(attempts), 100))
+        attempts = self._attempts if attempts is None else min(int(attempts), 100)
+        return timeout_ms, attempts
+
+    def _call(self, data, key, kind, txn_id, timeout, attempts, only=None):
+        timeout_ms, attempts = self._call_opts(timeout, attempts)
         with self._lock:
             if self._closed:
                 raise ClientClosed("client is closed")
@@ -644,6 +653,7 @@ class Client:
         given, runs when it is done. The request is encoded (and checked) now:
         InvalidArgument is raised here, not through the Future."""
         _encode_txn(txn, kwargs.get("dry_run", False))
+        self._call_opts(kwargs.get("timeout"), kwargs.get("attempts"))
         with self._lock:
             if self._closed:
                 raise ClientClosed("client is closed")
