@@ -88,6 +88,7 @@ class Peer:
         self.url = "ipc://" + path
         self.sock = _nng.Socket()
         self.requests = 0
+        self.last = b""  # the last request's bytes
         self.stop_flag = False
         assert lib.nng_rep0_open(ctypes.byref(self.sock)) == 0
         assert _nng.socket_set_ms(self.sock, b"recv-timeout", 50) == 0
@@ -103,6 +104,7 @@ class Peer:
             if lib.nng_recv(self.sock, buf, ctypes.byref(n), 0) != 0:
                 continue
             self.requests += 1
+            self.last = buf.raw[:n.value]
             if self.mode == "garbage":
                 junk = b"\x0a\xff\xff\xff\x7fjunk"
                 lib.nng_send(self.sock, junk, len(junk), 0)
@@ -238,6 +240,35 @@ class PeerTests(unittest.TestCase):
             self.assertEqual([r.open for r in c._reps], [False])
             with self.assertRaises(vc.ClientClosed):
                 c.score(txn("t-after-cb-close"))
+        finally:
+            p.stop()
+
+    def test_score_async_encodes_at_once(self):
+        # the request is encoded when score_async returns: changing the dict
+        # afterwards, or waiting in the queue, changes nothing that is sent
+        p = Peer("silent", os.path.join(self.dir, "enc.sock"))
+        try:
+            with vc.Client(p.url, timeout=0.3, attempts=1, workers=1) as c:
+                first = c.score_async(txn("t-enc-0"))  # holds the only worker
+                d = {"txn_id": "t-enc-1", "card_id": "card-1", "merchant_id": "m-1",
+                     "amount_minor": 100, "currency": "EUR"}
+                before = int(time.time() * 1000)
+                second = c.score_async(d)
+                after = int(time.time() * 1000)
+                d["txn_id"] = "t-enc-changed"
+                d["amount_minor"] = 999
+                for f in (first, second):
+                    with self.assertRaises(vc.Timeout):
+                        f.result(timeout=30)
+            for _ in range(3000):  # the peer's thread may lag (30 s: only a bug)
+                if p.requests >= 2:
+                    break
+                time.sleep(0.01)
+            self.assertEqual(p.requests, 2)
+            req = vc._pb.Request.FromString(p.last)
+            self.assertEqual(req.score.txn.txn_id, "t-enc-1")
+            self.assertEqual(req.score.txn.amount_minor, 100)
+            self.assertTrue(before <= req.score.txn.event_time_ms <= after)
         finally:
             p.stop()
 

@@ -636,7 +636,10 @@ class Client:
     def score(self, txn: Union[Transaction, Mapping], *, dry_run: bool = False,
               timeout: Optional[float] = None, attempts: Optional[int] = None) -> ScoreResult:
         """Scores txn; returns a ScoreResult or raises a VigilError subclass."""
-        txn_id, card_id, data = _encode_txn(txn, dry_run)
+        return self._score_encoded(_encode_txn(txn, dry_run), timeout, attempts)
+
+    def _score_encoded(self, encoded, timeout, attempts):
+        txn_id, card_id, data = encoded
         rep, url, n = self._call(data, card_id, "score", txn_id, timeout, attempts)
         s = rep.score
         return ScoreResult(
@@ -652,8 +655,15 @@ class Client:
         (its result() is the ScoreResult or raises). callback(future), if
         given, runs when it is done. The request is encoded (and checked) now:
         InvalidArgument is raised here, not through the Future."""
-        _encode_txn(txn, kwargs.get("dry_run", False))
-        self._call_opts(kwargs.get("timeout"), kwargs.get("attempts"))
+        unknown = set(kwargs) - {"dry_run", "timeout", "attempts"}
+        if unknown:
+            raise TypeError("score_async() got an unexpected keyword argument %r"
+                            % sorted(unknown)[0])
+        # encoded once, now: the caller may change txn afterwards, and a call
+        # waiting for a worker keeps the event time of this moment
+        encoded = _encode_txn(txn, kwargs.get("dry_run", False))
+        timeout, attempts = kwargs.get("timeout"), kwargs.get("attempts")
+        self._call_opts(timeout, attempts)
         with self._lock:
             if self._closed:
                 raise ClientClosed("client is closed")
@@ -665,7 +675,7 @@ class Client:
                     max_workers=self._workers, thread_name_prefix="vigil-client")
             executor = self._executor
         try:
-            fut = executor.submit(self._score_worker, txn, kwargs)
+            fut = executor.submit(self._score_worker, encoded, timeout, attempts)
         except BaseException:
             with self._lock:
                 self._pending_async -= 1
@@ -680,9 +690,9 @@ class Client:
             fut.add_done_callback(callback)
         return fut
 
-    def _score_worker(self, txn, kwargs):
+    def _score_worker(self, encoded, timeout, attempts):
         self._local.worker = True  # see close()
-        return self.score(txn, **kwargs)
+        return self._score_encoded(encoded, timeout, attempts)
 
     def label(self, txn_id: str, fraud: bool, *, card_id: Optional[str] = None,
               source: str = "", label_time_ms: int = 0, timeout: Optional[float] = None,
