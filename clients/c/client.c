@@ -896,11 +896,13 @@ static vigil_client_err
 vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 {
 	const char *url = call->c->reps[call->rep].url;
+	/* a reply may leave txn_id out (only another one is refused) */
+	const char *txn_id = sr->txn_id[0] != '\0' ? sr->txn_id : call->txn_id;
 	size_t      size = sizeof(vigil_client_hit) * sr->n_hits;
 	char       *block, *p;
 	vigil_client_hit *hits;
 
-	size += strlen(sr->txn_id) + 1 + strlen(sr->rules_version) + 1 + strlen(url) + 1;
+	size += strlen(txn_id) + 1 + strlen(sr->rules_version) + 1 + strlen(url) + 1;
 	for (size_t i = 0; i < sr->n_hits; i++)
 		size += strlen(sr->hits[i]->rule) + 1 + strlen(sr->hits[i]->reason) + 1;
 	block = malloc(size);
@@ -915,7 +917,7 @@ vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 		hits[i].points = sr->hits[i]->points;
 		hits[i].shadow = sr->hits[i]->shadow;
 	}
-	VC_COPY(call->res.txn_id, sr->txn_id);
+	VC_COPY(call->res.txn_id, txn_id);
 	VC_COPY(call->res.rules_version, sr->rules_version);
 	VC_COPY(call->res.replica, url);
 #undef VC_COPY

@@ -82,8 +82,10 @@ test_reply_ok(void **state)
 	assert_int_equal(decode("score_dup", &r, &info), VIGIL_CLIENT_OK);
 	assert_true(r.duplicate);
 	vigil_client_result_fini(&r);
-	/* a reply without txn_id is accepted (only a different one is refused) */
+	/* a reply without txn_id is accepted (only a different one is refused);
+	 * the result still names the transaction, the request's */
 	assert_int_equal(decode("score_no_txn_id", &r, &info), VIGIL_CLIENT_OK);
+	assert_string_equal(r.txn_id, "t-1");
 	vigil_client_result_fini(&r);
 	assert_int_equal(decode("label_ok", &r, &info), VIGIL_CLIENT_OK);
 
