@@ -297,6 +297,16 @@ class PeerTests(unittest.TestCase):
             finally:
                 p.stop()
 
+    def test_reply_without_txn_id(self):
+        # accepted (only another txn_id is refused); the result names the request's
+        reply = vc._pb.Reply(score=vc._pb.ScoreReply(score=10, decision=vc._pb.ALLOW))
+        p = Peer(reply.SerializeToString(), os.path.join(self.dir, "noid.sock"))
+        try:
+            with vc.Client(p.url, timeout=5, attempts=1) as c:
+                self.assertEqual(c.score(txn("t-noid")).txn_id, "t-noid")
+        finally:
+            p.stop()
+
     def test_ring_matches_c_library(self):
         path = os.path.join(BUILD, "clients", "c", "libvigil-client.so")
         with open(path, "rb") as f, open("/proc/self/maps") as maps:

@@ -643,7 +643,7 @@ class Client:
         rep, url, n = self._call(data, card_id, "score", txn_id, timeout, attempts)
         s = rep.score
         return ScoreResult(
-            txn_id=s.txn_id, score=s.score, decision=_DECISIONS.get(s.decision, "none"),
+            txn_id=s.txn_id or txn_id, score=s.score, decision=_DECISIONS.get(s.decision, "none"),
             hits=tuple(Hit(h.rule, h.points, h.reason, h.shadow) for h in s.hits),
             rules_version=s.rules_version, features_generation=s.features_generation,
             server_latency_us=s.latency_us, duplicate=s.duplicate, dry_run=s.dry_run,
