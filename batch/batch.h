@@ -102,9 +102,10 @@ typedef struct batch_summary {
 	uint32_t part_index, part_count;
 	char     rules_hash[72];   /* content hash of the rule file ("" if none) */
 	char     bad_where[256];   /* place + reason of the first bad record */
-	char     warning[512];     /* built, but something is amiss: CURRENT named a
-	                            * missing generation (nothing carried over), or
-	                            * pruning an old one failed; "" if not */
+	char     warning[512];     /* built, but something is amiss: an empty window,
+	                            * CURRENT named a missing generation (nothing
+	                            * carried over), or pruning an old one failed;
+	                            * "" if not */
 	double   duration_s;
 	uint64_t peak_state_bytes; /* aggregation state at its largest (estimate) */
 } batch_summary;

@@ -1783,6 +1783,18 @@ batch_run_finish(batch_run *r, batch_ent_node **merchants, batch_ent_node **term
 	if (rv != VIGIL_OK)
 		goto out;
 
+	if (r->sum.records_read == 0) {
+		/* Built, but from nothing: say so (a wrong as-of or archive). */
+		size_t k = strlen(r->sum.warning);
+		char from[16], to[16];
+
+		vigil_date_format(r->w.from, from, sizeof from);
+		vigil_date_format(r->w.as_of, to, sizeof to);
+		snprintf(r->sum.warning + k, sizeof r->sum.warning - k, "%sno transaction in "
+		    "the window [%s, %s): the generation is empty (every card is new to "
+		    "vigild%s)", k ? "; " : "", from, to, r->prog != NULL ?
+		    ", tuned thresholds at their fallbacks" : "");
+	}
 	if (r->sum.first_seq == UINT64_MAX)
 		r->sum.first_seq = 0;
 	r->sum.generation = store_genw_generation(r->gw);

@@ -1195,6 +1195,48 @@ test_missing_current_generation_reported(void **state)
 	fx_rm_rf(dd);
 }
 
+/*
+ * A window without a single transaction (an as-of typed wrong, an archive
+ * that is not the one vigild writes) still makes a generation, an empty
+ * one: vigild then sees every card as new and the tuned thresholds at their
+ * fallbacks. That must not pass as a normal night.
+ */
+static void
+test_empty_window_warned(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	const char *bin = fx_rebuild_bin();
+	char *out = NULL, *err = NULL;
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+
+	(void)state;
+	assert_non_null(s);
+	build_small(dd);
+	opts_for(&o, dd, NULL);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_string_equal(s->warning, "");
+	o.as_of_ms = A + 400 * D; /* the window ends 310 days after the last record */
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_int_equal(s->records_read, 0);
+	assert_int_equal(s->cards, 0);
+	if (strstr(s->warning, "no transaction") == NULL)
+		fail_msg("no warning for an empty window: '%s'", s->warning);
+	{
+		const char *argv[] = { bin, "--data", dd, "--as-of", "2027-06-01", "-q", NULL };
+
+		assert_int_equal(fx_run(argv, &out, &err), 0);
+		assert_non_null(strstr(err, "vigil-rebuild: warning: "));
+		assert_non_null(strstr(err, "no transaction"));
+		free(out);
+		free(err);
+	}
+	free(s);
+	fx_rm_rf(dd);
+}
+
 static void
 test_cli(void **state)
 {
@@ -1332,6 +1374,7 @@ main(void)
 		cmocka_unit_test(test_first_seen_damaged_previous),
 		cmocka_unit_test(test_prune_failure_reported),
 		cmocka_unit_test(test_missing_current_generation_reported),
+		cmocka_unit_test(test_empty_window_warned),
 		cmocka_unit_test(test_cli),
 	};
 
