@@ -307,6 +307,24 @@ class PeerTests(unittest.TestCase):
         finally:
             p.stop()
 
+    def test_threads_come_and_go(self):
+        # a thread per request (a threading HTTP server): the nng resources
+        # of a call are reused by the next one, not kept per thread forever
+        reply = vc._pb.Reply(score=vc._pb.ScoreReply(score=1, decision=vc._pb.ALLOW))
+        p = Peer(reply.SerializeToString(), os.path.join(self.dir, "threads.sock"))
+        try:
+            with vc.Client(p.url, timeout=5, attempts=1) as c:
+                results = []
+                for i in range(50):
+                    th = threading.Thread(
+                        target=lambda i=i: results.append(c.score(txn("t-th-%d" % i)).txn_id))
+                    th.start()
+                    th.join()
+                self.assertEqual(len(results), 50)
+                self.assertEqual(len(c._slots), 1)
+        finally:
+            p.stop()
+
     def test_ring_matches_c_library(self):
         path = os.path.join(BUILD, "clients", "c", "libvigil-client.so")
         with open(path, "rb") as f, open("/proc/self/maps") as maps:

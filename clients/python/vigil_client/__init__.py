@@ -281,7 +281,7 @@ def _encode_txn(txn, dry_run):
     return t.txn_id, t.card_id, data
 
 
-# ---- replicas and per-thread call slots ----
+# ---- replicas and pooled call slots ----
 
 
 class _Replica:
@@ -295,7 +295,7 @@ class _Replica:
 
 
 class _Slot:
-    """One thread's aio and its REQ contexts (one per replica)."""
+    """One call's aio and its REQ contexts (one per replica), pooled."""
 
     def __init__(self):
         self.aio = ctypes.c_void_p()
@@ -340,7 +340,8 @@ class Client:
         self._closed = False
         self._active = 0
         self._pending_async = 0
-        self._slots = []
+        self._slots = []       # every call slot, for close
+        self._free_slots = []  # those not in use by a call
         self._local = threading.local()
         self._executor = None
         self._ring = Ring(urls, vnodes)
@@ -430,6 +431,7 @@ class Client:
                 _nng.aio_free(slot.aio)
                 slot.aio = ctypes.c_void_p()
         self._slots = []
+        self._free_slots = []
 
     def __enter__(self):
         return self
@@ -465,15 +467,18 @@ class Client:
 
     # -- the call machinery --
 
-    def _slot(self):
-        slot = getattr(self._local, "slot", None)
-        if slot is None:
-            slot = _Slot()
-            if _nng.aio_alloc(ctypes.byref(slot.aio), None, None) != 0:
-                raise MemoryError("nng_aio_alloc")
-            with self._lock:
-                self._slots.append(slot)
-            self._local.slot = slot
+    def _slot_get(self):
+        """A call slot from the pool, or a new one: a slot belongs to one
+        call at a time, not to a thread, so threads that come and go (one
+        per request) do not each keep an aio and contexts until close."""
+        with self._lock:
+            if self._free_slots:
+                return self._free_slots.pop()
+        slot = _Slot()
+        if _nng.aio_alloc(ctypes.byref(slot.aio), None, None) != 0:
+            raise MemoryError("nng_aio_alloc")
+        with self._lock:
+            self._slots.append(slot)
         return slot
 
     def _pick(self, order, tried, attempt):
@@ -601,8 +606,9 @@ class Client:
             if self._closed:
                 raise ClientClosed("client is closed")
             self._active += 1
+        slot = None
         try:
-            slot = self._slot()
+            slot = self._slot_get()
             order = self._ring.order(key) if only is None else [only]
             tried = set()
             last = None
@@ -627,6 +633,8 @@ class Client:
             raise last
         finally:
             with self._cv:
+                if slot is not None:
+                    self._free_slots.append(slot)
                 self._active -= 1
                 if self._active == 0:
                     self._cv.notify_all()
