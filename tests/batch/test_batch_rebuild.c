@@ -1237,6 +1237,57 @@ test_empty_window_warned(void **state)
 	fx_rm_rf(dd);
 }
 
+/*
+ * An undecodable label record is counted once by a run of N partitions
+ * merged, as by a single run (each partition reads every label).
+ */
+static void
+test_bad_label_counted_once_in_merge(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	static const uint8_t junk[] = { 0x0a, 0x05, 0x1a, 0x09, 'x' };
+	char p[3][600];
+	const char *parts[3] = { p[0], p[1], p[2] };
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s), *s1 = calloc(1, sizeof *s1);
+	store_archive *ar;
+	store_diag d;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(s1);
+	build_small(dd);
+	ar = fx_archive(dd);
+	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, A - D, junk, sizeof junk,
+	    NULL), VIGIL_OK);
+	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, A - D, junk, sizeof junk,
+	    NULL), VIGIL_OK);
+	store_archive_close(ar);
+
+	opts_for(&o, dd, NULL);
+	assert_int_equal(batch_rebuild(&o, s1, &d), VIGIL_OK);
+	assert_int_equal(s1->records_bad, 2);
+	for (uint32_t i = 0; i < 3; i++) {
+		opts_for(&o, dd, NULL);
+		o.part_index = i;
+		o.part_count = 3;
+		snprintf(p[i], sizeof p[i], "%s/p%u.vpart", dd, i);
+		o.out_path = p[i];
+		memset(s, 0, sizeof *s);
+		assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	}
+	opts_for(&o, dd, NULL);
+	o.force = true;
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_merge(&o, parts, 3, s, &d), VIGIL_OK);
+	assert_int_equal(s->records_bad, s1->records_bad);
+	assert_string_equal(s->bad_where, s1->bad_where);
+	assert_int_equal(s->labels_read, s1->labels_read);
+	free(s);
+	free(s1);
+	fx_rm_rf(dd);
+}
+
 static void
 test_cli(void **state)
 {
@@ -1375,6 +1426,7 @@ main(void)
 		cmocka_unit_test(test_prune_failure_reported),
 		cmocka_unit_test(test_missing_current_generation_reported),
 		cmocka_unit_test(test_empty_window_warned),
+		cmocka_unit_test(test_bad_label_counted_once_in_merge),
 		cmocka_unit_test(test_cli),
 	};
 
