@@ -301,6 +301,9 @@ main(int argc, char **argv)
 		return usage_error("%s", "--out only goes with --partition I/N (N > 1)");
 	if (to != 0 && !rollback)
 		return usage_error("%s", "--to only goes with --rollback");
+	if (!merge && !rollback && opts.as_of_ms <= opts.window_ms)
+		return usage_error("--as-of: the window of %.4g days before it starts before 1970",
+		    (double)opts.window_ms / VIGIL_MS_PER_DAY);
 
 	if (rollback) {
 		uint64_t from = 0, dest = 0;

@@ -1379,6 +1379,17 @@ test_cli(void **state)
 		free(err);
 	}
 	{
+		/* A window that would start before 1970 is a bad value (2), not a
+		 * failure of the run (1). */
+		const char *argv[] = { bin, "--data", dd, "--as-of", "1970-01-05", NULL };
+
+		out = err = NULL;
+		assert_int_equal(fx_run(argv, &out, &err), 2);
+		assert_non_null(strstr(err, "--as-of"));
+		free(out);
+		free(err);
+	}
+	{
 		/* Numbers past 2^32 must not wrap into range (4294967297 is 1). */
 		static const char *const bad[][2] = {
 			{ "--threads", "4294967297" }, { "--threads", "18446744073709551617" },
