@@ -372,6 +372,70 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 
 /* ---- replies as JSON ---- */
 
+/* Length of the well-formed UTF-8 sequence at s (1 to 4 bytes), or 0. */
+static size_t
+sc_utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0], cp, min;
+	size_t   n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2, cp = c & 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3, cp = c & 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4, cp = c & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/*
+ * A JSON string of s. The server's strings (and messages cut to the client's
+ * buffer) need not be UTF-8, which json_string refuses: then each bad byte
+ * becomes U+FFFD, so no key or hit goes missing from a line. NULL: ENOMEM.
+ */
+static json_t *
+sc_json_str(const char *s)
+{
+	json_t *v = json_string(s);
+	size_t  len = 0;
+	char   *buf;
+
+	if (v != NULL)
+		return v;
+	buf = malloc(strlen(s) * 3 + 1);
+	if (buf == NULL)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *) s; *p != '\0';) {
+		size_t n = sc_utf8_len(p);
+
+		if (n == 0) {
+			memcpy(buf + len, "\xef\xbf\xbd", 3);
+			len += 3;
+			p++;
+		} else {
+			memcpy(buf + len, p, n);
+			len += n;
+			p += n;
+		}
+	}
+	buf[len] = '\0';
+	v = json_string(buf);
+	free(buf);
+	return v;
+}
+
 static json_t *
 sc_result_json(const vigil_client_result *res)
 {
@@ -384,19 +448,19 @@ sc_result_json(const vigil_client_result *res)
 		return NULL;
 	}
 	for (size_t i = 0; i < res->nhits; i++)
-		json_array_append_new(hits, json_pack("{s:s, s:i, s:s, s:b}",
-		    "rule", res->hits[i].rule, "points", (int) res->hits[i].points,
-		    "reason", res->hits[i].reason, "shadow", res->hits[i].shadow));
-	json_object_set_new(o, "txn_id", json_string(res->txn_id));
+		json_array_append_new(hits, json_pack("{s:o, s:i, s:o, s:b}",
+		    "rule", sc_json_str(res->hits[i].rule), "points", (int) res->hits[i].points,
+		    "reason", sc_json_str(res->hits[i].reason), "shadow", res->hits[i].shadow));
+	json_object_set_new(o, "txn_id", sc_json_str(res->txn_id));
 	json_object_set_new(o, "decision", json_string(vigil_client_decision_name(res->decision)));
 	json_object_set_new(o, "score", json_integer(res->score));
 	json_object_set_new(o, "hits", hits);
-	json_object_set_new(o, "rules_version", json_string(res->rules_version));
+	json_object_set_new(o, "rules_version", sc_json_str(res->rules_version));
 	json_object_set_new(o, "features_generation", json_integer((json_int_t) res->features_generation));
 	json_object_set_new(o, "latency_us", json_integer(res->server_latency_us));
 	json_object_set_new(o, "duplicate", json_boolean(res->duplicate));
 	json_object_set_new(o, "dry_run", json_boolean(res->dry_run));
-	json_object_set_new(o, "replica", json_string(res->replica));
+	json_object_set_new(o, "replica", sc_json_str(res->replica));
 	json_object_set_new(o, "attempts", json_integer(res->attempts));
 	return o;
 }
@@ -413,11 +477,11 @@ sc_error_json(const char *txn_id, size_t line, const char *errname, const char *
 	if (line > 0)
 		json_object_set_new(o, "line", json_integer((json_int_t) line));
 	if (txn_id != NULL && txn_id[0] != '\0')
-		json_object_set_new(o, "txn_id", json_string(txn_id));
+		json_object_set_new(o, "txn_id", sc_json_str(txn_id));
 	json_object_set_new(o, "error", json_string(errname));
-	json_object_set_new(o, "message", json_string(message));
+	json_object_set_new(o, "message", sc_json_str(message));
 	if (field != NULL && field[0] != '\0')
-		json_object_set_new(o, "field", json_string(field));
+		json_object_set_new(o, "field", sc_json_str(field));
 	return o;
 }
 
@@ -785,15 +849,15 @@ sc_health(vigil_client *c, const sc_args *a)
 		if (err != VIGIL_CLIENT_OK) {
 			o = sc_error_json(NULL, 0, vigil_client_errname(err), info.message, info.field);
 			if (o != NULL)
-				json_object_set_new(o, "replica", json_string(vigil_client_replica_url(c, i)));
+				json_object_set_new(o, "replica", sc_json_str(vigil_client_replica_url(c, i)));
 			sc_print(o);
 			status = 1;
 			continue;
 		}
-		o = json_pack("{s:s, s:b, s:s, s:I, s:s, s:I}",
-		    "replica", vigil_client_replica_url(c, i), "ready", h.ready,
-		    "server_version", h.server_version, "uptime_s", (json_int_t) h.uptime_s,
-		    "rules_version", h.rules_version,
+		o = json_pack("{s:o, s:b, s:o, s:I, s:o, s:I}",
+		    "replica", sc_json_str(vigil_client_replica_url(c, i)), "ready", h.ready,
+		    "server_version", sc_json_str(h.server_version), "uptime_s", (json_int_t) h.uptime_s,
+		    "rules_version", sc_json_str(h.rules_version),
 		    "features_generation", (json_int_t) h.features_generation);
 		sc_print(o);
 		if (!h.ready)

@@ -42,7 +42,7 @@ tp_tmpdir_remove(void)
 	tp_dir[0] = '\0';
 }
 
-/* The reply of a TP_GOOD / TP_WRONGID / TP_STATUS / TP_EMPTY peer. */
+/* The reply of a TP_GOOD / TP_WRONGID / TP_BADTEXT / TP_STATUS / TP_EMPTY peer. */
 static nng_msg *
 tp_reply(tp_peer *p, const char *txn_id)
 {
@@ -69,9 +69,9 @@ tp_reply(tp_peer *p, const char *txn_id)
 		sr.rules_version = "peer-rules";
 		sr.features_generation = 7;
 		sr.latency_us   = 3;
-		hit.rule   = "big_amount";
+		hit.rule   = p->mode == TP_BADTEXT ? "big_\xc3" : "big_amount";
 		hit.points = 50;
-		hit.reason = "amount over 1000";
+		hit.reason = p->mode == TP_BADTEXT ? "amount \xff over 1000" : "amount over 1000";
 	}
 	len = vigil__v1__reply__get_packed_size(&rep);
 	if (nng_msg_alloc(&msg, len) != 0)

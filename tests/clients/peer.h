@@ -23,6 +23,7 @@ typedef enum tp_mode {
 	TP_GOOD,     /* answers a score reply for the request's txn_id */
 	TP_HANGUP,   /* receives one request, then closes its socket */
 	TP_WRONGID,  /* answers a score reply for another txn_id */
+	TP_BADTEXT,  /* a score reply whose rule and reason are not UTF-8 */
 } tp_mode;
 
 typedef struct tp_peer {

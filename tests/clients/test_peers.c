@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <nng/nng.h>
@@ -422,6 +424,37 @@ test_failover_on_disconnect(void **state)
 	tp_peer_stop(&good);
 }
 
+/*
+ * vigil-score on a reply whose strings are not UTF-8 (a broken or malicious
+ * server): the line is still complete JSON, the bad bytes as U+FFFD, and no
+ * hit is left out.
+ */
+static void
+test_cli_reply_not_utf8(void **state)
+{
+	tp_peer p;
+	char    cmd[1024], out[4096];
+	FILE   *f;
+	size_t  n;
+	int     status;
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&p, TP_BADTEXT, tp_tmpdir(), "badtext"), 0);
+	snprintf(cmd, sizeof cmd, "'%s/clients/score/vigil-score' --server '%s' --timeout 60000 "
+	    "--txn-id t-bad --card c --merchant m --amount-minor 5 --currency EUR",
+	    getenv("VIGIL_BUILD_ROOT"), p.url);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	n = fread(out, 1, sizeof out - 1, f);
+	out[n] = '\0';
+	status = pclose(f);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_non_null(strstr(out, "\"hits\":[{\"rule\":\"big_\\uFFFD\",\"points\":50,"
+	    "\"reason\":\"amount \\uFFFD over 1000\",\"shadow\":false}]"));
+	tp_peer_stop(&p);
+}
+
 /* ---- asynchronous calls ---- */
 
 typedef struct async_state {
@@ -692,6 +725,7 @@ main(void)
 		cmocka_unit_test(test_server_statuses),
 		cmocka_unit_test(test_failover_on_timeout),
 		cmocka_unit_test(test_failover_on_disconnect),
+		cmocka_unit_test(test_cli_reply_not_utf8),
 		cmocka_unit_test(test_async_many),
 		cmocka_unit_test(test_async_limit_and_close),
 		cmocka_unit_test(test_limit_counts_calls_in_flight),
