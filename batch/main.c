@@ -305,6 +305,7 @@ main(int argc, char **argv)
 		return usage_error("--as-of: the window of %.4g days before it starts before 1970",
 		    (double)opts.window_ms / VIGIL_MS_PER_DAY);
 
+	diag.msg[0] = '\0';
 	if (rollback) {
 		uint64_t from = 0, dest = 0;
 

@@ -2001,12 +2001,24 @@ batch_rollback(const char *datadir, uint64_t generation, uint64_t *ret_from,
     uint64_t *ret_to, store_diag *reterr)
 {
 	store_gen *g = NULL;
+	store_diag scratch;
 	uint64_t cur = 0, target = 0;
 	vigil_err rv;
 
+	if (reterr == NULL)
+		reterr = &scratch;
+	reterr->msg[0] = '\0';
 	rv = store_gen_current(datadir, &cur);
-	if (rv != VIGIL_OK)
+	if (rv != VIGIL_OK) {
+		store_diag_set(reterr, "%s/features/CURRENT: cannot read the current generation: %s",
+		    datadir, vigil_strerror(rv));
 		return rv;
+	}
+	if (cur == 0) {
+		store_diag_set(reterr, "%s/features: no feature generation yet, nothing to roll back",
+		    datadir);
+		return VIGIL_ENOTFOUND;
+	}
 	if (generation != 0) {
 		if (generation == cur) {
 			store_diag_set(reterr, "generation %llu is already current",

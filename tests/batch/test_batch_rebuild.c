@@ -1288,6 +1288,45 @@ test_bad_label_counted_once_in_merge(void **state)
 	fx_rm_rf(dd);
 }
 
+/*
+ * --rollback on a data directory whose CURRENT is damaged, or that has no
+ * generation yet: one line that says where, never stray bytes.
+ */
+static void
+test_rollback_errors_named(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	const char *bin = fx_rebuild_bin();
+	char path[600], *out = NULL, *err = NULL;
+	const char *argv[] = { bin, "--data", dd, "--rollback", NULL };
+	uint64_t from = 0, to = 0;
+	store_diag d;
+
+	(void)state;
+	snprintf(path, sizeof path, "%s/features", dd);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(fx_run(argv, &out, &err), 1);
+	if (strstr(err, "no feature generation") == NULL)
+		fail_msg("rollback without a generation: %s", err);
+	assert_null(strchr(err, '\n') == NULL ? "" : strchr(strchr(err, '\n') + 1, '\n'));
+	free(out);
+	free(err);
+
+	snprintf(path, sizeof path, "%s/features/CURRENT", dd);
+	write_file(path, "garbage");
+	assert_int_equal(fx_run(argv, &out, &err), 1);
+	if (strstr(err, path) == NULL)
+		fail_msg("rollback with a damaged CURRENT: %s", err);
+	assert_null(strchr(err, '\n') == NULL ? "" : strchr(strchr(err, '\n') + 1, '\n'));
+	free(out);
+	free(err);
+	memset(&d, 0x55, sizeof d);
+	d.msg[sizeof d.msg - 1] = '\0';
+	assert_int_not_equal(batch_rollback(dd, 0, &from, &to, &d), VIGIL_OK);
+	assert_non_null(strstr(d.msg, path));
+	fx_rm_rf(dd);
+}
+
 static void
 test_cli(void **state)
 {
@@ -1438,6 +1477,7 @@ main(void)
 		cmocka_unit_test(test_missing_current_generation_reported),
 		cmocka_unit_test(test_empty_window_warned),
 		cmocka_unit_test(test_bad_label_counted_once_in_merge),
+		cmocka_unit_test(test_rollback_errors_named),
 		cmocka_unit_test(test_cli),
 	};
 
