@@ -158,6 +158,19 @@ class PeerTests(unittest.TestCase):
             with self.assertRaises(vc.InvalidArgument):
                 c.health(timeout=0)
 
+    def test_checks_of_the_c_library(self):
+        # what libvigil-client refuses as EINVAL before sending, so does this one
+        with vc.Client("ipc://%s/none.sock" % self.dir, connect_wait=0, timeout=0.05) as c:
+            with self.assertRaises(vc.InvalidArgument) as cm:
+                c.score(txn("t-attrs", attributes={"k%d" % i: "v" for i in range(65)}))
+            self.assertEqual(cm.exception.field, "txn.attributes")
+            self.assertEqual(cm.exception.message, "txn.attributes: 65 given, at most 64")
+            with self.assertRaises(vc.InvalidArgument) as cm:
+                c.score(vc.Transaction("t-neg", "card-1", "m-1", 5, "EUR", event_time_ms=-1))
+            self.assertEqual(cm.exception.field, "txn.event_time_ms")
+            self.assertEqual(cm.exception.message,
+                             "txn.event_time_ms: required (Unix milliseconds > 0)")
+
     def test_server_down(self):
         url = "ipc://%s/nobody.sock" % self.dir
         with vc.Client(url, timeout=0.1, attempts=2, connect_wait=0) as c:

@@ -47,6 +47,7 @@ __all__ = [
 
 ID_MAX = 64
 MAX_REQUEST = 65536
+MAX_ATTRS = 64
 
 # ---- errors ----
 
@@ -258,6 +259,9 @@ def _encode_txn(txn, dry_run):
         raise InvalidArgument("txn.amount_minor: must be an integer (minor units)",
                               field="txn.amount_minor")
     t.amount_minor = txn.amount_minor
+    if txn.event_time_ms is not None and txn.event_time_ms < 0:
+        raise InvalidArgument("txn.event_time_ms: required (Unix milliseconds > 0)",
+                              field="txn.event_time_ms")
     t.event_time_ms = txn.event_time_ms if txn.event_time_ms else int(time.time() * 1000)
     ch = txn.channel
     if isinstance(ch, str):
@@ -272,6 +276,9 @@ def _encode_txn(txn, dry_run):
     if txn.latitude is not None:
         t.location.latitude = float(txn.latitude)
         t.location.longitude = float(txn.longitude)
+    if len(txn.attributes or {}) > MAX_ATTRS:
+        raise InvalidArgument("txn.attributes: %d given, at most %d"
+                              % (len(txn.attributes), MAX_ATTRS), field="txn.attributes")
     for k, v in (txn.attributes or {}).items():
         t.attributes.add(key=str(k), value=str(v))
     req = _pb.Request(score=_pb.ScoreRequest(txn=t, dry_run=bool(dry_run)))
