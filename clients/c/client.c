@@ -207,6 +207,7 @@ vc_info_set(vigil_client_errinfo *info, vigil_client_err code, const char *field
     const char *fmt, ...)
 {
 	va_list ap;
+	int     n;
 
 	if (info == NULL)
 		return;
@@ -214,8 +215,23 @@ vc_info_set(vigil_client_errinfo *info, vigil_client_err code, const char *field
 	info->attempts = 0; /* a call's own count is set when it finishes */
 	snprintf(info->field, sizeof info->field, "%s", field != NULL ? field : "");
 	va_start(ap, fmt);
-	vsnprintf(info->message, sizeof info->message, fmt, ap);
+	n = vsnprintf(info->message, sizeof info->message, fmt, ap);
 	va_end(ap);
+	if (n >= (int) sizeof info->message) {
+		/* cut: drop a character the cut split (UTF-8 lead and
+		 * continuation bytes at the end) */
+		size_t len = sizeof info->message - 1, k = len;
+
+		while (k > 0 && ((unsigned char) info->message[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k > 0 && (unsigned char) info->message[k - 1] >= 0xc0) {
+			unsigned char lead = (unsigned char) info->message[k - 1];
+			size_t        need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+
+			if (len - (k - 1) < need)
+				info->message[k - 1] = '\0';
+		}
+	}
 	/* one line: the server's message is not ours to trust */
 	for (char *p = info->message; *p != '\0'; p++)
 		if (*p == '\n' || *p == '\r')
@@ -960,12 +976,14 @@ vc_call_decode(vc_call *call, const uint8_t *body, size_t len)
 		case VIGIL__V1__STATUS__STATUS_INTERNAL:    code = VIGIL_CLIENT_SINTERNAL; break;
 		default:                                    code = VIGIL_CLIENT_EPROTO; break;
 		}
-		if (code == VIGIL_CLIENT_EPROTO)
+		if (code == VIGIL_CLIENT_EPROTO) {
 			snprintf(detail, sizeof detail, "reply has unknown status %d", (int) rep->status);
-		else
-			snprintf(detail, sizeof detail, "%s", rep->message[0] != '\0' ?
+			vc_call_fail(call, code, rep->field, detail);
+		} else {
+			/* straight into info.message, cut there on a character */
+			vc_call_fail(call, code, rep->field, rep->message[0] != '\0' ?
 			    rep->message : vigil_client_strerror(code));
-		vc_call_fail(call, code, rep->field, detail);
+		}
 		goto out;
 	}
 	if (call->kind == VC_KIND_SCORE) {

@@ -144,12 +144,35 @@ test_reply_errors(void **state)
 	}
 }
 
+/* A long message is cut to info.message on a character boundary: a
+ * caller printing it as UTF-8 (JSON, logs) never gets half a character. */
+static void
+test_reply_long_message_cut_whole(void **state)
+{
+	vigil_client_result  r = { 0 };
+	vigil_client_errinfo info;
+	char                 want[256];
+	size_t               n;
+
+	(void) state;
+	assert_int_equal(decode("status_long_utf8", &r, &info), VIGIL_CLIENT_SINVALID);
+	n = (size_t) snprintf(want, sizeof want, "fuzz://replica: ");
+	while (n + 2 < sizeof want) {
+		memcpy(want + n, "\xc3\xa9", 2);
+		n += 2;
+	}
+	want[n] = '\0';
+	assert_string_equal(info.message, want);
+	assert_string_equal(info.field, "txn.country");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reply_ok),
 		cmocka_unit_test(test_reply_errors),
+		cmocka_unit_test(test_reply_long_message_cut_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
