@@ -1376,9 +1376,12 @@ batch_run_begin(batch_run *r, store_diag *reterr)
 	}
 	if (rv != VIGIL_OK)
 		return rv;
+	/* A generation built before its as-of had not seen the end of its
+	 * window: the same as-of again rebuilds it. */
 	if (r->prev != NULL && !r->opts.force &&
 	    store_gen_meta_get(r->prev, &meta) == VIGIL_OK &&
-	    meta.as_of_ms == r->opts.as_of_ms && meta.window_ms == r->opts.window_ms) {
+	    meta.as_of_ms == r->opts.as_of_ms && meta.window_ms == r->opts.window_ms &&
+	    meta.built_at_ms >= meta.as_of_ms) {
 		r->sum.skipped = true;
 		r->sum.generation = meta.generation;
 		store_genw_abort(r->gw);

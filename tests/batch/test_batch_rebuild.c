@@ -1327,6 +1327,44 @@ test_rollback_errors_named(void **state)
 	fx_rm_rf(dd);
 }
 
+/*
+ * A generation built before its as-of (an as-of in the future, or today's
+ * run by hand with tomorrow's date) has not seen the end of its window: the
+ * same as-of again must rebuild it, not call it "already built" (the
+ * nightly run at that as-of would otherwise keep the incomplete one).
+ */
+static void
+test_future_as_of_not_final(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	int64_t now = vigil_now_ms();
+	uint64_t g1;
+
+	(void)state;
+	assert_non_null(s);
+	build_small(dd);
+	opts_for(&o, dd, NULL);
+	o.as_of_ms = now - now % D + D; /* tomorrow 00:00 UTC */
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	g1 = s->generation;
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_false(s->skipped);
+	assert_int_equal(s->generation, g1 + 1);
+	/* A past as-of is final: the same again is a no-op. */
+	o.as_of_ms = A;
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_true(s->skipped);
+	free(s);
+	fx_rm_rf(dd);
+}
+
 static void
 test_cli(void **state)
 {
@@ -1478,6 +1516,7 @@ main(void)
 		cmocka_unit_test(test_empty_window_warned),
 		cmocka_unit_test(test_bad_label_counted_once_in_merge),
 		cmocka_unit_test(test_rollback_errors_named),
+		cmocka_unit_test(test_future_as_of_not_final),
 		cmocka_unit_test(test_cli),
 	};
 
