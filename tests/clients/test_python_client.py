@@ -171,6 +171,19 @@ class PeerTests(unittest.TestCase):
             self.assertEqual(cm.exception.message,
                              "txn.event_time_ms: required (Unix milliseconds > 0)")
 
+    def test_bad_client_options(self):
+        # a VigilError (InvalidArgument) naming the option, not a bare
+        # ValueError, a TransportError blaming the URL, or a silent 1
+        url = "ipc://%s/none.sock" % self.dir
+        for kw, want in (({"vnodes": 0}, "vnodes must be in [1, 4096]"),
+                         ({"vnodes": 5000}, "vnodes must be in [1, 4096]"),
+                         ({"max_reply_bytes": -1}, "max_reply_bytes must be >= 1"),
+                         ({"workers": 0}, "workers must be >= 1"),
+                         ({"max_inflight": 0}, "max_inflight must be >= 1")):
+            with self.assertRaises(vc.InvalidArgument) as cm:
+                vc.Client(url, connect_wait=0, **kw)
+            self.assertEqual(cm.exception.message, want)
+
     def test_server_down(self):
         url = "ipc://%s/nobody.sock" % self.dir
         with vc.Client(url, timeout=0.1, attempts=2, connect_wait=0) as c:

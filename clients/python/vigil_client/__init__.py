@@ -337,6 +337,12 @@ class Client:
                 raise InvalidArgument("%s: server URL given twice" % u)
         if timeout <= 0 or attempts < 1:
             raise InvalidArgument("timeout must be > 0 and attempts >= 1")
+        if not 1 <= vnodes <= 4096:
+            raise InvalidArgument("vnodes must be in [1, 4096]")
+        for name, value in (("max_reply_bytes", max_reply_bytes), ("workers", workers),
+                            ("max_inflight", max_inflight)):
+            if value < 1:
+                raise InvalidArgument("%s must be >= 1" % name)
         self._timeout_ms = max(1, int(timeout * 1000))
         self._attempts = min(int(attempts), 100)
         self._backoff = max(0.0, float(backoff))
