@@ -355,8 +355,13 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 				return 2;
 			for (tok = strtok_r(a->env_servers, ",", &save); tok != NULL;
 			    tok = strtok_r(NULL, ",", &save)) {
-				while (*tok == ' ')
+				size_t len;
+
+				while (*tok == ' ' || *tok == '\t')
 					tok++;
+				len = strlen(tok);
+				while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+					tok[--len] = '\0';
 				if (*tok == '\0')
 					continue;
 				if (a->nservers == SC_MAX_SERVERS)

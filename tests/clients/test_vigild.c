@@ -517,6 +517,18 @@ test_cli(void **state)
 		free(out);
 	}
 
+	/* $VIGIL_SERVER: blanks around each comma-separated URL do not count */
+	{
+		char want[640];
+
+		snprintf(cmd, sizeof cmd, "VIGIL_SERVER=' %s\t , ' '%s' --timeout 500 health",
+		    s.url, vt_build_path("clients/score/vigil-score"));
+		assert_int_equal(run_shell(cmd, &out), 0);
+		snprintf(want, sizeof want, "{\"replica\":\"%s\",\"ready\":true,", s.url);
+		assert_true(starts_with(out, want));
+		free(out);
+	}
+
 	/* the example program of the manual runs against it */
 	{
 		const char *argv[] = { "clients/c/vigil-client-example", s.url, NULL };
