@@ -17,6 +17,19 @@ num_or_null(double v)
 	return isfinite(v) ? json_real(v) : json_null();
 }
 
+/* A JSON string of s as one line of valid UTF-8: ids quoted in notes are
+ * bytes (vigild does not require UTF-8), and jansson refuses anything else,
+ * which would fail the whole summary. Bad bytes become '?'. */
+static json_t *
+text(const char *s)
+{
+	char buf[1024];
+
+	snprintf(buf, sizeof buf, "%s", s);
+	vigil_utf8_line(buf);
+	return json_string(buf);
+}
+
 /* json_object_set_new that remembers a failure instead of ignoring it. */
 static void
 set(json_t *o, const char *k, json_t *v, bool *ok)
@@ -57,14 +70,14 @@ batch_summary_json(const batch_summary *s)
 	set(o, "terminals", json_integer((json_int_t)s->terminals), &ok);
 	set(o, "first_seen_carried", json_integer((json_int_t)s->first_seen_carried), &ok);
 	if (s->first_seen_note[0] != '\0')
-		set(o, "first_seen_note", json_string(s->first_seen_note), &ok);
-	set(o, "rules_hash", json_string(s->rules_hash), &ok);
+		set(o, "first_seen_note", text(s->first_seen_note), &ok);
+	set(o, "rules_hash", text(s->rules_hash), &ok);
 	set(o, "duration_s", json_real(s->duration_s), &ok);
 	set(o, "state_bytes", json_integer((json_int_t)s->peak_state_bytes), &ok);
 	if (s->bad_where[0] != '\0')
-		set(o, "first_bad", json_string(s->bad_where), &ok);
+		set(o, "first_bad", text(s->bad_where), &ok);
 	if (s->warning[0] != '\0')
-		set(o, "warning", json_string(s->warning), &ok);
+		set(o, "warning", text(s->warning), &ok);
 	for (uint32_t i = 0; i < s->nthresholds && i < BATCH_MAX_THRESHOLDS; i++) {
 		const batch_thresh_summary *t = &s->thresholds[i];
 		json_t *e = json_object();
@@ -74,7 +87,7 @@ batch_summary_json(const batch_summary *s)
 			ok = false;
 			break;
 		}
-		set(e, "name", json_string(t->name), &ok);
+		set(e, "name", text(t->name), &ok);
 		set(e, "kind", json_string(t->kind ? t->kind : ""), &ok);
 		set(e, "old", num_or_null(t->old_value), &ok);
 		set(e, "new", num_or_null(t->new_value), &ok);

@@ -1365,6 +1365,51 @@ test_future_as_of_not_final(void **state)
 	fx_rm_rf(dd);
 }
 
+/*
+ * Ids are bytes: vigild does not require UTF-8. A note that quotes such an
+ * id (here a damaged previous value of card "c\xff") must neither fail the
+ * rebuild (its summary goes into the generation's meta as JSON) nor make
+ * --json print something that is not JSON.
+ */
+static void
+test_summary_json_non_utf8_id(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	batch_summary *s = calloc(1, sizeof *s);
+	json_t *js, *back;
+	json_error_t je;
+	char *txt;
+	const fx_txn txns[] = {
+		{ "a1", "ca", "m1", NULL, "FR", "EUR", 1000, A - 60 * D, 5411, NULL, 0 },
+		{ "b1", "c\xff", "m1", NULL, "FR", "EUR", 1000, A - 60 * D, 5411, NULL, 0 },
+		{ "a2", "ca", "m1", NULL, "FR", "EUR", 1000, A - 5 * D, 5411, NULL, 0 },
+		{ "b2", "c\xff", "m1", NULL, "FR", "EUR", 1000, A - 5 * D, 5411, NULL, 0 },
+	};
+
+	(void)state;
+	assert_non_null(s);
+	write_txns(dd, txns, sizeof txns / sizeof txns[0]);
+	rebuild_at(dd, A - 30 * D, 90 * D, s);
+	damage_card(dd, s->generation, "c\xff");
+	rebuild_at(dd, A, 30 * D, s);
+	assert_int_equal(s->cards, 2);
+	assert_non_null(strstr(s->first_seen_note, "card c\xff: "));
+	js = batch_summary_json(s);
+	assert_non_null(js);
+	txt = json_dumps(js, JSON_COMPACT);
+	assert_non_null(txt);
+	back = json_loads(txt, 0, &je);
+	if (back == NULL)
+		fail_msg("summary is not JSON (%s): %s", je.text, txt);
+	assert_non_null(strstr(json_string_value(json_object_get(back, "first_seen_note")),
+	    "card c?: "));
+	json_decref(back);
+	free(txt);
+	json_decref(js);
+	free(s);
+	fx_rm_rf(dd);
+}
+
 static void
 test_cli(void **state)
 {
@@ -1517,6 +1562,7 @@ main(void)
 		cmocka_unit_test(test_bad_label_counted_once_in_merge),
 		cmocka_unit_test(test_rollback_errors_named),
 		cmocka_unit_test(test_future_as_of_not_final),
+		cmocka_unit_test(test_summary_json_non_utf8_id),
 		cmocka_unit_test(test_cli),
 	};
 
