@@ -67,8 +67,11 @@ struct vigil_client {
 	pthread_mutex_t   mtx;
 	pthread_cond_t    cv;       /* connections added, calls finished */
 	bool              closing;
-	uint32_t          ncalls;   /* call objects allocated (<= max_inflight) */
+	uint32_t          ncalls;   /* call objects allocated (<= max_inflight + ndelivering) */
 	uint32_t          nactive;  /* calls accepted and not yet finished */
+	uint32_t          ndelivering; /* async calls whose callback runs: not counted
+	                                * against max_inflight, so a callback can start
+	                                * the next call at the cap */
 	vc_call          *free_sync;
 	vc_call          *free_async;
 	vc_call          *all;      /* every call object, for close */
@@ -89,6 +92,7 @@ struct vc_call {
 	vc_call      *prev_rep, *next_rep; /* on reps[rep].inflight while registered */
 	bool          registered;
 	bool          async;
+	bool          delivering; /* its callback runs (c->ndelivering); under c->mtx */
 	nng_aio      *aio;       /* send and receive */
 	nng_aio      *aio_sleep; /* backoff and deferred delivery: nng 1.5 keeps an
 	                          * aio's "sleep" mark into its next operation, so a
@@ -598,7 +602,7 @@ vc_call_get(vigil_client *c, bool async, vc_call **ret_call, vigil_client_errinf
 		*ret_call = call;
 		goto out;
 	}
-	if (c->ncalls >= c->opts.max_inflight) {
+	if (c->ncalls - c->ndelivering >= c->opts.max_inflight) {
 		vc_call **other = async ? &c->free_sync : &c->free_async;
 
 		if (*other == NULL) {
@@ -671,6 +675,10 @@ vc_call_put(vc_call *call)
 
 	vigil_client_result_fini(&call->res);
 	pthread_mutex_lock(&c->mtx);
+	if (call->delivering) {
+		call->delivering = false;
+		c->ndelivering--;
+	}
 	if (call->async) {
 		call->next_free = c->free_async;
 		c->free_async = call;
@@ -1348,7 +1356,13 @@ vc_call_finish_info(vc_call *call)
 static void
 vc_call_deliver(vc_call *call)
 {
+	vigil_client *c = call->c;
+
 	vc_call_finish_info(call);
+	pthread_mutex_lock(&c->mtx);
+	call->delivering = true;
+	c->ndelivering++;
+	pthread_mutex_unlock(&c->mtx);
 	if (call->err == VIGIL_CLIENT_OK)
 		call->cb(call->cb_arg, call->err, &call->res, NULL);
 	else

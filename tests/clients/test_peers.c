@@ -636,6 +636,61 @@ test_limit_counts_calls_in_flight(void **state)
 	tp_peer_stop(&p);
 }
 
+/* A callback may start the next call (docs/client.md). With max_inflight
+ * calls in flight, the one whose callback is running no longer counts, so
+ * that start is not ELIMIT (vigil-score's --window at the cap relies on it). */
+typedef struct chain_state {
+	async_state     *s;
+	vigil_client    *c;
+	vigil_client_err rv; /* of the call started from the callback */
+} chain_state;
+
+static void
+on_score_chain(void *arg, vigil_client_err err, vigil_client_result *res,
+    const vigil_client_errinfo *info)
+{
+	chain_state         *ch = arg;
+	vigil_client_txn     t = txn_make("t-async-1", "card-1");
+	vigil_client_errinfo ei;
+
+	ch->rv = vigil_client_score_async(ch->c, &t, NULL, on_score, ch->s, &ei);
+	if (ch->rv != VIGIL_CLIENT_OK) { /* nothing more will come */
+		pthread_mutex_lock(&ch->s->mtx);
+		ch->s->pending--;
+		pthread_mutex_unlock(&ch->s->mtx);
+	}
+	on_score(ch->s, err, res, info);
+}
+
+static void
+test_limit_callback_starts_next(void **state)
+{
+	tp_peer              p;
+	vigil_client        *c = NULL;
+	vigil_client_opts    o = { .timeout_ms = 60000, .max_attempts = 1, .max_inflight = 1,
+	                           .connect_wait_ms = 60000 };
+	vigil_client_errinfo info;
+	async_state          s = { .mtx = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	chain_state          ch = { .s = &s, .rv = VIGIL_CLIENT_ENOMEM };
+	vigil_client_txn     t = txn_make("t-async-0", "card-1");
+
+	(void) state;
+	assert_int_equal(tp_peer_start(&p, TP_GOOD, tp_tmpdir(), "chain"), 0);
+	assert_int_equal(vigil_client_open((const char *const[]) { p.url }, 1, &o, &c, &info),
+	    VIGIL_CLIENT_OK);
+	ch.c = c;
+	s.pending = 2;
+	assert_int_equal(vigil_client_score_async(c, &t, NULL, on_score_chain, &ch, &info),
+	    VIGIL_CLIENT_OK);
+	async_wait(&s);
+	assert_int_equal(ch.rv, VIGIL_CLIENT_OK);
+	assert_int_equal(s.ok, 2);
+	assert_int_equal(s.failed, 0);
+	assert_false(s.wrong);
+	vigil_client_close(c);
+	tp_peer_stop(&p);
+}
+
 /* ---- synchronous calls from many threads on one client ---- */
 
 typedef struct sync_worker {
@@ -730,6 +785,7 @@ main(void)
 		cmocka_unit_test(test_async_many),
 		cmocka_unit_test(test_async_limit_and_close),
 		cmocka_unit_test(test_limit_counts_calls_in_flight),
+		cmocka_unit_test(test_limit_callback_starts_next),
 		cmocka_unit_test(test_sync_many_threads),
 	};
 
