@@ -18,7 +18,9 @@
 # run the open-loop point, the default; 0 to skip it), OPEN_CONC (contexts
 # for it, default 256), CONNS (connections each load generator opens and
 # spreads its requests over, as that many client processes would; default 1:
-# all requests multiplexed on one connection), PIN (a CPU list: both servers run under
+# all requests multiplexed on one connection; a list such as "1 32" measures
+# every point once per value, one after the other: the `conn` column), PIN
+# (a CPU list: both servers run under
 # `taskset -c PIN`, the load generator on the other CPUs; unset: nothing is
 # pinned; see bench/server/pin.sh). Exit 1 if a run fails.
 set -eu
@@ -67,9 +69,9 @@ field() { # json key
 	echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
 }
 
-echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); ${SECS}s per point; rules $(basename "$RULES"); fsync $FSYNC; $CONNS connection(s) per load generator; $PIN_DESC"
-printf '%-4s %5s | %10s %8s %8s %8s | %10s %8s %8s %8s | %6s %8s\n' \
-	tp conc echo/s p50us p99us p999us vigild/s p50us p99us p999us ratio dp50us
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); ${SECS}s per point; rules $(basename "$RULES"); fsync $FSYNC; connections per load generator: $CONNS; $PIN_DESC"
+printf '%-4s %5s %4s | %10s %8s %8s %8s | %10s %8s %8s %8s | %6s %8s\n' \
+	tp conc conn echo/s p50us p99us p999us vigild/s p50us p99us p999us ratio dp50us
 port=19475
 for tp in $TRANSPORTS; do
 	# Both servers run side by side (an idle one costs nothing) and each
@@ -89,32 +91,36 @@ for tp in $TRANSPORTS; do
 	SPID=$!
 	wait_up "$eurl"
 	wait_up "$url"
-	vmax=0
 	for c in $CONCURRENCY; do
-		e=$($LG_PIN "$LOADGEN" --url "$eurl" --echo -c "$c" --connections "$CONNS" --duration "$SECS" --json)
-		# shellcheck disable=SC2086
-		v=$($LG_PIN "$LOADGEN" --url "$url" -c "$c" --connections "$CONNS" --duration "$SECS" --json ${LOADGEN_ARGS:-}) || {
-			echo "run.sh: vigild run c=$c reported errors: $v" >&2; exit 1; }
-		er=$(field "$e" rate); vr=$(field "$v" rate)
-		ep50=$(field "$e" p50_us); vp50=$(field "$v" p50_us)
-		printf '%-4s %5s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | %5.0f%% %8.1f\n' \
-			"$tp" "$c" "$er" "$ep50" "$(field "$e" p99_us)" "$(field "$e" p999_us)" \
-			"$vr" "$vp50" "$(field "$v" p99_us)" "$(field "$v" p999_us)" \
-			"$(echo "$vr $er" | awk '{ printf "%f", ($2 > 0) ? 100 * $1 / $2 : 0 }')" \
-			"$(echo "$vp50 $ep50" | awk '{ printf "%f", $1 - $2 }')"
-		vmax=$(echo "$vr $vmax" | awk '{ print ($1 > $2) ? $1 : $2 }')
+		for n in $CONNS; do
+			e=$($LG_PIN "$LOADGEN" --url "$eurl" --echo -c "$c" --connections "$n" --duration "$SECS" --json)
+			# shellcheck disable=SC2086
+			v=$($LG_PIN "$LOADGEN" --url "$url" -c "$c" --connections "$n" --duration "$SECS" --json ${LOADGEN_ARGS:-}) || {
+				echo "run.sh: vigild run c=$c conn=$n reported errors: $v" >&2; exit 1; }
+			er=$(field "$e" rate); vr=$(field "$v" rate)
+			ep50=$(field "$e" p50_us); vp50=$(field "$v" p50_us)
+			printf '%-4s %5s %4s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | %5.0f%% %8.1f\n' \
+				"$tp" "$c" "$n" "$er" "$ep50" "$(field "$e" p99_us)" "$(field "$e" p999_us)" \
+				"$vr" "$vp50" "$(field "$v" p99_us)" "$(field "$v" p999_us)" \
+				"$(echo "$vr $er" | awk '{ printf "%f", ($2 > 0) ? 100 * $1 / $2 : 0 }')" \
+				"$(echo "$vp50 $ep50" | awk '{ printf "%f", $1 - $2 }')"
+			echo "$n $vr" >>"$TMP/vmax.$tp" # vigild's best rate per connection count
+		done
 	done
 	if [ "$OPEN" = 1 ]; then
-		rate=$(echo "$vmax" | awk '{ printf "%d", $1 / 2 }')
-		# shellcheck disable=SC2086
-		v=$($LG_PIN "$LOADGEN" --url "$url" -c "$OPEN_CONC" --connections "$CONNS" --rate "$rate" --duration "$SECS" --json \
-			${LOADGEN_ARGS:-}) || { echo "run.sh: vigild open loop reported errors: $v" >&2; exit 1; }
-		e=$($LG_PIN "$LOADGEN" --url "$eurl" --echo -c "$OPEN_CONC" --connections "$CONNS" --rate "$rate" --duration "$SECS" --json)
-		printf '%-4s %5s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | open loop at %s/s (half of %.0f), late %s/%s, waited %s/%s\n' \
-			"$tp" "r$OPEN_CONC" "$(field "$e" rate)" "$(field "$e" p50_us)" "$(field "$e" p99_us)" \
-			"$(field "$e" p999_us)" "$(field "$v" rate)" "$(field "$v" p50_us)" \
-			"$(field "$v" p99_us)" "$(field "$v" p999_us)" "$rate" "$vmax" \
-			"$(field "$e" late)" "$(field "$v" late)" "$(field "$e" waited)" "$(field "$v" waited)"
+		for n in $CONNS; do
+			vmax=$(awk -v n="$n" '$1 == n && $2 > m { m = $2 } END { print m + 0 }' "$TMP/vmax.$tp")
+			rate=$(echo "$vmax" | awk '{ printf "%d", $1 / 2 }')
+			# shellcheck disable=SC2086
+			v=$($LG_PIN "$LOADGEN" --url "$url" -c "$OPEN_CONC" --connections "$n" --rate "$rate" --duration "$SECS" --json \
+				${LOADGEN_ARGS:-}) || { echo "run.sh: vigild open loop reported errors: $v" >&2; exit 1; }
+			e=$($LG_PIN "$LOADGEN" --url "$eurl" --echo -c "$OPEN_CONC" --connections "$n" --rate "$rate" --duration "$SECS" --json)
+			printf '%-4s %5s %4s | %10.0f %8.1f %8.1f %8.1f | %10.0f %8.1f %8.1f %8.1f | open loop at %s/s (half of %.0f), late %s/%s, waited %s/%s\n' \
+				"$tp" "r$OPEN_CONC" "$n" "$(field "$e" rate)" "$(field "$e" p50_us)" "$(field "$e" p99_us)" \
+				"$(field "$e" p999_us)" "$(field "$v" rate)" "$(field "$v" p50_us)" \
+				"$(field "$v" p99_us)" "$(field "$v" p999_us)" "$rate" "$vmax" \
+				"$(field "$e" late)" "$(field "$v" late)" "$(field "$e" waited)" "$(field "$v" waited)"
+		done
 	fi
 	kill -TERM "$EPID"; wait "$EPID" || true; EPID=
 	kill -TERM "$SPID"; wait "$SPID" || { echo "run.sh: vigild did not exit cleanly" >&2; exit 1; }
