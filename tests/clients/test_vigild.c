@@ -312,7 +312,7 @@ test_cli(void **state)
 
 	/* one transaction from flags */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *argv[] = { "tools/score/vigil-score", "--server", s.url,
 		    "--txn-id", "cli-1", "--card", "card-cli", "--merchant", "m-1",
 		    "--amount", "1500.00", "--currency", "EUR", "--country", "FR", NULL };
 
@@ -326,7 +326,7 @@ test_cli(void **state)
 	}
 	/* --json, dry run */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", s.url, "--dry-run",
+		const char *argv[] = { "tools/score/vigil-score", "--server", s.url, "--dry-run",
 		    "--json", "{\"txn_id\":\"cli-2\",\"card_id\":\"c\",\"merchant_id\":\"m\","
 		    "\"amount\":\"0.50\",\"currency\":\"EUR\"}", NULL };
 
@@ -339,7 +339,7 @@ test_cli(void **state)
 	}
 	/* a server-side rejection: exit 1, the reason on stdout */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *argv[] = { "tools/score/vigil-score", "--server", s.url,
 		    "--txn-id", "cli-3", "--card", "c", "--merchant", "m", "--amount", "1",
 		    "--currency", "EUR", "--country", "fr", NULL };
 
@@ -350,9 +350,9 @@ test_cli(void **state)
 	}
 	/* labels */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *argv[] = { "tools/score/vigil-score", "--server", s.url,
 		    "label", "cli-1", "--fraud", "--card", "card-cli", NULL };
-		const char *bad[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *bad[] = { "tools/score/vigil-score", "--server", s.url,
 		    "label", "cli-1", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 0);
@@ -362,7 +362,7 @@ test_cli(void **state)
 		assert_string_equal(out, "");
 		free(out);
 		/* two label times are one too many, as for a transaction */
-		const char *twotimes[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *twotimes[] = { "tools/score/vigil-score", "--server", s.url,
 		    "label", "cli-1", "--legit", "--time", "2026-11-21T10:00:00Z",
 		    "--time-ms", "5", NULL };
 
@@ -372,9 +372,9 @@ test_cli(void **state)
 	}
 	/* usage errors */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--amount-minor", "x", NULL };
-		const char *help[] = { "clients/score/vigil-score", "--help", NULL };
-		const char *nocard[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *argv[] = { "tools/score/vigil-score", "--amount-minor", "x", NULL };
+		const char *help[] = { "tools/score/vigil-score", "--help", NULL };
+		const char *nocard[] = { "tools/score/vigil-score", "--server", s.url,
 		    "--txn-id", "cli-4", "--merchant", "m", "--amount", "1", "--currency", "EUR", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 2);
@@ -396,7 +396,7 @@ test_cli(void **state)
 
 			snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id cli-6 --card c "
 			    "--merchant m --currency EUR 2>&1",
-			    vt_build_path("clients/score/vigil-score"), bad_urls[i]);
+			    vt_build_path("tools/score/vigil-score"), bad_urls[i]);
 			assert_int_equal(run_shell(cmd, &out), 2);
 			snprintf(want, sizeof want, "vigil-score: %s: ", bad_urls[i]);
 			assert_true(starts_with(out, want));
@@ -405,13 +405,13 @@ test_cli(void **state)
 			free(out);
 		}
 		snprintf(cmd, sizeof cmd, "'%s' --server '%s' --server '%s' health 2>&1",
-		    vt_build_path("clients/score/vigil-score"), s.url, s.url);
+		    vt_build_path("tools/score/vigil-score"), s.url, s.url);
 		assert_int_equal(run_shell(cmd, &out), 2);
 		free(out);
 	}
 	/* a flag value that is not UTF-8: a usage error that says so */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *argv[] = { "tools/score/vigil-score", "--server", s.url,
 		    "--txn-id", "cli-5", "--card", "c", "--merchant", "m", "--amount", "1",
 		    "--currency", "EUR", "--country", "\xff", NULL };
 
@@ -420,7 +420,7 @@ test_cli(void **state)
 		free(out);
 		snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id cli-5 --card c --merchant m "
 		    "--currency EUR --country \"$(printf '\\377')\" 2>&1",
-		    vt_build_path("clients/score/vigil-score"), s.url);
+		    vt_build_path("tools/score/vigil-score"), s.url);
 		assert_int_equal(run_shell(cmd, &out), 2);
 		assert_true(starts_with(out, "vigil-score: --country: not valid UTF-8\n"));
 		free(out);
@@ -433,7 +433,7 @@ test_cli(void **state)
 	    "\"amount\":\"12.%%02d\",\"currency\":\"EUR\"}\\n' $i $((i %% 4)) $i; "
 	    "[ $i -eq 20 ] && printf 'not json\\n\\n'; i=$((i+1)); done | "
 	    "'%s' --server '%s' --window 8 --quiet",
-	    vt_build_path("clients/score/vigil-score"), s.url);
+	    vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 1);
 	{
 		char *line = out, *nl;
@@ -462,7 +462,7 @@ test_cli(void **state)
 	snprintf(cmd, sizeof cmd,
 	    "printf '{\"txn_id\":\"pipe-ok\",\"card_id\":\"c\",\"merchant_id\":\"m\","
 	    "\"amount_minor\":5,\"currency\":\"EUR\"}\\n' | '%s' --server '%s' --quiet",
-	    vt_build_path("clients/score/vigil-score"), s.url);
+	    vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 0);
 	assert_non_null(strstr(out, "\"txn_id\":\"pipe-ok\""));
 	free(out);
@@ -472,22 +472,22 @@ test_cli(void **state)
 	snprintf(cmd, sizeof cmd,
 	    "printf '{\"txn_id\":\"pipe-full\",\"card_id\":\"c\",\"merchant_id\":\"m\","
 	    "\"amount_minor\":5,\"currency\":\"EUR\"}\\n' | '%s' --server '%s' --quiet > /dev/full",
-	    vt_build_path("clients/score/vigil-score"), s.url);
+	    vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 1);
 	free(out);
 	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id one-full --card c --merchant m "
 	    "--amount-minor 5 --currency EUR > /dev/full",
-	    vt_build_path("clients/score/vigil-score"), s.url);
+	    vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 1);
 	free(out);
-	snprintf(cmd, sizeof cmd, "'%s' --help > /dev/full", vt_build_path("clients/score/vigil-score"));
+	snprintf(cmd, sizeof cmd, "'%s' --help > /dev/full", vt_build_path("tools/score/vigil-score"));
 	assert_int_equal(run_shell(cmd, &out), 1);
 	free(out);
 
 	/* a server that is down: a clear error, exit 1, no hang */
 	snprintf(down, sizeof down, "ipc://%s/nobody.sock", s.datadir);
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", down,
+		const char *argv[] = { "tools/score/vigil-score", "--server", down,
 		    "--timeout", "100", "--attempts", "2",
 		    "--txn-id", "cli-down", "--card", "c", "--merchant", "m", "--amount", "1",
 		    "--currency", "EUR", NULL };
@@ -502,8 +502,8 @@ test_cli(void **state)
 
 	/* health: one line per replica, exit 0 only when every one is ready */
 	{
-		const char *ok[] = { "clients/score/vigil-score", "--server", s.url, "health", NULL };
-		const char *bad[] = { "clients/score/vigil-score", "--server", s.url, "--server", down,
+		const char *ok[] = { "tools/score/vigil-score", "--server", s.url, "health", NULL };
+		const char *bad[] = { "tools/score/vigil-score", "--server", s.url, "--server", down,
 		    "--timeout", "100", "--attempts", "1", "health", NULL };
 		char        want[1400];
 
@@ -524,7 +524,7 @@ test_cli(void **state)
 		char want[640];
 
 		snprintf(cmd, sizeof cmd, "VIGIL_SERVER=' %s\t , ' '%s' --timeout 500 health",
-		    s.url, vt_build_path("clients/score/vigil-score"));
+		    s.url, vt_build_path("tools/score/vigil-score"));
 		assert_int_equal(run_shell(cmd, &out), 0);
 		snprintf(want, sizeof want, "{\"replica\":\"%s\",\"ready\":true,", s.url);
 		assert_true(starts_with(out, want));
@@ -565,7 +565,7 @@ test_cli_replies_while_input_idle(void **state)
 
 	(void) state;
 	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
-	prog = vt_build_path("clients/score/vigil-score");
+	prog = vt_build_path("tools/score/vigil-score");
 	assert_int_equal(pipe(in), 0);
 	assert_int_equal(pipe(outp), 0);
 	pid = fork();

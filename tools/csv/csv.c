@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clients/replay/csv.c - streaming reader and writer of the vigil CSV format
+ * tools/csv/csv.c - streaming reader and writer of the vigil CSV format
  * (docs/csv.md). The tokenizer is a small RFC 4180 state machine over a
  * refillable block buffer: it copies one record's unquoted field bytes into
  * a capped record buffer (each field NUL-terminated), then the row builder

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clients/gen/gen.c - vigil-gen: a deterministic generator of realistic card
+ * tools/gen/gen.c - vigil-gen: a deterministic generator of realistic card
  * traffic with ground-truth fraud, written as vigil CSV (docs/vigil-gen.md).
  *
  * The world: cities (country, location), merchants in them (a category

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clients/replay/report.c - writes the self-contained HTML report. Plots are
+ * tools/replay/report.c - writes the self-contained HTML report. Plots are
  * drawn as inline SVG from the metrics tables: no script, no external
  * stylesheet, font or image, so the page renders offline and in a mail
  * attachment. Every text from input (rule names, paths, pattern names) is

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clients/replay/report.h - the replay's HTML report: one self-contained
+ * tools/replay/report.h - the replay's HTML report: one self-contained
  * page (inline CSS and SVG, no script, no network) with the summary figures,
  * the score histogram by label, the precision-recall curve, per rule
  * precision, per fraud pattern recall and the latency histogram.

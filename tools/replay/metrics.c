@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clients/replay/metrics.c - the replay's detection metrics. Scores are
+ * tools/replay/metrics.c - the replay's detection metrics. Scores are
  * integers (sums of rule points), so every curve is computed exactly from a
  * table of distinct scores with counts per class (legit, fraud, unlabelled,
  * each fraud pattern): AUC by the Mann-Whitney statistic with ties counted

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clients/replay/metrics.h - detection and service metrics of a replay
+ * tools/replay/metrics.h - detection and service metrics of a replay
  * (docs/vigil-replay.md "Metrics"): confusion matrix at the alert band
  * (review or decline), precision, recall, F1, ROC AUC and average precision
  * of the score, card precision in the top k cards per day, per rule hits and

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clients/score/score.c - vigil-score, the command-line client: scores one
+ * tools/score/score.c - vigil-score, the command-line client: scores one
  * transaction given by flags or --json, or a stream of JSON lines on stdin
  * (pipelined: up to --window requests in flight, replies printed in input
  * order), and sends labels. Output is one JSON object per line on stdout.

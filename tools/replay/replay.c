@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clients/replay/replay.c - vigil-replay: back-tests rule files on history
+ * tools/replay/replay.c - vigil-replay: back-tests rule files on history
  * (docs/vigil-replay.md).
  *
  * Input is a vigil CSV file or an archive range. Offline mode (the default)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clients/rulestool/main.c - vigil-rules, the fraud analyst's tool for rule
+ * tools/rulestool/main.c - vigil-rules, the fraud analyst's tool for rule
  * files (docs/vigil-rules.md): check, fmt, explain one transaction, and run
  * the regression cases kept next to the rules. Rule files compile against
  * the store feature schema (app_rules_schema). Exit codes: 0 ok, 1 findings

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clients/replay/csv.h - the vigil CSV interchange format (docs/csv.md):
+ * tools/csv/csv.h - the vigil CSV interchange format (docs/csv.md):
  * transactions with optional ground-truth labels, one per row, as written by
  * vigil-gen and read by vigil-replay. RFC 4180 quoting; a header row names
  * the columns (any order); txn_id, event_time, card_id, merchant_id and
