@@ -181,6 +181,7 @@ mask_fillable(const store_ctx *ctx, store_feature_mask *ret)
 	store_feature_mask_none(ret);
 	for (uint32_t i = STORE_SLOT_AMOUNT; i <= STORE_SLOT_EVENT_TIME; i++)
 		store_feature_mask_set(ret, i);
+	store_feature_mask_set(ret, STORE_SLOT_HOUR);
 	for (uint32_t b = 0; b < BATCH_COUNT_; b++)
 		for (uint32_t i = batch_slots[b].first; batch[b] && i <= batch_slots[b].last; i++)
 			store_feature_mask_set(ret, i);
@@ -925,6 +926,22 @@ store_db_generation_as_of(store_db *db)
 
 	genref_release(r);
 	return t;
+}
+
+vigil_err
+store_db_blob(store_db *db, const char *name, void **ret_data, size_t *ret_len,
+    uint64_t *ret_generation)
+{
+	db_genref *r = db_gen_acquire(db, NULL);
+	vigil_err  rv = VIGIL_ENOTFOUND;
+
+	if (r != NULL) {
+		rv = store_gen_blob(r->gen, name, ret_data, ret_len);
+		if (rv == VIGIL_OK && ret_generation != NULL)
+			*ret_generation = gen_number(r->gen);
+	}
+	genref_release(r);
+	return rv;
 }
 
 vigil_err

@@ -1660,7 +1660,7 @@ live_plan(const store_feature_mask *m)
 	};
 	uint32_t plan = 0;
 
-	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_COUNT_,
+	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_HOUR, /* last vel.* row */
 	    "a new vel.* slot needs a live_plan group");
 	for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
 		for (uint32_t i = groups[g].first; i <= groups[g].last; i++)
@@ -1789,7 +1789,7 @@ live_plan_slots(uint32_t plan, store_feature_mask *m)
 		  STORE_SLOT_VEL_IP_COUNT_1H, STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H },
 	};
 
-	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_COUNT_,
+	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_HOUR, /* last vel.* row */
 	    "a new vel.* slot needs a place in live_plan_slots");
 	for (size_t g = 0; g < sizeof kinds / sizeof kinds[0]; g++)
 		if (plan & kinds[g].flags)
