@@ -1,17 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * server/score.c - one request, start to finish, on a worker thread:
- * decode and validate (wire.c), then for a score
- *     the clock-skew guard (an event time too far ahead of our clock) ->
- *     dedupe by txn_id + features (store_score_begin: batch generation and
- *     live velocity, the card locked) -> rules (rules_prog_eval with the
- *     current ruleset's tuned thresholds) -> archive + live update + dedupe
- *     record (store_score_commit, durable per the fsync policy) -> reply;
- * a dry run reads features (store_features_lookup) and evaluates, nothing
- * recorded; a label goes to the archive. All per-request memory is in the
+ * decode and validate (wire.c), then for a score the clock-skew guard (an
+ * event time too far ahead of our clock) and the one scoring pipeline,
+ * app_score (dedupe, features, model, rules, decision, archive, live
+ * update; app/score.c), with the current ruleset, then the reply; a dry
+ * run runs the same pipeline with nothing recorded; a label goes to the
+ * archive. All per-request memory is in the
  * srv_worker, allocated once, the decoded request included: protobuf-c
  * decodes into the worker's arena, reset in srv_request_done.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +25,7 @@
 
 struct srv_worker {
 	srv_server         *s;
-	store_ctx          *sctx;     /* made on the first score after ready */
-	uint32_t            nfeat;
-	vigil_value        *features;
-	rules_result        res;
-	store_scored        rec;
+	app_work           *aw;       /* made on the first score after ready */
 	srv_outcome         out;
 
 	/* the request being answered and its reply */
@@ -102,12 +97,8 @@ srv_worker_new(srv_server *s)
 	if (w == NULL)
 		return NULL;
 	w->s = s;
-	w->nfeat = store_schema_nfields();
-	w->features = calloc(w->nfeat, sizeof *w->features);
 	w->abuf = malloc(SCORE_ARENA_BYTES);
-	if (w->features == NULL || w->abuf == NULL) {
-		free(w->features);
-		free(w->abuf);
+	if (w->abuf == NULL) {
 		free(w);
 		return NULL;
 	}
@@ -126,13 +117,37 @@ srv_worker_free(srv_worker *w)
 	if (w == NULL)
 		return;
 	srv_request_done(w);
-	store_ctx_free(w->sctx);
-	free(w->features);
+	app_work_free(w->aw);
 	free(w->abuf);
 	free(w);
 }
 
 #define score_fail(out, status, ...) srv_wire_err_set(&(out)->err, (status), "", __VA_ARGS__)
+
+/* A model rule's reason with the features that pushed the score up:
+ * "model score is high (amount=912.3 +1.42, hour=2 +0.87)". */
+static const char *
+score_model_reason(srv_outcome *out, const char *reason)
+{
+	size_t n, cap = sizeof out->model_reason;
+	int k;
+
+	if (out->nreasons == 0)
+		return reason;
+	k = snprintf(out->model_reason, cap, "%s (", reason != NULL ? reason : "model");
+	n = k > 0 ? (size_t)k : 0;
+	for (uint32_t i = 0; i < out->nreasons && n < cap; i++) {
+		const app_reason *r = &out->reasons[i];
+
+		k = snprintf(out->model_reason + n, cap - n, "%s%s=%.6g %+.2f", i ? ", " : "",
+		    r->feature, r->value.num, (double)r->contrib);
+		n += k > 0 ? (size_t)k : 0;
+	}
+	if (n < cap)
+		snprintf(out->model_reason + n, cap - n, ")");
+	vigil_utf8_line(out->model_reason);
+	return out->model_reason;
+}
 
 /* Hits of a fresh evaluation: active, then shadow, names from the prog. */
 static void
@@ -143,8 +158,12 @@ score_hits_from_result(srv_outcome *out, const srv_ruleset *rs, const rules_resu
 
 	out->nhits = 0;
 	for (uint32_t i = 0; i < res->nhits; i++) {
+		const char *reason;
+
 		rules_prog_rule(prog, res->hits[i], &ri);
-		out->hits[out->nhits++] = (srv_hitv){ ri.name, ri.reason, ri.points, false };
+		reason = rs->rules->ar->reads_model[res->hits[i]] ?
+		    score_model_reason(out, ri.reason) : ri.reason;
+		out->hits[out->nhits++] = (srv_hitv){ ri.name, reason, ri.points, false };
 	}
 	for (uint32_t i = 0; i < res->nshadow; i++) {
 		rules_prog_rule(prog, res->shadow[i], &ri);
@@ -188,43 +207,12 @@ score_from_prior(srv_outcome *out, const srv_ruleset *rs)
 	}
 }
 
-/* The archived record: outcome, hits (active first, capped) and the values
- * of the features the tuned thresholds read. */
-static void
-score_record_fill(srv_worker *w, const srv_outcome *out, const srv_ruleset *rs,
-    const vigil_txn *txn, uint64_t gen)
-{
-	store_scored *rec = &w->rec;
-
-	rec->txn = *txn;
-	rec->score = out->score;
-	rec->decision = out->decision;
-	rec->nhits = 0;
-	for (uint32_t i = 0; i < out->nhits && rec->nhits < STORE_MAX_HITS; i++) {
-		store_hit *h = &rec->hits[rec->nhits++];
-
-		score_strcpy(h->rule, sizeof h->rule, out->hits[i].rule);
-		h->points = out->hits[i].points;
-		h->shadow = out->hits[i].shadow;
-	}
-	score_strcpy(rec->rules_version, sizeof rec->rules_version, out->rules_version);
-	rec->features_gen = gen;
-	rec->scored_at_ms = vigil_now_ms();
-	rec->nfeats = 0;
-	for (uint32_t i = 0; i < rs->rules->narch; i++) {
-		store_featval *f = &rec->feats[rec->nfeats++];
-
-		score_strcpy(f->name, sizeof f->name, rs->rules->arch[i].name);
-		f->val = w->features[rs->rules->arch[i].slot];
-	}
-}
-
 void
 srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_txn *txn,
     bool dry_run, srv_outcome *out)
 {
-	store_diag diag;
-	uint64_t gen;
+	app_scorer sc;
+	app_outcome ao;
 	vigil_err rv;
 
 	out->err.status = VIGIL__V1__STATUS__STATUS_OK;
@@ -233,6 +221,8 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	out->duplicate = false;
 	out->dry_run = dry_run;
 	out->nhits = 0;
+	out->nreasons = 0;
+	out->model_score = NAN;
 	/* Before readiness, so the answer to a bad time never depends on it. */
 	if (srv_wire_txn_time(txn, vigil_now_ms(), s->cfg.max_future_skew_ms, &out->err) !=
 	    VIGIL_OK)
@@ -242,41 +232,23 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		    "not ready: rules or store still loading");
 		return;
 	}
-	if (w->sctx == NULL && (w->sctx = store_ctx_new(s->db)) == NULL) {
+	if (w->aw == NULL && (w->aw = app_work_new(s->db)) == NULL) {
 		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "%s", "out of memory");
 		return;
 	}
 	out->rules_version = rules_prog_hash(rs->rules->prog);
-	gen = store_db_generation(s->db);
-
-	if (dry_run) {
-		rv = store_features_lookup(s->db, w->sctx, txn, w->features, w->nfeat);
-		if (rv != VIGIL_OK) {
-			score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "feature lookup: %s",
-			    vigil_strerror(rv));
-			return;
-		}
-		rv = rules_prog_eval(rs->rules->prog, rs->tv, w->features, w->nfeat, &w->res);
-		if (rv != VIGIL_OK) {
-			score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "rule evaluation: %s",
-			    vigil_strerror(rv));
-			return;
-		}
-		out->score = w->res.score;
-		out->decision = w->res.decision;
-		out->generation = gen;
-		score_hits_from_result(out, rs, &w->res);
-		atomic_fetch_add(&s->metrics.dry_runs, 1);
-		return;
-	}
-
-	rv = store_score_begin(s->db, w->sctx, txn, w->features, w->nfeat, &out->prior);
-	if (rv == VIGIL_EEXIST) {
+	sc = (app_scorer){ .rules = rs->rules->ar, .tv = rs->tv,
+		.model = rs->model != NULL ? rs->model->m : NULL };
+	rv = app_score(s->db, w->aw, &sc, txn, dry_run ? APP_DRY_RUN : 0, vigil_now_ms(), &ao);
+	switch (rv) {
+	case VIGIL_OK:
+		break;
+	case VIGIL_EEXIST:
+		out->prior = ao.prior;
 		score_from_prior(out, rs);
 		atomic_fetch_add(&s->metrics.duplicates, 1);
 		return;
-	}
-	if (rv == VIGIL_ECONFLICT) {
+	case VIGIL_ECONFLICT:
 		/* Not a retry: answering with the first outcome would hand another
 		 * transaction's decision to one that was never scored. */
 		srv_wire_err_set(&out->err, VIGIL__V1__STATUS__STATUS_INVALID, "txn.txn_id",
@@ -285,39 +257,38 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		    "transaction, a new one needs a new txn_id");
 		atomic_fetch_add(&s->metrics.id_conflicts, 1);
 		return;
-	}
-	if (rv == VIGIL_ELIMIT) {
-		score_fail(out, VIGIL__V1__STATUS__STATUS_OVERLOADED, "live state: %s",
-		    vigil_strerror(rv));
+	case VIGIL_ELIMIT:
+		if (ao.step == APP_STEP_FEATURES) {
+			score_fail(out, VIGIL__V1__STATUS__STATUS_OVERLOADED, "live state: %s",
+			    vigil_strerror(rv));
+			return;
+		}
+		/* fall through */
+	default:
+		if (ao.step == APP_STEP_ARCHIVE) {
+			/* Not acknowledged: the client retries with the same txn_id. */
+			srv_log("archive: %s: %s", vigil_strerror(rv), ao.diag.msg);
+			score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "archive: %s",
+			    ao.diag.msg[0] ? ao.diag.msg : vigil_strerror(rv));
+		} else {
+			score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "%s: %s",
+			    ao.step == APP_STEP_RULES ? "rule evaluation" : "feature lookup",
+			    vigil_strerror(rv));
+		}
 		return;
 	}
-	if (rv != VIGIL_OK) {
-		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "feature lookup: %s",
-		    vigil_strerror(rv));
+	out->score = ao.res->score;
+	out->decision = ao.res->decision;
+	out->generation = ao.generation;
+	out->model_score = ao.model_score;
+	out->nreasons = ao.nreasons;
+	memcpy(out->reasons, ao.reasons, sizeof ao.reasons);
+	score_hits_from_result(out, rs, ao.res);
+	if (dry_run) {
+		atomic_fetch_add(&s->metrics.dry_runs, 1);
 		return;
 	}
-	rv = rules_prog_eval(rs->rules->prog, rs->tv, w->features, w->nfeat, &w->res);
-	if (rv != VIGIL_OK) {
-		store_score_abort(s->db, w->sctx);
-		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "rule evaluation: %s",
-		    vigil_strerror(rv));
-		return;
-	}
-	out->score = w->res.score;
-	out->decision = w->res.decision;
-	out->generation = gen;
-	score_hits_from_result(out, rs, &w->res);
-	score_record_fill(w, out, rs, txn, gen);
-	diag.msg[0] = '\0';
-	rv = store_score_commit(s->db, w->sctx, &w->rec, &diag);
-	if (rv != VIGIL_OK) {
-		/* Not acknowledged: the client retries with the same txn_id. */
-		srv_log("archive: %s: %s", vigil_strerror(rv), diag.msg);
-		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "archive: %s",
-		    diag.msg[0] ? diag.msg : vigil_strerror(rv));
-		return;
-	}
-	score_count_hits(rs, &w->res);
+	score_count_hits(rs, ao.res);
 	if ((unsigned)out->decision < 4)
 		atomic_fetch_add_explicit(&s->metrics.decisions[out->decision], 1,
 		    memory_order_relaxed);

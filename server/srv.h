@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "app.h"
 #include "rules.h"
 #include "store.h"
 #include "vigil.h"
@@ -77,29 +78,32 @@ vigil_err srv_config_hostport(const char *s, char *ret_host, size_t hostlen,
 
 /* ============================ reload.c ============================ */
 
-/* A feature written to the archive with every scored record. */
-typedef struct srv_archfeat {
-	const char *name; /* store schema name (static) */
-	uint32_t    slot;
-} srv_archfeat;
-
 /* One compiled rule file (immutable, shared by rule sets). */
 typedef struct srv_rules {
 	atomic_uint       refs;
-	rules_prog       *prog;
+	app_rules        *ar;            /* the file bound for scoring (app.h) */
+	rules_prog       *prog;          /* = ar->prog */
 	uint32_t          nrules;
 	_Atomic uint64_t *hits;          /* per rule index */
 	int64_t           loaded_at_ms;
 	char              path[SRV_PATH_MAX];
-	srv_archfeat      arch[STORE_MAX_FEATS];
-	uint32_t          narch;
 } srv_rules;
 
-/* What scoring reads: rules + thresholds tuned for one generation. */
+/* The model of one generation (NULL app model: none, rules alone). */
+typedef struct srv_model {
+	atomic_uint refs;
+	app_model  *m;
+	uint64_t    generation; /* the generation it came from */
+} srv_model;
+
+/* What scoring reads: rules + thresholds tuned for one generation + the
+ * model in force (normally that generation's; the previous one's if the
+ * new one was refused). */
 typedef struct srv_ruleset {
 	atomic_uint  refs;
 	srv_rules   *rules;
 	rules_tvals *tv;
+	srv_model   *model;      /* NULL: no model */
 	uint64_t     generation; /* the feature generation tv came from */
 } srv_ruleset;
 
@@ -156,6 +160,8 @@ typedef struct srv_server {
 	_Atomic uint64_t load_failures;
 	_Atomic uint64_t loads;
 	_Atomic int64_t  gen_switched_ms;
+	_Atomic uint64_t model_failures; /* generations whose model was refused */
+	_Atomic uint64_t model_generation; /* generation of the model serving; 0: none */
 
 	/* store_db_maintain every 10 s (main.c) */
 	_Atomic uint64_t maint_runs;
@@ -200,6 +206,10 @@ typedef struct srv_outcome {
 	bool           duplicate;
 	bool           dry_run;
 	store_outcome  prior;    /* storage for a duplicate's rule names */
+	double         model_score; /* NaN: no model */
+	uint32_t       nreasons;    /* the model's top features, when a model rule fired */
+	app_reason     reasons[APP_REASONS_MAX];
+	char           model_reason[320]; /* a model rule's reason with the top features */
 } srv_outcome;
 
 /* Per-thread scratch (one per worker and one for the admin thread). */

@@ -457,14 +457,14 @@ typedef struct rp {
 	rules_prog   *prog, *prog2;
 	rules_tvals  *tv, *tv2;
 	rp_names      names;
-	/* offline engine */
+	/* offline engine: the one pipeline (app_score) over an in-memory or
+	 * real data directory */
 	store_db     *db;
-	store_ctx    *ctx;
-	vigil_value  *feat;
-	uint32_t      nfeat;
-	store_scored *rec;
-	uint32_t      arch[STORE_MAX_FEATS]; /* slots archived with each score */
-	uint32_t      narch;
+	app_rules    *ar;     /* owns prog once the offline engine is open */
+	app_model    *model;  /* the current generation's (--nightly), or NULL */
+	uint64_t      model_gen;
+	uint32_t      models_loaded; /* nights whose generation brought a model */
+	app_work     *aw;
 	char          workdir[PATH_MAX];
 	bool          own_workdir;
 	/* server engine */
@@ -688,47 +688,6 @@ out:
 /* ---- offline engine ---- */
 
 /*
- * The features vigil-rebuild needs to tune the rule file's thresholds (the
- * tuned feature and its group), archived with every score by name exactly
- * as vigild does, so nightly rebuilds tune the same values in both modes.
- */
-static vigil_err
-rp_arch_add(rp *r, uint32_t slot)
-{
-	if (store_schema_field(slot) == NULL)
-		return VIGIL_OK;
-	for (uint32_t i = 0; i < r->narch; i++)
-		if (r->arch[i] == slot)
-			return VIGIL_OK;
-	if (r->narch == STORE_MAX_FEATS) {
-		fprintf(stderr, "vigil-replay: %s: tuned thresholds read more than %d distinct "
-		    "features (the archive record's limit)\n", r->o.rules, STORE_MAX_FEATS);
-		return VIGIL_ETOOBIG;
-	}
-	r->arch[r->narch++] = slot;
-	return VIGIL_OK;
-}
-
-static vigil_err
-rp_arch_build(rp *r)
-{
-	for (uint32_t i = 0; i < rules_prog_nthresholds(r->prog); i++) {
-		rules_threshold_info ti;
-		vigil_err rv;
-
-		rules_prog_threshold(r->prog, i, &ti);
-		if (ti.kind == RULES_TUNE_CONST)
-			continue;
-		rv = rp_arch_add(r, ti.feature_slot);
-		if (rv == VIGIL_OK && ti.group_by != NULL)
-			rv = rp_arch_add(r, ti.group_slot);
-		if (rv != VIGIL_OK)
-			return rv;
-	}
-	return VIGIL_OK;
-}
-
-/*
  * The features offline scoring needs: the slots the rules read (each file's
  * conditions and the thresholds they use, with their group slots) and, with
  * --nightly, those archived for the rebuilds. The store computes only these
@@ -751,8 +710,17 @@ rp_feature_mask(const rp *r, store_feature_mask *ret_m)
 		for (uint32_t i = 0; i < n; i++)
 			store_feature_mask_set(ret_m, slots[i]);
 	}
-	for (uint32_t i = 0; i < r->narch; i++)
-		store_feature_mask_set(ret_m, r->arch[i]);
+	for (uint32_t i = 0; i < r->ar->narch; i++)
+		store_feature_mask_set(ret_m, r->ar->arch[i]);
+	if (r->o.nightly) {
+		/* the model's input vector is archived whole for the nightly
+		 * training, and the model reads from it */
+		const uint32_t *slots;
+		uint32_t n = store_schema_model_inputs(&slots);
+
+		for (uint32_t i = 0; i < n; i++)
+			store_feature_mask_set(ret_m, slots[i]);
+	}
 }
 
 static vigil_err
@@ -763,16 +731,19 @@ rp_offline_open(rp *r)
 	store_diag diag;
 	vigil_err rv;
 
-	rv = rp_arch_build(r);
-	if (rv != VIGIL_OK)
-		return rv;
+	{
+		char err[256];
+
+		rv = app_rules_new(r->prog, &r->ar, err, sizeof err); /* takes prog */
+		r->prog = NULL;
+		if (rv != VIGIL_OK) {
+			fprintf(stderr, "vigil-replay: %s: %s\n", r->o.rules, err);
+			return rv;
+		}
+		r->prog = r->ar->prog;
+	}
 	rp_feature_mask(r, &mask);
 	store_db_opts_default(&dbo);
-	r->nfeat = store_schema_nfields();
-	r->feat = calloc(r->nfeat, sizeof *r->feat);
-	r->rec = calloc(1, sizeof *r->rec);
-	if (r->feat == NULL || r->rec == NULL)
-		return VIGIL_ENOMEM;
 	if (!r->o.nightly) {
 		/* live state kept only for the entity kinds the rules read */
 		dbo.features = mask;
@@ -816,11 +787,11 @@ rp_offline_open(rp *r)
 			return rv;
 		}
 	}
-	r->ctx = store_ctx_new(r->db);
-	if (r->ctx == NULL)
+	r->aw = app_work_new(r->db);
+	if (r->aw == NULL)
 		return VIGIL_ENOMEM;
 	/* a data directory keeps every kind (it is vigild's); lookups need not */
-	rv = store_ctx_set_features(r->ctx, &mask);
+	rv = app_work_set_features(r->aw, &mask);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-replay: feature mask: %s\n", vigil_strerror(rv));
 		return rv;
@@ -852,20 +823,22 @@ rp_outcome_from_result(rp_outcome *out, const rules_result *res)
 static vigil_err
 rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 {
-	static rules_result res; /* large; one replay per process */
-	store_outcome prior;
-	store_diag diag;
+	app_scorer sc = { .rules = r->ar, .tv = r->tv, .model = r->model, .prog2 = r->prog2,
+		.tv2 = r->tv2 };
+	static app_outcome ao; /* large; one replay per process */
 	vigil_err rv;
 
-	rv = store_score_begin(r->db, r->ctx, &row->txn, r->feat, r->nfeat, &prior);
+	/* scored at its event time: the nightly rebuild sees what production would */
+	rv = app_score(r->db, r->aw, &sc, &row->txn, r->o.nightly ? 0 : APP_NO_ARCHIVE,
+	    row->txn.event_time_ms, &ao);
 	if (rv == VIGIL_EEXIST) {
 		/* a repeated txn_id: the first outcome, as the server answers */
-		out->score = prior.score;
-		out->decision = prior.decision;
+		out->score = ao.prior.score;
+		out->decision = ao.prior.decision;
 		out->nhits = out->nshadow = 0;
-		for (uint32_t i = 0; i < prior.nhits && i < RP_MAX_HITS; i++) {
+		for (uint32_t i = 0; i < ao.prior.nhits && i < RP_MAX_HITS; i++) {
 			uint32_t idx;
-			if (rules_prog_rule_find(r->prog, prior.hits[i].rule, &idx) != VIGIL_OK)
+			if (rules_prog_rule_find(r->prog, ao.prior.hits[i].rule, &idx) != VIGIL_OK)
 				continue;
 			out->hits[out->nhits++] = (uint16_t)idx;
 		}
@@ -898,58 +871,15 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 		return VIGIL_OK;
 	}
 	if (rv != VIGIL_OK) {
-		fprintf(stderr, "vigil-replay: %s: features: %s\n", row->txn.txn_id, vigil_strerror(rv));
+		fprintf(stderr, "vigil-replay: %s: %s: %s\n", row->txn.txn_id,
+		    ao.step == APP_STEP_ARCHIVE ? "commit" : ao.step == APP_STEP_RULES ? "rules" :
+		    "features", ao.diag.msg[0] ? ao.diag.msg : vigil_strerror(rv));
 		return rv;
 	}
-	rv = rules_prog_eval(r->prog, r->tv, r->feat, r->nfeat, &res);
-	if (rv != VIGIL_OK) {
-		store_score_abort(r->db, r->ctx);
-		fprintf(stderr, "vigil-replay: %s: rules: %s\n", row->txn.txn_id, vigil_strerror(rv));
-		return rv;
-	}
-	rp_outcome_from_result(out, &res);
-	if (r->o.nightly) {
-		/* what the server archives, so the rebuild sees what production would */
-		store_scored *s = r->rec;
-		s->nhits = 0;
-		for (uint32_t i = 0; i < out->nhits + out->nshadow && i < STORE_MAX_HITS; i++) {
-			rules_rule_info info;
-			rules_prog_rule(r->prog, out->hits[i], &info);
-			snprintf(s->hits[i].rule, sizeof s->hits[i].rule, "%s", info.name);
-			s->hits[i].points = info.points;
-			s->hits[i].shadow = i >= out->nhits;
-			s->nhits++;
-		}
-		snprintf(s->rules_version, sizeof s->rules_version, "%s", rules_prog_hash(r->prog));
-		s->features_gen = store_db_generation(r->db);
-		s->scored_at_ms = row->txn.event_time_ms;
-		for (uint32_t i = 0; i < r->narch; i++) {
-			snprintf(s->feats[i].name, sizeof s->feats[i].name, "%s",
-			    store_schema_field(r->arch[i])->name);
-			s->feats[i].val = r->feat[r->arch[i]];
-		}
-		s->nfeats = r->narch;
-	} else {
-		r->rec->nfeats = 0;
-	}
-	r->rec->txn = row->txn;
-	r->rec->score = out->score;
-	r->rec->decision = out->decision;
-	if (out2 != NULL) {
-		rules_result res2;
-		rv = rules_prog_eval(r->prog2, r->tv2, r->feat, r->nfeat, &res2);
-		if (rv != VIGIL_OK) {
-			store_score_abort(r->db, r->ctx);
-			fprintf(stderr, "vigil-replay: %s: compare rules: %s\n", row->txn.txn_id,
-			    vigil_strerror(rv));
-			return rv;
-		}
-		rp_outcome_from_result(out2, &res2);
-	}
-	rv = store_score_commit(r->db, r->ctx, r->rec, &diag);
-	if (rv != VIGIL_OK)
-		fprintf(stderr, "vigil-replay: %s: commit: %s\n", row->txn.txn_id, diag.msg);
-	return rv;
+	rp_outcome_from_result(out, ao.res);
+	if (out2 != NULL)
+		rp_outcome_from_result(out2, ao.res2);
+	return VIGIL_OK;
 }
 
 /* The night before `day`: labels known by midnight, rebuild, switch. */
@@ -1001,6 +931,23 @@ rp_offline_night(rp *r, int64_t day)
 	rules_tvals_free(r->tv2);
 	r->tv = tv;
 	r->tv2 = tv2;
+	if (store_db_generation(r->db) != r->model_gen) {
+		/* the generation's model, as vigild switches to it; a refused one
+		 * leaves the previous model serving */
+		app_model *m = NULL;
+		char err[512];
+
+		if (app_model_from_db(r->db, &m, NULL, err, sizeof err) != VIGIL_OK) {
+			fprintf(stderr, "vigil-replay: model: %s; the previous model keeps serving\n",
+			    err);
+		} else {
+			app_model_free(r->model);
+			r->model = m;
+			if (m != NULL)
+				r->models_loaded++;
+		}
+		r->model_gen = store_db_generation(r->db);
+	}
 out:
 	free(sum);
 	r->night_ns += vigil_mono_ns() - t0;
@@ -1931,7 +1878,7 @@ out:
 		fclose(r->results);
 	rp_source_close(&r->src);
 	vigil_client_close(r->client);
-	store_ctx_free(r->ctx);
+	app_work_free(r->aw);
 	if (RP_FREE_LIVE_AT_EXIT)
 		store_db_close(r->db);
 	else
@@ -1940,12 +1887,14 @@ out:
 		fprintf(stderr, "vigil-replay: could not remove %s\n", r->workdir);
 	rules_tvals_free(r->tv);
 	rules_tvals_free(r->tv2);
-	rules_prog_free(r->prog);
+	if (r->ar != NULL)
+		app_rules_free(r->ar); /* and prog */
+	else
+		rules_prog_free(r->prog);
 	rules_prog_free(r->prog2);
+	app_model_free(r->model);
 	metrics_free(r->m);
 	metrics_free(r->m2);
-	free(r->feat);
-	free(r->rec);
 	free(r->labels.v);
 	for (uint32_t i = 0; i < r->names.n; i++)
 		free(r->names.names[i]);
