@@ -172,6 +172,13 @@ typedef struct rp_outcome {
 	uint64_t       generation;
 	bool           failed;
 	bool           refused; /* offline: its txn_id was scored for another transaction */
+	double         model_score; /* NaN: no model */
+	uint32_t       nreasons;    /* the model's top features (a model rule fired) */
+	struct {
+		const char *feature; /* static schema name */
+		double      value;
+		float       contrib;
+	} reasons[APP_REASONS_MAX];
 } rp_outcome;
 
 /* ------------------------------ labels ------------------------------ */
@@ -515,7 +522,30 @@ rp_result_write(rp *r, const rp_row *row, const rp_outcome *out)
 			fprintf(f, "%s\"%s\"", i ? "," : "", rp_rule_name(r, out->hits[out->nhits + i]));
 		fputc(']', f);
 	}
+	if (!isnan(out->model_score)) {
+		fprintf(f, ",\"model_score\":%.6g", out->model_score);
+		if (out->nreasons > 0) {
+			fputs(",\"model_reasons\":[", f);
+			for (uint32_t i = 0; i < out->nreasons; i++)
+				fprintf(f, "%s{\"feature\":\"%s\",\"value\":%.9g,\"contribution\":%.4f}",
+				    i ? "," : "", out->reasons[i].feature, out->reasons[i].value,
+				    (double)out->reasons[i].contrib);
+			fputc(']', f);
+		}
+	}
 	fputs("}\n", f);
+}
+
+/* The model's score as the tie-break of equal scores (metrics_obs.rank_sub). */
+static int32_t
+rp_rank_sub(double model_score)
+{
+	double k;
+
+	if (isnan(model_score))
+		return -1;
+	k = floor(model_score * 1024.0);
+	return k < 0 ? 0 : k > 1023 ? 1023 : (int32_t)k;
 }
 
 static vigil_err
@@ -525,6 +555,7 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 		.card_id = row->txn.card_id,
 		.event_time_ms = row->txn.event_time_ms,
 		.score = out->score,
+		.rank_sub = rp_rank_sub(out->model_score),
 		.decision = out->decision,
 		.label = row->label < 0 && r->o.assume_legit ? 0 : row->label,
 		.pattern = row->pattern,
@@ -818,6 +849,8 @@ rp_outcome_from_result(rp_outcome *out, const rules_result *res)
 	out->latency_us = 0;
 	out->failed = false;
 	out->refused = false;
+	out->model_score = NAN;
+	out->nreasons = 0;
 }
 
 static vigil_err
@@ -845,6 +878,8 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 		out->latency_us = 0;
 		out->failed = false;
 		out->refused = false;
+		out->model_score = NAN;
+		out->nreasons = 0;
 		if (out2 != NULL)
 			*out2 = *out;
 		return VIGIL_OK;
@@ -866,6 +901,7 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 		}
 		memset(out, 0, sizeof *out);
 		out->refused = true;
+		out->model_score = NAN;
 		if (out2 != NULL)
 			*out2 = *out;
 		return VIGIL_OK;
@@ -877,8 +913,17 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 		return rv;
 	}
 	rp_outcome_from_result(out, ao.res);
-	if (out2 != NULL)
+	out->model_score = ao.model_score;
+	out->nreasons = ao.nreasons;
+	for (uint32_t i = 0; i < ao.nreasons; i++) {
+		out->reasons[i].feature = ao.reasons[i].feature;
+		out->reasons[i].value = ao.reasons[i].value.num;
+		out->reasons[i].contrib = ao.reasons[i].contrib;
+	}
+	if (out2 != NULL) {
 		rp_outcome_from_result(out2, ao.res2);
+		out2->model_score = ao.model_score;
+	}
 	return VIGIL_OK;
 }
 
@@ -1076,6 +1121,8 @@ rp_worker_main(void *arg)
 		out->score = res.score;
 		out->decision = (vigil_decision)res.decision;
 		out->generation = res.features_generation;
+		out->model_score = NAN; /* not on the wire yet */
+		out->nreasons = 0;
 		out->nhits = out->nshadow = 0;
 		for (size_t h = 0; h < res.nhits && out->nhits + out->nshadow < RP_MAX_HITS; h++) {
 			int idx = rp_names_index(&r->names, res.hits[h].rule);
