@@ -41,6 +41,12 @@ static const char usage_text[] =
 "  -m, --merge           join the partial files given as arguments into a generation\n"
 "  -t, --threads N       worker threads (default: online CPUs, at most 8)\n"
 "  -k, --keep N          generations to keep (default 3)\n"
+"      --no-model        train no model (the new generation has none: rules alone)\n"
+"      --train-window DUR  mature days the model trains on (default 28d)\n"
+"      --label-maturity DUR  a transaction's label is final after this (default 7d);\n"
+"                        younger transactions are not trained on\n"
+"      --labelled-only   train on labelled transactions only (default: a mature\n"
+"                        transaction without a fraud label counts as legitimate)\n"
 "      --rollback        make the generation before the current one current again\n"
 "      --to GEN          with --rollback: the generation to make current\n"
 "  -j, --json            print the summary as JSON on stdout\n"
@@ -145,6 +151,16 @@ print_summary(const batch_summary *s, FILE *out)
 			    t->groups_fallback);
 		fputc('\n', out);
 	}
+	if (s->partial)
+		return;
+	if (s->model.trained)
+		fprintf(out, "  model      %llu rows (%llu frauds) trained in %.1f s, %u rounds; "
+		    "validation %llu rows (%llu frauds): AUC %.4f, AP %.4f\n",
+		    (unsigned long long)s->model.rows, (unsigned long long)s->model.frauds,
+		    s->model.seconds, s->model.best_round, (unsigned long long)s->model.valid_rows,
+		    (unsigned long long)s->model.valid_frauds, s->model.valid_auc, s->model.valid_ap);
+	else
+		fprintf(out, "  model      none: %s; rules alone decide\n", s->model.why_not);
 }
 
 static int
@@ -188,7 +204,8 @@ usage_error(const char *fmt, ...)
 int
 main(int argc, char **argv)
 {
-	enum { OPT_ROLLBACK = 256, OPT_TO };
+	enum { OPT_ROLLBACK = 256, OPT_TO, OPT_NO_MODEL, OPT_TRAIN_WINDOW, OPT_LABEL_MATURITY,
+		OPT_LABELLED_ONLY };
 	static const struct option longopts[] = {
 		{ "data", required_argument, NULL, 'd' },
 		{ "as-of", required_argument, NULL, 'a' },
@@ -201,6 +218,10 @@ main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "keep", required_argument, NULL, 'k' },
 		{ "rollback", no_argument, NULL, OPT_ROLLBACK },
+		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
+		{ "train-window", required_argument, NULL, OPT_TRAIN_WINDOW },
+		{ "label-maturity", required_argument, NULL, OPT_LABEL_MATURITY },
+		{ "labelled-only", no_argument, NULL, OPT_LABELLED_ONLY },
 		{ "to", required_argument, NULL, OPT_TO },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -266,6 +287,24 @@ main(int argc, char **argv)
 			break;
 		case OPT_ROLLBACK:
 			rollback = true;
+			break;
+		case OPT_NO_MODEL:
+			opts.model_off = true;
+			break;
+		case OPT_TRAIN_WINDOW:
+			if (batch_duration_parse(optarg, &opts.train_window_ms) != VIGIL_OK)
+				return usage_error("--train-window: '%s' is not a duration (e.g. 28d)",
+				    optarg);
+			break;
+		case OPT_LABEL_MATURITY:
+			if (strcmp(optarg, "0") == 0)
+				opts.label_maturity_ms = 0;
+			else if (batch_duration_parse(optarg, &opts.label_maturity_ms) != VIGIL_OK)
+				return usage_error("--label-maturity: '%s' is not a duration (e.g. 7d)",
+				    optarg);
+			break;
+		case OPT_LABELLED_ONLY:
+			opts.labelled_only = true;
 			break;
 		case OPT_TO:
 			if (!parse_count(optarg, 999999999, &to))
