@@ -64,7 +64,7 @@ typedef struct batch_opts {
 	int64_t     label_maturity_ms; /* default 7 days */
 	bool        labelled_only;     /* train on labelled transactions only */
 	uint32_t    model_min_frauds;  /* cold start below this; 0 = default 50 */
-	uint64_t    model_max_rows;    /* training rows kept; 0 = default 1,000,000 */
+	uint64_t    model_max_rows;    /* training rows kept; 0 = default 100,000 */
 	/* Called from one reading thread about every 64k records (never
 	 * concurrently; may be NULL): records read so far and an estimate of
 	 * the bytes the whole run reads. */

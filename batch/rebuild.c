@@ -1398,6 +1398,13 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 		r->train_from = r->w.from;
 	r->layout = store_schema_model_layout();
 	batch_train_opts_default(&r->topts);
+	/* The nightly defaults: a night's training stays a few seconds on two
+	 * cores (docs/model.md, "Training": 100k rows, eta 0.2, at most 200
+	 * rounds, measured against 1M rows / eta 0.1 / 300 rounds). */
+	r->topts.max_rows = 100000;
+	r->topts.eta = 0.2;
+	r->topts.max_rounds = 200;
+	r->topts.early_stop = 20;
 	r->topts.threads = r->opts.threads;
 	if (r->opts.model_min_frauds > 0)
 		r->topts.min_frauds = r->opts.model_min_frauds;

@@ -147,6 +147,8 @@ typedef struct rp_opts {
 	const char *results, *json, *report;
 	uint32_t    topk;
 	bool        quiet, progress;
+	bool        no_model;        /* offline --nightly: rebuilds train no model */
+	int64_t     measure_from_ms; /* rows before this are scored but not measured */
 } rp_opts;
 
 /* ------------------------------ rows ------------------------------ */
@@ -471,6 +473,8 @@ typedef struct rp {
 	app_model    *model;  /* the current generation's (--nightly), or NULL */
 	uint64_t      model_gen;
 	uint32_t      models_loaded; /* nights whose generation brought a model */
+	json_t       *nights;        /* per nightly rebuild: the model's figures */
+	char          first_model_day[16];
 	app_work     *aw;
 	char          workdir[PATH_MAX];
 	bool          own_workdir;
@@ -567,6 +571,11 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 
 	if (out->failed || out->refused)
 		return VIGIL_OK;
+	if (row->txn.event_time_ms < r->o.measure_from_ms) {
+		if (r->results != NULL)
+			rp_result_write(r, row, out);
+		return VIGIL_OK;
+	}
 	rv = metrics_add(r->m, &ob);
 	if (rv != VIGIL_OK)
 		return rv;
@@ -927,6 +936,39 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 	return VIGIL_OK;
 }
 
+/* One line of the JSON summary's "nights": the model each rebuild made. */
+static void
+rp_night_record(rp *r, const batch_summary *sum)
+{
+	json_t *n = json_object();
+	char d[16];
+
+	if (r->nights == NULL)
+		r->nights = json_array();
+	if (n == NULL || r->nights == NULL) {
+		json_decref(n);
+		return;
+	}
+	vigil_date_format(sum->as_of_ms, d, sizeof d);
+	json_object_set_new(n, "as_of", json_string(d));
+	json_object_set_new(n, "generation", json_integer((json_int_t)sum->generation));
+	json_object_set_new(n, "records", json_integer((json_int_t)sum->records_read));
+	json_object_set_new(n, "model_trained", json_boolean(sum->model.trained));
+	if (sum->model.trained) {
+		json_object_set_new(n, "model_rows", json_integer((json_int_t)sum->model.rows));
+		json_object_set_new(n, "model_frauds", json_integer((json_int_t)sum->model.frauds));
+		json_object_set_new(n, "valid_auc", json_real(sum->model.valid_auc));
+		json_object_set_new(n, "valid_ap", json_real(sum->model.valid_ap));
+		json_object_set_new(n, "rounds", json_integer(sum->model.best_round));
+		json_object_set_new(n, "train_seconds", json_real(sum->model.seconds));
+		if (r->first_model_day[0] == '\0')
+			snprintf(r->first_model_day, sizeof r->first_model_day, "%s", d);
+	} else {
+		json_object_set_new(n, "why_not", json_string(sum->model.why_not));
+	}
+	json_array_append_new(r->nights, n);
+}
+
 /* The night before `day`: labels known by midnight, rebuild, switch. */
 static vigil_err
 rp_offline_night(rp *r, int64_t day)
@@ -951,6 +993,7 @@ rp_offline_night(rp *r, int64_t day)
 	bo.as_of_ms = day * VIGIL_MS_PER_DAY;
 	bo.rules_path = r->o.rules;
 	bo.threads = 1;
+	bo.model_off = r->o.no_model;
 	rv = batch_rebuild(&bo, sum, &diag);
 	if (rv != VIGIL_OK) {
 		char d[16];
@@ -959,6 +1002,7 @@ rp_offline_night(rp *r, int64_t day)
 		goto out;
 	}
 	r->nightly_runs++;
+	rp_night_record(r, sum);
 	rv = store_db_refresh(r->db, &changed, &diag);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-replay: switching generation: %s\n", diag.msg);
@@ -1446,6 +1490,17 @@ rp_summary_json(rp *r, double secs)
 	json_object_set_new(o, "rebuild_seconds", json_real(rb));
 	json_object_set_new(o, "throughput", json_real(secs - rb > 0 ? (double)r->rows / (secs - rb) : 0));
 	json_object_set_new(o, "nightly_rebuilds", json_integer(r->nightly_runs));
+	if (r->nights != NULL) {
+		json_object_set_new(o, "first_model", r->first_model_day[0] ?
+		    json_string(r->first_model_day) : json_null());
+		json_object_set_new(o, "nights", json_incref(r->nights));
+	}
+	if (r->o.measure_from_ms != INT64_MIN) {
+		char d[40];
+
+		vigil_date_format(r->o.measure_from_ms, d, sizeof d);
+		json_object_set_new(o, "measure_from", json_string(d));
+	}
 	json_object_set_new(o, "labels_sent", json_integer((json_int_t)r->labels_sent));
 	json_object_set_new(o, "metrics", metrics_to_json(r->m));
 	if (r->m2 != NULL) {
@@ -1532,6 +1587,10 @@ usage(FILE *f)
 	    "  --json FILE          the summary as JSON (\"-\" = standard output)\n"
 	    "  --report FILE.html   self-contained HTML report with plots\n"
 	    "  --top-k N            cards per day for card precision (default 100)\n"
+	    "  --measure-from T     measure only rows from T on (all are scored; e.g. the\n"
+	    "                       days after the first model): YYYY-MM-DD or RFC 3339\n"
+	    "Model (offline --nightly):\n"
+	    "  --no-model           the nightly rebuilds train no model: rules alone\n"
 	    "  -q, --quiet          no progress, no summary on standard output\n"
 	    "  -h, --help, -V, --version\n"
 	    "\n"
@@ -1557,6 +1616,7 @@ enum {
 	OPT_CSV = 256, OPT_ARCHIVE, OPT_FROM, OPT_TO, OPT_RULES, OPT_COMPARE, OPT_NIGHTLY,
 	OPT_WORK, OPT_KEEP, OPT_SERVER, OPT_RATE, OPT_SPEED, OPT_CONC, OPT_DATA, OPT_REBUILD,
 	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_ASSUME_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
+	OPT_NO_MODEL, OPT_MEASURE_FROM,
 };
 
 static int
@@ -1586,6 +1646,8 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "report", required_argument, NULL, OPT_REPORT },
 		{ "top-k", required_argument, NULL, OPT_TOPK },
+		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
+		{ "measure-from", required_argument, NULL, OPT_MEASURE_FROM },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -1596,6 +1658,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 
 	o->from_ms = INT64_MIN;
 	o->to_ms = INT64_MAX;
+	o->measure_from_ms = INT64_MIN;
 	o->concurrency = 1;
 	o->label_delay_ms = 7 * VIGIL_MS_PER_DAY;
 	o->topk = 100;
@@ -1652,6 +1715,11 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		case OPT_LEGIT: o->fraud_labels_only = true; break;
 		case OPT_FORCE_DELAY: o->force_label_delay = true; break;
 		case OPT_ASSUME_LEGIT: o->assume_legit = true; break;
+		case OPT_NO_MODEL: o->no_model = true; break;
+		case OPT_MEASURE_FROM:
+			if (!rp_parse_time(optarg, &o->measure_from_ms))
+				return usage_error("--measure-from: not YYYY-MM-DD or RFC 3339:", optarg);
+			break;
 		case OPT_RESULTS: o->results = optarg; break;
 		case OPT_JSON: o->json = optarg; break;
 		case OPT_REPORT: o->report = optarg; break;
@@ -1940,6 +2008,7 @@ out:
 		rules_prog_free(r->prog);
 	rules_prog_free(r->prog2);
 	app_model_free(r->model);
+	json_decref(r->nights);
 	metrics_free(r->m);
 	metrics_free(r->m2);
 	free(r->labels.v);
