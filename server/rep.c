@@ -636,7 +636,7 @@ rep_cert_dates(const char *what, const char *path, const mbedtls_x509_crt *crt,
 	tm.tm_sec = to->sec;
 	end = timegm(&tm);
 	if (warn != NULL && end != (time_t)-1 && end - now < REP_CERT_WARN_DAYS * 86400)
-		fprintf(warn, "vigild: warning: %s %s expires on %04d-%02d-%02d (in %lld days)\n",
+		fprintf(warn, "vigild: warning: %s %s expires on %04d-%02d-%02d (in %lld day(s))\n",
 		    what, path, to->year, to->mon, to->day, (long long)((end - now) / 86400));
 }
 
