@@ -30,7 +30,18 @@
  * answered STATUS_OVERLOADED from the callback. A request that waited in
  * the queue longer than queue_timeout_ms (or request_timeout_ms, if
  * shorter) is answered OVERLOADED without being scored: its client has
- * likely given up and retried elsewhere. There are max_inflight +
+ * likely given up and retried elsewhere.
+ *
+ * Before our callback sees a request it may also have waited in nng's own
+ * task queue (one FIFO for every socket and timer callback of the process),
+ * where nothing of ours can time it: when every thread is busy scoring, or
+ * the process was stalled (no CPU, swapping, SIGSTOP), received requests
+ * pile up there. A probe measures that wait: a 10 ms nng sleep whose
+ * completion runs through the same FIFO. While the probe is overdue by more
+ * than the queue limit, the request a callback is handed was queued before
+ * the probe's completion, so it waited at least that long; and after a probe
+ * ran that late, requests are refused until a probe comes back in time (the
+ * refusals are cheap, so the backlog drains within a few probes). There are max_inflight +
  * REP_SPARE_CTX contexts, so the spare contexts are what answers
  * OVERLOADED; clients beyond that wait in their connection (bounded by the
  * transport).
@@ -144,6 +155,10 @@ struct srv_rep {
 	uint8_t        *timedout;
 	size_t          timedout_len;
 
+	nng_aio        *probe;        /* nng's queue delay (see above) */
+	_Atomic int64_t probe_due_ns; /* when the pending probe should run */
+	_Atomic int64_t probe_lag_ns; /* how late the last one ran */
+
 	pthread_mutex_t pipe_mu;     /* guards pipes, npipes, refused_* */
 	rep_pipe       *pipes;
 	uint32_t        npipes;
@@ -153,6 +168,39 @@ struct srv_rep {
 
 static void rep_cb(void *arg);
 static void rep_leave_unlocked(srv_rep *rep);
+
+#define REP_PROBE_MS 10
+
+static void
+rep_probe_cb(void *arg)
+{
+	srv_rep *rep = arg;
+	int64_t now, due;
+
+	if (nng_aio_result(rep->probe) != 0) /* stopped */
+		return;
+	now = (int64_t)vigil_mono_ns();
+	due = atomic_load_explicit(&rep->probe_due_ns, memory_order_relaxed);
+	atomic_store_explicit(&rep->probe_lag_ns, now > due ? now - due : 0,
+	    memory_order_relaxed);
+	if (atomic_load(&rep->closed))
+		return;
+	atomic_store_explicit(&rep->probe_due_ns, now + REP_PROBE_MS * 1000000LL,
+	    memory_order_relaxed);
+	nng_sleep_aio(REP_PROBE_MS, rep->probe);
+}
+
+/* How long requests now leaving nng's queue waited in it, at least (an
+ * overdue probe), or recently (the last probe's delay). */
+static int64_t
+rep_nng_lag_ns(srv_rep *rep)
+{
+	int64_t now = (int64_t)vigil_mono_ns();
+	int64_t due = atomic_load_explicit(&rep->probe_due_ns, memory_order_relaxed);
+	int64_t lag = atomic_load_explicit(&rep->probe_lag_ns, memory_order_relaxed);
+
+	return due != 0 && now - due > lag ? now - due : lag;
+}
 
 static vigil_err
 rep_encode_static(Vigil__V1__Status status, const char *msg, uint8_t **ret, size_t *ret_len)
@@ -279,6 +327,16 @@ rep_cb(void *arg)
 		if (atomic_load_explicit(&rep->pending, memory_order_relaxed) > rep->max_inflight) {
 			rep_leave_unlocked(rep);
 			rep_refuse(c, VIGIL__V1__STATUS__STATUS_OVERLOADED);
+			return;
+		}
+		if ((uint64_t)rep_nng_lag_ns(rep) > rep->queue_timeout_ns) {
+			rep_leave_unlocked(rep);
+			atomic_fetch_add_explicit(&rep->s->metrics.queue_timeouts, 1,
+			    memory_order_relaxed);
+			srv_metrics_request(&rep->s->metrics, SRV_REQ_UNKNOWN,
+			    VIGIL__V1__STATUS__STATUS_OVERLOADED);
+			c->work = false;
+			rep_send_static(c, rep->timedout, rep->timedout_len);
 			return;
 		}
 		if (rep->inline_mode) {
@@ -469,6 +527,10 @@ rep_free(srv_rep *rep)
 	if (rep->sock_open) {
 		nng_close(rep->sock);
 		rep->sock_open = false;
+	}
+	if (rep->probe != NULL) {
+		nng_aio_stop(rep->probe);
+		nng_aio_free(rep->probe);
 	}
 	for (uint32_t i = 0; i < rep->nconns; i++) {
 		if (rep->conns[i].aio != NULL) {
@@ -894,7 +956,8 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	    "server shutting down: retry on another replica (same txn_id is safe)",
 	    &rep->unavailable, &rep->unavailable_len) != VIGIL_OK ||
 	    rep_encode_static(VIGIL__V1__STATUS__STATUS_OVERLOADED,
-	    "server busy: request waited longer than request_timeout_ms in the queue",
+	    "server busy: request waited longer than queue_timeout_ms; retry (same txn_id "
+	    "is safe)",
 	    &rep->timedout, &rep->timedout_len) != VIGIL_OK) {
 		snprintf(errbuf, errlen, "nng: out of memory");
 		rv = VIGIL_ENOMEM;
@@ -972,6 +1035,13 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 			goto out;
 		rep->nlisteners++;
 	}
+	if ((nrv = nng_aio_alloc(&rep->probe, rep_probe_cb, rep)) != 0) {
+		snprintf(errbuf, errlen, "nng: %s", nng_strerror(nrv));
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	atomic_store(&rep->probe_due_ns, (int64_t)vigil_mono_ns() + REP_PROBE_MS * 1000000LL);
+	nng_sleep_aio(REP_PROBE_MS, rep->probe);
 	for (uint32_t i = 0; i < rep->nconns; i++)
 		rep_recv(&rep->conns[i]);
 	*ret_rep = rep;
@@ -1091,6 +1161,7 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 	for (uint32_t i = 0; i < rep->nthreads; i++)
 		pthread_join(rep->threads[i], NULL);
 	rep->nthreads = 0;
+	nng_aio_stop(rep->probe);
 	for (uint32_t i = 0; i < rep->nconns; i++)
 		nng_aio_stop(rep->conns[i].aio);
 	for (uint32_t i = 0; i < rep->nconns; i++)
