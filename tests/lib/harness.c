@@ -533,6 +533,12 @@ vt_http(uint16_t port, const char *method, const char *path, const char *headers
 	return http_do(port, method, path, headers, body, ret_status, ret_body);
 }
 
+uint16_t
+vt_free_port(void)
+{
+	return free_port();
+}
+
 long
 vt_proc_rss_kb(pid_t pid)
 {
