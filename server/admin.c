@@ -496,9 +496,9 @@ static srv_admin *admin_instance;
 static void
 admin_accept_update(srv_admin *a)
 {
-	bool want = !a->paused_cap && !a->paused_err && !a->stopping;
+	bool want = !a->paused_cap && !a->paused_err;
 
-	if (a->lev == NULL)
+	if (a->lev == NULL || a->stopping) /* evhttp_free frees the listener */
 		return;
 	if (want)
 		evconnlistener_enable(a->lev);
@@ -771,11 +771,11 @@ srv_admin_stop(srv_admin *a)
 		pthread_join(a->thread, NULL);
 	}
 	a->stopping = true;
+	a->lev = NULL;
 	if (admin_instance == a)
 		admin_instance = NULL;
 	if (a->http != NULL)
 		evhttp_free(a->http); /* closes every connection: admin_conn_closed */
-	a->lev = NULL;
 	while (a->conns != NULL) /* not hooked yet */
 		admin_conn_gone(a->conns);
 	if (a->resume != NULL)
