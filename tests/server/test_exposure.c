@@ -459,12 +459,29 @@ test_admin_flood_memory(void **state)
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	uint64_t sent = 0, limit = 256ull << 20;
 	long rss0, rss1;
-	int fd, stalls = 0;
+	int fd, rv, stalls = 0;
 
 	(void)state;
+	const char *asan = getenv("ASAN_OPTIONS");
+	char saved[1024] = "", opts[1200];
+
 	for (size_t i = 0; i + sizeof req - 1 <= sizeof chunk; i += sizeof req - 1)
 		memcpy(chunk + i, req, sizeof req - 1);
-	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
+	/* Under AddressSanitizer, freed memory is held in a quarantine (256 MB by
+	 * default) instead of being reused: each of the thousands of requests
+	 * vigild answers into the socket buffers before the flood blocks would
+	 * count. A small quarantine keeps RSS about what the program holds;
+	 * without ASan the variable is not read. */
+	if (asan != NULL)
+		snprintf(saved, sizeof saved, "%s", asan);
+	snprintf(opts, sizeof opts, "%s%squarantine_size_mb=4", saved, saved[0] ? ":" : "");
+	setenv("ASAN_OPTIONS", opts, 1);
+	rv = vt_server_start(&s, velocity_rules(), NULL);
+	if (asan != NULL)
+		setenv("ASAN_OPTIONS", saved, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	assert_int_equal(rv, 0);
 	http_expect(s.admin_port, "GET", "/metrics", NULL, NULL, 200, NULL);
 	rss0 = vt_proc_rss_kb(s.pid);
 	assert_true(rss0 > 0);
