@@ -234,5 +234,39 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	metrics_head(out, "vigil_http_requests_total", "counter", "admin HTTP requests");
 	evbuffer_add_printf(out, "vigil_http_requests_total %llu\n",
 	    (unsigned long long)atomic_load(&m->http_requests));
+	/* exposure (docs/security.md) */
+	metrics_head(out, "vigil_connections", "gauge", "open connections per listener");
+	evbuffer_add_printf(out, "vigil_connections{listener=\"nng\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->nng_connections));
+	evbuffer_add_printf(out, "vigil_connections{listener=\"admin\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->http_connections));
+	metrics_head(out, "vigil_connections_max", "gauge",
+	    "[server] max_connections and admin_max_connections");
+	evbuffer_add_printf(out, "vigil_connections_max{listener=\"nng\"} %u\n",
+	    s->cfg.max_connections);
+	evbuffer_add_printf(out, "vigil_connections_max{listener=\"admin\"} %u\n",
+	    s->cfg.admin_max_connections);
+	metrics_head(out, "vigil_connections_refused_total", "counter",
+	    "nng connections closed at once: max_connections were open");
+	evbuffer_add_printf(out, "vigil_connections_refused_total{listener=\"nng\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->nng_conn_refused));
+	metrics_head(out, "vigil_http_connections_closed_total", "counter",
+	    "admin connections closed by vigild: no complete request within 10 s");
+	evbuffer_add_printf(out, "vigil_http_connections_closed_total %llu\n",
+	    (unsigned long long)atomic_load(&m->http_conn_closed));
+	metrics_head(out, "vigil_http_accept_pauses_total", "counter",
+	    "admin listener paused: admin_max_connections reached, or accept failed "
+	    "(no descriptors)");
+	evbuffer_add_printf(out, "vigil_http_accept_pauses_total %llu\n",
+	    (unsigned long long)atomic_load(&m->http_accept_paused));
+	metrics_head(out, "vigil_http_unauthorized_total", "counter",
+	    "admin requests refused: no or wrong bearer token (401), or no token and not "
+	    "loopback (403)");
+	evbuffer_add_printf(out, "vigil_http_unauthorized_total %llu\n",
+	    (unsigned long long)atomic_load(&m->http_unauthorized));
+	metrics_head(out, "vigil_queue_timeouts_total", "counter",
+	    "requests answered OVERLOADED after waiting longer than queue_timeout_ms");
+	evbuffer_add_printf(out, "vigil_queue_timeouts_total %llu\n",
+	    (unsigned long long)atomic_load(&m->queue_timeouts));
 	srv_ruleset_release(rs);
 }

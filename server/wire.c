@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -266,26 +267,52 @@ wire_duration(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%.1f s", (double)ms / 1000.0);
 }
 
+/* The past limit srv_wire_txn_time applies (srv_wire_set_max_past_skew). */
+static _Atomic uint64_t wire_max_past_ms;
+
+void
+srv_wire_set_max_past_skew(uint64_t max_past_ms)
+{
+	atomic_store(&wire_max_past_ms, max_past_ms);
+}
+
+vigil_err
+srv_wire_txn_window(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
+    uint64_t max_past_ms, srv_wire_err *reterr)
+{
+	uint64_t off;
+	char human[32];
+
+	if (txn->event_time_ms > now_ms) {
+		/* Exact in unsigned arithmetic for any event_time_ms > now_ms. */
+		off = (uint64_t)txn->event_time_ms - (uint64_t)now_ms;
+		if (max_future_ms == 0 || off <= max_future_ms)
+			return VIGIL_OK;
+		wire_duration(off > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)off, human,
+		    sizeof human);
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn.event_time_ms",
+		    "event_time_ms %lld is %llu ms (%s) ahead of the server clock; the limit is "
+		    "%llu ms (max_future_skew_ms)", (long long)txn->event_time_ms,
+		    (unsigned long long)off, human, (unsigned long long)max_future_ms);
+		return VIGIL_EINVAL;
+	}
+	off = (uint64_t)now_ms - (uint64_t)txn->event_time_ms;
+	if (max_past_ms == 0 || off <= max_past_ms)
+		return VIGIL_OK;
+	wire_duration(off > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)off, human, sizeof human);
+	srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn.event_time_ms",
+	    "event_time_ms %lld is %llu ms (%s) behind the server clock; the limit is "
+	    "%llu ms (max_past_skew_ms)", (long long)txn->event_time_ms,
+	    (unsigned long long)off, human, (unsigned long long)max_past_ms);
+	return VIGIL_EINVAL;
+}
+
 vigil_err
 srv_wire_txn_time(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
     srv_wire_err *reterr)
 {
-	uint64_t ahead;
-	char human[32];
-
-	if (max_future_ms == 0 || txn->event_time_ms <= now_ms)
-		return VIGIL_OK;
-	/* Exact in unsigned arithmetic for any event_time_ms > now_ms. */
-	ahead = (uint64_t)txn->event_time_ms - (uint64_t)now_ms;
-	if (ahead <= max_future_ms)
-		return VIGIL_OK;
-	wire_duration(ahead > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)ahead, human,
-	    sizeof human);
-	srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn.event_time_ms",
-	    "event_time_ms %lld is %llu ms (%s) ahead of the server clock; the limit is "
-	    "%llu ms (max_future_skew_ms)", (long long)txn->event_time_ms,
-	    (unsigned long long)ahead, human, (unsigned long long)max_future_ms);
-	return VIGIL_EINVAL;
+	return srv_wire_txn_window(txn, now_ms, max_future_ms, atomic_load(&wire_max_past_ms),
+	    reterr);
 }
 
 /* Same charset as ids in vigil_txn_validate: printable ASCII, no space. */
