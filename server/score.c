@@ -224,7 +224,8 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	out->nreasons = 0;
 	out->model_score = NAN;
 	/* Before readiness, so the answer to a bad time never depends on it. */
-	if (srv_wire_txn_time(txn, vigil_now_ms(), s->cfg.max_future_skew_ms, &out->err) !=
+	if (srv_wire_txn_window(txn, vigil_now_ms(), s->cfg.max_future_skew_ms,
+	    s->cfg.max_past_skew_ms, &out->err) !=
 	    VIGIL_OK)
 		return;
 	if (!atomic_load(&s->ready) || rs == NULL) {
