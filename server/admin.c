@@ -35,6 +35,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <fcntl.h>
+#include <math.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -358,6 +359,18 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	    "features_generation", (json_int_t)out->generation,
 	    "latency_us", (json_int_t)((vigil_mono_ns() - t0) / 1000),
 	    "duplicate", out->duplicate, "dry_run", out->dry_run);
+	if (o != NULL && !isnan(out->model_score)) {
+		/* the same shape as vigil-score's and vigil-replay's "model" */
+		json_t *m = json_object(), *rsn = json_array();
+
+		for (uint32_t i = 0; i < out->nreasons; i++)
+			json_array_append_new(rsn, json_pack("{s:s, s:f, s:f}",
+			    "feature", out->reasons[i].feature, "value", out->reasons[i].value.num,
+			    "contribution", (double)out->reasons[i].contrib));
+		json_object_set_new(m, "score", json_real(out->model_score));
+		json_object_set_new(m, "reasons", rsn);
+		json_object_set_new(o, "model", m);
+	}
 	srv_metrics_request(&s->metrics, SRV_REQ_SCORE, VIGIL__V1__STATUS__STATUS_OK);
 	srv_metrics_latency(&s->metrics, vigil_mono_ns() - t0);
 	srv_ruleset_release(rs);

@@ -43,6 +43,9 @@ struct srv_worker {
 	Vigil__V1__RulesInfoReply rinfo;
 	Vigil__V1__Hit      hitv[SCORE_MAX_HITS];
 	Vigil__V1__Hit     *hitp[SCORE_MAX_HITS];
+	Vigil__V1__ModelOutcome model;
+	Vigil__V1__ModelReason reasonv[APP_REASONS_MAX];
+	Vigil__V1__ModelReason *reasonp[APP_REASONS_MAX];
 	Vigil__V1__RuleInfo *infov;   /* rules_info only; freed in _done */
 	Vigil__V1__RuleInfo **infop;
 	char                txn_id[VIGIL_ID_MAX + 1];
@@ -107,6 +110,8 @@ srv_worker_new(srv_server *s)
 	w->arena.allocator_data = w;
 	for (uint32_t i = 0; i < SCORE_MAX_HITS; i++)
 		w->hitp[i] = &w->hitv[i];
+	for (uint32_t i = 0; i < APP_REASONS_MAX; i++)
+		w->reasonp[i] = &w->reasonv[i];
 	snprintf(w->version, sizeof w->version, "vigild %s", VIGIL_VERSION);
 	return w;
 }
@@ -371,6 +376,21 @@ reply_score(srv_worker *w, const char *txn_id)
 	sr->features_generation = out->generation;
 	sr->duplicate = out->duplicate;
 	sr->dry_run = out->dry_run;
+	if (!isnan(out->model_score)) {
+		vigil__v1__model_outcome__init(&w->model);
+		w->model.score = out->model_score;
+		for (uint32_t i = 0; i < out->nreasons; i++) {
+			Vigil__V1__ModelReason *mr = &w->reasonv[i];
+
+			vigil__v1__model_reason__init(mr);
+			mr->feature = (char *)out->reasons[i].feature;
+			mr->value = out->reasons[i].value.num;
+			mr->contribution = out->reasons[i].contrib;
+		}
+		w->model.n_reasons = out->nreasons;
+		w->model.reasons = w->reasonp;
+		sr->model = &w->model;
+	}
 	vigil__v1__reply__init(&w->reply);
 	w->reply.message = (char *)"ok";
 	w->reply.kind_case = VIGIL__V1__REPLY__KIND_SCORE;

@@ -397,6 +397,23 @@ wire_hit_size(const Vigil__V1__Hit *h)
 }
 
 static size_t
+wire_reason_size(const Vigil__V1__ModelReason *mr)
+{
+	return vigil_pb_cstr_size(1, mr->feature) + vigil_pb_double_size(2, mr->value) +
+	    vigil_pb_double_size(3, mr->contribution);
+}
+
+static size_t
+wire_model_size(const Vigil__V1__ModelOutcome *m)
+{
+	size_t n = vigil_pb_double_size(1, m->score);
+
+	for (size_t i = 0; i < m->n_reasons; i++)
+		n += vigil_pb_len_size(2, wire_reason_size(m->reasons[i]));
+	return n;
+}
+
+static size_t
 wire_score_size(const Vigil__V1__ScoreReply *sr)
 {
 	size_t n = vigil_pb_cstr_size(1, sr->txn_id) +
@@ -407,7 +424,8 @@ wire_score_size(const Vigil__V1__ScoreReply *sr)
 		n += vigil_pb_len_size(4, wire_hit_size(sr->hits[i]));
 	return n + vigil_pb_cstr_size(5, sr->rules_version) +
 	    vigil_pb_num_size(6, sr->features_generation) + vigil_pb_num_size(7, sr->latency_us) +
-	    vigil_pb_bool_size(8, sr->duplicate) + vigil_pb_bool_size(9, sr->dry_run);
+	    vigil_pb_bool_size(8, sr->duplicate) + vigil_pb_bool_size(9, sr->dry_run) +
+	    (sr->model != NULL ? vigil_pb_len_size(10, wire_model_size(sr->model)) : 0);
 }
 
 /* The kinds encoded here; anything else (or unknown fields) is protobuf-c's. */
@@ -424,6 +442,13 @@ wire_reply_direct(const Vigil__V1__Reply *r)
 	for (size_t i = 0; i < r->score->n_hits; i++)
 		if (r->score->hits[i]->base.n_unknown_fields != 0)
 			return false;
+	if (r->score->model != NULL) {
+		if (r->score->model->base.n_unknown_fields != 0)
+			return false;
+		for (size_t i = 0; i < r->score->model->n_reasons; i++)
+			if (r->score->model->reasons[i]->base.n_unknown_fields != 0)
+				return false;
+	}
 	return true;
 }
 
@@ -477,5 +502,20 @@ srv_wire_reply_pack(const Vigil__V1__Reply *r, uint8_t *out)
 	p = vigil_pb_num(p, 7, sr->latency_us);
 	p = vigil_pb_bool(p, 8, sr->duplicate);
 	p = vigil_pb_bool(p, 9, sr->dry_run);
+	if (sr->model != NULL) {
+		const Vigil__V1__ModelOutcome *m = sr->model;
+
+		/* a present message is written even when empty, as protobuf-c does */
+		p = vigil_pb_len(p, 10, wire_model_size(m));
+		p = vigil_pb_double(p, 1, m->score);
+		for (size_t i = 0; i < m->n_reasons; i++) {
+			const Vigil__V1__ModelReason *mr = m->reasons[i];
+
+			p = vigil_pb_len(p, 2, wire_reason_size(mr));
+			p = vigil_pb_cstr(p, 1, mr->feature);
+			p = vigil_pb_double(p, 2, mr->value);
+			p = vigil_pb_double(p, 3, mr->contribution);
+		}
+	}
 	return (size_t)(p - out);
 }

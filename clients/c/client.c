@@ -1054,18 +1054,26 @@ vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 	const char *url = call->c->reps[call->rep].url;
 	/* a reply may leave txn_id out (only another one is refused) */
 	const char *txn_id = sr->txn_id[0] != '\0' ? sr->txn_id : call->txn_id;
-	size_t      size = sizeof(vigil_client_hit) * sr->n_hits;
+	size_t      nreasons = sr->model != NULL ? sr->model->n_reasons : 0;
+	size_t      size = sizeof(vigil_client_hit) * sr->n_hits +
+	    sizeof(vigil_client_model_reason) * nreasons;
 	char       *block, *p;
 	vigil_client_hit *hits;
+	vigil_client_model_reason *reasons;
 
 	size += strlen(txn_id) + 1 + strlen(sr->rules_version) + 1 + strlen(url) + 1;
 	for (size_t i = 0; i < sr->n_hits; i++)
 		size += strlen(sr->hits[i]->rule) + 1 + strlen(sr->hits[i]->reason) + 1;
+	for (size_t i = 0; i < nreasons; i++)
+		size += strlen(sr->model->reasons[i]->feature) + 1;
 	block = malloc(size);
 	if (block == NULL)
 		return VIGIL_CLIENT_ENOMEM;
 	hits = (vigil_client_hit *) (void *) block;
-	p = block + sizeof(vigil_client_hit) * sr->n_hits;
+	reasons = (vigil_client_model_reason *) (void *) (block +
+	    sizeof(vigil_client_hit) * sr->n_hits);
+	p = block + sizeof(vigil_client_hit) * sr->n_hits +
+	    sizeof(vigil_client_model_reason) * nreasons;
 #define VC_COPY(dst, s) do { size_t n_ = strlen(s) + 1; memcpy(p, (s), n_); (dst) = p; p += n_; } while (0)
 	for (size_t i = 0; i < sr->n_hits; i++) {
 		VC_COPY(hits[i].rule, sr->hits[i]->rule);
@@ -1076,7 +1084,16 @@ vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 	VC_COPY(call->res.txn_id, txn_id);
 	VC_COPY(call->res.rules_version, sr->rules_version);
 	VC_COPY(call->res.replica, url);
+	for (size_t i = 0; i < nreasons; i++) {
+		VC_COPY(reasons[i].feature, sr->model->reasons[i]->feature);
+		reasons[i].value = sr->model->reasons[i]->value;
+		reasons[i].contribution = sr->model->reasons[i]->contribution;
+	}
 #undef VC_COPY
+	call->res.has_model           = sr->model != NULL;
+	call->res.model_score         = sr->model != NULL ? sr->model->score : 0.0;
+	call->res.model_reasons       = nreasons > 0 ? reasons : NULL;
+	call->res.nmodel_reasons      = nreasons;
 	call->res.hits                = hits;
 	call->res.nhits               = sr->n_hits;
 	call->res.score               = sr->score;

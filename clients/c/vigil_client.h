@@ -147,6 +147,13 @@ typedef struct vigil_client_hit {
  * The outcome of a score call. Strings and hits point into one block owned
  * by the result; release it with vigil_client_result_fini().
  */
+/* A feature that pushed the model's score up. */
+typedef struct vigil_client_model_reason {
+	const char *feature;      /* schema name */
+	double      value;        /* as scored */
+	double      contribution; /* log-odds, > 0 */
+} vigil_client_model_reason;
+
 typedef struct vigil_client_result {
 	const char            *txn_id;
 	int32_t                score;
@@ -161,6 +168,13 @@ typedef struct vigil_client_result {
 	uint32_t               attempts;    /* 1 unless the call was retried */
 	const char            *replica;     /* URL of the replica that answered */
 	void                  *block_;      /* private */
+	/* The nightly model (docs/model.md): has_model false when the server's
+	 * generation has none (rules alone decided). model_reasons: when a rule
+	 * reading model.score fired, the features that pushed the score up. */
+	bool                   has_model;
+	double                 model_score; /* P(fraud), 0..1 */
+	const vigil_client_model_reason *model_reasons;
+	size_t                 nmodel_reasons;
 } vigil_client_result;
 
 /* Frees what res owns and zeroes it; a zeroed result is a no-op. */

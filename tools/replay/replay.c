@@ -527,15 +527,13 @@ rp_result_write(rp *r, const rp_row *row, const rp_outcome *out)
 		fputc(']', f);
 	}
 	if (!isnan(out->model_score)) {
-		fprintf(f, ",\"model_score\":%.6g", out->model_score);
-		if (out->nreasons > 0) {
-			fputs(",\"model_reasons\":[", f);
-			for (uint32_t i = 0; i < out->nreasons; i++)
-				fprintf(f, "%s{\"feature\":\"%s\",\"value\":%.9g,\"contribution\":%.4f}",
-				    i ? "," : "", out->reasons[i].feature, out->reasons[i].value,
-				    (double)out->reasons[i].contrib);
-			fputc(']', f);
-		}
+		/* the shape of vigild's /v1/score and vigil-score's "model" */
+		fprintf(f, ",\"model\":{\"score\":%.9g,\"reasons\":[", out->model_score);
+		for (uint32_t i = 0; i < out->nreasons; i++)
+			fprintf(f, "%s{\"feature\":\"%s\",\"value\":%.9g,\"contribution\":%.6g}",
+			    i ? "," : "", out->reasons[i].feature, out->reasons[i].value,
+			    (double)out->reasons[i].contrib);
+		fputs("]}", f);
 	}
 	fputs("}\n", f);
 }

@@ -490,6 +490,18 @@ sc_result_json(const vigil_client_result *res)
 	json_object_set_new(o, "dry_run", json_boolean(res->dry_run));
 	json_object_set_new(o, "replica", sc_json_str(res->replica));
 	json_object_set_new(o, "attempts", json_integer(res->attempts));
+	if (res->has_model) {
+		json_t *m = json_object(), *rs = json_array();
+
+		for (size_t i = 0; i < res->nmodel_reasons; i++)
+			json_array_append_new(rs, json_pack("{s:o, s:f, s:f}",
+			    "feature", sc_json_str(res->model_reasons[i].feature),
+			    "value", res->model_reasons[i].value,
+			    "contribution", res->model_reasons[i].contribution));
+		json_object_set_new(m, "score", json_real(res->model_score));
+		json_object_set_new(m, "reasons", rs);
+		json_object_set_new(o, "model", m);
+	}
 	return o;
 }
 
