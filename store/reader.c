@@ -230,7 +230,7 @@ store_seg_index_write(const char *dir, const char *base, const store_seg_index *
 	store_put_le32(b + 64, store_crc32c(0, b, 64));
 	snprintf(tmp, sizeof tmp, "%s/%s.idx.tmp", dir, base);
 	snprintf(path, sizeof path, "%s/%s.idx", dir, base);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return vigil_err_from_errno(errno);
 	do

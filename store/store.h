@@ -109,10 +109,12 @@ void      store_archive_close(store_archive *ar);
  * Appends one record (thread-safe; many threads may append at once). When
  * it returns VIGIL_OK the record is written to the file (survives kill -9)
  * and, with STORE_FSYNC_ALWAYS, synced; *ret_seq (may be NULL) is its
- * sequence number (1, 2, ... in file order). VIGIL_ETOOBIG over
- * max_record_bytes, VIGIL_EINVAL for an unknown type, VIGIL_EIO on write or
- * sync failure (the archive then refuses further appends until reopened).
- * The payload is copied to the file before the call returns.
+ * sequence number (increasing in file order: 1, 2, ... with a gap only
+ * where appends failed). VIGIL_ETOOBIG over max_record_bytes, VIGIL_EINVAL
+ * for an unknown type, VIGIL_EIO on write or sync failure, VIGIL_EAGAIN
+ * while the archive is failing and waits before trying again (nothing was
+ * written; store_archive_get_health says why). The payload is copied to
+ * the file before the call returns.
  */
 vigil_err store_archive_append(store_archive *ar, store_rec_type type,
     int64_t event_time_ms, const void *payload, size_t len, uint64_t *ret_seq);
@@ -142,6 +144,33 @@ typedef struct store_archive_stats {
 	uint64_t records, bytes, segments, syncs, last_seq;
 } store_archive_stats;
 void store_archive_get_stats(store_archive *ar, store_archive_stats *ret_stats);
+
+/*
+ * Faults that heal (docs/archive.md, "Errors"). A failed write, sync,
+ * segment creation or truncation (ENOSPC, EFBIG, EMFILE, EIO, ...) leaves
+ * no partial frame in the file and makes the archive *failing*: appends
+ * are refused at once (VIGIL_EAGAIN) for a backoff that doubles from
+ * 100 ms to 5 s, then the next append (or store_archive_maintain) repairs
+ * and retries; a write that succeeds (after a failed sync: a sync of a new
+ * segment) ends the episode, without reopening. A rotation that cannot
+ * create the next segment is *degraded* only: appends go on in the open
+ * segment and the rotation is retried. Records whose append failed are
+ * not in the archive, except records whose sync failed (policy always):
+ * they are written, not known to be durable, and their append fails.
+ */
+typedef struct store_archive_health {
+	bool     failing;      /* appends are refused until a retry succeeds */
+	bool     degraded;     /* appends work; a rotation is postponed by err */
+	int      err;          /* errno of the fault (failing, else degraded); 0 if neither */
+	char     op[24];       /* "write", "sync", "create segment", "sync directory", "truncate" */
+	char     file[64];     /* the segment file concerned ("" if none) */
+	int64_t  since_ms;     /* wall clock of the episode's first failure */
+	int64_t  retry_in_ms;  /* until appends are tried again (0: the next one) */
+	uint64_t failures;     /* failed attempts since open */
+	uint64_t recoveries;   /* episodes ended since open */
+	uint64_t refused;      /* appends refused or dropped unwritten since open */
+} store_archive_health;
+void store_archive_get_health(store_archive *ar, store_archive_health *ret_health);
 
 /* ---- Reading ---- */
 

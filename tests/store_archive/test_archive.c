@@ -988,20 +988,29 @@ test_read_while_writing(void **state)
 	assert_true(passes >= 1);
 }
 
+/* Bytes that frames from..to-1 take in a segment. */
+static uint64_t frames_bytes(uint64_t from, uint64_t to);
+
 static void
-test_write_error_is_sticky(void **state)
+test_write_error_heals(void **state)
 {
-	/* RLIMIT_FSIZE makes a write fail part-way (EFBIG): the archive must
-	 * refuse every later append, and the partial record left in the file
-	 * is the torn tail that the next open truncates. */
+	/* RLIMIT_FSIZE makes a write fail part-way (EFBIG): the partial
+	 * record is cut off at once (no torn tail for anyone to find), the
+	 * archive refuses appends for a backoff, and once the limit is lifted
+	 * appends succeed again without reopening. */
 	fx *f = *state;
 	store_archive_opts o = opts_never();
 	store_archive *ar;
+	store_archive_health h;
 	store_recovery rec;
 	struct rlimit old, lim;
 	void (*oldsig)(int);
 	uint8_t buf[512];
-	uint64_t i, seq, acked = 0;
+	uint64_t i, seq, acked = 0, seqs[2000];
+	corrupt_log c = { 0 };
+	char p[512];
+	struct stat st;
+	store_diag d;
 	vigil_err rv = VIGIL_OK;
 
 	ar = open_ar(f, &o, NULL);
@@ -1021,20 +1030,43 @@ test_write_error_is_sticky(void **state)
 	assert_int_equal(rv, VIGIL_EIO);
 	/* the segment could not be preallocated: it was appended with write(2) */
 	assert_int_equal(store_archive_prealloc_failures(ar), 1);
-	/* sticky, even for a record that would fit */
-	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, T0, "x", 1, &seq), VIGIL_EIO);
+	store_archive_get_health(ar, &h);
+	assert_true(h.failing);
+	assert_int_equal(h.err, EFBIG);
+	assert_string_equal(h.op, "write");
+	assert_int_equal(h.failures, 1);
+	/* nothing of the failed record stays in the file */
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, frames_bytes(1, acked + 1));
+	/* within the backoff: refused at once, even a record that would fit */
+	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, T0, buf, payload_for(i, buf),
+	    &seq), VIGIL_EAGAIN);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	signal(SIGXFSZ, oldsig);
-	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, T0, "x", 1, &seq), VIGIL_EIO);
+	/* maintenance retries at once (an append would after the backoff) */
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	store_archive_get_health(ar, &h);
+	assert_false(h.failing);
+	assert_int_equal(h.recoveries, 1);
+	assert_int_equal(h.refused, 2);
+	/* the failed record's sequence number is not reused */
+	for (uint64_t k = 0; k < 3; k++) {
+		size_t len = payload_for(acked + 2 + k, buf);
+		assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, T0, buf, len, &seq),
+		    VIGIL_OK);
+		assert_int_equal(seq, acked + 2 + k);
+	}
 	store_archive_close(ar);
 
 	ar = open_ar(f, &o, &rec);
-	assert_int_equal(rec.last_seq, acked);
-	assert_int_equal(rec.torn_records, 1);
-	assert_true(rec.torn_bytes > 0 && rec.torn_bytes < STORE_FRAME_HDR + 512);
-	append_n(ar, acked + 1, 3, T0);
+	assert_int_equal(rec.last_seq, acked + 4);
+	assert_int_equal(rec.torn_records, 0);
 	store_archive_close(ar);
-	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, NULL, 0), acked + 3);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 2000), acked + 3);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(seqs[acked - 1], acked);
+	assert_int_equal(seqs[acked], acked + 2);
 }
 
 /* A child appends records from..from+n-1 and dies without closing the
@@ -1329,11 +1361,13 @@ test_prealloc_fails_mid_segment(void **state)
 {
 	/* The file system refuses to preallocate more of the open segment
 	 * (RLIMIT_FSIZE: EFBIG): the segment is cut back to its frames and
-	 * appended with write(2); when that fails too the archive stops, and
-	 * the next open finds exactly the acknowledged records. */
+	 * appended with write(2); when that fails too the archive refuses
+	 * appends until the limit is lifted, then goes on in the same
+	 * segment, and the next open finds exactly the acknowledged records. */
 	fx *f = *state;
 	store_archive_opts o = opts_never();
 	store_archive *ar;
+	store_archive_health h;
 	store_recovery rec;
 	struct rlimit old, lim;
 	void (*oldsig)(int);
@@ -1362,18 +1396,31 @@ test_prealloc_fails_mid_segment(void **state)
 		assert_int_equal(seq, i);
 		acked = seq;
 	}
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-	signal(SIGXFSZ, oldsig);
 	assert_int_equal(rv, VIGIL_EIO);
 	assert_int_equal(store_archive_prealloc_failures(ar), 1);
 	assert_true(frames_bytes(1, acked + 1) > (uint64_t)st.st_size);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, frames_bytes(1, acked + 1));
+	store_archive_get_health(ar, &h);
+	assert_true(h.failing);
+	assert_int_equal(h.err, EFBIG);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, oldsig);
+	/* after the backoff (100 ms after one failure) the next append retries */
+	usleep((useconds_t)(h.retry_in_ms + 20) * 1000);
+	for (uint64_t k = acked + 2; k < acked + 5; k++) {
+		size_t len = payload_for(k, buf);
+		assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, T0, buf, len, &seq),
+		    VIGIL_OK);
+		assert_int_equal(seq, k);
+	}
+	store_archive_get_health(ar, &h);
+	assert_false(h.failing);
 	store_archive_close(ar);
 
 	ar = open_ar(f, &o, &rec);
-	assert_int_equal(rec.last_seq, acked);
-	assert_int_equal(rec.torn_records, 1);
-	assert_true(rec.torn_bytes > 0 && rec.torn_bytes < STORE_FRAME_HDR + 512);
-	append_n(ar, acked + 1, 3, T0);
+	assert_int_equal(rec.last_seq, acked + 4);
+	assert_int_equal(rec.torn_records, 0);
 	store_archive_close(ar);
 	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, NULL, 0), acked + 3);
 }
@@ -1461,7 +1508,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_always_sync_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_then_wait, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_error_is_sticky, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_error_heals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_while_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_missing_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_tail_after_crash, setup, teardown),
