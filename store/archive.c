@@ -690,25 +690,21 @@ ar_pend_retry(store_archive *ar)
 }
 
 /*
- * Closes the open segment (mu held): cuts the file to its frames, syncs it
- * (unless a sync of it already failed), writes its index sidecar (an empty
- * segment is removed instead). Sequence numbers are unaffected. A failed
- * sync is a sync fault (its records fail their durability wait), but the
- * segment is closed all the same; an index that cannot be written is kept
- * for later (ar_pend_add). VIGIL_EIO only if the file cannot be cut to its
- * frames: then it stays open, so no reader ever sees a closed segment
- * ending in zeros.
+ * First half of closing the open segment (mu held): cuts the file to its
+ * frames and syncs it (unless a sync of it already failed). A failed sync
+ * is a sync fault (its records fail their durability wait), but closing
+ * goes on. VIGIL_EIO only if the file cannot be cut to its frames: then it
+ * stays open, so no reader ever sees a closed segment ending in zeros.
+ * Until ar_seg_finish the segment may still be appended to (remapped).
  */
 static vigil_err
-ar_segment_close(store_archive *ar)
+ar_seg_cut(store_archive *ar)
 {
-	char path[PATH_MAX], name[STORE_SEG_NAME_MAX];
+	char name[STORE_SEG_NAME_MAX];
 	bool sync = ar->opts.fsync != STORE_FSYNC_NEVER;
 	uint64_t w;
 	int e;
 
-	if (ar->fd < 0)
-		return VIGIL_OK;
 	snprintf(name, sizeof name, "%s.log", ar->base);
 	if (ar_map_drop(ar) != VIGIL_OK ||
 	    (ar->need_trunc && ftruncate(ar->fd, (off_t)ar->file_end) != 0)) {
@@ -722,19 +718,35 @@ ar_segment_close(store_archive *ar)
 	while (ar->syncing)
 		pthread_cond_wait(&ar->sync_cv, &ar->sync_mu);
 	w = atomic_load(&ar->written_seq);
-	if (ar->sync_doubt) {
-		/* Its sync failed before: not synced again, and the records in
-		 * doubt end with this segment. */
-		ar_bad_close(ar, w);
-		ar->sync_doubt = false;
-	} else if (sync && fdatasync(ar->fd) != 0) {
+	if (!ar->sync_doubt && sync && fdatasync(ar->fd) != 0) {
 		e = errno;
-		if (w > ar->synced_seq)
-			ar_bad_add(ar, ar->synced_seq, w, AR_BAD_UNSYNCED);
+		ar->sync_doubt = true;
+		ar_bad_add(ar, ar->synced_seq, UINT64_MAX, AR_BAD_UNSYNCED);
 		ar_fail(ar, e, "sync", name, true);
 	}
-	if (w > ar->synced_seq)
-		ar->synced_seq = w; /* nothing of the closed segment is left to sync */
+	if (!ar->sync_doubt && w > ar->synced_seq)
+		ar->synced_seq = w; /* nothing of the segment is left to sync */
+	pthread_mutex_unlock(&ar->sync_mu);
+	return VIGIL_OK;
+}
+
+/* Second half (mu held, after ar_seg_cut): writes the index sidecar (an
+ * empty segment is removed instead; an index that cannot be written is
+ * kept for later, ar_pend_add) and closes the file. Records whose sync
+ * failed end with this segment. */
+static void
+ar_seg_finish(store_archive *ar)
+{
+	char path[PATH_MAX];
+	bool sync = ar->opts.fsync != STORE_FSYNC_NEVER;
+
+	pthread_mutex_lock(&ar->sync_mu);
+	while (ar->syncing)
+		pthread_cond_wait(&ar->sync_cv, &ar->sync_mu);
+	if (ar->sync_doubt) {
+		ar_bad_close(ar, atomic_load(&ar->written_seq));
+		ar->sync_doubt = false;
+	}
 	ar->sync_fd = -1;
 	ar->sync_name[0] = '\0';
 	pthread_cond_broadcast(&ar->sync_cv);
@@ -753,7 +765,22 @@ ar_segment_close(store_archive *ar)
 			ar_pend_add(ar, ar->base, &ar->seg);
 	}
 	ar->base[0] = '\0';
-	return VIGIL_OK;
+}
+
+/* Closes the open segment (mu held): ar_seg_cut, then ar_seg_finish.
+ * Sequence numbers are unaffected. VIGIL_EIO (the segment stays open) if
+ * it cannot be cut to its frames. */
+static vigil_err
+ar_segment_close(store_archive *ar)
+{
+	vigil_err rv;
+
+	if (ar->fd < 0)
+		return VIGIL_OK;
+	rv = ar_seg_cut(ar);
+	if (rv == VIGIL_OK)
+		ar_seg_finish(ar);
+	return rv;
 }
 
 /* Creates the file of the segment whose first record is first_seq, and
@@ -823,35 +850,36 @@ ar_segment_create(store_archive *ar, int64_t now, uint64_t first_seq)
 }
 
 /*
- * Rotation (mu held): the next segment is created before the open one is
+ * Rotation (mu held). The open segment is cut to its frames and synced
+ * first, so a newer segment never exists beside an older one that still
+ * has its preallocated tail (a crash at any point leaves what recovery
+ * expects); then the next segment is created before the open one is
  * closed, so that when it cannot be (EMFILE, ENOSPC, ...) appends go on in
- * the open segment, past segment_max_bytes or its day, and the rotation is
- * tried again after a backoff: postponed, not a failure
+ * the open segment (mapped again), past segment_max_bytes or its day, and
+ * the rotation is tried again after a backoff: postponed, not a failure
  * (store_archive_health.degraded). VIGIL_EIO only if the open segment
- * cannot be closed (ar_segment_close).
+ * cannot be cut (ar_seg_cut).
  */
 static vigil_err
 ar_rotate(store_archive *ar, int64_t now, uint64_t first_seq)
 {
-	char base[STORE_SEG_BASE_LEN + 1], name[STORE_SEG_NAME_MAX], path[PATH_MAX];
+	char base[STORE_SEG_BASE_LEN + 1], name[STORE_SEG_NAME_MAX];
 	const char *op = "";
 	int fd = -1, e = 0;
 	vigil_err rv;
 
 	if (!ar_rot_due(ar))
 		return VIGIL_OK;
+	rv = ar_seg_cut(ar);
+	if (rv != VIGIL_OK)
+		return rv;
 	if (ar_seg_file_new(ar, ar_day(now), first_seq, base, &fd, &e, &op) != VIGIL_OK) {
 		snprintf(name, sizeof name, "%s.log", base);
 		ar_postpone(ar, e, op, name);
+		ar_map_open(ar);
 		return VIGIL_OK;
 	}
-	rv = ar_segment_close(ar);
-	if (rv != VIGIL_OK) {
-		close(fd);
-		snprintf(path, sizeof path, "%s/%s.log", ar->dir, base);
-		unlink(path);
-		return rv;
-	}
+	ar_seg_finish(ar);
 	ar_seg_install(ar, fd, base, ar_day(now));
 	ar_rot_done(ar);
 	return VIGIL_OK;
