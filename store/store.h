@@ -587,6 +587,16 @@ typedef struct store_db_stats {
 } store_db_stats;
 void store_db_get_stats(store_db *db, store_db_stats *ret_stats);
 
+/* Whether the db can acknowledge transactions now: ok is false while the
+ * archive is failing (archive.failing; archive says why and since when).
+ * Cheap (an uncontended mutex): a health endpoint or a timer may call it
+ * often. A memory or read-only db is always ok. */
+typedef struct store_db_health {
+	bool                 ok;
+	store_archive_health archive;
+} store_db_health;
+void store_db_get_health(store_db *db, store_db_health *ret_health);
+
 /*
  * Offline use (replay, tests): a live state with no archive and no data
  * directory. Same begin/commit/abort API; commit applies without archiving.
