@@ -1734,77 +1734,200 @@ store_archive_get_stats(store_archive *ar, store_archive_stats *ret_stats)
 /* ------------------------------------------------------------------ */
 /* Maintenance                                                         */
 
-/* base.log -> base.log.zst: compress to a .tmp, sync, rename, then remove
- * the original. A crash at any point leaves one complete readable form. */
+/* Makes in[0..*have) hold at least need bytes of the file from off (fewer
+ * at its end), growing in. */
+static vigil_err
+ar_zfill(int fd, uint8_t **in, size_t *incap, size_t *have, uint64_t off, size_t need,
+    uint64_t fsize)
+{
+	if (need > fsize - off)
+		need = (size_t)(fsize - off);
+	if (need > *incap) {
+		uint8_t *nb = realloc(*in, need);
+
+		if (nb == NULL)
+			return VIGIL_ENOMEM;
+		*in = nb;
+		*incap = need;
+	}
+	while (*have < need) {
+		ssize_t n = pread(fd, *in + *have, need - *have, (off_t)(off + *have));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return VIGIL_EIO;
+		*have += (size_t)n;
+	}
+	return VIGIL_OK;
+}
+
+/* The length of the next zstd frame's input at in[0..) (file offset off):
+ * whole records, about STORE_ZFRAME_TARGET bytes (at least one record), and
+ * *ret_records of them. Where the bytes are not records (damage in a
+ * closed segment: kept as it is) the frame runs to the next plausible
+ * record header, so the frames after it are record-aligned again. */
+static vigil_err
+ar_zchunk(int fd, uint8_t **in, size_t *incap, size_t *have, uint64_t off, uint64_t fsize,
+    size_t *ret_len, uint32_t *ret_records)
+{
+	size_t len = 0;
+	uint32_t recs = 0;
+	vigil_err rv;
+
+	for (;;) {
+		uint64_t rest = fsize - off - len;
+		size_t flen;
+
+		if (rest == 0)
+			break;
+		rv = ar_zfill(fd, in, incap, have, off, len + STORE_FRAME_HDR, fsize);
+		if (rv != VIGIL_OK)
+			return rv;
+		if (rest < STORE_FRAME_HDR || !store_frame_plausible(*in + len) ||
+		    (flen = STORE_FRAME_HDR + store_get_le32(*in + len + 8)) > rest) {
+			if (len > 0)
+				break;
+			/* Not a record here: raw bytes up to the next plausible header. */
+			rv = ar_zfill(fd, in, incap, have, off, STORE_ZFRAME_TARGET + STORE_FRAME_HDR, fsize);
+			if (rv != VIGIL_OK)
+				return rv;
+			for (len = 1; len < *have && len < STORE_ZFRAME_TARGET; len++) {
+				if (*have - len >= STORE_FRAME_HDR && store_frame_plausible(*in + len) &&
+				    STORE_FRAME_HDR + store_get_le32(*in + len + 8) <= fsize - off - len)
+					break;
+			}
+			break;
+		}
+		if (len > 0 && len + flen > STORE_ZFRAME_TARGET)
+			break;
+		rv = ar_zfill(fd, in, incap, have, off, len + flen, fsize);
+		if (rv != VIGIL_OK)
+			return rv;
+		len += flen;
+		recs++;
+	}
+	*ret_len = len;
+	*ret_records = recs;
+	return VIGIL_OK;
+}
+
+/*
+ * base.log -> base.log.zst: compress to a .tmp, sync, rename, then remove
+ * the original. A crash at any point leaves one complete readable form.
+ * The file is a sequence of independent zstd frames and a frame table
+ * (archive_int.h, docs/archive.md "Compressed segments"), so that damage
+ * costs the records of one frame, not the rest of the segment.
+ */
 static vigil_err
 ar_compress(const char *dir, const char *base, store_diag *reterr)
 {
 	char src[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX];
 	ZSTD_CCtx *cc = NULL;
-	uint8_t *in = NULL, *outb = NULL;
-	size_t outcap = ZSTD_CStreamOutSize();
+	uint8_t *in = NULL, *outb = NULL, *tab = NULL;
+	size_t incap = 0, have = 0, outcap = 0, tablen = 0, tabcap = 0;
+	uint32_t nframes = 0;
+	uint64_t off = 0, fsize;
+	struct stat st;
 	int ifd = -1, ofd = -1;
 	vigil_err rv = VIGIL_OK;
-	bool done = false;
 
 	snprintf(src, sizeof src, "%s/%s.log", dir, base);
 	snprintf(tmp, sizeof tmp, "%s/%s.log.zst.tmp", dir, base);
 	snprintf(dst, sizeof dst, "%s/%s.log.zst", dir, base);
 	cc = ZSTD_createCCtx();
-	in = malloc(AR_COPY_CHUNK);
-	outb = malloc(outcap);
-	if (cc == NULL || in == NULL || outb == NULL) {
+	if (cc == NULL) {
 		rv = VIGIL_ENOMEM;
 		goto out;
 	}
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, AR_ZSTD_LEVEL);
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
 	ifd = open(src, O_RDONLY | O_CLOEXEC);
-	if (ifd < 0) {
+	if (ifd < 0 || fstat(ifd, &st) != 0) {
 		rv = vigil_err_from_errno(errno);
 		store_diag_set(reterr, "%s: cannot open for compression: %s", src, strerror(errno));
 		goto out;
 	}
+	fsize = (uint64_t)st.st_size;
 	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (ofd < 0) {
 		rv = vigil_err_from_errno(errno);
 		store_diag_set(reterr, "%s: cannot create: %s", tmp, strerror(errno));
 		goto out;
 	}
-	while (!done) {
-		ssize_t n;
-		ZSTD_inBuffer zin;
-		ZSTD_EndDirective mode;
+	while (off < fsize) {
+		size_t len, csize, bound;
+		uint32_t recs;
+		struct iovec iov;
 
-		do
-			n = read(ifd, in, AR_COPY_CHUNK);
-		while (n < 0 && errno == EINTR);
-		if (n < 0) {
-			rv = VIGIL_EIO;
-			store_diag_set(reterr, "%s: read: %s", src, strerror(errno));
+		rv = ar_zchunk(ifd, &in, &incap, &have, off, fsize, &len, &recs);
+		if (rv != VIGIL_OK) {
+			store_diag_set(reterr, "%s: read: %s", src, rv == VIGIL_ENOMEM ? "out of memory" :
+			    strerror(errno));
 			goto out;
 		}
-		mode = n == 0 ? ZSTD_e_end : ZSTD_e_continue;
-		zin = (ZSTD_inBuffer){ in, (size_t)n, 0 };
-		for (;;) {
-			ZSTD_outBuffer zout = { outb, outcap, 0 };
-			size_t left = ZSTD_compressStream2(cc, &zout, &zin, mode);
-			struct iovec iov = { outb, zout.pos };
+		bound = ZSTD_compressBound(len);
+		if (bound > outcap) {
+			uint8_t *nb = realloc(outb, bound);
 
-			if (ZSTD_isError(left)) {
-				rv = VIGIL_EINTERNAL;
-				store_diag_set(reterr, "%s: zstd: %s", src, ZSTD_getErrorName(left));
+			if (nb == NULL) {
+				rv = VIGIL_ENOMEM;
 				goto out;
 			}
-			if (zout.pos > 0 && ar_writev_all(ofd, &iov, 1) != VIGIL_OK) {
-				rv = VIGIL_EIO;
-				store_diag_set(reterr, "%s: write: %s", tmp, strerror(errno));
-				goto out;
-			}
-			if (mode == ZSTD_e_end ? left == 0 : zin.pos == zin.size)
-				break;
+			outb = nb;
+			outcap = bound;
 		}
-		done = n == 0;
+		csize = ZSTD_compress2(cc, outb, outcap, in, len);
+		if (ZSTD_isError(csize)) {
+			rv = VIGIL_EINTERNAL;
+			store_diag_set(reterr, "%s: zstd: %s", src, ZSTD_getErrorName(csize));
+			goto out;
+		}
+		iov = (struct iovec){ outb, csize };
+		if (ar_writev_all(ofd, &iov, 1) != VIGIL_OK) {
+			rv = VIGIL_EIO;
+			store_diag_set(reterr, "%s: write: %s", tmp, strerror(errno));
+			goto out;
+		}
+		if (tablen + STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL + 8 > tabcap) {
+			size_t ncap = tabcap ? tabcap * 2 : 4096;
+			uint8_t *nb = realloc(tab, ncap);
+
+			if (nb == NULL) {
+				rv = VIGIL_ENOMEM;
+				goto out;
+			}
+			tab = nb;
+			tabcap = ncap;
+			if (tablen == 0)
+				tablen = 8; /* the skippable frame's header, filled below */
+		}
+		store_put_le32(tab + tablen, (uint32_t)csize);
+		store_put_le32(tab + tablen + 4, (uint32_t)len);
+		store_put_le32(tab + tablen + 8, recs);
+		tablen += STORE_ZTAB_ENTRY;
+		nframes++;
+		memmove(in, in + len, have - len);
+		have -= len;
+		off += len;
+	}
+	if (nframes > 0) {
+		struct iovec iov;
+
+		store_put_le32(tab + tablen, nframes);
+		store_put_le32(tab + tablen + 4, STORE_ZTAB_VERSION);
+		store_put_le32(tab + tablen + 8, store_crc32c(0, tab + 8, tablen + 8 - 8));
+		memcpy(tab + tablen + 12, STORE_ZTAB_TAG, 4);
+		tablen += STORE_ZTAB_TAIL;
+		store_put_le32(tab, STORE_ZTAB_MAGIC);
+		store_put_le32(tab + 4, (uint32_t)(tablen - 8));
+		iov = (struct iovec){ tab, tablen };
+		if (ar_writev_all(ofd, &iov, 1) != VIGIL_OK) {
+			rv = VIGIL_EIO;
+			store_diag_set(reterr, "%s: write: %s", tmp, strerror(errno));
+			goto out;
+		}
 	}
 	if (fdatasync(ofd) != 0 || close(ofd) != 0) {
 		ofd = -1;
@@ -1835,6 +1958,7 @@ out:
 	ZSTD_freeCCtx(cc);
 	free(in);
 	free(outb);
+	free(tab);
 	return rv;
 }
 

@@ -487,6 +487,7 @@ typedef struct replay_ctx {
 	int64_t       max_t;
 	uint64_t      records;
 	uint64_t      corrupt, corrupt_bytes; /* skipped by the reader, this pass */
+	uint64_t      lost;                   /* records known lost (damaged zstd frames) */
 	char          first_corrupt[200];
 } replay_ctx;
 
@@ -549,6 +550,12 @@ db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
 		rc->records++;
 	}
 out:
+	if (rd != NULL) {
+		store_reader_stats st;
+
+		store_reader_get_stats(rd, &st);
+		rc->lost += st.lost_records;
+	}
 	store_reader_close(rd);
 	return rv;
 }
@@ -607,7 +614,7 @@ db_recover(store_db *db, store_diag *reterr, char *ret_note, size_t notelen)
 	for (;;) {
 		rc.max_t = INT64_MIN;
 		rc.records = 0;
-		rc.corrupt = rc.corrupt_bytes = 0;
+		rc.corrupt = rc.corrupt_bytes = rc.lost = 0;
 		rv = db_live_fresh(db);
 		if (rv != VIGIL_OK)
 			goto out;
@@ -627,10 +634,15 @@ db_recover(store_db *db, store_diag *reterr, char *ret_note, size_t notelen)
 		if (from < DB_TIME_FLOOR_MS)
 			from = INT64_MIN;
 	}
-	if (ret_note != NULL && rc.corrupt > 0)
+	if (ret_note != NULL && rc.corrupt > 0) {
+		char lost[64] = "";
+
+		if (rc.lost > 0)
+			snprintf(lost, sizeof lost, ", %" PRIu64 " record(s) lost", rc.lost);
 		snprintf(ret_note, notelen, "live-state recovery skipped %" PRIu64 " corrupt "
-		    "stretch(es) of the archive, %" PRIu64 " bytes; first: %s", rc.corrupt,
-		    rc.corrupt_bytes, rc.first_corrupt);
+		    "stretch(es) of the archive, %" PRIu64 " bytes%s; first: %s", rc.corrupt,
+		    rc.corrupt_bytes, lost, rc.first_corrupt);
+	}
 	rv = VIGIL_OK;
 out:
 	free(rc.rec);

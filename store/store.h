@@ -224,6 +224,9 @@ void store_reader_want(store_reader *rd, uint32_t type_mask);
 typedef struct store_reader_stats {
 	uint64_t records, bytes, corrupt_records, corrupt_bytes, segments;
 	uint64_t skipped_bytes; /* frames of unwanted types passed over (store_reader_want) */
+	/* records known lost in damaged zstd frames of compressed segments
+	 * (from their frame tables; corrupt_records counts stretches) */
+	uint64_t lost_records;
 } store_reader_stats;
 void store_reader_get_stats(const store_reader *rd, store_reader_stats *ret_stats);
 void store_reader_close(store_reader *rd); /* NULL is a no-op */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zstd.h>
 
 #include "archive_int.h"
 #include "store.h"
@@ -724,6 +725,228 @@ test_compressed_segments(void **state)
 	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, NULL, seqs, 1000), 310);
 	for (int i = 0; i < 310; i++)
 		assert_int_equal(seqs[i], i + 1);
+}
+
+/* The whole of a file, malloc'd. */
+static uint8_t *
+slurp(const char *path, size_t *ret_len)
+{
+	struct stat st;
+	uint8_t *b;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	b = malloc((size_t)st.st_size + 1);
+	assert_non_null(b);
+	assert_int_equal(read(fd, b, (size_t)st.st_size), st.st_size);
+	close(fd);
+	*ret_len = (size_t)st.st_size;
+	return b;
+}
+
+static void
+spit(const char *path, const uint8_t *b, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, b, len), (ssize_t)len);
+	close(fd);
+}
+
+typedef struct zframe {
+	uint64_t coff, uoff;
+	uint32_t csize, usize, records;
+} zframe;
+
+/* The frame table at the end of a compressed segment (archive_int.h). */
+static uint32_t
+ztab(const uint8_t *z, size_t zlen, zframe *ret, uint32_t max)
+{
+	uint32_t n = store_get_le32(z + zlen - 16);
+	const uint8_t *t = z + zlen - 16 - (size_t)n * 12;
+	uint64_t coff = 0, uoff = 0;
+
+	assert_memory_equal(z + zlen - 4, "VGLZ", 4);
+	assert_int_equal(store_get_le32(t - 8), STORE_ZTAB_MAGIC);
+	assert_true(n <= max);
+	for (uint32_t i = 0; i < n; i++) {
+		ret[i].csize = store_get_le32(t + 12 * i);
+		ret[i].usize = store_get_le32(t + 12 * i + 4);
+		ret[i].records = store_get_le32(t + 12 * i + 8);
+		ret[i].coff = coff;
+		ret[i].uoff = uoff;
+		coff += ret[i].csize;
+		uoff += ret[i].usize;
+	}
+	return n;
+}
+
+static void
+test_compressed_damage_loses_one_frame(void **state)
+{
+	/* A closed segment of ~6 MiB compressed as independent zstd frames of
+	 * ~1 MiB each (plus the frame table): `zstd -d` gives back the exact
+	 * segment; four bytes flipped in the middle cost the records of one
+	 * frame only (those before the damage in it are kept), reported once
+	 * with how many were lost; the other frames read as before. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_reader *rd;
+	store_reader_stats st;
+	store_record r;
+	store_diag d;
+	corrupt_log c = { 0 };
+	zframe fr[64];
+	char p[512], z[512];
+	uint8_t *log, *zb, *back;
+	size_t loglen, zlen;
+	uint64_t n = 0, total = 30000, hit = 0, prev = 0, sum = 0;
+	uint32_t nf, k;
+
+	o.segment_max_bytes = 64u << 20;
+	o.compress_closed = true;
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, total, T0);
+	assert_int_equal(store_archive_rotate(ar, &d), VIGIL_OK);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	log = slurp(p, &loglen);
+	assert_true(loglen > (5u << 20));
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	store_archive_close(ar);
+	seg_path(f->dir, 0, ".log.zst", z, sizeof z);
+	zb = slurp(z, &zlen);
+
+	/* record-aligned frames of about 1 MiB, counts adding up */
+	nf = ztab(zb, zlen, fr, 64);
+	assert_true(nf >= 5);
+	for (k = 0; k < nf; k++) {
+		assert_true(fr[k].usize <= STORE_ZFRAME_TARGET);
+		assert_true(k + 1 == nf || fr[k].usize > STORE_ZFRAME_TARGET - 400);
+		assert_memory_equal(log + fr[k].uoff, STORE_FRAME_MAGIC, 4);
+		sum += fr[k].records;
+	}
+	assert_int_equal(sum, total);
+	/* what zstd -d gives: the segment, byte for byte */
+	back = malloc(loglen);
+	assert_int_equal(ZSTD_decompress(back, loglen, zb, zlen), loglen);
+	assert_memory_equal(back, log, loglen);
+	free(back);
+
+	/* flip four bytes in the middle of the file */
+	for (int i = 0; i < 4; i++)
+		zb[zlen / 2 + (size_t)i] ^= 0x5a;
+	spit(z, zb, zlen);
+	for (k = 0; k < nf && fr[k].coff + fr[k].csize <= zlen / 2; k++)
+		;
+	assert_true(k > 0 && k + 1 < nf);
+	assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, on_corrupt, &c, &rd, &d),
+	    VIGIL_OK);
+	while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
+		uint8_t buf[512];
+		size_t len = payload_for(r.seq, buf);
+
+		assert_int_equal(r.len, len);
+		assert_memory_equal(r.payload, buf, len);
+		assert_true(r.seq > prev);
+		assert_memory_equal(log + r.offset, STORE_FRAME_MAGIC, 4); /* true offsets */
+		if (r.offset >= fr[k].uoff && r.offset < fr[k].uoff + fr[k].usize)
+			hit++;
+		prev = r.seq;
+		n++;
+	}
+	store_reader_get_stats(rd, &st);
+	store_reader_close(rd);
+	assert_int_equal(c.n, 1);
+	assert_non_null(strstr(c.what[0], "damaged zstd frame"));
+	assert_true(c.offset[0] >= fr[k].uoff);
+	assert_int_equal(c.offset[0] + c.skipped[0], fr[k].uoff + fr[k].usize);
+	assert_int_equal(st.lost_records, total - n);
+	assert_true(st.lost_records > 0 && st.lost_records <= fr[k].records);
+	assert_int_equal(hit, fr[k].records - st.lost_records); /* kept: before the damage */
+	{
+		char want[96];
+
+		snprintf(want, sizeof want, "%llu of its %u records lost",
+		    (unsigned long long)st.lost_records, fr[k].records);
+		assert_non_null(strstr(c.what[0], want));
+	}
+	free(zb);
+	free(log);
+}
+
+static void
+on_corrupt_rest(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
+    const char *what)
+{
+	(void)segment;
+	(void)offset;
+	(void)skipped;
+	if (strstr(what, "rest of segment unreadable") != NULL)
+		*(bool *)arg = true;
+}
+
+static void
+test_compressed_old_single_frame(void **state)
+{
+	/* A .log.zst written before frame tables: one zstd frame of the whole
+	 * segment. Still read; damage in it loses the rest of the segment, as
+	 * it always did, and says so. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_diag d;
+	corrupt_log c = { 0 };
+	char p[512], z[512];
+	uint8_t *log, *zb;
+	size_t loglen, zcap, zlen;
+	uint64_t n;
+
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 20000, T0);
+	assert_int_equal(store_archive_rotate(ar, &d), VIGIL_OK);
+	store_archive_close(ar);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	seg_path(f->dir, 0, ".log.zst", z, sizeof z);
+	log = slurp(p, &loglen);
+	zcap = ZSTD_compressBound(loglen);
+	zb = malloc(zcap);
+	{
+		/* as the writer made them: level 3, with the content checksum */
+		ZSTD_CCtx *cc = ZSTD_createCCtx();
+
+		ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 3);
+		ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+		zlen = ZSTD_compress2(cc, zb, zcap, log, loglen);
+		ZSTD_freeCCtx(cc);
+	}
+	assert_false(ZSTD_isError(zlen));
+	spit(z, zb, zlen);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, NULL, 0), 20000);
+	assert_int_equal(c.n, 0);
+	zb[zlen / 2] ^= 0xff;
+	spit(z, zb, zlen);
+	n = read_all(f->dir, INT64_MIN, INT64_MAX, &c, NULL, 0);
+	assert_true(n < 20000);
+	assert_true(c.n >= 1);
+	{
+		/* garbage decoded before zstd noticed: CRC mismatches, then the end */
+		store_reader *rd;
+		store_record r;
+		bool rest = false;
+
+		assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, on_corrupt_rest,
+		    &rest, &rd, &d), VIGIL_OK);
+		while (store_reader_next(rd, &r, &d) == VIGIL_OK)
+			;
+		store_reader_close(rd);
+		assert_true(rest);
+	}
+	free(zb);
+	free(log);
 }
 
 static void
@@ -1501,6 +1724,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_length_in_open_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_between_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compressed_damage_loses_one_frame, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compressed_old_single_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_date_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_never, setup, teardown),
