@@ -1167,6 +1167,13 @@ ar_probe(store_archive *ar, int64_t now)
 	}
 	keep = ar->map != NULL ? ar->alloc_end : ar->file_end;
 	rc = posix_fallocate(ar->fd, (off_t)keep, AR_PROBE_BYTES);
+	if (rc == EOPNOTSUPP || rc == EINVAL) {
+		/* no preallocation here: write zeros instead (one page) */
+		static const uint8_t zeros[4096];
+
+		rc = pwrite(ar->fd, zeros, sizeof zeros, (off_t)keep) == (ssize_t)sizeof zeros ? 0 :
+		    errno;
+	}
 	if (ftruncate(ar->fd, (off_t)keep) != 0 && ar->map == NULL)
 		ar->need_trunc = true;
 	if (rc != 0) {
