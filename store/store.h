@@ -552,7 +552,14 @@ typedef struct store_outcome {
  *   same card, merchant, terminal, amount and currency as the recorded
  *   transaction); or VIGIL_ECONFLICT, *ret_prior filled and nothing locked,
  *   if any of those differ: the id was reused for another transaction,
- *   which must be refused, not answered with the first outcome. Otherwise locks
+ *   which must be refused, not answered with the first outcome. The id is
+ *   claimed from begin to commit/abort: a begin of it for another card
+ *   meanwhile gets VIGIL_ECONFLICT with *ret_prior zeroed, so concurrent
+ *   uses of one id are scored once. With fsync always a transaction is a
+ *   retry only once its record is durable: a retry while its sync runs
+ *   waits for it, and one after the sync failed is scored again (begin
+ *   returns VIGIL_OK; commit writes the record again, not applying it
+ *   twice). Otherwise locks
  *   the card's live entry and fills features[0..store_schema_nfields()) with
  *   the transaction fields, the batch profile and the live velocity as of
  *   txn->event_time_ms (the transaction itself excluded). The strings in
@@ -562,11 +569,15 @@ typedef struct store_outcome {
  *   then waits for durability per the fsync policy. On error nothing is
  *   applied and the lock is released; the one exception is a failure of
  *   the durability wait itself (its error is returned after the record was
- *   written and applied). VIGIL_EINVAL (with
- *   reterr) if rec is not for the begun txn_id/card_id/event time.
+ *   written and applied; the transaction is then not a duplicate for a
+ *   retry, which writes it again). VIGIL_EINVAL (with
+ *   reterr) if rec is not for the begun txn_id/card_id/event time. The
+ *   diag of an archive error names what failed with the errno's text.
  *   Errors of begin: VIGIL_EINVAL (nfeatures < store_schema_nfields(),
  *   empty or unterminated ids, a begin already open on ctx, a read-only
- *   db), VIGIL_ELIMIT (a new card over max_cards), VIGIL_ENOMEM.
+ *   db), VIGIL_ELIMIT (a new card over max_cards), VIGIL_EAGAIN (the
+ *   archive is failing and refuses appends for now: store_db_get_health),
+ *   VIGIL_ENOMEM.
  * store_score_abort: unlocks without applying.
  * Exactly one of commit/abort must follow a VIGIL_OK begin on the same ctx.
  */
@@ -580,7 +591,8 @@ void      store_score_abort(store_db *db, store_ctx *ctx);
 vigil_err store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
     vigil_value *features, uint32_t nfeatures);
 
-/* Archives a label (durable per policy when it returns). */
+/* Archives a label (durable per policy when it returns). VIGIL_EAGAIN
+ * while the archive refuses appends; the diag has the errno's text. */
 vigil_err store_label_record(store_db *db, const store_label *label, store_diag *reterr);
 
 typedef struct store_db_stats {
