@@ -278,6 +278,7 @@ struct store_reader {
 	uint8_t       *zin;
 	size_t         zin_cap, zin_pos, zin_len;
 	bool           zin_eof;
+	size_t         zlast; /* the stream decoder's last hint: 0 between frames */
 	char           zmsg[160];
 	/* a .log.zst with a frame table (archive_int.h): read frame by frame */
 	rd_zent       *zt;
@@ -422,6 +423,7 @@ rd_seg_open(store_reader *rd, const char *path, const char *name, bool zst, bool
 			}
 		}
 		ZSTD_DCtx_reset(rd->zds, ZSTD_reset_session_only);
+		rd->zlast = 1; /* nothing decoded yet: an empty file is cut short too */
 		rd->nz = rd->zi = 0;
 		(void)rd_ztab_load(rd, (uint64_t)st.st_size);
 	}
@@ -606,7 +608,13 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 				return VIGIL_EIO;
 			}
 			if (r == 0) {
-				/* Compressed input ended: whatever the stream state, no more bytes. */
+				/* Compressed input ended: no more bytes. In the middle of
+				 * a frame, the file was cut short: the rest is lost. */
+				if (rd->zlast != 0) {
+					snprintf(rd->zmsg, sizeof rd->zmsg, "zstd: compressed segment cut "
+					    "short; rest of segment unreadable");
+					rd_report(rd, rd->base_off + rd->end, 0, rd->zmsg);
+				}
 				rd->eof = true;
 				return VIGIL_OK;
 			}
@@ -617,6 +625,7 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 		}
 		z = ZSTD_decompressStream(rd->zds, &out, &in);
 		rd->zin_pos = in.pos;
+		rd->zlast = ZSTD_isError(z) ? 0 : z;
 		if (ZSTD_isError(z)) {
 			/* The rest of this segment cannot be decoded: report, go on. */
 			snprintf(rd->zmsg, sizeof rd->zmsg, "zstd: %s; rest of segment unreadable",
