@@ -3,13 +3,18 @@
  * store/archive.c - the archive writer: one process per directory (flock),
  * many appending threads, rotation by size and UTC day, recovery of a torn
  * tail on open, group commit for fsync=always, a sync thread for
- * fsync=interval, and maintenance (zstd compression of closed segments,
- * retention). Guarantees and on-disk format: docs/archive.md.
+ * fsync=interval, faults that heal (a failed write, sync or segment
+ * creation leaves nothing partial, refuses appends for a backoff, then is
+ * repaired and retried; store_archive_get_health), and maintenance (zstd
+ * compression of closed segments into independent frames, retention, the
+ * retry of a failing archive). Guarantees and on-disk format:
+ * docs/archive.md.
  *
  * Locking: q_mu guards the queue of records not yet written (it assigns
  * sequence numbers: a record's frame is built and copied there under it);
  * mu orders writes (the open segment, rotation); sync_mu guards the
- * group-commit state. Order is mu, then q_mu or sync_mu. Group write: an
+ * group-commit state; f_mu, a leaf, the fault state. Order is mu, then
+ * q_mu or sync_mu, then f_mu. Group write: an
  * appender that finds its record not yet written takes mu and becomes the
  * leader: it takes the whole queue (every record enqueued meanwhile, by any
  * thread) and copies it into the open segment, a preallocated MAP_SHARED
@@ -846,6 +851,7 @@ ar_segment_create(store_archive *ar, int64_t now, uint64_t first_seq)
 		return VIGIL_EIO;
 	}
 	ar_seg_install(ar, fd, base, ar_day(now));
+	ar_rot_done(ar); /* a rotation postponed before is done now */
 	return VIGIL_OK;
 }
 
