@@ -148,16 +148,32 @@ static json_t *
 admin_health_json(srv_server *s)
 {
 	Vigil__V1__HealthReply h = VIGIL__V1__HEALTH_REPLY__INIT;
-	char err[SRV_ERR_MAX], hash[80];
+	char err[SRV_ERR_MAX], hash[80], why[512];
+	store_db_health dh;
+	json_t *o;
 
 	srv_health_fill(s, &h, err, sizeof err, hash, sizeof hash);
-	return json_pack("{s:b, s:s, s:I, s:s, s:I, s:s, s:I, s:b}",
+	o = json_pack("{s:b, s:s, s:I, s:s, s:I, s:s, s:I, s:b}",
 	    "ready", h.ready, "server_version", "vigild " VIGIL_VERSION,
 	    "uptime_s", (json_int_t)h.uptime_s, "rules_version", h.rules_version,
 	    "features_generation", (json_int_t)h.features_generation,
 	    "rules_last_error", h.rules_last_error,
 	    "rules_load_failures", (json_int_t)h.rules_load_failures,
 	    "draining", h.draining);
+	/* An archive that refuses appends (full disk, no descriptors, I/O
+	 * errors) cannot acknowledge a score: not ready until it heals. */
+	if (o != NULL && atomic_load(&s->ready) && s->db != NULL) {
+		store_db_get_health(s->db, &dh);
+		if (!dh.ok) {
+			snprintf(why, sizeof why, "archive failing: %s %s: %s (%s) for %lld s; retrying",
+			    dh.archive.op, dh.archive.file, strerror(dh.archive.err),
+			    strerrorname_np(dh.archive.err) ? strerrorname_np(dh.archive.err) : "?",
+			    (long long)((vigil_now_ms() - dh.archive.since_ms) / 1000));
+			json_object_set_new(o, "ready", json_false());
+			json_object_set_new(o, "reason", json_string(why));
+		}
+	}
+	return o;
 }
 
 static void

@@ -538,6 +538,43 @@ main_check_config(srv_server *s)
 	return 0;
 }
 
+/* Logs the archive's fault state when it changes (store_db_get_health):
+ * one line when it starts failing, when its errno changes, when it heals,
+ * and the same for a postponed rotation; never one per request. */
+typedef struct main_archive {
+	bool    failing, degraded;
+	int     err;
+	int64_t since_ms;
+} main_archive;
+
+static void
+main_archive_watch(srv_server *s, main_archive *a)
+{
+	store_db_health h;
+	const char *name;
+
+	store_db_get_health(s->db, &h);
+	name = strerrorname_np(h.archive.err) ? strerrorname_np(h.archive.err) : "?";
+	if (h.archive.failing && (!a->failing || h.archive.err != a->err))
+		srv_log("archive: failing: %s %s: %s (%s); scores and labels are refused and "
+		    "/readyz says 503 until it heals; retrying", h.archive.op, h.archive.file,
+		    strerror(h.archive.err), name);
+	else if (!h.archive.failing && a->failing)
+		srv_log("archive: healed after %.1f s (%llu failed attempt(s) since start)",
+		    (double)(vigil_now_ms() - a->since_ms) / 1000.0,
+		    (unsigned long long)h.archive.failures);
+	if (h.archive.degraded && !h.archive.failing && (!a->degraded || h.archive.err != a->err))
+		srv_log("archive: rotation postponed: %s %s: %s (%s); appends go on in the open "
+		    "segment; retrying", h.archive.op, h.archive.file, strerror(h.archive.err), name);
+	else if (!h.archive.degraded && a->degraded)
+		srv_log("archive: rotation done, no longer postponed");
+	if (h.archive.failing && !a->failing)
+		a->since_ms = h.archive.since_ms;
+	a->failing = h.archive.failing;
+	a->degraded = h.archive.degraded;
+	a->err = h.archive.failing || h.archive.degraded ? h.archive.err : 0;
+}
+
 static srv_server g_srv;
 static main_maint g_maint = {
 	.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
@@ -553,6 +590,7 @@ main(int argc, char **argv)
 	store_recovery recovery;
 	store_diag diag;
 	main_watch watch;
+	main_archive archive = { 0 };
 	sigset_t sigs;
 	srv_action action;
 	char errbuf[SRV_ERR_MAX], refresh_err[512] = "";
@@ -588,6 +626,9 @@ main(int argc, char **argv)
 	/* Blocked before any thread starts, so only sigtimedwait below sees them. */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit (LimitFSIZE=) makes an archive write fail with
+	 * EFBIG, which heals like a full disk, instead of killing vigild. */
+	signal(SIGXFSZ, SIG_IGN);
 	evthread_use_pthreads();
 
 	pthread_rwlock_init(&s->rs_lock, NULL);
@@ -703,8 +744,12 @@ main(int argc, char **argv)
 			last_refresh = now;
 			main_refresh(s, refresh_err, sizeof refresh_err);
 		}
-		/* The first pass right away: a day-old segment closes, leftovers compress. */
-		if (last_maint == 0 || now - last_maint >= MAIN_MAINTAIN_MS * 1000u) {
+		/* The first pass right away: a day-old segment closes, leftovers
+		 * compress. Every second while the archive fails: its retry, so an
+		 * idle (or drained) server heals too. */
+		main_archive_watch(s, &archive);
+		if (last_maint == 0 || now - last_maint >= MAIN_MAINTAIN_MS * 1000u ||
+		    (archive.failing && now - last_maint >= 1000000u)) {
 			last_maint = now;
 			main_maint_kick(&g_maint);
 		}

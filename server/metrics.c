@@ -172,6 +172,7 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	/* Features and store. */
 	if (ready && s->db != NULL) {
 		store_db_stats st;
+		store_db_health h;
 		int64_t as_of = store_db_generation_as_of(s->db);
 		uint64_t gen = store_db_generation(s->db);
 
@@ -203,6 +204,27 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 		metrics_head(out, "vigil_archive_last_seq", "gauge", "sequence number of the last record");
 		evbuffer_add_printf(out, "vigil_archive_last_seq %llu\n",
 		    (unsigned long long)st.archive.last_seq);
+		store_db_get_health(s->db, &h);
+		metrics_head(out, "vigil_archive_error", "gauge",
+		    "1 while the archive refuses appends after a failed write, sync or segment "
+		    "creation (label: the errno), 0 when healthy");
+		if (h.archive.failing)
+			evbuffer_add_printf(out, "vigil_archive_error{errno=\"%s\"} 1\n",
+			    strerrorname_np(h.archive.err) ? strerrorname_np(h.archive.err) : "EUNKNOWN");
+		else
+			evbuffer_add_printf(out, "vigil_archive_error 0\n");
+		metrics_head(out, "vigil_archive_rotation_postponed", "gauge",
+		    "1 while a segment rotation is postponed (the next segment could not be created; "
+		    "appends go on in the open one)");
+		evbuffer_add_printf(out, "vigil_archive_rotation_postponed %d\n", h.archive.degraded);
+		metrics_head(out, "vigil_archive_failures_total", "counter",
+		    "failed archive writes, syncs, segment creations and truncations, retries included");
+		evbuffer_add_printf(out, "vigil_archive_failures_total %llu\n",
+		    (unsigned long long)h.archive.failures);
+		metrics_head(out, "vigil_archive_refused_total", "counter",
+		    "appends refused or dropped unwritten while the archive was failing");
+		evbuffer_add_printf(out, "vigil_archive_refused_total %llu\n",
+		    (unsigned long long)h.archive.refused);
 		metrics_head(out, "vigil_live_cards", "gauge", "cards in the live velocity state");
 		evbuffer_add_printf(out, "vigil_live_cards %llu\n", (unsigned long long)st.live_cards);
 		metrics_head(out, "vigil_live_entities", "gauge",
