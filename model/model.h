@@ -28,7 +28,7 @@ extern "C" {
  * Caps on everything the model JSON controls, checked while decoding; going
  * over one is VIGIL_ETOOBIG, never an allocation of that size.
  */
-#define MODEL_MAX_JSON       (64u << 20) /* bytes of JSON text */
+#define MODEL_MAX_JSON       (32u << 20) /* bytes of JSON text (jansson holds ~10-20x) */
 #define MODEL_MAX_TREES      4096u       /* trees in the forest */
 #define MODEL_MAX_TREE_NODES 65536u      /* nodes in one tree, deleted ones included */
 #define MODEL_MAX_NODES      (1u << 21)  /* nodes in all trees together */
