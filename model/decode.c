@@ -167,7 +167,8 @@ dec_elem_int(struct dec *d, const json_t *a, const char *path, const char *name,
 	return VIGIL_OK;
 }
 
-/* Element i of array a as a finite float32. */
+/* Element i of array a as a finite float32 (null: a NaN or an infinity in
+ * the text, see dec_nonfinite). */
 static vigil_err
 dec_elem_float(struct dec *d, const json_t *a, const char *path, const char *name, uint32_t i,
     float *ret)
@@ -175,6 +176,9 @@ dec_elem_float(struct dec *d, const json_t *a, const char *path, const char *nam
 	json_t *v = json_array_get(a, i);
 	double x;
 
+	if (json_is_null(v))
+		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: NaN or infinite, not a finite float32",
+		    path, name, i);
 	if (!json_is_number(v))
 		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: expected a number, not %s", path,
 		    name, i, dec_kind(v));
@@ -266,6 +270,15 @@ dec_split(struct dec *d, const char *tp, const struct dec_tree_arrays *a, uint32
 		return dec_fail(d, VIGIL_ECORRUPT,
 		    "%s.split_indices[%u]: feature %" JSON_INTEGER_FORMAT
 		    " out of range (num_feature %u)", tp, o, feat, nfeatures);
+	if (a->stype != NULL) { /* first: a categorical split has a NaN threshold */
+		rv = dec_elem_int(d, a->stype, tp, "split_type", o, &st);
+		if (rv != VIGIL_OK)
+			return rv;
+		if (st != 0)
+			return dec_fail(d, VIGIL_EINVAL,
+			    "%s.split_type[%u]: %" JSON_INTEGER_FORMAT
+			    " (categorical), only numerical splits are supported", tp, o, st);
+	}
 	rv = dec_elem_float(d, a->cond, tp, "split_conditions", o, &cond);
 	if (rv != VIGIL_OK)
 		return rv;
@@ -279,15 +292,6 @@ dec_split(struct dec *d, const char *tp, const struct dec_tree_arrays *a, uint32
 		if (dl != 0 && dl != 1)
 			return dec_fail(d, VIGIL_ECORRUPT,
 			    "%s.default_left[%u]: %" JSON_INTEGER_FORMAT ", expected 0 or 1", tp, o, dl);
-	}
-	if (a->stype != NULL) {
-		rv = dec_elem_int(d, a->stype, tp, "split_type", o, &st);
-		if (rv != VIGIL_OK)
-			return rv;
-		if (st != 0)
-			return dec_fail(d, VIGIL_EINVAL,
-			    "%s.split_type[%u]: %" JSON_INTEGER_FORMAT
-			    " (categorical), only numerical splits are supported", tp, o, st);
 	}
 	ret->meta = (uint32_t)feat << MODEL_NODE_FEAT_SHIFT | (dl ? 0 : MODEL_NODE_MISS_RIGHT);
 	ret->value = cond;
@@ -395,6 +399,10 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 			rv = dec_elem_float(d, a.cond, tp, "split_conditions", o, &node->value);
 			if (rv != VIGIL_OK)
 				return rv;
+			if (fabsf(node->value) > MODEL_MAX_VALUE)
+				return dec_fail(d, VIGIL_ECORRUPT,
+				    "%s.split_conditions[%u]: leaf value %g out of range (|v| <= %g)", tp,
+				    o, (double)node->value, (double)MODEL_MAX_VALUE);
 			node->meta = 0;
 			if (d->depth[head] > maxdepth)
 				maxdepth = d->depth[head];
@@ -452,11 +460,85 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 
 			m += d->mean[base + c + 1] * d->hess[c + 1];
 			m /= d->hess[p];
+			if (!(fabsf(m) <= MODEL_MAX_VALUE))
+				return dec_fail(d, VIGIL_ECORRUPT,
+				    "%s.sum_hessian[%u]: gives the node a mean value of %g (|v| <= %g)",
+				    tp, d->queue[p], (double)m, (double)MODEL_MAX_VALUE);
 			d->mean[base + p] = m;
 		}
 	}
 	d->nnodes += tail;
 	*ret_depth = maxdepth;
+	return VIGIL_OK;
+}
+
+/*
+ * XGBoost writes a non-finite float32 as NaN, Infinity or -Infinity (a
+ * categorical split's threshold is NaN), which JSON has not and jansson
+ * refuses. If json has such tokens outside strings, *ret is a copy with each
+ * of them as null, which the field readers report as "NaN or infinite";
+ * else *ret is NULL. (Error columns of jansson then count in the copy.)
+ */
+static size_t
+dec_nonfinite_token(const char *s, size_t len, size_t i)
+{
+	static const char *const tokens[] = { "NaN", "-NaN", "Infinity", "-Infinity" };
+	size_t t;
+
+	for (t = 0; t < sizeof tokens / sizeof tokens[0]; t++) {
+		size_t n = strlen(tokens[t]);
+
+		if (len - i >= n && memcmp(s + i, tokens[t], n) == 0)
+			return n;
+	}
+	return 0;
+}
+
+static vigil_err
+dec_nonfinite(struct dec *d, const char *s, size_t len, char **ret, size_t *ret_len)
+{
+	char *copy = NULL;
+	size_t i, n, out = 0, count = 0;
+	int pass, in_str;
+
+	*ret = NULL;
+	for (pass = 0; pass < 2; pass++) { /* count, then copy */
+		in_str = 0;
+		for (i = 0; i < len; i++) {
+			if (in_str) {
+				if (s[i] == '\\' && i + 1 < len) {
+					if (copy != NULL)
+						copy[out++] = s[i];
+					i++;
+				} else if (s[i] == '"') {
+					in_str = 0;
+				}
+			} else if (s[i] == '"') {
+				in_str = 1;
+			} else if ((s[i] == 'N' || s[i] == 'I' || s[i] == '-') &&
+			    (n = dec_nonfinite_token(s, len, i)) > 0) {
+				if (copy != NULL) {
+					memcpy(copy + out, "null", 4);
+					out += 4;
+				} else {
+					count++;
+				}
+				i += n - 1;
+				continue;
+			}
+			if (copy != NULL)
+				copy[out++] = s[i];
+		}
+		if (count == 0)
+			return VIGIL_OK;
+		if (copy == NULL) {
+			copy = malloc(len + count); /* "NaN" grows by one, the others shrink */
+			if (copy == NULL)
+				return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+		}
+	}
+	*ret = copy;
+	*ret_len = out;
 	return VIGIL_OK;
 }
 
@@ -549,6 +631,9 @@ dec_params(struct dec *d, const json_t *learner, model_forest *f)
 		    P_MP ".base_score: \"%.40s\" is not a probability in (0, 1)", s);
 	/* XGBoost's LogisticClassification::ProbToMargin, in float32 */
 	f->base_margin = -logf(1.0f / base - 1.0f);
+	if (!(fabsf(f->base_margin) <= MODEL_MAX_VALUE)) /* a denormal base_score */
+		return dec_fail(d, VIGIL_ECORRUPT,
+		    P_MP ".base_score: \"%.40s\" gives no finite margin", s);
 	return VIGIL_OK;
 }
 
@@ -726,6 +811,8 @@ model_forest_decode(const void *json, size_t len, model_forest **ret_forest,
 	json_error_t jerr;
 	json_t *root = NULL, *learner;
 	model_forest *f = NULL;
+	char *copy = NULL;
+	size_t copy_len = 0;
 	vigil_err rv;
 
 	if (reterr_diag != NULL)
@@ -735,7 +822,13 @@ model_forest_decode(const void *json, size_t len, model_forest **ret_forest,
 	if (len > MODEL_MAX_JSON)
 		return dec_fail(&d, VIGIL_ETOOBIG, "JSON: %zu bytes, the cap is %u", len,
 		    MODEL_MAX_JSON);
-	root = json_loadb(json != NULL ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	rv = dec_nonfinite(&d, json != NULL ? json : "", len, &copy, &copy_len);
+	if (rv != VIGIL_OK)
+		goto out;
+	if (copy != NULL)
+		root = json_loadb(copy, copy_len, JSON_REJECT_DUPLICATES, &jerr);
+	else
+		root = json_loadb(json != NULL ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		rv = dec_fail(&d, json_error_code(&jerr) == json_error_out_of_memory ?
 		    VIGIL_ENOMEM : VIGIL_ECORRUPT, "JSON: line %d, column %d: %s", jerr.line,
@@ -765,6 +858,7 @@ model_forest_decode(const void *json, size_t len, model_forest **ret_forest,
 	f = NULL;
 out:
 	model_forest_free(f);
+	free(copy);
 	free(d.nodes);
 	free(d.mean);
 	free(d.queue);

@@ -36,6 +36,9 @@ extern "C" {
 #define MODEL_MAX_DEPTH      64u         /* splits on the path from a root to a leaf */
 #define MODEL_MAX_NAME       64u         /* bytes of one feature name */
 #define MODEL_TOP_MAX        8u          /* reasons model_forest_top can return */
+/* |leaf value| and |node mean| bound (real ones are below 100): with it every
+ * margin and contribution sum stays far from float32 overflow. */
+#define MODEL_MAX_VALUE      1e18f
 
 /* A decoded forest: immutable, so one may be shared by any number of threads
  * without locks. Free with model_forest_free(). */
@@ -56,8 +59,10 @@ typedef struct model_diag {
  * values onto the model's inputs. Every tree is checked: children in range,
  * every node reached exactly once from the root (no cycle, no shared child;
  * the unreached ones are exactly the num_deleted deleted nodes), features in
- * range, thresholds and leaf values finite float32, depth and sizes within
- * the MODEL_MAX_* caps. Trees are evaluated in the order of their "id".
+ * range, thresholds finite float32, leaf values and node means (from
+ * sum_hessian) within MODEL_MAX_VALUE, depth and sizes within the MODEL_MAX_*
+ * caps. Trees are evaluated in the order of their "id". So a decoded forest
+ * gives a finite margin and finite contributions for every input.
  *
  * json need not be NUL-terminated and is not retained.
  * VIGIL_OK: *ret_forest set (free with model_forest_free()).

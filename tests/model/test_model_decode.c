@@ -109,14 +109,21 @@ expect_err(const char *json, vigil_err want, const char *want_msg)
 	expect_err_len(json, strlen(json), want, want_msg);
 }
 
-/* tiny with from replaced by to must fail so. */
+/* src with from replaced by to must fail so. */
 static void
-expect_mutant(const char *from, const char *to, vigil_err want, const char *want_msg)
+expect_mutant_of(const char *src, const char *from, const char *to, vigil_err want,
+    const char *want_msg)
 {
-	char *json = replace(tiny, from, to);
+	char *json = replace(src, from, to);
 
 	expect_err(json, want, want_msg);
 	free(json);
+}
+
+static void
+expect_mutant(const char *from, const char *to, vigil_err want, const char *want_msg)
+{
+	expect_mutant_of(tiny, from, to, want, want_msg);
 }
 
 static double
@@ -282,6 +289,27 @@ test_deleted_nodes_and_booleans(void **state)
 	free(e);
 }
 
+/* NaN and Infinity where they do no harm, and as text inside strings */
+static void
+test_nonfinite_tokens_elsewhere(void **state)
+{
+	char *a = replace(tiny, "\"loss_changes\":[1,0,1,0,0]",
+	    "\"loss_changes\":[NaN,-Infinity,Infinity,-NaN,0]");
+	char *b = replace(a, "[\"amount\",\"n_24h\",\"risk\"]",
+	    "[\"NaN\",\"n\\\"Infinity\",\"risk\\\\\"]");
+	model_forest *f = decode_ok(b);
+	const float above[3] = { 200, 5, 0 };
+
+	(void)state;
+	assert_string_equal(model_forest_feature(f, 0), "NaN");
+	assert_string_equal(model_forest_feature(f, 1), "n\"Infinity");
+	assert_string_equal(model_forest_feature(f, 2), "risk\\");
+	assert_true(model_forest_margin(f, above) == (double)(0.9f + 0.1f));
+	model_forest_free(f);
+	free(a);
+	free(b);
+}
+
 static void
 test_err_json(void **state)
 {
@@ -331,6 +359,15 @@ test_err_unsupported(void **state)
 	    "learner.gradient_booster.model.tree_info[1]: group 1, only one output group is served");
 	expect_mutant("\"split_type\":[0,0,0,0,0]", "\"split_type\":[0,0,1,0,0]", VIGIL_EINVAL,
 	    T0 ".split_type[2]: 1 (categorical), only numerical splits are supported");
+	/* as XGBoost writes a categorical split: threshold NaN */
+	{
+		char *a = replace(tiny, "\"split_type\":[0,0,0,0,0]", "\"split_type\":[1,0,0,0,0]");
+
+		expect_mutant_of(a, "[1E2,-5E-1,3E0,2E-1,9E-1]", "[NaN,-5E-1,3E0,2E-1,9E-1]",
+		    VIGIL_EINVAL,
+		    T0 ".split_type[0]: 1 (categorical), only numerical splits are supported");
+		free(a);
+	}
 	expect_mutant("\"feature_types\":[\"float\",\"int\",\"float\"]",
 	    "\"feature_types\":[\"float\",\"c\",\"float\"]", VIGIL_EINVAL,
 	    "learner.feature_types[1]: categorical (\"c\"), not supported");
@@ -381,6 +418,11 @@ test_err_tree_structure(void **state)
 	    VIGIL_ECORRUPT, T0 ".split_indices[2]: feature 3 out of range (num_feature 3)");
 	expect_mutant("[1E2,-5E-1,3E0,2E-1,9E-1]", "[1E39,-5E-1,3E0,2E-1,9E-1]", VIGIL_ECORRUPT,
 	    T0 ".split_conditions[0]: 1e+39 is not a finite float32");
+	/* XGBoost writes non-finite floats as NaN and Infinity, outside JSON */
+	expect_mutant("[1E2,-5E-1,3E0,2E-1,9E-1]", "[NaN,-5E-1,3E0,2E-1,9E-1]", VIGIL_ECORRUPT,
+	    T0 ".split_conditions[0]: NaN or infinite, not a finite float32");
+	expect_mutant("[1E2,-5E-1,3E0,2E-1,9E-1]", "[1E2,-5E-1,3E0,2E-1,-Infinity]", VIGIL_ECORRUPT,
+	    T0 ".split_conditions[4]: NaN or infinite, not a finite float32");
 	expect_mutant("[1E2,-5E-1,3E0,2E-1,9E-1]", "[1E2,-5E-1,3E0,\"x\",9E-1]", VIGIL_ECORRUPT,
 	    T0 ".split_conditions[3]: expected a number, not a string");
 	expect_mutant("[1E2,-5E-1,3E0,2E-1,9E-1]", "[1E2,-5E-1,3E0,2E-1]", VIGIL_ECORRUPT,
@@ -391,6 +433,11 @@ test_err_tree_structure(void **state)
 	    T0 ".sum_hessian[2]: 0 at a split");
 	expect_mutant("[1E1,6E0,4E0,1E0,3E0]", "[1E1,6E0,4E0,-1E0,3E0]", VIGIL_ECORRUPT,
 	    T0 ".sum_hessian[3]: -1 is negative");
+	expect_mutant("[1E2,-5E-1,3E0,2E-1,9E-1]", "[1E2,-5E-1,3E0,2E-1,2E18]", VIGIL_ECORRUPT,
+	    T0 ".split_conditions[4]: leaf value 2e+18 out of range (|v| <= 1e+18)");
+	/* hessians that do not add up can make a mean far out of its leaves' range */
+	expect_mutant("[1E1,6E0,4E0,1E0,3E0]", "[1E1,6E0,1E-30,1E0,3E0]", VIGIL_ECORRUPT,
+	    T0 ".sum_hessian[2]: gives the node a mean value of 2.9e+30 (|v| <= 1e+18)");
 	expect_mutant(",\"sum_hessian\":[1E1,6E0,4E0,1E0,3E0]", "", VIGIL_ECORRUPT,
 	    T0 ".sum_hessian: missing");
 	expect_mutant("\"id\":0", "\"id\":1", VIGIL_ECORRUPT,
@@ -401,6 +448,8 @@ test_err_tree_structure(void **state)
 	    VIGIL_ECORRUPT, T0 ".tree_param.num_nodes: \"5x\" is not an unsigned 32-bit integer");
 	expect_mutant("\"base_score\":\"5E-1\"", "\"base_score\":\"1\"", VIGIL_ECORRUPT,
 	    "learner.learner_model_param.base_score: \"1\" is not a probability in (0, 1)");
+	expect_mutant("\"base_score\":\"5E-1\"", "\"base_score\":\"1E-45\"", VIGIL_ECORRUPT,
+	    "learner.learner_model_param.base_score: \"1E-45\" gives no finite margin");
 }
 
 /* A chain tree: node i splits to a leaf (left) and node i + 1, depth deep. */
@@ -504,6 +553,7 @@ main(void)
 		cmocka_unit_test(test_tiny_contributions),
 		cmocka_unit_test(test_top_order_ties_and_cap),
 		cmocka_unit_test(test_deleted_nodes_and_booleans),
+		cmocka_unit_test(test_nonfinite_tokens_elsewhere),
 		cmocka_unit_test(test_err_json),
 		cmocka_unit_test(test_err_version),
 		cmocka_unit_test(test_err_unsupported),
