@@ -35,6 +35,8 @@ extern "C" {
 #define MODEL_MAX_FEATURES   256u        /* input features (learner.feature_names) */
 #define MODEL_MAX_DEPTH      64u         /* splits on the path from a root to a leaf */
 #define MODEL_MAX_NAME       64u         /* bytes of one feature name */
+#define MODEL_MAX_TERMS      (1u << 23)  /* contribution terms: for each leaf, the distinct
+                                            features on its path, all leaves together */
 #define MODEL_TOP_MAX        8u          /* reasons model_forest_top can return */
 /* |leaf value| and |node mean| bound (real ones are below 100): with it every
  * margin and contribution sum stays far from float32 overflow. */
