@@ -9,7 +9,9 @@
  * through libxgboost's C API on synthetic data (default: 250 trees of depth
  * 6 over 60 features, fixed seed) or read from a JSON file (--model).
  * Each measurement runs --runs times; the median thread CPU ns per row, the
- * median wall ns per row and the fastest run's CPU ns per row are reported. The rows (a pool of 4096, ~10%
+ * median wall ns per row and the fastest run's CPU ns per row are reported;
+ * then predict and top-3 are timed one call at a time (--iterations calls)
+ * for the p50 and p99 wall latency of a call. The rows (a pool of 4096, ~10%
  * missing) are cycled so that, as in vigild, consecutive rows differ.
  */
 #include <getopt.h>
@@ -209,6 +211,41 @@ measure(struct ctx *c, enum what w, uint32_t n, int runs, double *ret_cpu, doubl
 	return 0;
 }
 
+/*
+ * Per-call wall latency of one row: each call timed alone with
+ * CLOCK_MONOTONIC (the clock's own cost, ~20-30 ns, included). The p50 is
+ * the figure least affected by other processes: a call of a microsecond is
+ * rarely descheduled, so only the tail sees the load.
+ */
+static int
+latency(struct ctx *c, enum what w, uint32_t n, double *ret_p50, double *ret_p99)
+{
+	double *lat = malloc(sizeof *lat * n);
+	float contrib[MODEL_MAX_FEATURES + 1];
+	model_reason r[3];
+	double acc = 0;
+
+	if (lat == NULL)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		const float *x = c->pool + (size_t)(i % POOL) * c->nf;
+		double t0 = now_ns(CLOCK_MONOTONIC);
+
+		switch (w) {
+		case W_PREDICT: acc += model_forest_predict(c->forest, x); break;
+		case W_TOP3: acc += model_forest_top(c->forest, x, 3, r); break;
+		default: model_forest_contrib(c->forest, x, contrib); acc += contrib[0]; break;
+		}
+		lat[i] = now_ns(CLOCK_MONOTONIC) - t0;
+	}
+	c->sink = acc;
+	qsort(lat, n, sizeof lat[0], cmp_double);
+	*ret_p50 = lat[n / 2];
+	*ret_p99 = lat[(size_t)n * 99 / 100];
+	free(lat);
+	return 0;
+}
+
 static char *
 read_file(const char *path, size_t *ret_len)
 {
@@ -403,6 +440,24 @@ main(int argc, char **argv)
 				goto out;
 			printf("%-40s %12.0f %12.0f %12.0f\n", m[i].name, cpu, wall, best);
 			fflush(stdout);
+		}
+	}
+	printf("%-40s %12s %12s\n", "per call, one row timed at a time", "p50 ns", "p99 ns");
+	{
+		static const struct {
+			enum what w;
+			const char *name;
+		} m[] = {
+			{ W_PREDICT, "model_forest_predict" },
+			{ W_TOP3, "model_forest_top (k=3)" },
+		};
+
+		for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+			double p50, p99;
+
+			if (latency(&c, m[i].w, iters, &p50, &p99) != 0)
+				goto out;
+			printf("%-40s %12.0f %12.0f\n", m[i].name, p50, p99);
 		}
 	}
 	rc = 0;
