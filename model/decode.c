@@ -37,6 +37,7 @@
  * within 2^-54 relative of a float32 halfway point, which a shortest
  * representation of 9 digits or fewer is not in practice).
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -187,7 +188,7 @@ dec_elem_float(struct dec *d, const json_t *a, const char *path, const char *nam
 		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: expected a number, not %s", path,
 		    name, i, dec_kind(v));
 	x = json_number_value(v);
-	if (!isfinite((float)x))
+	if (!(fabs(x) <= FLT_MAX)) /* (converting a larger double to float is undefined) */
 		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: %g is not a finite float32", path,
 		    name, i, x);
 	*ret = (float)x;
@@ -476,12 +477,12 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 			return dec_fail(d, VIGIL_ECORRUPT, "%s.sum_hessian[%u]: %g is negative", tp, o,
 			    (double)d->hess[head]);
 		if (l == -1) {
+			float *value = &d->mean[base + head];
+
 			if (r != -1)
 				return dec_fail(d, VIGIL_ECORRUPT,
 				    "%s.right_children[%u]: %" JSON_INTEGER_FORMAT
 				    " for a leaf (left child -1)", tp, o, r);
-			float *value = &d->mean[base + head];
-
 			rv = dec_elem_float(d, a.cond, tp, "split_conditions", o, value);
 			if (rv != VIGIL_OK)
 				return rv;
