@@ -28,7 +28,7 @@ extern "C" {
  * Caps on everything the model JSON controls, checked while decoding; going
  * over one is VIGIL_ETOOBIG, never an allocation of that size.
  */
-#define MODEL_MAX_JSON       (32u << 20) /* bytes of JSON text (jansson holds ~10-20x) */
+#define MODEL_MAX_JSON       (32u << 20) /* bytes of JSON text (jansson holds ~10x) */
 #define MODEL_MAX_TREES      4096u       /* trees in the forest */
 #define MODEL_MAX_TREE_NODES 65536u      /* nodes in one tree, deleted ones included */
 #define MODEL_MAX_NODES      (1u << 21)  /* nodes in all trees together */
@@ -72,7 +72,9 @@ typedef struct model_diag {
  * and where:
  *   VIGIL_ECORRUPT  not JSON, or a required field missing or of the wrong
  *                   type, or an inconsistent tree (child out of range,
- *                   cycle, non-finite threshold, array lengths differ, ...)
+ *                   cycle, NaN or infinite threshold (XGBoost writes NaN and
+ *                   Infinity tokens; they are read as such), array lengths
+ *                   differ, ...)
  *   VIGIL_EVERSION  "version" is not 1.7.x
  *   VIGIL_EINVAL    a valid model this evaluator does not serve (another
  *                   objective or booster, multi-class, categorical splits,
@@ -102,7 +104,8 @@ uint32_t model_forest_ntrees(const model_forest *f);
  * feature names, NaN meaning missing (it follows each split's default
  * direction, as in XGBoost). A split sends x left iff x < threshold in
  * float32. None of them allocates, locks or fails; all are safe to call
- * concurrently on one forest.
+ * concurrently on one forest. Stack: about 2 KiB (predict, margin) and 3 KiB
+ * (contrib, top).
  */
 
 /* The margin (log-odds): base margin + the sum of the trees' leaf values,
