@@ -270,6 +270,13 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 			return;
 		}
 		/* fall through */
+	case VIGIL_EAGAIN:
+		/* The archive refuses appends while it retries a fault (ENOSPC,
+		 * EMFILE, EIO): not ready, nothing acknowledged; main.c logs the
+		 * state change once, not per request. */
+		score_fail(out, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "not ready: archive: %s",
+		    ao.diag.msg[0] ? ao.diag.msg : "failing, retrying");
+		return;
 	default:
 		if (ao.step == APP_STEP_ARCHIVE) {
 			/* Not acknowledged: the client retries with the same txn_id. */
@@ -314,7 +321,12 @@ srv_label_txn(srv_server *s, const store_label *label, srv_wire_err *err)
 	}
 	diag.msg[0] = '\0';
 	rv = store_label_record(s->db, label, &diag);
-	if (rv != VIGIL_OK) {
+	if (rv == VIGIL_EAGAIN) {
+		/* the archive is failing and retrying: not ready, not a bug (main.c
+		 * logs the state change once) */
+		srv_wire_err_set(err, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "",
+		    "not ready: archive: %s", diag.msg[0] ? diag.msg : vigil_strerror(rv));
+	} else if (rv != VIGIL_OK) {
 		srv_log("archive: label %s: %s: %s", label->txn_id, vigil_strerror(rv), diag.msg);
 		srv_wire_err_set(err, VIGIL__V1__STATUS__STATUS_INTERNAL, "", "archive: %s",
 		    diag.msg[0] ? diag.msg : vigil_strerror(rv));
@@ -329,6 +341,13 @@ srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t e
 	bool draining = atomic_load(&s->draining);
 
 	h->ready = atomic_load(&s->ready) && rs != NULL && !draining;
+	if (h->ready && s->db != NULL) {
+		/* the same answer as /readyz: a failing archive acknowledges nothing */
+		store_db_health dh;
+
+		store_db_get_health(s->db, &dh);
+		h->ready = dh.ok;
+	}
 	h->uptime_s = (uint64_t)((vigil_now_ms() - s->started_ms) / 1000);
 	srv_rules_last_error(s, errbuf, errlen);
 	h->rules_last_error = errbuf;
