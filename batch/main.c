@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "batch.h"
 #include "vigil_config.h"
 
@@ -47,6 +48,8 @@ static const char usage_text[] =
 "                        younger transactions are not trained on\n"
 "      --labelled-only   train on labelled transactions only (default: a mature\n"
 "                        transaction without a fraud label counts as legitimate)\n"
+"      --dump-model      write the current generation's model (XGBoost JSON) to stdout\n"
+"      --dump-model-meta write how that model was trained (JSON) to stdout\n"
 "      --rollback        make the generation before the current one current again\n"
 "      --to GEN          with --rollback: the generation to make current\n"
 "  -j, --json            print the summary as JSON on stdout\n"
@@ -201,11 +204,46 @@ usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* --dump-model / --dump-model-meta: a blob of the current generation, as is. */
+static int
+dump_blob(const char *datadir, const char *name)
+{
+	store_gen *g = NULL;
+	store_diag diag;
+	void *data = NULL;
+	size_t len = 0;
+	vigil_err rv;
+
+	diag.msg[0] = '\0';
+	rv = store_gen_open_current(datadir, &g, &diag);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-rebuild: %s: %s\n", datadir, rv == VIGIL_ENOTFOUND ?
+		    "no generation yet" : diag.msg[0] ? diag.msg : vigil_strerror(rv));
+		return 1;
+	}
+	rv = store_gen_blob(g, name, &data, &len);
+	store_gen_close(g);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-rebuild: %s: the current generation has no %s%s\n", datadir,
+		    name, rv == VIGIL_ENOTFOUND ? " (no model: see the rebuild summary's why_not)" :
+		    "");
+		return 1;
+	}
+	if (fwrite(data, 1, len, stdout) != len || fputc('\n', stdout) == EOF ||
+	    fflush(stdout) != 0) {
+		fprintf(stderr, "vigil-rebuild: writing %s: %s\n", name, strerror(errno));
+		free(data);
+		return 1;
+	}
+	free(data);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	enum { OPT_ROLLBACK = 256, OPT_TO, OPT_NO_MODEL, OPT_TRAIN_WINDOW, OPT_LABEL_MATURITY,
-		OPT_LABELLED_ONLY };
+		OPT_LABELLED_ONLY, OPT_DUMP_MODEL, OPT_DUMP_META };
 	static const struct option longopts[] = {
 		{ "data", required_argument, NULL, 'd' },
 		{ "as-of", required_argument, NULL, 'a' },
@@ -219,6 +257,8 @@ main(int argc, char **argv)
 		{ "keep", required_argument, NULL, 'k' },
 		{ "rollback", no_argument, NULL, OPT_ROLLBACK },
 		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
+		{ "dump-model", no_argument, NULL, OPT_DUMP_MODEL },
+		{ "dump-model-meta", no_argument, NULL, OPT_DUMP_META },
 		{ "train-window", required_argument, NULL, OPT_TRAIN_WINDOW },
 		{ "label-maturity", required_argument, NULL, OPT_LABEL_MATURITY },
 		{ "labelled-only", no_argument, NULL, OPT_LABELLED_ONLY },
@@ -234,6 +274,7 @@ main(int argc, char **argv)
 	store_diag diag;
 	cli_progress prog = { 0 };
 	bool json = false, quiet = false, merge = false, rollback = false, have_part = false;
+	const char *dump = NULL;
 	unsigned long long to = 0, num;
 	long ncpu;
 	int c, rc;
@@ -306,6 +347,12 @@ main(int argc, char **argv)
 		case OPT_LABELLED_ONLY:
 			opts.labelled_only = true;
 			break;
+		case OPT_DUMP_MODEL:
+			dump = APP_MODEL_BLOB;
+			break;
+		case OPT_DUMP_META:
+			dump = APP_MODEL_META_BLOB;
+			break;
 		case OPT_TO:
 			if (!parse_count(optarg, 999999999, &to))
 				return usage_error("--to: '%s' is not a generation number "
@@ -330,6 +377,8 @@ main(int argc, char **argv)
 	}
 	if (opts.datadir == NULL)
 		return usage_error("%s", "--data DIR is required");
+	if (dump != NULL)
+		return dump_blob(opts.datadir, dump);
 	if (merge + rollback + have_part > 1)
 		return usage_error("%s", "--merge, --partition and --rollback exclude each other");
 	if (!merge && optind < argc)
