@@ -11,7 +11,8 @@
 #     measured on Sep 8 - Dec 31 (the issue's test months) and on every row.
 # Prints one line per run and writes DIR/NAME-{model,rules}.json (the replay
 # summaries, with per-night model figures in "nights").
-# usage: bench/replay/model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov ...]
+#   - sparkov4: its first four months, measured from Feb 1 (the quick run).
+# usage: bench/replay/model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov|sparkov4 ...]
 set -eu
 [ $# -ge 2 ] || { echo "usage: model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov ...]" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
@@ -81,8 +82,21 @@ for what in "$@"; do
 		[ -s "$out/sparkov.csv" ] || zstd -q -dc "$data" > "$out/sparkov.csv"
 		run sparkov-test "$out/sparkov.csv" --measure-from 2019-09-08
 		;;
+	sparkov4)
+		# The first four months only (a whole year is 365 nightly rebuilds:
+		# hours on two shared cores), measured from Feb 1, after the first
+		# model (mid-January).
+		data=$src/../shared/data/sparkov-2019.csv.zst
+		if [ ! -s "$data" ]; then
+			echo "model.sh: $data not found: skipping Sparkov" >&2
+			continue
+		fi
+		[ -s "$out/sparkov4.csv" ] || zstd -q -dc "$data" |
+			awk -F, 'NR == 1 || $2 < "2019-05-01"' > "$out/sparkov4.csv"
+		run sparkov-jan-apr "$out/sparkov4.csv" --measure-from 2019-02-01
+		;;
 	*)
-		echo "model.sh: unknown data set '$what' (gen1, gen2, sparkov)" >&2
+		echo "model.sh: unknown data set '$what' (gen1, gen2, sparkov, sparkov4)" >&2
 		exit 2
 		;;
 	esac
