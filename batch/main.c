@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +142,10 @@ print_summary(const batch_summary *s, FILE *out)
 	for (uint32_t i = 0; i < s->nthresholds; i++) {
 		const batch_thresh_summary *t = &s->thresholds[i];
 
-		if (t->tuned)
+		if (t->tuned && isnan(t->old_value)) /* the first value it has */
+			fprintf(out, "  threshold  %s (%s): %.6g (new) from %llu samples",
+			    t->name, t->kind, t->new_value, (unsigned long long)t->samples);
+		else if (t->tuned)
 			fprintf(out, "  threshold  %s (%s): %.6g -> %.6g from %llu samples",
 			    t->name, t->kind, t->old_value, t->new_value,
 			    (unsigned long long)t->samples);

@@ -1479,6 +1479,19 @@ batch_run_begin(batch_run *r, store_diag *reterr)
 	}
 	if (rv != VIGIL_OK)
 		return rv;
+	/* Going back in time replaces newer tables with older ones: only on
+	 * purpose (an older --as-of by mistake silently undid a night). */
+	if (r->prev != NULL && !r->opts.force && store_gen_meta_get(r->prev, &meta) == VIGIL_OK &&
+	    r->opts.as_of_ms < meta.as_of_ms) {
+		char want[40], have[40];
+
+		vigil_date_format(r->opts.as_of_ms, want, sizeof want);
+		vigil_date_format(meta.as_of_ms, have, sizeof have);
+		store_diag_set(reterr, "--as-of %s is before the current generation %llu's as-of %s: "
+		    "building an older one needs --force (or use --rollback)", want,
+		    (unsigned long long)meta.generation, have);
+		return VIGIL_EINVAL;
+	}
 	/* A generation built before its as-of had not seen the end of its
 	 * window: the same as-of again rebuilds it. */
 	if (r->prev != NULL && !r->opts.force &&

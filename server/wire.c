@@ -373,6 +373,15 @@ srv_wire_label(const Vigil__V1__Label *in, int64_t now_ms, store_label *ret_labe
 		    (long long)l.label_time_ms);
 		return VIGIL_EINVAL;
 	}
+	/* A verdict cannot be known before it is made: a label time ahead of
+	 * the clock (a wrong unit, a typo'd year) would never be used by a
+	 * rebuild and is refused (a day of slack for clocks and time zones). */
+	if (l.label_time_ms > now_ms + VIGIL_MS_PER_DAY) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "label.label_time_ms",
+		    "label_time_ms %lld is in the future (more than a day ahead of the server "
+		    "clock): a label is known when it is sent", (long long)l.label_time_ms);
+		return VIGIL_EINVAL;
+	}
 	l.received_at_ms = now_ms;
 	*ret_label = l;
 	return VIGIL_OK;

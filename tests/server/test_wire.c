@@ -483,6 +483,13 @@ test_label(void **state)
 	l.label_time_ms = 5;
 	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
 	assert_string_equal(err.field, "label.label_time_ms");
+	/* a label dated 2099 would never be used by a rebuild: refused */
+	l.label_time_ms = 4070908800000LL; /* 2099-01-01 */
+	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
+	assert_string_equal(err.field, "label.label_time_ms");
+	assert_non_null(strstr(err.msg, "in the future"));
+	l.label_time_ms = T0 + 3600000; /* an hour ahead: clocks differ, accepted */
+	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_OK);
 	l.label_time_ms = 0;
 	l.source = "a source with spaces";
 	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
