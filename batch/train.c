@@ -63,7 +63,7 @@ batch_train_opts_default(batch_train_opts *ret)
 	ret->stop_metric = BATCH_TRAIN_STOP_AP;
 	ret->max_depth = 6;
 	ret->eta = 0.1;
-	ret->min_child_weight = 1.0;
+	ret->min_child_weight = 5.0;
 	ret->max_bin = 256;
 	ret->scale_pos_weight = 1.0;
 	ret->min_frauds = 50;
@@ -776,11 +776,20 @@ train_eval_value(const char *line, const char *name)
 	return p != NULL ? strtod(p + strlen(name), NULL) : NAN;
 }
 
+/* XGBoost's last error, first line only (a stack trace may follow). */
+static void
+train_xgb_err(store_diag *reterr, const char *what)
+{
+	const char *e = XGBGetLastError();
+
+	store_diag_set(reterr, "training: xgboost %s: %.*s", what, (int)strcspn(e, "\r\n"), e);
+}
+
+/* Calls XGBoost; on failure sets rv and *reterr and leaves through out. */
 #define XGB(call, what)                                                        \
 	do {                                                                   \
 		if ((call) != 0) {                                             \
-			store_diag_set(reterr, "training: xgboost %s: %s", (what), \
-			    XGBGetLastError());                                \
+			train_xgb_err(reterr, (what));                         \
 			rv = VIGIL_EINTERNAL;                                  \
 			goto out;                                              \
 		}                                                              \
@@ -850,9 +859,11 @@ train_matrix(const batch_trainset *s, size_t at, size_t rows, const float *label
 	    train_iter_next, cfg, &dm), "matrix");
 	XGB(XGDMatrixNumRow(dm, &n), "matrix rows");
 	if (it.failed || n != rows) {
-		store_diag_set(reterr, "training: xgboost matrix: %llu rows of %zu%s%s",
-		    (unsigned long long)n, rows, it.failed ? ": " : "",
-		    it.failed ? XGBGetLastError() : "");
+		if (it.failed)
+			train_xgb_err(reterr, "matrix batch");
+		else
+			store_diag_set(reterr, "training: xgboost matrix: %llu rows of %zu",
+			    (unsigned long long)n, rows);
 		rv = VIGIL_EINTERNAL;
 		goto out;
 	}

@@ -49,7 +49,7 @@ typedef struct batch_train_opts {
 	batch_train_stop stop_metric; /* default BATCH_TRAIN_STOP_AP */
 	uint32_t max_depth;     /* default 6 */
 	double   eta;           /* learning rate, default 0.1 */
-	double   min_child_weight; /* in weighted hessian; default 1 */
+	double   min_child_weight; /* in weighted hessian; default 5 (docs/model.md) */
 	uint32_t max_bin;       /* hist bins per feature, default 256 */
 	double   scale_pos_weight; /* default 1 (measured: see docs/model.md) */
 	uint32_t min_frauds;    /* cold start: fewer frauds in train + valid, no
@@ -86,7 +86,7 @@ typedef struct batch_trainset batch_trainset;
  * most o->max_rows rows. VIGIL_OK: *ret_s set, free with
  * batch_trainset_free(). VIGIL_EINVAL (names, nfeat or max_rows out of range;
  * *reterr says which), VIGIL_ENOMEM; *ret_s untouched. reterr may be NULL.
- * Memory grows with the rows kept, up to about max_rows * (4 * nfeat + 24)
+ * Memory grows with the rows kept, up to about max_rows * (4 * nfeat + 29)
  * bytes.
  */
 vigil_err batch_trainset_new(uint32_t nfeat, const char *const *names,
