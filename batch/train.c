@@ -32,7 +32,7 @@
 typedef struct train_day {
 	int64_t  day;            /* floor(t / VIGIL_MS_PER_DAY) */
 	uint64_t legit, fraud;   /* rows added that day */
-	uint64_t kept;           /* legitimate rows kept (batch_train_run's scratch) */
+	uint64_t kept;           /* legitimate rows of that day kept now */
 } train_day;
 
 struct batch_trainset {
@@ -282,48 +282,6 @@ trainset_put(batch_trainset *s, size_t slot, const float *x, bool fraud, int64_t
 	s->fraud[slot] = fraud;
 }
 
-/* Keeps or drops one (normalised) row by the sampling rule; counts nothing
- * per day. VIGIL_ETOOBIG: a fraud with every slot a fraud. */
-static vigil_err
-trainset_keep(batch_trainset *s, const float *x, bool fraud, int64_t t, uint64_t key)
-{
-	uint64_t mix = train_mix(key);
-	size_t   slot;
-	vigil_err rv;
-
-	if (s->n < s->max_rows) {
-		rv = trainset_reserve(s, s->n + 1);
-		if (rv != VIGIL_OK)
-			return rv;
-		slot = s->n++;
-		trainset_put(s, slot, x, fraud, t, key, mix);
-		if (fraud) {
-			s->nfraud++;
-		} else {
-			s->heap[s->nheap++] = (uint32_t)slot;
-			trainset_sift_up(s, s->nheap - 1);
-		}
-		return VIGIL_OK;
-	}
-	if (s->nheap == 0)
-		return fraud ? VIGIL_ETOOBIG : VIGIL_OK;
-	slot = s->heap[0];
-	if (fraud) {
-		/* The largest legitimate row makes room. */
-		trainset_put(s, slot, x, true, t, key, mix);
-		s->nfraud++;
-		s->heap[0] = s->heap[--s->nheap];
-		if (s->nheap > 0)
-			trainset_sift_down(s, 0);
-		return VIGIL_OK;
-	}
-	if (trainset_cmp_row(s, slot, mix, t, x) <= 0)
-		return VIGIL_OK; /* not among the smallest: dropped */
-	trainset_put(s, slot, x, false, t, key, mix);
-	trainset_sift_down(s, 0);
-	return VIGIL_OK;
-}
-
 /* The index of day in s->days, or where it would go (*ret_found false). */
 static size_t
 trainset_day_find(const batch_trainset *s, int64_t day, bool *ret_found)
@@ -347,71 +305,125 @@ trainset_day_find(const batch_trainset *s, int64_t day, bool *ret_found)
 	return lo;
 }
 
-/* Room for one more day (the set is unchanged if not). */
-static vigil_err
-trainset_day_reserve(batch_trainset *s)
+/* The entry of a day known to be in s->days. */
+static train_day *
+trainset_day_of_row(batch_trainset *s, int64_t t)
 {
-	size_t     cap;
-	train_day *p;
+	bool found;
 
-	if (s->ndays == BATCH_TRAIN_MAX_DAYS)
-		return VIGIL_ETOOBIG;
-	if (s->ndays < s->cap_days)
-		return VIGIL_OK;
-	cap = s->cap_days ? 2 * s->cap_days : 64;
-	p = realloc(s->days, cap * sizeof *p);
-	if (p == NULL)
-		return VIGIL_ENOMEM;
-	s->days = p;
-	s->cap_days = cap;
-	return VIGIL_OK;
+	return &s->days[trainset_day_find(s, train_day_of(t), &found)];
 }
 
-static void
-trainset_day_count(batch_trainset *s, size_t i, bool found, int64_t day, uint64_t legit,
-    uint64_t fraud)
+/* The entry of day, inserted (zeroed) at its place if new. VIGIL_ETOOBIG
+ * (BATCH_TRAIN_MAX_DAYS) or VIGIL_ENOMEM leave the set unchanged. */
+static vigil_err
+trainset_day_get(batch_trainset *s, int64_t day, train_day **ret_d)
 {
+	bool       found;
+	size_t     i = trainset_day_find(s, day, &found), cap;
+	train_day *p;
+
 	if (!found) {
+		if (s->ndays == BATCH_TRAIN_MAX_DAYS)
+			return VIGIL_ETOOBIG;
+		if (s->ndays == s->cap_days) {
+			cap = s->cap_days ? 2 * s->cap_days : 64;
+			p = realloc(s->days, cap * sizeof *p);
+			if (p == NULL)
+				return VIGIL_ENOMEM;
+			s->days = p;
+			s->cap_days = cap;
+		}
 		memmove(&s->days[i + 1], &s->days[i], (s->ndays - i) * sizeof *s->days);
 		memset(&s->days[i], 0, sizeof *s->days);
 		s->days[i].day = day;
 		s->ndays++;
 	}
-	s->days[i].legit += legit;
-	s->days[i].fraud += fraud;
-	s->legit_seen += legit;
+	*ret_d = &s->days[i];
+	return VIGIL_OK;
+}
+
+/* Whether trainset_keep can take a row: room to grow, or a fraud that
+ * finds a legitimate row to replace (VIGIL_ETOOBIG if not). */
+static vigil_err
+trainset_prepare(batch_trainset *s, bool fraud)
+{
+	if (s->n < s->max_rows)
+		return trainset_reserve(s, s->n + 1);
+	return fraud && s->nheap == 0 ? VIGIL_ETOOBIG : VIGIL_OK;
+}
+
+/* Keeps or drops one (normalised) row by the sampling rule, after
+ * trainset_prepare said yes and with the row's day in s->days, whose kept
+ * counts it updates. */
+static void
+trainset_keep(batch_trainset *s, const float *x, bool fraud, int64_t t, uint64_t key)
+{
+	uint64_t mix = train_mix(key);
+	size_t   slot;
+
+	if (s->n < s->max_rows) {
+		slot = s->n++;
+		trainset_put(s, slot, x, fraud, t, key, mix);
+		if (fraud) {
+			s->nfraud++;
+		} else {
+			s->heap[s->nheap++] = (uint32_t)slot;
+			trainset_sift_up(s, s->nheap - 1);
+			trainset_day_of_row(s, t)->kept++;
+		}
+		return;
+	}
+	if (s->nheap == 0)
+		return; /* legitimate, and every slot a fraud: dropped */
+	slot = s->heap[0];
+	if (!fraud && trainset_cmp_row(s, slot, mix, t, x) <= 0)
+		return; /* not among the smallest: dropped */
+	/* The largest legitimate row makes room. */
+	trainset_day_of_row(s, s->t[slot])->kept--;
+	trainset_put(s, slot, x, fraud, t, key, mix);
+	if (fraud) {
+		s->nfraud++;
+		s->heap[0] = s->heap[--s->nheap];
+	} else {
+		trainset_day_of_row(s, t)->kept++;
+	}
+	if (s->nheap > 0)
+		trainset_sift_down(s, 0);
 }
 
 vigil_err
 batch_trainset_add(batch_trainset *s, const float *x, bool fraud, int64_t event_time_ms,
     uint64_t key)
 {
-	int64_t day = train_day_of(event_time_ms);
-	bool    found;
-	size_t  di;
-	vigil_err rv;
+	train_day *d;
+	vigil_err  rv;
 
 	/* Every NaN the same bytes, +-inf missing: the canonical order
 	 * compares feature bytes. */
 	for (uint32_t j = 0; j < s->nfeat; j++)
 		s->tmp[j] = isfinite(x[j]) ? x[j] : NAN;
-	di = trainset_day_find(s, day, &found);
-	if (!found) {
-		rv = trainset_day_reserve(s);
-		if (rv != VIGIL_OK)
-			return rv;
-	}
-	rv = trainset_keep(s, s->tmp, fraud, event_time_ms, key);
+	rv = trainset_prepare(s, fraud);
 	if (rv != VIGIL_OK)
 		return rv;
-	trainset_day_count(s, di, found, day, fraud ? 0 : 1, fraud ? 1 : 0);
+	rv = trainset_day_get(s, train_day_of(event_time_ms), &d);
+	if (rv != VIGIL_OK)
+		return rv;
+	if (fraud) {
+		d->fraud++;
+	} else {
+		d->legit++;
+		s->legit_seen++;
+	}
+	trainset_keep(s, s->tmp, fraud, event_time_ms, key);
 	return VIGIL_OK;
 }
 
 vigil_err
 batch_trainset_merge(batch_trainset *dst, const batch_trainset *src, store_diag *reterr)
 {
-	vigil_err rv = VIGIL_EINVAL;
+	train_day *d;
+	vigil_err  rv = VIGIL_EINVAL;
 
 	if (dst->nfeat != src->nfeat) {
 		store_diag_set(reterr, "training set merge: %u features and %u", dst->nfeat,
@@ -430,25 +442,21 @@ batch_trainset_merge(batch_trainset *dst, const batch_trainset *src, store_diag 
 		    (unsigned long long)dst->max_rows, (unsigned long long)src->max_rows);
 		goto out;
 	}
+	for (size_t k = 0; k < src->ndays; k++) {
+		rv = trainset_day_get(dst, src->days[k].day, &d);
+		if (rv != VIGIL_OK)
+			goto fail;
+		d->legit += src->days[k].legit;
+		d->fraud += src->days[k].fraud;
+		dst->legit_seen += src->days[k].legit;
+	}
 	/* src kept the bottom-(max_rows - src frauds) of its legitimate rows;
 	 * the union's bottom-(max_rows - all frauds) is among them. */
 	for (size_t i = 0; i < src->n; i++) {
-		rv = trainset_keep(dst, &src->x[i * src->nfeat], src->fraud[i], src->t[i],
-		    src->key[i]);
+		rv = trainset_prepare(dst, src->fraud[i]);
 		if (rv != VIGIL_OK)
 			goto fail;
-	}
-	for (size_t k = 0; k < src->ndays; k++) {
-		bool   found;
-		size_t di = trainset_day_find(dst, src->days[k].day, &found);
-
-		if (!found) {
-			rv = trainset_day_reserve(dst);
-			if (rv != VIGIL_OK)
-				goto fail;
-		}
-		trainset_day_count(dst, di, found, src->days[k].day, src->days[k].legit,
-		    src->days[k].fraud);
+		trainset_keep(dst, &src->x[i * src->nfeat], src->fraud[i], src->t[i], src->key[i]);
 	}
 	rv = VIGIL_OK;
 	goto out;
@@ -459,45 +467,31 @@ out:
 	return rv;
 }
 
-/* The weight of each kept legitimate row of day i: n_d / k_d. days[].kept
- * must be counted. */
+/* The weight of each kept legitimate row of day d: n_d / k_d. */
 static double
 trainset_day_weight(const train_day *d)
 {
 	return d->kept ? (double)d->legit / (double)d->kept : 0.0;
 }
 
-static void
-trainset_count_kept(batch_trainset *s)
-{
-	bool   found;
-	size_t di = 0;
-
-	for (size_t k = 0; k < s->ndays; k++)
-		s->days[k].kept = 0;
-	for (size_t i = 0; i < s->n; i++) {
-		if (s->fraud[i])
-			continue;
-		if (di >= s->ndays || s->days[di].day != train_day_of(s->t[i]))
-			di = trainset_day_find(s, train_day_of(s->t[i]), &found);
-		s->days[di].kept++;
-	}
-}
-
 void
 batch_trainset_stats_get(const batch_trainset *s, batch_trainset_stats *ret)
 {
-	batch_trainset *w = (batch_trainset *)s; /* days[].kept is scratch */
-
 	memset(ret, 0, sizeof *ret);
 	ret->rows = s->n;
 	ret->frauds = s->nfraud;
 	ret->legit_seen = s->legit_seen;
 	ret->legit_kept = s->nheap;
 	ret->days = (uint32_t)s->ndays;
-	trainset_count_kept(w);
-	for (size_t k = 0; k < s->ndays; k++)
-		ret->legit_weight += (double)s->days[k].kept * trainset_day_weight(&s->days[k]);
+	/* Row by row, as batch_train_run weighs them (a check on the kept
+	 * counts: the sum is each day's count only if they are right). */
+	for (size_t i = 0; i < s->n; i++) {
+		bool found;
+
+		if (!s->fraud[i])
+			ret->legit_weight += trainset_day_weight(
+			    &s->days[trainset_day_find(s, train_day_of(s->t[i]), &found)]);
+	}
 }
 
 /* ---- Canonical order ---- */
@@ -957,7 +951,6 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 		goto out;
 	trainset_permute(s, perm);
 	trainset_heapify(s);
-	trainset_count_kept(s);
 	label = malloc((n ? n : 1) * sizeof *label);
 	weight = malloc((n ? n : 1) * sizeof *weight);
 	if (label == NULL || weight == NULL)

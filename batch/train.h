@@ -123,7 +123,7 @@ typedef struct batch_trainset_stats {
 	uint64_t frauds;       /* added (all kept) */
 	uint64_t legit_seen;   /* legitimate rows added */
 	uint64_t legit_kept;
-	double   legit_weight; /* sum of the kept legitimate rows' weights */
+	double   legit_weight; /* sum of the kept legitimate rows' weights (O(rows)) */
 	uint32_t days;         /* distinct UTC days with a row */
 } batch_trainset_stats;
 
