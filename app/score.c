@@ -8,6 +8,7 @@
  * here appears in all of them. Rule files bound for scoring (app_rules:
  * archived features, model rules) are made here too, once per load.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,10 +154,16 @@ score_strcpy(char *dst, size_t cap, const char *src)
 	dst[n] = '\0';
 }
 
+/* A model input: numbers and booleans as float32; missing, strings and
+ * anything not finite (XGBoost cannot train on infinities, so the rebuild
+ * stores them as missing: serving must see the same) as NaN. */
 static float
 value_float(const vigil_value *v)
 {
 	if (!v->present || v->str != NULL)
+		return NAN;
+	/* out of float's range (infinities included; the cast would be undefined) */
+	if (!(fabs(v->num) <= FLT_MAX))
 		return NAN;
 	return (float)v->num;
 }

@@ -28,6 +28,10 @@ if [ ! -x "$gen" ] || [ ! -x "$replay" ]; then
 	exit 1
 fi
 mkdir -p "$out"
+# XGBoost's OpenMP threads sleep instead of spinning between rounds:
+# the same model, less CPU (docs/model.md).
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+export OMP_WAIT_POLICY
 
 figures() { # NAME JSON
 	python3 - "$1" "$2" <<'PY'

@@ -22,6 +22,10 @@ for p in server/vigild bench/server/vigil-loadgen tools/gen/vigil-gen tools/repl
 	batch/vigil-rebuild; do
 	[ -x "$BUILD/$p" ] || { echo "model.sh: $BUILD/$p missing: build it first" >&2; exit 1; }
 done
+# XGBoost's OpenMP threads sleep instead of spinning between rounds:
+# the same model, less CPU (docs/model.md).
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+export OMP_WAIT_POLICY
 TMP=$(mktemp -d /tmp/vigil-bench-model-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 RULES=$src/rules/default.rules
@@ -33,8 +37,10 @@ echo "model.sh: building a data directory with a trained model (offline replay)"
 "$BUILD/batch/vigil-rebuild" --data "$TMP/with" --dump-model-meta > "$TMP/meta.json" || {
 	echo "model.sh: the replay's last generation has no model" >&2; exit 1; }
 cp -r "$TMP/with" "$TMP/without"
-"$BUILD/batch/vigil-rebuild" --data "$TMP/without" --as-of "$(date -u +%Y-%m-%d)" --force \
-	--no-model --rules "$RULES" -q
+# the same as-of as the model's generation: the same tables and thresholds
+asof=$(sed -n 's/.*"as_of_ms":\([0-9]*\).*/\1/p' "$TMP/meta.json")
+"$BUILD/batch/vigil-rebuild" --data "$TMP/without" --as-of "$(date -u -d "@$((asof / 1000))" +%Y-%m-%dT%H:%M:%SZ)" \
+	--force --no-model --rules "$RULES" -q
 if "$BUILD/batch/vigil-rebuild" --data "$TMP/without" --dump-model >/dev/null 2>&1; then
 	echo "model.sh: the copy still has a model" >&2; exit 1
 fi
@@ -45,6 +51,14 @@ one() { # DATA -> replies/s
 	"$BUILD/server/vigild" --data "$1" --listen "$url" --admin off --rules "$RULES" \
 		2>"$TMP/vigild.log" &
 	pid=$!
+	n=0
+	# ready once it answers a health request on the socket
+	until "$BUILD/bench/server/vigil-loadgen" --url "$url" --requests 1 --warmup 0 \
+		>/dev/null 2>&1; do
+		n=$((n + 1))
+		[ "$n" -lt 300 ] || { echo "model.sh: vigild did not start: $(cat "$TMP/vigild.log")" >&2; exit 1; }
+		sleep 0.1
+	done
 	out=$("$BUILD/bench/server/vigil-loadgen" --url "$url" --concurrency "$CONC" \
 		--duration "$SECS" --json) || { kill "$pid"; echo "model.sh: loadgen failed" >&2; exit 1; }
 	kill -TERM "$pid"
