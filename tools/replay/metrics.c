@@ -32,6 +32,7 @@
 typedef struct met_score {
 	int32_t        score;
 	int64_t        rkey;   /* rank bins only: score * MET_RANK_SUB + tie-break */
+	struct met_score *rank0; /* score bins only: its rank bin with no tie-break */
 	uint64_t       legit, fraud, unlabelled;
 	uint64_t       pat[MET_NPAT];
 	UT_hash_handle hh;
@@ -465,7 +466,11 @@ metrics_add(metrics *m, const metrics_obs *o)
 		                                                                  : o->rank_sub;
 		int64_t key = (int64_t)o->score * MET_RANK_SUB + sub;
 
-		HASH_FIND(hh, m->rbins, &key, sizeof key, rb);
+		/* without a tie-break (no model) the score bin knows its rank bin:
+		 * no second hash lookup per row */
+		rb = sub == 0 ? s->rank0 : NULL;
+		if (rb == NULL)
+			HASH_FIND(hh, m->rbins, &key, sizeof key, rb);
 		if (rb == NULL) {
 			if (m->nrbins >= MET_MAX_RANKS)
 				return VIGIL_ETOOBIG;
@@ -477,6 +482,8 @@ metrics_add(metrics *m, const metrics_obs *o)
 			HASH_ADD(hh, m->rbins, rkey, sizeof rb->rkey, rb);
 			m->nrbins++;
 		}
+		if (sub == 0)
+			s->rank0 = rb;
 	}
 	/* card precision: per UTC day, the card's highest score */
 	day = o->event_time_ms >= 0 ? o->event_time_ms / VIGIL_MS_PER_DAY
