@@ -339,8 +339,11 @@ pass_labels(batch_run *r, store_diag *reterr)
 			}
 			HASH_ADD_KEYPTR(hh, r->labels, l->txn_id, len, l);
 			r->nlabels++;
-		} else if (t >= l->time) {
-			/* The latest label known at as_of wins (archive order breaks ties). */
+		} else if (t > l->time || (t == l->time && lab.fraud)) {
+			/* The latest label known at as_of wins; of two at the same
+			 * time, fraud (feeds stamp whole days: a chargeback and its
+			 * reversal can tie). Never archive order: the labels, and so
+			 * the model, must not depend on the order labels arrived in. */
 			l->time = t;
 			l->fraud = lab.fraud;
 		}
