@@ -412,124 +412,6 @@ group_teardown(void **state)
 
 /* ---------------------------------------------------------------------- */
 
-/*
- * Train/serve equality, bit for bit. A real vigild serving G scores 600
- * transactions over two days after A; for each, the model of G evaluated
- * on the vector archived with its record (read back with store_reader,
- * store_scored_decode, store_model_vec_decode) equals the reply's model
- * score exactly (==). Then frauds are labelled over the wire and
- * vigil-rebuild trains on exactly those two days (--train-window 2d,
- * --label-maturity 1d): its summary has read 600 rows, all with a vector
- * of this layout, 60 of them frauds; and a model trained here, in this
- * process, from the archived vectors (batch_trainset with the rebuild's
- * own nightly options) is byte-identical to the model.json the rebuild
- * stored. So the rebuild trains on the very bytes vigild scored with: a
- * recomputed or altered vector, a lost or extra row, a label read
- * differently would each give other bytes.
- */
-static void
-test_train_serve_equal(void **state)
-{
-	enum { N = 600, PER_DAY = 300 };
-	vt_server s;
-	mtxn t;
-	static double score[N];
-	static char ids[N][48];
-	vt_archive a;
-	json_t *sum;
-	int64_t day1 = as_of + DAY, day3 = as_of + 3 * DAY;
-	const char *const win[] = { "--train-window", "2d", "--label-maturity", "1d", NULL };
-	size_t distinct = 0;
-
-	(void)state;
-	start_on_copy(&s);
-	for (int i = 0; i < N; i++) {
-		Vigil__V1__Reply *r;
-
-		mtxn_make(&t, "ts", i, day1 + (int64_t)(i / PER_DAY) * DAY +
-		    (int64_t)(i % PER_DAY) * 280000);
-		r = score_ok(&s, &t, false);
-		if (r->score->model == NULL)
-			fail_msg("%s: no model in the reply; generation %llu has one", t.id,
-			    (unsigned long long)gen_a);
-		assert_int_equal(r->score->features_generation, gen_a);
-		score[i] = r->score->model->score;
-		snprintf(ids[i], sizeof ids[i], "%s", t.id);
-		assert_true(score[i] >= 0 && score[i] <= 1);
-		vigil__v1__reply__free_unpacked(r, NULL);
-	}
-	/* 30 frauds a day, labelled the day after the second */
-	for (int i = 0; i < N; i += 10) {
-		Vigil__V1__Reply *r = vt_label(s.url, ids[i], true, day3 + 3600000);
-
-		assert_non_null(r);
-		assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_OK);
-		vigil__v1__reply__free_unpacked(r, NULL);
-	}
-	assert_int_equal(vt_server_stop(&s), 0);
-
-	vt_archive_load(s.datadir, day1, day1 + 2 * DAY, &a);
-	assert_int_equal(a.nrecs, N);
-	for (int i = 0; i < N; i++) {
-		check_reply_vs_archive(&a, ids[i], gen_a, score[i], model_a);
-		distinct += i == 0 || score[i] != score[i - 1];
-	}
-	assert_true(distinct > 20); /* the vectors, not a constant, decide */
-
-	sum = rebuild(s.datadir, day_of(day3 + DAY), win);
-	assert_true(sum_trained(sum));
-	assert_int_equal(sum_int(sum, "model", "rows_seen"), N);
-	assert_int_equal(sum_int(sum, "model", "rows_no_vector"), 0);
-	assert_int_equal(sum_int(sum, "model", "rows_other_layout"), 0);
-	assert_int_equal(sum_int(sum, "model", "rows"), N);
-	assert_int_equal(sum_int(sum, "model", "frauds"), N / 10);
-	{
-		const uint32_t *slots;
-		uint32_t nl = store_schema_model_inputs(&slots);
-		const char *names[STORE_MODEL_MAX_INPUTS];
-		batch_opts bo;
-		batch_train_opts to;
-		batch_trainset *ts = NULL;
-		batch_model_report rep;
-		store_diag diag;
-		char *json = NULL;
-		size_t len = 0, glen = 0;
-		void *stored;
-
-		for (uint32_t i = 0; i < nl; i++)
-			names[i] = store_schema_field(slots[i])->name;
-		batch_opts_default(&bo);
-		bo.threads = 1;
-		batch_train_opts_nightly(&bo, &to);
-		assert_int_equal(batch_trainset_new(nl, names, &to, &ts, &diag), VIGIL_OK);
-		for (size_t i = 0; i < a.nrecs; i++) {
-			const vt_scored *r = &a.recs[i];
-			bool fraud = false;
-
-			for (size_t j = 0; j < a.nlabels; j++)
-				if (strcmp(a.labels[j].txn_id, r->txn_id) == 0)
-					fraud = a.labels[j].fraud;
-			assert_int_equal(batch_trainset_add(ts, r->x, fraud, r->event_time_ms,
-			    batch_index_hash(r->txn_id, strlen(r->txn_id))), VIGIL_OK);
-		}
-		memset(&rep, 0, sizeof rep);
-		assert_int_equal(batch_train_run(ts, &to, &json, &len, &rep, &diag), VIGIL_OK);
-		assert_true(rep.trained);
-		stored = vt_gen_blob(s.datadir, sum_int(sum, NULL, "generation"), APP_MODEL_BLOB,
-		    &glen);
-		assert_non_null(stored);
-		if (!vt_bytes_equal(json, len, stored, glen))
-			fail_msg("the model trained here from the archived vectors (%zu bytes) is "
-			    "not the rebuild's (%zu bytes)", len, glen);
-		free(stored);
-		free(json);
-		batch_trainset_free(ts);
-	}
-	json_decref(sum);
-	vt_archive_free(&a);
-	vt_server_cleanup(&s);
-}
-
 /* The reasons of one reply checked against the archived vector: the first
  * 3 of model_forest_top's on that vector that have a value (none if no
  * such feature pushed the score up), features of the layout, contributions
@@ -571,6 +453,144 @@ check_reasons(const char *id, const Vigil__V1__ModelOutcome *mo, const vt_scored
 			fail_msg("%s: reason %s: value %.17g, the archived vector has %.9g", id,
 			    mr->feature, mr->value, (double)r->x[j]);
 	}
+}
+
+/*
+ * Train/serve equality, bit for bit. A real vigild serving G scores 600
+ * transactions over two days after A; for each, the model of G evaluated
+ * on the vector archived with its record (read back with store_reader,
+ * store_scored_decode, store_model_vec_decode) equals the reply's model
+ * score exactly (==), the values its reasons show are that vector's, and
+ * so are its request inputs (amount, mcc, hour). Then frauds are labelled over the wire and
+ * vigil-rebuild trains on exactly those two days (--train-window 2d,
+ * --label-maturity 1d): its summary has read 600 rows, all with a vector
+ * of this layout, 60 of them frauds; and a model trained here, in this
+ * process, from the archived vectors (batch_trainset with the rebuild's
+ * own nightly options) is byte-identical to the model.json the rebuild
+ * stored. So the rebuild trains on the very bytes vigild scored with: a
+ * recomputed or altered vector, a lost or extra row, a label read
+ * differently would each give other bytes.
+ */
+static void
+test_train_serve_equal(void **state)
+{
+	enum { N = 600, PER_DAY = 300 };
+	vt_server s;
+	mtxn t;
+	static Vigil__V1__Reply *rep[N];
+	static double score[N];
+	static char ids[N][48];
+	static int64_t amount[N];
+	static uint32_t mcc[N];
+	static int64_t when[N];
+	vt_archive a;
+	int ia = vt_layout_index("amount"), im = vt_layout_index("mcc"), ih = vt_layout_index("hour");
+	json_t *sum;
+	int64_t day1 = as_of + DAY, day3 = as_of + 3 * DAY;
+	const char *const win[] = { "--train-window", "2d", "--label-maturity", "1d", NULL };
+	size_t distinct = 0;
+
+	(void)state;
+	start_on_copy(&s);
+	for (int i = 0; i < N; i++) {
+		Vigil__V1__Reply *r;
+
+		mtxn_make(&t, "ts", i, day1 + (int64_t)(i / PER_DAY) * DAY +
+		    (int64_t)(i % PER_DAY) * 280000);
+		r = score_ok(&s, &t, false);
+		if (r->score->model == NULL)
+			fail_msg("%s: no model in the reply; generation %llu has one", t.id,
+			    (unsigned long long)gen_a);
+		assert_int_equal(r->score->features_generation, gen_a);
+		score[i] = r->score->model->score;
+		snprintf(ids[i], sizeof ids[i], "%s", t.id);
+		amount[i] = t.pb.amount_minor;
+		mcc[i] = t.pb.mcc;
+		when[i] = t.pb.event_time_ms;
+		assert_true(score[i] >= 0 && score[i] <= 1);
+		rep[i] = r;
+	}
+	/* 30 frauds a day, labelled the day after the second */
+	for (int i = 0; i < N; i += 10) {
+		Vigil__V1__Reply *r = vt_label(s.url, ids[i], true, day3 + 3600000);
+
+		assert_non_null(r);
+		assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_OK);
+		vigil__v1__reply__free_unpacked(r, NULL);
+	}
+	assert_int_equal(vt_server_stop(&s), 0);
+
+	vt_archive_load(s.datadir, day1, day1 + 2 * DAY, &a);
+	assert_int_equal(a.nrecs, N);
+	assert_true(ia >= 0 && im >= 0 && ih >= 0);
+	for (int i = 0; i < N; i++) {
+		const vt_scored *r = vt_archive_find(&a, ids[i]);
+
+		check_reply_vs_archive(&a, ids[i], gen_a, score[i], model_a);
+		distinct += i == 0 || score[i] != score[i - 1];
+		/* The score alone tolerates a vector a split never notices; the
+		 * values the reply shows (its reasons) and the request's own
+		 * inputs must be the archived ones too. */
+		check_reasons(ids[i], rep[i]->score->model, r);
+		assert_true(r->x[ia] == (float)((double)amount[i] / 100));
+		assert_true(r->x[im] == (float)mcc[i]);
+		assert_true(r->x[ih] == (float)((when[i] % DAY) / 3600000));
+		vigil__v1__reply__free_unpacked(rep[i], NULL);
+	}
+	assert_true(distinct > 20); /* the vectors, not a constant, decide */
+
+	sum = rebuild(s.datadir, day_of(day3 + DAY), win);
+	assert_true(sum_trained(sum));
+	assert_int_equal(sum_int(sum, "model", "rows_seen"), N);
+	assert_int_equal(sum_int(sum, "model", "rows_no_vector"), 0);
+	assert_int_equal(sum_int(sum, "model", "rows_other_layout"), 0);
+	assert_int_equal(sum_int(sum, "model", "rows"), N);
+	assert_int_equal(sum_int(sum, "model", "frauds"), N / 10);
+	{
+		const uint32_t *slots;
+		uint32_t nl = store_schema_model_inputs(&slots);
+		const char *names[STORE_MODEL_MAX_INPUTS];
+		batch_opts bo;
+		batch_train_opts to;
+		batch_trainset *ts = NULL;
+		batch_model_report mrep;
+		store_diag diag;
+		char *json = NULL;
+		size_t len = 0, glen = 0;
+		void *stored;
+
+		for (uint32_t i = 0; i < nl; i++)
+			names[i] = store_schema_field(slots[i])->name;
+		batch_opts_default(&bo);
+		bo.threads = 1;
+		batch_train_opts_nightly(&bo, &to);
+		assert_int_equal(batch_trainset_new(nl, names, &to, &ts, &diag), VIGIL_OK);
+		for (size_t i = 0; i < a.nrecs; i++) {
+			const vt_scored *r = &a.recs[i];
+			bool fraud = false;
+
+			for (size_t j = 0; j < a.nlabels; j++)
+				if (strcmp(a.labels[j].txn_id, r->txn_id) == 0)
+					fraud = a.labels[j].fraud;
+			assert_int_equal(batch_trainset_add(ts, r->x, fraud, r->event_time_ms,
+			    batch_index_hash(r->txn_id, strlen(r->txn_id))), VIGIL_OK);
+		}
+		memset(&mrep, 0, sizeof mrep);
+		assert_int_equal(batch_train_run(ts, &to, &json, &len, &mrep, &diag), VIGIL_OK);
+		assert_true(mrep.trained);
+		stored = vt_gen_blob(s.datadir, sum_int(sum, NULL, "generation"), APP_MODEL_BLOB,
+		    &glen);
+		assert_non_null(stored);
+		if (!vt_bytes_equal(json, len, stored, glen))
+			fail_msg("the model trained here from the archived vectors (%zu bytes) is "
+			    "not the rebuild's (%zu bytes)", len, glen);
+		free(stored);
+		free(json);
+		batch_trainset_free(ts);
+	}
+	json_decref(sum);
+	vt_archive_free(&a);
+	vt_server_cleanup(&s);
 }
 
 /* The "model" object of a /v1/score reply equals the wire's. */
