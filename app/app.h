@@ -130,7 +130,9 @@ vigil_err app_work_set_features(app_work *w, const store_feature_mask *m);
 
 #define APP_REASONS_MAX 3
 
-/* A feature that pushed the model's score up. */
+/* A feature that pushed the model's score up: of the features with a value
+ * (a missing input has none to show), the largest positive contributions,
+ * descending (model_forest_top). */
 typedef struct app_reason {
 	const char *feature;  /* schema name (static) */
 	vigil_value value;    /* as scored (str points into the work's vector) */

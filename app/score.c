@@ -193,20 +193,32 @@ score_model(app_work *w, const app_model *m, app_outcome *out)
 	w->features[w->model_slot] = vigil_value_num(p);
 }
 
+/*
+ * The reasons: the features with the largest positive contributions that
+ * have a value. A missing input can push the score up too (its split's
+ * default branch), but a reason shows "feature=value", and a missing one
+ * has none to show: it was shown as 0 (vel.device.distinct_cards_24h=0
+ * for a transaction with no device), which is false. So the top
+ * MODEL_TOP_MAX are asked for and the first APP_REASONS_MAX present kept.
+ */
 static void
 score_reasons(app_work *w, const app_model *m, app_outcome *out)
 {
-	model_reason top[APP_REASONS_MAX];
-	uint32_t n = model_forest_top(app_model_forest(m), w->xm, APP_REASONS_MAX, top);
+	model_reason top[MODEL_TOP_MAX];
+	uint32_t n = model_forest_top(app_model_forest(m), w->xm, MODEL_TOP_MAX, top);
+	uint32_t k = 0;
 
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < n && k < APP_REASONS_MAX; i++) {
 		uint32_t slot = app_model_slot(m, top[i].feature);
 
-		out->reasons[i].feature = store_schema_field(slot)->name;
-		out->reasons[i].value = w->features[slot];
-		out->reasons[i].contrib = top[i].contrib;
+		if (isnan(w->xm[top[i].feature]))
+			continue;
+		out->reasons[k].feature = store_schema_field(slot)->name;
+		out->reasons[k].value = w->features[slot];
+		out->reasons[k].contrib = top[i].contrib;
+		k++;
 	}
-	out->nreasons = n;
+	out->nreasons = k;
 }
 
 /* The archived record: outcome, hits (active first, capped), the values of

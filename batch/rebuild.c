@@ -339,8 +339,11 @@ pass_labels(batch_run *r, store_diag *reterr)
 			}
 			HASH_ADD_KEYPTR(hh, r->labels, l->txn_id, len, l);
 			r->nlabels++;
-		} else if (t >= l->time) {
-			/* The latest label known at as_of wins (archive order breaks ties). */
+		} else if (t > l->time || (t == l->time && lab.fraud)) {
+			/* The latest label known at as_of wins; of two at the same
+			 * time, fraud (feeds stamp whole days: a chargeback and its
+			 * reversal can tie). Never archive order: the labels, and so
+			 * the model, must not depend on the order labels arrived in. */
 			l->time = t;
 			l->fraud = lab.fraud;
 		}
@@ -694,6 +697,24 @@ worker_exponent(batch_worker *wk, const char *cur)
 		wk->cur_exp = vigil_currency_exponent(cur);
 	}
 	return wk->cur_exp;
+}
+
+void
+batch_train_opts_nightly(const batch_opts *opts, batch_train_opts *ret)
+{
+	batch_train_opts_default(ret);
+	/* The nightly defaults: a night's training stays a few seconds on two
+	 * cores (docs/model.md, "Training": 100k rows, eta 0.2, at most 200
+	 * rounds, measured against 1M rows / eta 0.1 / 300 rounds). */
+	ret->max_rows = 100000;
+	ret->eta = 0.2;
+	ret->max_rounds = 200;
+	ret->early_stop = 20;
+	ret->threads = opts->threads > 0 ? opts->threads : 1;
+	if (opts->model_min_frauds > 0)
+		ret->min_frauds = opts->model_min_frauds;
+	if (opts->model_max_rows > 0)
+		ret->max_rows = opts->model_max_rows;
 }
 
 /* A training set for the model's input layout. */
@@ -1397,19 +1418,7 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 	if (r->train_from < r->w.from)
 		r->train_from = r->w.from;
 	r->layout = store_schema_model_layout();
-	batch_train_opts_default(&r->topts);
-	/* The nightly defaults: a night's training stays a few seconds on two
-	 * cores (docs/model.md, "Training": 100k rows, eta 0.2, at most 200
-	 * rounds, measured against 1M rows / eta 0.1 / 300 rounds). */
-	r->topts.max_rows = 100000;
-	r->topts.eta = 0.2;
-	r->topts.max_rounds = 200;
-	r->topts.early_stop = 20;
-	r->topts.threads = r->opts.threads;
-	if (r->opts.model_min_frauds > 0)
-		r->topts.min_frauds = r->opts.model_min_frauds;
-	if (r->opts.model_max_rows > 0)
-		r->topts.max_rows = r->opts.model_max_rows;
+	batch_train_opts_nightly(&r->opts, &r->topts);
 	r->train_on = !r->opts.model_off && r->train_from < r->train_to;
 	if (r->train_on && r->opts.part_count > 1) {
 		/* A partial file does not carry training rows yet (docs/model.md):

@@ -224,6 +224,9 @@ void      batch_worker_fini(batch_worker *wk);
  * generation being written (blobs "model.json", "model.meta"); fills
  * r->sum.model. No model (cold start, turned off) is not an error. */
 vigil_err batch_run_train(batch_run *r, store_diag *reterr);
+/* The training options a rebuild with opts uses (nightly defaults, then
+ * opts' model settings); a test that retrains from the archive uses them. */
+void      batch_train_opts_nightly(const batch_opts *opts, batch_train_opts *ret);
 
 /* part.c: writes this partition's share (after batch_run_merge_workers). */
 vigil_err batch_part_write(batch_run *r, const char *path, store_diag *reterr);

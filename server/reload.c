@@ -4,8 +4,9 @@
  * change without a restart. A srv_rules is one compiled rule file; a
  * srv_ruleset pairs it with the thresholds tuned for one feature generation
  * and that generation's model (a model the generation brings that does not
- * decode is refused: the previous one keeps serving, said in the log, health
- * and /metrics). Scoring
+ * decode is refused: the previous one keeps serving, said in the log and
+ * counted in s->model_failures / s->model_generation, which neither health
+ * nor /metrics shows yet). Scoring
  * takes a reference to the current ruleset under a read lock held for a
  * pointer copy, so a reload (new file) or a retune (new generation) is compiled
  * entirely off the scoring path and becomes visible in one swap; requests

@@ -626,3 +626,106 @@ vt_run(const char *const *argv, char **ret_out)
 	}
 	return WEXITSTATUS(status);
 }
+
+/* ---- Data directories and logs ---- */
+
+int
+vt_copy_dir(const char *src, const char *dst)
+{
+	const char *argv[] = { "/bin/cp", "-a", "--", NULL, NULL, NULL };
+	char from[1024];
+	int rv;
+
+	if (mkdir(dst, 0750) != 0 && errno != EEXIST) {
+		fprintf(stderr, "harness: mkdir %s: %s\n", dst, strerror(errno));
+		return -1;
+	}
+	snprintf(from, sizeof from, "%s/.", src);
+	argv[3] = from;
+	argv[4] = dst;
+	rv = vt_run(argv, NULL);
+	if (rv != 0)
+		fprintf(stderr, "harness: cp -a %s %s: exit %d\n", from, dst, rv);
+	return rv == 0 ? 0 : -1;
+}
+
+int
+vt_server_datadir_from(vt_server *s, const char *src)
+{
+	snprintf(s->datadir, sizeof s->datadir, "/tmp/vigil-test-XXXXXX");
+	if (mkdtemp(s->datadir) == NULL) {
+		fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
+		s->datadir[0] = '\0';
+		return -1;
+	}
+	return vt_copy_dir(src, s->datadir);
+}
+
+int
+vt_log_count(const vt_server *s, const char *needle)
+{
+	FILE *f = fopen(s->log, "r");
+	char line[2048];
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	fclose(f);
+	return n;
+}
+
+bool
+vt_log_wait(const vt_server *s, const char *needle, int n, int timeout_ms)
+{
+	for (int waited = 0;; waited += 20) {
+		if (vt_log_count(s, needle) >= n)
+			return true;
+		if (waited >= timeout_ms)
+			return false;
+		sleep_ms(20);
+	}
+}
+
+int
+vt_nightly_datadir(const char *dir, const vt_nightly *o)
+{
+	char csv[1024], cards[16], days[16], seed[16], rate[32];
+	const char *gen[] = { "tools/gen/vigil-gen", "--cards", cards, "--days", days,
+		"--seed", seed, "--fraud-rate", rate, "--start", o->start, "--output", csv,
+		"--quiet", NULL };
+	const char *argv[48];
+	int argc = 0, rv;
+
+	snprintf(csv, sizeof csv, "%s.csv", dir);
+	snprintf(cards, sizeof cards, "%u", o->cards);
+	snprintf(days, sizeof days, "%u", o->days);
+	snprintf(seed, sizeof seed, "%u", o->seed);
+	snprintf(rate, sizeof rate, "%g", o->fraud_rate);
+	rv = vt_run(gen, NULL);
+	if (rv != 0) {
+		fprintf(stderr, "harness: vigil-gen: exit %d\n", rv);
+		return -1;
+	}
+	argv[argc++] = "tools/replay/vigil-replay";
+	argv[argc++] = "--csv";
+	argv[argc++] = csv;
+	argv[argc++] = "--nightly";
+	argv[argc++] = "--work";
+	argv[argc++] = dir;
+	argv[argc++] = "--rules";
+	argv[argc++] = o->rules != NULL ? o->rules : vt_src_path("rules/default.rules");
+	argv[argc++] = "--quiet";
+	for (int i = 0; o->extra != NULL && o->extra[i] != NULL && argc < 46; i++)
+		argv[argc++] = o->extra[i];
+	argv[argc] = NULL;
+	rv = vt_run(argv, NULL);
+	unlink(csv);
+	if (rv != 0) {
+		fprintf(stderr, "harness: vigil-replay --nightly --work %s: exit %d\n", dir, rv);
+		return -1;
+	}
+	return 0;
+}

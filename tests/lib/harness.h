@@ -116,4 +116,40 @@ int  vt_pki_make(const char *dir);
  * returns its exit status (-1 if it could not run). */
 int  vt_run(const char *const *argv, char **ret_out);
 
+/* ---- Data directories and logs (the model tests) ---- */
+
+/* cp -a src/. dst (dst created if needed). 0 on success. */
+int  vt_copy_dir(const char *src, const char *dst);
+/*
+ * Makes s->datadir a fresh /tmp/vigil-test-XXXXXX directory holding a copy of
+ * src (a data directory: archive/, features/), so that vt_server_start then
+ * serves it and vt_server_cleanup removes it. 0 on success.
+ */
+int  vt_server_datadir_from(vt_server *s, const char *src);
+
+/* How many lines of the server's log contain needle (0 if no log). */
+int  vt_log_count(const vt_server *s, const char *needle);
+/* Waits up to timeout_ms until at least n lines of the log contain needle;
+ * true if they do. */
+bool vt_log_wait(const vt_server *s, const char *needle, int n, int timeout_ms);
+
+/*
+ * A data directory made by the real nightly cycle, offline: vigil-gen
+ * (cards, days from start, fraud_rate, seed) piped through vigil-replay
+ * --nightly --work dir --rules rules (NULL: rules/default.rules): every
+ * transaction scored and archived by the one pipeline with its model
+ * vector, labels archived as they become known, vigil-rebuild run at every
+ * UTC midnight (models trained once enough labels are mature). dir must not
+ * exist or be empty. extra: more vigil-replay arguments (NULL-terminated,
+ * may be NULL). 0 on success, else -1 with the reason on stderr.
+ */
+typedef struct vt_nightly {
+	unsigned    cards, days, seed;
+	double      fraud_rate;
+	const char *start;   /* YYYY-MM-DD */
+	const char *rules;
+	const char *const *extra;
+} vt_nightly;
+int  vt_nightly_datadir(const char *dir, const vt_nightly *o);
+
 #endif
