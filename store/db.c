@@ -1251,6 +1251,8 @@ store_db_get_health(store_db *db, store_db_health *ret_health)
 		ret_health->generation = gen_number(db->gen->gen);
 		store_gen_check_get(db->gen->gen, &chk);
 		ret_health->generation_verified = chk.verified;
+		ret_health->generation_bytes = chk.bytes;
+		ret_health->generation_verify_us = chk.verify_us;
 	}
 	ret_health->generation_refused = db->gen_refused;
 	ret_health->refused_generation = db->gen_refused_n;

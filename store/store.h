@@ -713,6 +713,8 @@ typedef struct store_db_health {
 	store_archive_health archive;
 	uint64_t             generation;          /* served; 0 = none */
 	bool                 generation_verified; /* it matched its CHECKSUM (false: written before checksums, or none) */
+	uint64_t             generation_bytes;    /* its data.mdb's size */
+	uint64_t             generation_verify_us; /* time its verification took */
 	bool                 generation_refused;  /* CURRENT names a generation that is not served */
 	uint64_t             refused_generation;  /* which; 0 if CURRENT itself is malformed */
 	char                 generation_error[512]; /* one line, why ("" unless refused) */
