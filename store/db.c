@@ -969,7 +969,7 @@ store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
 	if (r == NULL) {
 		rv = VIGIL_ENOMEM;
 		store_diag_set(reterr, "features/gen-%06" PRIu64 ": out of memory", n);
-		db->refused_retry = true;
+		db_gen_refuse(db, n, "out of memory", rv, sig); /* retried next time */
 		goto out;
 	}
 	g = NULL;
