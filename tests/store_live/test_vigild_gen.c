@@ -188,14 +188,15 @@ http_get(vt_server *s, const char *path, int want_code)
 	assert_int_equal(vt_http_get(s->admin_port, path, &code, &body), 0);
 	if (code != want_code)
 		fail_msg("%s: %d, not %d: %s", path, code, want_code, body ? body : "");
+	assert_non_null(body);
 	return body;
 }
 
 static void
 assert_has(const char *body, const char *needle)
 {
-	if (strstr(body, needle) == NULL)
-		fail_msg("\"%s\" not in: %s", needle, body);
+	if (body == NULL || strstr(body, needle) == NULL)
+		fail_msg("\"%s\" not in: %s", needle, body != NULL ? body : "(no body)");
 }
 
 /* Scores one transaction; returns the generation it was scored with. */
