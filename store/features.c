@@ -12,6 +12,11 @@
  * start with a uint16 layout version; this file is their only codec
  * (docs/storage.md).
  *
+ * Before the rename the commit writes CHECKSUM, the XXH3-128 of data.mdb;
+ * a reader reads the whole file and compares before LMDB maps any of it, so
+ * a damaged or truncated generation is refused with a line naming it
+ * instead of faulting (SIGBUS) in the first mdb_get ("Checksums" below).
+ *
  * Readers open a committed generation with MDB_RDONLY | MDB_NOLOCK: nothing
  * ever opens it for writing again (the writer closed it before the rename),
  * so the reader lock table, whose job is to protect readers from a
