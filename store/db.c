@@ -927,6 +927,7 @@ store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
 	uint64_t    n = 0, have, sig;
 	store_gen  *g = NULL;
 	db_genref  *r;
+	store_diag  d = { .msg = "" };
 	vigil_err   rv = VIGIL_OK;
 	bool        changed = false, same;
 
@@ -948,9 +949,9 @@ store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
 		goto out;
 	db->cur_st = st;
 	db->cur_st_valid = true;
-	rv = gen_current_read(db->datadir, &n, reterr);
+	rv = gen_current_read(db->datadir, &n, &d);
 	if (rv != VIGIL_OK) {
-		db_gen_refuse(db, 0, reterr != NULL ? reterr->msg : "", rv, 0);
+		db_gen_refuse(db, 0, d.msg, rv, 0);
 		goto out; /* tried again once CURRENT changes */
 	}
 	have = store_db_generation(db);
@@ -959,17 +960,17 @@ store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
 		goto out;
 	}
 	sig = gen_files_sig(db->datadir, n);
-	rv = store_gen_open(db->datadir, n, &g, reterr);
+	rv = store_gen_open(db->datadir, n, &g, &d);
 	if (rv != VIGIL_OK) {
 		/* Keep serving the one we have. */
-		db_gen_refuse(db, n, reterr != NULL ? reterr->msg : "", rv, sig);
+		db_gen_refuse(db, n, d.msg, rv, sig);
 		goto out;
 	}
 	r = genref_new(g, true);
 	if (r == NULL) {
 		rv = VIGIL_ENOMEM;
-		store_diag_set(reterr, "features/gen-%06" PRIu64 ": out of memory", n);
-		db_gen_refuse(db, n, "out of memory", rv, sig); /* retried next time */
+		store_diag_set(&d, "features/gen-%06" PRIu64 ": out of memory", n);
+		db_gen_refuse(db, n, d.msg, rv, sig); /* retried next time */
 		goto out;
 	}
 	g = NULL;
@@ -979,6 +980,8 @@ store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
 out:
 	pthread_mutex_unlock(&db->refresh_mu);
 	store_gen_close(g);
+	if (rv != VIGIL_OK && reterr != NULL)
+		*reterr = d;
 done:
 	if (rv == VIGIL_OK && ret_changed != NULL)
 		*ret_changed = changed;
