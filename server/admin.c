@@ -164,6 +164,13 @@ admin_health_json(srv_server *s)
 	 * errors) cannot acknowledge a score: not ready until it heals. */
 	if (o != NULL && atomic_load(&s->ready) && s->db != NULL) {
 		store_db_get_health(s->db, &dh);
+		/* A refused generation leaves vigild ready: it scores on the
+		 * generation it kept or fell back to (or none: the rules'
+		 * fallbacks), and says so here (docs/storage.md). */
+		json_object_set_new(o, "generation_verified", json_boolean(dh.generation_verified));
+		json_object_set_new(o, "generation_refused",
+		    json_integer((json_int_t)(dh.generation_refused ? dh.refused_generation : 0)));
+		json_object_set_new(o, "generation_error", json_string(dh.generation_error));
 		if (!dh.ok) {
 			snprintf(why, sizeof why, "archive failing: %s %s: %s (%s) for %lld s; retrying",
 			    dh.archive.op, dh.archive.file, strerror(dh.archive.err),

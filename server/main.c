@@ -242,21 +242,75 @@ main_watch_tick(srv_server *s, main_watch *w)
 	main_watch_lists(s, w);
 }
 
+/* "generation 42 (verified: 212.4 MB in 96 ms)" or "(unverified: ...)",
+ * or "no generation (cold start: rules use their fallbacks)". */
+static void
+main_gen_describe(const store_db_health *h, char *buf, size_t len)
+{
+	if (h->generation == 0)
+		snprintf(buf, len, "no generation (cold start: rules use their fallbacks)");
+	else if (h->generation_verified)
+		snprintf(buf, len, "generation %llu (verified: %.1f MB in %llu ms)",
+		    (unsigned long long)h->generation, (double)h->generation_bytes / 1e6,
+		    (unsigned long long)(h->generation_verify_us / 1000));
+	else
+		snprintf(buf, len, "generation %llu (unverified: no CHECKSUM, written before "
+		    "checksums)", (unsigned long long)h->generation);
+}
+
+/* "generation 43" or "CURRENT" (when CURRENT itself is unreadable). */
+static void
+main_gen_refused_name(const store_db_health *h, char *buf, size_t len)
+{
+	if (h->refused_generation != 0)
+		snprintf(buf, len, "generation %llu", (unsigned long long)h->refused_generation);
+	else
+		snprintf(buf, len, "CURRENT");
+}
+
+/* Start-up: which generation is served, and the one refused if any
+ * (docs/storage.md, "Verification"). */
+static void
+main_gen_startup(srv_server *s)
+{
+	store_db_health h;
+	char what[160], refused[48];
+
+	store_db_get_health(s->db, &h);
+	main_gen_describe(&h, what, sizeof what);
+	if (!h.generation_refused) {
+		if (h.generation != 0)
+			srv_log("features: serving %s", what);
+		return;
+	}
+	main_gen_refused_name(&h, refused, sizeof refused);
+	srv_log("features: refused %s named by CURRENT: %s; serving %s instead%s; /readyz "
+	    "(generation_error) and /metrics say so until CURRENT names a generation that opens",
+	    refused, h.generation_error, what,
+	    h.generation != 0 ? ", the newest older generation that opens" : "");
+}
+
 static void
 main_refresh(srv_server *s, char *lasterr, size_t lasterrlen)
 {
+	store_db_health h;
 	store_diag diag;
+	char what[160], refused[48];
 	bool changed = false;
 	vigil_err rv;
 
 	diag.msg[0] = '\0';
 	rv = store_db_refresh(s->db, &changed, &diag);
 	if (rv != VIGIL_OK) {
-		/* Log a failing refresh once, not every 200 ms. */
+		/* The db tries a refused generation again only once it or
+		 * CURRENT changes, so this is once per bad generation; the
+		 * comparison keeps a retried ENOMEM from logging each tick. */
 		if (strcmp(lasterr, diag.msg) != 0) {
-			srv_log("features: cannot switch generation: %s: %s; still serving "
-			    "generation %llu", vigil_strerror(rv), diag.msg,
-			    (unsigned long long)store_db_generation(s->db));
+			store_db_get_health(s->db, &h);
+			main_gen_describe(&h, what, sizeof what);
+			main_gen_refused_name(&h, refused, sizeof refused);
+			srv_log("features: refused %s named by CURRENT: %s: %s; still serving %s",
+			    refused, vigil_strerror(rv), diag.msg, what);
 			snprintf(lasterr, lasterrlen, "%s", diag.msg);
 		}
 		return;
@@ -265,8 +319,9 @@ main_refresh(srv_server *s, char *lasterr, size_t lasterrlen)
 	if (!changed)
 		return;
 	atomic_store(&s->gen_switched_ms, vigil_now_ms());
-	srv_log("features: switched to generation %llu",
-	    (unsigned long long)store_db_generation(s->db));
+	store_db_get_health(s->db, &h);
+	main_gen_describe(&h, what, sizeof what);
+	srv_log("features: switched to %s", what);
 	srv_rules_retune(s);
 }
 
@@ -708,6 +763,7 @@ main(int argc, char **argv)
 	srv_log("store: opened %s: %u segment(s), last seq %llu, generation %llu",
 	    s->cfg.data_dir, recovery.segments, (unsigned long long)recovery.last_seq,
 	    (unsigned long long)store_db_generation(s->db));
+	main_gen_startup(s);
 	if (srv_rules_retune(s) != VIGIL_OK)
 		goto out;
 	if (!main_maint_start(&g_maint, s))

@@ -187,6 +187,29 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 		    "when vigild last switched to a new generation (Unix seconds)");
 		evbuffer_add_printf(out, "vigil_features_generation_switched_timestamp_seconds %.3f\n",
 		    (double)atomic_load(&s->gen_switched_ms) / 1000.0);
+		/* Verification (docs/storage.md, "Verification"). */
+		store_db_get_health(s->db, &h);
+		metrics_head(out, "vigil_features_generation_verified", "gauge",
+		    "1 if the generation being read matched its CHECKSUM, 0 if none is read or it "
+		    "was written before checksums");
+		evbuffer_add_printf(out, "vigil_features_generation_verified %d\n",
+		    h.generation_verified ? 1 : 0);
+		metrics_head(out, "vigil_features_generation_verify_seconds", "gauge",
+		    "time spent reading and hashing the generation being read before it was mapped");
+		evbuffer_add_printf(out, "vigil_features_generation_verify_seconds %.6f\n",
+		    (double)h.generation_verify_us / 1e6);
+		metrics_head(out, "vigil_features_generation_refused", "gauge",
+		    "1 while the generation CURRENT names is refused (damaged, missing, unreadable; "
+		    "label: its number, 0 for a malformed CURRENT) and another or none is read");
+		if (h.generation_refused)
+			evbuffer_add_printf(out, "vigil_features_generation_refused{generation=\"%llu\"} 1\n",
+			    (unsigned long long)h.refused_generation);
+		else
+			evbuffer_add_printf(out, "vigil_features_generation_refused 0\n");
+		metrics_head(out, "vigil_features_generation_refusals_total", "counter",
+		    "generations refused since start (at start-up and at switches)");
+		evbuffer_add_printf(out, "vigil_features_generation_refusals_total %llu\n",
+		    (unsigned long long)h.generation_refusals);
 
 		store_db_get_stats(s->db, &st);
 		metrics_head(out, "vigil_archive_records_total", "counter", "records appended to the archive");
@@ -204,7 +227,6 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 		metrics_head(out, "vigil_archive_last_seq", "gauge", "sequence number of the last record");
 		evbuffer_add_printf(out, "vigil_archive_last_seq %llu\n",
 		    (unsigned long long)st.archive.last_seq);
-		store_db_get_health(s->db, &h);
 		metrics_head(out, "vigil_archive_error", "gauge",
 		    "1 while the archive refuses appends after a failed write, sync or segment "
 		    "creation (label: the errno), 0 when healthy");

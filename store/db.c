@@ -64,6 +64,16 @@ struct store_db {
 	pthread_mutex_t  refresh_mu;
 	struct stat      cur_st;
 	bool             cur_st_valid;
+	/* A generation CURRENT names that is not served (docs/storage.md,
+	 * "Verification"): under gen_mu, for store_db_get_health ... */
+	bool             gen_refused;
+	uint64_t         gen_refused_n; /* 0: CURRENT itself is malformed */
+	char             gen_error[sizeof ((store_db_health *)0)->generation_error];
+	uint64_t         gen_refusals;
+	/* ... and under refresh_mu, when to try it again: once its files
+	 * change (or CURRENT does), or at once after a resource error. */
+	uint64_t         refused_sig;
+	bool             refused_retry;
 	uint32_t         plan; /* live_plan of opts.features */
 };
 
@@ -247,6 +257,74 @@ db_gen_install(store_db *db, db_genref *r)
 	atomic_fetch_add_explicit(&db->gen_epoch, 1, memory_order_release);
 	pthread_mutex_unlock(&db->gen_mu);
 	genref_release(old);
+}
+
+/* Records that generation n (0: CURRENT itself) was refused for why;
+ * sig is gen_files_sig(n) taken before the attempt. */
+static void
+db_gen_refuse(store_db *db, uint64_t n, const char *why, vigil_err rv, uint64_t sig)
+{
+	pthread_mutex_lock(&db->gen_mu);
+	db->gen_refused = true;
+	db->gen_refused_n = n;
+	snprintf(db->gen_error, sizeof db->gen_error, "%s", why[0] ? why : vigil_strerror(rv));
+	db->gen_refusals++;
+	pthread_mutex_unlock(&db->gen_mu);
+	db->refused_sig = sig;
+	db->refused_retry = rv == VIGIL_ENOMEM || rv == VIGIL_ELIMIT;
+}
+
+static void
+db_gen_refused_clear(store_db *db)
+{
+	pthread_mutex_lock(&db->gen_mu);
+	db->gen_refused = false;
+	db->gen_refused_n = 0;
+	db->gen_error[0] = '\0';
+	pthread_mutex_unlock(&db->gen_mu);
+	db->refused_retry = false;
+}
+
+/*
+ * Start-up: the generation CURRENT names or, if it is refused (missing,
+ * damaged, unreadable), the newest older one that opens, or none (a cold
+ * start: rules use their fallbacks); a refusal is kept for
+ * store_db_get_health. Fails only for lack of memory.
+ */
+static vigil_err
+db_gen_start(store_db *db)
+{
+	store_gen *g = NULL;
+	db_genref *r;
+	store_diag d = { .msg = "" };
+	uint64_t   n = 0, sig = 0;
+	uint32_t   also = 0;
+	vigil_err  rv;
+
+	rv = gen_current_read(db->datadir, &n, &d);
+	if (rv == VIGIL_OK && n == 0)
+		return VIGIL_OK; /* no generation yet */
+	if (rv == VIGIL_OK) {
+		sig = gen_files_sig(db->datadir, n);
+		rv = store_gen_open(db->datadir, n, &g, &d);
+	}
+	if (rv == VIGIL_ENOMEM)
+		return rv;
+	if (rv != VIGIL_OK) {
+		db_gen_refuse(db, n, d.msg, rv, sig);
+		rv = gen_open_newest_below(db->datadir, n != 0 ? n : UINT64_MAX, &g, &also);
+		if (rv == VIGIL_ENOMEM)
+			return rv;
+		if (rv != VIGIL_OK)
+			return VIGIL_OK; /* none opens: serve none, and say so */
+	}
+	r = genref_new(g, true);
+	if (r == NULL) {
+		store_gen_close(g);
+		return VIGIL_ENOMEM;
+	}
+	db_gen_install(db, r);
+	return VIGIL_OK;
 }
 
 /* The context's generation, refreshed if the epoch moved. */
@@ -713,8 +791,6 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
     store_recovery *ret_recovery, store_diag *reterr)
 {
 	store_db      *db = NULL;
-	store_gen     *g = NULL;
-	db_genref     *r;
 	char           dir[DB_PATH_MAX];
 	store_recovery rec;
 	char           note[sizeof reterr->msg] = "";
@@ -745,27 +821,22 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
 		if (rv != VIGIL_OK)
 			goto out;
 	}
-	rv = store_gen_open_current(datadir, &g, reterr);
-	if (rv == VIGIL_OK) {
-		r = genref_new(g, true);
-		if (r == NULL) {
-			rv = VIGIL_ENOMEM;
-			goto out;
-		}
-		g = NULL;
-		db_gen_install(db, r);
-	} else if (rv != VIGIL_ENOTFOUND) {
-		goto out;
-	}
 	{
 		char        cpath[DB_PATH_MAX];
 		struct stat st;
 
+		/* Before reading it: a CURRENT replaced meanwhile is read again
+		 * by the first refresh. */
 		if (gen_current_path(datadir, cpath, sizeof cpath) == VIGIL_OK &&
 		    stat(cpath, &st) == 0) {
 			db->cur_st = st;
 			db->cur_st_valid = true;
 		}
+	}
+	rv = db_gen_start(db);
+	if (rv != VIGIL_OK) {
+		store_diag_set(reterr, "%s/features: %s", datadir, vigil_strerror(rv));
+		goto out;
 	}
 	if (!db->opts.read_only) {
 		rv = db_recover(db, reterr, note, sizeof note);
@@ -780,7 +851,6 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
 	db = NULL;
 	rv = VIGIL_OK;
 out:
-	store_gen_close(g);
 	store_db_close(db);
 	return rv;
 }
@@ -854,11 +924,12 @@ store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
 {
 	char        cpath[DB_PATH_MAX];
 	struct stat st;
-	uint64_t    n = 0, have;
+	uint64_t    n = 0, have, sig;
 	store_gen  *g = NULL;
 	db_genref  *r;
+	store_diag  d = { .msg = "" };
 	vigil_err   rv = VIGIL_OK;
-	bool        changed = false;
+	bool        changed = false, same;
 
 	if (db->memory)
 		goto done;
@@ -866,37 +937,51 @@ store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
 	if (gen_current_path(db->datadir, cpath, sizeof cpath) != VIGIL_OK ||
 	    stat(cpath, &st) != 0)
 		goto out; /* no CURRENT yet: nothing to switch to */
-	if (db->cur_st_valid && st.st_ino == db->cur_st.st_ino &&
+	same = db->cur_st_valid && st.st_ino == db->cur_st.st_ino &&
 	    st.st_mtim.tv_sec == db->cur_st.st_mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == db->cur_st.st_mtim.tv_nsec && st.st_size == db->cur_st.st_size)
+	    st.st_mtim.tv_nsec == db->cur_st.st_mtim.tv_nsec && st.st_size == db->cur_st.st_size;
+	/* CURRENT unchanged: nothing to do, unless the generation it names
+	 * was refused and its files changed since (or the refusal was for
+	 * lack of memory or descriptors). A refused generation is not read
+	 * again every tick: verifying it reads it whole. */
+	if (same && (!db->gen_refused || db->gen_refused_n == 0 ||
+	    (!db->refused_retry && gen_files_sig(db->datadir, db->gen_refused_n) == db->refused_sig)))
 		goto out;
-	rv = store_gen_current(db->datadir, &n);
+	db->cur_st = st;
+	db->cur_st_valid = true;
+	rv = gen_current_read(db->datadir, &n, &d);
 	if (rv != VIGIL_OK) {
-		store_diag_set(reterr, "%s: unreadable: %s", cpath, vigil_strerror(rv));
-		goto out;
+		db_gen_refuse(db, 0, d.msg, rv, 0);
+		goto out; /* tried again once CURRENT changes */
 	}
 	have = store_db_generation(db);
 	if (n == 0 || n == have) {
-		db->cur_st = st;
-		db->cur_st_valid = true;
+		db_gen_refused_clear(db);
 		goto out;
 	}
-	rv = store_gen_open(db->datadir, n, &g, reterr);
-	if (rv != VIGIL_OK)
-		goto out; /* keep serving the one we have; CURRENT is retried next time */
+	sig = gen_files_sig(db->datadir, n);
+	rv = store_gen_open(db->datadir, n, &g, &d);
+	if (rv != VIGIL_OK) {
+		/* Keep serving the one we have. */
+		db_gen_refuse(db, n, d.msg, rv, sig);
+		goto out;
+	}
 	r = genref_new(g, true);
 	if (r == NULL) {
 		rv = VIGIL_ENOMEM;
+		store_diag_set(&d, "features/gen-%06" PRIu64 ": out of memory", n);
+		db_gen_refuse(db, n, d.msg, rv, sig); /* retried next time */
 		goto out;
 	}
 	g = NULL;
 	db_gen_install(db, r);
-	db->cur_st = st;
-	db->cur_st_valid = true;
+	db_gen_refused_clear(db);
 	changed = true;
 out:
 	pthread_mutex_unlock(&db->refresh_mu);
 	store_gen_close(g);
+	if (rv != VIGIL_OK && reterr != NULL)
+		*reterr = d;
 done:
 	if (rv == VIGIL_OK && ret_changed != NULL)
 		*ret_changed = changed;
@@ -1158,10 +1243,25 @@ db_archive_diag(store_db *db, store_diag *reterr, const char *txn_id, const char
 void
 store_db_get_health(store_db *db, store_db_health *ret_health)
 {
+	store_gen_check chk;
+
 	memset(ret_health, 0, sizeof *ret_health);
 	if (db->ar != NULL)
 		store_archive_get_health(db->ar, &ret_health->archive);
 	ret_health->ok = !ret_health->archive.failing;
+	pthread_mutex_lock(&db->gen_mu);
+	if (db->gen != NULL) {
+		ret_health->generation = gen_number(db->gen->gen);
+		store_gen_check_get(db->gen->gen, &chk);
+		ret_health->generation_verified = chk.verified;
+		ret_health->generation_bytes = chk.bytes;
+		ret_health->generation_verify_us = chk.verify_us;
+	}
+	ret_health->generation_refused = db->gen_refused;
+	ret_health->refused_generation = db->gen_refused_n;
+	memcpy(ret_health->generation_error, db->gen_error, sizeof db->gen_error);
+	ret_health->generation_refusals = db->gen_refusals;
+	pthread_mutex_unlock(&db->gen_mu);
 }
 
 vigil_err

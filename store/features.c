@@ -12,6 +12,11 @@
  * start with a uint16 layout version; this file is their only codec
  * (docs/storage.md).
  *
+ * Before the rename the commit writes CHECKSUM, the XXH3-128 of data.mdb;
+ * a reader reads the whole file and compares before LMDB maps any of it, so
+ * a damaged or truncated generation is refused with a line naming it
+ * instead of faulting (SIGBUS) in the first mdb_get ("Checksums" below).
+ *
  * Readers open a committed generation with MDB_RDONLY | MDB_NOLOCK: nothing
  * ever opens it for writing again (the writer closed it before the rename),
  * so the reader lock table, whose job is to protect readers from a
@@ -33,6 +38,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "features_int.h"
 #include "store.h"
@@ -44,6 +50,11 @@
 #define GEN_DEFAULT_KEEP 3
 #define GEN_PATH_MAX    4096
 #define GEN_MAX_NUMBER  999999999ULL
+#define GEN_DATA_FILE      "data.mdb"
+#define GEN_CHECKSUM_FILE  "CHECKSUM"
+#define GEN_CHECKSUMS_FROM "CHECKSUMS_FROM"
+#define GEN_CHECKSUM_HEX   32          /* XXH3-128 in hex */
+#define GEN_VERIFY_BUF     (1u << 20)  /* read size while verifying */
 
 enum { DBI_CARD, DBI_MERCHANT, DBI_TERMINAL, DBI_THRESHOLD, DBI_META };
 static const char *const gen_dbi_names[GEN_NDBI] = {
@@ -56,6 +67,7 @@ struct store_gen {
 	MDB_dbi         dbi[GEN_NDBI];
 	store_gen_meta  meta;
 	char            name[32]; /* "gen-000042" for messages */
+	store_gen_check check;    /* how data.mdb was verified at open */
 	pthread_mutex_t pool_mu;
 	MDB_txn        *pool[GEN_POOL_MAX];
 	int             npool;
@@ -100,6 +112,19 @@ gen_err_from_mdb(int rc)
 		return VIGIL_ENOMEM;
 	default:
 		return rc > 0 ? vigil_err_from_errno(rc) : VIGIL_EIO;
+	}
+}
+
+/* An LMDB error while opening a generation: the generation is unreadable
+ * (VIGIL_ECORRUPT) unless it is this process's memory or descriptors. */
+static vigil_err
+gen_open_err(int rc)
+{
+	switch (rc) {
+	case ENOMEM: return VIGIL_ENOMEM;
+	case EMFILE: case ENFILE: return VIGIL_ELIMIT;
+	case MDB_VERSION_MISMATCH: return VIGIL_EVERSION;
+	default: return VIGIL_ECORRUPT;
 	}
 }
 
@@ -758,6 +783,353 @@ out:
 }
 
 /* ---------------------------------------------------------------------- */
+/*
+ * Checksums (docs/storage.md, "Verification"). A generation directory
+ * holds CHECKSUM, one line in xxh128sum(1)'s format:
+ *
+ *     <32 lowercase hex digits of XXH3-128 over data.mdb>  data.mdb\n
+ *
+ * written by store_genw_commit after the final sync and before the rename.
+ * store_gen_open recomputes it by reading the file (1 MiB at a time) before
+ * LMDB maps anything, so damaged pages are refused, never dereferenced.
+ * features/CHECKSUMS_FROM ("gen-NNNNNN\n", written once by the first commit
+ * that wrote a CHECKSUM) says from which generation on a CHECKSUM must
+ * exist; older generations without one were written before checksums and
+ * are opened unverified.
+ */
+
+static vigil_err
+gen_io_err(int e)
+{
+	/* Resource limits of this process are not damage; everything else
+	 * that stops a generation from being read is. */
+	switch (e) {
+	case ENOMEM: return VIGIL_ENOMEM;
+	case EMFILE: case ENFILE: return VIGIL_ELIMIT;
+	case EACCES: case EPERM: return vigil_err_from_errno(e);
+	default: return VIGIL_ECORRUPT;
+	}
+}
+
+static void
+gen_hex(const XXH128_hash_t *h, char out[GEN_CHECKSUM_HEX + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, *h); /* high 64 bits first, big-endian */
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = digits[c.digest[i] >> 4];
+		out[2 * i + 1] = digits[c.digest[i] & 15];
+	}
+	out[GEN_CHECKSUM_HEX] = '\0';
+}
+
+/* XXH3-128 of the open file fd from offset 0 to its end, read in
+ * GEN_VERIFY_BUF pieces (bounded memory whatever the size). *ret_bytes:
+ * bytes read. An errno on failure (ENOMEM if no buffer). */
+static int
+gen_hash_fd(int fd, XXH128_hash_t *ret_h, uint64_t *ret_bytes)
+{
+	XXH3_state_t *st = XXH3_createState();
+	uint8_t      *buf = malloc(GEN_VERIFY_BUF);
+	uint64_t      total = 0;
+	ssize_t       n;
+	int           e = 0;
+
+	if (st == NULL || buf == NULL) {
+		e = ENOMEM;
+		goto out;
+	}
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	XXH3_128bits_reset(st);
+	for (;;) {
+		n = pread(fd, buf, GEN_VERIFY_BUF, (off_t)total);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			e = errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		XXH3_128bits_update(st, buf, (size_t)n);
+		total += (uint64_t)n;
+	}
+	*ret_h = XXH3_128bits_digest(st);
+	*ret_bytes = total;
+out:
+	free(buf);
+	XXH3_freeState(st);
+	return e;
+}
+
+/* Writes gendir/CHECKSUM for gendir/data.mdb: CHECKSUM.tmp, fsync, rename,
+ * fsync gendir. */
+vigil_err
+gen_checksum_write(const char *gendir, store_diag *reterr)
+{
+	char          data[GEN_PATH_MAX], path[GEN_PATH_MAX], tmp[GEN_PATH_MAX];
+	char          line[GEN_CHECKSUM_HEX + sizeof "  " GEN_DATA_FILE "\n"];
+	char          hex[GEN_CHECKSUM_HEX + 1];
+	XXH128_hash_t h;
+	uint64_t      bytes;
+	int           fd = -1, e, len;
+	vigil_err     rv;
+
+	if (path_join(data, sizeof data, gendir, GEN_DATA_FILE) != VIGIL_OK ||
+	    path_join(path, sizeof path, gendir, GEN_CHECKSUM_FILE) != VIGIL_OK ||
+	    path_join(tmp, sizeof tmp, gendir, GEN_CHECKSUM_FILE ".tmp") != VIGIL_OK) {
+		store_diag_set(reterr, "%s: path too long", gendir);
+		return VIGIL_ETOOBIG;
+	}
+	fd = open(data, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+		store_diag_set(reterr, "%s: checksum: %s", data, strerror(e));
+		return vigil_err_from_errno(e);
+	}
+	e = gen_hash_fd(fd, &h, &bytes);
+	close(fd);
+	fd = -1;
+	if (e != 0) {
+		store_diag_set(reterr, "%s: checksum: %s", data, strerror(e));
+		return vigil_err_from_errno(e);
+	}
+	gen_hex(&h, hex);
+	len = snprintf(line, sizeof line, "%s  " GEN_DATA_FILE "\n", hex);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, line, (size_t)len) != len || fsync(fd) != 0) {
+		e = errno ? errno : EIO;
+		rv = vigil_err_from_errno(e);
+		store_diag_set(reterr, "%s: %s", tmp, strerror(e));
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		e = errno;
+		rv = vigil_err_from_errno(e);
+		store_diag_set(reterr, "%s: close: %s", tmp, strerror(e));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		e = errno;
+		rv = vigil_err_from_errno(e);
+		store_diag_set(reterr, "%s: rename: %s", path, strerror(e));
+		goto out;
+	}
+	rv = store_fsync_dir(gendir);
+	if (rv != VIGIL_OK)
+		store_diag_set(reterr, "%s: fsync: %s", gendir, vigil_strerror(rv));
+out:
+	if (fd >= 0)
+		close(fd);
+	return rv;
+}
+
+/* The first generation that must have a CHECKSUM (fdir/CHECKSUMS_FROM): 0
+ * if none must (no such file: every generation predates checksums, or none
+ * was written since), 1 (all) if the file is unreadable or malformed. */
+static uint64_t
+gen_checksums_from(const char *fdir)
+{
+	char     path[GEN_PATH_MAX], buf[64];
+	uint64_t g;
+	ssize_t  n;
+	int      fd;
+
+	if (path_join(path, sizeof path, fdir, GEN_CHECKSUMS_FROM) != VIGIL_OK)
+		return 1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : 1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n < 2 || buf[n - 1] != '\n')
+		return 1;
+	buf[n - 1] = '\0';
+	return gen_parse_name(buf, &g) ? g : 1;
+}
+
+/* Creates fdir/CHECKSUMS_FROM naming gen unless it exists (under the
+ * rebuild lock): write temp, fsync, rename, fsync fdir. */
+static vigil_err
+gen_checksums_from_mark(const char *fdir, uint64_t gen, store_diag *reterr)
+{
+	char        path[GEN_PATH_MAX], tmp[GEN_PATH_MAX], line[32];
+	struct stat st;
+	int         fd = -1, len, e;
+	vigil_err   rv;
+
+	if (path_join(path, sizeof path, fdir, GEN_CHECKSUMS_FROM) != VIGIL_OK ||
+	    path_join(tmp, sizeof tmp, fdir, GEN_CHECKSUMS_FROM ".tmp") != VIGIL_OK) {
+		store_diag_set(reterr, "%s: path too long", fdir);
+		return VIGIL_ETOOBIG;
+	}
+	if (stat(path, &st) == 0)
+		return VIGIL_OK;
+	gen_name(gen, line, sizeof line);
+	len = (int)strlen(line);
+	line[len++] = '\n';
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, line, (size_t)len) != len || fsync(fd) != 0) {
+		e = errno ? errno : EIO;
+		rv = vigil_err_from_errno(e);
+		store_diag_set(reterr, "%s: %s", tmp, strerror(e));
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		e = errno;
+		rv = vigil_err_from_errno(e);
+		store_diag_set(reterr, "%s: rename: %s", path, strerror(e));
+		goto out;
+	}
+	rv = store_fsync_dir(fdir);
+	if (rv != VIGIL_OK)
+		store_diag_set(reterr, "%s: fsync: %s", fdir, vigil_strerror(rv));
+out:
+	if (fd >= 0)
+		close(fd);
+	return rv;
+}
+
+/* Reads gendir/CHECKSUM into hex: VIGIL_OK, VIGIL_ENOTFOUND (no file), or
+ * VIGIL_ECORRUPT / an errno code with *reterr filled. */
+static vigil_err
+gen_checksum_read(const char *gendir, const char *name, char hex[GEN_CHECKSUM_HEX + 1],
+    store_diag *reterr)
+{
+	static const char tail[] = "  " GEN_DATA_FILE "\n";
+	char              path[GEN_PATH_MAX], buf[128];
+	ssize_t           n;
+	int               fd, e;
+
+	if (path_join(path, sizeof path, gendir, GEN_CHECKSUM_FILE) != VIGIL_OK) {
+		store_diag_set(reterr, "features/%s: path too long", name);
+		return VIGIL_ETOOBIG;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+		if (e == ENOENT)
+			return VIGIL_ENOTFOUND;
+		store_diag_set(reterr, "features/%s: " GEN_CHECKSUM_FILE ": %s", name, strerror(e));
+		return gen_io_err(e);
+	}
+	n = read(fd, buf, sizeof buf - 1);
+	e = errno;
+	close(fd);
+	if (n < 0) {
+		store_diag_set(reterr, "features/%s: " GEN_CHECKSUM_FILE ": %s", name, strerror(e));
+		return gen_io_err(e);
+	}
+	buf[n] = '\0';
+	if ((size_t)n != GEN_CHECKSUM_HEX + sizeof tail - 1 ||
+	    strspn(buf, "0123456789abcdef") != GEN_CHECKSUM_HEX ||
+	    memcmp(buf + GEN_CHECKSUM_HEX, tail, sizeof tail - 1) != 0) {
+		vigil_utf8_line(buf);
+		store_diag_set(reterr, "features/%s: " GEN_CHECKSUM_FILE " is malformed: expected "
+		    "\"<32 hex digits>  " GEN_DATA_FILE "\", got \"%.48s\"", name, buf);
+		return VIGIL_ECORRUPT;
+	}
+	memcpy(hex, buf, GEN_CHECKSUM_HEX);
+	hex[GEN_CHECKSUM_HEX] = '\0';
+	return VIGIL_OK;
+}
+
+/*
+ * Checks gendir/data.mdb against gendir/CHECKSUM before anything maps it.
+ * VIGIL_OK: *ret_check says whether it was verified (false: no CHECKSUM, and
+ * the generation predates CHECKSUMS_FROM) and *ret_st is the file checked.
+ * Otherwise (VIGIL_ECORRUPT for damage, a missing data file or CHECKSUM, a
+ * read error; VIGIL_ENOMEM, VIGIL_ELIMIT, VIGIL_EPERM-like codes for this
+ * process's limits) *reterr names the generation and says why.
+ */
+static vigil_err
+gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t generation,
+    store_gen_check *ret_check, struct stat *ret_st, store_diag *reterr)
+{
+	char          data[GEN_PATH_MAX], want[GEN_CHECKSUM_HEX + 1], got[GEN_CHECKSUM_HEX + 1];
+	struct stat   st;
+	XXH128_hash_t h;
+	uint64_t      bytes = 0, from, t0 = vigil_mono_ns();
+	int           fd = -1, e;
+	bool          verified = false;
+	vigil_err     rv;
+
+	if (path_join(data, sizeof data, gendir, GEN_DATA_FILE) != VIGIL_OK) {
+		store_diag_set(reterr, "features/%s: path too long", name);
+		return VIGIL_ETOOBIG;
+	}
+	fd = open(data, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+		rv = gen_io_err(e);
+		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE ": %s", name, strerror(e));
+		goto out;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rv = VIGIL_ECORRUPT;
+		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE " is not a regular file", name);
+		goto out;
+	}
+	rv = gen_checksum_read(gendir, name, want, reterr);
+	if (rv == VIGIL_ENOTFOUND) {
+		from = gen_checksums_from(fdir);
+		if (from != 0 && generation >= from) {
+			char fname[32];
+
+			gen_name(from, fname, sizeof fname);
+			rv = VIGIL_ECORRUPT;
+			store_diag_set(reterr, "features/%s: " GEN_CHECKSUM_FILE " is missing (every "
+			    "generation from %s on has one: features/" GEN_CHECKSUMS_FROM ")", name,
+			    fname);
+			goto out;
+		}
+		/* Written before checksums: opened unverified (the caller says so). */
+		rv = VIGIL_OK;
+		goto done;
+	}
+	if (rv != VIGIL_OK)
+		goto out;
+	e = gen_hash_fd(fd, &h, &bytes);
+	if (e != 0) {
+		rv = gen_io_err(e);
+		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE ": read: %s", name, strerror(e));
+		goto out;
+	}
+	gen_hex(&h, got);
+	if (strcmp(got, want) != 0) {
+		rv = VIGIL_ECORRUPT;
+		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE " (%" PRIu64 " bytes) does not "
+		    "match " GEN_CHECKSUM_FILE ": xxh128 %s, expected %s; damaged", name, bytes, got,
+		    want);
+		goto out;
+	}
+	if ((uint64_t)st.st_size != bytes || fstat(fd, &st) != 0 ||
+	    (uint64_t)st.st_size != bytes) {
+		rv = VIGIL_ECORRUPT;
+		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE " changed size while it was "
+		    "verified", name);
+		goto out;
+	}
+	verified = true;
+done:
+	memset(ret_check, 0, sizeof *ret_check);
+	ret_check->verified = verified;
+	ret_check->bytes = (uint64_t)st.st_size;
+	ret_check->verify_us = (vigil_mono_ns() - t0) / 1000;
+	*ret_st = st;
+out:
+	if (fd >= 0)
+		close(fd);
+	return rv;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Writing a generation. */
 
 static vigil_err
@@ -1076,6 +1448,10 @@ store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, stor
 	}
 	mdb_env_close(w->env);
 	w->env = NULL;
+	/* Nothing writes data.mdb from here on: its checksum is final. */
+	rv = gen_checksum_write(w->tmp, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
 	rv = store_fsync_dir(w->tmp);
 	if (rv != VIGIL_OK) {
 		store_diag_set(reterr, "%s: fsync: %s", w->tmp, vigil_strerror(rv));
@@ -1097,6 +1473,10 @@ store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, stor
 		store_diag_set(reterr, "%s: fsync: %s", w->fdir, vigil_strerror(rv));
 		goto out;
 	}
+	/* From this generation on a CHECKSUM is required (once, ever). */
+	rv = gen_checksums_from_mark(w->fdir, w->gen, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
 	rv = current_write(w->fdir, w->gen, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
@@ -1239,7 +1619,7 @@ gen_check_table(store_gen *g, MDB_txn *txn, int dbi, uint16_t want, store_diag *
 	if (rc == MDB_NOTFOUND)
 		goto out;
 	if (rc != 0) {
-		rv = gen_err_from_mdb(rc);
+		rv = gen_open_err(rc);
 		store_diag_set(reterr, "features/%s: table %s: %s", g->name, gen_dbi_names[dbi],
 		    mdb_strerror(rc));
 		goto out;
@@ -1264,59 +1644,89 @@ vigil_err
 store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, store_diag *reterr)
 {
 	store_gen   *g = NULL;
-	char         path[GEN_PATH_MAX];
-	struct stat  st;
+	char         fdir[GEN_PATH_MAX], path[GEN_PATH_MAX];
+	struct stat  st, vst = { 0 }, ost;
 	MDB_txn     *txn = NULL;
 	MDB_val      k = { .mv_size = sizeof gen_meta_key - 1, .mv_data = (void *)gen_meta_key };
 	MDB_val      v;
+	MDB_envinfo  info;
+	MDB_stat     ms;
 	meta_layouts lay;
 	vigil_err    rv;
-	int          rc;
+	int          rc, fd;
 
 	g = calloc(1, sizeof *g);
 	if (g == NULL)
 		return VIGIL_ENOMEM;
 	pthread_mutex_init(&g->pool_mu, NULL);
 	gen_name(generation, g->name, sizeof g->name);
-	if (snprintf(path, sizeof path, "%s/features/%s", datadir, g->name) >= (int)sizeof path) {
+	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK ||
+	    path_join(path, sizeof path, fdir, g->name) != VIGIL_OK) {
 		rv = VIGIL_ETOOBIG;
 		store_diag_set(reterr, "%s: path too long", datadir);
 		goto out;
 	}
 	if (generation == 0 || stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		rv = VIGIL_ENOTFOUND;
-		store_diag_set(reterr, "%s: no such generation", path);
+		store_diag_set(reterr, "features/%s: no such generation (%s)", g->name, path);
 		goto out;
 	}
+	/* Every byte LMDB could map is checked first: a damaged page is
+	 * refused here, never dereferenced (a SIGBUS or garbage later). */
+	rv = gen_verify(fdir, path, g->name, generation, &g->check, &vst, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
 	if ((rc = mdb_env_create(&g->env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(g->env, GEN_NDBI)) != 0 ||
+	    /* Map the file verified and no more: a page number past its end
+	     * is then refused by LMDB (MDB_PAGE_NOTFOUND), not a fault. */
+	    (rc = mdb_env_set_mapsize(g->env, (size_t)vst.st_size)) != 0 ||
 	    /* Immutable once committed: no writer exists, so no lock table
 	     * (MDB_NOLOCK); transactions are reset/renewed by any thread
 	     * (MDB_NOTLS); lookups are random (MDB_NORDAHEAD). */
 	    (rc = mdb_env_open(g->env, path,
 	        MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS | MDB_NORDAHEAD, 0644)) != 0) {
-		rv = gen_err_from_mdb(rc);
-		store_diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
+		rv = gen_open_err(rc);
+		store_diag_set(reterr, "features/%s: LMDB: %s", g->name, mdb_strerror(rc));
+		goto out;
+	}
+	/* The file LMDB opened must be the one verified, and hold every page
+	 * its meta page counts (a legacy generation was not verified). */
+	if (mdb_env_get_fd(g->env, &fd) != 0 || fstat(fd, &ost) != 0 ||
+	    ost.st_dev != vst.st_dev || ost.st_ino != vst.st_ino || ost.st_size != vst.st_size) {
+		rv = VIGIL_ECORRUPT;
+		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE " was replaced while it was "
+		    "verified", g->name);
+		goto out;
+	}
+	if (mdb_env_info(g->env, &info) != 0 || mdb_env_stat(g->env, &ms) != 0 ||
+	    ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize > (uint64_t)vst.st_size) {
+		rv = VIGIL_ECORRUPT;
+		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE " is truncated: %llu bytes, "
+		    "its meta page counts %llu pages of %u", g->name, (unsigned long long)vst.st_size,
+		    (unsigned long long)info.me_last_pgno + 1, ms.ms_psize);
 		goto out;
 	}
 	rc = mdb_txn_begin(g->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0) {
-		rv = gen_err_from_mdb(rc);
-		store_diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
+		rv = gen_open_err(rc);
+		store_diag_set(reterr, "features/%s: LMDB: %s", g->name, mdb_strerror(rc));
 		goto out;
 	}
 	for (int i = 0; i < GEN_NDBI; i++) {
 		rc = mdb_dbi_open(txn, gen_dbi_names[i], 0, &g->dbi[i]);
 		if (rc != 0) {
-			rv = rc == MDB_NOTFOUND ? VIGIL_ECORRUPT : gen_err_from_mdb(rc);
-			store_diag_set(reterr, "%s: table %s: %s", path, gen_dbi_names[i], mdb_strerror(rc));
+			rv = gen_open_err(rc);
+			store_diag_set(reterr, "features/%s: table %s: %s", g->name, gen_dbi_names[i],
+			    mdb_strerror(rc));
 			goto out;
 		}
 	}
 	rc = mdb_get(txn, g->dbi[DBI_META], &k, &v);
 	if (rc != 0) {
-		rv = rc == MDB_NOTFOUND ? VIGIL_ECORRUPT : gen_err_from_mdb(rc);
-		store_diag_set(reterr, "%s: table meta, key \"meta\": %s", path, mdb_strerror(rc));
+		rv = gen_open_err(rc);
+		store_diag_set(reterr, "features/%s: table meta, key \"meta\": %s", g->name,
+		    mdb_strerror(rc));
 		goto out;
 	}
 	rv = meta_decode(v.mv_data, v.mv_size, &g->meta, &lay);
@@ -1354,8 +1764,8 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (rc != 0) {
-		rv = gen_err_from_mdb(rc);
-		store_diag_set(reterr, "%s: LMDB: %s", path, mdb_strerror(rc));
+		rv = gen_open_err(rc);
+		store_diag_set(reterr, "features/%s: LMDB: %s", g->name, mdb_strerror(rc));
 		goto out;
 	}
 	*ret_g = g;
@@ -1407,6 +1817,12 @@ store_gen_meta_get(store_gen *g, store_gen_meta *ret_meta)
 {
 	*ret_meta = g->meta;
 	return VIGIL_OK;
+}
+
+void
+store_gen_check_get(const store_gen *g, store_gen_check *ret_check)
+{
+	*ret_check = g->check;
 }
 
 #define GEN_LOOKUP(fn, type, sessfn)                                              \
@@ -1607,6 +2023,93 @@ store_gen_current(const char *datadir, uint64_t *ret_generation)
 	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK)
 		return VIGIL_ETOOBIG;
 	return current_read(fdir, ret_generation, NULL);
+}
+
+vigil_err
+gen_current_read(const char *datadir, uint64_t *ret_gen, store_diag *reterr)
+{
+	char fdir[GEN_PATH_MAX];
+
+	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
+		store_diag_set(reterr, "%s: path too long", datadir);
+		return VIGIL_ETOOBIG;
+	}
+	return current_read(fdir, ret_gen, reterr);
+}
+
+vigil_err
+gen_open_newest_below(const char *datadir, uint64_t below, store_gen **ret_g,
+    uint32_t *ret_refused)
+{
+	char      fdir[GEN_PATH_MAX];
+	uint64_t *gens = NULL;
+	size_t    n = 0;
+	uint32_t  refused = 0;
+	vigil_err rv;
+
+	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK)
+		return VIGIL_ETOOBIG;
+	rv = gen_list(fdir, false, &gens, &n);
+	if (rv != VIGIL_OK)
+		goto out;
+	rv = VIGIL_ENOTFOUND;
+	for (size_t i = 0; i < n; i++) { /* newest first */
+		vigil_err r;
+
+		if (gens[i] >= below)
+			continue;
+		r = store_gen_open(datadir, gens[i], ret_g, NULL);
+		if (r == VIGIL_OK) {
+			rv = VIGIL_OK;
+			break;
+		}
+		if (r == VIGIL_ENOMEM) {
+			rv = r;
+			break;
+		}
+		refused++;
+	}
+out:
+	free(gens);
+	*ret_refused = refused;
+	return rv;
+}
+
+/* Folds one path's stat (or its absence) into a fingerprint. */
+static uint64_t
+gen_sig_add(uint64_t h, const char *path)
+{
+	struct stat st;
+	int64_t     v[6] = { -1, 0, 0, 0, 0, 0 };
+
+	if (stat(path, &st) == 0) {
+		v[0] = (int64_t)st.st_dev;
+		v[1] = (int64_t)st.st_ino;
+		v[2] = (int64_t)st.st_size;
+		v[3] = (int64_t)st.st_mtim.tv_sec;
+		v[4] = (int64_t)st.st_mtim.tv_nsec;
+		v[5] = (int64_t)st.st_ctim.tv_nsec ^ (int64_t)st.st_ctim.tv_sec;
+	}
+	return XXH64(v, sizeof v, h);
+}
+
+uint64_t
+gen_files_sig(const char *datadir, uint64_t generation)
+{
+	char     name[32], p[GEN_PATH_MAX];
+	uint64_t h = generation;
+
+	gen_name(generation, name, sizeof name);
+	if (snprintf(p, sizeof p, "%s/features/%s", datadir, name) < (int)sizeof p)
+		h = gen_sig_add(h, p);
+	if (snprintf(p, sizeof p, "%s/features/%s/" GEN_DATA_FILE, datadir, name) < (int)sizeof p)
+		h = gen_sig_add(h, p);
+	if (snprintf(p, sizeof p, "%s/features/%s/" GEN_CHECKSUM_FILE, datadir, name) <
+	    (int)sizeof p)
+		h = gen_sig_add(h, p);
+	if (snprintf(p, sizeof p, "%s/features/" GEN_CHECKSUMS_FROM, datadir) < (int)sizeof p)
+		h = gen_sig_add(h, p);
+	return h;
 }
 
 vigil_err

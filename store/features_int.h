@@ -42,6 +42,27 @@ int64_t  gen_as_of(const store_gen *g);
 
 /* "<datadir>/features/CURRENT" (tests and db.c's cheap change check). */
 vigil_err gen_current_path(const char *datadir, char *buf, size_t buflen);
+/* Reads CURRENT (0 if there is none), with the diag store_gen_current
+ * does not give: VIGIL_ECORRUPT for a malformed one. */
+vigil_err gen_current_read(const char *datadir, uint64_t *ret_gen, store_diag *reterr);
+
+/*
+ * Generation checks (docs/storage.md, "Verification").
+ * gen_checksum_write: (re)writes gendir/CHECKSUM for gendir/data.mdb
+ * (store_genw_commit; tests that edit a generation in place, as a newer
+ * build would have written it, reseal it with it).
+ * gen_open_newest_below: opens the newest generation numbered below `below`
+ * (UINT64_MAX: any) that store_gen_open accepts; VIGIL_ENOTFOUND if none
+ * does; *ret_refused counts those refused on the way (their diags are not
+ * kept). VIGIL_ENOMEM stops the search.
+ * gen_files_sig: a fingerprint of the stat(2) of generation n's directory,
+ * data.mdb, CHECKSUM and features/CHECKSUMS_FROM (absent ones included), so
+ * a refused generation is tried again only once one of them changed.
+ */
+vigil_err gen_checksum_write(const char *gendir, store_diag *reterr);
+vigil_err gen_open_newest_below(const char *datadir, uint64_t below, store_gen **ret_g,
+    uint32_t *ret_refused);
+uint64_t  gen_files_sig(const char *datadir, uint64_t generation);
 
 /*
  * The value codecs (layouts above, docs/storage.md), exposed for the fuzz

@@ -452,8 +452,10 @@ vigil_err store_genw_put_threshold(store_genw *w, const char *name, const char *
 #define STORE_BLOB_NAME_MAX  32
 #define STORE_BLOB_MAX_BYTES (256u << 20)
 vigil_err store_genw_put_blob(store_genw *w, const char *name, const void *data, size_t len);
-/* Writes meta, syncs, renames into place, switches CURRENT atomically,
- * prunes old generations beyond keep (0 = default 3). Frees w.
+/* Writes meta, syncs, writes the CHECKSUM of data.mdb (synced), renames
+ * into place, creates features/CHECKSUMS_FROM if there is none, switches
+ * CURRENT atomically, prunes old generations beyond keep (0 = default 3).
+ * Frees w.
  * meta->generation is ignored (the generation number of w is stored).
  * VIGIL_OK with reterr->msg non-empty: committed, but pruning an old
  * generation failed (the message says which). */
@@ -466,11 +468,35 @@ void      store_genw_abort(store_genw *w);
 
 typedef struct store_gen store_gen;
 
-/* Opens the CURRENT generation read-only (VIGIL_ENOTFOUND if none yet). */
+/*
+ * Opens generation n read-only, verified before anything is mapped
+ * (docs/storage.md, "Verification"): data.mdb is read whole (1 MiB at a
+ * time) and its XXH3-128 compared with the generation's CHECKSUM file, then
+ * LMDB maps that file and no more. A generation written before checksums
+ * (no CHECKSUM, numbered below features/CHECKSUMS_FROM or with no such
+ * file) is opened unverified: store_gen_check_get says so.
+ * Errors, each with a one-line *reterr naming "features/gen-NNNNNN" and why:
+ * VIGIL_ENOTFOUND (no such generation directory), VIGIL_ECORRUPT (data.mdb
+ * missing, damaged, truncated or replaced while verified; CHECKSUM missing
+ * where one is required, or malformed; any LMDB error at open; a table or
+ * the meta value missing or malformed), VIGIL_EVERSION (a value layout this
+ * build does not read), VIGIL_ENOMEM, VIGIL_ELIMIT (no descriptors), and
+ * errno codes for a permission error. Nothing is left mapped on error.
+ * store_gen_open_current opens the generation CURRENT names (VIGIL_ENOTFOUND
+ * if there is no CURRENT yet, VIGIL_ECORRUPT if it is malformed).
+ */
 vigil_err store_gen_open_current(const char *datadir, store_gen **ret_g, store_diag *reterr);
 vigil_err store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, store_diag *reterr);
 void      store_gen_close(store_gen *g); /* NULL is a no-op */
 vigil_err store_gen_meta_get(store_gen *g, store_gen_meta *ret_meta);
+
+/* How an open generation was checked by store_gen_open. */
+typedef struct store_gen_check {
+	bool     verified;  /* data.mdb matched CHECKSUM; false: written before checksums */
+	uint64_t bytes;     /* size of data.mdb */
+	uint64_t verify_us; /* time spent reading and hashing it */
+} store_gen_check;
+void      store_gen_check_get(const store_gen *g, store_gen_check *ret_check);
 /* VIGIL_ENOTFOUND if the key is absent. */
 vigil_err store_gen_card(store_gen *g, const char *card_id, store_card_profile *ret_p);
 vigil_err store_gen_merchant(store_gen *g, const char *merchant_id, store_entity_profile *ret_p);
@@ -545,10 +571,14 @@ typedef struct store_db store_db;
  * any crash it equals a recomputation from the archive). *ret_recovery may
  * be NULL. On VIGIL_OK, reterr->msg is empty unless the replay skipped
  * corrupt archive records (then it says how many and where the first was:
- * log it). Errors: the archive's (VIGIL_EBUSY, VIGIL_EIO, ...), the current
- * generation's (VIGIL_EVERSION, VIGIL_ECORRUPT: fix or roll back), a scored
+ * log it). The generation CURRENT names is verified (store_gen_open); if it
+ * is refused (missing, damaged, of an unknown layout, CURRENT malformed),
+ * the newest older generation that opens is served instead, or none, and
+ * store_db_get_health says which and why: a damaged generation never stops
+ * the open. Errors: the archive's (VIGIL_EBUSY, VIGIL_EIO, ...), a scored
  * record that does not decode (VIGIL_EPROTO, reterr names segment:offset),
- * VIGIL_EINVAL for options (dedupe_horizon_s below 7 days, max_cards 0).
+ * VIGIL_EINVAL for options (dedupe_horizon_s below 7 days, max_cards 0),
+ * VIGIL_ENOMEM.
  */
 vigil_err store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
     store_recovery *ret_recovery, store_diag *reterr);
@@ -561,12 +591,16 @@ void      store_db_close(store_db *db);
  * calls store_db_close instead. */
 void      store_db_close_exiting(store_db *db);
 
-/* Checks CURRENT and switches to a newer generation if there is one. Cheap
- * (a stat); call it from a timer, not per request. In-flight lookups keep
- * the generation they started with. *ret_changed may be NULL. If the
- * generation CURRENT names cannot be opened (VIGIL_EVERSION, ...), the
- * error and reterr are returned and the current generation stays; the
- * next call tries again. */
+/* Checks CURRENT and switches to the generation it names if that is not
+ * the one served. Cheap (a stat) unless CURRENT changed: then the new
+ * generation is verified (store_gen_open reads it whole); call it from a
+ * timer, not per request. In-flight lookups keep the generation they
+ * started with. *ret_changed may be NULL. If the generation CURRENT names
+ * is refused (VIGIL_ECORRUPT, VIGIL_EVERSION, ...; a malformed CURRENT
+ * too), the error and reterr are returned once, the served generation
+ * stays, and store_db_get_health reports the refusal; later calls return
+ * VIGIL_OK without trying again until CURRENT or that generation's files
+ * change (after VIGIL_ENOMEM or VIGIL_ELIMIT: at the next call). */
 vigil_err store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr);
 /*
  * Housekeeping for a long-running owner (vigild calls it from a timer, e.g.
@@ -668,11 +702,23 @@ void store_db_get_stats(store_db *db, store_db_stats *ret_stats);
 
 /* Whether the db can acknowledge transactions now: ok is false while the
  * archive is failing (archive.failing; archive says why and since when).
- * Cheap (an uncontended mutex): a health endpoint or a timer may call it
- * often. A memory or read-only db is always ok. */
+ * Cheap (uncontended mutexes): a health endpoint or a timer may call it
+ * often. A memory or read-only db is always ok.
+ * The generation fields say which feature generation is served and whether
+ * the one CURRENT names was refused (docs/storage.md, "Verification"). A
+ * refusal does not make ok false: the db scores on the generation it kept
+ * or fell back to (or none: a cold start) and says so here. */
 typedef struct store_db_health {
 	bool                 ok;
 	store_archive_health archive;
+	uint64_t             generation;          /* served; 0 = none */
+	bool                 generation_verified; /* it matched its CHECKSUM (false: written before checksums, or none) */
+	uint64_t             generation_bytes;    /* its data.mdb's size */
+	uint64_t             generation_verify_us; /* time its verification took */
+	bool                 generation_refused;  /* CURRENT names a generation that is not served */
+	uint64_t             refused_generation;  /* which; 0 if CURRENT itself is malformed */
+	char                 generation_error[512]; /* one line, why ("" unless refused) */
+	uint64_t             generation_refusals; /* refusals since open, start-up included */
 } store_db_health;
 void store_db_get_health(store_db *db, store_db_health *ret_health);
 

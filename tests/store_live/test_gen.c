@@ -3,6 +3,7 @@
  * tests/store_live/test_gen.c - LMDB feature generations: write, commit,
  * read back, abort, the rebuild lock, unknown value versions, mdb_stat,
  * pruning, roll-back, and switching generations under running readers.
+ * Checksums and damaged generations: test_gencheck.c.
  */
 #include <dirent.h>
 #include <lmdb.h>
@@ -205,7 +206,7 @@ test_abort_leaves_current(void **state)
 	assert_int_equal(store_gen_card(g, "c1", &cp), VIGIL_OK);
 	assert_int_equal(cp.count_7d, 1);
 	store_gen_close(g);
-	/* Nothing but CURRENT, LOCK and gen-000001 is left behind. */
+	/* Nothing but CURRENT, LOCK, CHECKSUMS_FROM and gen-000001 is left. */
 	snprintf(fdir, sizeof fdir, "%s/features", dir);
 	dd = opendir(fdir);
 	assert_non_null(dd);
@@ -213,6 +214,7 @@ test_abort_leaves_current(void **state)
 		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || strcmp(de->d_name, "..") == 0))
 			continue;
 		if (strcmp(de->d_name, "CURRENT") != 0 && strcmp(de->d_name, "LOCK") != 0 &&
+		    strcmp(de->d_name, "CHECKSUMS_FROM") != 0 &&
 		    strcmp(de->d_name, "gen-000001") != 0)
 			fail_msg("unexpected entry %s", de->d_name);
 	}
@@ -265,6 +267,8 @@ card_set_version(const char *dir, uint64_t gen, uint16_t version)
 	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
+	/* As a build writing that version would have: with a CHECKSUM. */
+	assert_int_equal(gen_checksum_write(path, NULL), VIGIL_OK);
 }
 
 static void
@@ -555,11 +559,25 @@ test_refresh_refuses_bad_generation(void **state)
 	store_ctx_free(ctx);
 	store_db_close(db);
 	db = NULL;
-	/* A db opened while CURRENT names an unreadable generation fails. */
+	/* A db opened while CURRENT names an unreadable generation serves the
+	 * newest older one that opens (2 has an unknown layout too), and says
+	 * which was refused and why. */
 	assert_int_equal(store_gen_set_current(dir, 3, &d), VIGIL_OK);
 	card_set_version(dir, 3, 9);
-	assert_int_equal(store_db_open(dir, &o, &db, NULL, &d), VIGIL_EVERSION);
-	assert_null(db);
+	assert_int_equal(store_db_open(dir, &o, &db, NULL, &d), VIGIL_OK);
+	assert_int_equal(store_db_generation(db), 1);
+	{
+		store_db_health h;
+
+		store_db_get_health(db, &h);
+		assert_true(h.ok);
+		assert_true(h.generation_refused);
+		assert_int_equal(h.refused_generation, 3);
+		assert_int_equal(h.generation, 1);
+		assert_string_equal(h.generation_error, "features/gen-000003: table card, key \"c1\": "
+		    "value layout version 9 is not known (this build reads version 1)");
+	}
+	store_db_close(db);
 	tmpdir_free(dir);
 }
 

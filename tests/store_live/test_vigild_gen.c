@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/store_live/test_vigild_gen.c - a real vigild and damaged feature
+ * generations (issue 17, finding 6; docs/storage.md, "Verification"):
+ * CURRENT naming a generation with damaged page headers, a truncated one
+ * (a SIGBUS in mdb_get before checksums), or a missing one: vigild starts
+ * on the newest older generation that verifies, logs a line naming both,
+ * and /readyz and /metrics say so; with none good it starts on none, said
+ * as such. CURRENT switched to a damaged generation while serving: refused
+ * once (one log line), the served generation kept, and a later good
+ * rebuild switched to.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "store.h"
+
+#define T0 1767225600000LL
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Commits one generation (a few hundred cards, so it has branch pages). */
+static uint64_t
+gen_write(const char *datadir)
+{
+	store_genw *w = NULL;
+	store_gen_meta meta;
+	store_card_profile cp;
+	store_diag d;
+	uint64_t gen;
+	char id[32];
+
+	assert_int_equal(store_genw_begin(datadir, &w, &d), VIGIL_OK);
+	gen = store_genw_generation(w);
+	memset(&cp, 0, sizeof cp);
+	cp.count_90d = (uint32_t)gen;
+	for (int i = 0; i < 1500; i++) {
+		snprintf(id, sizeof id, "card-%05d", i);
+		assert_int_equal(store_genw_put_card(w, id, &cp), VIGIL_OK);
+	}
+	memset(&meta, 0, sizeof meta);
+	meta.as_of_ms = T0;
+	meta.window_ms = 90 * VIGIL_MS_PER_DAY;
+	meta.built_at_ms = T0;
+	if (store_genw_commit(w, &meta, 10, &d) != VIGIL_OK)
+		fail_msg("genw commit: %s", d.msg);
+	return gen;
+}
+
+static void
+gen_file(char *buf, size_t len, const char *datadir, uint64_t gen, const char *file)
+{
+	snprintf(buf, len, "%s/features/gen-%06llu/%s", datadir, (unsigned long long)gen, file);
+}
+
+/* Overwrites flags and bounds of every page header after the meta pages
+ * (after the CHECKSUM was written, as damage on disk would be). */
+static void
+gen_damage_pages(const char *datadir, uint64_t gen)
+{
+	char path[512];
+	long ps = sysconf(_SC_PAGESIZE);
+	struct stat st;
+	uint8_t junk[8];
+	int fd;
+
+	memset(junk, 0xA5, sizeof junk);
+	gen_file(path, sizeof path, datadir, gen, "data.mdb");
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	for (off_t off = 2 * ps; off + 16 <= st.st_size; off += ps)
+		assert_int_equal(pwrite(fd, junk, sizeof junk, off + 8), (ssize_t)sizeof junk);
+	close(fd);
+}
+
+/* Cuts the last 4 pages of data.mdb: the roots LMDB reads first are there. */
+static void
+gen_truncate_tail(const char *datadir, uint64_t gen)
+{
+	char path[512];
+	struct stat st;
+
+	gen_file(path, sizeof path, datadir, gen, "data.mdb");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(truncate(path, st.st_size - 4 * sysconf(_SC_PAGESIZE)), 0);
+}
+
+/* Points CURRENT at gen by hand (store_gen_set_current refuses a bad one),
+ * atomically, as a copy to a replica would. */
+static void
+current_force(const char *datadir, uint64_t gen)
+{
+	char tmp[512], path[512], line[32];
+	FILE *f;
+
+	snprintf(tmp, sizeof tmp, "%s/features/CURRENT.force", datadir);
+	snprintf(path, sizeof path, "%s/features/CURRENT", datadir);
+	snprintf(line, sizeof line, "gen-%06llu\n", (unsigned long long)gen);
+	f = fopen(tmp, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(line, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+static void
+datadir_new(vt_server *s)
+{
+	memset(s, 0, sizeof *s);
+	snprintf(s->datadir, sizeof s->datadir, "%s/vigil-vgen-XXXXXX",
+	    getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	assert_non_null(mkdtemp(s->datadir));
+}
+
+static unsigned
+count_lines(const char *path, const char *needle)
+{
+	char line[4096];
+	unsigned n = 0;
+	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL)
+		return 0;
+	while (fgets(line, sizeof line, fp) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	fclose(fp);
+	return n;
+}
+
+/* The log line containing needle (static buffer), NULL if none. */
+static const char *
+log_line(const char *path, const char *needle)
+{
+	static char line[4096];
+	FILE *fp = fopen(path, "r");
+	const char *found = NULL;
+
+	if (fp == NULL)
+		return NULL;
+	while (fgets(line, sizeof line, fp) != NULL)
+		if (strstr(line, needle) != NULL) {
+			found = line;
+			break;
+		}
+	fclose(fp);
+	return found;
+}
+
+static void
+assert_log(vt_server *s, const char *needle)
+{
+	if (log_line(s->log, needle) == NULL) {
+		char cmd[600];
+
+		snprintf(cmd, sizeof cmd, "cat '%s' >&2", s->log);
+		(void)system(cmd);
+		fail_msg("no log line with \"%s\"", needle);
+	}
+}
+
+static char *
+http_get(vt_server *s, const char *path, int want_code)
+{
+	int code = 0;
+	char *body = NULL;
+
+	assert_int_equal(vt_http_get(s->admin_port, path, &code, &body), 0);
+	if (code != want_code)
+		fail_msg("%s: %d, not %d: %s", path, code, want_code, body ? body : "");
+	assert_non_null(body);
+	return body;
+}
+
+static void
+assert_has(const char *body, const char *needle)
+{
+	if (body == NULL || strstr(body, needle) == NULL)
+		fail_msg("\"%s\" not in: %s", needle, body != NULL ? body : "(no body)");
+}
+
+/* Scores one transaction; returns the generation it was scored with. */
+static uint64_t
+score_gen(vt_server *s, const char *id)
+{
+	Vigil__V1__Reply *r = vt_score(s->url, vt_txn(0, id, "card-00007", 1234, T0), false);
+	uint64_t gen;
+
+	assert_non_null(r);
+	if (r->status != VIGIL__V1__STATUS__STATUS_OK || r->score == NULL)
+		fail_msg("score %s: %s", id, r->message);
+	gen = r->score->features_generation;
+	vigil__v1__reply__free_unpacked(r, NULL);
+	return gen;
+}
+
+/* Damaged page headers in the generation CURRENT names. */
+static void
+test_start_on_previous_when_current_damaged(void **state)
+{
+	vt_server s;
+	char *body;
+
+	(void)state;
+	datadir_new(&s);
+	assert_int_equal(gen_write(s.datadir), 1);
+	assert_int_equal(gen_write(s.datadir), 2);
+	gen_damage_pages(s.datadir, 2);
+	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	assert_true(vt_server_alive(&s));
+	assert_log(&s, "features: refused generation 2 named by CURRENT: features/gen-000002: "
+	    "data.mdb (");
+	assert_log(&s, "does not match CHECKSUM");
+	assert_log(&s, "; serving generation 1 (verified: ");
+	body = http_get(&s, "/readyz", 200);
+	assert_has(body, "\"ready\":true");
+	assert_has(body, "\"features_generation\":1");
+	assert_has(body, "\"generation_refused\":2");
+	assert_has(body, "\"generation_error\":\"features/gen-000002: data.mdb (");
+	assert_has(body, "\"generation_verified\":true");
+	free(body);
+	body = http_get(&s, "/metrics", 200);
+	assert_has(body, "\nvigil_features_generation 1\n");
+	assert_has(body, "\nvigil_features_generation_refused{generation=\"2\"} 1\n");
+	assert_has(body, "\nvigil_features_generation_verified 1\n");
+	assert_has(body, "\nvigil_features_generation_refusals_total 1\n");
+	free(body);
+	assert_int_equal(score_gen(&s, "t-1"), 1);
+
+	/* A good rebuild after it: switched to, the refusal cleared. */
+	assert_int_equal(gen_write(s.datadir), 3);
+	for (int i = 0; i < 50 && count_lines(s.log, "features: switched to generation 3") == 0; i++)
+		sleep_ms(100);
+	assert_log(&s, "features: switched to generation 3 (verified: ");
+	body = http_get(&s, "/readyz", 200);
+	assert_has(body, "\"generation_refused\":0");
+	assert_has(body, "\"generation_error\":\"\"");
+	free(body);
+	body = http_get(&s, "/metrics", 200);
+	assert_has(body, "\nvigil_features_generation_refused 0\n");
+	free(body);
+	assert_int_equal(score_gen(&s, "t-2"), 3);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* The tail of data.mdb lost: before checksums, LMDB mapped past the end of
+ * the file and the first read of a root page was a SIGBUS, at every start. */
+static void
+test_start_survives_truncated_current(void **state)
+{
+	vt_server s;
+	char *body;
+
+	(void)state;
+	datadir_new(&s);
+	gen_write(s.datadir);
+	gen_write(s.datadir);
+	gen_truncate_tail(s.datadir, 2);
+	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	assert_true(vt_server_alive(&s));
+	assert_log(&s, "features: refused generation 2 named by CURRENT: features/gen-000002: "
+	    "data.mdb (");
+	body = http_get(&s, "/readyz", 200);
+	assert_has(body, "\"generation_refused\":2");
+	free(body);
+	assert_int_equal(score_gen(&s, "t-1"), 1);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* CURRENT names a generation that is gone: not a silent generation 0. */
+static void
+test_start_on_previous_when_current_missing(void **state)
+{
+	vt_server s;
+	char path[512], cmd[600], *body;
+
+	(void)state;
+	datadir_new(&s);
+	gen_write(s.datadir);
+	gen_write(s.datadir);
+	snprintf(path, sizeof path, "%s/features/gen-000002", s.datadir);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	assert_log(&s, "features: refused generation 2 named by CURRENT: features/gen-000002: no "
+	    "such generation (");
+	assert_log(&s, "; serving generation 1 (verified: ");
+	body = http_get(&s, "/readyz", 200);
+	assert_has(body, "\"features_generation\":1");
+	assert_has(body, "\"generation_refused\":2");
+	free(body);
+	assert_int_equal(score_gen(&s, "t-1"), 1);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* No generation verifies: a cold start on none, with the line. */
+static void
+test_start_on_none_when_none_good(void **state)
+{
+	vt_server s;
+	char *body;
+
+	(void)state;
+	datadir_new(&s);
+	gen_write(s.datadir);
+	gen_damage_pages(s.datadir, 1);
+	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	assert_log(&s, "features: refused generation 1 named by CURRENT: features/gen-000001: "
+	    "data.mdb (");
+	assert_log(&s, "; serving no generation (cold start: rules use their fallbacks) instead;");
+	body = http_get(&s, "/readyz", 200);
+	assert_has(body, "\"features_generation\":0");
+	assert_has(body, "\"generation_refused\":1");
+	assert_has(body, "\"generation_verified\":false");
+	free(body);
+	body = http_get(&s, "/metrics", 200);
+	assert_has(body, "\nvigil_features_generation 0\n");
+	assert_has(body, "\nvigil_features_generation_refused{generation=\"1\"} 1\n");
+	free(body);
+	assert_int_equal(score_gen(&s, "t-1"), 0);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* CURRENT switched to a damaged generation while serving. */
+static void
+test_bad_switch_keeps_served(void **state)
+{
+	vt_server s;
+	store_diag d;
+	char *body;
+
+	(void)state;
+	datadir_new(&s);
+	gen_write(s.datadir);
+	gen_write(s.datadir);
+	assert_int_equal(store_gen_set_current(s.datadir, 1, &d), VIGIL_OK);
+	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	assert_int_equal(score_gen(&s, "t-1"), 1);
+	gen_damage_pages(s.datadir, 2);
+	current_force(s.datadir, 2);
+	for (int i = 0; i < 50 && count_lines(s.log, "features: refused generation 2") == 0; i++)
+		sleep_ms(100);
+	assert_log(&s, "features: refused generation 2 named by CURRENT: corrupt data: "
+	    "features/gen-000002: data.mdb (");
+	assert_log(&s, "; still serving generation 1 (verified: ");
+	/* Refused once: not read (nor logged) again on later ticks. */
+	sleep_ms(1200);
+	assert_int_equal(count_lines(s.log, "features: refused generation 2"), 1);
+	assert_true(vt_server_alive(&s));
+	body = http_get(&s, "/readyz", 200);
+	assert_has(body, "\"features_generation\":1");
+	assert_has(body, "\"generation_refused\":2");
+	assert_has(body, "\"generation_error\":\"features/gen-000002: data.mdb (");
+	free(body);
+	body = http_get(&s, "/metrics", 200);
+	assert_has(body, "\nvigil_features_generation 1\n");
+	assert_has(body, "\nvigil_features_generation_refused{generation=\"2\"} 1\n");
+	assert_has(body, "\nvigil_features_generation_refusals_total 1\n");
+	free(body);
+	assert_int_equal(score_gen(&s, "t-2"), 1);
+	/* The next rebuild is good: switched to it. */
+	assert_int_equal(gen_write(s.datadir), 3);
+	for (int i = 0; i < 50 && count_lines(s.log, "features: switched to generation 3") == 0; i++)
+		sleep_ms(100);
+	assert_log(&s, "features: switched to generation 3 (verified: ");
+	assert_int_equal(score_gen(&s, "t-3"), 3);
+	body = http_get(&s, "/readyz", 200);
+	assert_has(body, "\"generation_refused\":0");
+	free(body);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_start_on_previous_when_current_damaged),
+		cmocka_unit_test(test_start_survives_truncated_current),
+		cmocka_unit_test(test_start_on_previous_when_current_missing),
+		cmocka_unit_test(test_start_on_none_when_none_good),
+		cmocka_unit_test(test_bad_switch_keeps_served),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
