@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/tools/test_gen.c - vigil-gen: the same seed gives the same bytes, a
+ * tests/tools/test_vigil_gen.c - vigil-gen: the same seed gives the same bytes, a
  * different seed different ones; every row it writes reads back through the
  * CSV reader without error, in event-time order, with every fraud pattern
  * present and every label time after its event. argv[1] is vigil-gen.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/clients/test_vigild.c - libvigil-client and vigil-score against real
+ * tests/clients/test_clients_vigild.c - libvigil-client and vigil-score against real
  * vigild processes (tests/lib/harness.h): synchronous and asynchronous
  * scores, duplicates on retry of a txn_id, dry runs, labels, three replicas
  * with one killed in the middle of an asynchronous stream (every request

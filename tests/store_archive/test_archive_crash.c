@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/store_archive/test_crash.c - kill -9 crash test of the archive
+ * tests/store_archive/test_archive_crash.c - kill -9 crash test of the archive
  * writer. A child process appends from several threads (and compresses
  * closed segments from another) and reports every acknowledged record
  * (seq, thread, index) to the parent through a pipe. The parent SIGKILLs it
