@@ -12,55 +12,69 @@
 
 #include "replay.h"
 
+/* VIGIL_ETOOBIG past RP_MAX_LABELS waiting, VIGIL_ENOMEM. */
 static vigil_err
 rp_label_heap_push(rp_label_heap *h, const rp_label *l)
 {
+	rp_label *v;
 	size_t i;
+	vigil_err rv;
 
-	if (h->n == h->cap) {
-		size_t nc = h->cap ? h->cap * 2 : 1024;
-		rp_label *nv = realloc(h->v, nc * sizeof *nv);
-		if (nv == NULL)
-			return VIGIL_ENOMEM;
-		h->v = nv;
-		h->cap = nc;
-	}
-	i = h->n++;
-	while (i > 0 && h->v[(i - 1) / 2].t > l->t) {
-		h->v[i] = h->v[(i - 1) / 2];
+	rv = vigil_vec_reserve(&h->v, 1);
+	if (rv != VIGIL_OK)
+		return rv;
+	v = h->v.data;
+	i = h->v.len++;
+	while (i > 0 && v[(i - 1) / 2].t > l->t) {
+		v[i] = v[(i - 1) / 2];
 		i = (i - 1) / 2;
 	}
-	h->v[i] = *l;
+	v[i] = *l;
 	return VIGIL_OK;
 }
 
 static void
 rp_label_heap_pop(rp_label_heap *h, rp_label *ret)
 {
-	rp_label last;
-	size_t i = 0;
+	rp_label *v = h->v.data, last;
+	size_t i = 0, n;
 
-	*ret = h->v[0];
-	last = h->v[--h->n];
+	*ret = v[0];
+	n = --h->v.len;
+	last = v[n];
 	for (;;) {
 		size_t c = 2 * i + 1;
-		if (c >= h->n)
+		if (c >= n)
 			break;
-		if (c + 1 < h->n && h->v[c + 1].t < h->v[c].t)
+		if (c + 1 < n && v[c + 1].t < v[c].t)
 			c++;
-		if (h->v[c].t >= last.t)
+		if (v[c].t >= last.t)
 			break;
-		h->v[i] = h->v[c];
+		v[i] = v[c];
 		i = c;
 	}
-	if (h->n > 0)
-		h->v[i] = last;
+	if (n > 0)
+		v[i] = last;
+}
+
+/* Whether the earliest label waiting is due at t. */
+static bool
+rp_label_heap_due(const rp_label_heap *h, int64_t t)
+{
+	return h->v.len > 0 && ((const rp_label *)h->v.data)[0].t <= t;
+}
+
+void
+rp_labels_init(rp *r)
+{
+	vigil_vec_init(&r->labels.v, sizeof(rp_label), RP_MAX_LABELS);
 }
 
 vigil_err
 rp_label_queue(rp *r, const rp_row *row)
 {
 	rp_label l;
+	vigil_err rv;
 
 	if (row->label < 0)
 		return VIGIL_OK;
@@ -71,7 +85,11 @@ rp_label_queue(rp *r, const rp_row *row)
 	l.fraud = row->label == 1;
 	memcpy(l.txn_id, row->txn.txn_id, sizeof l.txn_id);
 	memcpy(l.card_id, row->txn.card_id, sizeof l.card_id);
-	return rp_label_heap_push(&r->labels, &l);
+	rv = rp_label_heap_push(&r->labels, &l);
+	if (rv == VIGIL_ETOOBIG)
+		fprintf(stderr, "vigil-replay: more than %u labels waiting for their label time\n",
+		    RP_MAX_LABELS);
+	return rv;
 }
 
 static vigil_err
@@ -135,13 +153,13 @@ rp_label_worker(void *arg)
 vigil_err
 rp_labels_due(rp *r, int64_t t)
 {
-	rp_label *due = NULL;
-	size_t n = 0, cap = 0;
+	vigil_vec due; /* of rp_label, for the senders */
 	vigil_err rv = VIGIL_OK;
 	rp_label_job jobs[RP_MAX_CONCURRENCY];
 	uint32_t nt;
 
-	while (r->labels.n > 0 && r->labels.v[0].t <= t) {
+	vigil_vec_init(&due, sizeof(rp_label), RP_MAX_LABELS);
+	while (rp_label_heap_due(&r->labels, t)) {
 		rp_label l;
 		rp_label_heap_pop(&r->labels, &l);
 		if (r->client == NULL || r->o.concurrency == 1) {
@@ -151,23 +169,16 @@ rp_labels_due(rp *r, int64_t t)
 			r->labels_sent++;
 			continue;
 		}
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 1024;
-			rp_label *nd = realloc(due, nc * sizeof *nd);
-			if (nd == NULL) {
-				rv = VIGIL_ENOMEM;
-				goto out;
-			}
-			due = nd;
-			cap = nc;
-		}
-		due[n++] = l;
+		rv = vigil_vec_push(&due, &l); /* the heap held it: within the cap */
+		if (rv != VIGIL_OK)
+			goto out;
 	}
-	if (n == 0)
+	if (due.len == 0)
 		goto out;
 	nt = r->o.concurrency;
 	for (uint32_t k = 0; k < nt; k++) {
-		jobs[k] = (rp_label_job){ .r = r, .v = due, .n = n, .id = k, .nthreads = nt };
+		jobs[k] = (rp_label_job){ .r = r, .v = due.data, .n = due.len, .id = k,
+			.nthreads = nt };
 		if (pthread_create(&jobs[k].th, NULL, rp_label_worker, &jobs[k]) != 0) {
 			nt = k;
 			rv = VIGIL_ENOMEM;
@@ -180,16 +191,14 @@ rp_labels_due(rp *r, int64_t t)
 			rv = jobs[k].rv;
 	}
 	if (rv == VIGIL_OK)
-		r->labels_sent += n;
+		r->labels_sent += due.len;
 out:
-	free(due);
+	vigil_vec_fini(&due);
 	return rv;
 }
 
 void
 rp_labels_fini(rp *r)
 {
-	free(r->labels.v);
-	r->labels.v = NULL;
-	r->labels.n = r->labels.cap = 0;
+	vigil_vec_fini(&r->labels.v);
 }

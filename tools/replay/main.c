@@ -268,6 +268,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&r->names.mu, NULL);
+	rp_labels_init(r);
 	r->day = INT64_MIN;
 	r->first_event = INT64_MIN;
 	prc = rp_parse_args(argc, argv, &r->o);

@@ -36,6 +36,7 @@
 #include "metrics.h"
 #include "rules.h"
 #include "store.h"
+#include "vec.h"
 #include "vigil.h"
 #include "vigil_client.h"
 
@@ -113,9 +114,12 @@ typedef struct rp_label {
 	char    card_id[VIGIL_ID_MAX + 1];
 } rp_label;
 
-typedef struct rp_label_heap { /* min-heap on t */
-	rp_label *v;
-	size_t    n, cap;
+/* Labels waiting for their time: a min-heap on t (labels.c). The cap is
+ * far above what a replay holds (a week of labels of a large issuer). */
+#define RP_MAX_LABELS 100000000u
+
+typedef struct rp_label_heap {
+	vigil_vec v; /* of rp_label, heap-ordered on t */
 } rp_label_heap;
 
 /* ------------------------------ input ------------------------------ */
@@ -219,7 +223,9 @@ vigil_err rp_run_server(rp *r);
 
 /* ---- labels.c ---- */
 
-/* Queues the row's label for when it becomes known. */
+void      rp_labels_init(rp *r);
+/* Queues the row's label for when it becomes known. VIGIL_ETOOBIG (message
+ * printed) past RP_MAX_LABELS waiting, VIGIL_ENOMEM. */
 vigil_err rp_label_queue(rp *r, const rp_row *row);
 /* Sends every queued label whose time is <= t. */
 vigil_err rp_labels_due(rp *r, int64_t t);
