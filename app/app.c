@@ -138,52 +138,21 @@ app_tvals_from_gen(const rules_prog *prog, store_gen *gen, rules_tvals **ret_tv)
 	return tvals_build(prog, NULL, gen, ret_tv);
 }
 
-/* Levenshtein distance, capped inputs (feature names are short). */
-static unsigned
-edit_distance(const char *a, const char *b)
-{
-	unsigned row[64];
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 63 || lb > 63)
-		return 99;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = (unsigned)j;
-	for (size_t i = 1; i <= la; i++) {
-		unsigned diag = row[0];
-		row[0] = (unsigned)i;
-		for (size_t j = 1; j <= lb; j++) {
-			unsigned up = row[j];
-			unsigned best = diag + (a[i - 1] != b[j - 1]);
-			if (row[j] + 1 < best)
-				best = row[j] + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
-		}
-	}
-	return row[lb];
-}
-
+/* "Did you mean" for a JSON feature name: rules' one rule (rules_suggest),
+ * within 3 edits. Out of memory, the message only loses its suggestion. */
 static const char *
 closest_feature(const char *name)
 {
-	const char *best = NULL;
-	unsigned best_d = 4; /* suggest only close names */
-	size_t len = strlen(name);
+	uint32_t n = store_schema_nfields();
+	const char **cands = malloc((n + 1) * sizeof *cands);
+	const char *best;
 
-	/* Ties go to the name whose length is closest to the typo's
-	 * ("card.count_9d" -> "card.count_90d", not "card.count_7d"). */
-	for (uint32_t i = 0; i < store_schema_nfields(); i++) {
-		const char *cand = store_schema_field(i)->name;
-		unsigned d = edit_distance(name, cand);
-		if (d < best_d || (d == best_d && best != NULL &&
-		    labs((long)strlen(cand) - (long)len) < labs((long)strlen(best) - (long)len))) {
-			best_d = d;
-			best = cand;
-		}
-	}
+	if (cands == NULL)
+		return NULL;
+	for (uint32_t i = 0; i < n; i++)
+		cands[i] = store_schema_field(i)->name;
+	best = rules_suggest(name, strlen(name), cands, n, 3);
+	free(cands);
 	return best;
 }
 

@@ -10,10 +10,14 @@
  *      reader passes over the other records by their headers
  *      (store_reader_want), so pass 2 is the one that checks every CRC and
  *      counts corrupt stretches;
- *   3. pass 2: T worker threads each read the window [from, as_of) and
- *      aggregate the records of their own cards (key-hash partition of the
- *      card id, found without unpacking by scan.c): card profiles, merchant
- *      and terminal counters, threshold sketches. Each worker decodes
+ *   3. pass 2: the score records of [from, as_of) are read once (the
+ *      segments of [from, as_of], as pass 1) and each goes to the worker
+ *      that owns its card (key-hash partition of the card id, found
+ *      without unpacking by scan.c). With one thread the worker reads the
+ *      archive itself (worker_main); with T threads this thread reads it
+ *      and hands each worker its records in chunks (feed_read,
+ *      worker_fed_main). Each worker aggregates its cards: card profiles,
+ *      merchant and terminal counters, threshold sketches; it decodes
  *      BATCH_PIPE records ahead and prefetches what they will touch, then
  *      applies them in archive order (the order, and so every double sum,
  *      is the same whatever the number of workers or partitions);

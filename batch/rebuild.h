@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * batch/rebuild.h - private to batch/: the state of one run shared by
- * rebuild.c (passes, workers, writing), part.c (partial files) and merge.c.
+ * rebuild.c (passes, workers, writing) and part.c (partial files and their
+ * merge, batch_merge).
  */
 #ifndef VIGIL_BATCH_REBUILD_H
 #define VIGIL_BATCH_REBUILD_H

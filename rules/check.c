@@ -87,66 +87,35 @@ ck_type_name(vigil_type t)
 	return "none";
 }
 
-/* ---- "did you mean" ---- */
+/* ---- "did you mean" (rules_suggest, diag.c) ---- */
 
-static size_t
-ck_edit_distance(const char *a, size_t la, const char *b, size_t lb)
-{
-	size_t row[RULES_MAX_NAME + 2];
+/* The closest name among features (want_features) and the symbols of
+ * kind want_sym (CK_ANY: thresholds and lists): features first, then
+ * symbols in declaration order. */
+#define CK_NONE (-1)
+#define CK_ANY  (-2)
 
-	if (la > RULES_MAX_NAME || lb > RULES_MAX_NAME)
-		return SIZE_MAX;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0];
-
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			diag = up;
-			row[j] = best;
-		}
-	}
-	return row[lb];
-}
-
-static void
-ck_consider(const char *cand, const char *name, size_t len, const char **best, size_t *bestd)
-{
-	size_t      cl = strlen(cand);
-	const char *dot = strrchr(cand, '.');
-	size_t      d = ck_edit_distance(name, len, cand, cl);
-
-	/* "count_7d" for "card.count_7d": the missing prefix is one fix, not five */
-	if (dot != NULL && strlen(dot + 1) == len && memcmp(dot + 1, name, len) == 0)
-		d = 1;
-	if (d < *bestd) {
-		*bestd = d;
-		*best = cand;
-	}
-}
-
-/* Best candidate among features (want_features), thresholds and lists. */
 static const char *
-ck_suggest(ck *c, const char *name, size_t len, bool want_features, bool want_syms)
+ck_suggest(ck *c, const char *name, size_t len, bool want_features, int want_sym,
+    unsigned max_dist)
 {
-	const char *best = NULL;
-	size_t      bestd = SIZE_MAX;
+	uint32_t     nf = want_features ? rules_schema_count(c->schema) : 0;
+	size_t       n = 0;
+	const char **cands;
+	const char  *best;
 
-	if (want_features)
-		for (uint32_t i = 0; i < rules_schema_count(c->schema); i++)
-			ck_consider(rules_schema_at(c->schema, i)->name, name, len, &best, &bestd);
-	if (want_syms)
-		for (ck_sym *s = c->syms; s != NULL; s = s->hh.next)
-			ck_consider(s->name, name, len, &best, &bestd);
-	if (best == NULL || bestd > (len < 6 ? 1 : len < 12 ? 2 : 3))
+	cands = malloc(((size_t)nf + HASH_COUNT(c->syms) + 1) * sizeof *cands);
+	if (cands == NULL) {
+		c->nomem = true;
 		return NULL;
+	}
+	for (uint32_t i = 0; i < nf; i++)
+		cands[n++] = rules_schema_at(c->schema, i)->name;
+	for (ck_sym *s = c->syms; s != NULL; s = s->hh.next)
+		if (want_sym == CK_ANY || (int)s->kind == want_sym)
+			cands[n++] = s->name;
+	best = rules_suggest(name, len, cands, n, max_dist);
+	free(cands);
 	return best;
 }
 
@@ -154,7 +123,8 @@ static void
 ck_unknown(ck *c, uint32_t off, const char *what, const char *name, size_t len, bool features,
     bool syms)
 {
-	const char *s = ck_suggest(c, name, len, features, syms);
+	const char *s = ck_suggest(c, name, len, features, syms ? CK_ANY : CK_NONE,
+	    RULES_SUGGEST_BY_LENGTH);
 
 	if (s != NULL)
 		rules_diag_add(c->sink, off, VIGIL_ETYPE, "unknown %s '%.*s' (did you mean '%s'?)", what,
@@ -500,13 +470,9 @@ ck_list_operand(ck *c, uint32_t i, const char *op, rules_list_kind *ret_kind)
 		if (s == NULL && ck_is_broken(c, nd->str, nd->len))
 			return false;
 		if (s == NULL && rules_schema_lookup(c->schema, nd->str, nd->len) == NULL) {
-			const char *sug = NULL;
-			size_t      bestd = SIZE_MAX;
+			const char *sug = ck_suggest(c, nd->str, nd->len, false, SYM_LIST, 3);
 
-			for (ck_sym *t = c->syms; t != NULL; t = t->hh.next)
-				if (t->kind == SYM_LIST)
-					ck_consider(t->name, nd->str, nd->len, &sug, &bestd);
-			if (sug != NULL && bestd <= 3)
+			if (sug != NULL)
 				rules_diag_add(c->sink, nd->off, VIGIL_ETYPE,
 				    "unknown list '%.*s' (did you mean '%s'?)", (int)nd->len, nd->str, sug);
 			else
@@ -546,12 +512,12 @@ ck_call(ck *c, uint32_t i)
 		if (strlen(ck_builtins[b].name) == nd->len && memcmp(ck_builtins[b].name, nd->str, nd->len) == 0)
 			break;
 	if (b == CK_NBUILTINS) {
-		const char *best = NULL;
-		size_t      bestd = SIZE_MAX;
+		const char *names[CK_NBUILTINS], *best;
 
 		for (size_t j = 0; j < CK_NBUILTINS; j++)
-			ck_consider(ck_builtins[j].name, nd->str, nd->len, &best, &bestd);
-		if (best != NULL && bestd <= 2)
+			names[j] = ck_builtins[j].name;
+		best = rules_suggest(nd->str, nd->len, names, CK_NBUILTINS, 2);
+		if (best != NULL)
 			rules_diag_add(c->sink, nd->off, VIGIL_ETYPE, "unknown function '%.*s' (did you mean '%s'?)",
 			    (int)nd->len, nd->str, best);
 		else

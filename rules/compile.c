@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rules/compile.c - the front door of the library: the feature schema,
- * diagnostics (offsets turned into line:col only here, when reported),
- * rules_compile / rules_load_file driving lex -> parse -> check, and the
+ * rules_compile / rules_load_file driving lex -> parse -> check (errors
+ * reported through diag.c, strings kept in arena.c's arena), and the
  * read-only introspection of a compiled program. Everything a prog owns
  * lives in its arena plus the node array and list tables, freed at once.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,66 +17,6 @@
 #include <xxhash.h>
 
 #include "int.h"
-
-/* ======================= Arena ======================= */
-
-struct rules_arena_chunk {
-	rules_arena_chunk *next;
-	size_t             cap;
-	_Alignas(16) unsigned char data[];
-};
-
-void *
-rules_arena_alloc(rules_arena *a, size_t n)
-{
-	void *p;
-
-	n = (n + 15) & ~(size_t)15;
-	if (a->head == NULL || a->cap - a->used < n) {
-		size_t             cap = n > 16384 ? n : 16384;
-		rules_arena_chunk *c = malloc(sizeof *c + cap);
-
-		if (c == NULL)
-			return NULL;
-		c->next = a->head;
-		c->cap = cap;
-		a->head = c;
-		a->used = 0;
-		a->cap = cap;
-	}
-	p = a->head->data + a->used;
-	a->used += n;
-	memset(p, 0, n);
-	return p;
-}
-
-char *
-rules_arena_strndup(rules_arena *a, const char *s, size_t n)
-{
-	char *p = rules_arena_alloc(a, n + 1);
-
-	if (p == NULL)
-		return NULL;
-	if (n > 0)
-		memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
-}
-
-void
-rules_arena_fini(rules_arena *a)
-{
-	rules_arena_chunk *c = a->head;
-
-	while (c != NULL) {
-		rules_arena_chunk *next = c->next;
-
-		free(c);
-		c = next;
-	}
-	a->head = NULL;
-	a->used = a->cap = 0;
-}
 
 /* ======================= Schema ======================= */
 
@@ -184,132 +123,6 @@ rules_schema_at(const rules_schema *schema, uint32_t i)
 	return i < schema->n ? &schema->all[i]->f : NULL;
 }
 
-/* ======================= Diagnostics ======================= */
-
-/* Messages go through vigil_utf8_line: vigil-rules --json and vigild's
- * /v1/rules put them in JSON, which holds only valid UTF-8. */
-void
-rules_diag_add(rules_diag_sink *sink, uint32_t off, vigil_err code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (sink->n == RULES_MAX_DIAGS) {
-		sink->dropped++;
-		return;
-	}
-	sink->items[sink->n].off = off;
-	sink->items[sink->n].code = code;
-	va_start(ap, fmt);
-	vsnprintf(sink->items[sink->n].msg, sizeof sink->items[0].msg, fmt, ap);
-	va_end(ap);
-	vigil_utf8_line(sink->items[sink->n].msg);
-	sink->n++;
-}
-
-void
-rules_diag_linecol(const char *src, size_t len, uint32_t off, uint32_t *ret_line,
-    uint32_t *ret_col)
-{
-	uint32_t line = 1, col = 1;
-
-	for (size_t i = 0; i < off && i < len; i++) {
-		if (src[i] == '\n') {
-			line++;
-			col = 1;
-		} else {
-			col++;
-		}
-	}
-	*ret_line = line;
-	*ret_col = col;
-}
-
-/* Sorts by offset (insertion sort: at most RULES_MAX_DIAGS), converts to
- * line:col, and returns the code of the first. */
-static vigil_err
-compile_diags_emit(rules_diag_sink *sink, const char *name, rules_diags *out)
-{
-	for (uint32_t i = 1; i < sink->n; i++) {
-		rules_diag_item tmp = sink->items[i];
-		uint32_t        j = i;
-
-		while (j > 0 && sink->items[j - 1].off > tmp.off) {
-			sink->items[j] = sink->items[j - 1];
-			j--;
-		}
-		sink->items[j] = tmp;
-	}
-	if (out != NULL) {
-		memset(out, 0, sizeof *out);
-		snprintf(out->file, sizeof out->file, "%s", name != NULL ? name : "<rules>");
-		out->count = sink->n;
-		out->dropped = sink->dropped;
-		for (uint32_t i = 0; i < sink->n; i++) {
-			if (sink->src != NULL)
-				rules_diag_linecol(sink->src, sink->len, sink->items[i].off,
-				    &out->items[i].line, &out->items[i].col);
-			memcpy(out->items[i].msg, sink->items[i].msg, sizeof out->items[i].msg);
-		}
-	}
-	return sink->n > 0 ? sink->items[0].code : VIGIL_EINTERNAL;
-}
-
-/* A whole-file diagnostic (line 0, col 0), e.g. an I/O error. */
-static void
-compile_diag_file(rules_diags *out, const char *name, const char *fmt, ...) RULES_PRINTF(3, 4);
-
-static void
-compile_diag_file(rules_diags *out, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (out == NULL)
-		return;
-	memset(out, 0, sizeof *out);
-	snprintf(out->file, sizeof out->file, "%s", name != NULL ? name : "<rules>");
-	out->count = 1;
-	va_start(ap, fmt);
-	vsnprintf(out->items[0].msg, sizeof out->items[0].msg, fmt, ap);
-	va_end(ap);
-	vigil_utf8_line(out->items[0].msg);
-}
-
-void
-rules_diags_print(const rules_diags *diags, const char *src, size_t len, FILE *out)
-{
-	for (uint32_t i = 0; i < diags->count; i++) {
-		const rules_diag *d = &diags->items[i];
-		size_t            b = 0, e;
-		uint32_t          line = 1;
-
-		if (d->line == 0) {
-			fprintf(out, "%s: error: %s\n", diags->file, d->msg);
-			continue;
-		}
-		fprintf(out, "%s:%u:%u: error: %s\n", diags->file, d->line, d->col, d->msg);
-		if (src == NULL)
-			continue;
-		while (b < len && line < d->line) {
-			if (src[b] == '\n')
-				line++;
-			b++;
-		}
-		if (line != d->line)
-			continue;
-		for (e = b; e < len && src[e] != '\n' && src[e] != '\r'; e++)
-			;
-		fprintf(out, "    %.*s\n    ", (int)(e - b), src + b);
-		/* keep tabs so the caret lines up under the column; a UTF-8
-		 * character (in a string or comment) is one space, not one per byte */
-		for (size_t k = b; k < b + d->col - 1 && k < e; k++)
-			if (((unsigned char)src[k] & 0xc0) != 0x80)
-				fputc(src[k] == '\t' ? '\t' : ' ', out);
-		fputs("^\n", out);
-	}
-	if (diags->dropped > 0)
-		fprintf(out, "%s: %u more errors not shown\n", diags->file, diags->dropped);
-}
-
 /* ======================= Compile ======================= */
 
 static rules_opts
@@ -352,7 +165,7 @@ rules_compile(const char *name, const char *src, size_t len, const rules_schema 
 	if (schema == NULL || ret_prog == NULL)
 		return VIGIL_EINVAL;
 	if (len > o.max_file_bytes) {
-		compile_diag_file(reterr_diags, name, "file is %zu bytes, over the limit of %zu",
+		rules_diag_file(reterr_diags, name, "file is %zu bytes, over the limit of %zu",
 		    len, o.max_file_bytes);
 		return VIGIL_ETOOBIG;
 	}
@@ -401,11 +214,11 @@ rules_compile(const char *name, const char *src, size_t len, const rules_schema 
 	rv = VIGIL_OK;
 	goto out;
 fail:
-	rv = compile_diags_emit(sink, name, reterr_diags);
+	rv = rules_diag_emit(sink, name, reterr_diags);
 	goto out;
 fail_nodiag:
 	if (reterr_diags != NULL && rv == VIGIL_ENOMEM)
-		compile_diag_file(reterr_diags, name, "out of memory");
+		rules_diag_file(reterr_diags, name, "out of memory");
 out:
 	free(ast.marks);
 	rules_ast_fini(&ast);
@@ -432,31 +245,31 @@ rules_load_file(const char *path, const rules_schema *schema, const rules_opts *
 	f = fopen(path, "rb");
 	if (f == NULL) {
 		rv = vigil_err_from_errno(errno);
-		compile_diag_file(reterr_diags, path, "cannot open: %s", strerror(errno));
+		rules_diag_file(reterr_diags, path, "cannot open: %s", strerror(errno));
 		goto out;
 	}
 	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
 		rv = VIGIL_EIO;
-		compile_diag_file(reterr_diags, path, "not a regular file");
+		rules_diag_file(reterr_diags, path, "not a regular file");
 		goto out;
 	}
 	if ((uint64_t)st.st_size > o.max_file_bytes) {
 		rv = VIGIL_ETOOBIG;
-		compile_diag_file(reterr_diags, path, "file is %lld bytes, over the limit of %zu",
+		rules_diag_file(reterr_diags, path, "file is %lld bytes, over the limit of %zu",
 		    (long long)st.st_size, o.max_file_bytes);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (buf == NULL) {
 		rv = VIGIL_ENOMEM;
-		compile_diag_file(reterr_diags, path, "out of memory");
+		rules_diag_file(reterr_diags, path, "out of memory");
 		goto out;
 	}
 	/* read one byte more than the size: a file that grew is caught */
 	n = fread(buf, 1, (size_t)st.st_size + 1, f);
 	if (ferror(f) || n != (size_t)st.st_size) {
 		rv = VIGIL_EIO;
-		compile_diag_file(reterr_diags, path, "read failed or file changed while reading");
+		rules_diag_file(reterr_diags, path, "read failed or file changed while reading");
 		goto out;
 	}
 	if (opts == NULL || opts->base_dir == NULL) {
@@ -465,7 +278,7 @@ rules_load_file(const char *path, const rules_schema *schema, const rules_opts *
 		dir = slash == NULL ? strdup(".") : strndup(path, (size_t)(slash - path + (slash == path)));
 		if (dir == NULL) {
 			rv = VIGIL_ENOMEM;
-			compile_diag_file(reterr_diags, path, "out of memory");
+			rules_diag_file(reterr_diags, path, "out of memory");
 			goto out;
 		}
 		o.base_dir = dir;

@@ -4,8 +4,9 @@
  * checker and evaluator, the compiled program, and the helpers each stage
  * exports to the next. One prefix per stage: rules_lex_ (lex.c),
  * rules_parse_ (parse.c), rules_check_ (check.c), rules_list_ (list.c),
- * rules_fmt_ (fmt.c); rules_compile and the introspection API live in
- * compile.c, evaluation in eval.c.
+ * rules_fmt_ (fmt.c); the arena (arena.c) and diagnostics with the "did you
+ * mean" rule (diag.c) serve them all; rules_compile, the schema and the
+ * introspection API live in compile.c, evaluation in eval.c.
  */
 #ifndef VIGIL_RULES_INT_H
 #define VIGIL_RULES_INT_H
@@ -28,7 +29,7 @@
 #define RULES_MAX_LISTFILE (64u << 20)
 #define RULES_MAX_ARGS     16      /* arguments of one call */
 
-/* ---- Arena: every string and table of a prog, freed at once ---- */
+/* ---- Arena (arena.c): every string and table of a prog, freed at once ---- */
 
 typedef struct rules_arena_chunk rules_arena_chunk;
 typedef struct rules_arena {
@@ -77,7 +78,7 @@ vigil_err rules_lex_all(const char *src, size_t len, bool comments, rules_diag_s
     rules_tok **ret_toks, uint32_t *ret_n);
 const char *rules_lex_kind_name(rules_tok_kind k);
 
-/* ---- Diagnostics (compile.c) ---- */
+/* ---- Diagnostics (diag.c) ---- */
 
 typedef struct rules_diag_item {
 	uint32_t  off;  /* byte offset in src; line:col computed when reported */
@@ -103,6 +104,14 @@ void rules_diag_add(rules_diag_sink *sink, uint32_t off, vigil_err code, const c
 /* 1-based line and byte column of off in src. */
 void rules_diag_linecol(const char *src, size_t len, uint32_t off, uint32_t *ret_line,
     uint32_t *ret_col);
+/* Sorts the sink by offset, fills out (may be NULL) with line:col and the
+ * file name (NULL: "<rules>"), and returns the code of the first item
+ * (VIGIL_EINTERNAL for an empty sink). */
+vigil_err rules_diag_emit(rules_diag_sink *sink, const char *name, rules_diags *out);
+/* Fills out (may be NULL) with one whole-file diagnostic (line 0, col 0),
+ * e.g. an I/O error. */
+void rules_diag_file(rules_diags *out, const char *name, const char *fmt, ...)
+    RULES_PRINTF(3, 4);
 
 /* ---- Nodes: parse tree, then (after check) the evaluated program ---- */
 

@@ -2,8 +2,9 @@
 /*
  * rules/rules.h - compile and evaluate vigil rule files (docs/rules.md).
  *
- * Pipeline: lex.c (rules_lex_*) -> parse.c (rules_parse_*) -> check.c (types)
- * -> compile.c (slots resolved, compact program) -> eval.c (rules_prog_eval).
+ * Pipeline: lex.c (rules_lex_*) -> parse.c (rules_parse_*) -> check.c (names
+ * resolved to slots, types, the compact program) -> eval.c (rules_prog_eval),
+ * driven by compile.c (rules_compile); arena.c and diag.c serve every stage.
  * The library knows nothing of store/: it compiles against a rules_schema the
  * caller builds (name, type, slot), and evaluates over a flat vigil_value
  * vector in slot order. It never logs; errors come back as rules_diags.
@@ -57,6 +58,21 @@ typedef struct rules_diags {
  */
 void rules_diags_print(const rules_diags *diags, const char *src, size_t len,
     FILE *out);
+
+#define RULES_SUGGEST_BY_LENGTH 0u /* max_dist: 1 edit under 6 bytes, 2 under 12, else 3 */
+
+/*
+ * "Did you mean": the candidate closest to name[0..len) among cands[0..n)
+ * (NULL entries skipped), or NULL when none is within max_dist edits
+ * (RULES_SUGGEST_BY_LENGTH: by the name's length). The distance is
+ * Levenshtein's on bytes, except that a name equal to the part of a
+ * candidate after its last '.' is one edit ("count_7d" for
+ * "card.count_7d"). Ties go to the candidate whose length is closest to
+ * the name's, then to the earlier one. Names or candidates over 128 bytes
+ * never match. The result is one of cands; no allocation, never fails.
+ */
+const char *rules_suggest(const char *name, size_t len, const char *const *cands, size_t n,
+    unsigned max_dist);
 
 /* ---- Compilation ---- */
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* store/schema.h - slot numbers of the feature schema (private to store/),
- * made from the one feature table, store/schema.def. */
+/* store/schema.h - slot numbers of the feature schema (private to store/:
+ * schema.c, db.c, live.c, record.c; and store's tests), made from the one
+ * feature table, store/schema.def. */
 #ifndef VIGIL_STORE_SCHEMA_H
 #define VIGIL_STORE_SCHEMA_H
 

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store/store.h - vigil's data contracts (DESIGN.md "Contracts" 2-4):
- *   - the feature schema (names, types, slots) that rules/ compiles against;
- *   - the archive: append-only, checksummed segment files (archive.c);
+ *   - the feature schema (names, types, slots) that rules/ compiles against
+ *     (schema.c, from the table schema.def);
+ *   - the archive: append-only, checksummed segment files (archive.c writes,
+ *     frame.c frames, reader.c reads, record.c encodes and decodes records);
  *   - batch feature generations in LMDB, switched atomically (features.c);
  *   - the speed layer: exact live velocity state per card (live.c);
- *   - store_db, the server-facing object that joins the three (store.c).
+ *   - store_db, the server-facing object that joins the three (db.c).
  * Formats are documented in docs/storage.md. The library never logs; it
  * returns vigil_err and fills a store_diag with the one-line detail.
  * Depends on common/ and proto/ (archive payloads are vigil.v1 messages).

@@ -17,7 +17,7 @@
  * label (label true) request for txn_id is decoded on the wire path, with
  * "fuzz://replica" as the replica URL. VIGIL_CLIENT_OK: for a score,
  * *ret_result is filled (fini it). Otherwise *reterr_info says why.
- * For the fuzz target tests/clients/fuzz_reply.c.
+ * For the fuzz target tests/fuzz/fuzz_reply.c.
  */
 vigil_client_err vc_reply_decode_test(const uint8_t *data, size_t len, bool label,
     const char *txn_id, vigil_client_result *ret_result, vigil_client_errinfo *reterr_info);

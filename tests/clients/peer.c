@@ -11,6 +11,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "tmpdir.h"
 #include "peer.h"
 #include "vigil.pb-c.h"
 
@@ -32,12 +33,9 @@ tp_tmpdir(void)
 void
 tp_tmpdir_remove(void)
 {
-	char cmd[128];
-
 	if (tp_dir[0] == '\0')
 		return;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tp_dir);
-	if (system(cmd) != 0)
+	if (vt_tmpdir_remove(tp_dir) != 0)
 		fprintf(stderr, "peer: could not remove %s\n", tp_dir);
 	tp_dir[0] = '\0';
 }

@@ -4,7 +4,7 @@
  * test (peer.c): timeouts, a server that is down, garbage and wrong replies,
  * every server status, failover on timeout and on disconnect, asynchronous
  * calls, the in-flight cap and close with calls in flight. No vigild here:
- * test_vigild.c covers the real server.
+ * test_clients_vigild.c covers the real server.
  */
 #include <setjmp.h>
 #include <stdarg.h>

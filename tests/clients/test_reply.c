@@ -30,7 +30,7 @@ load(const char *name)
 	input in = { 0 };
 	long  n;
 
-	snprintf(path, sizeof path, "%s/tests/clients/corpus/reply/%s",
+	snprintf(path, sizeof path, "%s/tests/fuzz/corpus/reply/%s",
 	    getenv("VIGIL_SOURCE_ROOT"), name);
 	f = fopen(path, "rb");
 	assert_non_null(f);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,7 +51,7 @@ static char fuzz_dir[64];
 static void
 fuzz_cleanup(void)
 {
-	rmdir(fuzz_dir);
+	vt_tmpdir_remove(fuzz_dir);
 }
 
 static void

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,8 +34,7 @@ static char fuzz_dir[64], fuzz_file[96];
 static void
 fuzz_cleanup(void)
 {
-	unlink(fuzz_file);
-	rmdir(fuzz_dir);
+	vt_tmpdir_remove(fuzz_dir);
 }
 
 static rules_schema *

@@ -24,6 +24,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "tmpdir.h"
 #include "harness.h"
 
 static const char *
@@ -281,17 +282,14 @@ vt_server_alive(vt_server *s)
 void
 vt_server_cleanup(vt_server *s)
 {
-	char cmd[512];
-
 	if (s->datadir[0] == '\0' || strncmp(s->datadir, "/tmp/vigil-test-", 16) != 0)
 		return;
 	if (getenv("VIGIL_KEEP_TEST_DATA") != NULL) {
 		fprintf(stderr, "harness: keeping %s\n", s->datadir);
 		return;
 	}
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->datadir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "harness: could not remove %s\n", s->datadir);
+	if (vt_tmpdir_remove(s->datadir) != 0)
+		fprintf(stderr, "harness: could not remove %s: %s\n", s->datadir, strerror(errno));
 	s->datadir[0] = '\0';
 }
 

@@ -629,6 +629,33 @@ test_empty(void **state)
 	rules_prog_free(prog);
 }
 
+/* The one "did you mean" rule: Levenshtein within the cap, a missing
+ * dotted prefix counts one edit, ties go to the closest length. */
+static void
+test_suggest(void **state)
+{
+	static const char *const cands[] = { "card.count_7d", "card.count_30d", "card.count_90d",
+		NULL, "mcc", "haversine" };
+	const size_t n = sizeof cands / sizeof cands[0];
+
+	(void)state;
+	assert_string_equal(rules_suggest("card.count_7", 12, cands, n, RULES_SUGGEST_BY_LENGTH),
+	    "card.count_7d");
+	assert_string_equal(rules_suggest("count_90d", 9, cands, n, RULES_SUGGEST_BY_LENGTH),
+	    "card.count_90d");
+	/* one edit from count_7d, one from count_90d: the same length wins */
+	assert_string_equal(rules_suggest("card.count_9d", 13, cands, n, 3), "card.count_7d");
+	assert_string_equal(rules_suggest("card.count_97d", 14, cands, n, 3), "card.count_90d");
+	assert_string_equal(rules_suggest("mcx", 3, cands, n, RULES_SUGGEST_BY_LENGTH), "mcc");
+	/* under 6 bytes, one edit at most unless the caller allows more */
+	assert_null(rules_suggest("mxx", 3, cands, n, RULES_SUGGEST_BY_LENGTH));
+	assert_string_equal(rules_suggest("mxx", 3, cands, n, 2), "mcc");
+	assert_string_equal(rules_suggest("haversin", 8, cands, n, 2), "haversine");
+	assert_null(rules_suggest("zzzzzzzz", 8, cands, n, 3));
+	assert_null(rules_suggest("mcx", 3, cands, 0, 3));
+	assert_null(rules_suggest(NULL, 0, cands, n, 3));
+}
+
 int
 main(void)
 {
@@ -647,6 +674,7 @@ main(void)
 		cmocka_unit_test(test_many_errors),
 		cmocka_unit_test(test_explain_print),
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_suggest),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 #include <zstd.h>
 
+#include "tmpdir.h"
 #include "archive_int.h"
 #include "store.h"
 
@@ -49,30 +50,15 @@ fx_clock(void *arg)
 static void
 rm_rf(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char p[512];
-
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
+	vt_tmpdir_remove(dir);
 }
 
 static int
 setup(void **state)
 {
 	fx *f = calloc(1, sizeof *f);
-	const char *tmp = getenv("TMPDIR");
 
-	snprintf(f->dir, sizeof f->dir, "%s/vigil-archive-XXXXXX", tmp ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL)
+	if (f == NULL || vt_tmpdir_make("vigil-archive", f->dir, sizeof f->dir) != 0)
 		return -1;
 	f->now = T0 + 3600000;
 	*state = f;

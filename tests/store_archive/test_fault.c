@@ -33,6 +33,7 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
 #include "archive_int.h"
 #include "store.h"
 
@@ -46,21 +47,7 @@ typedef struct fx {
 static void
 rm_rf(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char p[600];
-
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		if (unlink(p) != 0 && errno == EISDIR)
-			rm_rf(p);
-	}
-	closedir(d);
-	rmdir(dir);
+	vt_tmpdir_remove(dir);
 }
 
 static int

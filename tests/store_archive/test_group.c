@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
 #include "archive_int.h"
 #include "store.h"
 
@@ -42,13 +43,9 @@ fx_clock(void *arg)
 static int
 setup(void **state)
 {
-	fx         *f = calloc(1, sizeof *f);
-	const char *tmp = getenv("TMPDIR");
+	fx *f = calloc(1, sizeof *f);
 
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof f->dir, "%s/vigil-group-XXXXXX", tmp ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL)
+	if (f == NULL || vt_tmpdir_make("vigil-group", f->dir, sizeof f->dir) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -57,20 +54,9 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	fx            *f = *state;
-	DIR           *d = opendir(f->dir);
-	struct dirent *de;
-	char           p[512];
+	fx *f = *state;
 
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
-		unlink(p);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(f->dir);
+	vt_tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "tmpdir.h"
 #include "archive_int.h"
 #include "store.h"
 
@@ -162,21 +163,8 @@ test_tool(void **state)
 static int
 rm_dir(void **state)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char p[512];
-
 	(void)state;
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
+	vt_tmpdir_remove(dir);
 	return 0;
 }
 
@@ -186,15 +174,12 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_tool, rm_dir),
 	};
-	const char *tmp = getenv("TMPDIR");
-
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s PATH-TO-vigil-archive\n", argv[0]);
 		return 2;
 	}
 	tool = argv[1];
-	snprintf(dir, sizeof dir, "%s/vigil-tool-XXXXXX", tmp ? tmp : "/tmp");
-	if (mkdtemp(dir) == NULL)
+	if (vt_tmpdir_make("vigil-tool", dir, sizeof dir) != 0)
 		return 2;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

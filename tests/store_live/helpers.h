@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
 #include "store.h"
 
 /* 2026-01-01T00:00:00Z, a fixed base for event times. */
@@ -29,22 +30,18 @@
 static inline char *
 tmpdir_new(void)
 {
-	char  tmpl[] = "/tmp/vigil-store-live-XXXXXX";
-	char *d = mkdtemp(tmpl);
+	char d[256];
 
-	assert_non_null(d);
+	assert_int_equal(vt_tmpdir_make("vigil-store-live", d, sizeof d), 0);
 	return strdup(d);
 }
 
 static inline void
 tmpdir_free(char *dir)
 {
-	char cmd[4200];
-
 	if (dir == NULL)
 		return;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(vt_tmpdir_remove(dir), 0);
 	free(dir);
 }
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "run.h"
 
 #define CHROMIUM "/usr/bin/chromium"
@@ -21,9 +22,7 @@ static char tmp[] = "/tmp/vigil-test-report-XXXXXX";
 static int
 cleanup(int rv)
 {
-	const char *rm[] = { "/bin/rm", "-rf", tmp, NULL };
-
-	tr_run(rm, NULL, NULL);
+	vt_tmpdir_remove(tmp);
 	return rv;
 }
 

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "tmpdir.h"
 #include "harness.h"
 #include "run.h"
 
@@ -148,9 +149,6 @@ main(int argc, char **argv)
 		return 1;
 	}
 	rv = cmocka_run_group_tests(tests, NULL, NULL);
-	{
-		const char *rm[] = { "/bin/rm", "-rf", tmp, NULL };
-		tr_run(rm, NULL, NULL);
-	}
+	vt_tmpdir_remove(tmp);
 	return rv;
 }

@@ -20,6 +20,7 @@
 #include "app.h"
 #include "rules.h"
 #include "store.h"
+#include "vec.h"
 #include "vigil.h"
 #include "vigil_json.h"
 #include "vigil_config.h"
@@ -111,10 +112,13 @@ static char *
 tool_read(const char *path, size_t *ret_len)
 {
 	FILE       *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	char       *buf = NULL, *res = NULL;
-	size_t      n = 0, cap = 0;
+	vigil_vec   buf; /* the bytes and a NUL */
+	char        chunk[16384], *res = NULL;
+	size_t      got;
 	struct stat st;
+	vigil_err   rv = VIGIL_OK;
 
+	vigil_vec_init(&buf, 1, TOOL_MAX_FILE + 1);
 	if (f == NULL) {
 		fprintf(stderr, "%s: error: cannot open: %s\n", path, strerror(errno));
 		return NULL;
@@ -127,45 +131,30 @@ tool_read(const char *path, size_t *ret_len)
 		fprintf(stderr, "%s: error: not a regular file\n", path);
 		goto out;
 	}
-	for (;;) {
-		size_t got;
-
-		if (n + 4096 + 1 > cap) {
-			size_t ncap = cap ? cap * 2 : 65536;
-			char  *nb;
-
-			if (ncap > TOOL_MAX_FILE + 4096 + 1)
-				ncap = TOOL_MAX_FILE + 4096 + 1;
-			nb = realloc(buf, ncap);
-			if (nb == NULL) {
-				fprintf(stderr, "%s: error: out of memory\n", path);
-				goto out;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-		if (n > TOOL_MAX_FILE) {
-			fprintf(stderr, "%s: error: larger than the limit of %u bytes\n", path,
-			    TOOL_MAX_FILE);
-			goto out;
-		}
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
+	while (rv == VIGIL_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+		rv = vigil_vec_append(&buf, chunk, got);
+	if (rv == VIGIL_OK && ferror(f)) {
 		fprintf(stderr, "%s: error: read failed: %s\n", path, strerror(errno));
 		goto out;
 	}
-	buf[n] = '\0';
-	*ret_len = n;
-	res = buf;
-	buf = NULL;
+	if (rv == VIGIL_OK)
+		rv = vigil_vec_push(&buf, ""); /* the NUL */
+	if (rv == VIGIL_ETOOBIG) {
+		fprintf(stderr, "%s: error: larger than the limit of %u bytes\n", path,
+		    TOOL_MAX_FILE);
+		goto out;
+	}
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "%s: error: out of memory\n", path);
+		goto out;
+	}
+	*ret_len = buf.len - 1;
+	res = buf.data;
+	buf.data = NULL; /* handed to the caller */
 out:
 	if (f != stdin)
 		fclose(f);
-	free(buf);
+	vigil_vec_fini(&buf);
 	return res;
 }
 

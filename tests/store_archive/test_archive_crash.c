@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/store_archive/test_crash.c - kill -9 crash test of the archive
+ * tests/store_archive/test_archive_crash.c - kill -9 crash test of the archive
  * writer. A child process appends from several threads (and compresses
  * closed segments from another) and reports every acknowledged record
  * (seq, thread, index) to the parent through a pipe. The parent SIGKILLs it
@@ -30,6 +30,7 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
 #include "store.h"
 
 #define ROUNDS        20
@@ -144,20 +145,7 @@ on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, co
 static void
 rm_rf(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char p[512];
-
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
+	vt_tmpdir_remove(dir);
 }
 
 static void

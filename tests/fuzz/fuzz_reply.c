@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/clients/fuzz_reply.c - libFuzzer target for the client's reply
+ * tests/fuzz/fuzz_reply.c - libFuzzer target for the client's reply
  * decoding: whatever a peer answers, the client returns a result or an
  * error, never crashes, never reads out of bounds. The first input byte
  * picks the request the bytes answer (even: a score for txn_id "t-1", odd:

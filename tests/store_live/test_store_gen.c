@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/store_live/test_gen.c - LMDB feature generations: write, commit,
+ * tests/store_live/test_store_gen.c - LMDB feature generations: write, commit,
  * read back, abort, the rebuild lock, unknown value versions, mdb_stat,
  * pruning, roll-back, and switching generations under running readers.
  * Checksums and damaged generations: test_gencheck.c.

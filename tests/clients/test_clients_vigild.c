@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/clients/test_vigild.c - libvigil-client and vigil-score against real
+ * tests/clients/test_clients_vigild.c - libvigil-client and vigil-score against real
  * vigild processes (tests/lib/harness.h): synchronous and asynchronous
  * scores, duplicates on retry of a txn_id, dry runs, labels, three replicas
  * with one killed in the middle of an asynchronous stream (every request
@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "tmpdir.h"
 #include "vigil_client.h"
 
 #define EVENT_MS 1795000000000LL
@@ -624,7 +625,6 @@ test_tls(void **state)
 	vigil_client_errinfo info;
 	vigil_client_result res = { 0 };
 	vigil_client_txn t = txn_make("c-tls-1", "card-tls", 1000);
-	char cmd[700];
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -681,8 +681,7 @@ test_tls(void **state)
 	assert_true(vt_server_alive(&s));
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(vt_tmpdir_remove(dir), 0);
 }
 
 int

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/batch/fuzz_part.c - fuzz target for the partial-file reader of
+ * tests/fuzz/fuzz_part.c - fuzz target for the partial-file reader of
  * `vigil-rebuild --merge` (batch/part.c), the one parser in batch/ that
  * reads files from outside the process.
  *

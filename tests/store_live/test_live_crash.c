@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/store_live/test_crash.c - kill -9 of a process scoring under load,
+ * tests/store_live/test_live_crash.c - kill -9 of a process scoring under load,
  * many times (bounded rounds). A child opens the data directory (recovering
  * the live state from the archive), scores generated transactions from two
  * threads and reports each acknowledged txn_id on a pipe; the parent kills

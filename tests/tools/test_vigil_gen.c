@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/tools/test_gen.c - vigil-gen: the same seed gives the same bytes, a
+ * tests/tools/test_vigil_gen.c - vigil-gen: the same seed gives the same bytes, a
  * different seed different ones; every row it writes reads back through the
  * CSV reader without error, in event-time order, with every fraud pattern
  * present and every label time after its event. argv[1] is vigil-gen.
@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
 #include "csv.h"
 
 static const char *gen_path;
@@ -161,7 +162,6 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_usage_errors),
 	};
 	int rv;
-	char cmd[160];
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: test-gen PATH-TO-vigil-gen\n");
@@ -173,8 +173,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	rv = cmocka_run_group_tests(tests, NULL, NULL);
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
+	if (vt_tmpdir_remove(tmpdir) != 0)
 		fprintf(stderr, "test-gen: could not remove %s\n", tmpdir);
 	return rv;
 }

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common/vec.h - a growable array with a hard cap (curl's dynbuf is the
+ * model: every buffer a client or an input can grow has a limit, and going
+ * over it is an error, not an allocation that keeps going). Elements are
+ * fixed-size and copied in; the array doubles as it grows, never past the
+ * cap. An embedded object: vigil_vec_init / vigil_vec_fini.
+ *
+ *     vigil_vec v;
+ *     vigil_vec_init(&v, sizeof(rp_label), RP_MAX_LABELS);
+ *     rv = vigil_vec_push(&v, &label);        // VIGIL_ETOOBIG past the cap
+ *     rp_label *all = v.data;                 // v.len of them
+ *     vigil_vec_fini(&v);
+ */
+#ifndef VIGIL_VEC_H
+#define VIGIL_VEC_H
+
+#include <stddef.h>
+
+#include "vigil.h"
+
+typedef struct vigil_vec {
+	void  *data;      /* len elements (NULL before the first growth); read and
+	                   * write them freely, valid until the next growth */
+	size_t len;       /* elements in use */
+	size_t cap;       /* elements allocated */
+	size_t elem_size;
+	size_t max;       /* hard cap on len */
+} vigil_vec;
+
+/* An empty array of elements of elem_size bytes (> 0), never more than
+ * max_elems (clamped so max_elems * elem_size fits a size_t). Allocates
+ * nothing. */
+void vigil_vec_init(vigil_vec *v, size_t elem_size, size_t max_elems);
+
+/* Frees the elements and empties v (elem_size and max kept: v can be used
+ * again). NULL is a no-op. */
+void vigil_vec_fini(vigil_vec *v);
+
+/*
+ * Makes room for n more elements (len + n <= cap) without changing len:
+ * the caller may then write up to n elements from vigil_vec_at(v, len) on
+ * and raise len by as many (e.g. fread straight into the array).
+ * VIGIL_ETOOBIG when len + n would pass the cap, VIGIL_ENOMEM; on error v
+ * is unchanged.
+ */
+vigil_err vigil_vec_reserve(vigil_vec *v, size_t n);
+
+/* Appends a copy of the element at elem. Errors as vigil_vec_reserve. */
+vigil_err vigil_vec_push(vigil_vec *v, const void *elem);
+
+/* Appends copies of the n elements at elems (n may be 0). Errors as
+ * vigil_vec_reserve: nothing is appended unless all fit. */
+vigil_err vigil_vec_append(vigil_vec *v, const void *elems, size_t n);
+
+/* Element i (i < len); valid until the next growth. */
+static inline void *
+vigil_vec_at(const vigil_vec *v, size_t i)
+{
+	return (char *)v->data + i * v->elem_size;
+}
+
+/* Empties v, keeping its memory. */
+static inline void
+vigil_vec_clear(vigil_vec *v)
+{
+	v->len = 0;
+}
+
+#endif /* VIGIL_VEC_H */

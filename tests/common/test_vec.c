@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/common/test_vec.c - the capped growable array (common/vec.h):
+ * growth keeps the elements, the cap is hard (push, append, reserve), a
+ * failed call changes nothing, fini empties for reuse. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vec.h"
+
+typedef struct item {
+	uint64_t k;
+	char     name[12];
+} item;
+
+static void
+test_push_grows_and_keeps(void **state)
+{
+	vigil_vec v;
+	item      it = { 0 };
+
+	(void)state;
+	vigil_vec_init(&v, sizeof(item), 100000);
+	assert_null(v.data);
+	assert_int_equal(v.len, 0);
+	for (uint64_t i = 0; i < 10000; i++) {
+		it.k = i * 7;
+		assert_int_equal(vigil_vec_push(&v, &it), VIGIL_OK);
+	}
+	assert_int_equal(v.len, 10000);
+	assert_true(v.cap >= v.len && v.cap <= v.max);
+	for (uint64_t i = 0; i < 10000; i++)
+		assert_int_equal(((item *)v.data)[i].k, i * 7);
+	assert_int_equal(((item *)vigil_vec_at(&v, 9999))->k, 9999 * 7);
+	vigil_vec_clear(&v);
+	assert_int_equal(v.len, 0);
+	assert_non_null(v.data);
+	vigil_vec_fini(&v);
+	assert_null(v.data);
+	assert_int_equal(v.len, 0);
+	assert_int_equal(v.cap, 0);
+	/* usable again after fini */
+	assert_int_equal(vigil_vec_push(&v, &it), VIGIL_OK);
+	assert_int_equal(v.len, 1);
+	vigil_vec_fini(&v);
+	vigil_vec_fini(NULL);
+}
+
+static void
+test_cap_is_hard(void **state)
+{
+	vigil_vec v;
+	uint32_t  x = 5, many[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+
+	(void)state;
+	vigil_vec_init(&v, sizeof x, 20);
+	for (uint32_t i = 0; i < 20; i++)
+		assert_int_equal(vigil_vec_push(&v, &i), VIGIL_OK);
+	assert_int_equal(v.cap, 20); /* grown to the cap, not past it */
+	assert_int_equal(vigil_vec_push(&v, &x), VIGIL_ETOOBIG);
+	assert_int_equal(v.len, 20);
+	assert_int_equal(((uint32_t *)v.data)[19], 19);
+	assert_int_equal(vigil_vec_reserve(&v, 1), VIGIL_ETOOBIG);
+	assert_int_equal(vigil_vec_reserve(&v, 0), VIGIL_OK);
+	assert_int_equal(vigil_vec_reserve(&v, SIZE_MAX), VIGIL_ETOOBIG);
+	vigil_vec_fini(&v);
+
+	/* append is all or nothing */
+	vigil_vec_init(&v, sizeof x, 10);
+	assert_int_equal(vigil_vec_append(&v, many, 8), VIGIL_OK);
+	assert_int_equal(vigil_vec_append(&v, many, 3), VIGIL_ETOOBIG);
+	assert_int_equal(v.len, 8);
+	assert_int_equal(vigil_vec_append(&v, many, 2), VIGIL_OK);
+	assert_int_equal(v.len, 10);
+	assert_int_equal(((uint32_t *)v.data)[9], 2);
+	assert_int_equal(vigil_vec_append(&v, NULL, 0), VIGIL_OK);
+	vigil_vec_fini(&v);
+
+	/* a cap of 0 holds nothing */
+	vigil_vec_init(&v, sizeof x, 0);
+	assert_int_equal(vigil_vec_push(&v, &x), VIGIL_ETOOBIG);
+	assert_null(v.data);
+	vigil_vec_fini(&v);
+}
+
+static void
+test_reserve_then_fill(void **state)
+{
+	vigil_vec v;
+
+	(void)state;
+	vigil_vec_init(&v, 1, 1000);
+	assert_int_equal(vigil_vec_reserve(&v, 300), VIGIL_OK);
+	assert_int_equal(v.len, 0);
+	assert_true(v.cap >= 300 && v.cap <= 1000);
+	memset(v.data, 'a', 300);
+	v.len = 300;
+	assert_int_equal(vigil_vec_append(&v, "bcd", 3), VIGIL_OK);
+	assert_memory_equal((char *)v.data + 299, "abcd", 4);
+	vigil_vec_fini(&v);
+}
+
+/* max_elems * elem_size never overflows: the cap is clamped at init. */
+static void
+test_cap_clamped_to_size(void **state)
+{
+	vigil_vec v;
+
+	(void)state;
+	vigil_vec_init(&v, 1024, SIZE_MAX);
+	assert_int_equal(v.max, SIZE_MAX / 1024);
+	assert_int_equal(vigil_vec_reserve(&v, SIZE_MAX / 1024 + 1), VIGIL_ETOOBIG);
+	vigil_vec_fini(&v);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_push_grows_and_keeps),
+		cmocka_unit_test(test_cap_is_hard),
+		cmocka_unit_test(test_reserve_then_fill),
+		cmocka_unit_test(test_cap_clamped_to_size),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/replay/main.c - vigil-replay: back-tests rule files on history
+ * (docs/vigil-replay.md). Reads the options, loads the rules, opens the
+ * input (source.c) and one engine, offline (offline.c) or against vigild
+ * replicas (server.c), runs the stream through it and writes the outputs
+ * (results.c, summary.c). replay.h lists what each file does.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "replay.h"
+#include "vigil_config.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: vigil-replay (--csv FILE | --archive DATADIR [--from T] [--to T]) [OPTIONS]\n"
+	    "Replays historical transactions through a rule file and reports what it\n"
+	    "would have decided (docs/vigil-replay.md).\n"
+	    "\n"
+	    "Input:\n"
+	    "  --csv FILE           vigil CSV (docs/csv.md); \"-\" = standard input\n"
+	    "  --archive DATADIR    the archive of a vigild data directory\n"
+	    "  --from T, --to T     archive event-time range [from, to): YYYY-MM-DD or RFC 3339\n"
+	    "Offline mode (default):\n"
+	    "  --rules FILE         rule file (default rules/default.rules)\n"
+	    "  --compare FILE       also evaluate FILE on the same stream and compare\n"
+	    "  --nightly            rebuild batch features at each UTC midnight (needs labels\n"
+	    "                       in the input to matter); uses a temporary data directory\n"
+	    "  --work DIR           data directory for --nightly (kept; must be new or empty)\n"
+	    "  --keep-work          keep the temporary data directory\n"
+	    "Server mode:\n"
+	    "  --server URL         send to vigild at URL (repeatable: replicas)\n"
+	    "  --rate N             N transactions per second in total\n"
+	    "  --speed X            X times the original pace of the event times\n"
+	    "                       (neither: as fast as possible)\n"
+	    "  --concurrency N      parallel senders, each card on one sender (default 1;\n"
+	    "                       exact agreement with offline mode needs 1)\n"
+	    "  --nightly            run vigil-rebuild --data DIR --as-of DAY between days\n"
+	    "  --data DIR           the server's data directory (for --nightly)\n"
+	    "  --rebuild PROGRAM    vigil-rebuild to run (default: from the build tree or PATH)\n"
+	    "Labels:\n"
+	    "  --label-delay DUR    when a label is known if its row has no label_time\n"
+	    "                       (default 7d; e.g. 36h, 30m)\n"
+	    "  --force-label-delay  use --label-delay for every row, ignoring label_time\n"
+	    "  --fraud-labels-only  send only fraud (1) labels, not legit (0) ones; thresholds\n"
+	    "                       tuned for precision then see no false positives\n"
+	    "  --assume-legit       count rows without a label as legitimate in the measures\n"
+	    "                       (the usual convention for archives: no chargeback = legit)\n"
+	    "Output:\n"
+	    "  --results FILE       JSON lines: txn_id, score, decision, hits\n"
+	    "  --json FILE          the summary as JSON (\"-\" = standard output)\n"
+	    "  --report FILE.html   self-contained HTML report with plots\n"
+	    "  --top-k N            cards per day for card precision (default 100)\n"
+	    "  --measure-from T     measure only rows from T on (all are scored; e.g. the\n"
+	    "                       days after the first model): YYYY-MM-DD or RFC 3339\n"
+	    "Model (offline --nightly):\n"
+	    "  --no-model           the nightly rebuilds train no model: rules alone\n"
+	    "  -q, --quiet          no progress, no summary on standard output\n"
+	    "  -h, --help, -V, --version\n"
+	    "\n"
+	    "Exit status: 0 success; 1 failure (I/O, rule file, server errors);\n"
+	    "2 usage error.\n");
+}
+
+static int
+usage_error(const char *msg, const char *arg)
+{
+	fprintf(stderr, "vigil-replay: %s%s%s%s\n", msg, arg ? " \"" : "", arg ? arg : "",
+	    arg ? "\"" : "");
+	return 2;
+}
+
+static bool
+rp_parse_time(const char *s, int64_t *ret)
+{
+	return vigil_date_parse(s, ret) == VIGIL_OK || vigil_time_parse_rfc3339(s, ret) == VIGIL_OK;
+}
+
+enum {
+	OPT_CSV = 256, OPT_ARCHIVE, OPT_FROM, OPT_TO, OPT_RULES, OPT_COMPARE, OPT_NIGHTLY,
+	OPT_WORK, OPT_KEEP, OPT_SERVER, OPT_RATE, OPT_SPEED, OPT_CONC, OPT_DATA, OPT_REBUILD,
+	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_ASSUME_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
+	OPT_NO_MODEL, OPT_MEASURE_FROM,
+};
+
+static int
+rp_parse_args(int argc, char **argv, rp_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "csv", required_argument, NULL, OPT_CSV },
+		{ "archive", required_argument, NULL, OPT_ARCHIVE },
+		{ "from", required_argument, NULL, OPT_FROM },
+		{ "to", required_argument, NULL, OPT_TO },
+		{ "rules", required_argument, NULL, OPT_RULES },
+		{ "compare", required_argument, NULL, OPT_COMPARE },
+		{ "nightly", no_argument, NULL, OPT_NIGHTLY },
+		{ "work", required_argument, NULL, OPT_WORK },
+		{ "keep-work", no_argument, NULL, OPT_KEEP },
+		{ "server", required_argument, NULL, OPT_SERVER },
+		{ "rate", required_argument, NULL, OPT_RATE },
+		{ "speed", required_argument, NULL, OPT_SPEED },
+		{ "concurrency", required_argument, NULL, OPT_CONC },
+		{ "data", required_argument, NULL, OPT_DATA },
+		{ "rebuild", required_argument, NULL, OPT_REBUILD },
+		{ "label-delay", required_argument, NULL, OPT_DELAY },
+		{ "fraud-labels-only", no_argument, NULL, OPT_LEGIT },
+		{ "force-label-delay", no_argument, NULL, OPT_FORCE_DELAY },
+		{ "assume-legit", no_argument, NULL, OPT_ASSUME_LEGIT },
+		{ "results", required_argument, NULL, OPT_RESULTS },
+		{ "json", required_argument, NULL, OPT_JSON },
+		{ "report", required_argument, NULL, OPT_REPORT },
+		{ "top-k", required_argument, NULL, OPT_TOPK },
+		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
+		{ "measure-from", required_argument, NULL, OPT_MEASURE_FROM },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+	char *end;
+
+	o->from_ms = INT64_MIN;
+	o->to_ms = INT64_MAX;
+	o->measure_from_ms = INT64_MIN;
+	o->concurrency = 1;
+	o->label_delay_ms = 7 * VIGIL_MS_PER_DAY;
+	o->topk = 100;
+	while ((opt = getopt_long(argc, argv, "qhV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_CSV: o->csv = optarg; break;
+		case OPT_ARCHIVE: o->archive = optarg; break;
+		case OPT_FROM:
+			if (!rp_parse_time(optarg, &o->from_ms))
+				return usage_error("--from: not YYYY-MM-DD or RFC 3339:", optarg);
+			break;
+		case OPT_TO:
+			if (!rp_parse_time(optarg, &o->to_ms))
+				return usage_error("--to: not YYYY-MM-DD or RFC 3339:", optarg);
+			break;
+		case OPT_RULES: o->rules = optarg; break;
+		case OPT_COMPARE: o->compare = optarg; break;
+		case OPT_NIGHTLY: o->nightly = true; break;
+		case OPT_WORK: o->work = optarg; break;
+		case OPT_KEEP: o->keep_work = true; break;
+		case OPT_SERVER:
+			if (o->nservers == RP_MAX_SERVERS)
+				return usage_error("--server: at most 64 replicas", NULL);
+			o->servers[o->nservers++] = optarg;
+			break;
+		case OPT_RATE:
+			errno = 0;
+			o->rate = strtod(optarg, &end);
+			if (*end != '\0' || errno != 0 || !(o->rate > 0 && o->rate <= 1e8))
+				return usage_error("--rate: not a number in (0, 1e8]:", optarg);
+			break;
+		case OPT_SPEED:
+			errno = 0;
+			o->speed = strtod(optarg, &end);
+			if (*end != '\0' || errno != 0 || !(o->speed > 0 && o->speed <= 1e9))
+				return usage_error("--speed: not a number in (0, 1e9]:", optarg);
+			break;
+		case OPT_CONC: {
+			unsigned long v;
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (*optarg == '-' || *end != '\0' || errno != 0 || v < 1 || v > RP_MAX_CONCURRENCY)
+				return usage_error("--concurrency: not an integer in 1..256:", optarg);
+			o->concurrency = (uint32_t)v;
+			break;
+		}
+		case OPT_DATA: o->data = optarg; break;
+		case OPT_REBUILD: o->rebuild = optarg; break;
+		case OPT_DELAY:
+			if (batch_duration_parse(optarg, &o->label_delay_ms) != VIGIL_OK)
+				return usage_error("--label-delay: not a duration such as 7d, 36h, 30m:",
+				    optarg);
+			break;
+		case OPT_LEGIT: o->fraud_labels_only = true; break;
+		case OPT_FORCE_DELAY: o->force_label_delay = true; break;
+		case OPT_ASSUME_LEGIT: o->assume_legit = true; break;
+		case OPT_NO_MODEL: o->no_model = true; break;
+		case OPT_MEASURE_FROM:
+			if (!rp_parse_time(optarg, &o->measure_from_ms))
+				return usage_error("--measure-from: not YYYY-MM-DD or RFC 3339:", optarg);
+			break;
+		case OPT_RESULTS: o->results = optarg; break;
+		case OPT_JSON: o->json = optarg; break;
+		case OPT_REPORT: o->report = optarg; break;
+		case OPT_TOPK: {
+			unsigned long v;
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (*optarg == '-' || *end != '\0' || errno != 0 || v < 1 || v > 1000000)
+				return usage_error("--top-k: not an integer in 1..1000000:", optarg);
+			o->topk = (uint32_t)v;
+			break;
+		}
+		case 'q': o->quiet = true; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("vigil-replay %s\n", VIGIL_VERSION); exit(0);
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument (see --help):", argv[optind]);
+	if ((o->csv == NULL) == (o->archive == NULL))
+		return usage_error("give exactly one of --csv FILE or --archive DATADIR", NULL);
+	if ((o->from_ms != INT64_MIN || o->to_ms != INT64_MAX) && o->archive == NULL)
+		return usage_error("--from/--to go with --archive", NULL);
+	if (o->rate > 0 && o->speed > 0)
+		return usage_error("--rate and --speed exclude each other", NULL);
+	if (o->nservers == 0 && (o->rate > 0 || o->speed > 0 || o->concurrency != 1 ||
+	    o->data != NULL || o->rebuild != NULL))
+		return usage_error("--rate, --speed, --concurrency, --data and --rebuild need --server",
+		    NULL);
+	if (o->nservers > 0 && o->compare != NULL)
+		return usage_error("--compare works in offline mode only (no --server)", NULL);
+	if (o->nservers > 0 && (o->work != NULL || o->keep_work))
+		return usage_error("--work and --keep-work are for offline --nightly", NULL);
+	if (o->nservers > 0 && o->nightly && o->data == NULL)
+		return usage_error("--nightly in server mode needs --data DIR (the server's)", NULL);
+	if (o->nservers == 0 && o->rules == NULL)
+		o->rules = "rules/default.rules";
+	o->progress = !o->quiet && isatty(STDERR_FILENO);
+	return 0;
+}
+
+static vigil_err
+rp_load_rules(const char *path, rules_prog **ret)
+{
+	rules_diags diags;
+	vigil_err rv;
+
+	memset(&diags, 0, sizeof diags);
+	rv = app_rules_load(path, ret, &diags);
+	if (rv != VIGIL_OK) {
+		if (diags.count > 0)
+			rules_diags_print(&diags, NULL, 0, stderr);
+		else
+			fprintf(stderr, "vigil-replay: %s: %s\n", path, vigil_strerror(rv));
+	}
+	return rv;
+}
+
+int
+main(int argc, char **argv)
+{
+	rp *r;
+	int status = 1, prc;
+	vigil_err rv;
+	double secs;
+
+	rp_heap_setup();
+	r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		fprintf(stderr, "vigil-replay: out of memory\n");
+		return 1;
+	}
+	pthread_mutex_init(&r->names.mu, NULL);
+	rp_labels_init(r);
+	r->day = INT64_MIN;
+	r->first_event = INT64_MIN;
+	prc = rp_parse_args(argc, argv, &r->o);
+	if (prc != 0) {
+		status = prc;
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (r->o.rules != NULL && rp_load_rules(r->o.rules, &r->prog) != VIGIL_OK)
+		goto out;
+	if (r->o.compare != NULL && rp_load_rules(r->o.compare, &r->prog2) != VIGIL_OK)
+		goto out;
+	if (r->o.nservers > 0 && r->prog != NULL) {
+		/* hits come back by name: index them like the rule file */
+		for (uint32_t i = 0; i < rules_prog_nrules(r->prog); i++) {
+			rules_rule_info info;
+			rules_prog_rule(r->prog, i, &info);
+			rp_names_index(&r->names, info.name);
+		}
+	}
+	if (rp_source_open(&r->src, &r->o) != VIGIL_OK)
+		goto out;
+	if (rp_results_open(r) != VIGIL_OK)
+		goto out;
+	if (r->o.nservers > 0) {
+		if (rp_server_open(r) != VIGIL_OK)
+			goto out;
+	} else {
+		if (rp_offline_open(r) != VIGIL_OK)
+			goto out;
+		if (rp_metrics_new(r, r->prog, &r->m) != VIGIL_OK ||
+		    (r->prog2 != NULL && rp_metrics_new(r, r->prog2, &r->m2) != VIGIL_OK)) {
+			fprintf(stderr, "vigil-replay: out of memory\n");
+			goto out;
+		}
+	}
+	r->t_start_ns = vigil_mono_ns();
+	if (r->o.nservers > 0) {
+		if (rp_metrics_server(r, &r->m) != VIGIL_OK) {
+			fprintf(stderr, "vigil-replay: out of memory\n");
+			goto out;
+		}
+		rv = rp_run_server(r);
+		if (rv == VIGIL_OK)
+			rv = metrics_set_rules(r->m, r->names.n, (const char *const *)r->names.names);
+	} else {
+		rv = rp_run_offline(r);
+	}
+	secs = (double)(vigil_mono_ns() - r->t_start_ns) / 1e9;
+	rp_progress(r, NULL, true);
+	if (rv != VIGIL_OK)
+		goto out;
+	if (metrics_finish(r->m) != VIGIL_OK || (r->m2 != NULL && metrics_finish(r->m2) != VIGIL_OK)) {
+		fprintf(stderr, "vigil-replay: out of memory\n");
+		goto out;
+	}
+	if (rp_results_close(r) != VIGIL_OK)
+		goto out;
+	if (!r->o.quiet)
+		rp_summary_print(r, secs);
+	if (r->o.json != NULL && rp_summary_write_json(r, secs) != VIGIL_OK)
+		goto out;
+	if (r->o.report != NULL && rp_report_write(r, secs) != VIGIL_OK)
+		goto out;
+	status = r->failed > 0 ? 1 : 0;
+out:
+	if (r->results != NULL)
+		fclose(r->results);
+	rp_source_close(&r->src);
+	vigil_client_close(r->client);
+	rp_offline_close(r);
+	rules_tvals_free(r->tv);
+	rules_tvals_free(r->tv2);
+	if (r->ar != NULL)
+		app_rules_free(r->ar); /* and prog */
+	else
+		rules_prog_free(r->prog);
+	rules_prog_free(r->prog2);
+	app_model_free(r->model);
+	json_decref(r->nights);
+	metrics_free(r->m);
+	metrics_free(r->m2);
+	rp_labels_fini(r);
+	for (uint32_t i = 0; i < r->names.n; i++)
+		free(r->names.names[i]);
+	pthread_mutex_destroy(&r->names.mu);
+	free(r);
+	return status;
+}

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/replay/results.c - what vigil-replay records per transaction: the
+ * --results JSON line (txn_id, score, decision, hits, shadow hits, the
+ * model's score and reasons) and the observation added to the metrics
+ * (metrics.h), and to the --compare metrics with the decision changes.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "replay.h"
+
+static const char *
+rp_rule_name(rp *r, uint16_t idx)
+{
+	if (r->prog != NULL && r->names.n == 0) {
+		rules_rule_info info;
+		rules_prog_rule(r->prog, idx, &info);
+		return info.name;
+	}
+	return idx < r->names.n ? r->names.names[idx] : "?";
+}
+
+/* Writes one JSON line; names are rule identifiers and ids are validated
+ * (no quote or backslash), so no escaping is needed beyond that guarantee. */
+static void
+rp_result_write(rp *r, const rp_row *row, const rp_outcome *out)
+{
+	FILE *f = r->results;
+
+	fprintf(f, "{\"txn_id\":\"%s\",\"score\":%" PRId32 ",\"decision\":\"%s\",\"hits\":[",
+	    row->txn.txn_id, out->score, vigil_decision_name(out->decision));
+	for (uint32_t i = 0; i < out->nhits; i++)
+		fprintf(f, "%s\"%s\"", i ? "," : "", rp_rule_name(r, out->hits[i]));
+	fputc(']', f);
+	if (out->nshadow > 0) {
+		fputs(",\"shadow\":[", f);
+		for (uint32_t i = 0; i < out->nshadow; i++)
+			fprintf(f, "%s\"%s\"", i ? "," : "", rp_rule_name(r, out->hits[out->nhits + i]));
+		fputc(']', f);
+	}
+	if (!isnan(out->model_score)) {
+		/* the shape of vigild's /v1/score and vigil-score's "model" */
+		fprintf(f, ",\"model\":{\"score\":%.9g,\"reasons\":[", out->model_score);
+		for (uint32_t i = 0; i < out->nreasons; i++)
+			fprintf(f, "%s{\"feature\":\"%s\",\"value\":%.9g,\"contribution\":%.6g}",
+			    i ? "," : "", out->reasons[i].feature, out->reasons[i].value,
+			    (double)out->reasons[i].contrib);
+		fputs("]}", f);
+	}
+	fputs("}\n", f);
+}
+
+/* The model's score as the tie-break of equal scores (metrics_obs.rank_sub). */
+static int32_t
+rp_rank_sub(double model_score)
+{
+	double k;
+
+	if (isnan(model_score))
+		return -1;
+	k = floor(model_score * 1024.0);
+	return k < 0 ? 0 : k > 1023 ? 1023 : (int32_t)k;
+}
+
+vigil_err
+rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *out2)
+{
+	metrics_obs ob = {
+		.card_id = row->txn.card_id,
+		.event_time_ms = row->txn.event_time_ms,
+		.score = out->score,
+		.rank_sub = rp_rank_sub(out->model_score),
+		.decision = out->decision,
+		.label = row->label < 0 && r->o.assume_legit ? 0 : row->label,
+		.pattern = row->pattern,
+		.hits = out->hits,
+		.nhits = out->nhits + out->nshadow,
+		.latency_us = out->latency_us,
+	};
+	vigil_err rv;
+
+	if (out->failed || out->refused)
+		return VIGIL_OK;
+	if (row->txn.event_time_ms < r->o.measure_from_ms) {
+		if (r->results != NULL)
+			rp_result_write(r, row, out);
+		return VIGIL_OK;
+	}
+	rv = metrics_add(r->m, &ob);
+	if (rv != VIGIL_OK)
+		return rv;
+	if (r->results != NULL)
+		rp_result_write(r, row, out);
+	if (out2 != NULL) {
+		ob.score = out2->score;
+		ob.decision = out2->decision;
+		ob.hits = out2->hits;
+		ob.nhits = out2->nhits + out2->nshadow;
+		rv = metrics_add(r->m2, &ob);
+		if (rv != VIGIL_OK)
+			return rv;
+		if (out->decision != out2->decision)
+			r->changed++;
+		r->trans[out->decision & 3][out2->decision & 3]++;
+	}
+	return VIGIL_OK;
+}
+
+vigil_err
+rp_results_open(rp *r)
+{
+	if (r->o.results == NULL)
+		return VIGIL_OK;
+	r->results = fopen(r->o.results, "w");
+	if (r->results == NULL) {
+		fprintf(stderr, "vigil-replay: %s: %s\n", r->o.results, strerror(errno));
+		return VIGIL_EIO;
+	}
+	setvbuf(r->results, NULL, _IOFBF, 1 << 20);
+	return VIGIL_OK;
+}
+
+vigil_err
+rp_results_close(rp *r)
+{
+	bool werr;
+
+	if (r->results == NULL)
+		return VIGIL_OK;
+	werr = ferror(r->results) != 0;
+	if (fclose(r->results) != 0 || werr) {
+		r->results = NULL;
+		fprintf(stderr, "vigil-replay: %s: %s\n", r->o.results, strerror(errno));
+		return VIGIL_EIO;
+	}
+	r->results = NULL;
+	return VIGIL_OK;
+}
+
+vigil_err
+rp_metrics_new(rp *r, const rules_prog *prog, metrics **ret)
+{
+	const char *names[METRICS_MAX_RULES];
+	metrics_opts mo = { .topk = r->o.topk, .rule_names = names };
+
+	if (prog != NULL) {
+		mo.nrules = rules_prog_nrules(prog);
+		if (mo.nrules > METRICS_MAX_RULES)
+			mo.nrules = METRICS_MAX_RULES;
+		for (uint32_t i = 0; i < mo.nrules; i++) {
+			rules_rule_info info;
+			rules_prog_rule(prog, i, &info);
+			names[i] = info.name;
+		}
+	} else {
+		mo.nrules = 0;
+	}
+	*ret = metrics_new(&mo);
+	return *ret == NULL ? VIGIL_ENOMEM : VIGIL_OK;
+}
+
+/* Server mode: hits come back by name and get indices as they are first
+ * seen, so the metrics have room for every rule and are trimmed at the end. */
+vigil_err
+rp_metrics_server(rp *r, metrics **ret)
+{
+	static const char *names[METRICS_MAX_RULES];
+	metrics_opts mo = { .topk = r->o.topk, .rule_names = names, .nrules = METRICS_MAX_RULES };
+
+	*ret = metrics_new(&mo);
+	return *ret == NULL ? VIGIL_ENOMEM : VIGIL_OK;
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/replay/summary.c - what vigil-replay shows of a whole run: the
+ * progress line on a terminal, the text summary on standard output (with
+ * the --compare section), the --json summary and the --report HTML page
+ * (report.c draws it).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+#include "replay.h"
+
+void
+rp_progress(rp *r, const rp_row *row, bool final)
+{
+	double secs = (double)(vigil_mono_ns() - r->t_start_ns) / 1e9;
+	char d[16] = "";
+
+	if (!r->o.progress)
+		return;
+	if (row != NULL)
+		vigil_date_format(row->txn.event_time_ms, d, sizeof d);
+	fprintf(stderr, "\rvigil-replay: %" PRIu64 " rows, day %s, %.0f rows/s, %" PRIu32
+	    " rebuilds   ", r->rows, d, secs > 0 ? (double)r->rows / secs : 0.0, r->nightly_runs);
+	if (final)
+		fputc('\n', stderr);
+}
+
+static json_t *
+rp_summary_json(rp *r, double secs)
+{
+	json_t *o = json_object();
+	static const char *const dn[4] = { "none", "allow", "review", "decline" };
+
+	json_object_set_new(o, "input", json_string(r->src.name));
+	json_object_set_new(o, "rules", r->o.rules ? json_string(r->o.rules) : json_null());
+	json_object_set_new(o, "mode", json_string(r->o.nservers ? "server" : "offline"));
+	json_object_set_new(o, "rows", json_integer((json_int_t)r->rows));
+	json_object_set_new(o, "bad_rows", json_integer((json_int_t)r->src.bad));
+	json_object_set_new(o, "failed", json_integer((json_int_t)r->failed));
+	json_object_set_new(o, "txn_id_conflicts", json_integer((json_int_t)r->conflicts));
+	double rb = (double)r->night_ns / 1e9;
+
+	json_object_set_new(o, "seconds", json_real(secs));
+	json_object_set_new(o, "rebuild_seconds", json_real(rb));
+	json_object_set_new(o, "throughput", json_real(secs - rb > 0 ? (double)r->rows / (secs - rb) : 0));
+	json_object_set_new(o, "nightly_rebuilds", json_integer(r->nightly_runs));
+	if (r->nights != NULL) {
+		json_object_set_new(o, "first_model", r->first_model_day[0] ?
+		    json_string(r->first_model_day) : json_null());
+		json_object_set_new(o, "nights", json_incref(r->nights));
+	}
+	if (r->o.measure_from_ms != INT64_MIN) {
+		char d[40];
+
+		vigil_date_format(r->o.measure_from_ms, d, sizeof d);
+		json_object_set_new(o, "measure_from", json_string(d));
+	}
+	json_object_set_new(o, "labels_sent", json_integer((json_int_t)r->labels_sent));
+	json_object_set_new(o, "metrics", metrics_to_json(r->m));
+	if (r->m2 != NULL) {
+		json_t *c = json_object(), *t = json_object();
+		for (int a = 1; a < 4; a++)
+			for (int b = 1; b < 4; b++)
+				if (a != b) {
+					char k[32];
+					snprintf(k, sizeof k, "%s->%s", dn[a], dn[b]);
+					json_object_set_new(t, k, json_integer((json_int_t)r->trans[a][b]));
+				}
+		json_object_set_new(c, "rules", json_string(r->o.compare));
+		json_object_set_new(c, "changed", json_integer((json_int_t)r->changed));
+		json_object_set_new(c, "transitions", t);
+		json_object_set_new(c, "metrics", metrics_to_json(r->m2));
+		json_object_set_new(o, "compare", c);
+	}
+	return o;
+}
+
+static void
+rp_print_compare(rp *r, FILE *out)
+{
+	static const char *const dn[4] = { "none", "allow", "review", "decline" };
+	metrics_confusion a, b;
+
+	metrics_get_confusion(r->m, &a);
+	metrics_get_confusion(r->m2, &b);
+	fprintf(out, "\ncompare       %s\n", r->o.compare);
+	fprintf(out, "  decisions changed: %" PRIu64 " of %" PRIu64 "\n", r->changed, r->rows);
+	for (int x = 1; x < 4; x++)
+		for (int y = 1; y < 4; y++)
+			if (x != y && r->trans[x][y] > 0)
+				fprintf(out, "    %-8s -> %-8s %10" PRIu64 "\n", dn[x], dn[y], r->trans[x][y]);
+	fprintf(out, "  precision %.2f%% -> %.2f%%   recall %.2f%% -> %.2f%%   alert rate %.3f%% -> %.3f%%\n",
+	    100 * a.precision, 100 * b.precision, 100 * a.recall, 100 * b.recall,
+	    100 * a.alert_rate, 100 * b.alert_rate);
+	fprintf(out, "  ROC AUC %.4f -> %.4f   average precision %.4f -> %.4f\n",
+	    metrics_auc(r->m, NULL), metrics_auc(r->m2, NULL), metrics_ap(r->m, NULL),
+	    metrics_ap(r->m2, NULL));
+}
+
+void
+rp_summary_print(rp *r, double secs)
+{
+	printf("vigil-replay: %s, %s mode, rules %s\n", r->src.name,
+	    r->o.nservers ? "server" : "offline", r->o.rules ? r->o.rules : "(the server's)");
+	double rb = (double)r->night_ns / 1e9;
+	printf("throughput    %" PRIu64 " rows in %.2f s: %.0f rows/s scoring", r->rows,
+	    secs, secs - rb > 0 ? (double)r->rows / (secs - rb) : 0.0);
+	if (r->nightly_runs > 0)
+		printf(" (%.1f s in %" PRIu32 " nightly rebuilds excluded)", rb, r->nightly_runs);
+	printf("\ninput         %" PRIu64 " bad rows skipped; %" PRIu64 " labels sent\n",
+	    r->src.bad, r->labels_sent);
+	if (r->failed > 0)
+		printf("failed        %" PRIu64 " transactions got no answer from the server\n",
+		    r->failed);
+	if (r->conflicts > 0)
+		printf("refused       %" PRIu64 " rows reused the txn_id of a different "
+		    "transaction (vigild refuses them)\n", r->conflicts);
+	metrics_print(r->m, stdout);
+	if (r->m2 != NULL)
+		rp_print_compare(r, stdout);
+	fflush(stdout);
+}
+
+vigil_err
+rp_summary_write_json(rp *r, double secs)
+{
+	json_t *j = rp_summary_json(r, secs);
+	int jrc = j == NULL ? -1 : strcmp(r->o.json, "-") == 0
+	    ? json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10))
+	    : json_dump_file(j, r->o.json, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+
+	json_decref(j);
+	if (jrc != 0) {
+		fprintf(stderr, "vigil-replay: %s: cannot write the JSON summary\n", r->o.json);
+		return VIGIL_EIO;
+	}
+	if (strcmp(r->o.json, "-") == 0)
+		putchar('\n');
+	return VIGIL_OK;
+}
+
+vigil_err
+rp_report_write(rp *r, double secs)
+{
+	FILE *f = fopen(r->o.report, "w");
+	char title[512];
+	report_info ri = {
+		.title = title, .input = r->src.name,
+		.rules = r->o.rules ? r->o.rules : "(the server's)",
+		.mode = r->o.nservers ? "server" : "offline", .seconds = secs,
+		.throughput = secs - (double)r->night_ns / 1e9 > 0
+		    ? (double)r->rows / (secs - (double)r->night_ns / 1e9) : 0,
+		.bad_rows = r->src.bad,
+		.nightly_runs = r->nightly_runs, .compare = r->o.compare, .changed = r->changed,
+	};
+	vigil_err rv;
+
+	snprintf(title, sizeof title, "vigil-replay report: %s", r->src.name);
+	if (f == NULL) {
+		fprintf(stderr, "vigil-replay: %s: %s\n", r->o.report, strerror(errno));
+		return VIGIL_EIO;
+	}
+	rv = report_write_html(f, &ri, r->m, r->m2);
+	if (fclose(f) != 0 || rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-replay: %s: write failed\n", r->o.report);
+		return VIGIL_EIO;
+	}
+	if (!r->o.quiet)
+		printf("report        %s\n", r->o.report);
+	return VIGIL_OK;
+}
