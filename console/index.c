@@ -490,15 +490,37 @@ ix_add_scored(con_index *ix, MDB_txn *txn, const store_record *r, uint64_t seg_f
 	return VIGIL_OK;
 }
 
+/* The cases key of txn_id (its time from byid, then the id) into kb. */
+static int
+ix_case_key(con_index *ix, MDB_txn *txn, const char *txn_id, uint8_t *kb, MDB_val *ret_k)
+{
+	MDB_val k = ix_str(txn_id), tk;
+	int rc;
+
+	if (k.mv_size == 0 || k.mv_size > VIGIL_ID_MAX)
+		return MDB_NOTFOUND;
+	rc = mdb_get(txn, ix->byid, &k, &tk);
+	if (rc != 0)
+		return rc;
+	if (tk.mv_size != 8)
+		return MDB_CORRUPTED;
+	memcpy(kb, tk.mv_data, 8);
+	memcpy(kb + 8, txn_id, k.mv_size);
+	ret_k->mv_size = 8 + k.mv_size;
+	ret_k->mv_data = kb;
+	return 0;
+}
+
 static vigil_err
 ix_set_case_label(con_index *ix, MDB_txn *txn, const char *txn_id, int label,
     const char *source, int64_t when_ms)
 {
-	MDB_val k = ix_str(txn_id), tk, v;
+	uint8_t kb[8 + VIGIL_ID_MAX];
+	MDB_val tk, v;
 	con_case cs;
 	int rc;
 
-	rc = mdb_get(txn, ix->byid, &k, &tk);
+	rc = ix_case_key(ix, txn, txn_id, kb, &tk);
 	if (rc != 0)
 		return ix_err(rc);
 	rc = mdb_get(txn, ix->cases, &tk, &v);
@@ -820,15 +842,14 @@ vigil_err
 con_index_case(con_index *ix, const char *txn_id, con_case *ret_case)
 {
 	MDB_txn *txn;
-	MDB_val k = ix_str(txn_id), tk, v;
+	uint8_t kb[8 + VIGIL_ID_MAX];
+	MDB_val tk, v;
 	int rc;
 
-	if (k.mv_size == 0 || k.mv_size > VIGIL_ID_MAX)
-		return VIGIL_ENOTFOUND;
 	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0)
 		return ix_err(rc);
-	rc = mdb_get(txn, ix->byid, &k, &tk);
+	rc = ix_case_key(ix, txn, txn_id, kb, &tk);
 	if (rc == 0)
 		rc = mdb_get(txn, ix->cases, &tk, &v);
 	if (rc == 0 && v.mv_size != sizeof *ret_case)
