@@ -293,6 +293,10 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		http_api(app, req, path, cmd);
 		return;
 	}
+	if (strcmp(path, "/favicon.ico") == 0) {
+		evhttp_send_reply(req, 204, "No Content", NULL);
+		return;
+	}
 	for (size_t i = 0; i < sizeof http_files / sizeof http_files[0]; i++) {
 		if (strcmp(path, http_files[i].url) == 0) {
 			if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)

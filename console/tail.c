@@ -209,13 +209,17 @@ tail_frame(con_tail *t, store_record *ret_rec, size_t *ret_used)
 			size_t avail = t->blen - (size_t)(t->off - t->boff);
 			vigil_err rv;
 
-			if (avail >= 4 && p[0] == 0 && p[1] == 0 && p[2] == 0 && p[3] == 0)
+			if (avail >= 4 && p[0] == 0 && p[1] == 0 && p[2] == 0 && p[3] == 0) {
+				t->blen = 0; /* read again next time: the writer goes on */
 				return VIGIL_EAGAIN; /* preallocated zeros: the end for now */
+			}
 			rv = store_frame_decode(p, avail, ret_rec, ret_used);
 			if (rv != VIGIL_EAGAIN)
 				return rv;
-			if (tries > 0 && t->short_read)
+			if (tries > 0 && t->short_read) {
+				t->blen = 0;
 				return VIGIL_EAGAIN; /* the file ends there, for now */
+			}
 		}
 		/* refill at off, big enough for the frame */
 		size_t want = TAIL_CHUNK;
@@ -247,6 +251,7 @@ tail_frame(con_tail *t, store_record *ret_rec, size_t *ret_used)
 		if (r == 0)
 			return VIGIL_EAGAIN;
 	}
+	t->blen = 0;
 	return VIGIL_EAGAIN;
 }
 
