@@ -972,6 +972,20 @@ bt_finish(con_backtest *bt)
 			break;
 		}
 		rows++;
+		const char *ia = json_string_value(json_object_get(a, "txn_id"));
+		const char *ib = json_string_value(json_object_get(b, "txn_id"));
+		if (ia == NULL || ib == NULL || strcmp(ia, ib) != 0) {
+			json_decref(a);
+			json_decref(b);
+			fclose(f0);
+			fclose(f1);
+			json_decref(cases);
+			json_decref(sum[0]);
+			json_decref(sum[1]);
+			bt_reply(bt, 500, json_pack("{s:s, s:I}", "error", "the two replays read different "
+			    "transactions (the archive changed under them?)", "row", (json_int_t)rows));
+			return;
+		}
 		const char *da = json_string_value(json_object_get(a, "decision"));
 		const char *db = json_string_value(json_object_get(b, "decision"));
 		vigil_decision xa = VIGIL_DECISION_NONE, xb = VIGIL_DECISION_NONE;

@@ -287,6 +287,8 @@ con_tail_next(con_tail *t, store_record *ret_rec, uint64_t *ret_seg, uint64_t *r
 			size_t used;
 
 			rv = tail_frame(t, ret_rec, &used);
+			if (rv != VIGIL_OK)
+				t->blen = 0; /* read the bytes again next time: a torn tail is rewritten */
 			if (rv == VIGIL_OK) {
 				ret_rec->offset = t->off;
 				t->off += used;

@@ -328,11 +328,13 @@ async function pageNights() {
   const r = await api('GET', '/api/generations');
   if (!r.ok) { main.replaceChildren(h('h1', {}, 'Nights'), h('p', { class: 'error' }, r.data.error)); return; }
   const gens = r.data.generations;
+  // model.meta (vigil-rebuild): rows, frauds, valid_auc, valid_ap, rounds, ...
   const modelCell = m => {
     if (!m) return h('span', { class: 'muted' }, 'no model');
-    const v = m.validation || m.metrics || m;
-    const pick = (k) => v[k] !== undefined ? v[k] : m[k];
-    return h('span', {}, ['auc', 'ap', 'rows', 'frauds'].filter(k => pick(k) !== undefined).map(k => `${k} ${typeof pick(k) === 'number' && !Number.isInteger(pick(k)) ? pick(k).toFixed(4) : pick(k)}`).join(' · ') || JSON.stringify(m).slice(0, 120));
+    if (typeof m !== 'object') return h('span', {}, String(m));
+    const parts = [['AUC', 'valid_auc', 4], ['AP', 'valid_ap', 4], ['rows', 'rows'], ['frauds', 'frauds'], ['rounds', 'best_round']]
+      .filter(([, k]) => typeof m[k] === 'number').map(([n, k, d]) => `${n} ${d ? m[k].toFixed(d) : m[k]}`);
+    return h('span', { class: 'model-metrics' }, parts.length ? parts.join(' · ') : JSON.stringify(m).slice(0, 160));
   };
   const rows = gens.map(g => {
     const moved = (g.thresholds || []).filter(t => t.moved !== null && Math.abs(t.moved) > 1e-12);
@@ -343,6 +345,7 @@ async function pageNights() {
       h('td', {}, moved.map(t => h('div', {}, h('code', {}, t.name), ` ${num(t.previous, 3)} → ${num(t.value, 3)}`))));
   });
   const names = [...new Set(gens.flatMap(g => (g.thresholds || []).map(t => t.name)))];
+  if (gens.some(g => g.model && typeof g.model.valid_auc === 'number')) names.unshift('model AUC', 'model AP');
   const sel = h('select', { id: 'thr-select' }, names.map(n => h('option', { value: n }, n)));
   const box = h('div', { class: 'chart-box' }, h('canvas', { id: 'nights-chart' }));
   const draw = () => {
@@ -352,13 +355,17 @@ async function pageNights() {
     nightsChart = new Chart(document.getElementById('nights-chart'), {
       type: 'line',
       data: { labels: asc.map(g => (g.as_of || '').slice(0, 10)), datasets: [{ label: sel.value,
-        data: asc.map(g => { const t = (g.thresholds || []).find(x => x.name === sel.value); return t ? t.value : null; }),
+        data: asc.map(g => {
+          if (sel.value === 'model AUC') return g.model ? g.model.valid_auc : null;
+          if (sel.value === 'model AP') return g.model ? g.model.valid_ap : null;
+          const t = (g.thresholds || []).find(x => x.name === sel.value); return t ? t.value : null;
+        }),
         borderColor: '#1f5fa8', tension: 0 }] },
       options: { maintainAspectRatio: false, animation: false } });
   };
   sel.addEventListener('change', draw);
   main.replaceChildren(h('h1', {}, 'Nights'),
-    h('div', { class: 'actions' }, h('label', {}, 'threshold ', sel)), box,
+    h('div', { class: 'actions' }, h('label', {}, 'over the nights: ', sel)), box,
     table([{ t: 'generation', num: 1 }, 'as of', 'built', { t: 'cards', num: 1 }, { t: 'labels', num: 1 }, 'model', 'thresholds that moved'], rows, { id: 'nights-table' }));
   setTimeout(draw, 0);
 }

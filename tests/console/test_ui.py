@@ -196,7 +196,7 @@ def run(build, src, shots, tmp, procs):
         err = w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#check-result pre.diag")))
         assert "default.rules:16:" in err.text, err.text
         drv.execute_script("arguments[0].value = arguments[1];", ta,
-                           text.replace("band review = 40", "band review = 30"))
+                           text.replace("band review = 40", "band review = 20"))
         drv.find_element(By.ID, "btn-check").click()
         w.until(EC.text_to_be_present_in_element((By.ID, "check-result"), "compiles"))
         drv.find_element(By.ID, "btn-backtest").click()
