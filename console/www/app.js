@@ -124,7 +124,7 @@ async function pageQueue() {
   const d = r.data;
   const rows = d.items.map(c => {
     const tr = h('tr', { class: 'clickable case-row', 'data-txn': c.txn_id },
-      h('td', {}, fmtTime(c.time)),
+      h('td', { class: 'time' }, fmtTime(c.time)),
       h('td', {}, h('a', { href: '#/case/' + encodeURIComponent(c.txn_id), class: 'case-link' }, c.txn_id)),
       h('td', {}, c.card_id), h('td', {}, c.merchant_id),
       h('td', { class: 'num' }, c.amount + ' ' + c.currency),
@@ -174,7 +174,7 @@ async function pageCase(id) {
     : h('p', { class: 'muted' }, 'no model in the current generation (rules alone decided)');
   const hist = table(['time', 'transaction', 'merchant', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label'],
     c.card_history.map(t => h('tr', { class: t.txn_id === c.txn_id ? 'clickable' : '' },
-      h('td', {}, fmtTime(t.time)), h('td', {}, t.txn_id), h('td', {}, t.merchant_id),
+      h('td', { class: 'time' }, fmtTime(t.time)), h('td', {}, t.txn_id), h('td', {}, t.merchant_id),
       h('td', { class: 'num' }, t.amount + ' ' + t.currency), h('td', { class: 'num' }, t.score),
       h('td', {}, badge(t.decision)), h('td', {}, t.label ? badge(t.label) : ''))), { id: 'history-table' });
   const p = c.profiles || {};
