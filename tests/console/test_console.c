@@ -672,6 +672,52 @@ test_restart_resumes(void **s)
 }
 
 static void
+test_malformed(void **s)
+{
+	json_t *o;
+	int st = 0;
+	char *big;
+
+	(void)s;
+	o = http_ok("POST", "/api/rules/check", RITA, "[1, 2]", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "error")),
+	    "body: must be a JSON object");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/check", RITA, "{\"text\": 1}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "text");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/check", RITA, "{\"text\": \"\", \"txt\": 1}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "txt");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/backtest", RITA, "{\"text\": \"\", \"days\": 0}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "days");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/deploy", RITA, "{\"text\": \"\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "base_hash");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/rollback", RITA, "{\"version\": \"1\", \"base_hash\": \"x\"}",
+	    400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "version");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/check", RITA, "{\"text\": \"x\"", 400);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "error")), "body: JSON at line 1"));
+	json_decref(o);
+	json_decref(http_ok("GET", "/api/cases/a%2Fb", ALICE, NULL, 404));
+	json_decref(http_ok("GET", "/api/cases/t2/label", ALICE, NULL, 405));
+	json_decref(http_ok("POST", "/api/cases/t2/explode", ALICE, NULL, 404));
+	json_decref(http_ok("GET", "/api/nothing", ALICE, NULL, 404));
+	/* over the body cap: refused before it is read */
+	big = malloc(3u << 20);
+	memset(big, 'x', (3u << 20) - 1);
+	big[(3u << 20) - 1] = '\0';
+	assert_int_equal(http("POST", "/api/rules/check", RITA, big, &st, NULL), 0);
+	assert_int_equal(st, 413);
+	free(big);
+	/* the console is still there */
+	json_decref(http_ok("GET", "/api/me", ALICE, NULL, 200));
+}
+
+static void
 test_usage(void **s)
 {
 	const char *argv1[] = { "console/vigil-console", "--help", NULL };
@@ -704,6 +750,7 @@ main(void)
 		cmocka_unit_test(test_label_reaches_archive),
 		cmocka_unit_test(test_rules_check_and_deploy),
 		cmocka_unit_test(test_block_card),
+		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_restart_resumes),
 	};
 
