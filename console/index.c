@@ -399,9 +399,21 @@ ix_add_scored(con_index *ix, MDB_txn *txn, const store_record *r, uint64_t seg_f
 	if (s->nhits > 0) {
 		uint32_t d32 = (uint32_t)day;
 		uint32_t n = s->nhits < 64 ? s->nhits : 64;
-		MDB_val k = ix_str(s->txn.txn_id), v = { 6 + 2 * n, hb };
+		MDB_val k = ix_str(s->txn.txn_id), v;
+		int8_t known = -1;
+
+		/* a label that came before its record (ix_add_label kept it) */
+		if (mdb_get(txn, ix->hits, &k, &v) == 0 && v.mv_size >= 6)
+			known = (int8_t)((const uint8_t *)v.mv_data)[4];
+		for (uint32_t i = 0; known >= 0 && i < n; i++) {
+			rv = ix_stat_add(ix, txn, day, ids[i], 0, known == 1, known == 0, 0);
+			if (rv != VIGIL_OK)
+				return rv;
+		}
+		v.mv_size = 6 + 2 * n;
+		v.mv_data = hb;
 		memcpy(hb, &d32, 4);
-		hb[4] = (uint8_t)(int8_t)-1;
+		hb[4] = (uint8_t)known;
 		hb[5] = (uint8_t)n;
 		memcpy(hb + 6, ids, 2 * n);
 		rc = mdb_put(txn, ix->hits, &k, &v, 0);
