@@ -161,6 +161,7 @@ async function pageCase(id) {
   const canAct = me && me.role !== 'read-only';
   const actions = h('div', { class: 'actions' },
     h('button', { type: 'button', id: 'btn-claim', disabled: !canAct, onclick: () => act('claim', {}, d => `Claimed until ${fmtTime(d.until)}`) }, c.claim ? 'Renew claim' : 'Claim'),
+    c.claim && me && c.claim.who === me.name ? h('button', { type: 'button', id: 'btn-unclaim', onclick: () => act('unclaim', {}, () => 'Claim released') }, 'Release claim') : '',
     h('button', { type: 'button', id: 'btn-fraud', class: 'fraud', disabled: !canAct, onclick: () => act('label', { fraud: true }, () => 'Marked fraud; the label is sent to vigild') }, 'Fraud'),
     h('button', { type: 'button', id: 'btn-legit', class: 'legit', disabled: !canAct, onclick: () => act('label', { fraud: false }, () => 'Marked legitimate; the label is sent to vigild') }, 'Legitimate'),
     h('button', { type: 'button', id: 'btn-block', disabled: !canAct, onclick: () => { if (confirm('Block card ' + c.card_id + '?')) act('block', {}, d => d.added ? `Card ${d.card_id} added to ${d.list}` : `Card ${d.card_id} was already blocked`); } }, 'Block card'),
