@@ -238,6 +238,14 @@ def run(build, src, shots, tmp, procs):
         raise
     finally:
         drv.quit()
+    # the console stops cleanly (under ASan: no leak, no error)
+    console = procs[-1]
+    console.send_signal(signal.SIGTERM)
+    rc = console.wait(15)
+    clog.close()
+    if rc != 0:
+        print(open(os.path.join(tmp, "console.log")).read(), file=sys.stderr)
+        raise AssertionError(f"vigil-console exited with status {rc}")
     print("1 passed, 0 failed")
     return 0
 
