@@ -66,7 +66,7 @@ struct con_backtest {
 /* ---- helpers ---- */
 
 static vigil_err
-rules_read_current(con_app *app, char **ret_text, size_t *ret_len, char ret_hash[33])
+edit_read_current(con_app *app, char **ret_text, size_t *ret_len, char ret_hash[33])
 {
 	vigil_err rv = con_file_read(app->o.rules, RULES_TEXT_MAX, ret_text, ret_len);
 
@@ -76,7 +76,7 @@ rules_read_current(con_app *app, char **ret_text, size_t *ret_len, char ret_hash
 }
 
 static vigil_err
-rules_compile_text(con_rulestate *rs, const char *text, size_t len, rules_prog **ret_prog,
+edit_compile_text(con_rulestate *rs, const char *text, size_t len, rules_prog **ret_prog,
     rules_diags *ret_diags)
 {
 	rules_opts o = { .base_dir = rs->dir };
@@ -87,7 +87,7 @@ rules_compile_text(con_rulestate *rs, const char *text, size_t len, rules_prog *
 
 /* The source line n (1-based) of text, into buf. */
 static void
-rules_line(const char *text, size_t len, uint32_t n, char *buf, size_t buflen)
+edit_line(const char *text, size_t len, uint32_t n, char *buf, size_t buflen)
 {
 	const char *p = text, *end = text + len;
 
@@ -110,14 +110,14 @@ rules_line(const char *text, size_t len, uint32_t n, char *buf, size_t buflen)
 }
 
 static json_t *
-rules_diags_json(const rules_diags *d, const char *text, size_t len)
+edit_diags_json(const rules_diags *d, const char *text, size_t len)
 {
 	json_t *arr = json_array();
 
 	for (uint32_t i = 0; i < d->count; i++) {
 		char src[256], where[300];
 		const rules_diag *e = &d->items[i];
-		rules_line(text, len, e->line, src, sizeof src);
+		edit_line(text, len, e->line, src, sizeof src);
 		snprintf(where, sizeof where, "%s:%u:%u: %s", d->file, e->line, e->col, e->msg);
 		json_array_append_new(arr, json_pack("{s:i, s:i, s:s, s:s, s:s}", "line", (int)e->line,
 		    "col", (int)e->col, "message", e->msg, "where", where, "source", src));
@@ -126,9 +126,9 @@ rules_diags_json(const rules_diags *d, const char *text, size_t len)
 }
 
 static void
-rules_send_diags(struct evhttp_request *req, const rules_diags *d, const char *text, size_t len)
+edit_send_diags(struct evhttp_request *req, const rules_diags *d, const char *text, size_t len)
 {
-	json_t *errs = rules_diags_json(d, text, len);
+	json_t *errs = edit_diags_json(d, text, len);
 	json_t *first = json_array_get(errs, 0);
 
 	con_send_json(req, 422, json_pack("{s:b, s:s, s:s, s:o, s:i}", "ok", false, "error",
@@ -138,7 +138,7 @@ rules_send_diags(struct evhttp_request *req, const rules_diags *d, const char *t
 
 /* Reads {"text": "..."} (and the other keys allowed) from the body. */
 static json_t *
-rules_body(struct evhttp_request *req, const char *const *allowed, const char **ret_text,
+edit_body(struct evhttp_request *req, const char *const *allowed, const char **ret_text,
     size_t *ret_len)
 {
 	json_t *b = con_body_json(req), *t;
@@ -178,7 +178,7 @@ rules_body(struct evhttp_request *req, const char *const *allowed, const char **
 /* ---- versions (STATE/rules/NNNNNN.rules + versions.jsonl) ---- */
 
 static json_t *
-rules_versions_load(con_rulestate *rs)
+edit_versions_load(con_rulestate *rs)
 {
 	char path[4200], *buf = NULL;
 	size_t len = 0;
@@ -201,11 +201,11 @@ rules_versions_load(con_rulestate *rs)
 
 /* Saves text as the next version; *ret_version its number. */
 static vigil_err
-rules_version_save(con_rulestate *rs, const char *text, size_t len, const char *hash,
+edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *hash,
     const char *who, const char *action, const char *message, int *ret_version, char *errbuf,
     size_t errlen)
 {
-	json_t *vs = rules_versions_load(rs), *o;
+	json_t *vs = edit_versions_load(rs), *o;
 	char path[4200], ts[32], *line;
 	int n = (int)json_array_size(vs) + 1, fd;
 	vigil_err rv;
@@ -238,7 +238,7 @@ rules_version_save(con_rulestate *rs, const char *text, size_t len, const char *
 }
 
 static const char *
-rules_latest_hash(json_t *vs)
+edit_latest_hash(json_t *vs)
 {
 	json_t *last = json_array_get(vs, json_array_size(vs) - 1);
 	return last != NULL ? json_string_value(json_object_get(last, "hash")) : NULL;
@@ -271,16 +271,16 @@ con_rules_init(con_app *app, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "rules schema: %s", vigil_strerror(rv));
 		return rv;
 	}
-	rv = rules_read_current(app, &text, &len, hash);
+	rv = edit_read_current(app, &text, &len, hash);
 	if (rv != VIGIL_OK) {
 		snprintf(errbuf, errlen, "%s: %s", app->o.rules, vigil_strerror(rv));
 		return rv;
 	}
 	/* the file as found is a version: roll-back can return to it */
-	vs = rules_versions_load(rs);
-	const char *latest = rules_latest_hash(vs);
+	vs = edit_versions_load(rs);
+	const char *latest = edit_latest_hash(vs);
 	if (latest == NULL || strcmp(latest, hash) != 0)
-		rv = rules_version_save(rs, text, len, hash, "-", "found", "the file as the console "
+		rv = edit_version_save(rs, text, len, hash, "-", "found", "the file as the console "
 		    "found it at start", &v, errbuf, errlen);
 	json_decref(vs);
 	free(text);
@@ -300,7 +300,7 @@ con_rules_fini(con_app *app)
 
 /* The compiled current file (recompiled when its text changed). */
 static const rules_prog *
-rules_current_prog(con_app *app)
+edit_current_prog(con_app *app)
 {
 	con_rulestate *rs = app->rs;
 	char hash[33], *text = NULL;
@@ -308,10 +308,10 @@ rules_current_prog(con_app *app)
 	rules_diags d;
 	rules_prog *p = NULL;
 
-	if (rules_read_current(app, &text, &len, hash) != VIGIL_OK)
+	if (edit_read_current(app, &text, &len, hash) != VIGIL_OK)
 		return rs->prog;
 	if (rs->prog == NULL || strcmp(hash, rs->prog_hash) != 0) {
-		if (rules_compile_text(rs, text, len, &p, &d) == VIGIL_OK) {
+		if (edit_compile_text(rs, text, len, &p, &d) == VIGIL_OK) {
 			rules_prog_free(rs->prog);
 			rs->prog = p;
 			snprintf(rs->prog_hash, sizeof rs->prog_hash, "%s", hash);
@@ -324,7 +324,7 @@ rules_current_prog(con_app *app)
 vigil_err
 con_rules_rule_info(con_app *app, const char *name, const char **ret_reason, int32_t *ret_points)
 {
-	const rules_prog *p = rules_current_prog(app);
+	const rules_prog *p = edit_current_prog(app);
 	rules_rule_info ri;
 	uint32_t i;
 
@@ -338,16 +338,16 @@ con_rules_rule_info(con_app *app, const char *name, const char **ret_reason, int
 
 /* ---- GET /api/rules ---- */
 
-typedef struct rules_stat_ctx {
+typedef struct edit_stat_ctx {
 	con_app *app;
 	json_t  *by_name; /* name -> {hits, fraud, legit} */
 	con_stat total;
-} rules_stat_ctx;
+} edit_stat_ctx;
 
 static void
-rules_stat_each(void *arg, uint16_t rule, const con_stat *st)
+edit_stat_each(void *arg, uint16_t rule, const con_stat *st)
 {
-	rules_stat_ctx *c = arg;
+	edit_stat_ctx *c = arg;
 	const char *name;
 
 	if (rule == CON_STAT_TOTAL) {
@@ -362,13 +362,13 @@ rules_stat_each(void *arg, uint16_t rule, const con_stat *st)
 }
 
 static json_t *
-rules_ratio(uint64_t a, uint64_t b)
+edit_ratio(uint64_t a, uint64_t b)
 {
 	return b > 0 ? json_real((double)a / (double)b) : json_null();
 }
 
 static uint32_t
-rules_days_param(struct evhttp_request *req, uint32_t def, bool *ret_ok)
+edit_days_param(struct evhttp_request *req, uint32_t def, bool *ret_ok)
 {
 	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	struct evkeyvalq kv;
@@ -404,20 +404,20 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	rules_diags d;
 	rules_prog *p = NULL;
 	con_tailpos pos;
-	rules_stat_ctx sc = { app, json_object(), { 0 } };
+	edit_stat_ctx sc = { app, json_object(), { 0 } };
 	json_t *o, *rules, *vs;
 	uint32_t days;
 	bool ok;
 	vigil_err rv;
 
 	(void)who;
-	days = rules_days_param(req, 7, &ok);
+	days = edit_days_param(req, 7, &ok);
 	if (!ok) {
 		con_send_error(req, 400, "days", "days: 1-365");
 		json_decref(sc.by_name);
 		return;
 	}
-	rv = rules_read_current(app, &text, &len, hash);
+	rv = edit_read_current(app, &text, &len, hash);
 	if (rv != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s: %s", app->o.rules, vigil_strerror(rv));
 		json_decref(sc.by_name);
@@ -425,7 +425,7 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	}
 	con_index_pos(app->ix, &pos);
 	int64_t last_day = pos.max_event_ms > 0 ? pos.max_event_ms / VIGIL_MS_PER_DAY : 0;
-	(void)con_index_stats(app->ix, last_day - days + 1, last_day, rules_stat_each, &sc);
+	(void)con_index_stats(app->ix, last_day - days + 1, last_day, edit_stat_each, &sc);
 	o = json_pack("{s:s, s:s, s:s%, s:i}", "path", app->o.rules, "hash", hash, "text", text, len,
 	    "days", (int)days);
 	json_object_set_new(o, "window", json_pack("{s:o, s:o}",
@@ -433,9 +433,9 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	    "to", last_day > 0 ? json_integer((last_day + 1) * VIGIL_MS_PER_DAY) : json_null()));
 	json_object_set_new(o, "scored", json_integer((json_int_t)sc.total.n));
 	json_object_set_new(o, "alerts", json_integer((json_int_t)sc.total.alerts));
-	json_object_set_new(o, "alert_rate", rules_ratio(sc.total.alerts, sc.total.n));
+	json_object_set_new(o, "alert_rate", edit_ratio(sc.total.alerts, sc.total.n));
 	rules = json_array();
-	if (rules_compile_text(rs, text, len, &p, &d) == VIGIL_OK) {
+	if (edit_compile_text(rs, text, len, &p, &d) == VIGIL_OK) {
 		int32_t review_at, decline_at;
 		rules_prog_bands(p, &review_at, &decline_at);
 		json_object_set_new(o, "version", json_string(rules_prog_version(p)));
@@ -459,15 +459,15 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 			    "tags", tags, "line", (int)ri.line, "shadow", ri.mode == RULES_MODE_SHADOW,
 			    "hits", (json_int_t)hits, "fraud", (json_int_t)fraud,
 			    "labelled", (json_int_t)(fraud + legit),
-			    "precision", rules_ratio(fraud, hits)));
+			    "precision", edit_ratio(fraud, hits)));
 		}
 		rules_prog_free(p);
 	} else {
 		json_object_set_new(o, "version", json_null());
-		json_object_set_new(o, "errors", rules_diags_json(&d, text, len));
+		json_object_set_new(o, "errors", edit_diags_json(&d, text, len));
 	}
 	json_object_set_new(o, "rules", rules);
-	vs = rules_versions_load(rs);
+	vs = edit_versions_load(rs);
 	json_object_set_new(o, "versions", json_integer((json_int_t)json_array_size(vs)));
 	json_decref(vs);
 	json_decref(sc.by_name);
@@ -488,11 +488,11 @@ con_api_rules_check(con_app *app, struct evhttp_request *req, const con_user *wh
 	json_t *b;
 
 	(void)who;
-	b = rules_body(req, keys, &text, &len);
+	b = edit_body(req, keys, &text, &len);
 	if (b == NULL)
 		return;
-	if (rules_compile_text(app->rs, text, len, &p, &d) != VIGIL_OK) {
-		rules_send_diags(req, &d, text, len);
+	if (edit_compile_text(app->rs, text, len, &p, &d) != VIGIL_OK) {
+		edit_send_diags(req, &d, text, len);
 	} else {
 		char hash[33];
 		con_hash_hex(text, len, hash);
@@ -508,7 +508,7 @@ con_api_rules_check(con_app *app, struct evhttp_request *req, const con_user *wh
 
 /* Line diff of a and b (LCS on lines, capped): ["-old", "+new", ...]. */
 static json_t *
-rules_diff(const char *a, size_t alen, const char *b, size_t blen)
+edit_diff(const char *a, size_t alen, const char *b, size_t blen)
 {
 	const char *al[DIFF_LINES_MAX], *bl[DIFF_LINES_MAX];
 	size_t aln[DIFF_LINES_MAX], bln[DIFF_LINES_MAX];
@@ -562,7 +562,7 @@ rules_diff(const char *a, size_t alen, const char *b, size_t blen)
 }
 
 static void
-rules_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
+edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *text, size_t len, const char *base_hash, const char *action,
     const char *message, int from_version)
 {
@@ -575,7 +575,7 @@ rules_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 	int version = 0;
 	vigil_err rv;
 
-	rv = rules_read_current(app, &cur, &cur_len, cur_hash);
+	rv = edit_read_current(app, &cur, &cur_len, cur_hash);
 	if (rv != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s: %s", app->o.rules, vigil_strerror(rv));
 		return;
@@ -586,8 +586,8 @@ rules_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 		    "field", "base_hash", "current_hash", cur_hash));
 		goto out;
 	}
-	if (rules_compile_text(rs, text, len, &p, &d) != VIGIL_OK) {
-		rules_send_diags(req, &d, text, len);
+	if (edit_compile_text(rs, text, len, &p, &d) != VIGIL_OK) {
+		edit_send_diags(req, &d, text, len);
 		goto out;
 	}
 	con_hash_hex(text, len, new_hash);
@@ -596,7 +596,7 @@ rules_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 		    "content_hash", rules_prog_hash(p), "changed", false));
 		goto out;
 	}
-	rv = rules_version_save(rs, text, len, new_hash, who->name, action, message, &version, err,
+	rv = edit_version_save(rs, text, len, new_hash, who->name, action, message, &version, err,
 	    sizeof err);
 	if (rv == VIGIL_OK)
 		rv = con_file_write_atomic(app->o.rules, text, len, err, sizeof err);
@@ -606,7 +606,7 @@ rules_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 	}
 	before = json_pack("{s:s}", "hash", cur_hash);
 	after = json_pack("{s:s, s:s, s:i, s:o}", "hash", new_hash, "content_hash",
-	    rules_prog_hash(p), "version", version, "diff", rules_diff(cur, cur_len, text, len));
+	    rules_prog_hash(p), "version", version, "diff", edit_diff(cur, cur_len, text, len));
 	if (from_version > 0)
 		json_object_set_new(after, "rolled_back_to", json_integer(from_version));
 	if (message != NULL)
@@ -629,7 +629,7 @@ con_api_rules_deploy(con_app *app, struct evhttp_request *req, const con_user *w
 	static const char *const keys[] = { "text", "base_hash", "message", NULL };
 	const char *text, *base, *msg;
 	size_t len;
-	json_t *b = rules_body(req, keys, &text, &len);
+	json_t *b = edit_body(req, keys, &text, &len);
 
 	if (b == NULL)
 		return;
@@ -641,7 +641,7 @@ con_api_rules_deploy(con_app *app, struct evhttp_request *req, const con_user *w
 	else if (json_object_get(b, "message") != NULL && (msg == NULL || strlen(msg) > 500))
 		con_send_error(req, 400, "message", "message: a string of at most 500 bytes");
 	else
-		rules_deploy_text(app, req, who, text, len, base, "deploy_rules", msg, 0);
+		edit_deploy_text(app, req, who, text, len, base, "deploy_rules", msg, 0);
 	json_decref(b);
 }
 
@@ -649,7 +649,7 @@ void
 con_api_rules_rollback(con_app *app, struct evhttp_request *req, const con_user *who)
 {
 	static const char *const keys[] = { "version", "base_hash", NULL };
-	json_t *b = rules_body(req, keys, NULL, NULL), *jv;
+	json_t *b = edit_body(req, keys, NULL, NULL), *jv;
 	const char *base;
 	char path[4200], *text = NULL, msg[64];
 	size_t len;
@@ -670,7 +670,7 @@ con_api_rules_rollback(con_app *app, struct evhttp_request *req, const con_user 
 			con_send_error(req, 404, "version", "version %d: no such version", (int)v);
 		} else {
 			snprintf(msg, sizeof msg, "roll back to version %d", (int)v);
-			rules_deploy_text(app, req, who, text, len, base, "rollback_rules", msg, (int)v);
+			edit_deploy_text(app, req, who, text, len, base, "rollback_rules", msg, (int)v);
 		}
 	}
 	free(text);
@@ -687,7 +687,7 @@ con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user 
 
 	(void)who;
 	if (version == NULL) {
-		json_t *vs = rules_versions_load(app->rs);
+		json_t *vs = edit_versions_load(app->rs);
 		con_send_json(req, 200, json_pack("{s:o}", "versions", vs));
 		return;
 	}
@@ -712,7 +712,7 @@ con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user 
 
 /* Finds `list NAME = file "PATH"` in the rule text. */
 static bool
-rules_list_file(const char *text, const char *name, char *ret_path, size_t len)
+edit_list_file(const char *text, const char *name, char *ret_path, size_t len)
 {
 	for (const char *p = text; p != NULL && *p != '\0';) {
 		char n[64], f[1024];
@@ -743,12 +743,12 @@ con_rules_block_card(con_app *app, const char *card_id, bool *ret_added, char *r
 	vigil_err rv;
 
 	*ret_added = false;
-	rv = rules_read_current(app, &text, &len, hash);
+	rv = edit_read_current(app, &text, &len, hash);
 	if (rv != VIGIL_OK) {
 		snprintf(errbuf, errlen, "%s: %s", app->o.rules, vigil_strerror(rv));
 		return rv;
 	}
-	if (!rules_list_file(text, app->o.blocked_list, rel, sizeof rel)) {
+	if (!edit_list_file(text, app->o.blocked_list, rel, sizeof rel)) {
 		snprintf(errbuf, errlen, "%s has no `list %s = file \"...\"`: nowhere to block a card",
 		    app->o.rules, app->o.blocked_list);
 		free(text);
@@ -1115,7 +1115,7 @@ con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user 
 	struct timeval tv = { BT_TIMEOUT_S, 0 };
 	int fd;
 
-	b = rules_body(req, keys, &text, &len);
+	b = edit_body(req, keys, &text, &len);
 	if (b == NULL)
 		return;
 	jd = json_object_get(b, "days");
@@ -1134,8 +1134,8 @@ con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user 
 		    app->bt->who.name);
 		goto out;
 	}
-	if (rules_compile_text(rs, text, len, &p, &d) != VIGIL_OK) {
-		rules_send_diags(req, &d, text, len);
+	if (edit_compile_text(rs, text, len, &p, &d) != VIGIL_OK) {
+		edit_send_diags(req, &d, text, len);
 		goto out;
 	}
 	rules_prog_free(p);
