@@ -544,16 +544,17 @@ edit_diff(const char *a, size_t alen, const char *b, size_t blen)
 		if (i < na && j < nb && aln[i] == bln[j] && memcmp(al[i], bl[j], aln[i]) == 0) {
 			i++;
 			j++;
-		} else if (j < nb && (i == na || T(i, j + 1) >= T(i + 1, j))) {
-			snprintf(line, sizeof line, "+%u: %.*s", j + 1, (int)(bln[j] < 900 ? bln[j] : 900), bl[j]);
-			vigil_utf8_line(line);
-			json_array_append_new(out, json_string(line));
-			j++;
-		} else {
+		} else if (i < na && (j == nb || T(i + 1, j) >= T(i, j + 1))) {
+			/* removals first, as diff(1) prints them */
 			snprintf(line, sizeof line, "-%u: %.*s", i + 1, (int)(aln[i] < 900 ? aln[i] : 900), al[i]);
 			vigil_utf8_line(line);
 			json_array_append_new(out, json_string(line));
 			i++;
+		} else {
+			snprintf(line, sizeof line, "+%u: %.*s", j + 1, (int)(bln[j] < 900 ? bln[j] : 900), bl[j]);
+			vigil_utf8_line(line);
+			json_array_append_new(out, json_string(line));
+			j++;
 		}
 	}
 #undef T
