@@ -196,6 +196,17 @@ vigil_err con_index_stats(con_index *ix, int64_t day_from, int64_t day_to,
 /* A transaction's label as known (-1 none) and hits, from the index. */
 int       con_index_label_of(con_index *ix, const char *txn_id);
 
+/*
+ * Retention: deletes `hits` entries of transactions scored more than
+ * keep_days before the newest one indexed (their labels no longer move a
+ * figure anyone reads), at most max_steps entries per call, resuming where
+ * the last call stopped; *ret_done when a sweep reached the end (then also
+ * claims expired a day before now_ms are deleted). Cases, card histories
+ * (capped per card) and daily stats are small and kept.
+ */
+vigil_err con_index_prune(con_index *ix, uint32_t keep_days, int64_t now_ms, uint32_t max_steps,
+    bool *ret_done, uint64_t *ret_deleted);
+
 /* Claims: who works a case, until when. */
 typedef struct con_claim {
 	char    who[CON_NAME_MAX + 1];
@@ -230,6 +241,7 @@ typedef struct con_opts {
 	uint32_t    claim_minutes;
 	uint32_t    poll_ms;
 	uint32_t    map_gib;
+	uint32_t    keep_days;
 	bool        quiet;
 } con_opts;
 
@@ -255,6 +267,8 @@ typedef struct con_app {
 	uint64_t           model_gen;
 	bool               model_loaded;
 	bool               ingest_more;
+	bool               pruning;      /* a sweep is under way */
+	int64_t            pruned_at_ms; /* when the last sweep ended */
 	char               last_ingest_err[256];
 } con_app;
 

@@ -45,6 +45,8 @@ struct con_index {
 	store_scored *rec;      /* decode scratch (large) */
 	ix_stat_delta *deltas;  /* IX_STATS_SLOTS */
 	uint32_t     ndeltas;
+	uint8_t      prune_key[VIGIL_ID_MAX]; /* where the hits sweep goes on */
+	uint32_t     prune_klen;             /* 0: from the start */
 };
 
 static vigil_err
@@ -1100,4 +1102,99 @@ con_index_unclaim(con_index *ix, const char *txn_id, const char *who)
 		return ix_err(rc);
 	}
 	return ix_err(mdb_txn_commit(txn));
+}
+
+/* ---- retention ---- */
+
+vigil_err
+con_index_prune(con_index *ix, uint32_t keep_days, int64_t now_ms, uint32_t max_steps,
+    bool *ret_done, uint64_t *ret_deleted)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	int64_t cutoff;
+	uint32_t steps = 0;
+	uint64_t deleted = 0;
+	int rc;
+
+	*ret_done = false;
+	*ret_deleted = 0;
+	if (ix->pos.max_event_ms <= 0) {
+		*ret_done = true;
+		return VIGIL_OK;
+	}
+	/* days of the archive's own clock: replayed history is not "old" */
+	cutoff = ix->pos.max_event_ms / VIGIL_MS_PER_DAY - (int64_t)keep_days;
+	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, ix->hits, &c);
+	if (rc != 0)
+		goto out;
+	if (ix->prune_klen > 0) {
+		k.mv_size = ix->prune_klen;
+		k.mv_data = ix->prune_key;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	} else {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	}
+	while (rc == 0 && steps < max_steps) {
+		uint32_t day;
+
+		steps++;
+		if (v.mv_size >= 6) {
+			memcpy(&day, v.mv_data, 4);
+			/* a label-only entry (no rules) has day 0: it goes too once old
+			 * enough to be kept for nothing */
+			if ((int64_t)day < cutoff) {
+				rc = mdb_cursor_del(c, 0);
+				if (rc != 0)
+					goto out;
+				deleted++;
+				/* after a delete, NEXT is the record that followed it */
+				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+				continue;
+			}
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	if (rc == 0 && k.mv_size <= sizeof ix->prune_key) {
+		memcpy(ix->prune_key, k.mv_data, k.mv_size);
+		ix->prune_klen = (uint32_t)k.mv_size;
+	} else if (rc == MDB_NOTFOUND) {
+		ix->prune_klen = 0;
+		*ret_done = true;
+		rc = 0;
+	}
+	mdb_cursor_close(c);
+	c = NULL;
+	if (rc != 0)
+		goto out;
+	/* expired claims (a day after their end) */
+	if (*ret_done) {
+		rc = mdb_cursor_open(txn, ix->claims, &c);
+		for (rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : rc; rc == 0;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			con_claim cl;
+			if (v.mv_size != sizeof cl)
+				continue;
+			memcpy(&cl, v.mv_data, sizeof cl);
+			if (cl.until_ms + VIGIL_MS_PER_DAY < now_ms && mdb_cursor_del(c, 0) == 0)
+				deleted++;
+		}
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+out:
+	if (c != NULL)
+		mdb_cursor_close(c);
+	if (txn != NULL) {
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	if (rc == 0)
+		*ret_deleted = deleted;
+	return ix_err(rc);
 }

@@ -50,6 +50,7 @@ usage(FILE *out)
 	    "  --claim-minutes N   a claim expires after N minutes (default 30)\n"
 	    "  --poll-ms N         archive poll interval (default 1000)\n"
 	    "  --map-gib N         LMDB map size of the index (default 64)\n"
+	    "  --keep-days N       per-transaction rule hits kept this long for late labels (default 180)\n"
 	    "  -q, --quiet         no start-up line\n"
 	    "  -h, --help          this text;  -V, --version\n"
 	    "\n"
@@ -84,7 +85,7 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
 }
 
 enum { OPT_DATA = 256, OPT_LISTEN, OPT_RULES, OPT_SERVER, OPT_TOKENS, OPT_STATE, OPT_WWW,
-	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP };
+	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
@@ -103,6 +104,7 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "claim-minutes", required_argument, NULL, OPT_CLAIM },
 		{ "poll-ms", required_argument, NULL, OPT_POLL },
 		{ "map-gib", required_argument, NULL, OPT_MAP },
+		{ "keep-days", required_argument, NULL, OPT_KEEP },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -118,6 +120,7 @@ parse_args(int argc, char **argv, con_opts *o)
 	o->claim_minutes = 30;
 	o->poll_ms = 1000;
 	o->map_gib = 64;
+	o->keep_days = 180;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
 		switch (c) {
@@ -142,6 +145,10 @@ parse_args(int argc, char **argv, con_opts *o)
 		case OPT_MAP:
 			if (!parse_u32(optarg, 1, 4096, &o->map_gib))
 				return usage_error("--map-gib %s: 1-4096", optarg);
+			break;
+		case OPT_KEEP:
+			if (!parse_u32(optarg, 1, 3650, &o->keep_days))
+				return usage_error("--keep-days %s: 1-3650", optarg);
 			break;
 		case 'q': o->quiet = true; break;
 		case 'h': usage(stdout); return 0;
@@ -208,6 +215,20 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	} else if (app->last_ingest_err[0] != '\0') {
 		fprintf(stderr, "vigil-console: index: ok again\n");
 		app->last_ingest_err[0] = '\0';
+	}
+	/* caught up: sweep old entries, a slice per tick, a sweep an hour */
+	if (!more && rv == VIGIL_OK) {
+		int64_t now = vigil_now_ms();
+		if (app->pruning || now - app->pruned_at_ms > 3600 * 1000) {
+			bool done = false;
+			uint64_t deleted = 0;
+			if (con_index_prune(app->ix, app->o.keep_days, now, 20000, &done, &deleted) ==
+			    VIGIL_OK) {
+				app->pruning = !done;
+				if (done)
+					app->pruned_at_ms = now;
+			}
+		}
 	}
 	/* more ready: come back at once, after the HTTP events queued meanwhile */
 	tv.tv_sec = more ? 0 : app->o.poll_ms / 1000;

@@ -309,12 +309,63 @@ test_damage_in_closed_segment(void **state)
 	con_index_close(ix);
 }
 
+/* Retention: hits of transactions older than keep_days (before the newest
+ * one indexed) go; the rest, and the cases, stay. */
+static void
+test_prune(void **state)
+{
+	store_archive *ar;
+	con_index *ix;
+	bool done = false;
+	uint64_t deleted = 0, total = 0;
+	con_case c;
+
+	(void)state;
+	rm_rf(datadir);
+	rm_rf(ixdir);
+	mkdir(datadir, 0755);
+	ar = archive_open(false);
+	for (int i = 0; i < 7; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "p%d", i);
+		put_scored(ar, id, "c7", i == 3 ? 50 : 10, t0 + i * 1000, "old");
+		put_label(ar, id, true, t0 + i * 1000 + 1);
+	}
+	put_scored(ar, "p7", "c7", 10, t0 + 200 * VIGIL_MS_PER_DAY, "new");
+	put_label(ar, "p7", true, t0 + 200 * VIGIL_MS_PER_DAY + 1);
+	store_archive_close(ar);
+	ix = index_open();
+	assert_int_equal(ingest_all(ix), 16);
+	assert_int_equal(con_index_label_of(ix, "p0"), 1);
+	assert_int_equal(con_index_label_of(ix, "p6"), 1);
+	/* two entries per call: the sweep resumes where it stopped */
+	for (int i = 0; i < 20 && !done; i++) {
+		assert_int_equal(con_index_prune(ix, 180, vigil_now_ms(), 2, &done, &deleted), VIGIL_OK);
+		total += deleted;
+	}
+	assert_true(done);
+	assert_int_equal(total, 7);
+	for (int i = 0; i < 7; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "p%d", i);
+		assert_int_equal(con_index_label_of(ix, id), -1);
+	}
+	assert_int_equal(con_index_label_of(ix, "p7"), 1);
+	assert_int_equal(con_index_case(ix, "p3", &c), VIGIL_OK); /* cases stay */
+	/* nothing more to do */
+	assert_int_equal(con_index_prune(ix, 180, vigil_now_ms(), 100, &done, &deleted), VIGIL_OK);
+	assert_true(done);
+	assert_int_equal(deleted, 0);
+	con_index_close(ix);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_follow_rotate_restart),
 		cmocka_unit_test(test_damage_in_closed_segment),
+		cmocka_unit_test(test_prune),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
