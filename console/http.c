@@ -293,6 +293,13 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		http_api(app, req, path, cmd);
 		return;
 	}
+	if (strcmp(path, "/healthz") == 0) {
+		/* no token: says only whether the index keeps up, nothing of the data */
+		bool ok = app->last_ingest_err[0] == '\0';
+		con_send_json(req, ok ? 200 : 503, json_pack("{s:b, s:s}", "ok", ok, "error",
+		    app->last_ingest_err));
+		return;
+	}
 	if (strcmp(path, "/favicon.ico") == 0) {
 		evhttp_send_reply(req, 204, "No Content", NULL);
 		return;

@@ -327,6 +327,11 @@ test_auth(void **s)
 	    &st, &o), 0);
 	assert_int_equal(st, 401);
 	json_decref(o);
+	/* health needs no token and tells nothing of the data */
+	assert_int_equal(http("GET", "/healthz", NULL, NULL, &st, &o), 0);
+	assert_int_equal(st, 200);
+	assert_true(json_is_true(json_object_get(o, "ok")));
+	json_decref(o);
 	/* a read-only analyst reads, but cannot label or deploy */
 	o = http_ok("GET", "/api/me", EVE, NULL, 200);
 	assert_string_equal(json_string_value(json_object_get(o, "role")), "read-only");
