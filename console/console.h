@@ -193,8 +193,12 @@ vigil_err   con_index_rule_id(con_index *ix, const char *name, uint16_t *ret_id)
  * (CON_STAT_TOTAL for the totals). */
 vigil_err con_index_stats(con_index *ix, int64_t day_from, int64_t day_to,
     void (*fn)(void *arg, uint16_t rule, const con_stat *st), void *arg);
-/* A transaction's label as known (-1 none) and hits, from the index. */
+/* A transaction's label as known (-1 none), from the index. */
 int       con_index_label_of(con_index *ix, const char *txn_id);
+/* Its label and, when the index knows it, its amount (*ret_amount -1 if
+ * not). VIGIL_ENOTFOUND: neither a hit nor a label was seen for it. */
+vigil_err con_index_txn_label(con_index *ix, const char *txn_id, int *ret_label,
+    int64_t *ret_amount, char ret_currency[4]);
 
 /*
  * Retention: deletes `hits` entries of transactions scored more than

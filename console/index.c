@@ -364,8 +364,9 @@ ix_stat_add(con_index *ix, MDB_txn *txn, int64_t day, uint16_t rule, int64_t n, 
 
 /* ---- records ---- */
 
-/* hits value: u32 day | i8 label | u8 n | u16 ids[n] (host order) */
-#define IX_HITS_MAX (6 + 2 * 64)
+/* hits value: u32 day | i8 label | u8 n | u16 ids[n] (host order), then,
+ * when known, i64 amount_minor | char currency[3] (money caught in back-tests) */
+#define IX_HITS_MAX (6 + 2 * 64 + 11)
 
 static vigil_err
 ix_add_scored(con_index *ix, MDB_txn *txn, const store_record *r, uint64_t seg_first)
@@ -412,12 +413,14 @@ ix_add_scored(con_index *ix, MDB_txn *txn, const store_record *r, uint64_t seg_f
 			if (rv != VIGIL_OK)
 				return rv;
 		}
-		v.mv_size = 6 + 2 * n;
+		v.mv_size = 6 + 2 * n + 11;
 		v.mv_data = hb;
 		memcpy(hb, &d32, 4);
 		hb[4] = (uint8_t)known;
 		hb[5] = (uint8_t)n;
 		memcpy(hb + 6, ids, 2 * n);
+		memcpy(hb + 6 + 2 * n, &s->txn.amount_minor, 8);
+		memcpy(hb + 6 + 2 * n + 8, s->txn.currency, 3);
 		rc = mdb_put(txn, ix->hits, &k, &v, 0);
 		if (rc != 0)
 			return ix_err(rc);
@@ -555,6 +558,34 @@ ix_set_case_label(con_index *ix, MDB_txn *txn, const char *txn_id, int label,
 	return ix_err(mdb_put(txn, ix->cases, &tk, &v, 0));
 }
 
+/* The amount of txn_id from its card's history (0), or MDB_NOTFOUND. */
+static int
+ix_card_amount(con_index *ix, MDB_txn *txn, const char *card_id, const char *txn_id,
+    int64_t *ret_amount, char ret_cur[4])
+{
+	MDB_cursor *c;
+	MDB_val k = ix_str(card_id), v;
+	size_t tl = strlen(txn_id);
+	int rc;
+
+	rc = mdb_cursor_open(txn, ix->cards, &c);
+	if (rc != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
+		const uint8_t *p = v.mv_data;
+		if (v.mv_size < 25 || p[24] != tl || v.mv_size < 25 + tl ||
+		    memcmp(p + 25, txn_id, tl) != 0)
+			continue;
+		memcpy(ret_amount, p + 8, 8);
+		memcpy(ret_cur, p + 21, 3);
+		ret_cur[3] = '\0';
+		break;
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
 static vigil_err
 ix_add_label(con_index *ix, MDB_txn *txn, const store_record *r)
 {
@@ -600,11 +631,21 @@ ix_add_label(con_index *ix, MDB_txn *txn, const store_record *r)
 	} else if (rc == MDB_NOTFOUND) {
 		/* a label before its record (or for a record with no hit): keep
 		 * it as a hit entry with no rules, so a case that comes later
-		 * starts labelled */
-		uint8_t hb[6] = { 0 };
+		 * starts labelled; with the amount when the card's history has
+		 * the transaction (back-tests sum the money caught) */
+		uint8_t hb[6 + 11] = { 0 };
 		hb[4] = (uint8_t)(int8_t)l.fraud;
 		v.mv_size = 6;
 		v.mv_data = hb;
+		if (l.card_id[0] != '\0') {
+			int64_t amount;
+			char cur[4];
+			if (ix_card_amount(ix, txn, l.card_id, l.txn_id, &amount, cur) == 0) {
+				memcpy(hb + 6, &amount, 8);
+				memcpy(hb + 14, cur, 3);
+				v.mv_size = sizeof hb;
+			}
+		}
 		(void)mdb_put(txn, ix->hits, &k, &v, 0);
 	}
 	rv = ix_set_case_label(ix, txn, l.txn_id, l.fraud ? 1 : 0, l.source,
@@ -897,6 +938,37 @@ con_index_case_label(con_index *ix, const char *txn_id, bool fraud, const char *
 		return rv;
 	}
 	return ix_err(mdb_txn_commit(txn));
+}
+
+vigil_err
+con_index_txn_label(con_index *ix, const char *txn_id, int *ret_label, int64_t *ret_amount,
+    char ret_currency[4])
+{
+	MDB_txn *txn;
+	MDB_val k = ix_str(txn_id), v;
+	int rc;
+
+	*ret_label = -1;
+	*ret_amount = -1;
+	ret_currency[0] = '\0';
+	if (k.mv_size == 0)
+		return VIGIL_ENOTFOUND;
+	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return ix_err(rc);
+	rc = mdb_get(txn, ix->hits, &k, &v);
+	if (rc == 0 && v.mv_size >= 6) {
+		const uint8_t *p = v.mv_data;
+		size_t at = 6 + 2 * (size_t)p[5];
+		*ret_label = (int8_t)p[4];
+		if (v.mv_size >= at + 11) {
+			memcpy(ret_amount, p + at, 8);
+			memcpy(ret_currency, p + at + 8, 3);
+			ret_currency[3] = '\0';
+		}
+	}
+	mdb_txn_abort(txn);
+	return ix_err(rc);
 }
 
 int

@@ -18,6 +18,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <math.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -937,8 +938,9 @@ bt_finish(con_backtest *bt)
 	size_t len;
 	json_t *sum[2] = { NULL, NULL }, *o, *cases, *trans;
 	FILE *f0 = NULL, *f1 = NULL;
-	uint64_t rows = 0, changed = 0;
+	uint64_t rows = 0, changed = 0, unknown = 0;
 	uint64_t tr[4][4] = { { 0 } };
+	json_t *money[2] = { json_object(), json_object() };
 	static const char *const dn[4] = { "none", "allow", "review", "decline" };
 
 	for (int i = 0; i < 2; i++) {
@@ -955,6 +957,9 @@ bt_finish(con_backtest *bt)
 			    last : "vigil-replay failed", "file", i == 0 ? "current" : "edited",
 			    "status", bt->status[i]));
 			free(text);
+			json_decref(money[0]);
+			json_decref(money[1]);
+			json_decref(sum[0]);
 			return;
 		}
 		snprintf(path, sizeof path, "%s/summary%d.json", bt->tmp, i);
@@ -983,6 +988,8 @@ bt_finish(con_backtest *bt)
 			json_decref(cases);
 			json_decref(sum[0]);
 			json_decref(sum[1]);
+			json_decref(money[0]);
+			json_decref(money[1]);
 			bt_reply(bt, 500, json_pack("{s:s, s:I}", "error", "the two replays read different "
 			    "transactions (the archive changed under them?)", "row", (json_int_t)rows));
 			return;
@@ -995,6 +1002,30 @@ bt_finish(con_backtest *bt)
 		if (db != NULL)
 			(void)vigil_decision_parse(db, &xb);
 		tr[xa & 3][xb & 3]++;
+		bool aa = xa == VIGIL_DECISION_REVIEW || xa == VIGIL_DECISION_DECLINE;
+		bool ab = xb == VIGIL_DECISION_REVIEW || xb == VIGIL_DECISION_DECLINE;
+		if (aa || ab) {
+			/* money caught: alerted frauds, in their currencies */
+			int label;
+			int64_t amount;
+			char cur[4];
+			if (con_index_txn_label(app->ix, ia, &label, &amount, cur) == VIGIL_OK &&
+			    label == 1) {
+				if (amount < 0) {
+					unknown++;
+				} else {
+					int e = vigil_currency_exponent(cur);
+					double major = (double)amount / pow(10, e < 0 ? 2 : e);
+					for (int f = 0; f < 2; f++) {
+						if (!(f == 0 ? aa : ab))
+							continue;
+						json_t *m = json_object_get(money[f], cur);
+						json_object_set_new(money[f], cur, json_real(major +
+						    (m != NULL ? json_real_value(m) : 0)));
+					}
+				}
+			}
+		}
 		if (xa != xb) {
 			changed++;
 			if (json_array_size(cases) < BT_CASES_MAX) {
@@ -1029,6 +1060,9 @@ bt_finish(con_backtest *bt)
 	    "current", sum[0] != NULL ? json_incref(json_object_get(sum[0], "metrics")) : json_null(),
 	    "edited", sum[1] != NULL ? json_incref(json_object_get(sum[1], "metrics")) : json_null(),
 	    "cases", cases, "seconds", (double)(vigil_mono_ns() - bt->t0) / 1e9);
+	json_object_set_new(o, "money_caught", json_pack("{s:o, s:o, s:I}", "current", money[0],
+	    "edited", money[1], "frauds_amount_unknown", (json_int_t)unknown));
+	money[0] = money[1] = NULL;
 	json_decref(sum[0]);
 	json_decref(sum[1]);
 	(void)con_audit_write(app->audit, &bt->who, "backtest", app->o.rules, NULL,

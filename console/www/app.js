@@ -221,6 +221,12 @@ function metricsRow(name, a, b, f) {
   return h('tr', {}, h('td', {}, name), h('td', { class: 'num' }, f(a)), h('td', { class: 'num' }, f(b)));
 }
 
+function moneyText(m) {
+  if (!m) return '–';
+  const parts = Object.entries(m).map(([cur, v]) => `${v.toFixed(2)} ${cur}`);
+  return parts.length ? parts.join(' + ') : '0';
+}
+
 function backtestView(d) {
   const c = d.current || {}, e = d.edited || {};
   const box = h('div', { class: 'chart-box' }, h('canvas', { id: 'bt-chart' }));
@@ -238,7 +244,8 @@ function backtestView(d) {
         metricsRow('precision', c.precision, e.precision, pct),
         metricsRow('recall', c.recall, e.recall, pct),
         metricsRow('alerts', c.alerts, e.alerts, x => x === undefined ? '–' : x),
-        metricsRow('frauds caught', c.confusion && c.confusion.tp, e.confusion && e.confusion.tp, x => x === undefined ? '–' : x)], { id: 'bt-metrics' }),
+        metricsRow('frauds caught', c.confusion && c.confusion.tp, e.confusion && e.confusion.tp, x => x === undefined ? '–' : x),
+        metricsRow('money caught', d.money_caught && d.money_caught.current, d.money_caught && d.money_caught.edited, moneyText)], { id: 'bt-metrics' }),
         h('p', {}, h('b', { id: 'bt-changed' }, `${d.changed} decisions change`)), h('ul', {}, trans)),
       box),
     h('h2', {}, 'Cases that change' + (d.changed > d.cases.length ? ` (first ${d.cases.length})` : '')), cases);

@@ -487,6 +487,53 @@ test_label_reaches_archive(void **s)
 	json_decref(o);
 }
 
+/* A back-test replays the archive with both files (vigil-replay children)
+ * and diffs their decisions: moving the review band above t2's score lets
+ * it through, and the money it caught (a fraud now) is no longer caught. */
+static void
+test_backtest(void **s)
+{
+	char *text = calloc(1, 1 << 20), *p, *body;
+	FILE *f = fopen(rules_path, "r");
+	json_t *b, *o, *c0, *m;
+	size_t len;
+
+	(void)s;
+	assert_non_null(f);
+	len = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	assert_true(len > 0);
+	p = strstr(text, "band review = 40");
+	assert_non_null(p);
+	memcpy(p, "band review = 60", 16);
+	b = json_pack("{s:s, s:i}", "text", text, "days", 3);
+	body = json_dumps(b, 0);
+	json_decref(http_ok("POST", "/api/rules/backtest", ALICE, body, 403));
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "rows")), 3);
+	assert_int_equal(json_integer_value(json_object_get(o, "changed")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "transitions"),
+	    "review->allow")), 1);
+	c0 = json_array_get(json_object_get(o, "cases"), 0);
+	assert_string_equal(json_string_value(json_object_get(c0, "txn_id")), "t2");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(c0, "before"),
+	    "decision")), "review");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(c0, "after"),
+	    "decision")), "allow");
+	assert_string_equal(json_string_value(json_object_get(c0, "label")), "fraud");
+	m = json_object_get(o, "money_caught");
+	assert_true(json_real_value(json_object_get(json_object_get(m, "current"), "EUR")) == 2.0);
+	assert_null(json_object_get(json_object_get(m, "edited"), "EUR"));
+	assert_non_null(json_object_get(json_object_get(o, "current"), "alert_rate"));
+	json_decref(o);
+	/* a text that does not compile is not replayed */
+	o = http_ok("POST", "/api/rules/backtest", RITA, "{\"text\": \"rule {\"}", 422);
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	free(text);
+}
+
 static char *
 rules_hash(const char *token)
 {
@@ -768,6 +815,7 @@ main(void)
 		cmocka_unit_test(test_case_view),
 		cmocka_unit_test(test_claim_conflict),
 		cmocka_unit_test(test_label_reaches_archive),
+		cmocka_unit_test(test_backtest),
 		cmocka_unit_test(test_rules_check_and_deploy),
 		cmocka_unit_test(test_block_card),
 		cmocka_unit_test(test_malformed),

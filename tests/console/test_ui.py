@@ -202,6 +202,7 @@ def run(build, src, shots, tmp, procs):
         drv.find_element(By.ID, "btn-backtest").click()
         WebDriverWait(drv, 180).until(EC.presence_of_element_located((By.ID, "bt-metrics")))
         assert "decisions change" in drv.find_element(By.ID, "bt-changed").text
+        assert "money caught" in drv.find_element(By.ID, "bt-metrics").text
         time.sleep(0.5)  # the chart draws on the next tick
         shot("rules")
         drv.find_element(By.ID, "deploy-message").send_keys("review from 30 points")
