@@ -780,6 +780,42 @@ test_malformed(void **s)
 	assert_int_equal(http("POST", "/api/rules/check", RITA, big, &st, NULL), 0);
 	assert_int_equal(st, 413);
 	free(big);
+	/* a few hundred random requests (fixed seed): every answer is JSON with
+	 * a status below 500, and the console is still there */
+	static const char *const paths[] = { "/api/queue?", "/api/rules?", "/api/rules/check",
+		"/api/rules/deploy", "/api/rules/rollback", "/api/rules/backtest",
+		"/api/cases/t2/label", "/api/cases/t2/claim", "/api/rules/versions/" };
+	static const char *const vals[] = { "\"\"", "1", "-1", "1e308", "null", "true", "[]", "{}",
+		"\"\\u0000\"", "\"x\"", "99999999999999999999" };
+	static const char *const keys[] = { "text", "base_hash", "days", "fraud", "version",
+		"nightly", "message", "sort", "decision", "limit", "from", "min_amount" };
+	unsigned seed = 12345;
+	for (int i = 0; i < 300; i++) {
+		char url[512], bodyb[512];
+		const char *path = paths[(seed = seed * 1103515245u + 12345u) >> 16 & 7];
+		size_t n = 0;
+		bool get = path[strlen(path) - 1] == '?' || path[strlen(path) - 1] == '/';
+		int k = (int)((seed >> 8) % 12), v = (int)((seed >> 4) % 11);
+		if (get) {
+			snprintf(url, sizeof url, "%s%s%s=%%%02X%s", path, path[strlen(path) - 1] == '/' ?
+			    "" : "", path[strlen(path) - 1] == '/' ? "" : keys[k], (seed >> 3) & 0xff,
+			    vals[v]);
+			/* the version path takes the value itself */
+			if (path[strlen(path) - 1] == '/')
+				snprintf(url, sizeof url, "%s%u", path, seed % 1000);
+		} else {
+			n = (size_t)snprintf(bodyb, sizeof bodyb, "{\"%s\": %s, \"%s\": %s}", keys[k],
+			    vals[v], keys[(k + 1 + (int)(seed % 5)) % 12], vals[(v + 3) % 11]);
+			if (seed % 7 == 0 && n > 3)
+				bodyb[seed % n] = (char)(seed >> 9); /* and some not even JSON */
+			snprintf(url, sizeof url, "%s", path);
+		}
+		assert_int_equal(http(get ? "GET" : "POST", url, RITA, get ? NULL : bodyb, &st, &o), 0);
+		if (st >= 500 || o == NULL)
+			fail_msg("%s %s %s: status %d, %s", get ? "GET" : "POST", url, get ? "" : bodyb, st,
+			    o ? "JSON" : "not JSON");
+		json_decref(o);
+	}
 	/* the console is still there */
 	json_decref(http_ok("GET", "/api/me", ALICE, NULL, 200));
 }
