@@ -342,8 +342,9 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	}
 	evhttp_set_max_body_size(app->http, CON_BODY_MAX + 1);
 	evhttp_set_max_headers_size(app->http, 16384);
-	/* a back-test holds its request open while vigil-replay runs */
-	evhttp_set_timeout(app->http, 600);
+	/* idle and slow clients are dropped after a minute; a back-test's
+	 * connection gets longer while vigil-replay runs (rules.c) */
+	evhttp_set_timeout(app->http, 60);
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_gencb(app->http, http_dispatch, app);
 	if (evhttp_bind_socket_with_handle(app->http, host, (uint16_t)port) == NULL) {

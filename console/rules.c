@@ -1216,8 +1216,10 @@ con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user 
 	}
 	bt->req = req;
 	bt->conn = evhttp_request_get_connection(req);
-	if (bt->conn != NULL)
+	if (bt->conn != NULL) {
 		evhttp_connection_set_closecb(bt->conn, bt_conn_closed, bt);
+		evhttp_connection_set_timeout(bt->conn, BT_TIMEOUT_S + 60);
+	}
 	bt->timer = evtimer_new(app->base, bt_timeout, app);
 	if (bt->timer != NULL)
 		evtimer_add(bt->timer, &tv);
