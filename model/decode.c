@@ -37,6 +37,7 @@
  * within 2^-54 relative of a float32 halfway point, which a shortest
  * representation of 9 digits or fewer is not in practice).
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,13 +59,17 @@ struct dec {
 	/* Output, grown tree by tree. */
 	model_node *nodes;
 	float      *mean;
+	uint32_t   *term_start;
 	uint32_t    nnodes, nodes_cap;
+	model_term *term;
+	uint32_t    nterms, terms_cap;
 	/* Scratch for one tree, grown to the largest. */
 	uint32_t    scratch_cap;
 	uint32_t   *queue; /* breadth-first order: original index of each new node */
 	uint8_t    *seen;  /* by original index */
 	uint8_t    *depth; /* by new index */
 	float      *hess;  /* by new index */
+	uint32_t   *parent; /* by new index */
 };
 
 __attribute__((format(printf, 3, 4))) static vigil_err
@@ -167,7 +172,8 @@ dec_elem_int(struct dec *d, const json_t *a, const char *path, const char *name,
 	return VIGIL_OK;
 }
 
-/* Element i of array a as a finite float32. */
+/* Element i of array a as a finite float32 (null: a NaN or an infinity in
+ * the text, see dec_nonfinite). */
 static vigil_err
 dec_elem_float(struct dec *d, const json_t *a, const char *path, const char *name, uint32_t i,
     float *ret)
@@ -175,11 +181,14 @@ dec_elem_float(struct dec *d, const json_t *a, const char *path, const char *nam
 	json_t *v = json_array_get(a, i);
 	double x;
 
+	if (json_is_null(v))
+		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: NaN or infinite, not a finite float32",
+		    path, name, i);
 	if (!json_is_number(v))
 		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: expected a number, not %s", path,
 		    name, i, dec_kind(v));
 	x = json_number_value(v);
-	if (!isfinite((float)x))
+	if (!(fabs(x) <= FLT_MAX)) /* (converting a larger double to float is undefined) */
 		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: %g is not a finite float32", path,
 		    name, i, x);
 	*ret = (float)x;
@@ -213,6 +222,7 @@ dec_reserve(struct dec *d, uint32_t tree_nodes)
 		uint32_t cap = d->nodes_cap ? d->nodes_cap : 1024;
 		model_node *nodes;
 		float *mean;
+		uint32_t *start;
 
 		while (cap < need)
 			cap = cap > MODEL_MAX_NODES / 2 ? MODEL_MAX_NODES : cap * 2;
@@ -224,6 +234,10 @@ dec_reserve(struct dec *d, uint32_t tree_nodes)
 		if (mean == NULL)
 			return dec_fail(d, VIGIL_ENOMEM, "out of memory");
 		d->mean = mean;
+		start = realloc(d->term_start, ((size_t)cap + 1) * sizeof *start);
+		if (start == NULL)
+			return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+		d->term_start = start;
 		d->nodes_cap = cap;
 	}
 	if (tree_nodes > d->scratch_cap) {
@@ -231,12 +245,15 @@ dec_reserve(struct dec *d, uint32_t tree_nodes)
 		free(d->seen);
 		free(d->depth);
 		free(d->hess);
+		free(d->parent);
+		d->parent = malloc((size_t)tree_nodes * sizeof *d->parent);
 		d->queue = malloc((size_t)tree_nodes * sizeof *d->queue);
 		d->seen = malloc(tree_nodes);
 		d->depth = malloc(tree_nodes);
 		d->hess = malloc((size_t)tree_nodes * sizeof *d->hess);
 		d->scratch_cap = tree_nodes;
-		if (d->queue == NULL || d->seen == NULL || d->depth == NULL || d->hess == NULL) {
+		if (d->queue == NULL || d->seen == NULL || d->depth == NULL || d->hess == NULL ||
+		    d->parent == NULL) {
 			d->scratch_cap = 0;
 			return dec_fail(d, VIGIL_ENOMEM, "out of memory");
 		}
@@ -249,10 +266,11 @@ struct dec_tree_arrays {
 	json_t *left, *right, *feat, *cond, *dleft, *hess, *stype;
 };
 
-/* Checks the split at original index o (new index p) and fills its node. */
+/* Checks the split at original index o and fills its node (forest.h: the
+ * slot and threshold of its default direction) but for the offset. */
 static vigil_err
 dec_split(struct dec *d, const char *tp, const struct dec_tree_arrays *a, uint32_t o,
-    uint32_t nfeatures, model_node *ret)
+    uint32_t nfeatures, model_node *ret, int *ret_default_left)
 {
 	json_int_t feat, dl, st;
 	json_t *v;
@@ -266,6 +284,15 @@ dec_split(struct dec *d, const char *tp, const struct dec_tree_arrays *a, uint32
 		return dec_fail(d, VIGIL_ECORRUPT,
 		    "%s.split_indices[%u]: feature %" JSON_INTEGER_FORMAT
 		    " out of range (num_feature %u)", tp, o, feat, nfeatures);
+	if (a->stype != NULL) { /* first: a categorical split has a NaN threshold */
+		rv = dec_elem_int(d, a->stype, tp, "split_type", o, &st);
+		if (rv != VIGIL_OK)
+			return rv;
+		if (st != 0)
+			return dec_fail(d, VIGIL_EINVAL,
+			    "%s.split_type[%u]: %" JSON_INTEGER_FORMAT
+			    " (categorical), only numerical splits are supported", tp, o, st);
+	}
 	rv = dec_elem_float(d, a->cond, tp, "split_conditions", o, &cond);
 	if (rv != VIGIL_OK)
 		return rv;
@@ -280,17 +307,78 @@ dec_split(struct dec *d, const char *tp, const struct dec_tree_arrays *a, uint32
 			return dec_fail(d, VIGIL_ECORRUPT,
 			    "%s.default_left[%u]: %" JSON_INTEGER_FORMAT ", expected 0 or 1", tp, o, dl);
 	}
-	if (a->stype != NULL) {
-		rv = dec_elem_int(d, a->stype, tp, "split_type", o, &st);
-		if (rv != VIGIL_OK)
-			return rv;
-		if (st != 0)
-			return dec_fail(d, VIGIL_EINVAL,
-			    "%s.split_type[%u]: %" JSON_INTEGER_FORMAT
-			    " (categorical), only numerical splits are supported", tp, o, st);
+	if (dl) {
+		ret->slot = (uint16_t)feat;
+		ret->thr = nextafterf(cond, -INFINITY);
+	} else {
+		ret->slot = (uint16_t)(nfeatures + (uint32_t)feat);
+		ret->thr = -cond;
 	}
-	ret->meta = (uint32_t)feat << MODEL_NODE_FEAT_SHIFT | (dl ? 0 : MODEL_NODE_MISS_RIGHT);
-	ret->value = cond;
+	*ret_default_left = dl != 0;
+	return VIGIL_OK;
+}
+
+/*
+ * The contribution terms of the leaves of the tree at d->nodes[base ..
+ * base + n), in node order (forest.h): as XGBoost's
+ * CalculateContributionsApprox for a row that reaches the leaf, each step's
+ * change of mean added to its split feature in path order, in float32 (the
+ * step into the leaf adds value - mean = 0). Zero sums are left out: adding
+ * them changes nothing.
+ */
+static vigil_err
+dec_terms(struct dec *d, const char *tp, uint32_t base, uint32_t n, uint32_t nfeatures)
+{
+	uint32_t path[MODEL_MAX_DEPTH + 1], feat[MODEL_MAX_DEPTH];
+	float acc[MODEL_MAX_DEPTH];
+	uint32_t p, k, j, u;
+
+	for (p = 0; p < n; p++) {
+		uint32_t len = 0, nacc = 0;
+
+		d->term_start[base + p] = d->nterms;
+		if (d->nodes[base + p].off != 0)
+			continue;
+		for (u = p; u != 0; u = d->parent[u])
+			path[len++] = u;
+		path[len++] = 0; /* leaf first, root last */
+		for (k = len - 1; k > 0; k--) {
+			uint32_t up = path[k], down = path[k - 1], slot = d->nodes[base + up].slot;
+			uint32_t ft = slot < nfeatures ? slot : slot - nfeatures;
+			float delta = d->mean[base + down] - d->mean[base + up];
+
+			for (j = 0; j < nacc && feat[j] != ft; j++)
+				;
+			if (j == nacc) {
+				feat[nacc] = ft;
+				acc[nacc++] = delta;
+			} else {
+				acc[j] += delta;
+			}
+		}
+		if ((uint64_t)d->nterms + nacc > MODEL_MAX_TERMS)
+			return dec_fail(d, VIGIL_ETOOBIG,
+			    "%s: more than %u contribution terms in all (leaves x distinct features "
+			    "on their paths)", tp, MODEL_MAX_TERMS);
+		if (d->nterms + nacc > d->terms_cap) {
+			uint32_t cap = d->terms_cap ? d->terms_cap : 4096;
+			model_term *term;
+
+			while (cap < d->nterms + nacc)
+				cap = cap > MODEL_MAX_TERMS / 2 ? MODEL_MAX_TERMS : cap * 2;
+			term = realloc(d->term, (size_t)cap * sizeof *term);
+			if (term == NULL)
+				return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+			d->term = term;
+			d->terms_cap = cap;
+		}
+		for (j = 0; j < nacc; j++) {
+			if (acc[j] == 0.0f)
+				continue;
+			d->term[d->nterms].feature = feat[j];
+			d->term[d->nterms++].value = acc[j];
+		}
+	}
 	return VIGIL_OK;
 }
 
@@ -379,6 +467,7 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 		uint32_t o = d->queue[head];
 		model_node *node = &d->nodes[base + head];
 		json_int_t l, r;
+		int default_left = 0;
 
 		if ((rv = dec_elem_int(d, a.left, tp, "left_children", o, &l)) != VIGIL_OK ||
 		    (rv = dec_elem_int(d, a.right, tp, "right_children", o, &r)) != VIGIL_OK ||
@@ -388,14 +477,22 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 			return dec_fail(d, VIGIL_ECORRUPT, "%s.sum_hessian[%u]: %g is negative", tp, o,
 			    (double)d->hess[head]);
 		if (l == -1) {
+			float *value = &d->mean[base + head];
+
 			if (r != -1)
 				return dec_fail(d, VIGIL_ECORRUPT,
 				    "%s.right_children[%u]: %" JSON_INTEGER_FORMAT
 				    " for a leaf (left child -1)", tp, o, r);
-			rv = dec_elem_float(d, a.cond, tp, "split_conditions", o, &node->value);
+			rv = dec_elem_float(d, a.cond, tp, "split_conditions", o, value);
 			if (rv != VIGIL_OK)
 				return rv;
-			node->meta = 0;
+			if (fabsf(*value) > MODEL_MAX_VALUE)
+				return dec_fail(d, VIGIL_ECORRUPT,
+				    "%s.split_conditions[%u]: leaf value %g out of range (|v| <= %g)", tp,
+				    o, (double)*value, (double)MODEL_MAX_VALUE);
+			node->off = 0;
+			node->slot = 0;
+			node->thr = NAN;
 			if (d->depth[head] > maxdepth)
 				maxdepth = d->depth[head];
 			continue;
@@ -423,14 +520,15 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 			    MODEL_MAX_DEPTH);
 		if (d->hess[head] == 0)
 			return dec_fail(d, VIGIL_ECORRUPT, "%s.sum_hessian[%u]: 0 at a split", tp, o);
-		rv = dec_split(d, tp, &a, o, nfeatures, node);
+		rv = dec_split(d, tp, &a, o, nfeatures, node, &default_left);
 		if (rv != VIGIL_OK)
 			return rv;
-		/* tail <= n - 2 here, so the offset fits MODEL_NODE_OFF_MASK */
-		node->meta |= tail - head;
+		/* tail <= n - 2 <= 65534 here */
+		node->off = (uint16_t)(tail - head);
 		d->depth[tail] = d->depth[tail + 1] = (uint8_t)(d->depth[head] + 1);
-		d->queue[tail++] = (uint32_t)l;
-		d->queue[tail++] = (uint32_t)r;
+		d->parent[tail] = d->parent[tail + 1] = head;
+		d->queue[tail++] = (uint32_t)(default_left ? l : r); /* first: the default child */
+		d->queue[tail++] = (uint32_t)(default_left ? r : l);
 	}
 	if (n - tail != ndeleted)
 		return dec_fail(d, VIGIL_ECORRUPT,
@@ -444,19 +542,96 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 	for (p = tail; p-- > 0;) {
 		const model_node *node = &d->nodes[base + p];
 
-		if (node->meta == 0) {
-			d->mean[base + p] = node->value;
-		} else {
-			uint32_t c = p + (node->meta & MODEL_NODE_OFF_MASK);
-			float m = d->mean[base + c] * d->hess[c];
+		if (node->off != 0) { /* (a leaf's mean is its value, set above) */
+			uint32_t c = p + node->off;
+			int default_left = node->slot < nfeatures;
+			uint32_t left = default_left ? c : c + 1, right = default_left ? c + 1 : c;
+			float m = d->mean[base + left] * d->hess[left];
 
-			m += d->mean[base + c + 1] * d->hess[c + 1];
+			m += d->mean[base + right] * d->hess[right];
 			m /= d->hess[p];
+			if (!(fabsf(m) <= MODEL_MAX_VALUE))
+				return dec_fail(d, VIGIL_ECORRUPT,
+				    "%s.sum_hessian[%u]: gives the node a mean value of %g (|v| <= %g)",
+				    tp, d->queue[p], (double)m, (double)MODEL_MAX_VALUE);
 			d->mean[base + p] = m;
 		}
 	}
+	rv = dec_terms(d, tp, base, tail, nfeatures);
+	if (rv != VIGIL_OK)
+		return rv;
 	d->nnodes += tail;
 	*ret_depth = maxdepth;
+	return VIGIL_OK;
+}
+
+/*
+ * XGBoost writes a non-finite float32 as NaN, Infinity or -Infinity (a
+ * categorical split's threshold is NaN), which JSON has not and jansson
+ * refuses. If json has such tokens outside strings, *ret is a copy with each
+ * of them as null, which the field readers report as "NaN or infinite";
+ * else *ret is NULL. (Error columns of jansson then count in the copy.)
+ */
+static size_t
+dec_nonfinite_token(const char *s, size_t len, size_t i)
+{
+	static const char *const tokens[] = { "NaN", "-NaN", "Infinity", "-Infinity" };
+	size_t t;
+
+	for (t = 0; t < sizeof tokens / sizeof tokens[0]; t++) {
+		size_t n = strlen(tokens[t]);
+
+		if (len - i >= n && memcmp(s + i, tokens[t], n) == 0)
+			return n;
+	}
+	return 0;
+}
+
+static vigil_err
+dec_nonfinite(struct dec *d, const char *s, size_t len, char **ret, size_t *ret_len)
+{
+	char *copy = NULL;
+	size_t i, n, out = 0, count = 0;
+	int pass, in_str;
+
+	*ret = NULL;
+	for (pass = 0; pass < 2; pass++) { /* count, then copy */
+		in_str = 0;
+		for (i = 0; i < len; i++) {
+			if (in_str) {
+				if (s[i] == '\\' && i + 1 < len) {
+					if (copy != NULL)
+						copy[out++] = s[i];
+					i++;
+				} else if (s[i] == '"') {
+					in_str = 0;
+				}
+			} else if (s[i] == '"') {
+				in_str = 1;
+			} else if ((s[i] == 'N' || s[i] == 'I' || s[i] == '-') &&
+			    (n = dec_nonfinite_token(s, len, i)) > 0) {
+				if (copy != NULL) {
+					memcpy(copy + out, "null", 4);
+					out += 4;
+				} else {
+					count++;
+				}
+				i += n - 1;
+				continue;
+			}
+			if (copy != NULL)
+				copy[out++] = s[i];
+		}
+		if (count == 0)
+			return VIGIL_OK;
+		if (copy == NULL) {
+			copy = malloc(len + count); /* "NaN" grows by one, the others shrink */
+			if (copy == NULL)
+				return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+		}
+	}
+	*ret = copy;
+	*ret_len = out;
 	return VIGIL_OK;
 }
 
@@ -549,6 +724,9 @@ dec_params(struct dec *d, const json_t *learner, model_forest *f)
 		    P_MP ".base_score: \"%.40s\" is not a probability in (0, 1)", s);
 	/* XGBoost's LogisticClassification::ProbToMargin, in float32 */
 	f->base_margin = -logf(1.0f / base - 1.0f);
+	if (!(fabsf(f->base_margin) <= MODEL_MAX_VALUE)) /* a denormal base_score */
+		return dec_fail(d, VIGIL_ECORRUPT,
+		    P_MP ".base_score: \"%.40s\" gives no finite margin", s);
 	return VIGIL_OK;
 }
 
@@ -634,6 +812,72 @@ dec_features(struct dec *d, const json_t *learner, model_forest *f)
 	return VIGIL_OK;
 }
 
+/*
+ * The terms of d (each leaf's, at d->term_start[i] .. d->term_start[i + 1])
+ * laid out in f with every leaf of a block padded to the block's largest
+ * count with terms of value 0 on the bias slot (forest.h). The padding
+ * leaf, root of the last block's padding trees, gets that block's count.
+ */
+static vigil_err
+dec_pad_terms(struct dec *d, model_forest *f)
+{
+	uint32_t pad_leaf = d->nnodes - 1, b, i, k, pos = 0;
+	uint64_t total = 0;
+
+	f->block_terms = calloc(f->nblocks ? f->nblocks : 1, 1);
+	f->term_start = malloc((size_t)d->nnodes * sizeof *f->term_start);
+	if (f->block_terms == NULL || f->term_start == NULL)
+		return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+	for (b = 0; b < f->nblocks; b++) {
+		uint32_t first = f->root[b * MODEL_BLOCK];
+		uint32_t end = b + 1 < f->nblocks ? f->root[(b + 1) * MODEL_BLOCK] : pad_leaf;
+		uint32_t kmax = 0, leaves = 0;
+
+		for (i = first; i < end; i++) {
+			uint32_t cnt = d->term_start[i + 1] - d->term_start[i];
+
+			if (d->nodes[i].off == 0) {
+				leaves++;
+				kmax = cnt > kmax ? cnt : kmax;
+			}
+		}
+		f->block_terms[b] = (uint8_t)kmax; /* <= MODEL_MAX_DEPTH */
+		total += (uint64_t)kmax * leaves;
+	}
+	if (f->nblocks > 0)
+		total += f->block_terms[f->nblocks - 1];
+	if (total > MODEL_MAX_TERMS)
+		return dec_fail(d, VIGIL_ETOOBIG,
+		    P_M ".trees: more than %u contribution terms in all (leaves x distinct features "
+		    "on their paths)", MODEL_MAX_TERMS);
+	f->term = malloc((size_t)(total ? total : 1) * sizeof *f->term);
+	if (f->term == NULL)
+		return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+	for (b = 0; b <= f->nblocks; b++) {
+		uint32_t first = b < f->nblocks ? f->root[b * MODEL_BLOCK] : pad_leaf;
+		uint32_t end = b + 1 < f->nblocks ? f->root[(b + 1) * MODEL_BLOCK] :
+		    b < f->nblocks ? pad_leaf : pad_leaf + 1;
+		uint32_t kb = f->nblocks == 0 ? 0 : f->block_terms[b < f->nblocks ? b : b - 1];
+
+		for (i = first; i < end; i++) {
+			uint32_t cnt = d->term_start[i + 1] - d->term_start[i];
+
+			f->term_start[i] = pos;
+			if (d->nodes[i].off != 0)
+				continue;
+			for (k = 0; k < kb; k++) {
+				const model_term *t = &d->term[d->term_start[i] + k];
+
+				f->term[pos + k].feature = k < cnt ? t->feature : f->nfeatures;
+				f->term[pos + k].value = k < cnt ? t->value : 0.0f;
+			}
+			pos += kb;
+		}
+	}
+	f->nterms = pos;
+	return VIGIL_OK;
+}
+
 /* learner.gradient_booster: the trees, laid out in d, then moved into f. */
 static vigil_err
 dec_booster(struct dec *d, const json_t *learner, model_forest *f)
@@ -703,13 +947,25 @@ dec_booster(struct dec *d, const json_t *learner, model_forest *f)
 	rv = dec_reserve(d, 0);
 	if (rv != VIGIL_OK)
 		return rv;
-	d->nodes[d->nnodes].meta = 0;
-	d->nodes[d->nnodes].value = 0.0f;
+	d->nodes[d->nnodes].off = 0;
+	d->nodes[d->nnodes].slot = 0;
+	d->nodes[d->nnodes].thr = NAN;
 	d->mean[d->nnodes] = 0.0f;
+	d->term_start[d->nnodes] = d->nterms; /* no terms */
 	for (t = ntrees; t < nslots; t++)
 		f->root[t] = d->nnodes;
 	d->nnodes++;
+	d->term_start[d->nnodes] = d->nterms;
 
+	/* the bias as XGBoost sums it: every tree's root mean, then the base */
+	f->bias = 0.0f;
+	for (t = 0; t < ntrees; t++)
+		f->bias += d->mean[f->root[t]];
+	f->bias += f->base_margin;
+
+	rv = dec_pad_terms(d, f);
+	if (rv != VIGIL_OK)
+		return rv;
 	f->nnodes = d->nnodes;
 	f->nodes = d->nodes;
 	f->mean = d->mean;
@@ -726,6 +982,8 @@ model_forest_decode(const void *json, size_t len, model_forest **ret_forest,
 	json_error_t jerr;
 	json_t *root = NULL, *learner;
 	model_forest *f = NULL;
+	char *copy = NULL;
+	size_t copy_len = 0;
 	vigil_err rv;
 
 	if (reterr_diag != NULL)
@@ -735,7 +993,13 @@ model_forest_decode(const void *json, size_t len, model_forest **ret_forest,
 	if (len > MODEL_MAX_JSON)
 		return dec_fail(&d, VIGIL_ETOOBIG, "JSON: %zu bytes, the cap is %u", len,
 		    MODEL_MAX_JSON);
-	root = json_loadb(json != NULL ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	rv = dec_nonfinite(&d, json != NULL ? json : "", len, &copy, &copy_len);
+	if (rv != VIGIL_OK)
+		goto out;
+	if (copy != NULL)
+		root = json_loadb(copy, copy_len, JSON_REJECT_DUPLICATES, &jerr);
+	else
+		root = json_loadb(json != NULL ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		rv = dec_fail(&d, json_error_code(&jerr) == json_error_out_of_memory ?
 		    VIGIL_ENOMEM : VIGIL_ECORRUPT, "JSON: line %d, column %d: %s", jerr.line,
@@ -765,12 +1029,16 @@ model_forest_decode(const void *json, size_t len, model_forest **ret_forest,
 	f = NULL;
 out:
 	model_forest_free(f);
+	free(copy);
 	free(d.nodes);
 	free(d.mean);
 	free(d.queue);
 	free(d.seen);
 	free(d.depth);
 	free(d.hess);
+	free(d.parent);
+	free(d.term_start);
+	free(d.term);
 	json_decref(root);
 	return rv;
 }
@@ -782,6 +1050,9 @@ model_forest_free(model_forest *f)
 		return;
 	free(f->nodes);
 	free(f->mean);
+	free(f->term_start);
+	free(f->block_terms);
+	free(f->term);
 	free(f->root);
 	free(f->block_depth);
 	free(f->names);

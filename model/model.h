@@ -28,14 +28,19 @@ extern "C" {
  * Caps on everything the model JSON controls, checked while decoding; going
  * over one is VIGIL_ETOOBIG, never an allocation of that size.
  */
-#define MODEL_MAX_JSON       (64u << 20) /* bytes of JSON text */
+#define MODEL_MAX_JSON       (32u << 20) /* bytes of JSON text (jansson holds ~10x) */
 #define MODEL_MAX_TREES      4096u       /* trees in the forest */
 #define MODEL_MAX_TREE_NODES 65536u      /* nodes in one tree, deleted ones included */
 #define MODEL_MAX_NODES      (1u << 21)  /* nodes in all trees together */
 #define MODEL_MAX_FEATURES   256u        /* input features (learner.feature_names) */
 #define MODEL_MAX_DEPTH      64u         /* splits on the path from a root to a leaf */
 #define MODEL_MAX_NAME       64u         /* bytes of one feature name */
+#define MODEL_MAX_TERMS      (1u << 23)  /* contribution terms: for each leaf, the distinct
+                                            features on its path, all leaves together */
 #define MODEL_TOP_MAX        8u          /* reasons model_forest_top can return */
+/* |leaf value| and |node mean| bound (real ones are below 100): with it every
+ * margin and contribution sum stays far from float32 overflow. */
+#define MODEL_MAX_VALUE      1e18f
 
 /* A decoded forest: immutable, so one may be shared by any number of threads
  * without locks. Free with model_forest_free(). */
@@ -56,8 +61,10 @@ typedef struct model_diag {
  * values onto the model's inputs. Every tree is checked: children in range,
  * every node reached exactly once from the root (no cycle, no shared child;
  * the unreached ones are exactly the num_deleted deleted nodes), features in
- * range, thresholds and leaf values finite float32, depth and sizes within
- * the MODEL_MAX_* caps. Trees are evaluated in the order of their "id".
+ * range, thresholds finite float32, leaf values and node means (from
+ * sum_hessian) within MODEL_MAX_VALUE, depth and sizes within the MODEL_MAX_*
+ * caps. Trees are evaluated in the order of their "id". So a decoded forest
+ * gives a finite margin and finite contributions for every input.
  *
  * json need not be NUL-terminated and is not retained.
  * VIGIL_OK: *ret_forest set (free with model_forest_free()).
@@ -65,7 +72,9 @@ typedef struct model_diag {
  * and where:
  *   VIGIL_ECORRUPT  not JSON, or a required field missing or of the wrong
  *                   type, or an inconsistent tree (child out of range,
- *                   cycle, non-finite threshold, array lengths differ, ...)
+ *                   cycle, NaN or infinite threshold (XGBoost writes NaN and
+ *                   Infinity tokens; they are read as such), array lengths
+ *                   differ, ...)
  *   VIGIL_EVERSION  "version" is not 1.7.x
  *   VIGIL_EINVAL    a valid model this evaluator does not serve (another
  *                   objective or booster, multi-class, categorical splits,
@@ -95,7 +104,8 @@ uint32_t model_forest_ntrees(const model_forest *f);
  * feature names, NaN meaning missing (it follows each split's default
  * direction, as in XGBoost). A split sends x left iff x < threshold in
  * float32. None of them allocates, locks or fails; all are safe to call
- * concurrently on one forest.
+ * concurrently on one forest. Stack: about 2 KiB (predict, margin) and 3 KiB
+ * (contrib, top).
  */
 
 /* The margin (log-odds): base margin + the sum of the trees' leaf values,

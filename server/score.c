@@ -43,6 +43,9 @@ struct srv_worker {
 	Vigil__V1__RulesInfoReply rinfo;
 	Vigil__V1__Hit      hitv[SCORE_MAX_HITS];
 	Vigil__V1__Hit     *hitp[SCORE_MAX_HITS];
+	Vigil__V1__ModelOutcome model;
+	Vigil__V1__ModelReason reasonv[APP_REASONS_MAX];
+	Vigil__V1__ModelReason *reasonp[APP_REASONS_MAX];
 	Vigil__V1__RuleInfo *infov;   /* rules_info only; freed in _done */
 	Vigil__V1__RuleInfo **infop;
 	char                txn_id[VIGIL_ID_MAX + 1];
@@ -107,6 +110,8 @@ srv_worker_new(srv_server *s)
 	w->arena.allocator_data = w;
 	for (uint32_t i = 0; i < SCORE_MAX_HITS; i++)
 		w->hitp[i] = &w->hitv[i];
+	for (uint32_t i = 0; i < APP_REASONS_MAX; i++)
+		w->reasonp[i] = &w->reasonv[i];
 	snprintf(w->version, sizeof w->version, "vigild %s", VIGIL_VERSION);
 	return w;
 }
@@ -224,7 +229,8 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	out->nreasons = 0;
 	out->model_score = NAN;
 	/* Before readiness, so the answer to a bad time never depends on it. */
-	if (srv_wire_txn_time(txn, vigil_now_ms(), s->cfg.max_future_skew_ms, &out->err) !=
+	if (srv_wire_txn_window(txn, vigil_now_ms(), s->cfg.max_future_skew_ms,
+	    s->cfg.max_past_skew_ms, &out->err) !=
 	    VIGIL_OK)
 		return;
 	if (!atomic_load(&s->ready) || rs == NULL) {
@@ -264,6 +270,13 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 			return;
 		}
 		/* fall through */
+	case VIGIL_EAGAIN:
+		/* The archive refuses appends while it retries a fault (ENOSPC,
+		 * EMFILE, EIO): not ready, nothing acknowledged; main.c logs the
+		 * state change once, not per request. */
+		score_fail(out, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "not ready: archive: %s",
+		    ao.diag.msg[0] ? ao.diag.msg : "failing, retrying");
+		return;
 	default:
 		if (ao.step == APP_STEP_ARCHIVE) {
 			/* Not acknowledged: the client retries with the same txn_id. */
@@ -308,7 +321,12 @@ srv_label_txn(srv_server *s, const store_label *label, srv_wire_err *err)
 	}
 	diag.msg[0] = '\0';
 	rv = store_label_record(s->db, label, &diag);
-	if (rv != VIGIL_OK) {
+	if (rv == VIGIL_EAGAIN) {
+		/* the archive is failing and retrying: not ready, not a bug (main.c
+		 * logs the state change once) */
+		srv_wire_err_set(err, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "",
+		    "not ready: archive: %s", diag.msg[0] ? diag.msg : vigil_strerror(rv));
+	} else if (rv != VIGIL_OK) {
 		srv_log("archive: label %s: %s: %s", label->txn_id, vigil_strerror(rv), diag.msg);
 		srv_wire_err_set(err, VIGIL__V1__STATUS__STATUS_INTERNAL, "", "archive: %s",
 		    diag.msg[0] ? diag.msg : vigil_strerror(rv));
@@ -323,6 +341,13 @@ srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t e
 	bool draining = atomic_load(&s->draining);
 
 	h->ready = atomic_load(&s->ready) && rs != NULL && !draining;
+	if (h->ready && s->db != NULL) {
+		/* the same answer as /readyz: a failing archive acknowledges nothing */
+		store_db_health dh;
+
+		store_db_get_health(s->db, &dh);
+		h->ready = dh.ok;
+	}
 	h->uptime_s = (uint64_t)((vigil_now_ms() - s->started_ms) / 1000);
 	srv_rules_last_error(s, errbuf, errlen);
 	h->rules_last_error = errbuf;
@@ -370,6 +395,21 @@ reply_score(srv_worker *w, const char *txn_id)
 	sr->features_generation = out->generation;
 	sr->duplicate = out->duplicate;
 	sr->dry_run = out->dry_run;
+	if (!isnan(out->model_score)) {
+		vigil__v1__model_outcome__init(&w->model);
+		w->model.score = out->model_score;
+		for (uint32_t i = 0; i < out->nreasons; i++) {
+			Vigil__V1__ModelReason *mr = &w->reasonv[i];
+
+			vigil__v1__model_reason__init(mr);
+			mr->feature = (char *)out->reasons[i].feature;
+			mr->value = out->reasons[i].value.num;
+			mr->contribution = out->reasons[i].contrib;
+		}
+		w->model.n_reasons = out->nreasons;
+		w->model.reasons = w->reasonp;
+		sr->model = &w->model;
+	}
 	vigil__v1__reply__init(&w->reply);
 	w->reply.message = (char *)"ok";
 	w->reply.kind_case = VIGIL__V1__REPLY__KIND_SCORE;

@@ -136,10 +136,12 @@ void      store_archive_close(store_archive *ar);
  * Appends one record (thread-safe; many threads may append at once). When
  * it returns VIGIL_OK the record is written to the file (survives kill -9)
  * and, with STORE_FSYNC_ALWAYS, synced; *ret_seq (may be NULL) is its
- * sequence number (1, 2, ... in file order). VIGIL_ETOOBIG over
- * max_record_bytes, VIGIL_EINVAL for an unknown type, VIGIL_EIO on write or
- * sync failure (the archive then refuses further appends until reopened).
- * The payload is copied to the file before the call returns.
+ * sequence number (increasing in file order: 1, 2, ... with a gap only
+ * where appends failed). VIGIL_ETOOBIG over max_record_bytes, VIGIL_EINVAL
+ * for an unknown type, VIGIL_EIO on write or sync failure, VIGIL_EAGAIN
+ * while the archive is failing and waits before trying again (nothing was
+ * written; store_archive_get_health says why). The payload is copied to
+ * the file before the call returns.
  */
 vigil_err store_archive_append(store_archive *ar, store_rec_type type,
     int64_t event_time_ms, const void *payload, size_t len, uint64_t *ret_seq);
@@ -169,6 +171,33 @@ typedef struct store_archive_stats {
 	uint64_t records, bytes, segments, syncs, last_seq;
 } store_archive_stats;
 void store_archive_get_stats(store_archive *ar, store_archive_stats *ret_stats);
+
+/*
+ * Faults that heal (docs/archive.md, "Errors"). A failed write, sync,
+ * segment creation or truncation (ENOSPC, EFBIG, EMFILE, EIO, ...) leaves
+ * no partial frame in the file and makes the archive *failing*: appends
+ * are refused at once (VIGIL_EAGAIN) for a backoff that doubles from
+ * 100 ms to 5 s, then the next append (or store_archive_maintain) repairs
+ * and retries; a write that succeeds (after a failed sync: a sync of a new
+ * segment) ends the episode, without reopening. A rotation that cannot
+ * create the next segment is *degraded* only: appends go on in the open
+ * segment and the rotation is retried. Records whose append failed are
+ * not in the archive, except records whose sync failed (policy always):
+ * they are written, not known to be durable, and their append fails.
+ */
+typedef struct store_archive_health {
+	bool     failing;      /* appends are refused until a retry succeeds */
+	bool     degraded;     /* appends work; a rotation is postponed by err */
+	int      err;          /* errno of the fault (failing, else degraded); 0 if neither */
+	char     op[24];       /* "write", "sync", "create segment", "sync directory", "truncate" */
+	char     file[64];     /* the segment file concerned ("" if none) */
+	int64_t  since_ms;     /* wall clock of the episode's first failure */
+	int64_t  retry_in_ms;  /* until appends are tried again (0: the next one) */
+	uint64_t failures;     /* failed attempts since open */
+	uint64_t recoveries;   /* episodes ended since open */
+	uint64_t refused;      /* appends refused or dropped unwritten since open */
+} store_archive_health;
+void store_archive_get_health(store_archive *ar, store_archive_health *ret_health);
 
 /* ---- Reading ---- */
 
@@ -222,6 +251,9 @@ void store_reader_want(store_reader *rd, uint32_t type_mask);
 typedef struct store_reader_stats {
 	uint64_t records, bytes, corrupt_records, corrupt_bytes, segments;
 	uint64_t skipped_bytes; /* frames of unwanted types passed over (store_reader_want) */
+	/* records known lost in damaged zstd frames of compressed segments
+	 * (from their frame tables; corrupt_records counts stretches) */
+	uint64_t lost_records;
 } store_reader_stats;
 void store_reader_get_stats(const store_reader *rd, store_reader_stats *ret_stats);
 void store_reader_close(store_reader *rd); /* NULL is a no-op */
@@ -584,7 +616,14 @@ typedef struct store_outcome {
  *   same card, merchant, terminal, amount and currency as the recorded
  *   transaction); or VIGIL_ECONFLICT, *ret_prior filled and nothing locked,
  *   if any of those differ: the id was reused for another transaction,
- *   which must be refused, not answered with the first outcome. Otherwise locks
+ *   which must be refused, not answered with the first outcome. The id is
+ *   claimed from begin to commit/abort: a begin of it for another card
+ *   meanwhile gets VIGIL_ECONFLICT with *ret_prior zeroed, so concurrent
+ *   uses of one id are scored once. With fsync always a transaction is a
+ *   retry only once its record is durable: a retry while its sync runs
+ *   waits for it, and one after the sync failed is scored again (begin
+ *   returns VIGIL_OK; commit writes the record again, not applying it
+ *   twice). Otherwise locks
  *   the card's live entry and fills features[0..store_schema_nfields()) with
  *   the transaction fields, the batch profile and the live velocity as of
  *   txn->event_time_ms (the transaction itself excluded). The strings in
@@ -594,11 +633,15 @@ typedef struct store_outcome {
  *   then waits for durability per the fsync policy. On error nothing is
  *   applied and the lock is released; the one exception is a failure of
  *   the durability wait itself (its error is returned after the record was
- *   written and applied). VIGIL_EINVAL (with
- *   reterr) if rec is not for the begun txn_id/card_id/event time.
+ *   written and applied; the transaction is then not a duplicate for a
+ *   retry, which writes it again). VIGIL_EINVAL (with
+ *   reterr) if rec is not for the begun txn_id/card_id/event time. The
+ *   diag of an archive error names what failed with the errno's text.
  *   Errors of begin: VIGIL_EINVAL (nfeatures < store_schema_nfields(),
  *   empty or unterminated ids, a begin already open on ctx, a read-only
- *   db), VIGIL_ELIMIT (a new card over max_cards), VIGIL_ENOMEM.
+ *   db), VIGIL_ELIMIT (a new card over max_cards), VIGIL_EAGAIN (the
+ *   archive is failing and refuses appends for now: store_db_get_health),
+ *   VIGIL_ENOMEM.
  * store_score_abort: unlocks without applying.
  * Exactly one of commit/abort must follow a VIGIL_OK begin on the same ctx.
  */
@@ -612,7 +655,8 @@ void      store_score_abort(store_db *db, store_ctx *ctx);
 vigil_err store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
     vigil_value *features, uint32_t nfeatures);
 
-/* Archives a label (durable per policy when it returns). */
+/* Archives a label (durable per policy when it returns). VIGIL_EAGAIN
+ * while the archive refuses appends; the diag has the errno's text. */
 vigil_err store_label_record(store_db *db, const store_label *label, store_diag *reterr);
 
 typedef struct store_db_stats {
@@ -621,6 +665,16 @@ typedef struct store_db_stats {
 	store_archive_stats archive;
 } store_db_stats;
 void store_db_get_stats(store_db *db, store_db_stats *ret_stats);
+
+/* Whether the db can acknowledge transactions now: ok is false while the
+ * archive is failing (archive.failing; archive says why and since when).
+ * Cheap (an uncontended mutex): a health endpoint or a timer may call it
+ * often. A memory or read-only db is always ok. */
+typedef struct store_db_health {
+	bool                 ok;
+	store_archive_health archive;
+} store_db_health;
+void store_db_get_health(store_db *db, store_db_health *ret_health);
 
 /*
  * Offline use (replay, tests): a live state with no archive and no data

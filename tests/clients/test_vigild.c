@@ -5,7 +5,8 @@
  * scores, duplicates on retry of a txn_id, dry runs, labels, three replicas
  * with one killed in the middle of an asynchronous stream (every request
  * answered, none counted twice, the replica's cards come back when it
- * restarts), and the CLI's flags, JSON lines, labels and exit codes.
+ * restarts), and the CLI's flags, JSON lines, labels and exit codes; mutual
+ * TLS (tls+tcp:// with opts.tls_*).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -602,6 +603,88 @@ test_cli_replies_while_input_idle(void **state)
 	vt_server_cleanup(&s);
 }
 
+/*
+ * libvigil-client over tls+tcp:// (issue 17): with the CA and its own
+ * certificate it scores; without a certificate, or with one vigild's CA did
+ * not sign, calls fail EUNREACHABLE (the handshake is refused) and the
+ * client does not hang; a tls+tcp:// URL without tls_ca, or an unreadable
+ * CA file, is EINVAL at open, naming it.
+ */
+static void
+test_tls(void **state)
+{
+	char dir[] = "/tmp/vigil-cpki-XXXXXX", url[64], cert[600], key[600], ca[600];
+	char ccert[600], ckey[600], ecert[600], ekey[600], none[600];
+	const char *args[] = { "--listen", url, "--tls-cert", cert, "--tls-key", key,
+	    "--tls-ca", ca, NULL };
+	const char *u = url;
+	vt_server s = { 0 };
+	vigil_client_opts o = { .timeout_ms = 3000, .max_attempts = 1 };
+	vigil_client *c = NULL;
+	vigil_client_errinfo info;
+	vigil_client_result res = { 0 };
+	vigil_client_txn t = txn_make("c-tls-1", "card-tls", 1000);
+	char cmd[700];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(vt_pki_make(dir), 0);
+	snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%u", vt_free_port());
+	snprintf(cert, sizeof cert, "%s/server.pem", dir);
+	snprintf(key, sizeof key, "%s/server.key", dir);
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	snprintf(ccert, sizeof ccert, "%s/client.pem", dir);
+	snprintf(ckey, sizeof ckey, "%s/client.key", dir);
+	snprintf(ecert, sizeof ecert, "%s/evil.pem", dir);
+	snprintf(ekey, sizeof ekey, "%s/evil.key", dir);
+	snprintf(none, sizeof none, "%s/none.pem", dir);
+	assert_int_equal(vt_server_start(&s, rules_path(), args), 0);
+
+	o.tls_ca = ca;
+	o.tls_cert = ccert;
+	o.tls_key = ckey;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_OK);
+	assert_true(vigil_client_replica_connected(c, 0));
+	if (vigil_client_score(c, &t, NULL, &res, &info) != VIGIL_CLIENT_OK)
+		fail_msg("score over TLS: %s", info.message);
+	assert_string_equal(res.txn_id, "c-tls-1");
+	assert_false(res.duplicate);
+	vigil_client_result_fini(&res);
+	vigil_client_close(c);
+
+	/* no certificate; one from another CA */
+	o.tls_cert = o.tls_key = NULL;
+	o.timeout_ms = 300;
+	o.connect_wait_ms = 300;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_OK);
+	assert_false(vigil_client_replica_connected(c, 0));
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EUNREACHABLE);
+	vigil_client_close(c);
+	o.tls_cert = ecert;
+	o.tls_key = ekey;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_OK);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EUNREACHABLE);
+	vigil_client_close(c);
+
+	/* configuration errors, at open */
+	o.tls_ca = NULL;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_EINVAL);
+	assert_non_null(strstr(info.message, "a tls+tcp:// URL needs opts.tls_ca"));
+	o.tls_ca = none;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_EINVAL);
+	assert_non_null(strstr(info.message, "none.pem: No such file or directory"));
+	o.tls_ca = ca;
+	o.tls_key = NULL;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_EINVAL);
+	assert_non_null(strstr(info.message, "opts.tls_cert and opts.tls_key go together"));
+
+	assert_true(vt_server_alive(&s));
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -610,6 +693,7 @@ main(void)
 		cmocka_unit_test(test_three_replicas_one_killed),
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_cli_replies_while_input_idle),
+		cmocka_unit_test(test_tls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

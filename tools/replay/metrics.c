@@ -26,9 +26,12 @@
 #define MET_LAT_BUCKETS 1728
 #define MET_DIRECT_LO  (-1024) /* scores in [LO, HI) are found without hashing */
 #define MET_DIRECT_HI  4096
+#define MET_RANK_SUB   1024    /* tie-break steps within one score (metrics_obs.rank_sub) */
+#define MET_MAX_RANKS  (16u * METRICS_MAX_SCORES)
 
 typedef struct met_score {
 	int32_t        score;
+	int64_t        rkey;   /* rank bins only: score * MET_RANK_SUB + tie-break */
 	uint64_t       legit, fraud, unlabelled;
 	uint64_t       pat[MET_NPAT];
 	UT_hash_handle hh;
@@ -70,6 +73,10 @@ struct metrics {
 	met_score *direct[MET_DIRECT_HI - MET_DIRECT_LO]; /* the same bins, by index */
 	uint32_t   nscores;
 	met_score **sorted;    /* ascending, built by finish */
+	/* ranking (AUC, AP): the score with its tie-break (the model's score) */
+	met_score *rbins;      /* hash by rkey */
+	uint32_t   nrbins;
+	met_score **rsorted;   /* ascending, built by finish */
 	/* card precision: every labelled card once, and the ones seen today */
 	met_card  *cards;      /* open addressing, linear probing */
 	uint32_t   ncards, cards_cap; /* cap: a power of two, 0 before the first */
@@ -144,6 +151,11 @@ metrics_free(metrics *m)
 		free(s);
 	}
 	free(m->sorted);
+	HASH_ITER(hh, m->rbins, s, tmp) {
+		HASH_DEL(m->rbins, s);
+		free(s);
+	}
+	free(m->rsorted);
 	free(m->cards);
 	free(m->ids);
 	free(m->today);
@@ -424,7 +436,7 @@ metrics_add(metrics *m, const metrics_obs *o)
 	bool alert = o->decision >= VIGIL_DECISION_REVIEW;
 	bool decline = o->decision >= VIGIL_DECISION_DECLINE;
 	int pat = -1;
-	met_score *s;
+	met_score *s, *rb;
 	int64_t day;
 
 	if (o->label == 1 && o->pattern != NULL && o->pattern[0] != '\0') {
@@ -447,6 +459,24 @@ metrics_add(metrics *m, const metrics_obs *o)
 		if (o->score >= MET_DIRECT_LO && o->score < MET_DIRECT_HI)
 			m->direct[o->score - MET_DIRECT_LO] = s;
 		m->nscores++;
+	}
+	{
+		int32_t sub = o->rank_sub < 0 ? 0 : o->rank_sub >= MET_RANK_SUB ? MET_RANK_SUB - 1
+		                                                                  : o->rank_sub;
+		int64_t key = (int64_t)o->score * MET_RANK_SUB + sub;
+
+		HASH_FIND(hh, m->rbins, &key, sizeof key, rb);
+		if (rb == NULL) {
+			if (m->nrbins >= MET_MAX_RANKS)
+				return VIGIL_ETOOBIG;
+			rb = calloc(1, sizeof *rb);
+			if (rb == NULL)
+				return VIGIL_ENOMEM;
+			rb->score = o->score;
+			rb->rkey = key;
+			HASH_ADD(hh, m->rbins, rkey, sizeof rb->rkey, rb);
+			m->nrbins++;
+		}
 	}
 	/* card precision: per UTC day, the card's highest score */
 	day = o->event_time_ms >= 0 ? o->event_time_ms / VIGIL_MS_PER_DAY
@@ -489,6 +519,7 @@ metrics_add(metrics *m, const metrics_obs *o)
 	switch (o->label) {
 	case 1:
 		s->fraud++;
+		rb->fraud++;
 		m->labelled++;
 		m->frauds++;
 		if (alert)
@@ -498,6 +529,7 @@ metrics_add(metrics *m, const metrics_obs *o)
 		m->decline_tp += decline;
 		if (pat >= 0) {
 			s->pat[pat]++;
+			rb->pat[pat]++;
 			m->pat_rows[pat]++;
 			m->pat_alerts[pat] += alert;
 			m->pat_declines[pat] += decline;
@@ -505,6 +537,7 @@ metrics_add(metrics *m, const metrics_obs *o)
 		break;
 	case 0:
 		s->legit++;
+		rb->legit++;
 		m->labelled++;
 		if (alert)
 			m->fp++;
@@ -513,6 +546,7 @@ metrics_add(metrics *m, const metrics_obs *o)
 		break;
 	default:
 		s->unlabelled++;
+		rb->unlabelled++;
 		break;
 	}
 	for (uint32_t i = 0; i < o->nhits; i++) {
@@ -542,6 +576,14 @@ met_score_cmp(const void *a, const void *b)
 	return x->score < y->score ? -1 : x->score > y->score;
 }
 
+static int
+met_rkey_cmp(const void *a, const void *b)
+{
+	const met_score *x = *(met_score *const *)a, *y = *(met_score *const *)b;
+
+	return x->rkey < y->rkey ? -1 : x->rkey > y->rkey;
+}
+
 vigil_err
 metrics_finish(metrics *m)
 {
@@ -560,6 +602,13 @@ metrics_finish(metrics *m)
 	HASH_ITER(hh, m->scores, s, tmp)
 		m->sorted[i++] = s;
 	qsort(m->sorted, m->nscores, sizeof *m->sorted, met_score_cmp);
+	m->rsorted = malloc((m->nrbins ? m->nrbins : 1) * sizeof *m->rsorted);
+	if (m->rsorted == NULL)
+		return VIGIL_ENOMEM;
+	i = 0;
+	HASH_ITER(hh, m->rbins, s, tmp)
+		m->rsorted[i++] = s;
+	qsort(m->rsorted, m->nrbins, sizeof *m->rsorted, met_rkey_cmp);
 	m->finished = true;
 	return VIGIL_OK;
 }
@@ -615,14 +664,14 @@ metrics_auc(const metrics *m, const char *pattern)
 
 	if (!m->finished || pat == -2)
 		return NAN;
-	for (uint32_t i = 0; i < m->nscores; i++) {
-		P += met_pos(m->sorted[i], pat);
-		N += m->sorted[i]->legit;
+	for (uint32_t i = 0; i < m->nrbins; i++) {
+		P += met_pos(m->rsorted[i], pat);
+		N += m->rsorted[i]->legit;
 	}
 	if (P == 0 || N == 0)
 		return NAN;
-	for (uint32_t i = 0; i < m->nscores; i++) {
-		const met_score *s = m->sorted[i];
+	for (uint32_t i = 0; i < m->nrbins; i++) {
+		const met_score *s = m->rsorted[i];
 		sum += (double)met_pos(s, pat) * ((double)neg_below + 0.5 * (double)s->legit);
 		neg_below += s->legit;
 	}
@@ -638,12 +687,12 @@ metrics_ap(const metrics *m, const char *pattern)
 
 	if (!m->finished || pat == -2)
 		return NAN;
-	for (uint32_t i = 0; i < m->nscores; i++)
-		P += met_pos(m->sorted[i], pat);
+	for (uint32_t i = 0; i < m->nrbins; i++)
+		P += met_pos(m->rsorted[i], pat);
 	if (P == 0)
 		return NAN;
-	for (uint32_t i = m->nscores; i-- > 0;) {
-		const met_score *s = m->sorted[i];
+	for (uint32_t i = m->nrbins; i-- > 0;) {
+		const met_score *s = m->rsorted[i];
 		double recall;
 		tp += met_pos(s, pat);
 		fp += s->legit;

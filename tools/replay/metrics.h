@@ -46,6 +46,8 @@ typedef struct metrics_obs {
 	const uint16_t *hits;         /* rule indices that fired (active and shadow) */
 	uint32_t        nhits;
 	uint32_t        latency_us;   /* 0 = not measured */
+	int32_t         rank_sub;     /* ties in score broken by this, 0..1023 (the model's
+	                               * score scaled); -1 or 0: none */
 } metrics_obs;
 
 /* NULL on ENOMEM or bad opts (nrules over the cap). */
@@ -70,9 +72,10 @@ typedef struct metrics_confusion {
 
 void metrics_get_confusion(const metrics *m, metrics_confusion *ret);
 
-/* ROC AUC and average precision of the score over labelled rows: all
+/* ROC AUC and average precision of the ranking over labelled rows: all
  * frauds (pattern NULL) or one pattern's frauds against all legit rows.
- * NaN when a class is empty. Ties in the score count half (AUC) and are
+ * The ranking is the score, ties broken by rank_sub (the model's score).
+ * NaN when a class is empty. Remaining ties count half (AUC) and are
  * taken as one threshold step (AP). */
 double metrics_auc(const metrics *m, const char *pattern);
 double metrics_ap(const metrics *m, const char *pattern);

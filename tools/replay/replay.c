@@ -147,6 +147,8 @@ typedef struct rp_opts {
 	const char *results, *json, *report;
 	uint32_t    topk;
 	bool        quiet, progress;
+	bool        no_model;        /* offline --nightly: rebuilds train no model */
+	int64_t     measure_from_ms; /* rows before this are scored but not measured */
 } rp_opts;
 
 /* ------------------------------ rows ------------------------------ */
@@ -172,6 +174,13 @@ typedef struct rp_outcome {
 	uint64_t       generation;
 	bool           failed;
 	bool           refused; /* offline: its txn_id was scored for another transaction */
+	double         model_score; /* NaN: no model */
+	uint32_t       nreasons;    /* the model's top features (a model rule fired) */
+	struct {
+		const char *feature; /* static schema name */
+		double      value;
+		float       contrib;
+	} reasons[APP_REASONS_MAX];
 } rp_outcome;
 
 /* ------------------------------ labels ------------------------------ */
@@ -464,6 +473,8 @@ typedef struct rp {
 	app_model    *model;  /* the current generation's (--nightly), or NULL */
 	uint64_t      model_gen;
 	uint32_t      models_loaded; /* nights whose generation brought a model */
+	json_t       *nights;        /* per nightly rebuild: the model's figures */
+	char          first_model_day[16];
 	app_work     *aw;
 	char          workdir[PATH_MAX];
 	bool          own_workdir;
@@ -515,7 +526,28 @@ rp_result_write(rp *r, const rp_row *row, const rp_outcome *out)
 			fprintf(f, "%s\"%s\"", i ? "," : "", rp_rule_name(r, out->hits[out->nhits + i]));
 		fputc(']', f);
 	}
+	if (!isnan(out->model_score)) {
+		/* the shape of vigild's /v1/score and vigil-score's "model" */
+		fprintf(f, ",\"model\":{\"score\":%.9g,\"reasons\":[", out->model_score);
+		for (uint32_t i = 0; i < out->nreasons; i++)
+			fprintf(f, "%s{\"feature\":\"%s\",\"value\":%.9g,\"contribution\":%.6g}",
+			    i ? "," : "", out->reasons[i].feature, out->reasons[i].value,
+			    (double)out->reasons[i].contrib);
+		fputs("]}", f);
+	}
 	fputs("}\n", f);
+}
+
+/* The model's score as the tie-break of equal scores (metrics_obs.rank_sub). */
+static int32_t
+rp_rank_sub(double model_score)
+{
+	double k;
+
+	if (isnan(model_score))
+		return -1;
+	k = floor(model_score * 1024.0);
+	return k < 0 ? 0 : k > 1023 ? 1023 : (int32_t)k;
 }
 
 static vigil_err
@@ -525,6 +557,7 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 		.card_id = row->txn.card_id,
 		.event_time_ms = row->txn.event_time_ms,
 		.score = out->score,
+		.rank_sub = rp_rank_sub(out->model_score),
 		.decision = out->decision,
 		.label = row->label < 0 && r->o.assume_legit ? 0 : row->label,
 		.pattern = row->pattern,
@@ -536,6 +569,11 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 
 	if (out->failed || out->refused)
 		return VIGIL_OK;
+	if (row->txn.event_time_ms < r->o.measure_from_ms) {
+		if (r->results != NULL)
+			rp_result_write(r, row, out);
+		return VIGIL_OK;
+	}
 	rv = metrics_add(r->m, &ob);
 	if (rv != VIGIL_OK)
 		return rv;
@@ -818,6 +856,8 @@ rp_outcome_from_result(rp_outcome *out, const rules_result *res)
 	out->latency_us = 0;
 	out->failed = false;
 	out->refused = false;
+	out->model_score = NAN;
+	out->nreasons = 0;
 }
 
 static vigil_err
@@ -845,6 +885,8 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 		out->latency_us = 0;
 		out->failed = false;
 		out->refused = false;
+		out->model_score = NAN;
+		out->nreasons = 0;
 		if (out2 != NULL)
 			*out2 = *out;
 		return VIGIL_OK;
@@ -866,6 +908,7 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 		}
 		memset(out, 0, sizeof *out);
 		out->refused = true;
+		out->model_score = NAN;
 		if (out2 != NULL)
 			*out2 = *out;
 		return VIGIL_OK;
@@ -877,9 +920,51 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 		return rv;
 	}
 	rp_outcome_from_result(out, ao.res);
-	if (out2 != NULL)
+	out->model_score = ao.model_score;
+	out->nreasons = ao.nreasons;
+	for (uint32_t i = 0; i < ao.nreasons; i++) {
+		out->reasons[i].feature = ao.reasons[i].feature;
+		out->reasons[i].value = ao.reasons[i].value.num;
+		out->reasons[i].contrib = ao.reasons[i].contrib;
+	}
+	if (out2 != NULL) {
 		rp_outcome_from_result(out2, ao.res2);
+		out2->model_score = ao.model_score;
+	}
 	return VIGIL_OK;
+}
+
+/* One line of the JSON summary's "nights": the model each rebuild made. */
+static void
+rp_night_record(rp *r, const batch_summary *sum)
+{
+	json_t *n = json_object();
+	char d[16];
+
+	if (r->nights == NULL)
+		r->nights = json_array();
+	if (n == NULL || r->nights == NULL) {
+		json_decref(n);
+		return;
+	}
+	vigil_date_format(sum->as_of_ms, d, sizeof d);
+	json_object_set_new(n, "as_of", json_string(d));
+	json_object_set_new(n, "generation", json_integer((json_int_t)sum->generation));
+	json_object_set_new(n, "records", json_integer((json_int_t)sum->records_read));
+	json_object_set_new(n, "model_trained", json_boolean(sum->model.trained));
+	if (sum->model.trained) {
+		json_object_set_new(n, "model_rows", json_integer((json_int_t)sum->model.rows));
+		json_object_set_new(n, "model_frauds", json_integer((json_int_t)sum->model.frauds));
+		json_object_set_new(n, "valid_auc", json_real(sum->model.valid_auc));
+		json_object_set_new(n, "valid_ap", json_real(sum->model.valid_ap));
+		json_object_set_new(n, "rounds", json_integer(sum->model.best_round));
+		json_object_set_new(n, "train_seconds", json_real(sum->model.seconds));
+		if (r->first_model_day[0] == '\0')
+			snprintf(r->first_model_day, sizeof r->first_model_day, "%s", d);
+	} else {
+		json_object_set_new(n, "why_not", json_string(sum->model.why_not));
+	}
+	json_array_append_new(r->nights, n);
 }
 
 /* The night before `day`: labels known by midnight, rebuild, switch. */
@@ -906,6 +991,7 @@ rp_offline_night(rp *r, int64_t day)
 	bo.as_of_ms = day * VIGIL_MS_PER_DAY;
 	bo.rules_path = r->o.rules;
 	bo.threads = 1;
+	bo.model_off = r->o.no_model;
 	rv = batch_rebuild(&bo, sum, &diag);
 	if (rv != VIGIL_OK) {
 		char d[16];
@@ -914,6 +1000,7 @@ rp_offline_night(rp *r, int64_t day)
 		goto out;
 	}
 	r->nightly_runs++;
+	rp_night_record(r, sum);
 	rv = store_db_refresh(r->db, &changed, &diag);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-replay: switching generation: %s\n", diag.msg);
@@ -1076,6 +1163,8 @@ rp_worker_main(void *arg)
 		out->score = res.score;
 		out->decision = (vigil_decision)res.decision;
 		out->generation = res.features_generation;
+		out->model_score = NAN; /* not on the wire yet */
+		out->nreasons = 0;
 		out->nhits = out->nshadow = 0;
 		for (size_t h = 0; h < res.nhits && out->nhits + out->nshadow < RP_MAX_HITS; h++) {
 			int idx = rp_names_index(&r->names, res.hits[h].rule);
@@ -1399,6 +1488,17 @@ rp_summary_json(rp *r, double secs)
 	json_object_set_new(o, "rebuild_seconds", json_real(rb));
 	json_object_set_new(o, "throughput", json_real(secs - rb > 0 ? (double)r->rows / (secs - rb) : 0));
 	json_object_set_new(o, "nightly_rebuilds", json_integer(r->nightly_runs));
+	if (r->nights != NULL) {
+		json_object_set_new(o, "first_model", r->first_model_day[0] ?
+		    json_string(r->first_model_day) : json_null());
+		json_object_set_new(o, "nights", json_incref(r->nights));
+	}
+	if (r->o.measure_from_ms != INT64_MIN) {
+		char d[40];
+
+		vigil_date_format(r->o.measure_from_ms, d, sizeof d);
+		json_object_set_new(o, "measure_from", json_string(d));
+	}
 	json_object_set_new(o, "labels_sent", json_integer((json_int_t)r->labels_sent));
 	json_object_set_new(o, "metrics", metrics_to_json(r->m));
 	if (r->m2 != NULL) {
@@ -1485,6 +1585,10 @@ usage(FILE *f)
 	    "  --json FILE          the summary as JSON (\"-\" = standard output)\n"
 	    "  --report FILE.html   self-contained HTML report with plots\n"
 	    "  --top-k N            cards per day for card precision (default 100)\n"
+	    "  --measure-from T     measure only rows from T on (all are scored; e.g. the\n"
+	    "                       days after the first model): YYYY-MM-DD or RFC 3339\n"
+	    "Model (offline --nightly):\n"
+	    "  --no-model           the nightly rebuilds train no model: rules alone\n"
 	    "  -q, --quiet          no progress, no summary on standard output\n"
 	    "  -h, --help, -V, --version\n"
 	    "\n"
@@ -1510,6 +1614,7 @@ enum {
 	OPT_CSV = 256, OPT_ARCHIVE, OPT_FROM, OPT_TO, OPT_RULES, OPT_COMPARE, OPT_NIGHTLY,
 	OPT_WORK, OPT_KEEP, OPT_SERVER, OPT_RATE, OPT_SPEED, OPT_CONC, OPT_DATA, OPT_REBUILD,
 	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_ASSUME_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
+	OPT_NO_MODEL, OPT_MEASURE_FROM,
 };
 
 static int
@@ -1539,6 +1644,8 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "report", required_argument, NULL, OPT_REPORT },
 		{ "top-k", required_argument, NULL, OPT_TOPK },
+		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
+		{ "measure-from", required_argument, NULL, OPT_MEASURE_FROM },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -1549,6 +1656,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 
 	o->from_ms = INT64_MIN;
 	o->to_ms = INT64_MAX;
+	o->measure_from_ms = INT64_MIN;
 	o->concurrency = 1;
 	o->label_delay_ms = 7 * VIGIL_MS_PER_DAY;
 	o->topk = 100;
@@ -1605,6 +1713,11 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		case OPT_LEGIT: o->fraud_labels_only = true; break;
 		case OPT_FORCE_DELAY: o->force_label_delay = true; break;
 		case OPT_ASSUME_LEGIT: o->assume_legit = true; break;
+		case OPT_NO_MODEL: o->no_model = true; break;
+		case OPT_MEASURE_FROM:
+			if (!rp_parse_time(optarg, &o->measure_from_ms))
+				return usage_error("--measure-from: not YYYY-MM-DD or RFC 3339:", optarg);
+			break;
 		case OPT_RESULTS: o->results = optarg; break;
 		case OPT_JSON: o->json = optarg; break;
 		case OPT_REPORT: o->report = optarg; break;
@@ -1893,6 +2006,7 @@ out:
 		rules_prog_free(r->prog);
 	rules_prog_free(r->prog2);
 	app_model_free(r->model);
+	json_decref(r->nights);
 	metrics_free(r->m);
 	metrics_free(r->m2);
 	free(r->labels.v);

@@ -40,9 +40,19 @@ static const char *tool_usage =
     "  fmt [-w | --check] FILE           print FILE in canonical form\n"
     "  explain [--json] FILE --txn JSON  evaluate one transaction, rule by rule\n"
     "  test [-v] FILE CASES              run regression cases against FILE\n"
+    "  features [--json | --markdown]    list every feature a rule or the model reads\n"
     "\n"
     "`vigil-rules COMMAND --help` describes a command.\n"
     "exit status: 0 ok, 1 findings (errors, failing cases), 2 usage or I/O error\n";
+
+static const char *features_usage =
+    "usage: vigil-rules features [--json | --markdown]\n"
+    "\n"
+    "Lists the feature table (store/schema.def): name, type, source (txn, card,\n"
+    "merchant, terminal, derived, live, score), whether the nightly model reads\n"
+    "it, and its one-line meaning. --markdown prints the table docs/features.md\n"
+    "carries (a test compares the two); --json one array of objects.\n"
+    "exit status: 0 ok, 2 usage or I/O error\n";
 
 static const char *check_usage =
     "usage: vigil-rules check [--json] FILE...\n"
@@ -874,6 +884,67 @@ out:
 	return status;
 }
 
+/* ---- features ---- */
+
+static int
+cmd_features(int argc, char **argv)
+{
+	bool json = false, md = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "--markdown") == 0) {
+			md = true;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(features_usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "vigil-rules features: unknown option '%s'\n%s", argv[i],
+			    features_usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (json && md) {
+		fprintf(stderr, "vigil-rules features: --json and --markdown exclude each other\n");
+		return EXIT_USAGE;
+	}
+	if (json) {
+		json_t *a = json_array();
+
+		for (uint32_t i = 0; a != NULL && i < store_schema_nfields(); i++) {
+			const store_field *f = store_schema_field(i);
+
+			json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:b, s:s}", "name", f->name,
+			    "type", vigil_type_name(f->type), "source", store_source_name(f->source),
+			    "model", f->model_input, "doc", f->doc));
+		}
+		if (a == NULL || json_dumpf(a, stdout, JSON_INDENT(2)) != 0) {
+			json_decref(a);
+			fprintf(stderr, "vigil-rules: out of memory\n");
+			return EXIT_USAGE;
+		}
+		fputc('\n', stdout);
+		json_decref(a);
+		return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+	}
+	if (md) {
+		printf("| name | type | source | model | meaning |\n");
+		printf("|------|------|--------|-------|---------|\n");
+	}
+	for (uint32_t i = 0; i < store_schema_nfields(); i++) {
+		const store_field *f = store_schema_field(i);
+
+		if (md)
+			printf("| `%s` | %s | %s | %s | %s |\n", f->name, vigil_type_name(f->type),
+			    store_source_name(f->source), f->model_input ? "yes" : "", f->doc);
+		else
+			printf("%-36s %-6s %-9s %-5s %s\n", f->name, vigil_type_name(f->type),
+			    store_source_name(f->source), f->model_input ? "model" : "-", f->doc);
+	}
+	return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -895,6 +966,8 @@ main(int argc, char **argv)
 		printf("vigil-rules %s\n", VIGIL_VERSION);
 		return 0;
 	}
+	if (strcmp(cmd, "features") == 0)
+		return cmd_features(argc - 1, argv + 1);
 	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "fmt") != 0 && strcmp(cmd, "explain") != 0 &&
 	    strcmp(cmd, "test") != 0) {
 		fprintf(stderr, "vigil-rules: unknown command '%s'\n%s", cmd, tool_usage);

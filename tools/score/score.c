@@ -42,9 +42,16 @@ static const char sc_usage[] =
     "input order. 'health' asks every replica whether it is ready (one line each).\n"
     "\n"
     "Options:\n"
-    "  --server URL       vigild replica (tcp://host:port, ipc:///path); repeat for\n"
-    "                     several replicas (cards are routed by consistent hash).\n"
+    "  --server URL       vigild replica (tls+tcp://host:port, tcp://host:port,\n"
+    "                     ipc:///path); repeat for several replicas (cards are routed\n"
+    "                     by consistent hash).\n"
     "                     Default: $VIGIL_SERVER (comma-separated) or " SC_DEFAULT_URL "\n"
+    "  --tls-ca FILE      PEM CA that signed the servers' certificates (tls+tcp://)\n"
+    "  --tls-cert FILE    this client's PEM certificate (mutual TLS) ...\n"
+    "  --tls-key FILE     ... and its unencrypted PEM key\n"
+    "  --tls-server-name NAME\n"
+    "                     name the servers' certificates must carry (default: the\n"
+    "                     URL's host)\n"
     "  --timeout MS       per-attempt timeout (default 1000)\n"
     "  --attempts N       attempts per request, failing over between replicas (default 3)\n"
     "  --dry-run          evaluate only: nothing is recorded by the server\n"
@@ -71,11 +78,15 @@ enum {
 	OPT_JSON, OPT_TXN_ID, OPT_CARD, OPT_MERCHANT, OPT_AMOUNT, OPT_AMOUNT_MINOR,
 	OPT_CURRENCY, OPT_TERMINAL, OPT_COUNTRY, OPT_MCC, OPT_CHANNEL, OPT_DEVICE, OPT_IP,
 	OPT_TIME, OPT_TIME_MS, OPT_LAT, OPT_LON, OPT_FRAUD, OPT_LEGIT, OPT_SOURCE, OPT_HELP,
-	OPT_VERSION,
+	OPT_VERSION, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_SERVER_NAME,
 };
 
 static const struct option sc_options[] = {
 	{ "server", required_argument, NULL, OPT_SERVER },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "attempts", required_argument, NULL, OPT_ATTEMPTS },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
@@ -240,6 +251,18 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 			if (a->nservers == SC_MAX_SERVERS)
 				return sc_usage_error("more than 64 --server options");
 			a->servers[a->nservers++] = optarg;
+			break;
+		case OPT_TLS_CA:
+			a->opts.tls_ca = optarg;
+			break;
+		case OPT_TLS_CERT:
+			a->opts.tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			a->opts.tls_key = optarg;
+			break;
+		case OPT_TLS_SERVER_NAME:
+			a->opts.tls_server_name = optarg;
 			break;
 		case OPT_TIMEOUT:
 			if (!sc_parse_i64(optarg, 1, 3600000, &iv))
@@ -467,6 +490,18 @@ sc_result_json(const vigil_client_result *res)
 	json_object_set_new(o, "dry_run", json_boolean(res->dry_run));
 	json_object_set_new(o, "replica", sc_json_str(res->replica));
 	json_object_set_new(o, "attempts", json_integer(res->attempts));
+	if (res->has_model) {
+		json_t *m = json_object(), *rs = json_array();
+
+		for (size_t i = 0; i < res->nmodel_reasons; i++)
+			json_array_append_new(rs, json_pack("{s:o, s:f, s:f}",
+			    "feature", sc_json_str(res->model_reasons[i].feature),
+			    "value", res->model_reasons[i].value,
+			    "contribution", res->model_reasons[i].contribution));
+		json_object_set_new(m, "score", json_real(res->model_score));
+		json_object_set_new(m, "reasons", rs);
+		json_object_set_new(o, "model", m);
+	}
 	return o;
 }
 

@@ -1,0 +1,1007 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch/train.c - the nightly model's training set and its training with
+ * libxgboost (train.h, docs/model.md "Training").
+ *
+ * The set keeps rows in slots (one float block of nfeat per slot beside
+ * parallel arrays of time, key and label) and the legitimate ones in a
+ * max-heap on the remixed key, so that once max_rows slots are used a new
+ * legitimate row replaces the largest one if it is smaller, and a new fraud
+ * takes the largest one's slot: the legitimate rows kept are always the
+ * bottom-(max_rows - frauds) by remixed key, a function of the rows added and
+ * not of their order. Per-day counts of every row added give the weights.
+ *
+ * Training permutes the slots into the canonical order (event time, key,
+ * label, feature bytes), so XGBoost sees the same matrix whatever the
+ * history of the set, splits it at a day boundary (the rows of the last days
+ * are a suffix of the sorted slots: no copy) and boosts one round at a time,
+ * asking XGBoost for the validation figures after each (it keeps the
+ * validation predictions cached, so a round costs one tree's worth).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <xgboost/c_api.h>
+
+#include "batch.h"
+#include "train.h"
+
+typedef struct train_day {
+	int64_t  day;            /* floor(t / VIGIL_MS_PER_DAY) */
+	uint64_t legit, fraud;   /* rows added that day */
+	uint64_t kept;           /* legitimate rows kept (batch_train_run's scratch) */
+} train_day;
+
+struct batch_trainset {
+	uint32_t  nfeat;
+	char    **names;          /* nfeat, each its own allocation */
+	uint64_t  max_rows;
+	size_t    n, cap;         /* slots used / allocated (cap <= max_rows) */
+	float    *x;              /* cap * nfeat */
+	int64_t  *t;
+	uint64_t *key;
+	uint64_t *mix;            /* train_mix(key) */
+	uint8_t  *fraud;
+	uint32_t *heap;           /* slots of the legitimate rows, max-heap; cap entries */
+	size_t    nheap;
+	uint64_t  nfraud, legit_seen;
+	train_day *days;          /* sorted by day */
+	size_t    ndays, cap_days;
+	float    *tmp;            /* one row: the row being added */
+};
+
+void
+batch_train_opts_default(batch_train_opts *ret)
+{
+	memset(ret, 0, sizeof *ret);
+	ret->threads = 1;
+	ret->max_rounds = 300;
+	ret->early_stop = 30;
+	ret->stop_metric = BATCH_TRAIN_STOP_AP;
+	ret->max_depth = 6;
+	ret->eta = 0.1;
+	ret->min_child_weight = 1.0;
+	ret->max_bin = 256;
+	ret->scale_pos_weight = 1.0;
+	ret->min_frauds = 50;
+	ret->max_rows = 1000000;
+	ret->valid_share = 0.25;
+}
+
+/* splitmix64's finaliser: a bijection, so distinct keys stay distinct, and
+ * the sample is independent of any other use of xxh64(txn_id). */
+static uint64_t
+train_mix(uint64_t k)
+{
+	k += 0x9e3779b97f4a7c15ull;
+	k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ull;
+	k = (k ^ (k >> 27)) * 0x94d049bb133111ebull;
+	return k ^ (k >> 31);
+}
+
+static int64_t
+train_day_of(int64_t t)
+{
+	int64_t d = t / VIGIL_MS_PER_DAY;
+
+	return (t % VIGIL_MS_PER_DAY < 0) ? d - 1 : d;
+}
+
+/* ---- The set ---- */
+
+void
+batch_trainset_free(batch_trainset *s)
+{
+	if (s == NULL)
+		return;
+	if (s->names != NULL)
+		for (uint32_t i = 0; i < s->nfeat; i++)
+			free(s->names[i]);
+	free(s->names);
+	free(s->x);
+	free(s->t);
+	free(s->key);
+	free(s->mix);
+	free(s->fraud);
+	free(s->heap);
+	free(s->days);
+	free(s->tmp);
+	free(s);
+}
+
+vigil_err
+batch_trainset_new(uint32_t nfeat, const char *const *names, const batch_train_opts *o,
+    batch_trainset **ret_s, store_diag *reterr)
+{
+	batch_trainset *s = NULL;
+	vigil_err rv = VIGIL_EINVAL;
+
+	if (nfeat == 0 || nfeat > BATCH_TRAIN_MAX_FEATURES) {
+		store_diag_set(reterr, "training set: %u features (1 to %u)", nfeat,
+		    BATCH_TRAIN_MAX_FEATURES);
+		goto out;
+	}
+	if (o->max_rows < 2 || o->max_rows > BATCH_TRAIN_MAX_ROWS) {
+		store_diag_set(reterr, "training set: max_rows %llu (2 to %llu)",
+		    (unsigned long long)o->max_rows, (unsigned long long)BATCH_TRAIN_MAX_ROWS);
+		goto out;
+	}
+	for (uint32_t i = 0; i < nfeat; i++) {
+		size_t len = names[i] != NULL ? strlen(names[i]) : 0;
+
+		if (len == 0 || len > BATCH_TRAIN_MAX_NAME) {
+			store_diag_set(reterr, "training set: feature %u: name of %zu bytes (1 to %d)",
+			    i, len, BATCH_TRAIN_MAX_NAME);
+			goto out;
+		}
+		for (uint32_t j = 0; j < i; j++) {
+			if (strcmp(names[i], names[j]) == 0) {
+				store_diag_set(reterr, "training set: feature %u: \"%s\" is also feature %u",
+				    i, names[i], j);
+				goto out;
+			}
+		}
+	}
+	rv = VIGIL_ENOMEM;
+	s = calloc(1, sizeof *s);
+	if (s == NULL)
+		goto out;
+	s->nfeat = nfeat;
+	s->max_rows = o->max_rows;
+	s->names = calloc(nfeat, sizeof *s->names);
+	s->tmp = malloc(nfeat * sizeof *s->tmp);
+	if (s->names == NULL || s->tmp == NULL)
+		goto out;
+	for (uint32_t i = 0; i < nfeat; i++) {
+		s->names[i] = strdup(names[i]);
+		if (s->names[i] == NULL)
+			goto out;
+	}
+	*ret_s = s;
+	s = NULL;
+	rv = VIGIL_OK;
+out:
+	if (rv == VIGIL_ENOMEM)
+		store_diag_set(reterr, "training set: out of memory");
+	batch_trainset_free(s);
+	return rv;
+}
+
+/* Room for want slots (want <= max_rows). Grows every array; cap changes
+ * only once all of them have, so a failure leaves the set as it was. */
+static vigil_err
+trainset_reserve(batch_trainset *s, size_t want)
+{
+	size_t cap = s->cap ? s->cap : 1024;
+	void  *p;
+
+	if (want <= s->cap)
+		return VIGIL_OK;
+	while (cap < want)
+		cap *= 2;
+	if (cap > s->max_rows)
+		cap = (size_t)s->max_rows;
+#define GROW(field)                                                            \
+	do {                                                                   \
+		p = realloc(s->field, cap * sizeof *s->field);                 \
+		if (p == NULL)                                                 \
+			return VIGIL_ENOMEM;                                   \
+		s->field = p;                                                  \
+	} while (0)
+	GROW(t);
+	GROW(key);
+	GROW(mix);
+	GROW(fraud);
+	GROW(heap);
+#undef GROW
+	p = realloc(s->x, cap * s->nfeat * sizeof *s->x);
+	if (p == NULL)
+		return VIGIL_ENOMEM;
+	s->x = p;
+	s->cap = cap;
+	return VIGIL_OK;
+}
+
+/* Heap order of legitimate rows: remixed key, then time, then the feature
+ * bytes (equal keys are the same txn_id; the rest only makes the order
+ * total). a is a slot, the other row is given by its parts. */
+static int
+trainset_cmp_row(const batch_trainset *s, size_t a, uint64_t mix, int64_t t, const float *x)
+{
+	if (s->mix[a] != mix)
+		return s->mix[a] < mix ? -1 : 1;
+	if (s->t[a] != t)
+		return s->t[a] < t ? -1 : 1;
+	return memcmp(&s->x[a * s->nfeat], x, s->nfeat * sizeof *x);
+}
+
+static int
+trainset_cmp_slots(const batch_trainset *s, size_t a, size_t b)
+{
+	return trainset_cmp_row(s, a, s->mix[b], s->t[b], &s->x[b * s->nfeat]);
+}
+
+static void
+trainset_sift_up(batch_trainset *s, size_t i)
+{
+	uint32_t v = s->heap[i];
+
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+
+		if (trainset_cmp_slots(s, s->heap[p], v) >= 0)
+			break;
+		s->heap[i] = s->heap[p];
+		i = p;
+	}
+	s->heap[i] = v;
+}
+
+static void
+trainset_sift_down(batch_trainset *s, size_t i)
+{
+	uint32_t v = s->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= s->nheap)
+			break;
+		if (c + 1 < s->nheap && trainset_cmp_slots(s, s->heap[c + 1], s->heap[c]) > 0)
+			c++;
+		if (trainset_cmp_slots(s, s->heap[c], v) <= 0)
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	s->heap[i] = v;
+}
+
+static void
+trainset_heapify(batch_trainset *s)
+{
+	s->nheap = 0;
+	for (size_t i = 0; i < s->n; i++)
+		if (!s->fraud[i])
+			s->heap[s->nheap++] = (uint32_t)i;
+	for (size_t i = s->nheap / 2; i-- > 0;)
+		trainset_sift_down(s, i);
+}
+
+static void
+trainset_put(batch_trainset *s, size_t slot, const float *x, bool fraud, int64_t t,
+    uint64_t key, uint64_t mix)
+{
+	memcpy(&s->x[slot * s->nfeat], x, s->nfeat * sizeof *x);
+	s->t[slot] = t;
+	s->key[slot] = key;
+	s->mix[slot] = mix;
+	s->fraud[slot] = fraud;
+}
+
+/* Keeps or drops one (normalised) row by the sampling rule; counts nothing
+ * per day. VIGIL_ETOOBIG: a fraud with every slot a fraud. */
+static vigil_err
+trainset_keep(batch_trainset *s, const float *x, bool fraud, int64_t t, uint64_t key)
+{
+	uint64_t mix = train_mix(key);
+	size_t   slot;
+	vigil_err rv;
+
+	if (s->n < s->max_rows) {
+		rv = trainset_reserve(s, s->n + 1);
+		if (rv != VIGIL_OK)
+			return rv;
+		slot = s->n++;
+		trainset_put(s, slot, x, fraud, t, key, mix);
+		if (fraud) {
+			s->nfraud++;
+		} else {
+			s->heap[s->nheap++] = (uint32_t)slot;
+			trainset_sift_up(s, s->nheap - 1);
+		}
+		return VIGIL_OK;
+	}
+	if (s->nheap == 0)
+		return fraud ? VIGIL_ETOOBIG : VIGIL_OK;
+	slot = s->heap[0];
+	if (fraud) {
+		/* The largest legitimate row makes room. */
+		trainset_put(s, slot, x, true, t, key, mix);
+		s->nfraud++;
+		s->heap[0] = s->heap[--s->nheap];
+		if (s->nheap > 0)
+			trainset_sift_down(s, 0);
+		return VIGIL_OK;
+	}
+	if (trainset_cmp_row(s, slot, mix, t, x) <= 0)
+		return VIGIL_OK; /* not among the smallest: dropped */
+	trainset_put(s, slot, x, false, t, key, mix);
+	trainset_sift_down(s, 0);
+	return VIGIL_OK;
+}
+
+/* The index of day in s->days, or where it would go (*ret_found false). */
+static size_t
+trainset_day_find(const batch_trainset *s, int64_t day, bool *ret_found)
+{
+	size_t lo = 0, hi = s->ndays;
+
+	/* Rows come mostly in time order: try the last day first. */
+	if (hi > 0 && s->days[hi - 1].day == day) {
+		*ret_found = true;
+		return hi - 1;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->days[mid].day < day)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*ret_found = lo < s->ndays && s->days[lo].day == day;
+	return lo;
+}
+
+/* Room for one more day (the set is unchanged if not). */
+static vigil_err
+trainset_day_reserve(batch_trainset *s)
+{
+	size_t     cap;
+	train_day *p;
+
+	if (s->ndays == BATCH_TRAIN_MAX_DAYS)
+		return VIGIL_ETOOBIG;
+	if (s->ndays < s->cap_days)
+		return VIGIL_OK;
+	cap = s->cap_days ? 2 * s->cap_days : 64;
+	p = realloc(s->days, cap * sizeof *p);
+	if (p == NULL)
+		return VIGIL_ENOMEM;
+	s->days = p;
+	s->cap_days = cap;
+	return VIGIL_OK;
+}
+
+static void
+trainset_day_count(batch_trainset *s, size_t i, bool found, int64_t day, uint64_t legit,
+    uint64_t fraud)
+{
+	if (!found) {
+		memmove(&s->days[i + 1], &s->days[i], (s->ndays - i) * sizeof *s->days);
+		memset(&s->days[i], 0, sizeof *s->days);
+		s->days[i].day = day;
+		s->ndays++;
+	}
+	s->days[i].legit += legit;
+	s->days[i].fraud += fraud;
+	s->legit_seen += legit;
+}
+
+vigil_err
+batch_trainset_add(batch_trainset *s, const float *x, bool fraud, int64_t event_time_ms,
+    uint64_t key)
+{
+	int64_t day = train_day_of(event_time_ms);
+	bool    found;
+	size_t  di;
+	vigil_err rv;
+
+	/* Every NaN the same bytes, +-inf missing: the canonical order
+	 * compares feature bytes. */
+	for (uint32_t j = 0; j < s->nfeat; j++)
+		s->tmp[j] = isfinite(x[j]) ? x[j] : NAN;
+	di = trainset_day_find(s, day, &found);
+	if (!found) {
+		rv = trainset_day_reserve(s);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	rv = trainset_keep(s, s->tmp, fraud, event_time_ms, key);
+	if (rv != VIGIL_OK)
+		return rv;
+	trainset_day_count(s, di, found, day, fraud ? 0 : 1, fraud ? 1 : 0);
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_trainset_merge(batch_trainset *dst, const batch_trainset *src, store_diag *reterr)
+{
+	vigil_err rv = VIGIL_EINVAL;
+
+	if (dst->nfeat != src->nfeat) {
+		store_diag_set(reterr, "training set merge: %u features and %u", dst->nfeat,
+		    src->nfeat);
+		goto out;
+	}
+	for (uint32_t j = 0; j < dst->nfeat; j++) {
+		if (strcmp(dst->names[j], src->names[j]) != 0) {
+			store_diag_set(reterr, "training set merge: feature %u is \"%s\" and \"%s\"",
+			    j, dst->names[j], src->names[j]);
+			goto out;
+		}
+	}
+	if (dst->max_rows != src->max_rows) {
+		store_diag_set(reterr, "training set merge: max_rows %llu and %llu",
+		    (unsigned long long)dst->max_rows, (unsigned long long)src->max_rows);
+		goto out;
+	}
+	/* src kept the bottom-(max_rows - src frauds) of its legitimate rows;
+	 * the union's bottom-(max_rows - all frauds) is among them. */
+	for (size_t i = 0; i < src->n; i++) {
+		rv = trainset_keep(dst, &src->x[i * src->nfeat], src->fraud[i], src->t[i],
+		    src->key[i]);
+		if (rv != VIGIL_OK)
+			goto fail;
+	}
+	for (size_t k = 0; k < src->ndays; k++) {
+		bool   found;
+		size_t di = trainset_day_find(dst, src->days[k].day, &found);
+
+		if (!found) {
+			rv = trainset_day_reserve(dst);
+			if (rv != VIGIL_OK)
+				goto fail;
+		}
+		trainset_day_count(dst, di, found, src->days[k].day, src->days[k].legit,
+		    src->days[k].fraud);
+	}
+	rv = VIGIL_OK;
+	goto out;
+fail:
+	store_diag_set(reterr, "training set merge: %s", rv == VIGIL_ETOOBIG ?
+	    "more frauds than max_rows, or rows on too many days" : vigil_strerror(rv));
+out:
+	return rv;
+}
+
+/* The weight of each kept legitimate row of day i: n_d / k_d. days[].kept
+ * must be counted. */
+static double
+trainset_day_weight(const train_day *d)
+{
+	return d->kept ? (double)d->legit / (double)d->kept : 0.0;
+}
+
+static void
+trainset_count_kept(batch_trainset *s)
+{
+	bool   found;
+	size_t di = 0;
+
+	for (size_t k = 0; k < s->ndays; k++)
+		s->days[k].kept = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->fraud[i])
+			continue;
+		if (di >= s->ndays || s->days[di].day != train_day_of(s->t[i]))
+			di = trainset_day_find(s, train_day_of(s->t[i]), &found);
+		s->days[di].kept++;
+	}
+}
+
+void
+batch_trainset_stats_get(const batch_trainset *s, batch_trainset_stats *ret)
+{
+	batch_trainset *w = (batch_trainset *)s; /* days[].kept is scratch */
+
+	memset(ret, 0, sizeof *ret);
+	ret->rows = s->n;
+	ret->frauds = s->nfraud;
+	ret->legit_seen = s->legit_seen;
+	ret->legit_kept = s->nheap;
+	ret->days = (uint32_t)s->ndays;
+	trainset_count_kept(w);
+	for (size_t k = 0; k < s->ndays; k++)
+		ret->legit_weight += (double)s->days[k].kept * trainset_day_weight(&s->days[k]);
+}
+
+/* ---- Canonical order ---- */
+
+static int
+trainset_cmp_canon(const batch_trainset *s, size_t a, size_t b)
+{
+	if (s->t[a] != s->t[b])
+		return s->t[a] < s->t[b] ? -1 : 1;
+	if (s->key[a] != s->key[b])
+		return s->key[a] < s->key[b] ? -1 : 1;
+	if (s->fraud[a] != s->fraud[b])
+		return s->fraud[a] < s->fraud[b] ? -1 : 1;
+	return memcmp(&s->x[a * s->nfeat], &s->x[b * s->nfeat], s->nfeat * sizeof *s->x);
+}
+
+/* Bottom-up merge sort of slot numbers (qsort has no context argument in
+ * C11, and the order of equal rows does not matter: they are identical). */
+static vigil_err
+trainset_sort_perm(const batch_trainset *s, uint32_t **ret_perm)
+{
+	size_t    m = s->n ? s->n : 1;
+	uint32_t *a = malloc(m * sizeof *a), *b = malloc(m * sizeof *b), *tmp;
+
+	if (a == NULL || b == NULL) {
+		free(a);
+		free(b);
+		return VIGIL_ENOMEM;
+	}
+	for (size_t i = 0; i < s->n; i++)
+		a[i] = (uint32_t)i;
+	for (size_t w = 1; w < s->n; w *= 2) {
+		for (size_t lo = 0; lo < s->n; lo += 2 * w) {
+			size_t mid = lo + w < s->n ? lo + w : s->n;
+			size_t hi = lo + 2 * w < s->n ? lo + 2 * w : s->n;
+			size_t i = lo, j = mid, k = lo;
+
+			while (i < mid && j < hi)
+				b[k++] = trainset_cmp_canon(s, a[j], a[i]) < 0 ? a[j++] : a[i++];
+			while (i < mid)
+				b[k++] = a[i++];
+			while (j < hi)
+				b[k++] = a[j++];
+		}
+		tmp = a;
+		a = b;
+		b = tmp;
+	}
+	free(b);
+	*ret_perm = a;
+	return VIGIL_OK;
+}
+
+/* Moves the rows so that slot i holds the row that was in slot perm[i]
+ * (following each cycle once; perm is destroyed). */
+static void
+trainset_permute(batch_trainset *s, uint32_t *perm)
+{
+	size_t nf = s->nfeat;
+
+	for (size_t i = 0; i < s->n; i++) {
+		size_t   j = i;
+		int64_t  t;
+		uint64_t key, mix;
+		uint8_t  fraud;
+
+		if (perm[i] == i)
+			continue;
+		memcpy(s->tmp, &s->x[i * nf], nf * sizeof *s->tmp);
+		t = s->t[i];
+		key = s->key[i];
+		mix = s->mix[i];
+		fraud = s->fraud[i];
+		while (perm[j] != i) {
+			size_t k = perm[j];
+
+			memcpy(&s->x[j * nf], &s->x[k * nf], nf * sizeof *s->x);
+			s->t[j] = s->t[k];
+			s->key[j] = s->key[k];
+			s->mix[j] = s->mix[k];
+			s->fraud[j] = s->fraud[k];
+			perm[j] = (uint32_t)j;
+			j = k;
+		}
+		memcpy(&s->x[j * nf], s->tmp, nf * sizeof *s->tmp);
+		s->t[j] = t;
+		s->key[j] = key;
+		s->mix[j] = mix;
+		s->fraud[j] = fraud;
+		perm[j] = (uint32_t)j;
+	}
+}
+
+/* ---- Metrics ---- */
+
+typedef struct train_scored {
+	float  s;
+	size_t i;
+} train_scored;
+
+/* Highest score first, NaN last; ties in index order (no effect on the
+ * results: a tied group is summed whole). */
+static int
+train_scored_cmp(const void *pa, const void *pb)
+{
+	const train_scored *a = pa, *b = pb;
+	bool na = isnan(a->s), nb = isnan(b->s);
+
+	if (na != nb)
+		return na ? 1 : -1;
+	if (!na && a->s != b->s)
+		return a->s > b->s ? -1 : 1;
+	return (a->i > b->i) - (a->i < b->i);
+}
+
+static train_scored *
+train_scored_sort(const float *score, size_t n)
+{
+	train_scored *v = malloc((n ? n : 1) * sizeof *v);
+
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		v[i].s = score[i];
+		v[i].i = i;
+	}
+	qsort(v, n, sizeof *v, train_scored_cmp);
+	return v;
+}
+
+static bool
+train_same_score(float a, float b)
+{
+	return (isnan(a) && isnan(b)) || a == b;
+}
+
+double
+batch_metric_auc(const float *score, const float *label, const float *w, size_t n)
+{
+	train_scored *v;
+	double ptot = 0, ntot = 0, nabove = 0, sum = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double wi = w ? w[i] : 1.0;
+
+		if (label[i] != 0)
+			ptot += wi;
+		else
+			ntot += wi;
+	}
+	if (ptot <= 0 || ntot <= 0)
+		return NAN;
+	v = train_scored_sort(score, n);
+	if (v == NULL)
+		return NAN;
+	for (size_t g = 0; g < n;) {
+		double pg = 0, ng = 0;
+		size_t e = g;
+
+		for (; e < n && train_same_score(v[e].s, v[g].s); e++) {
+			double wi = w ? w[v[e].i] : 1.0;
+
+			if (label[v[e].i] != 0)
+				pg += wi;
+			else
+				ng += wi;
+		}
+		/* Each positive of the group beats the negatives below it and
+		 * ties with the group's own. */
+		sum += pg * (ntot - nabove - ng) + 0.5 * pg * ng;
+		nabove += ng;
+		g = e;
+	}
+	free(v);
+	return sum / (ptot * ntot);
+}
+
+double
+batch_metric_ap(const float *score, const float *label, const float *w, size_t n)
+{
+	train_scored *v;
+	double ptot = 0, tp = 0, fp = 0, ap = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (label[i] != 0)
+			ptot += w ? w[i] : 1.0;
+	if (ptot <= 0)
+		return NAN;
+	v = train_scored_sort(score, n);
+	if (v == NULL)
+		return NAN;
+	for (size_t g = 0; g < n;) {
+		double pg = 0;
+		size_t e = g;
+
+		for (; e < n && train_same_score(v[e].s, v[g].s); e++) {
+			double wi = w ? w[v[e].i] : 1.0;
+
+			if (label[v[e].i] != 0)
+				pg += wi;
+			else
+				fp += wi;
+		}
+		tp += pg;
+		if (pg > 0)
+			ap += (pg / ptot) * (tp / (tp + fp));
+		g = e;
+	}
+	free(v);
+	return ap;
+}
+
+/* ---- Training ---- */
+
+static void
+train_fmt_day(char *buf, size_t len, int64_t day)
+{
+	time_t    secs = (time_t)(day * (VIGIL_MS_PER_DAY / 1000));
+	struct tm tm;
+
+	if (gmtime_r(&secs, &tm) == NULL || strftime(buf, len, "%Y-%m-%d", &tm) == 0)
+		snprintf(buf, len, "day %lld", (long long)day);
+}
+
+static vigil_err
+train_check_opts(const batch_train_opts *o, store_diag *reterr)
+{
+	if (o->threads > BATCH_MAX_THREADS) {
+		store_diag_set(reterr, "training: threads %u (at most %d)", o->threads,
+		    BATCH_MAX_THREADS);
+		return VIGIL_EINVAL;
+	}
+	if (o->max_rounds == 0 || o->max_rounds > BATCH_TRAIN_MAX_ROUNDS) {
+		store_diag_set(reterr, "training: max_rounds %u (1 to %d)", o->max_rounds,
+		    BATCH_TRAIN_MAX_ROUNDS);
+		return VIGIL_EINVAL;
+	}
+	if (o->max_depth == 0 || o->max_depth > BATCH_TRAIN_MAX_DEPTH) {
+		store_diag_set(reterr, "training: max_depth %u (1 to %d)", o->max_depth,
+		    BATCH_TRAIN_MAX_DEPTH);
+		return VIGIL_EINVAL;
+	}
+	if (!(o->eta > 0 && o->eta <= 1)) {
+		store_diag_set(reterr, "training: eta %g (over 0, at most 1)", o->eta);
+		return VIGIL_EINVAL;
+	}
+	if (!(o->min_child_weight >= 0 && isfinite(o->min_child_weight))) {
+		store_diag_set(reterr, "training: min_child_weight %g", o->min_child_weight);
+		return VIGIL_EINVAL;
+	}
+	if (o->max_bin < 2 || o->max_bin > 65536) {
+		store_diag_set(reterr, "training: max_bin %u (2 to 65536)", o->max_bin);
+		return VIGIL_EINVAL;
+	}
+	if (!(o->scale_pos_weight > 0 && isfinite(o->scale_pos_weight))) {
+		store_diag_set(reterr, "training: scale_pos_weight %g", o->scale_pos_weight);
+		return VIGIL_EINVAL;
+	}
+	if (!(o->valid_share > 0 && o->valid_share < 1)) {
+		store_diag_set(reterr, "training: valid_share %g (between 0 and 1)", o->valid_share);
+		return VIGIL_EINVAL;
+	}
+	if (o->stop_metric != BATCH_TRAIN_STOP_AP && o->stop_metric != BATCH_TRAIN_STOP_LOGLOSS) {
+		store_diag_set(reterr, "training: stop_metric %d", (int)o->stop_metric);
+		return VIGIL_EINVAL;
+	}
+	return VIGIL_OK;
+}
+
+/* "name:value" in XGBoost's evaluation line, NaN if absent. */
+static double
+train_eval_value(const char *line, const char *name)
+{
+	const char *p = strstr(line, name);
+
+	return p != NULL ? strtod(p + strlen(name), NULL) : NAN;
+}
+
+#define XGB(call, what)                                                        \
+	do {                                                                   \
+		if ((call) != 0) {                                             \
+			store_diag_set(reterr, "training: xgboost %s: %s", (what), \
+			    XGBGetLastError());                                \
+			rv = VIGIL_EINTERNAL;                                  \
+			goto out;                                              \
+		}                                                              \
+	} while (0)
+
+static vigil_err
+train_predict(BoosterHandle b, DMatrixHandle d, const float **ret_p, store_diag *reterr)
+{
+	static const char cfg[] = "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
+	    "\"iteration_end\": 0, \"strict_shape\": false}";
+	const bst_ulong *shape;
+	bst_ulong dim;
+	vigil_err rv = VIGIL_OK;
+
+	XGB(XGBoosterPredictFromDMatrix(b, d, cfg, &shape, &dim, ret_p), "predict");
+out:
+	return rv;
+}
+
+vigil_err
+batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
+    size_t *ret_len, batch_model_report *ret_rep, store_diag *reterr)
+{
+	batch_model_report rep;
+	uint64_t t0 = vigil_mono_ns();
+	uint32_t *perm = NULL;
+	float    *label = NULL, *weight = NULL;
+	DMatrixHandle dm[2] = { NULL, NULL };
+	BoosterHandle bst = NULL, best = NULL;
+	const char *names[] = { "valid" };
+	const char *buf;
+	const float *pred;
+	bst_ulong blen;
+	char     *json = NULL, d0[32], d1[32], pbuf[64];
+	size_t    ntrain, nvalid, n = s->n;
+	int64_t   first, last, span, vdays, split_day;
+	uint32_t  min_frauds = o->min_frauds < 2 ? 2 : o->min_frauds;
+	double    best_v = NAN, wsum = 0, wfraud = 0;
+	vigil_err rv;
+
+	memset(&rep, 0, sizeof rep);
+	rep.valid_auc = rep.valid_ap = rep.valid_logloss = rep.train_auc = NAN;
+	rv = train_check_opts(o, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rep.rows = n;
+	rep.frauds = s->nfraud;
+	if (s->nfraud < min_frauds) {
+		snprintf(rep.why_not, sizeof rep.why_not,
+		    "%llu frauds in the window, fewer than min_frauds %u",
+		    (unsigned long long)s->nfraud, min_frauds);
+		goto done;
+	}
+	first = s->days[0].day;
+	last = s->days[s->ndays - 1].day;
+	span = last - first + 1;
+	if (span < 2) {
+		snprintf(rep.why_not, sizeof rep.why_not,
+		    "rows on one day only: nothing to validate on");
+		goto done;
+	}
+	vdays = llround(o->valid_share * (double)span);
+	vdays = vdays < 1 ? 1 : vdays > span - 1 ? span - 1 : vdays;
+	split_day = last - vdays + 1;
+	rep.split_ms = split_day * VIGIL_MS_PER_DAY;
+
+	rv = VIGIL_ENOMEM;
+	if (trainset_sort_perm(s, &perm) != VIGIL_OK)
+		goto out;
+	trainset_permute(s, perm);
+	trainset_heapify(s);
+	trainset_count_kept(s);
+	label = malloc((n ? n : 1) * sizeof *label);
+	weight = malloc((n ? n : 1) * sizeof *weight);
+	if (label == NULL || weight == NULL)
+		goto out;
+	rv = VIGIL_OK;
+
+	ntrain = 0;
+	for (size_t i = 0, di = 0; i < n; i++) {
+		int64_t day = train_day_of(s->t[i]);
+
+		while (s->days[di].day != day) /* rows and days both ascend */
+			di++;
+		label[i] = s->fraud[i] ? 1.0f : 0.0f;
+		weight[i] = s->fraud[i] ? 1.0f : (float)trainset_day_weight(&s->days[di]);
+		if (day < split_day) {
+			ntrain = i + 1;
+			rep.train_frauds += s->fraud[i];
+			wsum += weight[i];
+			wfraud += s->fraud[i] ? weight[i] : 0.0;
+		} else {
+			rep.valid_frauds += s->fraud[i];
+		}
+	}
+	nvalid = n - ntrain;
+	rep.train_rows = ntrain;
+	rep.valid_rows = nvalid;
+	if (ntrain > 0) {
+		rep.train_from_ms = s->t[0];
+		rep.train_to_ms = s->t[ntrain - 1];
+	}
+	if (nvalid > 0) {
+		rep.valid_from_ms = s->t[ntrain];
+		rep.valid_to_ms = s->t[n - 1];
+	}
+	train_fmt_day(d0, sizeof d0, split_day);
+	train_fmt_day(d1, sizeof d1, last);
+	if (rep.train_frauds == 0 || rep.train_frauds == ntrain) {
+		snprintf(rep.why_not, sizeof rep.why_not, "no %s row before %s",
+		    rep.train_frauds == 0 ? "fraud" : "legitimate", d0);
+		goto done;
+	}
+	if (rep.valid_frauds == 0 || rep.valid_frauds == nvalid) {
+		snprintf(rep.why_not, sizeof rep.why_not, "no %s row in the validation days %s to %s",
+		    rep.valid_frauds == 0 ? "fraud" : "legitimate", d0, d1);
+		goto done;
+	}
+	rep.base_score = wfraud / wsum;
+
+	for (int k = 0; k < 2; k++) {
+		size_t at = k ? ntrain : 0, rows = k ? nvalid : ntrain;
+
+		XGB(XGDMatrixCreateFromMat_omp(&s->x[at * s->nfeat], rows, s->nfeat, NAN, &dm[k],
+		    o->threads ? (int)o->threads : 1), "matrix");
+		XGB(XGDMatrixSetFloatInfo(dm[k], "label", &label[at], rows), "labels");
+		XGB(XGDMatrixSetFloatInfo(dm[k], "weight", &weight[at], rows), "weights");
+		XGB(XGDMatrixSetStrFeatureInfo(dm[k], "feature_name", (const char **)s->names,
+		    s->nfeat), "feature names");
+	}
+	XGB(XGBoosterCreate(dm, 2, &bst), "booster");
+	XGB(XGBoosterSetParam(bst, "verbosity", "0"), "verbosity");
+	XGB(XGBoosterSetParam(bst, "validate_parameters", "1"), "validate_parameters");
+	XGB(XGBoosterSetParam(bst, "objective", "binary:logistic"), "objective");
+	XGB(XGBoosterSetParam(bst, "tree_method", "hist"), "tree_method");
+	XGB(XGBoosterSetParam(bst, "seed", "0"), "seed");
+	XGB(XGBoosterSetParam(bst, "eval_metric", "aucpr"), "eval_metric");
+	XGB(XGBoosterSetParam(bst, "eval_metric", "logloss"), "eval_metric");
+#define PARAM(name, fmt, v)                                                    \
+	do {                                                                   \
+		snprintf(pbuf, sizeof pbuf, fmt, (double)(v));                 \
+		XGB(XGBoosterSetParam(bst, (name), pbuf), (name));             \
+	} while (0)
+	PARAM("nthread", "%.0f", o->threads ? o->threads : 1);
+	PARAM("max_depth", "%.0f", o->max_depth);
+	PARAM("max_bin", "%.0f", o->max_bin);
+	PARAM("eta", "%.17g", o->eta);
+	PARAM("min_child_weight", "%.17g", o->min_child_weight);
+	PARAM("scale_pos_weight", "%.17g", o->scale_pos_weight);
+	PARAM("base_score", "%.17g", rep.base_score);
+#undef PARAM
+
+	for (uint32_t it = 0; it < o->max_rounds; it++) {
+		const char *line;
+		double ap, ll, v;
+		bool   better;
+
+		XGB(XGBoosterUpdateOneIter(bst, (int)it, dm[0]), "boost");
+		XGB(XGBoosterEvalOneIter(bst, (int)it, &dm[1], names, 1, &line), "evaluate");
+		ap = train_eval_value(line, "valid-aucpr:");
+		ll = train_eval_value(line, "valid-logloss:");
+		v = o->stop_metric == BATCH_TRAIN_STOP_AP ? ap : ll;
+		better = !isnan(v) && (isnan(best_v) ||
+		    (o->stop_metric == BATCH_TRAIN_STOP_AP ? v > best_v : v < best_v));
+		rep.rounds = it + 1;
+		if (better) {
+			best_v = v;
+			rep.best_round = it + 1;
+			rep.valid_logloss = ll;
+		} else if (o->early_stop > 0 && it + 1 - rep.best_round >= o->early_stop) {
+			break;
+		}
+	}
+	if (rep.best_round == 0) {
+		store_diag_set(reterr, "training: xgboost's validation figure is not a number");
+		rv = VIGIL_EINTERNAL;
+		goto out;
+	}
+	XGB(XGBoosterSlice(bst, 0, (int)rep.best_round, 1, &best), "slice");
+	/* Slicing (and training) does not carry the names: set on the model. */
+	XGB(XGBoosterSetStrFeatureInfo(best, "feature_name", (const char **)s->names, s->nfeat),
+	    "feature names");
+	XGB(XGBoosterSaveModelToBuffer(best, "{\"format\": \"json\"}", &blen, &buf), "save");
+	json = malloc(blen + 1);
+	if (json == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	memcpy(json, buf, blen);
+	json[blen] = '\0';
+
+	rv = train_predict(best, dm[1], &pred, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rep.valid_auc = batch_metric_auc(pred, &label[ntrain], &weight[ntrain], nvalid);
+	rep.valid_ap = batch_metric_ap(pred, &label[ntrain], &weight[ntrain], nvalid);
+	rv = train_predict(best, dm[0], &pred, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rep.train_auc = batch_metric_auc(pred, label, weight, ntrain);
+	rep.trained = true;
+done:
+	rep.seconds = (double)(vigil_mono_ns() - t0) / 1e9;
+	*ret_json = json;
+	*ret_len = json ? blen : 0;
+	json = NULL;
+	*ret_rep = rep;
+	rv = VIGIL_OK;
+out:
+	if (rv == VIGIL_ENOMEM)
+		store_diag_set(reterr, "training: out of memory");
+	if (best != NULL)
+		XGBoosterFree(best);
+	if (bst != NULL)
+		XGBoosterFree(bst);
+	for (int k = 0; k < 2; k++)
+		if (dm[k] != NULL)
+			XGDMatrixFree(dm[k]);
+	free(json);
+	free(perm);
+	free(label);
+	free(weight);
+	return rv;
+}

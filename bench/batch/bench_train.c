@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/batch/bench_train.c - how long the nightly model takes to train
+ * (batch/train.c): fills a training set with N synthetic rows of F float
+ * features over D days (fraud a nonlinear function of a dozen features plus
+ * noise, about 0.5% of the rows; some features missing), then runs
+ * batch_train_run() on it several times and prints, per run, the seconds,
+ * rounds and validation figures, then the median seconds, the peak RSS of
+ * the process and the xxh64 of the model bytes (equal across runs: the
+ * model is deterministic; compare it across --threads to see whether the
+ * thread count changes the bytes). Figures go to docs/model.md "Training".
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <xxhash.h>
+
+#include "train.h"
+
+#define T0 (20454LL * VIGIL_MS_PER_DAY) /* 2026-01-01 */
+#define MAX_FEAT 1024
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static double
+unif(void)
+{
+	return (double)(next_rand() >> 11) / 9007199254740992.0;
+}
+
+/* Roughly normal: the sum of four uniforms, centred and scaled. */
+static double
+gauss(void)
+{
+	return (unif() + unif() + unif() + unif() - 2.0) * 1.7320508;
+}
+
+static uint64_t
+mix64(uint64_t k)
+{
+	k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ull;
+	k = (k ^ (k >> 27)) * 0x94d049bb133111ebull;
+	return k ^ (k >> 31);
+}
+
+/* One row: x[0..nf) and its label. Columns by j % 4: normal, log-normal
+ * "amount", small count "velocity", uniform; columns 40.. are missing 10%
+ * of the time. The label uses columns 0..11 only. */
+static bool
+gen_row(float *x, uint32_t nf)
+{
+	double logit;
+
+	for (uint32_t j = 0; j < nf; j++) {
+		switch (j % 4) {
+		case 0: x[j] = (float)gauss(); break;
+		case 1: x[j] = (float)exp(3.0 + gauss()); break;
+		case 2: x[j] = (float)floor(-log(unif() + 1e-12) * 2.0); break;
+		default: x[j] = (float)unif(); break;
+		}
+		if (j >= 40 && unif() < 0.1)
+			x[j] = NAN;
+	}
+	logit = -8.2;
+	logit += nf > 0 ? 0.9 * x[0] : 0;
+	logit += nf > 1 ? 0.6 * (log(x[1]) - 3.0) : 0;
+	logit += nf > 2 ? (x[2] > 5 ? 1.5 : 0) : 0;
+	logit += nf > 4 ? 0.7 * x[4] * (nf > 3 ? x[3] : 0) : 0;
+	logit += nf > 6 ? 0.4 * x[6] : 0;
+	logit += nf > 8 ? 0.8 * sin(2.0 * x[8]) : 0;
+	logit += nf > 11 ? (x[11] < 0.05 ? 1.2 : 0) : 0;
+	logit += nf > 10 ? 0.3 * x[10] : 0;
+	logit += 0.5 * gauss(); /* what no feature explains */
+	return unif() < 1.0 / (1.0 + exp(-logit));
+}
+
+static double
+peak_rss_mb(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)ru.ru_maxrss / 1024.0;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: bench-train [--rows N (1000000)] [--features F (60)] [--days D (30)]\n"
+	    "  [--threads T (2)] [--runs R (3)] [--max-rows N (1000000)] [--max-rounds N (300)]\n"
+	    "  [--early-stop N (30)] [--stop ap|logloss] [--scale-pos-weight W (1)]\n"
+	    "  [--min-child-weight W (1)] [--max-bin N (256)] [--eta E (0.1)] [--max-depth N (6)]\n"
+	    "  [--out FILE (the model of the last run)]\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "rows", required_argument, NULL, 'n' },
+		{ "features", required_argument, NULL, 'f' },
+		{ "days", required_argument, NULL, 'd' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "max-rows", required_argument, NULL, 'm' },
+		{ "max-rounds", required_argument, NULL, 'R' },
+		{ "early-stop", required_argument, NULL, 'e' },
+		{ "stop", required_argument, NULL, 's' },
+		{ "scale-pos-weight", required_argument, NULL, 'p' },
+		{ "min-child-weight", required_argument, NULL, 'c' },
+		{ "max-bin", required_argument, NULL, 'b' },
+		{ "eta", required_argument, NULL, 'E' },
+		{ "max-depth", required_argument, NULL, 'D' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t rows = 1000000, first_hash = 0;
+	uint32_t nf = 60, days = 30, runs = 3;
+	const char *out = NULL;
+	batch_train_opts o;
+	batch_trainset *s = NULL;
+	batch_trainset_stats st;
+	store_diag d;
+	char **names = NULL;
+	float *x = NULL;
+	double *secs = NULL, t_add;
+	uint64_t t0;
+	bool same = true;
+	int c, ret = 1;
+
+	batch_train_opts_default(&o);
+	o.threads = 2;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n': rows = strtoull(optarg, NULL, 10); break;
+		case 'f': nf = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'd': days = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 't': o.threads = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'r': runs = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'm': o.max_rows = strtoull(optarg, NULL, 10); break;
+		case 'R': o.max_rounds = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'e': o.early_stop = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 's':
+			if (strcmp(optarg, "ap") == 0)
+				o.stop_metric = BATCH_TRAIN_STOP_AP;
+			else if (strcmp(optarg, "logloss") == 0)
+				o.stop_metric = BATCH_TRAIN_STOP_LOGLOSS;
+			else {
+				fprintf(stderr, "bench-train: --stop: ap or logloss, not \"%s\"\n", optarg);
+				return 2;
+			}
+			break;
+		case 'p': o.scale_pos_weight = strtod(optarg, NULL); break;
+		case 'c': o.min_child_weight = strtod(optarg, NULL); break;
+		case 'b': o.max_bin = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'E': o.eta = strtod(optarg, NULL); break;
+		case 'D': o.max_depth = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'o': out = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (rows == 0 || nf == 0 || nf > MAX_FEAT || days < 2 || runs == 0) {
+		fprintf(stderr, "bench-train: rows, runs > 0; 1 <= features <= %d; days >= 2\n",
+		    MAX_FEAT);
+		return 2;
+	}
+	names = calloc(nf, sizeof *names);
+	x = malloc(nf * sizeof *x);
+	secs = calloc(runs, sizeof *secs);
+	if (names == NULL || x == NULL || secs == NULL)
+		goto out;
+	for (uint32_t j = 0; j < nf; j++) {
+		names[j] = malloc(16);
+		if (names[j] == NULL)
+			goto out;
+		snprintf(names[j], 16, "f%u", j);
+	}
+	if (batch_trainset_new(nf, (const char *const *)names, &o, &s, &d) != VIGIL_OK) {
+		fprintf(stderr, "bench-train: %s\n", d.msg);
+		goto out;
+	}
+	t0 = vigil_mono_ns();
+	for (uint64_t i = 0; i < rows; i++) {
+		bool    fraud = gen_row(x, nf);
+		int64_t t = T0 + (int64_t)(i * days / rows) * VIGIL_MS_PER_DAY +
+		    (int64_t)(next_rand() % VIGIL_MS_PER_DAY);
+		vigil_err rv = batch_trainset_add(s, x, fraud, t, mix64(i + 1));
+
+		if (rv != VIGIL_OK) {
+			fprintf(stderr, "bench-train: add row %llu: %s\n", (unsigned long long)i,
+			    vigil_strerror(rv));
+			goto out;
+		}
+	}
+	t_add = (double)(vigil_mono_ns() - t0) / 1e9;
+	batch_trainset_stats_get(s, &st);
+	printf("rows %llu x %u features over %u days generated and added in %.2f s "
+	    "(generation included); kept %llu (frauds %llu, legitimate %llu of %llu)\n",
+	    (unsigned long long)rows, nf, days, t_add, (unsigned long long)st.rows,
+	    (unsigned long long)st.frauds, (unsigned long long)st.legit_kept,
+	    (unsigned long long)st.legit_seen);
+	printf("threads %u, max_rounds %u, early_stop %u on %s, max_depth %u, eta %g, "
+	    "max_bin %u, min_child_weight %g, scale_pos_weight %g\n", o.threads, o.max_rounds,
+	    o.early_stop, o.stop_metric == BATCH_TRAIN_STOP_AP ? "ap" : "logloss", o.max_depth,
+	    o.eta, o.max_bin, o.min_child_weight, o.scale_pos_weight);
+	for (uint32_t r = 0; r < runs; r++) {
+		batch_model_report rep;
+		char    *json = NULL;
+		size_t   len = 0;
+		uint64_t h;
+		vigil_err rv = batch_train_run(s, &o, &json, &len, &rep, &d);
+
+		if (rv != VIGIL_OK) {
+			fprintf(stderr, "bench-train: %s: %s\n", vigil_strerror(rv), d.msg);
+			goto out;
+		}
+		if (!rep.trained) {
+			fprintf(stderr, "bench-train: no model: %s\n", rep.why_not);
+			goto out;
+		}
+		h = XXH64(json, len, 0);
+		if (r == 0)
+			first_hash = h;
+		same = same && h == first_hash;
+		secs[r] = rep.seconds;
+		printf("run %u: %.2f s, rounds %u (best %u), train %llu rows / %llu frauds, "
+		    "valid %llu / %llu: AUC %.4f AP %.4f logloss %.5f (train AUC %.4f), "
+		    "model %zu bytes xxh64 %016llx\n", r + 1, rep.seconds, rep.rounds,
+		    rep.best_round, (unsigned long long)rep.train_rows,
+		    (unsigned long long)rep.train_frauds, (unsigned long long)rep.valid_rows,
+		    (unsigned long long)rep.valid_frauds, rep.valid_auc, rep.valid_ap,
+		    rep.valid_logloss, rep.train_auc, len, (unsigned long long)h);
+		fflush(stdout);
+		if (out != NULL && r + 1 == runs) {
+			FILE *f = fopen(out, "w");
+
+			if (f == NULL || fwrite(json, 1, len, f) != len || fclose(f) != 0) {
+				fprintf(stderr, "bench-train: cannot write %s\n", out);
+				free(json);
+				goto out;
+			}
+		}
+		free(json);
+	}
+	qsort(secs, runs, sizeof *secs, cmp_double);
+	printf("median %.2f s to train (of %u runs), peak RSS %.0f MB, model bytes %s across "
+	    "runs\n", secs[runs / 2], runs, peak_rss_mb(), same ? "identical" : "DIFFERENT");
+	ret = same ? 0 : 1;
+out:
+	batch_trainset_free(s);
+	if (names != NULL)
+		for (uint32_t j = 0; j < nf; j++)
+			free(names[j]);
+	free(names);
+	free(x);
+	free(secs);
+	return ret;
+}

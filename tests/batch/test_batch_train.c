@@ -1,0 +1,542 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/batch/test_batch_train.c - the nightly model's training (batch/
+ * train.c) on synthetic rows: AUC and average precision on hand-computed
+ * cases, the sampling cap and its weights, byte-identical models whatever
+ * the order rows arrive in or the partitions they are merged from, cold
+ * start, the time-ordered split, and a planted signal that the model must
+ * find (checked through XGBoost's own prediction of the saved JSON).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <xgboost/c_api.h>
+
+#include "train.h"
+
+/* cmocka 1.1 has no assert_double_equal. */
+#define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
+
+#define DAY VIGIL_MS_PER_DAY
+#define T0  (20454LL * DAY) /* 2026-01-01 00:00 UTC */
+#define NF  6
+
+static const char *const names[NF] = { "amount", "card.count_1h", "f2", "f3", "f4", "f5" };
+
+typedef struct row {
+	float    x[NF];
+	bool     fraud;
+	int64_t  t;
+	uint64_t key;
+} row;
+
+static uint64_t
+rng_next(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static float
+unif(uint64_t *s)
+{
+	return (float)(rng_next(s) >> 40) / (float)(1 << 24);
+}
+
+/*
+ * n rows over `days` days from T0. Fraud depends on features 0 and 1 only:
+ * x0 + x1 > 1.6 is fraud 80% of the time, anything else 1% (about 7% in
+ * all); feature 5 is missing one time in ten.
+ */
+static row *
+gen_rows(size_t n, uint32_t days, uint64_t seed)
+{
+	row     *r = calloc(n, sizeof *r);
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	assert_non_null(r);
+	for (size_t i = 0; i < n; i++) {
+		for (int j = 0; j < NF; j++)
+			r[i].x[j] = unif(&s);
+		if (unif(&s) < 0.1f)
+			r[i].x[5] = NAN;
+		r[i].fraud = r[i].x[0] + r[i].x[1] > 1.6f ? unif(&s) < 0.8f : unif(&s) < 0.01f;
+		r[i].t = T0 + (int64_t)(i % days) * DAY + (int64_t)(rng_next(&s) % DAY);
+		r[i].key = rng_next(&s);
+	}
+	return r;
+}
+
+static batch_trainset *
+new_set(uint64_t max_rows)
+{
+	batch_train_opts o;
+	batch_trainset  *s = NULL;
+	store_diag       d;
+
+	batch_train_opts_default(&o);
+	o.max_rows = max_rows;
+	assert_int_equal(batch_trainset_new(NF, names, &o, &s, &d), VIGIL_OK);
+	return s;
+}
+
+/* Adds r[0..n) forwards (order > 0) or backwards. */
+static void
+add_rows(batch_trainset *s, const row *r, size_t n, int order)
+{
+	for (size_t k = 0; k < n; k++) {
+		size_t i = order > 0 ? k : n - 1 - k;
+
+		assert_int_equal(batch_trainset_add(s, r[i].x, r[i].fraud, r[i].t, r[i].key),
+		    VIGIL_OK);
+	}
+}
+
+static void
+small_opts(batch_train_opts *o)
+{
+	batch_train_opts_default(o);
+	o->threads = 2;
+	o->max_rounds = 40;
+	o->early_stop = 10;
+	o->max_depth = 4;
+	o->eta = 0.3;
+}
+
+/* ---- Metrics ---- */
+
+static void
+test_auc_ap_simple(void **state)
+{
+	static const float s[] = { 0.9f, 0.8f, 0.7f, 0.6f };
+	static const float l[] = { 1, 0, 1, 0 };
+
+	(void)state;
+	/* Positives beat 2 and 1 of the 2 negatives: 3/4. AP: 1 * 1/2 + 2/3 * 1/2. */
+	assert_near(batch_metric_auc(s, l, NULL, 4), 0.75, 1e-12);
+	assert_near(batch_metric_ap(s, l, NULL, 4), 0.5 + 1.0 / 3.0, 1e-12);
+	/* Order of the input does not matter. */
+	static const float s2[] = { 0.6f, 0.7f, 0.9f, 0.8f };
+	static const float l2[] = { 0, 1, 1, 0 };
+	assert_near(batch_metric_auc(s2, l2, NULL, 4), 0.75, 1e-12);
+	assert_near(batch_metric_ap(s2, l2, NULL, 4), 0.5 + 1.0 / 3.0, 1e-12);
+}
+
+static void
+test_auc_ap_ties(void **state)
+{
+	static const float s[] = { 0.5f, 0.5f, 0.5f, 0.1f };
+	static const float l[] = { 1, 0, 0, 1 };
+
+	(void)state;
+	/* The tied positive counts half against each tied negative: (0.5 + 0.5
+	 * + 0 + 0) / 4. AP: the tied group is one step (precision 1/3, recall
+	 * 1/2), then 2/4 at recall 1: 1/6 + 1/4. */
+	assert_near(batch_metric_auc(s, l, NULL, 4), 0.25, 1e-12);
+	assert_near(batch_metric_ap(s, l, NULL, 4), 1.0 / 6.0 + 0.25, 1e-12);
+	/* All tied: AUC 1/2, AP the positive share. */
+	static const float st[] = { 1, 1, 1, 1 };
+	assert_near(batch_metric_auc(st, l, NULL, 4), 0.5, 1e-12);
+	assert_near(batch_metric_ap(st, l, NULL, 4), 0.5, 1e-12);
+	/* NaN scores rank lowest: like a score below every other. */
+	static const float sn[] = { 0.5f, 0.5f, 0.5f, NAN };
+	assert_near(batch_metric_auc(sn, l, NULL, 4), 0.25, 1e-12);
+}
+
+static void
+test_auc_ap_weights(void **state)
+{
+	static const float s[] = { 0.9f, 0.8f, 0.7f };
+	static const float l[] = { 1, 0, 1 };
+	static const float w[] = { 1, 3, 2 };
+	/* The same with each row repeated weight times. */
+	static const float rs[] = { 0.9f, 0.8f, 0.8f, 0.8f, 0.7f, 0.7f };
+	static const float rl[] = { 1, 0, 0, 0, 1, 1 };
+
+	(void)state;
+	/* Positive weight 1 beats negative weight 3; weight 2 beats nothing:
+	 * 3 / (3 * 3). AP: 1 * 1/3 + (3/6) * 2/3. */
+	assert_near(batch_metric_auc(s, l, w, 3), 1.0 / 3.0, 1e-12);
+	assert_near(batch_metric_ap(s, l, w, 3), 2.0 / 3.0, 1e-12);
+	assert_near(batch_metric_auc(rs, rl, NULL, 6), 1.0 / 3.0, 1e-12);
+	assert_near(batch_metric_ap(rs, rl, NULL, 6), 2.0 / 3.0, 1e-12);
+}
+
+static void
+test_auc_ap_degenerate(void **state)
+{
+	static const float s[] = { 0.3f, 0.2f };
+	static const float pos[] = { 1, 1 }, neg[] = { 0, 0 };
+
+	(void)state;
+	assert_true(isnan(batch_metric_auc(s, pos, NULL, 2)));
+	assert_true(isnan(batch_metric_auc(s, neg, NULL, 2)));
+	assert_near(batch_metric_ap(s, pos, NULL, 2), 1.0, 1e-12);
+	assert_true(isnan(batch_metric_ap(s, neg, NULL, 2)));
+	assert_true(isnan(batch_metric_auc(s, pos, NULL, 0)));
+}
+
+/* ---- The set ---- */
+
+static void
+test_set_rejects_bad_names(void **state)
+{
+	static const char *const dup[] = { "a", "b", "a" };
+	static const char *const empty[] = { "a", "" };
+	batch_train_opts o;
+	batch_trainset  *s = NULL;
+	store_diag       d;
+
+	(void)state;
+	batch_train_opts_default(&o);
+	assert_int_equal(batch_trainset_new(3, dup, &o, &s, &d), VIGIL_EINVAL);
+	assert_null(s);
+	assert_string_equal(d.msg, "training set: feature 2: \"a\" is also feature 0");
+	assert_int_equal(batch_trainset_new(2, empty, &o, &s, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "training set: feature 1: name of 0 bytes (1 to 128)");
+	assert_int_equal(batch_trainset_new(0, dup, &o, &s, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "training set: 0 features (1 to 1024)");
+	o.max_rows = 1;
+	assert_int_equal(batch_trainset_new(2, dup, &o, &s, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "training set: max_rows 1 (2 to 50000000)");
+	assert_null(s);
+}
+
+static void
+test_set_sampling_cap(void **state)
+{
+	enum { MAX = 1000, LEGIT = 3 * MAX, FRAUD = 60 };
+	row *r = calloc(LEGIT + FRAUD, sizeof *r);
+	batch_trainset *a = new_set(MAX), *b = new_set(MAX), *c = new_set(MAX);
+	batch_trainset_stats sa, sb, sc;
+	uint64_t rs = 7;
+
+	(void)state;
+	assert_non_null(r);
+	for (size_t i = 0; i < LEGIT + FRAUD; i++) {
+		r[i].x[0] = (float)i;
+		r[i].fraud = i >= LEGIT;
+		/* Five days of unequal traffic: 1/15, 2/15 ... 5/15 of the rows. */
+		r[i].t = T0 + (int64_t)(i % 15 < 1 ? 0 : i % 15 < 3 ? 1 : i % 15 < 6 ? 2 :
+		    i % 15 < 10 ? 3 : 4) * DAY + 1000;
+		r[i].key = rng_next(&rs);
+	}
+	/* a: legitimate first, frauds last (each evicts one); b: backwards,
+	 * frauds first; c: two halves merged. */
+	add_rows(a, r, LEGIT + FRAUD, 1);
+	add_rows(b, r, LEGIT + FRAUD, -1);
+	{
+		batch_trainset *c2 = new_set(MAX);
+		store_diag d;
+
+		for (size_t i = 0; i < LEGIT + FRAUD; i++)
+			assert_int_equal(batch_trainset_add(i % 2 ? c : c2, r[i].x, r[i].fraud,
+			    r[i].t, r[i].key), VIGIL_OK);
+		assert_int_equal(batch_trainset_merge(c, c2, &d), VIGIL_OK);
+		batch_trainset_free(c2);
+	}
+	batch_trainset_stats_get(a, &sa);
+	batch_trainset_stats_get(b, &sb);
+	batch_trainset_stats_get(c, &sc);
+	assert_int_equal(sa.rows, MAX);
+	assert_int_equal(sa.frauds, FRAUD);
+	assert_int_equal(sa.legit_kept, MAX - FRAUD);
+	assert_int_equal(sa.legit_seen, LEGIT);
+	assert_int_equal(sa.days, 5);
+	/* Every day kept some rows, so its weights sum to its count. */
+	assert_near(sa.legit_weight, LEGIT, 1e-6);
+	assert_memory_equal(&sa, &sb, sizeof sa);
+	assert_memory_equal(&sa, &sc, sizeof sa);
+
+	/* Every fraud is kept: one more than max_rows does not fit. */
+	{
+		batch_trainset *f = new_set(10);
+		batch_trainset_stats sf;
+
+		for (int i = 0; i < 10; i++)
+			assert_int_equal(batch_trainset_add(f, r[i].x, true, T0, (uint64_t)i),
+			    VIGIL_OK);
+		assert_int_equal(batch_trainset_add(f, r[0].x, false, T0, 99), VIGIL_OK);
+		assert_int_equal(batch_trainset_add(f, r[0].x, true, T0 + DAY, 99), VIGIL_ETOOBIG);
+		batch_trainset_stats_get(f, &sf);
+		assert_int_equal(sf.rows, 10);
+		assert_int_equal(sf.frauds, 10);
+		assert_int_equal(sf.legit_seen, 1);
+		assert_int_equal(sf.days, 1); /* the failed add counted nothing */
+		batch_trainset_free(f);
+	}
+	batch_trainset_free(a);
+	batch_trainset_free(b);
+	batch_trainset_free(c);
+	free(r);
+}
+
+static void
+test_set_merge_mismatch(void **state)
+{
+	static const char *const other[NF] = { "amount", "card.count_1h", "f2", "f3", "x", "f5" };
+	batch_train_opts o;
+	batch_trainset  *a = new_set(100), *b = NULL, *c = new_set(200);
+	store_diag       d;
+
+	(void)state;
+	batch_train_opts_default(&o);
+	o.max_rows = 100;
+	assert_int_equal(batch_trainset_new(NF, other, &o, &b, &d), VIGIL_OK);
+	assert_int_equal(batch_trainset_merge(a, b, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "training set merge: feature 4 is \"f4\" and \"x\"");
+	assert_int_equal(batch_trainset_merge(a, c, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "training set merge: max_rows 100 and 200");
+	batch_trainset_free(a);
+	batch_trainset_free(b);
+	batch_trainset_free(c);
+}
+
+/* ---- Training ---- */
+
+static char *
+train(batch_trainset *s, const batch_train_opts *o, size_t *ret_len, batch_model_report *rep)
+{
+	char      *json = NULL;
+	store_diag d;
+	vigil_err  rv;
+
+	d.msg[0] = '\0';
+	rv = batch_train_run(s, o, &json, ret_len, rep, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("batch_train_run: %s: %s", vigil_strerror(rv), d.msg);
+	return json;
+}
+
+static void
+test_train_deterministic(void **state)
+{
+	enum { N = 8000, MAX = 6000 }; /* sampling at work: ~7400 legitimate rows */
+	row *r = gen_rows(N, 8, 1);
+	batch_trainset *a = new_set(MAX), *b = new_set(MAX), *c = new_set(MAX), *c2 = new_set(MAX);
+	batch_model_report ra, rb, rc;
+	batch_train_opts o;
+	store_diag d;
+	size_t la, lb, lc;
+	char *ja, *jb, *jc, *ja2;
+
+	(void)state;
+	small_opts(&o);
+	add_rows(a, r, N, 1);
+	add_rows(b, r, N, -1);
+	/* Two partitions by key, merged. */
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(batch_trainset_add(r[i].key % 2 ? c : c2, r[i].x, r[i].fraud,
+		    r[i].t, r[i].key), VIGIL_OK);
+	assert_int_equal(batch_trainset_merge(c2, c, &d), VIGIL_OK);
+
+	ja = train(a, &o, &la, &ra);
+	jb = train(b, &o, &lb, &rb);
+	jc = train(c2, &o, &lc, &rc);
+	assert_true(ra.trained);
+	assert_int_equal(ra.rows, MAX);
+	assert_non_null(ja);
+	assert_int_equal(la, lb);
+	assert_int_equal(la, lc);
+	assert_memory_equal(ja, jb, la);
+	assert_memory_equal(ja, jc, la);
+	assert_int_equal(ra.best_round, rb.best_round);
+	assert_int_equal(ra.best_round, rc.best_round);
+	assert_true(ra.valid_auc == rc.valid_auc);
+	/* Training the same set again gives the same bytes. */
+	ja2 = train(a, &o, &la, &ra);
+	assert_int_equal(la, lb);
+	assert_memory_equal(ja2, jb, la);
+	/* The best round only: rounds beyond it were boosted, not kept. */
+	assert_true(ra.best_round <= ra.rounds);
+	free(ja);
+	free(ja2);
+	free(jb);
+	free(jc);
+	batch_trainset_free(a);
+	batch_trainset_free(b);
+	batch_trainset_free(c);
+	batch_trainset_free(c2);
+	free(r);
+}
+
+static void
+test_train_cold_start(void **state)
+{
+	batch_trainset *s = new_set(100000), *one = new_set(100000), *late = new_set(100000);
+	batch_model_report rep;
+	batch_train_opts o;
+	float x[NF] = { 0 };
+	char *json = (char *)"untouched";
+	size_t len = 7;
+	store_diag d;
+
+	(void)state;
+	small_opts(&o);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(batch_trainset_add(s, x, i < 30, T0 + (i % 10) * DAY,
+		    (uint64_t)i), VIGIL_OK);
+	assert_int_equal(batch_train_run(s, &o, &json, &len, &rep, &d), VIGIL_OK);
+	assert_false(rep.trained);
+	assert_null(json);
+	assert_int_equal(len, 0);
+	assert_int_equal(rep.frauds, 30);
+	assert_string_equal(rep.why_not, "30 frauds in the window, fewer than min_frauds 50");
+
+	/* Enough frauds, but one day: nothing to validate on. */
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(batch_trainset_add(one, x, i < 100, T0 + i, (uint64_t)i),
+		    VIGIL_OK);
+	assert_int_equal(batch_train_run(one, &o, &json, &len, &rep, &d), VIGIL_OK);
+	assert_false(rep.trained);
+	assert_string_equal(rep.why_not, "rows on one day only: nothing to validate on");
+
+	/* Frauds only in the first days: none to validate on. */
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(batch_trainset_add(late, x, i % 4 == 0 && i % 8 < 6,
+		    T0 + (i % 8) * DAY, (uint64_t)i), VIGIL_OK);
+	assert_int_equal(batch_train_run(late, &o, &json, &len, &rep, &d), VIGIL_OK);
+	assert_false(rep.trained);
+	assert_string_equal(rep.why_not,
+	    "no fraud row in the validation days 2026-01-07 to 2026-01-08");
+	assert_null(json);
+
+	/* Options are checked. */
+	o.valid_share = 1.0;
+	assert_int_equal(batch_train_run(s, &o, &json, &len, &rep, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "training: valid_share 1 (between 0 and 1)");
+	batch_trainset_free(s);
+	batch_trainset_free(one);
+	batch_trainset_free(late);
+}
+
+static void
+test_train_time_split(void **state)
+{
+	enum { N = 4000 };
+	row *r = gen_rows(N, 8, 2);
+	batch_trainset *s = new_set(N);
+	batch_model_report rep;
+	batch_train_opts o;
+	size_t len, nvalid = 0;
+	char *json;
+
+	(void)state;
+	small_opts(&o);
+	add_rows(s, r, N, -1);
+	for (size_t i = 0; i < N; i++)
+		nvalid += r[i].t >= T0 + 6 * DAY;
+
+	/* 8 days, a quarter validated: days 7 and 8. */
+	json = train(s, &o, &len, &rep);
+	assert_true(rep.trained);
+	assert_int_equal(rep.split_ms, T0 + 6 * DAY);
+	assert_true(rep.train_to_ms < rep.split_ms);
+	assert_true(rep.valid_from_ms >= rep.split_ms);
+	assert_true(rep.train_from_ms >= T0 && rep.valid_to_ms < T0 + 8 * DAY);
+	assert_int_equal(rep.valid_rows, nvalid);
+	assert_int_equal(rep.train_rows + rep.valid_rows, N);
+	assert_int_equal(rep.train_frauds + rep.valid_frauds, rep.frauds);
+	free(json);
+
+	/* At least one day, and at least one left to train on. */
+	o.valid_share = 0.01;
+	json = train(s, &o, &len, &rep);
+	assert_int_equal(rep.split_ms, T0 + 7 * DAY);
+	free(json);
+	o.valid_share = 0.99;
+	json = train(s, &o, &len, &rep);
+	assert_int_equal(rep.split_ms, T0 + 1 * DAY);
+	assert_true(rep.train_to_ms < rep.split_ms);
+	free(json);
+	batch_trainset_free(s);
+	free(r);
+}
+
+static void
+test_train_learns_planted_signal(void **state)
+{
+	enum { N = 20000 };
+	row *r = gen_rows(N, 10, 3);
+	batch_trainset *s = new_set(N);
+	batch_model_report rep;
+	batch_train_opts o;
+	BoosterHandle b = NULL;
+	DMatrixHandle dm = NULL;
+	const bst_ulong *shape;
+	bst_ulong dim;
+	const float *pred;
+	float *vx, *vl;
+	size_t len, nv = 0;
+	char *json;
+
+	(void)state;
+	small_opts(&o);
+	add_rows(s, r, N, 1);
+	json = train(s, &o, &len, &rep);
+	assert_true(rep.trained);
+	assert_true(rep.valid_auc > 0.9);
+	assert_true(rep.train_auc > 0.9);
+	assert_true(rep.valid_ap > 0.5);
+	assert_non_null(strstr(json, "\"feature_names\":[\"amount\",\"card.count_1h\",\"f2\","));
+	assert_non_null(strstr(json, "\"objective\":{\"name\":\"binary:logistic\""));
+
+	/* XGBoost's own prediction of the saved model on the validation days. */
+	vx = malloc(N * NF * sizeof *vx);
+	vl = malloc(N * sizeof *vl);
+	assert_non_null(vx);
+	assert_non_null(vl);
+	for (size_t i = 0; i < N; i++) {
+		if (r[i].t < rep.split_ms)
+			continue;
+		memcpy(&vx[nv * NF], r[i].x, sizeof r[i].x);
+		vl[nv++] = r[i].fraud;
+	}
+	assert_int_equal(nv, rep.valid_rows);
+	assert_int_equal(XGBoosterCreate(NULL, 0, &b), 0);
+	assert_int_equal(XGBoosterLoadModelFromBuffer(b, json, len), 0);
+	assert_int_equal(XGDMatrixCreateFromMat(vx, nv, NF, NAN, &dm), 0);
+	assert_int_equal(XGBoosterPredictFromDMatrix(b, dm, "{\"type\": 0, \"training\": false, "
+	    "\"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false}",
+	    &shape, &dim, &pred), 0);
+	assert_int_equal(dim, 1);
+	assert_int_equal(shape[0], nv);
+	assert_true(batch_metric_auc(pred, vl, NULL, nv) > 0.9);
+	/* Every row was kept (weight 1): the report's figure is this one. */
+	assert_near(batch_metric_auc(pred, vl, NULL, nv), rep.valid_auc, 1e-9);
+	XGDMatrixFree(dm);
+	XGBoosterFree(b);
+	free(vx);
+	free(vl);
+	free(json);
+	batch_trainset_free(s);
+	free(r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_auc_ap_simple),
+		cmocka_unit_test(test_auc_ap_ties),
+		cmocka_unit_test(test_auc_ap_weights),
+		cmocka_unit_test(test_auc_ap_degenerate),
+		cmocka_unit_test(test_set_rejects_bad_names),
+		cmocka_unit_test(test_set_sampling_cap),
+		cmocka_unit_test(test_set_merge_mismatch),
+		cmocka_unit_test(test_train_deterministic),
+		cmocka_unit_test(test_train_cold_start),
+		cmocka_unit_test(test_train_time_split),
+		cmocka_unit_test(test_train_learns_planted_signal),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
