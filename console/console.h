@@ -236,6 +236,7 @@ typedef struct con_opts {
 	const char *listen;    /* HOST:PORT */
 	const char *rules;     /* the deployed rule file */
 	const char *server;    /* vigild nng URL, NULL: labels refused */
+	const char *tls_cert, *tls_key, *tls_ca, *tls_server_name; /* tls+tcp:// */
 	const char *tokens;
 	const char *state;
 	const char *www;       /* the web UI's files */

@@ -43,6 +43,8 @@ usage(FILE *out)
 	    "  --state DIR         the console's own index, audit log and rule versions\n"
 	    "  --listen HOST:PORT  default 127.0.0.1:9480\n"
 	    "  --server URL        vigild (nng URL) to send verdicts to; without it labels are refused\n"
+	    "  --tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]\n"
+	    "                      this console's client certificate and vigild's CA, for tls+tcp://\n"
 	    "  --replay PROGRAM    vigil-replay for back-tests (default: next to this program, or PATH)\n"
 	    "  --www DIR           the web UI's files (default " CON_WWW_DIR ")\n"
 	    "  --chartjs DIR       Chart.js (default " CON_CHARTJS_DIR ")\n"
@@ -85,7 +87,8 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
 }
 
 enum { OPT_DATA = 256, OPT_LISTEN, OPT_RULES, OPT_SERVER, OPT_TOKENS, OPT_STATE, OPT_WWW,
-	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP };
+	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
+	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
@@ -105,6 +108,10 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "poll-ms", required_argument, NULL, OPT_POLL },
 		{ "map-gib", required_argument, NULL, OPT_MAP },
 		{ "keep-days", required_argument, NULL, OPT_KEEP },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -134,6 +141,10 @@ parse_args(int argc, char **argv, con_opts *o)
 		case OPT_CHARTJS: o->chartjs = optarg; break;
 		case OPT_REPLAY: o->replay = optarg; break;
 		case OPT_BLOCKED: o->blocked_list = optarg; break;
+		case OPT_TLS_CERT: o->tls_cert = optarg; break;
+		case OPT_TLS_KEY: o->tls_key = optarg; break;
+		case OPT_TLS_CA: o->tls_ca = optarg; break;
+		case OPT_TLS_NAME: o->tls_server_name = optarg; break;
 		case OPT_CLAIM:
 			if (!parse_u32(optarg, 1, 24 * 60, &o->claim_minutes))
 				return usage_error("--claim-minutes %s: 1-1440", optarg);
@@ -169,6 +180,10 @@ parse_args(int argc, char **argv, con_opts *o)
 		return usage_error("%s", "--tokens FILE is required (nothing is served without analysts)");
 	if (o->state == NULL)
 		return usage_error("%s", "--state DIR is required");
+	if ((o->tls_cert != NULL) != (o->tls_key != NULL))
+		return usage_error("%s", "--tls-cert and --tls-key go together");
+	if ((o->tls_cert != NULL || o->tls_ca != NULL) && o->server == NULL)
+		return usage_error("%s", "--tls-* options need --server URL");
 	return -1; /* go on */
 }
 
@@ -319,7 +334,9 @@ main(int argc, char **argv)
 	}
 	if (app.o.server != NULL) {
 		const char *urls[1] = { app.o.server };
-		vigil_client_opts co = { .connect_wait_ms = -1, .timeout_ms = 2000, .max_attempts = 2 };
+		vigil_client_opts co = { .connect_wait_ms = -1, .timeout_ms = 2000, .max_attempts = 2,
+			.tls_cert = app.o.tls_cert, .tls_key = app.o.tls_key, .tls_ca = app.o.tls_ca,
+			.tls_server_name = app.o.tls_server_name };
 		vigil_client_errinfo ei;
 		if (vigil_client_open(urls, 1, &co, &app.client, &ei) != VIGIL_CLIENT_OK) {
 			fprintf(stderr, "vigil-console: --server %s: %s\n", app.o.server, ei.message);

@@ -40,6 +40,8 @@ static vt_server srv;
 static char      tmp[256], rules_dir[300], rules_path[400], state[300], tokens[300];
 static pid_t     console_pid;
 static uint16_t  console_port;
+static char      pki[300];
+static uint16_t  tls_port;
 static int64_t   base_ms = 1704103200000; /* 2024-01-01T10:00:00Z */
 
 /* ---- HTTP with headers (the harness's helpers send none) ---- */
@@ -159,6 +161,8 @@ status_field(const char *field)
 	return v;
 }
 
+static bool console_tls; /* the next console_start talks to vigild over mutual TLS */
+
 static void
 console_start(void)
 {
@@ -173,6 +177,19 @@ console_start(void)
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		snprintf(listen, sizeof listen, "127.0.0.1:%u", console_port);
 		dup2(fd, 2);
+		if (console_tls) {
+			char url[64], st2[400], cert[400], key[400], ca[400];
+			snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%u", tls_port);
+			snprintf(st2, sizeof st2, "%s-tls", state);
+			snprintf(cert, sizeof cert, "%s/client.pem", pki);
+			snprintf(key, sizeof key, "%s/client.key", pki);
+			snprintf(ca, sizeof ca, "%s/ca.pem", pki);
+			execl(vt_build_path("console/vigil-console"), "vigil-console", "--data",
+			    srv.datadir, "--rules", rules_path, "--tokens", tokens, "--state", st2,
+			    "--server", url, "--tls-cert", cert, "--tls-key", key, "--tls-ca", ca,
+			    "--listen", listen, "--poll-ms", "50", (char *)NULL);
+			_exit(127);
+		}
 		execl(vt_build_path("console/vigil-console"), "vigil-console", "--data", srv.datadir,
 		    "--rules", rules_path, "--tokens", tokens, "--state", state, "--server", srv.url,
 		    "--listen", listen, "--poll-ms", "50", "--claim-minutes", "5", (char *)NULL);
@@ -235,7 +252,9 @@ static int
 setup(void **state_)
 {
 	FILE *f;
-	const char *const extra[] = { "--fsync", "never", NULL };
+	char tls_url[64], cert[400], key[400], ca[400];
+	const char *extra[] = { "--fsync", "never", "--listen", tls_url, "--tls-cert", cert,
+		"--tls-key", key, "--tls-ca", ca, NULL };
 
 	(void)state_;
 	snprintf(tmp, sizeof tmp, "/tmp/vigil-console-test-XXXXXX");
@@ -267,6 +286,16 @@ setup(void **state_)
 		fprintf(f, "%s\n", hex);
 	}
 	fclose(f);
+	/* vigild also listens on tls+tcp:// with client certificates required */
+	snprintf(pki, sizeof pki, "%s/pki", tmp);
+	mkdir(pki, 0700);
+	if (vt_pki_make(pki) != 0)
+		return -1;
+	tls_port = vt_free_port();
+	snprintf(tls_url, sizeof tls_url, "tls+tcp://127.0.0.1:%u", tls_port);
+	snprintf(cert, sizeof cert, "%s/server.pem", pki);
+	snprintf(key, sizeof key, "%s/server.key", pki);
+	snprintf(ca, sizeof ca, "%s/ca.pem", pki);
 	if (vt_server_start(&srv, rules_path, extra) != 0)
 		return -1;
 	/* c1: a small amount, then another within ten minutes: the second is a
@@ -712,6 +741,30 @@ test_block_card(void **s)
 	free(v1);
 }
 
+/* A console that reaches vigild over tls+tcp:// with its client
+ * certificate: its verdict is archived like any other. */
+static void
+test_tls_verdict(void **s)
+{
+	pid_t pid0 = console_pid;
+	uint16_t port0 = console_port;
+	char source[64] = "";
+	json_t *o;
+
+	(void)s;
+	console_tls = true;
+	console_start();
+	console_tls = false;
+	wait_indexed(last_seq_scored);
+	o = http_ok("POST", "/api/cases/t3/label", ALICE, "{\"fraud\": false}", 200);
+	json_decref(o);
+	assert_int_equal(archive_label("t3", source, sizeof source), 0);
+	assert_string_equal(source, "analyst:alice");
+	console_stop();
+	console_pid = pid0;
+	console_port = port0;
+}
+
 static void
 test_restart_resumes(void **s)
 {
@@ -855,6 +908,7 @@ main(void)
 		cmocka_unit_test(test_rules_check_and_deploy),
 		cmocka_unit_test(test_block_card),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_tls_verdict),
 		cmocka_unit_test(test_restart_resumes),
 	};
 
