@@ -247,12 +247,14 @@ typedef struct con_opts {
 	uint32_t    poll_ms;
 	uint32_t    map_gib;
 	uint32_t    keep_days;
+	uint32_t    max_connections;
 	bool        quiet;
 } con_opts;
 
 typedef struct con_backtest con_backtest; /* rules.c */
 typedef struct con_rulestate con_rulestate; /* rules.c */
 typedef struct vigil_client vigil_client;
+struct con_conns; /* conn.c */
 
 typedef struct con_app {
 	con_opts           o;
@@ -266,6 +268,7 @@ typedef struct con_app {
 	struct event      *tick, *sigint, *sigterm, *sigchld;
 	con_backtest      *bt;     /* the back-test running, or NULL */
 	con_rulestate     *rs;
+	struct con_conns  *conns;
 	store_gen         *gen;    /* current feature generation (cached) */
 	uint64_t           gen_no;
 	struct app_model  *model;  /* its model (NULL: none), cached */
@@ -286,6 +289,15 @@ void      con_send_error(struct evhttp_request *req, int code, const char *field
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The request body as a JSON object, or NULL after replying 400/413. */
 json_t   *con_body_json(struct evhttp_request *req);
+
+/* conn.c: the connection cap (see there). */
+vigil_err con_conns_init(con_app *app, struct evhttp_bound_socket *bound, uint32_t max);
+uint32_t  con_conns_count(const con_app *app);
+/* Calls fn(arg) when evcon closes (NULL fn: no more). */
+void      con_conns_on_close(con_app *app, struct evhttp_connection *evcon,
+    void (*fn)(void *arg), void *arg);
+void      con_conns_stopping(con_app *app); /* before evhttp_free */
+void      con_conns_free(con_app *app);     /* after evhttp_free */
 
 /* api.c: the handlers. who is the authenticated user. */
 void con_api_queue(con_app *app, struct evhttp_request *req, const con_user *who);

@@ -296,8 +296,8 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	if (strcmp(path, "/healthz") == 0) {
 		/* no token: says only whether the index keeps up, nothing of the data */
 		bool ok = app->last_ingest_err[0] == '\0';
-		con_send_json(req, ok ? 200 : 503, json_pack("{s:b, s:s}", "ok", ok, "error",
-		    app->last_ingest_err));
+		con_send_json(req, ok ? 200 : 503, json_pack("{s:b, s:s, s:i}", "ok", ok, "error",
+		    app->last_ingest_err, "connections", (int)con_conns_count(app)));
 		return;
 	}
 	if (strcmp(path, "/favicon.ico") == 0) {
@@ -321,6 +321,7 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 {
 	char host[256];
 	const char *colon = strrchr(app->o.listen, ':');
+	struct evhttp_bound_socket *bound;
 	long port;
 	char *end;
 
@@ -347,10 +348,15 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	evhttp_set_timeout(app->http, 60);
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_gencb(app->http, http_dispatch, app);
-	if (evhttp_bind_socket_with_handle(app->http, host, (uint16_t)port) == NULL) {
+	bound = evhttp_bind_socket_with_handle(app->http, host, (uint16_t)port);
+	if (bound == NULL) {
 		snprintf(errbuf, errlen, "cannot listen on %s (address in use or not local?)",
 		    app->o.listen);
 		return VIGIL_EBUSY;
+	}
+	if (con_conns_init(app, bound, app->o.max_connections) != VIGIL_OK) {
+		snprintf(errbuf, errlen, "out of memory");
+		return VIGIL_ENOMEM;
 	}
 	return VIGIL_OK;
 }
@@ -358,7 +364,9 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 void
 con_http_stop(con_app *app)
 {
+	con_conns_stopping(app);
 	if (app->http != NULL)
 		evhttp_free(app->http);
 	app->http = NULL;
+	con_conns_free(app);
 }

@@ -53,6 +53,7 @@ usage(FILE *out)
 	    "  --poll-ms N         archive poll interval (default 1000)\n"
 	    "  --map-gib N         LMDB map size of the index (default 64)\n"
 	    "  --keep-days N       per-transaction rule hits kept this long for late labels (default 180)\n"
+	    "  --max-connections N HTTP connections at once (default 128; more wait to be accepted)\n"
 	    "  -q, --quiet         no start-up line\n"
 	    "  -h, --help          this text;  -V, --version\n"
 	    "\n"
@@ -88,7 +89,7 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
 
 enum { OPT_DATA = 256, OPT_LISTEN, OPT_RULES, OPT_SERVER, OPT_TOKENS, OPT_STATE, OPT_WWW,
 	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
-	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME };
+	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
@@ -108,6 +109,7 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "poll-ms", required_argument, NULL, OPT_POLL },
 		{ "map-gib", required_argument, NULL, OPT_MAP },
 		{ "keep-days", required_argument, NULL, OPT_KEEP },
+		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
@@ -128,6 +130,7 @@ parse_args(int argc, char **argv, con_opts *o)
 	o->poll_ms = 1000;
 	o->map_gib = 64;
 	o->keep_days = 180;
+	o->max_connections = 128;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
 		switch (c) {
@@ -141,6 +144,10 @@ parse_args(int argc, char **argv, con_opts *o)
 		case OPT_CHARTJS: o->chartjs = optarg; break;
 		case OPT_REPLAY: o->replay = optarg; break;
 		case OPT_BLOCKED: o->blocked_list = optarg; break;
+		case OPT_MAXCONN:
+			if (!parse_u32(optarg, 1, 100000, &o->max_connections))
+				return usage_error("--max-connections %s: 1-100000", optarg);
+			break;
 		case OPT_TLS_CERT: o->tls_cert = optarg; break;
 		case OPT_TLS_KEY: o->tls_key = optarg; break;
 		case OPT_TLS_CA: o->tls_ca = optarg; break;

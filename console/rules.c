@@ -830,11 +830,10 @@ bt_free(con_backtest *bt)
 }
 
 static void
-bt_conn_closed(struct evhttp_connection *conn, void *arg)
+bt_conn_closed(void *arg)
 {
 	con_backtest *bt = arg;
 
-	(void)conn;
 	bt->req = NULL; /* the client went away: nobody to answer */
 	bt->conn = NULL;
 }
@@ -843,7 +842,7 @@ static void
 bt_reply(con_backtest *bt, int code, json_t *o)
 {
 	if (bt->conn != NULL)
-		evhttp_connection_set_closecb(bt->conn, NULL, NULL);
+		con_conns_on_close(bt->app, bt->conn, NULL, NULL);
 	if (bt->req != NULL)
 		con_send_json(bt->req, code, o);
 	else
@@ -1217,7 +1216,7 @@ con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user 
 	bt->req = req;
 	bt->conn = evhttp_request_get_connection(req);
 	if (bt->conn != NULL) {
-		evhttp_connection_set_closecb(bt->conn, bt_conn_closed, bt);
+		con_conns_on_close(app, bt->conn, bt_conn_closed, bt);
 		evhttp_connection_set_timeout(bt->conn, BT_TIMEOUT_S + 60);
 	}
 	bt->timer = evtimer_new(app->base, bt_timeout, app);

@@ -192,7 +192,8 @@ console_start(void)
 		}
 		execl(vt_build_path("console/vigil-console"), "vigil-console", "--data", srv.datadir,
 		    "--rules", rules_path, "--tokens", tokens, "--state", state, "--server", srv.url,
-		    "--listen", listen, "--poll-ms", "50", "--claim-minutes", "5", (char *)NULL);
+		    "--listen", listen, "--poll-ms", "50", "--claim-minutes", "5",
+		    "--max-connections", "8", (char *)NULL);
 		_exit(127);
 	}
 	assert_true(console_pid > 0);
@@ -873,6 +874,52 @@ test_malformed(void **s)
 	json_decref(http_ok("GET", "/api/me", ALICE, NULL, 200));
 }
 
+static int
+tcp_connect(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(console_port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	return fd;
+}
+
+/* At --max-connections (8 here) the console stops accepting: a ninth
+ * client waits in the accept queue, unanswered, until one closes. */
+static void
+test_connection_cap(void **s)
+{
+	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	struct timeval tv = { 1, 0 };
+	int idle[8], fd;
+	char buf[512];
+	ssize_t n;
+
+	(void)s;
+	for (int i = 0; i < 8; i++)
+		idle[i] = tcp_connect();
+	usleep(200000);
+	fd = tcp_connect(); /* the kernel accepts it; the console does not */
+	assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	n = read(fd, buf, sizeof buf - 1);
+	assert_true(n < 0); /* timed out: not served */
+	close(idle[0]);
+	tv.tv_sec = 10;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	n = read(fd, buf, sizeof buf - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "HTTP/1.1 200"));
+	close(fd);
+	for (int i = 1; i < 8; i++)
+		close(idle[i]);
+	usleep(200000);
+	json_decref(http_ok("GET", "/api/me", ALICE, NULL, 200));
+}
+
 static void
 test_usage(void **s)
 {
@@ -908,6 +955,7 @@ main(void)
 		cmocka_unit_test(test_rules_check_and_deploy),
 		cmocka_unit_test(test_block_card),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_tls_verdict),
 		cmocka_unit_test(test_restart_resumes),
 	};
