@@ -9,7 +9,8 @@ PKGS="meson ninja-build pkg-config gcc clang llvm
 libnng-dev libmbedtls-dev nng-utils openssl libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 liblmdb-dev lmdb-utils libevent-dev libcmocka-dev libjansson-dev libinih-dev
 libxxhash-dev libzstd-dev uthash-dev libsystemd-dev systemd libxgboost-dev
-python3 python3-protobuf curl procps shellcheck"
+python3 python3-protobuf curl procps shellcheck
+libmbedtls-dev libjs-chart.js python3-selenium"
 
 missing=""
 for p in $PKGS; do
@@ -18,7 +19,8 @@ for p in $PKGS; do
 	fi
 done
 
-if [ -z "$missing" ] && command -v chromium >/dev/null 2>&1; then
+if [ -z "$missing" ] && command -v chromium >/dev/null 2>&1 \
+	&& command -v chromedriver >/dev/null 2>&1; then
 	echo "bootstrap: all dependencies present"
 	exit 0
 fi
@@ -37,10 +39,11 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null \
 		|| { echo "bootstrap: apt-get install failed for:$missing" >&2; exit 1; }
 fi
-# Headless Chromium renders the replay report in one test; best effort (the
-# test skips with a message when no browser can start).
-if ! command -v chromium >/dev/null 2>&1; then
-	$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
-		|| echo "bootstrap: chromium not installed (the HTML report test will be skipped)"
+# Headless Chromium renders the replay report in one test, and chromedriver
+# drives vigil-console's web UI in another; best effort (the tests skip with
+# a message when no browser can start).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+	$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+		|| echo "bootstrap: chromium/chromium-driver not installed (the browser tests will be skipped)"
 fi
 echo "bootstrap: done"

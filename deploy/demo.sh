@@ -104,3 +104,4 @@ pid=""
 
 echo "demo: done. HTML report: $report"
 echo "demo: per-transaction results: $data/results.jsonl; summary: $data/summary.json"
+echo "demo: click through the cases in the analyst console:  DEMO_DATA=$data ./console/demo-console.sh $build"

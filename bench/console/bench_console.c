@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/console/bench_console.c - how fast vigil-console's review queue
+ * opens on a big archive (docs/console.md, "Performance"). Writes a
+ * synthetic archive of N scored records over D days (a realistic mix:
+ * ~0.6% reviews, ~0.1% declines, a fifth of the rest with a low-points hit,
+ * 1M cards, chargeback labels a few days later) with the store's own
+ * writer, or takes an existing data directory (--data, e.g. the demo's or
+ * vigil-gen + vigil-replay --nightly --work), builds the console's index
+ * from it (timed), then times the queue queries the UI makes.
+ *
+ * usage: bench-console [--records N] [--days D] [--dir DIR] [--data DATADIR] [--keep]
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "console.h"
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t
+xr(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static const char *const rule_names[] = {
+	"card_testing_repeat", "impossible_travel", "first_use_country", "country_hop_card_present",
+	"risky_terminal", "device_burst", "amount_high_for_category", "card_spend_spike",
+	"trusted_history", "risky_category_new_card", "local_spree", "sanctioned_country",
+};
+
+static int
+write_archive(const char *datadir, uint64_t n, uint32_t days)
+{
+	char dir[4300];
+	store_archive_opts o;
+	store_archive *ar = NULL;
+	store_diag d;
+	store_scored *s = calloc(1, sizeof *s);
+	uint8_t *buf = malloc(1 << 16), lbuf[512];
+	int64_t start = 1704067200000; /* 2024-01-01 */
+	int64_t span = (int64_t)days * VIGIL_MS_PER_DAY;
+	uint64_t t0 = vigil_mono_ns(), labels = 0;
+	uint64_t *frauds = calloc(1 << 16, sizeof *frauds);
+	size_t nf = 0;
+
+	mkdir(datadir, 0755);
+	snprintf(dir, sizeof dir, "%s/archive", datadir);
+	store_archive_opts_default(&o);
+	o.fsync = STORE_FSYNC_NEVER;
+	o.segment_max_bytes = 256ull << 20;
+	if (s == NULL || buf == NULL || frauds == NULL ||
+	    store_archive_open(dir, &o, &ar, NULL, &d) != VIGIL_OK) {
+		fprintf(stderr, "bench-console: %s: %s\n", dir, d.msg);
+		return 1;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t r = xr();
+		size_t len;
+
+		memset(s, 0, offsetof(store_scored, strbuf));
+		snprintf(s->txn.txn_id, sizeof s->txn.txn_id, "t%012" PRIu64, i);
+		snprintf(s->txn.card_id, sizeof s->txn.card_id, "c%07" PRIu64, r % 1000000);
+		snprintf(s->txn.merchant_id, sizeof s->txn.merchant_id, "m%05" PRIu64, (r >> 20) % 20000);
+		snprintf(s->txn.terminal_id, sizeof s->txn.terminal_id, "m%05" PRIu64 "-t%u",
+		    (r >> 20) % 20000, (unsigned)((r >> 36) % 4));
+		memcpy(s->txn.currency, "EUR", 4);
+		memcpy(s->txn.country, "FR", 3);
+		s->txn.event_time_ms = start + (int64_t)((double)i / (double)n * (double)span);
+		s->txn.amount_minor = 100 + (int64_t)((r >> 8) % 20000);
+		s->txn.mcc = 5411;
+		s->txn.channel = VIGIL_CHANNEL_POS;
+		s->scored_at_ms = s->txn.event_time_ms;
+		snprintf(s->rules_version, sizeof s->rules_version, "bench");
+		uint32_t roll = (uint32_t)((r >> 40) % 10000);
+		if (roll < 70) { /* 0.6% review, 0.1% decline */
+			s->decision = roll < 10 ? VIGIL_DECISION_DECLINE : VIGIL_DECISION_REVIEW;
+			s->score = roll < 10 ? 80 + (int32_t)(roll % 40) : 40 + (int32_t)(roll % 40);
+			s->nhits = 2 + (uint32_t)(roll % 2);
+		} else {
+			s->decision = VIGIL_DECISION_ALLOW;
+			s->score = roll < 2000 ? 10 : 0;
+			s->nhits = roll < 2000 ? 1 : 0;
+		}
+		for (uint32_t h = 0; h < s->nhits; h++) {
+			snprintf(s->hits[h].rule, sizeof s->hits[h].rule, "%s",
+			    rule_names[(r >> (8 * h)) % (sizeof rule_names / sizeof rule_names[0])]);
+			s->hits[h].points = 20;
+		}
+		if (store_scored_encode(s, buf, 1 << 16, &len) != VIGIL_OK ||
+		    store_archive_append(ar, STORE_REC_SCORE, s->txn.event_time_ms, buf, len, NULL) !=
+		    VIGIL_OK) {
+			fprintf(stderr, "bench-console: append failed at %" PRIu64 "\n", i);
+			return 1;
+		}
+		/* a chargeback for ~0.2% of transactions, a few thousand records later */
+		if ((r >> 56) == 0 && nf < (1 << 16))
+			frauds[nf++] = i;
+		if (nf > 0 && frauds[0] + 5000 < i) {
+			store_label l = { .fraud = true, .label_time_ms = s->txn.event_time_ms,
+				.received_at_ms = s->txn.event_time_ms };
+			snprintf(l.txn_id, sizeof l.txn_id, "t%012" PRIu64, frauds[0]);
+			snprintf(l.source, sizeof l.source, "chargeback");
+			if (store_label_encode(&l, lbuf, sizeof lbuf, &len) == VIGIL_OK)
+				(void)store_archive_append(ar, STORE_REC_LABEL, l.label_time_ms, lbuf, len, NULL);
+			memmove(frauds, frauds + 1, --nf * sizeof *frauds);
+			labels++;
+		}
+		if (isatty(2) && i % 500000 == 0)
+			fprintf(stderr, "\rbench-console: writing %" PRIu64 "/%" PRIu64, i, n);
+	}
+	store_archive_close(ar);
+	fprintf(stderr, "%sbench-console: archive: %" PRIu64 " scored + %" PRIu64 " labels in %.1f s\n",
+	    isatty(2) ? "\r" : "", n, labels, (double)(vigil_mono_ns() - t0) / 1e9);
+	free(s);
+	free(buf);
+	free(frauds);
+	return 0;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void
+time_query(con_index *ix, const char *name, const con_query *q, con_case *page)
+{
+	double ms[7];
+	uint32_t n = 0;
+	uint64_t total = 0;
+
+	for (int i = 0; i < 7; i++) {
+		uint64_t t0 = vigil_mono_ns();
+		if (con_index_query(ix, q, page, 500, &n, &total, NULL) != VIGIL_OK) {
+			printf("  %-40s failed\n", name);
+			return;
+		}
+		ms[i] = (double)(vigil_mono_ns() - t0) / 1e6;
+	}
+	qsort(ms, 7, sizeof ms[0], cmp_double);
+	printf("  %-44s %8" PRIu64 " matches %4u rows   median %8.2f ms   max %8.2f ms\n", name, total,
+	    n, ms[3], ms[6]);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "records", required_argument, NULL, 'n' }, { "days", required_argument, NULL, 'd' },
+		{ "dir", required_argument, NULL, 'o' }, { "data", required_argument, NULL, 'D' },
+		{ "keep", no_argument, NULL, 'k' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t n = 1000000;
+	uint32_t days = 7;
+	const char *data = NULL;
+	char dir[4096] = "", datadir[4200], ixdir[4200], archive[4300], err[512], cmd[8600];
+	bool keep = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'n': n = strtoull(optarg, NULL, 10); break;
+		case 'd': days = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'o': snprintf(dir, sizeof dir, "%s", optarg); break;
+		case 'D': data = optarg; break;
+		case 'k': keep = true; break;
+		default:
+			fprintf(stderr, "usage: bench-console [--records N] [--days D] [--dir DIR] "
+			    "[--data DATADIR] [--keep]\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (n == 0 || days == 0) {
+		fprintf(stderr, "bench-console: --records and --days must be positive\n");
+		return 2;
+	}
+	if (dir[0] == '\0') {
+		snprintf(dir, sizeof dir, "/tmp/bench-console-XXXXXX");
+		if (mkdtemp(dir) == NULL) {
+			perror("mkdtemp");
+			return 1;
+		}
+	} else {
+		mkdir(dir, 0755);
+	}
+	if (data != NULL) {
+		snprintf(datadir, sizeof datadir, "%s", data);
+	} else {
+		snprintf(datadir, sizeof datadir, "%s/data", dir);
+		if (write_archive(datadir, n, days) != 0)
+			return 1;
+	}
+	snprintf(ixdir, sizeof ixdir, "%s/index", dir);
+	snprintf(archive, sizeof archive, "%s/archive", datadir);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", ixdir);
+	if (system(cmd) != 0)
+		return 1;
+	con_index *ix = NULL;
+	if (con_index_open(ixdir, 64, &ix, err, sizeof err) != VIGIL_OK) {
+		fprintf(stderr, "bench-console: %s\n", err);
+		return 1;
+	}
+	uint64_t t0 = vigil_mono_ns(), total = 0;
+	for (;;) {
+		uint32_t got = 0;
+		bool more = false;
+		if (con_index_ingest(ix, archive, 20000, &got, &more, err, sizeof err) != VIGIL_OK) {
+			fprintf(stderr, "bench-console: index: %s\n", err);
+			return 1;
+		}
+		total += got;
+		if (isatty(2))
+			fprintf(stderr, "\rbench-console: indexing %" PRIu64, total);
+		if (!more)
+			break;
+	}
+	double secs = (double)(vigil_mono_ns() - t0) / 1e9;
+	con_tailpos p;
+	struct stat st;
+	con_index_pos(ix, &p);
+	snprintf(cmd, sizeof cmd, "%s/data.mdb", ixdir);
+	stat(cmd, &st);
+	printf("%sindex: %" PRIu64 " records (%" PRIu64 " scored, %" PRIu64 " labels, %" PRIu64
+	    " cases) in %.1f s: %.0f records/s; data.mdb %.0f MiB\n", isatty(2) ? "\r" : "", total,
+	    p.scored, p.labels, p.cases, secs, (double)total / secs, (double)st.st_blocks * 512 / 1048576);
+
+	con_case *page = malloc(500 * sizeof *page);
+	con_query q;
+	memset(&q, 0, sizeof q);
+	q.decision = VIGIL_DECISION_REVIEW;
+	q.min_amount = -1;
+	q.from_ms = INT64_MIN;
+	q.to_ms = INT64_MAX;
+	q.limit = 50;
+	printf("queue queries (7 runs each; the UI's default is the first):\n");
+	time_query(ix, "review, open, newest first, 50", &q, page);
+	q.by_score = true;
+	time_query(ix, "review, open, highest score first, 50", &q, page);
+	q.offset = 1000;
+	time_query(ix, "  ... page at offset 1000", &q, page);
+	q.offset = 0;
+	q.decision = 0;
+	q.status = 2;
+	time_query(ix, "review+decline, any label, by score", &q, page);
+	q.by_score = false;
+	snprintf(q.rule, sizeof q.rule, "impossible_travel");
+	time_query(ix, "rule = impossible_travel", &q, page);
+	q.rule[0] = '\0';
+	q.min_amount = 150;
+	time_query(ix, "amount >= 150.00", &q, page);
+	q.min_amount = -1;
+	q.from_ms = 1704067200000 + (int64_t)(days - 1) * VIGIL_MS_PER_DAY;
+	time_query(ix, "last day only", &q, page);
+	q.from_ms = INT64_MIN;
+	if (p.cases > 0 && q.limit > 0) {
+		uint32_t got;
+		uint64_t tot;
+		q.limit = 1;
+		(void)con_index_query(ix, &q, page, 1, &got, &tot, NULL);
+		if (got == 1) {
+			snprintf(q.card, sizeof q.card, "%s", page[0].card_id);
+			q.limit = 50;
+			time_query(ix, "card = (one card)", &q, page);
+			con_card_txn h[20];
+			uint32_t nh;
+			uint64_t t1 = vigil_mono_ns();
+			for (int i = 0; i < 100; i++)
+				(void)con_index_card_history(ix, page[0].card_id, h, 20, &nh);
+			printf("  card history (case view): %u transactions, %.1f us per lookup\n", nh,
+			    (double)(vigil_mono_ns() - t1) / 1e3 / 100);
+		}
+	}
+	free(page);
+	con_index_close(ix);
+	if (!keep && data == NULL) {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench-console: could not remove %s\n", dir);
+	} else {
+		printf("kept: %s\n", dir);
+	}
+	return 0;
+}

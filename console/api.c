@@ -1,0 +1,623 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/api.c - the review side of the JSON API: the queue, a case, the
+ * analyst's actions on it (claim, verdict, block the card), the nights
+ * (feature generations) and the console's own status. Formats:
+ * docs/console.md, "API".
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "console.h"
+#include "vigil_client.h"
+#include "vigil_json.h"
+
+#define QUEUE_LIMIT_MAX 500
+
+static json_t *
+api_amount(int64_t minor, const char *currency)
+{
+	int e = vigil_currency_exponent(currency);
+	char buf[48];
+
+	if (e < 0)
+		e = 2;
+	snprintf(buf, sizeof buf, "%.*f", e, (double)minor / pow(10, e));
+	return json_string(buf);
+}
+
+static json_t *
+api_time(int64_t ms)
+{
+	char buf[32];
+
+	vigil_time_format_rfc3339(ms, buf, sizeof buf);
+	return json_string(buf);
+}
+
+static json_t *
+api_label_json(int label)
+{
+	return label < 0 ? json_null() : json_string(label ? "fraud" : "legit");
+}
+
+json_t *con_case_json(con_app *app, const con_case *c);
+
+json_t *
+con_case_json(con_app *app, const con_case *c)
+{
+	json_t *o = json_object(), *hits = json_array();
+	con_claim cl;
+
+	for (uint32_t i = 0; i < c->nhits; i++) {
+		const char *name = con_index_rule_name(app->ix, c->hits[i]);
+		bool shadow = (c->shadow_mask[i / 8] >> (i % 8)) & 1;
+		json_array_append_new(hits, json_pack("{s:s, s:b}", "rule", name ? name : "?",
+		    "shadow", shadow));
+	}
+	json_object_set_new(o, "txn_id", json_string(c->txn_id));
+	json_object_set_new(o, "time", api_time(c->event_time_ms));
+	json_object_set_new(o, "event_time_ms", json_integer(c->event_time_ms));
+	json_object_set_new(o, "score", json_integer(c->score));
+	json_object_set_new(o, "decision", json_string(vigil_decision_name(c->decision)));
+	json_object_set_new(o, "amount", api_amount(c->amount_minor, c->currency));
+	json_object_set_new(o, "amount_minor", json_integer(c->amount_minor));
+	json_object_set_new(o, "currency", json_string(c->currency));
+	json_object_set_new(o, "card_id", json_string(c->card_id));
+	json_object_set_new(o, "merchant_id", json_string(c->merchant_id));
+	json_object_set_new(o, "terminal_id", json_string(c->terminal_id));
+	json_object_set_new(o, "country", json_string(c->country));
+	json_object_set_new(o, "mcc", json_integer(c->mcc));
+	json_object_set_new(o, "channel", json_string(vigil_channel_name(c->channel)));
+	json_object_set_new(o, "hits", hits);
+	json_object_set_new(o, "label", api_label_json(c->label));
+	json_object_set_new(o, "label_source", c->label >= 0 ? json_string(c->label_source) :
+	    json_null());
+	json_object_set_new(o, "seq", json_integer((json_int_t)c->seq));
+	if (con_index_claim_get(app->ix, c->txn_id, vigil_now_ms(), &cl) == VIGIL_OK)
+		json_object_set_new(o, "claim", json_pack("{s:s, s:o}", "who", cl.who, "until",
+		    api_time(cl.until_ms)));
+	else
+		json_object_set_new(o, "claim", json_null());
+	return o;
+}
+
+/* ---- GET /api/queue ---- */
+
+static bool
+api_query_parse(struct evhttp_request *req, con_query *q)
+{
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq kv;
+	struct evkeyval *e;
+	bool ok = true;
+
+	memset(q, 0, sizeof *q);
+	q->decision = VIGIL_DECISION_REVIEW;
+	q->min_amount = -1;
+	q->from_ms = INT64_MIN;
+	q->to_ms = INT64_MAX;
+	q->limit = 50;
+	TAILQ_INIT(&kv);
+	if (qs != NULL && evhttp_parse_query_str(qs, &kv) != 0) {
+		con_send_error(req, 400, NULL, "query string does not parse");
+		return false;
+	}
+	TAILQ_FOREACH(e, &kv, next) {
+		const char *k = e->key, *v = e->value;
+		char *end;
+
+		if (strcmp(k, "decision") == 0) {
+			vigil_decision d;
+			if (strcmp(v, "all") == 0)
+				q->decision = 0;
+			else if (vigil_decision_parse(v, &d) == VIGIL_OK &&
+			    (d == VIGIL_DECISION_REVIEW || d == VIGIL_DECISION_DECLINE))
+				q->decision = (int)d;
+			else
+				goto bad;
+		} else if (strcmp(k, "status") == 0) {
+			if (strcmp(v, "open") == 0)
+				q->status = 0;
+			else if (strcmp(v, "labelled") == 0)
+				q->status = 1;
+			else if (strcmp(v, "all") == 0)
+				q->status = 2;
+			else
+				goto bad;
+		} else if (strcmp(k, "sort") == 0) {
+			if (strcmp(v, "score") == 0)
+				q->by_score = true;
+			else if (strcmp(v, "time") == 0)
+				q->by_score = false;
+			else
+				goto bad;
+		} else if (strcmp(k, "rule") == 0) {
+			if (strlen(v) >= sizeof q->rule)
+				goto bad;
+			snprintf(q->rule, sizeof q->rule, "%s", v);
+		} else if (strcmp(k, "card") == 0) {
+			if (strlen(v) > VIGIL_ID_MAX)
+				goto bad;
+			snprintf(q->card, sizeof q->card, "%s", v);
+		} else if (strcmp(k, "merchant") == 0) {
+			if (strlen(v) > VIGIL_ID_MAX)
+				goto bad;
+			snprintf(q->merchant, sizeof q->merchant, "%s", v);
+		} else if (strcmp(k, "min_amount") == 0) {
+			if (*v == '\0')
+				continue;
+			q->min_amount = strtod(v, &end);
+			if (*end != '\0' || !isfinite(q->min_amount) || q->min_amount < 0)
+				goto bad;
+		} else if (strcmp(k, "from") == 0 || strcmp(k, "to") == 0) {
+			int64_t t;
+			if (*v == '\0')
+				continue;
+			if (con_time_parse(v, &t) != VIGIL_OK)
+				goto bad;
+			if (k[0] == 'f')
+				q->from_ms = t;
+			else
+				q->to_ms = t;
+		} else if (strcmp(k, "limit") == 0 || strcmp(k, "offset") == 0) {
+			unsigned long n = strtoul(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || *v == '-')
+				goto bad;
+			if (k[0] == 'l') {
+				if (n < 1 || n > QUEUE_LIMIT_MAX)
+					goto bad;
+				q->limit = (uint32_t)n;
+			} else {
+				if (n > 1000000)
+					goto bad;
+				q->offset = (uint32_t)n;
+			}
+		} else {
+			con_send_error(req, 400, k, "%s: unknown parameter (decision, status, sort, rule, "
+			    "card, merchant, min_amount, from, to, limit, offset)", k);
+			ok = false;
+			break;
+		}
+		continue;
+bad:
+		con_send_error(req, 400, k, "%s: bad value \"%.80s\"", k, v);
+		ok = false;
+		break;
+	}
+	evhttp_clear_headers(&kv);
+	return ok;
+}
+
+void
+con_api_queue(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	con_query q;
+	con_case *page = NULL;
+	uint32_t n = 0;
+	uint64_t total = 0;
+	double ms = 0;
+	json_t *o, *items;
+	vigil_err rv;
+
+	(void)who;
+	if (!api_query_parse(req, &q))
+		return;
+	page = malloc(QUEUE_LIMIT_MAX * sizeof *page);
+	if (page == NULL) {
+		con_send_error(req, 500, NULL, "out of memory");
+		return;
+	}
+	rv = con_index_query(app->ix, &q, page, QUEUE_LIMIT_MAX, &n, &total, &ms);
+	if (rv != VIGIL_OK) {
+		free(page);
+		con_send_error(req, 500, NULL, "queue: %s", vigil_strerror(rv));
+		return;
+	}
+	items = json_array();
+	for (uint32_t i = 0; i < n; i++)
+		json_array_append_new(items, con_case_json(app, &page[i]));
+	free(page);
+	o = json_pack("{s:I, s:i, s:i, s:f, s:o}", "total", (json_int_t)total, "offset",
+	    (int)q.offset, "limit", (int)q.limit, "ms", ms, "items", items);
+	con_send_json(req, 200, o);
+}
+
+/* ---- GET /api/cases/ID ---- */
+
+static json_t *
+api_card_profile(const store_card_profile *p)
+{
+	return json_pack("{s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:i, s:o}",
+	    "count_7d", (int)p->count_7d, "count_30d", (int)p->count_30d,
+	    "count_90d", (int)p->count_90d, "amount_mean_30d", p->amount_mean_30d,
+	    "amount_mean_90d", p->amount_mean_90d, "amount_std_90d", p->amount_std_90d,
+	    "amount_p95_90d", p->amount_p95_90d, "amount_p99_90d", p->amount_p99_90d,
+	    "amount_max_90d", p->amount_max_90d,
+	    "distinct_merchants_90d", (int)p->distinct_merchants_90d,
+	    "distinct_countries_90d", (int)p->distinct_countries_90d,
+	    "fraud_count_90d", (int)p->fraud_count_90d,
+	    "first_seen", p->first_seen_ms > 0 ? api_time(p->first_seen_ms) : json_null());
+}
+
+static json_t *
+api_entity_profile(const store_entity_profile *p)
+{
+	return json_pack("{s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:f, s:f, s:f}",
+	    "count_7d", (int)p->count_7d, "count_30d", (int)p->count_30d,
+	    "count_90d", (int)p->count_90d, "amount_mean_30d", p->amount_mean_30d,
+	    "fraud_count_7d", (int)p->fraud_count_7d, "fraud_count_30d", (int)p->fraud_count_30d,
+	    "fraud_count_90d", (int)p->fraud_count_90d, "fraud_rate_7d", p->fraud_rate_7d,
+	    "fraud_rate_30d", p->fraud_rate_30d, "fraud_rate_90d", p->fraud_rate_90d);
+}
+
+static json_t *
+api_value_json(const vigil_value *v, vigil_type t)
+{
+	if (!v->present)
+		return json_null();
+	if (t == VIGIL_T_STR)
+		return json_stringn(v->str != NULL ? v->str : "", v->len);
+	if (t == VIGIL_T_BOOL)
+		return json_boolean(v->num != 0);
+	return isfinite(v->num) ? json_real(v->num) : json_null();
+}
+
+void
+con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, const char *id)
+{
+	con_case c;
+	con_card_txn hist[20];
+	uint32_t nh = 0;
+	store_scored *rec = NULL;
+	store_gen *g;
+	char err[256];
+	json_t *o, *arr, *prof;
+
+	(void)who;
+	if (con_index_case(app->ix, id, &c) != VIGIL_OK) {
+		con_send_error(req, 404, "txn_id", "%s: no review or decline with this id in the index",
+		    id);
+		return;
+	}
+	o = con_case_json(app, &c);
+	/* reasons and points from the rule file loaded now */
+	arr = json_object_get(o, "hits");
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		json_t *h = json_array_get(arr, i);
+		const char *reason = NULL;
+		int32_t points = 0;
+		if (con_rules_rule_info(app, json_string_value(json_object_get(h, "rule")), &reason,
+		    &points) == VIGIL_OK) {
+			json_object_set_new(h, "reason", json_string(reason != NULL ? reason : ""));
+			json_object_set_new(h, "points", json_integer(points));
+		} else {
+			json_object_set_new(h, "reason", json_string("(rule not in the current file)"));
+		}
+	}
+	/* the archived record: the features it was scored with */
+	rec = malloc(sizeof *rec);
+	if (rec != NULL && con_archive_fetch(app->archive_dir, &c, rec, err, sizeof err) == VIGIL_OK) {
+		json_t *feats = json_object();
+		for (uint32_t i = 0; i < rec->nfeats; i++) {
+			uint32_t slot;
+			vigil_type t = VIGIL_T_NUM;
+			if (store_schema_find(rec->feats[i].name, &slot) == VIGIL_OK)
+				t = store_schema_field(slot)->type;
+			json_object_set_new(feats, rec->feats[i].name, api_value_json(&rec->feats[i].val, t));
+		}
+		json_object_set_new(o, "features", feats);
+		json_object_set_new(o, "rules_version", json_string(rec->rules_version));
+		json_object_set_new(o, "features_generation", json_integer((json_int_t)rec->features_gen));
+		json_object_set_new(o, "txn", vigil_txn_to_json(&rec->txn));
+		json_object_set_new(o, "model", con_model_explain(app, rec));
+	} else {
+		json_object_set_new(o, "features", json_null());
+		json_object_set_new(o, "archive_error", json_string(rec == NULL ? "out of memory" : err));
+	}
+	free(rec);
+	/* the card's recent transactions */
+	arr = json_array();
+	if (con_index_card_history(app->ix, c.card_id, hist, 20, &nh) == VIGIL_OK) {
+		for (uint32_t i = 0; i < nh; i++) {
+			const con_card_txn *t = &hist[i];
+			json_array_append_new(arr, json_pack("{s:s, s:o, s:o, s:s, s:s, s:i, s:s, s:o}",
+			    "txn_id", t->txn_id, "time", api_time(t->event_time_ms),
+			    "amount", api_amount(t->amount_minor, t->currency), "currency", t->currency,
+			    "merchant_id", t->merchant_id, "score", (int)t->score,
+			    "decision", vigil_decision_name(t->decision),
+			    "label", api_label_json(con_index_label_of(app->ix, t->txn_id))));
+		}
+	}
+	json_object_set_new(o, "card_history", arr);
+	/* profiles of the current generation */
+	prof = json_object();
+	g = con_gen_current(app);
+	if (g != NULL) {
+		store_card_profile cp;
+		store_entity_profile ep;
+		json_object_set_new(prof, "generation", json_integer((json_int_t)app->gen_no));
+		json_object_set_new(prof, "card", store_gen_card(g, c.card_id, &cp) == VIGIL_OK ?
+		    api_card_profile(&cp) : json_null());
+		json_object_set_new(prof, "merchant", store_gen_merchant(g, c.merchant_id, &ep) ==
+		    VIGIL_OK ? api_entity_profile(&ep) : json_null());
+		json_object_set_new(prof, "terminal", c.terminal_id[0] != '\0' &&
+		    store_gen_terminal(g, c.terminal_id, &ep) == VIGIL_OK ?
+		    api_entity_profile(&ep) : json_null());
+	} else {
+		json_object_set_new(prof, "generation", json_null());
+	}
+	json_object_set_new(o, "profiles", prof);
+	con_send_json(req, 200, o);
+}
+
+/* ---- POST /api/cases/ID/{claim,unclaim,label,block} ---- */
+
+static void
+api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
+{
+	con_claim cl;
+	vigil_err rv;
+
+	rv = con_index_claim(app->ix, c->txn_id, who->name, vigil_now_ms(),
+	    (int64_t)app->o.claim_minutes * 60000, &cl);
+	if (rv == VIGIL_EBUSY) {
+		json_t *o = json_pack("{s:s, s:s, s:o}", "error", "claimed by another analyst",
+		    "claimed_by", cl.who, "until", api_time(cl.until_ms));
+		con_send_json(req, 409, o);
+		return;
+	}
+	if (rv != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "claim: %s", vigil_strerror(rv));
+		return;
+	}
+	(void)con_audit_write(app->audit, who, "claim", c->txn_id, NULL,
+	    json_pack("{s:s, s:o}", "who", cl.who, "until", api_time(cl.until_ms)));
+	con_send_json(req, 200, json_pack("{s:s, s:s, s:o}", "txn_id", c->txn_id, "claimed_by",
+	    cl.who, "until", api_time(cl.until_ms)));
+}
+
+static void
+api_label(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
+{
+	json_t *body = con_body_json(req), *jf;
+	vigil_client_label_req lr;
+	vigil_client_errinfo ei;
+	vigil_client_err cerr;
+	char source[40];
+	con_claim cl;
+	int64_t now = vigil_now_ms();
+	bool fraud;
+	vigil_err rv;
+
+	if (body == NULL)
+		return;
+	jf = json_object_get(body, "fraud");
+	if (!json_is_boolean(jf) || json_object_size(body) != 1) {
+		json_decref(body);
+		con_send_error(req, 400, "fraud", "body must be {\"fraud\": true|false}");
+		return;
+	}
+	fraud = json_is_true(jf);
+	json_decref(body);
+	if (con_index_claim_get(app->ix, c->txn_id, now, &cl) == VIGIL_OK &&
+	    strcmp(cl.who, who->name) != 0) {
+		con_send_json(req, 409, json_pack("{s:s, s:s, s:o}", "error",
+		    "claimed by another analyst", "claimed_by", cl.who, "until", api_time(cl.until_ms)));
+		return;
+	}
+	if (app->client == NULL) {
+		con_send_error(req, 503, NULL, "no vigild to send labels to (start with --server URL)");
+		return;
+	}
+	snprintf(source, sizeof source, "analyst:%s", who->name);
+	memset(&lr, 0, sizeof lr);
+	lr.txn_id = c->txn_id;
+	lr.fraud = fraud;
+	lr.label_time_ms = now;
+	lr.source = source;
+	lr.card_id = c->card_id;
+	cerr = vigil_client_label(app->client, &lr, NULL, &ei);
+	if (cerr != VIGIL_CLIENT_OK) {
+		con_send_error(req, cerr == VIGIL_CLIENT_SINVALID ? 400 : 502,
+		    ei.field[0] != '\0' ? ei.field : NULL, "vigild refused the label: %s: %s",
+		    vigil_client_errname(cerr), ei.message);
+		return;
+	}
+	rv = con_index_case_label(app->ix, c->txn_id, fraud, source, now);
+	(void)con_index_unclaim(app->ix, c->txn_id, who->name);
+	if (con_audit_write(app->audit, who, "label", c->txn_id,
+	    json_pack("{s:o}", "label", api_label_json(c->label)),
+	    json_pack("{s:s, s:s}", "label", fraud ? "fraud" : "legit", "source", source)) != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "label sent to vigild, but the audit log could not be "
+		    "written");
+		return;
+	}
+	con_send_json(req, 200, json_pack("{s:s, s:s, s:s, s:b}", "txn_id", c->txn_id, "label",
+	    fraud ? "fraud" : "legit", "source", source, "indexed", rv == VIGIL_OK));
+}
+
+static void
+api_block(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
+{
+	char err[512], path[4096];
+	bool added = false;
+	vigil_err rv;
+
+	rv = con_rules_block_card(app, c->card_id, &added, path, sizeof path, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		con_send_error(req, rv == VIGIL_ENOTFOUND ? 409 : 500, NULL, "%s", err);
+		return;
+	}
+	if (added && con_audit_write(app->audit, who, "block_card", c->card_id,
+	    json_pack("{s:b}", "blocked", false),
+	    json_pack("{s:b, s:s, s:s}", "blocked", true, "list", path, "case", c->txn_id)) !=
+	    VIGIL_OK) {
+		con_send_error(req, 500, NULL, "card blocked, but the audit log could not be written");
+		return;
+	}
+	con_send_json(req, 200, json_pack("{s:s, s:b, s:s}", "card_id", c->card_id, "added", added,
+	    "list", path));
+}
+
+void
+con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *id, const char *action)
+{
+	con_case c;
+
+	if (con_index_case(app->ix, id, &c) != VIGIL_OK) {
+		con_send_error(req, 404, "txn_id", "%s: no review or decline with this id in the index",
+		    id);
+		return;
+	}
+	if (strcmp(action, "claim") == 0) {
+		api_claim(app, req, who, &c);
+	} else if (strcmp(action, "unclaim") == 0) {
+		vigil_err rv = con_index_unclaim(app->ix, c.txn_id, who->name);
+		if (rv != VIGIL_OK) {
+			con_send_error(req, 500, NULL, "unclaim: %s", vigil_strerror(rv));
+			return;
+		}
+		(void)con_audit_write(app->audit, who, "unclaim", c.txn_id, NULL, NULL);
+		con_send_json(req, 200, json_pack("{s:s}", "txn_id", c.txn_id));
+	} else if (strcmp(action, "label") == 0) {
+		api_label(app, req, who, &c);
+	} else {
+		api_block(app, req, who, &c);
+	}
+}
+
+/* ---- GET /api/generations ---- */
+
+typedef struct api_thr_ctx {
+	json_t  *arr;
+	uint32_t groups;
+} api_thr_ctx;
+
+static json_t *
+api_num(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+static void
+api_thr_each(void *arg, const char *name, const char *group, const store_threshold_val *v)
+{
+	api_thr_ctx *c = arg;
+
+	if (group[0] != '\0') {
+		c->groups++;
+		return;
+	}
+	json_array_append_new(c->arr, json_pack("{s:s, s:o, s:o, s:I, s:b, s:o}", "name", name,
+	    "value", api_num(v->value), "previous", api_num(v->previous),
+	    "samples", (json_int_t)v->samples, "tuned", v->tuned,
+	    "moved", isfinite(v->previous) && isfinite(v->value) ? api_num(v->value - v->previous) :
+	    json_null()));
+}
+
+static int
+api_u64_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void
+con_api_generations(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	char dir[4200];
+	DIR *d;
+	struct dirent *e;
+	uint64_t gens[256], cur = 0;
+	size_t n = 0;
+	json_t *arr = json_array();
+
+	(void)who;
+	snprintf(dir, sizeof dir, "%s/features", app->o.data);
+	(void)store_gen_current(app->o.data, &cur);
+	d = opendir(dir);
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		unsigned long long g;
+		char tail;
+		if (sscanf(e->d_name, "gen-%llu%c", &g, &tail) == 1) {
+			if (n < sizeof gens / sizeof gens[0])
+				gens[n++] = g;
+		}
+	}
+	if (d != NULL)
+		closedir(d);
+	qsort(gens, n, sizeof gens[0], api_u64_desc);
+	for (size_t i = 0; i < n && i < 60; i++) {
+		store_gen *g = NULL;
+		store_gen_meta m;
+		store_diag dg;
+		json_t *o = json_pack("{s:I, s:b}", "generation", (json_int_t)gens[i], "current",
+		    gens[i] == cur);
+		void *blob = NULL;
+		size_t blen = 0;
+
+		if (store_gen_open(app->o.data, gens[i], &g, &dg) != VIGIL_OK) {
+			json_object_set_new(o, "error", json_string(dg.msg));
+			json_array_append_new(arr, o);
+			continue;
+		}
+		if (store_gen_meta_get(g, &m) == VIGIL_OK) {
+			json_t *summary = json_loads(m.summary_json, 0, NULL);
+			json_object_set_new(o, "as_of", api_time(m.as_of_ms));
+			json_object_set_new(o, "window_days", json_integer(m.window_ms / VIGIL_MS_PER_DAY));
+			json_object_set_new(o, "built_at", api_time(m.built_at_ms));
+			json_object_set_new(o, "first_seq", json_integer((json_int_t)m.first_seq));
+			json_object_set_new(o, "last_seq", json_integer((json_int_t)m.last_seq));
+			json_object_set_new(o, "summary", summary != NULL ? summary : json_null());
+		}
+		api_thr_ctx tc = { json_array(), 0 };
+		(void)store_gen_thresholds_each(g, api_thr_each, &tc);
+		json_object_set_new(o, "thresholds", tc.arr);
+		json_object_set_new(o, "group_values", json_integer(tc.groups));
+		if (store_gen_blob(g, APP_MODEL_META_BLOB, &blob, &blen) == VIGIL_OK) {
+			json_t *mm = json_loadb(blob, blen, 0, NULL);
+			json_object_set_new(o, "model", mm != NULL ? mm : json_string("(model.meta is not JSON)"));
+			free(blob);
+		} else {
+			json_object_set_new(o, "model", json_null());
+		}
+		store_gen_close(g);
+		json_array_append_new(arr, o);
+	}
+	con_send_json(req, 200, json_pack("{s:I, s:o}", "current", (json_int_t)cur, "generations",
+	    arr));
+}
+
+/* ---- GET /api/status, /api/audit ---- */
+
+void
+con_api_status(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	con_tailpos p;
+
+	con_index_pos(app->ix, &p);
+	con_send_json(req, 200, json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:o}, s:s, "
+	    "s:s?, s:s, s:b}",
+	    "user", who->name, "role", con_role_name(who->role),
+	    "index", "last_seq", (json_int_t)p.last_seq, "scored", (json_int_t)p.scored,
+	    "labels", (json_int_t)p.labels, "cases", (json_int_t)p.cases,
+	    "corrupt", (json_int_t)p.corrupt,
+	    "newest_event", p.max_event_ms > 0 ? api_time(p.max_event_ms) : json_null(),
+	    "rules", app->o.rules, "server", app->o.server,
+	    "ingest_error", app->last_ingest_err, "backtest_running", app->bt != NULL));
+}
+
+void
+con_api_audit(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	(void)who;
+	con_send_json(req, 200, json_pack("{s:o}", "entries", con_audit_tail(app->audit, 200)));
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/audit.c - the append-only audit log (STATE/audit.log): one JSON
+ * line per action (who, when, what, before, after), written with O_APPEND
+ * and synced before the action is reported done. Never rewritten; rotate
+ * it with the usual tools (copytruncate is not needed: reopen on SIGHUP is
+ * not implemented, so rotate by stopping the console).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "console.h"
+
+#define AUDIT_LINE_MAX (4u << 20) /* a rule diff is the largest entry */
+
+struct con_audit {
+	int  fd;
+	char path[4096];
+};
+
+vigil_err
+con_audit_open(const char *path, con_audit **ret_a, char *errbuf, size_t errlen)
+{
+	con_audit *a = calloc(1, sizeof *a);
+
+	if (a == NULL)
+		return VIGIL_ENOMEM;
+	snprintf(a->path, sizeof a->path, "%s", path);
+	a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (a->fd < 0) {
+		int e = errno;
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(e));
+		free(a);
+		return vigil_err_from_errno(e);
+	}
+	*ret_a = a;
+	return VIGIL_OK;
+}
+
+void
+con_audit_close(con_audit *a)
+{
+	if (a == NULL)
+		return;
+	close(a->fd);
+	free(a);
+}
+
+vigil_err
+con_audit_write(con_audit *a, const con_user *who, const char *action, const char *target,
+    json_t *before, json_t *after)
+{
+	char ts[32];
+	json_t *o;
+	char *text = NULL;
+	vigil_err rv = VIGIL_OK;
+	size_t len;
+
+	vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "ts", ts,
+	    "who", who != NULL ? who->name : "-", "role", who != NULL ? con_role_name(who->role) : "-",
+	    "action", action, "target", target != NULL ? target : "",
+	    "before", before != NULL ? before : json_null(),
+	    "after", after != NULL ? after : json_null());
+	if (o == NULL)
+		return VIGIL_ENOMEM;
+	text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(o);
+	if (text == NULL)
+		return VIGIL_ENOMEM;
+	len = strlen(text);
+	if (len + 1 > AUDIT_LINE_MAX) {
+		rv = VIGIL_ETOOBIG;
+		goto out;
+	}
+	text[len++] = '\n'; /* replaces the NUL: write len bytes */
+	/* One write(2) per line: with O_APPEND a line is never interleaved. */
+	if (write(a->fd, text, len) != (ssize_t)len || fdatasync(a->fd) != 0)
+		rv = VIGIL_EIO;
+out:
+	free(text);
+	return rv;
+}
+
+json_t *
+con_audit_tail(con_audit *a, uint32_t n)
+{
+	json_t *arr = json_array();
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (arr == NULL || con_file_read(a->path, 64u << 20, &buf, &len) != VIGIL_OK)
+		return arr;
+	/* walk lines from the end */
+	size_t end = len;
+	while (end > 0 && json_array_size(arr) < n) {
+		size_t s = end - 1;
+		while (s > 0 && buf[s - 1] != '\n')
+			s--;
+		if (end - s > 1) {
+			json_t *o = json_loadb(buf + s, end - s, 0, NULL);
+			if (o != NULL)
+				json_array_append_new(arr, o);
+		}
+		end = s;
+	}
+	free(buf);
+	return arr;
+}

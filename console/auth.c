@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/auth.c - analysts and their tokens (docs/console.md, "Identity").
+ * The tokens file names each analyst, a role and a token (or the SHA-256 of
+ * one); a request carries "Authorization: Bearer TOKEN". Only digests are
+ * kept in memory, and a presented token is checked against every entry in
+ * constant time, so neither timing nor an early exit tells how much of it
+ * matched or which entry it was compared with.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <mbedtls/sha256.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "console.h"
+
+static const char *const con_role_names[] = {
+	[CON_ROLE_NONE] = "none", [CON_ROLE_READONLY] = "read-only",
+	[CON_ROLE_ANALYST] = "analyst", [CON_ROLE_EDITOR] = "rule-editor",
+	[CON_ROLE_ADMIN] = "admin",
+};
+
+const char *
+con_role_name(con_role r)
+{
+	return (unsigned)r <= CON_ROLE_ADMIN ? con_role_names[r] : "none";
+}
+
+vigil_err
+con_role_parse(const char *s, con_role *ret_r)
+{
+	for (int r = CON_ROLE_READONLY; r <= CON_ROLE_ADMIN; r++) {
+		if (strcmp(s, con_role_names[r]) == 0) {
+			*ret_r = (con_role)r;
+			return VIGIL_OK;
+		}
+	}
+	return VIGIL_EINVAL;
+}
+
+void
+con_sha256(const void *data, size_t len, uint8_t ret_digest[32])
+{
+	mbedtls_sha256_ret(data, len, ret_digest, 0);
+}
+
+static int
+auth_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static bool
+auth_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CON_NAME_MAX)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-')
+			return false;
+	return true;
+}
+
+vigil_err
+con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	uint32_t lineno = 0;
+	vigil_err rv = VIGIL_OK;
+
+	if (f == NULL) {
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+		return vigil_err_from_errno(errno);
+	}
+	memset(ret_auth, 0, sizeof *ret_auth);
+	while (fgets(line, sizeof line, f) != NULL) {
+		char name[64], role[32], tok[256], extra[8];
+		con_user *u;
+		int k;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(errbuf, errlen, "%s:%u: line too long", path, lineno);
+			rv = VIGIL_ETOOBIG;
+			goto out;
+		}
+		char *p = line + strspn(line, " \t");
+		if (*p == '#' || *p == '\n' || *p == '\0')
+			continue;
+		k = sscanf(p, "%63s %31s %255s %7s", name, role, tok, extra);
+		if (k != 3) {
+			snprintf(errbuf, errlen, "%s:%u: expected \"NAME ROLE TOKEN\"", path, lineno);
+			rv = VIGIL_EINVAL;
+			goto out;
+		}
+		if (ret_auth->n == CON_TOKENS_MAX) {
+			snprintf(errbuf, errlen, "%s:%u: more than %d analysts", path, lineno,
+			    CON_TOKENS_MAX);
+			rv = VIGIL_ETOOBIG;
+			goto out;
+		}
+		u = &ret_auth->users[ret_auth->n];
+		if (!auth_name_ok(name)) {
+			snprintf(errbuf, errlen, "%s:%u: name \"%s\": 1-%d of [A-Za-z0-9._-]", path,
+			    lineno, name, CON_NAME_MAX);
+			rv = VIGIL_EINVAL;
+			goto out;
+		}
+		if (con_role_parse(role, &u->role) != VIGIL_OK) {
+			snprintf(errbuf, errlen, "%s:%u: role \"%s\": one of read-only, analyst, "
+			    "rule-editor, admin", path, lineno, role);
+			rv = VIGIL_EINVAL;
+			goto out;
+		}
+		for (uint32_t i = 0; i < ret_auth->n; i++) {
+			if (strcmp(ret_auth->users[i].name, name) == 0) {
+				snprintf(errbuf, errlen, "%s:%u: analyst \"%s\" listed twice", path,
+				    lineno, name);
+				rv = VIGIL_EINVAL;
+				goto out;
+			}
+		}
+		snprintf(u->name, sizeof u->name, "%s", name);
+		if (strncmp(tok, "sha256:", 7) == 0) {
+			const char *h = tok + 7;
+			if (strlen(h) != 64) {
+				snprintf(errbuf, errlen, "%s:%u: sha256: needs 64 hex digits", path, lineno);
+				rv = VIGIL_EINVAL;
+				goto out;
+			}
+			for (int i = 0; i < 32; i++) {
+				int hi = auth_hexval(h[2 * i]), lo = auth_hexval(h[2 * i + 1]);
+				if (hi < 0 || lo < 0) {
+					snprintf(errbuf, errlen, "%s:%u: sha256: not hex", path, lineno);
+					rv = VIGIL_EINVAL;
+					goto out;
+				}
+				u->sha256[i] = (uint8_t)(hi << 4 | lo);
+			}
+		} else {
+			if (strlen(tok) < 16) {
+				snprintf(errbuf, errlen, "%s:%u: token shorter than 16 characters", path,
+				    lineno);
+				rv = VIGIL_EINVAL;
+				goto out;
+			}
+			con_sha256(tok, strlen(tok), u->sha256);
+		}
+		ret_auth->n++;
+	}
+	if (ferror(f)) {
+		snprintf(errbuf, errlen, "%s: read error", path);
+		rv = VIGIL_EIO;
+	} else if (ret_auth->n == 0) {
+		snprintf(errbuf, errlen, "%s: no analysts", path);
+		rv = VIGIL_EINVAL;
+	}
+out:
+	fclose(f);
+	return rv;
+}
+
+const con_user *
+con_auth_check(const con_auth *a, const char *token, size_t len)
+{
+	uint8_t d[32];
+	const con_user *found = NULL;
+
+	if (token == NULL || len == 0)
+		return NULL;
+	con_sha256(token, len, d);
+	for (uint32_t i = 0; i < a->n; i++) {
+		unsigned diff = 0;
+		for (int k = 0; k < 32; k++)
+			diff |= (unsigned)(d[k] ^ a->users[i].sha256[k]);
+		/* branch-free select; names are unique, digests too in practice */
+		uintptr_t mask = (uintptr_t)0 - (uintptr_t)(diff == 0);
+		found = (const con_user *)(((uintptr_t)&a->users[i] & mask) |
+		    ((uintptr_t)found & ~mask));
+	}
+	return found;
+}

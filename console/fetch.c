@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/fetch.c - what a case view reads beyond the index: the full
+ * archived record (by segment and offset: one pread for a plain segment,
+ * a scan of the segment for a compressed one), the current feature
+ * generation and its model, and the model's explanation of the record from
+ * the input vector vigild archived with it (docs/model.md).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "console.h"
+#include "model.h"
+
+#define FETCH_MAX_REC ((1u << 20) + 64u)
+
+static vigil_err
+fetch_pread(const char *path, const con_case *c, store_scored *ret, char *errbuf, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint8_t *buf = NULL;
+	store_record r;
+	store_diag d;
+	size_t used;
+	ssize_t n;
+	vigil_err rv;
+
+	if (fd < 0)
+		return vigil_err_from_errno(errno);
+	buf = malloc(FETCH_MAX_REC);
+	if (buf == NULL) {
+		close(fd);
+		return VIGIL_ENOMEM;
+	}
+	n = pread(fd, buf, FETCH_MAX_REC, (off_t)c->offset);
+	close(fd);
+	if (n <= 0) {
+		free(buf);
+		snprintf(errbuf, errlen, "%s+%" PRIu64 ": cannot read", path, c->offset);
+		return VIGIL_EIO;
+	}
+	rv = store_frame_decode(buf, (size_t)n, &r, &used);
+	if (rv == VIGIL_OK && r.seq != c->seq)
+		rv = VIGIL_ECORRUPT;
+	if (rv == VIGIL_OK)
+		rv = store_scored_decode(r.payload, r.len, ret, &d);
+	if (rv != VIGIL_OK)
+		snprintf(errbuf, errlen, "%s+%" PRIu64 ": %s", path, c->offset, vigil_strerror(rv));
+	free(buf);
+	return rv;
+}
+
+/* The segment whose name ends in suffix ("-S.log"), plain or .zst. */
+static bool
+fetch_find_segment(const char *dir, const char *suffix, char *ret_path, size_t len,
+    bool *ret_zst)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t sl = strlen(suffix);
+	bool found = false;
+
+	if (d == NULL)
+		return false;
+	while ((e = readdir(d)) != NULL) {
+		size_t nl = strlen(e->d_name);
+		bool zst = nl > 4 && strcmp(e->d_name + nl - 4, ".zst") == 0;
+		size_t base = zst ? nl - 4 : nl;
+
+		if (strncmp(e->d_name, "seg-", 4) != 0 || base < sl ||
+		    memcmp(e->d_name + base - sl, suffix, sl) != 0)
+			continue;
+		if (found && zst)
+			continue; /* prefer the plain file while both exist */
+		snprintf(ret_path, len, "%s/%s", dir, e->d_name);
+		*ret_zst = zst;
+		found = true;
+	}
+	closedir(d);
+	return found;
+}
+
+vigil_err
+con_archive_fetch(const char *archive_dir, const con_case *c, store_scored *ret, char *errbuf,
+    size_t errlen)
+{
+	char path[4300], pat[64];
+	store_reader *rd = NULL;
+	store_record r;
+	store_diag d;
+	bool zst = false;
+	vigil_err rv;
+
+	/* the segment's name has its creation date, which the index does not
+	 * keep: find it by its first sequence number */
+	snprintf(pat, sizeof pat, "-%020" PRIu64 ".log", c->seg_first);
+	if (!fetch_find_segment(archive_dir, pat, path, sizeof path, &zst)) {
+		snprintf(errbuf, errlen, "segment %" PRIu64 " is gone from %s (retention?)",
+		    c->seg_first, archive_dir);
+		return VIGIL_ENOTFOUND;
+	}
+	if (!zst) {
+		rv = fetch_pread(path, c, ret, errbuf, errlen);
+		if (rv != VIGIL_ENOTFOUND)
+			return rv;
+		/* compressed and removed meanwhile */
+		if (!fetch_find_segment(archive_dir, pat, path, sizeof path, &zst) || !zst)
+			return rv;
+	}
+	rv = store_reader_open_segment(path, NULL, NULL, &rd, &d);
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "%s", d.msg);
+		return rv;
+	}
+	while ((rv = store_reader_next(rd, &r, &d)) == VIGIL_OK) {
+		if (r.seq == c->seq) {
+			rv = r.type == STORE_REC_SCORE ? store_scored_decode(r.payload, r.len, ret, &d) :
+			    VIGIL_ECORRUPT;
+			break;
+		}
+		if (r.seq > c->seq) {
+			rv = VIGIL_ENOTFOUND;
+			break;
+		}
+	}
+	if (rv != VIGIL_OK)
+		snprintf(errbuf, errlen, "%s: record %" PRIu64 ": %s", path, c->seq, vigil_strerror(rv));
+	store_reader_close(rd);
+	return rv;
+}
+
+store_gen *
+con_gen_current(con_app *app)
+{
+	uint64_t cur = 0;
+	store_diag d;
+
+	if (store_gen_current(app->o.data, &cur) != VIGIL_OK || cur == 0)
+		return app->gen;
+	if (cur != app->gen_no || app->gen == NULL) {
+		store_gen *g = NULL;
+		if (store_gen_open(app->o.data, cur, &g, &d) != VIGIL_OK)
+			return app->gen; /* keep the one we had */
+		store_gen_close(app->gen);
+		app->gen = g;
+		app->gen_no = cur;
+	}
+	return app->gen;
+}
+
+json_t *
+con_model_explain(con_app *app, const store_scored *rec)
+{
+	const uint32_t *layout;
+	uint32_t nl = store_schema_model_inputs(&layout), n = 0;
+	float xl[STORE_MODEL_MAX_INPUTS], *x = NULL;
+	model_reason top[8];
+	const model_forest *f;
+	store_gen *g;
+	char err[256];
+	json_t *o = NULL, *reasons;
+	uint32_t nf, k;
+
+	if (rec->model_in_len == 0 || rec->model_layout != store_schema_model_layout())
+		return json_null();
+	if (store_model_vec_decode(rec->model_in, rec->model_in_len, xl, STORE_MODEL_MAX_INPUTS, &n) !=
+	    VIGIL_OK || n != nl)
+		return json_null();
+	g = con_gen_current(app);
+	if (g == NULL)
+		return json_null();
+	if (!app->model_loaded || app->model_gen != app->gen_no) {
+		app_model_free(app->model);
+		app->model = NULL;
+		app->model_loaded = true;
+		app->model_gen = app->gen_no;
+		if (app_model_from_gen(g, &app->model, err, sizeof err) != VIGIL_OK)
+			app->model = NULL;
+	}
+	if (app->model == NULL)
+		return json_null();
+	f = app_model_forest(app->model);
+	nf = model_forest_nfeatures(f);
+	x = malloc((nf ? nf : 1) * sizeof *x);
+	if (x == NULL)
+		return json_null();
+	for (uint32_t i = 0; i < nf; i++) {
+		uint32_t slot = app_model_slot(app->model, i);
+		x[i] = NAN;
+		for (uint32_t j = 0; j < nl; j++) {
+			if (layout[j] == slot) {
+				x[i] = xl[j];
+				break;
+			}
+		}
+	}
+	k = model_forest_top(f, x, 5, top);
+	reasons = json_array();
+	for (uint32_t i = 0; i < k; i++) {
+		float v = x[top[i].feature];
+		json_array_append_new(reasons, json_pack("{s:s, s:o, s:f}", "feature",
+		    model_forest_feature(f, top[i].feature), "value",
+		    isnan(v) ? json_null() : json_real(v), "contrib", (double)top[i].contrib));
+	}
+	o = json_pack("{s:I, s:f, s:o}", "generation", (json_int_t)app->model_gen, "score",
+	    model_forest_predict(f, x), "reasons", reasons);
+	free(x);
+	return o;
+}

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/http.c - vigil-console's HTTP side (libevent evhttp, one thread):
+ * the web UI's files, Debian's Chart.js, and the JSON API under /api/,
+ * where every request needs "Authorization: Bearer TOKEN" (401 without a
+ * valid one) and a role at least the route's (403). Errors are JSON:
+ * {"error": "...", "field": "..."}. Routes and formats: docs/console.md.
+ */
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "console.h"
+
+#define CON_BODY_MAX (2u << 20)
+
+static void
+http_common_headers(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "Content-Security-Policy",
+	    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'");
+}
+
+void
+con_send_json(struct evhttp_request *req, int code, json_t *obj)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+	http_common_headers(req);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "application/json");
+	if (buf != NULL && text != NULL) {
+		evbuffer_add_printf(buf, "%s\n", text);
+		evhttp_send_reply(req, code, NULL, buf);
+	} else {
+		evhttp_send_error(req, 500, "out of memory");
+	}
+	free(text);
+	if (buf != NULL)
+		evbuffer_free(buf);
+	json_decref(obj);
+}
+
+void
+con_send_error(struct evhttp_request *req, int code, const char *field, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	json_t *o;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	vigil_utf8_line(msg);
+	o = json_pack("{s:s}", "error", msg);
+	if (o != NULL && field != NULL)
+		json_object_set_new(o, "field", json_string(field));
+	con_send_json(req, code, o);
+}
+
+json_t *
+con_body_json(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(in);
+	json_error_t jerr;
+	char *buf;
+	json_t *o;
+
+	if (n > CON_BODY_MAX) {
+		con_send_error(req, 413, NULL, "body of %zu bytes is over the %u-byte limit", n,
+		    CON_BODY_MAX);
+		return NULL;
+	}
+	buf = malloc(n + 1);
+	if (buf == NULL) {
+		con_send_error(req, 500, NULL, "out of memory");
+		return NULL;
+	}
+	evbuffer_remove(in, buf, n);
+	buf[n] = '\0';
+	o = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr);
+	free(buf);
+	if (o == NULL) {
+		con_send_error(req, 400, NULL, "body: JSON at line %d column %d: %s", jerr.line,
+		    jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		con_send_error(req, 400, NULL, "body: must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+/* ---- static files: a fixed list, nothing else is served ---- */
+
+typedef struct http_file {
+	const char *url, *name, *ctype;
+	bool        chartjs;
+} http_file;
+
+static const http_file http_files[] = {
+	{ "/", "index.html", "text/html; charset=utf-8", false },
+	{ "/index.html", "index.html", "text/html; charset=utf-8", false },
+	{ "/app.js", "app.js", "text/javascript; charset=utf-8", false },
+	{ "/style.css", "style.css", "text/css; charset=utf-8", false },
+	{ "/js/chart.js", "chart.umd.js", "text/javascript; charset=utf-8", true },
+};
+
+static void
+http_static(con_app *app, struct evhttp_request *req, const http_file *f)
+{
+	char path[4300];
+	struct evbuffer *buf;
+	struct stat st;
+	int fd;
+
+	if (f->chartjs) {
+		/* Chart.js 3 ships chart.min.js (UMD), 4 also chart.umd.js */
+		snprintf(path, sizeof path, "%s/chart.umd.js", app->o.chartjs);
+		if (access(path, R_OK) != 0)
+			snprintf(path, sizeof path, "%s/chart.min.js", app->o.chartjs);
+	} else {
+		snprintf(path, sizeof path, "%s/%s", app->o.www, f->name);
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		if (fd >= 0)
+			close(fd);
+		evhttp_send_error(req, 404, f->chartjs ? "Chart.js not found (apt-get install "
+		    "libjs-chart.js, or --chartjs DIR)" : "file not found");
+		return;
+	}
+	buf = evbuffer_new();
+	if (buf == NULL || evbuffer_add_file(buf, fd, 0, st.st_size) != 0) {
+		if (buf != NULL)
+			evbuffer_free(buf);
+		else
+			close(fd);
+		evhttp_send_error(req, 500, "cannot read file");
+		return;
+	}
+	http_common_headers(req);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", f->ctype);
+	evhttp_send_reply(req, 200, "OK", buf);
+	evbuffer_free(buf);
+}
+
+/* ---- the API ---- */
+
+static const con_user *
+http_auth(con_app *app, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return NULL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return con_auth_check(&app->auth, h, strlen(h));
+}
+
+static bool
+http_need(struct evhttp_request *req, const con_user *u, con_role role)
+{
+	if (u->role >= role)
+		return true;
+	con_send_error(req, 403, NULL, "%s is %s; this needs the role %s or above", u->name,
+	    con_role_name(u->role), con_role_name(role));
+	return false;
+}
+
+static void
+http_me(struct evhttp_request *req, const con_user *u)
+{
+	con_send_json(req, 200, json_pack("{s:s, s:s}", "name", u->name, "role",
+	    con_role_name(u->role)));
+}
+
+/* "/api/cases/ID" or "/api/cases/ID/ACTION": the id is a txn_id (the id
+ * charset has no '/'), decoded from %XX. */
+static bool
+http_case_path(const char *rest, char *id, size_t idlen, char *action, size_t alen)
+{
+	const char *slash = strchr(rest, '/');
+	size_t n = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
+	char enc[3 * VIGIL_ID_MAX + 1];
+	char *dec;
+
+	if (n == 0 || n >= sizeof enc)
+		return false;
+	memcpy(enc, rest, n);
+	enc[n] = '\0';
+	dec = evhttp_uridecode(enc, 0, NULL);
+	if (dec == NULL)
+		return false;
+	if (strlen(dec) == 0 || strlen(dec) >= idlen || !vigil_id_chars_ok(dec, strlen(dec))) {
+		free(dec);
+		return false;
+	}
+	snprintf(id, idlen, "%s", dec);
+	free(dec);
+	snprintf(action, alen, "%s", slash != NULL ? slash + 1 : "");
+	return true;
+}
+
+static void
+http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp_cmd_type cmd)
+{
+	const con_user *u = http_auth(app, req);
+	bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+	bool post = cmd == EVHTTP_REQ_POST;
+	char id[VIGIL_ID_MAX + 1], action[32];
+
+	if (u == NULL) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		    "Bearer realm=\"vigil-console\"");
+		con_send_error(req, 401, NULL, "missing or unknown token (Authorization: Bearer TOKEN)");
+		return;
+	}
+	if (strcmp(path, "/api/me") == 0 && get) {
+		http_me(req, u);
+	} else if (strcmp(path, "/api/status") == 0 && get) {
+		con_api_status(app, req, u);
+	} else if (strcmp(path, "/api/queue") == 0 && get) {
+		con_api_queue(app, req, u);
+	} else if (strncmp(path, "/api/cases/", 11) == 0) {
+		if (!http_case_path(path + 11, id, sizeof id, action, sizeof action)) {
+			con_send_error(req, 404, "txn_id", "not a case id");
+		} else if (action[0] == '\0' && get) {
+			con_api_case(app, req, u, id);
+		} else if (post && (strcmp(action, "claim") == 0 || strcmp(action, "unclaim") == 0 ||
+		    strcmp(action, "label") == 0 || strcmp(action, "block") == 0)) {
+			if (http_need(req, u, CON_ROLE_ANALYST))
+				con_api_case_action(app, req, u, id, action);
+		} else {
+			con_send_error(req, action[0] != '\0' && !post ? 405 : 404, NULL,
+			    "no such case endpoint: GET /api/cases/ID, POST /api/cases/ID/"
+			    "{claim,unclaim,label,block}");
+		}
+	} else if (strcmp(path, "/api/rules") == 0 && get) {
+		con_api_rules(app, req, u);
+	} else if (strcmp(path, "/api/rules/versions") == 0 && get) {
+		con_api_rules_versions(app, req, u, NULL);
+	} else if (strncmp(path, "/api/rules/versions/", 20) == 0 && get) {
+		con_api_rules_versions(app, req, u, path + 20);
+	} else if (strcmp(path, "/api/rules/check") == 0 && post) {
+		con_api_rules_check(app, req, u);
+	} else if (strcmp(path, "/api/rules/backtest") == 0 && post) {
+		if (http_need(req, u, CON_ROLE_EDITOR))
+			con_api_rules_backtest(app, req, u);
+	} else if (strcmp(path, "/api/rules/deploy") == 0 && post) {
+		if (http_need(req, u, CON_ROLE_EDITOR))
+			con_api_rules_deploy(app, req, u);
+	} else if (strcmp(path, "/api/rules/rollback") == 0 && post) {
+		if (http_need(req, u, CON_ROLE_EDITOR))
+			con_api_rules_rollback(app, req, u);
+	} else if (strcmp(path, "/api/generations") == 0 && get) {
+		con_api_generations(app, req, u);
+	} else if (strcmp(path, "/api/audit") == 0 && get) {
+		if (http_need(req, u, CON_ROLE_ANALYST))
+			con_api_audit(app, req, u);
+	} else {
+		con_send_error(req, 404, NULL, "no such endpoint or method: %s", path);
+	}
+}
+
+static void
+http_dispatch(struct evhttp_request *req, void *arg)
+{
+	con_app *app = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (path == NULL)
+		path = "/";
+	if (strncmp(path, "/api/", 5) == 0) {
+		http_api(app, req, path, cmd);
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		/* no token: says only whether the index keeps up, nothing of the data */
+		bool ok = app->last_ingest_err[0] == '\0';
+		con_send_json(req, ok ? 200 : 503, json_pack("{s:b, s:s, s:i}", "ok", ok, "error",
+		    app->last_ingest_err, "connections", (int)con_conns_count(app)));
+		return;
+	}
+	if (strcmp(path, "/favicon.ico") == 0) {
+		evhttp_send_reply(req, 204, "No Content", NULL);
+		return;
+	}
+	for (size_t i = 0; i < sizeof http_files / sizeof http_files[0]; i++) {
+		if (strcmp(path, http_files[i].url) == 0) {
+			if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
+				evhttp_send_error(req, 405, "Method Not Allowed");
+			else
+				http_static(app, req, &http_files[i]);
+			return;
+		}
+	}
+	evhttp_send_error(req, 404, "Not Found");
+}
+
+vigil_err
+con_http_start(con_app *app, char *errbuf, size_t errlen)
+{
+	char host[256];
+	const char *colon = strrchr(app->o.listen, ':');
+	struct evhttp_bound_socket *bound;
+	long port;
+	char *end;
+
+	if (colon == NULL || colon == app->o.listen || (size_t)(colon - app->o.listen) >= sizeof host) {
+		snprintf(errbuf, errlen, "--listen %s: expected HOST:PORT", app->o.listen);
+		return VIGIL_EINVAL;
+	}
+	memcpy(host, app->o.listen, (size_t)(colon - app->o.listen));
+	host[colon - app->o.listen] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 1 || port > 65535) {
+		snprintf(errbuf, errlen, "--listen %s: port must be 1-65535", app->o.listen);
+		return VIGIL_EINVAL;
+	}
+	app->http = evhttp_new(app->base);
+	if (app->http == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		return VIGIL_ENOMEM;
+	}
+	evhttp_set_max_body_size(app->http, CON_BODY_MAX + 1);
+	evhttp_set_max_headers_size(app->http, 16384);
+	/* idle and slow clients are dropped after a minute; a back-test's
+	 * connection gets longer while vigil-replay runs (rules.c) */
+	evhttp_set_timeout(app->http, 60);
+	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+	evhttp_set_gencb(app->http, http_dispatch, app);
+	bound = evhttp_bind_socket_with_handle(app->http, host, (uint16_t)port);
+	if (bound == NULL) {
+		snprintf(errbuf, errlen, "cannot listen on %s (address in use or not local?)",
+		    app->o.listen);
+		return VIGIL_EBUSY;
+	}
+	if (con_conns_init(app, bound, app->o.max_connections) != VIGIL_OK) {
+		snprintf(errbuf, errlen, "out of memory");
+		return VIGIL_ENOMEM;
+	}
+	return VIGIL_OK;
+}
+
+void
+con_http_stop(con_app *app)
+{
+	con_conns_stopping(app);
+	if (app->http != NULL)
+		evhttp_free(app->http);
+	app->http = NULL;
+	con_conns_free(app);
+}

@@ -1,0 +1,1272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/index.c - the console's own LMDB index of the archive
+ * (STATE/index; docs/console.md, "The index"). A consumer of the log: it
+ * reads records past a committed position (tail.c's reader) and keeps
+ *   cases   BE64(event time) + txn_id -> con_case   (reviews and declines)
+ *   byid    txn_id -> BE64(event time)             (a case by its id)
+ *   hits    txn_id -> day, label, rule ids         (any record with a hit:
+ *                                                   per-rule precision as
+ *                                                   labels arrive later)
+ *   cards   card_id -> BE64(time) + summary, DUPSORT, last CON_CARD_HISTORY
+ *   stats   BE32(day) + BE16(rule) -> con_stat
+ *   rules   rule name -> u16 id
+ *   claims  txn_id -> con_claim
+ *   meta    "pos" -> con_tailpos (the committed position)
+ * Each batch of records and the position after it are committed in one
+ * write transaction, so a restart resumes exactly where it stopped and a
+ * crash loses nothing but the uncommitted batch, which is read again.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "console.h"
+#include "tail.h"
+
+#define IX_STATS_SLOTS 8192
+
+typedef struct ix_stat_delta {
+	uint64_t key; /* day << 16 | rule; 0 = empty (day 0 is 1970-01-01: never used) */
+	int64_t  n, fraud, legit, alerts;
+} ix_stat_delta;
+
+struct con_index {
+	MDB_env     *env;
+	MDB_dbi      meta, cases, byid, hits, cards, stats, rules, claims;
+	con_tailpos  pos;
+	con_tail    *tail;
+	char        *rule_names[CON_RULES_MAX];
+	uint32_t     nrules;
+	uint32_t     nrules_committed;
+	store_scored *rec;      /* decode scratch (large) */
+	ix_stat_delta *deltas;  /* IX_STATS_SLOTS */
+	uint32_t     ndeltas;
+	uint8_t      prune_key[VIGIL_ID_MAX]; /* where the hits sweep goes on */
+	uint32_t     prune_klen;             /* 0: from the start */
+};
+
+static vigil_err
+ix_err(int rc)
+{
+	switch (rc) {
+	case 0: return VIGIL_OK;
+	case MDB_NOTFOUND: return VIGIL_ENOTFOUND;
+	case MDB_MAP_FULL: return VIGIL_ELIMIT;
+	case MDB_VERSION_MISMATCH: return VIGIL_EVERSION;
+	case MDB_CORRUPTED: case MDB_INVALID: return VIGIL_ECORRUPT;
+	case ENOMEM: return VIGIL_ENOMEM;
+	default: return rc > 0 ? vigil_err_from_errno(rc) : VIGIL_EIO;
+	}
+}
+
+static void
+ix_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+ix_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Event times are signed; flip the sign bit so byte order is time order. */
+static uint64_t
+ix_time_key(int64_t t)
+{
+	return (uint64_t)t ^ (1ull << 63);
+}
+
+static MDB_val
+ix_str(const char *s)
+{
+	MDB_val v = { strlen(s), (void *)s };
+	return v;
+}
+
+static vigil_err
+ix_load_rules(con_index *ix, MDB_txn *txn)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	for (uint32_t i = 0; i < ix->nrules; i++) {
+		free(ix->rule_names[i]);
+		ix->rule_names[i] = NULL;
+	}
+	ix->nrules = 0;
+	rc = mdb_cursor_open(txn, ix->rules, &c);
+	if (rc != 0)
+		return ix_err(rc);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint16_t id;
+		if (v.mv_size != 2 || k.mv_size == 0 || k.mv_size > 63)
+			continue;
+		memcpy(&id, v.mv_data, 2);
+		if (id >= CON_RULES_MAX)
+			continue;
+		free(ix->rule_names[id]);
+		ix->rule_names[id] = strndup(k.mv_data, k.mv_size);
+		if (id + 1u > ix->nrules)
+			ix->nrules = id + 1u;
+	}
+	mdb_cursor_close(c);
+	ix->nrules_committed = ix->nrules;
+	return VIGIL_OK;
+}
+
+vigil_err
+con_index_open(const char *dir, uint32_t map_gib, con_index **ret_ix, char *errbuf, size_t errlen)
+{
+	con_index *ix = calloc(1, sizeof *ix);
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	int rc;
+	vigil_err rv;
+
+	if (ix == NULL)
+		return VIGIL_ENOMEM;
+	ix->rec = malloc(sizeof *ix->rec);
+	ix->deltas = calloc(IX_STATS_SLOTS, sizeof *ix->deltas);
+	if (ix->rec == NULL || ix->deltas == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto fail;
+	}
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		snprintf(errbuf, errlen, "%s: %s", dir, strerror(errno));
+		rv = vigil_err_from_errno(errno);
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&ix->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(ix->env, 8)) != 0 ||
+	    (rc = mdb_env_set_mapsize(ix->env, (size_t)map_gib << 30)) != 0 ||
+	    /* No sync per commit: the index is rebuilt from the archive, and
+	     * LMDB keeps it consistent (a crash only undoes the last commits,
+	     * position included, which are then read again). Synced when the
+	     * tail catches up (con_index_ingest). */
+	    (rc = mdb_env_open(ix->env, dir, MDB_NOTLS | MDB_NOSYNC, 0640)) != 0) {
+		snprintf(errbuf, errlen, "%s: %s", dir, mdb_strerror(rc));
+		rv = ix_err(rc);
+		goto fail;
+	}
+	if ((rc = mdb_txn_begin(ix->env, NULL, 0, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ix->meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "cases", MDB_CREATE, &ix->cases)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "byid", MDB_CREATE, &ix->byid)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "hits", MDB_CREATE, &ix->hits)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "cards", MDB_CREATE | MDB_DUPSORT, &ix->cards)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "stats", MDB_CREATE, &ix->stats)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "rules", MDB_CREATE, &ix->rules)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "claims", MDB_CREATE, &ix->claims)) != 0) {
+		snprintf(errbuf, errlen, "%s: %s", dir, mdb_strerror(rc));
+		rv = ix_err(rc);
+		goto fail;
+	}
+	k = ix_str("version");
+	if (mdb_get(txn, ix->meta, &k, &v) == 0) {
+		uint32_t ver = 0;
+		if (v.mv_size == 4)
+			memcpy(&ver, v.mv_data, 4);
+		if (ver != CON_CASE_VERSION) {
+			snprintf(errbuf, errlen, "%s: index layout %u, this build writes %u: remove the "
+			    "directory and the console rebuilds it from the archive", dir, ver,
+			    CON_CASE_VERSION);
+			rv = VIGIL_EVERSION;
+			goto fail;
+		}
+	} else {
+		uint32_t ver = CON_CASE_VERSION;
+		MDB_val vv = { 4, &ver };
+		if ((rc = mdb_put(txn, ix->meta, &k, &vv, 0)) != 0) {
+			snprintf(errbuf, errlen, "%s: %s", dir, mdb_strerror(rc));
+			rv = ix_err(rc);
+			goto fail;
+		}
+	}
+	k = ix_str("pos");
+	if (mdb_get(txn, ix->meta, &k, &v) == 0 && v.mv_size == sizeof ix->pos)
+		memcpy(&ix->pos, v.mv_data, sizeof ix->pos);
+	rv = ix_load_rules(ix, txn);
+	if (rv != VIGIL_OK)
+		goto fail;
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		txn = NULL;
+		snprintf(errbuf, errlen, "%s: %s", dir, mdb_strerror(rc));
+		rv = ix_err(rc);
+		goto fail;
+	}
+	txn = NULL;
+	*ret_ix = ix;
+	return VIGIL_OK;
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	con_index_close(ix);
+	return rv;
+}
+
+void
+con_index_close(con_index *ix)
+{
+	if (ix == NULL)
+		return;
+	con_tail_free(ix->tail);
+	if (ix->env != NULL)
+		mdb_env_close(ix->env);
+	for (uint32_t i = 0; i < ix->nrules; i++)
+		free(ix->rule_names[i]);
+	free(ix->rec);
+	free(ix->deltas);
+	free(ix);
+}
+
+void
+con_index_pos(con_index *ix, con_tailpos *ret_pos)
+{
+	*ret_pos = ix->pos;
+}
+
+const char *
+con_index_rule_name(con_index *ix, uint16_t id)
+{
+	return id < ix->nrules ? ix->rule_names[id] : NULL;
+}
+
+vigil_err
+con_index_rule_id(con_index *ix, const char *name, uint16_t *ret_id)
+{
+	for (uint32_t i = 0; i < ix->nrules; i++) {
+		if (ix->rule_names[i] != NULL && strcmp(ix->rule_names[i], name) == 0) {
+			*ret_id = (uint16_t)i;
+			return VIGIL_OK;
+		}
+	}
+	return VIGIL_ENOTFOUND;
+}
+
+static vigil_err
+ix_rule_intern(con_index *ix, MDB_txn *txn, const char *name, uint16_t *ret_id)
+{
+	MDB_val k, v;
+	uint16_t id;
+	int rc;
+
+	if (con_index_rule_id(ix, name, ret_id) == VIGIL_OK)
+		return VIGIL_OK;
+	if (ix->nrules >= CON_RULES_MAX)
+		return VIGIL_ELIMIT;
+	id = (uint16_t)ix->nrules;
+	k = ix_str(name);
+	v.mv_size = 2;
+	v.mv_data = &id;
+	rc = mdb_put(txn, ix->rules, &k, &v, 0);
+	if (rc != 0)
+		return ix_err(rc);
+	ix->rule_names[id] = strdup(name);
+	if (ix->rule_names[id] == NULL)
+		return VIGIL_ENOMEM;
+	ix->nrules++;
+	*ret_id = id;
+	return VIGIL_OK;
+}
+
+/* ---- per-day statistics, summed in memory per batch ---- */
+
+static ix_stat_delta *
+ix_delta(con_index *ix, int64_t day, uint16_t rule)
+{
+	uint64_t key = (uint64_t)day << 16 | rule;
+	uint64_t h = key * 0x9E3779B97F4A7C15ull;
+
+	for (uint32_t i = 0; i < IX_STATS_SLOTS; i++) {
+		ix_stat_delta *d = &ix->deltas[(h + i) & (IX_STATS_SLOTS - 1)];
+		if (d->key == key)
+			return d;
+		if (d->key == 0) {
+			if (ix->ndeltas >= IX_STATS_SLOTS / 2)
+				return NULL; /* caller flushes */
+			d->key = key;
+			ix->ndeltas++;
+			return d;
+		}
+	}
+	return NULL;
+}
+
+static vigil_err
+ix_stats_flush(con_index *ix, MDB_txn *txn)
+{
+	for (uint32_t i = 0; i < IX_STATS_SLOTS; i++) {
+		ix_stat_delta *d = &ix->deltas[i];
+		uint8_t kb[6];
+		MDB_val k = { 6, kb }, v;
+		con_stat st = { 0 };
+		int rc;
+
+		if (d->key == 0)
+			continue;
+		uint32_t day = (uint32_t)(d->key >> 16);
+		kb[0] = (uint8_t)(day >> 24); kb[1] = (uint8_t)(day >> 16);
+		kb[2] = (uint8_t)(day >> 8);  kb[3] = (uint8_t)day;
+		kb[4] = (uint8_t)(d->key >> 8); kb[5] = (uint8_t)d->key;
+		rc = mdb_get(txn, ix->stats, &k, &v);
+		if (rc == 0 && v.mv_size == sizeof st)
+			memcpy(&st, v.mv_data, sizeof st);
+		else if (rc != 0 && rc != MDB_NOTFOUND)
+			return ix_err(rc);
+		st.n = (uint64_t)((int64_t)st.n + d->n);
+		st.fraud = (uint64_t)((int64_t)st.fraud + d->fraud);
+		st.legit = (uint64_t)((int64_t)st.legit + d->legit);
+		st.alerts = (uint64_t)((int64_t)st.alerts + d->alerts);
+		v.mv_size = sizeof st;
+		v.mv_data = &st;
+		rc = mdb_put(txn, ix->stats, &k, &v, 0);
+		if (rc != 0)
+			return ix_err(rc);
+	}
+	memset(ix->deltas, 0, IX_STATS_SLOTS * sizeof *ix->deltas);
+	ix->ndeltas = 0;
+	return VIGIL_OK;
+}
+
+static vigil_err
+ix_stat_add(con_index *ix, MDB_txn *txn, int64_t day, uint16_t rule, int64_t n, int64_t fraud,
+    int64_t legit, int64_t alerts)
+{
+	ix_stat_delta *d = ix_delta(ix, day, rule);
+	vigil_err rv;
+
+	if (d == NULL) {
+		rv = ix_stats_flush(ix, txn);
+		if (rv != VIGIL_OK)
+			return rv;
+		d = ix_delta(ix, day, rule);
+		if (d == NULL)
+			return VIGIL_EINTERNAL;
+	}
+	d->n += n;
+	d->fraud += fraud;
+	d->legit += legit;
+	d->alerts += alerts;
+	return VIGIL_OK;
+}
+
+/* ---- records ---- */
+
+/* hits value: u32 day | i8 label | u8 n | u16 ids[n] (host order), then,
+ * when known, i64 amount_minor | char currency[3] (money caught in back-tests) */
+#define IX_HITS_MAX (6 + 2 * 64 + 11)
+
+static vigil_err
+ix_add_scored(con_index *ix, MDB_txn *txn, const store_record *r, uint64_t seg_first)
+{
+	store_scored *s = ix->rec;
+	store_diag d;
+	int64_t day;
+	uint8_t hb[IX_HITS_MAX];
+	uint16_t ids[STORE_MAX_HITS];
+	bool alert;
+	vigil_err rv;
+	int rc;
+
+	rv = store_scored_decode(r->payload, r->len, s, &d);
+	if (rv != VIGIL_OK) {
+		ix->pos.corrupt++;
+		return VIGIL_OK; /* reported by the caller's counter; not fatal */
+	}
+	day = s->txn.event_time_ms >= 0 ? s->txn.event_time_ms / VIGIL_MS_PER_DAY :
+	    (s->txn.event_time_ms - VIGIL_MS_PER_DAY + 1) / VIGIL_MS_PER_DAY;
+	alert = s->decision == VIGIL_DECISION_REVIEW || s->decision == VIGIL_DECISION_DECLINE;
+	rv = ix_stat_add(ix, txn, day, CON_STAT_TOTAL, 1, 0, 0, alert ? 1 : 0);
+	if (rv != VIGIL_OK)
+		return rv;
+	for (uint32_t i = 0; i < s->nhits && i < STORE_MAX_HITS; i++) {
+		rv = ix_rule_intern(ix, txn, s->hits[i].rule, &ids[i]);
+		if (rv != VIGIL_OK)
+			return rv;
+		rv = ix_stat_add(ix, txn, day, ids[i], 1, 0, 0, alert ? 1 : 0);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	if (s->nhits > 0) {
+		uint32_t d32 = (uint32_t)day;
+		uint32_t n = s->nhits < 64 ? s->nhits : 64;
+		MDB_val k = ix_str(s->txn.txn_id), v;
+		int8_t known = -1;
+
+		/* a label that came before its record (ix_add_label kept it) */
+		if (mdb_get(txn, ix->hits, &k, &v) == 0 && v.mv_size >= 6)
+			known = (int8_t)((const uint8_t *)v.mv_data)[4];
+		for (uint32_t i = 0; known >= 0 && i < n; i++) {
+			rv = ix_stat_add(ix, txn, day, ids[i], 0, known == 1, known == 0, 0);
+			if (rv != VIGIL_OK)
+				return rv;
+		}
+		v.mv_size = 6 + 2 * n + 11;
+		v.mv_data = hb;
+		memcpy(hb, &d32, 4);
+		hb[4] = (uint8_t)known;
+		hb[5] = (uint8_t)n;
+		memcpy(hb + 6, ids, 2 * n);
+		memcpy(hb + 6 + 2 * n, &s->txn.amount_minor, 8);
+		memcpy(hb + 6 + 2 * n + 8, s->txn.currency, 3);
+		rc = mdb_put(txn, ix->hits, &k, &v, 0);
+		if (rc != 0)
+			return ix_err(rc);
+	}
+	/* the card's history */
+	{
+		uint8_t cb[200], *p = cb;
+		size_t tl = strlen(s->txn.txn_id), ml = strlen(s->txn.merchant_id);
+		MDB_val k = ix_str(s->txn.card_id), v;
+		MDB_cursor *c;
+		size_t cnt = 0;
+
+		ix_be64(p, ix_time_key(s->txn.event_time_ms)); p += 8;
+		memcpy(p, &s->txn.amount_minor, 8); p += 8;
+		memcpy(p, &s->score, 4); p += 4;
+		*p++ = (uint8_t)s->decision;
+		memcpy(p, s->txn.currency, 3); p += 3;
+		*p++ = (uint8_t)tl; memcpy(p, s->txn.txn_id, tl); p += tl;
+		*p++ = (uint8_t)ml; memcpy(p, s->txn.merchant_id, ml); p += ml;
+		v.mv_size = (size_t)(p - cb);
+		v.mv_data = cb;
+		rc = mdb_put(txn, ix->cards, &k, &v, MDB_NODUPDATA);
+		if (rc != 0 && rc != MDB_KEYEXIST)
+			return ix_err(rc);
+		rc = mdb_cursor_open(txn, ix->cards, &c);
+		if (rc != 0)
+			return ix_err(rc);
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+		if (rc == 0)
+			rc = mdb_cursor_count(c, &cnt);
+		while (rc == 0 && cnt > CON_CARD_HISTORY) {
+			rc = mdb_cursor_get(c, &k, &v, MDB_FIRST_DUP);
+			if (rc == 0)
+				rc = mdb_cursor_del(c, 0);
+			cnt--;
+		}
+		mdb_cursor_close(c);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return ix_err(rc);
+	}
+	if (alert) {
+		con_case cs;
+		uint8_t kb[8 + VIGIL_ID_MAX];
+		size_t tl = strlen(s->txn.txn_id);
+		MDB_val k = { 8 + tl, kb }, v = { sizeof cs, &cs }, idk = ix_str(s->txn.txn_id);
+		MDB_val idv = { 8, kb };
+
+		memset(&cs, 0, sizeof cs);
+		cs.version = CON_CASE_VERSION;
+		cs.decision = (uint8_t)s->decision;
+		cs.label = -1;
+		cs.score = s->score;
+		cs.event_time_ms = s->txn.event_time_ms;
+		cs.amount_minor = s->txn.amount_minor;
+		cs.seq = r->seq;
+		cs.seg_first = seg_first;
+		cs.offset = r->offset;
+		cs.mcc = s->txn.mcc;
+		cs.channel = s->txn.channel;
+		for (uint32_t i = 0; i < s->nhits && cs.nhits < CON_CASE_MAX_HITS; i++) {
+			if (s->hits[i].shadow)
+				cs.shadow_mask[cs.nhits / 8] |= (uint8_t)(1u << (cs.nhits % 8));
+			cs.hits[cs.nhits++] = ids[i];
+		}
+		memcpy(cs.currency, s->txn.currency, sizeof cs.currency);
+		memcpy(cs.country, s->txn.country, sizeof cs.country);
+		memcpy(cs.txn_id, s->txn.txn_id, sizeof cs.txn_id);
+		memcpy(cs.card_id, s->txn.card_id, sizeof cs.card_id);
+		memcpy(cs.merchant_id, s->txn.merchant_id, sizeof cs.merchant_id);
+		memcpy(cs.terminal_id, s->txn.terminal_id, sizeof cs.terminal_id);
+		/* a label that arrived first (it happens in replays) */
+		if (mdb_get(txn, ix->hits, &idk, &idv) == 0 && idv.mv_size >= 6)
+			cs.label = (int8_t)((const uint8_t *)idv.mv_data)[4];
+		idv.mv_size = 8;
+		idv.mv_data = kb;
+		ix_be64(kb, ix_time_key(s->txn.event_time_ms));
+		memcpy(kb + 8, s->txn.txn_id, tl);
+		rc = mdb_put(txn, ix->cases, &k, &v, 0);
+		if (rc == 0)
+			rc = mdb_put(txn, ix->byid, &idk, &idv, 0);
+		if (rc != 0)
+			return ix_err(rc);
+		ix->pos.cases++;
+	}
+	if (s->txn.event_time_ms > ix->pos.max_event_ms)
+		ix->pos.max_event_ms = s->txn.event_time_ms;
+	ix->pos.scored++;
+	return VIGIL_OK;
+}
+
+/* The cases key of txn_id (its time from byid, then the id) into kb. */
+static int
+ix_case_key(con_index *ix, MDB_txn *txn, const char *txn_id, uint8_t *kb, MDB_val *ret_k)
+{
+	MDB_val k = ix_str(txn_id), tk;
+	int rc;
+
+	if (k.mv_size == 0 || k.mv_size > VIGIL_ID_MAX)
+		return MDB_NOTFOUND;
+	rc = mdb_get(txn, ix->byid, &k, &tk);
+	if (rc != 0)
+		return rc;
+	if (tk.mv_size != 8)
+		return MDB_CORRUPTED;
+	memcpy(kb, tk.mv_data, 8);
+	memcpy(kb + 8, txn_id, k.mv_size);
+	ret_k->mv_size = 8 + k.mv_size;
+	ret_k->mv_data = kb;
+	return 0;
+}
+
+static vigil_err
+ix_set_case_label(con_index *ix, MDB_txn *txn, const char *txn_id, int label,
+    const char *source, int64_t when_ms)
+{
+	uint8_t kb[8 + VIGIL_ID_MAX];
+	MDB_val tk, v;
+	con_case cs;
+	int rc;
+
+	rc = ix_case_key(ix, txn, txn_id, kb, &tk);
+	if (rc != 0)
+		return ix_err(rc);
+	rc = mdb_get(txn, ix->cases, &tk, &v);
+	if (rc != 0)
+		return ix_err(rc);
+	if (v.mv_size != sizeof cs)
+		return VIGIL_ECORRUPT;
+	memcpy(&cs, v.mv_data, sizeof cs);
+	cs.label = (int8_t)label;
+	cs.label_time_ms = when_ms;
+	snprintf(cs.label_source, sizeof cs.label_source, "%s", source);
+	v.mv_size = sizeof cs;
+	v.mv_data = &cs;
+	return ix_err(mdb_put(txn, ix->cases, &tk, &v, 0));
+}
+
+/* The amount of txn_id from its card's history (0), or MDB_NOTFOUND. */
+static int
+ix_card_amount(con_index *ix, MDB_txn *txn, const char *card_id, const char *txn_id,
+    int64_t *ret_amount, char ret_cur[4])
+{
+	MDB_cursor *c;
+	MDB_val k = ix_str(card_id), v;
+	size_t tl = strlen(txn_id);
+	int rc;
+
+	rc = mdb_cursor_open(txn, ix->cards, &c);
+	if (rc != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
+		const uint8_t *p = v.mv_data;
+		if (v.mv_size < 25 || p[24] != tl || v.mv_size < 25 + tl ||
+		    memcmp(p + 25, txn_id, tl) != 0)
+			continue;
+		memcpy(ret_amount, p + 8, 8);
+		memcpy(ret_cur, p + 21, 3);
+		ret_cur[3] = '\0';
+		break;
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+static vigil_err
+ix_add_label(con_index *ix, MDB_txn *txn, const store_record *r)
+{
+	store_label l;
+	store_diag d;
+	MDB_val k, v;
+	vigil_err rv;
+	int rc;
+
+	rv = store_label_decode(r->payload, r->len, &l, &d);
+	if (rv != VIGIL_OK) {
+		ix->pos.corrupt++;
+		return VIGIL_OK;
+	}
+	ix->pos.labels++;
+	k = ix_str(l.txn_id);
+	rc = mdb_get(txn, ix->hits, &k, &v);
+	if (rc == 0 && v.mv_size >= 6) {
+		uint8_t hb[IX_HITS_MAX];
+		uint32_t day;
+		int old;
+		size_t n = v.mv_size < sizeof hb ? v.mv_size : sizeof hb;
+
+		memcpy(hb, v.mv_data, n);
+		memcpy(&day, hb, 4);
+		old = (int8_t)hb[4];
+		if (old != (int)l.fraud) {
+			for (uint32_t i = 0; i < hb[5] && 6 + 2 * i + 2 <= n; i++) {
+				uint16_t id;
+				memcpy(&id, hb + 6 + 2 * i, 2);
+				rv = ix_stat_add(ix, txn, day, id, 0, (l.fraud ? 1 : 0) - (old == 1),
+				    (l.fraud ? 0 : 1) - (old == 0), 0);
+				if (rv != VIGIL_OK)
+					return rv;
+			}
+			hb[4] = (uint8_t)(int8_t)l.fraud;
+			v.mv_size = n;
+			v.mv_data = hb;
+			rc = mdb_put(txn, ix->hits, &k, &v, 0);
+			if (rc != 0)
+				return ix_err(rc);
+		}
+	} else if (rc == MDB_NOTFOUND) {
+		/* a label before its record (or for a record with no hit): keep
+		 * it as a hit entry with no rules, so a case that comes later
+		 * starts labelled; with the amount when the card's history has
+		 * the transaction (back-tests sum the money caught) */
+		uint8_t hb[6 + 11] = { 0 };
+		hb[4] = (uint8_t)(int8_t)l.fraud;
+		v.mv_size = 6;
+		v.mv_data = hb;
+		if (l.card_id[0] != '\0') {
+			int64_t amount;
+			char cur[4];
+			if (ix_card_amount(ix, txn, l.card_id, l.txn_id, &amount, cur) == 0) {
+				memcpy(hb + 6, &amount, 8);
+				memcpy(hb + 14, cur, 3);
+				v.mv_size = sizeof hb;
+			}
+		}
+		(void)mdb_put(txn, ix->hits, &k, &v, 0);
+	}
+	rv = ix_set_case_label(ix, txn, l.txn_id, l.fraud ? 1 : 0, l.source,
+	    l.label_time_ms);
+	return rv == VIGIL_ENOTFOUND ? VIGIL_OK : rv;
+}
+
+static vigil_err
+ix_put_pos(con_index *ix, MDB_txn *txn)
+{
+	MDB_val k = ix_str("pos"), v = { sizeof ix->pos, &ix->pos };
+	return ix_err(mdb_put(txn, ix->meta, &k, &v, 0));
+}
+
+vigil_err
+con_index_ingest(con_index *ix, const char *archive_dir, uint32_t max, uint32_t *ret_n,
+    bool *ret_more, char *errbuf, size_t errlen)
+{
+	MDB_txn *txn = NULL;
+	con_tailpos saved = ix->pos;
+	uint32_t n = 0;
+	bool more = false;
+	vigil_err rv;
+	int rc;
+
+	*ret_n = 0;
+	*ret_more = false;
+	if (ix->tail == NULL) {
+		rv = con_tail_new(archive_dir, ix->pos.last_seq, ix->pos.seg_first, ix->pos.seg_off,
+		    &ix->tail);
+		if (rv != VIGIL_OK) {
+			snprintf(errbuf, errlen, "out of memory");
+			return rv;
+		}
+	}
+	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+	if (rc != 0) {
+		snprintf(errbuf, errlen, "index: %s", mdb_strerror(rc));
+		return ix_err(rc);
+	}
+	while (n < max) {
+		store_record r;
+		uint64_t seg, next_off;
+
+		rv = con_tail_next(ix->tail, &r, &seg, &next_off, errbuf, errlen);
+		if (rv == VIGIL_EAGAIN)
+			break;
+		if (rv != VIGIL_OK)
+			goto fail;
+		if (r.type == STORE_REC_SCORE)
+			rv = ix_add_scored(ix, txn, &r, seg);
+		else if (r.type == STORE_REC_LABEL)
+			rv = ix_add_label(ix, txn, &r);
+		if (rv != VIGIL_OK) {
+			snprintf(errbuf, errlen, "index: record %llu: %s", (unsigned long long)r.seq,
+			    vigil_strerror(rv));
+			goto fail;
+		}
+		ix->pos.last_seq = r.seq;
+		ix->pos.seg_first = seg;
+		ix->pos.seg_off = next_off;
+		n++;
+	}
+	more = n == max;
+	ix->pos.corrupt += con_tail_take_corrupt(ix->tail);
+	rv = ix_stats_flush(ix, txn);
+	if (rv == VIGIL_OK)
+		rv = ix_put_pos(ix, txn);
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "index: %s", vigil_strerror(rv));
+		goto fail;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0) {
+		snprintf(errbuf, errlen, "index: commit: %s", mdb_strerror(rc));
+		rv = ix_err(rc);
+		goto fail;
+	}
+	ix->nrules_committed = ix->nrules;
+	if (!more && n > 0)
+		(void)mdb_env_sync(ix->env, 1);
+	*ret_n = n;
+	*ret_more = more;
+	return VIGIL_OK;
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	/* Back to the committed state: the batch is read again next time. */
+	ix->pos = saved;
+	con_tail_free(ix->tail);
+	ix->tail = NULL;
+	memset(ix->deltas, 0, IX_STATS_SLOTS * sizeof *ix->deltas);
+	ix->ndeltas = 0;
+	if (ix->nrules != ix->nrules_committed) {
+		MDB_txn *rt;
+		if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &rt) == 0) {
+			(void)ix_load_rules(ix, rt);
+			mdb_txn_abort(rt);
+		}
+	}
+	return rv;
+}
+
+/* ---- queries ---- */
+
+typedef struct ix_match {
+	int32_t score;
+	int64_t t;
+	uint8_t key[8 + VIGIL_ID_MAX];
+	uint8_t klen;
+} ix_match;
+
+static int
+ix_match_cmp(const void *a, const void *b)
+{
+	const ix_match *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	if (x->t != y->t)
+		return x->t > y->t ? -1 : 1;
+	return memcmp(x->key, y->key, sizeof x->key);
+}
+
+static bool
+ix_case_matches(const con_case *c, const con_query *q, int rule_id)
+{
+	if (q->decision != 0 && c->decision != q->decision)
+		return false;
+	if (q->status == 0 && c->label >= 0)
+		return false;
+	if (q->status == 1 && c->label < 0)
+		return false;
+	if (q->card[0] != '\0' && strcmp(c->card_id, q->card) != 0)
+		return false;
+	if (q->merchant[0] != '\0' && strcmp(c->merchant_id, q->merchant) != 0)
+		return false;
+	if (q->min_amount >= 0) {
+		int e = vigil_currency_exponent(c->currency);
+		double amt = (double)c->amount_minor / pow(10, e < 0 ? 2 : e);
+		if (amt < q->min_amount)
+			return false;
+	}
+	if (rule_id >= 0) {
+		bool hit = false;
+		for (uint32_t i = 0; i < c->nhits && !hit; i++)
+			hit = c->hits[i] == rule_id;
+		if (!hit)
+			return false;
+	}
+	return true;
+}
+
+vigil_err
+con_index_query(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t cap,
+    uint32_t *ret_n, uint64_t *ret_total, double *ret_ms)
+{
+	uint64_t t0 = vigil_mono_ns();
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	uint8_t kb[8];
+	int rule_id = -1;
+	uint64_t total = 0;
+	uint32_t n = 0, limit = q->limit < cap ? q->limit : cap;
+	ix_match *m = NULL;
+	size_t nm = 0, mcap = 0;
+	vigil_err rv = VIGIL_OK;
+	int rc;
+
+	*ret_n = 0;
+	*ret_total = 0;
+	if (q->rule[0] != '\0') {
+		uint16_t id;
+		if (con_index_rule_id(ix, q->rule, &id) != VIGIL_OK)
+			goto done; /* no case ever hit it */
+		rule_id = id;
+	}
+	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, ix->cases, &c);
+	if (rc != 0) {
+		rv = ix_err(rc);
+		goto out;
+	}
+	/* newest first: from the first key at or after `to`, step back */
+	ix_be64(kb, ix_time_key(q->to_ms));
+	k.mv_size = 8;
+	k.mv_data = kb;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
+	for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_PREV)) {
+		con_case cs;
+
+		if (k.mv_size < 8 || v.mv_size != sizeof cs)
+			continue;
+		int64_t t = (int64_t)(ix_get_be64(k.mv_data) ^ (1ull << 63));
+		if (t < q->from_ms)
+			break;
+		memcpy(&cs, v.mv_data, sizeof cs);
+		if (!ix_case_matches(&cs, q, rule_id))
+			continue;
+		total++;
+		if (!q->by_score) {
+			if (total > q->offset && n < limit)
+				ret_cases[n++] = cs;
+			continue;
+		}
+		if (nm == mcap) {
+			size_t nc = mcap ? mcap * 2 : 4096;
+			ix_match *nmv;
+			if (nc > (16u << 20)) {
+				rv = VIGIL_ELIMIT;
+				goto out;
+			}
+			nmv = realloc(m, nc * sizeof *m);
+			if (nmv == NULL) {
+				rv = VIGIL_ENOMEM;
+				goto out;
+			}
+			m = nmv;
+			mcap = nc;
+		}
+		m[nm].score = cs.score;
+		m[nm].t = t;
+		memset(m[nm].key, 0, sizeof m[nm].key);
+		m[nm].klen = (uint8_t)(k.mv_size < sizeof m[nm].key ? k.mv_size : sizeof m[nm].key);
+		memcpy(m[nm].key, k.mv_data, m[nm].klen);
+		nm++;
+	}
+	if (q->by_score && nm > 0) {
+		qsort(m, nm, sizeof *m, ix_match_cmp);
+		for (size_t i = q->offset; i < nm && n < limit; i++) {
+			MDB_val kk = { m[i].klen, m[i].key };
+			if (mdb_get(txn, ix->cases, &kk, &v) == 0 && v.mv_size == sizeof(con_case))
+				memcpy(&ret_cases[n++], v.mv_data, sizeof(con_case));
+		}
+	}
+done:
+	*ret_n = n;
+	*ret_total = total;
+out:
+	free(m);
+	if (c != NULL)
+		mdb_cursor_close(c);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (ret_ms != NULL)
+		*ret_ms = (double)(vigil_mono_ns() - t0) / 1e6;
+	return rv;
+}
+
+vigil_err
+con_index_case(con_index *ix, const char *txn_id, con_case *ret_case)
+{
+	MDB_txn *txn;
+	uint8_t kb[8 + VIGIL_ID_MAX];
+	MDB_val tk, v;
+	int rc;
+
+	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return ix_err(rc);
+	rc = ix_case_key(ix, txn, txn_id, kb, &tk);
+	if (rc == 0)
+		rc = mdb_get(txn, ix->cases, &tk, &v);
+	if (rc == 0 && v.mv_size != sizeof *ret_case)
+		rc = MDB_CORRUPTED;
+	if (rc == 0)
+		memcpy(ret_case, v.mv_data, sizeof *ret_case);
+	mdb_txn_abort(txn);
+	return ix_err(rc);
+}
+
+vigil_err
+con_index_case_label(con_index *ix, const char *txn_id, bool fraud, const char *source,
+    int64_t when_ms)
+{
+	MDB_txn *txn;
+	vigil_err rv;
+	int rc;
+
+	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+	if (rc != 0)
+		return ix_err(rc);
+	rv = ix_set_case_label(ix, txn, txn_id, fraud ? 1 : 0, source, when_ms);
+	if (rv != VIGIL_OK) {
+		mdb_txn_abort(txn);
+		return rv;
+	}
+	return ix_err(mdb_txn_commit(txn));
+}
+
+vigil_err
+con_index_txn_label(con_index *ix, const char *txn_id, int *ret_label, int64_t *ret_amount,
+    char ret_currency[4])
+{
+	MDB_txn *txn;
+	MDB_val k = ix_str(txn_id), v;
+	int rc;
+
+	*ret_label = -1;
+	*ret_amount = -1;
+	ret_currency[0] = '\0';
+	if (k.mv_size == 0)
+		return VIGIL_ENOTFOUND;
+	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return ix_err(rc);
+	rc = mdb_get(txn, ix->hits, &k, &v);
+	if (rc == 0 && v.mv_size >= 6) {
+		const uint8_t *p = v.mv_data;
+		size_t at = 6 + 2 * (size_t)p[5];
+		*ret_label = (int8_t)p[4];
+		if (v.mv_size >= at + 11) {
+			memcpy(ret_amount, p + at, 8);
+			memcpy(ret_currency, p + at + 8, 3);
+			ret_currency[3] = '\0';
+		}
+	}
+	mdb_txn_abort(txn);
+	return ix_err(rc);
+}
+
+int
+con_index_label_of(con_index *ix, const char *txn_id)
+{
+	MDB_txn *txn;
+	MDB_val k = ix_str(txn_id), v;
+	int label = -1;
+
+	if (k.mv_size == 0 || mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	if (mdb_get(txn, ix->hits, &k, &v) == 0 && v.mv_size >= 6)
+		label = (int8_t)((const uint8_t *)v.mv_data)[4];
+	mdb_txn_abort(txn);
+	return label;
+}
+
+vigil_err
+con_index_card_history(con_index *ix, const char *card_id, con_card_txn *ret, uint32_t cap,
+    uint32_t *ret_n)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	MDB_val k = ix_str(card_id), v;
+	uint32_t n = 0;
+	int rc;
+
+	*ret_n = 0;
+	if (k.mv_size == 0)
+		return VIGIL_ENOTFOUND;
+	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, ix->cards, &c);
+	if (rc == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
+	for (; rc == 0 && n < cap; rc = mdb_cursor_get(c, &k, &v, MDB_PREV_DUP)) {
+		const uint8_t *p = v.mv_data, *end = p + v.mv_size;
+		con_card_txn *t = &ret[n];
+		uint8_t l;
+
+		if (v.mv_size < 8 + 8 + 4 + 1 + 3 + 2)
+			continue;
+		memset(t, 0, sizeof *t);
+		t->event_time_ms = (int64_t)(ix_get_be64(p) ^ (1ull << 63)); p += 8;
+		memcpy(&t->amount_minor, p, 8); p += 8;
+		memcpy(&t->score, p, 4); p += 4;
+		t->decision = *p++;
+		memcpy(t->currency, p, 3); p += 3;
+		l = *p++;
+		if (l > VIGIL_ID_MAX || p + l + 1 > end)
+			continue;
+		memcpy(t->txn_id, p, l); p += l;
+		l = *p++;
+		if (l > VIGIL_ID_MAX || p + l > end)
+			continue;
+		memcpy(t->merchant_id, p, l);
+		n++;
+	}
+	if (c != NULL)
+		mdb_cursor_close(c);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	*ret_n = n;
+	return rc == 0 || rc == MDB_NOTFOUND ? VIGIL_OK : ix_err(rc);
+}
+
+vigil_err
+con_index_stats(con_index *ix, int64_t day_from, int64_t day_to,
+    void (*fn)(void *arg, uint16_t rule, const con_stat *st), void *arg)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	uint8_t kb[6] = { 0 };
+	con_stat *sum = calloc(CON_RULES_MAX + 1, sizeof *sum);
+	int rc;
+
+	if (sum == NULL)
+		return VIGIL_ENOMEM;
+	uint32_t d = (uint32_t)(day_from < 0 ? 0 : day_from);
+	kb[0] = (uint8_t)(d >> 24); kb[1] = (uint8_t)(d >> 16); kb[2] = (uint8_t)(d >> 8);
+	kb[3] = (uint8_t)d;
+	k.mv_size = 6;
+	k.mv_data = kb;
+	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, ix->stats, &c);
+	if (rc == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const uint8_t *p = k.mv_data;
+		con_stat st;
+		uint32_t day;
+		uint16_t rule;
+
+		if (k.mv_size != 6 || v.mv_size != sizeof st)
+			continue;
+		day = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		if ((int64_t)day > day_to)
+			break;
+		rule = (uint16_t)(p[4] << 8 | p[5]);
+		memcpy(&st, v.mv_data, sizeof st);
+		con_stat *s = &sum[rule == CON_STAT_TOTAL ? CON_RULES_MAX : rule % CON_RULES_MAX];
+		s->n += st.n;
+		s->fraud += st.fraud;
+		s->legit += st.legit;
+		s->alerts += st.alerts;
+	}
+	if (c != NULL)
+		mdb_cursor_close(c);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (rc == 0 || rc == MDB_NOTFOUND) {
+		for (uint32_t i = 0; i < ix->nrules; i++)
+			fn(arg, (uint16_t)i, &sum[i]);
+		fn(arg, CON_STAT_TOTAL, &sum[CON_RULES_MAX]);
+		rc = 0;
+	}
+	free(sum);
+	return ix_err(rc);
+}
+
+/* ---- claims ---- */
+
+vigil_err
+con_index_claim_get(con_index *ix, const char *txn_id, int64_t now_ms, con_claim *ret_claim)
+{
+	MDB_txn *txn;
+	MDB_val k = ix_str(txn_id), v;
+	vigil_err rv = VIGIL_ENOTFOUND;
+
+	if (k.mv_size == 0 || mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn) != 0)
+		return VIGIL_ENOTFOUND;
+	if (mdb_get(txn, ix->claims, &k, &v) == 0 && v.mv_size == sizeof *ret_claim) {
+		con_claim cl;
+		memcpy(&cl, v.mv_data, sizeof cl);
+		if (cl.until_ms > now_ms) {
+			*ret_claim = cl;
+			rv = VIGIL_OK;
+		}
+	}
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+vigil_err
+con_index_claim(con_index *ix, const char *txn_id, const char *who, int64_t now_ms,
+    int64_t ttl_ms, con_claim *ret_claim)
+{
+	MDB_txn *txn;
+	MDB_val k = ix_str(txn_id), v;
+	con_claim cl;
+	int rc;
+
+	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+	if (rc != 0)
+		return ix_err(rc);
+	if (mdb_get(txn, ix->claims, &k, &v) == 0 && v.mv_size == sizeof cl) {
+		memcpy(&cl, v.mv_data, sizeof cl);
+		if (cl.until_ms > now_ms && strcmp(cl.who, who) != 0) {
+			mdb_txn_abort(txn);
+			*ret_claim = cl;
+			return VIGIL_EBUSY;
+		}
+	}
+	memset(&cl, 0, sizeof cl);
+	snprintf(cl.who, sizeof cl.who, "%s", who);
+	cl.until_ms = now_ms + ttl_ms;
+	v.mv_size = sizeof cl;
+	v.mv_data = &cl;
+	rc = mdb_put(txn, ix->claims, &k, &v, 0);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return ix_err(rc);
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc == 0)
+		*ret_claim = cl;
+	return ix_err(rc);
+}
+
+vigil_err
+con_index_unclaim(con_index *ix, const char *txn_id, const char *who)
+{
+	MDB_txn *txn;
+	MDB_val k = ix_str(txn_id), v;
+	con_claim cl;
+	int rc;
+
+	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+	if (rc != 0)
+		return ix_err(rc);
+	rc = mdb_get(txn, ix->claims, &k, &v);
+	if (rc == 0 && v.mv_size == sizeof cl) {
+		memcpy(&cl, v.mv_data, sizeof cl);
+		if (strcmp(cl.who, who) == 0)
+			rc = mdb_del(txn, ix->claims, &k, NULL);
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return ix_err(rc);
+	}
+	return ix_err(mdb_txn_commit(txn));
+}
+
+/* ---- retention ---- */
+
+vigil_err
+con_index_prune(con_index *ix, uint32_t keep_days, int64_t now_ms, uint32_t max_steps,
+    bool *ret_done, uint64_t *ret_deleted)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	int64_t cutoff;
+	uint32_t steps = 0;
+	uint64_t deleted = 0;
+	int rc;
+
+	*ret_done = false;
+	*ret_deleted = 0;
+	if (ix->pos.max_event_ms <= 0) {
+		*ret_done = true;
+		return VIGIL_OK;
+	}
+	/* days of the archive's own clock: replayed history is not "old" */
+	cutoff = ix->pos.max_event_ms / VIGIL_MS_PER_DAY - (int64_t)keep_days;
+	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, ix->hits, &c);
+	if (rc != 0)
+		goto out;
+	if (ix->prune_klen > 0) {
+		k.mv_size = ix->prune_klen;
+		k.mv_data = ix->prune_key;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	} else {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	}
+	while (rc == 0 && steps < max_steps) {
+		uint32_t day;
+
+		steps++;
+		if (v.mv_size >= 6) {
+			memcpy(&day, v.mv_data, 4);
+			/* a label-only entry (no rules) has day 0: it goes too once old
+			 * enough to be kept for nothing */
+			if ((int64_t)day < cutoff) {
+				rc = mdb_cursor_del(c, 0);
+				if (rc != 0)
+					goto out;
+				deleted++;
+				/* after a delete, NEXT is the record that followed it */
+				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+				continue;
+			}
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	if (rc == 0 && k.mv_size <= sizeof ix->prune_key) {
+		memcpy(ix->prune_key, k.mv_data, k.mv_size);
+		ix->prune_klen = (uint32_t)k.mv_size;
+	} else if (rc == MDB_NOTFOUND) {
+		ix->prune_klen = 0;
+		*ret_done = true;
+		rc = 0;
+	}
+	mdb_cursor_close(c);
+	c = NULL;
+	if (rc != 0)
+		goto out;
+	/* expired claims (a day after their end) */
+	if (*ret_done) {
+		rc = mdb_cursor_open(txn, ix->claims, &c);
+		for (rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : rc; rc == 0;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			con_claim cl;
+			if (v.mv_size != sizeof cl)
+				continue;
+			memcpy(&cl, v.mv_data, sizeof cl);
+			if (cl.until_ms + VIGIL_MS_PER_DAY < now_ms && mdb_cursor_del(c, 0) == 0)
+				deleted++;
+		}
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+out:
+	if (c != NULL)
+		mdb_cursor_close(c);
+	if (txn != NULL) {
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	if (rc == 0)
+		*ret_deleted = deleted;
+	return ix_err(rc);
+}

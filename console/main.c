@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/main.c - vigil-console: options, start-up, the event loop (HTTP,
+ * the archive tail on a timer, signals) and an orderly stop. The manual is
+ * docs/console.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "console.h"
+#include "vigil_client.h"
+#include "vigil_config.h"
+
+#ifndef CON_WWW_DIR
+#define CON_WWW_DIR "/usr/share/vigil/console/www"
+#endif
+#define CON_CHARTJS_DIR "/usr/share/javascript/chart.js"
+#define CON_INGEST_BATCH 20000
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: vigil-console --data DIR --rules FILE --tokens FILE --state DIR [options]\n"
+	    "\n"
+	    "The analyst workbench: review queue, case view, verdicts, rule editing with\n"
+	    "back-tests, nights. Serves a web UI and a JSON API (docs/console.md).\n"
+	    "\n"
+	    "  --data DIR          vigild's data directory (read only: archive/, features/)\n"
+	    "  --rules FILE        the deployed rule file (edited, written atomically)\n"
+	    "  --tokens FILE       analysts: lines \"NAME ROLE TOKEN\" or \"NAME ROLE sha256:HEX\";\n"
+	    "                      roles read-only, analyst, rule-editor, admin\n"
+	    "  --state DIR         the console's own index, audit log and rule versions\n"
+	    "  --listen HOST:PORT  default 127.0.0.1:9480\n"
+	    "  --server URL        vigild (nng URL) to send verdicts to; without it labels are refused\n"
+	    "  --tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]\n"
+	    "                      this console's client certificate and vigild's CA, for tls+tcp://\n"
+	    "  --replay PROGRAM    vigil-replay for back-tests (default: next to this program, or PATH)\n"
+	    "  --www DIR           the web UI's files (default " CON_WWW_DIR ")\n"
+	    "  --chartjs DIR       Chart.js (default " CON_CHARTJS_DIR ")\n"
+	    "  --blocked-list NAME the rule file's list of blocked cards (default blocked_cards)\n"
+	    "  --claim-minutes N   a claim expires after N minutes (default 30)\n"
+	    "  --poll-ms N         archive poll interval (default 1000)\n"
+	    "  --map-gib N         LMDB map size of the index (default 64)\n"
+	    "  --keep-days N       per-transaction rule hits kept this long for late labels (default 180)\n"
+	    "  --max-connections N HTTP connections at once (default 128; more wait to be accepted)\n"
+	    "  -q, --quiet         no start-up line\n"
+	    "  -h, --help          this text;  -V, --version\n"
+	    "\n"
+	    "Exit status: 0 stopped cleanly, 1 runtime failure, 2 usage error.\n");
+}
+
+static int __attribute__((format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "vigil-console: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (try --help)\n");
+	return 2;
+}
+
+static bool
+parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi)
+		return false;
+	*ret = (uint32_t)v;
+	return true;
+}
+
+enum { OPT_DATA = 256, OPT_LISTEN, OPT_RULES, OPT_SERVER, OPT_TOKENS, OPT_STATE, OPT_WWW,
+	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
+	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN };
+
+static int
+parse_args(int argc, char **argv, con_opts *o)
+{
+	static const struct option lo[] = {
+		{ "data", required_argument, NULL, OPT_DATA },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "rules", required_argument, NULL, OPT_RULES },
+		{ "server", required_argument, NULL, OPT_SERVER },
+		{ "tokens", required_argument, NULL, OPT_TOKENS },
+		{ "state", required_argument, NULL, OPT_STATE },
+		{ "www", required_argument, NULL, OPT_WWW },
+		{ "chartjs", required_argument, NULL, OPT_CHARTJS },
+		{ "replay", required_argument, NULL, OPT_REPLAY },
+		{ "blocked-list", required_argument, NULL, OPT_BLOCKED },
+		{ "claim-minutes", required_argument, NULL, OPT_CLAIM },
+		{ "poll-ms", required_argument, NULL, OPT_POLL },
+		{ "map-gib", required_argument, NULL, OPT_MAP },
+		{ "keep-days", required_argument, NULL, OPT_KEEP },
+		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof *o);
+	o->listen = "127.0.0.1:9480";
+	o->www = CON_WWW_DIR;
+	o->chartjs = CON_CHARTJS_DIR;
+	o->blocked_list = "blocked_cards";
+	o->claim_minutes = 30;
+	o->poll_ms = 1000;
+	o->map_gib = 64;
+	o->keep_days = 180;
+	o->max_connections = 128;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
+		switch (c) {
+		case OPT_DATA: o->data = optarg; break;
+		case OPT_LISTEN: o->listen = optarg; break;
+		case OPT_RULES: o->rules = optarg; break;
+		case OPT_SERVER: o->server = optarg; break;
+		case OPT_TOKENS: o->tokens = optarg; break;
+		case OPT_STATE: o->state = optarg; break;
+		case OPT_WWW: o->www = optarg; break;
+		case OPT_CHARTJS: o->chartjs = optarg; break;
+		case OPT_REPLAY: o->replay = optarg; break;
+		case OPT_BLOCKED: o->blocked_list = optarg; break;
+		case OPT_MAXCONN:
+			if (!parse_u32(optarg, 1, 100000, &o->max_connections))
+				return usage_error("--max-connections %s: 1-100000", optarg);
+			break;
+		case OPT_TLS_CERT: o->tls_cert = optarg; break;
+		case OPT_TLS_KEY: o->tls_key = optarg; break;
+		case OPT_TLS_CA: o->tls_ca = optarg; break;
+		case OPT_TLS_NAME: o->tls_server_name = optarg; break;
+		case OPT_CLAIM:
+			if (!parse_u32(optarg, 1, 24 * 60, &o->claim_minutes))
+				return usage_error("--claim-minutes %s: 1-1440", optarg);
+			break;
+		case OPT_POLL:
+			if (!parse_u32(optarg, 10, 60000, &o->poll_ms))
+				return usage_error("--poll-ms %s: 10-60000", optarg);
+			break;
+		case OPT_MAP:
+			if (!parse_u32(optarg, 1, 4096, &o->map_gib))
+				return usage_error("--map-gib %s: 1-4096", optarg);
+			break;
+		case OPT_KEEP:
+			if (!parse_u32(optarg, 1, 3650, &o->keep_days))
+				return usage_error("--keep-days %s: 1-3650", optarg);
+			break;
+		case 'q': o->quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("vigil-console " VIGIL_VERSION "\n"); return 0;
+		default:
+			if (optopt != 0)
+				return usage_error("%s: option needs an argument or is unknown", argv[optind - 1]);
+			return usage_error("%s: unknown option", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("%s: unexpected argument", argv[optind]);
+	if (o->data == NULL)
+		return usage_error("%s", "--data DIR is required");
+	if (o->rules == NULL)
+		return usage_error("%s", "--rules FILE is required");
+	if (o->tokens == NULL)
+		return usage_error("%s", "--tokens FILE is required (nothing is served without analysts)");
+	if (o->state == NULL)
+		return usage_error("%s", "--state DIR is required");
+	if ((o->tls_cert != NULL) != (o->tls_key != NULL))
+		return usage_error("%s", "--tls-cert and --tls-key go together");
+	if ((o->tls_cert != NULL || o->tls_ca != NULL) && o->server == NULL)
+		return usage_error("%s", "--tls-* options need --server URL");
+	return -1; /* go on */
+}
+
+static char con_replay_path[PATH_MAX];
+
+static const char *
+default_replay(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(con_replay_path, sizeof con_replay_path, "%s/../tools/replay/vigil-replay",
+		    dirname(self));
+		if (access(con_replay_path, X_OK) == 0)
+			return con_replay_path;
+		snprintf(self, sizeof self, "%s", con_replay_path);
+		snprintf(con_replay_path, sizeof con_replay_path, "%s/vigil-replay", dirname(dirname(dirname(self))));
+		if (access(con_replay_path, X_OK) == 0)
+			return con_replay_path;
+	}
+	return "vigil-replay";
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	con_app *app = arg;
+	char err[256] = "";
+	uint32_t n = 0;
+	bool more = false;
+	struct timeval tv;
+	vigil_err rv;
+
+	(void)fd;
+	(void)what;
+	rv = con_index_ingest(app->ix, app->archive_dir, CON_INGEST_BATCH, &n, &more, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		if (strcmp(err, app->last_ingest_err) != 0)
+			fprintf(stderr, "vigil-console: index: %s (retrying)\n", err);
+		snprintf(app->last_ingest_err, sizeof app->last_ingest_err, "%s", err);
+		more = false;
+	} else if (app->last_ingest_err[0] != '\0') {
+		fprintf(stderr, "vigil-console: index: ok again\n");
+		app->last_ingest_err[0] = '\0';
+	}
+	/* caught up: sweep old entries, a slice per tick, a sweep an hour */
+	if (!more && rv == VIGIL_OK) {
+		int64_t now = vigil_now_ms();
+		if (app->pruning || now - app->pruned_at_ms > 3600 * 1000) {
+			bool done = false;
+			uint64_t deleted = 0;
+			if (con_index_prune(app->ix, app->o.keep_days, now, 20000, &done, &deleted) ==
+			    VIGIL_OK) {
+				app->pruning = !done;
+				if (done)
+					app->pruned_at_ms = now;
+			}
+		}
+	}
+	/* more ready: come back at once, after the HTTP events queued meanwhile */
+	tv.tv_sec = more ? 0 : app->o.poll_ms / 1000;
+	tv.tv_usec = more ? 0 : (suseconds_t)(app->o.poll_ms % 1000) * 1000;
+	evtimer_add(app->tick, &tv);
+}
+
+static void
+on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	con_app *app = arg;
+
+	(void)what;
+	if (!app->o.quiet)
+		fprintf(stderr, "vigil-console: %s: stopping\n", strsignal((int)sig));
+	event_base_loopbreak(app->base);
+}
+
+static void
+on_child(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	con_rules_child_exited(arg);
+}
+
+static int
+mkdir_p1(const char *path)
+{
+	if (mkdir(path, 0750) == 0 || errno == EEXIST)
+		return 0;
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	con_app app;
+	char err[512] = "", path[4300];
+	struct timeval now = { 0, 0 };
+	struct stat st;
+	vigil_err rv;
+	int ret = 1;
+
+	memset(&app, 0, sizeof app);
+	ret = parse_args(argc, argv, &app.o);
+	if (ret >= 0)
+		return ret;
+	ret = 1;
+	if (app.o.replay == NULL)
+		app.o.replay = default_replay();
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(app.archive_dir, sizeof app.archive_dir, "%s/archive", app.o.data);
+	if (stat(app.o.data, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "vigil-console: --data %s: not a directory\n", app.o.data);
+		return 1;
+	}
+	if (mkdir_p1(app.o.state) != 0) {
+		fprintf(stderr, "vigil-console: --state %s: %s\n", app.o.state, strerror(errno));
+		return 1;
+	}
+	snprintf(path, sizeof path, "%s/tmp", app.o.state);
+	if (mkdir_p1(path) != 0) {
+		fprintf(stderr, "vigil-console: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	rv = con_auth_load(app.o.tokens, &app.auth, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: tokens: %s\n", err);
+		return rv == VIGIL_EINVAL || rv == VIGIL_ETOOBIG ? 2 : 1;
+	}
+	snprintf(path, sizeof path, "%s/index", app.o.state);
+	rv = con_index_open(path, app.o.map_gib, &app.ix, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: %s\n", err);
+		goto out;
+	}
+	snprintf(path, sizeof path, "%s/audit.log", app.o.state);
+	rv = con_audit_open(path, &app.audit, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: audit log: %s\n", err);
+		goto out;
+	}
+	rv = con_rules_init(&app, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: rules: %s\n", err);
+		goto out;
+	}
+	if (app.o.server != NULL) {
+		const char *urls[1] = { app.o.server };
+		vigil_client_opts co = { .connect_wait_ms = -1, .timeout_ms = 2000, .max_attempts = 2,
+			.tls_cert = app.o.tls_cert, .tls_key = app.o.tls_key, .tls_ca = app.o.tls_ca,
+			.tls_server_name = app.o.tls_server_name };
+		vigil_client_errinfo ei;
+		if (vigil_client_open(urls, 1, &co, &app.client, &ei) != VIGIL_CLIENT_OK) {
+			fprintf(stderr, "vigil-console: --server %s: %s\n", app.o.server, ei.message);
+			ret = 2;
+			goto out;
+		}
+	}
+	app.base = event_base_new();
+	if (app.base == NULL) {
+		fprintf(stderr, "vigil-console: out of memory\n");
+		goto out;
+	}
+	rv = con_http_start(&app, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: %s\n", err);
+		ret = rv == VIGIL_EINVAL ? 2 : 1;
+		goto out;
+	}
+	app.tick = evtimer_new(app.base, on_tick, &app);
+	app.sigint = evsignal_new(app.base, SIGINT, on_stop, &app);
+	app.sigterm = evsignal_new(app.base, SIGTERM, on_stop, &app);
+	app.sigchld = evsignal_new(app.base, SIGCHLD, on_child, &app);
+	if (app.tick == NULL || app.sigint == NULL || app.sigterm == NULL || app.sigchld == NULL ||
+	    evsignal_add(app.sigint, NULL) != 0 || evsignal_add(app.sigterm, NULL) != 0 ||
+	    evsignal_add(app.sigchld, NULL) != 0) {
+		fprintf(stderr, "vigil-console: cannot set up the event loop\n");
+		goto out;
+	}
+	evtimer_add(app.tick, &now);
+	if (!app.o.quiet) {
+		con_tailpos p;
+		con_index_pos(app.ix, &p);
+		fprintf(stderr, "vigil-console: listening on http://%s/ (data %s, index at archive "
+		    "seq %llu, %u analysts)\n", app.o.listen, app.o.data,
+		    (unsigned long long)p.last_seq, app.auth.n);
+	}
+	event_base_dispatch(app.base);
+	ret = 0;
+out:
+	con_rules_abort(&app);
+	con_http_stop(&app);
+	if (app.tick != NULL)
+		event_free(app.tick);
+	if (app.sigint != NULL)
+		event_free(app.sigint);
+	if (app.sigterm != NULL)
+		event_free(app.sigterm);
+	if (app.sigchld != NULL)
+		event_free(app.sigchld);
+	if (app.base != NULL)
+		event_base_free(app.base);
+	vigil_client_close(app.client);
+	app_model_free(app.model);
+	store_gen_close(app.gen);
+	con_rules_fini(&app);
+	con_audit_close(app.audit);
+	con_index_close(app.ix);
+	return ret;
+}

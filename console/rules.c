@@ -1,0 +1,1232 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/rules.c - the rule file as analysts edit it (docs/console.md,
+ * "Rules"): what is loaded and how each rule did over the last days (from
+ * the index), a check that compiles an edited text exactly as vigild would
+ * (rules_compile against app/'s schema, list files resolved next to the
+ * deployed file), a back-test that replays the last N days of the archive
+ * with vigil-replay for both files (two child processes, posix_spawn; the
+ * event loop goes on meanwhile) and diffs their decisions, a deploy guarded
+ * by the hash the edit started from, versions kept under STATE/rules for
+ * roll-back, and the blocked-cards list.
+ */
+#include <errno.h>
+#include <event2/http.h>
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "console.h"
+#include "rules.h"
+
+extern char **environ;
+
+#define RULES_TEXT_MAX   (1u << 20)
+#define BT_CASES_MAX     200
+#define BT_TIMEOUT_S     600
+#define DIFF_LINES_MAX   4000
+
+struct con_rulestate {
+	char          dir[4096];      /* of the deployed file: list files resolve here */
+	char          base[256];      /* its file name */
+	char          vdir[4096];     /* STATE/rules */
+	rules_schema *schema;
+	rules_prog   *prog;           /* compiled current file, for reasons */
+	char          prog_hash[33];
+};
+
+struct con_backtest {
+	con_app                  *app;
+	struct evhttp_request    *req;
+	struct evhttp_connection *conn;
+	con_user                  who;
+	pid_t                     pid[2];
+	int                       status[2];
+	bool                      done[2];
+	char                      tmp[4096];
+	char                      edited[4500];
+	int64_t                   from_ms, to_ms;
+	uint32_t                  days;
+	bool                      nightly;
+	uint64_t                  t0;
+	struct event             *timer;
+};
+
+/* ---- helpers ---- */
+
+static vigil_err
+edit_read_current(con_app *app, char **ret_text, size_t *ret_len, char ret_hash[33])
+{
+	vigil_err rv = con_file_read(app->o.rules, RULES_TEXT_MAX, ret_text, ret_len);
+
+	if (rv == VIGIL_OK)
+		con_hash_hex(*ret_text, *ret_len, ret_hash);
+	return rv;
+}
+
+static vigil_err
+edit_compile_text(con_rulestate *rs, const char *text, size_t len, rules_prog **ret_prog,
+    rules_diags *ret_diags)
+{
+	rules_opts o = { .base_dir = rs->dir };
+
+	memset(ret_diags, 0, sizeof *ret_diags);
+	return rules_compile(rs->base, text, len, rs->schema, &o, ret_prog, ret_diags);
+}
+
+/* The source line n (1-based) of text, into buf. */
+static void
+edit_line(const char *text, size_t len, uint32_t n, char *buf, size_t buflen)
+{
+	const char *p = text, *end = text + len;
+
+	buf[0] = '\0';
+	for (uint32_t i = 1; i < n && p < end; i++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			return;
+		p = nl + 1;
+	}
+	if (p >= end)
+		return;
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	size_t l = (size_t)((nl != NULL ? nl : end) - p);
+	if (l >= buflen)
+		l = buflen - 1;
+	memcpy(buf, p, l);
+	buf[l] = '\0';
+	vigil_utf8_line(buf);
+}
+
+static json_t *
+edit_diags_json(const rules_diags *d, const char *text, size_t len)
+{
+	json_t *arr = json_array();
+
+	for (uint32_t i = 0; i < d->count; i++) {
+		char src[256], where[300];
+		const rules_diag *e = &d->items[i];
+		edit_line(text, len, e->line, src, sizeof src);
+		snprintf(where, sizeof where, "%s:%u:%u: %s", d->file, e->line, e->col, e->msg);
+		json_array_append_new(arr, json_pack("{s:i, s:i, s:s, s:s, s:s}", "line", (int)e->line,
+		    "col", (int)e->col, "message", e->msg, "where", where, "source", src));
+	}
+	return arr;
+}
+
+static void
+edit_send_diags(struct evhttp_request *req, const rules_diags *d, const char *text, size_t len)
+{
+	json_t *errs = edit_diags_json(d, text, len);
+	json_t *first = json_array_get(errs, 0);
+
+	con_send_json(req, 422, json_pack("{s:b, s:s, s:s, s:o, s:i}", "ok", false, "error",
+	    first != NULL ? json_string_value(json_object_get(first, "where")) : "does not compile",
+	    "field", "text", "errors", errs, "dropped", (int)d->dropped));
+}
+
+/* Reads {"text": "..."} (and the other keys allowed) from the body. */
+static json_t *
+edit_body(struct evhttp_request *req, const char *const *allowed, const char **ret_text,
+    size_t *ret_len)
+{
+	json_t *b = con_body_json(req), *t;
+	const char *key;
+	json_t *val;
+
+	if (b == NULL)
+		return NULL;
+	json_object_foreach(b, key, val) {
+		bool ok = false;
+		for (const char *const *a = allowed; *a != NULL && !ok; a++)
+			ok = strcmp(*a, key) == 0;
+		if (!ok) {
+			con_send_error(req, 400, key, "%s: unknown key", key);
+			json_decref(b);
+			return NULL;
+		}
+	}
+	if (ret_text != NULL) {
+		t = json_object_get(b, "text");
+		if (!json_is_string(t)) {
+			con_send_error(req, 400, "text", "text: the rule file's text (a string) is required");
+			json_decref(b);
+			return NULL;
+		}
+		*ret_text = json_string_value(t);
+		*ret_len = json_string_length(t);
+		if (*ret_len > RULES_TEXT_MAX) {
+			con_send_error(req, 413, "text", "text: over %u bytes", RULES_TEXT_MAX);
+			json_decref(b);
+			return NULL;
+		}
+	}
+	return b;
+}
+
+/* ---- versions (STATE/rules/NNNNNN.rules + versions.jsonl) ---- */
+
+static json_t *
+edit_versions_load(con_rulestate *rs)
+{
+	char path[4200], *buf = NULL;
+	size_t len = 0;
+	json_t *arr = json_array();
+
+	snprintf(path, sizeof path, "%s/versions.jsonl", rs->vdir);
+	if (con_file_read(path, 64u << 20, &buf, &len) != VIGIL_OK)
+		return arr;
+	for (char *p = buf, *nl; p < buf + len; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(buf + len - p));
+		if (nl == NULL)
+			nl = buf + len;
+		json_t *o = json_loadb(p, (size_t)(nl - p), 0, NULL);
+		if (o != NULL)
+			json_array_append_new(arr, o);
+	}
+	free(buf);
+	return arr;
+}
+
+/* Saves text as the next version; *ret_version its number. */
+static vigil_err
+edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *hash,
+    const char *who, const char *action, const char *message, int *ret_version, char *errbuf,
+    size_t errlen)
+{
+	json_t *vs = edit_versions_load(rs), *o;
+	char path[4200], ts[32], *line;
+	int n = (int)json_array_size(vs) + 1, fd;
+	vigil_err rv;
+
+	json_decref(vs);
+	snprintf(path, sizeof path, "%s/%06d.rules", rs->vdir, n);
+	rv = con_file_write_atomic(path, text, len, errbuf, errlen);
+	if (rv != VIGIL_OK)
+		return rv;
+	vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
+	o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "version", n, "hash", hash, "who", who,
+	    "at", ts, "action", action, "message", message != NULL ? message : "");
+	line = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	json_decref(o);
+	if (line == NULL)
+		return VIGIL_ENOMEM;
+	snprintf(path, sizeof path, "%s/versions.jsonl", rs->vdir);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	size_t l = strlen(line);
+	line[l++] = '\n';
+	if (fd < 0 || write(fd, line, l) != (ssize_t)l || fdatasync(fd) != 0) {
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+		rv = VIGIL_EIO;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(line);
+	*ret_version = n;
+	return rv;
+}
+
+static const char *
+edit_latest_hash(json_t *vs)
+{
+	json_t *last = json_array_get(vs, json_array_size(vs) - 1);
+	return last != NULL ? json_string_value(json_object_get(last, "hash")) : NULL;
+}
+
+vigil_err
+con_rules_init(con_app *app, char *errbuf, size_t errlen)
+{
+	con_rulestate *rs = calloc(1, sizeof *rs);
+	char tmp[4096], hash[33], *text = NULL;
+	size_t len;
+	json_t *vs;
+	vigil_err rv;
+	int v;
+
+	if (rs == NULL)
+		return VIGIL_ENOMEM;
+	app->rs = rs;
+	snprintf(tmp, sizeof tmp, "%s", app->o.rules);
+	snprintf(rs->dir, sizeof rs->dir, "%s", dirname(tmp));
+	snprintf(tmp, sizeof tmp, "%s", app->o.rules);
+	snprintf(rs->base, sizeof rs->base, "%s", basename(tmp));
+	snprintf(rs->vdir, sizeof rs->vdir, "%s/rules", app->o.state);
+	if (mkdir(rs->vdir, 0750) != 0 && errno != EEXIST) {
+		snprintf(errbuf, errlen, "%s: %s", rs->vdir, strerror(errno));
+		return vigil_err_from_errno(errno);
+	}
+	rv = app_rules_schema(&rs->schema);
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "rules schema: %s", vigil_strerror(rv));
+		return rv;
+	}
+	rv = edit_read_current(app, &text, &len, hash);
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "%s: %s", app->o.rules, vigil_strerror(rv));
+		return rv;
+	}
+	/* the file as found is a version: roll-back can return to it */
+	vs = edit_versions_load(rs);
+	const char *latest = edit_latest_hash(vs);
+	if (latest == NULL || strcmp(latest, hash) != 0)
+		rv = edit_version_save(rs, text, len, hash, "-", "found", "the file as the console "
+		    "found it at start", &v, errbuf, errlen);
+	json_decref(vs);
+	free(text);
+	return rv;
+}
+
+void
+con_rules_fini(con_app *app)
+{
+	if (app->rs == NULL)
+		return;
+	rules_prog_free(app->rs->prog);
+	rules_schema_free(app->rs->schema);
+	free(app->rs);
+	app->rs = NULL;
+}
+
+/* The compiled current file (recompiled when its text changed). */
+static const rules_prog *
+edit_current_prog(con_app *app)
+{
+	con_rulestate *rs = app->rs;
+	char hash[33], *text = NULL;
+	size_t len;
+	rules_diags d;
+	rules_prog *p = NULL;
+
+	if (edit_read_current(app, &text, &len, hash) != VIGIL_OK)
+		return rs->prog;
+	if (rs->prog == NULL || strcmp(hash, rs->prog_hash) != 0) {
+		if (edit_compile_text(rs, text, len, &p, &d) == VIGIL_OK) {
+			rules_prog_free(rs->prog);
+			rs->prog = p;
+			snprintf(rs->prog_hash, sizeof rs->prog_hash, "%s", hash);
+		}
+	}
+	free(text);
+	return rs->prog;
+}
+
+vigil_err
+con_rules_rule_info(con_app *app, const char *name, const char **ret_reason, int32_t *ret_points)
+{
+	const rules_prog *p = edit_current_prog(app);
+	rules_rule_info ri;
+	uint32_t i;
+
+	if (p == NULL || name == NULL || rules_prog_rule_find(p, name, &i) != VIGIL_OK)
+		return VIGIL_ENOTFOUND;
+	rules_prog_rule(p, i, &ri);
+	*ret_reason = ri.reason;
+	*ret_points = ri.points;
+	return VIGIL_OK;
+}
+
+/* ---- GET /api/rules ---- */
+
+typedef struct edit_stat_ctx {
+	con_app *app;
+	json_t  *by_name; /* name -> {hits, fraud, legit} */
+	con_stat total;
+} edit_stat_ctx;
+
+static void
+edit_stat_each(void *arg, uint16_t rule, const con_stat *st)
+{
+	edit_stat_ctx *c = arg;
+	const char *name;
+
+	if (rule == CON_STAT_TOTAL) {
+		c->total = *st;
+		return;
+	}
+	name = con_index_rule_name(c->app->ix, rule);
+	if (name == NULL || st->n == 0)
+		return;
+	json_object_set_new(c->by_name, name, json_pack("{s:I, s:I, s:I}", "hits", (json_int_t)st->n,
+	    "fraud", (json_int_t)st->fraud, "legit", (json_int_t)st->legit));
+}
+
+static json_t *
+edit_ratio(uint64_t a, uint64_t b)
+{
+	return b > 0 ? json_real((double)a / (double)b) : json_null();
+}
+
+static uint32_t
+edit_days_param(struct evhttp_request *req, uint32_t def, bool *ret_ok)
+{
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq kv;
+	const char *v;
+	uint32_t days = def;
+
+	*ret_ok = true;
+	TAILQ_INIT(&kv);
+	if (qs == NULL)
+		return days;
+	if (evhttp_parse_query_str(qs, &kv) != 0) {
+		*ret_ok = false;
+		return 0;
+	}
+	v = evhttp_find_header(&kv, "days");
+	if (v != NULL) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || n < 1 || n > 365)
+			*ret_ok = false;
+		days = (uint32_t)n;
+	}
+	evhttp_clear_headers(&kv);
+	return days;
+}
+
+void
+con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	con_rulestate *rs = app->rs;
+	char hash[33], *text = NULL;
+	size_t len;
+	rules_diags d;
+	rules_prog *p = NULL;
+	con_tailpos pos;
+	edit_stat_ctx sc = { app, json_object(), { 0 } };
+	json_t *o, *rules, *vs;
+	uint32_t days;
+	bool ok;
+	vigil_err rv;
+
+	(void)who;
+	days = edit_days_param(req, 7, &ok);
+	if (!ok) {
+		con_send_error(req, 400, "days", "days: 1-365");
+		json_decref(sc.by_name);
+		return;
+	}
+	rv = edit_read_current(app, &text, &len, hash);
+	if (rv != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "%s: %s", app->o.rules, vigil_strerror(rv));
+		json_decref(sc.by_name);
+		return;
+	}
+	con_index_pos(app->ix, &pos);
+	int64_t last_day = pos.max_event_ms > 0 ? pos.max_event_ms / VIGIL_MS_PER_DAY : 0;
+	(void)con_index_stats(app->ix, last_day - days + 1, last_day, edit_stat_each, &sc);
+	o = json_pack("{s:s, s:s, s:s%, s:i}", "path", app->o.rules, "hash", hash, "text", text, len,
+	    "days", (int)days);
+	json_object_set_new(o, "window", json_pack("{s:o, s:o}",
+	    "from", last_day > 0 ? json_integer((last_day - days + 1) * VIGIL_MS_PER_DAY) : json_null(),
+	    "to", last_day > 0 ? json_integer((last_day + 1) * VIGIL_MS_PER_DAY) : json_null()));
+	json_object_set_new(o, "scored", json_integer((json_int_t)sc.total.n));
+	json_object_set_new(o, "alerts", json_integer((json_int_t)sc.total.alerts));
+	json_object_set_new(o, "alert_rate", edit_ratio(sc.total.alerts, sc.total.n));
+	rules = json_array();
+	if (edit_compile_text(rs, text, len, &p, &d) == VIGIL_OK) {
+		int32_t review_at, decline_at;
+		rules_prog_bands(p, &review_at, &decline_at);
+		json_object_set_new(o, "version", json_string(rules_prog_version(p)));
+		json_object_set_new(o, "content_hash", json_string(rules_prog_hash(p)));
+		json_object_set_new(o, "review_at", json_integer(review_at));
+		json_object_set_new(o, "decline_at", json_integer(decline_at));
+		json_object_set_new(o, "errors", json_array());
+		for (uint32_t i = 0; i < rules_prog_nrules(p); i++) {
+			rules_rule_info ri;
+			json_t *st, *tags = json_array();
+			rules_prog_rule(p, i, &ri);
+			for (uint32_t t = 0; t < ri.ntags; t++)
+				json_array_append_new(tags, json_string(ri.tags[t]));
+			st = json_object_get(sc.by_name, ri.name);
+			uint64_t hits = st ? (uint64_t)json_integer_value(json_object_get(st, "hits")) : 0;
+			uint64_t fraud = st ? (uint64_t)json_integer_value(json_object_get(st, "fraud")) : 0;
+			uint64_t legit = st ? (uint64_t)json_integer_value(json_object_get(st, "legit")) : 0;
+			json_array_append_new(rules, json_pack("{s:s, s:i, s:s, s:s, s:o, s:i, s:b, s:I, "
+			    "s:I, s:I, s:o}", "name", ri.name, "points", (int)ri.points,
+			    "mode", rules_mode_name(ri.mode), "reason", ri.reason ? ri.reason : "",
+			    "tags", tags, "line", (int)ri.line, "shadow", ri.mode == RULES_MODE_SHADOW,
+			    "hits", (json_int_t)hits, "fraud", (json_int_t)fraud,
+			    "labelled", (json_int_t)(fraud + legit),
+			    "precision", edit_ratio(fraud, hits)));
+		}
+		rules_prog_free(p);
+	} else {
+		json_object_set_new(o, "version", json_null());
+		json_object_set_new(o, "errors", edit_diags_json(&d, text, len));
+	}
+	json_object_set_new(o, "rules", rules);
+	vs = edit_versions_load(rs);
+	json_object_set_new(o, "versions", json_integer((json_int_t)json_array_size(vs)));
+	json_decref(vs);
+	json_decref(sc.by_name);
+	free(text);
+	con_send_json(req, 200, o);
+}
+
+/* ---- POST /api/rules/check ---- */
+
+void
+con_api_rules_check(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	static const char *const keys[] = { "text", NULL };
+	const char *text;
+	size_t len;
+	rules_prog *p = NULL;
+	rules_diags d;
+	json_t *b;
+
+	(void)who;
+	b = edit_body(req, keys, &text, &len);
+	if (b == NULL)
+		return;
+	if (edit_compile_text(app->rs, text, len, &p, &d) != VIGIL_OK) {
+		edit_send_diags(req, &d, text, len);
+	} else {
+		char hash[33];
+		con_hash_hex(text, len, hash);
+		con_send_json(req, 200, json_pack("{s:b, s:s, s:i, s:s, s:s}", "ok", true,
+		    "version", rules_prog_version(p), "rules", (int)rules_prog_nrules(p),
+		    "hash", hash, "content_hash", rules_prog_hash(p)));
+		rules_prog_free(p);
+	}
+	json_decref(b);
+}
+
+/* ---- deploy, roll-back ---- */
+
+/* Line diff of a and b (LCS on lines, capped): ["-old", "+new", ...]. */
+static json_t *
+edit_diff(const char *a, size_t alen, const char *b, size_t blen)
+{
+	const char *al[DIFF_LINES_MAX], *bl[DIFF_LINES_MAX];
+	size_t aln[DIFF_LINES_MAX], bln[DIFF_LINES_MAX];
+	uint32_t na = 0, nb = 0;
+	json_t *out = json_array();
+	uint16_t *t;
+
+	for (const char *p = a, *e = a + alen; p < e && na < DIFF_LINES_MAX; na++) {
+		const char *nl = memchr(p, '\n', (size_t)(e - p));
+		al[na] = p;
+		aln[na] = (size_t)((nl ? nl : e) - p);
+		p = nl ? nl + 1 : e;
+	}
+	for (const char *p = b, *e = b + blen; p < e && nb < DIFF_LINES_MAX; nb++) {
+		const char *nl = memchr(p, '\n', (size_t)(e - p));
+		bl[nb] = p;
+		bln[nb] = (size_t)((nl ? nl : e) - p);
+		p = nl ? nl + 1 : e;
+	}
+	/* suffix LCS table, (na+1) x (nb+1) uint16 */
+	t = calloc((size_t)(na + 1) * (nb + 1), sizeof *t);
+	if (t == NULL)
+		return json_string("(diff too large)");
+#define T(i, j) t[(size_t)(i) * (nb + 1) + (j)]
+	for (int i = (int)na - 1; i >= 0; i--)
+		for (int j = (int)nb - 1; j >= 0; j--)
+			T(i, j) = aln[i] == bln[j] && memcmp(al[i], bl[j], aln[i]) == 0 ?
+			    (uint16_t)(T(i + 1, j + 1) + 1) :
+			    (T(i + 1, j) >= T(i, j + 1) ? T(i + 1, j) : T(i, j + 1));
+	uint32_t i = 0, j = 0;
+	char line[1024];
+	while (i < na || j < nb) {
+		if (i < na && j < nb && aln[i] == bln[j] && memcmp(al[i], bl[j], aln[i]) == 0) {
+			i++;
+			j++;
+		} else if (i < na && (j == nb || T(i + 1, j) >= T(i, j + 1))) {
+			/* removals first, as diff(1) prints them */
+			snprintf(line, sizeof line, "-%u: %.*s", i + 1, (int)(aln[i] < 900 ? aln[i] : 900), al[i]);
+			vigil_utf8_line(line);
+			json_array_append_new(out, json_string(line));
+			i++;
+		} else {
+			snprintf(line, sizeof line, "+%u: %.*s", j + 1, (int)(bln[j] < 900 ? bln[j] : 900), bl[j]);
+			vigil_utf8_line(line);
+			json_array_append_new(out, json_string(line));
+			j++;
+		}
+	}
+#undef T
+	free(t);
+	return out;
+}
+
+static void
+edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *text, size_t len, const char *base_hash, const char *action,
+    const char *message, int from_version)
+{
+	con_rulestate *rs = app->rs;
+	char cur_hash[33], new_hash[33], err[512], *cur = NULL;
+	size_t cur_len = 0;
+	rules_prog *p = NULL;
+	rules_diags d;
+	json_t *before, *after;
+	int version = 0;
+	vigil_err rv;
+
+	rv = edit_read_current(app, &cur, &cur_len, cur_hash);
+	if (rv != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "%s: %s", app->o.rules, vigil_strerror(rv));
+		return;
+	}
+	if (strcmp(cur_hash, base_hash) != 0) {
+		con_send_json(req, 409, json_pack("{s:s, s:s, s:s}", "error", "the rule file changed "
+		    "since this edit started (base_hash is stale): reload, merge and try again",
+		    "field", "base_hash", "current_hash", cur_hash));
+		goto out;
+	}
+	if (edit_compile_text(rs, text, len, &p, &d) != VIGIL_OK) {
+		edit_send_diags(req, &d, text, len);
+		goto out;
+	}
+	con_hash_hex(text, len, new_hash);
+	if (strcmp(new_hash, cur_hash) == 0) {
+		con_send_json(req, 200, json_pack("{s:b, s:s, s:s, s:b}", "ok", true, "hash", new_hash,
+		    "content_hash", rules_prog_hash(p), "changed", false));
+		goto out;
+	}
+	rv = edit_version_save(rs, text, len, new_hash, who->name, action, message, &version, err,
+	    sizeof err);
+	if (rv == VIGIL_OK)
+		rv = con_file_write_atomic(app->o.rules, text, len, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "deploy: %s", err);
+		goto out;
+	}
+	before = json_pack("{s:s}", "hash", cur_hash);
+	after = json_pack("{s:s, s:s, s:i, s:o}", "hash", new_hash, "content_hash",
+	    rules_prog_hash(p), "version", version, "diff", edit_diff(cur, cur_len, text, len));
+	if (from_version > 0)
+		json_object_set_new(after, "rolled_back_to", json_integer(from_version));
+	if (message != NULL)
+		json_object_set_new(after, "message", json_string(message));
+	if (con_audit_write(app->audit, who, action, app->o.rules, before, after) != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "deployed, but the audit log could not be written");
+		goto out;
+	}
+	con_send_json(req, 200, json_pack("{s:b, s:s, s:s, s:i, s:s, s:b}", "ok", true, "hash",
+	    new_hash, "content_hash", rules_prog_hash(p), "version", version, "rules_version",
+	    rules_prog_version(p), "changed", true));
+out:
+	rules_prog_free(p);
+	free(cur);
+}
+
+void
+con_api_rules_deploy(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	static const char *const keys[] = { "text", "base_hash", "message", NULL };
+	const char *text, *base, *msg;
+	size_t len;
+	json_t *b = edit_body(req, keys, &text, &len);
+
+	if (b == NULL)
+		return;
+	base = json_string_value(json_object_get(b, "base_hash"));
+	msg = json_string_value(json_object_get(b, "message"));
+	if (base == NULL)
+		con_send_error(req, 400, "base_hash", "base_hash: the hash of the file the edit started "
+		    "from (GET /api/rules) is required");
+	else if (json_object_get(b, "message") != NULL && (msg == NULL || strlen(msg) > 500))
+		con_send_error(req, 400, "message", "message: a string of at most 500 bytes");
+	else
+		edit_deploy_text(app, req, who, text, len, base, "deploy_rules", msg, 0);
+	json_decref(b);
+}
+
+void
+con_api_rules_rollback(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	static const char *const keys[] = { "version", "base_hash", NULL };
+	json_t *b = edit_body(req, keys, NULL, NULL), *jv;
+	const char *base;
+	char path[4200], *text = NULL, msg[64];
+	size_t len;
+	json_int_t v;
+
+	if (b == NULL)
+		return;
+	jv = json_object_get(b, "version");
+	base = json_string_value(json_object_get(b, "base_hash"));
+	v = json_is_integer(jv) ? json_integer_value(jv) : 0;
+	if (v < 1 || v > 999999) {
+		con_send_error(req, 400, "version", "version: a version number (GET /api/rules/versions)");
+	} else if (base == NULL) {
+		con_send_error(req, 400, "base_hash", "base_hash: the hash of the current file is required");
+	} else {
+		snprintf(path, sizeof path, "%s/%06d.rules", app->rs->vdir, (int)v);
+		if (con_file_read(path, RULES_TEXT_MAX, &text, &len) != VIGIL_OK) {
+			con_send_error(req, 404, "version", "version %d: no such version", (int)v);
+		} else {
+			snprintf(msg, sizeof msg, "roll back to version %d", (int)v);
+			edit_deploy_text(app, req, who, text, len, base, "rollback_rules", msg, (int)v);
+		}
+	}
+	free(text);
+	json_decref(b);
+}
+
+void
+con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *version)
+{
+	char path[4200], *text = NULL, *end;
+	size_t len;
+	long v;
+
+	(void)who;
+	if (version == NULL) {
+		json_t *vs = edit_versions_load(app->rs);
+		con_send_json(req, 200, json_pack("{s:o}", "versions", vs));
+		return;
+	}
+	v = strtol(version, &end, 10);
+	if (*version == '\0' || *end != '\0' || v < 1 || v > 999999) {
+		con_send_error(req, 400, "version", "version: a number");
+		return;
+	}
+	snprintf(path, sizeof path, "%s/%06ld.rules", app->rs->vdir, v);
+	if (con_file_read(path, RULES_TEXT_MAX, &text, &len) != VIGIL_OK) {
+		con_send_error(req, 404, "version", "version %ld: no such version", v);
+		return;
+	}
+	char hash[33];
+	con_hash_hex(text, len, hash);
+	con_send_json(req, 200, json_pack("{s:i, s:s, s:s%}", "version", (int)v, "hash", hash,
+	    "text", text, len));
+	free(text);
+}
+
+/* ---- the blocked-cards list ---- */
+
+/* Finds `list NAME = file "PATH"` in the rule text. */
+static bool
+edit_list_file(const char *text, const char *name, char *ret_path, size_t len)
+{
+	for (const char *p = text; p != NULL && *p != '\0';) {
+		char n[64], f[1024];
+		const char *nl = strchr(p, '\n');
+		char line[1200];
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (l < sizeof line) {
+			memcpy(line, p, l);
+			line[l] = '\0';
+			if (sscanf(line, " list %63[A-Za-z0-9_] = file \"%1023[^\"]\"", n, f) == 2 &&
+			    strcmp(n, name) == 0) {
+				snprintf(ret_path, len, "%s", f);
+				return true;
+			}
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	return false;
+}
+
+vigil_err
+con_rules_block_card(con_app *app, const char *card_id, bool *ret_added, char *ret_path,
+    size_t pathlen, char *errbuf, size_t errlen)
+{
+	char hash[33], rel[1024], *text = NULL, *list = NULL, *out = NULL;
+	size_t len, llen = 0;
+	vigil_err rv;
+
+	*ret_added = false;
+	rv = edit_read_current(app, &text, &len, hash);
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "%s: %s", app->o.rules, vigil_strerror(rv));
+		return rv;
+	}
+	if (!edit_list_file(text, app->o.blocked_list, rel, sizeof rel)) {
+		snprintf(errbuf, errlen, "%s has no `list %s = file \"...\"`: nowhere to block a card",
+		    app->o.rules, app->o.blocked_list);
+		free(text);
+		return VIGIL_ENOTFOUND;
+	}
+	free(text);
+	if (rel[0] == '/')
+		snprintf(ret_path, pathlen, "%s", rel);
+	else
+		snprintf(ret_path, pathlen, "%s/%s", app->rs->dir, rel);
+	rv = con_file_read(ret_path, 64u << 20, &list, &llen);
+	if (rv == VIGIL_ENOTFOUND) {
+		list = strdup("");
+		llen = 0;
+		rv = list != NULL ? VIGIL_OK : VIGIL_ENOMEM;
+	}
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "%s: %s", ret_path, vigil_strerror(rv));
+		return rv;
+	}
+	/* already there, as a whole line? */
+	size_t cl = strlen(card_id);
+	for (const char *p = list; p < list + llen;) {
+		const char *nl = memchr(p, '\n', (size_t)(list + llen - p));
+		size_t l = (size_t)((nl ? nl : list + llen) - p);
+		while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '\t' || p[l - 1] == '\r'))
+			l--;
+		if (l == cl && memcmp(p, card_id, cl) == 0) {
+			free(list);
+			return VIGIL_OK;
+		}
+		p = nl ? nl + 1 : list + llen;
+	}
+	out = malloc(llen + cl + 3);
+	if (out == NULL) {
+		free(list);
+		return VIGIL_ENOMEM;
+	}
+	memcpy(out, list, llen);
+	size_t n = llen;
+	if (n > 0 && out[n - 1] != '\n')
+		out[n++] = '\n';
+	memcpy(out + n, card_id, cl);
+	n += cl;
+	out[n++] = '\n';
+	rv = con_file_write_atomic(ret_path, out, n, errbuf, errlen);
+	if (rv == VIGIL_OK)
+		*ret_added = true;
+	free(out);
+	free(list);
+	return rv;
+}
+
+/* ---- POST /api/rules/backtest ---- */
+
+static int
+bt_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+bt_free(con_backtest *bt)
+{
+	if (bt == NULL)
+		return;
+	if (bt->timer != NULL)
+		event_free(bt->timer);
+	if (bt->edited[0] != '\0')
+		unlink(bt->edited);
+	if (bt->tmp[0] != '\0' && getenv("VIGIL_CONSOLE_KEEP_BACKTEST") == NULL)
+		nftw(bt->tmp, bt_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(bt);
+}
+
+static void
+bt_conn_closed(void *arg)
+{
+	con_backtest *bt = arg;
+
+	bt->req = NULL; /* the client went away: nobody to answer */
+	bt->conn = NULL;
+}
+
+static void
+bt_reply(con_backtest *bt, int code, json_t *o)
+{
+	if (bt->conn != NULL)
+		con_conns_on_close(bt->app, bt->conn, NULL, NULL);
+	if (bt->req != NULL)
+		con_send_json(bt->req, code, o);
+	else
+		json_decref(o);
+	bt->req = NULL;
+	bt->conn = NULL;
+}
+
+static vigil_err
+bt_spawn(con_backtest *bt, int i, const char *rules)
+{
+	con_app *app = bt->app;
+	char from[32], to[32], res[4200], sum[4200], out[4200], work[4200];
+	const char *argv[32];
+	int n = 0, rc;
+	posix_spawn_file_actions_t fa;
+
+	vigil_time_format_rfc3339(bt->from_ms, from, sizeof from);
+	vigil_time_format_rfc3339(bt->to_ms, to, sizeof to);
+	snprintf(res, sizeof res, "%s/results%d.jsonl", bt->tmp, i);
+	snprintf(sum, sizeof sum, "%s/summary%d.json", bt->tmp, i);
+	snprintf(out, sizeof out, "%s/replay%d.log", bt->tmp, i);
+	snprintf(work, sizeof work, "%s/work%d", bt->tmp, i);
+	argv[n++] = app->o.replay;
+	argv[n++] = "--archive";
+	argv[n++] = app->o.data;
+	argv[n++] = "--from";
+	argv[n++] = from;
+	argv[n++] = "--to";
+	argv[n++] = to;
+	argv[n++] = "--rules";
+	argv[n++] = rules;
+	argv[n++] = "--assume-legit";
+	argv[n++] = "--results";
+	argv[n++] = res;
+	argv[n++] = "--json";
+	argv[n++] = sum;
+	argv[n++] = "-q";
+	if (bt->nightly) {
+		argv[n++] = "--nightly";
+		argv[n++] = "--work";
+		argv[n++] = work;
+	}
+	argv[n] = NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	rc = posix_spawnp(&bt->pid[i], app->o.replay, &fa, NULL, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		bt->pid[i] = 0;
+		bt->done[i] = true;
+		bt->status[i] = -1;
+		return vigil_err_from_errno(rc);
+	}
+	return VIGIL_OK;
+}
+
+typedef struct bt_row {
+	char    txn_id[VIGIL_ID_MAX + 1];
+	json_t *o;
+} bt_row;
+
+/* Next JSON line of f, or NULL at the end. */
+static json_t *
+bt_next(FILE *f)
+{
+	char line[8192];
+
+	while (fgets(line, sizeof line, f) != NULL) {
+		json_t *o = json_loads(line, 0, NULL);
+		if (o != NULL)
+			return o;
+	}
+	return NULL;
+}
+
+static json_t *
+bt_side(json_t *o)
+{
+	json_t *hits = json_object_get(o, "hits");
+	return json_pack("{s:O, s:O, s:O}", "decision", json_object_get(o, "decision"),
+	    "score", json_object_get(o, "score"), "hits", hits != NULL ? hits : json_null());
+}
+
+static void
+bt_finish(con_backtest *bt)
+{
+	con_app *app = bt->app;
+	char path[4200], log[4200], *text = NULL;
+	size_t len;
+	json_t *sum[2] = { NULL, NULL }, *o, *cases, *trans;
+	FILE *f0 = NULL, *f1 = NULL;
+	uint64_t rows = 0, changed = 0, unknown = 0;
+	uint64_t tr[4][4] = { { 0 } };
+	json_t *money[2] = { json_object(), json_object() };
+	static const char *const dn[4] = { "none", "allow", "review", "decline" };
+
+	for (int i = 0; i < 2; i++) {
+		if (bt->status[i] != 0) {
+			snprintf(log, sizeof log, "%s/replay%d.log", bt->tmp, i);
+			text = NULL;
+			(void)con_file_read(log, 1u << 16, &text, &len);
+			/* the last line says why */
+			char *last = text;
+			for (char *p = text; p != NULL && *p != '\0'; p++)
+				if (*p == '\n' && p[1] != '\0')
+					last = p + 1;
+			bt_reply(bt, 500, json_pack("{s:s, s:s, s:i}", "error", last != NULL && *last ?
+			    last : "vigil-replay failed", "file", i == 0 ? "current" : "edited",
+			    "status", bt->status[i]));
+			free(text);
+			json_decref(money[0]);
+			json_decref(money[1]);
+			json_decref(sum[0]);
+			return;
+		}
+		snprintf(path, sizeof path, "%s/summary%d.json", bt->tmp, i);
+		sum[i] = json_load_file(path, 0, NULL);
+	}
+	snprintf(path, sizeof path, "%s/results0.jsonl", bt->tmp);
+	f0 = fopen(path, "r");
+	snprintf(path, sizeof path, "%s/results1.jsonl", bt->tmp);
+	f1 = fopen(path, "r");
+	cases = json_array();
+	while (f0 != NULL && f1 != NULL) {
+		json_t *a = bt_next(f0), *b = bt_next(f1);
+		if (a == NULL || b == NULL) {
+			json_decref(a);
+			json_decref(b);
+			break;
+		}
+		rows++;
+		const char *ia = json_string_value(json_object_get(a, "txn_id"));
+		const char *ib = json_string_value(json_object_get(b, "txn_id"));
+		if (ia == NULL || ib == NULL || strcmp(ia, ib) != 0) {
+			json_decref(a);
+			json_decref(b);
+			fclose(f0);
+			fclose(f1);
+			json_decref(cases);
+			json_decref(sum[0]);
+			json_decref(sum[1]);
+			json_decref(money[0]);
+			json_decref(money[1]);
+			bt_reply(bt, 500, json_pack("{s:s, s:I}", "error", "the two replays read different "
+			    "transactions (the archive changed under them?)", "row", (json_int_t)rows));
+			return;
+		}
+		const char *da = json_string_value(json_object_get(a, "decision"));
+		const char *db = json_string_value(json_object_get(b, "decision"));
+		vigil_decision xa = VIGIL_DECISION_NONE, xb = VIGIL_DECISION_NONE;
+		if (da != NULL)
+			(void)vigil_decision_parse(da, &xa);
+		if (db != NULL)
+			(void)vigil_decision_parse(db, &xb);
+		tr[xa & 3][xb & 3]++;
+		bool aa = xa == VIGIL_DECISION_REVIEW || xa == VIGIL_DECISION_DECLINE;
+		bool ab = xb == VIGIL_DECISION_REVIEW || xb == VIGIL_DECISION_DECLINE;
+		if (aa || ab) {
+			/* money caught: alerted frauds, in their currencies */
+			int label;
+			int64_t amount;
+			char cur[4];
+			if (con_index_txn_label(app->ix, ia, &label, &amount, cur) == VIGIL_OK &&
+			    label == 1) {
+				if (amount < 0) {
+					unknown++;
+				} else {
+					int e = vigil_currency_exponent(cur);
+					double major = (double)amount / pow(10, e < 0 ? 2 : e);
+					for (int f = 0; f < 2; f++) {
+						if (!(f == 0 ? aa : ab))
+							continue;
+						json_t *m = json_object_get(money[f], cur);
+						json_object_set_new(money[f], cur, json_real(major +
+						    (m != NULL ? json_real_value(m) : 0)));
+					}
+				}
+			}
+		}
+		if (xa != xb) {
+			changed++;
+			if (json_array_size(cases) < BT_CASES_MAX) {
+				const char *id = json_string_value(json_object_get(a, "txn_id"));
+				int label = id != NULL ? con_index_label_of(app->ix, id) : -1;
+				json_array_append_new(cases, json_pack("{s:s?, s:o, s:o, s:o}", "txn_id", id,
+				    "before", bt_side(a), "after", bt_side(b), "label",
+				    label < 0 ? json_null() : json_string(label ? "fraud" : "legit")));
+			}
+		}
+		json_decref(a);
+		json_decref(b);
+	}
+	if (f0 != NULL)
+		fclose(f0);
+	if (f1 != NULL)
+		fclose(f1);
+	trans = json_object();
+	for (int a = 1; a < 4; a++)
+		for (int b = 1; b < 4; b++)
+			if (a != b) {
+				char k[32];
+				snprintf(k, sizeof k, "%s->%s", dn[a], dn[b]);
+				json_object_set_new(trans, k, json_integer((json_int_t)tr[a][b]));
+			}
+	char from[32], to[32];
+	vigil_time_format_rfc3339(bt->from_ms, from, sizeof from);
+	vigil_time_format_rfc3339(bt->to_ms, to, sizeof to);
+	o = json_pack("{s:s, s:s, s:i, s:b, s:I, s:I, s:o, s:o, s:o, s:o, s:f}",
+	    "from", from, "to", to, "days", (int)bt->days, "nightly", bt->nightly,
+	    "rows", (json_int_t)rows, "changed", (json_int_t)changed, "transitions", trans,
+	    "current", sum[0] != NULL ? json_incref(json_object_get(sum[0], "metrics")) : json_null(),
+	    "edited", sum[1] != NULL ? json_incref(json_object_get(sum[1], "metrics")) : json_null(),
+	    "cases", cases, "seconds", (double)(vigil_mono_ns() - bt->t0) / 1e9);
+	json_object_set_new(o, "money_caught", json_pack("{s:o, s:o, s:I}", "current", money[0],
+	    "edited", money[1], "frauds_amount_unknown", (json_int_t)unknown));
+	money[0] = money[1] = NULL;
+	json_decref(sum[0]);
+	json_decref(sum[1]);
+	(void)con_audit_write(app->audit, &bt->who, "backtest", app->o.rules, NULL,
+	    json_pack("{s:s, s:s, s:I, s:I}", "from", from, "to", to, "rows", (json_int_t)rows,
+	    "changed", (json_int_t)changed));
+	bt_reply(bt, 200, o);
+}
+
+void
+con_rules_child_exited(con_app *app)
+{
+	con_backtest *bt = app->bt;
+	int st;
+
+	if (bt == NULL)
+		return;
+	for (int i = 0; i < 2; i++) {
+		if (bt->done[i] || bt->pid[i] <= 0)
+			continue;
+		pid_t r = waitpid(bt->pid[i], &st, WNOHANG);
+		if (r == bt->pid[i]) {
+			bt->done[i] = true;
+			bt->status[i] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+	}
+	if (bt->done[0] && bt->done[1]) {
+		bt_finish(bt);
+		app->bt = NULL;
+		bt_free(bt);
+	}
+}
+
+static void
+bt_kill(con_backtest *bt)
+{
+	for (int i = 0; i < 2; i++) {
+		if (!bt->done[i] && bt->pid[i] > 0) {
+			kill(bt->pid[i], SIGKILL);
+			(void)waitpid(bt->pid[i], NULL, 0);
+			bt->done[i] = true;
+		}
+	}
+}
+
+static void
+bt_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	con_app *app = arg;
+	con_backtest *bt = app->bt;
+
+	(void)fd;
+	(void)what;
+	if (bt == NULL)
+		return;
+	bt_kill(bt);
+	bt_reply(bt, 504, json_pack("{s:s}", "error", "back-test took longer than 600 s: stopped"));
+	app->bt = NULL;
+	bt_free(bt);
+}
+
+void
+con_rules_abort(con_app *app)
+{
+	if (app->bt == NULL)
+		return;
+	bt_kill(app->bt);
+	bt_reply(app->bt, 503, json_pack("{s:s}", "error", "vigil-console is stopping"));
+	bt_free(app->bt);
+	app->bt = NULL;
+}
+
+void
+con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	static const char *const keys[] = { "text", "days", "nightly", NULL };
+	con_rulestate *rs = app->rs;
+	const char *text;
+	size_t len;
+	rules_prog *p = NULL;
+	rules_diags d;
+	con_tailpos pos;
+	con_backtest *bt = NULL;
+	json_t *b, *jd, *jn;
+	char err[4700];
+	struct timeval tv = { BT_TIMEOUT_S, 0 };
+	int fd;
+
+	b = edit_body(req, keys, &text, &len);
+	if (b == NULL)
+		return;
+	jd = json_object_get(b, "days");
+	jn = json_object_get(b, "nightly");
+	if (jd != NULL && (!json_is_integer(jd) || json_integer_value(jd) < 1 ||
+	    json_integer_value(jd) > 90)) {
+		con_send_error(req, 400, "days", "days: 1-90");
+		goto out;
+	}
+	if (jn != NULL && !json_is_boolean(jn)) {
+		con_send_error(req, 400, "nightly", "nightly: true or false");
+		goto out;
+	}
+	if (app->bt != NULL) {
+		con_send_error(req, 429, NULL, "a back-test by %s is running; one at a time",
+		    app->bt->who.name);
+		goto out;
+	}
+	if (edit_compile_text(rs, text, len, &p, &d) != VIGIL_OK) {
+		edit_send_diags(req, &d, text, len);
+		goto out;
+	}
+	rules_prog_free(p);
+	con_index_pos(app->ix, &pos);
+	if (pos.max_event_ms <= 0) {
+		con_send_error(req, 409, NULL, "no transactions indexed yet: nothing to back-test on");
+		goto out;
+	}
+	bt = calloc(1, sizeof *bt);
+	if (bt == NULL) {
+		con_send_error(req, 500, NULL, "out of memory");
+		goto out;
+	}
+	bt->app = app;
+	bt->who = *who;
+	bt->days = jd != NULL ? (uint32_t)json_integer_value(jd) : 7;
+	bt->nightly = json_is_true(jn);
+	bt->to_ms = pos.max_event_ms + 1;
+	bt->from_ms = bt->to_ms - (int64_t)bt->days * VIGIL_MS_PER_DAY;
+	bt->t0 = vigil_mono_ns();
+	snprintf(bt->tmp, sizeof bt->tmp, "%s/tmp/backtest-XXXXXX", app->o.state);
+	if (mkdtemp(bt->tmp) == NULL) {
+		con_send_error(req, 500, NULL, "%s: %s", bt->tmp, strerror(errno));
+		bt->tmp[0] = '\0';
+		goto out;
+	}
+	/* next to the deployed file, so its list files resolve the same way */
+	snprintf(bt->edited, sizeof bt->edited, "%s/.%s.backtest-%ld", rs->dir, rs->base,
+	    (long)getpid());
+	fd = open(bt->edited, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len) {
+		snprintf(err, sizeof err, "%s: %s", bt->edited, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		con_send_error(req, 500, NULL, "%s", err);
+		goto out;
+	}
+	close(fd);
+	if (bt_spawn(bt, 0, app->o.rules) != VIGIL_OK || bt_spawn(bt, 1, bt->edited) != VIGIL_OK) {
+		bt_kill(bt);
+		con_send_error(req, 500, NULL, "cannot run %s: %s", app->o.replay, strerror(errno));
+		goto out;
+	}
+	bt->req = req;
+	bt->conn = evhttp_request_get_connection(req);
+	if (bt->conn != NULL) {
+		con_conns_on_close(app, bt->conn, bt_conn_closed, bt);
+		evhttp_connection_set_timeout(bt->conn, BT_TIMEOUT_S + 60);
+	}
+	bt->timer = evtimer_new(app->base, bt_timeout, app);
+	if (bt->timer != NULL)
+		evtimer_add(bt->timer, &tv);
+	app->bt = bt;
+	bt = NULL;
+	/* a child may have exited before the SIGCHLD event was armed for it */
+	con_rules_child_exited(app);
+out:
+	bt_free(bt);
+	json_decref(b);
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/tail.h - follows vigild's archive from a position (sequence
+ * number, segment, byte offset) as it grows: the open segment is read with
+ * pread(2) from the last offset, so a poll costs only the new bytes;
+ * closed and compressed segments, and any damaged stretch, go through the
+ * store's reader (which reports and skips corruption).
+ */
+#ifndef VIGIL_CONSOLE_TAIL_H
+#define VIGIL_CONSOLE_TAIL_H
+
+#include "store.h"
+
+typedef struct con_tail con_tail;
+
+vigil_err con_tail_new(const char *archive_dir, uint64_t last_seq, uint64_t seg_first,
+    uint64_t seg_off, con_tail **ret_t);
+void      con_tail_free(con_tail *t); /* NULL is a no-op */
+/*
+ * The next record with seq > the last one returned (payload valid until
+ * the next call). *ret_seg: first seq of its segment; *ret_next_off: the
+ * byte offset after it (where a resume starts). VIGIL_EAGAIN: nothing more
+ * for now. Other errors: VIGIL_EIO/VIGIL_ENOMEM with errbuf.
+ */
+vigil_err con_tail_next(con_tail *t, store_record *ret_rec, uint64_t *ret_seg,
+    uint64_t *ret_next_off, char *errbuf, size_t errlen);
+/* Corrupt stretches reported since the last call. */
+uint64_t  con_tail_take_corrupt(con_tail *t);
+
+#endif

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/* console/util.c - small file and time helpers of vigil-console. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "console.h"
+
+vigil_err
+con_time_parse(const char *s, int64_t *ret_ms)
+{
+	if (strlen(s) == 10)
+		return vigil_date_parse(s, ret_ms);
+	return vigil_time_parse_rfc3339(s, ret_ms);
+}
+
+vigil_err
+con_file_read(const char *path, size_t max, char **ret_buf, size_t *ret_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	vigil_err rv = VIGIL_OK;
+
+	if (fd < 0)
+		return vigil_err_from_errno(errno);
+	if (fstat(fd, &st) != 0) {
+		rv = vigil_err_from_errno(errno);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		rv = VIGIL_ETOOBIG;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rv = vigil_err_from_errno(errno);
+			goto out;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	*ret_buf = buf;
+	*ret_len = got;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rv;
+}
+
+vigil_err
+con_file_write_atomic(const char *path, const void *data, size_t len, char *errbuf,
+    size_t errlen)
+{
+	char tmp[4200], dir[4096];
+	const char *p = data;
+	size_t done = 0;
+	int fd, dfd;
+	struct stat st;
+	mode_t mode = 0644;
+
+	if (stat(path, &st) == 0)
+		mode = st.st_mode & 07777;
+	snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0) {
+		snprintf(errbuf, errlen, "%s: %s", tmp, strerror(errno));
+		return vigil_err_from_errno(errno);
+	}
+	while (done < len) {
+		ssize_t w = write(fd, p + done, len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			snprintf(errbuf, errlen, "%s: %s", tmp, strerror(errno));
+			close(fd);
+			unlink(tmp);
+			return VIGIL_EIO;
+		}
+		done += (size_t)w;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0) {
+		snprintf(errbuf, errlen, "%s: %s", tmp, strerror(errno));
+		unlink(tmp);
+		return VIGIL_EIO;
+	}
+	if (rename(tmp, path) != 0) {
+		snprintf(errbuf, errlen, "rename %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return VIGIL_EIO;
+	}
+	snprintf(dir, sizeof dir, "%s", path);
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return VIGIL_OK;
+}
+
+void
+con_hash_hex(const void *data, size_t len, char ret_hex[33])
+{
+	XXH128_hash_t h = XXH3_128bits(data, len);
+
+	snprintf(ret_hex, 33, "%016llx%016llx", (unsigned long long)h.high64,
+	    (unsigned long long)h.low64);
+}

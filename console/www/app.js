@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: MIT
+// vigil-console's web UI: a hash router over four pages (queue, case,
+// rules, nights, audit) drawing what /api/ returns. Every value from the
+// server goes through textContent (h() below), never innerHTML. The token
+// is asked once and kept in sessionStorage (this tab only).
+'use strict';
+
+const main = document.getElementById('main');
+const statusEl = document.getElementById('status-msg');
+let me = null;
+
+function h(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'class') e.className = v;
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const k of kids.flat()) {
+    if (k === null || k === undefined || k === false) continue;
+    e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  }
+  return e;
+}
+
+function say(msg, isError) {
+  statusEl.textContent = msg || '';
+  statusEl.className = isError ? 'error' : '';
+}
+
+function token() { return sessionStorage.getItem('vigil-token'); }
+
+async function api(method, path, body) {
+  const opts = { method, headers: { Authorization: 'Bearer ' + (token() || '') } };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opts);
+  let data = null;
+  try { data = await r.json(); } catch (e) { data = { error: r.statusText }; }
+  if (r.status === 401) { askToken('Your token was not accepted.'); }
+  return { status: r.status, ok: r.ok, data };
+}
+
+function askToken(msg) {
+  const d = document.getElementById('login');
+  document.getElementById('login-error').textContent = msg || '';
+  if (!d.open) d.showModal();
+}
+
+document.getElementById('login-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const t = document.getElementById('token-input').value.trim();
+  sessionStorage.setItem('vigil-token', t);
+  const r = await api('GET', '/api/me');
+  if (!r.ok) {
+    sessionStorage.removeItem('vigil-token');
+    document.getElementById('login-error').textContent = 'Token not accepted.';
+    return;
+  }
+  document.getElementById('login').close();
+  me = r.data;
+  document.getElementById('whoami').textContent = me.name + ' (' + me.role + ')';
+  route();
+});
+
+document.getElementById('logout').addEventListener('click', () => {
+  sessionStorage.removeItem('vigil-token');
+  me = null;
+  document.getElementById('whoami').textContent = '';
+  main.replaceChildren();
+  askToken('');
+});
+
+function fmtTime(s) { return s ? s.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : ''; }
+function pct(x) { return x === null || x === undefined ? '–' : (100 * x).toFixed(2) + '%'; }
+function num(x, d) { return x === null || x === undefined ? '–' : (typeof x === 'number' ? x.toFixed(d === undefined ? 2 : d) : String(x)); }
+function badge(text, cls) { return h('span', { class: 'badge ' + (cls || text) }, text); }
+function labelBadge(l) { return l ? badge(l, l) : h('span', { class: 'muted' }, 'unlabelled'); }
+
+function table(headers, rows, opts) {
+  return h('table', opts || {},
+    h('thead', {}, h('tr', {}, headers.map(x => h('th', { class: x.num ? 'num' : null }, x.t || x)))),
+    h('tbody', {}, rows));
+}
+
+function kvTable(obj) {
+  if (!obj) return h('p', { class: 'muted' }, 'none');
+  return table(['feature', 'value'], Object.entries(obj).map(([k, v]) =>
+    h('tr', {}, h('td', {}, h('code', {}, k)),
+      h('td', { class: 'num' }, v === null ? '–' : typeof v === 'number' ? num(v, 4) : String(v)))));
+}
+
+// ---------------------------------------------------------------- queue
+
+const queueState = { decision: 'review', status: 'open', sort: 'score', rule: '', card: '',
+  merchant: '', min_amount: '', from: '', to: '', offset: 0, limit: 50 };
+
+async function pageQueue() {
+  const f = (name, input) => h('label', {}, name, input);
+  const sel = (key, opts) => {
+    const s = h('select', { id: 'q-' + key }, opts.map(o => h('option', { value: o, selected: queueState[key] === o }, o)));
+    s.addEventListener('change', () => { queueState[key] = s.value; queueState.offset = 0; pageQueue(); });
+    return s;
+  };
+  const inp = (key, ph, type) => {
+    const i = h('input', { id: 'q-' + key, value: queueState[key], placeholder: ph, type: type || 'text', size: 12 });
+    i.addEventListener('change', () => { queueState[key] = i.value.trim(); queueState.offset = 0; pageQueue(); });
+    return i;
+  };
+  const filters = h('div', { class: 'filters' },
+    f('decision', sel('decision', ['review', 'decline', 'all'])),
+    f('status', sel('status', ['open', 'labelled', 'all'])),
+    f('sort', sel('sort', ['score', 'time'])),
+    f('rule', inp('rule', 'rule name')), f('card', inp('card', 'card id')),
+    f('merchant', inp('merchant', 'merchant id')), f('min amount', inp('min_amount', '0.00')),
+    f('from', inp('from', 'YYYY-MM-DD')), f('to', inp('to', 'YYYY-MM-DD')));
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(queueState)) if (v !== '' && v !== null) params.set(k, v);
+  const r = await api('GET', '/api/queue?' + params.toString());
+  if (!r.ok) { main.replaceChildren(h('h1', {}, 'Review queue'), filters, h('p', { class: 'error' }, r.data.error)); return; }
+  const d = r.data;
+  const rows = d.items.map(c => {
+    const tr = h('tr', { class: 'clickable case-row', 'data-txn': c.txn_id },
+      h('td', { class: 'time' }, fmtTime(c.time)),
+      h('td', {}, h('a', { href: '#/case/' + encodeURIComponent(c.txn_id), class: 'case-link' }, c.txn_id)),
+      h('td', {}, c.card_id), h('td', {}, c.merchant_id),
+      h('td', { class: 'num' }, c.amount + ' ' + c.currency),
+      h('td', { class: 'num' }, c.score), h('td', {}, badge(c.decision)),
+      h('td', {}, c.hits.map(x => badge(x.rule, x.shadow ? 'shadow' : ''))),
+      h('td', {}, c.claim ? 'claimed by ' + c.claim.who : ''),
+      h('td', {}, labelBadge(c.label)));
+    tr.addEventListener('click', (ev) => { if (ev.target.tagName !== 'A') location.hash = '#/case/' + encodeURIComponent(c.txn_id); });
+    return tr;
+  });
+  const pager = h('div', { class: 'actions' },
+    h('button', { type: 'button', disabled: d.offset === 0, onclick: () => { queueState.offset = Math.max(0, d.offset - d.limit); pageQueue(); } }, '← newer'),
+    h('span', { class: 'muted', id: 'queue-count' }, `${d.total ? d.offset + 1 : 0}–${d.offset + d.items.length} of ${d.total} (${d.ms.toFixed(1)} ms)`),
+    h('button', { type: 'button', disabled: d.offset + d.items.length >= d.total, onclick: () => { queueState.offset = d.offset + d.limit; pageQueue(); } }, 'older →'));
+  const hint = d.total === 0 && queueState.status === 'open' ? h('p', { class: 'muted' }, 'No open cases here. ',
+    h('a', { href: '#/queue', onclick: (ev) => { ev.preventDefault(); queueState.status = 'all'; pageQueue(); } }, 'Show labelled ones too')) : '';
+  main.replaceChildren(h('h1', {}, 'Review queue'), filters, hint, pager,
+    table(['time', 'transaction', 'card', 'merchant', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'rules', 'claim', 'label'], rows, { id: 'queue-table' }));
+}
+
+// ---------------------------------------------------------------- case
+
+async function pageCase(id) {
+  const r = await api('GET', '/api/cases/' + encodeURIComponent(id));
+  if (!r.ok) { main.replaceChildren(h('h1', {}, 'Case ' + id), h('p', { class: 'error' }, r.data.error)); return; }
+  const c = r.data;
+  const result = h('span', { id: 'case-result' });
+  const act = async (action, body, okText) => {
+    const x = await api('POST', '/api/cases/' + encodeURIComponent(id) + '/' + action, body);
+    if (x.ok) { say(okText(x.data)); await pageCase(id); }
+    else if (x.status === 409 && x.data.claimed_by) say(`Claimed by ${x.data.claimed_by} until ${fmtTime(x.data.until)}`, true);
+    else say(x.data.error || ('error ' + x.status), true);
+  };
+  const canAct = me && me.role !== 'read-only';
+  const actions = h('div', { class: 'actions' },
+    h('button', { type: 'button', id: 'btn-claim', disabled: !canAct, onclick: () => act('claim', {}, d => `Claimed until ${fmtTime(d.until)}`) }, c.claim ? 'Renew claim' : 'Claim'),
+    c.claim && me && c.claim.who === me.name ? h('button', { type: 'button', id: 'btn-unclaim', onclick: () => act('unclaim', {}, () => 'Claim released') }, 'Release claim') : '',
+    h('button', { type: 'button', id: 'btn-fraud', class: 'fraud', disabled: !canAct, onclick: () => act('label', { fraud: true }, () => 'Marked fraud; the label is sent to vigild') }, 'Fraud'),
+    h('button', { type: 'button', id: 'btn-legit', class: 'legit', disabled: !canAct, onclick: () => act('label', { fraud: false }, () => 'Marked legitimate; the label is sent to vigild') }, 'Legitimate'),
+    h('button', { type: 'button', id: 'btn-block', disabled: !canAct, onclick: () => { if (confirm('Block card ' + c.card_id + '?')) act('block', {}, d => d.added ? `Card ${d.card_id} added to ${d.list}` : `Card ${d.card_id} was already blocked`); } }, 'Block card'),
+    result);
+  const hits = table(['rule', { t: 'points', num: 1 }, 'reason'], c.hits.map(x =>
+    h('tr', {}, h('td', {}, x.rule, x.shadow ? badge('shadow', 'shadow') : ''), h('td', { class: 'num' }, x.points === undefined ? '–' : x.points), h('td', {}, x.reason))), { id: 'hits-table' });
+  const model = c.model ? h('div', {},
+    h('p', {}, 'model score ', h('b', {}, num(c.model.score, 4)), h('span', { class: 'muted' }, ' (generation ' + c.model.generation + ')')),
+    table(['feature', { t: 'value', num: 1 }, { t: 'contribution', num: 1 }], c.model.reasons.map(x =>
+      h('tr', {}, h('td', {}, h('code', {}, x.feature)), h('td', { class: 'num' }, num(x.value, 3)), h('td', { class: 'num' }, '+' + num(x.contrib, 3))))))
+    : h('p', { class: 'muted' }, 'no model in the current generation (rules alone decided)');
+  const hist = table(['time', 'transaction', 'merchant', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label'],
+    c.card_history.map(t => h('tr', { class: t.txn_id === c.txn_id ? 'clickable' : '' },
+      h('td', { class: 'time' }, fmtTime(t.time)), h('td', {}, t.txn_id), h('td', {}, t.merchant_id),
+      h('td', { class: 'num' }, t.amount + ' ' + t.currency), h('td', { class: 'num' }, t.score),
+      h('td', {}, badge(t.decision)), h('td', {}, t.label ? badge(t.label) : ''))), { id: 'history-table' });
+  const p = c.profiles || {};
+  main.replaceChildren(
+    h('h1', {}, 'Case ', h('code', {}, c.txn_id), ' ', badge(c.decision), ' ', h('span', { id: 'case-label' }, labelBadge(c.label))),
+    h('p', {}, `${fmtTime(c.time)} · ${c.amount} ${c.currency} · card `, h('b', {}, c.card_id),
+      ` · merchant ${c.merchant_id} · terminal ${c.terminal_id || '–'} · ${c.country || '–'} · mcc ${c.mcc} · ${c.channel} · score `, h('b', {}, c.score),
+      c.claim ? h('span', { class: 'muted' }, ` · claimed by ${c.claim.who} until ${fmtTime(c.claim.until)}`) : '',
+      c.label_source ? h('span', { class: 'muted' }, ` · label from ${c.label_source}`) : ''),
+    actions,
+    h('div', { class: 'grid' },
+      h('div', { class: 'card' }, h('h2', {}, 'Rules that fired'), hits),
+      h('div', { class: 'card' }, h('h2', {}, 'Model'), model),
+      h('div', { class: 'card' }, h('h2', {}, 'Features as scored'), kvTable(c.features))),
+    h('h2', {}, 'The card\'s recent transactions'), hist,
+    h('h2', {}, 'Profiles (generation ' + (p.generation === null || p.generation === undefined ? '–' : p.generation) + ')'),
+    h('div', { class: 'grid' },
+      h('div', { class: 'card' }, h('h2', {}, 'Card'), kvTable(p.card)),
+      h('div', { class: 'card' }, h('h2', {}, 'Merchant'), kvTable(p.merchant)),
+      h('div', { class: 'card' }, h('h2', {}, 'Terminal'), kvTable(p.terminal))));
+}
+
+// ---------------------------------------------------------------- rules
+
+let rulesBase = null; // hash of the file the edit started from
+let btChart = null;
+
+function diagView(data) {
+  const errs = data.errors || [];
+  return h('div', { id: 'check-result' }, errs.map(e =>
+    h('pre', { class: 'diag' }, `${e.where}\n    ${e.source}\n    ${' '.repeat(Math.max(0, e.col - 1))}^`)));
+}
+
+function selectLine(ta, line) {
+  const lines = ta.value.split('\n');
+  let start = 0;
+  for (let i = 0; i < line - 1 && i < lines.length; i++) start += lines[i].length + 1;
+  ta.focus();
+  ta.setSelectionRange(start, start + (lines[line - 1] || '').length);
+}
+
+function metricsRow(name, a, b, f) {
+  return h('tr', {}, h('td', {}, name), h('td', { class: 'num' }, f(a)), h('td', { class: 'num' }, f(b)));
+}
+
+function moneyText(m) {
+  if (!m) return '–';
+  const parts = Object.entries(m).map(([cur, v]) => `${v.toFixed(2)} ${cur}`);
+  return parts.length ? parts.join(' + ') : '0';
+}
+
+function backtestView(d) {
+  const c = d.current || {}, e = d.edited || {};
+  const box = h('div', { class: 'chart-box' }, h('canvas', { id: 'bt-chart' }));
+  const trans = Object.entries(d.transitions).filter(([, n]) => n > 0).map(([k, n]) => h('li', {}, `${k}: ${n}`));
+  const cases = table(['transaction', 'before', 'after', 'label'], d.cases.map(x => h('tr', {},
+    h('td', {}, x.txn_id), h('td', {}, badge(x.before.decision), ` ${x.before.score} `, (x.before.hits || []).join(', ')),
+    h('td', {}, badge(x.after.decision), ` ${x.after.score} `, (x.after.hits || []).join(', ')),
+    h('td', {}, x.label ? badge(x.label) : ''))), { id: 'bt-cases' });
+  const el = h('div', { id: 'backtest-result' },
+    h('h2', {}, `Back-test: ${d.rows} transactions, ${fmtTime(d.from)} – ${fmtTime(d.to)}${d.nightly ? ', nightly rebuilds' : ''} (${d.seconds.toFixed(1)} s)`),
+    h('div', { class: 'split' },
+      h('div', {}, table(['', { t: 'deployed', num: 1 }, { t: 'edited', num: 1 }], [
+        metricsRow('alert rate', c.alert_rate, e.alert_rate, pct),
+        metricsRow('decline rate', c.decline_rate, e.decline_rate, pct),
+        metricsRow('precision', c.precision, e.precision, pct),
+        metricsRow('recall', c.recall, e.recall, pct),
+        metricsRow('alerts', c.alerts, e.alerts, x => x === undefined ? '–' : x),
+        metricsRow('frauds caught', c.confusion && c.confusion.tp, e.confusion && e.confusion.tp, x => x === undefined ? '–' : x),
+        metricsRow('money caught', d.money_caught && d.money_caught.current, d.money_caught && d.money_caught.edited, moneyText)], { id: 'bt-metrics' }),
+        h('p', {}, h('b', { id: 'bt-changed' }, `${d.changed} decisions change`)), h('ul', {}, trans)),
+      box),
+    h('h2', {}, 'Cases that change' + (d.changed > d.cases.length ? ` (first ${d.cases.length})` : '')), cases);
+  setTimeout(() => {
+    if (typeof Chart === 'undefined') return;
+    if (btChart) btChart.destroy();
+    btChart = new Chart(document.getElementById('bt-chart'), {
+      type: 'bar',
+      data: { labels: ['alert rate %', 'precision %', 'recall %'], datasets: [
+        { label: 'deployed', data: [c.alert_rate, c.precision, c.recall].map(x => 100 * (x || 0)), backgroundColor: '#9aa5b1' },
+        { label: 'edited', data: [e.alert_rate, e.precision, e.recall].map(x => 100 * (x || 0)), backgroundColor: '#1f5fa8' }] },
+      options: { maintainAspectRatio: false, animation: false } });
+  }, 0);
+  return el;
+}
+
+async function pageRules() {
+  const r = await api('GET', '/api/rules?days=' + (sessionStorage.getItem('vigil-days') || 7));
+  if (!r.ok) { main.replaceChildren(h('h1', {}, 'Rules'), h('p', { class: 'error' }, r.data.error)); return; }
+  const d = r.data;
+  rulesBase = d.hash;
+  const ta = h('textarea', { id: 'rules-text', spellcheck: 'false' });
+  ta.value = d.text;
+  const out = h('div', { id: 'rules-out' });
+  const days = h('input', { id: 'bt-days', type: 'number', min: 1, max: 90, value: 7, size: 3 });
+  const nightly = h('input', { id: 'bt-nightly', type: 'checkbox' });
+  const msg = h('input', { id: 'deploy-message', placeholder: 'what and why', size: 30 });
+  const canEdit = me && (me.role === 'rule-editor' || me.role === 'admin');
+  const check = async () => {
+    const x = await api('POST', '/api/rules/check', { text: ta.value });
+    if (x.ok) out.replaceChildren(h('p', { class: 'ok', id: 'check-result' }, `compiles: version ${x.data.version}, ${x.data.rules} rules`));
+    else {
+      out.replaceChildren(diagView(x.data));
+      if (x.data.errors && x.data.errors[0]) selectLine(ta, x.data.errors[0].line);
+    }
+    return x.ok;
+  };
+  const backtest = async () => {
+    out.replaceChildren(h('p', { class: 'muted', id: 'bt-running' }, 'replaying the archive with both files…'));
+    const x = await api('POST', '/api/rules/backtest', { text: ta.value, days: parseInt(days.value, 10) || 7, nightly: nightly.checked });
+    if (x.ok) out.replaceChildren(backtestView(x.data));
+    else if (x.status === 422) out.replaceChildren(diagView(x.data));
+    else out.replaceChildren(h('p', { class: 'error', id: 'backtest-error' }, x.data.error));
+  };
+  const deploy = async () => {
+    const x = await api('POST', '/api/rules/deploy', { text: ta.value, base_hash: rulesBase, message: msg.value || undefined });
+    if (x.ok) { say(x.data.changed ? `Deployed version ${x.data.version} (${x.data.hash}); vigild reloads it` : 'No change to deploy'); await pageRules(); document.getElementById('rules-out').replaceChildren(h('p', { class: 'ok', id: 'deploy-result' }, x.data.changed ? `deployed as version ${x.data.version}` : 'unchanged')); }
+    else if (x.status === 409) out.replaceChildren(h('p', { class: 'error', id: 'deploy-result' }, x.data.error + ` (current ${x.data.current_hash})`));
+    else if (x.status === 422) out.replaceChildren(diagView(x.data));
+    else out.replaceChildren(h('p', { class: 'error', id: 'deploy-result' }, x.data.error));
+  };
+  const vr = await api('GET', '/api/rules/versions');
+  const versions = (vr.ok ? vr.data.versions : []).slice().reverse();
+  const vtable = table(['version', 'at', 'who', 'action', 'message', ''], versions.map(v => h('tr', {},
+    h('td', { class: 'num' }, v.version), h('td', {}, fmtTime(v.at)), h('td', {}, v.who), h('td', {}, v.action),
+    h('td', {}, v.message), h('td', {}, v.hash === d.hash ? h('span', { class: 'muted' }, 'deployed') :
+      h('button', { type: 'button', class: 'btn-rollback', 'data-version': v.version, disabled: !canEdit, onclick: async () => {
+        if (!confirm('Roll back the rule file to version ' + v.version + '?')) return;
+        const x = await api('POST', '/api/rules/rollback', { version: v.version, base_hash: rulesBase });
+        if (x.ok) { say(`Rolled back to version ${v.version} (now version ${x.data.version})`); await pageRules(); }
+        else say(x.data.error, true);
+      } }, 'roll back')))), { id: 'versions-table' });
+  const rtable = table(['rule', 'mode', { t: 'points', num: 1 }, { t: 'hits', num: 1 }, { t: 'fraud', num: 1 }, { t: 'precision', num: 1 }, 'reason'],
+    d.rules.map(x => h('tr', {}, h('td', {}, h('code', {}, x.name)), h('td', {}, x.mode === 'active' ? '' : badge(x.mode, 'shadow')),
+      h('td', { class: 'num' }, x.points), h('td', { class: 'num' }, x.hits), h('td', { class: 'num' }, x.fraud),
+      h('td', { class: 'num' }, pct(x.precision)), h('td', { class: 'muted' }, x.reason))), { id: 'rules-table' });
+  main.replaceChildren(
+    h('h1', {}, 'Rules ', h('span', { class: 'muted' }, `${d.path} · version ${d.version || '?'} · hash `, h('code', { id: 'rules-hash' }, d.hash))),
+    d.errors && d.errors.length ? h('div', {}, h('p', { class: 'error' }, 'The deployed file does not compile:'), diagView(d)) : '',
+    h('div', { class: 'split' },
+      h('div', {}, ta,
+        h('div', { class: 'actions' },
+          h('button', { type: 'button', id: 'btn-check', onclick: check }, 'Check'),
+          h('label', {}, 'days ', days), h('label', {}, nightly, ' nightly rebuilds'),
+          h('button', { type: 'button', id: 'btn-backtest', class: 'primary', disabled: !canEdit, onclick: backtest }, 'Back-test'),
+          msg, h('button', { type: 'button', id: 'btn-deploy', disabled: !canEdit, onclick: deploy }, 'Deploy')),
+        out),
+      h('div', {},
+        h('h2', {}, `Last ${d.days} days: ${d.scored} scored, alert rate ${pct(d.alert_rate)}`), rtable,
+        h('h2', {}, 'Versions'), vtable)));
+}
+
+// ---------------------------------------------------------------- nights
+
+let nightsChart = null;
+
+async function pageNights() {
+  const r = await api('GET', '/api/generations');
+  if (!r.ok) { main.replaceChildren(h('h1', {}, 'Nights'), h('p', { class: 'error' }, r.data.error)); return; }
+  const gens = r.data.generations;
+  // model.meta (vigil-rebuild): rows, frauds, valid_auc, valid_ap, rounds, ...
+  const modelCell = m => {
+    if (!m) return h('span', { class: 'muted' }, 'no model');
+    if (typeof m !== 'object') return h('span', {}, String(m));
+    const parts = [['AUC', 'valid_auc', 4], ['AP', 'valid_ap', 4], ['rows', 'rows'], ['frauds', 'frauds'], ['rounds', 'best_round']]
+      .filter(([, k]) => typeof m[k] === 'number').map(([n, k, d]) => `${n} ${d ? m[k].toFixed(d) : m[k]}`);
+    return h('span', { class: 'model-metrics' }, parts.length ? parts.join(' · ') : JSON.stringify(m).slice(0, 160));
+  };
+  const rows = gens.map(g => {
+    const moved = (g.thresholds || []).filter(t => t.moved !== null && Math.abs(t.moved) > 1e-12);
+    return h('tr', {}, h('td', { class: 'num' }, g.generation, g.current ? ' ' : '', g.current ? badge('current', 'allow') : ''),
+      h('td', {}, fmtTime(g.as_of)), h('td', {}, fmtTime(g.built_at)),
+      h('td', { class: 'num' }, g.summary ? g.summary.cards : '–'), h('td', { class: 'num' }, g.summary && g.summary.labels ? g.summary.labels.used : '–'),
+      h('td', {}, modelCell(g.model)),
+      h('td', {}, moved.map(t => h('div', {}, h('code', {}, t.name), ` ${num(t.previous, 3)} → ${num(t.value, 3)}`))));
+  });
+  const names = [...new Set(gens.flatMap(g => (g.thresholds || []).map(t => t.name)))];
+  if (gens.some(g => g.model && typeof g.model.valid_auc === 'number')) names.unshift('model AUC', 'model AP');
+  const sel = h('select', { id: 'thr-select' }, names.map(n => h('option', { value: n }, n)));
+  const box = h('div', { class: 'chart-box' }, h('canvas', { id: 'nights-chart' }));
+  const draw = () => {
+    if (typeof Chart === 'undefined') return;
+    const asc = gens.slice().reverse();
+    if (nightsChart) nightsChart.destroy();
+    nightsChart = new Chart(document.getElementById('nights-chart'), {
+      type: 'line',
+      data: { labels: asc.map(g => (g.as_of || '').slice(0, 10)), datasets: [{ label: sel.value,
+        data: asc.map(g => {
+          if (sel.value === 'model AUC') return g.model ? g.model.valid_auc : null;
+          if (sel.value === 'model AP') return g.model ? g.model.valid_ap : null;
+          const t = (g.thresholds || []).find(x => x.name === sel.value); return t ? t.value : null;
+        }),
+        borderColor: '#1f5fa8', tension: 0 }] },
+      options: { maintainAspectRatio: false, animation: false } });
+  };
+  sel.addEventListener('change', draw);
+  main.replaceChildren(h('h1', {}, 'Nights'),
+    h('div', { class: 'actions' }, h('label', {}, 'over the nights: ', sel)), box,
+    table([{ t: 'generation', num: 1 }, 'as of', 'built', { t: 'cards', num: 1 }, { t: 'labels', num: 1 }, 'model', 'thresholds that moved'], rows, { id: 'nights-table' }));
+  setTimeout(draw, 0);
+}
+
+// ---------------------------------------------------------------- audit
+
+async function pageAudit() {
+  const r = await api('GET', '/api/audit');
+  if (!r.ok) { main.replaceChildren(h('h1', {}, 'Audit log'), h('p', { class: 'error' }, r.data.error)); return; }
+  main.replaceChildren(h('h1', {}, 'Audit log'), table(['when', 'who', 'action', 'target', 'before', 'after'],
+    r.data.entries.map(e => h('tr', {}, h('td', {}, fmtTime(e.ts)), h('td', {}, e.who), h('td', {}, e.action), h('td', {}, e.target),
+      h('td', {}, h('code', {}, JSON.stringify(e.before))), h('td', {}, h('code', {}, JSON.stringify(e.after).slice(0, 400))))), { id: 'audit-table' }));
+}
+
+// ---------------------------------------------------------------- router
+
+async function route() {
+  if (!token()) { askToken(''); return; }
+  if (!me) {
+    const r = await api('GET', '/api/me');
+    if (!r.ok) return;
+    me = r.data;
+    document.getElementById('whoami').textContent = me.name + ' (' + me.role + ')';
+  }
+  const hash = location.hash || '#/queue';
+  for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', hash.startsWith(a.getAttribute('href')));
+  say('');
+  try {
+    if (hash.startsWith('#/case/')) await pageCase(decodeURIComponent(hash.slice(7)));
+    else if (hash.startsWith('#/rules')) await pageRules();
+    else if (hash.startsWith('#/nights')) await pageNights();
+    else if (hash.startsWith('#/audit')) await pageAudit();
+    else await pageQueue();
+  } catch (e) {
+    say('error: ' + e.message, true);
+  }
+}
+
+window.addEventListener('hashchange', route);
+route();

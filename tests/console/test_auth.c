@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/console/test_auth.c - the console's tokens file (console/auth.c):
+ * both line forms, every error text down to its line, and that a token
+ * finds its analyst and nothing else does.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "console.h"
+
+static char path[64];
+
+static vigil_err
+load(const char *text, con_auth *a, char *err, size_t errlen)
+{
+	FILE *f;
+
+	snprintf(path, sizeof path, "/tmp/vigil-tokens-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	err[0] = '\0';
+	vigil_err rv = con_auth_load(path, a, err, errlen);
+	unlink(path);
+	return rv;
+}
+
+static void
+test_forms(void **state)
+{
+	static con_auth a;
+	char err[256];
+	const con_user *u;
+
+	(void)state;
+	/* sha256("rita-editor-token-000004") */
+	assert_int_equal(load("# analysts\n\nalice analyst alice-analyst-token-0001\n"
+	    "  rita rule-editor sha256:4F3C9D0A1E6F2B76C5E8C4E01C7A39E3C1C8D4B3F2A1E0D9C8B7A6F5E4D3C2B1\n"
+	    "root admin root-admin-token-000005\n", &a, err, sizeof err), VIGIL_OK);
+	assert_int_equal(a.n, 3);
+	u = con_auth_check(&a, "alice-analyst-token-0001", 24);
+	assert_non_null(u);
+	assert_string_equal(u->name, "alice");
+	assert_int_equal(u->role, CON_ROLE_ANALYST);
+	assert_null(con_auth_check(&a, "alice-analyst-token-000", 23));
+	assert_null(con_auth_check(&a, "alice-analyst-token-00011", 25));
+	assert_null(con_auth_check(&a, "", 0));
+	assert_null(con_auth_check(&a, NULL, 0));
+	u = con_auth_check(&a, "root-admin-token-000005", 23);
+	assert_non_null(u);
+	assert_int_equal(u->role, CON_ROLE_ADMIN);
+	assert_true(CON_ROLE_READONLY < CON_ROLE_ANALYST && CON_ROLE_ANALYST < CON_ROLE_EDITOR &&
+	    CON_ROLE_EDITOR < CON_ROLE_ADMIN);
+}
+
+static void
+test_sha256_form(void **state)
+{
+	static con_auth a;
+	char err[256], line[200], hex[65];
+	uint8_t d[32];
+
+	(void)state;
+	con_sha256("s3cret-token-for-bob", 20, d);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	snprintf(line, sizeof line, "bob read-only sha256:%s\n", hex);
+	assert_int_equal(load(line, &a, err, sizeof err), VIGIL_OK);
+	assert_non_null(con_auth_check(&a, "s3cret-token-for-bob", 20));
+	assert_null(con_auth_check(&a, hex, 64)); /* the digest itself is no token */
+	/* SHA-256 of "abc" (FIPS 180-2) */
+	con_sha256("abc", 3, d);
+	assert_int_equal(d[0], 0xba);
+	assert_int_equal(d[31], 0xad);
+}
+
+static void
+expect_error(const char *text, vigil_err want, const char *msg_after_path)
+{
+	static con_auth a;
+	char err[256], want_msg[300];
+
+	assert_int_equal(load(text, &a, err, sizeof err), want);
+	snprintf(want_msg, sizeof want_msg, "%s%s", path, msg_after_path);
+	assert_string_equal(err, want_msg);
+}
+
+static void
+test_errors(void **state)
+{
+	(void)state;
+	expect_error("alice analyst\n", VIGIL_EINVAL, ":1: expected \"NAME ROLE TOKEN\"");
+	expect_error("alice analyst tok-0123456789abcdef extra\n", VIGIL_EINVAL,
+	    ":1: expected \"NAME ROLE TOKEN\"");
+	expect_error("# c\nalice boss alice-analyst-token-0001\n", VIGIL_EINVAL,
+	    ":2: role \"boss\": one of read-only, analyst, rule-editor, admin");
+	expect_error("al/ice analyst alice-analyst-token-0001\n", VIGIL_EINVAL,
+	    ":1: name \"al/ice\": 1-24 of [A-Za-z0-9._-]");
+	expect_error("alice analyst short\n", VIGIL_EINVAL, ":1: token shorter than 16 characters");
+	expect_error("alice analyst sha256:abcd\n", VIGIL_EINVAL, ":1: sha256: needs 64 hex digits");
+	expect_error("alice analyst sha256:zz3c9d0a1e6f2b76c5e8c4e01c7a39e3c1c8d4b3f2a1e0d9c8b7a6f5e4d3c2b1\n",
+	    VIGIL_EINVAL, ":1: sha256: not hex");
+	expect_error("alice analyst alice-analyst-token-0001\nalice admin other-token-000000001\n",
+	    VIGIL_EINVAL, ":2: analyst \"alice\" listed twice");
+	expect_error("# nobody\n", VIGIL_EINVAL, ": no analysts");
+}
+
+static void
+test_missing_file(void **state)
+{
+	static con_auth a;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(con_auth_load("/nonexistent/tokens", &a, err, sizeof err), VIGIL_ENOTFOUND);
+	assert_string_equal(err, "/nonexistent/tokens: No such file or directory");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_forms),
+		cmocka_unit_test(test_sha256_form),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_missing_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

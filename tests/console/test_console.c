@@ -1,0 +1,964 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/console/test_console.c - vigil-console against a real vigild
+ * (tests/lib/harness) on loopback with a temporary data directory and a
+ * copy of the default rule file: the queue, claims and their conflict, a
+ * verdict that reaches the archive, the deploy guards (stale base hash,
+ * a file that does not compile, reported at line:col), authentication
+ * (401 without a token, 403 below the role), malformed requests (JSON
+ * errors naming the field), blocking a card, and a restart that resumes
+ * the index where it stopped.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "store.h"
+
+#define ALICE "alice-analyst-token-0001"
+#define BOB   "bob-analyst-token-000002"
+#define EVE   "eve-readonly-token-00003"
+#define RITA  "rita-editor-token-000004"
+
+static vt_server srv;
+static char      tmp[256], rules_dir[300], rules_path[400], state[300], tokens[300];
+static pid_t     console_pid;
+static uint16_t  console_port;
+static char      pki[300];
+static uint16_t  tls_port;
+static int64_t   base_ms = 1704103200000; /* 2024-01-01T10:00:00Z */
+
+/* ---- HTTP with headers (the harness's helpers send none) ---- */
+
+static int
+http(const char *method, const char *path, const char *token, const char *body, int *ret_status,
+    json_t **ret_json)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(console_port) };
+	char req[8192], *resp = NULL;
+	size_t len = 0, cap = 0;
+	int fd, n;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+	    "%s%s%sContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n", method, path,
+	    token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
+	    body ? strlen(body) : 0);
+	if (write(fd, req, (size_t)n) != n) {
+		close(fd);
+		return -1;
+	}
+	/* a server that refuses a body (413) may close before it is all sent:
+	 * the answer is still there to read */
+	for (size_t off = 0, bl = body ? strlen(body) : 0; off < bl;) {
+		ssize_t w = send(fd, body + off, bl - off, MSG_NOSIGNAL);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	for (;;) {
+		if (len + 4096 > cap) {
+			cap = cap ? cap * 2 : 65536;
+			resp = realloc(resp, cap + 1);
+		}
+		ssize_t r = read(fd, resp + len, cap - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	if (resp == NULL)
+		return -1;
+	resp[len] = '\0';
+	*ret_status = 0;
+	sscanf(resp, "HTTP/1.%*d %d", ret_status);
+	char *b = strstr(resp, "\r\n\r\n");
+	if (ret_json != NULL)
+		*ret_json = b != NULL ? json_loads(b + 4, 0, NULL) : NULL;
+	free(resp);
+	return 0;
+}
+
+static json_t *
+http_ok(const char *method, const char *path, const char *token, const char *body, int want)
+{
+	int st = 0;
+	json_t *o = NULL;
+
+	assert_int_equal(http(method, path, token, body, &st, &o), 0);
+	if (st != want)
+		fprintf(stderr, "%s %s: status %d, body %s\n", method, path, st,
+		    o ? json_dumps(o, JSON_COMPACT) : "(none)");
+	assert_int_equal(st, want);
+	assert_non_null(o);
+	return o;
+}
+
+/* ---- processes ---- */
+
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ssize_t n;
+
+	assert_true(in >= 0 && out >= 0);
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	close(in);
+	close(out);
+}
+
+static uint16_t
+free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t l = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t p = 0;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+		p = ntohs(a.sin_port);
+	close(fd);
+	return p;
+}
+
+static int64_t
+status_field(const char *field)
+{
+	int st = 0;
+	json_t *o = NULL;
+	int64_t v = -1;
+
+	if (http("GET", "/api/status", RITA, NULL, &st, &o) == 0 && st == 200)
+		v = json_integer_value(json_object_get(json_object_get(o, "index"), field));
+	json_decref(o);
+	return v;
+}
+
+static bool console_tls; /* the next console_start talks to vigild over mutual TLS */
+
+static void
+console_start(void)
+{
+	char log[400];
+
+	console_port = free_port();
+	snprintf(log, sizeof log, "%s/console.log", tmp);
+	fflush(NULL);
+	console_pid = fork();
+	if (console_pid == 0) {
+		char listen[64];
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		snprintf(listen, sizeof listen, "127.0.0.1:%u", console_port);
+		dup2(fd, 2);
+		if (console_tls) {
+			char url[64], st2[400], cert[400], key[400], ca[400];
+			snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%u", tls_port);
+			snprintf(st2, sizeof st2, "%s-tls", state);
+			snprintf(cert, sizeof cert, "%s/client.pem", pki);
+			snprintf(key, sizeof key, "%s/client.key", pki);
+			snprintf(ca, sizeof ca, "%s/ca.pem", pki);
+			execl(vt_build_path("console/vigil-console"), "vigil-console", "--data",
+			    srv.datadir, "--rules", rules_path, "--tokens", tokens, "--state", st2,
+			    "--server", url, "--tls-cert", cert, "--tls-key", key, "--tls-ca", ca,
+			    "--listen", listen, "--poll-ms", "50", (char *)NULL);
+			_exit(127);
+		}
+		execl(vt_build_path("console/vigil-console"), "vigil-console", "--data", srv.datadir,
+		    "--rules", rules_path, "--tokens", tokens, "--state", state, "--server", srv.url,
+		    "--listen", listen, "--poll-ms", "50", "--claim-minutes", "5",
+		    "--max-connections", "8", (char *)NULL);
+		_exit(127);
+	}
+	assert_true(console_pid > 0);
+	for (int i = 0; i < 300; i++) {
+		if (status_field("last_seq") >= 0)
+			return;
+		usleep(50000);
+	}
+	fail_msg("vigil-console did not answer within 15 s (log: %s)", log);
+}
+
+static void
+console_stop(void)
+{
+	int st = 0;
+
+	if (console_pid <= 0)
+		return;
+	kill(console_pid, SIGTERM);
+	waitpid(console_pid, &st, 0);
+	console_pid = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* waits until the console has indexed the archive up to seq */
+static void
+wait_indexed(int64_t seq)
+{
+	for (int i = 0; i < 200; i++) {
+		if (status_field("last_seq") >= seq)
+			return;
+		usleep(50000);
+	}
+	fail_msg("the console did not index up to seq %lld", (long long)seq);
+}
+
+static int64_t last_seq_scored;
+
+static void
+score(int slot, const char *txn, const char *card, int64_t amount, int64_t t, const char *country,
+    int want_decision)
+{
+	Vigil__V1__Transaction *x = vt_txn(slot, txn, card, amount, t);
+	Vigil__V1__Reply *r;
+
+	if (country != NULL)
+		x->country = (char *)country;
+	r = vt_score(srv.url, x, false);
+	assert_non_null(r);
+	assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_OK);
+	assert_int_equal(r->score->decision, want_decision);
+	vigil__v1__reply__free_unpacked(r, NULL);
+	last_seq_scored++;
+}
+
+static int
+setup(void **state_)
+{
+	FILE *f;
+	char tls_url[64], cert[400], key[400], ca[400];
+	const char *extra[] = { "--fsync", "never", "--listen", tls_url, "--tls-cert", cert,
+		"--tls-key", key, "--tls-ca", ca, NULL };
+
+	(void)state_;
+	snprintf(tmp, sizeof tmp, "/tmp/vigil-console-test-XXXXXX");
+	assert_non_null(mkdtemp(tmp));
+	snprintf(rules_dir, sizeof rules_dir, "%s/rules", tmp);
+	mkdir(rules_dir, 0755);
+	snprintf(rules_path, sizeof rules_path, "%s/default.rules", rules_dir);
+	copy_file(vt_src_path("rules/default.rules"), rules_path);
+	{
+		char p[400];
+		snprintf(p, sizeof p, "%s/blocked_cards.txt", rules_dir);
+		copy_file(vt_src_path("rules/blocked_cards.txt"), p);
+		snprintf(p, sizeof p, "%s/test_bins.txt", rules_dir);
+		copy_file(vt_src_path("rules/test_bins.txt"), p);
+	}
+	snprintf(state, sizeof state, "%s/state", tmp);
+	snprintf(tokens, sizeof tokens, "%s/tokens", tmp);
+	f = fopen(tokens, "w");
+	assert_non_null(f);
+	fprintf(f, "# name role token\nalice analyst " ALICE "\nbob analyst " BOB "\n"
+	    "eve read-only " EVE "\nrita rule-editor sha256:");
+	{
+		/* rita's line holds only the SHA-256 of her token */
+		FILE *p = popen("printf %s '" RITA "' | sha256sum", "r");
+		char hex[65] = "";
+		assert_non_null(p);
+		assert_int_equal(fscanf(p, "%64s", hex), 1);
+		pclose(p);
+		fprintf(f, "%s\n", hex);
+	}
+	fclose(f);
+	/* vigild also listens on tls+tcp:// with client certificates required */
+	snprintf(pki, sizeof pki, "%s/pki", tmp);
+	mkdir(pki, 0700);
+	if (vt_pki_make(pki) != 0)
+		return -1;
+	tls_port = vt_free_port();
+	snprintf(tls_url, sizeof tls_url, "tls+tcp://127.0.0.1:%u", tls_port);
+	snprintf(cert, sizeof cert, "%s/server.pem", pki);
+	snprintf(key, sizeof key, "%s/server.key", pki);
+	snprintf(ca, sizeof ca, "%s/ca.pem", pki);
+	if (vt_server_start(&srv, rules_path, extra) != 0)
+		return -1;
+	/* c1: a small amount, then another within ten minutes: the second is a
+	 * review (card_testing_repeat); c2: a sanctioned country, declined */
+	score(0, "t1", "c1", 100, base_ms, NULL, VIGIL__V1__DECISION__ALLOW);
+	score(0, "t2", "c1", 200, base_ms + 60000, NULL, VIGIL__V1__DECISION__REVIEW);
+	score(0, "t3", "c2", 5000, base_ms + 120000, "IR", VIGIL__V1__DECISION__DECLINE);
+	console_start();
+	wait_indexed(last_seq_scored);
+	return 0;
+}
+
+static int
+teardown(void **state_)
+{
+	char cmd[400];
+
+	int st = 0, rv = 0;
+
+	(void)state_;
+	if (console_pid > 0) {
+		kill(console_pid, SIGTERM);
+		waitpid(console_pid, &st, 0);
+		/* a clean stop: under ASan a leak or an error would make it non-zero */
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "vigil-console did not stop cleanly (status %d; log %s/console.log)\n",
+			    st, tmp);
+			rv = -1;
+		}
+	}
+	vt_server_stop(&srv);
+	vt_server_cleanup(&srv);
+	if (getenv("VIGIL_KEEP_TMP") == NULL && rv == 0) {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmp);
+	}
+	return rv;
+}
+
+/* ---- tests ---- */
+
+static void
+test_auth(void **s)
+{
+	int st;
+	json_t *o;
+
+	(void)s;
+	assert_int_equal(http("GET", "/api/queue", NULL, NULL, &st, &o), 0);
+	assert_int_equal(st, 401);
+	assert_non_null(json_object_get(o, "error"));
+	json_decref(o);
+	assert_int_equal(http("POST", "/api/cases/t2/label", NULL, "{\"fraud\":true}", &st, &o), 0);
+	assert_int_equal(st, 401);
+	json_decref(o);
+	assert_int_equal(http("POST", "/api/cases/t2/label", "not-a-token-at-all", "{\"fraud\":true}",
+	    &st, &o), 0);
+	assert_int_equal(st, 401);
+	json_decref(o);
+	/* health needs no token and tells nothing of the data */
+	assert_int_equal(http("GET", "/healthz", NULL, NULL, &st, &o), 0);
+	assert_int_equal(st, 200);
+	assert_true(json_is_true(json_object_get(o, "ok")));
+	json_decref(o);
+	/* a read-only analyst reads, but cannot label or deploy */
+	o = http_ok("GET", "/api/me", EVE, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "role")), "read-only");
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/cases/t2/label", EVE, "{\"fraud\":true}", 403));
+	json_decref(http_ok("POST", "/api/rules/deploy", ALICE, "{\"text\":\"\",\"base_hash\":\"x\"}",
+	    403));
+	/* a token given as its SHA-256 in the file */
+	o = http_ok("GET", "/api/me", RITA, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "name")), "rita");
+	json_decref(o);
+}
+
+static void
+test_queue(void **s)
+{
+	json_t *o, *items;
+
+	(void)s;
+	o = http_ok("GET", "/api/queue", ALICE, NULL, 200);
+	items = json_object_get(o, "items");
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "txn_id")), "t2");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "decision")),
+	    "review");
+	json_decref(o);
+	o = http_ok("GET", "/api/queue?decision=all&sort=score", ALICE, NULL, 200);
+	items = json_object_get(o, "items");
+	assert_int_equal(json_array_size(items), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "txn_id")), "t3");
+	json_decref(o);
+	o = http_ok("GET", "/api/queue?decision=all&card=c1", ALICE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 1);
+	json_decref(o);
+	o = http_ok("GET", "/api/queue?decision=all&rule=sanctioned_country", ALICE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 1);
+	json_decref(o);
+	o = http_ok("GET", "/api/queue?decision=all&min_amount=10", ALICE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 1);
+	json_decref(o);
+	o = http_ok("GET", "/api/queue?decision=all&from=2024-01-02", ALICE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 0);
+	json_decref(o);
+	/* malformed: the field is named */
+	o = http_ok("GET", "/api/queue?sort=amount", ALICE, NULL, 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "sort");
+	json_decref(o);
+	o = http_ok("GET", "/api/queue?colour=red", ALICE, NULL, 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "colour");
+	json_decref(o);
+	o = http_ok("GET", "/api/queue?limit=0", ALICE, NULL, 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "limit");
+	json_decref(o);
+}
+
+static void
+test_case_view(void **s)
+{
+	json_t *o, *hits, *hist;
+
+	(void)s;
+	o = http_ok("GET", "/api/cases/t2", ALICE, NULL, 200);
+	hits = json_object_get(o, "hits");
+	assert_true(json_array_size(hits) >= 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(hits, 0), "rule")),
+	    "card_testing_repeat");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(hits, 0), "reason")),
+	    "second small amount within 10 minutes (card testing)");
+	hist = json_object_get(o, "card_history");
+	assert_int_equal(json_array_size(hist), 2); /* t2 and t1, newest first */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(hist, 1), "txn_id")), "t1");
+	assert_non_null(json_object_get(o, "features"));
+	assert_true(json_is_object(json_object_get(o, "txn")));
+	json_decref(o);
+	json_decref(http_ok("GET", "/api/cases/t1", ALICE, NULL, 404)); /* allowed: not a case */
+	json_decref(http_ok("GET", "/api/cases/nope", ALICE, NULL, 404));
+}
+
+static void
+test_claim_conflict(void **s)
+{
+	json_t *o;
+
+	(void)s;
+	o = http_ok("POST", "/api/cases/t2/claim", ALICE, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "claimed_by")), "alice");
+	json_decref(o);
+	o = http_ok("POST", "/api/cases/t2/claim", BOB, NULL, 409);
+	assert_string_equal(json_string_value(json_object_get(o, "claimed_by")), "alice");
+	assert_non_null(json_object_get(o, "until"));
+	json_decref(o);
+	/* bob cannot decide alice's case either */
+	json_decref(http_ok("POST", "/api/cases/t2/label", BOB, "{\"fraud\":true}", 409));
+	/* the queue shows who holds it */
+	o = http_ok("GET", "/api/queue", BOB, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(
+	    json_object_get(o, "items"), 0), "claim"), "who")), "alice");
+	json_decref(o);
+}
+
+/* The label record with this txn_id in the archive, or -1. */
+static int
+archive_label(const char *txn, char *source, size_t slen)
+{
+	char dir[400];
+	store_reader *rd;
+	store_record r;
+	store_diag d;
+	int found = -1;
+
+	snprintf(dir, sizeof dir, "%s/archive", srv.datadir);
+	if (store_reader_open(dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &d) != VIGIL_OK)
+		return -1;
+	while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
+		store_label l;
+		if (r.type == STORE_REC_LABEL && store_label_decode(r.payload, r.len, &l, &d) == VIGIL_OK &&
+		    strcmp(l.txn_id, txn) == 0) {
+			found = l.fraud;
+			snprintf(source, slen, "%s", l.source);
+		}
+	}
+	store_reader_close(rd);
+	return found;
+}
+
+static void
+test_label_reaches_archive(void **s)
+{
+	json_t *o;
+	char source[64] = "";
+	int64_t labels0 = status_field("labels");
+
+	(void)s;
+	o = http_ok("POST", "/api/cases/t2/label", ALICE, "{\"fraud\": \"yes\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "fraud");
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/cases/t2/label", ALICE, "{\"fraud\": tru", 400));
+	o = http_ok("POST", "/api/cases/t2/label", ALICE, "{\"fraud\": true}", 200);
+	assert_string_equal(json_string_value(json_object_get(o, "source")), "analyst:alice");
+	json_decref(o);
+	assert_int_equal(archive_label("t2", source, sizeof source), 1);
+	assert_string_equal(source, "analyst:alice");
+	/* the console reads it back from the archive too */
+	for (int i = 0; i < 100 && status_field("labels") <= labels0; i++)
+		usleep(50000);
+	assert_true(status_field("labels") > labels0);
+	/* labelled: out of the open queue */
+	o = http_ok("GET", "/api/queue", ALICE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 0);
+	json_decref(o);
+	o = http_ok("GET", "/api/cases/t2", ALICE, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "label")), "fraud");
+	json_decref(o);
+}
+
+/* A back-test replays the archive with both files (vigil-replay children)
+ * and diffs their decisions: moving the review band above t2's score lets
+ * it through, and the money it caught (a fraud now) is no longer caught. */
+static void
+test_backtest(void **s)
+{
+	char *text = calloc(1, 1 << 20), *p, *body;
+	FILE *f = fopen(rules_path, "r");
+	json_t *b, *o, *c0, *m;
+	size_t len;
+
+	(void)s;
+	assert_non_null(f);
+	len = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	assert_true(len > 0);
+	p = strstr(text, "band review = 40");
+	assert_non_null(p);
+	memcpy(p, "band review = 60", 16);
+	b = json_pack("{s:s, s:i}", "text", text, "days", 3);
+	body = json_dumps(b, 0);
+	json_decref(http_ok("POST", "/api/rules/backtest", ALICE, body, 403));
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "rows")), 3);
+	assert_int_equal(json_integer_value(json_object_get(o, "changed")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "transitions"),
+	    "review->allow")), 1);
+	c0 = json_array_get(json_object_get(o, "cases"), 0);
+	assert_string_equal(json_string_value(json_object_get(c0, "txn_id")), "t2");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(c0, "before"),
+	    "decision")), "review");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(c0, "after"),
+	    "decision")), "allow");
+	assert_string_equal(json_string_value(json_object_get(c0, "label")), "fraud");
+	m = json_object_get(o, "money_caught");
+	assert_true(json_real_value(json_object_get(json_object_get(m, "current"), "EUR")) == 2.0);
+	assert_null(json_object_get(json_object_get(m, "edited"), "EUR"));
+	assert_non_null(json_object_get(json_object_get(o, "current"), "alert_rate"));
+	json_decref(o);
+	/* a text that does not compile is not replayed */
+	o = http_ok("POST", "/api/rules/backtest", RITA, "{\"text\": \"rule {\"}", 422);
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	free(text);
+}
+
+static char *
+rules_hash(const char *token)
+{
+	json_t *o = http_ok("GET", "/api/rules", token, NULL, 200);
+	char *h = strdup(json_string_value(json_object_get(o, "hash")));
+
+	json_decref(o);
+	return h;
+}
+
+static char *
+vigild_hash(void)
+{
+	int st = 0;
+	char *body = NULL, *h = NULL;
+	json_t *o;
+
+	if (vt_http_get(srv.admin_port, "/v1/rules", &st, &body) != 0 || st != 200)
+		return NULL;
+	o = json_loads(body, 0, NULL);
+	free(body);
+	if (o != NULL)
+		h = strdup(json_string_value(json_object_get(o, "content_hash")));
+	json_decref(o);
+	return h;
+}
+
+static char *
+wait_vigild_hash_change(const char *old)
+{
+	for (int i = 0; i < 100; i++) {
+		char *h = vigild_hash();
+		if (h != NULL && strcmp(h, old) != 0)
+			return h;
+		free(h);
+		usleep(100000);
+	}
+	return NULL;
+}
+
+static json_t *
+deploy_body(const char *text, const char *base)
+{
+	return json_pack("{s:s, s:s}", "text", text, "base_hash", base);
+}
+
+static void
+test_rules_check_and_deploy(void **s)
+{
+	char *base = rules_hash(RITA), *text = NULL, *body, *v0 = vigild_hash(), *v1;
+	json_t *o, *e, *b;
+	size_t len;
+	FILE *f = fopen(rules_path, "r");
+
+	(void)s;
+	assert_non_null(f);
+	assert_non_null(v0);
+	text = calloc(1, 1 << 20);
+	len = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	assert_true(len > 0);
+	/* check: errors at line:col, with the source line */
+	o = http_ok("POST", "/api/rules/check", ALICE,
+	    "{\"text\": \"version \\\"x\\\"\\nrule r {\\n  when amount > > 5\\n  score 1\\n}\\n\"}", 422);
+	e = json_array_get(json_object_get(o, "errors"), 0);
+	assert_int_equal(json_integer_value(json_object_get(e, "line")), 3);
+	assert_int_equal(json_integer_value(json_object_get(e, "col")), 17);
+	assert_string_equal(json_string_value(json_object_get(o, "error")),
+	    "default.rules:3:17: expected an expression, found '>'");
+	json_decref(o);
+	/* a stale base hash is refused, whatever the text */
+	b = deploy_body(text, "0123456789abcdef0123456789abcdef");
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 409);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "base_hash");
+	assert_string_equal(json_string_value(json_object_get(o, "current_hash")), base);
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	/* a file that does not compile is never deployed */
+	char *bad = strdup(text), *p = strstr(bad, "band review = 40");
+	assert_non_null(p);
+	memcpy(p, "band review = ??", 16);
+	b = deploy_body(bad, base);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 422);
+	e = json_array_get(json_object_get(o, "errors"), 0);
+	assert_int_equal(json_integer_value(json_object_get(e, "line")), 16);
+	assert_int_equal(json_integer_value(json_object_get(e, "col")), 15);
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	free(bad);
+	{
+		char *now = rules_hash(RITA);
+		assert_string_equal(now, base); /* untouched */
+		free(now);
+	}
+	/* a good edit deploys; vigild reloads it */
+	char *good = strdup(text);
+	p = strstr(good, "band review = 40");
+	memcpy(p, "band review = 45", 16);
+	b = deploy_body(good, base);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 200);
+	assert_true(json_is_true(json_object_get(o, "changed")));
+	int version = (int)json_integer_value(json_object_get(o, "version"));
+	assert_true(version >= 2);
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	v1 = wait_vigild_hash_change(v0);
+	assert_non_null(v1);
+	/* the same base again is stale now */
+	b = deploy_body(text, base);
+	body = json_dumps(b, 0);
+	json_decref(http_ok("POST", "/api/rules/deploy", RITA, body, 409));
+	free(body);
+	json_decref(b);
+	/* roll back to version 1 (the file as found) */
+	char *cur = rules_hash(RITA);
+	char rb[200];
+	snprintf(rb, sizeof rb, "{\"version\": 1, \"base_hash\": \"%s\"}", cur);
+	o = http_ok("POST", "/api/rules/rollback", RITA, rb, 200);
+	json_decref(o);
+	free(cur);
+	cur = rules_hash(RITA);
+	assert_string_equal(cur, base);
+	char *v2 = wait_vigild_hash_change(v1);
+	assert_non_null(v2);
+	assert_string_equal(v2, v0);
+	/* versions and the audit log hold all of it */
+	o = http_ok("GET", "/api/rules/versions", RITA, NULL, 200);
+	assert_true(json_array_size(json_object_get(o, "versions")) >= 3);
+	json_decref(o);
+	o = http_ok("GET", "/api/audit", RITA, NULL, 200);
+	char *dump = json_dumps(o, 0);
+	assert_non_null(strstr(dump, "\"deploy_rules\""));
+	assert_non_null(strstr(dump, "\"rollback_rules\""));
+	assert_non_null(strstr(dump, "band review = 45"));
+	free(dump);
+	json_decref(o);
+	free(cur);
+	free(v0);
+	free(v1);
+	free(v2);
+	free(good);
+	free(text);
+	free(base);
+}
+
+static void
+test_block_card(void **s)
+{
+	char path[400], *v0 = vigild_hash(), *v1, buf[4096] = "";
+	json_t *o;
+	FILE *f;
+
+	(void)s;
+	o = http_ok("POST", "/api/cases/t3/block", ALICE, NULL, 200);
+	assert_true(json_is_true(json_object_get(o, "added")));
+	json_decref(o);
+	o = http_ok("POST", "/api/cases/t3/block", ALICE, NULL, 200);
+	assert_false(json_is_true(json_object_get(o, "added")));
+	json_decref(o);
+	snprintf(path, sizeof path, "%s/blocked_cards.txt", rules_dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_true(fread(buf, 1, sizeof buf - 1, f) > 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "\nc2\n"));
+	/* vigild reloads the list: its content hash covers list files */
+	v1 = wait_vigild_hash_change(v0);
+	assert_non_null(v1);
+	free(v0);
+	free(v1);
+}
+
+/* A console that reaches vigild over tls+tcp:// with its client
+ * certificate: its verdict is archived like any other. */
+static void
+test_tls_verdict(void **s)
+{
+	pid_t pid0 = console_pid;
+	uint16_t port0 = console_port;
+	char source[64] = "";
+	json_t *o;
+
+	(void)s;
+	console_tls = true;
+	console_start();
+	console_tls = false;
+	wait_indexed(last_seq_scored);
+	o = http_ok("POST", "/api/cases/t3/label", ALICE, "{\"fraud\": false}", 200);
+	json_decref(o);
+	assert_int_equal(archive_label("t3", source, sizeof source), 0);
+	assert_string_equal(source, "analyst:alice");
+	console_stop();
+	console_pid = pid0;
+	console_port = port0;
+}
+
+static void
+test_restart_resumes(void **s)
+{
+	int64_t scored;
+	json_t *o;
+
+	(void)s;
+	console_stop();
+	score(1, "t4", "c3", 150, base_ms + 300000, NULL, VIGIL__V1__DECISION__ALLOW);
+	score(1, "t5", "c3", 250, base_ms + 360000, NULL, VIGIL__V1__DECISION__REVIEW);
+	console_start();
+	for (int i = 0; i < 100 && status_field("scored") < 5; i++)
+		usleep(50000);
+	/* every scored record counted once: resumed, not re-read */
+	scored = status_field("scored");
+	assert_int_equal(scored, 5);
+	o = http_ok("GET", "/api/queue", ALICE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "total")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    json_object_get(o, "items"), 0), "txn_id")), "t5");
+	json_decref(o);
+	/* and the claim made before the restart is still held */
+	o = http_ok("POST", "/api/cases/t5/claim", BOB, NULL, 200);
+	json_decref(o);
+}
+
+static void
+test_malformed(void **s)
+{
+	json_t *o;
+	int st = 0;
+	char *big;
+
+	(void)s;
+	o = http_ok("POST", "/api/rules/check", RITA, "[1, 2]", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "error")),
+	    "body: must be a JSON object");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/check", RITA, "{\"text\": 1}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "text");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/check", RITA, "{\"text\": \"\", \"txt\": 1}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "txt");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/backtest", RITA, "{\"text\": \"\", \"days\": 0}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "days");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/deploy", RITA, "{\"text\": \"\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "base_hash");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/rollback", RITA, "{\"version\": \"1\", \"base_hash\": \"x\"}",
+	    400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "version");
+	json_decref(o);
+	o = http_ok("POST", "/api/rules/check", RITA, "{\"text\": \"x\"", 400);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "error")), "body: JSON at line 1"));
+	json_decref(o);
+	json_decref(http_ok("GET", "/api/cases/a%2Fb", ALICE, NULL, 404));
+	json_decref(http_ok("GET", "/api/cases/t2/label", ALICE, NULL, 405));
+	json_decref(http_ok("POST", "/api/cases/t2/explode", ALICE, NULL, 404));
+	json_decref(http_ok("GET", "/api/nothing", ALICE, NULL, 404));
+	/* over the body cap: refused before it is read */
+	big = malloc(3u << 20);
+	memset(big, 'x', (3u << 20) - 1);
+	big[(3u << 20) - 1] = '\0';
+	assert_int_equal(http("POST", "/api/rules/check", RITA, big, &st, NULL), 0);
+	assert_int_equal(st, 413);
+	free(big);
+	/* a few hundred random requests (fixed seed): every answer is JSON with
+	 * a status below 500, and the console is still there */
+	static const char *const paths[] = { "/api/queue?", "/api/rules?", "/api/rules/check",
+		"/api/rules/deploy", "/api/rules/rollback", "/api/rules/backtest",
+		"/api/cases/t2/label", "/api/cases/t2/claim", "/api/rules/versions/" };
+	static const char *const vals[] = { "\"\"", "1", "-1", "1e308", "null", "true", "[]", "{}",
+		"\"\\u0000\"", "\"x\"", "99999999999999999999" };
+	static const char *const keys[] = { "text", "base_hash", "days", "fraud", "version",
+		"nightly", "message", "sort", "decision", "limit", "from", "min_amount" };
+	unsigned seed = 12345;
+	for (int i = 0; i < 300; i++) {
+		char url[512], bodyb[512];
+		const char *path = paths[(seed = seed * 1103515245u + 12345u) >> 16 & 7];
+		size_t n = 0;
+		bool get = path[strlen(path) - 1] == '?' || path[strlen(path) - 1] == '/';
+		int k = (int)((seed >> 8) % 12), v = (int)((seed >> 4) % 11);
+		if (get) {
+			snprintf(url, sizeof url, "%s%s%s=%%%02X%s", path, path[strlen(path) - 1] == '/' ?
+			    "" : "", path[strlen(path) - 1] == '/' ? "" : keys[k], (seed >> 3) & 0xff,
+			    vals[v]);
+			/* the version path takes the value itself */
+			if (path[strlen(path) - 1] == '/')
+				snprintf(url, sizeof url, "%s%u", path, seed % 1000);
+		} else {
+			n = (size_t)snprintf(bodyb, sizeof bodyb, "{\"%s\": %s, \"%s\": %s}", keys[k],
+			    vals[v], keys[(k + 1 + (int)(seed % 5)) % 12], vals[(v + 3) % 11]);
+			if (seed % 7 == 0 && n > 3)
+				bodyb[seed % n] = (char)(seed >> 9); /* and some not even JSON */
+			snprintf(url, sizeof url, "%s", path);
+		}
+		assert_int_equal(http(get ? "GET" : "POST", url, RITA, get ? NULL : bodyb, &st, &o), 0);
+		if (st >= 500 || o == NULL)
+			fail_msg("%s %s %s: status %d, %s", get ? "GET" : "POST", url, get ? "" : bodyb, st,
+			    o ? "JSON" : "not JSON");
+		json_decref(o);
+	}
+	/* the console is still there */
+	json_decref(http_ok("GET", "/api/me", ALICE, NULL, 200));
+}
+
+static int
+tcp_connect(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(console_port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	return fd;
+}
+
+/* At --max-connections (8 here) the console stops accepting: a ninth
+ * client waits in the accept queue, unanswered, until one closes. */
+static void
+test_connection_cap(void **s)
+{
+	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	struct timeval tv = { 1, 0 };
+	int idle[8], fd;
+	char buf[512];
+	ssize_t n;
+
+	(void)s;
+	for (int i = 0; i < 8; i++)
+		idle[i] = tcp_connect();
+	usleep(1000000); /* all eight accepted, even on a slow (sanitized) build */
+	fd = tcp_connect(); /* the kernel accepts it; the console does not */
+	assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	n = read(fd, buf, sizeof buf - 1);
+	assert_true(n < 0); /* timed out: not served */
+	for (int i = 0; i < 8; i++)
+		close(idle[i]);
+	tv.tv_sec = 10;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	n = read(fd, buf, sizeof buf - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "HTTP/1.1 200"));
+	close(fd);
+	usleep(200000);
+	json_decref(http_ok("GET", "/api/me", ALICE, NULL, 200));
+}
+
+static void
+test_usage(void **s)
+{
+	const char *argv1[] = { "console/vigil-console", "--help", NULL };
+	const char *argv2[] = { "console/vigil-console", "--data", NULL };
+	const char *argv3[] = { "console/vigil-console", "--data", "/nonexistent", "--rules", "x",
+		"--tokens", "y", "--state", "z", NULL };
+	char *out = NULL;
+
+	(void)s;
+	assert_int_equal(vt_run(argv1, &out), 0);
+	assert_non_null(strstr(out, "usage: vigil-console"));
+	free(out);
+	out = NULL;
+	assert_int_equal(vt_run(argv2, &out), 2);
+	free(out);
+	out = NULL;
+	assert_int_equal(vt_run(argv3, &out), 1);
+	free(out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_usage),
+		cmocka_unit_test(test_auth),
+		cmocka_unit_test(test_queue),
+		cmocka_unit_test(test_case_view),
+		cmocka_unit_test(test_claim_conflict),
+		cmocka_unit_test(test_label_reaches_archive),
+		cmocka_unit_test(test_backtest),
+		cmocka_unit_test(test_rules_check_and_deploy),
+		cmocka_unit_test(test_block_card),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_connection_cap),
+		cmocka_unit_test(test_tls_verdict),
+		cmocka_unit_test(test_restart_resumes),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
