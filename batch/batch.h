@@ -55,6 +55,16 @@ typedef struct batch_opts {
 	uint32_t    keep;         /* generations kept by store_genw_commit; 0 = default */
 	uint64_t    max_labels;   /* cap on distinct labelled txn_ids; 0 = 64M */
 	uint64_t    max_entities; /* cap on distinct cards; 0 = 200M */
+	/* The nightly model (docs/model.md): trained on the vectors archived with
+	 * the scores of [as_of - label_maturity - train_window, as_of -
+	 * label_maturity) and the labels known at as_of; a mature transaction
+	 * with no fraud label counts as legitimate unless labelled_only. */
+	bool        model_off;         /* train no model (the generation has none) */
+	int64_t     train_window_ms;   /* default 28 days */
+	int64_t     label_maturity_ms; /* default 7 days */
+	bool        labelled_only;     /* train on labelled transactions only */
+	uint32_t    model_min_frauds;  /* cold start below this; 0 = default 50 */
+	uint64_t    model_max_rows;    /* training rows kept; 0 = default 100,000 */
 	/* Called from one reading thread about every 64k records (never
 	 * concurrently; may be NULL): records read so far and an estimate of
 	 * the bytes the whole run reads. */
@@ -108,6 +118,21 @@ typedef struct batch_summary {
 	                            * "" if not */
 	double   duration_s;
 	uint64_t peak_state_bytes; /* aggregation state at its largest (estimate) */
+	/* The nightly model. */
+	struct {
+		bool     trained;       /* the generation has a model */
+		char     why_not[200];  /* when not: cold start, turned off, ... */
+		uint64_t rows, frauds;  /* training + validation rows kept, frauds among them */
+		uint64_t rows_seen;     /* mature rows of the training window read */
+		uint64_t rows_other_layout; /* vectors of another build's layout, not used */
+		uint64_t rows_no_vector;    /* scores archived without a vector (older vigild) */
+		uint64_t valid_rows, valid_frauds;
+		uint32_t rounds, best_round, features;
+		double   valid_auc, valid_ap, train_auc;
+		int64_t  train_from_ms, train_to_ms; /* the mature window read */
+		double   seconds;
+		uint64_t json_bytes;
+	} model;
 } batch_summary;
 
 /*

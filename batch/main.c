@@ -8,12 +8,14 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "batch.h"
 #include "vigil_config.h"
 
@@ -41,6 +43,14 @@ static const char usage_text[] =
 "  -m, --merge           join the partial files given as arguments into a generation\n"
 "  -t, --threads N       worker threads (default: online CPUs, at most 8)\n"
 "  -k, --keep N          generations to keep (default 3)\n"
+"      --no-model        train no model (the new generation has none: rules alone)\n"
+"      --train-window DUR  mature days the model trains on (default 28d)\n"
+"      --label-maturity DUR  a transaction's label is final after this (default 7d);\n"
+"                        younger transactions are not trained on\n"
+"      --labelled-only   train on labelled transactions only (default: a mature\n"
+"                        transaction without a fraud label counts as legitimate)\n"
+"      --dump-model      write the current generation's model (XGBoost JSON) to stdout\n"
+"      --dump-model-meta write how that model was trained (JSON) to stdout\n"
 "      --rollback        make the generation before the current one current again\n"
 "      --to GEN          with --rollback: the generation to make current\n"
 "  -j, --json            print the summary as JSON on stdout\n"
@@ -132,7 +142,10 @@ print_summary(const batch_summary *s, FILE *out)
 	for (uint32_t i = 0; i < s->nthresholds; i++) {
 		const batch_thresh_summary *t = &s->thresholds[i];
 
-		if (t->tuned)
+		if (t->tuned && isnan(t->old_value)) /* the first value it has */
+			fprintf(out, "  threshold  %s (%s): %.6g (new) from %llu samples",
+			    t->name, t->kind, t->new_value, (unsigned long long)t->samples);
+		else if (t->tuned)
 			fprintf(out, "  threshold  %s (%s): %.6g -> %.6g from %llu samples",
 			    t->name, t->kind, t->old_value, t->new_value,
 			    (unsigned long long)t->samples);
@@ -145,6 +158,16 @@ print_summary(const batch_summary *s, FILE *out)
 			    t->groups_fallback);
 		fputc('\n', out);
 	}
+	if (s->partial)
+		return;
+	if (s->model.trained)
+		fprintf(out, "  model      %llu rows (%llu frauds) trained in %.1f s, %u rounds; "
+		    "validation %llu rows (%llu frauds): AUC %.4f, AP %.4f\n",
+		    (unsigned long long)s->model.rows, (unsigned long long)s->model.frauds,
+		    s->model.seconds, s->model.best_round, (unsigned long long)s->model.valid_rows,
+		    (unsigned long long)s->model.valid_frauds, s->model.valid_auc, s->model.valid_ap);
+	else
+		fprintf(out, "  model      none: %s; rules alone decide\n", s->model.why_not);
 }
 
 static int
@@ -185,10 +208,46 @@ usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* --dump-model / --dump-model-meta: a blob of the current generation, as is. */
+static int
+dump_blob(const char *datadir, const char *name)
+{
+	store_gen *g = NULL;
+	store_diag diag;
+	void *data = NULL;
+	size_t len = 0;
+	vigil_err rv;
+
+	diag.msg[0] = '\0';
+	rv = store_gen_open_current(datadir, &g, &diag);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-rebuild: %s: %s\n", datadir, rv == VIGIL_ENOTFOUND ?
+		    "no generation yet" : diag.msg[0] ? diag.msg : vigil_strerror(rv));
+		return 1;
+	}
+	rv = store_gen_blob(g, name, &data, &len);
+	store_gen_close(g);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-rebuild: %s: the current generation has no %s%s\n", datadir,
+		    name, rv == VIGIL_ENOTFOUND ? " (no model: see the rebuild summary's why_not)" :
+		    "");
+		return 1;
+	}
+	if (fwrite(data, 1, len, stdout) != len || fputc('\n', stdout) == EOF ||
+	    fflush(stdout) != 0) {
+		fprintf(stderr, "vigil-rebuild: writing %s: %s\n", name, strerror(errno));
+		free(data);
+		return 1;
+	}
+	free(data);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	enum { OPT_ROLLBACK = 256, OPT_TO };
+	enum { OPT_ROLLBACK = 256, OPT_TO, OPT_NO_MODEL, OPT_TRAIN_WINDOW, OPT_LABEL_MATURITY,
+		OPT_LABELLED_ONLY, OPT_DUMP_MODEL, OPT_DUMP_META };
 	static const struct option longopts[] = {
 		{ "data", required_argument, NULL, 'd' },
 		{ "as-of", required_argument, NULL, 'a' },
@@ -201,6 +260,12 @@ main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "keep", required_argument, NULL, 'k' },
 		{ "rollback", no_argument, NULL, OPT_ROLLBACK },
+		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
+		{ "dump-model", no_argument, NULL, OPT_DUMP_MODEL },
+		{ "dump-model-meta", no_argument, NULL, OPT_DUMP_META },
+		{ "train-window", required_argument, NULL, OPT_TRAIN_WINDOW },
+		{ "label-maturity", required_argument, NULL, OPT_LABEL_MATURITY },
+		{ "labelled-only", no_argument, NULL, OPT_LABELLED_ONLY },
 		{ "to", required_argument, NULL, OPT_TO },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -213,6 +278,7 @@ main(int argc, char **argv)
 	store_diag diag;
 	cli_progress prog = { 0 };
 	bool json = false, quiet = false, merge = false, rollback = false, have_part = false;
+	const char *dump = NULL;
 	unsigned long long to = 0, num;
 	long ncpu;
 	int c, rc;
@@ -267,6 +333,30 @@ main(int argc, char **argv)
 		case OPT_ROLLBACK:
 			rollback = true;
 			break;
+		case OPT_NO_MODEL:
+			opts.model_off = true;
+			break;
+		case OPT_TRAIN_WINDOW:
+			if (batch_duration_parse(optarg, &opts.train_window_ms) != VIGIL_OK)
+				return usage_error("--train-window: '%s' is not a duration (e.g. 28d)",
+				    optarg);
+			break;
+		case OPT_LABEL_MATURITY:
+			if (strcmp(optarg, "0") == 0)
+				opts.label_maturity_ms = 0;
+			else if (batch_duration_parse(optarg, &opts.label_maturity_ms) != VIGIL_OK)
+				return usage_error("--label-maturity: '%s' is not a duration (e.g. 7d)",
+				    optarg);
+			break;
+		case OPT_LABELLED_ONLY:
+			opts.labelled_only = true;
+			break;
+		case OPT_DUMP_MODEL:
+			dump = APP_MODEL_BLOB;
+			break;
+		case OPT_DUMP_META:
+			dump = APP_MODEL_META_BLOB;
+			break;
 		case OPT_TO:
 			if (!parse_count(optarg, 999999999, &to))
 				return usage_error("--to: '%s' is not a generation number "
@@ -291,6 +381,8 @@ main(int argc, char **argv)
 	}
 	if (opts.datadir == NULL)
 		return usage_error("%s", "--data DIR is required");
+	if (dump != NULL)
+		return dump_blob(opts.datadir, dump);
 	if (merge + rollback + have_part > 1)
 		return usage_error("%s", "--merge, --partition and --rollback exclude each other");
 	if (!merge && optind < argc)

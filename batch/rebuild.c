@@ -52,6 +52,8 @@ batch_opts_default(batch_opts *ret)
 	ret->window_ms = 90 * VIGIL_MS_PER_DAY;
 	ret->part_count = 1;
 	ret->threads = 1;
+	ret->train_window_ms = 28 * VIGIL_MS_PER_DAY;
+	ret->label_maturity_ms = 7 * VIGIL_MS_PER_DAY;
 }
 
 uint32_t
@@ -390,6 +392,8 @@ batch_worker_fini(batch_worker *wk)
 	batch_index_fini(&wk->card_ix);
 	batch_index_fini(&wk->merchant_ix);
 	batch_index_fini(&wk->terminal_ix);
+	batch_trainset_free(wk->train);
+	wk->train = NULL;
 	wk->ts = NULL;
 }
 
@@ -692,6 +696,58 @@ worker_exponent(batch_worker *wk, const char *cur)
 	return wk->cur_exp;
 }
 
+/* A training set for the model's input layout. */
+static vigil_err
+train_set_new(batch_run *r, batch_trainset **ret, store_diag *reterr)
+{
+	const char *names[STORE_MODEL_MAX_INPUTS];
+	const uint32_t *slots;
+	uint32_t n = store_schema_model_inputs(&slots);
+
+	for (uint32_t i = 0; i < n; i++)
+		names[i] = store_schema_field(slots[i])->name;
+	return batch_trainset_new(n, names, &r->topts, ret, reterr);
+}
+
+/*
+ * One training row: the vector vigild archived when it scored the
+ * transaction (not a recomputation: no train/serve skew) and its label as
+ * known at as-of; a mature transaction without a fraud label is legitimate
+ * unless labelled_only. Vectors of another build's layout are counted, not
+ * read.
+ */
+static vigil_err
+worker_train_row(batch_worker *wk, const store_scored_lean *s, const batch_pending *p,
+    int label, store_diag *reterr)
+{
+	float x[STORE_MODEL_MAX_INPUTS];
+	uint32_t n = 0;
+	vigil_err rv;
+
+	wk->train_seen++;
+	if (s->model_in.len == 0) {
+		wk->train_no_vector++;
+		return VIGIL_OK;
+	}
+	if (s->model_layout != wk->run->layout) {
+		wk->train_other_layout++;
+		return VIGIL_OK;
+	}
+	if (label < 0 && wk->run->opts.labelled_only)
+		return VIGIL_OK;
+	rv = store_model_vec_decode(s->model_in.p, s->model_in.len, x, STORE_MODEL_MAX_INPUTS, &n);
+	if (rv != VIGIL_OK || n != store_schema_model_inputs(&(const uint32_t *){ NULL })) {
+		/* the layout id matched but the vector does not decode: damage */
+		wk->train_other_layout++;
+		return VIGIL_OK;
+	}
+	rv = batch_trainset_add(wk->train, x, label == 1, s->event_time_ms, p->lh);
+	if (rv != VIGIL_OK)
+		store_diag_set(reterr, "archive record %llu: training row: %s",
+		    (unsigned long long)p->seq, vigil_strerror(rv));
+	return rv;
+}
+
 /* Stage 3: applies pipeline slot i to the card, merchant, terminal and
  * sketches, in archive order. */
 static vigil_err
@@ -757,6 +813,11 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 	rv = batch_card_add(c, &r->w, &e);
 	if (rv != VIGIL_OK)
 		return rv;
+	if (wk->train != NULL && e.t >= r->train_from && e.t < r->train_to) {
+		rv = worker_train_row(wk, s, p, e.label, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
 
 	rv = batch_ent_get_h(&wk->merchants, &wk->merchant_ix, p->mh, s->merchant_id.p,
 	    s->merchant_id.len, &ea);
@@ -1269,6 +1330,7 @@ batch_run_fini(batch_run *r)
 		free(r->workers);
 	}
 	labels_free(r);
+	batch_trainset_free(r->train);
 	rules_prog_free(r->prog);
 	free(r->plans);
 	store_gen_cards_close(r->prev_cards);
@@ -1323,6 +1385,47 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 	r->sum.part_count = r->opts.part_count;
 	r->sum.first_seq = UINT64_MAX;
 
+	/* The nightly model's window: mature transactions only, inside the
+	 * window read. */
+	if (r->opts.train_window_ms <= 0 || r->opts.train_window_ms > BATCH_MAX_WINDOW_MS ||
+	    r->opts.label_maturity_ms < 0 || r->opts.label_maturity_ms > BATCH_MAX_WINDOW_MS) {
+		store_diag_set(reterr, "model training window or label maturity out of range");
+		return VIGIL_EINVAL;
+	}
+	r->train_to = r->w.as_of - r->opts.label_maturity_ms;
+	r->train_from = r->train_to - r->opts.train_window_ms;
+	if (r->train_from < r->w.from)
+		r->train_from = r->w.from;
+	r->layout = store_schema_model_layout();
+	batch_train_opts_default(&r->topts);
+	/* The nightly defaults: a night's training stays a few seconds on two
+	 * cores (docs/model.md, "Training": 100k rows, eta 0.2, at most 200
+	 * rounds, measured against 1M rows / eta 0.1 / 300 rounds). */
+	r->topts.max_rows = 100000;
+	r->topts.eta = 0.2;
+	r->topts.max_rounds = 200;
+	r->topts.early_stop = 20;
+	r->topts.threads = r->opts.threads;
+	if (r->opts.model_min_frauds > 0)
+		r->topts.min_frauds = r->opts.model_min_frauds;
+	if (r->opts.model_max_rows > 0)
+		r->topts.max_rows = r->opts.model_max_rows;
+	r->train_on = !r->opts.model_off && r->train_from < r->train_to;
+	if (r->train_on && r->opts.part_count > 1) {
+		/* A partial file does not carry training rows yet (docs/model.md):
+		 * a merged generation has no model rather than a different one. */
+		r->train_on = false;
+		snprintf(r->sum.model.why_not, sizeof r->sum.model.why_not,
+		    "partitioned rebuilds (--partition/--merge) do not train the model yet");
+	}
+	r->sum.model.train_from_ms = r->train_from;
+	r->sum.model.train_to_ms = r->train_to;
+	if (r->opts.model_off)
+		snprintf(r->sum.model.why_not, sizeof r->sum.model.why_not, "turned off (--no-model)");
+	else if (!r->train_on)
+		snprintf(r->sum.model.why_not, sizeof r->sum.model.why_not,
+		    "no mature day in the window read (label maturity covers it)");
+
 	if (opts->rules_path != NULL) {
 		rules_diags diags;
 
@@ -1376,6 +1479,19 @@ batch_run_begin(batch_run *r, store_diag *reterr)
 	}
 	if (rv != VIGIL_OK)
 		return rv;
+	/* Going back in time replaces newer tables with older ones: only on
+	 * purpose (an older --as-of by mistake silently undid a night). */
+	if (r->prev != NULL && !r->opts.force && store_gen_meta_get(r->prev, &meta) == VIGIL_OK &&
+	    r->opts.as_of_ms < meta.as_of_ms) {
+		char want[40], have[40];
+
+		vigil_date_format(r->opts.as_of_ms, want, sizeof want);
+		vigil_date_format(meta.as_of_ms, have, sizeof have);
+		store_diag_set(reterr, "--as-of %s is before the current generation %llu's as-of %s: "
+		    "building an older one needs --force (or use --rollback)", want,
+		    (unsigned long long)meta.generation, have);
+		return VIGIL_EINVAL;
+	}
 	/* A generation built before its as-of had not seen the end of its
 	 * window: the same as-of again rebuilds it. */
 	if (r->prev != NULL && !r->opts.force &&
@@ -1424,6 +1540,11 @@ run_workers(batch_run *r, store_diag *reterr)
 			wk->ts[k].global = batch_sketch_new();
 			if (wk->ts[k].global == NULL)
 				return VIGIL_ENOMEM;
+		}
+		if (r->train_on) {
+			rv = train_set_new(r, &wk->train, reterr);
+			if (rv != VIGIL_OK)
+				return rv;
 		}
 	}
 	if (t == 1)
@@ -1937,6 +2058,124 @@ batch_run_state_bytes(batch_run *r)
 	r->sum.peak_state_bytes = b;
 }
 
+/* "model.meta": how the generation's model was made (docs/model.md). */
+static char *
+train_meta_json(const batch_run *r, const batch_model_report *rep)
+{
+	const uint32_t *slots;
+	uint32_t n = store_schema_model_inputs(&slots);
+	json_t *o = json_object(), *names = json_array();
+	char layout[24], *txt = NULL;
+
+	if (o == NULL || names == NULL)
+		goto out;
+	for (uint32_t i = 0; i < n; i++)
+		json_array_append_new(names, json_string(store_schema_field(slots[i])->name));
+	snprintf(layout, sizeof layout, "%016llx", (unsigned long long)r->layout);
+	json_object_set_new(o, "format", json_integer(1));
+	json_object_set_new(o, "layout", json_string(layout));
+	json_object_set_new(o, "features", names);
+	names = NULL;
+	json_object_set_new(o, "as_of_ms", json_integer(r->w.as_of));
+	json_object_set_new(o, "train_from_ms", json_integer(r->train_from));
+	json_object_set_new(o, "train_to_ms", json_integer(r->train_to));
+	json_object_set_new(o, "label_maturity_ms", json_integer(r->opts.label_maturity_ms));
+	json_object_set_new(o, "labelled_only", json_boolean(r->opts.labelled_only));
+	json_object_set_new(o, "rows", json_integer((json_int_t)rep->rows));
+	json_object_set_new(o, "frauds", json_integer((json_int_t)rep->frauds));
+	json_object_set_new(o, "train_rows", json_integer((json_int_t)rep->train_rows));
+	json_object_set_new(o, "valid_rows", json_integer((json_int_t)rep->valid_rows));
+	json_object_set_new(o, "valid_frauds", json_integer((json_int_t)rep->valid_frauds));
+	json_object_set_new(o, "valid_from_ms", json_integer(rep->valid_from_ms));
+	json_object_set_new(o, "rounds", json_integer(rep->rounds));
+	json_object_set_new(o, "best_round", json_integer(rep->best_round));
+	json_object_set_new(o, "valid_auc", json_real(rep->valid_auc));
+	json_object_set_new(o, "valid_ap", json_real(rep->valid_ap));
+	json_object_set_new(o, "train_auc", json_real(rep->train_auc));
+	json_object_set_new(o, "threads", json_integer(r->topts.threads));
+	txt = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+out:
+	json_decref(names);
+	json_decref(o);
+	return txt;
+}
+
+vigil_err
+batch_run_train(batch_run *r, store_diag *reterr)
+{
+	batch_model_report rep;
+	char *json = NULL, *meta = NULL;
+	size_t len = 0;
+	vigil_err rv = VIGIL_OK;
+
+	for (uint32_t i = 0; i < r->nworkers; i++) {
+		batch_worker *wk = &r->workers[i];
+
+		r->sum.model.rows_seen += wk->train_seen;
+		r->sum.model.rows_other_layout += wk->train_other_layout;
+		r->sum.model.rows_no_vector += wk->train_no_vector;
+		if (wk->train == NULL)
+			continue;
+		if (r->train == NULL) {
+			r->train = wk->train; /* the first worker's set becomes the whole */
+			wk->train = NULL;
+			continue;
+		}
+		rv = batch_trainset_merge(r->train, wk->train, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+		batch_trainset_free(wk->train);
+		wk->train = NULL;
+	}
+	if (r->train == NULL)
+		return VIGIL_OK; /* turned off, or no mature day: why_not says so */
+	memset(&rep, 0, sizeof rep);
+	rv = batch_train_run(r->train, &r->topts, &json, &len, &rep, reterr);
+	if (rv != VIGIL_OK) {
+		char why[sizeof reterr->msg];
+
+		snprintf(why, sizeof why, "%s", reterr->msg);
+		store_diag_set(reterr, "nightly model: %s", why);
+		return rv;
+	}
+	r->sum.model.rows = rep.rows;
+	r->sum.model.frauds = rep.frauds;
+	r->sum.model.valid_rows = rep.valid_rows;
+	r->sum.model.valid_frauds = rep.valid_frauds;
+	r->sum.model.rounds = rep.rounds;
+	r->sum.model.best_round = rep.best_round;
+	r->sum.model.valid_auc = rep.valid_auc;
+	r->sum.model.valid_ap = rep.valid_ap;
+	r->sum.model.train_auc = rep.train_auc;
+	r->sum.model.seconds = rep.seconds;
+	r->sum.model.features = store_schema_model_inputs(&(const uint32_t *){ NULL });
+	if (!rep.trained) {
+		snprintf(r->sum.model.why_not, sizeof r->sum.model.why_not, "%s", rep.why_not);
+		return VIGIL_OK;
+	}
+	meta = train_meta_json(r, &rep);
+	if (meta == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	rv = store_genw_put_blob(r->gw, APP_MODEL_BLOB, json, len);
+	if (rv == VIGIL_OK)
+		rv = store_genw_put_blob(r->gw, APP_MODEL_META_BLOB, meta, strlen(meta));
+	if (rv != VIGIL_OK) {
+		store_diag_set(reterr, "%s/features: generation %llu: writing the model: %s",
+		    r->opts.datadir, (unsigned long long)store_genw_generation(r->gw),
+		    vigil_strerror(rv));
+		goto out;
+	}
+	r->sum.model.trained = true;
+	r->sum.model.why_not[0] = '\0';
+	r->sum.model.json_bytes = len;
+out:
+	free(json);
+	free(meta);
+	return rv;
+}
+
 vigil_err
 batch_rebuild(const batch_opts *opts, batch_summary *ret_summary, store_diag *reterr)
 {
@@ -1983,6 +2222,9 @@ batch_rebuild(const batch_opts *opts, batch_summary *ret_summary, store_diag *re
 	if (rv != VIGIL_OK)
 		goto out;
 	rv = batch_run_merge_workers(&r, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	rv = batch_run_train(&r, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
 	rv = batch_run_finish(&r, &r.workers[0].merchants, &r.workers[0].terminals,

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "int.h"
+#include "train.h"
 
 #define BATCH_GROUP_MAX 128 /* bytes of one group key; longer values are not grouped */
 
@@ -157,6 +158,8 @@ typedef struct batch_worker {
 	uint64_t        records, bad, labels_used, corrupt;
 	uint64_t        first_seq, last_seq;
 	char            bad_where[256], corrupt_where[256];
+	batch_trainset *train;  /* this worker's training rows (NULL: no model) */
+	uint64_t        train_seen, train_other_layout, train_no_vector;
 	vigil_err       rv;
 	store_diag      diag;
 } batch_worker;
@@ -187,6 +190,12 @@ struct batch_run {
 	bool           feed_ready;
 	uint64_t       bytes_est, pass1_records, pass1_bytes;
 	double         prior;
+	/* the nightly model: training rows have event time in [train_from, train_to) */
+	bool           train_on;
+	int64_t        train_from, train_to;
+	uint64_t       layout;
+	batch_train_opts topts;
+	batch_trainset *train;  /* the workers' sets merged (batch_run_train) */
 	batch_summary  sum;
 };
 
@@ -210,6 +219,11 @@ vigil_err batch_ent_get(batch_ent_node **map, batch_index *ix, const char *key, 
 vigil_err batch_ent_get_h(batch_ent_node **map, batch_index *ix, uint64_t h, const char *key,
     size_t len, batch_ent **ret_a);
 void      batch_worker_fini(batch_worker *wk);
+
+/* Merges the workers' training rows and trains the nightly model into the
+ * generation being written (blobs "model.json", "model.meta"); fills
+ * r->sum.model. No model (cold start, turned off) is not an error. */
+vigil_err batch_run_train(batch_run *r, store_diag *reterr);
 
 /* part.c: writes this partition's share (after batch_run_merge_workers). */
 vigil_err batch_part_write(batch_run *r, const char *path, store_diag *reterr);

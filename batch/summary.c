@@ -74,6 +74,40 @@ batch_summary_json(const batch_summary *s)
 	set(o, "rules_hash", text(s->rules_hash), &ok);
 	set(o, "duration_s", json_real(s->duration_s), &ok);
 	set(o, "state_bytes", json_integer((json_int_t)s->peak_state_bytes), &ok);
+	{
+		json_t *m = json_object();
+		char from[16], to[16];
+
+		ok = ok && m != NULL;
+		if (m != NULL) {
+			vigil_date_format(s->model.train_from_ms, from, sizeof from);
+			vigil_date_format(s->model.train_to_ms, to, sizeof to);
+			set(m, "trained", json_boolean(s->model.trained), &ok);
+			if (!s->model.trained)
+				set(m, "why_not", text(s->model.why_not), &ok);
+			set(m, "train_from", json_string(from), &ok);
+			set(m, "train_to", json_string(to), &ok);
+			set(m, "rows_seen", json_integer((json_int_t)s->model.rows_seen), &ok);
+			set(m, "rows_no_vector", json_integer((json_int_t)s->model.rows_no_vector), &ok);
+			set(m, "rows_other_layout",
+			    json_integer((json_int_t)s->model.rows_other_layout), &ok);
+			set(m, "rows", json_integer((json_int_t)s->model.rows), &ok);
+			set(m, "frauds", json_integer((json_int_t)s->model.frauds), &ok);
+			if (s->model.trained) {
+				set(m, "valid_rows", json_integer((json_int_t)s->model.valid_rows), &ok);
+				set(m, "valid_frauds", json_integer((json_int_t)s->model.valid_frauds),
+				    &ok);
+				set(m, "rounds", json_integer(s->model.rounds), &ok);
+				set(m, "best_round", json_integer(s->model.best_round), &ok);
+				set(m, "valid_auc", json_real(s->model.valid_auc), &ok);
+				set(m, "valid_ap", json_real(s->model.valid_ap), &ok);
+				set(m, "train_auc", json_real(s->model.train_auc), &ok);
+				set(m, "seconds", json_real(s->model.seconds), &ok);
+				set(m, "json_bytes", json_integer((json_int_t)s->model.json_bytes), &ok);
+			}
+			set(o, "model", m, &ok);
+		}
+	}
 	if (s->bad_where[0] != '\0')
 		set(o, "first_bad", text(s->bad_where), &ok);
 	if (s->warning[0] != '\0')

@@ -41,8 +41,8 @@ find_prog() { # name, candidate paths...
 }
 
 [ -d "$build" ] || die "build directory '$build' not found (run ./deploy/build.sh first)"
-gen=$(find_prog vigil-gen "$build/clients/gen/vigil-gen")
-replay=$(find_prog vigil-replay "$build/clients/replay/vigil-replay")
+gen=$(find_prog vigil-gen "$build/tools/gen/vigil-gen")
+replay=$(find_prog vigil-replay "$build/tools/replay/vigil-replay")
 vigild=$(find_prog vigild "$build/server/vigild")
 rebuild=$(find_prog vigil-rebuild "$build/batch/vigil-rebuild")
 [ -r "$rules" ] || die "$rules not found"

@@ -6,27 +6,86 @@
  * load error) and POST /v1/score (JSON in, JSON out, the same pipeline as
  * the nng socket, for curl users). One request at a time: a score here may
  * wait for an fsync, which delays other admin requests, never nng traffic.
- * Formats: docs/vigild.md, "Admin HTTP".
+ * Formats: docs/vigild.md, "Admin HTTP"; exposure: docs/security.md.
+ *
+ * Authorisation: the three probes are open; everything else needs
+ * "Authorization: Bearer TOKEN" with the token of admin_token_file
+ * (compared in constant time, re-read on SIGHUP). Without a token file,
+ * only a loopback listener serves more than the probes.
+ *
+ * Caps (libevent 2.1's evhttp has none of its own): each connection is
+ * counted from the bufferevent evhttp asks us for (evhttp_set_bevcb) to its
+ * close callback; at admin_max_connections the listener stops accepting
+ * until one closes. The bufferevent stops reading at ADMIN_CONN_BUFFER
+ * bytes of unparsed input: evhttp keeps reading while it writes a reply,
+ * so a client that pipelines requests and never reads the replies grew
+ * vigild by 400 MB. A connection that has not completed a request within
+ * ADMIN_IDLE_S of opening or of its previous request is closed (a client
+ * sending one header line every 20 s held its slot forever). accept(2)
+ * failing (no descriptors: EMFILE, ENFILE) pauses the listener for
+ * ADMIN_PAUSE_MS instead of spinning on it, logged once a second at most.
  */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <fcntl.h>
+#include <math.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uthash.h>
 
 #include "srv.h"
 #include "vigil_config.h"
 #include "vigil_json.h"
 
+#define ADMIN_CONN_BUFFER (64 * 1024) /* unparsed input per connection */
+#define ADMIN_IDLE_S      10          /* to complete a request */
+#define ADMIN_PAUSE_MS    250         /* accept paused after an accept error */
+#define ADMIN_TOKEN_MIN   16
+#define ADMIN_TOKEN_MAX   255         /* sizeof srv_server.admin_token - 1 */
+
+/* One open connection, from evhttp's bufferevent callback to its close. */
+typedef struct admin_conn {
+	struct srv_admin         *a;
+	struct bufferevent       *bev;      /* referenced until hooked */
+	struct evhttp_connection *evcon;    /* NULL until hooked */
+	struct event             *hook;     /* finds evcon once evhttp has made it */
+	struct event             *deadline; /* ADMIN_IDLE_S without a complete request */
+	struct admin_conn        *prev, *next;
+	UT_hash_handle            hh;       /* in a->by_evcon, keyed by evcon */
+} admin_conn;
+
 struct srv_admin {
-	srv_server        *s;
-	struct event_base *base;
-	struct evhttp     *http;
-	srv_worker        *w;
-	pthread_t          thread;
-	bool               started;
+	srv_server             *s;
+	struct event_base      *base;
+	struct evhttp          *http;
+	struct evconnlistener  *lev;
+	srv_worker             *w;
+	pthread_t               thread;
+	bool                    started;
+	bool                    loopback;  /* bound to 127.0.0.0/8 or ::1 */
+
+	admin_conn             *conns;     /* every open connection */
+	admin_conn             *by_evcon;  /* hooked ones, by evhttp connection */
+	uint32_t                nconns;
+	bool                    paused_cap;  /* nconns reached admin_max_connections */
+	bool                    paused_err;  /* accept failed; resume timer pending */
+	bool                    stopping;
+	struct event           *resume;
+	int64_t                 err_log_ms;  /* last accept-error line */
+	uint64_t                err_quiet;   /* accept errors since */
 };
 
 static void
@@ -89,16 +148,32 @@ static json_t *
 admin_health_json(srv_server *s)
 {
 	Vigil__V1__HealthReply h = VIGIL__V1__HEALTH_REPLY__INIT;
-	char err[SRV_ERR_MAX], hash[80];
+	char err[SRV_ERR_MAX], hash[80], why[512];
+	store_db_health dh;
+	json_t *o;
 
 	srv_health_fill(s, &h, err, sizeof err, hash, sizeof hash);
-	return json_pack("{s:b, s:s, s:I, s:s, s:I, s:s, s:I, s:b}",
+	o = json_pack("{s:b, s:s, s:I, s:s, s:I, s:s, s:I, s:b}",
 	    "ready", h.ready, "server_version", "vigild " VIGIL_VERSION,
 	    "uptime_s", (json_int_t)h.uptime_s, "rules_version", h.rules_version,
 	    "features_generation", (json_int_t)h.features_generation,
 	    "rules_last_error", h.rules_last_error,
 	    "rules_load_failures", (json_int_t)h.rules_load_failures,
 	    "draining", h.draining);
+	/* An archive that refuses appends (full disk, no descriptors, I/O
+	 * errors) cannot acknowledge a score: not ready until it heals. */
+	if (o != NULL && atomic_load(&s->ready) && s->db != NULL) {
+		store_db_get_health(s->db, &dh);
+		if (!dh.ok) {
+			snprintf(why, sizeof why, "archive failing: %s %s: %s (%s) for %lld s; retrying",
+			    dh.archive.op, dh.archive.file, strerror(dh.archive.err),
+			    strerrorname_np(dh.archive.err) ? strerrorname_np(dh.archive.err) : "?",
+			    (long long)((vigil_now_ms() - dh.archive.since_ms) / 1000));
+			json_object_set_new(o, "ready", json_false());
+			json_object_set_new(o, "reason", json_string(why));
+		}
+	}
+	return o;
 }
 
 static void
@@ -300,6 +375,18 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	    "features_generation", (json_int_t)out->generation,
 	    "latency_us", (json_int_t)((vigil_mono_ns() - t0) / 1000),
 	    "duplicate", out->duplicate, "dry_run", out->dry_run);
+	if (o != NULL && !isnan(out->model_score)) {
+		/* the same shape as vigil-score's and vigil-replay's "model" */
+		json_t *m = json_object(), *rsn = json_array();
+
+		for (uint32_t i = 0; i < out->nreasons; i++)
+			json_array_append_new(rsn, json_pack("{s:s, s:f, s:f}",
+			    "feature", out->reasons[i].feature, "value", out->reasons[i].value.num,
+			    "contribution", (double)out->reasons[i].contrib));
+		json_object_set_new(m, "score", json_real(out->model_score));
+		json_object_set_new(m, "reasons", rsn);
+		json_object_set_new(o, "model", m);
+	}
 	srv_metrics_request(&s->metrics, SRV_REQ_SCORE, VIGIL__V1__STATUS__STATUS_OK);
 	srv_metrics_latency(&s->metrics, vigil_mono_ns() - t0);
 	srv_ruleset_release(rs);
@@ -315,6 +402,77 @@ out:
 	json_decref(body);
 }
 
+/* {"status": status, "message": msg} with code. */
+static void
+admin_send_error(struct evhttp_request *req, int code, const char *reason, const char *status,
+    const char *msg)
+{
+	admin_send_json(req, code, reason, json_pack("{s:s, s:s}", "status", status,
+	    "message", msg));
+}
+
+/* Equal in time that depends on the lengths only, not on where they differ. */
+static bool
+admin_token_equal(const char *got, size_t glen, const char *want, size_t wlen)
+{
+	volatile unsigned char d = glen != wlen;
+
+	for (size_t i = 0; i < wlen; i++)
+		d |= (unsigned char)want[i] ^ (unsigned char)(i < glen ? got[i] : 0);
+	return d == 0;
+}
+
+/*
+ * Whether req may go beyond the probes; answers it (401 or 403) if not.
+ * With a token: "Authorization: Bearer TOKEN". Without one: a loopback
+ * listener serves everything (the warning at start says so), any other
+ * serves only the probes.
+ */
+static bool
+admin_authorized(srv_admin *a, struct evhttp_request *req)
+{
+	srv_server *s = a->s;
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Authorization");
+	bool ok;
+
+	pthread_mutex_lock(&s->token_lock);
+	if (s->admin_token_len == 0) {
+		pthread_mutex_unlock(&s->token_lock);
+		if (a->loopback)
+			return true;
+		atomic_fetch_add_explicit(&s->metrics.http_unauthorized, 1, memory_order_relaxed);
+		admin_send_error(req, 403, "Forbidden", "FORBIDDEN", "no admin_token_file is "
+		    "configured and the admin listener is not loopback: only /healthz, /readyz "
+		    "and /metrics are served");
+		return false;
+	}
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+		pthread_mutex_unlock(&s->token_lock);
+		atomic_fetch_add_explicit(&s->metrics.http_unauthorized, 1, memory_order_relaxed);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		    "Bearer realm=\"vigild\"");
+		admin_send_error(req, 401, "Unauthorized", "UNAUTHENTICATED", "this endpoint "
+		    "needs an \"Authorization: Bearer TOKEN\" header (admin_token_file)");
+		return false;
+	}
+	for (h += 7; *h == ' '; h++)
+		;
+	ok = admin_token_equal(h, strlen(h), s->admin_token, s->admin_token_len);
+	pthread_mutex_unlock(&s->token_lock);
+	if (!ok) {
+		atomic_fetch_add_explicit(&s->metrics.http_unauthorized, 1, memory_order_relaxed);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		    "Bearer realm=\"vigild\", error=\"invalid_token\"");
+		admin_send_error(req, 401, "Unauthorized", "UNAUTHENTICATED",
+		    "wrong bearer token");
+		return false;
+	}
+	return true;
+}
+
+static void admin_conn_seen(srv_admin *a, struct evhttp_request *req);
+
 static void
 admin_dispatch(struct evhttp_request *req, void *arg)
 {
@@ -322,10 +480,16 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+	bool probe;
 
 	atomic_fetch_add_explicit(&a->s->metrics.http_requests, 1, memory_order_relaxed);
+	admin_conn_seen(a, req);
 	if (path == NULL)
 		path = "/";
+	probe = strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+	    strcmp(path, "/metrics") == 0;
+	if (!(probe && get) && !admin_authorized(a, req))
+		return;
 	if (strcmp(path, "/healthz") == 0 && get)
 		admin_healthz(a, req);
 	else if (strcmp(path, "/readyz") == 0 && get)
@@ -336,13 +500,285 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 		admin_rules(a, req);
 	else if (strcmp(path, "/v1/score") == 0 && cmd == EVHTTP_REQ_POST)
 		admin_score(a, req);
-	else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-	    strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/rules") == 0 ||
-	    strcmp(path, "/v1/score") == 0)
-		evhttp_send_error(req, 405, "Method Not Allowed");
+	else if (probe || strcmp(path, "/v1/rules") == 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		admin_send_error(req, 405, "Method Not Allowed", "METHOD_NOT_ALLOWED",
+		    "this endpoint answers GET and HEAD");
+	} else if (strcmp(path, "/v1/score") == 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		admin_send_error(req, 405, "Method Not Allowed", "METHOD_NOT_ALLOWED",
+		    "this endpoint answers POST");
+	} else {
+		admin_send_error(req, 404, "Not Found", "NOT_FOUND", "no such endpoint: try "
+		    "/healthz, /readyz, /metrics, /v1/rules, POST /v1/score");
+	}
+}
+
+/* ---- connections: count, cap, deadline ---- */
+
+/* libevent hands the listener's error callback the accept callback's
+ * argument, which evhttp set to itself, not to us: vigild has one admin
+ * endpoint, found here (set and cleared on the main thread while the admin
+ * thread is not running). */
+static srv_admin *admin_instance;
+
+static void
+admin_accept_update(srv_admin *a)
+{
+	bool want = !a->paused_cap && !a->paused_err;
+
+	if (a->lev == NULL || a->stopping) /* evhttp_free frees the listener */
+		return;
+	if (want)
+		evconnlistener_enable(a->lev);
 	else
-		evhttp_send_error(req, HTTP_NOTFOUND, "no such endpoint: try /healthz, /readyz, "
-		    "/metrics, /v1/rules, POST /v1/score");
+		evconnlistener_disable(a->lev);
+}
+
+static void
+admin_conn_gone(admin_conn *c)
+{
+	srv_admin *a = c->a;
+
+	if (c->evcon != NULL)
+		HASH_DELETE(hh, a->by_evcon, c);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		a->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (c->bev != NULL)
+		bufferevent_decref(c->bev);
+	if (c->hook != NULL)
+		event_free(c->hook);
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	free(c);
+	a->nconns--;
+	atomic_store_explicit(&a->s->metrics.http_connections, a->nconns, memory_order_relaxed);
+	if (a->paused_cap && a->nconns < a->s->cfg.admin_max_connections) {
+		a->paused_cap = false;
+		admin_accept_update(a);
+	}
+}
+
+static void
+admin_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	admin_conn_gone(arg);
+}
+
+static void
+admin_conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	admin_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	atomic_fetch_add_explicit(&c->a->s->metrics.http_conn_closed, 1, memory_order_relaxed);
+	evhttp_connection_free(c->evcon); /* runs admin_conn_closed */
+}
+
+/*
+ * Runs right after evhttp's accept callback, before any I/O on the
+ * connection: evhttp has made the evhttp_connection and set it as the
+ * bufferevent's callback argument, which is the only way libevent 2.1 lets
+ * us find it (to count its close). If evhttp freed it already (out of
+ * memory), the callbacks were cleared: nothing to hook.
+ */
+static void
+admin_conn_hook(evutil_socket_t fd, short what, void *arg)
+{
+	const struct timeval idle = { ADMIN_IDLE_S, 0 };
+	admin_conn *c = arg;
+	srv_admin *a = c->a;
+	void *cbarg = NULL;
+
+	(void)fd;
+	(void)what;
+	bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+	if (cbarg == NULL ||
+	    evhttp_connection_get_bufferevent((struct evhttp_connection *)cbarg) != c->bev) {
+		admin_conn_gone(c);
+		return;
+	}
+	c->evcon = cbarg;
+	HASH_ADD_PTR(a->by_evcon, evcon, c);
+	bufferevent_decref(c->bev);
+	c->bev = NULL;
+	evhttp_connection_set_closecb(c->evcon, admin_conn_closed, c);
+	event_add(c->deadline, &idle);
+}
+
+/* A request arrived on its connection: its deadline starts again. */
+static void
+admin_conn_seen(srv_admin *a, struct evhttp_request *req)
+{
+	const struct timeval idle = { ADMIN_IDLE_S, 0 };
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	admin_conn *c = NULL;
+
+	if (evcon == NULL)
+		return;
+	HASH_FIND_PTR(a->by_evcon, &evcon, c);
+	if (c != NULL)
+		event_add(c->deadline, &idle);
+}
+
+/* evhttp's bufferevent for a new connection: capped input, counted. */
+static struct bufferevent *
+admin_conn_bev(struct event_base *base, void *arg)
+{
+	srv_admin *a = arg;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	admin_conn *c;
+
+	if (bev == NULL)
+		return NULL;
+	bufferevent_setwatermark(bev, EV_READ, 0, ADMIN_CONN_BUFFER);
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return bev; /* served, not counted */
+	c->a = a;
+	c->hook = event_new(base, -1, 0, admin_conn_hook, c);
+	c->deadline = evtimer_new(base, admin_conn_deadline, c);
+	if (c->hook == NULL || c->deadline == NULL) {
+		if (c->hook != NULL)
+			event_free(c->hook);
+		if (c->deadline != NULL)
+			event_free(c->deadline);
+		free(c);
+		return bev;
+	}
+	bufferevent_incref(bev);
+	c->bev = bev;
+	c->next = a->conns;
+	if (a->conns != NULL)
+		a->conns->prev = c;
+	a->conns = c;
+	a->nconns++;
+	atomic_store_explicit(&a->s->metrics.http_connections, a->nconns, memory_order_relaxed);
+	if (a->nconns >= a->s->cfg.admin_max_connections && !a->paused_cap) {
+		a->paused_cap = true;
+		atomic_fetch_add_explicit(&a->s->metrics.http_accept_paused, 1,
+		    memory_order_relaxed);
+		admin_accept_update(a);
+	}
+	event_active(c->hook, 0, 0);
+	return bev;
+}
+
+static void
+admin_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	srv_admin *a = arg;
+
+	(void)fd;
+	(void)what;
+	a->paused_err = false;
+	admin_accept_update(a);
+}
+
+/*
+ * accept(2) failed with something other than "try again" (libevent's
+ * listener would log and retry at once, forever: 408 MB of log in 25 s when
+ * descriptors ran out). Pause, retry in ADMIN_PAUSE_MS; one line a second.
+ */
+static void
+admin_accept_error(struct evconnlistener *lev, void *arg)
+{
+	const struct timeval pause = { 0, ADMIN_PAUSE_MS * 1000 };
+	srv_admin *a = admin_instance;
+	int err = EVUTIL_SOCKET_ERROR();
+	int64_t now;
+
+	if (a == NULL || a->http != arg || a->lev != lev) /* not ours: cannot happen */
+		return;
+	now = vigil_mono_ns() / 1000000;
+	a->paused_err = true;
+	admin_accept_update(a);
+	event_add(a->resume, &pause);
+	atomic_fetch_add_explicit(&a->s->metrics.http_accept_paused, 1, memory_order_relaxed);
+	a->err_quiet++;
+	if (a->err_log_ms == 0 || now - a->err_log_ms >= 1000) {
+		srv_log("admin: accept: %s; accepting paused for %d ms (%llu time(s) since the "
+		    "last note; at most one a second)", strerror(err), ADMIN_PAUSE_MS,
+		    (unsigned long long)a->err_quiet);
+		a->err_log_ms = now;
+		a->err_quiet = 0;
+	}
+}
+
+/* ---- the token ---- */
+
+vigil_err
+srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen)
+{
+	const char *path = s->cfg.admin_token_file;
+	char buf[ADMIN_TOKEN_MAX + 2];
+	struct stat st;
+	ssize_t n;
+	size_t len;
+	int fd;
+
+	if (path[0] == '\0')
+		return VIGIL_OK;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(errbuf, errlen, "admin_token_file %s: cannot open: %s", path,
+		    strerror(errno));
+		return VIGIL_EINVAL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(errbuf, errlen, "admin_token_file %s: not a regular file", path);
+		close(fd);
+		return VIGIL_EINVAL;
+	}
+	if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+		snprintf(errbuf, errlen, "admin_token_file %s: mode %04o lets every user read or "
+		    "write it; chmod o-rw", path, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return VIGIL_EINVAL;
+	}
+	n = read(fd, buf, sizeof buf);
+	close(fd);
+	if (n < 0) {
+		snprintf(errbuf, errlen, "admin_token_file %s: cannot read: %s", path,
+		    strerror(errno));
+		return VIGIL_EINVAL;
+	}
+	len = (size_t)n;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len > ADMIN_TOKEN_MAX || (size_t)n == sizeof buf) {
+		snprintf(errbuf, errlen, "admin_token_file %s: the token is longer than %d bytes",
+		    path, ADMIN_TOKEN_MAX);
+		explicit_bzero(buf, sizeof buf);
+		return VIGIL_EINVAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] <= ' ' || buf[i] > '~') {
+			snprintf(errbuf, errlen, "admin_token_file %s: byte %zu of the token is not "
+			    "printable ASCII (a token is one line, no spaces)", path, i + 1);
+			explicit_bzero(buf, sizeof buf);
+			return VIGIL_EINVAL;
+		}
+	}
+	if (len < ADMIN_TOKEN_MIN) {
+		snprintf(errbuf, errlen, "admin_token_file %s: the token has %zu bytes; at least "
+		    "%d are needed (e.g. openssl rand -hex 32)", path, len, ADMIN_TOKEN_MIN);
+		explicit_bzero(buf, sizeof buf);
+		return VIGIL_EINVAL;
+	}
+	pthread_mutex_lock(&s->token_lock);
+	memcpy(s->admin_token, buf, len);
+	memset(s->admin_token + len, 0, sizeof s->admin_token - len);
+	s->admin_token_len = len;
+	pthread_mutex_unlock(&s->token_lock);
+	explicit_bzero(buf, sizeof buf);
+	return VIGIL_OK;
 }
 
 static void *
@@ -363,8 +799,16 @@ srv_admin_stop(srv_admin *a)
 		event_base_loopbreak(a->base);
 		pthread_join(a->thread, NULL);
 	}
+	a->stopping = true;
+	a->lev = NULL;
+	if (admin_instance == a)
+		admin_instance = NULL;
 	if (a->http != NULL)
-		evhttp_free(a->http);
+		evhttp_free(a->http); /* closes every connection: admin_conn_closed */
+	while (a->conns != NULL) /* not hooked yet */
+		admin_conn_gone(a->conns);
+	if (a->resume != NULL)
+		event_free(a->resume);
 	if (a->base != NULL)
 		event_base_free(a->base);
 	srv_worker_free(a->w);
@@ -374,6 +818,9 @@ srv_admin_stop(srv_admin *a)
 vigil_err
 srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errlen)
 {
+	struct evhttp_bound_socket *bound;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
 	srv_admin *a;
 	char host[64];
 	uint16_t port;
@@ -398,17 +845,43 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 		rv = VIGIL_ENOMEM;
 		goto out;
 	}
+	a->resume = evtimer_new(a->base, admin_accept_resume, a);
+	if (a->resume == NULL) {
+		snprintf(errbuf, errlen, "admin: out of memory");
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
 	evhttp_set_max_body_size(a->http, s->cfg.max_message_bytes + 1);
 	evhttp_set_max_headers_size(a->http, 16384);
 	evhttp_set_timeout(a->http, 30);
-	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+	/* Methods we answer 405 (JSON) to are let through; the rest get
+	 * libevent's own 501. */
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(a->http, admin_dispatch, a);
-	if (evhttp_bind_socket_with_handle(a->http, host, port) == NULL) {
+	evhttp_set_bevcb(a->http, admin_conn_bev, a);
+	bound = evhttp_bind_socket_with_handle(a->http, host, port);
+	if (bound == NULL) {
 		snprintf(errbuf, errlen, "admin: cannot listen on %s (address in use or not local?)",
 		    s->cfg.admin);
 		rv = VIGIL_EBUSY;
 		goto out;
 	}
+	a->lev = evhttp_bound_socket_get_listener(bound);
+	admin_instance = a;
+	evconnlistener_set_error_cb(a->lev, admin_accept_error);
+	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET)
+			a->loopback = (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+		else if (ss.ss_family == AF_INET6)
+			a->loopback = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+	}
+	if (s->admin_token_len == 0 && a->loopback)
+		srv_log("warning: admin: no admin_token_file: /v1/score and /v1/rules answer "
+		    "anyone who can connect to %s (loopback)", s->cfg.admin);
+	else if (s->admin_token_len == 0)
+		srv_log("warning: admin: no admin_token_file and %s is not loopback: only "
+		    "/healthz, /readyz and /metrics are served", s->cfg.admin);
 	if ((prv = pthread_create(&a->thread, NULL, admin_thread, a)) != 0) {
 		snprintf(errbuf, errlen, "admin: cannot start thread: %s", strerror(prv));
 		rv = VIGIL_EIO;

@@ -23,6 +23,7 @@
 #define CFG_MAX_MESSAGE      (16u << 20)
 #define CFG_MAX_TIMEOUT_MS   600000
 #define CFG_MAX_SKEW_MS      (30u * 86400000u) /* 30 days */
+#define CFG_MAX_CONNECTIONS  1000000
 
 void
 srv_config_defaults(srv_config *c)
@@ -36,6 +37,10 @@ srv_config_defaults(srv_config *c)
 	c->max_inflight = 1024;
 	c->request_timeout_ms = 5000;
 	c->max_future_skew_ms = 300000;
+	c->max_past_skew_ms = 0;
+	c->queue_timeout_ms = 500;
+	c->max_connections = 1024;
+	c->admin_max_connections = 256;
 	snprintf(c->data_dir, sizeof c->data_dir, "/var/lib/vigil");
 	c->fsync = STORE_FSYNC_INTERVAL;
 	c->fsync_interval_ms = 50;
@@ -52,14 +57,18 @@ srv_config_usage(FILE *out)
 	fprintf(out,
 	    "usage: vigild [--config FILE] [--data DIR] [--listen URL]... [--admin HOST:PORT|off]\n"
 	    "              [--rules FILE] [--fsync always|interval|never] [--workers N]\n"
-	    "              [--max-future-skew MS] [--check-config] [--help] [--version]\n"
+	    "              [--max-future-skew MS] [--max-past-skew MS]\n"
+	    "              [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
+	    "              [--admin-token-file FILE] [--user USER]\n"
+	    "              [--check-config] [--help] [--version]\n"
 	    "\n"
 	    "vigil's real-time card-fraud scoring service: answers vigil.v1.Request\n"
 	    "messages on nng REQ/REP sockets, serves /metrics and /v1/score over HTTP.\n"
 	    "\n"
 	    "  --config FILE     INI configuration file (flags below override it)\n"
 	    "  --data DIR        data directory: archive, feature generations ([store] data_dir)\n"
-	    "  --listen URL      nng URL to listen on, tcp:// or ipc://; repeatable ([server] listen)\n"
+	    "  --listen URL      nng URL to listen on, tls+tcp://, tcp:// or ipc://; repeatable\n"
+	    "                    ([server] listen)\n"
 	    "  --admin HOST:PORT admin HTTP endpoint, or \"off\" ([server] admin)\n"
 	    "  --rules FILE      rule file to serve ([rules] path)\n"
 	    "  --fsync POLICY    archive durability: always, interval or never ([store] fsync)\n"
@@ -67,11 +76,25 @@ srv_config_usage(FILE *out)
 	    "  --max-future-skew MS\n"
 	    "                    refuse transactions whose event time is more than MS ahead\n"
 	    "                    of this server's clock; 0 disables ([server] max_future_skew_ms)\n"
+	    "  --max-past-skew MS\n"
+	    "                    refuse transactions whose event time is more than MS behind\n"
+	    "                    this server's clock; 0 (the default) disables ([server]\n"
+	    "                    max_past_skew_ms)\n"
+	    "  --tls-cert FILE   PEM certificate of tls+tcp:// listeners ([tls] cert)\n"
+	    "  --tls-key FILE    its PEM private key, unencrypted ([tls] key)\n"
+	    "  --tls-ca FILE     PEM CA(s): clients must present a certificate signed by one\n"
+	    "                    ([tls] ca)\n"
+	    "  --admin-token-file FILE\n"
+	    "                    file holding the admin HTTP bearer token, re-read on SIGHUP\n"
+	    "                    ([server] admin_token_file)\n"
+	    "  --user USER       drop to this user (and its group) once the sockets are bound\n"
+	    "                    ([server] user)\n"
 	    "  --check-config    check the configuration and the rule file, then exit\n"
 	    "  --help            show this help and exit\n"
 	    "  --version         show the version and exit\n"
 	    "\n"
-	    "Signals: SIGHUP reloads the rules; SIGTERM or SIGINT drains and exits 0.\n"
+	    "Signals: SIGHUP reloads the rules and the admin token; SIGTERM or SIGINT drains\n"
+	    "and exits 0.\n"
 	    "Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.\n"
 	    "Manual: docs/vigild.md.\n");
 }
@@ -136,12 +159,33 @@ cfg_str(const char *s, char *dst, size_t cap, bool nonempty, char *reason, size_
 	return true;
 }
 
+static bool
+cfg_scheme_tcp(const char *scheme)
+{
+	return strcmp(scheme, "tcp") == 0 || strcmp(scheme, "tcp4") == 0 ||
+	    strcmp(scheme, "tcp6") == 0;
+}
+
+static bool
+cfg_scheme_tls(const char *scheme)
+{
+	return strcmp(scheme, "tls+tcp") == 0 || strcmp(scheme, "tls+tcp4") == 0 ||
+	    strcmp(scheme, "tls+tcp6") == 0;
+}
+
+bool
+srv_config_url_tls(const char *url)
+{
+	return strncmp(url, "tls+tcp://", 10) == 0 || strncmp(url, "tls+tcp4://", 11) == 0 ||
+	    strncmp(url, "tls+tcp6://", 11) == 0;
+}
+
 /*
  * A listen URL as nng_listen will take it, so that --check-config catches
  * what would otherwise fail only at start: tcp://HOST:PORT (tcp4://, tcp6://;
  * an empty HOST or * is every address) with a port from 1 to 65535 and
- * nothing after it, or ipc://PATH with a path. Host names are resolved at
- * start, not here.
+ * nothing after it, the same with tls+tcp:// (tls+tcp4://, tls+tcp6://), or
+ * ipc://PATH with a path. Host names are resolved at start, not here.
  */
 static bool
 cfg_url(const char *u, char *reason, size_t rlen)
@@ -159,9 +203,10 @@ cfg_url(const char *u, char *reason, size_t rlen)
 		snprintf(reason, rlen, "out of memory");
 		return false;
 	}
-	if (rv != 0 || (strcmp(url->u_scheme, "tcp") != 0 && strcmp(url->u_scheme, "tcp4") != 0 &&
-	    strcmp(url->u_scheme, "tcp6") != 0 && strcmp(url->u_scheme, "ipc") != 0)) {
-		snprintf(reason, rlen, "\"%s\" is not a tcp://HOST:PORT or ipc://PATH URL", u);
+	if (rv != 0 || (!cfg_scheme_tcp(url->u_scheme) && !cfg_scheme_tls(url->u_scheme) &&
+	    strcmp(url->u_scheme, "ipc") != 0)) {
+		snprintf(reason, rlen, "\"%s\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or "
+		    "ipc://PATH URL", u);
 		goto out;
 	}
 	if (strcmp(url->u_scheme, "ipc") == 0) {
@@ -174,7 +219,8 @@ cfg_url(const char *u, char *reason, size_t rlen)
 		unsigned long port = 0;
 
 		if (p[0] == '\0') {
-			snprintf(reason, rlen, "\"%s\" has no port (tcp://HOST:PORT)", u);
+			snprintf(reason, rlen, "\"%s\" has no port (%s://HOST:PORT)", u,
+			    url->u_scheme);
 			goto out;
 		}
 		for (; *p >= '0' && *p <= '9' && port <= 65535; p++)
@@ -186,7 +232,8 @@ cfg_url(const char *u, char *reason, size_t rlen)
 		}
 		if (url->u_path[0] != '\0' || url->u_userinfo != NULL || url->u_query != NULL ||
 		    url->u_fragment != NULL) {
-			snprintf(reason, rlen, "\"%s\" has more than tcp://HOST:PORT", u);
+			snprintf(reason, rlen, "\"%s\" has more than %s://HOST:PORT", u,
+			    url->u_scheme);
 			goto out;
 		}
 	}
@@ -297,6 +344,28 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_uint(value, 1, CFG_MAX_TIMEOUT_MS, &c->request_timeout_ms, reason, rlen);
 	if (IS("server", "max_future_skew_ms"))
 		return cfg_uint(value, 0, CFG_MAX_SKEW_MS, &c->max_future_skew_ms, reason, rlen);
+	if (IS("server", "max_past_skew_ms"))
+		return cfg_uint(value, 0, CFG_MAX_SKEW_MS, &c->max_past_skew_ms, reason, rlen);
+	if (IS("server", "queue_timeout_ms"))
+		return cfg_uint(value, 1, CFG_MAX_TIMEOUT_MS, &c->queue_timeout_ms, reason, rlen);
+	if (IS("server", "max_connections"))
+		return cfg_uint(value, 1, CFG_MAX_CONNECTIONS, &c->max_connections, reason, rlen);
+	if (IS("server", "admin_max_connections"))
+		return cfg_uint(value, 1, CFG_MAX_CONNECTIONS, &c->admin_max_connections, reason,
+		    rlen);
+	if (IS("server", "admin_token_file"))
+		return cfg_str(value, c->admin_token_file, sizeof c->admin_token_file, true, reason,
+		    rlen);
+	if (IS("server", "ipc_group"))
+		return cfg_str(value, c->ipc_group, sizeof c->ipc_group, true, reason, rlen);
+	if (IS("server", "user"))
+		return cfg_str(value, c->user, sizeof c->user, true, reason, rlen);
+	if (IS("tls", "cert"))
+		return cfg_str(value, c->tls_cert, sizeof c->tls_cert, true, reason, rlen);
+	if (IS("tls", "key"))
+		return cfg_str(value, c->tls_key, sizeof c->tls_key, true, reason, rlen);
+	if (IS("tls", "ca"))
+		return cfg_str(value, c->tls_ca, sizeof c->tls_ca, true, reason, rlen);
 	if (IS("store", "data_dir"))
 		return cfg_str(value, c->data_dir, sizeof c->data_dir, true, reason, rlen);
 	if (IS("store", "fsync")) {
@@ -320,8 +389,8 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_bool(value, &c->rules_watch, reason, rlen);
 #undef IS
 	if (strcmp(section, "server") != 0 && strcmp(section, "store") != 0 &&
-	    strcmp(section, "rules") != 0)
-		snprintf(reason, rlen, "unknown section [%s] (expected server, store, rules)",
+	    strcmp(section, "rules") != 0 && strcmp(section, "tls") != 0)
+		snprintf(reason, rlen, "unknown section [%s] (expected server, store, rules, tls)",
 		    section);
 	else
 		snprintf(reason, rlen, "unknown key in [%s]", section);
@@ -434,10 +503,46 @@ fail:
 	return 0;
 }
 
+/*
+ * The TLS settings and the listen URLs agree: a tls+tcp:// URL needs a
+ * certificate and its key; a key, a CA or a certificate alone is an
+ * incomplete setting; TLS settings without any tls+tcp:// URL would leave
+ * an operator believing the socket is encrypted.
+ */
+static bool
+cfg_tls_consistent(const srv_config *c, char *reason, size_t rlen)
+{
+	const char *tls_url = NULL;
+	bool any = c->tls_cert[0] != '\0' || c->tls_key[0] != '\0' || c->tls_ca[0] != '\0';
+
+	for (uint32_t i = 0; i < c->nlisten && tls_url == NULL; i++)
+		if (srv_config_url_tls(c->listen[i]))
+			tls_url = c->listen[i];
+	if (tls_url != NULL && (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0')) {
+		snprintf(reason, rlen, "listen %s: a tls+tcp:// URL needs [tls] cert and key "
+		    "(--tls-cert, --tls-key)", tls_url);
+		return false;
+	}
+	if (any && (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0')) {
+		snprintf(reason, rlen, "[tls] %s is set without %s: set cert and key together "
+		    "(--tls-cert, --tls-key)", c->tls_cert[0] != '\0' ? "cert" :
+		    c->tls_key[0] != '\0' ? "key" : "ca", c->tls_cert[0] != '\0' ? "key" :
+		    c->tls_key[0] != '\0' ? "cert" : "cert and key");
+		return false;
+	}
+	if (any && tls_url == NULL) {
+		snprintf(reason, rlen, "[tls] is set but no listen URL is tls+tcp://: "
+		    "the scoring socket would not be encrypted");
+		return false;
+	}
+	return true;
+}
+
 enum {
 	OPT_CONFIG = 'c', OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_ADMIN = 'a',
 	OPT_RULES = 'r', OPT_FSYNC = 'f', OPT_WORKERS = 'w', OPT_HELP = 'h',
-	OPT_VERSION = 'V', OPT_CHECK = 256, OPT_SKEW,
+	OPT_VERSION = 'V', OPT_CHECK = 256, OPT_SKEW, OPT_PAST_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
+	OPT_TLS_CA, OPT_TOKEN_FILE, OPT_USER,
 };
 
 vigil_err
@@ -453,6 +558,12 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		{ "fsync",        required_argument, NULL, OPT_FSYNC },
 		{ "workers",      required_argument, NULL, OPT_WORKERS },
 		{ "max-future-skew", required_argument, NULL, OPT_SKEW },
+		{ "max-past-skew", required_argument, NULL, OPT_PAST_SKEW },
+		{ "tls-cert",     required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key",      required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-ca",       required_argument, NULL, OPT_TLS_CA },
+		{ "admin-token-file", required_argument, NULL, OPT_TOKEN_FILE },
+		{ "user",         required_argument, NULL, OPT_USER },
 		{ "check-config", no_argument,       NULL, OPT_CHECK },
 		{ "help",         no_argument,       NULL, OPT_HELP },
 		{ "version",      no_argument,       NULL, OPT_VERSION },
@@ -500,6 +611,14 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_WORKERS: section = "server"; key = "workers";  flag = "--workers"; break;
 		case OPT_SKEW:    section = "server"; key = "max_future_skew_ms";
 			flag = "--max-future-skew"; break;
+		case OPT_PAST_SKEW: section = "server"; key = "max_past_skew_ms";
+			flag = "--max-past-skew"; break;
+		case OPT_TLS_CERT: section = "tls"; key = "cert"; flag = "--tls-cert"; break;
+		case OPT_TLS_KEY:  section = "tls"; key = "key";  flag = "--tls-key"; break;
+		case OPT_TLS_CA:   section = "tls"; key = "ca";   flag = "--tls-ca"; break;
+		case OPT_TOKEN_FILE: section = "server"; key = "admin_token_file";
+			flag = "--admin-token-file"; break;
+		case OPT_USER:     section = "server"; key = "user"; flag = "--user"; break;
 		case '?':
 		default:
 			if (optopt != 0 && optopt < 256)
@@ -586,7 +705,12 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		snprintf(errbuf, errlen, "no rule file: set [rules] path or --rules");
 		return VIGIL_EINVAL;
 	}
+	if (!cfg_tls_consistent(&c, reason, sizeof reason)) {
+		snprintf(errbuf, errlen, "%s", reason);
+		return VIGIL_EINVAL;
+	}
 	*ret_cfg = c;
 	*ret_action = action;
 	return VIGIL_OK;
 }
+

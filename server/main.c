@@ -17,15 +17,25 @@
  * day rotation, compression, retention, live-state sweep). Housekeeping has
  * a thread of its own because compressing a closed segment can take seconds,
  * longer than signals and the watchdog may wait.
- * SIGHUP reloads the rules; SIGTERM/SIGINT drain and exit 0.
+ * SIGHUP reloads the rules and re-reads the admin token file; SIGTERM/SIGINT
+ * drain and exit 0.
+ *
+ * Exposure (docs/security.md): the umask is 027 from the first line, so
+ * nothing vigild creates is readable by other users; the soft descriptor
+ * limit is raised to the hard one and checked against the connection caps;
+ * with [server] user, privileges are dropped once every socket is bound and
+ * before any data is opened.
  */
 #include <errno.h>
 #include <event2/thread.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +53,9 @@ static int sd_watchdog_enabled(int unset, uint64_t *usec) { (void)unset; (void)u
 #define MAIN_TICK_MS      100
 #define MAIN_REFRESH_MS   200
 #define MAIN_MAINTAIN_MS  10000
+/* Descriptors kept for everything but connections: archive segments, LMDB
+ * files, rule and list files, nng's and libevent's own (epoll, pipes). */
+#define MAIN_FD_RESERVE   128
 
 void
 srv_log(const char *fmt, ...)
@@ -351,9 +364,125 @@ main_maint_stop(main_maint *m)
 	m->started = false;
 }
 
-static int
-main_check_config(const srv_config *c)
+/* Whether a tcp or tls+tcp listen URL's host is a loopback address. */
+static bool
+main_url_loopback(const char *url)
 {
+	const char *h = strstr(url, "://");
+
+	if (h == NULL)
+		return false;
+	h += 3;
+	return strncmp(h, "127.", 4) == 0 || strncmp(h, "[::1]:", 6) == 0 ||
+	    strncmp(h, "localhost:", 10) == 0;
+}
+
+/*
+ * One line per listen URL that anyone on the network could use without
+ * credentials. Written to out with "vigild: warning: " (--check-config's
+ * stderr) or through srv_log at start.
+ */
+static void
+main_warn_exposure(const srv_config *c, FILE *out)
+{
+	for (uint32_t i = 0; i < c->nlisten; i++) {
+		const char *u = c->listen[i];
+		char line[SRV_URL_MAX + 200];
+
+		line[0] = '\0';
+		if (strncmp(u, "tcp", 3) == 0 && !main_url_loopback(u))
+			snprintf(line, sizeof line, "listen %s: plaintext and unauthenticated: "
+			    "anyone who reaches it can score and send labels; use tls+tcp:// with "
+			    "[tls] ca", u);
+		else if (srv_config_url_tls(u) && c->tls_ca[0] == '\0')
+			snprintf(line, sizeof line, "listen %s: TLS without [tls] ca: clients are "
+			    "not authenticated", u);
+		if (line[0] == '\0')
+			continue;
+		if (out != NULL)
+			fprintf(out, "vigild: warning: %s\n", line);
+		else
+			srv_log("warning: %s", line);
+	}
+}
+
+/*
+ * Raises the soft descriptor limit to the hard one, then checks that the
+ * connection caps leave MAIN_FD_RESERVE descriptors for the store: running
+ * out in the middle of an archive rotation is what broke the archive
+ * (issue 17). A warning, not an error: the caps are the operator's call.
+ */
+static void
+main_fd_budget(const srv_config *c)
+{
+	struct rlimit rl;
+	uint64_t need;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max;
+
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	need = (uint64_t)c->max_connections + MAIN_FD_RESERVE +
+	    (strcmp(c->admin, "off") != 0 ? c->admin_max_connections : 0);
+	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur)
+		srv_log("warning: max_connections %u + admin_max_connections %u + %d for files "
+		    "is more than the %llu descriptors allowed (RLIMIT_NOFILE; LimitNOFILE= in "
+		    "the unit): a connection flood can leave the archive without descriptors",
+		    c->max_connections, c->admin_max_connections, MAIN_FD_RESERVE,
+		    (unsigned long long)rl.rlim_cur);
+}
+
+/*
+ * With [server] user: switches to that user and its groups (after binding,
+ * before the data is opened). Without: a warning when running as root.
+ * glibc applies set*id to every thread, the admin and nng threads included.
+ */
+static bool
+main_drop_privileges(const srv_config *c)
+{
+	struct passwd *pw;
+
+	if (c->user[0] == '\0') {
+		if (geteuid() == 0)
+			srv_log("warning: running as root: set [server] user (or User= in the unit) "
+			    "to drop privileges once the sockets are bound");
+		return true;
+	}
+	pw = getpwnam(c->user);
+	if (pw == NULL) {
+		srv_log("user %s: no such user", c->user);
+		return false;
+	}
+	if (geteuid() != 0) {
+		if (geteuid() == pw->pw_uid)
+			return true;
+		srv_log("user %s: cannot switch to it: not running as root", c->user);
+		return false;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		srv_log("user %s: cannot switch to it: %s", c->user, strerror(errno));
+		return false;
+	}
+	if (setuid(0) == 0) {
+		srv_log("user %s: root could be regained after the switch; stopping", c->user);
+		return false;
+	}
+	srv_log("running as %s (uid %u, gid %u)", c->user, (unsigned)pw->pw_uid,
+	    (unsigned)pw->pw_gid);
+	return true;
+}
+
+static int
+main_check_config(srv_server *s)
+{
+	const srv_config *c = &s->cfg;
+	char errbuf[SRV_ERR_MAX];
 	vigil_err rv;
 
 	printf("vigild: config %s\n", c->config_path[0] ? c->config_path : "(defaults and flags)");
@@ -366,6 +495,19 @@ main_check_config(const srv_config *c)
 	printf("  request_timeout_ms  %u\n", c->request_timeout_ms);
 	printf("  max_future_skew_ms  %u%s\n", c->max_future_skew_ms,
 	    c->max_future_skew_ms == 0 ? " (off)" : "");
+	printf("  max_past_skew_ms    %u%s\n", c->max_past_skew_ms,
+	    c->max_past_skew_ms == 0 ? " (off)" : "");
+	printf("  queue_timeout_ms    %u\n", c->queue_timeout_ms);
+	printf("  max_connections     %u\n", c->max_connections);
+	printf("  admin_max_connections %u\n", c->admin_max_connections);
+	printf("  admin_token_file    %s\n", c->admin_token_file[0] ? c->admin_token_file :
+	    "(none)");
+	printf("  ipc_group           %s\n", c->ipc_group[0] ? c->ipc_group : "(vigild's)");
+	printf("  user                %s\n", c->user[0] ? c->user : "(not switched)");
+	printf("  tls cert            %s\n", c->tls_cert[0] ? c->tls_cert : "(none)");
+	printf("  tls key             %s\n", c->tls_key[0] ? c->tls_key : "(none)");
+	printf("  tls ca              %s%s\n", c->tls_ca[0] ? c->tls_ca : "(none)",
+	    c->tls_ca[0] ? " (client certificates required)" : "");
 	printf("  data_dir            %s\n", c->data_dir);
 	printf("  fsync               %s\n", c->fsync == STORE_FSYNC_ALWAYS ? "always" :
 	    c->fsync == STORE_FSYNC_INTERVAL ? "interval" : "never");
@@ -376,11 +518,61 @@ main_check_config(const srv_config *c)
 	printf("  rules               %s (watch %s)\n", c->rules_path,
 	    c->rules_watch ? "on" : "off");
 	fflush(stdout);
+	if (srv_rep_check_files(c, stderr, errbuf, sizeof errbuf) != VIGIL_OK) {
+		fprintf(stderr, "vigild: %s\n", errbuf);
+		return 2;
+	}
+	if (srv_admin_token_load(s, errbuf, sizeof errbuf) != VIGIL_OK) {
+		fprintf(stderr, "vigild: %s\n", errbuf);
+		return 2;
+	}
+	if (c->user[0] != '\0' && getpwnam(c->user) == NULL) {
+		fprintf(stderr, "vigild: [server] user %s: no such user\n", c->user);
+		return 2;
+	}
+	main_warn_exposure(c, stderr);
 	rv = srv_rules_check(c->rules_path, stderr);
 	if (rv != VIGIL_OK)
 		return 2;
 	printf("vigild: configuration ok\n");
 	return 0;
+}
+
+/* Logs the archive's fault state when it changes (store_db_get_health):
+ * one line when it starts failing, when its errno changes, when it heals,
+ * and the same for a postponed rotation; never one per request. */
+typedef struct main_archive {
+	bool    failing, degraded;
+	int     err;
+	int64_t since_ms;
+} main_archive;
+
+static void
+main_archive_watch(srv_server *s, main_archive *a)
+{
+	store_db_health h;
+	const char *name;
+
+	store_db_get_health(s->db, &h);
+	name = strerrorname_np(h.archive.err) ? strerrorname_np(h.archive.err) : "?";
+	if (h.archive.failing && (!a->failing || h.archive.err != a->err))
+		srv_log("archive: failing: %s %s: %s (%s); scores and labels are refused and "
+		    "/readyz says 503 until it heals; retrying", h.archive.op, h.archive.file,
+		    strerror(h.archive.err), name);
+	else if (!h.archive.failing && a->failing)
+		srv_log("archive: healed after %.1f s (%llu failed attempt(s) since start)",
+		    (double)(vigil_now_ms() - a->since_ms) / 1000.0,
+		    (unsigned long long)h.archive.failures);
+	if (h.archive.degraded && !h.archive.failing && (!a->degraded || h.archive.err != a->err))
+		srv_log("archive: rotation postponed: %s %s: %s (%s); appends go on in the open "
+		    "segment; retrying", h.archive.op, h.archive.file, strerror(h.archive.err), name);
+	else if (!h.archive.degraded && a->degraded)
+		srv_log("archive: rotation done, no longer postponed");
+	if (h.archive.failing && !a->failing)
+		a->since_ms = h.archive.since_ms;
+	a->failing = h.archive.failing;
+	a->degraded = h.archive.degraded;
+	a->err = h.archive.failing || h.archive.degraded ? h.archive.err : 0;
 }
 
 static srv_server g_srv;
@@ -398,14 +590,17 @@ main(int argc, char **argv)
 	store_recovery recovery;
 	store_diag diag;
 	main_watch watch;
+	main_archive archive = { 0 };
 	sigset_t sigs;
 	srv_action action;
-	char errbuf[1024], refresh_err[512] = "";
+	char errbuf[SRV_ERR_MAX], refresh_err[512] = "";
 	uint64_t wd_usec = 0, last_wd = 0, last_refresh = 0, last_maint = 0;
 	int status = 1;
 	bool clean;
 	vigil_err rv;
 
+	/* Before anything is created: the archive, LMDB files, sockets. */
+	umask(027);
 	if (srv_config_load(argc, argv, &s->cfg, &action, errbuf, sizeof errbuf) != VIGIL_OK) {
 		fprintf(stderr, "vigild: %s\n", errbuf);
 		return 2;
@@ -418,7 +613,8 @@ main(int argc, char **argv)
 		printf("vigild %s\n", VIGIL_VERSION);
 		return 0;
 	case SRV_CHECK_CONFIG:
-		return main_check_config(&s->cfg);
+		pthread_mutex_init(&s->token_lock, NULL);
+		return main_check_config(s);
 	case SRV_RUN:
 		break;
 	}
@@ -430,10 +626,14 @@ main(int argc, char **argv)
 	/* Blocked before any thread starts, so only sigtimedwait below sees them. */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit (LimitFSIZE=) makes an archive write fail with
+	 * EFBIG, which heals like a full disk, instead of killing vigild. */
+	signal(SIGXFSZ, SIG_IGN);
 	evthread_use_pthreads();
 
 	pthread_rwlock_init(&s->rs_lock, NULL);
 	pthread_mutex_init(&s->info_lock, NULL);
+	pthread_mutex_init(&s->token_lock, NULL);
 	atomic_init(&s->ready, false);
 	atomic_init(&s->draining, false);
 	s->started_ms = vigil_now_ms();
@@ -449,6 +649,18 @@ main(int argc, char **argv)
 	    s->cfg.fsync == STORE_FSYNC_ALWAYS ? "always" :
 	    s->cfg.fsync == STORE_FSYNC_INTERVAL ? "interval" : "never");
 
+	/* Files the configuration names: a bad certificate or token file is a
+	 * configuration error (exit 2), found before anything listens. */
+	if (srv_rep_check_files(&s->cfg, stderr, errbuf, sizeof errbuf) != VIGIL_OK ||
+	    srv_admin_token_load(s, errbuf, sizeof errbuf) != VIGIL_OK) {
+		srv_log("%s", errbuf);
+		status = 2;
+		goto out;
+	}
+	main_warn_exposure(&s->cfg, NULL);
+	main_fd_budget(&s->cfg);
+	srv_wire_set_max_past_skew(s->cfg.max_past_skew_ms);
+
 	if (srv_rep_start(s, &rep, errbuf, sizeof errbuf) != VIGIL_OK) {
 		srv_log("%s", errbuf);
 		goto out;
@@ -458,6 +670,8 @@ main(int argc, char **argv)
 		srv_log("%s", errbuf);
 		goto out;
 	}
+	if (!main_drop_privileges(&s->cfg))
+		goto out;
 
 	/* Rules before the store: a bad file fails in milliseconds, not after
 	 * the live state has been rebuilt. */
@@ -517,14 +731,25 @@ main(int argc, char **argv)
 			srv_rules_reload(s, "SIGHUP");
 			if (s->cfg.rules_watch)
 				main_watch_lists(s, &watch);
+			if (s->cfg.admin_token_file[0] != '\0') {
+				if (srv_admin_token_load(s, errbuf, sizeof errbuf) == VIGIL_OK)
+					srv_log("admin: token reloaded from %s (SIGHUP)",
+					    s->cfg.admin_token_file);
+				else
+					srv_log("%s; the previous token stays in use", errbuf);
+			}
 		}
 		now = vigil_mono_ns() / 1000;
 		if (now - last_refresh >= MAIN_REFRESH_MS * 1000u) {
 			last_refresh = now;
 			main_refresh(s, refresh_err, sizeof refresh_err);
 		}
-		/* The first pass right away: a day-old segment closes, leftovers compress. */
-		if (last_maint == 0 || now - last_maint >= MAIN_MAINTAIN_MS * 1000u) {
+		/* The first pass right away: a day-old segment closes, leftovers
+		 * compress. Every second while the archive fails: its retry, so an
+		 * idle (or drained) server heals too. */
+		main_archive_watch(s, &archive);
+		if (last_maint == 0 || now - last_maint >= MAIN_MAINTAIN_MS * 1000u ||
+		    (archive.failing && now - last_maint >= 1000000u)) {
 			last_maint = now;
 			main_maint_kick(&g_maint);
 		}

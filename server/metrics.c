@@ -172,6 +172,7 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	/* Features and store. */
 	if (ready && s->db != NULL) {
 		store_db_stats st;
+		store_db_health h;
 		int64_t as_of = store_db_generation_as_of(s->db);
 		uint64_t gen = store_db_generation(s->db);
 
@@ -203,6 +204,27 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 		metrics_head(out, "vigil_archive_last_seq", "gauge", "sequence number of the last record");
 		evbuffer_add_printf(out, "vigil_archive_last_seq %llu\n",
 		    (unsigned long long)st.archive.last_seq);
+		store_db_get_health(s->db, &h);
+		metrics_head(out, "vigil_archive_error", "gauge",
+		    "1 while the archive refuses appends after a failed write, sync or segment "
+		    "creation (label: the errno), 0 when healthy");
+		if (h.archive.failing)
+			evbuffer_add_printf(out, "vigil_archive_error{errno=\"%s\"} 1\n",
+			    strerrorname_np(h.archive.err) ? strerrorname_np(h.archive.err) : "EUNKNOWN");
+		else
+			evbuffer_add_printf(out, "vigil_archive_error 0\n");
+		metrics_head(out, "vigil_archive_rotation_postponed", "gauge",
+		    "1 while a segment rotation is postponed (the next segment could not be created; "
+		    "appends go on in the open one)");
+		evbuffer_add_printf(out, "vigil_archive_rotation_postponed %d\n", h.archive.degraded);
+		metrics_head(out, "vigil_archive_failures_total", "counter",
+		    "failed archive writes, syncs, segment creations and truncations, retries included");
+		evbuffer_add_printf(out, "vigil_archive_failures_total %llu\n",
+		    (unsigned long long)h.archive.failures);
+		metrics_head(out, "vigil_archive_refused_total", "counter",
+		    "appends refused or dropped unwritten while the archive was failing");
+		evbuffer_add_printf(out, "vigil_archive_refused_total %llu\n",
+		    (unsigned long long)h.archive.refused);
 		metrics_head(out, "vigil_live_cards", "gauge", "cards in the live velocity state");
 		evbuffer_add_printf(out, "vigil_live_cards %llu\n", (unsigned long long)st.live_cards);
 		metrics_head(out, "vigil_live_entities", "gauge",
@@ -234,5 +256,39 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	metrics_head(out, "vigil_http_requests_total", "counter", "admin HTTP requests");
 	evbuffer_add_printf(out, "vigil_http_requests_total %llu\n",
 	    (unsigned long long)atomic_load(&m->http_requests));
+	/* exposure (docs/security.md) */
+	metrics_head(out, "vigil_connections", "gauge", "open connections per listener");
+	evbuffer_add_printf(out, "vigil_connections{listener=\"nng\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->nng_connections));
+	evbuffer_add_printf(out, "vigil_connections{listener=\"admin\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->http_connections));
+	metrics_head(out, "vigil_connections_max", "gauge",
+	    "[server] max_connections and admin_max_connections");
+	evbuffer_add_printf(out, "vigil_connections_max{listener=\"nng\"} %u\n",
+	    s->cfg.max_connections);
+	evbuffer_add_printf(out, "vigil_connections_max{listener=\"admin\"} %u\n",
+	    s->cfg.admin_max_connections);
+	metrics_head(out, "vigil_connections_refused_total", "counter",
+	    "nng connections closed at once: max_connections were open");
+	evbuffer_add_printf(out, "vigil_connections_refused_total{listener=\"nng\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->nng_conn_refused));
+	metrics_head(out, "vigil_http_connections_closed_total", "counter",
+	    "admin connections closed by vigild: no complete request within 10 s");
+	evbuffer_add_printf(out, "vigil_http_connections_closed_total %llu\n",
+	    (unsigned long long)atomic_load(&m->http_conn_closed));
+	metrics_head(out, "vigil_http_accept_pauses_total", "counter",
+	    "admin listener paused: admin_max_connections reached, or accept failed "
+	    "(no descriptors)");
+	evbuffer_add_printf(out, "vigil_http_accept_pauses_total %llu\n",
+	    (unsigned long long)atomic_load(&m->http_accept_paused));
+	metrics_head(out, "vigil_http_unauthorized_total", "counter",
+	    "admin requests refused: no or wrong bearer token (401), or no token and not "
+	    "loopback (403)");
+	evbuffer_add_printf(out, "vigil_http_unauthorized_total %llu\n",
+	    (unsigned long long)atomic_load(&m->http_unauthorized));
+	metrics_head(out, "vigil_queue_timeouts_total", "counter",
+	    "requests answered OVERLOADED after waiting longer than queue_timeout_ms");
+	evbuffer_add_printf(out, "vigil_queue_timeouts_total %llu\n",
+	    (unsigned long long)atomic_load(&m->queue_timeouts));
 	srv_ruleset_release(rs);
 }

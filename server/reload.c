@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server/reload.c - the rules vigild scores with, and how they change
- * without a restart. A srv_rules is one compiled rule file; a srv_ruleset
- * pairs it with the thresholds tuned for one feature generation. Scoring
+ * server/reload.c - the rules and the model vigild scores with, and how they
+ * change without a restart. A srv_rules is one compiled rule file; a
+ * srv_ruleset pairs it with the thresholds tuned for one feature generation
+ * and that generation's model (a model the generation brings that does not
+ * decode is refused: the previous one keeps serving, said in the log, health
+ * and /metrics). Scoring
  * takes a reference to the current ruleset under a read lock held for a
  * pointer copy, so a reload (new file) or a retune (new generation) is compiled
  * entirely off the scoring path and becomes visible in one swap; requests
@@ -23,9 +26,26 @@ rules_unref(srv_rules *r)
 {
 	if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
-	rules_prog_free(r->prog);
+	app_rules_free(r->ar);
 	free(r->hits);
 	free(r);
+}
+
+static void
+model_unref(srv_model *m)
+{
+	if (m == NULL || atomic_fetch_sub(&m->refs, 1) != 1)
+		return;
+	app_model_free(m->m);
+	free(m);
+}
+
+static srv_model *
+model_ref(srv_model *m)
+{
+	if (m != NULL)
+		atomic_fetch_add(&m->refs, 1);
+	return m;
 }
 
 void
@@ -35,7 +55,57 @@ srv_ruleset_release(srv_ruleset *rs)
 		return;
 	rules_unref(rs->rules);
 	rules_tvals_free(rs->tv);
+	model_unref(rs->model);
 	free(rs);
+}
+
+/*
+ * The model for the db's current generation: cur's when it came from that
+ * generation already; a new one from the generation's blob (NULL when it
+ * has none); cur's again, with a log line, when the new one is refused.
+ */
+static srv_model *
+model_for_generation(srv_server *s, srv_model *cur)
+{
+	uint64_t gen = s->db != NULL ? store_db_generation(s->db) : 0;
+	app_model *am = NULL;
+	srv_model *m;
+	char err[SRV_ERR_MAX];
+	vigil_err rv;
+
+	if (cur != NULL && cur->generation == gen)
+		return model_ref(cur);
+	if (s->db == NULL || gen == 0)
+		return NULL;
+	err[0] = '\0';
+	rv = app_model_from_db(s->db, &am, NULL, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		atomic_fetch_add(&s->model_failures, 1);
+		srv_log("model: %s: refused (%s)%s", err, vigil_strerror(rv),
+		    cur != NULL ? "; the previous model keeps serving" : "; rules alone decide");
+		return model_ref(cur);
+	}
+	if (am == NULL) {
+		if (cur != NULL)
+			srv_log("model: generation %llu has no model; rules alone decide",
+			    (unsigned long long)gen);
+		atomic_store(&s->model_generation, 0);
+		return NULL;
+	}
+	m = calloc(1, sizeof *m);
+	if (m == NULL) {
+		app_model_free(am);
+		srv_log("model: generation %llu: out of memory%s", (unsigned long long)gen,
+		    cur != NULL ? "; the previous model keeps serving" : "");
+		return model_ref(cur);
+	}
+	atomic_init(&m->refs, 1);
+	m->m = am;
+	m->generation = gen;
+	atomic_store(&s->model_generation, gen);
+	srv_log("model: generation %llu: %u trees over %u features", (unsigned long long)gen,
+	    model_forest_ntrees(app_model_forest(am)), model_forest_nfeatures(app_model_forest(am)));
+	return m;
 }
 
 srv_ruleset *
@@ -61,53 +131,6 @@ ruleset_swap(srv_server *s, srv_ruleset *rs)
 	s->rs = rs;
 	pthread_rwlock_unlock(&s->rs_lock);
 	srv_ruleset_release(old);
-}
-
-/* Adds a feature slot to the archived list once; false if the list is full. */
-static bool
-rules_arch_add(srv_rules *r, uint32_t slot)
-{
-	const store_field *f = store_schema_field(slot);
-
-	if (f == NULL)
-		return true;
-	for (uint32_t i = 0; i < r->narch; i++)
-		if (r->arch[i].slot == slot)
-			return true;
-	if (r->narch == STORE_MAX_FEATS)
-		return false;
-	r->arch[r->narch].name = f->name;
-	r->arch[r->narch].slot = slot;
-	r->narch++;
-	return true;
-}
-
-/*
- * The features vigil-rebuild needs to tune this file's thresholds (the tuned
- * feature and its group of every non-constant threshold) go into every
- * archived score, by name.
- */
-static vigil_err
-rules_arch_build(srv_rules *r, char *errbuf, size_t errlen)
-{
-	uint32_t n = rules_prog_nthresholds(r->prog);
-
-	for (uint32_t i = 0; i < n; i++) {
-		rules_threshold_info ti;
-
-		rules_prog_threshold(r->prog, i, &ti);
-		if (ti.kind == RULES_TUNE_CONST)
-			continue;
-		/* By slot, not by name: the names may point into the compile
-		 * schema, which app_rules_load has freed by now. */
-		if (!rules_arch_add(r, ti.feature_slot) ||
-		    (ti.group_by != NULL && !rules_arch_add(r, ti.group_slot))) {
-			snprintf(errbuf, errlen, "tuned thresholds read more than %d distinct "
-			    "features (the archive record's limit)", STORE_MAX_FEATS);
-			return VIGIL_ETOOBIG;
-		}
-	}
-	return VIGIL_OK;
 }
 
 /* Hit counters survive a reload for rules that keep their name. */
@@ -147,6 +170,7 @@ srv_rules_reload(srv_server *s, const char *why)
 {
 	srv_rules *r = NULL;
 	srv_ruleset *rs = NULL, *cur = NULL;
+	rules_prog *prog = NULL;
 	rules_diags diags;
 	char err[SRV_ERR_MAX];
 	vigil_err rv;
@@ -161,7 +185,7 @@ srv_rules_reload(srv_server *s, const char *why)
 	}
 	atomic_init(&r->refs, 1);
 	snprintf(r->path, sizeof r->path, "%s", s->cfg.rules_path);
-	rv = app_rules_load(s->cfg.rules_path, &r->prog, &diags);
+	rv = app_rules_load(s->cfg.rules_path, &prog, &diags);
 	if (rv != VIGIL_OK) {
 		if (diags.count > 0)
 			snprintf(err, sizeof err, "%s:%u:%u: %s", diags.file[0] ? diags.file :
@@ -176,6 +200,11 @@ srv_rules_reload(srv_server *s, const char *why)
 			    diags.items[i].msg);
 		goto out;
 	}
+	rv = app_rules_new(prog, &r->ar, err, sizeof err); /* takes prog */
+	prog = NULL;
+	if (rv != VIGIL_OK)
+		goto out;
+	r->prog = r->ar->prog;
 	r->nrules = rules_prog_nrules(r->prog);
 	r->hits = calloc(r->nrules > 0 ? r->nrules : 1, sizeof *r->hits);
 	if (r->hits == NULL) {
@@ -183,9 +212,6 @@ srv_rules_reload(srv_server *s, const char *why)
 		snprintf(err, sizeof err, "%s: out of memory", s->cfg.rules_path);
 		goto out;
 	}
-	rv = rules_arch_build(r, err, sizeof err);
-	if (rv != VIGIL_OK)
-		goto out;
 	r->loaded_at_ms = vigil_now_ms();
 
 	rs = calloc(1, sizeof *rs);
@@ -203,6 +229,7 @@ srv_rules_reload(srv_server *s, const char *why)
 		goto out;
 	}
 	rules_hits_inherit(r, cur != NULL ? cur->rules : NULL);
+	rs->model = model_for_generation(s, cur != NULL ? cur->model : NULL);
 	rs->rules = r;
 	r = NULL;
 	srv_log("rules: loaded %s (%s): version \"%s\", hash %s, %u rules, "
@@ -224,8 +251,10 @@ out:
 	srv_ruleset_release(cur);
 	if (rs != NULL) {
 		rules_tvals_free(rs->tv);
+		model_unref(rs->model);
 		free(rs);
 	}
+	rules_prog_free(prog);
 	rules_unref(r);
 	return rv;
 }
@@ -251,6 +280,7 @@ srv_rules_retune(srv_server *s)
 		goto out;
 	atomic_fetch_add(&cur->rules->refs, 1);
 	rs->rules = cur->rules;
+	rs->model = model_for_generation(s, cur->model);
 	ruleset_swap(s, rs);
 	rs = NULL;
 out:

@@ -12,19 +12,45 @@
  *   (a futex wake-up and two context switches per request) was most of
  *   vigild's cost next to a bare echo. Each nng thread gets its own
  *   srv_worker (scratch memory) the first time it runs a request.
+ *   At most inline_max requests are scored on nng's threads at once (one
+ *   fewer than nng's pool): the others go to the work queue below. Without
+ *   that limit every nng thread could be busy scoring, nothing would read
+ *   the sockets, and the backlog would wait in the kernel where no limit of
+ *   ours sees it (4,000 requests in flight gave p50 112 ms and not one
+ *   OVERLOADED): with a thread free to read, the excess reaches the queue,
+ *   whose length and waiting time are bounded.
  *
  * queued (fsync always): a reply waits for fdatasync, which nng's threads
  *   must never do, so a callback only moves the message into a bounded work
  *   queue served by `workers` threads, and starts the next receive once its
- *   reply is sent. A request that waited in the queue longer than
- *   request_timeout_ms is answered OVERLOADED without being scored.
+ *   reply is sent.
  *
  * Backpressure, both modes: at most max_inflight requests are accepted at
  * once (queued, being scored, or having their reply sent); one more is
- * answered STATUS_OVERLOADED from the callback. There are max_inflight +
+ * answered STATUS_OVERLOADED from the callback. A request that waited in
+ * the queue longer than queue_timeout_ms (or request_timeout_ms, if
+ * shorter) is answered OVERLOADED without being scored: its client has
+ * likely given up and retried elsewhere.
+ *
+ * Before our callback sees a request it may also have waited in nng's own
+ * task queue (one FIFO for every socket and timer callback of the process),
+ * where nothing of ours can time it: when every thread is busy scoring, or
+ * the process was stalled (no CPU, swapping, SIGSTOP), received requests
+ * pile up there. A probe measures that wait: a 10 ms nng sleep whose
+ * completion runs through the same FIFO. While the probe is overdue by more
+ * than the queue limit, the request a callback is handed was queued before
+ * the probe's completion, so it waited at least that long; and after a probe
+ * ran that late, requests are refused until a probe comes back in time (the
+ * refusals are cheap, so the backlog drains within a few probes). There are max_inflight +
  * REP_SPARE_CTX contexts, so the spare contexts are what answers
  * OVERLOADED; clients beyond that wait in their connection (bounded by the
  * transport).
+ *
+ * Connections: nng 1.5 has no connection limit, so a pipe callback counts
+ * them (all listeners together) and closes a new one over max_connections
+ * before it is added to the socket. tls+tcp:// listeners get one TLS
+ * configuration (certificate, key; with a CA, a client certificate signed
+ * by it is required); ipc:// sockets are created 0660, in ipc_group if set.
  *
  * Shutdown (srv_rep_stop): new requests get STATUS_UNAVAILABLE, accepted
  * ones are scored and answered, then the socket closes. A transaction is
@@ -35,17 +61,27 @@
  * request.
  */
 #include <errno.h>
+#include <grp.h>
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
 #include <sched.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <uthash.h>
 
 #include "srv.h"
 
 #define REP_SPARE_CTX 64
+#define REP_INLINE_MAX 15 /* nng 1.5.2's pool is 2 x CPUs threads, at most 16 */
+#define REP_PEM_MAX   (1u << 20)
+#define REP_CERT_WARN_DAYS 30
 #define REP_SPIN      64 /* sched_yield rounds before a worker sleeps */
 #define REP_CLOSE_WAIT_MS 3000
 
@@ -67,6 +103,12 @@ typedef struct rep_conn {
 	bool      opened; /* ctx opened */
 } rep_conn;
 
+/* A connection counted against max_connections (by nng pipe id). */
+typedef struct rep_pipe {
+	uint32_t       id;
+	UT_hash_handle hh;
+} rep_pipe;
+
 /* A worker made for an nng thread (inline mode), kept for freeing. */
 typedef struct rep_tworker {
 	srv_worker          *w;
@@ -84,7 +126,10 @@ struct srv_rep {
 
 	uint64_t        id;          /* unique per process, never 0 */
 	bool            inline_mode; /* score in the nng callback (no fsync wait) */
+	uint32_t        inline_max;  /* inline mode: at most this many on nng's threads */
+	_Atomic uint32_t inline_busy;
 	uint32_t        max_inflight;
+	uint64_t        queue_timeout_ns;
 	_Atomic uint32_t pending;    /* accepted: queued + scoring + sending their reply */
 	atomic_bool     draining;    /* new requests get UNAVAILABLE */
 
@@ -109,10 +154,53 @@ struct srv_rep {
 	size_t          unavailable_len;
 	uint8_t        *timedout;
 	size_t          timedout_len;
+
+	nng_aio        *probe;        /* nng's queue delay (see above) */
+	_Atomic int64_t probe_due_ns; /* when the pending probe should run */
+	_Atomic int64_t probe_lag_ns; /* how late the last one ran */
+
+	pthread_mutex_t pipe_mu;     /* guards pipes, npipes, refused_* */
+	rep_pipe       *pipes;
+	uint32_t        npipes;
+	int64_t         refused_log_ms; /* last "connection refused" line */
+	uint64_t        refused_quiet;  /* refused since that line */
 };
 
 static void rep_cb(void *arg);
 static void rep_leave_unlocked(srv_rep *rep);
+
+#define REP_PROBE_MS 10
+
+static void
+rep_probe_cb(void *arg)
+{
+	srv_rep *rep = arg;
+	int64_t now, due;
+
+	if (nng_aio_result(rep->probe) != 0) /* stopped */
+		return;
+	now = (int64_t)vigil_mono_ns();
+	due = atomic_load_explicit(&rep->probe_due_ns, memory_order_relaxed);
+	atomic_store_explicit(&rep->probe_lag_ns, now > due ? now - due : 0,
+	    memory_order_relaxed);
+	if (atomic_load(&rep->closed))
+		return;
+	atomic_store_explicit(&rep->probe_due_ns, now + REP_PROBE_MS * 1000000LL,
+	    memory_order_relaxed);
+	nng_sleep_aio(REP_PROBE_MS, rep->probe);
+}
+
+/* How long requests now leaving nng's queue waited in it, at least (an
+ * overdue probe), or recently (the last probe's delay). */
+static int64_t
+rep_nng_lag_ns(srv_rep *rep)
+{
+	int64_t now = (int64_t)vigil_mono_ns();
+	int64_t due = atomic_load_explicit(&rep->probe_due_ns, memory_order_relaxed);
+	int64_t lag = atomic_load_explicit(&rep->probe_lag_ns, memory_order_relaxed);
+
+	return due != 0 && now - due > lag ? now - due : lag;
+}
 
 static vigil_err
 rep_encode_static(Vigil__V1__Status status, const char *msg, uint8_t **ret, size_t *ret_len)
@@ -235,26 +323,39 @@ rep_cb(void *arg)
 			rep_refuse(c, VIGIL__V1__STATUS__STATUS_UNAVAILABLE);
 			return;
 		}
+		/* pending counts this request: more than max_inflight is overload. */
+		if (atomic_load_explicit(&rep->pending, memory_order_relaxed) > rep->max_inflight) {
+			rep_leave_unlocked(rep);
+			rep_refuse(c, VIGIL__V1__STATUS__STATUS_OVERLOADED);
+			return;
+		}
+		if ((uint64_t)rep_nng_lag_ns(rep) > rep->queue_timeout_ns) {
+			rep_leave_unlocked(rep);
+			atomic_fetch_add_explicit(&rep->s->metrics.queue_timeouts, 1,
+			    memory_order_relaxed);
+			srv_metrics_request(&rep->s->metrics, SRV_REQ_UNKNOWN,
+			    VIGIL__V1__STATUS__STATUS_OVERLOADED);
+			c->work = false;
+			rep_send_static(c, rep->timedout, rep->timedout_len);
+			return;
+		}
 		if (rep->inline_mode) {
 			srv_worker *w;
 
-			/* pending counts this request: more than max_inflight is overload
-			 * (the same test as in queued mode below). */
-			if (atomic_load_explicit(&rep->pending, memory_order_relaxed) >
-			    rep->max_inflight || (w = rep_thread_worker(rep)) == NULL) {
-				rep_leave_unlocked(rep);
-				rep_refuse(c, VIGIL__V1__STATUS__STATUS_OVERLOADED);
+			if (atomic_fetch_add_explicit(&rep->inline_busy, 1, memory_order_relaxed) <
+			    rep->inline_max && (w = rep_thread_worker(rep)) != NULL) {
+				c->state = REP_WORK;
+				c->work = true;
+				rep_reply(rep, c, w, srv_request_handle(rep->s, w, nng_msg_body(c->msg),
+				    nng_msg_len(c->msg)));
+				atomic_fetch_sub_explicit(&rep->inline_busy, 1, memory_order_relaxed);
 				return;
 			}
-			c->state = REP_WORK;
-			c->work = true;
-			rep_reply(rep, c, w, srv_request_handle(rep->s, w, nng_msg_body(c->msg),
-			    nng_msg_len(c->msg)));
-			return;
+			/* every inline slot busy (or no memory for a worker): queue it */
+			atomic_fetch_sub_explicit(&rep->inline_busy, 1, memory_order_relaxed);
 		}
 		pthread_mutex_lock(&rep->mu);
-		if (rep->len == rep->cap || atomic_load_explicit(&rep->pending,
-		    memory_order_relaxed) > rep->max_inflight) {
+		if (rep->len == rep->cap) {
 			pthread_mutex_unlock(&rep->mu);
 			rep_leave_unlocked(rep);
 			rep_refuse(c, VIGIL__V1__STATUS__STATUS_OVERLOADED);
@@ -369,7 +470,7 @@ rep_thread(void *arg)
 	rep_thread_arg *ta = arg;
 	srv_rep *rep = ta->rep;
 	srv_worker *w = ta->w;
-	uint64_t timeout_ns = (uint64_t)rep->s->cfg.request_timeout_ms * 1000000u;
+	uint64_t timeout_ns = rep->queue_timeout_ns;
 
 	free(ta);
 	for (;;) {
@@ -405,6 +506,8 @@ rep_thread(void *arg)
 		if (vigil_mono_ns() - c->enq_ns > timeout_ns) {
 			srv_metrics_request(&rep->s->metrics, SRV_REQ_UNKNOWN,
 			    VIGIL__V1__STATUS__STATUS_OVERLOADED);
+			atomic_fetch_add_explicit(&rep->s->metrics.queue_timeouts, 1,
+			    memory_order_relaxed);
 			nng_msg_clear(c->msg);
 			if (nng_msg_append(c->msg, rep->timedout, rep->timedout_len) == 0)
 				rep_send(c);
@@ -424,6 +527,10 @@ rep_free(srv_rep *rep)
 	if (rep->sock_open) {
 		nng_close(rep->sock);
 		rep->sock_open = false;
+	}
+	if (rep->probe != NULL) {
+		nng_aio_stop(rep->probe);
+		nng_aio_free(rep->probe);
 	}
 	for (uint32_t i = 0; i < rep->nconns; i++) {
 		if (rep->conns[i].aio != NULL) {
@@ -449,10 +556,355 @@ rep_free(srv_rep *rep)
 	free(rep->overloaded);
 	free(rep->unavailable);
 	free(rep->timedout);
+	while (rep->pipes != NULL) {
+		rep_pipe *p = rep->pipes;
+
+		HASH_DEL(rep->pipes, p);
+		free(p);
+	}
+	pthread_mutex_destroy(&rep->pipe_mu);
 	pthread_mutex_destroy(&rep->mu);
 	pthread_cond_destroy(&rep->work_cv);
 	pthread_cond_destroy(&rep->drain_cv);
 	free(rep);
+}
+
+static uint32_t
+rep_inline_max(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	/* nng's pool minus one thread kept free to read and queue (or refuse) */
+	if (n < 1)
+		n = 1;
+	return n * 2 - 1 > REP_INLINE_MAX ? REP_INLINE_MAX : (uint32_t)(n * 2 - 1);
+}
+
+/*
+ * Counts connections (all listeners) and closes one over max_connections
+ * before the socket sees it (ADD_PRE). Pipes are remembered by id, so a
+ * REM_POST for a pipe that was refused (or never counted) changes nothing.
+ * The refusal is logged at most once a second, with how many were refused.
+ */
+static void
+rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	srv_rep *rep = arg;
+	uint32_t id = (uint32_t)nng_pipe_id(p);
+	rep_pipe *e = NULL;
+	bool refuse = false;
+	uint64_t quiet = 0;
+	bool log = false;
+
+	pthread_mutex_lock(&rep->pipe_mu);
+	if (ev == NNG_PIPE_EV_ADD_PRE) {
+		if (rep->npipes >= rep->s->cfg.max_connections) {
+			int64_t now = vigil_mono_ns() / 1000000;
+
+			refuse = true;
+			rep->refused_quiet++;
+			if (rep->refused_log_ms == 0 || now - rep->refused_log_ms >= 1000) {
+				log = true;
+				quiet = rep->refused_quiet;
+				rep->refused_quiet = 0;
+				rep->refused_log_ms = now;
+			}
+		} else if ((e = malloc(sizeof *e)) != NULL) {
+			e->id = id;
+			HASH_ADD(hh, rep->pipes, id, sizeof e->id, e);
+			rep->npipes++;
+		}
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		HASH_FIND(hh, rep->pipes, &id, sizeof id, e);
+		if (e != NULL) {
+			HASH_DEL(rep->pipes, e);
+			free(e);
+			rep->npipes--;
+		}
+	}
+	atomic_store_explicit(&rep->s->metrics.nng_connections, rep->npipes,
+	    memory_order_relaxed);
+	pthread_mutex_unlock(&rep->pipe_mu);
+	if (refuse) {
+		atomic_fetch_add_explicit(&rep->s->metrics.nng_conn_refused, 1,
+		    memory_order_relaxed);
+		nng_pipe_close(p);
+		if (log)
+			srv_log("nng: refused %llu connection(s): %u open (max_connections); "
+			    "next note in 1 s at the earliest", (unsigned long long)quiet,
+			    rep->s->cfg.max_connections);
+	}
+}
+
+/* mbedTLS's message for rv, for one line. */
+static void
+rep_mbed_err(int rv, char *buf, size_t len)
+{
+	mbedtls_strerror(rv, buf, len);
+}
+
+/* Reads a PEM certificate (chain); false with reason if it cannot. */
+static bool
+rep_cert_load(const char *what, const char *path, mbedtls_x509_crt *crt, char *reason,
+    size_t rlen)
+{
+	char e[160];
+	FILE *f = fopen(path, "r");
+	int rv;
+
+	if (f == NULL) {
+		snprintf(reason, rlen, "%s %s: cannot open: %s", what, path, strerror(errno));
+		return false;
+	}
+	fclose(f);
+	rv = mbedtls_x509_crt_parse_file(crt, path);
+	if (rv != 0) {
+		rep_mbed_err(rv, e, sizeof e);
+		snprintf(reason, rlen, "%s %s: %s (%s)", what, path, rv > 0 ?
+		    "some certificates in it are not valid X.509" :
+		    "not a PEM or DER X.509 certificate", e);
+		return false;
+	}
+	return true;
+}
+
+static void
+rep_cert_dates(const char *what, const char *path, const mbedtls_x509_crt *crt,
+    FILE *warn, char *reason, size_t rlen, bool *ok)
+{
+	const mbedtls_x509_time *to = &crt->valid_to;
+	struct tm tm = { 0 };
+	time_t end, now = time(NULL);
+
+	*ok = true;
+	if (mbedtls_x509_time_is_future(&crt->valid_from)) {
+		snprintf(reason, rlen, "%s %s: not valid before %04d-%02d-%02d %02d:%02d:%02d UTC",
+		    what, path, crt->valid_from.year, crt->valid_from.mon, crt->valid_from.day,
+		    crt->valid_from.hour, crt->valid_from.min, crt->valid_from.sec);
+		*ok = false;
+		return;
+	}
+	if (mbedtls_x509_time_is_past(to)) {
+		snprintf(reason, rlen, "%s %s: expired on %04d-%02d-%02d %02d:%02d:%02d UTC", what,
+		    path, to->year, to->mon, to->day, to->hour, to->min, to->sec);
+		*ok = false;
+		return;
+	}
+	tm.tm_year = to->year - 1900;
+	tm.tm_mon = to->mon - 1;
+	tm.tm_mday = to->day;
+	tm.tm_hour = to->hour;
+	tm.tm_min = to->min;
+	tm.tm_sec = to->sec;
+	end = timegm(&tm);
+	if (warn != NULL && end != (time_t)-1 && end - now < REP_CERT_WARN_DAYS * 86400)
+		fprintf(warn, "vigild: warning: %s %s expires on %04d-%02d-%02d (in %lld day(s))\n",
+		    what, path, to->year, to->mon, to->day, (long long)((end - now) / 86400));
+}
+
+vigil_err
+srv_rep_check_files(const srv_config *c, FILE *warn, char *errbuf, size_t errlen)
+{
+	mbedtls_x509_crt crt, ca;
+	mbedtls_pk_context key;
+	vigil_err rv = VIGIL_EINVAL;
+	char e[160];
+	bool ok;
+	int mrv;
+
+	mbedtls_x509_crt_init(&crt);
+	mbedtls_x509_crt_init(&ca);
+	mbedtls_pk_init(&key);
+	if (c->tls_cert[0] != '\0') {
+		FILE *f;
+
+		if (!rep_cert_load("[tls] cert", c->tls_cert, &crt, errbuf, errlen))
+			goto out;
+		rep_cert_dates("[tls] cert", c->tls_cert, &crt, warn, errbuf, errlen, &ok);
+		if (!ok)
+			goto out;
+		if ((f = fopen(c->tls_key, "r")) == NULL) {
+			snprintf(errbuf, errlen, "[tls] key %s: cannot open: %s", c->tls_key,
+			    strerror(errno));
+			goto out;
+		}
+		fclose(f);
+		mrv = mbedtls_pk_parse_keyfile(&key, c->tls_key, NULL);
+		if (mrv != 0) {
+			rep_mbed_err(mrv, e, sizeof e);
+			snprintf(errbuf, errlen, "[tls] key %s: not an unencrypted PEM or DER private "
+			    "key (%s)", c->tls_key, e);
+			goto out;
+		}
+		mrv = mbedtls_pk_check_pair(&crt.pk, &key);
+		if (mrv != 0) {
+			snprintf(errbuf, errlen, "[tls] key %s is not the key of [tls] cert %s",
+			    c->tls_key, c->tls_cert);
+			goto out;
+		}
+	}
+	if (c->tls_ca[0] != '\0') {
+		if (!rep_cert_load("[tls] ca", c->tls_ca, &ca, errbuf, errlen))
+			goto out;
+		rep_cert_dates("[tls] ca", c->tls_ca, &ca, warn, errbuf, errlen, &ok);
+		if (!ok)
+			goto out;
+	}
+	if (c->ipc_group[0] != '\0' && getgrnam(c->ipc_group) == NULL) {
+		char *end;
+
+		errno = 0;
+		(void)strtoul(c->ipc_group, &end, 10);
+		if (*end != '\0' || end == c->ipc_group) {
+			snprintf(errbuf, errlen, "[server] ipc_group %s: no such group", c->ipc_group);
+			goto out;
+		}
+	}
+	rv = VIGIL_OK;
+out:
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_x509_crt_free(&ca);
+	mbedtls_pk_free(&key);
+	return rv;
+}
+
+/* Reads a whole PEM file (at most REP_PEM_MAX bytes) as a NUL-terminated string. */
+static char *
+rep_read_pem(const char *path, char *errbuf, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(errbuf, errlen, "tls: %s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(REP_PEM_MAX + 1);
+	if (buf == NULL) {
+		snprintf(errbuf, errlen, "tls: out of memory");
+		goto out;
+	}
+	n = fread(buf, 1, REP_PEM_MAX + 1, f);
+	if (ferror(f) || n > REP_PEM_MAX) {
+		snprintf(errbuf, errlen, "tls: %s: %s", path, ferror(f) ? strerror(errno) :
+		    "larger than 1 MiB");
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	buf[n] = '\0';
+out:
+	fclose(f);
+	return buf;
+}
+
+/*
+ * The server TLS configuration of tls+tcp:// listeners: TLS 1.2 (what
+ * Debian's mbedTLS 2.28 offers), our certificate and key, and with a CA a
+ * client certificate signed by it is required (mutual TLS); without one any
+ * client may connect (encrypted, not authenticated: main warns).
+ */
+static vigil_err
+rep_tls_config(const srv_config *cfg, nng_tls_config **ret_tls, char *errbuf, size_t errlen)
+{
+	nng_tls_config *tls = NULL;
+	char *cert = NULL, *key = NULL;
+	vigil_err rv = VIGIL_EINVAL;
+	int nrv;
+
+	if ((nrv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER)) != 0) {
+		snprintf(errbuf, errlen, "tls: %s", nng_strerror(nrv));
+		rv = nrv == NNG_ENOTSUP ? VIGIL_EINVAL : VIGIL_ENOMEM;
+		goto out;
+	}
+	if ((cert = rep_read_pem(cfg->tls_cert, errbuf, errlen)) == NULL ||
+	    (key = rep_read_pem(cfg->tls_key, errbuf, errlen)) == NULL)
+		goto out;
+	if ((nrv = nng_tls_config_version(tls, NNG_TLS_1_2, NNG_TLS_1_2)) != 0 ||
+	    (nrv = nng_tls_config_own_cert(tls, cert, key, NULL)) != 0) {
+		snprintf(errbuf, errlen, "tls: cert %s, key %s: %s", cfg->tls_cert, cfg->tls_key,
+		    nng_strerror(nrv));
+		goto out;
+	}
+	if (cfg->tls_ca[0] != '\0') {
+		if ((nrv = nng_tls_config_ca_file(tls, cfg->tls_ca)) != 0) {
+			snprintf(errbuf, errlen, "tls: ca %s: %s", cfg->tls_ca, nng_strerror(nrv));
+			goto out;
+		}
+		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED);
+	} else {
+		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE);
+	}
+	if (nrv != 0) {
+		snprintf(errbuf, errlen, "tls: auth mode: %s", nng_strerror(nrv));
+		goto out;
+	}
+	*ret_tls = tls;
+	tls = NULL;
+	rv = VIGIL_OK;
+out:
+	if (key != NULL) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	free(cert);
+	if (tls != NULL)
+		nng_tls_config_free(tls);
+	return rv;
+}
+
+/* Creates, configures and starts one listener. */
+static vigil_err
+rep_listen(srv_rep *rep, const char *url, nng_tls_config *tls, nng_listener *ret_l,
+    char *errbuf, size_t errlen)
+{
+	const srv_config *cfg = &rep->s->cfg;
+	bool ipc = strncmp(url, "ipc://", 6) == 0;
+	nng_listener l;
+	int nrv;
+
+	if ((nrv = nng_listener_create(&l, rep->sock, url)) != 0) {
+		snprintf(errbuf, errlen, "nng: cannot listen on %s: %s%s", url, nng_strerror(nrv),
+		    nrv == NNG_ENOTSUP ? " (this libnng has no such transport)" : "");
+		return VIGIL_EIO;
+	}
+	if (tls != NULL && srv_config_url_tls(url) &&
+	    (nrv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tls)) != 0) {
+		snprintf(errbuf, errlen, "nng: %s: cannot set the TLS configuration: %s", url,
+		    nng_strerror(nrv));
+		nng_listener_close(l);
+		return VIGIL_EIO;
+	}
+	/* rw for owner and group: clients run in ipc_group (or as vigild's user) */
+	if (ipc && (nrv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0660)) != 0) {
+		snprintf(errbuf, errlen, "nng: %s: cannot set permissions: %s", url,
+		    nng_strerror(nrv));
+		nng_listener_close(l);
+		return VIGIL_EIO;
+	}
+	if ((nrv = nng_listener_start(l, 0)) != 0) {
+		snprintf(errbuf, errlen, "nng: cannot listen on %s: %s", url, nng_strerror(nrv));
+		nng_listener_close(l);
+		return nrv == NNG_EADDRINUSE ? VIGIL_EBUSY : VIGIL_EIO;
+	}
+	if (ipc && cfg->ipc_group[0] != '\0') {
+		struct group *g = getgrnam(cfg->ipc_group);
+		char *end;
+		unsigned long gid = g != NULL ? (unsigned long)g->gr_gid :
+		    strtoul(cfg->ipc_group, &end, 10);
+
+		if ((g == NULL && (*end != '\0' || end == cfg->ipc_group)) ||
+		    chown(url + 6, (uid_t)-1, (gid_t)gid) != 0) {
+			snprintf(errbuf, errlen, "nng: %s: cannot give the socket to group %s: %s", url,
+			    cfg->ipc_group, g == NULL && (*end != '\0' || end == cfg->ipc_group) ?
+			    "no such group" : strerror(errno));
+			nng_listener_close(l);
+			return VIGIL_EIO;
+		}
+	}
+	*ret_l = l;
+	return VIGIL_OK;
 }
 
 vigil_err
@@ -460,6 +912,7 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 {
 	const srv_config *cfg = &s->cfg;
 	srv_rep *rep;
+	nng_tls_config *tls = NULL;
 	vigil_err rv = VIGIL_OK;
 	size_t recvmax;
 	int nrv;
@@ -471,6 +924,7 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	}
 	rep->s = s;
 	pthread_mutex_init(&rep->mu, NULL);
+	pthread_mutex_init(&rep->pipe_mu, NULL);
 	pthread_cond_init(&rep->work_cv, NULL);
 	pthread_cond_init(&rep->drain_cv, NULL);
 	atomic_init(&rep->closed, false);
@@ -478,7 +932,11 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	atomic_init(&rep->pending, 0);
 	rep->id = atomic_fetch_add(&rep_ids, 1) + 1;
 	rep->inline_mode = cfg->fsync != STORE_FSYNC_ALWAYS;
+	rep->inline_max = rep_inline_max();
+	atomic_init(&rep->inline_busy, 0);
 	rep->max_inflight = cfg->max_inflight;
+	rep->queue_timeout_ns = (uint64_t)(cfg->queue_timeout_ms < cfg->request_timeout_ms ?
+	    cfg->queue_timeout_ms : cfg->request_timeout_ms) * 1000000u;
 	rep->cap = cfg->max_inflight;
 	rep->nconns = cfg->max_inflight + REP_SPARE_CTX;
 	rep->ring = calloc(rep->cap, sizeof *rep->ring);
@@ -498,7 +956,8 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	    "server shutting down: retry on another replica (same txn_id is safe)",
 	    &rep->unavailable, &rep->unavailable_len) != VIGIL_OK ||
 	    rep_encode_static(VIGIL__V1__STATUS__STATUS_OVERLOADED,
-	    "server busy: request waited longer than request_timeout_ms in the queue",
+	    "server busy: request waited longer than queue_timeout_ms; retry (same txn_id "
+	    "is safe)",
 	    &rep->timedout, &rep->timedout_len) != VIGIL_OK) {
 		snprintf(errbuf, errlen, "nng: out of memory");
 		rv = VIGIL_ENOMEM;
@@ -520,7 +979,15 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 		goto out;
 	}
 
-	for (uint32_t i = 0; !rep->inline_mode && i < cfg->workers; i++) {
+	if ((nrv = nng_pipe_notify(rep->sock, NNG_PIPE_EV_ADD_PRE, rep_pipe_cb, rep)) != 0 ||
+	    (nrv = nng_pipe_notify(rep->sock, NNG_PIPE_EV_REM_POST, rep_pipe_cb, rep)) != 0) {
+		snprintf(errbuf, errlen, "nng: cannot watch connections: %s", nng_strerror(nrv));
+		rv = VIGIL_EIO;
+		goto out;
+	}
+
+	/* Workers in both modes: inline mode queues what its nng threads cannot take. */
+	for (uint32_t i = 0; i < cfg->workers; i++) {
 		rep_thread_arg *ta;
 
 		rep->workers[i] = srv_worker_new(s);
@@ -560,19 +1027,28 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 		c->opened = true;
 	}
 	for (uint32_t i = 0; i < cfg->nlisten; i++) {
-		if ((nrv = nng_listen(rep->sock, cfg->listen[i], &rep->listeners[i], 0)) != 0) {
-			snprintf(errbuf, errlen, "nng: cannot listen on %s: %s", cfg->listen[i],
-			    nng_strerror(nrv));
-			rv = nrv == NNG_EADDRINUSE ? VIGIL_EBUSY : VIGIL_EIO;
+		if (srv_config_url_tls(cfg->listen[i]) && tls == NULL &&
+		    (rv = rep_tls_config(cfg, &tls, errbuf, errlen)) != VIGIL_OK)
 			goto out;
-		}
+		rv = rep_listen(rep, cfg->listen[i], tls, &rep->listeners[i], errbuf, errlen);
+		if (rv != VIGIL_OK)
+			goto out;
 		rep->nlisteners++;
 	}
+	if ((nrv = nng_aio_alloc(&rep->probe, rep_probe_cb, rep)) != 0) {
+		snprintf(errbuf, errlen, "nng: %s", nng_strerror(nrv));
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	atomic_store(&rep->probe_due_ns, (int64_t)vigil_mono_ns() + REP_PROBE_MS * 1000000LL);
+	nng_sleep_aio(REP_PROBE_MS, rep->probe);
 	for (uint32_t i = 0; i < rep->nconns; i++)
 		rep_recv(&rep->conns[i]);
 	*ret_rep = rep;
 	rep = NULL;
 out:
+	if (tls != NULL)
+		nng_tls_config_free(tls); /* the listeners hold their own reference */
 	if (rep != NULL) {
 		atomic_store(&rep->closed, true);
 		pthread_mutex_lock(&rep->mu);
@@ -685,6 +1161,7 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 	for (uint32_t i = 0; i < rep->nthreads; i++)
 		pthread_join(rep->threads[i], NULL);
 	rep->nthreads = 0;
+	nng_aio_stop(rep->probe);
 	for (uint32_t i = 0; i < rep->nconns; i++)
 		nng_aio_stop(rep->conns[i].aio);
 	for (uint32_t i = 0; i < rep->nconns; i++)

@@ -1,17 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * server/score.c - one request, start to finish, on a worker thread:
- * decode and validate (wire.c), then for a score
- *     the clock-skew guard (an event time too far ahead of our clock) ->
- *     dedupe by txn_id + features (store_score_begin: batch generation and
- *     live velocity, the card locked) -> rules (rules_prog_eval with the
- *     current ruleset's tuned thresholds) -> archive + live update + dedupe
- *     record (store_score_commit, durable per the fsync policy) -> reply;
- * a dry run reads features (store_features_lookup) and evaluates, nothing
- * recorded; a label goes to the archive. All per-request memory is in the
+ * decode and validate (wire.c), then for a score the clock-skew guard (an
+ * event time too far ahead of our clock) and the one scoring pipeline,
+ * app_score (dedupe, features, model, rules, decision, archive, live
+ * update; app/score.c), with the current ruleset, then the reply; a dry
+ * run runs the same pipeline with nothing recorded; a label goes to the
+ * archive. All per-request memory is in the
  * srv_worker, allocated once, the decoded request included: protobuf-c
  * decodes into the worker's arena, reset in srv_request_done.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +25,7 @@
 
 struct srv_worker {
 	srv_server         *s;
-	store_ctx          *sctx;     /* made on the first score after ready */
-	uint32_t            nfeat;
-	vigil_value        *features;
-	rules_result        res;
-	store_scored        rec;
+	app_work           *aw;       /* made on the first score after ready */
 	srv_outcome         out;
 
 	/* the request being answered and its reply */
@@ -48,6 +43,9 @@ struct srv_worker {
 	Vigil__V1__RulesInfoReply rinfo;
 	Vigil__V1__Hit      hitv[SCORE_MAX_HITS];
 	Vigil__V1__Hit     *hitp[SCORE_MAX_HITS];
+	Vigil__V1__ModelOutcome model;
+	Vigil__V1__ModelReason reasonv[APP_REASONS_MAX];
+	Vigil__V1__ModelReason *reasonp[APP_REASONS_MAX];
 	Vigil__V1__RuleInfo *infov;   /* rules_info only; freed in _done */
 	Vigil__V1__RuleInfo **infop;
 	char                txn_id[VIGIL_ID_MAX + 1];
@@ -102,12 +100,8 @@ srv_worker_new(srv_server *s)
 	if (w == NULL)
 		return NULL;
 	w->s = s;
-	w->nfeat = store_schema_nfields();
-	w->features = calloc(w->nfeat, sizeof *w->features);
 	w->abuf = malloc(SCORE_ARENA_BYTES);
-	if (w->features == NULL || w->abuf == NULL) {
-		free(w->features);
-		free(w->abuf);
+	if (w->abuf == NULL) {
 		free(w);
 		return NULL;
 	}
@@ -116,6 +110,8 @@ srv_worker_new(srv_server *s)
 	w->arena.allocator_data = w;
 	for (uint32_t i = 0; i < SCORE_MAX_HITS; i++)
 		w->hitp[i] = &w->hitv[i];
+	for (uint32_t i = 0; i < APP_REASONS_MAX; i++)
+		w->reasonp[i] = &w->reasonv[i];
 	snprintf(w->version, sizeof w->version, "vigild %s", VIGIL_VERSION);
 	return w;
 }
@@ -126,13 +122,37 @@ srv_worker_free(srv_worker *w)
 	if (w == NULL)
 		return;
 	srv_request_done(w);
-	store_ctx_free(w->sctx);
-	free(w->features);
+	app_work_free(w->aw);
 	free(w->abuf);
 	free(w);
 }
 
 #define score_fail(out, status, ...) srv_wire_err_set(&(out)->err, (status), "", __VA_ARGS__)
+
+/* A model rule's reason with the features that pushed the score up:
+ * "model score is high (amount=912.3 +1.42, hour=2 +0.87)". */
+static const char *
+score_model_reason(srv_outcome *out, const char *reason)
+{
+	size_t n, cap = sizeof out->model_reason;
+	int k;
+
+	if (out->nreasons == 0)
+		return reason;
+	k = snprintf(out->model_reason, cap, "%s (", reason != NULL ? reason : "model");
+	n = k > 0 ? (size_t)k : 0;
+	for (uint32_t i = 0; i < out->nreasons && n < cap; i++) {
+		const app_reason *r = &out->reasons[i];
+
+		k = snprintf(out->model_reason + n, cap - n, "%s%s=%.6g %+.2f", i ? ", " : "",
+		    r->feature, r->value.num, (double)r->contrib);
+		n += k > 0 ? (size_t)k : 0;
+	}
+	if (n < cap)
+		snprintf(out->model_reason + n, cap - n, ")");
+	vigil_utf8_line(out->model_reason);
+	return out->model_reason;
+}
 
 /* Hits of a fresh evaluation: active, then shadow, names from the prog. */
 static void
@@ -143,8 +163,12 @@ score_hits_from_result(srv_outcome *out, const srv_ruleset *rs, const rules_resu
 
 	out->nhits = 0;
 	for (uint32_t i = 0; i < res->nhits; i++) {
+		const char *reason;
+
 		rules_prog_rule(prog, res->hits[i], &ri);
-		out->hits[out->nhits++] = (srv_hitv){ ri.name, ri.reason, ri.points, false };
+		reason = rs->rules->ar->reads_model[res->hits[i]] ?
+		    score_model_reason(out, ri.reason) : ri.reason;
+		out->hits[out->nhits++] = (srv_hitv){ ri.name, reason, ri.points, false };
 	}
 	for (uint32_t i = 0; i < res->nshadow; i++) {
 		rules_prog_rule(prog, res->shadow[i], &ri);
@@ -188,43 +212,12 @@ score_from_prior(srv_outcome *out, const srv_ruleset *rs)
 	}
 }
 
-/* The archived record: outcome, hits (active first, capped) and the values
- * of the features the tuned thresholds read. */
-static void
-score_record_fill(srv_worker *w, const srv_outcome *out, const srv_ruleset *rs,
-    const vigil_txn *txn, uint64_t gen)
-{
-	store_scored *rec = &w->rec;
-
-	rec->txn = *txn;
-	rec->score = out->score;
-	rec->decision = out->decision;
-	rec->nhits = 0;
-	for (uint32_t i = 0; i < out->nhits && rec->nhits < STORE_MAX_HITS; i++) {
-		store_hit *h = &rec->hits[rec->nhits++];
-
-		score_strcpy(h->rule, sizeof h->rule, out->hits[i].rule);
-		h->points = out->hits[i].points;
-		h->shadow = out->hits[i].shadow;
-	}
-	score_strcpy(rec->rules_version, sizeof rec->rules_version, out->rules_version);
-	rec->features_gen = gen;
-	rec->scored_at_ms = vigil_now_ms();
-	rec->nfeats = 0;
-	for (uint32_t i = 0; i < rs->rules->narch; i++) {
-		store_featval *f = &rec->feats[rec->nfeats++];
-
-		score_strcpy(f->name, sizeof f->name, rs->rules->arch[i].name);
-		f->val = w->features[rs->rules->arch[i].slot];
-	}
-}
-
 void
 srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_txn *txn,
     bool dry_run, srv_outcome *out)
 {
-	store_diag diag;
-	uint64_t gen;
+	app_scorer sc;
+	app_outcome ao;
 	vigil_err rv;
 
 	out->err.status = VIGIL__V1__STATUS__STATUS_OK;
@@ -233,8 +226,11 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	out->duplicate = false;
 	out->dry_run = dry_run;
 	out->nhits = 0;
+	out->nreasons = 0;
+	out->model_score = NAN;
 	/* Before readiness, so the answer to a bad time never depends on it. */
-	if (srv_wire_txn_time(txn, vigil_now_ms(), s->cfg.max_future_skew_ms, &out->err) !=
+	if (srv_wire_txn_window(txn, vigil_now_ms(), s->cfg.max_future_skew_ms,
+	    s->cfg.max_past_skew_ms, &out->err) !=
 	    VIGIL_OK)
 		return;
 	if (!atomic_load(&s->ready) || rs == NULL) {
@@ -242,41 +238,23 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		    "not ready: rules or store still loading");
 		return;
 	}
-	if (w->sctx == NULL && (w->sctx = store_ctx_new(s->db)) == NULL) {
+	if (w->aw == NULL && (w->aw = app_work_new(s->db)) == NULL) {
 		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "%s", "out of memory");
 		return;
 	}
 	out->rules_version = rules_prog_hash(rs->rules->prog);
-	gen = store_db_generation(s->db);
-
-	if (dry_run) {
-		rv = store_features_lookup(s->db, w->sctx, txn, w->features, w->nfeat);
-		if (rv != VIGIL_OK) {
-			score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "feature lookup: %s",
-			    vigil_strerror(rv));
-			return;
-		}
-		rv = rules_prog_eval(rs->rules->prog, rs->tv, w->features, w->nfeat, &w->res);
-		if (rv != VIGIL_OK) {
-			score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "rule evaluation: %s",
-			    vigil_strerror(rv));
-			return;
-		}
-		out->score = w->res.score;
-		out->decision = w->res.decision;
-		out->generation = gen;
-		score_hits_from_result(out, rs, &w->res);
-		atomic_fetch_add(&s->metrics.dry_runs, 1);
-		return;
-	}
-
-	rv = store_score_begin(s->db, w->sctx, txn, w->features, w->nfeat, &out->prior);
-	if (rv == VIGIL_EEXIST) {
+	sc = (app_scorer){ .rules = rs->rules->ar, .tv = rs->tv,
+		.model = rs->model != NULL ? rs->model->m : NULL };
+	rv = app_score(s->db, w->aw, &sc, txn, dry_run ? APP_DRY_RUN : 0, vigil_now_ms(), &ao);
+	switch (rv) {
+	case VIGIL_OK:
+		break;
+	case VIGIL_EEXIST:
+		out->prior = ao.prior;
 		score_from_prior(out, rs);
 		atomic_fetch_add(&s->metrics.duplicates, 1);
 		return;
-	}
-	if (rv == VIGIL_ECONFLICT) {
+	case VIGIL_ECONFLICT:
 		/* Not a retry: answering with the first outcome would hand another
 		 * transaction's decision to one that was never scored. */
 		srv_wire_err_set(&out->err, VIGIL__V1__STATUS__STATUS_INVALID, "txn.txn_id",
@@ -285,39 +263,45 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		    "transaction, a new one needs a new txn_id");
 		atomic_fetch_add(&s->metrics.id_conflicts, 1);
 		return;
-	}
-	if (rv == VIGIL_ELIMIT) {
-		score_fail(out, VIGIL__V1__STATUS__STATUS_OVERLOADED, "live state: %s",
-		    vigil_strerror(rv));
+	case VIGIL_ELIMIT:
+		if (ao.step == APP_STEP_FEATURES) {
+			score_fail(out, VIGIL__V1__STATUS__STATUS_OVERLOADED, "live state: %s",
+			    vigil_strerror(rv));
+			return;
+		}
+		/* fall through */
+	case VIGIL_EAGAIN:
+		/* The archive refuses appends while it retries a fault (ENOSPC,
+		 * EMFILE, EIO): not ready, nothing acknowledged; main.c logs the
+		 * state change once, not per request. */
+		score_fail(out, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "not ready: archive: %s",
+		    ao.diag.msg[0] ? ao.diag.msg : "failing, retrying");
+		return;
+	default:
+		if (ao.step == APP_STEP_ARCHIVE) {
+			/* Not acknowledged: the client retries with the same txn_id. */
+			srv_log("archive: %s: %s", vigil_strerror(rv), ao.diag.msg);
+			score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "archive: %s",
+			    ao.diag.msg[0] ? ao.diag.msg : vigil_strerror(rv));
+		} else {
+			score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "%s: %s",
+			    ao.step == APP_STEP_RULES ? "rule evaluation" : "feature lookup",
+			    vigil_strerror(rv));
+		}
 		return;
 	}
-	if (rv != VIGIL_OK) {
-		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "feature lookup: %s",
-		    vigil_strerror(rv));
+	out->score = ao.res->score;
+	out->decision = ao.res->decision;
+	out->generation = ao.generation;
+	out->model_score = ao.model_score;
+	out->nreasons = ao.nreasons;
+	memcpy(out->reasons, ao.reasons, sizeof ao.reasons);
+	score_hits_from_result(out, rs, ao.res);
+	if (dry_run) {
+		atomic_fetch_add(&s->metrics.dry_runs, 1);
 		return;
 	}
-	rv = rules_prog_eval(rs->rules->prog, rs->tv, w->features, w->nfeat, &w->res);
-	if (rv != VIGIL_OK) {
-		store_score_abort(s->db, w->sctx);
-		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "rule evaluation: %s",
-		    vigil_strerror(rv));
-		return;
-	}
-	out->score = w->res.score;
-	out->decision = w->res.decision;
-	out->generation = gen;
-	score_hits_from_result(out, rs, &w->res);
-	score_record_fill(w, out, rs, txn, gen);
-	diag.msg[0] = '\0';
-	rv = store_score_commit(s->db, w->sctx, &w->rec, &diag);
-	if (rv != VIGIL_OK) {
-		/* Not acknowledged: the client retries with the same txn_id. */
-		srv_log("archive: %s: %s", vigil_strerror(rv), diag.msg);
-		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "archive: %s",
-		    diag.msg[0] ? diag.msg : vigil_strerror(rv));
-		return;
-	}
-	score_count_hits(rs, &w->res);
+	score_count_hits(rs, ao.res);
 	if ((unsigned)out->decision < 4)
 		atomic_fetch_add_explicit(&s->metrics.decisions[out->decision], 1,
 		    memory_order_relaxed);
@@ -337,7 +321,12 @@ srv_label_txn(srv_server *s, const store_label *label, srv_wire_err *err)
 	}
 	diag.msg[0] = '\0';
 	rv = store_label_record(s->db, label, &diag);
-	if (rv != VIGIL_OK) {
+	if (rv == VIGIL_EAGAIN) {
+		/* the archive is failing and retrying: not ready, not a bug (main.c
+		 * logs the state change once) */
+		srv_wire_err_set(err, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "",
+		    "not ready: archive: %s", diag.msg[0] ? diag.msg : vigil_strerror(rv));
+	} else if (rv != VIGIL_OK) {
 		srv_log("archive: label %s: %s: %s", label->txn_id, vigil_strerror(rv), diag.msg);
 		srv_wire_err_set(err, VIGIL__V1__STATUS__STATUS_INTERNAL, "", "archive: %s",
 		    diag.msg[0] ? diag.msg : vigil_strerror(rv));
@@ -352,6 +341,13 @@ srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t e
 	bool draining = atomic_load(&s->draining);
 
 	h->ready = atomic_load(&s->ready) && rs != NULL && !draining;
+	if (h->ready && s->db != NULL) {
+		/* the same answer as /readyz: a failing archive acknowledges nothing */
+		store_db_health dh;
+
+		store_db_get_health(s->db, &dh);
+		h->ready = dh.ok;
+	}
 	h->uptime_s = (uint64_t)((vigil_now_ms() - s->started_ms) / 1000);
 	srv_rules_last_error(s, errbuf, errlen);
 	h->rules_last_error = errbuf;
@@ -399,6 +395,21 @@ reply_score(srv_worker *w, const char *txn_id)
 	sr->features_generation = out->generation;
 	sr->duplicate = out->duplicate;
 	sr->dry_run = out->dry_run;
+	if (!isnan(out->model_score)) {
+		vigil__v1__model_outcome__init(&w->model);
+		w->model.score = out->model_score;
+		for (uint32_t i = 0; i < out->nreasons; i++) {
+			Vigil__V1__ModelReason *mr = &w->reasonv[i];
+
+			vigil__v1__model_reason__init(mr);
+			mr->feature = (char *)out->reasons[i].feature;
+			mr->value = out->reasons[i].value.num;
+			mr->contribution = out->reasons[i].contrib;
+		}
+		w->model.n_reasons = out->nreasons;
+		w->model.reasons = w->reasonp;
+		sr->model = &w->model;
+	}
 	vigil__v1__reply__init(&w->reply);
 	w->reply.message = (char *)"ok";
 	w->reply.kind_case = VIGIL__V1__REPLY__KIND_SCORE;

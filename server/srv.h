@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "app.h"
 #include "rules.h"
 #include "store.h"
 #include "vigil.h"
@@ -41,6 +42,16 @@ typedef struct srv_config {
 	uint32_t    max_inflight;
 	uint32_t    request_timeout_ms;
 	uint32_t    max_future_skew_ms;  /* 0 = no clock-skew guard */
+	uint32_t    max_past_skew_ms;    /* 0 = past event times always accepted */
+	uint32_t    queue_timeout_ms;    /* longest wait in the work queue (every mode) */
+	uint32_t    max_connections;     /* nng connections (pipes), all listeners */
+	uint32_t    admin_max_connections;
+	char        admin_token_file[SRV_PATH_MAX]; /* "" = no token */
+	char        tls_cert[SRV_PATH_MAX]; /* PEM; "" = none (tls+tcp:// needs it) */
+	char        tls_key[SRV_PATH_MAX];
+	char        tls_ca[SRV_PATH_MAX];   /* set: client certificates signed by it required */
+	char        ipc_group[64];          /* ipc:// sockets' group; "" = vigild's */
+	char        user[64];               /* drop to this user after binding; "" = stay */
 	char        data_dir[SRV_PATH_MAX];
 	store_fsync fsync;
 	uint32_t    fsync_interval_ms;
@@ -71,35 +82,41 @@ vigil_err srv_config_load(int argc, char **argv, srv_config *ret_cfg,
 
 void srv_config_usage(FILE *out);
 
+/* Whether url is a tls+tcp:// (tls+tcp4, tls+tcp6) URL. */
+bool srv_config_url_tls(const char *url);
+
 /* Splits "host:port"; VIGIL_EINVAL if malformed. host is at most 63 bytes. */
 vigil_err srv_config_hostport(const char *s, char *ret_host, size_t hostlen,
     uint16_t *ret_port);
 
 /* ============================ reload.c ============================ */
 
-/* A feature written to the archive with every scored record. */
-typedef struct srv_archfeat {
-	const char *name; /* store schema name (static) */
-	uint32_t    slot;
-} srv_archfeat;
-
 /* One compiled rule file (immutable, shared by rule sets). */
 typedef struct srv_rules {
 	atomic_uint       refs;
-	rules_prog       *prog;
+	app_rules        *ar;            /* the file bound for scoring (app.h) */
+	rules_prog       *prog;          /* = ar->prog */
 	uint32_t          nrules;
 	_Atomic uint64_t *hits;          /* per rule index */
 	int64_t           loaded_at_ms;
 	char              path[SRV_PATH_MAX];
-	srv_archfeat      arch[STORE_MAX_FEATS];
-	uint32_t          narch;
 } srv_rules;
 
-/* What scoring reads: rules + thresholds tuned for one generation. */
+/* The model of one generation (NULL app model: none, rules alone). */
+typedef struct srv_model {
+	atomic_uint refs;
+	app_model  *m;
+	uint64_t    generation; /* the generation it came from */
+} srv_model;
+
+/* What scoring reads: rules + thresholds tuned for one generation + the
+ * model in force (normally that generation's; the previous one's if the
+ * new one was refused). */
 typedef struct srv_ruleset {
 	atomic_uint  refs;
 	srv_rules   *rules;
 	rules_tvals *tv;
+	srv_model   *model;      /* NULL: no model */
 	uint64_t     generation; /* the feature generation tv came from */
 } srv_ruleset;
 
@@ -128,6 +145,14 @@ typedef struct srv_metrics {
 	_Atomic uint64_t lat_count;
 	_Atomic uint64_t http_requests;
 	_Atomic uint64_t queue_depth;
+	/* exposure: connections and refusals per listener (rep.c, admin.c) */
+	_Atomic uint64_t nng_connections;       /* gauge */
+	_Atomic uint64_t nng_conn_refused;      /* over max_connections */
+	_Atomic uint64_t http_connections;      /* gauge */
+	_Atomic uint64_t http_conn_closed;      /* closed by vigild: request deadline, buffer cap */
+	_Atomic uint64_t http_accept_paused;    /* accept paused: cap reached or no descriptors */
+	_Atomic uint64_t http_unauthorized;     /* 401 answers */
+	_Atomic uint64_t queue_timeouts;        /* waited longer than queue_timeout_ms */
 } srv_metrics;
 
 struct srv_server;
@@ -156,11 +181,18 @@ typedef struct srv_server {
 	_Atomic uint64_t load_failures;
 	_Atomic uint64_t loads;
 	_Atomic int64_t  gen_switched_ms;
+	_Atomic uint64_t model_failures; /* generations whose model was refused */
+	_Atomic uint64_t model_generation; /* generation of the model serving; 0: none */
 
 	/* store_db_maintain every 10 s (main.c) */
 	_Atomic uint64_t maint_runs;
 	_Atomic uint64_t maint_failures;
 	_Atomic int64_t  maint_ok_ms;   /* last success, Unix ms; 0 = none yet */
+
+	/* the admin bearer token (admin.c): loaded at start, again on SIGHUP */
+	pthread_mutex_t  token_lock;
+	char             admin_token[256];
+	size_t           admin_token_len; /* 0 = no token configured */
 } srv_server;
 
 /* reload.c */
@@ -200,6 +232,10 @@ typedef struct srv_outcome {
 	bool           duplicate;
 	bool           dry_run;
 	store_outcome  prior;    /* storage for a duplicate's rule names */
+	double         model_score; /* NaN: no model */
+	uint32_t       nreasons;    /* the model's top features, when a model rule fired */
+	app_reason     reasons[APP_REASONS_MAX];
+	char           model_reason[320]; /* a model rule's reason with the top features */
 } srv_outcome;
 
 /* Per-thread scratch (one per worker and one for the admin thread). */
@@ -237,6 +273,19 @@ void srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, siz
 
 typedef struct srv_rep srv_rep;
 
+/*
+ * Checks what the nng side's configuration names outside itself
+ * (--check-config and start-up): the TLS certificate, key and CA files are
+ * readable PEM, the key is the certificate's (nng would find out at the
+ * first handshake), the certificates are within their validity; ipc_group
+ * exists. VIGIL_OK, or VIGIL_EINVAL with the one line in errbuf. Warnings
+ * (a certificate that expires within 30 days) go to warn (may be NULL), one
+ * line each, prefixed "vigild: warning: ". mbedTLS is used directly for
+ * this: the library nng's TLS is built on.
+ */
+vigil_err srv_rep_check_files(const srv_config *cfg, FILE *warn, char *errbuf,
+    size_t errlen);
+
 /* Listens on every cfg URL with cfg.workers worker threads. */
 vigil_err srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen);
 /* Stops accepting work, answers what is queued, waits up to timeout_ms for
@@ -251,6 +300,12 @@ typedef struct srv_admin srv_admin;
 
 vigil_err srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errlen);
 void      srv_admin_stop(srv_admin *a); /* NULL is a no-op */
+/*
+ * (Re)reads cfg.admin_token_file into s->admin_token (start-up and SIGHUP;
+ * no-op without a token file). On failure the token in use stays and errbuf
+ * says why. Never logs.
+ */
+vigil_err srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen);
 
 /* ============================ main.c ============================ */
 

@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -266,26 +267,52 @@ wire_duration(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%.1f s", (double)ms / 1000.0);
 }
 
+/* The past limit srv_wire_txn_time applies (srv_wire_set_max_past_skew). */
+static _Atomic uint64_t wire_max_past_ms;
+
+void
+srv_wire_set_max_past_skew(uint64_t max_past_ms)
+{
+	atomic_store(&wire_max_past_ms, max_past_ms);
+}
+
+vigil_err
+srv_wire_txn_window(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
+    uint64_t max_past_ms, srv_wire_err *reterr)
+{
+	uint64_t off;
+	char human[32];
+
+	if (txn->event_time_ms > now_ms) {
+		/* Exact in unsigned arithmetic for any event_time_ms > now_ms. */
+		off = (uint64_t)txn->event_time_ms - (uint64_t)now_ms;
+		if (max_future_ms == 0 || off <= max_future_ms)
+			return VIGIL_OK;
+		wire_duration(off > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)off, human,
+		    sizeof human);
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn.event_time_ms",
+		    "event_time_ms %lld is %llu ms (%s) ahead of the server clock; the limit is "
+		    "%llu ms (max_future_skew_ms)", (long long)txn->event_time_ms,
+		    (unsigned long long)off, human, (unsigned long long)max_future_ms);
+		return VIGIL_EINVAL;
+	}
+	off = (uint64_t)now_ms - (uint64_t)txn->event_time_ms;
+	if (max_past_ms == 0 || off <= max_past_ms)
+		return VIGIL_OK;
+	wire_duration(off > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)off, human, sizeof human);
+	srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn.event_time_ms",
+	    "event_time_ms %lld is %llu ms (%s) behind the server clock; the limit is "
+	    "%llu ms (max_past_skew_ms)", (long long)txn->event_time_ms,
+	    (unsigned long long)off, human, (unsigned long long)max_past_ms);
+	return VIGIL_EINVAL;
+}
+
 vigil_err
 srv_wire_txn_time(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
     srv_wire_err *reterr)
 {
-	uint64_t ahead;
-	char human[32];
-
-	if (max_future_ms == 0 || txn->event_time_ms <= now_ms)
-		return VIGIL_OK;
-	/* Exact in unsigned arithmetic for any event_time_ms > now_ms. */
-	ahead = (uint64_t)txn->event_time_ms - (uint64_t)now_ms;
-	if (ahead <= max_future_ms)
-		return VIGIL_OK;
-	wire_duration(ahead > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)ahead, human,
-	    sizeof human);
-	srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn.event_time_ms",
-	    "event_time_ms %lld is %llu ms (%s) ahead of the server clock; the limit is "
-	    "%llu ms (max_future_skew_ms)", (long long)txn->event_time_ms,
-	    (unsigned long long)ahead, human, (unsigned long long)max_future_ms);
-	return VIGIL_EINVAL;
+	return srv_wire_txn_window(txn, now_ms, max_future_ms, atomic_load(&wire_max_past_ms),
+	    reterr);
 }
 
 /* Same charset as ids in vigil_txn_validate: printable ASCII, no space. */
@@ -346,6 +373,15 @@ srv_wire_label(const Vigil__V1__Label *in, int64_t now_ms, store_label *ret_labe
 		    (long long)l.label_time_ms);
 		return VIGIL_EINVAL;
 	}
+	/* A verdict cannot be known before it is made: a label time ahead of
+	 * the clock (a wrong unit, a typo'd year) would never be used by a
+	 * rebuild and is refused (a day of slack for clocks and time zones). */
+	if (l.label_time_ms > now_ms + VIGIL_MS_PER_DAY) {
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "label.label_time_ms",
+		    "label_time_ms %lld is in the future (more than a day ahead of the server "
+		    "clock): a label is known when it is sent", (long long)l.label_time_ms);
+		return VIGIL_EINVAL;
+	}
 	l.received_at_ms = now_ms;
 	*ret_label = l;
 	return VIGIL_OK;
@@ -370,6 +406,23 @@ wire_hit_size(const Vigil__V1__Hit *h)
 }
 
 static size_t
+wire_reason_size(const Vigil__V1__ModelReason *mr)
+{
+	return vigil_pb_cstr_size(1, mr->feature) + vigil_pb_double_size(2, mr->value) +
+	    vigil_pb_double_size(3, mr->contribution);
+}
+
+static size_t
+wire_model_size(const Vigil__V1__ModelOutcome *m)
+{
+	size_t n = vigil_pb_double_size(1, m->score);
+
+	for (size_t i = 0; i < m->n_reasons; i++)
+		n += vigil_pb_len_size(2, wire_reason_size(m->reasons[i]));
+	return n;
+}
+
+static size_t
 wire_score_size(const Vigil__V1__ScoreReply *sr)
 {
 	size_t n = vigil_pb_cstr_size(1, sr->txn_id) +
@@ -380,7 +433,8 @@ wire_score_size(const Vigil__V1__ScoreReply *sr)
 		n += vigil_pb_len_size(4, wire_hit_size(sr->hits[i]));
 	return n + vigil_pb_cstr_size(5, sr->rules_version) +
 	    vigil_pb_num_size(6, sr->features_generation) + vigil_pb_num_size(7, sr->latency_us) +
-	    vigil_pb_bool_size(8, sr->duplicate) + vigil_pb_bool_size(9, sr->dry_run);
+	    vigil_pb_bool_size(8, sr->duplicate) + vigil_pb_bool_size(9, sr->dry_run) +
+	    (sr->model != NULL ? vigil_pb_len_size(10, wire_model_size(sr->model)) : 0);
 }
 
 /* The kinds encoded here; anything else (or unknown fields) is protobuf-c's. */
@@ -397,6 +451,13 @@ wire_reply_direct(const Vigil__V1__Reply *r)
 	for (size_t i = 0; i < r->score->n_hits; i++)
 		if (r->score->hits[i]->base.n_unknown_fields != 0)
 			return false;
+	if (r->score->model != NULL) {
+		if (r->score->model->base.n_unknown_fields != 0)
+			return false;
+		for (size_t i = 0; i < r->score->model->n_reasons; i++)
+			if (r->score->model->reasons[i]->base.n_unknown_fields != 0)
+				return false;
+	}
 	return true;
 }
 
@@ -450,5 +511,20 @@ srv_wire_reply_pack(const Vigil__V1__Reply *r, uint8_t *out)
 	p = vigil_pb_num(p, 7, sr->latency_us);
 	p = vigil_pb_bool(p, 8, sr->duplicate);
 	p = vigil_pb_bool(p, 9, sr->dry_run);
+	if (sr->model != NULL) {
+		const Vigil__V1__ModelOutcome *m = sr->model;
+
+		/* a present message is written even when empty, as protobuf-c does */
+		p = vigil_pb_len(p, 10, wire_model_size(m));
+		p = vigil_pb_double(p, 1, m->score);
+		for (size_t i = 0; i < m->n_reasons; i++) {
+			const Vigil__V1__ModelReason *mr = m->reasons[i];
+
+			p = vigil_pb_len(p, 2, wire_reason_size(mr));
+			p = vigil_pb_cstr(p, 1, mr->feature);
+			p = vigil_pb_double(p, 2, mr->value);
+			p = vigil_pb_double(p, 3, mr->contribution);
+		}
+	}
 	return (size_t)(p - out);
 }

@@ -57,15 +57,28 @@ vigil_err srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn,
 
 /*
  * The clock-skew guard: refuses a transaction whose event time is more than
- * max_future_ms ahead of now_ms (the server's wall clock). One such event
- * would move the live state's event-time watermark into the future and make
- * every later transaction "late" (archived but not counted). Past times are
- * always accepted (replaying history is a feature). max_future_ms 0
- * disables the check. VIGIL_EINVAL: *reterr is STATUS_INVALID on
- * "txn.event_time_ms" with how far ahead it is and the limit.
+ * max_future_ms ahead of now_ms (the server's wall clock), or more than
+ * max_past_ms behind it. One event from the future would move the live
+ * state's event-time watermark ahead and make every later transaction
+ * "late" (archived but not counted); events from far in the past are late
+ * themselves, so a client whose clock is days behind silently disables every
+ * velocity rule. Past times are accepted by default (max_past_ms 0):
+ * replaying history is a feature; live deployments set a limit. 0 disables
+ * either check. VIGIL_EINVAL: *reterr is STATUS_INVALID on
+ * "txn.event_time_ms" with how far ahead or behind it is and the limit.
+ */
+vigil_err srv_wire_txn_window(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
+    uint64_t max_past_ms, srv_wire_err *reterr);
+
+/*
+ * srv_wire_txn_window with the past limit set by srv_wire_set_max_past_skew
+ * (0 until set). The pipeline (score.c) passes the future limit itself; the
+ * past limit is process-wide, set once by main before any request, so the
+ * callers of this function need no change to honour it.
  */
 vigil_err srv_wire_txn_time(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
     srv_wire_err *reterr);
+void      srv_wire_set_max_past_skew(uint64_t max_past_ms);
 
 /* Same for a Label; label_time_ms 0 becomes now_ms. */
 vigil_err srv_wire_label(const Vigil__V1__Label *in, int64_t now_ms,

@@ -101,6 +101,26 @@ void store_seg_base(int64_t day, uint64_t first_seq, char ret_base[STORE_SEG_BAS
 vigil_err store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_n,
     store_diag *reterr);
 
+/*
+ * Compressed segments (".log.zst", docs/archive.md): independent zstd
+ * frames, each of about STORE_ZFRAME_TARGET bytes of the segment cut at
+ * record boundaries (a larger record gets a frame of its own), with the
+ * zstd content size and checksum; then one zstd skippable frame, the frame
+ * table: u32 STORE_ZTAB_MAGIC, u32 N, and N bytes: per frame { u32
+ * compressed size, u32 uncompressed size, u32 records }, u32 frames, u32
+ * version (1), u32 CRC32C of the table bytes before it, "VGLZ". `zstd -d`
+ * still gives the exact .log (skippable frames are skipped). A file
+ * without the table (one zstd frame, written before) is read as a stream.
+ */
+#define STORE_ZFRAME_TARGET (1u << 20)
+#define STORE_ZFRAME_MAX    (STORE_FRAME_HDR + STORE_FRAME_MAX_PAYLOAD) /* largest frame's input */
+#define STORE_ZTAB_MAGIC    0x184D2A5Au /* ZSTD_MAGIC_SKIPPABLE_START + 10 */
+#define STORE_ZTAB_TAG      "VGLZ"
+#define STORE_ZTAB_VERSION  1u
+#define STORE_ZTAB_ENTRY    12u
+#define STORE_ZTAB_TAIL     16u /* frames, version, CRC, tag */
+#define STORE_ZTAB_MAX      (1u << 22) /* frames in one table, at most */
+
 /* Index sidecar: read (VIGIL_ENOTFOUND absent, VIGIL_ECORRUPT bad CRC or
  * size, VIGIL_EVERSION unknown version) and write (tmp + rename; synced
  * when sync is true). */
@@ -122,12 +142,19 @@ vigil_err store_seg_scan(const char *path, store_seg_index *ret_idx, uint64_t *r
  * VIGIL_ENOMEM); _flush(seq) returns once every record up to seq is in the
  * file, writing the whole queue (other threads' records too) in one go if
  * no other thread is doing so. A record is acknowledged only
- * after its _flush returned VIGIL_OK (VIGIL_EIO: a write failed, the archive
- * refuses further appends; VIGIL_EINVAL: seq was never enqueued).
+ * after its _flush returned VIGIL_OK (VIGIL_EIO: the write failed and the
+ * record was dropped, not written; VIGIL_EAGAIN: dropped unwritten because
+ * the archive is failing; VIGIL_EINVAL: seq was never enqueued). _enqueue
+ * refuses with VIGIL_EAGAIN while the archive is failing.
  */
 vigil_err store_archive_enqueue(store_archive *ar, store_rec_type type, int64_t event_time_ms,
     const void *payload, size_t len, uint64_t *ret_seq);
 vigil_err store_archive_flush(store_archive *ar, uint64_t seq);
+
+/* True while the archive is failing and an append would be refused now
+ * (VIGIL_EAGAIN): store_db fails a begin early instead of scoring for
+ * nothing. Cheap (one atomic load when healthy). */
+bool store_archive_refusing(store_archive *ar);
 
 /* The largest event time of any record in the archive (scored or label),
  * from the segment indexes read at open and the records written since;

@@ -75,6 +75,8 @@ struct store_ctx {
 	vigil_txn     txn; /* the feature vector's strings point here */
 	live_keys     keys; /* of txn */
 	bool          begun;
+	bool          redo;  /* begun for a record whose sync failed (live_int.h) */
+	live_claim   *claim; /* on txn.txn_id between begin and commit/abort */
 	uint32_t      stripe;
 	uint8_t      *buf;
 	size_t        bufcap;
@@ -181,6 +183,7 @@ mask_fillable(const store_ctx *ctx, store_feature_mask *ret)
 	store_feature_mask_none(ret);
 	for (uint32_t i = STORE_SLOT_AMOUNT; i <= STORE_SLOT_EVENT_TIME; i++)
 		store_feature_mask_set(ret, i);
+	store_feature_mask_set(ret, STORE_SLOT_HOUR);
 	for (uint32_t b = 0; b < BATCH_COUNT_; b++)
 		for (uint32_t i = batch_slots[b].first; batch[b] && i <= batch_slots[b].last; i++)
 			store_feature_mask_set(ret, i);
@@ -485,6 +488,7 @@ typedef struct replay_ctx {
 	int64_t       max_t;
 	uint64_t      records;
 	uint64_t      corrupt, corrupt_bytes; /* skipped by the reader, this pass */
+	uint64_t      lost;                   /* records known lost (damaged zstd frames) */
 	char          first_corrupt[200];
 } replay_ctx;
 
@@ -547,6 +551,12 @@ db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
 		rc->records++;
 	}
 out:
+	if (rd != NULL) {
+		store_reader_stats st;
+
+		store_reader_get_stats(rd, &st);
+		rc->lost += st.lost_records;
+	}
 	store_reader_close(rd);
 	return rv;
 }
@@ -605,7 +615,7 @@ db_recover(store_db *db, store_diag *reterr, char *ret_note, size_t notelen)
 	for (;;) {
 		rc.max_t = INT64_MIN;
 		rc.records = 0;
-		rc.corrupt = rc.corrupt_bytes = 0;
+		rc.corrupt = rc.corrupt_bytes = rc.lost = 0;
 		rv = db_live_fresh(db);
 		if (rv != VIGIL_OK)
 			goto out;
@@ -625,10 +635,15 @@ db_recover(store_db *db, store_diag *reterr, char *ret_note, size_t notelen)
 		if (from < DB_TIME_FLOOR_MS)
 			from = INT64_MIN;
 	}
-	if (ret_note != NULL && rc.corrupt > 0)
+	if (ret_note != NULL && rc.corrupt > 0) {
+		char lost[64] = "";
+
+		if (rc.lost > 0)
+			snprintf(lost, sizeof lost, ", %" PRIu64 " record(s) lost", rc.lost);
 		snprintf(ret_note, notelen, "live-state recovery skipped %" PRIu64 " corrupt "
-		    "stretch(es) of the archive, %" PRIu64 " bytes; first: %s", rc.corrupt,
-		    rc.corrupt_bytes, rc.first_corrupt);
+		    "stretch(es) of the archive, %" PRIu64 " bytes%s; first: %s", rc.corrupt,
+		    rc.corrupt_bytes, lost, rc.first_corrupt);
+	}
 	rv = VIGIL_OK;
 out:
 	free(rc.rec);
@@ -721,7 +736,7 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
 		goto out;
 	}
 	if (!db->opts.read_only) {
-		if (mkdir(datadir, 0755) != 0 && errno != EEXIST) {
+		if (mkdir(datadir, 0750) != 0 && errno != EEXIST) {
 			rv = vigil_err_from_errno(errno);
 			store_diag_set(reterr, "%s: mkdir: %s", datadir, strerror(errno));
 			goto out;
@@ -928,6 +943,22 @@ store_db_generation_as_of(store_db *db)
 }
 
 vigil_err
+store_db_blob(store_db *db, const char *name, void **ret_data, size_t *ret_len,
+    uint64_t *ret_generation)
+{
+	db_genref *r = db_gen_acquire(db, NULL);
+	vigil_err  rv = VIGIL_ENOTFOUND;
+
+	if (r != NULL) {
+		rv = store_gen_blob(r->gen, name, ret_data, ret_len);
+		if (rv == VIGIL_OK && ret_generation != NULL)
+			*ret_generation = gen_number(r->gen);
+	}
+	genref_release(r);
+	return rv;
+}
+
+vigil_err
 store_db_thresholds_each(store_db *db,
     void (*fn)(void *arg, const char *name, const char *group, const store_threshold_val *v),
     void *arg)
@@ -955,9 +986,10 @@ store_ctx_new(store_db *db)
 	ctx->epoch = DB_EPOCH_NONE;
 	(void)store_ctx_set_features(ctx, NULL);
 	ctx->sc = live_scratch_new();
+	ctx->claim = live_claim_new();
 	ctx->bufcap = DB_BUF_INITIAL;
 	ctx->buf = malloc(ctx->bufcap);
-	if (ctx->sc == NULL || ctx->buf == NULL) {
+	if (ctx->sc == NULL || ctx->claim == NULL || ctx->buf == NULL) {
 		store_ctx_free(ctx);
 		return NULL;
 	}
@@ -973,6 +1005,7 @@ store_ctx_free(store_ctx *ctx)
 		store_score_abort(ctx->db, ctx);
 	genref_release(ctx->gen);
 	live_scratch_free(ctx->sc);
+	live_claim_free(ctx->claim);
 	free(ctx->buf);
 	free(ctx);
 }
@@ -1052,11 +1085,34 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	ctx->stripe = live_card_stripe_k(&ctx->keys);
 	live_card_lock(db->lv, ctx->stripe);
 	live_prefetch_card(db->lv, &ctx->keys);
-	/* Under the card lock, so a retry racing its first attempt waits for
-	 * it and then finds its outcome. */
-	rv = live_dedupe_find(db->lv, ctx->txn.txn_id, &ctx->keys, ret_prior);
-	if (rv == VIGIL_EEXIST || rv == VIGIL_ECONFLICT)
+	ctx->redo = false;
+	for (;;) {
+		live_dd_verdict v;
+
+		/* Under the card lock, so a retry racing its first attempt waits
+		 * for it and then finds its outcome; the claim makes a begin of
+		 * the same id for another card (another lock) a conflict. */
+		rv = live_dedupe_begin(db->lv, ctx->txn.txn_id, &ctx->keys, ctx->claim, ret_prior, &v);
+		if (rv != VIGIL_OK)
+			goto fail;
+		if (v == LIVE_DD_RETRY || v == LIVE_DD_CONFLICT) {
+			rv = v == LIVE_DD_RETRY ? VIGIL_EEXIST : VIGIL_ECONFLICT;
+			goto fail;
+		}
+		if (v != LIVE_DD_WAIT) {
+			ctx->redo = v == LIVE_DD_REDO;
+			break;
+		}
+		/* Recorded, not yet durable: its answer depends on the sync. */
+		live_card_unlock(db->lv, ctx->stripe);
+		live_dedupe_wait(db->lv, ctx->txn.txn_id, &ctx->keys);
+		live_card_lock(db->lv, ctx->stripe);
+	}
+	/* An archive that refuses appends would fail the commit: say so now. */
+	if (db->ar != NULL && store_archive_refusing(db->ar)) {
+		rv = VIGIL_EAGAIN;
 		goto fail;
+	}
 	live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
 	rv = live_card_reserve(db->lv, &ctx->txn, &ctx->keys);
 	if (rv != VIGIL_OK)
@@ -1067,6 +1123,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	ctx->begun = true;
 	return VIGIL_OK;
 fail:
+	live_dedupe_unclaim(db->lv, ctx->claim);
 	live_card_unlock(db->lv, ctx->stripe);
 	return rv;
 }
@@ -1077,7 +1134,34 @@ store_score_abort(store_db *db, store_ctx *ctx)
 	if (!ctx->begun)
 		return;
 	ctx->begun = false;
+	live_dedupe_unclaim(db->lv, ctx->claim);
 	live_card_unlock(db->lv, ctx->stripe);
+}
+
+/* The diag of a failed archive write or sync: what failed and its errno
+ * text (ENOSPC is "No space left on device", not "input/output error"). */
+static void
+db_archive_diag(store_db *db, store_diag *reterr, const char *txn_id, const char *what,
+    vigil_err rv)
+{
+	store_archive_health h;
+
+	store_archive_get_health(db->ar, &h);
+	if (h.failing)
+		store_diag_set(reterr, "txn_id \"%.64s\": %s: %s%s (%s %s)", txn_id, what,
+		    rv == VIGIL_EAGAIN ? "archive failing, retrying: " : "", strerror(h.err), h.op,
+		    h.file);
+	else
+		store_diag_set(reterr, "txn_id \"%.64s\": %s: %s", txn_id, what, vigil_strerror(rv));
+}
+
+void
+store_db_get_health(store_db *db, store_db_health *ret_health)
+{
+	memset(ret_health, 0, sizeof *ret_health);
+	if (db->ar != NULL)
+		store_archive_get_health(db->ar, &ret_health->archive);
+	ret_health->ok = !ret_health->archive.failing;
 }
 
 vigil_err
@@ -1086,7 +1170,8 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 	uint64_t      seq = 0;
 	size_t        len = 0;
 	vigil_err     rv;
-	bool          admit, same;
+	bool          admit, same, pending;
+	live_keys     settle_keys;
 
 	if (!ctx->begun)
 		return VIGIL_EINVAL;
@@ -1136,21 +1221,21 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 		    ctx->buf, len, &seq);
 		if (rv != VIGIL_OK) {
 			live_wm_unlock(db->lv);
-			store_diag_set(reterr, "txn_id \"%.64s\": archive write: %s", rec->txn.txn_id,
-			    vigil_strerror(rv));
+			db_archive_diag(db, reterr, rec->txn.txn_id, "archive write", rv);
 			goto fail;
 		}
 	}
-	admit = live_wm_admit_locked(db->lv, rec->txn.event_time_ms);
+	/* A redo was applied with its first record: not again (a replay
+	 * skips its second record the same way, live_replay). */
+	admit = !ctx->redo && live_wm_admit_locked(db->lv, rec->txn.event_time_ms);
 	live_wm_unlock(db->lv);
 	if (db->ar != NULL) {
-		/* Applied only once written. A failed write leaves the archive
-		 * refusing every append (and W possibly advanced by this record,
-		 * which changes nothing then). */
+		/* Applied only once written. A failed write leaves the record out
+		 * of the archive (and W possibly advanced by it: storage.md,
+		 * "Known limitations"). */
 		rv = store_archive_flush(db->ar, seq);
 		if (rv != VIGIL_OK) {
-			store_diag_set(reterr, "txn_id \"%.64s\": archive write: %s", rec->txn.txn_id,
-			    vigil_strerror(rv));
+			db_archive_diag(db, reterr, rec->txn.txn_id, "archive write", rv);
 			goto fail;
 		}
 	}
@@ -1167,20 +1252,28 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 		}
 		if (admit)
 			live_apply(db->lv, &rec->txn, k);
-		/* ENOMEM here only loses the retry shortcut; the record is archived. */
-		(void)live_dedupe_put_scored(db->lv, rec, k);
+		/* Pending until durable (fsync always): a retry meanwhile waits,
+		 * and one after a failed sync writes the record again. ENOMEM
+		 * here only loses the retry shortcut; the record is archived. */
+		pending = db->ar != NULL && db->opts.archive.fsync == STORE_FSYNC_ALWAYS;
+		(void)live_dedupe_commit(db->lv, ctx->redo ? NULL : ctx->claim, rec, k, pending);
+		if (pending) {
+			settle_keys = *k;
+			ctx->begun = false;
+			live_card_unlock(db->lv, ctx->stripe);
+			live_sweep_maybe(db->lv);
+			rv = store_archive_wait_durable(db->ar, seq);
+			live_dedupe_settle(db->lv, rec->txn.txn_id, &settle_keys, rv == VIGIL_OK);
+			if (rv != VIGIL_OK) {
+				db_archive_diag(db, reterr, rec->txn.txn_id, "archive sync", rv);
+				return rv;
+			}
+			return VIGIL_OK;
+		}
 	}
 	ctx->begun = false;
 	live_card_unlock(db->lv, ctx->stripe);
 	live_sweep_maybe(db->lv);
-	if (db->ar != NULL) {
-		rv = store_archive_wait_durable(db->ar, seq);
-		if (rv != VIGIL_OK) {
-			store_diag_set(reterr, "txn_id \"%.64s\": archive sync: %s", rec->txn.txn_id,
-			    vigil_strerror(rv));
-			return rv;
-		}
-	}
 	return VIGIL_OK;
 fail:
 	store_score_abort(db, ctx);
@@ -1210,9 +1303,12 @@ store_label_record(store_db *db, const store_label *label, store_diag *reterr)
 	t = label->label_time_ms ? label->label_time_ms
 	    : label->received_at_ms ? label->received_at_ms : vigil_now_ms();
 	rv = store_archive_append(db->ar, STORE_REC_LABEL, t, buf, len, NULL);
-	if (rv != VIGIL_OK)
-		store_diag_set(reterr, "label for txn_id \"%.64s\": archive append: %s", label->txn_id,
-		    vigil_strerror(rv));
+	if (rv != VIGIL_OK) {
+		char what[96];
+
+		snprintf(what, sizeof what, "label: archive append");
+		db_archive_diag(db, reterr, label->txn_id, what, rv);
+	}
 	return rv;
 }
 

@@ -793,10 +793,11 @@ genw_flush(store_genw *w)
 }
 
 static vigil_err
-genw_put(store_genw *w, int dbi, const void *key, size_t klen, const wbuf *val)
+genw_put_raw(store_genw *w, int dbi, const void *key, size_t klen, const void *val,
+    size_t vlen)
 {
 	MDB_val   k = { .mv_size = klen, .mv_data = (void *)key };
-	MDB_val   v = { .mv_size = val->len, .mv_data = (void *)val->buf };
+	MDB_val   v = { .mv_size = vlen, .mv_data = (void *)val };
 	vigil_err rv;
 	int       rc;
 
@@ -814,6 +815,12 @@ genw_put(store_genw *w, int dbi, const void *key, size_t klen, const wbuf *val)
 	if (++w->pending >= GEN_TXN_PUTS)
 		return genw_flush(w);
 	return VIGIL_OK;
+}
+
+static vigil_err
+genw_put(store_genw *w, int dbi, const void *key, size_t klen, const wbuf *val)
+{
+	return genw_put_raw(w, dbi, key, klen, val->buf, val->len);
 }
 
 static bool
@@ -989,6 +996,50 @@ store_genw_put_threshold(store_genw *w, const char *name, const char *group,
 		return rv;
 	threshold_encode(v, &val);
 	return genw_put(w, DBI_THRESHOLD, key, klen, &val);
+}
+
+/* Blobs live in the meta table under "blob/NAME": no new table, so a
+ * generation written before blobs existed simply has none. */
+#define GEN_BLOB_PREFIX "blob/"
+
+static vigil_err
+blob_key(const char *name, char *buf, size_t cap, size_t *ret_len)
+{
+	size_t n;
+
+	if (name == NULL)
+		return VIGIL_EINVAL;
+	n = strnlen(name, STORE_BLOB_NAME_MAX + 1);
+	if (n == 0 || n > STORE_BLOB_NAME_MAX)
+		return VIGIL_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		    c == '-'))
+			return VIGIL_EINVAL;
+	}
+	if (sizeof GEN_BLOB_PREFIX - 1 + n >= cap)
+		return VIGIL_EINVAL;
+	memcpy(buf, GEN_BLOB_PREFIX, sizeof GEN_BLOB_PREFIX - 1);
+	memcpy(buf + sizeof GEN_BLOB_PREFIX - 1, name, n);
+	*ret_len = sizeof GEN_BLOB_PREFIX - 1 + n;
+	return VIGIL_OK;
+}
+
+vigil_err
+store_genw_put_blob(store_genw *w, const char *name, const void *data, size_t len)
+{
+	char      key[sizeof GEN_BLOB_PREFIX + STORE_BLOB_NAME_MAX];
+	size_t    klen;
+	vigil_err rv;
+
+	if (len > STORE_BLOB_MAX_BYTES || (data == NULL && len > 0))
+		return len > STORE_BLOB_MAX_BYTES ? VIGIL_ETOOBIG : VIGIL_EINVAL;
+	rv = blob_key(name, key, sizeof key, &klen);
+	if (rv != VIGIL_OK)
+		return rv;
+	return genw_put_raw(w, DBI_META, key, klen, data != NULL ? data : "", len);
 }
 
 vigil_err
@@ -1453,6 +1504,47 @@ store_gen_threshold(store_gen *g, const char *name, const char *group, store_thr
 	rv = session_get(g, s, DBI_THRESHOLD, key, klen, &v);
 	if (rv == VIGIL_OK)
 		rv = threshold_decode(v.mv_data, v.mv_size, ret_v);
+	gen_session_end(g, s);
+	return rv;
+}
+
+vigil_err
+store_gen_blob(store_gen *g, const char *name, void **ret_data, size_t *ret_len)
+{
+	char         key[sizeof GEN_BLOB_PREFIX + STORE_BLOB_NAME_MAX];
+	size_t       klen;
+	MDB_val      k, v;
+	gen_session *s;
+	void        *copy;
+	vigil_err    rv;
+	int          rc;
+
+	rv = blob_key(name, key, sizeof key, &klen);
+	if (rv != VIGIL_OK)
+		return VIGIL_ENOTFOUND;
+	s = gen_session_begin(g);
+	if (s == NULL)
+		return VIGIL_EIO;
+	k.mv_size = klen;
+	k.mv_data = key;
+	rc = mdb_get((MDB_txn *)s, g->dbi[DBI_META], &k, &v);
+	rv = gen_err_from_mdb(rc);
+	if (rv != VIGIL_OK)
+		goto out;
+	if (v.mv_size > STORE_BLOB_MAX_BYTES) {
+		rv = VIGIL_ECORRUPT;
+		goto out;
+	}
+	/* copied out before the read transaction ends (LMDB's rule) */
+	copy = malloc(v.mv_size > 0 ? v.mv_size : 1);
+	if (copy == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	memcpy(copy, v.mv_data, v.mv_size);
+	*ret_data = copy;
+	*ret_len = v.mv_size;
+out:
 	gen_session_end(g, s);
 	return rv;
 }

@@ -385,8 +385,22 @@ typedef struct dd_entry {
 	int32_t        score;
 	uint8_t        decision;
 	uint8_t        nhits;
+	uint8_t        state; /* DD_* (in what was padding) */
 	okey           k; /* last: only DD_KEY_END(len) bytes of it exist */
 } dd_entry;
+
+/* dd_entry.state. A record is DD_PENDING from its commit until the sync
+ * covering it returned (fsync always), then DD_DURABLE or DD_FAILED; a
+ * DD_CLAIM is not a record but a begin in flight (a live_claim in its
+ * store_ctx, not in a chunk). */
+enum { DD_DURABLE = 0, DD_PENDING = 1, DD_FAILED = 2, DD_CLAIM = 3 };
+
+/* A claim on a txn_id between begin and commit/abort: in the map like a
+ * record, so a begin of the same id for another card finds it. */
+struct live_claim {
+	dd_entry d; /* state DD_CLAIM; its okey is whole (VIGIL_ID_MAX + 1 bytes of id) */
+	bool     held;
+};
 
 #define DD_OF(kp) ((dd_entry *)(void *)((char *)(kp) - offsetof(dd_entry, k)))
 #define DD_VERSION_LEN 72 /* sizeof store_outcome.rules_version */
@@ -446,6 +460,10 @@ struct live {
 	_Atomic int64_t wm;
 	_Atomic uint64_t ncards, nents, nevents, ndd, nlate;
 	_Atomic uint64_t commits, sweep_cursor;
+	store_outcome   replay_prior; /* live_replay's scratch (single-threaded) */
+	pthread_mutex_t dd_wait_mu;  /* live_dedupe_wait sleeps on dd_wait_cv */
+	pthread_cond_t  dd_wait_cv;
+	_Atomic uint32_t dd_waiters;
 	pthread_mutex_t dd_chunk_mu; /* carving from dd_cur, dd_versions */
 	dd_chunk       *dd_cur;      /* the chunk being filled, NULL before the first */
 	dd_version     *dd_versions; /* most recently used first */
@@ -784,6 +802,15 @@ live_new(const live_opts *opts, live **ret_lv)
 	}
 	pthread_mutex_init(&lv->wm_mu, NULL);
 	pthread_mutex_init(&lv->dd_chunk_mu, NULL);
+	pthread_mutex_init(&lv->dd_wait_mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&lv->dd_wait_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	atomic_store(&lv->wm, INT64_MIN);
 	*ret_lv = lv;
 	return VIGIL_OK;
@@ -818,7 +845,7 @@ live_free(live *lv)
 		omap *m = &lv->dd[i].map;
 
 		for (uint64_t j = 0; m->sl != NULL && j <= m->mask; j++)
-			if (m->sl[j].h != 0)
+			if (m->sl[j].h != 0 && DD_OF(m->sl[j].v)->state != DD_CLAIM)
 				dd_release(lv, DD_OF(m->sl[j].v));
 		omap_fini(m);
 		pthread_mutex_destroy(&lv->dd[i].mu);
@@ -831,6 +858,8 @@ live_free(live *lv)
 		free(v);
 	}
 	pthread_mutex_destroy(&lv->dd_chunk_mu);
+	pthread_mutex_destroy(&lv->dd_wait_mu);
+	pthread_cond_destroy(&lv->dd_wait_cv);
 	pthread_mutex_destroy(&lv->wm_mu);
 	free(lv);
 }
@@ -943,7 +972,7 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 	pthread_mutex_lock(&s->mu);
 	ok = omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
 	d = ok != NULL ? DD_OF(ok) : NULL;
-	if (d != NULL && dd_live(lv, d)) {
+	if (d != NULL && d->state != DD_CLAIM && dd_live(lv, d)) {
 		memset(ret_prior, 0, sizeof *ret_prior);
 		ret_prior->score = d->score;
 		ret_prior->decision = (vigil_decision)d->decision;
@@ -1035,12 +1064,32 @@ dd_release(live *lv, dd_entry *d)
 		free(c);
 }
 
+/* Replaces the map's pointer to old's okey by nk's (same id, so the same
+ * slot hash): a claim becomes a record, a record its successor, in place. */
+static void
+omap_swap(omap *m, const okey *old, okey *nk)
+{
+	for (uint32_t i = omap_home(m, okey_slot_hash(old->h));; i = (i + 1) & m->mask) {
+		if (m->sl[i].v == old) {
+			m->sl[i].v = nk;
+			return;
+		}
+		if (m->sl[i].h == 0)
+			return;
+	}
+}
+
+/* How dd_put treats a live record already there for the id. */
+enum { DD_KEEP_FIRST, DD_REPLACE_FAILED, DD_REPLACE };
+
 /* Records an outcome (the fields of a store_outcome, passed apart so a
- * scored record is not first copied into a 4.7 KB store_outcome). */
+ * scored record is not first copied into a 4.7 KB store_outcome), in
+ * state: replacing the claim c if it is held, an expired record always,
+ * and a live one as mode says. */
 static vigil_err
-dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, uint64_t fp, int64_t event_time_ms,
-    int32_t score, vigil_decision decision, uint64_t features_gen, const char *rules_version,
-    const store_hit *hits, uint32_t nhits)
+dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint64_t fp,
+    int64_t event_time_ms, int32_t score, vigil_decision decision, uint64_t features_gen,
+    const char *rules_version, const store_hit *hits, uint32_t nhits, uint8_t state, int mode)
 {
 	dd_stripe *s;
 	dd_entry  *d = NULL, *old = NULL;
@@ -1056,19 +1105,15 @@ dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, uint64_t fp, int64_
 	pthread_mutex_lock(&s->mu);
 	k = omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
 	old = k != NULL ? DD_OF(k) : NULL;
-	if (old != NULL && dd_live(lv, old)) {
-		pthread_mutex_unlock(&s->mu);
-		return VIGIL_OK; /* the first outcome stays */
-	}
-	if (old != NULL) {
-		omap_remove(&s->map, &old->k);
-		dd_release(lv, old);
-		atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
-	}
+	if (old != NULL && old->state == DD_CLAIM && (c == NULL || old != &c->d))
+		goto out; /* another begin's claim (a misuse): leave it */
+	if (old != NULL && old->state != DD_CLAIM && dd_live(lv, old) &&
+	    (mode == DD_KEEP_FIRST || (mode == DD_REPLACE_FAILED && old->state != DD_FAILED)))
+		goto out; /* the first outcome stays */
 	d = dd_alloc(lv, len, nhits, rules_version);
 	if (d == NULL) {
-		pthread_mutex_unlock(&s->mu);
-		return VIGIL_ENOMEM;
+		rv = VIGIL_ENOMEM;
+		goto out;
 	}
 	okey_set(&d->k, h, txn_id, len);
 	d->t = event_time_ms;
@@ -1076,14 +1121,29 @@ dd_put(live *lv, const char *txn_id, size_t len, uint64_t h, uint64_t fp, int64_
 	d->score = score;
 	d->decision = (uint8_t)decision;
 	d->nhits = (uint8_t)nhits;
+	d->state = state;
 	d->features_gen = features_gen;
 	memcpy(dd_hits(d), hits, nhits * sizeof *hits);
-	rv = omap_insert(&s->map, &d->k);
-	if (rv != VIGIL_OK) {
-		dd_release(lv, d);
+	if (old != NULL) {
+		omap_swap(&s->map, &old->k, &d->k);
+		if (old->state == DD_CLAIM)
+			atomic_fetch_add_explicit(&lv->ndd, 1, memory_order_relaxed);
+		else
+			dd_release(lv, old);
+		old = NULL;
 	} else {
-		atomic_fetch_add_explicit(&lv->ndd, 1, memory_order_relaxed);
+		rv = omap_insert(&s->map, &d->k);
+		if (rv != VIGIL_OK)
+			dd_release(lv, d);
+		else
+			atomic_fetch_add_explicit(&lv->ndd, 1, memory_order_relaxed);
 	}
+out:
+	/* A claim not turned into a record (ENOMEM, kept first) goes. */
+	if (c != NULL && c->held && old == &c->d)
+		omap_remove(&s->map, &c->d.k);
+	if (c != NULL)
+		c->held = false;
 	pthread_mutex_unlock(&s->mu);
 	return rv;
 }
@@ -1094,8 +1154,9 @@ live_dedupe_put(live *lv, const vigil_txn *txn, const store_outcome *o)
 	live_keys k;
 
 	live_keys_compute(&k, txn);
-	return dd_put(lv, txn->txn_id, k.ltxn, k.txn, k.fp, txn->event_time_ms, o->score,
-	    o->decision, o->features_gen, o->rules_version, o->hits, o->nhits);
+	return dd_put(lv, NULL, txn->txn_id, k.ltxn, k.txn, k.fp, txn->event_time_ms, o->score,
+	    o->decision, o->features_gen, o->rules_version, o->hits, o->nhits, DD_DURABLE,
+	    DD_KEEP_FIRST);
 }
 
 vigil_err
@@ -1107,9 +1168,152 @@ live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k)
 		live_keys_compute(&rk, &rec->txn);
 		k = &rk;
 	}
-	return dd_put(lv, rec->txn.txn_id, k->ltxn, k->txn, k->fp, rec->txn.event_time_ms,
+	return dd_put(lv, NULL, rec->txn.txn_id, k->ltxn, k->txn, k->fp, rec->txn.event_time_ms,
 	    rec->score, rec->decision, rec->features_gen, rec->rules_version, rec->hits,
-	    rec->nhits);
+	    rec->nhits, DD_DURABLE, DD_KEEP_FIRST);
+}
+
+live_claim *
+live_claim_new(void)
+{
+	return calloc(1, sizeof(live_claim));
+}
+
+void
+live_claim_free(live_claim *c)
+{
+	free(c);
+}
+
+vigil_err
+live_dedupe_begin(live *lv, const char *txn_id, const live_keys *k, live_claim *c,
+    store_outcome *ret_prior, live_dd_verdict *ret_verdict)
+{
+	size_t     len = k->ltxn;
+	uint64_t   h = k->txn;
+	dd_stripe *s = &lv->dd[dd_stripe_of(h)];
+	dd_entry  *d;
+	okey      *ok;
+	vigil_err  rv = VIGIL_OK;
+
+	*ret_verdict = LIVE_DD_NEW;
+	if (len == 0 || len > VIGIL_ID_MAX || c->held)
+		return VIGIL_EINVAL;
+	pthread_mutex_lock(&s->mu);
+	ok = omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
+	d = ok != NULL ? DD_OF(ok) : NULL;
+	if (d != NULL && d->state == DD_CLAIM) {
+		/* Another card's begin of this id is in flight (the same card's
+		 * would hold the card lock): one of the two is scored. */
+		memset(ret_prior, 0, sizeof *ret_prior);
+		*ret_verdict = LIVE_DD_CONFLICT;
+		goto out;
+	}
+	if (d != NULL && dd_live(lv, d)) {
+		memset(ret_prior, 0, sizeof *ret_prior);
+		ret_prior->score = d->score;
+		ret_prior->decision = (vigil_decision)d->decision;
+		ret_prior->features_gen = d->features_gen;
+		ret_prior->nhits = d->nhits;
+		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
+		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
+		*ret_verdict = d->fp != k->fp ? LIVE_DD_CONFLICT : d->state == DD_PENDING ?
+		    LIVE_DD_WAIT : d->state == DD_FAILED ? LIVE_DD_REDO : LIVE_DD_RETRY;
+		goto out;
+	}
+	if (d != NULL) { /* expired: make room for the claim */
+		omap_remove(&s->map, &d->k);
+		dd_release(lv, d);
+		atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
+	}
+	memset(&c->d, 0, offsetof(dd_entry, k));
+	okey_set(&c->d.k, h, txn_id, len);
+	c->d.fp = k->fp;
+	c->d.state = DD_CLAIM;
+	rv = omap_insert(&s->map, &c->d.k);
+	c->held = rv == VIGIL_OK;
+out:
+	pthread_mutex_unlock(&s->mu);
+	return rv;
+}
+
+void
+live_dedupe_unclaim(live *lv, live_claim *c)
+{
+	dd_stripe *s;
+
+	if (c == NULL || !c->held)
+		return;
+	s = &lv->dd[dd_stripe_of(c->d.k.h)];
+	pthread_mutex_lock(&s->mu);
+	omap_remove(&s->map, &c->d.k);
+	c->held = false;
+	pthread_mutex_unlock(&s->mu);
+}
+
+vigil_err
+live_dedupe_commit(live *lv, live_claim *c, const store_scored *rec, const live_keys *k,
+    bool pending)
+{
+	return dd_put(lv, c, rec->txn.txn_id, k->ltxn, k->txn, k->fp, rec->txn.event_time_ms,
+	    rec->score, rec->decision, rec->features_gen, rec->rules_version, rec->hits,
+	    rec->nhits, pending ? DD_PENDING : DD_DURABLE, DD_REPLACE_FAILED);
+}
+
+/* The state of txn_id's record, -1 if there is none (or only a claim). */
+static int
+dd_state(live *lv, const char *txn_id, const live_keys *k)
+{
+	dd_stripe *s = &lv->dd[dd_stripe_of(k->txn)];
+	okey      *ok;
+	int        st = -1;
+
+	pthread_mutex_lock(&s->mu);
+	ok = omap_find(&s->map, k->txn, txn_id, k->ltxn, offsetof(dd_entry, k));
+	if (ok != NULL && DD_OF(ok)->state != DD_CLAIM)
+		st = DD_OF(ok)->state;
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+void
+live_dedupe_settle(live *lv, const char *txn_id, const live_keys *k, bool durable)
+{
+	dd_stripe *s = &lv->dd[dd_stripe_of(k->txn)];
+	okey      *ok;
+
+	pthread_mutex_lock(&s->mu);
+	ok = omap_find(&s->map, k->txn, txn_id, k->ltxn, offsetof(dd_entry, k));
+	if (ok != NULL && DD_OF(ok)->state == DD_PENDING)
+		DD_OF(ok)->state = durable ? DD_DURABLE : DD_FAILED;
+	pthread_mutex_unlock(&s->mu);
+	/* A waiter counts itself before it looks (seq_cst): either it sees
+	 * the new state or this sees it and wakes it. */
+	if (atomic_load(&lv->dd_waiters) > 0) {
+		pthread_mutex_lock(&lv->dd_wait_mu);
+		pthread_cond_broadcast(&lv->dd_wait_cv);
+		pthread_mutex_unlock(&lv->dd_wait_mu);
+	}
+}
+
+void
+live_dedupe_wait(live *lv, const char *txn_id, const live_keys *k)
+{
+	atomic_fetch_add(&lv->dd_waiters, 1);
+	pthread_mutex_lock(&lv->dd_wait_mu);
+	while (dd_state(lv, txn_id, k) == DD_PENDING) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&lv->dd_wait_cv, &lv->dd_wait_mu, &ts);
+	}
+	pthread_mutex_unlock(&lv->dd_wait_mu);
+	atomic_fetch_sub(&lv->dd_waiters, 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1660,7 +1864,7 @@ live_plan(const store_feature_mask *m)
 	};
 	uint32_t plan = 0;
 
-	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_COUNT_,
+	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_HOUR, /* last vel.* row */
 	    "a new vel.* slot needs a live_plan group");
 	for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
 		for (uint32_t i = groups[g].first; i <= groups[g].last; i++)
@@ -1789,7 +1993,7 @@ live_plan_slots(uint32_t plan, store_feature_mask *m)
 		  STORE_SLOT_VEL_IP_COUNT_1H, STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H },
 	};
 
-	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_COUNT_,
+	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_HOUR, /* last vel.* row */
 	    "a new vel.* slot needs a place in live_plan_slots");
 	for (size_t g = 0; g < sizeof kinds / sizeof kinds[0]; g++)
 		if (plan & kinds[g].flags)
@@ -2070,7 +2274,7 @@ sweep_dedupe(live *lv, uint32_t i)
 			__builtin_prefetch((const void *)((uintptr_t)n & ~(uintptr_t)(DD_CHUNK - 1)), 1);
 		}
 
-		if (d != NULL && !dd_live(lv, d)) {
+		if (d != NULL && d->state != DD_CLAIM && !dd_live(lv, d)) {
 			omap_remove_at(m, (uint32_t)j);
 			dd_release(lv, d);
 			atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
@@ -2147,6 +2351,20 @@ live_replay(live *lv, const store_scored *rec)
 	stripe = live_card_stripe_k(&k);
 	live_prefetch(lv, &k);
 	live_card_lock(lv, stripe);
+	/* The same transaction again while its first record is live: written
+	 * again by a retry after the first one's sync failed (a live commit
+	 * never writes it otherwise: begin answers the retry). It was applied
+	 * once, with the first; its outcome is the one acknowledged. */
+	{
+		store_outcome *prior = &lv->replay_prior;
+
+		if (live_dedupe_find(lv, rec->txn.txn_id, &k, prior) == VIGIL_EEXIST) {
+			live_card_unlock(lv, stripe);
+			return dd_put(lv, NULL, rec->txn.txn_id, k.ltxn, k.txn, k.fp,
+			    rec->txn.event_time_ms, rec->score, rec->decision, rec->features_gen,
+			    rec->rules_version, rec->hits, rec->nhits, DD_DURABLE, DD_REPLACE);
+		}
+	}
 	rv = live_card_reserve(lv, &rec->txn, &k);
 	if (rv == VIGIL_ELIMIT)
 		rv = VIGIL_OK; /* over max_cards: state cannot hold it, as live */

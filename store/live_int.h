@@ -121,6 +121,49 @@ vigil_err live_dedupe_put(live *lv, const vigil_txn *txn, const store_outcome *o
  * the keys of rec->txn, or NULL to hash here. */
 vigil_err live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k);
 
+/*
+ * Idempotency under concurrency and durability (storage.md,
+ * "Idempotency"). A begin claims its txn_id (live_dedupe_begin: the claim
+ * sits in the table like a record), so a begin of the same id for another
+ * card, in flight at the same time, gets LIVE_DD_CONFLICT; commit turns the
+ * claim into the record (live_dedupe_commit), abort drops it. With fsync
+ * always the record is pending until the sync covering it returns
+ * (live_dedupe_settle): a retry meanwhile waits (live_dedupe_wait), and a
+ * retry of a record whose sync failed scores and writes it again (redo)
+ * instead of being answered with an outcome that was never durable.
+ */
+typedef struct live_claim live_claim;
+
+typedef enum live_dd_verdict {
+	LIVE_DD_NEW,      /* unknown: claimed for this begin */
+	LIVE_DD_RETRY,    /* recorded (durable), same transaction: *ret_prior (EEXIST) */
+	LIVE_DD_CONFLICT, /* recorded for another transaction (*ret_prior), or claimed by
+	                   * another begin in flight (*ret_prior zeroed) (ECONFLICT) */
+	LIVE_DD_WAIT,     /* recorded, same transaction, its sync not yet returned */
+	LIVE_DD_REDO,     /* recorded, same transaction, its sync failed: score and
+	                   * write it again, not applied again (nothing claimed) */
+} live_dd_verdict;
+
+live_claim *live_claim_new(void); /* NULL on ENOMEM */
+void        live_claim_free(live_claim *c); /* not held; NULL is a no-op */
+/* With the card lock held. VIGIL_OK with *ret_verdict; VIGIL_ENOMEM (the
+ * claim could not be inserted); VIGIL_EINVAL (c already held, bad id). */
+vigil_err live_dedupe_begin(live *lv, const char *txn_id, const live_keys *k, live_claim *c,
+    store_outcome *ret_prior, live_dd_verdict *ret_verdict);
+/* Drops a held claim (abort, failed commit); not held: no-op. */
+void      live_dedupe_unclaim(live *lv, live_claim *c);
+/* Records rec's outcome (k: rec->txn's keys), pending (until settled) or
+ * durable: in place of the claim c (held), or of a record whose sync
+ * failed (redo, c NULL); a live record otherwise stays. The claim is
+ * released whatever happens. ENOMEM only loses the retry shortcut. */
+vigil_err live_dedupe_commit(live *lv, live_claim *c, const store_scored *rec, const live_keys *k,
+    bool pending);
+/* The sync covering txn_id's pending record returned: durable or failed.
+ * Wakes the waiters. */
+void      live_dedupe_settle(live *lv, const char *txn_id, const live_keys *k, bool durable);
+/* Returns once txn_id's record is not pending (no lock may be held). */
+void      live_dedupe_wait(live *lv, const char *txn_id, const live_keys *k);
+
 /* The batch profile of a live card as read from one generation: tag is
  * the db's generation epoch + 1 it was read under (0: nothing cached), rv
  * what the read returned (VIGIL_OK: p holds the profile; VIGIL_ENOTFOUND:
@@ -205,7 +248,9 @@ void live_sweep_steps(live *lv, uint32_t n);
 void live_sweep_all(live *lv);
 
 /* Replays one archived scored record (single-threaded recovery): admit,
- * apply, record outcome, exactly as a live commit did. */
+ * apply, record outcome, exactly as a live commit did. A record of a
+ * transaction whose record is live already (same txn_id and fingerprint:
+ * written again after its first sync failed) only replaces the outcome. */
 vigil_err live_replay(live *lv, const store_scored *rec);
 
 void live_get_stats(live *lv, live_stats *ret_stats);

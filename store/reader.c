@@ -230,7 +230,7 @@ store_seg_index_write(const char *dir, const char *base, const store_seg_index *
 	store_put_le32(b + 64, store_crc32c(0, b, 64));
 	snprintf(tmp, sizeof tmp, "%s/%s.idx.tmp", dir, base);
 	snprintf(path, sizeof path, "%s/%s.idx", dir, base);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return vigil_err_from_errno(errno);
 	do
@@ -252,6 +252,13 @@ store_seg_index_write(const char *dir, const char *base, const store_seg_index *
 /* ------------------------------------------------------------------ */
 /* Reader                                                              */
 
+/* A zstd frame of a compressed segment: where its bytes are in the file
+ * and in the segment, and how many records it holds. */
+typedef struct rd_zent {
+	uint64_t coff, uoff;
+	uint32_t csize, usize, records;
+} rd_zent;
+
 struct store_reader {
 	/* directory mode: segments to visit; single-segment mode: nsegs == 0 */
 	char          *dir;
@@ -271,7 +278,13 @@ struct store_reader {
 	uint8_t       *zin;
 	size_t         zin_cap, zin_pos, zin_len;
 	bool           zin_eof;
-	char           zmsg[128];
+	size_t         zlast; /* the stream decoder's last hint: 0 between frames */
+	char           zmsg[160];
+	/* a .log.zst with a frame table (archive_int.h): read frame by frame */
+	rd_zent       *zt;
+	uint32_t       nz, zcap, zi; /* frames, table capacity, next frame */
+	uint8_t       *zf;           /* one frame's compressed bytes */
+	size_t         zf_cap;
 
 	/* decoded bytes of the segment: buf[start..end) is at segment offset base_off + start */
 	uint8_t       *buf;
@@ -314,6 +327,69 @@ rd_seg_close(store_reader *rd)
 	rd->check_end = 0;
 	rd->zin_pos = rd->zin_len = 0;
 	rd->zin_eof = false;
+	rd->nz = rd->zi = 0;
+}
+
+/*
+ * Reads the frame table at the end of a compressed segment (archive_int.h)
+ * into rd->zt. False if there is none (a file of one zstd frame, written
+ * before tables) or it does not hold together (its CRC, sizes that do not
+ * add up to the file): the file is then read as one stream.
+ */
+static bool
+rd_ztab_load(store_reader *rd, uint64_t fsize)
+{
+	uint8_t tail[STORE_ZTAB_TAIL], hdr[8], *t = NULL;
+	uint64_t tlen, coff = 0, uoff = 0;
+	uint32_t n;
+	bool ok = false;
+
+	if (fsize < STORE_ZTAB_TAIL + 8 ||
+	    pread(rd->fd, tail, sizeof tail, (off_t)(fsize - sizeof tail)) != (ssize_t)sizeof tail ||
+	    memcmp(tail + 12, STORE_ZTAB_TAG, 4) != 0 ||
+	    store_get_le32(tail + 4) != STORE_ZTAB_VERSION)
+		return false;
+	n = store_get_le32(tail);
+	tlen = (uint64_t)n * STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL;
+	if (n == 0 || n > STORE_ZTAB_MAX || tlen + 8 > fsize ||
+	    pread(rd->fd, hdr, 8, (off_t)(fsize - tlen - 8)) != 8 ||
+	    store_get_le32(hdr) != STORE_ZTAB_MAGIC || store_get_le32(hdr + 4) != tlen)
+		return false;
+	t = malloc((size_t)tlen);
+	if (t == NULL || pread(rd->fd, t, (size_t)tlen, (off_t)(fsize - tlen)) != (ssize_t)tlen ||
+	    store_crc32c(0, t, (size_t)tlen - 8) != store_get_le32(t + tlen - 8))
+		goto out;
+	if (n > rd->zcap) {
+		rd_zent *nz = realloc(rd->zt, (size_t)n * sizeof *nz);
+
+		if (nz == NULL)
+			goto out;
+		rd->zt = nz;
+		rd->zcap = n;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = t + (size_t)i * STORE_ZTAB_ENTRY;
+		rd_zent *z = &rd->zt[i];
+
+		z->csize = store_get_le32(e);
+		z->usize = store_get_le32(e + 4);
+		z->records = store_get_le32(e + 8);
+		z->coff = coff;
+		z->uoff = uoff;
+		if (z->csize == 0 || z->usize == 0 || z->usize > STORE_ZFRAME_MAX ||
+		    z->csize > ZSTD_compressBound(z->usize))
+			goto out;
+		coff += z->csize;
+		uoff += z->usize;
+	}
+	ok = coff + tlen + 8 == fsize;
+	if (ok) {
+		rd->nz = n;
+		rd->zi = 0;
+	}
+out:
+	free(t);
+	return ok;
 }
 
 static vigil_err
@@ -347,6 +423,9 @@ rd_seg_open(store_reader *rd, const char *path, const char *name, bool zst, bool
 			}
 		}
 		ZSTD_DCtx_reset(rd->zds, ZSTD_reset_session_only);
+		rd->zlast = 1; /* nothing decoded yet: an empty file is cut short too */
+		rd->nz = rd->zi = 0;
+		(void)rd_ztab_load(rd, (uint64_t)st.st_size);
 	}
 	snprintf(rd->segname, sizeof rd->segname, "%s", name);
 	snprintf(rd->path, sizeof rd->path, "%s", path);
@@ -378,10 +457,133 @@ rd_read_fd(int fd, void *p, size_t n)
 	return r;
 }
 
+/*
+ * The next frame of a segment read frame by frame starts at segment
+ * offset uoff but the buffer does not end there (a damaged frame came
+ * before it): what is left of the buffer is a record the damage cut, and
+ * a resynchronisation in progress ends at the damage; both reported. The
+ * buffer then starts afresh at uoff.
+ */
+static void
+rd_zgap(store_reader *rd, uint64_t uoff, uint64_t lost_at)
+{
+	if (rd->resync) {
+		if (lost_at > rd->bad_off)
+			rd_report(rd, rd->bad_off, lost_at - rd->bad_off, rd->bad_what);
+		rd->resync = false;
+	}
+	rd->start = rd->end = 0;
+	rd->base_off = uoff;
+}
+
+/*
+ * Decodes the next zstd frame of a compressed segment with a frame table
+ * and appends it to the buffer. A damaged frame (zstd error, checksum
+ * mismatch, wrong size) costs its own records only: the records before the
+ * damage that decode and pass their CRC are kept, the rest of the frame
+ * (and a record of the frame before that it ends) is reported once, with
+ * how many of its records are lost (from the table), and reading goes on
+ * with the next frame at its exact segment offset.
+ */
+static vigil_err
+rd_zread(store_reader *rd, store_diag *reterr)
+{
+	const rd_zent *z;
+	ZSTD_inBuffer in;
+	ZSTD_outBuffer out;
+	size_t r = 0, salvaged = 0;
+	uint32_t recs = 0;
+	uint64_t lost_at;
+	bool leftover;
+	ssize_t n;
+
+	if (rd->zi == rd->nz) {
+		rd->eof = true;
+		return VIGIL_OK;
+	}
+	z = &rd->zt[rd->zi];
+	if (rd->base_off + rd->end != z->uoff)
+		rd_zgap(rd, z->uoff, rd->base_off + rd->end);
+	/* room for the whole frame after what the buffer holds */
+	if (rd->start > 0) {
+		memmove(rd->buf, rd->buf + rd->start, rd->end - rd->start);
+		rd->base_off += rd->start;
+		rd->end -= rd->start;
+		rd->start = 0;
+	}
+	if (rd->end + z->usize > rd->cap) {
+		uint8_t *nb = realloc(rd->buf, rd->end + z->usize);
+
+		if (nb == NULL)
+			return VIGIL_ENOMEM;
+		rd->buf = nb;
+		rd->cap = rd->end + z->usize;
+	}
+	if (z->csize > rd->zf_cap) {
+		uint8_t *nb = realloc(rd->zf, z->csize);
+
+		if (nb == NULL)
+			return VIGIL_ENOMEM;
+		rd->zf = nb;
+		rd->zf_cap = z->csize;
+	}
+	do
+		n = pread(rd->fd, rd->zf, z->csize, (off_t)z->coff);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		store_diag_set(reterr, "%s: read: %s", rd->path, strerror(errno));
+		return VIGIL_EIO;
+	}
+	rd->zi++;
+	ZSTD_DCtx_reset(rd->zds, ZSTD_reset_session_only);
+	in = (ZSTD_inBuffer){ rd->zf, (size_t)n, 0 };
+	out = (ZSTD_outBuffer){ rd->buf + rd->end, z->usize, 0 };
+	for (;;) {
+		size_t ip = in.pos, op = out.pos;
+
+		r = ZSTD_decompressStream(rd->zds, &out, &in);
+		if (ZSTD_isError(r) || r == 0 || (in.pos == ip && out.pos == op))
+			break; /* done, damaged, or stuck (input cut short, output full) */
+	}
+	if (!ZSTD_isError(r) && r == 0 && out.pos == z->usize && in.pos == in.size) {
+		rd->end += z->usize;
+		return VIGIL_OK;
+	}
+	/* Damaged. Keep the whole records before the damage (a record of the
+	 * frame before that this one was to complete cannot be). */
+	leftover = rd->end > rd->start || rd->resync;
+	for (size_t p = 0; !leftover && p < out.pos;) {
+		store_record rec;
+		size_t used;
+
+		if (store_frame_decode(rd->buf + rd->end + p, out.pos - p, &rec, &used) != VIGIL_OK)
+			break;
+		p += used;
+		salvaged = p;
+		recs++;
+	}
+	lost_at = leftover && !rd->resync ? rd->base_off + rd->start : z->uoff + salvaged;
+	if (rd->resync && z->uoff > rd->bad_off) {
+		rd_report(rd, rd->bad_off, z->uoff - rd->bad_off, rd->bad_what);
+		rd->resync = false;
+	}
+	if (leftover)
+		rd->start = rd->end; /* dropped: reported below */
+	snprintf(rd->zmsg, sizeof rd->zmsg, "damaged zstd frame %u (%s): %u of its %u records lost",
+	    rd->zi - 1, ZSTD_isError(r) ? ZSTD_getErrorName(r) : "truncated",
+	    z->records > recs ? z->records - recs : 0, z->records);
+	rd->st.lost_records += z->records > recs ? z->records - recs : 0;
+	rd_report(rd, lost_at, z->uoff + z->usize - lost_at, rd->zmsg);
+	rd->end += salvaged;
+	return VIGIL_OK;
+}
+
 /* Appends decoded bytes to buf[end..cap); sets eof at the end of the segment. */
 static vigil_err
 rd_read_more(store_reader *rd, store_diag *reterr)
 {
+	if (rd->nz > 0)
+		return rd_zread(rd, reterr);
 	if (rd->zds == NULL || rd->zin_eof) {
 		ssize_t r = rd_read_fd(rd->fd, rd->buf + rd->end, rd->cap - rd->end);
 		if (r < 0) {
@@ -406,7 +608,13 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 				return VIGIL_EIO;
 			}
 			if (r == 0) {
-				/* Compressed input ended: whatever the stream state, no more bytes. */
+				/* Compressed input ended: no more bytes. In the middle of
+				 * a frame, the file was cut short: the rest is lost. */
+				if (rd->zlast != 0) {
+					snprintf(rd->zmsg, sizeof rd->zmsg, "zstd: compressed segment cut "
+					    "short; rest of segment unreadable");
+					rd_report(rd, rd->base_off + rd->end, 0, rd->zmsg);
+				}
 				rd->eof = true;
 				return VIGIL_OK;
 			}
@@ -417,6 +625,7 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 		}
 		z = ZSTD_decompressStream(rd->zds, &out, &in);
 		rd->zin_pos = in.pos;
+		rd->zlast = ZSTD_isError(z) ? 0 : z;
 		if (ZSTD_isError(z)) {
 			/* The rest of this segment cannot be decoded: report, go on. */
 			snprintf(rd->zmsg, sizeof rd->zmsg, "zstd: %s; rest of segment unreadable",
@@ -904,6 +1113,8 @@ store_reader_close(store_reader *rd)
 		close(rd->fd);
 	ZSTD_freeDStream(rd->zds);
 	free(rd->zin);
+	free(rd->zt);
+	free(rd->zf);
 	free(rd->buf);
 	free(rd->segs);
 	free(rd->dir);

@@ -10,12 +10,14 @@
  * repeated field is checked against the caps of the C structs before
  * anything is written to the output, which is left untouched on error.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pbwire.h"
 #include "schema.h"
+#include "util_int.h"
 #include "store.h"
 #include "vigil.pb-c.h"
 
@@ -178,6 +180,9 @@ rec_scored_size(const store_scored *s, rec_sizes *z)
 		    vigil_pb_str_size(3, z->fstr[i]) + vigil_pb_bool_size(4, f->val.present);
 		n += vigil_pb_len_size(8, z->feat[i]);
 	}
+	if (s->model_in_len > sizeof s->model_in)
+		return VIGIL_EINVAL;
+	n += vigil_pb_str_size(9, s->model_in_len) + vigil_pb_num_size(10, s->model_layout);
 	z->total = n;
 	return VIGIL_OK;
 }
@@ -241,6 +246,8 @@ store_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_le
 		p = vigil_pb_str(p, 3, f->val.str, z.fstr[i]);
 		p = vigil_pb_bool(p, 4, f->val.present);
 	}
+	p = vigil_pb_str(p, 9, s->model_in, s->model_in_len);
+	p = vigil_pb_num(p, 10, s->model_layout);
 	*ret_len = (size_t)(p - (uint8_t *)buf);
 	return VIGIL_OK;
 }
@@ -380,6 +387,11 @@ rec_scored_check(const Vigil__V1__ArchivedScore *m, store_diag *reterr)
 		    strused, sizeof ((store_scored *)0)->strbuf);
 		return VIGIL_EPROTO;
 	}
+	if (m->model_input.len > STORE_MODEL_IN_MAX_BYTES) {
+		store_diag_set(reterr, "ArchivedScore.model_input: %zu bytes, max %d",
+		    m->model_input.len, STORE_MODEL_IN_MAX_BYTES);
+		return VIGIL_EPROTO;
+	}
 	return VIGIL_OK;
 }
 
@@ -418,6 +430,10 @@ rec_scored_fill(const Vigil__V1__ArchivedScore *m, store_scored *s)
 			strused += n + 1;
 		}
 	}
+	s->model_layout = m->model_layout;
+	s->model_in_len = (uint32_t)m->model_input.len;
+	if (m->model_input.len > 0)
+		memcpy(s->model_in, m->model_input.data, m->model_input.len);
 }
 
 vigil_err
@@ -773,12 +789,16 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 	int32_t decision = 0;
 	uint32_t rule_len, rv_len = 0, bad_hit_len = 0, bad_feat_len = 0;
 	size_t nhits = 0, nfeats = 0, bad_hit = SIZE_MAX, bad_feat = SIZE_MAX, strused = 0;
+	size_t model_in_len = 0; /* the last model_input's size (checked last, as decode does) */
 	vigil_err rv;
 
 	memset(&t, 0, sizeof t);
 	ret->score = 0;
 	ret->features_gen = 0;
 	ret->scored_at_ms = 0;
+	ret->model_layout = 0;
+	ret->model_in.p = "";
+	ret->model_in.len = 0;
 	while (p < end) {
 		if (!vigil_pb_next(&p, end, &f))
 			goto malformed;
@@ -834,6 +854,18 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 			nfeats++;
 			break;
 		}
+		case 9: /* model_input: bytes, the last one wins */
+			if (f.wt != VIGIL_PB_LEN)
+				goto malformed;
+			model_in_len = f.len;
+			ret->model_in.p = f.len > 0 ? (const char *)f.data : "";
+			ret->model_in.len = (uint32_t)f.len;
+			break;
+		case 10:
+			if (f.wt != VIGIL_PB_VARINT)
+				goto malformed;
+			ret->model_layout = f.v;
+			break;
 		default:
 			break;
 		}
@@ -883,6 +915,11 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 	if (strused > sizeof ((store_scored *)0)->strbuf) {
 		store_diag_set(reterr, "ArchivedScore.features: %zu bytes of string values, max %zu",
 		    strused, sizeof ((store_scored *)0)->strbuf);
+		return VIGIL_EPROTO;
+	}
+	if (model_in_len > STORE_MODEL_IN_MAX_BYTES) {
+		store_diag_set(reterr, "ArchivedScore.model_input: %zu bytes, max %d", model_in_len,
+		    STORE_MODEL_IN_MAX_BYTES);
 		return VIGIL_EPROTO;
 	}
 
@@ -976,9 +1013,94 @@ store_lean_features_from_txn(const store_scored_lean *s, vigil_value *f, uint32_
 		case STORE_SLOT_EVENT_TIME:
 			f[i] = vigil_value_num((double)s->event_time_ms / 1000.0);
 			break;
+		case STORE_SLOT_HOUR:
+			f[i] = vigil_value_num((double)store_hour_of(s->event_time_ms));
+			break;
 		default:
 			f[i] = vigil_value_missing();
 			break;
 		}
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The model vector                                                    */
+
+#define REC_MVEC_FORMAT 1
+
+vigil_err
+store_model_vec_encode(const float *x, uint32_t n, void *buf, size_t cap, size_t *ret_len)
+{
+	uint8_t *p = buf, *bits;
+	size_t nb = (n + 7) / 8, need = 3 + nb;
+
+	if (n > STORE_MODEL_MAX_INPUTS)
+		return VIGIL_EINVAL;
+	for (uint32_t i = 0; i < n; i++)
+		if (!isnan(x[i]))
+			need += 4;
+	if (need > cap)
+		return VIGIL_ETOOBIG;
+	p[0] = REC_MVEC_FORMAT;
+	p[1] = (uint8_t)(n & 0xff);
+	p[2] = (uint8_t)(n >> 8);
+	bits = p + 3;
+	memset(bits, 0, nb);
+	p = bits + nb;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t u;
+
+		if (isnan(x[i]))
+			continue;
+		bits[i / 8] |= (uint8_t)(1u << (i % 8));
+		memcpy(&u, &x[i], 4);
+		p[0] = (uint8_t)u;
+		p[1] = (uint8_t)(u >> 8);
+		p[2] = (uint8_t)(u >> 16);
+		p[3] = (uint8_t)(u >> 24);
+		p += 4;
+	}
+	*ret_len = need;
+	return VIGIL_OK;
+}
+
+vigil_err
+store_model_vec_decode(const void *buf, size_t len, float *ret_x, uint32_t cap, uint32_t *ret_n)
+{
+	const uint8_t *p = buf, *bits;
+	uint32_t n, present = 0;
+	size_t nb;
+
+	if (len < 3 || p[0] != REC_MVEC_FORMAT)
+		return VIGIL_EPROTO;
+	n = (uint32_t)p[1] | (uint32_t)p[2] << 8;
+	nb = (n + 7) / 8;
+	if (n > cap)
+		return VIGIL_ETOOBIG;
+	if (len < 3 + nb)
+		return VIGIL_EPROTO;
+	bits = p + 3;
+	for (uint32_t i = 0; i < n; i++)
+		present += (bits[i / 8] >> (i % 8)) & 1u;
+	/* bits past n must be clear: one vector, one encoding */
+	if ((n % 8) != 0 && (bits[nb - 1] >> (n % 8)) != 0)
+		return VIGIL_EPROTO;
+	if (len != 3 + nb + 4 * (size_t)present)
+		return VIGIL_EPROTO;
+	p = bits + nb;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t u;
+
+		if (((bits[i / 8] >> (i % 8)) & 1u) == 0) {
+			ret_x[i] = NAN;
+			continue;
+		}
+		u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+		memcpy(&ret_x[i], &u, 4);
+		if (isnan(ret_x[i]))
+			return VIGIL_EPROTO; /* present values are numbers */
+		p += 4;
+	}
+	*ret_n = n;
+	return VIGIL_OK;
 }

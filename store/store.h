@@ -37,18 +37,45 @@ void store_diag_set(store_diag *d, const char *fmt, ...) __attribute__((format(p
  * features (vel.*). STORE_SLOT_* name the slots; store_schema_field() gives
  * name and type. See docs/features.md for the meaning of each one.
  */
+/* Where a feature's value comes from (schema.def's SOURCE column). */
+typedef enum store_source {
+	STORE_SRC_TXN = 0,  /* a request field */
+	STORE_SRC_CARD,     /* the card's batch profile (current generation) */
+	STORE_SRC_MERCHANT, /* the merchant's batch profile */
+	STORE_SRC_TERMINAL, /* the terminal's batch profile */
+	STORE_SRC_DERIVED,  /* computed from the request and a profile */
+	STORE_SRC_LIVE,     /* the speed layer */
+	STORE_SRC_SCORE,    /* a scoring step (the model), filled by app/ */
+} store_source;
+
 typedef struct store_field {
-	const char *name;
-	vigil_type  type;
-	const char *doc; /* one line */
+	const char  *name;
+	vigil_type   type;
+	const char  *doc; /* one line */
+	store_source source;
+	bool         model_input; /* part of the model's input vector */
 } store_field;
+
+/* "txn", "card", "merchant", "terminal", "derived", "live", "score". */
+const char *store_source_name(store_source src);
 
 uint32_t           store_schema_nfields(void);
 const store_field *store_schema_field(uint32_t slot); /* NULL if out of range */
 /* VIGIL_ENOTFOUND if no such feature. */
 vigil_err          store_schema_find(const char *name, uint32_t *ret_slot);
-/* Fills the transaction-field slots (amount .. event_time) from txn and
- * marks every other slot missing. String values point into txn. */
+/*
+ * The model's input layout: the slots marked model_input, in slot order.
+ * Every scored record archives its vector in this layout (as float32,
+ * missing = NaN) whether or not a model is loaded, so the nightly rebuild
+ * trains on exactly what was served. *ret_slots is static.
+ */
+#define STORE_MODEL_MAX_INPUTS 128
+uint32_t           store_schema_model_inputs(const uint32_t **ret_slots);
+/* XXH64 of the layout's names joined by '\n': archived with each vector;
+ * a vector of another layout (another build) is not read as this one. */
+uint64_t           store_schema_model_layout(void);
+/* Fills the request slots (amount .. event_time, hour) from txn and marks
+ * every other slot missing. String values point into txn. */
 void               store_features_from_txn(const vigil_txn *txn, vigil_value *features,
     uint32_t nfeatures);
 
@@ -109,10 +136,12 @@ void      store_archive_close(store_archive *ar);
  * Appends one record (thread-safe; many threads may append at once). When
  * it returns VIGIL_OK the record is written to the file (survives kill -9)
  * and, with STORE_FSYNC_ALWAYS, synced; *ret_seq (may be NULL) is its
- * sequence number (1, 2, ... in file order). VIGIL_ETOOBIG over
- * max_record_bytes, VIGIL_EINVAL for an unknown type, VIGIL_EIO on write or
- * sync failure (the archive then refuses further appends until reopened).
- * The payload is copied to the file before the call returns.
+ * sequence number (increasing in file order: 1, 2, ... with a gap only
+ * where appends failed). VIGIL_ETOOBIG over max_record_bytes, VIGIL_EINVAL
+ * for an unknown type, VIGIL_EIO on write or sync failure, VIGIL_EAGAIN
+ * while the archive is failing and waits before trying again (nothing was
+ * written; store_archive_get_health says why). The payload is copied to
+ * the file before the call returns.
  */
 vigil_err store_archive_append(store_archive *ar, store_rec_type type,
     int64_t event_time_ms, const void *payload, size_t len, uint64_t *ret_seq);
@@ -142,6 +171,33 @@ typedef struct store_archive_stats {
 	uint64_t records, bytes, segments, syncs, last_seq;
 } store_archive_stats;
 void store_archive_get_stats(store_archive *ar, store_archive_stats *ret_stats);
+
+/*
+ * Faults that heal (docs/archive.md, "Errors"). A failed write, sync,
+ * segment creation or truncation (ENOSPC, EFBIG, EMFILE, EIO, ...) leaves
+ * no partial frame in the file and makes the archive *failing*: appends
+ * are refused at once (VIGIL_EAGAIN) for a backoff that doubles from
+ * 100 ms to 5 s, then the next append (or store_archive_maintain) repairs
+ * and retries; a write that succeeds (after a failed sync: a sync of a new
+ * segment) ends the episode, without reopening. A rotation that cannot
+ * create the next segment is *degraded* only: appends go on in the open
+ * segment and the rotation is retried. Records whose append failed are
+ * not in the archive, except records whose sync failed (policy always):
+ * they are written, not known to be durable, and their append fails.
+ */
+typedef struct store_archive_health {
+	bool     failing;      /* appends are refused until a retry succeeds */
+	bool     degraded;     /* appends work; a rotation is postponed by err */
+	int      err;          /* errno of the fault (failing, else degraded); 0 if neither */
+	char     op[24];       /* "write", "sync", "create segment", "sync directory", "truncate" */
+	char     file[64];     /* the segment file concerned ("" if none) */
+	int64_t  since_ms;     /* wall clock of the episode's first failure */
+	int64_t  retry_in_ms;  /* until appends are tried again (0: the next one) */
+	uint64_t failures;     /* failed attempts since open */
+	uint64_t recoveries;   /* episodes ended since open */
+	uint64_t refused;      /* appends refused or dropped unwritten since open */
+} store_archive_health;
+void store_archive_get_health(store_archive *ar, store_archive_health *ret_health);
 
 /* ---- Reading ---- */
 
@@ -195,6 +251,9 @@ void store_reader_want(store_reader *rd, uint32_t type_mask);
 typedef struct store_reader_stats {
 	uint64_t records, bytes, corrupt_records, corrupt_bytes, segments;
 	uint64_t skipped_bytes; /* frames of unwanted types passed over (store_reader_want) */
+	/* records known lost in damaged zstd frames of compressed segments
+	 * (from their frame tables; corrupt_records counts stretches) */
+	uint64_t lost_records;
 } store_reader_stats;
 void store_reader_get_stats(const store_reader *rd, store_reader_stats *ret_stats);
 void store_reader_close(store_reader *rd); /* NULL is a no-op */
@@ -210,6 +269,7 @@ uint32_t  store_crc32c(uint32_t crc, const void *buf, size_t len);
 
 #define STORE_MAX_HITS 64
 #define STORE_MAX_FEATS 32
+#define STORE_MODEL_IN_MAX_BYTES (3 + STORE_MODEL_MAX_INPUTS / 8 + 4 * STORE_MODEL_MAX_INPUTS)
 
 typedef struct store_hit {
 	char    rule[64];
@@ -234,7 +294,23 @@ typedef struct store_scored {
 	uint32_t       nfeats;
 	store_featval  feats[STORE_MAX_FEATS];
 	char           strbuf[1024]; /* backing bytes for feats[].val.str */
+	uint64_t       model_layout; /* store_schema_model_layout() when scored; 0: no vector */
+	uint32_t       model_in_len; /* bytes of model_in used (0: no vector) */
+	uint8_t        model_in[STORE_MODEL_IN_MAX_BYTES]; /* store_model_vec_encode */
 } store_scored;
+
+/*
+ * The archived model vector x[0..n), float32 with NaN = missing, encoded as
+ *   u8 format (1) | u16 LE n | ceil(n/8) bytes presence bitmap (bit i%8 of
+ *   byte i/8 set: x[i] present) | float32 LE of each present x[i], in order.
+ * encode: a NaN is stored as missing; VIGIL_EINVAL if n > STORE_MODEL_MAX_INPUTS,
+ * VIGIL_ETOOBIG if cap is short. decode: VIGIL_EPROTO if malformed (unknown
+ * format, length not matching the bitmap), VIGIL_ETOOBIG if n > cap; *ret_n = n.
+ */
+vigil_err store_model_vec_encode(const float *x, uint32_t n, void *buf, size_t cap,
+    size_t *ret_len);
+vigil_err store_model_vec_decode(const void *buf, size_t len, float *ret_x, uint32_t cap,
+    uint32_t *ret_n);
 
 typedef struct store_label {
 	char    txn_id[VIGIL_ID_MAX + 1];
@@ -287,6 +363,8 @@ typedef struct store_scored_lean {
 	int64_t        scored_at_ms;
 	uint32_t       nfeats;
 	store_lean_feat feats[STORE_MAX_FEATS];
+	uint64_t       model_layout;
+	store_strview  model_in;   /* bytes (store_model_vec_decode); len 0: none */
 } store_scored_lean;
 
 vigil_err store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret,
@@ -365,6 +443,15 @@ vigil_err store_genw_put_terminal(store_genw *w, const char *terminal_id, const 
 /* group "" = the global value. */
 vigil_err store_genw_put_threshold(store_genw *w, const char *name, const char *group,
     const store_threshold_val *v);
+/*
+ * Opaque named blobs (the model, in app/'s format; store/ never looks
+ * inside). name: 1..STORE_BLOB_NAME_MAX bytes of [a-z0-9_.-]; a second put
+ * of a name replaces the first. VIGIL_EINVAL for a bad name, VIGIL_ETOOBIG
+ * over STORE_BLOB_MAX_BYTES; otherwise as the other puts.
+ */
+#define STORE_BLOB_NAME_MAX  32
+#define STORE_BLOB_MAX_BYTES (256u << 20)
+vigil_err store_genw_put_blob(store_genw *w, const char *name, const void *data, size_t len);
 /* Writes meta, syncs, renames into place, switches CURRENT atomically,
  * prunes old generations beyond keep (0 = default 3). Frees w.
  * meta->generation is ignored (the generation number of w is stored).
@@ -398,6 +485,11 @@ vigil_err store_gen_cards_get(store_gen_cards *c, const char *card_id, store_car
 void      store_gen_cards_close(store_gen_cards *c);
 vigil_err store_gen_threshold(store_gen *g, const char *name, const char *group,
     store_threshold_val *ret_v);
+/* A blob written by store_genw_put_blob: *ret_data is a malloc'd copy (free
+ * it), valid after the generation is closed. VIGIL_ENOTFOUND if the
+ * generation has none of that name (or the name is invalid), VIGIL_ECORRUPT
+ * if its stored size is over the cap, VIGIL_ENOMEM, VIGIL_EIO. */
+vigil_err store_gen_blob(store_gen *g, const char *name, void **ret_data, size_t *ret_len);
 /* Calls fn for every stored threshold value (name, group, value). */
 vigil_err store_gen_thresholds_each(store_gen *g,
     void (*fn)(void *arg, const char *name, const char *group, const store_threshold_val *v),
@@ -487,6 +579,10 @@ vigil_err store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr);
 vigil_err store_db_maintain(store_db *db, store_diag *reterr);
 uint64_t  store_db_generation(store_db *db); /* 0 = none */
 int64_t   store_db_generation_as_of(store_db *db);
+/* store_gen_blob on the current generation; *ret_generation (may be NULL)
+ * is the generation it came from. VIGIL_ENOTFOUND without a generation. */
+vigil_err store_db_blob(store_db *db, const char *name, void **ret_data, size_t *ret_len,
+    uint64_t *ret_generation);
 /* Calls fn for every threshold value of the current generation. */
 vigil_err store_db_thresholds_each(store_db *db,
     void (*fn)(void *arg, const char *name, const char *group, const store_threshold_val *v),
@@ -520,7 +616,14 @@ typedef struct store_outcome {
  *   same card, merchant, terminal, amount and currency as the recorded
  *   transaction); or VIGIL_ECONFLICT, *ret_prior filled and nothing locked,
  *   if any of those differ: the id was reused for another transaction,
- *   which must be refused, not answered with the first outcome. Otherwise locks
+ *   which must be refused, not answered with the first outcome. The id is
+ *   claimed from begin to commit/abort: a begin of it for another card
+ *   meanwhile gets VIGIL_ECONFLICT with *ret_prior zeroed, so concurrent
+ *   uses of one id are scored once. With fsync always a transaction is a
+ *   retry only once its record is durable: a retry while its sync runs
+ *   waits for it, and one after the sync failed is scored again (begin
+ *   returns VIGIL_OK; commit writes the record again, not applying it
+ *   twice). Otherwise locks
  *   the card's live entry and fills features[0..store_schema_nfields()) with
  *   the transaction fields, the batch profile and the live velocity as of
  *   txn->event_time_ms (the transaction itself excluded). The strings in
@@ -530,11 +633,15 @@ typedef struct store_outcome {
  *   then waits for durability per the fsync policy. On error nothing is
  *   applied and the lock is released; the one exception is a failure of
  *   the durability wait itself (its error is returned after the record was
- *   written and applied). VIGIL_EINVAL (with
- *   reterr) if rec is not for the begun txn_id/card_id/event time.
+ *   written and applied; the transaction is then not a duplicate for a
+ *   retry, which writes it again). VIGIL_EINVAL (with
+ *   reterr) if rec is not for the begun txn_id/card_id/event time. The
+ *   diag of an archive error names what failed with the errno's text.
  *   Errors of begin: VIGIL_EINVAL (nfeatures < store_schema_nfields(),
  *   empty or unterminated ids, a begin already open on ctx, a read-only
- *   db), VIGIL_ELIMIT (a new card over max_cards), VIGIL_ENOMEM.
+ *   db), VIGIL_ELIMIT (a new card over max_cards), VIGIL_EAGAIN (the
+ *   archive is failing and refuses appends for now: store_db_get_health),
+ *   VIGIL_ENOMEM.
  * store_score_abort: unlocks without applying.
  * Exactly one of commit/abort must follow a VIGIL_OK begin on the same ctx.
  */
@@ -548,7 +655,8 @@ void      store_score_abort(store_db *db, store_ctx *ctx);
 vigil_err store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
     vigil_value *features, uint32_t nfeatures);
 
-/* Archives a label (durable per policy when it returns). */
+/* Archives a label (durable per policy when it returns). VIGIL_EAGAIN
+ * while the archive refuses appends; the diag has the errno's text. */
 vigil_err store_label_record(store_db *db, const store_label *label, store_diag *reterr);
 
 typedef struct store_db_stats {
@@ -557,6 +665,16 @@ typedef struct store_db_stats {
 	store_archive_stats archive;
 } store_db_stats;
 void store_db_get_stats(store_db *db, store_db_stats *ret_stats);
+
+/* Whether the db can acknowledge transactions now: ok is false while the
+ * archive is failing (archive.failing; archive says why and since when).
+ * Cheap (an uncontended mutex): a health endpoint or a timer may call it
+ * often. A memory or read-only db is always ok. */
+typedef struct store_db_health {
+	bool                 ok;
+	store_archive_health archive;
+} store_db_health;
+void store_db_get_health(store_db *db, store_db_health *ret_health);
 
 /*
  * Offline use (replay, tests): a live state with no archive and no data

@@ -16,9 +16,8 @@ build=$1
 out=$2
 shift 2
 [ $# -gt 0 ] || set -- 1 2
-gen=$build/clients/gen/vigil-gen
-[ -x "$gen" ] || gen=$build/clients/replay/vigil-gen
-replay=$build/clients/replay/vigil-replay
+gen=$build/tools/gen/vigil-gen
+replay=$build/tools/replay/vigil-replay
 [ -x "$gen" ] && [ -x "$replay" ] || { echo "detection: build vigil-gen and vigil-replay in $build first" >&2; exit 1; }
 mkdir -p "$out"
 # the candidate needs default.rules' list files next to it

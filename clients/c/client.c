@@ -32,6 +32,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 
 #include "client_int.h"
@@ -45,6 +46,7 @@
 #define VC_ID_MAX         64      /* txn_id, card_id, ... (vigil.proto) */
 #define VC_MAX_ATTRS      64
 #define VC_MAX_REQUEST    65536   /* encoded request bytes */
+#define VC_PEM_MAX        (1u << 20)
 
 typedef enum vc_kind { VC_KIND_SCORE, VC_KIND_LABEL, VC_KIND_HEALTH } vc_kind;
 
@@ -335,6 +337,126 @@ vc_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_unlock(&c->mtx);
 }
 
+static bool
+vc_set(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+/* A whole PEM file as a NUL-terminated string (malloc'd); NULL: errno set. */
+static char *
+vc_read_pem(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+	int err;
+
+	if (f == NULL)
+		return NULL;
+	buf = malloc(VC_PEM_MAX + 1);
+	if (buf == NULL) {
+		fclose(f);
+		errno = ENOMEM;
+		return NULL;
+	}
+	n = fread(buf, 1, VC_PEM_MAX + 1, f);
+	err = ferror(f) ? errno : n > VC_PEM_MAX ? EFBIG : 0;
+	fclose(f);
+	if (err != 0) {
+		free(buf);
+		errno = err;
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * The dialer of a tls+tcp:// replica: TLS 1.2, the server's certificate
+ * verified against tls_ca for tls_server_name (or the URL's host), and our
+ * certificate if given. Not started.
+ */
+static vigil_client_err
+vc_tls_dialer(vigil_client *c, vc_replica *r, nng_dialer *ret_d,
+    vigil_client_errinfo *reterr_info)
+{
+	const vigil_client_opts *o = &c->opts;
+	nng_tls_config *cfg = NULL;
+	nng_url *u = NULL;
+	char *cert = NULL, *key = NULL;
+	const char *what = "";
+	vigil_client_err err = VIGIL_CLIENT_ETRANSPORT;
+	int rv;
+
+	if (!vc_set(o->tls_ca)) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "%s: a tls+tcp:// URL needs "
+		    "opts.tls_ca (the CA that signed the server's certificate)", r->url);
+		return VIGIL_CLIENT_EINVAL;
+	}
+	if (vc_set(o->tls_cert) != vc_set(o->tls_key)) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "%s: opts.tls_cert and "
+		    "opts.tls_key go together", r->url);
+		return VIGIL_CLIENT_EINVAL;
+	}
+	if ((rv = nng_url_parse(&u, r->url)) != 0 ||
+	    (rv = nng_dialer_create(ret_d, r->sock, r->url)) != 0 ||
+	    (rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT)) != 0 ||
+	    (rv = nng_tls_config_version(cfg, NNG_TLS_1_2, NNG_TLS_1_2)) != 0)
+		goto fail;
+	what = o->tls_ca;
+	if ((cert = vc_read_pem(o->tls_ca)) == NULL) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "%s: %s: %s", r->url, what,
+		    strerror(errno));
+		err = VIGIL_CLIENT_EINVAL;
+		goto out;
+	}
+	free(cert);
+	cert = NULL;
+	if ((rv = nng_tls_config_ca_file(cfg, o->tls_ca)) != 0) {
+		err = VIGIL_CLIENT_EINVAL;
+		goto fail;
+	}
+	if (vc_set(o->tls_cert)) {
+		what = (cert = vc_read_pem(o->tls_cert)) == NULL ? o->tls_cert : o->tls_key;
+		if (cert == NULL || (key = vc_read_pem(o->tls_key)) == NULL) {
+			vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "%s: %s: %s", r->url, what,
+			    strerror(errno));
+			err = VIGIL_CLIENT_EINVAL;
+			goto out;
+		}
+		what = o->tls_cert;
+		if ((rv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
+			err = VIGIL_CLIENT_EINVAL;
+			goto fail;
+		}
+	}
+	what = "";
+	if ((rv = nng_tls_config_server_name(cfg, vc_set(o->tls_server_name) ?
+	    o->tls_server_name : u->u_hostname)) != 0 ||
+	    (rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+	    (rv = nng_dialer_set_ptr(*ret_d, NNG_OPT_TLS_CONFIG, cfg)) != 0)
+		goto fail;
+	err = VIGIL_CLIENT_OK;
+	goto out;
+fail:
+	if (rv == NNG_ENOMEM)
+		err = VIGIL_CLIENT_ENOMEM;
+	vc_info_set(reterr_info, err, NULL, "%s: %s%s%s", r->url, what, what[0] ? ": " : "",
+	    nng_strerror(rv));
+out:
+	if (key != NULL) {
+		memset(key, 0, strlen(key));
+		free(key);
+	}
+	free(cert);
+	if (cfg != NULL)
+		nng_tls_config_free(cfg); /* the dialer holds its own reference */
+	if (u != NULL)
+		nng_url_free(u);
+	return err;
+}
+
 static vigil_client_err
 vc_replica_open(vigil_client *c, vc_replica *r, vigil_client_errinfo *reterr_info)
 {
@@ -359,7 +481,15 @@ vc_replica_open(vigil_client *c, vc_replica *r, vigil_client_errinfo *reterr_inf
 		rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, vc_pipe_cb, r);
 	if (rv != 0)
 		goto fail;
-	rv = nng_dial(r->sock, r->url, &d, NNG_FLAG_NONBLOCK);
+	if (strncmp(r->url, "tls+", 4) == 0) {
+		vigil_client_err err = vc_tls_dialer(c, r, &d, reterr_info);
+
+		if (err != VIGIL_CLIENT_OK)
+			return err;
+		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	} else {
+		rv = nng_dial(r->sock, r->url, &d, NNG_FLAG_NONBLOCK);
+	}
 	if (rv != 0)
 		goto fail;
 	return VIGIL_CLIENT_OK;
@@ -479,6 +609,8 @@ vigil_client_open(const char *const *urls, size_t nurls, const vigil_client_opts
 		if (rv != VIGIL_CLIENT_OK)
 			goto out;
 	}
+	/* borrowed for the open only */
+	c->opts.tls_cert = c->opts.tls_key = c->opts.tls_ca = c->opts.tls_server_name = NULL;
 
 	if (c->opts.connect_wait_ms > 0) {
 		/* the pipe callback broadcasts c->cv on every new connection */
@@ -922,18 +1054,26 @@ vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 	const char *url = call->c->reps[call->rep].url;
 	/* a reply may leave txn_id out (only another one is refused) */
 	const char *txn_id = sr->txn_id[0] != '\0' ? sr->txn_id : call->txn_id;
-	size_t      size = sizeof(vigil_client_hit) * sr->n_hits;
+	size_t      nreasons = sr->model != NULL ? sr->model->n_reasons : 0;
+	size_t      size = sizeof(vigil_client_hit) * sr->n_hits +
+	    sizeof(vigil_client_model_reason) * nreasons;
 	char       *block, *p;
 	vigil_client_hit *hits;
+	vigil_client_model_reason *reasons;
 
 	size += strlen(txn_id) + 1 + strlen(sr->rules_version) + 1 + strlen(url) + 1;
 	for (size_t i = 0; i < sr->n_hits; i++)
 		size += strlen(sr->hits[i]->rule) + 1 + strlen(sr->hits[i]->reason) + 1;
+	for (size_t i = 0; i < nreasons; i++)
+		size += strlen(sr->model->reasons[i]->feature) + 1;
 	block = malloc(size);
 	if (block == NULL)
 		return VIGIL_CLIENT_ENOMEM;
 	hits = (vigil_client_hit *) (void *) block;
-	p = block + sizeof(vigil_client_hit) * sr->n_hits;
+	reasons = (vigil_client_model_reason *) (void *) (block +
+	    sizeof(vigil_client_hit) * sr->n_hits);
+	p = block + sizeof(vigil_client_hit) * sr->n_hits +
+	    sizeof(vigil_client_model_reason) * nreasons;
 #define VC_COPY(dst, s) do { size_t n_ = strlen(s) + 1; memcpy(p, (s), n_); (dst) = p; p += n_; } while (0)
 	for (size_t i = 0; i < sr->n_hits; i++) {
 		VC_COPY(hits[i].rule, sr->hits[i]->rule);
@@ -944,7 +1084,16 @@ vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 	VC_COPY(call->res.txn_id, txn_id);
 	VC_COPY(call->res.rules_version, sr->rules_version);
 	VC_COPY(call->res.replica, url);
+	for (size_t i = 0; i < nreasons; i++) {
+		VC_COPY(reasons[i].feature, sr->model->reasons[i]->feature);
+		reasons[i].value = sr->model->reasons[i]->value;
+		reasons[i].contribution = sr->model->reasons[i]->contribution;
+	}
 #undef VC_COPY
+	call->res.has_model           = sr->model != NULL;
+	call->res.model_score         = sr->model != NULL ? sr->model->score : 0.0;
+	call->res.model_reasons       = nreasons > 0 ? reasons : NULL;
+	call->res.nmodel_reasons      = nreasons;
 	call->res.hits                = hits;
 	call->res.nhits               = sr->n_hits;
 	call->res.score               = sr->score;

@@ -147,6 +147,13 @@ typedef struct vigil_client_hit {
  * The outcome of a score call. Strings and hits point into one block owned
  * by the result; release it with vigil_client_result_fini().
  */
+/* A feature that pushed the model's score up. */
+typedef struct vigil_client_model_reason {
+	const char *feature;      /* schema name */
+	double      value;        /* as scored */
+	double      contribution; /* log-odds, > 0 */
+} vigil_client_model_reason;
+
 typedef struct vigil_client_result {
 	const char            *txn_id;
 	int32_t                score;
@@ -161,6 +168,13 @@ typedef struct vigil_client_result {
 	uint32_t               attempts;    /* 1 unless the call was retried */
 	const char            *replica;     /* URL of the replica that answered */
 	void                  *block_;      /* private */
+	/* The nightly model (docs/model.md): has_model false when the server's
+	 * generation has none (rules alone decided). model_reasons: when a rule
+	 * reading model.score fired, the features that pushed the score up. */
+	bool                   has_model;
+	double                 model_score; /* P(fraud), 0..1 */
+	const vigil_client_model_reason *model_reasons;
+	size_t                 nmodel_reasons;
 } vigil_client_result;
 
 /* Frees what res owns and zeroes it; a zeroed result is a no-op. */
@@ -179,6 +193,20 @@ typedef struct vigil_client_opts {
 	uint32_t vnodes;          /* virtual nodes per replica on the ring; default 160 */
 	uint32_t max_inflight;    /* concurrent calls; default 4096 */
 	uint32_t max_reply_bytes; /* larger replies are dropped; default 1 MiB */
+	/*
+	 * Mutual TLS, for tls+tcp:// URLs (docs/client.md, docs/security.md):
+	 * paths of PEM files, read by vigil_client_open only; NULL or "" = not
+	 * set. tls_ca is required with a tls+tcp:// URL: the server's
+	 * certificate is always verified against it. tls_cert and tls_key (not
+	 * encrypted) are this client's certificate, which a vigild with
+	 * [tls] ca requires. tls_server_name: the name the server's
+	 * certificate must carry (a DNS name in its subjectAltName); NULL: the
+	 * URL's host. Ignored for tcp:// and ipc:// URLs.
+	 */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_ca;
+	const char *tls_server_name;
 } vigil_client_opts;
 
 /* Per-call options; NULL or zero fields mean the client's settings. */
@@ -191,12 +219,16 @@ typedef struct vigil_client_callopts {
 typedef struct vigil_client vigil_client;
 
 /*
- * Opens a client for nurls replica URLs (nng URLs: "tcp://host:port",
- * "ipc:///path"; 1 <= nurls <= 64, no duplicates). Dials every replica in the
+ * Opens a client for nurls replica URLs (nng URLs: "tls+tcp://host:port"
+ * with opts->tls_*, "tcp://host:port", "ipc:///path"; 1 <= nurls <= 64, no
+ * duplicates). Dials every replica in the
  * background (reconnecting forever) and waits up to opts->connect_wait_ms for
  * all of them to connect; a replica that is down does not fail the open, its
  * calls fail over. The ring depends only on the set of URLs, not their order.
- * VIGIL_CLIENT_EINVAL: bad URL list (errinfo names the URL);
+ * VIGIL_CLIENT_EINVAL: bad URL list (errinfo names the URL), a tls+tcp://
+ * URL without opts->tls_ca, a TLS file that cannot be read or parsed
+ * (errinfo names it); a TLS handshake that fails later (server certificate
+ * not signed by tls_ca, or ours refused) shows as EUNREACHABLE on calls;
  * VIGIL_CLIENT_ENOMEM; VIGIL_CLIENT_ETRANSPORT: nng refused the URL.
  * On error *ret_client is untouched.
  */

@@ -1354,10 +1354,18 @@ test_future_as_of_not_final(void **state)
 	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
 	assert_false(s->skipped);
 	assert_int_equal(s->generation, g1 + 1);
-	/* A past as-of is final: the same again is a no-op. */
+	/* Going back to a past as-of needs --force (it would replace newer
+	 * tables by older ones); refused without, with the two dates named. */
 	o.as_of_ms = A;
 	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_EINVAL);
+	assert_non_null(strstr(d.msg, "is before the current generation"));
+	assert_non_null(strstr(d.msg, "needs --force"));
+	o.force = true;
+	memset(s, 0, sizeof *s);
 	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	/* A past as-of is final: the same again is a no-op. */
+	o.force = false;
 	memset(s, 0, sizeof *s);
 	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
 	assert_true(s->skipped);

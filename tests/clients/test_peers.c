@@ -441,7 +441,7 @@ test_cli_reply_not_utf8(void **state)
 	(void) state;
 	assert_non_null(getenv("VIGIL_BUILD_ROOT")); /* set by meson test */
 	assert_int_equal(tp_peer_start(&p, TP_BADTEXT, tp_tmpdir(), "badtext"), 0);
-	snprintf(cmd, sizeof cmd, "'%s/clients/score/vigil-score' --server '%s' --timeout 60000 "
+	snprintf(cmd, sizeof cmd, "'%s/tools/score/vigil-score' --server '%s' --timeout 60000 "
 	    "--txn-id t-bad --card c --merchant m --amount-minor 5 --currency EUR",
 	    getenv("VIGIL_BUILD_ROOT"), p.url);
 	f = popen(cmd, "r");

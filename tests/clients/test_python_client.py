@@ -4,8 +4,8 @@
 Against peers written here (a REP socket that never answers, one that
 answers garbage, a server that is down) and against real vigild processes
 started from the build tree: scores, duplicates, dry runs, labels, invalid
-fields, asynchronous futures, two replicas with one killed, and the hash
-ring agreeing with libvigil-client's. Run by `meson test` (suite
+fields, asynchronous futures, two replicas with one killed, the hash
+ring agreeing with libvigil-client's, and mutual TLS. Run by `meson test` (suite
 integration) with VIGIL_BUILD_ROOT / VIGIL_SOURCE_ROOT set.
 """
 
@@ -445,6 +445,67 @@ class VigildTests(unittest.TestCase):
                 c.score_async(txn("py-async-bad", card_id=""))
         with self.assertRaises(vc.ClientClosed):
             c.score(txn("py-after-close"))
+
+
+class TlsTests(unittest.TestCase):
+    """tls+tcp:// (issue 17): the CA and a client certificate score; no
+    certificate, or one from another CA, is Unreachable; a tls+tcp:// URL
+    without tls_ca, or unreadable files, are InvalidArgument."""
+
+    def test_mutual_tls(self):
+        pki = tempfile.mkdtemp(prefix="vigil-pypki-")
+        datadir = tempfile.mkdtemp(prefix="vigil-pytest-")
+        proc = None
+        try:
+            subprocess.run(["/bin/sh", os.path.join(SOURCE, "tests", "lib", "mkpki.sh"), pki],
+                           check=True)
+            s = __import__("socket").socket()
+            s.bind(("127.0.0.1", 0))
+            url = "tls+tcp://127.0.0.1:%d" % s.getsockname()[1]
+            s.close()
+            p = lambda name: os.path.join(pki, name)  # noqa: E731
+            log = open(os.path.join(datadir, "vigild.log"), "ab")
+            proc = subprocess.Popen(
+                [VIGILD, "--data", datadir, "--listen", url, "--admin", "off", "--rules", RULES,
+                 "--tls-cert", p("server.pem"), "--tls-key", p("server.key"),
+                 "--tls-ca", p("ca.pem")], stdout=log, stderr=log)
+            good = dict(tls_ca=p("ca.pem"), tls_cert=p("client.pem"), tls_key=p("client.key"))
+            for _ in range(300):
+                try:
+                    with vc.Client(url, timeout=0.5, attempts=1, connect_wait=0.2, **good) as c:
+                        if c.health().ready:
+                            break
+                except vc.VigilError:
+                    pass
+                self.assertIsNone(proc.poll())
+                time.sleep(0.1)
+            with vc.Client(url, timeout=5, **good) as c:
+                r = c.score(txn("py-tls-1"))
+                self.assertEqual(r.txn_id, "py-tls-1")
+                self.assertEqual(r.replica, url)
+            with vc.Client(url, timeout=0.3, attempts=1, connect_wait=0.3,
+                           tls_ca=p("ca.pem")) as c:
+                with self.assertRaises(vc.Unreachable):
+                    c.health()
+            with vc.Client(url, timeout=0.3, attempts=1, connect_wait=0.3, tls_ca=p("ca.pem"),
+                           tls_cert=p("evil.pem"), tls_key=p("evil.key")) as c:
+                with self.assertRaises(vc.Unreachable):
+                    c.health()
+            with self.assertRaises(vc.InvalidArgument) as cm:
+                vc.Client(url)
+            self.assertIn("a tls+tcp:// URL needs tls_ca", cm.exception.message)
+            with self.assertRaises(vc.InvalidArgument) as cm:
+                vc.Client(url, tls_ca=p("none.pem"))
+            self.assertIn("none.pem", cm.exception.message)
+            with self.assertRaises(vc.InvalidArgument):
+                vc.Client(url, tls_ca=p("ca.pem"), tls_cert=p("client.pem"))
+            log.close()
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(timeout=30), 0)
+            shutil.rmtree(pki, ignore_errors=True)
+            shutil.rmtree(datadir, ignore_errors=True)
 
 
 class FailoverTests(unittest.TestCase):

@@ -5,7 +5,8 @@
  * scores, duplicates on retry of a txn_id, dry runs, labels, three replicas
  * with one killed in the middle of an asynchronous stream (every request
  * answered, none counted twice, the replica's cards come back when it
- * restarts), and the CLI's flags, JSON lines, labels and exit codes.
+ * restarts), and the CLI's flags, JSON lines, labels and exit codes; mutual
+ * TLS (tls+tcp:// with opts.tls_*).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -312,7 +313,7 @@ test_cli(void **state)
 
 	/* one transaction from flags */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *argv[] = { "tools/score/vigil-score", "--server", s.url,
 		    "--txn-id", "cli-1", "--card", "card-cli", "--merchant", "m-1",
 		    "--amount", "1500.00", "--currency", "EUR", "--country", "FR", NULL };
 
@@ -326,7 +327,7 @@ test_cli(void **state)
 	}
 	/* --json, dry run */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", s.url, "--dry-run",
+		const char *argv[] = { "tools/score/vigil-score", "--server", s.url, "--dry-run",
 		    "--json", "{\"txn_id\":\"cli-2\",\"card_id\":\"c\",\"merchant_id\":\"m\","
 		    "\"amount\":\"0.50\",\"currency\":\"EUR\"}", NULL };
 
@@ -339,7 +340,7 @@ test_cli(void **state)
 	}
 	/* a server-side rejection: exit 1, the reason on stdout */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *argv[] = { "tools/score/vigil-score", "--server", s.url,
 		    "--txn-id", "cli-3", "--card", "c", "--merchant", "m", "--amount", "1",
 		    "--currency", "EUR", "--country", "fr", NULL };
 
@@ -350,9 +351,9 @@ test_cli(void **state)
 	}
 	/* labels */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *argv[] = { "tools/score/vigil-score", "--server", s.url,
 		    "label", "cli-1", "--fraud", "--card", "card-cli", NULL };
-		const char *bad[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *bad[] = { "tools/score/vigil-score", "--server", s.url,
 		    "label", "cli-1", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 0);
@@ -362,7 +363,7 @@ test_cli(void **state)
 		assert_string_equal(out, "");
 		free(out);
 		/* two label times are one too many, as for a transaction */
-		const char *twotimes[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *twotimes[] = { "tools/score/vigil-score", "--server", s.url,
 		    "label", "cli-1", "--legit", "--time", "2026-11-21T10:00:00Z",
 		    "--time-ms", "5", NULL };
 
@@ -372,9 +373,9 @@ test_cli(void **state)
 	}
 	/* usage errors */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--amount-minor", "x", NULL };
-		const char *help[] = { "clients/score/vigil-score", "--help", NULL };
-		const char *nocard[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *argv[] = { "tools/score/vigil-score", "--amount-minor", "x", NULL };
+		const char *help[] = { "tools/score/vigil-score", "--help", NULL };
+		const char *nocard[] = { "tools/score/vigil-score", "--server", s.url,
 		    "--txn-id", "cli-4", "--merchant", "m", "--amount", "1", "--currency", "EUR", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 2);
@@ -396,7 +397,7 @@ test_cli(void **state)
 
 			snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id cli-6 --card c "
 			    "--merchant m --currency EUR 2>&1",
-			    vt_build_path("clients/score/vigil-score"), bad_urls[i]);
+			    vt_build_path("tools/score/vigil-score"), bad_urls[i]);
 			assert_int_equal(run_shell(cmd, &out), 2);
 			snprintf(want, sizeof want, "vigil-score: %s: ", bad_urls[i]);
 			assert_true(starts_with(out, want));
@@ -405,13 +406,13 @@ test_cli(void **state)
 			free(out);
 		}
 		snprintf(cmd, sizeof cmd, "'%s' --server '%s' --server '%s' health 2>&1",
-		    vt_build_path("clients/score/vigil-score"), s.url, s.url);
+		    vt_build_path("tools/score/vigil-score"), s.url, s.url);
 		assert_int_equal(run_shell(cmd, &out), 2);
 		free(out);
 	}
 	/* a flag value that is not UTF-8: a usage error that says so */
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", s.url,
+		const char *argv[] = { "tools/score/vigil-score", "--server", s.url,
 		    "--txn-id", "cli-5", "--card", "c", "--merchant", "m", "--amount", "1",
 		    "--currency", "EUR", "--country", "\xff", NULL };
 
@@ -420,7 +421,7 @@ test_cli(void **state)
 		free(out);
 		snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id cli-5 --card c --merchant m "
 		    "--currency EUR --country \"$(printf '\\377')\" 2>&1",
-		    vt_build_path("clients/score/vigil-score"), s.url);
+		    vt_build_path("tools/score/vigil-score"), s.url);
 		assert_int_equal(run_shell(cmd, &out), 2);
 		assert_true(starts_with(out, "vigil-score: --country: not valid UTF-8\n"));
 		free(out);
@@ -433,7 +434,7 @@ test_cli(void **state)
 	    "\"amount\":\"12.%%02d\",\"currency\":\"EUR\"}\\n' $i $((i %% 4)) $i; "
 	    "[ $i -eq 20 ] && printf 'not json\\n\\n'; i=$((i+1)); done | "
 	    "'%s' --server '%s' --window 8 --quiet",
-	    vt_build_path("clients/score/vigil-score"), s.url);
+	    vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 1);
 	{
 		char *line = out, *nl;
@@ -462,7 +463,7 @@ test_cli(void **state)
 	snprintf(cmd, sizeof cmd,
 	    "printf '{\"txn_id\":\"pipe-ok\",\"card_id\":\"c\",\"merchant_id\":\"m\","
 	    "\"amount_minor\":5,\"currency\":\"EUR\"}\\n' | '%s' --server '%s' --quiet",
-	    vt_build_path("clients/score/vigil-score"), s.url);
+	    vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 0);
 	assert_non_null(strstr(out, "\"txn_id\":\"pipe-ok\""));
 	free(out);
@@ -472,22 +473,22 @@ test_cli(void **state)
 	snprintf(cmd, sizeof cmd,
 	    "printf '{\"txn_id\":\"pipe-full\",\"card_id\":\"c\",\"merchant_id\":\"m\","
 	    "\"amount_minor\":5,\"currency\":\"EUR\"}\\n' | '%s' --server '%s' --quiet > /dev/full",
-	    vt_build_path("clients/score/vigil-score"), s.url);
+	    vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 1);
 	free(out);
 	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id one-full --card c --merchant m "
 	    "--amount-minor 5 --currency EUR > /dev/full",
-	    vt_build_path("clients/score/vigil-score"), s.url);
+	    vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 1);
 	free(out);
-	snprintf(cmd, sizeof cmd, "'%s' --help > /dev/full", vt_build_path("clients/score/vigil-score"));
+	snprintf(cmd, sizeof cmd, "'%s' --help > /dev/full", vt_build_path("tools/score/vigil-score"));
 	assert_int_equal(run_shell(cmd, &out), 1);
 	free(out);
 
 	/* a server that is down: a clear error, exit 1, no hang */
 	snprintf(down, sizeof down, "ipc://%s/nobody.sock", s.datadir);
 	{
-		const char *argv[] = { "clients/score/vigil-score", "--server", down,
+		const char *argv[] = { "tools/score/vigil-score", "--server", down,
 		    "--timeout", "100", "--attempts", "2",
 		    "--txn-id", "cli-down", "--card", "c", "--merchant", "m", "--amount", "1",
 		    "--currency", "EUR", NULL };
@@ -502,8 +503,8 @@ test_cli(void **state)
 
 	/* health: one line per replica, exit 0 only when every one is ready */
 	{
-		const char *ok[] = { "clients/score/vigil-score", "--server", s.url, "health", NULL };
-		const char *bad[] = { "clients/score/vigil-score", "--server", s.url, "--server", down,
+		const char *ok[] = { "tools/score/vigil-score", "--server", s.url, "health", NULL };
+		const char *bad[] = { "tools/score/vigil-score", "--server", s.url, "--server", down,
 		    "--timeout", "100", "--attempts", "1", "health", NULL };
 		char        want[1400];
 
@@ -524,7 +525,7 @@ test_cli(void **state)
 		char want[640];
 
 		snprintf(cmd, sizeof cmd, "VIGIL_SERVER=' %s\t , ' '%s' --timeout 500 health",
-		    s.url, vt_build_path("clients/score/vigil-score"));
+		    s.url, vt_build_path("tools/score/vigil-score"));
 		assert_int_equal(run_shell(cmd, &out), 0);
 		snprintf(want, sizeof want, "{\"replica\":\"%s\",\"ready\":true,", s.url);
 		assert_true(starts_with(out, want));
@@ -565,7 +566,7 @@ test_cli_replies_while_input_idle(void **state)
 
 	(void) state;
 	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
-	prog = vt_build_path("clients/score/vigil-score");
+	prog = vt_build_path("tools/score/vigil-score");
 	assert_int_equal(pipe(in), 0);
 	assert_int_equal(pipe(outp), 0);
 	pid = fork();
@@ -602,6 +603,88 @@ test_cli_replies_while_input_idle(void **state)
 	vt_server_cleanup(&s);
 }
 
+/*
+ * libvigil-client over tls+tcp:// (issue 17): with the CA and its own
+ * certificate it scores; without a certificate, or with one vigild's CA did
+ * not sign, calls fail EUNREACHABLE (the handshake is refused) and the
+ * client does not hang; a tls+tcp:// URL without tls_ca, or an unreadable
+ * CA file, is EINVAL at open, naming it.
+ */
+static void
+test_tls(void **state)
+{
+	char dir[] = "/tmp/vigil-cpki-XXXXXX", url[64], cert[600], key[600], ca[600];
+	char ccert[600], ckey[600], ecert[600], ekey[600], none[600];
+	const char *args[] = { "--listen", url, "--tls-cert", cert, "--tls-key", key,
+	    "--tls-ca", ca, NULL };
+	const char *u = url;
+	vt_server s = { 0 };
+	vigil_client_opts o = { .timeout_ms = 3000, .max_attempts = 1 };
+	vigil_client *c = NULL;
+	vigil_client_errinfo info;
+	vigil_client_result res = { 0 };
+	vigil_client_txn t = txn_make("c-tls-1", "card-tls", 1000);
+	char cmd[700];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(vt_pki_make(dir), 0);
+	snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%u", vt_free_port());
+	snprintf(cert, sizeof cert, "%s/server.pem", dir);
+	snprintf(key, sizeof key, "%s/server.key", dir);
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	snprintf(ccert, sizeof ccert, "%s/client.pem", dir);
+	snprintf(ckey, sizeof ckey, "%s/client.key", dir);
+	snprintf(ecert, sizeof ecert, "%s/evil.pem", dir);
+	snprintf(ekey, sizeof ekey, "%s/evil.key", dir);
+	snprintf(none, sizeof none, "%s/none.pem", dir);
+	assert_int_equal(vt_server_start(&s, rules_path(), args), 0);
+
+	o.tls_ca = ca;
+	o.tls_cert = ccert;
+	o.tls_key = ckey;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_OK);
+	assert_true(vigil_client_replica_connected(c, 0));
+	if (vigil_client_score(c, &t, NULL, &res, &info) != VIGIL_CLIENT_OK)
+		fail_msg("score over TLS: %s", info.message);
+	assert_string_equal(res.txn_id, "c-tls-1");
+	assert_false(res.duplicate);
+	vigil_client_result_fini(&res);
+	vigil_client_close(c);
+
+	/* no certificate; one from another CA */
+	o.tls_cert = o.tls_key = NULL;
+	o.timeout_ms = 300;
+	o.connect_wait_ms = 300;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_OK);
+	assert_false(vigil_client_replica_connected(c, 0));
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EUNREACHABLE);
+	vigil_client_close(c);
+	o.tls_cert = ecert;
+	o.tls_key = ekey;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_OK);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EUNREACHABLE);
+	vigil_client_close(c);
+
+	/* configuration errors, at open */
+	o.tls_ca = NULL;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_EINVAL);
+	assert_non_null(strstr(info.message, "a tls+tcp:// URL needs opts.tls_ca"));
+	o.tls_ca = none;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_EINVAL);
+	assert_non_null(strstr(info.message, "none.pem: No such file or directory"));
+	o.tls_ca = ca;
+	o.tls_key = NULL;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_EINVAL);
+	assert_non_null(strstr(info.message, "opts.tls_cert and opts.tls_key go together"));
+
+	assert_true(vt_server_alive(&s));
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -610,6 +693,7 @@ main(void)
 		cmocka_unit_test(test_three_replicas_one_killed),
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_cli_replies_while_input_idle),
+		cmocka_unit_test(test_tls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

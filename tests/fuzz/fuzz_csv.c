@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_csv.c - libFuzzer target for the CSV reader
- * (clients/replay/csv.h): any bytes as a whole file. Every good row is
+ * (tools/csv/csv.h): any bytes as a whole file. Every good row is
  * written back with csv_row_format and read again; the round trip must give
  * the same transaction (else abort, which the fuzzer reports).
  */

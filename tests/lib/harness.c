@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -128,6 +129,13 @@ vt_child_track(pid_t pid, bool add)
 int
 vt_server_start(vt_server *s, const char *rules, const char *const *extra_args)
 {
+	return vt_server_start_opts(s, rules, extra_args, NULL);
+}
+
+int
+vt_server_start_opts(vt_server *s, const char *rules, const char *const *extra_args,
+    const vt_opts *o)
+{
 	const char *argv[64];
 	char admin[64];
 	int argc = 0;
@@ -150,7 +158,8 @@ vt_server_start(vt_server *s, const char *rules, const char *const *extra_args)
 		fprintf(stderr, "harness: no free loopback port\n");
 		return -1;
 	}
-	snprintf(admin, sizeof admin, "127.0.0.1:%u", s->admin_port);
+	snprintf(admin, sizeof admin, "%s:%u", o != NULL && o->admin_host != NULL ?
+	    o->admin_host : "127.0.0.1", s->admin_port);
 
 	argv[argc++] = vt_build_path("server/vigild");
 	argv[argc++] = "--data";
@@ -173,6 +182,12 @@ vt_server_start(vt_server *s, const char *rules, const char *const *extra_args)
 	if (pid == 0) {
 		int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (o != NULL && o->nofile > 0) {
+			struct rlimit rl = { o->nofile, o->nofile };
+
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+				_exit(126);
+		}
 		if (fd >= 0) {
 			dup2(fd, STDERR_FILENO);
 			dup2(fd, STDOUT_FILENO);
@@ -443,8 +458,8 @@ vt_label(const char *url, const char *txn_id, bool fraud, int64_t label_time_ms)
 }
 
 static int
-http_do(uint16_t port, const char *method, const char *path, const char *body, int *ret_status,
-    char **ret_body)
+http_do(uint16_t port, const char *method, const char *path, const char *headers,
+    const char *body, int *ret_status, char **ret_body)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 	char head[1024];
@@ -461,7 +476,10 @@ http_do(uint16_t port, const char *method, const char *path, const char *body, i
 		goto out;
 	n = snprintf(head, sizeof head,
 	    "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", method, path, blen);
+	    "Content-Length: %zu\r\nConnection: close\r\n%s\r\n", method, path, blen,
+	    headers != NULL ? headers : "");
+	if (n < 0 || (size_t)n >= sizeof head)
+		goto out;
 	if (write(fd, head, (size_t)n) != n)
 		goto out;
 	if (blen > 0 && write(fd, body, blen) != (ssize_t)blen)
@@ -498,14 +516,55 @@ out:
 int
 vt_http_get(uint16_t port, const char *path, int *ret_status, char **ret_body)
 {
-	return http_do(port, "GET", path, NULL, ret_status, ret_body);
+	return http_do(port, "GET", path, NULL, NULL, ret_status, ret_body);
 }
 
 int
 vt_http_post(uint16_t port, const char *path, const char *body, int *ret_status,
     char **ret_body)
 {
-	return http_do(port, "POST", path, body, ret_status, ret_body);
+	return http_do(port, "POST", path, NULL, body, ret_status, ret_body);
+}
+
+int
+vt_http(uint16_t port, const char *method, const char *path, const char *headers,
+    const char *body, int *ret_status, char **ret_body)
+{
+	return http_do(port, method, path, headers, body, ret_status, ret_body);
+}
+
+uint16_t
+vt_free_port(void)
+{
+	return free_port();
+}
+
+long
+vt_proc_rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+int
+vt_pki_make(const char *dir)
+{
+	const char *argv[] = { "/bin/sh", vt_src_path("tests/lib/mkpki.sh"), dir, NULL };
+	int rv = vt_run(argv, NULL);
+
+	if (rv != 0)
+		fprintf(stderr, "harness: tests/lib/mkpki.sh %s: exit %d\n", dir, rv);
+	return rv == 0 ? 0 : -1;
 }
 
 int

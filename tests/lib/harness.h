@@ -39,6 +39,16 @@ const char *vt_build_path(const char *rel);
  * reply. 0 on success, -1 with a message on stderr.
  */
 int  vt_server_start(vt_server *s, const char *rules, const char *const *extra_args);
+/* Start-up options beyond vt_server_start's (NULL or zeroed: its behaviour). */
+typedef struct vt_opts {
+	const char *admin_host; /* the admin HTTP address; NULL: 127.0.0.1 (the
+	                         * vt_http* helpers still connect to 127.0.0.1) */
+	unsigned    nofile;     /* RLIMIT_NOFILE (soft and hard) of vigild; 0: inherited */
+} vt_opts;
+
+/* vt_server_start with options o (may be NULL). */
+int  vt_server_start_opts(vt_server *s, const char *rules, const char *const *extra_args,
+    const vt_opts *o);
 /* SIGTERM and wait; returns the exit status (0 = clean), -1 on error. */
 int  vt_server_stop(vt_server *s);
 /* SIGKILL and reap. */
@@ -81,6 +91,25 @@ Vigil__V1__Reply *vt_label(const char *url, const char *txn_id, bool fraud, int6
 int  vt_http_get(uint16_t port, const char *path, int *ret_status, char **ret_body);
 int  vt_http_post(uint16_t port, const char *path, const char *body, int *ret_status,
     char **ret_body);
+
+/* Any method, with extra header lines (each ending "\r\n"; may be NULL) and a
+ * body (may be NULL). HTTP/1.0, Connection: close. 0 on success. */
+int  vt_http(uint16_t port, const char *method, const char *path, const char *headers,
+    const char *body, int *ret_status, char **ret_body);
+
+/* A free loopback TCP port (bound, read, closed), 0 if none. */
+uint16_t vt_free_port(void);
+
+/* VmRSS of a process in KiB (/proc/PID/status), -1 if unknown. */
+long vt_proc_rss_kb(pid_t pid);
+
+/*
+ * Makes a throwaway PKI in dir with openssl (tests/lib/mkpki.sh): ca.pem
+ * (+ .key), server.pem/.key signed by it (subjectAltName DNS:localhost,
+ * DNS:127.0.0.1, IP:127.0.0.1), client.pem/.key signed by it, and
+ * evil-ca.pem with evil.pem/.key signed by that other CA. 0 on success.
+ */
+int  vt_pki_make(const char *dir);
 
 /* Runs a program from the build tree synchronously (argv[0] relative to the
  * build root), captures stdout into *ret_out (malloc'd, may be NULL) and

@@ -3,7 +3,8 @@
  * tests/server/test_config.c - unit tests of vigild's configuration
  * (server/config.c): defaults, INI keys, flags winning over the file, and
  * the one-line error for every bad value, down to the line number; listen
- * URLs checked as nng will parse them at start.
+ * URLs checked as nng will parse them at start; the TLS settings and the
+ * listen URLs agree; the exposure keys (issue 17).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,6 +72,115 @@ test_defaults(void **state)
 	assert_true(c.rules_watch);
 	assert_int_equal(c.fsync, STORE_FSYNC_INTERVAL);
 	assert_int_equal(c.max_future_skew_ms, 300000);
+	assert_int_equal(c.max_past_skew_ms, 0);
+	assert_int_equal(c.queue_timeout_ms, 500);
+	assert_int_equal(c.max_connections, 1024);
+	assert_int_equal(c.admin_max_connections, 256);
+	assert_string_equal(c.admin_token_file, "");
+	assert_string_equal(c.tls_cert, "");
+	assert_string_equal(c.user, "");
+	assert_string_equal(c.ipc_group, "");
+}
+
+/*
+ * tls+tcp:// needs a certificate and its key; a partial [tls] section, or
+ * TLS settings without any tls+tcp:// URL, is refused: the operator would
+ * believe the socket encrypted. Flags and keys are the same settings.
+ */
+static void
+test_tls_settings(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[600];
+
+	(void)state;
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--listen",
+	    "tls+tcp://127.0.0.1:9465", NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "listen tls+tcp://127.0.0.1:9465: a tls+tcp:// URL needs [tls] "
+	    "cert and key (--tls-cert, --tls-key)");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--listen",
+	    "tls+tcp://127.0.0.1:9465", "--tls-cert", "c.pem", NULL), VIGIL_EINVAL);
+	assert_non_null(strstr(err, "needs [tls] cert and key"));
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--tls-cert", "c.pem",
+	    "--tls-key", "k.pem", NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "[tls] is set but no listen URL is tls+tcp://: the scoring "
+	    "socket would not be encrypted");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--tls-ca", "ca.pem",
+	    NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "[tls] ca is set without cert and key: set cert and key "
+	    "together (--tls-cert, --tls-key)");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--tls-key", "k.pem",
+	    NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "[tls] key is set without cert: set cert and key together "
+	    "(--tls-cert, --tls-key)");
+
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--listen",
+	    "tls+tcp://127.0.0.1:9465", "--listen", "ipc:///tmp/x.sock", "--tls-cert", "c.pem",
+	    "--tls-key", "k.pem", "--tls-ca", "ca.pem", NULL), VIGIL_OK);
+	assert_int_equal(c.nlisten, 2);
+	assert_string_equal(c.tls_cert, "c.pem");
+	assert_string_equal(c.tls_key, "k.pem");
+	assert_string_equal(c.tls_ca, "ca.pem");
+	assert_true(srv_config_url_tls(c.listen[0]));
+	assert_false(srv_config_url_tls(c.listen[1]));
+	assert_true(srv_config_url_tls("tls+tcp6://[::1]:1"));
+
+	/* the same from the file; a tls URL with no port is named like a tcp one */
+	write_ini("[server]\nlisten = tls+tcp4://0.0.0.0:9465\n[tls]\ncert = /etc/c.pem\n"
+	    "key = /etc/k.pem\nca = /etc/ca.pem\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_string_equal(c.tls_ca, "/etc/ca.pem");
+	unlink(ini_path);
+	write_ini("[server]\nlisten = tls+tcp://h\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: listen: \"tls+tcp://h\" has no port "
+	    "(tls+tcp://HOST:PORT)", ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
+	write_ini("[tls]\ncrt = x\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: crt: unknown key in [tls]", ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
+}
+
+/* The other exposure keys: ranges, and flags over the file. */
+static void
+test_exposure_keys(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[600];
+
+	(void)state;
+	write_ini("[server]\nmax_connections = 100\nadmin_max_connections = 8\n"
+	    "queue_timeout_ms = 250\nmax_past_skew_ms = 86400000\nadmin_token_file = /etc/t\n"
+	    "ipc_group = vigil-clients\nuser = vigil\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path,
+	    "--max-past-skew", "3600000", "--admin-token-file", "/run/t", "--user", "nobody",
+	    NULL), VIGIL_OK);
+	assert_int_equal(c.max_connections, 100);
+	assert_int_equal(c.admin_max_connections, 8);
+	assert_int_equal(c.queue_timeout_ms, 250);
+	assert_int_equal(c.max_past_skew_ms, 3600000);
+	assert_string_equal(c.admin_token_file, "/run/t");
+	assert_string_equal(c.ipc_group, "vigil-clients");
+	assert_string_equal(c.user, "nobody");
+	unlink(ini_path);
+
+	write_ini("[server]\nmax_connections = 0\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: max_connections: 0 is outside [1, 1000000]",
+	    ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--max-past-skew",
+	    "2592000001", NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "--max-past-skew: 2592000001 is outside [0, 2592000000]");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--admin-token-file", "",
+	    NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "--admin-token-file: must not be empty");
 }
 
 /* [server] max_future_skew_ms and --max-future-skew: the clock-skew guard. */
@@ -197,7 +307,7 @@ test_ini_errors_name_line(void **state)
 
 	write_ini("[server]\nlisten = http://x\n");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
-	assert_non_null(strstr(err, ":2: listen: \"http://x\" is not a tcp://"));
+	assert_non_null(strstr(err, ":2: listen: \"http://x\" is not a tls+tcp://"));
 
 	write_ini("[server]\nwrokers = 2\n");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
@@ -392,12 +502,13 @@ test_listen_urls(void **state)
 		"tcp4://127.0.0.1:9465", "tcp6://[::1]:9465", "tcp://[::1]:9465",
 		"ipc:///run/vigil/vigild.sock", "ipc://vigild.sock",
 	};
+	/* tls+tcp:// URLs need [tls] cert and key (test_tls_settings) */
 	static const struct {
 		const char *url, *reason;
 	} bad[] = {
 		{ "tcp://", "\"tcp://\" has no port (tcp://HOST:PORT)" },
 		{ "tcp://127.0.0.1", "\"tcp://127.0.0.1\" has no port (tcp://HOST:PORT)" },
-		{ "tcp://127.0.0.1:", "\"tcp://127.0.0.1:\" is not a tcp://HOST:PORT or ipc://PATH URL" },
+		{ "tcp://127.0.0.1:", "\"tcp://127.0.0.1:\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH URL" },
 		{ "tcp://127.0.0.1:0", "\"tcp://127.0.0.1:0\": port \"0\" is not a number from 1 to 65535" },
 		{ "tcp://h:65536", "\"tcp://h:65536\": port \"65536\" is not a number from 1 to 65535" },
 		{ "tcp://h:99999999999999999999", "\"tcp://h:99999999999999999999\": port "
@@ -407,9 +518,9 @@ test_listen_urls(void **state)
 		{ "tcp://h:9465?a=b", "\"tcp://h:9465?a=b\" has more than tcp://HOST:PORT" },
 		{ "tcp://u@h:9465", "\"tcp://u@h:9465\" has more than tcp://HOST:PORT" },
 		{ "ipc://", "\"ipc://\" has no path (ipc://PATH)" },
-		{ "inproc://x", "\"inproc://x\" is not a tcp://HOST:PORT or ipc://PATH URL" },
-		{ "ws://h:80/x", "\"ws://h:80/x\" is not a tcp://HOST:PORT or ipc://PATH URL" },
-		{ "127.0.0.1:9465", "\"127.0.0.1:9465\" is not a tcp://HOST:PORT or ipc://PATH URL" },
+		{ "inproc://x", "\"inproc://x\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH URL" },
+		{ "ws://h:80/x", "\"ws://h:80/x\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH URL" },
+		{ "127.0.0.1:9465", "\"127.0.0.1:9465\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH URL" },
 	};
 	srv_config c;
 	srv_action act;
@@ -472,6 +583,8 @@ main(void)
 		cmocka_unit_test(test_flag_errors),
 		cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_listen_urls),
+		cmocka_unit_test(test_tls_settings),
+		cmocka_unit_test(test_exposure_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

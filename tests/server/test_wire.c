@@ -418,6 +418,48 @@ test_txn_time_future_skew(void **state)
 	assert_int_equal(srv_wire_txn_time(&txn, now, 0, &err), VIGIL_OK);
 }
 
+/*
+ * max_past_skew_ms: an event older than the limit is refused with how far
+ * behind it is; the limit itself is fine; 0 (the default) accepts any past
+ * time. srv_wire_txn_time applies the process-wide limit main sets.
+ */
+static void
+test_txn_time_past_skew(void **state)
+{
+	const int64_t now = T0;
+	Vigil__V1__Transaction t = good_txn();
+	srv_wire_err err;
+	vigil_txn txn;
+
+	(void)state;
+	assert_int_equal(srv_wire_txn(&t, &txn, &err), VIGIL_OK);
+	txn.event_time_ms = now - VIGIL_MS_PER_DAY;
+	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, VIGIL_MS_PER_DAY, &err), VIGIL_OK);
+	txn.event_time_ms = now - 7 * VIGIL_MS_PER_DAY - 1;
+	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, VIGIL_MS_PER_DAY, &err),
+	    VIGIL_EINVAL);
+	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_INVALID);
+	assert_string_equal(err.field, "txn.event_time_ms");
+	assert_string_equal(err.msg, "event_time_ms 1763095199999 is 604800001 ms (7.0 d) "
+	    "behind the server clock; the limit is 86400000 ms (max_past_skew_ms)");
+	/* the future limit still applies, and each is off with 0 */
+	txn.event_time_ms = now + 300001;
+	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, VIGIL_MS_PER_DAY, &err),
+	    VIGIL_EINVAL);
+	assert_non_null(strstr(err.msg, "ahead of the server clock"));
+	txn.event_time_ms = now - 400LL * VIGIL_MS_PER_DAY;
+	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 0, &err), VIGIL_OK);
+
+	/* the process-wide limit behind srv_wire_txn_time */
+	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_OK);
+	srv_wire_set_max_past_skew(3600000);
+	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_EINVAL);
+	assert_non_null(strstr(err.msg, "(400.0 d) behind the server clock; the limit is "
+	    "3600000 ms (max_past_skew_ms)"));
+	srv_wire_set_max_past_skew(0);
+	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_OK);
+}
+
 static void
 test_label(void **state)
 {
@@ -441,6 +483,13 @@ test_label(void **state)
 	l.label_time_ms = 5;
 	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
 	assert_string_equal(err.field, "label.label_time_ms");
+	/* a label dated 2099 would never be used by a rebuild: refused */
+	l.label_time_ms = 4070908800000LL; /* 2099-01-01 */
+	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
+	assert_string_equal(err.field, "label.label_time_ms");
+	assert_non_null(strstr(err.msg, "in the future"));
+	l.label_time_ms = T0 + 3600000; /* an hour ahead: clocks differ, accepted */
+	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_OK);
 	l.label_time_ms = 0;
 	l.source = "a source with spaces";
 	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
@@ -611,6 +660,7 @@ main(void)
 		cmocka_unit_test(test_txn_fields_named),
 		cmocka_unit_test(test_txn_attribute_caps),
 		cmocka_unit_test(test_txn_time_future_skew),
+		cmocka_unit_test(test_txn_time_past_skew),
 		cmocka_unit_test(test_label),
 		cmocka_unit_test(test_error_reply_roundtrip),
 		cmocka_unit_test(test_reply_pack_matches_protobuf_c),

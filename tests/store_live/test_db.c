@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "archive_int.h"
 #include "helpers.h"
 
 static store_db *
@@ -228,6 +229,149 @@ test_bad_options(void **state)
 
 /* A corrupt record in the middle of the archive is skipped by recovery,
  * and store_db_open says so (count and place) while succeeding. */
+static void
+test_recovery_loses_one_compressed_frame(void **state)
+{
+	/* Four bytes flipped in the middle of a closed, compressed segment of
+	 * several MiB: on reopening, only the records of the damaged zstd frame
+	 * are lost, and the note says how many; a retry of one of them is
+	 * scored again (nothing recorded), of any other still a duplicate. */
+	char          *dir = tmpdir_new();
+	store_db      *db = NULL;
+	store_db_opts  o;
+	store_db_stats st;
+	store_diag     d;
+	store_ctx     *ctx;
+	store_reader  *rd = NULL;
+	store_record   r;
+	store_scored  *s = malloc(sizeof *s);
+	store_outcome  prior;
+	vigil_value    f[256];
+	char           adir[4200], path[4400], zname[256] = "", want[64];
+	DIR           *dd;
+	struct dirent *de;
+	uint8_t       *seen;
+	int            fd, n = 30000, got = 0, lost_one = -1, kept_one = -1;
+	int64_t        base = vigil_now_ms() - HOUR_MS;
+	struct stat    sb;
+
+	(void)state;
+	store_db_opts_default(&o);
+	o.archive.fsync = STORE_FSYNC_NEVER;
+	o.archive.segment_max_bytes = 3u << 20;
+	o.archive.compress_closed = true;
+	assert_int_equal(store_db_open(dir, &o, &db, NULL, &d), VIGIL_OK);
+	assert_int_equal(score_many(db, 7, base, n, 50), n);
+	assert_int_equal(store_db_maintain(db, &d), VIGIL_OK);
+	store_db_close(db);
+	snprintf(adir, sizeof adir, "%s/archive", dir);
+	dd = opendir(adir);
+	assert_non_null(dd);
+	while ((de = readdir(dd)) != NULL) {
+		size_t l = strlen(de->d_name);
+
+		if (l > 8 && strcmp(de->d_name + l - 8, ".log.zst") == 0 && zname[0] == '\0')
+			snprintf(zname, sizeof zname, "%s", de->d_name);
+	}
+	closedir(dd);
+	assert_true(zname[0] != '\0');
+	snprintf(path, sizeof path, "%s/%s", adir, zname);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	assert_true(sb.st_size > (256 << 10)); /* 3 MiB of records, 3 frames */
+	{
+		unsigned char b[4];
+
+		assert_int_equal(pread(fd, b, 4, sb.st_size / 2), 4);
+		for (int i = 0; i < 4; i++)
+			b[i] ^= 0xa5;
+		assert_int_equal(pwrite(fd, b, 4, sb.st_size / 2), 4);
+	}
+	close(fd);
+	/* which transactions are still readable */
+	seen = calloc((size_t)n, 1);
+	assert_int_equal(store_reader_open(adir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &d),
+	    VIGIL_OK);
+	while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
+		int i;
+
+		assert_int_equal(store_scored_decode(r.payload, r.len, s, &d), VIGIL_OK);
+		assert_int_equal(sscanf(s->txn.txn_id, "s%*u-%d", &i), 1); /* score_many's ids */
+		seen[i] = 1;
+		got++;
+	}
+	store_reader_close(rd);
+	assert_true(got < n);
+	{
+		/* one frame of ~1 MiB lost, not the segment's 3 MiB */
+		store_seg_index idx;
+		char            base_name[64];
+
+		snprintf(base_name, sizeof base_name, "%.*s", (int)(strlen(zname) - 8), zname);
+		assert_int_equal(store_seg_index_read(adir, base_name, &idx), VIGIL_OK);
+		assert_true(idx.bytes > (2u << 20));
+		assert_true((uint64_t)(n - got) < idx.records / 2);
+		/* at most the records of one frame, by the file's frame table */
+		{
+			uint8_t  tail[16], e[12];
+			uint32_t nf, most = 0;
+
+			fd = open(path, O_RDONLY);
+			assert_int_equal(pread(fd, tail, 16, sb.st_size - 16), 16);
+			assert_memory_equal(tail + 12, STORE_ZTAB_TAG, 4);
+			nf = store_get_le32(tail);
+			assert_true(nf >= 3);
+			for (uint32_t k = 0; k < nf; k++) {
+				assert_int_equal(pread(fd, e, 12, sb.st_size - 16 - (off_t)(nf - k) * 12),
+				    12);
+				if (store_get_le32(e + 8) > most)
+					most = store_get_le32(e + 8);
+			}
+			close(fd);
+			assert_true((uint64_t)(n - got) <= most);
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		if (!seen[i] && lost_one < 0)
+			lost_one = i;
+		if (seen[i] && lost_one >= 0 && kept_one < 0)
+			kept_one = i;
+	}
+	assert_int_equal(store_db_open(dir, &o, &db, NULL, &d), VIGIL_OK);
+	assert_non_null(strstr(d.msg, "live-state recovery skipped 1 corrupt stretch(es)"));
+	snprintf(want, sizeof want, ", %d record(s) lost", n - got);
+	assert_non_null(strstr(d.msg, want));
+	assert_non_null(strstr(d.msg, "damaged zstd frame"));
+	assert_non_null(strstr(d.msg, zname));
+	store_db_get_stats(db, &st);
+	assert_int_equal(st.dedupe_entries, (uint64_t)got);
+	/* a retry: of a lost transaction scored again, of a kept one answered */
+	ctx = store_ctx_new(db);
+	{
+		unsigned  seed = 7;
+		vigil_txn x;
+		char      id[32];
+
+		for (int i = 0; i <= kept_one; i++) { /* score_many's transactions again */
+			snprintf(id, sizeof id, "s%u-%d", seed, i);
+			x = gen_txn(&seed, id, base, i, 50);
+			if (i == lost_one) {
+				assert_int_equal(store_score_begin(db, ctx, &x, f, store_schema_nfields(),
+				    &prior), VIGIL_OK);
+				store_score_abort(db, ctx);
+			}
+		}
+		assert_int_equal(store_score_begin(db, ctx, &x, f, store_schema_nfields(), &prior),
+		    VIGIL_EEXIST);
+	}
+	store_ctx_free(ctx);
+	store_db_close(db);
+	free(seen);
+	free(s);
+	tmpdir_free(dir);
+}
+
 static void
 test_recovery_reports_corruption(void **state)
 {
@@ -519,6 +663,7 @@ main(void)
 		cmocka_unit_test(test_read_only),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_recovery_reports_corruption),
+		cmocka_unit_test(test_recovery_loses_one_compressed_frame),
 		cmocka_unit_test(test_recovery_labels_newer_than_scores),
 		cmocka_unit_test(test_close_exiting_leaves_files_consistent),
 	};

@@ -39,15 +39,15 @@ example(uint32_t topk)
 	static const uint16_t h0[] = { 0 }, h1[] = { 1 }, h01[] = { 0, 2 };
 	const metrics_obs obs[] = {
 		/* day 1 */
-		{ "c1", T0 + 1000, 10, VIGIL_DECISION_DECLINE, 1, "x", h01, 2, 100 },  /* A */
-		{ "c2", T0 + 2000, 8, VIGIL_DECISION_REVIEW, 0, NULL, h0, 1, 200 },     /* B */
-		{ "c3", T0 + 3000, 8, VIGIL_DECISION_REVIEW, 1, "y", h1, 1, 300 },      /* C */
-		{ "c3", T0 + 4000, 3, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 400 },    /* D */
-		{ "c5", T0 + 5000, 0, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0 },      /* E */
+		{ "c1", T0 + 1000, 10, VIGIL_DECISION_DECLINE, 1, "x", h01, 2, 100, -1 },  /* A */
+		{ "c2", T0 + 2000, 8, VIGIL_DECISION_REVIEW, 0, NULL, h0, 1, 200, -1 },     /* B */
+		{ "c3", T0 + 3000, 8, VIGIL_DECISION_REVIEW, 1, "y", h1, 1, 300, -1 },      /* C */
+		{ "c3", T0 + 4000, 3, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 400, -1 },    /* D */
+		{ "c5", T0 + 5000, 0, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0, -1 },      /* E */
 		/* day 2 */
-		{ "c4", T0 + DAY + 1, 0, VIGIL_DECISION_ALLOW, 1, "x", NULL, 0, 0 },   /* F */
-		{ "c1", T0 + DAY + 2, 12, VIGIL_DECISION_DECLINE, -1, NULL, NULL, 0, 0 }, /* unlabelled */
-		{ "c2", T0 + DAY + 3, 5, VIGIL_DECISION_ALLOW, -1, NULL, NULL, 0, 0 },
+		{ "c4", T0 + DAY + 1, 0, VIGIL_DECISION_ALLOW, 1, "x", NULL, 0, 0, -1 },   /* F */
+		{ "c1", T0 + DAY + 2, 12, VIGIL_DECISION_DECLINE, -1, NULL, NULL, 0, 0, -1 }, /* unlabelled */
+		{ "c2", T0 + DAY + 3, 5, VIGIL_DECISION_ALLOW, -1, NULL, NULL, 0, 0, -1 },
 	};
 	metrics *m = metrics_new(&opts);
 
@@ -134,11 +134,11 @@ test_caught_cards_left_out(void **state)
 	static const char *const names[] = { "r" };
 	metrics_opts opts = { .nrules = 1, .rule_names = names, .topk = 1 };
 	const metrics_obs obs[] = {
-		{ "c1", T0, 9, VIGIL_DECISION_DECLINE, 1, NULL, NULL, 0, 0 },
-		{ "c2", T0 + 1, 1, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0 },
+		{ "c1", T0, 9, VIGIL_DECISION_DECLINE, 1, NULL, NULL, 0, 0, -1 },
+		{ "c2", T0 + 1, 1, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0, -1 },
 		/* day 2: c1 is caught: its 9 is left out, so c2 (legit) is the top */
-		{ "c1", T0 + DAY, 9, VIGIL_DECISION_DECLINE, 1, NULL, NULL, 0, 0 },
-		{ "c2", T0 + DAY + 1, 5, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0 },
+		{ "c1", T0 + DAY, 9, VIGIL_DECISION_DECLINE, 1, NULL, NULL, 0, 0, -1 },
+		{ "c2", T0 + DAY + 1, 5, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0, -1 },
 	};
 	metrics *m = metrics_new(&opts);
 	uint32_t days;
@@ -371,10 +371,47 @@ test_report_escapes(void **state)
 	metrics_free(m);
 }
 
+/* Equal scores are ranked by rank_sub (the model's score): a fraud and a
+ * legit row on 40 points split by it count as ranked, not as a tie. */
+static void
+test_rank_sub_breaks_ties(void **state)
+{
+	const metrics_opts opts = { .topk = 10 };
+	const metrics_obs obs[] = {
+		{ "a", T0, 40, VIGIL_DECISION_REVIEW, 1, NULL, NULL, 0, 0, 900 },
+		{ "b", T0 + 1, 40, VIGIL_DECISION_REVIEW, 0, NULL, NULL, 0, 0, 100 },
+		{ "c", T0 + 2, 0, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0, -1 },
+	};
+	metrics *m = metrics_new(&opts), *m2 = metrics_new(&opts);
+
+	(void)state;
+	assert_non_null(m);
+	assert_non_null(m2);
+	for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++) {
+		metrics_obs o = obs[i];
+
+		assert_int_equal(metrics_add(m, &o), VIGIL_OK);
+		o.rank_sub = -1; /* the same rows without the tie-break */
+		assert_int_equal(metrics_add(m2, &o), VIGIL_OK);
+	}
+	assert_int_equal(metrics_finish(m), VIGIL_OK);
+	assert_int_equal(metrics_finish(m2), VIGIL_OK);
+	assert_float_equal(metrics_auc(m, NULL), 1.0, 1e-12);
+	assert_float_equal(metrics_ap(m, NULL), 1.0, 1e-12);
+	/* tied: the fraud is above one legit row and ties with the other */
+	assert_float_equal(metrics_auc(m2, NULL), 0.75, 1e-12);
+	assert_float_equal(metrics_ap(m2, NULL), 0.5, 1e-12);
+	/* the score histogram is by score alone */
+	assert_int_equal(metrics_nscores(m), 2);
+	metrics_free(m);
+	metrics_free(m2);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rank_sub_breaks_ties),
 		cmocka_unit_test(test_confusion),
 		cmocka_unit_test(test_auc_ap),
 		cmocka_unit_test(test_card_precision),

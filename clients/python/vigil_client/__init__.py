@@ -314,19 +314,29 @@ class _Slot:
 class Client:
     """A connection to one or several vigild replicas.
 
-    servers: one URL or a list ("tcp://host:9465", "ipc:///run/vigil/vigild.sock").
+    servers: one URL or a list ("tls+tcp://host:9465", "tcp://host:9465",
+    "ipc:///run/vigil/vigild.sock").
     timeout: seconds per attempt (send and reply). attempts: per call,
     counting the first. connect_wait: seconds the constructor waits for every
     replica to connect (a replica that is down does not fail it). backoff:
     pause before re-sending to a replica already tried in the call.
     workers: threads serving score_async. max_inflight: cap on score_async
     calls not yet finished.
+
+    Mutual TLS (tls+tcp:// URLs; docs/security.md): tls_ca is the PEM CA
+    that signed the servers' certificates (required for tls+tcp://: the
+    server is always verified); tls_cert and tls_key (unencrypted PEM) are
+    this client's certificate, which a vigild with [tls] ca requires;
+    tls_server_name is the name the servers' certificates must carry
+    (default: each URL's host). A failed handshake shows as Unreachable.
     """
 
     def __init__(self, servers: Union[str, Sequence[str]], *, timeout: float = 1.0,
                  attempts: int = 3, connect_wait: float = 1.0, backoff: float = 0.02,
                  vnodes: int = 160, max_reply_bytes: int = 1 << 20, workers: int = 8,
-                 max_inflight: int = 4096):
+                 max_inflight: int = 4096, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 tls_server_name: Optional[str] = None):
         urls = [servers] if isinstance(servers, str) else list(servers)
         if not 1 <= len(urls) <= 64:
             raise InvalidArgument("need 1 to 64 server URLs, got %d" % len(urls))
@@ -343,6 +353,13 @@ class Client:
                             ("max_inflight", max_inflight)):
             if value < 1:
                 raise InvalidArgument("%s must be >= 1" % name)
+        if bool(tls_cert) != bool(tls_key):
+            raise InvalidArgument("tls_cert and tls_key go together")
+        self._tls = (tls_ca, tls_cert, tls_key, tls_server_name)
+        for u in urls:
+            if u.startswith("tls+") and not tls_ca:
+                raise InvalidArgument("%s: a tls+tcp:// URL needs tls_ca (the CA that signed "
+                                      "the server's certificate)" % u)
         self._timeout_ms = max(1, int(timeout * 1000))
         self._attempts = min(int(attempts), 100)
         self._backoff = max(0.0, float(backoff))
@@ -392,11 +409,63 @@ class Client:
             rv = _nng.pipe_notify(r.sock, _nng.NNG_PIPE_EV_ADD_POST, r.cb, None)
             if rv == 0:
                 rv = _nng.pipe_notify(r.sock, _nng.NNG_PIPE_EV_REM_POST, r.cb, None)
-        if rv == 0:
+        if rv == 0 and r.url.startswith("tls+"):
+            rv = self._tls_dial(r)
+        elif rv == 0:
             rv = _nng.dial(r.sock, r.url.encode(), None, _nng.NNG_FLAG_NONBLOCK)
         if rv != 0:
             cls = MemoryError if rv == _nng.NNG_ENOMEM else TransportError
             raise cls("%s: %s" % (r.url, _nng.strerror(rv)))
+
+    def _tls_dial(self, r):
+        """Starts a tls+tcp:// dialer: TLS 1.2, the server verified against
+        tls_ca for tls_server_name (or the URL's host), our certificate if
+        given. Returns an nng error code; raises InvalidArgument for a file
+        that cannot be read."""
+        ca, cert, key, name = self._tls
+        pems = []
+        for path in (ca, cert, key):
+            if not path:
+                pems.append(None)
+                continue
+            try:
+                with open(path, "rb") as f:
+                    pems.append(f.read())
+            except OSError as e:
+                raise InvalidArgument("%s: %s: %s" % (r.url, path, e.strerror)) from None
+        if name is None:
+            # the URL's host: tls+tcp://HOST:PORT, [v6]:PORT
+            host = r.url.split("://", 1)[1].rsplit(":", 1)[0]
+            name = host[1:-1] if host.startswith("[") else host
+        d = _nng.Dialer()
+        cfg = ctypes.c_void_p()
+        rv = _nng.dialer_create(ctypes.byref(d), r.sock, r.url.encode())
+        if rv == 0:
+            rv = _nng.tls_config_alloc(ctypes.byref(cfg), _nng.NNG_TLS_MODE_CLIENT)
+        try:
+            if rv == 0:
+                rv = _nng.tls_config_version(cfg, _nng.NNG_TLS_1_2, _nng.NNG_TLS_1_2)
+            if rv == 0:
+                rv = _nng.tls_config_ca_file(cfg, ca.encode())
+                if rv != 0:
+                    raise InvalidArgument("%s: %s: %s" % (r.url, ca, _nng.strerror(rv)))
+            if rv == 0 and cert:
+                rv = _nng.tls_config_own_cert(cfg, pems[1], pems[2], None)
+                if rv != 0:
+                    raise InvalidArgument("%s: %s, %s: %s" % (r.url, cert, key,
+                                                              _nng.strerror(rv)))
+            if rv == 0:
+                rv = _nng.tls_config_server_name(cfg, name.encode())
+            if rv == 0:
+                rv = _nng.tls_config_auth_mode(cfg, _nng.NNG_TLS_AUTH_MODE_REQUIRED)
+            if rv == 0:
+                rv = _nng.dialer_set_ptr(d, _nng.NNG_OPT_TLS_CONFIG, cfg)
+        finally:
+            if cfg:
+                _nng.tls_config_free(cfg)  # the dialer holds its own reference
+        if rv == 0:
+            rv = _nng.dialer_start(d, _nng.NNG_FLAG_NONBLOCK)
+        return rv
 
     def _pipe_event(self, r, ev):
         # runs on an nng thread

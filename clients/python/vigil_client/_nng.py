@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """ctypes bindings to the few libnng 1.5 functions the client uses.
 
-Only the REQ side: sockets, dialers, contexts, aios and messages. Every
+Only the REQ side: sockets, dialers, contexts, aios and messages, and the
+TLS configuration of a tls+tcp:// dialer. Every
 blocking call (nng_aio_wait) goes through ctypes, which releases the GIL, so
 other Python threads run while a request is in flight.
 """
@@ -31,6 +32,11 @@ NNG_OPT_RECVMAXSZ = b"recv-size-max"
 NNG_OPT_RECONNMINT = b"reconnect-time-min"
 NNG_OPT_RECONNMAXT = b"reconnect-time-max"
 NNG_OPT_REQ_RESENDTIME = b"req:resend-time"
+NNG_OPT_TLS_CONFIG = b"tls-config"
+
+NNG_TLS_MODE_CLIENT = 0
+NNG_TLS_AUTH_MODE_REQUIRED = 2
+NNG_TLS_1_2 = 0x303
 
 
 class Socket(ctypes.Structure):
@@ -42,6 +48,10 @@ class Ctx(ctypes.Structure):
 
 
 class Pipe(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint32)]
+
+
+class Dialer(ctypes.Structure):
     _fields_ = [("id", ctypes.c_uint32)]
 
 
@@ -91,6 +101,17 @@ aio_result = _fn("nng_aio_result", _I, _P)
 aio_set_timeout = _fn("nng_aio_set_timeout", None, _P, ctypes.c_int32)
 aio_set_msg = _fn("nng_aio_set_msg", None, _P, _P)
 aio_get_msg = _fn("nng_aio_get_msg", _P, _P)
+dialer_create = _fn("nng_dialer_create", _I, ctypes.POINTER(Dialer), Socket, ctypes.c_char_p)
+dialer_start = _fn("nng_dialer_start", _I, Dialer, _I)
+dialer_set_ptr = _fn("nng_dialer_set_ptr", _I, Dialer, ctypes.c_char_p, _P)
+tls_config_alloc = _fn("nng_tls_config_alloc", _I, ctypes.POINTER(_P), _I)
+tls_config_free = _fn("nng_tls_config_free", None, _P)
+tls_config_version = _fn("nng_tls_config_version", _I, _P, _I, _I)
+tls_config_ca_file = _fn("nng_tls_config_ca_file", _I, _P, ctypes.c_char_p)
+tls_config_own_cert = _fn("nng_tls_config_own_cert", _I, _P, ctypes.c_char_p,
+                          ctypes.c_char_p, ctypes.c_char_p)
+tls_config_server_name = _fn("nng_tls_config_server_name", _I, _P, ctypes.c_char_p)
+tls_config_auth_mode = _fn("nng_tls_config_auth_mode", _I, _P, _I)
 msg_alloc = _fn("nng_msg_alloc", _I, ctypes.POINTER(_P), ctypes.c_size_t)
 msg_body = _fn("nng_msg_body", _P, _P)
 msg_len = _fn("nng_msg_len", ctypes.c_size_t, _P)

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * app/score.c - the one scoring pipeline (app.h, app_score) that vigild's
+ * nng path, its admin /v1/score, vigil-replay (offline and --nightly) and
+ * vigil-rules explain all run: dedupe and features -> the model ->
+ * the rules -> the decision -> the archived record -> commit. The callers
+ * keep transport, threads, replies, reading and reporting; a step added
+ * here appears in all of them. Rule files bound for scoring (app_rules:
+ * archived features, model rules) are made here too, once per load.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+
+/* ---------------------------------------------------------------------- */
+/* Rule files bound for scoring. */
+
+static vigil_err
+rules_arch_add(app_rules *r, uint32_t slot, char *errbuf, size_t errlen)
+{
+	if (store_schema_field(slot) == NULL)
+		return VIGIL_OK;
+	for (uint32_t i = 0; i < r->narch; i++)
+		if (r->arch[i] == slot)
+			return VIGIL_OK;
+	if (r->narch == STORE_MAX_FEATS) {
+		snprintf(errbuf, errlen, "tuned thresholds read more than %d distinct features "
+		    "(the archive record's limit)", STORE_MAX_FEATS);
+		return VIGIL_ETOOBIG;
+	}
+	r->arch[r->narch++] = slot;
+	return VIGIL_OK;
+}
+
+vigil_err
+app_rules_new(rules_prog *prog, app_rules **ret_rules, char *errbuf, size_t errlen)
+{
+	app_rules *r = calloc(1, sizeof *r);
+	uint32_t mslot;
+	vigil_err rv = VIGIL_OK;
+
+	if (r == NULL) {
+		rules_prog_free(prog);
+		snprintf(errbuf, errlen, "out of memory");
+		return VIGIL_ENOMEM;
+	}
+	r->prog = prog;
+	/* The features vigil-rebuild tunes the thresholds from (feature and
+	 * group), archived with every score by name. */
+	for (uint32_t i = 0; i < rules_prog_nthresholds(prog) && rv == VIGIL_OK; i++) {
+		rules_threshold_info ti;
+
+		rules_prog_threshold(prog, i, &ti);
+		if (ti.kind == RULES_TUNE_CONST)
+			continue;
+		rv = rules_arch_add(r, ti.feature_slot, errbuf, errlen);
+		if (rv == VIGIL_OK && ti.group_by != NULL)
+			rv = rules_arch_add(r, ti.group_slot, errbuf, errlen);
+	}
+	if (rv != VIGIL_OK) {
+		app_rules_free(r);
+		return rv;
+	}
+	if (store_schema_find("model.score", &mslot) != VIGIL_OK)
+		mslot = UINT32_MAX;
+	for (uint32_t i = 0; i < rules_prog_nrules(prog) && i < RULES_MAX_RULES; i++) {
+		rules_read reads[64];
+		uint32_t n = rules_prog_rule_reads(prog, i, reads, 64);
+
+		for (uint32_t k = 0; k < n && k < 64; k++)
+			if (!reads[k].threshold && reads[k].index == mslot)
+				r->reads_model[i] = true;
+		r->any_model |= r->reads_model[i];
+	}
+	*ret_rules = r;
+	return VIGIL_OK;
+}
+
+void
+app_rules_free(app_rules *r)
+{
+	if (r == NULL)
+		return;
+	rules_prog_free(r->prog);
+	free(r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Per-thread work. */
+
+struct app_work {
+	store_db     *db;
+	store_ctx    *ctx;
+	uint32_t      nfeat;
+	uint32_t      model_slot; /* "model.score" */
+	vigil_value  *features;
+	rules_result  res, res2;
+	store_scored  rec;
+	float         xm[MODEL_MAX_FEATURES];      /* the model's inputs, its order */
+	float         xl[STORE_MODEL_MAX_INPUTS];  /* the archived layout */
+};
+
+app_work *
+app_work_new(store_db *db)
+{
+	app_work *w = calloc(1, sizeof *w);
+
+	if (w == NULL)
+		return NULL;
+	w->db = db;
+	w->nfeat = store_schema_nfields();
+	if (store_schema_find("model.score", &w->model_slot) != VIGIL_OK) {
+		free(w);
+		return NULL;
+	}
+	w->features = calloc(w->nfeat, sizeof *w->features);
+	w->ctx = store_ctx_new(db);
+	if (w->features == NULL || w->ctx == NULL) {
+		app_work_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void
+app_work_free(app_work *w)
+{
+	if (w == NULL)
+		return;
+	store_ctx_free(w->ctx);
+	free(w->features);
+	free(w);
+}
+
+vigil_err
+app_work_set_features(app_work *w, const store_feature_mask *m)
+{
+	return store_ctx_set_features(w->ctx, m);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The pipeline. */
+
+/* Bounded string copy (truncates like snprintf "%s", without its cost). */
+static void
+score_strcpy(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static float
+value_float(const vigil_value *v)
+{
+	if (!v->present || v->str != NULL)
+		return NAN;
+	return (float)v->num;
+}
+
+void
+app_model_vector(const vigil_value *features, float *ret_x, uint32_t n)
+{
+	const uint32_t *slots;
+	uint32_t nl = store_schema_model_inputs(&slots);
+
+	for (uint32_t i = 0; i < n && i < nl; i++)
+		ret_x[i] = value_float(&features[slots[i]]);
+}
+
+/* model.score, and the top reasons when asked. */
+static void
+score_model(app_work *w, const app_model *m, app_outcome *out)
+{
+	const model_forest *f = app_model_forest(m);
+	uint32_t n = model_forest_nfeatures(f);
+	double p;
+
+	for (uint32_t i = 0; i < n; i++)
+		w->xm[i] = value_float(&w->features[app_model_slot(m, i)]);
+	p = model_forest_predict(f, w->xm);
+	out->model_score = p;
+	w->features[w->model_slot] = vigil_value_num(p);
+}
+
+static void
+score_reasons(app_work *w, const app_model *m, app_outcome *out)
+{
+	model_reason top[APP_REASONS_MAX];
+	uint32_t n = model_forest_top(app_model_forest(m), w->xm, APP_REASONS_MAX, top);
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t slot = app_model_slot(m, top[i].feature);
+
+		out->reasons[i].feature = store_schema_field(slot)->name;
+		out->reasons[i].value = w->features[slot];
+		out->reasons[i].contrib = top[i].contrib;
+	}
+	out->nreasons = n;
+}
+
+/* The archived record: outcome, hits (active first, capped), the values of
+ * the features the tuned thresholds read, the model's input vector. */
+static void
+score_record_fill(app_work *w, const app_scorer *sc, const vigil_txn *txn, uint64_t gen,
+    int64_t scored_at_ms, unsigned flags)
+{
+	const rules_prog *prog = sc->rules->prog;
+	const rules_result *res = &w->res;
+	store_scored *rec = &w->rec;
+	rules_rule_info ri;
+	size_t len = 0;
+
+	rec->txn = *txn;
+	rec->score = res->score;
+	rec->decision = res->decision;
+	rec->nhits = 0;
+	for (uint32_t i = 0; i < res->nhits + res->nshadow && rec->nhits < STORE_MAX_HITS; i++) {
+		bool shadow = i >= res->nhits;
+		store_hit *h = &rec->hits[rec->nhits++];
+
+		rules_prog_rule(prog, shadow ? res->shadow[i - res->nhits] : res->hits[i], &ri);
+		score_strcpy(h->rule, sizeof h->rule, ri.name);
+		h->points = ri.points;
+		h->shadow = shadow;
+	}
+	score_strcpy(rec->rules_version, sizeof rec->rules_version, rules_prog_hash(prog));
+	rec->features_gen = gen;
+	rec->scored_at_ms = scored_at_ms;
+	rec->nfeats = 0;
+	rec->model_layout = 0;
+	rec->model_in_len = 0;
+	if (flags & APP_NO_ARCHIVE)
+		return;
+	for (uint32_t i = 0; i < sc->rules->narch; i++) {
+		store_featval *f = &rec->feats[rec->nfeats++];
+		uint32_t slot = sc->rules->arch[i];
+
+		score_strcpy(f->name, sizeof f->name, store_schema_field(slot)->name);
+		f->val = w->features[slot];
+	}
+	{
+		const uint32_t *slots;
+		uint32_t n = store_schema_model_inputs(&slots);
+
+		app_model_vector(w->features, w->xl, n);
+		if (store_model_vec_encode(w->xl, n, rec->model_in, sizeof rec->model_in, &len) ==
+		    VIGIL_OK) {
+			rec->model_in_len = (uint32_t)len;
+			rec->model_layout = store_schema_model_layout();
+		}
+	}
+}
+
+vigil_err
+app_score(store_db *db, app_work *w, const app_scorer *sc, const vigil_txn *txn,
+    unsigned flags, int64_t scored_at_ms, app_outcome *out)
+{
+	const rules_prog *prog = sc->rules->prog;
+	bool dry = (flags & APP_DRY_RUN) != 0, locked = false;
+	vigil_err rv;
+
+	out->step = APP_STEP_FEATURES;
+	out->res = NULL;
+	out->res2 = NULL;
+	out->model_score = NAN;
+	out->nreasons = 0;
+	out->features = w->features;
+	out->diag.msg[0] = '\0';
+	out->generation = store_db_generation(db);
+
+	if (dry) {
+		rv = store_features_lookup(db, w->ctx, txn, w->features, w->nfeat);
+	} else {
+		rv = store_score_begin(db, w->ctx, txn, w->features, w->nfeat, &out->prior);
+		locked = rv == VIGIL_OK;
+	}
+	if (rv != VIGIL_OK)
+		goto out;
+
+	if (sc->model != NULL) {
+		out->step = APP_STEP_MODEL;
+		score_model(w, sc->model, out);
+	}
+
+	out->step = APP_STEP_RULES;
+	rv = rules_prog_eval(prog, sc->tv, w->features, w->nfeat, &w->res);
+	if (rv != VIGIL_OK)
+		goto out;
+	out->res = &w->res;
+	if (sc->prog2 != NULL) {
+		rv = rules_prog_eval(sc->prog2, sc->tv2, w->features, w->nfeat, &w->res2);
+		if (rv != VIGIL_OK)
+			goto out;
+		out->res2 = &w->res2;
+	}
+	if (sc->model != NULL) {
+		bool want = (flags & APP_ALL_REASONS) != 0;
+
+		for (uint32_t i = 0; i < w->res.nhits && !want; i++)
+			want = sc->rules->reads_model[w->res.hits[i]];
+		if (want)
+			score_reasons(w, sc->model, out);
+	}
+	if (dry)
+		goto out;
+
+	out->step = APP_STEP_ARCHIVE;
+	score_record_fill(w, sc, txn, out->generation, scored_at_ms, flags);
+	locked = false; /* commit unlocks, whatever it returns */
+	rv = store_score_commit(db, w->ctx, &w->rec, &out->diag);
+out:
+	if (locked && rv != VIGIL_OK)
+		store_score_abort(db, w->ctx);
+	if (rv != VIGIL_OK) {
+		out->res = NULL;
+		out->res2 = NULL;
+	}
+	out->rv = rv;
+	return rv;
+}

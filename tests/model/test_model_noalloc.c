@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/model/test_model_noalloc.c - evaluation allocates nothing: malloc,
+ * calloc, realloc and free are wrapped at link time (-Wl,--wrap) and counted
+ * around model_forest_predict, _margin, _contrib and _top over a model
+ * XGBoost trained (the corpus file given as argument), on vectors with and
+ * without missing values. Decoding, which does allocate, is outside the
+ * count.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "model.h"
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void  __real_free(void *p);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+void  __wrap_free(void *p);
+
+static unsigned long allocs;
+
+void *
+__wrap_malloc(size_t n)
+{
+	allocs++;
+	return __real_malloc(n);
+}
+
+void *
+__wrap_calloc(size_t n, size_t m)
+{
+	allocs++;
+	return __real_calloc(n, m);
+}
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	allocs++;
+	return __real_realloc(p, n);
+}
+
+void
+__wrap_free(void *p)
+{
+	if (p != NULL)
+		allocs++;
+	__real_free(p);
+}
+
+static const char *model_path;
+
+static void
+test_eval_allocates_nothing(void **state)
+{
+	FILE *fp = fopen(model_path, "rb");
+	char buf[65536];
+	size_t len;
+	model_forest *f = NULL;
+	model_diag diag;
+	float x[MODEL_MAX_FEATURES], c[MODEL_MAX_FEATURES + 1];
+	model_reason r[MODEL_TOP_MAX];
+	double acc = 0;
+	unsigned long before;
+	uint32_t nf, i, row;
+
+	(void)state;
+	assert_non_null(fp);
+	len = fread(buf, 1, sizeof buf, fp);
+	fclose(fp);
+	assert_true(len > 0 && len < sizeof buf);
+	if (model_forest_decode(buf, len, &f, &diag) != VIGIL_OK)
+		fail_msg("%s: %s", model_path, diag.msg);
+	assert_true(model_forest_ntrees(f) > 0);
+	nf = model_forest_nfeatures(f);
+
+	before = allocs;
+	for (row = 0; row < 1000; row++) {
+		for (i = 0; i < nf; i++)
+			x[i] = (row + i) % 7 == 0 ? NAN : (float)((int)((row * 31 + i * 17) % 41) - 20) / 8.0f;
+		acc += model_forest_predict(f, x) + model_forest_margin(f, x);
+		model_forest_contrib(f, x, c);
+		acc += c[nf];
+		acc += model_forest_top(f, x, 3, r);
+	}
+	assert_int_equal(allocs - before, 0);
+	assert_true(isfinite(acc));
+	model_forest_free(f);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_eval_allocates_nothing),
+	};
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: test_model_noalloc MODEL.json\n");
+		return 2;
+	}
+	model_path = argv[1];
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

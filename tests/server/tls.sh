@@ -1,0 +1,126 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/server/tls.sh - mutual TLS on vigild's scoring socket as tools
+# nobody here wrote see it (issue 17): a throwaway PKI made with openssl
+# (tests/lib/mkpki.sh); --check-config names a bad certificate, key or
+# pairing in one line; nngcat (nng-utils) with --cacert/--cert/--key scores
+# a protoc-encoded request, without a client certificate or with one from
+# another CA it gets nothing; vigil-score with --tls-*; the ipc socket is
+# 0660. Usage: tls.sh (VIGIL_BUILD_ROOT and VIGIL_SOURCE_ROOT set by meson).
+set -eu
+
+B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
+S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
+V="$B/server/vigild"
+R="$S/tests/server/rules/velocity.rules"
+D=$(mktemp -d /tmp/vigil-tls-XXXXXX)
+PID=
+
+fail() {
+	echo "tls: $*" >&2
+	[ -f "$D/vigild.log" ] && sed 's/^/  vigild.log: /' "$D/vigild.log" >&2
+	exit 1
+}
+cleanup() {
+	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+	rm -rf "$D"
+}
+trap cleanup EXIT INT TERM
+
+# expect STATUS PATTERN cmd...: exit status and a line of stdout+stderr
+expect() {
+	want=$1 pat=$2
+	shift 2
+	set +e
+	"$@" >"$D/out" 2>&1
+	got=$?
+	set -e
+	[ "$got" -eq "$want" ] || fail "$*: exit $got, expected $want: $(cat "$D/out")"
+	grep -q -- "$pat" "$D/out" || fail "$*: output does not match '$pat': $(cat "$D/out")"
+}
+
+mkdir "$D/pki"
+sh "$S/tests/lib/mkpki.sh" "$D/pki" || fail "mkpki.sh failed"
+P="$D/pki"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+	echo 39465)
+URL="tls+tcp://127.0.0.1:$PORT"
+COMMON="--rules $R --data $D/data --admin off --listen $URL --listen ipc://$D/vigild.sock"
+
+# --check-config: the files, the pairing, one line each
+expect 0 'vigild: configuration ok' \
+	"$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/server.key" --tls-ca "$P/ca.pem" --check-config
+grep -q "tls ca .*ca.pem (client certificates required)" "$D/out" || fail "check-config: no tls ca line"
+grep -q "^vigild: warning: \[tls\] cert $P/server.pem expires on .* (in [0-2] day(s))$" "$D/out" ||
+	fail "check-config: no expiry warning: $(cat "$D/out")"
+expect 2 "^vigild: \[tls\] key $P/client.key is not the key of \[tls\] cert $P/server.pem\$" \
+	"$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/client.key" --check-config
+expect 2 "^vigild: \[tls\] cert $D/none.pem: cannot open: No such file or directory\$" \
+	"$V" $COMMON --tls-cert "$D/none.pem" --tls-key "$P/server.key" --check-config
+printf 'not a certificate\n' >"$D/junk.pem"
+expect 2 "^vigild: \[tls\] ca $D/junk.pem: not a PEM or DER X.509 certificate" \
+	"$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/server.key" --tls-ca "$D/junk.pem" --check-config
+expect 2 "^vigild: \[tls\] key $P/server.pem: not an unencrypted PEM or DER private key" \
+	"$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/server.pem" --check-config
+expect 2 "^vigild: listen $URL: a tls+tcp:// URL needs \[tls\] cert and key (--tls-cert, --tls-key)\$" \
+	"$V" $COMMON --check-config
+# and the same at start: exit 2 before anything listens
+expect 2 "is not the key of" "$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/client.key"
+# a plaintext listener on a routable address is legal, with a warning
+expect 0 "^vigild: warning: listen tcp://0.0.0.0:1: plaintext and unauthenticated" \
+	"$V" --rules "$R" --data "$D/data" --admin off --listen tcp://0.0.0.0:1 --check-config
+
+"$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/server.key" --tls-ca "$P/ca.pem" \
+	2>"$D/vigild.log" &
+PID=$!
+i=0
+until grep -q 'vigild: ready' "$D/vigild.log"; do
+	i=$((i + 1))
+	[ "$i" -lt 300 ] || fail "vigild not ready after 30 s"
+	kill -0 "$PID" 2>/dev/null || fail "vigild exited during start-up"
+	sleep 0.1
+done
+[ "$(stat -c %a "$D/vigild.sock")" = 660 ] || fail "ipc socket mode $(stat -c %a "$D/vigild.sock"), expected 660"
+
+encode() { protoc --proto_path="$S/proto" --encode=vigil.v1.Request vigil.proto; }
+decode() { protoc --proto_path="$S/proto" --decode=vigil.v1.Reply vigil.proto; }
+encode >"$D/score.bin" <<'TXT'
+score { txn { txn_id: "tls-nngcat-1" event_time_ms: 1763700000000 card_id: "card-tls" merchant_id: "m-1" amount_minor: 2500 currency: "EUR" } }
+TXT
+# nngcat as a foreign client: verifies the server for its URL's host (127.0.0.1)
+nngcat --req --dial "$URL" --cacert "$P/ca.pem" --cert "$P/client.pem" --key "$P/client.key" \
+	--file "$D/score.bin" --raw --recv-timeout 5 >"$D/score.out" 2>"$D/nngcat.err" ||
+	fail "nngcat with a valid certificate: $(cat "$D/nngcat.err")"
+decode <"$D/score.out" >"$D/score.txt" || fail "reply is not a vigil.v1.Reply"
+grep -q 'txn_id: "tls-nngcat-1"' "$D/score.txt" || fail "no txn_id in reply: $(cat "$D/score.txt")"
+grep -q 'status:' "$D/score.txt" && fail "score: status is not OK: $(cat "$D/score.txt")"
+
+if nngcat --req --dial "$URL" --cacert "$P/ca.pem" --file "$D/score.bin" --raw \
+	--recv-timeout 2 >"$D/none.out" 2>&1; then
+	fail "nngcat without a client certificate got an answer"
+fi
+if nngcat --req --dial "$URL" --cacert "$P/ca.pem" --cert "$P/evil.pem" --key "$P/evil.key" \
+	--file "$D/score.bin" --raw --recv-timeout 2 >"$D/evil.out" 2>&1; then
+	fail "nngcat with a certificate from another CA got an answer"
+fi
+
+# vigil-score
+SC="$B/tools/score/vigil-score"
+expect 0 '"ready":true' "$SC" --server "$URL" --tls-ca "$P/ca.pem" --tls-cert "$P/client.pem" \
+	--tls-key "$P/client.key" health
+expect 0 '"txn_id":"tls-score-1"' "$SC" --server "$URL" --tls-ca "$P/ca.pem" \
+	--tls-cert "$P/client.pem" --tls-key "$P/client.key" --tls-server-name localhost \
+	--txn-id tls-score-1 --card card-tls --merchant m-1 --amount 12.50 --currency EUR
+expect 1 '"error":"EUNREACHABLE"' "$SC" --server "$URL" --tls-ca "$P/ca.pem" --timeout 300 \
+	--attempts 1 health
+expect 1 '"error":"EUNREACHABLE"' "$SC" --server "$URL" --tls-ca "$P/ca.pem" --tls-cert "$P/evil.pem" \
+	--tls-key "$P/evil.key" --timeout 300 --attempts 1 health
+expect 2 "^vigil-score: $URL: a tls+tcp:// URL needs opts.tls_ca" "$SC" --server "$URL" health
+expect 2 "^vigil-score: $URL: $D/none.pem: No such file or directory\$" "$SC" --server "$URL" \
+	--tls-ca "$D/none.pem" health
+
+kill -0 "$PID" 2>/dev/null || fail "vigild died"
+kill -TERM "$PID"
+wait "$PID" || fail "vigild exited with status $? after SIGTERM"
+PID=
+echo "tls: ok"

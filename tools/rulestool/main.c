@@ -1,0 +1,993 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/rulestool/main.c - vigil-rules, the fraud analyst's tool for rule
+ * files (docs/vigil-rules.md): check, fmt, explain one transaction, and run
+ * the regression cases kept next to the rules. Rule files compile against
+ * the store feature schema (app_rules_schema). Exit codes: 0 ok, 1 findings
+ * (errors in a rule file, a failing case, an unformatted file with --check),
+ * 2 usage or I/O error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "app.h"
+#include "rules.h"
+#include "store.h"
+#include "vigil.h"
+#include "vigil_json.h"
+#include "vigil_config.h"
+
+#define EXIT_FINDINGS 1
+#define EXIT_USAGE    2
+
+#define TOOL_MAX_FILE   (16u << 20) /* rule and cases files read by the tool */
+#define TOOL_MAX_READS  64
+
+static const char *tool_usage =
+    "usage: vigil-rules COMMAND [OPTIONS] ARGS\n"
+    "\n"
+    "Check, format, explain and test vigil rule files (docs/rules.md).\n"
+    "\n"
+    "commands:\n"
+    "  check [--json] FILE...            compile each file; print every error\n"
+    "  fmt [-w | --check] FILE           print FILE in canonical form\n"
+    "  explain [--json] FILE --txn JSON  evaluate one transaction, rule by rule\n"
+    "  test [-v] FILE CASES              run regression cases against FILE\n"
+    "  features [--json | --markdown]    list every feature a rule or the model reads\n"
+    "\n"
+    "`vigil-rules COMMAND --help` describes a command.\n"
+    "exit status: 0 ok, 1 findings (errors, failing cases), 2 usage or I/O error\n";
+
+static const char *features_usage =
+    "usage: vigil-rules features [--json | --markdown]\n"
+    "\n"
+    "Lists the feature table (store/schema.def): name, type, source (txn, card,\n"
+    "merchant, terminal, derived, live, score), whether the nightly model reads\n"
+    "it, and its one-line meaning. --markdown prints the table docs/features.md\n"
+    "carries (a test compares the two); --json one array of objects.\n"
+    "exit status: 0 ok, 2 usage or I/O error\n";
+
+static const char *check_usage =
+    "usage: vigil-rules check [--json] FILE...\n"
+    "\n"
+    "Compiles each rule file against the feature schema, with its list files.\n"
+    "Errors are printed as FILE:LINE:COL: error: MESSAGE, then the source line\n"
+    "and a caret. With --json, one JSON document on stdout:\n"
+    "  {\"ok\": bool, \"files\": [{\"file\", \"ok\", \"version\", \"hash\", \"rules\",\n"
+    "   \"thresholds\", \"errors\": [{\"line\", \"col\", \"message\"}]}]}\n"
+    "exit status: 0 all valid, 1 some file has errors, 2 usage or I/O error\n";
+
+static const char *fmt_usage =
+    "usage: vigil-rules fmt [-w | --check] FILE\n"
+    "\n"
+    "Prints FILE in canonical form (comments kept; idempotent).\n"
+    "  -w, --write   rewrite FILE in place (atomically) instead of printing\n"
+    "  --check       print nothing; exit 1 if FILE is not in canonical form\n"
+    "exit status: 0 ok, 1 syntax errors or (--check) not canonical, 2 usage or I/O\n";
+
+static const char *explain_usage =
+    "usage: vigil-rules explain [--json] FILE --txn JSON\n"
+    "\n"
+    "Evaluates one transaction and shows each rule's outcome (fired, not fired,\n"
+    "or unknown because a value was missing) with the value of every feature\n"
+    "and threshold its condition read.\n"
+    "  --txn JSON    the input: inline JSON, @PATH to read a file, or - for stdin:\n"
+    "                {\"txn\": {transaction fields}, \"features\": {\"card.count_7d\": 3, ...},\n"
+    "                 \"thresholds\": {\"name\": 12.5, \"by_group\": {\"5411\": 300}}}\n"
+    "                \"features\" and \"thresholds\" are optional; a threshold without\n"
+    "                a value uses its fallback.\n"
+    "  --json        print one JSON document instead of text\n"
+    "exit status: 0 ok, 1 the rule file or the input has errors, 2 usage or I/O\n";
+
+static const char *test_usage =
+    "usage: vigil-rules test [-v] FILE CASES\n"
+    "\n"
+    "Runs the regression cases in CASES (JSON lines; blank lines and lines\n"
+    "starting with # are skipped) against the rule file FILE. One case a line:\n"
+    "  {\"name\": \"...\", \"txn\": {...}, \"features\": {...}, \"thresholds\": {...},\n"
+    "   \"expect\": {\"decision\": \"review\", \"hits\": [\"rule\", ...],\n"
+    "              \"shadow\": [\"rule\", ...], \"score\": 40}}\n"
+    "\"hits\" and \"shadow\" list exactly the rules that must fire (any order);\n"
+    "each expect key is optional but \"decision\" or \"hits\" must be given.\n"
+    "  -v, --verbose   print every case, not only failures\n"
+    "exit status: 0 all cases pass, 1 a case fails or the files have errors, 2 usage or I/O\n";
+
+/* ---- files ---- */
+
+/*
+ * Reads path ("-" = stdin) into a NUL-terminated buffer; prints the error
+ * as a whole-file diagnostic, "FILE: error: MESSAGE", the form the rules
+ * library (and so vigild --check-config) gives the same problems. Pipes
+ * are read (`<(...)`, stdin); a directory is not.
+ */
+static char *
+tool_read(const char *path, size_t *ret_len)
+{
+	FILE       *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	char       *buf = NULL, *res = NULL;
+	size_t      n = 0, cap = 0;
+	struct stat st;
+
+	if (f == NULL) {
+		fprintf(stderr, "%s: error: cannot open: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) != 0) {
+		fprintf(stderr, "%s: error: cannot stat: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
+		fprintf(stderr, "%s: error: not a regular file\n", path);
+		goto out;
+	}
+	for (;;) {
+		size_t got;
+
+		if (n + 4096 + 1 > cap) {
+			size_t ncap = cap ? cap * 2 : 65536;
+			char  *nb;
+
+			if (ncap > TOOL_MAX_FILE + 4096 + 1)
+				ncap = TOOL_MAX_FILE + 4096 + 1;
+			nb = realloc(buf, ncap);
+			if (nb == NULL) {
+				fprintf(stderr, "%s: error: out of memory\n", path);
+				goto out;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+		if (n > TOOL_MAX_FILE) {
+			fprintf(stderr, "%s: error: larger than the limit of %u bytes\n", path,
+			    TOOL_MAX_FILE);
+			goto out;
+		}
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "%s: error: read failed: %s\n", path, strerror(errno));
+		goto out;
+	}
+	buf[n] = '\0';
+	*ret_len = n;
+	res = buf;
+	buf = NULL;
+out:
+	if (f != stdin)
+		fclose(f);
+	free(buf);
+	return res;
+}
+
+static char *
+tool_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+/*
+ * Reads and compiles a rule file. Returns 0 (*ret_prog set), EXIT_FINDINGS
+ * (diags filled, *ret_src kept for printing) or EXIT_USAGE (I/O, printed).
+ */
+static int
+tool_compile(const char *path, const rules_schema *schema, rules_prog **ret_prog,
+    rules_diags *diags, char **ret_src, size_t *ret_len)
+{
+	rules_opts opts = { 0 };
+	char      *src, *dir;
+	size_t     len = 0;
+	vigil_err  rv;
+
+	src = tool_read(path, &len);
+	if (src == NULL)
+		return EXIT_USAGE;
+	dir = tool_dirname(path);
+	if (dir == NULL) {
+		free(src);
+		fprintf(stderr, "vigil-rules: out of memory\n");
+		return EXIT_USAGE;
+	}
+	opts.base_dir = dir;
+	rv = rules_compile(path, src, len, schema, &opts, ret_prog, diags);
+	free(dir);
+	*ret_src = src;
+	*ret_len = len;
+	if (rv == VIGIL_OK)
+		return 0;
+	if (rv == VIGIL_ENOMEM) {
+		fprintf(stderr, "vigil-rules: %s: out of memory\n", path);
+		return EXIT_USAGE;
+	}
+	return EXIT_FINDINGS;
+}
+
+/* ---- check ---- */
+
+static int
+cmd_check(int argc, char **argv, const rules_schema *schema)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool    json = false;
+	int     c, status = 0;
+	json_t *jfiles = NULL;
+
+	while ((c = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'h': fputs(check_usage, stdout); return 0;
+		default: fputs(check_usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "vigil-rules check: no rule file given\n%s", check_usage);
+		return EXIT_USAGE;
+	}
+	if (json && (jfiles = json_array()) == NULL)
+		return EXIT_USAGE;
+	for (int i = optind; i < argc; i++) {
+		rules_prog *prog = NULL;
+		rules_diags diags;
+		char       *src = NULL;
+		size_t      len = 0;
+		int         r = tool_compile(argv[i], schema, &prog, &diags, &src, &len);
+
+		if (r == EXIT_USAGE) {
+			status = EXIT_USAGE;
+		} else if (json) {
+			json_t *jf = json_object(), *jerr = json_array();
+
+			json_object_set_new(jf, "file", json_string(argv[i]));
+			json_object_set_new(jf, "ok", json_boolean(r == 0));
+			if (r == 0) {
+				json_object_set_new(jf, "version", json_string(rules_prog_version(prog)));
+				json_object_set_new(jf, "hash", json_string(rules_prog_hash(prog)));
+				json_object_set_new(jf, "rules", json_integer(rules_prog_nrules(prog)));
+				json_object_set_new(jf, "thresholds", json_integer(rules_prog_nthresholds(prog)));
+			} else {
+				for (uint32_t k = 0; k < diags.count; k++)
+					json_array_append_new(jerr, json_pack("{s:i,s:i,s:s}", "line",
+					    (json_int_t)diags.items[k].line, "col", (json_int_t)diags.items[k].col,
+					    "message", diags.items[k].msg));
+				if (diags.dropped > 0)
+					json_object_set_new(jf, "errors_not_shown", json_integer(diags.dropped));
+			}
+			json_object_set_new(jf, "errors", jerr);
+			json_array_append_new(jfiles, jf);
+		} else if (r == 0) {
+			printf("%s: ok (version \"%s\", %u rules, %u thresholds, hash %s)\n", argv[i],
+			    rules_prog_version(prog), rules_prog_nrules(prog), rules_prog_nthresholds(prog),
+			    rules_prog_hash(prog));
+		} else {
+			rules_diags_print(&diags, src, len, stderr);
+		}
+		if (r == EXIT_FINDINGS && status == 0)
+			status = EXIT_FINDINGS;
+		rules_prog_free(prog);
+		free(src);
+	}
+	if (json) {
+		json_t *doc = json_pack("{s:b,s:o}", "ok", status == 0, "files", jfiles);
+
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(doc);
+	}
+	return status;
+}
+
+/* ---- fmt ---- */
+
+static int
+tool_write_atomic(const char *path, const char *data, size_t len)
+{
+	char        tmp[4096];
+	FILE       *f;
+	struct stat st;
+
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.fmt-tmp", path) >= sizeof tmp) {
+		fprintf(stderr, "vigil-rules: %s: path too long\n", path);
+		return EXIT_USAGE;
+	}
+	f = fopen(tmp, "wb");
+	if (f == NULL) {
+		fprintf(stderr, "vigil-rules: %s: %s\n", tmp, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (stat(path, &st) == 0)
+		(void)fchmod(fileno(f), st.st_mode & 07777);
+	if (fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		fprintf(stderr, "vigil-rules: %s: write failed: %s\n", tmp, strerror(errno));
+		fclose(f);
+		unlink(tmp);
+		return EXIT_USAGE;
+	}
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		fprintf(stderr, "vigil-rules: %s: %s\n", path, strerror(errno));
+		unlink(tmp);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int
+cmd_fmt(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "write", no_argument, NULL, 'w' },
+		{ "check", no_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool        write = false, check = false;
+	int         c, status = 0;
+	char       *src = NULL, *out = NULL;
+	size_t      len = 0, olen = 0;
+	rules_diags diags;
+	vigil_err   rv;
+
+	while ((c = getopt_long(argc, argv, "+wh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'w': write = true; break;
+		case 'c': check = true; break;
+		case 'h': fputs(fmt_usage, stdout); return 0;
+		default: fputs(fmt_usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc || (write && check)) {
+		fprintf(stderr, "vigil-rules fmt: give one FILE and at most one of -w, --check\n%s",
+		    fmt_usage);
+		return EXIT_USAGE;
+	}
+	src = tool_read(argv[optind], &len);
+	if (src == NULL)
+		return EXIT_USAGE;
+	rv = rules_format(argv[optind], src, len, &out, &olen, &diags);
+	if (rv == VIGIL_ESYNTAX || rv == VIGIL_ETOOBIG) {
+		if (rv == VIGIL_ESYNTAX)
+			rules_diags_print(&diags, src, len, stderr);
+		else
+			fprintf(stderr, "vigil-rules: %s: too large to format\n", argv[optind]);
+		status = EXIT_FINDINGS;
+		goto out;
+	}
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-rules: %s: %s\n", argv[optind], vigil_strerror(rv));
+		status = EXIT_USAGE;
+		goto out;
+	}
+	if (check) {
+		if (olen != len || memcmp(out, src, len) != 0) {
+			fprintf(stderr, "%s: not in canonical form (run: vigil-rules fmt -w %s)\n",
+			    argv[optind], argv[optind]);
+			status = EXIT_FINDINGS;
+		}
+	} else if (write) {
+		if (olen != len || memcmp(out, src, len) != 0)
+			status = tool_write_atomic(argv[optind], out, olen);
+	} else if (fwrite(out, 1, olen, stdout) != olen) {
+		status = EXIT_USAGE;
+	}
+out:
+	free(src);
+	free(out);
+	return status;
+}
+
+/* ---- transaction input (explain, test) ---- */
+
+/* Threshold values from {"name": number | {"group": number}}. */
+static int
+tool_thresholds(const json_t *obj, const rules_prog *prog, rules_tvals *tv, char *err,
+    size_t errlen)
+{
+	const char *name;
+	json_t     *v;
+
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "thresholds: must be an object of name -> value");
+		return -1;
+	}
+	json_object_foreach((json_t *)obj, name, v) {
+		uint32_t             i, n = rules_prog_nthresholds(prog);
+		rules_threshold_info ti;
+
+		for (i = 0; i < n; i++) {
+			rules_prog_threshold(prog, i, &ti);
+			if (strcmp(ti.name, name) == 0)
+				break;
+		}
+		if (i == n) {
+			snprintf(err, errlen, "thresholds.%s: no such threshold in the rule file", name);
+			return -1;
+		}
+		if (ti.kind == RULES_TUNE_CONST) {
+			snprintf(err, errlen, "thresholds.%s: a constant threshold cannot be set", name);
+			return -1;
+		}
+		if (json_is_number(v)) {
+			if (rules_tvals_set(tv, i, NULL, json_number_value(v)) != VIGIL_OK) {
+				snprintf(err, errlen, "thresholds.%s: invalid value", name);
+				return -1;
+			}
+		} else if (json_is_object(v) && ti.group_by != NULL) {
+			const char *g;
+			json_t     *gv;
+
+			json_object_foreach(v, g, gv) {
+				vigil_value key;
+				char       *end;
+
+				if (!json_is_number(gv)) {
+					snprintf(err, errlen, "thresholds.%s.%s: must be a number", name, g);
+					return -1;
+				}
+				if (ti.group_type == VIGIL_T_STR) {
+					key = vigil_value_str(g, (uint32_t)strlen(g));
+				} else if (ti.group_type == VIGIL_T_BOOL) {
+					if (strcmp(g, "true") != 0 && strcmp(g, "false") != 0) {
+						snprintf(err, errlen, "thresholds.%s.%s: group of %s is true or false",
+						    name, g, ti.group_by);
+						return -1;
+					}
+					key = vigil_value_bool(strcmp(g, "true") == 0);
+				} else {
+					double d = strtod(g, &end);
+
+					if (*g == '\0' || *end != '\0') {
+						snprintf(err, errlen, "thresholds.%s.%s: group of %s must be a number", name,
+						    g, ti.group_by);
+						return -1;
+					}
+					key = vigil_value_num(d);
+				}
+				if (rules_tvals_set(tv, i, &key, json_number_value(gv)) != VIGIL_OK) {
+					snprintf(err, errlen, "thresholds.%s.%s: invalid value", name, g);
+					return -1;
+				}
+			}
+		} else {
+			snprintf(err, errlen, "thresholds.%s: must be a number%s", name,
+			    ti.group_by != NULL ? " or an object of group -> number" : "");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Fills features (and tv) from {"txn": {...}, "features": {...},
+ * "thresholds": {...}}. String values point into txn and obj.
+ */
+static int
+tool_input(const json_t *obj, const rules_prog *prog, vigil_txn *txn, vigil_value *features,
+    uint32_t nfeatures, rules_tvals *tv, char *err, size_t errlen)
+{
+	const json_t *jt, *jf, *jth;
+	const char   *field = NULL;
+	char          msg[160], sub[200];
+
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "input must be a JSON object with \"txn\"");
+		return -1;
+	}
+	jt = json_object_get(obj, "txn");
+	if (jt == NULL) {
+		snprintf(err, errlen, "txn: missing (the transaction object)");
+		return -1;
+	}
+	if (vigil_txn_from_json(jt, txn, sub, sizeof sub) != VIGIL_OK) {
+		snprintf(err, errlen, "txn.%s", sub);
+		return -1;
+	}
+	if (vigil_txn_validate(txn, &field, msg, sizeof msg) != VIGIL_OK) {
+		snprintf(err, errlen, "txn.%s: %s", field != NULL ? field : "?", msg);
+		return -1;
+	}
+	store_features_from_txn(txn, features, nfeatures);
+	jf = json_object_get(obj, "features");
+	if (jf != NULL && app_features_from_json(jf, features, nfeatures, sub, sizeof sub) != VIGIL_OK) {
+		snprintf(err, errlen, "features.%s", sub);
+		return -1;
+	}
+	jth = json_object_get(obj, "thresholds");
+	if (jth != NULL && tool_thresholds(jth, prog, tv, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+/* ---- explain ---- */
+
+static json_t *
+tool_value_json(vigil_type t, const vigil_value *v)
+{
+	if (!v->present)
+		return json_null();
+	if (t == VIGIL_T_STR)
+		return json_stringn(v->str, v->len);
+	if (t == VIGIL_T_BOOL)
+		return json_boolean(v->num != 0);
+	return json_real(v->num);
+}
+
+static json_t *
+tool_explain_json(const char *path, const rules_prog *prog, const rules_tvals *tv,
+    const vigil_value *f, uint32_t n)
+{
+	rules_result *res = malloc(sizeof *res);
+	json_t       *doc = NULL, *jr;
+	int32_t       review, decline;
+
+	if (res == NULL || rules_prog_eval(prog, tv, f, n, res) != VIGIL_OK)
+		goto out;
+	rules_prog_bands(prog, &review, &decline);
+	doc = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:{s:i,s:i}}", "file", path, "version",
+	    rules_prog_version(prog), "hash", rules_prog_hash(prog), "decision",
+	    vigil_decision_name(res->decision), "score", (json_int_t)res->score, "shadow_score",
+	    (json_int_t)res->shadow_score, "bands", "review", (json_int_t)review, "decline",
+	    (json_int_t)decline);
+	jr = json_array();
+	if (doc == NULL || jr == NULL) {
+		json_decref(jr);
+		goto out;
+	}
+	for (uint32_t i = 0; i < rules_prog_nrules(prog); i++) {
+		rules_rule_info info;
+		rules_outcome   o = RULES_OUTCOME_FALSE;
+		rules_read      reads[TOOL_MAX_READS];
+		uint32_t        nr;
+		json_t         *jrule, *jreads = json_array();
+
+		rules_prog_rule(prog, i, &info);
+		rules_prog_rule_eval(prog, tv, f, n, i, &o);
+		jrule = json_pack("{s:s,s:s,s:i,s:s,s:b,s:s,s:s}", "name", info.name, "mode",
+		    rules_mode_name(info.mode), "points", (json_int_t)info.points, "outcome",
+		    rules_outcome_name(o), "fired", o == RULES_OUTCOME_TRUE && info.mode != RULES_MODE_DISABLED,
+		    "reason", info.reason, "condition", rules_prog_rule_condition(prog, i));
+		nr = rules_prog_rule_reads(prog, i, reads, TOOL_MAX_READS);
+		for (uint32_t k = 0; k < nr && k < TOOL_MAX_READS; k++) {
+			if (reads[k].threshold) {
+				double         v = 0;
+				rules_tval_src src = RULES_TVAL_FALLBACK;
+
+				rules_tvals_value(prog, tv, reads[k].index, f, n, &v, &src);
+				json_array_append_new(jreads, json_pack("{s:s,s:s,s:f,s:s}", "name", reads[k].name,
+				    "kind", "threshold", "value", v, "source", rules_tval_src_name(src)));
+			} else {
+				json_array_append_new(jreads, json_pack("{s:s,s:s,s:o}", "name", reads[k].name,
+				    "kind", "feature", "value", tool_value_json(reads[k].type, &f[reads[k].index])));
+			}
+		}
+		json_object_set_new(jrule, "reads", jreads);
+		json_array_append_new(jr, jrule);
+	}
+	json_object_set_new(doc, "rules", jr);
+out:
+	free(res);
+	return doc;
+}
+
+static int
+cmd_explain(int argc, char **argv, const rules_schema *schema)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "txn", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool          json = false;
+	const char   *txnarg = NULL;
+	int           c, status = 0;
+	rules_prog   *prog = NULL;
+	rules_tvals  *tv = NULL;
+	rules_diags   diags;
+	char         *src = NULL, *input = NULL;
+	size_t        len = 0;
+	json_t       *obj = NULL;
+	json_error_t  jerr;
+	vigil_value  *features = NULL;
+	uint32_t      nfeatures = rules_schema_nslots(schema);
+	vigil_txn     txn;
+	char          err[320];
+
+	while ((c = getopt_long(argc, argv, "jt:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 't': txnarg = optarg; break;
+		case 'h': fputs(explain_usage, stdout); return 0;
+		default: fputs(explain_usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc || txnarg == NULL) {
+		fprintf(stderr, "vigil-rules explain: give one FILE and --txn JSON\n%s", explain_usage);
+		return EXIT_USAGE;
+	}
+	status = tool_compile(argv[optind], schema, &prog, &diags, &src, &len);
+	if (status == EXIT_FINDINGS)
+		rules_diags_print(&diags, src, len, stderr);
+	if (status != 0)
+		goto out;
+	if (txnarg[0] == '@' || strcmp(txnarg, "-") == 0) {
+		size_t ilen;
+
+		input = tool_read(txnarg[0] == '@' ? txnarg + 1 : "-", &ilen);
+		if (input == NULL) {
+			status = EXIT_USAGE;
+			goto out;
+		}
+		obj = json_loadb(input, ilen, 0, &jerr);
+	} else {
+		obj = json_loads(txnarg, 0, &jerr);
+	}
+	if (obj == NULL) {
+		fprintf(stderr, "vigil-rules: --txn:%d:%d: %s\n", jerr.line, jerr.column, jerr.text);
+		status = EXIT_FINDINGS;
+		goto out;
+	}
+	features = calloc(nfeatures + 1, sizeof *features);
+	tv = rules_tvals_new(prog);
+	if (features == NULL || tv == NULL) {
+		fprintf(stderr, "vigil-rules: out of memory\n");
+		status = EXIT_USAGE;
+		goto out;
+	}
+	if (tool_input(obj, prog, &txn, features, nfeatures, tv, err, sizeof err) != 0) {
+		fprintf(stderr, "vigil-rules: --txn: %s\n", err);
+		status = EXIT_FINDINGS;
+		goto out;
+	}
+	if (json) {
+		json_t *doc = tool_explain_json(argv[optind], prog, tv, features, nfeatures);
+
+		if (doc == NULL) {
+			fprintf(stderr, "vigil-rules: out of memory\n");
+			status = EXIT_USAGE;
+			goto out;
+		}
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(doc);
+	} else {
+		rules_explain_print(prog, tv, features, nfeatures, stdout);
+	}
+out:
+	json_decref(obj);
+	free(features);
+	rules_tvals_free(tv);
+	rules_prog_free(prog);
+	free(src);
+	free(input);
+	return status;
+}
+
+/* ---- test ---- */
+
+/* Names of rules idx[0..n) as a sorted-free set check against a JSON array. */
+static bool
+tool_names_match(const rules_prog *prog, const uint16_t *idx, uint32_t n, const json_t *want,
+    char *diff, size_t difflen)
+{
+	size_t  off = 0;
+	bool    ok = true;
+	size_t  i;
+	json_t *v;
+
+	diff[0] = '\0';
+	json_array_foreach(want, i, v) {
+		bool found = false;
+
+		for (uint32_t k = 0; k < n && !found; k++) {
+			rules_rule_info info;
+
+			rules_prog_rule(prog, idx[k], &info);
+			found = json_is_string(v) && strcmp(info.name, json_string_value(v)) == 0;
+		}
+		if (!found) {
+			ok = false;
+			if (off < difflen)
+				off += (size_t)snprintf(diff + off, difflen - off, " missing %s;",
+				    json_is_string(v) ? json_string_value(v) : "(not a string)");
+		}
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		rules_rule_info info;
+		bool            found = false;
+
+		rules_prog_rule(prog, idx[k], &info);
+		json_array_foreach(want, i, v)
+			if (json_is_string(v) && strcmp(info.name, json_string_value(v)) == 0)
+				found = true;
+		if (!found) {
+			ok = false;
+			if (off < difflen)
+				off += (size_t)snprintf(diff + off, difflen - off, " unexpected %s;", info.name);
+		}
+	}
+	return ok;
+}
+
+static int
+cmd_test(int argc, char **argv, const rules_schema *schema)
+{
+	static const struct option longopts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool          verbose = false;
+	int           c, status = 0;
+	rules_prog   *prog = NULL;
+	rules_diags   diags;
+	rules_result *res = NULL;
+	char         *src = NULL, *cases = NULL;
+	size_t        len = 0, clen = 0, pos = 0;
+	vigil_value  *features = NULL;
+	uint32_t      nfeatures = rules_schema_nslots(schema), lineno = 0, ncases = 0, nfail = 0;
+
+	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'v': verbose = true; break;
+		case 'h': fputs(test_usage, stdout); return 0;
+		default: fputs(test_usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind + 2 != argc) {
+		fprintf(stderr, "vigil-rules test: give FILE and CASES\n%s", test_usage);
+		return EXIT_USAGE;
+	}
+	status = tool_compile(argv[optind], schema, &prog, &diags, &src, &len);
+	if (status == EXIT_FINDINGS)
+		rules_diags_print(&diags, src, len, stderr);
+	if (status != 0)
+		goto out;
+	cases = tool_read(argv[optind + 1], &clen);
+	features = calloc(nfeatures + 1, sizeof *features);
+	res = malloc(sizeof *res);
+	if (cases == NULL || features == NULL || res == NULL) {
+		status = EXIT_USAGE;
+		goto out;
+	}
+	while (pos < clen) {
+		const char  *line = cases + pos, *nl = memchr(line, '\n', clen - pos);
+		size_t       ll = nl != NULL ? (size_t)(nl - line) : clen - pos;
+		json_t      *obj = NULL, *exp;
+		json_error_t jerr;
+		rules_tvals *tv = NULL;
+		vigil_txn    txn;
+		char         err[1024], diff[512], name[128];
+		bool         ok = true;
+		size_t       k = 0;
+
+		pos += ll + (nl != NULL);
+		lineno++;
+		while (k < ll && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r'))
+			k++;
+		if (k == ll || line[k] == '#')
+			continue;
+		ncases++;
+		snprintf(name, sizeof name, "line %u", lineno);
+		obj = json_loadb(line, ll, 0, &jerr);
+		if (obj == NULL) {
+			fprintf(stderr, "%s:%u:%d: error: %s\n", argv[optind + 1], lineno, jerr.column, jerr.text);
+			nfail++;
+			continue;
+		}
+		if (json_is_string(json_object_get(obj, "name")))
+			snprintf(name, sizeof name, "%s", json_string_value(json_object_get(obj, "name")));
+		exp = json_object_get(obj, "expect");
+		tv = rules_tvals_new(prog);
+		if (tv == NULL) {
+			json_decref(obj);
+			status = EXIT_USAGE;
+			goto out;
+		}
+		if (!json_is_object(exp) ||
+		    (json_object_get(exp, "decision") == NULL && json_object_get(exp, "hits") == NULL)) {
+			snprintf(err, sizeof err, "expect: an object with \"decision\" or \"hits\" is required");
+			ok = false;
+		} else if (tool_input(obj, prog, &txn, features, nfeatures, tv, err, sizeof err) != 0) {
+			ok = false;
+		} else if (rules_prog_eval(prog, tv, features, nfeatures, res) != VIGIL_OK) {
+			snprintf(err, sizeof err, "evaluation failed");
+			ok = false;
+		} else {
+			const json_t  *jd = json_object_get(exp, "decision"), *jh = json_object_get(exp, "hits");
+			const json_t  *js = json_object_get(exp, "shadow"), *jsc = json_object_get(exp, "score");
+			vigil_decision want;
+			size_t         off = 0;
+
+			err[0] = '\0';
+			if (jd != NULL) {
+				if (!json_is_string(jd) || vigil_decision_parse(json_string_value(jd), &want) != VIGIL_OK) {
+					off += (size_t)snprintf(err + off, sizeof err - off,
+					    "expect.decision: must be allow, review or decline; ");
+					ok = false;
+				} else if (want != res->decision) {
+					off += (size_t)snprintf(err + off, sizeof err - off,
+					    "decision %s, expected %s (score %d); ", vigil_decision_name(res->decision),
+					    vigil_decision_name(want), res->score);
+					ok = false;
+				}
+			}
+			if (jsc != NULL && off < sizeof err && (!json_is_integer(jsc) ||
+			    json_integer_value(jsc) != res->score)) {
+				if (json_is_integer(jsc))
+					off += (size_t)snprintf(err + off, sizeof err - off, "score %d, expected %lld; ",
+					    res->score, (long long)json_integer_value(jsc));
+				else
+					off += (size_t)snprintf(err + off, sizeof err - off,
+					    "expect.score: must be an integer; ");
+				ok = false;
+			}
+			if (jh != NULL && off < sizeof err) {
+				if (!json_is_array(jh)) {
+					off += (size_t)snprintf(err + off, sizeof err - off, "expect.hits: must be an array; ");
+					ok = false;
+				} else if (!tool_names_match(prog, res->hits, res->nhits, jh, diff, sizeof diff)) {
+					off += (size_t)snprintf(err + off, sizeof err - off, "hits:%s ", diff);
+					ok = false;
+				}
+			}
+			if (js != NULL && off < sizeof err) {
+				if (!json_is_array(js)) {
+					off += (size_t)snprintf(err + off, sizeof err - off, "expect.shadow: must be an array; ");
+					ok = false;
+				} else if (!tool_names_match(prog, res->shadow, res->nshadow, js, diff, sizeof diff)) {
+					snprintf(err + off, sizeof err - off, "shadow:%s", diff);
+					ok = false;
+				}
+			}
+		}
+		if (!ok) {
+			nfail++;
+			fprintf(stderr, "%s:%u: FAIL %s: %s\n", argv[optind + 1], lineno, name, err);
+		} else if (verbose) {
+			printf("%s:%u: ok   %s (%s, score %d)\n", argv[optind + 1], lineno, name,
+			    vigil_decision_name(res->decision), res->score);
+		}
+		rules_tvals_free(tv);
+		json_decref(obj);
+	}
+	printf("%s: %u cases, %u passed, %u failed\n", argv[optind + 1], ncases, ncases - nfail, nfail);
+	if (ncases == 0) {
+		fprintf(stderr, "vigil-rules: %s: no cases\n", argv[optind + 1]);
+		status = EXIT_FINDINGS;
+	} else if (nfail > 0) {
+		status = EXIT_FINDINGS;
+	}
+out:
+	free(res);
+	free(features);
+	free(cases);
+	rules_prog_free(prog);
+	free(src);
+	return status;
+}
+
+/* ---- features ---- */
+
+static int
+cmd_features(int argc, char **argv)
+{
+	bool json = false, md = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "--markdown") == 0) {
+			md = true;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(features_usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "vigil-rules features: unknown option '%s'\n%s", argv[i],
+			    features_usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (json && md) {
+		fprintf(stderr, "vigil-rules features: --json and --markdown exclude each other\n");
+		return EXIT_USAGE;
+	}
+	if (json) {
+		json_t *a = json_array();
+
+		for (uint32_t i = 0; a != NULL && i < store_schema_nfields(); i++) {
+			const store_field *f = store_schema_field(i);
+
+			json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:b, s:s}", "name", f->name,
+			    "type", vigil_type_name(f->type), "source", store_source_name(f->source),
+			    "model", f->model_input, "doc", f->doc));
+		}
+		if (a == NULL || json_dumpf(a, stdout, JSON_INDENT(2)) != 0) {
+			json_decref(a);
+			fprintf(stderr, "vigil-rules: out of memory\n");
+			return EXIT_USAGE;
+		}
+		fputc('\n', stdout);
+		json_decref(a);
+		return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+	}
+	if (md) {
+		printf("| name | type | source | model | meaning |\n");
+		printf("|------|------|--------|-------|---------|\n");
+	}
+	for (uint32_t i = 0; i < store_schema_nfields(); i++) {
+		const store_field *f = store_schema_field(i);
+
+		if (md)
+			printf("| `%s` | %s | %s | %s | %s |\n", f->name, vigil_type_name(f->type),
+			    store_source_name(f->source), f->model_input ? "yes" : "", f->doc);
+		else
+			printf("%-36s %-6s %-9s %-5s %s\n", f->name, vigil_type_name(f->type),
+			    store_source_name(f->source), f->model_input ? "model" : "-", f->doc);
+	}
+	return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	rules_schema *schema = NULL;
+	const char   *cmd;
+	int           status;
+	vigil_err     rv;
+
+	if (argc < 2) {
+		fputs(tool_usage, stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		fputs(tool_usage, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("vigil-rules %s\n", VIGIL_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "features") == 0)
+		return cmd_features(argc - 1, argv + 1);
+	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "fmt") != 0 && strcmp(cmd, "explain") != 0 &&
+	    strcmp(cmd, "test") != 0) {
+		fprintf(stderr, "vigil-rules: unknown command '%s'\n%s", cmd, tool_usage);
+		return EXIT_USAGE;
+	}
+	rv = app_rules_schema(&schema);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-rules: cannot build the feature schema: %s\n", vigil_strerror(rv));
+		return EXIT_USAGE;
+	}
+	argc--;
+	argv++;
+	if (strcmp(cmd, "check") == 0)
+		status = cmd_check(argc, argv, schema);
+	else if (strcmp(cmd, "fmt") == 0)
+		status = cmd_fmt(argc, argv);
+	else if (strcmp(cmd, "explain") == 0)
+		status = cmd_explain(argc, argv, schema);
+	else
+		status = cmd_test(argc, argv, schema);
+	rules_schema_free(schema);
+	return status;
+}

@@ -1,0 +1,1038 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/score/score.c - vigil-score, the command-line client: scores one
+ * transaction given by flags or --json, or a stream of JSON lines on stdin
+ * (pipelined: up to --window requests in flight, replies printed in input
+ * order), and sends labels. Output is one JSON object per line on stdout.
+ * The manual is docs/vigil-score.md.
+ *
+ * Exit status: 0 every request succeeded; 1 at least one failed (its line
+ * says why); 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vigil.h"
+#include "vigil_client.h"
+#include "vigil_json.h"
+#include "vigil_config.h"
+
+#define SC_MAX_SERVERS  64
+#define SC_MAX_LINE     (64 * 1024)
+#define SC_MAX_WINDOW   4096
+#define SC_DEFAULT_URL  "tcp://127.0.0.1:9465"
+
+static const char sc_usage[] =
+    "usage: vigil-score [OPTIONS] [TRANSACTION FLAGS | --json OBJECT]\n"
+    "       vigil-score [OPTIONS] < transactions.jsonl\n"
+    "       vigil-score [OPTIONS] label TXN_ID --fraud|--legit [--card ID] [--source S]\n"
+    "       vigil-score [OPTIONS] health\n"
+    "\n"
+    "Scores card transactions with vigild and prints one JSON reply per line.\n"
+    "With no transaction flags and no --json, reads JSON objects from stdin, one\n"
+    "per line, keeps up to --window requests in flight and prints the replies in\n"
+    "input order. 'health' asks every replica whether it is ready (one line each).\n"
+    "\n"
+    "Options:\n"
+    "  --server URL       vigild replica (tls+tcp://host:port, tcp://host:port,\n"
+    "                     ipc:///path); repeat for several replicas (cards are routed\n"
+    "                     by consistent hash).\n"
+    "                     Default: $VIGIL_SERVER (comma-separated) or " SC_DEFAULT_URL "\n"
+    "  --tls-ca FILE      PEM CA that signed the servers' certificates (tls+tcp://)\n"
+    "  --tls-cert FILE    this client's PEM certificate (mutual TLS) ...\n"
+    "  --tls-key FILE     ... and its unencrypted PEM key\n"
+    "  --tls-server-name NAME\n"
+    "                     name the servers' certificates must carry (default: the\n"
+    "                     URL's host)\n"
+    "  --timeout MS       per-attempt timeout (default 1000)\n"
+    "  --attempts N       attempts per request, failing over between replicas (default 3)\n"
+    "  --dry-run          evaluate only: nothing is recorded by the server\n"
+    "  --window N         requests in flight when reading stdin (default 64, max 4096)\n"
+    "  --quiet            no progress or summary on stderr\n"
+    "  --help             this text\n"
+    "  --version          print the version and exit\n"
+    "\n"
+    "Transaction flags (amount in major units of the currency):\n"
+    "  --txn-id ID --card ID --merchant ID --amount 12.34 --currency EUR\n"
+    "  [--amount-minor N] [--terminal ID] [--country FR] [--mcc 5411]\n"
+    "  [--channel pos|ecom|atm|moto] [--device ID] [--ip ADDR]\n"
+    "  [--time RFC3339 | --time-ms MS] (default: now) [--lat DEG --lon DEG]\n"
+    "  --json OBJECT      the transaction as JSON (docs/protocol.md field names)\n"
+    "\n"
+    "Label flags: --fraud | --legit, [--card ID] (routes to the card's replica),\n"
+    "  [--source S] (default \"cli\"), [--time RFC3339 | --time-ms MS]\n"
+    "\n"
+    "Exit status: 0 all requests succeeded (health: every replica ready), 1 at least\n"
+    "one failed, 2 usage error.\n";
+
+enum {
+	OPT_SERVER = 256, OPT_TIMEOUT, OPT_ATTEMPTS, OPT_DRY_RUN, OPT_WINDOW, OPT_QUIET,
+	OPT_JSON, OPT_TXN_ID, OPT_CARD, OPT_MERCHANT, OPT_AMOUNT, OPT_AMOUNT_MINOR,
+	OPT_CURRENCY, OPT_TERMINAL, OPT_COUNTRY, OPT_MCC, OPT_CHANNEL, OPT_DEVICE, OPT_IP,
+	OPT_TIME, OPT_TIME_MS, OPT_LAT, OPT_LON, OPT_FRAUD, OPT_LEGIT, OPT_SOURCE, OPT_HELP,
+	OPT_VERSION, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_SERVER_NAME,
+};
+
+static const struct option sc_options[] = {
+	{ "server", required_argument, NULL, OPT_SERVER },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "attempts", required_argument, NULL, OPT_ATTEMPTS },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "window", required_argument, NULL, OPT_WINDOW },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "json", required_argument, NULL, OPT_JSON },
+	{ "txn-id", required_argument, NULL, OPT_TXN_ID },
+	{ "card", required_argument, NULL, OPT_CARD },
+	{ "merchant", required_argument, NULL, OPT_MERCHANT },
+	{ "amount", required_argument, NULL, OPT_AMOUNT },
+	{ "amount-minor", required_argument, NULL, OPT_AMOUNT_MINOR },
+	{ "currency", required_argument, NULL, OPT_CURRENCY },
+	{ "terminal", required_argument, NULL, OPT_TERMINAL },
+	{ "country", required_argument, NULL, OPT_COUNTRY },
+	{ "mcc", required_argument, NULL, OPT_MCC },
+	{ "channel", required_argument, NULL, OPT_CHANNEL },
+	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "ip", required_argument, NULL, OPT_IP },
+	{ "time", required_argument, NULL, OPT_TIME },
+	{ "time-ms", required_argument, NULL, OPT_TIME_MS },
+	{ "lat", required_argument, NULL, OPT_LAT },
+	{ "lon", required_argument, NULL, OPT_LON },
+	{ "fraud", no_argument, NULL, OPT_FRAUD },
+	{ "legit", no_argument, NULL, OPT_LEGIT },
+	{ "source", required_argument, NULL, OPT_SOURCE },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+typedef struct sc_args {
+	const char *servers[SC_MAX_SERVERS];
+	size_t      nservers;
+	char       *env_servers; /* strdup of $VIGIL_SERVER, split in place */
+	vigil_client_opts    opts;
+	vigil_client_callopts callopts;
+	uint32_t    window;
+	bool        quiet;
+	const char *json;
+	json_t     *flags;       /* transaction fields given as flags */
+	int         fraud;       /* label: -1 unset, 0 legit, 1 fraud */
+	const char *source;
+	const char *card;
+	const char *time;
+	const char *time_ms;
+} sc_args;
+
+/* ---- argument parsing ---- */
+
+static int sc_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+sc_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "vigil-score: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'vigil-score --help'.\n");
+	return 2;
+}
+
+/*
+ * Flushes stdout and returns status, or 1 (with a line on stderr) if
+ * anything written to it was lost: the printer thread's earlier flushes
+ * may have failed with nothing left to flush now, so ferror() decides.
+ */
+static int
+sc_stdout_close_status(int status)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "vigil-score: standard output: write error\n");
+		if (status == 0)
+			status = 1;
+	}
+	return status;
+}
+
+static bool
+sc_parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret)
+{
+	char     *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return false;
+	*ret = v;
+	return true;
+}
+
+static bool
+sc_parse_double(const char *s, double *ret)
+{
+	char  *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0')
+		return false;
+	*ret = v;
+	return true;
+}
+
+/* Sets flags[key] = value (a new reference, stolen). 0 or 2 (usage error). */
+static int
+sc_flag_set(sc_args *a, const char *key, json_t *value)
+{
+	if (value == NULL || json_object_set_new(a->flags, key, value) != 0) {
+		fprintf(stderr, "vigil-score: out of memory\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* flags[key] = the string given to --opt (json_string refuses bad UTF-8). */
+static int
+sc_flag_str(sc_args *a, const char *opt, const char *key, const char *value)
+{
+	json_t *v = json_string(value);
+
+	if (v == NULL) {
+		json_t *raw = json_stringn_nocheck(value, strlen(value));
+
+		if (raw != NULL) {
+			json_decref(raw);
+			return sc_usage_error("--%s: not valid UTF-8", opt);
+		}
+	}
+	return sc_flag_set(a, key, v);
+}
+
+static int
+sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
+{
+	int     opt;
+	int64_t iv;
+	double  dv;
+	int     rv;
+
+	a->fraud  = -1;
+	a->window = 64;
+	a->flags  = json_object();
+	if (a->flags == NULL)
+		return 2;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "h", sc_options, NULL)) != -1) {
+		rv = 0;
+		switch (opt) {
+		case OPT_HELP:
+		case 'h':
+			fputs(sc_usage, stdout);
+			exit(sc_stdout_close_status(0));
+		case OPT_VERSION:
+			printf("vigil-score %s\n", VIGIL_VERSION);
+			exit(sc_stdout_close_status(0));
+		case OPT_SERVER:
+			if (a->nservers == SC_MAX_SERVERS)
+				return sc_usage_error("more than 64 --server options");
+			a->servers[a->nservers++] = optarg;
+			break;
+		case OPT_TLS_CA:
+			a->opts.tls_ca = optarg;
+			break;
+		case OPT_TLS_CERT:
+			a->opts.tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			a->opts.tls_key = optarg;
+			break;
+		case OPT_TLS_SERVER_NAME:
+			a->opts.tls_server_name = optarg;
+			break;
+		case OPT_TIMEOUT:
+			if (!sc_parse_i64(optarg, 1, 3600000, &iv))
+				return sc_usage_error("--timeout: \"%s\" is not a number of milliseconds in [1, 3600000]", optarg);
+			a->opts.timeout_ms = (int32_t) iv;
+			break;
+		case OPT_ATTEMPTS:
+			if (!sc_parse_i64(optarg, 1, 100, &iv))
+				return sc_usage_error("--attempts: \"%s\" is not a number in [1, 100]", optarg);
+			a->opts.max_attempts = (uint32_t) iv;
+			break;
+		case OPT_DRY_RUN:
+			a->callopts.dry_run = true;
+			break;
+		case OPT_WINDOW:
+			if (!sc_parse_i64(optarg, 1, SC_MAX_WINDOW, &iv))
+				return sc_usage_error("--window: \"%s\" is not a number in [1, 4096]", optarg);
+			a->window = (uint32_t) iv;
+			break;
+		case OPT_QUIET:
+			a->quiet = true;
+			break;
+		case OPT_JSON:
+			a->json = optarg;
+			break;
+		case OPT_TXN_ID:
+			rv = sc_flag_str(a, "txn-id", "txn_id", optarg);
+			break;
+		case OPT_CARD:
+			a->card = optarg;
+			rv = sc_flag_str(a, "card", "card_id", optarg);
+			break;
+		case OPT_MERCHANT:
+			rv = sc_flag_str(a, "merchant", "merchant_id", optarg);
+			break;
+		case OPT_AMOUNT:
+			/* a string: vigil_txn_from_json converts it exactly */
+			rv = sc_flag_str(a, "amount", "amount", optarg);
+			break;
+		case OPT_AMOUNT_MINOR:
+			if (!sc_parse_i64(optarg, 0, INT64_MAX, &iv))
+				return sc_usage_error("--amount-minor: \"%s\" is not a non-negative integer", optarg);
+			rv = sc_flag_set(a, "amount_minor", json_integer(iv));
+			break;
+		case OPT_CURRENCY:
+			rv = sc_flag_str(a, "currency", "currency", optarg);
+			break;
+		case OPT_TERMINAL:
+			rv = sc_flag_str(a, "terminal", "terminal_id", optarg);
+			break;
+		case OPT_COUNTRY:
+			rv = sc_flag_str(a, "country", "country", optarg);
+			break;
+		case OPT_MCC:
+			if (!sc_parse_i64(optarg, 0, 9999, &iv))
+				return sc_usage_error("--mcc: \"%s\" is not a number in [0, 9999]", optarg);
+			rv = sc_flag_set(a, "mcc", json_integer(iv));
+			break;
+		case OPT_CHANNEL:
+			rv = sc_flag_str(a, "channel", "channel", optarg);
+			break;
+		case OPT_DEVICE:
+			rv = sc_flag_str(a, "device", "device_id", optarg);
+			break;
+		case OPT_IP:
+			rv = sc_flag_str(a, "ip", "ip", optarg);
+			break;
+		case OPT_TIME:
+			a->time = optarg;
+			rv = sc_flag_str(a, "time", "event_time", optarg);
+			break;
+		case OPT_TIME_MS:
+			if (!sc_parse_i64(optarg, 1, INT64_MAX, &iv))
+				return sc_usage_error("--time-ms: \"%s\" is not a positive integer", optarg);
+			a->time_ms = optarg;
+			rv = sc_flag_set(a, "event_time_ms", json_integer(iv));
+			break;
+		case OPT_LAT:
+		case OPT_LON:
+			if (!sc_parse_double(optarg, &dv))
+				return sc_usage_error("--%s: \"%s\" is not a number",
+				    opt == OPT_LAT ? "lat" : "lon", optarg);
+			rv = sc_flag_set(a, opt == OPT_LAT ? "lat" : "lon", json_real(dv));
+			break;
+		case OPT_FRAUD:
+		case OPT_LEGIT:
+			if (a->fraud != -1)
+				return sc_usage_error("--fraud and --legit: give exactly one");
+			a->fraud = opt == OPT_FRAUD;
+			break;
+		case OPT_SOURCE:
+			a->source = optarg;
+			break;
+		case '?':
+		default:
+			if (optopt != 0)
+				return sc_usage_error("unknown option or missing argument near \"%s\"",
+				    argv[optind - 1]);
+			return sc_usage_error("unknown option \"%s\"", argv[optind - 1]);
+		}
+		if (rv != 0)
+			return rv;
+	}
+	*ret_optind = optind;
+	if (a->nservers == 0) {
+		const char *env = getenv("VIGIL_SERVER");
+
+		if (env != NULL && env[0] != '\0') {
+			char *save = NULL, *tok;
+
+			a->env_servers = strdup(env);
+			if (a->env_servers == NULL)
+				return 2;
+			for (tok = strtok_r(a->env_servers, ",", &save); tok != NULL;
+			    tok = strtok_r(NULL, ",", &save)) {
+				size_t len;
+
+				while (*tok == ' ' || *tok == '\t')
+					tok++;
+				len = strlen(tok);
+				while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+					tok[--len] = '\0';
+				if (*tok == '\0')
+					continue;
+				if (a->nservers == SC_MAX_SERVERS)
+					return sc_usage_error("VIGIL_SERVER: more than 64 URLs");
+				a->servers[a->nservers++] = tok;
+			}
+		}
+		if (a->nservers == 0)
+			a->servers[a->nservers++] = SC_DEFAULT_URL;
+	}
+	return 0;
+}
+
+/* ---- replies as JSON ---- */
+
+/* Length of the well-formed UTF-8 sequence at s (1 to 4 bytes), or 0. */
+static size_t
+sc_utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0], cp, min;
+	size_t   n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2, cp = c & 0x1f, min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3, cp = c & 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4, cp = c & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/*
+ * A JSON string of s. The server's strings (and messages cut to the client's
+ * buffer) need not be UTF-8, which json_string refuses: then each bad byte
+ * becomes U+FFFD, so no key or hit goes missing from a line. NULL: ENOMEM.
+ */
+static json_t *
+sc_json_str(const char *s)
+{
+	json_t *v = json_string(s);
+	size_t  len = 0;
+	char   *buf;
+
+	if (v != NULL)
+		return v;
+	buf = malloc(strlen(s) * 3 + 1);
+	if (buf == NULL)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *) s; *p != '\0';) {
+		size_t n = sc_utf8_len(p);
+
+		if (n == 0) {
+			memcpy(buf + len, "\xef\xbf\xbd", 3);
+			len += 3;
+			p++;
+		} else {
+			memcpy(buf + len, p, n);
+			len += n;
+			p += n;
+		}
+	}
+	buf[len] = '\0';
+	v = json_string(buf);
+	free(buf);
+	return v;
+}
+
+static json_t *
+sc_result_json(const vigil_client_result *res)
+{
+	json_t *o = json_object();
+	json_t *hits = json_array();
+
+	if (o == NULL || hits == NULL) {
+		json_decref(o);
+		json_decref(hits);
+		return NULL;
+	}
+	for (size_t i = 0; i < res->nhits; i++)
+		json_array_append_new(hits, json_pack("{s:o, s:i, s:o, s:b}",
+		    "rule", sc_json_str(res->hits[i].rule), "points", (int) res->hits[i].points,
+		    "reason", sc_json_str(res->hits[i].reason), "shadow", res->hits[i].shadow));
+	json_object_set_new(o, "txn_id", sc_json_str(res->txn_id));
+	json_object_set_new(o, "decision", json_string(vigil_client_decision_name(res->decision)));
+	json_object_set_new(o, "score", json_integer(res->score));
+	json_object_set_new(o, "hits", hits);
+	json_object_set_new(o, "rules_version", sc_json_str(res->rules_version));
+	json_object_set_new(o, "features_generation", json_integer((json_int_t) res->features_generation));
+	json_object_set_new(o, "latency_us", json_integer(res->server_latency_us));
+	json_object_set_new(o, "duplicate", json_boolean(res->duplicate));
+	json_object_set_new(o, "dry_run", json_boolean(res->dry_run));
+	json_object_set_new(o, "replica", sc_json_str(res->replica));
+	json_object_set_new(o, "attempts", json_integer(res->attempts));
+	if (res->has_model) {
+		json_t *m = json_object(), *rs = json_array();
+
+		for (size_t i = 0; i < res->nmodel_reasons; i++)
+			json_array_append_new(rs, json_pack("{s:o, s:f, s:f}",
+			    "feature", sc_json_str(res->model_reasons[i].feature),
+			    "value", res->model_reasons[i].value,
+			    "contribution", res->model_reasons[i].contribution));
+		json_object_set_new(m, "score", json_real(res->model_score));
+		json_object_set_new(m, "reasons", rs);
+		json_object_set_new(o, "model", m);
+	}
+	return o;
+}
+
+/* {"txn_id":..,"error":"SINVALID","message":..,"field":..}; line > 0 adds "line". */
+static json_t *
+sc_error_json(const char *txn_id, size_t line, const char *errname, const char *message,
+    const char *field)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	if (line > 0)
+		json_object_set_new(o, "line", json_integer((json_int_t) line));
+	if (txn_id != NULL && txn_id[0] != '\0')
+		json_object_set_new(o, "txn_id", sc_json_str(txn_id));
+	json_object_set_new(o, "error", json_string(errname));
+	json_object_set_new(o, "message", sc_json_str(message));
+	if (field != NULL && field[0] != '\0')
+		json_object_set_new(o, "field", sc_json_str(field));
+	return o;
+}
+
+/* Prints o as one line and frees it. */
+static void
+sc_print(json_t *o)
+{
+	char *s = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+	if (s == NULL) {
+		fputs("{\"error\":\"ENOMEM\",\"message\":\"out of memory formatting a reply\"}\n", stdout);
+	} else {
+		fputs(s, stdout);
+		fputc('\n', stdout);
+	}
+	free(s);
+	json_decref(o);
+}
+
+/* ---- transactions ---- */
+
+/*
+ * obj -> client txn (strings point into *store). A missing event time is
+ * "now". VIGIL_OK or VIGIL_EINVAL with errbuf "field: reason".
+ */
+static vigil_err
+sc_txn_from_json(const json_t *obj, vigil_txn *store, vigil_client_txn *ret, char *errbuf,
+    size_t errlen)
+{
+	vigil_err rv;
+
+	rv = vigil_txn_from_json(obj, store, errbuf, errlen);
+	if (rv != VIGIL_OK)
+		return rv;
+	if (store->event_time_ms == 0)
+		store->event_time_ms = vigil_now_ms();
+	memset(ret, 0, sizeof *ret);
+	ret->txn_id        = store->txn_id;
+	ret->card_id       = store->card_id;
+	ret->merchant_id   = store->merchant_id;
+	ret->terminal_id   = store->terminal_id;
+	ret->currency      = store->currency;
+	ret->country       = store->country;
+	ret->device_id     = store->device_id;
+	ret->ip            = store->ip;
+	ret->event_time_ms = store->event_time_ms;
+	ret->amount_minor  = store->amount_minor;
+	ret->mcc           = store->mcc;
+	ret->channel       = (vigil_client_channel) store->channel;
+	ret->has_location  = store->has_location;
+	ret->latitude      = store->lat;
+	ret->longitude     = store->lon;
+	return VIGIL_OK;
+}
+
+/* One transaction from flags or --json. Exit status. */
+static int
+sc_score_one(vigil_client *c, const sc_args *a, json_t *obj)
+{
+	vigil_txn            store;
+	vigil_client_txn     txn;
+	vigil_client_result  res = { 0 };
+	vigil_client_errinfo info;
+	vigil_client_err     err;
+	char                 errbuf[256];
+
+	if (sc_txn_from_json(obj, &store, &txn, errbuf, sizeof errbuf) != VIGIL_OK) {
+		fprintf(stderr, "vigil-score: %s\n", errbuf);
+		return 2;
+	}
+	err = vigil_client_score(c, &txn, &a->callopts, &res, &info);
+	if (err == VIGIL_CLIENT_EINVAL) {
+		/* a required flag or field is missing: the command line is wrong */
+		return sc_usage_error("%s", info.message);
+	}
+	if (err != VIGIL_CLIENT_OK) {
+		sc_print(sc_error_json(txn.txn_id, 0, vigil_client_errname(err), info.message, info.field));
+		return 1;
+	}
+	sc_print(sc_result_json(&res));
+	vigil_client_result_fini(&res);
+	return 0;
+}
+
+/* ---- the stdin pipeline ---- */
+
+/*
+ * Replies are printed in input order: slot seq % window holds the reply of
+ * input number seq until every earlier one has been printed. The main
+ * thread reads and submits, waiting while `window` replies are unprinted; a
+ * printer thread prints the head of the window as soon as it is done, so
+ * replies come out while stdin is idle too (a co-process that waits for each
+ * reply before writing the next line works). stdout is flushed whenever the
+ * printer has to wait, so a busy stream is written in large blocks.
+ */
+typedef struct sc_slot {
+	bool    done;
+	bool    failed;
+	json_t *out;
+	char    txn_id[VIGIL_ID_MAX + 1];
+} sc_slot;
+
+typedef struct sc_pipe {
+	pthread_mutex_t mtx;
+	pthread_cond_t  cv;
+	sc_slot        *slots;
+	uint32_t        window;
+	uint64_t        next_print; /* seq of the next reply to print */
+	uint64_t        next_seq;   /* seq of the next input */
+	uint64_t        answered, failed;
+	bool            eof;        /* no more input: the printer ends when all is printed */
+} sc_pipe;
+
+typedef struct sc_ticket {
+	sc_pipe *p;
+	uint64_t seq;
+} sc_ticket;
+
+static void
+sc_slot_complete(sc_pipe *p, uint64_t seq, json_t *out, bool failed)
+{
+	sc_slot *s;
+
+	pthread_mutex_lock(&p->mtx);
+	s = &p->slots[seq % p->window];
+	s->out    = out;
+	s->failed = failed;
+	s->done   = true;
+	p->answered++;
+	if (failed)
+		p->failed++;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mtx);
+}
+
+static void
+sc_on_score(void *arg, vigil_client_err err, vigil_client_result *res,
+    const vigil_client_errinfo *info)
+{
+	sc_ticket *t = arg;
+	sc_pipe   *p = t->p;
+	uint64_t   seq = t->seq;
+	json_t    *out;
+
+	free(t);
+	if (err == VIGIL_CLIENT_OK)
+		out = sc_result_json(res);
+	else
+		out = sc_error_json(p->slots[seq % p->window].txn_id, 0, vigil_client_errname(err),
+		    info->message, info->field);
+	sc_slot_complete(p, seq, out, err != VIGIL_CLIENT_OK || out == NULL);
+}
+
+/* Waits until fewer than `window` inputs are unprinted. Caller holds p->mtx. */
+static void
+sc_pipe_wait_room(sc_pipe *p)
+{
+	while (p->next_seq - p->next_print >= p->window)
+		pthread_cond_wait(&p->cv, &p->mtx);
+}
+
+static void *
+sc_printer_main(void *arg)
+{
+	sc_pipe *p = arg;
+
+	pthread_mutex_lock(&p->mtx);
+	for (;;) {
+		sc_slot *s = &p->slots[p->next_print % p->window];
+
+		if (p->next_print < p->next_seq && s->done) {
+			json_t *out = s->out;
+
+			s->out  = NULL;
+			s->done = false;
+			p->next_print++;
+			pthread_cond_broadcast(&p->cv); /* room for the reader */
+			pthread_mutex_unlock(&p->mtx);
+			sc_print(out);
+			pthread_mutex_lock(&p->mtx);
+			continue;
+		}
+		if (p->eof && p->next_print == p->next_seq)
+			break;
+		pthread_mutex_unlock(&p->mtx);
+		fflush(stdout);
+		pthread_mutex_lock(&p->mtx);
+		/* re-check: a reply may have completed while we flushed */
+		if (!(p->next_print < p->next_seq && p->slots[p->next_print % p->window].done) &&
+		    !(p->eof && p->next_print == p->next_seq))
+			pthread_cond_wait(&p->cv, &p->mtx);
+	}
+	pthread_mutex_unlock(&p->mtx);
+	fflush(stdout);
+	return NULL;
+}
+
+static void
+sc_progress(sc_pipe *p, bool final)
+{
+	uint64_t sent, answered, failed;
+
+	pthread_mutex_lock(&p->mtx);
+	sent = p->next_seq;
+	answered = p->answered;
+	failed = p->failed;
+	pthread_mutex_unlock(&p->mtx);
+	fprintf(stderr, "\rvigil-score: %" PRIu64 " sent, %" PRIu64 " answered, %" PRIu64 " failed%s",
+	    sent, answered, failed, final ? "\n" : "");
+	fflush(stderr);
+}
+
+/* Reads a line of at most SC_MAX_LINE bytes. 1: got one (*ret_toolong set if
+ * it was cut); 0: EOF; -1: read error. */
+static int
+sc_read_line(FILE *in, char *buf, size_t cap, size_t *ret_len, bool *ret_toolong)
+{
+	size_t len = 0;
+	int    ch;
+
+	*ret_toolong = false;
+	while ((ch = getc_unlocked(in)) != EOF && ch != '\n') {
+		if (len + 1 < cap)
+			buf[len++] = (char) ch;
+		else
+			*ret_toolong = true;
+	}
+	if (ch == EOF && ferror(in))
+		return -1;
+	if (ch == EOF && len == 0 && !*ret_toolong)
+		return 0;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	buf[len] = '\0';
+	*ret_len = len;
+	return 1;
+}
+
+static int
+sc_score_stream(vigil_client *c, const sc_args *a, FILE *in)
+{
+	sc_pipe  p = { .window = a->window };
+	pthread_t printer;
+	char    *line = malloc(SC_MAX_LINE + 1);
+	size_t   lineno = 0, len;
+	bool     toolong, tty = !a->quiet && isatty(STDERR_FILENO);
+	uint64_t last_progress = 0;
+	int      r, status = 0;
+
+	p.slots = calloc(a->window, sizeof *p.slots);
+	if (line == NULL || p.slots == NULL) {
+		fprintf(stderr, "vigil-score: out of memory\n");
+		free(line);
+		free(p.slots);
+		return 1;
+	}
+	pthread_mutex_init(&p.mtx, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	if (pthread_create(&printer, NULL, sc_printer_main, &p) != 0) {
+		fprintf(stderr, "vigil-score: cannot start the printer thread\n");
+		free(line);
+		free(p.slots);
+		return 1;
+	}
+
+	while ((r = sc_read_line(in, line, SC_MAX_LINE + 1, &len, &toolong)) == 1) {
+		json_error_t         jerr;
+		json_t              *obj;
+		vigil_txn            store;
+		vigil_client_txn     txn;
+		vigil_client_errinfo info;
+		char                 errbuf[256];
+		uint64_t             seq;
+		sc_slot             *slot;
+
+		lineno++;
+		if (!toolong && strspn(line, " \t") == len)
+			continue; /* blank lines get no reply */
+
+		pthread_mutex_lock(&p.mtx);
+		sc_pipe_wait_room(&p);
+		seq = p.next_seq++;
+		slot = &p.slots[seq % p.window];
+		slot->txn_id[0] = '\0';
+		pthread_mutex_unlock(&p.mtx);
+
+		if (toolong) {
+			snprintf(errbuf, sizeof errbuf, "line %zu: longer than %d bytes", lineno, SC_MAX_LINE);
+			sc_slot_complete(&p, seq, sc_error_json(NULL, lineno, "EINVAL", errbuf, NULL), true);
+			continue;
+		}
+		obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+		if (obj == NULL) {
+			snprintf(errbuf, sizeof errbuf, "line %zu:%d: %s", lineno, jerr.column, jerr.text);
+			sc_slot_complete(&p, seq, sc_error_json(NULL, lineno, "ESYNTAX", errbuf, NULL), true);
+			continue;
+		}
+		if (sc_txn_from_json(obj, &store, &txn, errbuf, sizeof errbuf) != VIGIL_OK) {
+			char msg[320];
+
+			snprintf(msg, sizeof msg, "line %zu: %s", lineno, errbuf);
+			sc_slot_complete(&p, seq, sc_error_json(NULL, lineno, "EINVAL", msg, NULL), true);
+			json_decref(obj);
+			continue;
+		}
+		json_decref(obj);
+		snprintf(slot->txn_id, sizeof slot->txn_id, "%s", txn.txn_id);
+
+		sc_ticket *t = malloc(sizeof *t);
+		vigil_client_err err = VIGIL_CLIENT_ENOMEM;
+
+		if (t != NULL) {
+			t->p = &p;
+			t->seq = seq;
+			err = vigil_client_score_async(c, &txn, &a->callopts, sc_on_score, t, &info);
+		} else {
+			snprintf(info.message, sizeof info.message, "out of memory");
+			info.field[0] = '\0';
+		}
+		if (err != VIGIL_CLIENT_OK) {
+			free(t);
+			sc_slot_complete(&p, seq, sc_error_json(txn.txn_id, lineno,
+			    vigil_client_errname(err), info.message, info.field), true);
+		}
+		if (tty && p.next_seq - last_progress >= 1000) {
+			last_progress = p.next_seq;
+			sc_progress(&p, false);
+		}
+	}
+	if (r < 0) {
+		fprintf(stderr, "vigil-score: stdin: %s\n", strerror(errno));
+		status = 1;
+	}
+	pthread_mutex_lock(&p.mtx);
+	p.eof = true;
+	pthread_cond_broadcast(&p.cv);
+	pthread_mutex_unlock(&p.mtx);
+	pthread_join(printer, NULL);
+	if (tty)
+		sc_progress(&p, true);
+	if (p.failed > 0)
+		status = 1;
+	pthread_cond_destroy(&p.cv);
+	pthread_mutex_destroy(&p.mtx);
+	free(p.slots);
+	free(line);
+	return status;
+}
+
+/* ---- health ---- */
+
+/* One line per replica; 0 when every replica answers ready. */
+static int
+sc_health(vigil_client *c, const sc_args *a)
+{
+	int status = 0;
+
+	for (size_t i = 0; i < vigil_client_nreplicas(c); i++) {
+		vigil_client_health  h;
+		vigil_client_errinfo info;
+		vigil_client_err     err;
+		json_t              *o;
+
+		err = vigil_client_replica_health(c, i, &a->callopts, &h, &info);
+		if (err != VIGIL_CLIENT_OK) {
+			o = sc_error_json(NULL, 0, vigil_client_errname(err), info.message, info.field);
+			if (o != NULL)
+				json_object_set_new(o, "replica", sc_json_str(vigil_client_replica_url(c, i)));
+			sc_print(o);
+			status = 1;
+			continue;
+		}
+		o = json_pack("{s:o, s:b, s:o, s:I, s:o, s:I}",
+		    "replica", sc_json_str(vigil_client_replica_url(c, i)), "ready", h.ready,
+		    "server_version", sc_json_str(h.server_version), "uptime_s", (json_int_t) h.uptime_s,
+		    "rules_version", sc_json_str(h.rules_version),
+		    "features_generation", (json_int_t) h.features_generation);
+		sc_print(o);
+		if (!h.ready)
+			status = 1;
+	}
+	return status;
+}
+
+/* ---- labels ---- */
+
+static int
+sc_label(vigil_client *c, const sc_args *a, const char *txn_id)
+{
+	vigil_client_label_req label = {
+		.txn_id = txn_id, .fraud = a->fraud == 1, .card_id = a->card,
+		.source = a->source != NULL ? a->source : "cli",
+	};
+	vigil_client_errinfo info;
+	vigil_client_err     err;
+	json_t              *o;
+
+	if (a->time != NULL) {
+		if (vigil_time_parse_rfc3339(a->time, &label.label_time_ms) != VIGIL_OK)
+			return sc_usage_error("--time: \"%s\" is not an RFC 3339 time", a->time);
+	} else if (a->time_ms != NULL) {
+		label.label_time_ms = strtoll(a->time_ms, NULL, 10);
+	}
+	err = vigil_client_label(c, &label, &a->callopts, &info);
+	if (err != VIGIL_CLIENT_OK) {
+		sc_print(sc_error_json(txn_id, 0, vigil_client_errname(err), info.message, info.field));
+		return 1;
+	}
+	o = json_pack("{s:s, s:s}", "txn_id", txn_id, "label", a->fraud == 1 ? "fraud" : "legit");
+	sc_print(o);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	sc_args              a = { 0 };
+	vigil_client        *c = NULL;
+	vigil_client_errinfo info;
+	json_t              *obj = NULL;
+	const char          *label_txn = NULL;
+	int                  first = 0, status;
+	bool                 have_flags, health = false;
+
+	status = sc_parse_args(argc, argv, &a, &first);
+	if (status != 0)
+		goto out;
+	have_flags = json_object_size(a.flags) > 0;
+
+	if (first < argc && strcmp(argv[first], "label") == 0) {
+		size_t txn_keys = json_object_size(a.flags);
+
+		if (first + 1 >= argc) {
+			status = sc_usage_error("label: missing TXN_ID");
+			goto out;
+		}
+		label_txn = argv[first + 1];
+		if (first + 2 < argc) {
+			status = sc_usage_error("label: unexpected argument \"%s\"", argv[first + 2]);
+			goto out;
+		}
+		if (a.fraud == -1) {
+			status = sc_usage_error("label: give --fraud or --legit");
+			goto out;
+		}
+		if (a.time != NULL && a.time_ms != NULL) {
+			status = sc_usage_error("label: give --time or --time-ms, not both");
+			goto out;
+		}
+		txn_keys -= json_object_get(a.flags, "card_id") != NULL;
+		txn_keys -= json_object_get(a.flags, "event_time") != NULL;
+		txn_keys -= json_object_get(a.flags, "event_time_ms") != NULL;
+		if (a.json != NULL || txn_keys > 0 || a.callopts.dry_run) {
+			status = sc_usage_error("label: transaction flags, --json and --dry-run do not apply");
+			goto out;
+		}
+	} else if (first < argc && strcmp(argv[first], "health") == 0) {
+		if (first + 1 < argc) {
+			status = sc_usage_error("health: unexpected argument \"%s\"", argv[first + 1]);
+			goto out;
+		}
+		if (have_flags || a.json != NULL || a.fraud != -1 || a.source != NULL ||
+		    a.callopts.dry_run) {
+			status = sc_usage_error("health: transaction and label flags do not apply");
+			goto out;
+		}
+		health = true;
+	} else if (first < argc) {
+		status = sc_usage_error("unexpected argument \"%s\"", argv[first]);
+		goto out;
+	} else if (a.fraud != -1 || a.source != NULL) {
+		status = sc_usage_error("--fraud, --legit and --source go with 'label'");
+		goto out;
+	} else if (a.json != NULL && have_flags) {
+		status = sc_usage_error("--json and transaction flags do not mix");
+		goto out;
+	} else if (a.json != NULL) {
+		json_error_t jerr;
+
+		obj = json_loads(a.json, JSON_REJECT_DUPLICATES, &jerr);
+		if (obj == NULL) {
+			fprintf(stderr, "vigil-score: --json:%d: %s\n", jerr.column, jerr.text);
+			status = 2;
+			goto out;
+		}
+	} else if (have_flags) {
+		obj = json_incref(a.flags);
+	}
+
+	/* a one-shot tool: wait for connections no longer than one attempt */
+	a.opts.connect_wait_ms = a.opts.timeout_ms > 0 && a.opts.timeout_ms < 1000 ?
+	    a.opts.timeout_ms : 1000;
+	if (vigil_client_open(a.servers, a.nservers, &a.opts, &c, &info) != VIGIL_CLIENT_OK) {
+		/* EINVAL: a bad or repeated --server; ETRANSPORT: one that nng
+		 * refuses (unknown scheme, no port): both bad option values */
+		fprintf(stderr, "vigil-score: %s\n", info.message);
+		status = info.code == VIGIL_CLIENT_EINVAL || info.code == VIGIL_CLIENT_ETRANSPORT ? 2 : 1;
+		goto out;
+	}
+	if (health)
+		status = sc_health(c, &a);
+	else if (label_txn != NULL)
+		status = sc_label(c, &a, label_txn);
+	else if (obj != NULL)
+		status = sc_score_one(c, &a, obj);
+	else
+		status = sc_score_stream(c, &a, stdin);
+out:
+	vigil_client_close(c);
+	json_decref(obj);
+	json_decref(a.flags);
+	free(a.env_servers);
+	return sc_stdout_close_status(status);
+}
