@@ -45,7 +45,10 @@ srv_config_defaults(srv_config *c)
 	c->fsync = STORE_FSYNC_INTERVAL;
 	c->fsync_interval_ms = 50;
 	c->segment_max_mb = 256;
-	c->retention_days = 0;
+	/* The rebuild reads 90 days back from midnight and the model waits 7
+	 * for labels: 98 days keep everything the nightly job needs and no
+	 * more (docs/vigild.md, retention). */
+	c->retention_days = 98;
 	c->compress = true;
 	c->rules_path[0] = '\0';
 	c->rules_watch = true;

@@ -40,6 +40,11 @@ usage(FILE *f)
 	    "  --keep-work          keep the temporary data directory\n"
 	    "Server mode:\n"
 	    "  --server URL         send to vigild at URL (repeatable: replicas)\n"
+	    "  --tls-ca FILE        with tls+tcp:// URLs: the CA the server's certificate is\n"
+	    "                       checked against (required for them)\n"
+	    "  --tls-cert FILE, --tls-key FILE  this client's certificate and key (when\n"
+	    "                       vigild requires client certificates)\n"
+	    "  --tls-server-name N  the name the server's certificate must carry\n"
 	    "  --rate N             N transactions per second in total\n"
 	    "  --speed X            X times the original pace of the event times\n"
 	    "                       (neither: as fast as possible)\n"
@@ -90,6 +95,7 @@ enum {
 	OPT_CSV = 256, OPT_ARCHIVE, OPT_FROM, OPT_TO, OPT_RULES, OPT_COMPARE, OPT_NIGHTLY,
 	OPT_WORK, OPT_KEEP, OPT_SERVER, OPT_RATE, OPT_SPEED, OPT_CONC, OPT_DATA, OPT_REBUILD,
 	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_ASSUME_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
+	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME,
 	OPT_NO_MODEL, OPT_MEASURE_FROM,
 };
 
@@ -120,6 +126,10 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "report", required_argument, NULL, OPT_REPORT },
 		{ "top-k", required_argument, NULL, OPT_TOPK },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
 		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
 		{ "measure-from", required_argument, NULL, OPT_MEASURE_FROM },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -197,6 +207,10 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		case OPT_RESULTS: o->results = optarg; break;
 		case OPT_JSON: o->json = optarg; break;
 		case OPT_REPORT: o->report = optarg; break;
+		case OPT_TLS_CERT: o->tls_cert = optarg; break;
+		case OPT_TLS_KEY: o->tls_key = optarg; break;
+		case OPT_TLS_CA: o->tls_ca = optarg; break;
+		case OPT_TLS_NAME: o->tls_server_name = optarg; break;
 		case OPT_TOPK: {
 			unsigned long v;
 			errno = 0;

@@ -65,6 +65,7 @@ typedef struct rp_opts {
 	const char *work;      /* offline --nightly: where the data dir goes */
 	bool        keep_work;
 	const char *rebuild;   /* vigil-rebuild program (server mode) */
+	const char *tls_cert, *tls_key, *tls_ca, *tls_server_name; /* server mode, tls+tcp:// */
 	const char *results, *json, *report;
 	uint32_t    topk;
 	bool        quiet, progress;

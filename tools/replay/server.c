@@ -315,7 +315,9 @@ rp_server_night(rp *r, int64_t day, const rp_row *probe)
 vigil_err
 rp_server_open(rp *r)
 {
-	vigil_client_opts co = { .timeout_ms = 5000, .max_attempts = 3, .connect_wait_ms = 3000 };
+	vigil_client_opts co = { .timeout_ms = 5000, .max_attempts = 3, .connect_wait_ms = 3000,
+		.tls_cert = r->o.tls_cert, .tls_key = r->o.tls_key, .tls_ca = r->o.tls_ca,
+		.tls_server_name = r->o.tls_server_name };
 	vigil_client_errinfo info;
 	bool any = false;
 
