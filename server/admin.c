@@ -35,6 +35,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <fcntl.h>
+#include <sys/un.h>
 #include <math.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -822,6 +823,58 @@ srv_admin_stop(srv_admin *a)
 	free(a);
 }
 
+/*
+ * admin = unix:/PATH: a local stream socket created 0660 (vigild's umask is
+ * 027; the group is vigild's, so an operator's tools reach it by group), a
+ * stale socket of a previous run replaced, anything else at PATH refused.
+ * Without TCP nobody off the host can reach the endpoint at all: the
+ * threat model's way to keep mutating calls local (docs/security.md).
+ */
+static struct evhttp_bound_socket *
+admin_bind_unix(srv_admin *a, const char *path, char *errbuf, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct evconnlistener *lev;
+	struct evhttp_bound_socket *bound;
+	struct stat st;
+	int fd;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(errbuf, errlen, "admin: %s exists and is not a socket", path);
+			return NULL;
+		}
+		(void)unlink(path); /* a previous run's */
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(errbuf, errlen, "admin: socket: %s", strerror(errno));
+		return NULL;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || chmod(path, 0660) != 0 ||
+	    listen(fd, 128) != 0) {
+		snprintf(errbuf, errlen, "admin: %s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	lev = evconnlistener_new(a->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+	    0, fd); /* 0: already listening */
+	if (lev == NULL) {
+		snprintf(errbuf, errlen, "admin: %s: out of memory", path);
+		close(fd);
+		return NULL;
+	}
+	bound = evhttp_bind_listener(a->http, lev);
+	if (bound == NULL) {
+		evconnlistener_free(lev);
+		snprintf(errbuf, errlen, "admin: %s: out of memory", path);
+	}
+	return bound;
+}
+
 vigil_err
 srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errlen)
 {
@@ -834,8 +887,10 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	vigil_err rv = VIGIL_OK;
 	int prv;
 
-	if (srv_config_hostport(s->cfg.admin, host, sizeof host, &port) != VIGIL_OK) {
-		snprintf(errbuf, errlen, "admin: \"%s\" is not HOST:PORT", s->cfg.admin);
+	bool unix_path = strncmp(s->cfg.admin, "unix:", 5) == 0;
+
+	if (!unix_path && srv_config_hostport(s->cfg.admin, host, sizeof host, &port) != VIGIL_OK) {
+		snprintf(errbuf, errlen, "admin: \"%s\" is not HOST:PORT or unix:/PATH", s->cfg.admin);
 		return VIGIL_EINVAL;
 	}
 	a = calloc(1, sizeof *a);
@@ -867,7 +922,14 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(a->http, admin_dispatch, a);
 	evhttp_set_bevcb(a->http, admin_conn_bev, a);
-	bound = evhttp_bind_socket_with_handle(a->http, host, port);
+	if (unix_path)
+		bound = admin_bind_unix(a, s->cfg.admin + 5, errbuf, errlen);
+	else
+		bound = evhttp_bind_socket_with_handle(a->http, host, port);
+	if (bound == NULL && unix_path) {
+		rv = VIGIL_EIO;
+		goto out;
+	}
 	if (bound == NULL) {
 		snprintf(errbuf, errlen, "admin: cannot listen on %s (address in use or not local?)",
 		    s->cfg.admin);
@@ -883,6 +945,8 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 		else if (ss.ss_family == AF_INET6)
 			a->loopback = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
 	}
+	if (unix_path)
+		a->loopback = true; /* local: reachable through the file's permissions only */
 	if (s->admin_token_len == 0 && a->loopback)
 		srv_log("warning: admin: no admin_token_file: /v1/score and /v1/rules answer "
 		    "anyone who can connect to %s (loopback)", s->cfg.admin);

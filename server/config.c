@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <strings.h>
 
 #include "srv.h"
@@ -72,7 +73,8 @@ srv_config_usage(FILE *out)
 	    "  --data DIR        data directory: archive, feature generations ([store] data_dir)\n"
 	    "  --listen URL      nng URL to listen on, tls+tcp://, tcp:// or ipc://; repeatable\n"
 	    "                    ([server] listen)\n"
-	    "  --admin HOST:PORT admin HTTP endpoint, or \"off\" ([server] admin)\n"
+	    "  --admin HOST:PORT admin HTTP endpoint, unix:/PATH (a local socket, 0660),\n"
+	    "                    or \"off\" ([server] admin)\n"
 	    "  --rules FILE      rule file to serve ([rules] path)\n"
 	    "  --fsync POLICY    archive durability: always, interval or never ([store] fsync)\n"
 	    "  --workers N       scoring threads with --fsync always ([server] workers)\n"
@@ -318,9 +320,20 @@ cfg_admin(const char *value, char *dst, size_t cap, char *reason, size_t rlen)
 	char host[64];
 	uint16_t port;
 
+	if (strncmp(value, "unix:", 5) == 0) {
+		/* a local socket: reachable through its file's permissions only */
+		if (value[5] != '/' || strlen(value + 5) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+			snprintf(reason, rlen, "\"%s\": a unix socket needs an absolute path of at "
+			    "most %zu bytes (unix:/run/vigil/admin.sock)", value,
+			    sizeof ((struct sockaddr_un *)0)->sun_path - 1);
+			return false;
+		}
+		return cfg_str(value, dst, cap, true, reason, rlen);
+	}
 	if (strcmp(value, "off") != 0 &&
 	    srv_config_hostport(value, host, sizeof host, &port) != VIGIL_OK) {
-		snprintf(reason, rlen, "\"%s\" is not HOST:PORT (port 1-65535) or \"off\"", value);
+		snprintf(reason, rlen, "\"%s\" is not HOST:PORT (port 1-65535), unix:/PATH or "
+		    "\"off\"", value);
 		return false;
 	}
 	return cfg_str(value, dst, cap, true, reason, rlen);

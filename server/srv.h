@@ -36,7 +36,7 @@ typedef struct srv_config {
 	char        config_path[SRV_PATH_MAX]; /* "" = no file */
 	char        listen[SRV_MAX_LISTEN][SRV_URL_MAX];
 	uint32_t    nlisten;
-	char        admin[128];            /* "host:port" or "off" */
+	char        admin[128];            /* "host:port", "unix:/path" or "off" */
 	uint32_t    workers;
 	uint32_t    max_message_bytes;
 	uint32_t    max_inflight;
