@@ -2095,9 +2095,8 @@ out:
 	return txt;
 }
 
-/* Merges the workers' training sets into r->train (the first worker's set
- * becomes the whole) and adds their counts to the summary; the workers keep
- * neither, so a second call adds nothing. */
+/* Merges the workers' training sets into r->train and adds their counts to
+ * the summary; the workers keep neither, so a second call adds nothing. */
 static vigil_err
 train_collect(batch_run *r, store_diag *reterr)
 {
@@ -2113,7 +2112,7 @@ train_collect(batch_run *r, store_diag *reterr)
 		if (wk->train == NULL)
 			continue;
 		if (r->train == NULL) {
-			r->train = wk->train;
+			r->train = wk->train; /* the first worker's set becomes the whole */
 			wk->train = NULL;
 			continue;
 		}
