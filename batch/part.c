@@ -669,6 +669,9 @@ pr_train(part_r *p, const batch_run *r, part_tm *tm, uint64_t at, store_diag *re
 	if ((rv = pr_get(p, &t, sizeof t, "training section", reterr)) != VIGIL_OK)
 		goto out;
 	t.why_not[sizeof t.why_not - 1] = '\0';
+	for (char *c = t.why_not; *c != '\0'; c++) /* it becomes the summary's one line */
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	left = p->size >= p->off + 9 ? p->size - p->off - 9 : 0; /* before 'E' + digest */
 	if (t.has_set > 1 || t.labelled_only > 1 || (t.has_set == 1) != (t.set_len > 0) ||
 	    t.set_len > left || t.max_rows < 2 || t.max_rows > BATCH_TRAIN_MAX_ROWS ||

@@ -806,9 +806,15 @@ codec_read_head(codec_r *r, batch_trainset **ret_s)
 		memcpy(name, &r->p[r->at], n);
 		name[n] = '\0';
 		r->at += n;
-		if (memchr(name, '\0', n) != NULL) {
-			rv = codec_fail(r, at, VIGIL_ECORRUPT, "feature %u: name holds a NUL byte", j);
-			goto out;
+		/* Names are vigil's feature names: no control bytes (and a
+		 * message quoting one stays one line). */
+		for (size_t k = 0; k < n; k++) {
+			if ((unsigned char)name[k] < 0x20 || name[k] == 0x7f) {
+				rv = codec_fail(r, at + 1 + k, VIGIL_ECORRUPT,
+				    "feature %u: name holds the control byte 0x%02x", j,
+				    (unsigned)(unsigned char)name[k]);
+				goto out;
+			}
 		}
 		names[j] = strdup(name);
 		if (names[j] == NULL) {

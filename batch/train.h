@@ -151,7 +151,7 @@ vigil_err batch_trainset_encode(const batch_trainset *s, uint8_t **ret_buf, size
  * behaves the same (add, merge, train). Every count is checked against the
  * caps above and against the bytes left before anything is allocated for
  * it, and the set's invariants are checked: names as batch_trainset_new
- * wants them, days ascending, every row on one of the days, each day's
+ * wants them and free of control bytes, days ascending, every row on one of the days, each day's
  * frauds all present, no more legitimate rows of a day kept than added and,
  * below max_rows, all of them kept; +-inf in a row is stored as missing, as
  * batch_trainset_add does. buf[] must hold exactly one set.

@@ -564,6 +564,11 @@ test_codec_refuses_damage(void **state)
 	c[16 + names_len - 3 * (1 + 2) + 2] = '2'; /* "f3", "f4", "f5" end the names */
 	expect_refused(c, len, VIGIL_ECORRUPT, 16,
 	    "training set: feature 3: \"f2\" is also feature 2");
+	/* A control byte in a name (a message quoting it stays one line). */
+	memcpy(c, b, len);
+	c[16 + 1 + 2] = '\n';
+	expect_refused(c, len, VIGIL_ECORRUPT, 16 + 1 + 2,
+	    "training set: feature 0: name holds the control byte 0x0a");
 	/* A name of 0 bytes. */
 	memcpy(c, b, len);
 	c[16] = 0;
