@@ -152,7 +152,11 @@ vigil_err batch_rebuild(const batch_opts *opts, batch_summary *ret_summary,
  * rule file) into generation N+1 of opts->datadir. opts->force and
  * opts->rules_path (must hash like the partials' rule file) apply as for
  * batch_rebuild; the window, as_of and partition fields are taken from the
- * files. VIGIL_ECORRUPT / VIGIL_EVERSION / VIGIL_EINVAL name the file.
+ * files, and so are the model's (train_window_ms, label_maturity_ms,
+ * labelled_only, model_min_frauds, model_max_rows): the partitions' training
+ * rows, merged, train the model a single run would (model_off drops it,
+ * threads trains it). VIGIL_ECORRUPT / VIGIL_EVERSION / VIGIL_EINVAL name
+ * the file.
  */
 vigil_err batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
     batch_summary *ret_summary, store_diag *reterr);

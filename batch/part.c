@@ -18,14 +18,28 @@
  *   items   'C' card | 'M' merchant | 'T' terminal: u16 key length, key, bytes
  *           'G' sketch: u32 plan, u16 group length (0xffff = global), group,
  *               u32 buckets, buckets
+ *           'R' the model's training rows, once, last (files written before
+ *               it existed have none: the merge then trains no model):
+ *               u32 section version, u32 sizeof(part_train), part_train
+ *               (the options that chose the rows, the row counts, or why
+ *               there is no set), then part_train.set_len bytes of
+ *               batch_trainset_encode (train.h)
  *   trailer 'E', u64 xxh64 of every byte before it
  * The file is written to F.tmp and renamed, so F is complete or absent.
+ *
+ * The training rows of a partition are those of its cards (a transaction
+ * belongs to its card's partition), sampled as one reader would with the
+ * partition's max_rows; the merge merges the N sets in partition order
+ * (batch_trainset_merge re-applies the bound: the union's sample is the
+ * one a single run keeps) and trains with the single run's options, so the
+ * model is byte-identical to a single run's.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <xxhash.h>
 
@@ -35,6 +49,7 @@
 #define PART_BOM       0x01020304u
 #define PART_GLOBAL    0xffffu
 #define PART_MAX_BUCKETS (1u << 22)
+#define PART_TRAIN_VERSION 1u
 
 typedef struct part_hdr {
 	uint32_t part_index, part_count;
@@ -45,6 +60,20 @@ typedef struct part_hdr {
 	    labels_future, first_seq, last_seq, state_bytes;
 	char     bad_where[256];
 } part_hdr;
+
+/* The 'R' section's fixed part. Integers only (a damaged file must not
+ * load a bool out of range). */
+typedef struct part_train {
+	uint32_t has_set;           /* 1: set_len bytes of set follow; 0: why_not says why not */
+	uint32_t labelled_only;     /* the options that chose the rows ... */
+	int64_t  train_from, train_to, label_maturity_ms;
+	uint64_t layout;            /* store_schema_model_layout() of the writer */
+	uint64_t max_rows;
+	uint32_t min_frauds, reserved;
+	uint64_t rows_seen, rows_other_layout, rows_no_vector; /* ... and what was read */
+	uint64_t set_len;
+	char     why_not[200];
+} part_train;
 
 typedef struct part_plan {
 	char     name[129];
@@ -131,6 +160,46 @@ static int
 group_cmp(batch_group *a, batch_group *b)
 {
 	return strcmp(a->key, b->key);
+}
+
+/* The 'R' section: this partition's training rows (r->train, the workers'
+ * sets merged by the caller) with the options that chose them, or why
+ * there are none (r->sum.model.why_not). */
+static vigil_err
+pw_train(part_w *w, const batch_run *r, store_diag *reterr)
+{
+	part_train t;
+	uint8_t *set = NULL;
+	size_t len = 0;
+	vigil_err rv;
+
+	memset(&t, 0, sizeof t);
+	t.labelled_only = r->opts.labelled_only;
+	t.train_from = r->train_from;
+	t.train_to = r->train_to;
+	t.label_maturity_ms = r->opts.label_maturity_ms;
+	t.layout = r->layout;
+	t.max_rows = r->topts.max_rows;
+	t.min_frauds = r->topts.min_frauds;
+	t.rows_seen = r->sum.model.rows_seen;
+	t.rows_other_layout = r->sum.model.rows_other_layout;
+	t.rows_no_vector = r->sum.model.rows_no_vector;
+	if (r->train != NULL) {
+		rv = batch_trainset_encode(r->train, &set, &len, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+		t.has_set = 1;
+		t.set_len = len;
+	} else {
+		snprintf(t.why_not, sizeof t.why_not, "%s", r->sum.model.why_not);
+	}
+	pw_u8(w, 'R');
+	pw_u32(w, PART_TRAIN_VERSION);
+	pw_u32(w, (uint32_t)sizeof t);
+	pw_put(w, &t, sizeof t);
+	pw_put(w, set, len);
+	free(set);
+	return VIGIL_OK;
 }
 
 vigil_err
@@ -230,6 +299,9 @@ batch_part_write(batch_run *r, const char *path, store_diag *reterr)
 				goto out;
 		}
 	}
+	rv = pw_train(&w, r, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
 	pw_u8(&w, 'E');
 	digest = XXH64_digest(w.xx);
 	if (!w.err && fwrite(&digest, 1, sizeof digest, w.f) != sizeof digest)
@@ -273,9 +345,20 @@ typedef struct part_r {
 	FILE          *f;
 	XXH64_state_t *xx;
 	uint64_t       off;
+	uint64_t       size;  /* of the file, when opened */
 	part_hdr       h;
 	part_plan     *plans;
 } part_r;
+
+/* What the merge gathers from the partitions' training sections. */
+typedef struct part_tm {
+	part_train      first;      /* the first section read, if have_first */
+	const char     *first_path;
+	bool            have_first;
+	const char     *missing;    /* the first file without a section, or NULL */
+	batch_trainset *set;        /* the partitions' sets merged so far */
+	uint64_t        rows_seen, rows_other_layout, rows_no_vector;
+} part_tm;
 
 static vigil_err
 pr_get(part_r *p, void *buf, size_t n, const char *what, store_diag *reterr)
@@ -308,6 +391,7 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 {
 	char magic[8];
 	uint32_t bom, csz, esz, hsz;
+	struct stat st;
 	vigil_err rv;
 
 	memset(p, 0, sizeof *p);
@@ -321,6 +405,11 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 		store_diag_set(reterr, "%s: %s", path, strerror(errno));
 		return vigil_err_from_errno(errno);
 	}
+	if (fstat(fileno(p->f), &st) != 0) {
+		store_diag_set(reterr, "%s: %s", path, strerror(errno));
+		return vigil_err_from_errno(errno);
+	}
+	p->size = (uint64_t)st.st_size;
 	if ((rv = pr_get(p, magic, 8, "magic", reterr)) != VIGIL_OK)
 		return rv;
 	if (memcmp(magic, PART_MAGIC, 8) != 0) {
@@ -527,13 +616,146 @@ pr_sketch(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 	return VIGIL_OK;
 }
 
-/* Streams one partial file: cards into the generation, the rest into wk. */
+/* An empty set of this build's model inputs, keeping max_rows. */
 static vigil_err
-pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
+pr_train_set_new(const batch_run *r, uint64_t max_rows, batch_trainset **ret_s,
+    store_diag *reterr)
+{
+	const char *names[STORE_MODEL_MAX_INPUTS];
+	const uint32_t *slots;
+	uint32_t n = store_schema_model_inputs(&slots);
+	batch_train_opts o = r->topts;
+
+	for (uint32_t i = 0; i < n; i++)
+		names[i] = store_schema_field(slots[i])->name;
+	o.max_rows = max_rows;
+	return batch_trainset_new(n, names, &o, ret_s, reterr);
+}
+
+/*
+ * The 'R' section (at: its tag's offset): checks it against this build and
+ * the first partition's, adds its counts to tm and merges its rows into
+ * tm->set.
+ */
+static vigil_err
+pr_train(part_r *p, const batch_run *r, part_tm *tm, uint64_t at, store_diag *reterr)
+{
+	part_train t;
+	uint32_t version, size;
+	uint8_t *buf = NULL;
+	batch_trainset *set = NULL;
+	uint64_t set_at, bad_off = 0, left;
+	char why[sizeof reterr->msg];
+	vigil_err rv;
+
+	if ((rv = pr_get(p, &version, 4, "training section", reterr)) != VIGIL_OK)
+		goto out;
+	if (version != PART_TRAIN_VERSION) {
+		store_diag_set(reterr, "%s: offset %llu: training section version %u (this build reads "
+		    "%u): re-run the partitions with this binary", p->path,
+		    (unsigned long long)p->off - 4, version, PART_TRAIN_VERSION);
+		rv = VIGIL_EVERSION;
+		goto out;
+	}
+	if ((rv = pr_get(p, &size, 4, "training section", reterr)) != VIGIL_OK)
+		goto out;
+	if (size != sizeof t) {
+		store_diag_set(reterr, "%s: offset %llu: training section of %u bytes, %zu in this "
+		    "build: re-run the partitions with this binary", p->path,
+		    (unsigned long long)p->off - 4, size, sizeof t);
+		rv = VIGIL_EVERSION;
+		goto out;
+	}
+	if ((rv = pr_get(p, &t, sizeof t, "training section", reterr)) != VIGIL_OK)
+		goto out;
+	t.why_not[sizeof t.why_not - 1] = '\0';
+	for (char *c = t.why_not; *c != '\0'; c++) /* it becomes the summary's one line */
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	left = p->size >= p->off + 9 ? p->size - p->off - 9 : 0; /* before 'E' + digest */
+	if (t.has_set > 1 || t.labelled_only > 1 || (t.has_set == 1) != (t.set_len > 0) ||
+	    t.set_len > left || t.max_rows < 2 || t.max_rows > BATCH_TRAIN_MAX_ROWS ||
+	    (t.has_set && t.train_from >= t.train_to)) {
+		store_diag_set(reterr, "%s: offset %llu: training section fields out of range", p->path,
+		    (unsigned long long)at);
+		rv = VIGIL_ECORRUPT;
+		goto out;
+	}
+	if (t.layout != r->layout) {
+		store_diag_set(reterr, "%s: offset %llu: training rows of another model input layout "
+		    "(%016llx; this build's is %016llx): re-run the partitions with this binary",
+		    p->path, (unsigned long long)at, (unsigned long long)t.layout,
+		    (unsigned long long)r->layout);
+		rv = VIGIL_EVERSION;
+		goto out;
+	}
+	if (!tm->have_first) {
+		tm->first = t;
+		tm->first_path = p->path;
+		tm->have_first = true;
+	} else if (t.has_set != tm->first.has_set || t.labelled_only != tm->first.labelled_only ||
+	    t.train_from != tm->first.train_from || t.train_to != tm->first.train_to ||
+	    t.label_maturity_ms != tm->first.label_maturity_ms ||
+	    t.max_rows != tm->first.max_rows || t.min_frauds != tm->first.min_frauds) {
+		store_diag_set(reterr, "%s: the model's training options differ from %s's (training "
+		    "window, label maturity, --labelled-only, --no-model, max rows or min frauds)",
+		    p->path, tm->first_path);
+		rv = VIGIL_EINVAL;
+		goto out;
+	}
+	tm->rows_seen += t.rows_seen;
+	tm->rows_other_layout += t.rows_other_layout;
+	tm->rows_no_vector += t.rows_no_vector;
+	if (!t.has_set)
+		goto out;
+
+	set_at = p->off;
+	buf = malloc((size_t)t.set_len);
+	if (buf == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	if ((rv = pr_get(p, buf, (size_t)t.set_len, "training set", reterr)) != VIGIL_OK)
+		goto out;
+	rv = batch_trainset_decode(buf, (size_t)t.set_len, &set, &bad_off, reterr);
+	free(buf);
+	buf = NULL;
+	if (rv == VIGIL_ECORRUPT || rv == VIGIL_EVERSION) {
+		snprintf(why, sizeof why, "%s", reterr->msg);
+		store_diag_set(reterr, "%s: offset %llu: %s", p->path,
+		    (unsigned long long)(set_at + bad_off), why);
+	}
+	if (rv != VIGIL_OK)
+		goto out;
+	if (tm->set == NULL) {
+		rv = pr_train_set_new(r, t.max_rows, &tm->set, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+	}
+	/* Checks the set's names and max_rows against the merged one's (this
+	 * build's inputs): a mismatch is refused. */
+	rv = batch_trainset_merge(tm->set, set, reterr);
+	if (rv != VIGIL_OK) {
+		snprintf(why, sizeof why, "%s", reterr->msg);
+		store_diag_set(reterr, "%s: offset %llu: %s", p->path, (unsigned long long)set_at, why);
+		if (rv == VIGIL_EINVAL)
+			rv = VIGIL_ECORRUPT;
+	}
+out:
+	free(buf);
+	batch_trainset_free(set);
+	return rv;
+}
+
+/* Streams one partial file: cards into the generation, the training rows
+ * into tm, the rest into wk. */
+static vigil_err
+pr_body(part_r *p, batch_run *r, batch_worker *wk, part_tm *tm, store_diag *reterr)
 {
 	char key[VIGIL_ID_MAX + 1], prev[VIGIL_ID_MAX + 1] = "";
 	uint8_t tag, last = 0;
 	uint64_t digest, want;
+	bool trained = false;
 	int c;
 	vigil_err rv;
 
@@ -544,14 +766,26 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 			return rv;
 		if (tag == 'E')
 			break;
-		if (tag != 'C' && tag != 'M' && tag != 'T' && tag != 'G') {
+		if (tag != 'C' && tag != 'M' && tag != 'T' && tag != 'G' && tag != 'R') {
 			store_diag_set(reterr, "%s: offset %llu: unknown item tag 0x%02x", p->path,
 			    (unsigned long long)at, tag);
+			return VIGIL_ECORRUPT;
+		}
+		if (trained) {
+			store_diag_set(reterr, "%s: offset %llu: item 0x%02x after the training section",
+			    p->path, (unsigned long long)at, tag);
 			return VIGIL_ECORRUPT;
 		}
 		if (tag != last)
 			prev[0] = '\0';
 		last = tag;
+		if (tag == 'R') {
+			rv = pr_train(p, r, tm, at, reterr);
+			if (rv != VIGIL_OK)
+				return rv;
+			trained = true;
+			continue;
+		}
 		if (tag == 'G') {
 			rv = pr_sketch(p, r, wk, reterr);
 			if (rv != VIGIL_OK)
@@ -599,6 +833,8 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 			batch_ent_merge(a, &acc);
 		}
 	}
+	if (!trained && tm->missing == NULL)
+		tm->missing = p->path;
 	want = XXH64_digest(p->xx);
 	if (fread(&digest, 1, sizeof digest, p->f) != sizeof digest || digest != want) {
 		store_diag_set(reterr, "%s: offset %llu: checksum mismatch (file damaged)", p->path,
@@ -613,6 +849,49 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 	return VIGIL_OK;
 }
 
+/*
+ * The merged generation's model: the partitions' sets, merged in
+ * partition order, trained with the options the partitions chose their
+ * rows with (recorded in their files, as as-of and window are) and the
+ * merge's thread count; or no model, and why not.
+ */
+static vigil_err
+pr_model(batch_run *r, const batch_opts *opts, part_tm *tm, store_diag *reterr)
+{
+	r->sum.model.rows_seen = tm->rows_seen;
+	r->sum.model.rows_other_layout = tm->rows_other_layout;
+	r->sum.model.rows_no_vector = tm->rows_no_vector;
+	if (tm->have_first) {
+		r->train_from = tm->first.train_from;
+		r->train_to = tm->first.train_to;
+		r->sum.model.train_from_ms = r->train_from;
+		r->sum.model.train_to_ms = r->train_to;
+		r->opts.label_maturity_ms = tm->first.label_maturity_ms;
+		r->opts.labelled_only = tm->first.labelled_only != 0;
+		r->topts.max_rows = tm->first.max_rows;
+		r->topts.min_frauds = tm->first.min_frauds;
+	}
+	if (opts->model_off) {
+		snprintf(r->sum.model.why_not, sizeof r->sum.model.why_not,
+		    "turned off (--no-model)");
+		return VIGIL_OK;
+	}
+	if (tm->missing != NULL) {
+		snprintf(r->sum.model.why_not, sizeof r->sum.model.why_not,
+		    "%s has no training rows (an older vigil-rebuild wrote it)", tm->missing);
+		return VIGIL_OK;
+	}
+	if (!tm->first.has_set) {
+		snprintf(r->sum.model.why_not, sizeof r->sum.model.why_not, "%s",
+		    tm->first.why_not[0] ? tm->first.why_not : "the partitions kept no training rows");
+		return VIGIL_OK;
+	}
+	r->train = tm->set;
+	tm->set = NULL;
+	r->sum.model.why_not[0] = '\0';
+	return batch_run_train(r, reterr);
+}
+
 vigil_err
 batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
     batch_summary *ret_summary, store_diag *reterr)
@@ -620,6 +899,8 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 	batch_run r;
 	batch_opts o = *opts;
 	part_r *parts = NULL;
+	uint32_t *order = NULL;
+	part_tm tm;
 	bool run_ready = false;
 	store_diag scratch;
 	vigil_err rv;
@@ -628,13 +909,22 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 		reterr = &scratch;
 	reterr->msg[0] = '\0';
 	memset(&r, 0, sizeof r);
+	memset(&tm, 0, sizeof tm);
 	if (n < 2 || n > BATCH_MAX_PARTS) {
 		store_diag_set(reterr, "merging needs 2..%u partial files, got %u", BATCH_MAX_PARTS, n);
 		return VIGIL_EINVAL;
 	}
+	if (opts->threads > BATCH_MAX_THREADS) {
+		store_diag_set(reterr, "%u threads is over the cap of %u", opts->threads,
+		    BATCH_MAX_THREADS);
+		return VIGIL_EINVAL;
+	}
 	parts = calloc(n, sizeof *parts);
-	if (parts == NULL)
-		return VIGIL_ENOMEM;
+	order = calloc(n, sizeof *order);
+	if (parts == NULL || order == NULL) {
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		rv = pr_verify(paths[i], reterr);
 		if (rv != VIGIL_OK)
@@ -659,6 +949,9 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 		rv = VIGIL_EINVAL;
 		goto out;
 	}
+	/* Each index 0..n-1 once: read them in partition order. */
+	for (uint32_t i = 0; i < n; i++)
+		order[parts[i].h.part_index] = i;
 	o.as_of_ms = parts[0].h.as_of_ms;
 	o.window_ms = parts[0].h.window_ms;
 	o.part_index = 0;
@@ -668,6 +961,9 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 	run_ready = true;
 	if (rv != VIGIL_OK)
 		goto out;
+	/* One reader merges, but the model trains on as many threads as a
+	 * single run would (the bytes do not depend on it: docs/model.md). */
+	r.topts.threads = opts->threads ? opts->threads : 1;
 	if (r.prog != NULL && strcmp(r.sum.rules_hash, parts[0].h.rules_hash) != 0) {
 		store_diag_set(reterr, "%s differs from the rule file the partitions used", o.rules_path);
 		rv = VIGIL_EINVAL;
@@ -725,10 +1021,11 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 	r.sum.labels_future = parts[0].h.labels_future;
 	r.sum.corrupt_records = parts[0].h.corrupt_records;
 	r.sum.first_seq = UINT64_MAX;
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = order[k];
 		const part_hdr *h = &parts[i].h;
 
-		rv = pr_body(&parts[i], &r, &r.workers[0], reterr);
+		rv = pr_body(&parts[i], &r, &r.workers[0], &tm, reterr);
 		if (rv != VIGIL_OK)
 			goto out;
 		r.sum.records_read += h->records_read;
@@ -743,6 +1040,9 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 		if (r.sum.bad_where[0] == '\0' && h->bad_where[0] != '\0')
 			snprintf(r.sum.bad_where, sizeof r.sum.bad_where, "%s", h->bad_where);
 	}
+	rv = pr_model(&r, opts, &tm, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
 	rv = batch_run_finish(&r, &r.workers[0].merchants, &r.workers[0].terminals,
 	    r.workers[0].ts, reterr);
 done:
@@ -761,5 +1061,7 @@ out:
 			pr_close(&parts[i]);
 		free(parts);
 	}
+	free(order);
+	batch_trainset_free(tm.set);
 	return rv;
 }

@@ -1423,14 +1423,9 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 		r->train_from = r->w.from;
 	r->layout = store_schema_model_layout();
 	batch_train_opts_nightly(&r->opts, &r->topts);
+	/* A partition keeps the training rows of its cards, bounded by
+	 * max_rows like a single run's, for the merge (part.c). */
 	r->train_on = !r->opts.model_off && r->train_from < r->train_to;
-	if (r->train_on && r->opts.part_count > 1) {
-		/* A partial file does not carry training rows yet (docs/model.md):
-		 * a merged generation has no model rather than a different one. */
-		r->train_on = false;
-		snprintf(r->sum.model.why_not, sizeof r->sum.model.why_not,
-		    "partitioned rebuilds (--partition/--merge) do not train the model yet");
-	}
 	r->sum.model.train_from_ms = r->train_from;
 	r->sum.model.train_to_ms = r->train_to;
 	if (r->opts.model_off)
@@ -2113,13 +2108,12 @@ out:
 	return txt;
 }
 
-vigil_err
-batch_run_train(batch_run *r, store_diag *reterr)
+/* Merges the workers' training sets into r->train and adds their counts to
+ * the summary; the workers keep neither, so a second call adds nothing. */
+static vigil_err
+train_collect(batch_run *r, store_diag *reterr)
 {
-	batch_model_report rep;
-	char *json = NULL, *meta = NULL;
-	size_t len = 0;
-	vigil_err rv = VIGIL_OK;
+	vigil_err rv;
 
 	for (uint32_t i = 0; i < r->nworkers; i++) {
 		batch_worker *wk = &r->workers[i];
@@ -2127,6 +2121,7 @@ batch_run_train(batch_run *r, store_diag *reterr)
 		r->sum.model.rows_seen += wk->train_seen;
 		r->sum.model.rows_other_layout += wk->train_other_layout;
 		r->sum.model.rows_no_vector += wk->train_no_vector;
+		wk->train_seen = wk->train_other_layout = wk->train_no_vector = 0;
 		if (wk->train == NULL)
 			continue;
 		if (r->train == NULL) {
@@ -2140,6 +2135,20 @@ batch_run_train(batch_run *r, store_diag *reterr)
 		batch_trainset_free(wk->train);
 		wk->train = NULL;
 	}
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_run_train(batch_run *r, store_diag *reterr)
+{
+	batch_model_report rep;
+	char *json = NULL, *meta = NULL;
+	size_t len = 0;
+	vigil_err rv = VIGIL_OK;
+
+	rv = train_collect(r, reterr);
+	if (rv != VIGIL_OK)
+		return rv;
 	if (r->train == NULL)
 		return VIGIL_OK; /* turned off, or no mature day: why_not says so */
 	memset(&rep, 0, sizeof rep);
@@ -2215,6 +2224,20 @@ batch_rebuild(const batch_opts *opts, batch_summary *ret_summary, store_diag *re
 		rv = batch_run_merge_workers(&r, reterr);
 		if (rv != VIGIL_OK)
 			goto out;
+		/* The partition's training rows go to the partial file; the
+		 * merge trains on all of them. */
+		rv = train_collect(&r, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		if (r.train != NULL) {
+			batch_trainset_stats st;
+
+			batch_trainset_stats_get(r.train, &st);
+			r.sum.model.rows = st.rows;
+			r.sum.model.frauds = st.frauds;
+			snprintf(r.sum.model.why_not, sizeof r.sum.model.why_not,
+			    "a partition: --merge of the partial files trains the model");
+		}
 		rv = batch_part_write(&r, r.opts.out_path, reterr);
 		if (rv != VIGIL_OK)
 			goto out;

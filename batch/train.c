@@ -19,6 +19,7 @@
  * validation predictions cached, so a round costs one tree's worth).
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -583,6 +584,416 @@ trainset_permute(batch_trainset *s, uint32_t *perm)
 		s->fraud[j] = fraud;
 		perm[j] = (uint32_t)j;
 	}
+}
+
+/* ---- Codec (train.h: batch_trainset_encode / batch_trainset_decode) ---- */
+
+/* Bytes of one encoded row. */
+static size_t
+codec_row_bytes(uint32_t nfeat)
+{
+	return 8 + 8 + 1 + 4 * (size_t)nfeat;
+}
+
+typedef struct codec_w {
+	uint8_t *p;
+	size_t   at;
+} codec_w;
+
+static void
+cw_u8(codec_w *w, uint8_t v)
+{
+	w->p[w->at++] = v;
+}
+
+static void
+cw_u32(codec_w *w, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		w->p[w->at++] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+cw_u64(codec_w *w, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		w->p[w->at++] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+cw_f32(codec_w *w, float v)
+{
+	uint32_t u;
+
+	memcpy(&u, &v, sizeof u);
+	cw_u32(w, u);
+}
+
+vigil_err
+batch_trainset_encode(const batch_trainset *s, uint8_t **ret_buf, size_t *ret_len,
+    store_diag *reterr)
+{
+	codec_w   w = { NULL, 0 };
+	uint32_t *perm = NULL;
+	size_t    len = 4 + 4 + 8 + 4 + 8;
+	vigil_err rv = VIGIL_ENOMEM;
+
+	for (uint32_t j = 0; j < s->nfeat; j++)
+		len += 1 + strlen(s->names[j]);
+	len += s->ndays * 24 + s->n * codec_row_bytes(s->nfeat);
+	if (trainset_sort_perm(s, &perm) != VIGIL_OK)
+		goto out;
+	w.p = malloc(len);
+	if (w.p == NULL)
+		goto out;
+	cw_u32(&w, BATCH_TRAINSET_VERSION);
+	cw_u32(&w, s->nfeat);
+	cw_u64(&w, s->max_rows);
+	for (uint32_t j = 0; j < s->nfeat; j++) {
+		size_t n = strlen(s->names[j]);
+
+		cw_u8(&w, (uint8_t)n);
+		memcpy(&w.p[w.at], s->names[j], n);
+		w.at += n;
+	}
+	cw_u32(&w, (uint32_t)s->ndays);
+	for (size_t k = 0; k < s->ndays; k++) {
+		cw_u64(&w, (uint64_t)s->days[k].day);
+		cw_u64(&w, s->days[k].legit);
+		cw_u64(&w, s->days[k].fraud);
+	}
+	cw_u64(&w, s->n);
+	for (size_t i = 0; i < s->n; i++) {
+		size_t slot = perm[i];
+
+		cw_u64(&w, (uint64_t)s->t[slot]);
+		cw_u64(&w, s->key[slot]);
+		cw_u8(&w, s->fraud[slot]);
+		for (uint32_t j = 0; j < s->nfeat; j++)
+			cw_f32(&w, s->x[slot * s->nfeat + j]);
+	}
+	*ret_buf = w.p;
+	*ret_len = w.at;
+	w.p = NULL;
+	rv = VIGIL_OK;
+out:
+	if (rv == VIGIL_ENOMEM)
+		store_diag_set(reterr, "training set: out of memory");
+	free(w.p);
+	free(perm);
+	return rv;
+}
+
+typedef struct codec_r {
+	const uint8_t *p;
+	size_t         len, at;
+	uint64_t       err_off;   /* where the fault is */
+	store_diag    *reterr;
+} codec_r;
+
+/* Fails a decode: the field at offset off is at fault. */
+static vigil_err codec_fail(codec_r *r, uint64_t off, vigil_err rv, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static vigil_err
+codec_fail(codec_r *r, uint64_t off, vigil_err rv, const char *fmt, ...)
+{
+	char    msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	r->err_off = off;
+	store_diag_set(r->reterr, "training set: %s", msg);
+	return rv;
+}
+
+/* Whether n more bytes are there; if not, fails naming what was read. */
+static vigil_err
+cr_need(codec_r *r, size_t n, const char *what)
+{
+	if (r->len - r->at >= n)
+		return VIGIL_OK;
+	return codec_fail(r, r->at, VIGIL_ECORRUPT, "truncated in %s (%zu bytes left, %zu needed)",
+	    what, r->len - r->at, n);
+}
+
+static uint32_t
+cr_u32(codec_r *r)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < 4; i++)
+		v |= (uint32_t)r->p[r->at++] << (8 * i);
+	return v;
+}
+
+static uint64_t
+cr_u64(codec_r *r)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)r->p[r->at++] << (8 * i);
+	return v;
+}
+
+static float
+cr_f32(codec_r *r)
+{
+	uint32_t u = cr_u32(r);
+	float    v;
+
+	memcpy(&v, &u, sizeof v);
+	return v;
+}
+
+/* Days whose start in ms (day * VIGIL_MS_PER_DAY) is an int64: what
+ * floor(t / day) gives for any int64 t, and what training multiplies. */
+#define CODEC_DAY_MAX (INT64_MAX / VIGIL_MS_PER_DAY)
+
+/* The header and names: a new empty set. */
+static vigil_err
+codec_read_head(codec_r *r, batch_trainset **ret_s)
+{
+	char     *names[BATCH_TRAIN_MAX_FEATURES];
+	char      name[BATCH_TRAIN_MAX_NAME + 1];
+	uint32_t  version, nfeat = 0;
+	uint64_t  at;
+	batch_train_opts o;
+	store_diag d;
+	vigil_err rv;
+
+	memset(names, 0, sizeof names);
+	if ((rv = cr_need(r, 16, "the header")) != VIGIL_OK)
+		goto out;
+	version = cr_u32(r);
+	if (version != BATCH_TRAINSET_VERSION) {
+		rv = codec_fail(r, 0, VIGIL_EVERSION, "version %u (this build reads %d)", version,
+		    BATCH_TRAINSET_VERSION);
+		goto out;
+	}
+	nfeat = cr_u32(r);
+	if (nfeat == 0 || nfeat > BATCH_TRAIN_MAX_FEATURES) {
+		rv = codec_fail(r, 4, VIGIL_ECORRUPT, "%u features (1 to %d)", nfeat,
+		    BATCH_TRAIN_MAX_FEATURES);
+		nfeat = 0;
+		goto out;
+	}
+	batch_train_opts_default(&o);
+	o.max_rows = cr_u64(r);
+	if (o.max_rows < 2 || o.max_rows > BATCH_TRAIN_MAX_ROWS) {
+		rv = codec_fail(r, 8, VIGIL_ECORRUPT, "max_rows %llu (2 to %llu)",
+		    (unsigned long long)o.max_rows, (unsigned long long)BATCH_TRAIN_MAX_ROWS);
+		nfeat = 0;
+		goto out;
+	}
+	for (uint32_t j = 0; j < nfeat; j++) {
+		size_t n;
+
+		at = r->at;
+		if ((rv = cr_need(r, 1, "a feature name")) != VIGIL_OK)
+			goto out;
+		n = r->p[r->at++];
+		if (n == 0 || n > BATCH_TRAIN_MAX_NAME) {
+			rv = codec_fail(r, at, VIGIL_ECORRUPT, "feature %u: name of %zu bytes (1 to %d)",
+			    j, n, BATCH_TRAIN_MAX_NAME);
+			goto out;
+		}
+		if ((rv = cr_need(r, n, "a feature name")) != VIGIL_OK)
+			goto out;
+		memcpy(name, &r->p[r->at], n);
+		name[n] = '\0';
+		r->at += n;
+		/* Names are vigil's feature names: no control bytes (and a
+		 * message quoting one stays one line). */
+		for (size_t k = 0; k < n; k++) {
+			if ((unsigned char)name[k] < 0x20 || name[k] == 0x7f) {
+				rv = codec_fail(r, at + 1 + k, VIGIL_ECORRUPT,
+				    "feature %u: name holds the control byte 0x%02x", j,
+				    (unsigned)(unsigned char)name[k]);
+				goto out;
+			}
+		}
+		names[j] = strdup(name);
+		if (names[j] == NULL) {
+			rv = VIGIL_ENOMEM;
+			goto out;
+		}
+	}
+	rv = batch_trainset_new(nfeat, (const char *const *)names, &o, ret_s, &d);
+	if (rv == VIGIL_EINVAL) /* two names alike */
+		rv = codec_fail(r, 16, VIGIL_ECORRUPT, "%s", d.msg + strlen("training set: "));
+out:
+	for (uint32_t j = 0; j < nfeat; j++)
+		free(names[j]);
+	return rv;
+}
+
+/* The days: s->days, kept counts zero. */
+static vigil_err
+codec_read_days(codec_r *r, batch_trainset *s, size_t *ret_days_at)
+{
+	uint32_t ndays;
+	uint64_t legit_seen = 0;
+	vigil_err rv;
+
+	if ((rv = cr_need(r, 4, "the day count")) != VIGIL_OK)
+		return rv;
+	ndays = cr_u32(r);
+	if (ndays > BATCH_TRAIN_MAX_DAYS)
+		return codec_fail(r, r->at - 4, VIGIL_ECORRUPT, "%u days (at most %d)", ndays,
+		    BATCH_TRAIN_MAX_DAYS);
+	if ((rv = cr_need(r, (size_t)ndays * 24, "the days")) != VIGIL_OK)
+		return rv;
+	*ret_days_at = r->at;
+	if (ndays > 0) {
+		s->days = calloc(ndays, sizeof *s->days);
+		if (s->days == NULL)
+			return VIGIL_ENOMEM;
+		s->cap_days = ndays;
+	}
+	for (uint32_t k = 0; k < ndays; k++) {
+		uint64_t   at = r->at;
+		train_day *d = &s->days[k];
+
+		d->day = (int64_t)cr_u64(r);
+		d->legit = cr_u64(r);
+		d->fraud = cr_u64(r);
+		if (d->day < -CODEC_DAY_MAX || d->day > CODEC_DAY_MAX)
+			return codec_fail(r, at, VIGIL_ECORRUPT, "day %u: %lld is out of range", k,
+			    (long long)d->day);
+		if (k > 0 && d->day <= s->days[k - 1].day)
+			return codec_fail(r, at, VIGIL_ECORRUPT, "day %u: %lld is not after %lld", k,
+			    (long long)d->day, (long long)s->days[k - 1].day);
+		/* A day is there because a row of it was added; counts add up
+		 * without wrapping (far beyond any archive). */
+		if ((d->legit == 0 && d->fraud == 0) || d->legit > (UINT64_MAX >> 2) ||
+		    d->fraud > s->max_rows || legit_seen + d->legit > (UINT64_MAX >> 2))
+			return codec_fail(r, at, VIGIL_ECORRUPT,
+			    "day %u: %llu legitimate rows and %llu frauds out of range", k,
+			    (unsigned long long)d->legit, (unsigned long long)d->fraud);
+		legit_seen += d->legit;
+		s->ndays++;
+	}
+	s->legit_seen = legit_seen;
+	return VIGIL_OK;
+}
+
+/* The rows, then the per-day checks. */
+static vigil_err
+codec_read_rows(codec_r *r, batch_trainset *s, size_t days_at)
+{
+	uint64_t  nrows, *frauds = NULL;
+	size_t    rb = codec_row_bytes(s->nfeat);
+	vigil_err rv;
+
+	if ((rv = cr_need(r, 8, "the row count")) != VIGIL_OK)
+		return rv;
+	nrows = cr_u64(r);
+	if (nrows > s->max_rows)
+		return codec_fail(r, r->at - 8, VIGIL_ECORRUPT, "%llu rows, over max_rows %llu",
+		    (unsigned long long)nrows, (unsigned long long)s->max_rows);
+	if (nrows > (r->len - r->at) / rb)
+		return codec_fail(r, r->at - 8, VIGIL_ECORRUPT,
+		    "%llu rows of %zu bytes, %zu bytes left", (unsigned long long)nrows, rb,
+		    r->len - r->at);
+	if (nrows > 0 && (rv = trainset_reserve(s, (size_t)nrows)) != VIGIL_OK)
+		return rv;
+	frauds = calloc(s->ndays ? s->ndays : 1, sizeof *frauds);
+	if (frauds == NULL)
+		return VIGIL_ENOMEM;
+	for (uint64_t i = 0; i < nrows; i++) {
+		uint64_t at = r->at;
+		size_t   di;
+		bool     found;
+		uint8_t  fraud;
+		float   *x = &s->x[i * s->nfeat];
+
+		s->t[i] = (int64_t)cr_u64(r);
+		s->key[i] = cr_u64(r);
+		s->mix[i] = train_mix(s->key[i]);
+		fraud = r->p[r->at++];
+		for (uint32_t j = 0; j < s->nfeat; j++) {
+			float v = cr_f32(r);
+
+			x[j] = isfinite(v) ? v : NAN;
+		}
+		if (fraud > 1) {
+			rv = codec_fail(r, at + 16, VIGIL_ECORRUPT, "row %llu: label byte %u",
+			    (unsigned long long)i, fraud);
+			goto out;
+		}
+		s->fraud[i] = fraud;
+		di = trainset_day_find(s, train_day_of(s->t[i]), &found);
+		if (!found) {
+			rv = codec_fail(r, at, VIGIL_ECORRUPT, "row %llu: time %lld is on none of the "
+			    "set's days", (unsigned long long)i, (long long)s->t[i]);
+			goto out;
+		}
+		if (fraud) {
+			frauds[di]++;
+			s->nfraud++;
+		} else {
+			s->days[di].kept++;
+		}
+		s->n++;
+	}
+	for (size_t k = 0; k < s->ndays; k++) {
+		const train_day *d = &s->days[k];
+		uint64_t at = days_at + 24 * k;
+
+		if (frauds[k] != d->fraud) {
+			rv = codec_fail(r, at, VIGIL_ECORRUPT, "day %zu: %llu frauds counted, %llu "
+			    "among the rows (every fraud is kept)", k, (unsigned long long)d->fraud,
+			    (unsigned long long)frauds[k]);
+			goto out;
+		}
+		/* Below max_rows nothing was ever dropped. */
+		if (d->kept > d->legit || (s->n < s->max_rows && d->kept != d->legit)) {
+			rv = codec_fail(r, at, VIGIL_ECORRUPT, "day %zu: %llu legitimate rows counted, "
+			    "%llu kept (of at most %llu rows)", k, (unsigned long long)d->legit,
+			    (unsigned long long)d->kept, (unsigned long long)s->max_rows);
+			goto out;
+		}
+	}
+	if (r->at != r->len) {
+		rv = codec_fail(r, r->at, VIGIL_ECORRUPT, "%zu bytes after the last row",
+		    r->len - r->at);
+		goto out;
+	}
+	trainset_heapify(s);
+	rv = VIGIL_OK;
+out:
+	free(frauds);
+	return rv;
+}
+
+vigil_err
+batch_trainset_decode(const void *buf, size_t len, batch_trainset **ret_s,
+    uint64_t *reterr_off, store_diag *reterr)
+{
+	codec_r r = { .p = buf, .len = len, .reterr = reterr };
+	batch_trainset *s = NULL;
+	size_t days_at = 0;
+	vigil_err rv;
+
+	rv = codec_read_head(&r, &s);
+	if (rv == VIGIL_OK)
+		rv = codec_read_days(&r, s, &days_at);
+	if (rv == VIGIL_OK)
+		rv = codec_read_rows(&r, s, days_at);
+	if (rv == VIGIL_OK) {
+		*ret_s = s;
+		s = NULL;
+	} else if (rv == VIGIL_ENOMEM) {
+		store_diag_set(reterr, "training set: out of memory");
+	} else if (reterr_off != NULL) {
+		*reterr_off = r.err_off;
+	}
+	batch_trainset_free(s);
+	return rv;
 }
 
 /* ---- Metrics ---- */

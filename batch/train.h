@@ -121,6 +121,51 @@ vigil_err batch_trainset_merge(batch_trainset *dst, const batch_trainset *src,
 
 void batch_trainset_free(batch_trainset *s); /* NULL is a no-op */
 
+/*
+ * The set as bytes, for a partial file of `vigil-rebuild --partition`
+ * (batch/part.c, docs/vigil-rebuild.md "Partitions"). Little-endian
+ * whatever the machine:
+ *   u32 version (BATCH_TRAINSET_VERSION) | u32 nfeat | u64 max_rows
+ *   nfeat x (u8 name length 1..BATCH_TRAIN_MAX_NAME, name bytes)
+ *   u32 ndays | ndays x (i64 day, u64 legitimate rows added, u64 frauds added),
+ *       days strictly ascending (day = floor(event time / 1 day))
+ *   u64 nrows | nrows x (i64 event time ms, u64 key, u8 fraud 0/1,
+ *       nfeat x f32, NaN = missing), in the canonical order
+ * Rows go out in the canonical order of batch_train_run, so the bytes are a
+ * function of what the set holds (the rows kept and the per-day counts),
+ * not of the order rows were added or sets merged in.
+ */
+#define BATCH_TRAINSET_VERSION 1
+
+/*
+ * Encodes s into a new buffer: *ret_buf (malloc'd, caller frees) of
+ * *ret_len bytes, about 17 + 4 * nfeat bytes a row. s is not changed.
+ * VIGIL_ENOMEM (*reterr says so); *ret_buf untouched on error.
+ */
+vigil_err batch_trainset_encode(const batch_trainset *s, uint8_t **ret_buf, size_t *ret_len,
+    store_diag *reterr);
+
+/*
+ * Decodes buf[0..len) made by batch_trainset_encode into a new set (free
+ * with batch_trainset_free), which holds what the encoded one held and
+ * behaves the same (add, merge, train). Every count is checked against the
+ * caps above and against the bytes left before anything is allocated for
+ * it, and the set's invariants are checked: names as batch_trainset_new
+ * wants them and free of control bytes, days ascending, every row on one of the days, each day's
+ * frauds all present, no more legitimate rows of a day kept than added and,
+ * below max_rows, all of them kept; +-inf in a row is stored as missing, as
+ * batch_trainset_add does. buf[] must hold exactly one set.
+ *
+ * VIGIL_OK: *ret_s set. VIGIL_EVERSION (a version this build does not
+ * read), VIGIL_ECORRUPT (truncated, trailing bytes, a count or value out of
+ * range, a broken invariant): *reterr_off is the offset in buf of the
+ * field at fault and *reterr says what, without a file name (the caller
+ * adds it); VIGIL_ENOMEM. *ret_s untouched on error. reterr_off and reterr
+ * may be NULL.
+ */
+vigil_err batch_trainset_decode(const void *buf, size_t len, batch_trainset **ret_s,
+    uint64_t *reterr_off, store_diag *reterr);
+
 /* What a set holds now. */
 typedef struct batch_trainset_stats {
 	uint64_t rows;         /* kept: frauds + legit_kept */

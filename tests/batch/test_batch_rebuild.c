@@ -9,6 +9,10 @@
  *     within its stated tolerance, fallback kept with too little data);
  *   - idempotency, --force, determinism (mdb_dump of the tables);
  *   - 3 partitions merged == 2 threads == a single run (mdb_dump);
+ *   - the nightly model: 2 and 3 partitions merged give the single run's
+ *     model.json byte for byte (every row kept, and sampled), older partial
+ *     files without training rows merge with no model and say why, a
+ *     damaged training section is refused naming the file and offset;
  *   - the lock (VIGIL_EBUSY, exit code 3), rule-file errors, the CLI;
  *   - card.first_seen carried across generations (plain and merged runs),
  *     and a damaged previous card value noted without failing the rebuild.
@@ -28,6 +32,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <lmdb.h>
+#include <xxhash.h>
 
 #include "batch.h"
 #include "features_int.h" /* gen_checksum_write */
@@ -1553,6 +1558,514 @@ test_cli(void **state)
 	fx_rm_rf(dd);
 }
 
+/* ---- The nightly model through --partition / --merge ---- */
+
+/*
+ * An archive for the model: MODEL_DAYS days before A of MODEL_PER_DAY
+ * scores a day over 60 cards, each with the model input vector vigild
+ * archives (store_model_vec_encode, this build's layout): input 0 carries
+ * the signal (fraud 70% of the time above 0.85, 2% below: a high fraud
+ * rate), input 1 is noise, input 2 missing one time in four, the others
+ * missing. Frauds are labelled a day later, one legitimate transaction in
+ * ten too. Every 50th score has no vector (an older vigild), every 77th
+ * another build's layout. With the defaults (7 days of label maturity, 28
+ * days of training) the rows of [A - 35d, A - 7d) train: about 2500, 300 of
+ * them frauds.
+ */
+#define MODEL_DAYS    36
+#define MODEL_PER_DAY 90
+
+static void
+score_vec(store_archive *ar, const char *tid, const char *card, int64_t t, int64_t amount,
+    const float *x, uint32_t n, uint64_t layout)
+{
+	static store_scored s;
+	uint8_t buf[16384];
+	size_t len;
+
+	memset(&s, 0, sizeof s);
+	snprintf(s.txn.txn_id, sizeof s.txn.txn_id, "%s", tid);
+	snprintf(s.txn.card_id, sizeof s.txn.card_id, "%s", card);
+	snprintf(s.txn.merchant_id, sizeof s.txn.merchant_id, "m-%lld", (long long)(amount % 7));
+	snprintf(s.txn.currency, sizeof s.txn.currency, "EUR");
+	snprintf(s.txn.country, sizeof s.txn.country, "FR");
+	s.txn.amount_minor = amount;
+	s.txn.event_time_ms = t;
+	s.txn.mcc = 5411;
+	s.txn.channel = VIGIL_CHANNEL_ECOM;
+	s.decision = VIGIL_DECISION_ALLOW;
+	snprintf(s.rules_version, sizeof s.rules_version, "test");
+	s.scored_at_ms = t;
+	if (x != NULL) {
+		assert_int_equal(store_model_vec_encode(x, n, s.model_in, sizeof s.model_in, &len),
+		    VIGIL_OK);
+		s.model_in_len = (uint32_t)len;
+		s.model_layout = layout;
+	}
+	assert_int_equal(store_scored_encode(&s, buf, sizeof buf, &len), VIGIL_OK);
+	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, t, buf, len, NULL), VIGIL_OK);
+}
+
+static uint64_t
+model_rng(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static float
+model_unif(uint64_t *s)
+{
+	return (float)(model_rng(s) >> 40) / (float)(1 << 24);
+}
+
+static void
+build_model_archive(const char *datadir)
+{
+	store_archive *ar = fx_archive(datadir);
+	uint32_t n = store_schema_model_inputs(&(const uint32_t *){ NULL });
+	uint64_t rng = 0x9e3779b97f4a7c15ull, layout = store_schema_model_layout();
+	float x[STORE_MODEL_MAX_INPUTS];
+	char tid[32], card[32];
+
+	assert_true(n >= 3);
+	for (int i = 0; i < MODEL_DAYS * MODEL_PER_DAY; i++) {
+		int64_t t = A - MODEL_DAYS * D + (int64_t)i * (D / MODEL_PER_DAY) +
+		    (int64_t)(model_rng(&rng) % 60000);
+		bool fraud;
+
+		for (uint32_t j = 0; j < n; j++)
+			x[j] = NAN;
+		x[0] = model_unif(&rng);
+		x[1] = model_unif(&rng);
+		x[2] = model_unif(&rng) < 0.25f ? NAN : model_unif(&rng) * 100.0f;
+		fraud = x[0] > 0.85f ? model_unif(&rng) < 0.7f : model_unif(&rng) < 0.02f;
+		snprintf(tid, sizeof tid, "mt-%05d", i);
+		snprintf(card, sizeof card, "mc-%02d", (int)(model_rng(&rng) % 60));
+		score_vec(ar, tid, card, t, 100 + (int64_t)(x[0] * 10000), i % 50 == 7 ? NULL : x, n,
+		    i % 77 == 3 ? layout ^ 1 : layout);
+		if (fraud)
+			fx_label(ar, tid, true, t + D);
+		else if (i % 10 == 0)
+			fx_label(ar, tid, false, t + D);
+	}
+	store_archive_close(ar);
+}
+
+/* Blob `name` of generation gen of datadir, NUL-terminated (NULL if none). */
+static char *
+gen_blob(const char *datadir, uint64_t gen, const char *name)
+{
+	store_gen *g = NULL;
+	store_diag d;
+	void *data = NULL;
+	size_t len = 0;
+	char *copy;
+
+	if (store_gen_open(datadir, gen, &g, &d) != VIGIL_OK)
+		fail_msg("%s generation %llu: %s", datadir, (unsigned long long)gen, d.msg);
+	if (store_gen_blob(g, name, &data, &len) != VIGIL_OK) {
+		store_gen_close(g);
+		return NULL;
+	}
+	store_gen_close(g);
+	copy = malloc(len + 1);
+	assert_non_null(copy);
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+	free(data);
+	return copy;
+}
+
+/* The summaries' model figures agree (all but the training's seconds). */
+static void
+assert_same_model_summary(const batch_summary *a, const batch_summary *b)
+{
+	assert_int_equal(a->model.trained, b->model.trained);
+	assert_string_equal(a->model.why_not, b->model.why_not);
+	assert_int_equal(a->model.rows, b->model.rows);
+	assert_int_equal(a->model.frauds, b->model.frauds);
+	assert_int_equal(a->model.rows_seen, b->model.rows_seen);
+	assert_int_equal(a->model.rows_other_layout, b->model.rows_other_layout);
+	assert_int_equal(a->model.rows_no_vector, b->model.rows_no_vector);
+	assert_int_equal(a->model.valid_rows, b->model.valid_rows);
+	assert_int_equal(a->model.valid_frauds, b->model.valid_frauds);
+	assert_int_equal(a->model.rounds, b->model.rounds);
+	assert_int_equal(a->model.best_round, b->model.best_round);
+	assert_int_equal(a->model.features, b->model.features);
+	assert_true(memcmp(&a->model.valid_auc, &b->model.valid_auc, sizeof(double)) == 0);
+	assert_true(memcmp(&a->model.valid_ap, &b->model.valid_ap, sizeof(double)) == 0);
+	assert_true(memcmp(&a->model.train_auc, &b->model.train_auc, sizeof(double)) == 0);
+	assert_int_equal(a->model.train_from_ms, b->model.train_from_ms);
+	assert_int_equal(a->model.train_to_ms, b->model.train_to_ms);
+	assert_int_equal(a->model.json_bytes, b->model.json_bytes);
+}
+
+/* Writes dir's n partitions (threads inside partition 1) with max_rows
+ * (0: default) into paths[i] = dir/tag-i.vpart; s: the last partition's
+ * summary. */
+static void
+model_partitions(const char *dir, const char *tag, uint32_t n, uint64_t max_rows,
+    char paths[][600], batch_summary *s)
+{
+	batch_opts o;
+	store_diag d;
+
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(paths[i], 600, "%s/%s-%u.vpart", dir, tag, i);
+		opts_for(&o, dir, NULL);
+		o.part_index = i;
+		o.part_count = n;
+		o.out_path = paths[i];
+		o.threads = i == 1 ? 2 : 1;
+		o.model_max_rows = max_rows;
+		memset(s, 0, sizeof *s);
+		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+			fail_msg("partition %u/%u: %s", i, n, d.msg);
+		assert_true(s->partial);
+		assert_false(s->model.trained);
+		/* Each partition's set is bounded as a single run's. */
+		assert_true(s->model.rows > 0);
+		assert_true(s->model.rows <= (max_rows ? max_rows : 100000));
+	}
+}
+
+/*
+ * Contract 7 for partitioned runs: 2 and 3 partitions merged give the
+ * single run's model.json and model.meta byte for byte, and the same model
+ * figures in the summary, both with every row kept and with the legitimate
+ * rows sampled (max_rows under the rows: the merge re-applies the bound).
+ */
+static void
+test_partitions_model_identical(void **state)
+{
+	const char *single = fx_tmpdir(0), *parts = fx_tmpdir(1);
+	static const uint64_t caps[] = { 0, 1000 };
+	batch_summary *s = calloc(1, sizeof *s), *sp = calloc(1, sizeof *sp);
+	char paths[3][600];
+	batch_opts o;
+	store_diag d;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(sp);
+	build_model_archive(single);
+	fx_copy_archive(single, parts);
+	for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+		char *json, *meta;
+
+		opts_for(&o, single, NULL);
+		o.force = true;
+		o.threads = 1;
+		o.model_max_rows = caps[c];
+		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+			fail_msg("single: %s", d.msg);
+		if (!s->model.trained)
+			fail_msg("single run: no model: %s", s->model.why_not);
+		assert_true(s->model.frauds >= 100);
+		assert_true(s->model.rows_no_vector > 0);
+		assert_true(s->model.rows_other_layout > 0);
+		if (caps[c] != 0)
+			assert_int_equal(s->model.rows, caps[c]); /* sampled */
+		else
+			assert_true(s->model.rows > 2000);        /* all kept */
+		json = gen_blob(single, s->generation, "model.json");
+		meta = gen_blob(single, s->generation, "model.meta");
+		assert_non_null(json);
+		assert_non_null(meta);
+
+		for (uint32_t n = 2; n <= 3; n++) {
+			/* Given in any order: merged in partition order. */
+			const char *pp[3] = { paths[n - 1], paths[0], paths[1] };
+			char *pjson, *pmeta;
+
+			model_partitions(parts, "m", n, caps[c], paths, sp);
+			opts_for(&o, parts, NULL);
+			o.force = true;
+			o.threads = 1;
+			memset(sp, 0, sizeof *sp);
+			if (batch_merge(&o, pp, n, sp, &d) != VIGIL_OK)
+				fail_msg("merge of %u: %s", n, d.msg);
+			assert_same_model_summary(s, sp);
+			pjson = gen_blob(parts, sp->generation, "model.json");
+			pmeta = gen_blob(parts, sp->generation, "model.meta");
+			assert_non_null(pjson);
+			assert_non_null(pmeta);
+			if (strcmp(json, pjson) != 0)
+				fail_msg("max_rows %llu, %u partitions: model.json differs from the "
+				    "single run's (%zu and %zu bytes)", (unsigned long long)caps[c], n,
+				    strlen(json), strlen(pjson));
+			assert_string_equal(meta, pmeta);
+			free(pjson);
+			free(pmeta);
+		}
+		free(json);
+		free(meta);
+	}
+	/* The merge trains with its own thread count: the same bytes. */
+	{
+		const char *pp[3] = { paths[0], paths[1], paths[2] };
+		char *a = gen_blob(parts, sp->generation, "model.json"), *b;
+
+		opts_for(&o, parts, NULL);
+		o.force = true;
+		o.threads = 2;
+		assert_int_equal(batch_merge(&o, pp, 3, sp, &d), VIGIL_OK);
+		assert_true(sp->model.trained);
+		b = gen_blob(parts, sp->generation, "model.json");
+		assert_non_null(b);
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+	}
+	free(s);
+	free(sp);
+	fx_rm_rf(single);
+	fx_rm_rf(parts);
+}
+
+/* Reads a whole file (malloc'd). */
+static uint8_t *
+slurp(const char *path, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *b;
+	long n;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n > 0);
+	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+	b = malloc((size_t)n);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*ret_len = (size_t)n;
+	return b;
+}
+
+/* Writes b[0..len) to path with the trailer ('E' and the xxh64 of every
+ * byte before the digest) recomputed, as a damaged but checksummed file. */
+static void
+spill_resummed(const char *path, uint8_t *b, size_t len)
+{
+	uint64_t digest;
+	FILE *f;
+
+	b[len - 9] = 'E';
+	digest = XXH64(b, len - 8, 0);
+	memcpy(b + len - 8, &digest, 8);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(b, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static uint32_t
+le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/*
+ * Where a partial file's training section starts: its 'R' tag, followed by
+ * u32 version 1 and u32 size of the fixed part, whose last fields are the
+ * u64 length of the set and a 200-byte reason; the set runs up to the
+ * trailer. *ret_set: the set's first byte.
+ */
+static size_t
+train_section(const uint8_t *b, size_t len, size_t *ret_set)
+{
+	for (size_t o = len - 9; o-- > 0;) {
+		uint64_t set_len;
+		uint32_t size;
+
+		if (b[o] != 'R' || o + 9 > len - 9 || le32(b + o + 1) != 1)
+			continue;
+		size = le32(b + o + 5);
+		if (size < 208 || o + 9 + size > len - 9)
+			continue;
+		memcpy(&set_len, b + o + 9 + size - 208, 8);
+		if (o + 9 + size + set_len == len - 9) {
+			*ret_set = o + 9 + size;
+			return o;
+		}
+	}
+	fail_msg("no training section found");
+	return 0;
+}
+
+/*
+ * Older partial files, written before the training section: they merge
+ * (tables as before), and the generation has no model and says which file
+ * lacks the rows. Partitions that disagree on the training options are
+ * refused, naming both files.
+ */
+static void
+test_partitions_model_old_files(void **state)
+{
+	const char *dir = fx_tmpdir(0);
+	char paths[3][600], old[600], why[700];
+	const char *pp[3];
+	batch_summary *s = calloc(1, sizeof *s);
+	batch_opts o;
+	store_diag d;
+	uint8_t *b;
+	size_t len, set_at, r_at;
+
+	(void)state;
+	assert_non_null(s);
+	build_model_archive(dir);
+	model_partitions(dir, "p", 3, 0, paths, s);
+	/* Partition 1 as an older vigil-rebuild wrote it: no 'R' section. */
+	b = slurp(paths[1], &len);
+	r_at = train_section(b, len, &set_at);
+	memmove(b + r_at, b + len - 9, 9);
+	snprintf(old, sizeof old, "%s/old-1.vpart", dir);
+	spill_resummed(old, b, r_at + 9);
+	free(b);
+	pp[0] = paths[0];
+	pp[1] = old;
+	pp[2] = paths[2];
+	opts_for(&o, dir, NULL);
+	if (batch_merge(&o, pp, 3, s, &d) != VIGIL_OK)
+		fail_msg("merge with an older file: %s", d.msg);
+	assert_int_equal(s->records_read, MODEL_DAYS * MODEL_PER_DAY);
+	assert_false(s->model.trained);
+	snprintf(why, sizeof why, "%s has no training rows (an older vigil-rebuild wrote it)", old);
+	assert_string_equal(s->model.why_not, why);
+	assert_null(gen_blob(dir, s->generation, "model.json"));
+
+	/* --no-model on the merge: none either, and it says so. */
+	pp[1] = paths[1];
+	opts_for(&o, dir, NULL);
+	o.force = true;
+	o.model_off = true;
+	assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_OK);
+	assert_false(s->model.trained);
+	assert_string_equal(s->model.why_not, "turned off (--no-model)");
+
+	/* Partitions run with --no-model: the merge says so too. */
+	for (uint32_t i = 0; i < 3; i++) {
+		opts_for(&o, dir, NULL);
+		o.part_index = i;
+		o.part_count = 3;
+		o.out_path = paths[i];
+		o.model_off = true;
+		assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	}
+	opts_for(&o, dir, NULL);
+	o.force = true;
+	assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_OK);
+	assert_false(s->model.trained);
+	assert_string_equal(s->model.why_not, "turned off (--no-model)");
+
+	/* One partition with other training options: refused, both named. */
+	for (uint32_t i = 0; i < 3; i++) {
+		opts_for(&o, dir, NULL);
+		o.part_index = i;
+		o.part_count = 3;
+		o.out_path = paths[i];
+		o.labelled_only = i == 2;
+		assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	}
+	opts_for(&o, dir, NULL);
+	o.force = true;
+	assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_EINVAL);
+	assert_non_null(strstr(d.msg, paths[2]));
+	assert_non_null(strstr(d.msg, "training options differ from"));
+	assert_non_null(strstr(d.msg, paths[0]));
+	free(s);
+	fx_rm_rf(dir);
+}
+
+/*
+ * A damaged training section (checksum recomputed, so the structure checks
+ * see it) is refused with the file and the offset of the field at fault,
+ * and no generation is made.
+ */
+static void
+test_partitions_model_damaged(void **state)
+{
+	const char *dir = fx_tmpdir(0);
+	char paths[3][600], bad[600], want[800];
+	const char *pp[3];
+	batch_summary *s = calloc(1, sizeof *s);
+	batch_opts o;
+	store_diag d;
+	uint8_t *valid, *b;
+	size_t len, set_at, r_at, days_at;
+	uint64_t gen = 0;
+	uint32_t nfeat;
+
+	(void)state;
+	assert_non_null(s);
+	build_model_archive(dir);
+	model_partitions(dir, "p", 3, 0, paths, s);
+	valid = slurp(paths[1], &len);
+	r_at = train_section(valid, len, &set_at);
+	b = malloc(len);
+	assert_non_null(b);
+	snprintf(bad, sizeof bad, "%s/damaged-1.vpart", dir);
+	pp[0] = paths[0];
+	pp[1] = bad;
+	pp[2] = paths[2];
+	/* The codec's layout (batch/train.h): u32 version, u32 nfeat, u64
+	 * max_rows, names (u8 length + bytes), u32 ndays, days (24 bytes),
+	 * u64 nrows, rows. */
+	nfeat = le32(valid + set_at + 4);
+	days_at = set_at + 16;
+	for (uint32_t j = 0; j < nfeat; j++)
+		days_at += 1 + valid[days_at];
+
+	struct {
+		size_t      at;       /* byte changed */
+		uint8_t     value;
+		size_t      off;      /* offset the message names */
+		vigil_err   rv;
+		const char *msg;
+	} cases[] = {
+		{ r_at + 1, 7, r_at + 1, VIGIL_EVERSION,
+		  "training section version 7 (this build reads 1)" },
+		{ set_at, 2, set_at, VIGIL_EVERSION, "training set: version 2 (this build reads 1)" },
+		{ set_at + 4, 0, set_at + 4, VIGIL_ECORRUPT, "training set: 0 features" },
+		{ days_at + 1, 0x20, days_at, VIGIL_ECORRUPT, "training set: 8" }, /* 8k+ days */
+		{ set_at + 16, 0, set_at + 16, VIGIL_ECORRUPT, "training set: feature 0: name of 0 bytes" },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		memcpy(b, valid, len);
+		b[cases[k].at] = cases[k].value;
+		spill_resummed(bad, b, len);
+		opts_for(&o, dir, NULL);
+		assert_int_equal(batch_merge(&o, pp, 3, s, &d), cases[k].rv);
+		snprintf(want, sizeof want, "%s: offset %zu: %s", bad, cases[k].off, cases[k].msg);
+		if (strncmp(d.msg, want, strlen(want)) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s...\"", k, d.msg, want);
+	}
+	/* Truncated inside the set, the trailer moved up: the set's length no
+	 * longer fits the file. */
+	memcpy(b, valid, len);
+	memmove(b + len - 40 - 9, b + len - 9, 9);
+	spill_resummed(bad, b, len - 40);
+	assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_ECORRUPT);
+	snprintf(want, sizeof want, "%s: offset %zu: training section fields out of range", bad,
+	    r_at);
+	assert_string_equal(d.msg, want);
+	assert_int_equal(store_gen_current(dir, &gen), VIGIL_OK);
+	assert_int_equal(gen, 0);
+	/* Undamaged, it merges. */
+	pp[1] = paths[1];
+	assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_OK);
+	assert_true(s->model.trained);
+	free(valid);
+	free(b);
+	free(s);
+	fx_rm_rf(dir);
+}
+
 int
 main(void)
 {
@@ -1576,6 +2089,9 @@ main(void)
 		cmocka_unit_test(test_future_as_of_not_final),
 		cmocka_unit_test(test_summary_json_non_utf8_id),
 		cmocka_unit_test(test_cli),
+		cmocka_unit_test(test_partitions_model_identical),
+		cmocka_unit_test(test_partitions_model_old_files),
+		cmocka_unit_test(test_partitions_model_damaged),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,8 @@
  * train.c) on synthetic rows: AUC and average precision on hand-computed
  * cases, the sampling cap and its weights, byte-identical models whatever
  * the order rows arrive in or the partitions they are merged from, cold
- * start, the time-ordered split, and a planted signal that the model must
+ * start, the time-ordered split, the set's codec (round trip, damage
+ * refused at its offset), and a planted signal that the model must
  * find (checked through XGBoost's own prediction of the saved JSON).
  */
 #include <math.h>
@@ -381,6 +382,229 @@ test_train_deterministic(void **state)
 	free(r);
 }
 
+/* ---- The codec (batch_trainset_encode / batch_trainset_decode) ---- */
+
+static uint8_t *
+encode(const batch_trainset *s, size_t *ret_len)
+{
+	uint8_t   *b = NULL;
+	store_diag d;
+
+	if (batch_trainset_encode(s, &b, ret_len, &d) != VIGIL_OK)
+		fail_msg("encode: %s", d.msg);
+	return b;
+}
+
+/*
+ * A set (sampled: more legitimate rows than room) encodes to the same
+ * bytes whatever order its rows came in; decoded, it encodes to them
+ * again, trains the same model byte for byte, and merges like the set
+ * itself; an empty set round-trips too.
+ */
+static void
+test_codec_round_trip(void **state)
+{
+	enum { N = 6000, MAX = 3000 };
+	row *r = gen_rows(N, 8, 5);
+	batch_trainset *a = new_set(MAX), *b = new_set(MAX), *dec = NULL, *half = new_set(MAX),
+	    *rest = new_set(MAX), *e = new_set(MAX), *dh = NULL, *dr = NULL;
+	batch_trainset_stats sa, sd;
+	batch_model_report ra, rd;
+	batch_train_opts o;
+	store_diag d;
+	uint8_t *ba, *bb, *bd, *bh, *br;
+	size_t la, lb, ld, lh, lr, lja, ljd;
+	char *ja, *jd;
+
+	(void)state;
+	small_opts(&o);
+	add_rows(a, r, N, 1);
+	add_rows(b, r, N, -1);
+	ba = encode(a, &la);
+	bb = encode(b, &lb);
+	assert_int_equal(la, lb);
+	assert_memory_equal(ba, bb, la);
+	assert_int_equal(batch_trainset_decode(ba, la, &dec, NULL, &d), VIGIL_OK);
+	bd = encode(dec, &ld);
+	assert_int_equal(la, ld);
+	assert_memory_equal(ba, bd, la);
+	batch_trainset_stats_get(a, &sa);
+	batch_trainset_stats_get(dec, &sd);
+	assert_int_equal(sd.rows, MAX);
+	assert_int_equal(sa.rows, sd.rows);
+	assert_int_equal(sa.frauds, sd.frauds);
+	assert_int_equal(sa.legit_seen, sd.legit_seen);
+	assert_int_equal(sa.legit_kept, sd.legit_kept);
+	assert_int_equal(sa.days, sd.days);
+	/* summed in slot order, which the codec does not keep */
+	assert_near(sa.legit_weight, sd.legit_weight, 1e-9 * sa.legit_weight);
+	ja = train(a, &o, &lja, &ra);
+	jd = train(dec, &o, &ljd, &rd);
+	assert_true(ra.trained);
+	assert_int_equal(lja, ljd);
+	assert_memory_equal(ja, jd, lja);
+
+	/* Two halves by key, each through the codec, merged: the whole. */
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(batch_trainset_add(r[i].key % 3 ? half : rest, r[i].x, r[i].fraud,
+		    r[i].t, r[i].key), VIGIL_OK);
+	bh = encode(half, &lh);
+	br = encode(rest, &lr);
+	assert_int_equal(batch_trainset_decode(bh, lh, &dh, NULL, &d), VIGIL_OK);
+	assert_int_equal(batch_trainset_decode(br, lr, &dr, NULL, &d), VIGIL_OK);
+	assert_int_equal(batch_trainset_merge(dh, dr, &d), VIGIL_OK);
+	free(bd);
+	bd = encode(dh, &ld);
+	assert_int_equal(la, ld);
+	assert_memory_equal(ba, bd, la);
+
+	/* Empty. */
+	free(bh);
+	bh = encode(e, &lh);
+	batch_trainset_free(dh);
+	dh = NULL;
+	assert_int_equal(batch_trainset_decode(bh, lh, &dh, NULL, &d), VIGIL_OK);
+	batch_trainset_stats_get(dh, &sd);
+	assert_int_equal(sd.rows, 0);
+	assert_int_equal(sd.days, 0);
+
+	free(ba);
+	free(bb);
+	free(bd);
+	free(bh);
+	free(br);
+	free(ja);
+	free(jd);
+	batch_trainset_free(a);
+	batch_trainset_free(b);
+	batch_trainset_free(dec);
+	batch_trainset_free(half);
+	batch_trainset_free(rest);
+	batch_trainset_free(e);
+	batch_trainset_free(dh);
+	batch_trainset_free(dr);
+	free(r);
+}
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Expects decode(b[0..len)) to fail with rv at offset off, its message
+ * starting with want. */
+static void
+expect_refused(const uint8_t *b, size_t len, vigil_err rv, uint64_t off, const char *want)
+{
+	batch_trainset *s = NULL;
+	store_diag d;
+	uint64_t at = UINT64_MAX;
+	vigil_err got = batch_trainset_decode(b, len, &s, &at, &d);
+
+	if (got != rv || at != off || strncmp(d.msg, want, strlen(want)) != 0)
+		fail_msg("got %s at %llu: \"%s\"; want %s at %llu: \"%s...\"", vigil_strerror(got),
+		    (unsigned long long)at, d.msg, vigil_strerror(rv), (unsigned long long)off, want);
+	assert_null(s);
+}
+
+/*
+ * Damaged input is refused with the offset of the field at fault: every
+ * truncation, trailing bytes, an unknown version, counts over the caps or
+ * over the bytes left, and broken invariants (a fraud missing from its
+ * day, a row on no day, a legitimate row dropped below max_rows).
+ */
+static void
+test_codec_refuses_damage(void **state)
+{
+	enum { N = 200 };
+	row *r = gen_rows(N, 4, 9);
+	batch_trainset *s = new_set(1000);
+	static uint8_t c[16384]; /* the damaged copy */
+	uint8_t *b;
+	size_t len, names_len = 0, days_at, rows_at, rb = 8 + 8 + 1 + 4 * NF;
+	uint32_t ndays;
+
+	(void)state;
+	add_rows(s, r, N, 1);
+	b = encode(s, &len);
+	assert_true(len < sizeof c);
+	for (int j = 0; j < NF; j++)
+		names_len += 1 + strlen(names[j]);
+	days_at = 16 + names_len + 4;
+	ndays = (uint32_t)b[days_at - 4];
+	assert_int_equal(ndays, 4);
+	rows_at = days_at + 24 * ndays + 8;
+	assert_int_equal(len, rows_at + N * rb);
+
+	/* Every truncation. */
+	for (size_t n = 0; n < len; n++) {
+		batch_trainset *t = NULL;
+		uint64_t at = UINT64_MAX;
+
+		assert_int_equal(batch_trainset_decode(b, n, &t, &at, NULL), VIGIL_ECORRUPT);
+		assert_true(at <= n);
+		assert_null(t);
+	}
+	expect_refused(b, 15, VIGIL_ECORRUPT, 0, "training set: truncated in the header");
+	memcpy(c, b, len);
+	c[len] = 0;
+	expect_refused(c, len + 1, VIGIL_ECORRUPT, len, "training set: 1 bytes after the last row");
+	put_le32(c, 2);
+	expect_refused(c, len, VIGIL_EVERSION, 0, "training set: version 2 (this build reads 1)");
+	memcpy(c, b, len);
+	put_le32(c + 4, 1025);
+	expect_refused(c, len, VIGIL_ECORRUPT, 4, "training set: 1025 features (1 to 1024)");
+	memcpy(c, b, len);
+	memset(c + 8, 0xff, 8);
+	expect_refused(c, len, VIGIL_ECORRUPT, 8, "training set: max_rows 18446744073709551615");
+	/* Feature 3 named like feature 2 ("f3" -> "f2"). */
+	memcpy(c, b, len);
+	c[16 + names_len - 3 * (1 + 2) + 2] = '2'; /* "f3", "f4", "f5" end the names */
+	expect_refused(c, len, VIGIL_ECORRUPT, 16,
+	    "training set: feature 3: \"f2\" is also feature 2");
+	/* A control byte in a name (a message quoting it stays one line). */
+	memcpy(c, b, len);
+	c[16 + 1 + 2] = '\n';
+	expect_refused(c, len, VIGIL_ECORRUPT, 16 + 1 + 2,
+	    "training set: feature 0: name holds the control byte 0x0a");
+	/* A name of 0 bytes. */
+	memcpy(c, b, len);
+	c[16] = 0;
+	expect_refused(c, len, VIGIL_ECORRUPT, 16, "training set: feature 0: name of 0 bytes");
+	memcpy(c, b, len);
+	put_le32(c + days_at - 4, 4097);
+	expect_refused(c, len, VIGIL_ECORRUPT, days_at - 4, "training set: 4097 days (at most 4096)");
+	/* Day 1 before day 0. */
+	memcpy(c, b, len);
+	memcpy(c + days_at + 24, c + days_at, 8);
+	expect_refused(c, len, VIGIL_ECORRUPT, days_at + 24, "training set: day 1: ");
+	/* More rows than bytes left. */
+	memcpy(c, b, len);
+	c[rows_at - 8] = N + 1;
+	expect_refused(c, len, VIGIL_ECORRUPT, rows_at - 8, "training set: 201 rows of 41 bytes");
+	/* A label byte out of range. */
+	memcpy(c, b, len);
+	c[rows_at + 16] = 2;
+	expect_refused(c, len, VIGIL_ECORRUPT, rows_at + 16, "training set: row 0: label byte 2");
+	/* The first row a century later: on none of the days. */
+	memcpy(c, b, len);
+	c[rows_at + 6] ^= 0x10;
+	expect_refused(c, len, VIGIL_ECORRUPT, rows_at, "training set: row 0: time ");
+	/* A row's label flipped: its day's frauds no longer add up. */
+	memcpy(c, b, len);
+	c[rows_at + 16] ^= 1;
+	expect_refused(c, len, VIGIL_ECORRUPT, days_at, "training set: day 0: ");
+	/* One legitimate row fewer on day 0 than counted, below max_rows. */
+	memcpy(c, b, len);
+	c[days_at + 8]++;
+	expect_refused(c, len, VIGIL_ECORRUPT, days_at, "training set: day 0: ");
+	free(b);
+	batch_trainset_free(s);
+	free(r);
+}
+
 static void
 test_train_cold_start(void **state)
 {
@@ -546,6 +770,8 @@ main(void)
 		cmocka_unit_test(test_set_sampling_cap),
 		cmocka_unit_test(test_set_merge_mismatch),
 		cmocka_unit_test(test_train_deterministic),
+		cmocka_unit_test(test_codec_round_trip),
+		cmocka_unit_test(test_codec_refuses_damage),
 		cmocka_unit_test(test_train_cold_start),
 		cmocka_unit_test(test_train_time_split),
 		cmocka_unit_test(test_train_learns_planted_signal),
