@@ -166,8 +166,20 @@ rp_worker_main(void *arg)
 		out->score = res.score;
 		out->decision = (vigil_decision)res.decision;
 		out->generation = res.features_generation;
-		out->model_score = NAN; /* not on the wire yet */
+		/* the model's part, as the server gave it (ScoreReply.model) */
+		out->model_score = res.has_model ? res.model_score : NAN;
 		out->nreasons = 0;
+		for (size_t k = 0; k < res.nmodel_reasons && out->nreasons < APP_REASONS_MAX; k++) {
+			uint32_t slot;
+
+			/* names kept as the schema's own (static) strings */
+			if (store_schema_find(res.model_reasons[k].feature, &slot) != VIGIL_OK)
+				continue;
+			out->reasons[out->nreasons].feature = store_schema_field(slot)->name;
+			out->reasons[out->nreasons].value = res.model_reasons[k].value;
+			out->reasons[out->nreasons].contrib = (float)res.model_reasons[k].contribution;
+			out->nreasons++;
+		}
 		out->nhits = out->nshadow = 0;
 		for (size_t h = 0; h < res.nhits && out->nhits + out->nshadow < RP_MAX_HITS; h++) {
 			int idx = rp_names_index(&r->names, res.hits[h].rule);
