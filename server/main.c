@@ -714,7 +714,6 @@ main(int argc, char **argv)
 	}
 	main_warn_exposure(&s->cfg, NULL);
 	main_fd_budget(&s->cfg);
-	srv_wire_set_max_past_skew(s->cfg.max_past_skew_ms);
 
 	if (srv_rep_start(s, &rep, errbuf, sizeof errbuf) != VIGIL_OK) {
 		srv_log("%s", errbuf);

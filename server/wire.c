@@ -267,15 +267,6 @@ wire_duration(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%.1f s", (double)ms / 1000.0);
 }
 
-/* The past limit srv_wire_txn_time applies (srv_wire_set_max_past_skew). */
-static _Atomic uint64_t wire_max_past_ms;
-
-void
-srv_wire_set_max_past_skew(uint64_t max_past_ms)
-{
-	atomic_store(&wire_max_past_ms, max_past_ms);
-}
-
 vigil_err
 srv_wire_txn_window(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
     uint64_t max_past_ms, srv_wire_err *reterr)
@@ -307,13 +298,6 @@ srv_wire_txn_window(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms
 	return VIGIL_EINVAL;
 }
 
-vigil_err
-srv_wire_txn_time(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
-    srv_wire_err *reterr)
-{
-	return srv_wire_txn_window(txn, now_ms, max_future_ms, atomic_load(&wire_max_past_ms),
-	    reterr);
-}
 
 /* Same charset as ids in vigil_txn_validate: printable ASCII, no space. */
 static bool

@@ -70,15 +70,6 @@ vigil_err srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn,
 vigil_err srv_wire_txn_window(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
     uint64_t max_past_ms, srv_wire_err *reterr);
 
-/*
- * srv_wire_txn_window with the past limit set by srv_wire_set_max_past_skew
- * (0 until set). The pipeline (score.c) passes the future limit itself; the
- * past limit is process-wide, set once by main before any request, so the
- * callers of this function need no change to honour it.
- */
-vigil_err srv_wire_txn_time(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
-    srv_wire_err *reterr);
-void      srv_wire_set_max_past_skew(uint64_t max_past_ms);
 
 /* Same for a Label; label_time_ms 0 becomes now_ms. */
 vigil_err srv_wire_label(const Vigil__V1__Label *in, int64_t now_ms,

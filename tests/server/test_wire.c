@@ -392,12 +392,12 @@ test_txn_time_future_skew(void **state)
 	(void)state;
 	assert_int_equal(srv_wire_txn(&t, &txn, &err), VIGIL_OK);
 	txn.event_time_ms = now + 300000;
-	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_OK);
+	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 0, &err), VIGIL_OK);
 	txn.event_time_ms = now - 400LL * VIGIL_MS_PER_DAY; /* history: a replay */
-	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_OK);
+	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 0, &err), VIGIL_OK);
 
 	txn.event_time_ms = now + 300001;
-	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_EINVAL);
+	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 0, &err), VIGIL_EINVAL);
 	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_INVALID);
 	assert_string_equal(err.field, "txn.event_time_ms");
 	assert_string_equal(err.msg, "event_time_ms 1763700300001 is 300001 ms (5.0 min) "
@@ -405,23 +405,23 @@ test_txn_time_future_skew(void **state)
 
 	/* The year-2099 event that used to freeze every card's velocity. */
 	txn.event_time_ms = 4070908800000LL; /* 2099-01-01 */
-	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_EINVAL);
+	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 0, &err), VIGIL_EINVAL);
 	assert_string_equal(err.msg, "event_time_ms 4070908800000 is 2307208800000 ms "
 	    "(26703.8 d) ahead of the server clock; the limit is 300000 ms (max_future_skew_ms)");
 	txn.event_time_ms = now + 2 * 3600000;
-	assert_int_equal(srv_wire_txn_time(&txn, now, 60000, &err), VIGIL_EINVAL);
+	assert_int_equal(srv_wire_txn_window(&txn, now, 60000, 0, &err), VIGIL_EINVAL);
 	assert_non_null(strstr(err.msg, "is 7200000 ms (2.0 h) ahead"));
 	assert_non_null(strstr(err.msg, "the limit is 60000 ms"));
 
 	/* 0 disables the guard. */
 	txn.event_time_ms = 4070908800000LL;
-	assert_int_equal(srv_wire_txn_time(&txn, now, 0, &err), VIGIL_OK);
+	assert_int_equal(srv_wire_txn_window(&txn, now, 0, 0, &err), VIGIL_OK);
 }
 
 /*
  * max_past_skew_ms: an event older than the limit is refused with how far
  * behind it is; the limit itself is fine; 0 (the default) accepts any past
- * time. srv_wire_txn_time applies the process-wide limit main sets.
+ * time.
  */
 static void
 test_txn_time_past_skew(void **state)
@@ -449,15 +449,9 @@ test_txn_time_past_skew(void **state)
 	assert_non_null(strstr(err.msg, "ahead of the server clock"));
 	txn.event_time_ms = now - 400LL * VIGIL_MS_PER_DAY;
 	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 0, &err), VIGIL_OK);
-
-	/* the process-wide limit behind srv_wire_txn_time */
-	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_OK);
-	srv_wire_set_max_past_skew(3600000);
-	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_EINVAL);
+	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 3600000, &err), VIGIL_EINVAL);
 	assert_non_null(strstr(err.msg, "(400.0 d) behind the server clock; the limit is "
 	    "3600000 ms (max_past_skew_ms)"));
-	srv_wire_set_max_past_skew(0);
-	assert_int_equal(srv_wire_txn_time(&txn, now, 300000, &err), VIGIL_OK);
 }
 
 static void
