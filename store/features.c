@@ -584,49 +584,55 @@ out:
 	return rv;
 }
 
-/* Replaces fdir/CURRENT atomically: write temp, fsync, rename, fsync dir. */
+/*
+ * Replaces dir/name with text[0..len) atomically: dir/name.tmp written and
+ * fsynced, closed, renamed over dir/name, dir fsynced. The one way this file
+ * writes its small files (CURRENT, CHECKSUM, CHECKSUMS_FROM).
+ */
+static vigil_err
+gen_file_replace(const char *dir, const char *name, const char *text, size_t len,
+    store_diag *reterr)
+{
+	char      path[GEN_PATH_MAX], tmp[GEN_PATH_MAX];
+	int       fd, e = 0;
+	vigil_err rv;
+
+	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
+	    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp) {
+		store_diag_set(reterr, "%s: path too long", dir);
+		return VIGIL_ETOOBIG;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0)
+		e = errno ? errno : EIO;
+	if (fd >= 0 && close(fd) != 0 && e == 0)
+		e = errno;
+	if (e != 0) {
+		store_diag_set(reterr, "%s: %s", tmp, strerror(e));
+		return vigil_err_from_errno(e);
+	}
+	if (rename(tmp, path) != 0) {
+		e = errno;
+		store_diag_set(reterr, "%s: rename: %s", path, strerror(e));
+		return vigil_err_from_errno(e);
+	}
+	rv = store_fsync_dir(dir);
+	if (rv != VIGIL_OK)
+		store_diag_set(reterr, "%s: fsync: %s", dir, vigil_strerror(rv));
+	return rv;
+}
+
+/* Replaces fdir/CURRENT atomically (gen_file_replace). */
 static vigil_err
 current_write(const char *fdir, uint64_t gen, store_diag *reterr)
 {
-	char      path[GEN_PATH_MAX], tmp[GEN_PATH_MAX], line[32];
-	int       fd = -1, len;
-	vigil_err rv;
+	char line[32];
+	size_t len;
 
-	rv = path_join(path, sizeof path, fdir, "CURRENT");
-	if (rv == VIGIL_OK)
-		rv = path_join(tmp, sizeof tmp, fdir, "CURRENT.tmp");
-	if (rv != VIGIL_OK) {
-		store_diag_set(reterr, "%s: path too long", fdir);
-		goto out;
-	}
 	gen_name(gen, line, sizeof line);
-	len = (int)strlen(line);
+	len = strlen(line);
 	line[len++] = '\n';
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, line, (size_t)len) != len || fsync(fd) != 0) {
-		rv = vigil_err_from_errno(errno ? errno : EIO);
-		store_diag_set(reterr, "%s: %s", tmp, strerror(errno ? errno : EIO));
-		goto out;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		rv = vigil_err_from_errno(errno);
-		store_diag_set(reterr, "%s: close: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		rv = vigil_err_from_errno(errno);
-		store_diag_set(reterr, "%s: rename: %s", path, strerror(errno));
-		goto out;
-	}
-	rv = store_fsync_dir(fdir);
-	if (rv != VIGIL_OK)
-		store_diag_set(reterr, "%s: fsync: %s", fdir, strerror(errno));
-out:
-	if (fd >= 0)
-		close(fd);
-	return rv;
+	return gen_file_replace(fdir, "CURRENT", line, len, reterr);
 }
 
 /* Takes the rebuild lock fdir/LOCK (creating fdir); *ret_fd holds it. */
@@ -869,17 +875,14 @@ out:
 vigil_err
 gen_checksum_write(const char *gendir, store_diag *reterr)
 {
-	char          data[GEN_PATH_MAX], path[GEN_PATH_MAX], tmp[GEN_PATH_MAX];
+	char          data[GEN_PATH_MAX];
 	char          line[GEN_CHECKSUM_HEX + sizeof "  " GEN_DATA_FILE "\n"];
 	char          hex[GEN_CHECKSUM_HEX + 1];
 	XXH128_hash_t h;
 	uint64_t      bytes;
-	int           fd = -1, e, len;
-	vigil_err     rv;
+	int           fd, e, len;
 
-	if (path_join(data, sizeof data, gendir, GEN_DATA_FILE) != VIGIL_OK ||
-	    path_join(path, sizeof path, gendir, GEN_CHECKSUM_FILE) != VIGIL_OK ||
-	    path_join(tmp, sizeof tmp, gendir, GEN_CHECKSUM_FILE ".tmp") != VIGIL_OK) {
+	if (path_join(data, sizeof data, gendir, GEN_DATA_FILE) != VIGIL_OK) {
 		store_diag_set(reterr, "%s: path too long", gendir);
 		return VIGIL_ETOOBIG;
 	}
@@ -891,41 +894,13 @@ gen_checksum_write(const char *gendir, store_diag *reterr)
 	}
 	e = gen_hash_fd(fd, &h, &bytes);
 	close(fd);
-	fd = -1;
 	if (e != 0) {
 		store_diag_set(reterr, "%s: checksum: %s", data, strerror(e));
 		return vigil_err_from_errno(e);
 	}
 	gen_hex(&h, hex);
 	len = snprintf(line, sizeof line, "%s  " GEN_DATA_FILE "\n", hex);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, line, (size_t)len) != len || fsync(fd) != 0) {
-		e = errno ? errno : EIO;
-		rv = vigil_err_from_errno(e);
-		store_diag_set(reterr, "%s: %s", tmp, strerror(e));
-		goto out;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		e = errno;
-		rv = vigil_err_from_errno(e);
-		store_diag_set(reterr, "%s: close: %s", tmp, strerror(e));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		e = errno;
-		rv = vigil_err_from_errno(e);
-		store_diag_set(reterr, "%s: rename: %s", path, strerror(e));
-		goto out;
-	}
-	rv = store_fsync_dir(gendir);
-	if (rv != VIGIL_OK)
-		store_diag_set(reterr, "%s: fsync: %s", gendir, vigil_strerror(rv));
-out:
-	if (fd >= 0)
-		close(fd);
-	return rv;
+	return gen_file_replace(gendir, GEN_CHECKSUM_FILE, line, (size_t)len, reterr);
 }
 
 /* The first generation that must have a CHECKSUM (fdir/CHECKSUMS_FROM): 0
@@ -957,43 +932,20 @@ gen_checksums_from(const char *fdir)
 static vigil_err
 gen_checksums_from_mark(const char *fdir, uint64_t gen, store_diag *reterr)
 {
-	char        path[GEN_PATH_MAX], tmp[GEN_PATH_MAX], line[32];
+	char        path[GEN_PATH_MAX], line[32];
 	struct stat st;
-	int         fd = -1, len, e;
-	vigil_err   rv;
+	size_t      len;
 
-	if (path_join(path, sizeof path, fdir, GEN_CHECKSUMS_FROM) != VIGIL_OK ||
-	    path_join(tmp, sizeof tmp, fdir, GEN_CHECKSUMS_FROM ".tmp") != VIGIL_OK) {
+	if (path_join(path, sizeof path, fdir, GEN_CHECKSUMS_FROM) != VIGIL_OK) {
 		store_diag_set(reterr, "%s: path too long", fdir);
 		return VIGIL_ETOOBIG;
 	}
 	if (stat(path, &st) == 0)
 		return VIGIL_OK;
 	gen_name(gen, line, sizeof line);
-	len = (int)strlen(line);
+	len = strlen(line);
 	line[len++] = '\n';
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, line, (size_t)len) != len || fsync(fd) != 0) {
-		e = errno ? errno : EIO;
-		rv = vigil_err_from_errno(e);
-		store_diag_set(reterr, "%s: %s", tmp, strerror(e));
-		goto out;
-	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		e = errno;
-		rv = vigil_err_from_errno(e);
-		store_diag_set(reterr, "%s: rename: %s", path, strerror(e));
-		goto out;
-	}
-	rv = store_fsync_dir(fdir);
-	if (rv != VIGIL_OK)
-		store_diag_set(reterr, "%s: fsync: %s", fdir, vigil_strerror(rv));
-out:
-	if (fd >= 0)
-		close(fd);
-	return rv;
+	return gen_file_replace(fdir, GEN_CHECKSUMS_FROM, line, len, reterr);
 }
 
 /* Reads gendir/CHECKSUM into hex: VIGIL_OK, VIGIL_ENOTFOUND (no file), or
