@@ -119,16 +119,6 @@ expect 2 "^vigil-score: $URL: a tls+tcp:// URL needs opts.tls_ca" "$SC" --server
 expect 2 "^vigil-score: $URL: $D/none.pem: No such file or directory\$" "$SC" --server "$URL" \
 	--tls-ca "$D/none.pem" health
 
-# vigil-replay's server mode dials the same way
-RP="$B/tools/replay/vigil-replay"
-if [ -x "$RP" ]; then
-	printf 'txn_id,event_time,card_id,merchant_id,amount,currency\n' > "$D/r.csv"
-	printf 'tls-rp-1,%s,card-rp,m-1,9.99,EUR\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$D/r.csv"
-	expect 0 "1 rows" "$RP" --csv "$D/r.csv" --server "$URL" --tls-ca "$P/ca.pem" \
-		--tls-cert "$P/client.pem" --tls-key "$P/client.key" --tls-server-name localhost
-	expect 1 "" "$RP" --csv "$D/r.csv" --server "$URL" -q
-fi
-
 kill -0 "$PID" 2>/dev/null || fail "vigild died"
 kill -TERM "$PID"
 wait "$PID" || fail "vigild exited with status $? after SIGTERM"
