@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/rules/test_rules_noalloc.c - evaluation allocates nothing: malloc,
- * calloc, realloc and free are wrapped at link time (-Wl,--wrap) and
+ * calloc, realloc and free are wrapped at link time (tests/lib/noalloc.h) and
  * counted around rules_prog_eval over rules/default.rules-like programs
  * with lists, tuned per-group thresholds and every built-in.
  */
@@ -12,47 +12,9 @@
 
 #include <cmocka.h>
 
+#include "noalloc.h"
+
 #include "fixture.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t m);
-void *__real_realloc(void *p, size_t n);
-void  __real_free(void *p);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t m);
-void *__wrap_realloc(void *p, size_t n);
-void  __wrap_free(void *p);
-
-static unsigned long allocs;
-
-void *
-__wrap_malloc(size_t n)
-{
-	allocs++;
-	return __real_malloc(n);
-}
-
-void *
-__wrap_calloc(size_t n, size_t m)
-{
-	allocs++;
-	return __real_calloc(n, m);
-}
-
-void *
-__wrap_realloc(void *p, size_t n)
-{
-	allocs++;
-	return __real_realloc(p, n);
-}
-
-void
-__wrap_free(void *p)
-{
-	if (p != NULL)
-		allocs++;
-	__real_free(p);
-}
 
 static const char program[] =
     "list cl = [\"GB\", \"US\", \"FR\"]\n"
@@ -87,16 +49,16 @@ test_eval_allocates_nothing(void **state)
 	g = vigil_value_str("GB", 2);
 	assert_int_equal(rules_tvals_set(tv, 1, &g, 1000), VIGIL_OK);
 	fx_features(f);
-	before = allocs;
+	before = vt_allocs();
 	for (int i = 0; i < 1000; i++) {
 		f[FX_AMOUNT] = vigil_value_num(i);
 		assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, res), VIGIL_OK);
 	}
-	assert_int_equal(allocs - before, 0);
+	assert_int_equal(vt_allocs() - before, 0);
 	/* the counter works: compiling does allocate */
 	rules_tvals_free(tv);
 	rules_prog_free(prog);
-	assert_true(allocs > before);
+	assert_true(vt_allocs() > before);
 	free(res);
 	rules_schema_free(schema);
 }
