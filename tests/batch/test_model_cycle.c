@@ -25,6 +25,7 @@
 
 #include "harness.h"
 #include "vt_model.h"
+#include "vt_rebuild.h"
 
 static char tmp[] = "/tmp/vigil-test-mcycle-XXXXXX";
 static char fixture[512];
@@ -62,72 +63,11 @@ empty_datadir(void)
 	return d;
 }
 
-/*
- * vigil-rebuild --data dir --as-of day --force --json, with extra arguments
- * (NULL-terminated, may be NULL); --threads 1 unless extra says otherwise
- * (the thread count is part of what makes the model's bytes). Returns the
- * summary; fails the test on a non-zero exit.
- */
-static json_t *
-rebuild(const char *dir, const char *day, const char *const *extra)
-{
-	const char *argv[32];
-	int argc = 0, rc;
-	char *out = NULL;
-	json_error_t jerr;
-	json_t *sum;
-	bool threads = false;
-
-	argv[argc++] = "batch/vigil-rebuild";
-	argv[argc++] = "--data";
-	argv[argc++] = dir;
-	argv[argc++] = "--as-of";
-	argv[argc++] = day;
-	argv[argc++] = "--force";
-	argv[argc++] = "--json";
-	argv[argc++] = "--quiet";
-	for (int i = 0; extra != NULL && extra[i] != NULL; i++) {
-		threads |= strcmp(extra[i], "--threads") == 0;
-		argv[argc++] = extra[i];
-	}
-	if (!threads) {
-		argv[argc++] = "--threads";
-		argv[argc++] = "1";
-	}
-	argv[argc] = NULL;
-	rc = vt_run(argv, &out);
-	if (rc != 0)
-		fail_msg("vigil-rebuild --data %s --as-of %s exited %d: %s", dir, day, rc,
-		    out != NULL ? out : "");
-	sum = json_loads(out, 0, &jerr);
-	if (sum == NULL)
-		fail_msg("vigil-rebuild --json: not JSON (%s): %s", jerr.text, out);
-	free(out);
-	return sum;
-}
-
-static uint64_t
-sum_int(json_t *sum, const char *obj, const char *key)
-{
-	json_t *o = obj != NULL ? json_object_get(sum, obj) : sum;
-	json_t *v = json_object_get(o, key);
-
-	if (!json_is_integer(v))
-		fail_msg("summary: %s.%s missing", obj != NULL ? obj : "", key);
-	return (uint64_t)json_integer_value(v);
-}
-
-static bool
-model_trained(json_t *sum)
-{
-	return json_is_true(json_object_get(json_object_get(sum, "model"), "trained"));
-}
-
 /* The model.json of the generation the summary names (NULL: none). */
 static void *
 sum_model(const char *dir, json_t *sum, size_t *ret_len)
 {
-	return vt_gen_blob(dir, sum_int(sum, NULL, "generation"), APP_MODEL_BLOB, ret_len);
+	return vt_gen_blob(dir, vt_sum_int(sum, NULL, "generation"), APP_MODEL_BLOB, ret_len);
 }
 
 static store_archive *
@@ -286,13 +226,13 @@ test_determinism(void **state)
 	(void)state;
 	snprintf(d1c, sizeof d1c, "%s", d1);
 	d2 = fixture_copy();
-	s1 = rebuild(d1c, as_of_day, two);
-	s2 = rebuild(d1c, as_of_day, two);
-	s3 = rebuild(d2, as_of_day, two);
-	assert_true(model_trained(s1));
-	assert_true(model_trained(s2));
-	assert_true(model_trained(s3));
-	assert_int_equal(sum_int(s2, NULL, "generation"), sum_int(s1, NULL, "generation") + 1);
+	s1 = vt_rebuild(d1c, as_of_day, two);
+	s2 = vt_rebuild(d1c, as_of_day, two);
+	s3 = vt_rebuild(d2, as_of_day, two);
+	assert_true(vt_sum_trained(s1));
+	assert_true(vt_sum_trained(s2));
+	assert_true(vt_sum_trained(s3));
+	assert_int_equal(vt_sum_int(s2, NULL, "generation"), vt_sum_int(s1, NULL, "generation") + 1);
 	m1 = sum_model(d1c, s1, &l1);
 	m2 = sum_model(d1c, s2, &l2);
 	m3 = sum_model(d2, s3, &l3);
@@ -303,8 +243,8 @@ test_determinism(void **state)
 		    "bytes)", l1, l2);
 	if (!vt_bytes_equal(m1, l1, m3, l3))
 		fail_msg("the same archive in another directory: model.json differs");
-	t1 = vt_gen_blob(d1c, sum_int(s1, NULL, "generation"), APP_MODEL_META_BLOB, &tl1);
-	t2 = vt_gen_blob(d1c, sum_int(s2, NULL, "generation"), APP_MODEL_META_BLOB, &tl2);
+	t1 = vt_gen_blob(d1c, vt_sum_int(s1, NULL, "generation"), APP_MODEL_META_BLOB, &tl1);
+	t2 = vt_gen_blob(d1c, vt_sum_int(s2, NULL, "generation"), APP_MODEL_META_BLOB, &tl2);
 	assert_true(vt_bytes_equal(t1, tl1, t2, tl2));
 	free(m1);
 	free(m2);
@@ -377,8 +317,8 @@ test_leakage_future_labels(void **state)
 	n = pick_mature(&a, k, false, 100, true, idx);
 	assert_int_equal(n, 100);
 
-	s0 = rebuild(d1, as_of_day, NULL);
-	assert_true(model_trained(s0));
+	s0 = vt_rebuild(d1, as_of_day, NULL);
+	assert_true(vt_sum_trained(s0));
 	m0 = sum_model(d1, s0, &l0);
 	assert_non_null(m0);
 
@@ -400,13 +340,13 @@ test_leakage_future_labels(void **state)
 			append_label(ar, id, true, as_of, as_of);
 	}
 	store_archive_close(ar);
-	s1 = rebuild(d1, as_of_day, NULL);
-	assert_true(model_trained(s1));
-	assert_int_equal(sum_int(s1, "labels", "future_ignored"), n);
-	assert_int_equal(sum_int(s1, "model", "frauds"), sum_int(s0, "model", "frauds"));
-	assert_int_equal(sum_int(s1, "model", "rows"), sum_int(s0, "model", "rows"));
+	s1 = vt_rebuild(d1, as_of_day, NULL);
+	assert_true(vt_sum_trained(s1));
+	assert_int_equal(vt_sum_int(s1, "labels", "future_ignored"), n);
+	assert_int_equal(vt_sum_int(s1, "model", "frauds"), vt_sum_int(s0, "model", "frauds"));
+	assert_int_equal(vt_sum_int(s1, "model", "rows"), vt_sum_int(s0, "model", "rows"));
 	/* the 20 immature ones were read (in the window), not trained on */
-	assert_int_equal(sum_int(s1, NULL, "records_read"), sum_int(s0, NULL, "records_read") + 20);
+	assert_int_equal(vt_sum_int(s1, NULL, "records_read"), vt_sum_int(s0, NULL, "records_read") + 20);
 	m1 = sum_model(d1, s1, &l1);
 	if (!vt_bytes_equal(m0, l0, m1, l1))
 		fail_msg("labels after as-of or later transactions changed the model");
@@ -416,9 +356,9 @@ test_leakage_future_labels(void **state)
 	for (size_t i = 0; i < n; i++)
 		append_label(ar, a.recs[idx[i]].txn_id, true, as_of, as_of);
 	store_archive_close(ar);
-	s2 = rebuild(d2, as_of_day, NULL);
-	assert_true(model_trained(s2));
-	assert_int_equal(sum_int(s2, "model", "frauds"), sum_int(s0, "model", "frauds") + n);
+	s2 = vt_rebuild(d2, as_of_day, NULL);
+	assert_true(vt_sum_trained(s2));
+	assert_int_equal(vt_sum_int(s2, "model", "frauds"), vt_sum_int(s0, "model", "frauds") + n);
 	m2 = sum_model(d2, s2, &l2);
 	assert_non_null(m2);
 	if (vt_bytes_equal(m0, l0, m2, l2))
@@ -571,16 +511,16 @@ test_leakage_label_order(void **state)
 	}
 	write_archive(fixture, x, lab, fwd, n);
 	write_archive(fixture, y, lab, rev, n);
-	sx = rebuild(x, as_of_day, NULL);
-	sy = rebuild(y, as_of_day, NULL);
-	assert_true(model_trained(sx));
-	assert_true(model_trained(sy));
-	assert_int_equal(sum_int(sx, "labels", "read"), sum_int(sy, "labels", "read"));
-	assert_int_equal(sum_int(sx, "labels", "used"), sum_int(sy, "labels", "used"));
-	if (sum_int(sx, "model", "frauds") != sum_int(sy, "model", "frauds"))
+	sx = vt_rebuild(x, as_of_day, NULL);
+	sy = vt_rebuild(y, as_of_day, NULL);
+	assert_true(vt_sum_trained(sx));
+	assert_true(vt_sum_trained(sy));
+	assert_int_equal(vt_sum_int(sx, "labels", "read"), vt_sum_int(sy, "labels", "read"));
+	assert_int_equal(vt_sum_int(sx, "labels", "used"), vt_sum_int(sy, "labels", "used"));
+	if (vt_sum_int(sx, "model", "frauds") != vt_sum_int(sy, "model", "frauds"))
 		fail_msg("labels archived in another order: %llu training frauds, not %llu",
-		    (unsigned long long)sum_int(sy, "model", "frauds"),
-		    (unsigned long long)sum_int(sx, "model", "frauds"));
+		    (unsigned long long)vt_sum_int(sy, "model", "frauds"),
+		    (unsigned long long)vt_sum_int(sx, "model", "frauds"));
 	mx = sum_model(x, sx, &lx);
 	my = sum_model(y, sy, &ly);
 	if (!vt_bytes_equal(mx, lx, my, ly))
@@ -625,7 +565,7 @@ test_cold_start(void **state)
 	assert_non_null(blob);
 	free(blob);
 
-	s = rebuild(d, "2024-01-10", NULL);
+	s = vt_rebuild(d, "2024-01-10", NULL);
 	m = json_object_get(s, "model");
 	assert_non_null(m);
 	assert_false(json_is_true(json_object_get(m, "trained")));
@@ -633,9 +573,9 @@ test_cold_start(void **state)
 	assert_non_null(why);
 	if (strstr(why, "fewer than min_frauds 50") == NULL)
 		fail_msg("why_not: \"%s\"", why);
-	assert_true(sum_int(s, "model", "frauds") < 50);
-	assert_true(sum_int(s, "model", "rows_seen") > 0);
-	gen = sum_int(s, NULL, "generation");
+	assert_true(vt_sum_int(s, "model", "frauds") < 50);
+	assert_true(vt_sum_int(s, "model", "rows_seen") > 0);
+	gen = vt_sum_int(s, NULL, "generation");
 	assert_int_equal(vt_gen_current(d), gen);
 	assert_null(vt_gen_blob(d, gen, APP_MODEL_BLOB, &len));
 	assert_null(vt_gen_blob(d, gen, APP_MODEL_META_BLOB, &len));

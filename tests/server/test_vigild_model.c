@@ -33,6 +33,7 @@
 #include "rebuild.h"
 #include "vigil_client.h"
 #include "vt_model.h"
+#include "vt_rebuild.h"
 
 static char tmp[] = "/tmp/vigil-test-vmodel-XXXXXX";
 static char fixture[512], rules[512];
@@ -131,58 +132,6 @@ has_hit(const Vigil__V1__ScoreReply *sr, const char *rule)
 
 /* ---------------------------------------------------------------------- */
 /* Programs. */
-
-/* vigil-rebuild --data dir --as-of day --force --threads 1 --json [extra];
- * returns the summary, fails the test on a non-zero exit. */
-static json_t *
-rebuild(const char *dir, const char *day, const char *const *extra)
-{
-	const char *argv[32];
-	int argc = 0, rc;
-	char *out = NULL;
-	json_error_t jerr;
-	json_t *sum;
-
-	argv[argc++] = "batch/vigil-rebuild";
-	argv[argc++] = "--data";
-	argv[argc++] = dir;
-	argv[argc++] = "--as-of";
-	argv[argc++] = day;
-	argv[argc++] = "--force";
-	argv[argc++] = "--threads";
-	argv[argc++] = "1";
-	argv[argc++] = "--json";
-	argv[argc++] = "--quiet";
-	for (int i = 0; extra != NULL && extra[i] != NULL; i++)
-		argv[argc++] = extra[i];
-	argv[argc] = NULL;
-	rc = vt_run(argv, &out);
-	if (rc != 0)
-		fail_msg("vigil-rebuild --data %s --as-of %s exited %d: %s", dir, day, rc,
-		    out != NULL ? out : "");
-	sum = json_loads(out, 0, &jerr);
-	if (sum == NULL)
-		fail_msg("vigil-rebuild --json: not JSON (%s): %s", jerr.text, out);
-	free(out);
-	return sum;
-}
-
-static uint64_t
-sum_int(json_t *sum, const char *obj, const char *key)
-{
-	json_t *o = obj != NULL ? json_object_get(sum, obj) : sum;
-	json_t *v = json_object_get(o, key);
-
-	if (!json_is_integer(v))
-		fail_msg("summary: %s.%s missing", obj != NULL ? obj : "", key);
-	return (uint64_t)json_integer_value(v);
-}
-
-static bool
-sum_trained(json_t *sum)
-{
-	return json_is_true(json_object_get(json_object_get(sum, "model"), "trained"));
-}
 
 static const char *
 day_of(int64_t ms)
@@ -547,13 +496,13 @@ test_train_serve_equal(void **state)
 	}
 	assert_true(distinct > 20); /* the vectors, not a constant, decide */
 
-	sum = rebuild(s.datadir, day_of(day3 + DAY), win);
-	assert_true(sum_trained(sum));
-	assert_int_equal(sum_int(sum, "model", "rows_seen"), N);
-	assert_int_equal(sum_int(sum, "model", "rows_no_vector"), 0);
-	assert_int_equal(sum_int(sum, "model", "rows_other_layout"), 0);
-	assert_int_equal(sum_int(sum, "model", "rows"), N);
-	assert_int_equal(sum_int(sum, "model", "frauds"), N / 10);
+	sum = vt_rebuild(s.datadir, day_of(day3 + DAY), win);
+	assert_true(vt_sum_trained(sum));
+	assert_int_equal(vt_sum_int(sum, "model", "rows_seen"), N);
+	assert_int_equal(vt_sum_int(sum, "model", "rows_no_vector"), 0);
+	assert_int_equal(vt_sum_int(sum, "model", "rows_other_layout"), 0);
+	assert_int_equal(vt_sum_int(sum, "model", "rows"), N);
+	assert_int_equal(vt_sum_int(sum, "model", "frauds"), N / 10);
 	{
 		const uint32_t *slots;
 		uint32_t nl = store_schema_model_inputs(&slots);
@@ -586,7 +535,7 @@ test_train_serve_equal(void **state)
 		memset(&mrep, 0, sizeof mrep);
 		assert_int_equal(batch_train_run(ts, &to, &json, &len, &mrep, &diag), VIGIL_OK);
 		assert_true(mrep.trained);
-		stored = vt_gen_blob(s.datadir, sum_int(sum, NULL, "generation"), APP_MODEL_BLOB,
+		stored = vt_gen_blob(s.datadir, vt_sum_int(sum, NULL, "generation"), APP_MODEL_BLOB,
 		    &glen);
 		assert_non_null(stored);
 		if (!vt_bytes_equal(json, len, stored, glen))
@@ -818,9 +767,9 @@ test_cold_start_served(void **state)
 	(void)state;
 	memset(&s, 0, sizeof s);
 	assert_int_equal(vt_server_datadir_from(&s, fixture), 0);
-	sum = rebuild(s.datadir, "2024-01-10", NULL);
-	assert_false(sum_trained(sum));
-	g1 = sum_int(sum, NULL, "generation");
+	sum = vt_rebuild(s.datadir, "2024-01-10", NULL);
+	assert_false(vt_sum_trained(sum));
+	g1 = vt_sum_int(sum, NULL, "generation");
 	json_decref(sum);
 	assert_int_equal(vt_server_start(&s, rules, NULL), 0);
 
@@ -874,9 +823,9 @@ test_cold_start_served(void **state)
 	}
 
 	/* A generation with a model: the rules see model.score. */
-	sum = rebuild(s.datadir, day_of(as_of), NULL);
-	assert_true(sum_trained(sum));
-	g2 = sum_int(sum, NULL, "generation");
+	sum = vt_rebuild(s.datadir, day_of(as_of), NULL);
+	assert_true(vt_sum_trained(sum));
+	g2 = vt_sum_int(sum, NULL, "generation");
 	json_decref(sum);
 	deadline = vigil_now_ms() + 30000;
 	for (int i = 0;; i++) {
@@ -894,9 +843,9 @@ test_cold_start_served(void **state)
 	vigil__v1__reply__free_unpacked(r, NULL);
 
 	/* And one without again: rules alone, the model of g2 is not kept. */
-	sum = rebuild(s.datadir, "2024-01-10", NULL);
-	assert_false(sum_trained(sum));
-	g3 = sum_int(sum, NULL, "generation");
+	sum = vt_rebuild(s.datadir, "2024-01-10", NULL);
+	assert_false(vt_sum_trained(sum));
+	g3 = vt_sum_int(sum, NULL, "generation");
 	json_decref(sum);
 	deadline = vigil_now_ms() + 30000;
 	for (int i = 0;; i++) {
@@ -1063,14 +1012,14 @@ test_damaged_model(void **state)
 
 	/* A good generation heals it, no restart. */
 	{
-		json_t *sum = rebuild(s.datadir, day_of(as_of), NULL);
-		uint64_t g = sum_int(sum, NULL, "generation");
+		json_t *sum = vt_rebuild(s.datadir, day_of(as_of), NULL);
+		uint64_t g = vt_sum_int(sum, NULL, "generation");
 		app_model *m;
 		mtxn x;
 		Vigil__V1__Reply *r = NULL;
 		int64_t deadline = vigil_now_ms() + 30000;
 
-		assert_true(sum_trained(sum));
+		assert_true(vt_sum_trained(sum));
 		json_decref(sum);
 		m = vt_gen_model(s.datadir, g);
 		assert_non_null(m);
@@ -1127,9 +1076,9 @@ test_switch_under_traffic(void **state)
 	start_on_copy(&s);
 	traffic_start(&t, &th, &s, "sw", as_of + 2 * DAY);
 	traffic_wait_n(&t, 100);
-	sum = rebuild(s.datadir, day_of(as_of + DAY), NULL);
-	assert_true(sum_trained(sum));
-	g = sum_int(sum, NULL, "generation");
+	sum = vt_rebuild(s.datadir, day_of(as_of + DAY), NULL);
+	assert_true(vt_sum_trained(sum));
+	g = vt_sum_int(sum, NULL, "generation");
 	json_decref(sum);
 	at = traffic_wait_gen(&t, g);
 	traffic_wait_n(&t, at + 200);
