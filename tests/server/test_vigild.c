@@ -35,7 +35,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "harness.h"
-#include "store.h"
+#include "db.h"
 
 #define T0 1763700000000LL /* 2025-11-21T04:40:00Z */
 

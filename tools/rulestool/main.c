@@ -19,7 +19,7 @@
 
 #include "app.h"
 #include "rules.h"
-#include "store.h"
+#include "schema.h"
 #include "vec.h"
 #include "vigil.h"
 #include "vigil_json.h"
