@@ -15,7 +15,7 @@
 
 #include "model.h"
 #include "rules.h"
-#include "store.h"
+#include "db.h"
 #include "vigil.h"
 
 /* A rules schema with every store feature at its slot. Free with rules_schema_free. */
@@ -125,7 +125,9 @@ typedef struct app_work app_work;
 
 app_work *app_work_new(store_db *db); /* NULL on ENOMEM */
 void      app_work_free(app_work *w); /* NULL is a no-op */
-/* The slots lookups compute (store_ctx_set_features); NULL = all. */
+/* The slots lookups compute (store_ctx_set_features, store/mask_int.h: an
+ * offline optimisation); NULL = all. */
+typedef struct store_feature_mask store_feature_mask;
 vigil_err app_work_set_features(app_work *w, const store_feature_mask *m);
 
 #define APP_REASONS_MAX 3

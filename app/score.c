@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "mask_int.h"
 
 /* ---------------------------------------------------------------------- */
 /* Rule files bound for scoring. */

@@ -28,7 +28,7 @@
 
 #include <jansson.h>
 
-#include "store.h"
+#include "gen.h"
 #include "vigil.h"
 
 #ifdef __cplusplus

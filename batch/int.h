@@ -23,7 +23,7 @@
 
 #include "batch.h"
 #include "rules.h"
-#include "store.h"
+#include "gen.h"
 
 #define BATCH_CARD_MAX_SAMPLES   256  /* amounts kept per card for percentiles */
 #define BATCH_CARD_MAX_MERCH     512  /* distinct merchants tracked per card */

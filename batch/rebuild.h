@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "int.h"
+#include "lean_int.h"
 #include "train.h"
 
 #define BATCH_GROUP_MAX 128 /* bytes of one group key; longer values are not grouped */

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "schema.h"
 #include "vigil.h"
 
 /* Caps (every input-driven size has one). */

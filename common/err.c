@@ -4,6 +4,10 @@
  * the errno translation used at component boundaries.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 #include <strings.h>
 
 #include "vigil.h"
@@ -194,4 +198,47 @@ vigil_utf8_line(char *str)
 		}
 		s += n + 1;
 	}
+}
+
+void
+vigil_errinfo_clear(vigil_errinfo *e)
+{
+	if (e == NULL)
+		return;
+	memset(e, 0, sizeof *e);
+	e->offset = VIGIL_NOPOS;
+}
+
+void
+vigil_errinfo_set(vigil_errinfo *e, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e == NULL)
+		return;
+	vigil_errinfo_clear(e);
+	if (field != NULL)
+		snprintf(e->field, sizeof e->field, "%s", field);
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	vigil_utf8_line(e->msg);
+}
+
+const char *
+vigil_errinfo_format(const vigil_errinfo *e, char *buf, size_t cap)
+{
+	if (cap == 0)
+		return buf;
+	if (e->file[0] == '\0')
+		snprintf(buf, cap, "%s", e->msg);
+	else if (e->line > 0 && e->col > 0)
+		snprintf(buf, cap, "%s:%" PRIu32 ":%" PRIu32 ": %s", e->file, e->line, e->col, e->msg);
+	else if (e->line > 0)
+		snprintf(buf, cap, "%s:%" PRIu32 ": %s", e->file, e->line, e->msg);
+	else if (e->offset != VIGIL_NOPOS)
+		snprintf(buf, cap, "%s@%" PRIu64 ": %s", e->file, e->offset, e->msg);
+	else
+		snprintf(buf, cap, "%s: %s", e->file, e->msg);
+	return buf;
 }

@@ -12,15 +12,16 @@
 #include "vigil.h"
 #include "vigil_json.h"
 
-#define JFAIL(...)                                       \
+/* field: the key (or path) the error is about, "" for the object itself;
+ * the message names it too, as it always has ("currency: ..."). */
+#define JFAIL(field, ...)                                \
 	do {                                             \
-		if (errbuf != NULL && errlen > 0)        \
-			snprintf(errbuf, errlen, __VA_ARGS__); \
+		vigil_errinfo_set(reterr, field, __VA_ARGS__); \
 		return VIGIL_EINVAL;                     \
 	} while (0)
 
 static vigil_err
-get_str(const json_t *obj, const char *key, char *dst, size_t cap, char *errbuf, size_t errlen)
+get_str(const json_t *obj, const char *key, char *dst, size_t cap, vigil_errinfo *reterr)
 {
 	const json_t *v = json_object_get(obj, key);
 	const char *s;
@@ -29,20 +30,19 @@ get_str(const json_t *obj, const char *key, char *dst, size_t cap, char *errbuf,
 	if (v == NULL || json_is_null(v))
 		return VIGIL_OK;
 	if (!json_is_string(v))
-		JFAIL("%s: must be a string", key);
+		JFAIL(key, "%s: must be a string", key);
 	s = json_string_value(v);
 	n = json_string_length(v);
 	if (n >= cap)
-		JFAIL("%s: longer than %zu bytes", key, cap - 1);
+		JFAIL(key, "%s: longer than %zu bytes", key, cap - 1);
 	if (memchr(s, '\0', n) != NULL)
-		JFAIL("%s: contains a NUL byte", key);
+		JFAIL(key, "%s: contains a NUL byte", key);
 	memcpy(dst, s, n + 1);
 	return VIGIL_OK;
 }
 
 static vigil_err
-get_int(const json_t *obj, const char *key, int64_t *dst, bool *ret_found, char *errbuf,
-    size_t errlen)
+get_int(const json_t *obj, const char *key, int64_t *dst, bool *ret_found, vigil_errinfo *reterr)
 {
 	const json_t *v = json_object_get(obj, key);
 
@@ -50,7 +50,7 @@ get_int(const json_t *obj, const char *key, int64_t *dst, bool *ret_found, char 
 	if (v == NULL || json_is_null(v))
 		return VIGIL_OK;
 	if (!json_is_integer(v))
-		JFAIL("%s: must be an integer", key);
+		JFAIL(key, "%s: must be an integer", key);
 	*dst = json_integer_value(v);
 	*ret_found = true;
 	return VIGIL_OK;
@@ -59,7 +59,7 @@ get_int(const json_t *obj, const char *key, int64_t *dst, bool *ret_found, char 
 /* name: the field's path in errors ("location.latitude"). */
 static vigil_err
 get_double(const json_t *obj, const char *key, const char *name, double *dst, bool *ret_found,
-    char *errbuf, size_t errlen)
+    vigil_errinfo *reterr)
 {
 	const json_t *v = json_object_get(obj, key);
 
@@ -67,7 +67,7 @@ get_double(const json_t *obj, const char *key, const char *name, double *dst, bo
 	if (v == NULL || json_is_null(v))
 		return VIGIL_OK;
 	if (!json_is_number(v))
-		JFAIL("%s: must be a number", name);
+		JFAIL(name, "%s: must be a number", name);
 	*dst = json_number_value(v);
 	*ret_found = true;
 	return VIGIL_OK;
@@ -120,7 +120,7 @@ decimal_to_minor(const char *s, int exp, int64_t *ret)
 
 /* "amount" (v, not null) in major units of currency -> minor units. */
 static vigil_err
-get_amount(const json_t *v, const char *currency, int64_t *ret, char *errbuf, size_t errlen)
+get_amount(const json_t *v, const char *currency, int64_t *ret, vigil_errinfo *reterr)
 {
 	int exp = vigil_currency_exponent(currency);
 	char buf[64];
@@ -128,7 +128,7 @@ get_amount(const json_t *v, const char *currency, int64_t *ret, char *errbuf, si
 	vigil_err rv;
 
 	if (exp < 0)
-		JFAIL("currency: \"%s\" is not an active ISO 4217 code (needed to read amount)",
+		JFAIL("currency", "currency: \"%s\" is not an active ISO 4217 code (needed to read amount)",
 		    currency);
 	if (json_is_string(v)) {
 		src = json_string_value(v); /* read whole, never cut to buf */
@@ -145,27 +145,27 @@ get_amount(const json_t *v, const char *currency, int64_t *ret, char *errbuf, si
 		double x = json_real_value(v), d = x * pow(10, exp), r;
 
 		if (!isfinite(d) || d < 0 || d >= 1e15)
-			JFAIL("amount: out of range");
+			JFAIL("amount", "amount: out of range");
 		r = nearbyint(d);
 		if (fabs(d - r) > fmax(1e-6, d * 4 * DBL_EPSILON))
-			JFAIL("amount: %.17g has more decimals than %s has (%d); send the amount as "
+			JFAIL("amount", "amount: %.17g has more decimals than %s has (%d); send the amount as "
 			    "a string for exact decimals", x, currency, exp);
 		*ret = (int64_t)r;
 		return VIGIL_OK;
 	} else {
-		JFAIL("amount: must be a decimal number or string in major units");
+		JFAIL("amount", "amount: must be a decimal number or string in major units");
 	}
 	rv = decimal_to_minor(src, exp, ret);
 	if (rv == VIGIL_ETOOBIG)
-		JFAIL("amount: \"%.40s\" is too large", src);
+		JFAIL("amount", "amount: \"%.40s\" is too large", src);
 	if (rv != VIGIL_OK)
-		JFAIL("amount: \"%.40s%s\" is not a non-negative decimal with at most %d "
+		JFAIL("amount", "amount: \"%.40s%s\" is not a non-negative decimal with at most %d "
 		    "decimals", src, strlen(src) > 40 ? "..." : "", exp);
 	return VIGIL_OK;
 }
 
 vigil_err
-vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errlen)
+vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 {
 	vigil_txn t;
 	vigil_err rv;
@@ -174,11 +174,11 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errl
 	const json_t *v;
 
 	if (!json_is_object(obj))
-		JFAIL("txn: must be a JSON object");
+		JFAIL("", "txn: must be a JSON object");
 	memset(&t, 0, sizeof t);
 
 #define STR(key, dst)                                                             \
-	if ((rv = get_str(obj, key, dst, sizeof dst, errbuf, errlen)) != VIGIL_OK) \
+	if ((rv = get_str(obj, key, dst, sizeof dst, reterr)) != VIGIL_OK) \
 		return rv;
 	STR("txn_id", t.txn_id)
 	STR("card_id", t.card_id)
@@ -192,37 +192,37 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errl
 
 	/* "event_time" and "amount" are second spellings: given with the
 	 * first, they must agree (never one picked silently). */
-	if ((rv = get_int(obj, "event_time_ms", &t.event_time_ms, &found, errbuf, errlen)) != VIGIL_OK)
+	if ((rv = get_int(obj, "event_time_ms", &t.event_time_ms, &found, reterr)) != VIGIL_OK)
 		return rv;
 	if ((v = json_object_get(obj, "event_time")) != NULL && !json_is_null(v)) {
 		int64_t ms;
 
 		if (!json_is_string(v) || vigil_time_parse_rfc3339(json_string_value(v), &ms) != VIGIL_OK)
-			JFAIL("event_time: must be an RFC 3339 time such as \"2026-11-21T10:00:00Z\"");
+			JFAIL("event_time", "event_time: must be an RFC 3339 time such as \"2026-11-21T10:00:00Z\"");
 		if (found && ms != t.event_time_ms)
-			JFAIL("event_time: \"%.40s\" is not event_time_ms %lld; give one or the same time",
+			JFAIL("event_time", "event_time: \"%.40s\" is not event_time_ms %lld; give one or the same time",
 			    json_string_value(v), (long long)t.event_time_ms);
 		t.event_time_ms = ms;
 	}
 
-	if ((rv = get_int(obj, "amount_minor", &t.amount_minor, &found, errbuf, errlen)) != VIGIL_OK)
+	if ((rv = get_int(obj, "amount_minor", &t.amount_minor, &found, reterr)) != VIGIL_OK)
 		return rv;
 	if ((v = json_object_get(obj, "amount")) != NULL && !json_is_null(v)) {
 		int64_t minor;
 
-		if ((rv = get_amount(v, t.currency, &minor, errbuf, errlen)) != VIGIL_OK)
+		if ((rv = get_amount(v, t.currency, &minor, reterr)) != VIGIL_OK)
 			return rv;
 		if (found && minor != t.amount_minor)
-			JFAIL("amount: %lld minor units, not amount_minor %lld; give one or the same "
+			JFAIL("amount", "amount: %lld minor units, not amount_minor %lld; give one or the same "
 			    "amount", (long long)minor, (long long)t.amount_minor);
 		t.amount_minor = minor;
 	}
 
-	if ((rv = get_int(obj, "mcc", &iv, &found, errbuf, errlen)) != VIGIL_OK)
+	if ((rv = get_int(obj, "mcc", &iv, &found, reterr)) != VIGIL_OK)
 		return rv;
 	if (found) {
 		if (iv < 0 || iv > 9999)
-			JFAIL("mcc: must be in [0, 9999]");
+			JFAIL("mcc", "mcc: must be in [0, 9999]");
 		t.mcc = (uint32_t)iv;
 	}
 
@@ -231,12 +231,12 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errl
 		vigil_channel ch;
 		if (json_is_string(v)) {
 			if (vigil_channel_parse(json_string_value(v), &ch) != VIGIL_OK)
-				JFAIL("channel: must be one of pos, ecom, atm, moto, unknown");
+				JFAIL("channel", "channel: must be one of pos, ecom, atm, moto, unknown");
 		} else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
 		    json_integer_value(v) < VIGIL_CHANNEL_COUNT_) {
 			ch = (vigil_channel)json_integer_value(v);
 		} else {
-			JFAIL("channel: must be one of pos, ecom, atm, moto, unknown");
+			JFAIL("channel", "channel: must be one of pos, ecom, atm, moto, unknown");
 		}
 		t.channel = (uint8_t)ch;
 	}
@@ -246,32 +246,30 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errl
 		bool flat, flon;
 		const json_t *loc = json_object_get(obj, "location");
 
-		if ((rv = get_double(obj, "lat", "lat", &lat, &flat, errbuf, errlen)) != VIGIL_OK)
+		if ((rv = get_double(obj, "lat", "lat", &lat, &flat, reterr)) != VIGIL_OK)
 			return rv;
-		if ((rv = get_double(obj, "lon", "lon", &lon, &flon, errbuf, errlen)) != VIGIL_OK)
+		if ((rv = get_double(obj, "lon", "lon", &lon, &flon, reterr)) != VIGIL_OK)
 			return rv;
 		if (loc != NULL && !json_is_null(loc)) {
 			double la = 0, lo = 0;
 			bool fla, flo;
 
 			if (!json_is_object(loc))
-				JFAIL("location: must be an object {\"latitude\": .., \"longitude\": ..}");
-			if ((rv = get_double(loc, "latitude", "location.latitude", &la, &fla, errbuf,
-			    errlen)) != VIGIL_OK)
+				JFAIL("location", "location: must be an object {\"latitude\": .., \"longitude\": ..}");
+			if ((rv = get_double(loc, "latitude", "location.latitude", &la, &fla, reterr)) != VIGIL_OK)
 				return rv;
-			if ((rv = get_double(loc, "longitude", "location.longitude", &lo, &flo, errbuf,
-			    errlen)) != VIGIL_OK)
+			if ((rv = get_double(loc, "longitude", "location.longitude", &lo, &flo, reterr)) != VIGIL_OK)
 				return rv;
 			/* lat/lon beside it: the same point or refused. */
 			if ((flat || flon) && (flat != fla || flon != flo || lat != la || lon != lo))
-				JFAIL("location: lat/lon is another point than location; give one");
+				JFAIL("location", "location: lat/lon is another point than location; give one");
 			lat = la;
 			lon = lo;
 			flat = fla;
 			flon = flo;
 		}
 		if (flat != flon)
-			JFAIL("location: latitude and longitude go together");
+			JFAIL("location", "location: latitude and longitude go together");
 		if (flat) {
 			t.has_location = true;
 			t.lat = lat;

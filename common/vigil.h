@@ -61,6 +61,33 @@ vigil_err vigil_err_from_errno(int errnum);
 void vigil_utf8_line(char *s);
 
 /*
+ * The detail of an input error, one shape in every component: what it is
+ * about (field), where (file:line:col in a text, or file + byte offset in a
+ * binary input), and what is wrong (msg). Whoever finds the error fills
+ * the parts it knows, so no caller parses a message to recover the field
+ * or the place. Filled by the JSON transaction decoder (field), the rules
+ * compiler (rules_diag: file, line, col), the CSV reader (csv_diag: file,
+ * line, field = column) and, through them, vigild's admin replies.
+ */
+#define VIGIL_NOPOS UINT64_MAX
+typedef struct vigil_errinfo {
+	char     field[64];  /* "currency", "location.latitude"; "" if not about one field */
+	char     file[128];  /* the file or segment; "" if none (a request body) */
+	uint32_t line, col;  /* 1-based text position in file; 0 = none (col 0: the whole line) */
+	uint64_t offset;     /* byte offset in file or input; VIGIL_NOPOS if none */
+	char     msg[320];   /* one line of UTF-8 (vigil_utf8_line), what is wrong */
+} vigil_errinfo;
+
+/* Clears e (every part empty, offset VIGIL_NOPOS). NULL is a no-op. */
+void vigil_errinfo_clear(vigil_errinfo *e);
+/* Clears e, then sets field (NULL = none) and the message. NULL e is a no-op. */
+void vigil_errinfo_set(vigil_errinfo *e, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "file:line:col: msg" (or the parts e has: "file:line: msg", "file: msg",
+ * "file@offset: msg", "msg") into buf, truncated to cap; returns buf. */
+const char *vigil_errinfo_format(const vigil_errinfo *e, char *buf, size_t cap);
+
+/*
  * Feature values. The type of a slot is fixed by the feature schema at rule
  * compile time, so a value carries only presence and payload.
  *   NUM: num. BOOL: num is 0 or 1. STR: str[0..len), not NUL-terminated;

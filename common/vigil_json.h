@@ -20,10 +20,13 @@
 
 /*
  * Fills *ret from obj (a JSON object). Does not validate semantics (use
- * vigil_txn_validate); checks JSON types and string caps. VIGIL_EINVAL with
- * errbuf = "field: reason" on the first bad field. Unknown keys are ignored.
+ * vigil_txn_validate); checks JSON types and string caps. VIGIL_EINVAL on
+ * the first bad field, *reterr (may be NULL) filled: field = its key or
+ * path ("currency", "location.latitude"; "" when obj is not an object),
+ * msg = "field: reason" (it names the field too). *ret is written only on
+ * VIGIL_OK. Unknown keys are ignored.
  */
-vigil_err vigil_txn_from_json(const json_t *obj, vigil_txn *ret, char *errbuf, size_t errlen);
+vigil_err vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr);
 
 /* A new JSON object for txn (amount_minor and event_time_ms, plus readable
  * "event_time"). NULL on ENOMEM. */

@@ -21,7 +21,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "store.h"
+#include "archive.h"
+#include "gen.h"
 #include "vigil.h"
 
 /* ============================ auth.c ============================ */

@@ -9,7 +9,7 @@
 #ifndef VIGIL_CONSOLE_TAIL_H
 #define VIGIL_CONSOLE_TAIL_H
 
-#include "store.h"
+#include "archive.h"
 
 typedef struct con_tail con_tail;
 

@@ -52,6 +52,16 @@ rules_diag_linecol(const char *src, size_t len, uint32_t off, uint32_t *ret_line
 }
 
 /* Insertion sort: at most RULES_MAX_DIAGS items. */
+/* The file name into an item, cut to fit (rules_diags.file keeps it whole). */
+static void
+diag_name_copy(char *dst, size_t cap, const char *name)
+{
+	size_t n = strnlen(name, cap - 1);
+
+	memcpy(dst, name, n);
+	dst[n] = '\0';
+}
+
 vigil_err
 rules_diag_emit(rules_diag_sink *sink, const char *name, rules_diags *out)
 {
@@ -71,10 +81,17 @@ rules_diag_emit(rules_diag_sink *sink, const char *name, rules_diags *out)
 		out->count = sink->n;
 		out->dropped = sink->dropped;
 		for (uint32_t i = 0; i < sink->n; i++) {
-			if (sink->src != NULL)
+			rules_diag *d = &out->items[i];
+
+			vigil_errinfo_clear(d);
+			diag_name_copy(d->file, sizeof d->file, out->file);
+			if (sink->src != NULL) {
 				rules_diag_linecol(sink->src, sink->len, sink->items[i].off,
-				    &out->items[i].line, &out->items[i].col);
-			memcpy(out->items[i].msg, sink->items[i].msg, sizeof out->items[i].msg);
+				    &d->line, &d->col);
+				d->offset = sink->items[i].off;
+			}
+			_Static_assert(sizeof d->msg >= sizeof sink->items[i].msg, "msg sizes");
+			memcpy(d->msg, sink->items[i].msg, sizeof sink->items[i].msg);
 		}
 	}
 	return sink->n > 0 ? sink->items[0].code : VIGIL_EINTERNAL;
@@ -90,8 +107,10 @@ rules_diag_file(rules_diags *out, const char *name, const char *fmt, ...)
 	memset(out, 0, sizeof *out);
 	snprintf(out->file, sizeof out->file, "%s", name != NULL ? name : "<rules>");
 	out->count = 1;
+	vigil_errinfo_clear(&out->items[0]);
+	diag_name_copy(out->items[0].file, sizeof out->items[0].file, out->file);
 	va_start(ap, fmt);
-	vsnprintf(out->items[0].msg, sizeof out->items[0].msg, fmt, ap);
+	vsnprintf(out->items[0].msg, RULES_DIAG_MSG_MAX, fmt, ap);
 	va_end(ap);
 	vigil_utf8_line(out->items[0].msg);
 }

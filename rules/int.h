@@ -83,7 +83,7 @@ const char *rules_lex_kind_name(rules_tok_kind k);
 typedef struct rules_diag_item {
 	uint32_t  off;  /* byte offset in src; line:col computed when reported */
 	vigil_err code;
-	char      msg[160];
+	char      msg[RULES_DIAG_MSG_MAX];
 } rules_diag_item;
 
 struct rules_diag_sink {

@@ -35,10 +35,15 @@ uint32_t rules_schema_nslots(const rules_schema *schema);
 
 /* ---- Diagnostics ---- */
 
-typedef struct rules_diag {
-	uint32_t line, col; /* 1-based; col in bytes; 0,0 = whole file */
-	char     msg[160];
-} rules_diag;
+/*
+ * One error, in common/'s shape (vigil_errinfo): line, col (1-based; col in
+ * bytes; 0,0 = the whole file), offset (the byte offset line:col came
+ * from; VIGIL_NOPOS for the whole file), file (the name given to the
+ * compiler, cut at 127 bytes; rules_diags.file has it whole), msg (at most
+ * RULES_DIAG_MSG_MAX - 1 bytes, one line). field is "".
+ */
+typedef vigil_errinfo rules_diag;
+#define RULES_DIAG_MSG_MAX 160
 
 #define RULES_MAX_DIAGS 32
 

@@ -289,6 +289,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	vigil_txn txn;
 	char *text = NULL;
 	char msg[240];
+	vigil_errinfo ei;
 	const char *bad = NULL;
 	bool dry_run = false;
 	size_t len;
@@ -342,14 +343,11 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		goto fail;
 	}
 	dry_run = json_is_true(jdry);
-	if (vigil_txn_from_json(txnobj, &txn, msg, sizeof msg) != VIGIL_OK) {
-		char field[48];
-		const char *colon = strchr(msg, ':');
-		int flen = colon != NULL ? (int)(colon - msg) : 0;
+	if (vigil_txn_from_json(txnobj, &txn, &ei) != VIGIL_OK) {
+		char field[sizeof err.field];
 
-		snprintf(field, sizeof field, "txn%s%.*s", flen > 0 && strncmp(msg, "txn", 3) != 0 ?
-		    "." : "", strncmp(msg, "txn", 3) == 0 ? 0 : flen, msg);
-		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", msg);
+		snprintf(field, sizeof field, "txn%s%.40s", ei.field[0] != '\0' ? "." : "", ei.field);
+		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", ei.msg);
 		goto fail;
 	}
 	if (vigil_txn_validate(&txn, &bad, msg, sizeof msg) != VIGIL_OK) {

@@ -20,7 +20,7 @@
 
 #include "app.h"
 #include "rules.h"
-#include "store.h"
+#include "db.h"
 #include "vigil.h"
 #include "vigil.pb-c.h"
 #include "wire.h"

@@ -3,7 +3,7 @@
  * server/wire.h - the wire stage of vigild (wire.c): size cap, decoding of
  * the vigil.v1.Request envelope, conversion and validation of transactions
  * and labels, error replies. This is the srv_core library, linked by vigild
- * and by the wire fuzz target; it needs only common/, proto/ and store.h's
+ * and by the wire fuzz target; it needs only common/, proto/ and store/archive.h's
  * store_label struct (no store code).
  */
 #ifndef VIGIL_SERVER_WIRE_H
@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "archive.h"
 #include "vigil.h"
 #include "vigil.pb-c.h"
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "archive.h"
 
 static inline void
 store_put_le32(uint8_t *p, uint32_t v)

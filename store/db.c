@@ -35,8 +35,9 @@
 #include "archive_int.h"
 #include "features_int.h"
 #include "live_int.h"
-#include "schema.h"
-#include "store.h"
+#include "schema_int.h"
+#include "db.h"
+#include "mask_int.h"
 
 #define DB_PATH_MAX       4096
 #define DB_BUF_INITIAL    (64u << 10)
@@ -74,7 +75,8 @@ struct store_db {
 	 * change (or CURRENT does), or at once after a resource error. */
 	uint64_t         refused_sig;
 	bool             refused_retry;
-	uint32_t         plan; /* live_plan of opts.features */
+	store_feature_mask features; /* the slots it serves (mask_int.h) */
+	uint32_t         plan; /* live_plan of features */
 };
 
 struct store_ctx {
@@ -111,41 +113,10 @@ store_db_opts_default(store_db_opts *ret_opts)
 	ret_opts->dedupe_horizon_s = 8 * 86400;
 	ret_opts->max_cards = 10000000;
 	ret_opts->read_only = false;
-	store_feature_mask_all(&ret_opts->features);
 }
 
 /* ---------------------------------------------------------------------- */
-/* Feature masks. */
-
-_Static_assert(STORE_SLOT_COUNT_ <= 64 * STORE_FEATURE_MASK_WORDS,
-    "store_feature_mask is too small for the schema");
-
-void
-store_feature_mask_none(store_feature_mask *ret_m)
-{
-	memset(ret_m, 0, sizeof *ret_m);
-}
-
-void
-store_feature_mask_set(store_feature_mask *m, uint32_t slot)
-{
-	if (slot < STORE_SLOT_COUNT_)
-		m->w[slot >> 6] |= 1ULL << (slot & 63);
-}
-
-bool
-store_feature_mask_has(const store_feature_mask *m, uint32_t slot)
-{
-	return slot < STORE_SLOT_COUNT_ && (m->w[slot >> 6] >> (slot & 63) & 1) != 0;
-}
-
-void
-store_feature_mask_all(store_feature_mask *ret_m)
-{
-	store_feature_mask_none(ret_m);
-	for (uint32_t i = 0; i < STORE_SLOT_COUNT_; i++)
-		store_feature_mask_set(ret_m, i);
-}
+/* Feature masks (the mask functions themselves are in schema.c). */
 
 /* Slots outside the schema do not count. */
 static bool
@@ -732,7 +703,7 @@ out:
 /* Open / close. */
 
 static vigil_err
-db_alloc(const store_db_opts *opts, store_db **ret_db)
+db_alloc(const store_db_opts *opts, const store_feature_mask *features, store_db **ret_db)
 {
 	store_db *db = calloc(1, sizeof *db);
 
@@ -746,8 +717,9 @@ db_alloc(const store_db_opts *opts, store_db **ret_db)
 		store_feature_mask all;
 
 		store_feature_mask_all(&all);
-		db->plan = mask_subset(&all, &db->opts.features) ? LIVE_F_ALL
-		    : live_plan(&db->opts.features);
+		db->features = features != NULL ? *features : all;
+		db->plan = mask_subset(&all, &db->features) ? LIVE_F_ALL
+		    : live_plan(&db->features);
 	}
 	pthread_mutex_init(&db->gen_mu, NULL);
 	pthread_mutex_init(&db->refresh_mu, NULL);
@@ -771,21 +743,6 @@ db_check_opts(const store_db_opts *o, store_diag *reterr)
 	return VIGIL_OK;
 }
 
-/* store_db_open serves rules that can be reloaded: every feature. */
-static vigil_err
-db_check_full_mask(const store_db_opts *o, store_diag *reterr)
-{
-	store_feature_mask all;
-
-	store_feature_mask_all(&all);
-	if (!mask_subset(&all, &o->features)) {
-		store_diag_set(reterr, "features: a data directory serves every feature (a partial "
-		    "mask is for store_db_new_memory)");
-		return VIGIL_EINVAL;
-	}
-	return VIGIL_OK;
-}
-
 vigil_err
 store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
     store_recovery *ret_recovery, store_diag *reterr)
@@ -797,12 +754,10 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
 	vigil_err      rv;
 
 	memset(&rec, 0, sizeof rec);
-	rv = db_alloc(opts, &db);
+	rv = db_alloc(opts, NULL, &db);
 	if (rv != VIGIL_OK)
 		return rv;
 	rv = db_check_opts(&db->opts, reterr);
-	if (rv == VIGIL_OK)
-		rv = db_check_full_mask(&db->opts, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
 	if (snprintf(db->datadir, sizeof db->datadir, "%s", datadir) >= (int)sizeof db->datadir ||
@@ -858,10 +813,17 @@ out:
 vigil_err
 store_db_new_memory(const store_db_opts *opts, store_db **ret_db)
 {
+	return store_db_new_memory_masked(opts, NULL, ret_db);
+}
+
+vigil_err
+store_db_new_memory_masked(const store_db_opts *opts, const store_feature_mask *features,
+    store_db **ret_db)
+{
 	store_db *db = NULL;
 	vigil_err rv;
 
-	rv = db_alloc(opts, &db);
+	rv = db_alloc(opts, features, &db);
 	if (rv != VIGIL_OK)
 		return rv;
 	db->memory = true;
@@ -1099,7 +1061,7 @@ vigil_err
 store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m)
 {
 	store_feature_mask all;
-	const store_feature_mask *dbm = &ctx->db->opts.features;
+	const store_feature_mask *dbm = &ctx->db->features;
 
 	if (ctx->begun)
 		return VIGIL_EINVAL;

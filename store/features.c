@@ -41,7 +41,7 @@
 #include <xxhash.h>
 
 #include "features_int.h"
-#include "store.h"
+#include "gen.h"
 #include "util_int.h"
 
 #define GEN_NDBI        5

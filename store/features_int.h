@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store/features_int.h - private to store/: what db.c needs of a feature
- * generation beyond store.h. A lookup session borrows one read transaction
+ * generation beyond gen.h. A lookup session borrows one read transaction
  * from the generation's pool (reset/renew, no allocation after warm-up) and
  * reads card, merchant and terminal under it; values are decoded (copied
  * out) before the session ends.
@@ -9,7 +9,7 @@
 #ifndef VIGIL_STORE_FEATURES_INT_H
 #define VIGIL_STORE_FEATURES_INT_H
 
-#include "store.h"
+#include "gen.h"
 
 /* Value layout versions this build writes and reads (docs/storage.md). */
 #define STORE_CARD_LAYOUT      1

@@ -25,8 +25,9 @@
 #include <xxhash.h>
 
 #include "live_int.h"
-#include "schema.h"
-#include "store.h"
+#include "schema_int.h"
+#include "db.h"
+#include "mask_int.h"
 
 
 #define MS_1M  60000LL

@@ -21,7 +21,8 @@
 #ifndef VIGIL_STORE_LIVE_INT_H
 #define VIGIL_STORE_LIVE_INT_H
 
-#include "store.h"
+#include "db.h"
+#include "mask_int.h"
 
 #define LIVE_WINDOW_MAX_MS   (7 * VIGIL_MS_PER_DAY)  /* largest window = late horizon */
 #define LIVE_RETAIN_MS       (2 * LIVE_WINDOW_MAX_MS) /* window + late horizon */

@@ -3,15 +3,17 @@
  * store/schema.c - the feature schema: every name a rule file or the model
  * can read, its type, source and slot, all from the one table in
  * schema.def; the model's input layout; and the request-derived slots
- * (store_features_from_txn). Meaning of each feature: docs/features.md.
+ * (store_features_from_txn); and feature masks, sets of slots (mask_int.h).
+ * Meaning of each feature: docs/features.md.
  */
 #include <pthread.h>
 #include <string.h>
 
 #include <xxhash.h>
 
-#include "store.h"
 #include "schema.h"
+#include "mask_int.h"
+#include "schema_int.h"
 #include "util_int.h"
 
 static const store_field schema_fields[] = {
@@ -151,4 +153,33 @@ store_features_from_txn(const vigil_txn *txn, vigil_value *f, uint32_t n)
 	memset(f + STORE_SLOT_EVENT_TIME + 1, 0, (n - STORE_SLOT_EVENT_TIME - 1) * sizeof *f);
 	if (n > STORE_SLOT_HOUR)
 		f[STORE_SLOT_HOUR] = vigil_value_num((double)store_hour_of(txn->event_time_ms));
+}
+
+/* Feature masks (mask_int.h): sets of schema slots. */
+
+void
+store_feature_mask_none(store_feature_mask *ret_m)
+{
+	memset(ret_m, 0, sizeof *ret_m);
+}
+
+void
+store_feature_mask_set(store_feature_mask *m, uint32_t slot)
+{
+	if (slot < STORE_SLOT_COUNT_)
+		m->w[slot >> 6] |= 1ULL << (slot & 63);
+}
+
+bool
+store_feature_mask_has(const store_feature_mask *m, uint32_t slot)
+{
+	return slot < STORE_SLOT_COUNT_ && (m->w[slot >> 6] >> (slot & 63) & 1) != 0;
+}
+
+void
+store_feature_mask_all(store_feature_mask *ret_m)
+{
+	store_feature_mask_none(ret_m);
+	for (uint32_t i = 0; i < STORE_SLOT_COUNT_; i++)
+		store_feature_mask_set(ret_m, i);
 }

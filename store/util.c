@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "schema.h"
 #include "util_int.h"
 
 void

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store/util_int.h - small helpers shared by the store's own files (not
- * part of store.h). store_diag_set, which batch/ and the tools use too, is
- * declared in store.h; both live in util.c.
+ * part of store/'s headers). store_diag_set, which batch/ and the tools use
+ * too, is declared in schema.h; both live in util.c.
  */
 #ifndef VIGIL_STORE_UTIL_INT_H
 #define VIGIL_STORE_UTIL_INT_H

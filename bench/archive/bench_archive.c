@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "archive_int.h"
-#include "store.h"
+#include "archive.h"
 
 typedef struct bench {
 	const char *dir;

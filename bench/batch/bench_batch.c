@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "batch.h"
-#include "store.h"
+#include "archive.h"
 
 #define AS_OF 1772323200000LL /* 2026-03-01 */
 

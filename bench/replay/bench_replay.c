@@ -19,6 +19,7 @@
 
 #include "app.h"
 #include "csv.h"
+#include "mask_int.h"
 #include "metrics.h"
 
 /* CPU time of this process in ns: on a shared machine the wall clock also
@@ -54,6 +55,7 @@ bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage, doubl
 	vigil_value *feat = NULL;
 	uint32_t nfeat = store_schema_nfields();
 	store_db_opts dbo;
+	store_feature_mask fmask;
 	csv_diag diag;
 	csv_row row;
 	uint64_t n = 0, t0, c0;
@@ -65,9 +67,9 @@ bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage, doubl
 		uint32_t nslots;
 		const uint32_t *slots = rules_prog_slots_used(prog, &nslots);
 
-		store_feature_mask_none(&dbo.features);
+		store_feature_mask_none(&fmask);
 		for (uint32_t i = 0; i < nslots; i++)
-			store_feature_mask_set(&dbo.features, slots[i]);
+			store_feature_mask_set(&fmask, slots[i]);
 	}
 	if (csv_reader_open_mem("bench", buf, len, NULL, &rd, &diag) != VIGIL_OK) {
 		fprintf(stderr, "bench-replay: %s\n", diag.msg);
@@ -76,7 +78,7 @@ bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage, doubl
 	if (stage >= 2) {
 		metrics_opts mo = { 0 };
 		feat = calloc(nfeat, sizeof *feat);
-		if (feat == NULL || store_db_new_memory(&dbo, &db) != VIGIL_OK ||
+		if (feat == NULL || store_db_new_memory_masked(&dbo, &fmask, &db) != VIGIL_OK ||
 		    (ctx = store_ctx_new(db)) == NULL || app_tvals_from_db(prog, db, &tv) != VIGIL_OK)
 			goto out;
 		if (stage >= 3 && (m = metrics_new(&mo)) == NULL)

@@ -17,7 +17,7 @@
 
 #include "app.h"
 #include "rules.h"
-#include "store.h"
+#include "schema.h"
 #include "vigil.h"
 
 void *__real_malloc(size_t n);

@@ -28,7 +28,7 @@
 #include <xxhash.h>
 
 #include "features_int.h"
-#include "store.h"
+#include "gen.h"
 
 static double
 now_s(void)

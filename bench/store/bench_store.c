@@ -29,7 +29,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "store.h"
+#include "db.h"
 
 enum { SEC_LOOKUP = 1, SEC_UPDATE = 2, SEC_THREADS = 4, SEC_MEMORY = 8, SEC_RECOVER = 16 };
 

@@ -20,7 +20,7 @@
 #include <jansson.h>
 
 #include "archive_int.h"
-#include "store.h"
+#include "archive.h"
 #include "vigil_json.h"
 
 #define EXIT_DAMAGED 1

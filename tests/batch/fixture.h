@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "archive.h"
 
 /* A fresh mkdtemp directory (static buffer per call slot 0..3). Aborts on error. */
 const char *fx_tmpdir(int slot);

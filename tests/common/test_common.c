@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -286,6 +287,74 @@ test_haversine(void **state)
 	assert_true(vigil_haversine_km(10, 10, 10, 10) == 0.0);
 }
 
+/* vigil_txn_from_json with its message copied to err (errlen bytes; most
+ * checks here are of the message). */
+static vigil_err
+from_json_msg(const json_t *o, vigil_txn *t, char *err, size_t errlen)
+{
+	vigil_errinfo ei;
+	vigil_err rv;
+
+	memset(&ei, 0x5a, sizeof ei); /* filled whole on error, not left as found */
+	rv = vigil_txn_from_json(o, t, &ei);
+	if (rv == VIGIL_OK)
+		ei.msg[0] = '\0';
+	ei.msg[errlen - 1 < sizeof ei.msg ? errlen - 1 : sizeof ei.msg - 1] = '\0';
+	memcpy(err, ei.msg, strlen(ei.msg) + 1);
+	return rv;
+}
+
+/* The error detail names the field apart from the message, so no caller
+ * parses the message for it (vigild's /v1/score did, with strchr, and
+ * named "txn" for a bad "txn_id"). */
+static void
+test_json_errinfo(void **state)
+{
+	static const struct {
+		const char *json, *field, *msg;
+	} cases[] = {
+		{ "{\"txn_id\":7}", "txn_id", "txn_id: must be a string" },
+		{ "{\"mcc\":\"x\"}", "mcc", "mcc: must be an integer" },
+		{ "{\"location\":{\"latitude\":\"n\"}}", "location.latitude",
+		  "location.latitude: must be a number" },
+		{ "{\"currency\":\"EUR\",\"amount\":true}", "amount",
+		  "amount: must be a decimal number or string in major units" },
+		{ "[1]", "", "txn: must be a JSON object" },
+	};
+	json_error_t jerr;
+	vigil_errinfo ei;
+	vigil_txn t;
+	char buf[400];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *o = json_loads(cases[i].json, 0, &jerr);
+
+		assert_non_null(o);
+		assert_int_equal(vigil_txn_from_json(o, &t, &ei), VIGIL_EINVAL);
+		assert_string_equal(ei.field, cases[i].field);
+		assert_string_equal(ei.msg, cases[i].msg);
+		assert_string_equal(ei.file, "");
+		assert_int_equal(ei.line, 0);
+		assert_true(ei.offset == VIGIL_NOPOS);
+		assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), cases[i].msg);
+		json_decref(o);
+	}
+	/* The positions format as compilers print them. */
+	vigil_errinfo_set(&ei, "amount", "bad %s", "value");
+	snprintf(ei.file, sizeof ei.file, "in.csv");
+	ei.line = 3;
+	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv:3: bad value");
+	ei.col = 7;
+	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv:3:7: bad value");
+	ei.line = ei.col = 0;
+	ei.offset = 4096;
+	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv@4096: bad value");
+	vigil_errinfo_set(&ei, NULL, "two\nlines");
+	assert_string_equal(ei.msg, "two?lines");
+	assert_string_equal(ei.field, "");
+}
+
 static void
 test_json(void **state)
 {
@@ -300,7 +369,7 @@ test_json(void **state)
 	    "\"channel\":\"pos\",\"location\":{\"latitude\":1.5,\"longitude\":2.5},\"mcc\":5999}",
 	    0, &jerr);
 	assert_non_null(o);
-	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_OK);
+	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_OK);
 	assert_int_equal(t.amount_minor, 1230);
 	assert_int_equal(t.event_time_ms, 1763719200000LL);
 	assert_int_equal(t.channel, VIGIL_CHANNEL_POS);
@@ -310,7 +379,7 @@ test_json(void **state)
 	{
 		json_t *back = vigil_txn_to_json(&t);
 		vigil_txn t2;
-		assert_int_equal(vigil_txn_from_json(back, &t2, err, sizeof err), VIGIL_OK);
+		assert_int_equal(from_json_msg(back, &t2, err, sizeof err), VIGIL_OK);
 		assert_memory_equal(&t, &t2, sizeof t);
 		json_decref(back);
 	}
@@ -318,19 +387,19 @@ test_json(void **state)
 
 	/* Errors name the field. */
 	o = json_loads("{\"currency\":\"EUR\",\"amount\":\"1.234\"}", 0, &jerr);
-	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
 	assert_string_equal(err, "amount: \"1.234\" is not a non-negative decimal with at most 2 decimals");
 	json_decref(o);
 	o = json_loads("{\"card_id\":7}", 0, &jerr);
-	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
 	assert_string_equal(err, "card_id: must be a string");
 	json_decref(o);
 	o = json_loads("{\"lat\":1}", 0, &jerr);
-	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
 	assert_string_equal(err, "location: latitude and longitude go together");
 	json_decref(o);
 	o = json_loads("[1]", 0, &jerr);
-	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
 	json_decref(o);
 }
 
@@ -373,7 +442,7 @@ test_json_two_spellings(void **state)
 		o = json_loads(text, 0, &jerr);
 		assert_non_null(o);
 		err[0] = '\0';
-		if (vigil_txn_from_json(o, &t, err, sizeof err) != VIGIL_EINVAL ||
+		if (from_json_msg(o, &t, err, sizeof err) != VIGIL_EINVAL ||
 		    strncmp(err, bad[i].err, strlen(bad[i].err)) != 0)
 			fail_msg("%s: accepted or wrong error: %s", text, err);
 		json_decref(o);
@@ -384,7 +453,7 @@ test_json_two_spellings(void **state)
 		snprintf(text, sizeof text, "{\"currency\":\"EUR\",%s}", good[i]);
 		o = json_loads(text, 0, &jerr);
 		assert_non_null(o);
-		if (vigil_txn_from_json(o, &t, err, sizeof err) != VIGIL_OK)
+		if (from_json_msg(o, &t, err, sizeof err) != VIGIL_OK)
 			fail_msg("%s: %s", text, err);
 		json_decref(o);
 	}
@@ -411,7 +480,7 @@ test_json_amount_overflow(void **state)
 		snprintf(text, sizeof text, "{\"currency\":\"CLF\",\"amount\":%s}", amounts[i]);
 		o = json_loads(text, 0, &jerr);
 		assert_non_null(o);
-		assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+		assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
 		assert_memory_equal(err, "amount: ", 8);
 		json_decref(o);
 	}
@@ -420,7 +489,7 @@ test_json_amount_overflow(void **state)
 		json_t *o = json_loads("{\"currency\":\"CLF\",\"amount\":\"99999999999.9999\"}",
 		    0, &jerr);
 
-		assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_OK);
+		assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_OK);
 		assert_int_equal(t.amount_minor, 999999999999999LL);
 		json_decref(o);
 	}
@@ -444,7 +513,7 @@ test_json_amount_long(void **state)
 	snprintf(text + n, sizeof text - (size_t)n, "5\"}");
 	o = json_loads(text, 0, &jerr);
 	assert_non_null(o);
-	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
 	assert_memory_equal(err, "amount: ", 8);
 	json_decref(o);
 	/* Trailing zeros alone are still fine, however many. */
@@ -452,7 +521,7 @@ test_json_amount_long(void **state)
 	snprintf(text + n, sizeof text - (size_t)n, "\"}");
 	o = json_loads(text, 0, &jerr);
 	assert_non_null(o);
-	assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_OK);
+	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_OK);
 	assert_int_equal(t.amount_minor, 100);
 	json_decref(o);
 }
@@ -487,11 +556,11 @@ test_json_amount_real(void **state)
 		assert_non_null(o);
 		assert_true(json_is_real(json_object_get(o, "amount")));
 		if (cases[i].minor >= 0) {
-			if (vigil_txn_from_json(o, &t, err, sizeof err) != VIGIL_OK)
+			if (from_json_msg(o, &t, err, sizeof err) != VIGIL_OK)
 				fail_msg("%s: %s", text, err);
 			assert_int_equal(t.amount_minor, cases[i].minor);
 		} else {
-			assert_int_equal(vigil_txn_from_json(o, &t, err, sizeof err), VIGIL_EINVAL);
+			assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
 			assert_non_null(strstr(err, "has more decimals than"));
 			assert_non_null(strstr(err, cases[i].currency));
 		}
@@ -506,7 +575,7 @@ main(void)
 		cmocka_unit_test(test_errors),   cmocka_unit_test(test_currency),
 		cmocka_unit_test(test_validate_ids),
 		cmocka_unit_test(test_validate), cmocka_unit_test(test_time),
-		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json),
+		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json), cmocka_unit_test(test_json_errinfo),
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
 		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_amount_real),
 	};

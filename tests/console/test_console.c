@@ -29,7 +29,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "store.h"
+#include "archive.h"
 
 #define ALICE "alice-analyst-token-0001"
 #define BOB   "bob-analyst-token-000002"

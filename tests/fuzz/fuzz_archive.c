@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "tmpdir.h"
-#include "store.h"
+#include "archive.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,10 +16,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *o = json_loadb((const char *)data, size, 0, &jerr);
 	vigil_txn t;
 	char err[160];
+	vigil_errinfo ei;
 
 	if (o == NULL)
 		return 0;
-	if (vigil_txn_from_json(o, &t, err, sizeof err) == VIGIL_OK) {
+	if (vigil_txn_from_json(o, &t, &ei) == VIGIL_OK) {
 		json_t *back;
 		(void)vigil_txn_validate(&t, NULL, err, sizeof err);
 		back = vigil_txn_to_json(&t);

@@ -17,7 +17,8 @@
 #include <stdint.h>
 
 #include "app.h"
-#include "store.h"
+#include "archive.h"
+#include "gen.h"
 
 /* One scored record as archived. */
 typedef struct vt_scored {

@@ -68,6 +68,33 @@ test_schema(void **state)
 	rules_tvals_free(NULL);
 }
 
+/* A diagnostic is common/'s vigil_errinfo: the place as line:col and as the
+ * byte offset it came from, the file named in each item, and it formats
+ * as the compiler prints it. */
+static void
+test_diag_errinfo(void **state)
+{
+	static const char src[] =
+	    "version \"1\"\nrule r {\n  when nope > 1\n  score 1\n  reason \"x\"\n}\n";
+	rules_prog *prog = NULL;
+	rules_diags diags;
+	char        buf[400];
+
+	(void)state;
+	assert_int_not_equal(rules_compile("t.rules", src, sizeof src - 1, schema, NULL, &prog,
+	    &diags), VIGIL_OK);
+	assert_null(prog);
+	assert_true(diags.count >= 1);
+	assert_string_equal(diags.items[0].file, "t.rules");
+	assert_int_equal(diags.items[0].line, 3);
+	assert_true(diags.items[0].offset != VIGIL_NOPOS);
+	assert_memory_equal(src + diags.items[0].offset, "nope", 4);
+	assert_int_equal(diags.items[0].col, 8);
+	assert_string_equal(diags.items[0].field, "");
+	snprintf(buf, sizeof buf, "t.rules:3:%u: %s", diags.items[0].col, diags.items[0].msg);
+	assert_string_equal(vigil_errinfo_format(&diags.items[0], buf + 200, 200), buf);
+}
+
 static const char program[] =
     "# a small program\n"
     "version \"7.1\"\n"
@@ -661,6 +688,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_schema),
+		cmocka_unit_test(test_diag_errinfo),
 		cmocka_unit_test(test_introspection),
 		cmocka_unit_test(test_thresholds_info),
 		cmocka_unit_test(test_thresholds_outlive_schema),

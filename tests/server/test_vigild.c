@@ -35,7 +35,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "harness.h"
-#include "store.h"
+#include "db.h"
 
 #define T0 1763700000000LL /* 2025-11-21T04:40:00Z */
 
@@ -727,6 +727,12 @@ test_http_bad_input(void **state)
 	post_expect(s.admin_port, "/v1/score", HB_TXN("hb-3")
 	    ", \"location\": {\"latitude\": 48.8, \"longitude\": 200}}",
 	    400, "\"field\":\"txn.location.longitude\"");
+	/* The field comes from the decoder, not from the message: a bad txn_id
+	 * was named "txn" when the field was read up to the message's colon
+	 * and any name starting with "txn" taken for the object. */
+	post_expect(s.admin_port, "/v1/score", "{\"txn\": {\"txn_id\": 7}}",
+	    400, "\"field\":\"txn.txn_id\"");
+	post_expect(s.admin_port, "/v1/score", "{\"txn\": [1]}", 400, "\"field\":\"txn\"");
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 }

@@ -31,7 +31,7 @@
 
 #include "tmpdir.h"
 #include "archive_int.h"
-#include "store.h"
+#include "archive.h"
 
 #define DAY VIGIL_MS_PER_DAY
 #define T0  (20000 * DAY) /* 2024-10-04 00:00 UTC */

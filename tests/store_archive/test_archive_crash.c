@@ -31,7 +31,7 @@
 #include <cmocka.h>
 
 #include "tmpdir.h"
-#include "store.h"
+#include "archive.h"
 
 #define ROUNDS        20
 #define THREADS       4

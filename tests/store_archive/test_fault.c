@@ -35,7 +35,7 @@
 
 #include "tmpdir.h"
 #include "archive_int.h"
-#include "store.h"
+#include "archive.h"
 
 #define T0 1700000000000LL
 

@@ -24,7 +24,7 @@
 
 #include "tmpdir.h"
 #include "archive_int.h"
-#include "store.h"
+#include "db.h"
 
 #define T0 (20000 * VIGIL_MS_PER_DAY)
 

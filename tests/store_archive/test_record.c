@@ -17,8 +17,9 @@
 #include <cmocka.h>
 
 #include "pbwire.h"
-#include "schema.h"
-#include "store.h"
+#include "schema_int.h"
+#include "archive.h"
+#include "lean_int.h"
 #include "vigil.pb-c.h"
 
 static void

@@ -22,7 +22,7 @@
 
 #include "tmpdir.h"
 #include "archive_int.h"
-#include "store.h"
+#include "archive.h"
 
 static const char *tool;
 static char dir[256];

@@ -27,7 +27,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "store.h"
+#include "archive.h"
 
 #define T0 1767225600000LL
 

@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "tmpdir.h"
-#include "store.h"
+#include "db.h"
 
 /* 2026-01-01T00:00:00Z, a fixed base for event times. */
 #define T0 1767225600000LL

@@ -26,7 +26,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "store.h"
+#include "gen.h"
 
 #define T0 1767225600000LL
 

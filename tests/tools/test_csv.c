@@ -27,14 +27,16 @@ static csv_reader *
 open_text(const char *text, const csv_opts *opts)
 {
 	csv_reader *rd = NULL;
-	csv_diag diag = { "" };
+	csv_diag diag = { .msg = "" };
 
 	if (csv_reader_open_mem("t.csv", text, strlen(text), opts, &rd, &diag) != VIGIL_OK)
 		fail_msg("open failed: %s", diag.msg);
 	return rd;
 }
 
-/* Reads every record; collects the error lines joined by '\n' into errs. */
+/* Reads every record; collects the error lines joined by '\n' into errs.
+ * Each error's file, line and column (vigil_errinfo) are checked against
+ * the place its message names, so callers need not parse the message. */
 static uint64_t
 read_all(csv_reader *rd, char *errs, size_t errlen)
 {
@@ -51,6 +53,14 @@ read_all(csv_reader *rd, char *errs, size_t errlen)
 			continue;
 		}
 		assert_true(rv == VIGIL_EINVAL || rv == VIGIL_ETOOBIG);
+		{
+			char want[256];
+
+			snprintf(want, sizeof want, "%s:%u: %s%s", diag.file, diag.line, diag.field,
+			    diag.field[0] != '\0' ? ": " : "");
+			if (diag.line == 0 || strncmp(diag.msg, want, strlen(want)) != 0)
+				fail_msg("detail %s does not match the message %s", want, diag.msg);
+		}
 		n += (size_t)snprintf(errs + n, errlen - n, "%s\n", diag.msg);
 	}
 	return good;
@@ -361,11 +371,16 @@ test_header_errors(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		csv_reader *rd = NULL;
-		csv_diag diag = { "" };
+		csv_diag diag = { .msg = "" };
 		assert_int_equal(csv_reader_open_mem("h.csv", cases[i].text, strlen(cases[i].text),
 		    NULL, &rd, &diag), cases[i].rv);
 		assert_null(rd);
 		assert_string_equal(diag.msg, cases[i].msg);
+		if (strstr(cases[i].msg, "column ") != NULL) {
+			assert_string_equal(diag.field, strstr(cases[i].msg, "column ") + 7);
+			assert_string_equal(diag.file, "h.csv");
+			assert_int_equal(diag.line, 1);
+		}
 	}
 }
 

@@ -86,9 +86,27 @@ csv_diagf(csv_diag *d, const char *fmt, ...)
 
 	if (d == NULL)
 		return;
+	vigil_errinfo_clear(d);
 	va_start(ap, fmt);
 	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
 	va_end(ap);
+}
+
+/* The parts of the detail a caller should not parse out of the message:
+ * the file, the line (0: none) and the column (NULL: not about one). */
+static void
+csv_diag_at(csv_diag *d, const char *file, uint64_t line, const char *field)
+{
+	size_t n;
+
+	if (d == NULL)
+		return;
+	n = strnlen(file, sizeof d->file - 1);
+	memcpy(d->file, file, n);
+	d->file[n] = '\0';
+	d->line = line > UINT32_MAX ? 0 : (uint32_t)line;
+	if (field != NULL)
+		snprintf(d->field, sizeof d->field, "%s", field);
 }
 
 /* A field value fit for a one-line message: at most 32 bytes, non-printable
@@ -551,6 +569,7 @@ csv_header_map(csv_reader *rd, csv_diag *reterr)
 			if (rd->pos[col] >= 0) {
 				csv_diagf(reterr, "%s:1: header: duplicate column %s", rd->name,
 				    csv_col_names[col]);
+				csv_diag_at(reterr, rd->name, 1, csv_col_names[col]);
 				return VIGIL_ESYNTAX;
 			}
 			rd->pos[col] = (int)f;
@@ -568,6 +587,7 @@ csv_header_map(csv_reader *rd, csv_diag *reterr)
 		if (csv_col_required[i] && rd->pos[i] < 0) {
 			csv_diagf(reterr, "%s:1: header: missing required column %s", rd->name,
 			    csv_col_names[i]);
+			csv_diag_at(reterr, rd->name, 1, csv_col_names[i]);
 			return VIGIL_ESYNTAX;
 		}
 	}
@@ -809,6 +829,7 @@ csv_bad(csv_reader *rd, uint64_t line, csv_diag *reterr, const char *col,
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
 	csv_diagf(reterr, "%s:%" PRIu64 ": %s: %s", rd->name, line, col, reason);
+	csv_diag_at(reterr, rd->name, line, strcmp(col, "record") == 0 ? NULL : col);
 	rd->stats.bad_rows++;
 	return VIGIL_EINVAL;
 }
@@ -1068,6 +1089,7 @@ csv_reader_next(csv_reader *rd, csv_row *ret_row, csv_diag *reterr)
 	line = rd->rec_line; /* after skipped blank lines */
 	if (rd->ioerr) {
 		csv_diagf(reterr, "%s:%" PRIu64 ": read error: %s", rd->name, rd->line, strerror(errno));
+		csv_diag_at(reterr, rd->name, rd->line, NULL);
 		return VIGIL_EIO;
 	}
 	switch (t) {
@@ -1079,6 +1101,7 @@ csv_reader_next(csv_reader *rd, csv_row *ret_row, csv_diag *reterr)
 		csv_diagf(reterr, "%s:%" PRIu64 ": record: longer than %" PRIu32
 		    " bytes or more than %" PRIu32 " fields", rd->name, line,
 		    rd->max_record, rd->max_fields);
+		csv_diag_at(reterr, rd->name, line, NULL);
 		rd->stats.bad_rows++;
 		return VIGIL_ETOOBIG;
 	case CSV_TOK_RECORD:

@@ -70,9 +70,14 @@ typedef struct csv_row {
 	uint64_t  line;              /* 1-based line where the record starts */
 } csv_row;
 
-typedef struct csv_diag {
-	char msg[320];
-} csv_diag;
+/*
+ * An error, in common/'s shape (vigil_errinfo): msg is the whole line as
+ * printed ("file:line: column: reason"); file, line (0: none) and field
+ * (the column's header name; "" for the record or the file as a whole)
+ * give the same place apart, so no caller parses msg for them. col and
+ * offset are not set (0, VIGIL_NOPOS).
+ */
+typedef vigil_errinfo csv_diag;
 
 typedef struct csv_opts {
 	uint32_t max_record_bytes; /* 0 = CSV_DEFAULT_MAX_RECORD; capped at CSV_HARD_MAX_RECORD */

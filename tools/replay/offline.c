@@ -28,6 +28,7 @@
 #endif
 
 #include "batch.h"
+#include "mask_int.h"
 #include "replay.h"
 
 /* A build checked for leaks (ASan/LSan) frees the live state at exit;
@@ -156,8 +157,7 @@ rp_offline_open(rp *r)
 	store_db_opts_default(&dbo);
 	if (!r->o.nightly) {
 		/* live state kept only for the entity kinds the rules read */
-		dbo.features = mask;
-		rv = store_db_new_memory(&dbo, &r->db);
+		rv = store_db_new_memory_masked(&dbo, &mask, &r->db);
 		if (rv != VIGIL_OK) {
 			fprintf(stderr, "vigil-replay: live state: %s\n", vigil_strerror(rv));
 			return rv;

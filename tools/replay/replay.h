@@ -35,7 +35,7 @@
 #include "csv.h"
 #include "metrics.h"
 #include "rules.h"
-#include "store.h"
+#include "db.h"
 #include "vec.h"
 #include "vigil.h"
 #include "vigil_client.h"

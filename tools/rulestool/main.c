@@ -19,7 +19,7 @@
 
 #include "app.h"
 #include "rules.h"
-#include "store.h"
+#include "schema.h"
 #include "vec.h"
 #include "vigil.h"
 #include "vigil_json.h"
@@ -474,6 +474,7 @@ tool_input(const json_t *obj, const rules_prog *prog, vigil_txn *txn, vigil_valu
 	const json_t *jt, *jf, *jth;
 	const char   *field = NULL;
 	char          msg[160], sub[200];
+	vigil_errinfo ei;
 
 	if (!json_is_object(obj)) {
 		snprintf(err, errlen, "input must be a JSON object with \"txn\"");
@@ -484,8 +485,8 @@ tool_input(const json_t *obj, const rules_prog *prog, vigil_txn *txn, vigil_valu
 		snprintf(err, errlen, "txn: missing (the transaction object)");
 		return -1;
 	}
-	if (vigil_txn_from_json(jt, txn, sub, sizeof sub) != VIGIL_OK) {
-		snprintf(err, errlen, "txn.%s", sub);
+	if (vigil_txn_from_json(jt, txn, &ei) != VIGIL_OK) {
+		snprintf(err, errlen, "txn.%s", ei.msg);
 		return -1;
 	}
 	if (vigil_txn_validate(txn, &field, msg, sizeof msg) != VIGIL_OK) {

@@ -551,11 +551,19 @@ static vigil_err
 sc_txn_from_json(const json_t *obj, vigil_txn *store, vigil_client_txn *ret, char *errbuf,
     size_t errlen)
 {
+	vigil_errinfo ei;
 	vigil_err rv;
 
-	rv = vigil_txn_from_json(obj, store, errbuf, errlen);
-	if (rv != VIGIL_OK)
+	rv = vigil_txn_from_json(obj, store, &ei);
+	if (rv != VIGIL_OK) {
+		size_t n = errlen > 0 ? strnlen(ei.msg, errlen - 1) : 0;
+
+		if (errlen > 0) {
+			memcpy(errbuf, ei.msg, n);
+			errbuf[n] = '\0';
+		}
 		return rv;
+	}
 	if (store->event_time_ms == 0)
 		store->event_time_ms = vigil_now_ms();
 	memset(ret, 0, sizeof *ret);

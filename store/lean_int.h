@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store/lean_int.h - lean decoding of scored records. Not part of store/'s
+ * interface (schema.h, archive.h, gen.h, db.h): the bulk reader's fast path
+ * for vigil-rebuild (batch/) and store's tests. It lives in store/ (lean.c)
+ * because it must agree with store_scored_decode (record.c) byte for byte.
+ *
+ * store_scored_decode_lean reads an ArchivedScore payload in place, without
+ * protobuf-c, filling only what aggregation needs. Strings are views into
+ * the payload (NOT NUL-terminated; valid as long as the payload bytes are),
+ * except currency and country, which are copied. It accepts exactly the
+ * payloads store_scored_decode accepts (same caps, same protobuf-c merge
+ * rules for repeated singular fields) and, for those, every field below
+ * equals the one store_scored_decode gives; hits and rules_version are
+ * validated but not returned. VIGIL_EPROTO if malformed (reterr says why);
+ * *ret is then unspecified. Never allocates; thread-safe.
+ */
+#ifndef VIGIL_STORE_LEAN_INT_H
+#define VIGIL_STORE_LEAN_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "archive.h"
+
+typedef struct store_strview {
+	const char *p;   /* not NUL-terminated; never NULL ("" when empty) */
+	uint32_t    len; /* bytes before the first NUL of the wire string */
+} store_strview;
+
+typedef struct store_lean_feat {
+	store_strview name;
+	vigil_value   val; /* val.str/len: a view into the payload, or NULL/0 */
+} store_lean_feat;
+
+typedef struct store_scored_lean {
+	store_strview  txn_id, card_id, merchant_id, terminal_id, device_id, ip;
+	char           currency[4], country[3]; /* NUL-padded to the end */
+	int64_t        event_time_ms, amount_minor;
+	uint32_t       mcc;
+	uint8_t        channel;
+	bool           has_location;
+	double         lat, lon;
+	int32_t        score;
+	vigil_decision decision;
+	uint64_t       features_gen;
+	int64_t        scored_at_ms;
+	uint32_t       nfeats;
+	store_lean_feat feats[STORE_MAX_FEATS];
+	uint64_t       model_layout;
+	store_strview  model_in;   /* bytes (store_model_vec_decode); len 0: none */
+} store_scored_lean;
+
+vigil_err store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret,
+    store_diag *reterr);
+/* store_features_from_txn for a lean record: the same values (string
+ * values are views into the payload); computes only the nfeatures slots
+ * asked for, so a caller needing the first few slots asks for those. */
+void      store_lean_features_from_txn(const store_scored_lean *s, vigil_value *features,
+    uint32_t nfeatures);
+
+#endif /* VIGIL_STORE_LEAN_INT_H */

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store/mask_int.h - feature masks: computing only some slots. Not part of
+ * store/'s interface (schema.h, archive.h, gen.h, db.h): an offline
+ * optimisation for vigil-replay (through app_work_set_features), its bench
+ * and store's tests; vigild always computes every slot.
+ *
+ * Bit s set = schema slot s is needed. A lookup under a mask fills the
+ * needed slots exactly as an unmasked lookup would and sets every other
+ * slot missing; it skips the batch reads and live aggregates that no
+ * needed slot depends on. Build one with store_feature_mask_none() and
+ * store_feature_mask_set() per slot (e.g. from rules_prog_slots_used());
+ * store_feature_mask_all() is the default everywhere. The mask functions
+ * are in schema.c, the rest in db.c.
+ */
+#ifndef VIGIL_STORE_MASK_INT_H
+#define VIGIL_STORE_MASK_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db.h"
+
+#define STORE_FEATURE_MASK_WORDS 2 /* slots 0..127 (store_schema_nfields() <= 128) */
+
+typedef struct store_feature_mask {
+	uint64_t w[STORE_FEATURE_MASK_WORDS];
+} store_feature_mask;
+
+void store_feature_mask_all(store_feature_mask *ret_m);  /* every schema slot */
+void store_feature_mask_none(store_feature_mask *ret_m);
+/* Slots >= store_schema_nfields() are ignored (set) or absent (has). */
+void store_feature_mask_set(store_feature_mask *m, uint32_t slot);
+bool store_feature_mask_has(const store_feature_mask *m, uint32_t slot);
+
+/*
+ * store_db_new_memory serving only the slots of features (NULL: all). Its
+ * contexts start with this mask, and the live state keeps no merchant,
+ * terminal, device or IP windows of a kind none of whose vel.* slots is in
+ * it (card windows, idempotency records and max_cards are kept as always).
+ * A data directory (store_db_open) always serves every slot.
+ */
+vigil_err store_db_new_memory_masked(const store_db_opts *opts,
+    const store_feature_mask *features, store_db **ret_db);
+
+/* The slots store_score_begin and store_features_lookup fill on ctx from now
+ * on (others missing). NULL = the db's mask. VIGIL_EINVAL (ctx unchanged)
+ * if m asks for a slot outside the db's mask or a begin is open on ctx.
+ * Applying (commit) is not affected. */
+vigil_err store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m);
+
+#endif /* VIGIL_STORE_MASK_INT_H */
