@@ -312,5 +312,15 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	    "requests answered OVERLOADED after waiting longer than queue_timeout_ms");
 	evbuffer_add_printf(out, "vigil_queue_timeouts_total %llu\n",
 	    (unsigned long long)atomic_load(&m->queue_timeouts));
+	metrics_head(out, "vigil_connection_overloaded_total", "counter",
+	    "requests answered OVERLOADED because their connection had "
+	    "max_inflight_per_connection requests in flight");
+	evbuffer_add_printf(out, "vigil_connection_overloaded_total %llu\n",
+	    (unsigned long long)atomic_load(&m->conn_overloaded));
+	metrics_head(out, "vigil_connections_closed_total", "counter",
+	    "nng connections closed by vigild: twice max_inflight_per_connection requests "
+	    "and replies held, the peer not reading its replies");
+	evbuffer_add_printf(out, "vigil_connections_closed_total{listener=\"nng\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->nng_conn_unread));
 	srv_ruleset_release(rs);
 }

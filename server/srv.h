@@ -40,6 +40,7 @@ typedef struct srv_config {
 	uint32_t    workers;
 	uint32_t    max_message_bytes;
 	uint32_t    max_inflight;
+	uint32_t    max_inflight_per_connection; /* 0 = no per-connection cap */
 	uint32_t    request_timeout_ms;
 	uint32_t    max_future_skew_ms;  /* 0 = no clock-skew guard */
 	uint32_t    max_past_skew_ms;    /* 0 = past event times always accepted */
@@ -153,6 +154,8 @@ typedef struct srv_metrics {
 	_Atomic uint64_t http_accept_paused;    /* accept paused: cap reached or no descriptors */
 	_Atomic uint64_t http_unauthorized;     /* 401 answers */
 	_Atomic uint64_t queue_timeouts;        /* waited longer than queue_timeout_ms */
+	_Atomic uint64_t conn_overloaded;       /* over max_inflight_per_connection */
+	_Atomic uint64_t nng_conn_unread;       /* closed: twice that, replies unread */
 } srv_metrics;
 
 struct srv_server;
