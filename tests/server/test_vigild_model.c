@@ -974,6 +974,31 @@ blob_edit(const char *blob, size_t len, const char *from, const char *to, size_t
 	return out;
 }
 
+/* GET path on the admin port, expecting want_code; the body (free it). */
+static char *
+admin_get(const vt_server *s, const char *path, int want_code)
+{
+	int code = 0;
+	char *body = NULL;
+
+	assert_int_equal(vt_http_get(s->admin_port, path, &code, &body), 0);
+	if (code != want_code)
+		fail_msg("GET %s: %d (expected %d): %s", path, code, want_code, body);
+	return body;
+}
+
+/* Fails unless every needle is in GET path's body (expecting want_code). */
+static void
+admin_expect(const vt_server *s, const char *path, int want_code, const char *const *needles)
+{
+	char *body = admin_get(s, path, want_code);
+
+	for (int i = 0; needles[i] != NULL; i++)
+		if (strstr(body, needles[i]) == NULL)
+			fail_msg("GET %s: \"%s\" not in: %s", path, needles[i], body);
+	free(body);
+}
+
 /*
  * A damaged model.json becomes CURRENT while vigild serves: three
  * generations, one cut in half (not JSON), one reading a feature this
@@ -982,9 +1007,13 @@ blob_edit(const char *blob, size_t len, const char *from, const char *to, size_t
  * generation was refused and why, and keeps scoring with the previous
  * model: every reply of a client scoring without pause has a model, and
  * its score is G's forest on the archived vector, exactly; no request
- * fails. Then at start-up with the damaged generation current: vigild
+ * fails; /healthz says which generation's model was refused and why
+ * ("degraded": true, /readyz still 200: docs/security.md, "Readiness") and
+ * /metrics has vigil_model_refused{generation} (before: only the log).
+ * Then at start-up with the damaged generation current: vigild
  * starts, rules alone decide (no model; "no_model" fires), the log names
- * the generation; and a good generation heals it without a restart.
+ * the generation; and a good generation heals it without a restart, health
+ * and metrics included.
  */
 static void
 test_damaged_model(void **state)
@@ -1026,6 +1055,21 @@ test_damaged_model(void **state)
 		assert_non_null(strstr(line, "the previous model keeps serving"));
 		assert_non_null(strstr(line, why[k]));
 		print_message("%s", line);
+		{
+			char refused[64], gauge[96], serving[64];
+			const char *hz[] = { refused, why[k], "\"degraded\":true", serving,
+				"\"ready\":true", NULL };
+			const char *mz[] = { gauge, NULL };
+
+			snprintf(refused, sizeof refused, "\"model_refused\":%llu",
+			    (unsigned long long)gen[k]);
+			snprintf(serving, sizeof serving, "\"model_generation\":%llu",
+			    (unsigned long long)gen_a);
+			snprintf(gauge, sizeof gauge, "\nvigil_model_refused{generation=\"%llu\"} 1\n",
+			    (unsigned long long)gen[k]);
+			admin_expect(&s, "/readyz", 200, hz);
+			admin_expect(&s, "/metrics", 200, mz);
+		}
 	}
 	traffic_stop(&t, th);
 	n = atomic_load(&t.n);
@@ -1053,12 +1097,19 @@ test_damaged_model(void **state)
 		mtxn x;
 		Vigil__V1__Reply *r;
 
+		char refused[64];
+		const char *hz[] = { refused, "\"model_generation\":0", "\"degraded\":true",
+			NULL };
+
 		mtxn_make(&x, "dm-start", 0, as_of + 2 * DAY);
 		r = score_ok(&s, &x, false);
 		assert_int_equal(r->score->features_generation, gen[2]);
 		assert_null(r->score->model);
 		assert_true(has_hit(r->score, "no_model"));
 		vigil__v1__reply__free_unpacked(r, NULL);
+		snprintf(refused, sizeof refused, "\"model_refused\":%llu",
+		    (unsigned long long)gen[2]);
+		admin_expect(&s, "/readyz", 200, hz);
 	}
 
 	/* A good generation heals it, no restart. */
@@ -1083,6 +1134,14 @@ test_damaged_model(void **state)
 			if (past(deadline))
 				fail_msg("vigild did not switch to generation %llu",
 				    (unsigned long long)g);
+		}
+		{
+			const char *hz[] = { "\"model_refused\":0", "\"model_error\":\"\"",
+				"\"degraded\":false", NULL };
+			const char *mz[] = { "\nvigil_model_refused 0\n", NULL };
+
+			admin_expect(&s, "/healthz", 200, hz);
+			admin_expect(&s, "/metrics", 200, mz);
 		}
 		vt_archive_load(s.datadir, as_of + 2 * DAY, as_of + 3 * DAY, &a);
 		check_reply_vs_archive(&a, x.id, g, r->score->model->score, m);
