@@ -634,8 +634,45 @@ check_http_model(const char *id, json_t *o, const Vigil__V1__ModelOutcome *mo)
  * as 0); the hit's reason text names them.
  * libvigil-client gives the same (has_model, model_score, model_reasons),
  * and /v1/score over the admin endpoint carries the same "model" object,
- * for a dry run and for a recorded score.
+ * for a dry run and for a recorded score. A retry (same txn_id, same
+ * transaction) gets the first reply again, model object and the hit's
+ * reason text included (before: no model object, reason without features).
  */
+/* A retry's reply (b) is the first one (a): outcome, hits with their reason
+ * text, and the model object, bit for bit; only "duplicate" differs. */
+static void
+check_retry_same(const Vigil__V1__ScoreReply *a, const Vigil__V1__ScoreReply *b)
+{
+	assert_false(a->duplicate);
+	assert_true(b->duplicate);
+	assert_string_equal(a->txn_id, b->txn_id);
+	assert_int_equal(a->score, b->score);
+	assert_int_equal(a->decision, b->decision);
+	assert_int_equal(a->features_generation, b->features_generation);
+	assert_string_equal(a->rules_version, b->rules_version);
+	assert_int_equal(a->n_hits, b->n_hits);
+	for (size_t h = 0; h < a->n_hits; h++) {
+		assert_string_equal(a->hits[h]->rule, b->hits[h]->rule);
+		assert_int_equal(a->hits[h]->points, b->hits[h]->points);
+		assert_string_equal(a->hits[h]->reason, b->hits[h]->reason);
+	}
+	if (a->model == NULL) {
+		assert_null(b->model);
+		return;
+	}
+	if (b->model == NULL)
+		fail_msg("%s: the retry's reply has no model object", a->txn_id);
+	assert_memory_equal(&a->model->score, &b->model->score, sizeof(double));
+	assert_int_equal(a->model->n_reasons, b->model->n_reasons);
+	for (size_t k = 0; k < a->model->n_reasons; k++) {
+		assert_string_equal(a->model->reasons[k]->feature, b->model->reasons[k]->feature);
+		assert_memory_equal(&a->model->reasons[k]->value, &b->model->reasons[k]->value,
+		    sizeof(double));
+		assert_memory_equal(&a->model->reasons[k]->contribution,
+		    &b->model->reasons[k]->contribution, sizeof(float));
+	}
+}
+
 static void
 test_reasons(void **state)
 {
@@ -655,6 +692,12 @@ test_reasons(void **state)
 		mtxn_make(&t, "rs", i, day1 + (int64_t)i * 600000);
 		rep[i] = score_ok(&s, &t, false);
 		assert_non_null(rep[i]->score->model);
+		if (i % 8 == 0) { /* a retry gets the same reply, model included */
+			Vigil__V1__Reply *again = score_ok(&s, &t, false);
+
+			check_retry_same(rep[i]->score, again->score);
+			vigil__v1__reply__free_unpacked(again, NULL);
+		}
 		assert_true(has_hit(rep[i]->score, "model_any"));
 		assert_false(has_hit(rep[i]->score, "no_model"));
 		with_reasons += rep[i]->score->model->n_reasons > 0;
