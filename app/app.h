@@ -137,6 +137,7 @@ vigil_err app_work_set_features(app_work *w, const store_feature_mask *m);
  * descending (model_forest_top). */
 typedef struct app_reason {
 	const char *feature;  /* schema name (static) */
+	uint32_t    slot;     /* its schema slot */
 	vigil_value value;    /* as scored (str points into the work's vector) */
 	float       contrib;  /* on the log-odds scale, > 0 */
 } app_reason;

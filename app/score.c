@@ -215,11 +215,32 @@ score_reasons(app_work *w, const app_model *m, app_outcome *out)
 		if (isnan(w->xm[top[i].feature]))
 			continue;
 		out->reasons[k].feature = store_schema_field(slot)->name;
+		out->reasons[k].slot = slot;
 		out->reasons[k].value = w->features[slot];
 		out->reasons[k].contrib = top[i].contrib;
 		k++;
 	}
 	out->nreasons = k;
+}
+
+/* The model's part of the outcome, kept with the txn_id (not archived) so a
+ * retry's reply has it too. */
+static void
+score_record_model(store_scored *rec, const app_outcome *out)
+{
+	store_model_outcome *mo = &rec->model;
+
+	memset(mo, 0, sizeof *mo);
+	if (isnan(out->model_score))
+		return;
+	mo->present = true;
+	mo->score = out->model_score;
+	for (uint32_t i = 0; i < out->nreasons && i < STORE_MAX_REASONS; i++) {
+		mo->reasons[i].slot = out->reasons[i].slot;
+		mo->reasons[i].contrib = out->reasons[i].contrib;
+		mo->reasons[i].value = out->reasons[i].value.num;
+	}
+	mo->nreasons = out->nreasons < STORE_MAX_REASONS ? out->nreasons : STORE_MAX_REASONS;
 }
 
 /* The archived record: outcome, hits (active first, capped), the values of
@@ -330,6 +351,7 @@ app_score(store_db *db, app_work *w, const app_scorer *sc, const vigil_txn *txn,
 
 	out->step = APP_STEP_ARCHIVE;
 	score_record_fill(w, sc, txn, out->generation, scored_at_ms, flags);
+	score_record_model(&w->rec, out);
 	locked = false; /* commit unlocks, whatever it returns */
 	rv = store_score_commit(db, w->ctx, &w->rec, &out->diag);
 out:

@@ -149,8 +149,9 @@ static json_t *
 admin_health_json(srv_server *s)
 {
 	Vigil__V1__HealthReply h = VIGIL__V1__HEALTH_REPLY__INIT;
-	char err[SRV_ERR_MAX], hash[80], why[512];
+	char err[SRV_ERR_MAX], hash[80], why[512], merr[SRV_ERR_MAX];
 	store_db_health dh;
+	uint64_t mref;
 	json_t *o;
 
 	srv_health_fill(s, &h, err, sizeof err, hash, sizeof hash);
@@ -165,13 +166,23 @@ admin_health_json(srv_server *s)
 	 * errors) cannot acknowledge a score: not ready until it heals. */
 	if (o != NULL && atomic_load(&s->ready) && s->db != NULL) {
 		store_db_get_health(s->db, &dh);
-		/* A refused generation leaves vigild ready: it scores on the
-		 * generation it kept or fell back to (or none: the rules'
-		 * fallbacks), and says so here (docs/storage.md). */
+		/* A refused generation or model, or a rule file that did not
+		 * compile, leaves vigild ready: it scores on what it kept or fell
+		 * back to (or none: the rules' fallbacks), says so here as
+		 * "degraded", and /readyz stays 200 (docs/security.md, "Readiness":
+		 * a replica that can acknowledge its cards' transactions correctly
+		 * keeps them, or their velocity moves to a replica without it). */
+		mref = srv_model_refused(s, merr, sizeof merr);
 		json_object_set_new(o, "generation_verified", json_boolean(dh.generation_verified));
 		json_object_set_new(o, "generation_refused",
 		    json_integer((json_int_t)(dh.generation_refused ? dh.refused_generation : 0)));
 		json_object_set_new(o, "generation_error", json_string(dh.generation_error));
+		json_object_set_new(o, "model_generation",
+		    json_integer((json_int_t)atomic_load(&s->model_generation)));
+		json_object_set_new(o, "model_refused", json_integer((json_int_t)mref));
+		json_object_set_new(o, "model_error", json_string(merr));
+		json_object_set_new(o, "degraded", json_boolean(dh.generation_refused || mref != 0 ||
+		    h.rules_last_error[0] != '\0'));
 		if (!dh.ok) {
 			snprintf(why, sizeof why, "archive failing: %s %s: %s (%s) for %lld s; retrying",
 			    dh.archive.op, dh.archive.file, strerror(dh.archive.err),

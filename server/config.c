@@ -36,6 +36,7 @@ srv_config_defaults(srv_config *c)
 	c->workers = 4;
 	c->max_message_bytes = 64 * 1024;
 	c->max_inflight = 1024;
+	c->max_inflight_per_connection = 256;
 	c->request_timeout_ms = 5000;
 	c->max_future_skew_ms = 300000;
 	c->max_past_skew_ms = 0;
@@ -356,6 +357,9 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		    reason, rlen);
 	if (IS("server", "max_inflight"))
 		return cfg_uint(value, 1, CFG_MAX_INFLIGHT, &c->max_inflight, reason, rlen);
+	if (IS("server", "max_inflight_per_connection"))
+		return cfg_uint(value, 0, CFG_MAX_INFLIGHT, &c->max_inflight_per_connection,
+		    reason, rlen);
 	if (IS("server", "request_timeout_ms"))
 		return cfg_uint(value, 1, CFG_MAX_TIMEOUT_MS, &c->request_timeout_ms, reason, rlen);
 	if (IS("server", "max_future_skew_ms"))

@@ -547,6 +547,8 @@ main_check_config(srv_server *s)
 	printf("  workers             %u\n", c->workers);
 	printf("  max_message_bytes   %u\n", c->max_message_bytes);
 	printf("  max_inflight        %u\n", c->max_inflight);
+	printf("  max_inflight_per_connection %u%s\n", c->max_inflight_per_connection,
+	    c->max_inflight_per_connection == 0 ? " (off)" : "");
 	printf("  request_timeout_ms  %u\n", c->request_timeout_ms);
 	printf("  max_future_skew_ms  %u%s\n", c->max_future_skew_ms,
 	    c->max_future_skew_ms == 0 ? " (off)" : "");

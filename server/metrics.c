@@ -206,6 +206,29 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 			    (unsigned long long)h.refused_generation);
 		else
 			evbuffer_add_printf(out, "vigil_features_generation_refused 0\n");
+		{
+			char merr[SRV_ERR_MAX];
+			uint64_t mref = srv_model_refused(s, merr, sizeof merr);
+
+			metrics_head(out, "vigil_model_generation", "gauge",
+			    "generation whose model is serving (0: none, rules alone decide)");
+			evbuffer_add_printf(out, "vigil_model_generation %llu\n",
+			    (unsigned long long)atomic_load(&s->model_generation));
+			metrics_head(out, "vigil_model_refused", "gauge",
+			    "1 while the current generation's model is refused (damaged, unknown "
+			    "version or feature; label: the generation) and the previous one or none "
+			    "serves");
+			if (mref != 0)
+				evbuffer_add_printf(out, "vigil_model_refused{generation=\"%llu\"} 1\n",
+				    (unsigned long long)mref);
+			else
+				evbuffer_add_printf(out, "vigil_model_refused 0\n");
+			metrics_head(out, "vigil_model_refusals_total", "counter",
+			    "models refused since start (each attempt: start-up, switches, rule "
+			    "reloads)");
+			evbuffer_add_printf(out, "vigil_model_refusals_total %llu\n",
+			    (unsigned long long)atomic_load(&s->model_failures));
+		}
 		metrics_head(out, "vigil_features_generation_refusals_total", "counter",
 		    "generations refused since start (at start-up and at switches)");
 		evbuffer_add_printf(out, "vigil_features_generation_refusals_total %llu\n",
@@ -312,5 +335,15 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	    "requests answered OVERLOADED after waiting longer than queue_timeout_ms");
 	evbuffer_add_printf(out, "vigil_queue_timeouts_total %llu\n",
 	    (unsigned long long)atomic_load(&m->queue_timeouts));
+	metrics_head(out, "vigil_connection_overloaded_total", "counter",
+	    "requests answered OVERLOADED because their connection had "
+	    "max_inflight_per_connection requests in flight");
+	evbuffer_add_printf(out, "vigil_connection_overloaded_total %llu\n",
+	    (unsigned long long)atomic_load(&m->conn_overloaded));
+	metrics_head(out, "vigil_connections_closed_total", "counter",
+	    "nng connections closed by vigild: twice max_inflight_per_connection requests "
+	    "and replies held, the peer not reading its replies");
+	evbuffer_add_printf(out, "vigil_connections_closed_total{listener=\"nng\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->nng_conn_unread));
 	srv_ruleset_release(rs);
 }

@@ -4,9 +4,8 @@
  * change without a restart. A srv_rules is one compiled rule file; a
  * srv_ruleset pairs it with the thresholds tuned for one feature generation
  * and that generation's model (a model the generation brings that does not
- * decode is refused: the previous one keeps serving, said in the log and
- * counted in s->model_failures / s->model_generation, which neither health
- * nor /metrics shows yet). Scoring
+ * decode is refused: the previous one keeps serving, said in the log, in
+ * /healthz (model_refused, model_error) and /metrics). Scoring
  * takes a reference to the current ruleset under a read lock held for a
  * pointer copy, so a reload (new file) or a retune (new generation) is compiled
  * entirely off the scoring path and becomes visible in one swap; requests
@@ -82,10 +81,15 @@ model_for_generation(srv_server *s, srv_model *cur)
 	rv = app_model_from_db(s->db, &am, NULL, err, sizeof err);
 	if (rv != VIGIL_OK) {
 		atomic_fetch_add(&s->model_failures, 1);
+		pthread_mutex_lock(&s->info_lock);
+		snprintf(s->model_error, sizeof s->model_error, "%s (%s)", err, vigil_strerror(rv));
+		pthread_mutex_unlock(&s->info_lock);
+		atomic_store(&s->model_refused, gen);
 		srv_log("model: %s: refused (%s)%s", err, vigil_strerror(rv),
 		    cur != NULL ? "; the previous model keeps serving" : "; rules alone decide");
 		return model_ref(cur);
 	}
+	atomic_store(&s->model_refused, 0);
 	if (am == NULL) {
 		if (cur != NULL)
 			srv_log("model: generation %llu has no model; rules alone decide",
@@ -156,6 +160,18 @@ rules_set_error(srv_server *s, const char *msg)
 	pthread_mutex_lock(&s->info_lock);
 	snprintf(s->last_error, sizeof s->last_error, "%s", msg);
 	pthread_mutex_unlock(&s->info_lock);
+}
+
+uint64_t
+srv_model_refused(srv_server *s, char *buf, size_t len)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&s->info_lock);
+	g = atomic_load(&s->model_refused);
+	snprintf(buf, len, "%s", g != 0 ? s->model_error : "");
+	pthread_mutex_unlock(&s->info_lock);
+	return g;
 }
 
 void

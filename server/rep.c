@@ -46,6 +46,15 @@
  * OVERLOADED; clients beyond that wait in their connection (bounded by the
  * transport).
  *
+ * Per connection: a request counts against its pipe from receipt until its
+ * reply (a refusal too) is handed to the pipe; over
+ * max_inflight_per_connection it is answered OVERLOADED, so one client
+ * cannot take the queue and the contexts every client shares. nng's REP
+ * keeps a reply on its context until the pipe takes it, so a peer that
+ * never reads would hold every context: once a second (from the probe) a
+ * pipe over the cap that took no reply for a second is closed
+ * (rep_pipe_sweep).
+ *
  * Connections: nng 1.5 has no connection limit, so a pipe callback counts
  * them (all listeners together) and closes a new one over max_connections
  * before it is added to the socket. tls+tcp:// listeners get one TLS
@@ -84,6 +93,7 @@
 #define REP_CERT_WARN_DAYS 30
 #define REP_SPIN      64 /* sched_yield rounds before a worker sleeps */
 #define REP_CLOSE_WAIT_MS 3000
+#define REP_UNREAD_MS 1000 /* over the per-connection cap with no reply taken: closed */
 
 typedef enum rep_state {
 	REP_IDLE = 0, /* not armed (closed) */
@@ -101,11 +111,19 @@ typedef struct rep_conn {
 	uint64_t  enq_ns;
 	bool      work;   /* this reply ends an accepted request (drain accounting) */
 	bool      opened; /* ctx opened */
+	bool      held;   /* counted in its connection's rep_pipe.held */
+	uint32_t  pipe_id; /* the connection the request came on, when held */
 } rep_conn;
 
-/* A connection counted against max_connections (by nng pipe id). */
+/* A connection counted against max_connections (by nng pipe id), and
+ * its requests: received and not yet answered (being scored, queued, or
+ * their reply, a refusal included, waiting to be written). */
 typedef struct rep_pipe {
 	uint32_t       id;
+	nng_pipe       pipe;
+	uint32_t       held;
+	int64_t        progress_ms; /* a reply was last handed over (or it opened), mono ms */
+	bool           closing;     /* closed for not reading its replies */
 	UT_hash_handle hh;
 } rep_pipe;
 
@@ -129,6 +147,7 @@ struct srv_rep {
 	uint32_t        inline_max;  /* inline mode: at most this many on nng's threads */
 	_Atomic uint32_t inline_busy;
 	uint32_t        max_inflight;
+	uint32_t        conn_max;    /* max_inflight_per_connection; 0: no cap */
 	uint64_t        queue_timeout_ns;
 	_Atomic uint32_t pending;    /* accepted: queued + scoring + sending their reply */
 	atomic_bool     draining;    /* new requests get UNAVAILABLE */
@@ -154,6 +173,8 @@ struct srv_rep {
 	size_t          unavailable_len;
 	uint8_t        *timedout;
 	size_t          timedout_len;
+	uint8_t        *conn_over;
+	size_t          conn_over_len;
 
 	nng_aio        *probe;        /* nng's queue delay (see above) */
 	_Atomic int64_t probe_due_ns; /* when the pending probe should run */
@@ -164,10 +185,12 @@ struct srv_rep {
 	uint32_t        npipes;
 	int64_t         refused_log_ms; /* last "connection refused" line */
 	uint64_t        refused_quiet;  /* refused since that line */
+	int64_t         sweep_due_ns;   /* next rep_pipe_sweep (probe callback only) */
 };
 
 static void rep_cb(void *arg);
 static void rep_leave_unlocked(srv_rep *rep);
+static void rep_pipe_sweep(srv_rep *rep);
 
 #define REP_PROBE_MS 10
 
@@ -185,6 +208,10 @@ rep_probe_cb(void *arg)
 	    memory_order_relaxed);
 	if (atomic_load(&rep->closed))
 		return;
+	if (rep->conn_max > 0 && now >= rep->sweep_due_ns) {
+		rep->sweep_due_ns = now + 1000000000LL;
+		rep_pipe_sweep(rep);
+	}
 	atomic_store_explicit(&rep->probe_due_ns, now + REP_PROBE_MS * 1000000LL,
 	    memory_order_relaxed);
 	nng_sleep_aio(REP_PROBE_MS, rep->probe);
@@ -222,9 +249,104 @@ rep_encode_static(Vigil__V1__Status status, const char *msg, uint8_t **ret, size
 	return VIGIL_OK;
 }
 
+/*
+ * Ends c's request in its connection's count (no-op if it holds none).
+ * sent: its reply was handed to the connection, which therefore took the
+ * one before it: the peer reads (rep_pipe_sweep).
+ */
+static void
+rep_pipe_release(rep_conn *c, bool sent)
+{
+	srv_rep *rep = c->rep;
+	rep_pipe *e;
+
+	if (!c->held)
+		return;
+	c->held = false;
+	pthread_mutex_lock(&rep->pipe_mu);
+	HASH_FIND(hh, rep->pipes, &c->pipe_id, sizeof c->pipe_id, e);
+	if (e != NULL) {
+		if (e->held > 0)
+			e->held--;
+		if (sent)
+			e->progress_ms = (int64_t)(vigil_mono_ns() / 1000000);
+	}
+	pthread_mutex_unlock(&rep->pipe_mu);
+}
+
+/*
+ * Counts a received request against its connection (the message's pipe):
+ * false if the connection is over max_inflight_per_connection (the caller
+ * answers OVERLOADED). Refusals count too until their reply is handed to
+ * the connection. A pipe not in the table (already gone) is not capped.
+ */
+static bool
+rep_pipe_admit(rep_conn *c)
+{
+	srv_rep *rep = c->rep;
+	nng_pipe p = nng_msg_get_pipe(c->msg);
+	uint32_t id = (uint32_t)nng_pipe_id(p);
+	bool ok = true;
+	rep_pipe *e;
+
+	if (rep->conn_max == 0 || nng_pipe_id(p) <= 0)
+		return true;
+	pthread_mutex_lock(&rep->pipe_mu);
+	HASH_FIND(hh, rep->pipes, &id, sizeof id, e);
+	if (e != NULL) {
+		c->held = true;
+		c->pipe_id = id;
+		ok = ++e->held <= rep->conn_max;
+	}
+	pthread_mutex_unlock(&rep->pipe_mu);
+	return ok;
+}
+
+/*
+ * Once a second (from the probe): closes every connection that holds more
+ * than max_inflight_per_connection requests and replies while none of its
+ * replies was handed over for REP_UNREAD_MS. Such a peer sends without
+ * reading: its replies wait for socket buffers that never drain, each
+ * holding one of the max_inflight + 64 contexts, until it holds them all
+ * and nobody else gets an answer. A slow vigild is not mistaken for it:
+ * the refusals over the cap are answered at once. Closing drops the queued
+ * replies (nng finishes their sends) and so frees the contexts.
+ */
+static void
+rep_pipe_sweep(srv_rep *rep)
+{
+	nng_pipe shut[16];
+	uint32_t nshut = 0, held = 0;
+	int64_t now = (int64_t)(vigil_mono_ns() / 1000000);
+	rep_pipe *e, *tmp;
+
+	pthread_mutex_lock(&rep->pipe_mu);
+	HASH_ITER(hh, rep->pipes, e, tmp) {
+		if (nshut == sizeof shut / sizeof shut[0])
+			break; /* the rest next second */
+		if (!e->closing && e->held > rep->conn_max &&
+		    now - e->progress_ms >= REP_UNREAD_MS) {
+			e->closing = true;
+			held = e->held;
+			shut[nshut++] = e->pipe;
+		}
+	}
+	pthread_mutex_unlock(&rep->pipe_mu);
+	for (uint32_t i = 0; i < nshut; i++)
+		nng_pipe_close(shut[i]);
+	if (nshut > 0) {
+		atomic_fetch_add_explicit(&rep->s->metrics.nng_conn_unread, nshut,
+		    memory_order_relaxed);
+		srv_log("nng: closed %u connection(s) not reading their replies (one held %u "
+		    "requests and replies, over max_inflight_per_connection %u, none taken for "
+		    "%d ms)", nshut, held, rep->conn_max, REP_UNREAD_MS);
+	}
+}
+
 static void
 rep_recv(rep_conn *c)
 {
+	rep_pipe_release(c, false);
 	if (atomic_load(&c->rep->closed)) {
 		c->state = REP_IDLE;
 		return;
@@ -306,6 +428,7 @@ rep_cb(void *arg)
 	rep_conn *c = arg;
 	srv_rep *rep = c->rep;
 	int rv = nng_aio_result(c->aio);
+	bool admit;
 
 	switch (c->state) {
 	case REP_RECV:
@@ -319,8 +442,19 @@ rep_cb(void *arg)
 		}
 		c->msg = nng_aio_get_msg(c->aio);
 		nng_aio_set_msg(c->aio, NULL);
+		admit = rep_pipe_admit(c);
 		if (!rep_enter(rep)) {
 			rep_refuse(c, VIGIL__V1__STATUS__STATUS_UNAVAILABLE);
+			return;
+		}
+		if (!admit) {
+			rep_leave_unlocked(rep);
+			atomic_fetch_add_explicit(&rep->s->metrics.conn_overloaded, 1,
+			    memory_order_relaxed);
+			srv_metrics_request(&rep->s->metrics, SRV_REQ_UNKNOWN,
+			    VIGIL__V1__STATUS__STATUS_OVERLOADED);
+			c->work = false;
+			rep_send_static(c, rep->conn_over, rep->conn_over_len);
 			return;
 		}
 		/* pending counts this request: more than max_inflight is overload. */
@@ -383,6 +517,7 @@ rep_cb(void *arg)
 			c->work = false;
 			rep_leave_unlocked(rep);
 		}
+		rep_pipe_release(c, rv == 0);
 		if (rv == NNG_ECLOSED) {
 			c->state = REP_IDLE;
 			return;
@@ -556,6 +691,7 @@ rep_free(srv_rep *rep)
 	free(rep->overloaded);
 	free(rep->unavailable);
 	free(rep->timedout);
+	free(rep->conn_over);
 	while (rep->pipes != NULL) {
 		rep_pipe *p = rep->pipes;
 
@@ -611,6 +747,10 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			}
 		} else if ((e = malloc(sizeof *e)) != NULL) {
 			e->id = id;
+			e->pipe = p;
+			e->held = 0;
+			e->progress_ms = (int64_t)(vigil_mono_ns() / 1000000);
+			e->closing = false;
 			HASH_ADD(hh, rep->pipes, id, sizeof e->id, e);
 			rep->npipes++;
 		}
@@ -935,6 +1075,7 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	rep->inline_max = rep_inline_max();
 	atomic_init(&rep->inline_busy, 0);
 	rep->max_inflight = cfg->max_inflight;
+	rep->conn_max = cfg->max_inflight_per_connection;
 	rep->queue_timeout_ns = (uint64_t)(cfg->queue_timeout_ms < cfg->request_timeout_ms ?
 	    cfg->queue_timeout_ms : cfg->request_timeout_ms) * 1000000u;
 	rep->cap = cfg->max_inflight;
@@ -958,7 +1099,11 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	    rep_encode_static(VIGIL__V1__STATUS__STATUS_OVERLOADED,
 	    "server busy: request waited longer than queue_timeout_ms; retry (same txn_id "
 	    "is safe)",
-	    &rep->timedout, &rep->timedout_len) != VIGIL_OK) {
+	    &rep->timedout, &rep->timedout_len) != VIGIL_OK ||
+	    rep_encode_static(VIGIL__V1__STATUS__STATUS_OVERLOADED,
+	    "server busy: this connection has max_inflight_per_connection requests in flight; "
+	    "wait for replies or spread the load over more connections (same txn_id is safe)",
+	    &rep->conn_over, &rep->conn_over_len) != VIGIL_OK) {
 		snprintf(errbuf, errlen, "nng: out of memory");
 		rv = VIGIL_ENOMEM;
 		goto out;

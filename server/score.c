@@ -185,8 +185,11 @@ score_count_hits(const srv_ruleset *rs, const rules_result *res)
 		atomic_fetch_add_explicit(&rs->rules->hits[res->shadow[i]], 1, memory_order_relaxed);
 }
 
-/* A retry: the first outcome, as stored. Reasons are not archived; they
- * come from the current rules when the rule still exists. */
+/* A retry: the first outcome, as stored, the model's score and top features
+ * included (kept with the txn_id by the process that scored it; after a
+ * restart the archive gives no model part). Rule reasons are not stored;
+ * they come from the current rules when the rule still exists, with the
+ * model's features for a rule that reads model.score, as the first reply. */
 static void
 score_from_prior(srv_outcome *out, const srv_ruleset *rs)
 {
@@ -198,6 +201,20 @@ score_from_prior(srv_outcome *out, const srv_ruleset *rs)
 	out->rules_version = p->rules_version;
 	out->duplicate = true;
 	out->nhits = 0;
+	out->model_score = p->model.present ? p->model.score : NAN;
+	out->nreasons = 0;
+	for (uint32_t i = 0; p->model.present && i < p->model.nreasons && i < APP_REASONS_MAX;
+	    i++) {
+		const store_field *f = store_schema_field(p->model.reasons[i].slot);
+
+		if (f == NULL)
+			break;
+		out->reasons[i].feature = f->name;
+		out->reasons[i].slot = p->model.reasons[i].slot;
+		out->reasons[i].value = vigil_value_num(p->model.reasons[i].value);
+		out->reasons[i].contrib = p->model.reasons[i].contrib;
+		out->nreasons = i + 1;
+	}
 	for (uint32_t i = 0; i < p->nhits && i < STORE_MAX_HITS; i++) {
 		const char *reason = "";
 		rules_rule_info ri;
@@ -206,6 +223,8 @@ score_from_prior(srv_outcome *out, const srv_ruleset *rs)
 		if (rules_prog_rule_find(rs->rules->prog, p->hits[i].rule, &idx) == VIGIL_OK) {
 			rules_prog_rule(rs->rules->prog, idx, &ri);
 			reason = ri.reason != NULL ? ri.reason : "";
+			if (!p->hits[i].shadow && rs->rules->ar->reads_model[idx])
+				reason = score_model_reason(out, ri.reason);
 		}
 		out->hits[out->nhits++] = (srv_hitv){ p->hits[i].rule, reason, p->hits[i].points,
 		    p->hits[i].shadow };

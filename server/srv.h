@@ -40,6 +40,7 @@ typedef struct srv_config {
 	uint32_t    workers;
 	uint32_t    max_message_bytes;
 	uint32_t    max_inflight;
+	uint32_t    max_inflight_per_connection; /* 0 = no per-connection cap */
 	uint32_t    request_timeout_ms;
 	uint32_t    max_future_skew_ms;  /* 0 = no clock-skew guard */
 	uint32_t    max_past_skew_ms;    /* 0 = past event times always accepted */
@@ -153,6 +154,8 @@ typedef struct srv_metrics {
 	_Atomic uint64_t http_accept_paused;    /* accept paused: cap reached or no descriptors */
 	_Atomic uint64_t http_unauthorized;     /* 401 answers */
 	_Atomic uint64_t queue_timeouts;        /* waited longer than queue_timeout_ms */
+	_Atomic uint64_t conn_overloaded;       /* over max_inflight_per_connection */
+	_Atomic uint64_t nng_conn_unread;       /* closed: twice that, replies unread */
 } srv_metrics;
 
 struct srv_server;
@@ -176,13 +179,15 @@ typedef struct srv_server {
 	pthread_rwlock_t rs_lock;   /* guards rs: read to take a reference, write to swap */
 	srv_ruleset     *rs;
 
-	pthread_mutex_t  info_lock; /* guards last_error */
+	pthread_mutex_t  info_lock; /* guards last_error, model_error */
 	char             last_error[SRV_ERR_MAX];
+	char             model_error[SRV_ERR_MAX]; /* why model_refused's model was refused */
 	_Atomic uint64_t load_failures;
 	_Atomic uint64_t loads;
 	_Atomic int64_t  gen_switched_ms;
 	_Atomic uint64_t model_failures; /* generations whose model was refused */
 	_Atomic uint64_t model_generation; /* generation of the model serving; 0: none */
+	_Atomic uint64_t model_refused; /* the current generation, if its model was refused; 0: not */
 
 	/* store_db_maintain every 10 s (main.c) */
 	_Atomic uint64_t maint_runs;
@@ -209,6 +214,9 @@ vigil_err srv_rules_reload(srv_server *s, const char *why);
 vigil_err srv_rules_retune(srv_server *s);
 /* Copies the last load error ("" if the last load succeeded). */
 void      srv_rules_last_error(srv_server *s, char *buf, size_t len);
+/* The generation whose model was refused while it is current (0: none),
+ * and why into buf ("" when none). */
+uint64_t  srv_model_refused(srv_server *s, char *buf, size_t len);
 /* Checks a rule file without touching the server (--check-config); prints diags. */
 vigil_err srv_rules_check(const char *path, FILE *out);
 

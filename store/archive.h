@@ -243,6 +243,23 @@ typedef struct store_hit {
 	bool    shadow;
 } store_hit;
 
+/* The model's part of a first outcome, kept with its txn_id so that a
+ * retry gets the same reply (not archived: after a restart a retry's reply
+ * has no model part). present false (zeroed): no model score. */
+#define STORE_MAX_REASONS 3
+typedef struct store_reason {
+	uint32_t slot;    /* schema slot of the feature (store_schema_field) */
+	float    contrib; /* log-odds contribution */
+	double   value;   /* the feature's value as scored */
+} store_reason;
+
+typedef struct store_model_outcome {
+	bool         present;
+	uint32_t     nreasons; /* <= STORE_MAX_REASONS */
+	double       score;
+	store_reason reasons[STORE_MAX_REASONS];
+} store_model_outcome;
+
 typedef struct store_featval {
 	char        name[48];
 	vigil_value val; /* str points into the record's storage */
@@ -265,6 +282,7 @@ typedef struct store_scored {
 	uint64_t       model_layout; /* store_schema_model_layout() when scored; 0: no vector */
 	uint32_t       model_in_len; /* bytes of model_in used (0: no vector) */
 	uint8_t        model_in[STORE_MODEL_IN_MAX_BYTES]; /* store_model_vec_encode */
+	store_model_outcome model; /* not archived: kept for retries (zeroed: none) */
 } store_scored;
 
 /*

@@ -122,6 +122,7 @@ typedef struct store_outcome {
 	uint32_t       nhits;
 	store_hit      hits[STORE_MAX_HITS];
 	char           rules_version[72];
+	store_model_outcome model; /* present only within the process that scored it */
 } store_outcome;
 
 /*

@@ -387,6 +387,7 @@ typedef struct dd_entry {
 	uint8_t        decision;
 	uint8_t        nhits;
 	uint8_t        state; /* DD_* (in what was padding) */
+	uint8_t        model; /* DD_MODEL: the model's outcome follows the hits; low bits: reasons */
 	okey           k; /* last: only DD_KEY_END(len) bytes of it exist */
 } dd_entry;
 
@@ -407,6 +408,56 @@ struct live_claim {
 #define DD_VERSION_LEN 72 /* sizeof store_outcome.rules_version */
 #define DD_KEY_END(len) ((offsetof(dd_entry, k) + offsetof(okey, id) + (len) + 1 + 7) / 8 * 8)
 #define DD_SIZE(len, nhits) (DD_KEY_END(len) + (size_t)(nhits) * sizeof(store_hit))
+/* After the hits, when a model scored: the score (a double), then the
+ * reasons, packed (copied in and out with memcpy: not aligned). */
+#define DD_MODEL 0x80u
+#define DD_REASON_BYTES (4 + 4 + 8)
+#define DD_MODEL_BYTES(nreasons) (8 + (size_t)(nreasons) * DD_REASON_BYTES)
+
+static uint8_t *
+dd_model_at(dd_entry *d)
+{
+	return (uint8_t *)d + DD_SIZE(d->k.len, d->nhits);
+}
+
+static void
+dd_model_put(dd_entry *d, const store_model_outcome *mo)
+{
+	uint8_t *p;
+
+	d->model = 0;
+	if (mo == NULL || !mo->present)
+		return;
+	d->model = (uint8_t)(DD_MODEL | mo->nreasons);
+	p = dd_model_at(d);
+	memcpy(p, &mo->score, 8);
+	p += 8;
+	for (uint32_t i = 0; i < mo->nreasons; i++, p += DD_REASON_BYTES) {
+		memcpy(p, &mo->reasons[i].slot, 4);
+		memcpy(p + 4, &mo->reasons[i].contrib, 4);
+		memcpy(p + 8, &mo->reasons[i].value, 8);
+	}
+}
+
+static void
+dd_model_get(dd_entry *d, store_model_outcome *ret)
+{
+	const uint8_t *p;
+
+	memset(ret, 0, sizeof *ret);
+	if (!(d->model & DD_MODEL))
+		return;
+	ret->present = true;
+	ret->nreasons = d->model & ~DD_MODEL;
+	p = dd_model_at(d);
+	memcpy(&ret->score, p, 8);
+	p += 8;
+	for (uint32_t i = 0; i < ret->nreasons; i++, p += DD_REASON_BYTES) {
+		memcpy(&ret->reasons[i].slot, p, 4);
+		memcpy(&ret->reasons[i].contrib, p + 4, 4);
+		memcpy(&ret->reasons[i].value, p + 8, 8);
+	}
+}
 
 static store_hit *
 dd_hits(dd_entry *d)
@@ -441,7 +492,8 @@ typedef struct dd_stripe {
 	omap            map;
 } __attribute__((aligned(64))) dd_stripe;
 
-_Static_assert(DD_SIZE(VIGIL_ID_MAX, STORE_MAX_HITS) + sizeof(dd_chunk) <= DD_CHUNK,
+_Static_assert(DD_SIZE(VIGIL_ID_MAX, STORE_MAX_HITS) + DD_MODEL_BYTES(STORE_MAX_REASONS) +
+    sizeof(dd_chunk) <= DD_CHUNK,
     "a dedupe entry must fit a chunk");
 _Static_assert(sizeof(((store_outcome *)0)->rules_version) == DD_VERSION_LEN &&
     sizeof(((store_scored *)0)->rules_version) == DD_VERSION_LEN, "rules_version length");
@@ -981,6 +1033,7 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 		ret_prior->nhits = d->nhits;
 		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
 		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
+		dd_model_get(d, &ret_prior->model);
 		rv = d->fp == k->fp ? VIGIL_EEXIST : VIGIL_ECONFLICT;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -1015,9 +1068,9 @@ dd_version_locked(live *lv, const char *version)
 /* An entry for an id of len bytes and nhits hits, with its rules version
  * set. NULL on ENOMEM. */
 static dd_entry *
-dd_alloc(live *lv, size_t len, uint32_t nhits, const char *version)
+dd_alloc(live *lv, size_t len, uint32_t nhits, size_t extra, const char *version)
 {
-	size_t      size = DD_SIZE(len, nhits);
+	size_t      size = DD_SIZE(len, nhits) + extra;
 	const char *ver;
 	dd_chunk   *c;
 	dd_entry   *d;
@@ -1090,7 +1143,8 @@ enum { DD_KEEP_FIRST, DD_REPLACE_FAILED, DD_REPLACE };
 static vigil_err
 dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint64_t fp,
     int64_t event_time_ms, int32_t score, vigil_decision decision, uint64_t features_gen,
-    const char *rules_version, const store_hit *hits, uint32_t nhits, uint8_t state, int mode)
+    const char *rules_version, const store_hit *hits, uint32_t nhits,
+    const store_model_outcome *mo, uint8_t state, int mode)
 {
 	dd_stripe *s;
 	dd_entry  *d = NULL, *old = NULL;
@@ -1111,7 +1165,10 @@ dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint
 	if (old != NULL && old->state != DD_CLAIM && dd_live(lv, old) &&
 	    (mode == DD_KEEP_FIRST || (mode == DD_REPLACE_FAILED && old->state != DD_FAILED)))
 		goto out; /* the first outcome stays */
-	d = dd_alloc(lv, len, nhits, rules_version);
+	if (mo != NULL && mo->nreasons > STORE_MAX_REASONS)
+		mo = NULL; /* not from app_score: keep no model part rather than a wrong one */
+	d = dd_alloc(lv, len, nhits, mo != NULL && mo->present ? DD_MODEL_BYTES(mo->nreasons) : 0,
+	    rules_version);
 	if (d == NULL) {
 		rv = VIGIL_ENOMEM;
 		goto out;
@@ -1125,6 +1182,7 @@ dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint
 	d->state = state;
 	d->features_gen = features_gen;
 	memcpy(dd_hits(d), hits, nhits * sizeof *hits);
+	dd_model_put(d, mo);
 	if (old != NULL) {
 		omap_swap(&s->map, &old->k, &d->k);
 		if (old->state == DD_CLAIM)
@@ -1156,8 +1214,8 @@ live_dedupe_put(live *lv, const vigil_txn *txn, const store_outcome *o)
 
 	live_keys_compute(&k, txn);
 	return dd_put(lv, NULL, txn->txn_id, k.ltxn, k.txn, k.fp, txn->event_time_ms, o->score,
-	    o->decision, o->features_gen, o->rules_version, o->hits, o->nhits, DD_DURABLE,
-	    DD_KEEP_FIRST);
+	    o->decision, o->features_gen, o->rules_version, o->hits, o->nhits, &o->model,
+	    DD_DURABLE, DD_KEEP_FIRST);
 }
 
 vigil_err
@@ -1171,7 +1229,7 @@ live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k)
 	}
 	return dd_put(lv, NULL, rec->txn.txn_id, k->ltxn, k->txn, k->fp, rec->txn.event_time_ms,
 	    rec->score, rec->decision, rec->features_gen, rec->rules_version, rec->hits,
-	    rec->nhits, DD_DURABLE, DD_KEEP_FIRST);
+	    rec->nhits, NULL, DD_DURABLE, DD_KEEP_FIRST); /* from the archive: no model part */
 }
 
 live_claim *
@@ -1218,6 +1276,7 @@ live_dedupe_begin(live *lv, const char *txn_id, const live_keys *k, live_claim *
 		ret_prior->nhits = d->nhits;
 		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
 		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
+		dd_model_get(d, &ret_prior->model);
 		*ret_verdict = d->fp != k->fp ? LIVE_DD_CONFLICT : d->state == DD_PENDING ?
 		    LIVE_DD_WAIT : d->state == DD_FAILED ? LIVE_DD_REDO : LIVE_DD_RETRY;
 		goto out;
@@ -1258,7 +1317,7 @@ live_dedupe_commit(live *lv, live_claim *c, const store_scored *rec, const live_
 {
 	return dd_put(lv, c, rec->txn.txn_id, k->ltxn, k->txn, k->fp, rec->txn.event_time_ms,
 	    rec->score, rec->decision, rec->features_gen, rec->rules_version, rec->hits,
-	    rec->nhits, pending ? DD_PENDING : DD_DURABLE, DD_REPLACE_FAILED);
+	    rec->nhits, &rec->model, pending ? DD_PENDING : DD_DURABLE, DD_REPLACE_FAILED);
 }
 
 /* The state of txn_id's record, -1 if there is none (or only a claim). */
@@ -2363,7 +2422,7 @@ live_replay(live *lv, const store_scored *rec)
 			live_card_unlock(lv, stripe);
 			return dd_put(lv, NULL, rec->txn.txn_id, k.ltxn, k.txn, k.fp,
 			    rec->txn.event_time_ms, rec->score, rec->decision, rec->features_gen,
-			    rec->rules_version, rec->hits, rec->nhits, DD_DURABLE, DD_REPLACE);
+			    rec->rules_version, rec->hits, rec->nhits, NULL, DD_DURABLE, DD_REPLACE);
 		}
 	}
 	rv = live_card_reserve(lv, &rec->txn, &k);

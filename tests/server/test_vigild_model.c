@@ -583,8 +583,45 @@ check_http_model(const char *id, json_t *o, const Vigil__V1__ModelOutcome *mo)
  * as 0); the hit's reason text names them.
  * libvigil-client gives the same (has_model, model_score, model_reasons),
  * and /v1/score over the admin endpoint carries the same "model" object,
- * for a dry run and for a recorded score.
+ * for a dry run and for a recorded score. A retry (same txn_id, same
+ * transaction) gets the first reply again, model object and the hit's
+ * reason text included (before: no model object, reason without features).
  */
+/* A retry's reply (b) is the first one (a): outcome, hits with their reason
+ * text, and the model object, bit for bit; only "duplicate" differs. */
+static void
+check_retry_same(const Vigil__V1__ScoreReply *a, const Vigil__V1__ScoreReply *b)
+{
+	assert_false(a->duplicate);
+	assert_true(b->duplicate);
+	assert_string_equal(a->txn_id, b->txn_id);
+	assert_int_equal(a->score, b->score);
+	assert_int_equal(a->decision, b->decision);
+	assert_int_equal(a->features_generation, b->features_generation);
+	assert_string_equal(a->rules_version, b->rules_version);
+	assert_int_equal(a->n_hits, b->n_hits);
+	for (size_t h = 0; h < a->n_hits; h++) {
+		assert_string_equal(a->hits[h]->rule, b->hits[h]->rule);
+		assert_int_equal(a->hits[h]->points, b->hits[h]->points);
+		assert_string_equal(a->hits[h]->reason, b->hits[h]->reason);
+	}
+	if (a->model == NULL) {
+		assert_null(b->model);
+		return;
+	}
+	if (b->model == NULL)
+		fail_msg("%s: the retry's reply has no model object", a->txn_id);
+	assert_memory_equal(&a->model->score, &b->model->score, sizeof(double));
+	assert_int_equal(a->model->n_reasons, b->model->n_reasons);
+	for (size_t k = 0; k < a->model->n_reasons; k++) {
+		assert_string_equal(a->model->reasons[k]->feature, b->model->reasons[k]->feature);
+		assert_memory_equal(&a->model->reasons[k]->value, &b->model->reasons[k]->value,
+		    sizeof(double));
+		assert_memory_equal(&a->model->reasons[k]->contribution,
+		    &b->model->reasons[k]->contribution, sizeof(float));
+	}
+}
+
 static void
 test_reasons(void **state)
 {
@@ -604,6 +641,12 @@ test_reasons(void **state)
 		mtxn_make(&t, "rs", i, day1 + (int64_t)i * 600000);
 		rep[i] = score_ok(&s, &t, false);
 		assert_non_null(rep[i]->score->model);
+		if (i % 8 == 0) { /* a retry gets the same reply, model included */
+			Vigil__V1__Reply *again = score_ok(&s, &t, false);
+
+			check_retry_same(rep[i]->score, again->score);
+			vigil__v1__reply__free_unpacked(again, NULL);
+		}
 		assert_true(has_hit(rep[i]->score, "model_any"));
 		assert_false(has_hit(rep[i]->score, "no_model"));
 		with_reasons += rep[i]->score->model->n_reasons > 0;
@@ -923,6 +966,31 @@ blob_edit(const char *blob, size_t len, const char *from, const char *to, size_t
 	return out;
 }
 
+/* GET path on the admin port, expecting want_code; the body (free it). */
+static char *
+admin_get(const vt_server *s, const char *path, int want_code)
+{
+	int code = 0;
+	char *body = NULL;
+
+	assert_int_equal(vt_http_get(s->admin_port, path, &code, &body), 0);
+	if (code != want_code)
+		fail_msg("GET %s: %d (expected %d): %s", path, code, want_code, body);
+	return body;
+}
+
+/* Fails unless every needle is in GET path's body (expecting want_code). */
+static void
+admin_expect(const vt_server *s, const char *path, int want_code, const char *const *needles)
+{
+	char *body = admin_get(s, path, want_code);
+
+	for (int i = 0; needles[i] != NULL; i++)
+		if (strstr(body, needles[i]) == NULL)
+			fail_msg("GET %s: \"%s\" not in: %s", path, needles[i], body);
+	free(body);
+}
+
 /*
  * A damaged model.json becomes CURRENT while vigild serves: three
  * generations, one cut in half (not JSON), one reading a feature this
@@ -931,9 +999,13 @@ blob_edit(const char *blob, size_t len, const char *from, const char *to, size_t
  * generation was refused and why, and keeps scoring with the previous
  * model: every reply of a client scoring without pause has a model, and
  * its score is G's forest on the archived vector, exactly; no request
- * fails. Then at start-up with the damaged generation current: vigild
+ * fails; /healthz says which generation's model was refused and why
+ * ("degraded": true, /readyz still 200: docs/security.md, "Readiness") and
+ * /metrics has vigil_model_refused{generation} (before: only the log).
+ * Then at start-up with the damaged generation current: vigild
  * starts, rules alone decide (no model; "no_model" fires), the log names
- * the generation; and a good generation heals it without a restart.
+ * the generation; and a good generation heals it without a restart, health
+ * and metrics included.
  */
 static void
 test_damaged_model(void **state)
@@ -975,6 +1047,21 @@ test_damaged_model(void **state)
 		assert_non_null(strstr(line, "the previous model keeps serving"));
 		assert_non_null(strstr(line, why[k]));
 		print_message("%s", line);
+		{
+			char refused[64], gauge[96], serving[64];
+			const char *hz[] = { refused, why[k], "\"degraded\":true", serving,
+				"\"ready\":true", NULL };
+			const char *mz[] = { gauge, NULL };
+
+			snprintf(refused, sizeof refused, "\"model_refused\":%llu",
+			    (unsigned long long)gen[k]);
+			snprintf(serving, sizeof serving, "\"model_generation\":%llu",
+			    (unsigned long long)gen_a);
+			snprintf(gauge, sizeof gauge, "\nvigil_model_refused{generation=\"%llu\"} 1\n",
+			    (unsigned long long)gen[k]);
+			admin_expect(&s, "/readyz", 200, hz);
+			admin_expect(&s, "/metrics", 200, mz);
+		}
 	}
 	traffic_stop(&t, th);
 	n = atomic_load(&t.n);
@@ -1002,12 +1089,19 @@ test_damaged_model(void **state)
 		mtxn x;
 		Vigil__V1__Reply *r;
 
+		char refused[64];
+		const char *hz[] = { refused, "\"model_generation\":0", "\"degraded\":true",
+			NULL };
+
 		mtxn_make(&x, "dm-start", 0, as_of + 2 * DAY);
 		r = score_ok(&s, &x, false);
 		assert_int_equal(r->score->features_generation, gen[2]);
 		assert_null(r->score->model);
 		assert_true(has_hit(r->score, "no_model"));
 		vigil__v1__reply__free_unpacked(r, NULL);
+		snprintf(refused, sizeof refused, "\"model_refused\":%llu",
+		    (unsigned long long)gen[2]);
+		admin_expect(&s, "/readyz", 200, hz);
 	}
 
 	/* A good generation heals it, no restart. */
@@ -1032,6 +1126,14 @@ test_damaged_model(void **state)
 			if (past(deadline))
 				fail_msg("vigild did not switch to generation %llu",
 				    (unsigned long long)g);
+		}
+		{
+			const char *hz[] = { "\"model_refused\":0", "\"model_error\":\"\"",
+				"\"degraded\":false", NULL };
+			const char *mz[] = { "\nvigil_model_refused 0\n", NULL };
+
+			admin_expect(&s, "/healthz", 200, hz);
+			admin_expect(&s, "/metrics", 200, mz);
 		}
 		vt_archive_load(s.datadir, as_of + 2 * DAY, as_of + 3 * DAY, &a);
 		check_reply_vs_archive(&a, x.id, g, r->score->model->score, m);
