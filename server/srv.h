@@ -60,6 +60,7 @@ typedef struct srv_config {
 	bool        compress;
 	char        rules_path[SRV_PATH_MAX];
 	bool        rules_watch;
+	bool        quiet;           /* --quiet: --check-config prints only problems */
 } srv_config;
 
 typedef enum srv_action {
@@ -209,8 +210,9 @@ vigil_err srv_rules_reload(srv_server *s, const char *why);
 vigil_err srv_rules_retune(srv_server *s);
 /* Copies the last load error ("" if the last load succeeded). */
 void      srv_rules_last_error(srv_server *s, char *buf, size_t len);
-/* Checks a rule file without touching the server (--check-config); prints diags. */
-vigil_err srv_rules_check(const char *path, FILE *out);
+/* Checks a rule file without touching the server (--check-config); prints
+ * diags on out, and the file's version line on stdout unless quiet. */
+vigil_err srv_rules_check(const char *path, FILE *out, bool quiet);
 
 /* ============================ score.c ============================ */
 
