@@ -3,8 +3,8 @@
  * batch/main.c - vigil-rebuild, the command line of the nightly batch job
  * (docs/vigil-rebuild.md): parses options, shows progress on a terminal,
  * prints the summary (text, or JSON with --json) and maps errors to exit
- * codes scripts can trust: 0 done or nothing to do, 1 failure, 2 usage,
- * 3 another rebuild holds the lock.
+ * codes scripts can trust (common/cli.h, docs/tools.md): 0 done or nothing
+ * to do, 1 failure, 2 usage or rule file, 3 another rebuild holds the lock.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,32 +17,32 @@
 
 #include "app.h"
 #include "batch.h"
+#include "cli.h"
 #include "vigil_config.h"
-
-enum { EXIT_USAGE = 2, EXIT_LOCKED = 3 };
 
 static const char usage_text[] =
 "usage: vigil-rebuild --data DIR [options]\n"
-"       vigil-rebuild --data DIR --partition I/N --out FILE [options]\n"
+"       vigil-rebuild --data DIR --partition I/N --output FILE [options]\n"
 "       vigil-rebuild --data DIR --merge FILE...\n"
-"       vigil-rebuild --data DIR --rollback [--to GEN]\n"
+"       vigil-rebuild --data DIR --rollback [--generation GEN]\n"
 "\n"
 "Rebuilds vigil's batch feature tables and tuned thresholds from the archive\n"
 "window [as-of - window, as-of) and the labels known at as-of, writes them as a\n"
 "new generation and makes it current atomically.\n"
 "\n"
 "  -d, --data DIR        data directory (archive/ and features/ inside)\n"
-"  -a, --as-of DATE      end of the window, YYYY-MM-DD (00:00 UTC) or RFC 3339;\n"
+"      --as-of DATE      end of the window, YYYY-MM-DD (00:00 UTC) or RFC 3339;\n"
 "                        default: today 00:00 UTC (covers all of yesterday)\n"
-"  -w, --window DUR      window length: 90d (default), 36h, 30m, 45s, 1500ms\n"
+"      --window DUR      window length: 90d (default), 36h, 30m, 45s, 1500ms\n"
 "  -r, --rules FILE      rule file whose batch-tuned thresholds to tune; without\n"
 "                        it the current thresholds carry over unchanged\n"
-"  -f, --force           rebuild even if this as-of date is already current\n"
-"  -p, --partition I/N   compute key-hash partition I of N into --out FILE\n"
-"  -o, --out FILE        partial file written by --partition\n"
-"  -m, --merge           join the partial files given as arguments into a generation\n"
-"  -t, --threads N       worker threads (default: online CPUs, at most 8)\n"
-"  -k, --keep N          generations to keep (default 3)\n"
+"  -f, --force           rebuild even if this as-of date is already current, or\n"
+"                        go back to an as-of older than the current one\n"
+"      --partition I/N   compute key-hash partition I of N into --output FILE\n"
+"  -o, --output FILE     partial file written by --partition\n"
+"      --merge           join the partial files given as arguments into a generation\n"
+"      --threads N       worker threads (default: online CPUs, at most 8)\n"
+"      --keep N          generations to keep (default 3)\n"
 "      --no-model        train no model (the new generation has none: rules alone)\n"
 "      --train-window DUR  mature days the model trains on (default 28d)\n"
 "      --label-maturity DUR  a transaction's label is final after this (default 7d);\n"
@@ -52,14 +52,19 @@ static const char usage_text[] =
 "      --dump-model      write the current generation's model (XGBoost JSON) to stdout\n"
 "      --dump-model-meta write how that model was trained (JSON) to stdout\n"
 "      --rollback        make the generation before the current one current again\n"
-"      --to GEN          with --rollback: the generation to make current\n"
+"      --generation GEN  with --rollback: the generation to make current\n"
 "  -j, --json            print the summary as JSON on stdout\n"
 "  -q, --quiet           no progress, no text summary\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n"
-"\n"
-"Exit status: 0 built, or nothing to do (as-of already current); 1 failure;\n"
-"2 usage error; 3 another rebuild is running (the lock is held).\n";
+"\n";
+
+static const char *const exit_detail[VIGIL_EXIT_COUNT_] = {
+	"built, or nothing to do (as-of already current)",
+	"the rebuild failed; the current generation is untouched",
+	"bad command line or rule file",
+	"another rebuild is running (the lock is held)",
+};
 
 typedef struct cli_progress {
 	bool     tty;
@@ -173,7 +178,8 @@ print_summary(const batch_summary *s, FILE *out)
 static int
 exit_code(vigil_err rv)
 {
-	return rv == VIGIL_OK ? 0 : rv == VIGIL_EBUSY ? EXIT_LOCKED : 1;
+	return rv == VIGIL_OK ? VIGIL_EXIT_OK : rv == VIGIL_EBUSY ? VIGIL_EXIT_BUSY :
+	    VIGIL_EXIT_FAIL;
 }
 
 /* A decimal number in 1..max, nothing else (no sign, no wrap past 2^64). */
@@ -204,8 +210,8 @@ usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'vigil-rebuild --help'.\n");
-	return EXIT_USAGE;
+	fprintf(stderr, " (see --help)\n");
+	return VIGIL_EXIT_USAGE;
 }
 
 /* --dump-model / --dump-model-meta: a blob of the current generation, as is. */
@@ -247,18 +253,18 @@ int
 main(int argc, char **argv)
 {
 	enum { OPT_ROLLBACK = 256, OPT_TO, OPT_NO_MODEL, OPT_TRAIN_WINDOW, OPT_LABEL_MATURITY,
-		OPT_LABELLED_ONLY, OPT_DUMP_MODEL, OPT_DUMP_META };
+		OPT_LABELLED_ONLY, OPT_DUMP_MODEL, OPT_DUMP_META, OPT_AS_OF, OPT_WINDOW,
+		OPT_PARTITION, OPT_MERGE, OPT_THREADS, OPT_KEEP };
+	/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
 	static const struct option longopts[] = {
-		{ "data", required_argument, NULL, 'd' },
-		{ "as-of", required_argument, NULL, 'a' },
-		{ "window", required_argument, NULL, 'w' },
-		{ "rules", required_argument, NULL, 'r' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "partition", required_argument, NULL, 'p' },
-		{ "out", required_argument, NULL, 'o' },
-		{ "merge", no_argument, NULL, 'm' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "keep", required_argument, NULL, 'k' },
+		VIGIL_CLI_DATA, VIGIL_CLI_RULES, VIGIL_CLI_FORCE, VIGIL_CLI_OUTPUT,
+		{ "as-of", required_argument, NULL, OPT_AS_OF },
+		{ "window", required_argument, NULL, OPT_WINDOW },
+		{ "partition", required_argument, NULL, OPT_PARTITION },
+		{ "out", required_argument, NULL, 'o' },    /* deprecated: --output */
+		{ "merge", no_argument, NULL, OPT_MERGE },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "rollback", no_argument, NULL, OPT_ROLLBACK },
 		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
 		{ "dump-model", no_argument, NULL, OPT_DUMP_MODEL },
@@ -266,11 +272,9 @@ main(int argc, char **argv)
 		{ "train-window", required_argument, NULL, OPT_TRAIN_WINDOW },
 		{ "label-maturity", required_argument, NULL, OPT_LABEL_MATURITY },
 		{ "labelled-only", no_argument, NULL, OPT_LABELLED_ONLY },
-		{ "to", required_argument, NULL, OPT_TO },
-		{ "json", no_argument, NULL, 'j' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		{ "generation", required_argument, NULL, OPT_TO },
+		{ "to", required_argument, NULL, OPT_TO },  /* deprecated: --generation */
+		VIGIL_CLI_JSON, VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	batch_opts opts;
@@ -287,17 +291,18 @@ main(int argc, char **argv)
 	batch_opts_default(&opts);
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	opts.threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu;
-	while ((c = getopt_long(argc, argv, "d:a:w:r:fp:o:mt:k:jqhV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "d:r:fo:jqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			opts.datadir = optarg;
 			break;
-		case 'a':
+		case OPT_AS_OF:
 			if (vigil_date_parse(optarg, &opts.as_of_ms) != VIGIL_OK &&
 			    vigil_time_parse_rfc3339(optarg, &opts.as_of_ms) != VIGIL_OK)
 				return usage_error("--as-of: '%s' is not YYYY-MM-DD or RFC 3339", optarg);
 			break;
-		case 'w':
+		case OPT_WINDOW:
 			if (batch_duration_parse(optarg, &opts.window_ms) != VIGIL_OK)
 				return usage_error("--window: '%s' is not a duration such as 90d, "
 				    "36h or 30m (at most 3660 days)", optarg);
@@ -308,7 +313,7 @@ main(int argc, char **argv)
 		case 'f':
 			opts.force = true;
 			break;
-		case 'p':
+		case OPT_PARTITION:
 			if (batch_partition_parse(optarg, &opts.part_index, &opts.part_count) != VIGIL_OK)
 				return usage_error("--partition: '%s' is not I/N with 0 <= I < N <= 4096",
 				    optarg);
@@ -317,15 +322,15 @@ main(int argc, char **argv)
 		case 'o':
 			opts.out_path = optarg;
 			break;
-		case 'm':
+		case OPT_MERGE:
 			merge = true;
 			break;
-		case 't':
+		case OPT_THREADS:
 			if (!parse_count(optarg, BATCH_MAX_THREADS, &num))
 				return usage_error("--threads: '%s' is not a number in 1..64", optarg);
 			opts.threads = (uint32_t)num;
 			break;
-		case 'k':
+		case OPT_KEEP:
 			if (!parse_count(optarg, 1000, &num))
 				return usage_error("--keep: '%s' is not a number in 1..1000", optarg);
 			opts.keep = (uint32_t)num;
@@ -359,7 +364,7 @@ main(int argc, char **argv)
 			break;
 		case OPT_TO:
 			if (!parse_count(optarg, 999999999, &to))
-				return usage_error("--to: '%s' is not a generation number "
+				return usage_error("--generation: '%s' is not a generation number "
 				    "(1..999999999)", optarg);
 			break;
 		case 'j':
@@ -370,13 +375,13 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
-			return 0;
+			vigil_cli_exit_help(stdout, exit_detail);
+			return VIGIL_EXIT_OK;
 		case 'V':
-			printf("vigil-rebuild %s\n", VIGIL_VERSION);
-			return 0;
+			vigil_cli_version(stdout, "vigil-rebuild");
+			return VIGIL_EXIT_OK;
 		default:
-			fprintf(stderr, "Try 'vigil-rebuild --help'.\n");
-			return EXIT_USAGE;
+			return vigil_cli_bad_option("vigil-rebuild", argv);
 		}
 	}
 	if (opts.datadir == NULL)
@@ -388,14 +393,33 @@ main(int argc, char **argv)
 	if (!merge && optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (have_part && opts.part_count > 1 && opts.out_path == NULL)
-		return usage_error("%s", "--partition needs --out FILE");
+		return usage_error("%s", "--partition needs --output FILE");
 	if (opts.out_path != NULL && !(have_part && opts.part_count > 1))
-		return usage_error("%s", "--out only goes with --partition I/N (N > 1)");
+		return usage_error("%s", "--output only goes with --partition I/N (N > 1)");
 	if (to != 0 && !rollback)
-		return usage_error("%s", "--to only goes with --rollback");
+		return usage_error("%s", "--generation only goes with --rollback");
 	if (!merge && !rollback && opts.as_of_ms <= opts.window_ms)
 		return usage_error("--as-of: the window of %.4g days before it starts before 1970",
 		    (double)opts.window_ms / VIGIL_MS_PER_DAY);
+
+	if (!rollback && opts.rules_path != NULL) {
+		/* A rule file that does not load is a usage error (exit 2) in every
+		 * program (docs/tools.md); found before the lock and the archive. */
+		rules_prog *check = NULL;
+		rules_diags diags;
+
+		memset(&diags, 0, sizeof diags);
+		rv = app_rules_load(opts.rules_path, &check, &diags);
+		rules_prog_free(check);
+		if (rv != VIGIL_OK) {
+			if (diags.count > 0)
+				rules_diags_print(&diags, NULL, 0, stderr);
+			else
+				fprintf(stderr, "vigil-rebuild: %s: %s\n", opts.rules_path,
+				    vigil_strerror(rv));
+			return VIGIL_EXIT_USAGE;
+		}
+	}
 
 	diag.msg[0] = '\0';
 	if (rollback) {

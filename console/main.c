@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "cli.h"
 #include "console.h"
 #include "vigil_client.h"
 #include "vigil_config.h"
@@ -36,13 +37,13 @@ usage(FILE *out)
 	    "The analyst workbench: review queue, case view, verdicts, rule editing with\n"
 	    "back-tests, nights. Serves a web UI and a JSON API (docs/console.md).\n"
 	    "\n"
-	    "  --data DIR          vigild's data directory (read only: archive/, features/)\n"
-	    "  --rules FILE        the deployed rule file (edited, written atomically)\n"
+	    "  -d, --data DIR      vigild's data directory (read only: archive/, features/)\n"
+	    "  -r, --rules FILE    the deployed rule file (edited, written atomically)\n"
 	    "  --tokens FILE       analysts: lines \"NAME ROLE TOKEN\" or \"NAME ROLE sha256:HEX\";\n"
 	    "                      roles read-only, analyst, rule-editor, admin\n"
 	    "  --state DIR         the console's own index, audit log and rule versions\n"
-	    "  --listen HOST:PORT  default 127.0.0.1:9480\n"
-	    "  --server URL        vigild (nng URL) to send verdicts to; without it labels are refused\n"
+	    "  -l, --listen HOST:PORT  default 127.0.0.1:9480\n"
+	    "  -s, --server URL    vigild (nng URL) to send verdicts to; without it labels are refused\n"
 	    "  --tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]\n"
 	    "                      this console's client certificate and vigild's CA, for tls+tcp://\n"
 	    "  --replay PROGRAM    vigil-replay for back-tests (default: next to this program, or PATH)\n"
@@ -55,9 +56,12 @@ usage(FILE *out)
 	    "  --keep-days N       per-transaction rule hits kept this long for late labels (default 180)\n"
 	    "  --max-connections N HTTP connections at once (default 128; more wait to be accepted)\n"
 	    "  -q, --quiet         no start-up line\n"
-	    "  -h, --help          this text;  -V, --version\n"
-	    "\n"
-	    "Exit status: 0 stopped cleanly, 1 runtime failure, 2 usage error.\n");
+	    "  -h, --help          this text\n"
+	    "  -V, --version       print the version\n"
+	    "\n");
+	vigil_cli_exit_help(out, (const char *const[]){ "stopped cleanly (SIGTERM, SIGINT)",
+	    "runtime failure", "bad command line, tokens file, or a rule file that cannot be read",
+	    NULL });
 }
 
 static int __attribute__((format(printf, 1, 2)))
@@ -69,8 +73,8 @@ usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (try --help)\n");
-	return 2;
+	fprintf(stderr, " (see --help)\n");
+	return VIGIL_EXIT_USAGE;
 }
 
 static bool
@@ -87,7 +91,7 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
 	return true;
 }
 
-enum { OPT_DATA = 256, OPT_LISTEN, OPT_RULES, OPT_SERVER, OPT_TOKENS, OPT_STATE, OPT_WWW,
+enum { OPT_TOKENS = 256, OPT_STATE, OPT_WWW,
 	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN };
 
@@ -95,10 +99,7 @@ static int
 parse_args(int argc, char **argv, con_opts *o)
 {
 	static const struct option lo[] = {
-		{ "data", required_argument, NULL, OPT_DATA },
-		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "rules", required_argument, NULL, OPT_RULES },
-		{ "server", required_argument, NULL, OPT_SERVER },
+		VIGIL_CLI_DATA, VIGIL_CLI_LISTEN, VIGIL_CLI_RULES, VIGIL_CLI_SERVER,
 		{ "tokens", required_argument, NULL, OPT_TOKENS },
 		{ "state", required_argument, NULL, OPT_STATE },
 		{ "www", required_argument, NULL, OPT_WWW },
@@ -114,9 +115,7 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -132,12 +131,13 @@ parse_args(int argc, char **argv, con_opts *o)
 	o->keep_days = 180;
 	o->max_connections = 128;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "qhV", lo, NULL)) != -1) {
+	/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
+	while ((c = getopt_long(argc, argv, "d:l:r:s:qhV", lo, NULL)) != -1) {
 		switch (c) {
-		case OPT_DATA: o->data = optarg; break;
-		case OPT_LISTEN: o->listen = optarg; break;
-		case OPT_RULES: o->rules = optarg; break;
-		case OPT_SERVER: o->server = optarg; break;
+		case 'd': o->data = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case 'r': o->rules = optarg; break;
+		case 's': o->server = optarg; break;
 		case OPT_TOKENS: o->tokens = optarg; break;
 		case OPT_STATE: o->state = optarg; break;
 		case OPT_WWW: o->www = optarg; break;
@@ -170,11 +170,9 @@ parse_args(int argc, char **argv, con_opts *o)
 			break;
 		case 'q': o->quiet = true; break;
 		case 'h': usage(stdout); return 0;
-		case 'V': printf("vigil-console " VIGIL_VERSION "\n"); return 0;
+		case 'V': vigil_cli_version(stdout, "vigil-console"); return 0;
 		default:
-			if (optopt != 0)
-				return usage_error("%s: option needs an argument or is unknown", argv[optind - 1]);
-			return usage_error("%s: unknown option", argv[optind - 1]);
+			return vigil_cli_bad_option("vigil-console", argv);
 		}
 	}
 	if (optind < argc)
@@ -307,6 +305,16 @@ main(int argc, char **argv)
 	if (stat(app.o.data, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "vigil-console: --data %s: not a directory\n", app.o.data);
 		return 1;
+	}
+	/* The deployed rule file may not compile (the console is where it gets
+	 * fixed), but it must be there: a usage error, as in vigild. */
+	if (stat(app.o.rules, &st) != 0 || access(app.o.rules, R_OK) != 0) {
+		fprintf(stderr, "vigil-console: --rules %s: %s\n", app.o.rules, strerror(errno));
+		return VIGIL_EXIT_USAGE;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr, "vigil-console: --rules %s: not a regular file\n", app.o.rules);
+		return VIGIL_EXIT_USAGE;
 	}
 	if (mkdir_p1(app.o.state) != 0) {
 		fprintf(stderr, "vigil-console: --state %s: %s\n", app.o.state, strerror(errno));

@@ -878,7 +878,7 @@ bt_spawn(con_backtest *bt, int i, const char *rules)
 	argv[n++] = "--assume-legit";
 	argv[n++] = "--results";
 	argv[n++] = res;
-	argv[n++] = "--json";
+	argv[n++] = "--summary";
 	argv[n++] = sum;
 	argv[n++] = "-q";
 	if (bt->nightly) {

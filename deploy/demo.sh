@@ -92,7 +92,7 @@ echo "demo: [3/4] replaying into vigild: labels at their label time, a rebuild e
 report=$data/report.html
 "$replay" --csv "$csv" --server "$sock" --rules "$rules" --concurrency "$conc" \
 	--nightly --data "$data" --rebuild "$rebuild" \
-	--results "$data/results.jsonl" --json "$data/summary.json" --report "$report" \
+	--results "$data/results.jsonl" --summary "$data/summary.json" --report "$report" \
 	|| die "vigil-replay failed (server log: $data/vigild.log)"
 
 echo "demo: [4/4] stopping vigild"

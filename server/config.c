@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <strings.h>
 
+#include "cli.h"
 #include "srv.h"
 
 #define CFG_MAX_WORKERS      256
@@ -65,18 +66,18 @@ srv_config_usage(FILE *out)
 	    "              [--max-future-skew MS] [--max-past-skew MS]\n"
 	    "              [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
 	    "              [--admin-token-file FILE] [--user USER]\n"
-	    "              [--check-config] [--help] [--version]\n"
+	    "              [--check-config [--quiet]] [--help] [--version]\n"
 	    "\n"
 	    "vigil's real-time card-fraud scoring service: answers vigil.v1.Request\n"
 	    "messages on nng REQ/REP sockets, serves /metrics and /v1/score over HTTP.\n"
 	    "\n"
-	    "  --config FILE     INI configuration file (flags below override it)\n"
-	    "  --data DIR        data directory: archive, feature generations ([store] data_dir)\n"
-	    "  --listen URL      nng URL to listen on, tls+tcp://, tcp:// or ipc://; repeatable\n"
+	    "  -c, --config FILE INI configuration file (flags below override it)\n"
+	    "  -d, --data DIR    data directory: archive, feature generations ([store] data_dir)\n"
+	    "  -l, --listen URL  nng URL to listen on, tls+tcp://, tcp:// or ipc://; repeatable\n"
 	    "                    ([server] listen)\n"
 	    "  --admin HOST:PORT admin HTTP endpoint, unix:/PATH (a local socket, 0660),\n"
 	    "                    or \"off\" ([server] admin)\n"
-	    "  --rules FILE      rule file to serve ([rules] path)\n"
+	    "  -r, --rules FILE  rule file to serve ([rules] path)\n"
 	    "  --fsync POLICY    archive durability: always, interval or never ([store] fsync)\n"
 	    "  --workers N       scoring threads with --fsync always ([server] workers)\n"
 	    "  --max-future-skew MS\n"
@@ -96,13 +97,18 @@ srv_config_usage(FILE *out)
 	    "  --user USER       drop to this user (and its group) once the sockets are bound\n"
 	    "                    ([server] user)\n"
 	    "  --check-config    check the configuration and the rule file, then exit\n"
-	    "  --help            show this help and exit\n"
-	    "  --version         show the version and exit\n"
+	    "  -q, --quiet       with --check-config: print only problems, not the settings\n"
+	    "  -h, --help        show this help and exit\n"
+	    "  -V, --version     show the version and exit\n"
 	    "\n"
 	    "Signals: SIGHUP reloads the rules and the admin token; SIGTERM or SIGINT drains\n"
 	    "and exits 0.\n"
-	    "Exit status: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.\n"
-	    "Manual: docs/vigild.md.\n");
+	    "Manual: docs/vigild.md.\n\n");
+	vigil_cli_exit_help(out, (const char *const[]){
+	    "clean stop (SIGTERM, SIGINT), or --check-config found no problem",
+	    "runtime failure (the log says why)",
+	    "bad command line, configuration, rule file or a file they name",
+	    "another vigild holds the data directory's archive lock" });
 }
 
 /* Parses an unsigned decimal in [lo, hi]; reason filled on failure. */
@@ -294,11 +300,12 @@ srv_config_hostport(const char *s, char *ret_host, size_t hostlen, uint16_t *ret
 	uint32_t port;
 	char reason[96];
 	size_t hl;
+	bool bracketed = s[0] == '[';
 
 	if (colon == NULL || colon == s)
 		return VIGIL_EINVAL;
 	hl = (size_t)(colon - s);
-	if (s[0] == '[') { /* [::1]:9466 */
+	if (bracketed) { /* [::1]:9466 */
 		if (hl < 3 || s[hl - 1] != ']')
 			return VIGIL_EINVAL;
 		s++;
@@ -308,6 +315,11 @@ srv_config_hostport(const char *s, char *ret_host, size_t hostlen, uint16_t *ret
 		return VIGIL_EINVAL;
 	memcpy(host, s, hl);
 	host[hl] = '\0';
+	/* a name or an address, nothing else: "http://127.0.0.1:9466" would
+	 * pass as host "http://127.0.0.1" and fail only at bind time */
+	if (hl == 0 || strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789.-_:") != hl || (!bracketed && strchr(host, ':') != NULL))
+		return VIGIL_EINVAL;
 	if (!cfg_uint(colon + 1, 1, 65535, &port, reason, sizeof reason))
 		return VIGIL_EINVAL;
 	memcpy(ret_host, host, hl + 1);
@@ -333,8 +345,8 @@ cfg_admin(const char *value, char *dst, size_t cap, char *reason, size_t rlen)
 	}
 	if (strcmp(value, "off") != 0 &&
 	    srv_config_hostport(value, host, sizeof host, &port) != VIGIL_OK) {
-		snprintf(reason, rlen, "\"%s\" is not HOST:PORT (port 1-65535), unix:/PATH or "
-		    "\"off\"", value);
+		snprintf(reason, rlen, "\"%s\" is not HOST:PORT (port 1-65535, no scheme: "
+		    "127.0.0.1:9466), unix:/PATH or \"off\"", value);
 		return false;
 	}
 	return cfg_str(value, dst, cap, true, reason, rlen);
@@ -562,7 +574,7 @@ enum {
 	OPT_CONFIG = 'c', OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_ADMIN = 'a',
 	OPT_RULES = 'r', OPT_FSYNC = 'f', OPT_WORKERS = 'w', OPT_HELP = 'h',
 	OPT_VERSION = 'V', OPT_CHECK = 256, OPT_SKEW, OPT_PAST_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
-	OPT_TLS_CA, OPT_TOKEN_FILE, OPT_USER,
+	OPT_TLS_CA, OPT_TOKEN_FILE, OPT_USER, OPT_QUIET = 'q',
 };
 
 vigil_err
@@ -585,6 +597,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		{ "admin-token-file", required_argument, NULL, OPT_TOKEN_FILE },
 		{ "user",         required_argument, NULL, OPT_USER },
 		{ "check-config", no_argument,       NULL, OPT_CHECK },
+		{ "quiet",        no_argument,       NULL, OPT_QUIET },
 		{ "help",         no_argument,       NULL, OPT_HELP },
 		{ "version",      no_argument,       NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -596,6 +609,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 	const char *config_path = NULL;
 	srv_action action = SRV_RUN;
 	uint32_t nflags = 0, nlisten = 0;
+	bool quiet = false;
 	srv_config c;
 	char reason[256];
 	int opt;
@@ -603,12 +617,14 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 	srv_config_defaults(&c);
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+c:d:l:a:r:f:w:hV", longopts, NULL)) != -1) {
+	/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
+	while ((opt = getopt_long(argc, argv, "+c:d:l:r:qhV", longopts, NULL)) != -1) {
 		const char *section = NULL, *key = NULL, *flag = NULL;
 
 		switch (opt) {
 		case OPT_CONFIG:  config_path = optarg; continue;
 		case OPT_CHECK:   action = SRV_CHECK_CONFIG; continue;
+		case OPT_QUIET:   quiet = true; continue;
 		case OPT_HELP:    *ret_action = SRV_HELP; return VIGIL_OK;
 		case OPT_VERSION: *ret_action = SRV_VERSION; return VIGIL_OK;
 		case OPT_LISTEN:
@@ -729,6 +745,11 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		snprintf(errbuf, errlen, "%s", reason);
 		return VIGIL_EINVAL;
 	}
+	if (quiet && action != SRV_CHECK_CONFIG) {
+		snprintf(errbuf, errlen, "--quiet goes with --check-config (see --help)");
+		return VIGIL_EINVAL;
+	}
+	c.quiet = quiet;
 	*ret_cfg = c;
 	*ret_action = action;
 	return VIGIL_OK;

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "srv.h"
 #include "vigil_config.h"
 
@@ -533,13 +534,10 @@ main_drop_privileges(const srv_config *c)
 	return true;
 }
 
-static int
-main_check_config(srv_server *s)
+/* --check-config's listing of the effective settings (not with --quiet). */
+static void
+main_config_print(const srv_config *c)
 {
-	const srv_config *c = &s->cfg;
-	char errbuf[SRV_ERR_MAX];
-	vigil_err rv;
-
 	printf("vigild: config %s\n", c->config_path[0] ? c->config_path : "(defaults and flags)");
 	for (uint32_t i = 0; i < c->nlisten; i++)
 		printf("  listen              %s\n", c->listen[i]);
@@ -575,6 +573,17 @@ main_check_config(srv_server *s)
 	printf("  rules               %s (watch %s)\n", c->rules_path,
 	    c->rules_watch ? "on" : "off");
 	fflush(stdout);
+}
+
+static int
+main_check_config(srv_server *s)
+{
+	const srv_config *c = &s->cfg;
+	char errbuf[SRV_ERR_MAX];
+	vigil_err rv;
+
+	if (!c->quiet)
+		main_config_print(c);
 	if (srv_rep_check_files(c, stderr, errbuf, sizeof errbuf) != VIGIL_OK) {
 		fprintf(stderr, "vigild: %s\n", errbuf);
 		return 2;
@@ -588,10 +597,11 @@ main_check_config(srv_server *s)
 		return 2;
 	}
 	main_warn_exposure(c, stderr);
-	rv = srv_rules_check(c->rules_path, stderr);
+	rv = srv_rules_check(c->rules_path, stderr, c->quiet);
 	if (rv != VIGIL_OK)
 		return 2;
-	printf("vigild: configuration ok\n");
+	if (!c->quiet)
+		printf("vigild: configuration ok\n");
 	return 0;
 }
 
@@ -667,7 +677,7 @@ main(int argc, char **argv)
 		srv_config_usage(stdout);
 		return 0;
 	case SRV_VERSION:
-		printf("vigild %s\n", VIGIL_VERSION);
+		vigil_cli_version(stdout, "vigild");
 		return 0;
 	case SRV_CHECK_CONFIG:
 		pthread_mutex_init(&s->token_lock, NULL);
@@ -753,6 +763,8 @@ main(int argc, char **argv)
 	rv = store_db_open(s->cfg.data_dir, &dbopts, &s->db, &recovery, &diag);
 	if (rv != VIGIL_OK) {
 		srv_log("store %s: %s: %s", s->cfg.data_dir, vigil_strerror(rv), diag.msg);
+		if (rv == VIGIL_EBUSY) /* another vigild on this data directory */
+			status = VIGIL_EXIT_BUSY;
 		goto out;
 	}
 	if (diag.msg[0] != '\0') /* opened, with a note: corrupt records skipped */

@@ -311,7 +311,7 @@ out:
 }
 
 vigil_err
-srv_rules_check(const char *path, FILE *out)
+srv_rules_check(const char *path, FILE *out, bool quiet)
 {
 	rules_prog *prog = NULL;
 	rules_diags diags;
@@ -326,8 +326,9 @@ srv_rules_check(const char *path, FILE *out)
 			fprintf(out, "%s: %s\n", path, vigil_strerror(rv));
 		return rv;
 	}
-	fprintf(stdout, "vigild: rules %s: version \"%s\", hash %s, %u rules\n", path,
-	    rules_prog_version(prog), rules_prog_hash(prog), rules_prog_nrules(prog));
+	if (!quiet)
+		fprintf(stdout, "vigild: rules %s: version \"%s\", hash %s, %u rules\n", path,
+		    rules_prog_version(prog), rules_prog_hash(prog), rules_prog_nrules(prog));
 	rules_prog_free(prog);
 	return VIGIL_OK;
 }

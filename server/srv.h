@@ -61,6 +61,7 @@ typedef struct srv_config {
 	bool        compress;
 	char        rules_path[SRV_PATH_MAX];
 	bool        rules_watch;
+	bool        quiet;           /* --quiet: --check-config prints only problems */
 } srv_config;
 
 typedef enum srv_action {
@@ -217,8 +218,9 @@ void      srv_rules_last_error(srv_server *s, char *buf, size_t len);
 /* The generation whose model was refused while it is current (0: none),
  * and why into buf ("" when none). */
 uint64_t  srv_model_refused(srv_server *s, char *buf, size_t len);
-/* Checks a rule file without touching the server (--check-config); prints diags. */
-vigil_err srv_rules_check(const char *path, FILE *out);
+/* Checks a rule file without touching the server (--check-config); prints
+ * diags on out, and the file's version line on stdout unless quiet. */
+vigil_err srv_rules_check(const char *path, FILE *out, bool quiet);
 
 /* ============================ score.c ============================ */
 

@@ -30,6 +30,6 @@ for seed in "$@"; do
 	echo "detection: seed $seed: replaying (nightly rebuilds, 7-day label delay)"
 	"$replay" --csv "$out/s$seed.csv" --rules "$src/rules/default.rules" --compare "$cand" \
 		--nightly --label-delay 7d --force-label-delay \
-		--json "$out/s$seed.json" --report "$out/s$seed.html" > "$out/s$seed.txt"
+		--summary "$out/s$seed.json" --report "$out/s$seed.html" > "$out/s$seed.txt"
 	echo "detection: seed $seed: $out/s$seed.txt, $out/s$seed.json, $out/s$seed.html"
 done

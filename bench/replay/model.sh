@@ -64,7 +64,7 @@ run() { # NAME CSV [extra replay options]
 		# shellcheck disable=SC2086
 		"$replay" --csv "$csv" --rules "$src/rules/default.rules" --nightly \
 			--label-delay 7d --force-label-delay -q $extra "$@" \
-			--json "$out/$name-$mode.json"
+			--summary "$out/$name-$mode.json"
 		figures "$name-$mode" "$out/$name-$mode.json"
 	done
 }

@@ -5,8 +5,8 @@
  *   verify  read everything, check every CRC and decode every payload;
  *   dump    records as JSON lines (optionally an event-time range);
  *   stats   one line per segment from its index (or a scan), and totals.
- * Exit status: 0 ok, 1 damage found (corrupt bytes or undecodable
- * payloads), 2 usage error, 3 I/O or other error.
+ * Exit status (common/cli.h, docs/tools.md): 0 ok, 1 damage found (corrupt
+ * bytes or undecodable payloads) or an I/O error, 2 usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,11 +21,14 @@
 
 #include "archive_int.h"
 #include "archive.h"
+#include "cli.h"
 #include "vigil_json.h"
 
-#define EXIT_DAMAGED 1
-#define EXIT_USAGE   2
-#define EXIT_ERROR   3
+/* One failure code for damage and for an I/O error (docs/tools.md): the
+ * one-line message on stderr tells which. */
+#define EXIT_DAMAGED VIGIL_EXIT_FAIL
+#define EXIT_USAGE   VIGIL_EXIT_USAGE
+#define EXIT_ERROR   VIGIL_EXIT_FAIL
 #define MAX_ERROR_LINES 100 /* per run; beyond that only counted */
 
 static const char *prog = "vigil-archive";
@@ -34,10 +37,10 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: vigil-archive verify [--quiet] PATH...\n"
+	    "usage: vigil-archive verify [-q | --quiet] PATH...\n"
 	    "       vigil-archive dump [--from TIME] [--to TIME] PATH\n"
 	    "       vigil-archive stats PATH\n"
-	    "       vigil-archive --help\n"
+	    "       vigil-archive -h | --help | -V | --version\n"
 	    "\n"
 	    "PATH is an archive directory (<datadir>/archive) or one segment file\n"
 	    "(seg-*.log or seg-*.log.zst).\n"
@@ -49,9 +52,12 @@ usage(FILE *f)
 	    "\n"
 	    "  --from TIME, --to TIME  event-time range [from, to): YYYY-MM-DD (UTC),\n"
 	    "                          RFC 3339 or Unix milliseconds\n"
-	    "  --quiet                 no progress on a terminal, summary only\n"
-	    "\n"
-	    "Exit status: 0 ok, 1 damage found, 2 usage error, 3 I/O or other error.\n");
+	    "  -q, --quiet             no progress on a terminal, summary only\n"
+	    "  -h, --help              this text\n"
+	    "  -V, --version           print the version\n"
+	    "\n");
+	vigil_cli_exit_help(f, (const char *const[]){ "no damage",
+	    "damage found, or an I/O error (the message says which)", "bad command line", NULL });
 }
 
 static bool
@@ -126,14 +132,19 @@ cmd_verify(int argc, char **argv)
 {
 	static store_scored s;
 	store_label l;
+	static const struct option longopts[] = { VIGIL_CLI_QUIET, { NULL, 0, NULL, 0 } };
 	bool quiet = false;
-	int rc = 0;
+	int rc = 0, c;
 
-	if (argc > 0 && strcmp(argv[0], "--quiet") == 0) {
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "q", longopts, NULL)) != -1) {
+		if (c != 'q')
+			return vigil_cli_bad_option(prog, argv);
 		quiet = true;
-		argc--;
-		argv++;
 	}
+	argc -= optind;
+	argv += optind;
 	if (argc == 0) {
 		fprintf(stderr, "%s: verify: no PATH given\n", prog);
 		return EXIT_USAGE;
@@ -232,12 +243,14 @@ cmd_dump(int argc, char **argv)
 	int c;
 
 	optind = 1;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		int64_t *dst = c == 'f' ? &from : &to;
-		if ((c != 'f' && c != 't') || parse_time(optarg, dst) != 0) {
-			if (c == 'f' || c == 't')
-				fprintf(stderr, "%s: dump: --%s %s: not a date, RFC 3339 time or Unix ms\n",
-				    prog, c == 'f' ? "from" : "to", optarg);
+		if (c != 'f' && c != 't')
+			return vigil_cli_bad_option(prog, argv);
+		if (parse_time(optarg, dst) != 0) {
+			fprintf(stderr, "%s: dump: --%s %s: not a date, RFC 3339 time or Unix ms\n",
+			    prog, c == 'f' ? "from" : "to", optarg);
 			return EXIT_USAGE;
 		}
 	}
@@ -381,21 +394,22 @@ cmd_stats(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (argc < 2)
+		return vigil_cli_usage_error(prog, "no command given (verify, dump or stats)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		vigil_cli_version(stdout, prog);
+		return 0;
+	}
 	if (strcmp(argv[1], "verify") == 0)
-		return cmd_verify(argc - 2, argv + 2);
+		return cmd_verify(argc - 1, argv + 1);
 	if (strcmp(argv[1], "dump") == 0)
 		return cmd_dump(argc - 1, argv + 1);
 	if (strcmp(argv[1], "stats") == 0)
 		return cmd_stats(argc - 2, argv + 2);
-	fprintf(stderr, "%s: unknown command '%s' (try --help)\n", prog, argv[1]);
-	return EXIT_USAGE;
+	return vigil_cli_usage_error(prog, "unknown command '%s'", argv[1]);
 }

@@ -1499,22 +1499,23 @@ test_cli(void **state)
 		assert_int_equal(store_gen_current(dd, &gen), VIGIL_OK);
 	}
 	{
-		const char *argv[] = { bin, "--data", dd, "--rollback", "--to", "999", NULL };
+		const char *argv[] = { bin, "--data", dd, "--rollback", "--generation", "999", NULL };
 		assert_int_equal(fx_run(argv, &out, &err), 1);
 		assert_non_null(strstr(err, "rollback failed"));
 		free(out);
 		free(err);
 	}
 	{
+		/* --out: the deprecated spelling of --output (docs/tools.md) */
 		const char *argv[] = { bin, "--data", dd, "--out", "/tmp/x.vpart", NULL };
 		assert_int_equal(fx_run(argv, NULL, &err), 2);
-		assert_non_null(strstr(err, "--out only goes with --partition"));
+		assert_non_null(strstr(err, "--output only goes with --partition"));
 		free(err);
 	}
 	{
 		const char *argv[] = { bin, "--data", dd, "--partition", "1/2", NULL };
 		assert_int_equal(fx_run(argv, NULL, &err), 2);
-		assert_non_null(strstr(err, "--out"));
+		assert_non_null(strstr(err, "--output FILE"));
 		free(err);
 	}
 	{
@@ -1550,7 +1551,9 @@ test_cli(void **state)
 			argv[k] = NULL;
 			out = err = NULL;
 			assert_int_equal(fx_run(argv, &out, &err), 2);
-			assert_non_null(strstr(err, bad[i][0]));
+			/* --to is the deprecated spelling of --generation */
+			assert_non_null(strstr(err, strcmp(bad[i][0], "--to") == 0 ? "--generation" :
+			    bad[i][0]));
 			free(out);
 			free(err);
 		}

@@ -326,10 +326,10 @@ test_cli(void **state)
 		assert_non_null(strstr(out, "\"duplicate\":true"));
 		free(out);
 	}
-	/* --json, dry run */
+	/* --txn, dry run */
 	{
 		const char *argv[] = { "tools/score/vigil-score", "--server", s.url, "--dry-run",
-		    "--json", "{\"txn_id\":\"cli-2\",\"card_id\":\"c\",\"merchant_id\":\"m\","
+		    "--txn", "{\"txn_id\":\"cli-2\",\"card_id\":\"c\",\"merchant_id\":\"m\","
 		    "\"amount\":\"0.50\",\"currency\":\"EUR\"}", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 0);
@@ -410,6 +410,25 @@ test_cli(void **state)
 		    vt_build_path("tools/score/vigil-score"), s.url, s.url);
 		assert_int_equal(run_shell(cmd, &out), 2);
 		free(out);
+		/* HOST:PORT without a scheme: say what a URL looks like (issue 18),
+		 * not nng's "Invalid argument" */
+		snprintf(cmd, sizeof cmd, "'%s' --server 127.0.0.1:19465 health 2>&1",
+		    vt_build_path("tools/score/vigil-score"));
+		assert_int_equal(run_shell(cmd, &out), 2);
+		assert_string_equal(out, "vigil-score: --server: \"127.0.0.1:19465\" is not a URL: "
+		    "write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH (see --help)\n");
+		free(out);
+		snprintf(cmd, sizeof cmd, "VIGIL_SERVER=localhost:1 '%s' health 2>&1",
+		    vt_build_path("tools/score/vigil-score"));
+		assert_int_equal(run_shell(cmd, &out), 2);
+		assert_true(starts_with(out, "vigil-score: VIGIL_SERVER: \"localhost:1\" is not a URL"));
+		free(out);
+		/* the transaction as JSON is --txn; --json is the output format */
+		snprintf(cmd, sizeof cmd, "'%s' --server '%s' --json '{\"txn_id\":\"x\"}' 2>&1",
+		    vt_build_path("tools/score/vigil-score"), s.url);
+		assert_int_equal(run_shell(cmd, &out), 2);
+		assert_non_null(strstr(out, "a transaction goes with --txn JSON"));
+		free(out);
 	}
 	/* a flag value that is not UTF-8: a usage error that says so */
 	{
@@ -424,7 +443,7 @@ test_cli(void **state)
 		    "--currency EUR --country \"$(printf '\\377')\" 2>&1",
 		    vt_build_path("tools/score/vigil-score"), s.url);
 		assert_int_equal(run_shell(cmd, &out), 2);
-		assert_true(starts_with(out, "vigil-score: --country: not valid UTF-8\n"));
+		assert_true(starts_with(out, "vigil-score: --country: not valid UTF-8 (see --help)\n"));
 		free(out);
 	}
 	/* JSON lines on stdin: one reply per non-blank line, in input order,
@@ -434,7 +453,7 @@ test_cli(void **state)
 	    "printf '{\"txn_id\":\"pipe-%%d\",\"card_id\":\"card-p%%d\",\"merchant_id\":\"m\","
 	    "\"amount\":\"12.%%02d\",\"currency\":\"EUR\"}\\n' $i $((i %% 4)) $i; "
 	    "[ $i -eq 20 ] && printf 'not json\\n\\n'; i=$((i+1)); done | "
-	    "'%s' --server '%s' --window 8 --quiet",
+	    "'%s' --server '%s' --concurrency 8 --quiet",
 	    vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 1);
 	{

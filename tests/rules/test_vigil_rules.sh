@@ -64,17 +64,18 @@ rule a {
 }
 rule b { when card.count_7 > 1 score 1 reason "y" }
 R
-expect_rc 1 "$V" check "$T/bad.rules"
+# a rule file that does not compile: exit 2, as in vigild and every tool (docs/tools.md)
+expect_rc 2 "$V" check "$T/bad.rules"
 expect_grep "$T/bad.rules:2:17: error: expected an expression, found '>'" "$T/err"
 expect_grep "      when amount > > 5" "$T/err"
 expect_grep "                    ^" "$T/err"
 expect_grep "$T/bad.rules:6:15: error: unknown feature 'card.count_7' (did you mean 'card.count_7d'?)" "$T/err"
-expect_rc 1 "$V" check --json "$T/bad.rules"
+expect_rc 2 "$V" check --json "$T/bad.rules"
 expect_grep '"ok": false' "$T/out"
 expect_grep '"line": 6' "$T/out"
 expect_grep '"col": 15' "$T/out"
 # several files: one bad makes the exit 1
-expect_rc 1 "$V" check "$ROOT/rules/default.rules" "$T/bad.rules"
+expect_rc 2 "$V" check "$ROOT/rules/default.rules" "$T/bad.rules"
 expect_rc 0 "$V" check --json "$ROOT/rules/default.rules"
 expect_grep '"ok": true' "$T/out"
 # the version the file declares, whatever it is today
@@ -91,7 +92,7 @@ expect_rc 0 "$V" fmt -w "$T/ugly.rules"
 cmp -s "$T/ugly.rules" "$T/once.rules" || fail "fmt -w differs from fmt"
 expect_rc 0 "$V" fmt --check "$T/ugly.rules"
 expect_grep "# c" "$T/ugly.rules"
-expect_rc 1 "$V" fmt "$T/bad.rules"
+expect_rc 2 "$V" fmt "$T/bad.rules"
 expect_grep "bad.rules:2:17: error:" "$T/err"
 
 # explain: text and JSON, inline and from a file
@@ -105,11 +106,11 @@ expect_rc 0 "$V" explain --json "$ROOT/rules/default.rules" --txn "@$T/txn.json"
 expect_grep '"decision": "decline"' "$T/out"
 expect_grep '"outcome": "true"' "$T/out"
 expect_grep '"source": "fallback"' "$T/out"
-expect_rc 1 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn":{"card_id":"x"}}'
+expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn":{"card_id":"x"}}'
 expect_grep "vigil-rules: --txn: txn." "$T/err"
-expect_rc 1 "$V" explain "$ROOT/rules/default.rules" --txn "$(echo "$TXN" | sed 's/card.count_90d/card.count_9d/')"
+expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn "$(echo "$TXN" | sed 's/card.count_90d/card.count_9d/')"
 expect_grep "features.card.count_9d: unknown feature" "$T/err"
-expect_rc 1 "$V" explain "$ROOT/rules/default.rules" --txn '{not json'
+expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn '{not json'
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules"
 
 # test: failing cases are reported with their line and exit 1
@@ -129,6 +130,14 @@ expect_rc 0 "$V" test -v "$ROOT/rules/default.rules" "$ROOT/rules/default.cases"
 expect_grep "ok   established card" "$T/out"
 printf '# nothing\n' >"$T/empty.cases"
 expect_rc 1 "$V" test "$ROOT/rules/default.rules" "$T/empty.cases"
+# -q: a valid file prints nothing; failures only, no summary line
+expect_rc 0 "$V" check -q "$ROOT/rules/default.rules"
+[ -s "$T/out" ] && fail "check -q printed: $(cat "$T/out")"
+expect_rc 1 "$V" test -q "$ROOT/rules/default.rules" "$T/c.cases"
+grep -q "cases," "$T/out" && fail "test -q printed the summary line"
+expect_grep "FAIL wrong decision" "$T/err"
+expect_rc 0 "$V" -V
+expect_line "vigil-rules $(sed -n "s/^  version : '\(.*\)',/\1/p" "$ROOT/meson.build")" "$T/out"
 
 if [ "$fails" -ne 0 ]; then
 	echo "$fails failures" >&2

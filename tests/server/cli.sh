@@ -59,7 +59,7 @@ printf '[server]\nlisten = ipc://%s/a.sock\nadmin = off\n[store]\ndata_dir = %s/
 	"$D" "$D" "$R" >"$D/good.ini"
 expect 0 'vigild: configuration ok' "$V" --config "$D/good.ini" --check-config
 
-# One vigild per data directory: the second one says why and exits 1.
+# One vigild per data directory: the second one says why and exits 3 (busy).
 "$V" --config "$D/good.ini" 2>"$D/first.log" &
 PID=$!
 i=0
@@ -69,7 +69,8 @@ until grep -q 'vigild: ready' "$D/first.log"; do
 	kill -0 "$PID" 2>/dev/null || fail "first vigild exited: $(cat "$D/first.log")"
 	sleep 0.1
 done
-expect 1 "vigild: store $D/data:" "$V" --config "$D/good.ini" --listen "ipc://$D/b.sock"
+# busy (3, docs/tools.md): another vigild holds the data directory
+expect 3 "vigild: store $D/data:" "$V" --config "$D/good.ini" --listen "ipc://$D/b.sock"
 kill -TERM "$PID"
 wait "$PID" || fail "first vigild exited with status $? after SIGTERM"
 PID=

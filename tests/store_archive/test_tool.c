@@ -107,9 +107,9 @@ test_tool(void **state)
 	assert_int_equal(run_tool("--help", out, sizeof out), 0);
 	assert_non_null(strstr(out, "usage: vigil-archive verify"));
 	assert_int_equal(run_tool("frobnicate", out, sizeof out), 2);
-	assert_string_equal(out, "vigil-archive: unknown command 'frobnicate' (try --help)\n");
+	assert_string_equal(out, "vigil-archive: unknown command 'frobnicate' (see --help)\n");
 	assert_int_equal(run_tool("dump --from yesterday x", out, sizeof out), 2);
-	assert_int_equal(run_tool("verify /nonexistent/archive", out, sizeof out), 3);
+	assert_int_equal(run_tool("verify /nonexistent/archive", out, sizeof out), 1);
 	assert_string_equal(out, "vigil-archive: /nonexistent/archive: No such file or directory\n");
 
 	snprintf(args, sizeof args, "verify '%s'", dir);

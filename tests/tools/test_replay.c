@@ -77,7 +77,7 @@ test_nightly_deterministic(void **state)
 {
 	const char *a = path("na.jsonl"), *b = path("nb.jsonl"), *j = path("n.json");
 	const char *argv_a[] = { replay, "--csv", csv, "--rules", rules_default, "--nightly",
-		"--results", a, "--json", j, "-q", NULL };
+		"--results", a, "--summary", j, "-q", NULL };
 	const char *argv_b[] = { replay, "--csv", csv, "--rules", rules_default, "--nightly",
 		"--results", b, "-q", NULL };
 	json_error_t jerr;
@@ -140,7 +140,7 @@ test_compare(void **state)
 {
 	const char *j = path("cmp.json"), *other = path("cmp.rules");
 	const char *argv[] = { replay, "--csv", csv_asof, "--rules", rules_asof, "--compare",
-		other, "--nightly", "--json", j, "-q", NULL };
+		other, "--nightly", "--summary", j, "-q", NULL };
 	json_error_t jerr;
 	json_t *sum, *cmp;
 	FILE *f = fopen(other, "w");
@@ -175,8 +175,8 @@ test_compare_reads_other_features(void **state)
 {
 	const char *j1 = path("cmpf1.json"), *j2 = path("cmpf2.json"), *other = path("cmpf.rules");
 	const char *argv1[] = { replay, "--csv", csv, "--rules", rules_default, "--compare",
-		other, "--json", j1, "-q", NULL };
-	const char *argv2[] = { replay, "--csv", csv, "--rules", other, "--json", j2, "-q", NULL };
+		other, "--summary", j1, "-q", NULL };
+	const char *argv2[] = { replay, "--csv", csv, "--rules", other, "--summary", j2, "-q", NULL };
 	json_error_t jerr;
 	json_t *s1, *s2, *m1, *m2;
 	FILE *f = fopen(other, "w");
@@ -219,9 +219,9 @@ test_archive_input(void **state)
 	const char *work = path("work"), *nj = path("w.json"), *aj = path("arch.json");
 	const char *ares = path("arch.jsonl"), *cres = path("csv.jsonl");
 	const char *a1[] = { replay, "--csv", csv, "--rules", rules_default, "--nightly", "--work",
-		work, "--json", nj, "-q", NULL };
+		work, "--summary", nj, "-q", NULL };
 	const char *a2[] = { replay, "--archive", work, "--rules", rules_default, "--results", ares,
-		"--json", aj, "-q", NULL };
+		"--summary", aj, "-q", NULL };
 	const char *a3[] = { replay, "--csv", csv, "--rules", rules_default, "--results", cres,
 		"-q", NULL };
 	json_error_t jerr;
@@ -291,7 +291,7 @@ test_txn_id_conflict_refused(void **state)
 	const char *in = path("conf.csv"), *err = path("conf.err"), *out = path("conf.out");
 	const char *res = path("conf.res"), *j = path("conf.json");
 	const char *argv[] = { replay, "--csv", in, "--rules", rules_default, "--results", res,
-		"--json", j, NULL };
+		"--summary", j, NULL };
 	FILE *f = fopen(in, "w");
 	json_error_t jerr;
 	json_t *sum;
@@ -339,17 +339,19 @@ test_usage_errors(void **state)
 	(void)state;
 	assert_int_equal(tr_run(a1, NULL, err), 2);
 	e = tr_slurp(err, NULL);
-	assert_string_equal(e, "vigil-replay: give exactly one of --csv FILE or --archive DATADIR\n");
+	assert_string_equal(e, "vigil-replay: give exactly one of --csv FILE or --archive DATADIR (see --help)\n");
 	free(e);
 	assert_int_equal(tr_run(a2, NULL, err), 2);
 	e = tr_slurp(err, NULL);
-	assert_string_equal(e, "vigil-replay: --rate, --speed, --concurrency, --data and --rebuild need --server\n");
+	assert_string_equal(e, "vigil-replay: --rate, --speed, --concurrency, --data and --rebuild need "
+	    "--server (see --help)\n");
 	free(e);
 	assert_int_equal(tr_run(a3, NULL, err), 1);
 	e = tr_slurp(err, NULL);
 	assert_string_equal(e, "vigil-replay: /nonexistent.csv: cannot open: No such file or directory\n");
 	free(e);
-	assert_int_equal(tr_run(a4, NULL, NULL), 1);
+	/* a rule file that does not load: a usage error, as in vigild (docs/tools.md) */
+	assert_int_equal(tr_run(a4, NULL, NULL), 2);
 	/* no server: one line after the connect wait, not a time-out per row */
 	assert_int_equal(tr_run(a5, NULL, err), 1);
 	e = tr_slurp(err, NULL);

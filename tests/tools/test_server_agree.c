@@ -50,7 +50,7 @@ agree(const char *rules, const char *conc, bool nightly, const char *pace, const
 	assert_int_equal(vt_server_start(&s, rules_path, NULL), 0);
 	{
 		const char *argv[] = { replay, "--csv", csv, "--server", s.url, "--rules", rules_path,
-			"--concurrency", conc, "--results", a, "--json", j, "-q",
+			"--concurrency", conc, "--results", a, "--summary", j, "-q",
 			/* no pacing: a harmless repeat of -q fills the two slots */
 			pace != NULL ? pace : "--quiet", pace != NULL ? pace_arg : "--quiet",
 			nightly ? "--nightly" : NULL, "--data", s.datadir, NULL };

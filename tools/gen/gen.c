@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "csv.h"
 #include "vigil.h"
 #include "vigil_config.h"
@@ -1064,6 +1065,10 @@ gen_world_fini(gen_world *w)
 
 /* ------------------------------ main ------------------------------ */
 
+enum {
+	GEN_OPT_CARDS = 256, GEN_OPT_DAYS, GEN_OPT_START, GEN_OPT_SEED, GEN_OPT_FRAUD_RATE,
+};
+
 static void
 usage(FILE *f)
 {
@@ -1072,19 +1077,19 @@ usage(FILE *f)
 	    "Writes deterministic synthetic card traffic with ground-truth fraud labels\n"
 	    "as vigil CSV (docs/csv.md, docs/vigil-gen.md).\n"
 	    "\n"
-	    "  -c, --cards N        cardholders (default 10000; max %u)\n"
-	    "  -d, --days N         days of traffic (default 30; max %u)\n"
-	    "  -s, --start DATE     first day, YYYY-MM-DD (default 2024-01-01)\n"
-	    "  -S, --seed N         random seed (default 1); same seed, same bytes\n"
-	    "  -f, --fraud-rate R   approximate share of fraudulent transactions\n"
+	    "      --cards N        cardholders (default 10000; max %u)\n"
+	    "      --days N         days of traffic (default 30; max %u)\n"
+	    "      --start DATE     first day, YYYY-MM-DD (default 2024-01-01)\n"
+	    "      --seed N         random seed (default 1); same seed, same bytes\n"
+	    "      --fraud-rate R   approximate share of fraudulent transactions\n"
 	    "                       (default 0.003; 0 to 0.2)\n"
 	    "  -o, --output FILE    output file (default: standard output)\n"
 	    "  -q, --quiet          no progress or summary on standard error\n"
 	    "  -h, --help           this help\n"
 	    "  -V, --version        print the version\n"
-	    "\n"
-	    "Exit status: 0 success, 1 I/O or resource error, 2 usage error.\n",
-	    GEN_MAX_CARDS, GEN_MAX_DAYS);
+	    "\n", GEN_MAX_CARDS, GEN_MAX_DAYS);
+	vigil_cli_exit_help(f, (const char *const[]){ "", "I/O or resource error",
+	    "bad command line", NULL });
 }
 
 static bool
@@ -1105,15 +1110,13 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "cards", required_argument, NULL, 'c' },
-		{ "days", required_argument, NULL, 'd' },
-		{ "start", required_argument, NULL, 's' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "fraud-rate", required_argument, NULL, 'f' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		/* Short letters only from the shared table (common/cli.h). */
+		{ "cards", required_argument, NULL, GEN_OPT_CARDS },
+		{ "days", required_argument, NULL, GEN_OPT_DAYS },
+		{ "start", required_argument, NULL, GEN_OPT_START },
+		{ "seed", required_argument, NULL, GEN_OPT_SEED },
+		{ "fraud-rate", required_argument, NULL, GEN_OPT_FRAUD_RATE },
+		VIGIL_CLI_OUTPUT, VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	gen_world w;
@@ -1129,23 +1132,24 @@ main(int argc, char **argv)
 	w.o.seed = 1;
 	w.o.fraud_rate = 0.003;
 	vigil_date_parse("2024-01-01", &w.o.start_ms);
-	while ((opt = getopt_long(argc, argv, "c:d:s:S:f:o:qhV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "o:qhV", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'c':
+		case GEN_OPT_CARDS:
 			if (!parse_u32(optarg, 1, GEN_MAX_CARDS, &w.o.cards)) {
 				fprintf(stderr, "vigil-gen: --cards: \"%s\" is not an integer in 1..%u\n",
 				    optarg, GEN_MAX_CARDS);
 				return 2;
 			}
 			break;
-		case 'd':
+		case GEN_OPT_DAYS:
 			if (!parse_u32(optarg, 1, GEN_MAX_DAYS, &w.o.days)) {
 				fprintf(stderr, "vigil-gen: --days: \"%s\" is not an integer in 1..%u\n",
 				    optarg, GEN_MAX_DAYS);
 				return 2;
 			}
 			break;
-		case 's':
+		case GEN_OPT_START:
 			if (vigil_date_parse(optarg, &w.o.start_ms) != VIGIL_OK ||
 			    w.o.start_ms < 946684800000LL || w.o.start_ms >= 4000000000000LL) {
 				fprintf(stderr, "vigil-gen: --start: \"%s\" is not a date YYYY-MM-DD in 2000..2096\n",
@@ -1153,7 +1157,7 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'S':
+		case GEN_OPT_SEED:
 			errno = 0;
 			w.o.seed = strtoull(optarg, &end, 10);
 			if (*optarg == '\0' || *optarg == '-' || *end != '\0' || errno != 0) {
@@ -1162,7 +1166,7 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'f':
+		case GEN_OPT_FRAUD_RATE:
 			errno = 0;
 			w.o.fraud_rate = strtod(optarg, &end);
 			if (*end != '\0' || errno != 0 || !(w.o.fraud_rate >= 0 && w.o.fraud_rate <= 0.2)) {
@@ -1181,11 +1185,10 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("vigil-gen %s\n", VIGIL_VERSION);
+			vigil_cli_version(stdout, "vigil-gen");
 			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return vigil_cli_bad_option("vigil-gen", argv);
 		}
 	}
 	if (optind < argc) {

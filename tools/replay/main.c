@@ -16,8 +16,35 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "cli.h"
 #include "replay.h"
 #include "vigil_config.h"
+
+/*
+ * The rule file used without --rules: the source tree's rules/default.rules
+ * when this program runs from its build directory, else the installed one
+ * (SYSCONFDIR/vigil/default.rules). Never relative to the working directory,
+ * which made the same command work in one directory and fail in another.
+ */
+static const char *
+rp_default_rules(void)
+{
+	char self[4096], *dir, *build;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	bool in_build = false;
+
+	if (n > 0) {
+		self[n] = '\0';
+		dir = strrchr(self, '/');
+		if (dir != NULL) {
+			*dir = '\0';
+			build = realpath(RP_BUILD_DIR, NULL);
+			in_build = build != NULL && strcmp(build, self) == 0;
+			free(build);
+		}
+	}
+	return in_build ? RP_SOURCE_RULES : RP_INSTALLED_RULES;
+}
 
 static void
 usage(FILE *f)
@@ -32,14 +59,14 @@ usage(FILE *f)
 	    "  --archive DATADIR    the archive of a vigild data directory\n"
 	    "  --from T, --to T     archive event-time range [from, to): YYYY-MM-DD or RFC 3339\n"
 	    "Offline mode (default):\n"
-	    "  --rules FILE         rule file (default rules/default.rules)\n"
+	    "  -r, --rules FILE     rule file (default: %s)\n"
 	    "  --compare FILE       also evaluate FILE on the same stream and compare\n"
 	    "  --nightly            rebuild batch features at each UTC midnight (needs labels\n"
 	    "                       in the input to matter); uses a temporary data directory\n"
 	    "  --work DIR           data directory for --nightly (kept; must be new or empty)\n"
 	    "  --keep-work          keep the temporary data directory\n"
 	    "Server mode:\n"
-	    "  --server URL         send to vigild at URL (repeatable: replicas)\n"
+	    "  -s, --server URL     send to vigild at URL (repeatable: replicas)\n"
 	    "  --tls-ca FILE        with tls+tcp:// URLs: the CA the server's certificate is\n"
 	    "                       checked against (required for them)\n"
 	    "  --tls-cert FILE, --tls-key FILE  this client's certificate and key (when\n"
@@ -51,7 +78,7 @@ usage(FILE *f)
 	    "  --concurrency N      parallel senders, each card on one sender (default 1;\n"
 	    "                       exact agreement with offline mode needs 1)\n"
 	    "  --nightly            run vigil-rebuild --data DIR --as-of DAY between days\n"
-	    "  --data DIR           the server's data directory (for --nightly)\n"
+	    "  -d, --data DIR       the server's data directory (for --nightly)\n"
 	    "  --rebuild PROGRAM    vigil-rebuild to run (default: from the build tree or PATH)\n"
 	    "Labels:\n"
 	    "  --label-delay DUR    when a label is known if its row has no label_time\n"
@@ -63,26 +90,30 @@ usage(FILE *f)
 	    "                       (the usual convention for archives: no chargeback = legit)\n"
 	    "Output:\n"
 	    "  --results FILE       JSON lines: txn_id, score, decision, hits\n"
-	    "  --json FILE          the summary as JSON (\"-\" = standard output)\n"
+	    "  -j, --json           print the summary as JSON on standard output (not text)\n"
+	    "  --summary FILE       write the JSON summary to FILE (\"-\": as --json)\n"
 	    "  --report FILE.html   self-contained HTML report with plots\n"
 	    "  --top-k N            cards per day for card precision (default 100)\n"
 	    "  --measure-from T     measure only rows from T on (all are scored; e.g. the\n"
 	    "                       days after the first model): YYYY-MM-DD or RFC 3339\n"
 	    "Model (offline --nightly):\n"
 	    "  --no-model           the nightly rebuilds train no model: rules alone\n"
-	    "  -q, --quiet          no progress, no summary on standard output\n"
-	    "  -h, --help, -V, --version\n"
-	    "\n"
-	    "Exit status: 0 success; 1 failure (I/O, rule file, server errors);\n"
-	    "2 usage error.\n");
+	    "Common:\n"
+	    "  -q, --quiet          no progress, no text summary on standard output\n"
+	    "  -h, --help           this text\n"
+	    "  -V, --version        print the version\n"
+	    "\n", rp_default_rules());
+	vigil_cli_exit_help(f, (const char *const[]){ "",
+	    "I/O or server errors, or rows the server failed", "bad command line or rule file",
+	    NULL });
 }
 
 static int
 usage_error(const char *msg, const char *arg)
 {
-	fprintf(stderr, "vigil-replay: %s%s%s%s\n", msg, arg ? " \"" : "", arg ? arg : "",
-	    arg ? "\"" : "");
-	return 2;
+	fprintf(stderr, "vigil-replay: %s%s%s%s (see --help)\n", msg, arg ? " \"" : "",
+	    arg ? arg : "", arg ? "\"" : "");
+	return VIGIL_EXIT_USAGE;
 }
 
 static bool
@@ -96,7 +127,7 @@ enum {
 	OPT_WORK, OPT_KEEP, OPT_SERVER, OPT_RATE, OPT_SPEED, OPT_CONC, OPT_DATA, OPT_REBUILD,
 	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_ASSUME_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME,
-	OPT_NO_MODEL, OPT_MEASURE_FROM,
+	OPT_NO_MODEL, OPT_MEASURE_FROM, OPT_SUMMARY,
 };
 
 static int
@@ -107,23 +138,24 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ "archive", required_argument, NULL, OPT_ARCHIVE },
 		{ "from", required_argument, NULL, OPT_FROM },
 		{ "to", required_argument, NULL, OPT_TO },
-		{ "rules", required_argument, NULL, OPT_RULES },
+		VIGIL_CLI_RULES,
 		{ "compare", required_argument, NULL, OPT_COMPARE },
 		{ "nightly", no_argument, NULL, OPT_NIGHTLY },
 		{ "work", required_argument, NULL, OPT_WORK },
 		{ "keep-work", no_argument, NULL, OPT_KEEP },
-		{ "server", required_argument, NULL, OPT_SERVER },
+		VIGIL_CLI_SERVER,
 		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "speed", required_argument, NULL, OPT_SPEED },
 		{ "concurrency", required_argument, NULL, OPT_CONC },
-		{ "data", required_argument, NULL, OPT_DATA },
+		VIGIL_CLI_DATA,
 		{ "rebuild", required_argument, NULL, OPT_REBUILD },
 		{ "label-delay", required_argument, NULL, OPT_DELAY },
 		{ "fraud-labels-only", no_argument, NULL, OPT_LEGIT },
 		{ "force-label-delay", no_argument, NULL, OPT_FORCE_DELAY },
 		{ "assume-legit", no_argument, NULL, OPT_ASSUME_LEGIT },
 		{ "results", required_argument, NULL, OPT_RESULTS },
-		{ "json", required_argument, NULL, OPT_JSON },
+		VIGIL_CLI_JSON,
+		{ "summary", required_argument, NULL, OPT_SUMMARY },
 		{ "report", required_argument, NULL, OPT_REPORT },
 		{ "top-k", required_argument, NULL, OPT_TOPK },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
@@ -132,9 +164,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
 		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
 		{ "measure-from", required_argument, NULL, OPT_MEASURE_FROM },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
@@ -146,7 +176,8 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 	o->concurrency = 1;
 	o->label_delay_ms = 7 * VIGIL_MS_PER_DAY;
 	o->topk = 100;
-	while ((opt = getopt_long(argc, argv, "qhV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "r:s:d:jqhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_CSV: o->csv = optarg; break;
 		case OPT_ARCHIVE: o->archive = optarg; break;
@@ -158,12 +189,12 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 			if (!rp_parse_time(optarg, &o->to_ms))
 				return usage_error("--to: not YYYY-MM-DD or RFC 3339:", optarg);
 			break;
-		case OPT_RULES: o->rules = optarg; break;
+		case 'r': o->rules = optarg; break;
 		case OPT_COMPARE: o->compare = optarg; break;
 		case OPT_NIGHTLY: o->nightly = true; break;
 		case OPT_WORK: o->work = optarg; break;
 		case OPT_KEEP: o->keep_work = true; break;
-		case OPT_SERVER:
+		case 's':
 			if (o->nservers == RP_MAX_SERVERS)
 				return usage_error("--server: at most 64 replicas", NULL);
 			o->servers[o->nservers++] = optarg;
@@ -189,7 +220,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 			o->concurrency = (uint32_t)v;
 			break;
 		}
-		case OPT_DATA: o->data = optarg; break;
+		case 'd': o->data = optarg; break;
 		case OPT_REBUILD: o->rebuild = optarg; break;
 		case OPT_DELAY:
 			if (batch_duration_parse(optarg, &o->label_delay_ms) != VIGIL_OK)
@@ -205,7 +236,13 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 				return usage_error("--measure-from: not YYYY-MM-DD or RFC 3339:", optarg);
 			break;
 		case OPT_RESULTS: o->results = optarg; break;
-		case OPT_JSON: o->json = optarg; break;
+		case 'j': o->json_stdout = true; break;
+		case OPT_SUMMARY:
+			if (strcmp(optarg, "-") == 0)
+				o->json_stdout = true;  /* as --json */
+			else
+				o->json = optarg;
+			break;
 		case OPT_REPORT: o->report = optarg; break;
 		case OPT_TLS_CERT: o->tls_cert = optarg; break;
 		case OPT_TLS_KEY: o->tls_key = optarg; break;
@@ -222,12 +259,15 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		}
 		case 'q': o->quiet = true; break;
 		case 'h': usage(stdout); exit(0);
-		case 'V': printf("vigil-replay %s\n", VIGIL_VERSION); exit(0);
-		default: usage(stderr); return 2;
+		case 'V': vigil_cli_version(stdout, "vigil-replay"); exit(0);
+		default: return vigil_cli_bad_option("vigil-replay", argv);
 		}
 	}
+	if (optind < argc && o->json_stdout)
+		return usage_error("unexpected argument: --json prints the summary on standard "
+		    "output and takes no file; --summary FILE writes it to a file:", argv[optind]);
 	if (optind < argc)
-		return usage_error("unexpected argument (see --help):", argv[optind]);
+		return usage_error("unexpected argument:", argv[optind]);
 	if ((o->csv == NULL) == (o->archive == NULL))
 		return usage_error("give exactly one of --csv FILE or --archive DATADIR", NULL);
 	if ((o->from_ms != INT64_MIN || o->to_ms != INT64_MAX) && o->archive == NULL)
@@ -245,7 +285,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 	if (o->nservers > 0 && o->nightly && o->data == NULL)
 		return usage_error("--nightly in server mode needs --data DIR (the server's)", NULL);
 	if (o->nservers == 0 && o->rules == NULL)
-		o->rules = "rules/default.rules";
+		o->rules = rp_default_rules();
 	o->progress = !o->quiet && isatty(STDERR_FILENO);
 	return 0;
 }
@@ -291,10 +331,16 @@ main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (r->o.rules != NULL && rp_load_rules(r->o.rules, &r->prog) != VIGIL_OK)
+	/* A rule file that does not load is a usage error in every program
+	 * (docs/tools.md): nothing was replayed. */
+	if (r->o.rules != NULL && rp_load_rules(r->o.rules, &r->prog) != VIGIL_OK) {
+		status = VIGIL_EXIT_USAGE;
 		goto out;
-	if (r->o.compare != NULL && rp_load_rules(r->o.compare, &r->prog2) != VIGIL_OK)
+	}
+	if (r->o.compare != NULL && rp_load_rules(r->o.compare, &r->prog2) != VIGIL_OK) {
+		status = VIGIL_EXIT_USAGE;
 		goto out;
+	}
 	if (r->o.nservers > 0 && r->prog != NULL) {
 		/* hits come back by name: index them like the rule file */
 		for (uint32_t i = 0; i < rules_prog_nrules(r->prog); i++) {
@@ -341,9 +387,11 @@ main(int argc, char **argv)
 	}
 	if (rp_results_close(r) != VIGIL_OK)
 		goto out;
-	if (!r->o.quiet)
+	if (!r->o.quiet && !r->o.json_stdout)
 		rp_summary_print(r, secs);
-	if (r->o.json != NULL && rp_summary_write_json(r, secs) != VIGIL_OK)
+	if (r->o.json != NULL && rp_summary_write_json(r, secs, r->o.json) != VIGIL_OK)
+		goto out;
+	if (r->o.json_stdout && rp_summary_write_json(r, secs, "-") != VIGIL_OK)
 		goto out;
 	if (r->o.report != NULL && rp_report_write(r, secs) != VIGIL_OK)
 		goto out;

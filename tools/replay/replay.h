@@ -69,6 +69,7 @@ typedef struct rp_opts {
 	const char *results, *json, *report;
 	uint32_t    topk;
 	bool        quiet, progress;
+	bool        json_stdout;     /* -j: the JSON summary on stdout instead of text */
 	bool        no_model;        /* offline --nightly: rebuilds train no model */
 	int64_t     measure_from_ms; /* rows before this are scored but not measured */
 } rp_opts;
@@ -251,8 +252,9 @@ vigil_err rp_metrics_server(rp *r, metrics **ret);
 /* The progress line on standard error (only with r->o.progress). */
 void      rp_progress(rp *r, const rp_row *row, bool final);
 void      rp_summary_print(rp *r, double secs);
-/* --json FILE or "-"; VIGIL_EIO (message printed) when it cannot be written. */
-vigil_err rp_summary_write_json(rp *r, double secs);
+/* The JSON summary to path ("-" = stdout: --json; a file: --summary FILE);
+ * VIGIL_EIO (message printed) when it cannot be written. */
+vigil_err rp_summary_write_json(rp *r, double secs, const char *path);
 /* --report FILE.html; VIGIL_EIO (message printed). */
 vigil_err rp_report_write(rp *r, double secs);
 

@@ -127,20 +127,22 @@ rp_summary_print(rp *r, double secs)
 }
 
 vigil_err
-rp_summary_write_json(rp *r, double secs)
+rp_summary_write_json(rp *r, double secs, const char *path)
 {
 	json_t *j = rp_summary_json(r, secs);
-	int jrc = j == NULL ? -1 : strcmp(r->o.json, "-") == 0
+	int jrc = j == NULL ? -1 : strcmp(path, "-") == 0
 	    ? json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10))
-	    : json_dump_file(j, r->o.json, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+	    : json_dump_file(j, path, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 
 	json_decref(j);
 	if (jrc != 0) {
-		fprintf(stderr, "vigil-replay: %s: cannot write the JSON summary\n", r->o.json);
+		fprintf(stderr, "vigil-replay: %s: cannot write the JSON summary\n", path);
 		return VIGIL_EIO;
 	}
-	if (strcmp(r->o.json, "-") == 0)
-		putchar('\n');
+	if (strcmp(path, "-") == 0 && (putchar('\n') == EOF || fflush(stdout) != 0)) {
+		fprintf(stderr, "vigil-replay: standard output: cannot write the JSON summary\n");
+		return VIGIL_EIO;
+	}
 	return VIGIL_OK;
 }
 

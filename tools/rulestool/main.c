@@ -3,9 +3,11 @@
  * tools/rulestool/main.c - vigil-rules, the fraud analyst's tool for rule
  * files (docs/vigil-rules.md): check, fmt, explain one transaction, and run
  * the regression cases kept next to the rules. Rule files compile against
- * the store feature schema (app_rules_schema). Exit codes: 0 ok, 1 findings
- * (errors in a rule file, a failing case, an unformatted file with --check),
- * 2 usage or I/O error.
+ * the store feature schema (app_rules_schema). Exit codes (common/cli.h,
+ * docs/tools.md): 0 ok; 1 findings (a failing case, an unformatted file with
+ * --check) or a failed write; 2 usage: a bad command line, or a rule or
+ * cases file that cannot be read or does not compile (the same code as
+ * vigild and every other program gives a bad rule file).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +20,7 @@
 #include <jansson.h>
 
 #include "app.h"
+#include "cli.h"
 #include "rules.h"
 #include "schema.h"
 #include "vec.h"
@@ -25,9 +28,10 @@
 #include "vigil_json.h"
 #include "vigil_config.h"
 
-#define EXIT_FINDINGS 1
-#define EXIT_USAGE    2
+#define EXIT_FINDINGS VIGIL_EXIT_FAIL
+#define EXIT_USAGE    VIGIL_EXIT_USAGE
 
+#define TOOL_BAD_RULES  (-1)        /* tool_compile: diagnostics to print */
 #define TOOL_MAX_FILE   (16u << 20) /* rule and cases files read by the tool */
 #define TOOL_MAX_READS  64
 
@@ -37,14 +41,27 @@ static const char *tool_usage =
     "Check, format, explain and test vigil rule files (docs/rules.md).\n"
     "\n"
     "commands:\n"
-    "  check [--json] FILE...            compile each file; print every error\n"
-    "  fmt [-w | --check] FILE           print FILE in canonical form\n"
-    "  explain [--json] FILE --txn JSON  evaluate one transaction, rule by rule\n"
-    "  test [-v] FILE CASES              run regression cases against FILE\n"
-    "  features [--json | --markdown]    list every feature a rule or the model reads\n"
+    "  check [-q] [--json] FILE...        compile each file; print every error\n"
+    "  fmt [-w | --write | --check] FILE  print FILE in canonical form\n"
+    "  explain [--json] FILE --txn JSON   evaluate one transaction, rule by rule\n"
+    "  test [-q | -v] FILE CASES          run regression cases against FILE\n"
+    "  features [--json | --markdown]     list every feature a rule or the model reads\n"
     "\n"
-    "`vigil-rules COMMAND --help` describes a command.\n"
-    "exit status: 0 ok, 1 findings (errors, failing cases), 2 usage or I/O error\n";
+    "options:\n"
+    "  -j, --json     (check, explain, features) JSON on stdout instead of text\n"
+    "  -q, --quiet    (check, test) print only errors and failures\n"
+    "  -v, --verbose  (test) print every case, not only failures\n"
+    "  -w, --write    (fmt) rewrite FILE in place\n"
+    "  -t, --txn JSON (explain) the transaction: inline, @FILE or - for stdin\n"
+    "  -h, --help     this text; `vigil-rules COMMAND --help` describes a command\n"
+    "  -V, --version  print the version\n"
+    "\n";
+
+static const char *const tool_exit[VIGIL_EXIT_COUNT_] = {
+	"", "a failing case, a file not in canonical form (fmt --check), or a failed write",
+	"bad command line, or a rule or cases file that cannot be read or does not compile",
+	NULL,
+};
 
 static const char *features_usage =
     "usage: vigil-rules features [--json | --markdown]\n"
@@ -53,42 +70,43 @@ static const char *features_usage =
     "merchant, terminal, derived, live, score), whether the nightly model reads\n"
     "it, and its one-line meaning. --markdown prints the table docs/features.md\n"
     "carries (a test compares the two); --json one array of objects.\n"
-    "exit status: 0 ok, 2 usage or I/O error\n";
+    "\n";
 
 static const char *check_usage =
-    "usage: vigil-rules check [--json] FILE...\n"
+    "usage: vigil-rules check [-q | --quiet] [-j | --json] FILE...\n"
     "\n"
     "Compiles each rule file against the feature schema, with its list files.\n"
     "Errors are printed as FILE:LINE:COL: error: MESSAGE, then the source line\n"
     "and a caret. With --json, one JSON document on stdout:\n"
     "  {\"ok\": bool, \"files\": [{\"file\", \"ok\", \"version\", \"hash\", \"rules\",\n"
     "   \"thresholds\", \"errors\": [{\"line\", \"col\", \"message\"}]}]}\n"
-    "exit status: 0 all valid, 1 some file has errors, 2 usage or I/O error\n";
+    "With --quiet, nothing is printed for a valid file.\n"
+    "\n";
 
 static const char *fmt_usage =
-    "usage: vigil-rules fmt [-w | --check] FILE\n"
+    "usage: vigil-rules fmt [-w | --write | --check] FILE\n"
     "\n"
     "Prints FILE in canonical form (comments kept; idempotent).\n"
     "  -w, --write   rewrite FILE in place (atomically) instead of printing\n"
     "  --check       print nothing; exit 1 if FILE is not in canonical form\n"
-    "exit status: 0 ok, 1 syntax errors or (--check) not canonical, 2 usage or I/O\n";
+    "\n";
 
 static const char *explain_usage =
-    "usage: vigil-rules explain [--json] FILE --txn JSON\n"
+    "usage: vigil-rules explain [-j | --json] FILE -t | --txn JSON\n"
     "\n"
     "Evaluates one transaction and shows each rule's outcome (fired, not fired,\n"
     "or unknown because a value was missing) with the value of every feature\n"
     "and threshold its condition read.\n"
-    "  --txn JSON    the input: inline JSON, @PATH to read a file, or - for stdin:\n"
+    "  -t, --txn JSON  the input: inline JSON, @PATH to read a file, or - for stdin:\n"
     "                {\"txn\": {transaction fields}, \"features\": {\"card.count_7d\": 3, ...},\n"
     "                 \"thresholds\": {\"name\": 12.5, \"by_group\": {\"5411\": 300}}}\n"
     "                \"features\" and \"thresholds\" are optional; a threshold without\n"
     "                a value uses its fallback.\n"
-    "  --json        print one JSON document instead of text\n"
-    "exit status: 0 ok, 1 the rule file or the input has errors, 2 usage or I/O\n";
+    "  -j, --json    print one JSON document instead of text\n"
+    "\n";
 
 static const char *test_usage =
-    "usage: vigil-rules test [-v] FILE CASES\n"
+    "usage: vigil-rules test [-q | -v] FILE CASES\n"
     "\n"
     "Runs the regression cases in CASES (JSON lines; blank lines and lines\n"
     "starting with # are skipped) against the rule file FILE. One case a line:\n"
@@ -97,8 +115,18 @@ static const char *test_usage =
     "              \"shadow\": [\"rule\", ...], \"score\": 40}}\n"
     "\"hits\" and \"shadow\" list exactly the rules that must fire (any order);\n"
     "each expect key is optional but \"decision\" or \"hits\" must be given.\n"
+    "  -q, --quiet     print only failures, no summary line\n"
     "  -v, --verbose   print every case, not only failures\n"
-    "exit status: 0 all cases pass, 1 a case fails or the files have errors, 2 usage or I/O\n";
+    "\n";
+
+/* A command's --help: its text, then the exit-status table. */
+static int
+tool_help(const char *text)
+{
+	fputs(text, stdout);
+	vigil_cli_exit_help(stdout, tool_exit);
+	return 0;
+}
 
 /* ---- files ---- */
 
@@ -171,8 +199,9 @@ tool_dirname(const char *path)
 }
 
 /*
- * Reads and compiles a rule file. Returns 0 (*ret_prog set), EXIT_FINDINGS
+ * Reads and compiles a rule file. Returns 0 (*ret_prog set), TOOL_BAD_RULES
  * (diags filled, *ret_src kept for printing) or EXIT_USAGE (I/O, printed).
+ * A rule file that does not compile exits EXIT_USAGE, as in vigild.
  */
 static int
 tool_compile(const char *path, const rules_schema *schema, rules_prog **ret_prog,
@@ -203,7 +232,7 @@ tool_compile(const char *path, const rules_schema *schema, rules_prog **ret_prog
 		fprintf(stderr, "vigil-rules: %s: out of memory\n", path);
 		return EXIT_USAGE;
 	}
-	return EXIT_FINDINGS;
+	return TOOL_BAD_RULES;
 }
 
 /* ---- check ---- */
@@ -212,25 +241,22 @@ static int
 cmd_check(int argc, char **argv, const rules_schema *schema)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		VIGIL_CLI_JSON, VIGIL_CLI_QUIET, VIGIL_CLI_HELP, { NULL, 0, NULL, 0 },
 	};
-	bool    json = false;
+	bool    json = false, quiet = false;
 	int     c, status = 0;
 	json_t *jfiles = NULL;
 
-	while ((c = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+jqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
-		case 'h': fputs(check_usage, stdout); return 0;
-		default: fputs(check_usage, stderr); return EXIT_USAGE;
+		case 'q': quiet = true; break;
+		case 'h': return tool_help(check_usage);
+		default: return vigil_cli_bad_option("vigil-rules check", argv);
 		}
 	}
-	if (optind >= argc) {
-		fprintf(stderr, "vigil-rules check: no rule file given\n%s", check_usage);
-		return EXIT_USAGE;
-	}
+	if (optind >= argc)
+		return vigil_cli_usage_error("vigil-rules check", "no rule file given");
 	if (json && (jfiles = json_array()) == NULL)
 		return EXIT_USAGE;
 	for (int i = optind; i < argc; i++) {
@@ -262,15 +288,15 @@ cmd_check(int argc, char **argv, const rules_schema *schema)
 			}
 			json_object_set_new(jf, "errors", jerr);
 			json_array_append_new(jfiles, jf);
-		} else if (r == 0) {
+		} else if (r == 0 && !quiet) {
 			printf("%s: ok (version \"%s\", %u rules, %u thresholds, hash %s)\n", argv[i],
 			    rules_prog_version(prog), rules_prog_nrules(prog), rules_prog_nthresholds(prog),
 			    rules_prog_hash(prog));
-		} else {
+		} else if (r != 0) {
 			rules_diags_print(&diags, src, len, stderr);
 		}
-		if (r == EXIT_FINDINGS && status == 0)
-			status = EXIT_FINDINGS;
+		if (r == TOOL_BAD_RULES)
+			status = EXIT_USAGE;
 		rules_prog_free(prog);
 		free(src);
 	}
@@ -281,6 +307,8 @@ cmd_check(int argc, char **argv, const rules_schema *schema)
 		fputc('\n', stdout);
 		json_decref(doc);
 	}
+	if (fflush(stdout) != 0 && status == 0)
+		status = EXIT_FINDINGS;
 	return status;
 }
 
@@ -295,12 +323,12 @@ tool_write_atomic(const char *path, const char *data, size_t len)
 
 	if ((size_t)snprintf(tmp, sizeof tmp, "%s.fmt-tmp", path) >= sizeof tmp) {
 		fprintf(stderr, "vigil-rules: %s: path too long\n", path);
-		return EXIT_USAGE;
+		return VIGIL_EXIT_FAIL;
 	}
 	f = fopen(tmp, "wb");
 	if (f == NULL) {
 		fprintf(stderr, "vigil-rules: %s: %s\n", tmp, strerror(errno));
-		return EXIT_USAGE;
+		return VIGIL_EXIT_FAIL;
 	}
 	if (stat(path, &st) == 0)
 		(void)fchmod(fileno(f), st.st_mode & 07777);
@@ -308,12 +336,12 @@ tool_write_atomic(const char *path, const char *data, size_t len)
 		fprintf(stderr, "vigil-rules: %s: write failed: %s\n", tmp, strerror(errno));
 		fclose(f);
 		unlink(tmp);
-		return EXIT_USAGE;
+		return VIGIL_EXIT_FAIL;
 	}
 	if (fclose(f) != 0 || rename(tmp, path) != 0) {
 		fprintf(stderr, "vigil-rules: %s: %s\n", path, strerror(errno));
 		unlink(tmp);
-		return EXIT_USAGE;
+		return VIGIL_EXIT_FAIL;
 	}
 	return 0;
 }
@@ -322,9 +350,7 @@ static int
 cmd_fmt(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "write", no_argument, NULL, 'w' },
-		{ "check", no_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_WRITE, { "check", no_argument, NULL, 'c' }, VIGIL_CLI_HELP,
 		{ NULL, 0, NULL, 0 },
 	};
 	bool        write = false, check = false;
@@ -338,15 +364,13 @@ cmd_fmt(int argc, char **argv)
 		switch (c) {
 		case 'w': write = true; break;
 		case 'c': check = true; break;
-		case 'h': fputs(fmt_usage, stdout); return 0;
-		default: fputs(fmt_usage, stderr); return EXIT_USAGE;
+		case 'h': return tool_help(fmt_usage);
+		default: return vigil_cli_bad_option("vigil-rules fmt", argv);
 		}
 	}
-	if (optind + 1 != argc || (write && check)) {
-		fprintf(stderr, "vigil-rules fmt: give one FILE and at most one of -w, --check\n%s",
-		    fmt_usage);
-		return EXIT_USAGE;
-	}
+	if (optind + 1 != argc || (write && check))
+		return vigil_cli_usage_error("vigil-rules fmt",
+		    "give one FILE and at most one of -w, --check");
 	src = tool_read(argv[optind], &len);
 	if (src == NULL)
 		return EXIT_USAGE;
@@ -356,7 +380,7 @@ cmd_fmt(int argc, char **argv)
 			rules_diags_print(&diags, src, len, stderr);
 		else
 			fprintf(stderr, "vigil-rules: %s: too large to format\n", argv[optind]);
-		status = EXIT_FINDINGS;
+		status = EXIT_USAGE;
 		goto out;
 	}
 	if (rv != VIGIL_OK) {
@@ -373,8 +397,8 @@ cmd_fmt(int argc, char **argv)
 	} else if (write) {
 		if (olen != len || memcmp(out, src, len) != 0)
 			status = tool_write_atomic(argv[optind], out, olen);
-	} else if (fwrite(out, 1, olen, stdout) != olen) {
-		status = EXIT_USAGE;
+	} else if (fwrite(out, 1, olen, stdout) != olen || fflush(stdout) != 0) {
+		status = VIGIL_EXIT_FAIL;
 	}
 out:
 	free(src);
@@ -580,10 +604,7 @@ static int
 cmd_explain(int argc, char **argv, const rules_schema *schema)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "txn", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		VIGIL_CLI_JSON, VIGIL_CLI_TXN, VIGIL_CLI_HELP, { NULL, 0, NULL, 0 },
 	};
 	bool          json = false;
 	const char   *txnarg = NULL;
@@ -604,17 +625,17 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 		switch (c) {
 		case 'j': json = true; break;
 		case 't': txnarg = optarg; break;
-		case 'h': fputs(explain_usage, stdout); return 0;
-		default: fputs(explain_usage, stderr); return EXIT_USAGE;
+		case 'h': return tool_help(explain_usage);
+		default: return vigil_cli_bad_option("vigil-rules explain", argv);
 		}
 	}
-	if (optind + 1 != argc || txnarg == NULL) {
-		fprintf(stderr, "vigil-rules explain: give one FILE and --txn JSON\n%s", explain_usage);
-		return EXIT_USAGE;
-	}
+	if (optind + 1 != argc || txnarg == NULL)
+		return vigil_cli_usage_error("vigil-rules explain", "give one FILE and --txn JSON");
 	status = tool_compile(argv[optind], schema, &prog, &diags, &src, &len);
-	if (status == EXIT_FINDINGS)
+	if (status == TOOL_BAD_RULES) {
 		rules_diags_print(&diags, src, len, stderr);
+		status = EXIT_USAGE;
+	}
 	if (status != 0)
 		goto out;
 	if (txnarg[0] == '@' || strcmp(txnarg, "-") == 0) {
@@ -631,7 +652,7 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 	}
 	if (obj == NULL) {
 		fprintf(stderr, "vigil-rules: --txn:%d:%d: %s\n", jerr.line, jerr.column, jerr.text);
-		status = EXIT_FINDINGS;
+		status = EXIT_USAGE;
 		goto out;
 	}
 	features = calloc(nfeatures + 1, sizeof *features);
@@ -643,7 +664,7 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 	}
 	if (tool_input(obj, prog, &txn, features, nfeatures, tv, err, sizeof err) != 0) {
 		fprintf(stderr, "vigil-rules: --txn: %s\n", err);
-		status = EXIT_FINDINGS;
+		status = EXIT_USAGE;
 		goto out;
 	}
 	if (json) {
@@ -720,11 +741,9 @@ static int
 cmd_test(int argc, char **argv, const rules_schema *schema)
 {
 	static const struct option longopts[] = {
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		VIGIL_CLI_VERBOSE, VIGIL_CLI_QUIET, VIGIL_CLI_HELP, { NULL, 0, NULL, 0 },
 	};
-	bool          verbose = false;
+	bool          verbose = false, quiet = false;
 	int           c, status = 0;
 	rules_prog   *prog = NULL;
 	rules_diags   diags;
@@ -734,20 +753,24 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 	vigil_value  *features = NULL;
 	uint32_t      nfeatures = rules_schema_nslots(schema), lineno = 0, ncases = 0, nfail = 0;
 
-	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'v': verbose = true; break;
-		case 'h': fputs(test_usage, stdout); return 0;
-		default: fputs(test_usage, stderr); return EXIT_USAGE;
+		case 'q': quiet = true; break;
+		case 'h': return tool_help(test_usage);
+		default: return vigil_cli_bad_option("vigil-rules test", argv);
 		}
 	}
-	if (optind + 2 != argc) {
-		fprintf(stderr, "vigil-rules test: give FILE and CASES\n%s", test_usage);
-		return EXIT_USAGE;
-	}
+	if (optind + 2 != argc)
+		return vigil_cli_usage_error("vigil-rules test", "give FILE and CASES");
+	if (verbose && quiet)
+		return vigil_cli_usage_error("vigil-rules test", "--quiet and --verbose exclude "
+		    "each other");
 	status = tool_compile(argv[optind], schema, &prog, &diags, &src, &len);
-	if (status == EXIT_FINDINGS)
+	if (status == TOOL_BAD_RULES) {
 		rules_diags_print(&diags, src, len, stderr);
+		status = EXIT_USAGE;
+	}
 	if (status != 0)
 		goto out;
 	cases = tool_read(argv[optind + 1], &clen);
@@ -858,7 +881,9 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 		rules_tvals_free(tv);
 		json_decref(obj);
 	}
-	printf("%s: %u cases, %u passed, %u failed\n", argv[optind + 1], ncases, ncases - nfail, nfail);
+	if (!quiet)
+		printf("%s: %u cases, %u passed, %u failed\n", argv[optind + 1], ncases,
+		    ncases - nfail, nfail);
 	if (ncases == 0) {
 		fprintf(stderr, "vigil-rules: %s: no cases\n", argv[optind + 1]);
 		status = EXIT_FINDINGS;
@@ -882,22 +907,20 @@ cmd_features(int argc, char **argv)
 	bool json = false, md = false;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0) {
+		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
 			json = true;
 		} else if (strcmp(argv[i], "--markdown") == 0) {
 			md = true;
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs(features_usage, stdout);
-			return 0;
+			return tool_help(features_usage);
 		} else {
-			fprintf(stderr, "vigil-rules features: unknown option '%s'\n%s", argv[i],
-			    features_usage);
-			return EXIT_USAGE;
+			return vigil_cli_usage_error("vigil-rules features", "unknown option '%s'",
+			    argv[i]);
 		}
 	}
 	if (json && md) {
-		fprintf(stderr, "vigil-rules features: --json and --markdown exclude each other\n");
-		return EXIT_USAGE;
+		return vigil_cli_usage_error("vigil-rules features",
+		    "--json and --markdown exclude each other");
 	}
 	if (json) {
 		json_t *a = json_array();
@@ -916,7 +939,7 @@ cmd_features(int argc, char **argv)
 		}
 		fputc('\n', stdout);
 		json_decref(a);
-		return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+		return fflush(stdout) == 0 ? 0 : VIGIL_EXIT_FAIL;
 	}
 	if (md) {
 		printf("| name | type | source | model | meaning |\n");
@@ -932,7 +955,7 @@ cmd_features(int argc, char **argv)
 			printf("%-36s %-6s %-9s %-5s %s\n", f->name, vigil_type_name(f->type),
 			    store_source_name(f->source), f->model_input ? "model" : "-", f->doc);
 	}
-	return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+	return fflush(stdout) == 0 ? 0 : VIGIL_EXIT_FAIL;
 }
 
 int
@@ -943,25 +966,22 @@ main(int argc, char **argv)
 	int           status;
 	vigil_err     rv;
 
-	if (argc < 2) {
-		fputs(tool_usage, stderr);
-		return EXIT_USAGE;
-	}
+	if (argc < 2)
+		return vigil_cli_usage_error("vigil-rules", "no command given (check, fmt, explain, "
+		    "test or features)");
 	cmd = argv[1];
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-		fputs(tool_usage, stdout);
-		return 0;
-	}
-	if (strcmp(cmd, "--version") == 0) {
-		printf("vigil-rules %s\n", VIGIL_VERSION);
+	opterr = 0;
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
+		return tool_help(tool_usage);
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+		vigil_cli_version(stdout, "vigil-rules");
 		return 0;
 	}
 	if (strcmp(cmd, "features") == 0)
 		return cmd_features(argc - 1, argv + 1);
 	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "fmt") != 0 && strcmp(cmd, "explain") != 0 &&
 	    strcmp(cmd, "test") != 0) {
-		fprintf(stderr, "vigil-rules: unknown command '%s'\n%s", cmd, tool_usage);
-		return EXIT_USAGE;
+		return vigil_cli_usage_error("vigil-rules", "unknown command '%s'", cmd);
 	}
 	rv = app_rules_schema(&schema);
 	if (rv != VIGIL_OK) {

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tools/score/score.c - vigil-score, the command-line client: scores one
- * transaction given by flags or --json, or a stream of JSON lines on stdin
- * (pipelined: up to --window requests in flight, replies printed in input
- * order), and sends labels. Output is one JSON object per line on stdout.
- * The manual is docs/vigil-score.md.
+ * transaction given by flags or --txn, or a stream of JSON lines on stdin
+ * (pipelined: up to --concurrency requests in flight, replies printed in
+ * input order), and sends labels. Output is one JSON object per line on
+ * stdout. The manual is docs/vigil-score.md.
  *
- * Exit status: 0 every request succeeded; 1 at least one failed (its line
- * says why); 2 usage error.
+ * Exit status (common/cli.h, docs/tools.md): 0 every request succeeded; 1 at
+ * least one failed (its line says why); 2 usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "vigil.h"
 #include "vigil_client.h"
 #include "vigil_json.h"
@@ -31,18 +32,18 @@
 #define SC_DEFAULT_URL  "tcp://127.0.0.1:9465"
 
 static const char sc_usage[] =
-    "usage: vigil-score [OPTIONS] [TRANSACTION FLAGS | --json OBJECT]\n"
+    "usage: vigil-score [OPTIONS] [TRANSACTION FLAGS | --txn JSON]\n"
     "       vigil-score [OPTIONS] < transactions.jsonl\n"
     "       vigil-score [OPTIONS] label TXN_ID --fraud|--legit [--card ID] [--source S]\n"
     "       vigil-score [OPTIONS] health\n"
     "\n"
     "Scores card transactions with vigild and prints one JSON reply per line.\n"
-    "With no transaction flags and no --json, reads JSON objects from stdin, one\n"
-    "per line, keeps up to --window requests in flight and prints the replies in\n"
-    "input order. 'health' asks every replica whether it is ready (one line each).\n"
+    "With no transaction flags and no --txn, reads JSON objects from stdin, one\n"
+    "per line, keeps up to --concurrency requests in flight and prints the replies\n"
+    "in input order. 'health' asks every replica whether it is ready (one line each).\n"
     "\n"
     "Options:\n"
-    "  --server URL       vigild replica (tls+tcp://host:port, tcp://host:port,\n"
+    "  -s, --server URL   vigild replica (tls+tcp://host:port, tcp://host:port,\n"
     "                     ipc:///path); repeat for several replicas (cards are routed\n"
     "                     by consistent hash).\n"
     "                     Default: $VIGIL_SERVER (comma-separated) or " SC_DEFAULT_URL "\n"
@@ -55,23 +56,28 @@ static const char sc_usage[] =
     "  --timeout MS       per-attempt timeout (default 1000)\n"
     "  --attempts N       attempts per request, failing over between replicas (default 3)\n"
     "  --dry-run          evaluate only: nothing is recorded by the server\n"
-    "  --window N         requests in flight when reading stdin (default 64, max 4096)\n"
-    "  --quiet            no progress or summary on stderr\n"
-    "  --help             this text\n"
-    "  --version          print the version and exit\n"
+    "  --concurrency N    requests in flight when reading stdin (default 64, max 4096)\n"
+    "  -j, --json         replies as JSON lines (the default and only output format)\n"
+    "  -q, --quiet        no progress or summary on stderr\n"
+    "  -h, --help         this text\n"
+    "  -V, --version      print the version and exit\n"
     "\n"
     "Transaction flags (amount in major units of the currency):\n"
     "  --txn-id ID --card ID --merchant ID --amount 12.34 --currency EUR\n"
     "  [--amount-minor N] [--terminal ID] [--country FR] [--mcc 5411]\n"
     "  [--channel pos|ecom|atm|moto] [--device ID] [--ip ADDR]\n"
     "  [--time RFC3339 | --time-ms MS] (default: now) [--lat DEG --lon DEG]\n"
-    "  --json OBJECT      the transaction as JSON (docs/protocol.md field names)\n"
+    "  -t, --txn JSON     the transaction as one JSON object (docs/protocol.md field\n"
+    "                     names), inline or @FILE\n"
     "\n"
     "Label flags: --fraud | --legit, [--card ID] (routes to the card's replica),\n"
     "  [--source S] (default \"cli\"), [--time RFC3339 | --time-ms MS]\n"
-    "\n"
-    "Exit status: 0 all requests succeeded (health: every replica ready), 1 at least\n"
-    "one failed, 2 usage error.\n";
+    "\n";
+
+static const char *const sc_exit_detail[VIGIL_EXIT_COUNT_] = {
+	"every request succeeded (health: every replica ready)",
+	"at least one request failed (its line says why)", "bad command line", NULL,
+};
 
 enum {
 	OPT_SERVER = 256, OPT_TIMEOUT, OPT_ATTEMPTS, OPT_DRY_RUN, OPT_WINDOW, OPT_QUIET,
@@ -79,8 +85,10 @@ enum {
 	OPT_CURRENCY, OPT_TERMINAL, OPT_COUNTRY, OPT_MCC, OPT_CHANNEL, OPT_DEVICE, OPT_IP,
 	OPT_TIME, OPT_TIME_MS, OPT_LAT, OPT_LON, OPT_FRAUD, OPT_LEGIT, OPT_SOURCE, OPT_HELP,
 	OPT_VERSION, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_SERVER_NAME,
+	OPT_JSON_OUT,
 };
 
+/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
 static const struct option sc_options[] = {
 	{ "server", required_argument, NULL, OPT_SERVER },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
@@ -90,9 +98,11 @@ static const struct option sc_options[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "attempts", required_argument, NULL, OPT_ATTEMPTS },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-	{ "window", required_argument, NULL, OPT_WINDOW },
+	{ "concurrency", required_argument, NULL, OPT_WINDOW },
+	{ "window", required_argument, NULL, OPT_WINDOW },   /* deprecated: --concurrency */
 	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "json", required_argument, NULL, OPT_JSON },
+	{ "json", no_argument, NULL, OPT_JSON_OUT },
+	{ "txn", required_argument, NULL, OPT_JSON },
 	{ "txn-id", required_argument, NULL, OPT_TXN_ID },
 	{ "card", required_argument, NULL, OPT_CARD },
 	{ "merchant", required_argument, NULL, OPT_MERCHANT },
@@ -136,6 +146,14 @@ typedef struct sc_args {
 
 /* ---- argument parsing ---- */
 
+/* A server address must be a URL with a scheme: "127.0.0.1:9465" alone
+ * gives nng's "Invalid argument", which says nothing of what was meant. */
+static bool
+sc_url_ok(const char *s)
+{
+	return strstr(s, "://") != NULL;
+}
+
 static int sc_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int
@@ -147,8 +165,8 @@ sc_usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'vigil-score --help'.\n");
-	return 2;
+	fprintf(stderr, " (see --help)\n");
+	return VIGIL_EXIT_USAGE;
 }
 
 /*
@@ -237,17 +255,23 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 	if (a->flags == NULL)
 		return 2;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", sc_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:t:jqhV", sc_options, NULL)) != -1) {
 		rv = 0;
 		switch (opt) {
 		case OPT_HELP:
 		case 'h':
 			fputs(sc_usage, stdout);
+			vigil_cli_exit_help(stdout, sc_exit_detail);
 			exit(sc_stdout_close_status(0));
 		case OPT_VERSION:
-			printf("vigil-score %s\n", VIGIL_VERSION);
+		case 'V':
+			vigil_cli_version(stdout, "vigil-score");
 			exit(sc_stdout_close_status(0));
+		case 's':
 		case OPT_SERVER:
+			if (!sc_url_ok(optarg))
+				return sc_usage_error("--server: \"%s\" is not a URL: write "
+				    "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH", optarg);
 			if (a->nservers == SC_MAX_SERVERS)
 				return sc_usage_error("more than 64 --server options");
 			a->servers[a->nservers++] = optarg;
@@ -279,12 +303,18 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 			break;
 		case OPT_WINDOW:
 			if (!sc_parse_i64(optarg, 1, SC_MAX_WINDOW, &iv))
-				return sc_usage_error("--window: \"%s\" is not a number in [1, 4096]", optarg);
+				return sc_usage_error("--concurrency: \"%s\" is not a number in [1, 4096]",
+				    optarg);
 			a->window = (uint32_t) iv;
 			break;
+		case 'q':
 		case OPT_QUIET:
 			a->quiet = true;
 			break;
+		case 'j':
+		case OPT_JSON_OUT:
+			break; /* JSON lines are the only output format */
+		case 't':
 		case OPT_JSON:
 			a->json = optarg;
 			break;
@@ -358,10 +388,7 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 			break;
 		case '?':
 		default:
-			if (optopt != 0)
-				return sc_usage_error("unknown option or missing argument near \"%s\"",
-				    argv[optind - 1]);
-			return sc_usage_error("unknown option \"%s\"", argv[optind - 1]);
+			return vigil_cli_bad_option("vigil-score", argv);
 		}
 		if (rv != 0)
 			return rv;
@@ -389,6 +416,9 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 					continue;
 				if (a->nservers == SC_MAX_SERVERS)
 					return sc_usage_error("VIGIL_SERVER: more than 64 URLs");
+				if (!sc_url_ok(tok))
+					return sc_usage_error("VIGIL_SERVER: \"%s\" is not a URL: write "
+					    "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH", tok);
 				a->servers[a->nservers++] = tok;
 			}
 		}
@@ -983,7 +1013,7 @@ main(int argc, char **argv)
 		txn_keys -= json_object_get(a.flags, "event_time") != NULL;
 		txn_keys -= json_object_get(a.flags, "event_time_ms") != NULL;
 		if (a.json != NULL || txn_keys > 0 || a.callopts.dry_run) {
-			status = sc_usage_error("label: transaction flags, --json and --dry-run do not apply");
+			status = sc_usage_error("label: transaction flags, --txn and --dry-run do not apply");
 			goto out;
 		}
 	} else if (first < argc && strcmp(argv[first], "health") == 0) {
@@ -997,6 +1027,10 @@ main(int argc, char **argv)
 			goto out;
 		}
 		health = true;
+	} else if (first < argc && argv[first][0] == '{') {
+		status = sc_usage_error("unexpected argument \"%s\": a transaction goes with "
+		    "--txn JSON (--json is the output format)", argv[first]);
+		goto out;
 	} else if (first < argc) {
 		status = sc_usage_error("unexpected argument \"%s\"", argv[first]);
 		goto out;
@@ -1004,15 +1038,25 @@ main(int argc, char **argv)
 		status = sc_usage_error("--fraud, --legit and --source go with 'label'");
 		goto out;
 	} else if (a.json != NULL && have_flags) {
-		status = sc_usage_error("--json and transaction flags do not mix");
+		status = sc_usage_error("--txn and transaction flags do not mix");
 		goto out;
+	} else if (a.json != NULL && a.json[0] == '@') {
+		json_error_t jerr;
+
+		obj = json_load_file(a.json + 1, JSON_REJECT_DUPLICATES, &jerr);
+		if (obj == NULL) {
+			fprintf(stderr, "vigil-score: --txn %s:%d:%d: %s\n", a.json + 1, jerr.line,
+			    jerr.column, jerr.text);
+			status = VIGIL_EXIT_USAGE;
+			goto out;
+		}
 	} else if (a.json != NULL) {
 		json_error_t jerr;
 
 		obj = json_loads(a.json, JSON_REJECT_DUPLICATES, &jerr);
 		if (obj == NULL) {
-			fprintf(stderr, "vigil-score: --json:%d: %s\n", jerr.column, jerr.text);
-			status = 2;
+			fprintf(stderr, "vigil-score: --txn:%d: %s\n", jerr.column, jerr.text);
+			status = VIGIL_EXIT_USAGE;
 			goto out;
 		}
 	} else if (have_flags) {

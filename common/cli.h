@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common/cli.h - the command-line vocabulary every vigil program shares: the
+ * exit-status table, the common flags and the lines of --help that carry
+ * them. docs/tools.md is the manual of both tables; tests/tools/cli_vocab.sh
+ * checks every program's --help and behaviour against that page.
+ *
+ * Library code never prints; these functions print only to the stream they
+ * are handed, for a program's main().
+ */
+#ifndef VIGIL_CLI_H
+#define VIGIL_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One meaning per code in every program (docs/tools.md, "Exit status"). */
+typedef enum vigil_exit {
+	VIGIL_EXIT_OK = 0,    /* success (nothing to do is success) */
+	VIGIL_EXIT_FAIL = 1,  /* the work ran and failed, or found problems */
+	VIGIL_EXIT_USAGE = 2, /* bad command line, configuration or rule file: nothing done */
+	VIGIL_EXIT_BUSY = 3,  /* another run holds the lock: nothing done, try later */
+	VIGIL_EXIT_COUNT_
+} vigil_exit;
+
+/* The table's one-line meaning of code ("success", "failure", ...); NULL for
+ * a code outside the table. Static storage. */
+const char *vigil_exit_meaning(int code);
+
+/* Prints the exit-status block of --help:
+ *
+ *   Exit status (docs/tools.md):
+ *     0  success: DETAIL
+ *     1  failure: DETAIL
+ *
+ * detail[i] is this program's reading of code i ("" for none); NULL leaves
+ * code i out (the program never returns it). */
+void vigil_cli_exit_help(FILE *out, const char *const detail[VIGIL_EXIT_COUNT_]);
+
+/* Prints "PROG VERSION" and a newline: the --version line of every program. */
+void vigil_cli_version(FILE *out, const char *prog);
+
+/* Prints "PROG: MESSAGE (see --help)" on stderr, one line, and returns
+ * VIGIL_EXIT_USAGE. */
+int vigil_cli_usage_error(const char *prog, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* After getopt_long returned '?' (opterr = 0): prints "PROG: option -x:
+ * unknown or missing its value (see --help)" or the same for the long option
+ * argv[optind - 1], and returns VIGIL_EXIT_USAGE. */
+int vigil_cli_bad_option(const char *prog, char *const argv[]);
+
+/* The getopt_long entries of the shared flags (docs/tools.md, "Flags"). A
+ * program lists those it has; a short letter in this table means the same
+ * thing in every program, and no program gives it another meaning. */
+#define VIGIL_CLI_HELP    { "help",    no_argument,       NULL, 'h' }
+#define VIGIL_CLI_VERSION { "version", no_argument,       NULL, 'V' }
+#define VIGIL_CLI_QUIET   { "quiet",   no_argument,       NULL, 'q' }
+#define VIGIL_CLI_JSON    { "json",    no_argument,       NULL, 'j' }
+#define VIGIL_CLI_VERBOSE { "verbose", no_argument,       NULL, 'v' }
+#define VIGIL_CLI_FORCE   { "force",   no_argument,       NULL, 'f' }
+#define VIGIL_CLI_DATA    { "data",    required_argument, NULL, 'd' }
+#define VIGIL_CLI_RULES   { "rules",   required_argument, NULL, 'r' }
+#define VIGIL_CLI_CONFIG  { "config",  required_argument, NULL, 'c' }
+#define VIGIL_CLI_OUTPUT  { "output",  required_argument, NULL, 'o' }
+#define VIGIL_CLI_SERVER  { "server",  required_argument, NULL, 's' }
+#define VIGIL_CLI_LISTEN  { "listen",  required_argument, NULL, 'l' }
+#define VIGIL_CLI_TXN     { "txn",     required_argument, NULL, 't' }
+#define VIGIL_CLI_WRITE   { "write",   no_argument,       NULL, 'w' }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGIL_CLI_H */

@@ -1,0 +1,206 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/tools/cli_vocab.sh - every program against docs/tools.md's flag and
+# exit-status tables (issue 18, "one vocabulary"):
+#   - each short letter a program's --help shows is the table's, with the
+#     table's long name, and each program has the flags the table gives it;
+#   - -h equals --help, -V and --version print "PROGRAM VERSION";
+#   - --help's exit-status list has the table's names and the codes the
+#     table gives the program;
+#   - an unknown option exits 2 with one line "PROGRAM...(see --help)";
+#   - a rule file that does not load exits 2 in every program that reads
+#     one; --json prints JSON on stdout and takes no file;
+#   - a second vigild on a data directory in use exits 3 (busy).
+#
+#   cli_vocab.sh SOURCE_ROOT BUILD_ROOT VERSION
+set -u
+
+SRC=${1:?usage: cli_vocab.sh SOURCE_ROOT BUILD_ROOT VERSION}
+B=${2:?build root}
+VERSION=${3:?version}
+DOC="$SRC/docs/tools.md"
+T=$(mktemp -d "${TMPDIR:-/tmp}/vigil-cli-vocab.XXXXXX")
+VPID=
+cleanup() {
+	[ -n "$VPID" ] && kill "$VPID" 2>/dev/null && wait "$VPID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+
+path_of() {
+	case "$1" in
+	vigild) echo "$B/server/vigild" ;;
+	vigil-rebuild) echo "$B/batch/vigil-rebuild" ;;
+	vigil-archive) echo "$B/store/tools/vigil-archive" ;;
+	vigil-replay) echo "$B/tools/replay/vigil-replay" ;;
+	vigil-gen) echo "$B/tools/gen/vigil-gen" ;;
+	vigil-score) echo "$B/tools/score/vigil-score" ;;
+	vigil-rules) echo "$B/tools/rulestool/vigil-rules" ;;
+	vigil-console) echo "$B/console/vigil-console" ;;
+	esac
+}
+PROGS="vigild vigil-rebuild vigil-archive vigil-replay vigil-gen vigil-score vigil-rules vigil-console"
+
+# ---- the tables, from docs/tools.md ----
+# flags: "SHORT LONG PROGRAMS" (SHORT "-" when none); programs comma-joined
+sed -n '/^## Flags/,/^## /p' "$DOC" | grep -E '^\| `-[A-Za-z]` \| `--' |
+	sed -E 's/^\| `-([A-Za-z])` \| `--([a-z-]+)` \|[^|]*\|[^|]*\| ([^|]*) \|$/\1 \2 \3/' |
+	sed -E 's/, /,/g; s/ *$//' >"$T/flags"
+[ "$(wc -l <"$T/flags")" -ge 10 ] || fail "docs/tools.md: flag table not found ($(wc -l <"$T/flags") rows)"
+grep -vqE '^[A-Za-z] [a-z-]+ [a-z,-]+$' "$T/flags" && fail "docs/tools.md: unreadable flag rows: $(grep -vE '^[A-Za-z] [a-z-]+ [a-z,-]+$' "$T/flags")"
+# exit codes: "CODE NAME"
+sed -n '/^## Exit status/,/^## /p' "$DOC" | grep -E '^\| [0-9] \| [a-z]+ \|' |
+	sed -E 's/^\| ([0-9]) \| ([a-z]+) \|.*/\1 \2/' >"$T/codes"
+[ "$(wc -l <"$T/codes")" -eq 4 ] || fail "docs/tools.md: exit-status table not found"
+# codes per program: "PROGRAM 0 1 2"
+sed -n '/^## Exit status/,/^## /p' "$DOC" | grep -E '^\| vigil[a-z-]* \| [0-9 ]+\|' |
+	sed -E 's/^\| ([a-z-]+) \| ([0-9 ]+) \|.*/\1 \2/; s/ *$//' >"$T/progcodes"
+[ "$(wc -l <"$T/progcodes")" -eq 8 ] || fail "docs/tools.md: per-program exit codes not found"
+
+has_flag() { # PROGRAM PROGRAMS-FIELD
+	[ "$2" = all ] && return 0
+	case ",$2," in *",$1,"*) return 0 ;; esac
+	return 1
+}
+
+# ---- per program: help, version, short letters, exit list ----
+for p in $PROGS; do
+	x=$(path_of "$p")
+	[ -x "$x" ] || { fail "$p: $x not built"; continue; }
+	"$x" --help >"$T/$p.help" 2>"$T/$p.err"; rc=$?
+	[ "$rc" -eq 0 ] || fail "$p --help: exit $rc"
+	[ -s "$T/$p.err" ] && fail "$p --help wrote to stderr: $(head -c 200 "$T/$p.err")"
+	grep -q '^usage: ' "$T/$p.help" || fail "$p --help: no 'usage:' line"
+	"$x" -h >"$T/$p.h" 2>&1 || fail "$p -h: exit $?"
+	cmp -s "$T/$p.help" "$T/$p.h" || fail "$p: -h differs from --help"
+	for v in --version -V; do
+		out=$("$x" "$v" 2>&1); rc=$?
+		[ "$rc" -eq 0 ] && [ "$out" = "$p $VERSION" ] ||
+			fail "$p $v: exit $rc, '$out' (want '$p $VERSION')"
+	done
+	"$x" --no-such-flag >"$T/out" 2>"$T/err"; rc=$?
+	[ "$rc" -eq 2 ] || fail "$p --no-such-flag: exit $rc, want 2"
+	[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$p.*(see --help)\$" "$T/err" ||
+		fail "$p --no-such-flag: want one line '$p: ... (see --help)': $(cat "$T/err")"
+
+	# every "-X, --long" (or "-X | --long") shown is the table's pair
+	grep -oE -- '(^|[[ ])-[A-Za-z](, | \| )--[a-z][a-z-]*' "$T/$p.help" |
+		sed -E 's/^[[ ]?-([A-Za-z])(, | \| )--([a-z-]+)$/\1 \3/' | sort -u >"$T/$p.pairs"
+	while read -r s l; do
+		row=$(grep -E "^$s " "$T/flags")
+		if [ -z "$row" ]; then
+			fail "$p: -$s (--$l) is not a short letter of docs/tools.md (long only, or add it)"
+			continue
+		fi
+		want=$(echo "$row" | cut -d' ' -f2)
+		[ "$want" = "$l" ] || fail "$p: -$s means --$l, docs/tools.md says --$want"
+		has_flag "$p" "$(echo "$row" | cut -d' ' -f3)" ||
+			fail "$p: has -$s, --$l; docs/tools.md does not list $p for it"
+	done <"$T/$p.pairs"
+	# every flag the table gives this program is there, with its letter
+	while read -r s l progs; do
+		has_flag "$p" "$progs" || continue
+		grep -qx "$s $l" "$T/$p.pairs" || fail "$p: docs/tools.md gives it -$s, --$l; --help does not show it"
+	done <"$T/flags"
+	# --json never takes an argument
+	grep -qE -- '-j(, | \| )--json [A-Z]' "$T/$p.help" && fail "$p: --json takes an argument"
+
+	# the exit-status list: the table's names, the table's codes
+	sed -n '/^Exit status (docs\/tools.md):$/,$p' "$T/$p.help" | grep -E '^  [0-9]  ' |
+		sed -E 's/^  ([0-9])  ([a-z]+).*/\1 \2/' >"$T/$p.codes"
+	[ -s "$T/$p.codes" ] || fail "$p --help: no 'Exit status (docs/tools.md):' list"
+	while read -r c n; do
+		grep -qx "$c $n" "$T/codes" || fail "$p --help: exit $c is '$n', docs/tools.md says '$(grep "^$c " "$T/codes" | cut -d' ' -f2)'"
+	done <"$T/$p.codes"
+	got=$(cut -d' ' -f1 "$T/$p.codes" | tr '\n' ' ' | sed 's/ $//')
+	want=$(grep "^$p " "$T/progcodes" | cut -d' ' -f2-)
+	[ "$got" = "$want" ] || fail "$p --help lists exit codes '$got', docs/tools.md '$want'"
+done
+
+# ---- a rule file that does not load: 2 everywhere ----
+printf 'rule broken {\n  when amount > > 5\n  score 1\n  reason "x"\n}\n' >"$T/bad.rules"
+printf '{"txn_id":"t","card_id":"c","merchant_id":"m","amount":"1","currency":"EUR"}\n' >"$T/txn.json"
+"$(path_of vigil-gen)" --cards 20 --days 2 -q -o "$T/t.csv" || fail "vigil-gen: exit $?"
+mkdir -p "$T/data"
+expect_rc() { # WANT NAME CMD...
+	want=$1 name=$2
+	shift 2
+	"$@" >"$T/out" 2>"$T/err"; rc=$?
+	[ "$rc" -eq "$want" ] || fail "$name: exit $rc, want $want: $(head -c 300 "$T/err")"
+}
+expect_rc 2 "vigild --check-config, bad rules" "$(path_of vigild)" --check-config -r "$T/bad.rules" -d "$T/data"
+grep -q "bad.rules:2:" "$T/err" || fail "vigild --check-config: no file:line for the bad rule file"
+expect_rc 2 "vigild start, bad rules" "$(path_of vigild)" -r "$T/bad.rules" -d "$T/data" \
+	-l "ipc://$T/a.sock" --admin off
+expect_rc 2 "vigil-rebuild -r bad" "$(path_of vigil-rebuild)" -d "$T/data" -r "$T/bad.rules"
+grep -q "bad.rules:2:" "$T/err" || fail "vigil-rebuild: no file:line for the bad rule file"
+expect_rc 2 "vigil-replay -r bad" "$(path_of vigil-replay)" --csv "$T/t.csv" -r "$T/bad.rules"
+expect_rc 2 "vigil-replay --compare bad" "$(path_of vigil-replay)" --csv "$T/t.csv" \
+	-r "$SRC/rules/default.rules" --compare "$T/bad.rules"
+expect_rc 2 "vigil-rules check bad" "$(path_of vigil-rules)" check "$T/bad.rules"
+expect_rc 2 "vigil-rules fmt bad" "$(path_of vigil-rules)" fmt "$T/bad.rules"
+expect_rc 2 "vigil-rules explain bad" "$(path_of vigil-rules)" explain "$T/bad.rules" --txn "@$T/txn.json"
+expect_rc 2 "vigil-rules test bad" "$(path_of vigil-rules)" test "$T/bad.rules" "$SRC/rules/default.cases"
+expect_rc 2 "vigil-console, no rule file" "$(path_of vigil-console)" -d "$T/data" -r "$T/none.rules" \
+	--tokens "$T/none.tokens" --state "$T/state"
+
+# ---- addresses and default paths ----
+# vigil-replay's default rule file does not depend on the working directory
+(cd "$T" && "$(path_of vigil-replay)" --csv t.csv -q -j >"$T/out" 2>"$T/err") ||
+	fail "vigil-replay without --rules, run from $T: $(head -c 300 "$T/err")"
+grep -q "\"rules\": \"$SRC/rules/default.rules\"" "$T/out" ||
+	fail "vigil-replay's default rule file is not the source tree's: $(grep '"rules"' "$T/out")"
+# an admin address with a scheme fails --check-config, with the form to write
+expect_rc 2 "vigild --admin http://..." "$(path_of vigild)" --check-config -q \
+	-r "$SRC/rules/default.rules" -d "$T/data" --admin http://127.0.0.1:9466
+grep -q 'no scheme: 127.0.0.1:9466' "$T/err" || fail "vigild --admin http://: $(cat "$T/err")"
+expect_rc 0 "vigild --check-config -q" "$(path_of vigild)" --check-config -q \
+	-r "$SRC/rules/default.rules" -d "$T/data" --admin '[::1]:9466'
+[ -s "$T/out" ] && fail "vigild --check-config -q printed: $(head -c 200 "$T/out")"
+# a server address without a scheme says what a URL looks like
+expect_rc 2 "vigil-score --server HOST:PORT" "$(path_of vigil-score)" --server 127.0.0.1:19465 health
+grep -q 'tcp://HOST:PORT' "$T/err" || fail "vigil-score --server HOST:PORT: $(cat "$T/err")"
+
+# ---- --json: JSON on stdout, no file ----
+is_json() { # FILE: one JSON document
+	if [ -x /usr/bin/python3 ]; then
+		/usr/bin/python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" 2>/dev/null
+	else
+		head -c 1 "$1" | grep -q '[{[]'
+	fi
+}
+expect_rc 0 "vigil-replay --json" "$(path_of vigil-replay)" --csv "$T/t.csv" -r "$SRC/rules/default.rules" -j -q
+is_json "$T/out" || fail "vigil-replay -j: stdout is not one JSON document: $(head -c 200 "$T/out")"
+expect_rc 2 "vigil-replay --json FILE" "$(path_of vigil-replay)" --csv "$T/t.csv" --json "$T/s.json"
+grep -q -- "--summary FILE" "$T/err" || fail "vigil-replay --json FILE: the error does not name --summary"
+expect_rc 0 "vigil-replay --summary" "$(path_of vigil-replay)" --csv "$T/t.csv" -r "$SRC/rules/default.rules" --summary "$T/s.json" -q
+is_json "$T/s.json" || fail "vigil-replay --summary FILE: not JSON"
+expect_rc 0 "vigil-rules check -j" "$(path_of vigil-rules)" check -j "$SRC/rules/default.rules"
+is_json "$T/out" || fail "vigil-rules check -j: not JSON"
+expect_rc 2 "vigil-score --json OBJECT" "$(path_of vigil-score)" -s "ipc://$T/none.sock" --json "$(cat "$T/txn.json")"
+grep -q -- "--txn" "$T/err" || fail "vigil-score --json OBJECT: the error does not name --txn"
+
+# ---- 3: a second vigild on a data directory in use ----
+"$(path_of vigild)" -r "$SRC/rules/default.rules" -d "$T/data" -l "ipc://$T/one.sock" \
+	--admin off >"$T/one.log" 2>&1 &
+VPID=$!
+i=0
+while ! grep -q 'vigild: ready' "$T/one.log" && [ $i -lt 600 ] && kill -0 "$VPID" 2>/dev/null; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if grep -q 'vigild: ready' "$T/one.log"; then
+	expect_rc 3 "second vigild on the same data directory" "$(path_of vigild)" \
+		-r "$SRC/rules/default.rules" -d "$T/data" -l "ipc://$T/two.sock" --admin off
+	grep -q "locked" "$T/err" || fail "second vigild: the log does not say the archive is locked"
+else
+	fail "the first vigild did not become ready: $(tail -5 "$T/one.log")"
+fi
+
+if [ "$fails" -ne 0 ]; then
+	echo "cli_vocab.sh: $fails failure(s)" >&2
+	exit 1
+fi
+echo "cli_vocab.sh: 8 programs follow docs/tools.md"
