@@ -17,6 +17,7 @@
 
 #include "app.h"
 #include "batch.h"
+#include "dump.h"
 #include "vigil_config.h"
 
 enum { EXIT_USAGE = 2, EXIT_LOCKED = 3 };
@@ -26,6 +27,7 @@ static const char usage_text[] =
 "       vigil-rebuild --data DIR --partition I/N --out FILE [options]\n"
 "       vigil-rebuild --data DIR --merge FILE...\n"
 "       vigil-rebuild --data DIR --rollback [--to GEN]\n"
+"       vigil-rebuild --data DIR --dump card|merchant|terminal ID [--generation GEN]\n"
 "\n"
 "Rebuilds vigil's batch feature tables and tuned thresholds from the archive\n"
 "window [as-of - window, as-of) and the labels known at as-of, writes them as a\n"
@@ -51,6 +53,9 @@ static const char usage_text[] =
 "                        transaction without a fraud label counts as legitimate)\n"
 "      --dump-model      write the current generation's model (XGBoost JSON) to stdout\n"
 "      --dump-model-meta write how that model was trained (JSON) to stdout\n"
+"      --dump KIND ID    print the card, merchant or terminal ID's profile (JSON)\n"
+"      --generation GEN  the generation --dump, --dump-model(-meta) read\n"
+"                        (default: the current one)\n"
 "      --rollback        make the generation before the current one current again\n"
 "      --to GEN          with --rollback: the generation to make current\n"
 "  -j, --json            print the summary as JSON on stdout\n"
@@ -210,7 +215,7 @@ usage_error(const char *fmt, ...)
 
 /* --dump-model / --dump-model-meta: a blob of the current generation, as is. */
 static int
-dump_blob(const char *datadir, const char *name)
+dump_blob(const char *datadir, uint64_t gen, const char *name)
 {
 	store_gen *g = NULL;
 	store_diag diag;
@@ -219,17 +224,18 @@ dump_blob(const char *datadir, const char *name)
 	vigil_err rv;
 
 	diag.msg[0] = '\0';
-	rv = store_gen_open_current(datadir, &g, &diag);
+	rv = gen == 0 ? store_gen_open_current(datadir, &g, &diag) :
+	    store_gen_open(datadir, gen, &g, &diag);
 	if (rv != VIGIL_OK) {
-		fprintf(stderr, "vigil-rebuild: %s: %s\n", datadir, rv == VIGIL_ENOTFOUND ?
+		fprintf(stderr, "vigil-rebuild: %s: %s\n", datadir, rv == VIGIL_ENOTFOUND && gen == 0 ?
 		    "no generation yet" : diag.msg[0] ? diag.msg : vigil_strerror(rv));
 		return 1;
 	}
 	rv = store_gen_blob(g, name, &data, &len);
 	store_gen_close(g);
 	if (rv != VIGIL_OK) {
-		fprintf(stderr, "vigil-rebuild: %s: the current generation has no %s%s\n", datadir,
-		    name, rv == VIGIL_ENOTFOUND ? " (no model: see the rebuild summary's why_not)" :
+		fprintf(stderr, "vigil-rebuild: %s: the %s generation has no %s%s\n", datadir,
+		    gen == 0 ? "current" : "given", name, rv == VIGIL_ENOTFOUND ? " (no model: see the rebuild summary's why_not)" :
 		    "");
 		return 1;
 	}
@@ -247,7 +253,7 @@ int
 main(int argc, char **argv)
 {
 	enum { OPT_ROLLBACK = 256, OPT_TO, OPT_NO_MODEL, OPT_TRAIN_WINDOW, OPT_LABEL_MATURITY,
-		OPT_LABELLED_ONLY, OPT_DUMP_MODEL, OPT_DUMP_META };
+		OPT_LABELLED_ONLY, OPT_DUMP_MODEL, OPT_DUMP_META, OPT_DUMP, OPT_GENERATION };
 	static const struct option longopts[] = {
 		{ "data", required_argument, NULL, 'd' },
 		{ "as-of", required_argument, NULL, 'a' },
@@ -263,6 +269,8 @@ main(int argc, char **argv)
 		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
 		{ "dump-model", no_argument, NULL, OPT_DUMP_MODEL },
 		{ "dump-model-meta", no_argument, NULL, OPT_DUMP_META },
+		{ "dump", required_argument, NULL, OPT_DUMP },
+		{ "generation", required_argument, NULL, OPT_GENERATION },
 		{ "train-window", required_argument, NULL, OPT_TRAIN_WINDOW },
 		{ "label-maturity", required_argument, NULL, OPT_LABEL_MATURITY },
 		{ "labelled-only", no_argument, NULL, OPT_LABELLED_ONLY },
@@ -278,8 +286,8 @@ main(int argc, char **argv)
 	store_diag diag;
 	cli_progress prog = { 0 };
 	bool json = false, quiet = false, merge = false, rollback = false, have_part = false;
-	const char *dump = NULL;
-	unsigned long long to = 0, num;
+	const char *dump = NULL, *dump_kind = NULL;
+	unsigned long long to = 0, gen = 0, num;
 	long ncpu;
 	int c, rc;
 	vigil_err rv;
@@ -357,6 +365,14 @@ main(int argc, char **argv)
 		case OPT_DUMP_META:
 			dump = APP_MODEL_META_BLOB;
 			break;
+		case OPT_DUMP:
+			dump_kind = optarg;
+			break;
+		case OPT_GENERATION:
+			if (!parse_count(optarg, 999999999, &gen))
+				return usage_error("--generation: '%s' is not a generation number "
+				    "(1..999999999)", optarg);
+			break;
 		case OPT_TO:
 			if (!parse_count(optarg, 999999999, &to))
 				return usage_error("--to: '%s' is not a generation number "
@@ -381,8 +397,16 @@ main(int argc, char **argv)
 	}
 	if (opts.datadir == NULL)
 		return usage_error("%s", "--data DIR is required");
+	if (dump_kind != NULL) {
+		if (optind + 1 != argc)
+			return usage_error("%s", "--dump KIND needs one ID: --dump card ID");
+		return batch_dump_profile(opts.datadir, gen, dump_kind, argv[optind], stdout);
+	}
 	if (dump != NULL)
-		return dump_blob(opts.datadir, dump);
+		return dump_blob(opts.datadir, gen, dump);
+	if (gen != 0)
+		return usage_error("%s", "--generation only goes with --dump, --dump-model "
+		    "and --dump-model-meta");
 	if (merge + rollback + have_part > 1)
 		return usage_error("%s", "--merge, --partition and --rollback exclude each other");
 	if (!merge && optind < argc)
