@@ -518,7 +518,9 @@ rep_trend(FILE *out, const report_info *info, const report_data *d)
 		fprintf(out, "</td>");
 		if (night == NULL) {
 			fprintf(out, "<td></td><td>%s</td></tr>\n",
-			    info->nights ? "no rebuild before this day" : "no nightly rebuilds");
+			    info->nights ? "no rebuild before this day" :
+			    info->nightly_runs > 0 ? "not recorded (server mode: see vigil-rebuild)" :
+			    "no nightly rebuilds");
 			continue;
 		}
 		fprintf(out, "<td>%" PRId64 "</td><td class=\"model\">",
