@@ -18,6 +18,7 @@
 #include "app.h"
 #include "batch.h"
 #include "cli.h"
+#include "dump.h"
 #include "vigil_config.h"
 
 static const char usage_text[] =
@@ -25,6 +26,7 @@ static const char usage_text[] =
 "       vigil-rebuild --data DIR --partition I/N --output FILE [options]\n"
 "       vigil-rebuild --data DIR --merge FILE...\n"
 "       vigil-rebuild --data DIR --rollback [--generation GEN]\n"
+"       vigil-rebuild --data DIR --dump card|merchant|terminal ID [--generation GEN]\n"
 "\n"
 "Rebuilds vigil's batch feature tables and tuned thresholds from the archive\n"
 "window [as-of - window, as-of) and the labels known at as-of, writes them as a\n"
@@ -51,8 +53,11 @@ static const char usage_text[] =
 "                        transaction without a fraud label counts as legitimate)\n"
 "      --dump-model      write the current generation's model (XGBoost JSON) to stdout\n"
 "      --dump-model-meta write how that model was trained (JSON) to stdout\n"
+"      --dump KIND ID    print the card, merchant or terminal ID's profile (JSON)\n"
+"      --generation GEN  the generation --dump, --dump-model(-meta) read\n"
+"                        (default: the current one); with --rollback: the\n"
+"                        generation to make current (default: the one before)\n"
 "      --rollback        make the generation before the current one current again\n"
-"      --generation GEN  with --rollback: the generation to make current\n"
 "  -j, --json            print the summary as JSON on stdout\n"
 "  -q, --quiet           no progress, no text summary\n"
 "  -h, --help            this text\n"
@@ -216,7 +221,7 @@ usage_error(const char *fmt, ...)
 
 /* --dump-model / --dump-model-meta: a blob of the current generation, as is. */
 static int
-dump_blob(const char *datadir, const char *name)
+dump_blob(const char *datadir, uint64_t gen, const char *name)
 {
 	store_gen *g = NULL;
 	store_diag diag;
@@ -225,17 +230,18 @@ dump_blob(const char *datadir, const char *name)
 	vigil_err rv;
 
 	diag.msg[0] = '\0';
-	rv = store_gen_open_current(datadir, &g, &diag);
+	rv = gen == 0 ? store_gen_open_current(datadir, &g, &diag) :
+	    store_gen_open(datadir, gen, &g, &diag);
 	if (rv != VIGIL_OK) {
-		fprintf(stderr, "vigil-rebuild: %s: %s\n", datadir, rv == VIGIL_ENOTFOUND ?
+		fprintf(stderr, "vigil-rebuild: %s: %s\n", datadir, rv == VIGIL_ENOTFOUND && gen == 0 ?
 		    "no generation yet" : diag.msg[0] ? diag.msg : vigil_strerror(rv));
 		return 1;
 	}
 	rv = store_gen_blob(g, name, &data, &len);
 	store_gen_close(g);
 	if (rv != VIGIL_OK) {
-		fprintf(stderr, "vigil-rebuild: %s: the current generation has no %s%s\n", datadir,
-		    name, rv == VIGIL_ENOTFOUND ? " (no model: see the rebuild summary's why_not)" :
+		fprintf(stderr, "vigil-rebuild: %s: the %s generation has no %s%s\n", datadir,
+		    gen == 0 ? "current" : "given", name, rv == VIGIL_ENOTFOUND ? " (no model: see the rebuild summary's why_not)" :
 		    "");
 		return 1;
 	}
@@ -254,7 +260,7 @@ main(int argc, char **argv)
 {
 	enum { OPT_ROLLBACK = 256, OPT_TO, OPT_NO_MODEL, OPT_TRAIN_WINDOW, OPT_LABEL_MATURITY,
 		OPT_LABELLED_ONLY, OPT_DUMP_MODEL, OPT_DUMP_META, OPT_AS_OF, OPT_WINDOW,
-		OPT_PARTITION, OPT_MERGE, OPT_THREADS, OPT_KEEP };
+		OPT_PARTITION, OPT_MERGE, OPT_THREADS, OPT_KEEP, OPT_DUMP };
 	/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
 	static const struct option longopts[] = {
 		VIGIL_CLI_DATA, VIGIL_CLI_RULES, VIGIL_CLI_FORCE, VIGIL_CLI_OUTPUT,
@@ -269,6 +275,7 @@ main(int argc, char **argv)
 		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
 		{ "dump-model", no_argument, NULL, OPT_DUMP_MODEL },
 		{ "dump-model-meta", no_argument, NULL, OPT_DUMP_META },
+		{ "dump", required_argument, NULL, OPT_DUMP },
 		{ "train-window", required_argument, NULL, OPT_TRAIN_WINDOW },
 		{ "label-maturity", required_argument, NULL, OPT_LABEL_MATURITY },
 		{ "labelled-only", no_argument, NULL, OPT_LABELLED_ONLY },
@@ -282,8 +289,8 @@ main(int argc, char **argv)
 	store_diag diag;
 	cli_progress prog = { 0 };
 	bool json = false, quiet = false, merge = false, rollback = false, have_part = false;
-	const char *dump = NULL;
-	unsigned long long to = 0, num;
+	const char *dump = NULL, *dump_kind = NULL;
+	unsigned long long to = 0, gen = 0, num;
 	long ncpu;
 	int c, rc;
 	vigil_err rv;
@@ -362,8 +369,11 @@ main(int argc, char **argv)
 		case OPT_DUMP_META:
 			dump = APP_MODEL_META_BLOB;
 			break;
-		case OPT_TO:
-			if (!parse_count(optarg, 999999999, &to))
+		case OPT_DUMP:
+			dump_kind = optarg;
+			break;
+		case OPT_TO: /* --generation (and the old --to) */
+			if (!parse_count(optarg, 999999999, &gen))
 				return usage_error("--generation: '%s' is not a generation number "
 				    "(1..999999999)", optarg);
 			break;
@@ -386,8 +396,17 @@ main(int argc, char **argv)
 	}
 	if (opts.datadir == NULL)
 		return usage_error("%s", "--data DIR is required");
+	if (dump_kind != NULL) {
+		if (optind + 1 != argc)
+			return usage_error("%s", "--dump KIND needs one ID: --dump card ID");
+		return batch_dump_profile(opts.datadir, gen, dump_kind, argv[optind], stdout);
+	}
 	if (dump != NULL)
-		return dump_blob(opts.datadir, dump);
+		return dump_blob(opts.datadir, gen, dump);
+	if (gen != 0 && !rollback)
+		return usage_error("%s", "--generation only goes with --dump, --dump-model, "
+		    "--dump-model-meta and --rollback");
+	to = gen;
 	if (merge + rollback + have_part > 1)
 		return usage_error("%s", "--merge, --partition and --rollback exclude each other");
 	if (!merge && optind < argc)
@@ -396,8 +415,6 @@ main(int argc, char **argv)
 		return usage_error("%s", "--partition needs --output FILE");
 	if (opts.out_path != NULL && !(have_part && opts.part_count > 1))
 		return usage_error("%s", "--output only goes with --partition I/N (N > 1)");
-	if (to != 0 && !rollback)
-		return usage_error("%s", "--generation only goes with --rollback");
 	if (!merge && !rollback && opts.as_of_ms <= opts.window_ms)
 		return usage_error("--as-of: the window of %.4g days before it starts before 1970",
 		    (double)opts.window_ms / VIGIL_MS_PER_DAY);

@@ -44,12 +44,7 @@
 #include "srv.h"
 #include "vigil_config.h"
 
-#if VIGIL_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#else
-static int sd_notify(int unset, const char *state) { (void)unset; (void)state; return 0; }
-static int sd_watchdog_enabled(int unset, uint64_t *usec) { (void)unset; (void)usec; return 0; }
-#endif
+#include "notify.h"
 
 #define MAIN_TICK_MS      100
 #define MAIN_REFRESH_MS   200
@@ -750,6 +745,7 @@ main(int argc, char **argv)
 	if (s->cfg.rules_watch)
 		main_watch_lists(s, &watch);
 
+	srv_notify("STATUS=opening the store: replaying the archive into the live state");
 	store_db_opts_default(&dbopts);
 	dbopts.archive.fsync = s->cfg.fsync;
 	dbopts.archive.fsync_interval_ms = s->cfg.fsync_interval_ms;
@@ -782,8 +778,10 @@ main(int argc, char **argv)
 	if (!main_maint_start(&g_maint, s))
 		goto out;
 	atomic_store(&s->ready, true);
-	sd_notify(0, "READY=1");
-	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
+	snprintf(errbuf, sizeof errbuf, "READY=1\nSTATUS=serving, feature generation %llu",
+	    (unsigned long long)store_db_generation(s->db));
+	srv_notify(errbuf);
+	if (srv_notify_watchdog(&wd_usec) <= 0)
 		wd_usec = 0;
 	srv_log("ready");
 
@@ -826,13 +824,13 @@ main(int argc, char **argv)
 			main_watch_tick(s, &watch);
 		if (wd_usec != 0 && now - last_wd >= wd_usec / 2) {
 			last_wd = now;
-			sd_notify(0, "WATCHDOG=1");
+			srv_notify("WATCHDOG=1");
 		}
 	}
 	status = 0;
 out:
 	atomic_store(&s->draining, true);
-	sd_notify(0, "STOPPING=1");
+	srv_notify("STOPPING=1\nSTATUS=stopping: draining in-flight requests");
 	clean = srv_rep_stop(rep, s->cfg.request_timeout_ms + 1000);
 	srv_admin_stop(admin);
 	main_maint_stop(&g_maint);

@@ -411,6 +411,37 @@ fill_terminal(const store_entity_profile *p, vigil_value *f)
 	f[STORE_SLOT_TERMINAL_FRAUD_RATE_30D] = vigil_value_num(p->fraud_rate_30d);
 }
 
+vigil_err
+store_profile_features(store_source src, const void *profile, vigil_value *f)
+{
+	vigil_value tmp[STORE_SLOT_COUNT_];
+	vigil_txn txn;
+	uint32_t i;
+
+	/* fill_card also computes the DERIVED slots, which need a request: a
+	 * blank one here, and only the src slots are copied out. */
+	memset(&txn, 0, sizeof txn);
+	for (i = 0; i < STORE_SLOT_COUNT_; i++)
+		tmp[i] = vigil_value_missing();
+	switch (src) {
+	case STORE_SRC_CARD:
+		fill_card(&txn, profile, tmp);
+		break;
+	case STORE_SRC_MERCHANT:
+		fill_merchant(profile, tmp);
+		break;
+	case STORE_SRC_TERMINAL:
+		fill_terminal(profile, tmp);
+		break;
+	default:
+		return VIGIL_EINVAL;
+	}
+	for (i = 0; i < STORE_SLOT_COUNT_; i++)
+		if (store_schema_field(i)->source == src)
+			f[i] = tmp[i];
+	return VIGIL_OK;
+}
+
 /* Transaction fields and batch features into f (ctx->txn set). A value that
  * is absent or unreadable leaves its slots missing: a lookup never fails.
  * The card stripe is locked when the db has a live state: a live card,

@@ -195,6 +195,13 @@ vigil_err store_gen_blob(store_gen *g, const char *name, void **ret_data, size_t
 vigil_err store_gen_thresholds_each(store_gen *g,
     void (*fn)(void *arg, const char *name, const char *group, const store_threshold_val *v),
     void *arg);
+/* The batch features one stored profile gives, named as the rules read them
+ * (schema.def): sets every slot of f[0..store_schema_nfields()) whose source
+ * is src, from profile (a store_card_profile for STORE_SRC_CARD, a
+ * store_entity_profile for _MERCHANT and _TERMINAL), by the code the
+ * scoring path uses; other slots are untouched. For inspection (vigil-rebuild
+ * --dump). VIGIL_EINVAL for another source. Thread-safe (no state). */
+vigil_err store_profile_features(store_source src, const void *profile, vigil_value *f);
 
 /* ===================== CURRENT ===================== */
 

@@ -1,12 +1,13 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Checks deploy/'s systemd units with `systemd-analyze verify`: the units as
-# shipped, with the install paths of the binaries pointed at this build tree
-# (verify insists that ExecStart= programs exist). Skips (exit 77) when
+# `meson install` installs them (configured into <build>/deploy), with the
+# install paths of the binaries pointed at this build tree (verify insists
+# that ExecStart= programs exist) and MANPATH at the man pages built in
+# <build>/docs (verify runs man(1) for every Documentation=man:). Skips (exit 77) when
 # systemd-analyze is missing or cannot verify here, which it proves by
 # failing to reject a deliberately broken unit.
 set -u
-src=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
 build=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
@@ -30,11 +31,19 @@ for bin in "$build/server/vigild" "$build/batch/vigil-rebuild"; do
 		exit 77
 	fi
 done
-sed "s|/usr/local/bin/vigild|$build/server/vigild|g" "$src/deploy/vigild.service" \
+[ -f "$build/deploy/vigild.service" ] || { echo "FAIL: $build/deploy/vigild.service not configured"; exit 1; }
+sed "s|[^ =]*/bin/vigild|$build/server/vigild|g" "$build/deploy/vigild.service" \
 	> "$tmp/vigild.service"
-sed "s|/usr/local/bin/vigil-rebuild|$build/batch/vigil-rebuild|g" \
-	"$src/deploy/vigil-rebuild.service" > "$tmp/vigil-rebuild.service"
-cp "$src/deploy/vigil-rebuild.timer" "$tmp/"
+sed "s|[^ =]*/bin/vigil-rebuild|$build/batch/vigil-rebuild|g" \
+	"$build/deploy/vigil-rebuild.service" > "$tmp/vigil-rebuild.service"
+cp "$build/deploy/vigil-rebuild.timer" "$tmp/"
+for page in "$build"/docs/*.[0-9]; do
+	[ -f "$page" ] || continue
+	mkdir -p "$tmp/man/man${page##*.}"
+	ln -s "$page" "$tmp/man/man${page##*.}/"
+done
+MANPATH="$tmp/man"
+export MANPATH
 
 cd "$tmp" || exit 1
 if ! systemd-analyze verify ./vigild.service ./vigil-rebuild.service ./vigil-rebuild.timer \

@@ -344,21 +344,49 @@ test_json_and_undefined(void **state)
 	metrics_free(e);
 }
 
+static const char *
+hostile_rule_name(void *arg, uint16_t idx)
+{
+	(void)arg;
+	return idx == 0 ? "<b>r0</b>" : "r1";
+}
+
 /* The HTML report escapes every input-derived text and stays self-contained. */
 static void
 test_report_escapes(void **state)
 {
 	metrics *m = example(1);
 	report_info ri = { .title = "t <b>", .input = "/tmp/<script>x.csv", .rules = "a&b.rules",
-		.mode = "offline", .seconds = 1, .throughput = 8 };
+		.mode = "offline", .seconds = 1, .throughput = 8, .compare = "c\"d.rules" };
+	report_data *d = report_data_new(hostile_rule_name, NULL);
+	const uint16_t hits[] = { 0, 1 };
+	const report_obs o = { .txn_id = "<i>t1", .card_id = "c&1", .currency = "EUR",
+		.pattern = "p<1>", .event_time_ms = 1772323200000LL, .amount = 12.5, .score = 90,
+		.decision = VIGIL_DECISION_DECLINE, .label = 1, .model_score = NAN, .hits = hits,
+		.nhits = 1, .nshadow = 1, .has_cmp = true, .score2 = 10,
+		.decision2 = VIGIL_DECISION_ALLOW };
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 
 	(void)state;
 	assert_non_null(f);
-	assert_int_equal(report_write_html(f, &ri, m, NULL), VIGIL_OK);
+	assert_non_null(d);
+	report_data_add(d, &o);
+	assert_int_equal(report_write_html(f, &ri, m, m, d), VIGIL_OK);
 	fclose(f);
+	/* the listed row and its reasons, escaped; the shadow hit marked */
+	assert_non_null(strstr(buf, "&lt;i&gt;t1"));
+	assert_non_null(strstr(buf, "c&amp;1"));
+	assert_non_null(strstr(buf, "&lt;b&gt;r0&lt;/b&gt;"));
+	assert_non_null(strstr(buf, "r1 (shadow)"));
+	assert_non_null(strstr(buf, "p&lt;1&gt;"));
+	assert_non_null(strstr(buf, "c&quot;d.rules"));
+	assert_null(strstr(buf, "<i>"));
+	assert_non_null(strstr(buf, "id=\"top-alerts\""));
+	assert_non_null(strstr(buf, "id=\"compare-diff\""));
+	assert_non_null(strstr(buf, "id=\"money\""));
+	report_data_free(d);
 	assert_non_null(strstr(buf, "<code>/tmp/&lt;script&gt;x.csv</code>"));
 	assert_non_null(strstr(buf, "<code>a&amp;b.rules</code>"));
 	assert_non_null(strstr(buf, "<title>t &lt;b&gt;</title>"));

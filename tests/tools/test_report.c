@@ -88,7 +88,7 @@ main(int argc, char **argv)
 	if (strstr(page, "<script") || strstr(page, "src=") || strstr(page, "href=") ||
 	    strstr(page, "@import") || strstr(page, "url(") || !strstr(page, "<svg") ||
 	    !strstr(page, "Precision-recall curve") || !strstr(page, "Score histogram") ||
-	    !strstr(page, "Per rule precision") || !strstr(page, "</html>")) {
+	    !strstr(page, "Per rule:") || !strstr(page, "</html>")) {
 		fprintf(stderr, "test-report: %s is not the expected self-contained page\n", html);
 		free(page);
 		return cleanup(1);

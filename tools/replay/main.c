@@ -413,6 +413,7 @@ out:
 	json_decref(r->nights);
 	metrics_free(r->m);
 	metrics_free(r->m2);
+	report_data_free(r->rd);
 	rp_labels_fini(r);
 	for (uint32_t i = 0; i < r->names.n; i++)
 		free(r->names.names[i]);

@@ -34,6 +34,7 @@
 #include "app.h"
 #include "csv.h"
 #include "metrics.h"
+#include "report.h"
 #include "rules.h"
 #include "db.h"
 #include "vec.h"
@@ -186,6 +187,7 @@ typedef struct rp {
 	/* outputs */
 	FILE         *results;
 	metrics      *m, *m2;
+	report_data  *rd;           /* --report: what the page shows beyond the metrics */
 	uint64_t      rows, failed, changed, trans[4][4];
 	uint64_t      conflicts;    /* offline: rows refused, their txn_id reused (ECONFLICT) */
 	uint64_t      t_start_ns;
@@ -235,13 +237,16 @@ void      rp_labels_fini(rp *r);
 
 /* ---- results.c ---- */
 
-/* Opens --results (fully buffered); rp_results_close reports a failed
- * write. Messages printed. */
+/* Opens --results (fully buffered) and, with --report, r->rd (freed by
+ * main); rp_results_close reports a failed write. Messages printed. */
 vigil_err rp_results_open(rp *r);
 vigil_err rp_results_close(rp *r);
 /* Writes the row's result line and adds it to the metrics (and to the
  * --compare metrics with out2). Failed and refused rows are skipped. */
 vigil_err rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *out2);
+/* A rule index of an outcome's hits by name (report_data's callback; arg is
+ * the rp). */
+const char *rp_rule_name_cb(void *arg, uint16_t idx);
 /* Metrics named after prog's rules (NULL: none). */
 vigil_err rp_metrics_new(rp *r, const rules_prog *prog, metrics **ret);
 /* Server mode: room for every rule, named as replies bring them. */

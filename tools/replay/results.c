@@ -25,6 +25,12 @@ rp_rule_name(rp *r, uint16_t idx)
 	return idx < r->names.n ? r->names.names[idx] : "?";
 }
 
+const char *
+rp_rule_name_cb(void *arg, uint16_t idx)
+{
+	return rp_rule_name(arg, idx);
+}
+
 /* Writes one JSON line; names are rule identifiers and ids are validated
  * (no quote or backslash), so no escaping is needed beyond that guarantee. */
 static void
@@ -96,6 +102,19 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 		return rv;
 	if (r->results != NULL)
 		rp_result_write(r, row, out);
+	if (r->rd != NULL) {
+		report_obs ro = {
+			.txn_id = row->txn.txn_id, .card_id = row->txn.card_id,
+			.currency = row->txn.currency, .pattern = row->pattern,
+			.event_time_ms = row->txn.event_time_ms, .amount = vigil_txn_amount(&row->txn),
+			.score = out->score, .decision = out->decision, .label = ob.label,
+			.model_score = out->model_score, .hits = out->hits, .nhits = out->nhits,
+			.nshadow = out->nshadow, .has_cmp = out2 != NULL,
+			.score2 = out2 ? out2->score : 0,
+			.decision2 = out2 ? out2->decision : VIGIL_DECISION_NONE,
+		};
+		report_data_add(r->rd, &ro);
+	}
 	if (out2 != NULL) {
 		ob.score = out2->score;
 		ob.decision = out2->decision;
@@ -114,6 +133,13 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 vigil_err
 rp_results_open(rp *r)
 {
+	if (r->o.report != NULL) {
+		r->rd = report_data_new(rp_rule_name_cb, r);
+		if (r->rd == NULL) {
+			fprintf(stderr, "vigil-replay: out of memory\n");
+			return VIGIL_ENOMEM;
+		}
+	}
 	if (r->o.results == NULL)
 		return VIGIL_OK;
 	r->results = fopen(r->o.results, "w");

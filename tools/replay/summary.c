@@ -160,6 +160,9 @@ rp_report_write(rp *r, double secs)
 		.bad_rows = r->src.bad,
 		.nightly_runs = r->nightly_runs, .compare = r->o.compare, .changed = r->changed,
 	};
+	uint8_t *flags = NULL;
+	int32_t *points = NULL;
+	uint32_t n = metrics_nrules(r->m);
 	vigil_err rv;
 
 	snprintf(title, sizeof title, "vigil-replay report: %s", r->src.name);
@@ -167,7 +170,34 @@ rp_report_write(rp *r, double secs)
 		fprintf(stderr, "vigil-replay: %s: %s\n", r->o.report, strerror(errno));
 		return VIGIL_EIO;
 	}
-	rv = report_write_html(f, &ri, r->m, r->m2);
+	/* The rule file's bands and, per measured rule (by name: server mode
+	 * numbers rules as their names come back), its mode and points. */
+	if (r->prog != NULL) {
+		ri.have_bands = true;
+		rules_prog_bands(r->prog, &ri.review_at, &ri.decline_at);
+		flags = calloc(n ? n : 1, sizeof *flags);
+		points = calloc(n ? n : 1, sizeof *points);
+		for (uint32_t i = 0; flags != NULL && points != NULL && i < n; i++) {
+			metrics_rule mr;
+			rules_rule_info info;
+			uint32_t k;
+
+			metrics_get_rule(r->m, i, &mr);
+			if (rules_prog_rule_find(r->prog, mr.name, &k) != VIGIL_OK)
+				continue;
+			rules_prog_rule(r->prog, k, &info);
+			flags[i] = REPORT_RULE_KNOWN |
+			    (info.mode == RULES_MODE_SHADOW ? REPORT_RULE_SHADOW : 0) |
+			    (info.mode == RULES_MODE_DISABLED ? REPORT_RULE_DISABLED : 0);
+			points[i] = info.points;
+		}
+		ri.rule_flags = flags;
+		ri.rule_points = points;
+	}
+	ri.nights = r->nights;
+	rv = report_write_html(f, &ri, r->m, r->m2, r->rd);
+	free(flags);
+	free(points);
 	if (fclose(f) != 0 || rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-replay: %s: write failed\n", r->o.report);
 		return VIGIL_EIO;

@@ -34,8 +34,14 @@ from ._ring import Ring
 
 try:
     from . import vigil_pb2 as _pb
-except ImportError:  # running from a tree where protoc output sits beside us
-    import vigil_pb2 as _pb  # type: ignore
+except ImportError as _e:
+    if (_e.name or "").split(".")[0] == "google":
+        raise ImportError(
+            "vigil_client needs the protobuf package (>= 3.20), which is not "
+            "installed: pip install protobuf, or on Debian apt install "
+            "python3-protobuf (in a venv made with --system-site-packages); "
+            "%s" % _e, name=_e.name) from None
+    raise
 
 __all__ = [
     "Client", "Transaction", "ScoreResult", "Hit", "Health",

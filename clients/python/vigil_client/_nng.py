@@ -67,7 +67,8 @@ def _load(names):
             return ctypes.CDLL(name)
         except OSError as e:  # try the next spelling
             last = e
-    raise OSError("cannot load %s: %s" % (names[-1], last))
+    raise OSError("vigil_client needs the nng library: cannot load %s (Debian: "
+                  "apt install libnng1): %s" % (names[-1], last))
 
 
 lib = _load([ctypes.util.find_library("nng"), "libnng.so.1", "libnng.so"])

@@ -1,0 +1,134 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/deploy/test_install.sh - the install recipe of docs/operations.md
+# runs (issue 18): `meson install --destdir` of this build into a temporary
+# DESTDIR puts the programs, the configuration (vigild.ini, the default
+# rules and every list file they read), the systemd units, sysusers.d and
+# tmpfiles.d files and the manuals where the units and the configuration
+# say; the installed vigild, started with the installed configuration
+# (only its paths rewritten into the DESTDIR, a temporary data directory
+# and local sockets), passes --check-config, scores one transaction sent by
+# the installed vigil-score and stops with status 0. A second install keeps
+# an edited configuration file.
+# Usage: test_install.sh (VIGIL_BUILD_ROOT set by meson).
+set -eu
+
+B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
+T=$(mktemp -d /tmp/vigil-install-XXXXXX)
+D="$T/root"
+PID=
+
+fail() {
+	echo "test_install: $*" >&2
+	[ -f "$T/vigild.log" ] && sed 's/^/  vigild.log: /' "$T/vigild.log" >&2
+	exit 1
+}
+cleanup() {
+	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+	rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+install_tree() {
+	meson install -C "$B" --no-rebuild --destdir "$D" >"$T/install.log" 2>&1 ||
+		{ cat "$T/install.log" >&2; fail "meson install --destdir failed"; }
+}
+install_tree
+
+# Where this build's layout put things: found from the installed files.
+one() { # FIND-ARGS...: exactly one match, printed
+	n=$(find "$D" "$@" | wc -l)
+	[ "$n" -eq 1 ] || fail "expected one installed file for: $* (found $n)"
+	find "$D" "$@"
+}
+unitdir=$(dirname "$(one -path '*/lib/systemd/system/vigild.service')")
+vigild=$(one -path '*/bin/vigild' -type f)
+score=$(one -path '*/bin/vigil-score' -type f)
+ini=$(one -path '*/vigil/vigild.ini' ! -path '*/examples/*')
+etc=$(dirname "$ini")
+for f in default.rules blocked_cards.txt test_bins.txt; do
+	[ -f "$etc/rules/$f" ] || fail "$etc/rules/$f not installed"
+done
+# every list file the installed default rules read is installed beside them
+grep -o 'file "[^"]*"' "$etc/rules/default.rules" | sed 's/^file "//; s/"$//' |
+	while read -r l; do [ -f "$etc/rules/$l" ] || fail "list file $l not installed"; done
+for u in vigild.service vigil-rebuild.service vigil-rebuild.timer vigil-console.service; do
+	[ -f "$unitdir/$u" ] || fail "$u not installed in $unitdir"
+done
+lib=$(dirname "$(dirname "$unitdir")")
+[ -f "$lib/sysusers.d/vigil.conf" ] || fail "no sysusers.d/vigil.conf in $lib"
+[ -f "$lib/tmpfiles.d/vigil.conf" ] || fail "no tmpfiles.d/vigil.conf in $lib"
+grep -q '^u vigil ' "$lib/sysusers.d/vigil.conf" || fail "sysusers.d/vigil.conf makes no vigil user"
+grep -q "^d ${etc#"$D"}/rules " "$lib/tmpfiles.d/vigil.conf" ||
+	fail "tmpfiles.d/vigil.conf does not name the installed ${etc#"$D"}/rules"
+
+# The units name the installed programs, configuration and manuals.
+for u in vigild.service vigil-rebuild.service vigil-console.service; do
+	sed -n 's/^Exec[A-Za-z]*=//p' "$unitdir/$u" | grep -o '/[^ ]*/bin/[a-z-]*' | sort -u |
+		while read -r p; do [ -x "$D$p" ] || fail "$u runs $p, which is not installed"; done
+done
+grep -q "^ExecStart=.* --config ${etc#"$D"}/vigild.ini\$" "$unitdir/vigild.service" ||
+	fail "vigild.service does not read the installed ${etc#"$D"}/vigild.ini"
+grep -q "^Environment=VIGIL_RULES=${etc#"$D"}/rules/default.rules\$" "$unitdir/vigil-rebuild.service" ||
+	fail "vigil-rebuild.service does not read the installed default rules"
+ndoc=0
+for u in vigild.service vigil-rebuild.service vigil-rebuild.timer vigil-console.service; do
+	docs=$(sed -n 's/^Documentation=//p' "$unitdir/$u")
+	[ -n "$docs" ] || fail "$u has no Documentation="
+	for d in $docs; do
+		case "$d" in
+		man:*)
+			page=${d#man:}
+			name=${page%%(*}
+			sec=${page#*(}
+			sec=${sec%)}
+			[ -n "$(find "$D" -path "*/man/man$sec/$name.$sec")" ] ||
+				fail "$u: Documentation=$d is not installed"
+			;;
+		file:*)
+			[ -f "$D${d#file:}" ] || fail "$u: Documentation=$d is not installed" ;;
+		*) fail "$u: Documentation=$d is neither an installed man page nor a file" ;;
+		esac
+		ndoc=$((ndoc + 1))
+	done
+done
+if command -v pandoc >/dev/null 2>&1; then
+	grep -q '^Documentation=man:vigild(8)' "$unitdir/vigild.service" ||
+		fail "pandoc is installed but vigild.service names no man page"
+fi
+
+# Run the installed vigild with the installed configuration: only the paths
+# move into the DESTDIR (and the listeners to local sockets).
+sed -i -e "s|^data_dir = .*|data_dir = $T/data|" \
+	-e "s|^listen = .*|listen = ipc://$T/vigild.sock|" \
+	-e "s|^admin = .*|admin = unix:$T/admin.sock|" \
+	-e "s|^path = /|path = $D/|" "$ini"
+grep -q "^path = $etc/rules/default.rules\$" "$ini" || fail "the installed vigild.ini does not serve the installed rules"
+mkdir "$T/data"
+"$vigild" --config "$ini" --check-config >"$T/check.log" 2>&1 ||
+	{ cat "$T/check.log" >&2; fail "--check-config refused the installed configuration"; }
+"$vigild" --config "$ini" 2>"$T/vigild.log" &
+PID=$!
+i=0
+until curl -s --unix-socket "$T/admin.sock" http://vigild/readyz 2>/dev/null | grep -q '"ready": *true'; do
+	i=$((i + 1))
+	[ "$i" -lt 600 ] || fail "the installed vigild did not become ready"
+	kill -0 "$PID" 2>/dev/null || { PID=; fail "the installed vigild exited"; }
+	sleep 0.1
+done
+libdir=$(dirname "$(one -name 'libvigil-client.so*' -type f)")
+out=$(LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$score" --server "ipc://$T/vigild.sock" \
+	--txn-id inst-1 --card card-1 --merchant m-1 --amount 12.50 --currency EUR) ||
+	fail "the installed vigil-score failed: $out"
+echo "$out" | grep -Eq '"decision": *"(allow|review|decline)"' || fail "no decision in the reply: $out"
+kill -TERM "$PID"
+st=0
+wait "$PID" || st=$?
+PID=
+[ "$st" -eq 0 ] || fail "vigild exited with status $st on SIGTERM"
+
+# A second install keeps the operator's edits.
+echo "; edited by the operator" >>"$ini"
+install_tree
+grep -q '^; edited by the operator$' "$ini" || fail "a reinstall replaced the edited $ini"
+echo "test_install: ok ($ndoc Documentation= references resolved; scored: $out)"
