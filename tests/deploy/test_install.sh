@@ -95,6 +95,21 @@ done
 if command -v pandoc >/dev/null 2>&1; then
 	grep -q '^Documentation=man:vigild(8)' "$unitdir/vigild.service" ||
 		fail "pandoc is installed but vigild.service names no man page"
+	# Every installed page starts with a NAME section ("name - what"), which
+	# whatis and apropos index.
+	npages=0
+	find "$D" -path '*/man/man[0-9]/*' -type f >"$T/manpages"
+	while read -r page; do
+		if command -v lexgrog >/dev/null 2>&1; then
+			lexgrog "$page" >/dev/null 2>&1 || fail "$page: whatis cannot parse its NAME section"
+		else
+			awk '/^\.SH/ { if (seen) exit; seen = ($2 == "NAME"); next }
+			     seen && NF && !/^\./ { found = 1; exit } END { exit !found }' "$page" ||
+				fail "$page: no NAME section first"
+		fi
+		npages=$((npages + 1))
+	done <"$T/manpages"
+	[ "$npages" -ge 19 ] || fail "only $npages man pages installed"
 fi
 
 # Run the installed vigild with the installed configuration: only the paths
