@@ -482,8 +482,7 @@ tool_input(const json_t *obj, const rules_prog *prog, vigil_txn *txn, vigil_valu
     uint32_t nfeatures, rules_tvals *tv, char *err, size_t errlen)
 {
 	const json_t *jt, *jf, *jth;
-	const char   *field = NULL;
-	char          msg[160], sub[200];
+	char          sub[200];
 	vigil_errinfo ei;
 
 	if (!json_is_object(obj)) {
@@ -499,8 +498,8 @@ tool_input(const json_t *obj, const rules_prog *prog, vigil_txn *txn, vigil_valu
 		snprintf(err, errlen, "txn.%s", ei.msg);
 		return -1;
 	}
-	if (vigil_txn_validate(txn, &field, msg, sizeof msg) != VIGIL_OK) {
-		snprintf(err, errlen, "txn.%s: %s", field != NULL ? field : "?", msg);
+	if (vigil_txn_validate(txn, &ei) != VIGIL_OK) {
+		snprintf(err, errlen, "txn.%s: %s", ei.field, ei.msg);
 		return -1;
 	}
 	store_features_from_txn(txn, features, nfeatures);
