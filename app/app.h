@@ -110,13 +110,20 @@ void      app_rules_free(app_rules *r); /* NULL is a no-op; frees prog */
 /* What one scoring reads: a rule file, its thresholds tuned for the current
  * generation, that generation's model (NULL: none), and optionally a second
  * rule file evaluated on the same features (vigil-replay --compare). The
- * caller keeps all of it alive during app_score. */
+ * caller keeps all of it alive during app_score.
+ * amend (NULL when scoring): what-if values for a dry run (vigil-rules
+ * explain's "features"): called with the feature vector once the store has
+ * filled it, before the model reads it; it may set any slot (model.score
+ * is then the model's if there is one). An error it returns stops the
+ * scoring at APP_STEP_FEATURES with that error. */
 typedef struct app_scorer {
 	const app_rules   *rules;
 	const rules_tvals *tv;
 	const app_model   *model;
 	const rules_prog  *prog2; /* NULL: none */
 	const rules_tvals *tv2;
+	vigil_err        (*amend)(void *arg, vigil_value *features, uint32_t nfeatures);
+	void              *amend_arg;
 } app_scorer;
 
 /* Per-thread scratch: the store context, the feature vector, the record

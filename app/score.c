@@ -319,6 +319,8 @@ app_score(store_db *db, app_work *w, const app_scorer *sc, const vigil_txn *txn,
 		rv = store_score_begin(db, w->ctx, txn, w->features, w->nfeat, &out->prior);
 		locked = rv == VIGIL_OK;
 	}
+	if (rv == VIGIL_OK && sc->amend != NULL)
+		rv = sc->amend(sc->amend_arg, w->features, w->nfeat);
 	if (rv != VIGIL_OK)
 		goto out;
 

@@ -518,7 +518,7 @@ worker_plan_values(batch_worker *wk, uint32_t i, store_diag *reterr)
 	const batch_run *r = wk->run;
 	const store_scored_lean *s = &wk->lean[i];
 	batch_pval *pv = &wk->pvals[(size_t)i * r->nplans];
-	vigil_value txnf[32];
+	vigil_value txnf[STORE_LEAN_TXN_SLOTS];
 	bool have_txnf = false;
 	vigil_err rv;
 

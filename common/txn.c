@@ -144,18 +144,14 @@ ip_ok(const char *s)
 	return class_ok(s, VIGIL_IP_MAX, CL_IP, &n);
 }
 
-#define FAIL(field, ...)                                          \
-	do {                                                      \
-		if (reterr_field != NULL)                         \
-			*reterr_field = (field);                  \
-		if (reterr_msg != NULL && msglen > 0)             \
-			snprintf(reterr_msg, msglen, __VA_ARGS__); \
-		return VIGIL_EINVAL;                              \
+#define FAIL(field, ...)                                   \
+	do {                                               \
+		vigil_errinfo_set(reterr, (field), __VA_ARGS__); \
+		return VIGIL_EINVAL;                       \
 	} while (0)
 
 vigil_err
-vigil_txn_validate(const vigil_txn *txn, const char **reterr_field, char *reterr_msg,
-    size_t msglen)
+vigil_txn_validate(const vigil_txn *txn, vigil_errinfo *reterr)
 {
 	/* 2000-01-01 and 2100-01-01 in Unix ms. */
 	const int64_t t_min = 946684800000LL, t_max = 4102444800000LL;

@@ -65,9 +65,11 @@ void vigil_utf8_line(char *s);
  * about (field), where (file:line:col in a text, or file + byte offset in a
  * binary input), and what is wrong (msg). Whoever finds the error fills
  * the parts it knows, so no caller parses a message to recover the field
- * or the place. Filled by the JSON transaction decoder (field), the rules
- * compiler (rules_diag: file, line, col), the CSV reader (csv_diag: file,
- * line, field = column) and, through them, vigild's admin replies.
+ * or the place. Filled by the JSON transaction decoder and
+ * vigil_txn_validate (field), the rules compiler (rules_diag: file, line,
+ * col), the CSV reader (csv_diag: file, line, field = column), vigild's
+ * wire stage (srv_wire_err.info: field; the replies' field and message) and
+ * its configuration (srv_config_load: file, line, field = key or flag).
  */
 #define VIGIL_NOPOS UINT64_MAX
 typedef struct vigil_errinfo {
@@ -205,12 +207,11 @@ double vigil_txn_amount(const vigil_txn *txn);
  * charset of ids: printable ASCII without spaces, currency known, country two
  * upper-case letters, amount in [0, 10^15), event time within
  * [2000-01-01, 2100-01-01), lat in [-90, 90], lon in [-180, 180]).
- * VIGIL_OK, or VIGIL_EINVAL with *reterr_field set to the offending field's
- * wire name ("card_id", "currency", ...) and reterr_msg (may be NULL) filled
- * with a one-line reason.
+ * VIGIL_OK (*reterr untouched), or VIGIL_EINVAL with *reterr (may be NULL)
+ * filled: field the offending field's wire name ("card_id", "currency",
+ * "location.latitude", ...), msg a one-line reason; no position.
  */
-vigil_err vigil_txn_validate(const vigil_txn *txn, const char **reterr_field,
-    char *reterr_msg, size_t msglen);
+vigil_err vigil_txn_validate(const vigil_txn *txn, vigil_errinfo *reterr);
 
 /* Whether the len bytes at s are all in the id charset of vigil_txn_validate
  * (printable ASCII without spaces, quotes, commas or backslashes). */

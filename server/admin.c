@@ -138,10 +138,10 @@ admin_send_status(struct evhttp_request *req, const srv_wire_err *err)
 	const char *reason;
 	int code = admin_http_code(err->status, &reason);
 	json_t *o = json_pack("{s:s, s:s}", "status", srv_status_name(err->status),
-	    "message", err->msg);
+	    "message", err->info.msg);
 
-	if (o != NULL && err->field[0] != '\0')
-		json_object_set_new(o, "field", json_string(err->field));
+	if (o != NULL && err->info.field[0] != '\0')
+		json_object_set_new(o, "field", json_string(err->info.field));
 	admin_send_json(req, code, reason, o);
 }
 
@@ -299,9 +299,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	json_error_t jerr;
 	vigil_txn txn;
 	char *text = NULL;
-	char msg[240];
 	vigil_errinfo ei;
-	const char *bad = NULL;
 	bool dry_run = false;
 	size_t len;
 	uint64_t t0 = vigil_mono_ns();
@@ -355,17 +353,17 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	}
 	dry_run = json_is_true(jdry);
 	if (vigil_txn_from_json(txnobj, &txn, &ei) != VIGIL_OK) {
-		char field[sizeof err.field];
+		char field[sizeof err.info.field];
 
 		snprintf(field, sizeof field, "txn%s%.40s", ei.field[0] != '\0' ? "." : "", ei.field);
 		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", ei.msg);
 		goto fail;
 	}
-	if (vigil_txn_validate(&txn, &bad, msg, sizeof msg) != VIGIL_OK) {
-		char field[48];
+	if (vigil_txn_validate(&txn, &ei) != VIGIL_OK) {
+		char field[sizeof err.info.field];
 
-		snprintf(field, sizeof field, "txn.%s", bad != NULL ? bad : "");
-		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", msg);
+		snprintf(field, sizeof field, "txn.%.40s", ei.field);
+		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", ei.msg);
 		goto fail;
 	}
 	out = malloc(sizeof *out);

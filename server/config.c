@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <ini.h>
 #include <nng/nng.h>
 #include <stdio.h>
@@ -577,9 +578,41 @@ enum {
 	OPT_TLS_CA, OPT_TOKEN_FILE, OPT_USER, OPT_QUIET = 'q',
 };
 
+/* An error in or about the config file: file set (line when known). */
+static void
+cfg_file_err(vigil_errinfo *e, const char *path, int line, const char *field, const char *fmt,
+    ...) __attribute__((format(printf, 5, 6)));
+
+static void
+cfg_file_err(vigil_errinfo *e, const char *path, int line, const char *field, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	vigil_errinfo_set(e, field, "%s", "");
+	snprintf(e->file, sizeof e->file, "%s", path);
+	e->line = line > 0 ? (uint32_t)line : 0;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	vigil_utf8_line(e->msg);
+}
+
+const char *
+srv_config_err_format(const vigil_errinfo *e, char *buf, size_t cap)
+{
+	char line[sizeof e->file + sizeof e->msg + 32];
+
+	if (e->file[0] == '\0')
+		snprintf(buf, cap, "%s", e->msg);
+	else
+		snprintf(buf, cap, "config %s", vigil_errinfo_format(e, line, sizeof line));
+	return buf;
+}
+
 vigil_err
 srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_action,
-    char *errbuf, size_t errlen)
+    vigil_errinfo *reterr)
 {
 	static const struct option longopts[] = {
 		{ "config",       required_argument, NULL, OPT_CONFIG },
@@ -629,11 +662,12 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_VERSION: *ret_action = SRV_VERSION; return VIGIL_OK;
 		case OPT_LISTEN:
 			if (nlisten == SRV_MAX_LISTEN) {
-				snprintf(errbuf, errlen, "--listen: more than %d URLs", SRV_MAX_LISTEN);
+				vigil_errinfo_set(reterr, "--listen", "--listen: more than %d URLs",
+				    SRV_MAX_LISTEN);
 				return VIGIL_EINVAL;
 			}
 			if (strlen(listen_join) + strlen(optarg) + 2 > sizeof listen_join) {
-				snprintf(errbuf, errlen, "--listen: URL list too long");
+				vigil_errinfo_set(reterr, "--listen", "--listen: URL list too long");
 				return VIGIL_EINVAL;
 			}
 			if (nlisten++ > 0)
@@ -658,15 +692,15 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case '?':
 		default:
 			if (optopt != 0 && optopt < 256)
-				snprintf(errbuf, errlen, "option -%c: unknown or missing its value "
+				vigil_errinfo_set(reterr, NULL, "option -%c: unknown or missing its value "
 				    "(see --help)", optopt);
 			else
-				snprintf(errbuf, errlen, "%s: unknown option or missing value (see --help)",
-				    argv[optind - 1]);
+				vigil_errinfo_set(reterr, NULL, "%s: unknown option or missing value "
+				    "(see --help)", argv[optind - 1]);
 			return VIGIL_EINVAL;
 		}
 		if (nflags == sizeof flags / sizeof flags[0]) {
-			snprintf(errbuf, errlen, "too many options");
+			vigil_errinfo_set(reterr, NULL, "too many options");
 			return VIGIL_EINVAL;
 		}
 		flags[nflags].section = section;
@@ -676,7 +710,8 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		nflags++;
 	}
 	if (optind < argc) {
-		snprintf(errbuf, errlen, "unexpected argument \"%s\" (see --help)", argv[optind]);
+		vigil_errinfo_set(reterr, NULL, "unexpected argument \"%s\" (see --help)",
+		    argv[optind]);
 		return VIGIL_EINVAL;
 	}
 
@@ -686,42 +721,40 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 
 		if (!cfg_str(config_path, c.config_path, sizeof c.config_path, true, reason,
 		    sizeof reason)) {
-			snprintf(errbuf, errlen, "--config: %s", reason);
+			vigil_errinfo_set(reterr, "--config", "--config: %s", reason);
 			return VIGIL_EINVAL;
 		}
 		ictx.f = fopen(config_path, "r");
 		if (ictx.f == NULL) {
-			snprintf(errbuf, errlen, "config %s: cannot open: %s", config_path,
-			    strerror(errno));
+			cfg_file_err(reterr, config_path, 0, NULL, "cannot open: %s", strerror(errno));
 			return VIGIL_EINVAL;
 		}
 		errno = 0;
 		line = ini_parse_stream(cfg_ini_reader, &ictx, cfg_ini_handler, &ictx);
 		if (ferror(ictx.f)) {
-			snprintf(errbuf, errlen, "config %s: cannot read: %s", config_path,
+			cfg_file_err(reterr, config_path, 0, NULL, "cannot read: %s",
 			    strerror(errno != 0 ? errno : EIO));
 			fclose(ictx.f);
 			return VIGIL_EINVAL;
 		}
 		fclose(ictx.f);
 		if (line == -2) {
-			snprintf(errbuf, errlen, "config %s: out of memory", config_path);
+			cfg_file_err(reterr, config_path, 0, NULL, "out of memory");
 			return VIGIL_ENOMEM;
 		}
 		if (ictx.bad_line > 0 && (line <= 0 || ictx.bad_line < line)) {
-			snprintf(errbuf, errlen, "config %s:%d: %s", config_path, ictx.bad_line,
-			    ictx.bad);
+			cfg_file_err(reterr, config_path, ictx.bad_line, NULL, "%s", ictx.bad);
 			return VIGIL_EINVAL;
 		}
 		/* line is the first error of either kind: the handler's, or a syntax error above it */
 		if (ictx.failed && line == ictx.err_line) {
-			snprintf(errbuf, errlen, "config %s:%d: %s: %s", config_path, line,
-			    ictx.key, ictx.reason);
+			cfg_file_err(reterr, config_path, line, ictx.key, "%s: %s", ictx.key,
+			    ictx.reason);
 			return VIGIL_EINVAL;
 		}
 		if (line > 0) {
-			snprintf(errbuf, errlen, "config %s:%d: syntax error (expected "
-			    "[section] or key = value)", config_path, line);
+			cfg_file_err(reterr, config_path, line, NULL, "syntax error (expected "
+			    "[section] or key = value)");
 			return VIGIL_EINVAL;
 		}
 	}
@@ -729,24 +762,24 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 	for (uint32_t i = 0; i < nflags; i++) {
 		if (!cfg_apply(&c, flags[i].section, flags[i].key, flags[i].value, reason,
 		    sizeof reason)) {
-			snprintf(errbuf, errlen, "%s: %s", flags[i].flag, reason);
+			vigil_errinfo_set(reterr, flags[i].flag, "%s: %s", flags[i].flag, reason);
 			return VIGIL_EINVAL;
 		}
 	}
 	if (nlisten > 0 && !cfg_listen_list(&c, listen_join, reason, sizeof reason)) {
-		snprintf(errbuf, errlen, "--listen: %s", reason);
+		vigil_errinfo_set(reterr, "--listen", "--listen: %s", reason);
 		return VIGIL_EINVAL;
 	}
 	if (c.rules_path[0] == '\0') {
-		snprintf(errbuf, errlen, "no rule file: set [rules] path or --rules");
+		vigil_errinfo_set(reterr, "rules.path", "no rule file: set [rules] path or --rules");
 		return VIGIL_EINVAL;
 	}
 	if (!cfg_tls_consistent(&c, reason, sizeof reason)) {
-		snprintf(errbuf, errlen, "%s", reason);
+		vigil_errinfo_set(reterr, "tls", "%s", reason);
 		return VIGIL_EINVAL;
 	}
 	if (quiet && action != SRV_CHECK_CONFIG) {
-		snprintf(errbuf, errlen, "--quiet goes with --check-config (see --help)");
+		vigil_errinfo_set(reterr, "--quiet", "--quiet goes with --check-config (see --help)");
 		return VIGIL_EINVAL;
 	}
 	c.quiet = quiet;

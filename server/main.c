@@ -656,6 +656,7 @@ main(int argc, char **argv)
 	sigset_t sigs;
 	srv_action action;
 	char errbuf[SRV_ERR_MAX], refresh_err[512] = "";
+	vigil_errinfo cfgerr;
 	uint64_t wd_usec = 0, last_wd = 0, last_refresh = 0, last_maint = 0;
 	int status = 1;
 	bool clean;
@@ -663,8 +664,8 @@ main(int argc, char **argv)
 
 	/* Before anything is created: the archive, LMDB files, sockets. */
 	umask(027);
-	if (srv_config_load(argc, argv, &s->cfg, &action, errbuf, sizeof errbuf) != VIGIL_OK) {
-		fprintf(stderr, "vigild: %s\n", errbuf);
+	if (srv_config_load(argc, argv, &s->cfg, &action, &cfgerr) != VIGIL_OK) {
+		fprintf(stderr, "vigild: %s\n", srv_config_err_format(&cfgerr, errbuf, sizeof errbuf));
 		return 2;
 	}
 	switch (action) {

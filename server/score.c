@@ -240,8 +240,8 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	vigil_err rv;
 
 	out->err.status = VIGIL__V1__STATUS__STATUS_OK;
-	out->err.field[0] = '\0';
-	memcpy(out->err.msg, "ok", 3);
+	out->err.info.field[0] = '\0';
+	memcpy(out->err.info.msg, "ok", 3);
 	out->duplicate = false;
 	out->dry_run = dry_run;
 	out->nhits = 0;

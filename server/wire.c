@@ -38,12 +38,14 @@ srv_wire_err_set(srv_wire_err *err, Vigil__V1__Status status, const char *field,
 {
 	va_list ap;
 
+	_Static_assert(SRV_WIRE_MSG_MAX <= sizeof err->info.msg, "reply message cap");
 	err->status = status;
-	snprintf(err->field, sizeof err->field, "%s", field != NULL ? field : "");
+	vigil_errinfo_clear(&err->info);
+	snprintf(err->info.field, sizeof err->info.field, "%s", field != NULL ? field : "");
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	vsnprintf(err->info.msg, SRV_WIRE_MSG_MAX, fmt, ap);
 	va_end(ap);
-	vigil_utf8_line(err->msg);
+	vigil_utf8_line(err->info.msg);
 }
 
 vigil_err
@@ -100,7 +102,7 @@ srv_wire_decode_with(const void *buf, size_t len, size_t max_bytes,
     ProtobufCAllocator *alloc, Vigil__V1__Request **ret_req, srv_wire_err *reterr)
 {
 	Vigil__V1__Request *req;
-	char field[sizeof reterr->field];
+	char field[sizeof reterr->info.field];
 
 	if (len > max_bytes) {
 		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_TOO_BIG, "",
@@ -162,8 +164,7 @@ srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn, srv_wire_err 
 {
 	vigil_txn t;
 	vigil_err rv;
-	const char *bad = NULL;
-	char msg[200];
+	vigil_errinfo ei;
 
 	if (in == NULL) {
 		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn",
@@ -236,17 +237,13 @@ srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn, srv_wire_err 
 		}
 	}
 
-	rv = vigil_txn_validate(&t, &bad, msg, sizeof msg);
+	rv = vigil_txn_validate(&t, &ei);
 	if (rv != VIGIL_OK) {
-		char field[40];
+		char field[sizeof reterr->info.field];
 
-		/* The flat form has lat/lon; the wire has location.latitude/longitude. */
-		if (bad != NULL && strcmp(bad, "lat") == 0)
-			bad = "location.latitude";
-		else if (bad != NULL && strcmp(bad, "lon") == 0)
-			bad = "location.longitude";
-		snprintf(field, sizeof field, "txn.%s", bad != NULL ? bad : "");
-		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", msg);
+		/* validate names wire fields ("location.latitude") below the txn */
+		snprintf(field, sizeof field, "txn.%.40s", ei.field);
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", ei.msg);
 		return VIGIL_EINVAL;
 	}
 	*ret_txn = t;
@@ -376,8 +373,8 @@ srv_wire_error_reply(const srv_wire_err *err, Vigil__V1__Reply *ret_reply)
 {
 	vigil__v1__reply__init(ret_reply);
 	ret_reply->status = err->status;
-	ret_reply->message = (char *)err->msg;
-	ret_reply->field = (char *)err->field;
+	ret_reply->message = (char *)err->info.msg;
+	ret_reply->field = (char *)err->info.field;
 }
 
 /* ============================ reply encoding ============================ */

@@ -22,11 +22,15 @@
 #define SRV_ATTR_VALUE_MAX  256 /* bytes */
 #define SRV_LABEL_SOURCE_MAX 31 /* bytes (store_label.source) */
 
-/* Why a request cannot be served: the reply's status, field and message. */
+/* Why a request cannot be served: the reply's status, and common's error
+ * detail (vigil_errinfo): info.field the request field it is about
+ * ("txn.currency"; "" when not about one), info.msg the reply's message,
+ * one line of at most SRV_WIRE_MSG_MAX - 1 bytes. A request has no text
+ * position: file, line and col stay empty, offset VIGIL_NOPOS. */
+#define SRV_WIRE_MSG_MAX 240 /* bytes with the NUL */
 typedef struct srv_wire_err {
 	Vigil__V1__Status status;
-	char              field[48]; /* "txn.currency"; "" when not about a field */
-	char              msg[240];  /* one line */
+	vigil_errinfo     info;
 } srv_wire_err;
 
 /*
@@ -89,7 +93,8 @@ void srv_wire_error_reply(const srv_wire_err *err, Vigil__V1__Reply *ret_reply);
 size_t srv_wire_reply_size(const Vigil__V1__Reply *r);
 size_t srv_wire_reply_pack(const Vigil__V1__Reply *r, uint8_t *out);
 
-/* Fills err; printf-style message. */
+/* Fills err (vigil_errinfo_set, the message cut at SRV_WIRE_MSG_MAX);
+ * printf-style message. */
 void srv_wire_err_set(srv_wire_err *err, Vigil__V1__Status status, const char *field,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

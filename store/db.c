@@ -858,9 +858,8 @@ store_db_new_memory_masked(const store_db_opts *opts, const store_feature_mask *
 	if (rv != VIGIL_OK)
 		return rv;
 	db->memory = true;
-	db->opts.read_only = false;
 	rv = db_check_opts(&db->opts, NULL);
-	if (rv == VIGIL_OK)
+	if (rv == VIGIL_OK && !db->opts.read_only)
 		rv = db_live_fresh(db);
 	if (rv != VIGIL_OK) {
 		store_db_close(db);

@@ -214,8 +214,12 @@ void store_db_get_health(store_db *db, store_db_health *ret_health);
 /*
  * Offline use (replay, tests): a live state with no archive and no data
  * directory. Same begin/commit/abort API; commit applies without archiving.
- * opts NULL = defaults (archive and read_only ignored). VIGIL_OK: *ret_db
- * set; VIGIL_EINVAL for options (as store_db_open), VIGIL_ENOMEM.
+ * opts NULL = defaults (archive ignored). With opts->read_only there is no
+ * live state either (vigil-rules explain): store_features_lookup fills the
+ * transaction's fields and the served generation's features, velocity
+ * missing, as on a read-only data directory; store_score_begin returns
+ * VIGIL_EINVAL. VIGIL_OK: *ret_db set; VIGIL_EINVAL for options (as
+ * store_db_open), VIGIL_ENOMEM.
  * store_db_set_gen serves gen (NULL: no batch features) from the next
  * begin or lookup on; the db does not take ownership: close gen after the
  * db, or after swapping it out. On ENOMEM the previous one stays.

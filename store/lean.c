@@ -465,11 +465,18 @@ void
 store_lean_features_from_txn(const store_scored_lean *s, vigil_value *f, uint32_t n)
 {
 	/* Mirrors store_features_from_txn (schema.c; tests check they agree),
-	 * computing only the n slots asked for. */
+	 * computing only the n slots asked for. The bound is the contract, and
+	 * it lets the compiler see that a caller's STORE_LEAN_TXN_SLOTS-value
+	 * buffer is never written past (gcc -flto warned on batch's, when the
+	 * derived hour slot, far past it, was computed here too). */
 	static const double scale[] = { 1, 10, 100, 1000, 10000 };
 	const char *ch;
 	int e;
 
+	_Static_assert(STORE_LEAN_TXN_SLOTS == STORE_SLOT_EVENT_TIME + 1,
+	    "the transaction's fields are the first slots, event_time the last");
+	if (n > STORE_LEAN_TXN_SLOTS)
+		n = STORE_LEAN_TXN_SLOTS;
 	for (uint32_t i = 0; i < n; i++) {
 		switch (i) {
 		case STORE_SLOT_AMOUNT:
@@ -518,9 +525,6 @@ store_lean_features_from_txn(const store_scored_lean *s, vigil_value *f, uint32_
 			break;
 		case STORE_SLOT_EVENT_TIME:
 			f[i] = vigil_value_num((double)s->event_time_ms / 1000.0);
-			break;
-		case STORE_SLOT_HOUR:
-			f[i] = vigil_value_num((double)store_hour_of(s->event_time_ms));
 			break;
 		default:
 			f[i] = vigil_value_missing();

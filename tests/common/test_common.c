@@ -134,21 +134,29 @@ test_validate(void **state)
 		{ "mcc", m_mcc },             { "ip", m_ip },
 	};
 	vigil_txn t = good_txn();
-	const char *field = NULL;
-	char msg[160];
+	vigil_errinfo ei;
 
 	(void)state;
-	assert_int_equal(vigil_txn_validate(&t, &field, msg, sizeof msg), VIGIL_OK);
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_OK);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		t = good_txn();
 		cases[i].mutate(&t);
-		field = NULL;
-		msg[0] = '\0';
-		assert_int_equal(vigil_txn_validate(&t, &field, msg, sizeof msg), VIGIL_EINVAL);
-		assert_non_null(field);
-		assert_string_equal(field, cases[i].field);
-		assert_true(strlen(msg) > 0);
+		memset(&ei, 'x', sizeof ei);
+		assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_EINVAL);
+		assert_string_equal(ei.field, cases[i].field);
+		assert_true(strlen(ei.msg) > 0);
+		/* a field of a struct, not a place in a text */
+		assert_string_equal(ei.file, "");
+		assert_int_equal(ei.line, 0);
+		assert_int_equal(ei.col, 0);
+		assert_true(ei.offset == VIGIL_NOPOS);
 	}
+	/* the message says the field's own name first (the replies' wording) */
+	t = good_txn();
+	strcpy(t.currency, "XXY");
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_EINVAL);
+	assert_string_equal(ei.msg, "currency \"XXY\" is not an active ISO 4217 code");
+	assert_int_equal(vigil_txn_validate(&t, NULL), VIGIL_EINVAL);
 }
 
 /* Ids and ip at their caps, one byte over (no NUL in the array), bad bytes. */
@@ -158,12 +166,12 @@ static void
 expect_rejected(size_t off, const char *name, const char *const *values)
 {
 	for (; *values != NULL; values++) {
-		vigil_txn   t = good_txn();
-		const char *field = NULL;
+		vigil_txn     t = good_txn();
+		vigil_errinfo ei;
 
 		strcpy((char *)&t + off, *values);
-		assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
-		assert_string_equal(field, name);
+		assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_EINVAL);
+		assert_string_equal(ei.field, name);
 	}
 }
 
@@ -171,36 +179,36 @@ static void
 test_validate_ids(void **state)
 {
 	vigil_txn t = good_txn();
-	const char *field = NULL;
+	vigil_errinfo ei;
 
 	(void)state;
 	memset(t.card_id, 'c', VIGIL_ID_MAX);
 	t.card_id[VIGIL_ID_MAX] = '\0';
 	strcpy(t.ip, "2001:DB8:0:0:0:0:0:1");
-	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_OK);
 	memset(t.card_id, 'c', sizeof t.card_id);
-	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
-	assert_string_equal(field, "card_id");
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_EINVAL);
+	assert_string_equal(ei.field, "card_id");
 
 	t = good_txn();
 	memset(t.ip, '1', VIGIL_IP_MAX);
 	t.ip[VIGIL_IP_MAX] = '\0';
-	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_OK);
 	memset(t.ip, 'f', sizeof t.ip);
-	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_EINVAL);
-	assert_string_equal(field, "ip");
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_EINVAL);
+	assert_string_equal(ei.field, "ip");
 	expect_rejected(offsetof(vigil_txn, ip), "ip", (const char *const[]){ "1.2.3.g",
 	    "1.2.3.4 ", "fe80::1%eth0", "::G", "1/2", NULL });
 	t = good_txn();
 	strcpy(t.ip, "aBcDeF:0123456789.");
-	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_OK);
 
 	/* optional ids may be empty, never hold a quote, backslash, comma or DEL */
 	expect_rejected(offsetof(vigil_txn, device_id), "device_id", (const char *const[]){ "d\"1",
 	    "d\\1", "d,1", "d\x7f", "d\t", NULL });
 	t = good_txn();
 	strcpy(t.terminal_id, "~!#$%&'()*+-./:;<=>?@[]^_`{|}");
-	assert_int_equal(vigil_txn_validate(&t, &field, NULL, 0), VIGIL_OK);
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_OK);
 
 	/* every byte in an id and in an ip, against the documented charsets */
 	for (int c = 1; c < 256; c++) {
@@ -216,12 +224,12 @@ test_validate_ids(void **state)
 		t.device_id[0] = 'd';
 		t.device_id[1] = (char)c;
 		t.device_id[2] = '\0';
-		assert_int_equal(vigil_txn_validate(&t, NULL, NULL, 0), id ? VIGIL_OK : VIGIL_EINVAL);
+		assert_int_equal(vigil_txn_validate(&t, NULL), id ? VIGIL_OK : VIGIL_EINVAL);
 		t = good_txn();
 		t.ip[0] = (char)c;
 		t.ip[1] = '1';
 		t.ip[2] = '\0';
-		assert_int_equal(vigil_txn_validate(&t, NULL, NULL, 0), ip ? VIGIL_OK : VIGIL_EINVAL);
+		assert_int_equal(vigil_txn_validate(&t, NULL), ip ? VIGIL_OK : VIGIL_EINVAL);
 	}
 
 	/* every byte at every place of ids of every length up to the cap (the
@@ -240,7 +248,7 @@ test_validate_ids(void **state)
 				t = good_txn();
 				memcpy(t.card_id, b, len);
 				t.card_id[len] = '\0';
-				assert_int_equal(vigil_txn_validate(&t, NULL, NULL, 0),
+				assert_int_equal(vigil_txn_validate(&t, NULL),
 				    id ? VIGIL_OK : VIGIL_EINVAL);
 			}
 		}
@@ -375,7 +383,7 @@ test_json(void **state)
 	assert_int_equal(t.channel, VIGIL_CHANNEL_POS);
 	assert_true(t.has_location);
 	assert_int_equal(t.mcc, 5999);
-	assert_int_equal(vigil_txn_validate(&t, NULL, NULL, 0), VIGIL_OK);
+	assert_int_equal(vigil_txn_validate(&t, NULL), VIGIL_OK);
 	{
 		json_t *back = vigil_txn_to_json(&t);
 		vigil_txn t2;

@@ -31,6 +31,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static srv_config cfg;
 	srv_action act = SRV_RUN;
 	char err[SRV_ERR_MAX];
+	vigil_errinfo ei;
 	vigil_err rv;
 	FILE *f;
 
@@ -49,7 +50,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (f == NULL || (size > 0 && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
 		abort();
 	err[0] = '\0';
-	rv = srv_config_load(4, argv, &cfg, &act, err, sizeof err);
+	memset(&ei, 0, sizeof ei);
+	rv = srv_config_load(4, argv, &cfg, &act, &ei);
+	if (rv != VIGIL_OK)
+		srv_config_err_format(&ei, err, sizeof err);
 	if (rv == VIGIL_OK) {
 		if (act != SRV_CHECK_CONFIG || cfg.rules_path[0] == '\0' ||
 		    cfg.nlisten > SRV_MAX_LISTEN || memchr(cfg.data_dir, '\0', sizeof cfg.data_dir) == NULL)

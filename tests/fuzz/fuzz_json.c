@@ -15,14 +15,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_error_t jerr;
 	json_t *o = json_loadb((const char *)data, size, 0, &jerr);
 	vigil_txn t;
-	char err[160];
 	vigil_errinfo ei;
 
 	if (o == NULL)
 		return 0;
 	if (vigil_txn_from_json(o, &t, &ei) == VIGIL_OK) {
 		json_t *back;
-		(void)vigil_txn_validate(&t, NULL, err, sizeof err);
+		(void)vigil_txn_validate(&t, &ei);
 		back = vigil_txn_to_json(&t);
 		json_decref(back);
 	}

@@ -41,7 +41,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (vigil__v1__reply__pack(&reply, buf) != n)
 		__builtin_trap();
 	back = vigil__v1__reply__unpack(NULL, n, buf);
-	if (back == NULL || back->status != err.status || strcmp(back->field, err.field) != 0)
+	if (back == NULL || back->status != err.status || strcmp(back->field, err.info.field) != 0)
 		__builtin_trap();
 	vigil__v1__reply__free_unpacked(back, NULL);
 	free(buf);

@@ -5,7 +5,7 @@
 # column, source line and caret, JSON output, fmt -w/--check, explain and
 # failing cases. Usage: test_vigil_rules.sh PATH/TO/vigil-rules
 set -u
-V=$1
+V=$(cd "$(dirname "$1")" && pwd)/$(basename "$1") # absolute: some checks run in ROOT
 ROOT=${VIGIL_SOURCE_ROOT:-.}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -106,6 +106,16 @@ expect_rc 0 "$V" explain --json "$ROOT/rules/default.rules" --txn "@$T/txn.json"
 expect_grep '"decision": "decline"' "$T/out"
 expect_grep '"outcome": "true"' "$T/out"
 expect_grep '"source": "fallback"' "$T/out"
+# without --data the output is what explain printed before it scored
+# through the pipeline (files made by that version; paths relative to ROOT)
+for c in blocked model; do
+	(cd "$ROOT" && "$V" explain rules/default.rules --txn "@tests/rules/data/explain-$c.json") >"$T/out" ||
+		fail "explain $c: exit $?"
+	cmp -s "$T/out" "$ROOT/tests/rules/data/explain-$c.out" || fail "explain $c: output differs: $(diff "$ROOT/tests/rules/data/explain-$c.out" "$T/out" | head -20)"
+	(cd "$ROOT" && "$V" explain --json rules/default.rules --txn "@tests/rules/data/explain-$c.json") >"$T/out" ||
+		fail "explain --json $c: exit $?"
+	cmp -s "$T/out" "$ROOT/tests/rules/data/explain-$c.json.out" || fail "explain --json $c: output differs: $(diff "$ROOT/tests/rules/data/explain-$c.json.out" "$T/out" | head -20)"
+done
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn":{"card_id":"x"}}'
 expect_grep "vigil-rules: --txn: txn." "$T/err"
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn "$(echo "$TXN" | sed 's/card.count_90d/card.count_9d/')"

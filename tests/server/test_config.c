@@ -37,9 +37,13 @@ write_ini(const char *text)
 	fclose(f);
 }
 
+/* The detail of load's last error, beside the line it printed into err. */
+static vigil_errinfo last_err;
+
 static vigil_err
 load(srv_config *cfg, srv_action *act, char *err, size_t errlen, ...)
 {
+	vigil_err rv;
 	char *argv[32];
 	int argc = 0;
 	va_list ap;
@@ -52,7 +56,11 @@ load(srv_config *cfg, srv_action *act, char *err, size_t errlen, ...)
 	va_end(ap);
 	argv[argc] = NULL;
 	err[0] = '\0';
-	return srv_config_load(argc, argv, cfg, act, err, errlen);
+	memset(&last_err, 0, sizeof last_err);
+	rv = srv_config_load(argc, argv, cfg, act, &last_err);
+	if (rv != VIGIL_OK)
+		srv_config_err_format(&last_err, err, errlen);
+	return rv;
 }
 
 static void
@@ -293,6 +301,12 @@ test_ini_errors_name_line(void **state)
 	snprintf(want, sizeof want, "config %s:3: max_inflight: \"lots\" is not a non-negative integer",
 	    ini_path);
 	assert_string_equal(err, want);
+	/* the parts: the file and line, the key, what is wrong */
+	assert_string_equal(last_err.file, ini_path);
+	assert_int_equal(last_err.line, 3);
+	assert_int_equal(last_err.col, 0);
+	assert_string_equal(last_err.field, "max_inflight");
+	assert_string_equal(last_err.msg, "max_inflight: \"lots\" is not a non-negative integer");
 
 	write_ini("[server]\nworkers = 0\n");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
@@ -322,6 +336,8 @@ test_ini_errors_name_line(void **state)
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, "--rules", "r", NULL),
 	    VIGIL_EINVAL);
 	assert_non_null(strstr(err, ":2: syntax error"));
+	assert_int_equal(last_err.line, 2);
+	assert_string_equal(last_err.field, "");
 	unlink(ini_path);
 
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", "/nonexistent/v.ini", NULL),
@@ -332,6 +348,8 @@ test_ini_errors_name_line(void **state)
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", "/tmp", "--rules", "r", NULL),
 	    VIGIL_EINVAL);
 	assert_string_equal(err, "config /tmp: cannot read: Is a directory");
+	assert_string_equal(last_err.file, "/tmp");
+	assert_int_equal(last_err.line, 0);
 }
 
 /* The line of an error is the line of the key at fault, even after an
@@ -473,6 +491,10 @@ test_flag_errors(void **state)
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--fsync", "maybe", NULL),
 	    VIGIL_EINVAL);
 	assert_string_equal(err, "--fsync: \"maybe\" is not always, interval or never");
+	/* a flag's error is about the flag, in no file */
+	assert_string_equal(last_err.field, "--fsync");
+	assert_string_equal(last_err.file, "");
+	assert_int_equal(last_err.line, 0);
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--admin", "localhost",
 	    NULL), VIGIL_EINVAL);
 	assert_non_null(strstr(err, "--admin: \"localhost\" is not HOST:PORT"));

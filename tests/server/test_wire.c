@@ -60,8 +60,12 @@ expect_invalid(Vigil__V1__Transaction *t, const char *field)
 
 	assert_int_equal(srv_wire_txn(t, &txn, &err), VIGIL_EINVAL);
 	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_INVALID);
-	assert_string_equal(err.field, field);
-	assert_true(strlen(err.msg) > 0);
+	assert_string_equal(err.info.field, field);
+	assert_true(strlen(err.info.msg) > 0);
+	/* a request field, not a place in a text */
+	assert_string_equal(err.info.file, "");
+	assert_int_equal(err.info.line, 0);
+	assert_true(err.info.offset == VIGIL_NOPOS);
 }
 
 static void
@@ -99,7 +103,7 @@ test_decode_size_cap_first(void **state)
 	assert_int_equal(srv_wire_decode(junk, sizeof junk, 256, &req, &err), VIGIL_ETOOBIG);
 	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_TOO_BIG);
 	assert_null(req);
-	assert_non_null(strstr(err.msg, "300 bytes"));
+	assert_non_null(strstr(err.info.msg, "300 bytes"));
 }
 
 static void
@@ -161,8 +165,8 @@ expect_nul_refused(uint8_t *buf, size_t len, const char *field)
 	assert_int_equal(srv_wire_decode(buf, len, 65536, &req, &err), VIGIL_EINVAL);
 	assert_null(req);
 	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_INVALID);
-	assert_string_equal(err.field, field);
-	assert_non_null(strstr(err.msg, "NUL"));
+	assert_string_equal(err.info.field, field);
+	assert_non_null(strstr(err.info.msg, "NUL"));
 }
 
 /*
@@ -299,23 +303,23 @@ test_error_message_utf8(void **state)
 	t.attributes = &ap;
 	t.n_attributes = 1;
 	assert_int_equal(srv_wire_txn(&t, &txn, &err), VIGIL_EINVAL);
-	assert_string_equal(err.field, "txn.attributes.value");
-	if (!utf8_line_ok(err.msg))
-		fail_msg("not one line of UTF-8: %s", err.msg);
+	assert_string_equal(err.info.field, "txn.attributes.value");
+	if (!utf8_line_ok(err.info.msg))
+		fail_msg("not one line of UTF-8: %s", err.info.msg);
 	t = good_txn();
 	t.currency = "\xc3\xa9\xff";
 	assert_int_equal(srv_wire_txn(&t, &txn, &err), VIGIL_EINVAL);
-	assert_string_equal(err.field, "txn.currency");
-	if (!utf8_line_ok(err.msg))
-		fail_msg("not one line of UTF-8: %s", err.msg);
+	assert_string_equal(err.info.field, "txn.currency");
+	if (!utf8_line_ok(err.info.msg))
+		fail_msg("not one line of UTF-8: %s", err.info.msg);
 	/* Valid UTF-8 is kept as it is; a character cut by the size cap is not. */
 	srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, "x", "caf\xc3\xa9 \xe2\x82\xac");
-	assert_string_equal(err.msg, "caf\xc3\xa9 \xe2\x82\xac");
+	assert_string_equal(err.info.msg, "caf\xc3\xa9 \xe2\x82\xac");
 	memset(big, 'a', sizeof big);
-	snprintf(big + sizeof err.msg - 3, 5, "\xe2\x82\xac");
+	snprintf(big + SRV_WIRE_MSG_MAX - 3, 5, "\xe2\x82\xac");
 	srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, "x", "%s", big);
-	assert_true(utf8_line_ok(err.msg));
-	assert_int_equal(strlen(err.msg), sizeof err.msg - 1);
+	assert_true(utf8_line_ok(err.info.msg));
+	assert_int_equal(strlen(err.info.msg), SRV_WIRE_MSG_MAX - 1);
 }
 
 static void
@@ -400,19 +404,19 @@ test_txn_time_future_skew(void **state)
 	txn.event_time_ms = now + 300001;
 	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 0, &err), VIGIL_EINVAL);
 	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_INVALID);
-	assert_string_equal(err.field, "txn.event_time_ms");
-	assert_string_equal(err.msg, "event_time_ms 1763700300001 is 300001 ms (5.0 min) "
+	assert_string_equal(err.info.field, "txn.event_time_ms");
+	assert_string_equal(err.info.msg, "event_time_ms 1763700300001 is 300001 ms (5.0 min) "
 	    "ahead of the server clock; the limit is 300000 ms (max_future_skew_ms)");
 
 	/* The year-2099 event that used to freeze every card's velocity. */
 	txn.event_time_ms = 4070908800000LL; /* 2099-01-01 */
 	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 0, &err), VIGIL_EINVAL);
-	assert_string_equal(err.msg, "event_time_ms 4070908800000 is 2307208800000 ms "
+	assert_string_equal(err.info.msg, "event_time_ms 4070908800000 is 2307208800000 ms "
 	    "(26703.8 d) ahead of the server clock; the limit is 300000 ms (max_future_skew_ms)");
 	txn.event_time_ms = now + 2 * 3600000;
 	assert_int_equal(srv_wire_txn_window(&txn, now, 60000, 0, &err), VIGIL_EINVAL);
-	assert_non_null(strstr(err.msg, "is 7200000 ms (2.0 h) ahead"));
-	assert_non_null(strstr(err.msg, "the limit is 60000 ms"));
+	assert_non_null(strstr(err.info.msg, "is 7200000 ms (2.0 h) ahead"));
+	assert_non_null(strstr(err.info.msg, "the limit is 60000 ms"));
 
 	/* 0 disables the guard. */
 	txn.event_time_ms = 4070908800000LL;
@@ -440,18 +444,18 @@ test_txn_time_past_skew(void **state)
 	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, VIGIL_MS_PER_DAY, &err),
 	    VIGIL_EINVAL);
 	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_INVALID);
-	assert_string_equal(err.field, "txn.event_time_ms");
-	assert_string_equal(err.msg, "event_time_ms 1763095199999 is 604800001 ms (7.0 d) "
+	assert_string_equal(err.info.field, "txn.event_time_ms");
+	assert_string_equal(err.info.msg, "event_time_ms 1763095199999 is 604800001 ms (7.0 d) "
 	    "behind the server clock; the limit is 86400000 ms (max_past_skew_ms)");
 	/* the future limit still applies, and each is off with 0 */
 	txn.event_time_ms = now + 300001;
 	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, VIGIL_MS_PER_DAY, &err),
 	    VIGIL_EINVAL);
-	assert_non_null(strstr(err.msg, "ahead of the server clock"));
+	assert_non_null(strstr(err.info.msg, "ahead of the server clock"));
 	txn.event_time_ms = now - 400LL * VIGIL_MS_PER_DAY;
 	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 0, &err), VIGIL_OK);
 	assert_int_equal(srv_wire_txn_window(&txn, now, 300000, 3600000, &err), VIGIL_EINVAL);
-	assert_non_null(strstr(err.msg, "(400.0 d) behind the server clock; the limit is "
+	assert_non_null(strstr(err.info.msg, "(400.0 d) behind the server clock; the limit is "
 	    "3600000 ms (max_past_skew_ms)"));
 }
 
@@ -464,9 +468,9 @@ test_label(void **state)
 
 	(void)state;
 	assert_int_equal(srv_wire_label(NULL, T0, &out, &err), VIGIL_EINVAL);
-	assert_string_equal(err.field, "label");
+	assert_string_equal(err.info.field, "label");
 	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
-	assert_string_equal(err.field, "label.txn_id");
+	assert_string_equal(err.info.field, "label.txn_id");
 	l.txn_id = "t-1";
 	l.fraud = true;
 	l.source = "chargeback";
@@ -477,18 +481,18 @@ test_label(void **state)
 	assert_string_equal(out.source, "chargeback");
 	l.label_time_ms = 5;
 	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
-	assert_string_equal(err.field, "label.label_time_ms");
+	assert_string_equal(err.info.field, "label.label_time_ms");
 	/* a label dated 2099 would never be used by a rebuild: refused */
 	l.label_time_ms = 4070908800000LL; /* 2099-01-01 */
 	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
-	assert_string_equal(err.field, "label.label_time_ms");
-	assert_non_null(strstr(err.msg, "in the future"));
+	assert_string_equal(err.info.field, "label.label_time_ms");
+	assert_non_null(strstr(err.info.msg, "in the future"));
 	l.label_time_ms = T0 + 3600000; /* an hour ahead: clocks differ, accepted */
 	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_OK);
 	l.label_time_ms = 0;
 	l.source = "a source with spaces";
 	assert_int_equal(srv_wire_label(&l, T0, &out, &err), VIGIL_EINVAL);
-	assert_string_equal(err.field, "label.source");
+	assert_string_equal(err.info.field, "label.source");
 }
 
 static void

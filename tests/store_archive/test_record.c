@@ -405,9 +405,14 @@ lean_agrees(const void *buf, size_t len)
 		assert_value_eq(&lean.feats[i].val, &full.feats[i].val);
 	}
 	store_features_from_txn(&full.txn, ff, 16);
-	store_lean_features_from_txn(&lean, lf, 16);
+	/* the transaction's fields, and nothing written past them */
 	for (int i = 0; i < 16; i++)
+		lf[i] = vigil_value_num(-1);
+	store_lean_features_from_txn(&lean, lf, 16);
+	for (int i = 0; i < STORE_LEAN_TXN_SLOTS; i++)
 		assert_value_eq(&lf[i], &ff[i]);
+	for (int i = STORE_LEAN_TXN_SLOTS; i < 16; i++)
+		assert_true(lf[i].present && lf[i].num == -1);
 	return r1;
 }
 

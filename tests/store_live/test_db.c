@@ -209,6 +209,45 @@ test_read_only(void **state)
 	tmpdir_free(dir);
 }
 
+/* A memory db opened read-only (vigil-rules explain without --data) has no
+ * live state: the transaction's fields, velocity missing, no scoring. */
+static void
+test_memory_read_only(void **state)
+{
+	store_db      *db = NULL;
+	store_db_opts  o;
+	store_ctx     *ctx;
+	vigil_value    f[256];
+	store_outcome  prior;
+	store_db_stats st;
+	vigil_txn      x = txn_make("r1", "card-1", "m1", T0, 100);
+
+	(void)state;
+	store_db_opts_default(&o);
+	o.read_only = true;
+	assert_int_equal(store_db_new_memory(&o, &db), VIGIL_OK);
+	ctx = store_ctx_new(db);
+	assert_non_null(ctx);
+	assert_int_equal(store_features_lookup(db, ctx, &x, f, store_schema_nfields()), VIGIL_OK);
+	assert_true(num_of(f, "amount") == 1.0);
+	assert_false(present_of(f, "vel.card.count_1m"));
+	assert_false(present_of(f, "card.count_90d"));
+	assert_int_equal(store_score_begin(db, ctx, &x, f, store_schema_nfields(), &prior),
+	    VIGIL_EINVAL);
+	store_db_get_stats(db, &st);
+	assert_int_equal(st.live_cards, 0);
+	store_ctx_free(ctx);
+	store_db_close(db);
+	/* without read_only the same lookup sees an (empty) live state */
+	o.read_only = false;
+	assert_int_equal(store_db_new_memory(&o, &db), VIGIL_OK);
+	ctx = store_ctx_new(db);
+	assert_int_equal(store_features_lookup(db, ctx, &x, f, store_schema_nfields()), VIGIL_OK);
+	assert_true(present_of(f, "vel.card.count_1m"));
+	store_ctx_free(ctx);
+	store_db_close(db);
+}
+
 static void
 test_bad_options(void **state)
 {
@@ -661,6 +700,7 @@ main(void)
 		cmocka_unit_test(test_reopen_equals_replay_historic),
 		cmocka_unit_test(test_label_archived),
 		cmocka_unit_test(test_read_only),
+		cmocka_unit_test(test_memory_read_only),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_recovery_reports_corruption),
 		cmocka_unit_test(test_recovery_loses_one_compressed_frame),

@@ -1067,13 +1067,11 @@ csv_row_build(csv_reader *rd, uint64_t line, csv_row *row, csv_diag *reterr)
 
 	/* The shared semantic checks (time range, ...): same rules as the server. */
 	{
-		const char *field = NULL;
-		char msg[160];
+		vigil_errinfo ei;
 
-		msg[0] = '\0'; /* set by validate on failure only */
-		if (vigil_txn_validate(&row->txn, &field, msg, sizeof msg) != VIGIL_OK)
-			return csv_bad(rd, line, reterr, field != NULL ? field : "record", "%s",
-			    msg[0] != '\0' ? msg : "invalid");
+		if (vigil_txn_validate(&row->txn, &ei) != VIGIL_OK)
+			return csv_bad(rd, line, reterr, ei.field[0] != '\0' ? ei.field : "record", "%s",
+			    ei.msg[0] != '\0' ? ei.msg : "invalid");
 	}
 	return VIGIL_OK;
 }

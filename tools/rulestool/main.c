@@ -11,6 +11,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 
 #include "app.h"
 #include "cli.h"
+#include "db.h"
 #include "rules.h"
 #include "schema.h"
 #include "vec.h"
@@ -43,7 +46,8 @@ static const char *tool_usage =
     "commands:\n"
     "  check [-q] [--json] FILE...        compile each file; print every error\n"
     "  fmt [-w | --write | --check] FILE  print FILE in canonical form\n"
-    "  explain [--json] FILE --txn JSON   evaluate one transaction, rule by rule\n"
+    "  explain [--json] [--data DIR] FILE --txn JSON\n"
+    "                                     score one transaction, rule by rule\n"
     "  test [-q | -v] FILE CASES          run regression cases against FILE\n"
     "  features [--json | --markdown]     list every feature a rule or the model reads\n"
     "\n"
@@ -53,6 +57,8 @@ static const char *tool_usage =
     "  -v, --verbose  (test) print every case, not only failures\n"
     "  -w, --write    (fmt) rewrite FILE in place\n"
     "  -t, --txn JSON (explain) the transaction: inline, @FILE or - for stdin\n"
+    "  -d, --data DIR (explain) a vigild data directory, read only: its current\n"
+    "                 generation's features, thresholds and model\n"
     "  -h, --help     this text; `vigil-rules COMMAND --help` describes a command\n"
     "  -V, --version  print the version\n"
     "\n";
@@ -92,16 +98,22 @@ static const char *fmt_usage =
     "\n";
 
 static const char *explain_usage =
-    "usage: vigil-rules explain [-j | --json] FILE -t | --txn JSON\n"
+    "usage: vigil-rules explain [-j | --json] [-d | --data DIR] FILE -t | --txn JSON\n"
     "\n"
-    "Evaluates one transaction and shows each rule's outcome (fired, not fired,\n"
-    "or unknown because a value was missing) with the value of every feature\n"
-    "and threshold its condition read.\n"
+    "Scores one transaction through the scoring pipeline vigild runs (a dry run:\n"
+    "nothing is recorded) and shows each rule's outcome (fired, not fired, or\n"
+    "unknown because a value was missing) with the value of every feature and\n"
+    "threshold its condition read.\n"
     "  -t, --txn JSON  the input: inline JSON, @PATH to read a file, or - for stdin:\n"
     "                {\"txn\": {transaction fields}, \"features\": {\"card.count_7d\": 3, ...},\n"
     "                 \"thresholds\": {\"name\": 12.5, \"by_group\": {\"5411\": 300}}}\n"
-    "                \"features\" and \"thresholds\" are optional; a threshold without\n"
-    "                a value uses its fallback.\n"
+    "                \"features\" and \"thresholds\" are optional and override what the\n"
+    "                data gives; a threshold without a value uses its fallback.\n"
+    "  -d, --data DIR  a vigild data directory, read only: the batch features,\n"
+    "                tuned thresholds and model of its current generation (live\n"
+    "                velocity is not read: give vel.* in \"features\"); the\n"
+    "                model's score and top reasons are shown. Without it only\n"
+    "                the transaction's fields and the input's values are known.\n"
     "  -j, --json    print one JSON document instead of text\n"
     "\n";
 
@@ -496,8 +508,7 @@ tool_input(const json_t *obj, const rules_prog *prog, vigil_txn *txn, vigil_valu
     uint32_t nfeatures, rules_tvals *tv, char *err, size_t errlen)
 {
 	const json_t *jt, *jf, *jth;
-	const char   *field = NULL;
-	char          msg[160], sub[200];
+	char          sub[200];
 	vigil_errinfo ei;
 
 	if (!json_is_object(obj)) {
@@ -513,8 +524,8 @@ tool_input(const json_t *obj, const rules_prog *prog, vigil_txn *txn, vigil_valu
 		snprintf(err, errlen, "txn.%s", ei.msg);
 		return -1;
 	}
-	if (vigil_txn_validate(txn, &field, msg, sizeof msg) != VIGIL_OK) {
-		snprintf(err, errlen, "txn.%s: %s", field != NULL ? field : "?", msg);
+	if (vigil_txn_validate(txn, &ei) != VIGIL_OK) {
+		snprintf(err, errlen, "txn.%s: %s", ei.field, ei.msg);
 		return -1;
 	}
 	store_features_from_txn(txn, features, nfeatures);
@@ -543,16 +554,59 @@ tool_value_json(vigil_type t, const vigil_value *v)
 	return json_real(v->num);
 }
 
+/* What explain scored: the pipeline's outcome and where its data came from. */
+typedef struct tool_scored {
+	const char        *data;       /* --data DIR, or NULL */
+	uint64_t           generation; /* served by the db; 0 = none */
+	int64_t            as_of_ms;
+	bool               model_run;  /* the pipeline evaluated a model */
+	bool               model_given; /* model.score came from "features" */
+	const app_outcome *ao;
+} tool_scored;
+
+/* "features" of the input, set again on the pipeline's vector (app_scorer.amend).
+ * tool_input checked it already, so an error here is not expected. */
+static vigil_err
+tool_amend(void *arg, vigil_value *features, uint32_t nfeatures)
+{
+	const json_t *jf = arg;
+	char          err[200];
+
+	if (jf == NULL)
+		return VIGIL_OK;
+	return app_features_from_json(jf, features, nfeatures, err, sizeof err);
+}
+
+static json_t *
+tool_model_json(const tool_scored *sc)
+{
+	json_t *m = json_object(), *rs = json_array();
+
+	/* the shape of vigild's /v1/score, vigil-score's and vigil-replay's "model" */
+	for (uint32_t i = 0; rs != NULL && i < sc->ao->nreasons; i++)
+		json_array_append_new(rs, json_pack("{s:s, s:f, s:f}", "feature",
+		    sc->ao->reasons[i].feature, "value", sc->ao->reasons[i].value.num,
+		    "contribution", (double)sc->ao->reasons[i].contrib));
+	if (m == NULL || rs == NULL) {
+		json_decref(m);
+		json_decref(rs);
+		return NULL;
+	}
+	json_object_set_new(m, "score", json_real(sc->ao->model_score));
+	json_object_set_new(m, "reasons", rs);
+	return m;
+}
+
 static json_t *
 tool_explain_json(const char *path, const rules_prog *prog, const rules_tvals *tv,
-    const vigil_value *f, uint32_t n)
+    const tool_scored *sc)
 {
-	rules_result *res = malloc(sizeof *res);
-	json_t       *doc = NULL, *jr;
-	int32_t       review, decline;
+	const rules_result *res = sc->ao->res;
+	const vigil_value  *f = sc->ao->features;
+	uint32_t            n = store_schema_nfields();
+	json_t             *doc = NULL, *jr;
+	int32_t             review, decline;
 
-	if (res == NULL || rules_prog_eval(prog, tv, f, n, res) != VIGIL_OK)
-		goto out;
 	rules_prog_bands(prog, &review, &decline);
 	doc = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:{s:i,s:i}}", "file", path, "version",
 	    rules_prog_version(prog), "hash", rules_prog_hash(prog), "decision",
@@ -562,8 +616,20 @@ tool_explain_json(const char *path, const rules_prog *prog, const rules_tvals *t
 	jr = json_array();
 	if (doc == NULL || jr == NULL) {
 		json_decref(jr);
-		goto out;
+		json_decref(doc);
+		return NULL;
 	}
+	if (sc->data != NULL) {
+		char asof[40] = "";
+
+		if (sc->generation != 0)
+			vigil_time_format_rfc3339(sc->as_of_ms, asof, sizeof asof);
+		json_object_set_new(doc, "data", json_pack("{s:s,s:I,s:o}", "dir", sc->data,
+		    "generation", (json_int_t)sc->generation, "as_of",
+		    sc->generation != 0 ? json_string(asof) : json_null()));
+	}
+	if (sc->model_run && !isnan(sc->ao->model_score))
+		json_object_set_new(doc, "model", tool_model_json(sc));
 	for (uint32_t i = 0; i < rules_prog_nrules(prog); i++) {
 		rules_rule_info info;
 		rules_outcome   o = RULES_OUTCOME_FALSE;
@@ -595,36 +661,183 @@ tool_explain_json(const char *path, const rules_prog *prog, const rules_tvals *t
 		json_array_append_new(jr, jrule);
 	}
 	json_object_set_new(doc, "rules", jr);
-out:
-	free(res);
 	return doc;
+}
+
+static void
+tool_print_value(FILE *out, vigil_type t, const vigil_value *v)
+{
+	if (!v->present)
+		fputs("missing", out);
+	else if (t == VIGIL_T_STR)
+		fprintf(out, "\"%.*s\"", (int)v->len, v->str);
+	else if (t == VIGIL_T_BOOL)
+		fputs(v->num != 0 ? "true" : "false", out);
+	else
+		fprintf(out, "%.17g", v->num);
+}
+
+/*
+ * The text form: where the features came from and the model's outcome
+ * (only with --data), then the decision of the pipeline and every rule
+ * with the values its condition read, as rules_explain_print lays them out.
+ */
+static void
+tool_explain_print(const rules_prog *prog, const rules_tvals *tv, const tool_scored *sc,
+    FILE *out)
+{
+	const rules_result *res = sc->ao->res;
+	const vigil_value  *f = sc->ao->features;
+	uint32_t            n = store_schema_nfields();
+	int32_t             review, decline;
+	rules_read          reads[TOOL_MAX_READS];
+
+	if (sc->data != NULL) {
+		char asof[40];
+
+		if (sc->generation == 0) {
+			fprintf(out, "data: %s, no feature generation (batch features missing)\n", sc->data);
+		} else {
+			vigil_time_format_rfc3339(sc->as_of_ms, asof, sizeof asof);
+			fprintf(out, "data: %s, generation %" PRIu64 " (as of %s)\n", sc->data,
+			    sc->generation, asof);
+		}
+		fputs("live velocity: not read from a data directory (vel.* missing unless given)\n",
+		    out);
+		if (sc->model_given)
+			fputs("model: not evaluated (model.score given in the input)\n", out);
+		else if (!sc->model_run)
+			fputs("model: none in this generation\n", out);
+		else if (isnan(sc->ao->model_score))
+			fputs("model: no score\n", out);
+		else {
+			fprintf(out, "model: score %.6g", sc->ao->model_score);
+			for (uint32_t i = 0; i < sc->ao->nreasons; i++)
+				fprintf(out, "%s%s=%.6g %+.2f", i ? ", " : "  reasons: ",
+				    sc->ao->reasons[i].feature, sc->ao->reasons[i].value.num,
+				    (double)sc->ao->reasons[i].contrib);
+			fputc('\n', out);
+		}
+		fputc('\n', out);
+	}
+	rules_prog_bands(prog, &review, &decline);
+	fprintf(out, "decision: %s  score: %d  (review at %d, decline at %d)  shadow score: %d\n",
+	    vigil_decision_name(res->decision), res->score, review, decline, res->shadow_score);
+	fprintf(out, "rules: version \"%s\", hash %s\n", rules_prog_version(prog),
+	    rules_prog_hash(prog));
+	for (uint32_t i = 0; i < rules_prog_nrules(prog); i++) {
+		rules_rule_info info;
+		rules_outcome   o = RULES_OUTCOME_FALSE;
+		uint32_t        nr;
+		bool            off;
+
+		rules_prog_rule(prog, i, &info);
+		rules_prog_rule_eval(prog, tv, f, n, i, &o);
+		off = info.mode == RULES_MODE_DISABLED;
+		/* a disabled rule never fires; show what its condition gives anyway */
+		fprintf(out, "\n%-7s %s  (%+d, %s%s%s)\n",
+		    off                          ? "off"
+		    : o == RULES_OUTCOME_TRUE    ? "FIRED"
+		    : o == RULES_OUTCOME_UNKNOWN ? "unknown"
+		                                 : "-",
+		    info.name, info.points, rules_mode_name(info.mode), off ? ", condition " : "",
+		    off ? rules_outcome_name(o) : "");
+		if (o == RULES_OUTCOME_TRUE && !off)
+			fprintf(out, "        reason: %s\n", info.reason);
+		fprintf(out, "        when %s\n", rules_prog_rule_condition(prog, i));
+		nr = rules_prog_rule_reads(prog, i, reads, TOOL_MAX_READS);
+		for (uint32_t k = 0; k < nr && k < TOOL_MAX_READS; k++) {
+			fprintf(out, "          %s = ", reads[k].name);
+			if (reads[k].threshold) {
+				double         v = 0;
+				rules_tval_src src = RULES_TVAL_FALLBACK;
+
+				rules_tvals_value(prog, tv, reads[k].index, f, n, &v, &src);
+				fprintf(out, "%.17g (threshold, %s)", v, rules_tval_src_name(src));
+			} else {
+				tool_print_value(out, reads[k].type, &f[reads[k].index]);
+			}
+			fputc('\n', out);
+		}
+	}
+}
+
+/*
+ * The store explain scores on: with --data, the data directory opened
+ * read-only (its current generation's features, thresholds and model; no
+ * archive writer, no live state: nothing in DIR is written); without, an
+ * in-memory db with no generation and no live state, so only the
+ * transaction's own fields are present. Returns 0 or EXIT_USAGE (printed).
+ */
+static int
+tool_explain_db(const char *data, store_db **ret_db)
+{
+	store_db_opts o;
+	store_diag    d = { .msg = "" };
+	struct stat   st;
+	vigil_err     rv;
+
+	store_db_opts_default(&o);
+	o.read_only = true;
+	if (data == NULL) {
+		rv = store_db_new_memory(&o, ret_db);
+		if (rv != VIGIL_OK) {
+			fprintf(stderr, "vigil-rules: in-memory store: %s\n", vigil_strerror(rv));
+			return EXIT_USAGE;
+		}
+		return 0;
+	}
+	if (stat(data, &st) != 0) {
+		fprintf(stderr, "vigil-rules: --data %s: %s\n", data, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "vigil-rules: --data %s: not a directory\n", data);
+		return EXIT_USAGE;
+	}
+	rv = store_db_open(data, &o, ret_db, NULL, &d);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-rules: --data %s: %s\n", data,
+		    d.msg[0] != '\0' ? d.msg : vigil_strerror(rv));
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 static int
 cmd_explain(int argc, char **argv, const rules_schema *schema)
 {
 	static const struct option longopts[] = {
-		VIGIL_CLI_JSON, VIGIL_CLI_TXN, VIGIL_CLI_HELP, { NULL, 0, NULL, 0 },
+		VIGIL_CLI_JSON, VIGIL_CLI_TXN, VIGIL_CLI_DATA, VIGIL_CLI_HELP, { NULL, 0, NULL, 0 },
 	};
 	bool          json = false;
-	const char   *txnarg = NULL;
+	const char   *txnarg = NULL, *data = NULL;
 	int           c, status = 0;
 	rules_prog   *prog = NULL;
+	app_rules    *ar = NULL;
+	app_model    *model = NULL;
+	app_work     *aw = NULL;
+	store_db     *db = NULL;
 	rules_tvals  *tv = NULL;
 	rules_diags   diags;
 	char         *src = NULL, *input = NULL;
 	size_t        len = 0;
-	json_t       *obj = NULL;
+	json_t       *obj = NULL, *jf;
 	json_error_t  jerr;
 	vigil_value  *features = NULL;
 	uint32_t      nfeatures = rules_schema_nslots(schema);
 	vigil_txn     txn;
-	char          err[320];
+	app_scorer    scorer;
+	app_outcome  *ao = NULL;
+	tool_scored   sc = { 0 };
+	char          err[512];
+	vigil_err     rv;
 
-	while ((c = getopt_long(argc, argv, "jt:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jt:d:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
 		case 't': txnarg = optarg; break;
+		case 'd': data = optarg; break;
 		case 'h': return tool_help(explain_usage);
 		default: return vigil_cli_bad_option("vigil-rules explain", argv);
 		}
@@ -638,6 +851,13 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 	}
 	if (status != 0)
 		goto out;
+	rv = app_rules_new(prog, &ar, err, sizeof err); /* takes prog */
+	prog = NULL;
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "%s: error: %s\n", argv[optind], err);
+		status = rv == VIGIL_ENOMEM ? EXIT_USAGE : EXIT_FINDINGS;
+		goto out;
+	}
 	if (txnarg[0] == '@' || strcmp(txnarg, "-") == 0) {
 		size_t ilen;
 
@@ -655,20 +875,52 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 		status = EXIT_USAGE;
 		goto out;
 	}
+	status = tool_explain_db(data, &db);
+	if (status != 0)
+		goto out;
+	/* the thresholds the generation tuned (fallbacks without one), then
+	 * the input's on top */
+	rv = app_tvals_from_db(ar->prog, db, &tv);
 	features = calloc(nfeatures + 1, sizeof *features);
-	tv = rules_tvals_new(prog);
-	if (features == NULL || tv == NULL) {
-		fprintf(stderr, "vigil-rules: out of memory\n");
+	ao = malloc(sizeof *ao);
+	aw = app_work_new(db);
+	if (rv != VIGIL_OK || features == NULL || ao == NULL || aw == NULL) {
+		fprintf(stderr, "vigil-rules: %s\n", vigil_strerror(rv != VIGIL_OK ? rv : VIGIL_ENOMEM));
 		status = EXIT_USAGE;
 		goto out;
 	}
-	if (tool_input(obj, prog, &txn, features, nfeatures, tv, err, sizeof err) != 0) {
+	if (tool_input(obj, ar->prog, &txn, features, nfeatures, tv, err, sizeof err) != 0) {
 		fprintf(stderr, "vigil-rules: --txn: %s\n", err);
 		status = EXIT_USAGE;
 		goto out;
 	}
+	jf = json_object_get(obj, "features");
+	sc.data = data;
+	sc.generation = store_db_generation(db);
+	sc.as_of_ms = store_db_generation_as_of(db);
+	/* a model.score the input gives is the score rules read: the model is
+	 * not run over it */
+	sc.model_given = json_object_get(jf, "model.score") != NULL;
+	if (data != NULL && !sc.model_given &&
+	    app_model_from_db(db, &model, NULL, err, sizeof err) != VIGIL_OK) {
+		fprintf(stderr, "vigil-rules: --data %s: %s\n", data, err);
+		status = EXIT_USAGE;
+		goto out;
+	}
+	sc.model_run = model != NULL;
+	scorer = (app_scorer){ .rules = ar, .tv = tv, .model = model, .amend = tool_amend,
+		.amend_arg = jf };
+	rv = app_score(db, aw, &scorer, &txn, APP_DRY_RUN | APP_ALL_REASONS, vigil_now_ms(), ao);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-rules: scoring failed at %s: %s\n",
+		    ao->step == APP_STEP_RULES ? "the rules" : ao->step == APP_STEP_MODEL ? "the model"
+		    : "the features", vigil_strerror(rv));
+		status = EXIT_USAGE;
+		goto out;
+	}
+	sc.ao = ao;
 	if (json) {
-		json_t *doc = tool_explain_json(argv[optind], prog, tv, features, nfeatures);
+		json_t *doc = tool_explain_json(argv[optind], ar->prog, tv, &sc);
 
 		if (doc == NULL) {
 			fprintf(stderr, "vigil-rules: out of memory\n");
@@ -679,12 +931,17 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 		fputc('\n', stdout);
 		json_decref(doc);
 	} else {
-		rules_explain_print(prog, tv, features, nfeatures, stdout);
+		tool_explain_print(ar->prog, tv, &sc, stdout);
 	}
 out:
 	json_decref(obj);
 	free(features);
+	free(ao);
 	rules_tvals_free(tv);
+	app_work_free(aw);
+	app_model_free(model);
+	store_db_close(db);
+	app_rules_free(ar);
 	rules_prog_free(prog);
 	free(src);
 	free(input);
