@@ -385,13 +385,14 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		    "rule", out->hits[i].rule, "points", (int)out->hits[i].points,
 		    "reason", out->hits[i].reason != NULL ? out->hits[i].reason : "",
 		    "shadow", out->hits[i].shadow));
-	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:I, s:I, s:b, s:b}",
+	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:I, s:I, s:b, s:b, s:b, s:b}",
 	    "status", "OK", "message", "ok", "txn_id", txn.txn_id, "score", (int)out->score,
 	    "decision", vigil_decision_name(out->decision), "hits", hits != NULL ? hits :
 	    json_array(), "rules_version", out->rules_version,
 	    "features_generation", (json_int_t)out->generation,
 	    "latency_us", (json_int_t)((vigil_mono_ns() - t0) / 1000),
-	    "duplicate", out->duplicate, "dry_run", out->dry_run);
+	    "duplicate", out->duplicate, "dry_run", out->dry_run, "late", out->late,
+	    "past_dedupe_horizon", out->past_dedupe_horizon);
 	if (o != NULL && !isnan(out->model_score)) {
 		/* the same shape as vigil-score's and vigil-replay's "model" */
 		json_t *m = json_object(), *rsn = json_array();

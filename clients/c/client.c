@@ -1102,6 +1102,8 @@ vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 	call->res.server_latency_us   = sr->latency_us;
 	call->res.duplicate           = sr->duplicate;
 	call->res.dry_run             = sr->dry_run;
+	call->res.late                = sr->late;
+	call->res.past_dedupe_horizon = sr->past_dedupe_horizon;
 	call->res.block_              = block;
 	return VIGIL_CLIENT_OK;
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -299,6 +300,117 @@ run_shell(const char *cmd, char **ret_out)
 	const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
 
 	return run_cli(argv, ret_out);
+}
+
+/* ---- backfill after go-live ---- */
+
+static bool
+has(const char *hay, const char *needle)
+{
+	return hay != NULL && strstr(hay, needle) != NULL;
+}
+
+/*
+ * One current transaction, then history (issue 18): the replies say which
+ * history rows were late (7 days or more behind the newest event: not in
+ * velocity) and which are past the dedupe horizon (8 days: a repeat is
+ * scored again), through the C client, vigil-score and /v1/score. Before,
+ * nothing in a reply told them apart.
+ */
+static void
+test_backfill_flags(void **state)
+{
+	vt_server            s = { 0 };
+	vigil_client        *c;
+	vigil_client_result  r = { 0 };
+	vigil_client_errinfo info;
+	vigil_client_txn     t;
+	int64_t              now = (int64_t) time(NULL) * 1000;
+	const int64_t        day = 86400000;
+	char                *out = NULL, *body = NULL;
+	char                 cmd[2048], json[512];
+	int                  code;
+
+	(void) state;
+	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
+	c = open_servers(&s, 1);
+
+	t = txn_make("bf-now", "card-bf", 100);
+	t.event_time_ms = now;
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_false(r.late);
+	assert_false(r.past_dedupe_horizon);
+	vigil_client_result_fini(&r);
+
+	/* 3 days old: applied, remembered */
+	t = txn_make("bf-3d", "card-bf", 100);
+	t.event_time_ms = now - 3 * day;
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_false(r.late);
+	assert_false(r.past_dedupe_horizon);
+	vigil_client_result_fini(&r);
+
+	/* 7.5 days old: late, still remembered (a retry is a duplicate) */
+	t = txn_make("bf-7d", "card-bf", 100);
+	t.event_time_ms = now - 7 * day - day / 2;
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_true(r.late);
+	assert_false(r.past_dedupe_horizon);
+	assert_false(r.duplicate);
+	vigil_client_result_fini(&r);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_true(r.duplicate);
+	vigil_client_result_fini(&r);
+
+	/* 9 days old: late and past the horizon; sent again, scored again */
+	t = txn_make("bf-9d", "card-bf", 100);
+	t.event_time_ms = now - 9 * day;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+		assert_true(r.late);
+		assert_true(r.past_dedupe_horizon);
+		assert_false(r.duplicate);
+		vigil_client_result_fini(&r);
+	}
+	/* a dry run says what a score would be */
+	{
+		vigil_client_callopts dry = { .dry_run = true };
+
+		t = txn_make("bf-dry", "card-bf", 100);
+		t.event_time_ms = now - 10 * day;
+		assert_int_equal(vigil_client_score(c, &t, &dry, &r, &info), VIGIL_CLIENT_OK);
+		assert_true(r.late);
+		assert_true(r.past_dedupe_horizon);
+		vigil_client_result_fini(&r);
+	}
+
+	/* vigil-score's line */
+	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id bf-cli --card card-bf "
+	    "--merchant m-1 --amount 1 --currency EUR --time-ms %lld",
+	    vt_build_path("tools/score/vigil-score"), s.url, (long long) (now - 20 * day));
+	assert_int_equal(run_shell(cmd, &out), 0);
+	assert_true(has(out, "\"late\":true,\"past_dedupe_horizon\":true"));
+	free(out);
+	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id bf-cli2 --card card-bf "
+	    "--merchant m-1 --amount 1 --currency EUR --time-ms %lld",
+	    vt_build_path("tools/score/vigil-score"), s.url, (long long) now);
+	assert_int_equal(run_shell(cmd, &out), 0);
+	assert_true(has(out, "\"late\":false,\"past_dedupe_horizon\":false"));
+	free(out);
+
+	/* /v1/score's object */
+	snprintf(json, sizeof json, "{\"txn_id\":\"bf-http\",\"card_id\":\"card-bf\","
+	    "\"merchant_id\":\"m-1\",\"amount_minor\":100,\"currency\":\"EUR\","
+	    "\"event_time_ms\":%lld}", (long long) (now - 8 * day - 1000));
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", json, &code, &body), 0);
+	assert_int_equal(code, 200);
+	assert_true(has(body, "\"late\":true"));
+	assert_true(has(body, "\"past_dedupe_horizon\":true"));
+	free(body);
+
+	vigil_client_close(c);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
 }
 
 static void
@@ -708,6 +820,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync_score_duplicate_dry_run_label),
+		cmocka_unit_test(test_backfill_flags),
 		cmocka_unit_test(test_three_replicas_one_killed),
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_cli_replies_while_input_idle),

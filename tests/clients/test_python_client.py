@@ -10,6 +10,7 @@ integration) with VIGIL_BUILD_ROOT / VIGIL_SOURCE_ROOT set.
 """
 
 import ctypes
+import dataclasses
 import os
 import shutil
 import signal
@@ -419,6 +420,24 @@ class VigildTests(unittest.TestCase):
             self.assertFalse(real.duplicate)
             c.label("py-1", fraud=True, card_id="card-1", source="test")
             c.label("py-2", fraud=False)
+
+    def test_backfill_flags(self):
+        # history after a current transaction: late (not in velocity) and
+        # past the dedupe horizon (a repeat is scored again) are in the result
+        day = 86400000
+        base = 1795000000000
+        with vc.Client(self.server.url, timeout=5) as c:
+            now = c.score(txn("py-bf-0", card_id="card-bf"))
+            self.assertFalse(now.late)
+            self.assertFalse(now.past_dedupe_horizon)
+            late = c.score(dataclasses.replace(txn("py-bf-1", card_id="card-bf"),
+                                               event_time_ms=base - 7 * day - 1))
+            self.assertTrue(late.late)
+            self.assertFalse(late.past_dedupe_horizon)
+            old = c.score(dataclasses.replace(txn("py-bf-2", card_id="card-bf"),
+                                              event_time_ms=base - 9 * day))
+            self.assertTrue(old.late)
+            self.assertTrue(old.past_dedupe_horizon)
 
     def test_invalid_field(self):
         with vc.Client(self.server.url, timeout=5) as c:

@@ -518,6 +518,8 @@ sc_result_json(const vigil_client_result *res)
 	json_object_set_new(o, "latency_us", json_integer(res->server_latency_us));
 	json_object_set_new(o, "duplicate", json_boolean(res->duplicate));
 	json_object_set_new(o, "dry_run", json_boolean(res->dry_run));
+	json_object_set_new(o, "late", json_boolean(res->late));
+	json_object_set_new(o, "past_dedupe_horizon", json_boolean(res->past_dedupe_horizon));
 	json_object_set_new(o, "replica", sc_json_str(res->replica));
 	json_object_set_new(o, "attempts", json_integer(res->attempts));
 	if (res->has_model) {

@@ -201,6 +201,11 @@ class ScoreResult:
     dry_run: bool
     attempts: int              # 1 unless the call was retried
     replica: str               # URL of the replica that answered
+    # Backfill (docs/protocol.md): late: 7 days or more older than the newest
+    # event the server applied, so in no velocity feature; past_dedupe_horizon:
+    # older than the dedupe horizon, so a repeat of txn_id is scored again.
+    late: bool = False
+    past_dedupe_horizon: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -743,7 +748,7 @@ class Client:
             hits=tuple(Hit(h.rule, h.points, h.reason, h.shadow) for h in s.hits),
             rules_version=s.rules_version, features_generation=s.features_generation,
             server_latency_us=s.latency_us, duplicate=s.duplicate, dry_run=s.dry_run,
-            attempts=n, replica=url)
+            attempts=n, replica=url, late=s.late, past_dedupe_horizon=s.past_dedupe_horizon)
 
     def score_async(self, txn: Union[Transaction, Mapping], *, callback=None,
                     **kwargs) -> "concurrent.futures.Future[ScoreResult]":
