@@ -132,8 +132,10 @@ admin_http_code(Vigil__V1__Status st, const char **ret_reason)
 	}
 }
 
+/* The error shape of every JSON reply (docs/protocol.md, "JSON"): status,
+ * message, and field and txn_id when known. */
 static void
-admin_send_status(struct evhttp_request *req, const srv_wire_err *err)
+admin_send_status(struct evhttp_request *req, const srv_wire_err *err, const char *txn_id)
 {
 	const char *reason;
 	int code = admin_http_code(err->status, &reason);
@@ -142,6 +144,8 @@ admin_send_status(struct evhttp_request *req, const srv_wire_err *err)
 
 	if (o != NULL && err->field[0] != '\0')
 		json_object_set_new(o, "field", json_string(err->field));
+	if (o != NULL && txn_id != NULL && txn_id[0] != '\0')
+		json_object_set_new(o, "txn_id", json_string(txn_id));
 	admin_send_json(req, code, reason, o);
 }
 
@@ -302,7 +306,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	char msg[240];
 	vigil_errinfo ei;
 	const char *bad = NULL;
-	bool dry_run = false;
+	bool dry_run = false, have_txn = false;
 	size_t len;
 	uint64_t t0 = vigil_mono_ns();
 
@@ -361,6 +365,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", ei.msg);
 		goto fail;
 	}
+	have_txn = true;
 	if (vigil_txn_validate(&txn, &bad, msg, sizeof msg) != VIGIL_OK) {
 		char field[48];
 
@@ -413,7 +418,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 fail:
 	srv_ruleset_release(rs);
 	srv_metrics_request(&s->metrics, SRV_REQ_SCORE, err.status);
-	admin_send_status(req, &err);
+	admin_send_status(req, &err, have_txn ? txn.txn_id : NULL);
 out:
 	free(out);
 	free(text);

@@ -162,7 +162,13 @@ typedef struct vigil_client_result {
 	size_t                 nhits;
 	const char            *rules_version;
 	uint64_t               features_generation;
-	uint32_t               server_latency_us;
+	/* The server's own time, decode to reply: latency_us, the name of the
+	 * wire and of every JSON reply; server_latency_us is its name before
+	 * issue 18, kept for old code (the same storage). */
+	union {
+		uint32_t           latency_us;
+		uint32_t           server_latency_us;
+	};
 	bool                   duplicate;   /* first outcome of an earlier request */
 	bool                   dry_run;
 	uint32_t               attempts;    /* 1 unless the call was retried */
