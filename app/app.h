@@ -174,6 +174,11 @@ typedef struct app_outcome {
 	uint32_t            nreasons;    /* > 0 only if an active hit read model.score */
 	app_reason          reasons[APP_REASONS_MAX];
 	const vigil_value  *features;    /* the vector scored, valid as res */
+	/* VIGIL_OK only (store_ctx_commit_info): the transaction was late (not
+	 * applied to velocity) / its id past the dedupe horizon (a repeat is
+	 * scored again); for a dry run, what a commit would decide now. */
+	bool                late;
+	bool                past_dedupe_horizon;
 	store_diag          diag;
 } app_outcome;
 

@@ -310,6 +310,8 @@ app_score(store_db *db, app_work *w, const app_scorer *sc, const vigil_txn *txn,
 	out->model_score = NAN;
 	out->nreasons = 0;
 	out->features = w->features;
+	out->late = false;
+	out->past_dedupe_horizon = false;
 	out->diag.msg[0] = '\0';
 	out->generation = store_db_generation(db);
 
@@ -362,6 +364,12 @@ out:
 	if (rv != VIGIL_OK) {
 		out->res = NULL;
 		out->res2 = NULL;
+	} else {
+		store_commit_info ci;
+
+		store_ctx_commit_info(w->ctx, &ci);
+		out->late = ci.late;
+		out->past_dedupe_horizon = ci.past_dedupe_horizon;
 	}
 	out->rv = rv;
 	return rv;

@@ -4,9 +4,11 @@
  * "field: reason" error for the first bad field. Semantics (required fields,
  * ranges) are left to vigil_txn_validate so every entry point agrees.
  */
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vigil.h"
@@ -41,6 +43,46 @@ get_str(const json_t *obj, const char *key, char *dst, size_t cap, vigil_errinfo
 	return VIGIL_OK;
 }
 
+/*
+ * Numbers: every numeric field takes a JSON number or a string holding one
+ * (exports often quote every value), read the same way for each field
+ * (docs/protocol.md, "JSON"): the whole string must be the number, in
+ * JSON's own number syntax (no blanks, no "+", no hex, no "inf"/"nan"), so
+ * "60.2" is 60.2 wherever 60.2 is accepted, and "60.2x" is refused
+ * everywhere.
+ */
+static bool
+num_text_ok(const char *s, bool integer)
+{
+	const char *p = s;
+
+	if (*p == '-')
+		p++;
+	if (*p < '0' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (integer)
+		return *p == '\0';
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return *p == '\0';
+}
+
 static vigil_err
 get_int(const json_t *obj, const char *key, int64_t *dst, bool *ret_found, vigil_errinfo *reterr)
 {
@@ -49,8 +91,21 @@ get_int(const json_t *obj, const char *key, int64_t *dst, bool *ret_found, vigil
 	*ret_found = false;
 	if (v == NULL || json_is_null(v))
 		return VIGIL_OK;
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		long long x;
+
+		errno = 0;
+		x = num_text_ok(s, true) ? strtoll(s, NULL, 10) : 0;
+		if (!num_text_ok(s, true) || errno != 0)
+			JFAIL(key, "%s: \"%.40s%s\" is not an integer", key, s,
+			    strlen(s) > 40 ? "..." : "");
+		*dst = x;
+		*ret_found = true;
+		return VIGIL_OK;
+	}
 	if (!json_is_integer(v))
-		JFAIL(key, "%s: must be an integer", key);
+		JFAIL(key, "%s: must be an integer (a JSON number or a string of digits)", key);
 	*dst = json_integer_value(v);
 	*ret_found = true;
 	return VIGIL_OK;
@@ -66,8 +121,21 @@ get_double(const json_t *obj, const char *key, const char *name, double *dst, bo
 	*ret_found = false;
 	if (v == NULL || json_is_null(v))
 		return VIGIL_OK;
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		double x;
+
+		errno = 0;
+		x = num_text_ok(s, false) ? strtod(s, NULL) : 0;
+		if (!num_text_ok(s, false) || errno != 0 || !isfinite(x))
+			JFAIL(name, "%s: \"%.40s%s\" is not a number", name, s,
+			    strlen(s) > 40 ? "..." : "");
+		*dst = x;
+		*ret_found = true;
+		return VIGIL_OK;
+	}
 	if (!json_is_number(v))
-		JFAIL(name, "%s: must be a number", name);
+		JFAIL(name, "%s: must be a number (a JSON number or a string holding one)", name);
 	*dst = json_number_value(v);
 	*ret_found = true;
 	return VIGIL_OK;
@@ -155,7 +223,10 @@ get_amount(const json_t *v, const char *currency, int64_t *ret, vigil_errinfo *r
 	} else {
 		JFAIL("amount", "amount: must be a decimal number or string in major units");
 	}
-	rv = decimal_to_minor(src, exp, ret);
+	/* JSON's number syntax, as every other field ("12." and ".5" are not
+	 * numbers anywhere), without an exponent: a decimal read exactly */
+	rv = num_text_ok(src, false) && strpbrk(src, "eE") == NULL ?
+	    decimal_to_minor(src, exp, ret) : VIGIL_EINVAL;
 	if (rv == VIGIL_ETOOBIG)
 		JFAIL("amount", "amount: \"%.40s\" is too large", src);
 	if (rv != VIGIL_OK)
@@ -230,7 +301,12 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 	if (v != NULL && !json_is_null(v)) {
 		vigil_channel ch;
 		if (json_is_string(v)) {
-			if (vigil_channel_parse(json_string_value(v), &ch) != VIGIL_OK)
+			const char *cs = json_string_value(v);
+
+			/* a word, or its number as a string like any number */
+			if (num_text_ok(cs, true) && strlen(cs) == 1 && cs[0] - '0' < VIGIL_CHANNEL_COUNT_)
+				ch = (vigil_channel)(cs[0] - '0');
+			else if (vigil_channel_parse(cs, &ch) != VIGIL_OK)
 				JFAIL("channel", "channel: must be one of pos, ecom, atm, moto, unknown");
 		} else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
 		    json_integer_value(v) < VIGIL_CHANNEL_COUNT_) {

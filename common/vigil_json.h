@@ -10,6 +10,9 @@
  * (RFC 3339, instead of event_time_ms); "channel" is "pos", "ecom", ...;
  * "location": {"latitude": .., "longitude": ..} or "lat"/"lon". Both
  * spellings of one field may be given only if they agree (else EINVAL).
+ * Every numeric field takes a JSON number or a string holding one in
+ * JSON's number syntax, read the same way for each (docs/protocol.md,
+ * "JSON"); integer fields take integers only, amount no exponent.
  */
 #ifndef VIGIL_COMMON_JSON_H
 #define VIGIL_COMMON_JSON_H

@@ -132,8 +132,10 @@ admin_http_code(Vigil__V1__Status st, const char **ret_reason)
 	}
 }
 
+/* The error shape of every JSON reply (docs/protocol.md, "JSON"): status,
+ * message, and field and txn_id when known. */
 static void
-admin_send_status(struct evhttp_request *req, const srv_wire_err *err)
+admin_send_status(struct evhttp_request *req, const srv_wire_err *err, const char *txn_id)
 {
 	const char *reason;
 	int code = admin_http_code(err->status, &reason);
@@ -142,6 +144,8 @@ admin_send_status(struct evhttp_request *req, const srv_wire_err *err)
 
 	if (o != NULL && err->info.field[0] != '\0')
 		json_object_set_new(o, "field", json_string(err->info.field));
+	if (o != NULL && txn_id != NULL && txn_id[0] != '\0')
+		json_object_set_new(o, "txn_id", json_string(txn_id));
 	admin_send_json(req, code, reason, o);
 }
 
@@ -300,7 +304,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	vigil_txn txn;
 	char *text = NULL;
 	vigil_errinfo ei;
-	bool dry_run = false;
+	bool dry_run = false, have_txn = false;
 	size_t len;
 	uint64_t t0 = vigil_mono_ns();
 
@@ -359,6 +363,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", ei.msg);
 		goto fail;
 	}
+	have_txn = true;
 	if (vigil_txn_validate(&txn, &ei) != VIGIL_OK) {
 		char field[sizeof err.info.field];
 
@@ -383,13 +388,14 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		    "rule", out->hits[i].rule, "points", (int)out->hits[i].points,
 		    "reason", out->hits[i].reason != NULL ? out->hits[i].reason : "",
 		    "shadow", out->hits[i].shadow));
-	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:I, s:I, s:b, s:b}",
+	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:I, s:I, s:b, s:b, s:b, s:b}",
 	    "status", "OK", "message", "ok", "txn_id", txn.txn_id, "score", (int)out->score,
 	    "decision", vigil_decision_name(out->decision), "hits", hits != NULL ? hits :
 	    json_array(), "rules_version", out->rules_version,
 	    "features_generation", (json_int_t)out->generation,
 	    "latency_us", (json_int_t)((vigil_mono_ns() - t0) / 1000),
-	    "duplicate", out->duplicate, "dry_run", out->dry_run);
+	    "duplicate", out->duplicate, "dry_run", out->dry_run, "late", out->late,
+	    "past_dedupe_horizon", out->past_dedupe_horizon);
 	if (o != NULL && !isnan(out->model_score)) {
 		/* the same shape as vigil-score's and vigil-replay's "model" */
 		json_t *m = json_object(), *rsn = json_array();
@@ -410,7 +416,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 fail:
 	srv_ruleset_release(rs);
 	srv_metrics_request(&s->metrics, SRV_REQ_SCORE, err.status);
-	admin_send_status(req, &err);
+	admin_send_status(req, &err, have_txn ? txn.txn_id : NULL);
 out:
 	free(out);
 	free(text);

@@ -244,6 +244,8 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	memcpy(out->err.info.msg, "ok", 3);
 	out->duplicate = false;
 	out->dry_run = dry_run;
+	out->late = false;
+	out->past_dedupe_horizon = false;
 	out->nhits = 0;
 	out->nreasons = 0;
 	out->model_score = NAN;
@@ -313,6 +315,8 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	out->decision = ao.res->decision;
 	out->generation = ao.generation;
 	out->model_score = ao.model_score;
+	out->late = ao.late;
+	out->past_dedupe_horizon = ao.past_dedupe_horizon;
 	out->nreasons = ao.nreasons;
 	memcpy(out->reasons, ao.reasons, sizeof ao.reasons);
 	score_hits_from_result(out, rs, ao.res);
@@ -414,6 +418,8 @@ reply_score(srv_worker *w, const char *txn_id)
 	sr->features_generation = out->generation;
 	sr->duplicate = out->duplicate;
 	sr->dry_run = out->dry_run;
+	sr->late = out->late;
+	sr->past_dedupe_horizon = out->past_dedupe_horizon;
 	if (!isnan(out->model_score)) {
 		vigil__v1__model_outcome__init(&w->model);
 		w->model.score = out->model_score;

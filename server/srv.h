@@ -247,6 +247,8 @@ typedef struct srv_outcome {
 	uint64_t       generation;
 	bool           duplicate;
 	bool           dry_run;
+	bool           late;     /* not applied to velocity (app_outcome.late) */
+	bool           past_dedupe_horizon; /* its id is not remembered */
 	store_outcome  prior;    /* storage for a duplicate's rule names */
 	double         model_score; /* NaN: no model */
 	uint32_t       nreasons;    /* the model's top features, when a model rule fired */

@@ -88,6 +88,7 @@ struct store_ctx {
 	live_keys     keys; /* of txn */
 	bool          begun;
 	bool          redo;  /* begun for a record whose sync failed (live_int.h) */
+	store_commit_info info; /* of the last commit or lookup (store_ctx_commit_info) */
 	live_claim   *claim; /* on txn.txn_id between begin and commit/abort */
 	uint32_t      stripe;
 	uint8_t      *buf;
@@ -1125,6 +1126,7 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 {
 	uint32_t stripe;
 
+	memset(&ctx->info, 0, sizeof ctx->info);
 	if (ctx->begun || nfeatures < STORE_SLOT_COUNT_ || !txn_ids_ok(txn))
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
@@ -1145,6 +1147,8 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
 	live_card_unlock(db->lv, stripe);
 	mask_apply(ctx, features);
+	ctx->info.late = live_wm_is_late(db->lv, txn->event_time_ms);
+	ctx->info.past_dedupe_horizon = live_wm_past_horizon(db->lv, txn->event_time_ms);
 	return VIGIL_OK;
 }
 
@@ -1154,6 +1158,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 {
 	vigil_err rv;
 
+	memset(&ctx->info, 0, sizeof ctx->info);
 	if (db->lv == NULL || ctx->begun || nfeatures < STORE_SLOT_COUNT_ || !txn_ids_ok(txn))
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
@@ -1320,6 +1325,10 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 	/* A redo was applied with its first record: not again (a replay
 	 * skips its second record the same way, live_replay). */
 	admit = !ctx->redo && live_wm_admit_locked(db->lv, rec->txn.event_time_ms);
+	/* What the reply says (store_ctx_commit_info), decided here with the
+	 * sequence number; a redo was judged with its first record. */
+	ctx->info.late = !ctx->redo && !admit;
+	ctx->info.past_dedupe_horizon = live_wm_past_horizon(db->lv, rec->txn.event_time_ms);
 	live_wm_unlock(db->lv);
 	if (db->ar != NULL) {
 		/* Applied only once written. A failed write leaves the record out
@@ -1357,6 +1366,7 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 			rv = store_archive_wait_durable(db->ar, seq);
 			live_dedupe_settle(db->lv, rec->txn.txn_id, &settle_keys, rv == VIGIL_OK);
 			if (rv != VIGIL_OK) {
+				memset(&ctx->info, 0, sizeof ctx->info);
 				db_archive_diag(db, reterr, rec->txn.txn_id, "archive sync", rv);
 				return rv;
 			}
@@ -1368,8 +1378,15 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 	live_sweep_maybe(db->lv);
 	return VIGIL_OK;
 fail:
+	memset(&ctx->info, 0, sizeof ctx->info);
 	store_score_abort(db, ctx);
 	return rv;
+}
+
+void
+store_ctx_commit_info(const store_ctx *ctx, store_commit_info *ret_info)
+{
+	*ret_info = ctx->info;
 }
 
 vigil_err

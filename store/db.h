@@ -168,6 +168,28 @@ vigil_err store_score_commit(store_db *db, store_ctx *ctx, const store_scored *r
     store_diag *reterr);
 void      store_score_abort(store_db *db, store_ctx *ctx);
 
+/*
+ * What store_score_commit decided about its transaction beyond the outcome
+ * (docs/storage.md, "Late events"; docs/protocol.md, ScoreReply):
+ *   late: its event time was at or before W - 7 days (W, the watermark: the
+ *     newest event time applied): archived and answered, but not applied
+ *     to the live state, so later transactions' velocity does not count it;
+ *   past_dedupe_horizon: its event time was at or before W - the dedupe
+ *     horizon: the outcome is not remembered for its txn_id, so a repeat of
+ *     it is scored (and archived) again instead of being answered as a
+ *     retry.
+ * store_ctx_commit_info reads them: after a successful store_score_commit
+ * on ctx, its decision (taken under the watermark lock, with the sequence
+ * number); after store_features_lookup, what a commit would decide now (an
+ * estimate: other commits may move W meanwhile); all false after any other
+ * call, an error, or on a read-only db (no live state).
+ */
+typedef struct store_commit_info {
+	bool late;
+	bool past_dedupe_horizon;
+} store_commit_info;
+void store_ctx_commit_info(const store_ctx *ctx, store_commit_info *ret_info);
+
 /* Features only, nothing locked or applied (dry runs, replay, explain):
  * fills features[0..store_schema_nfields()) as begin would. VIGIL_EINVAL
  * as for begin (nfeatures short, bad ids, a begin open on ctx). The

@@ -977,6 +977,24 @@ live_wm_admit_locked(live *lv, int64_t t)
 	return true;
 }
 
+bool
+live_wm_is_late(live *lv, int64_t t)
+{
+	int64_t w = atomic_load_explicit(&lv->wm, memory_order_acquire);
+
+	return w != INT64_MIN && t <= w - MS_7D;
+}
+
+bool
+live_wm_past_horizon(live *lv, int64_t t)
+{
+	int64_t w = atomic_load_explicit(&lv->wm, memory_order_acquire);
+
+	/* dd_live's test, negated: t <= W - horizon (no overflow: W is an event
+	 * time, the horizon at most 2^32 s) */
+	return w != INT64_MIN && t <= w - lv->opts.dedupe_horizon_ms;
+}
+
 int64_t
 live_watermark(live *lv)
 {

@@ -232,6 +232,14 @@ void live_wm_lock(live *lv);
 void live_wm_unlock(live *lv);
 /* True: t is not late, W advanced to max(W, t). False: late (counted). */
 bool live_wm_admit_locked(live *lv, int64_t t);
+/* Whether an outcome recorded at event time t is past the dedupe horizon
+ * of the watermark now (t <= W - horizon): live_dedupe_find would not see
+ * it, so a repeat of its txn_id is scored again. Watermark lock held (for
+ * a commit's answer) or not (a lookup's estimate). */
+bool live_wm_past_horizon(live *lv, int64_t t);
+/* Whether t would be late now (t <= W - 7 d), without counting it or
+ * moving W (a lookup's estimate; no lock needed). */
+bool live_wm_is_late(live *lv, int64_t t);
 int64_t live_watermark(live *lv); /* INT64_MIN before the first event */
 
 /* Applies an admitted transaction: its card event (card stripe locked,

@@ -1099,9 +1099,11 @@ vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 	call->res.score               = sr->score;
 	call->res.decision            = (vigil_client_decision) sr->decision;
 	call->res.features_generation = sr->features_generation;
-	call->res.server_latency_us   = sr->latency_us;
+	call->res.latency_us          = sr->latency_us;
 	call->res.duplicate           = sr->duplicate;
 	call->res.dry_run             = sr->dry_run;
+	call->res.late                = sr->late;
+	call->res.past_dedupe_horizon = sr->past_dedupe_horizon;
 	call->res.block_              = block;
 	return VIGIL_CLIENT_OK;
 }

@@ -162,7 +162,13 @@ typedef struct vigil_client_result {
 	size_t                 nhits;
 	const char            *rules_version;
 	uint64_t               features_generation;
-	uint32_t               server_latency_us;
+	/* The server's own time, decode to reply: latency_us, the name of the
+	 * wire and of every JSON reply; server_latency_us is its name before
+	 * issue 18, kept for old code (the same storage). */
+	union {
+		uint32_t           latency_us;
+		uint32_t           server_latency_us;
+	};
 	bool                   duplicate;   /* first outcome of an earlier request */
 	bool                   dry_run;
 	uint32_t               attempts;    /* 1 unless the call was retried */
@@ -175,6 +181,14 @@ typedef struct vigil_client_result {
 	double                 model_score; /* P(fraud), 0..1 */
 	const vigil_client_model_reason *model_reasons;
 	size_t                 nmodel_reasons;
+	/* Backfill (docs/protocol.md, ScoreReply; docs/operations.md): late:
+	 * the event time was 7 days or more before the newest event the server
+	 * applied, so the transaction was archived but is in no velocity
+	 * feature; past_dedupe_horizon: older than the dedupe horizon (8 days
+	 * by default), so the server does not remember its txn_id and a repeat
+	 * is scored again, not answered as a duplicate. */
+	bool                   late;
+	bool                   past_dedupe_horizon;
 } vigil_client_result;
 
 /* Frees what res owns and zeroes it; a zeroed result is a no-op. */

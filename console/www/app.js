@@ -227,13 +227,16 @@ function moneyText(m) {
   return parts.length ? parts.join(' + ') : '0';
 }
 
+// vigil-replay --results hits are objects since issue 18 ({rule, points, shadow})
+const hitName = x => (typeof x === 'string' ? x : x.shadow ? `${x.rule} (shadow)` : x.rule);
+
 function backtestView(d) {
   const c = d.current || {}, e = d.edited || {};
   const box = h('div', { class: 'chart-box' }, h('canvas', { id: 'bt-chart' }));
   const trans = Object.entries(d.transitions).filter(([, n]) => n > 0).map(([k, n]) => h('li', {}, `${k}: ${n}`));
   const cases = table(['transaction', 'before', 'after', 'label'], d.cases.map(x => h('tr', {},
-    h('td', {}, x.txn_id), h('td', {}, badge(x.before.decision), ` ${x.before.score} `, (x.before.hits || []).join(', ')),
-    h('td', {}, badge(x.after.decision), ` ${x.after.score} `, (x.after.hits || []).join(', ')),
+    h('td', {}, x.txn_id), h('td', {}, badge(x.before.decision), ` ${x.before.score} `, (x.before.hits || []).map(hitName).join(', ')),
+    h('td', {}, badge(x.after.decision), ` ${x.after.score} `, (x.after.hits || []).map(hitName).join(', ')),
     h('td', {}, x.label ? badge(x.label) : ''))), { id: 'bt-cases' });
   const el = h('div', { id: 'backtest-result' },
     h('h2', {}, `Back-test: ${d.rows} transactions, ${fmtTime(d.from)} – ${fmtTime(d.to)}${d.nightly ? ', nightly rebuilds' : ''} (${d.seconds.toFixed(1)} s)`),

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -301,6 +302,262 @@ run_shell(const char *cmd, char **ret_out)
 	return run_cli(argv, ret_out);
 }
 
+/* ---- backfill after go-live ---- */
+
+static bool
+has(const char *hay, const char *needle)
+{
+	return hay != NULL && strstr(hay, needle) != NULL;
+}
+
+/*
+ * One current transaction, then history (issue 18): the replies say which
+ * history rows were late (7 days or more behind the newest event: not in
+ * velocity) and which are past the dedupe horizon (8 days: a repeat is
+ * scored again), through the C client, vigil-score and /v1/score. Before,
+ * nothing in a reply told them apart.
+ */
+static void
+test_backfill_flags(void **state)
+{
+	vt_server            s = { 0 };
+	vigil_client        *c;
+	vigil_client_result  r = { 0 };
+	vigil_client_errinfo info;
+	vigil_client_txn     t;
+	int64_t              now = (int64_t) time(NULL) * 1000;
+	const int64_t        day = 86400000;
+	char                *out = NULL, *body = NULL;
+	char                 cmd[2048], json[512];
+	int                  code;
+
+	(void) state;
+	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
+	c = open_servers(&s, 1);
+
+	t = txn_make("bf-now", "card-bf", 100);
+	t.event_time_ms = now;
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_false(r.late);
+	assert_false(r.past_dedupe_horizon);
+	vigil_client_result_fini(&r);
+
+	/* 3 days old: applied, remembered */
+	t = txn_make("bf-3d", "card-bf", 100);
+	t.event_time_ms = now - 3 * day;
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_false(r.late);
+	assert_false(r.past_dedupe_horizon);
+	vigil_client_result_fini(&r);
+
+	/* 7.5 days old: late, still remembered (a retry is a duplicate) */
+	t = txn_make("bf-7d", "card-bf", 100);
+	t.event_time_ms = now - 7 * day - day / 2;
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_true(r.late);
+	assert_false(r.past_dedupe_horizon);
+	assert_false(r.duplicate);
+	vigil_client_result_fini(&r);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_true(r.duplicate);
+	vigil_client_result_fini(&r);
+
+	/* 9 days old: late and past the horizon; sent again, scored again */
+	t = txn_make("bf-9d", "card-bf", 100);
+	t.event_time_ms = now - 9 * day;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+		assert_true(r.late);
+		assert_true(r.past_dedupe_horizon);
+		assert_false(r.duplicate);
+		vigil_client_result_fini(&r);
+	}
+	/* a dry run says what a score would be */
+	{
+		vigil_client_callopts dry = { .dry_run = true };
+
+		t = txn_make("bf-dry", "card-bf", 100);
+		t.event_time_ms = now - 10 * day;
+		assert_int_equal(vigil_client_score(c, &t, &dry, &r, &info), VIGIL_CLIENT_OK);
+		assert_true(r.late);
+		assert_true(r.past_dedupe_horizon);
+		vigil_client_result_fini(&r);
+	}
+
+	/* vigil-score's line */
+	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id bf-cli --card card-bf "
+	    "--merchant m-1 --amount 1 --currency EUR --time-ms %lld",
+	    vt_build_path("tools/score/vigil-score"), s.url, (long long) (now - 20 * day));
+	assert_int_equal(run_shell(cmd, &out), 0);
+	assert_true(has(out, "\"late\":true,\"past_dedupe_horizon\":true"));
+	free(out);
+	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --txn-id bf-cli2 --card card-bf "
+	    "--merchant m-1 --amount 1 --currency EUR --time-ms %lld",
+	    vt_build_path("tools/score/vigil-score"), s.url, (long long) now);
+	assert_int_equal(run_shell(cmd, &out), 0);
+	assert_true(has(out, "\"late\":false,\"past_dedupe_horizon\":false"));
+	free(out);
+
+	/* /v1/score's object */
+	snprintf(json, sizeof json, "{\"txn_id\":\"bf-http\",\"card_id\":\"card-bf\","
+	    "\"merchant_id\":\"m-1\",\"amount_minor\":100,\"currency\":\"EUR\","
+	    "\"event_time_ms\":%lld}", (long long) (now - 8 * day - 1000));
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", json, &code, &body), 0);
+	assert_int_equal(code, 200);
+	assert_true(has(body, "\"late\":true"));
+	assert_true(has(body, "\"past_dedupe_horizon\":true"));
+	free(body);
+
+	vigil_client_close(c);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/*
+ * One JSON shape (issue 18): /v1/score and vigil-score read numbers given as
+ * strings for every field (lat "60.2" was refused while amount "12.5" was
+ * accepted) and answer in one result shape (hit objects, latency_us,
+ * status) and one error shape (status, message, field, txn_id).
+ */
+static void
+test_json_shape(void **state)
+{
+	vt_server s = { 0 };
+	char     *out = NULL, *body = NULL;
+	char      cmd[2048];
+	int       code;
+	static const char good[] = "{\"txn_id\":\"js-1\",\"card_id\":\"card-js\","
+	    "\"merchant_id\":\"m-1\",\"amount\":\"1500.00\",\"currency\":\"EUR\","
+	    "\"event_time_ms\":\"1795000000000\",\"mcc\":\"5411\",\"channel\":\"2\","
+	    "\"lat\":\"60.2\",\"lon\":\"24.9\"}";
+	static const char bad[] = "{\"txn_id\":\"js-2\",\"card_id\":\"card-js\","
+	    "\"merchant_id\":\"m-1\",\"amount\":\"15.00\",\"currency\":\"EUR\","
+	    "\"event_time_ms\":1795000000000,\"lat\":\"60.2x\",\"lon\":\"24.9\"}";
+
+	(void) state;
+	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
+
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", good, &code, &body), 0);
+	assert_int_equal(code, 200);
+	assert_true(has(body, "\"status\":\"OK\""));
+	assert_true(has(body, "\"hits\":[{\"rule\":\"big_amount\",\"points\":50,"));
+	assert_true(has(body, "\"latency_us\":"));
+	free(body);
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", bad, &code, &body), 0);
+	assert_int_equal(code, 400);
+	assert_true(has(body, "\"status\":\"INVALID\""));
+	assert_true(has(body, "\"field\":\"txn.lat\""));
+	assert_true(has(body, "\"message\":\"lat: \\\"60.2x\\\" is not a number\""));
+	free(body);
+
+	/* vigil-score reads the same objects: the first a duplicate now */
+	snprintf(cmd, sizeof cmd, "printf '%%s\\n%%s\\n' '%s' '%s' | '%s' --server '%s' --quiet",
+	    good, bad, vt_build_path("tools/score/vigil-score"), s.url);
+	assert_int_equal(run_shell(cmd, &out), 1);
+	assert_true(has(out, "{\"txn_id\":\"js-1\",\"decision\":\"review\",\"score\":50,"
+	    "\"hits\":[{\"rule\":\"big_amount\",\"points\":50,"));
+	assert_true(has(out, "\"duplicate\":true"));
+	assert_true(has(out, "\"status\":\"OK\",\"message\":\"ok\"}\n"));
+	assert_true(has(out, "{\"line\":2,\"error\":\"EINVAL\",\"status\":\"INVALID\","
+	    "\"message\":\"line 2: lat: \\\"60.2x\\\" is not a number\""));
+	free(out);
+
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/*
+ * vigil-score --csv (issue 18): a CSV export (docs/csv.md, the reader and
+ * columns of vigil-replay) streams to a real vigild, replies in file order,
+ * a bad row answered in its place with the reader's message; a file that
+ * cannot be read or has a bad header is a usage error, nothing sent.
+ */
+static void
+test_cli_csv(void **state)
+{
+	vt_server s = { 0 };
+	char     *out = NULL;
+	char      cmd[2048], csv[600], hdr[600], err[700];
+	FILE     *f;
+
+	(void) state;
+	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
+	snprintf(csv, sizeof csv, "%s/in.csv", s.datadir);
+	snprintf(hdr, sizeof hdr, "%s/hdr.csv", s.datadir);
+	snprintf(err, sizeof err, "%s/err.txt", s.datadir);
+	f = fopen(csv, "w");
+	assert_non_null(f);
+	fputs("txn_id,event_time,card_id,merchant_id,amount,currency,mcc,label,note\n"
+	    "csv-1,2026-11-18T08:00:00Z,card-csv,m-1,1500.00,EUR,5411,1,x\n"
+	    "csv-2,2026-11-18T08:01:00Z,card-csv,m-1,\"12.50\",EUR,5411,0,y\n"
+	    "csv-3,2026-11-18T08:02:00Z,card-csv,m-1,3.00,EUR,54111,,z\n"
+	    "\n"
+	    "csv-4,2026-11-08T08:00:00Z,card-csv,m-1,1500,JPY,,,\n", f);
+	assert_int_equal(fclose(f), 0);
+	f = fopen(hdr, "w");
+	assert_non_null(f);
+	fputs("txn_id,event_time,card_id,merchant_id\ncsv-9,2026-11-18T08:00:00Z,c,m\n", f);
+	assert_int_equal(fclose(f), 0);
+
+	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --concurrency 2 --csv '%s' 2>'%s'",
+	    vt_build_path("tools/score/vigil-score"), s.url, csv, err);
+	assert_int_equal(run_shell(cmd, &out), 1);
+	{
+		char *l[5] = { 0 }, *p = out;
+		int   n = 0;
+
+		while (n < 5 && p != NULL && *p != '\0') {
+			l[n++] = p;
+			p = strchr(p, '\n');
+			if (p != NULL)
+				*p++ = '\0';
+		}
+		assert_int_equal(n, 4);
+		assert_true(starts_with(l[0], "{\"txn_id\":\"csv-1\",\"decision\":\"review\",\"score\":50,"));
+		assert_true(starts_with(l[1], "{\"txn_id\":\"csv-2\",\"decision\":\"allow\","));
+		assert_true(has(l[1], "\"late\":false"));
+		snprintf(cmd, sizeof cmd, "{\"line\":4,\"error\":\"EINVAL\",\"status\":\"INVALID\","
+		    "\"message\":\"%s:4: mcc: \\\"54111\\\" is not an integer in 0..9999\","
+		    "\"field\":\"mcc\"}", csv);
+		assert_string_equal(l[2], cmd);
+		/* 10 days before the newest row: scored, flagged */
+		assert_true(starts_with(l[3], "{\"txn_id\":\"csv-4\","));
+		assert_true(has(l[3], "\"late\":true,\"past_dedupe_horizon\":true"));
+	}
+	free(out);
+	out = NULL;
+	{
+		const char *argv[] = { "/bin/cat", err, NULL };
+
+		assert_int_equal(run_cli(argv, &out), 0);
+		snprintf(cmd, sizeof cmd, "vigil-score: warning: %s:1: header: ignoring 1 unknown "
+		    "column: note\n", csv);
+		assert_string_equal(out, cmd);
+		free(out);
+	}
+
+	/* unusable files: exit 2, one line, nothing sent */
+	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --csv '%s' 2>&1",
+	    vt_build_path("tools/score/vigil-score"), s.url, hdr);
+	assert_int_equal(run_shell(cmd, &out), 2);
+	snprintf(cmd, sizeof cmd, "vigil-score: %s:1: header: missing required column amount\n", hdr);
+	assert_string_equal(out, cmd);
+	free(out);
+	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --csv /nonexistent/x.csv 2>&1",
+	    vt_build_path("tools/score/vigil-score"), s.url);
+	assert_int_equal(run_shell(cmd, &out), 2);
+	assert_true(starts_with(out, "vigil-score: /nonexistent/x.csv"));
+	free(out);
+	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --csv x.csv --txn-id a 2>&1",
+	    vt_build_path("tools/score/vigil-score"), s.url);
+	assert_int_equal(run_shell(cmd, &out), 2);
+	assert_string_equal(out, "vigil-score: --csv and transaction flags do not mix (see --help)\n");
+	free(out);
+
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
 static void
 test_cli(void **state)
 {
@@ -346,7 +603,10 @@ test_cli(void **state)
 		    "--currency", "EUR", "--country", "fr", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 1);
-		assert_non_null(strstr(out, "{\"txn_id\":\"cli-3\",\"error\":\"SINVALID\","));
+		/* the error shape of /v1/score ("status", "message", "field"), with
+		 * the client's own name in "error" */
+		assert_non_null(strstr(out, "{\"txn_id\":\"cli-3\",\"error\":\"SINVALID\","
+		    "\"status\":\"INVALID\","));
 		assert_non_null(strstr(out, "\"field\":\"txn.country\"}"));
 		free(out);
 	}
@@ -358,7 +618,7 @@ test_cli(void **state)
 		    "label", "cli-1", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 0);
-		assert_string_equal(out, "{\"txn_id\":\"cli-1\",\"label\":\"fraud\"}\n");
+		assert_string_equal(out, "{\"txn_id\":\"cli-1\",\"label\":\"fraud\",\"status\":\"OK\"}\n");
 		free(out);
 		assert_int_equal(run_cli(bad, &out), 2);
 		assert_string_equal(out, "");
@@ -466,7 +726,7 @@ test_cli(void **state)
 			*nl = '\0';
 			if (n == 21) {
 				assert_string_equal(line, "{\"line\":22,\"error\":\"ESYNTAX\","
-				    "\"message\":\"line 22:3: '[' or '{' expected near 'not'\"}");
+				    "\"status\":\"MALFORMED\",\"message\":\"line 22:3: '[' or '{' expected near 'not'\"}");
 			} else {
 				snprintf(prefix, sizeof prefix, "{\"txn_id\":\"pipe-%d\",\"decision\":", want++);
 				assert_int_equal(strncmp(line, prefix, strlen(prefix)), 0);
@@ -512,11 +772,11 @@ test_cli(void **state)
 		    "--timeout", "100", "--attempts", "2",
 		    "--txn-id", "cli-down", "--card", "c", "--merchant", "m", "--amount", "1",
 		    "--currency", "EUR", NULL };
-		char want[640];
+		char want[1024];
 
 		assert_int_equal(run_cli(argv, &out), 1);
 		snprintf(want, sizeof want, "{\"txn_id\":\"cli-down\",\"error\":\"EUNREACHABLE\","
-		    "\"message\":\"%s: not connected within 100 ms (is vigild running there?)\"}\n", down);
+		    "\"status\":\"UNAVAILABLE\",\"message\":\"%s: not connected within 100 ms (is vigild running there?)\"}\n", down);
 		assert_string_equal(out, want);
 		free(out);
 	}
@@ -534,7 +794,7 @@ test_cli(void **state)
 		free(out);
 		assert_int_equal(run_cli(bad, &out), 1);
 		assert_true(starts_with(out, want));
-		snprintf(want, sizeof want, "\n{\"error\":\"EUNREACHABLE\",\"message\":\"%s: not "
+		snprintf(want, sizeof want, "\n{\"error\":\"EUNREACHABLE\",\"status\":\"UNAVAILABLE\",\"message\":\"%s: not "
 		    "connected within 100 ms (is vigild running there?)\",\"replica\":\"%s\"}\n", down, down);
 		assert_non_null(strstr(out, want));
 		free(out);
@@ -542,7 +802,7 @@ test_cli(void **state)
 
 	/* $VIGIL_SERVER: blanks around each comma-separated URL do not count */
 	{
-		char want[640];
+		char want[1024];
 
 		snprintf(cmd, sizeof cmd, "VIGIL_SERVER=' %s\t , ' '%s' --timeout 500 health",
 		    s.url, vt_build_path("tools/score/vigil-score"));
@@ -708,6 +968,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync_score_duplicate_dry_run_label),
+		cmocka_unit_test(test_backfill_flags),
+		cmocka_unit_test(test_json_shape),
+		cmocka_unit_test(test_cli_csv),
 		cmocka_unit_test(test_three_replicas_one_killed),
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_cli_replies_while_input_idle),

@@ -10,6 +10,7 @@ integration) with VIGIL_BUILD_ROOT / VIGIL_SOURCE_ROOT set.
 """
 
 import ctypes
+import dataclasses
 import os
 import shutil
 import signal
@@ -386,6 +387,50 @@ class PeerTests(unittest.TestCase):
             lib.vigil_client_close(handle)
 
 
+class JsonShapeTests(unittest.TestCase):
+    # the JSON transaction shape of /v1/score, vigil-score and vigil-rules
+    # explain (common/json.c): amount/event_time accepted, numbers as strings
+    # read the same way for every field
+    def test_json_shape(self):
+        t = vc.transaction_from_json({
+            "txn_id": "j-1", "card_id": "c", "merchant_id": "m", "currency": "EUR",
+            "amount": "12.5", "amount_minor": "1250", "event_time": "2025-11-21T10:00:00Z",
+            "mcc": "0742", "channel": "2", "lat": "60.2", "lon": "-1.5e1", "extra": "ignored"})
+        self.assertEqual(t.amount_minor, 1250)
+        self.assertEqual(t.event_time_ms, 1763719200000)
+        self.assertEqual(t.mcc, 742)
+        self.assertEqual(t.channel, 2)
+        self.assertEqual((t.latitude, t.longitude), (60.2, -15.0))
+        t = vc.transaction_from_json({"txn_id": "j", "card_id": "c", "merchant_id": "m",
+                                      "currency": "JPY", "amount": 1500,
+                                      "location": {"latitude": 1, "longitude": 2}})
+        self.assertEqual(t.amount_minor, 1500)
+        self.assertEqual((t.latitude, t.longitude), (1.0, 2.0))
+        self.assertEqual(vc.transaction_from_json(
+            {"currency": "EUR", "amount": 12.34}).amount_minor, 1234)
+        for key, value, field in (
+                ("amount_minor", "12.5", "txn.amount_minor"),
+                ("amount_minor", " 12", "txn.amount_minor"),
+                ("amount_minor", 12.0, "txn.amount_minor"),
+                ("event_time_ms", "1e12", "txn.event_time_ms"),
+                ("mcc", "0x10", "txn.mcc"),
+                ("lat", "60.2x", "txn.lat"),
+                ("lat", "inf", "txn.lat"),
+                ("lat", ".5", "txn.lat"),
+                ("amount", "12.", "txn.amount"),
+                ("amount", "1.234", "txn.amount"),
+                ("amount", 12.345, "txn.amount"),
+                ("amount", True, "txn.amount"),
+                ("event_time", "yesterday", "txn.event_time")):
+            d = {"currency": "EUR", "lat": 1, "lon": 1, key: value}
+            with self.assertRaises(vc.InvalidArgument, msg=(key, value)) as cm:
+                vc.transaction_from_json(d)
+            self.assertEqual(cm.exception.field, field)
+        with self.assertRaises(vc.InvalidArgument) as cm:
+            vc.transaction_from_json({"currency": "EUR", "amount": "1", "amount_minor": 2})
+        self.assertEqual(cm.exception.field, "txn.amount")
+
+
 class VigildTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -408,6 +453,12 @@ class VigildTests(unittest.TestCase):
             self.assertEqual(r.attempts, 1)
             self.assertEqual(r.replica, self.server.url)
             self.assertEqual(r.rules_version, h.rules_version)
+            self.assertEqual(r.server_latency_us, r.latency_us)  # the old name reads on
+            # the JSON shape, as vigil-score reads it
+            j = c.score({"txn_id": "py-json-1", "card_id": "card-1", "merchant_id": "m-1",
+                         "amount": "1500.00", "currency": "EUR", "country": "FR",
+                         "event_time": "2026-11-18T08:26:40Z"})
+            self.assertEqual((j.decision, j.score), ("review", 50))
             again = c.score(txn("py-1", amount_minor=150000))
             self.assertTrue(again.duplicate)
             self.assertEqual(again.score, r.score)
@@ -419,6 +470,24 @@ class VigildTests(unittest.TestCase):
             self.assertFalse(real.duplicate)
             c.label("py-1", fraud=True, card_id="card-1", source="test")
             c.label("py-2", fraud=False)
+
+    def test_backfill_flags(self):
+        # history after a current transaction: late (not in velocity) and
+        # past the dedupe horizon (a repeat is scored again) are in the result
+        day = 86400000
+        base = 1795000000000
+        with vc.Client(self.server.url, timeout=5) as c:
+            now = c.score(txn("py-bf-0", card_id="card-bf"))
+            self.assertFalse(now.late)
+            self.assertFalse(now.past_dedupe_horizon)
+            late = c.score(dataclasses.replace(txn("py-bf-1", card_id="card-bf"),
+                                               event_time_ms=base - 7 * day - 1))
+            self.assertTrue(late.late)
+            self.assertFalse(late.past_dedupe_horizon)
+            old = c.score(dataclasses.replace(txn("py-bf-2", card_id="card-bf"),
+                                              event_time_ms=base - 9 * day))
+            self.assertTrue(old.late)
+            self.assertTrue(old.past_dedupe_horizon)
 
     def test_invalid_field(self):
         with vc.Client(self.server.url, timeout=5) as c:

@@ -75,7 +75,8 @@ test_reply_ok(void **state)
 	assert_true(r.hits[1].shadow);
 	assert_string_equal(r.rules_version, "41d64137bb8ed3d2ef74cf05a8ad7e0c");
 	assert_int_equal(r.features_generation, 3);
-	assert_int_equal(r.server_latency_us, 12);
+	assert_int_equal(r.latency_us, 12);
+	assert_int_equal(r.server_latency_us, 12); /* the name before issue 18 */
 	assert_string_equal(r.replica, "fuzz://replica");
 	vigil_client_result_fini(&r);
 

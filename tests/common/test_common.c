@@ -322,9 +322,13 @@ test_json_errinfo(void **state)
 		const char *json, *field, *msg;
 	} cases[] = {
 		{ "{\"txn_id\":7}", "txn_id", "txn_id: must be a string" },
-		{ "{\"mcc\":\"x\"}", "mcc", "mcc: must be an integer" },
+		{ "{\"mcc\":\"x\"}", "mcc", "mcc: \"x\" is not an integer" },
+		{ "{\"mcc\":true}", "mcc",
+		  "mcc: must be an integer (a JSON number or a string of digits)" },
 		{ "{\"location\":{\"latitude\":\"n\"}}", "location.latitude",
-		  "location.latitude: must be a number" },
+		  "location.latitude: \"n\" is not a number" },
+		{ "{\"location\":{\"latitude\":[1]}}", "location.latitude",
+		  "location.latitude: must be a number (a JSON number or a string holding one)" },
 		{ "{\"currency\":\"EUR\",\"amount\":true}", "amount",
 		  "amount: must be a decimal number or string in major units" },
 		{ "[1]", "", "txn: must be a JSON object" },
@@ -409,6 +413,71 @@ test_json(void **state)
 	o = json_loads("[1]", 0, &jerr);
 	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
 	json_decref(o);
+}
+
+/*
+ * Numbers given as strings are read the same way for every numeric field
+ * (issue 18: lat "60.2" was refused while amount "12.5" was accepted): the
+ * whole string in JSON's number syntax, accepted; anything else in it,
+ * refused, for every field alike.
+ */
+static void
+test_json_number_strings(void **state)
+{
+	static const char *const good =
+	    "{\"txn_id\":\"a\",\"card_id\":\"c\",\"merchant_id\":\"m\",\"currency\":\"EUR\","
+	    "\"amount\":\"12.5\",\"amount_minor\":\"1250\",\"event_time_ms\":\"1763719200000\","
+	    "\"mcc\":\"0742\",\"channel\":\"2\",\"lat\":\"60.2\",\"lon\":\"-1.5e1\"}";
+	static const struct {
+		const char *key, *value, *field;
+	} bad[] = {
+		{ "amount_minor", "\"12.5\"", "amount_minor" },
+		{ "amount_minor", "\" 12\"", "amount_minor" },
+		{ "amount_minor", "\"+12\"", "amount_minor" },
+		{ "event_time_ms", "\"1e12\"", "event_time_ms" },
+		{ "event_time_ms", "\"99999999999999999999\"", "event_time_ms" },
+		{ "mcc", "\"0x10\"", "mcc" },
+		{ "mcc", "\"\"", "mcc" },
+		{ "lat", "\"60.2x\"", "lat" },
+		{ "lat", "\"inf\"", "lat" },
+		{ "lat", "\"nan\"", "lat" },
+		{ "lat", "\".5\"", "lat" },
+		{ "lat", "\"1e999\"", "lat" },
+		{ "amount", "\"12.\"", "amount" },
+		{ "amount", "\"1e1\"", "amount" },
+		{ "amount", "\" 12.5\"", "amount" },
+	};
+	json_error_t jerr;
+	vigil_errinfo ei;
+	vigil_txn t;
+	json_t *o;
+
+	(void)state;
+	o = json_loads(good, 0, &jerr);
+	assert_non_null(o);
+	assert_int_equal(vigil_txn_from_json(o, &t, &ei), VIGIL_OK);
+	assert_int_equal(t.amount_minor, 1250);
+	assert_int_equal(t.event_time_ms, 1763719200000LL);
+	assert_int_equal(t.mcc, 742);
+	assert_int_equal(t.channel, VIGIL_CHANNEL_ECOM);
+	assert_true(t.has_location);
+	assert_true(t.lat == 60.2);
+	assert_true(t.lon == -15.0);
+	assert_int_equal(vigil_txn_validate(&t, NULL), VIGIL_OK);
+	json_decref(o);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char text[512];
+
+		snprintf(text, sizeof text, "{\"currency\":\"EUR\",\"lat\":1,\"lon\":1,\"%s\":%s}",
+		    bad[i].key, bad[i].value);
+		if (strcmp(bad[i].key, "lat") == 0)
+			snprintf(text, sizeof text, "{\"lon\":1,\"lat\":%s}", bad[i].value);
+		o = json_loads(text, 0, &jerr);
+		assert_non_null(o);
+		assert_int_equal(vigil_txn_from_json(o, &t, &ei), VIGIL_EINVAL);
+		assert_string_equal(ei.field, bad[i].field);
+		json_decref(o);
+	}
 }
 
 /*
@@ -585,7 +654,7 @@ main(void)
 		cmocka_unit_test(test_validate), cmocka_unit_test(test_time),
 		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json), cmocka_unit_test(test_json_errinfo),
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
-		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_amount_real),
+		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

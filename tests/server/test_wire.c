@@ -609,6 +609,8 @@ test_reply_pack_matches_protobuf_c(void **state)
 			sr.latency_us = (uint32_t)rnd_u64(&x);
 			sr.duplicate = rnd(&x) % 2;
 			sr.dry_run = rnd(&x) % 2;
+			sr.late = rnd(&x) % 2;
+			sr.past_dedupe_horizon = rnd(&x) % 2;
 			sr.n_hits = rnd(&x) % 7;
 			sr.hits = hp;
 			for (size_t i = 0; i < sr.n_hits; i++) {

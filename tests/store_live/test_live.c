@@ -186,6 +186,71 @@ test_late_events(void **state)
 	}
 }
 
+static store_commit_info
+apply_info(fixture *fx, const char *id, const char *card, int64_t t)
+{
+	store_commit_info ci;
+
+	apply(fx, id, card, "m1", t, 100);
+	store_ctx_commit_info(fx->ctx, &ci);
+	return ci;
+}
+
+/* What a commit says of its transaction (store_ctx_commit_info; replies
+ * carry it): late at exactly W - 7 d, not 1 ms later; past the dedupe
+ * horizon (default 8 d) at exactly W - 8 d, not 1 ms later; a lookup
+ * gives the same estimate; an error clears it. */
+static void
+test_commit_info(void **state)
+{
+	fixture          *fx = *state;
+	store_commit_info ci;
+	vigil_txn         x;
+	store_outcome     prior;
+	const int64_t     W = T0 + 30 * DAY_MS;
+
+	ci = apply_info(fx, "first", "c1", W);
+	assert_false(ci.late);
+	assert_false(ci.past_dedupe_horizon);
+	ci = apply_info(fx, "6d", "c2", W - 6 * DAY_MS);
+	assert_false(ci.late);
+	assert_false(ci.past_dedupe_horizon);
+	ci = apply_info(fx, "7d-1", "c2", W - 7 * DAY_MS + 1);
+	assert_false(ci.late);
+	ci = apply_info(fx, "7d", "c2", W - 7 * DAY_MS);
+	assert_true(ci.late);
+	assert_false(ci.past_dedupe_horizon);
+	ci = apply_info(fx, "8d-1", "c3", W - 8 * DAY_MS + 1);
+	assert_true(ci.late);
+	assert_false(ci.past_dedupe_horizon);
+	ci = apply_info(fx, "8d", "c3", W - 8 * DAY_MS);
+	assert_true(ci.late);
+	assert_true(ci.past_dedupe_horizon);
+	/* Not remembered: the same id again is scored again, flagged again. */
+	ci = apply_info(fx, "8d", "c3", W - 8 * DAY_MS);
+	assert_true(ci.past_dedupe_horizon);
+	/* The one inside the horizon is remembered: a retry. */
+	x = txn_make("8d-1", "c3", "m1", W - 8 * DAY_MS + 1, 100);
+	assert_int_equal(store_score_begin(fx->db, fx->ctx, &x, fx->f, store_schema_nfields(),
+	    &prior), VIGIL_EEXIST);
+	store_ctx_commit_info(fx->ctx, &ci);
+	assert_false(ci.late);
+	assert_false(ci.past_dedupe_horizon);
+	/* A lookup's estimate. */
+	x = txn_make("probe", "c4", "m1", W - 10 * DAY_MS, 100);
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f,
+	    store_schema_nfields()), VIGIL_OK);
+	store_ctx_commit_info(fx->ctx, &ci);
+	assert_true(ci.late);
+	assert_true(ci.past_dedupe_horizon);
+	x = txn_make("probe", "c4", "m1", W, 100);
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f,
+	    store_schema_nfields()), VIGIL_OK);
+	store_ctx_commit_info(fx->ctx, &ci);
+	assert_false(ci.late);
+	assert_false(ci.past_dedupe_horizon);
+}
+
 /* Records of ids of every length (1 to the cap), 0 to STORE_MAX_HITS hits
  * and three rules versions in turn (one of them a full 71 bytes) each give
  * back their own outcome on a retry. */
@@ -857,6 +922,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_new_card_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_info, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedupe_horizon_expires, setup, teardown),

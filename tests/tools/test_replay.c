@@ -128,7 +128,7 @@ test_asof_future_label_unused(void **state)
 	for (int d = 6; d <= 8; d++) {
 		char want[128];
 		snprintf(want, sizeof want, "{\"txn_id\":\"c1-d%d\",\"score\":10,\"decision\":\"review\","
-		    "\"hits\":[\"known_fraud_card\"]}\n", d);
+		    "\"hits\":[{\"rule\":\"known_fraud_card\",\"points\":10,\"shadow\":false}]}\n", d);
 		if (strstr(x, want) == NULL)
 			fail_msg("day %d: expected the hit, results:\n%s", d, x);
 	}

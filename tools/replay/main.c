@@ -346,7 +346,7 @@ main(int argc, char **argv)
 		for (uint32_t i = 0; i < rules_prog_nrules(r->prog); i++) {
 			rules_rule_info info;
 			rules_prog_rule(r->prog, i, &info);
-			rp_names_index(&r->names, info.name);
+			rp_names_index(&r->names, info.name, info.points);
 		}
 	}
 	if (rp_source_open(&r->src, &r->o) != VIGIL_OK)

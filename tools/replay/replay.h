@@ -150,6 +150,7 @@ typedef struct rp_source {
 typedef struct rp_names {
 	pthread_mutex_t mu;
 	char           *names[METRICS_MAX_RULES];
+	int32_t         points[METRICS_MAX_RULES]; /* as the first reply gave them */
 	uint32_t        n;
 } rp_names;
 
@@ -219,8 +220,9 @@ void      rp_offline_close(rp *r);
 
 /* ---- server.c ---- */
 
-/* Index of rule name in t, added when first seen; -1 when t is full. */
-int       rp_names_index(rp_names *t, const char *name);
+/* Index of rule name in t, added with its points when first seen; -1 when
+ * t is full. */
+int       rp_names_index(rp_names *t, const char *name, int32_t points);
 /* Connects to --server replicas; fails when none is reachable within 3 s. */
 vigil_err rp_server_open(rp *r);
 vigil_err rp_run_server(rp *r);

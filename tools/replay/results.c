@@ -31,8 +31,25 @@ rp_rule_name_cb(void *arg, uint16_t idx)
 	return rp_rule_name(arg, idx);
 }
 
-/* Writes one JSON line; names are rule identifiers and ids are validated
- * (no quote or backslash), so no escaping is needed beyond that guarantee. */
+static int32_t
+rp_rule_points(rp *r, uint16_t idx)
+{
+	if (r->prog != NULL && r->names.n == 0) {
+		rules_rule_info info;
+		rules_prog_rule(r->prog, idx, &info);
+		return info.points;
+	}
+	return idx < r->names.n ? r->names.points[idx] : 0;
+}
+
+/*
+ * Writes one JSON line. Hits are objects, as in every reply (/v1/score,
+ * vigil-score: docs/protocol.md, "JSON"): rule, points, shadow, active
+ * hits first; the rule's reason text is left out (it is the rule file's,
+ * the same on every line). Names are rule identifiers and ids are
+ * validated (no quote or backslash), so no escaping is needed beyond that
+ * guarantee.
+ */
 static void
 rp_result_write(rp *r, const rp_row *row, const rp_outcome *out)
 {
@@ -40,15 +57,11 @@ rp_result_write(rp *r, const rp_row *row, const rp_outcome *out)
 
 	fprintf(f, "{\"txn_id\":\"%s\",\"score\":%" PRId32 ",\"decision\":\"%s\",\"hits\":[",
 	    row->txn.txn_id, out->score, vigil_decision_name(out->decision));
-	for (uint32_t i = 0; i < out->nhits; i++)
-		fprintf(f, "%s\"%s\"", i ? "," : "", rp_rule_name(r, out->hits[i]));
+	for (uint32_t i = 0; i < out->nhits + out->nshadow; i++)
+		fprintf(f, "%s{\"rule\":\"%s\",\"points\":%" PRId32 ",\"shadow\":%s}", i ? "," : "",
+		    rp_rule_name(r, out->hits[i]), rp_rule_points(r, out->hits[i]),
+		    i >= out->nhits ? "true" : "false");
 	fputc(']', f);
-	if (out->nshadow > 0) {
-		fputs(",\"shadow\":[", f);
-		for (uint32_t i = 0; i < out->nshadow; i++)
-			fprintf(f, "%s\"%s\"", i ? "," : "", rp_rule_name(r, out->hits[out->nhits + i]));
-		fputc(']', f);
-	}
 	if (!isnan(out->model_score)) {
 		/* the shape of vigild's /v1/score and vigil-score's "model" */
 		fprintf(f, ",\"model\":{\"score\":%.9g,\"reasons\":[", out->model_score);

@@ -26,7 +26,7 @@
 #include "replay.h"
 
 int
-rp_names_index(rp_names *t, const char *name)
+rp_names_index(rp_names *t, const char *name, int32_t points)
 {
 	int idx = -1;
 
@@ -39,6 +39,7 @@ rp_names_index(rp_names *t, const char *name)
 	}
 	if (idx < 0 && t->n < METRICS_MAX_RULES) {
 		t->names[t->n] = strdup(name);
+		t->points[t->n] = points;
 		if (t->names[t->n] != NULL)
 			idx = (int)t->n++;
 	}
@@ -182,7 +183,7 @@ rp_worker_main(void *arg)
 		}
 		out->nhits = out->nshadow = 0;
 		for (size_t h = 0; h < res.nhits && out->nhits + out->nshadow < RP_MAX_HITS; h++) {
-			int idx = rp_names_index(&r->names, res.hits[h].rule);
+			int idx = rp_names_index(&r->names, res.hits[h].rule, res.hits[h].points);
 			if (idx < 0)
 				continue;
 			out->hits[out->nhits + out->nshadow] = (uint16_t)idx;

@@ -2,8 +2,9 @@
 /*
  * tools/score/score.c - vigil-score, the command-line client: scores one
  * transaction given by flags or --txn, or a stream of JSON lines on stdin
- * (pipelined: up to --concurrency requests in flight, replies printed in
- * input order), and sends labels. Output is one JSON object per line on
+ * or of CSV rows (--csv, tools/csv: docs/csv.md) (pipelined: up to
+ * --concurrency requests in flight, replies printed in input order), and
+ * sends labels. Output is one JSON object per line on
  * stdout. The manual is docs/vigil-score.md.
  *
  * Exit status (common/cli.h, docs/tools.md): 0 every request succeeded; 1 at
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "csv.h"
 #include "vigil.h"
 #include "vigil_client.h"
 #include "vigil_json.h"
@@ -34,13 +36,16 @@
 static const char sc_usage[] =
     "usage: vigil-score [OPTIONS] [TRANSACTION FLAGS | --txn JSON]\n"
     "       vigil-score [OPTIONS] < transactions.jsonl\n"
+    "       vigil-score [OPTIONS] --csv FILE\n"
     "       vigil-score [OPTIONS] label TXN_ID --fraud|--legit [--card ID] [--source S]\n"
     "       vigil-score [OPTIONS] health\n"
     "\n"
     "Scores card transactions with vigild and prints one JSON reply per line.\n"
     "With no transaction flags and no --txn, reads JSON objects from stdin, one\n"
     "per line, keeps up to --concurrency requests in flight and prints the replies\n"
-    "in input order. 'health' asks every replica whether it is ready (one line each).\n"
+    "in input order; --csv reads the rows of a CSV file instead (the columns of\n"
+    "vigil-replay, docs/csv.md). 'health' asks every replica whether it is ready\n"
+    "(one line each).\n"
     "\n"
     "Options:\n"
     "  -s, --server URL   vigild replica (tls+tcp://host:port, tcp://host:port,\n"
@@ -69,6 +74,8 @@ static const char sc_usage[] =
     "  [--time RFC3339 | --time-ms MS] (default: now) [--lat DEG --lon DEG]\n"
     "  -t, --txn JSON     the transaction as one JSON object (docs/protocol.md field\n"
     "                     names), inline or @FILE\n"
+    "  --csv FILE         score every row of a CSV file (- = stdin; docs/csv.md),\n"
+    "                     pipelined as JSON lines are; label columns are not sent\n"
     "\n"
     "Label flags: --fraud | --legit, [--card ID] (routes to the card's replica),\n"
     "  [--source S] (default \"cli\"), [--time RFC3339 | --time-ms MS]\n"
@@ -85,7 +92,7 @@ enum {
 	OPT_CURRENCY, OPT_TERMINAL, OPT_COUNTRY, OPT_MCC, OPT_CHANNEL, OPT_DEVICE, OPT_IP,
 	OPT_TIME, OPT_TIME_MS, OPT_LAT, OPT_LON, OPT_FRAUD, OPT_LEGIT, OPT_SOURCE, OPT_HELP,
 	OPT_VERSION, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_SERVER_NAME,
-	OPT_JSON_OUT,
+	OPT_JSON_OUT, OPT_CSV,
 };
 
 /* Short letters only from the shared table (common/cli.h, docs/tools.md). */
@@ -103,6 +110,7 @@ static const struct option sc_options[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "json", no_argument, NULL, OPT_JSON_OUT },
 	{ "txn", required_argument, NULL, OPT_JSON },
+	{ "csv", required_argument, NULL, OPT_CSV },
 	{ "txn-id", required_argument, NULL, OPT_TXN_ID },
 	{ "card", required_argument, NULL, OPT_CARD },
 	{ "merchant", required_argument, NULL, OPT_MERCHANT },
@@ -136,6 +144,7 @@ typedef struct sc_args {
 	uint32_t    window;
 	bool        quiet;
 	const char *json;
+	const char *csv;         /* --csv FILE */
 	json_t     *flags;       /* transaction fields given as flags */
 	int         fraud;       /* label: -1 unset, 0 legit, 1 fraud */
 	const char *source;
@@ -317,6 +326,9 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 		case 't':
 		case OPT_JSON:
 			a->json = optarg;
+			break;
+		case OPT_CSV:
+			a->csv = optarg;
 			break;
 		case OPT_TXN_ID:
 			rv = sc_flag_str(a, "txn-id", "txn_id", optarg);
@@ -515,11 +527,16 @@ sc_result_json(const vigil_client_result *res)
 	json_object_set_new(o, "hits", hits);
 	json_object_set_new(o, "rules_version", sc_json_str(res->rules_version));
 	json_object_set_new(o, "features_generation", json_integer((json_int_t) res->features_generation));
-	json_object_set_new(o, "latency_us", json_integer(res->server_latency_us));
+	json_object_set_new(o, "latency_us", json_integer(res->latency_us));
 	json_object_set_new(o, "duplicate", json_boolean(res->duplicate));
 	json_object_set_new(o, "dry_run", json_boolean(res->dry_run));
+	json_object_set_new(o, "late", json_boolean(res->late));
+	json_object_set_new(o, "past_dedupe_horizon", json_boolean(res->past_dedupe_horizon));
 	json_object_set_new(o, "replica", sc_json_str(res->replica));
 	json_object_set_new(o, "attempts", json_integer(res->attempts));
+	/* the envelope of /v1/score's replies (docs/protocol.md, "JSON") */
+	json_object_set_new(o, "status", json_string("OK"));
+	json_object_set_new(o, "message", json_string("ok"));
 	if (res->has_model) {
 		json_t *m = json_object(), *rs = json_array();
 
@@ -535,7 +552,35 @@ sc_result_json(const vigil_client_result *res)
 	return o;
 }
 
-/* {"txn_id":..,"error":"SINVALID","message":..,"field":..}; line > 0 adds "line". */
+/*
+ * The status of an error line: the vigil.v1.Status name that /v1/score puts
+ * in its "status" (docs/protocol.md, "JSON"), so one key tells every reply
+ * apart. The server's refusals (S...) are their own status; a bad input
+ * line is INVALID (a field) or MALFORMED (not JSON); a server that could
+ * not be reached or did not answer, UNAVAILABLE; anything else (a reply
+ * that is not one, out of memory), INTERNAL.
+ */
+static const char *
+sc_status_name(const char *errname)
+{
+	static const char *const map[][2] = {
+		{ "SINVALID", "INVALID" }, { "SMALFORMED", "MALFORMED" }, { "STOOBIG", "TOO_BIG" },
+		{ "SUNSUPPORTED", "UNSUPPORTED" }, { "SOVERLOADED", "OVERLOADED" },
+		{ "SUNAVAILABLE", "UNAVAILABLE" }, { "SINTERNAL", "INTERNAL" },
+		{ "EINVAL", "INVALID" }, { "ESYNTAX", "MALFORMED" }, { "ETIMEDOUT", "UNAVAILABLE" },
+		{ "EUNREACHABLE", "UNAVAILABLE" }, { "ECLOSED", "UNAVAILABLE" },
+		{ "ETRANSPORT", "UNAVAILABLE" }, { "ELIMIT", "OVERLOADED" },
+	};
+
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (strcmp(errname, map[i][0]) == 0)
+			return map[i][1];
+	return "INTERNAL";
+}
+
+/* {"txn_id":..,"error":"SINVALID","status":"INVALID","message":..,"field":..};
+ * line > 0 adds "line". "error" is the client's precise name (docs/client.md),
+ * "status" the wire's, as in /v1/score's errors. */
 static json_t *
 sc_error_json(const char *txn_id, size_t line, const char *errname, const char *message,
     const char *field)
@@ -549,6 +594,7 @@ sc_error_json(const char *txn_id, size_t line, const char *errname, const char *
 	if (txn_id != NULL && txn_id[0] != '\0')
 		json_object_set_new(o, "txn_id", sc_json_str(txn_id));
 	json_object_set_new(o, "error", json_string(errname));
+	json_object_set_new(o, "status", json_string(sc_status_name(errname)));
 	json_object_set_new(o, "message", sc_json_str(message));
 	if (field != NULL && field[0] != '\0')
 		json_object_set_new(o, "field", sc_json_str(field));
@@ -573,29 +619,30 @@ sc_print(json_t *o)
 
 /* ---- transactions ---- */
 
+static void sc_client_txn(const vigil_txn *store, vigil_client_txn *ret);
+
 /*
  * obj -> client txn (strings point into *store). A missing event time is
- * "now". VIGIL_OK or VIGIL_EINVAL with errbuf "field: reason".
+ * "now". VIGIL_OK or VIGIL_EINVAL with *reterr (msg "field: reason").
  */
 static vigil_err
-sc_txn_from_json(const json_t *obj, vigil_txn *store, vigil_client_txn *ret, char *errbuf,
-    size_t errlen)
+sc_txn_from_json(const json_t *obj, vigil_txn *store, vigil_client_txn *ret, vigil_errinfo *reterr)
 {
-	vigil_errinfo ei;
 	vigil_err rv;
 
-	rv = vigil_txn_from_json(obj, store, &ei);
-	if (rv != VIGIL_OK) {
-		size_t n = errlen > 0 ? strnlen(ei.msg, errlen - 1) : 0;
-
-		if (errlen > 0) {
-			memcpy(errbuf, ei.msg, n);
-			errbuf[n] = '\0';
-		}
+	rv = vigil_txn_from_json(obj, store, reterr);
+	if (rv != VIGIL_OK)
 		return rv;
-	}
 	if (store->event_time_ms == 0)
 		store->event_time_ms = vigil_now_ms();
+	sc_client_txn(store, ret);
+	return VIGIL_OK;
+}
+
+/* The client's view of a transaction (strings point into store). */
+static void
+sc_client_txn(const vigil_txn *store, vigil_client_txn *ret)
+{
 	memset(ret, 0, sizeof *ret);
 	ret->txn_id        = store->txn_id;
 	ret->card_id       = store->card_id;
@@ -612,7 +659,6 @@ sc_txn_from_json(const json_t *obj, vigil_txn *store, vigil_client_txn *ret, cha
 	ret->has_location  = store->has_location;
 	ret->latitude      = store->lat;
 	ret->longitude     = store->lon;
-	return VIGIL_OK;
 }
 
 /* One transaction from flags or --json. Exit status. */
@@ -624,10 +670,10 @@ sc_score_one(vigil_client *c, const sc_args *a, json_t *obj)
 	vigil_client_result  res = { 0 };
 	vigil_client_errinfo info;
 	vigil_client_err     err;
-	char                 errbuf[256];
+	vigil_errinfo        ei;
 
-	if (sc_txn_from_json(obj, &store, &txn, errbuf, sizeof errbuf) != VIGIL_OK) {
-		fprintf(stderr, "vigil-score: %s\n", errbuf);
+	if (sc_txn_from_json(obj, &store, &txn, &ei) != VIGIL_OK) {
+		fprintf(stderr, "vigil-score: %s\n", ei.msg);
 		return 2;
 	}
 	err = vigil_client_score(c, &txn, &a->callopts, &res, &info);
@@ -798,47 +844,125 @@ sc_read_line(FILE *in, char *buf, size_t cap, size_t *ret_len, bool *ret_toolong
 	return 1;
 }
 
+/*
+ * Where the stream's transactions come from: JSON lines (stdin) or a CSV
+ * file (--csv, the reader and columns of vigil-replay: docs/csv.md).
+ */
+typedef struct sc_source {
+	FILE       *in;    /* JSON lines, or NULL */
+	char       *line;
+	size_t      lineno;
+	csv_reader *csv;   /* or CSV */
+} sc_source;
+
+/*
+ * The next transaction: 1 with *store and *txn filled (txn's strings point
+ * into store) and *ret_line its line; 2 for a bad record, *ret_err its
+ * error object (NULL on ENOMEM); 0 at the end; -1 on a read error (errno,
+ * or the CSV reader's message printed).
+ */
 static int
-sc_score_stream(vigil_client *c, const sc_args *a, FILE *in)
+sc_source_next(sc_source *src, vigil_txn *store, vigil_client_txn *txn, size_t *ret_line,
+    json_t **ret_err)
+{
+	char errbuf[320];
+
+	*ret_err = NULL;
+	if (src->csv != NULL) {
+		csv_row  row;
+		csv_diag d;
+		vigil_err rv = csv_reader_next(src->csv, &row, &d);
+
+		if (rv == VIGIL_ENOTFOUND)
+			return 0;
+		if (rv == VIGIL_EIO) {
+			fprintf(stderr, "vigil-score: %s\n", d.msg);
+			return -1;
+		}
+		*ret_line = rv == VIGIL_OK ? row.line : d.line;
+		if (rv != VIGIL_OK) {
+			*ret_err = sc_error_json(NULL, d.line, "EINVAL", d.msg,
+			    d.field[0] != '\0' ? d.field : NULL);
+			return 2;
+		}
+		*store = row.txn;
+		sc_client_txn(store, txn);
+		return 1;
+	}
+	for (;;) {
+		vigil_errinfo ei;
+		json_error_t jerr;
+		json_t      *obj;
+		size_t       len;
+		bool         toolong;
+		int          r = sc_read_line(src->in, src->line, SC_MAX_LINE + 1, &len, &toolong);
+
+		if (r <= 0)
+			return r;
+		*ret_line = ++src->lineno;
+		if (!toolong && strspn(src->line, " \t") == len)
+			continue; /* blank lines get no reply */
+		if (toolong) {
+			snprintf(errbuf, sizeof errbuf, "line %zu: longer than %d bytes", src->lineno,
+			    SC_MAX_LINE);
+			*ret_err = sc_error_json(NULL, src->lineno, "EINVAL", errbuf, NULL);
+			return 2;
+		}
+		obj = json_loadb(src->line, len, JSON_REJECT_DUPLICATES, &jerr);
+		if (obj == NULL) {
+			snprintf(errbuf, sizeof errbuf, "line %zu:%d: %s", src->lineno, jerr.column,
+			    jerr.text);
+			*ret_err = sc_error_json(NULL, src->lineno, "ESYNTAX", errbuf, NULL);
+			return 2;
+		}
+		if (sc_txn_from_json(obj, store, txn, &ei) != VIGIL_OK) {
+			char msg[400], field[sizeof ei.field + 8];
+
+			snprintf(msg, sizeof msg, "line %zu: %s", src->lineno, ei.msg);
+			snprintf(field, sizeof field, "txn%s%s", ei.field[0] ? "." : "", ei.field);
+			*ret_err = sc_error_json(NULL, src->lineno, "EINVAL", msg, field);
+			json_decref(obj);
+			return 2;
+		}
+		json_decref(obj);
+		return 1;
+	}
+}
+
+static int
+sc_score_stream(vigil_client *c, const sc_args *a, sc_source *src)
 {
 	sc_pipe  p = { .window = a->window };
 	pthread_t printer;
-	char    *line = malloc(SC_MAX_LINE + 1);
-	size_t   lineno = 0, len;
-	bool     toolong, tty = !a->quiet && isatty(STDERR_FILENO);
+	bool     tty = !a->quiet && isatty(STDERR_FILENO);
 	uint64_t last_progress = 0;
 	int      r, status = 0;
 
 	p.slots = calloc(a->window, sizeof *p.slots);
-	if (line == NULL || p.slots == NULL) {
+	if (p.slots == NULL) {
 		fprintf(stderr, "vigil-score: out of memory\n");
-		free(line);
-		free(p.slots);
 		return 1;
 	}
 	pthread_mutex_init(&p.mtx, NULL);
 	pthread_cond_init(&p.cv, NULL);
 	if (pthread_create(&printer, NULL, sc_printer_main, &p) != 0) {
 		fprintf(stderr, "vigil-score: cannot start the printer thread\n");
-		free(line);
 		free(p.slots);
 		return 1;
 	}
 
-	while ((r = sc_read_line(in, line, SC_MAX_LINE + 1, &len, &toolong)) == 1) {
-		json_error_t         jerr;
-		json_t              *obj;
+	for (;;) {
 		vigil_txn            store;
 		vigil_client_txn     txn;
 		vigil_client_errinfo info;
-		char                 errbuf[256];
+		json_t              *bad;
+		size_t               lineno = 0;
 		uint64_t             seq;
 		sc_slot             *slot;
 
-		lineno++;
-		if (!toolong && strspn(line, " \t") == len)
-			continue; /* blank lines get no reply */
-
+		r = sc_source_next(src, &store, &txn, &lineno, &bad);
+		if (r <= 0)
+			break;
 		pthread_mutex_lock(&p.mtx);
 		sc_pipe_wait_room(&p);
 		seq = p.next_seq++;
@@ -846,26 +970,10 @@ sc_score_stream(vigil_client *c, const sc_args *a, FILE *in)
 		slot->txn_id[0] = '\0';
 		pthread_mutex_unlock(&p.mtx);
 
-		if (toolong) {
-			snprintf(errbuf, sizeof errbuf, "line %zu: longer than %d bytes", lineno, SC_MAX_LINE);
-			sc_slot_complete(&p, seq, sc_error_json(NULL, lineno, "EINVAL", errbuf, NULL), true);
+		if (r == 2) {
+			sc_slot_complete(&p, seq, bad, true);
 			continue;
 		}
-		obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-		if (obj == NULL) {
-			snprintf(errbuf, sizeof errbuf, "line %zu:%d: %s", lineno, jerr.column, jerr.text);
-			sc_slot_complete(&p, seq, sc_error_json(NULL, lineno, "ESYNTAX", errbuf, NULL), true);
-			continue;
-		}
-		if (sc_txn_from_json(obj, &store, &txn, errbuf, sizeof errbuf) != VIGIL_OK) {
-			char msg[320];
-
-			snprintf(msg, sizeof msg, "line %zu: %s", lineno, errbuf);
-			sc_slot_complete(&p, seq, sc_error_json(NULL, lineno, "EINVAL", msg, NULL), true);
-			json_decref(obj);
-			continue;
-		}
-		json_decref(obj);
 		snprintf(slot->txn_id, sizeof slot->txn_id, "%s", txn.txn_id);
 
 		sc_ticket *t = malloc(sizeof *t);
@@ -890,7 +998,8 @@ sc_score_stream(vigil_client *c, const sc_args *a, FILE *in)
 		}
 	}
 	if (r < 0) {
-		fprintf(stderr, "vigil-score: stdin: %s\n", strerror(errno));
+		if (src->csv == NULL)
+			fprintf(stderr, "vigil-score: stdin: %s\n", strerror(errno));
 		status = 1;
 	}
 	pthread_mutex_lock(&p.mtx);
@@ -905,7 +1014,6 @@ sc_score_stream(vigil_client *c, const sc_args *a, FILE *in)
 	pthread_cond_destroy(&p.cv);
 	pthread_mutex_destroy(&p.mtx);
 	free(p.slots);
-	free(line);
 	return status;
 }
 
@@ -968,7 +1076,8 @@ sc_label(vigil_client *c, const sc_args *a, const char *txn_id)
 		sc_print(sc_error_json(txn_id, 0, vigil_client_errname(err), info.message, info.field));
 		return 1;
 	}
-	o = json_pack("{s:s, s:s}", "txn_id", txn_id, "label", a->fraud == 1 ? "fraud" : "legit");
+	o = json_pack("{s:s, s:s, s:s}", "txn_id", txn_id, "label", a->fraud == 1 ? "fraud" : "legit",
+	    "status", "OK");
 	sc_print(o);
 	return 0;
 }
@@ -977,6 +1086,7 @@ int
 main(int argc, char **argv)
 {
 	sc_args              a = { 0 };
+	sc_source            src = { 0 };
 	vigil_client        *c = NULL;
 	vigil_client_errinfo info;
 	json_t              *obj = NULL;
@@ -1012,8 +1122,9 @@ main(int argc, char **argv)
 		txn_keys -= json_object_get(a.flags, "card_id") != NULL;
 		txn_keys -= json_object_get(a.flags, "event_time") != NULL;
 		txn_keys -= json_object_get(a.flags, "event_time_ms") != NULL;
-		if (a.json != NULL || txn_keys > 0 || a.callopts.dry_run) {
-			status = sc_usage_error("label: transaction flags, --txn and --dry-run do not apply");
+		if (a.json != NULL || a.csv != NULL || txn_keys > 0 || a.callopts.dry_run) {
+			status = sc_usage_error("label: transaction flags, --txn, --csv and --dry-run do "
+			    "not apply");
 			goto out;
 		}
 	} else if (first < argc && strcmp(argv[first], "health") == 0) {
@@ -1021,8 +1132,8 @@ main(int argc, char **argv)
 			status = sc_usage_error("health: unexpected argument \"%s\"", argv[first + 1]);
 			goto out;
 		}
-		if (have_flags || a.json != NULL || a.fraud != -1 || a.source != NULL ||
-		    a.callopts.dry_run) {
+		if (have_flags || a.json != NULL || a.csv != NULL || a.fraud != -1 ||
+		    a.source != NULL || a.callopts.dry_run) {
 			status = sc_usage_error("health: transaction and label flags do not apply");
 			goto out;
 		}
@@ -1040,6 +1151,22 @@ main(int argc, char **argv)
 	} else if (a.json != NULL && have_flags) {
 		status = sc_usage_error("--txn and transaction flags do not mix");
 		goto out;
+	} else if (a.csv != NULL && (have_flags || a.json != NULL)) {
+		status = sc_usage_error("--csv and %s do not mix", a.json != NULL ? "--txn" :
+		    "transaction flags");
+		goto out;
+	} else if (a.csv != NULL) {
+		csv_diag d;
+
+		/* the header is read now: a file that cannot be read is a usage
+		 * error, before any connection (nothing was sent) */
+		if (csv_reader_open(a.csv, NULL, &src.csv, &d) != VIGIL_OK) {
+			fprintf(stderr, "vigil-score: %s\n", d.msg);
+			status = VIGIL_EXIT_USAGE;
+			goto out;
+		}
+		if (csv_reader_warning(src.csv) != NULL && !a.quiet)
+			fprintf(stderr, "vigil-score: warning: %s\n", csv_reader_warning(src.csv));
 	} else if (a.json != NULL && a.json[0] == '@') {
 		json_error_t jerr;
 
@@ -1079,10 +1206,19 @@ main(int argc, char **argv)
 		status = sc_label(c, &a, label_txn);
 	else if (obj != NULL)
 		status = sc_score_one(c, &a, obj);
-	else
-		status = sc_score_stream(c, &a, stdin);
+	else if (src.csv != NULL)
+		status = sc_score_stream(c, &a, &src);
+	else if ((src.line = malloc(SC_MAX_LINE + 1)) == NULL) {
+		fprintf(stderr, "vigil-score: out of memory\n");
+		status = 1;
+	} else {
+		src.in = stdin;
+		status = sc_score_stream(c, &a, &src);
+	}
 out:
 	vigil_client_close(c);
+	csv_reader_close(src.csv);
+	free(src.line);
 	json_decref(obj);
 	json_decref(a.flags);
 	free(a.env_servers);

@@ -24,6 +24,10 @@ import atexit
 import concurrent.futures
 import ctypes
 import dataclasses
+import datetime
+import decimal
+import re
+import sys
 import threading
 import time
 import weakref
@@ -44,7 +48,7 @@ except ImportError as _e:
     raise
 
 __all__ = [
-    "Client", "Transaction", "ScoreResult", "Hit", "Health",
+    "Client", "Transaction", "transaction_from_json", "ScoreResult", "Hit", "Health",
     "VigilError", "InvalidArgument", "Timeout", "Unreachable", "ClientClosed",
     "ProtocolError", "TransportError", "TooManyInFlight", "ServerError",
     "InvalidField", "Malformed", "TooBig", "Unsupported", "Overloaded",
@@ -196,11 +200,21 @@ class ScoreResult:
     hits: Tuple[Hit, ...]      # active hits, then shadow hits
     rules_version: str
     features_generation: int
-    server_latency_us: int
+    latency_us: int            # the server's own time, decode to reply
     duplicate: bool            # the first outcome of an earlier request
     dry_run: bool
     attempts: int              # 1 unless the call was retried
     replica: str               # URL of the replica that answered
+    # Backfill (docs/protocol.md): late: 7 days or more older than the newest
+    # event the server applied, so in no velocity feature; past_dedupe_horizon:
+    # older than the dedupe horizon, so a repeat of txn_id is scored again.
+    late: bool = False
+    past_dedupe_horizon: bool = False
+
+    @property
+    def server_latency_us(self) -> int:
+        """The name before issue 18 (latency_us is the wire's and JSON's)."""
+        return self.latency_us
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,13 +253,158 @@ def _check_id(field, value, required):
     return value
 
 
+# ---- the JSON transaction shape (docs/protocol.md, "JSON") ----
+
+# Minor-unit exponents of the active ISO 4217 codes that do not have 2
+# (common/txn.c's table); any other code is read with 2 and judged by the
+# server.
+_EXPONENTS = {
+    "BHD": 3, "BIF": 0, "CLF": 4, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0,
+    "JOD": 3, "JPY": 0, "KMF": 0, "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0,
+    "RWF": 0, "TND": 3, "UGX": 0, "UYI": 0, "UYW": 4, "VND": 0, "VUV": 0, "XAF": 0,
+    "XOF": 0, "XPF": 0,
+}
+# JSON's number syntax, the one accepted in a string for every numeric field
+_INT_RE = re.compile(r"-?[0-9]+\Z")
+_NUM_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
+
+
+def _bad(field, msg):
+    return InvalidArgument("txn.%s: %s" % (field, msg), field="txn." + field)
+
+
+def _json_int(field, v):
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise _bad(field, "must be an integer (a JSON number or a string of digits)")
+    if isinstance(v, str):
+        if not _INT_RE.match(v) or not -2**63 <= int(v) < 2**63:
+            raise _bad(field, "%r is not an integer" % v[:40])
+        return int(v)
+    return v
+
+
+def _json_num(field, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise _bad(field, "must be a number (a JSON number or a string holding one)")
+    if isinstance(v, str):
+        x = float(v) if _NUM_RE.match(v) else float("nan")
+        if x != x or x in (float("inf"), float("-inf")):
+            raise _bad(field, "%r is not a number" % v[:40])
+        return x
+    return float(v)
+
+
+def _json_amount(v, currency):
+    exp = _EXPONENTS.get(currency, 2)
+    if isinstance(v, bool) or not isinstance(v, (int, float, str, decimal.Decimal)):
+        raise _bad("amount", "must be a decimal number or string in major units")
+    if isinstance(v, float):
+        # binary floating point: only its representation error is rounded
+        # away; more decimals than the currency has are refused (as in C)
+        d = v * 10 ** exp
+        r = round(d)
+        if d != d or d < 0 or d >= 1e15 or abs(d - r) > max(1e-6, d * 4 * sys.float_info.epsilon):
+            raise _bad("amount", "%r is out of range or has more decimals than %s has (%d); "
+                       "send the amount as a string for exact decimals" % (v, currency, exp))
+        return int(r)
+    text = str(v)
+    if not _NUM_RE.match(text) or "e" in text.lower() or text.startswith("-"):
+        raise _bad("amount", "%r is not a non-negative decimal with at most %d decimals"
+                   % (text[:40], exp))
+    minor = decimal.Decimal(text).scaleb(exp)
+    if minor != minor.to_integral_value():
+        raise _bad("amount", "%r is not a non-negative decimal with at most %d decimals"
+                   % (text[:40], exp))
+    return int(minor)
+
+
+def _json_time(v):
+    if not isinstance(v, str):
+        raise _bad("event_time", "must be an RFC 3339 time such as \"2026-11-21T10:00:00Z\"")
+    try:
+        t = datetime.datetime.fromisoformat(v.replace("z", "Z"))
+    except ValueError:
+        t = None
+    if t is None or t.tzinfo is None or "T" not in v.upper():
+        raise _bad("event_time", "must be an RFC 3339 time such as \"2026-11-21T10:00:00Z\"")
+    return int(t.timestamp() * 1000 + (0.5 if t.timestamp() >= 0 else -0.5))
+
+
+def transaction_from_json(obj: Mapping) -> "Transaction":
+    """A Transaction from the JSON transaction shape that /v1/score,
+    vigil-score, vigil-rules explain and this client all read
+    (docs/protocol.md, "JSON"): the vigil.v1.Transaction field names, plus
+    "amount" (decimal major units; a string is read exactly) instead of
+    amount_minor, "event_time" (RFC 3339) instead of event_time_ms, "channel"
+    as a word or 0..4, "location": {"latitude", "longitude"} or "lat"/"lon"
+    (or this class's latitude/longitude). Every number may be given as a
+    string holding it. Two spellings of one field must agree. Unknown keys
+    are ignored, as everywhere. Raises InvalidArgument naming the field."""
+    if not isinstance(obj, Mapping):
+        raise InvalidArgument("txn: must be a JSON object (a dict)", field="txn")
+    g = {k: v for k, v in obj.items() if v is not None}
+    kw = {}
+    for k in ("txn_id", "card_id", "merchant_id", "terminal_id", "currency", "country",
+              "device_id", "ip"):
+        if k in g:
+            if not isinstance(g[k], str):
+                raise _bad(k, "must be a string")
+            kw[k] = g[k]
+    kw.setdefault("txn_id", "")
+    kw.setdefault("card_id", "")
+    kw.setdefault("merchant_id", "")
+    kw.setdefault("currency", "")
+    minor = _json_int("amount_minor", g["amount_minor"]) if "amount_minor" in g else None
+    if "amount" in g:
+        a = _json_amount(g["amount"], kw["currency"])
+        if minor is not None and a != minor:
+            raise _bad("amount", "%d minor units, not amount_minor %d; give one or the same "
+                       "amount" % (a, minor))
+        minor = a
+    kw["amount_minor"] = minor
+    ms = _json_int("event_time_ms", g["event_time_ms"]) if "event_time_ms" in g else None
+    if "event_time" in g:
+        t = _json_time(g["event_time"])
+        if ms is not None and t != ms:
+            raise _bad("event_time", "%r is not event_time_ms %d; give one or the same time"
+                       % (g["event_time"][:40], ms))
+        ms = t
+    kw["event_time_ms"] = ms
+    if "mcc" in g:
+        kw["mcc"] = _json_int("mcc", g["mcc"])
+    if "channel" in g:
+        ch = g["channel"]
+        if isinstance(ch, str) and _INT_RE.match(ch):
+            ch = int(ch)
+        if isinstance(ch, bool) or not (isinstance(ch, str) and ch.lower() in _CHANNELS or
+                                        isinstance(ch, int) and 0 <= ch <= 4):
+            raise _bad("channel", "must be one of pos, ecom, atm, moto, unknown")
+        kw["channel"] = ch
+    points = []
+    for la, lo, name in (("lat", "lon", "lat"), ("latitude", "longitude", "latitude")):
+        if la in g or lo in g:
+            points.append((_json_num(la, g[la]) if la in g else None,
+                           _json_num(lo, g[lo]) if lo in g else None))
+    loc = g.get("location")
+    if loc is not None:
+        if not isinstance(loc, Mapping):
+            raise _bad("location", "must be an object {\"latitude\": .., \"longitude\": ..}")
+        points.append((_json_num("location.latitude", loc["latitude"])
+                       if loc.get("latitude") is not None else None,
+                       _json_num("location.longitude", loc["longitude"])
+                       if loc.get("longitude") is not None else None))
+    if any(p != points[0] for p in points[1:]):
+        raise _bad("location", "lat/lon is another point than location; give one")
+    if points:
+        kw["latitude"], kw["longitude"] = points[0]
+    if "attributes" in g:
+        kw["attributes"] = g["attributes"]
+    return Transaction(**kw)
+
+
 def _encode_txn(txn, dry_run):
     if isinstance(txn, Mapping):
-        try:
-            txn = Transaction(**txn)
-        except TypeError as e:  # unknown or missing keys
-            raise InvalidArgument("txn: %s" % str(e).replace("Transaction.__init__() ", ""),
-                                  field="txn") from None
+        txn = transaction_from_json(txn)
     if not isinstance(txn, Transaction):
         raise InvalidArgument("txn: must be a Transaction or a dict of its fields", field="txn")
     t = _pb.Transaction(
@@ -261,6 +420,8 @@ def _encode_txn(txn, dry_run):
     if not txn.currency:
         raise InvalidArgument("txn.currency: required", field="txn.currency")
     t.currency = txn.currency
+    if txn.amount_minor is None:
+        raise InvalidArgument("txn.amount_minor: required (or amount)", field="txn.amount_minor")
     if not isinstance(txn.amount_minor, int) or isinstance(txn.amount_minor, bool):
         raise InvalidArgument("txn.amount_minor: must be an integer (minor units)",
                               field="txn.amount_minor")
@@ -742,8 +903,8 @@ class Client:
             txn_id=s.txn_id or txn_id, score=s.score, decision=_DECISIONS.get(s.decision, "none"),
             hits=tuple(Hit(h.rule, h.points, h.reason, h.shadow) for h in s.hits),
             rules_version=s.rules_version, features_generation=s.features_generation,
-            server_latency_us=s.latency_us, duplicate=s.duplicate, dry_run=s.dry_run,
-            attempts=n, replica=url)
+            latency_us=s.latency_us, duplicate=s.duplicate, dry_run=s.dry_run,
+            attempts=n, replica=url, late=s.late, past_dedupe_horizon=s.past_dedupe_horizon)
 
     def score_async(self, txn: Union[Transaction, Mapping], *, callback=None,
                     **kwargs) -> "concurrent.futures.Future[ScoreResult]":
