@@ -631,6 +631,14 @@ test_cli(void **state)
 		assert_int_equal(run_cli(twotimes, &out), 2);
 		assert_string_equal(out, "");
 		free(out);
+		/* an id outside the id charset (here not UTF-8) is a usage error,
+		 * not an "out of memory" line (the JSON echo of the id failed) */
+		const char *badid[] = { "tools/score/vigil-score", "--server", s.url,
+		    "label", "\xff\xfe", "--fraud", NULL };
+
+		assert_int_equal(run_cli(badid, &out), 2);
+		assert_string_equal(out, "");
+		free(out);
 	}
 	/* usage errors */
 	{

@@ -1065,6 +1065,12 @@ sc_label(vigil_client *c, const sc_args *a, const char *txn_id)
 	vigil_client_err     err;
 	json_t              *o;
 
+	/* Refused here, like the server would, so that the id can be echoed in
+	 * the (JSON, UTF-8) error line: bytes outside the id charset are not. */
+	if (txn_id[0] == '\0' || strlen(txn_id) > VIGIL_ID_MAX ||
+	    !vigil_id_chars_ok(txn_id, strlen(txn_id)))
+		return sc_usage_error("label: TXN_ID must be 1..%d printable ASCII characters "
+		    "without spaces, quotes, commas or backslashes", VIGIL_ID_MAX);
 	if (a->time != NULL) {
 		if (vigil_time_parse_rfc3339(a->time, &label.label_time_ms) != VIGIL_OK)
 			return sc_usage_error("--time: \"%s\" is not an RFC 3339 time", a->time);
