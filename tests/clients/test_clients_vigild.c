@@ -398,6 +398,30 @@ test_backfill_flags(void **state)
 	assert_true(has(out, "\"late\":false,\"past_dedupe_horizon\":false"));
 	free(out);
 
+	/* vigil-replay --server counts such replies (the migration check of
+	 * docs/operations.md): one row of today, one 9 days old */
+	{
+		char   csv[600], day0[32], day9[32];
+		time_t t0 = (time_t) (now / 1000), t9 = (time_t) ((now - 9 * day) / 1000);
+		struct tm tm;
+		FILE  *f;
+
+		strftime(day0, sizeof day0, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t0, &tm));
+		strftime(day9, sizeof day9, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t9, &tm));
+		snprintf(csv, sizeof csv, "%s/backfill.csv", s.datadir);
+		f = fopen(csv, "w");
+		assert_non_null(f);
+		fprintf(f, "txn_id,event_time,card_id,merchant_id,amount,currency\n"
+		    "bf-r0,%s,card-bf,m-1,1.00,EUR\nbf-r9,%s,card-bf,m-1,1.00,EUR\n", day0, day9);
+		fclose(f);
+		snprintf(cmd, sizeof cmd, "'%s' --csv '%s' --server '%s' -q --json",
+		    vt_build_path("tools/replay/vigil-replay"), csv, s.url);
+		assert_int_equal(run_shell(cmd, &out), 0);
+		if (!has(out, "\"late\": 1") || !has(out, "\"past_dedupe_horizon\": 1"))
+			fail_msg("vigil-replay --server summary does not count 1 late, 1 past the horizon: %s", out);
+		free(out);
+	}
+
 	/* /v1/score's object */
 	snprintf(json, sizeof json, "{\"txn_id\":\"bf-http\",\"card_id\":\"card-bf\","
 	    "\"merchant_id\":\"m-1\",\"amount_minor\":100,\"currency\":\"EUR\","

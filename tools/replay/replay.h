@@ -98,6 +98,8 @@ typedef struct rp_outcome {
 	uint64_t       generation;
 	bool           failed;
 	bool           refused; /* offline: its txn_id was scored for another transaction */
+	bool           late;    /* server: the reply said late (in no velocity window) */
+	bool           past_horizon; /* server: past the dedupe horizon (a repeat is not detected) */
 	double         model_score; /* NaN: no model */
 	uint32_t       nreasons;    /* the model's top features (a model rule fired) */
 	struct {
@@ -191,6 +193,7 @@ typedef struct rp {
 	report_data  *rd;           /* --report: what the page shows beyond the metrics */
 	uint64_t      rows, failed, changed, trans[4][4];
 	uint64_t      conflicts;    /* offline: rows refused, their txn_id reused (ECONFLICT) */
+	uint64_t      late, past_horizon; /* server: replies that said so (backfill) */
 	uint64_t      t_start_ns;
 	int64_t       first_event;
 } rp;

@@ -167,6 +167,8 @@ rp_worker_main(void *arg)
 		out->score = res.score;
 		out->decision = (vigil_decision)res.decision;
 		out->generation = res.features_generation;
+		out->late = res.late;
+		out->past_horizon = res.past_dedupe_horizon;
 		/* the model's part, as the server gave it (ScoreReply.model) */
 		out->model_score = res.has_model ? res.model_score : NAN;
 		out->nreasons = 0;
@@ -423,6 +425,8 @@ rp_run_server(rp *r)
 			goto out;
 		}
 		for (size_t i = 0; i < b.n; i++) {
+			r->late += !b.outs[i].failed && b.outs[i].late;
+			r->past_horizon += !b.outs[i].failed && b.outs[i].past_horizon;
 			rv = rp_observe(r, &b.rows[i], &b.outs[i], NULL);
 			if (rv != VIGIL_OK)
 				goto out;

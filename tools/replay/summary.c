@@ -43,6 +43,10 @@ rp_summary_json(rp *r, double secs)
 	json_object_set_new(o, "bad_rows", json_integer((json_int_t)r->src.bad));
 	json_object_set_new(o, "failed", json_integer((json_int_t)r->failed));
 	json_object_set_new(o, "txn_id_conflicts", json_integer((json_int_t)r->conflicts));
+	if (r->o.nservers) {
+		json_object_set_new(o, "late", json_integer((json_int_t)r->late));
+		json_object_set_new(o, "past_dedupe_horizon", json_integer((json_int_t)r->past_horizon));
+	}
 	double rb = (double)r->night_ns / 1e9;
 
 	json_object_set_new(o, "seconds", json_real(secs));
@@ -120,6 +124,10 @@ rp_summary_print(rp *r, double secs)
 	if (r->conflicts > 0)
 		printf("refused       %" PRIu64 " rows reused the txn_id of a different "
 		    "transaction (vigild refuses them)\n", r->conflicts);
+	if (r->late > 0 || r->past_horizon > 0)
+		printf("backfill      %" PRIu64 " replies said late (in no velocity window), %" PRIu64
+		    " past the dedupe horizon: send history oldest first, before live traffic "
+		    "(docs/operations.md)\n", r->late, r->past_horizon);
 	metrics_print(r->m, stdout);
 	if (r->m2 != NULL)
 		rp_print_compare(r, stdout);
