@@ -1207,11 +1207,19 @@ out:
 	return rv;
 }
 
-/* nng_close on a helper thread, waited for at most ms. */
+/*
+ * The nng half of shutdown on a helper thread, waited for at most ms:
+ * every aio stopped (its callback has returned and will not run again),
+ * every context closed, then the socket. nng 1.5 can wait forever in
+ * nng_aio_stop (a context's aio, seen once in CI under ASan with clients
+ * still sending) or in nng_close (a pipe that never finishes closing);
+ * everything acknowledged is in the store by then, so the caller may
+ * finish without it.
+ */
 typedef struct rep_closer {
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
-	nng_socket      sock;
+	srv_rep        *rep;
 	bool            done;
 } rep_closer;
 
@@ -1219,8 +1227,17 @@ static void *
 rep_closer_main(void *arg)
 {
 	rep_closer *rc = arg;
+	srv_rep    *rep = rc->rep;
 
-	nng_close(rc->sock);
+	nng_aio_stop(rep->probe);
+	for (uint32_t i = 0; i < rep->nconns; i++)
+		nng_aio_stop(rep->conns[i].aio);
+	for (uint32_t i = 0; i < rep->nconns; i++)
+		if (rep->conns[i].opened) {
+			nng_ctx_close(rep->conns[i].ctx);
+			rep->conns[i].opened = false;
+		}
+	nng_close(rep->sock);
 	pthread_mutex_lock(&rc->mu);
 	rc->done = true;
 	pthread_cond_signal(&rc->cv);
@@ -1236,10 +1253,10 @@ rep_close_bounded(srv_rep *rep, int ms)
 	pthread_t t;
 	bool done;
 
-	rc.sock = rep->sock;
+	rc.rep = rep;
 	rc.done = false;
 	if (pthread_create(&t, NULL, rep_closer_main, &rc) != 0) {
-		nng_close(rep->sock);
+		rep_closer_main(&rc);
 		return true;
 	}
 	clock_gettime(CLOCK_REALTIME, &deadline);
@@ -1306,20 +1323,11 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 	for (uint32_t i = 0; i < rep->nthreads; i++)
 		pthread_join(rep->threads[i], NULL);
 	rep->nthreads = 0;
-	nng_aio_stop(rep->probe);
-	for (uint32_t i = 0; i < rep->nconns; i++)
-		nng_aio_stop(rep->conns[i].aio);
-	for (uint32_t i = 0; i < rep->nconns; i++)
-		if (rep->conns[i].opened) {
-			nng_ctx_close(rep->conns[i].ctx);
-			rep->conns[i].opened = false;
-		}
 	if (!rep_close_bounded(rep, REP_CLOSE_WAIT_MS)) {
-		/* nng 1.5 can wait forever in nng_close for a pipe that never
-		 * finishes closing; everything acknowledged is already in the
-		 * store, so the caller finishes without it (and leaks rep). */
-		srv_log("shutdown: nng socket close did not finish within %d ms; "
-		    "exiting without it", REP_CLOSE_WAIT_MS);
+		/* everything acknowledged is already in the store: the caller
+		 * finishes without nng (and leaks rep) */
+		srv_log("shutdown: stopping nng's operations and closing its socket did not "
+		    "finish within %d ms; exiting without it", REP_CLOSE_WAIT_MS);
 		return false;
 	}
 	rep->sock_open = false;

@@ -246,8 +246,25 @@ vt_server_stop(vt_server *s)
 	if (s->pid == 0)
 		return -1;
 	kill(s->pid, SIGTERM);
-	if (waitpid(s->pid, &status, 0) != s->pid)
-		return -1;
+	/* A liveness bound, far above any drain (vigild bounds its own
+	 * shutdown): a vigild that never exits fails the test with its log
+	 * instead of hanging it until meson's timeout. */
+	for (int waited_ms = 0;; waited_ms += 100) {
+		pid_t w = waitpid(s->pid, &status, WNOHANG);
+
+		if (w == s->pid)
+			break;
+		if (w < 0)
+			return -1;
+		if (waited_ms >= 120000) {
+			fprintf(stderr, "harness: vigild (pid %d) did not exit within 120 s of "
+			    "SIGTERM: killed\n", (int)s->pid);
+			print_log_tail(s);
+			vt_server_kill(s);
+			return -1;
+		}
+		sleep_ms(100);
+	}
 	vt_child_track(s->pid, false);
 	s->pid = 0;
 	if (WIFEXITED(status))
