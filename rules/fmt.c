@@ -133,20 +133,10 @@ rules_format(const char *name, const char *src, size_t len, char **ret_out, size
 	if (rv != VIGIL_OK)
 		goto out;
 	if (sink->n > 0) {
-		if (reterr_diags != NULL) {
-			/* same ordering and line:col conversion as the compiler */
-			memset(reterr_diags, 0, sizeof *reterr_diags);
-			snprintf(reterr_diags->file, sizeof reterr_diags->file, "%s",
-			    name != NULL ? name : "<rules>");
-			reterr_diags->count = sink->n;
-			reterr_diags->dropped = sink->dropped;
-			for (uint32_t i = 0; i < sink->n; i++) {
-				rules_diag_linecol(src, len, sink->items[i].off, &reterr_diags->items[i].line,
-				    &reterr_diags->items[i].col);
-				memcpy(reterr_diags->items[i].msg, sink->items[i].msg,
-				    sizeof reterr_diags->items[i].msg);
-			}
-		}
+		/* the compiler's own ordering, line:col, offset and file name
+		 * (this copy used to read past each message since the items
+		 * became vigil_errinfo: fuzz-rules under ASan) */
+		(void)rules_diag_emit(sink, name, reterr_diags);
 		rv = VIGIL_ESYNTAX;
 		goto out;
 	}
