@@ -149,12 +149,13 @@ static json_t *
 admin_health_json(srv_server *s)
 {
 	Vigil__V1__HealthReply h = VIGIL__V1__HEALTH_REPLY__INIT;
-	char err[SRV_ERR_MAX], hash[80], why[512], merr[SRV_ERR_MAX];
+	char err[SRV_ERR_MAX], hash[80], why[SRV_ERR_MAX + 640], merr[SRV_ERR_MAX];
 	store_db_health dh;
 	uint64_t mref;
 	json_t *o;
 
 	srv_health_fill(s, &h, err, sizeof err, hash, sizeof hash);
+	h.ready = srv_ready(s, why, sizeof why); /* again, for the reason */
 	o = json_pack("{s:b, s:s, s:I, s:s, s:I, s:s, s:I, s:b}",
 	    "ready", h.ready, "server_version", "vigild " VIGIL_VERSION,
 	    "uptime_s", (json_int_t)h.uptime_s, "rules_version", h.rules_version,
@@ -162,16 +163,14 @@ admin_health_json(srv_server *s)
 	    "rules_last_error", h.rules_last_error,
 	    "rules_load_failures", (json_int_t)h.rules_load_failures,
 	    "draining", h.draining);
-	/* An archive that refuses appends (full disk, no descriptors, I/O
-	 * errors) cannot acknowledge a score: not ready until it heals. */
 	if (o != NULL && atomic_load(&s->ready) && s->db != NULL) {
 		store_db_get_health(s->db, &dh);
 		/* A refused generation or model, or a rule file that did not
-		 * compile, leaves vigild ready: it scores on what it kept or fell
-		 * back to (or none: the rules' fallbacks), says so here as
-		 * "degraded", and /readyz stays 200 (docs/security.md, "Readiness":
-		 * a replica that can acknowledge its cards' transactions correctly
-		 * keeps them, or their velocity moves to a replica without it). */
+		 * compile: vigild scores on what it kept or fell back to (or none:
+		 * the rules' fallbacks) and says so as "degraded". A refused
+		 * generation or model also makes it not ready (DESIGN contract 8)
+		 * unless [health] ready_when_degraded (docs/security.md,
+		 * "Readiness": card-routed fleets keep a replica's cards on it). */
 		mref = srv_model_refused(s, merr, sizeof merr);
 		json_object_set_new(o, "generation_verified", json_boolean(dh.generation_verified));
 		json_object_set_new(o, "generation_refused",
@@ -183,15 +182,13 @@ admin_health_json(srv_server *s)
 		json_object_set_new(o, "model_error", json_string(merr));
 		json_object_set_new(o, "degraded", json_boolean(dh.generation_refused || mref != 0 ||
 		    h.rules_last_error[0] != '\0'));
-		if (!dh.ok) {
-			snprintf(why, sizeof why, "archive failing: %s %s: %s (%s) for %lld s; retrying",
-			    dh.archive.op, dh.archive.file, strerror(dh.archive.err),
-			    strerrorname_np(dh.archive.err) ? strerrorname_np(dh.archive.err) : "?",
-			    (long long)((vigil_now_ms() - dh.archive.since_ms) / 1000));
-			json_object_set_new(o, "ready", json_false());
-			json_object_set_new(o, "reason", json_string(why));
-		}
+		json_object_set_new(o, "ready_when_degraded",
+		    json_boolean(s->cfg.ready_when_degraded));
 	}
+	/* why not ready, from the same srv_ready as "ready" above (archive
+	 * failing, refused generation or model, starting, draining) */
+	if (o != NULL && !h.ready)
+		json_object_set_new(o, "reason", json_string(why));
 	return o;
 }
 

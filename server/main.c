@@ -281,9 +281,10 @@ main_gen_startup(srv_server *s)
 	}
 	main_gen_refused_name(&h, refused, sizeof refused);
 	srv_log("features: refused %s named by CURRENT: %s; serving %s instead%s; /readyz "
-	    "(generation_error) and /metrics say so until CURRENT names a generation that opens",
-	    refused, h.generation_error, what,
-	    h.generation != 0 ? ", the newest older generation that opens" : "");
+	    "(%s, generation_error) and /metrics say so until CURRENT names a generation that "
+	    "opens", refused, h.generation_error, what,
+	    h.generation != 0 ? ", the newest older generation that opens" : "",
+	    s->cfg.ready_when_degraded ? "200, degraded" : "503");
 }
 
 static void
@@ -567,6 +568,9 @@ main_config_print(const srv_config *c)
 	printf("  compress            %s\n", c->compress ? "true" : "false");
 	printf("  rules               %s (watch %s)\n", c->rules_path,
 	    c->rules_watch ? "on" : "off");
+	printf("  ready_when_degraded %s\n", c->ready_when_degraded ? "true (a refused "
+	    "generation or model keeps /readyz 200)" : "false (a refused generation or model "
+	    "makes /readyz 503)");
 	fflush(stdout);
 }
 

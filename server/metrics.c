@@ -74,6 +74,10 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 
 	metrics_head(out, "vigil_up", "gauge", "1 when rules are compiled and the store is open");
 	evbuffer_add_printf(out, "vigil_up %d\n", ready && rs != NULL ? 1 : 0);
+	metrics_head(out, "vigil_ready", "gauge", "1 when /readyz answers 200 (not starting, "
+	    "draining, failing to archive, or serving a refused generation or model unless "
+	    "[health] ready_when_degraded)");
+	evbuffer_add_printf(out, "vigil_ready %d\n", srv_ready(s, lasterr, sizeof lasterr) ? 1 : 0);
 	metrics_head(out, "vigil_uptime_seconds", "gauge", "seconds since vigild started");
 	evbuffer_add_printf(out, "vigil_uptime_seconds %lld\n",
 	    (long long)((vigil_now_ms() - s->started_ms) / 1000));

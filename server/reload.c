@@ -73,10 +73,17 @@ model_for_generation(srv_server *s, srv_model *cur)
 	char err[SRV_ERR_MAX];
 	vigil_err rv;
 
-	if (cur != NULL && cur->generation == gen)
+	if (cur != NULL && cur->generation == gen) {
+		/* back on the generation whose model serves (a rollback): a
+		 * refusal of a later generation's model no longer applies */
+		atomic_store(&s->model_refused, 0);
 		return model_ref(cur);
-	if (s->db == NULL || gen == 0)
+	}
+	if (s->db == NULL || gen == 0) {
+		atomic_store(&s->model_refused, 0);
+		atomic_store(&s->model_generation, 0);
 		return NULL;
+	}
 	err[0] = '\0';
 	rv = app_model_from_db(s->db, &am, NULL, err, sizeof err);
 	if (rv != VIGIL_OK) {

@@ -61,6 +61,7 @@ typedef struct srv_config {
 	bool        compress;
 	char        rules_path[SRV_PATH_MAX];
 	bool        rules_watch;
+	bool        ready_when_degraded; /* [health]: refused generation/model keeps /readyz 200 */
 	bool        quiet;           /* --quiet: --check-config prints only problems */
 } srv_config;
 
@@ -275,7 +276,18 @@ const Vigil__V1__Reply *srv_request_handle(srv_server *s, srv_worker *w,
     const void *buf, size_t len);
 void srv_request_done(srv_worker *w);
 
-/* Health fields (shared by the wire and HTTP). */
+/*
+ * Whether vigild should be sent traffic (HealthReply.ready, /readyz;
+ * docs/security.md, "Readiness"): false while starting or draining, while
+ * the archive fails, and, unless cfg.ready_when_degraded, while the
+ * generation CURRENT names or the current generation's model is refused
+ * and something older (or nothing) serves. why: one line saying why not
+ * ("" when ready). Recomputed on every call: heals with the state.
+ */
+bool srv_ready(srv_server *s, char *why, size_t len);
+
+/* Health fields (shared by the wire and HTTP). features_generation is the
+ * generation the serving rule set scores with. */
 void srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t errlen,
     char *hashbuf, size_t hashlen);
 

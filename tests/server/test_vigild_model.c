@@ -1000,12 +1000,13 @@ admin_expect(const vt_server *s, const char *path, int want_code, const char *co
  * model: every reply of a client scoring without pause has a model, and
  * its score is G's forest on the archived vector, exactly; no request
  * fails; /healthz says which generation's model was refused and why
- * ("degraded": true, /readyz still 200: docs/security.md, "Readiness") and
- * /metrics has vigil_model_refused{generation} (before: only the log).
+ * ("degraded": true), /readyz answers 503 naming it (DESIGN contract 8,
+ * docs/security.md "Readiness"; before: 200) and /metrics has
+ * vigil_model_refused{generation} (before that: only the log).
  * Then at start-up with the damaged generation current: vigild
  * starts, rules alone decide (no model; "no_model" fires), the log names
  * the generation; and a good generation heals it without a restart, health
- * and metrics included.
+ * (/readyz 200 again) and metrics included.
  */
 static void
 test_damaged_model(void **state)
@@ -1049,8 +1050,9 @@ test_damaged_model(void **state)
 		print_message("%s", line);
 		{
 			char refused[64], gauge[96], serving[64];
+			char reason[160];
 			const char *hz[] = { refused, why[k], "\"degraded\":true", serving,
-				"\"ready\":true", NULL };
+				"\"ready\":false", reason, NULL };
 			const char *mz[] = { gauge, NULL };
 
 			snprintf(refused, sizeof refused, "\"model_refused\":%llu",
@@ -1059,7 +1061,9 @@ test_damaged_model(void **state)
 			    (unsigned long long)gen_a);
 			snprintf(gauge, sizeof gauge, "\nvigil_model_refused{generation=\"%llu\"} 1\n",
 			    (unsigned long long)gen[k]);
-			admin_expect(&s, "/readyz", 200, hz);
+			snprintf(reason, sizeof reason, "\"reason\":\"model refused: generation %llu: "
+			    "model.json: ", (unsigned long long)gen[k]);
+			admin_expect(&s, "/readyz", 503, hz);
 			admin_expect(&s, "/metrics", 200, mz);
 		}
 	}
@@ -1078,7 +1082,11 @@ test_damaged_model(void **state)
 
 	/* Start-up with the damaged generation current. */
 	assert_int_equal(vt_server_stop(&s), 0);
-	assert_int_equal(vt_server_start(&s, rules, NULL), 0);
+	{
+		vt_opts o = { .not_ready = true };
+
+		assert_int_equal(vt_server_start_opts(&s, rules, NULL, &o), 0);
+	}
 	snprintf(want, sizeof want, "model: generation %llu: model.json",
 	    (unsigned long long)gen[2]);
 	assert_true(vt_log_count(&s, want) >= 2);
@@ -1091,7 +1099,7 @@ test_damaged_model(void **state)
 
 		char refused[64];
 		const char *hz[] = { refused, "\"model_generation\":0", "\"degraded\":true",
-			NULL };
+			"; rules alone decide ([health] ready_when_degraded = false)\"", NULL };
 
 		mtxn_make(&x, "dm-start", 0, as_of + 2 * DAY);
 		r = score_ok(&s, &x, false);
@@ -1101,7 +1109,7 @@ test_damaged_model(void **state)
 		vigil__v1__reply__free_unpacked(r, NULL);
 		snprintf(refused, sizeof refused, "\"model_refused\":%llu",
 		    (unsigned long long)gen[2]);
-		admin_expect(&s, "/readyz", 200, hz);
+		admin_expect(&s, "/readyz", 503, hz);
 	}
 
 	/* A good generation heals it, no restart. */
@@ -1129,10 +1137,10 @@ test_damaged_model(void **state)
 		}
 		{
 			const char *hz[] = { "\"model_refused\":0", "\"model_error\":\"\"",
-				"\"degraded\":false", NULL };
-			const char *mz[] = { "\nvigil_model_refused 0\n", NULL };
+				"\"degraded\":false", "\"ready\":true", NULL };
+			const char *mz[] = { "\nvigil_model_refused 0\n", "\nvigil_ready 1\n", NULL };
 
-			admin_expect(&s, "/healthz", 200, hz);
+			admin_expect(&s, "/readyz", 200, hz);
 			admin_expect(&s, "/metrics", 200, mz);
 		}
 		vt_archive_load(s.datadir, as_of + 2 * DAY, as_of + 3 * DAY, &a);

@@ -8,7 +8,11 @@
  * and /readyz and /metrics say so; with none good it starts on none, said
  * as such. CURRENT switched to a damaged generation while serving: refused
  * once (one log line), the served generation kept, and a later good
- * rebuild switched to.
+ * rebuild switched to. Readiness (DESIGN contract 8, docs/security.md
+ * "Readiness"): while the generation CURRENT names is refused, /readyz
+ * answers 503 naming it and the health reply says not ready, scoring goes
+ * on; a good generation or a rollback heals it without a restart; with
+ * [health] ready_when_degraded = true it stays 200 and "degraded".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -214,6 +218,53 @@ score_gen(vt_server *s, const char *id)
 	return gen;
 }
 
+/* The wire health reply's ready flag. */
+static bool
+wire_ready(vt_server *s)
+{
+	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+	Vigil__V1__HealthRequest h = VIGIL__V1__HEALTH_REQUEST__INIT;
+	Vigil__V1__Reply *r;
+	bool ready;
+
+	req.kind_case = VIGIL__V1__REQUEST__KIND_HEALTH;
+	req.health = &h;
+	r = vt_call(s->url, &req, 5000);
+	assert_non_null(r);
+	assert_int_equal(r->kind_case, VIGIL__V1__REPLY__KIND_HEALTH);
+	ready = r->health->ready;
+	vigil__v1__reply__free_unpacked(r, NULL);
+	return ready;
+}
+
+/* Starts vigild on s->datadir, which answers not ready (a refused generation). */
+static void
+start_not_ready(vt_server *s, const char *const *extra)
+{
+	vt_opts o = { .not_ready = true };
+
+	assert_int_equal(vt_server_start_opts(s, NULL, extra, &o), 0);
+}
+
+/* Waits (up to 10 s) for /readyz to answer want_code; returns its body. */
+static char *
+readyz_wait(vt_server *s, int want_code)
+{
+	int code = 0;
+	char *body = NULL;
+
+	for (int i = 0; i < 100; i++) {
+		free(body);
+		body = NULL;
+		assert_int_equal(vt_http_get(s->admin_port, "/readyz", &code, &body), 0);
+		if (code == want_code)
+			return body;
+		sleep_ms(100);
+	}
+	fail_msg("/readyz: %d, not %d: %s", code, want_code, body ? body : "");
+	return NULL;
+}
+
 /* Damaged page headers in the generation CURRENT names. */
 static void
 test_start_on_previous_when_current_damaged(void **state)
@@ -226,14 +277,18 @@ test_start_on_previous_when_current_damaged(void **state)
 	assert_int_equal(gen_write(s.datadir), 1);
 	assert_int_equal(gen_write(s.datadir), 2);
 	gen_damage_pages(s.datadir, 2);
-	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	start_not_ready(&s, NULL);
 	assert_true(vt_server_alive(&s));
 	assert_log(&s, "features: refused generation 2 named by CURRENT: features/gen-000002: "
 	    "data.mdb (");
 	assert_log(&s, "does not match CHECKSUM");
 	assert_log(&s, "; serving generation 1 (verified: ");
-	body = http_get(&s, "/readyz", 200);
-	assert_has(body, "\"ready\":true");
+	assert_log(&s, "/readyz (503, generation_error)");
+	body = http_get(&s, "/readyz", 503);
+	assert_has(body, "\"ready\":false");
+	assert_has(body, "\"degraded\":true");
+	assert_has(body, "\"reason\":\"generation 2 refused: features/gen-000002: data.mdb (");
+	assert_has(body, "; serving generation 1 ([health] ready_when_degraded = false)\"");
 	assert_has(body, "\"features_generation\":1");
 	assert_has(body, "\"generation_refused\":2");
 	assert_has(body, "\"generation_error\":\"features/gen-000002: data.mdb (");
@@ -244,21 +299,31 @@ test_start_on_previous_when_current_damaged(void **state)
 	assert_has(body, "\nvigil_features_generation_refused{generation=\"2\"} 1\n");
 	assert_has(body, "\nvigil_features_generation_verified 1\n");
 	assert_has(body, "\nvigil_features_generation_refusals_total 1\n");
+	assert_has(body, "\nvigil_ready 0\n");
 	free(body);
+	assert_false(wire_ready(&s));
+	/* not ready, still scoring: clients that route by card keep their cards */
 	assert_int_equal(score_gen(&s, "t-1"), 1);
 
-	/* A good rebuild after it: switched to, the refusal cleared. */
+	/* A good rebuild after it: switched to, the refusal cleared, ready
+	 * again without a restart. */
 	assert_int_equal(gen_write(s.datadir), 3);
 	for (int i = 0; i < 50 && count_lines(s.log, "features: switched to generation 3") == 0; i++)
 		sleep_ms(100);
 	assert_log(&s, "features: switched to generation 3 (verified: ");
-	body = http_get(&s, "/readyz", 200);
+	body = readyz_wait(&s, 200);
+	assert_has(body, "\"ready\":true");
+	assert_has(body, "\"degraded\":false");
 	assert_has(body, "\"generation_refused\":0");
 	assert_has(body, "\"generation_error\":\"\"");
+	if (strstr(body, "\"reason\"") != NULL)
+		fail_msg("a reason while ready: %s", body);
 	free(body);
 	body = http_get(&s, "/metrics", 200);
 	assert_has(body, "\nvigil_features_generation_refused 0\n");
+	assert_has(body, "\nvigil_ready 1\n");
 	free(body);
+	assert_true(wire_ready(&s));
 	assert_int_equal(score_gen(&s, "t-2"), 3);
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
@@ -277,11 +342,11 @@ test_start_survives_truncated_current(void **state)
 	gen_write(s.datadir);
 	gen_write(s.datadir);
 	gen_truncate_tail(s.datadir, 2);
-	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	start_not_ready(&s, NULL);
 	assert_true(vt_server_alive(&s));
 	assert_log(&s, "features: refused generation 2 named by CURRENT: features/gen-000002: "
 	    "data.mdb (");
-	body = http_get(&s, "/readyz", 200);
+	body = http_get(&s, "/readyz", 503);
 	assert_has(body, "\"generation_refused\":2");
 	free(body);
 	assert_int_equal(score_gen(&s, "t-1"), 1);
@@ -303,11 +368,13 @@ test_start_on_previous_when_current_missing(void **state)
 	snprintf(path, sizeof path, "%s/features/gen-000002", s.datadir);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
 	assert_int_equal(system(cmd), 0);
-	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	start_not_ready(&s, NULL);
 	assert_log(&s, "features: refused generation 2 named by CURRENT: features/gen-000002: no "
 	    "such generation (");
 	assert_log(&s, "; serving generation 1 (verified: ");
-	body = http_get(&s, "/readyz", 200);
+	body = http_get(&s, "/readyz", 503);
+	assert_has(body, "\"reason\":\"generation 2 refused: features/gen-000002: no such "
+	    "generation (");
 	assert_has(body, "\"features_generation\":1");
 	assert_has(body, "\"generation_refused\":2");
 	free(body);
@@ -327,11 +394,12 @@ test_start_on_none_when_none_good(void **state)
 	datadir_new(&s);
 	gen_write(s.datadir);
 	gen_damage_pages(s.datadir, 1);
-	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	start_not_ready(&s, NULL);
 	assert_log(&s, "features: refused generation 1 named by CURRENT: features/gen-000001: "
 	    "data.mdb (");
 	assert_log(&s, "; serving no generation (cold start: rules use their fallbacks) instead;");
-	body = http_get(&s, "/readyz", 200);
+	body = http_get(&s, "/readyz", 503);
+	assert_has(body, "; serving no generation ([health] ready_when_degraded = false)\"");
 	assert_has(body, "\"features_generation\":0");
 	assert_has(body, "\"generation_refused\":1");
 	assert_has(body, "\"generation_verified\":false");
@@ -371,10 +439,12 @@ test_bad_switch_keeps_served(void **state)
 	sleep_ms(1200);
 	assert_int_equal(count_lines(s.log, "features: refused generation 2"), 1);
 	assert_true(vt_server_alive(&s));
-	body = http_get(&s, "/readyz", 200);
+	assert_true(wire_ready(&s) == false);
+	body = http_get(&s, "/readyz", 503);
 	assert_has(body, "\"features_generation\":1");
 	assert_has(body, "\"generation_refused\":2");
 	assert_has(body, "\"generation_error\":\"features/gen-000002: data.mdb (");
+	assert_has(body, "\"reason\":\"generation 2 refused: ");
 	free(body);
 	body = http_get(&s, "/metrics", 200);
 	assert_has(body, "\nvigil_features_generation 1\n");
@@ -382,6 +452,14 @@ test_bad_switch_keeps_served(void **state)
 	assert_has(body, "\nvigil_features_generation_refusals_total 1\n");
 	free(body);
 	assert_int_equal(score_gen(&s, "t-2"), 1);
+	/* A rollback (CURRENT back on the generation served, as vigil-rebuild
+	 * --rollback does): ready again, no restart. */
+	current_force(s.datadir, 1);
+	body = readyz_wait(&s, 200);
+	assert_has(body, "\"generation_refused\":0");
+	assert_has(body, "\"degraded\":false");
+	free(body);
+	assert_true(wire_ready(&s));
 	/* The next rebuild is good: switched to it. */
 	assert_int_equal(gen_write(s.datadir), 3);
 	for (int i = 0; i < 50 && count_lines(s.log, "features: switched to generation 3") == 0; i++)
@@ -395,6 +473,40 @@ test_bad_switch_keeps_served(void **state)
 	vt_server_cleanup(&s);
 }
 
+/* [health] ready_when_degraded = true: the operator's choice for a
+ * card-routed fleet (docs/security.md, "Readiness"): 200 and "degraded". */
+static void
+test_ready_when_degraded(void **state)
+{
+	vt_server s;
+	char ini[600], *body;
+	FILE *f;
+
+	(void)state;
+	datadir_new(&s);
+	gen_write(s.datadir);
+	gen_write(s.datadir);
+	gen_damage_pages(s.datadir, 2);
+	snprintf(ini, sizeof ini, "%s/vigild.ini", s.datadir);
+	f = fopen(ini, "w");
+	assert_non_null(f);
+	fputs("[health]\nready_when_degraded = true\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(vt_server_start(&s, NULL, (const char *const[]){ "--config", ini,
+	    NULL }), 0);
+	assert_log(&s, "/readyz (200, degraded, generation_error)");
+	body = http_get(&s, "/readyz", 200);
+	assert_has(body, "\"ready\":true");
+	assert_has(body, "\"degraded\":true");
+	assert_has(body, "\"ready_when_degraded\":true");
+	assert_has(body, "\"generation_refused\":2");
+	free(body);
+	assert_true(wire_ready(&s));
+	assert_int_equal(score_gen(&s, "t-1"), 1);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
 int
 main(void)
 {
@@ -404,6 +516,7 @@ main(void)
 		cmocka_unit_test(test_start_on_previous_when_current_missing),
 		cmocka_unit_test(test_start_on_none_when_none_good),
 		cmocka_unit_test(test_bad_switch_keeps_served),
+		cmocka_unit_test(test_ready_when_degraded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
