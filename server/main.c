@@ -838,12 +838,13 @@ out:
 	clean = srv_rep_stop(rep, s->cfg.request_timeout_ms + 1000);
 	srv_admin_stop(admin);
 	main_maint_stop(&g_maint);
+	/* the rule set holds a generation reference: released before the db */
+	srv_ruleset_release(s->rs);
+	s->rs = NULL;
 	if (s->db != NULL) {
 		store_db_close(s->db);
 		s->db = NULL;
 	}
-	srv_ruleset_release(s->rs);
-	s->rs = NULL;
 	main_watch_free(&watch);
 	if (status == 0)
 		srv_log("stopped");

@@ -177,8 +177,12 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	if (ready && s->db != NULL) {
 		store_db_stats st;
 		store_db_health h;
-		int64_t as_of = store_db_generation_as_of(s->db);
-		uint64_t gen = store_db_generation(s->db);
+		/* the generation scoring reads: the serving rule set's (reload.c) */
+		uint64_t gen = rs != NULL ? rs->generation : 0;
+		store_gen_meta meta;
+		int64_t as_of = rs != NULL && rs->gen != NULL &&
+		    store_gen_meta_get(store_db_gen_get(rs->gen), &meta) == VIGIL_OK ?
+		    meta.as_of_ms : 0;
 
 		metrics_head(out, "vigil_features_generation", "gauge",
 		    "batch feature generation being read (0 = none yet)");

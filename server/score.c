@@ -262,8 +262,11 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		return;
 	}
 	out->rules_version = rules_prog_hash(rs->rules->prog);
+	/* features from the generation the thresholds and model came from:
+	 * a generation switch is one rule-set swap (reload.c) */
 	sc = (app_scorer){ .rules = rs->rules->ar, .tv = rs->tv,
-		.model = rs->model != NULL ? rs->model->m : NULL };
+		.model = rs->model != NULL ? rs->model->m : NULL, .pin_gen = true,
+		.gen = rs->gen };
 	rv = app_score(s->db, w->aw, &sc, txn, dry_run ? APP_DRY_RUN : 0, vigil_now_ms(), &ao);
 	switch (rv) {
 	case VIGIL_OK:

@@ -120,7 +120,9 @@ typedef struct srv_ruleset {
 	srv_rules   *rules;
 	rules_tvals *tv;
 	srv_model   *model;      /* NULL: no model */
-	uint64_t     generation; /* the feature generation tv came from */
+	store_db_gen *gen;       /* the feature generation scoring reads (pinned), tv
+	                          * and model were built from; NULL: none */
+	uint64_t     generation; /* its number */
 } srv_ruleset;
 
 /* ============================ metrics.c ============================ */

@@ -874,13 +874,16 @@ test_cold_start_served(void **state)
 	for (int i = 0;; i++) {
 		mtxn_make(&t, "cs2", i, day1 + DAY / 4 + (int64_t)i * 100);
 		r = score_ok(&s, &t, false);
-		if (r->score->features_generation == g2 && r->score->model != NULL)
+		/* features, thresholds and model switch together: the first
+		 * reply of g2 has g2's model */
+		if (r->score->features_generation == g2)
 			break;
 		vigil__v1__reply__free_unpacked(r, NULL);
 		if (past(deadline))
 			fail_msg("vigild did not switch to generation %llu and its model",
 			    (unsigned long long)g2);
 	}
+	assert_non_null(r->score->model);
 	assert_true(has_hit(r->score, "model_any"));
 	assert_false(has_hit(r->score, "no_model"));
 	vigil__v1__reply__free_unpacked(r, NULL);
@@ -894,10 +897,9 @@ test_cold_start_served(void **state)
 	for (int i = 0;; i++) {
 		mtxn_make(&t, "cs3", i, day1 + DAY / 2 + (int64_t)i * 100);
 		r = score_ok(&s, &t, false);
-		/* vigild switches the features a moment before it swaps in the
-		 * new thresholds and model (a known window, docs/model.md): wait
-		 * for the first reply of g3 scored without g2's model */
-		if (r->score->features_generation == g3 && r->score->model == NULL)
+		/* the first reply of g3 is scored without g2's model (before,
+		 * the features switched a moment before the model: a window) */
+		if (r->score->features_generation == g3)
 			break;
 		vigil__v1__reply__free_unpacked(r, NULL);
 		if (past(deadline))
@@ -1161,13 +1163,12 @@ test_damaged_model(void **state)
  * vigil-rebuild writes a generation with a new model (another as-of, so
  * other bytes) and vigild switches on its refresh timer. No request fails;
  * every reply's score is the old or the new forest on its archived vector,
- * exactly; the replies of the old generation are the old model's; once a
- * reply came from the new model no later one comes from the old; and
- * after the switch the replies come from the new generation and model.
- * Tolerated and counted (printed): replies of the new generation scored by
- * the old model just before the first new-model reply, while vigild's main
- * thread decodes the new model after switching the features (main.c
- * switches, then srv_rules_retune builds; a few replies per switch).
+ * exactly; the replies of the old generation are the old model's, those
+ * of the new generation the new model's (features, thresholds and model
+ * switch in one swap: none of the new generation is scored by the old
+ * model, which before happened to ~2 replies per switch); once a reply
+ * came from the new model no later one comes from the old; and after the
+ * switch the replies come from the new generation and model.
  */
 static void
 test_switch_under_traffic(void **state)
@@ -1227,8 +1228,12 @@ test_switch_under_traffic(void **state)
 		if (first_new != UINT64_MAX && i > first_new && !is_new)
 			fail_msg("%s: the old model again after the new one (reply %llu of %llu)",
 			    e->id, (unsigned long long)i, (unsigned long long)n);
-		if (e->gen == g && is_old && !is_new)
+		if (e->gen == g && !is_new) {
 			mixed++;
+			fail_msg("%s: generation %llu scored by the old model (reply %llu; the new "
+			    "model from reply %llu)", e->id, (unsigned long long)g,
+			    (unsigned long long)i, (unsigned long long)first_new);
+		}
 	}
 	assert_true(first_new != UINT64_MAX);
 	assert_int_equal(t.log[n - 1].gen, g);
