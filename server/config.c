@@ -101,8 +101,8 @@ srv_config_usage(FILE *out)
 	    "  -h, --help        show this help and exit\n"
 	    "  -V, --version     show the version and exit\n"
 	    "\n"
-	    "Signals: SIGHUP reloads the rules and the admin token; SIGTERM or SIGINT drains\n"
-	    "and exits 0.\n"
+	    "Signals: SIGHUP reloads the rules, the admin token and the TLS certificate, key\n"
+	    "and CA (for new connections); SIGTERM or SIGINT drains and exits 0.\n"
 	    "Manual: docs/vigild.md.\n\n");
 	vigil_cli_exit_help(out, (const char *const[]){
 	    "clean stop (SIGTERM, SIGINT), or --check-config found no problem",

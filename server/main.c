@@ -802,6 +802,13 @@ main(int argc, char **argv)
 			srv_rules_reload(s, "SIGHUP");
 			if (s->cfg.rules_watch)
 				main_watch_lists(s, &watch);
+			rv = srv_rep_tls_reload(rep, errbuf, sizeof errbuf);
+			if (rv == VIGIL_OK)
+				srv_log("tls: certificate %s, key %s%s%s reloaded (SIGHUP): new connections "
+				    "use them, open ones keep theirs", s->cfg.tls_cert, s->cfg.tls_key,
+				    s->cfg.tls_ca[0] ? ", ca " : "", s->cfg.tls_ca);
+			else if (rv != VIGIL_ENOTFOUND)
+				srv_log("%s; the previous certificate, key and CA stay in use", errbuf);
 			if (s->cfg.admin_token_file[0] != '\0') {
 				if (srv_admin_token_load(s, errbuf, sizeof errbuf) == VIGIL_OK)
 					srv_log("admin: token reloaded from %s (SIGHUP)",

@@ -310,6 +310,17 @@ typedef struct srv_rep srv_rep;
 vigil_err srv_rep_check_files(const srv_config *cfg, FILE *warn, char *errbuf,
     size_t errlen);
 
+/*
+ * SIGHUP: re-reads [tls] cert, key and ca (the same paths) and gives the
+ * new configuration to every tls+tcp:// listener; connections accepted
+ * from then on use it, connections already open keep theirs. The files
+ * are checked as at start (srv_rep_check_files): on any failure nothing
+ * changes and errbuf has the one line (VIGIL_EINVAL, VIGIL_EIO,
+ * VIGIL_ENOMEM). VIGIL_ENOTFOUND (errbuf "") when there is no tls+tcp://
+ * listener. Main thread only. Never logs (expiry warnings go to stderr).
+ */
+vigil_err srv_rep_tls_reload(srv_rep *rep, char *errbuf, size_t errlen);
+
 /* Listens on every cfg URL with cfg.workers worker threads. */
 vigil_err srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen);
 /* Stops accepting work, answers what is queued, waits up to timeout_ms for
