@@ -266,7 +266,7 @@ typedef struct con_app {
 	vigil_client      *client;
 	struct event_base *base;
 	struct evhttp     *http;
-	struct event      *tick, *sigint, *sigterm, *sigchld;
+	struct event      *tick, *sigint, *sigterm, *sigchld, *sighup;
 	con_backtest      *bt;     /* the back-test running, or NULL */
 	con_rulestate     *rs;
 	struct con_conns  *conns;

@@ -58,6 +58,8 @@ usage(FILE *out)
 	    "  -q, --quiet         no start-up line\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n"
+	    "\n"
+	    "Signals: SIGHUP reloads the tokens file; SIGTERM or SIGINT stops.\n"
 	    "\n");
 	vigil_cli_exit_help(out, (const char *const[]){ "stopped cleanly (SIGTERM, SIGINT)",
 	    "runtime failure", "bad command line, tokens file, or a rule file that cannot be read",
@@ -267,6 +269,58 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(app->base);
 }
 
+/* ["NAME ROLE", ...] of a token set, for the audit log. */
+static json_t *
+auth_roster(const con_auth *a)
+{
+	json_t *arr = json_array();
+	char line[CON_NAME_MAX + 32];
+
+	for (uint32_t i = 0; arr != NULL && i < a->n; i++) {
+		snprintf(line, sizeof line, "%s %s", a->users[i].name, con_role_name(a->users[i].role));
+		json_array_append_new(arr, json_string(line));
+	}
+	return arr;
+}
+
+/*
+ * SIGHUP: the tokens file again. The new set replaces the old whole, or
+ * not at all: a file that does not load keeps every token in use and says
+ * why in one line. Requests copy what they keep of an analyst (the event
+ * loop is one thread), so nothing points into the old set afterwards.
+ */
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	con_app *app = arg;
+	con_auth *next = malloc(sizeof *next);
+	char err[512] = "";
+
+	(void)sig;
+	(void)what;
+	if (next == NULL) {
+		fprintf(stderr, "vigil-console: tokens: out of memory; the previous tokens stay in "
+		    "use\n");
+		return;
+	}
+	if (con_auth_load(app->o.tokens, next, err, sizeof err) != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: tokens: %s; the previous tokens stay in use\n", err);
+	} else {
+		uint32_t was = app->auth.n;
+		json_t *before = auth_roster(&app->auth);
+
+		app->auth = *next;
+		fprintf(stderr, "vigil-console: tokens: reloaded %s (SIGHUP): %u analysts (were %u)\n",
+		    app->o.tokens, app->auth.n, was);
+		/* who may act, before and after (never the tokens) */
+		if (con_audit_write(app->audit, NULL, "tokens-reload", app->o.tokens, before,
+		    auth_roster(&app->auth)) != VIGIL_OK)
+			fprintf(stderr, "vigil-console: audit: cannot record the tokens reload\n");
+	}
+	explicit_bzero(next, sizeof *next);
+	free(next);
+}
+
 static void
 on_child(evutil_socket_t sig, short what, void *arg)
 {
@@ -374,9 +428,11 @@ main(int argc, char **argv)
 	app.sigint = evsignal_new(app.base, SIGINT, on_stop, &app);
 	app.sigterm = evsignal_new(app.base, SIGTERM, on_stop, &app);
 	app.sigchld = evsignal_new(app.base, SIGCHLD, on_child, &app);
+	app.sighup = evsignal_new(app.base, SIGHUP, on_hup, &app);
 	if (app.tick == NULL || app.sigint == NULL || app.sigterm == NULL || app.sigchld == NULL ||
+	    app.sighup == NULL ||
 	    evsignal_add(app.sigint, NULL) != 0 || evsignal_add(app.sigterm, NULL) != 0 ||
-	    evsignal_add(app.sigchld, NULL) != 0) {
+	    evsignal_add(app.sigchld, NULL) != 0 || evsignal_add(app.sighup, NULL) != 0) {
 		fprintf(stderr, "vigil-console: cannot set up the event loop\n");
 		goto out;
 	}
@@ -401,6 +457,8 @@ out:
 		event_free(app.sigterm);
 	if (app.sigchld != NULL)
 		event_free(app.sigchld);
+	if (app.sighup != NULL)
+		event_free(app.sighup);
 	if (app.base != NULL)
 		event_base_free(app.base);
 	vigil_client_close(app.client);

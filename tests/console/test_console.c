@@ -6,8 +6,8 @@
  * verdict that reaches the archive, the deploy guards (stale base hash,
  * a file that does not compile, reported at line:col), authentication
  * (401 without a token, 403 below the role), malformed requests (JSON
- * errors naming the field), blocking a card, and a restart that resumes
- * the index where it stopped.
+ * errors naming the field), blocking a card, the tokens file reloaded on
+ * SIGHUP, and a restart that resumes the index where it stopped.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -940,6 +940,112 @@ test_usage(void **s)
 	free(out);
 }
 
+/* how many lines of the console's log contain needle */
+static int
+console_log_count(const char *needle)
+{
+	char path[400], line[2048];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof path, "%s/console.log", tmp);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof line, f) != NULL)
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+static void
+console_log_wait(const char *needle, int n)
+{
+	for (int i = 0; i < 200; i++) {
+		if (console_log_count(needle) >= n)
+			return;
+		usleep(50000);
+	}
+	fail_msg("no %d line(s) \"%s\" in %s/console.log", n, needle, tmp);
+}
+
+/* Writes the tokens file whole (a new file renamed over it). */
+static void
+tokens_write(const char *text)
+{
+	char t[400];
+	FILE *f;
+
+	snprintf(t, sizeof t, "%s.new", tokens);
+	f = fopen(t, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(t, tokens), 0);
+}
+
+/*
+ * SIGHUP reloads the tokens file without a restart: a replaced token stops
+ * working and its successor works, a new analyst gets in; a file that does
+ * not load is refused in one line naming FILE:LINE and the tokens in use
+ * stay; the reload is in the audit log (names and roles, never tokens).
+ */
+static void
+test_tokens_reload(void **s)
+{
+	char orig[400], cmd[900];
+	json_t *o;
+	int st;
+
+	(void)s;
+	snprintf(orig, sizeof orig, "%s.orig", tokens);
+	copy_file(tokens, orig);
+	json_decref(http_ok("GET", "/api/me", ALICE, NULL, 200));
+	tokens_write("alice analyst alice-rotated-token-0005\nrita rule-editor " RITA "\n"
+	    "zoe admin zoe-admin-token-000000006\n");
+	assert_int_equal(kill(console_pid, SIGHUP), 0);
+	console_log_wait("vigil-console: tokens: reloaded", 1);
+	assert_int_equal(console_log_count("tokens: reloaded "), 1);
+	assert_int_equal(http("GET", "/api/me", ALICE, NULL, &st, &o), 0);
+	assert_int_equal(st, 401);
+	json_decref(o);
+	o = http_ok("GET", "/api/me", "alice-rotated-token-0005", NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "name")), "alice");
+	json_decref(o);
+	o = http_ok("GET", "/api/me", "zoe-admin-token-000000006", NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "role")), "admin");
+	json_decref(o);
+	assert_int_equal(http("GET", "/api/me", BOB, NULL, &st, &o), 0);
+	assert_int_equal(st, 401);
+	json_decref(o);
+	/* a bad file: one line, the tokens in use stay */
+	tokens_write("alice analyst alice-rotated-token-0005\nbob analyst short\n");
+	assert_int_equal(kill(console_pid, SIGHUP), 0);
+	snprintf(cmd, sizeof cmd, "vigil-console: tokens: %s:2: token shorter than 16 characters; "
+	    "the previous tokens stay in use", tokens);
+	console_log_wait(cmd, 1);
+	o = http_ok("GET", "/api/me", "zoe-admin-token-000000006", NULL, 200);
+	json_decref(o);
+	/* the audit log has the reload, names and roles before and after */
+	o = http_ok("GET", "/api/audit", RITA, NULL, 200);
+	{
+		char *text = json_dumps(o, JSON_COMPACT);
+
+		assert_non_null(text);
+		assert_non_null(strstr(text, "\"action\":\"tokens-reload\""));
+		assert_non_null(strstr(text, "\"zoe admin\""));
+		assert_non_null(strstr(text, "\"bob analyst\""));
+		assert_null(strstr(text, "zoe-admin-token"));
+		free(text);
+	}
+	json_decref(o);
+	/* back to the file the other tests use */
+	copy_file(orig, tokens);
+	assert_int_equal(kill(console_pid, SIGHUP), 0);
+	console_log_wait("vigil-console: tokens: reloaded", 2);
+	json_decref(http_ok("GET", "/api/me", BOB, NULL, 200));
+}
+
 int
 main(void)
 {
@@ -956,6 +1062,7 @@ main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_tls_verdict),
+		cmocka_unit_test(test_tokens_reload),
 		cmocka_unit_test(test_restart_resumes),
 	};
 
