@@ -12,7 +12,8 @@
  * "Readiness"): while the generation CURRENT names is refused, /readyz
  * answers 503 naming it and the health reply says not ready, scoring goes
  * on; a good generation or a rollback heals it without a restart; with
- * [health] ready_when_degraded = true it stays 200 and "degraded".
+ * [health] ready_when_degraded = true it stays 200 and "degraded". The
+ * admin endpoint's POST /v1/generations/current (the console's roll-back).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -507,6 +508,96 @@ test_ready_when_degraded(void **state)
 	vt_server_cleanup(&s);
 }
 
+/* POST /v1/generations/current with the admin token; *ret_body malloc'd. */
+static int
+gen_post(vt_server *s, const char *token, const char *body, char **ret_body)
+{
+	char hdr[160];
+	int code = 0;
+
+	snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+	assert_int_equal(vt_http(s->admin_port, "POST", "/v1/generations/current",
+	    token != NULL ? hdr : NULL, body, &code, ret_body), 0);
+	assert_non_null(*ret_body);
+	return code;
+}
+
+static void
+gen_post_expect(vt_server *s, const char *token, const char *body, int want, const char *needle)
+{
+	char *out = NULL;
+	int code = gen_post(s, token, body, &out);
+
+	if (code != want || strstr(out, needle) == NULL)
+		fail_msg("POST /v1/generations/current %s: %d %s (wanted %d with \"%s\")", body,
+		    code, out, want, needle);
+	free(out);
+}
+
+/*
+ * The admin endpoint's roll-back (what the console's "roll back" calls):
+ * behind the admin token; the body checked field by field; a stale
+ * expect_current refused (409); a missing (404) or damaged (422)
+ * generation refused, CURRENT untouched; a good one made current, and
+ * vigild switches to it without a restart.
+ */
+static void
+test_admin_rollback(void **state)
+{
+	static const char tok[] = "rollback-admin-token-0123456789";
+	vt_server s;
+	char tokfile[600], arg[640];
+	uint64_t cur = 0;
+	FILE *f;
+
+	(void)state;
+	datadir_new(&s);
+	gen_write(s.datadir);
+	gen_write(s.datadir);
+	snprintf(tokfile, sizeof tokfile, "%s/admin.token", s.datadir);
+	f = fopen(tokfile, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", tok);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(tokfile, 0600), 0);
+	snprintf(arg, sizeof arg, "%s", tokfile);
+	assert_int_equal(vt_server_start(&s, NULL, (const char *const[]){ "--admin-token-file",
+	    arg, NULL }), 0);
+	assert_int_equal(score_gen(&s, "r-1"), 2);
+
+	gen_post_expect(&s, NULL, "{\"generation\": 1}", 401, "\"UNAUTHENTICATED\"");
+	gen_post_expect(&s, "wrong-token-wrong-token-wrong", "{\"generation\": 1}", 401,
+	    "wrong bearer token");
+	gen_post_expect(&s, tok, "{\"generation\": \"1\"}", 400, "\"field\":\"generation\"");
+	gen_post_expect(&s, tok, "{}", 400, "\"field\":\"generation\"");
+	gen_post_expect(&s, tok, "{\"generation\": 1, \"force\": true}", 400,
+	    "\"field\":\"force\"");
+	gen_post_expect(&s, tok, "{\"generation\": 1", 400, "\"MALFORMED\"");
+	gen_post_expect(&s, tok, "{\"generation\": 1, \"expect_current\": 7}", 409,
+	    "CURRENT names generation 2, not 7");
+	gen_post_expect(&s, tok, "{\"generation\": 2}", 409, "generation 2 is already current");
+	gen_post_expect(&s, tok, "{\"generation\": 9}", 404, "\"NOT_FOUND\"");
+	assert_int_equal(store_gen_current(s.datadir, &cur), VIGIL_OK);
+	assert_int_equal(cur, 2);
+
+	gen_post_expect(&s, tok, "{\"generation\": 1, \"expect_current\": 2}", 200,
+	    "\"previous\":2,\"current\":1");
+	assert_log(&s, "features: CURRENT set to generation 1 (was 2) through the admin endpoint");
+	for (int i = 0; i < 50 && count_lines(s.log, "features: switched to generation 1") == 0; i++)
+		sleep_ms(100);
+	assert_log(&s, "features: switched to generation 1 (verified: ");
+	assert_int_equal(score_gen(&s, "r-2"), 1);
+
+	/* a damaged generation is refused before CURRENT names it */
+	gen_damage_pages(s.datadir, 2);
+	gen_post_expect(&s, tok, "{\"generation\": 2}", 422, "\"REFUSED\"");
+	assert_int_equal(store_gen_current(s.datadir, &cur), VIGIL_OK);
+	assert_int_equal(cur, 1);
+	assert_int_equal(score_gen(&s, "r-3"), 1);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
 int
 main(void)
 {
@@ -517,6 +608,7 @@ main(void)
 		cmocka_unit_test(test_start_on_none_when_none_good),
 		cmocka_unit_test(test_bad_switch_keeps_served),
 		cmocka_unit_test(test_ready_when_degraded),
+		cmocka_unit_test(test_admin_rollback),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
