@@ -46,6 +46,9 @@ usage(FILE *out)
 	    "  -s, --server URL    vigild (nng URL) to send verdicts to; without it labels are refused\n"
 	    "  --tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]\n"
 	    "                      this console's client certificate and vigild's CA, for tls+tcp://\n"
+	    "  --vigild-admin HOST:PORT|unix:/PATH --vigild-admin-token-file FILE\n"
+	    "                      vigild's admin endpoint and its token (read at each use), for\n"
+	    "                      rolling a generation back (role admin); without them it is refused\n"
 	    "  --replay PROGRAM    vigil-replay for back-tests (default: next to this program, or PATH)\n"
 	    "  --www DIR           the web UI's files (default " CON_WWW_DIR ")\n"
 	    "  --chartjs DIR       Chart.js (default " CON_CHARTJS_DIR ")\n"
@@ -95,7 +98,8 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
 
 enum { OPT_TOKENS = 256, OPT_STATE, OPT_WWW,
 	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
-	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN };
+	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN, OPT_VADMIN,
+	OPT_VADMIN_TOKEN };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
@@ -117,6 +121,8 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
+		{ "vigild-admin", required_argument, NULL, OPT_VADMIN },
+		{ "vigild-admin-token-file", required_argument, NULL, OPT_VADMIN_TOKEN },
 		VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -154,6 +160,8 @@ parse_args(int argc, char **argv, con_opts *o)
 		case OPT_TLS_KEY: o->tls_key = optarg; break;
 		case OPT_TLS_CA: o->tls_ca = optarg; break;
 		case OPT_TLS_NAME: o->tls_server_name = optarg; break;
+		case OPT_VADMIN: o->vigild_admin = optarg; break;
+		case OPT_VADMIN_TOKEN: o->vigild_admin_token = optarg; break;
 		case OPT_CLAIM:
 			if (!parse_u32(optarg, 1, 24 * 60, &o->claim_minutes))
 				return usage_error("--claim-minutes %s: 1-1440", optarg);
@@ -191,6 +199,8 @@ parse_args(int argc, char **argv, con_opts *o)
 		return usage_error("%s", "--tls-cert and --tls-key go together");
 	if ((o->tls_cert != NULL || o->tls_ca != NULL) && o->server == NULL)
 		return usage_error("%s", "--tls-* options need --server URL");
+	if ((o->vigild_admin != NULL) != (o->vigild_admin_token != NULL))
+		return usage_error("%s", "--vigild-admin and --vigild-admin-token-file go together");
 	return -1; /* go on */
 }
 
