@@ -124,6 +124,11 @@ typedef struct app_scorer {
 	const rules_tvals *tv2;
 	vigil_err        (*amend)(void *arg, vigil_value *features, uint32_t nfeatures);
 	void              *amend_arg;
+	/* pin_gen: the features come from gen (NULL: none), the generation tv
+	 * and model were built from (store_ctx_pin_gen), not from the db's
+	 * current one, which may have moved on (vigild). false: the db's. */
+	bool               pin_gen;
+	store_db_gen      *gen;
 } app_scorer;
 
 /* Per-thread scratch: the store context, the feature vector, the record

@@ -313,7 +313,12 @@ app_score(store_db *db, app_work *w, const app_scorer *sc, const vigil_txn *txn,
 	out->late = false;
 	out->past_dedupe_horizon = false;
 	out->diag.msg[0] = '\0';
-	out->generation = store_db_generation(db);
+	if (sc->pin_gen) {
+		store_ctx_pin_gen(w->ctx, sc->gen);
+		out->generation = store_db_gen_number(sc->gen);
+	} else {
+		out->generation = store_db_generation(db);
+	}
 
 	if (dry) {
 		rv = store_features_lookup(db, w->ctx, txn, w->features, w->nfeat);

@@ -596,6 +596,96 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 	    arr));
 }
 
+/* ---- POST /api/generations/current ---- */
+
+/*
+ * {"generation": N, "expect_current": M, "confirm": true}: asks vigild
+ * (POST /v1/generations/current, with its admin token) to point CURRENT at
+ * generation N. The console itself never writes the data directory:
+ * vigild verifies N, refuses a stale M (another operator, a nightly run
+ * meanwhile) and switches. Audited with the generation before and after;
+ * vigild's refusals are passed on with its status, message and field.
+ */
+void
+con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	json_t *body = con_body_json(req), *jg, *je, *jc, *reply = NULL, *fwd = NULL;
+	const char *key;
+	json_t *val;
+	char err[512], *text = NULL, target[48];
+	int status = 0;
+	vigil_err rv;
+
+	if (body == NULL)
+		return;
+	json_object_foreach(body, key, val) {
+		if (strcmp(key, "generation") != 0 && strcmp(key, "expect_current") != 0 &&
+		    strcmp(key, "confirm") != 0) {
+			con_send_error(req, 400, key, "%s: not a key of this request (generation, "
+			    "expect_current, confirm)", key);
+			goto out;
+		}
+	}
+	jg = json_object_get(body, "generation");
+	je = json_object_get(body, "expect_current");
+	jc = json_object_get(body, "confirm");
+	if (!json_is_integer(jg) || json_integer_value(jg) <= 0) {
+		con_send_error(req, 400, "generation", "generation: the generation to make current "
+		    "(a positive integer)");
+		goto out;
+	}
+	if (!json_is_integer(je) || json_integer_value(je) <= 0) {
+		con_send_error(req, 400, "expect_current", "expect_current: the generation the page "
+		    "showed as current (a positive integer)");
+		goto out;
+	}
+	if (!json_is_true(jc)) {
+		con_send_error(req, 400, "confirm", "confirm: must be true (the UI asks first)");
+		goto out;
+	}
+	fwd = json_pack("{s:I, s:I}", "generation", (json_int_t)json_integer_value(jg),
+	    "expect_current", (json_int_t)json_integer_value(je));
+	text = fwd != NULL ? json_dumps(fwd, JSON_COMPACT) : NULL;
+	if (text == NULL) {
+		con_send_error(req, 500, NULL, "out of memory");
+		goto out;
+	}
+	rv = con_vigild_post(app, "/v1/generations/current", text, &status, &reply, err,
+	    sizeof err);
+	if (rv != VIGIL_OK) {
+		con_send_error(req, rv == VIGIL_ENOTFOUND ? 503 : 502, NULL, "%s", err);
+		goto out;
+	}
+	if (status != 200) {
+		const char *m = json_string_value(json_object_get(reply, "message"));
+		const char *f = json_string_value(json_object_get(reply, "field"));
+
+		/* vigild's 4xx keep their meaning (409 stale, 404, 422 damaged);
+		 * its 401/403 and 5xx are the console's configuration or vigild's
+		 * trouble: 502 */
+		con_send_error(req, status >= 400 && status < 500 && status != 401 && status != 403 ?
+		    status : 502, f, "vigild refused the roll-back (%d): %s", status,
+		    m != NULL ? m : "(no message)");
+		goto out;
+	}
+	snprintf(target, sizeof target, "generation %lld", (long long)json_integer_value(jg));
+	if (con_audit_write(app->audit, who, "generation_current", target,
+	    json_pack("{s:I}", "current", (json_int_t)json_integer_value(je)),
+	    json_pack("{s:I}", "current", (json_int_t)json_integer_value(jg))) != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "vigild switched the generation, but the audit log "
+		    "could not be written");
+		goto out;
+	}
+	con_send_json(req, 200, json_pack("{s:O?, s:O?, s:O?}", "previous",
+	    json_object_get(reply, "previous"), "current", json_object_get(reply, "current"),
+	    "message", json_object_get(reply, "message")));
+out:
+	free(text);
+	json_decref(fwd);
+	json_decref(reply);
+	json_decref(body);
+}
+
 /* ---- GET /api/status, /api/audit ---- */
 
 void

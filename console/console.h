@@ -244,6 +244,8 @@ typedef struct con_opts {
 	const char *chartjs;   /* directory of Debian's Chart.js */
 	const char *replay;    /* vigil-replay program */
 	const char *blocked_list; /* list name in the rule file */
+	const char *vigild_admin;       /* vigild's admin HTTP HOST:PORT or unix:/PATH */
+	const char *vigild_admin_token; /* file with vigild's admin token */
 	uint32_t    claim_minutes;
 	uint32_t    poll_ms;
 	uint32_t    map_gib;
@@ -266,7 +268,7 @@ typedef struct con_app {
 	vigil_client      *client;
 	struct event_base *base;
 	struct evhttp     *http;
-	struct event      *tick, *sigint, *sigterm, *sigchld;
+	struct event      *tick, *sigint, *sigterm, *sigchld, *sighup;
 	con_backtest      *bt;     /* the back-test running, or NULL */
 	con_rulestate     *rs;
 	struct con_conns  *conns;
@@ -347,5 +349,20 @@ vigil_err con_file_write_atomic(const char *path, const void *data, size_t len,
     char *errbuf, size_t errlen);
 /* Hex of the XXH3-128 of data (33 bytes). */
 void con_hash_hex(const void *data, size_t len, char ret_hex[33]);
+
+/* ============================ vigild.c ============================ */
+
+/*
+ * POST body (JSON text) to path on vigild's admin endpoint (--vigild-admin)
+ * with the token of --vigild-admin-token-file (read at each call). VIGIL_OK
+ * with *ret_status (vigild's HTTP status) and *ret_json (its JSON body, or
+ * NULL if it had none: json_decref it); VIGIL_ENOTFOUND without the two
+ * options; otherwise errbuf has one line (no connection, timeout, a bad
+ * token file). Blocks up to 2 s to connect and 10 s for the reply.
+ */
+vigil_err con_vigild_post(con_app *app, const char *path, const char *body, int *ret_status,
+    json_t **ret_json, char *errbuf, size_t errlen);
+/* POST /api/generations/current (role admin): a roll-back through vigild. */
+void con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user *who);
 
 #endif

@@ -272,6 +272,9 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 			con_api_rules_rollback(app, req, u);
 	} else if (strcmp(path, "/api/generations") == 0 && get) {
 		con_api_generations(app, req, u);
+	} else if (strcmp(path, "/api/generations/current") == 0 && post) {
+		if (http_need(req, u, CON_ROLE_ADMIN))
+			con_api_generation_set(app, req, u);
 	} else if (strcmp(path, "/api/audit") == 0 && get) {
 		if (http_need(req, u, CON_ROLE_ANALYST))
 			con_api_audit(app, req, u);

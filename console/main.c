@@ -46,6 +46,9 @@ usage(FILE *out)
 	    "  -s, --server URL    vigild (nng URL) to send verdicts to; without it labels are refused\n"
 	    "  --tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]\n"
 	    "                      this console's client certificate and vigild's CA, for tls+tcp://\n"
+	    "  --vigild-admin HOST:PORT|unix:/PATH --vigild-admin-token-file FILE\n"
+	    "                      vigild's admin endpoint and its token (read at each use), for\n"
+	    "                      rolling a generation back (role admin); without them it is refused\n"
 	    "  --replay PROGRAM    vigil-replay for back-tests (default: next to this program, or PATH)\n"
 	    "  --www DIR           the web UI's files (default " CON_WWW_DIR ")\n"
 	    "  --chartjs DIR       Chart.js (default " CON_CHARTJS_DIR ")\n"
@@ -58,6 +61,8 @@ usage(FILE *out)
 	    "  -q, --quiet         no start-up line\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n"
+	    "\n"
+	    "Signals: SIGHUP reloads the tokens file; SIGTERM or SIGINT stops.\n"
 	    "\n");
 	vigil_cli_exit_help(out, (const char *const[]){ "stopped cleanly (SIGTERM, SIGINT)",
 	    "runtime failure", "bad command line, tokens file, or a rule file that cannot be read",
@@ -93,7 +98,8 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
 
 enum { OPT_TOKENS = 256, OPT_STATE, OPT_WWW,
 	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
-	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN };
+	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN, OPT_VADMIN,
+	OPT_VADMIN_TOKEN };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
@@ -115,6 +121,8 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
+		{ "vigild-admin", required_argument, NULL, OPT_VADMIN },
+		{ "vigild-admin-token-file", required_argument, NULL, OPT_VADMIN_TOKEN },
 		VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -152,6 +160,8 @@ parse_args(int argc, char **argv, con_opts *o)
 		case OPT_TLS_KEY: o->tls_key = optarg; break;
 		case OPT_TLS_CA: o->tls_ca = optarg; break;
 		case OPT_TLS_NAME: o->tls_server_name = optarg; break;
+		case OPT_VADMIN: o->vigild_admin = optarg; break;
+		case OPT_VADMIN_TOKEN: o->vigild_admin_token = optarg; break;
 		case OPT_CLAIM:
 			if (!parse_u32(optarg, 1, 24 * 60, &o->claim_minutes))
 				return usage_error("--claim-minutes %s: 1-1440", optarg);
@@ -189,6 +199,8 @@ parse_args(int argc, char **argv, con_opts *o)
 		return usage_error("%s", "--tls-cert and --tls-key go together");
 	if ((o->tls_cert != NULL || o->tls_ca != NULL) && o->server == NULL)
 		return usage_error("%s", "--tls-* options need --server URL");
+	if ((o->vigild_admin != NULL) != (o->vigild_admin_token != NULL))
+		return usage_error("%s", "--vigild-admin and --vigild-admin-token-file go together");
 	return -1; /* go on */
 }
 
@@ -265,6 +277,58 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	if (!app->o.quiet)
 		fprintf(stderr, "vigil-console: %s: stopping\n", strsignal((int)sig));
 	event_base_loopbreak(app->base);
+}
+
+/* ["NAME ROLE", ...] of a token set, for the audit log. */
+static json_t *
+auth_roster(const con_auth *a)
+{
+	json_t *arr = json_array();
+	char line[CON_NAME_MAX + 32];
+
+	for (uint32_t i = 0; arr != NULL && i < a->n; i++) {
+		snprintf(line, sizeof line, "%s %s", a->users[i].name, con_role_name(a->users[i].role));
+		json_array_append_new(arr, json_string(line));
+	}
+	return arr;
+}
+
+/*
+ * SIGHUP: the tokens file again. The new set replaces the old whole, or
+ * not at all: a file that does not load keeps every token in use and says
+ * why in one line. Requests copy what they keep of an analyst (the event
+ * loop is one thread), so nothing points into the old set afterwards.
+ */
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	con_app *app = arg;
+	con_auth *next = malloc(sizeof *next);
+	char err[512] = "";
+
+	(void)sig;
+	(void)what;
+	if (next == NULL) {
+		fprintf(stderr, "vigil-console: tokens: out of memory; the previous tokens stay in "
+		    "use\n");
+		return;
+	}
+	if (con_auth_load(app->o.tokens, next, err, sizeof err) != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: tokens: %s; the previous tokens stay in use\n", err);
+	} else {
+		uint32_t was = app->auth.n;
+		json_t *before = auth_roster(&app->auth);
+
+		app->auth = *next;
+		fprintf(stderr, "vigil-console: tokens: reloaded %s (SIGHUP): %u analysts (were %u)\n",
+		    app->o.tokens, app->auth.n, was);
+		/* who may act, before and after (never the tokens) */
+		if (con_audit_write(app->audit, NULL, "tokens-reload", app->o.tokens, before,
+		    auth_roster(&app->auth)) != VIGIL_OK)
+			fprintf(stderr, "vigil-console: audit: cannot record the tokens reload\n");
+	}
+	explicit_bzero(next, sizeof *next);
+	free(next);
 }
 
 static void
@@ -374,9 +438,11 @@ main(int argc, char **argv)
 	app.sigint = evsignal_new(app.base, SIGINT, on_stop, &app);
 	app.sigterm = evsignal_new(app.base, SIGTERM, on_stop, &app);
 	app.sigchld = evsignal_new(app.base, SIGCHLD, on_child, &app);
+	app.sighup = evsignal_new(app.base, SIGHUP, on_hup, &app);
 	if (app.tick == NULL || app.sigint == NULL || app.sigterm == NULL || app.sigchld == NULL ||
+	    app.sighup == NULL ||
 	    evsignal_add(app.sigint, NULL) != 0 || evsignal_add(app.sigterm, NULL) != 0 ||
-	    evsignal_add(app.sigchld, NULL) != 0) {
+	    evsignal_add(app.sigchld, NULL) != 0 || evsignal_add(app.sighup, NULL) != 0) {
 		fprintf(stderr, "vigil-console: cannot set up the event loop\n");
 		goto out;
 	}
@@ -401,6 +467,8 @@ out:
 		event_free(app.sigterm);
 	if (app.sigchld != NULL)
 		event_free(app.sigchld);
+	if (app.sighup != NULL)
+		event_free(app.sighup);
 	if (app.base != NULL)
 		event_base_free(app.base);
 	vigil_client_close(app.client);

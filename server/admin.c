@@ -153,12 +153,13 @@ static json_t *
 admin_health_json(srv_server *s)
 {
 	Vigil__V1__HealthReply h = VIGIL__V1__HEALTH_REPLY__INIT;
-	char err[SRV_ERR_MAX], hash[80], why[512], merr[SRV_ERR_MAX];
+	char err[SRV_ERR_MAX], hash[80], why[SRV_ERR_MAX + 640], merr[SRV_ERR_MAX];
 	store_db_health dh;
 	uint64_t mref;
 	json_t *o;
 
 	srv_health_fill(s, &h, err, sizeof err, hash, sizeof hash);
+	h.ready = srv_ready(s, why, sizeof why); /* again, for the reason */
 	o = json_pack("{s:b, s:s, s:I, s:s, s:I, s:s, s:I, s:b}",
 	    "ready", h.ready, "server_version", "vigild " VIGIL_VERSION,
 	    "uptime_s", (json_int_t)h.uptime_s, "rules_version", h.rules_version,
@@ -166,16 +167,14 @@ admin_health_json(srv_server *s)
 	    "rules_last_error", h.rules_last_error,
 	    "rules_load_failures", (json_int_t)h.rules_load_failures,
 	    "draining", h.draining);
-	/* An archive that refuses appends (full disk, no descriptors, I/O
-	 * errors) cannot acknowledge a score: not ready until it heals. */
 	if (o != NULL && atomic_load(&s->ready) && s->db != NULL) {
 		store_db_get_health(s->db, &dh);
 		/* A refused generation or model, or a rule file that did not
-		 * compile, leaves vigild ready: it scores on what it kept or fell
-		 * back to (or none: the rules' fallbacks), says so here as
-		 * "degraded", and /readyz stays 200 (docs/security.md, "Readiness":
-		 * a replica that can acknowledge its cards' transactions correctly
-		 * keeps them, or their velocity moves to a replica without it). */
+		 * compile: vigild scores on what it kept or fell back to (or none:
+		 * the rules' fallbacks) and says so as "degraded". A refused
+		 * generation or model also makes it not ready (DESIGN contract 8)
+		 * unless [health] ready_when_degraded (docs/security.md,
+		 * "Readiness": card-routed fleets keep a replica's cards on it). */
 		mref = srv_model_refused(s, merr, sizeof merr);
 		json_object_set_new(o, "generation_verified", json_boolean(dh.generation_verified));
 		json_object_set_new(o, "generation_refused",
@@ -187,15 +186,13 @@ admin_health_json(srv_server *s)
 		json_object_set_new(o, "model_error", json_string(merr));
 		json_object_set_new(o, "degraded", json_boolean(dh.generation_refused || mref != 0 ||
 		    h.rules_last_error[0] != '\0'));
-		if (!dh.ok) {
-			snprintf(why, sizeof why, "archive failing: %s %s: %s (%s) for %lld s; retrying",
-			    dh.archive.op, dh.archive.file, strerror(dh.archive.err),
-			    strerrorname_np(dh.archive.err) ? strerrorname_np(dh.archive.err) : "?",
-			    (long long)((vigil_now_ms() - dh.archive.since_ms) / 1000));
-			json_object_set_new(o, "ready", json_false());
-			json_object_set_new(o, "reason", json_string(why));
-		}
+		json_object_set_new(o, "ready_when_degraded",
+		    json_boolean(s->cfg.ready_when_degraded));
 	}
+	/* why not ready, from the same srv_ready as "ready" above (archive
+	 * failing, refused generation or model, starting, draining) */
+	if (o != NULL && !h.ready)
+		json_object_set_new(o, "reason", json_string(why));
 	return o;
 }
 
@@ -423,6 +420,143 @@ out:
 	json_decref(body);
 }
 
+static void admin_send_error(struct evhttp_request *req, int code, const char *reason,
+    const char *status, const char *msg);
+
+/* {"status": status, "message": msg[, "field": field]} with code. */
+static void
+admin_send_field_error(struct evhttp_request *req, int code, const char *reason,
+    const char *status, const char *field, const char *msg)
+{
+	json_t *o = json_pack("{s:s, s:s}", "status", status, "message", msg);
+
+	if (o != NULL && field != NULL)
+		json_object_set_new(o, "field", json_string(field));
+	admin_send_json(req, code, reason, o);
+}
+
+/* A positive integer member of o, or 0 (absent: *ret_absent). */
+static bool
+admin_json_gen(const json_t *o, const char *key, uint64_t *ret, bool *ret_absent)
+{
+	const json_t *v = json_object_get(o, key);
+
+	*ret = 0;
+	*ret_absent = v == NULL;
+	if (v == NULL)
+		return true;
+	if (!json_is_integer(v) || json_integer_value(v) <= 0)
+		return false;
+	*ret = (uint64_t)json_integer_value(v);
+	return true;
+}
+
+/*
+ * POST /v1/generations/current {"generation": N, "expect_current": M}:
+ * points CURRENT at generation N, an operator's roll-back (or forward)
+ * from the admin endpoint: what `vigil-rebuild --rollback --generation N`
+ * does, for a caller that may not write the data directory itself (the
+ * console). N must verify (store_gen_set_current opens it, under the
+ * rebuild lock); with expect_current the change is made only if CURRENT
+ * still names M (a stale page is refused, 409). vigild's refresh then
+ * switches to it within 200 ms, features, thresholds and model together.
+ * Reads the whole generation to verify it, on the admin thread (0.1-0.2 s
+ * for 200 MB). docs/vigild.md, ADMIN HTTP.
+ */
+static void
+admin_generation_set(srv_admin *a, struct evhttp_request *req)
+{
+	srv_server *s = a->s;
+	json_t *body = NULL;
+	json_error_t jerr;
+	char *text = NULL, msg[640];
+	const char *key;
+	json_t *val;
+	size_t len;
+	uint64_t want = 0, expect = 0, cur = 0;
+	bool absent, no_expect;
+	store_diag d;
+	vigil_err rv;
+
+	if (!atomic_load(&s->ready) || s->db == NULL) {
+		admin_send_error(req, 503, "Service Unavailable", "UNAVAILABLE",
+		    "not ready: store still loading");
+		goto out;
+	}
+	text = admin_body(req, 4096, &len);
+	if (text == NULL) {
+		admin_send_error(req, 413, "Payload Too Large", "TOO_BIG",
+		    "body over 4096 bytes (or out of memory)");
+		goto out;
+	}
+	body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (body == NULL || !json_is_object(body)) {
+		snprintf(msg, sizeof msg, "JSON at line %d column %d: %s", jerr.line, jerr.column,
+		    body == NULL ? jerr.text : "not an object");
+		admin_send_error(req, 400, "Bad Request", "MALFORMED", msg);
+		goto out;
+	}
+	json_object_foreach(body, key, val) {
+		if (strcmp(key, "generation") != 0 && strcmp(key, "expect_current") != 0) {
+			snprintf(msg, sizeof msg, "%.64s: not a key of this request (generation, "
+			    "expect_current)", key);
+			admin_send_field_error(req, 400, "Bad Request", "INVALID", key, msg);
+			goto out;
+		}
+	}
+	if (!admin_json_gen(body, "generation", &want, &absent) || absent) {
+		admin_send_field_error(req, 400, "Bad Request", "INVALID", "generation",
+		    "generation: a generation number (a positive integer) is required");
+		goto out;
+	}
+	if (!admin_json_gen(body, "expect_current", &expect, &no_expect)) {
+		admin_send_field_error(req, 400, "Bad Request", "INVALID", "expect_current",
+		    "expect_current: the generation CURRENT is expected to name (a positive "
+		    "integer)");
+		goto out;
+	}
+	rv = store_gen_current(s->cfg.data_dir, &cur);
+	if (rv != VIGIL_OK) {
+		snprintf(msg, sizeof msg, "features/CURRENT: %s", vigil_strerror(rv));
+		admin_send_error(req, 500, "Internal Server Error", "INTERNAL", msg);
+		goto out;
+	}
+	if (!no_expect && cur != expect) {
+		snprintf(msg, sizeof msg, "CURRENT names generation %llu, not %llu: reload and try "
+		    "again", (unsigned long long)cur, (unsigned long long)expect);
+		admin_send_field_error(req, 409, "Conflict", "CONFLICT", "expect_current", msg);
+		goto out;
+	}
+	if (cur == want) {
+		snprintf(msg, sizeof msg, "generation %llu is already current",
+		    (unsigned long long)want);
+		admin_send_field_error(req, 409, "Conflict", "CONFLICT", "generation", msg);
+		goto out;
+	}
+	d.msg[0] = '\0';
+	rv = store_gen_set_current(s->cfg.data_dir, want, &d);
+	if (rv != VIGIL_OK) {
+		int code = rv == VIGIL_ENOTFOUND ? 404 : rv == VIGIL_EBUSY ? 409 : 422;
+
+		snprintf(msg, sizeof msg, "generation %llu: %s%s%s", (unsigned long long)want,
+		    rv == VIGIL_EBUSY ? "a rebuild is running; try again when it ends" :
+		    vigil_strerror(rv), d.msg[0] != '\0' ? ": " : "", d.msg);
+		admin_send_field_error(req, code, code == 404 ? "Not Found" : code == 409 ?
+		    "Conflict" : "Unprocessable Entity", code == 404 ? "NOT_FOUND" : code == 409 ?
+		    "CONFLICT" : "REFUSED", "generation", msg);
+		goto out;
+	}
+	srv_log("features: CURRENT set to generation %llu (was %llu) through the admin endpoint "
+	    "(POST /v1/generations/current)", (unsigned long long)want, (unsigned long long)cur);
+	snprintf(msg, sizeof msg, "CURRENT names generation %llu (was %llu); vigild switches to it "
+	    "within a second", (unsigned long long)want, (unsigned long long)cur);
+	admin_send_json(req, 200, "OK", json_pack("{s:s, s:s, s:I, s:I}", "status", "OK",
+	    "message", msg, "previous", (json_int_t)cur, "current", (json_int_t)want));
+out:
+	free(text);
+	json_decref(body);
+}
+
 /* {"status": status, "message": msg} with code. */
 static void
 admin_send_error(struct evhttp_request *req, int code, const char *reason, const char *status,
@@ -521,17 +655,21 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 		admin_rules(a, req);
 	else if (strcmp(path, "/v1/score") == 0 && cmd == EVHTTP_REQ_POST)
 		admin_score(a, req);
+	else if (strcmp(path, "/v1/generations/current") == 0 && cmd == EVHTTP_REQ_POST)
+		admin_generation_set(a, req);
 	else if (probe || strcmp(path, "/v1/rules") == 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
 		admin_send_error(req, 405, "Method Not Allowed", "METHOD_NOT_ALLOWED",
 		    "this endpoint answers GET and HEAD");
-	} else if (strcmp(path, "/v1/score") == 0) {
+	} else if (strcmp(path, "/v1/score") == 0 ||
+	    strcmp(path, "/v1/generations/current") == 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
 		admin_send_error(req, 405, "Method Not Allowed", "METHOD_NOT_ALLOWED",
 		    "this endpoint answers POST");
 	} else {
 		admin_send_error(req, 404, "Not Found", "NOT_FOUND", "no such endpoint: try "
-		    "/healthz, /readyz, /metrics, /v1/rules, POST /v1/score");
+		    "/healthz, /readyz, /metrics, /v1/rules, POST /v1/score, POST "
+		    "/v1/generations/current");
 	}
 }
 

@@ -102,8 +102,8 @@ srv_config_usage(FILE *out)
 	    "  -h, --help        show this help and exit\n"
 	    "  -V, --version     show the version and exit\n"
 	    "\n"
-	    "Signals: SIGHUP reloads the rules and the admin token; SIGTERM or SIGINT drains\n"
-	    "and exits 0.\n"
+	    "Signals: SIGHUP reloads the rules, the admin token and the TLS certificate, key\n"
+	    "and CA (for new connections); SIGTERM or SIGINT drains and exits 0.\n"
 	    "Manual: docs/vigild.md.\n\n");
 	vigil_cli_exit_help(out, (const char *const[]){
 	    "clean stop (SIGTERM, SIGINT), or --check-config found no problem",
@@ -420,11 +420,14 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_str(value, c->rules_path, sizeof c->rules_path, true, reason, rlen);
 	if (IS("rules", "watch"))
 		return cfg_bool(value, &c->rules_watch, reason, rlen);
+	if (IS("health", "ready_when_degraded"))
+		return cfg_bool(value, &c->ready_when_degraded, reason, rlen);
 #undef IS
 	if (strcmp(section, "server") != 0 && strcmp(section, "store") != 0 &&
-	    strcmp(section, "rules") != 0 && strcmp(section, "tls") != 0)
-		snprintf(reason, rlen, "unknown section [%s] (expected server, store, rules, tls)",
-		    section);
+	    strcmp(section, "rules") != 0 && strcmp(section, "tls") != 0 &&
+	    strcmp(section, "health") != 0)
+		snprintf(reason, rlen, "unknown section [%s] (expected server, store, rules, tls, "
+		    "health)", section);
 	else
 		snprintf(reason, rlen, "unknown key in [%s]", section);
 	return false;

@@ -281,9 +281,10 @@ main_gen_startup(srv_server *s)
 	}
 	main_gen_refused_name(&h, refused, sizeof refused);
 	srv_log("features: refused %s named by CURRENT: %s; serving %s instead%s; /readyz "
-	    "(generation_error) and /metrics say so until CURRENT names a generation that opens",
-	    refused, h.generation_error, what,
-	    h.generation != 0 ? ", the newest older generation that opens" : "");
+	    "(%s, generation_error) and /metrics say so until CURRENT names a generation that "
+	    "opens", refused, h.generation_error, what,
+	    h.generation != 0 ? ", the newest older generation that opens" : "",
+	    s->cfg.ready_when_degraded ? "200, degraded" : "503");
 }
 
 static void
@@ -567,6 +568,9 @@ main_config_print(const srv_config *c)
 	printf("  compress            %s\n", c->compress ? "true" : "false");
 	printf("  rules               %s (watch %s)\n", c->rules_path,
 	    c->rules_watch ? "on" : "off");
+	printf("  ready_when_degraded %s\n", c->ready_when_degraded ? "true (a refused "
+	    "generation or model keeps /readyz 200)" : "false (a refused generation or model "
+	    "makes /readyz 503)");
 	fflush(stdout);
 }
 
@@ -799,6 +803,13 @@ main(int argc, char **argv)
 			srv_rules_reload(s, "SIGHUP");
 			if (s->cfg.rules_watch)
 				main_watch_lists(s, &watch);
+			rv = srv_rep_tls_reload(rep, errbuf, sizeof errbuf);
+			if (rv == VIGIL_OK)
+				srv_log("tls: certificate %s, key %s%s%s reloaded (SIGHUP): new connections "
+				    "use them, open ones keep theirs", s->cfg.tls_cert, s->cfg.tls_key,
+				    s->cfg.tls_ca[0] ? ", ca " : "", s->cfg.tls_ca);
+			else if (rv != VIGIL_ENOTFOUND)
+				srv_log("%s; the previous certificate, key and CA stay in use", errbuf);
 			if (s->cfg.admin_token_file[0] != '\0') {
 				if (srv_admin_token_load(s, errbuf, sizeof errbuf) == VIGIL_OK)
 					srv_log("admin: token reloaded from %s (SIGHUP)",
@@ -835,12 +846,13 @@ out:
 	clean = srv_rep_stop(rep, s->cfg.request_timeout_ms + 1000);
 	srv_admin_stop(admin);
 	main_maint_stop(&g_maint);
+	/* the rule set holds a generation reference: released before the db */
+	srv_ruleset_release(s->rs);
+	s->rs = NULL;
 	if (s->db != NULL) {
 		store_db_close(s->db);
 		s->db = NULL;
 	}
-	srv_ruleset_release(s->rs);
-	s->rs = NULL;
 	main_watch_free(&watch);
 	if (status == 0)
 		srv_log("stopped");

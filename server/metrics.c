@@ -74,6 +74,10 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 
 	metrics_head(out, "vigil_up", "gauge", "1 when rules are compiled and the store is open");
 	evbuffer_add_printf(out, "vigil_up %d\n", ready && rs != NULL ? 1 : 0);
+	metrics_head(out, "vigil_ready", "gauge", "1 when /readyz answers 200 (not starting, "
+	    "draining, failing to archive, or serving a refused generation or model unless "
+	    "[health] ready_when_degraded)");
+	evbuffer_add_printf(out, "vigil_ready %d\n", srv_ready(s, lasterr, sizeof lasterr) ? 1 : 0);
 	metrics_head(out, "vigil_uptime_seconds", "gauge", "seconds since vigild started");
 	evbuffer_add_printf(out, "vigil_uptime_seconds %lld\n",
 	    (long long)((vigil_now_ms() - s->started_ms) / 1000));
@@ -173,8 +177,12 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	if (ready && s->db != NULL) {
 		store_db_stats st;
 		store_db_health h;
-		int64_t as_of = store_db_generation_as_of(s->db);
-		uint64_t gen = store_db_generation(s->db);
+		/* the generation scoring reads: the serving rule set's (reload.c) */
+		uint64_t gen = rs != NULL ? rs->generation : 0;
+		store_gen_meta meta;
+		int64_t as_of = rs != NULL && rs->gen != NULL &&
+		    store_gen_meta_get(store_db_gen_get(rs->gen), &meta) == VIGIL_OK ?
+		    meta.as_of_ms : 0;
 
 		metrics_head(out, "vigil_features_generation", "gauge",
 		    "batch feature generation being read (0 = none yet)");

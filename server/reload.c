@@ -8,7 +8,13 @@
  * /healthz (model_refused, model_error) and /metrics). Scoring
  * takes a reference to the current ruleset under a read lock held for a
  * pointer copy, so a reload (new file) or a retune (new generation) is compiled
- * entirely off the scoring path and becomes visible in one swap; requests
+ * entirely off the scoring path and becomes visible in one swap. A rule set
+ * holds a reference on the feature generation its thresholds and model were
+ * built from, and scoring reads features from that generation (pinned,
+ * store_ctx_pin_gen), not from the db's current one: at a generation switch
+ * the store installs the new generation first (store_db_refresh), but no
+ * request sees it until the rule set built from it is swapped in, so
+ * features, thresholds and model change together; requests
  * in flight finish with the set they started with, and the last reference
  * frees it. A file that does not compile changes nothing but the error
  * report (log, /metrics, /v1/rules, health). Reloads and retunes are run by
@@ -56,29 +62,38 @@ srv_ruleset_release(srv_ruleset *rs)
 	rules_unref(rs->rules);
 	rules_tvals_free(rs->tv);
 	model_unref(rs->model);
+	store_db_gen_release(rs->gen);
 	free(rs);
 }
 
 /*
- * The model for the db's current generation: cur's when it came from that
- * generation already; a new one from the generation's blob (NULL when it
- * has none); cur's again, with a log line, when the new one is refused.
+ * The model for generation g (the one a rule set is being built from):
+ * cur's when it came from that generation already; a new one from the
+ * generation's blob (NULL when it has none); cur's again, with a log line,
+ * when the new one is refused.
  */
 static srv_model *
-model_for_generation(srv_server *s, srv_model *cur)
+model_for_generation(srv_server *s, srv_model *cur, store_db_gen *g)
 {
-	uint64_t gen = s->db != NULL ? store_db_generation(s->db) : 0;
+	uint64_t gen = store_db_gen_number(g);
 	app_model *am = NULL;
 	srv_model *m;
 	char err[SRV_ERR_MAX];
 	vigil_err rv;
 
-	if (cur != NULL && cur->generation == gen)
+	if (cur != NULL && cur->generation == gen) {
+		/* back on the generation whose model serves (a rollback): a
+		 * refusal of a later generation's model no longer applies */
+		atomic_store(&s->model_refused, 0);
 		return model_ref(cur);
-	if (s->db == NULL || gen == 0)
+	}
+	if (g == NULL || gen == 0) {
+		atomic_store(&s->model_refused, 0);
+		atomic_store(&s->model_generation, 0);
 		return NULL;
+	}
 	err[0] = '\0';
-	rv = app_model_from_db(s->db, &am, NULL, err, sizeof err);
+	rv = app_model_from_gen(store_db_gen_get(g), &am, err, sizeof err);
 	if (rv != VIGIL_OK) {
 		atomic_fetch_add(&s->model_failures, 1);
 		pthread_mutex_lock(&s->info_lock);
@@ -238,15 +253,16 @@ srv_rules_reload(srv_server *s, const char *why)
 		goto out;
 	}
 	atomic_init(&rs->refs, 1);
-	rs->generation = s->db != NULL ? store_db_generation(s->db) : 0;
-	rv = app_tvals_from_db(r->prog, s->db, &rs->tv);
+	rs->gen = s->db != NULL ? store_db_gen_acquire(s->db) : NULL;
+	rs->generation = store_db_gen_number(rs->gen);
+	rv = app_tvals_from_gen(r->prog, store_db_gen_get(rs->gen), &rs->tv);
 	if (rv != VIGIL_OK) {
 		snprintf(err, sizeof err, "%s: thresholds of generation %llu: %s",
 		    s->cfg.rules_path, (unsigned long long)rs->generation, vigil_strerror(rv));
 		goto out;
 	}
 	rules_hits_inherit(r, cur != NULL ? cur->rules : NULL);
-	rs->model = model_for_generation(s, cur != NULL ? cur->model : NULL);
+	rs->model = model_for_generation(s, cur != NULL ? cur->model : NULL, rs->gen);
 	rs->rules = r;
 	r = NULL;
 	srv_log("rules: loaded %s (%s): version \"%s\", hash %s, %u rules, "
@@ -269,6 +285,7 @@ out:
 	if (rs != NULL) {
 		rules_tvals_free(rs->tv);
 		model_unref(rs->model);
+		store_db_gen_release(rs->gen);
 		free(rs);
 	}
 	rules_prog_free(prog);
@@ -291,20 +308,25 @@ srv_rules_retune(srv_server *s)
 		goto out;
 	}
 	atomic_init(&rs->refs, 1);
-	rs->generation = store_db_generation(s->db);
-	rv = app_tvals_from_db(cur->rules->prog, s->db, &rs->tv);
+	/* one reference: the thresholds, the model and the features scoring
+	 * reads all come from it, whatever CURRENT does meanwhile */
+	rs->gen = store_db_gen_acquire(s->db);
+	rs->generation = store_db_gen_number(rs->gen);
+	rv = app_tvals_from_gen(cur->rules->prog, store_db_gen_get(rs->gen), &rs->tv);
 	if (rv != VIGIL_OK)
 		goto out;
 	atomic_fetch_add(&cur->rules->refs, 1);
 	rs->rules = cur->rules;
-	rs->model = model_for_generation(s, cur->model);
+	rs->model = model_for_generation(s, cur->model, rs->gen);
 	ruleset_swap(s, rs);
 	rs = NULL;
 out:
 	if (rv != VIGIL_OK)
 		srv_log("features: thresholds for generation %llu not rebuilt: %s; "
-		    "the previous thresholds keep serving",
-		    (unsigned long long)store_db_generation(s->db), vigil_strerror(rv));
+		    "the previous generation, thresholds and model keep serving",
+		    (unsigned long long)(rs != NULL ? rs->generation : 0), vigil_strerror(rv));
+	if (rs != NULL)
+		store_db_gen_release(rs->gen);
 	free(rs);
 	srv_ruleset_release(cur);
 	return rv;

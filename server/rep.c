@@ -71,6 +71,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
@@ -80,6 +81,7 @@
 #include <nng/supplemental/tls/tls.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1045,6 +1047,99 @@ rep_listen(srv_rep *rep, const char *url, nng_tls_config *tls, nng_listener *ret
 	}
 	*ret_l = l;
 	return VIGIL_OK;
+}
+
+/*
+ * nng keeps one accept posted on a listener, and its TLS connection object
+ * is made with the configuration of the moment it was posted: after a
+ * replacement, the next connection would still get the previous
+ * certificate. A TCP connection of our own, closed at once, takes that
+ * accept (its handshake fails on EOF; no pipe, no log) and nng posts the
+ * next with the new configuration. Best effort: a client that connects in
+ * the same instant may be the one to get the previous certificate.
+ */
+static void
+rep_tls_poke(nng_listener l)
+{
+	nng_sockaddr sa;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd;
+
+	if (nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa) != 0)
+		return;
+	memset(&ss, 0, sizeof ss);
+	if (sa.s_family == NNG_AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = sa.s_in.sa_port;         /* both in network order */
+		in->sin_addr.s_addr = sa.s_in.sa_addr;
+		len = sizeof *in;
+	} else if (sa.s_family == NNG_AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = sa.s_in6.sa_port;
+		memcpy(&in6->sin6_addr, sa.s_in6.sa_addr, sizeof in6->sin6_addr);
+		in6->sin6_scope_id = sa.s_in6.sa_scope;
+		len = sizeof *in6;
+	} else {
+		return;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	/* a wildcard address (0.0.0.0, ::) connects to the host itself */
+	(void)connect(fd, (struct sockaddr *)&ss, len);
+	close(fd);
+}
+
+vigil_err
+srv_rep_tls_reload(srv_rep *rep, char *errbuf, size_t errlen)
+{
+	const srv_config *cfg;
+	nng_tls_config *tls = NULL;
+	vigil_err rv = VIGIL_OK;
+	uint32_t n = 0;
+	int nrv;
+
+	errbuf[0] = '\0';
+	if (rep == NULL)
+		return VIGIL_ENOTFOUND;
+	cfg = &rep->s->cfg;
+	for (uint32_t i = 0; i < rep->nlisteners; i++)
+		n += srv_config_url_tls(cfg->listen[i]);
+	if (n == 0)
+		return VIGIL_ENOTFOUND;
+	/* The checks of start-up first (readable PEM, the key is the
+	 * certificate's, valid now): nng would take a mismatched pair and
+	 * fail every handshake. Expiry warnings go to the log. */
+	rv = srv_rep_check_files(cfg, stderr, errbuf, errlen);
+	if (rv != VIGIL_OK)
+		goto out;
+	rv = rep_tls_config(cfg, &tls, errbuf, errlen);
+	if (rv != VIGIL_OK)
+		goto out;
+	/* nng 1.5.2 replaces a started listener's TLS configuration under its
+	 * lock: each accepted connection holds the configuration it was
+	 * accepted with, so connections already open are not touched. */
+	for (uint32_t i = 0; i < rep->nlisteners; i++) {
+		if (!srv_config_url_tls(cfg->listen[i]))
+			continue;
+		nrv = nng_listener_set_ptr(rep->listeners[i], NNG_OPT_TLS_CONFIG, tls);
+		if (nrv != 0) {
+			snprintf(errbuf, errlen, "tls: %s: cannot replace the TLS configuration: %s",
+			    cfg->listen[i], nng_strerror(nrv));
+			rv = VIGIL_EIO;
+			goto out;
+		}
+		rep_tls_poke(rep->listeners[i]);
+	}
+out:
+	if (tls != NULL)
+		nng_tls_config_free(tls); /* the listeners hold their own reference */
+	return rv;
 }
 
 vigil_err

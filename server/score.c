@@ -264,8 +264,11 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		return;
 	}
 	out->rules_version = rules_prog_hash(rs->rules->prog);
+	/* features from the generation the thresholds and model came from:
+	 * a generation switch is one rule-set swap (reload.c) */
 	sc = (app_scorer){ .rules = rs->rules->ar, .tv = rs->tv,
-		.model = rs->model != NULL ? rs->model->m : NULL };
+		.model = rs->model != NULL ? rs->model->m : NULL, .pin_gen = true,
+		.gen = rs->gen };
 	rv = app_score(s->db, w->aw, &sc, txn, dry_run ? APP_DRY_RUN : 0, vigil_now_ms(), &ao);
 	switch (rv) {
 	case VIGIL_OK:
@@ -356,6 +359,73 @@ srv_label_txn(srv_server *s, const store_label *label, srv_wire_err *err)
 	}
 }
 
+bool
+srv_ready(srv_server *s, char *why, size_t len)
+{
+	srv_ruleset *rs = srv_ruleset_acquire(s);
+	store_db_health dh;
+	char merr[SRV_ERR_MAX];
+	uint64_t mref;
+	bool ready = false;
+
+	if (!atomic_load(&s->ready) || rs == NULL) {
+		snprintf(why, len, "starting: rules or store still loading");
+		goto out;
+	}
+	if (atomic_load(&s->draining)) {
+		snprintf(why, len, "draining: shutting down");
+		goto out;
+	}
+	if (s->db == NULL) {
+		snprintf(why, len, "starting: store still loading");
+		goto out;
+	}
+	store_db_get_health(s->db, &dh);
+	if (!dh.ok) {
+		/* a failing archive acknowledges nothing */
+		snprintf(why, len, "archive failing: %s %s: %s (%s) for %lld s; retrying",
+		    dh.archive.op, dh.archive.file, strerror(dh.archive.err),
+		    strerrorname_np(dh.archive.err) ? strerrorname_np(dh.archive.err) : "?",
+		    (long long)((vigil_now_ms() - dh.archive.since_ms) / 1000));
+		goto out;
+	}
+	if (!s->cfg.ready_when_degraded && dh.generation_refused) {
+		char refused[48], serving[48];
+
+		if (dh.refused_generation != 0)
+			snprintf(refused, sizeof refused, "generation %llu",
+			    (unsigned long long)dh.refused_generation);
+		else
+			snprintf(refused, sizeof refused, "CURRENT");
+		if (dh.generation != 0)
+			snprintf(serving, sizeof serving, "generation %llu",
+			    (unsigned long long)dh.generation);
+		else
+			snprintf(serving, sizeof serving, "no generation");
+		snprintf(why, len, "%s refused: %s; serving %s ([health] ready_when_degraded = "
+		    "false)", refused, dh.generation_error, serving);
+		goto out;
+	}
+	mref = srv_model_refused(s, merr, sizeof merr);
+	if (!s->cfg.ready_when_degraded && mref != 0) {
+		uint64_t mg = atomic_load(&s->model_generation);
+
+		/* merr names the generation: "generation N: model.json: ..." */
+		if (mg != 0)
+			snprintf(why, len, "model refused: %s; serving the model of generation %llu "
+			    "([health] ready_when_degraded = false)", merr, (unsigned long long)mg);
+		else
+			snprintf(why, len, "model refused: %s; rules alone decide ([health] "
+			    "ready_when_degraded = false)", merr);
+		goto out;
+	}
+	why[0] = '\0';
+	ready = true;
+out:
+	srv_ruleset_release(rs);
+	return ready;
+}
+
 void
 srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t errlen,
     char *hashbuf, size_t hashlen)
@@ -363,21 +433,15 @@ srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t e
 	srv_ruleset *rs = srv_ruleset_acquire(s);
 	bool draining = atomic_load(&s->draining);
 
-	h->ready = atomic_load(&s->ready) && rs != NULL && !draining;
-	if (h->ready && s->db != NULL) {
-		/* the same answer as /readyz: a failing archive acknowledges nothing */
-		store_db_health dh;
-
-		store_db_get_health(s->db, &dh);
-		h->ready = dh.ok;
-	}
+	/* the same answer as /readyz (srv_ready): a failing archive, or a
+	 * refused generation or model unless [health] ready_when_degraded */
+	h->ready = srv_ready(s, errbuf, errlen);
 	h->uptime_s = (uint64_t)((vigil_now_ms() - s->started_ms) / 1000);
 	srv_rules_last_error(s, errbuf, errlen);
 	h->rules_last_error = errbuf;
 	h->rules_load_failures = atomic_load(&s->load_failures);
 	h->draining = draining;
-	h->features_generation = atomic_load(&s->ready) && s->db != NULL ?
-	    store_db_generation(s->db) : 0;
+	h->features_generation = atomic_load(&s->ready) && rs != NULL ? rs->generation : 0;
 	h->rules_version = (char *)"";
 	if (rs != NULL) { /* a copy: rs may be freed once released */
 		snprintf(hashbuf, hashlen, "%s", rules_prog_hash(rs->rules->prog));

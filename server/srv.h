@@ -61,6 +61,7 @@ typedef struct srv_config {
 	bool        compress;
 	char        rules_path[SRV_PATH_MAX];
 	bool        rules_watch;
+	bool        ready_when_degraded; /* [health]: refused generation/model keeps /readyz 200 */
 	bool        quiet;           /* --quiet: --check-config prints only problems */
 } srv_config;
 
@@ -125,7 +126,9 @@ typedef struct srv_ruleset {
 	srv_rules   *rules;
 	rules_tvals *tv;
 	srv_model   *model;      /* NULL: no model */
-	uint64_t     generation; /* the feature generation tv came from */
+	store_db_gen *gen;       /* the feature generation scoring reads (pinned), tv
+	                          * and model were built from; NULL: none */
+	uint64_t     generation; /* its number */
 } srv_ruleset;
 
 /* ============================ metrics.c ============================ */
@@ -283,7 +286,18 @@ const Vigil__V1__Reply *srv_request_handle(srv_server *s, srv_worker *w,
     const void *buf, size_t len);
 void srv_request_done(srv_worker *w);
 
-/* Health fields (shared by the wire and HTTP). */
+/*
+ * Whether vigild should be sent traffic (HealthReply.ready, /readyz;
+ * docs/security.md, "Readiness"): false while starting or draining, while
+ * the archive fails, and, unless cfg.ready_when_degraded, while the
+ * generation CURRENT names or the current generation's model is refused
+ * and something older (or nothing) serves. why: one line saying why not
+ * ("" when ready). Recomputed on every call: heals with the state.
+ */
+bool srv_ready(srv_server *s, char *why, size_t len);
+
+/* Health fields (shared by the wire and HTTP). features_generation is the
+ * generation the serving rule set scores with. */
 void srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t errlen,
     char *hashbuf, size_t hashlen);
 
@@ -303,6 +317,17 @@ typedef struct srv_rep srv_rep;
  */
 vigil_err srv_rep_check_files(const srv_config *cfg, FILE *warn, char *errbuf,
     size_t errlen);
+
+/*
+ * SIGHUP: re-reads [tls] cert, key and ca (the same paths) and gives the
+ * new configuration to every tls+tcp:// listener; connections accepted
+ * from then on use it, connections already open keep theirs. The files
+ * are checked as at start (srv_rep_check_files): on any failure nothing
+ * changes and errbuf has the one line (VIGIL_EINVAL, VIGIL_EIO,
+ * VIGIL_ENOMEM). VIGIL_ENOTFOUND (errbuf "") when there is no tls+tcp://
+ * listener. Main thread only. Never logs (expiry warnings go to stderr).
+ */
+vigil_err srv_rep_tls_reload(srv_rep *rep, char *errbuf, size_t errlen);
 
 /* Listens on every cfg URL with cfg.workers worker threads. */
 vigil_err srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen);

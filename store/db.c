@@ -47,10 +47,12 @@
  * full pass over 4096 stripes takes about 10 minutes. */
 #define DB_MAINTAIN_SWEEP_STEPS 64
 
-typedef struct db_genref {
+/* A counted reference on one installed generation (store_db_gen in db.h). */
+typedef struct store_db_gen {
 	store_gen       *gen;
 	_Atomic uint32_t refs;
 	bool             owned;
+	uint64_t         epoch; /* db->gen_epoch it was installed with: the bcache tag */
 } db_genref;
 
 struct store_db {
@@ -84,6 +86,7 @@ struct store_ctx {
 	live_scratch *sc;
 	db_genref    *gen;
 	uint64_t      epoch;
+	bool          pinned; /* store_ctx_pin_gen: gen is the caller's, not the db's current */
 	vigil_txn     txn; /* the feature vector's strings point here */
 	live_keys     keys; /* of txn */
 	bool          begun;
@@ -226,6 +229,8 @@ db_gen_install(store_db *db, db_genref *r)
 	pthread_mutex_lock(&db->gen_mu);
 	old = db->gen;
 	db->gen = r;
+	if (r != NULL)
+		r->epoch = atomic_load_explicit(&db->gen_epoch, memory_order_relaxed) + 1;
 	atomic_fetch_add_explicit(&db->gen_epoch, 1, memory_order_release);
 	pthread_mutex_unlock(&db->gen_mu);
 	genref_release(old);
@@ -299,12 +304,57 @@ db_gen_start(store_db *db)
 	return VIGIL_OK;
 }
 
-/* The context's generation, refreshed if the epoch moved. */
+store_db_gen *
+store_db_gen_acquire(store_db *db)
+{
+	return db_gen_acquire(db, NULL);
+}
+
+void
+store_db_gen_release(store_db_gen *g)
+{
+	genref_release(g);
+}
+
+store_gen *
+store_db_gen_get(const store_db_gen *g)
+{
+	return g != NULL ? g->gen : NULL;
+}
+
+uint64_t
+store_db_gen_number(const store_db_gen *g)
+{
+	return g != NULL ? gen_number(g->gen) : 0;
+}
+
+void
+store_ctx_pin_gen(store_ctx *ctx, store_db_gen *g)
+{
+	db_genref *old;
+
+	if (ctx->pinned && ctx->gen == g)
+		return; /* the common case: one pointer compare per request */
+	if (g != NULL)
+		atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	old = ctx->gen;
+	ctx->gen = g;
+	ctx->epoch = g != NULL ? g->epoch : DB_EPOCH_NONE;
+	ctx->pinned = true;
+	genref_release(old);
+}
+
+/* The context's generation: the pinned one, or the db's current,
+ * refreshed if the epoch moved. */
 static store_gen *
 ctx_gen(store_ctx *ctx)
 {
 	store_db *db = ctx->db;
-	uint64_t  e = atomic_load_explicit(&db->gen_epoch, memory_order_acquire);
+	uint64_t  e;
+
+	if (ctx->pinned)
+		return ctx->gen != NULL ? ctx->gen->gen : NULL;
+	e = atomic_load_explicit(&db->gen_epoch, memory_order_acquire);
 
 	if (e != ctx->epoch) {
 		db_genref *old = ctx->gen;

@@ -114,6 +114,34 @@ typedef struct store_ctx store_ctx;
 store_ctx *store_ctx_new(store_db *db);
 void       store_ctx_free(store_ctx *ctx);
 
+/*
+ * A counted reference on the generation the db serves, so that a caller
+ * can bind what it derives from a generation (thresholds, the model) to
+ * the features its lookups read: vigild builds its next rule set from one
+ * reference and pins its scoring contexts to it, so that a generation
+ * switch changes features, thresholds and model in one swap
+ * (docs/vigild.md, "Feature generations").
+ * store_db_gen_acquire: a new reference on the current generation, NULL if
+ * none is served. store_db_gen_release: NULL is a no-op; the generation is
+ * closed when its last reference (the db's included) goes. Release every
+ * reference before store_db_close. store_db_gen_get: the generation, valid
+ * while the reference is held (NULL for NULL); store_db_gen_number: its
+ * number (0 for NULL). Thread-safe.
+ */
+typedef struct store_db_gen store_db_gen;
+store_db_gen *store_db_gen_acquire(store_db *db);
+void          store_db_gen_release(store_db_gen *g);
+store_gen    *store_db_gen_get(const store_db_gen *g);
+uint64_t      store_db_gen_number(const store_db_gen *g);
+/*
+ * From the next begin or lookup on, ctx reads batch features from g (NULL:
+ * none, the rules' fallbacks) instead of following the db's current
+ * generation; ctx holds its own reference until it is pinned to another
+ * generation or freed. Cheap when g is already pinned (a compare). A ctx
+ * once pinned stays pinned.
+ */
+void       store_ctx_pin_gen(store_ctx *ctx, store_db_gen *g);
+
 /* The first outcome of a transaction, returned for retries. */
 typedef struct store_outcome {
 	int32_t        score;

@@ -347,9 +347,20 @@ async function pageNights() {
       .filter(([, k]) => typeof m[k] === 'number').map(([n, k, d]) => `${n} ${d ? m[k].toFixed(d) : m[k]}`);
     return h('span', { class: 'model-metrics' }, parts.length ? parts.join(' · ') : JSON.stringify(m).slice(0, 160));
   };
+  // roll back (or forward) through vigild's admin endpoint: admins only,
+  // asked first, guarded by the generation this page showed as current
+  const isAdmin = me && me.role === 'admin';
+  const makeCurrent = async g => {
+    if (!confirm(`Make generation ${g.generation} current instead of ${r.data.current}? vigild switches to its features, thresholds and model within a second.`)) return;
+    const x = await api('POST', '/api/generations/current', { generation: g.generation, expect_current: r.data.current, confirm: true });
+    if (x.ok) { say(`Generation ${x.data.current} is current (was ${x.data.previous})`); await pageNights(); }
+    else say(x.data.error || 'refused', true);
+  };
   const rows = gens.map(g => {
     const moved = (g.thresholds || []).filter(t => t.moved !== null && Math.abs(t.moved) > 1e-12);
-    return h('tr', {}, h('td', { class: 'num' }, g.generation, g.current ? ' ' : '', g.current ? badge('current', 'allow') : ''),
+    const action = g.current || g.error || !isAdmin ? '' :
+      h('button', { type: 'button', class: 'btn-make-current', 'data-generation': String(g.generation), onclick: () => makeCurrent(g) }, 'Make current');
+    return h('tr', {}, h('td', { class: 'num' }, g.generation, g.current ? ' ' : '', g.current ? badge('current', 'allow') : '', action ? ' ' : '', action),
       h('td', {}, fmtTime(g.as_of)), h('td', {}, fmtTime(g.built_at)),
       h('td', { class: 'num' }, g.summary ? g.summary.cards : '–'), h('td', { class: 'num' }, g.summary && g.summary.labels ? g.summary.labels.used : '–'),
       h('td', {}, modelCell(g.model)),

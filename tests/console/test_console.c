@@ -6,8 +6,9 @@
  * verdict that reaches the archive, the deploy guards (stale base hash,
  * a file that does not compile, reported at line:col), authentication
  * (401 without a token, 403 below the role), malformed requests (JSON
- * errors naming the field), blocking a card, and a restart that resumes
- * the index where it stopped.
+ * errors naming the field), blocking a card, the tokens file reloaded on
+ * SIGHUP, a restart that resumes the index where it stopped, and a
+ * generation rolled back through vigild's admin endpoint.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,11 +31,13 @@
 
 #include "harness.h"
 #include "archive.h"
+#include "gen.h"
 
 #define ALICE "alice-analyst-token-0001"
 #define BOB   "bob-analyst-token-000002"
 #define EVE   "eve-readonly-token-00003"
 #define RITA  "rita-editor-token-000004"
+#define ADAM  "adam-admin-token-0000007"
 
 static vt_server srv;
 static char      tmp[256], rules_dir[300], rules_path[400], state[300], tokens[300];
@@ -162,6 +165,7 @@ status_field(const char *field)
 }
 
 static bool console_tls; /* the next console_start talks to vigild over mutual TLS */
+static bool console_vadmin; /* ... is given vigild's admin endpoint (--vigild-admin) */
 
 static void
 console_start(void)
@@ -188,6 +192,17 @@ console_start(void)
 			    srv.datadir, "--rules", rules_path, "--tokens", tokens, "--state", st2,
 			    "--server", url, "--tls-cert", cert, "--tls-key", key, "--tls-ca", ca,
 			    "--listen", listen, "--poll-ms", "50", (char *)NULL);
+			_exit(127);
+		}
+		if (console_vadmin) {
+			char admin[64], tokfile[400];
+
+			snprintf(admin, sizeof admin, "127.0.0.1:%u", srv.admin_port);
+			snprintf(tokfile, sizeof tokfile, "%s/vigild.token", tmp);
+			execl(vt_build_path("console/vigil-console"), "vigil-console", "--data",
+			    srv.datadir, "--rules", rules_path, "--tokens", tokens, "--state", state,
+			    "--server", srv.url, "--listen", listen, "--poll-ms", "50",
+			    "--vigild-admin", admin, "--vigild-admin-token-file", tokfile, (char *)NULL);
 			_exit(127);
 		}
 		execl(vt_build_path("console/vigil-console"), "vigil-console", "--data", srv.datadir,
@@ -276,7 +291,7 @@ setup(void **state_)
 	f = fopen(tokens, "w");
 	assert_non_null(f);
 	fprintf(f, "# name role token\nalice analyst " ALICE "\nbob analyst " BOB "\n"
-	    "eve read-only " EVE "\nrita rule-editor sha256:");
+	    "eve read-only " EVE "\nadam admin " ADAM "\nrita rule-editor sha256:");
 	{
 		/* rita's line holds only the SHA-256 of her token */
 		FILE *p = popen("printf %s '" RITA "' | sha256sum", "r");
@@ -940,6 +955,237 @@ test_usage(void **s)
 	free(out);
 }
 
+/* how many lines of the console's log contain needle */
+static int
+console_log_count(const char *needle)
+{
+	char path[400], line[2048];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof path, "%s/console.log", tmp);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof line, f) != NULL)
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+static void
+console_log_wait(const char *needle, int n)
+{
+	for (int i = 0; i < 200; i++) {
+		if (console_log_count(needle) >= n)
+			return;
+		usleep(50000);
+	}
+	fail_msg("no %d line(s) \"%s\" in %s/console.log", n, needle, tmp);
+}
+
+/* Writes the tokens file whole (a new file renamed over it). */
+static void
+tokens_write(const char *text)
+{
+	char t[400];
+	FILE *f;
+
+	snprintf(t, sizeof t, "%s.new", tokens);
+	f = fopen(t, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(t, tokens), 0);
+}
+
+/*
+ * SIGHUP reloads the tokens file without a restart: a replaced token stops
+ * working and its successor works, a new analyst gets in; a file that does
+ * not load is refused in one line naming FILE:LINE and the tokens in use
+ * stay; the reload is in the audit log (names and roles, never tokens).
+ */
+static void
+test_tokens_reload(void **s)
+{
+	char orig[400], cmd[900];
+	json_t *o;
+	int st;
+
+	(void)s;
+	snprintf(orig, sizeof orig, "%s.orig", tokens);
+	copy_file(tokens, orig);
+	json_decref(http_ok("GET", "/api/me", ALICE, NULL, 200));
+	tokens_write("alice analyst alice-rotated-token-0005\nrita rule-editor " RITA "\n"
+	    "zoe admin zoe-admin-token-000000006\n");
+	assert_int_equal(kill(console_pid, SIGHUP), 0);
+	console_log_wait("vigil-console: tokens: reloaded", 1);
+	assert_int_equal(console_log_count("tokens: reloaded "), 1);
+	assert_int_equal(http("GET", "/api/me", ALICE, NULL, &st, &o), 0);
+	assert_int_equal(st, 401);
+	json_decref(o);
+	o = http_ok("GET", "/api/me", "alice-rotated-token-0005", NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "name")), "alice");
+	json_decref(o);
+	o = http_ok("GET", "/api/me", "zoe-admin-token-000000006", NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "role")), "admin");
+	json_decref(o);
+	assert_int_equal(http("GET", "/api/me", BOB, NULL, &st, &o), 0);
+	assert_int_equal(st, 401);
+	json_decref(o);
+	/* a bad file: one line, the tokens in use stay */
+	tokens_write("alice analyst alice-rotated-token-0005\nbob analyst short\n");
+	assert_int_equal(kill(console_pid, SIGHUP), 0);
+	snprintf(cmd, sizeof cmd, "vigil-console: tokens: %s:2: token shorter than 16 characters; "
+	    "the previous tokens stay in use", tokens);
+	console_log_wait(cmd, 1);
+	o = http_ok("GET", "/api/me", "zoe-admin-token-000000006", NULL, 200);
+	json_decref(o);
+	/* the audit log has the reload, names and roles before and after */
+	o = http_ok("GET", "/api/audit", RITA, NULL, 200);
+	{
+		char *text = json_dumps(o, JSON_COMPACT);
+
+		assert_non_null(text);
+		assert_non_null(strstr(text, "\"action\":\"tokens-reload\""));
+		assert_non_null(strstr(text, "\"zoe admin\""));
+		assert_non_null(strstr(text, "\"bob analyst\""));
+		assert_null(strstr(text, "zoe-admin-token"));
+		free(text);
+	}
+	json_decref(o);
+	/* back to the file the other tests use */
+	copy_file(orig, tokens);
+	assert_int_equal(kill(console_pid, SIGHUP), 0);
+	console_log_wait("vigil-console: tokens: reloaded", 2);
+	json_decref(http_ok("GET", "/api/me", BOB, NULL, 200));
+}
+
+/* A generation of no card (thresholds fall back, as with none). */
+static uint64_t
+gen_write_empty(void)
+{
+	store_genw *w = NULL;
+	store_gen_meta meta;
+	store_diag d;
+
+	assert_int_equal(store_genw_begin(srv.datadir, &w, &d), VIGIL_OK);
+	memset(&meta, 0, sizeof meta);
+	meta.generation = store_genw_generation(w);
+	meta.as_of_ms = base_ms;
+	meta.window_ms = 90 * VIGIL_MS_PER_DAY;
+	meta.built_at_ms = base_ms;
+	if (store_genw_commit(w, &meta, 0, &d) != VIGIL_OK)
+		fail_msg("genw commit: %s", d.msg);
+	return meta.generation;
+}
+
+/* The generation vigild scores with (a dry run). */
+static uint64_t
+vigild_generation(void)
+{
+	Vigil__V1__Reply *r = vt_score(srv.url, vt_txn(2, "g-probe", "c9", 100, base_ms), true);
+	uint64_t g;
+
+	assert_non_null(r);
+	assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_OK);
+	g = r->score->features_generation;
+	vigil__v1__reply__free_unpacked(r, NULL);
+	return g;
+}
+
+static void
+wait_vigild_generation(uint64_t want)
+{
+	for (int i = 0; i < 100; i++) {
+		if (vigild_generation() == want)
+			return;
+		usleep(50000);
+	}
+	fail_msg("vigild did not switch to generation %llu", (unsigned long long)want);
+}
+
+/*
+ * Rolling a generation back from the console: admin only; refused (503)
+ * when the console was not given vigild's admin endpoint; the body checked
+ * (confirm, the generations); a stale expect_current refused with vigild's
+ * 409; then vigild makes the older generation current and switches to it,
+ * the console's nights page shows it current, and the audit log has it.
+ * The console never writes the data directory: vigild does.
+ */
+static void
+test_generation_rollback(void **s)
+{
+	char path[400];
+	json_t *o;
+	uint64_t g1, g2;
+	FILE *f;
+
+	(void)s;
+	json_decref(http_ok("POST", "/api/generations/current", RITA,
+	    "{\"generation\":1,\"expect_current\":2,\"confirm\":true}", 403));
+	o = http_ok("POST", "/api/generations/current", ADAM,
+	    "{\"generation\":1,\"expect_current\":2,\"confirm\":true}", 503);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "error")),
+	    "--vigild-admin"));
+	json_decref(o);
+
+	g1 = gen_write_empty();
+	g2 = gen_write_empty();
+	assert_true(g2 > g1);
+	wait_vigild_generation(g2);
+	snprintf(path, sizeof path, "%s/vigild.token", tmp);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("console-to-vigild-token-0001\n", f);
+	assert_int_equal(fclose(f), 0);
+	console_stop();
+	console_vadmin = true;
+	console_start();
+
+	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "current")), (json_int_t)g2);
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/generations/current", ADAM,
+	    "{\"generation\":1,\"expect_current\":2}", 400));
+	{
+		char body[128];
+
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
+		    "\"confirm\":true}", (unsigned long long)g1, (unsigned long long)g2 + 5);
+		o = http_ok("POST", "/api/generations/current", ADAM, body, 409);
+		assert_string_equal(json_string_value(json_object_get(o, "field")),
+		    "expect_current");
+		json_decref(o);
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
+		    "\"confirm\":true, \"force\":1}", (unsigned long long)g1,
+		    (unsigned long long)g2);
+		json_decref(http_ok("POST", "/api/generations/current", ADAM, body, 400));
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
+		    "\"confirm\":true}", (unsigned long long)g1, (unsigned long long)g2);
+		o = http_ok("POST", "/api/generations/current", ADAM, body, 200);
+		assert_int_equal(json_integer_value(json_object_get(o, "previous")), (json_int_t)g2);
+		assert_int_equal(json_integer_value(json_object_get(o, "current")), (json_int_t)g1);
+		json_decref(o);
+	}
+	wait_vigild_generation(g1);
+	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "current")), (json_int_t)g1);
+	json_decref(o);
+	o = http_ok("GET", "/api/audit", ALICE, NULL, 200);
+	{
+		char *text = json_dumps(o, JSON_COMPACT), want[96];
+
+		assert_non_null(text);
+		snprintf(want, sizeof want, "\"who\":\"adam\",\"role\":\"admin\","
+		    "\"action\":\"generation_current\"");
+		if (strstr(text, want) == NULL)
+			fail_msg("no audit line %s in %s", want, text);
+		free(text);
+	}
+	json_decref(o);
+}
+
 int
 main(void)
 {
@@ -956,7 +1202,9 @@ main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_tls_verdict),
+		cmocka_unit_test(test_tokens_reload),
 		cmocka_unit_test(test_restart_resumes),
+		cmocka_unit_test(test_generation_rollback),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -8,7 +8,9 @@ profiles and labels), starts vigil-console on loopback, and drives headless
 Chromium through Debian's chromedriver with selenium: sign in, open the
 queue, open a case, mark it fraud (the label is then read back from the
 archive), edit a rule, check it, back-test it, deploy it (vigild's rules
-hash changes) and roll back (the hash returns). Takes screenshots of each
+hash changes) and roll back (the hash returns), and as an admin roll the
+feature generation back one from the nights page (vigild serves the older
+generation; the audit log has it). Takes screenshots of each
 page (--screenshots DIR: docs/img/console-*.png).
 
 Skips (exit 77, meson's code) with the reason when selenium, chromium or
@@ -132,14 +134,21 @@ def run(build, src, shots, tmp, procs):
     rows = sum(1 for _ in open(csv)) - 1
     tokens = os.path.join(tmp, "tokens")
     with open(tokens, "w") as f:
-        f.write(f"rita rule-editor {TOKEN}\n")
+        f.write(f"rita admin {TOKEN}\n")
+    # vigild's admin endpoint is on loopback without a token file (it serves
+    # everything there); the console sends this one anyway
+    vtoken = os.path.join(tmp, "vigild.token")
+    with open(vtoken, "w") as f:
+        f.write("ui-test-vigild-admin-token\n")
     port = free_port()
     clog = open(os.path.join(tmp, "console.log"), "w")
     procs.append(subprocess.Popen([os.path.join(build, "console/vigil-console"), "--data", data,
                                    "--rules", rules, "--tokens", tokens, "--state",
                                    os.path.join(tmp, "state"), "--server", sock, "--listen",
                                    f"127.0.0.1:{port}", "--replay",
-                                   os.path.join(build, "tools/replay/vigil-replay"), "-q"],
+                                   os.path.join(build, "tools/replay/vigil-replay"),
+                                   "--vigild-admin", f"127.0.0.1:{admin_port}",
+                                   "--vigild-admin-token-file", vtoken, "-q"],
                                   stderr=clog))
     base = f"http://127.0.0.1:{port}"
     wait_for("the console's index",
@@ -220,15 +229,26 @@ def run(build, src, shots, tmp, procs):
         wait_for("vigild to load the rolled-back file", lambda: http_json(
             f"http://127.0.0.1:{admin_port}/v1/rules")["content_hash"] == hash0)
         assert hash1 != hash0
-        # nights
+        # nights: roll the feature generation back one (through vigild)
+        cur = http_json(base + "/api/generations", TOKEN)["current"]
         drv.get(base + "/#/nights")
         w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#nights-table tbody tr")))
         time.sleep(0.5)
         shot("nights")
+        btn = w.until(EC.presence_of_element_located(
+            (By.CSS_SELECTOR, f"#nights-table .btn-make-current[data-generation='{cur - 1}']")))
+        btn.click()
+        drv.switch_to.alert.accept()
+        wait_for("vigild to serve the rolled-back generation", lambda: http_json(
+            f"http://127.0.0.1:{admin_port}/healthz")["features_generation"] == cur - 1)
+        w.until(EC.presence_of_element_located(
+            (By.CSS_SELECTOR, f"#nights-table .btn-make-current[data-generation='{cur}']")))
+        assert http_json(base + "/api/generations", TOKEN)["current"] == cur - 1
         drv.get(base + "/#/audit")
         w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#audit-table tbody tr")))
         audit = drv.find_element(By.ID, "audit-table").text
-        for action in ("label", "deploy_rules", "rollback_rules", "backtest"):
+        for action in ("label", "deploy_rules", "rollback_rules", "backtest",
+                       "generation_current"):
             assert action in audit, action
         shot("audit")
     except Exception:

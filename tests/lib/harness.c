@@ -139,7 +139,7 @@ vt_server_start_opts(vt_server *s, const char *rules, const char *const *extra_a
 {
 	const char *argv[64];
 	char admin[64];
-	int argc = 0;
+	int argc = 0, ready0;
 	pid_t pid;
 
 	if (s->datadir[0] == '\0') {
@@ -175,6 +175,7 @@ vt_server_start_opts(vt_server *s, const char *rules, const char *const *extra_a
 		argv[argc++] = extra_args[i];
 	argv[argc] = NULL;
 
+	ready0 = vt_log_count(s, "vigild: ready\n"); /* a restart appends to the log */
 	pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, "harness: fork: %s\n", strerror(errno));
@@ -219,6 +220,12 @@ vt_server_start_opts(vt_server *s, const char *rules, const char *const *extra_a
 			s->pid = 0;
 			print_log_tail(s);
 			return -1;
+		}
+		if (o != NULL && o->not_ready) {
+			if (vt_log_count(s, "vigild: ready\n") > ready0)
+				return 0;
+			sleep_ms(100);
+			continue;
 		}
 		req.kind_case = VIGIL__V1__REQUEST__KIND_HEALTH;
 		req.health = &h;

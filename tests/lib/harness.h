@@ -44,6 +44,9 @@ typedef struct vt_opts {
 	const char *admin_host; /* the admin HTTP address; NULL: 127.0.0.1 (the
 	                         * vt_http* helpers still connect to 127.0.0.1) */
 	unsigned    nofile;     /* RLIMIT_NOFILE (soft and hard) of vigild; 0: inherited */
+	bool        not_ready;  /* wait for the "vigild: ready" log line, not for a ready
+	                         * health reply: vigild started but answers not ready (a
+	                         * refused generation or model, docs/security.md) */
 } vt_opts;
 
 /* vt_server_start with options o (may be NULL). */

@@ -874,13 +874,16 @@ test_cold_start_served(void **state)
 	for (int i = 0;; i++) {
 		mtxn_make(&t, "cs2", i, day1 + DAY / 4 + (int64_t)i * 100);
 		r = score_ok(&s, &t, false);
-		if (r->score->features_generation == g2 && r->score->model != NULL)
+		/* features, thresholds and model switch together: the first
+		 * reply of g2 has g2's model */
+		if (r->score->features_generation == g2)
 			break;
 		vigil__v1__reply__free_unpacked(r, NULL);
 		if (past(deadline))
 			fail_msg("vigild did not switch to generation %llu and its model",
 			    (unsigned long long)g2);
 	}
+	assert_non_null(r->score->model);
 	assert_true(has_hit(r->score, "model_any"));
 	assert_false(has_hit(r->score, "no_model"));
 	vigil__v1__reply__free_unpacked(r, NULL);
@@ -894,10 +897,9 @@ test_cold_start_served(void **state)
 	for (int i = 0;; i++) {
 		mtxn_make(&t, "cs3", i, day1 + DAY / 2 + (int64_t)i * 100);
 		r = score_ok(&s, &t, false);
-		/* vigild switches the features a moment before it swaps in the
-		 * new thresholds and model (a known window, docs/model.md): wait
-		 * for the first reply of g3 scored without g2's model */
-		if (r->score->features_generation == g3 && r->score->model == NULL)
+		/* the first reply of g3 is scored without g2's model (before,
+		 * the features switched a moment before the model: a window) */
+		if (r->score->features_generation == g3)
 			break;
 		vigil__v1__reply__free_unpacked(r, NULL);
 		if (past(deadline))
@@ -1000,12 +1002,13 @@ admin_expect(const vt_server *s, const char *path, int want_code, const char *co
  * model: every reply of a client scoring without pause has a model, and
  * its score is G's forest on the archived vector, exactly; no request
  * fails; /healthz says which generation's model was refused and why
- * ("degraded": true, /readyz still 200: docs/security.md, "Readiness") and
- * /metrics has vigil_model_refused{generation} (before: only the log).
+ * ("degraded": true), /readyz answers 503 naming it (DESIGN contract 8,
+ * docs/security.md "Readiness"; before: 200) and /metrics has
+ * vigil_model_refused{generation} (before that: only the log).
  * Then at start-up with the damaged generation current: vigild
  * starts, rules alone decide (no model; "no_model" fires), the log names
  * the generation; and a good generation heals it without a restart, health
- * and metrics included.
+ * (/readyz 200 again) and metrics included.
  */
 static void
 test_damaged_model(void **state)
@@ -1049,8 +1052,9 @@ test_damaged_model(void **state)
 		print_message("%s", line);
 		{
 			char refused[64], gauge[96], serving[64];
+			char reason[160];
 			const char *hz[] = { refused, why[k], "\"degraded\":true", serving,
-				"\"ready\":true", NULL };
+				"\"ready\":false", reason, NULL };
 			const char *mz[] = { gauge, NULL };
 
 			snprintf(refused, sizeof refused, "\"model_refused\":%llu",
@@ -1059,7 +1063,9 @@ test_damaged_model(void **state)
 			    (unsigned long long)gen_a);
 			snprintf(gauge, sizeof gauge, "\nvigil_model_refused{generation=\"%llu\"} 1\n",
 			    (unsigned long long)gen[k]);
-			admin_expect(&s, "/readyz", 200, hz);
+			snprintf(reason, sizeof reason, "\"reason\":\"model refused: generation %llu: "
+			    "model.json: ", (unsigned long long)gen[k]);
+			admin_expect(&s, "/readyz", 503, hz);
 			admin_expect(&s, "/metrics", 200, mz);
 		}
 	}
@@ -1078,7 +1084,11 @@ test_damaged_model(void **state)
 
 	/* Start-up with the damaged generation current. */
 	assert_int_equal(vt_server_stop(&s), 0);
-	assert_int_equal(vt_server_start(&s, rules, NULL), 0);
+	{
+		vt_opts o = { .not_ready = true };
+
+		assert_int_equal(vt_server_start_opts(&s, rules, NULL, &o), 0);
+	}
 	snprintf(want, sizeof want, "model: generation %llu: model.json",
 	    (unsigned long long)gen[2]);
 	assert_true(vt_log_count(&s, want) >= 2);
@@ -1091,7 +1101,7 @@ test_damaged_model(void **state)
 
 		char refused[64];
 		const char *hz[] = { refused, "\"model_generation\":0", "\"degraded\":true",
-			NULL };
+			"; rules alone decide ([health] ready_when_degraded = false)\"", NULL };
 
 		mtxn_make(&x, "dm-start", 0, as_of + 2 * DAY);
 		r = score_ok(&s, &x, false);
@@ -1101,7 +1111,7 @@ test_damaged_model(void **state)
 		vigil__v1__reply__free_unpacked(r, NULL);
 		snprintf(refused, sizeof refused, "\"model_refused\":%llu",
 		    (unsigned long long)gen[2]);
-		admin_expect(&s, "/readyz", 200, hz);
+		admin_expect(&s, "/readyz", 503, hz);
 	}
 
 	/* A good generation heals it, no restart. */
@@ -1129,10 +1139,10 @@ test_damaged_model(void **state)
 		}
 		{
 			const char *hz[] = { "\"model_refused\":0", "\"model_error\":\"\"",
-				"\"degraded\":false", NULL };
-			const char *mz[] = { "\nvigil_model_refused 0\n", NULL };
+				"\"degraded\":false", "\"ready\":true", NULL };
+			const char *mz[] = { "\nvigil_model_refused 0\n", "\nvigil_ready 1\n", NULL };
 
-			admin_expect(&s, "/healthz", 200, hz);
+			admin_expect(&s, "/readyz", 200, hz);
 			admin_expect(&s, "/metrics", 200, mz);
 		}
 		vt_archive_load(s.datadir, as_of + 2 * DAY, as_of + 3 * DAY, &a);
@@ -1153,13 +1163,12 @@ test_damaged_model(void **state)
  * vigil-rebuild writes a generation with a new model (another as-of, so
  * other bytes) and vigild switches on its refresh timer. No request fails;
  * every reply's score is the old or the new forest on its archived vector,
- * exactly; the replies of the old generation are the old model's; once a
- * reply came from the new model no later one comes from the old; and
- * after the switch the replies come from the new generation and model.
- * Tolerated and counted (printed): replies of the new generation scored by
- * the old model just before the first new-model reply, while vigild's main
- * thread decodes the new model after switching the features (main.c
- * switches, then srv_rules_retune builds; a few replies per switch).
+ * exactly; the replies of the old generation are the old model's, those
+ * of the new generation the new model's (features, thresholds and model
+ * switch in one swap: none of the new generation is scored by the old
+ * model, which before happened to ~2 replies per switch); once a reply
+ * came from the new model no later one comes from the old; and after the
+ * switch the replies come from the new generation and model.
  */
 static void
 test_switch_under_traffic(void **state)
@@ -1219,8 +1228,12 @@ test_switch_under_traffic(void **state)
 		if (first_new != UINT64_MAX && i > first_new && !is_new)
 			fail_msg("%s: the old model again after the new one (reply %llu of %llu)",
 			    e->id, (unsigned long long)i, (unsigned long long)n);
-		if (e->gen == g && is_old && !is_new)
+		if (e->gen == g && !is_new) {
 			mixed++;
+			fail_msg("%s: generation %llu scored by the old model (reply %llu; the new "
+			    "model from reply %llu)", e->id, (unsigned long long)g,
+			    (unsigned long long)i, (unsigned long long)first_new);
+		}
 	}
 	assert_true(first_new != UINT64_MAX);
 	assert_int_equal(t.log[n - 1].gen, g);

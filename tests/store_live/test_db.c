@@ -4,7 +4,9 @@
  * after reopening equals a recomputation from the archive (recent and
  * historic event times), retries after a reopen return the first outcome,
  * labels are archived, read-only opening, generation at open;
- * store_db_close_exiting leaves files a reopen finds clean and complete.
+ * store_db_close_exiting leaves files a reopen finds clean and complete;
+ * a context pinned to a generation (store_ctx_pin_gen) reads it after a
+ * switch.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -692,6 +694,101 @@ test_close_exiting_leaves_files_consistent(void **state)
 	tmpdir_free(dir);
 }
 
+/* ---- store_ctx_pin_gen (vigild's generation switch) ---- */
+
+/* A generation whose card-0 has count_90d = count; returns its number. */
+static uint64_t
+pin_write_gen(const char *dir, uint32_t count)
+{
+	store_genw        *w = NULL;
+	store_gen_meta     meta;
+	store_card_profile cp;
+	store_diag         d;
+
+	assert_int_equal(store_genw_begin(dir, &w, &d), VIGIL_OK);
+	memset(&cp, 0, sizeof cp);
+	cp.count_90d = count;
+	assert_int_equal(store_genw_put_card(w, "card-0", &cp), VIGIL_OK);
+	memset(&meta, 0, sizeof meta);
+	meta.generation = store_genw_generation(w);
+	meta.as_of_ms = T0;
+	meta.window_ms = 90 * DAY_MS;
+	meta.built_at_ms = vigil_now_ms();
+	if (store_genw_commit(w, &meta, 0, &d) != VIGIL_OK)
+		fail_msg("genw commit: %s", d.msg);
+	return meta.generation;
+}
+
+/* card.count_90d of card-0 as ctx looks it up (-1: missing). */
+static double
+pin_lookup(store_db *db, store_ctx *ctx)
+{
+	static vigil_value f[256];
+	vigil_txn x = txn_make("p-1", "card-0", "m-1", T0 + HOUR_MS, 500);
+
+	assert_int_equal(store_features_lookup(db, ctx, &x, f, store_schema_nfields()),
+	    VIGIL_OK);
+	return present_of(f, "card.count_90d") ? num_of(f, "card.count_90d") : -1.0;
+}
+
+/*
+ * A context pinned to a generation reads it after the db has switched to
+ * a newer one (vigild scores with the generation its thresholds and model
+ * came from until the rule set built from the new one is swapped in); an
+ * unpinned one follows the db. The per-card batch cache is tagged per
+ * generation: a pinned lookup after an unpinned one of the same card does
+ * not get the other generation's profile.
+ */
+static void
+test_ctx_pinned_generation(void **state)
+{
+	char         *dir = tmpdir_new();
+	store_db     *db;
+	store_db_gen *g1, *g2;
+	store_ctx    *follow, *pinned;
+	bool          changed = false;
+	store_diag    d;
+
+	(void)state;
+	assert_int_equal(pin_write_gen(dir, 7), 1);
+	db = db_open(dir);
+	g1 = store_db_gen_acquire(db);
+	assert_non_null(g1);
+	assert_int_equal(store_db_gen_number(g1), 1);
+	assert_non_null(store_db_gen_get(g1));
+	assert_int_equal(pin_write_gen(dir, 8), 2);
+	assert_int_equal(store_db_refresh(db, &changed, &d), VIGIL_OK);
+	assert_true(changed);
+	assert_int_equal(store_db_generation(db), 2);
+
+	follow = store_ctx_new(db);
+	pinned = store_ctx_new(db);
+	assert_non_null(follow);
+	assert_non_null(pinned);
+	assert_true(pin_lookup(db, follow) == 8.0);
+	store_ctx_pin_gen(pinned, g1);
+	assert_true(pin_lookup(db, pinned) == 7.0);
+	assert_true(pin_lookup(db, follow) == 8.0);
+	store_ctx_pin_gen(pinned, NULL); /* none: the card profile is missing */
+	assert_true(pin_lookup(db, pinned) == -1.0);
+	g2 = store_db_gen_acquire(db);
+	assert_int_equal(store_db_gen_number(g2), 2);
+	store_ctx_pin_gen(pinned, g2);
+	assert_true(pin_lookup(db, pinned) == 8.0);
+	store_ctx_pin_gen(pinned, g1);
+	assert_true(pin_lookup(db, pinned) == 7.0);
+	/* the ctx holds its own reference: g1 outlives the caller's */
+	store_db_gen_release(g1);
+	assert_true(pin_lookup(db, pinned) == 7.0);
+	store_db_gen_release(g2);
+	store_db_gen_release(NULL);
+	assert_int_equal(store_db_gen_number(NULL), 0);
+	store_ctx_free(follow);
+	store_ctx_free(pinned);
+	store_db_close(db);
+	tmpdir_free(dir);
+}
+
 int
 main(void)
 {
@@ -706,6 +803,7 @@ main(void)
 		cmocka_unit_test(test_recovery_loses_one_compressed_frame),
 		cmocka_unit_test(test_recovery_labels_newer_than_scores),
 		cmocka_unit_test(test_close_exiting_leaves_files_consistent),
+		cmocka_unit_test(test_ctx_pinned_generation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,12 @@
  * and /readyz and /metrics say so; with none good it starts on none, said
  * as such. CURRENT switched to a damaged generation while serving: refused
  * once (one log line), the served generation kept, and a later good
- * rebuild switched to.
+ * rebuild switched to. Readiness (DESIGN contract 8, docs/security.md
+ * "Readiness"): while the generation CURRENT names is refused, /readyz
+ * answers 503 naming it and the health reply says not ready, scoring goes
+ * on; a good generation or a rollback heals it without a restart; with
+ * [health] ready_when_degraded = true it stays 200 and "degraded". The
+ * admin endpoint's POST /v1/generations/current (the console's roll-back).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -214,6 +219,53 @@ score_gen(vt_server *s, const char *id)
 	return gen;
 }
 
+/* The wire health reply's ready flag. */
+static bool
+wire_ready(vt_server *s)
+{
+	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
+	Vigil__V1__HealthRequest h = VIGIL__V1__HEALTH_REQUEST__INIT;
+	Vigil__V1__Reply *r;
+	bool ready;
+
+	req.kind_case = VIGIL__V1__REQUEST__KIND_HEALTH;
+	req.health = &h;
+	r = vt_call(s->url, &req, 5000);
+	assert_non_null(r);
+	assert_int_equal(r->kind_case, VIGIL__V1__REPLY__KIND_HEALTH);
+	ready = r->health->ready;
+	vigil__v1__reply__free_unpacked(r, NULL);
+	return ready;
+}
+
+/* Starts vigild on s->datadir, which answers not ready (a refused generation). */
+static void
+start_not_ready(vt_server *s, const char *const *extra)
+{
+	vt_opts o = { .not_ready = true };
+
+	assert_int_equal(vt_server_start_opts(s, NULL, extra, &o), 0);
+}
+
+/* Waits (up to 10 s) for /readyz to answer want_code; returns its body. */
+static char *
+readyz_wait(vt_server *s, int want_code)
+{
+	int code = 0;
+	char *body = NULL;
+
+	for (int i = 0; i < 100; i++) {
+		free(body);
+		body = NULL;
+		assert_int_equal(vt_http_get(s->admin_port, "/readyz", &code, &body), 0);
+		if (code == want_code)
+			return body;
+		sleep_ms(100);
+	}
+	fail_msg("/readyz: %d, not %d: %s", code, want_code, body ? body : "");
+	return NULL;
+}
+
 /* Damaged page headers in the generation CURRENT names. */
 static void
 test_start_on_previous_when_current_damaged(void **state)
@@ -226,14 +278,18 @@ test_start_on_previous_when_current_damaged(void **state)
 	assert_int_equal(gen_write(s.datadir), 1);
 	assert_int_equal(gen_write(s.datadir), 2);
 	gen_damage_pages(s.datadir, 2);
-	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	start_not_ready(&s, NULL);
 	assert_true(vt_server_alive(&s));
 	assert_log(&s, "features: refused generation 2 named by CURRENT: features/gen-000002: "
 	    "data.mdb (");
 	assert_log(&s, "does not match CHECKSUM");
 	assert_log(&s, "; serving generation 1 (verified: ");
-	body = http_get(&s, "/readyz", 200);
-	assert_has(body, "\"ready\":true");
+	assert_log(&s, "/readyz (503, generation_error)");
+	body = http_get(&s, "/readyz", 503);
+	assert_has(body, "\"ready\":false");
+	assert_has(body, "\"degraded\":true");
+	assert_has(body, "\"reason\":\"generation 2 refused: features/gen-000002: data.mdb (");
+	assert_has(body, "; serving generation 1 ([health] ready_when_degraded = false)\"");
 	assert_has(body, "\"features_generation\":1");
 	assert_has(body, "\"generation_refused\":2");
 	assert_has(body, "\"generation_error\":\"features/gen-000002: data.mdb (");
@@ -244,21 +300,31 @@ test_start_on_previous_when_current_damaged(void **state)
 	assert_has(body, "\nvigil_features_generation_refused{generation=\"2\"} 1\n");
 	assert_has(body, "\nvigil_features_generation_verified 1\n");
 	assert_has(body, "\nvigil_features_generation_refusals_total 1\n");
+	assert_has(body, "\nvigil_ready 0\n");
 	free(body);
+	assert_false(wire_ready(&s));
+	/* not ready, still scoring: clients that route by card keep their cards */
 	assert_int_equal(score_gen(&s, "t-1"), 1);
 
-	/* A good rebuild after it: switched to, the refusal cleared. */
+	/* A good rebuild after it: switched to, the refusal cleared, ready
+	 * again without a restart. */
 	assert_int_equal(gen_write(s.datadir), 3);
 	for (int i = 0; i < 50 && count_lines(s.log, "features: switched to generation 3") == 0; i++)
 		sleep_ms(100);
 	assert_log(&s, "features: switched to generation 3 (verified: ");
-	body = http_get(&s, "/readyz", 200);
+	body = readyz_wait(&s, 200);
+	assert_has(body, "\"ready\":true");
+	assert_has(body, "\"degraded\":false");
 	assert_has(body, "\"generation_refused\":0");
 	assert_has(body, "\"generation_error\":\"\"");
+	if (strstr(body, "\"reason\"") != NULL)
+		fail_msg("a reason while ready: %s", body);
 	free(body);
 	body = http_get(&s, "/metrics", 200);
 	assert_has(body, "\nvigil_features_generation_refused 0\n");
+	assert_has(body, "\nvigil_ready 1\n");
 	free(body);
+	assert_true(wire_ready(&s));
 	assert_int_equal(score_gen(&s, "t-2"), 3);
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
@@ -277,11 +343,11 @@ test_start_survives_truncated_current(void **state)
 	gen_write(s.datadir);
 	gen_write(s.datadir);
 	gen_truncate_tail(s.datadir, 2);
-	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	start_not_ready(&s, NULL);
 	assert_true(vt_server_alive(&s));
 	assert_log(&s, "features: refused generation 2 named by CURRENT: features/gen-000002: "
 	    "data.mdb (");
-	body = http_get(&s, "/readyz", 200);
+	body = http_get(&s, "/readyz", 503);
 	assert_has(body, "\"generation_refused\":2");
 	free(body);
 	assert_int_equal(score_gen(&s, "t-1"), 1);
@@ -303,11 +369,13 @@ test_start_on_previous_when_current_missing(void **state)
 	snprintf(path, sizeof path, "%s/features/gen-000002", s.datadir);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
 	assert_int_equal(system(cmd), 0);
-	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	start_not_ready(&s, NULL);
 	assert_log(&s, "features: refused generation 2 named by CURRENT: features/gen-000002: no "
 	    "such generation (");
 	assert_log(&s, "; serving generation 1 (verified: ");
-	body = http_get(&s, "/readyz", 200);
+	body = http_get(&s, "/readyz", 503);
+	assert_has(body, "\"reason\":\"generation 2 refused: features/gen-000002: no such "
+	    "generation (");
 	assert_has(body, "\"features_generation\":1");
 	assert_has(body, "\"generation_refused\":2");
 	free(body);
@@ -327,11 +395,12 @@ test_start_on_none_when_none_good(void **state)
 	datadir_new(&s);
 	gen_write(s.datadir);
 	gen_damage_pages(s.datadir, 1);
-	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	start_not_ready(&s, NULL);
 	assert_log(&s, "features: refused generation 1 named by CURRENT: features/gen-000001: "
 	    "data.mdb (");
 	assert_log(&s, "; serving no generation (cold start: rules use their fallbacks) instead;");
-	body = http_get(&s, "/readyz", 200);
+	body = http_get(&s, "/readyz", 503);
+	assert_has(body, "; serving no generation ([health] ready_when_degraded = false)\"");
 	assert_has(body, "\"features_generation\":0");
 	assert_has(body, "\"generation_refused\":1");
 	assert_has(body, "\"generation_verified\":false");
@@ -371,10 +440,12 @@ test_bad_switch_keeps_served(void **state)
 	sleep_ms(1200);
 	assert_int_equal(count_lines(s.log, "features: refused generation 2"), 1);
 	assert_true(vt_server_alive(&s));
-	body = http_get(&s, "/readyz", 200);
+	assert_true(wire_ready(&s) == false);
+	body = http_get(&s, "/readyz", 503);
 	assert_has(body, "\"features_generation\":1");
 	assert_has(body, "\"generation_refused\":2");
 	assert_has(body, "\"generation_error\":\"features/gen-000002: data.mdb (");
+	assert_has(body, "\"reason\":\"generation 2 refused: ");
 	free(body);
 	body = http_get(&s, "/metrics", 200);
 	assert_has(body, "\nvigil_features_generation 1\n");
@@ -382,6 +453,14 @@ test_bad_switch_keeps_served(void **state)
 	assert_has(body, "\nvigil_features_generation_refusals_total 1\n");
 	free(body);
 	assert_int_equal(score_gen(&s, "t-2"), 1);
+	/* A rollback (CURRENT back on the generation served, as vigil-rebuild
+	 * --rollback does): ready again, no restart. */
+	current_force(s.datadir, 1);
+	body = readyz_wait(&s, 200);
+	assert_has(body, "\"generation_refused\":0");
+	assert_has(body, "\"degraded\":false");
+	free(body);
+	assert_true(wire_ready(&s));
 	/* The next rebuild is good: switched to it. */
 	assert_int_equal(gen_write(s.datadir), 3);
 	for (int i = 0; i < 50 && count_lines(s.log, "features: switched to generation 3") == 0; i++)
@@ -395,6 +474,130 @@ test_bad_switch_keeps_served(void **state)
 	vt_server_cleanup(&s);
 }
 
+/* [health] ready_when_degraded = true: the operator's choice for a
+ * card-routed fleet (docs/security.md, "Readiness"): 200 and "degraded". */
+static void
+test_ready_when_degraded(void **state)
+{
+	vt_server s;
+	char ini[600], *body;
+	FILE *f;
+
+	(void)state;
+	datadir_new(&s);
+	gen_write(s.datadir);
+	gen_write(s.datadir);
+	gen_damage_pages(s.datadir, 2);
+	snprintf(ini, sizeof ini, "%s/vigild.ini", s.datadir);
+	f = fopen(ini, "w");
+	assert_non_null(f);
+	fputs("[health]\nready_when_degraded = true\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(vt_server_start(&s, NULL, (const char *const[]){ "--config", ini,
+	    NULL }), 0);
+	assert_log(&s, "/readyz (200, degraded, generation_error)");
+	body = http_get(&s, "/readyz", 200);
+	assert_has(body, "\"ready\":true");
+	assert_has(body, "\"degraded\":true");
+	assert_has(body, "\"ready_when_degraded\":true");
+	assert_has(body, "\"generation_refused\":2");
+	free(body);
+	assert_true(wire_ready(&s));
+	assert_int_equal(score_gen(&s, "t-1"), 1);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
+/* POST /v1/generations/current with the admin token; *ret_body malloc'd. */
+static int
+gen_post(vt_server *s, const char *token, const char *body, char **ret_body)
+{
+	char hdr[160];
+	int code = 0;
+
+	snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+	assert_int_equal(vt_http(s->admin_port, "POST", "/v1/generations/current",
+	    token != NULL ? hdr : NULL, body, &code, ret_body), 0);
+	assert_non_null(*ret_body);
+	return code;
+}
+
+static void
+gen_post_expect(vt_server *s, const char *token, const char *body, int want, const char *needle)
+{
+	char *out = NULL;
+	int code = gen_post(s, token, body, &out);
+
+	if (code != want || strstr(out, needle) == NULL)
+		fail_msg("POST /v1/generations/current %s: %d %s (wanted %d with \"%s\")", body,
+		    code, out, want, needle);
+	free(out);
+}
+
+/*
+ * The admin endpoint's roll-back (what the console's "roll back" calls):
+ * behind the admin token; the body checked field by field; a stale
+ * expect_current refused (409); a missing (404) or damaged (422)
+ * generation refused, CURRENT untouched; a good one made current, and
+ * vigild switches to it without a restart.
+ */
+static void
+test_admin_rollback(void **state)
+{
+	static const char tok[] = "rollback-admin-token-0123456789";
+	vt_server s;
+	char tokfile[600], arg[640];
+	uint64_t cur = 0;
+	FILE *f;
+
+	(void)state;
+	datadir_new(&s);
+	gen_write(s.datadir);
+	gen_write(s.datadir);
+	snprintf(tokfile, sizeof tokfile, "%s/admin.token", s.datadir);
+	f = fopen(tokfile, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", tok);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(tokfile, 0600), 0);
+	snprintf(arg, sizeof arg, "%s", tokfile);
+	assert_int_equal(vt_server_start(&s, NULL, (const char *const[]){ "--admin-token-file",
+	    arg, NULL }), 0);
+	assert_int_equal(score_gen(&s, "r-1"), 2);
+
+	gen_post_expect(&s, NULL, "{\"generation\": 1}", 401, "\"UNAUTHENTICATED\"");
+	gen_post_expect(&s, "wrong-token-wrong-token-wrong", "{\"generation\": 1}", 401,
+	    "wrong bearer token");
+	gen_post_expect(&s, tok, "{\"generation\": \"1\"}", 400, "\"field\":\"generation\"");
+	gen_post_expect(&s, tok, "{}", 400, "\"field\":\"generation\"");
+	gen_post_expect(&s, tok, "{\"generation\": 1, \"force\": true}", 400,
+	    "\"field\":\"force\"");
+	gen_post_expect(&s, tok, "{\"generation\": 1", 400, "\"MALFORMED\"");
+	gen_post_expect(&s, tok, "{\"generation\": 1, \"expect_current\": 7}", 409,
+	    "CURRENT names generation 2, not 7");
+	gen_post_expect(&s, tok, "{\"generation\": 2}", 409, "generation 2 is already current");
+	gen_post_expect(&s, tok, "{\"generation\": 9}", 404, "\"NOT_FOUND\"");
+	assert_int_equal(store_gen_current(s.datadir, &cur), VIGIL_OK);
+	assert_int_equal(cur, 2);
+
+	gen_post_expect(&s, tok, "{\"generation\": 1, \"expect_current\": 2}", 200,
+	    "\"previous\":2,\"current\":1");
+	assert_log(&s, "features: CURRENT set to generation 1 (was 2) through the admin endpoint");
+	for (int i = 0; i < 50 && count_lines(s.log, "features: switched to generation 1") == 0; i++)
+		sleep_ms(100);
+	assert_log(&s, "features: switched to generation 1 (verified: ");
+	assert_int_equal(score_gen(&s, "r-2"), 1);
+
+	/* a damaged generation is refused before CURRENT names it */
+	gen_damage_pages(s.datadir, 2);
+	gen_post_expect(&s, tok, "{\"generation\": 2}", 422, "\"REFUSED\"");
+	assert_int_equal(store_gen_current(s.datadir, &cur), VIGIL_OK);
+	assert_int_equal(cur, 1);
+	assert_int_equal(score_gen(&s, "r-3"), 1);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
 int
 main(void)
 {
@@ -404,6 +607,8 @@ main(void)
 		cmocka_unit_test(test_start_on_previous_when_current_missing),
 		cmocka_unit_test(test_start_on_none_when_none_good),
 		cmocka_unit_test(test_bad_switch_keeps_served),
+		cmocka_unit_test(test_ready_when_degraded),
+		cmocka_unit_test(test_admin_rollback),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
