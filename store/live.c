@@ -2364,16 +2364,22 @@ sweep_step(live *lv, int64_t cutoff)
  * its 120 MB peak). So each step also sweeps enough idempotency stripes
  * that every commit pays for about LIVE_DD_SWEEP_VISITS map slots: a pass
  * takes about (map slots / LIVE_DD_SWEEP_VISITS) commits, a fraction of
- * the records it keeps, whatever the traffic rate. Between 0 and
+ * the records it keeps, whatever the traffic rate. Below
+ * LIVE_DD_SWEEP_FROM records (a few MB) nothing extra: there the waste is
+ * small and most stripes would be scanned empty. Between 0 and
  * LIVE_DEDUPE_STRIPES - 1 stripes besides sweep_step's one.
  */
 static uint32_t
 dd_sweep_extra(live *lv)
 {
-	/* map slots per stripe: a map holds 16 at least and stays under 3/4 full */
-	uint64_t per = 2 * atomic_load_explicit(&lv->ndd, memory_order_relaxed) /
-	    LIVE_DEDUPE_STRIPES;
-	uint64_t n = (uint64_t)LIVE_SWEEP_EVERY * LIVE_DD_SWEEP_VISITS / (per > 16 ? per : 16);
+	uint64_t ndd = atomic_load_explicit(&lv->ndd, memory_order_relaxed);
+	/* map slots per stripe (the maps stay under 3/4 full): 16 or more here */
+	uint64_t per = 2 * ndd / LIVE_DEDUPE_STRIPES;
+	uint64_t n;
+
+	if (ndd < LIVE_DD_SWEEP_FROM)
+		return 0;
+	n = (uint64_t)LIVE_SWEEP_EVERY * LIVE_DD_SWEEP_VISITS / per;
 
 	return n >= LIVE_DEDUPE_STRIPES ? LIVE_DEDUPE_STRIPES - 1 : (uint32_t)(n > 0 ? n - 1 : 0);
 }
