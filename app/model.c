@@ -23,15 +23,16 @@ app_model_decode(const void *json, size_t len, app_model **ret_model, char *errb
 {
 	app_model *m = calloc(1, sizeof *m);
 	model_diag diag;
+	char why[sizeof diag.file + sizeof diag.msg + 32];
 	vigil_err rv;
 
 	if (m == NULL)
 		return VIGIL_ENOMEM;
-	diag.msg[0] = '\0';
+	vigil_errinfo_clear(&diag);
 	rv = model_forest_decode(json, len, &m->forest, &diag);
 	if (rv != VIGIL_OK) {
-		snprintf(errbuf, errlen, "%s: %s", APP_MODEL_BLOB, diag.msg[0] ? diag.msg :
-		    vigil_strerror(rv));
+		snprintf(errbuf, errlen, "%s: %s", APP_MODEL_BLOB, diag.msg[0] ?
+		    vigil_errinfo_format(&diag, why, sizeof why) : vigil_strerror(rv));
 		goto out;
 	}
 	m->nslots = model_forest_nfeatures(m->forest);

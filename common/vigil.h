@@ -68,12 +68,14 @@ void vigil_utf8_line(char *s);
  * or the place. Filled by the JSON transaction decoder and
  * vigil_txn_validate (field), the rules compiler (rules_diag: file, line,
  * col), the CSV reader (csv_diag: file, line, field = column), vigild's
- * wire stage (srv_wire_err.info: field; the replies' field and message) and
- * its configuration (srv_config_load: file, line, field = key or flag).
+ * wire stage (srv_wire_err.info: field; the replies' field and message),
+ * its configuration (srv_config_load: file, line, field = key or flag) and
+ * the model decoder (model_diag: field = JSON path, offset of a syntax error).
  */
 #define VIGIL_NOPOS UINT64_MAX
 typedef struct vigil_errinfo {
-	char     field[64];  /* "currency", "location.latitude"; "" if not about one field */
+	char     field[96];  /* "currency", "location.latitude"; "" if not about one field
+	                        (96: a model's JSON paths run to about 70 bytes) */
 	char     file[128];  /* the file or segment; "" if none (a request body) */
 	uint32_t line, col;  /* 1-based text position in file; 0 = none (col 0: the whole line) */
 	uint64_t offset;     /* byte offset in file or input; VIGIL_NOPOS if none */

@@ -72,17 +72,59 @@ struct dec {
 	uint32_t   *parent; /* by new index */
 };
 
-__attribute__((format(printf, 3, 4))) static vigil_err
-dec_fail(struct dec *d, vigil_err rv, const char *fmt, ...)
+/* No array index: dec_failat about path.key itself. */
+#define DEC_NOIDX UINT32_MAX
+
+static vigil_err
+dec_vfail(struct dec *d, vigil_err rv, const char *field, const char *fmt, va_list ap)
 {
+	char why[sizeof d->diag->msg];
+
+	if (d->diag == NULL)
+		return rv;
+	vsnprintf(why, sizeof why, fmt, ap);
+	vigil_errinfo_set(d->diag, field, "%s%s%s", field != NULL ? field : "",
+	    field != NULL ? ": " : "", why); /* (also makes a cut quote one line of UTF-8) */
+	return rv;
+}
+
+/*
+ * The one way a decode fails: fills the diag (if any) and returns rv. path is
+ * the JSON path of the value at fault, from the document root (the diag's
+ * field; NULL for none: a JSON syntax error, out of memory); the message is
+ * "path: reason", the path first as it has always been printed.
+ */
+__attribute__((format(printf, 4, 5))) static vigil_err
+dec_fail(struct dec *d, vigil_err rv, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rv = dec_vfail(d, rv, path, fmt, ap);
+	va_end(ap);
+	return rv;
+}
+
+/* dec_fail about path.key[i]: key NULL for path[i], i DEC_NOIDX for path.key;
+ * path "" is the document root (so the path is just key). */
+__attribute__((format(printf, 6, 7))) static vigil_err
+dec_failat(struct dec *d, vigil_err rv, const char *path, const char *key, uint32_t i,
+    const char *fmt, ...)
+{
+	char field[sizeof d->diag->field + 32];
+	size_t n = 0;
 	va_list ap;
 
 	if (d->diag == NULL)
 		return rv;
+	n = (size_t)snprintf(field, sizeof field, "%s", path);
+	if (key != NULL && n < sizeof field)
+		n += (size_t)snprintf(field + n, sizeof field - n, "%s%s", *path ? "." : "", key);
+	if (i != DEC_NOIDX && n < sizeof field)
+		snprintf(field + n, sizeof field - n, "[%u]", i);
 	va_start(ap, fmt);
-	vsnprintf(d->diag->msg, sizeof d->diag->msg, fmt, ap);
+	rv = dec_vfail(d, rv, field, fmt, ap);
 	va_end(ap);
-	vigil_utf8_line(d->diag->msg); /* a quoted string may have been cut mid-sequence */
 	return rv;
 }
 
@@ -121,10 +163,10 @@ dec_member(struct dec *d, const json_t *obj, const char *path, const char *key, 
 	json_t *v = json_object_get(obj, key);
 
 	if (v == NULL)
-		return dec_fail(d, VIGIL_ECORRUPT, "%s%s%s: missing", path, *path ? "." : "", key);
+		return dec_failat(d, VIGIL_ECORRUPT, path, key, DEC_NOIDX, "missing");
 	if (json_typeof(v) != t)
-		return dec_fail(d, VIGIL_ECORRUPT, "%s%s%s: expected %s, not %s", path,
-		    *path ? "." : "", key, dec_want(t), dec_kind(v));
+		return dec_failat(d, VIGIL_ECORRUPT, path, key, DEC_NOIDX,
+		    "expected %s, not %s", dec_want(t), dec_kind(v));
 	*ret = v;
 	return VIGIL_OK;
 }
@@ -152,8 +194,8 @@ dec_param_uint(struct dec *d, const json_t *obj, const char *path, const char *k
 		n = n * 10 + (uint64_t)(s[i] - '0');
 	}
 	if (len == 0 || i != len || n > UINT32_MAX)
-		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s: \"%.40s\" is not an unsigned 32-bit integer",
-		    path, key, s);
+		return dec_failat(d, VIGIL_ECORRUPT, path, key, DEC_NOIDX,
+		    "\"%.40s\" is not an unsigned 32-bit integer", s);
 	*ret = (uint32_t)n;
 	return VIGIL_OK;
 }
@@ -166,8 +208,8 @@ dec_elem_int(struct dec *d, const json_t *a, const char *path, const char *name,
 	json_t *v = json_array_get(a, i);
 
 	if (!json_is_integer(v))
-		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: expected an integer, not %s", path,
-		    name, i, dec_kind(v));
+		return dec_failat(d, VIGIL_ECORRUPT, path, name, i,
+		    "expected an integer, not %s", dec_kind(v));
 	*ret = json_integer_value(v);
 	return VIGIL_OK;
 }
@@ -182,15 +224,15 @@ dec_elem_float(struct dec *d, const json_t *a, const char *path, const char *nam
 	double x;
 
 	if (json_is_null(v))
-		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: NaN or infinite, not a finite float32",
-		    path, name, i);
+		return dec_failat(d, VIGIL_ECORRUPT, path, name, i,
+		    "NaN or infinite, not a finite float32");
 	if (!json_is_number(v))
-		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: expected a number, not %s", path,
-		    name, i, dec_kind(v));
+		return dec_failat(d, VIGIL_ECORRUPT, path, name, i,
+		    "expected a number, not %s", dec_kind(v));
 	x = json_number_value(v);
 	if (!(fabs(x) <= FLT_MAX)) /* (converting a larger double to float is undefined) */
-		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s[%u]: %g is not a finite float32", path,
-		    name, i, x);
+		return dec_failat(d, VIGIL_ECORRUPT, path, name, i,
+		    "%g is not a finite float32", x);
 	*ret = (float)x;
 	return VIGIL_OK;
 }
@@ -205,8 +247,8 @@ dec_node_array(struct dec *d, const json_t *obj, const char *path, const char *k
 	if (rv != VIGIL_OK)
 		return rv;
 	if (json_array_size(*ret) != n)
-		return dec_fail(d, VIGIL_ECORRUPT, "%s.%s: %zu elements, tree_param.num_nodes is %u",
-		    path, key, json_array_size(*ret), n);
+		return dec_failat(d, VIGIL_ECORRUPT, path, key, DEC_NOIDX,
+		    "%zu elements, tree_param.num_nodes is %u", json_array_size(*ret), n);
 	return VIGIL_OK;
 }
 
@@ -216,7 +258,7 @@ dec_reserve(struct dec *d, uint32_t tree_nodes)
 	uint64_t need = (uint64_t)d->nnodes + tree_nodes + 1; /* + the padding leaf */
 
 	if (need > MODEL_MAX_NODES)
-		return dec_fail(d, VIGIL_ETOOBIG, P_M ".trees: more than %u nodes in all",
+		return dec_fail(d, VIGIL_ETOOBIG, P_M ".trees", "more than %u nodes in all",
 		    MODEL_MAX_NODES);
 	if (need > d->nodes_cap) {
 		uint32_t cap = d->nodes_cap ? d->nodes_cap : 1024;
@@ -228,15 +270,15 @@ dec_reserve(struct dec *d, uint32_t tree_nodes)
 			cap = cap > MODEL_MAX_NODES / 2 ? MODEL_MAX_NODES : cap * 2;
 		nodes = realloc(d->nodes, (size_t)cap * sizeof *nodes);
 		if (nodes == NULL)
-			return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+			return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 		d->nodes = nodes;
 		mean = realloc(d->mean, (size_t)cap * sizeof *mean);
 		if (mean == NULL)
-			return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+			return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 		d->mean = mean;
 		start = realloc(d->term_start, ((size_t)cap + 1) * sizeof *start);
 		if (start == NULL)
-			return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+			return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 		d->term_start = start;
 		d->nodes_cap = cap;
 	}
@@ -255,7 +297,7 @@ dec_reserve(struct dec *d, uint32_t tree_nodes)
 		if (d->queue == NULL || d->seen == NULL || d->depth == NULL || d->hess == NULL ||
 		    d->parent == NULL) {
 			d->scratch_cap = 0;
-			return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+			return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 		}
 	}
 	return VIGIL_OK;
@@ -281,17 +323,17 @@ dec_split(struct dec *d, const char *tp, const struct dec_tree_arrays *a, uint32
 	if (rv != VIGIL_OK)
 		return rv;
 	if (feat < 0 || feat >= (json_int_t)nfeatures)
-		return dec_fail(d, VIGIL_ECORRUPT,
-		    "%s.split_indices[%u]: feature %" JSON_INTEGER_FORMAT
-		    " out of range (num_feature %u)", tp, o, feat, nfeatures);
+		return dec_failat(d, VIGIL_ECORRUPT, tp, "split_indices", o,
+		    "feature %" JSON_INTEGER_FORMAT
+		    " out of range (num_feature %u)", feat, nfeatures);
 	if (a->stype != NULL) { /* first: a categorical split has a NaN threshold */
 		rv = dec_elem_int(d, a->stype, tp, "split_type", o, &st);
 		if (rv != VIGIL_OK)
 			return rv;
 		if (st != 0)
-			return dec_fail(d, VIGIL_EINVAL,
-			    "%s.split_type[%u]: %" JSON_INTEGER_FORMAT
-			    " (categorical), only numerical splits are supported", tp, o, st);
+			return dec_failat(d, VIGIL_EINVAL, tp, "split_type", o,
+			    "%" JSON_INTEGER_FORMAT
+			    " (categorical), only numerical splits are supported", st);
 	}
 	rv = dec_elem_float(d, a->cond, tp, "split_conditions", o, &cond);
 	if (rv != VIGIL_OK)
@@ -304,8 +346,8 @@ dec_split(struct dec *d, const char *tp, const struct dec_tree_arrays *a, uint32
 		if (rv != VIGIL_OK)
 			return rv;
 		if (dl != 0 && dl != 1)
-			return dec_fail(d, VIGIL_ECORRUPT,
-			    "%s.default_left[%u]: %" JSON_INTEGER_FORMAT ", expected 0 or 1", tp, o, dl);
+			return dec_failat(d, VIGIL_ECORRUPT, tp, "default_left", o,
+			    "%" JSON_INTEGER_FORMAT ", expected 0 or 1", dl);
 	}
 	if (dl) {
 		ret->slot = (uint16_t)feat;
@@ -357,9 +399,9 @@ dec_terms(struct dec *d, const char *tp, uint32_t base, uint32_t n, uint32_t nfe
 			}
 		}
 		if ((uint64_t)d->nterms + nacc > MODEL_MAX_TERMS)
-			return dec_fail(d, VIGIL_ETOOBIG,
-			    "%s: more than %u contribution terms in all (leaves x distinct features "
-			    "on their paths)", tp, MODEL_MAX_TERMS);
+			return dec_fail(d, VIGIL_ETOOBIG, tp,
+			    "more than %u contribution terms in all (leaves x distinct features "
+			    "on their paths)", MODEL_MAX_TERMS);
 		if (d->nterms + nacc > d->terms_cap) {
 			uint32_t cap = d->terms_cap ? d->terms_cap : 4096;
 			model_term *term;
@@ -368,7 +410,7 @@ dec_terms(struct dec *d, const char *tp, uint32_t base, uint32_t n, uint32_t nfe
 				cap = cap > MODEL_MAX_TERMS / 2 ? MODEL_MAX_TERMS : cap * 2;
 			term = realloc(d->term, (size_t)cap * sizeof *term);
 			if (term == NULL)
-				return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+				return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 			d->term = term;
 			d->terms_cap = cap;
 		}
@@ -398,14 +440,15 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 
 	snprintf(tp, sizeof tp, P_M ".trees[%u]", t);
 	if (!json_is_object(tree))
-		return dec_fail(d, VIGIL_ECORRUPT, "%s: expected an object, not %s", tp, dec_kind(tree));
+		return dec_fail(d, VIGIL_ECORRUPT, tp,
+		    "expected an object, not %s", dec_kind(tree));
 	id = json_object_get(tree, "id");
 	if (id == NULL || !json_is_integer(id))
-		return dec_fail(d, VIGIL_ECORRUPT, "%s.id: %s", tp,
+		return dec_failat(d, VIGIL_ECORRUPT, tp, "id", DEC_NOIDX, "%s",
 		    id == NULL ? "missing" : "expected an integer");
 	if (json_integer_value(id) != (json_int_t)t)
-		return dec_fail(d, VIGIL_ECORRUPT,
-		    "%s.id: %" JSON_INTEGER_FORMAT ", expected %u (trees in id order)", tp,
+		return dec_failat(d, VIGIL_ECORRUPT, tp, "id", DEC_NOIDX,
+		    "%" JSON_INTEGER_FORMAT ", expected %u (trees in id order)",
 		    json_integer_value(id), t);
 
 	rv = dec_member(d, tree, tp, "tree_param", JSON_OBJECT, &param);
@@ -419,10 +462,12 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 		if (rv != VIGIL_OK)
 			return rv;
 		if (n > MODEL_MAX_TREE_NODES)
-			return dec_fail(d, VIGIL_ETOOBIG, "%s.num_nodes: %u nodes, the cap is %u", pp, n,
+			return dec_failat(d, VIGIL_ETOOBIG, pp,
+			    "num_nodes", DEC_NOIDX, "%u nodes, the cap is %u", n,
 			    MODEL_MAX_TREE_NODES);
 		if (n == 0)
-			return dec_fail(d, VIGIL_ECORRUPT, "%s.num_nodes: 0, a tree has a root", pp);
+			return dec_failat(d, VIGIL_ECORRUPT, pp,
+			    "num_nodes", DEC_NOIDX, "0, a tree has a root");
 		rv = dec_param_uint(d, param, pp, "num_deleted", &ndeleted);
 		if (rv != VIGIL_OK)
 			return rv;
@@ -433,8 +478,9 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 			if (rv != VIGIL_OK)
 				return rv;
 			if (slv != 0)
-				return dec_fail(d, VIGIL_EINVAL,
-				    "%s.size_leaf_vector: %u, vector leaves are not supported", pp, slv);
+				return dec_failat(d, VIGIL_EINVAL, pp,
+				    "size_leaf_vector", DEC_NOIDX,
+				    "%u, vector leaves are not supported", slv);
 		}
 	}
 	if ((rv = dec_node_array(d, tree, tp, "left_children", n, &a.left)) != VIGIL_OK ||
@@ -451,8 +497,8 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 	}
 	cats = json_object_get(tree, "categories_nodes");
 	if (cats != NULL && (!json_is_array(cats) || json_array_size(cats) != 0))
-		return dec_fail(d, VIGIL_EINVAL,
-		    "%s.categories_nodes: not empty, categorical splits are not supported", tp);
+		return dec_failat(d, VIGIL_EINVAL, tp, "categories_nodes", DEC_NOIDX,
+		    "not empty, categorical splits are not supported");
 
 	rv = dec_reserve(d, n);
 	if (rv != VIGIL_OK)
@@ -474,22 +520,21 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 		    (rv = dec_elem_float(d, a.hess, tp, "sum_hessian", o, &d->hess[head])) != VIGIL_OK)
 			return rv;
 		if (d->hess[head] < 0)
-			return dec_fail(d, VIGIL_ECORRUPT, "%s.sum_hessian[%u]: %g is negative", tp, o,
+			return dec_failat(d, VIGIL_ECORRUPT, tp, "sum_hessian", o, "%g is negative",
 			    (double)d->hess[head]);
 		if (l == -1) {
 			float *value = &d->mean[base + head];
 
 			if (r != -1)
-				return dec_fail(d, VIGIL_ECORRUPT,
-				    "%s.right_children[%u]: %" JSON_INTEGER_FORMAT
-				    " for a leaf (left child -1)", tp, o, r);
+				return dec_failat(d, VIGIL_ECORRUPT, tp, "right_children", o,
+				    "%" JSON_INTEGER_FORMAT
+				    " for a leaf (left child -1)", r);
 			rv = dec_elem_float(d, a.cond, tp, "split_conditions", o, value);
 			if (rv != VIGIL_OK)
 				return rv;
 			if (fabsf(*value) > MODEL_MAX_VALUE)
-				return dec_fail(d, VIGIL_ECORRUPT,
-				    "%s.split_conditions[%u]: leaf value %g out of range (|v| <= %g)", tp,
-				    o, (double)*value, (double)MODEL_MAX_VALUE);
+				return dec_failat(d, VIGIL_ECORRUPT, tp, "split_conditions", o,
+				    "leaf value %g out of range (|v| <= %g)", (double)*value, (double)MODEL_MAX_VALUE);
 			node->off = 0;
 			node->slot = 0;
 			node->thr = NAN;
@@ -498,28 +543,28 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 			continue;
 		}
 		if (l < 0 || l >= (json_int_t)n)
-			return dec_fail(d, VIGIL_ECORRUPT,
-			    "%s.left_children[%u]: child %" JSON_INTEGER_FORMAT
-			    " out of range (num_nodes %u)", tp, o, l, n);
+			return dec_failat(d, VIGIL_ECORRUPT, tp, "left_children", o,
+			    "child %" JSON_INTEGER_FORMAT
+			    " out of range (num_nodes %u)", l, n);
 		if (r < 0 || r >= (json_int_t)n)
-			return dec_fail(d, VIGIL_ECORRUPT,
-			    "%s.right_children[%u]: child %" JSON_INTEGER_FORMAT
-			    " out of range (num_nodes %u)", tp, o, r, n);
+			return dec_failat(d, VIGIL_ECORRUPT, tp, "right_children", o,
+			    "child %" JSON_INTEGER_FORMAT
+			    " out of range (num_nodes %u)", r, n);
 		if (d->seen[l])
-			return dec_fail(d, VIGIL_ECORRUPT,
-			    "%s.left_children[%u]: node %" JSON_INTEGER_FORMAT
-			    " is reached twice (a cycle or a shared child)", tp, o, l);
+			return dec_failat(d, VIGIL_ECORRUPT, tp, "left_children", o,
+			    "node %" JSON_INTEGER_FORMAT
+			    " is reached twice (a cycle or a shared child)", l);
 		d->seen[l] = 1;
 		if (d->seen[r])
-			return dec_fail(d, VIGIL_ECORRUPT,
-			    "%s.right_children[%u]: node %" JSON_INTEGER_FORMAT
-			    " is reached twice (a cycle or a shared child)", tp, o, r);
+			return dec_failat(d, VIGIL_ECORRUPT, tp, "right_children", o,
+			    "node %" JSON_INTEGER_FORMAT
+			    " is reached twice (a cycle or a shared child)", r);
 		d->seen[r] = 1;
 		if (d->depth[head] >= MODEL_MAX_DEPTH)
-			return dec_fail(d, VIGIL_ETOOBIG, "%s: deeper than %u splits", tp,
+			return dec_fail(d, VIGIL_ETOOBIG, tp, "deeper than %u splits",
 			    MODEL_MAX_DEPTH);
 		if (d->hess[head] == 0)
-			return dec_fail(d, VIGIL_ECORRUPT, "%s.sum_hessian[%u]: 0 at a split", tp, o);
+			return dec_failat(d, VIGIL_ECORRUPT, tp, "sum_hessian", o, "0 at a split");
 		rv = dec_split(d, tp, &a, o, nfeatures, node, &default_left);
 		if (rv != VIGIL_OK)
 			return rv;
@@ -531,8 +576,8 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 		d->queue[tail++] = (uint32_t)(default_left ? r : l);
 	}
 	if (n - tail != ndeleted)
-		return dec_fail(d, VIGIL_ECORRUPT,
-		    "%s: %u nodes unreachable from the root, tree_param.num_deleted is %u", tp,
+		return dec_fail(d, VIGIL_ECORRUPT, tp,
+		    "%u nodes unreachable from the root, tree_param.num_deleted is %u",
 		    n - tail, ndeleted);
 
 	/*
@@ -551,9 +596,8 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
 			m += d->mean[base + right] * d->hess[right];
 			m /= d->hess[p];
 			if (!(fabsf(m) <= MODEL_MAX_VALUE))
-				return dec_fail(d, VIGIL_ECORRUPT,
-				    "%s.sum_hessian[%u]: gives the node a mean value of %g (|v| <= %g)",
-				    tp, d->queue[p], (double)m, (double)MODEL_MAX_VALUE);
+				return dec_failat(d, VIGIL_ECORRUPT, tp, "sum_hessian", d->queue[p],
+				    "gives the node a mean value of %g (|v| <= %g)", (double)m, (double)MODEL_MAX_VALUE);
 			d->mean[base + p] = m;
 		}
 	}
@@ -570,7 +614,8 @@ dec_tree(struct dec *d, const json_t *tree, uint32_t t, uint32_t nfeatures, uint
  * categorical split's threshold is NaN), which JSON has not and jansson
  * refuses. If json has such tokens outside strings, *ret is a copy with each
  * of them as null, which the field readers report as "NaN or infinite";
- * else *ret is NULL. (Error columns of jansson then count in the copy.)
+ * else *ret is NULL. (Error lines and columns of jansson then count in the
+ * copy; dec_nonfinite_origin takes a position back to the input.)
  */
 static size_t
 dec_nonfinite_token(const char *s, size_t len, size_t i)
@@ -627,12 +672,44 @@ dec_nonfinite(struct dec *d, const char *s, size_t len, char **ret, size_t *ret_
 		if (copy == NULL) {
 			copy = malloc(len + count); /* "NaN" grows by one, the others shrink */
 			if (copy == NULL)
-				return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+				return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 		}
 	}
 	*ret = copy;
 	*ret_len = out;
 	return VIGIL_OK;
+}
+
+/* The offset in s[0..len) of offset pos of dec_nonfinite's copy of it (a
+ * position inside a token's "null" is taken into the token, capped at its end). */
+static uint64_t
+dec_nonfinite_origin(const char *s, size_t len, size_t pos)
+{
+	size_t i = 0, n, out = 0;
+	int in_str = 0, esc = 0;
+
+	while (i < len && out < pos) {
+		if (in_str) {
+			if (esc)
+				esc = 0;
+			else if (s[i] == '\\')
+				esc = 1;
+			else if (s[i] == '"')
+				in_str = 0;
+		} else if (s[i] == '"') {
+			in_str = 1;
+		} else if ((s[i] == 'N' || s[i] == 'I' || s[i] == '-') &&
+		    (n = dec_nonfinite_token(s, len, i)) > 0) {
+			if (pos - out < 4)
+				return i + (pos - out < n ? pos - out : n);
+			out += 4;
+			i += n;
+			continue;
+		}
+		i++;
+		out++;
+	}
+	return i + (pos - out); /* (out <= pos: a position past the copy's end stays past) */
 }
 
 /* version: [1, 7, patch]. */
@@ -648,19 +725,19 @@ dec_version(struct dec *d, const json_t *root)
 	if (rv != VIGIL_OK)
 		return rv;
 	if (json_array_size(v) != 3)
-		return dec_fail(d, VIGIL_ECORRUPT, "version: %zu elements, expected 3",
+		return dec_fail(d, VIGIL_ECORRUPT, "version", "%zu elements, expected 3",
 		    json_array_size(v));
 	for (i = 0; i < 3; i++) {
 		json_t *e = json_array_get(v, i);
 
 		if (!json_is_integer(e))
-			return dec_fail(d, VIGIL_ECORRUPT, "version[%zu]: expected an integer, not %s",
-			    i, dec_kind(e));
+			return dec_failat(d, VIGIL_ECORRUPT,
+			    "version", NULL, (uint32_t)i, "expected an integer, not %s", dec_kind(e));
 		x[i] = json_integer_value(e);
 	}
 	if (x[0] != 1 || x[1] != 7)
-		return dec_fail(d, VIGIL_EVERSION,
-		    "version: %" JSON_INTEGER_FORMAT ".%" JSON_INTEGER_FORMAT ".%" JSON_INTEGER_FORMAT
+		return dec_fail(d, VIGIL_EVERSION, "version",
+		    "%" JSON_INTEGER_FORMAT ".%" JSON_INTEGER_FORMAT ".%" JSON_INTEGER_FORMAT
 		    ", this evaluator reads XGBoost 1.7 models", x[0], x[1], x[2]);
 	return VIGIL_OK;
 }
@@ -683,8 +760,8 @@ dec_params(struct dec *d, const json_t *learner, model_forest *f)
 	if (rv != VIGIL_OK)
 		return rv;
 	if (strcmp(json_string_value(v), "binary:logistic") != 0)
-		return dec_fail(d, VIGIL_EINVAL,
-		    "learner.objective.name: \"%.40s\", only binary:logistic is served",
+		return dec_fail(d, VIGIL_EINVAL, "learner.objective.name",
+		    "\"%.40s\", only binary:logistic is served",
 		    json_string_value(v));
 
 	rv = dec_member(d, learner, "learner", "learner_model_param", JSON_OBJECT, &mp);
@@ -694,24 +771,26 @@ dec_params(struct dec *d, const json_t *learner, model_forest *f)
 	if (rv != VIGIL_OK)
 		return rv;
 	if (u != 0)
-		return dec_fail(d, VIGIL_EINVAL, P_MP ".num_class: %u, only binary models are served",
+		return dec_fail(d, VIGIL_EINVAL, P_MP
+		    ".num_class", "%u, only binary models are served",
 		    u);
 	if (json_object_get(mp, "num_target") != NULL) {
 		rv = dec_param_uint(d, mp, P_MP, "num_target", &u);
 		if (rv != VIGIL_OK)
 			return rv;
 		if (u != 1)
-			return dec_fail(d, VIGIL_EINVAL,
-			    P_MP ".num_target: %u, only single-target models are served", u);
+			return dec_fail(d, VIGIL_EINVAL, P_MP ".num_target",
+			    "%u, only single-target models are served", u);
 	}
 	rv = dec_param_uint(d, mp, P_MP, "num_feature", &u);
 	if (rv != VIGIL_OK)
 		return rv;
 	if (u > MODEL_MAX_FEATURES)
-		return dec_fail(d, VIGIL_ETOOBIG, P_MP ".num_feature: %u features, the cap is %u", u,
+		return dec_fail(d, VIGIL_ETOOBIG, P_MP
+		    ".num_feature", "%u features, the cap is %u", u,
 		    MODEL_MAX_FEATURES);
 	if (u == 0)
-		return dec_fail(d, VIGIL_EINVAL, P_MP ".num_feature: 0, a model needs a feature");
+		return dec_fail(d, VIGIL_EINVAL, P_MP ".num_feature", "0, a model needs a feature");
 	f->nfeatures = u;
 
 	rv = dec_member(d, mp, P_MP, "base_score", JSON_STRING, &v);
@@ -720,13 +799,13 @@ dec_params(struct dec *d, const json_t *learner, model_forest *f)
 	s = json_string_value(v);
 	base = strtof(s, &end);
 	if (*s == '\0' || *end != '\0' || !(base > 0.0f && base < 1.0f))
-		return dec_fail(d, VIGIL_ECORRUPT,
-		    P_MP ".base_score: \"%.40s\" is not a probability in (0, 1)", s);
+		return dec_fail(d, VIGIL_ECORRUPT, P_MP ".base_score",
+		    "\"%.40s\" is not a probability in (0, 1)", s);
 	/* XGBoost's LogisticClassification::ProbToMargin, in float32 */
 	f->base_margin = -logf(1.0f / base - 1.0f);
 	if (!(fabsf(f->base_margin) <= MODEL_MAX_VALUE)) /* a denormal base_score */
-		return dec_fail(d, VIGIL_ECORRUPT,
-		    P_MP ".base_score: \"%.40s\" gives no finite margin", s);
+		return dec_fail(d, VIGIL_ECORRUPT, P_MP ".base_score",
+		    "\"%.40s\" gives no finite margin", s);
 	return VIGIL_OK;
 }
 
@@ -740,14 +819,15 @@ dec_features(struct dec *d, const json_t *learner, model_forest *f)
 
 	names = json_object_get(learner, "feature_names");
 	if (names == NULL || (json_is_array(names) && json_array_size(names) == 0))
-		return dec_fail(d, VIGIL_EINVAL,
-		    "learner.feature_names: missing (the model must be trained with feature names)");
+		return dec_fail(d, VIGIL_EINVAL, "learner.feature_names",
+		    "missing (the model must be trained with feature names)");
 	if (!json_is_array(names))
-		return dec_fail(d, VIGIL_ECORRUPT, "learner.feature_names: expected an array, not %s",
+		return dec_fail(d, VIGIL_ECORRUPT,
+		    "learner.feature_names", "expected an array, not %s",
 		    dec_kind(names));
 	if (json_array_size(names) != f->nfeatures)
-		return dec_fail(d, VIGIL_ECORRUPT,
-		    "learner.feature_names: %zu names, " P_MP ".num_feature is %u",
+		return dec_fail(d, VIGIL_ECORRUPT, "learner.feature_names",
+		    "%zu names, " P_MP ".num_feature is %u",
 		    json_array_size(names), f->nfeatures);
 	for (i = 0; i < f->nfeatures; i++) {
 		json_t *v = json_array_get(names, i);
@@ -755,22 +835,22 @@ dec_features(struct dec *d, const json_t *learner, model_forest *f)
 		size_t len;
 
 		if (!json_is_string(v))
-			return dec_fail(d, VIGIL_ECORRUPT,
-			    "learner.feature_names[%u]: expected a string, not %s", i, dec_kind(v));
+			return dec_failat(d, VIGIL_ECORRUPT, "learner.feature_names", NULL, i,
+			    "expected a string, not %s", dec_kind(v));
 		s = json_string_value(v);
 		len = json_string_length(v);
 		if (len == 0 || len > MODEL_MAX_NAME)
-			return dec_fail(d, VIGIL_EINVAL,
-			    "learner.feature_names[%u]: %zu bytes, a name has 1 to %u", i, len,
+			return dec_failat(d, VIGIL_EINVAL, "learner.feature_names", NULL, i,
+			    "%zu bytes, a name has 1 to %u", len,
 			    MODEL_MAX_NAME);
 		for (j = 0; j < len; j++)
 			if ((unsigned char)s[j] < 0x20 || s[j] == 0x7f)
-				return dec_fail(d, VIGIL_EINVAL,
-				    "learner.feature_names[%u]: control character at byte %u", i, j);
+				return dec_failat(d, VIGIL_EINVAL, "learner.feature_names", NULL, i,
+				    "control character at byte %u", j);
 		for (j = 0; j < i; j++)
 			if (strcmp(s, json_string_value(json_array_get(names, j))) == 0)
-				return dec_fail(d, VIGIL_EINVAL,
-				    "learner.feature_names[%u]: \"%s\" is also feature_names[%u]", i, s,
+				return dec_failat(d, VIGIL_EINVAL, "learner.feature_names", NULL, i,
+				    "\"%s\" is also feature_names[%u]", s,
 				    j);
 		total += len + 1;
 	}
@@ -778,29 +858,30 @@ dec_features(struct dec *d, const json_t *learner, model_forest *f)
 	types = json_object_get(learner, "feature_types");
 	if (types != NULL) {
 		if (!json_is_array(types))
-			return dec_fail(d, VIGIL_ECORRUPT,
-			    "learner.feature_types: expected an array, not %s", dec_kind(types));
+			return dec_fail(d, VIGIL_ECORRUPT, "learner.feature_types",
+			    "expected an array, not %s", dec_kind(types));
 		if (json_array_size(types) != 0 && json_array_size(types) != f->nfeatures)
-			return dec_fail(d, VIGIL_ECORRUPT,
-			    "learner.feature_types: %zu types, " P_MP ".num_feature is %u",
+			return dec_fail(d, VIGIL_ECORRUPT, "learner.feature_types",
+			    "%zu types, " P_MP ".num_feature is %u",
 			    json_array_size(types), f->nfeatures);
 		for (i = 0; i < json_array_size(types); i++) {
 			json_t *v = json_array_get(types, i);
 
 			if (!json_is_string(v))
-				return dec_fail(d, VIGIL_ECORRUPT,
-				    "learner.feature_types[%u]: expected a string, not %s", i,
+				return dec_failat(d, VIGIL_ECORRUPT,
+				    "learner.feature_types", NULL, i,
+				    "expected a string, not %s",
 				    dec_kind(v));
 			if (strcmp(json_string_value(v), "c") == 0)
-				return dec_fail(d, VIGIL_EINVAL,
-				    "learner.feature_types[%u]: categorical (\"c\"), not supported", i);
+				return dec_failat(d, VIGIL_EINVAL, "learner.feature_types", NULL, i,
+				    "categorical (\"c\"), not supported");
 		}
 	}
 
 	f->names = calloc(f->nfeatures, sizeof *f->names);
 	f->names_buf = malloc(total);
 	if (f->names == NULL || f->names_buf == NULL)
-		return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+		return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 	for (i = 0; i < f->nfeatures; i++) {
 		json_t *v = json_array_get(names, i);
 		size_t len = json_string_length(v);
@@ -827,7 +908,7 @@ dec_pad_terms(struct dec *d, model_forest *f)
 	f->block_terms = calloc(f->nblocks ? f->nblocks : 1, 1);
 	f->term_start = malloc((size_t)d->nnodes * sizeof *f->term_start);
 	if (f->block_terms == NULL || f->term_start == NULL)
-		return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+		return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 	for (b = 0; b < f->nblocks; b++) {
 		uint32_t first = f->root[b * MODEL_BLOCK];
 		uint32_t end = b + 1 < f->nblocks ? f->root[(b + 1) * MODEL_BLOCK] : pad_leaf;
@@ -847,12 +928,12 @@ dec_pad_terms(struct dec *d, model_forest *f)
 	if (f->nblocks > 0)
 		total += f->block_terms[f->nblocks - 1];
 	if (total > MODEL_MAX_TERMS)
-		return dec_fail(d, VIGIL_ETOOBIG,
-		    P_M ".trees: more than %u contribution terms in all (leaves x distinct features "
+		return dec_fail(d, VIGIL_ETOOBIG, P_M ".trees",
+		    "more than %u contribution terms in all (leaves x distinct features "
 		    "on their paths)", MODEL_MAX_TERMS);
 	f->term = malloc((size_t)(total ? total : 1) * sizeof *f->term);
 	if (f->term == NULL)
-		return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+		return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 	for (b = 0; b <= f->nblocks; b++) {
 		uint32_t first = b < f->nblocks ? f->root[b * MODEL_BLOCK] : pad_leaf;
 		uint32_t end = b + 1 < f->nblocks ? f->root[(b + 1) * MODEL_BLOCK] :
@@ -893,7 +974,7 @@ dec_booster(struct dec *d, const json_t *learner, model_forest *f)
 	if (rv != VIGIL_OK)
 		return rv;
 	if (strcmp(json_string_value(name), "gbtree") != 0)
-		return dec_fail(d, VIGIL_EINVAL, P_GB ".name: \"%.40s\", only gbtree is served",
+		return dec_fail(d, VIGIL_EINVAL, P_GB ".name", "\"%.40s\", only gbtree is served",
 		    json_string_value(name));
 	if ((rv = dec_member(d, gb, P_GB, "model", JSON_OBJECT, &model)) != VIGIL_OK ||
 	    (rv = dec_member(d, model, P_M, "gbtree_model_param", JSON_OBJECT, &mparam)) != VIGIL_OK ||
@@ -901,17 +982,17 @@ dec_booster(struct dec *d, const json_t *learner, model_forest *f)
 	    (rv = dec_member(d, model, P_M, "tree_info", JSON_ARRAY, &info)) != VIGIL_OK)
 		return rv;
 	if (json_array_size(trees) > MODEL_MAX_TREES)
-		return dec_fail(d, VIGIL_ETOOBIG, P_M ".trees: %zu trees, the cap is %u",
+		return dec_fail(d, VIGIL_ETOOBIG, P_M ".trees", "%zu trees, the cap is %u",
 		    json_array_size(trees), MODEL_MAX_TREES);
 	ntrees = (uint32_t)json_array_size(trees);
 	rv = dec_param_uint(d, mparam, P_M ".gbtree_model_param", "num_trees", &t);
 	if (rv != VIGIL_OK)
 		return rv;
 	if (t != ntrees)
-		return dec_fail(d, VIGIL_ECORRUPT,
-		    P_M ".gbtree_model_param.num_trees: %u, but trees has %u elements", t, ntrees);
+		return dec_fail(d, VIGIL_ECORRUPT, P_M ".gbtree_model_param.num_trees",
+		    "%u, but trees has %u elements", t, ntrees);
 	if (json_array_size(info) != ntrees)
-		return dec_fail(d, VIGIL_ECORRUPT, P_M ".tree_info: %zu elements, expected %u",
+		return dec_fail(d, VIGIL_ECORRUPT, P_M ".tree_info", "%zu elements, expected %u",
 		    json_array_size(info), ntrees);
 	for (t = 0; t < ntrees; t++) {
 		json_int_t g;
@@ -920,9 +1001,9 @@ dec_booster(struct dec *d, const json_t *learner, model_forest *f)
 		if (rv != VIGIL_OK)
 			return rv;
 		if (g != 0)
-			return dec_fail(d, VIGIL_EINVAL,
-			    P_M ".tree_info[%u]: group %" JSON_INTEGER_FORMAT
-			    ", only one output group is served", t, g);
+			return dec_failat(d, VIGIL_EINVAL, P_M ".tree_info", NULL, t,
+			    "group %" JSON_INTEGER_FORMAT
+			    ", only one output group is served", g);
 	}
 
 	f->ntrees = ntrees;
@@ -931,7 +1012,7 @@ dec_booster(struct dec *d, const json_t *learner, model_forest *f)
 	f->root = malloc((size_t)(nslots ? nslots : 1) * sizeof *f->root);
 	f->block_depth = calloc(f->nblocks ? f->nblocks : 1, 1);
 	if (f->root == NULL || f->block_depth == NULL)
-		return dec_fail(d, VIGIL_ENOMEM, "out of memory");
+		return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 	for (t = 0; t < ntrees; t++) {
 		uint8_t depth = 0;
 		uint8_t *bd = &f->block_depth[t / MODEL_BLOCK];
@@ -986,12 +1067,12 @@ model_forest_decode(const void *json, size_t len, model_forest **ret_forest,
 	size_t copy_len = 0;
 	vigil_err rv;
 
-	if (reterr_diag != NULL)
-		reterr_diag->msg[0] = '\0';
+	vigil_errinfo_clear(reterr_diag);
 	if ((json == NULL && len > 0) || ret_forest == NULL)
-		return dec_fail(&d, VIGIL_EINVAL, "model_forest_decode: no input or no result pointer");
+		return dec_fail(&d, VIGIL_EINVAL, NULL,
+		    "model_forest_decode: no input or no result pointer");
 	if (len > MODEL_MAX_JSON)
-		return dec_fail(&d, VIGIL_ETOOBIG, "JSON: %zu bytes, the cap is %u", len,
+		return dec_fail(&d, VIGIL_ETOOBIG, NULL, "JSON: %zu bytes, the cap is %u", len,
 		    MODEL_MAX_JSON);
 	rv = dec_nonfinite(&d, json != NULL ? json : "", len, &copy, &copy_len);
 	if (rv != VIGIL_OK)
@@ -1002,12 +1083,16 @@ model_forest_decode(const void *json, size_t len, model_forest **ret_forest,
 		root = json_loadb(json != NULL ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		rv = dec_fail(&d, json_error_code(&jerr) == json_error_out_of_memory ?
-		    VIGIL_ENOMEM : VIGIL_ECORRUPT, "JSON: line %d, column %d: %s", jerr.line,
+		    VIGIL_ENOMEM : VIGIL_ECORRUPT, NULL, "JSON: line %d, column %d: %s", jerr.line,
 		    jerr.column, jerr.text);
+		if (reterr_diag != NULL && jerr.position >= 0)
+			reterr_diag->offset = copy == NULL ? (uint64_t)jerr.position :
+			    dec_nonfinite_origin(json, len, (size_t)jerr.position);
 		goto out;
 	}
 	if (!json_is_object(root)) {
-		rv = dec_fail(&d, VIGIL_ECORRUPT, "JSON: expected an object, not %s", dec_kind(root));
+		rv = dec_fail(&d, VIGIL_ECORRUPT, NULL,
+		    "JSON: expected an object, not %s", dec_kind(root));
 		goto out;
 	}
 	rv = dec_version(&d, root);
@@ -1018,7 +1103,7 @@ model_forest_decode(const void *json, size_t len, model_forest **ret_forest,
 		goto out;
 	f = calloc(1, sizeof *f);
 	if (f == NULL) {
-		rv = dec_fail(&d, VIGIL_ENOMEM, "out of memory");
+		rv = dec_fail(&d, VIGIL_ENOMEM, NULL, "out of memory");
 		goto out;
 	}
 	if ((rv = dec_params(&d, learner, f)) != VIGIL_OK ||

@@ -46,12 +46,20 @@ extern "C" {
  * without locks. Free with model_forest_free(). */
 typedef struct model_forest model_forest;
 
-/* Why a decode failed: one line of UTF-8 naming the JSON path (from the
- * document root, e.g. "learner.gradient_booster.model.trees[3].left_children[17]")
- * or the byte position of a JSON syntax error, then what is wrong. */
-typedef struct model_diag {
-	char msg[256];
-} model_diag;
+/*
+ * Why a decode failed, in common's vigil_errinfo shape:
+ *   field   the JSON path of the value at fault, from the document root
+ *           ("learner.gradient_booster.model.trees[3].left_children[17]");
+ *           "" when the error is about no one value (JSON syntax, size, memory)
+ *   offset  for a JSON syntax error, the byte offset in the input where the
+ *           parser stopped (just past the offending token; the input's length
+ *           at a premature end); VIGIL_NOPOS otherwise
+ *   msg     one line of UTF-8: "path: what is wrong" (the path first, as it is
+ *           printed), or "JSON: line L, column C: ..." for a syntax error
+ *   file, line, col: not filled (the decoder is given bytes, not a file).
+ * Print it with vigil_errinfo_format().
+ */
+typedef vigil_errinfo model_diag;
 
 /*
  * Decodes json[0..len), an XGBoost model as XGBoosterSaveModelToBuffer with

@@ -1417,7 +1417,8 @@ ar_cleanup(const char *dir, store_diag *reterr)
 		for (size_t k = 0; k < 2; k++) {
 			snprintf(path, sizeof path, "%s/%s%s", dir, ents[i].base, tmps[k]);
 			if (unlink(path) != 0 && errno != ENOENT) {
-				store_diag_set(reterr, "%s: cannot remove: %s", path, strerror(errno));
+				store_diag_at(reterr, path, VIGIL_NOPOS, NULL,
+				    "cannot remove: %s", strerror(errno));
 				rv = VIGIL_EIO;
 				goto out;
 			}
@@ -1425,7 +1426,8 @@ ar_cleanup(const char *dir, store_diag *reterr)
 		if (ents[i].has_log && ents[i].has_zst) {
 			snprintf(path, sizeof path, "%s/%s.log.zst", dir, ents[i].base);
 			if (unlink(path) != 0 && errno != ENOENT) {
-				store_diag_set(reterr, "%s: cannot remove: %s", path, strerror(errno));
+				store_diag_at(reterr, path, VIGIL_NOPOS, NULL,
+				    "cannot remove: %s", strerror(errno));
 				rv = VIGIL_EIO;
 				goto out;
 			}
@@ -1525,7 +1527,8 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 			fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
 			if (fd < 0 || fstat(fd, &st) != 0) {
 				rv = vigil_err_from_errno(errno);
-				store_diag_set(reterr, "%s: cannot open segment: %s", path, strerror(errno));
+				store_diag_at(reterr, path, VIGIL_NOPOS, NULL,
+				    "cannot open segment: %s", strerror(errno));
 				if (fd >= 0)
 					close(fd);
 				goto out;
@@ -1541,8 +1544,9 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 					rec->torn_records = ar_count_torn(fd, valid_end, data_end);
 				}
 				if (ftruncate(fd, (off_t)valid_end) != 0 || fdatasync(fd) != 0) {
-					store_diag_set(reterr, "%s: cannot truncate torn tail at offset %llu: %s",
-					    path, (unsigned long long)valid_end, strerror(errno));
+					store_diag_at(reterr, path, VIGIL_NOPOS, NULL,
+					    "cannot truncate torn tail at offset %llu: %s",
+					    (unsigned long long)valid_end, strerror(errno));
 					close(fd);
 					rv = VIGIL_EIO;
 					goto out;
@@ -1641,12 +1645,13 @@ store_archive_open(const char *dir, const store_archive_opts *opts, store_archiv
 	ar->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (ar->lockfd < 0) {
 		rv = vigil_err_from_errno(errno);
-		store_diag_set(reterr, "%s: cannot open: %s", path, strerror(errno));
+		store_diag_at(reterr, path, VIGIL_NOPOS, NULL, "cannot open: %s", strerror(errno));
 		goto out;
 	}
 	if (flock(ar->lockfd, LOCK_EX | LOCK_NB) != 0) {
 		rv = errno == EWOULDBLOCK ? VIGIL_EBUSY : vigil_err_from_errno(errno);
-		store_diag_set(reterr, "%s: archive is locked by another writer", path);
+		store_diag_at(reterr, path, VIGIL_NOPOS, NULL,
+		    "archive is locked by another writer");
 		goto out;
 	}
 	rv = ar_recover(ar, &rec, reterr);
@@ -1984,7 +1989,8 @@ ar_remove_segment(store_archive *ar, const char *base, store_diag *reterr)
 	for (size_t k = 0; k < 3; k++) {
 		snprintf(path, sizeof path, "%s/%s%s", ar->dir, base, sfx[k]);
 		if (unlink(path) != 0 && errno != ENOENT) {
-			store_diag_set(reterr, "%s: cannot remove: %s", path, strerror(errno));
+			store_diag_at(reterr, path, VIGIL_NOPOS, NULL,
+			    "cannot remove: %s", strerror(errno));
 			return VIGIL_EIO;
 		}
 	}

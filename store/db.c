@@ -664,17 +664,22 @@ db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
 			continue;
 		rv = store_scored_decode(r.payload, r.len, rc->rec, reterr);
 		if (rv != VIGIL_OK) {
-			char why[sizeof reterr->msg];
+			char why[sizeof reterr->msg], seg[sizeof reterr->info.file];
 
 			snprintf(why, sizeof why, "%s", reterr ? reterr->msg : "");
-			store_diag_set(reterr, "archive/%s:%" PRIu64 ": scored record does not decode: %s",
-			    r.segment, r.offset, why);
+			snprintf(seg, sizeof seg, "archive/%s", r.segment);
+			store_diag_at(reterr, seg, r.offset, NULL,
+			    "scored record does not decode: %s",
+			    why);
 			goto out;
 		}
 		rv = live_replay(db->lv, rc->rec);
 		if (rv != VIGIL_OK) {
-			store_diag_set(reterr, "archive/%s:%" PRIu64 ": replaying into live state: %s",
-			    r.segment, r.offset, vigil_strerror(rv));
+			char seg[sizeof reterr->info.file];
+
+			snprintf(seg, sizeof seg, "archive/%s", r.segment);
+			store_diag_at(reterr, seg, r.offset, NULL, "replaying into live state: %s",
+			    vigil_strerror(rv));
 			goto out;
 		}
 		if (rc->rec->txn.event_time_ms > rc->max_t)
@@ -882,8 +887,10 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
 	}
 	if (ret_recovery != NULL)
 		*ret_recovery = rec;
-	if (reterr != NULL)
-		snprintf(reterr->msg, sizeof reterr->msg, "%s", note);
+	if (reterr != NULL && note[0] != '\0')
+		store_diag_set(reterr, "%s", note);
+	else if (reterr != NULL)
+		reterr->msg[0] = '\0';
 	*ret_db = db;
 	db = NULL;
 	rv = VIGIL_OK;

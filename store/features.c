@@ -54,6 +54,15 @@
 #define GEN_CHECKSUM_FILE  "CHECKSUM"
 #define GEN_CHECKSUMS_FROM "CHECKSUMS_FROM"
 #define GEN_CHECKSUM_HEX   32          /* XXH3-128 in hex */
+
+/* A generation's error: store_diag_at with file "features/NAME" (name:
+ * "gen-NNNNNN") and key (NULL: none) as its field. */
+#define GEN_DIAG(d, name, key, ...)                                                     \
+	do {                                                                             \
+		char gen_diag_file_[48];                                                 \
+		snprintf(gen_diag_file_, sizeof gen_diag_file_, "features/%s", (name));  \
+		store_diag_at((d), gen_diag_file_, VIGIL_NOPOS, (key), __VA_ARGS__);     \
+	} while (0)
 #define GEN_VERIFY_BUF     (1u << 20)  /* read size while verifying */
 
 enum { DBI_CARD, DBI_MERCHANT, DBI_TERMINAL, DBI_THRESHOLD, DBI_META };
@@ -960,7 +969,7 @@ gen_checksum_read(const char *gendir, const char *name, char hex[GEN_CHECKSUM_HE
 	int               fd, e;
 
 	if (path_join(path, sizeof path, gendir, GEN_CHECKSUM_FILE) != VIGIL_OK) {
-		store_diag_set(reterr, "features/%s: path too long", name);
+		GEN_DIAG(reterr, name, NULL, "path too long");
 		return VIGIL_ETOOBIG;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -968,14 +977,14 @@ gen_checksum_read(const char *gendir, const char *name, char hex[GEN_CHECKSUM_HE
 		e = errno;
 		if (e == ENOENT)
 			return VIGIL_ENOTFOUND;
-		store_diag_set(reterr, "features/%s: " GEN_CHECKSUM_FILE ": %s", name, strerror(e));
+		GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE ": %s", strerror(e));
 		return gen_io_err(e);
 	}
 	n = read(fd, buf, sizeof buf - 1);
 	e = errno;
 	close(fd);
 	if (n < 0) {
-		store_diag_set(reterr, "features/%s: " GEN_CHECKSUM_FILE ": %s", name, strerror(e));
+		GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE ": %s", strerror(e));
 		return gen_io_err(e);
 	}
 	buf[n] = '\0';
@@ -983,8 +992,8 @@ gen_checksum_read(const char *gendir, const char *name, char hex[GEN_CHECKSUM_HE
 	    strspn(buf, "0123456789abcdef") != GEN_CHECKSUM_HEX ||
 	    memcmp(buf + GEN_CHECKSUM_HEX, tail, sizeof tail - 1) != 0) {
 		vigil_utf8_line(buf);
-		store_diag_set(reterr, "features/%s: " GEN_CHECKSUM_FILE " is malformed: expected "
-		    "\"<32 hex digits>  " GEN_DATA_FILE "\", got \"%.48s\"", name, buf);
+		GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE " is malformed: expected "
+		    "\"<32 hex digits>  " GEN_DATA_FILE "\", got \"%.48s\"", buf);
 		return VIGIL_ECORRUPT;
 	}
 	memcpy(hex, buf, GEN_CHECKSUM_HEX);
@@ -1013,19 +1022,19 @@ gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t gene
 	vigil_err     rv;
 
 	if (path_join(data, sizeof data, gendir, GEN_DATA_FILE) != VIGIL_OK) {
-		store_diag_set(reterr, "features/%s: path too long", name);
+		GEN_DIAG(reterr, name, NULL, "path too long");
 		return VIGIL_ETOOBIG;
 	}
 	fd = open(data, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		e = errno;
 		rv = gen_io_err(e);
-		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE ": %s", name, strerror(e));
+		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE ": %s", strerror(e));
 		goto out;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		rv = VIGIL_ECORRUPT;
-		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE " is not a regular file", name);
+		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE " is not a regular file");
 		goto out;
 	}
 	rv = gen_checksum_read(gendir, name, want, reterr);
@@ -1036,8 +1045,8 @@ gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t gene
 
 			gen_name(from, fname, sizeof fname);
 			rv = VIGIL_ECORRUPT;
-			store_diag_set(reterr, "features/%s: " GEN_CHECKSUM_FILE " is missing (every "
-			    "generation from %s on has one: features/" GEN_CHECKSUMS_FROM ")", name,
+			GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE " is missing (every "
+			    "generation from %s on has one: features/" GEN_CHECKSUMS_FROM ")",
 			    fname);
 			goto out;
 		}
@@ -1050,7 +1059,7 @@ gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t gene
 	e = gen_hash_fd(fd, &h, &bytes);
 	if (e != 0) {
 		rv = gen_io_err(e);
-		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE ": read: %s", name, strerror(e));
+		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE ": read: %s", strerror(e));
 		goto out;
 	}
 	gen_hex(&h, got);
@@ -1064,8 +1073,8 @@ gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t gene
 	if ((uint64_t)st.st_size != bytes || fstat(fd, &st) != 0 ||
 	    (uint64_t)st.st_size != bytes) {
 		rv = VIGIL_ECORRUPT;
-		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE " changed size while it was "
-		    "verified", name);
+		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE " changed size while it was "
+		    "verified");
 		goto out;
 	}
 	verified = true;
@@ -1572,19 +1581,19 @@ gen_check_table(store_gen *g, MDB_txn *txn, int dbi, uint16_t want, store_diag *
 		goto out;
 	if (rc != 0) {
 		rv = gen_open_err(rc);
-		store_diag_set(reterr, "features/%s: table %s: %s", g->name, gen_dbi_names[dbi],
+		GEN_DIAG(reterr, g->name, NULL, "table %s: %s", gen_dbi_names[dbi],
 		    mdb_strerror(rc));
 		goto out;
 	}
 	ver = val_version(v.mv_data, v.mv_size);
 	if (ver != want) {
-		int klen = (int)(k.mv_size > 64 ? 64 : k.mv_size);
+		char key[65];
 
+		snprintf(key, sizeof key, "%.*s", (int)(k.mv_size > 64 ? 64 : k.mv_size),
+		    (const char *)k.mv_data);
 		rv = VIGIL_EVERSION;
-		store_diag_set(reterr,
-		    "features/%s: table %s, key \"%.*s\": value layout version %u is not known "
-		    "(this build reads version %u)",
-		    g->name, gen_dbi_names[dbi], klen, (const char *)k.mv_data, ver, want);
+		GEN_DIAG(reterr, g->name, key, "table %s, key \"%s\": value layout version %u is "
+		    "not known (this build reads version %u)", gen_dbi_names[dbi], key, ver, want);
 	}
 out:
 	if (cur != NULL)
@@ -1620,7 +1629,7 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 	}
 	if (generation == 0 || stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		rv = VIGIL_ENOTFOUND;
-		store_diag_set(reterr, "features/%s: no such generation (%s)", g->name, path);
+		GEN_DIAG(reterr, g->name, NULL, "no such generation (%s)", path);
 		goto out;
 	}
 	/* Every byte LMDB could map is checked first: a damaged page is
@@ -1639,7 +1648,7 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 	    (rc = mdb_env_open(g->env, path,
 	        MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS | MDB_NORDAHEAD, 0644)) != 0) {
 		rv = gen_open_err(rc);
-		store_diag_set(reterr, "features/%s: LMDB: %s", g->name, mdb_strerror(rc));
+		GEN_DIAG(reterr, g->name, NULL, "LMDB: %s", mdb_strerror(rc));
 		goto out;
 	}
 	/* The file LMDB opened must be the one verified, and hold every page
@@ -1647,29 +1656,29 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 	if (mdb_env_get_fd(g->env, &fd) != 0 || fstat(fd, &ost) != 0 ||
 	    ost.st_dev != vst.st_dev || ost.st_ino != vst.st_ino || ost.st_size != vst.st_size) {
 		rv = VIGIL_ECORRUPT;
-		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE " was replaced while it was "
-		    "verified", g->name);
+		GEN_DIAG(reterr, g->name, NULL, GEN_DATA_FILE " was replaced while it was "
+		    "verified");
 		goto out;
 	}
 	if (mdb_env_info(g->env, &info) != 0 || mdb_env_stat(g->env, &ms) != 0 ||
 	    ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize > (uint64_t)vst.st_size) {
 		rv = VIGIL_ECORRUPT;
-		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE " is truncated: %llu bytes, "
-		    "its meta page counts %llu pages of %u", g->name, (unsigned long long)vst.st_size,
+		GEN_DIAG(reterr, g->name, NULL, GEN_DATA_FILE " is truncated: %llu bytes, "
+		    "its meta page counts %llu pages of %u", (unsigned long long)vst.st_size,
 		    (unsigned long long)info.me_last_pgno + 1, ms.ms_psize);
 		goto out;
 	}
 	rc = mdb_txn_begin(g->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0) {
 		rv = gen_open_err(rc);
-		store_diag_set(reterr, "features/%s: LMDB: %s", g->name, mdb_strerror(rc));
+		GEN_DIAG(reterr, g->name, NULL, "LMDB: %s", mdb_strerror(rc));
 		goto out;
 	}
 	for (int i = 0; i < GEN_NDBI; i++) {
 		rc = mdb_dbi_open(txn, gen_dbi_names[i], 0, &g->dbi[i]);
 		if (rc != 0) {
 			rv = gen_open_err(rc);
-			store_diag_set(reterr, "features/%s: table %s: %s", g->name, gen_dbi_names[i],
+			GEN_DIAG(reterr, g->name, NULL, "table %s: %s", gen_dbi_names[i],
 			    mdb_strerror(rc));
 			goto out;
 		}
@@ -1677,33 +1686,33 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 	rc = mdb_get(txn, g->dbi[DBI_META], &k, &v);
 	if (rc != 0) {
 		rv = gen_open_err(rc);
-		store_diag_set(reterr, "features/%s: table meta, key \"meta\": %s", g->name,
+		GEN_DIAG(reterr, g->name, "meta", "table meta, key \"meta\": %s",
 		    mdb_strerror(rc));
 		goto out;
 	}
 	rv = meta_decode(v.mv_data, v.mv_size, &g->meta, &lay);
 	if (rv == VIGIL_EVERSION) {
-		store_diag_set(reterr, "features/%s: table meta: value layout version %u is not known "
-		    "(this build reads version %u)", g->name, val_version(v.mv_data, v.mv_size),
+		GEN_DIAG(reterr, g->name, NULL, "table meta: value layout version %u is not known "
+		    "(this build reads version %u)", val_version(v.mv_data, v.mv_size),
 		    STORE_META_LAYOUT);
 		goto out;
 	}
 	if (rv != VIGIL_OK) {
-		store_diag_set(reterr, "features/%s: table meta: malformed value (%zu bytes)", g->name,
+		GEN_DIAG(reterr, g->name, NULL, "table meta: malformed value (%zu bytes)",
 		    v.mv_size);
 		goto out;
 	}
 	if (lay.card != STORE_CARD_LAYOUT || lay.entity != STORE_ENTITY_LAYOUT ||
 	    lay.threshold != STORE_THRESHOLD_LAYOUT) {
 		rv = VIGIL_EVERSION;
-		store_diag_set(reterr, "features/%s: value layouts card %u, entity %u, threshold %u "
-		    "are not known (this build reads %u, %u, %u)", g->name, lay.card, lay.entity,
+		GEN_DIAG(reterr, g->name, NULL, "value layouts card %u, entity %u, threshold %u "
+		    "are not known (this build reads %u, %u, %u)", lay.card, lay.entity,
 		    lay.threshold, STORE_CARD_LAYOUT, STORE_ENTITY_LAYOUT, STORE_THRESHOLD_LAYOUT);
 		goto out;
 	}
 	if (g->meta.generation != generation) {
 		rv = VIGIL_ECORRUPT;
-		store_diag_set(reterr, "features/%s: meta names generation %" PRIu64, g->name,
+		GEN_DIAG(reterr, g->name, NULL, "meta names generation %" PRIu64,
 		    g->meta.generation);
 		goto out;
 	}
@@ -1717,7 +1726,7 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 	txn = NULL;
 	if (rc != 0) {
 		rv = gen_open_err(rc);
-		store_diag_set(reterr, "features/%s: LMDB: %s", g->name, mdb_strerror(rc));
+		GEN_DIAG(reterr, g->name, NULL, "LMDB: %s", mdb_strerror(rc));
 		goto out;
 	}
 	*ret_g = g;

@@ -512,7 +512,7 @@ struct live {
 	pthread_mutex_t wm_mu;
 	_Atomic int64_t wm;
 	_Atomic uint64_t ncards, nents, nevents, ndd, nlate;
-	_Atomic uint64_t commits, sweep_cursor;
+	_Atomic uint64_t commits, sweep_cursor, dd_sweep_cursor;
 	store_outcome   replay_prior; /* live_replay's scratch (single-threaded) */
 	pthread_mutex_t dd_wait_mu;  /* live_dedupe_wait sleeps on dd_wait_cv */
 	pthread_cond_t  dd_wait_cv;
@@ -2374,6 +2374,34 @@ sweep_step(live *lv, int64_t cutoff)
 	sweep_dedupe(lv, (uint32_t)(i % LIVE_DEDUPE_STRIPES));
 }
 
+/*
+ * The idempotency records are most of the live state (one per transaction
+ * of the dedupe horizon, the cards one per card), and one stripe of 4096
+ * per step left a full pass to take 2M commits: records long past the
+ * horizon stayed (an offline replay of 815k rows kept them all, ~75 MB of
+ * its 120 MB peak). So each step also sweeps enough idempotency stripes
+ * that every commit pays for about LIVE_DD_SWEEP_VISITS map slots: a pass
+ * takes about (map slots / LIVE_DD_SWEEP_VISITS) commits, a fraction of
+ * the records it keeps, whatever the traffic rate. Below
+ * LIVE_DD_SWEEP_FROM records (a few MB) nothing extra: there the waste is
+ * small and most stripes would be scanned empty. Between 0 and
+ * LIVE_DEDUPE_STRIPES - 1 stripes besides sweep_step's one.
+ */
+static uint32_t
+dd_sweep_extra(live *lv)
+{
+	uint64_t ndd = atomic_load_explicit(&lv->ndd, memory_order_relaxed);
+	/* map slots per stripe (the maps stay under 3/4 full): 16 or more here */
+	uint64_t per = 2 * ndd / LIVE_DEDUPE_STRIPES;
+	uint64_t n;
+
+	if (ndd < LIVE_DD_SWEEP_FROM)
+		return 0;
+	n = (uint64_t)LIVE_SWEEP_EVERY * LIVE_DD_SWEEP_VISITS / per;
+
+	return n >= LIVE_DEDUPE_STRIPES ? LIVE_DEDUPE_STRIPES - 1 : (uint32_t)(n > 0 ? n - 1 : 0);
+}
+
 void
 live_sweep_maybe(live *lv)
 {
@@ -2386,6 +2414,11 @@ live_sweep_maybe(live *lv)
 	if (cutoff == INT64_MIN)
 		return;
 	sweep_step(lv, cutoff);
+	for (uint32_t k = dd_sweep_extra(lv); k > 0; k--) {
+		uint64_t i = atomic_fetch_add_explicit(&lv->dd_sweep_cursor, 1, memory_order_relaxed);
+
+		sweep_dedupe(lv, (uint32_t)(i % LIVE_DEDUPE_STRIPES));
+	}
 }
 
 void

@@ -33,6 +33,8 @@
 #define LIVE_ENT_CAP         65536  /* events per merchant/terminal/device/IP (docs) */
 #define LIVE_SET_SLOTS       16384  /* distinct-set scratch; saturates at 3/4 */
 #define LIVE_SWEEP_EVERY     512    /* commits per incremental sweep step */
+#define LIVE_DD_SWEEP_VISITS 4      /* idempotency-map slots swept per commit (live_sweep_maybe) */
+#define LIVE_DD_SWEEP_FROM   (8 * LIVE_DEDUPE_STRIPES) /* ... from this many records on */
 
 typedef struct live live;
 typedef struct live_scratch live_scratch;
@@ -248,7 +250,10 @@ int64_t live_watermark(live *lv); /* INT64_MIN before the first event */
  * that cannot be allocated is skipped (counted in docs as a degradation). */
 void live_apply(live *lv, const vigil_txn *txn, const live_keys *k);
 
-/* One incremental step of expiry (no locks held by the caller). */
+/* Counts a commit; every LIVE_SWEEP_EVERY-th runs one incremental step of
+ * expiry, plus (from LIVE_DD_SWEEP_FROM records on) as many idempotency
+ * stripes as make about LIVE_DD_SWEEP_VISITS map slots per commit (no
+ * locks held by the caller). */
 void live_sweep_maybe(live *lv);
 /* n incremental steps at once (store_db_maintain, from a timer): each
  * sweeps the next stripe of every table, locking one stripe at a time. */

@@ -401,12 +401,13 @@ rd_seg_open(store_reader *rd, const char *path, const char *name, bool zst, bool
 	rd->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (rd->fd < 0) {
 		int e = errno;
-		store_diag_set(reterr, "%s: cannot open segment: %s", path, strerror(e));
+		store_diag_at(reterr, path, VIGIL_NOPOS, NULL,
+		    "cannot open segment: %s", strerror(e));
 		return vigil_err_from_errno(e);
 	}
 	/* A device or FIFO could feed bytes forever. */
 	if (fstat(rd->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		store_diag_set(reterr, "%s: not a regular file", path);
+		store_diag_at(reterr, path, VIGIL_NOPOS, NULL, "not a regular file");
 		close(rd->fd);
 		rd->fd = -1;
 		return VIGIL_EINVAL;
@@ -531,7 +532,7 @@ rd_zread(store_reader *rd, store_diag *reterr)
 		n = pread(rd->fd, rd->zf, z->csize, (off_t)z->coff);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		store_diag_set(reterr, "%s: read: %s", rd->path, strerror(errno));
+		store_diag_at(reterr, rd->path, VIGIL_NOPOS, NULL, "read: %s", strerror(errno));
 		return VIGIL_EIO;
 	}
 	rd->zi++;
@@ -587,7 +588,8 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 	if (rd->zds == NULL || rd->zin_eof) {
 		ssize_t r = rd_read_fd(rd->fd, rd->buf + rd->end, rd->cap - rd->end);
 		if (r < 0) {
-			store_diag_set(reterr, "%s: read: %s", rd->path, strerror(errno));
+			store_diag_at(reterr, rd->path, VIGIL_NOPOS, NULL,
+			    "read: %s", strerror(errno));
 			return VIGIL_EIO;
 		}
 		if (r == 0)
@@ -604,7 +606,8 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 		if (rd->zin_pos == rd->zin_len) {
 			ssize_t r = rd_read_fd(rd->fd, rd->zin, rd->zin_cap);
 			if (r < 0) {
-				store_diag_set(reterr, "%s: read: %s", rd->path, strerror(errno));
+				store_diag_at(reterr, rd->path, VIGIL_NOPOS, NULL,
+				    "read: %s", strerror(errno));
 				return VIGIL_EIO;
 			}
 			if (r == 0) {
@@ -784,7 +787,7 @@ rd_open_one(const char *path, bool growing, store_corrupt_fn on_corrupt, void *a
 
 	name = name != NULL ? name + 1 : path;
 	if (plen >= PATH_MAX || strlen(name) > NAME_MAX) {
-		store_diag_set(reterr, "%s: segment path too long", path);
+		store_diag_at(reterr, path, VIGIL_NOPOS, NULL, "segment path too long");
 		return VIGIL_EINVAL;
 	}
 	rv = rd_alloc(&rd);

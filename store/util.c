@@ -4,6 +4,7 @@
  * directory fsync, for every file of the store and for batch/.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,30 @@ store_diag_set(store_diag *d, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
 	va_end(ap);
+	vigil_errinfo_set(&d->info, NULL, "%s", d->msg);
+}
+
+void
+store_diag_at(store_diag *d, const char *file, uint64_t offset, const char *field,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d == NULL)
+		return;
+	vigil_errinfo_clear(&d->info);
+	va_start(ap, fmt);
+	vsnprintf(d->info.msg, sizeof d->info.msg, fmt, ap);
+	va_end(ap);
+	vigil_utf8_line(d->info.msg);
+	snprintf(d->info.file, sizeof d->info.file, "%s", file);
+	if (field != NULL)
+		snprintf(d->info.field, sizeof d->info.field, "%s", field);
+	d->info.offset = offset;
+	if (offset == VIGIL_NOPOS)
+		snprintf(d->msg, sizeof d->msg, "%s: %s", file, d->info.msg);
+	else
+		snprintf(d->msg, sizeof d->msg, "%s:%" PRIu64 ": %s", file, offset, d->info.msg);
 }
 
 vigil_err

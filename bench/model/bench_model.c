@@ -334,7 +334,8 @@ main(int argc, char **argv)
 		XGB_CHECK(XGBoosterLoadModelFromBuffer(c.booster, json, json_len));
 		rv = model_forest_decode(json, json_len, &c.forest, &diag);
 		if (rv != VIGIL_OK) {
-			fprintf(stderr, "bench-model: %s: %s\n", model_path, diag.msg);
+			fprintf(stderr, "bench-model: %s: %s\n", model_path,
+			    vigil_errinfo_format(&diag, (char[512]){ 0 }, 512));
 			goto out;
 		}
 		nf = model_forest_nfeatures(c.forest);
@@ -383,7 +384,8 @@ main(int argc, char **argv)
 		c.forest = NULL;
 		rv = model_forest_decode(json, json_len, &c.forest, &diag);
 		if (rv != VIGIL_OK) {
-			fprintf(stderr, "bench-model: decode: %s\n", diag.msg);
+			fprintf(stderr, "bench-model: decode: %s\n",
+			    vigil_errinfo_format(&diag, (char[512]){ 0 }, 512));
 			goto out;
 		}
 	}

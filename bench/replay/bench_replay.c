@@ -72,7 +72,7 @@ bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage, doubl
 			store_feature_mask_set(&fmask, slots[i]);
 	}
 	if (csv_reader_open_mem("bench", buf, len, NULL, &rd, &diag) != VIGIL_OK) {
-		fprintf(stderr, "bench-replay: %s\n", diag.msg);
+		fprintf(stderr, "bench-replay: %s\n", vigil_errinfo_format(&diag, (char[512]){ 0 }, 512));
 		goto out;
 	}
 	if (stage >= 2) {

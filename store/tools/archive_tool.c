@@ -110,7 +110,7 @@ open_path(const char *path, int64_t from, int64_t to, run *r, store_reader **ret
 
 	if (stat(path, &st) != 0) {
 		int e = errno;
-		snprintf(d->msg, sizeof d->msg, "%s: %s", path, strerror(e));
+		store_diag_at(d, path, VIGIL_NOPOS, NULL, "%s", strerror(e));
 		return vigil_err_from_errno(e);
 	}
 	if (S_ISDIR(st.st_mode))
@@ -154,7 +154,7 @@ cmd_verify(int argc, char **argv)
 		store_reader *rd = NULL;
 		store_reader_stats st;
 		store_record rec;
-		store_diag d = { "" };
+		store_diag d = { .msg = "" };
 		vigil_err rv;
 
 		rv = open_path(argv[i], INT64_MIN, INT64_MAX, &r, &rd, &d);
@@ -238,7 +238,7 @@ cmd_dump(int argc, char **argv)
 	run r = { 0 };
 	store_reader *rd = NULL;
 	store_record rec;
-	store_diag d = { "" };
+	store_diag d = { .msg = "" };
 	vigil_err rv;
 	int c;
 
@@ -324,7 +324,7 @@ cmd_stats(int argc, char **argv)
 {
 	store_seg_ent *ents = NULL;
 	store_seg_index x, tot = { .min_event_ms = INT64_MAX, .max_event_ms = INT64_MIN };
-	store_diag d = { "" };
+	store_diag d = { .msg = "" };
 	char path[4096];
 	uint64_t valid_end;
 	size_t n = 0;

@@ -7,7 +7,9 @@
  * checked: a finite margin (the decoder bounds the leaf values), a
  * probability in [0, 1], finite contributions, reasons positive and
  * descending. Any crash, sanitizer report or broken invariant (abort) is a
- * finding. On a failed decode the diag must be one non-empty line.
+ * finding. On a failed decode the diag must print as one non-empty line, its
+ * message led by its field (the JSON path) when it has one, and a syntax
+ * error's offset within the input.
  */
 #include <math.h>
 #include <stdint.h>
@@ -52,7 +54,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t nf, i;
 
 	if (model_forest_decode(data, size, &f, &diag) != VIGIL_OK) {
-		if (f != NULL || diag.msg[0] == '\0' || strchr(diag.msg, '\n') != NULL)
+		char line[sizeof diag.file + sizeof diag.msg + 32];
+		size_t nfield = strlen(diag.field);
+
+		vigil_errinfo_format(&diag, line, sizeof line);
+		if (f != NULL || line[0] == '\0' || strchr(line, '\n') != NULL)
+			abort();
+		if (nfield > 0 && nfield < sizeof diag.field - 1 &&
+		    (strncmp(diag.msg, diag.field, nfield) != 0 || diag.msg[nfield] != ':'))
+			abort();
+		if (diag.offset != VIGIL_NOPOS && (nfield > 0 || diag.offset > size))
 			abort();
 		return 0;
 	}

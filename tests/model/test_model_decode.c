@@ -85,19 +85,34 @@ decode_ok(const char *json)
 }
 
 /* Decodes json[0..len): must fail with want and the message want_msg, and
- * leave the result pointer alone. */
+ * leave the result pointer alone. The diag's parts agree with the message:
+ * the field is the path the message starts with ("" for "JSON: ..."), there
+ * is no file, and it prints as the message. */
 static void
 expect_err_len(const char *json, size_t len, vigil_err want, const char *want_msg)
 {
 	model_forest *sentinel = (model_forest *)&sentinel, *f = sentinel;
 	model_diag diag;
 	vigil_err rv = model_forest_decode(json, len, &f, &diag);
+	char line[sizeof diag.msg + 64];
+	const char *colon = strstr(want_msg, ": ");
 
 	if (rv != want)
 		fail_msg("decode: %s (%s), expected %s", vigil_errname(rv), diag.msg,
 		    vigil_errname(want));
 	assert_ptr_equal(f, sentinel);
 	assert_string_equal(diag.msg, want_msg);
+	assert_string_equal(vigil_errinfo_format(&diag, line, sizeof line), want_msg);
+	assert_string_equal(diag.file, "");
+	assert_int_equal(diag.line, 0);
+	if (strncmp(want_msg, "JSON: ", 6) == 0) {
+		assert_string_equal(diag.field, "");
+	} else {
+		assert_non_null(colon);
+		assert_int_equal(strlen(diag.field), (size_t)(colon - want_msg));
+		assert_memory_equal(diag.field, want_msg, strlen(diag.field));
+		assert_true(diag.offset == VIGIL_NOPOS);
+	}
 	/* and without a diag */
 	assert_int_equal(model_forest_decode(json, len, &f, NULL), want);
 	assert_ptr_equal(f, sentinel);
@@ -330,6 +345,62 @@ test_err_json(void **state)
 	free(dup);
 }
 
+/* The parts of the diag, field and offset, where the message alone would
+ * have to be parsed for them. */
+static void
+test_diag_field_and_offset(void **state)
+{
+	static const char bad[] = "{\"a\": x}";
+	model_forest *f = NULL;
+	model_diag diag;
+	char *json, *json2;
+	const char *at;
+
+	(void)state;
+	/* a syntax error: no field, the offset where jansson stopped (past 'x') */
+	assert_int_equal(model_forest_decode(bad, sizeof bad - 1, &f, &diag), VIGIL_ECORRUPT);
+	assert_string_equal(diag.field, "");
+	assert_int_equal(diag.offset, 7);
+	assert_string_equal(diag.msg, "JSON: line 1, column 7: invalid token near 'x'");
+
+	/* after a NaN token (read in a copy where it is "null", one byte longer),
+	 * the offset still counts in the input: just past the stray ']' */
+	json = replace(tiny, "[1E2,-5E-1,3E0,2E-1,9E-1]", "[NaN,-5E-1,3E0,2E-1,9E-1]");
+	json2 = replace(json, "\"version\":[1,7,4]", "\"version\":[1,7,4]]");
+	at = strstr(json2, "[1,7,4]]");
+	assert_int_equal(model_forest_decode(json2, strlen(json2), &f, &diag), VIGIL_ECORRUPT);
+	assert_string_equal(diag.field, "");
+	assert_int_equal(diag.offset, (uint64_t)(at - json2) + 8);
+	free(json2);
+	free(json);
+	/* ... and after a "-Infinity" (9 bytes, read as the 4 of "null") */
+	json = replace(tiny, "[1E2,-5E-1,3E0,2E-1,9E-1]", "[-Infinity]");
+	json2 = replace(json, "\"version\":[1,7,4]", "\"version\":[1,7,4]]");
+	at = strstr(json2, "[1,7,4]]");
+	assert_int_equal(model_forest_decode(json2, strlen(json2), &f, &diag), VIGIL_ECORRUPT);
+	assert_int_equal(diag.offset, (uint64_t)(at - json2) + 8);
+	free(json2);
+	free(json);
+
+	/* a path longer than 64 bytes is the field whole */
+	json = replace(tiny, "\"num_nodes\":\"5\",\"size_leaf_vector\":\"0\"",
+	    "\"num_nodes\":\"5\",\"size_leaf_vector\":\"2\"");
+	assert_int_equal(model_forest_decode(json, strlen(json), &f, &diag), VIGIL_EINVAL);
+	assert_string_equal(diag.field, T0 ".tree_param.size_leaf_vector");
+	assert_true(diag.offset == VIGIL_NOPOS);
+	assert_string_equal(diag.msg,
+	    T0 ".tree_param.size_leaf_vector: 2, vector leaves are not supported");
+	free(json);
+
+	/* an array element at the root: version[1] */
+	json = replace(tiny, "\"version\":[1,7,4]", "\"version\":[1,\"7\",4]");
+	assert_int_equal(model_forest_decode(json, strlen(json), &f, &diag), VIGIL_ECORRUPT);
+	assert_string_equal(diag.field, "version[1]");
+	assert_string_equal(diag.msg, "version[1]: expected an integer, not a string");
+	free(json);
+	assert_null(f);
+}
+
 static void
 test_err_version(void **state)
 {
@@ -555,6 +626,7 @@ main(void)
 		cmocka_unit_test(test_deleted_nodes_and_booleans),
 		cmocka_unit_test(test_nonfinite_tokens_elsewhere),
 		cmocka_unit_test(test_err_json),
+		cmocka_unit_test(test_diag_field_and_offset),
 		cmocka_unit_test(test_err_version),
 		cmocka_unit_test(test_err_unsupported),
 		cmocka_unit_test(test_err_feature_names),

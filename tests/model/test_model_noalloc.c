@@ -43,7 +43,7 @@ test_eval_allocates_nothing(void **state)
 	fclose(fp);
 	assert_true(len > 0 && len < sizeof buf);
 	if (model_forest_decode(buf, len, &f, &diag) != VIGIL_OK)
-		fail_msg("%s: %s", model_path, diag.msg);
+		fail_msg("%s: %s", model_path, vigil_errinfo_format(&diag, (char[512]){ 0 }, 512));
 	assert_true(model_forest_ntrees(f) > 0);
 	nf = model_forest_nfeatures(f);
 

@@ -232,7 +232,8 @@ decode_booster(BoosterHandle b, struct shape *ret_shape)
 		*ret_shape = json_shape(buf, len);
 	rv = model_forest_decode(buf, len, &f, &diag);
 	if (rv != VIGIL_OK)
-		fail_msg("model_forest_decode: %s: %s", vigil_errname(rv), diag.msg);
+		fail_msg("model_forest_decode: %s: %s", vigil_errname(rv),
+		    vigil_errinfo_format(&diag, (char[512]){ 0 }, 512));
 	return f;
 }
 

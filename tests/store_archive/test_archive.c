@@ -79,7 +79,7 @@ static store_archive *
 open_ar(fx *f, const store_archive_opts *o, store_recovery *rec)
 {
 	store_archive *ar = NULL;
-	store_diag d = { "" };
+	store_diag d = { .msg = "" };
 	vigil_err rv = store_archive_open(f->dir, o, &ar, rec, &d);
 
 	if (rv != VIGIL_OK)

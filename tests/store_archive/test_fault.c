@@ -111,7 +111,7 @@ static store_archive *
 open_ar(const char *dir, const store_archive_opts *o, store_recovery *rec)
 {
 	store_archive *ar = NULL;
-	store_diag d = { "" };
+	store_diag d = { .msg = "" };
 	vigil_err rv = store_archive_open(dir, o, &ar, rec, &d);
 
 	if (rv != VIGIL_OK)

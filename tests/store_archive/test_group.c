@@ -66,7 +66,7 @@ open_ar(fx *f, uint64_t segment_max)
 {
 	store_archive_opts o;
 	store_archive     *ar = NULL;
-	store_diag         d = { "" };
+	store_diag         d = { .msg = "" };
 
 	store_archive_opts_default(&o);
 	o.fsync = STORE_FSYNC_NEVER;

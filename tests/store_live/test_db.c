@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -265,6 +266,66 @@ test_bad_options(void **state)
 	assert_null(db);
 	assert_string_equal(d.msg, "dedupe_horizon_s: 3600 is below the largest window (604800 s)");
 	assert_int_equal(store_db_new_memory(&o, &db), VIGIL_EINVAL);
+	tmpdir_free(dir);
+}
+
+/* A scored record whose frame is sound but whose payload does not decode
+ * stops the live-state replay at open: the diag names the segment and the
+ * record's offset as parts (info.file, info.offset) and in the line. */
+static void
+test_undecodable_record_place(void **state)
+{
+	char          *dir = tmpdir_new();
+	char           adir[600], want[1200], line[1200];
+	store_archive *ar = NULL;
+	store_reader  *rd = NULL;
+	store_record   r;
+	store_db      *db = NULL;
+	store_db_opts  o;
+	store_diag     d;
+	int64_t        t = vigil_now_ms() - 60000;
+
+	(void)state;
+	snprintf(adir, sizeof adir, "%s/archive", dir);
+	assert_int_equal(store_archive_open(adir, NULL, &ar, NULL, &d), VIGIL_OK);
+	/* first a label (the replay passes labels over), so the bad record
+	 * is not at offset 0 */
+	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, t, "x", 1, NULL), VIGIL_OK);
+	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, t, "\xff\xff", 2, NULL),
+	    VIGIL_OK);
+	store_archive_close(ar);
+	assert_int_equal(store_reader_open(adir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &d),
+	    VIGIL_OK);
+	assert_int_equal(store_reader_next(rd, &r, &d), VIGIL_OK);
+	assert_int_equal(store_reader_next(rd, &r, &d), VIGIL_OK);
+	assert_int_equal(r.type, STORE_REC_SCORE);
+
+	store_db_opts_default(&o);
+	assert_int_not_equal(store_db_open(dir, &o, &db, NULL, &d), VIGIL_OK);
+	assert_null(db);
+	snprintf(want, sizeof want, "archive/%s", r.segment);
+	assert_string_equal(d.info.file, want);
+	assert_int_equal(d.info.offset, r.offset);
+	assert_true(r.offset > 0);
+	assert_string_equal(d.info.field, "");
+	assert_string_equal(d.info.msg, "scored record does not decode: ArchivedScore: 2 bytes "
+	    "are not a valid protobuf message");
+	snprintf(want, sizeof want, "archive/%s:%" PRIu64 ": %s", r.segment, r.offset,
+	    d.info.msg);
+	assert_string_equal(d.msg, want);
+	snprintf(want, sizeof want, "archive/%s@%" PRIu64 ": %s", r.segment, r.offset,
+	    d.info.msg);
+	assert_string_equal(vigil_errinfo_format(&d.info, line, sizeof line), want);
+	store_reader_close(rd);
+	rd = NULL;
+
+	/* a segment that cannot be opened: the file, no offset */
+	snprintf(want, sizeof want, "%s/none.log", adir);
+	assert_int_equal(store_reader_open_segment(want, NULL, NULL, &rd, &d), VIGIL_ENOTFOUND);
+	assert_string_equal(d.info.file, want);
+	assert_true(d.info.offset == VIGIL_NOPOS);
+	assert_string_equal(d.info.msg, "cannot open segment: No such file or directory");
+	assert_string_equal(vigil_errinfo_format(&d.info, line, sizeof line), d.msg);
 	tmpdir_free(dir);
 }
 
@@ -793,6 +854,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_undecodable_record_place),
 		cmocka_unit_test(test_reopen_equals_replay_recent),
 		cmocka_unit_test(test_reopen_equals_replay_historic),
 		cmocka_unit_test(test_label_archived),

@@ -33,7 +33,7 @@ db_open(const char *dir, store_fsync policy)
 {
 	store_db_opts o;
 	store_db     *db = NULL;
-	store_diag    d = { "" };
+	store_diag    d = { .msg = "" };
 	vigil_err     rv;
 
 	store_db_opts_default(&o);

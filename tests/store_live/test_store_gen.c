@@ -285,6 +285,17 @@ test_unknown_version_refused(void **state)
 	assert_null(g);
 	assert_string_equal(d.msg, "features/gen-000001: table card, key \"c1\": value layout "
 	    "version 2 is not known (this build reads version 1)");
+	/* the same in parts: the generation, the key, the rest */
+	assert_string_equal(d.info.file, "features/gen-000001");
+	assert_string_equal(d.info.field, "c1");
+	assert_true(d.info.offset == VIGIL_NOPOS);
+	assert_string_equal(d.info.msg, "table card, key \"c1\": value layout "
+	    "version 2 is not known (this build reads version 1)");
+	{
+		char line[sizeof d.msg];
+
+		assert_string_equal(vigil_errinfo_format(&d.info, line, sizeof line), d.msg);
+	}
 	/* ... and a roll-back to it is refused too. */
 	assert_int_equal(store_gen_set_current(dir, 1, &d), VIGIL_EVERSION);
 	tmpdir_free(dir);

@@ -104,7 +104,7 @@ test_rows_are_valid_sorted_and_labelled(void **state)
 	assert_null(csv_reader_warning(rd));
 	while ((rv = csv_reader_next(rd, &row, &diag)) != VIGIL_ENOTFOUND) {
 		if (rv != VIGIL_OK)
-			fail_msg("%s", diag.msg);
+			fail_msg("%s", vigil_errinfo_format(&diag, (char[512]){ 0 }, 512));
 		assert_true(row.txn.event_time_ms >= last);
 		last = row.txn.event_time_ms;
 		assert_true(row.label != CSV_LABEL_NONE);

@@ -77,36 +77,34 @@ csv_col_name(csv_col col)
 	return csv_col_names[col];
 }
 
-static void csv_diagf(csv_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void csv_diagf(csv_diag *d, const char *file, uint64_t line, const char *field,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Fills d: the file, the line (0: none), the column (NULL: the record or the
+ * file as a whole) and the reason; printed with vigil_errinfo_format as
+ * "FILE:LINE: reason" (the reason names the column or "record"/"header"). */
 static void
-csv_diagf(csv_diag *d, const char *fmt, ...)
+csv_diagf(csv_diag *d, const char *file, uint64_t line, const char *field, const char *fmt, ...)
 {
 	va_list ap;
-
-	if (d == NULL)
-		return;
-	vigil_errinfo_clear(d);
-	va_start(ap, fmt);
-	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
-	va_end(ap);
-}
-
-/* The parts of the detail a caller should not parse out of the message:
- * the file, the line (0: none) and the column (NULL: not about one). */
-static void
-csv_diag_at(csv_diag *d, const char *file, uint64_t line, const char *field)
-{
 	size_t n;
 
 	if (d == NULL)
 		return;
+	vigil_errinfo_clear(d);
 	n = strnlen(file, sizeof d->file - 1);
 	memcpy(d->file, file, n);
 	d->file[n] = '\0';
-	d->line = line > UINT32_MAX ? 0 : (uint32_t)line;
 	if (field != NULL)
 		snprintf(d->field, sizeof d->field, "%s", field);
+	n = 0;
+	if (line > UINT32_MAX) /* past what the shape holds: the number leads the reason */
+		n = (size_t)snprintf(d->msg, sizeof d->msg, "line %" PRIu64 ": ", line);
+	else
+		d->line = (uint32_t)line;
+	va_start(ap, fmt);
+	vsnprintf(d->msg + n, sizeof d->msg - n, fmt, ap);
+	va_end(ap);
 }
 
 /* A field value fit for a one-line message: at most 32 bytes, non-printable
@@ -506,7 +504,7 @@ csv_reader_alloc(const char *name, const csv_opts *opts, csv_reader **ret_rd, cs
 	if (max_fields > CSV_HARD_MAX_FIELDS)
 		max_fields = CSV_HARD_MAX_FIELDS;
 	if (strlen(cur) != 3 || vigil_currency_exponent(cur) < 0) {
-		csv_diagf(reterr, "%s: default currency \"%s\" is not an ISO 4217 code", name, cur);
+		csv_diagf(reterr, name, 0, NULL, "default currency \"%s\" is not an ISO 4217 code", cur);
 		return VIGIL_EINVAL;
 	}
 	rd = calloc(1, sizeof *rd);
@@ -528,7 +526,7 @@ csv_reader_alloc(const char *name, const csv_opts *opts, csv_reader **ret_rd, cs
 	return VIGIL_OK;
 nomem:
 	csv_reader_free(rd);
-	csv_diagf(reterr, "%s: out of memory", name);
+	csv_diagf(reterr, name, 0, NULL, "out of memory");
 	return VIGIL_ENOMEM;
 }
 
@@ -545,7 +543,7 @@ csv_header_map(csv_reader *rd, csv_diag *reterr)
 	rd->ncols = rd->nfields;
 	rd->colmap = calloc(rd->ncols, sizeof *rd->colmap);
 	if (rd->colmap == NULL) {
-		csv_diagf(reterr, "%s: out of memory", rd->name);
+		csv_diagf(reterr, rd->name, 0, NULL, "out of memory");
 		return VIGIL_ENOMEM;
 	}
 	for (uint32_t f = 0; f < rd->nfields; f++) {
@@ -567,9 +565,8 @@ csv_header_map(csv_reader *rd, csv_diag *reterr)
 		rd->colmap[f] = col;
 		if (col >= 0) {
 			if (rd->pos[col] >= 0) {
-				csv_diagf(reterr, "%s:1: header: duplicate column %s", rd->name,
-				    csv_col_names[col]);
-				csv_diag_at(reterr, rd->name, 1, csv_col_names[col]);
+				csv_diagf(reterr, rd->name, 1, csv_col_names[col],
+				    "header: duplicate column %s", csv_col_names[col]);
 				return VIGIL_ESYNTAX;
 			}
 			rd->pos[col] = (int)f;
@@ -585,9 +582,8 @@ csv_header_map(csv_reader *rd, csv_diag *reterr)
 	}
 	for (int i = 0; i < CSV_COL_COUNT_; i++) {
 		if (csv_col_required[i] && rd->pos[i] < 0) {
-			csv_diagf(reterr, "%s:1: header: missing required column %s", rd->name,
-			    csv_col_names[i]);
-			csv_diag_at(reterr, rd->name, 1, csv_col_names[i]);
+			csv_diagf(reterr, rd->name, 1, csv_col_names[i],
+			    "header: missing required column %s", csv_col_names[i]);
 			return VIGIL_ESYNTAX;
 		}
 	}
@@ -595,7 +591,7 @@ csv_header_map(csv_reader *rd, csv_diag *reterr)
 		size_t n = strlen(rd->name) + ulen + 64;
 		rd->warning = malloc(n);
 		if (rd->warning == NULL) {
-			csv_diagf(reterr, "%s: out of memory", rd->name);
+			csv_diagf(reterr, rd->name, 0, NULL, "out of memory");
 			return VIGIL_ENOMEM;
 		}
 		snprintf(rd->warning, n, "%s:1: header: ignoring %" PRIu32 " unknown column%s: %s",
@@ -611,19 +607,20 @@ csv_read_header(csv_reader *rd, csv_diag *reterr)
 	csv_tok_rv t = csv_tokenize(rd, &reason);
 
 	if (rd->ioerr) {
-		csv_diagf(reterr, "%s: read error: %s", rd->name, strerror(errno));
+		csv_diagf(reterr, rd->name, 0, NULL, "read error: %s", strerror(errno));
 		return VIGIL_EIO;
 	}
 	switch (t) {
 	case CSV_TOK_END:
-		csv_diagf(reterr, "%s:1: header: empty file (a header row is required)", rd->name);
+		csv_diagf(reterr, rd->name, 1, NULL, "header: empty file (a header row is required)");
 		return VIGIL_ESYNTAX;
 	case CSV_TOK_BAD:
-		csv_diagf(reterr, "%s:1: header: %s", rd->name, reason);
+		csv_diagf(reterr, rd->name, 1, NULL, "header: %s", reason);
 		return VIGIL_ESYNTAX;
 	case CSV_TOK_TOOBIG:
-		csv_diagf(reterr, "%s:1: header: longer than %" PRIu32 " bytes or %" PRIu32 " fields",
-		    rd->name, rd->max_record, rd->max_fields);
+		csv_diagf(reterr, rd->name, 1, NULL,
+		    "header: longer than %" PRIu32 " bytes or %" PRIu32 " fields", rd->max_record,
+		    rd->max_fields);
 		return VIGIL_ETOOBIG;
 	case CSV_TOK_RECORD:
 		break;
@@ -642,7 +639,7 @@ csv_reader_open(const char *path, const csv_opts *opts, csv_reader **ret_rd, csv
 		return rv;
 	rd->blk = malloc(CSV_BLOCK);
 	if (rd->blk == NULL) {
-		csv_diagf(reterr, "%s: out of memory", path);
+		csv_diagf(reterr, path, 0, NULL, "out of memory");
 		rv = VIGIL_ENOMEM;
 		goto out;
 	}
@@ -653,7 +650,7 @@ csv_reader_open(const char *path, const csv_opts *opts, csv_reader **ret_rd, csv
 		rd->own_fp = true;
 		if (rd->fp == NULL) {
 			int e = errno;
-			csv_diagf(reterr, "%s: cannot open: %s", path, strerror(e));
+			csv_diagf(reterr, path, 0, NULL, "cannot open: %s", strerror(e));
 			rv = e == ENOENT ? VIGIL_ENOTFOUND : VIGIL_EIO;
 			goto out;
 		}
@@ -680,7 +677,7 @@ csv_reader_open_mem(const char *name, const void *buf, size_t len, const csv_opt
 		return rv;
 	rd->mem = malloc(len > 0 ? len : 1);
 	if (rd->mem == NULL) {
-		csv_diagf(reterr, "%s: out of memory", name);
+		csv_diagf(reterr, name, 0, NULL, "out of memory");
 		rv = VIGIL_ENOMEM;
 		goto out;
 	}
@@ -828,8 +825,8 @@ csv_bad(csv_reader *rd, uint64_t line, csv_diag *reterr, const char *col,
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
-	csv_diagf(reterr, "%s:%" PRIu64 ": %s: %s", rd->name, line, col, reason);
-	csv_diag_at(reterr, rd->name, line, strcmp(col, "record") == 0 ? NULL : col);
+	csv_diagf(reterr, rd->name, line, strcmp(col, "record") == 0 ? NULL : col, "%s: %s", col,
+	    reason);
 	rd->stats.bad_rows++;
 	return VIGIL_EINVAL;
 }
@@ -1086,8 +1083,7 @@ csv_reader_next(csv_reader *rd, csv_row *ret_row, csv_diag *reterr)
 	t = csv_tokenize(rd, &reason);
 	line = rd->rec_line; /* after skipped blank lines */
 	if (rd->ioerr) {
-		csv_diagf(reterr, "%s:%" PRIu64 ": read error: %s", rd->name, rd->line, strerror(errno));
-		csv_diag_at(reterr, rd->name, rd->line, NULL);
+		csv_diagf(reterr, rd->name, rd->line, NULL, "read error: %s", strerror(errno));
 		return VIGIL_EIO;
 	}
 	switch (t) {
@@ -1096,10 +1092,8 @@ csv_reader_next(csv_reader *rd, csv_row *ret_row, csv_diag *reterr)
 	case CSV_TOK_BAD:
 		return csv_bad(rd, line, reterr, "record", "%s", reason);
 	case CSV_TOK_TOOBIG:
-		csv_diagf(reterr, "%s:%" PRIu64 ": record: longer than %" PRIu32
-		    " bytes or more than %" PRIu32 " fields", rd->name, line,
-		    rd->max_record, rd->max_fields);
-		csv_diag_at(reterr, rd->name, line, NULL);
+		csv_diagf(reterr, rd->name, line, NULL, "record: longer than %" PRIu32
+		    " bytes or more than %" PRIu32 " fields", rd->max_record, rd->max_fields);
 		rd->stats.bad_rows++;
 		return VIGIL_ETOOBIG;
 	case CSV_TOK_RECORD:

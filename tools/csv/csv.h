@@ -71,11 +71,14 @@ typedef struct csv_row {
 } csv_row;
 
 /*
- * An error, in common/'s shape (vigil_errinfo): msg is the whole line as
- * printed ("file:line: column: reason"); file, line (0: none) and field
- * (the column's header name; "" for the record or the file as a whole)
- * give the same place apart, so no caller parses msg for them. col and
- * offset are not set (0, VIGIL_NOPOS).
+ * An error, in common/'s shape (vigil_errinfo): file (the name given to the
+ * reader), line (1-based; 0 when the error is about the file as a whole),
+ * field (the column's header name; "" for the record, the header or the
+ * file) and msg, the reason without the place: "amount: not a decimal
+ * number", led by the column, "record" or "header" it is about. Print it
+ * with vigil_errinfo_format: "FILE:LINE: reason" or "FILE: reason". col
+ * and offset are not set (0, VIGIL_NOPOS). (A line past 2^32 - 1 does not
+ * fit: line is 0 and the reason starts "line N: ".)
  */
 typedef vigil_errinfo csv_diag;
 
@@ -105,7 +108,7 @@ vigil_err csv_reader_open_mem(const char *name, const void *buf, size_t len,
  * Reads the next record.
  * VIGIL_OK: *ret_row filled.
  * VIGIL_ENOTFOUND: end of input (not an error).
- * VIGIL_EINVAL: the record is bad; reterr = "FILE:LINE: column: reason"; the
+ * VIGIL_EINVAL: the record is bad; reterr prints "FILE:LINE: column: reason"; the
  *   reader has skipped it and is positioned at the next record.
  * VIGIL_ETOOBIG: the record is over max_record_bytes or max_fields
  *   ("FILE:LINE: record: longer than N bytes"); skipped, reading may go on.

@@ -32,10 +32,12 @@ rp_source_open(rp_source *src, const rp_opts *o)
 	memset(src, 0, sizeof *src);
 	if (o->csv != NULL) {
 		csv_diag diag;
+		char line[sizeof diag.file + sizeof diag.msg + 32];
+
 		src->name = o->csv;
 		rv = csv_reader_open(o->csv, NULL, &src->csv, &diag);
 		if (rv != VIGIL_OK) {
-			fprintf(stderr, "vigil-replay: %s\n", diag.msg);
+			fprintf(stderr, "vigil-replay: %s\n", vigil_errinfo_format(&diag, line, sizeof line));
 			return rv;
 		}
 		if (csv_reader_warning(src->csv) != NULL)
@@ -123,15 +125,19 @@ rp_source_next(rp_source *src, rp_row *row)
 	if (src->csv != NULL) {
 		csv_row cr;
 		csv_diag diag;
+		char line[sizeof diag.file + sizeof diag.msg + 32];
+
 		for (;;) {
 			rv = csv_reader_next(src->csv, &cr, &diag);
 			if (rv == VIGIL_EINVAL || rv == VIGIL_ETOOBIG) {
 				if (src->bad++ < RP_MAX_ERRORS_SHOWN)
-					fprintf(stderr, "vigil-replay: %s (row skipped)\n", diag.msg);
+					fprintf(stderr, "vigil-replay: %s (row skipped)\n",
+					    vigil_errinfo_format(&diag, line, sizeof line));
 				continue;
 			}
 			if (rv == VIGIL_EIO)
-				fprintf(stderr, "vigil-replay: %s\n", diag.msg);
+				fprintf(stderr, "vigil-replay: %s\n",
+				    vigil_errinfo_format(&diag, line, sizeof line));
 			if (rv != VIGIL_OK)
 				return rv;
 			row->txn = cr.txn;
