@@ -865,7 +865,7 @@ static int
 sc_source_next(sc_source *src, vigil_txn *store, vigil_client_txn *txn, size_t *ret_line,
     json_t **ret_err)
 {
-	char errbuf[320];
+	char errbuf[640];
 
 	*ret_err = NULL;
 	if (src->csv != NULL) {
@@ -876,12 +876,14 @@ sc_source_next(sc_source *src, vigil_txn *store, vigil_client_txn *txn, size_t *
 		if (rv == VIGIL_ENOTFOUND)
 			return 0;
 		if (rv == VIGIL_EIO) {
-			fprintf(stderr, "vigil-score: %s\n", d.msg);
+			fprintf(stderr, "vigil-score: %s\n", vigil_errinfo_format(&d, errbuf, sizeof errbuf));
 			return -1;
 		}
 		*ret_line = rv == VIGIL_OK ? row.line : d.line;
 		if (rv != VIGIL_OK) {
-			*ret_err = sc_error_json(NULL, d.line, "EINVAL", d.msg,
+			/* the reader's place and reason, FILE:LINE: column: reason */
+			*ret_err = sc_error_json(NULL, d.line, "EINVAL",
+			    vigil_errinfo_format(&d, errbuf, sizeof errbuf),
 			    d.field[0] != '\0' ? d.field : NULL);
 			return 2;
 		}
@@ -1167,7 +1169,9 @@ main(int argc, char **argv)
 		/* the header is read now: a file that cannot be read is a usage
 		 * error, before any connection (nothing was sent) */
 		if (csv_reader_open(a.csv, NULL, &src.csv, &d) != VIGIL_OK) {
-			fprintf(stderr, "vigil-score: %s\n", d.msg);
+			char line[640];
+
+			fprintf(stderr, "vigil-score: %s\n", vigil_errinfo_format(&d, line, sizeof line));
 			status = VIGIL_EXIT_USAGE;
 			goto out;
 		}
