@@ -130,7 +130,28 @@ con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen)
 			}
 		}
 		snprintf(u->name, sizeof u->name, "%s", name);
-		if (strncmp(tok, "sha256:", 7) == 0) {
+		if (strncmp(tok, "cert:", 5) == 0) {
+			/* identified by a client certificate's subject CN (HTTPS) */
+			const char *cn = tok + 5;
+			size_t cl = strlen(cn);
+
+			if (cl == 0 || cl > CON_CERT_CN_MAX) {
+				snprintf(errbuf, errlen, "%s:%u: cert: needs the certificate's CN, 1-%d "
+				    "characters", path, lineno, CON_CERT_CN_MAX);
+				rv = VIGIL_EINVAL;
+				goto out;
+			}
+			for (uint32_t i = 0; i < ret_auth->n; i++) {
+				if (ret_auth->users[i].by_cert && strcmp(ret_auth->users[i].cert_cn, cn) == 0) {
+					snprintf(errbuf, errlen, "%s:%u: cert:%s is also %s's", path, lineno, cn,
+					    ret_auth->users[i].name);
+					rv = VIGIL_EINVAL;
+					goto out;
+				}
+			}
+			u->by_cert = true;
+			snprintf(u->cert_cn, sizeof u->cert_cn, "%s", cn);
+		} else if (strncmp(tok, "sha256:", 7) == 0) {
 			const char *h = tok + 7;
 			if (strlen(h) != 64) {
 				snprintf(errbuf, errlen, "%s:%u: sha256: needs 64 hex digits", path, lineno);
@@ -183,9 +204,20 @@ con_auth_check(const con_auth *a, const char *token, size_t len)
 		for (int k = 0; k < 32; k++)
 			diff |= (unsigned)(d[k] ^ a->users[i].sha256[k]);
 		/* branch-free select; names are unique, digests too in practice */
-		uintptr_t mask = (uintptr_t)0 - (uintptr_t)(diff == 0);
+		uintptr_t mask = (uintptr_t)0 - (uintptr_t)(diff == 0 && !a->users[i].by_cert);
 		found = (const con_user *)(((uintptr_t)&a->users[i] & mask) |
 		    ((uintptr_t)found & ~mask));
 	}
 	return found;
+}
+
+const con_user *
+con_auth_cert(const con_auth *a, const char *cn)
+{
+	if (cn == NULL || cn[0] == '\0')
+		return NULL;
+	for (uint32_t i = 0; i < a->n; i++)
+		if (a->users[i].by_cert && strcmp(a->users[i].cert_cn, cn) == 0)
+			return &a->users[i];
+	return NULL;
 }

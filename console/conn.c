@@ -8,10 +8,13 @@
  * listener stops accepting until one closes (the next clients wait in the
  * kernel's accept queue). The bufferevent stops reading at CONN_BUFFER bytes
  * of unparsed input. A back-test hooks its own close callback here, since a
- * connection has one.
+ * connection has one. With --https-cert each connection's bufferevent is an
+ * OpenSSL one (libevent_openssl), accepting TLS before evhttp reads a byte.
  */
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 
 #include "console.h"
@@ -30,6 +33,7 @@ typedef struct con_conn {
 
 struct con_conns {
 	struct evconnlistener *lev;
+	SSL_CTX               *ssl;  /* HTTPS, or NULL */
 	con_conn              *list;
 	uint32_t               n, max;
 	bool                   paused, stopping;
@@ -107,9 +111,21 @@ static struct bufferevent *
 conn_bev(struct event_base *base, void *arg)
 {
 	struct con_conns *cs = arg;
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	struct bufferevent *bev;
 	con_conn *c;
 
+	if (cs->ssl != NULL) {
+		SSL *ssl = SSL_new(cs->ssl);
+
+		/* evhttp sets the socket later (bufferevent_setfd); the bufferevent
+		 * owns ssl and frees it with the connection */
+		bev = ssl != NULL ? bufferevent_openssl_socket_new(base, -1, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (bev == NULL && ssl != NULL)
+			SSL_free(ssl);
+	} else {
+		bev = bufferevent_socket_new(base, -1, 0);
+	}
 	if (bev == NULL)
 		return NULL;
 	bufferevent_setwatermark(bev, EV_READ, 0, CONN_BUFFER);
@@ -145,6 +161,7 @@ con_conns_init(con_app *app, struct evhttp_bound_socket *bound, uint32_t max)
 	if (cs == NULL)
 		return VIGIL_ENOMEM;
 	cs->lev = evhttp_bound_socket_get_listener(bound);
+	cs->ssl = app->ssl;
 	cs->max = max;
 	app->conns = cs;
 	evhttp_set_bevcb(app->http, conn_bev, cs);
@@ -191,4 +208,31 @@ con_conns_free(con_app *app)
 		conn_gone(cs->list);
 	free(cs);
 	app->conns = NULL;
+}
+
+bool
+con_conn_peer_cn(struct evhttp_request *req, char *buf, size_t len)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+	X509 *cert;
+	int n;
+
+	buf[0] = '\0';
+	if (ssl == NULL)
+		return false;
+	/* present and verified: with --https-client-ca the handshake refuses a
+	 * certificate that does not verify, so one that is here verified */
+	cert = SSL_get1_peer_certificate(ssl);
+	if (cert == NULL)
+		return false;
+	n = SSL_get_verify_result(ssl) == X509_V_OK ? X509_NAME_get_text_by_NID(
+	    X509_get_subject_name(cert), NID_commonName, buf, (int)len) : -1;
+	X509_free(cert);
+	if (n <= 0 || (size_t)n >= len || strlen(buf) != (size_t)n) { /* none, cut or NUL inside */
+		buf[0] = '\0';
+		return false;
+	}
+	return true;
 }

@@ -41,10 +41,14 @@ vigil_err   con_role_parse(const char *s, con_role *ret_r);
 #define CON_NAME_MAX   24  /* analyst names: [A-Za-z0-9._-], fits "analyst:NAME" in a label source */
 #define CON_TOKENS_MAX 256
 
+#define CON_CERT_CN_MAX 64 /* a certificate subject's CN (X.509 ub-common-name) */
+
 typedef struct con_user {
 	char     name[CON_NAME_MAX + 1];
 	con_role role;
-	uint8_t  sha256[32]; /* of the token */
+	uint8_t  sha256[32]; /* of the token; unused for a certificate analyst */
+	bool     by_cert;    /* "cert:CN": identified by a client certificate (HTTPS) */
+	char     cert_cn[CON_CERT_CN_MAX + 1];
 } con_user;
 
 typedef struct con_auth {
@@ -61,8 +65,12 @@ typedef struct con_auth {
  */
 vigil_err con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen);
 /* The user whose token this is, or NULL. Compares the SHA-256 of token
- * with every entry in constant time (no early exit, no length leak). */
+ * with every entry in constant time (no early exit, no length leak).
+ * Certificate analysts ("cert:CN") never match a token. */
 const con_user *con_auth_check(const con_auth *a, const char *token, size_t len);
+/* The analyst listed as "cert:CN" for a verified client certificate's
+ * subject CN, or NULL. */
+const con_user *con_auth_cert(const con_auth *a, const char *cn);
 void con_sha256(const void *data, size_t len, uint8_t ret_digest[32]);
 
 /* ============================ audit.c ============================ */
@@ -244,6 +252,8 @@ typedef struct con_opts {
 	const char *chartjs;   /* directory of Debian's Chart.js */
 	const char *replay;    /* vigil-replay program */
 	const char *blocked_list; /* list name in the rule file */
+	const char *https_cert, *https_key; /* serve HTTPS with this certificate */
+	const char *https_client_ca;    /* client certificates signed by it identify analysts */
 	const char *vigild_admin;       /* vigild's admin HTTP HOST:PORT or unix:/PATH */
 	const char *vigild_admin_token; /* file with vigild's admin token */
 	uint32_t    claim_minutes;
@@ -272,6 +282,7 @@ typedef struct con_app {
 	con_backtest      *bt;     /* the back-test running, or NULL */
 	con_rulestate     *rs;
 	struct con_conns  *conns;
+	struct ssl_ctx_st *ssl;    /* HTTPS (--https-cert), or NULL */
 	store_gen         *gen;    /* current feature generation (cached) */
 	uint64_t           gen_no;
 	struct app_model  *model;  /* its model (NULL: none), cached */
@@ -295,6 +306,9 @@ json_t   *con_body_json(struct evhttp_request *req);
 
 /* conn.c: the connection cap (see there). */
 vigil_err con_conns_init(con_app *app, struct evhttp_bound_socket *bound, uint32_t max);
+/* The subject CN of the verified client certificate of req's connection
+ * (HTTPS with --https-client-ca); false (buf "") if none. */
+bool      con_conn_peer_cn(struct evhttp_request *req, char *buf, size_t len);
 uint32_t  con_conns_count(const con_app *app);
 /* Calls fn(arg) when evcon closes (NULL fn: no more). */
 void      con_conns_on_close(con_app *app, struct evhttp_connection *evcon,

@@ -166,6 +166,12 @@ static const con_user *
 http_auth(con_app *app, struct evhttp_request *req)
 {
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	char cn[CON_CERT_CN_MAX + 2];
+
+	/* a verified client certificate names the analyst; a connection
+	 * without one falls back to the bearer token */
+	if (app->ssl != NULL && con_conn_peer_cn(req, cn, sizeof cn))
+		return con_auth_cert(&app->auth, cn);
 
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
 		return NULL;

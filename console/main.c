@@ -8,6 +8,9 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +49,10 @@ usage(FILE *out)
 	    "  -s, --server URL    vigild (nng URL) to send verdicts to; without it labels are refused\n"
 	    "  --tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]\n"
 	    "                      this console's client certificate and vigild's CA, for tls+tcp://\n"
+	    "  --https-cert FILE --https-key FILE [--https-client-ca FILE]\n"
+	    "                      serve HTTPS (TLS 1.2+); with a CA, an analyst listed as\n"
+	    "                      \"NAME ROLE cert:CN\" is identified by a client certificate\n"
+	    "                      signed by it\n"
 	    "  --vigild-admin HOST:PORT|unix:/PATH --vigild-admin-token-file FILE\n"
 	    "                      vigild's admin endpoint and its token (read at each use), for\n"
 	    "                      rolling a generation back (role admin); without them it is refused\n"
@@ -99,7 +106,7 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
 enum { OPT_TOKENS = 256, OPT_STATE, OPT_WWW,
 	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN, OPT_VADMIN,
-	OPT_VADMIN_TOKEN };
+	OPT_VADMIN_TOKEN, OPT_HTTPS_CERT, OPT_HTTPS_KEY, OPT_HTTPS_CA };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
@@ -121,6 +128,9 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
+		{ "https-cert", required_argument, NULL, OPT_HTTPS_CERT },
+		{ "https-key", required_argument, NULL, OPT_HTTPS_KEY },
+		{ "https-client-ca", required_argument, NULL, OPT_HTTPS_CA },
 		{ "vigild-admin", required_argument, NULL, OPT_VADMIN },
 		{ "vigild-admin-token-file", required_argument, NULL, OPT_VADMIN_TOKEN },
 		VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
@@ -160,6 +170,9 @@ parse_args(int argc, char **argv, con_opts *o)
 		case OPT_TLS_KEY: o->tls_key = optarg; break;
 		case OPT_TLS_CA: o->tls_ca = optarg; break;
 		case OPT_TLS_NAME: o->tls_server_name = optarg; break;
+		case OPT_HTTPS_CERT: o->https_cert = optarg; break;
+		case OPT_HTTPS_KEY: o->https_key = optarg; break;
+		case OPT_HTTPS_CA: o->https_client_ca = optarg; break;
 		case OPT_VADMIN: o->vigild_admin = optarg; break;
 		case OPT_VADMIN_TOKEN: o->vigild_admin_token = optarg; break;
 		case OPT_CLAIM:
@@ -199,6 +212,10 @@ parse_args(int argc, char **argv, con_opts *o)
 		return usage_error("%s", "--tls-cert and --tls-key go together");
 	if ((o->tls_cert != NULL || o->tls_ca != NULL) && o->server == NULL)
 		return usage_error("%s", "--tls-* options need --server URL");
+	if ((o->https_cert != NULL) != (o->https_key != NULL))
+		return usage_error("%s", "--https-cert and --https-key go together");
+	if (o->https_client_ca != NULL && o->https_cert == NULL)
+		return usage_error("%s", "--https-client-ca needs --https-cert and --https-key");
 	if ((o->vigild_admin != NULL) != (o->vigild_admin_token != NULL))
 		return usage_error("%s", "--vigild-admin and --vigild-admin-token-file go together");
 	return -1; /* go on */
@@ -339,6 +356,75 @@ on_child(evutil_socket_t sig, short what, void *arg)
 	con_rules_child_exited(arg);
 }
 
+/* "what FILE: the first OpenSSL error" */
+static void
+https_error(char *errbuf, size_t errlen, const char *what, const char *file)
+{
+	char e[256] = "unknown error";
+	unsigned long code = ERR_get_error();
+
+	if (code != 0)
+		ERR_error_string_n(code, e, sizeof e);
+	ERR_clear_error();
+	snprintf(errbuf, errlen, "%s %s: %s", what, file, e);
+}
+
+/*
+ * The HTTPS configuration (libevent_openssl, OpenSSL 3): TLS 1.2 or later,
+ * the certificate (chain) and its key, checked as a pair; with a client CA,
+ * a certificate is asked for and, if one is sent, must verify (an analyst
+ * without one signs in with a token as before).
+ */
+static vigil_err
+https_setup(con_app *app, char *errbuf, size_t errlen)
+{
+	const con_opts *o = &app->o;
+	SSL_CTX *ctx;
+
+	if (o->https_cert == NULL)
+		return VIGIL_OK;
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		snprintf(errbuf, errlen, "https: out of memory");
+		return VIGIL_ENOMEM;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, o->https_cert) != 1) {
+		https_error(errbuf, errlen, "--https-cert", o->https_cert);
+		goto fail;
+	}
+	/* OpenSSL checks the pair as it loads the key (X509_R_KEY_VALUES_MISMATCH) */
+	if (SSL_CTX_use_PrivateKey_file(ctx, o->https_key, SSL_FILETYPE_PEM) != 1 &&
+	    ERR_GET_REASON(ERR_peek_error()) != X509_R_KEY_VALUES_MISMATCH) {
+		https_error(errbuf, errlen, "--https-key", o->https_key);
+		goto fail;
+	}
+	if (ERR_peek_error() != 0 || SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_clear_error();
+		snprintf(errbuf, errlen, "--https-key %s is not the key of --https-cert %s",
+		    o->https_key, o->https_cert);
+		goto fail;
+	}
+	if (o->https_client_ca != NULL) {
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->https_client_ca);
+
+		if (names == NULL ||
+		    SSL_CTX_load_verify_locations(ctx, o->https_client_ca, NULL) != 1) {
+			if (names != NULL)
+				sk_X509_NAME_pop_free(names, X509_NAME_free);
+			https_error(errbuf, errlen, "--https-client-ca", o->https_client_ca);
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names); /* takes names */
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	app->ssl = ctx;
+	return VIGIL_OK;
+fail:
+	SSL_CTX_free(ctx);
+	return VIGIL_EINVAL;
+}
+
 static int
 mkdir_p1(const char *path)
 {
@@ -428,6 +514,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "vigil-console: out of memory\n");
 		goto out;
 	}
+	rv = https_setup(&app, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: %s\n", err);
+		ret = rv == VIGIL_EINVAL ? 2 : 1;
+		goto out;
+	}
 	rv = con_http_start(&app, err, sizeof err);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-console: %s\n", err);
@@ -450,8 +542,9 @@ main(int argc, char **argv)
 	if (!app.o.quiet) {
 		con_tailpos p;
 		con_index_pos(app.ix, &p);
-		fprintf(stderr, "vigil-console: listening on http://%s/ (data %s, index at archive "
-		    "seq %llu, %u analysts)\n", app.o.listen, app.o.data,
+		fprintf(stderr, "vigil-console: listening on %s://%s/ (data %s, index at archive "
+		    "seq %llu, %u analysts)\n", app.ssl != NULL ? "https" : "http", app.o.listen,
+		    app.o.data,
 		    (unsigned long long)p.last_seq, app.auth.n);
 	}
 	event_base_dispatch(app.base);
@@ -471,6 +564,7 @@ out:
 		event_free(app.sighup);
 	if (app.base != NULL)
 		event_base_free(app.base);
+	SSL_CTX_free(app.ssl); /* after the connections that used it */
 	vigil_client_close(app.client);
 	app_model_free(app.model);
 	store_gen_close(app.gen);

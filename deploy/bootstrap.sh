@@ -8,7 +8,7 @@ set -eu
 PKGS="meson ninja-build pkg-config gcc clang llvm
 libnng-dev libmbedtls-dev nng-utils openssl libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 liblmdb-dev lmdb-utils libevent-dev libcmocka-dev libjansson-dev libinih-dev
-libxxhash-dev libzstd-dev uthash-dev libsystemd-dev systemd libxgboost-dev
+libxxhash-dev libzstd-dev uthash-dev libsystemd-dev systemd libxgboost-dev libssl-dev
 python3 python3-protobuf curl procps shellcheck pandoc
 libmbedtls-dev libjs-chart.js python3-selenium"
 

@@ -31,8 +31,11 @@ function say(msg, isError) {
 
 function token() { return sessionStorage.getItem('vigil-token'); }
 
+// an analyst identified by a client certificate (HTTPS) needs no token
+let byCert = false;
+
 async function api(method, path, body) {
-  const opts = { method, headers: { Authorization: 'Bearer ' + (token() || '') } };
+  const opts = { method, headers: token() ? { Authorization: 'Bearer ' + token() } : {} };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
@@ -405,7 +408,11 @@ async function pageAudit() {
 // ---------------------------------------------------------------- router
 
 async function route() {
-  if (!token()) { askToken(''); return; }
+  if (!token() && !byCert) {
+    // a client certificate may name the analyst already: ask before a token
+    const r = await fetch('/api/me');
+    if (r.ok) { byCert = true; } else { askToken(''); return; }
+  }
   if (!me) {
     const r = await api('GET', '/api/me');
     if (!r.ok) return;

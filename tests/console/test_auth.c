@@ -115,6 +115,35 @@ test_errors(void **state)
 	expect_error("# nobody\n", VIGIL_EINVAL, ": no analysts");
 }
 
+/* "cert:CN": an analyst identified by a client certificate, never by a token */
+static void
+test_cert_form(void **state)
+{
+	static con_auth a;
+	char err[256];
+	const con_user *u;
+
+	(void)state;
+	assert_int_equal(load("carol analyst cert:carol.example\n"
+	    "alice analyst alice-analyst-token-0001\n", &a, err, sizeof err), VIGIL_OK);
+	u = con_auth_cert(&a, "carol.example");
+	assert_non_null(u);
+	assert_string_equal(u->name, "carol");
+	assert_int_equal(u->role, CON_ROLE_ANALYST);
+	assert_null(con_auth_cert(&a, "carol"));
+	assert_null(con_auth_cert(&a, "alice"));
+	assert_null(con_auth_cert(&a, ""));
+	assert_null(con_auth_cert(&a, NULL));
+	/* the CN is not a token, nor is anything that hashes like an unset digest */
+	assert_null(con_auth_check(&a, "cert:carol.example", 18));
+	assert_null(con_auth_check(&a, "carol.example", 13));
+	assert_non_null(con_auth_check(&a, "alice-analyst-token-0001", 24));
+	expect_error("carol analyst cert:\n", VIGIL_EINVAL,
+	    ":1: cert: needs the certificate's CN, 1-64 characters");
+	expect_error("carol analyst cert:c\ndave admin cert:c\n", VIGIL_EINVAL,
+	    ":2: cert:c is also carol's");
+}
+
 static void
 test_missing_file(void **state)
 {
@@ -133,6 +162,7 @@ main(void)
 		cmocka_unit_test(test_forms),
 		cmocka_unit_test(test_sha256_form),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_cert_form),
 		cmocka_unit_test(test_missing_file),
 	};
 
