@@ -712,6 +712,10 @@ batch_train_opts_nightly(const batch_opts *opts, batch_train_opts *ret)
 	 * rounds, measured against 1M rows / eta 0.1 / 300 rounds). */
 	ret->max_rows = 100000;
 	ret->eta = 0.2;
+	/* A leaf of a few frauds (one card's episode) gets a weight of
+	 * G / (H + lambda) with H tiny at a 1% fraud rate: lambda 10 keeps it
+	 * from memorising the card (docs/DETECTION.md: Sparkov AP). */
+	ret->reg_lambda = 10;
 	ret->max_rounds = 200;
 	ret->early_stop = 20;
 	ret->threads = opts->threads > 0 ? opts->threads : 1;

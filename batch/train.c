@@ -65,11 +65,13 @@ batch_train_opts_default(batch_train_opts *ret)
 	ret->max_depth = 6;
 	ret->eta = 0.1;
 	ret->min_child_weight = 5.0;
+	ret->reg_lambda = 1.0;
 	ret->max_bin = 256;
 	ret->scale_pos_weight = 1.0;
 	ret->min_frauds = 50;
 	ret->max_rows = 1000000;
 	ret->valid_share = 0.25;
+	ret->refit = true;
 }
 
 /* splitmix64's finaliser: a bijection, so distinct keys stay distinct, and
@@ -1153,6 +1155,10 @@ train_check_opts(const batch_train_opts *o, store_diag *reterr)
 		store_diag_set(reterr, "training: min_child_weight %g", o->min_child_weight);
 		return VIGIL_EINVAL;
 	}
+	if (!(o->reg_lambda >= 0 && isfinite(o->reg_lambda))) {
+		store_diag_set(reterr, "training: reg_lambda %g", o->reg_lambda);
+		return VIGIL_EINVAL;
+	}
 	if (o->max_bin < 2 || o->max_bin > 65536) {
 		store_diag_set(reterr, "training: max_bin %u (2 to 65536)", o->max_bin);
 		return VIGIL_EINVAL;
@@ -1310,6 +1316,45 @@ out:
 	return rv;
 }
 
+/* A booster over dms[0..ndm) with the training parameters of o. */
+static vigil_err
+train_booster_new(DMatrixHandle *dms, bst_ulong ndm, const batch_train_opts *o,
+    double base_score, BoosterHandle *ret_b, store_diag *reterr)
+{
+	BoosterHandle bst = NULL;
+	char pbuf[64];
+	vigil_err rv = VIGIL_OK;
+
+	XGB(XGBoosterCreate(dms, ndm, &bst), "booster");
+	XGB(XGBoosterSetParam(bst, "verbosity", "0"), "verbosity");
+	XGB(XGBoosterSetParam(bst, "validate_parameters", "1"), "validate_parameters");
+	XGB(XGBoosterSetParam(bst, "objective", "binary:logistic"), "objective");
+	XGB(XGBoosterSetParam(bst, "tree_method", "hist"), "tree_method");
+	XGB(XGBoosterSetParam(bst, "seed", "0"), "seed");
+	XGB(XGBoosterSetParam(bst, "eval_metric", "aucpr"), "eval_metric");
+	XGB(XGBoosterSetParam(bst, "eval_metric", "logloss"), "eval_metric");
+#define PARAM(name, fmt, v)                                                    \
+	do {                                                                   \
+		snprintf(pbuf, sizeof pbuf, fmt, (double)(v));                 \
+		XGB(XGBoosterSetParam(bst, (name), pbuf), (name));             \
+	} while (0)
+	PARAM("nthread", "%.0f", o->threads ? o->threads : 1);
+	PARAM("max_depth", "%.0f", o->max_depth);
+	PARAM("max_bin", "%.0f", o->max_bin);
+	PARAM("eta", "%.17g", o->eta);
+	PARAM("min_child_weight", "%.17g", o->min_child_weight);
+	PARAM("lambda", "%.17g", o->reg_lambda);
+	PARAM("scale_pos_weight", "%.17g", o->scale_pos_weight);
+	PARAM("base_score", "%.17g", base_score);
+#undef PARAM
+	*ret_b = bst;
+	bst = NULL;
+out:
+	if (bst != NULL)
+		XGBoosterFree(bst);
+	return rv;
+}
+
 vigil_err
 batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
     size_t *ret_len, batch_model_report *ret_rep, store_diag *reterr)
@@ -1319,12 +1364,12 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 	uint32_t *perm = NULL;
 	float    *label = NULL, *weight = NULL;
 	DMatrixHandle dm[2] = { NULL, NULL };
-	BoosterHandle bst = NULL, best = NULL;
+	BoosterHandle bst = NULL, best = NULL, fit = NULL, saved;
 	const char *names[] = { "valid" };
 	const char *buf;
 	const float *pred;
 	bst_ulong blen;
-	char     *json = NULL, d0[32], d1[32], pbuf[64];
+	char     *json = NULL, d0[32], d1[32];
 	size_t    ntrain, nvalid, n = s->n;
 	int64_t   first, last, span, vdays, split_day;
 	uint32_t  min_frauds = o->min_frauds < 2 ? 2 : o->min_frauds;
@@ -1423,27 +1468,9 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 	XGB(XGDMatrixSetFloatInfo(dm[1], "weight", &weight[ntrain], nvalid), "weights");
 	XGB(XGDMatrixSetStrFeatureInfo(dm[1], "feature_name", (const char **)s->names, s->nfeat),
 	    "feature names");
-	XGB(XGBoosterCreate(dm, 2, &bst), "booster");
-	XGB(XGBoosterSetParam(bst, "verbosity", "0"), "verbosity");
-	XGB(XGBoosterSetParam(bst, "validate_parameters", "1"), "validate_parameters");
-	XGB(XGBoosterSetParam(bst, "objective", "binary:logistic"), "objective");
-	XGB(XGBoosterSetParam(bst, "tree_method", "hist"), "tree_method");
-	XGB(XGBoosterSetParam(bst, "seed", "0"), "seed");
-	XGB(XGBoosterSetParam(bst, "eval_metric", "aucpr"), "eval_metric");
-	XGB(XGBoosterSetParam(bst, "eval_metric", "logloss"), "eval_metric");
-#define PARAM(name, fmt, v)                                                    \
-	do {                                                                   \
-		snprintf(pbuf, sizeof pbuf, fmt, (double)(v));                 \
-		XGB(XGBoosterSetParam(bst, (name), pbuf), (name));             \
-	} while (0)
-	PARAM("nthread", "%.0f", o->threads ? o->threads : 1);
-	PARAM("max_depth", "%.0f", o->max_depth);
-	PARAM("max_bin", "%.0f", o->max_bin);
-	PARAM("eta", "%.17g", o->eta);
-	PARAM("min_child_weight", "%.17g", o->min_child_weight);
-	PARAM("scale_pos_weight", "%.17g", o->scale_pos_weight);
-	PARAM("base_score", "%.17g", rep.base_score);
-#undef PARAM
+	rv = train_booster_new(dm, 2, o, rep.base_score, &bst, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
 
 	for (uint32_t it = 0; it < o->max_rounds; it++) {
 		const char *line;
@@ -1472,10 +1499,33 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 		goto out;
 	}
 	XGB(XGBoosterSlice(bst, 0, (int)rep.best_round, 1, &best), "slice");
+	if (o->refit) {
+		/* The same number of rounds again on every row: the validation
+		 * days are the freshest mature labels, and a model that skips
+		 * them serves fraud a week older than it could know. */
+		XGDMatrixFree(dm[0]);
+		dm[0] = NULL;
+		rv = train_matrix(s, 0, n, label, weight, o->threads ? o->threads : 1,
+		    o->max_bin, &dm[0], reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		for (size_t i = ntrain; i < n; i++) {
+			wsum += weight[i];
+			wfraud += s->fraud[i] ? weight[i] : 0.0;
+		}
+		rep.base_score = wfraud / wsum;
+		rv = train_booster_new(&dm[0], 1, o, rep.base_score, &fit, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		for (uint32_t it = 0; it < rep.best_round; it++)
+			XGB(XGBoosterUpdateOneIter(fit, (int)it, dm[0]), "boost (refit)");
+		rep.refit = true;
+	}
+	saved = fit != NULL ? fit : best;
 	/* Slicing (and training) does not carry the names: set on the model. */
-	XGB(XGBoosterSetStrFeatureInfo(best, "feature_name", (const char **)s->names, s->nfeat),
+	XGB(XGBoosterSetStrFeatureInfo(saved, "feature_name", (const char **)s->names, s->nfeat),
 	    "feature names");
-	XGB(XGBoosterSaveModelToBuffer(best, "{\"format\": \"json\"}", &blen, &buf), "save");
+	XGB(XGBoosterSaveModelToBuffer(saved, "{\"format\": \"json\"}", &blen, &buf), "save");
 	json = malloc(blen + 1);
 	if (json == NULL) {
 		rv = VIGIL_ENOMEM;
@@ -1489,10 +1539,10 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 		goto out;
 	rep.valid_auc = batch_metric_auc(pred, &label[ntrain], &weight[ntrain], nvalid);
 	rep.valid_ap = batch_metric_ap(pred, &label[ntrain], &weight[ntrain], nvalid);
-	rv = train_predict(best, s, 0, ntrain, &pred, reterr);
+	rv = train_predict(saved, s, 0, rep.refit ? n : ntrain, &pred, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
-	rep.train_auc = batch_metric_auc(pred, label, weight, ntrain);
+	rep.train_auc = batch_metric_auc(pred, label, weight, rep.refit ? n : ntrain);
 	rep.trained = true;
 done:
 	rep.seconds = (double)(vigil_mono_ns() - t0) / 1e9;
@@ -1504,6 +1554,8 @@ done:
 out:
 	if (rv == VIGIL_ENOMEM)
 		store_diag_set(reterr, "training: out of memory");
+	if (fit != NULL)
+		XGBoosterFree(fit);
 	if (best != NULL)
 		XGBoosterFree(best);
 	if (bst != NULL)

@@ -54,6 +54,9 @@ typedef struct batch_train_opts {
 	uint32_t max_depth;     /* default 6 */
 	double   eta;           /* learning rate, default 0.1 */
 	double   min_child_weight; /* in weighted hessian; default 5 (docs/model.md) */
+	double   reg_lambda;    /* XGBoost's lambda, L2 penalty on leaf weights;
+	                         * default 1 (XGBoost's), the nightly rebuild 10
+	                         * (docs/model.md) */
 	uint32_t max_bin;       /* hist bins per feature, default 256 */
 	double   scale_pos_weight; /* default 1 (measured: see docs/model.md) */
 	uint32_t min_frauds;    /* cold start: fewer frauds in train + valid, no
@@ -64,6 +67,12 @@ typedef struct batch_train_opts {
 	double   valid_share;   /* share of the days (UTC, first to last day with
 	                         * a row) validated on: the last
 	                         * max(1, round(share * days)) days; default 0.25 */
+	bool     refit;         /* default true: once early stopping has chosen the
+	                         * number of rounds on the validation days, train
+	                         * that many rounds again on every row, validation
+	                         * days included (the freshest mature labels); the
+	                         * report's validation figures stay those of the
+	                         * model that never saw those days */
 } batch_train_opts;
 
 /* Fills *ret with the defaults above (threads 1). */
@@ -184,11 +193,15 @@ typedef struct batch_model_report {
 	uint64_t rows, frauds;     /* kept rows and frauds, train + valid */
 	uint64_t train_rows, train_frauds, valid_rows, valid_frauds;
 	uint32_t rounds;           /* boosted before stopping */
-	uint32_t best_round;       /* 1-based: the model holds trees of rounds 1..best_round */
+	uint32_t best_round;       /* 1-based: the model holds best_round rounds of trees */
+	bool     refit;            /* the saved model was trained again on every row
+	                            * (opts.refit); valid_* are the figures of the
+	                            * first one, trained on the days before split_ms */
 	double   valid_auc, valid_ap; /* batch_metric_*, weighted, of the saved model */
 	double   valid_logloss;    /* XGBoost's, at best_round */
-	double   train_auc;
-	double   base_score;       /* weighted fraud share of the training rows */
+	double   train_auc;        /* of the saved model on the rows it was trained on */
+	double   base_score;       /* weighted fraud share of the saved model's
+	                            * training rows (every row with refit) */
 	int64_t  train_from_ms, train_to_ms; /* earliest and latest training row */
 	int64_t  valid_from_ms, valid_to_ms; /* same for validation; valid_from_ms
 	                                      * is after train_to_ms */
@@ -202,7 +215,9 @@ typedef struct batch_model_report {
  * last days (o->valid_share), trains binary:logistic with tree_method hist,
  * seed 0, nthread o->threads, base_score the weighted fraud share, and stops
  * after o->early_stop rounds without a better validation figure; the model
- * keeps the best round's trees only and carries the feature names.
+ * keeps the best round's trees only and carries the feature names. With
+ * o->refit, the saved model is instead trained again for best_round rounds
+ * on every row (base_score the fraud share of all of them).
  *
  * VIGIL_OK with *ret_rep filled and either rep.trained and *ret_json /
  * *ret_len the JSON model (malloc'd, NUL-terminated, caller frees), or

@@ -124,7 +124,7 @@ usage(FILE *f)
 	    "  [--threads T (2)] [--runs R (3)] [--max-rows N (1000000)] [--max-rounds N (300)]\n"
 	    "  [--early-stop N (30)] [--stop ap|logloss] [--scale-pos-weight W (1)]\n"
 	    "  [--min-child-weight W (5)] [--max-bin N (256)] [--eta E (0.1)] [--max-depth N (6)]\n"
-	    "  [--out FILE (the model of the last run)]\n");
+	    "  [--lambda L (1)] [--no-refit] [--out FILE (the model of the last run)]\n");
 }
 
 int
@@ -145,6 +145,8 @@ main(int argc, char **argv)
 		{ "max-bin", required_argument, NULL, 'b' },
 		{ "eta", required_argument, NULL, 'E' },
 		{ "max-depth", required_argument, NULL, 'D' },
+		{ "lambda", required_argument, NULL, 'L' },
+		{ "no-refit", no_argument, NULL, 'F' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -190,6 +192,8 @@ main(int argc, char **argv)
 		case 'b': o.max_bin = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'E': o.eta = strtod(optarg, NULL); break;
 		case 'D': o.max_depth = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'L': o.reg_lambda = strtod(optarg, NULL); break;
+		case 'F': o.refit = false; break;
 		case 'o': out = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

@@ -650,6 +650,13 @@ test_train_cold_start(void **state)
 	o.valid_share = 1.0;
 	assert_int_equal(batch_train_run(s, &o, &json, &len, &rep, &d), VIGIL_EINVAL);
 	assert_string_equal(d.msg, "training: valid_share 1 (between 0 and 1)");
+	o.valid_share = 0.25;
+	o.reg_lambda = -1;
+	assert_int_equal(batch_train_run(s, &o, &json, &len, &rep, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "training: reg_lambda -1");
+	o.reg_lambda = NAN;
+	assert_int_equal(batch_train_run(s, &o, &json, &len, &rep, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "training: reg_lambda nan");
 	batch_trainset_free(s);
 	batch_trainset_free(one);
 	batch_trainset_free(late);
@@ -717,9 +724,11 @@ test_train_learns_planted_signal(void **state)
 
 	(void)state;
 	small_opts(&o);
+	o.refit = false; /* the saved model is the validated one */
 	add_rows(s, r, N, 1);
 	json = train(s, &o, &len, &rep);
 	assert_true(rep.trained);
+	assert_false(rep.refit);
 	assert_true(rep.valid_auc > 0.9);
 	assert_true(rep.train_auc > 0.9);
 	assert_true(rep.valid_ap > 0.5);
@@ -758,11 +767,61 @@ test_train_learns_planted_signal(void **state)
 	free(r);
 }
 
+/* o.refit: the saved model is trained again on every row for the rounds
+ * early stopping chose, so it differs from the validated one (which the
+ * report's validation figures still describe), holds the same number of
+ * trees, and is as deterministic as the other. */
+static void
+test_train_refit_on_every_row(void **state)
+{
+	enum { N = 20000 };
+	row *r = gen_rows(N, 10, 3);
+	batch_trainset *s = new_set(N);
+	batch_model_report ra, rb, rc;
+	batch_train_opts o;
+	size_t la, lb, lc;
+	char *a, *b, *c;
+	const char *p;
+	int ntrees = 0;
+
+	(void)state;
+	small_opts(&o);
+	add_rows(s, r, N, 1);
+	o.refit = false;
+	a = train(s, &o, &la, &ra);
+	o.refit = true;
+	b = train(s, &o, &lb, &rb);
+	c = train(s, &o, &lc, &rc);
+	assert_true(ra.trained && rb.trained);
+	assert_false(ra.refit);
+	assert_true(rb.refit);
+	/* the same rounds chosen, the same validation figures reported */
+	assert_int_equal(ra.best_round, rb.best_round);
+	assert_true(ra.valid_auc == rb.valid_auc);
+	assert_true(ra.valid_ap == rb.valid_ap);
+	/* another model: the validation days were trained on */
+	assert_false(la == lb && memcmp(a, b, la) == 0);
+	assert_true(rb.base_score != ra.base_score);
+	/* best_round trees */
+	for (p = strstr(b, "\"split_indices\""); p != NULL; p = strstr(p + 1, "\"split_indices\""))
+		ntrees++;
+	assert_int_equal(ntrees, (int)rb.best_round);
+	/* byte-identical when trained again */
+	assert_int_equal(lb, lc);
+	assert_memory_equal(b, c, lb);
+	free(a);
+	free(b);
+	free(c);
+	batch_trainset_free(s);
+	free(r);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_auc_ap_simple),
+		cmocka_unit_test(test_train_refit_on_every_row),
 		cmocka_unit_test(test_auc_ap_ties),
 		cmocka_unit_test(test_auc_ap_weights),
 		cmocka_unit_test(test_auc_ap_degenerate),

@@ -435,11 +435,43 @@ test_rank_sub_breaks_ties(void **state)
 	metrics_free(m2);
 }
 
+/* The model's score as a tie-break: monotone, NaN none, and high scores
+ * that 1024 equal steps of probability merged (0.995, 0.999) kept apart,
+ * so a fraud at 0.999 above a legit row at 0.995 counts as ranked. */
+static void
+test_rank_sub_of_model_score(void **state)
+{
+	const metrics_opts opts = { .topk = 10 };
+	const double ps[] = { 0, 1e-6, 1e-4, 0.01, 0.3, 0.5, 0.9, 0.99, 0.995, 0.999, 0.9999, 1 };
+	metrics *m = metrics_new(&opts);
+	metrics_obs a = { "a", T0, 80, VIGIL_DECISION_DECLINE, 1, NULL, NULL, 0, 0, 0 };
+	metrics_obs b = { "b", T0 + 1, 80, VIGIL_DECISION_DECLINE, 0, NULL, NULL, 0, 0, 0 };
+
+	(void)state;
+	assert_int_equal(metrics_rank_sub(NAN), -1);
+	assert_int_equal(metrics_rank_sub(-1), 0);
+	assert_int_equal(metrics_rank_sub(2), METRICS_RANK_SUB - 1);
+	assert_int_equal(metrics_rank_sub(0.5), METRICS_RANK_SUB / 2);
+	for (size_t i = 1; i < sizeof ps / sizeof ps[0]; i++)
+		assert_true(metrics_rank_sub(ps[i]) > metrics_rank_sub(ps[i - 1]));
+	assert_true(metrics_rank_sub(0.999) - metrics_rank_sub(0.995) >= 200);
+	assert_non_null(m);
+	a.rank_sub = metrics_rank_sub(0.999);
+	b.rank_sub = metrics_rank_sub(0.995);
+	assert_int_equal(metrics_add(m, &a), VIGIL_OK);
+	assert_int_equal(metrics_add(m, &b), VIGIL_OK);
+	assert_int_equal(metrics_finish(m), VIGIL_OK);
+	assert_float_equal(metrics_auc(m, NULL), 1.0, 1e-12);
+	assert_float_equal(metrics_ap(m, NULL), 1.0, 1e-12);
+	metrics_free(m);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rank_sub_breaks_ties),
+		cmocka_unit_test(test_rank_sub_of_model_score),
 		cmocka_unit_test(test_confusion),
 		cmocka_unit_test(test_auc_ap),
 		cmocka_unit_test(test_card_precision),

@@ -26,7 +26,7 @@
 #define MET_LAT_BUCKETS 1728
 #define MET_DIRECT_LO  (-1024) /* scores in [LO, HI) are found without hashing */
 #define MET_DIRECT_HI  4096
-#define MET_RANK_SUB   1024    /* tie-break steps within one score (metrics_obs.rank_sub) */
+#define MET_RANK_SUB   METRICS_RANK_SUB /* tie-break steps within one score */
 #define MET_MAX_RANKS  (16u * METRICS_MAX_SCORES)
 
 typedef struct met_score {
@@ -429,6 +429,21 @@ met_card_get(metrics *m, const char *id, vigil_err *ret_err)
 	c->tag = tag;
 	m->ncards++;
 	return c;
+}
+
+int32_t
+metrics_rank_sub(double p)
+{
+	double k;
+
+	if (isnan(p))
+		return -1;
+	if (p <= 0)
+		return 0;
+	if (p >= 1)
+		return MET_RANK_SUB - 1;
+	k = floor((log(p / (1 - p)) + 16.0) * 128.0);
+	return k < 0 ? 0 : k > MET_RANK_SUB - 1 ? MET_RANK_SUB - 1 : (int32_t)k;
 }
 
 vigil_err

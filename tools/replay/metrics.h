@@ -26,6 +26,7 @@ extern "C" {
 #define METRICS_MAX_PATTERNS 16   /* distinct fraud_pattern names tracked; more -> "other" */
 #define METRICS_MAX_RULES    1024
 #define METRICS_MAX_SCORES   100000 /* distinct score values kept */
+#define METRICS_RANK_SUB     4096   /* tie-break steps within one score (rank_sub) */
 
 typedef struct metrics metrics;
 
@@ -46,9 +47,18 @@ typedef struct metrics_obs {
 	const uint16_t *hits;         /* rule indices that fired (active and shadow) */
 	uint32_t        nhits;
 	uint32_t        latency_us;   /* 0 = not measured */
-	int32_t         rank_sub;     /* ties in score broken by this, 0..1023 (the model's
+	int32_t         rank_sub;     /* ties in score broken by this, 0..METRICS_RANK_SUB-1 (the model's
 	                               * score scaled); -1 or 0: none */
 } metrics_obs;
+
+/*
+ * The model's score p as a rank_sub: METRICS_RANK_SUB steps of 1/128 over
+ * its log-odds in [-16, 16] (p <= 0: 0, p >= 1: the last step; NaN: -1, no
+ * tie-break). Monotone in p, and it keeps apart the high scores where the
+ * average precision is made (0.995 and 0.999 are 207 steps apart; 1024
+ * equal steps of probability made them one tie).
+ */
+int32_t   metrics_rank_sub(double p);
 
 /* NULL on ENOMEM or bad opts (nrules over the cap). */
 metrics  *metrics_new(const metrics_opts *opts);

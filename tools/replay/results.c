@@ -74,18 +74,6 @@ rp_result_write(rp *r, const rp_row *row, const rp_outcome *out)
 	fputs("}\n", f);
 }
 
-/* The model's score as the tie-break of equal scores (metrics_obs.rank_sub). */
-static int32_t
-rp_rank_sub(double model_score)
-{
-	double k;
-
-	if (isnan(model_score))
-		return -1;
-	k = floor(model_score * 1024.0);
-	return k < 0 ? 0 : k > 1023 ? 1023 : (int32_t)k;
-}
-
 vigil_err
 rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *out2)
 {
@@ -93,7 +81,7 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 		.card_id = row->txn.card_id,
 		.event_time_ms = row->txn.event_time_ms,
 		.score = out->score,
-		.rank_sub = rp_rank_sub(out->model_score),
+		.rank_sub = metrics_rank_sub(out->model_score),
 		.decision = out->decision,
 		.label = row->label < 0 && r->o.assume_legit ? 0 : row->label,
 		.pattern = row->pattern,

@@ -1,0 +1,288 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""bench/replay/model_lab.py - offline experiments on the nightly model.
+
+Replays the model's side of `vigil-replay --nightly` fast, from the vectors a
+replay archived (bench/replay/dump_vectors.c): every EVERY days an as-of
+midnight D, a model trained as batch/train.c does (window of WINDOW days
+ending at D - 7 d, legitimate rows sampled to 100,000 with day weights,
+validation on the last quarter of the days, early stopping on AP), which
+then scores the rows of [D, D + EVERY days). Prints the ROC AUC and AP of
+model.score alone over the rows from --measure-from, and with --results the
+same of the replay's own ranking (score, then model.score).
+
+A tool to choose what to try in batch/train.c; the figures that count are
+the full nightly replay's (bench/replay/model.sh). Needs python3-numpy and
+python3-xgboost (Debian). Labels: the CSV's label column (all of them are
+known 7 days later, as with --label-delay 7d --force-label-delay).
+
+usage: model_lab.py PREFIX CSV [--results FILE] [--measure-from YYYY-MM-DD]
+                    [--every N] [--variant NAME ...] [--threads N]
+"""
+import argparse
+import csv
+import datetime as dt
+import json
+import sys
+import time
+import zlib
+
+import re
+
+import numpy as np
+import xgboost as xgb
+
+DAY = 86400000
+
+
+def load(prefix, csv_path):
+    names = [l.strip() for l in open(prefix + ".names")]
+    txn, card, t, score = [], [], [], []
+    for line in open(prefix + ".meta"):
+        a, b, c, d = line.rstrip("\n").split("\t")
+        txn.append(a)
+        card.append(b)
+        t.append(int(c))
+        score.append(int(d))
+    x = np.fromfile(prefix + ".f32", dtype="<f4").reshape(len(txn), len(names))
+    lab = {}
+    with open(csv_path, newline="") as f:
+        for r in csv.DictReader(f):
+            lab[r["txn_id"]] = 1 if r.get("label", "0") in ("1", "true", "fraud") else 0
+    y = np.array([lab.get(k, 0) for k in txn], dtype=np.float32)
+    return names, txn, card, np.array(t, dtype=np.int64), np.array(score), x, y
+
+
+def metric_auc(s, y):
+    o = np.argsort(s, kind="mergesort")
+    s, y = s[o], y[o]
+    # ranks with ties averaged
+    _, inv, cnt = np.unique(s, return_inverse=True, return_counts=True)
+    csum = np.cumsum(cnt)
+    avg = csum - (cnt - 1) / 2.0
+    r = avg[inv]
+    npos = y.sum()
+    nneg = len(y) - npos
+    return (r[y == 1].sum() - npos * (npos + 1) / 2) / (npos * nneg)
+
+
+def metric_ap(s, y):
+    o = np.argsort(-s, kind="mergesort")
+    s, y = s[o], y[o]
+    tp = np.cumsum(y)
+    n = np.arange(1, len(y) + 1)
+    last = np.r_[s[1:] != s[:-1], True]
+    tp, n = tp[last], n[last]
+    prec = tp / n
+    rec = tp / y.sum()
+    return float(np.sum(np.diff(np.r_[0, rec]) * prec))
+
+
+def h32(s):
+    return zlib.crc32(s.encode())
+
+
+VARIANTS = {
+    "base": {},
+    "refit": {"refit": True},
+    "card": {"split": "card"},
+    "card_refit": {"split": "card", "refit": True},
+    "reg": {"mcw": 20, "depth": 4, "subsample": 0.8, "colsample": 0.8},
+    "reg_refit": {"mcw": 20, "depth": 4, "subsample": 0.8, "colsample": 0.8, "refit": True},
+    "eta01": {"eta": 0.1, "rounds": 300, "es": 30},
+    "noabs": {"drop": "abs"},
+    "noabs_refit": {"drop": "abs", "refit": True},
+    "logloss": {"stop": "logloss"},
+    "gap": {"gap": 3},
+    "mds1": {"mds": 1},
+    "mds1_refit": {"mds": 1, "refit": True},
+    "lambda10": {"lambda": 10},
+}
+
+# Absolute per-card levels a tree can recognise a card by (hypothesis 2).
+ABS = ["card.count_7d", "card.count_30d", "card.count_90d", "card.amount_sum_7d",
+       "card.amount_sum_30d", "card.amount_sum_90d", "card.amount_mean_7d",
+       "card.amount_mean_30d", "card.amount_mean_90d", "card.amount_std_30d",
+       "card.amount_std_90d", "card.amount_p50_90d", "card.amount_p95_90d",
+       "card.amount_p99_90d", "card.amount_max_90d", "card.distinct_merchants_90d",
+       "card.age_days"]
+
+
+def train_one(X, y, w, tr, va, names, v, threads, seed):
+    p = {
+        "objective": "binary:logistic", "tree_method": "hist", "max_bin": 256,
+        "eta": v.get("eta", 0.2), "max_depth": v.get("depth", 6),
+        "min_child_weight": v.get("mcw", 5), "nthread": threads, "seed": seed,
+        "subsample": v.get("subsample", 1.0), "colsample_bytree": v.get("colsample", 1.0),
+        "lambda": v.get("lambda", 1.0), "verbosity": 0,
+        "max_delta_step": v.get("mds", 0),
+    }
+    p["base_score"] = float((w[tr] * y[tr]).sum() / w[tr].sum())
+    if v.get("stop", "ap") == "ap":
+        p["eval_metric"] = ["logloss", "aucpr"]
+    else:
+        p["eval_metric"] = ["aucpr", "logloss"]
+    dtr = xgb.DMatrix(X[tr], label=y[tr], weight=w[tr], missing=np.nan)
+    dva = xgb.DMatrix(X[va], label=y[va], weight=w[va], missing=np.nan)
+    b = xgb.train(p, dtr, num_boost_round=v.get("rounds", 200), evals=[(dva, "valid")],
+                  early_stopping_rounds=v.get("es", 20), verbose_eval=False)
+    best = b.best_iteration + 1
+    if v.get("refit"):
+        al = np.concatenate([tr, va])
+        p["base_score"] = float((w[al] * y[al]).sum() / w[al].sum())
+        dal = xgb.DMatrix(X[al], label=y[al], weight=w[al], missing=np.nan)
+        b = xgb.train(p, dal, num_boost_round=best, verbose_eval=False)
+    return b, best
+
+
+def simulate(data, v, every, threads, log, only=None):
+    names, txn, card, t, score, X, y = data
+    keep = np.ones(len(names), dtype=bool)
+    if v.get("drop") == "abs":
+        keep = np.array([n not in ABS for n in names])
+    Xk = X[:, keep]
+    nk = [n for n, k in zip(names, keep) if k]
+    day = t // DAY
+    d0 = day.min()
+    dend = day.max() + 1
+    pred = np.full(len(t), np.nan, dtype=np.float64)
+    mix = np.array([h32(k) for k in txn], dtype=np.uint64)
+    cardh = np.array([h32(c) for c in card], dtype=np.uint64)
+    window = v.get("window", 28)
+    first = None
+    for D in range(int(d0) + 1, int(dend), every):
+        if only is not None and D not in only:
+            continue
+        lo, hi = max(d0, D - 7 - window), D - 7
+        win = np.where((day >= lo) & (day < hi))[0]
+        if len(win) == 0 or y[win].sum() < 50:
+            continue
+        # sample the legitimate rows to the 100k cap, weights per day
+        fr = win[y[win] == 1]
+        lg = win[y[win] == 0]
+        room = 100000 - len(fr)
+        w = np.ones(len(t), dtype=np.float32)
+        if len(lg) > room:
+            o = np.argsort(mix[lg], kind="mergesort")
+            kept = np.sort(lg[o[:room]])
+            for dd in np.unique(day[lg]):
+                nd = (day[lg] == dd).sum()
+                kd = (day[kept] == dd).sum()
+                if kd:
+                    w[kept[day[kept] == dd]] = nd / kd
+            lg = kept
+        rows = np.sort(np.concatenate([fr, lg]))
+        span = day[rows].max() - day[rows].min() + 1
+        vd = max(1, min(span - 1, round(0.25 * span)))
+        split = day[rows].max() - vd + 1
+        gap = v.get("gap", 0)
+        if v.get("split") == "card":
+            va_mask = (cardh[rows] % 4) == 0
+            tr, va = rows[~va_mask], rows[va_mask]
+        else:
+            tr = rows[day[rows] < split - gap]
+            va = rows[day[rows] >= split]
+        if y[tr].sum() == 0 or y[va].sum() == 0:
+            continue
+        t0 = time.time()
+        b, best = train_one(Xk, y, w, tr, va, nk, v, threads, 0)
+        sc = np.where((day >= D) & (day < D + every))[0]
+        if len(sc):
+            pred[sc] = b.predict(xgb.DMatrix(Xk[sc], missing=np.nan))
+        if first is None:
+            first = D
+        if log:
+            print("  %s rows %d frauds %d best %d  %.1fs" % (
+                dt.date(1970, 1, 1) + dt.timedelta(days=D), len(tr) + len(va),
+                int(y[rows].sum()), best, time.time() - t0), file=sys.stderr)
+    return pred, first
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("prefix")
+    ap.add_argument("csv")
+    ap.add_argument("--results")
+    ap.add_argument("--measure-from")
+    ap.add_argument("--every", type=int, default=7)
+    ap.add_argument("--only", nargs="*", help="as-of days YYYY-MM-DD to train on (with --every 1: "
+                    "only the rows of those days are scored and measured)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variant", nargs="*", default=["base"])
+    ap.add_argument("--rules-results", help="a --no-model replay's results: with --rules, "
+                    "also rank by the rule points that stay when a model exists")
+    ap.add_argument("--rules", help="the rule file of that replay")
+    ap.add_argument("--save", help="write the predictions of each variant to SAVE.VARIANT.npy")
+    ap.add_argument("-v", action="store_true")
+    a = ap.parse_args()
+    data = load(a.prefix, a.csv)
+    names, txn, card, t, score, X, y = data
+    m = np.ones(len(t), dtype=bool)
+    if a.measure_from:
+        ms = int(dt.datetime.fromisoformat(a.measure_from).replace(
+            tzinfo=dt.timezone.utc).timestamp() * 1000)
+        m = t >= ms
+    print("rows %d (measured %d, frauds %d), %d inputs" % (len(t), m.sum(), y[m].sum(), len(names)), flush=True)
+    if a.results:
+        ms_, rs = {}, {}
+        for line in open(a.results):
+            r = json.loads(line)
+            rs[r["txn_id"]] = r["score"]
+            ms_[r["txn_id"]] = r.get("model", {}).get("score", -1.0)
+        s = np.array([rs[k] for k in txn], dtype=np.float64)
+        ms2 = np.array([ms_[k] for k in txn], dtype=np.float64)
+        comb = s + np.clip(ms2, 0, 1) * 0.999
+        print("%-14s AUC %.4f AP %.4f" % ("served rank", metric_auc(comb[m], y[m]), metric_ap(comb[m], y[m])))
+        print("%-14s AUC %.4f AP %.4f" % ("served model", metric_auc(ms2[m], y[m]), metric_ap(ms2[m], y[m])))
+    hard = None
+    if a.rules_results:
+        pts = {}
+        src = open(a.rules).read()
+        for mm in re.finditer(r"\nrule (\w+) \{(.*?)\n\}", src, re.S):
+            body = mm.group(2)
+            mode = re.search(r"mode (\w+)", body)
+            if mode or "model.score" in body:
+                continue
+            pts[mm.group(1)] = int(re.search(r"score (-?\d+)", body).group(1))
+        hs = {}
+        for line in open(a.rules_results):
+            r = json.loads(line)
+            hs[r["txn_id"]] = sum(pts.get(h, 0) for h in r["hits"])
+        hard = np.array([hs[k] for k in txn], dtype=np.float64)
+        print("ungated rules: %s" % " ".join(sorted(pts)))
+    for name in a.variant:
+        v = VARIANTS[name] if name in VARIANTS else json.loads(name)
+        t0 = time.time()
+        only = None
+        if a.only:
+            only = {(dt.date.fromisoformat(d) - dt.date(1970, 1, 1)).days for d in a.only}
+        pred, first = simulate(data, v, a.every, a.threads, a.v, only)
+        if only is not None:
+            m = m & ~np.isnan(pred)
+        p = np.where(np.isnan(pred), -1.0, pred)
+        if a.save:
+            np.save("%s.%s.npy" % (a.save, name if name in VARIANTS else "custom"), pred)
+        print("%-14s AUC %.4f AP %.4f  (first model %s, %.0f s)" % (
+            name[:14], metric_auc(p[m], y[m]), metric_ap(p[m], y[m]),
+            dt.date(1970, 1, 1) + dt.timedelta(days=int(first)) if first else None,
+            time.time() - t0), flush=True)
+        if hard is not None:
+            q = np.clip(p, 0, 1)
+            mm = m & (p >= 0)
+            # the bands at the scores where 30% and 90% of the measured
+            # alerts were fraud (hindsight: an upper bound for the tuning)
+            o = np.argsort(-q[mm])
+            prec = np.cumsum(y[mm][o]) / np.arange(1, mm.sum() + 1)
+            def at(pr):
+                ok = np.where(prec >= pr)[0]
+                return q[mm][o][ok[-1]] if len(ok) else 2.0
+            t30, t90 = at(0.3), at(0.9)
+            band = 40 * (q >= t30) + 40 * (q >= t90)
+            for lab, sc in (("hard+bands", hard + band + q * 0.999),
+                            ("hard+100p", hard + 100 * q),
+                            ("hard+band+100p", hard + band + 100 * q)):
+                print("  %-16s AUC %.4f AP %.4f" % (lab, metric_auc(sc[m], y[m]), metric_ap(sc[m], y[m])))
+
+
+if __name__ == "__main__":
+    main()
