@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "archive.h"
+#include "schema.h"
 #include "vigil.h"
 
 static void
