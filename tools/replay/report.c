@@ -575,6 +575,21 @@ rep_row_cmp(const void *a, const void *b)
 	return x->key < y->key ? 1 : x->key > y->key ? -1 : strcmp(x->txn_id, y->txn_id);
 }
 
+/* The cells every row table starts with: time, txn_id, card, amount. */
+static void
+rep_row_lead(FILE *out, const report_row *r)
+{
+	rep_time(out, r->t);
+	fprintf(out, "</td><td>");
+	rep_esc(out, r->txn_id);
+	fprintf(out, "</td><td>");
+	rep_esc(out, r->card_id);
+	fprintf(out, "</td><td>");
+	rep_money(out, r->amount);
+	fputc(' ', out);
+	rep_esc(out, r->currency);
+}
+
 /* The highest scored alerts, with the rules that fired. */
 static void
 rep_top(FILE *out, const report_data *d)
@@ -590,15 +605,7 @@ rep_top(FILE *out, const report_data *d)
 		const report_row *r = &rows[i];
 
 		fprintf(out, "<tr class=\"top-row\"><td>");
-		rep_time(out, r->t);
-		fprintf(out, "</td><td>");
-		rep_esc(out, r->txn_id);
-		fprintf(out, "</td><td>");
-		rep_esc(out, r->card_id);
-		fprintf(out, "</td><td>");
-		rep_money(out, r->amount);
-		fputc(' ', out);
-		rep_esc(out, r->currency);
+		rep_row_lead(out, r);
 		fprintf(out, "</td><td>%d</td><td>", (int)r->score);
 		if (isnan(r->model_score))
 			fputs("-", out);
@@ -652,15 +659,7 @@ rep_diff(FILE *out, const report_info *info, const report_data *d)
 		const report_row *r = &rows[i];
 
 		fprintf(out, "<tr class=\"diff-row\"><td>");
-		rep_time(out, r->t);
-		fprintf(out, "</td><td>");
-		rep_esc(out, r->txn_id);
-		fprintf(out, "</td><td>");
-		rep_esc(out, r->card_id);
-		fprintf(out, "</td><td>");
-		rep_money(out, r->amount);
-		fputc(' ', out);
-		rep_esc(out, r->currency);
+		rep_row_lead(out, r);
 		fprintf(out, "</td><td>");
 		rep_label(out, r);
 		fprintf(out, "</td><td class=\"dec-%s\">%s (%d)</td><td class=\"dec-%s\">%s (%d)</td>"
