@@ -67,6 +67,9 @@ def main():
         "; gated: " + " ".join(a.gate) if a.gate else ""))
     for name, m in sets:
         yy = y[m]
+        if yy.sum() == 0 or yy.sum() == len(yy):
+            print("  %-18s rows %7d frauds %5d: no ranking to measure" % (name, m.sum(), yy.sum()))
+            continue
         alert = S[m] >= 40
         tp = (alert & (yy == 1)).sum()
         print("  %-18s rows %7d frauds %5d  rank AUC %.4f AP %.4f  model AUC %.4f AP %.4f  "
