@@ -1503,8 +1503,14 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 		/* The same number of rounds again on every row: the validation
 		 * days are the freshest mature labels, and a model that skips
 		 * them serves fraud a week older than it could know. */
-		XGDMatrixFree(dm[0]);
-		dm[0] = NULL;
+		/* The first booster, its matrices and their caches go first:
+		 * the peak stays one training matrix (the slice is a copy). */
+		XGBoosterFree(bst);
+		bst = NULL;
+		for (int k = 0; k < 2; k++) {
+			XGDMatrixFree(dm[k]);
+			dm[k] = NULL;
+		}
 		rv = train_matrix(s, 0, n, label, weight, o->threads ? o->threads : 1,
 		    o->max_bin, &dm[0], reterr);
 		if (rv != VIGIL_OK)

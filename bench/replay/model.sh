@@ -10,7 +10,8 @@
 #     that file is development data and never part of the test suite),
 #     measured on Sep 8 - Dec 31 (the test months) and on every row.
 # Prints one line per run and writes DIR/NAME-{model,rules}.json (the replay
-# summaries, with per-night model figures in "nights").
+# summaries, with per-night model figures in "nights") and .results (one line
+# per row: bench/replay/results_figures.py recomputes the figures from it).
 #   - sparkov4: its first four months, measured from Feb 1 (the quick run).
 # usage: bench/replay/model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov|sparkov4 ...]
 set -eu
@@ -64,7 +65,7 @@ run() { # NAME CSV [extra replay options]
 		# shellcheck disable=SC2086
 		"$replay" --csv "$csv" --rules "$src/rules/default.rules" --nightly \
 			--label-delay 7d --force-label-delay -q $extra "$@" \
-			--summary "$out/$name-$mode.json"
+			--results "$out/$name-$mode.results" --summary "$out/$name-$mode.json"
 		figures "$name-$mode" "$out/$name-$mode.json"
 	done
 }
