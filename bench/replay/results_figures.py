@@ -13,7 +13,8 @@ the rule (thresholds tune on features and labels, the model trains on the
 archived vectors: neither sees a rule's hits). A check, not a substitute for
 the replay of the changed rule file (bench/replay/model.sh).
 
-usage: results_figures.py RESULTS CSV [--measure-from YYYY-MM-DD] [--gate RULE:POINTS ...]
+usage: results_figures.py RESULTS CSV [--measure-from YYYY-MM-DD] [--measure-to YYYY-MM-DD]
+                          [--gate RULE:POINTS ...]
 """
 import argparse
 import csv
@@ -31,6 +32,7 @@ def main():
     ap.add_argument("results")
     ap.add_argument("csv")
     ap.add_argument("--measure-from")
+    ap.add_argument("--measure-to", help="rows before this day only")
     ap.add_argument("--gate", nargs="*", default=[])
     a = ap.parse_args()
     lab, tm = {}, {}
@@ -59,7 +61,10 @@ def main():
     first = t[has][0] if has.any() else None
     Mz = np.where(has, M, -1.0)
     rank = S + np.clip(Mz, 0, 1) * 0.999
-    sets = [("measured", np.ones(len(S), bool) if not a.measure_from else t >= a.measure_from)]
+    m0 = np.ones(len(S), bool) if not a.measure_from else t >= a.measure_from
+    if a.measure_to:
+        m0 &= t < a.measure_to
+    sets = [("measured", m0)]
     if first is not None:
         sets.append(("after first model", sets[0][1] & (t >= first)))
     print("%s: %d rows (last %s), first model %s%s" % (
