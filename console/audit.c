@@ -2,9 +2,9 @@
 /*
  * console/audit.c - the append-only audit log (STATE/audit.log): one JSON
  * line per action (who, when, what, before, after), written with O_APPEND
- * and synced before the action is reported done. Never rewritten; rotate
- * it with the usual tools (copytruncate is not needed: reopen on SIGHUP is
- * not implemented, so rotate by stopping the console).
+ * and synced before the action is reported done. Never rewritten. The
+ * file stays open for the console's lifetime (SIGHUP reloads the tokens
+ * only): to rotate it, stop the console, move the file, start it again.
  */
 #include <errno.h>
 #include <fcntl.h>
