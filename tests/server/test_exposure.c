@@ -55,6 +55,21 @@
 #include "harness.h"
 #include "vigil.h"
 
+/*
+ * LeakSanitizer, in this test process only (vigild, a separate program,
+ * still gets every check): nng 1.5.2 sometimes loses a client dialer and
+ * the pipe it was connecting when the socket is closed while vigild keeps
+ * refusing that dialer (test_nng_conn_cap). CI saw it once: 3328 bytes in
+ * 6 objects, all "indirect" (a cycle), allocated by nng_dial and on nng's
+ * own threads, so no frame of ours can name them in tests/lsan.supp.
+ */
+const char *__lsan_default_suppressions(void);
+__attribute__((used)) const char *
+__lsan_default_suppressions(void)
+{
+	return "leak:libnng.so\n";
+}
+
 #define TOKEN  "s3cret-admin-token-0123456789abcdef"
 #define TOKEN2 "rotated-admin-token-fedcba9876543210"
 
@@ -802,10 +817,12 @@ test_nng_conn_cap(void **state)
 		}
 	}
 	assert_int_equal(nserved, 2);
+	/* vigild first: with it gone a dial fails at connect(), so no client
+	 * pipe is half-made when the sockets close (see the hook above) */
+	assert_int_equal(vt_server_stop(&s), 0);
 	for (int i = 0; i < N; i++)
 		if (nng_socket_id(sock[i]) > 0)
 			nng_close(sock[i]);
-	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 }
 
