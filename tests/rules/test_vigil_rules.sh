@@ -107,12 +107,14 @@ expect_grep '"decision": "decline"' "$T/out"
 expect_grep '"outcome": "true"' "$T/out"
 expect_grep '"source": "fallback"' "$T/out"
 # without --data the output is what explain printed before it scored
-# through the pipeline (files made by that version; paths relative to ROOT)
+# through the pipeline (files made by that version; paths relative to ROOT).
+# explain.rules is a frozen copy of rules/default.rules (2026.11.4), so that
+# editing the shipped rules does not change these golden outputs.
 for c in blocked model; do
-	(cd "$ROOT" && "$V" explain rules/default.rules --txn "@tests/rules/data/explain-$c.json") >"$T/out" ||
+	(cd "$ROOT" && "$V" explain tests/rules/data/explain.rules --txn "@tests/rules/data/explain-$c.json") >"$T/out" ||
 		fail "explain $c: exit $?"
 	cmp -s "$T/out" "$ROOT/tests/rules/data/explain-$c.out" || fail "explain $c: output differs: $(diff "$ROOT/tests/rules/data/explain-$c.out" "$T/out" | head -20)"
-	(cd "$ROOT" && "$V" explain --json rules/default.rules --txn "@tests/rules/data/explain-$c.json") >"$T/out" ||
+	(cd "$ROOT" && "$V" explain --json tests/rules/data/explain.rules --txn "@tests/rules/data/explain-$c.json") >"$T/out" ||
 		fail "explain --json $c: exit $?"
 	cmp -s "$T/out" "$ROOT/tests/rules/data/explain-$c.json.out" || fail "explain --json $c: output differs: $(diff "$ROOT/tests/rules/data/explain-$c.json.out" "$T/out" | head -20)"
 done
