@@ -322,7 +322,7 @@ pass_labels(batch_run *r, store_diag *reterr)
 		l = batch_index_find(&r->label_ix, lh, lab.txn_id, len, label_keyof);
 		if (l == NULL) {
 			if (r->nlabels >= r->max_labels) {
-				store_diag_set(reterr, "%s+%llu: more than %llu labelled transactions "
+				store_diag_set(reterr, "%s:%llu: more than %llu labelled transactions "
 				    "(raise the cap)", rec.segment, (unsigned long long)rec.offset,
 				    (unsigned long long)r->max_labels);
 				rv = VIGIL_ETOOBIG;

@@ -237,7 +237,7 @@ vigil_errinfo_format(const vigil_errinfo *e, char *buf, size_t cap)
 	else if (e->line > 0)
 		snprintf(buf, cap, "%s:%" PRIu32 ": %s", e->file, e->line, e->msg);
 	else if (e->offset != VIGIL_NOPOS)
-		snprintf(buf, cap, "%s@%" PRIu64 ": %s", e->file, e->offset, e->msg);
+		snprintf(buf, cap, "%s:%" PRIu64 ": %s", e->file, e->offset, e->msg);
 	else
 		snprintf(buf, cap, "%s: %s", e->file, e->msg);
 	return buf;

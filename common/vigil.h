@@ -88,7 +88,10 @@ void vigil_errinfo_clear(vigil_errinfo *e);
 void vigil_errinfo_set(vigil_errinfo *e, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "file:line:col: msg" (or the parts e has: "file:line: msg", "file: msg",
- * "file@offset: msg", "msg") into buf, truncated to cap; returns buf. */
+ * "file:offset: msg", "msg") into buf, truncated to cap; returns buf. A
+ * binary input (an archive segment, a model blob) has offsets and never
+ * lines, a text one lines: every vigil program writes a byte offset as
+ * FILE:OFFSET, as vigil-archive verify does (docs/tools.md). */
 const char *vigil_errinfo_format(const vigil_errinfo *e, char *buf, size_t cap);
 
 /*

@@ -44,7 +44,7 @@ fetch_pread(const char *path, const con_case *c, store_scored *ret, char *errbuf
 	close(fd);
 	if (n <= 0) {
 		free(buf);
-		snprintf(errbuf, errlen, "%s+%" PRIu64 ": cannot read", path, c->offset);
+		snprintf(errbuf, errlen, "%s:%" PRIu64 ": cannot read", path, c->offset);
 		return VIGIL_EIO;
 	}
 	rv = store_frame_decode(buf, (size_t)n, &r, &used);
@@ -53,7 +53,7 @@ fetch_pread(const char *path, const con_case *c, store_scored *ret, char *errbuf
 	if (rv == VIGIL_OK)
 		rv = store_scored_decode(r.payload, r.len, ret, &d);
 	if (rv != VIGIL_OK)
-		snprintf(errbuf, errlen, "%s+%" PRIu64 ": %s", path, c->offset, vigil_strerror(rv));
+		snprintf(errbuf, errlen, "%s:%" PRIu64 ": %s", path, c->offset, vigil_strerror(rv));
 	free(buf);
 	return rv;
 }

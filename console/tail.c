@@ -46,7 +46,7 @@ tail_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skippe
 	con_tail *t = arg;
 
 	t->corrupt++;
-	fprintf(stderr, "vigil-console: archive %s+%" PRIu64 ": %s (%" PRIu64
+	fprintf(stderr, "vigil-console: archive %s:%" PRIu64 ": %s (%" PRIu64
 	    " bytes skipped)\n", segment, offset, what, skipped);
 }
 

@@ -361,7 +361,7 @@ test_json_errinfo(void **state)
 	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv:3:7: bad value");
 	ei.line = ei.col = 0;
 	ei.offset = 4096;
-	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv@4096: bad value");
+	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv:4096: bad value");
 	vigil_errinfo_set(&ei, NULL, "two\nlines");
 	assert_string_equal(ei.msg, "two?lines");
 	assert_string_equal(ei.field, "");

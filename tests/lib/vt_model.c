@@ -60,7 +60,7 @@ vt_archive_load(const char *datadir, int64_t from_ms, int64_t to_ms, vt_archive 
 			vt_labelrec *v;
 
 			if (store_label_decode(rec.payload, rec.len, &l, &diag) != VIGIL_OK)
-				vt_die("%s+%llu: label: %s", rec.segment,
+				vt_die("%s:%llu: label: %s", rec.segment,
 				    (unsigned long long)rec.offset, diag.msg);
 			ret->labels = vt_grow(ret->labels, &cap_l, ret->nlabels, sizeof *v);
 			v = &ret->labels[ret->nlabels++];
@@ -75,7 +75,7 @@ vt_archive_load(const char *datadir, int64_t from_ms, int64_t to_ms, vt_archive 
 		    rec.event_time_ms >= to_ms)
 			continue;
 		if (store_scored_decode(rec.payload, rec.len, &s, &diag) != VIGIL_OK)
-			vt_die("%s+%llu: score: %s", rec.segment, (unsigned long long)rec.offset,
+			vt_die("%s:%llu: score: %s", rec.segment, (unsigned long long)rec.offset,
 			    diag.msg);
 		ret->recs = vt_grow(ret->recs, &cap_r, ret->nrecs, sizeof *ret->recs);
 		{
@@ -94,7 +94,7 @@ vt_archive_load(const char *datadir, int64_t from_ms, int64_t to_ms, vt_archive 
 				rv = store_model_vec_decode(s.model_in, s.model_in_len, v->x,
 				    STORE_MODEL_MAX_INPUTS, &v->nx);
 				if (rv != VIGIL_OK)
-					vt_die("%s+%llu: model vector: %s", rec.segment,
+					vt_die("%s:%llu: model vector: %s", rec.segment,
 					    (unsigned long long)rec.offset, vigil_strerror(rv));
 			}
 		}

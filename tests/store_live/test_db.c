@@ -313,7 +313,7 @@ test_undecodable_record_place(void **state)
 	snprintf(want, sizeof want, "archive/%s:%" PRIu64 ": %s", r.segment, r.offset,
 	    d.info.msg);
 	assert_string_equal(d.msg, want);
-	snprintf(want, sizeof want, "archive/%s@%" PRIu64 ": %s", r.segment, r.offset,
+	snprintf(want, sizeof want, "archive/%s:%" PRIu64 ": %s", r.segment, r.offset,
 	    d.info.msg);
 	assert_string_equal(vigil_errinfo_format(&d.info, line, sizeof line), want);
 	store_reader_close(rd);

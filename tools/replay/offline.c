@@ -270,7 +270,7 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 			char where[PATH_MAX + 48];
 
 			if (row->segment != NULL)
-				snprintf(where, sizeof where, "%s+%" PRIu64, row->segment, row->offset);
+				snprintf(where, sizeof where, "%s:%" PRIu64, row->segment, row->offset);
 			else
 				snprintf(where, sizeof where, "%s:%" PRIu64, r->src.name, row->line);
 			fprintf(stderr, "vigil-replay: %s: txn_id \"%s\": already scored for a different "

@@ -20,7 +20,7 @@ rp_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
 	rp_source *src = arg;
 
 	src->corrupt++;
-	fprintf(stderr, "vigil-replay: %s+%" PRIu64 ": %s (%" PRIu64 " bytes skipped)\n",
+	fprintf(stderr, "vigil-replay: %s:%" PRIu64 ": %s (%" PRIu64 " bytes skipped)\n",
 	    segment, offset, what, skipped);
 }
 
@@ -66,7 +66,7 @@ rp_source_open(rp_source *src, const rp_opts *o)
 			if (rec.type != STORE_REC_LABEL)
 				continue;
 			if (store_label_decode(rec.payload, rec.len, &lab, &diag) != VIGIL_OK) {
-				fprintf(stderr, "vigil-replay: %s+%" PRIu64 ": label: %s\n", rec.segment,
+				fprintf(stderr, "vigil-replay: %s:%" PRIu64 ": label: %s\n", rec.segment,
 				    rec.offset, diag.msg);
 				src->bad++;
 				continue;
@@ -165,7 +165,7 @@ rp_source_next(rp_source *src, rp_row *row)
 			continue;
 		if (store_scored_decode(rec.payload, rec.len, src->scored, &diag) != VIGIL_OK) {
 			if (src->bad++ < RP_MAX_ERRORS_SHOWN)
-				fprintf(stderr, "vigil-replay: %s+%" PRIu64 ": %s (record skipped)\n",
+				fprintf(stderr, "vigil-replay: %s:%" PRIu64 ": %s (record skipped)\n",
 				    rec.segment, rec.offset, diag.msg);
 			continue;
 		}
