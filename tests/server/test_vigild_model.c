@@ -981,6 +981,25 @@ admin_get(const vt_server *s, const char *path, int want_code)
 	return body;
 }
 
+/* Waits (bounded: ~20 s) until GET /readyz answers want_code. */
+static void
+readyz_until(const vt_server *s, int want_code)
+{
+	int code = 0;
+
+	for (int i = 0; i < 2000; i++) {
+		struct timespec ts = { 0, 10000000 };
+		char *body = NULL;
+
+		assert_int_equal(vt_http_get(s->admin_port, "/readyz", &code, &body), 0);
+		free(body);
+		if (code == want_code)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	fail_msg("/readyz: %d, not %d", code, want_code);
+}
+
 /* Fails unless every needle is in GET path's body (expecting want_code). */
 static void
 admin_expect(const vt_server *s, const char *path, int want_code, const char *const *needles)
@@ -1081,6 +1100,31 @@ test_damaged_model(void **state)
 	assert_int_equal(t.log[n - 1].gen, gen[2]);
 	vt_archive_free(&a);
 	free(t.log);
+
+	/* A rollback to the generation whose model serves (vigil-rebuild
+	 * --rollback's store_gen_set_current): the refusal of a later
+	 * generation's model no longer applies, ready again without a
+	 * restart; then forward again to the damaged one, refused again. */
+	{
+		store_diag d;
+		char body_gen[64], refused[64];
+		const char *ok[] = { "\"model_refused\":0", body_gen, "\"degraded\":false",
+			"\"ready\":true", NULL };
+		const char *again[] = { refused, "\"ready\":false", NULL };
+
+		snprintf(body_gen, sizeof body_gen, "\"model_generation\":%llu",
+		    (unsigned long long)gen_a);
+		if (store_gen_set_current(s.datadir, gen_a, &d) != VIGIL_OK)
+			fail_msg("store_gen_set_current: %s", d.msg);
+		readyz_until(&s, 200);
+		admin_expect(&s, "/readyz", 200, ok);
+		if (store_gen_set_current(s.datadir, gen[2], &d) != VIGIL_OK)
+			fail_msg("store_gen_set_current: %s", d.msg);
+		snprintf(refused, sizeof refused, "\"model_refused\":%llu",
+		    (unsigned long long)gen[2]);
+		readyz_until(&s, 503);
+		admin_expect(&s, "/readyz", 503, again);
+	}
 
 	/* Start-up with the damaged generation current. */
 	assert_int_equal(vt_server_stop(&s), 0);
