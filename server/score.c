@@ -275,6 +275,7 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		break;
 	case VIGIL_EEXIST:
 		out->prior = ao.prior;
+		out->late = ao.prior.late;
 		score_from_prior(out, rs);
 		atomic_fetch_add(&s->metrics.duplicates, 1);
 		return;

@@ -91,6 +91,7 @@ struct store_ctx {
 	live_keys     keys; /* of txn */
 	bool          begun;
 	bool          redo;  /* begun for a record whose sync failed (live_int.h) */
+	bool          redo_late; /* that record's late, judged with it */
 	store_commit_info info; /* of the last commit or lookup (store_ctx_commit_info) */
 	live_claim   *claim; /* on txn.txn_id between begin and commit/abort */
 	uint32_t      stripe;
@@ -1240,6 +1241,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 		}
 		if (v != LIVE_DD_WAIT) {
 			ctx->redo = v == LIVE_DD_REDO;
+			ctx->redo_late = ctx->redo && ret_prior->late;
 			break;
 		}
 		/* Recorded, not yet durable: its answer depends on the sync. */
@@ -1384,7 +1386,7 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 	admit = !ctx->redo && live_wm_admit_locked(db->lv, rec->txn.event_time_ms);
 	/* What the reply says (store_ctx_commit_info), decided here with the
 	 * sequence number; a redo was judged with its first record. */
-	ctx->info.late = !ctx->redo && !admit;
+	ctx->info.late = ctx->redo ? ctx->redo_late : !admit;
 	ctx->info.past_dedupe_horizon = live_wm_past_horizon(db->lv, rec->txn.event_time_ms);
 	live_wm_unlock(db->lv);
 	if (db->ar != NULL) {
@@ -1414,7 +1416,8 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 		 * and one after a failed sync writes the record again. ENOMEM
 		 * here only loses the retry shortcut; the record is archived. */
 		pending = db->ar != NULL && db->opts.archive.fsync == STORE_FSYNC_ALWAYS;
-		(void)live_dedupe_commit(db->lv, ctx->redo ? NULL : ctx->claim, rec, k, pending);
+		(void)live_dedupe_commit(db->lv, ctx->redo ? NULL : ctx->claim, rec, k, pending,
+		    ctx->info.late);
 		if (pending) {
 			settle_keys = *k;
 			ctx->begun = false;

@@ -151,6 +151,9 @@ typedef struct store_outcome {
 	store_hit      hits[STORE_MAX_HITS];
 	char           rules_version[72];
 	store_model_outcome model; /* present only within the process that scored it */
+	bool           late;  /* the transaction was late when scored (store_commit_info:
+	                       * the first commit's judgement, or the archive replay's
+	                       * after a restart), so a retry's reply says it too */
 } store_outcome;
 
 /*

@@ -387,7 +387,8 @@ typedef struct dd_entry {
 	uint8_t        decision;
 	uint8_t        nhits;
 	uint8_t        state; /* DD_* (in what was padding) */
-	uint8_t        model; /* DD_MODEL: the model's outcome follows the hits; low bits: reasons */
+	uint8_t        model; /* DD_MODEL: the model's outcome follows the hits; DD_LATE;
+	                       * low bits (DD_NREASONS): reasons */
 	okey           k; /* last: only DD_KEY_END(len) bytes of it exist */
 } dd_entry;
 
@@ -411,6 +412,11 @@ struct live_claim {
 /* After the hits, when a model scored: the score (a double), then the
  * reasons, packed (copied in and out with memcpy: not aligned). */
 #define DD_MODEL 0x80u
+/* The transaction was late when first scored (store_commit_info.late):
+ * a retry's reply says so too. */
+#define DD_LATE  0x40u
+#define DD_NREASONS(m) ((uint32_t)((m) & 0x3fu))
+_Static_assert(STORE_MAX_REASONS <= 0x3f, "reasons fit under DD_LATE");
 #define DD_REASON_BYTES (4 + 4 + 8)
 #define DD_MODEL_BYTES(nreasons) (8 + (size_t)(nreasons) * DD_REASON_BYTES)
 
@@ -448,7 +454,7 @@ dd_model_get(dd_entry *d, store_model_outcome *ret)
 	if (!(d->model & DD_MODEL))
 		return;
 	ret->present = true;
-	ret->nreasons = d->model & ~DD_MODEL;
+	ret->nreasons = DD_NREASONS(d->model);
 	p = dd_model_at(d);
 	memcpy(&ret->score, p, 8);
 	p += 8;
@@ -1052,6 +1058,7 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
 		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
 		dd_model_get(d, &ret_prior->model);
+		ret_prior->late = (d->model & DD_LATE) != 0;
 		rv = d->fp == k->fp ? VIGIL_EEXIST : VIGIL_ECONFLICT;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -1162,7 +1169,7 @@ static vigil_err
 dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint64_t fp,
     int64_t event_time_ms, int32_t score, vigil_decision decision, uint64_t features_gen,
     const char *rules_version, const store_hit *hits, uint32_t nhits,
-    const store_model_outcome *mo, uint8_t state, int mode)
+    const store_model_outcome *mo, bool late, uint8_t state, int mode)
 {
 	dd_stripe *s;
 	dd_entry  *d = NULL, *old = NULL;
@@ -1201,6 +1208,8 @@ dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint
 	d->features_gen = features_gen;
 	memcpy(dd_hits(d), hits, nhits * sizeof *hits);
 	dd_model_put(d, mo);
+	if (late)
+		d->model |= DD_LATE;
 	if (old != NULL) {
 		omap_swap(&s->map, &old->k, &d->k);
 		if (old->state == DD_CLAIM)
@@ -1233,11 +1242,11 @@ live_dedupe_put(live *lv, const vigil_txn *txn, const store_outcome *o)
 	live_keys_compute(&k, txn);
 	return dd_put(lv, NULL, txn->txn_id, k.ltxn, k.txn, k.fp, txn->event_time_ms, o->score,
 	    o->decision, o->features_gen, o->rules_version, o->hits, o->nhits, &o->model,
-	    DD_DURABLE, DD_KEEP_FIRST);
+	    o->late, DD_DURABLE, DD_KEEP_FIRST);
 }
 
 vigil_err
-live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k)
+live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k, bool late)
 {
 	live_keys rk;
 
@@ -1247,7 +1256,7 @@ live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k)
 	}
 	return dd_put(lv, NULL, rec->txn.txn_id, k->ltxn, k->txn, k->fp, rec->txn.event_time_ms,
 	    rec->score, rec->decision, rec->features_gen, rec->rules_version, rec->hits,
-	    rec->nhits, NULL, DD_DURABLE, DD_KEEP_FIRST); /* from the archive: no model part */
+	    rec->nhits, NULL, late, DD_DURABLE, DD_KEEP_FIRST); /* from the archive: no model part */
 }
 
 live_claim *
@@ -1295,6 +1304,7 @@ live_dedupe_begin(live *lv, const char *txn_id, const live_keys *k, live_claim *
 		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
 		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
 		dd_model_get(d, &ret_prior->model);
+		ret_prior->late = (d->model & DD_LATE) != 0;
 		*ret_verdict = d->fp != k->fp ? LIVE_DD_CONFLICT : d->state == DD_PENDING ?
 		    LIVE_DD_WAIT : d->state == DD_FAILED ? LIVE_DD_REDO : LIVE_DD_RETRY;
 		goto out;
@@ -1331,11 +1341,11 @@ live_dedupe_unclaim(live *lv, live_claim *c)
 
 vigil_err
 live_dedupe_commit(live *lv, live_claim *c, const store_scored *rec, const live_keys *k,
-    bool pending)
+    bool pending, bool late)
 {
 	return dd_put(lv, c, rec->txn.txn_id, k->ltxn, k->txn, k->fp, rec->txn.event_time_ms,
 	    rec->score, rec->decision, rec->features_gen, rec->rules_version, rec->hits,
-	    rec->nhits, &rec->model, pending ? DD_PENDING : DD_DURABLE, DD_REPLACE_FAILED);
+	    rec->nhits, &rec->model, late, pending ? DD_PENDING : DD_DURABLE, DD_REPLACE_FAILED);
 }
 
 /* The state of txn_id's record, -1 if there is none (or only a claim). */
@@ -2473,7 +2483,8 @@ live_replay(live *lv, const store_scored *rec)
 			live_card_unlock(lv, stripe);
 			return dd_put(lv, NULL, rec->txn.txn_id, k.ltxn, k.txn, k.fp,
 			    rec->txn.event_time_ms, rec->score, rec->decision, rec->features_gen,
-			    rec->rules_version, rec->hits, rec->nhits, NULL, DD_DURABLE, DD_REPLACE);
+			    rec->rules_version, rec->hits, rec->nhits, NULL, prior->late, DD_DURABLE,
+			    DD_REPLACE);
 		}
 	}
 	rv = live_card_reserve(lv, &rec->txn, &k);
@@ -2489,7 +2500,7 @@ live_replay(live *lv, const store_scored *rec)
 	if (admit)
 		live_apply(lv, &rec->txn, &k);
 	live_card_unlock(lv, stripe);
-	rv = live_dedupe_put_scored(lv, rec, &k);
+	rv = live_dedupe_put_scored(lv, rec, &k, !admit);
 	live_sweep_maybe(lv);
 	return rv;
 }

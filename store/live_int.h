@@ -121,8 +121,10 @@ vigil_err live_dedupe_find(live *lv, const char *txn_id, const live_keys *k,
  * a second put keeps the first). */
 vigil_err live_dedupe_put(live *lv, const vigil_txn *txn, const store_outcome *o);
 /* The same, from a scored record (its txn_id, event time and outcome); k:
- * the keys of rec->txn, or NULL to hash here. */
-vigil_err live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k);
+ * the keys of rec->txn, or NULL to hash here; late: the record was late
+ * when applied (store_commit_info.late), for a retry's reply. */
+vigil_err live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k,
+    bool late);
 
 /*
  * Idempotency under concurrency and durability (storage.md,
@@ -158,9 +160,10 @@ void      live_dedupe_unclaim(live *lv, live_claim *c);
 /* Records rec's outcome (k: rec->txn's keys), pending (until settled) or
  * durable: in place of the claim c (held), or of a record whose sync
  * failed (redo, c NULL); a live record otherwise stays. The claim is
- * released whatever happens. ENOMEM only loses the retry shortcut. */
+ * released whatever happens. ENOMEM only loses the retry shortcut. late:
+ * store_commit_info.late of this commit, answered again to a retry. */
 vigil_err live_dedupe_commit(live *lv, live_claim *c, const store_scored *rec, const live_keys *k,
-    bool pending);
+    bool pending, bool late);
 /* The sync covering txn_id's pending record returned: durable or failed.
  * Wakes the waiters. */
 void      live_dedupe_settle(live *lv, const char *txn_id, const live_keys *k, bool durable);

@@ -358,8 +358,33 @@ test_backfill_flags(void **state)
 	assert_false(r.past_dedupe_horizon);
 	assert_false(r.duplicate);
 	vigil_client_result_fini(&r);
+	/* the retry's reply is the first one's, late included */
 	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
 	assert_true(r.duplicate);
+	assert_true(r.late);
+	vigil_client_result_fini(&r);
+	t = txn_make("bf-3d", "card-bf", 100);
+	t.event_time_ms = now - 3 * day;
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_true(r.duplicate);
+	assert_false(r.late);
+	vigil_client_result_fini(&r);
+	/* and after a restart, as the archive replay judged it */
+	vigil_client_close(c);
+	assert_int_equal(vt_server_stop(&s), 0);
+	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
+	c = open_servers(&s, 1);
+	t = txn_make("bf-7d", "card-bf", 100);
+	t.event_time_ms = now - 7 * day - day / 2;
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_true(r.duplicate);
+	assert_true(r.late);
+	vigil_client_result_fini(&r);
+	t = txn_make("bf-3d", "card-bf", 100);
+	t.event_time_ms = now - 3 * day;
+	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
+	assert_true(r.duplicate);
+	assert_false(r.late);
 	vigil_client_result_fini(&r);
 
 	/* 9 days old: late and past the horizon; sent again, scored again */
