@@ -27,29 +27,11 @@ import tempfile
 import time
 import urllib.request
 
-SKIP = 77
-
-
-def skip(why):
-    print(f"SKIP: {why}")
-    sys.exit(SKIP)
-
-
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:
-    skip("python3-selenium is not installed (apt-get install python3-selenium)")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-if not os.access(CHROMIUM, os.X_OK):
-    skip("chromium is not installed (apt-get install chromium)")
-if not os.access(DRIVER, os.X_OK):
-    skip("chromedriver is not installed (apt-get install chromium-driver)")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from vt_browser import chromium  # noqa: E402  (skips without a browser)
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 TOKEN = "rita-rule-editor-token-0123456789"
 
@@ -156,16 +138,7 @@ def run(build, src, shots, tmp, procs):
     hash0 = http_json(f"http://127.0.0.1:{admin_port}/v1/rules")["content_hash"]
     labels0 = http_json(base + "/api/status", TOKEN)["index"]["labels"]
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1400,1000"):
-        opts.add_argument(a)
-    try:
-        drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    except Exception as e:  # noqa: BLE001
-        skip(f"chromedriver could not start chromium: {str(e).splitlines()[0]}")
+    drv = chromium(1400, 1000, browser_log=True)
     try:
         w = WebDriverWait(drv, 30)
 

@@ -21,27 +21,9 @@ import subprocess
 import sys
 import tempfile
 
-SKIP = 77
-
-
-def skip(why):
-    print(f"SKIP: {why}")
-    sys.exit(SKIP)
-
-
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-except ImportError:
-    skip("python3-selenium is not installed (apt-get install python3-selenium)")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-if not os.access(CHROMIUM, os.X_OK):
-    skip("chromium is not installed (apt-get install chromium)")
-if not os.access(DRIVER, os.X_OK):
-    skip("chromedriver is not installed (apt-get install chromium-driver)")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from vt_browser import chromium  # noqa: E402  (skips without a browser)
+from selenium.webdriver.common.by import By  # noqa: E402
 
 
 def fail(msg):
@@ -72,15 +54,7 @@ def main():
         subprocess.run([replay, "--csv", csv, "--rules", os.path.join(src, "rules", "default.rules"),
                         "--compare", cmp_rules, "--nightly", "--report", html, "-q"], check=True)
 
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = CHROMIUM
-        for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--window-size=1200,1000"):
-            opts.add_argument(a)
-        try:
-            drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
-        except Exception as e:  # noqa: BLE001
-            skip(f"chromedriver could not start chromium: {str(e).splitlines()[0]}")
+        drv = chromium(1200, 1000)
         try:
             check(drv, "file://" + html, review_at)
         finally:
