@@ -2,9 +2,13 @@
 /*
  * console/audit.c - the append-only audit log (STATE/audit.log): one JSON
  * line per action (who, when, what, before, after), written with O_APPEND
- * and synced before the action is reported done. Never rewritten. The
- * file stays open for the console's lifetime (SIGHUP reloads the tokens
- * only): to rotate it, stop the console, move the file, start it again.
+ * and synced before the action is reported done. Never rewritten. One fd
+ * is kept open; on SIGHUP (main.c) con_audit_reopen opens the path anew and
+ * swaps it in only if that works, so an operator rotates the file by
+ * moving it and sending SIGHUP (logrotate: deploy/vigil-console.logrotate);
+ * if the path cannot be opened the old file stays open and is written to.
+ * Everything here runs on the event loop's one thread (console.h), so a
+ * reopen never races a write or a tail: no lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +42,27 @@ con_audit_open(const char *path, con_audit **ret_a, char *errbuf, size_t errlen)
 	}
 	*ret_a = a;
 	return VIGIL_OK;
+}
+
+vigil_err
+con_audit_reopen(con_audit *a, char *errbuf, size_t errlen)
+{
+	int fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	if (fd < 0) {
+		int e = errno;
+		snprintf(errbuf, errlen, "%s: %s", a->path, strerror(e));
+		return vigil_err_from_errno(e);
+	}
+	close(a->fd); /* every line in it is already synced */
+	a->fd = fd;
+	return VIGIL_OK;
+}
+
+const char *
+con_audit_path(const con_audit *a)
+{
+	return a->path;
 }
 
 void
@@ -89,10 +114,16 @@ json_t *
 con_audit_tail(con_audit *a, uint32_t n)
 {
 	json_t *arr = json_array();
-	char *buf = NULL;
+	char *buf = NULL, fdpath[64];
 	size_t len = 0;
 
-	if (arr == NULL || con_file_read(a->path, 64u << 20, &buf, &len) != VIGIL_OK)
+	if (arr == NULL)
+		return arr;
+	/* The file being written, whatever its name now (after a failed reopen
+	 * the path may name nothing, or something else); the path without /proc. */
+	snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", a->fd);
+	if (con_file_read(fdpath, 64u << 20, &buf, &len) != VIGIL_OK &&
+	    con_file_read(a->path, 64u << 20, &buf, &len) != VIGIL_OK)
 		return arr;
 	/* walk lines from the end */
 	size_t end = len;

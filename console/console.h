@@ -81,6 +81,16 @@ typedef struct con_audit con_audit;
 vigil_err con_audit_open(const char *path, con_audit **ret_a, char *errbuf, size_t errlen);
 void      con_audit_close(con_audit *a); /* NULL is a no-op */
 /*
+ * Opens the audit log's path again (O_APPEND, created 0640 if missing: the
+ * old file was moved away for rotation) and, only if that works, writes to
+ * the new file from then on and closes the old one. On failure the old file
+ * stays open and in use, errbuf says "PATH: REASON", and the errno's
+ * vigil_err is returned. Never logs. Same thread as every other call here.
+ */
+vigil_err con_audit_reopen(con_audit *a, char *errbuf, size_t errlen);
+/* The path given to con_audit_open; valid until con_audit_close. */
+const char *con_audit_path(const con_audit *a);
+/*
  * Appends one JSON line {"ts","who","role","action","target","before",
  * "after"} and fdatasyncs it. before/after are stolen (may be NULL: null).
  * VIGIL_EIO if it cannot be written: the caller refuses the action's reply
@@ -88,7 +98,8 @@ void      con_audit_close(con_audit *a); /* NULL is a no-op */
  */
 vigil_err con_audit_write(con_audit *a, const con_user *who, const char *action,
     const char *target, json_t *before, json_t *after);
-/* The last n lines (newest first) as a JSON array (for the UI). */
+/* The last n lines (newest first) as a JSON array (for the UI), from the
+ * file being written: after a rotation, the new file only. */
 json_t   *con_audit_tail(con_audit *a, uint32_t n);
 
 /* ============================ index.c ============================ */

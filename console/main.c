@@ -69,7 +69,8 @@ usage(FILE *out)
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n"
 	    "\n"
-	    "Signals: SIGHUP reloads the tokens file; SIGTERM or SIGINT stops.\n"
+	    "Signals: SIGHUP reopens STATE/audit.log (rotation) and reloads the tokens file;\n"
+	    "SIGTERM or SIGINT stops.\n"
 	    "\n");
 	vigil_cli_exit_help(out, (const char *const[]){ "stopped cleanly (SIGTERM, SIGINT)",
 	    "runtime failure", "bad command line, tokens file, or a rule file that cannot be read",
@@ -311,20 +312,17 @@ auth_roster(const con_auth *a)
 }
 
 /*
- * SIGHUP: the tokens file again. The new set replaces the old whole, or
- * not at all: a file that does not load keeps every token in use and says
+ * SIGHUP, part 2: the tokens file again. The new set replaces the old whole,
+ * or not at all: a file that does not load keeps every token in use and says
  * why in one line. Requests copy what they keep of an analyst (the event
  * loop is one thread), so nothing points into the old set afterwards.
  */
 static void
-on_hup(evutil_socket_t sig, short what, void *arg)
+hup_tokens(con_app *app)
 {
-	con_app *app = arg;
 	con_auth *next = malloc(sizeof *next);
 	char err[512] = "";
 
-	(void)sig;
-	(void)what;
 	if (next == NULL) {
 		fprintf(stderr, "vigil-console: tokens: out of memory; the previous tokens stay in "
 		    "use\n");
@@ -346,6 +344,30 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	explicit_bzero(next, sizeof *next);
 	free(next);
+}
+
+/*
+ * SIGHUP: the audit log reopened at its path (rotation: the old file was
+ * moved away), then the tokens file reloaded, in that order so that the
+ * reload is the new file's first line. A path that cannot be opened keeps
+ * the old file in use. Signals reach us as events of the one loop thread
+ * that also runs every audit write and read: nothing races the swap.
+ */
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	con_app *app = arg;
+	char err[512] = "";
+
+	(void)sig;
+	(void)what;
+	if (con_audit_reopen(app->audit, err, sizeof err) != VIGIL_OK)
+		fprintf(stderr, "vigil-console: audit: cannot reopen %s; still writing to the "
+		    "previous file\n", err);
+	else
+		fprintf(stderr, "vigil-console: audit: reopened %s (SIGHUP)\n",
+		    con_audit_path(app->audit));
+	hup_tokens(app);
 }
 
 static void

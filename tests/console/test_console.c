@@ -7,8 +7,9 @@
  * a file that does not compile, reported at line:col), authentication
  * (401 without a token, 403 below the role), malformed requests (JSON
  * errors naming the field), blocking a card, the tokens file reloaded on
- * SIGHUP, a restart that resumes the index where it stopped, and a
- * generation rolled back through vigild's admin endpoint.
+ * SIGHUP, the audit log reopened on SIGHUP (rotation, and a path that
+ * cannot be opened), a restart that resumes the index where it stopped,
+ * and a generation rolled back through vigild's admin endpoint.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1061,6 +1062,180 @@ test_tokens_reload(void **s)
 	json_decref(http_ok("GET", "/api/me", BOB, NULL, 200));
 }
 
+/* ---- the audit log reopened on SIGHUP ---- */
+
+#define ADAM_UNCLAIM "\"who\":\"adam\",\"role\":\"admin\",\"action\":\"unclaim\",\"target\":\"t3\""
+#define RITA_UNCLAIM "\"who\":\"rita\",\"role\":\"rule-editor\",\"action\":\"unclaim\",\"target\":\"t3\""
+#define TOKENS_RELOAD "\"action\":\"tokens-reload\""
+
+/* STATE/NAME */
+static const char *
+state_file(const char *name)
+{
+	static char p[4][500];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(p[i], sizeof p[i], "%s/%s", state, name);
+	return p[i];
+}
+
+/* Lines of path containing needle (-1: no file); *ret_lines, if given, all
+ * its lines and *ret_first its first (truncated). */
+static int
+file_count(const char *path, const char *needle, int *ret_lines, char *ret_first, size_t flen)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int n = 0, lines = 0;
+
+	if (f == NULL)
+		return -1;
+	while (getline(&line, &cap, f) > 0) {
+		if (lines++ == 0 && ret_first != NULL)
+			snprintf(ret_first, flen, "%s", line);
+		n += strstr(line, needle) != NULL;
+	}
+	free(line);
+	fclose(f);
+	if (ret_lines != NULL)
+		*ret_lines = lines;
+	return n;
+}
+
+/* an audited action that changes nothing: unclaiming t3 (a decline) */
+static void
+audited_unclaim(const char *token)
+{
+	json_decref(http_ok("POST", "/api/cases/t3/unclaim", token, NULL, 200));
+}
+
+/* SIGHUP, then wait until both halves of it are in the console's log:
+ * the audit line (want_audit, the n-th of its kind) and the tokens reload. */
+static void
+hup_and_wait(const char *want_audit, int n)
+{
+	int reloads = console_log_count("vigil-console: tokens: reloaded ");
+
+	assert_int_equal(kill(console_pid, SIGHUP), 0);
+	console_log_wait(want_audit, n);
+	console_log_wait("vigil-console: tokens: reloaded ", reloads + 1);
+}
+
+/* The newest entry of GET /api/audit: does it contain needle? */
+static bool
+audit_api_newest_has(const char *needle, size_t *ret_n)
+{
+	json_t *o = http_ok("GET", "/api/audit", ALICE, NULL, 200);
+	json_t *e = json_object_get(o, "entries");
+	char *text = json_dumps(json_array_get(e, 0), JSON_COMPACT);
+	bool has = text != NULL && strstr(text, needle) != NULL;
+
+	*ret_n = json_array_size(e);
+	free(text);
+	json_decref(o);
+	return has;
+}
+
+/*
+ * Rotation: mv audit.log audit.log.1, SIGHUP. The console reopens the path
+ * (a new file, mode 0640) before it reloads the tokens, so the reload is
+ * the new file's first line and the next action goes there, not to the
+ * moved file; GET /api/audit reads the new file. Then a path that cannot
+ * be opened (a directory there: EISDIR, even for root): one line naming
+ * the path, the console goes on, and actions still land in the old file,
+ * which GET /api/audit still shows.
+ */
+static void
+test_audit_reopen(void **s)
+{
+	char first[256], want[700];
+	struct stat st;
+	int n0, lines = 0;
+	size_t entries = 0;
+
+	(void)s;
+	n0 = file_count(state_file("audit.log"), ADAM_UNCLAIM, NULL, NULL, 0);
+	assert_true(n0 >= 0);
+	audited_unclaim(ADAM);
+	assert_int_equal(file_count(state_file("audit.log"), ADAM_UNCLAIM, NULL, NULL, 0), n0 + 1);
+	assert_int_equal(rename(state_file("audit.log"), state_file("audit.log.1")), 0);
+	snprintf(want, sizeof want, "vigil-console: audit: reopened %s (SIGHUP)",
+	    state_file("audit.log"));
+	hup_and_wait(want, 1);
+	audited_unclaim(RITA);
+	/* the moved file: the first action, not the second */
+	assert_int_equal(file_count(state_file("audit.log.1"), ADAM_UNCLAIM, NULL, NULL, 0), n0 + 1);
+	assert_int_equal(file_count(state_file("audit.log.1"), RITA_UNCLAIM, NULL, NULL, 0), 0);
+	/* the new file: 0640, the reload first, then the second action */
+	assert_int_equal(stat(state_file("audit.log"), &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(file_count(state_file("audit.log"), RITA_UNCLAIM, &lines, first,
+	    sizeof first), 1);
+	assert_int_equal(lines, 2);
+	assert_non_null(strstr(first, TOKENS_RELOAD));
+	assert_int_equal(file_count(state_file("audit.log"), ADAM_UNCLAIM, NULL, NULL, 0), 0);
+	assert_true(audit_api_newest_has(RITA_UNCLAIM, &entries));
+	assert_int_equal(entries, 2);
+
+	/* the path cannot be opened: the old file stays in use */
+	assert_int_equal(rename(state_file("audit.log"), state_file("audit.log.2")), 0);
+	assert_int_equal(mkdir(state_file("audit.log"), 0750), 0);
+	snprintf(want, sizeof want, "vigil-console: audit: cannot reopen %s: %s; still writing "
+	    "to the previous file", state_file("audit.log"), strerror(EISDIR));
+	hup_and_wait(want, 1);
+	assert_int_equal(kill(console_pid, 0), 0);
+	json_decref(http_ok("GET", "/api/me", ALICE, NULL, 200));
+	audited_unclaim(ADAM);
+	assert_int_equal(file_count(state_file("audit.log.2"), ADAM_UNCLAIM, &lines, NULL, 0), 1);
+	assert_int_equal(file_count(state_file("audit.log.2"), TOKENS_RELOAD, NULL, NULL, 0), 2);
+	assert_int_equal(lines, 4); /* reload, rita, reload (the failed SIGHUP's), adam */
+	assert_true(audit_api_newest_has(ADAM_UNCLAIM, &entries));
+	assert_int_equal(entries, 4);
+
+	/* put the file back where the next tests expect it */
+	assert_int_equal(rmdir(state_file("audit.log")), 0);
+	assert_int_equal(rename(state_file("audit.log.2"), state_file("audit.log")), 0);
+	snprintf(want, sizeof want, "vigil-console: audit: reopened %s (SIGHUP)",
+	    state_file("audit.log"));
+	hup_and_wait(want, 2);
+}
+
+/*
+ * The same failure from a directory the console may no longer write
+ * (chmod 0500 on STATE with audit.log moved away: EACCES). Root ignores
+ * modes, so this is skipped as root (CI); test_audit_reopen's EISDIR
+ * covers the path there.
+ */
+static void
+test_audit_reopen_unwritable(void **s)
+{
+	char want[700];
+	int n0, lines = 0;
+	size_t entries = 0;
+
+	(void)s;
+	if (geteuid() == 0)
+		skip();
+	n0 = file_count(state_file("audit.log"), RITA_UNCLAIM, NULL, NULL, 0);
+	assert_true(n0 >= 0);
+	assert_int_equal(rename(state_file("audit.log"), state_file("audit.log.3")), 0);
+	assert_int_equal(chmod(state, 0500), 0);
+	snprintf(want, sizeof want, "vigil-console: audit: cannot reopen %s: %s; still writing "
+	    "to the previous file", state_file("audit.log"), strerror(EACCES));
+	hup_and_wait(want, 1);
+	audited_unclaim(RITA);
+	assert_int_equal(chmod(state, 0750), 0);
+	assert_int_equal(access(state_file("audit.log"), F_OK), -1);
+	assert_int_equal(file_count(state_file("audit.log.3"), RITA_UNCLAIM, &lines, NULL, 0),
+	    n0 + 1);
+	assert_true(audit_api_newest_has(RITA_UNCLAIM, &entries));
+	assert_int_equal(entries, lines < 200 ? (size_t)lines : 200); /* the API keeps 200 */
+	assert_int_equal(rename(state_file("audit.log.3"), state_file("audit.log")), 0);
+}
+
 /* A generation of no card (thresholds fall back, as with none). */
 static uint64_t
 gen_write_empty(void)
@@ -1203,6 +1378,8 @@ main(void)
 		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_tls_verdict),
 		cmocka_unit_test(test_tokens_reload),
+		cmocka_unit_test(test_audit_reopen),
+		cmocka_unit_test(test_audit_reopen_unwritable),
 		cmocka_unit_test(test_restart_resumes),
 		cmocka_unit_test(test_generation_rollback),
 	};

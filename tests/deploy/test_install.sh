@@ -4,12 +4,13 @@
 # runs (issue 18): `meson install --destdir` of this build into a temporary
 # DESTDIR puts the programs, the configuration (vigild.ini, the default
 # rules and every list file they read), the systemd units, sysusers.d and
-# tmpfiles.d files and the manuals where the units and the configuration
-# say; the installed vigild, started with the installed configuration
-# (only its paths rewritten into the DESTDIR, a temporary data directory
-# and local sockets), passes --check-config, scores one transaction sent by
-# the installed vigil-score and stops with status 0. A second install keeps
-# an edited configuration file.
+# tmpfiles.d files, the console's logrotate example and the manuals where
+# the units and the configuration say (logrotate -d checks the example
+# where logrotate is installed); the installed vigild, started with the
+# installed configuration (only its paths rewritten into the DESTDIR, a
+# temporary data directory and local sockets), passes --check-config,
+# scores one transaction sent by the installed vigil-score and stops with
+# status 0. A second install keeps an edited configuration file.
 # Usage: test_install.sh (VIGIL_BUILD_ROOT set by meson).
 set -eu
 
@@ -55,6 +56,15 @@ grep -o 'file "[^"]*"' "$etc/rules/default.rules" | sed 's/^file "//; s/"$//' |
 for u in vigild.service vigil-rebuild.service vigil-rebuild.timer vigil-console.service; do
 	[ -f "$unitdir/$u" ] || fail "$u not installed in $unitdir"
 done
+# the console's logrotate example rotates the audit log in the unit's --state
+lr=$(one -path '*/examples/vigil-console.logrotate')
+cstate=$(sed -n 's/.*--state \([^ ]*\).*/\1/p' "$unitdir/vigil-console.service")
+[ -n "$cstate" ] && grep -q "^$cstate/audit.log {\$" "$lr" ||
+	fail "$lr does not rotate $cstate/audit.log, vigil-console.service's --state"
+if command -v logrotate >/dev/null 2>&1; then
+	logrotate -d -s "$T/logrotate.status" "$lr" >"$T/logrotate.log" 2>&1 ||
+		{ cat "$T/logrotate.log" >&2; fail "logrotate -d refuses $lr"; }
+fi
 lib=$(dirname "$(dirname "$unitdir")")
 [ -f "$lib/sysusers.d/vigil.conf" ] || fail "no sysusers.d/vigil.conf in $lib"
 [ -f "$lib/tmpfiles.d/vigil.conf" ] || fail "no tmpfiles.d/vigil.conf in $lib"
