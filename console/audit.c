@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "console.h"
@@ -110,34 +111,84 @@ out:
 	return rv;
 }
 
+/* The audit tail reads at most this much of the file's end: the newest
+ * entries, however long the file has grown unrotated. */
+#define AUDIT_TAIL_MAX ((off_t)64 << 20)
+
+/* The last n entries of the file open on fd, newest first: reads a window
+ * at the end, widened (x4, up to AUDIT_TAIL_MAX) until it holds n whole
+ * lines or the start of the file. A line cut by the window's start is not
+ * an entry. */
+static json_t *
+audit_tail_fd(int fd, uint32_t n)
+{
+	json_t *arr = json_array();
+	struct stat st;
+	off_t window = (off_t)1 << 20;
+	char *buf = NULL;
+
+	if (arr == NULL || fstat(fd, &st) != 0 || st.st_size <= 0)
+		return arr;
+	for (;;) {
+		off_t from = st.st_size > window ? st.st_size - window : 0;
+		size_t len = (size_t)(st.st_size - from), got = 0, end;
+		char *nb = realloc(buf, len);
+
+		if (nb == NULL)
+			break;
+		buf = nb;
+		while (got < len) {
+			ssize_t r = pread(fd, buf + got, len - got, from + (off_t)got);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		json_array_clear(arr);
+		end = got;
+		while (end > 0 && json_array_size(arr) < n) {
+			size_t s = end - 1;
+
+			while (s > 0 && buf[s - 1] != '\n')
+				s--;
+			if (s == 0 && from > 0)
+				break; /* cut by the window */
+			if (end - s > 1) {
+				json_t *o = json_loadb(buf + s, end - s, 0, NULL);
+
+				if (o != NULL)
+					json_array_append_new(arr, o);
+			}
+			end = s;
+		}
+		if (json_array_size(arr) >= n || from == 0 || window >= AUDIT_TAIL_MAX)
+			break;
+		window *= 4;
+		if (window > AUDIT_TAIL_MAX)
+			window = AUDIT_TAIL_MAX;
+	}
+	free(buf);
+	return arr;
+}
+
 json_t *
 con_audit_tail(con_audit *a, uint32_t n)
 {
-	json_t *arr = json_array();
-	char *buf = NULL, fdpath[64];
-	size_t len = 0;
+	char fdpath[64];
+	json_t *arr;
+	int fd;
 
-	if (arr == NULL)
-		return arr;
 	/* The file being written, whatever its name now (after a failed reopen
 	 * the path may name nothing, or something else); the path without /proc. */
 	snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", a->fd);
-	if (con_file_read(fdpath, 64u << 20, &buf, &len) != VIGIL_OK &&
-	    con_file_read(a->path, 64u << 20, &buf, &len) != VIGIL_OK)
-		return arr;
-	/* walk lines from the end */
-	size_t end = len;
-	while (end > 0 && json_array_size(arr) < n) {
-		size_t s = end - 1;
-		while (s > 0 && buf[s - 1] != '\n')
-			s--;
-		if (end - s > 1) {
-			json_t *o = json_loadb(buf + s, end - s, 0, NULL);
-			if (o != NULL)
-				json_array_append_new(arr, o);
-		}
-		end = s;
-	}
-	free(buf);
+	fd = open(fdpath, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fd = open(a->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return json_array();
+	arr = audit_tail_fd(fd, n);
+	close(fd);
 	return arr;
 }

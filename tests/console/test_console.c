@@ -1236,6 +1236,40 @@ test_audit_reopen_unwritable(void **s)
 	assert_int_equal(rename(state_file("audit.log.3"), state_file("audit.log")), 0);
 }
 
+/*
+ * An audit log that grew unrotated past what the API reads (64 MiB) still
+ * shows its newest entries: GET /api/audit reads the file's end, not the
+ * whole file (it used to give an empty list over 64 MiB). The filler lines
+ * are appended the way the console writes (O_APPEND, whole lines), then
+ * the file is put back as it was.
+ */
+static void
+test_audit_tail_long(void **s)
+{
+	char line[1024];
+	struct stat st;
+	size_t entries = 0, len;
+	off_t before;
+	int fd;
+
+	(void)s;
+	assert_int_equal(stat(state_file("audit.log"), &st), 0);
+	before = st.st_size;
+	fd = open(state_file("audit.log"), O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	memset(line, 'x', sizeof line);
+	len = (size_t)snprintf(line, sizeof line, "{\"who\":\"filler\",\"action\":\"filler\",\"pad\":\"");
+	line[len] = 'x';
+	memcpy(line + sizeof line - 3, "\"}\n", 3);
+	for (int i = 0; i < 66 * 1024; i++) /* 66 MiB of 1 KiB entries */
+		assert_int_equal(write(fd, line, sizeof line), (ssize_t)sizeof line);
+	assert_int_equal(close(fd), 0);
+	audited_unclaim(RITA);
+	assert_true(audit_api_newest_has(RITA_UNCLAIM, &entries));
+	assert_int_equal(entries, 200); /* the API keeps 200 */
+	assert_int_equal(truncate(state_file("audit.log"), before), 0);
+}
+
 /* A generation of no card (thresholds fall back, as with none). */
 static uint64_t
 gen_write_empty(void)
@@ -1380,6 +1414,7 @@ main(void)
 		cmocka_unit_test(test_tokens_reload),
 		cmocka_unit_test(test_audit_reopen),
 		cmocka_unit_test(test_audit_reopen_unwritable),
+		cmocka_unit_test(test_audit_tail_long),
 		cmocka_unit_test(test_restart_resumes),
 		cmocka_unit_test(test_generation_rollback),
 	};
