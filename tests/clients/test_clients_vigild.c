@@ -310,6 +310,23 @@ has(const char *hay, const char *needle)
 	return hay != NULL && strstr(hay, needle) != NULL;
 }
 
+/* Scores txn_id (card-bf, 100) at event time t and checks the reply's flags. */
+static void
+backfill_expect(vigil_client *c, const char *txn_id, int64_t t, bool duplicate, bool late,
+    bool past_horizon)
+{
+	vigil_client_result  r = { 0 };
+	vigil_client_errinfo info;
+	vigil_client_txn     x = txn_make(txn_id, "card-bf", 100);
+
+	x.event_time_ms = t;
+	assert_int_equal(vigil_client_score(c, &x, NULL, &r, &info), VIGIL_CLIENT_OK);
+	if (r.duplicate != duplicate || r.late != late || r.past_dedupe_horizon != past_horizon)
+		fail_msg("%s: duplicate %d late %d past_dedupe_horizon %d, expected %d %d %d", txn_id,
+		    r.duplicate, r.late, r.past_dedupe_horizon, duplicate, late, past_horizon);
+	vigil_client_result_fini(&r);
+}
+
 /*
  * One current transaction, then history (issue 18): the replies say which
  * history rows were late (7 days or more behind the newest event: not in
@@ -335,57 +352,21 @@ test_backfill_flags(void **state)
 	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
 	c = open_servers(&s, 1);
 
-	t = txn_make("bf-now", "card-bf", 100);
-	t.event_time_ms = now;
-	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
-	assert_false(r.late);
-	assert_false(r.past_dedupe_horizon);
-	vigil_client_result_fini(&r);
-
+	backfill_expect(c, "bf-now", now, false, false, false);
 	/* 3 days old: applied, remembered */
-	t = txn_make("bf-3d", "card-bf", 100);
-	t.event_time_ms = now - 3 * day;
-	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
-	assert_false(r.late);
-	assert_false(r.past_dedupe_horizon);
-	vigil_client_result_fini(&r);
-
+	backfill_expect(c, "bf-3d", now - 3 * day, false, false, false);
 	/* 7.5 days old: late, still remembered (a retry is a duplicate) */
-	t = txn_make("bf-7d", "card-bf", 100);
-	t.event_time_ms = now - 7 * day - day / 2;
-	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
-	assert_true(r.late);
-	assert_false(r.past_dedupe_horizon);
-	assert_false(r.duplicate);
-	vigil_client_result_fini(&r);
-	/* the retry's reply is the first one's, late included */
-	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
-	assert_true(r.duplicate);
-	assert_true(r.late);
-	vigil_client_result_fini(&r);
-	t = txn_make("bf-3d", "card-bf", 100);
-	t.event_time_ms = now - 3 * day;
-	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
-	assert_true(r.duplicate);
-	assert_false(r.late);
-	vigil_client_result_fini(&r);
+	backfill_expect(c, "bf-7d", now - 7 * day - day / 2, false, true, false);
+	/* a retry's reply is the first one's, late included */
+	backfill_expect(c, "bf-7d", now - 7 * day - day / 2, true, true, false);
+	backfill_expect(c, "bf-3d", now - 3 * day, true, false, false);
 	/* and after a restart, as the archive replay judged it */
 	vigil_client_close(c);
 	assert_int_equal(vt_server_stop(&s), 0);
 	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
 	c = open_servers(&s, 1);
-	t = txn_make("bf-7d", "card-bf", 100);
-	t.event_time_ms = now - 7 * day - day / 2;
-	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
-	assert_true(r.duplicate);
-	assert_true(r.late);
-	vigil_client_result_fini(&r);
-	t = txn_make("bf-3d", "card-bf", 100);
-	t.event_time_ms = now - 3 * day;
-	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
-	assert_true(r.duplicate);
-	assert_false(r.late);
-	vigil_client_result_fini(&r);
+	backfill_expect(c, "bf-7d", now - 7 * day - day / 2, true, true, false);
+	backfill_expect(c, "bf-3d", now - 3 * day, true, false, false);
 
 	/* 9 days old: late and past the horizon; sent again, scored again */
 	t = txn_make("bf-9d", "card-bf", 100);
