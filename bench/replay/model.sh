@@ -12,8 +12,11 @@
 # Prints one line per run and writes DIR/NAME-{model,rules}.json (the replay
 # summaries, with per-night model figures in "nights") and .results (one line
 # per row: bench/replay/results_figures.py recomputes the figures from it).
-#   - sparkov4: its first four months, measured from Feb 1 (the quick run).
-# usage: bench/replay/model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov|sparkov4 ...]
+#   - sparkov4: its first four months, measured from Feb 1 (the quick run);
+#   - sparkov-min: the whole file with only the required columns (txn_id,
+#     event_time, card_id, merchant_id, amount, currency) and the label,
+#     the shape of the held-out benchmark.
+# usage: bench/replay/model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov|sparkov4|sparkov-min ...]
 set -eu
 [ $# -ge 2 ] || { echo "usage: model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov ...]" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
@@ -100,8 +103,22 @@ for what in "$@"; do
 			awk -F, 'NR == 1 || $2 < "2019-05-01"' > "$out/sparkov4.csv"
 		run sparkov-jan-apr "$out/sparkov4.csv" --measure-from 2019-02-01
 		;;
+	sparkov-min)
+		# The held-out benchmark's shape (card, merchant/terminal, amount,
+		# time only): Sparkov with every optional column dropped (mcc,
+		# country, channel, lat, lon), measured on the same test months.
+		data=$src/../shared/data/sparkov-2019.csv.zst
+		if [ ! -s "$data" ]; then
+			echo "model.sh: $data not found: skipping Sparkov" >&2
+			continue
+		fi
+		[ -s "$out/sparkov-min.csv" ] || zstd -q -dc "$data" |
+			awk -F, 'BEGIN { OFS = "," } { print $1, $2, $3, $4, $5, $6, $12 }' \
+				> "$out/sparkov-min.csv"
+		run sparkov-min-test "$out/sparkov-min.csv" --measure-from 2019-09-08
+		;;
 	*)
-		echo "model.sh: unknown data set '$what' (gen1, gen2, sparkov, sparkov4)" >&2
+		echo "model.sh: unknown data set '$what' (gen1, gen2, sparkov, sparkov4, sparkov-min)" >&2
 		exit 2
 		;;
 	esac
