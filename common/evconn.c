@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common/evconn.c - the connection set of evconn.h: each evhttp connection
+ * counted from the bufferevent evhttp asks for to its close callback, the
+ * listener stopped at the cap, unparsed input capped by a read watermark, an
+ * optional idle deadline. The one trick: libevent 2.1 gives no way to learn
+ * which evhttp_connection a bufferevent becomes, except that evhttp sets the
+ * connection as the bufferevent's callback argument right after our
+ * callback returns; a zero-timeout event, activated in our callback, runs
+ * before any I/O on the connection and reads it there (bufferevent_getcb).
+ */
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <stdlib.h>
+#include <uthash.h>
+
+#include "evconn.h"
+
+/* One open connection, from evhttp's bufferevent callback to its close. */
+typedef struct evconn_conn {
+	vigil_evconn_set         *set;
+	struct bufferevent       *bev;      /* referenced until hooked */
+	struct evhttp_connection *evcon;    /* NULL until hooked */
+	struct event             *hook;     /* finds evcon once evhttp has made it */
+	struct event             *deadline; /* idle_s without a request; NULL: none */
+	void                    (*on_close)(void *arg);
+	void                     *on_close_arg;
+	struct evconn_conn       *prev, *next;
+	UT_hash_handle            hh;       /* in set->by_evcon, keyed by evcon */
+} evconn_conn;
+
+struct vigil_evconn_set {
+	vigil_evconn_opts      o;
+	struct evconnlistener *lev;
+	evconn_conn           *list;       /* every open connection */
+	evconn_conn           *by_evcon;   /* the hooked ones, by evhttp connection */
+	uint32_t               n;
+	bool                   paused_cap; /* n reached o.max_conns */
+	bool                   paused_ext; /* vigil_evconn_pause */
+	bool                   stopping;   /* the listener is evhttp_free's */
+};
+
+static void
+evconn_accept_update(vigil_evconn_set *set)
+{
+	if (set->stopping)
+		return;
+	if (set->paused_cap || set->paused_ext)
+		evconnlistener_disable(set->lev);
+	else
+		evconnlistener_enable(set->lev);
+}
+
+static void
+evconn_count(vigil_evconn_set *set)
+{
+	if (set->o.on_count != NULL)
+		set->o.on_count(set->o.arg, set->n);
+}
+
+static void
+evconn_conn_gone(evconn_conn *c)
+{
+	vigil_evconn_set *set = c->set;
+
+	if (c->evcon != NULL)
+		HASH_DELETE(hh, set->by_evcon, c);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		set->list = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (c->bev != NULL)
+		bufferevent_decref(c->bev);
+	if (c->hook != NULL)
+		event_free(c->hook);
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	free(c);
+	set->n--;
+	evconn_count(set);
+	if (set->paused_cap && set->n < set->o.max_conns) {
+		set->paused_cap = false;
+		evconn_accept_update(set);
+	}
+}
+
+static void
+evconn_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	evconn_conn *c = arg;
+
+	(void)evcon;
+	if (c->on_close != NULL)
+		c->on_close(c->on_close_arg);
+	evconn_conn_gone(c);
+}
+
+static void
+evconn_conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	evconn_conn *c = arg;
+	vigil_evconn_set *set = c->set;
+
+	(void)fd;
+	(void)what;
+	if (set->o.on_idle != NULL)
+		set->o.on_idle(set->o.arg);
+	evhttp_connection_free(c->evcon); /* runs evconn_conn_closed: c is gone */
+}
+
+/*
+ * Runs right after evhttp's accept callback, before any I/O on the
+ * connection: evhttp has made the evhttp_connection and set it as the
+ * bufferevent's callback argument. If evhttp freed it already (out of
+ * memory), the callbacks were cleared: nothing to hook.
+ */
+static void
+evconn_conn_hook(evutil_socket_t fd, short what, void *arg)
+{
+	evconn_conn *c = arg;
+	vigil_evconn_set *set = c->set;
+	struct timeval idle = { (time_t)set->o.idle_s, 0 };
+	void *cbarg = NULL;
+
+	(void)fd;
+	(void)what;
+	bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+	if (cbarg == NULL ||
+	    evhttp_connection_get_bufferevent((struct evhttp_connection *)cbarg) != c->bev) {
+		evconn_conn_gone(c);
+		return;
+	}
+	c->evcon = cbarg;
+	HASH_ADD_PTR(set->by_evcon, evcon, c);
+	bufferevent_decref(c->bev);
+	c->bev = NULL;
+	evhttp_connection_set_closecb(c->evcon, evconn_conn_closed, c);
+	if (c->deadline != NULL)
+		event_add(c->deadline, &idle);
+}
+
+/* evhttp's bufferevent for a new connection: capped input, counted. A
+ * connection we cannot count (out of memory) is served uncounted rather
+ * than refused. */
+static struct bufferevent *
+evconn_bev(struct event_base *base, void *arg)
+{
+	vigil_evconn_set *set = arg;
+	struct bufferevent *bev;
+	evconn_conn *c;
+
+	if (set->o.bev_new != NULL)
+		bev = set->o.bev_new(base, set->o.bev_arg);
+	else
+		bev = bufferevent_socket_new(base, -1, 0);
+	if (bev == NULL)
+		return NULL;
+	if (set->o.max_input > 0)
+		bufferevent_setwatermark(bev, EV_READ, 0, set->o.max_input);
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return bev;
+	c->set = set;
+	c->hook = event_new(base, -1, 0, evconn_conn_hook, c);
+	if (set->o.idle_s > 0)
+		c->deadline = evtimer_new(base, evconn_conn_deadline, c);
+	if (c->hook == NULL || (set->o.idle_s > 0 && c->deadline == NULL)) {
+		if (c->hook != NULL)
+			event_free(c->hook);
+		if (c->deadline != NULL)
+			event_free(c->deadline);
+		free(c);
+		return bev;
+	}
+	bufferevent_incref(bev);
+	c->bev = bev;
+	c->next = set->list;
+	if (set->list != NULL)
+		set->list->prev = c;
+	set->list = c;
+	set->n++;
+	evconn_count(set);
+	if (set->n >= set->o.max_conns && !set->paused_cap) {
+		set->paused_cap = true;
+		if (set->o.on_cap != NULL)
+			set->o.on_cap(set->o.arg);
+		evconn_accept_update(set);
+	}
+	event_active(c->hook, 0, 0);
+	return bev;
+}
+
+vigil_err
+vigil_evconn_set_new(struct evhttp *http, struct evconnlistener *lev,
+    const vigil_evconn_opts *opts, vigil_evconn_set **ret_set)
+{
+	vigil_evconn_set *set;
+
+	if (http == NULL || lev == NULL || opts == NULL || ret_set == NULL ||
+	    opts->max_conns == 0)
+		return VIGIL_EINVAL;
+	set = calloc(1, sizeof *set);
+	if (set == NULL)
+		return VIGIL_ENOMEM;
+	set->o = *opts;
+	set->lev = lev;
+	evhttp_set_bevcb(http, evconn_bev, set);
+	*ret_set = set;
+	return VIGIL_OK;
+}
+
+void
+vigil_evconn_set_stop(vigil_evconn_set *set)
+{
+	if (set == NULL)
+		return;
+	set->stopping = true;
+	set->lev = NULL;
+}
+
+void
+vigil_evconn_set_free(vigil_evconn_set *set)
+{
+	if (set == NULL)
+		return;
+	set->stopping = true;
+	set->lev = NULL;
+	while (set->list != NULL) /* the ones evhttp_free did not close: unhooked */
+		evconn_conn_gone(set->list);
+	free(set);
+}
+
+uint32_t
+vigil_evconn_count(const vigil_evconn_set *set)
+{
+	return set != NULL ? set->n : 0;
+}
+
+static evconn_conn *
+evconn_find(vigil_evconn_set *set, struct evhttp_connection *evcon)
+{
+	evconn_conn *c = NULL;
+
+	if (set == NULL || evcon == NULL)
+		return NULL;
+	HASH_FIND_PTR(set->by_evcon, &evcon, c);
+	return c;
+}
+
+void
+vigil_evconn_seen(vigil_evconn_set *set, struct evhttp_request *req)
+{
+	evconn_conn *c = evconn_find(set, evhttp_request_get_connection(req));
+	struct timeval idle;
+
+	if (c == NULL || c->deadline == NULL)
+		return;
+	idle.tv_sec = (time_t)set->o.idle_s;
+	idle.tv_usec = 0;
+	event_add(c->deadline, &idle);
+}
+
+vigil_err
+vigil_evconn_on_close(vigil_evconn_set *set, struct evhttp_connection *evcon,
+    void (*fn)(void *arg), void *arg)
+{
+	evconn_conn *c = evconn_find(set, evcon);
+
+	if (c == NULL)
+		return VIGIL_ENOTFOUND;
+	c->on_close = fn;
+	c->on_close_arg = arg;
+	return VIGIL_OK;
+}
+
+void
+vigil_evconn_pause(vigil_evconn_set *set, bool paused)
+{
+	if (set == NULL)
+		return;
+	set->paused_ext = paused;
+	evconn_accept_update(set);
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common/evconn.h - a cap on an evhttp server's connections (DESIGN.md
+ * contract 8: every listener is capped), for vigild's admin endpoint and
+ * vigil-console. libevent 2.1's evhttp has no cap of its own, so a
+ * connection set counts each connection from the bufferevent evhttp asks
+ * for (evhttp_set_bevcb) to the evhttp_connection's close callback; at
+ * max_conns it stops the evconnlistener, and the next clients wait in the
+ * kernel's accept queue until one closes. Each bufferevent stops reading at
+ * max_input bytes of unparsed input (evhttp keeps reading while it writes a
+ * reply: a client that pipelines and never reads would grow us without
+ * end). Optionally a connection that has not sent a complete request within
+ * idle_s of opening or of its previous request is closed (one that drips a
+ * header line every few seconds would hold its slot forever).
+ *
+ * A separate library (vigil_evconn_dep; vigil_evconn_ssl_dep adds HTTPS),
+ * so that common's core does not depend on libevent and a program that
+ * serves plain HTTP does not link libevent_openssl.
+ *
+ * Everything runs on the thread of the evhttp's event_base; nothing here
+ * locks. Library code: nothing is logged.
+ *
+ *     vigil_evconn_opts o = { .max_conns = 64, .max_input = 64 << 10 };
+ *     evhttp_set_gencb(http, dispatch, app);        // dispatch calls
+ *     bound = evhttp_bind_socket_with_handle(...);  // vigil_evconn_seen
+ *     rv = vigil_evconn_set_new(http, evhttp_bound_socket_get_listener(bound),
+ *         &o, &set);
+ *     ...
+ *     vigil_evconn_set_stop(set);
+ *     evhttp_free(http);
+ *     vigil_evconn_set_free(set);
+ */
+#ifndef VIGIL_EVCONN_H
+#define VIGIL_EVCONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct bufferevent;
+struct event_base;
+struct evconnlistener;
+struct evhttp;
+struct evhttp_connection;
+struct evhttp_request;
+
+typedef struct vigil_evconn_set vigil_evconn_set;
+
+/* Makes the bufferevent of a new connection (fd -1: evhttp sets it), or
+ * returns NULL to refuse the connection. */
+typedef struct bufferevent *vigil_evconn_bev_fn(struct event_base *base, void *bev_arg);
+
+typedef struct vigil_evconn_opts {
+	uint32_t max_conns; /* >= 1: at this many open connections the listener
+	                     * stops accepting, until one closes */
+	size_t   max_input; /* read high-watermark of each bufferevent (bytes of
+	                     * unparsed input); 0: none */
+	uint32_t idle_s;    /* seconds to complete a request, from opening or
+	                     * from the previous request; 0: no deadline */
+
+	/* Optional callbacks (NULL: none), each called with arg, on the event
+	 * loop's thread. None may free the set. */
+	void (*on_count)(void *arg, uint32_t n);  /* the count changed to n */
+	void (*on_cap)(void *arg);                /* the listener stopped at max_conns */
+	void (*on_idle)(void *arg);               /* a connection passed idle_s and is
+	                                           * about to be closed */
+	void  *arg;
+
+	/* The bufferevent of each connection; NULL: a plain socket one
+	 * (bufferevent_socket_new). For HTTPS: vigil_evconn_ssl_bev, bev_arg an
+	 * SSL_CTX (vigil_evconn_ssl_dep). The set sets max_input on it. */
+	vigil_evconn_bev_fn *bev_new;
+	void                *bev_arg;
+} vigil_evconn_opts;
+
+/*
+ * A connection set for http, whose one listener is lev (from
+ * evhttp_bound_socket_get_listener). Takes evhttp's bufferevent callback
+ * (evhttp_set_bevcb): the caller must not set its own. The set does not own
+ * http or lev. opts is copied.
+ *
+ * VIGIL_OK: *ret_set set, to free with vigil_evconn_set_free() after
+ * evhttp_free(http). VIGIL_EINVAL: a NULL argument or max_conns 0.
+ * VIGIL_ENOMEM. On error *ret_set is untouched and http is unchanged.
+ */
+vigil_err vigil_evconn_set_new(struct evhttp *http, struct evconnlistener *lev,
+    const vigil_evconn_opts *opts, vigil_evconn_set **ret_set);
+
+/* Call before evhttp_free(http) (which frees the listener): from then on the
+ * set never touches the listener, and still counts the connections that
+ * evhttp_free closes down (with their on-close hooks). NULL is a no-op. */
+void vigil_evconn_set_stop(vigil_evconn_set *set);
+
+/* After evhttp_free(http): frees the set and the connections evhttp had not
+ * yet handed over (accepted in this loop iteration), without calling their
+ * hooks. NULL is a no-op. */
+void vigil_evconn_set_free(vigil_evconn_set *set);
+
+/* Open connections now (0 for a NULL set). */
+uint32_t vigil_evconn_count(const vigil_evconn_set *set);
+
+/* A request arrived: the idle deadline of its connection starts again (from
+ * evhttp's request callback; a no-op without idle_s or if the connection is
+ * not the set's). */
+void vigil_evconn_seen(vigil_evconn_set *set, struct evhttp_request *req);
+
+/*
+ * Calls fn(arg) when evcon closes, before the set forgets it (replacing the
+ * hook set before; NULL fn: none). For a request that outlives its
+ * connection (an answer computed later must not be sent to a freed one).
+ * VIGIL_OK, or VIGIL_ENOTFOUND if evcon is NULL or not one of the set's
+ * (a connection counted but not yet handed over by evhttp, or not counted
+ * for want of memory: it has no hook).
+ */
+vigil_err vigil_evconn_on_close(vigil_evconn_set *set, struct evhttp_connection *evcon,
+    void (*fn)(void *arg), void *arg);
+
+/*
+ * Pauses (true) or resumes (false) accepting for the caller's own reason,
+ * typically accept(2) failing with EMFILE (the caller's evconnlistener error
+ * callback pauses, a timer resumes). Independent of the pause at max_conns:
+ * the listener accepts only when neither holds.
+ */
+void vigil_evconn_pause(vigil_evconn_set *set, bool paused);
+
+/*
+ * A vigil_evconn_bev_fn for HTTPS: a new OpenSSL bufferevent accepting TLS
+ * (BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) on a new SSL of
+ * ssl_ctx, an SSL_CTX * (void * here, so that this header needs no OpenSSL
+ * header); the bufferevent owns the SSL. NULL if out of
+ * memory. Only in vigil_evconn_ssl_dep (libevent_openssl, OpenSSL).
+ */
+struct bufferevent *vigil_evconn_ssl_bev(struct event_base *base, void *ssl_ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGIL_EVCONN_H */

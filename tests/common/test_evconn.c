@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/common/test_evconn.c - the connection set of common/evconn.h on a
+ * real event_base and evhttp, with clients on loopback sockets in the same
+ * thread: N+1 clients against a cap of N (the last is served only once one
+ * closes), the external pause combined with the cap's, the idle deadline
+ * closing a silent connection, the on-close hook, and the count back to 0.
+ * No timing is asserted: each wait is a bounded loop on a condition. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "evconn.h"
+
+#define FX_CLIENTS 8
+#define PUMP_MAX   3000 /* loop iterations of at most 10 ms: a bound, not a figure */
+#define PUMP_IDLE  20   /* iterations in which something must NOT happen */
+
+typedef struct fx {
+	struct event_base     *base;
+	struct evhttp         *http;
+	struct event          *tick;
+	struct evconnlistener *lev;
+	vigil_evconn_set      *set;
+	uint16_t               port;
+	uint32_t               served;  /* requests answered */
+	uint32_t               idle;    /* on_idle calls */
+	uint32_t               caps;    /* on_cap calls */
+	uint32_t               counted; /* last n from on_count */
+	uint32_t               closed;  /* on-close hooks run */
+	bool                   hook;    /* hook each request's connection */
+	int                    cl[FX_CLIENTS];
+} fx;
+
+static void
+fx_on_count(void *arg, uint32_t n)
+{
+	((fx *)arg)->counted = n;
+}
+
+static void
+fx_on_cap(void *arg)
+{
+	((fx *)arg)->caps++;
+}
+
+static void
+fx_on_idle(void *arg)
+{
+	((fx *)arg)->idle++;
+}
+
+static void
+fx_closed(void *arg)
+{
+	((fx *)arg)->closed++;
+}
+
+static void
+fx_request(struct evhttp_request *req, void *arg)
+{
+	fx *f = arg;
+	struct evbuffer *b = evbuffer_new();
+
+	vigil_evconn_seen(f->set, req);
+	if (f->hook)
+		assert_int_equal(vigil_evconn_on_close(f->set, evhttp_request_get_connection(req),
+		    fx_closed, f), VIGIL_OK);
+	evbuffer_add_printf(b, "ok\n");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+	f->served++;
+}
+
+static void
+fx_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* One turn of the loop: whatever is ready, or 10 ms of nothing. */
+static void
+fx_pump(fx *f)
+{
+	const struct timeval tv = { 0, 10000 };
+
+	evtimer_add(f->tick, &tv);
+	event_base_loop(f->base, EVLOOP_ONCE);
+}
+
+#define PUMP_UNTIL(f, cond)                                       \
+	do {                                                      \
+		for (int i_ = 0; i_ < PUMP_MAX && !(cond); i_++)  \
+			fx_pump(f);                               \
+		assert_true(cond);                                \
+	} while (0)
+
+static void
+fx_start(fx *f, const vigil_evconn_opts *opts)
+{
+	struct evhttp_bound_socket *bound;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	vigil_evconn_opts o = *opts;
+
+	memset(f, 0, sizeof *f);
+	for (int i = 0; i < FX_CLIENTS; i++)
+		f->cl[i] = -1;
+	f->base = event_base_new();
+	assert_non_null(f->base);
+	f->tick = evtimer_new(f->base, fx_tick, NULL);
+	assert_non_null(f->tick);
+	f->http = evhttp_new(f->base);
+	assert_non_null(f->http);
+	evhttp_set_gencb(f->http, fx_request, f);
+	bound = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
+	assert_non_null(bound);
+	assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin,
+	    &len), 0);
+	f->port = ntohs(sin.sin_port);
+	o.on_count = fx_on_count;
+	o.on_cap = fx_on_cap;
+	o.on_idle = fx_on_idle;
+	o.arg = f;
+	f->lev = evhttp_bound_socket_get_listener(bound);
+	assert_int_equal(vigil_evconn_set_new(f->http, f->lev, &o, &f->set), VIGIL_OK);
+	assert_int_equal(vigil_evconn_count(f->set), 0);
+}
+
+static void
+fx_stop(fx *f)
+{
+	vigil_evconn_set_stop(f->set);
+	evhttp_free(f->http); /* closes what is open: counted down */
+	assert_int_equal(vigil_evconn_count(f->set), 0);
+	vigil_evconn_set_free(f->set);
+	event_free(f->tick);
+	event_base_free(f->base);
+	for (int i = 0; i < FX_CLIENTS; i++)
+		if (f->cl[i] >= 0)
+			close(f->cl[i]);
+}
+
+/* Client i connects (the kernel completes it from the listen backlog, served
+ * or not) and, if req, sends one keep-alive request. */
+static void
+fx_connect(fx *f, int i, bool req)
+{
+	static const char get[] = "GET /x HTTP/1.1\r\nHost: test\r\n\r\n";
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(f->port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	f->cl[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(f->cl[i] >= 0);
+	assert_int_equal(connect(f->cl[i], (struct sockaddr *)&sin, sizeof sin), 0);
+	if (req)
+		assert_int_equal(send(f->cl[i], get, sizeof get - 1, MSG_NOSIGNAL),
+		    (ssize_t)(sizeof get - 1));
+}
+
+static void
+fx_close(fx *f, int i)
+{
+	close(f->cl[i]);
+	f->cl[i] = -1;
+}
+
+/* The server closed client i's connection: EOF (or a reset) once its
+ * replies are read. */
+static bool
+fx_peer_closed(fx *f, int i)
+{
+	char buf[4096];
+	ssize_t n;
+
+	while ((n = recv(f->cl[i], buf, sizeof buf, MSG_DONTWAIT)) > 0)
+		;
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static void
+test_cap_holds_the_last_client_until_one_closes(void **state)
+{
+	const vigil_evconn_opts o = { .max_conns = 3, .max_input = 64 << 10 };
+	fx f;
+
+	(void)state;
+	fx_start(&f, &o);
+	for (int i = 0; i < 4; i++)
+		fx_connect(&f, i, true);
+	PUMP_UNTIL(&f, f.served == 3);
+	assert_int_equal(vigil_evconn_count(f.set), 3);
+	assert_int_equal(f.counted, 3);
+	assert_int_equal(f.caps, 1);
+	/* the fourth waits in the accept queue, its request unread */
+	for (int i = 0; i < PUMP_IDLE; i++)
+		fx_pump(&f);
+	assert_int_equal(f.served, 3);
+	assert_int_equal(vigil_evconn_count(f.set), 3);
+
+	fx_close(&f, 1);
+	PUMP_UNTIL(&f, f.served == 4);
+	assert_int_equal(vigil_evconn_count(f.set), 3);
+	assert_int_equal(f.caps, 2); /* at the cap again */
+
+	for (int i = 0; i < 4; i++)
+		if (f.cl[i] >= 0)
+			fx_close(&f, i);
+	PUMP_UNTIL(&f, vigil_evconn_count(f.set) == 0);
+	assert_int_equal(f.counted, 0);
+	assert_int_equal(f.idle, 0);
+	fx_stop(&f);
+}
+
+static void
+test_external_pause_combines_with_the_cap(void **state)
+{
+	const vigil_evconn_opts o = { .max_conns = 1 };
+	fx f;
+
+	(void)state;
+	fx_start(&f, &o);
+	vigil_evconn_pause(f.set, true); /* as on EMFILE */
+	fx_connect(&f, 0, true);
+	for (int i = 0; i < PUMP_IDLE; i++)
+		fx_pump(&f);
+	assert_int_equal(f.served, 0);
+	assert_int_equal(vigil_evconn_count(f.set), 0);
+
+	vigil_evconn_pause(f.set, false);
+	PUMP_UNTIL(&f, f.served == 1);
+	assert_int_equal(vigil_evconn_count(f.set), 1);
+
+	/* paused by the cap and by the caller: the close lifts the cap's
+	 * pause only, and the next client waits for the caller's */
+	fx_connect(&f, 1, true);
+	vigil_evconn_pause(f.set, true);
+	fx_close(&f, 0);
+	PUMP_UNTIL(&f, vigil_evconn_count(f.set) == 0);
+	for (int i = 0; i < PUMP_IDLE; i++)
+		fx_pump(&f);
+	assert_int_equal(f.served, 1);
+	vigil_evconn_pause(f.set, false);
+	PUMP_UNTIL(&f, f.served == 2);
+	assert_int_equal(vigil_evconn_count(f.set), 1);
+	fx_stop(&f); /* with a connection open */
+}
+
+static void
+test_idle_deadline_closes_a_silent_connection(void **state)
+{
+	const vigil_evconn_opts o = { .max_conns = 4, .idle_s = 1 };
+	fx f;
+
+	(void)state;
+	fx_start(&f, &o);
+	fx_connect(&f, 0, false);  /* never says a word */
+	fx_connect(&f, 1, true);   /* one request, then silent */
+	PUMP_UNTIL(&f, f.served == 1 && vigil_evconn_count(f.set) == 2);
+	PUMP_UNTIL(&f, vigil_evconn_count(f.set) == 0);
+	assert_int_equal(f.idle, 2);
+	assert_int_equal(f.counted, 0);
+	assert_true(fx_peer_closed(&f, 0));
+	assert_true(fx_peer_closed(&f, 1));
+	fx_stop(&f);
+}
+
+static void
+test_on_close_hook_runs_once_when_the_client_leaves(void **state)
+{
+	const vigil_evconn_opts o = { .max_conns = 4 };
+	fx f;
+
+	(void)state;
+	fx_start(&f, &o);
+	f.hook = true;
+	fx_connect(&f, 0, true);
+	fx_connect(&f, 1, true);
+	PUMP_UNTIL(&f, f.served == 2);
+	assert_int_equal(f.closed, 0);
+	fx_close(&f, 0);
+	PUMP_UNTIL(&f, vigil_evconn_count(f.set) == 1);
+	assert_int_equal(f.closed, 1);
+	fx_stop(&f); /* evhttp_free closes the other: its hook runs too */
+	assert_int_equal(f.closed, 2);
+}
+
+static void
+test_arguments(void **state)
+{
+	const vigil_evconn_opts zero = { .max_conns = 0 };
+	const vigil_evconn_opts one = { .max_conns = 1 };
+	vigil_evconn_set *set = (vigil_evconn_set *)&set; /* untouched on error */
+	vigil_evconn_set *before = set;
+	fx f;
+
+	(void)state;
+	fx_start(&f, &one);
+	assert_int_equal(vigil_evconn_set_new(f.http, NULL, &one, &set), VIGIL_EINVAL);
+	assert_ptr_equal(set, before);
+	assert_int_equal(vigil_evconn_on_close(f.set, NULL, fx_closed, &f), VIGIL_ENOTFOUND);
+	assert_int_equal(vigil_evconn_on_close(f.set, (struct evhttp_connection *)&f, fx_closed,
+	    &f), VIGIL_ENOTFOUND);
+	assert_int_equal(vigil_evconn_set_new(f.http, f.lev, &zero, &set), VIGIL_EINVAL);
+	assert_ptr_equal(set, before);
+	assert_int_equal(vigil_evconn_set_new(f.http, f.lev, NULL, &set), VIGIL_EINVAL);
+	assert_ptr_equal(set, before);
+	fx_stop(&f);
+	assert_int_equal(vigil_evconn_count(NULL), 0);
+	vigil_evconn_set_stop(NULL);
+	vigil_evconn_set_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cap_holds_the_last_client_until_one_closes),
+		cmocka_unit_test(test_external_pause_combines_with_the_cap),
+		cmocka_unit_test(test_idle_deadline_closes_a_silent_connection),
+		cmocka_unit_test(test_on_close_hook_runs_once_when_the_client_leaves),
+		cmocka_unit_test(test_arguments),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
