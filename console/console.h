@@ -278,7 +278,7 @@ typedef struct con_opts {
 typedef struct con_backtest con_backtest; /* rules.c */
 typedef struct con_rulestate con_rulestate; /* rules.c */
 typedef struct vigil_client vigil_client;
-struct con_conns; /* conn.c */
+struct vigil_evconn_set; /* common/evconn.h */
 
 typedef struct con_app {
 	con_opts           o;
@@ -292,7 +292,7 @@ typedef struct con_app {
 	struct event      *tick, *sigint, *sigterm, *sigchld, *sighup;
 	con_backtest      *bt;     /* the back-test running, or NULL */
 	con_rulestate     *rs;
-	struct con_conns  *conns;
+	struct vigil_evconn_set *conns; /* the connection cap (http.c) */
 	struct ssl_ctx_st *ssl;    /* HTTPS (--https-cert), or NULL */
 	store_gen         *gen;    /* current feature generation (cached) */
 	uint64_t           gen_no;
@@ -314,18 +314,6 @@ void      con_send_error(struct evhttp_request *req, int code, const char *field
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The request body as a JSON object, or NULL after replying 400/413. */
 json_t   *con_body_json(struct evhttp_request *req);
-
-/* conn.c: the connection cap (see there). */
-vigil_err con_conns_init(con_app *app, struct evhttp_bound_socket *bound, uint32_t max);
-/* The subject CN of the verified client certificate of req's connection
- * (HTTPS with --https-client-ca); false (buf "") if none. */
-bool      con_conn_peer_cn(struct evhttp_request *req, char *buf, size_t len);
-uint32_t  con_conns_count(const con_app *app);
-/* Calls fn(arg) when evcon closes (NULL fn: no more). */
-void      con_conns_on_close(con_app *app, struct evhttp_connection *evcon,
-    void (*fn)(void *arg), void *arg);
-void      con_conns_stopping(con_app *app); /* before evhttp_free */
-void      con_conns_free(con_app *app);     /* after evhttp_free */
 
 /* api.c: the handlers. who is the authenticated user. */
 void con_api_queue(con_app *app, struct evhttp_request *req, const con_user *who);

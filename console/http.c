@@ -5,10 +5,21 @@
  * where every request needs "Authorization: Bearer TOKEN" (401 without a
  * valid one) and a role at least the route's (403). Errors are JSON:
  * {"error": "...", "field": "..."}. Routes and formats: docs/console.md.
+ *
+ * Connections are capped by common/evconn.h (DESIGN.md contract 8): at
+ * --max-connections the listener stops accepting until one closes, and a
+ * connection stops reading at CON_CONN_BUFFER bytes of unparsed input. A
+ * back-test hooks its own close callback there (rules.c). With --https-cert
+ * each connection's bufferevent is an OpenSSL one (libevent_openssl),
+ * accepting TLS before evhttp reads a byte.
  */
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +27,10 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "evconn.h"
 
-#define CON_BODY_MAX (2u << 20)
+#define CON_BODY_MAX    (2u << 20)
+#define CON_CONN_BUFFER (4u << 20) /* unparsed input: a 2 MiB body and its headers */
 
 static void
 http_common_headers(struct evhttp_request *req)
@@ -162,6 +175,35 @@ http_static(con_app *app, struct evhttp_request *req, const http_file *f)
 
 /* ---- the API ---- */
 
+/* The subject CN of the verified client certificate of req's connection
+ * (HTTPS with --https-client-ca); false (buf "") if none. */
+static bool
+http_peer_cn(struct evhttp_request *req, char *buf, size_t len)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+	X509 *cert;
+	int n;
+
+	buf[0] = '\0';
+	if (ssl == NULL)
+		return false;
+	/* present and verified: with --https-client-ca the handshake refuses a
+	 * certificate that does not verify, so one that is here verified */
+	cert = SSL_get1_peer_certificate(ssl);
+	if (cert == NULL)
+		return false;
+	n = SSL_get_verify_result(ssl) == X509_V_OK ? X509_NAME_get_text_by_NID(
+	    X509_get_subject_name(cert), NID_commonName, buf, (int)len) : -1;
+	X509_free(cert);
+	if (n <= 0 || (size_t)n >= len || strlen(buf) != (size_t)n) { /* none, cut or NUL inside */
+		buf[0] = '\0';
+		return false;
+	}
+	return true;
+}
+
 static const con_user *
 http_auth(con_app *app, struct evhttp_request *req)
 {
@@ -170,7 +212,7 @@ http_auth(con_app *app, struct evhttp_request *req)
 
 	/* a verified client certificate names the analyst; a connection
 	 * without one falls back to the bearer token */
-	if (app->ssl != NULL && con_conn_peer_cn(req, cn, sizeof cn))
+	if (app->ssl != NULL && http_peer_cn(req, cn, sizeof cn))
 		return con_auth_cert(&app->auth, cn);
 
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
@@ -306,7 +348,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		/* no token: says only whether the index keeps up, nothing of the data */
 		bool ok = app->last_ingest_err[0] == '\0';
 		con_send_json(req, ok ? 200 : 503, json_pack("{s:b, s:s, s:i}", "ok", ok, "error",
-		    app->last_ingest_err, "connections", (int)con_conns_count(app)));
+		    app->last_ingest_err, "connections", (int)vigil_evconn_count(app->conns)));
 		return;
 	}
 	if (strcmp(path, "/favicon.ico") == 0) {
@@ -331,6 +373,7 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	char host[256];
 	const char *colon = strrchr(app->o.listen, ':');
 	struct evhttp_bound_socket *bound;
+	vigil_evconn_opts o = { 0 };
 	long port;
 	char *end;
 
@@ -363,7 +406,14 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 		    app->o.listen);
 		return VIGIL_EBUSY;
 	}
-	if (con_conns_init(app, bound, app->o.max_connections) != VIGIL_OK) {
+	o.max_conns = app->o.max_connections;
+	o.max_input = CON_CONN_BUFFER;
+	if (app->ssl != NULL) {
+		o.bev_new = vigil_evconn_ssl_bev;
+		o.bev_arg = app->ssl;
+	}
+	if (vigil_evconn_set_new(app->http, evhttp_bound_socket_get_listener(bound), &o,
+	    &app->conns) != VIGIL_OK) {
 		snprintf(errbuf, errlen, "out of memory");
 		return VIGIL_ENOMEM;
 	}
@@ -373,9 +423,10 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 void
 con_http_stop(con_app *app)
 {
-	con_conns_stopping(app);
+	vigil_evconn_set_stop(app->conns);
 	if (app->http != NULL)
 		evhttp_free(app->http);
 	app->http = NULL;
-	con_conns_free(app);
+	vigil_evconn_set_free(app->conns);
+	app->conns = NULL;
 }

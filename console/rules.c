@@ -29,6 +29,7 @@
 
 #include "app.h"
 #include "console.h"
+#include "evconn.h"
 #include "rules.h"
 
 extern char **environ;
@@ -842,7 +843,7 @@ static void
 bt_reply(con_backtest *bt, int code, json_t *o)
 {
 	if (bt->conn != NULL)
-		con_conns_on_close(bt->app, bt->conn, NULL, NULL);
+		(void)vigil_evconn_on_close(bt->app->conns, bt->conn, NULL, NULL);
 	if (bt->req != NULL)
 		con_send_json(bt->req, code, o);
 	else
@@ -1216,7 +1217,7 @@ con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user 
 	bt->req = req;
 	bt->conn = evhttp_request_get_connection(req);
 	if (bt->conn != NULL) {
-		con_conns_on_close(app, bt->conn, bt_conn_closed, bt);
+		(void)vigil_evconn_on_close(app->conns, bt->conn, bt_conn_closed, bt);
 		evhttp_connection_set_timeout(bt->conn, BT_TIMEOUT_S + 60);
 	}
 	bt->timer = evtimer_new(app->base, bt_timeout, app);

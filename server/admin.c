@@ -13,13 +13,12 @@
  * (compared in constant time, re-read on SIGHUP). Without a token file,
  * only a loopback listener serves more than the probes.
  *
- * Caps (libevent 2.1's evhttp has none of its own): each connection is
- * counted from the bufferevent evhttp asks us for (evhttp_set_bevcb) to its
- * close callback; at admin_max_connections the listener stops accepting
- * until one closes. The bufferevent stops reading at ADMIN_CONN_BUFFER
- * bytes of unparsed input: evhttp keeps reading while it writes a reply,
- * so a client that pipelines requests and never reads the replies grew
- * vigild by 400 MB. A connection that has not completed a request within
+ * Caps (libevent 2.1's evhttp has none of its own; common/evconn.h): at
+ * admin_max_connections open connections the listener stops accepting
+ * until one closes. A connection stops reading at ADMIN_CONN_BUFFER bytes
+ * of unparsed input: evhttp keeps reading while it writes a reply, so a
+ * client that pipelines requests and never reads the replies grew vigild
+ * by 400 MB. A connection that has not completed a request within
  * ADMIN_IDLE_S of opening or of its previous request is closed (a client
  * sending one header line every 20 s held its slot forever). accept(2)
  * failing (no descriptors: EMFILE, ENFILE) pauses the listener for
@@ -28,7 +27,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -45,8 +43,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <uthash.h>
 
+#include "evconn.h"
 #include "srv.h"
 #include "vigil_config.h"
 #include "vigil_json.h"
@@ -56,17 +54,6 @@
 #define ADMIN_PAUSE_MS    250         /* accept paused after an accept error */
 #define ADMIN_TOKEN_MIN   16
 #define ADMIN_TOKEN_MAX   255         /* sizeof srv_server.admin_token - 1 */
-
-/* One open connection, from evhttp's bufferevent callback to its close. */
-typedef struct admin_conn {
-	struct srv_admin         *a;
-	struct bufferevent       *bev;      /* referenced until hooked */
-	struct evhttp_connection *evcon;    /* NULL until hooked */
-	struct event             *hook;     /* finds evcon once evhttp has made it */
-	struct event             *deadline; /* ADMIN_IDLE_S without a complete request */
-	struct admin_conn        *prev, *next;
-	UT_hash_handle            hh;       /* in a->by_evcon, keyed by evcon */
-} admin_conn;
 
 struct srv_admin {
 	srv_server             *s;
@@ -78,13 +65,8 @@ struct srv_admin {
 	bool                    started;
 	bool                    loopback;  /* bound to 127.0.0.0/8 or ::1 */
 
-	admin_conn             *conns;     /* every open connection */
-	admin_conn             *by_evcon;  /* hooked ones, by evhttp connection */
-	uint32_t                nconns;
-	bool                    paused_cap;  /* nconns reached admin_max_connections */
-	bool                    paused_err;  /* accept failed; resume timer pending */
-	bool                    stopping;
-	struct event           *resume;
+	vigil_evconn_set       *conns;     /* count, cap, deadline */
+	struct event           *resume;    /* accepting again after an accept error */
 	int64_t                 err_log_ms;  /* last accept-error line */
 	uint64_t                err_quiet;   /* accept errors since */
 };
@@ -626,8 +608,6 @@ admin_authorized(srv_admin *a, struct evhttp_request *req)
 	return true;
 }
 
-static void admin_conn_seen(srv_admin *a, struct evhttp_request *req);
-
 static void
 admin_dispatch(struct evhttp_request *req, void *arg)
 {
@@ -638,7 +618,7 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 	bool probe;
 
 	atomic_fetch_add_explicit(&a->s->metrics.http_requests, 1, memory_order_relaxed);
-	admin_conn_seen(a, req);
+	vigil_evconn_seen(a->conns, req); /* its deadline starts again */
 	if (path == NULL)
 		path = "/";
 	probe = strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
@@ -673,7 +653,7 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 	}
 }
 
-/* ---- connections: count, cap, deadline ---- */
+/* ---- connections: count, cap, deadline (common/evconn.h) ---- */
 
 /* libevent hands the listener's error callback the accept callback's
  * argument, which evhttp set to itself, not to us: vigild has one admin
@@ -682,151 +662,27 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 static srv_admin *admin_instance;
 
 static void
-admin_accept_update(srv_admin *a)
-{
-	bool want = !a->paused_cap && !a->paused_err;
-
-	if (a->lev == NULL || a->stopping) /* evhttp_free frees the listener */
-		return;
-	if (want)
-		evconnlistener_enable(a->lev);
-	else
-		evconnlistener_disable(a->lev);
-}
-
-static void
-admin_conn_gone(admin_conn *c)
-{
-	srv_admin *a = c->a;
-
-	if (c->evcon != NULL)
-		HASH_DELETE(hh, a->by_evcon, c);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		a->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	if (c->bev != NULL)
-		bufferevent_decref(c->bev);
-	if (c->hook != NULL)
-		event_free(c->hook);
-	if (c->deadline != NULL)
-		event_free(c->deadline);
-	free(c);
-	a->nconns--;
-	atomic_store_explicit(&a->s->metrics.http_connections, a->nconns, memory_order_relaxed);
-	if (a->paused_cap && a->nconns < a->s->cfg.admin_max_connections) {
-		a->paused_cap = false;
-		admin_accept_update(a);
-	}
-}
-
-static void
-admin_conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-	(void)evcon;
-	admin_conn_gone(arg);
-}
-
-static void
-admin_conn_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	admin_conn *c = arg;
-
-	(void)fd;
-	(void)what;
-	atomic_fetch_add_explicit(&c->a->s->metrics.http_conn_closed, 1, memory_order_relaxed);
-	evhttp_connection_free(c->evcon); /* runs admin_conn_closed */
-}
-
-/*
- * Runs right after evhttp's accept callback, before any I/O on the
- * connection: evhttp has made the evhttp_connection and set it as the
- * bufferevent's callback argument, which is the only way libevent 2.1 lets
- * us find it (to count its close). If evhttp freed it already (out of
- * memory), the callbacks were cleared: nothing to hook.
- */
-static void
-admin_conn_hook(evutil_socket_t fd, short what, void *arg)
-{
-	const struct timeval idle = { ADMIN_IDLE_S, 0 };
-	admin_conn *c = arg;
-	srv_admin *a = c->a;
-	void *cbarg = NULL;
-
-	(void)fd;
-	(void)what;
-	bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
-	if (cbarg == NULL ||
-	    evhttp_connection_get_bufferevent((struct evhttp_connection *)cbarg) != c->bev) {
-		admin_conn_gone(c);
-		return;
-	}
-	c->evcon = cbarg;
-	HASH_ADD_PTR(a->by_evcon, evcon, c);
-	bufferevent_decref(c->bev);
-	c->bev = NULL;
-	evhttp_connection_set_closecb(c->evcon, admin_conn_closed, c);
-	event_add(c->deadline, &idle);
-}
-
-/* A request arrived on its connection: its deadline starts again. */
-static void
-admin_conn_seen(srv_admin *a, struct evhttp_request *req)
-{
-	const struct timeval idle = { ADMIN_IDLE_S, 0 };
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	admin_conn *c = NULL;
-
-	if (evcon == NULL)
-		return;
-	HASH_FIND_PTR(a->by_evcon, &evcon, c);
-	if (c != NULL)
-		event_add(c->deadline, &idle);
-}
-
-/* evhttp's bufferevent for a new connection: capped input, counted. */
-static struct bufferevent *
-admin_conn_bev(struct event_base *base, void *arg)
+admin_conn_count(void *arg, uint32_t n)
 {
 	srv_admin *a = arg;
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
-	admin_conn *c;
 
-	if (bev == NULL)
-		return NULL;
-	bufferevent_setwatermark(bev, EV_READ, 0, ADMIN_CONN_BUFFER);
-	c = calloc(1, sizeof *c);
-	if (c == NULL)
-		return bev; /* served, not counted */
-	c->a = a;
-	c->hook = event_new(base, -1, 0, admin_conn_hook, c);
-	c->deadline = evtimer_new(base, admin_conn_deadline, c);
-	if (c->hook == NULL || c->deadline == NULL) {
-		if (c->hook != NULL)
-			event_free(c->hook);
-		if (c->deadline != NULL)
-			event_free(c->deadline);
-		free(c);
-		return bev;
-	}
-	bufferevent_incref(bev);
-	c->bev = bev;
-	c->next = a->conns;
-	if (a->conns != NULL)
-		a->conns->prev = c;
-	a->conns = c;
-	a->nconns++;
-	atomic_store_explicit(&a->s->metrics.http_connections, a->nconns, memory_order_relaxed);
-	if (a->nconns >= a->s->cfg.admin_max_connections && !a->paused_cap) {
-		a->paused_cap = true;
-		atomic_fetch_add_explicit(&a->s->metrics.http_accept_paused, 1,
-		    memory_order_relaxed);
-		admin_accept_update(a);
-	}
-	event_active(c->hook, 0, 0);
-	return bev;
+	atomic_store_explicit(&a->s->metrics.http_connections, n, memory_order_relaxed);
+}
+
+static void
+admin_conn_cap(void *arg)
+{
+	srv_admin *a = arg;
+
+	atomic_fetch_add_explicit(&a->s->metrics.http_accept_paused, 1, memory_order_relaxed);
+}
+
+static void
+admin_conn_idle(void *arg)
+{
+	srv_admin *a = arg;
+
+	atomic_fetch_add_explicit(&a->s->metrics.http_conn_closed, 1, memory_order_relaxed);
 }
 
 static void
@@ -836,8 +692,7 @@ admin_accept_resume(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	a->paused_err = false;
-	admin_accept_update(a);
+	vigil_evconn_pause(a->conns, false);
 }
 
 /*
@@ -856,8 +711,7 @@ admin_accept_error(struct evconnlistener *lev, void *arg)
 	if (a == NULL || a->http != arg || a->lev != lev) /* not ours: cannot happen */
 		return;
 	now = vigil_mono_ns() / 1000000;
-	a->paused_err = true;
-	admin_accept_update(a);
+	vigil_evconn_pause(a->conns, true);
 	event_add(a->resume, &pause);
 	atomic_fetch_add_explicit(&a->s->metrics.http_accept_paused, 1, memory_order_relaxed);
 	a->err_quiet++;
@@ -958,14 +812,13 @@ srv_admin_stop(srv_admin *a)
 		event_base_loopbreak(a->base);
 		pthread_join(a->thread, NULL);
 	}
-	a->stopping = true;
+	vigil_evconn_set_stop(a->conns);
 	a->lev = NULL;
 	if (admin_instance == a)
 		admin_instance = NULL;
 	if (a->http != NULL)
-		evhttp_free(a->http); /* closes every connection: admin_conn_closed */
-	while (a->conns != NULL) /* not hooked yet */
-		admin_conn_gone(a->conns);
+		evhttp_free(a->http); /* closes every connection, counted down */
+	vigil_evconn_set_free(a->conns);
 	if (a->resume != NULL)
 		event_free(a->resume);
 	if (a->base != NULL)
@@ -1030,6 +883,7 @@ vigil_err
 srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errlen)
 {
 	struct evhttp_bound_socket *bound;
+	vigil_evconn_opts o = { 0 };
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof ss;
 	srv_admin *a;
@@ -1072,7 +926,6 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(a->http, admin_dispatch, a);
-	evhttp_set_bevcb(a->http, admin_conn_bev, a);
 	if (unix_path)
 		bound = admin_bind_unix(a, s->cfg.admin + 5, errbuf, errlen);
 	else
@@ -1088,6 +941,19 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 		goto out;
 	}
 	a->lev = evhttp_bound_socket_get_listener(bound);
+	o.max_conns = s->cfg.admin_max_connections;
+	o.max_input = ADMIN_CONN_BUFFER;
+	o.idle_s = ADMIN_IDLE_S;
+	o.on_count = admin_conn_count;
+	o.on_cap = admin_conn_cap;
+	o.on_idle = admin_conn_idle;
+	o.arg = a;
+	rv = vigil_evconn_set_new(a->http, a->lev, &o, &a->conns);
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "admin: %s", rv == VIGIL_ENOMEM ? "out of memory" :
+		    "admin_max_connections must be at least 1");
+		goto out;
+	}
 	admin_instance = a;
 	evconnlistener_set_error_cb(a->lev, admin_accept_error);
 	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) == 0) {
