@@ -377,8 +377,11 @@ api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		con_send_error(req, 500, NULL, "claim: %s", vigil_strerror(rv));
 		return;
 	}
-	(void)con_audit_write(app->audit, who, "claim", c->txn_id, NULL,
-	    json_pack("{s:s, s:o}", "who", cl.who, "until", api_time(cl.until_ms)));
+	if (con_audit_write(app->audit, who, "claim", c->txn_id, NULL,
+	    json_pack("{s:s, s:o}", "who", cl.who, "until", api_time(cl.until_ms))) != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "claimed, but the audit log could not be written");
+		return;
+	}
 	con_send_json(req, 200, json_pack("{s:s, s:s, s:o}", "txn_id", c->txn_id, "claimed_by",
 	    cl.who, "until", api_time(cl.until_ms)));
 }
@@ -485,7 +488,11 @@ con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *wh
 			con_send_error(req, 500, NULL, "unclaim: %s", vigil_strerror(rv));
 			return;
 		}
-		(void)con_audit_write(app->audit, who, "unclaim", c.txn_id, NULL, NULL);
+		if (con_audit_write(app->audit, who, "unclaim", c.txn_id, NULL, NULL) != VIGIL_OK) {
+			con_send_error(req, 500, NULL, "released, but the audit log could not be "
+			    "written");
+			return;
+		}
 		con_send_json(req, 200, json_pack("{s:s}", "txn_id", c.txn_id));
 	} else if (strcmp(action, "label") == 0) {
 		api_label(app, req, who, &c);

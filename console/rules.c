@@ -1065,9 +1065,13 @@ bt_finish(con_backtest *bt)
 	money[0] = money[1] = NULL;
 	json_decref(sum[0]);
 	json_decref(sum[1]);
-	(void)con_audit_write(app->audit, &bt->who, "backtest", app->o.rules, NULL,
+	/* A back-test changes nothing: its answer stands without the line, and
+	 * the operator is told */
+	if (con_audit_write(app->audit, &bt->who, "backtest", app->o.rules, NULL,
 	    json_pack("{s:s, s:s, s:I, s:I}", "from", from, "to", to, "rows", (json_int_t)rows,
-	    "changed", (json_int_t)changed));
+	    "changed", (json_int_t)changed)) != VIGIL_OK)
+		fprintf(stderr, "vigil-console: audit: cannot record %s's back-test of %s\n",
+		    bt->who.name, app->o.rules);
 	bt_reply(bt, 200, o);
 }
 
