@@ -26,6 +26,45 @@ struct con_audit {
 	char path[4096];
 };
 
+/*
+ * Opens path for appending (created 0640), and syncs its directory so that
+ * a file just created (the first start, a rotation) is not lost with its
+ * synced lines in a crash. The descriptor, or -errno with errbuf set.
+ */
+static int
+audit_open_file(const char *path, char *errbuf, size_t errlen)
+{
+	char dir[4096];
+	char *slash;
+	int fd, dfd, e;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		e = errno;
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	snprintf(dir, sizeof dir, "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) != 0) {
+		e = errno;
+		snprintf(errbuf, errlen, "%s: syncing its directory: %s", path, strerror(e));
+		if (dfd >= 0)
+			close(dfd);
+		close(fd);
+		return -e;
+	}
+	close(dfd);
+	return fd;
+}
+
 vigil_err
 con_audit_open(const char *path, con_audit **ret_a, char *errbuf, size_t errlen)
 {
@@ -34,12 +73,12 @@ con_audit_open(const char *path, con_audit **ret_a, char *errbuf, size_t errlen)
 	if (a == NULL)
 		return VIGIL_ENOMEM;
 	snprintf(a->path, sizeof a->path, "%s", path);
-	a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	a->fd = audit_open_file(path, errbuf, errlen);
 	if (a->fd < 0) {
-		int e = errno;
-		snprintf(errbuf, errlen, "%s: %s", path, strerror(e));
+		vigil_err rv = vigil_err_from_errno(-a->fd);
+
 		free(a);
-		return vigil_err_from_errno(e);
+		return rv;
 	}
 	*ret_a = a;
 	return VIGIL_OK;
@@ -48,13 +87,10 @@ con_audit_open(const char *path, con_audit **ret_a, char *errbuf, size_t errlen)
 vigil_err
 con_audit_reopen(con_audit *a, char *errbuf, size_t errlen)
 {
-	int fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	int fd = audit_open_file(a->path, errbuf, errlen);
 
-	if (fd < 0) {
-		int e = errno;
-		snprintf(errbuf, errlen, "%s: %s", a->path, strerror(e));
-		return vigil_err_from_errno(e);
-	}
+	if (fd < 0)
+		return vigil_err_from_errno(-fd);
 	close(a->fd); /* every line in it is already synced */
 	a->fd = fd;
 	return VIGIL_OK;
