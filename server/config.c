@@ -65,7 +65,7 @@ srv_config_usage(FILE *out)
 	    "usage: vigild [--config FILE] [--data DIR] [--listen URL]... [--admin HOST:PORT|off]\n"
 	    "              [--rules FILE] [--fsync always|interval|never] [--workers N]\n"
 	    "              [--max-future-skew MS] [--max-past-skew MS]\n"
-	    "              [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
+	    "              [--tls-cert FILE --tls-key FILE [--tls-ca FILE [--tls-crl FILE]]]\n"
 	    "              [--admin-token-file FILE] [--user USER]\n"
 	    "              [--check-config [--quiet]] [--help] [--version]\n"
 	    "\n"
@@ -92,6 +92,8 @@ srv_config_usage(FILE *out)
 	    "  --tls-key FILE    its PEM private key, unencrypted ([tls] key)\n"
 	    "  --tls-ca FILE     PEM CA(s): clients must present a certificate signed by one\n"
 	    "                    ([tls] ca)\n"
+	    "  --tls-crl FILE    PEM certificate revocation list(s) of that CA: a revoked\n"
+	    "                    client certificate is refused ([tls] crl; reread on SIGHUP)\n"
 	    "  --admin-token-file FILE\n"
 	    "                    file holding the admin HTTP bearer token, re-read on SIGHUP\n"
 	    "                    ([server] admin_token_file)\n"
@@ -399,6 +401,8 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_str(value, c->tls_key, sizeof c->tls_key, true, reason, rlen);
 	if (IS("tls", "ca"))
 		return cfg_str(value, c->tls_ca, sizeof c->tls_ca, true, reason, rlen);
+	if (IS("tls", "crl"))
+		return cfg_str(value, c->tls_crl, sizeof c->tls_crl, true, reason, rlen);
 	if (IS("store", "data_dir"))
 		return cfg_str(value, c->data_dir, sizeof c->data_dir, true, reason, rlen);
 	if (IS("store", "fsync")) {
@@ -549,7 +553,8 @@ static bool
 cfg_tls_consistent(const srv_config *c, char *reason, size_t rlen)
 {
 	const char *tls_url = NULL;
-	bool any = c->tls_cert[0] != '\0' || c->tls_key[0] != '\0' || c->tls_ca[0] != '\0';
+	bool any = c->tls_cert[0] != '\0' || c->tls_key[0] != '\0' || c->tls_ca[0] != '\0' ||
+	    c->tls_crl[0] != '\0';
 
 	for (uint32_t i = 0; i < c->nlisten && tls_url == NULL; i++)
 		if (srv_config_url_tls(c->listen[i]))
@@ -566,6 +571,11 @@ cfg_tls_consistent(const srv_config *c, char *reason, size_t rlen)
 		    c->tls_key[0] != '\0' ? "cert" : "cert and key");
 		return false;
 	}
+	if (c->tls_crl[0] != '\0' && c->tls_ca[0] == '\0') {
+		snprintf(reason, rlen, "[tls] crl is set without ca: a revocation list needs the "
+		    "CA whose client certificates it revokes (--tls-ca)");
+		return false;
+	}
 	if (any && tls_url == NULL) {
 		snprintf(reason, rlen, "[tls] is set but no listen URL is tls+tcp://: "
 		    "the scoring socket would not be encrypted");
@@ -578,7 +588,7 @@ enum {
 	OPT_CONFIG = 'c', OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_ADMIN = 'a',
 	OPT_RULES = 'r', OPT_FSYNC = 'f', OPT_WORKERS = 'w', OPT_HELP = 'h',
 	OPT_VERSION = 'V', OPT_CHECK = 256, OPT_SKEW, OPT_PAST_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
-	OPT_TLS_CA, OPT_TOKEN_FILE, OPT_USER, OPT_QUIET = 'q',
+	OPT_TLS_CA, OPT_TLS_CRL, OPT_TOKEN_FILE, OPT_USER, OPT_QUIET = 'q',
 };
 
 /* An error in or about the config file: file set (line when known). */
@@ -630,6 +640,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		{ "tls-cert",     required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key",      required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-ca",       required_argument, NULL, OPT_TLS_CA },
+		{ "tls-crl",      required_argument, NULL, OPT_TLS_CRL },
 		{ "admin-token-file", required_argument, NULL, OPT_TOKEN_FILE },
 		{ "user",         required_argument, NULL, OPT_USER },
 		{ "check-config", no_argument,       NULL, OPT_CHECK },
@@ -689,6 +700,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_TLS_CERT: section = "tls"; key = "cert"; flag = "--tls-cert"; break;
 		case OPT_TLS_KEY:  section = "tls"; key = "key";  flag = "--tls-key"; break;
 		case OPT_TLS_CA:   section = "tls"; key = "ca";   flag = "--tls-ca"; break;
+		case OPT_TLS_CRL:  section = "tls"; key = "crl";  flag = "--tls-crl"; break;
 		case OPT_TOKEN_FILE: section = "server"; key = "admin_token_file";
 			flag = "--admin-token-file"; break;
 		case OPT_USER:     section = "server"; key = "user"; flag = "--user"; break;

@@ -559,6 +559,7 @@ main_config_print(const srv_config *c)
 	printf("  tls key             %s\n", c->tls_key[0] ? c->tls_key : "(none)");
 	printf("  tls ca              %s%s\n", c->tls_ca[0] ? c->tls_ca : "(none)",
 	    c->tls_ca[0] ? " (client certificates required)" : "");
+	printf("  tls crl             %s\n", c->tls_crl[0] ? c->tls_crl : "(none)");
 	printf("  data_dir            %s\n", c->data_dir);
 	printf("  fsync               %s\n", c->fsync == STORE_FSYNC_ALWAYS ? "always" :
 	    c->fsync == STORE_FSYNC_INTERVAL ? "interval" : "never");
@@ -805,9 +806,10 @@ main(int argc, char **argv)
 				main_watch_lists(s, &watch);
 			rv = srv_rep_tls_reload(rep, errbuf, sizeof errbuf);
 			if (rv == VIGIL_OK)
-				srv_log("tls: certificate %s, key %s%s%s reloaded (SIGHUP): new connections "
-				    "use them, open ones keep theirs", s->cfg.tls_cert, s->cfg.tls_key,
-				    s->cfg.tls_ca[0] ? ", ca " : "", s->cfg.tls_ca);
+				srv_log("tls: certificate %s, key %s%s%s%s%s reloaded (SIGHUP): new "
+				    "connections use them, open ones keep theirs", s->cfg.tls_cert,
+				    s->cfg.tls_key, s->cfg.tls_ca[0] ? ", ca " : "", s->cfg.tls_ca,
+				    s->cfg.tls_crl[0] ? ", crl " : "", s->cfg.tls_crl);
 			else if (rv != VIGIL_ENOTFOUND)
 				srv_log("%s; the previous certificate, key and CA stay in use", errbuf);
 			if (s->cfg.admin_token_file[0] != '\0') {

@@ -74,6 +74,7 @@
 #include <netinet/in.h>
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
 #include <sched.h>
 #include <nng/nng.h>
@@ -844,6 +845,73 @@ rep_cert_dates(const char *what, const char *path, const mbedtls_x509_crt *crt,
 		    what, path, to->year, to->mon, to->day, (long long)((end - now) / 86400));
 }
 
+/*
+ * The revocation list(s) at path: parsed, issued by a CA in ca, and not
+ * past their next update. mbedTLS refuses every client certificate of a
+ * CA whose CRL is out of date (MBEDTLS_X509_BADCRL_EXPIRED), so an expired
+ * list would lock every client out: refused here, warned about 7 days
+ * ahead.
+ */
+static bool
+rep_crl_check(const char *path, mbedtls_x509_crt *ca, FILE *warn, char *reason, size_t rlen)
+{
+	mbedtls_x509_crl crl;
+	char e[160];
+	FILE *f = fopen(path, "r");
+	bool ok = false;
+	int rv;
+
+	if (f == NULL) {
+		snprintf(reason, rlen, "[tls] crl %s: cannot open: %s", path, strerror(errno));
+		return false;
+	}
+	fclose(f);
+	mbedtls_x509_crl_init(&crl);
+	rv = mbedtls_x509_crl_parse_file(&crl, path);
+	if (rv != 0) {
+		rep_mbed_err(rv, e, sizeof e);
+		snprintf(reason, rlen, "[tls] crl %s: not a PEM or DER certificate revocation list "
+		    "(%s)", path, e);
+		goto out;
+	}
+	for (const mbedtls_x509_crl *l = &crl; l != NULL && l->version != 0; l = l->next) {
+		const mbedtls_x509_time *nu = &l->next_update;
+		bool issuer = false;
+
+		for (const mbedtls_x509_crt *c = ca; c != NULL && c->raw.len > 0; c = c->next)
+			if (c->subject_raw.len == l->issuer_raw.len &&
+			    memcmp(c->subject_raw.p, l->issuer_raw.p, l->issuer_raw.len) == 0)
+				issuer = true;
+		if (!issuer) {
+			snprintf(reason, rlen, "[tls] crl %s: issued by none of the CAs of [tls] ca",
+			    path);
+			goto out;
+		}
+		if (nu->year != 0 && mbedtls_x509_time_is_past(nu)) {
+			snprintf(reason, rlen, "[tls] crl %s: out of date since %04d-%02d-%02d "
+			    "%02d:%02d:%02d UTC (its next update): every client certificate would be "
+			    "refused; publish a new one", path, nu->year, nu->mon, nu->day, nu->hour,
+			    nu->min, nu->sec);
+			goto out;
+		}
+		if (warn != NULL && nu->year != 0) {
+			struct tm tm = { .tm_year = nu->year - 1900, .tm_mon = nu->mon - 1,
+				.tm_mday = nu->day, .tm_hour = nu->hour, .tm_min = nu->min,
+				.tm_sec = nu->sec };
+			time_t end = timegm(&tm);
+
+			if (end != (time_t)-1 && end - time(NULL) < 7 * 86400)
+				fprintf(warn, "vigild: warning: [tls] crl %s is due for its next update on "
+				    "%04d-%02d-%02d: past it every client certificate is refused\n",
+				    path, nu->year, nu->mon, nu->day);
+		}
+	}
+	ok = true;
+out:
+	mbedtls_x509_crl_free(&crl);
+	return ok;
+}
+
 vigil_err
 srv_rep_check_files(const srv_config *c, FILE *warn, char *errbuf, size_t errlen)
 {
@@ -890,6 +958,8 @@ srv_rep_check_files(const srv_config *c, FILE *warn, char *errbuf, size_t errlen
 			goto out;
 		rep_cert_dates("[tls] ca", c->tls_ca, &ca, warn, errbuf, errlen, &ok);
 		if (!ok)
+			goto out;
+		if (c->tls_crl[0] != '\0' && !rep_crl_check(c->tls_crl, &ca, warn, errbuf, errlen))
 			goto out;
 	}
 	if (c->ipc_group[0] != '\0' && getgrnam(c->ipc_group) == NULL) {
@@ -951,7 +1021,7 @@ static vigil_err
 rep_tls_config(const srv_config *cfg, nng_tls_config **ret_tls, char *errbuf, size_t errlen)
 {
 	nng_tls_config *tls = NULL;
-	char *cert = NULL, *key = NULL;
+	char *cert = NULL, *key = NULL, *ca = NULL, *crl = NULL;
 	vigil_err rv = VIGIL_EINVAL;
 	int nrv;
 
@@ -969,7 +1039,19 @@ rep_tls_config(const srv_config *cfg, nng_tls_config **ret_tls, char *errbuf, si
 		    nng_strerror(nrv));
 		goto out;
 	}
-	if (cfg->tls_ca[0] != '\0') {
+	if (cfg->tls_ca[0] != '\0' && cfg->tls_crl[0] != '\0') {
+		/* the CA and its revocation list together (nng has no file form
+		 * for a CRL) */
+		if ((ca = rep_read_pem(cfg->tls_ca, errbuf, errlen)) == NULL ||
+		    (crl = rep_read_pem(cfg->tls_crl, errbuf, errlen)) == NULL)
+			goto out;
+		if ((nrv = nng_tls_config_ca_chain(tls, ca, crl)) != 0) {
+			snprintf(errbuf, errlen, "tls: ca %s, crl %s: %s", cfg->tls_ca, cfg->tls_crl,
+			    nng_strerror(nrv));
+			goto out;
+		}
+		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED);
+	} else if (cfg->tls_ca[0] != '\0') {
 		if ((nrv = nng_tls_config_ca_file(tls, cfg->tls_ca)) != 0) {
 			snprintf(errbuf, errlen, "tls: ca %s: %s", cfg->tls_ca, nng_strerror(nrv));
 			goto out;
@@ -991,6 +1073,8 @@ out:
 		free(key);
 	}
 	free(cert);
+	free(ca);
+	free(crl);
 	if (tls != NULL)
 		nng_tls_config_free(tls);
 	return rv;

@@ -51,6 +51,8 @@ typedef struct srv_config {
 	char        tls_cert[SRV_PATH_MAX]; /* PEM; "" = none (tls+tcp:// needs it) */
 	char        tls_key[SRV_PATH_MAX];
 	char        tls_ca[SRV_PATH_MAX];   /* set: client certificates signed by it required */
+	char        tls_crl[SRV_PATH_MAX];  /* PEM CRL(s) of the CA: revoked client certificates
+	                                     * refused; "" = none (needs tls_ca) */
 	char        ipc_group[64];          /* ipc:// sockets' group; "" = vigild's */
 	char        user[64];               /* drop to this user after binding; "" = stay */
 	char        data_dir[SRV_PATH_MAX];
