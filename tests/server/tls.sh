@@ -11,35 +11,11 @@
 # Usage: tls.sh (VIGIL_BUILD_ROOT and VIGIL_SOURCE_ROOT set by meson).
 set -eu
 
-B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
-S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
+VT_NAME=tls
+# shellcheck source=tests/lib/vt.sh
+. "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt.sh"
 V="$B/server/vigild"
 R="$S/tests/server/rules/velocity.rules"
-D=$(mktemp -d /tmp/vigil-tls-XXXXXX)
-PID=
-
-fail() {
-	echo "tls: $*" >&2
-	[ -f "$D/vigild.log" ] && sed 's/^/  vigild.log: /' "$D/vigild.log" >&2
-	exit 1
-}
-cleanup() {
-	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-	rm -rf "$D"
-}
-trap cleanup EXIT INT TERM
-
-# expect STATUS PATTERN cmd...: exit status and a line of stdout+stderr
-expect() {
-	want=$1 pat=$2
-	shift 2
-	set +e
-	"$@" >"$D/out" 2>&1
-	got=$?
-	set -e
-	[ "$got" -eq "$want" ] || fail "$*: exit $got, expected $want: $(cat "$D/out")"
-	grep -q -- "$pat" "$D/out" || fail "$*: output does not match '$pat': $(cat "$D/out")"
-}
 
 mkdir "$D/pki"
 sh "$S/tests/lib/mkpki.sh" "$D/pki" || fail "mkpki.sh failed"

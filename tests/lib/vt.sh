@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: MIT
+# tests/lib/vt.sh - the common part of the shell integration tests that
+# run a vigild (tests/server/tls.sh, tls_crl.sh), sourced after setting
+# VT_NAME, the name their errors begin with. Sets B and S (the build and
+# source roots, from meson's environment), D (a new temporary directory,
+# removed at exit) and PID (a vigild the test starts in the background,
+# stopped at exit; empty when none runs), and defines:
+#   fail MSG...             print "VT_NAME: MSG" and vigild's log, exit 1
+#   expect STATUS PATTERN cmd...
+#                           run cmd; fail unless it exits STATUS and a line
+#                           of its stdout+stderr matches PATTERN (in $D/out)
+# shellcheck shell=sh
+# B and S are for the test that sources this file
+# shellcheck disable=SC2034
+B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
+# shellcheck disable=SC2034
+S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
+D=$(mktemp -d "/tmp/vigil-${VT_NAME:?VT_NAME not set}-XXXXXX")
+PID=
+
+fail() {
+	echo "$VT_NAME: $*" >&2
+	[ -f "$D/vigild.log" ] && sed 's/^/  vigild.log: /' "$D/vigild.log" >&2
+	exit 1
+}
+vt_cleanup() {
+	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+	rm -rf "$D"
+}
+trap vt_cleanup EXIT INT TERM
+
+expect() {
+	want=$1 pat=$2
+	shift 2
+	set +e
+	"$@" >"$D/out" 2>&1
+	got=$?
+	set -e
+	[ "$got" -eq "$want" ] || fail "$*: exit $got, expected $want: $(cat "$D/out")"
+	grep -q -- "$pat" "$D/out" || fail "$*: output does not match '$pat': $(cat "$D/out")"
+}
