@@ -10,22 +10,11 @@
 # Usage: https.sh (VIGIL_BUILD_ROOT and VIGIL_SOURCE_ROOT set by meson).
 set -eu
 
-B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
-S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
+VT_NAME=https
+VT_LOG=console.log
+# shellcheck source=tests/lib/vt.sh
+. "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt.sh"
 C="$B/console/vigil-console"
-D=$(mktemp -d /tmp/vigil-https-XXXXXX)
-PID=
-
-fail() {
-	echo "https: $*" >&2
-	[ -f "$D/console.log" ] && sed 's/^/  console.log: /' "$D/console.log" >&2
-	exit 1
-}
-cleanup() {
-	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-	rm -rf "$D"
-}
-trap cleanup EXIT INT TERM
 
 mkdir "$D/pki" "$D/data" "$D/rules"
 sh "$S/tests/lib/mkpki.sh" "$D/pki" || fail "mkpki.sh failed"

@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: MIT
 # tests/lib/vt.sh - the common part of the shell integration tests that
-# run a vigild (tests/server/tls.sh, tls_crl.sh), sourced after setting
-# VT_NAME, the name their errors begin with. Sets B and S (the build and
+# run a server in the background (tests/server/tls.sh, tls_crl.sh,
+# admin_unix.sh, protoc_nngcat.sh, tests/console/https.sh), sourced after
+# setting VT_NAME, the name their errors begin with, and optionally VT_LOG,
+# the server's log file in $D that a failure prints (default vigild.log). Sets B and S (the build and
 # source roots, from meson's environment), D (a new temporary directory,
 # removed at exit) and PID (a vigild the test starts in the background,
 # stopped at exit; empty when none runs), and defines:
-#   fail MSG...             print "VT_NAME: MSG" and vigild's log, exit 1
+#   fail MSG...             print "VT_NAME: MSG" and $D/$VT_LOG, exit 1
 #   expect STATUS PATTERN cmd...
 #                           run cmd; fail unless it exits STATUS and a line
 #                           of its stdout+stderr matches PATTERN (in $D/out)
@@ -17,10 +19,11 @@ B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
 S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
 D=$(mktemp -d "/tmp/vigil-${VT_NAME:?VT_NAME not set}-XXXXXX")
 PID=
+VT_LOG=${VT_LOG:-vigild.log}
 
 fail() {
 	echo "$VT_NAME: $*" >&2
-	[ -f "$D/vigild.log" ] && sed 's/^/  vigild.log: /' "$D/vigild.log" >&2
+	[ -f "$D/$VT_LOG" ] && sed "s/^/  $VT_LOG: /" "$D/$VT_LOG" >&2
 	exit 1
 }
 vt_cleanup() {

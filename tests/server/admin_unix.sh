@@ -10,23 +10,11 @@
 # VIGIL_SOURCE_ROOT set by meson).
 set -eu
 
-B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
-S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
+VT_NAME=admin_unix
+# shellcheck source=tests/lib/vt.sh
+. "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt.sh"
 V="$B/server/vigild"
 R="$S/tests/server/rules/velocity.rules"
-D=$(mktemp -d /tmp/vigil-admin-unix-XXXXXX)
-PID=
-
-fail() {
-	echo "admin_unix: $*" >&2
-	[ -f "$D/vigild.log" ] && sed 's/^/  vigild.log: /' "$D/vigild.log" >&2
-	exit 1
-}
-cleanup() {
-	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-	rm -rf "$D"
-}
-trap cleanup EXIT INT TERM
 
 start() { # the admin socket path
 	"$V" --data "$D/data" --listen "ipc://$D/vigild.sock" --admin "unix:$1" --rules "$R" \

@@ -7,22 +7,10 @@
 # Usage: protoc_nngcat.sh (VIGIL_BUILD_ROOT and VIGIL_SOURCE_ROOT set by meson).
 set -eu
 
-B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
-S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
-D=$(mktemp -d /tmp/vigil-nngcat-XXXXXX)
+VT_NAME=protoc_nngcat
+# shellcheck source=tests/lib/vt.sh
+. "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt.sh"
 URL="ipc://$D/vigild.sock"
-PID=
-
-fail() {
-	echo "protoc_nngcat: $*" >&2
-	[ -f "$D/vigild.log" ] && sed 's/^/  vigild.log: /' "$D/vigild.log" >&2
-	exit 1
-}
-cleanup() {
-	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-	rm -rf "$D"
-}
-trap cleanup EXIT INT TERM
 
 encode() { protoc --proto_path="$S/proto" --encode=vigil.v1.Request vigil.proto; }
 decode() { protoc --proto_path="$S/proto" --decode=vigil.v1.Reply vigil.proto; }
