@@ -46,13 +46,7 @@ grep -q "^vigil-console: --https-key $P/client.key is not the key of --https-cer
 "$C" $COMMON --https-cert "$P/server.pem" --https-key "$P/server.key" \
 	--https-client-ca "$P/ca.pem" 2>"$D/console.log" &
 PID=$!
-i=0
-until grep -q "listening on https://" "$D/console.log"; do
-	i=$((i + 1))
-	[ "$i" -lt 300 ] || fail "vigil-console not listening after 30 s"
-	kill -0 "$PID" 2>/dev/null || fail "vigil-console exited during start-up"
-	sleep 0.1
-done
+vt_wait_log "listening on https://" "listening line"
 U="https://127.0.0.1:$PORT/api/me"
 
 out=$(curl -s --cacert "$P/ca.pem" --cert "$P/client.pem" --key "$P/client.key" "$U") ||

@@ -11,6 +11,10 @@
 #   expect STATUS PATTERN cmd...
 #                           run cmd; fail unless it exits STATUS and a line
 #                           of its stdout+stderr matches PATTERN (in $D/out)
+#   vt_wait_log PATTERN WHAT
+#                           wait (up to 30 s) for a line of $D/$VT_LOG
+#                           matching PATTERN (grep); fail "no WHAT" after
+#                           that, or at once if the server $PID exited
 # shellcheck shell=sh
 # B and S are for the test that sources this file
 # shellcheck disable=SC2034
@@ -41,4 +45,16 @@ expect() {
 	set -e
 	[ "$got" -eq "$want" ] || fail "$*: exit $got, expected $want: $(cat "$D/out")"
 	grep -q -- "$pat" "$D/out" || fail "$*: output does not match '$pat': $(cat "$D/out")"
+}
+
+vt_wait_log() {
+	i=0
+	until grep -q -- "$1" "$D/$VT_LOG" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -lt 300 ] || fail "no $2 after 30 s"
+		if [ -n "$PID" ] && ! kill -0 "$PID" 2>/dev/null; then
+			fail "the server exited before $2"
+		fi
+		sleep 0.1
+	done
 }

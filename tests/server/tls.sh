@@ -51,13 +51,7 @@ expect 0 "^vigild: warning: listen tcp://0.0.0.0:1: plaintext and unauthenticate
 "$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/server.key" --tls-ca "$P/ca.pem" \
 	2>"$D/vigild.log" &
 PID=$!
-i=0
-until grep -q 'vigild: ready' "$D/vigild.log"; do
-	i=$((i + 1))
-	[ "$i" -lt 300 ] || fail "vigild not ready after 30 s"
-	kill -0 "$PID" 2>/dev/null || fail "vigild exited during start-up"
-	sleep 0.1
-done
+vt_wait_log 'vigild: ready' "readiness"
 [ "$(stat -c %a "$D/vigild.sock")" = 660 ] || fail "ipc socket mode $(stat -c %a "$D/vigild.sock"), expected 660"
 
 encode() { protoc --proto_path="$S/proto" --encode=vigil.v1.Request vigil.proto; }
@@ -148,12 +142,7 @@ mv "$P/server.pem.tmp" "$P/server.pem"
 mv "$P/server.key.tmp" "$P/server.key"
 mv "$P/bundle.tmp" "$P/ca.pem"
 kill -HUP "$PID"
-i=0
-until grep -q 'vigild: tls: certificate .* reloaded (SIGHUP): new connections use them' "$D/vigild.log"; do
-	i=$((i + 1))
-	[ "$i" -lt 100 ] || fail "no certificate reload line after SIGHUP"
-	sleep 0.1
-done
+vt_wait_log 'vigild: tls: certificate .* reloaded (SIGHUP): new connections use them' "certificate reload line after SIGHUP"
 # the first new connection verifies the new certificate (and the bundle
 # accepts a client of the new CA)
 nngcat --req --dial "$URL" --cacert "$P/evil-ca.pem" --cert "$P/evil.pem" --key "$P/evil.key" \
@@ -173,12 +162,7 @@ wait "$BEFORE" || fail "the connection opened before the reload: $(cat "$D/befor
 cp "$P/client.key" "$P/server.key.tmp"
 mv "$P/server.key.tmp" "$P/server.key"
 kill -HUP "$PID"
-i=0
-until grep -q "vigild: \[tls\] key $P/server.key is not the key of \[tls\] cert $P/server.pem; the previous certificate, key and CA stay in use\$" "$D/vigild.log"; do
-	i=$((i + 1))
-	[ "$i" -lt 100 ] || fail "no refusal line for a mismatched key after SIGHUP"
-	sleep 0.1
-done
+vt_wait_log "vigild: \[tls\] key $P/server.key is not the key of \[tls\] cert $P/server.pem; the previous certificate, key and CA stay in use\$" "refusal line for a mismatched key after SIGHUP"
 nngcat --req --dial "$URL" --cacert "$P/evil-ca.pem" --cert "$P/client.pem" --key "$P/client.key" \
 	--file "$D/health.bin" --hex --recv-timeout 5 >"$D/new.out" 2>&1 ||
 	fail "after a refused reload, the certificate in use: $(cat "$D/new.out")"

@@ -76,13 +76,7 @@ start() { # extra vigild options
 	# shellcheck disable=SC2086
 	"$V" $COMMON $TLS "$@" 2>"$D/vigild.log" &
 	PID=$!
-	i=0
-	until grep -q 'vigild: ready' "$D/vigild.log"; do
-		i=$((i + 1))
-		[ "$i" -lt 300 ] || fail "vigild not ready after 30 s"
-		kill -0 "$PID" 2>/dev/null || fail "vigild exited during start-up"
-		sleep 0.1
-	done
+	vt_wait_log 'vigild: ready' "readiness"
 }
 stop() {
 	kill -TERM "$PID"
@@ -106,12 +100,7 @@ expect 1 '"error":"EUNREACHABLE"' health lost
 (cd "$P" && openssl ca -config ca.cnf -revoke client.pem 2>/dev/null &&
 	openssl ca -config ca.cnf -gencrl -out current-crl.pem 2>/dev/null) || fail "openssl ca failed"
 kill -HUP "$PID"
-i=0
-until grep -q "crl $P/current-crl.pem reloaded (SIGHUP)" "$D/vigild.log"; do
-	i=$((i + 1))
-	[ "$i" -lt 300 ] || fail "no reload line after SIGHUP"
-	sleep 0.1
-done
+vt_wait_log "crl $P/current-crl.pem reloaded (SIGHUP)" "reload line after SIGHUP"
 expect 1 '"error":"EUNREACHABLE"' health client
 kill -0 "$PID" || fail "vigild died"
 stop
