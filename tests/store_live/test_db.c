@@ -573,28 +573,7 @@ test_recovery_labels_newer_than_scores(void **state)
 
 #define EXIT_N 400
 
-/* A generation with one card profile; returns its number. */
-static uint64_t
-exit_write_gen(const char *dir)
-{
-	store_genw        *w = NULL;
-	store_gen_meta     meta;
-	store_card_profile cp;
-	store_diag         d;
-
-	assert_int_equal(store_genw_begin(dir, &w, &d), VIGIL_OK);
-	memset(&cp, 0, sizeof cp);
-	cp.count_90d = 7;
-	assert_int_equal(store_genw_put_card(w, "card-0", &cp), VIGIL_OK);
-	memset(&meta, 0, sizeof meta);
-	meta.generation = store_genw_generation(w);
-	meta.as_of_ms = T0;
-	meta.window_ms = 90 * DAY_MS;
-	meta.built_at_ms = vigil_now_ms();
-	if (store_genw_commit(w, &meta, 0, &d) != VIGIL_OK)
-		fail_msg("genw commit: %s", d.msg);
-	return meta.generation;
-}
+static uint64_t pin_write_gen(const char *dir, uint32_t count);
 
 /*
  * The child: a process that opens the store, scores, labels and exits right
@@ -664,7 +643,7 @@ test_close_exiting_leaves_files_consistent(void **state)
 {
 	char          *dir = tmpdir_new();
 	char           adir[4200], seg[4300], lastseg[256] = "";
-	uint64_t       gen = exit_write_gen(dir), segend = 0;
+	uint64_t       gen = pin_write_gen(dir, 7), segend = 0;
 	store_db      *db = NULL, *mem = NULL;
 	store_gen     *g = NULL;
 	store_db_opts  o;
