@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,20 +203,7 @@ parse_count(const char *s, unsigned long long max, unsigned long long *ret)
 	return true;
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "vigil-rebuild: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see --help)\n");
-	return VIGIL_EXIT_USAGE;
-}
+#define usage_error(...) vigil_cli_usage_error("vigil-rebuild", __VA_ARGS__)
 
 /* --dump-model / --dump-model-meta: a blob of the current generation, as is. */
 static int

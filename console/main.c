@@ -12,7 +12,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,18 +76,7 @@ usage(FILE *out)
 	    NULL });
 }
 
-static int __attribute__((format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "vigil-console: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see --help)\n");
-	return VIGIL_EXIT_USAGE;
-}
+#define usage_error(...) vigil_cli_usage_error("vigil-console", __VA_ARGS__)
 
 static bool
 parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)

@@ -7,7 +7,8 @@
 #   - -h equals --help, -V and --version print "PROGRAM VERSION";
 #   - --help's exit-status list has the table's names and the codes the
 #     table gives the program;
-#   - an unknown option exits 2 with one line "PROGRAM...(see --help)";
+#   - an unknown option, and a stray argument, exit 2 with one line
+#     "PROGRAM: ... (see --help)";
 #   - a rule file that does not load exits 2 in every program that reads
 #     one; --json prints JSON on stdout and takes no file;
 #   - a second vigild on a data directory in use exits 3 (busy).
@@ -84,6 +85,9 @@ for p in $PROGS; do
 	[ "$rc" -eq 2 ] || fail "$p --no-such-flag: exit $rc, want 2"
 	[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$p.*(see --help)\$" "$T/err" ||
 		fail "$p --no-such-flag: want one line '$p: ... (see --help)': $(cat "$T/err")"
+	"$x" stray-arg </dev/null >"$T/out" 2>"$T/err"; rc=$?
+	[ "$rc" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$p: .*(see --help)\$" "$T/err" ||
+		fail "$p stray-arg: exit $rc, want 2 and one line '$p: ... (see --help)': $(cat "$T/err")"
 
 	# every "-X, --long" (or "-X | --long") shown is the table's pair
 	grep -oE -- '(^|[[ ])-[A-Za-z](, | \| )--[a-z][a-z-]*' "$T/$p.help" |

@@ -111,9 +111,9 @@ usage(FILE *f)
 static int
 usage_error(const char *msg, const char *arg)
 {
-	fprintf(stderr, "vigil-replay: %s%s%s%s (see --help)\n", msg, arg ? " \"" : "",
-	    arg ? arg : "", arg ? "\"" : "");
-	return VIGIL_EXIT_USAGE;
+	if (arg == NULL)
+		return vigil_cli_usage_error("vigil-replay", "%s", msg);
+	return vigil_cli_usage_error("vigil-replay", "%s \"%s\"", msg, arg);
 }
 
 static bool

@@ -15,7 +15,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,20 +162,7 @@ sc_url_ok(const char *s)
 	return strstr(s, "://") != NULL;
 }
 
-static int sc_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-sc_usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "vigil-score: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see --help)\n");
-	return VIGIL_EXIT_USAGE;
-}
+#define sc_usage_error(...) vigil_cli_usage_error("vigil-score", __VA_ARGS__)
 
 /*
  * Flushes stdout and returns status, or 1 (with a line on stderr) if
