@@ -46,6 +46,14 @@ rp_default_rules(void)
 	return in_build ? RP_SOURCE_RULES : RP_INSTALLED_RULES;
 }
 
+/* --results - : the JSON lines are standard output, so the text summary is
+ * left out there (as with --json) */
+static bool
+rp_results_stdout(const rp_opts *o)
+{
+	return o->results != NULL && strcmp(o->results, "-") == 0;
+}
+
 static void
 usage(FILE *f)
 {
@@ -89,7 +97,8 @@ usage(FILE *f)
 	    "  --assume-legit       count rows without a label as legitimate in the measures\n"
 	    "                       (the usual convention for archives: no chargeback = legit)\n"
 	    "Output:\n"
-	    "  --results FILE       JSON lines: txn_id, score, decision, hits\n"
+	    "  --results FILE       JSON lines: txn_id, score, decision, hits (\"-\": standard\n"
+	    "                       output, without the text summary)\n"
 	    "  -j, --json           print the summary as JSON on standard output (not text)\n"
 	    "  --summary FILE       write the JSON summary to FILE (\"-\": as --json)\n"
 	    "  --report FILE.html   self-contained HTML report with plots\n"
@@ -263,6 +272,9 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		default: return vigil_cli_bad_option("vigil-replay", argv);
 		}
 	}
+	if (rp_results_stdout(o) && o->json_stdout)
+		return usage_error("--results - and the JSON summary cannot both go to standard output",
+		    NULL);
 	if (optind < argc && o->json_stdout)
 		return usage_error("unexpected argument: --json prints the summary on standard "
 		    "output and takes no file; --summary FILE writes it to a file:", argv[optind]);
@@ -349,8 +361,12 @@ main(int argc, char **argv)
 			rp_names_index(&r->names, info.name, info.points);
 		}
 	}
-	if (rp_source_open(&r->src, &r->o) != VIGIL_OK)
+	/* An input that cannot be opened, or a CSV without a required column,
+	 * is "fix your input": nothing was replayed (docs/tools.md, 2). */
+	if (rp_source_open(&r->src, &r->o) != VIGIL_OK) {
+		status = VIGIL_EXIT_USAGE;
 		goto out;
+	}
 	if (rp_results_open(r) != VIGIL_OK)
 		goto out;
 	if (r->o.nservers > 0) {
@@ -387,7 +403,7 @@ main(int argc, char **argv)
 	}
 	if (rp_results_close(r) != VIGIL_OK)
 		goto out;
-	if (!r->o.quiet && !r->o.json_stdout)
+	if (!r->o.quiet && !r->o.json_stdout && !rp_results_stdout(&r->o))
 		rp_summary_print(r, secs);
 	if (r->o.json != NULL && rp_summary_write_json(r, secs, r->o.json) != VIGIL_OK)
 		goto out;
@@ -395,9 +411,11 @@ main(int argc, char **argv)
 		goto out;
 	if (r->o.report != NULL && rp_report_write(r, secs) != VIGIL_OK)
 		goto out;
-	status = r->failed > 0 ? 1 : 0;
+	/* rows refused and skipped: the run finished, the input had faults
+	 * (docs/tools.md, 1), as for requests the server refused */
+	status = r->failed > 0 || r->src.bad > 0 ? VIGIL_EXIT_FAIL : VIGIL_EXIT_OK;
 out:
-	if (r->results != NULL)
+	if (r->results != NULL && r->results != stdout)
 		fclose(r->results);
 	rp_source_close(&r->src);
 	vigil_client_close(r->client);
