@@ -357,6 +357,24 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 	return VIGIL_OK;
 }
 
+static bool
+json_has(const json_t *obj, const char *key)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	return v != NULL && !json_is_null(v);
+}
+
+vigil_err
+vigil_txn_from_json_now(const json_t *obj, int64_t now_ms, vigil_txn *ret, vigil_errinfo *reterr)
+{
+	vigil_err rv = vigil_txn_from_json(obj, ret, reterr);
+
+	if (rv == VIGIL_OK && !json_has(obj, "event_time") && !json_has(obj, "event_time_ms"))
+		ret->event_time_ms = now_ms;
+	return rv;
+}
+
 json_t *
 vigil_txn_to_json(const vigil_txn *txn)
 {

@@ -31,6 +31,16 @@
  */
 vigil_err vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr);
 
+/*
+ * The event-time rule of every JSON reader (docs/protocol.md, "The
+ * transaction"): vigil_txn_from_json, then a transaction that has neither
+ * "event_time" nor "event_time_ms" (absent or null) gets now_ms, the time
+ * it was read. An explicit 0 is kept (and refused by vigil_txn_validate).
+ * /v1/score, vigil-score and the Python client all apply it.
+ */
+vigil_err vigil_txn_from_json_now(const json_t *obj, int64_t now_ms, vigil_txn *ret,
+    vigil_errinfo *reterr);
+
 /* A new JSON object for txn (amount_minor and event_time_ms, plus readable
  * "event_time"). NULL on ENOMEM. */
 json_t *vigil_txn_to_json(const vigil_txn *txn);

@@ -114,18 +114,31 @@ admin_http_code(Vigil__V1__Status st, const char **ret_reason)
 	}
 }
 
-/* The error shape of every JSON reply (docs/protocol.md, "JSON"): status,
- * message, and field and txn_id when known. */
+/* The error body of every JSON reply (docs/protocol.md, "JSON"; the error
+ * object of docs/tools.md): {"status": S, "error": {"code": S, "message":
+ * msg, "where": {"field": field}}}, field left out when NULL or "". */
+static json_t *
+admin_error_json(const char *status, const char *field, const char *msg)
+{
+	vigil_errinfo ei;
+	json_t *err, *o;
+
+	vigil_errinfo_set(&ei, field, "%s", msg);
+	err = vigil_error_json(status, &ei);
+	if (err == NULL)
+		return NULL;
+	o = json_pack("{s:s, s:o}", "status", status, "error", err);
+	return o;
+}
+
+/* The error of /v1/score: admin_error_json, and txn_id when known. */
 static void
 admin_send_status(struct evhttp_request *req, const srv_wire_err *err, const char *txn_id)
 {
 	const char *reason;
 	int code = admin_http_code(err->status, &reason);
-	json_t *o = json_pack("{s:s, s:s}", "status", srv_status_name(err->status),
-	    "message", err->info.msg);
+	json_t *o = admin_error_json(srv_status_name(err->status), err->info.field, err->info.msg);
 
-	if (o != NULL && err->info.field[0] != '\0')
-		json_object_set_new(o, "field", json_string(err->info.field));
 	if (o != NULL && txn_id != NULL && txn_id[0] != '\0')
 		json_object_set_new(o, "txn_id", json_string(txn_id));
 	admin_send_json(req, code, reason, o);
@@ -335,7 +348,9 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		goto fail;
 	}
 	dry_run = json_is_true(jdry);
-	if (vigil_txn_from_json(txnobj, &txn, &ei) != VIGIL_OK) {
+	/* without event_time: the time of arrival (docs/protocol.md), as
+	 * vigil-score and the Python client do */
+	if (vigil_txn_from_json_now(txnobj, vigil_now_ms(), &txn, &ei) != VIGIL_OK) {
 		char field[sizeof err.info.field];
 
 		snprintf(field, sizeof field, "txn%s%.40s", ei.field[0] != '\0' ? "." : "", ei.field);
@@ -405,16 +420,12 @@ out:
 static void admin_send_error(struct evhttp_request *req, int code, const char *reason,
     const char *status, const char *msg);
 
-/* {"status": status, "message": msg[, "field": field]} with code. */
+/* admin_error_json(status, field, msg) with code. */
 static void
 admin_send_field_error(struct evhttp_request *req, int code, const char *reason,
     const char *status, const char *field, const char *msg)
 {
-	json_t *o = json_pack("{s:s, s:s}", "status", status, "message", msg);
-
-	if (o != NULL && field != NULL)
-		json_object_set_new(o, "field", json_string(field));
-	admin_send_json(req, code, reason, o);
+	admin_send_json(req, code, reason, admin_error_json(status, field, msg));
 }
 
 /* A positive integer member of o, or 0 (absent: *ret_absent). */
@@ -539,13 +550,12 @@ out:
 	json_decref(body);
 }
 
-/* {"status": status, "message": msg} with code. */
+/* admin_error_json(status, NULL, msg) with code. */
 static void
 admin_send_error(struct evhttp_request *req, int code, const char *reason, const char *status,
     const char *msg)
 {
-	admin_send_json(req, code, reason, json_pack("{s:s, s:s}", "status", status,
-	    "message", msg));
+	admin_send_json(req, code, reason, admin_error_json(status, NULL, msg));
 }
 
 /* Equal in time that depends on the lengths only, not on where they differ. */

@@ -735,6 +735,24 @@ test_http_bad_input(void **state)
 	post_expect(s.admin_port, "/v1/score", "{\"txn\": {\"txn_id\": 7}}",
 	    400, "\"field\":\"txn.txn_id\"");
 	post_expect(s.admin_port, "/v1/score", "{\"txn\": [1]}", 400, "\"field\":\"txn\"");
+	/* the one error object of docs/tools.md: status, then error with code,
+	 * message and where; txn_id when the transaction was read */
+	post_expect(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-7\", \"card_id\": \"card-hb\","
+	    " \"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUX\","
+	    " \"event_time_ms\": 1763700000000}", 400,
+	    "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\",\"message\":\"currency "
+	    "\\\"EUX\\\" is not an active ISO 4217 code\",\"where\":{\"field\":\"txn.currency\"}},"
+	    "\"txn_id\":\"hb-7\"}");
+	post_expect(s.admin_port, "/v1/score", "{not json", 400,
+	    "{\"status\":\"MALFORMED\",\"error\":{\"code\":\"MALFORMED\",\"message\":\"JSON at");
+	/* the event-time rule (docs/protocol.md): a JSON transaction without
+	 * event_time is stamped on arrival, as vigil-score and the Python
+	 * client do; an explicit 0 is still refused */
+	post_expect(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-8\", \"card_id\": \"card-hb8\","
+	    " \"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUR\"}", 200, HB_NEW);
+	post_expect(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-9\", \"card_id\": \"card-hb8\","
+	    " \"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUR\","
+	    " \"event_time_ms\": 0}", 400, "\"field\":\"txn.event_time_ms\"");
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 }

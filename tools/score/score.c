@@ -623,18 +623,16 @@ static void sc_client_txn(const vigil_txn *store, vigil_client_txn *ret);
 
 /*
  * obj -> client txn (strings point into *store). A missing event time is
- * "now". VIGIL_OK or VIGIL_EINVAL with *reterr (msg "field: reason").
+ * "now" (vigil_txn_from_json_now, the rule of every JSON reader). VIGIL_OK or VIGIL_EINVAL with *reterr (msg "field: reason").
  */
 static vigil_err
 sc_txn_from_json(const json_t *obj, vigil_txn *store, vigil_client_txn *ret, vigil_errinfo *reterr)
 {
 	vigil_err rv;
 
-	rv = vigil_txn_from_json(obj, store, reterr);
+	rv = vigil_txn_from_json_now(obj, vigil_now_ms(), store, reterr);
 	if (rv != VIGIL_OK)
 		return rv;
-	if (store->event_time_ms == 0)
-		store->event_time_ms = vigil_now_ms();
 	sc_client_txn(store, ret);
 	return VIGIL_OK;
 }
