@@ -25,9 +25,18 @@
 #include "vigil_client.h"
 #include "vigil_config.h"
 
-#ifndef CON_WWW_DIR
-#define CON_WWW_DIR "/usr/share/vigil/console/www"
-#endif
+/* The web UI's files without --www: the source tree's when run from the
+ * build directory, else the installed DATADIR/vigil/console/www (found
+ * under a --destdir tree too: common/cli.h). */
+static const char *
+con_default_www(void)
+{
+	static char path[PATH_MAX];
+
+	if (vigil_in_build_tree())
+		return VIGIL_SOURCE_ROOT "/console/www";
+	return vigil_installed_path(VIGIL_DATADIR "/vigil/console/www", path, sizeof path);
+}
 #define CON_CHARTJS_DIR "/usr/share/javascript/chart.js"
 #define CON_INGEST_BATCH 20000
 
@@ -57,7 +66,7 @@ usage(FILE *out)
 	    "                      vigild's admin endpoint and its token (read at each use), for\n"
 	    "                      rolling a generation back (role admin); without them it is refused\n"
 	    "  --replay PROGRAM    vigil-replay for back-tests (default: next to this program, or PATH)\n"
-	    "  --www DIR           the web UI's files (default " CON_WWW_DIR ")\n"
+	    "  --www DIR           the web UI's files (default " VIGIL_DATADIR "/vigil/console/www)\n"
 	    "  --chartjs DIR       Chart.js (default " CON_CHARTJS_DIR ")\n"
 	    "  --blocked-list NAME the rule file's list of blocked cards (default blocked_cards)\n"
 	    "  --claim-minutes N   a claim expires after N minutes (default 30)\n"
@@ -141,7 +150,7 @@ parse_args(int argc, char **argv, con_opts *o)
 
 	memset(o, 0, sizeof *o);
 	o->listen = "127.0.0.1:9480";
-	o->www = CON_WWW_DIR;
+	o->www = con_default_www();
 	o->chartjs = CON_CHARTJS_DIR;
 	o->blocked_list = "blocked_cards";
 	o->claim_minutes = 30;
@@ -209,6 +218,15 @@ parse_args(int argc, char **argv, con_opts *o)
 		return usage_error("%s", "--tokens FILE is required (nothing is served without analysts)");
 	if (o->state == NULL)
 		return usage_error("%s", "--state DIR is required");
+	{
+		/* the UI's files are there, or nothing would be served: say so now */
+		char index[PATH_MAX];
+
+		snprintf(index, sizeof index, "%s/index.html", o->www);
+		if (access(index, R_OK) != 0)
+			return usage_error("--www %s: no readable index.html (the web UI's files)",
+			    o->www);
+	}
 	if ((o->tls_cert != NULL) != (o->tls_key != NULL))
 		return usage_error("%s", "--tls-cert and --tls-key go together");
 	if ((o->tls_cert != NULL || o->tls_ca != NULL) && o->server == NULL)
@@ -564,9 +582,9 @@ main(int argc, char **argv)
 	if (!app.o.quiet) {
 		con_tailpos p;
 		con_index_pos(app.ix, &p);
-		fprintf(stderr, "vigil-console: listening on %s://%s/ (data %s, index at archive "
-		    "seq %llu, %u analysts)\n", app.ssl != NULL ? "https" : "http", app.o.listen,
-		    app.o.data,
+		fprintf(stderr, "vigil-console: listening on %s://%s/ (data %s, www %s, index at "
+		    "archive seq %llu, %u analysts)\n", app.ssl != NULL ? "https" : "http",
+		    app.o.listen, app.o.data, app.o.www,
 		    (unsigned long long)p.last_seq, app.auth.n);
 	}
 	event_base_dispatch(app.base);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,28 +23,21 @@
 
 /*
  * The rule file used without --rules: the source tree's rules/default.rules
- * when this program runs from its build directory, else the installed one
- * (SYSCONFDIR/vigil/default.rules). Never relative to the working directory,
- * which made the same command work in one directory and fail in another.
+ * when this program runs from its build directory, else the installed one,
+ * SYSCONFDIR/vigil/rules/default.rules (where `meson install` puts it;
+ * found under a --destdir tree too: common/cli.h). Never relative to the
+ * working directory, which made the same command work in one directory and
+ * fail in another.
  */
 static const char *
 rp_default_rules(void)
 {
-	char self[4096], *dir, *build;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	bool in_build = false;
+	static char path[PATH_MAX];
 
-	if (n > 0) {
-		self[n] = '\0';
-		dir = strrchr(self, '/');
-		if (dir != NULL) {
-			*dir = '\0';
-			build = realpath(RP_BUILD_DIR, NULL);
-			in_build = build != NULL && strcmp(build, self) == 0;
-			free(build);
-		}
-	}
-	return in_build ? RP_SOURCE_RULES : RP_INSTALLED_RULES;
+	if (vigil_in_build_tree())
+		return VIGIL_SOURCE_ROOT "/rules/default.rules";
+	return vigil_installed_path(VIGIL_SYSCONFDIR "/vigil/rules/default.rules", path,
+	    sizeof path);
 }
 
 /* --results - : the JSON lines are standard output, so the text summary is
