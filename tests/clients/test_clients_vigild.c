@@ -927,6 +927,59 @@ test_cli_replies_while_input_idle(void **state)
 }
 
 /*
+ * tls_server_name (issue 25): a server certificate for an address carries
+ * it as an IP entry (ipsan.pem: DNS:vigil.test, IP:127.0.0.1), which
+ * mbedTLS 2.28 does not match (docs/client.md, "TLS"): dialled as
+ * tls+tcp://127.0.0.1 without a name the handshake fails; naming the
+ * server (opts.tls_server_name = "vigil.test") scores.
+ */
+static void
+test_tls_server_name(void **state)
+{
+	char dir[] = "/tmp/vigil-cpki-XXXXXX", url[64], cert[600], key[600], ca[600];
+	char ccert[600], ckey[600];
+	const char *args[] = { "--listen", url, "--tls-cert", cert, "--tls-key", key,
+	    "--tls-ca", ca, NULL };
+	const char *u = url;
+	vt_server s = { 0 };
+	vigil_client_opts o = { .timeout_ms = 300, .connect_wait_ms = 300, .max_attempts = 1 };
+	vigil_client *c = NULL;
+	vigil_client_errinfo info;
+	vigil_client_result res = { 0 };
+	vigil_client_txn t = txn_make("c-tlsn-1", "card-tlsn", 1000);
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(vt_pki_make(dir), 0);
+	snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%u", vt_free_port());
+	snprintf(cert, sizeof cert, "%s/ipsan.pem", dir);
+	snprintf(key, sizeof key, "%s/ipsan.key", dir);
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	snprintf(ccert, sizeof ccert, "%s/client.pem", dir);
+	snprintf(ckey, sizeof ckey, "%s/client.key", dir);
+	assert_int_equal(vt_server_start(&s, rules_path(), args), 0);
+
+	o.tls_ca = ca;
+	o.tls_cert = ccert;
+	o.tls_key = ckey;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_OK);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EUNREACHABLE);
+	vigil_client_close(c);
+	o.tls_server_name = "vigil.test";
+	o.timeout_ms = 3000;
+	o.connect_wait_ms = 3000;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_OK);
+	if (vigil_client_score(c, &t, NULL, &res, &info) != VIGIL_CLIENT_OK)
+		fail_msg("score over TLS with tls_server_name: %s", info.message);
+	assert_string_equal(res.txn_id, "c-tlsn-1");
+	vigil_client_result_fini(&res);
+	vigil_client_close(c);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	assert_int_equal(vt_tmpdir_remove(dir), 0);
+}
+
+/*
  * libvigil-client over tls+tcp:// (issue 17): with the CA and its own
  * certificate it scores; without a certificate, or with one vigild's CA did
  * not sign, calls fail EUNREACHABLE (the handshake is refused) and the
@@ -1018,6 +1071,7 @@ main(void)
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_cli_replies_while_input_idle),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_tls_server_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

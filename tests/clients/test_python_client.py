@@ -576,6 +576,57 @@ class TlsTests(unittest.TestCase):
             shutil.rmtree(pki, ignore_errors=True)
             shutil.rmtree(datadir, ignore_errors=True)
 
+    def test_tls_server_name(self):
+        """tls_server_name (issue 25): a certificate for an address carries it
+        as an IP entry (ipsan.pem: DNS:vigil.test, IP:127.0.0.1), which
+        mbedTLS 2.28 does not match: dialled as tls+tcp://127.0.0.1 the
+        handshake fails (Unreachable) unless the caller names the server."""
+        pki = tempfile.mkdtemp(prefix="vigil-pypki-")
+        datadir = tempfile.mkdtemp(prefix="vigil-pytest-")
+        proc = None
+        try:
+            subprocess.run(["/bin/sh", os.path.join(SOURCE, "tests", "lib", "mkpki.sh"), pki],
+                           check=True)
+            s = __import__("socket").socket()
+            s.bind(("127.0.0.1", 0))
+            url = "tls+tcp://127.0.0.1:%d" % s.getsockname()[1]
+            s.close()
+            p = lambda name: os.path.join(pki, name)  # noqa: E731
+            log = open(os.path.join(datadir, "vigild.log"), "ab")
+            proc = subprocess.Popen(
+                [VIGILD, "--data", datadir, "--listen", url, "--admin", "off", "--rules", RULES,
+                 "--tls-cert", p("ipsan.pem"), "--tls-key", p("ipsan.key"),
+                 "--tls-ca", p("ca.pem")], stdout=log, stderr=log)
+            named = dict(tls_ca=p("ca.pem"), tls_cert=p("client.pem"), tls_key=p("client.key"),
+                         tls_server_name="vigil.test")
+            for _ in range(300):
+                try:
+                    with vc.Client(url, timeout=0.5, attempts=1, connect_wait=0.2, **named) as c:
+                        if c.health().ready:
+                            break
+                except vc.VigilError:
+                    pass
+                self.assertIsNone(proc.poll())
+                time.sleep(0.1)
+            with vc.Client(url, timeout=5, **named) as c:
+                r = c.score(txn("py-tlsn-1"))
+                self.assertEqual(r.txn_id, "py-tlsn-1")
+                # no model in this data directory: rules alone, as the C
+                # client's has_model false
+                self.assertIsNone(r.model_score)
+                self.assertEqual(r.model_reasons, ())
+            del named["tls_server_name"]
+            with vc.Client(url, timeout=0.3, attempts=1, connect_wait=0.3, **named) as c:
+                with self.assertRaises(vc.Unreachable):
+                    c.health()
+            log.close()
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(timeout=30), 0)
+            shutil.rmtree(pki, ignore_errors=True)
+            shutil.rmtree(datadir, ignore_errors=True)
+
 
 class FailoverTests(unittest.TestCase):
     def test_two_replicas_one_killed(self):

@@ -48,7 +48,8 @@ except ImportError as _e:
     raise
 
 __all__ = [
-    "Client", "Transaction", "transaction_from_json", "ScoreResult", "Hit", "Health",
+    "Client", "Transaction", "transaction_from_json", "ScoreResult", "Hit", "ModelReason",
+    "Health",
     "VigilError", "InvalidArgument", "Timeout", "Unreachable", "ClientClosed",
     "ProtocolError", "TransportError", "TooManyInFlight", "ServerError",
     "InvalidField", "Malformed", "TooBig", "Unsupported", "Overloaded",
@@ -193,6 +194,14 @@ class Hit:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelReason:
+    """A feature that pushed the model's score up (vigil_client_model_reason)."""
+    feature: str               # schema name, e.g. "amount"
+    value: float               # its value as scored
+    contribution: float        # on the log-odds scale, > 0
+
+
+@dataclasses.dataclass(frozen=True)
 class ScoreResult:
     txn_id: str
     score: int
@@ -210,6 +219,12 @@ class ScoreResult:
     # older than the dedupe horizon, so a repeat of txn_id is scored again.
     late: bool = False
     past_dedupe_horizon: bool = False
+    # The nightly model (docs/model.md), as the C client's has_model,
+    # model_score and model_reasons: model_score None when the server's
+    # generation has no model (rules alone decided); model_reasons, when a
+    # rule reading model.score fired, the features that pushed it up.
+    model_score: Optional[float] = None
+    model_reasons: Tuple[ModelReason, ...] = ()
 
     @property
     def server_latency_us(self) -> int:
@@ -904,7 +919,10 @@ class Client:
             hits=tuple(Hit(h.rule, h.points, h.reason, h.shadow) for h in s.hits),
             rules_version=s.rules_version, features_generation=s.features_generation,
             latency_us=s.latency_us, duplicate=s.duplicate, dry_run=s.dry_run,
-            attempts=n, replica=url, late=s.late, past_dedupe_horizon=s.past_dedupe_horizon)
+            attempts=n, replica=url, late=s.late, past_dedupe_horizon=s.past_dedupe_horizon,
+            model_score=s.model.score if s.HasField("model") else None,
+            model_reasons=tuple(ModelReason(m.feature, m.value, m.contribution)
+                                for m in s.model.reasons))
 
     def score_async(self, txn: Union[Transaction, Mapping], *, callback=None,
                     **kwargs) -> "concurrent.futures.Future[ScoreResult]":
