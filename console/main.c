@@ -82,7 +82,8 @@ usage(FILE *out)
 	    "SIGTERM or SIGINT stops.\n"
 	    "\n");
 	vigil_cli_exit_help(out, (const char *const[]){ "stopped cleanly (SIGTERM, SIGINT)",
-	    "runtime failure", "bad command line, tokens file, or a rule file that cannot be read",
+	    "runtime failure", "bad command line, a tokens file that is missing or bad, a rule file "
+	    "that cannot be read, or --www without the UI's files",
 	    NULL });
 }
 
@@ -518,7 +519,8 @@ main(int argc, char **argv)
 	rv = con_auth_load(app.o.tokens, &app.auth, err, sizeof err);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-console: tokens: %s\n", err);
-		return rv == VIGIL_EINVAL || rv == VIGIL_ETOOBIG ? 2 : 1;
+		/* a missing tokens file is a missing input: 2 (docs/tools.md) */
+		return rv == VIGIL_EINVAL || rv == VIGIL_ETOOBIG || rv == VIGIL_ENOTFOUND ? 2 : 1;
 	}
 	snprintf(path, sizeof path, "%s/index", app.o.state);
 	rv = con_index_open(path, app.o.map_gib, &app.ix, err, sizeof err);

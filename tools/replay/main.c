@@ -107,7 +107,9 @@ usage(FILE *f)
 	    "  -V, --version        print the version\n"
 	    "\n", rp_default_rules());
 	vigil_cli_exit_help(f, (const char *const[]){ "",
-	    "I/O or server errors, or rows the server failed", "bad command line or rule file",
+	    "I/O or server errors, rows the server failed, or bad rows skipped",
+	    "bad command line or rule file, an input that cannot be opened, or a CSV without a "
+	    "required column",
 	    NULL });
 }
 

@@ -83,7 +83,9 @@ static const char sc_usage[] =
 
 static const char *const sc_exit_detail[VIGIL_EXIT_COUNT_] = {
 	"every request succeeded (health: every replica ready)",
-	"at least one request failed (its line says why)", "bad command line", NULL,
+	"at least one request failed or input line was refused (its line says why)",
+	"bad command line, an input that cannot be opened, or a CSV without a required column",
+	NULL,
 };
 
 enum {
