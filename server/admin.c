@@ -148,16 +148,17 @@ static json_t *
 admin_health_json(srv_server *s)
 {
 	Vigil__V1__HealthReply h = VIGIL__V1__HEALTH_REPLY__INIT;
-	char err[SRV_ERR_MAX], hash[80], why[SRV_ERR_MAX + 640], merr[SRV_ERR_MAX];
+	char err[SRV_ERR_MAX], hash[SRV_RULES_ID_MAX], why[SRV_ERR_MAX + 640], merr[SRV_ERR_MAX];
 	store_db_health dh;
 	uint64_t mref;
 	json_t *o;
 
 	srv_health_fill(s, &h, err, sizeof err, hash, sizeof hash);
 	h.ready = srv_ready(s, why, sizeof why); /* again, for the reason */
-	o = json_pack("{s:b, s:s, s:I, s:s, s:I, s:s, s:I, s:b}",
+	o = json_pack("{s:b, s:s, s:I, s:s, s:s, s:I, s:s, s:I, s:b}",
 	    "ready", h.ready, "server_version", "vigild " VIGIL_VERSION,
 	    "uptime_s", (json_int_t)h.uptime_s, "rules_version", h.rules_version,
+	    "rules_hash", h.rules_hash,
 	    "features_generation", (json_int_t)h.features_generation,
 	    "rules_last_error", h.rules_last_error,
 	    "rules_load_failures", (json_int_t)h.rules_load_failures,
@@ -382,10 +383,10 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		    "rule", out->hits[i].rule, "points", (int)out->hits[i].points,
 		    "reason", out->hits[i].reason != NULL ? out->hits[i].reason : "",
 		    "shadow", out->hits[i].shadow));
-	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:I, s:I, s:b, s:b, s:b, s:b}",
+	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b}",
 	    "status", "OK", "message", "ok", "txn_id", txn.txn_id, "score", (int)out->score,
 	    "decision", vigil_decision_name(out->decision), "hits", hits != NULL ? hits :
-	    json_array(), "rules_version", out->rules_version,
+	    json_array(), "rules_version", out->rules_version, "rules_hash", out->rules_hash,
 	    "features_generation", (json_int_t)out->generation,
 	    "latency_us", (json_int_t)((vigil_mono_ns() - t0) / 1000),
 	    "duplicate", out->duplicate, "dry_run", out->dry_run, "late", out->late,

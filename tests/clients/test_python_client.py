@@ -29,6 +29,7 @@ import vigil_client as vc  # noqa: E402
 from vigil_client import _nng  # noqa: E402
 
 RULES = os.path.join(SOURCE, "tests", "clients", "clients.rules")
+RULES_VERSION = [l.split('"')[1] for l in open(RULES) if l.startswith("version ")][0]
 VIGILD = os.path.join(BUILD, "server", "vigild")
 
 
@@ -453,6 +454,11 @@ class VigildTests(unittest.TestCase):
             self.assertEqual(r.attempts, 1)
             self.assertEqual(r.replica, self.server.url)
             self.assertEqual(r.rules_version, h.rules_version)
+            # the declared version and the content hash, the same in the
+            # reply and in health (docs/protocol.md, rules_hash)
+            self.assertEqual(r.rules_hash, h.rules_hash)
+            self.assertRegex(r.rules_hash, "^[0-9a-f]{32}$")
+            self.assertEqual(r.rules_version, RULES_VERSION)
             self.assertEqual(r.server_latency_us, r.latency_us)  # the old name reads on
             # the JSON shape, as vigil-score reads it
             j = c.score({"txn_id": "py-json-1", "card_id": "card-1", "merchant_id": "m-1",

@@ -228,7 +228,11 @@ test_score_retry_label(void **state)
 	assert_non_null(l);
 	assert_int_equal(l->kind_case, VIGIL__V1__REPLY__KIND_RULES_INFO);
 	assert_string_equal(l->rules_info->version, "test-velocity-1");
-	assert_string_equal(l->rules_info->content_hash, a->score->rules_version);
+	/* rules_version is the declared version, rules_hash the content hash
+	 * (/v1/rules' content_hash), in replies and in health alike */
+	assert_string_equal(a->score->rules_version, "test-velocity-1");
+	assert_string_equal(l->rules_info->content_hash, a->score->rules_hash);
+	assert_int_equal(strlen(a->score->rules_hash), 32);
 	assert_int_equal(l->rules_info->n_rules, 5);
 	assert_string_equal(l->rules_info->rules[4]->mode, "shadow");
 	assert_string_equal(l->rules_info->last_error, "");
@@ -904,7 +908,7 @@ test_hot_reload_under_traffic(void **state)
 	snprintf(path, sizeof path, "%s/live.rules", dir);
 	assert_int_equal(vt_server_start(&s, path, NULL), 0);
 	h = health(s.url);
-	snprintf(v1, sizeof v1, "%s", h->health->rules_version);
+	snprintf(v1, sizeof v1, "%s", h->health->rules_hash);
 	vigil__v1__reply__free_unpacked(h, NULL);
 
 	memset(tr, 0, sizeof tr);
@@ -917,7 +921,7 @@ test_hot_reload_under_traffic(void **state)
 	for (int i = 0; i < 100 && !changed; i++) {
 		sleep_ms(100);
 		h = health(s.url);
-		changed = strcmp(h->health->rules_version, v1) != 0;
+		changed = strcmp(h->health->rules_hash, v1) != 0;
 		vigil__v1__reply__free_unpacked(h, NULL);
 	}
 	assert_true(changed);
@@ -935,7 +939,7 @@ test_hot_reload_under_traffic(void **state)
 	}
 	assert_non_null(h);
 	assert_int_equal(h->health->rules_load_failures, 1);
-	assert_string_not_equal(h->health->rules_version, v1);
+	assert_string_not_equal(h->health->rules_hash, v1);
 	{
 		char want[160];
 
@@ -1000,7 +1004,7 @@ wait_rules(const char *url, const char *from, uint64_t failures)
 	for (int i = 0; i < 100; i++) {
 		sleep_ms(100);
 		h = health(url);
-		if ((from != NULL && strcmp(h->health->rules_version, from) != 0) ||
+		if ((from != NULL && strcmp(h->health->rules_hash, from) != 0) ||
 		    (from == NULL && h->health->rules_load_failures >= failures))
 			return h;
 		vigil__v1__reply__free_unpacked(h, NULL);
@@ -1025,7 +1029,7 @@ test_list_file_watch(void **state)
 	snprintf(path, sizeof path, "%s/lists.rules", dir);
 	assert_int_equal(vt_server_start(&s, path, NULL), 0);
 	h = health(s.url);
-	snprintf(v1, sizeof v1, "%s", h->health->rules_version);
+	snprintf(v1, sizeof v1, "%s", h->health->rules_hash);
 	vigil__v1__reply__free_unpacked(h, NULL);
 	r = score_ok(s.url, "l-1", "card-y", 1250, T0, true);
 	assert_true(has_hit(r, "odd_amount"));
@@ -1036,19 +1040,19 @@ test_list_file_watch(void **state)
 	 * bytes too) changes and the next score sees it. */
 	write_file(dir, "blocked.txt", "card-x\ncard-y\n");
 	h = wait_rules(s.url, v1, 0);
-	snprintf(v2, sizeof v2, "%s", h->health->rules_version);
+	snprintf(v2, sizeof v2, "%s", h->health->rules_hash);
 	assert_int_equal(h->health->rules_load_failures, 0);
 	vigil__v1__reply__free_unpacked(h, NULL);
 	r = score_ok(s.url, "l-2", "card-y", 1250, T0, true);
 	assert_true(has_hit(r, "blocked"));
-	assert_string_equal(r->score->rules_version, v2);
+	assert_string_equal(r->score->rules_hash, v2);
 	vigil__v1__reply__free_unpacked(r, NULL);
 
 	/* A bad number list: rejected, reported, the rules of v2 keep serving. */
 	write_file(dir, "amounts.txt", "12.5\nabc\n");
 	h = wait_rules(s.url, NULL, 1);
 	assert_int_equal(h->health->rules_load_failures, 1);
-	assert_string_equal(h->health->rules_version, v2);
+	assert_string_equal(h->health->rules_hash, v2);
 	if (strstr(h->health->rules_last_error,
 	    "list file 'amounts.txt': line 2: 'abc' is not a number") == NULL)
 		fail_msg("last error \"%s\"", h->health->rules_last_error);
@@ -1073,7 +1077,7 @@ test_list_file_watch(void **state)
 	assert_false(has_hit(r, "blocked"));
 	vigil__v1__reply__free_unpacked(r, NULL);
 	h = health(s.url);
-	snprintf(v2, sizeof v2, "%s", h->health->rules_version);
+	snprintf(v2, sizeof v2, "%s", h->health->rules_hash);
 	vigil__v1__reply__free_unpacked(h, NULL);
 
 	/* A list file deleted, then the rules edited not to read it: the gone

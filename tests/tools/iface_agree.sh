@@ -10,6 +10,9 @@
 #     vigil-rules check --json (a rule file that does not compile and one
 #     that does not exist) and vigil-console (its API) write have exactly
 #     the table's keys and types, and a code of the code table;
+#   - rules_version (the declared version) and rules_hash (the content hash)
+#     are the same in a /v1/score reply, /healthz, /v1/rules, the Python
+#     client and vigild's log line;
 #   - vigil-replay --results - writes the result lines on standard output.
 #
 #   iface_agree.sh SOURCE_ROOT BUILD_ROOT
@@ -199,6 +202,39 @@ curl -s -H 'Authorization: Bearer alice-admin-token-000000001' \
 	"http://127.0.0.1:$CPORT/api/queue?colour=red" >"$T/console2.json"
 check_errors "vigil-console /api/queue?colour=red" "$T/console2.json" INVALID error
 grep -q '"where":{"field":"colour"}' "$T/console2.json" || fail "console: where: $(cat "$T/console2.json")"
+
+# ---- rules_version and rules_hash: the same in every place ----
+# the declared version and the content hash of the file and its lists, in a
+# /v1/score reply, /healthz, /v1/rules (content_hash), the Python client's
+# reply and vigild's log line
+curl -s --unix-socket "$T/admin.sock" -X POST -d '{"txn_id":"rv-1","card_id":"c","merchant_id":"m","amount":"1","currency":"EUR","event_time":"2026-11-01T10:00:00Z"}' \
+	http://vigild/v1/score >"$T/ok.json"
+curl -s --unix-socket "$T/admin.sock" http://vigild/healthz >"$T/health.json"
+curl -s --unix-socket "$T/admin.sock" http://vigild/v1/rules >"$T/rules.json"
+ver=$(sed -n 's/^version "\(.*\)".*/\1/p' "$RULES")
+hash=$("$(path_of vigil-rules)" check --json "$RULES" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["files"][0]["hash"])')
+"$PY" - "$T/ok.json" "$T/health.json" "$T/rules.json" "$ver" "$hash" <<'PY' || fail "rules_version/rules_hash: $(cat "$T/ok.json" "$T/health.json")"
+import json, sys
+ok, health, rules = (json.load(open(p)) for p in sys.argv[1:4])
+ver, h = sys.argv[4:6]
+assert len(h) == 32, h
+for name, d in (("/v1/score", ok), ("/healthz", health)):
+    assert d["rules_version"] == ver, (name, d["rules_version"], ver)
+    assert d["rules_hash"] == h, (name, d["rules_hash"], h)
+assert rules["version"] == ver and rules["content_hash"] == h, rules
+PY
+grep -q "rules: loaded .*rules_version \"$ver\", rules_hash $hash" "$T/vigild.log" ||
+	fail "vigild's log does not name rules_version \"$ver\", rules_hash $hash: $(grep 'rules:' "$T/vigild.log")"
+PYTHONPATH="$B/clients/python" "$PY" - "$URL" "$ver" "$hash" <<'PY' || fail "the Python client's rules_version/rules_hash"
+import sys
+import vigil_client as vc
+with vc.Client(sys.argv[1], timeout=5) as c:
+    r = c.score({"txn_id": "rv-2", "card_id": "c", "merchant_id": "m", "amount": "1",
+                 "currency": "EUR"}, dry_run=True)
+    h = c.health()
+assert (r.rules_version, r.rules_hash) == (sys.argv[2], sys.argv[3]), r
+assert (h.rules_version, h.rules_hash) == (sys.argv[2], sys.argv[3]), h
+PY
 
 # ---- vigil-replay --results -: standard output, as --csv - and --summary - ----
 (cd "$T" && "$(path_of vigil-replay)" --csv good.csv -r "$RULES" -q --results - >"$T/res.jsonl" 2>"$T/err") ||

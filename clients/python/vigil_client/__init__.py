@@ -225,6 +225,9 @@ class ScoreResult:
     # rule reading model.score fired, the features that pushed it up.
     model_score: Optional[float] = None
     model_reasons: Tuple[ModelReason, ...] = ()
+    # The rules that decided: rules_version is the rule file's declared
+    # version, rules_hash the content hash of the file and its list files.
+    rules_hash: str = ""
 
     @property
     def server_latency_us(self) -> int:
@@ -237,9 +240,10 @@ class Health:
     ready: bool
     server_version: str
     uptime_s: int
-    rules_version: str
+    rules_version: str         # the rule file's declared version
     features_generation: int
     replica: str
+    rules_hash: str = ""       # their content hash (docs/protocol.md, rules_hash)
 
 
 # Clients still open at exit are closed first, so no nng thread calls back
@@ -922,7 +926,8 @@ class Client:
             attempts=n, replica=url, late=s.late, past_dedupe_horizon=s.past_dedupe_horizon,
             model_score=s.model.score if s.HasField("model") else None,
             model_reasons=tuple(ModelReason(m.feature, m.value, m.contribution)
-                                for m in s.model.reasons))
+                                for m in s.model.reasons),
+            rules_hash=s.rules_hash)
 
     def score_async(self, txn: Union[Transaction, Mapping], *, callback=None,
                     **kwargs) -> "concurrent.futures.Future[ScoreResult]":
@@ -992,5 +997,5 @@ class Client:
         rep, url, _ = self._call(data, "", "health", "", timeout, 1, only=idx)
         h = rep.health
         return Health(ready=h.ready, server_version=h.server_version, uptime_s=h.uptime_s,
-                      rules_version=h.rules_version,
+                      rules_version=h.rules_version, rules_hash=h.rules_hash,
                       features_generation=h.features_generation, replica=url)
