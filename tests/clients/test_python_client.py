@@ -172,6 +172,15 @@ class PeerTests(unittest.TestCase):
             self.assertEqual(cm.exception.field, "txn.event_time_ms")
             self.assertEqual(cm.exception.message,
                              "txn.event_time_ms: required (Unix milliseconds > 0)")
+            # the event-time rule (docs/protocol.md): an explicit 0 is not
+            # absent: refused as vigild and the C client refuse it, in a
+            # Transaction and in the JSON shape alike
+            for t in (vc.Transaction("t-zero", "card-1", "m-1", 5, "EUR", event_time_ms=0),
+                      {"txn_id": "t-zero", "card_id": "card-1", "merchant_id": "m-1",
+                       "amount_minor": 5, "currency": "EUR", "event_time_ms": 0}):
+                with self.assertRaises(vc.InvalidArgument) as cm:
+                    c.score(t)
+                self.assertEqual(cm.exception.field, "txn.event_time_ms")
 
     def test_bad_client_options(self):
         # a VigilError (InvalidArgument) naming the option, not a bare

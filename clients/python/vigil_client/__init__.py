@@ -166,7 +166,7 @@ _DECISIONS = {0: "none", 1: "allow", 2: "review", 3: "decline"}
 class Transaction:
     """A card transaction to score (field meanings: docs/protocol.md).
     event_time_ms None means "now" (taken once per call, so retries send the
-    same bytes). channel is "pos", "ecom", "atm", "moto", "unknown" or 0..4."""
+    same bytes; docs/protocol.md, "The event time"); 0 is refused. channel is "pos", "ecom", "atm", "moto", "unknown" or 0..4."""
 
     txn_id: str
     card_id: str
@@ -445,10 +445,13 @@ def _encode_txn(txn, dry_run):
         raise InvalidArgument("txn.amount_minor: must be an integer (minor units)",
                               field="txn.amount_minor")
     t.amount_minor = txn.amount_minor
-    if txn.event_time_ms is not None and txn.event_time_ms < 0:
+    # the event-time rule of every JSON reader (docs/protocol.md): absent
+    # (None) is now; an explicit 0 is refused, as vigild and the C client do
+    if txn.event_time_ms is not None and txn.event_time_ms <= 0:
         raise InvalidArgument("txn.event_time_ms: required (Unix milliseconds > 0)",
                               field="txn.event_time_ms")
-    t.event_time_ms = txn.event_time_ms if txn.event_time_ms else int(time.time() * 1000)
+    t.event_time_ms = (txn.event_time_ms if txn.event_time_ms is not None
+                       else int(time.time() * 1000))
     ch = txn.channel
     if isinstance(ch, str):
         if ch.lower() not in _CHANNELS:
