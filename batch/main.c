@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -66,7 +67,7 @@ static const char usage_text[] =
 static const char *const exit_detail[VIGIL_EXIT_COUNT_] = {
 	"built, or nothing to do (as-of already current)",
 	"the rebuild failed; the current generation is untouched",
-	"bad command line or rule file",
+	"bad command line or rule file, or a --data directory that does not exist",
 	"another rebuild is running (the lock is held)",
 };
 
@@ -382,6 +383,16 @@ main(int argc, char **argv)
 	}
 	if (opts.datadir == NULL)
 		return usage_error("%s", "--data DIR is required");
+	{
+		/* a data directory that does not exist is a missing input: nothing
+		 * is done (docs/tools.md, 2), rather than a failed mkdir inside it */
+		struct stat dst;
+
+		if (stat(opts.datadir, &dst) != 0)
+			return usage_error("--data %s: %s", opts.datadir, strerror(errno));
+		if (!S_ISDIR(dst.st_mode))
+			return usage_error("--data %s: not a directory", opts.datadir);
+	}
 	if (dump_kind != NULL) {
 		if (optind + 1 != argc)
 			return usage_error("%s", "--dump KIND needs one ID: --dump card ID");

@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * common/cli.c - the exit-status table and the --help / --version lines every
- * vigil program prints (cli.h; docs/tools.md).
+ * vigil program prints (cli.h; docs/tools.md), and where a program finds
+ * its installed files.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "vigil_config.h"
@@ -66,4 +72,64 @@ vigil_cli_bad_option(const char *prog, char *const argv[])
 		fprintf(stderr, "%s: %s: unknown option or missing value (see --help)\n", prog,
 		    optind > 0 ? argv[optind - 1] : "?");
 	return VIGIL_EXIT_USAGE;
+}
+
+/* This program's directory (resolved), into buf; false if unknown. */
+static int
+cli_self_dir(char *buf, size_t cap)
+{
+	char self[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+	if (n <= 0)
+		return 0;
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (slash == NULL)
+		return 0;
+	*slash = '\0';
+	if (snprintf(buf, cap, "%s", self[0] != '\0' ? self : "/") >= (int)cap)
+		return 0;
+	return 1;
+}
+
+const char *
+vigil_installed_path(const char *abs, char *buf, size_t cap)
+{
+	char dir[PATH_MAX];
+	size_t dlen, blen = strlen(VIGIL_BINDIR);
+	struct stat st;
+
+	snprintf(buf, cap, "%s", abs);
+	if (!cli_self_dir(dir, sizeof dir))
+		return buf;
+	dlen = strlen(dir);
+	/* DIR = ROOT VIGIL_BINDIR with a non-empty ROOT: a relocated tree */
+	if (dlen > blen && strcmp(dir + dlen - blen, VIGIL_BINDIR) == 0) {
+		char moved[PATH_MAX];
+
+		dir[dlen - blen] = '\0';
+		if (snprintf(moved, sizeof moved, "%s%s", dir, abs) < (int)sizeof moved &&
+		    stat(moved, &st) == 0)
+			snprintf(buf, cap, "%s", moved);
+	}
+	return buf;
+}
+
+int
+vigil_in_build_tree(void)
+{
+	char dir[PATH_MAX], *build;
+	size_t n;
+	int in;
+
+	if (!cli_self_dir(dir, sizeof dir))
+		return 0;
+	build = realpath(VIGIL_BUILD_ROOT, NULL);
+	if (build == NULL)
+		return 0;
+	n = strlen(build);
+	in = strncmp(dir, build, n) == 0 && (dir[n] == '/' || dir[n] == '\0');
+	free(build);
+	return in;
 }

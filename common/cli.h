@@ -54,6 +54,22 @@ int vigil_cli_usage_error(const char *prog, const char *fmt, ...)
  * argv[optind - 1], and returns VIGIL_EXIT_USAGE. */
 int vigil_cli_bad_option(const char *prog, char *const argv[]);
 
+/*
+ * The installed file at abs, an absolute path of this build's install layout
+ * (VIGIL_SYSCONFDIR "/vigil/rules/default.rules", VIGIL_DATADIR
+ * "/vigil/console/www"). A program run from an installed tree that is not
+ * where it was configured to go (its own directory ends with VIGIL_BINDIR
+ * under another root D, as after `meson install --destdir D`) reads
+ * D + abs when that exists; otherwise abs. Writes the path into buf (cap
+ * bytes) and returns buf.
+ */
+const char *vigil_installed_path(const char *abs, char *buf, size_t cap);
+
+/* Whether this program runs from its build tree (its directory is under
+ * VIGIL_BUILD_ROOT): it then reads the source tree's files, never relative
+ * to the working directory. */
+int vigil_in_build_tree(void);
+
 /* The getopt_long entries of the shared flags (docs/tools.md, "Flags"). A
  * program lists those it has; a short letter in this table means the same
  * thing in every program, and no program gives it another meaning. */

@@ -357,6 +357,24 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 	return VIGIL_OK;
 }
 
+static bool
+json_has(const json_t *obj, const char *key)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	return v != NULL && !json_is_null(v);
+}
+
+vigil_err
+vigil_txn_from_json_now(const json_t *obj, int64_t now_ms, vigil_txn *ret, vigil_errinfo *reterr)
+{
+	vigil_err rv = vigil_txn_from_json(obj, ret, reterr);
+
+	if (rv == VIGIL_OK && !json_has(obj, "event_time") && !json_has(obj, "event_time_ms"))
+		ret->event_time_ms = now_ms;
+	return rv;
+}
+
 json_t *
 vigil_txn_to_json(const vigil_txn *txn)
 {
@@ -391,4 +409,73 @@ vigil_txn_to_json(const vigil_txn *txn)
 		json_object_set_new(o, "location", loc);
 	}
 	return o;
+}
+
+const char *
+vigil_error_code(vigil_err err)
+{
+	switch (err) {
+	case VIGIL_EINVAL:
+	case VIGIL_ESYNTAX:
+	case VIGIL_ETYPE:
+	case VIGIL_ECORRUPT:   return "INVALID";
+	case VIGIL_ENOTFOUND:  return "NOT_FOUND";
+	case VIGIL_ETOOBIG:    return "TOO_BIG";
+	case VIGIL_EPROTO:     return "MALFORMED";
+	case VIGIL_ELIMIT:     return "OVERLOADED";
+	case VIGIL_EAGAIN:
+	case VIGIL_ECLOSED:
+	case VIGIL_ETIMEDOUT:  return "UNAVAILABLE";
+	case VIGIL_EBUSY:      return "BUSY";
+	case VIGIL_EEXIST:
+	case VIGIL_ECONFLICT:  return "CONFLICT";
+	default:               return "INTERNAL";
+	}
+}
+
+json_t *
+vigil_error_json(const char *code, const vigil_errinfo *e)
+{
+	json_t *o = json_object(), *where = json_object();
+	char msg[sizeof e->msg];
+
+	if (o == NULL || where == NULL)
+		goto fail;
+	/* one line of UTF-8 whatever the filler did: jansson refuses others */
+	snprintf(msg, sizeof msg, "%s", e != NULL ? e->msg : "");
+	vigil_utf8_line(msg);
+	if (json_object_set_new(o, "code", json_string(code)) != 0 ||
+	    json_object_set_new(o, "message", json_string(msg)) != 0)
+		goto fail;
+	if (e != NULL) {
+		if (e->field[0] != '\0')
+			json_object_set_new(where, "field", json_stringn(e->field, strnlen(e->field,
+			    sizeof e->field)));
+		if (e->file[0] != '\0')
+			json_object_set_new(where, "file", json_stringn(e->file, strnlen(e->file,
+			    sizeof e->file)));
+		if (e->line > 0)
+			json_object_set_new(where, "line", json_integer(e->line));
+		if (e->line > 0 && e->col > 0)
+			json_object_set_new(where, "column", json_integer(e->col));
+		if (e->offset != VIGIL_NOPOS)
+			json_object_set_new(where, "offset", json_integer((json_int_t)e->offset));
+	}
+	if (json_object_size(where) > 0)
+		json_object_set_new(o, "where", where);
+	else
+		json_decref(where);
+	return o;
+fail:
+	json_decref(where);
+	json_decref(o);
+	return NULL;
+}
+
+json_t *
+vigil_error_body(const char *code, const vigil_errinfo *e)
+{
+	json_t *err = vigil_error_json(code, e);
+
+	return err != NULL ? json_pack("{s:o}", "error", err) : NULL;
 }

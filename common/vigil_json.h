@@ -31,8 +31,44 @@
  */
 vigil_err vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr);
 
+/*
+ * The event-time rule of every JSON reader (docs/protocol.md, "The
+ * transaction"): vigil_txn_from_json, then a transaction that has neither
+ * "event_time" nor "event_time_ms" (absent or null) gets now_ms, the time
+ * it was read. An explicit 0 is kept (and refused by vigil_txn_validate).
+ * /v1/score, vigil-score and the Python client all apply it.
+ */
+vigil_err vigil_txn_from_json_now(const json_t *obj, int64_t now_ms, vigil_txn *ret,
+    vigil_errinfo *reterr);
+
 /* A new JSON object for txn (amount_minor and event_time_ms, plus readable
  * "event_time"). NULL on ENOMEM. */
 json_t *vigil_txn_to_json(const vigil_txn *txn);
+
+/*
+ * The one JSON error object of every vigil program and endpoint
+ * (docs/tools.md, "JSON errors"):
+ *
+ *   {"code": "INVALID", "message": "...",
+ *    "where": {"field": "txn.currency", "file": "t.csv", "line": 3,
+ *              "column": 7, "offset": 40960}}
+ *
+ * code is one of the table's names (vigil_error_code gives the one of a
+ * vigil_err); message is e->msg; where holds only the parts e has (field,
+ * file, line, column when line has one, offset when not VIGIL_NOPOS) and
+ * is left out when e has none. A new object, NULL on ENOMEM; e may be NULL
+ * (message "" then, no where).
+ */
+json_t *vigil_error_json(const char *code, const vigil_errinfo *e);
+
+/* {"error": vigil_error_json(code, e)}: the body of an error reply. */
+json_t *vigil_error_body(const char *code, const vigil_errinfo *e);
+
+/* The code of docs/tools.md's table for err: EINVAL, ESYNTAX, ETYPE and
+ * ECORRUPT are "INVALID", ENOTFOUND "NOT_FOUND", ETOOBIG "TOO_BIG", EPROTO
+ * "MALFORMED", ELIMIT "OVERLOADED", EAGAIN, ECLOSED and ETIMEDOUT
+ * "UNAVAILABLE", EBUSY "BUSY", EEXIST and ECONFLICT "CONFLICT", anything
+ * else "INTERNAL". Static storage. */
+const char *vigil_error_code(vigil_err err);
 
 #endif

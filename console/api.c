@@ -664,8 +664,10 @@ con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user 
 		goto out;
 	}
 	if (status != 200) {
-		const char *m = json_string_value(json_object_get(reply, "message"));
-		const char *f = json_string_value(json_object_get(reply, "field"));
+		/* vigild's error object (docs/tools.md) */
+		const json_t *e = json_object_get(reply, "error");
+		const char *m = json_string_value(json_object_get(e, "message"));
+		const char *f = json_string_value(json_object_get(json_object_get(e, "where"), "field"));
 
 		/* vigild's 4xx keep their meaning (409 stale, 404, 422 damaged);
 		 * its 401/403 and 5xx are the console's configuration or vigild's

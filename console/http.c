@@ -3,8 +3,10 @@
  * console/http.c - vigil-console's HTTP side (libevent evhttp, one thread):
  * the web UI's files, Debian's Chart.js, and the JSON API under /api/,
  * where every request needs "Authorization: Bearer TOKEN" (401 without a
- * valid one) and a role at least the route's (403). Errors are JSON:
- * {"error": "...", "field": "..."}. Routes and formats: docs/console.md.
+ * valid one) and a role at least the route's (403). Errors are the one
+ * error object of docs/tools.md (common/vigil_json.h): {"error": {"code":
+ * "...", "message": "...", "where": {"field": "..."}}}. Routes and
+ * formats: docs/console.md.
  *
  * Connections are capped by common/evconn.h (DESIGN.md contract 8): at
  * --max-connections the listener stops accepting until one closes, and a
@@ -28,6 +30,7 @@
 
 #include "console.h"
 #include "evconn.h"
+#include "vigil_json.h"
 
 #define CON_BODY_MAX    (2u << 20)
 #define CON_CONN_BUFFER (4u << 20) /* unparsed input: a 2 MiB body and its headers */
@@ -66,20 +69,37 @@ con_send_json(struct evhttp_request *req, int code, json_t *obj)
 	json_decref(obj);
 }
 
+/* The error object's code for an HTTP status (docs/tools.md's table). */
+static const char *
+con_error_code(int http)
+{
+	switch (http) {
+	case 400: case 422: return "INVALID";
+	case 401:           return "UNAUTHENTICATED";
+	case 403:           return "FORBIDDEN";
+	case 404:           return "NOT_FOUND";
+	case 405:           return "METHOD_NOT_ALLOWED";
+	case 409:           return "CONFLICT";
+	case 413:           return "TOO_BIG";
+	case 429:           return "OVERLOADED";
+	case 503: case 504: return "UNAVAILABLE";
+	default:            return "INTERNAL";
+	}
+}
+
 void
 con_send_error(struct evhttp_request *req, int code, const char *field, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
+	vigil_errinfo ei;
 	json_t *o;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	vigil_utf8_line(msg);
-	o = json_pack("{s:s}", "error", msg);
-	if (o != NULL && field != NULL)
-		json_object_set_new(o, "field", json_string(field));
+	vigil_errinfo_set(&ei, field, "%s", msg);
+	o = vigil_error_body(con_error_code(code), &ei);
 	con_send_json(req, code, o);
 }
 

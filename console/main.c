@@ -24,9 +24,18 @@
 #include "vigil_client.h"
 #include "vigil_config.h"
 
-#ifndef CON_WWW_DIR
-#define CON_WWW_DIR "/usr/share/vigil/console/www"
-#endif
+/* The web UI's files without --www: the source tree's when run from the
+ * build directory, else the installed DATADIR/vigil/console/www (found
+ * under a --destdir tree too: common/cli.h). */
+static const char *
+con_default_www(void)
+{
+	static char path[PATH_MAX];
+
+	if (vigil_in_build_tree())
+		return VIGIL_SOURCE_ROOT "/console/www";
+	return vigil_installed_path(VIGIL_DATADIR "/vigil/console/www", path, sizeof path);
+}
 #define CON_CHARTJS_DIR "/usr/share/javascript/chart.js"
 #define CON_INGEST_BATCH 20000
 
@@ -56,7 +65,7 @@ usage(FILE *out)
 	    "                      vigild's admin endpoint and its token (read at each use), for\n"
 	    "                      rolling a generation back (role admin); without them it is refused\n"
 	    "  --replay PROGRAM    vigil-replay for back-tests (default: next to this program, or PATH)\n"
-	    "  --www DIR           the web UI's files (default " CON_WWW_DIR ")\n"
+	    "  --www DIR           the web UI's files (default " VIGIL_DATADIR "/vigil/console/www)\n"
 	    "  --chartjs DIR       Chart.js (default " CON_CHARTJS_DIR ")\n"
 	    "  --blocked-list NAME the rule file's list of blocked cards (default blocked_cards)\n"
 	    "  --claim-minutes N   a claim expires after N minutes (default 30)\n"
@@ -72,7 +81,8 @@ usage(FILE *out)
 	    "SIGTERM or SIGINT stops.\n"
 	    "\n");
 	vigil_cli_exit_help(out, (const char *const[]){ "stopped cleanly (SIGTERM, SIGINT)",
-	    "runtime failure", "bad command line, tokens file, or a rule file that cannot be read",
+	    "runtime failure", "bad command line, a tokens file that is missing or bad, a rule file "
+	    "that cannot be read, or --www without the UI's files",
 	    NULL });
 }
 
@@ -129,7 +139,7 @@ parse_args(int argc, char **argv, con_opts *o)
 
 	memset(o, 0, sizeof *o);
 	o->listen = "127.0.0.1:9480";
-	o->www = CON_WWW_DIR;
+	o->www = con_default_www();
 	o->chartjs = CON_CHARTJS_DIR;
 	o->blocked_list = "blocked_cards";
 	o->claim_minutes = 30;
@@ -197,6 +207,15 @@ parse_args(int argc, char **argv, con_opts *o)
 		return usage_error("%s", "--tokens FILE is required (nothing is served without analysts)");
 	if (o->state == NULL)
 		return usage_error("%s", "--state DIR is required");
+	{
+		/* the UI's files are there, or nothing would be served: say so now */
+		char index[PATH_MAX];
+
+		snprintf(index, sizeof index, "%s/index.html", o->www);
+		if (access(index, R_OK) != 0)
+			return usage_error("--www %s: no readable index.html (the web UI's files)",
+			    o->www);
+	}
 	if ((o->tls_cert != NULL) != (o->tls_key != NULL))
 		return usage_error("%s", "--tls-cert and --tls-key go together");
 	if ((o->tls_cert != NULL || o->tls_ca != NULL) && o->server == NULL)
@@ -488,7 +507,8 @@ main(int argc, char **argv)
 	rv = con_auth_load(app.o.tokens, &app.auth, err, sizeof err);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-console: tokens: %s\n", err);
-		return rv == VIGIL_EINVAL || rv == VIGIL_ETOOBIG ? 2 : 1;
+		/* a missing tokens file is a missing input: 2 (docs/tools.md) */
+		return rv == VIGIL_EINVAL || rv == VIGIL_ETOOBIG || rv == VIGIL_ENOTFOUND ? 2 : 1;
 	}
 	snprintf(path, sizeof path, "%s/index", app.o.state);
 	rv = con_index_open(path, app.o.map_gib, &app.ix, err, sizeof err);
@@ -552,9 +572,9 @@ main(int argc, char **argv)
 	if (!app.o.quiet) {
 		con_tailpos p;
 		con_index_pos(app.ix, &p);
-		fprintf(stderr, "vigil-console: listening on %s://%s/ (data %s, index at archive "
-		    "seq %llu, %u analysts)\n", app.ssl != NULL ? "https" : "http", app.o.listen,
-		    app.o.data,
+		fprintf(stderr, "vigil-console: listening on %s://%s/ (data %s, www %s, index at "
+		    "archive seq %llu, %u analysts)\n", app.ssl != NULL ? "https" : "http",
+		    app.o.listen, app.o.data, app.o.www,
 		    (unsigned long long)p.last_seq, app.auth.n);
 	}
 	event_base_dispatch(app.base);

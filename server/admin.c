@@ -114,18 +114,31 @@ admin_http_code(Vigil__V1__Status st, const char **ret_reason)
 	}
 }
 
-/* The error shape of every JSON reply (docs/protocol.md, "JSON"): status,
- * message, and field and txn_id when known. */
+/* The error body of every JSON reply (docs/protocol.md, "JSON"; the error
+ * object of docs/tools.md): {"status": S, "error": {"code": S, "message":
+ * msg, "where": {"field": field}}}, field left out when NULL or "". */
+static json_t *
+admin_error_json(const char *status, const char *field, const char *msg)
+{
+	vigil_errinfo ei;
+	json_t *err, *o;
+
+	vigil_errinfo_set(&ei, field, "%s", msg);
+	err = vigil_error_json(status, &ei);
+	if (err == NULL)
+		return NULL;
+	o = json_pack("{s:s, s:o}", "status", status, "error", err);
+	return o;
+}
+
+/* The error of /v1/score: admin_error_json, and txn_id when known. */
 static void
 admin_send_status(struct evhttp_request *req, const srv_wire_err *err, const char *txn_id)
 {
 	const char *reason;
 	int code = admin_http_code(err->status, &reason);
-	json_t *o = json_pack("{s:s, s:s}", "status", srv_status_name(err->status),
-	    "message", err->info.msg);
+	json_t *o = admin_error_json(srv_status_name(err->status), err->info.field, err->info.msg);
 
-	if (o != NULL && err->info.field[0] != '\0')
-		json_object_set_new(o, "field", json_string(err->info.field));
 	if (o != NULL && txn_id != NULL && txn_id[0] != '\0')
 		json_object_set_new(o, "txn_id", json_string(txn_id));
 	admin_send_json(req, code, reason, o);
@@ -135,16 +148,17 @@ static json_t *
 admin_health_json(srv_server *s)
 {
 	Vigil__V1__HealthReply h = VIGIL__V1__HEALTH_REPLY__INIT;
-	char err[SRV_ERR_MAX], hash[80], why[SRV_ERR_MAX + 640], merr[SRV_ERR_MAX];
+	char err[SRV_ERR_MAX], hash[SRV_RULES_ID_MAX], why[SRV_ERR_MAX + 640], merr[SRV_ERR_MAX];
 	store_db_health dh;
 	uint64_t mref;
 	json_t *o;
 
 	srv_health_fill(s, &h, err, sizeof err, hash, sizeof hash);
 	h.ready = srv_ready(s, why, sizeof why); /* again, for the reason */
-	o = json_pack("{s:b, s:s, s:I, s:s, s:I, s:s, s:I, s:b}",
+	o = json_pack("{s:b, s:s, s:I, s:s, s:s, s:I, s:s, s:I, s:b}",
 	    "ready", h.ready, "server_version", "vigild " VIGIL_VERSION,
 	    "uptime_s", (json_int_t)h.uptime_s, "rules_version", h.rules_version,
+	    "rules_hash", h.rules_hash,
 	    "features_generation", (json_int_t)h.features_generation,
 	    "rules_last_error", h.rules_last_error,
 	    "rules_load_failures", (json_int_t)h.rules_load_failures,
@@ -335,7 +349,9 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		goto fail;
 	}
 	dry_run = json_is_true(jdry);
-	if (vigil_txn_from_json(txnobj, &txn, &ei) != VIGIL_OK) {
+	/* without event_time: the time of arrival (docs/protocol.md), as
+	 * vigil-score and the Python client do */
+	if (vigil_txn_from_json_now(txnobj, vigil_now_ms(), &txn, &ei) != VIGIL_OK) {
 		char field[sizeof err.info.field];
 
 		snprintf(field, sizeof field, "txn%s%.40s", ei.field[0] != '\0' ? "." : "", ei.field);
@@ -367,10 +383,10 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		    "rule", out->hits[i].rule, "points", (int)out->hits[i].points,
 		    "reason", out->hits[i].reason != NULL ? out->hits[i].reason : "",
 		    "shadow", out->hits[i].shadow));
-	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:I, s:I, s:b, s:b, s:b, s:b}",
+	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b}",
 	    "status", "OK", "message", "ok", "txn_id", txn.txn_id, "score", (int)out->score,
 	    "decision", vigil_decision_name(out->decision), "hits", hits != NULL ? hits :
-	    json_array(), "rules_version", out->rules_version,
+	    json_array(), "rules_version", out->rules_version, "rules_hash", out->rules_hash,
 	    "features_generation", (json_int_t)out->generation,
 	    "latency_us", (json_int_t)((vigil_mono_ns() - t0) / 1000),
 	    "duplicate", out->duplicate, "dry_run", out->dry_run, "late", out->late,
@@ -405,16 +421,12 @@ out:
 static void admin_send_error(struct evhttp_request *req, int code, const char *reason,
     const char *status, const char *msg);
 
-/* {"status": status, "message": msg[, "field": field]} with code. */
+/* admin_error_json(status, field, msg) with code. */
 static void
 admin_send_field_error(struct evhttp_request *req, int code, const char *reason,
     const char *status, const char *field, const char *msg)
 {
-	json_t *o = json_pack("{s:s, s:s}", "status", status, "message", msg);
-
-	if (o != NULL && field != NULL)
-		json_object_set_new(o, "field", json_string(field));
-	admin_send_json(req, code, reason, o);
+	admin_send_json(req, code, reason, admin_error_json(status, field, msg));
 }
 
 /* A positive integer member of o, or 0 (absent: *ret_absent). */
@@ -539,13 +551,12 @@ out:
 	json_decref(body);
 }
 
-/* {"status": status, "message": msg} with code. */
+/* admin_error_json(status, NULL, msg) with code. */
 static void
 admin_send_error(struct evhttp_request *req, int code, const char *reason, const char *status,
     const char *msg)
 {
-	admin_send_json(req, code, reason, json_pack("{s:s, s:s}", "status", status,
-	    "message", msg));
+	admin_send_json(req, code, reason, admin_error_json(status, NULL, msg));
 }
 
 /* Equal in time that depends on the lengths only, not on where they differ. */

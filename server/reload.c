@@ -265,7 +265,7 @@ srv_rules_reload(srv_server *s, const char *why)
 	rs->model = model_for_generation(s, cur != NULL ? cur->model : NULL, rs->gen);
 	rs->rules = r;
 	r = NULL;
-	srv_log("rules: loaded %s (%s): version \"%s\", hash %s, %u rules, "
+	srv_log("rules: loaded %s (%s): rules_version \"%s\", rules_hash %s, %u rules, "
 	    "generation %llu%s%s", rs->rules->path, why, rules_prog_version(rs->rules->prog),
 	    rules_prog_hash(rs->rules->prog), rs->rules->nrules,
 	    (unsigned long long)rs->generation,
@@ -349,7 +349,7 @@ srv_rules_check(const char *path, FILE *out, bool quiet)
 		return rv;
 	}
 	if (!quiet)
-		fprintf(stdout, "vigild: rules %s: version \"%s\", hash %s, %u rules\n", path,
+		fprintf(stdout, "vigild: rules %s: rules_version \"%s\", rules_hash %s, %u rules\n", path,
 		    rules_prog_version(prog), rules_prog_hash(prog), rules_prog_nrules(prog));
 	rules_prog_free(prog);
 	return VIGIL_OK;

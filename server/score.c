@@ -52,7 +52,7 @@ struct srv_worker {
 	char                health_err[SRV_ERR_MAX];
 	char                rinfo_err[SRV_ERR_MAX];
 	char                version[64];
-	char                hash[80];
+	char                hash[SRV_RULES_ID_MAX];
 };
 
 static void *
@@ -198,7 +198,12 @@ score_from_prior(srv_outcome *out, const srv_ruleset *rs)
 	out->score = p->score;
 	out->decision = p->decision;
 	out->generation = p->features_gen;
-	out->rules_version = p->rules_version;
+	/* the dedupe record keeps the rules_hash (its field is named
+	 * rules_version); the declared version is the loaded one's when the
+	 * same rules decided, else unknown */
+	out->rules_hash = p->rules_version;
+	out->rules_version = rs != NULL && strcmp(p->rules_version,
+	    rules_prog_hash(rs->rules->prog)) == 0 ? rules_prog_version(rs->rules->prog) : "";
 	out->duplicate = true;
 	out->nhits = 0;
 	out->model_score = p->model.present ? p->model.score : NAN;
@@ -263,7 +268,8 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		score_fail(out, VIGIL__V1__STATUS__STATUS_INTERNAL, "%s", "out of memory");
 		return;
 	}
-	out->rules_version = rules_prog_hash(rs->rules->prog);
+	out->rules_version = rules_prog_version(rs->rules->prog);
+	out->rules_hash = rules_prog_hash(rs->rules->prog);
 	/* features from the generation the thresholds and model came from:
 	 * a generation switch is one rule-set swap (reload.c) */
 	sc = (app_scorer){ .rules = rs->rules->ar, .tv = rs->tv,
@@ -444,9 +450,17 @@ srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t e
 	h->draining = draining;
 	h->features_generation = atomic_load(&s->ready) && rs != NULL ? rs->generation : 0;
 	h->rules_version = (char *)"";
-	if (rs != NULL) { /* a copy: rs may be freed once released */
+	h->rules_hash = (char *)"";
+	if (rs != NULL) { /* copies: rs may be freed once released */
+		size_t n;
+
 		snprintf(hashbuf, hashlen, "%s", rules_prog_hash(rs->rules->prog));
-		h->rules_version = hashbuf;
+		h->rules_hash = hashbuf;
+		n = strlen(hashbuf) + 1;
+		if (n < hashlen) {
+			snprintf(hashbuf + n, hashlen - n, "%s", rules_prog_version(rs->rules->prog));
+			h->rules_version = hashbuf + n;
+		}
 	}
 	srv_ruleset_release(rs);
 }
@@ -480,6 +494,7 @@ reply_score(srv_worker *w, const char *txn_id)
 	sr->n_hits = out->nhits;
 	sr->hits = w->hitp;
 	sr->rules_version = (char *)out->rules_version;
+	sr->rules_hash = (char *)out->rules_hash;
 	sr->features_generation = out->generation;
 	sr->duplicate = out->duplicate;
 	sr->dry_run = out->dry_run;

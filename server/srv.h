@@ -248,7 +248,8 @@ typedef struct srv_outcome {
 	vigil_decision decision;
 	uint32_t       nhits;
 	srv_hitv       hits[2 * RULES_MAX_RULES];
-	const char    *rules_version;
+	const char    *rules_version; /* the rule file's declared version ("" unknown) */
+	const char    *rules_hash;    /* rules_prog_hash: the content hash */
 	uint64_t       generation;
 	bool           duplicate;
 	bool           dry_run;
@@ -300,6 +301,8 @@ bool srv_ready(srv_server *s, char *why, size_t len);
 
 /* Health fields (shared by the wire and HTTP). features_generation is the
  * generation the serving rule set scores with. */
+/* hashbuf (SRV_RULES_ID_MAX bytes) holds h->rules_hash and h->rules_version. */
+#define SRV_RULES_ID_MAX 128
 void srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, size_t errlen,
     char *hashbuf, size_t hashlen);
 

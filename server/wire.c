@@ -416,7 +416,8 @@ wire_score_size(const Vigil__V1__ScoreReply *sr)
 	    vigil_pb_num_size(6, sr->features_generation) + vigil_pb_num_size(7, sr->latency_us) +
 	    vigil_pb_bool_size(8, sr->duplicate) + vigil_pb_bool_size(9, sr->dry_run) +
 	    (sr->model != NULL ? vigil_pb_len_size(10, wire_model_size(sr->model)) : 0) +
-	    vigil_pb_bool_size(11, sr->late) + vigil_pb_bool_size(12, sr->past_dedupe_horizon);
+	    vigil_pb_bool_size(11, sr->late) + vigil_pb_bool_size(12, sr->past_dedupe_horizon) +
+	    vigil_pb_cstr_size(13, sr->rules_hash);
 }
 
 /* The kinds encoded here; anything else (or unknown fields) is protobuf-c's. */
@@ -510,5 +511,6 @@ srv_wire_reply_pack(const Vigil__V1__Reply *r, uint8_t *out)
 	}
 	p = vigil_pb_bool(p, 11, sr->late);
 	p = vigil_pb_bool(p, 12, sr->past_dedupe_horizon);
+	p = vigil_pb_cstr(p, 13, sr->rules_hash);
 	return (size_t)(p - out);
 }

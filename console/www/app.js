@@ -43,6 +43,11 @@ async function api(method, path, body) {
   const r = await fetch(path, opts);
   let data = null;
   try { data = await r.json(); } catch (e) { data = { error: r.statusText }; }
+  // the error object of docs/tools.md: the pages show its message
+  if (data && data.error && typeof data.error === 'object') {
+    data.error_object = data.error;
+    data.error = data.error.message;
+  }
   if (r.status === 401) { askToken('Your token was not accepted.'); }
   return { status: r.status, ok: r.ok, data };
 }

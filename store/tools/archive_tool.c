@@ -31,6 +31,14 @@
 #define EXIT_ERROR   VIGIL_EXIT_FAIL
 #define MAX_ERROR_LINES 100 /* per run; beyond that only counted */
 
+/* A PATH that does not exist is "fix your input": nothing was read
+ * (docs/tools.md, 2), as a missing input file in every program. */
+static int
+open_fail_code(vigil_err rv)
+{
+	return rv == VIGIL_ENOTFOUND ? EXIT_USAGE : EXIT_ERROR;
+}
+
 static const char *prog = "vigil-archive";
 
 static void
@@ -57,7 +65,8 @@ usage(FILE *f)
 	    "  -V, --version           print the version\n"
 	    "\n");
 	vigil_cli_exit_help(f, (const char *const[]){ "no damage",
-	    "damage found, or an I/O error (the message says which)", "bad command line", NULL });
+	    "damage found, or an I/O error (the message says which)",
+	    "bad command line, or a PATH that does not exist", NULL });
 }
 
 static bool
@@ -160,7 +169,7 @@ cmd_verify(int argc, char **argv)
 		rv = open_path(argv[i], INT64_MIN, INT64_MAX, &r, &rd, &d);
 		if (rv != VIGIL_OK) {
 			fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
-			return EXIT_ERROR;
+			return open_fail_code(rv);
 		}
 		while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
 			store_diag dd;
@@ -261,7 +270,7 @@ cmd_dump(int argc, char **argv)
 	rv = open_path(argv[optind], from, to, &r, &rd, &d);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
-		return EXIT_ERROR;
+		return open_fail_code(rv);
 	}
 	while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
 		json_t *o;
@@ -342,7 +351,7 @@ cmd_stats(int argc, char **argv)
 		rv = store_seg_scan(argv[0], &x, &valid_end, &d);
 		if (rv != VIGIL_OK) {
 			fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
-			return EXIT_ERROR;
+			return open_fail_code(rv);
 		}
 		print_seg(name ? name + 1 : argv[0], strstr(argv[0], ".zst") ? "zst" : "log", "-", &x);
 		return 0;
@@ -350,7 +359,7 @@ cmd_stats(int argc, char **argv)
 	rv = store_seg_list(argv[0], &ents, &n, &d);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
-		return EXIT_ERROR;
+		return open_fail_code(rv);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const store_seg_ent *e = &ents[i];

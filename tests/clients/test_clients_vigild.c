@@ -488,8 +488,9 @@ test_json_shape(void **state)
 	    "\"hits\":[{\"rule\":\"big_amount\",\"points\":50,"));
 	assert_true(has(out, "\"duplicate\":true"));
 	assert_true(has(out, "\"status\":\"OK\",\"message\":\"ok\"}\n"));
-	assert_true(has(out, "{\"line\":2,\"error\":\"EINVAL\",\"status\":\"INVALID\","
-	    "\"message\":\"line 2: lat: \\\"60.2x\\\" is not a number\""));
+	assert_true(has(out, "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\","
+	    "\"message\":\"line 2: lat: \\\"60.2x\\\" is not a number\",\"where\":{\"field\":"
+	    "\"txn.lat\",\"line\":2}},\"client_error\":\"EINVAL\"}"));
 	free(out);
 
 	assert_int_equal(vt_server_stop(&s), 0);
@@ -546,9 +547,9 @@ test_cli_csv(void **state)
 		assert_true(starts_with(l[0], "{\"txn_id\":\"csv-1\",\"decision\":\"review\",\"score\":50,"));
 		assert_true(starts_with(l[1], "{\"txn_id\":\"csv-2\",\"decision\":\"allow\","));
 		assert_true(has(l[1], "\"late\":false"));
-		snprintf(cmd, sizeof cmd, "{\"line\":4,\"error\":\"EINVAL\",\"status\":\"INVALID\","
-		    "\"message\":\"%s:4: mcc: \\\"54111\\\" is not an integer in 0..9999\","
-		    "\"field\":\"mcc\"}", csv);
+		snprintf(cmd, sizeof cmd, "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\","
+		    "\"message\":\"mcc: \\\"54111\\\" is not an integer in 0..9999\",\"where\":"
+		    "{\"field\":\"mcc\",\"file\":\"%s\",\"line\":4}},\"client_error\":\"EINVAL\"}", csv);
 		assert_string_equal(l[2], cmd);
 		/* 10 days before the newest row: scored, flagged */
 		assert_true(starts_with(l[3], "{\"txn_id\":\"csv-4\","));
@@ -633,11 +634,12 @@ test_cli(void **state)
 		    "--currency", "EUR", "--country", "fr", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 1);
-		/* the error shape of /v1/score ("status", "message", "field"), with
-		 * the client's own name in "error" */
-		assert_non_null(strstr(out, "{\"txn_id\":\"cli-3\",\"error\":\"SINVALID\","
-		    "\"status\":\"INVALID\","));
-		assert_non_null(strstr(out, "\"field\":\"txn.country\"}"));
+		/* the error shape of /v1/score (status, the error object of
+		 * docs/tools.md), with the client's own name in "client_error" */
+		assert_non_null(strstr(out, "{\"txn_id\":\"cli-3\",\"status\":\"INVALID\","
+		    "\"error\":{\"code\":\"INVALID\",\"message\":"));
+		assert_non_null(strstr(out, "\"where\":{\"field\":\"txn.country\"}},"
+		    "\"client_error\":\"SINVALID\"}"));
 		free(out);
 	}
 	/* labels */
@@ -763,8 +765,9 @@ test_cli(void **state)
 
 			*nl = '\0';
 			if (n == 21) {
-				assert_string_equal(line, "{\"line\":22,\"error\":\"ESYNTAX\","
-				    "\"status\":\"MALFORMED\",\"message\":\"line 22:3: '[' or '{' expected near 'not'\"}");
+				assert_string_equal(line, "{\"status\":\"MALFORMED\",\"error\":{\"code\":"
+				    "\"MALFORMED\",\"message\":\"line 22:3: '[' or '{' expected near 'not'\","
+				    "\"where\":{\"line\":22}},\"client_error\":\"ESYNTAX\"}");
 			} else {
 				snprintf(prefix, sizeof prefix, "{\"txn_id\":\"pipe-%d\",\"decision\":", want++);
 				assert_int_equal(strncmp(line, prefix, strlen(prefix)), 0);
@@ -813,8 +816,9 @@ test_cli(void **state)
 		char want[1024];
 
 		assert_int_equal(run_cli(argv, &out), 1);
-		snprintf(want, sizeof want, "{\"txn_id\":\"cli-down\",\"error\":\"EUNREACHABLE\","
-		    "\"status\":\"UNAVAILABLE\",\"message\":\"%s: not connected within 100 ms (is vigild running there?)\"}\n", down);
+		snprintf(want, sizeof want, "{\"txn_id\":\"cli-down\",\"status\":\"UNAVAILABLE\","
+		    "\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"%s: not connected within 100 ms "
+		    "(is vigild running there?)\"},\"client_error\":\"EUNREACHABLE\"}\n", down);
 		assert_string_equal(out, want);
 		free(out);
 	}
@@ -832,8 +836,9 @@ test_cli(void **state)
 		free(out);
 		assert_int_equal(run_cli(bad, &out), 1);
 		assert_true(starts_with(out, want));
-		snprintf(want, sizeof want, "\n{\"error\":\"EUNREACHABLE\",\"status\":\"UNAVAILABLE\",\"message\":\"%s: not "
-		    "connected within 100 ms (is vigild running there?)\",\"replica\":\"%s\"}\n", down, down);
+		snprintf(want, sizeof want, "\n{\"status\":\"UNAVAILABLE\",\"error\":{\"code\":"
+		    "\"UNAVAILABLE\",\"message\":\"%s: not connected within 100 ms (is vigild running "
+		    "there?)\"},\"client_error\":\"EUNREACHABLE\",\"replica\":\"%s\"}\n", down, down);
 		assert_non_null(strstr(out, want));
 		free(out);
 	}
@@ -919,6 +924,59 @@ test_cli_replies_while_input_idle(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
+}
+
+/*
+ * tls_server_name (issue 25): a server certificate for an address carries
+ * it as an IP entry (ipsan.pem: DNS:vigil.test, IP:127.0.0.1), which
+ * mbedTLS 2.28 does not match (docs/client.md, "TLS"): dialled as
+ * tls+tcp://127.0.0.1 without a name the handshake fails; naming the
+ * server (opts.tls_server_name = "vigil.test") scores.
+ */
+static void
+test_tls_server_name(void **state)
+{
+	char dir[] = "/tmp/vigil-cpki-XXXXXX", url[64], cert[600], key[600], ca[600];
+	char ccert[600], ckey[600];
+	const char *args[] = { "--listen", url, "--tls-cert", cert, "--tls-key", key,
+	    "--tls-ca", ca, NULL };
+	const char *u = url;
+	vt_server s = { 0 };
+	vigil_client_opts o = { .timeout_ms = 300, .connect_wait_ms = 300, .max_attempts = 1 };
+	vigil_client *c = NULL;
+	vigil_client_errinfo info;
+	vigil_client_result res = { 0 };
+	vigil_client_txn t = txn_make("c-tlsn-1", "card-tlsn", 1000);
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(vt_pki_make(dir), 0);
+	snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%u", vt_free_port());
+	snprintf(cert, sizeof cert, "%s/ipsan.pem", dir);
+	snprintf(key, sizeof key, "%s/ipsan.key", dir);
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	snprintf(ccert, sizeof ccert, "%s/client.pem", dir);
+	snprintf(ckey, sizeof ckey, "%s/client.key", dir);
+	assert_int_equal(vt_server_start(&s, rules_path(), args), 0);
+
+	o.tls_ca = ca;
+	o.tls_cert = ccert;
+	o.tls_key = ckey;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_OK);
+	assert_int_equal(vigil_client_score(c, &t, NULL, &res, &info), VIGIL_CLIENT_EUNREACHABLE);
+	vigil_client_close(c);
+	o.tls_server_name = "vigil.test";
+	o.timeout_ms = 3000;
+	o.connect_wait_ms = 3000;
+	assert_int_equal(vigil_client_open(&u, 1, &o, &c, &info), VIGIL_CLIENT_OK);
+	if (vigil_client_score(c, &t, NULL, &res, &info) != VIGIL_CLIENT_OK)
+		fail_msg("score over TLS with tls_server_name: %s", info.message);
+	assert_string_equal(res.txn_id, "c-tlsn-1");
+	vigil_client_result_fini(&res);
+	vigil_client_close(c);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	assert_int_equal(vt_tmpdir_remove(dir), 0);
 }
 
 /*
@@ -1013,6 +1071,7 @@ main(void)
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_cli_replies_while_input_idle),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_tls_server_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,6 +29,7 @@ import vigil_client as vc  # noqa: E402
 from vigil_client import _nng  # noqa: E402
 
 RULES = os.path.join(SOURCE, "tests", "clients", "clients.rules")
+RULES_VERSION = [l.split('"')[1] for l in open(RULES) if l.startswith("version ")][0]
 VIGILD = os.path.join(BUILD, "server", "vigild")
 
 
@@ -171,6 +172,15 @@ class PeerTests(unittest.TestCase):
             self.assertEqual(cm.exception.field, "txn.event_time_ms")
             self.assertEqual(cm.exception.message,
                              "txn.event_time_ms: required (Unix milliseconds > 0)")
+            # the event-time rule (docs/protocol.md): an explicit 0 is not
+            # absent: refused as vigild and the C client refuse it, in a
+            # Transaction and in the JSON shape alike
+            for t in (vc.Transaction("t-zero", "card-1", "m-1", 5, "EUR", event_time_ms=0),
+                      {"txn_id": "t-zero", "card_id": "card-1", "merchant_id": "m-1",
+                       "amount_minor": 5, "currency": "EUR", "event_time_ms": 0}):
+                with self.assertRaises(vc.InvalidArgument) as cm:
+                    c.score(t)
+                self.assertEqual(cm.exception.field, "txn.event_time_ms")
 
     def test_bad_client_options(self):
         # a VigilError (InvalidArgument) naming the option, not a bare
@@ -453,6 +463,11 @@ class VigildTests(unittest.TestCase):
             self.assertEqual(r.attempts, 1)
             self.assertEqual(r.replica, self.server.url)
             self.assertEqual(r.rules_version, h.rules_version)
+            # the declared version and the content hash, the same in the
+            # reply and in health (docs/protocol.md, rules_hash)
+            self.assertEqual(r.rules_hash, h.rules_hash)
+            self.assertRegex(r.rules_hash, "^[0-9a-f]{32}$")
+            self.assertEqual(r.rules_version, RULES_VERSION)
             self.assertEqual(r.server_latency_us, r.latency_us)  # the old name reads on
             # the JSON shape, as vigil-score reads it
             j = c.score({"txn_id": "py-json-1", "card_id": "card-1", "merchant_id": "m-1",
@@ -568,6 +583,57 @@ class TlsTests(unittest.TestCase):
             self.assertIn("none.pem", cm.exception.message)
             with self.assertRaises(vc.InvalidArgument):
                 vc.Client(url, tls_ca=p("ca.pem"), tls_cert=p("client.pem"))
+            log.close()
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(timeout=30), 0)
+            shutil.rmtree(pki, ignore_errors=True)
+            shutil.rmtree(datadir, ignore_errors=True)
+
+    def test_tls_server_name(self):
+        """tls_server_name (issue 25): a certificate for an address carries it
+        as an IP entry (ipsan.pem: DNS:vigil.test, IP:127.0.0.1), which
+        mbedTLS 2.28 does not match: dialled as tls+tcp://127.0.0.1 the
+        handshake fails (Unreachable) unless the caller names the server."""
+        pki = tempfile.mkdtemp(prefix="vigil-pypki-")
+        datadir = tempfile.mkdtemp(prefix="vigil-pytest-")
+        proc = None
+        try:
+            subprocess.run(["/bin/sh", os.path.join(SOURCE, "tests", "lib", "mkpki.sh"), pki],
+                           check=True)
+            s = __import__("socket").socket()
+            s.bind(("127.0.0.1", 0))
+            url = "tls+tcp://127.0.0.1:%d" % s.getsockname()[1]
+            s.close()
+            p = lambda name: os.path.join(pki, name)  # noqa: E731
+            log = open(os.path.join(datadir, "vigild.log"), "ab")
+            proc = subprocess.Popen(
+                [VIGILD, "--data", datadir, "--listen", url, "--admin", "off", "--rules", RULES,
+                 "--tls-cert", p("ipsan.pem"), "--tls-key", p("ipsan.key"),
+                 "--tls-ca", p("ca.pem")], stdout=log, stderr=log)
+            named = dict(tls_ca=p("ca.pem"), tls_cert=p("client.pem"), tls_key=p("client.key"),
+                         tls_server_name="vigil.test")
+            for _ in range(300):
+                try:
+                    with vc.Client(url, timeout=0.5, attempts=1, connect_wait=0.2, **named) as c:
+                        if c.health().ready:
+                            break
+                except vc.VigilError:
+                    pass
+                self.assertIsNone(proc.poll())
+                time.sleep(0.1)
+            with vc.Client(url, timeout=5, **named) as c:
+                r = c.score(txn("py-tlsn-1"))
+                self.assertEqual(r.txn_id, "py-tlsn-1")
+                # no model in this data directory: rules alone, as the C
+                # client's has_model false
+                self.assertIsNone(r.model_score)
+                self.assertEqual(r.model_reasons, ())
+            del named["tls_server_name"]
+            with vc.Client(url, timeout=0.3, attempts=1, connect_wait=0.3, **named) as c:
+                with self.assertRaises(vc.Unreachable):
+                    c.health()
             log.close()
         finally:
             if proc is not None and proc.poll() is None:

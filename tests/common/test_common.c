@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -645,6 +646,61 @@ test_json_amount_real(void **state)
 	}
 }
 
+/* The one error object (docs/tools.md, "JSON errors"): code, message, and
+ * where with only the parts the errinfo has. */
+static void
+test_error_json(void **state)
+{
+	vigil_errinfo e;
+	json_t *o, *err, *where;
+	char *text;
+
+	(void) state;
+	vigil_errinfo_set(&e, "txn.currency", "currency \"EUX\" is not an active ISO 4217 code");
+	o = vigil_error_body(vigil_error_code(VIGIL_EINVAL), &e);
+	assert_non_null(o);
+	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(text, "{\"error\":{\"code\":\"INVALID\",\"message\":\"currency "
+	    "\\\"EUX\\\" is not an active ISO 4217 code\",\"where\":{\"field\":\"txn.currency\"}}}");
+	free(text);
+	json_decref(o);
+
+	/* a text file: file, line, column; a binary one: file and offset */
+	vigil_errinfo_set(&e, "amount", "amount: not a number");
+	snprintf(e.file, sizeof e.file, "t.csv");
+	e.line = 3;
+	e.col = 7;
+	err = vigil_error_json("INVALID", &e);
+	where = json_object_get(err, "where");
+	assert_string_equal(json_string_value(json_object_get(where, "file")), "t.csv");
+	assert_int_equal(json_integer_value(json_object_get(where, "line")), 3);
+	assert_int_equal(json_integer_value(json_object_get(where, "column")), 7);
+	assert_null(json_object_get(where, "offset"));
+	json_decref(err);
+	vigil_errinfo_set(&e, NULL, "bad frame");
+	snprintf(e.file, sizeof e.file, "seg-000003.log");
+	e.offset = 40960;
+	err = vigil_error_json(vigil_error_code(VIGIL_ECORRUPT), &e);
+	where = json_object_get(err, "where");
+	assert_int_equal(json_integer_value(json_object_get(where, "offset")), 40960);
+	assert_null(json_object_get(where, "line"));
+	assert_null(json_object_get(where, "field"));
+	json_decref(err);
+
+	/* nothing known: no where; NULL errinfo: an empty message */
+	vigil_errinfo_set(&e, NULL, "out of memory");
+	err = vigil_error_json(vigil_error_code(VIGIL_ENOMEM), &e);
+	assert_string_equal(json_string_value(json_object_get(err, "code")), "INTERNAL");
+	assert_null(json_object_get(err, "where"));
+	json_decref(err);
+	err = vigil_error_json("NOT_FOUND", NULL);
+	assert_string_equal(json_string_value(json_object_get(err, "message")), "");
+	json_decref(err);
+	assert_string_equal(vigil_error_code(VIGIL_ENOTFOUND), "NOT_FOUND");
+	assert_string_equal(vigil_error_code(VIGIL_ESYNTAX), "INVALID");
+	assert_string_equal(vigil_error_code(VIGIL_EBUSY), "BUSY");
+}
+
 int
 main(void)
 {
@@ -655,6 +711,7 @@ main(void)
 		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json), cmocka_unit_test(test_json_errinfo),
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
 		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
+		cmocka_unit_test(test_error_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,6 +105,15 @@ http(const char *method, const char *path, const char *token, const char *body, 
 	return 0;
 }
 
+/* The field an error reply names: where.field of the one error object
+ * (docs/tools.md); NULL when it names none. */
+static const char *
+err_field(const json_t *o)
+{
+	return json_string_value(json_object_get(json_object_get(json_object_get(o, "error"),
+	    "where"), "field"));
+}
+
 static json_t *
 http_ok(const char *method, const char *path, const char *token, const char *body, int want)
 {
@@ -423,13 +432,13 @@ test_queue(void **s)
 	json_decref(o);
 	/* malformed: the field is named */
 	o = http_ok("GET", "/api/queue?sort=amount", ALICE, NULL, 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "sort");
+	assert_string_equal(err_field(o), "sort");
 	json_decref(o);
 	o = http_ok("GET", "/api/queue?colour=red", ALICE, NULL, 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "colour");
+	assert_string_equal(err_field(o), "colour");
 	json_decref(o);
 	o = http_ok("GET", "/api/queue?limit=0", ALICE, NULL, 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "limit");
+	assert_string_equal(err_field(o), "limit");
 	json_decref(o);
 }
 
@@ -512,7 +521,7 @@ test_label_reaches_archive(void **s)
 
 	(void)s;
 	o = http_ok("POST", "/api/cases/t2/label", ALICE, "{\"fraud\": \"yes\"}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "fraud");
+	assert_string_equal(err_field(o), "fraud");
 	json_decref(o);
 	json_decref(http_ok("POST", "/api/cases/t2/label", ALICE, "{\"fraud\": tru", 400));
 	o = http_ok("POST", "/api/cases/t2/label", ALICE, "{\"fraud\": true}", 200);
@@ -817,27 +826,32 @@ test_malformed(void **s)
 
 	(void)s;
 	o = http_ok("POST", "/api/rules/check", RITA, "[1, 2]", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "error")),
-	    "body: must be a JSON object");
+	/* the one error object of docs/tools.md */
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"), "code")),
+	    "INVALID");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
+	    "message")), "body: must be a JSON object");
 	json_decref(o);
 	o = http_ok("POST", "/api/rules/check", RITA, "{\"text\": 1}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "text");
+	assert_string_equal(err_field(o), "text");
 	json_decref(o);
 	o = http_ok("POST", "/api/rules/check", RITA, "{\"text\": \"\", \"txt\": 1}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "txt");
+	assert_string_equal(err_field(o), "txt");
 	json_decref(o);
 	o = http_ok("POST", "/api/rules/backtest", RITA, "{\"text\": \"\", \"days\": 0}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "days");
+	assert_string_equal(err_field(o), "days");
 	json_decref(o);
 	o = http_ok("POST", "/api/rules/deploy", RITA, "{\"text\": \"\"}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "base_hash");
+	assert_string_equal(err_field(o), "base_hash");
 	json_decref(o);
 	o = http_ok("POST", "/api/rules/rollback", RITA, "{\"version\": \"1\", \"base_hash\": \"x\"}",
 	    400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "version");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(o,
+	    "error"), "where"), "field")), "version");
 	json_decref(o);
 	o = http_ok("POST", "/api/rules/check", RITA, "{\"text\": \"x\"", 400);
-	assert_non_null(strstr(json_string_value(json_object_get(o, "error")), "body: JSON at line 1"));
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(o, "error"),
+	    "message")), "body: JSON at line 1"));
 	json_decref(o);
 	json_decref(http_ok("GET", "/api/cases/a%2Fb", ALICE, NULL, 404));
 	json_decref(http_ok("GET", "/api/cases/t2/label", ALICE, NULL, 405));
@@ -1335,8 +1349,8 @@ test_generation_rollback(void **s)
 	    "{\"generation\":1,\"expect_current\":2,\"confirm\":true}", 403));
 	o = http_ok("POST", "/api/generations/current", ADAM,
 	    "{\"generation\":1,\"expect_current\":2,\"confirm\":true}", 503);
-	assert_non_null(strstr(json_string_value(json_object_get(o, "error")),
-	    "--vigild-admin"));
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(o, "error"),
+	    "message")), "--vigild-admin"));
 	json_decref(o);
 
 	g1 = gen_write_empty();
@@ -1363,7 +1377,7 @@ test_generation_rollback(void **s)
 		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
 		    "\"confirm\":true}", (unsigned long long)g1, (unsigned long long)g2 + 5);
 		o = http_ok("POST", "/api/generations/current", ADAM, body, 409);
-		assert_string_equal(json_string_value(json_object_get(o, "field")),
+		assert_string_equal(err_field(o),
 		    "expect_current");
 		json_decref(o);
 		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"

@@ -10,7 +10,9 @@
 # installed configuration (only its paths rewritten into the DESTDIR, a
 # temporary data directory and local sockets), passes --check-config,
 # scores one transaction sent by the installed vigil-score and stops with
-# status 0. A second install keeps an edited configuration file.
+# status 0; the installed vigil-replay and vigil-console, run with no path
+# option from another directory, read the installed default rules and web
+# UI. A second install keeps an edited configuration file.
 # Usage: test_install.sh (VIGIL_BUILD_ROOT set by meson).
 set -eu
 
@@ -151,6 +153,41 @@ st=0
 wait "$PID" || st=$?
 PID=
 [ "$st" -eq 0 ] || fail "vigild exited with status $st on SIGTERM"
+
+# Installed programs find installed files with no path option (issue 25):
+# vigil-replay its default rules in SYSCONFDIR/vigil/rules, vigil-console
+# its web UI in DATADIR/vigil/console/www, here under the DESTDIR; run from
+# another working directory.
+gen=$(one -path '*/bin/vigil-gen' -type f)
+replay=$(one -path '*/bin/vigil-replay' -type f)
+console=$(one -path '*/bin/vigil-console' -type f)
+www=$(dirname "$(one -path '*/vigil/console/www/index.html')")
+export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+mkdir "$T/cwd"
+(cd "$T/cwd" && "$gen" --cards 20 --days 1 -q -o small.csv) || fail "the installed vigil-gen failed"
+(cd "$T/cwd" && "$replay" --csv small.csv -q -j >"$T/replay.json" 2>"$T/replay.err") ||
+	fail "the installed vigil-replay without --rules: $(cat "$T/replay.err")"
+grep -q "\"rules\": \"$etc/rules/default.rules\"" "$T/replay.json" ||
+	fail "the installed vigil-replay does not read $etc/rules/default.rules: $(grep '"rules"' "$T/replay.json")"
+mkdir "$T/cdata" "$T/cstate"
+printf 'alice admin alice-admin-token-000000001\n' >"$T/tokens"
+CPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+(cd "$T/cwd" && exec "$console" --data "$T/cdata" --rules "$etc/rules/default.rules" \
+	--tokens "$T/tokens" --state "$T/cstate" --listen "127.0.0.1:$CPORT") 2>"$T/console.log" &
+PID=$!
+i=0
+until grep -q "listening on" "$T/console.log"; do
+	i=$((i + 1))
+	[ "$i" -lt 300 ] || fail "the installed vigil-console did not listen: $(cat "$T/console.log")"
+	kill -0 "$PID" 2>/dev/null || { PID=; fail "the installed vigil-console exited: $(cat "$T/console.log")"; }
+	sleep 0.1
+done
+grep -q "www $www," "$T/console.log" || fail "the installed vigil-console does not serve $www: $(cat "$T/console.log")"
+curl -sf "http://127.0.0.1:$CPORT/app.js" >"$T/app.js" || fail "the installed vigil-console does not serve /app.js"
+cmp -s "$T/app.js" "$www/app.js" || fail "the installed vigil-console's /app.js is not $www/app.js"
+kill -TERM "$PID"
+wait "$PID" || true
+PID=
 
 # A second install keeps the operator's edits.
 echo "; edited by the operator" >>"$ini"

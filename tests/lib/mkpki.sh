@@ -6,6 +6,9 @@
 # evil-ca.pem/.key with evil.pem/.key signed by that other CA. The server's
 # subjectAltName carries 127.0.0.1 as a DNS name too: mbedTLS 2.28 (Debian
 # 12's, under nng) matches the name it verifies only against DNS entries.
+# ipsan.pem/.key, signed by ca, carries DNS:vigil.test and IP:127.0.0.1 only,
+# as most certificates for an address do: dialled as tls+tcp://127.0.0.1 it
+# fails unless the client names the server (tls_server_name vigil.test).
 set -eu
 D=${1:?usage: mkpki.sh DIR}
 cd "$D"
@@ -24,6 +27,7 @@ leaf() { # name ca subjectAltName
 ca ca "vigil test CA"
 ca evil-ca "another CA"
 leaf server ca "DNS:localhost,DNS:127.0.0.1,IP:127.0.0.1"
+leaf ipsan ca "DNS:vigil.test,IP:127.0.0.1"
 leaf client ca "DNS:payments-client"
 leaf evil evil-ca "DNS:payments-client"
 chmod 600 ./*.key

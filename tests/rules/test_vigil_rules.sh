@@ -72,8 +72,27 @@ expect_grep "                    ^" "$T/err"
 expect_grep "$T/bad.rules:6:15: error: unknown feature 'card.count_7' (did you mean 'card.count_7d'?)" "$T/err"
 expect_rc 2 "$V" check --json "$T/bad.rules"
 expect_grep '"ok": false' "$T/out"
-expect_grep '"line": 6' "$T/out"
-expect_grep '"col": 15' "$T/out"
+# each error the one error object of docs/tools.md: code, message, where
+python3 - "$T/out" "$T/bad.rules" <<'PY' || fail "check --json: errors are not the docs/tools.md error object: $(head -c 600 "$T/out")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+errs = doc["files"][0]["errors"]
+assert errs[0] == {"code": "INVALID", "message": "expected an expression, found '>'",
+                   "where": {"file": sys.argv[2], "line": 2, "column": 17}}, errs[0]
+assert errs[1]["where"] == {"file": sys.argv[2], "line": 6, "column": 15}, errs[1]
+PY
+# a file that cannot be read is in the JSON too, with its code
+expect_rc 2 "$V" check --json "$T/none.rules"
+expect_grep '"code": "NOT_FOUND"' "$T/out"
+expect_grep "\"file\": \"$T/none.rules\"" "$T/out"
+# options before or after the command and its files, as git takes them
+for args in "--json check $T/bad.rules" "check $T/bad.rules --json" "-j check $T/bad.rules"; do
+	# shellcheck disable=SC2086 # the words are the test
+	expect_rc 2 "$V" $args
+	expect_grep '"ok": false' "$T/out"
+done
+expect_rc 0 "$V" -q check "$ROOT/rules/default.rules"
+[ -s "$T/out" ] && fail "-q before check printed: $(head -c 200 "$T/out")"
 # several files: one bad makes the exit 1
 expect_rc 2 "$V" check "$ROOT/rules/default.rules" "$T/bad.rules"
 expect_rc 0 "$V" check --json "$ROOT/rules/default.rules"
@@ -118,6 +137,15 @@ for c in blocked model; do
 		fail "explain --json $c: exit $?"
 	cmp -s "$T/out" "$ROOT/tests/rules/data/explain-$c.json.out" || fail "explain --json $c: output differs: $(diff "$ROOT/tests/rules/data/explain-$c.json.out" "$T/out" | head -20)"
 done
+# --txn takes the one transaction shape (vigil-score, /v1/score): the
+# transaction itself as well as the {"txn":..,"features":..} envelope
+PLAIN='{"txn_id":"t1","card_id":"tok_blocked_0001","merchant_id":"m1","currency":"EUR","amount":12,"event_time":"2026-11-20T14:00:00Z","country":"FR","channel":"ecom"}'
+expect_rc 0 "$V" explain "$ROOT/rules/default.rules" --txn "$PLAIN"
+expect_grep "FIRED   blocked_card  (+100, active)" "$T/out"
+expect_rc 0 "$V" --json explain --txn "$PLAIN" "$ROOT/rules/default.rules"
+expect_grep '"decision": "decline"' "$T/out"
+# without event_time: the time it is read, as every JSON reader does
+expect_rc 0 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn_id":"t1","card_id":"c","merchant_id":"m1","currency":"EUR","amount":12}'
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn":{"card_id":"x"}}'
 expect_grep "vigil-rules: --txn: txn." "$T/err"
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn "$(echo "$TXN" | sed 's/card.count_90d/card.count_9d/')"

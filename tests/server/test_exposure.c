@@ -360,8 +360,9 @@ test_admin_token(void **state)
 	http_expect(s.admin_port, "GET", "/readyz", NULL, NULL, 200, NULL);
 	http_expect(s.admin_port, "GET", "/metrics", NULL, NULL, 200, "vigil_up 1");
 	http_expect(s.admin_port, "GET", "/v1/rules", NULL, NULL, 401,
-	    "{\"status\":\"UNAUTHENTICATED\",\"message\":\"this endpoint needs an "
-	    "\\\"Authorization: Bearer TOKEN\\\" header (admin_token_file)\"}");
+	    "{\"status\":\"UNAUTHENTICATED\",\"error\":{\"code\":\"UNAUTHENTICATED\","
+	    "\"message\":\"this endpoint needs an \\\"Authorization: Bearer TOKEN\\\" header "
+	    "(admin_token_file)\"}}");
 	http_expect(s.admin_port, "POST", "/v1/score", NULL, SCORE_JSON("adm-1"), 401,
 	    "UNAUTHENTICATED");
 	http_expect(s.admin_port, "POST", "/v1/score", AUTH("nope-nope-nope-nope"),
@@ -380,7 +381,8 @@ test_admin_token(void **state)
 	http_expect(s.admin_port, "GET", "/nope", AUTH(TOKEN), NULL, 404,
 	    "{\"status\":\"NOT_FOUND\",");
 	http_expect(s.admin_port, "PUT", "/v1/score", AUTH(TOKEN), "{}", 405,
-	    "{\"status\":\"METHOD_NOT_ALLOWED\",\"message\":\"this endpoint answers POST\"}");
+	    "{\"status\":\"METHOD_NOT_ALLOWED\",\"error\":{\"code\":\"METHOD_NOT_ALLOWED\","
+	    "\"message\":\"this endpoint answers POST\"}}");
 	http_expect(s.admin_port, "POST", "/healthz", AUTH(TOKEN), "{}", 405,
 	    "METHOD_NOT_ALLOWED");
 	http_expect(s.admin_port, "DELETE", "/metrics", NULL, NULL, 401, "UNAUTHENTICATED");

@@ -228,7 +228,11 @@ test_score_retry_label(void **state)
 	assert_non_null(l);
 	assert_int_equal(l->kind_case, VIGIL__V1__REPLY__KIND_RULES_INFO);
 	assert_string_equal(l->rules_info->version, "test-velocity-1");
-	assert_string_equal(l->rules_info->content_hash, a->score->rules_version);
+	/* rules_version is the declared version, rules_hash the content hash
+	 * (/v1/rules' content_hash), in replies and in health alike */
+	assert_string_equal(a->score->rules_version, "test-velocity-1");
+	assert_string_equal(l->rules_info->content_hash, a->score->rules_hash);
+	assert_int_equal(strlen(a->score->rules_hash), 32);
 	assert_int_equal(l->rules_info->n_rules, 5);
 	assert_string_equal(l->rules_info->rules[4]->mode, "shadow");
 	assert_string_equal(l->rules_info->last_error, "");
@@ -735,6 +739,24 @@ test_http_bad_input(void **state)
 	post_expect(s.admin_port, "/v1/score", "{\"txn\": {\"txn_id\": 7}}",
 	    400, "\"field\":\"txn.txn_id\"");
 	post_expect(s.admin_port, "/v1/score", "{\"txn\": [1]}", 400, "\"field\":\"txn\"");
+	/* the one error object of docs/tools.md: status, then error with code,
+	 * message and where; txn_id when the transaction was read */
+	post_expect(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-7\", \"card_id\": \"card-hb\","
+	    " \"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUX\","
+	    " \"event_time_ms\": 1763700000000}", 400,
+	    "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\",\"message\":\"currency "
+	    "\\\"EUX\\\" is not an active ISO 4217 code\",\"where\":{\"field\":\"txn.currency\"}},"
+	    "\"txn_id\":\"hb-7\"}");
+	post_expect(s.admin_port, "/v1/score", "{not json", 400,
+	    "{\"status\":\"MALFORMED\",\"error\":{\"code\":\"MALFORMED\",\"message\":\"JSON at");
+	/* the event-time rule (docs/protocol.md): a JSON transaction without
+	 * event_time is stamped on arrival, as vigil-score and the Python
+	 * client do; an explicit 0 is still refused */
+	post_expect(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-8\", \"card_id\": \"card-hb8\","
+	    " \"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUR\"}", 200, HB_NEW);
+	post_expect(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-9\", \"card_id\": \"card-hb8\","
+	    " \"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUR\","
+	    " \"event_time_ms\": 0}", 400, "\"field\":\"txn.event_time_ms\"");
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 }
@@ -886,7 +908,7 @@ test_hot_reload_under_traffic(void **state)
 	snprintf(path, sizeof path, "%s/live.rules", dir);
 	assert_int_equal(vt_server_start(&s, path, NULL), 0);
 	h = health(s.url);
-	snprintf(v1, sizeof v1, "%s", h->health->rules_version);
+	snprintf(v1, sizeof v1, "%s", h->health->rules_hash);
 	vigil__v1__reply__free_unpacked(h, NULL);
 
 	memset(tr, 0, sizeof tr);
@@ -899,7 +921,7 @@ test_hot_reload_under_traffic(void **state)
 	for (int i = 0; i < 100 && !changed; i++) {
 		sleep_ms(100);
 		h = health(s.url);
-		changed = strcmp(h->health->rules_version, v1) != 0;
+		changed = strcmp(h->health->rules_hash, v1) != 0;
 		vigil__v1__reply__free_unpacked(h, NULL);
 	}
 	assert_true(changed);
@@ -917,7 +939,7 @@ test_hot_reload_under_traffic(void **state)
 	}
 	assert_non_null(h);
 	assert_int_equal(h->health->rules_load_failures, 1);
-	assert_string_not_equal(h->health->rules_version, v1);
+	assert_string_not_equal(h->health->rules_hash, v1);
 	{
 		char want[160];
 
@@ -982,7 +1004,7 @@ wait_rules(const char *url, const char *from, uint64_t failures)
 	for (int i = 0; i < 100; i++) {
 		sleep_ms(100);
 		h = health(url);
-		if ((from != NULL && strcmp(h->health->rules_version, from) != 0) ||
+		if ((from != NULL && strcmp(h->health->rules_hash, from) != 0) ||
 		    (from == NULL && h->health->rules_load_failures >= failures))
 			return h;
 		vigil__v1__reply__free_unpacked(h, NULL);
@@ -1007,7 +1029,7 @@ test_list_file_watch(void **state)
 	snprintf(path, sizeof path, "%s/lists.rules", dir);
 	assert_int_equal(vt_server_start(&s, path, NULL), 0);
 	h = health(s.url);
-	snprintf(v1, sizeof v1, "%s", h->health->rules_version);
+	snprintf(v1, sizeof v1, "%s", h->health->rules_hash);
 	vigil__v1__reply__free_unpacked(h, NULL);
 	r = score_ok(s.url, "l-1", "card-y", 1250, T0, true);
 	assert_true(has_hit(r, "odd_amount"));
@@ -1018,19 +1040,19 @@ test_list_file_watch(void **state)
 	 * bytes too) changes and the next score sees it. */
 	write_file(dir, "blocked.txt", "card-x\ncard-y\n");
 	h = wait_rules(s.url, v1, 0);
-	snprintf(v2, sizeof v2, "%s", h->health->rules_version);
+	snprintf(v2, sizeof v2, "%s", h->health->rules_hash);
 	assert_int_equal(h->health->rules_load_failures, 0);
 	vigil__v1__reply__free_unpacked(h, NULL);
 	r = score_ok(s.url, "l-2", "card-y", 1250, T0, true);
 	assert_true(has_hit(r, "blocked"));
-	assert_string_equal(r->score->rules_version, v2);
+	assert_string_equal(r->score->rules_hash, v2);
 	vigil__v1__reply__free_unpacked(r, NULL);
 
 	/* A bad number list: rejected, reported, the rules of v2 keep serving. */
 	write_file(dir, "amounts.txt", "12.5\nabc\n");
 	h = wait_rules(s.url, NULL, 1);
 	assert_int_equal(h->health->rules_load_failures, 1);
-	assert_string_equal(h->health->rules_version, v2);
+	assert_string_equal(h->health->rules_hash, v2);
 	if (strstr(h->health->rules_last_error,
 	    "list file 'amounts.txt': line 2: 'abc' is not a number") == NULL)
 		fail_msg("last error \"%s\"", h->health->rules_last_error);
@@ -1055,7 +1077,7 @@ test_list_file_watch(void **state)
 	assert_false(has_hit(r, "blocked"));
 	vigil__v1__reply__free_unpacked(r, NULL);
 	h = health(s.url);
-	snprintf(v2, sizeof v2, "%s", h->health->rules_version);
+	snprintf(v2, sizeof v2, "%s", h->health->rules_hash);
 	vigil__v1__reply__free_unpacked(h, NULL);
 
 	/* A list file deleted, then the rules edited not to read it: the gone

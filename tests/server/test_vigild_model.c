@@ -622,6 +622,58 @@ check_retry_same(const Vigil__V1__ScoreReply *a, const Vigil__V1__ScoreReply *b)
 	}
 }
 
+/*
+ * The Python client's ScoreResult has the model's score and reasons, as
+ * libvigil-client's result (docs/client.md: they behave the same): the
+ * staged package (BUILD/clients/python) scores json (a dry run) and prints
+ * them; they equal m, the wire's.
+ */
+static void
+check_python_model(const char *url, const char *json, const Vigil__V1__ModelOutcome *m)
+{
+	static const char prog[] =
+	    "import json, os, sys\n"
+	    "sys.path.insert(0, os.path.join(os.environ['VIGIL_BUILD_ROOT'], 'clients', 'python'))\n"
+	    "import vigil_client as vc\n"
+	    "with vc.Client(sys.argv[1], timeout=5) as c:\n"
+	    "    r = c.score(json.loads(sys.argv[2]), dry_run=True)\n"
+	    "print(json.dumps({'score': r.model_score, 'reasons': [[x.feature, x.value,"
+	    " x.contribution] for x in r.model_reasons]}))\n";
+	char cmd[8192], out[8192];
+	size_t n;
+	FILE *p;
+	json_t *o, *rs;
+	int st;
+
+	/* the JSON and URL hold no single quote: quoted for sh as they are */
+	assert_null(strchr(json, '\''));
+	snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c \"$VT_PY\" '%s' '%s'", url, json);
+	assert_int_equal(setenv("VT_PY", prog, 1), 0);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, sizeof out - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	if (st != 0)
+		fail_msg("the Python client: exit %d: %s", st, out);
+	o = json_loads(out, 0, NULL);
+	if (o == NULL)
+		fail_msg("the Python client printed: %s", out);
+	if (!json_is_real(json_object_get(o, "score")) ||
+	    json_real_value(json_object_get(o, "score")) != m->score)
+		fail_msg("Python model_score %s, the wire's %.17g", out, m->score);
+	rs = json_object_get(o, "reasons");
+	assert_int_equal(json_array_size(rs), m->n_reasons);
+	for (size_t k = 0; k < m->n_reasons; k++) {
+		json_t *x = json_array_get(rs, k);
+
+		assert_string_equal(json_string_value(json_array_get(x, 0)), m->reasons[k]->feature);
+		assert_true(json_number_value(json_array_get(x, 1)) == m->reasons[k]->value);
+		assert_true(json_number_value(json_array_get(x, 2)) == m->reasons[k]->contribution);
+	}
+	json_decref(o);
+}
+
 static void
 test_reasons(void **state)
 {
@@ -738,6 +790,8 @@ test_reasons(void **state)
 			    r->score->model->reasons[k]->contribution);
 		}
 		vigil_client_result_fini(&res);
+		if (i == 0)
+			check_python_model(s.url, t.json, r->score->model);
 
 		snprintf(body, sizeof body, "{\"txn\": %s, \"dry_run\": true}", t.json);
 		assert_int_equal(vt_http_post(s.admin_port, "/v1/score", body, &code, &out), 0);

@@ -605,6 +605,7 @@ test_reply_pack_matches_protobuf_c(void **state)
 			sr.score = rnd_i32(&x);
 			sr.decision = (Vigil__V1__Decision)(rnd(&x) % 4);
 			sr.rules_version = rnd_str(&x, s[3], sizeof s[3]);
+			sr.rules_hash = rnd_str(&x, s[4], sizeof s[4]);
 			sr.features_generation = rnd_u64(&x);
 			sr.latency_us = (uint32_t)rnd_u64(&x);
 			sr.duplicate = rnd(&x) % 2;

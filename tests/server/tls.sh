@@ -83,9 +83,9 @@ expect 0 '"ready":true' "$SC" --server "$URL" --tls-ca "$P/ca.pem" --tls-cert "$
 expect 0 '"txn_id":"tls-score-1"' "$SC" --server "$URL" --tls-ca "$P/ca.pem" \
 	--tls-cert "$P/client.pem" --tls-key "$P/client.key" --tls-server-name localhost \
 	--txn-id tls-score-1 --card card-tls --merchant m-1 --amount 12.50 --currency EUR
-expect 1 '"error":"EUNREACHABLE"' "$SC" --server "$URL" --tls-ca "$P/ca.pem" --timeout 300 \
+expect 1 '"client_error":"EUNREACHABLE"' "$SC" --server "$URL" --tls-ca "$P/ca.pem" --timeout 300 \
 	--attempts 1 health
-expect 1 '"error":"EUNREACHABLE"' "$SC" --server "$URL" --tls-ca "$P/ca.pem" --tls-cert "$P/evil.pem" \
+expect 1 '"client_error":"EUNREACHABLE"' "$SC" --server "$URL" --tls-ca "$P/ca.pem" --tls-cert "$P/evil.pem" \
 	--tls-key "$P/evil.key" --timeout 300 --attempts 1 health
 expect 2 "^vigil-score: $URL: a tls+tcp:// URL needs opts.tls_ca" "$SC" --server "$URL" health
 expect 2 "^vigil-score: $URL: $D/none.pem: No such file or directory\$" "$SC" --server "$URL" \

@@ -94,14 +94,14 @@ stop
 cp "$P/crl.pem" "$P/current-crl.pem"
 start --tls-crl "$P/current-crl.pem"
 expect 0 '"ready":true' health client
-expect 1 '"error":"EUNREACHABLE"' health lost
+expect 1 '"client_error":"EUNREACHABLE"' health lost
 
 # revoke the other one too and SIGHUP: the new list is read, no restart
 (cd "$P" && openssl ca -config ca.cnf -revoke client.pem 2>/dev/null &&
 	openssl ca -config ca.cnf -gencrl -out current-crl.pem 2>/dev/null) || fail "openssl ca failed"
 kill -HUP "$PID"
 vt_wait_log "crl $P/current-crl.pem reloaded (SIGHUP)" "reload line after SIGHUP"
-expect 1 '"error":"EUNREACHABLE"' health client
+expect 1 '"client_error":"EUNREACHABLE"' health client
 kill -0 "$PID" || fail "vigild died"
 stop
 echo "tls_crl: ok"

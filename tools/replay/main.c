@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,28 +23,29 @@
 
 /*
  * The rule file used without --rules: the source tree's rules/default.rules
- * when this program runs from its build directory, else the installed one
- * (SYSCONFDIR/vigil/default.rules). Never relative to the working directory,
- * which made the same command work in one directory and fail in another.
+ * when this program runs from its build directory, else the installed one,
+ * SYSCONFDIR/vigil/rules/default.rules (where `meson install` puts it;
+ * found under a --destdir tree too: common/cli.h). Never relative to the
+ * working directory, which made the same command work in one directory and
+ * fail in another.
  */
 static const char *
 rp_default_rules(void)
 {
-	char self[4096], *dir, *build;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	bool in_build = false;
+	static char path[PATH_MAX];
 
-	if (n > 0) {
-		self[n] = '\0';
-		dir = strrchr(self, '/');
-		if (dir != NULL) {
-			*dir = '\0';
-			build = realpath(RP_BUILD_DIR, NULL);
-			in_build = build != NULL && strcmp(build, self) == 0;
-			free(build);
-		}
-	}
-	return in_build ? RP_SOURCE_RULES : RP_INSTALLED_RULES;
+	if (vigil_in_build_tree())
+		return VIGIL_SOURCE_ROOT "/rules/default.rules";
+	return vigil_installed_path(VIGIL_SYSCONFDIR "/vigil/rules/default.rules", path,
+	    sizeof path);
+}
+
+/* --results - : the JSON lines are standard output, so the text summary is
+ * left out there (as with --json) */
+static bool
+rp_results_stdout(const rp_opts *o)
+{
+	return o->results != NULL && strcmp(o->results, "-") == 0;
 }
 
 static void
@@ -89,7 +91,8 @@ usage(FILE *f)
 	    "  --assume-legit       count rows without a label as legitimate in the measures\n"
 	    "                       (the usual convention for archives: no chargeback = legit)\n"
 	    "Output:\n"
-	    "  --results FILE       JSON lines: txn_id, score, decision, hits\n"
+	    "  --results FILE       JSON lines: txn_id, score, decision, hits (\"-\": standard\n"
+	    "                       output, without the text summary)\n"
 	    "  -j, --json           print the summary as JSON on standard output (not text)\n"
 	    "  --summary FILE       write the JSON summary to FILE (\"-\": as --json)\n"
 	    "  --report FILE.html   self-contained HTML report with plots\n"
@@ -104,7 +107,9 @@ usage(FILE *f)
 	    "  -V, --version        print the version\n"
 	    "\n", rp_default_rules());
 	vigil_cli_exit_help(f, (const char *const[]){ "",
-	    "I/O or server errors, or rows the server failed", "bad command line or rule file",
+	    "I/O or server errors, rows the server failed, or bad rows skipped",
+	    "bad command line or rule file, an input that cannot be opened, or a CSV without a "
+	    "required column",
 	    NULL });
 }
 
@@ -263,6 +268,9 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		default: return vigil_cli_bad_option("vigil-replay", argv);
 		}
 	}
+	if (rp_results_stdout(o) && o->json_stdout)
+		return usage_error("--results - and the JSON summary cannot both go to standard output",
+		    NULL);
 	if (optind < argc && o->json_stdout)
 		return usage_error("unexpected argument: --json prints the summary on standard "
 		    "output and takes no file; --summary FILE writes it to a file:", argv[optind]);
@@ -349,8 +357,12 @@ main(int argc, char **argv)
 			rp_names_index(&r->names, info.name, info.points);
 		}
 	}
-	if (rp_source_open(&r->src, &r->o) != VIGIL_OK)
+	/* An input that cannot be opened, or a CSV without a required column,
+	 * is "fix your input": nothing was replayed (docs/tools.md, 2). */
+	if (rp_source_open(&r->src, &r->o) != VIGIL_OK) {
+		status = VIGIL_EXIT_USAGE;
 		goto out;
+	}
 	if (rp_results_open(r) != VIGIL_OK)
 		goto out;
 	if (r->o.nservers > 0) {
@@ -387,7 +399,7 @@ main(int argc, char **argv)
 	}
 	if (rp_results_close(r) != VIGIL_OK)
 		goto out;
-	if (!r->o.quiet && !r->o.json_stdout)
+	if (!r->o.quiet && !r->o.json_stdout && !rp_results_stdout(&r->o))
 		rp_summary_print(r, secs);
 	if (r->o.json != NULL && rp_summary_write_json(r, secs, r->o.json) != VIGIL_OK)
 		goto out;
@@ -395,9 +407,11 @@ main(int argc, char **argv)
 		goto out;
 	if (r->o.report != NULL && rp_report_write(r, secs) != VIGIL_OK)
 		goto out;
-	status = r->failed > 0 ? 1 : 0;
+	/* rows refused and skipped: the run finished, the input had faults
+	 * (docs/tools.md, 1), as for requests the server refused */
+	status = r->failed > 0 || r->src.bad > 0 ? VIGIL_EXIT_FAIL : VIGIL_EXIT_OK;
 out:
-	if (r->results != NULL)
+	if (r->results != NULL && r->results != stdout)
 		fclose(r->results);
 	rp_source_close(&r->src);
 	vigil_client_close(r->client);

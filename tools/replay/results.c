@@ -143,7 +143,8 @@ rp_results_open(rp *r)
 	}
 	if (r->o.results == NULL)
 		return VIGIL_OK;
-	r->results = fopen(r->o.results, "w");
+	/* "-" is standard output, as for --csv and --summary (docs/tools.md) */
+	r->results = strcmp(r->o.results, "-") == 0 ? stdout : fopen(r->o.results, "w");
 	if (r->results == NULL) {
 		fprintf(stderr, "vigil-replay: %s: %s\n", r->o.results, strerror(errno));
 		return VIGIL_EIO;
@@ -160,7 +161,7 @@ rp_results_close(rp *r)
 	if (r->results == NULL)
 		return VIGIL_OK;
 	werr = ferror(r->results) != 0;
-	if (fclose(r->results) != 0 || werr) {
+	if ((r->results == stdout ? fflush(stdout) : fclose(r->results)) != 0 || werr) {
 		r->results = NULL;
 		fprintf(stderr, "vigil-replay: %s: %s\n", r->o.results, strerror(errno));
 		return VIGIL_EIO;

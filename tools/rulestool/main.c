@@ -85,7 +85,8 @@ static const char *check_usage =
     "Errors are printed as FILE:LINE:COL: error: MESSAGE, then the source line\n"
     "and a caret. With --json, one JSON document on stdout:\n"
     "  {\"ok\": bool, \"files\": [{\"file\", \"ok\", \"version\", \"hash\", \"rules\",\n"
-    "   \"thresholds\", \"errors\": [{\"line\", \"col\", \"message\"}]}]}\n"
+    "   \"thresholds\", \"errors\": [{\"code\", \"message\", \"where\": {\"file\",\n"
+    "   \"line\", \"column\"}}]}]}  (the error object of docs/tools.md)\n"
     "With --quiet, nothing is printed for a valid file.\n"
     "\n";
 
@@ -148,6 +149,21 @@ tool_help(const char *text)
  * library (and so vigild --check-config) gives the same problems. Pipes
  * are read (`<(...)`, stdin); a directory is not.
  */
+/* The last tool_read failure, for --json (file, message, code). */
+static vigil_errinfo tool_read_err;
+static vigil_err     tool_read_rv;
+
+/* Prints "PATH: error: WHAT[: WHY]" and keeps it in tool_read_err. */
+static void
+tool_read_fail(const char *path, vigil_err rv, const char *what, const char *why)
+{
+	vigil_errinfo_set(&tool_read_err, NULL, "%s%s%s", what, why != NULL ? ": " : "",
+	    why != NULL ? why : "");
+	snprintf(tool_read_err.file, sizeof tool_read_err.file, "%s", path);
+	tool_read_rv = rv;
+	fprintf(stderr, "%s: error: %s\n", path, tool_read_err.msg);
+}
+
 static char *
 tool_read(const char *path, size_t *ret_len)
 {
@@ -160,32 +176,36 @@ tool_read(const char *path, size_t *ret_len)
 
 	vigil_vec_init(&buf, 1, TOOL_MAX_FILE + 1);
 	if (f == NULL) {
-		fprintf(stderr, "%s: error: cannot open: %s\n", path, strerror(errno));
+		int e = errno;
+
+		tool_read_fail(path, vigil_err_from_errno(e), "cannot open", strerror(e));
 		return NULL;
 	}
 	if (fstat(fileno(f), &st) != 0) {
-		fprintf(stderr, "%s: error: cannot stat: %s\n", path, strerror(errno));
+		tool_read_fail(path, VIGIL_EIO, "cannot stat", strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
-		fprintf(stderr, "%s: error: not a regular file\n", path);
+		tool_read_fail(path, VIGIL_EINVAL, "not a regular file", NULL);
 		goto out;
 	}
 	while (rv == VIGIL_OK && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
 		rv = vigil_vec_append(&buf, chunk, got);
 	if (rv == VIGIL_OK && ferror(f)) {
-		fprintf(stderr, "%s: error: read failed: %s\n", path, strerror(errno));
+		tool_read_fail(path, VIGIL_EIO, "read failed", strerror(errno));
 		goto out;
 	}
 	if (rv == VIGIL_OK)
 		rv = vigil_vec_push(&buf, ""); /* the NUL */
 	if (rv == VIGIL_ETOOBIG) {
-		fprintf(stderr, "%s: error: larger than the limit of %u bytes\n", path,
-		    TOOL_MAX_FILE);
+		char lim[64];
+
+		snprintf(lim, sizeof lim, "the limit is %u bytes", TOOL_MAX_FILE);
+		tool_read_fail(path, VIGIL_ETOOBIG, "too large", lim);
 		goto out;
 	}
 	if (rv != VIGIL_OK) {
-		fprintf(stderr, "%s: error: out of memory\n", path);
+		tool_read_fail(path, VIGIL_ENOMEM, "out of memory", NULL);
 		goto out;
 	}
 	*ret_len = buf.len - 1;
@@ -259,7 +279,7 @@ cmd_check(int argc, char **argv, const rules_schema *schema)
 	int     c, status = 0;
 	json_t *jfiles = NULL;
 
-	while ((c = getopt_long(argc, argv, "+jqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
@@ -278,23 +298,34 @@ cmd_check(int argc, char **argv, const rules_schema *schema)
 		size_t      len = 0;
 		int         r = tool_compile(argv[i], schema, &prog, &diags, &src, &len);
 
-		if (r == EXIT_USAGE) {
+		if (r == EXIT_USAGE && !json) {
 			status = EXIT_USAGE;
 		} else if (json) {
 			json_t *jf = json_object(), *jerr = json_array();
 
 			json_object_set_new(jf, "file", json_string(argv[i]));
 			json_object_set_new(jf, "ok", json_boolean(r == 0));
-			if (r == 0) {
+			if (r == EXIT_USAGE) {
+				/* unreadable: one error object, the file in where */
+				status = EXIT_USAGE;
+				json_array_append_new(jerr, vigil_error_json(vigil_error_code(tool_read_rv),
+				    &tool_read_err));
+			} else if (r == 0) {
 				json_object_set_new(jf, "version", json_string(rules_prog_version(prog)));
 				json_object_set_new(jf, "hash", json_string(rules_prog_hash(prog)));
 				json_object_set_new(jf, "rules", json_integer(rules_prog_nrules(prog)));
 				json_object_set_new(jf, "thresholds", json_integer(rules_prog_nthresholds(prog)));
 			} else {
-				for (uint32_t k = 0; k < diags.count; k++)
-					json_array_append_new(jerr, json_pack("{s:i,s:i,s:s}", "line",
-					    (json_int_t)diags.items[k].line, "col", (json_int_t)diags.items[k].col,
-					    "message", diags.items[k].msg));
+				/* the one error object of docs/tools.md, one per error */
+				for (uint32_t k = 0; k < diags.count; k++) {
+					vigil_errinfo ei;
+
+					vigil_errinfo_set(&ei, NULL, "%s", diags.items[k].msg);
+					snprintf(ei.file, sizeof ei.file, "%s", argv[i]);
+					ei.line = diags.items[k].line;
+					ei.col = diags.items[k].col;
+					json_array_append_new(jerr, vigil_error_json("INVALID", &ei));
+				}
 				if (diags.dropped > 0)
 					json_object_set_new(jf, "errors_not_shown", json_integer(diags.dropped));
 			}
@@ -372,7 +403,7 @@ cmd_fmt(int argc, char **argv)
 	rules_diags diags;
 	vigil_err   rv;
 
-	while ((c = getopt_long(argc, argv, "+wh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "wh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'w': write = true; break;
 		case 'c': check = true; break;
@@ -520,7 +551,7 @@ tool_input(const json_t *obj, const rules_prog *prog, vigil_txn *txn, vigil_valu
 		snprintf(err, errlen, "txn: missing (the transaction object)");
 		return -1;
 	}
-	if (vigil_txn_from_json(jt, txn, &ei) != VIGIL_OK) {
+	if (vigil_txn_from_json_now(jt, vigil_now_ms(), txn, &ei) != VIGIL_OK) {
 		snprintf(err, errlen, "txn.%s", ei.msg);
 		return -1;
 	}
@@ -875,6 +906,19 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 		status = EXIT_USAGE;
 		goto out;
 	}
+	/* --txn takes the one transaction shape of every program (vigil-score,
+	 * /v1/score): the transaction itself, or {"txn": {...}, "features":
+	 * {...}, "thresholds": {...}} to give features and thresholds too */
+	if (json_is_object(obj) && json_object_get(obj, "txn") == NULL) {
+		json_t *env = json_pack("{s:o}", "txn", obj);
+
+		obj = env;
+		if (obj == NULL) {
+			fprintf(stderr, "vigil-rules: out of memory\n");
+			status = EXIT_USAGE;
+			goto out;
+		}
+	}
 	status = tool_explain_db(data, &db);
 	if (status != 0)
 		goto out;
@@ -1215,6 +1259,41 @@ cmd_features(int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : VIGIL_EXIT_FAIL;
 }
 
+/*
+ * Options may come before the command, as git and systemctl take them
+ * (`vigil-rules --json check f`): the command word moves to argv[1] and
+ * the options before it follow it, so that the command's getopt sees them
+ * (and, permuting, those after its files too: `check f --json`). The word
+ * after an option that takes a value (-t/--txn, -d/--data) is that value,
+ * not the command. --help and --version first are left where they are.
+ */
+static void
+tool_command_first(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-' && argv[i][1] != '\0') {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 ||
+		    strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)
+			return;
+		if (strcmp(a, "-t") == 0 || strcmp(a, "--txn") == 0 || strcmp(a, "-d") == 0 ||
+		    strcmp(a, "--data") == 0)
+			i++;
+		i++;
+	}
+	if (i == 1 || i >= argc)
+		return;
+	/* rotate argv[1..i] right by one: the command first */
+	{
+		char *word = argv[i];
+
+		memmove(&argv[2], &argv[1], (size_t)(i - 1) * sizeof argv[0]);
+		argv[1] = word;
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1226,6 +1305,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		return vigil_cli_usage_error("vigil-rules", "no command given (check, fmt, explain, "
 		    "test or features)");
+	tool_command_first(argc, argv);
 	cmd = argv[1];
 	opterr = 0;
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)

@@ -82,7 +82,9 @@ static const char sc_usage[] =
 
 static const char *const sc_exit_detail[VIGIL_EXIT_COUNT_] = {
 	"every request succeeded (health: every replica ready)",
-	"at least one request failed (its line says why)", "bad command line", NULL,
+	"at least one request failed or input line was refused (its line says why)",
+	"bad command line, an input that cannot be opened, or a CSV without a required column",
+	NULL,
 };
 
 enum {
@@ -564,27 +566,45 @@ sc_status_name(const char *errname)
 	return "INTERNAL";
 }
 
-/* {"txn_id":..,"error":"SINVALID","status":"INVALID","message":..,"field":..};
- * line > 0 adds "line". "error" is the client's precise name (docs/client.md),
- * "status" the wire's, as in /v1/score's errors. */
+/*
+ * {"txn_id":..,"status":"INVALID","error":{"code":"INVALID","message":..,
+ * "where":{"field":..,"file":..,"line":..,"column":..}},"client_error":"SINVALID"}:
+ * the one error object of docs/tools.md, its code the wire's status, as in
+ * /v1/score's errors; "client_error" is the client's precise name
+ * (docs/client.md). where holds what ei has.
+ */
+static json_t *
+sc_error_obj(const char *txn_id, const char *errname, const vigil_errinfo *ei)
+{
+	json_t *o = json_object(), *err;
+	const char *status = sc_status_name(errname);
+
+	if (o == NULL)
+		return NULL;
+	if (txn_id != NULL && txn_id[0] != '\0')
+		json_object_set_new(o, "txn_id", sc_json_str(txn_id));
+	json_object_set_new(o, "status", json_string(status));
+	err = vigil_error_json(status, ei);
+	if (err == NULL) {
+		json_decref(o);
+		return NULL;
+	}
+	json_object_set_new(o, "error", err);
+	json_object_set_new(o, "client_error", json_string(errname));
+	return o;
+}
+
+/* sc_error_obj with a message, the field (NULL or "" for none) and the
+ * input line (0 for none). */
 static json_t *
 sc_error_json(const char *txn_id, size_t line, const char *errname, const char *message,
     const char *field)
 {
-	json_t *o = json_object();
+	vigil_errinfo ei;
 
-	if (o == NULL)
-		return NULL;
-	if (line > 0)
-		json_object_set_new(o, "line", json_integer((json_int_t) line));
-	if (txn_id != NULL && txn_id[0] != '\0')
-		json_object_set_new(o, "txn_id", sc_json_str(txn_id));
-	json_object_set_new(o, "error", json_string(errname));
-	json_object_set_new(o, "status", json_string(sc_status_name(errname)));
-	json_object_set_new(o, "message", sc_json_str(message));
-	if (field != NULL && field[0] != '\0')
-		json_object_set_new(o, "field", sc_json_str(field));
-	return o;
+	vigil_errinfo_set(&ei, field, "%s", message);
+	ei.line = (uint32_t)line;
+	return sc_error_obj(txn_id, errname, &ei);
 }
 
 /* Prints o as one line and frees it. */
@@ -594,7 +614,8 @@ sc_print(json_t *o)
 	char *s = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 
 	if (s == NULL) {
-		fputs("{\"error\":\"ENOMEM\",\"message\":\"out of memory formatting a reply\"}\n", stdout);
+		fputs("{\"status\":\"INTERNAL\",\"error\":{\"code\":\"INTERNAL\",\"message\":"
+		    "\"out of memory formatting a reply\"},\"client_error\":\"ENOMEM\"}\n", stdout);
 	} else {
 		fputs(s, stdout);
 		fputc('\n', stdout);
@@ -609,18 +630,16 @@ static void sc_client_txn(const vigil_txn *store, vigil_client_txn *ret);
 
 /*
  * obj -> client txn (strings point into *store). A missing event time is
- * "now". VIGIL_OK or VIGIL_EINVAL with *reterr (msg "field: reason").
+ * "now" (vigil_txn_from_json_now, the rule of every JSON reader). VIGIL_OK or VIGIL_EINVAL with *reterr (msg "field: reason").
  */
 static vigil_err
 sc_txn_from_json(const json_t *obj, vigil_txn *store, vigil_client_txn *ret, vigil_errinfo *reterr)
 {
 	vigil_err rv;
 
-	rv = vigil_txn_from_json(obj, store, reterr);
+	rv = vigil_txn_from_json_now(obj, vigil_now_ms(), store, reterr);
 	if (rv != VIGIL_OK)
 		return rv;
-	if (store->event_time_ms == 0)
-		store->event_time_ms = vigil_now_ms();
 	sc_client_txn(store, ret);
 	return VIGIL_OK;
 }
@@ -867,10 +886,8 @@ sc_source_next(sc_source *src, vigil_txn *store, vigil_client_txn *txn, size_t *
 		}
 		*ret_line = rv == VIGIL_OK ? row.line : d.line;
 		if (rv != VIGIL_OK) {
-			/* the reader's place and reason, FILE:LINE: column: reason */
-			*ret_err = sc_error_json(NULL, d.line, "EINVAL",
-			    vigil_errinfo_format(&d, errbuf, sizeof errbuf),
-			    d.field[0] != '\0' ? d.field : NULL);
+			/* the reader's place (file, line, column) and reason */
+			*ret_err = sc_error_obj(NULL, "EINVAL", &d);
 			return 2;
 		}
 		*store = row.txn;

@@ -48,7 +48,8 @@ except ImportError as _e:
     raise
 
 __all__ = [
-    "Client", "Transaction", "transaction_from_json", "ScoreResult", "Hit", "Health",
+    "Client", "Transaction", "transaction_from_json", "ScoreResult", "Hit", "ModelReason",
+    "Health",
     "VigilError", "InvalidArgument", "Timeout", "Unreachable", "ClientClosed",
     "ProtocolError", "TransportError", "TooManyInFlight", "ServerError",
     "InvalidField", "Malformed", "TooBig", "Unsupported", "Overloaded",
@@ -165,7 +166,7 @@ _DECISIONS = {0: "none", 1: "allow", 2: "review", 3: "decline"}
 class Transaction:
     """A card transaction to score (field meanings: docs/protocol.md).
     event_time_ms None means "now" (taken once per call, so retries send the
-    same bytes). channel is "pos", "ecom", "atm", "moto", "unknown" or 0..4."""
+    same bytes; docs/protocol.md, "The event time"); 0 is refused. channel is "pos", "ecom", "atm", "moto", "unknown" or 0..4."""
 
     txn_id: str
     card_id: str
@@ -193,6 +194,14 @@ class Hit:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelReason:
+    """A feature that pushed the model's score up (vigil_client_model_reason)."""
+    feature: str               # schema name, e.g. "amount"
+    value: float               # its value as scored
+    contribution: float        # on the log-odds scale, > 0
+
+
+@dataclasses.dataclass(frozen=True)
 class ScoreResult:
     txn_id: str
     score: int
@@ -210,6 +219,15 @@ class ScoreResult:
     # older than the dedupe horizon, so a repeat of txn_id is scored again.
     late: bool = False
     past_dedupe_horizon: bool = False
+    # The nightly model (docs/model.md), as the C client's has_model,
+    # model_score and model_reasons: model_score None when the server's
+    # generation has no model (rules alone decided); model_reasons, when a
+    # rule reading model.score fired, the features that pushed it up.
+    model_score: Optional[float] = None
+    model_reasons: Tuple[ModelReason, ...] = ()
+    # The rules that decided: rules_version is the rule file's declared
+    # version, rules_hash the content hash of the file and its list files.
+    rules_hash: str = ""
 
     @property
     def server_latency_us(self) -> int:
@@ -222,9 +240,10 @@ class Health:
     ready: bool
     server_version: str
     uptime_s: int
-    rules_version: str
+    rules_version: str         # the rule file's declared version
     features_generation: int
     replica: str
+    rules_hash: str = ""       # their content hash (docs/protocol.md, rules_hash)
 
 
 # Clients still open at exit are closed first, so no nng thread calls back
@@ -426,10 +445,13 @@ def _encode_txn(txn, dry_run):
         raise InvalidArgument("txn.amount_minor: must be an integer (minor units)",
                               field="txn.amount_minor")
     t.amount_minor = txn.amount_minor
-    if txn.event_time_ms is not None and txn.event_time_ms < 0:
+    # the event-time rule of every JSON reader (docs/protocol.md): absent
+    # (None) is now; an explicit 0 is refused, as vigild and the C client do
+    if txn.event_time_ms is not None and txn.event_time_ms <= 0:
         raise InvalidArgument("txn.event_time_ms: required (Unix milliseconds > 0)",
                               field="txn.event_time_ms")
-    t.event_time_ms = txn.event_time_ms if txn.event_time_ms else int(time.time() * 1000)
+    t.event_time_ms = (txn.event_time_ms if txn.event_time_ms is not None
+                       else int(time.time() * 1000))
     ch = txn.channel
     if isinstance(ch, str):
         if ch.lower() not in _CHANNELS:
@@ -904,7 +926,11 @@ class Client:
             hits=tuple(Hit(h.rule, h.points, h.reason, h.shadow) for h in s.hits),
             rules_version=s.rules_version, features_generation=s.features_generation,
             latency_us=s.latency_us, duplicate=s.duplicate, dry_run=s.dry_run,
-            attempts=n, replica=url, late=s.late, past_dedupe_horizon=s.past_dedupe_horizon)
+            attempts=n, replica=url, late=s.late, past_dedupe_horizon=s.past_dedupe_horizon,
+            model_score=s.model.score if s.HasField("model") else None,
+            model_reasons=tuple(ModelReason(m.feature, m.value, m.contribution)
+                                for m in s.model.reasons),
+            rules_hash=s.rules_hash)
 
     def score_async(self, txn: Union[Transaction, Mapping], *, callback=None,
                     **kwargs) -> "concurrent.futures.Future[ScoreResult]":
@@ -974,5 +1000,5 @@ class Client:
         rep, url, _ = self._call(data, "", "health", "", timeout, 1, only=idx)
         h = rep.health
         return Health(ready=h.ready, server_version=h.server_version, uptime_s=h.uptime_s,
-                      rules_version=h.rules_version,
+                      rules_version=h.rules_version, rules_hash=h.rules_hash,
                       features_generation=h.features_generation, replica=url)
