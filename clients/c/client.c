@@ -502,8 +502,12 @@ vc_replica_dial(vigil_client *c, vc_replica *r, vigil_client_errinfo *reterr_inf
  * a connection that never completes its handshake: over ipc://, a vigild
  * killed during connection setup again and again left the client's stream
  * established to a peer that no longer existed, bytes unread, no pipe ever
- * added and no redial (issue 28, row 0); a peer that accepts and never
- * speaks holds it for nng's 10 s negotiation timeout. After
+ * added and no redial (issue 28, row 0). A likely path, from nng's source:
+ * in 1.5.2 a handshake that fails with NNG_ECLOSED hands that code to the
+ * dialer, whose connect callback then takes "no further action" and never
+ * dials again (nng fixed the handshake's code after 1.5.2, commit 9248ed74,
+ * nng issue 1518). A peer that accepts and never speaks holds a replica
+ * for nng's 10 s negotiation timeout. After
  * VC_REDIAL_AFTER timeouts in a row on a replica with no connection, or
  * whose connection has not answered once since it was added, its dialer is
  * closed (with whatever half-made pipe it holds) and a new one started. A
