@@ -54,6 +54,7 @@
 #define ADMIN_PAUSE_MS    250         /* accept paused after an accept error */
 #define ADMIN_TOKEN_MIN   16
 #define ADMIN_TOKEN_MAX   255         /* sizeof srv_server.admin_token - 1 */
+#define HEALTH_MAX_CONNS  64          /* connections of the probes' listener */
 
 struct srv_admin {
 	srv_server             *s;
@@ -69,6 +70,13 @@ struct srv_admin {
 	struct event           *resume;    /* accepting again after an accept error */
 	int64_t                 err_log_ms;  /* last accept-error line */
 	uint64_t                err_quiet;   /* accept errors since */
+	int64_t                 auth_log_ms; /* last failed-authentication line */
+	uint64_t                auth_quiet;  /* failed authentications since */
+
+	/* [health] listen: the probes' own listener (admin_health_dispatch) */
+	struct evhttp          *hhttp;
+	struct evconnlistener  *hlev;
+	vigil_evconn_set       *hconns;
 };
 
 static void
@@ -185,8 +193,33 @@ admin_health_json(srv_server *s)
 		json_object_set_new(o, "ready_when_degraded",
 		    json_boolean(s->cfg.ready_when_degraded));
 	}
+	/* the TLS material's dates (tls_expiry.c): "tls": {"cert":
+	 * {"expires_in_s": N}, "ca": ..., "crl": ..., "expired": bool}, when
+	 * any is configured; an expired one also makes it not ready */
+	if (o != NULL) {
+		json_t *tls = json_object();
+		bool any = false, expired = false;
+
+		for (int i = 0; tls != NULL && i < SRV_TLS_COUNT_; i++) {
+			int64_t left;
+
+			if (!srv_tls_expiry_left(s, (srv_tls_item)i, vigil_now_ms(), &left))
+				continue;
+			any = true;
+			expired = expired || left < 0;
+			json_object_set_new(tls, srv_tls_item_name((srv_tls_item)i),
+			    json_pack("{s:I}", "expires_in_s", (json_int_t)left));
+		}
+		if (any) {
+			json_object_set_new(tls, "expired", json_boolean(expired));
+			json_object_set_new(o, "tls", tls);
+		} else {
+			json_decref(tls);
+		}
+	}
 	/* why not ready, from the same srv_ready as "ready" above (archive
-	 * failing, refused generation or model, starting, draining) */
+	 * failing, refused generation or model, starting, draining, TLS
+	 * material expired) */
 	if (o != NULL && !h.ready)
 		json_object_set_new(o, "reason", json_string(why));
 	return o;
@@ -571,7 +604,49 @@ admin_token_equal(const char *got, size_t glen, const char *want, size_t wlen)
 }
 
 /*
+ * A refused request, logged with the peer's address and the path: one line
+ * a second at most (a client guessing tokens would otherwise fill the log),
+ * saying how many more were refused since the last line. The path is cut
+ * at 64 bytes and anything but printable ASCII in it shown as '?'.
+ */
+static void
+admin_auth_log(srv_admin *a, struct evhttp_request *req, int code, const char *why)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	int64_t now = vigil_mono_ns() / 1000000;
+	char *addr = NULL, peer[80], p[65];
+	ev_uint16_t port = 0;
+	size_t n = 0;
+
+	if (a->auth_log_ms != 0 && now - a->auth_log_ms < 1000) {
+		a->auth_quiet++;
+		return;
+	}
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	if (addr == NULL || addr[0] == '\0')
+		snprintf(peer, sizeof peer, "the local socket");
+	else if (strchr(addr, ':') != NULL)
+		snprintf(peer, sizeof peer, "[%s]:%u", addr, (unsigned)port);
+	else
+		snprintf(peer, sizeof peer, "%s:%u", addr, (unsigned)port);
+	for (; path != NULL && path[n] != '\0' && n < sizeof p - 1; n++)
+		p[n] = path[n] > ' ' && path[n] <= '~' ? path[n] : '?';
+	p[n] = '\0';
+	if (a->auth_quiet > 0)
+		srv_log("admin: %d for %s from %s: %s (%llu more refused since the last such "
+		    "line; at most one a second)", code, p, peer, why,
+		    (unsigned long long)a->auth_quiet);
+	else
+		srv_log("admin: %d for %s from %s: %s", code, p, peer, why);
+	a->auth_log_ms = now;
+	a->auth_quiet = 0;
+}
+
+/*
  * Whether req may go beyond the probes; answers it (401 or 403) if not.
+ * Every refusal is logged (admin_auth_log).
  * With a token: "Authorization: Bearer TOKEN". Without one: a loopback
  * listener serves everything (the warning at start says so), any other
  * serves only the probes.
@@ -590,7 +665,10 @@ admin_authorized(srv_admin *a, struct evhttp_request *req)
 		if (a->loopback)
 			return true;
 		atomic_fetch_add_explicit(&s->metrics.http_unauthorized, 1, memory_order_relaxed);
-		admin_send_error(req, 403, "Forbidden", "FORBIDDEN", "no admin_token_file is "
+		admin_auth_log(a, req, 403, "no admin_token_file and the listener is not loopback");
+		admin_send_error(req, 403, "Forbidden", "FORBIDDEN", s->cfg.metrics_need_token ?
+		    "no admin_token_file is configured and the admin listener is not loopback: "
+		    "only /healthz and /readyz are served" : "no admin_token_file is "
 		    "configured and the admin listener is not loopback: only /healthz, /readyz "
 		    "and /metrics are served");
 		return false;
@@ -598,6 +676,7 @@ admin_authorized(srv_admin *a, struct evhttp_request *req)
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
 		pthread_mutex_unlock(&s->token_lock);
 		atomic_fetch_add_explicit(&s->metrics.http_unauthorized, 1, memory_order_relaxed);
+		admin_auth_log(a, req, 401, "no bearer token");
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		    "Bearer realm=\"vigild\"");
 		admin_send_error(req, 401, "Unauthorized", "UNAUTHENTICATED", "this endpoint "
@@ -610,6 +689,7 @@ admin_authorized(srv_admin *a, struct evhttp_request *req)
 	pthread_mutex_unlock(&s->token_lock);
 	if (!ok) {
 		atomic_fetch_add_explicit(&s->metrics.http_unauthorized, 1, memory_order_relaxed);
+		admin_auth_log(a, req, 401, "wrong bearer token");
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		    "Bearer realm=\"vigild\", error=\"invalid_token\"");
 		admin_send_error(req, 401, "Unauthorized", "UNAUTHENTICATED",
@@ -632,8 +712,10 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 	vigil_evconn_seen(a->conns, req); /* its deadline starts again */
 	if (path == NULL)
 		path = "/";
+	/* /metrics lists the rule names, their hits and the rules path:
+	 * [server] metrics_need_token keeps it behind the token */
 	probe = strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-	    strcmp(path, "/metrics") == 0;
+	    (strcmp(path, "/metrics") == 0 && !a->s->cfg.metrics_need_token);
 	if (!(probe && get) && !admin_authorized(a, req))
 		return;
 	if (strcmp(path, "/healthz") == 0 && get)
@@ -648,7 +730,7 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 		admin_score(a, req);
 	else if (strcmp(path, "/v1/generations/current") == 0 && cmd == EVHTTP_REQ_POST)
 		admin_generation_set(a, req);
-	else if (probe || strcmp(path, "/v1/rules") == 0) {
+	else if (probe || strcmp(path, "/v1/rules") == 0 || strcmp(path, "/metrics") == 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
 		admin_send_error(req, 405, "Method Not Allowed", "METHOD_NOT_ALLOWED",
 		    "this endpoint answers GET and HEAD");
@@ -661,6 +743,41 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 		admin_send_error(req, 404, "Not Found", "NOT_FOUND", "no such endpoint: try "
 		    "/healthz, /readyz, /metrics, /v1/rules, POST /v1/score, POST "
 		    "/v1/generations/current");
+	}
+}
+
+/*
+ * [health] listen: the probes' own listener. Read-only, no token, three
+ * paths; its own connection cap, so that connections held open on the
+ * admin port (300 slow clients took every admin slot and /readyz with
+ * them) cannot take the load balancer's probes away.
+ */
+static void
+admin_health_dispatch(struct evhttp_request *req, void *arg)
+{
+	srv_admin *a = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	atomic_fetch_add_explicit(&a->s->metrics.http_requests, 1, memory_order_relaxed);
+	vigil_evconn_seen(a->hconns, req);
+	if (path == NULL)
+		path = "/";
+	if (strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0 &&
+	    strcmp(path, "/livez") != 0) {
+		admin_send_error(req, 404, "Not Found", "NOT_FOUND", "this listener answers "
+		    "only /healthz, /readyz and /livez");
+	} else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		admin_send_error(req, 405, "Method Not Allowed", "METHOD_NOT_ALLOWED",
+		    "this endpoint answers GET and HEAD");
+	} else if (strcmp(path, "/healthz") == 0) {
+		admin_healthz(a, req);
+	} else if (strcmp(path, "/readyz") == 0) {
+		admin_readyz(a, req);
+	} else {
+		/* alive: the admin thread answers; nothing else is looked at */
+		admin_send_json(req, 200, "OK", json_pack("{s:b}", "alive", 1));
 	}
 }
 
@@ -704,6 +821,7 @@ admin_accept_resume(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	vigil_evconn_pause(a->conns, false);
+	vigil_evconn_pause(a->hconns, false);
 }
 
 /*
@@ -719,10 +837,11 @@ admin_accept_error(struct evconnlistener *lev, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 	int64_t now;
 
-	if (a == NULL || a->http != arg || a->lev != lev) /* not ours: cannot happen */
+	if (a == NULL || !((a->http == arg && a->lev == lev) || (a->hhttp != NULL &&
+	    a->hhttp == arg && a->hlev == lev))) /* not ours: cannot happen */
 		return;
 	now = vigil_mono_ns() / 1000000;
-	vigil_evconn_pause(a->conns, true);
+	vigil_evconn_pause(a->http == arg ? a->conns : a->hconns, true);
 	event_add(a->resume, &pause);
 	atomic_fetch_add_explicit(&a->s->metrics.http_accept_paused, 1, memory_order_relaxed);
 	a->err_quiet++;
@@ -749,14 +868,18 @@ srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen)
 
 	if (path[0] == '\0')
 		return VIGIL_OK;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer
+	 * (--check-config hung, and so would SIGHUP); the type is checked
+	 * before anything is read. A regular file ignores the flag. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		snprintf(errbuf, errlen, "admin_token_file %s: cannot open: %s", path,
 		    strerror(errno));
 		return VIGIL_EINVAL;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(errbuf, errlen, "admin_token_file %s: not a regular file", path);
+		snprintf(errbuf, errlen, "admin_token_file %s: not a regular file (a FIFO, device "
+		    "or directory is refused before it is read)", path);
 		close(fd);
 		return VIGIL_EINVAL;
 	}
@@ -824,12 +947,17 @@ srv_admin_stop(srv_admin *a)
 		pthread_join(a->thread, NULL);
 	}
 	vigil_evconn_set_stop(a->conns);
+	vigil_evconn_set_stop(a->hconns);
 	a->lev = NULL;
+	a->hlev = NULL;
 	if (admin_instance == a)
 		admin_instance = NULL;
 	if (a->http != NULL)
 		evhttp_free(a->http); /* closes every connection, counted down */
 	vigil_evconn_set_free(a->conns);
+	if (a->hhttp != NULL)
+		evhttp_free(a->hhttp);
+	vigil_evconn_set_free(a->hconns);
 	if (a->resume != NULL)
 		event_free(a->resume);
 	if (a->base != NULL)
@@ -846,7 +974,8 @@ srv_admin_stop(srv_admin *a)
  * threat model's way to keep mutating calls local (docs/security.md).
  */
 static struct evhttp_bound_socket *
-admin_bind_unix(srv_admin *a, const char *path, char *errbuf, size_t errlen)
+admin_bind_unix(srv_admin *a, struct evhttp *http, const char *path, char *errbuf,
+    size_t errlen)
 {
 	struct sockaddr_un sun;
 	struct evconnlistener *lev;
@@ -882,12 +1011,65 @@ admin_bind_unix(srv_admin *a, const char *path, char *errbuf, size_t errlen)
 		close(fd);
 		return NULL;
 	}
-	bound = evhttp_bind_listener(a->http, lev);
+	bound = evhttp_bind_listener(http, lev);
 	if (bound == NULL) {
 		evconnlistener_free(lev);
 		snprintf(errbuf, errlen, "admin: %s: out of memory", path);
 	}
 	return bound;
+}
+
+/* [health] listen: binds the probes' listener on a's event base. */
+static vigil_err
+admin_health_start(srv_admin *a, char *errbuf, size_t errlen)
+{
+	const char *addr = a->s->cfg.health_listen;
+	struct evhttp_bound_socket *bound;
+	vigil_evconn_opts o = { 0 };
+	char host[64];
+	uint16_t port = 0;
+	vigil_err rv;
+
+	a->hhttp = evhttp_new(a->base);
+	if (a->hhttp == NULL) {
+		snprintf(errbuf, errlen, "health: out of memory");
+		return VIGIL_ENOMEM;
+	}
+	evhttp_set_max_body_size(a->hhttp, 0);
+	evhttp_set_max_headers_size(a->hhttp, 8192);
+	evhttp_set_timeout(a->hhttp, 30);
+	evhttp_set_allowed_methods(a->hhttp, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(a->hhttp, admin_health_dispatch, a);
+	if (strncmp(addr, "unix:", 5) == 0) {
+		bound = admin_bind_unix(a, a->hhttp, addr + 5, errbuf, errlen);
+		if (bound == NULL)
+			return VIGIL_EIO;
+	} else {
+		if (srv_config_hostport(addr, host, sizeof host, &port) != VIGIL_OK) {
+			snprintf(errbuf, errlen, "health: \"%s\" is not HOST:PORT or unix:/PATH", addr);
+			return VIGIL_EINVAL;
+		}
+		bound = evhttp_bind_socket_with_handle(a->hhttp, host, port);
+		if (bound == NULL) {
+			snprintf(errbuf, errlen, "health: cannot listen on %s (address in use or not "
+			    "local?)", addr);
+			return VIGIL_EBUSY;
+		}
+	}
+	a->hlev = evhttp_bound_socket_get_listener(bound);
+	o.max_conns = HEALTH_MAX_CONNS;
+	o.max_input = 16 * 1024;
+	o.idle_s = ADMIN_IDLE_S;
+	o.on_idle = admin_conn_idle;
+	o.arg = a;
+	rv = vigil_evconn_set_new(a->hhttp, a->hlev, &o, &a->hconns);
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "health: out of memory");
+		return rv;
+	}
+	evconnlistener_set_error_cb(a->hlev, admin_accept_error);
+	return VIGIL_OK;
 }
 
 vigil_err
@@ -938,7 +1120,7 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(a->http, admin_dispatch, a);
 	if (unix_path)
-		bound = admin_bind_unix(a, s->cfg.admin + 5, errbuf, errlen);
+		bound = admin_bind_unix(a, a->http, s->cfg.admin + 5, errbuf, errlen);
 	else
 		bound = evhttp_bind_socket_with_handle(a->http, host, port);
 	if (bound == NULL && unix_path) {
@@ -967,6 +1149,11 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	}
 	admin_instance = a;
 	evconnlistener_set_error_cb(a->lev, admin_accept_error);
+	if (strcmp(s->cfg.health_listen, "off") != 0) {
+		rv = admin_health_start(a, errbuf, errlen);
+		if (rv != VIGIL_OK)
+			goto out;
+	}
 	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sslen) == 0) {
 		if (ss.ss_family == AF_INET)
 			a->loopback = (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;

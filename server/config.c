@@ -45,6 +45,8 @@ srv_config_defaults(srv_config *c)
 	c->queue_timeout_ms = 500;
 	c->max_connections = 1024;
 	c->admin_max_connections = 256;
+	snprintf(c->health_listen, sizeof c->health_listen, "off");
+	c->tls_check_interval_s = 60;
 	snprintf(c->data_dir, sizeof c->data_dir, "/var/lib/vigil");
 	c->fsync = STORE_FSYNC_INTERVAL;
 	c->fsync_interval_ms = 50;
@@ -66,7 +68,7 @@ srv_config_usage(FILE *out)
 	    "              [--rules FILE] [--fsync always|interval|never] [--workers N]\n"
 	    "              [--max-future-skew MS] [--max-past-skew MS]\n"
 	    "              [--tls-cert FILE --tls-key FILE [--tls-ca FILE [--tls-crl FILE]]]\n"
-	    "              [--admin-token-file FILE] [--user USER]\n"
+	    "              [--admin-token-file FILE] [--health-listen HOST:PORT] [--user USER]\n"
 	    "              [--check-config [--quiet]] [--help] [--version]\n"
 	    "\n"
 	    "vigil's real-time card-fraud scoring service: answers vigil.v1.Request\n"
@@ -97,6 +99,10 @@ srv_config_usage(FILE *out)
 	    "  --admin-token-file FILE\n"
 	    "                    file holding the admin HTTP bearer token, re-read on SIGHUP\n"
 	    "                    ([server] admin_token_file)\n"
+	    "  --health-listen HOST:PORT\n"
+	    "                    a second HTTP listener answering only /healthz, /readyz and\n"
+	    "                    /livez (no token), for load balancers; unix:/PATH or \"off\"\n"
+	    "                    ([health] listen)\n"
 	    "  --user USER       drop to this user (and its group) once the sockets are bound\n"
 	    "                    ([server] user)\n"
 	    "  --check-config    check the configuration and the rule file, then exit\n"
@@ -424,6 +430,12 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_str(value, c->rules_path, sizeof c->rules_path, true, reason, rlen);
 	if (IS("rules", "watch"))
 		return cfg_bool(value, &c->rules_watch, reason, rlen);
+	if (IS("health", "listen"))
+		return cfg_admin(value, c->health_listen, sizeof c->health_listen, reason, rlen);
+	if (IS("server", "metrics_need_token"))
+		return cfg_bool(value, &c->metrics_need_token, reason, rlen);
+	if (IS("tls", "check_interval_s"))
+		return cfg_uint(value, 1, 86400, &c->tls_check_interval_s, reason, rlen);
 	if (IS("health", "ready_when_degraded"))
 		return cfg_bool(value, &c->ready_when_degraded, reason, rlen);
 #undef IS
@@ -588,7 +600,7 @@ enum {
 	OPT_CONFIG = 'c', OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_ADMIN = 'a',
 	OPT_RULES = 'r', OPT_FSYNC = 'f', OPT_WORKERS = 'w', OPT_HELP = 'h',
 	OPT_VERSION = 'V', OPT_CHECK = 256, OPT_SKEW, OPT_PAST_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
-	OPT_TLS_CA, OPT_TLS_CRL, OPT_TOKEN_FILE, OPT_USER, OPT_QUIET = 'q',
+	OPT_TLS_CA, OPT_TLS_CRL, OPT_TOKEN_FILE, OPT_USER, OPT_HEALTH_LISTEN, OPT_QUIET = 'q',
 };
 
 /* An error in or about the config file: file set (line when known). */
@@ -643,6 +655,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		{ "tls-crl",      required_argument, NULL, OPT_TLS_CRL },
 		{ "admin-token-file", required_argument, NULL, OPT_TOKEN_FILE },
 		{ "user",         required_argument, NULL, OPT_USER },
+		{ "health-listen", required_argument, NULL, OPT_HEALTH_LISTEN },
 		{ "check-config", no_argument,       NULL, OPT_CHECK },
 		{ "quiet",        no_argument,       NULL, OPT_QUIET },
 		{ "help",         no_argument,       NULL, OPT_HELP },
@@ -704,6 +717,8 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_TOKEN_FILE: section = "server"; key = "admin_token_file";
 			flag = "--admin-token-file"; break;
 		case OPT_USER:     section = "server"; key = "user"; flag = "--user"; break;
+		case OPT_HEALTH_LISTEN: section = "health"; key = "listen";
+			flag = "--health-listen"; break;
 		case '?':
 		default:
 			if (optopt != 0 && optopt < 256)
@@ -791,6 +806,16 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 	}
 	if (!cfg_tls_consistent(&c, reason, sizeof reason)) {
 		vigil_errinfo_set(reterr, "tls", "%s", reason);
+		return VIGIL_EINVAL;
+	}
+	if (strcmp(c.health_listen, "off") != 0 && strcmp(c.admin, "off") == 0) {
+		vigil_errinfo_set(reterr, "health.listen", "[health] listen is set but [server] admin "
+		    "is off: the probes' listener runs beside the admin endpoint");
+		return VIGIL_EINVAL;
+	}
+	if (strcmp(c.health_listen, "off") != 0 && strcmp(c.health_listen, c.admin) == 0) {
+		vigil_errinfo_set(reterr, "health.listen", "[health] listen %s is the admin address: "
+		    "the probes' listener needs an address of its own", c.health_listen);
 		return VIGIL_EINVAL;
 	}
 	if (quiet && action != SRV_CHECK_CONFIG) {

@@ -553,6 +553,9 @@ main_config_print(const srv_config *c)
 	printf("  admin_max_connections %u\n", c->admin_max_connections);
 	printf("  admin_token_file    %s\n", c->admin_token_file[0] ? c->admin_token_file :
 	    "(none)");
+	printf("  metrics_need_token  %s\n", c->metrics_need_token ? "true (/metrics needs the "
+	    "token)" : "false (/metrics is open like the probes)");
+	printf("  health listen       %s\n", c->health_listen);
 	printf("  ipc_group           %s\n", c->ipc_group[0] ? c->ipc_group : "(vigild's)");
 	printf("  user                %s\n", c->user[0] ? c->user : "(not switched)");
 	printf("  tls cert            %s\n", c->tls_cert[0] ? c->tls_cert : "(none)");
@@ -560,6 +563,7 @@ main_config_print(const srv_config *c)
 	printf("  tls ca              %s%s\n", c->tls_ca[0] ? c->tls_ca : "(none)",
 	    c->tls_ca[0] ? " (client certificates required)" : "");
 	printf("  tls crl             %s\n", c->tls_crl[0] ? c->tls_crl : "(none)");
+	printf("  tls check_interval_s %u\n", c->tls_check_interval_s);
 	printf("  data_dir            %s\n", c->data_dir);
 	printf("  fsync               %s\n", c->fsync == STORE_FSYNC_ALWAYS ? "always" :
 	    c->fsync == STORE_FSYNC_INTERVAL ? "interval" : "never");
@@ -662,7 +666,7 @@ main(int argc, char **argv)
 	srv_action action;
 	char errbuf[SRV_ERR_MAX], refresh_err[512] = "";
 	vigil_errinfo cfgerr;
-	uint64_t wd_usec = 0, last_wd = 0, last_refresh = 0, last_maint = 0;
+	uint64_t wd_usec = 0, last_wd = 0, last_refresh = 0, last_maint = 0, last_tls = 0;
 	int status = 1;
 	bool clean;
 	vigil_err rv;
@@ -727,6 +731,8 @@ main(int argc, char **argv)
 	}
 	main_warn_exposure(&s->cfg, NULL);
 	main_fd_budget(&s->cfg);
+	srv_tls_expiry_load(s);
+	srv_tls_expiry_check(s);
 
 	if (srv_rep_start(s, &rep, errbuf, sizeof errbuf) != VIGIL_OK) {
 		srv_log("%s", errbuf);
@@ -805,12 +811,14 @@ main(int argc, char **argv)
 			if (s->cfg.rules_watch)
 				main_watch_lists(s, &watch);
 			rv = srv_rep_tls_reload(rep, errbuf, sizeof errbuf);
-			if (rv == VIGIL_OK)
+			if (rv == VIGIL_OK) {
 				srv_log("tls: certificate %s, key %s%s%s%s%s reloaded (SIGHUP): new "
 				    "connections use them, open ones keep theirs", s->cfg.tls_cert,
 				    s->cfg.tls_key, s->cfg.tls_ca[0] ? ", ca " : "", s->cfg.tls_ca,
 				    s->cfg.tls_crl[0] ? ", crl " : "", s->cfg.tls_crl);
-			else if (rv != VIGIL_ENOTFOUND)
+				srv_tls_expiry_load(s);
+				srv_tls_expiry_check(s);
+			} else if (rv != VIGIL_ENOTFOUND)
 				srv_log("%s; the previous certificate, key and CA stay in use", errbuf);
 			if (s->cfg.admin_token_file[0] != '\0') {
 				if (srv_admin_token_load(s, errbuf, sizeof errbuf) == VIGIL_OK)
@@ -836,6 +844,10 @@ main(int argc, char **argv)
 		}
 		if (s->cfg.rules_watch)
 			main_watch_tick(s, &watch);
+		if (now - last_tls >= (uint64_t)s->cfg.tls_check_interval_s * 1000000u) {
+			last_tls = now;
+			srv_tls_expiry_check(s);
+		}
 		if (wd_usec != 0 && now - last_wd >= wd_usec / 2) {
 			last_wd = now;
 			srv_notify("WATCHDOG=1");

@@ -353,5 +353,15 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	    "and replies held, the peer not reading its replies");
 	evbuffer_add_printf(out, "vigil_connections_closed_total{listener=\"nng\"} %llu\n",
 	    (unsigned long long)atomic_load(&m->nng_conn_unread));
+	metrics_head(out, "vigil_tls_expiry_seconds", "gauge",
+	    "seconds until the loaded [tls] file stops working: cert and ca at the end of "
+	    "their validity, crl at its next update (negative: past it, clients are refused)");
+	for (int i = 0; i < SRV_TLS_COUNT_; i++) {
+		int64_t left;
+
+		if (srv_tls_expiry_left(s, (srv_tls_item)i, vigil_now_ms(), &left))
+			evbuffer_add_printf(out, "vigil_tls_expiry_seconds{file=\"%s\"} %lld\n",
+			    srv_tls_item_name((srv_tls_item)i), (long long)left);
+	}
 	srv_ruleset_release(rs);
 }

@@ -413,6 +413,10 @@ srv_ready(srv_server *s, char *why, size_t len)
 		    "false)", refused, dh.generation_error, serving);
 		goto out;
 	}
+	/* an expired certificate, CA or CRL refuses every mutual-TLS client:
+	 * not ready, whatever ready_when_degraded says (tls_expiry.c) */
+	if (srv_tls_expired(s, why, len))
+		goto out;
 	mref = srv_model_refused(s, merr, sizeof merr);
 	if (!s->cfg.ready_when_degraded && mref != 0) {
 		uint64_t mg = atomic_load(&s->model_generation);

@@ -48,6 +48,10 @@ typedef struct srv_config {
 	uint32_t    max_connections;     /* nng connections (pipes), all listeners */
 	uint32_t    admin_max_connections;
 	char        admin_token_file[SRV_PATH_MAX]; /* "" = no token */
+	bool        metrics_need_token;    /* /metrics answers only with the admin token */
+	char        health_listen[128];    /* [health] listen: the probes' own listener,
+	                                    * "host:port", "unix:/path" or "off" */
+	uint32_t    tls_check_interval_s;  /* [tls] check_interval_s: expiry check period */
 	char        tls_cert[SRV_PATH_MAX]; /* PEM; "" = none (tls+tcp:// needs it) */
 	char        tls_key[SRV_PATH_MAX];
 	char        tls_ca[SRV_PATH_MAX];   /* set: client certificates signed by it required */
@@ -206,11 +210,36 @@ typedef struct srv_server {
 	_Atomic uint64_t maint_failures;
 	_Atomic int64_t  maint_ok_ms;   /* last success, Unix ms; 0 = none yet */
 
+	/* the loaded TLS material's expiry (tls_expiry.c): Unix ms, 0 = none */
+	_Atomic int64_t  tls_end_ms[3];   /* by srv_tls_item */
+	uint8_t          tls_state[3];    /* main thread: last state logged */
+
 	/* the admin bearer token (admin.c): loaded at start, again on SIGHUP */
 	pthread_mutex_t  token_lock;
 	char             admin_token[256];
 	size_t           admin_token_len; /* 0 = no token configured */
 } srv_server;
+
+/* tls_expiry.c (docs/security.md, "TLS expiry") */
+typedef enum srv_tls_item {
+	SRV_TLS_CERT = 0, /* [tls] cert: the server's certificate */
+	SRV_TLS_CA,       /* [tls] ca: the clients' CA */
+	SRV_TLS_CRL,      /* [tls] crl: its next update */
+	SRV_TLS_COUNT_
+} srv_tls_item;
+
+const char *srv_tls_item_name(srv_tls_item i); /* "cert", "ca", "crl" */
+/* Reads the dates of the configured [tls] files (those nng was just given:
+ * start-up, a successful SIGHUP reload). An item not configured, or
+ * unreadable, has none. Never logs. */
+void srv_tls_expiry_load(srv_server *s);
+/* Main thread, every [tls] check_interval_s: logs each item whose state
+ * changed (warning: within 30 days, 7 for the CRL; error: past), once. */
+void srv_tls_expiry_check(srv_server *s);
+/* Seconds from now_ms to item i's date (negative: past); false without one. */
+bool srv_tls_expiry_left(srv_server *s, srv_tls_item i, int64_t now_ms, int64_t *ret_s);
+/* true when an item is past its date, with the one line for /readyz in why. */
+bool srv_tls_expired(srv_server *s, char *why, size_t len);
 
 /* reload.c */
 /* The current rule set with a reference held (NULL before the first load). */

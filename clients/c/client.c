@@ -47,6 +47,9 @@
 #define VC_MAX_ATTRS      64
 #define VC_MAX_REQUEST    65536   /* encoded request bytes */
 #define VC_PEM_MAX        (1u << 20)
+/* Attempts on one replica that timed out in a row, with no connection or
+ * one that never answered, before its dialer is replaced (vc_replica_stall) */
+#define VC_REDIAL_AFTER   3
 
 typedef enum vc_kind { VC_KIND_SCORE, VC_KIND_LABEL, VC_KIND_HEALTH } vc_kind;
 
@@ -59,6 +62,12 @@ typedef struct vc_replica {
 	bool          sock_open;
 	int           npipes;   /* live connections (0 or 1); under c->mtx */
 	vc_call      *inflight; /* calls with an attempt on this replica; under c->mtx */
+	/* the stall watch (vc_replica_stall); under c->mtx */
+	nng_dialer    dialer;
+	uint32_t      stalls;   /* attempts timed out in a row */
+	uint64_t      answers;  /* replies since the last connection was added */
+	bool          redialing;
+	uint64_t      redials;
 } vc_replica;
 
 struct vigil_client {
@@ -321,6 +330,7 @@ vc_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_lock(&c->mtx);
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		r->npipes++;
+		r->answers = 0;
 		pthread_cond_broadcast(&c->cv);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		if (r->npipes > 0)
@@ -457,10 +467,87 @@ out:
 	return err;
 }
 
+/* Starts r's dialer (in the background: it reconnects by itself). */
+static vigil_client_err
+vc_replica_dial(vigil_client *c, vc_replica *r, vigil_client_errinfo *reterr_info)
+{
+	nng_dialer d;
+	int        rv;
+
+	if (strncmp(r->url, "tls+", 4) == 0) {
+		vigil_client_err err = vc_tls_dialer(c, r, &d, reterr_info);
+
+		if (err != VIGIL_CLIENT_OK)
+			return err;
+		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+		if (rv != 0)
+			nng_dialer_close(d);
+	} else {
+		rv = nng_dial(r->sock, r->url, &d, NNG_FLAG_NONBLOCK);
+	}
+	if (rv != 0) {
+		vc_info_set(reterr_info, rv == NNG_ENOMEM ? VIGIL_CLIENT_ENOMEM :
+		    VIGIL_CLIENT_ETRANSPORT, NULL, "%s: %s", r->url, nng_strerror(rv));
+		return rv == NNG_ENOMEM ? VIGIL_CLIENT_ENOMEM : VIGIL_CLIENT_ETRANSPORT;
+	}
+	pthread_mutex_lock(&c->mtx);
+	r->dialer = d;
+	pthread_mutex_unlock(&c->mtx);
+	return VIGIL_CLIENT_OK;
+}
+
+/*
+ * The stall watch, after an attempt on r timed out (answered: false) or got
+ * a reply (true). nng 1.5.2 can leave a replica's dialer waiting forever on
+ * a connection that never completes its handshake: over ipc://, a vigild
+ * killed during connection setup again and again left the client's stream
+ * established to a peer that no longer existed, bytes unread, no pipe ever
+ * added and no redial (issue 28, row 0). A likely path, from nng's source:
+ * in 1.5.2 a handshake that fails with NNG_ECLOSED hands that code to the
+ * dialer, whose connect callback then takes "no further action" and never
+ * dials again (nng fixed the handshake's code after 1.5.2, commit 9248ed74,
+ * nng issue 1518). A peer that accepts and never speaks holds a replica
+ * for nng's 10 s negotiation timeout. After
+ * VC_REDIAL_AFTER timeouts in a row on a replica with no connection, or
+ * whose connection has not answered once since it was added, its dialer is
+ * closed (with whatever half-made pipe it holds) and a new one started. A
+ * connection that has answered is never dropped here: a slow vigild is not
+ * a dead one.
+ */
+static void
+vc_replica_stall(vigil_client *c, vc_replica *r, bool answered)
+{
+	vigil_client_errinfo info;
+	nng_dialer old;
+
+	pthread_mutex_lock(&c->mtx);
+	if (answered) {
+		r->stalls = 0;
+		r->answers++;
+		pthread_mutex_unlock(&c->mtx);
+		return;
+	}
+	if (++r->stalls < VC_REDIAL_AFTER || (r->npipes > 0 && r->answers > 0) ||
+	    r->redialing || c->closing) {
+		pthread_mutex_unlock(&c->mtx);
+		return;
+	}
+	r->stalls = 0;
+	r->redialing = true;
+	r->redials++;
+	old = r->dialer;
+	pthread_mutex_unlock(&c->mtx);
+	/* not under c->mtx: closing the dialer runs our pipe callback */
+	nng_dialer_close(old);
+	(void) vc_replica_dial(c, r, &info); /* failing, the next stall tries again */
+	pthread_mutex_lock(&c->mtx);
+	r->redialing = false;
+	pthread_mutex_unlock(&c->mtx);
+}
+
 static vigil_client_err
 vc_replica_open(vigil_client *c, vc_replica *r, vigil_client_errinfo *reterr_info)
 {
-	nng_dialer d;
 	int        rv;
 
 	rv = nng_req0_open(&r->sock);
@@ -481,18 +568,7 @@ vc_replica_open(vigil_client *c, vc_replica *r, vigil_client_errinfo *reterr_inf
 		rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, vc_pipe_cb, r);
 	if (rv != 0)
 		goto fail;
-	if (strncmp(r->url, "tls+", 4) == 0) {
-		vigil_client_err err = vc_tls_dialer(c, r, &d, reterr_info);
-
-		if (err != VIGIL_CLIENT_OK)
-			return err;
-		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-	} else {
-		rv = nng_dial(r->sock, r->url, &d, NNG_FLAG_NONBLOCK);
-	}
-	if (rv != 0)
-		goto fail;
-	return VIGIL_CLIENT_OK;
+	return vc_replica_dial(c, r, reterr_info);
 fail:
 	vc_info_set(reterr_info, rv == NNG_ENOMEM ? VIGIL_CLIENT_ENOMEM : VIGIL_CLIENT_ETRANSPORT,
 	    NULL, "%s: %s", r->url, nng_strerror(rv));
@@ -1391,10 +1467,12 @@ vc_call_aio_failed(vc_call *call, int rv)
 		/* our pipe callback cancelled it, or nng failed it first */
 		vc_call_fail(call, VIGIL_CLIENT_EUNREACHABLE, NULL, "connection lost");
 	} else if (rv == NNG_ETIMEDOUT && !up && !call->was_connected) {
+		vc_replica_stall(c, &c->reps[call->rep], false);
 		snprintf(detail, sizeof detail, "not connected within %d ms (is vigild running there?)",
 		    (int) call->timeout_ms);
 		vc_call_fail(call, VIGIL_CLIENT_EUNREACHABLE, NULL, detail);
 	} else if (rv == NNG_ETIMEDOUT) {
+		vc_replica_stall(c, &c->reps[call->rep], false);
 		snprintf(detail, sizeof detail, "no reply within %d ms", (int) call->timeout_ms);
 		vc_call_fail(call, VIGIL_CLIENT_ETIMEDOUT, NULL, detail);
 	} else {
@@ -1484,6 +1562,7 @@ vc_call_run(vc_call *call)
 				vc_call_aio_failed(call, rv);
 				break;
 			}
+			vc_replica_stall(c, &c->reps[call->rep], true);
 			msg = nng_aio_get_msg(call->aio);
 			nng_aio_set_msg(call->aio, NULL);
 			vc_call_decode(call, nng_msg_body(msg), nng_msg_len(msg));

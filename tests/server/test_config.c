@@ -191,6 +191,51 @@ test_exposure_keys(void **state)
 	assert_string_equal(err, "--admin-token-file: must not be empty");
 }
 
+/* Issue 28: [health] listen / --health-listen, [server] metrics_need_token,
+ * [tls] check_interval_s. */
+static void
+test_probe_and_expiry_keys(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[600];
+
+	(void)state;
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", NULL), VIGIL_OK);
+	assert_string_equal(c.health_listen, "off");
+	assert_false(c.metrics_need_token);
+	assert_int_equal(c.tls_check_interval_s, 60);
+	write_ini("[server]\nmetrics_need_token = true\n[health]\nlisten = 127.0.0.1:9467\n"
+	    "[tls]\ncheck_interval_s = 5\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_string_equal(c.health_listen, "127.0.0.1:9467");
+	assert_true(c.metrics_need_token);
+	assert_int_equal(c.tls_check_interval_s, 5);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, "--health-listen",
+	    "unix:/run/vigil/health.sock", NULL), VIGIL_OK);
+	assert_string_equal(c.health_listen, "unix:/run/vigil/health.sock");
+	unlink(ini_path);
+
+	write_ini("[tls]\ncheck_interval_s = 0\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: check_interval_s: 0 is outside [1, 86400]",
+	    ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--health-listen",
+	    "9467", NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "--health-listen: \"9467\" is not HOST:PORT (port 1-65535, no "
+	    "scheme: 127.0.0.1:9466), unix:/PATH or \"off\"");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--health-listen",
+	    "127.0.0.1:9466", NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "[health] listen 127.0.0.1:9466 is the admin address: the "
+	    "probes' listener needs an address of its own");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--admin", "off",
+	    "--health-listen", "127.0.0.1:9467", NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "[health] listen is set but [server] admin is off: the probes' "
+	    "listener runs beside the admin endpoint");
+}
+
 /* [server] max_future_skew_ms and --max-future-skew: the clock-skew guard. */
 static void
 test_max_future_skew(void **state)
@@ -607,6 +652,7 @@ main(void)
 		cmocka_unit_test(test_listen_urls),
 		cmocka_unit_test(test_tls_settings),
 		cmocka_unit_test(test_exposure_keys),
+		cmocka_unit_test(test_probe_and_expiry_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

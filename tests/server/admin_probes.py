@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""tests/server/admin_probes.py - the admin endpoint's second hardening
+round (issue 28, rows 6 and 11), on a real vigild:
+
+* a FIFO as admin_token_file: --check-config refuses it in one line
+  instead of waiting for a writer, and so does a SIGHUP reload (the main
+  thread goes on; the previous token stays);
+* [server] metrics_need_token: /metrics without the token is 401, with it
+  200;
+* refused authentications are logged with the peer's address, one line a
+  second at most, the next line counting those not logged;
+* [health] listen: with 300 slow connections holding the admin port (its
+  256 slots taken, the rest queued), the probes' own listener still
+  answers /readyz, /healthz and /livez, without a token, and nothing else.
+
+Usage: admin_probes.py (VIGIL_BUILD_ROOT and VIGIL_SOURCE_ROOT set by meson).
+"""
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+B = os.environ["VIGIL_BUILD_ROOT"]
+S = os.environ["VIGIL_SOURCE_ROOT"]
+VIGILD = os.path.join(B, "server", "vigild")
+RULES = os.path.join(S, "tests", "server", "rules", "velocity.rules")
+TOKEN = "0123456789abcdef0123456789abcdef"
+SLOW = 300
+
+
+def fail(msg, log=None):
+    print("admin_probes: " + msg, file=sys.stderr)
+    if log is not None and os.path.exists(log):
+        with open(log, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                print("  vigild.log: " + line.rstrip(), file=sys.stderr)
+    sys.exit(1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path, token=None, method="GET"):
+    """(status, body) of one request on a new connection."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    c.request(method, path, headers=headers)
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    return r.status, body
+
+
+def wait_log(log, pattern, proc, what):
+    """Waits (30 s at most) for a line of log matching pattern."""
+    for _ in range(300):
+        with open(log, encoding="utf-8", errors="replace") as f:
+            if re.search(pattern, f.read(), re.M):
+                return
+        if proc is not None and proc.poll() is not None:
+            fail("vigild exited before " + what, log)
+        time.sleep(0.1)
+    fail("no " + what + " after 30 s", log)
+
+
+def log_count(log, pattern):
+    with open(log, encoding="utf-8", errors="replace") as f:
+        return len(re.findall(pattern, f.read(), re.M))
+
+
+def check_config_fifo(d):
+    fifo = os.path.join(d, "token.fifo")
+    os.mkfifo(fifo, 0o600)
+    try:
+        r = subprocess.run([VIGILD, "--check-config", "--quiet", "--rules", RULES,
+                            "--data", os.path.join(d, "data"), "--listen",
+                            "ipc://" + os.path.join(d, "cc.sock"),
+                            "--admin-token-file", fifo],
+                           capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        fail("--check-config with a FIFO as the token file still runs after 30 s")
+    want = "vigild: admin_token_file %s: not a regular file" % fifo
+    if r.returncode != 2 or want not in r.stderr:
+        fail("--check-config with a FIFO: exit %d, %r" % (r.returncode, r.stderr))
+
+
+def slow_connections(port, n):
+    """n connections that each send part of a request and stop."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        socks.append(s)
+    for s in socks:
+        try:
+            s.send(b"GET /readyz HTTP/1.1\r\nHost: vigild\r\n")
+        except OSError:
+            pass  # still in the accept queue: it holds a place there
+    return socks
+
+
+def main():
+    d = tempfile.mkdtemp(prefix="vigil-admin_probes-")
+    log = os.path.join(d, "vigild.log")
+    proc = None
+    try:
+        check_config_fifo(d)
+
+        token = os.path.join(d, "token")
+        with open(token, "w", encoding="ascii") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(token, 0o600)
+        aport, hport = free_port(), free_port()
+        ini = os.path.join(d, "vigild.ini")
+        with open(ini, "w", encoding="ascii") as f:
+            f.write("[server]\nmetrics_need_token = true\n[health]\nlisten = 127.0.0.1:%d\n"
+                    % hport)
+        with open(log, "w", encoding="ascii") as err:
+            proc = subprocess.Popen([VIGILD, "--config", ini, "--rules", RULES, "--data",
+                                     os.path.join(d, "data"), "--listen",
+                                     "ipc://" + os.path.join(d, "vigild.sock"), "--admin",
+                                     "127.0.0.1:%d" % aport, "--admin-token-file", token],
+                                    stderr=err)
+        wait_log(log, r"^vigild: ready$", proc, "readiness")
+
+        # /metrics behind the token
+        st, body = get(aport, "/metrics")
+        if st != 401:
+            fail("/metrics without the token: %d %s" % (st, body), log)
+        st, body = get(aport, "/metrics", TOKEN)
+        if st != 200 or "vigil_rule_hits_total" not in body:
+            fail("/metrics with the token: %d" % st, log)
+
+        # refused authentications: logged with the address, at most one a second,
+        # each line counting those refused since the line before: every refusal
+        # is accounted for once the last one is logged
+        n = 100
+        c = http.client.HTTPConnection("127.0.0.1", aport, timeout=30)
+        for _ in range(n):
+            c.request("GET", "/v1/rules", headers={"Authorization": "Bearer wrong-token-x"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 401:
+                fail("/v1/rules with a wrong token: %d" % r.status, log)
+        c.close()
+        time.sleep(1.1)  # the next second: the next refusal is logged
+        get(aport, "/v1/rules", "wrong-token-x")
+        last = (r"^vigild: admin: 401 for /v1/rules from 127\.0\.0\.1:\d+: wrong bearer token"
+                r" \((\d+) more refused since the last such line; at most one a second\)$")
+        wait_log(log, last, proc, "line counting the refusals not logged")
+        with open(log, encoding="utf-8", errors="replace") as f:
+            lines = [ln for ln in f.read().splitlines() if ln.startswith("vigild: admin: 40")]
+        if not re.match(r"^vigild: admin: 401 for /metrics from 127\.0\.0\.1:\d+: no bearer "
+                        r"token$", lines[0]):
+            fail("the first refusal is not logged with its address: %r" % lines[0], log)
+        total = sum(1 + int(m.group(1)) if m else 1
+                    for m in (re.search(r"\((\d+) more refused", ln) for ln in lines))
+        if total != n + 2:
+            fail("%d refusals accounted for in the log, %d made" % (total, n + 2), log)
+        if len(lines) >= n + 2:
+            fail("%d refusals logged in %d lines: not rate-limited" % (n + 2, len(lines)), log)
+
+        # the probes' own listener, while slow clients hold the admin port
+        socks = slow_connections(aport, SLOW)
+        try:
+            for path, key in (("/readyz", '"ready":true'), ("/healthz", '"server_version"'),
+                              ("/livez", '"alive":true')):
+                st, body = get(hport, path)
+                if st != 200 or key not in body:
+                    fail("health listener %s with %d slow admin connections: %d %s"
+                         % (path, SLOW, st, body), log)
+            for path, method, want in (("/metrics", "GET", 404), ("/v1/rules", "GET", 404),
+                                       ("/v1/score", "POST", 404), ("/readyz", "POST", 405)):
+                st, body = get(hport, path, TOKEN, method)
+                if st != want:
+                    fail("health listener %s %s: %d, expected %d" % (method, path, st, want),
+                         log)
+        finally:
+            for s in socks:
+                s.close()
+
+        # SIGHUP with a FIFO in the token file's place: refused, main thread goes on
+        os.rename(token, token + ".old")
+        os.mkfifo(token, 0o600)
+        proc.send_signal(signal.SIGHUP)
+        wait_log(log, r"admin_token_file %s: not a regular file.*; the previous token stays "
+                 r"in use" % re.escape(token), proc, "refusal of the FIFO on SIGHUP")
+        st, _ = get(aport, "/metrics", TOKEN)
+        if st != 200:
+            fail("the previous token no longer works after the refused reload: %d" % st, log)
+        proc.send_signal(signal.SIGTERM)
+        if proc.wait(timeout=60) != 0:
+            fail("vigild exited with status %d" % proc.returncode, log)
+        proc = None
+        print("admin_probes: ok")
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
