@@ -97,7 +97,7 @@ vt_wait_log "vigild: tls: error: \[tls\] crl $P/current-crl.pem: past its next u
 # what /readyz says is so: a valid client is refused (mbedTLS compares whole
 # seconds and calls a list out of date one second after vigild does)
 i=0
-until health 2>&1 | grep -q '"error":"EUNREACHABLE"'; do
+until health 2>&1 | grep -q '"client_error":"EUNREACHABLE"'; do
 	i=$((i + 1))
 	[ "$i" -lt 10 ] || fail "a valid client still scores 10 tries after the CRL's next update"
 	sleep 0.5
