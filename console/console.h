@@ -61,7 +61,8 @@ typedef struct con_auth {
  * "NAME ROLE sha256:HEX" (64 hex digits, the SHA-256 of the token);
  * '#' comments and blank lines ignored. A plain token must be at least 16
  * bytes. VIGIL_EINVAL/VIGIL_ETOOBIG with errbuf "FILE:LINE: reason";
- * VIGIL_ENOTFOUND/VIGIL_EIO if it cannot be read.
+ * VIGIL_ENOTFOUND/VIGIL_EIO if it cannot be read; VIGIL_EINVAL if it is not
+ * a regular file or other users may read or write it (vigil_secret_open).
  */
 vigil_err con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen);
 /* The user whose token this is, or NULL. Compares the SHA-256 of token

@@ -303,6 +303,7 @@ setup(void **state_)
 		fprintf(f, "%s\n", hex);
 	}
 	fclose(f);
+	chmod(tokens, 0600); /* the console refuses a tokens file others can read */
 	/* vigild also listens on tls+tcp:// with client certificates required */
 	snprintf(pki, sizeof pki, "%s/pki", tmp);
 	mkdir(pki, 0700);
@@ -997,6 +998,7 @@ tokens_write(const char *text)
 	assert_non_null(f);
 	fputs(text, f);
 	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(t, 0600), 0);
 	assert_int_equal(rename(t, tokens), 0);
 }
 

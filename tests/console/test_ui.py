@@ -117,6 +117,7 @@ def run(build, src, shots, tmp, procs):
     tokens = os.path.join(tmp, "tokens")
     with open(tokens, "w") as f:
         f.write(f"rita admin {TOKEN}\n")
+    os.chmod(tokens, 0o600)  # the console refuses a tokens file others can read
     # vigild's admin endpoint is on loopback without a token file (it serves
     # everything there); the console sends this one anyway
     vtoken = os.path.join(tmp, "vigild.token")
