@@ -3,7 +3,10 @@
  * console/http.c - vigil-console's HTTP side (libevent evhttp, one thread):
  * the web UI's files, Debian's Chart.js, and the JSON API under /api/,
  * where every request needs "Authorization: Bearer TOKEN" (401 without a
- * valid one) and a role at least the route's (403). Errors are JSON:
+ * valid one) and a role at least the route's (403); on a client-certificate
+ * session a cross-site request is refused (403), and every POST must say
+ * "Content-Type: application/json" (415). Refused authentications are
+ * logged with the client's address. Errors are JSON:
  * {"error": "...", "field": "..."}. Routes and formats: docs/console.md.
  *
  * Connections are capped by common/evconn.h (DESIGN.md contract 8): at
@@ -223,6 +226,85 @@ http_auth(con_app *app, struct evhttp_request *req)
 	return con_auth_check(&app->auth, h, strlen(h));
 }
 
+/* The client's address, for the log ("?" if unknown). */
+static const char *
+http_peer(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	return addr != NULL && addr[0] != '\0' ? addr : "?";
+}
+
+/*
+ * A refused authentication, logged with the address it came from: at most
+ * one line a second, with the count of those not logged since (a client
+ * trying tokens must not fill the disk with the log).
+ */
+static void
+http_log_refused(struct evhttp_request *req, const char *path, const char *why)
+{
+	static int64_t last_ms;
+	static uint64_t quiet;
+	int64_t now = vigil_mono_ns() / 1000000;
+
+	if (last_ms != 0 && now - last_ms < 1000) {
+		quiet++;
+		return;
+	}
+	fprintf(stderr, "vigil-console: refused %s from %s: %s (%llu more not logged in the last "
+	    "second)\n", path, http_peer(req), why, (unsigned long long)quiet);
+	last_ms = now;
+	quiet = 0;
+}
+
+/*
+ * A browser attaches a client certificate to every request to this origin,
+ * whichever page makes it: on a certificate session a request another site's
+ * page made would act as the analyst. Refused: a Sec-Fetch-Site other than
+ * same-origin or none (typed in the address bar), and an Origin that is not
+ * this server's own ("https://" and the Host header). A bearer token is not
+ * sent by a browser on its own, so token sessions need neither.
+ */
+static bool
+http_cross_site(struct evhttp_request *req, char *why, size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *site = evhttp_find_header(h, "Sec-Fetch-Site");
+	const char *origin = evhttp_find_header(h, "Origin");
+	const char *host = evhttp_find_header(h, "Host");
+	char self[300];
+
+	if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) {
+		snprintf(why, len, "Sec-Fetch-Site: %.64s", site);
+		return true;
+	}
+	if (origin == NULL)
+		return false;
+	snprintf(self, sizeof self, "https://%.256s", host != NULL ? host : "");
+	if (host == NULL || strcasecmp(origin, self) != 0) {
+		snprintf(why, len, "Origin: %.200s", origin);
+		return true;
+	}
+	return false;
+}
+
+/* A POST's body must be declared JSON: a page of another site can send
+ * text/plain or a form without asking first, never application/json. */
+static bool
+http_json_type(struct evhttp_request *req)
+{
+	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	size_t n = strlen("application/json");
+
+	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
 static bool
 http_need(struct evhttp_request *req, const con_user *u, con_role role)
 {
@@ -275,10 +357,23 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 	bool post = cmd == EVHTTP_REQ_POST;
 	char id[VIGIL_ID_MAX + 1], action[32];
 
+	char why[300];
+
 	if (u == NULL) {
+		http_log_refused(req, path, "401 missing or unknown token or certificate");
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		    "Bearer realm=\"vigil-console\"");
 		con_send_error(req, 401, NULL, "missing or unknown token (Authorization: Bearer TOKEN)");
+		return;
+	}
+	if (u->by_cert && http_cross_site(req, why, sizeof why)) {
+		http_log_refused(req, path, "403 cross-site request on a certificate session");
+		con_send_error(req, 403, NULL, "cross-site request refused (%s): a client certificate "
+		    "acts only for this console's own pages", why);
+		return;
+	}
+	if (post && !http_json_type(req)) {
+		con_send_error(req, 415, NULL, "a POST needs \"Content-Type: application/json\"");
 		return;
 	}
 	if (strcmp(path, "/api/me") == 0 && get) {

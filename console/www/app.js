@@ -36,10 +36,10 @@ let byCert = false;
 
 async function api(method, path, body) {
   const opts = { method, headers: token() ? { Authorization: 'Bearer ' + token() } : {} };
-  if (body !== undefined) {
-    opts.headers['Content-Type'] = 'application/json';
-    opts.body = JSON.stringify(body);
-  }
+  // every POST says JSON, with a body or without: the console refuses any
+  // other (a page of another site cannot send this type without asking)
+  if (method === 'POST') opts.headers['Content-Type'] = 'application/json';
+  if (body !== undefined) opts.body = JSON.stringify(body);
   const r = await fetch(path, opts);
   let data = null;
   try { data = await r.json(); } catch (e) { data = { error: r.statusText }; }
