@@ -359,14 +359,23 @@ con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, cons
 
 /* ---- POST /api/cases/ID/{claim,unclaim,label,block} ---- */
 
+/* A claim as the audit log records it; null for none (who ""). */
+static json_t *
+api_claim_json(const con_claim *cl)
+{
+	if (cl->who[0] == '\0')
+		return json_null();
+	return json_pack("{s:s, s:o}", "who", cl->who, "until", api_time(cl->until_ms));
+}
+
 static void
 api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
 {
-	con_claim cl;
+	con_claim cl, prev;
 	vigil_err rv;
 
 	rv = con_index_claim(app->ix, c->txn_id, who->name, vigil_now_ms(),
-	    (int64_t)app->o.claim_minutes * 60000, &cl);
+	    (int64_t)app->o.claim_minutes * 60000, &cl, &prev);
 	if (rv == VIGIL_EBUSY) {
 		json_t *o = json_pack("{s:s, s:s, s:o}", "error", "claimed by another analyst",
 		    "claimed_by", cl.who, "until", api_time(cl.until_ms));
@@ -377,8 +386,8 @@ api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		con_send_error(req, 500, NULL, "claim: %s", vigil_strerror(rv));
 		return;
 	}
-	if (con_audit_write(app->audit, who, "claim", c->txn_id, NULL,
-	    json_pack("{s:s, s:o}", "who", cl.who, "until", api_time(cl.until_ms))) != VIGIL_OK) {
+	if (con_audit_write(app->audit, who, "claim", c->txn_id, api_claim_json(&prev),
+	    api_claim_json(&cl)) != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "claimed, but the audit log could not be written");
 		return;
 	}
@@ -434,7 +443,7 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		return;
 	}
 	rv = con_index_case_label(app->ix, c->txn_id, fraud, source, now);
-	(void)con_index_unclaim(app->ix, c->txn_id, who->name);
+	(void)con_index_unclaim(app->ix, c->txn_id, who->name, now, false, NULL);
 	if (con_audit_write(app->audit, who, "label", c->txn_id,
 	    json_pack("{s:o}", "label", api_label_json(c->label)),
 	    json_pack("{s:s, s:s}", "label", fraud ? "fraud" : "legit", "source", source)) != VIGIL_OK) {
@@ -483,17 +492,28 @@ con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *wh
 	if (strcmp(action, "claim") == 0) {
 		api_claim(app, req, who, &c);
 	} else if (strcmp(action, "unclaim") == 0) {
-		vigil_err rv = con_index_unclaim(app->ix, c.txn_id, who->name);
+		/* only its holder releases a claim, or an admin */
+		con_claim prev;
+		vigil_err rv = con_index_unclaim(app->ix, c.txn_id, who->name, vigil_now_ms(),
+		    who->role >= CON_ROLE_ADMIN, &prev);
+		if (rv == VIGIL_EBUSY) {
+			con_send_json(req, 409, json_pack("{s:s, s:s, s:o}", "error", "claimed by "
+			    "another analyst: only they or an admin can release it", "claimed_by",
+			    prev.who, "until", api_time(prev.until_ms)));
+			return;
+		}
 		if (rv != VIGIL_OK) {
 			con_send_error(req, 500, NULL, "unclaim: %s", vigil_strerror(rv));
 			return;
 		}
-		if (con_audit_write(app->audit, who, "unclaim", c.txn_id, NULL, NULL) != VIGIL_OK) {
+		if (con_audit_write(app->audit, who, "unclaim", c.txn_id, api_claim_json(&prev),
+		    json_null()) != VIGIL_OK) {
 			con_send_error(req, 500, NULL, "released, but the audit log could not be "
 			    "written");
 			return;
 		}
-		con_send_json(req, 200, json_pack("{s:s}", "txn_id", c.txn_id));
+		con_send_json(req, 200, json_pack("{s:s, s:b}", "txn_id", c.txn_id, "released",
+		    prev.who[0] != '\0'));
 	} else if (strcmp(action, "label") == 0) {
 		api_label(app, req, who, &c);
 	} else {

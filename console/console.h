@@ -237,11 +237,17 @@ typedef struct con_claim {
 	char    who[CON_NAME_MAX + 1];
 	int64_t until_ms;
 } con_claim;
-/* VIGIL_OK: claimed (or renewed) by who; VIGIL_EBUSY: *ret_claim is the
- * other analyst's live claim. */
+/* VIGIL_OK: claimed (or renewed) by who, *ret_claim the new claim and
+ * *ret_prev the live claim it replaced (who's own: a renewal; who[0] '\0':
+ * none). VIGIL_EBUSY: *ret_claim is the other analyst's live claim. */
 vigil_err con_index_claim(con_index *ix, const char *txn_id, const char *who, int64_t now_ms,
-    int64_t ttl_ms, con_claim *ret_claim);
-vigil_err con_index_unclaim(con_index *ix, const char *txn_id, const char *who);
+    int64_t ttl_ms, con_claim *ret_claim, con_claim *ret_prev);
+/* Releases the live claim on txn_id if who holds it, or anyone's if any (an
+ * admin). VIGIL_OK: *ret_prev (may be NULL) is the claim released, who[0]
+ * '\0' if there was none live. VIGIL_EBUSY: another analyst holds it,
+ * *ret_prev is that claim, nothing changed. */
+vigil_err con_index_unclaim(con_index *ix, const char *txn_id, const char *who, int64_t now_ms,
+    bool any, con_claim *ret_prev);
 /* VIGIL_ENOTFOUND when nobody holds a live claim. */
 vigil_err con_index_claim_get(con_index *ix, const char *txn_id, int64_t now_ms,
     con_claim *ret_claim);

@@ -457,10 +457,25 @@ test_case_view(void **s)
 	json_decref(http_ok("GET", "/api/cases/nope", ALICE, NULL, 404));
 }
 
+/* The newest entry of the audit log (GET /api/audit), to json_decref. */
+static json_t *
+audit_newest(void)
+{
+	json_t *o = http_ok("GET", "/api/audit", ADAM, NULL, 200);
+	json_t *e = json_incref(json_array_get(json_object_get(o, "entries"), 0));
+
+	json_decref(o);
+	assert_non_null(e);
+	return e;
+}
+
+/* Claims: a conflict is 409; only the holder or an admin releases a claim
+ * (409 otherwise); the audit log records each claim's before and after
+ * exactly, a renewal included. */
 static void
 test_claim_conflict(void **s)
 {
-	json_t *o;
+	json_t *o, *e;
 
 	(void)s;
 	o = http_ok("POST", "/api/cases/t2/claim", ALICE, NULL, 200);
@@ -477,6 +492,55 @@ test_claim_conflict(void **s)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(
 	    json_object_get(o, "items"), 0), "claim"), "who")), "alice");
 	json_decref(o);
+
+	/* bob cannot release alice's claim: 409 naming her, nothing audited */
+	o = http_ok("POST", "/api/cases/t2/unclaim", BOB, NULL, 409);
+	assert_string_equal(json_string_value(json_object_get(o, "claimed_by")), "alice");
+	json_decref(o);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "claim");
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
+	assert_true(json_is_null(json_object_get(e, "before")));
+	json_decref(e);
+	o = http_ok("GET", "/api/cases/t2", BOB, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "claim"), "who")),
+	    "alice");
+	json_decref(o);
+	/* alice renews: the audit has her claim before and after */
+	json_decref(http_ok("POST", "/api/cases/t2/claim", ALICE, NULL, 200));
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "claim");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"), "who")),
+	    "alice");
+	assert_non_null(json_object_get(json_object_get(e, "before"), "until"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"), "who")),
+	    "alice");
+	json_decref(e);
+	/* an admin may release it: before is alice's claim, after null */
+	o = http_ok("POST", "/api/cases/t2/unclaim", ADAM, NULL, 200);
+	assert_true(json_is_true(json_object_get(o, "released")));
+	json_decref(o);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "unclaim");
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "adam");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"), "who")),
+	    "alice");
+	assert_true(json_is_null(json_object_get(e, "after")));
+	json_decref(e);
+	/* nothing left to release: 200, released false, before null */
+	o = http_ok("POST", "/api/cases/t2/unclaim", BOB, NULL, 200);
+	assert_true(json_is_false(json_object_get(o, "released")));
+	json_decref(o);
+	e = audit_newest();
+	assert_true(json_is_null(json_object_get(e, "before")));
+	json_decref(e);
+	/* alice claims it again (a new claim: before null) */
+	json_decref(http_ok("POST", "/api/cases/t2/claim", ALICE, NULL, 200));
+	e = audit_newest();
+	assert_true(json_is_null(json_object_get(e, "before")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"), "who")),
+	    "alice");
+	json_decref(e);
 }
 
 /* The label record with this txn_id in the archive, or -1. */
