@@ -279,6 +279,8 @@ typedef struct con_opts {
 	uint32_t    map_gib;
 	uint32_t    keep_days;
 	uint32_t    max_connections;
+	uint32_t    max_per_addr;      /* connections from one address; 0: no cap */
+	uint32_t    request_timeout_s; /* to complete a request */
 	bool        quiet;
 } con_opts;
 

@@ -10,8 +10,10 @@
  * {"error": "...", "field": "..."}. Routes and formats: docs/console.md.
  *
  * Connections are capped by common/evconn.h (DESIGN.md contract 8): at
- * --max-connections the listener stops accepting until one closes, and a
- * connection stops reading at CON_CONN_BUFFER bytes of unparsed input. A
+ * --max-connections the listener stops accepting until one closes, one
+ * address may hold --max-connections-per-address of them, a request must be
+ * complete within --request-timeout, and a connection stops reading at
+ * CON_CONN_BUFFER bytes of unparsed input. A
  * back-test hooks its own close callback there (rules.c). With --https-cert
  * each connection's bufferevent is an OpenSSL one (libevent_openssl),
  * accepting TLS before evhttp reads a byte.
@@ -240,12 +242,13 @@ http_peer(struct evhttp_request *req)
 }
 
 /*
- * A refused authentication, logged with the address it came from: at most
- * one line a second, with the count of those not logged since (a client
- * trying tokens must not fill the disk with the log).
+ * A refusal (an authentication, a connection over the per-address cap),
+ * logged with the address it came from: at most one line a second, with
+ * the count of those not logged since (a client trying tokens or opening
+ * connections must not fill the disk with the log).
  */
 static void
-http_log_refused(struct evhttp_request *req, const char *path, const char *why)
+http_log_refused(const char *what, const char *addr, const char *why)
 {
 	static int64_t last_ms;
 	static uint64_t quiet;
@@ -256,9 +259,20 @@ http_log_refused(struct evhttp_request *req, const char *path, const char *why)
 		return;
 	}
 	fprintf(stderr, "vigil-console: refused %s from %s: %s (%llu more not logged in the last "
-	    "second)\n", path, http_peer(req), why, (unsigned long long)quiet);
+	    "second)\n", what, addr, why, (unsigned long long)quiet);
 	last_ms = now;
 	quiet = 0;
+}
+
+static void
+http_conn_addr_cap(void *arg, const char *addr)
+{
+	con_app *app = arg;
+	char why[96];
+
+	snprintf(why, sizeof why, "%u connections from one address already open "
+	    "(--max-connections-per-address)", app->o.max_per_addr);
+	http_log_refused("a connection", addr, why);
 }
 
 /*
@@ -360,14 +374,14 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 	char why[300];
 
 	if (u == NULL) {
-		http_log_refused(req, path, "401 missing or unknown token or certificate");
+		http_log_refused(path, http_peer(req), "401 missing or unknown token or certificate");
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		    "Bearer realm=\"vigil-console\"");
 		con_send_error(req, 401, NULL, "missing or unknown token (Authorization: Bearer TOKEN)");
 		return;
 	}
 	if (u->by_cert && http_cross_site(req, why, sizeof why)) {
-		http_log_refused(req, path, "403 cross-site request on a certificate session");
+		http_log_refused(path, http_peer(req), "403 cross-site request on a certificate session");
 		con_send_error(req, 403, NULL, "cross-site request refused (%s): a client certificate "
 		    "acts only for this console's own pages", why);
 		return;
@@ -433,6 +447,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
+	vigil_evconn_seen(app->conns, req); /* the next request's deadline starts */
 	if (path == NULL)
 		path = "/";
 	if (strncmp(path, "/api/", 5) == 0) {
@@ -490,8 +505,10 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	}
 	evhttp_set_max_body_size(app->http, CON_BODY_MAX + 1);
 	evhttp_set_max_headers_size(app->http, 16384);
-	/* idle and slow clients are dropped after a minute; a back-test's
-	 * connection gets longer while vigil-replay runs (rules.c) */
+	/* a request must be complete --request-timeout seconds after the
+	 * connection opened or its previous request (evconn.h: idle and slow
+	 * clients alike); this one is evhttp's limit on a silent socket while a
+	 * reply is written; a back-test's connection gets longer (rules.c) */
 	evhttp_set_timeout(app->http, 60);
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_gencb(app->http, http_dispatch, app);
@@ -503,6 +520,10 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	}
 	o.max_conns = app->o.max_connections;
 	o.max_input = CON_CONN_BUFFER;
+	o.idle_s = app->o.request_timeout_s;
+	o.max_per_addr = app->o.max_per_addr;
+	o.on_addr_cap = http_conn_addr_cap;
+	o.arg = app;
 	if (app->ssl != NULL) {
 		o.bev_new = vigil_evconn_ssl_bev;
 		o.bev_arg = app->ssl;

@@ -65,6 +65,10 @@ usage(FILE *out)
 	    "  --map-gib N         LMDB map size of the index (default 64)\n"
 	    "  --keep-days N       per-transaction rule hits kept this long for late labels (default 180)\n"
 	    "  --max-connections N HTTP connections at once (default 128; more wait to be accepted)\n"
+	    "  --max-connections-per-address N  of them from one IP address (default 32; more\n"
+	    "                      are closed at once; 0: no cap)\n"
+	    "  --request-timeout S a request must be complete S seconds after its connection\n"
+	    "                      opened or its previous request (default 10; idle or slow)\n"
 	    "  -q, --quiet         no start-up line\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n"
@@ -107,7 +111,8 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
 enum { OPT_TOKENS = 256, OPT_STATE, OPT_WWW,
 	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN, OPT_VADMIN,
-	OPT_VADMIN_TOKEN, OPT_HTTPS_CERT, OPT_HTTPS_KEY, OPT_HTTPS_CA };
+	OPT_VADMIN_TOKEN, OPT_HTTPS_CERT, OPT_HTTPS_KEY, OPT_HTTPS_CA, OPT_MAXPERADDR,
+	OPT_REQTIMEOUT };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
@@ -125,6 +130,8 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "map-gib", required_argument, NULL, OPT_MAP },
 		{ "keep-days", required_argument, NULL, OPT_KEEP },
 		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
+		{ "max-connections-per-address", required_argument, NULL, OPT_MAXPERADDR },
+		{ "request-timeout", required_argument, NULL, OPT_REQTIMEOUT },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
@@ -149,6 +156,8 @@ parse_args(int argc, char **argv, con_opts *o)
 	o->map_gib = 64;
 	o->keep_days = 180;
 	o->max_connections = 128;
+	o->max_per_addr = 32;
+	o->request_timeout_s = 10;
 	opterr = 0;
 	/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
 	while ((c = getopt_long(argc, argv, "d:l:r:s:qhV", lo, NULL)) != -1) {
@@ -166,6 +175,14 @@ parse_args(int argc, char **argv, con_opts *o)
 		case OPT_MAXCONN:
 			if (!parse_u32(optarg, 1, 100000, &o->max_connections))
 				return usage_error("--max-connections %s: 1-100000", optarg);
+			break;
+		case OPT_MAXPERADDR:
+			if (!parse_u32(optarg, 0, 100000, &o->max_per_addr))
+				return usage_error("--max-connections-per-address %s: 0-100000", optarg);
+			break;
+		case OPT_REQTIMEOUT:
+			if (!parse_u32(optarg, 1, 3600, &o->request_timeout_s))
+				return usage_error("--request-timeout %s: 1-3600", optarg);
 			break;
 		case OPT_TLS_CERT: o->tls_cert = optarg; break;
 		case OPT_TLS_KEY: o->tls_key = optarg; break;

@@ -844,10 +844,12 @@ bt_reply(con_backtest *bt, int code, json_t *o)
 {
 	if (bt->conn != NULL)
 		(void)vigil_evconn_on_close(bt->app->conns, bt->conn, NULL, NULL);
-	if (bt->req != NULL)
+	if (bt->req != NULL) {
+		vigil_evconn_seen(bt->app->conns, bt->req); /* its deadline runs again */
 		con_send_json(bt->req, code, o);
-	else
+	} else {
 		json_decref(o);
+	}
 	bt->req = NULL;
 	bt->conn = NULL;
 }
@@ -1222,6 +1224,7 @@ con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user 
 	bt->conn = evhttp_request_get_connection(req);
 	if (bt->conn != NULL) {
 		(void)vigil_evconn_on_close(app->conns, bt->conn, bt_conn_closed, bt);
+		vigil_evconn_hold(app->conns, req); /* answered when the replays end */
 		evhttp_connection_set_timeout(bt->conn, BT_TIMEOUT_S + 60);
 	}
 	bt->timer = evtimer_new(app->base, bt_timeout, app);
