@@ -281,6 +281,8 @@ typedef struct con_opts {
 	uint32_t    max_connections;
 	uint32_t    max_per_addr;      /* connections from one address; 0: no cap */
 	uint32_t    request_timeout_s; /* to complete a request */
+	uint32_t    backtest_disk_mib;    /* a back-test's STATE/tmp directory, at most */
+	uint32_t    backtest_reserve_mib; /* free space a back-test leaves on STATE's filesystem */
 	bool        quiet;
 } con_opts;
 

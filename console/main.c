@@ -69,6 +69,10 @@ usage(FILE *out)
 	    "                      are closed at once; 0: no cap)\n"
 	    "  --request-timeout S a request must be complete S seconds after its connection\n"
 	    "                      opened or its previous request (default 10; idle or slow)\n"
+	    "  --backtest-disk-mib N  a back-test's work directory under STATE/tmp, at most\n"
+	    "                      (default 2048; over it the back-test is stopped)\n"
+	    "  --backtest-reserve-mib N  free space a back-test leaves on STATE's filesystem,\n"
+	    "                      checked before and while it runs (default 1024)\n"
 	    "  -q, --quiet         no start-up line\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n"
@@ -112,7 +116,7 @@ enum { OPT_TOKENS = 256, OPT_STATE, OPT_WWW,
 	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN, OPT_VADMIN,
 	OPT_VADMIN_TOKEN, OPT_HTTPS_CERT, OPT_HTTPS_KEY, OPT_HTTPS_CA, OPT_MAXPERADDR,
-	OPT_REQTIMEOUT };
+	OPT_REQTIMEOUT, OPT_BTDISK, OPT_BTRESERVE };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
@@ -132,6 +136,8 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
 		{ "max-connections-per-address", required_argument, NULL, OPT_MAXPERADDR },
 		{ "request-timeout", required_argument, NULL, OPT_REQTIMEOUT },
+		{ "backtest-disk-mib", required_argument, NULL, OPT_BTDISK },
+		{ "backtest-reserve-mib", required_argument, NULL, OPT_BTRESERVE },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
@@ -158,6 +164,8 @@ parse_args(int argc, char **argv, con_opts *o)
 	o->max_connections = 128;
 	o->max_per_addr = 32;
 	o->request_timeout_s = 10;
+	o->backtest_disk_mib = 2048;
+	o->backtest_reserve_mib = 1024;
 	opterr = 0;
 	/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
 	while ((c = getopt_long(argc, argv, "d:l:r:s:qhV", lo, NULL)) != -1) {
@@ -183,6 +191,14 @@ parse_args(int argc, char **argv, con_opts *o)
 		case OPT_REQTIMEOUT:
 			if (!parse_u32(optarg, 1, 3600, &o->request_timeout_s))
 				return usage_error("--request-timeout %s: 1-3600", optarg);
+			break;
+		case OPT_BTDISK:
+			if (!parse_u32(optarg, 1, 1u << 24, &o->backtest_disk_mib))
+				return usage_error("--backtest-disk-mib %s: 1-16777216", optarg);
+			break;
+		case OPT_BTRESERVE:
+			if (!parse_u32(optarg, 0, 1u << 30, &o->backtest_reserve_mib))
+				return usage_error("--backtest-reserve-mib %s: 0-1073741824", optarg);
 			break;
 		case OPT_TLS_CERT: o->tls_cert = optarg; break;
 		case OPT_TLS_KEY: o->tls_key = optarg; break;

@@ -166,6 +166,7 @@ status_field(const char *field)
 }
 
 static bool console_tls; /* the next console_start talks to vigild over mutual TLS */
+static const char *console_extra[8]; /* ... adds these arguments (NULL-ended) */
 static bool console_vadmin; /* ... is given vigild's admin endpoint (--vigild-admin) */
 
 static void
@@ -206,10 +207,18 @@ console_start(void)
 			    "--vigild-admin", admin, "--vigild-admin-token-file", tokfile, (char *)NULL);
 			_exit(127);
 		}
-		execl(vt_build_path("console/vigil-console"), "vigil-console", "--data", srv.datadir,
-		    "--rules", rules_path, "--tokens", tokens, "--state", state, "--server", srv.url,
-		    "--listen", listen, "--poll-ms", "50", "--claim-minutes", "5",
-		    "--max-connections", "8", (char *)NULL);
+		{
+			const char *argv[40] = { "vigil-console", "--data", srv.datadir, "--rules",
+			    rules_path, "--tokens", tokens, "--state", state, "--server", srv.url,
+			    "--listen", listen, "--poll-ms", "50", "--claim-minutes", "5",
+			    "--max-connections", "8" };
+			int n = 19;
+
+			for (int i = 0; console_extra[i] != NULL; i++)
+				argv[n++] = console_extra[i];
+			argv[n] = NULL;
+			execv(vt_build_path("console/vigil-console"), (char *const *)argv);
+		}
 		_exit(127);
 	}
 	assert_true(console_pid > 0);
@@ -1461,6 +1470,202 @@ test_generation_rollback(void **s)
 	json_decref(o);
 }
 
+/* ---- back-tests within bounds (issue 28, row 4) ---- */
+
+static char wrap_marks[400], wrap_mode[400];
+
+/* Lines of the wrapper's marks file: "PID PGRP NICE IONICE..." */
+static int
+wrap_lines(char lines[][160], int cap)
+{
+	FILE *f = fopen(wrap_marks, "r");
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	while (n < cap && fgets(lines[n], 160, f) != NULL)
+		n++;
+	fclose(f);
+	return n;
+}
+
+static void
+wrap_set_mode(const char *mode)
+{
+	FILE *f = fopen(wrap_mode, "w");
+
+	assert_non_null(f);
+	fprintf(f, "%s\n", mode);
+	fclose(f);
+	unlink(wrap_marks);
+}
+
+/* Every process the marks name is gone (reaped by the console), and the
+ * console's STATE/tmp holds no back-test directory: bounded wait. */
+static void
+wrap_wait_cleaned(const char *stage)
+{
+	char lines[8][160], dir[400];
+	int n = 0, alive = 0, dirs = 0;
+
+	snprintf(dir, sizeof dir, "%s/tmp", state);
+	for (int i = 0; i < 200; i++) {
+		n = wrap_lines(lines, 8);
+		alive = 0;
+		dirs = 0;
+		FILE *p;
+		char cmd[500], buf[300];
+
+		for (int k = 0; k < n; k++) {
+			int pid = atoi(lines[k]);
+			char path[64];
+			struct stat st;
+			snprintf(path, sizeof path, "/proc/%d", pid);
+			alive += pid > 0 && stat(path, &st) == 0;
+		}
+		snprintf(cmd, sizeof cmd, "ls %s", dir);
+		p = popen(cmd, "r");
+		while (p != NULL && fgets(buf, sizeof buf, p) != NULL)
+			dirs += strncmp(buf, "backtest-", 9) == 0;
+		if (p != NULL)
+			pclose(p);
+		if (n == 2 && alive == 0 && dirs == 0)
+			return;
+		usleep(50000);
+	}
+	fail_msg("%s: the back-test's processes (%d of %d alive) or directory (%d) are still there", stage,
+	    alive, n, dirs);
+}
+
+/* The default rule file with the review band moved, as a back-test body. */
+static char *
+backtest_body(void)
+{
+	char *text = calloc(1, 1 << 20), *p, *body;
+	FILE *f = fopen(rules_path, "r");
+	json_t *b;
+
+	assert_non_null(f);
+	assert_true(fread(text, 1, (1 << 20) - 1, f) > 0);
+	fclose(f);
+	p = strstr(text, "band review = 40");
+	if (p != NULL)
+		memcpy(p, "band review = 60", 16);
+	b = json_pack("{s:s, s:i}", "text", text, "days", 3);
+	body = json_dumps(b, 0);
+	json_decref(b);
+	free(text);
+	return body;
+}
+
+/*
+ * vigil-replay runs at a lower CPU and I/O priority (nice 10, best effort
+ * 7) in a process group of its own; a back-test whose work directory
+ * outgrows --backtest-disk-mib is stopped (507), its processes killed and
+ * its directory removed; so is one whose client goes away; and none starts
+ * when the filesystem has less than --backtest-reserve-mib free. The replay
+ * is the real one behind a wrapper that records its priority and, for the
+ * faults, fills the directory (a nightly work directory growing) or stalls.
+ */
+static void
+test_backtest_bounds(void **s)
+{
+	char wrap[400], lines[8][160], *body = backtest_body();
+	char req[1 << 16];
+	json_t *o;
+	FILE *f;
+	int fd, n;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+
+	(void)s;
+	snprintf(wrap, sizeof wrap, "%s/replay-wrap.sh", tmp);
+	snprintf(wrap_marks, sizeof wrap_marks, "%s/wrap-marks", tmp);
+	snprintf(wrap_mode, sizeof wrap_mode, "%s/wrap-mode", tmp);
+	f = fopen(wrap, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\n"
+	    "res=; prev=\n"
+	    "for a; do [ \"$prev\" = --results ] && res=$a; prev=$a; done\n"
+	    "echo \"$$ $(cut -d' ' -f5 /proc/$$/stat) $(cut -d' ' -f19 /proc/$$/stat) "
+	    "$(ionice -p $$)\" >>'%s'\n"
+	    "case $(cat '%s') in\n"
+	    "sleep) exec sleep 120 ;;\n"
+	    "fill) head -c 4194304 /dev/zero >\"${res%%/*}/fill.$$\"; exec sleep 120 ;;\n"
+	    "esac\n"
+	    "exec '%s' \"$@\"\n", wrap_marks, wrap_mode,
+	    vt_build_path("tools/replay/vigil-replay"));
+	fclose(f);
+	assert_int_equal(chmod(wrap, 0755), 0);
+	console_stop();
+	console_extra[0] = "--replay";
+	console_extra[1] = wrap;
+	console_extra[2] = "--backtest-disk-mib";
+	console_extra[3] = "2";
+	console_extra[4] = NULL;
+	console_start();
+
+	/* the real replay, at the lower priority, each leading its group */
+	wrap_set_mode("real");
+	json_decref(http_ok("POST", "/api/rules/backtest", RITA, body, 200));
+	n = wrap_lines(lines, 8);
+	assert_int_equal(n, 2);
+	for (int k = 0; k < n; k++) {
+		int pid = 0, pgrp = 0, ni = -1;
+		assert_int_equal(sscanf(lines[k], "%d %d %d", &pid, &pgrp, &ni), 3);
+		assert_int_equal(pgrp, pid);
+		assert_int_equal(ni, 10);
+		assert_non_null(strstr(lines[k], "best-effort: prio 7"));
+	}
+	wrap_wait_cleaned("real");
+
+	/* a work directory over the budget: stopped, killed, removed */
+	wrap_set_mode("fill");
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 507);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "error")),
+	    "over --backtest-disk-mib 2"));
+	json_decref(o);
+	wrap_wait_cleaned("fill");
+
+	/* the client goes away: stopped, killed, removed */
+	wrap_set_mode("sleep");
+	a.sin_port = htons(console_port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	n = snprintf(req, sizeof req, "POST /api/rules/backtest HTTP/1.1\r\nHost: x\r\n"
+	    "Authorization: Bearer " RITA "\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n\r\n", strlen(body));
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	assert_int_equal(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+	for (int i = 0; i < 200 && wrap_lines(lines, 8) < 2; i++)
+		usleep(50000);
+	assert_int_equal(wrap_lines(lines, 8), 2);
+	close(fd);
+	wrap_wait_cleaned("disconnect");
+	console_log_wait("'s back-test stopped: the client went away", 1);
+	/* and the next one runs */
+	wrap_set_mode("real");
+	json_decref(http_ok("POST", "/api/rules/backtest", RITA, body, 200));
+	wrap_wait_cleaned("next");
+
+	/* not enough free space: not started */
+	console_stop();
+	console_extra[2] = "--backtest-reserve-mib";
+	console_extra[3] = "1073741824";
+	console_start();
+	wrap_set_mode("real");
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 507);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "error")),
+	    "must leave --backtest-reserve-mib 1073741824 free: not started"));
+	json_decref(o);
+	assert_int_equal(wrap_lines(lines, 8), 0);
+
+	console_stop();
+	console_extra[0] = NULL;
+	console_start();
+	free(body);
+}
+
 int
 main(void)
 {
@@ -1472,6 +1677,7 @@ main(void)
 		cmocka_unit_test(test_claim_conflict),
 		cmocka_unit_test(test_label_reaches_archive),
 		cmocka_unit_test(test_backtest),
+		cmocka_unit_test(test_backtest_bounds),
 		cmocka_unit_test(test_rules_check_and_deploy),
 		cmocka_unit_test(test_block_card),
 		cmocka_unit_test(test_malformed),
