@@ -619,8 +619,10 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 		store_gen_close(g);
 		json_array_append_new(arr, o);
 	}
-	con_send_json(req, 200, json_pack("{s:I, s:o}", "current", (json_int_t)cur, "generations",
-	    arr));
+	/* set_current: whether "make current" can work (vigild's admin endpoint
+	 * given; the demo runs vigild without one) */
+	con_send_json(req, 200, json_pack("{s:I, s:b, s:o}", "current", (json_int_t)cur,
+	    "set_current", app->o.vigild_admin != NULL, "generations", arr));
 }
 
 /* ---- POST /api/generations/current ---- */

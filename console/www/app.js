@@ -352,7 +352,8 @@ async function pageNights() {
   };
   // roll back (or forward) through vigild's admin endpoint: admins only,
   // asked first, guarded by the generation this page showed as current
-  const isAdmin = me && me.role === 'admin';
+  // (and only where the console was given vigild's admin endpoint)
+  const isAdmin = me && me.role === 'admin' && r.data.set_current;
   const makeCurrent = async g => {
     if (!confirm(`Make generation ${g.generation} current instead of ${r.data.current}? vigild switches to its features, thresholds and model within a second.`)) return;
     const x = await api('POST', '/api/generations/current', { generation: g.generation, expect_current: r.data.current, confirm: true });

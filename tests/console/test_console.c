@@ -1413,6 +1413,10 @@ test_generation_rollback(void **s)
 	assert_non_null(strstr(json_string_value(json_object_get(o, "error")),
 	    "--vigild-admin"));
 	json_decref(o);
+	/* without vigild's admin endpoint the page is told: no "make current" */
+	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
+	assert_true(json_is_false(json_object_get(o, "set_current")));
+	json_decref(o);
 
 	g1 = gen_write_empty();
 	g2 = gen_write_empty();
@@ -1429,6 +1433,7 @@ test_generation_rollback(void **s)
 
 	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
 	assert_int_equal(json_integer_value(json_object_get(o, "current")), (json_int_t)g2);
+	assert_true(json_is_true(json_object_get(o, "set_current")));
 	json_decref(o);
 	json_decref(http_ok("POST", "/api/generations/current", ADAM,
 	    "{\"generation\":1,\"expect_current\":2}", 400));
