@@ -80,6 +80,11 @@ con_case_json(con_app *app, const con_case *c)
 	json_object_set_new(o, "label_source", c->label >= 0 ? json_string(c->label_source) :
 	    json_null());
 	json_object_set_new(o, "seq", json_integer((json_int_t)c->seq));
+	{
+		json_t *w = con_casework_get(app->cw, c->txn_id);
+		json_object_update(o, w); /* status, assignee, notes */
+		json_decref(w);
+	}
 	if (con_index_claim_get(app->ix, c->txn_id, vigil_now_ms(), &cl) == VIGIL_OK)
 		json_object_set_new(o, "claim", json_pack("{s:s, s:o}", "who", cl.who, "until",
 		    api_time(cl.until_ms)));
@@ -478,6 +483,134 @@ api_block(con_app *app, struct evhttp_request *req, const con_user *who, const c
 	    "list", path));
 }
 
+/* POST /api/cases/ID/note {"text"}: a note, appended (1-CON_NOTE_MAX bytes,
+ * at most CON_NOTES_MAX per case). */
+static void
+api_note(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
+{
+	json_t *body = con_body_json(req), *jt, *w = NULL, *notes, *note = NULL;
+	const char *text;
+	size_t len;
+
+	if (body == NULL)
+		return;
+	jt = json_object_get(body, "text");
+	text = json_string_value(jt);
+	if (text == NULL || json_object_size(body) != 1) {
+		con_send_error(req, 400, "text", "body must be {\"text\": \"...\"}");
+		goto out;
+	}
+	len = json_string_length(jt);
+	if (len == 0 || len > CON_NOTE_MAX || strlen(text) != len) {
+		con_send_error(req, 400, "text", "text: 1-%d bytes, no NUL", CON_NOTE_MAX);
+		goto out;
+	}
+	w = con_casework_get(app->cw, c->txn_id);
+	notes = json_object_get(w, "notes");
+	if (!json_is_array(notes)) {
+		notes = json_array();
+		json_object_set_new(w, "notes", notes);
+	}
+	if (json_array_size(notes) >= CON_NOTES_MAX) {
+		con_send_error(req, 409, "text", "this case has %d notes, the most it keeps",
+		    CON_NOTES_MAX);
+		goto out;
+	}
+	note = json_pack("{s:o, s:s, s:s}", "ts", api_time(vigil_now_ms()), "who", who->name,
+	    "text", text);
+	json_array_append(notes, note);
+	if (con_casework_put(app->cw, c->txn_id, w) != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "the note could not be stored");
+		goto out;
+	}
+	if (con_audit_write(app->audit, who, "note", c->txn_id, NULL, json_incref(note)) !=
+	    VIGIL_OK) {
+		con_send_error(req, 500, NULL, "noted, but the audit log could not be written");
+		goto out;
+	}
+	con_send_json(req, 200, json_pack("{s:s, s:O}", "txn_id", c->txn_id, "note", note));
+out:
+	json_decref(note);
+	json_decref(w);
+	json_decref(body);
+}
+
+/* POST /api/cases/ID/status {"status"?, "assignee"?}: open, investigating
+ * or closed; an analyst of the tokens file (analyst role or above), or
+ * null. Audited before and after. */
+static void
+api_status(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
+{
+	static const char *const states[] = { "open", "investigating", "closed" };
+	json_t *body = con_body_json(req), *js, *ja, *w = NULL, *before = NULL, *after = NULL;
+	const char *key;
+	json_t *val;
+	bool ok = false;
+
+	if (body == NULL)
+		return;
+	json_object_foreach(body, key, val) {
+		if (strcmp(key, "status") != 0 && strcmp(key, "assignee") != 0) {
+			con_send_error(req, 400, key, "%s: not a key of this request (status, assignee)",
+			    key);
+			goto out;
+		}
+	}
+	js = json_object_get(body, "status");
+	ja = json_object_get(body, "assignee");
+	if (js == NULL && ja == NULL) {
+		con_send_error(req, 400, NULL, "body must have status or assignee (or both)");
+		goto out;
+	}
+	if (js != NULL) {
+		for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+			ok = ok || (json_is_string(js) && strcmp(json_string_value(js), states[i]) == 0);
+		if (!ok) {
+			con_send_error(req, 400, "status", "status: open, investigating or closed");
+			goto out;
+		}
+	}
+	if (ja != NULL && !json_is_null(ja)) {
+		const con_user *u = NULL;
+
+		for (uint32_t i = 0; json_is_string(ja) && i < app->auth.n; i++)
+			if (strcmp(app->auth.users[i].name, json_string_value(ja)) == 0)
+				u = &app->auth.users[i];
+		if (u == NULL || u->role < CON_ROLE_ANALYST) {
+			con_send_error(req, 400, "assignee", "assignee: an analyst of the tokens file "
+			    "(role analyst or above), or null");
+			goto out;
+		}
+	}
+	w = con_casework_get(app->cw, c->txn_id);
+	before = json_pack("{s:O?, s:O?}", "status", json_object_get(w, "status"), "assignee",
+	    json_object_get(w, "assignee"));
+	if (js != NULL)
+		json_object_set(w, "status", js);
+	if (ja != NULL)
+		json_object_set(w, "assignee", ja);
+	after = json_pack("{s:O?, s:O?}", "status", json_object_get(w, "status"), "assignee",
+	    json_object_get(w, "assignee"));
+	if (con_casework_put(app->cw, c->txn_id, w) != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "the status could not be stored");
+		goto out;
+	}
+	if (con_audit_write(app->audit, who, "case_status", c->txn_id, before,
+	    json_incref(after)) != VIGIL_OK) {
+		before = NULL;
+		con_send_error(req, 500, NULL, "changed, but the audit log could not be written");
+		goto out;
+	}
+	before = NULL;
+	con_send_json(req, 200, json_pack("{s:s, s:O?, s:O?}", "txn_id", c->txn_id, "status",
+	    json_object_get(after, "status"), "assignee", json_object_get(after, "assignee")));
+out:
+	json_decref(before);
+	json_decref(after);
+	json_decref(w);
+	json_decref(body);
+}
+
 void
 con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *id, const char *action)
@@ -516,6 +649,10 @@ con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *wh
 		    prev.who[0] != '\0'));
 	} else if (strcmp(action, "label") == 0) {
 		api_label(app, req, who, &c);
+	} else if (strcmp(action, "note") == 0) {
+		api_note(app, req, who, &c);
+	} else if (strcmp(action, "status") == 0) {
+		api_status(app, req, who, &c);
 	} else {
 		api_block(app, req, who, &c);
 	}

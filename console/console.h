@@ -252,6 +252,24 @@ vigil_err con_index_unclaim(con_index *ix, const char *txn_id, const char *who, 
 vigil_err con_index_claim_get(con_index *ix, const char *txn_id, int64_t now_ms,
     con_claim *ret_claim);
 
+/* ============================ casework.c ============================ */
+
+#define CON_NOTE_MAX   2000 /* bytes of one note */
+#define CON_NOTES_MAX  200  /* notes on one case */
+
+typedef struct con_casework con_casework;
+
+/* Opens (creates) STATE/casework, the analysts' status, assignee and notes
+ * of each case. */
+vigil_err con_casework_open(const char *dir, con_casework **ret_cw, char *errbuf,
+    size_t errlen);
+void      con_casework_close(con_casework *cw); /* NULL is a no-op */
+/* The case's record {"status","assignee","notes":[{"ts","who","text"}]}: a
+ * new reference (status "open", assignee null, no notes if none yet). */
+json_t   *con_casework_get(con_casework *cw, const char *txn_id);
+/* Replaces it. VIGIL_ELIMIT when the store is full, VIGIL_EIO. */
+vigil_err con_casework_put(con_casework *cw, const char *txn_id, const json_t *o);
+
 /* Reads the full archived record of a case (features, model vector). */
 vigil_err con_archive_fetch(const char *archive_dir, const con_case *c, store_scored *ret,
     char *errbuf, size_t errlen);
@@ -297,6 +315,7 @@ typedef struct con_app {
 	con_auth           auth;
 	con_audit         *audit;
 	con_index         *ix;
+	con_casework      *cw;     /* status, assignee, notes of cases */
 	vigil_client      *client;
 	struct event_base *base;
 	struct evhttp     *http;

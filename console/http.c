@@ -402,13 +402,14 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 		} else if (action[0] == '\0' && get) {
 			con_api_case(app, req, u, id);
 		} else if (post && (strcmp(action, "claim") == 0 || strcmp(action, "unclaim") == 0 ||
-		    strcmp(action, "label") == 0 || strcmp(action, "block") == 0)) {
+		    strcmp(action, "label") == 0 || strcmp(action, "block") == 0 ||
+		    strcmp(action, "note") == 0 || strcmp(action, "status") == 0)) {
 			if (http_need(req, u, CON_ROLE_ANALYST))
 				con_api_case_action(app, req, u, id, action);
 		} else {
 			con_send_error(req, action[0] != '\0' && !post ? 405 : 404, NULL,
 			    "no such case endpoint: GET /api/cases/ID, POST /api/cases/ID/"
-			    "{claim,unclaim,label,block}");
+			    "{claim,unclaim,label,block,note,status}");
 		}
 	} else if (strcmp(path, "/api/rules") == 0 && get) {
 		con_api_rules(app, req, u);

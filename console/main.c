@@ -541,6 +541,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "vigil-console: %s\n", err);
 		goto out;
 	}
+	snprintf(path, sizeof path, "%s/casework", app.o.state);
+	rv = con_casework_open(path, &app.cw, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: %s\n", err);
+		goto out;
+	}
 	snprintf(path, sizeof path, "%s/audit.log", app.o.state);
 	rv = con_audit_open(path, &app.audit, err, sizeof err);
 	if (rv != VIGIL_OK) {
@@ -626,5 +632,6 @@ out:
 	con_rules_fini(&app);
 	con_audit_close(app.audit);
 	con_index_close(app.ix);
+	con_casework_close(app.cw);
 	return ret;
 }

@@ -164,7 +164,7 @@ async function pageCase(id) {
   const canAct = me && me.role !== 'read-only';
   const actions = h('div', { class: 'actions' },
     h('button', { type: 'button', id: 'btn-claim', disabled: !canAct, onclick: () => act('claim', {}, d => `Claimed until ${fmtTime(d.until)}`) }, c.claim ? 'Renew claim' : 'Claim'),
-    c.claim && me && c.claim.who === me.name ? h('button', { type: 'button', id: 'btn-unclaim', onclick: () => act('unclaim', {}, () => 'Claim released') }, 'Release claim') : '',
+    c.claim && me && (c.claim.who === me.name || me.role === 'admin') ? h('button', { type: 'button', id: 'btn-unclaim', onclick: () => act('unclaim', {}, () => 'Claim released') }, 'Release claim') : '',
     h('button', { type: 'button', id: 'btn-fraud', class: 'fraud', disabled: !canAct, onclick: () => act('label', { fraud: true }, () => 'Marked fraud; the label is sent to vigild') }, 'Fraud'),
     h('button', { type: 'button', id: 'btn-legit', class: 'legit', disabled: !canAct, onclick: () => act('label', { fraud: false }, () => 'Marked legitimate; the label is sent to vigild') }, 'Legitimate'),
     h('button', { type: 'button', id: 'btn-block', disabled: !canAct, onclick: () => { if (confirm('Block card ' + c.card_id + '?')) act('block', {}, d => d.added ? `Card ${d.card_id} added to ${d.list}` : `Card ${d.card_id} was already blocked`); } }, 'Block card'),
@@ -181,6 +181,20 @@ async function pageCase(id) {
       h('td', { class: 'time' }, fmtTime(t.time)), h('td', {}, t.txn_id), h('td', {}, t.merchant_id),
       h('td', { class: 'num' }, t.amount + ' ' + t.currency), h('td', { class: 'num' }, t.score),
       h('td', {}, badge(t.decision)), h('td', {}, t.label ? badge(t.label) : ''))), { id: 'history-table' });
+  // case work: status, assignee, notes (STATE/casework, audited)
+  const status = h('select', { id: 'case-status', disabled: !canAct },
+    ...['open', 'investigating', 'closed'].map(s => h('option', Object.assign({ value: s }, c.status === s ? { selected: '' } : {}), s)));
+  const assignee = h('input', { id: 'case-assignee', type: 'text', size: 14, placeholder: 'analyst', value: c.assignee || '', disabled: !canAct });
+  const noteText = h('textarea', { id: 'note-text', rows: 2, cols: 60, maxlength: 2000, disabled: !canAct });
+  const work = h('div', { class: 'card', id: 'case-work' }, h('h2', {}, 'Case work'),
+    h('div', { class: 'actions' }, 'status ', status, ' assignee ', assignee,
+      h('button', { type: 'button', id: 'btn-status', disabled: !canAct, onclick: () =>
+        act('status', { status: status.value, assignee: assignee.value.trim() || null }, d => `Status ${d.status}, assignee ${d.assignee || 'none'}`) }, 'Save')),
+    h('ul', { id: 'notes' }, (c.notes || []).map(n => h('li', {}, h('span', { class: 'muted' }, `${fmtTime(n.ts)} ${n.who}: `), n.text))),
+    h('div', { class: 'actions' }, noteText,
+      h('button', { type: 'button', id: 'btn-note', disabled: !canAct, onclick: () => {
+        if (noteText.value.trim()) act('note', { text: noteText.value.trim() }, () => 'Note added');
+      } }, 'Add note')));
   const p = c.profiles || {};
   main.replaceChildren(
     h('h1', {}, 'Case ', h('code', {}, c.txn_id), ' ', badge(c.decision), ' ', h('span', { id: 'case-label' }, labelBadge(c.label))),
@@ -189,6 +203,7 @@ async function pageCase(id) {
       c.claim ? h('span', { class: 'muted' }, ` · claimed by ${c.claim.who} until ${fmtTime(c.claim.until)}`) : '',
       c.label_source ? h('span', { class: 'muted' }, ` · label from ${c.label_source}`) : ''),
     actions,
+    work,
     h('div', { class: 'grid' },
       h('div', { class: 'card' }, h('h2', {}, 'Rules that fired'), hits),
       h('div', { class: 'card' }, h('h2', {}, 'Model'), model),

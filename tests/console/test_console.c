@@ -552,6 +552,78 @@ test_claim_conflict(void **s)
 	json_decref(e);
 }
 
+/*
+ * Case work: notes, status and assignee on a case, shown in the case view,
+ * audited (a status change with its before and after), kept across a
+ * restart (STATE/casework, not the index); bad input named by field.
+ */
+static void
+test_case_work(void **s)
+{
+	json_t *o, *e, *n;
+
+	(void)s;
+	o = http_ok("GET", "/api/cases/t3", EVE, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "open");
+	assert_true(json_is_null(json_object_get(o, "assignee")));
+	assert_int_equal(json_array_size(json_object_get(o, "notes")), 0);
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/cases/t3/note", EVE, "{\"text\":\"x\"}", 403));
+	o = http_ok("POST", "/api/cases/t3/note", ALICE,
+	    "{\"text\":\"called the cardholder: not them\"}", 200);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "note"), "who")),
+	    "alice");
+	json_decref(o);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "note");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"), "text")),
+	    "called the cardholder: not them");
+	json_decref(e);
+	o = http_ok("POST", "/api/cases/t3/status", ALICE,
+	    "{\"status\":\"investigating\",\"assignee\":\"bob\"}", 200);
+	json_decref(o);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "case_status");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"),
+	    "status")), "open");
+	assert_true(json_is_null(json_object_get(json_object_get(e, "before"), "assignee")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "status")), "investigating");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "assignee")), "bob");
+	json_decref(e);
+	/* bad input, by field */
+	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{\"status\":\"done\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "status");
+	json_decref(o);
+	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{\"assignee\":\"eve\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "assignee");
+	json_decref(o);
+	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{\"assignee\":\"nobody\"}", 400);
+	json_decref(o);
+	o = http_ok("POST", "/api/cases/t3/note", ALICE, "{\"text\":\"\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "text");
+	json_decref(o);
+	/* kept across a restart */
+	console_stop();
+	console_start();
+	o = http_ok("GET", "/api/cases/t3", EVE, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "investigating");
+	assert_string_equal(json_string_value(json_object_get(o, "assignee")), "bob");
+	n = json_array_get(json_object_get(o, "notes"), 0);
+	assert_string_equal(json_string_value(json_object_get(n, "text")),
+	    "called the cardholder: not them");
+	assert_non_null(json_object_get(n, "ts"));
+	json_decref(o);
+	/* unassign, close */
+	json_decref(http_ok("POST", "/api/cases/t3/status", BOB,
+	    "{\"status\":\"closed\",\"assignee\":null}", 200));
+	o = http_ok("GET", "/api/cases/t3", EVE, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "closed");
+	assert_true(json_is_null(json_object_get(o, "assignee")));
+	json_decref(o);
+}
+
 /* The label record with this txn_id in the archive, or -1. */
 static int
 archive_label(const char *txn, char *source, size_t slen)
@@ -1680,6 +1752,7 @@ main(void)
 		cmocka_unit_test(test_queue),
 		cmocka_unit_test(test_case_view),
 		cmocka_unit_test(test_claim_conflict),
+		cmocka_unit_test(test_case_work),
 		cmocka_unit_test(test_label_reaches_archive),
 		cmocka_unit_test(test_backtest),
 		cmocka_unit_test(test_backtest_bounds),
