@@ -355,6 +355,11 @@ void con_api_generations(con_app *app, struct evhttp_request *req, const con_use
 void con_api_status(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_audit(con_app *app, struct evhttp_request *req, const con_user *who);
 
+/* search.c: GET /api/search over the archive; POST /api/txns/ID/label. */
+void con_api_search(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *id);
+
 /* fetch.c: the model's explanation of an archived record, as JSON:
  * {"generation", "score", "reasons": [{"feature", "value", "contrib"}]}, or
  * null when there is no model or no vector. */

@@ -411,6 +411,16 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 			    "no such case endpoint: GET /api/cases/ID, POST /api/cases/ID/"
 			    "{claim,unclaim,label,block,note,status}");
 		}
+	} else if (strcmp(path, "/api/search") == 0 && get) {
+		con_api_search(app, req, u);
+	} else if (strncmp(path, "/api/txns/", 10) == 0) {
+		if (!http_case_path(path + 10, id, sizeof id, action, sizeof action) ||
+		    strcmp(action, "label") != 0)
+			con_send_error(req, 404, NULL, "no such endpoint: POST /api/txns/ID/label");
+		else if (!post)
+			con_send_error(req, 405, NULL, "POST /api/txns/ID/label");
+		else if (http_need(req, u, CON_ROLE_ANALYST))
+			con_api_txn_label(app, req, u, id);
 	} else if (strcmp(path, "/api/rules") == 0 && get) {
 		con_api_rules(app, req, u);
 	} else if (strcmp(path, "/api/rules/versions") == 0 && get) {

@@ -679,6 +679,79 @@ test_label_reaches_archive(void **s)
 	json_decref(o);
 }
 
+/*
+ * Any transaction: a search over the archive (not only the index's cases)
+ * finds t1, which vigild allowed, by card, decision and amount; labelling it
+ * (a chargeback) reaches vigild's archive with its reason in the audit log;
+ * a wrong time is 404, a bad reason or key 400 naming the field.
+ */
+static void
+test_search_label_any(void **s)
+{
+	json_t *o, *it, *e;
+	char source[64], body[256], path[256];
+
+	(void)s;
+	o = http_ok("GET", "/api/search?card=c1&decision=allow&from=2024-01-01&to=2024-01-02", EVE,
+	    NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 1);
+	it = json_array_get(json_object_get(o, "items"), 0);
+	assert_string_equal(json_string_value(json_object_get(it, "txn_id")), "t1");
+	assert_string_equal(json_string_value(json_object_get(it, "decision")), "allow");
+	assert_true(json_is_null(json_object_get(it, "label")));
+	snprintf(body, sizeof body, "{\"fraud\":true,\"reason\":\"chargeback\",\"time\":\"%s\"}",
+	    json_string_value(json_object_get(it, "time")));
+	json_decref(o);
+	/* filters: by amount (t1 is 1.00, t2 2.00) and by label */
+	o = http_ok("GET", "/api/search?card=c1&min_amount=1.5&from=2024-01-01&to=2024-01-02", EVE,
+	    NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(o,
+	    "items"), 0), "txn_id")), "t2");
+	json_decref(o);
+	o = http_ok("GET", "/api/search?from=2024-01-01&to=2024-01-02&device=nope", EVE, NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 0);
+	json_decref(o);
+	o = http_ok("GET", "/api/search?colour=red", EVE, NULL, 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "colour");
+	json_decref(o);
+	o = http_ok("GET", "/api/search?from=2024-01-01&to=2024-03-01", EVE, NULL, 400);
+	json_decref(o);
+
+	json_decref(http_ok("POST", "/api/txns/t1/label", EVE, body, 403));
+	o = http_ok("POST", "/api/txns/t1/label", ALICE,
+	    "{\"fraud\":true,\"reason\":\"bored\",\"time\":\"2024-01-01T10:00:00Z\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "reason");
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/txns/t1/label", ALICE,
+	    "{\"fraud\":true,\"reason\":\"chargeback\",\"time\":\"2024-01-01T10:00:05Z\"}", 404));
+	o = http_ok("POST", "/api/txns/t1/label", ALICE, body, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "card_id")), "c1");
+	json_decref(o);
+	assert_int_equal(archive_label("t1", source, sizeof source), 1);
+	assert_string_equal(source, "analyst:alice");
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "label");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "reason")), "chargeback");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "decision")), "allow");
+	json_decref(e);
+	/* the console reads the label back from the archive: the search shows it */
+	for (int i = 0; i < 100; i++) {
+		o = http_ok("GET", "/api/search?card=c1&label=fraud&from=2024-01-01&to=2024-01-02", EVE,
+		    NULL, 200);
+		snprintf(path, sizeof path, "%s", json_array_size(json_object_get(o, "items")) > 0 ?
+		    json_string_value(json_object_get(json_array_get(json_object_get(o, "items"), 0),
+		    "txn_id")) : "");
+		json_decref(o);
+		if (strcmp(path, "t1") == 0)
+			break;
+		usleep(50000);
+	}
+	assert_string_equal(path, "t1");
+}
+
 /* A back-test replays the archive with both files (vigil-replay children)
  * and diffs their decisions: moving the review band above t2's score lets
  * it through, and the money it caught (a fraud now) is no longer caught. */
@@ -1754,6 +1827,7 @@ main(void)
 		cmocka_unit_test(test_claim_conflict),
 		cmocka_unit_test(test_case_work),
 		cmocka_unit_test(test_label_reaches_archive),
+		cmocka_unit_test(test_search_label_any),
 		cmocka_unit_test(test_backtest),
 		cmocka_unit_test(test_backtest_bounds),
 		cmocka_unit_test(test_rules_check_and_deploy),
