@@ -413,6 +413,56 @@ async function pageNights() {
 
 // ---------------------------------------------------------------- audit
 
+// any archived transaction: search (filters kept in the address), label
+// with a reason (chargebacks arrive on allowed transactions too)
+const searchKeys = ['card', 'merchant', 'terminal', 'device', 'ip', 'min_amount', 'max_amount', 'decision', 'label', 'from', 'to'];
+const labelReasons = ['chargeback', 'cardholder_confirmed', 'cardholder_denied', 'false_positive', 'first_party', 'other'];
+
+async function pageSearch() {
+  const qs = new URLSearchParams((location.hash.split('?')[1]) || '');
+  const inputs = {};
+  const form = h('form', { class: 'filters', id: 'search-form' }, searchKeys.map(k => {
+    inputs[k] = k === 'decision' || k === 'label'
+      ? h('select', { id: 's-' + k }, ['', ...(k === 'decision' ? ['allow', 'review', 'decline'] : ['fraud', 'legit', 'none'])]
+        .map(o => h('option', { value: o, selected: qs.get(k) === o }, o || 'any')))
+      : h('input', { id: 's-' + k, value: qs.get(k) || '', size: 12, placeholder: k === 'from' || k === 'to' ? 'YYYY-MM-DD' : '' });
+    return h('label', {}, k.replace('_', ' '), inputs[k]);
+  }), h('button', { type: 'submit', id: 'btn-search', class: 'primary' }, 'Search'));
+  form.addEventListener('submit', ev => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    for (const k of searchKeys) if (inputs[k].value.trim()) p.set(k, inputs[k].value.trim());
+    location.hash = '#/search?' + p.toString();
+  });
+  const reason = h('select', { id: 's-reason' }, labelReasons.map(r => h('option', { value: r }, r.replace(/_/g, ' '))));
+  const canAct = me && me.role !== 'read-only';
+  const out = h('div', { id: 'search-result' });
+  main.replaceChildren(h('h1', {}, 'Search transactions'), form,
+    h('p', { class: 'muted' }, 'Label with reason ', reason, ' (the label goes to vigild like a case\'s verdict)'), out);
+  const r = await api('GET', '/api/search?' + qs.toString());
+  if (!r.ok) { out.replaceChildren(h('p', { class: 'error' }, r.data.error)); return; }
+  const label = async (t, fraud) => {
+    const x = await api('POST', '/api/txns/' + encodeURIComponent(t.txn_id) + '/label', { fraud, reason: reason.value, time: t.time });
+    if (x.ok) { say(`${t.txn_id} labelled ${x.data.label} (${x.data.reason})`); await pageSearch(); }
+    else say(x.data.error || ('error ' + x.status), true);
+  };
+  out.replaceChildren(
+    h('p', { id: 'search-count' }, `${r.data.items.length}${r.data.more ? '+' : ''} transactions from ${fmtTime(r.data.from)} to ${fmtTime(r.data.to)}`,
+      h('span', { class: 'muted' }, ` (${r.data.scanned} read in ${num(r.data.ms, 0)} ms${r.data.truncated ? ', stopped at the read limit: narrow the range' : ''})`)),
+    table(['time', 'transaction', 'card', 'merchant', 'device', 'ip', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label', ''],
+      r.data.items.map(t => h('tr', {},
+        h('td', { class: 'time' }, fmtTime(t.time)),
+        h('td', {}, t.decision === 'allow' ? t.txn_id : h('a', { href: '#/case/' + encodeURIComponent(t.txn_id) }, t.txn_id)),
+        h('td', {}, h('a', { href: '#/search?card=' + encodeURIComponent(t.card_id) }, t.card_id)),
+        h('td', {}, h('a', { href: '#/search?merchant=' + encodeURIComponent(t.merchant_id) }, t.merchant_id)),
+        h('td', {}, t.device_id || '–'), h('td', {}, t.ip || '–'),
+        h('td', { class: 'num' }, num(t.amount) + ' ' + t.currency), h('td', { class: 'num' }, t.score),
+        h('td', {}, badge(t.decision)), h('td', {}, t.label ? badge(t.label) : ''),
+        h('td', {}, canAct ? [h('button', { type: 'button', class: 'btn-label-fraud fraud', onclick: () => label(t, true) }, 'Fraud'), ' ',
+          h('button', { type: 'button', class: 'btn-label-legit legit', onclick: () => label(t, false) }, 'Legitimate')] : ''))),
+      { id: 'search-table' }));
+}
+
 async function pageAudit() {
   const r = await api('GET', '/api/audit');
   if (!r.ok) { main.replaceChildren(h('h1', {}, 'Audit log'), h('p', { class: 'error' }, r.data.error)); return; }
@@ -443,6 +493,7 @@ async function route() {
     else if (hash.startsWith('#/rules')) await pageRules();
     else if (hash.startsWith('#/nights')) await pageNights();
     else if (hash.startsWith('#/audit')) await pageAudit();
+    else if (hash.startsWith('#/search')) await pageSearch();
     else await pageQueue();
   } catch (e) {
     say('error: ' + e.message, true);

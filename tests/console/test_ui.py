@@ -176,6 +176,11 @@ def run(build, src, shots, tmp, procs):
         # the label reached vigild's archive: the console reads it back from there
         wait_for("the label in the archive",
                  lambda: http_json(base + "/api/status", TOKEN)["index"]["labels"] > labels0, 30)
+        # search: any archived transaction, here the allowed ones of the last day
+        drv.get(base + "/#/search?decision=allow")
+        w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#search-table .btn-label-fraud")))
+        assert "transactions from" in drv.find_element(By.ID, "search-count").text
+        shot("search")
         # rules: edit, check, back-test, deploy
         drv.get(base + "/#/rules")
         ta = w.until(EC.presence_of_element_located((By.ID, "rules-text")))
