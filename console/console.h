@@ -355,6 +355,12 @@ void con_api_generations(con_app *app, struct evhttp_request *req, const con_use
 void con_api_status(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_audit(con_app *app, struct evhttp_request *req, const con_user *who);
 
+/* lists.c: GET /api/lists; POST /api/lists/NAME/{add,remove}; expiry (tick). */
+void con_api_lists(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *name, const char *action);
+void con_lists_expire(con_app *app);
+
 /* search.c: GET /api/search over the archive; POST /api/txns/ID/label. */
 void con_api_search(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,

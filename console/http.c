@@ -411,6 +411,16 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 			    "no such case endpoint: GET /api/cases/ID, POST /api/cases/ID/"
 			    "{claim,unclaim,label,block,note,status}");
 		}
+	} else if (strcmp(path, "/api/lists") == 0 && get) {
+		con_api_lists(app, req, u);
+	} else if (strncmp(path, "/api/lists/", 11) == 0) {
+		if (!http_case_path(path + 11, id, sizeof id, action, sizeof action) ||
+		    (strcmp(action, "add") != 0 && strcmp(action, "remove") != 0))
+			con_send_error(req, 404, NULL, "no such endpoint: POST /api/lists/NAME/{add,remove}");
+		else if (!post)
+			con_send_error(req, 405, NULL, "POST /api/lists/NAME/{add,remove}");
+		else if (http_need(req, u, CON_ROLE_ANALYST))
+			con_api_list_edit(app, req, u, id, action);
 	} else if (strcmp(path, "/api/search") == 0 && get) {
 		con_api_search(app, req, u);
 	} else if (strncmp(path, "/api/txns/", 10) == 0) {

@@ -313,6 +313,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 			}
 		}
 	}
+	con_lists_expire(app); /* list entries past their expiry (cheap when none is due) */
 	/* more ready: come back at once, after the HTTP events queued meanwhile */
 	tv.tv_sec = more ? 0 : app->o.poll_ms / 1000;
 	tv.tv_usec = more ? 0 : (suseconds_t)(app->o.poll_ms % 1000) * 1000;

@@ -463,6 +463,35 @@ async function pageSearch() {
       { id: 'search-table' }));
 }
 
+// the rule file's list files: entries with who, why, until when; add, remove
+async function pageLists() {
+  const r = await api('GET', '/api/lists');
+  if (!r.ok) { main.replaceChildren(h('h1', {}, 'Lists'), h('p', { class: 'error' }, r.data.error)); return; }
+  const canAct = me && me.role !== 'read-only';
+  const edit = async (name, action, body) => {
+    const x = await api('POST', '/api/lists/' + encodeURIComponent(name) + '/' + action, body);
+    if (x.ok) { say(`${x.data.value} ${action === 'add' ? 'added to' : 'removed from'} ${name}${x.data.changed ? '' : ' (no change)'}`); await pageLists(); }
+    else say(x.data.error || ('error ' + x.status), true);
+  };
+  main.replaceChildren(h('h1', {}, 'Lists'), ...r.data.lists.map(l => {
+    const value = h('input', { class: 'list-value', size: 16, placeholder: 'entry' });
+    const why = h('input', { class: 'list-reason', size: 24, placeholder: 'reason' });
+    const until = h('input', { class: 'list-expires', size: 12, placeholder: 'expires (optional)' });
+    return h('div', { class: 'card', id: 'list-' + l.name },
+      h('h2', {}, h('code', {}, l.name), ` · ${l.kind} · ${l.count} entries`, h('span', { class: 'muted' }, ' · ' + l.path)),
+      canAct ? h('div', { class: 'actions' }, value, why, until,
+        h('button', { type: 'button', class: 'btn-list-add', onclick: () =>
+          edit(l.name, 'add', Object.assign({ value: value.value.trim(), reason: why.value.trim() }, until.value.trim() ? { expires: until.value.trim() } : {})) }, 'Add')) : '',
+      table(['entry', 'reason', 'who', 'added', 'expires', ''], l.entries.map(e => h('tr', {},
+        h('td', {}, h('code', {}, e.value)), h('td', {}, e.reason || ''), h('td', {}, e.who || ''),
+        h('td', {}, fmtTime(e.added)), h('td', {}, fmtTime(e.expires)),
+        h('td', {}, canAct ? h('button', { type: 'button', class: 'btn-list-remove', onclick: () => {
+          const reason = prompt(`Remove ${e.value} from ${l.name}: why?`);
+          if (reason) edit(l.name, 'remove', { value: e.value, reason });
+        } }, 'Remove') : '')))));
+  }));
+}
+
 async function pageAudit() {
   const r = await api('GET', '/api/audit');
   if (!r.ok) { main.replaceChildren(h('h1', {}, 'Audit log'), h('p', { class: 'error' }, r.data.error)); return; }
@@ -494,6 +523,7 @@ async function route() {
     else if (hash.startsWith('#/nights')) await pageNights();
     else if (hash.startsWith('#/audit')) await pageAudit();
     else if (hash.startsWith('#/search')) await pageSearch();
+    else if (hash.startsWith('#/lists')) await pageLists();
     else await pageQueue();
   } catch (e) {
     say('error: ' + e.message, true);

@@ -1816,6 +1816,122 @@ test_backtest_bounds(void **s)
 	free(body);
 }
 
+/* Whether the blocked-cards list file has value as a line. */
+static bool
+blocked_has(const char *value)
+{
+	char p[400], line[256];
+	bool has = false;
+	FILE *f;
+
+	snprintf(p, sizeof p, "%s/blocked_cards.txt", rules_dir);
+	f = fopen(p, "r");
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof line, f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		has = has || strcmp(line, value) == 0;
+	}
+	fclose(f);
+	return has;
+}
+
+/*
+ * Lists: every list file of the rule file is shown; an entry added with a
+ * reason (and who) reaches the file and the audit log, removing it (an
+ * unblock) takes it out; an entry with an expiry is taken out by the
+ * console once it passes; bad values, unknown lists and past expiries are
+ * refused naming the field.
+ */
+static void
+test_lists(void **s)
+{
+	json_t *o, *l, *e;
+	char body[256], ex[40];
+	bool found = false;
+
+	(void)s;
+	o = http_ok("GET", "/api/lists", EVE, NULL, 200);
+	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
+		l = json_array_get(json_object_get(o, "lists"), i);
+		if (strcmp(json_string_value(json_object_get(l, "name")), "test_bins") == 0)
+			assert_string_equal(json_string_value(json_object_get(l, "kind")), "prefix");
+		found = found || strcmp(json_string_value(json_object_get(l, "name")),
+		    "blocked_cards") == 0;
+	}
+	assert_true(found);
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/lists/blocked_cards/add", EVE,
+	    "{\"value\":\"c9\",\"reason\":\"stolen\"}", 403));
+	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	    "{\"value\":\"c9\",\"reason\":\"stolen\"}", 200);
+	assert_true(json_is_true(json_object_get(o, "changed")));
+	json_decref(o);
+	assert_true(blocked_has("c9"));
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "list_add");
+	assert_string_equal(json_string_value(json_object_get(e, "target")), "blocked_cards:c9");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(e,
+	    "after"), "entry"), "reason")), "stolen");
+	json_decref(e);
+	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	    "{\"value\":\"c9\",\"reason\":\"again\"}", 200);
+	assert_true(json_is_false(json_object_get(o, "changed")));
+	json_decref(o);
+	/* the entry shows who and why */
+	o = http_ok("GET", "/api/lists", EVE, NULL, 200);
+	found = false;
+	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
+		l = json_array_get(json_object_get(o, "lists"), i);
+		if (strcmp(json_string_value(json_object_get(l, "name")), "blocked_cards") != 0)
+			continue;
+		for (size_t k = 0; k < json_array_size(json_object_get(l, "entries")); k++) {
+			e = json_array_get(json_object_get(l, "entries"), k);
+			if (strcmp(json_string_value(json_object_get(e, "value")), "c9") == 0) {
+				found = true;
+				assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
+			}
+		}
+	}
+	assert_true(found);
+	json_decref(o);
+	/* unblock */
+	json_decref(http_ok("POST", "/api/lists/blocked_cards/remove", BOB,
+	    "{\"value\":\"c9\",\"reason\":\"card found\"}", 200));
+	assert_false(blocked_has("c9"));
+	/* an expiry two seconds ahead: the console takes it out */
+	{
+		char when[32];
+		vigil_time_format_rfc3339(vigil_now_ms() + 2000, when, sizeof when);
+		snprintf(ex, sizeof ex, "%s", when);
+	}
+	snprintf(body, sizeof body, "{\"value\":\"c8\",\"reason\":\"until the call\","
+	    "\"expires\":\"%s\"}", ex);
+	json_decref(http_ok("POST", "/api/lists/blocked_cards/add", ALICE, body, 200));
+	assert_true(blocked_has("c8"));
+	for (int i = 0; i < 200 && blocked_has("c8"); i++)
+		usleep(50000);
+	assert_false(blocked_has("c8"));
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "list_expire");
+	json_decref(e);
+	/* refusals */
+	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	    "{\"value\":\"a b\",\"reason\":\"x\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "value");
+	json_decref(o);
+	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	    "{\"value\":\"c7\",\"reason\":\"x\",\"expires\":\"2020-01-01\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "expires");
+	json_decref(o);
+	o = http_ok("POST", "/api/lists/nope/add", ALICE, "{\"value\":\"c7\",\"reason\":\"x\"}",
+	    404);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "list");
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	    "{\"value\":\"c7\"}", 400));
+}
+
 int
 main(void)
 {
@@ -1832,6 +1948,7 @@ main(void)
 		cmocka_unit_test(test_backtest_bounds),
 		cmocka_unit_test(test_rules_check_and_deploy),
 		cmocka_unit_test(test_block_card),
+		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_tls_verdict),
