@@ -371,6 +371,16 @@ void con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user 
  * null when there is no model or no vector. */
 json_t *con_model_explain(con_app *app, const store_scored *rec);
 store_gen *con_gen_current(con_app *app); /* cached; NULL if none */
+/*
+ * The model's reasons in words: the kup features with the largest positive
+ * contributions (pushing the score up), then the kdown with the largest
+ * negative ones, each {"feature", "value" (an integer as an integer, a
+ * boolean as "yes"/"no", missing as null), "contrib", "push": "up"|"down",
+ * "text": "<the feature's doc>: <value> (raises|lowers the risk)"}.
+ * names[i], x[i], contrib[i] for i < n (contrib may have the bias at n).
+ */
+json_t *con_reasons_json(const char *const *names, const float *x, const float *contrib,
+    uint32_t n, uint32_t kup, uint32_t kdown);
 
 /* rules.c */
 /* Reason and points of a rule of the current file. VIGIL_ENOTFOUND. */

@@ -173,8 +173,9 @@ async function pageCase(id) {
     h('tr', {}, h('td', {}, x.rule, x.shadow ? badge('shadow', 'shadow') : ''), h('td', { class: 'num' }, x.points === undefined ? '–' : x.points), h('td', {}, x.reason))), { id: 'hits-table' });
   const model = c.model ? h('div', {},
     h('p', {}, 'model score ', h('b', {}, num(c.model.score, 4)), h('span', { class: 'muted' }, ' (generation ' + c.model.generation + ')')),
-    table(['feature', { t: 'value', num: 1 }, { t: 'contribution', num: 1 }], c.model.reasons.map(x =>
-      h('tr', {}, h('td', {}, h('code', {}, x.feature)), h('td', { class: 'num' }, num(x.value, 3)), h('td', { class: 'num' }, '+' + num(x.contrib, 3))))))
+    table(['reason', { t: 'push (log-odds)', num: 1 }], c.model.reasons.map(x =>
+      h('tr', { class: x.push === 'down' ? 'push-down' : 'push-up' }, h('td', { title: x.feature }, x.text),
+        h('td', { class: 'num' }, (x.contrib > 0 ? '+' : '') + num(x.contrib, 2)))), { id: 'reasons-table' }))
     : h('p', { class: 'muted' }, 'no model in the current generation (rules alone decided)');
   const hist = table(['time', 'transaction', 'merchant', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label'],
     c.card_history.map(t => h('tr', { class: t.txn_id === c.txn_id ? 'clickable' : '' },
