@@ -658,6 +658,26 @@ con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *wh
 	}
 }
 
+/*
+ * The confirm token of who: hex of SHA-256(per-run secret, name), 32
+ * characters. GET /api/generations hands it to the page, POST
+ * /api/generations/current must carry it: a request that did not read the
+ * page as this analyst cannot know it (a second guard, after the
+ * cross-site refusals of http.c).
+ */
+static void
+api_confirm_token(con_app *app, const con_user *who, char ret_hex[33])
+{
+	uint8_t buf[32 + CON_NAME_MAX + 1], d[32];
+	size_t n = strlen(who->name);
+
+	memcpy(buf, app->secret, 32);
+	memcpy(buf + 32, who->name, n);
+	con_sha256(buf, 32 + n, d);
+	for (int i = 0; i < 16; i++)
+		snprintf(ret_hex + 2 * i, 3, "%02x", d[i]);
+}
+
 /* ---- GET /api/generations ---- */
 
 typedef struct api_thr_ctx {
@@ -704,7 +724,6 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 	size_t n = 0;
 	json_t *arr = json_array();
 
-	(void)who;
 	snprintf(dir, sizeof dir, "%s/features", app->o.data);
 	(void)store_gen_current(app->o.data, &cur);
 	d = opendir(dir);
@@ -758,11 +777,15 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 	}
 	/* set_current: whether "make current" can work (vigild's admin endpoint
 	 * given; the demo runs vigild without one) */
-	con_send_json(req, 200, json_pack("{s:I, s:b, s:o}", "current", (json_int_t)cur,
-	    "set_current", app->o.vigild_admin != NULL, "generations", arr));
+	char tok[33];
+
+	api_confirm_token(app, who, tok);
+	con_send_json(req, 200, json_pack("{s:I, s:b, s:s, s:o}", "current", (json_int_t)cur,
+	    "set_current", app->o.vigild_admin != NULL, "confirm_token", tok, "generations", arr));
 }
 
 /* ---- POST /api/generations/current ---- */
+
 
 /*
  * {"generation": N, "expect_current": M, "confirm": true}: asks vigild
@@ -786,9 +809,9 @@ con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user 
 		return;
 	json_object_foreach(body, key, val) {
 		if (strcmp(key, "generation") != 0 && strcmp(key, "expect_current") != 0 &&
-		    strcmp(key, "confirm") != 0) {
+		    strcmp(key, "confirm") != 0 && strcmp(key, "confirm_token") != 0) {
 			con_send_error(req, 400, key, "%s: not a key of this request (generation, "
-			    "expect_current, confirm)", key);
+			    "expect_current, confirm, confirm_token)", key);
 			goto out;
 		}
 	}
@@ -808,6 +831,21 @@ con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user 
 	if (!json_is_true(jc)) {
 		con_send_error(req, 400, "confirm", "confirm: must be true (the UI asks first)");
 		goto out;
+	}
+	/* (without vigild's admin endpoint nothing can be done: 503 below) */
+	if (app->o.vigild_admin != NULL) {
+		char tok[33];
+		const char *got = json_string_value(json_object_get(body, "confirm_token"));
+		unsigned diff = got == NULL || strlen(got) != 32;
+
+		api_confirm_token(app, who, tok);
+		for (int i = 0; got != NULL && diff == 0 && i < 32; i++)
+			diff |= (unsigned)(got[i] ^ tok[i]);
+		if (diff != 0) {
+			con_send_error(req, 403, "confirm_token", "confirm_token: the one GET "
+			    "/api/generations gave this analyst (reload the page)");
+			goto out;
+		}
 	}
 	fwd = json_pack("{s:I, s:I}", "generation", (json_int_t)json_integer_value(jg),
 	    "expect_current", (json_int_t)json_integer_value(je));

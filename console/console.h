@@ -316,6 +316,7 @@ typedef struct con_app {
 	con_audit         *audit;
 	con_index         *ix;
 	con_casework      *cw;     /* status, assignee, notes of cases */
+	uint8_t            secret[32]; /* per run, random: confirm tokens (api.c) */
 	vigil_client      *client;
 	struct event_base *base;
 	struct evhttp     *http;

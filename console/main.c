@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -529,6 +530,10 @@ main(int argc, char **argv)
 	snprintf(path, sizeof path, "%s/tmp", app.o.state);
 	if (mkdir_p1(path) != 0) {
 		fprintf(stderr, "vigil-console: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (getrandom(app.secret, sizeof app.secret, 0) != (ssize_t)sizeof app.secret) {
+		fprintf(stderr, "vigil-console: getrandom: %s\n", strerror(errno));
 		return 1;
 	}
 	rv = con_auth_load(app.o.tokens, &app.auth, err, sizeof err);

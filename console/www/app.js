@@ -372,7 +372,7 @@ async function pageNights() {
   const isAdmin = me && me.role === 'admin' && r.data.set_current;
   const makeCurrent = async g => {
     if (!confirm(`Make generation ${g.generation} current instead of ${r.data.current}? vigild switches to its features, thresholds and model within a second.`)) return;
-    const x = await api('POST', '/api/generations/current', { generation: g.generation, expect_current: r.data.current, confirm: true });
+    const x = await api('POST', '/api/generations/current', { generation: g.generation, expect_current: r.data.current, confirm: true, confirm_token: r.data.confirm_token });
     if (x.ok) { say(`Generation ${x.data.current} is current (was ${x.data.previous})`); await pageNights(); }
     else say(x.data.error || 'refused', true);
   };

@@ -1545,7 +1545,7 @@ wait_vigild_generation(uint64_t want)
 static void
 test_generation_rollback(void **s)
 {
-	char path[400];
+	char path[400], tok[64], eve_tok[64];
 	json_t *o;
 	uint64_t g1, g2;
 	FILE *f;
@@ -1579,24 +1579,43 @@ test_generation_rollback(void **s)
 	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
 	assert_int_equal(json_integer_value(json_object_get(o, "current")), (json_int_t)g2);
 	assert_true(json_is_true(json_object_get(o, "set_current")));
+	snprintf(eve_tok, sizeof eve_tok, "%s", json_string_value(json_object_get(o,
+	    "confirm_token")));
 	json_decref(o);
+	o = http_ok("GET", "/api/generations", ADAM, NULL, 200);
+	snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(o, "confirm_token")));
+	json_decref(o);
+	assert_int_equal(strlen(tok), 32);
+	assert_string_not_equal(tok, eve_tok); /* one per analyst */
 	json_decref(http_ok("POST", "/api/generations/current", ADAM,
 	    "{\"generation\":1,\"expect_current\":2}", 400));
 	{
-		char body[128];
+		char body[256];
 
+		/* without the analyst's confirm token (another's, or none): 403 */
 		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
-		    "\"confirm\":true}", (unsigned long long)g1, (unsigned long long)g2 + 5);
+		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g1,
+		    (unsigned long long)g2, eve_tok);
+		o = http_ok("POST", "/api/generations/current", ADAM, body, 403);
+		assert_string_equal(json_string_value(json_object_get(o, "field")), "confirm_token");
+		json_decref(o);
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
+		    "\"confirm\":true}", (unsigned long long)g1, (unsigned long long)g2);
+		json_decref(http_ok("POST", "/api/generations/current", ADAM, body, 403));
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
+		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g1,
+		    (unsigned long long)g2 + 5, tok);
 		o = http_ok("POST", "/api/generations/current", ADAM, body, 409);
 		assert_string_equal(json_string_value(json_object_get(o, "field")),
 		    "expect_current");
 		json_decref(o);
 		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
-		    "\"confirm\":true, \"force\":1}", (unsigned long long)g1,
-		    (unsigned long long)g2);
+		    "\"confirm\":true, \"force\":1,\"confirm_token\":\"%s\"}",
+		    (unsigned long long)g1, (unsigned long long)g2, tok);
 		json_decref(http_ok("POST", "/api/generations/current", ADAM, body, 400));
 		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
-		    "\"confirm\":true}", (unsigned long long)g1, (unsigned long long)g2);
+		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g1,
+		    (unsigned long long)g2, tok);
 		o = http_ok("POST", "/api/generations/current", ADAM, body, 200);
 		assert_int_equal(json_integer_value(json_object_get(o, "previous")), (json_int_t)g2);
 		assert_int_equal(json_integer_value(json_object_get(o, "current")), (json_int_t)g1);
