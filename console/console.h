@@ -412,6 +412,17 @@ vigil_err con_file_read(const char *path, size_t max, char **ret_buf, size_t *re
 /* Writes path atomically: PATH.tmp-PID, fsync, rename, fsync the dir. */
 vigil_err con_file_write_atomic(const char *path, const void *data, size_t len,
     char *errbuf, size_t errlen);
+/* The items of a list file's text (vigild's format: trimmed lines, not
+ * blank, not starting with '#'), a JSON array of strings ("(not UTF-8)"
+ * for an item that is not). */
+json_t   *con_list_items(const char *buf, size_t len);
+/* buf[0..len) with value added as a last line (add) or every line whose
+ * item is value removed; other lines byte for byte. VIGIL_OK: *ret_out
+ * (malloc'd, *ret_len bytes) and *ret_changed (false: value was already
+ * there, or not there). VIGIL_EINVAL: value empty or with a newline;
+ * VIGIL_ENOMEM. */
+vigil_err con_list_edit(const char *buf, size_t len, const char *value, bool add,
+    char **ret_out, size_t *ret_len, bool *ret_changed);
 /* Hex of the XXH3-128 of data (33 bytes). */
 void con_hash_hex(const void *data, size_t len, char ret_hex[33]);
 

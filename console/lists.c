@@ -89,32 +89,6 @@ lists_each(con_app *app, const char *text, void (*fn)(void *arg, const char *nam
 	}
 }
 
-/* The items of a list file's text (trimmed lines, no blank or '#'), as a
- * JSON array of strings. */
-static json_t *
-lists_items(const char *buf, size_t len)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < len;) {
-		size_t b = i, e;
-
-		while (i < len && buf[i] != '\n')
-			i++;
-		e = i;
-		if (i < len)
-			i++;
-		while (b < e && (buf[b] == ' ' || buf[b] == '\t'))
-			b++;
-		while (e > b && (buf[e - 1] == ' ' || buf[e - 1] == '\t' || buf[e - 1] == '\r'))
-			e--;
-		if (b == e || buf[b] == '#')
-			continue;
-		json_array_append_new(a, json_stringn(buf + b, e - b));
-	}
-	return a;
-}
-
 static json_t *
 lists_meta_load(con_app *app)
 {
@@ -153,8 +127,7 @@ lists_edit(const char *path, const char *value, bool add, bool *ret_changed, cha
     size_t errlen)
 {
 	char *buf = NULL, *out = NULL;
-	size_t len = 0, n = 0, vl = strlen(value);
-	bool found = false;
+	size_t len = 0, n = 0;
 	vigil_err rv;
 
 	*ret_changed = false;
@@ -167,42 +140,13 @@ lists_edit(const char *path, const char *value, bool add, bool *ret_changed, cha
 		snprintf(errbuf, errlen, "%s: %s", path, vigil_strerror(rv));
 		return rv;
 	}
-	out = malloc(len + vl + 3);
-	if (out == NULL) {
-		free(buf);
-		return VIGIL_ENOMEM;
-	}
-	for (size_t i = 0; i < len;) {
-		size_t b = i, e, s = i;
-
-		while (i < len && buf[i] != '\n')
-			i++;
-		e = i;
-		if (i < len)
-			i++;
-		while (b < e && (buf[b] == ' ' || buf[b] == '\t'))
-			b++;
-		while (e > b && (buf[e - 1] == ' ' || buf[e - 1] == '\t' || buf[e - 1] == '\r'))
-			e--;
-		if (e - b == vl && memcmp(buf + b, value, vl) == 0) {
-			found = true;
-			if (!add)
-				continue; /* the line is dropped */
-		}
-		memcpy(out + n, buf + s, i - s);
-		n += i - s;
-	}
-	if (add && !found) {
-		if (n > 0 && out[n - 1] != '\n')
-			out[n++] = '\n';
-		memcpy(out + n, value, vl);
-		n += vl;
-		out[n++] = '\n';
-	}
-	if (add != found)
+	rv = con_list_edit(buf, len, value, add, &out, &n, ret_changed);
+	if (rv == VIGIL_OK && *ret_changed)
 		rv = con_file_write_atomic(path, out, n, errbuf, errlen);
-	if (rv == VIGIL_OK)
-		*ret_changed = add != found;
+	else if (rv != VIGIL_OK)
+		snprintf(errbuf, errlen, "%s: %s", path, vigil_strerror(rv));
+	if (rv != VIGIL_OK)
+		*ret_changed = false;
 	free(out);
 	free(buf);
 	return rv;
@@ -240,7 +184,7 @@ lists_one(void *arg, const char *name, const char *kind, const char *path)
 	json_t *items, *shown = json_array(), *m = json_object_get(c->meta, name);
 	vigil_err rv = con_file_read(path, LIST_FILE_MAX, &buf, &len);
 
-	items = rv == VIGIL_OK ? lists_items(buf, len) : json_array();
+	items = rv == VIGIL_OK ? con_list_items(buf, len) : json_array();
 	for (size_t i = 0; i < json_array_size(items) && i < LIST_SHOW_MAX; i++) {
 		const char *v = json_string_value(json_array_get(items, i));
 		json_t *e = json_object_get(m, v);
