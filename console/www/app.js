@@ -179,7 +179,12 @@ async function pageCase(id) {
     : h('p', { class: 'muted' }, 'no model in the current generation (rules alone decided)');
   const hist = table(['time', 'transaction', 'merchant', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label'],
     c.card_history.map(t => h('tr', { class: t.txn_id === c.txn_id ? 'clickable' : '' },
-      h('td', { class: 'time' }, fmtTime(t.time)), h('td', {}, t.txn_id), h('td', {}, t.merchant_id),
+      h('td', { class: 'time' }, fmtTime(t.time)),
+      // a review or decline opens its case; an allowed one its search row (to label it)
+      h('td', {}, t.txn_id === c.txn_id ? t.txn_id : h('a', { href: t.decision === 'allow'
+        ? '#/search?' + new URLSearchParams({ card: c.card_id, from: t.time, to: new Date(Date.parse(t.time) + 1).toISOString() }).toString()
+        : '#/case/' + encodeURIComponent(t.txn_id) }, t.txn_id)),
+      h('td', {}, t.merchant_id),
       h('td', { class: 'num' }, t.amount + ' ' + t.currency), h('td', { class: 'num' }, t.score),
       h('td', {}, badge(t.decision)), h('td', {}, t.label ? badge(t.label) : ''))), { id: 'history-table' });
   // case work: status, assignee, notes (STATE/casework, audited)
