@@ -377,7 +377,9 @@ store_gen *con_gen_current(con_app *app); /* cached; NULL if none */
  * contributions (pushing the score up), then the kdown with the largest
  * negative ones, each {"feature", "value" (an integer as an integer, a
  * boolean as "yes"/"no", missing as null), "contrib", "push": "up"|"down",
- * "text": "<the feature's doc>: <value> (raises|lowers the risk)"}.
+ * "text": "<the feature's doc>: <value> (raises|lowers the risk)"}; the
+ * amount's text also compares it with card.amount_mean_90d when the vector
+ * has that ("..., 2.4x the card's 90-day mean of 90.00").
  * names[i], x[i], contrib[i] for i < n (contrib may have the bias at n).
  */
 json_t *con_reasons_json(const char *const *names, const float *x, const float *contrib,

@@ -238,6 +238,24 @@ reason_value(const store_field *fd, float v)
 	return json_real(v);
 }
 
+/* For the amount: how it compares with the card's usual amount (the
+ * 90-day mean, when the vector has it), "" otherwise. */
+static void
+reason_usual(const char *const *names, const float *x, uint32_t n, uint32_t i, char *buf,
+    size_t len)
+{
+	buf[0] = '\0';
+	if (strcmp(names[i], "amount") != 0 || isnan(x[i]))
+		return;
+	for (uint32_t j = 0; j < n; j++) {
+		if (strcmp(names[j], "card.amount_mean_90d") == 0 && !isnan(x[j]) && x[j] > 0) {
+			snprintf(buf, len, ", %.1fx the card's 90-day mean of %.2f",
+			    (double)(x[i] / x[j]), (double)x[j]);
+			return;
+		}
+	}
+}
+
 json_t *
 con_reasons_json(const char *const *names, const float *x, const float *contrib, uint32_t n,
     uint32_t kup, uint32_t kdown)
@@ -271,10 +289,11 @@ con_reasons_json(const char *const *names, const float *x, const float *contrib,
 			char *vs = json_is_null(val) ? strdup("missing") : json_is_string(val) ?
 			    strdup(json_string_value(val)) : json_dumps(val, JSON_ENCODE_ANY |
 			    JSON_REAL_PRECISION(4));
-			char text[400];
+			char text[400], usual[96];
 
-			snprintf(text, sizeof text, "%s: %s (%s the risk)", fd != NULL ? fd->doc :
-			    names[best], vs != NULL ? vs : "?", dir > 0 ? "raises" : "lowers");
+			reason_usual(names, x, n, best, usual, sizeof usual);
+			snprintf(text, sizeof text, "%s: %s%s (%s the risk)", fd != NULL ? fd->doc :
+			    names[best], vs != NULL ? vs : "?", usual, dir > 0 ? "raises" : "lowers");
 			free(vs);
 			json_array_append_new(arr, json_pack("{s:s, s:o, s:f, s:s, s:s}", "feature",
 			    names[best], "value", val, "contrib", (double)contrib[best], "push",

@@ -2,7 +2,8 @@
 /*
  * tests/console/test_reasons.c - the model's reasons as the case page shows
  * them (console/fetch.c, con_reasons_json): the largest pushes up, then the
- * largest pushes down, each in words from the feature table's doc, an
+ * largest pushes down, each in words from the feature table's doc (the
+ * amount against the card's 90-day mean), an
  * integer shown as an integer, a boolean as yes/no, a missing value as
  * missing; features that push neither way are left out.
  */
@@ -37,8 +38,9 @@ test_up_and_down_in_words(void **state)
 	e = json_array_get(r, 1);
 	assert_string_equal(json_string_value(json_object_get(e, "feature")), "amount");
 	assert_true(json_is_real(json_object_get(e, "value")));
-	assert_non_null(strstr(json_string_value(json_object_get(e, "text")),
-	    "amount in major units of its currency: 220.5 (raises the risk)"));
+	assert_string_equal(json_string_value(json_object_get(e, "text")),
+	    "amount in major units of its currency: 220.5, 2.5x the card's 90-day mean of 90.00 "
+	    "(raises the risk)");
 	/* down: card.amount_mean_90d (-2.0), then the unknown feature (-0.5) */
 	e = json_array_get(r, 2);
 	assert_string_equal(json_string_value(json_object_get(e, "feature")), "card.amount_mean_90d");
