@@ -3,7 +3,8 @@
  * common/evconn.c - the connection set of evconn.h: each evhttp connection
  * counted from the bufferevent evhttp asks for to its close callback, the
  * listener stopped at the cap, unparsed input capped by a read watermark, an
- * optional idle deadline. The one trick: libevent 2.1 gives no way to learn
+ * optional whole-request deadline, an optional cap per client address. The
+ * one trick: libevent 2.1 gives no way to learn
  * which evhttp_connection a bufferevent becomes, except that evhttp sets the
  * connection as the bufferevent's callback argument right after our
  * callback returns; a zero-timeout event, activated in our callback, runs
@@ -13,10 +14,23 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <uthash.h>
 
 #include "evconn.h"
+
+/* Connections open from one IP address (max_per_addr). */
+typedef struct evconn_addr {
+	struct {
+		uint8_t family; /* AF_INET, AF_INET6 */
+		uint8_t ip[16];
+	} key;
+	uint32_t       n;
+	UT_hash_handle hh;
+} evconn_addr;
 
 /* One open connection, from evhttp's bufferevent callback to its close. */
 typedef struct evconn_conn {
@@ -27,6 +41,7 @@ typedef struct evconn_conn {
 	struct event             *deadline; /* idle_s without a request; NULL: none */
 	void                    (*on_close)(void *arg);
 	void                     *on_close_arg;
+	evconn_addr              *addr;     /* its client's count; NULL: not capped */
 	struct evconn_conn       *prev, *next;
 	UT_hash_handle            hh;       /* in set->by_evcon, keyed by evcon */
 } evconn_conn;
@@ -36,6 +51,7 @@ struct vigil_evconn_set {
 	struct evconnlistener *lev;
 	evconn_conn           *list;       /* every open connection */
 	evconn_conn           *by_evcon;   /* the hooked ones, by evhttp connection */
+	evconn_addr           *addrs;      /* by address (max_per_addr) */
 	uint32_t               n;
 	bool                   paused_cap; /* n reached o.max_conns */
 	bool                   paused_ext; /* vigil_evconn_pause */
@@ -67,6 +83,10 @@ evconn_conn_gone(evconn_conn *c)
 
 	if (c->evcon != NULL)
 		HASH_DELETE(hh, set->by_evcon, c);
+	if (c->addr != NULL && --c->addr->n == 0) {
+		HASH_DELETE(hh, set->addrs, c->addr);
+		free(c->addr);
+	}
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -113,6 +133,48 @@ evconn_conn_deadline(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * Counts c against its client's address. False if that address already has
+ * max_per_addr connections open (c is then not counted against it). An
+ * address we cannot read, a local socket, or no memory: not capped.
+ */
+static bool
+evconn_addr_take(evconn_conn *c)
+{
+	vigil_evconn_set *set = c->set;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	evconn_addr k, *a = NULL;
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(c->evcon));
+
+	if (set->o.max_per_addr == 0 || fd < 0 ||
+	    getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		return true;
+	memset(&k, 0, sizeof k);
+	if (ss.ss_family == AF_INET) {
+		k.key.family = AF_INET;
+		memcpy(k.key.ip, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	} else if (ss.ss_family == AF_INET6) {
+		k.key.family = AF_INET6;
+		memcpy(k.key.ip, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	} else {
+		return true;
+	}
+	HASH_FIND(hh, set->addrs, &k.key, sizeof k.key, a);
+	if (a != NULL && a->n >= set->o.max_per_addr)
+		return false;
+	if (a == NULL) {
+		a = calloc(1, sizeof *a);
+		if (a == NULL)
+			return true;
+		a->key = k.key;
+		HASH_ADD(hh, set->addrs, key, sizeof a->key, a);
+	}
+	a->n++;
+	c->addr = a;
+	return true;
+}
+
+/*
  * Runs right after evhttp's accept callback, before any I/O on the
  * connection: evhttp has made the evhttp_connection and set it as the
  * bufferevent's callback argument. If evhttp freed it already (out of
@@ -139,6 +201,16 @@ evconn_conn_hook(evutil_socket_t fd, short what, void *arg)
 	bufferevent_decref(c->bev);
 	c->bev = NULL;
 	evhttp_connection_set_closecb(c->evcon, evconn_conn_closed, c);
+	if (!evconn_addr_take(c)) {
+		char *host = NULL;
+		ev_uint16_t port = 0;
+
+		evhttp_connection_get_peer(c->evcon, &host, &port);
+		if (set->o.on_addr_cap != NULL)
+			set->o.on_addr_cap(set->o.arg, host != NULL ? host : "?");
+		evhttp_connection_free(c->evcon); /* runs evconn_conn_closed: c is gone */
+		return;
+	}
 	if (c->deadline != NULL)
 		event_add(c->deadline, &idle);
 }
@@ -262,6 +334,15 @@ vigil_evconn_seen(vigil_evconn_set *set, struct evhttp_request *req)
 	idle.tv_sec = (time_t)set->o.idle_s;
 	idle.tv_usec = 0;
 	event_add(c->deadline, &idle);
+}
+
+void
+vigil_evconn_hold(vigil_evconn_set *set, struct evhttp_request *req)
+{
+	evconn_conn *c = evconn_find(set, evhttp_request_get_connection(req));
+
+	if (c != NULL && c->deadline != NULL)
+		event_del(c->deadline);
 }
 
 vigil_err

@@ -10,8 +10,12 @@
  * max_input bytes of unparsed input (evhttp keeps reading while it writes a
  * reply: a client that pipelines and never reads would grow us without
  * end). Optionally a connection that has not sent a complete request within
- * idle_s of opening or of its previous request is closed (one that drips a
- * header line every few seconds would hold its slot forever).
+ * idle_s of opening or of its previous request is closed, whether it is
+ * idle or slow (one that drips a header line every few seconds would hold
+ * its slot forever: evhttp's own timeout restarts at every byte), and at
+ * most max_per_addr connections come from one IP address (a connection
+ * over it is closed before evhttp reads a byte of it): one client cannot
+ * hold every slot.
  *
  * A separate library (vigil_evconn_dep; vigil_evconn_ssl_dep adds HTTPS),
  * so that common's core does not depend on libevent and a program that
@@ -63,12 +67,18 @@ typedef struct vigil_evconn_opts {
 	                     * unparsed input); 0: none */
 	uint32_t idle_s;    /* seconds to complete a request, from opening or
 	                     * from the previous request; 0: no deadline */
+	uint32_t max_per_addr; /* open connections from one IPv4 or IPv6
+	                        * address, at most; 0: no cap (local sockets
+	                        * are never capped) */
 
 	/* Optional callbacks (NULL: none), each called with arg, on the event
 	 * loop's thread. None may free the set. */
 	void (*on_count)(void *arg, uint32_t n);  /* the count changed to n */
 	void (*on_cap)(void *arg);                /* the listener stopped at max_conns */
 	void (*on_idle)(void *arg);               /* a connection passed idle_s and is
+	                                           * about to be closed */
+	void (*on_addr_cap)(void *arg, const char *addr); /* a connection over
+	                                           * max_per_addr from addr (numeric) is
 	                                           * about to be closed */
 	void  *arg;
 
@@ -109,6 +119,12 @@ uint32_t vigil_evconn_count(const vigil_evconn_set *set);
  * evhttp's request callback; a no-op without idle_s or if the connection is
  * not the set's). */
 void vigil_evconn_seen(vigil_evconn_set *set, struct evhttp_request *req);
+
+/* The request req is answered later (work that outlives this callback): its
+ * connection's deadline stops until vigil_evconn_seen is called for it again,
+ * which the caller does when it sends the answer. A no-op where
+ * vigil_evconn_seen is. */
+void vigil_evconn_hold(vigil_evconn_set *set, struct evhttp_request *req);
 
 /*
  * Calls fn(arg) when evcon closes, before the set forgets it (replacing the

@@ -80,6 +80,11 @@ con_case_json(con_app *app, const con_case *c)
 	json_object_set_new(o, "label_source", c->label >= 0 ? json_string(c->label_source) :
 	    json_null());
 	json_object_set_new(o, "seq", json_integer((json_int_t)c->seq));
+	{
+		json_t *w = con_casework_get(app->cw, c->txn_id);
+		json_object_update(o, w); /* status, assignee, notes */
+		json_decref(w);
+	}
 	if (con_index_claim_get(app->ix, c->txn_id, vigil_now_ms(), &cl) == VIGIL_OK)
 		json_object_set_new(o, "claim", json_pack("{s:s, s:o}", "who", cl.who, "until",
 		    api_time(cl.until_ms)));
@@ -359,14 +364,23 @@ con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, cons
 
 /* ---- POST /api/cases/ID/{claim,unclaim,label,block} ---- */
 
+/* A claim as the audit log records it; null for none (who ""). */
+static json_t *
+api_claim_json(const con_claim *cl)
+{
+	if (cl->who[0] == '\0')
+		return json_null();
+	return json_pack("{s:s, s:o}", "who", cl->who, "until", api_time(cl->until_ms));
+}
+
 static void
 api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
 {
-	con_claim cl;
+	con_claim cl, prev;
 	vigil_err rv;
 
 	rv = con_index_claim(app->ix, c->txn_id, who->name, vigil_now_ms(),
-	    (int64_t)app->o.claim_minutes * 60000, &cl);
+	    (int64_t)app->o.claim_minutes * 60000, &cl, &prev);
 	if (rv == VIGIL_EBUSY) {
 		json_t *o = json_pack("{s:s, s:s, s:o}", "error", "claimed by another analyst",
 		    "claimed_by", cl.who, "until", api_time(cl.until_ms));
@@ -377,8 +391,8 @@ api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		con_send_error(req, 500, NULL, "claim: %s", vigil_strerror(rv));
 		return;
 	}
-	if (con_audit_write(app->audit, who, "claim", c->txn_id, NULL,
-	    json_pack("{s:s, s:o}", "who", cl.who, "until", api_time(cl.until_ms))) != VIGIL_OK) {
+	if (con_audit_write(app->audit, who, "claim", c->txn_id, api_claim_json(&prev),
+	    api_claim_json(&cl)) != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "claimed, but the audit log could not be written");
 		return;
 	}
@@ -434,7 +448,7 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		return;
 	}
 	rv = con_index_case_label(app->ix, c->txn_id, fraud, source, now);
-	(void)con_index_unclaim(app->ix, c->txn_id, who->name);
+	(void)con_index_unclaim(app->ix, c->txn_id, who->name, now, false, NULL);
 	if (con_audit_write(app->audit, who, "label", c->txn_id,
 	    json_pack("{s:o}", "label", api_label_json(c->label)),
 	    json_pack("{s:s, s:s}", "label", fraud ? "fraud" : "legit", "source", source)) != VIGIL_OK) {
@@ -469,6 +483,134 @@ api_block(con_app *app, struct evhttp_request *req, const con_user *who, const c
 	    "list", path));
 }
 
+/* POST /api/cases/ID/note {"text"}: a note, appended (1-CON_NOTE_MAX bytes,
+ * at most CON_NOTES_MAX per case). */
+static void
+api_note(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
+{
+	json_t *body = con_body_json(req), *jt, *w = NULL, *notes, *note = NULL;
+	const char *text;
+	size_t len;
+
+	if (body == NULL)
+		return;
+	jt = json_object_get(body, "text");
+	text = json_string_value(jt);
+	if (text == NULL || json_object_size(body) != 1) {
+		con_send_error(req, 400, "text", "body must be {\"text\": \"...\"}");
+		goto out;
+	}
+	len = json_string_length(jt);
+	if (len == 0 || len > CON_NOTE_MAX || strlen(text) != len) {
+		con_send_error(req, 400, "text", "text: 1-%d bytes, no NUL", CON_NOTE_MAX);
+		goto out;
+	}
+	w = con_casework_get(app->cw, c->txn_id);
+	notes = json_object_get(w, "notes");
+	if (!json_is_array(notes)) {
+		notes = json_array();
+		json_object_set_new(w, "notes", notes);
+	}
+	if (json_array_size(notes) >= CON_NOTES_MAX) {
+		con_send_error(req, 409, "text", "this case has %d notes, the most it keeps",
+		    CON_NOTES_MAX);
+		goto out;
+	}
+	note = json_pack("{s:o, s:s, s:s}", "ts", api_time(vigil_now_ms()), "who", who->name,
+	    "text", text);
+	json_array_append(notes, note);
+	if (con_casework_put(app->cw, c->txn_id, w) != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "the note could not be stored");
+		goto out;
+	}
+	if (con_audit_write(app->audit, who, "note", c->txn_id, NULL, json_incref(note)) !=
+	    VIGIL_OK) {
+		con_send_error(req, 500, NULL, "noted, but the audit log could not be written");
+		goto out;
+	}
+	con_send_json(req, 200, json_pack("{s:s, s:O}", "txn_id", c->txn_id, "note", note));
+out:
+	json_decref(note);
+	json_decref(w);
+	json_decref(body);
+}
+
+/* POST /api/cases/ID/status {"status"?, "assignee"?}: open, investigating
+ * or closed; an analyst of the tokens file (analyst role or above), or
+ * null. Audited before and after. */
+static void
+api_status(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
+{
+	static const char *const states[] = { "open", "investigating", "closed" };
+	json_t *body = con_body_json(req), *js, *ja, *w = NULL, *before = NULL, *after = NULL;
+	const char *key;
+	json_t *val;
+	bool ok = false;
+
+	if (body == NULL)
+		return;
+	json_object_foreach(body, key, val) {
+		if (strcmp(key, "status") != 0 && strcmp(key, "assignee") != 0) {
+			con_send_error(req, 400, key, "%s: not a key of this request (status, assignee)",
+			    key);
+			goto out;
+		}
+	}
+	js = json_object_get(body, "status");
+	ja = json_object_get(body, "assignee");
+	if (js == NULL && ja == NULL) {
+		con_send_error(req, 400, NULL, "body must have status or assignee (or both)");
+		goto out;
+	}
+	if (js != NULL) {
+		for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+			ok = ok || (json_is_string(js) && strcmp(json_string_value(js), states[i]) == 0);
+		if (!ok) {
+			con_send_error(req, 400, "status", "status: open, investigating or closed");
+			goto out;
+		}
+	}
+	if (ja != NULL && !json_is_null(ja)) {
+		const con_user *u = NULL;
+
+		for (uint32_t i = 0; json_is_string(ja) && i < app->auth.n; i++)
+			if (strcmp(app->auth.users[i].name, json_string_value(ja)) == 0)
+				u = &app->auth.users[i];
+		if (u == NULL || u->role < CON_ROLE_ANALYST) {
+			con_send_error(req, 400, "assignee", "assignee: an analyst of the tokens file "
+			    "(role analyst or above), or null");
+			goto out;
+		}
+	}
+	w = con_casework_get(app->cw, c->txn_id);
+	before = json_pack("{s:O?, s:O?}", "status", json_object_get(w, "status"), "assignee",
+	    json_object_get(w, "assignee"));
+	if (js != NULL)
+		json_object_set(w, "status", js);
+	if (ja != NULL)
+		json_object_set(w, "assignee", ja);
+	after = json_pack("{s:O?, s:O?}", "status", json_object_get(w, "status"), "assignee",
+	    json_object_get(w, "assignee"));
+	if (con_casework_put(app->cw, c->txn_id, w) != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "the status could not be stored");
+		goto out;
+	}
+	if (con_audit_write(app->audit, who, "case_status", c->txn_id, before,
+	    json_incref(after)) != VIGIL_OK) {
+		before = NULL;
+		con_send_error(req, 500, NULL, "changed, but the audit log could not be written");
+		goto out;
+	}
+	before = NULL;
+	con_send_json(req, 200, json_pack("{s:s, s:O?, s:O?}", "txn_id", c->txn_id, "status",
+	    json_object_get(after, "status"), "assignee", json_object_get(after, "assignee")));
+out:
+	json_decref(before);
+	json_decref(after);
+	json_decref(w);
+	json_decref(body);
+}
+
 void
 con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *id, const char *action)
@@ -483,22 +625,57 @@ con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *wh
 	if (strcmp(action, "claim") == 0) {
 		api_claim(app, req, who, &c);
 	} else if (strcmp(action, "unclaim") == 0) {
-		vigil_err rv = con_index_unclaim(app->ix, c.txn_id, who->name);
+		/* only its holder releases a claim, or an admin */
+		con_claim prev;
+		vigil_err rv = con_index_unclaim(app->ix, c.txn_id, who->name, vigil_now_ms(),
+		    who->role >= CON_ROLE_ADMIN, &prev);
+		if (rv == VIGIL_EBUSY) {
+			con_send_json(req, 409, json_pack("{s:s, s:s, s:o}", "error", "claimed by "
+			    "another analyst: only they or an admin can release it", "claimed_by",
+			    prev.who, "until", api_time(prev.until_ms)));
+			return;
+		}
 		if (rv != VIGIL_OK) {
 			con_send_error(req, 500, NULL, "unclaim: %s", vigil_strerror(rv));
 			return;
 		}
-		if (con_audit_write(app->audit, who, "unclaim", c.txn_id, NULL, NULL) != VIGIL_OK) {
+		if (con_audit_write(app->audit, who, "unclaim", c.txn_id, api_claim_json(&prev),
+		    json_null()) != VIGIL_OK) {
 			con_send_error(req, 500, NULL, "released, but the audit log could not be "
 			    "written");
 			return;
 		}
-		con_send_json(req, 200, json_pack("{s:s}", "txn_id", c.txn_id));
+		con_send_json(req, 200, json_pack("{s:s, s:b}", "txn_id", c.txn_id, "released",
+		    prev.who[0] != '\0'));
 	} else if (strcmp(action, "label") == 0) {
 		api_label(app, req, who, &c);
+	} else if (strcmp(action, "note") == 0) {
+		api_note(app, req, who, &c);
+	} else if (strcmp(action, "status") == 0) {
+		api_status(app, req, who, &c);
 	} else {
 		api_block(app, req, who, &c);
 	}
+}
+
+/*
+ * The confirm token of who: hex of SHA-256(per-run secret, name), 32
+ * characters. GET /api/generations hands it to the page, POST
+ * /api/generations/current must carry it: a request that did not read the
+ * page as this analyst cannot know it (a second guard, after the
+ * cross-site refusals of http.c).
+ */
+static void
+api_confirm_token(con_app *app, const con_user *who, char ret_hex[33])
+{
+	uint8_t buf[32 + CON_NAME_MAX + 1], d[32];
+	size_t n = strlen(who->name);
+
+	memcpy(buf, app->secret, 32);
+	memcpy(buf + 32, who->name, n);
+	con_sha256(buf, 32 + n, d);
+	for (int i = 0; i < 16; i++)
+		snprintf(ret_hex + 2 * i, 3, "%02x", d[i]);
 }
 
 /* ---- GET /api/generations ---- */
@@ -547,7 +724,6 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 	size_t n = 0;
 	json_t *arr = json_array();
 
-	(void)who;
 	snprintf(dir, sizeof dir, "%s/features", app->o.data);
 	(void)store_gen_current(app->o.data, &cur);
 	d = opendir(dir);
@@ -599,11 +775,17 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 		store_gen_close(g);
 		json_array_append_new(arr, o);
 	}
-	con_send_json(req, 200, json_pack("{s:I, s:o}", "current", (json_int_t)cur, "generations",
-	    arr));
+	/* set_current: whether "make current" can work (vigild's admin endpoint
+	 * given; the demo runs vigild without one) */
+	char tok[33];
+
+	api_confirm_token(app, who, tok);
+	con_send_json(req, 200, json_pack("{s:I, s:b, s:s, s:o}", "current", (json_int_t)cur,
+	    "set_current", app->o.vigild_admin != NULL, "confirm_token", tok, "generations", arr));
 }
 
 /* ---- POST /api/generations/current ---- */
+
 
 /*
  * {"generation": N, "expect_current": M, "confirm": true}: asks vigild
@@ -627,9 +809,9 @@ con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user 
 		return;
 	json_object_foreach(body, key, val) {
 		if (strcmp(key, "generation") != 0 && strcmp(key, "expect_current") != 0 &&
-		    strcmp(key, "confirm") != 0) {
+		    strcmp(key, "confirm") != 0 && strcmp(key, "confirm_token") != 0) {
 			con_send_error(req, 400, key, "%s: not a key of this request (generation, "
-			    "expect_current, confirm)", key);
+			    "expect_current, confirm, confirm_token)", key);
 			goto out;
 		}
 	}
@@ -649,6 +831,21 @@ con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user 
 	if (!json_is_true(jc)) {
 		con_send_error(req, 400, "confirm", "confirm: must be true (the UI asks first)");
 		goto out;
+	}
+	/* (without vigild's admin endpoint nothing can be done: 503 below) */
+	if (app->o.vigild_admin != NULL) {
+		char tok[33];
+		const char *got = json_string_value(json_object_get(body, "confirm_token"));
+		unsigned diff = got == NULL || strlen(got) != 32;
+
+		api_confirm_token(app, who, tok);
+		for (int i = 0; got != NULL && diff == 0 && i < 32; i++)
+			diff |= (unsigned)(got[i] ^ tok[i]);
+		if (diff != 0) {
+			con_send_error(req, 403, "confirm_token", "confirm_token: the one GET "
+			    "/api/generations gave this analyst (reload the page)");
+			goto out;
+		}
 	}
 	fwd = json_pack("{s:I, s:I}", "generation", (json_int_t)json_integer_value(jg),
 	    "expect_current", (json_int_t)json_integer_value(je));

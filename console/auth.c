@@ -5,13 +5,15 @@
  * one); a request carries "Authorization: Bearer TOKEN". Only digests are
  * kept in memory, and a presented token is checked against every entry in
  * constant time, so neither timing nor an early exit tells how much of it
- * matched or which entry it was compared with.
+ * matched or which entry it was compared with. The file itself must be
+ * regular and closed to other users (vigil_secret_open, vigild's rule).
  */
 #include <ctype.h>
 #include <errno.h>
 #include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "console.h"
 
@@ -72,14 +74,21 @@ auth_name_ok(const char *s)
 vigil_err
 con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
+	FILE *f;
 	char line[512];
 	uint32_t lineno = 0;
-	vigil_err rv = VIGIL_OK;
+	vigil_err rv;
+	int fd;
 
+	/* vigild's rule for its admin token: regular, not readable by others */
+	rv = vigil_secret_open(path, NULL, &fd, errbuf, errlen);
+	if (rv != VIGIL_OK)
+		return rv;
+	f = fdopen(fd, "r");
 	if (f == NULL) {
 		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
-		return vigil_err_from_errno(errno);
+		close(fd);
+		return VIGIL_ENOMEM;
 	}
 	memset(ret_auth, 0, sizeof *ret_auth);
 	while (fgets(line, sizeof line, f) != NULL) {

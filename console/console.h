@@ -61,7 +61,8 @@ typedef struct con_auth {
  * "NAME ROLE sha256:HEX" (64 hex digits, the SHA-256 of the token);
  * '#' comments and blank lines ignored. A plain token must be at least 16
  * bytes. VIGIL_EINVAL/VIGIL_ETOOBIG with errbuf "FILE:LINE: reason";
- * VIGIL_ENOTFOUND/VIGIL_EIO if it cannot be read.
+ * VIGIL_ENOTFOUND/VIGIL_EIO if it cannot be read; VIGIL_EINVAL if it is not
+ * a regular file or other users may read or write it (vigil_secret_open).
  */
 vigil_err con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen);
 /* The user whose token this is, or NULL. Compares the SHA-256 of token
@@ -236,14 +237,38 @@ typedef struct con_claim {
 	char    who[CON_NAME_MAX + 1];
 	int64_t until_ms;
 } con_claim;
-/* VIGIL_OK: claimed (or renewed) by who; VIGIL_EBUSY: *ret_claim is the
- * other analyst's live claim. */
+/* VIGIL_OK: claimed (or renewed) by who, *ret_claim the new claim and
+ * *ret_prev the live claim it replaced (who's own: a renewal; who[0] '\0':
+ * none). VIGIL_EBUSY: *ret_claim is the other analyst's live claim. */
 vigil_err con_index_claim(con_index *ix, const char *txn_id, const char *who, int64_t now_ms,
-    int64_t ttl_ms, con_claim *ret_claim);
-vigil_err con_index_unclaim(con_index *ix, const char *txn_id, const char *who);
+    int64_t ttl_ms, con_claim *ret_claim, con_claim *ret_prev);
+/* Releases the live claim on txn_id if who holds it, or anyone's if any (an
+ * admin). VIGIL_OK: *ret_prev (may be NULL) is the claim released, who[0]
+ * '\0' if there was none live. VIGIL_EBUSY: another analyst holds it,
+ * *ret_prev is that claim, nothing changed. */
+vigil_err con_index_unclaim(con_index *ix, const char *txn_id, const char *who, int64_t now_ms,
+    bool any, con_claim *ret_prev);
 /* VIGIL_ENOTFOUND when nobody holds a live claim. */
 vigil_err con_index_claim_get(con_index *ix, const char *txn_id, int64_t now_ms,
     con_claim *ret_claim);
+
+/* ============================ casework.c ============================ */
+
+#define CON_NOTE_MAX   2000 /* bytes of one note */
+#define CON_NOTES_MAX  200  /* notes on one case */
+
+typedef struct con_casework con_casework;
+
+/* Opens (creates) STATE/casework, the analysts' status, assignee and notes
+ * of each case. */
+vigil_err con_casework_open(const char *dir, con_casework **ret_cw, char *errbuf,
+    size_t errlen);
+void      con_casework_close(con_casework *cw); /* NULL is a no-op */
+/* The case's record {"status","assignee","notes":[{"ts","who","text"}]}: a
+ * new reference (status "open", assignee null, no notes if none yet). */
+json_t   *con_casework_get(con_casework *cw, const char *txn_id);
+/* Replaces it. VIGIL_ELIMIT when the store is full, VIGIL_EIO. */
+vigil_err con_casework_put(con_casework *cw, const char *txn_id, const json_t *o);
 
 /* Reads the full archived record of a case (features, model vector). */
 vigil_err con_archive_fetch(const char *archive_dir, const con_case *c, store_scored *ret,
@@ -272,6 +297,10 @@ typedef struct con_opts {
 	uint32_t    map_gib;
 	uint32_t    keep_days;
 	uint32_t    max_connections;
+	uint32_t    max_per_addr;      /* connections from one address; 0: no cap */
+	uint32_t    request_timeout_s; /* to complete a request */
+	uint32_t    backtest_disk_mib;    /* a back-test's STATE/tmp directory, at most */
+	uint32_t    backtest_reserve_mib; /* free space a back-test leaves on STATE's filesystem */
 	bool        quiet;
 } con_opts;
 
@@ -286,6 +315,8 @@ typedef struct con_app {
 	con_auth           auth;
 	con_audit         *audit;
 	con_index         *ix;
+	con_casework      *cw;     /* status, assignee, notes of cases */
+	uint8_t            secret[32]; /* per run, random: confirm tokens (api.c) */
 	vigil_client      *client;
 	struct event_base *base;
 	struct evhttp     *http;
@@ -325,11 +356,34 @@ void con_api_generations(con_app *app, struct evhttp_request *req, const con_use
 void con_api_status(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_audit(con_app *app, struct evhttp_request *req, const con_user *who);
 
+/* lists.c: GET /api/lists; POST /api/lists/NAME/{add,remove}; expiry (tick). */
+void con_api_lists(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *name, const char *action);
+void con_lists_expire(con_app *app);
+
+/* search.c: GET /api/search over the archive; POST /api/txns/ID/label. */
+void con_api_search(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *id);
+
 /* fetch.c: the model's explanation of an archived record, as JSON:
  * {"generation", "score", "reasons": [{"feature", "value", "contrib"}]}, or
  * null when there is no model or no vector. */
 json_t *con_model_explain(con_app *app, const store_scored *rec);
 store_gen *con_gen_current(con_app *app); /* cached; NULL if none */
+/*
+ * The model's reasons in words: the kup features with the largest positive
+ * contributions (pushing the score up), then the kdown with the largest
+ * negative ones, each {"feature", "value" (an integer as an integer, a
+ * boolean as "yes"/"no", missing as null), "contrib", "push": "up"|"down",
+ * "text": "<the feature's doc>: <value> (raises|lowers the risk)"}; the
+ * amount's text also compares it with card.amount_mean_90d when the vector
+ * has that ("..., 2.4x the card's 90-day mean of 90.00").
+ * names[i], x[i], contrib[i] for i < n (contrib may have the bias at n).
+ */
+json_t *con_reasons_json(const char *const *names, const float *x, const float *contrib,
+    uint32_t n, uint32_t kup, uint32_t kdown);
 
 /* rules.c */
 /* Reason and points of a rule of the current file. VIGIL_ENOTFOUND. */
@@ -360,6 +414,17 @@ vigil_err con_file_read(const char *path, size_t max, char **ret_buf, size_t *re
 /* Writes path atomically: PATH.tmp-PID, fsync, rename, fsync the dir. */
 vigil_err con_file_write_atomic(const char *path, const void *data, size_t len,
     char *errbuf, size_t errlen);
+/* The items of a list file's text (vigild's format: trimmed lines, not
+ * blank, not starting with '#'), a JSON array of strings ("(not UTF-8)"
+ * for an item that is not). */
+json_t   *con_list_items(const char *buf, size_t len);
+/* buf[0..len) with value added as a last line (add) or every line whose
+ * item is value removed; other lines byte for byte. VIGIL_OK: *ret_out
+ * (malloc'd, *ret_len bytes) and *ret_changed (false: value was already
+ * there, or not there). VIGIL_EINVAL: value empty or with a newline;
+ * VIGIL_ENOMEM. */
+vigil_err con_list_edit(const char *buf, size_t len, const char *value, bool add,
+    char **ret_out, size_t *ret_len, bool *ret_changed);
 /* Hex of the XXH3-128 of data (33 bytes). */
 void con_hash_hex(const void *data, size_t len, char ret_hex[33]);
 

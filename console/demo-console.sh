@@ -33,6 +33,7 @@ if [ ! -f "$work/rules/default.rules" ]; then
 fi
 token=demo-analyst-token-0001
 printf 'demo admin %s\n' "$token" >"$work/tokens"
+chmod 600 "$work/tokens" # the console refuses a tokens file others can read
 
 vpid=""
 cpid=""

@@ -162,12 +162,11 @@ con_model_explain(con_app *app, const store_scored *rec)
 	const uint32_t *layout;
 	uint32_t nl = store_schema_model_inputs(&layout), n = 0;
 	float xl[STORE_MODEL_MAX_INPUTS], *x = NULL;
-	model_reason top[8];
 	const model_forest *f;
 	store_gen *g;
 	char err[256];
 	json_t *o = NULL, *reasons;
-	uint32_t nf, k;
+	uint32_t nf;
 
 	if (rec->model_in_len == 0 || rec->model_layout != store_schema_model_layout())
 		return json_null();
@@ -202,16 +201,105 @@ con_model_explain(con_app *app, const store_scored *rec)
 			}
 		}
 	}
-	k = model_forest_top(f, x, 5, top);
-	reasons = json_array();
-	for (uint32_t i = 0; i < k; i++) {
-		float v = x[top[i].feature];
-		json_array_append_new(reasons, json_pack("{s:s, s:o, s:f}", "feature",
-		    model_forest_feature(f, top[i].feature), "value",
-		    isnan(v) ? json_null() : json_real(v), "contrib", (double)top[i].contrib));
+	{
+		float *contrib = malloc((nf + 1) * sizeof *contrib);
+		const char **names = malloc((nf ? nf : 1) * sizeof *names);
+
+		if (contrib == NULL || names == NULL) {
+			free(contrib);
+			free(names);
+			free(x);
+			return json_null();
+		}
+		model_forest_contrib(f, x, contrib);
+		for (uint32_t i = 0; i < nf; i++)
+			names[i] = model_forest_feature(f, i);
+		reasons = con_reasons_json(names, x, contrib, nf, 5, 3);
+		free(contrib);
+		free(names);
 	}
 	o = json_pack("{s:I, s:f, s:o}", "generation", (json_int_t)app->model_gen, "score",
 	    model_forest_predict(f, x), "reasons", reasons);
 	free(x);
 	return o;
+}
+
+/* A feature's value as a reader wants it: an integer as an integer, a
+ * boolean as yes/no, missing as null. */
+static json_t *
+reason_value(const store_field *fd, float v)
+{
+	if (isnan(v))
+		return json_null();
+	if (fd != NULL && fd->type == VIGIL_T_BOOL)
+		return json_string(v != 0 ? "yes" : "no");
+	if (v == floorf(v) && fabsf(v) < 1e15f)
+		return json_integer((json_int_t)v);
+	return json_real(v);
+}
+
+/* For the amount: how it compares with the card's usual amount (the
+ * 90-day mean, when the vector has it), "" otherwise. */
+static void
+reason_usual(const char *const *names, const float *x, uint32_t n, uint32_t i, char *buf,
+    size_t len)
+{
+	buf[0] = '\0';
+	if (strcmp(names[i], "amount") != 0 || isnan(x[i]))
+		return;
+	for (uint32_t j = 0; j < n; j++) {
+		if (strcmp(names[j], "card.amount_mean_90d") == 0 && !isnan(x[j]) && x[j] > 0) {
+			snprintf(buf, len, ", %.1fx the card's 90-day mean of %.2f",
+			    (double)(x[i] / x[j]), (double)x[j]);
+			return;
+		}
+	}
+}
+
+json_t *
+con_reasons_json(const char *const *names, const float *x, const float *contrib, uint32_t n,
+    uint32_t kup, uint32_t kdown)
+{
+	json_t *arr = json_array();
+	bool *used = calloc(n ? n : 1, sizeof *used);
+
+	if (arr == NULL || used == NULL) {
+		free(used);
+		return arr;
+	}
+	/* the largest pushes up, then the largest pushes down */
+	for (int dir = 1; dir >= -1; dir -= 2) {
+		uint32_t k = dir > 0 ? kup : kdown;
+
+		for (uint32_t r = 0; r < k; r++) {
+			uint32_t best = n;
+			for (uint32_t i = 0; i < n; i++) {
+				float c = contrib[i] * (float)dir;
+				if (!used[i] && c > 0 && (best == n || c > contrib[best] * (float)dir))
+					best = i;
+			}
+			if (best == n)
+				break;
+			used[best] = true;
+
+			uint32_t slot;
+			const store_field *fd = store_schema_find(names[best], &slot) == VIGIL_OK ?
+			    store_schema_field(slot) : NULL;
+			json_t *val = reason_value(fd, x[best]);
+			char *vs = json_is_null(val) ? strdup("missing") : json_is_string(val) ?
+			    strdup(json_string_value(val)) : json_dumps(val, JSON_ENCODE_ANY |
+			    JSON_REAL_PRECISION(4));
+			char text[400], usual[96];
+
+			reason_usual(names, x, n, best, usual, sizeof usual);
+			snprintf(text, sizeof text, "%s: %s%s (%s the risk)", fd != NULL ? fd->doc :
+			    names[best], vs != NULL ? vs : "?", usual, dir > 0 ? "raises" : "lowers");
+			free(vs);
+			json_array_append_new(arr, json_pack("{s:s, s:o, s:f, s:s, s:s}", "feature",
+			    names[best], "value", val, "contrib", (double)contrib[best], "push",
+			    dir > 0 ? "up" : "down", "text", text));
+		}
+	}
+	free(used);
+	return arr;
 }

@@ -3,14 +3,18 @@
  * console/http.c - vigil-console's HTTP side (libevent evhttp, one thread):
  * the web UI's files, Debian's Chart.js, and the JSON API under /api/,
  * where every request needs "Authorization: Bearer TOKEN" (401 without a
- * valid one) and a role at least the route's (403). Errors are the one
- * error object of docs/tools.md (common/vigil_json.h): {"error": {"code":
- * "...", "message": "...", "where": {"field": "..."}}}. Routes and
- * formats: docs/console.md.
+ * valid one) and a role at least the route's (403); on a client-certificate
+ * session a cross-site request is refused (403), and every POST must say
+ * "Content-Type: application/json" (415). Refused authentications are
+ * logged with the client's address. Errors are the one error object of
+ * docs/tools.md (common/vigil_json.h): {"error": {"code": "...", "message":
+ * "...", "where": {"field": "..."}}}. Routes and formats: docs/console.md.
  *
  * Connections are capped by common/evconn.h (DESIGN.md contract 8): at
- * --max-connections the listener stops accepting until one closes, and a
- * connection stops reading at CON_CONN_BUFFER bytes of unparsed input. A
+ * --max-connections the listener stops accepting until one closes, one
+ * address may hold --max-connections-per-address of them, a request must be
+ * complete within --request-timeout, and a connection stops reading at
+ * CON_CONN_BUFFER bytes of unparsed input. A
  * back-test hooks its own close callback there (rules.c). With --https-cert
  * each connection's bufferevent is an OpenSSL one (libevent_openssl),
  * accepting TLS before evhttp reads a byte.
@@ -243,6 +247,97 @@ http_auth(con_app *app, struct evhttp_request *req)
 	return con_auth_check(&app->auth, h, strlen(h));
 }
 
+/* The client's address, for the log ("?" if unknown). */
+static const char *
+http_peer(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	return addr != NULL && addr[0] != '\0' ? addr : "?";
+}
+
+/*
+ * A refusal (an authentication, a connection over the per-address cap),
+ * logged with the address it came from: at most one line a second, with
+ * the count of those not logged since (a client trying tokens or opening
+ * connections must not fill the disk with the log).
+ */
+static void
+http_log_refused(const char *what, const char *addr, const char *why)
+{
+	static int64_t last_ms;
+	static uint64_t quiet;
+	int64_t now = vigil_mono_ns() / 1000000;
+
+	if (last_ms != 0 && now - last_ms < 1000) {
+		quiet++;
+		return;
+	}
+	fprintf(stderr, "vigil-console: refused %s from %s: %s (%llu more not logged in the last "
+	    "second)\n", what, addr, why, (unsigned long long)quiet);
+	last_ms = now;
+	quiet = 0;
+}
+
+static void
+http_conn_addr_cap(void *arg, const char *addr)
+{
+	con_app *app = arg;
+	char why[96];
+
+	snprintf(why, sizeof why, "%u connections from one address already open "
+	    "(--max-connections-per-address)", app->o.max_per_addr);
+	http_log_refused("a connection", addr, why);
+}
+
+/*
+ * A browser attaches a client certificate to every request to this origin,
+ * whichever page makes it: on a certificate session a request another site's
+ * page made would act as the analyst. Refused: a Sec-Fetch-Site other than
+ * same-origin or none (typed in the address bar), and an Origin that is not
+ * this server's own ("https://" and the Host header). A bearer token is not
+ * sent by a browser on its own, so token sessions need neither.
+ */
+static bool
+http_cross_site(struct evhttp_request *req, char *why, size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *site = evhttp_find_header(h, "Sec-Fetch-Site");
+	const char *origin = evhttp_find_header(h, "Origin");
+	const char *host = evhttp_find_header(h, "Host");
+	char self[300];
+
+	if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) {
+		snprintf(why, len, "Sec-Fetch-Site: %.64s", site);
+		return true;
+	}
+	if (origin == NULL)
+		return false;
+	snprintf(self, sizeof self, "https://%.256s", host != NULL ? host : "");
+	if (host == NULL || strcasecmp(origin, self) != 0) {
+		snprintf(why, len, "Origin: %.200s", origin);
+		return true;
+	}
+	return false;
+}
+
+/* A POST's body must be declared JSON: a page of another site can send
+ * text/plain or a form without asking first, never application/json. */
+static bool
+http_json_type(struct evhttp_request *req)
+{
+	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	size_t n = strlen("application/json");
+
+	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
 static bool
 http_need(struct evhttp_request *req, const con_user *u, con_role role)
 {
@@ -295,10 +390,23 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 	bool post = cmd == EVHTTP_REQ_POST;
 	char id[VIGIL_ID_MAX + 1], action[32];
 
+	char why[300];
+
 	if (u == NULL) {
+		http_log_refused(path, http_peer(req), "401 missing or unknown token or certificate");
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 		    "Bearer realm=\"vigil-console\"");
 		con_send_error(req, 401, NULL, "missing or unknown token (Authorization: Bearer TOKEN)");
+		return;
+	}
+	if (u->by_cert && http_cross_site(req, why, sizeof why)) {
+		http_log_refused(path, http_peer(req), "403 cross-site request on a certificate session");
+		con_send_error(req, 403, NULL, "cross-site request refused (%s): a client certificate "
+		    "acts only for this console's own pages", why);
+		return;
+	}
+	if (post && !http_json_type(req)) {
+		con_send_error(req, 415, NULL, "a POST needs \"Content-Type: application/json\"");
 		return;
 	}
 	if (strcmp(path, "/api/me") == 0 && get) {
@@ -313,14 +421,35 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 		} else if (action[0] == '\0' && get) {
 			con_api_case(app, req, u, id);
 		} else if (post && (strcmp(action, "claim") == 0 || strcmp(action, "unclaim") == 0 ||
-		    strcmp(action, "label") == 0 || strcmp(action, "block") == 0)) {
+		    strcmp(action, "label") == 0 || strcmp(action, "block") == 0 ||
+		    strcmp(action, "note") == 0 || strcmp(action, "status") == 0)) {
 			if (http_need(req, u, CON_ROLE_ANALYST))
 				con_api_case_action(app, req, u, id, action);
 		} else {
 			con_send_error(req, action[0] != '\0' && !post ? 405 : 404, NULL,
 			    "no such case endpoint: GET /api/cases/ID, POST /api/cases/ID/"
-			    "{claim,unclaim,label,block}");
+			    "{claim,unclaim,label,block,note,status}");
 		}
+	} else if (strcmp(path, "/api/lists") == 0 && get) {
+		con_api_lists(app, req, u);
+	} else if (strncmp(path, "/api/lists/", 11) == 0) {
+		if (!http_case_path(path + 11, id, sizeof id, action, sizeof action) ||
+		    (strcmp(action, "add") != 0 && strcmp(action, "remove") != 0))
+			con_send_error(req, 404, NULL, "no such endpoint: POST /api/lists/NAME/{add,remove}");
+		else if (!post)
+			con_send_error(req, 405, NULL, "POST /api/lists/NAME/{add,remove}");
+		else if (http_need(req, u, CON_ROLE_ANALYST))
+			con_api_list_edit(app, req, u, id, action);
+	} else if (strcmp(path, "/api/search") == 0 && get) {
+		con_api_search(app, req, u);
+	} else if (strncmp(path, "/api/txns/", 10) == 0) {
+		if (!http_case_path(path + 10, id, sizeof id, action, sizeof action) ||
+		    strcmp(action, "label") != 0)
+			con_send_error(req, 404, NULL, "no such endpoint: POST /api/txns/ID/label");
+		else if (!post)
+			con_send_error(req, 405, NULL, "POST /api/txns/ID/label");
+		else if (http_need(req, u, CON_ROLE_ANALYST))
+			con_api_txn_label(app, req, u, id);
 	} else if (strcmp(path, "/api/rules") == 0 && get) {
 		con_api_rules(app, req, u);
 	} else if (strcmp(path, "/api/rules/versions") == 0 && get) {
@@ -358,6 +487,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
+	vigil_evconn_seen(app->conns, req); /* the next request's deadline starts */
 	if (path == NULL)
 		path = "/";
 	if (strncmp(path, "/api/", 5) == 0) {
@@ -415,8 +545,10 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	}
 	evhttp_set_max_body_size(app->http, CON_BODY_MAX + 1);
 	evhttp_set_max_headers_size(app->http, 16384);
-	/* idle and slow clients are dropped after a minute; a back-test's
-	 * connection gets longer while vigil-replay runs (rules.c) */
+	/* a request must be complete --request-timeout seconds after the
+	 * connection opened or its previous request (evconn.h: idle and slow
+	 * clients alike); this one is evhttp's limit on a silent socket while a
+	 * reply is written; a back-test's connection gets longer (rules.c) */
 	evhttp_set_timeout(app->http, 60);
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_gencb(app->http, http_dispatch, app);
@@ -428,6 +560,10 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	}
 	o.max_conns = app->o.max_connections;
 	o.max_input = CON_CONN_BUFFER;
+	o.idle_s = app->o.request_timeout_s;
+	o.max_per_addr = app->o.max_per_addr;
+	o.on_addr_cap = http_conn_addr_cap;
+	o.arg = app;
 	if (app->ssl != NULL) {
 		o.bev_new = vigil_evconn_ssl_bev;
 		o.bev_arg = app->ssl;

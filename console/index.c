@@ -1118,13 +1118,14 @@ con_index_claim_get(con_index *ix, const char *txn_id, int64_t now_ms, con_claim
 
 vigil_err
 con_index_claim(con_index *ix, const char *txn_id, const char *who, int64_t now_ms,
-    int64_t ttl_ms, con_claim *ret_claim)
+    int64_t ttl_ms, con_claim *ret_claim, con_claim *ret_prev)
 {
 	MDB_txn *txn;
 	MDB_val k = ix_str(txn_id), v;
-	con_claim cl;
+	con_claim cl, prev;
 	int rc;
 
+	memset(&prev, 0, sizeof prev);
 	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
 	if (rc != 0)
 		return ix_err(rc);
@@ -1135,6 +1136,8 @@ con_index_claim(con_index *ix, const char *txn_id, const char *who, int64_t now_
 			*ret_claim = cl;
 			return VIGIL_EBUSY;
 		}
+		if (cl.until_ms > now_ms)
+			prev = cl; /* a renewal */
 	}
 	memset(&cl, 0, sizeof cl);
 	snprintf(cl.who, sizeof cl.who, "%s", who);
@@ -1147,33 +1150,47 @@ con_index_claim(con_index *ix, const char *txn_id, const char *who, int64_t now_
 		return ix_err(rc);
 	}
 	rc = mdb_txn_commit(txn);
-	if (rc == 0)
+	if (rc == 0) {
 		*ret_claim = cl;
+		*ret_prev = prev;
+	}
 	return ix_err(rc);
 }
 
 vigil_err
-con_index_unclaim(con_index *ix, const char *txn_id, const char *who)
+con_index_unclaim(con_index *ix, const char *txn_id, const char *who, int64_t now_ms,
+    bool any, con_claim *ret_prev)
 {
 	MDB_txn *txn;
 	MDB_val k = ix_str(txn_id), v;
-	con_claim cl;
+	con_claim cl, prev;
 	int rc;
 
+	memset(&prev, 0, sizeof prev);
 	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
 	if (rc != 0)
 		return ix_err(rc);
 	rc = mdb_get(txn, ix->claims, &k, &v);
 	if (rc == 0 && v.mv_size == sizeof cl) {
 		memcpy(&cl, v.mv_data, sizeof cl);
-		if (strcmp(cl.who, who) == 0)
-			rc = mdb_del(txn, ix->claims, &k, NULL);
+		if (cl.until_ms > now_ms && strcmp(cl.who, who) != 0 && !any) {
+			mdb_txn_abort(txn);
+			if (ret_prev != NULL)
+				*ret_prev = cl;
+			return VIGIL_EBUSY;
+		}
+		if (cl.until_ms > now_ms)
+			prev = cl;
+		rc = mdb_del(txn, ix->claims, &k, NULL); /* live and released, or expired */
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		mdb_txn_abort(txn);
 		return ix_err(rc);
 	}
-	return ix_err(mdb_txn_commit(txn));
+	rc = mdb_txn_commit(txn);
+	if (rc == 0 && ret_prev != NULL)
+		*ret_prev = prev;
+	return ix_err(rc);
 }
 
 /* ---- retention ---- */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -73,6 +74,14 @@ usage(FILE *out)
 	    "  --map-gib N         LMDB map size of the index (default 64)\n"
 	    "  --keep-days N       per-transaction rule hits kept this long for late labels (default 180)\n"
 	    "  --max-connections N HTTP connections at once (default 128; more wait to be accepted)\n"
+	    "  --max-connections-per-address N  of them from one IP address (default 32; more\n"
+	    "                      are closed at once; 0: no cap)\n"
+	    "  --request-timeout S a request must be complete S seconds after its connection\n"
+	    "                      opened or its previous request (default 10; idle or slow)\n"
+	    "  --backtest-disk-mib N  a back-test's work directory under STATE/tmp, at most\n"
+	    "                      (default 2048; over it the back-test is stopped)\n"
+	    "  --backtest-reserve-mib N  free space a back-test leaves on STATE's filesystem,\n"
+	    "                      checked before and while it runs (default 1024)\n"
 	    "  -q, --quiet         no start-up line\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n"
@@ -105,7 +114,8 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
 enum { OPT_TOKENS = 256, OPT_STATE, OPT_WWW,
 	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN, OPT_VADMIN,
-	OPT_VADMIN_TOKEN, OPT_HTTPS_CERT, OPT_HTTPS_KEY, OPT_HTTPS_CA };
+	OPT_VADMIN_TOKEN, OPT_HTTPS_CERT, OPT_HTTPS_KEY, OPT_HTTPS_CA, OPT_MAXPERADDR,
+	OPT_REQTIMEOUT, OPT_BTDISK, OPT_BTRESERVE };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
@@ -123,6 +133,10 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "map-gib", required_argument, NULL, OPT_MAP },
 		{ "keep-days", required_argument, NULL, OPT_KEEP },
 		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
+		{ "max-connections-per-address", required_argument, NULL, OPT_MAXPERADDR },
+		{ "request-timeout", required_argument, NULL, OPT_REQTIMEOUT },
+		{ "backtest-disk-mib", required_argument, NULL, OPT_BTDISK },
+		{ "backtest-reserve-mib", required_argument, NULL, OPT_BTRESERVE },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
@@ -147,6 +161,10 @@ parse_args(int argc, char **argv, con_opts *o)
 	o->map_gib = 64;
 	o->keep_days = 180;
 	o->max_connections = 128;
+	o->max_per_addr = 32;
+	o->request_timeout_s = 10;
+	o->backtest_disk_mib = 2048;
+	o->backtest_reserve_mib = 1024;
 	opterr = 0;
 	/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
 	while ((c = getopt_long(argc, argv, "d:l:r:s:qhV", lo, NULL)) != -1) {
@@ -164,6 +182,22 @@ parse_args(int argc, char **argv, con_opts *o)
 		case OPT_MAXCONN:
 			if (!parse_u32(optarg, 1, 100000, &o->max_connections))
 				return usage_error("--max-connections %s: 1-100000", optarg);
+			break;
+		case OPT_MAXPERADDR:
+			if (!parse_u32(optarg, 0, 100000, &o->max_per_addr))
+				return usage_error("--max-connections-per-address %s: 0-100000", optarg);
+			break;
+		case OPT_REQTIMEOUT:
+			if (!parse_u32(optarg, 1, 3600, &o->request_timeout_s))
+				return usage_error("--request-timeout %s: 1-3600", optarg);
+			break;
+		case OPT_BTDISK:
+			if (!parse_u32(optarg, 1, 1u << 24, &o->backtest_disk_mib))
+				return usage_error("--backtest-disk-mib %s: 1-16777216", optarg);
+			break;
+		case OPT_BTRESERVE:
+			if (!parse_u32(optarg, 0, 1u << 30, &o->backtest_reserve_mib))
+				return usage_error("--backtest-reserve-mib %s: 0-1073741824", optarg);
 			break;
 		case OPT_TLS_CERT: o->tls_cert = optarg; break;
 		case OPT_TLS_KEY: o->tls_key = optarg; break;
@@ -287,6 +321,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 			}
 		}
 	}
+	con_lists_expire(app); /* list entries past their expiry (cheap when none is due) */
 	/* more ready: come back at once, after the HTTP events queued meanwhile */
 	tv.tv_sec = more ? 0 : app->o.poll_ms / 1000;
 	tv.tv_usec = more ? 0 : (suseconds_t)(app->o.poll_ms % 1000) * 1000;
@@ -504,6 +539,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "vigil-console: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
+	if (getrandom(app.secret, sizeof app.secret, 0) != (ssize_t)sizeof app.secret) {
+		fprintf(stderr, "vigil-console: getrandom: %s\n", strerror(errno));
+		return 1;
+	}
 	rv = con_auth_load(app.o.tokens, &app.auth, err, sizeof err);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-console: tokens: %s\n", err);
@@ -512,6 +551,12 @@ main(int argc, char **argv)
 	}
 	snprintf(path, sizeof path, "%s/index", app.o.state);
 	rv = con_index_open(path, app.o.map_gib, &app.ix, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: %s\n", err);
+		goto out;
+	}
+	snprintf(path, sizeof path, "%s/casework", app.o.state);
+	rv = con_casework_open(path, &app.cw, err, sizeof err);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-console: %s\n", err);
 		goto out;
@@ -601,5 +646,6 @@ out:
 	con_rules_fini(&app);
 	con_audit_close(app.audit);
 	con_index_close(app.ix);
+	con_casework_close(app.cw);
 	return ret;
 }

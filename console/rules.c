@@ -5,12 +5,22 @@
  * the index), a check that compiles an edited text exactly as vigild would
  * (rules_compile against app/'s schema, list files resolved next to the
  * deployed file), a back-test that replays the last N days of the archive
- * with vigil-replay for both files (two child processes, posix_spawn; the
- * event loop goes on meanwhile) and diffs their decisions, a deploy guarded
+ * with vigil-replay for both files (two child processes in a process group
+ * of their own, at a lower CPU and I/O priority than vigild; the event loop
+ * goes on meanwhile) and diffs their decisions, a deploy guarded
  * by the hash the edit started from, versions kept under STATE/rules for
  * roll-back, and the blocked-cards list.
+ *
+ * A back-test is bounded: its work directory under STATE/tmp may use
+ * --backtest-disk-mib, and STATE's filesystem must keep --backtest-reserve-mib
+ * free (vigild may share it: at ENOSPC it refuses every score), checked
+ * before it starts and every second while it runs; over either, or when its
+ * client goes away, its processes are killed and the directory removed.
+ * Directories a crash left behind are removed at start.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
@@ -19,11 +29,14 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,11 +45,12 @@
 #include "evconn.h"
 #include "rules.h"
 
-extern char **environ;
-
 #define RULES_TEXT_MAX   (1u << 20)
 #define BT_CASES_MAX     200
 #define BT_TIMEOUT_S     600
+#define BT_NICE          10   /* CPU: below vigild's 0 */
+#define BT_IOPRIO        7    /* I/O: best effort, its lowest level */
+#define BT_CHECK_MS      1000 /* disk checked this often while it runs */
 #define DIFF_LINES_MAX   4000
 
 struct con_rulestate {
@@ -63,6 +77,8 @@ struct con_backtest {
 	bool                      nightly;
 	uint64_t                  t0;
 	struct event             *timer;
+	struct event             *check;  /* disk budget, free space, client gone */
+	bool                      hooked; /* bt_conn_closed runs when conn closes */
 };
 
 /* ---- helpers ---- */
@@ -246,6 +262,44 @@ edit_latest_hash(json_t *vs)
 	return last != NULL ? json_string_value(json_object_get(last, "hash")) : NULL;
 }
 
+static int bt_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw);
+
+/*
+ * What back-tests of an earlier run left (killed with the console, or a
+ * crash): STATE/tmp/backtest-* directories and the edited copies
+ * DIR/.BASE.backtest-PID next to the rule file. Removed at start; a
+ * console has one back-test at a time and none is running yet.
+ */
+static void
+edit_prune_backtests(con_app *app)
+{
+	char dir[4200], path[4600], prefix[300];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof dir, "%s/tmp", app->o.state);
+	d = opendir(dir);
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "backtest-", 9) != 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		fprintf(stderr, "vigil-console: removing %s (a back-test of an earlier run)\n", path);
+		(void)nftw(path, bt_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	if (d != NULL)
+		closedir(d);
+	snprintf(prefix, sizeof prefix, ".%s.backtest-", app->rs->base);
+	d = opendir(app->rs->dir);
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", app->rs->dir, e->d_name);
+		(void)unlink(path);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
 vigil_err
 con_rules_init(con_app *app, char *errbuf, size_t errlen)
 {
@@ -264,6 +318,8 @@ con_rules_init(con_app *app, char *errbuf, size_t errlen)
 	snprintf(tmp, sizeof tmp, "%s", app->o.rules);
 	snprintf(rs->base, sizeof rs->base, "%s", basename(tmp));
 	snprintf(rs->vdir, sizeof rs->vdir, "%s/rules", app->o.state);
+	if (getenv("VIGIL_CONSOLE_KEEP_BACKTEST") == NULL)
+		edit_prune_backtests(app);
 	if (mkdir(rs->vdir, 0750) != 0 && errno != EEXIST) {
 		snprintf(errbuf, errlen, "%s: %s", rs->vdir, strerror(errno));
 		return vigil_err_from_errno(errno);
@@ -823,6 +879,8 @@ bt_free(con_backtest *bt)
 		return;
 	if (bt->timer != NULL)
 		event_free(bt->timer);
+	if (bt->check != NULL)
+		event_free(bt->check);
 	if (bt->edited[0] != '\0')
 		unlink(bt->edited);
 	if (bt->tmp[0] != '\0' && getenv("VIGIL_CONSOLE_KEEP_BACKTEST") == NULL)
@@ -830,13 +888,56 @@ bt_free(con_backtest *bt)
 	free(bt);
 }
 
+static void bt_kill(con_backtest *bt);
+
+/* The client went away: nobody to answer, nothing to go on for. */
 static void
 bt_conn_closed(void *arg)
 {
 	con_backtest *bt = arg;
+	con_app *app = bt->app;
 
-	bt->req = NULL; /* the client went away: nobody to answer */
+	bt->req = NULL;
 	bt->conn = NULL;
+	bt_kill(bt);
+	fprintf(stderr, "vigil-console: %s's back-test stopped: the client went away after %.1f s\n",
+	    bt->who.name, (double)(vigil_mono_ns() - bt->t0) / 1e9);
+	if (app->bt == bt)
+		app->bt = NULL;
+	bt_free(bt);
+}
+
+/* Bytes in use under the back-test's directory (nftw has no argument). */
+static uint64_t bt_du_sum;
+
+static int
+bt_du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)flag;
+	(void)ftw;
+	bt_du_sum += (uint64_t)st->st_blocks * 512;
+	return 0;
+}
+
+static uint64_t
+bt_du(const char *dir)
+{
+	bt_du_sum = 0;
+	(void)nftw(dir, bt_du_one, 16, FTW_PHYS);
+	return bt_du_sum;
+}
+
+/* Free bytes for an unprivileged writer on path's filesystem; UINT64_MAX if
+ * it cannot be told. */
+static uint64_t
+bt_free_bytes(const char *path)
+{
+	struct statvfs sv;
+
+	if (statvfs(path, &sv) != 0)
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
 }
 
 static void
@@ -844,10 +945,12 @@ bt_reply(con_backtest *bt, int code, json_t *o)
 {
 	if (bt->conn != NULL)
 		(void)vigil_evconn_on_close(bt->app->conns, bt->conn, NULL, NULL);
-	if (bt->req != NULL)
+	if (bt->req != NULL) {
+		vigil_evconn_seen(bt->app->conns, bt->req); /* its deadline runs again */
 		con_send_json(bt->req, code, o);
-	else
+	} else {
 		json_decref(o);
+	}
 	bt->req = NULL;
 	bt->conn = NULL;
 }
@@ -859,7 +962,7 @@ bt_spawn(con_backtest *bt, int i, const char *rules)
 	char from[32], to[32], res[4200], sum[4200], out[4200], work[4200];
 	const char *argv[32];
 	int n = 0, rc;
-	posix_spawn_file_actions_t fa;
+	pid_t pid;
 
 	vigil_time_format_rfc3339(bt->from_ms, from, sizeof from);
 	vigil_time_format_rfc3339(bt->to_ms, to, sizeof to);
@@ -888,18 +991,32 @@ bt_spawn(con_backtest *bt, int i, const char *rules)
 		argv[n++] = work;
 	}
 	argv[n] = NULL;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0640);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	rc = posix_spawnp(&bt->pid[i], app->o.replay, &fa, NULL, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0) {
+	/* fork, not posix_spawn: the child lowers its CPU and I/O priority and
+	 * leads a process group (what vigil-replay starts dies with it); only
+	 * async-signal-safe calls until exec */
+	pid = fork();
+	if (pid == 0) {
+		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+
+		(void)setpgid(0, 0);
+		(void)!nice(BT_NICE);
+		/* IOPRIO_WHO_PROCESS 1; IOPRIO_CLASS_BE 2 << IOPRIO_CLASS_SHIFT 13 */
+		(void)syscall(SYS_ioprio_set, 1, 0, (2 << 13) | BT_IOPRIO);
+		if (in < 0 || o < 0 || dup2(in, 0) < 0 || dup2(o, 1) < 0 || dup2(o, 2) < 0)
+			_exit(127);
+		execvp(app->o.replay, (char *const *)argv);
+		_exit(127);
+	}
+	if (pid < 0) {
+		rc = errno;
 		bt->pid[i] = 0;
 		bt->done[i] = true;
 		bt->status[i] = -1;
 		return vigil_err_from_errno(rc);
 	}
+	(void)setpgid(pid, pid); /* here too: set before any kill(-pid) */
+	bt->pid[i] = pid;
 	return VIGIL_OK;
 }
 
@@ -1104,11 +1221,82 @@ bt_kill(con_backtest *bt)
 {
 	for (int i = 0; i < 2; i++) {
 		if (!bt->done[i] && bt->pid[i] > 0) {
+			kill(-bt->pid[i], SIGKILL); /* its group: what it started too */
 			kill(bt->pid[i], SIGKILL);
 			(void)waitpid(bt->pid[i], NULL, 0);
 			bt->done[i] = true;
 		}
 	}
+}
+
+/*
+ * Whether the back-test's client has gone: evhttp (2.1) does not read a
+ * connection whose request is being answered, so it would learn of a close
+ * only when the answer is written. The peer's FIN or a reset is seen on the
+ * socket itself (POLLRDHUP, TLS or not; a client that half-closes after
+ * its request counts as gone).
+ */
+static bool
+bt_client_gone(con_backtest *bt)
+{
+	struct bufferevent *bev = bt->conn != NULL ?
+	    evhttp_connection_get_bufferevent(bt->conn) : NULL;
+	struct pollfd p = { .fd = bev != NULL ? bufferevent_getfd(bev) : -1,
+	    .events = POLLRDHUP };
+
+	if (p.fd < 0)
+		return false;
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/*
+ * Every BT_CHECK_MS while it runs: a client that went away stops it; over
+ * --backtest-disk-mib in its directory,
+ * or under --backtest-reserve-mib free on the filesystem, the back-test is
+ * stopped (507) before it can fill the disk it shares with vigild.
+ */
+static void
+bt_check(evutil_socket_t fd, short what, void *arg)
+{
+	con_app *app = arg;
+	con_backtest *bt = app->bt;
+	const struct timeval tv = { 0, BT_CHECK_MS * 1000 };
+	uint64_t used, avail, budget, reserve;
+	char msg[4600];
+
+	(void)fd;
+	(void)what;
+	if (bt == NULL)
+		return;
+	if (bt_client_gone(bt)) {
+		struct evhttp_connection *conn = bt->conn;
+
+		if (!bt->hooked)
+			bt_conn_closed(bt); /* bt is freed */
+		evhttp_connection_free(conn); /* if hooked, runs bt_conn_closed */
+		return;
+	}
+	used = bt_du(bt->tmp);
+	avail = bt_free_bytes(bt->tmp);
+	budget = (uint64_t)app->o.backtest_disk_mib << 20;
+	reserve = (uint64_t)app->o.backtest_reserve_mib << 20;
+	if (used <= budget && avail >= reserve) {
+		event_add(bt->check, &tv);
+		return;
+	}
+	if (used > budget)
+		snprintf(msg, sizeof msg, "back-test stopped: its work directory reached %llu MiB, "
+		    "over --backtest-disk-mib %u (a shorter period, or without nightly)",
+		    (unsigned long long)(used >> 20), app->o.backtest_disk_mib);
+	else
+		snprintf(msg, sizeof msg, "back-test stopped: %llu MiB left free on the filesystem "
+		    "of %s, under --backtest-reserve-mib %u", (unsigned long long)(avail >> 20),
+		    bt->tmp, app->o.backtest_reserve_mib);
+	fprintf(stderr, "vigil-console: %s's %s\n", bt->who.name, msg);
+	bt_kill(bt);
+	bt_reply(bt, 507, json_pack("{s:s}", "error", msg));
+	app->bt = NULL;
+	bt_free(bt);
 }
 
 static void
@@ -1152,6 +1340,8 @@ con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user 
 	json_t *b, *jd, *jn;
 	char err[4700];
 	struct timeval tv = { BT_TIMEOUT_S, 0 };
+	const struct timeval check = { 0, BT_CHECK_MS * 1000 };
+	uint64_t avail;
 	int fd;
 
 	b = edit_body(req, keys, &text, &len);
@@ -1181,6 +1371,14 @@ con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user 
 	con_index_pos(app->ix, &pos);
 	if (pos.max_event_ms <= 0) {
 		con_send_error(req, 409, NULL, "no transactions indexed yet: nothing to back-test on");
+		goto out;
+	}
+	snprintf(err, sizeof err, "%s/tmp", app->o.state);
+	avail = bt_free_bytes(err);
+	if (avail < ((uint64_t)app->o.backtest_reserve_mib << 20)) {
+		con_send_error(req, 507, NULL, "%llu MiB free on the filesystem of %s; a back-test "
+		    "must leave --backtest-reserve-mib %u free: not started",
+		    (unsigned long long)(avail >> 20), err, app->o.backtest_reserve_mib);
 		goto out;
 	}
 	bt = calloc(1, sizeof *bt);
@@ -1221,12 +1419,17 @@ con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user 
 	bt->req = req;
 	bt->conn = evhttp_request_get_connection(req);
 	if (bt->conn != NULL) {
-		(void)vigil_evconn_on_close(app->conns, bt->conn, bt_conn_closed, bt);
+		bt->hooked = vigil_evconn_on_close(app->conns, bt->conn, bt_conn_closed, bt) ==
+		    VIGIL_OK;
+		vigil_evconn_hold(app->conns, req); /* answered when the replays end */
 		evhttp_connection_set_timeout(bt->conn, BT_TIMEOUT_S + 60);
 	}
 	bt->timer = evtimer_new(app->base, bt_timeout, app);
 	if (bt->timer != NULL)
 		evtimer_add(bt->timer, &tv);
+	bt->check = evtimer_new(app->base, bt_check, app);
+	if (bt->check != NULL)
+		evtimer_add(bt->check, &check);
 	app->bt = bt;
 	bt = NULL;
 	/* a child may have exited before the SIGCHLD event was armed for it */

@@ -123,3 +123,81 @@ con_hash_hex(const void *data, size_t len, char ret_hex[33])
 	snprintf(ret_hex, 33, "%016llx%016llx", (unsigned long long)h.high64,
 	    (unsigned long long)h.low64);
 }
+
+/* ---- list files (vigild's format: one item a line, trimmed; blank lines
+ * and '#' lines are not items) ---- */
+
+/* The next line of buf[*i..len): [*ret_b, *ret_e) its item (trimmed), the
+ * line itself [start, *i after). */
+static void
+con_list_line(const char *buf, size_t len, size_t *i, size_t *ret_b, size_t *ret_e)
+{
+	size_t b = *i, e;
+
+	while (*i < len && buf[*i] != '\n')
+		(*i)++;
+	e = *i;
+	if (*i < len)
+		(*i)++;
+	while (b < e && (buf[b] == ' ' || buf[b] == '\t'))
+		b++;
+	while (e > b && (buf[e - 1] == ' ' || buf[e - 1] == '\t' || buf[e - 1] == '\r'))
+		e--;
+	*ret_b = b;
+	*ret_e = e;
+}
+
+json_t *
+con_list_items(const char *buf, size_t len)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < len;) {
+		size_t b, e;
+
+		con_list_line(buf, len, &i, &b, &e);
+		if (b == e || buf[b] == '#')
+			continue;
+		json_t *s = json_stringn(buf + b, e - b); /* NULL if not UTF-8 */
+		json_array_append_new(a, s != NULL ? s : json_string("(not UTF-8)"));
+	}
+	return a;
+}
+
+vigil_err
+con_list_edit(const char *buf, size_t len, const char *value, bool add, char **ret_out,
+    size_t *ret_len, bool *ret_changed)
+{
+	size_t vl = strlen(value), n = 0;
+	bool found = false;
+	char *out;
+
+	if (vl == 0 || memchr(value, '\n', vl) != NULL)
+		return VIGIL_EINVAL;
+	out = malloc(len + vl + 3);
+	if (out == NULL)
+		return VIGIL_ENOMEM;
+	for (size_t i = 0; i < len;) {
+		size_t s = i, b, e;
+
+		con_list_line(buf, len, &i, &b, &e);
+		if (b != e && buf[b] != '#' && e - b == vl && memcmp(buf + b, value, vl) == 0) {
+			found = true;
+			if (!add)
+				continue; /* the line is dropped */
+		}
+		memcpy(out + n, buf + s, i - s);
+		n += i - s;
+	}
+	if (add && !found) {
+		if (n > 0 && out[n - 1] != '\n')
+			out[n++] = '\n';
+		memcpy(out + n, value, vl);
+		n += vl;
+		out[n++] = '\n';
+	}
+	*ret_out = out;
+	*ret_len = n;
+	*ret_changed = add != found;
+	return VIGIL_OK;
+}

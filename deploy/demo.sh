@@ -5,12 +5,16 @@
 #   2. start vigild on a fresh embedded data directory (./demo-data);
 #   3. replay the traffic into it with vigil-replay: labels arrive at their
 #      label time (chargebacks, days later), vigil-rebuild runs every night;
+#      the last DEMO_UNLABELLED_DAYS days carry no label (at the end of the
+#      stream their chargebacks have not come yet: the console's review
+#      queue opens with those cases);
 #   4. print the summary and the path of the HTML report; stop the server.
 # A few minutes on two cores. Exits non-zero with a one-line reason on failure.
 #
 # usage: deploy/demo.sh [BUILDDIR]       (default: build)
 # Environment: DEMO_CARDS (default 5000), DEMO_DAYS (61), DEMO_SEED (1),
-#              DEMO_DATA (./demo-data), DEMO_CONCURRENCY (2).
+#              DEMO_DATA (./demo-data), DEMO_CONCURRENCY (2),
+#              DEMO_UNLABELLED_DAYS (2; 0: every row keeps its label).
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -21,6 +25,7 @@ days=${DEMO_DAYS:-61}
 seed=${DEMO_SEED:-1}
 data=${DEMO_DATA:-$root/demo-data}
 conc=${DEMO_CONCURRENCY:-2}
+unlabelled=${DEMO_UNLABELLED_DAYS:-2}
 rules=$root/rules/default.rules
 
 die() {
@@ -67,6 +72,24 @@ mkdir -p "$data" || die "cannot create $data"
 csv=$data/traffic.csv
 "$gen" --cards "$cards" --days "$days" --seed "$seed" --start 2024-01-01 -o "$csv" \
 	|| die "vigil-gen failed"
+case $unlabelled in
+'' | *[!0-9]*) die "DEMO_UNLABELLED_DAYS=$unlabelled: a number of days" ;;
+esac
+if [ "$unlabelled" -gt 0 ]; then
+	# the labels (columns label, label_time) of rows in the last days are
+	# emptied: event times are RFC 3339 in UTC, compared as text
+	last=$(tail -n 1 "$csv" | cut -d, -f2)
+	last=${last%Z}
+	cutoff=$(date -u -d "${last%.*}Z - $unlabelled days" +%Y-%m-%dT%H:%M:%S) ||
+		die "cannot compute the unlabelled cut-off from $last"
+	if ! awk -F, -v OFS=, -v cut="$cutoff" '
+		NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "label") l = i; if ($i == "label_time") lt = i } }
+		NR > 1 && l && $2 >= cut { $l = ""; if (lt) $lt = "" }
+		{ print }' "$csv" >"$csv.tmp"; then
+		die "cannot empty the labels of the last $unlabelled days"
+	fi
+	mv "$csv.tmp" "$csv"
+fi
 
 echo "demo: [2/4] starting vigild on $data"
 sock="ipc://$data/vigild.sock"

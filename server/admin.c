@@ -814,6 +814,15 @@ admin_conn_idle(void *arg)
 }
 
 static void
+admin_conn_addr_cap(void *arg, const char *addr)
+{
+	srv_admin *a = arg;
+
+	(void)addr;
+	atomic_fetch_add_explicit(&a->s->metrics.http_conn_closed, 1, memory_order_relaxed);
+}
+
+static void
 admin_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
 	srv_admin *a = arg;
@@ -1137,9 +1146,11 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	o.max_conns = s->cfg.admin_max_connections;
 	o.max_input = ADMIN_CONN_BUFFER;
 	o.idle_s = ADMIN_IDLE_S;
+	o.max_per_addr = s->cfg.admin_max_per_address;
 	o.on_count = admin_conn_count;
 	o.on_cap = admin_conn_cap;
 	o.on_idle = admin_conn_idle;
+	o.on_addr_cap = admin_conn_addr_cap;
 	o.arg = a;
 	rv = vigil_evconn_set_new(a->http, a->lev, &o, &a->conns);
 	if (rv != VIGIL_OK) {

@@ -47,6 +47,7 @@ srv_config_defaults(srv_config *c)
 	c->admin_max_connections = 256;
 	snprintf(c->health_listen, sizeof c->health_listen, "off");
 	c->tls_check_interval_s = 60;
+	c->admin_max_per_address = 64;
 	snprintf(c->data_dir, sizeof c->data_dir, "/var/lib/vigil");
 	c->fsync = STORE_FSYNC_INTERVAL;
 	c->fsync_interval_ms = 50;
@@ -393,6 +394,9 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_uint(value, 1, CFG_MAX_CONNECTIONS, &c->max_connections, reason, rlen);
 	if (IS("server", "admin_max_connections"))
 		return cfg_uint(value, 1, CFG_MAX_CONNECTIONS, &c->admin_max_connections, reason,
+		    rlen);
+	if (IS("server", "admin_max_connections_per_address"))
+		return cfg_uint(value, 0, CFG_MAX_CONNECTIONS, &c->admin_max_per_address, reason,
 		    rlen);
 	if (IS("server", "admin_token_file"))
 		return cfg_str(value, c->admin_token_file, sizeof c->admin_token_file, true, reason,

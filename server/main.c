@@ -551,6 +551,7 @@ main_config_print(const srv_config *c)
 	printf("  queue_timeout_ms    %u\n", c->queue_timeout_ms);
 	printf("  max_connections     %u\n", c->max_connections);
 	printf("  admin_max_connections %u\n", c->admin_max_connections);
+	printf("  admin_max_connections_per_address %u\n", c->admin_max_per_address);
 	printf("  admin_token_file    %s\n", c->admin_token_file[0] ? c->admin_token_file :
 	    "(none)");
 	printf("  metrics_need_token  %s\n", c->metrics_need_token ? "true (/metrics needs the "

@@ -326,7 +326,8 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	evbuffer_add_printf(out, "vigil_connections_refused_total{listener=\"nng\"} %llu\n",
 	    (unsigned long long)atomic_load(&m->nng_conn_refused));
 	metrics_head(out, "vigil_http_connections_closed_total", "counter",
-	    "admin connections closed by vigild: no complete request within 10 s");
+	    "admin connections closed by vigild: no complete request within 10 s, or "
+	    "admin_max_connections_per_address open from its address");
 	evbuffer_add_printf(out, "vigil_http_connections_closed_total %llu\n",
 	    (unsigned long long)atomic_load(&m->http_conn_closed));
 	metrics_head(out, "vigil_http_accept_pauses_total", "counter",

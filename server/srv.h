@@ -47,6 +47,7 @@ typedef struct srv_config {
 	uint32_t    queue_timeout_ms;    /* longest wait in the work queue (every mode) */
 	uint32_t    max_connections;     /* nng connections (pipes), all listeners */
 	uint32_t    admin_max_connections;
+	uint32_t    admin_max_per_address; /* of them from one IP address; 0: no cap */
 	char        admin_token_file[SRV_PATH_MAX]; /* "" = no token */
 	bool        metrics_need_token;    /* /metrics answers only with the admin token */
 	char        health_listen[128];    /* [health] listen: the probes' own listener,

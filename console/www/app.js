@@ -36,10 +36,10 @@ let byCert = false;
 
 async function api(method, path, body) {
   const opts = { method, headers: token() ? { Authorization: 'Bearer ' + token() } : {} };
-  if (body !== undefined) {
-    opts.headers['Content-Type'] = 'application/json';
-    opts.body = JSON.stringify(body);
-  }
+  // every POST says JSON, with a body or without: the console refuses any
+  // other (a page of another site cannot send this type without asking)
+  if (method === 'POST') opts.headers['Content-Type'] = 'application/json';
+  if (body !== undefined) opts.body = JSON.stringify(body);
   const r = await fetch(path, opts);
   let data = null;
   try { data = await r.json(); } catch (e) { data = { error: r.statusText }; }
@@ -169,7 +169,7 @@ async function pageCase(id) {
   const canAct = me && me.role !== 'read-only';
   const actions = h('div', { class: 'actions' },
     h('button', { type: 'button', id: 'btn-claim', disabled: !canAct, onclick: () => act('claim', {}, d => `Claimed until ${fmtTime(d.until)}`) }, c.claim ? 'Renew claim' : 'Claim'),
-    c.claim && me && c.claim.who === me.name ? h('button', { type: 'button', id: 'btn-unclaim', onclick: () => act('unclaim', {}, () => 'Claim released') }, 'Release claim') : '',
+    c.claim && me && (c.claim.who === me.name || me.role === 'admin') ? h('button', { type: 'button', id: 'btn-unclaim', onclick: () => act('unclaim', {}, () => 'Claim released') }, 'Release claim') : '',
     h('button', { type: 'button', id: 'btn-fraud', class: 'fraud', disabled: !canAct, onclick: () => act('label', { fraud: true }, () => 'Marked fraud; the label is sent to vigild') }, 'Fraud'),
     h('button', { type: 'button', id: 'btn-legit', class: 'legit', disabled: !canAct, onclick: () => act('label', { fraud: false }, () => 'Marked legitimate; the label is sent to vigild') }, 'Legitimate'),
     h('button', { type: 'button', id: 'btn-block', disabled: !canAct, onclick: () => { if (confirm('Block card ' + c.card_id + '?')) act('block', {}, d => d.added ? `Card ${d.card_id} added to ${d.list}` : `Card ${d.card_id} was already blocked`); } }, 'Block card'),
@@ -178,14 +178,34 @@ async function pageCase(id) {
     h('tr', {}, h('td', {}, x.rule, x.shadow ? badge('shadow', 'shadow') : ''), h('td', { class: 'num' }, x.points === undefined ? '–' : x.points), h('td', {}, x.reason))), { id: 'hits-table' });
   const model = c.model ? h('div', {},
     h('p', {}, 'model score ', h('b', {}, num(c.model.score, 4)), h('span', { class: 'muted' }, ' (generation ' + c.model.generation + ')')),
-    table(['feature', { t: 'value', num: 1 }, { t: 'contribution', num: 1 }], c.model.reasons.map(x =>
-      h('tr', {}, h('td', {}, h('code', {}, x.feature)), h('td', { class: 'num' }, num(x.value, 3)), h('td', { class: 'num' }, '+' + num(x.contrib, 3))))))
+    table(['reason', { t: 'push (log-odds)', num: 1 }], c.model.reasons.map(x =>
+      h('tr', { class: x.push === 'down' ? 'push-down' : 'push-up' }, h('td', { title: x.feature }, x.text),
+        h('td', { class: 'num' }, (x.contrib > 0 ? '+' : '') + num(x.contrib, 2)))), { id: 'reasons-table' }))
     : h('p', { class: 'muted' }, 'no model in the current generation (rules alone decided)');
   const hist = table(['time', 'transaction', 'merchant', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label'],
     c.card_history.map(t => h('tr', { class: t.txn_id === c.txn_id ? 'clickable' : '' },
-      h('td', { class: 'time' }, fmtTime(t.time)), h('td', {}, t.txn_id), h('td', {}, t.merchant_id),
+      h('td', { class: 'time' }, fmtTime(t.time)),
+      // a review or decline opens its case; an allowed one its search row (to label it)
+      h('td', {}, t.txn_id === c.txn_id ? t.txn_id : h('a', { href: t.decision === 'allow'
+        ? '#/search?' + new URLSearchParams({ card: c.card_id, from: t.time, to: new Date(Date.parse(t.time) + 1).toISOString() }).toString()
+        : '#/case/' + encodeURIComponent(t.txn_id) }, t.txn_id)),
+      h('td', {}, t.merchant_id),
       h('td', { class: 'num' }, t.amount + ' ' + t.currency), h('td', { class: 'num' }, t.score),
       h('td', {}, badge(t.decision)), h('td', {}, t.label ? badge(t.label) : ''))), { id: 'history-table' });
+  // case work: status, assignee, notes (STATE/casework, audited)
+  const status = h('select', { id: 'case-status', disabled: !canAct },
+    ...['open', 'investigating', 'closed'].map(s => h('option', Object.assign({ value: s }, c.status === s ? { selected: '' } : {}), s)));
+  const assignee = h('input', { id: 'case-assignee', type: 'text', size: 14, placeholder: 'analyst', value: c.assignee || '', disabled: !canAct });
+  const noteText = h('textarea', { id: 'note-text', rows: 2, cols: 60, maxlength: 2000, disabled: !canAct });
+  const work = h('div', { class: 'card', id: 'case-work' }, h('h2', {}, 'Case work'),
+    h('div', { class: 'actions' }, 'status ', status, ' assignee ', assignee,
+      h('button', { type: 'button', id: 'btn-status', disabled: !canAct, onclick: () =>
+        act('status', { status: status.value, assignee: assignee.value.trim() || null }, d => `Status ${d.status}, assignee ${d.assignee || 'none'}`) }, 'Save')),
+    h('ul', { id: 'notes' }, (c.notes || []).map(n => h('li', {}, h('span', { class: 'muted' }, `${fmtTime(n.ts)} ${n.who}: `), n.text))),
+    h('div', { class: 'actions' }, noteText,
+      h('button', { type: 'button', id: 'btn-note', disabled: !canAct, onclick: () => {
+        if (noteText.value.trim()) act('note', { text: noteText.value.trim() }, () => 'Note added');
+      } }, 'Add note')));
   const p = c.profiles || {};
   main.replaceChildren(
     h('h1', {}, 'Case ', h('code', {}, c.txn_id), ' ', badge(c.decision), ' ', h('span', { id: 'case-label' }, labelBadge(c.label))),
@@ -194,6 +214,7 @@ async function pageCase(id) {
       c.claim ? h('span', { class: 'muted' }, ` · claimed by ${c.claim.who} until ${fmtTime(c.claim.until)}`) : '',
       c.label_source ? h('span', { class: 'muted' }, ` · label from ${c.label_source}`) : ''),
     actions,
+    work,
     h('div', { class: 'grid' },
       h('div', { class: 'card' }, h('h2', {}, 'Rules that fired'), hits),
       h('div', { class: 'card' }, h('h2', {}, 'Model'), model),
@@ -357,10 +378,11 @@ async function pageNights() {
   };
   // roll back (or forward) through vigild's admin endpoint: admins only,
   // asked first, guarded by the generation this page showed as current
-  const isAdmin = me && me.role === 'admin';
+  // (and only where the console was given vigild's admin endpoint)
+  const isAdmin = me && me.role === 'admin' && r.data.set_current;
   const makeCurrent = async g => {
     if (!confirm(`Make generation ${g.generation} current instead of ${r.data.current}? vigild switches to its features, thresholds and model within a second.`)) return;
-    const x = await api('POST', '/api/generations/current', { generation: g.generation, expect_current: r.data.current, confirm: true });
+    const x = await api('POST', '/api/generations/current', { generation: g.generation, expect_current: r.data.current, confirm: true, confirm_token: r.data.confirm_token });
     if (x.ok) { say(`Generation ${x.data.current} is current (was ${x.data.previous})`); await pageNights(); }
     else say(x.data.error || 'refused', true);
   };
@@ -402,6 +424,85 @@ async function pageNights() {
 
 // ---------------------------------------------------------------- audit
 
+// any archived transaction: search (filters kept in the address), label
+// with a reason (chargebacks arrive on allowed transactions too)
+const searchKeys = ['card', 'merchant', 'terminal', 'device', 'ip', 'min_amount', 'max_amount', 'decision', 'label', 'from', 'to'];
+const labelReasons = ['chargeback', 'cardholder_confirmed', 'cardholder_denied', 'false_positive', 'first_party', 'other'];
+
+async function pageSearch() {
+  const qs = new URLSearchParams((location.hash.split('?')[1]) || '');
+  const inputs = {};
+  const form = h('form', { class: 'filters', id: 'search-form' }, searchKeys.map(k => {
+    inputs[k] = k === 'decision' || k === 'label'
+      ? h('select', { id: 's-' + k }, ['', ...(k === 'decision' ? ['allow', 'review', 'decline'] : ['fraud', 'legit', 'none'])]
+        .map(o => h('option', { value: o, selected: qs.get(k) === o }, o || 'any')))
+      : h('input', { id: 's-' + k, value: qs.get(k) || '', size: 12, placeholder: k === 'from' || k === 'to' ? 'YYYY-MM-DD' : '' });
+    return h('label', {}, k.replace('_', ' '), inputs[k]);
+  }), h('button', { type: 'submit', id: 'btn-search', class: 'primary' }, 'Search'));
+  form.addEventListener('submit', ev => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    for (const k of searchKeys) if (inputs[k].value.trim()) p.set(k, inputs[k].value.trim());
+    location.hash = '#/search?' + p.toString();
+  });
+  const reason = h('select', { id: 's-reason' }, labelReasons.map(r => h('option', { value: r }, r.replace(/_/g, ' '))));
+  const canAct = me && me.role !== 'read-only';
+  const out = h('div', { id: 'search-result' });
+  main.replaceChildren(h('h1', {}, 'Search transactions'), form,
+    h('p', { class: 'muted' }, 'Label with reason ', reason, ' (the label goes to vigild like a case\'s verdict)'), out);
+  const r = await api('GET', '/api/search?' + qs.toString());
+  if (!r.ok) { out.replaceChildren(h('p', { class: 'error' }, r.data.error)); return; }
+  const label = async (t, fraud) => {
+    const x = await api('POST', '/api/txns/' + encodeURIComponent(t.txn_id) + '/label', { fraud, reason: reason.value, time: t.time });
+    if (x.ok) { say(`${t.txn_id} labelled ${x.data.label} (${x.data.reason})`); await pageSearch(); }
+    else say(x.data.error || ('error ' + x.status), true);
+  };
+  out.replaceChildren(
+    h('p', { id: 'search-count' }, `${r.data.items.length}${r.data.more ? '+' : ''} transactions from ${fmtTime(r.data.from)} to ${fmtTime(r.data.to)}`,
+      h('span', { class: 'muted' }, ` (${r.data.scanned} read in ${num(r.data.ms, 0)} ms${r.data.truncated ? ', stopped at the read limit: narrow the range' : ''})`)),
+    table(['time', 'transaction', 'card', 'merchant', 'device', 'ip', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label', ''],
+      r.data.items.map(t => h('tr', {},
+        h('td', { class: 'time' }, fmtTime(t.time)),
+        h('td', {}, t.decision === 'allow' ? t.txn_id : h('a', { href: '#/case/' + encodeURIComponent(t.txn_id) }, t.txn_id)),
+        h('td', {}, h('a', { href: '#/search?card=' + encodeURIComponent(t.card_id) }, t.card_id)),
+        h('td', {}, h('a', { href: '#/search?merchant=' + encodeURIComponent(t.merchant_id) }, t.merchant_id)),
+        h('td', {}, t.device_id || '–'), h('td', {}, t.ip || '–'),
+        h('td', { class: 'num' }, num(t.amount) + ' ' + t.currency), h('td', { class: 'num' }, t.score),
+        h('td', {}, badge(t.decision)), h('td', {}, t.label ? badge(t.label) : ''),
+        h('td', {}, canAct ? [h('button', { type: 'button', class: 'btn-label-fraud fraud', onclick: () => label(t, true) }, 'Fraud'), ' ',
+          h('button', { type: 'button', class: 'btn-label-legit legit', onclick: () => label(t, false) }, 'Legitimate')] : ''))),
+      { id: 'search-table' }));
+}
+
+// the rule file's list files: entries with who, why, until when; add, remove
+async function pageLists() {
+  const r = await api('GET', '/api/lists');
+  if (!r.ok) { main.replaceChildren(h('h1', {}, 'Lists'), h('p', { class: 'error' }, r.data.error)); return; }
+  const canAct = me && me.role !== 'read-only';
+  const edit = async (name, action, body) => {
+    const x = await api('POST', '/api/lists/' + encodeURIComponent(name) + '/' + action, body);
+    if (x.ok) { say(`${x.data.value} ${action === 'add' ? 'added to' : 'removed from'} ${name}${x.data.changed ? '' : ' (no change)'}`); await pageLists(); }
+    else say(x.data.error || ('error ' + x.status), true);
+  };
+  main.replaceChildren(h('h1', {}, 'Lists'), ...r.data.lists.map(l => {
+    const value = h('input', { class: 'list-value', size: 16, placeholder: 'entry' });
+    const why = h('input', { class: 'list-reason', size: 24, placeholder: 'reason' });
+    const until = h('input', { class: 'list-expires', size: 12, placeholder: 'expires (optional)' });
+    return h('div', { class: 'card', id: 'list-' + l.name },
+      h('h2', {}, h('code', {}, l.name), ` · ${l.kind} · ${l.count} entries`, h('span', { class: 'muted' }, ' · ' + l.path)),
+      canAct ? h('div', { class: 'actions' }, value, why, until,
+        h('button', { type: 'button', class: 'btn-list-add', onclick: () =>
+          edit(l.name, 'add', Object.assign({ value: value.value.trim(), reason: why.value.trim() }, until.value.trim() ? { expires: until.value.trim() } : {})) }, 'Add')) : '',
+      table(['entry', 'reason', 'who', 'added', 'expires', ''], l.entries.map(e => h('tr', {},
+        h('td', {}, h('code', {}, e.value)), h('td', {}, e.reason || ''), h('td', {}, e.who || ''),
+        h('td', {}, fmtTime(e.added)), h('td', {}, fmtTime(e.expires)),
+        h('td', {}, canAct ? h('button', { type: 'button', class: 'btn-list-remove', onclick: () => {
+          const reason = prompt(`Remove ${e.value} from ${l.name}: why?`);
+          if (reason) edit(l.name, 'remove', { value: e.value, reason });
+        } }, 'Remove') : '')))));
+  }));
+}
+
 async function pageAudit() {
   const r = await api('GET', '/api/audit');
   if (!r.ok) { main.replaceChildren(h('h1', {}, 'Audit log'), h('p', { class: 'error' }, r.data.error)); return; }
@@ -432,6 +533,8 @@ async function route() {
     else if (hash.startsWith('#/rules')) await pageRules();
     else if (hash.startsWith('#/nights')) await pageNights();
     else if (hash.startsWith('#/audit')) await pageAudit();
+    else if (hash.startsWith('#/search')) await pageSearch();
+    else if (hash.startsWith('#/lists')) await pageLists();
     else await pageQueue();
   } catch (e) {
     say('error: ' + e.message, true);

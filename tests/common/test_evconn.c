@@ -3,7 +3,8 @@
  * real event_base and evhttp, with clients on loopback sockets in the same
  * thread: N+1 clients against a cap of N (the last is served only once one
  * closes), the external pause combined with the cap's, the idle deadline
- * closing a silent connection, the on-close hook, and the count back to 0.
+ * closing a silent connection, the cap per client address (127.0.0.1 and
+ * 127.0.0.2), the on-close hook, and the count back to 0.
  * No timing is asserted: each wait is a bounded loop on a condition. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -40,6 +42,8 @@ typedef struct fx {
 	uint32_t               caps;    /* on_cap calls */
 	uint32_t               counted; /* last n from on_count */
 	uint32_t               closed;  /* on-close hooks run */
+	uint32_t               addr_caps; /* on_addr_cap calls */
+	char                   addr_capped[64]; /* the last one's address */
 	bool                   hook;    /* hook each request's connection */
 	int                    cl[FX_CLIENTS];
 } fx;
@@ -60,6 +64,15 @@ static void
 fx_on_idle(void *arg)
 {
 	((fx *)arg)->idle++;
+}
+
+static void
+fx_on_addr_cap(void *arg, const char *addr)
+{
+	fx *f = arg;
+
+	f->addr_caps++;
+	snprintf(f->addr_capped, sizeof f->addr_capped, "%s", addr);
 }
 
 static void
@@ -135,6 +148,7 @@ fx_start(fx *f, const vigil_evconn_opts *opts)
 	o.on_count = fx_on_count;
 	o.on_cap = fx_on_cap;
 	o.on_idle = fx_on_idle;
+	o.on_addr_cap = fx_on_addr_cap;
 	o.arg = f;
 	f->lev = evhttp_bound_socket_get_listener(bound);
 	assert_int_equal(vigil_evconn_set_new(f->http, f->lev, &o, &f->set), VIGIL_OK);
@@ -155,13 +169,15 @@ fx_stop(fx *f)
 			close(f->cl[i]);
 }
 
-/* Client i connects (the kernel completes it from the listen backlog, served
- * or not) and, if req, sends one keep-alive request. */
+/* Client i connects from 127.0.0.src (1 or 2) (the kernel completes it from
+ * the listen backlog, served or not) and, if req, sends one keep-alive
+ * request. */
 static void
-fx_connect(fx *f, int i, bool req)
+fx_connect_from(fx *f, int i, bool req, uint8_t src)
 {
 	static const char get[] = "GET /x HTTP/1.1\r\nHost: test\r\n\r\n";
 	struct sockaddr_in sin;
+	struct sockaddr_in from = { .sin_family = AF_INET };
 
 	memset(&sin, 0, sizeof sin);
 	sin.sin_family = AF_INET;
@@ -169,10 +185,18 @@ fx_connect(fx *f, int i, bool req)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	f->cl[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(f->cl[i] >= 0);
+	from.sin_addr.s_addr = htonl(0x7f000000u | src);
+	assert_int_equal(bind(f->cl[i], (struct sockaddr *)&from, sizeof from), 0);
 	assert_int_equal(connect(f->cl[i], (struct sockaddr *)&sin, sizeof sin), 0);
 	if (req)
 		assert_int_equal(send(f->cl[i], get, sizeof get - 1, MSG_NOSIGNAL),
 		    (ssize_t)(sizeof get - 1));
+}
+
+static void
+fx_connect(fx *f, int i, bool req)
+{
+	fx_connect_from(f, i, req, 1);
 }
 
 static void
@@ -282,6 +306,37 @@ test_idle_deadline_closes_a_silent_connection(void **state)
 	fx_stop(&f);
 }
 
+/* Two connections from 127.0.0.1 at most: the third is closed before it is
+ * served (on_addr_cap names the address), 127.0.0.2 is served beside them,
+ * and once one of the first two closes 127.0.0.1 is served again. */
+static void
+test_per_address_cap(void **state)
+{
+	const vigil_evconn_opts o = { .max_conns = 8, .max_per_addr = 2 };
+	fx f;
+
+	(void)state;
+	fx_start(&f, &o);
+	fx_connect(&f, 0, true);
+	fx_connect(&f, 1, true);
+	PUMP_UNTIL(&f, f.served == 2);
+	fx_connect(&f, 2, true);
+	PUMP_UNTIL(&f, fx_peer_closed(&f, 2));
+	assert_int_equal(f.served, 2);
+	assert_int_equal(f.addr_caps, 1);
+	assert_string_equal(f.addr_capped, "127.0.0.1");
+	fx_connect_from(&f, 3, true, 2);
+	PUMP_UNTIL(&f, f.served == 3);
+	assert_int_equal(vigil_evconn_count(f.set), 3);
+	fx_close(&f, 0);
+	PUMP_UNTIL(&f, vigil_evconn_count(f.set) == 2);
+	fx_close(&f, 2);
+	fx_connect(&f, 2, true);
+	PUMP_UNTIL(&f, f.served == 4);
+	assert_int_equal(f.addr_caps, 1);
+	fx_stop(&f);
+}
+
 static void
 test_on_close_hook_runs_once_when_the_client_leaves(void **state)
 {
@@ -335,6 +390,7 @@ main(void)
 		cmocka_unit_test(test_cap_holds_the_last_client_until_one_closes),
 		cmocka_unit_test(test_external_pause_combines_with_the_cap),
 		cmocka_unit_test(test_idle_deadline_closes_a_silent_connection),
+		cmocka_unit_test(test_per_address_cap),
 		cmocka_unit_test(test_on_close_hook_runs_once_when_the_client_leaves),
 		cmocka_unit_test(test_arguments),
 	};

@@ -5,8 +5,10 @@
 # throwaway PKI (tests/lib/mkpki.sh); curl with a certificate listed as
 # "cert:CN" is that analyst; a token still works without a certificate; a
 # certificate of another CA fails the handshake; a valid certificate whose
-# CN is not listed is 401; plain HTTP gets no answer; a key that is not the
-# certificate's stops start-up in one line (exit 2).
+# CN is not listed is 401 (logged with the address); plain HTTP gets no
+# answer; a key that is not the certificate's stops start-up in one line
+# (exit 2); on a certificate session a cross-site Origin or Sec-Fetch-Site is
+# 403 and a POST not declared JSON 415 (issue 28, row 2).
 # Usage: https.sh (VIGIL_BUILD_ROOT and VIGIL_SOURCE_ROOT set by meson).
 set -eu
 
@@ -29,6 +31,7 @@ P="$D/pki"
 ) || fail "cannot make mallory's certificate"
 cp "$S/rules/default.rules" "$S/rules/blocked_cards.txt" "$S/rules/test_bins.txt" "$D/rules/"
 printf 'client analyst cert:client\nalice admin alice-admin-token-000000001\n' >"$D/tokens"
+chmod 600 "$D/tokens"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 COMMON="--data $D/data --rules $D/rules/default.rules --tokens $D/tokens --state $D/state --listen 127.0.0.1:$PORT"
 
@@ -70,6 +73,53 @@ if curl -s --max-time 5 "http://127.0.0.1:$PORT/api/me" >"$D/h.out" 2>&1 &&
 	grep -q '"name"' "$D/h.out"; then
 	fail "plain HTTP got an answer: $(cat "$D/h.out")"
 fi
+# a refused authentication is logged with the address it came from
+grep -q "^vigil-console: refused /api/me from 127.0.0.1: 401 " "$D/console.log" ||
+	fail "no log line for the refused certificate: $(cat "$D/console.log")"
+
+# cross-site requests on a certificate session (issue 28, row 2): a browser
+# sends the certificate whichever page asks, so another site's Origin or
+# Sec-Fetch-Site is refused, and a POST must be declared JSON (a page cannot
+# send that type across sites without asking first)
+CASE="https://127.0.0.1:$PORT/api/cases/t1/block"
+post() { # EXPECTED_CODE WHAT CURL_ARGS...: POST to $CASE, the status must be EXPECTED_CODE
+	want=$1
+	what=$2
+	shift 2
+	code=$(curl -s -o "$D/p.out" -w '%{http_code}' --cacert "$P/ca.pem" -X POST "$@" "$CASE") ||
+		fail "$what: curl failed"
+	[ "$code" = "$want" ] || fail "$what: $code, expected $want: $(cat "$D/p.out")"
+}
+CERT="--cert $P/client.pem --key $P/client.key"
+# shellcheck disable=SC2086
+post 403 "certificate, Origin evil, text/plain" $CERT -H 'Origin: https://evil.example' \
+	-H 'Content-Type: text/plain' --data-binary '{"fraud":false}'
+grep -q '"error":"cross-site request refused (Origin: https://evil.example)' "$D/p.out" ||
+	fail "cross-site refusal: $(cat "$D/p.out")"
+# shellcheck disable=SC2086
+post 403 "certificate, Origin evil, JSON" $CERT -H 'Origin: https://evil.example' \
+	-H 'Content-Type: application/json' --data-binary '{}'
+# shellcheck disable=SC2086
+post 403 "certificate, Sec-Fetch-Site cross-site" $CERT -H 'Sec-Fetch-Site: cross-site' \
+	-H 'Content-Type: application/json'
+# shellcheck disable=SC2086
+post 403 "certificate, Sec-Fetch-Site same-site" $CERT -H 'Sec-Fetch-Site: same-site' \
+	-H 'Content-Type: application/json'
+# shellcheck disable=SC2086
+post 415 "certificate, an empty POST without a type" $CERT
+# shellcheck disable=SC2086
+post 415 "certificate, text/plain" $CERT -H 'Content-Type: text/plain' --data-binary '{}'
+# this console's own page: past the checks, to the case (none here: 404)
+# shellcheck disable=SC2086
+post 404 "certificate, same origin" $CERT -H "Origin: https://127.0.0.1:$PORT" \
+	-H 'Sec-Fetch-Site: same-origin' -H 'Content-Type: application/json; charset=utf-8'
+# a bearer token is not sent by a browser on its own: Origin does not matter,
+# the type does
+post 404 "token, Origin evil, JSON" -H "Authorization: Bearer alice-admin-token-000000001" \
+	-H 'Origin: https://evil.example' -H 'Content-Type: application/json'
+post 415 "token, form" -H "Authorization: Bearer alice-admin-token-000000001" \
+	-d 'fraud=false'
+
 # still serving after the refusals
 out=$(curl -s --cacert "$P/ca.pem" --cert "$P/client.pem" --key "$P/client.key" "$U") ||
 	fail "curl with client.pem after the refusals failed"

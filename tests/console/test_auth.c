@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/console/test_auth.c - the console's tokens file (console/auth.c):
- * both line forms, every error text down to its line, and that a token
- * finds its analyst and nothing else does.
+ * both line forms, every error text down to its line, that a token
+ * finds its analyst and nothing else does, and vigild's file rule (a
+ * regular file others cannot read: 0644 and a FIFO are refused, the FIFO
+ * without waiting for a writer).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -155,6 +158,56 @@ test_missing_file(void **state)
 	assert_string_equal(err, "/nonexistent/tokens: No such file or directory");
 }
 
+/* A tokens file every user can read is refused, as vigild refuses its
+ * admin token file; 0640 (the documented group mode) is accepted. */
+static void
+test_file_mode(void **state)
+{
+	static con_auth a;
+	char p[64], err[512], want[600];
+	FILE *f;
+	int fd;
+
+	(void)state;
+	snprintf(p, sizeof p, "/tmp/vigil-tokens-XXXXXX");
+	fd = mkstemp(p);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs("alice analyst alice-analyst-token-0001\n", f);
+	fclose(f);
+	assert_int_equal(chmod(p, 0644), 0);
+	assert_int_equal(con_auth_load(p, &a, err, sizeof err), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "%s: mode 0644 lets every user read or write it; chmod o-rw", p);
+	assert_string_equal(err, want);
+	assert_int_equal(chmod(p, 0602), 0);
+	assert_int_equal(con_auth_load(p, &a, err, sizeof err), VIGIL_EINVAL);
+	assert_int_equal(chmod(p, 0640), 0);
+	assert_int_equal(con_auth_load(p, &a, err, sizeof err), VIGIL_OK);
+	assert_int_equal(a.n, 1);
+	unlink(p);
+}
+
+/* A FIFO in the file's place is refused at once (opening it to read would
+ * wait for a writer: a SIGHUP reload would hang the console). */
+static void
+test_fifo(void **state)
+{
+	static con_auth a;
+	char p[64], err[512], want[600];
+
+	(void)state;
+	snprintf(p, sizeof p, "/tmp/vigil-tokens-XXXXXX");
+	assert_non_null(mkdtemp(p));
+	strcat(p, "/t");
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_equal(con_auth_load(p, &a, err, sizeof err), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "%s: not a regular file", p);
+	assert_string_equal(err, want);
+	unlink(p);
+	*strrchr(p, '/') = '\0';
+	rmdir(p);
+}
+
 int
 main(void)
 {
@@ -164,6 +217,8 @@ main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_cert_form),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_file_mode),
+		cmocka_unit_test(test_fifo),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -175,6 +175,7 @@ status_field(const char *field)
 }
 
 static bool console_tls; /* the next console_start talks to vigild over mutual TLS */
+static const char *console_extra[8]; /* ... adds these arguments (NULL-ended) */
 static bool console_vadmin; /* ... is given vigild's admin endpoint (--vigild-admin) */
 
 static void
@@ -215,10 +216,18 @@ console_start(void)
 			    "--vigild-admin", admin, "--vigild-admin-token-file", tokfile, (char *)NULL);
 			_exit(127);
 		}
-		execl(vt_build_path("console/vigil-console"), "vigil-console", "--data", srv.datadir,
-		    "--rules", rules_path, "--tokens", tokens, "--state", state, "--server", srv.url,
-		    "--listen", listen, "--poll-ms", "50", "--claim-minutes", "5",
-		    "--max-connections", "8", (char *)NULL);
+		{
+			const char *argv[40] = { "vigil-console", "--data", srv.datadir, "--rules",
+			    rules_path, "--tokens", tokens, "--state", state, "--server", srv.url,
+			    "--listen", listen, "--poll-ms", "50", "--claim-minutes", "5",
+			    "--max-connections", "8" };
+			int n = 19;
+
+			for (int i = 0; console_extra[i] != NULL; i++)
+				argv[n++] = console_extra[i];
+			argv[n] = NULL;
+			execv(vt_build_path("console/vigil-console"), (char *const *)argv);
+		}
 		_exit(127);
 	}
 	assert_true(console_pid > 0);
@@ -312,6 +321,7 @@ setup(void **state_)
 		fprintf(f, "%s\n", hex);
 	}
 	fclose(f);
+	chmod(tokens, 0600); /* the console refuses a tokens file others can read */
 	/* vigild also listens on tls+tcp:// with client certificates required */
 	snprintf(pki, sizeof pki, "%s/pki", tmp);
 	mkdir(pki, 0700);
@@ -465,10 +475,25 @@ test_case_view(void **s)
 	json_decref(http_ok("GET", "/api/cases/nope", ALICE, NULL, 404));
 }
 
+/* The newest entry of the audit log (GET /api/audit), to json_decref. */
+static json_t *
+audit_newest(void)
+{
+	json_t *o = http_ok("GET", "/api/audit", ADAM, NULL, 200);
+	json_t *e = json_incref(json_array_get(json_object_get(o, "entries"), 0));
+
+	json_decref(o);
+	assert_non_null(e);
+	return e;
+}
+
+/* Claims: a conflict is 409; only the holder or an admin releases a claim
+ * (409 otherwise); the audit log records each claim's before and after
+ * exactly, a renewal included. */
 static void
 test_claim_conflict(void **s)
 {
-	json_t *o;
+	json_t *o, *e;
 
 	(void)s;
 	o = http_ok("POST", "/api/cases/t2/claim", ALICE, NULL, 200);
@@ -484,6 +509,127 @@ test_claim_conflict(void **s)
 	o = http_ok("GET", "/api/queue", BOB, NULL, 200);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(
 	    json_object_get(o, "items"), 0), "claim"), "who")), "alice");
+	json_decref(o);
+
+	/* bob cannot release alice's claim: 409 naming her, nothing audited */
+	o = http_ok("POST", "/api/cases/t2/unclaim", BOB, NULL, 409);
+	assert_string_equal(json_string_value(json_object_get(o, "claimed_by")), "alice");
+	json_decref(o);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "claim");
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
+	assert_true(json_is_null(json_object_get(e, "before")));
+	json_decref(e);
+	o = http_ok("GET", "/api/cases/t2", BOB, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "claim"), "who")),
+	    "alice");
+	json_decref(o);
+	/* alice renews: the audit has her claim before and after */
+	json_decref(http_ok("POST", "/api/cases/t2/claim", ALICE, NULL, 200));
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "claim");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"), "who")),
+	    "alice");
+	assert_non_null(json_object_get(json_object_get(e, "before"), "until"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"), "who")),
+	    "alice");
+	json_decref(e);
+	/* an admin may release it: before is alice's claim, after null */
+	o = http_ok("POST", "/api/cases/t2/unclaim", ADAM, NULL, 200);
+	assert_true(json_is_true(json_object_get(o, "released")));
+	json_decref(o);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "unclaim");
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "adam");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"), "who")),
+	    "alice");
+	assert_true(json_is_null(json_object_get(e, "after")));
+	json_decref(e);
+	/* nothing left to release: 200, released false, before null */
+	o = http_ok("POST", "/api/cases/t2/unclaim", BOB, NULL, 200);
+	assert_true(json_is_false(json_object_get(o, "released")));
+	json_decref(o);
+	e = audit_newest();
+	assert_true(json_is_null(json_object_get(e, "before")));
+	json_decref(e);
+	/* alice claims it again (a new claim: before null) */
+	json_decref(http_ok("POST", "/api/cases/t2/claim", ALICE, NULL, 200));
+	e = audit_newest();
+	assert_true(json_is_null(json_object_get(e, "before")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"), "who")),
+	    "alice");
+	json_decref(e);
+}
+
+/*
+ * Case work: notes, status and assignee on a case, shown in the case view,
+ * audited (a status change with its before and after), kept across a
+ * restart (STATE/casework, not the index); bad input named by field.
+ */
+static void
+test_case_work(void **s)
+{
+	json_t *o, *e, *n;
+
+	(void)s;
+	o = http_ok("GET", "/api/cases/t3", EVE, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "open");
+	assert_true(json_is_null(json_object_get(o, "assignee")));
+	assert_int_equal(json_array_size(json_object_get(o, "notes")), 0);
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/cases/t3/note", EVE, "{\"text\":\"x\"}", 403));
+	o = http_ok("POST", "/api/cases/t3/note", ALICE,
+	    "{\"text\":\"called the cardholder: not them\"}", 200);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "note"), "who")),
+	    "alice");
+	json_decref(o);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "note");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"), "text")),
+	    "called the cardholder: not them");
+	json_decref(e);
+	o = http_ok("POST", "/api/cases/t3/status", ALICE,
+	    "{\"status\":\"investigating\",\"assignee\":\"bob\"}", 200);
+	json_decref(o);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "case_status");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"),
+	    "status")), "open");
+	assert_true(json_is_null(json_object_get(json_object_get(e, "before"), "assignee")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "status")), "investigating");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "assignee")), "bob");
+	json_decref(e);
+	/* bad input, by field */
+	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{\"status\":\"done\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "status");
+	json_decref(o);
+	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{\"assignee\":\"eve\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "assignee");
+	json_decref(o);
+	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{\"assignee\":\"nobody\"}", 400);
+	json_decref(o);
+	o = http_ok("POST", "/api/cases/t3/note", ALICE, "{\"text\":\"\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "text");
+	json_decref(o);
+	/* kept across a restart */
+	console_stop();
+	console_start();
+	o = http_ok("GET", "/api/cases/t3", EVE, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "investigating");
+	assert_string_equal(json_string_value(json_object_get(o, "assignee")), "bob");
+	n = json_array_get(json_object_get(o, "notes"), 0);
+	assert_string_equal(json_string_value(json_object_get(n, "text")),
+	    "called the cardholder: not them");
+	assert_non_null(json_object_get(n, "ts"));
+	json_decref(o);
+	/* unassign, close */
+	json_decref(http_ok("POST", "/api/cases/t3/status", BOB,
+	    "{\"status\":\"closed\",\"assignee\":null}", 200));
+	o = http_ok("GET", "/api/cases/t3", EVE, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "closed");
+	assert_true(json_is_null(json_object_get(o, "assignee")));
 	json_decref(o);
 }
 
@@ -540,6 +686,79 @@ test_label_reaches_archive(void **s)
 	o = http_ok("GET", "/api/cases/t2", ALICE, NULL, 200);
 	assert_string_equal(json_string_value(json_object_get(o, "label")), "fraud");
 	json_decref(o);
+}
+
+/*
+ * Any transaction: a search over the archive (not only the index's cases)
+ * finds t1, which vigild allowed, by card, decision and amount; labelling it
+ * (a chargeback) reaches vigild's archive with its reason in the audit log;
+ * a wrong time is 404, a bad reason or key 400 naming the field.
+ */
+static void
+test_search_label_any(void **s)
+{
+	json_t *o, *it, *e;
+	char source[64], body[256], path[256];
+
+	(void)s;
+	o = http_ok("GET", "/api/search?card=c1&decision=allow&from=2024-01-01&to=2024-01-02", EVE,
+	    NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 1);
+	it = json_array_get(json_object_get(o, "items"), 0);
+	assert_string_equal(json_string_value(json_object_get(it, "txn_id")), "t1");
+	assert_string_equal(json_string_value(json_object_get(it, "decision")), "allow");
+	assert_true(json_is_null(json_object_get(it, "label")));
+	snprintf(body, sizeof body, "{\"fraud\":true,\"reason\":\"chargeback\",\"time\":\"%s\"}",
+	    json_string_value(json_object_get(it, "time")));
+	json_decref(o);
+	/* filters: by amount (t1 is 1.00, t2 2.00) and by label */
+	o = http_ok("GET", "/api/search?card=c1&min_amount=1.5&from=2024-01-01&to=2024-01-02", EVE,
+	    NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(o,
+	    "items"), 0), "txn_id")), "t2");
+	json_decref(o);
+	o = http_ok("GET", "/api/search?from=2024-01-01&to=2024-01-02&device=nope", EVE, NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 0);
+	json_decref(o);
+	o = http_ok("GET", "/api/search?colour=red", EVE, NULL, 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "colour");
+	json_decref(o);
+	o = http_ok("GET", "/api/search?from=2024-01-01&to=2024-03-01", EVE, NULL, 400);
+	json_decref(o);
+
+	json_decref(http_ok("POST", "/api/txns/t1/label", EVE, body, 403));
+	o = http_ok("POST", "/api/txns/t1/label", ALICE,
+	    "{\"fraud\":true,\"reason\":\"bored\",\"time\":\"2024-01-01T10:00:00Z\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "reason");
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/txns/t1/label", ALICE,
+	    "{\"fraud\":true,\"reason\":\"chargeback\",\"time\":\"2024-01-01T10:00:05Z\"}", 404));
+	o = http_ok("POST", "/api/txns/t1/label", ALICE, body, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "card_id")), "c1");
+	json_decref(o);
+	assert_int_equal(archive_label("t1", source, sizeof source), 1);
+	assert_string_equal(source, "analyst:alice");
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "label");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "reason")), "chargeback");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "decision")), "allow");
+	json_decref(e);
+	/* the console reads the label back from the archive: the search shows it */
+	for (int i = 0; i < 100; i++) {
+		o = http_ok("GET", "/api/search?card=c1&label=fraud&from=2024-01-01&to=2024-01-02", EVE,
+		    NULL, 200);
+		snprintf(path, sizeof path, "%s", json_array_size(json_object_get(o, "items")) > 0 ?
+		    json_string_value(json_object_get(json_array_get(json_object_get(o, "items"), 0),
+		    "txn_id")) : "");
+		json_decref(o);
+		if (strcmp(path, "t1") == 0)
+			break;
+		usleep(50000);
+	}
+	assert_string_equal(path, "t1");
 }
 
 /* A back-test replays the archive with both files (vigil-replay children)
@@ -1011,6 +1230,7 @@ tokens_write(const char *text)
 	assert_non_null(f);
 	fputs(text, f);
 	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(t, 0600), 0);
 	assert_int_equal(rename(t, tokens), 0);
 }
 
@@ -1339,7 +1559,7 @@ wait_vigild_generation(uint64_t want)
 static void
 test_generation_rollback(void **s)
 {
-	char path[400];
+	char path[400], tok[64], eve_tok[64];
 	json_t *o;
 	uint64_t g1, g2;
 	FILE *f;
@@ -1351,6 +1571,10 @@ test_generation_rollback(void **s)
 	    "{\"generation\":1,\"expect_current\":2,\"confirm\":true}", 503);
 	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(o, "error"),
 	    "message")), "--vigild-admin"));
+	json_decref(o);
+	/* without vigild's admin endpoint the page is told: no "make current" */
+	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
+	assert_true(json_is_false(json_object_get(o, "set_current")));
 	json_decref(o);
 
 	g1 = gen_write_empty();
@@ -1368,24 +1592,44 @@ test_generation_rollback(void **s)
 
 	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
 	assert_int_equal(json_integer_value(json_object_get(o, "current")), (json_int_t)g2);
+	assert_true(json_is_true(json_object_get(o, "set_current")));
+	snprintf(eve_tok, sizeof eve_tok, "%s", json_string_value(json_object_get(o,
+	    "confirm_token")));
 	json_decref(o);
+	o = http_ok("GET", "/api/generations", ADAM, NULL, 200);
+	snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(o, "confirm_token")));
+	json_decref(o);
+	assert_int_equal(strlen(tok), 32);
+	assert_string_not_equal(tok, eve_tok); /* one per analyst */
 	json_decref(http_ok("POST", "/api/generations/current", ADAM,
 	    "{\"generation\":1,\"expect_current\":2}", 400));
 	{
-		char body[128];
+		char body[256];
 
+		/* without the analyst's confirm token (another's, or none): 403 */
 		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
-		    "\"confirm\":true}", (unsigned long long)g1, (unsigned long long)g2 + 5);
+		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g1,
+		    (unsigned long long)g2, eve_tok);
+		o = http_ok("POST", "/api/generations/current", ADAM, body, 403);
+		assert_string_equal(json_string_value(json_object_get(o, "field")), "confirm_token");
+		json_decref(o);
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
+		    "\"confirm\":true}", (unsigned long long)g1, (unsigned long long)g2);
+		json_decref(http_ok("POST", "/api/generations/current", ADAM, body, 403));
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
+		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g1,
+		    (unsigned long long)g2 + 5, tok);
 		o = http_ok("POST", "/api/generations/current", ADAM, body, 409);
 		assert_string_equal(err_field(o),
 		    "expect_current");
 		json_decref(o);
 		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
-		    "\"confirm\":true, \"force\":1}", (unsigned long long)g1,
-		    (unsigned long long)g2);
+		    "\"confirm\":true, \"force\":1,\"confirm_token\":\"%s\"}",
+		    (unsigned long long)g1, (unsigned long long)g2, tok);
 		json_decref(http_ok("POST", "/api/generations/current", ADAM, body, 400));
 		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
-		    "\"confirm\":true}", (unsigned long long)g1, (unsigned long long)g2);
+		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g1,
+		    (unsigned long long)g2, tok);
 		o = http_ok("POST", "/api/generations/current", ADAM, body, 200);
 		assert_int_equal(json_integer_value(json_object_get(o, "previous")), (json_int_t)g2);
 		assert_int_equal(json_integer_value(json_object_get(o, "current")), (json_int_t)g1);
@@ -1409,6 +1653,334 @@ test_generation_rollback(void **s)
 	json_decref(o);
 }
 
+/* ---- back-tests within bounds (issue 28, row 4) ---- */
+
+static char wrap_marks[400], wrap_mode[400];
+static int  console_nice; /* the nice value the replays must have */
+
+/* Lines of the wrapper's marks file: "PID PGRP NICE IONICE..." */
+static int
+wrap_lines(char lines[][160], int cap)
+{
+	FILE *f = fopen(wrap_marks, "r");
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	while (n < cap && fgets(lines[n], 160, f) != NULL)
+		n++;
+	fclose(f);
+	return n;
+}
+
+static void
+wrap_set_mode(const char *mode)
+{
+	FILE *f = fopen(wrap_mode, "w");
+
+	assert_non_null(f);
+	fprintf(f, "%s\n", mode);
+	fclose(f);
+	unlink(wrap_marks);
+}
+
+/* Every process the marks name is gone (reaped by the console), and the
+ * console's STATE/tmp holds no back-test directory: bounded wait. */
+static void
+wrap_wait_cleaned(const char *stage)
+{
+	char lines[8][160], dir[400];
+	int n = 0, alive = 0, dirs = 0;
+
+	snprintf(dir, sizeof dir, "%s/tmp", state);
+	for (int i = 0; i < 200; i++) {
+		n = wrap_lines(lines, 8);
+		alive = 0;
+		dirs = 0;
+		FILE *p;
+		char cmd[500], buf[300];
+
+		for (int k = 0; k < n; k++) {
+			int pid = atoi(lines[k]);
+			char path[64];
+			struct stat st;
+			snprintf(path, sizeof path, "/proc/%d", pid);
+			alive += pid > 0 && stat(path, &st) == 0;
+		}
+		snprintf(cmd, sizeof cmd, "ls %s", dir);
+		p = popen(cmd, "r");
+		while (p != NULL && fgets(buf, sizeof buf, p) != NULL)
+			dirs += strncmp(buf, "backtest-", 9) == 0;
+		if (p != NULL)
+			pclose(p);
+		if (n == 2 && alive == 0 && dirs == 0)
+			return;
+		usleep(50000);
+	}
+	fail_msg("%s: the back-test's processes (%d of %d alive) or directory (%d) are still there", stage,
+	    alive, n, dirs);
+}
+
+/* The default rule file with the review band moved, as a back-test body. */
+static char *
+backtest_body(void)
+{
+	char *text = calloc(1, 1 << 20), *p, *body;
+	FILE *f = fopen(rules_path, "r");
+	json_t *b;
+
+	assert_non_null(f);
+	assert_true(fread(text, 1, (1 << 20) - 1, f) > 0);
+	fclose(f);
+	p = strstr(text, "band review = 40");
+	if (p != NULL)
+		memcpy(p, "band review = 60", 16);
+	b = json_pack("{s:s, s:i}", "text", text, "days", 3);
+	body = json_dumps(b, 0);
+	json_decref(b);
+	free(text);
+	return body;
+}
+
+/*
+ * vigil-replay runs at a lower CPU and I/O priority (nice 10, best effort
+ * 7) in a process group of its own; a back-test whose work directory
+ * outgrows --backtest-disk-mib is stopped (507), its processes killed and
+ * its directory removed; so is one whose client goes away; and none starts
+ * when the filesystem has less than --backtest-reserve-mib free. The replay
+ * is the real one behind a wrapper that records its priority and, for the
+ * faults, fills the directory (a nightly work directory growing) or stalls.
+ */
+static void
+test_backtest_bounds(void **s)
+{
+	char wrap[400], lines[8][160], *body = backtest_body();
+	char req[1 << 16];
+	json_t *o;
+	FILE *f;
+	int fd, n;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+
+	(void)s;
+	snprintf(wrap, sizeof wrap, "%s/replay-wrap.sh", tmp);
+	snprintf(wrap_marks, sizeof wrap_marks, "%s/wrap-marks", tmp);
+	snprintf(wrap_mode, sizeof wrap_mode, "%s/wrap-mode", tmp);
+	f = fopen(wrap, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\n"
+	    "res=; prev=\n"
+	    "for a; do [ \"$prev\" = --results ] && res=$a; prev=$a; done\n"
+	    "echo \"$$ $(cut -d' ' -f5 /proc/$$/stat) $(cut -d' ' -f19 /proc/$$/stat) "
+	    "$(ionice -p $$)\" >>'%s'\n"
+	    "case $(cat '%s') in\n"
+	    "sleep) exec sleep 120 ;;\n"
+	    "fill) head -c 4194304 /dev/zero >\"${res%%/*}/fill.$$\"; exec sleep 120 ;;\n"
+	    "esac\n"
+	    "exec '%s' \"$@\"\n", wrap_marks, wrap_mode,
+	    vt_build_path("tools/replay/vigil-replay"));
+	fclose(f);
+	assert_int_equal(chmod(wrap, 0755), 0);
+	console_stop();
+	console_extra[0] = "--replay";
+	console_extra[1] = wrap;
+	console_extra[2] = "--backtest-disk-mib";
+	console_extra[3] = "2";
+	console_extra[4] = NULL;
+	console_start();
+
+	/* the real replay, at the lower priority, each leading its group */
+	wrap_set_mode("real");
+	json_decref(http_ok("POST", "/api/rules/backtest", RITA, body, 200));
+	n = wrap_lines(lines, 8);
+	assert_int_equal(n, 2);
+	{
+		/* 10 below the console's own (which a niced test run raises) */
+		char sp[64], st[1024];
+		int cn = 0;
+		FILE *pf;
+
+		snprintf(sp, sizeof sp, "/proc/%d/stat", (int)console_pid);
+		pf = fopen(sp, "r");
+		assert_non_null(pf);
+		assert_non_null(fgets(st, sizeof st, pf));
+		fclose(pf);
+		assert_int_equal(sscanf(strrchr(st, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+		    "%*u %*u %*u %*d %*d %*d %d", &cn), 1);
+		console_nice = cn + 10 > 19 ? 19 : cn + 10;
+	}
+	for (int k = 0; k < n; k++) {
+		int pid = 0, pgrp = 0, ni = -1;
+		assert_int_equal(sscanf(lines[k], "%d %d %d", &pid, &pgrp, &ni), 3);
+		assert_int_equal(pgrp, pid);
+		assert_int_equal(ni, console_nice);
+		assert_non_null(strstr(lines[k], "best-effort: prio 7"));
+	}
+	wrap_wait_cleaned("real");
+
+	/* a work directory over the budget: stopped, killed, removed */
+	wrap_set_mode("fill");
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 507);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "error")),
+	    "over --backtest-disk-mib 2"));
+	json_decref(o);
+	wrap_wait_cleaned("fill");
+
+	/* the client goes away: stopped, killed, removed */
+	wrap_set_mode("sleep");
+	a.sin_port = htons(console_port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	n = snprintf(req, sizeof req, "POST /api/rules/backtest HTTP/1.1\r\nHost: x\r\n"
+	    "Authorization: Bearer " RITA "\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n\r\n", strlen(body));
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	assert_int_equal(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+	for (int i = 0; i < 200 && wrap_lines(lines, 8) < 2; i++)
+		usleep(50000);
+	assert_int_equal(wrap_lines(lines, 8), 2);
+	close(fd);
+	wrap_wait_cleaned("disconnect");
+	console_log_wait("'s back-test stopped: the client went away", 1);
+	/* and the next one runs */
+	wrap_set_mode("real");
+	json_decref(http_ok("POST", "/api/rules/backtest", RITA, body, 200));
+	wrap_wait_cleaned("next");
+
+	/* not enough free space: not started */
+	console_stop();
+	console_extra[2] = "--backtest-reserve-mib";
+	console_extra[3] = "1073741824";
+	console_start();
+	wrap_set_mode("real");
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 507);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "error")),
+	    "must leave --backtest-reserve-mib 1073741824 free: not started"));
+	json_decref(o);
+	assert_int_equal(wrap_lines(lines, 8), 0);
+
+	console_stop();
+	console_extra[0] = NULL;
+	console_start();
+	free(body);
+}
+
+/* Whether the blocked-cards list file has value as a line. */
+static bool
+blocked_has(const char *value)
+{
+	char p[400], line[256];
+	bool has = false;
+	FILE *f;
+
+	snprintf(p, sizeof p, "%s/blocked_cards.txt", rules_dir);
+	f = fopen(p, "r");
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof line, f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		has = has || strcmp(line, value) == 0;
+	}
+	fclose(f);
+	return has;
+}
+
+/*
+ * Lists: every list file of the rule file is shown; an entry added with a
+ * reason (and who) reaches the file and the audit log, removing it (an
+ * unblock) takes it out; an entry with an expiry is taken out by the
+ * console once it passes; bad values, unknown lists and past expiries are
+ * refused naming the field.
+ */
+static void
+test_lists(void **s)
+{
+	json_t *o, *l, *e;
+	char body[256], ex[40];
+	bool found = false;
+
+	(void)s;
+	o = http_ok("GET", "/api/lists", EVE, NULL, 200);
+	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
+		l = json_array_get(json_object_get(o, "lists"), i);
+		if (strcmp(json_string_value(json_object_get(l, "name")), "test_bins") == 0)
+			assert_string_equal(json_string_value(json_object_get(l, "kind")), "prefix");
+		found = found || strcmp(json_string_value(json_object_get(l, "name")),
+		    "blocked_cards") == 0;
+	}
+	assert_true(found);
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/lists/blocked_cards/add", EVE,
+	    "{\"value\":\"c9\",\"reason\":\"stolen\"}", 403));
+	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	    "{\"value\":\"c9\",\"reason\":\"stolen\"}", 200);
+	assert_true(json_is_true(json_object_get(o, "changed")));
+	json_decref(o);
+	assert_true(blocked_has("c9"));
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "list_add");
+	assert_string_equal(json_string_value(json_object_get(e, "target")), "blocked_cards:c9");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(e,
+	    "after"), "entry"), "reason")), "stolen");
+	json_decref(e);
+	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	    "{\"value\":\"c9\",\"reason\":\"again\"}", 200);
+	assert_true(json_is_false(json_object_get(o, "changed")));
+	json_decref(o);
+	/* the entry shows who and why */
+	o = http_ok("GET", "/api/lists", EVE, NULL, 200);
+	found = false;
+	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
+		l = json_array_get(json_object_get(o, "lists"), i);
+		if (strcmp(json_string_value(json_object_get(l, "name")), "blocked_cards") != 0)
+			continue;
+		for (size_t k = 0; k < json_array_size(json_object_get(l, "entries")); k++) {
+			e = json_array_get(json_object_get(l, "entries"), k);
+			if (strcmp(json_string_value(json_object_get(e, "value")), "c9") == 0) {
+				found = true;
+				assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
+			}
+		}
+	}
+	assert_true(found);
+	json_decref(o);
+	/* unblock */
+	json_decref(http_ok("POST", "/api/lists/blocked_cards/remove", BOB,
+	    "{\"value\":\"c9\",\"reason\":\"card found\"}", 200));
+	assert_false(blocked_has("c9"));
+	/* an expiry two seconds ahead: the console takes it out */
+	{
+		char when[32];
+		vigil_time_format_rfc3339(vigil_now_ms() + 2000, when, sizeof when);
+		snprintf(ex, sizeof ex, "%s", when);
+	}
+	snprintf(body, sizeof body, "{\"value\":\"c8\",\"reason\":\"until the call\","
+	    "\"expires\":\"%s\"}", ex);
+	json_decref(http_ok("POST", "/api/lists/blocked_cards/add", ALICE, body, 200));
+	assert_true(blocked_has("c8"));
+	for (int i = 0; i < 200 && blocked_has("c8"); i++)
+		usleep(50000);
+	assert_false(blocked_has("c8"));
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "list_expire");
+	json_decref(e);
+	/* refusals */
+	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	    "{\"value\":\"a b\",\"reason\":\"x\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "value");
+	json_decref(o);
+	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	    "{\"value\":\"c7\",\"reason\":\"x\",\"expires\":\"2020-01-01\"}", 400);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "expires");
+	json_decref(o);
+	o = http_ok("POST", "/api/lists/nope/add", ALICE, "{\"value\":\"c7\",\"reason\":\"x\"}",
+	    404);
+	assert_string_equal(json_string_value(json_object_get(o, "field")), "list");
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	    "{\"value\":\"c7\"}", 400));
+}
+
 int
 main(void)
 {
@@ -1418,10 +1990,14 @@ main(void)
 		cmocka_unit_test(test_queue),
 		cmocka_unit_test(test_case_view),
 		cmocka_unit_test(test_claim_conflict),
+		cmocka_unit_test(test_case_work),
 		cmocka_unit_test(test_label_reaches_archive),
+		cmocka_unit_test(test_search_label_any),
 		cmocka_unit_test(test_backtest),
+		cmocka_unit_test(test_backtest_bounds),
 		cmocka_unit_test(test_rules_check_and_deploy),
 		cmocka_unit_test(test_block_card),
+		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_tls_verdict),

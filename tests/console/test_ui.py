@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from vt_browser import chromium  # noqa: E402  (skips without a browser)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 TOKEN = "rita-rule-editor-token-0123456789"
 
@@ -117,6 +117,7 @@ def run(build, src, shots, tmp, procs):
     tokens = os.path.join(tmp, "tokens")
     with open(tokens, "w") as f:
         f.write(f"rita admin {TOKEN}\n")
+    os.chmod(tokens, 0o600)  # the console refuses a tokens file others can read
     # vigild's admin endpoint is on loopback without a token file (it serves
     # everything there); the console sends this one anyway
     vtoken = os.path.join(tmp, "vigild.token")
@@ -162,11 +163,24 @@ def run(build, src, shots, tmp, procs):
         assert txn in drv.find_element(By.TAG_NAME, "h1").text
         assert "unlabelled" in drv.find_element(By.ID, "case-label").text
         shot("case")
+        # case work: a note and a status, shown after the page reloads the case
+        drv.find_element(By.ID, "note-text").send_keys("called the cardholder")
+        drv.find_element(By.ID, "btn-note").click()
+        w.until(EC.text_to_be_present_in_element((By.ID, "notes"), "called the cardholder"))
+        Select(drv.find_element(By.ID, "case-status")).select_by_value("investigating")
+        drv.find_element(By.ID, "btn-status").click()
+        w.until(EC.text_to_be_present_in_element((By.ID, "status-msg"), "Status investigating"))
+        assert http_json(base + "/api/cases/" + txn, TOKEN)["status"] == "investigating"
         drv.find_element(By.ID, "btn-fraud").click()
         w.until(EC.text_to_be_present_in_element((By.ID, "case-label"), "fraud"))
         # the label reached vigild's archive: the console reads it back from there
         wait_for("the label in the archive",
                  lambda: http_json(base + "/api/status", TOKEN)["index"]["labels"] > labels0, 30)
+        # search: any archived transaction, here the allowed ones of the last day
+        drv.get(base + "/#/search?decision=allow")
+        w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#search-table .btn-label-fraud")))
+        assert "transactions from" in drv.find_element(By.ID, "search-count").text
+        shot("search")
         # rules: edit, check, back-test, deploy
         drv.get(base + "/#/rules")
         ta = w.until(EC.presence_of_element_located((By.ID, "rules-text")))

@@ -84,6 +84,7 @@ test_defaults(void **state)
 	assert_int_equal(c.queue_timeout_ms, 500);
 	assert_int_equal(c.max_connections, 1024);
 	assert_int_equal(c.admin_max_connections, 256);
+	assert_int_equal(c.admin_max_per_address, 64);
 	assert_string_equal(c.admin_token_file, "");
 	assert_string_equal(c.tls_cert, "");
 	assert_string_equal(c.user, "");
@@ -163,13 +164,14 @@ test_exposure_keys(void **state)
 
 	(void)state;
 	write_ini("[server]\nmax_connections = 100\nadmin_max_connections = 8\n"
-	    "queue_timeout_ms = 250\nmax_past_skew_ms = 86400000\nadmin_token_file = /etc/t\n"
+	    "admin_max_connections_per_address = 3\nqueue_timeout_ms = 250\nmax_past_skew_ms = 86400000\nadmin_token_file = /etc/t\n"
 	    "ipc_group = vigil-clients\nuser = vigil\n[rules]\npath = r\n");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path,
 	    "--max-past-skew", "3600000", "--admin-token-file", "/run/t", "--user", "nobody",
 	    NULL), VIGIL_OK);
 	assert_int_equal(c.max_connections, 100);
 	assert_int_equal(c.admin_max_connections, 8);
+	assert_int_equal(c.admin_max_per_address, 3);
 	assert_int_equal(c.queue_timeout_ms, 250);
 	assert_int_equal(c.max_past_skew_ms, 3600000);
 	assert_string_equal(c.admin_token_file, "/run/t");

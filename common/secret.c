@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common/secret.c - opening a file of secrets (vigil.h, vigil_secret_open):
+ * the file-mode rule vigild's admin token and vigil-console's tokens file
+ * share. Opened O_NONBLOCK so that a FIFO (or a device) put in the file's
+ * place is refused at fstat instead of blocking the caller (a SIGHUP reload,
+ * --check-config) until someone writes to it; a regular file reads the same
+ * either way, and the flag is cleared before the descriptor is handed over.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vigil.h"
+
+vigil_err
+vigil_secret_open(const char *path, const char *what, int *ret_fd, char *errbuf, size_t errlen)
+{
+	char name[4200];
+	struct stat st;
+	int fd, fl;
+
+	snprintf(name, sizeof name, "%s%s%s", what != NULL ? what : "", what != NULL ? " " : "",
+	    path);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(errbuf, errlen, "%s: %s", name, strerror(e));
+		return e == ENOENT ? VIGIL_ENOTFOUND : VIGIL_EIO;
+	}
+	if (fstat(fd, &st) != 0) {
+		snprintf(errbuf, errlen, "%s: %s", name, strerror(errno));
+		close(fd);
+		return VIGIL_EIO;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(errbuf, errlen, "%s: not a regular file", name);
+		close(fd);
+		return VIGIL_EINVAL;
+	}
+	if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+		snprintf(errbuf, errlen, "%s: mode %04o lets every user read or write it; "
+		    "chmod o-rw", name, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return VIGIL_EINVAL;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+		snprintf(errbuf, errlen, "%s: %s", name, strerror(errno));
+		close(fd);
+		return VIGIL_EIO;
+	}
+	*ret_fd = fd;
+	return VIGIL_OK;
+}

@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/lists.c - the rule file's list files (docs/console.md, "Lists"):
+ * every `list NAME = [prefix|number] file "PATH"` of the deployed file,
+ * viewed, an entry added or removed with a reason and an optional expiry.
+ * A change rewrites the list file atomically (temporary file, fsync,
+ * rename: vigild's watch reloads it whole) and is audited; who added an
+ * entry, why and until when is kept in STATE/lists.json; an entry whose
+ * expiry passed is removed by the console (con_lists_expire, from the
+ * tick) and audited as such. The list file's own format stays vigild's:
+ * one item a line, '#' comments and blank lines kept as they are.
+ */
+#include <ctype.h>
+#include <event2/http.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "console.h"
+
+#define LIST_ITEM_MAX 128      /* bytes of an entry (vigild's RULES_MAX_ITEM is more) */
+#define LIST_SHOW_MAX 1000     /* entries listed per list */
+#define LIST_FILE_MAX (64u << 20)
+
+static int64_t lists_next_expiry = INT64_MAX; /* earliest expiry known; INT64_MAX: none */
+
+/* The deployed rule file's directory: relative list paths resolve there. */
+static const char *
+lists_dir(con_app *app, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", app->o.rules);
+	return dirname(buf);
+}
+
+/* The path of list name's file in the rule file text, resolved next to the
+ * rule file; *ret_kind "", "prefix" or "number". False: no such file list. */
+static bool
+lists_find(con_app *app, const char *text, const char *name, char *ret_path, size_t len,
+    char *ret_kind, size_t klen)
+{
+	for (const char *p = text; p != NULL && *p != '\0';) {
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+		char line[4200], n[64], kind[16] = "", f[1024];
+
+		if (l < sizeof line) {
+			memcpy(line, p, l);
+			line[l] = '\0';
+			if ((sscanf(line, " list %63[A-Za-z0-9_] = file \"%1023[^\"]\"", n, f) == 2 ||
+			    sscanf(line, " list %63[A-Za-z0-9_] = %15[a-z] file \"%1023[^\"]\"", n, kind,
+			    f) == 3) && (name == NULL || strcmp(n, name) == 0)) {
+				if (f[0] == '/')
+					snprintf(ret_path, len, "%s", f);
+				else
+					snprintf(ret_path, len, "%s/%s", lists_dir(app, line, sizeof line), f);
+				snprintf(ret_kind, klen, "%s", kind);
+				return true;
+			}
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	return false;
+}
+
+/* Calls fn for each `list NAME = ... file` of text. */
+static void
+lists_each(con_app *app, const char *text, void (*fn)(void *arg, const char *name,
+    const char *kind, const char *path), void *arg)
+{
+	for (const char *p = text; p != NULL && *p != '\0';) {
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+		char line[4200], n[64], kind[16] = "", f[1024], path[5300];
+
+		if (l < sizeof line) {
+			memcpy(line, p, l);
+			line[l] = '\0';
+			if (sscanf(line, " list %63[A-Za-z0-9_] = file \"%1023[^\"]\"", n, f) == 2 ||
+			    sscanf(line, " list %63[A-Za-z0-9_] = %15[a-z] file \"%1023[^\"]\"", n, kind,
+			    f) == 3) {
+				if (f[0] == '/')
+					snprintf(path, sizeof path, "%s", f);
+				else
+					snprintf(path, sizeof path, "%s/%s", lists_dir(app, line, sizeof line), f);
+				fn(arg, n, kind, path);
+			}
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+}
+
+static json_t *
+lists_meta_load(con_app *app)
+{
+	char path[4200];
+	json_t *o;
+
+	snprintf(path, sizeof path, "%s/lists.json", app->o.state);
+	o = json_load_file(path, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		o = json_object();
+	}
+	return o;
+}
+
+static vigil_err
+lists_meta_save(con_app *app, json_t *meta, char *errbuf, size_t errlen)
+{
+	char path[4200], *text = json_dumps(meta, JSON_INDENT(1) | JSON_SORT_KEYS);
+	vigil_err rv;
+
+	if (text == NULL)
+		return VIGIL_ENOMEM;
+	snprintf(path, sizeof path, "%s/lists.json", app->o.state);
+	rv = con_file_write_atomic(path, text, strlen(text), errbuf, errlen);
+	free(text);
+	return rv;
+}
+
+/*
+ * Adds (add true) or removes value in the list file at path. *ret_changed
+ * false: it was already there (add) or not there (remove). Atomic rewrite.
+ */
+static vigil_err
+lists_edit(const char *path, const char *value, bool add, bool *ret_changed, char *errbuf,
+    size_t errlen)
+{
+	char *buf = NULL, *out = NULL;
+	size_t len = 0, n = 0;
+	vigil_err rv;
+
+	*ret_changed = false;
+	rv = con_file_read(path, LIST_FILE_MAX, &buf, &len);
+	if (rv == VIGIL_ENOTFOUND && add) {
+		buf = strdup("");
+		rv = buf != NULL ? VIGIL_OK : VIGIL_ENOMEM;
+	}
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "%s: %s", path, vigil_strerror(rv));
+		return rv;
+	}
+	rv = con_list_edit(buf, len, value, add, &out, &n, ret_changed);
+	if (rv == VIGIL_OK && *ret_changed)
+		rv = con_file_write_atomic(path, out, n, errbuf, errlen);
+	else if (rv != VIGIL_OK)
+		snprintf(errbuf, errlen, "%s: %s", path, vigil_strerror(rv));
+	if (rv != VIGIL_OK)
+		*ret_changed = false;
+	free(out);
+	free(buf);
+	return rv;
+}
+
+static void
+lists_note_expiry(json_t *meta)
+{
+	const char *ln, *v;
+	json_t *entries, *e;
+
+	lists_next_expiry = INT64_MAX;
+	json_object_foreach(meta, ln, entries) {
+		json_object_foreach(entries, v, e) {
+			int64_t t;
+			const char *ex = json_string_value(json_object_get(e, "expires"));
+			if (ex != NULL && con_time_parse(ex, &t) == VIGIL_OK && t < lists_next_expiry)
+				lists_next_expiry = t;
+		}
+	}
+}
+
+/* ---- GET /api/lists ---- */
+
+typedef struct lists_ctx {
+	json_t *arr, *meta;
+} lists_ctx;
+
+static void
+lists_one(void *arg, const char *name, const char *kind, const char *path)
+{
+	lists_ctx *c = arg;
+	char *buf = NULL;
+	size_t len = 0;
+	json_t *items, *shown = json_array(), *m = json_object_get(c->meta, name);
+	vigil_err rv = con_file_read(path, LIST_FILE_MAX, &buf, &len);
+
+	items = rv == VIGIL_OK ? con_list_items(buf, len) : json_array();
+	for (size_t i = 0; i < json_array_size(items) && i < LIST_SHOW_MAX; i++) {
+		const char *v = json_string_value(json_array_get(items, i));
+		json_t *e = json_object_get(m, v);
+		json_t *o = json_pack("{s:s}", "value", v);
+		if (json_is_object(e))
+			json_object_update(o, e);
+		json_array_append_new(shown, o);
+	}
+	json_array_append_new(c->arr, json_pack("{s:s, s:s, s:s, s:I, s:o, s:s?}", "name", name,
+	    "kind", kind[0] ? kind : "string", "path", path, "count",
+	    (json_int_t)json_array_size(items), "entries", shown, "error",
+	    rv == VIGIL_OK || rv == VIGIL_ENOTFOUND ? NULL : vigil_strerror(rv)));
+	json_decref(items);
+	free(buf);
+}
+
+static char *
+lists_rule_text(con_app *app)
+{
+	char *text = NULL;
+	size_t len;
+
+	if (con_file_read(app->o.rules, 1u << 20, &text, &len) != VIGIL_OK)
+		return NULL;
+	return text;
+}
+
+void
+con_api_lists(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	lists_ctx c = { json_array(), lists_meta_load(app) };
+	char *text = lists_rule_text(app);
+
+	(void)who;
+	if (text == NULL) {
+		con_send_error(req, 500, NULL, "%s: cannot read", app->o.rules);
+		goto out;
+	}
+	lists_each(app, text, lists_one, &c);
+	con_send_json(req, 200, json_pack("{s:o}", "lists", c.arr));
+	c.arr = NULL;
+out:
+	free(text);
+	json_decref(c.arr);
+	json_decref(c.meta);
+}
+
+/* ---- POST /api/lists/NAME/{add,remove} ---- */
+
+static bool
+lists_value_ok(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > LIST_ITEM_MAX || v[0] == '#')
+		return false;
+	for (; *v != '\0'; v++)
+		if (!isgraph((unsigned char)*v))
+			return false;
+	return true;
+}
+
+void
+con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *name, const char *action)
+{
+	json_t *body = con_body_json(req), *meta = NULL, *entries, *before, *after, *entry = NULL;
+	const char *value, *reason, *expires;
+	char path[4200], kind[16], err[4600], *text = NULL;
+	int64_t exp_ms = 0;
+	bool add = strcmp(action, "add") == 0, changed = false;
+	vigil_err rv;
+
+	if (body == NULL)
+		return;
+	value = json_string_value(json_object_get(body, "value"));
+	reason = json_string_value(json_object_get(body, "reason"));
+	expires = json_string_value(json_object_get(body, "expires"));
+	if (value == NULL || !lists_value_ok(value)) {
+		con_send_error(req, 400, "value", "value: 1-%d printable characters, no spaces, not "
+		    "starting with '#'", LIST_ITEM_MAX);
+		goto out;
+	}
+	if (reason == NULL || strlen(reason) == 0 || strlen(reason) > 200) {
+		con_send_error(req, 400, "reason", "reason: why, 1-200 bytes");
+		goto out;
+	}
+	if (json_object_get(body, "expires") != NULL && !json_is_null(json_object_get(body,
+	    "expires")) && (!add || expires == NULL || con_time_parse(expires, &exp_ms) != VIGIL_OK ||
+	    exp_ms <= vigil_now_ms())) {
+		con_send_error(req, 400, "expires", "expires: a future time (RFC 3339 or YYYY-MM-DD), "
+		    "on add only");
+		goto out;
+	}
+	text = lists_rule_text(app);
+	if (text == NULL || !lists_find(app, text, name, path, sizeof path, kind, sizeof kind)) {
+		con_send_error(req, 404, "list", "%s: no `list %s = ... file \"...\"` in %s", name,
+		    name, app->o.rules);
+		goto out;
+	}
+	rv = lists_edit(path, value, add, &changed, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "%s", err);
+		goto out;
+	}
+	meta = lists_meta_load(app);
+	entries = json_object_get(meta, name);
+	if (!json_is_object(entries)) {
+		entries = json_object();
+		json_object_set_new(meta, name, entries);
+	}
+	before = json_object_get(entries, value);
+	before = before != NULL ? json_incref(before) : json_null();
+	if (add) {
+		char now[32];
+		vigil_time_format_rfc3339(vigil_now_ms(), now, sizeof now);
+		entry = json_pack("{s:s, s:s, s:s}", "reason", reason, "who", who->name, "added", now);
+		if (exp_ms > 0) {
+			char ex[32];
+			vigil_time_format_rfc3339(exp_ms, ex, sizeof ex);
+			json_object_set_new(entry, "expires", json_string(ex));
+		}
+		json_object_set(entries, value, entry);
+		after = json_pack("{s:b, s:O}", "listed", true, "entry", entry);
+	} else {
+		json_object_del(entries, value);
+		after = json_pack("{s:b, s:s}", "listed", false, "reason", reason);
+	}
+	if (lists_meta_save(app, meta, err, sizeof err) != VIGIL_OK)
+		fprintf(stderr, "vigil-console: lists: %s\n", err);
+	lists_note_expiry(meta);
+	{
+		char target[200];
+		snprintf(target, sizeof target, "%s:%s", name, value);
+		if (con_audit_write(app->audit, who, add ? "list_add" : "list_remove", target,
+		    json_pack("{s:b, s:o}", "listed", add ? !changed : changed, "entry", before),
+		    after) != VIGIL_OK) {
+			con_send_error(req, 500, NULL, "list changed, but the audit log could not be "
+			    "written");
+			goto out;
+		}
+	}
+	con_send_json(req, 200, json_pack("{s:s, s:s, s:b, s:s}", "list", name, "value", value,
+	    "changed", changed, "path", path));
+out:
+	json_decref(entry);
+	json_decref(meta);
+	free(text);
+	json_decref(body);
+}
+
+/* ---- expiry ---- */
+
+void
+con_lists_expire(con_app *app)
+{
+	static bool loaded;
+	int64_t now = vigil_now_ms();
+	json_t *meta;
+	const char *ln, *v;
+	json_t *entries, *e, *tmp;
+	char *text = NULL, path[4200], kind[16], err[4600];
+	bool dirty = false;
+
+	if (!loaded) {
+		meta = lists_meta_load(app);
+		lists_note_expiry(meta);
+		json_decref(meta);
+		loaded = true;
+	}
+	if (lists_next_expiry > now)
+		return;
+	meta = lists_meta_load(app);
+	text = lists_rule_text(app);
+	json_object_foreach(meta, ln, entries) {
+		json_object_foreach_safe(entries, tmp, v, e) {
+			int64_t t;
+			const char *ex = json_string_value(json_object_get(e, "expires"));
+			bool changed = false;
+
+			if (ex == NULL || con_time_parse(ex, &t) != VIGIL_OK || t > now)
+				continue;
+			if (text != NULL && lists_find(app, text, ln, path, sizeof path, kind,
+			    sizeof kind) && lists_edit(path, v, false, &changed, err, sizeof err) !=
+			    VIGIL_OK) {
+				fprintf(stderr, "vigil-console: lists: expiry of %s:%s: %s\n", ln, v, err);
+				continue;
+			}
+			{
+				char target[200];
+				snprintf(target, sizeof target, "%s:%s", ln, v);
+				if (con_audit_write(app->audit, NULL, "list_expire", target,
+				    json_pack("{s:b, s:O}", "listed", changed, "entry", e),
+				    json_pack("{s:b}", "listed", false)) != VIGIL_OK)
+					fprintf(stderr, "vigil-console: audit: cannot record the expiry of "
+					    "%s:%s\n", ln, v);
+			}
+			json_object_del(entries, v);
+			dirty = true;
+		}
+	}
+	if (dirty && lists_meta_save(app, meta, err, sizeof err) != VIGIL_OK)
+		fprintf(stderr, "vigil-console: lists: %s\n", err);
+	lists_note_expiry(meta);
+	free(text);
+	json_decref(meta);
+}

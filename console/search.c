@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/search.c - any archived transaction, found and labelled
+ * (docs/console.md, "Search and label any transaction"). The index keeps
+ * reviews and declines only; chargebacks arrive mostly on allowed
+ * transactions, so a search reads the archive itself over a bounded event
+ * time range (store_reader skips the segments outside it) and filters each
+ * scored record; a label names the transaction by id and event time, which
+ * the console looks up in the archive (the card routes the label) before
+ * sending it to vigild like a case's.
+ */
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "archive.h"
+#include "console.h"
+#include "vigil_client.h"
+
+#define SEARCH_RANGE_MAX_MS (31 * VIGIL_MS_PER_DAY)
+#define SEARCH_SCAN_MAX     2000000u /* records read per search, at most */
+#define SEARCH_LIMIT_MAX    200
+
+typedef struct search_q {
+	int64_t from_ms, to_ms;
+	char    card[VIGIL_ID_MAX + 1], merchant[VIGIL_ID_MAX + 1], terminal[VIGIL_ID_MAX + 1];
+	char    device[VIGIL_ID_MAX + 1], ip[VIGIL_IP_MAX + 1];
+	double  min_amount, max_amount; /* major units; < 0: none */
+	int     decision;               /* vigil_decision, 0: any */
+	int     label;                  /* -2 any, -1 none, 0 legit, 1 fraud */
+	uint32_t limit;
+} search_q;
+
+static const char *const search_reasons[] = {
+	"chargeback", "cardholder_confirmed", "cardholder_denied", "false_positive",
+	"first_party", "other", NULL,
+};
+
+static bool
+search_id(const char *v, char *dst, size_t len)
+{
+	if (strlen(v) == 0 || strlen(v) >= len)
+		return false;
+	snprintf(dst, len, "%s", v);
+	return true;
+}
+
+static bool
+search_parse(con_app *app, struct evhttp_request *req, search_q *q)
+{
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq kv;
+	struct evkeyval *e;
+	con_tailpos pos;
+	const char *bad = NULL;
+	bool from = false;
+
+	memset(q, 0, sizeof *q);
+	q->min_amount = q->max_amount = -1;
+	q->label = -2;
+	q->limit = 50;
+	con_index_pos(app->ix, &pos);
+	q->to_ms = pos.max_event_ms + 1;
+	TAILQ_INIT(&kv);
+	if (qs != NULL && evhttp_parse_query_str(qs, &kv) != 0) {
+		con_send_error(req, 400, NULL, "query string does not parse");
+		return false;
+	}
+	TAILQ_FOREACH(e, &kv, next) {
+		const char *k = e->key, *v = e->value;
+		char *end;
+
+		if (strcmp(k, "from") == 0) {
+			from = true;
+			if (con_time_parse(v, &q->from_ms) != VIGIL_OK)
+				bad = k;
+		} else if (strcmp(k, "to") == 0) {
+			if (con_time_parse(v, &q->to_ms) != VIGIL_OK)
+				bad = k;
+		} else if (strcmp(k, "card") == 0) {
+			if (!search_id(v, q->card, sizeof q->card))
+				bad = k;
+		} else if (strcmp(k, "merchant") == 0) {
+			if (!search_id(v, q->merchant, sizeof q->merchant))
+				bad = k;
+		} else if (strcmp(k, "terminal") == 0) {
+			if (!search_id(v, q->terminal, sizeof q->terminal))
+				bad = k;
+		} else if (strcmp(k, "device") == 0) {
+			if (!search_id(v, q->device, sizeof q->device))
+				bad = k;
+		} else if (strcmp(k, "ip") == 0) {
+			if (!search_id(v, q->ip, sizeof q->ip))
+				bad = k;
+		} else if (strcmp(k, "min_amount") == 0 || strcmp(k, "max_amount") == 0) {
+			double d = strtod(v, &end);
+			if (*v == '\0' || *end != '\0' || !(d >= 0))
+				bad = k;
+			else if (k[1] == 'i')
+				q->min_amount = d;
+			else
+				q->max_amount = d;
+		} else if (strcmp(k, "decision") == 0) {
+			vigil_decision d;
+			if (vigil_decision_parse(v, &d) != VIGIL_OK)
+				bad = k;
+			else
+				q->decision = (int)d;
+		} else if (strcmp(k, "label") == 0) {
+			if (strcmp(v, "fraud") == 0)
+				q->label = 1;
+			else if (strcmp(v, "legit") == 0)
+				q->label = 0;
+			else if (strcmp(v, "none") == 0)
+				q->label = -1;
+			else
+				bad = k;
+		} else if (strcmp(k, "limit") == 0) {
+			unsigned long n = strtoul(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || n < 1 || n > SEARCH_LIMIT_MAX)
+				bad = k;
+			else
+				q->limit = (uint32_t)n;
+		} else {
+			bad = k;
+		}
+		if (bad != NULL)
+			break;
+	}
+	if (bad != NULL) {
+		con_send_error(req, 400, bad, "%s: not a valid value or not a search key (from, to, "
+		    "card, merchant, terminal, device, ip, min_amount, max_amount, decision, label, "
+		    "limit)", bad);
+		evhttp_clear_headers(&kv);
+		return false;
+	}
+	evhttp_clear_headers(&kv);
+	if (!from)
+		q->from_ms = q->to_ms - VIGIL_MS_PER_DAY;
+	if (q->to_ms <= q->from_ms || q->to_ms - q->from_ms > SEARCH_RANGE_MAX_MS) {
+		con_send_error(req, 400, "to", "from..to must be a range of at most 31 days (default: "
+		    "the last day indexed)");
+		return false;
+	}
+	return true;
+}
+
+static bool
+search_match(con_app *app, const search_q *q, const store_scored *s, int *ret_label)
+{
+	const vigil_txn *t = &s->txn;
+	double amount;
+
+	*ret_label = -1;
+	if ((q->card[0] && strcmp(q->card, t->card_id) != 0) ||
+	    (q->merchant[0] && strcmp(q->merchant, t->merchant_id) != 0) ||
+	    (q->terminal[0] && strcmp(q->terminal, t->terminal_id) != 0) ||
+	    (q->device[0] && strcmp(q->device, t->device_id) != 0) ||
+	    (q->ip[0] && strcmp(q->ip, t->ip) != 0) ||
+	    (q->decision != 0 && (int)s->decision != q->decision))
+		return false;
+	amount = vigil_txn_amount(t);
+	if ((q->min_amount >= 0 && amount < q->min_amount) ||
+	    (q->max_amount >= 0 && amount > q->max_amount))
+		return false;
+	*ret_label = con_index_label_of(app->ix, t->txn_id);
+	return q->label == -2 || *ret_label == q->label;
+}
+
+static json_t *
+search_json(const store_scored *s, int label)
+{
+	const vigil_txn *t = &s->txn;
+	char time[32];
+
+	vigil_time_format_rfc3339(t->event_time_ms, time, sizeof time);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:i, s:s, s:o}",
+	    "txn_id", t->txn_id, "time", time, "card_id", t->card_id, "merchant_id", t->merchant_id,
+	    "terminal_id", t->terminal_id, "device_id", t->device_id, "ip", t->ip,
+	    "amount", vigil_txn_amount(t), "currency", t->currency, "score", (int)s->score,
+	    "decision", vigil_decision_name(s->decision),
+	    "label", label < 0 ? json_null() : json_string(label ? "fraud" : "legit"));
+}
+
+/*
+ * Reads the scored records of [from, to) of the archive, calling fn for
+ * each until it returns false. *ret_scanned: records read. VIGIL_OK, or
+ * the reader's error (errbuf).
+ */
+static vigil_err
+search_scan(con_app *app, int64_t from, int64_t to, store_scored *s,
+    bool (*fn)(void *arg, const store_scored *s), void *arg, uint64_t *ret_scanned,
+    char *errbuf, size_t errlen)
+{
+	store_reader *rd = NULL;
+	store_record r;
+	store_diag d;
+	vigil_err rv;
+
+	*ret_scanned = 0;
+	rv = store_reader_open(app->archive_dir, from, to, NULL, NULL, &rd, &d);
+	if (rv == VIGIL_ENOTFOUND)
+		return VIGIL_OK; /* no archive yet: nothing */
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "archive: %s", d.msg);
+		return rv;
+	}
+	store_reader_want(rd, 1u << STORE_REC_SCORE);
+	while ((rv = store_reader_next(rd, &r, &d)) == VIGIL_OK) {
+		if (r.type != STORE_REC_SCORE || ++*ret_scanned > SEARCH_SCAN_MAX)
+			break;
+		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK)
+			continue;
+		if (!fn(arg, s))
+			break;
+	}
+	if (rv == VIGIL_ENOTFOUND)
+		rv = VIGIL_OK;
+	if (rv != VIGIL_OK)
+		snprintf(errbuf, errlen, "archive: %s", d.msg);
+	store_reader_close(rd);
+	return rv;
+}
+
+typedef struct search_ctx {
+	con_app        *app;
+	const search_q *q;
+	json_t         *items;
+	bool            more;
+} search_ctx;
+
+static bool
+search_each(void *arg, const store_scored *s)
+{
+	search_ctx *c = arg;
+	int label;
+
+	if (!search_match(c->app, c->q, s, &label))
+		return true;
+	if (json_array_size(c->items) == c->q->limit) {
+		c->more = true;
+		return false;
+	}
+	json_array_append_new(c->items, search_json(s, label));
+	return true;
+}
+
+void
+con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	store_scored *s = malloc(sizeof *s);
+	search_ctx c = { app, NULL, json_array(), false };
+	search_q q;
+	uint64_t scanned = 0;
+	uint64_t t0 = vigil_mono_ns();
+	char err[600], from[32], to[32];
+	vigil_err rv;
+
+	(void)who;
+	if (s == NULL || c.items == NULL) {
+		con_send_error(req, 500, NULL, "out of memory");
+		goto out;
+	}
+	if (!search_parse(app, req, &q))
+		goto out;
+	c.q = &q;
+	rv = search_scan(app, q.from_ms, q.to_ms, s, search_each, &c, &scanned, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "%s", err);
+		goto out;
+	}
+	vigil_time_format_rfc3339(q.from_ms, from, sizeof from);
+	vigil_time_format_rfc3339(q.to_ms, to, sizeof to);
+	con_send_json(req, 200, json_pack("{s:s, s:s, s:o, s:b, s:I, s:b, s:f}", "from", from,
+	    "to", to, "items", c.items, "more", c.more, "scanned", (json_int_t)scanned,
+	    "truncated", scanned > SEARCH_SCAN_MAX, "ms", (double)(vigil_mono_ns() - t0) / 1e6));
+	c.items = NULL;
+out:
+	json_decref(c.items);
+	free(s);
+}
+
+typedef struct find_ctx {
+	const char *txn_id;
+	bool        found;
+	vigil_txn   txn;
+	vigil_decision decision;
+} find_ctx;
+
+static bool
+find_each(void *arg, const store_scored *s)
+{
+	find_ctx *f = arg;
+
+	if (strcmp(s->txn.txn_id, f->txn_id) != 0)
+		return true;
+	f->found = true;
+	f->txn = s->txn;
+	f->decision = s->decision;
+	return false;
+}
+
+/*
+ * POST /api/txns/ID/label {"fraud", "reason", "time"}: time is the
+ * transaction's event time as a search returned it; reason one of
+ * search_reasons. The label goes to vigild (source analyst:NAME) like a
+ * case's; the audit line has the reason.
+ */
+void
+con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *id)
+{
+	json_t *body = con_body_json(req), *jf, *jr, *jt, *w = NULL;
+	store_scored *s = NULL;
+	find_ctx f;
+	vigil_client_label_req lr;
+	vigil_client_errinfo ei;
+	vigil_client_err cerr;
+	char source[40], err[600];
+	const char *reason;
+	con_claim cl;
+	int64_t t, now = vigil_now_ms();
+	uint64_t scanned;
+	int before;
+	bool ok = false;
+
+	memset(&f, 0, sizeof f);
+	f.txn_id = id;
+	if (body == NULL)
+		return;
+	jf = json_object_get(body, "fraud");
+	jr = json_object_get(body, "reason");
+	jt = json_object_get(body, "time");
+	if (!json_is_boolean(jf) || json_object_size(body) != 3) {
+		con_send_error(req, 400, "fraud", "body must be {\"fraud\": true|false, \"reason\": "
+		    "\"...\", \"time\": \"RFC 3339\"}");
+		goto out;
+	}
+	reason = json_string_value(jr);
+	for (int i = 0; reason != NULL && search_reasons[i] != NULL; i++)
+		ok = ok || strcmp(reason, search_reasons[i]) == 0;
+	if (!ok) {
+		con_send_error(req, 400, "reason", "reason: chargeback, cardholder_confirmed, "
+		    "cardholder_denied, false_positive, first_party or other");
+		goto out;
+	}
+	if (!json_is_string(jt) || con_time_parse(json_string_value(jt), &t) != VIGIL_OK) {
+		con_send_error(req, 400, "time", "time: the transaction's event time (RFC 3339), as "
+		    "a search returns it");
+		goto out;
+	}
+	s = malloc(sizeof *s);
+	if (s == NULL) {
+		con_send_error(req, 500, NULL, "out of memory");
+		goto out;
+	}
+	if (search_scan(app, t, t + 1, s, find_each, &f, &scanned, err, sizeof err) != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "%s", err);
+		goto out;
+	}
+	if (!f.found) {
+		con_send_error(req, 404, "txn_id", "%s: no transaction with this id at %s in the "
+		    "archive", id, json_string_value(jt));
+		goto out;
+	}
+	if (con_index_claim_get(app->ix, id, now, &cl) == VIGIL_OK && strcmp(cl.who, who->name) != 0) {
+		con_send_json(req, 409, json_pack("{s:s, s:s}", "error", "claimed by another analyst",
+		    "claimed_by", cl.who));
+		goto out;
+	}
+	if (app->client == NULL) {
+		con_send_error(req, 503, NULL, "no vigild to send labels to (start with --server URL)");
+		goto out;
+	}
+	snprintf(source, sizeof source, "analyst:%s", who->name);
+	memset(&lr, 0, sizeof lr);
+	lr.txn_id = id;
+	lr.fraud = json_is_true(jf);
+	lr.label_time_ms = now;
+	lr.source = source;
+	lr.card_id = f.txn.card_id;
+	cerr = vigil_client_label(app->client, &lr, NULL, &ei);
+	if (cerr != VIGIL_CLIENT_OK) {
+		con_send_error(req, cerr == VIGIL_CLIENT_SINVALID ? 400 : 502,
+		    ei.field[0] != '\0' ? ei.field : NULL, "vigild refused the label: %s: %s",
+		    vigil_client_errname(cerr), ei.message);
+		goto out;
+	}
+	before = con_index_label_of(app->ix, id);
+	(void)con_index_case_label(app->ix, id, lr.fraud, source, now); /* a case: at once */
+	w = con_casework_get(app->cw, id);
+	json_object_set_new(w, "label_reason", json_string(reason));
+	(void)con_casework_put(app->cw, id, w);
+	if (con_audit_write(app->audit, who, "label", id,
+	    json_pack("{s:o}", "label", before < 0 ? json_null() : json_string(before ? "fraud" :
+	    "legit")), json_pack("{s:s, s:s, s:s, s:s}", "label", lr.fraud ? "fraud" : "legit",
+	    "source", source, "reason", reason, "decision", vigil_decision_name(f.decision))) !=
+	    VIGIL_OK) {
+		con_send_error(req, 500, NULL, "label sent to vigild, but the audit log could not be "
+		    "written");
+		goto out;
+	}
+	con_send_json(req, 200, json_pack("{s:s, s:s, s:s, s:s, s:s}", "txn_id", id, "label",
+	    lr.fraud ? "fraud" : "legit", "source", source, "reason", reason, "card_id",
+	    f.txn.card_id));
+out:
+	json_decref(w);
+	free(s);
+	json_decref(body);
+}

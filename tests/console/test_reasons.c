@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/console/test_reasons.c - the model's reasons as the case page shows
+ * them (console/fetch.c, con_reasons_json): the largest pushes up, then the
+ * largest pushes down, each in words from the feature table's doc (the
+ * amount against the card's 90-day mean), an
+ * integer shown as an integer, a boolean as yes/no, a missing value as
+ * missing; features that push neither way are left out.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "console.h"
+
+static void
+test_up_and_down_in_words(void **state)
+{
+	static const char *const names[] = { "amount", "vel.card.count_1h", "card.country_seen",
+		"not.a.feature", "card.amount_mean_90d" };
+	const float x[] = { 220.5f, 3.0f, 0.0f, NAN, 90.0f };
+	const float contrib[] = { 1.5f, 0.25f, 4.0f, -0.5f, -2.0f, 0.1f /* bias */ };
+	json_t *r, *e;
+
+	(void)state;
+	r = con_reasons_json(names, x, contrib, 5, 2, 2);
+	assert_int_equal(json_array_size(r), 4);
+	/* up: card.country_seen (4.0), then amount (1.5); count_1h is third: left out */
+	e = json_array_get(r, 0);
+	assert_string_equal(json_string_value(json_object_get(e, "feature")), "card.country_seen");
+	assert_string_equal(json_string_value(json_object_get(e, "push")), "up");
+	assert_string_equal(json_string_value(json_object_get(e, "text")),
+	    "this country among the card's usual countries (batch): no (raises the risk)");
+	e = json_array_get(r, 1);
+	assert_string_equal(json_string_value(json_object_get(e, "feature")), "amount");
+	assert_true(json_is_real(json_object_get(e, "value")));
+	assert_string_equal(json_string_value(json_object_get(e, "text")),
+	    "amount in major units of its currency: 220.5, 2.5x the card's 90-day mean of 90.00 "
+	    "(raises the risk)");
+	/* down: card.amount_mean_90d (-2.0), then the unknown feature (-0.5) */
+	e = json_array_get(r, 2);
+	assert_string_equal(json_string_value(json_object_get(e, "feature")), "card.amount_mean_90d");
+	assert_string_equal(json_string_value(json_object_get(e, "push")), "down");
+	assert_true(json_is_integer(json_object_get(e, "value")));
+	assert_int_equal(json_integer_value(json_object_get(e, "value")), 90);
+	assert_non_null(strstr(json_string_value(json_object_get(e, "text")), ": 90 (lowers the risk)"));
+	e = json_array_get(r, 3);
+	assert_string_equal(json_string_value(json_object_get(e, "feature")), "not.a.feature");
+	assert_true(json_is_null(json_object_get(e, "value")));
+	assert_string_equal(json_string_value(json_object_get(e, "text")),
+	    "not.a.feature: missing (lowers the risk)");
+	json_decref(r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_up_and_down_in_words),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
