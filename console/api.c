@@ -382,8 +382,10 @@ api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const c
 	rv = con_index_claim(app->ix, c->txn_id, who->name, vigil_now_ms(),
 	    (int64_t)app->o.claim_minutes * 60000, &cl, &prev);
 	if (rv == VIGIL_EBUSY) {
-		json_t *o = json_pack("{s:s, s:s, s:o}", "error", "claimed by another analyst",
-		    "claimed_by", cl.who, "until", api_time(cl.until_ms));
+		json_t *o = con_error_body(409, NULL, "claimed by another analyst");
+
+		json_object_set_new(o, "claimed_by", json_string(cl.who));
+		json_object_set_new(o, "until", api_time(cl.until_ms));
 		con_send_json(req, 409, o);
 		return;
 	}
@@ -425,8 +427,11 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 	json_decref(body);
 	if (con_index_claim_get(app->ix, c->txn_id, now, &cl) == VIGIL_OK &&
 	    strcmp(cl.who, who->name) != 0) {
-		con_send_json(req, 409, json_pack("{s:s, s:s, s:o}", "error",
-		    "claimed by another analyst", "claimed_by", cl.who, "until", api_time(cl.until_ms)));
+		json_t *o = con_error_body(409, NULL, "claimed by another analyst");
+
+		json_object_set_new(o, "claimed_by", json_string(cl.who));
+		json_object_set_new(o, "until", api_time(cl.until_ms));
+		con_send_json(req, 409, o);
 		return;
 	}
 	if (app->client == NULL) {
@@ -630,9 +635,12 @@ con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *wh
 		vigil_err rv = con_index_unclaim(app->ix, c.txn_id, who->name, vigil_now_ms(),
 		    who->role >= CON_ROLE_ADMIN, &prev);
 		if (rv == VIGIL_EBUSY) {
-			con_send_json(req, 409, json_pack("{s:s, s:s, s:o}", "error", "claimed by "
-			    "another analyst: only they or an admin can release it", "claimed_by",
-			    prev.who, "until", api_time(prev.until_ms)));
+			json_t *o = con_error_body(409, NULL, "claimed by another analyst: only they "
+			    "or an admin can release it");
+
+			json_object_set_new(o, "claimed_by", json_string(prev.who));
+			json_object_set_new(o, "until", api_time(prev.until_ms));
+			con_send_json(req, 409, o);
 			return;
 		}
 		if (rv != VIGIL_OK) {

@@ -340,7 +340,12 @@ typedef struct con_app {
 vigil_err con_http_start(con_app *app, char *errbuf, size_t errlen);
 void      con_http_stop(con_app *app);
 void      con_send_json(struct evhttp_request *req, int code, json_t *obj); /* steals obj */
-/* {"error": msg, "field": field} with code; field may be NULL. */
+/* The one error object of docs/tools.md, {"error": {"code", "message",
+ * "where": {"field"}}}, for HTTP status code; field may be NULL. A reply
+ * that adds keys of its own (claimed_by, current_hash) sets them on the
+ * body; con_error_body never returns NULL but on ENOMEM. */
+json_t   *con_error_body(int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void      con_send_error(struct evhttp_request *req, int code, const char *field,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The request body as a JSON object, or NULL after replying 400/413. */

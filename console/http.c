@@ -86,24 +86,43 @@ con_error_code(int http)
 	case 409:           return "CONFLICT";
 	case 413:           return "TOO_BIG";
 	case 429:           return "OVERLOADED";
-	case 503: case 504: return "UNAVAILABLE";
+	case 503: case 504: case 507: return "UNAVAILABLE";
 	default:            return "INTERNAL";
 	}
+}
+
+static json_t *
+con_error_vbody(int code, const char *field, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vigil_errinfo ei;
+
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	vigil_errinfo_set(&ei, field, "%s", msg);
+	return vigil_error_body(con_error_code(code), &ei);
+}
+
+json_t *
+con_error_body(int code, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+	json_t *o;
+
+	va_start(ap, fmt);
+	o = con_error_vbody(code, field, fmt, ap);
+	va_end(ap);
+	return o;
 }
 
 void
 con_send_error(struct evhttp_request *req, int code, const char *field, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
-	vigil_errinfo ei;
 	json_t *o;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	o = con_error_vbody(code, field, fmt, ap);
 	va_end(ap);
-	vigil_errinfo_set(&ei, field, "%s", msg);
-	o = vigil_error_body(con_error_code(code), &ei);
 	con_send_json(req, code, o);
 }
 

@@ -149,9 +149,13 @@ edit_send_diags(struct evhttp_request *req, const rules_diags *d, const char *te
 	json_t *errs = edit_diags_json(d, text, len);
 	json_t *first = json_array_get(errs, 0);
 
-	con_send_json(req, 422, json_pack("{s:b, s:s, s:s, s:o, s:i}", "ok", false, "error",
-	    first != NULL ? json_string_value(json_object_get(first, "where")) : "does not compile",
-	    "field", "text", "errors", errs, "dropped", (int)d->dropped));
+	json_t *o = con_error_body(422, "text", "%s", first != NULL ?
+	    json_string_value(json_object_get(first, "where")) : "does not compile");
+
+	json_object_set_new(o, "ok", json_false());
+	json_object_set_new(o, "errors", errs);
+	json_object_set_new(o, "dropped", json_integer((json_int_t)d->dropped));
+	con_send_json(req, 422, o);
 }
 
 /* Reads {"text": "..."} (and the other keys allowed) from the body. */
@@ -640,9 +644,11 @@ edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 		return;
 	}
 	if (strcmp(cur_hash, base_hash) != 0) {
-		con_send_json(req, 409, json_pack("{s:s, s:s, s:s}", "error", "the rule file changed "
-		    "since this edit started (base_hash is stale): reload, merge and try again",
-		    "field", "base_hash", "current_hash", cur_hash));
+		json_t *o = con_error_body(409, "base_hash", "the rule file changed since this edit "
+		    "started (base_hash is stale): reload, merge and try again");
+
+		json_object_set_new(o, "current_hash", json_string(cur_hash));
+		con_send_json(req, 409, o);
 		goto out;
 	}
 	if (edit_compile_text(rs, text, len, &p, &d) != VIGIL_OK) {
@@ -1070,9 +1076,12 @@ bt_finish(con_backtest *bt)
 			for (char *p = text; p != NULL && *p != '\0'; p++)
 				if (*p == '\n' && p[1] != '\0')
 					last = p + 1;
-			bt_reply(bt, 500, json_pack("{s:s, s:s, s:i}", "error", last != NULL && *last ?
-			    last : "vigil-replay failed", "file", i == 0 ? "current" : "edited",
-			    "status", bt->status[i]));
+			json_t *eo = con_error_body(500, NULL, "%s", last != NULL && *last ? last :
+			    "vigil-replay failed");
+
+			json_object_set_new(eo, "file", json_string(i == 0 ? "current" : "edited"));
+			json_object_set_new(eo, "status", json_integer(bt->status[i]));
+			bt_reply(bt, 500, eo);
 			free(text);
 			json_decref(money[0]);
 			json_decref(money[1]);
@@ -1107,8 +1116,11 @@ bt_finish(con_backtest *bt)
 			json_decref(sum[1]);
 			json_decref(money[0]);
 			json_decref(money[1]);
-			bt_reply(bt, 500, json_pack("{s:s, s:I}", "error", "the two replays read different "
-			    "transactions (the archive changed under them?)", "row", (json_int_t)rows));
+			json_t *eo = con_error_body(500, NULL, "the two replays read different "
+			    "transactions (the archive changed under them?)");
+
+			json_object_set_new(eo, "row", json_integer((json_int_t)rows));
+			bt_reply(bt, 500, eo);
 			return;
 		}
 		const char *da = json_string_value(json_object_get(a, "decision"));
@@ -1294,7 +1306,7 @@ bt_check(evutil_socket_t fd, short what, void *arg)
 		    bt->tmp, app->o.backtest_reserve_mib);
 	fprintf(stderr, "vigil-console: %s's %s\n", bt->who.name, msg);
 	bt_kill(bt);
-	bt_reply(bt, 507, json_pack("{s:s}", "error", msg));
+	bt_reply(bt, 507, con_error_body(507, NULL, "%s", msg));
 	app->bt = NULL;
 	bt_free(bt);
 }
@@ -1310,7 +1322,7 @@ bt_timeout(evutil_socket_t fd, short what, void *arg)
 	if (bt == NULL)
 		return;
 	bt_kill(bt);
-	bt_reply(bt, 504, json_pack("{s:s}", "error", "back-test took longer than 600 s: stopped"));
+	bt_reply(bt, 504, con_error_body(504, NULL, "back-test took longer than 600 s: stopped"));
 	app->bt = NULL;
 	bt_free(bt);
 }
@@ -1321,7 +1333,7 @@ con_rules_abort(con_app *app)
 	if (app->bt == NULL)
 		return;
 	bt_kill(app->bt);
-	bt_reply(app->bt, 503, json_pack("{s:s}", "error", "vigil-console is stopping"));
+	bt_reply(app->bt, 503, con_error_body(503, NULL, "vigil-console is stopping"));
 	bt_free(app->bt);
 	app->bt = NULL;
 }

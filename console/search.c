@@ -366,8 +366,10 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 		goto out;
 	}
 	if (con_index_claim_get(app->ix, id, now, &cl) == VIGIL_OK && strcmp(cl.who, who->name) != 0) {
-		con_send_json(req, 409, json_pack("{s:s, s:s}", "error", "claimed by another analyst",
-		    "claimed_by", cl.who));
+		json_t *o = con_error_body(409, NULL, "claimed by another analyst");
+
+		json_object_set_new(o, "claimed_by", json_string(cl.who));
+		con_send_json(req, 409, o);
 		goto out;
 	}
 	if (app->client == NULL) {

@@ -94,7 +94,7 @@ CERT="--cert $P/client.pem --key $P/client.key"
 # shellcheck disable=SC2086
 post 403 "certificate, Origin evil, text/plain" $CERT -H 'Origin: https://evil.example' \
 	-H 'Content-Type: text/plain' --data-binary '{"fraud":false}'
-grep -q '"error":"cross-site request refused (Origin: https://evil.example)' "$D/p.out" ||
+grep -q '"message":"cross-site request refused (Origin: https://evil.example)' "$D/p.out" ||
 	fail "cross-site refusal: $(cat "$D/p.out")"
 # shellcheck disable=SC2086
 post 403 "certificate, Origin evil, JSON" $CERT -H 'Origin: https://evil.example' \

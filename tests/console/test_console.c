@@ -114,6 +114,13 @@ err_field(const json_t *o)
 	    "where"), "field"));
 }
 
+/* The message of the one error object; NULL when the reply has none. */
+static const char *
+err_msg(const json_t *o)
+{
+	return json_string_value(json_object_get(json_object_get(o, "error"), "message"));
+}
+
 static json_t *
 http_ok(const char *method, const char *path, const char *token, const char *body, int want)
 {
@@ -603,15 +610,15 @@ test_case_work(void **s)
 	json_decref(e);
 	/* bad input, by field */
 	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{\"status\":\"done\"}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "status");
+	assert_string_equal(err_field(o), "status");
 	json_decref(o);
 	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{\"assignee\":\"eve\"}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "assignee");
+	assert_string_equal(err_field(o), "assignee");
 	json_decref(o);
 	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{\"assignee\":\"nobody\"}", 400);
 	json_decref(o);
 	o = http_ok("POST", "/api/cases/t3/note", ALICE, "{\"text\":\"\"}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "text");
+	assert_string_equal(err_field(o), "text");
 	json_decref(o);
 	/* kept across a restart */
 	console_stop();
@@ -722,7 +729,7 @@ test_search_label_any(void **s)
 	assert_int_equal(json_array_size(json_object_get(o, "items")), 0);
 	json_decref(o);
 	o = http_ok("GET", "/api/search?colour=red", EVE, NULL, 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "colour");
+	assert_string_equal(err_field(o), "colour");
 	json_decref(o);
 	o = http_ok("GET", "/api/search?from=2024-01-01&to=2024-03-01", EVE, NULL, 400);
 	json_decref(o);
@@ -730,7 +737,7 @@ test_search_label_any(void **s)
 	json_decref(http_ok("POST", "/api/txns/t1/label", EVE, body, 403));
 	o = http_ok("POST", "/api/txns/t1/label", ALICE,
 	    "{\"fraud\":true,\"reason\":\"bored\",\"time\":\"2024-01-01T10:00:00Z\"}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "reason");
+	assert_string_equal(err_field(o), "reason");
 	json_decref(o);
 	json_decref(http_ok("POST", "/api/txns/t1/label", ALICE,
 	    "{\"fraud\":true,\"reason\":\"chargeback\",\"time\":\"2024-01-01T10:00:05Z\"}", 404));
@@ -875,14 +882,14 @@ test_rules_check_and_deploy(void **s)
 	e = json_array_get(json_object_get(o, "errors"), 0);
 	assert_int_equal(json_integer_value(json_object_get(e, "line")), 3);
 	assert_int_equal(json_integer_value(json_object_get(e, "col")), 17);
-	assert_string_equal(json_string_value(json_object_get(o, "error")),
+	assert_string_equal(err_msg(o),
 	    "default.rules:3:17: expected an expression, found '>'");
 	json_decref(o);
 	/* a stale base hash is refused, whatever the text */
 	b = deploy_body(text, "0123456789abcdef0123456789abcdef");
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/deploy", RITA, body, 409);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "base_hash");
+	assert_string_equal(err_field(o), "base_hash");
 	assert_string_equal(json_string_value(json_object_get(o, "current_hash")), base);
 	json_decref(o);
 	free(body);
@@ -1611,7 +1618,7 @@ test_generation_rollback(void **s)
 		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g1,
 		    (unsigned long long)g2, eve_tok);
 		o = http_ok("POST", "/api/generations/current", ADAM, body, 403);
-		assert_string_equal(json_string_value(json_object_get(o, "field")), "confirm_token");
+		assert_string_equal(err_field(o), "confirm_token");
 		json_decref(o);
 		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
 		    "\"confirm\":true}", (unsigned long long)g1, (unsigned long long)g2);
@@ -1820,7 +1827,7 @@ test_backtest_bounds(void **s)
 	/* a work directory over the budget: stopped, killed, removed */
 	wrap_set_mode("fill");
 	o = http_ok("POST", "/api/rules/backtest", RITA, body, 507);
-	assert_non_null(strstr(json_string_value(json_object_get(o, "error")),
+	assert_non_null(strstr(err_msg(o),
 	    "over --backtest-disk-mib 2"));
 	json_decref(o);
 	wrap_wait_cleaned("fill");
@@ -1854,7 +1861,7 @@ test_backtest_bounds(void **s)
 	console_start();
 	wrap_set_mode("real");
 	o = http_ok("POST", "/api/rules/backtest", RITA, body, 507);
-	assert_non_null(strstr(json_string_value(json_object_get(o, "error")),
+	assert_non_null(strstr(err_msg(o),
 	    "must leave --backtest-reserve-mib 1073741824 free: not started"));
 	json_decref(o);
 	assert_int_equal(wrap_lines(lines, 8), 0);
@@ -1967,15 +1974,15 @@ test_lists(void **s)
 	/* refusals */
 	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
 	    "{\"value\":\"a b\",\"reason\":\"x\"}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "value");
+	assert_string_equal(err_field(o), "value");
 	json_decref(o);
 	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
 	    "{\"value\":\"c7\",\"reason\":\"x\",\"expires\":\"2020-01-01\"}", 400);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "expires");
+	assert_string_equal(err_field(o), "expires");
 	json_decref(o);
 	o = http_ok("POST", "/api/lists/nope/add", ALICE, "{\"value\":\"c7\",\"reason\":\"x\"}",
 	    404);
-	assert_string_equal(json_string_value(json_object_get(o, "field")), "list");
+	assert_string_equal(err_field(o), "list");
 	json_decref(o);
 	json_decref(http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
 	    "{\"value\":\"c7\"}", 400));

@@ -51,6 +51,7 @@ path_of() {
 RULES="$SRC/rules/default.rules"
 mkdir "$T/data" "$T/cdata"
 printf 'alice admin alice-admin-token-000000001\n' >"$T/tokens"
+chmod 600 "$T/tokens" # vigil-console refuses a tokens file other users can read
 "$(path_of vigil-gen)" --cards 20 --days 1 -q -o "$T/good.csv" || fail "vigil-gen: exit $?"
 # no txn_id column
 cut -d, -f2- "$T/good.csv" >"$T/no-column.csv"
