@@ -91,7 +91,6 @@ struct store_ctx {
 	live_keys     keys; /* of txn */
 	bool          begun;
 	bool          redo;  /* begun for a record whose sync failed (live_int.h) */
-	bool          redo_late; /* that record's late, judged with it */
 	store_commit_info info; /* of the last commit or lookup (store_ctx_commit_info) */
 	live_claim   *claim; /* on txn.txn_id between begin and commit/abort */
 	uint32_t      stripe;
@@ -1241,7 +1240,6 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 		}
 		if (v != LIVE_DD_WAIT) {
 			ctx->redo = v == LIVE_DD_REDO;
-			ctx->redo_late = ctx->redo && ret_prior->late;
 			break;
 		}
 		/* Recorded, not yet durable: its answer depends on the sync. */
@@ -1381,12 +1379,12 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 			goto fail;
 		}
 	}
-	/* A redo was applied with its first record: not again (a replay
-	 * skips its second record the same way, live_replay). */
-	admit = !ctx->redo && live_wm_admit_locked(db->lv, rec->txn.event_time_ms);
+	/* A redo is applied like a first attempt: the first attempt's live
+	 * effect was taken back when its sync failed (below). */
+	admit = live_wm_admit_locked(db->lv, rec->txn.event_time_ms);
 	/* What the reply says (store_ctx_commit_info), decided here with the
-	 * sequence number; a redo was judged with its first record. */
-	ctx->info.late = ctx->redo ? ctx->redo_late : !admit;
+	 * sequence number. */
+	ctx->info.late = !admit;
 	ctx->info.past_dedupe_horizon = live_wm_past_horizon(db->lv, rec->txn.event_time_ms);
 	live_wm_unlock(db->lv);
 	if (db->ar != NULL) {
@@ -1424,6 +1422,14 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 			live_card_unlock(db->lv, ctx->stripe);
 			live_sweep_maybe(db->lv);
 			rv = store_archive_wait_durable(db->ar, seq);
+			if (rv != VIGIL_OK && admit) {
+				/* Never acknowledged: a retry (or the card's next
+				 * transaction) must not count it. Undone before the
+				 * settle, which lets a waiting retry begin. */
+				live_card_lock(db->lv, live_card_stripe_k(&settle_keys));
+				live_unapply(db->lv, &rec->txn, &settle_keys);
+				live_card_unlock(db->lv, live_card_stripe_k(&settle_keys));
+			}
 			live_dedupe_settle(db->lv, rec->txn.txn_id, &settle_keys, rv == VIGIL_OK);
 			if (rv != VIGIL_OK) {
 				memset(&ctx->info, 0, sizeof ctx->info);
