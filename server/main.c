@@ -310,6 +310,12 @@ main_refresh(srv_server *s, char *lasterr, size_t lasterrlen)
 			    refused, vigil_strerror(rv), diag.msg, what);
 			snprintf(lasterr, lasterrlen, "%s", diag.msg);
 		}
+		/* The served generation itself was refused (changed under its
+		 * mapping): another one, or none, serves now. */
+		if (changed) {
+			atomic_store(&s->gen_switched_ms, vigil_now_ms());
+			srv_rules_retune(s);
+		}
 		return;
 	}
 	lasterr[0] = '\0';
