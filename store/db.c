@@ -80,6 +80,10 @@ struct store_db {
 	bool             refused_retry;
 	store_feature_mask features; /* the slots it serves (mask_int.h) */
 	uint32_t         plan; /* live_plan of features */
+	/* What the live-state recovery found damaged in the archive (set at
+	 * open, read by store_db_get_health). */
+	uint64_t         recov_corrupt, recov_corrupt_bytes, recov_lost;
+	char             recov_first[200];
 };
 
 struct store_ctx {
@@ -812,6 +816,10 @@ db_recover(store_db *db, store_diag *reterr, char *ret_note, size_t notelen)
 		if (from < DB_TIME_FLOOR_MS)
 			from = INT64_MIN;
 	}
+	db->recov_corrupt = rc.corrupt;
+	db->recov_corrupt_bytes = rc.corrupt_bytes;
+	db->recov_lost = rc.lost;
+	snprintf(db->recov_first, sizeof db->recov_first, "%s", rc.corrupt > 0 ? rc.first_corrupt : "");
 	if (ret_note != NULL && rc.corrupt > 0) {
 		char lost[64] = "";
 
@@ -1394,6 +1402,10 @@ store_db_get_health(store_db *db, store_db_health *ret_health)
 	if (db->ar != NULL)
 		store_archive_get_health(db->ar, &ret_health->archive);
 	ret_health->ok = !ret_health->archive.failing;
+	ret_health->archive_corrupt_stretches = db->recov_corrupt;
+	ret_health->archive_corrupt_bytes = db->recov_corrupt_bytes;
+	ret_health->archive_lost_records = db->recov_lost;
+	memcpy(ret_health->archive_corrupt_first, db->recov_first, sizeof db->recov_first);
 	pthread_mutex_lock(&db->gen_mu);
 	if (db->gen != NULL) {
 		ret_health->generation = gen_number(db->gen->gen);

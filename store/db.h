@@ -270,6 +270,14 @@ typedef struct store_db_health {
 	uint64_t             refused_generation;  /* which; 0 if CURRENT itself is malformed */
 	char                 generation_error[512]; /* one line, why ("" unless refused) */
 	uint64_t             generation_refusals; /* refusals since open, start-up included */
+	/* Damage the live-state recovery at open found in the archive (the
+	 * reader skipped it and went on, docs/archive.md "Corruption"):
+	 * stretches skipped, their bytes, records known lost (damaged zstd
+	 * frames, by their frame tables), and the first stretch as
+	 * "archive/SEGMENT:OFFSET: what" ("" if none). */
+	uint64_t             archive_corrupt_stretches, archive_corrupt_bytes;
+	uint64_t             archive_lost_records;
+	char                 archive_corrupt_first[200];
 } store_db_health;
 void store_db_get_health(store_db *db, store_db_health *ret_health);
 
