@@ -41,6 +41,8 @@ typedef struct ck {
 	ck_sym             *syms;   /* thresholds and lists by name */
 	ck_sym             *rnames; /* rule names */
 	uint32_t            caplists;
+	uint64_t            file_nodes; /* cost of the rules so far (ck_cost) */
+	bool                file_over;  /* the file budget was reported */
 	bool                nomem;
 } ck;
 
@@ -860,6 +862,52 @@ ck_lists(ck *c)
 	}
 }
 
+/*
+ * The cost of evaluating node i: the nodes of its tree, as the evaluator
+ * visits them (min/max arguments by their chain; a list, inline or named,
+ * is one node: membership is one lookup whatever its size). Depth is
+ * bounded by max_depth (parse.c).
+ */
+static uint64_t
+ck_cost(const ck *c, uint32_t i)
+{
+	const rules_node *nd = &c->ast->nodes[i];
+	uint64_t          n = 1;
+
+	if (nd->op == OP_LISTLIT || nd->op == OP_LIST)
+		return 1;
+	if (nd->op == OP_MIN || nd->op == OP_MAX) {
+		for (uint32_t a = nd->kid[0]; a != RULES_NIL; a = c->ast->nodes[a].next)
+			n += ck_cost(c, a);
+		return n;
+	}
+	for (int k = 0; k < 4; k++)
+		if (nd->kid[k] != RULES_NIL)
+			n += ck_cost(c, nd->kid[k]);
+	return n;
+}
+
+/* The cost budget (docs/rules.md, "Limits"): a rule's condition and the
+ * file's rules together, in nodes, so that a file that passes check cannot
+ * make every evaluation slow. Reported at the rule that goes over. */
+static void
+ck_budget(ck *c, const rules_prule *pr)
+{
+	uint64_t n = ck_cost(c, pr->cond);
+
+	if (n > c->opts->max_rule_nodes)
+		rules_diag_add(c->sink, pr->name.off, VIGIL_ETOOBIG, "rule '%s' costs %llu nodes, "
+		    "over the budget of %u per rule (max_rule_nodes)",
+		    pr->name.s, (unsigned long long)n, c->opts->max_rule_nodes);
+	c->file_nodes += n;
+	if (c->file_nodes > c->opts->max_file_nodes && !c->file_over) {
+		c->file_over = true;
+		rules_diag_add(c->sink, pr->name.off, VIGIL_ETOOBIG, "rule '%s' brings the file "
+		    "to %llu nodes, over the budget of %u per file (max_file_nodes)",
+		    pr->name.s, (unsigned long long)c->file_nodes, c->opts->max_file_nodes);
+	}
+}
+
 static void
 ck_rules(ck *c)
 {
@@ -891,6 +939,8 @@ ck_rules(ck *c)
 		if (t != VIGIL_T_NONE && t != VIGIL_T_BOOL)
 			rules_diag_add(c->sink, pr->cond_off, VIGIL_ETYPE,
 			    "the condition of rule '%s' must be a bool, got a %s", pr->name.s, ck_type_name(t));
+		if (pr->cond != RULES_NIL)
+			ck_budget(c, pr);
 		cr->cond = pr->cond;
 		cr->cond_text = pr->cond_text;
 		cr->info.name = pr->name.s;

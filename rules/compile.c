@@ -144,6 +144,10 @@ compile_opts(const rules_opts *opts)
 		o.max_depth = 64;
 	if (o.max_depth > 256)
 		o.max_depth = 256; /* parse and eval recurse this deep: keep stacks small */
+	if (o.max_rule_nodes == 0)
+		o.max_rule_nodes = RULES_DEFAULT_RULE_NODES;
+	if (o.max_file_nodes == 0)
+		o.max_file_nodes = RULES_DEFAULT_FILE_NODES;
 	return o;
 }
 

@@ -192,6 +192,13 @@ admin_health_json(srv_server *s)
 		    h.rules_last_error[0] != '\0'));
 		json_object_set_new(o, "ready_when_degraded",
 		    json_boolean(s->cfg.ready_when_degraded));
+		/* damage the start-up recovery skipped in the archive (it does
+		 * not change readiness: what is lost is history) */
+		json_object_set_new(o, "archive_corrupt_stretches",
+		    json_integer((json_int_t)dh.archive_corrupt_stretches));
+		json_object_set_new(o, "archive_corrupt_records",
+		    json_integer((json_int_t)dh.archive_lost_records));
+		json_object_set_new(o, "archive_corrupt_first", json_string(dh.archive_corrupt_first));
 	}
 	/* the TLS material's dates (tls_expiry.c): "tls": {"cert":
 	 * {"expires_in_s": N}, "ca": ..., "crl": ..., "expired": bool}, when

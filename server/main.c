@@ -24,7 +24,9 @@
  * nothing vigild creates is readable by other users; the soft descriptor
  * limit is raised to the hard one and checked against the connection caps;
  * with [server] user, privileges are dropped once every socket is bound and
- * before any data is opened.
+ * before any data is opened. vigild makes itself not dumpable
+ * (main_no_dump), so another process of its user cannot reach its files,
+ * memory or descriptors through /proc/PID.
  */
 #include <errno.h>
 #include <event2/thread.h>
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -310,6 +313,12 @@ main_refresh(srv_server *s, char *lasterr, size_t lasterrlen)
 			    refused, vigil_strerror(rv), diag.msg, what);
 			snprintf(lasterr, lasterrlen, "%s", diag.msg);
 		}
+		/* The served generation itself was refused (changed under its
+		 * mapping): another one, or none, serves now. */
+		if (changed) {
+			atomic_store(&s->gen_switched_ms, vigil_now_ms());
+			srv_rules_retune(s);
+		}
 		return;
 	}
 	lasterr[0] = '\0';
@@ -487,6 +496,32 @@ main_fd_budget(const srv_config *c)
 		    "the unit): a connection flood can leave the archive without descriptors",
 		    c->max_connections, c->admin_max_connections, MAIN_FD_RESERVE,
 		    (unsigned long long)rl.rlim_cur);
+}
+
+/*
+ * PR_SET_DUMPABLE 0 (docs/security.md, "The console and vigild"): the
+ * /proc/PID entries that give another process of the same user vigild's
+ * files (root/, cwd/, fd/), memory (mem, environ) and ptrace are refused to
+ * it, so that a compromised process of vigild's user cannot rewrite the
+ * data through them. The cost: no core dump (the unit has LimitCORE=0
+ * anyway: card ids are in memory); VIGIL_DUMPABLE=1 in the environment
+ * keeps vigild dumpable, for debugging. Called at start and again after
+ * the switch of user, which resets the flag to fs.suid_dumpable.
+ */
+static void
+main_no_dump(bool say)
+{
+	const char *keep = getenv("VIGIL_DUMPABLE");
+
+	if (keep != NULL && strcmp(keep, "1") == 0) {
+		if (say)
+			srv_log("warning: dumpable (VIGIL_DUMPABLE=1): core dumps are possible and "
+			    "processes of this user can reach vigild's memory and files through /proc");
+		(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		return;
+	}
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		srv_log("warning: prctl(PR_SET_DUMPABLE, 0): %s", strerror(errno));
 }
 
 /*
@@ -692,6 +727,7 @@ main(int argc, char **argv)
 		break;
 	}
 
+	main_no_dump(true);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
@@ -746,6 +782,7 @@ main(int argc, char **argv)
 	}
 	if (!main_drop_privileges(&s->cfg))
 		goto out;
+	main_no_dump(false);
 
 	/* Rules before the store: a bad file fails in milliseconds, not after
 	 * the live state has been rebuilt. */

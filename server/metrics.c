@@ -278,6 +278,15 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 		    "appends refused or dropped unwritten while the archive was failing");
 		evbuffer_add_printf(out, "vigil_archive_refused_total %llu\n",
 		    (unsigned long long)h.archive.refused);
+		metrics_head(out, "vigil_archive_corrupt_stretches_total", "counter",
+		    "damaged stretches of the archive skipped by the live-state recovery at start");
+		evbuffer_add_printf(out, "vigil_archive_corrupt_stretches_total %llu\n",
+		    (unsigned long long)h.archive_corrupt_stretches);
+		metrics_head(out, "vigil_archive_corrupt_records_total", "counter",
+		    "archive records known lost in damaged zstd frames (by their frame tables), "
+		    "found by the live-state recovery at start");
+		evbuffer_add_printf(out, "vigil_archive_corrupt_records_total %llu\n",
+		    (unsigned long long)h.archive_lost_records);
 		metrics_head(out, "vigil_live_cards", "gauge", "cards in the live velocity state");
 		evbuffer_add_printf(out, "vigil_live_cards %llu\n", (unsigned long long)st.live_cards);
 		metrics_head(out, "vigil_live_entities", "gauge",

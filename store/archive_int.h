@@ -112,7 +112,7 @@ vigil_err store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_
  * still gives the exact .log (skippable frames are skipped). A file
  * without the table (one zstd frame, written before) is read as a stream.
  */
-#define STORE_ZFRAME_TARGET (1u << 20)
+#define STORE_ZFRAME_TARGET (256u << 10)
 #define STORE_ZFRAME_MAX    (STORE_FRAME_HDR + STORE_FRAME_MAX_PAYLOAD) /* largest frame's input */
 #define STORE_ZTAB_MAGIC    0x184D2A5Au /* ZSTD_MAGIC_SKIPPABLE_START + 10 */
 #define STORE_ZTAB_TAG      "VGLZ"

@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,10 @@ struct store_db {
 	bool             refused_retry;
 	store_feature_mask features; /* the slots it serves (mask_int.h) */
 	uint32_t         plan; /* live_plan of features */
+	/* What the live-state recovery found damaged in the archive (set at
+	 * open, read by store_db_get_health). */
+	uint64_t         recov_corrupt, recov_corrupt_bytes, recov_lost;
+	char             recov_first[200];
 };
 
 struct store_ctx {
@@ -91,7 +96,6 @@ struct store_ctx {
 	live_keys     keys; /* of txn */
 	bool          begun;
 	bool          redo;  /* begun for a record whose sync failed (live_int.h) */
-	bool          redo_late; /* that record's late, judged with it */
 	store_commit_info info; /* of the last commit or lookup (store_ctx_commit_info) */
 	live_claim   *claim; /* on txn.txn_id between begin and commit/abort */
 	uint32_t      stripe;
@@ -501,81 +505,121 @@ store_profile_features(store_source src, const void *profile, vigil_value *f)
  * (live_card_bcache, live_ent_bcache_get), tagged with the generation
  * epoch it was read under, so one seen again under the same generation
  * costs no LMDB read (storage.md, "Reading"). */
-static void
-fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
+/* What fill_txn_batch still has to read from the generation. */
+typedef struct batch_reads {
+	bool        card, merchant, terminal;
+	live_bcard *bc;
+	uint64_t    tag;
+} batch_reads;
+
+/* The LMDB reads of fill_txn_batch, in session s (under its guard). */
+static __attribute__((noinline)) void
+fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads *br,
+    vigil_value *f)
 {
 	const vigil_txn *txn = &ctx->txn;
 	live            *lv = ctx->db->lv;
-	store_gen       *g;
-	gen_session     *s = NULL;
-	live_bcard      *bc = NULL;
 	live_bent        be;
-	bool             card = ctx->need_bcard, merchant = ctx->need_bmerchant;
-	bool             terminal = ctx->need_bterminal && txn->terminal_id[0] != '\0';
-	uint64_t         tag;
 
-	store_features_from_txn(txn, f, n);
-	if (!card && !merchant && !terminal)
-		return;
-	g = ctx_gen(ctx);
-	if (g == NULL)
-		return;
-	tag = ctx->epoch + 1;
-	if (card && lv != NULL) {
-		bc = live_card_bcache(lv, txn, &ctx->keys);
-		if (bc != NULL && bc->tag == tag) {
-			if (bc->rv == VIGIL_OK)
-				fill_card(txn, &bc->p, f);
-			card = false;
-		}
-	}
-	if (merchant && lv != NULL &&
-	    live_ent_bcache_get(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, tag, &be)) {
-		if (be.rv == VIGIL_OK)
-			fill_merchant(&be.p, f);
-		merchant = false;
-	}
-	if (terminal && lv != NULL &&
-	    live_ent_bcache_get(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, tag, &be)) {
-		if (be.rv == VIGIL_OK)
-			fill_terminal(&be.p, f);
-		terminal = false;
-	}
-	if (!card && !merchant && !terminal)
-		return;
-	s = gen_session_begin(g);
-	if (s == NULL)
-		return;
-	if (card) {
+	if (br->card) {
 		store_card_profile  cp;
-		store_card_profile *p = bc != NULL ? &bc->p : &cp;
+		store_card_profile *p = br->bc != NULL ? &br->bc->p : &cp;
 		vigil_err           rv = gen_session_card(g, s, txn->card_id, p);
 
 		if (rv == VIGIL_OK)
 			fill_card(txn, p, f);
-		if (bc != NULL) {
+		if (br->bc != NULL) {
 			/* Other errors (ENOMEM, LMDB) are not remembered. */
-			bc->rv = rv;
-			bc->tag = rv == VIGIL_OK || rv == VIGIL_ENOTFOUND ? tag : 0;
+			br->bc->rv = rv;
+			br->bc->tag = rv == VIGIL_OK || rv == VIGIL_ENOTFOUND ? br->tag : 0;
 		}
 	}
-	if (merchant) {
+	if (br->merchant) {
 		vigil_err rv = gen_session_merchant(g, s, txn->merchant_id, &be.p);
 
 		if (rv == VIGIL_OK)
 			fill_merchant(&be.p, f);
 		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
-			live_ent_bcache_put(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, tag, rv, &be.p);
+			live_ent_bcache_put(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, br->tag, rv, &be.p);
 	}
-	if (terminal) {
+	if (br->terminal) {
 		vigil_err rv = gen_session_terminal(g, s, txn->terminal_id, &be.p);
 
 		if (rv == VIGIL_OK)
 			fill_terminal(&be.p, f);
 		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
-			live_ent_bcache_put(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, tag, rv, &be.p);
+			live_ent_bcache_put(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, br->tag, rv, &be.p);
 	}
+}
+
+/* fill_batch_read with the generation's SIGBUS guard armed: data.mdb
+ * changed under the mapping (truncated, overwritten) makes the read that
+ * faults come back here instead of killing the process (features_int.h);
+ * g is marked faulted and store_db_refresh stops serving it. A bcache
+ * entry the fault interrupted keeps its old tag, so it is read again.
+ * sigsetjmp without the signal mask (no system call): the handler runs
+ * with SA_NODEFER. */
+static vigil_err
+fill_batch_guarded(store_ctx *ctx, store_gen *g, const batch_reads *br, vigil_value *f)
+{
+	gen_session *volatile s = NULL;
+	sigjmp_buf            jb;
+
+	if (sigsetjmp(jb, 0) != 0) {
+		gen_guard_disarm();
+		gen_session_discard(g, s);
+		gen_fault_set(g);
+		return VIGIL_ECORRUPT;
+	}
+	gen_guard_arm(g, &jb);
+	s = gen_session_begin(g);
+	if (s != NULL)
+		fill_batch_read(ctx, g, s, br, f);
+	gen_guard_disarm();
 	gen_session_end(g, s);
+	return VIGIL_OK;
+}
+
+static vigil_err
+fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
+{
+	const vigil_txn *txn = &ctx->txn;
+	live            *lv = ctx->db->lv;
+	store_gen       *g;
+	live_bent        be;
+	batch_reads      br = { .card = ctx->need_bcard, .merchant = ctx->need_bmerchant,
+		.terminal = ctx->need_bterminal && txn->terminal_id[0] != '\0' };
+
+	store_features_from_txn(txn, f, n);
+	if (!br.card && !br.merchant && !br.terminal)
+		return VIGIL_OK;
+	g = ctx_gen(ctx);
+	if (g == NULL)
+		return VIGIL_OK;
+	br.tag = ctx->epoch + 1;
+	if (br.card && lv != NULL) {
+		br.bc = live_card_bcache(lv, txn, &ctx->keys);
+		if (br.bc != NULL && br.bc->tag == br.tag) {
+			if (br.bc->rv == VIGIL_OK)
+				fill_card(txn, &br.bc->p, f);
+			br.card = false;
+		}
+	}
+	if (br.merchant && lv != NULL &&
+	    live_ent_bcache_get(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, br.tag, &be)) {
+		if (be.rv == VIGIL_OK)
+			fill_merchant(&be.p, f);
+		br.merchant = false;
+	}
+	if (br.terminal && lv != NULL &&
+	    live_ent_bcache_get(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, br.tag, &be)) {
+		if (be.rv == VIGIL_OK)
+			fill_terminal(&be.p, f);
+		br.terminal = false;
+	}
+	if (!br.card && !br.merchant && !br.terminal)
+		return VIGIL_OK;
+	return fill_batch_guarded(ctx, g, &br, f);
 }
 
 /* Under a partial mask, every slot not asked for is missing. */
@@ -772,6 +816,10 @@ db_recover(store_db *db, store_diag *reterr, char *ret_note, size_t notelen)
 		if (from < DB_TIME_FLOOR_MS)
 			from = INT64_MIN;
 	}
+	db->recov_corrupt = rc.corrupt;
+	db->recov_corrupt_bytes = rc.corrupt_bytes;
+	db->recov_lost = rc.lost;
+	snprintf(db->recov_first, sizeof db->recov_first, "%s", rc.corrupt > 0 ? rc.first_corrupt : "");
 	if (ret_note != NULL && rc.corrupt > 0) {
 		char lost[64] = "";
 
@@ -970,6 +1018,46 @@ store_db_close_exiting(store_db *db)
 /* ---------------------------------------------------------------------- */
 /* Generations. */
 
+/*
+ * The served generation's data.mdb changed under its mapping (a read
+ * faulted, or an fstat shows it shorter than LMDB needs or modified since
+ * verified): it is refused as a damaged one is at a switch, and the newest
+ * older generation that verifies is served instead, or none (start-up's
+ * fall-back). *ret_changed is set when the served generation changed.
+ * VIGIL_ECORRUPT with *reterr (once, when it is found); VIGIL_ENOMEM.
+ * Under refresh_mu.
+ */
+static vigil_err
+db_gen_check_served(store_db *db, bool *ret_changed, store_diag *reterr)
+{
+	db_genref *cur = db_gen_acquire(db, NULL), *r = NULL;
+	store_gen *g = NULL;
+	uint64_t   n;
+	uint32_t   also = 0;
+	vigil_err  rv = VIGIL_OK;
+
+	if (cur == NULL || !cur->owned || gen_intact(cur->gen, reterr) == VIGIL_OK)
+		goto out;
+	n = gen_number(cur->gen);
+	db_gen_refuse(db, n, reterr->msg, VIGIL_ECORRUPT, gen_files_sig(db->datadir, n));
+	rv = gen_open_newest_below(db->datadir, n, &g, &also);
+	if (rv == VIGIL_ENOMEM)
+		goto out;
+	if (rv == VIGIL_OK && (r = genref_new(g, true)) == NULL) {
+		store_gen_close(g);
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	/* CURRENT still names n: not opened again until its files change
+	 * (refused_sig) or CURRENT does. */
+	db_gen_install(db, r);
+	*ret_changed = true;
+	rv = VIGIL_ECORRUPT;
+out:
+	genref_release(cur);
+	return rv;
+}
+
 vigil_err
 store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
 {
@@ -985,6 +1073,9 @@ store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr)
 	if (db->memory)
 		goto done;
 	pthread_mutex_lock(&db->refresh_mu);
+	rv = db_gen_check_served(db, &changed, &d);
+	if (rv != VIGIL_OK)
+		goto out;
 	if (gen_current_path(db->datadir, cpath, sizeof cpath) != VIGIL_OK ||
 	    stat(cpath, &st) != 0)
 		goto out; /* no CURRENT yet: nothing to switch to */
@@ -1034,7 +1125,7 @@ out:
 	if (rv != VIGIL_OK && reterr != NULL)
 		*reterr = d;
 done:
-	if (rv == VIGIL_OK && ret_changed != NULL)
+	if (ret_changed != NULL)
 		*ret_changed = changed;
 	return rv;
 }
@@ -1182,16 +1273,17 @@ vigil_err
 store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
     vigil_value *features, uint32_t nfeatures)
 {
-	uint32_t stripe;
+	uint32_t  stripe;
+	vigil_err rv;
 
 	memset(&ctx->info, 0, sizeof ctx->info);
 	if (ctx->begun || nfeatures < STORE_SLOT_COUNT_ || !txn_ids_ok(txn))
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
 	if (db->lv == NULL) {
-		fill_txn_batch(ctx, features, nfeatures);
+		rv = fill_txn_batch(ctx, features, nfeatures);
 		mask_apply(ctx, features);
-		return VIGIL_OK; /* read-only: velocity stays missing */
+		return rv; /* read-only: velocity stays missing */
 	}
 	/* As begin: the live state's misses are started first and overlap
 	 * the LMDB reads, done with the card locked (as in begin). */
@@ -1201,7 +1293,11 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	live_card_lock(db->lv, stripe);
 	live_prefetch_card(db->lv, &ctx->keys);
 	live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
-	fill_txn_batch(ctx, features, nfeatures);
+	rv = fill_txn_batch(ctx, features, nfeatures);
+	if (rv != VIGIL_OK) {
+		live_card_unlock(db->lv, stripe);
+		return rv;
+	}
 	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
 	live_card_unlock(db->lv, stripe);
 	mask_apply(ctx, features);
@@ -1241,7 +1337,6 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 		}
 		if (v != LIVE_DD_WAIT) {
 			ctx->redo = v == LIVE_DD_REDO;
-			ctx->redo_late = ctx->redo && ret_prior->late;
 			break;
 		}
 		/* Recorded, not yet durable: its answer depends on the sync. */
@@ -1258,7 +1353,9 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	rv = live_card_reserve(db->lv, &ctx->txn, &ctx->keys);
 	if (rv != VIGIL_OK)
 		goto fail;
-	fill_txn_batch(ctx, features, nfeatures);
+	rv = fill_txn_batch(ctx, features, nfeatures);
+	if (rv != VIGIL_OK)
+		goto fail;
 	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
 	mask_apply(ctx, features);
 	ctx->begun = true;
@@ -1305,6 +1402,10 @@ store_db_get_health(store_db *db, store_db_health *ret_health)
 	if (db->ar != NULL)
 		store_archive_get_health(db->ar, &ret_health->archive);
 	ret_health->ok = !ret_health->archive.failing;
+	ret_health->archive_corrupt_stretches = db->recov_corrupt;
+	ret_health->archive_corrupt_bytes = db->recov_corrupt_bytes;
+	ret_health->archive_lost_records = db->recov_lost;
+	memcpy(ret_health->archive_corrupt_first, db->recov_first, sizeof db->recov_first);
 	pthread_mutex_lock(&db->gen_mu);
 	if (db->gen != NULL) {
 		ret_health->generation = gen_number(db->gen->gen);
@@ -1381,12 +1482,12 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 			goto fail;
 		}
 	}
-	/* A redo was applied with its first record: not again (a replay
-	 * skips its second record the same way, live_replay). */
-	admit = !ctx->redo && live_wm_admit_locked(db->lv, rec->txn.event_time_ms);
+	/* A redo is applied like a first attempt: the first attempt's live
+	 * effect was taken back when its sync failed (below). */
+	admit = live_wm_admit_locked(db->lv, rec->txn.event_time_ms);
 	/* What the reply says (store_ctx_commit_info), decided here with the
-	 * sequence number; a redo was judged with its first record. */
-	ctx->info.late = ctx->redo ? ctx->redo_late : !admit;
+	 * sequence number. */
+	ctx->info.late = !admit;
 	ctx->info.past_dedupe_horizon = live_wm_past_horizon(db->lv, rec->txn.event_time_ms);
 	live_wm_unlock(db->lv);
 	if (db->ar != NULL) {
@@ -1424,6 +1525,14 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 			live_card_unlock(db->lv, ctx->stripe);
 			live_sweep_maybe(db->lv);
 			rv = store_archive_wait_durable(db->ar, seq);
+			if (rv != VIGIL_OK && admit) {
+				/* Never acknowledged: a retry (or the card's next
+				 * transaction) must not count it. Undone before the
+				 * settle, which lets a waiting retry begin. */
+				live_card_lock(db->lv, live_card_stripe_k(&settle_keys));
+				live_unapply(db->lv, &rec->txn, &settle_keys);
+				live_card_unlock(db->lv, live_card_stripe_k(&settle_keys));
+			}
 			live_dedupe_settle(db->lv, rec->txn.txn_id, &settle_keys, rv == VIGIL_OK);
 			if (rv != VIGIL_OK) {
 				memset(&ctx->info, 0, sizeof ctx->info);

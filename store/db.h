@@ -77,12 +77,18 @@ void      store_db_close_exiting(store_db *db);
  * generation is verified (store_gen_open reads it whole); call it from a
  * timer, not per request (concurrent calls are serialised). In-flight
  * lookups keep the generation they started with. *ret_changed may be
- * NULL. If the generation CURRENT names is refused (VIGIL_ECORRUPT,
+ * NULL; it is set whatever the result (a refusal may change what is
+ * served, below). If the generation CURRENT names is refused (VIGIL_ECORRUPT,
  * VIGIL_EVERSION, ...; a malformed CURRENT too), the error and reterr are
  * returned once, the served generation stays, and store_db_get_health
  * reports the refusal; later calls return VIGIL_OK without trying again
  * until CURRENT or that generation's files change (after VIGIL_ENOMEM or
- * VIGIL_ELIMIT: at the next call). */
+ * VIGIL_ELIMIT: at the next call). The served generation is checked too,
+ * by an fstat: if its data.mdb was truncated or modified since it was
+ * verified, or a lookup's read of it faulted (SIGBUS, contained: the
+ * lookup failed with VIGIL_ECORRUPT), it is refused the same way (once,
+ * VIGIL_ECORRUPT and reterr) and the newest older generation that
+ * verifies is served instead, or none (*ret_changed true). */
 vigil_err store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr);
 /*
  * Housekeeping for a long-running owner (vigild calls it from a timer, e.g.
@@ -189,6 +195,8 @@ typedef struct store_outcome {
  *   empty or unterminated ids, a begin already open on ctx, a read-only
  *   db), VIGIL_ELIMIT (a new card over max_cards), VIGIL_EAGAIN (the
  *   archive is failing and refuses appends for now: store_db_get_health),
+ *   VIGIL_ECORRUPT (a read of the generation faulted: its data.mdb changed
+ *   under the mapping; store_db_refresh then stops serving it),
  *   VIGIL_ENOMEM.
  * store_score_abort: unlocks without applying.
  * Exactly one of commit/abort must follow a VIGIL_OK begin on the same ctx.
@@ -223,7 +231,8 @@ void store_ctx_commit_info(const store_ctx *ctx, store_commit_info *ret_info);
 
 /* Features only, nothing locked or applied (dry runs, replay, explain):
  * fills features[0..store_schema_nfields()) as begin would. VIGIL_EINVAL
- * as for begin (nfeatures short, bad ids, a begin open on ctx). The
+ * as for begin (nfeatures short, bad ids, a begin open on ctx), and
+ * VIGIL_ECORRUPT as for begin. The
  * strings stay valid until the next call on ctx. */
 vigil_err store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
     vigil_value *features, uint32_t nfeatures);
@@ -261,6 +270,14 @@ typedef struct store_db_health {
 	uint64_t             refused_generation;  /* which; 0 if CURRENT itself is malformed */
 	char                 generation_error[512]; /* one line, why ("" unless refused) */
 	uint64_t             generation_refusals; /* refusals since open, start-up included */
+	/* Damage the live-state recovery at open found in the archive (the
+	 * reader skipped it and went on, docs/archive.md "Corruption"):
+	 * stretches skipped, their bytes, records known lost (damaged zstd
+	 * frames, by their frame tables), and the first stretch as
+	 * "archive/SEGMENT:OFFSET: what" ("" if none). */
+	uint64_t             archive_corrupt_stretches, archive_corrupt_bytes;
+	uint64_t             archive_lost_records;
+	char                 archive_corrupt_first[200];
 } store_db_health;
 void store_db_get_health(store_db *db, store_db_health *ret_health);
 

@@ -32,6 +32,9 @@
 #include <lmdb.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +83,13 @@ struct store_gen {
 	pthread_mutex_t pool_mu;
 	MDB_txn        *pool[GEN_POOL_MAX];
 	int             npool;
+	/* Containment of a file changed under the mapping (gen_guard_arm,
+	 * gen_intact): the map's address range, what LMDB needs of data.mdb
+	 * and its identity when verified, and whether a read faulted. */
+	uintptr_t       map_lo, map_hi;
+	uint64_t        need_bytes;
+	struct stat     st;
+	atomic_bool     faulted;
 };
 
 struct store_genw {
@@ -1601,6 +1611,125 @@ out:
 	return rv;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Containment of a generation changed under its mapping.
+ *
+ * A generation is verified whole before it is mapped, but nothing stops a
+ * process of the same user from truncating or overwriting data.mdb
+ * afterwards (`truncate -s 64K`, `cp` over it): a read of a page past the
+ * new end of the file is then a SIGBUS. A lookup arms a per-thread guard
+ * (gen_guard_arm) around its reads; the process-wide handler, installed
+ * with the first generation opened, jumps back to the lookup when the
+ * faulting address lies in the armed generation's map, and the lookup
+ * fails (VIGIL_ECORRUPT) and marks the generation faulted. Any other
+ * SIGBUS goes to the disposition found at installation (by default: the
+ * process dies, as before). */
+
+static _Thread_local sigjmp_buf *volatile gen_guard_jb;
+static _Thread_local volatile uintptr_t   gen_guard_lo, gen_guard_hi;
+static struct sigaction                   gen_guard_prev;
+static pthread_mutex_t                    gen_guard_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+gen_guard_handler(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr;
+
+	if (gen_guard_jb != NULL && a >= gen_guard_lo && a < gen_guard_hi)
+		siglongjmp(*gen_guard_jb, 1);
+	if ((gen_guard_prev.sa_flags & SA_SIGINFO) != 0 && gen_guard_prev.sa_sigaction != NULL) {
+		gen_guard_prev.sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (gen_guard_prev.sa_handler != SIG_DFL && gen_guard_prev.sa_handler != SIG_IGN) {
+		gen_guard_prev.sa_handler(sig);
+		return;
+	}
+	/* Not a generation's page: returning re-runs the faulting access,
+	 * which now gets the default action. */
+	signal(sig, SIG_DFL);
+}
+
+/* Installs the handler unless it is the one in place (checked at every
+ * generation open: a program, or a test harness, may have set its own
+ * since; that one is then what the handler passes other faults to). */
+static void
+gen_guard_install(void)
+{
+	struct sigaction sa, cur;
+
+	pthread_mutex_lock(&gen_guard_mu);
+	if (sigaction(SIGBUS, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) != 0 &&
+	    cur.sa_sigaction == gen_guard_handler) {
+		pthread_mutex_unlock(&gen_guard_mu);
+		return;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = gen_guard_handler;
+	/* SA_NODEFER: the jump out of the handler leaves SIGBUS unblocked. */
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGBUS, &sa, &gen_guard_prev);
+	pthread_mutex_unlock(&gen_guard_mu);
+}
+
+void
+gen_guard_arm(store_gen *g, sigjmp_buf *jb)
+{
+	gen_guard_lo = g->map_lo;
+	gen_guard_hi = g->map_hi;
+	gen_guard_jb = jb;
+}
+
+void
+gen_guard_disarm(void)
+{
+	gen_guard_jb = NULL;
+}
+
+void
+gen_session_discard(store_gen *g, gen_session *s)
+{
+	(void)g;
+	if (s != NULL)
+		mdb_txn_abort((MDB_txn *)s);
+}
+
+void
+gen_fault_set(store_gen *g)
+{
+	atomic_store(&g->faulted, true);
+}
+
+vigil_err
+gen_intact(store_gen *g, store_diag *reterr)
+{
+	struct stat st;
+	int         fd;
+
+	if (atomic_load(&g->faulted)) {
+		GEN_DIAG(reterr, g->name, NULL, GEN_DATA_FILE " changed under the mapping: a read "
+		    "faulted (SIGBUS)");
+		return VIGIL_ECORRUPT;
+	}
+	if (mdb_env_get_fd(g->env, &fd) != 0 || fstat(fd, &st) != 0)
+		return VIGIL_OK; /* cannot tell: the next read will */
+	if ((uint64_t)st.st_size < g->need_bytes) {
+		GEN_DIAG(reterr, g->name, NULL, GEN_DATA_FILE " was truncated while served: %llu "
+		    "bytes, LMDB needs %llu", (unsigned long long)st.st_size,
+		    (unsigned long long)g->need_bytes);
+		return VIGIL_ECORRUPT;
+	}
+	if (st.st_size != g->st.st_size || st.st_mtim.tv_sec != g->st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != g->st.st_mtim.tv_nsec) {
+		GEN_DIAG(reterr, g->name, NULL, GEN_DATA_FILE " was modified while served (%llu "
+		    "bytes, verified at %llu)", (unsigned long long)st.st_size,
+		    (unsigned long long)g->st.st_size);
+		return VIGIL_ECORRUPT;
+	}
+	return VIGIL_OK;
+}
+
 vigil_err
 store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, store_diag *reterr)
 {
@@ -1729,6 +1858,15 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 		GEN_DIAG(reterr, g->name, NULL, "LMDB: %s", mdb_strerror(rc));
 		goto out;
 	}
+	/* The map's address: LMDB does not say (me_mapaddr is only set with
+	 * MDB_FIXEDMAP), but the meta value read above lies in it, and the
+	 * map is me_mapsize bytes long. */
+	g->map_lo = (uintptr_t)v.mv_data > info.me_mapsize ?
+	    (uintptr_t)v.mv_data - info.me_mapsize : 0;
+	g->map_hi = (uintptr_t)v.mv_data + info.me_mapsize;
+	g->need_bytes = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+	g->st = ost;
+	gen_guard_install();
 	*ret_g = g;
 	g = NULL;
 	rv = VIGIL_OK;

@@ -9,6 +9,8 @@
 #ifndef VIGIL_STORE_FEATURES_INT_H
 #define VIGIL_STORE_FEATURES_INT_H
 
+#include <setjmp.h>
+
 #include "gen.h"
 
 /* Value layout versions this build writes and reads (docs/storage.md). */
@@ -35,6 +37,27 @@ vigil_err    gen_session_merchant(store_gen *g, gen_session *s, const char *merc
     store_entity_profile *ret_p);
 vigil_err    gen_session_terminal(store_gen *g, gen_session *s, const char *terminal_id,
     store_entity_profile *ret_p);
+
+/*
+ * Containment of a data.mdb changed under its mapping (features.c): a
+ * read that faults (SIGBUS) jumps back to the sigsetjmp of the lookup
+ * that armed the guard. Usage, in the function that reads:
+ *   sigjmp_buf jb;
+ *   if (sigsetjmp(jb, 0) != 0) { gen_guard_disarm(); gen_session_discard(g, s);
+ *       gen_fault_set(g); ...fail with VIGIL_ECORRUPT... }
+ *   gen_guard_arm(g, &jb); ...session reads...; gen_guard_disarm();
+ * (locals changed between the two must be volatile). The handler is
+ * installed by the first store_gen_open. gen_session_discard drops a
+ * session instead of pooling it. gen_intact: VIGIL_ECORRUPT with reterr
+ * when g faulted, or when its data.mdb is now shorter than LMDB needs or
+ * was modified since it was verified (an fstat: cheap enough for a
+ * timer); VIGIL_OK otherwise.
+ */
+void      gen_guard_arm(store_gen *g, sigjmp_buf *jb);
+void      gen_guard_disarm(void);
+void      gen_session_discard(store_gen *g, gen_session *s);
+void      gen_fault_set(store_gen *g);
+vigil_err gen_intact(store_gen *g, store_diag *reterr);
 
 /* Number and as-of of an open generation (cached at open). */
 uint64_t gen_number(const store_gen *g);

@@ -2275,6 +2275,101 @@ live_apply(live *lv, const vigil_txn *txn, const live_keys *k)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Undo (a commit whose durability wait failed). */
+
+/* Removes one event of txn from its card: the newest exact event equal to
+ * it (time, amount, merchant, device), or else one count of the minute
+ * bucket it was folded into. */
+static void
+card_unapply(live *lv, const vigil_txn *txn, const live_keys *k)
+{
+	uint32_t   stripe = (uint32_t)k->card & (LIVE_CARD_STRIPES - 1);
+	live_card *c = card_find(lv, stripe, txn->card_id, k->lcard, k->card);
+	int64_t    t = txn->event_time_ms;
+	double     amount = vigil_txn_amount(txn);
+	uint32_t   dh = live_device_tag(k);
+	uint32_t   i;
+
+	if (c == NULL)
+		return;
+	for (i = card_upper(c, t); i > 0 && c->ev[c->head + i - 1].t == t; i--) {
+		const live_event *e = &c->ev[c->head + i - 1];
+
+		if (e->amount == amount && e->mh == k->merchant && e->dh == dh) {
+			memmove(&c->ev[c->head + i - 1], &c->ev[c->head + i],
+			    (c->n - i) * sizeof c->ev[0]);
+			c->n--;
+			if (c->n == 0)
+				c->head = 0;
+			atomic_fetch_sub_explicit(&lv->nevents, 1, memory_order_relaxed);
+			return;
+		}
+	}
+	{
+		int64_t minute = t >= 0 ? t / MS_1M : -((-t + MS_1M - 1) / MS_1M);
+
+		for (i = 0; i < c->nbk; i++) {
+			live_bucket *b = &c->x->bk[i];
+
+			if (b->minute == minute && b->count > 0) {
+				b->count--;
+				b->sum -= amount;
+				return;
+			}
+		}
+	}
+}
+
+/* Removes one event of card card_h at time t from an entity. */
+static void
+ent_unapply(live *lv, int kind, const char *id, size_t len, uint64_t h, int64_t t,
+    uint64_t card_h)
+{
+	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
+	live_ent   *e;
+	okey       *k;
+	uint32_t    i;
+
+	pthread_mutex_lock(&s->mu);
+	k = omap_find(&s->map, h, id, len, offsetof(live_ent, k));
+	e = k != NULL ? ENT_OF(k) : NULL;
+	if (e == NULL)
+		goto out;
+	for (i = ent_upper(e, t); i > 0 && e->ev[e->head + i - 1].t == t; i--) {
+		if (e->ev[e->head + i - 1].ch != card_h)
+			continue;
+		if (e->dm != NULL && t > e->dm->lo && t <= e->dm->hi)
+			dmap_sub(e->dm, card_h);
+		memmove(&e->ev[e->head + i - 1], &e->ev[e->head + i],
+		    (e->n - i) * sizeof e->ev[0]);
+		e->n--;
+		if (e->n == 0)
+			e->head = 0;
+		break;
+	}
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+live_unapply(live *lv, const vigil_txn *txn, const live_keys *k)
+{
+	int64_t  t = txn->event_time_ms;
+	uint32_t skip = lv->opts.skip_kinds;
+	uint64_t ch = k->card;
+
+	card_unapply(lv, txn, k);
+	if ((skip & LIVE_KIND_MERCHANT) == 0)
+		ent_unapply(lv, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t, ch);
+	if ((skip & LIVE_KIND_TERMINAL) == 0 && k->lterminal != 0)
+		ent_unapply(lv, ENT_TERMINAL, txn->terminal_id, k->lterminal, k->terminal, t, ch);
+	if ((skip & LIVE_KIND_DEVICE) == 0 && k->ldevice != 0)
+		ent_unapply(lv, ENT_DEVICE, txn->device_id, k->ldevice, k->device, t, ch);
+	if ((skip & LIVE_KIND_IP) == 0 && k->lip != 0)
+		ent_unapply(lv, ENT_IP, txn->ip, k->lip, k->ip, t, ch);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Expiry. */
 
 /* A sweep reads the slots in order and the objects they point to at

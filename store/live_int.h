@@ -252,6 +252,15 @@ int64_t live_watermark(live *lv); /* INT64_MIN before the first event */
  * events (their own locks, taken one at a time). Never fails: an entity
  * that cannot be allocated is skipped (counted in docs as a degradation). */
 void live_apply(live *lv, const vigil_txn *txn, const live_keys *k);
+/* Takes back what live_apply added for txn (the card stripe locked again
+ * by the caller): a commit whose durability wait failed was never
+ * acknowledged, so a retry, or the card's next transaction, must not count
+ * it. Removes the card's event equal to txn (or one count of the minute
+ * bucket it was folded into) and one event of this card at txn's time from
+ * each entity. What applying it changed besides (the watermark, events
+ * expired or folded to make room) stays: docs/storage.md, "Known
+ * limitations". */
+void live_unapply(live *lv, const vigil_txn *txn, const live_keys *k);
 
 /* Counts a commit; every LIVE_SWEEP_EVERY-th runs one incremental step of
  * expiry, plus (from LIVE_DD_SWEEP_FROM records on) as many idempotency

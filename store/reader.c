@@ -480,11 +480,12 @@ rd_zgap(store_reader *rd, uint64_t uoff, uint64_t lost_at)
 /*
  * Decodes the next zstd frame of a compressed segment with a frame table
  * and appends it to the buffer. A damaged frame (zstd error, checksum
- * mismatch, wrong size) costs its own records only: the records before the
- * damage that decode and pass their CRC are kept, the rest of the frame
- * (and a record of the frame before that it ends) is reported once, with
- * how many of its records are lost (from the table), and reading goes on
- * with the next frame at its exact segment offset.
+ * mismatch, wrong size) costs its own records only, and only those whose
+ * bytes did not come out whole: every record of the decoded output that
+ * passes its CRC is kept (the parser reports the bad stretches between
+ * them), the rest of the frame is reported once, with how many of its
+ * records are lost (from the table), and reading goes on with the next
+ * frame at its exact segment offset.
  */
 static vigil_err
 rd_zread(store_reader *rd, store_diag *reterr)
@@ -495,7 +496,6 @@ rd_zread(store_reader *rd, store_diag *reterr)
 	size_t r = 0, salvaged = 0;
 	uint32_t recs = 0;
 	uint64_t lost_at;
-	bool leftover;
 	ssize_t n;
 
 	if (rd->zi == rd->nz) {
@@ -550,26 +550,45 @@ rd_zread(store_reader *rd, store_diag *reterr)
 		rd->end += z->usize;
 		return VIGIL_OK;
 	}
-	/* Damaged. Keep the whole records before the damage (a record of the
-	 * frame before that this one was to complete cannot be). */
-	leftover = rd->end > rd->start || rd->resync;
-	for (size_t p = 0; !leftover && p < out.pos;) {
-		store_record rec;
-		size_t used;
+	/* Damaged. Keep every record of what did decode whose own CRC holds,
+	 * not only those before the first bad byte: a flipped byte in the
+	 * compressed data may garble a few bytes of the output (a literal)
+	 * and leave the records after them whole. The output is scanned from
+	 * the first byte the parser has not taken, as the parser will (a bad
+	 * stretch: byte by byte to the next frame that decodes), up to the
+	 * end of the last record that decodes; that much is appended, and
+	 * the parser reports the bad stretches inside it itself. What is
+	 * after it (garbled, or never decoded) is this frame's loss. */
+	{
+		size_t base = rd->start, stop = rd->end + out.pos, p = base, keep = rd->end;
 
-		if (store_frame_decode(rd->buf + rd->end + p, out.pos - p, &rec, &used) != VIGIL_OK)
-			break;
-		p += used;
-		salvaged = p;
-		recs++;
+		while (p < stop) {
+			store_record rec;
+			size_t used;
+
+			if (store_frame_decode(rd->buf + p, stop - p, &rec, &used) == VIGIL_OK) {
+				if (p >= rd->end)
+					recs++;
+				p += used;
+				keep = p;
+			} else {
+				p++;
+			}
+		}
+		salvaged = keep - rd->end;
 	}
-	lost_at = leftover && !rd->resync ? rd->base_off + rd->start : z->uoff + salvaged;
-	if (rd->resync && z->uoff > rd->bad_off) {
-		rd_report(rd, rd->bad_off, z->uoff - rd->bad_off, rd->bad_what);
+	lost_at = z->uoff + salvaged;
+	if (salvaged == 0) {
+		/* Nothing kept: a bad stretch open before this frame ends where
+		 * it begins; a record of the frame before that this one was to
+		 * complete is part of the loss. */
+		if (rd->resync && lost_at > rd->bad_off)
+			rd_report(rd, rd->bad_off, lost_at - rd->bad_off, rd->bad_what);
+		else if (!rd->resync && rd->end > rd->start)
+			lost_at = rd->base_off + rd->start;
 		rd->resync = false;
+		rd->start = rd->end;
 	}
-	if (leftover)
-		rd->start = rd->end; /* dropped: reported below */
 	snprintf(rd->zmsg, sizeof rd->zmsg, "damaged zstd frame %u (%s): %u of its %u records lost",
 	    rd->zi - 1, ZSTD_isError(r) ? ZSTD_getErrorName(r) : "truncated",
 	    z->records > recs ? z->records - recs : 0, z->records);

@@ -10,6 +10,26 @@
 set -u
 build=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
 
+# Users (issue 28, row 5), checked wherever systemd-analyze is: the console
+# runs as a user of its own in the group vigil, never as vigild's user, and
+# cannot write vigild's data directory; sysusers makes that user and its
+# membership.
+c="$build/deploy/vigil-console.service" u="$build/deploy/vigil.sysusers.conf"
+for f in "$c" "$u" "$build/deploy/vigild.service"; do
+	[ -f "$f" ] || { echo "FAIL: $f not configured"; exit 1; }
+done
+grep -qx 'User=vigil-console' "$c" || { echo "FAIL: vigil-console.service: not User=vigil-console"; exit 1; }
+grep -qx 'Group=vigil' "$c" || { echo "FAIL: vigil-console.service: not Group=vigil"; exit 1; }
+grep -qx 'User=vigil' "$build/deploy/vigild.service" || { echo "FAIL: vigild.service: not User=vigil"; exit 1; }
+if grep '^ReadWritePaths=' "$c" | grep -q '/var/lib/vigil\( \|$\)'; then
+	echo "FAIL: vigil-console.service may write vigild's data directory"
+	exit 1
+fi
+grep -q '^ReadOnlyPaths=.*/var/lib/vigil\( \|$\)' "$c" ||
+	{ echo "FAIL: vigil-console.service: the data directory is not read-only"; exit 1; }
+grep -q '^u vigil-console ' "$u" || { echo "FAIL: sysusers: no user vigil-console"; exit 1; }
+grep -qx 'm vigil-console vigil' "$u" || { echo "FAIL: sysusers: vigil-console not in group vigil"; exit 1; }
+
 if ! command -v systemd-analyze >/dev/null 2>&1; then
 	echo "SKIP: systemd-analyze not installed"
 	exit 77

@@ -683,6 +683,83 @@ test_suggest(void **state)
 	assert_null(rules_suggest(NULL, 0, cands, n, 3));
 }
 
+/* A file of n rules r0..r<n-1>, each one line: "rule rI { when amount > 0
+ * or amount > 1 ... (terms terms) score 1 reason "x" }": 3 nodes a term
+ * and one per `or`/`and`, so 4 * terms - 1 nodes a rule (the terms in
+ * parenthesised groups of 40 joined by `and`, under the nesting limit).
+ * malloc'd. */
+static char *
+rules_of_terms(int n, int terms)
+{
+	size_t cap = (size_t)n * ((size_t)terms * 24 + 64) + 1, len = 0;
+	char  *src = malloc(cap);
+
+	assert_non_null(src);
+	for (int i = 0; i < n; i++) {
+		len += (size_t)snprintf(src + len, cap - len, "rule r%d { when ", i);
+		for (int t = 0; t < terms; t++)
+			len += (size_t)snprintf(src + len, cap - len, "%s%samount > %d%s",
+			    t == 0 ? "" : t % 40 == 0 ? " and " : " or ", t % 40 == 0 ? "(" : "", t,
+			    t % 40 == 39 || t == terms - 1 ? ")" : "");
+		len += (size_t)snprintf(src + len, cap - len, " score 1 reason \"x\" }\n");
+	}
+	return src;
+}
+
+static void
+test_cost_budget(void **state)
+{
+	/* Issue 28, row 10: 950 rules of 50 `or` terms passed check and
+	 * deploy and made every evaluation 15 times slower. The default rule
+	 * file costs 433 nodes, 29 at most in one rule. */
+	rules_prog *prog = NULL;
+	rules_diags diags;
+	rules_opts  o = { 0 };
+	char       *src;
+
+	(void)state;
+	/* 50 terms: 199 nodes, within a rule's budget (256) */
+	src = rules_of_terms(1, 50);
+	rules_prog_free(compile_ok(src));
+	free(src);
+	/* 70 terms: 279 nodes */
+	src = rules_of_terms(1, 70);
+	assert_int_equal(rules_compile("t.rules", src, strlen(src), schema, NULL, &prog, &diags),
+	    VIGIL_ETOOBIG);
+	assert_null(prog);
+	assert_int_equal(diags.count, 1);
+	assert_int_equal(diags.items[0].line, 1);
+	assert_int_equal(diags.items[0].col, 6);
+	assert_string_equal(diags.items[0].msg, "rule 'r0' costs 279 nodes, over the budget of 256 "
+	    "per rule (max_rule_nodes)");
+	free(src);
+	/* 101 rules of 199 nodes: over the file's 10,000 at the 51st (10,149),
+	 * said once, at the rule that goes over */
+	src = rules_of_terms(101, 50);
+	assert_int_equal(rules_compile("t.rules", src, strlen(src), schema, NULL, &prog, &diags),
+	    VIGIL_ETOOBIG);
+	assert_null(prog);
+	assert_int_equal(diags.count, 1);
+	assert_int_equal(diags.items[0].line, 51);
+	assert_int_equal(diags.items[0].col, 6);
+	assert_string_equal(diags.items[0].msg, "rule 'r50' brings the file to 10149 nodes, over "
+	    "the budget of 10000 per file (max_file_nodes)");
+	/* a larger budget, chosen by the caller, takes it */
+	o.max_file_nodes = 30000;
+	assert_int_equal(rules_compile("t.rules", src, strlen(src), schema, &o, &prog, &diags),
+	    VIGIL_OK);
+	rules_prog_free(prog);
+	prog = NULL;
+	free(src);
+	/* the issue's file: refused, in one line */
+	src = rules_of_terms(950, 50);
+	assert_int_equal(rules_compile("t.rules", src, strlen(src), schema, NULL, &prog, &diags),
+	    VIGIL_ETOOBIG);
+	assert_int_equal(diags.count, 1);
+	assert_int_equal(diags.items[0].line, 51);
+	free(src);
+}
+
 int
 main(void)
 {
@@ -703,6 +780,7 @@ main(void)
 		cmocka_unit_test(test_explain_print),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_suggest),
+		cmocka_unit_test(test_cost_budget),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

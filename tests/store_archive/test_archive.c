@@ -864,6 +864,79 @@ test_compressed_damage_loses_one_frame(void **state)
 }
 
 static void
+test_compressed_one_byte_bounded(void **state)
+{
+	/* Issue 28, row 9: one byte flipped in a .log.zst cost a whole frame of
+	 * 1 MiB of segment (1,258 real records). Frames are 256 KiB now, and
+	 * within a damaged frame every record of the output that still passes
+	 * its CRC is kept: flipped at 24 places, one at a time, a flip costs at
+	 * most the records of 256 KiB of segment, every record read is ours
+	 * and whole, read + lost = written, and the loss is reported. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_diag d;
+	char z[512];
+	zframe fr[256];
+	uint8_t *zb, *m;
+	size_t zlen;
+	uint64_t total = 30000, lost_sum = 0;
+	uint32_t nf, tab;
+	const uint64_t min_frame = STORE_FRAME_HDR + 20; /* payload_for's smallest */
+
+	o.segment_max_bytes = 64u << 20;
+	o.compress_closed = true;
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, total, T0);
+	assert_int_equal(store_archive_rotate(ar, &d), VIGIL_OK);
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	store_archive_close(ar);
+	seg_path(f->dir, 0, ".log.zst", z, sizeof z);
+	zb = slurp(z, &zlen);
+	nf = ztab(zb, zlen, fr, 256);
+	tab = 24 + 12 * nf; /* the skippable frame of the table */
+	m = malloc(zlen);
+	for (int i = 0; i < 24; i++) {
+		corrupt_log c = { 0 };
+		store_reader *rd;
+		store_reader_stats st;
+		store_record r;
+		uint64_t n = 0, at = (zlen - tab) * (uint64_t)(2 * i + 1) / 48;
+		bool reported = false;
+
+		memcpy(m, zb, zlen);
+		m[at] ^= 0x10;
+		spit(z, m, zlen);
+		assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, on_corrupt, &c, &rd,
+		    &d), VIGIL_OK);
+		while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
+			uint8_t buf[512];
+			size_t len = payload_for(r.seq, buf);
+
+			assert_int_equal(r.len, len);
+			assert_memory_equal(r.payload, buf, len);
+			n++;
+		}
+		store_reader_get_stats(rd, &st);
+		store_reader_close(rd);
+		assert_int_equal(n + st.lost_records, total);
+		if (st.lost_records * min_frame > (256u << 10))
+			fail_msg("byte %llu of %zu flipped: %llu records lost, more than 256 KiB of "
+			    "segment holds", (unsigned long long)at, zlen,
+			    (unsigned long long)st.lost_records);
+		for (unsigned k = 0; k < c.n && k < 8; k++)
+			reported = reported || strstr(c.what[k], "damaged zstd frame") != NULL;
+		assert_true(n == total || reported);
+		lost_sum += st.lost_records;
+	}
+	print_message("24 single-byte flips: %llu of %llu records lost in all (%u frames)\n",
+	    (unsigned long long)lost_sum, (unsigned long long)total * 24, nf);
+	spit(z, zb, zlen);
+	free(m);
+	free(zb);
+}
+
+static void
 test_compressed_mutations(void **state)
 {
 	/* Damage anywhere in a framed .log.zst, its table included (a byte
@@ -889,7 +962,7 @@ test_compressed_mutations(void **state)
 	seg_path(f->dir, 0, ".log.zst", z, sizeof z);
 	zb = slurp(z, &zlen);
 	m = malloc(zlen);
-	assert_int_equal(store_get_le32(zb + zlen - 16), 3); /* 2.4 MB: three frames */
+	assert_int_equal(store_get_le32(zb + zlen - 16), 10); /* 2.4 MB: ten frames */
 	for (int it = 0; it < 120; it++) {
 		corrupt_log c = { 0 };
 		size_t len = zlen;
@@ -1775,6 +1848,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_compressed_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_damage_loses_one_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_old_single_frame, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compressed_one_byte_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_mutations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_date_range, setup, teardown),

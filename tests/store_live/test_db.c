@@ -381,7 +381,7 @@ test_recovery_loses_one_compressed_frame(void **state)
 	fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &sb), 0);
-	assert_true(sb.st_size > (256 << 10)); /* 3 MiB of records, 3 frames */
+	assert_true(sb.st_size > (256 << 10)); /* 3 MiB of records, 12 frames */
 	{
 		unsigned char b[4];
 
@@ -406,7 +406,7 @@ test_recovery_loses_one_compressed_frame(void **state)
 	store_reader_close(rd);
 	assert_true(got < n);
 	{
-		/* one frame of ~1 MiB lost, not the segment's 3 MiB */
+		/* one frame of ~256 KiB lost, not the segment's 3 MiB */
 		store_seg_index idx;
 		char            base_name[64];
 
@@ -447,7 +447,11 @@ test_recovery_loses_one_compressed_frame(void **state)
 	assert_non_null(strstr(d.msg, "damaged zstd frame"));
 	assert_non_null(strstr(d.msg, zname));
 	store_db_get_stats(db, &st);
-	assert_int_equal(st.dedupe_entries, (uint64_t)got);
+	/* Every record read is remembered, except some of gen_txn's late ones
+	 * (2%, 8 days behind: at the dedupe horizon, remembered or not by the
+	 * watermark the records before them set, which the lost ones move). */
+	assert_true(st.dedupe_entries <= (uint64_t)got);
+	assert_true(st.dedupe_entries >= (uint64_t)got * 97 / 100);
 	/* a retry: of a lost transaction scored again, of a kept one answered */
 	ctx = store_ctx_new(db);
 	{

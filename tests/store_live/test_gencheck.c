@@ -654,6 +654,69 @@ test_refresh_after_fallback(void **state)
 	tmpdir_free(dir);
 }
 
+/* Issue 28, row 7: data.mdb of the served generation truncated under the
+ * mapping (`truncate -s 64K`). Before: the next lookup died of SIGBUS.
+ * Now the lookup fails, the next refresh stops serving it (the newest
+ * older generation that verifies serves instead) and health says why;
+ * truncated without a lookup, the refresh's fstat finds it. */
+static void
+test_truncated_while_served(void **state)
+{
+	char           *dir = tmpdir_new();
+	char            path[4200];
+	store_db       *db;
+	store_ctx      *ctx;
+	store_db_health h;
+	store_diag      d;
+	vigil_value     f[256];
+	vigil_txn       x = txn_make("p", "card-01999", "m1", T0, 100);
+	bool            changed = false;
+
+	(void)state;
+	gen_write(dir, 1);
+	gen_write(dir, 2);
+	db = db_open(dir);
+	ctx = store_ctx_new(db);
+	assert_non_null(ctx);
+	assert_int_equal(store_db_generation(db), 2);
+	assert_int_equal(store_features_lookup(db, ctx, &x, f, store_schema_nfields()), VIGIL_OK);
+	assert_true(num_of(f, "card.count_7d") == 2);
+	gen_path(path, sizeof path, dir, 2, "data.mdb");
+	assert_int_equal(truncate(path, 64 << 10), 0);
+	x = txn_make("p", "card-00007", "m2", T0, 100);
+	assert_int_equal(store_features_lookup(db, ctx, &x, f, store_schema_nfields()),
+	    VIGIL_ECORRUPT);
+	d.msg[0] = '\0';
+	assert_int_equal(store_db_refresh(db, &changed, &d), VIGIL_ECORRUPT);
+	assert_true(changed);
+	assert_string_equal(d.msg, "features/gen-000002: data.mdb changed under the mapping: "
+	    "a read faulted (SIGBUS)");
+	assert_int_equal(store_db_generation(db), 1);
+	assert_int_equal(store_features_lookup(db, ctx, &x, f, store_schema_nfields()), VIGIL_OK);
+	assert_true(num_of(f, "card.count_7d") == 1);
+	store_db_get_health(db, &h);
+	assert_true(h.generation_refused);
+	assert_int_equal(h.refused_generation, 2);
+	assert_string_equal(h.generation_error, d.msg);
+	/* quiet until the files change */
+	assert_int_equal(store_db_refresh(db, &changed, &d), VIGIL_OK);
+	assert_false(changed);
+
+	/* A good rebuild serves; then truncated again, found by the fstat. */
+	gen_write(dir, 3);
+	assert_int_equal(store_db_refresh(db, &changed, &d), VIGIL_OK);
+	assert_int_equal(store_db_generation(db), 3);
+	gen_path(path, sizeof path, dir, 3, "data.mdb");
+	assert_int_equal(truncate(path, 64 << 10), 0);
+	assert_int_equal(store_db_refresh(db, &changed, &d), VIGIL_ECORRUPT);
+	assert_prefix(d.msg, "features/gen-000003: data.mdb was truncated while served: 65536 "
+	    "bytes, LMDB needs ");
+	assert_int_equal(store_db_generation(db), 1); /* 2 no longer verifies */
+	store_ctx_free(ctx);
+	store_db_close(db);
+	tmpdir_free(dir);
+}
+
 int
 main(void)
 {
@@ -671,6 +734,7 @@ main(void)
 		cmocka_unit_test(test_db_open_legacy),
 		cmocka_unit_test(test_refresh_keeps_served_on_bad_switch),
 		cmocka_unit_test(test_refresh_after_fallback),
+		cmocka_unit_test(test_truncated_while_served),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

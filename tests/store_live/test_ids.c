@@ -7,8 +7,9 @@
  *   - with fsync always, a transaction is found as a duplicate only once its
  *     record is durable: a retry of one whose fdatasync failed is never
  *     answered with its outcome, but scored and written again (not counted
- *     twice, live or after a reopen); a retry while the sync runs waits for
- *     it. fdatasync fails through the LD_PRELOAD shim of tests/store_archive
+ *     twice, live or after a reopen); the failed attempt's live effect is
+ *     taken back, so the retry does not count itself; a retry while the
+ *     sync runs waits for it. fdatasync fails through the LD_PRELOAD shim of tests/store_archive
  *     (fault_shim.c), which meson preloads for this test.
  */
 #include <errno.h>
@@ -347,6 +348,71 @@ test_sync_failure_is_not_a_duplicate(void **state)
 	assert_int_equal(prior.score, 30);
 }
 
+static double
+merchant_count_1h(fx *f, const char *merchant, int64_t t)
+{
+	vigil_txn x = txn_make("probe", "c-probe", merchant, t, 100);
+
+	assert_int_equal(store_features_lookup(f->db, f->a, &x, f->f, store_schema_nfields()),
+	    VIGIL_OK);
+	return num_of(f->f, "vel.merchant.count_1h");
+}
+
+static void
+test_sync_failure_is_undone(void **state)
+{
+	/* Issue 28, row 8: the attempt whose fdatasync failed was applied to
+	 * the live state and stayed there, so its retry (and the card's next
+	 * transaction) counted a transaction never acknowledged. */
+	fx           *f = *state;
+	vigil_txn     x1 = txn_make("u-1", "c1", "m1", T0, 500);
+	vigil_txn     x2 = txn_make("u-2", "c1", "m1", T0 + 1000, 700);
+	vigil_txn     x3 = txn_make("u-3", "c1", "m1", T0 + 3000, 900);
+	store_outcome prior;
+	store_scored  s;
+	store_diag    d;
+	uint32_t      n = store_schema_nfields();
+
+	if (!shim_loaded())
+		skip();
+	assert_int_equal(score_one(f->db, f->a, &x1, 10, f->f, &prior), VIGIL_OK);
+	flag(f, "fdatasync-eio", "");
+	assert_int_equal(store_score_begin(f->db, f->a, &x2, f->f, n, &prior), VIGIL_OK);
+	assert_true(num_of(f->f, "vel.card.count_1h") == 1);
+	scored_make(&s, &x2, 20);
+	assert_int_equal(store_score_commit(f->db, f->a, &s, &d), VIGIL_EIO);
+	flag(f, "fdatasync-eio", NULL);
+	/* Not acknowledged: counted nowhere, card or merchant. */
+	assert_true(card_count_1h(f, "c1", T0 + 2000) == 1);
+	assert_true(merchant_count_1h(f, "m1", T0 + 2000) == 1);
+	assert_int_equal(store_db_maintain(f->db, &d), VIGIL_OK);
+	/* The retry sees what the first attempt saw, and is applied once. */
+	assert_int_equal(store_score_begin(f->db, f->b, &x2, f->f, n, &prior), VIGIL_OK);
+	assert_true(num_of(f->f, "vel.card.count_1h") == 1);
+	assert_true(num_of(f->f, "vel.merchant.count_1h") == 1);
+	scored_make(&s, &x2, 30);
+	assert_int_equal(store_score_commit(f->db, f->b, &s, &d), VIGIL_OK);
+	assert_true(card_count_1h(f, "c1", T0 + 2000) == 2);
+	assert_true(merchant_count_1h(f, "m1", T0 + 2000) == 2);
+	assert_int_equal(store_score_begin(f->db, f->b, &x3, f->f, n, &prior), VIGIL_OK);
+	assert_true(num_of(f->f, "vel.card.count_1h") == 2);
+	scored_make(&s, &x3, 5);
+	assert_int_equal(store_score_commit(f->db, f->b, &s, &d), VIGIL_OK);
+	/* Both records of u-2 are in the archive (the first is in the file,
+	 * never known durable); a reopen counts the transaction once. */
+	assert_int_equal(archived(f->dir, "u-2"), 2);
+	store_ctx_free(f->a);
+	store_ctx_free(f->b);
+	store_db_close(f->db);
+	f->db = db_open(f->dir, STORE_FSYNC_ALWAYS);
+	f->a = store_ctx_new(f->db);
+	f->b = store_ctx_new(f->db);
+	assert_true(card_count_1h(f, "c1", T0 + 4000) == 3);
+	assert_true(merchant_count_1h(f, "m1", T0 + 4000) == 3);
+	assert_int_equal(store_score_begin(f->db, f->b, &x2, f->f, n, &prior), VIGIL_EEXIST);
+	assert_int_equal(prior.score, 30);
+}
+
 typedef struct committer {
 	store_db  *db;
 	store_ctx *ctx;
@@ -443,6 +509,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_same_id_race, setup_always, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_failure_is_not_a_duplicate, setup_always,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_sync_failure_is_undone, setup_always, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_waits_for_sync, setup_always, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_during_failing_sync, setup_always,
 		    teardown),

@@ -14,6 +14,8 @@
  * on; a good generation or a rollback heals it without a restart; with
  * [health] ready_when_degraded = true it stays 200 and "degraded". The
  * admin endpoint's POST /v1/generations/current (the console's roll-back).
+ * The served generation truncated under vigild (issue 28): contained, not
+ * a SIGBUS.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -598,6 +600,62 @@ test_admin_rollback(void **state)
 	vt_server_cleanup(&s);
 }
 
+/* Issue 28, row 7: data.mdb of the generation being served cut to 64 KiB
+ * under vigild (`truncate -s 64K`). Before: SIGBUS, exit 135, at the next
+ * score that read it. Now: every reply is an answer (an error for a score
+ * whose read faulted, or scored on the previous generation once the
+ * refresh refused the damaged one), vigild stays up, /readyz says 503
+ * naming the generation, and scoring goes on with generation 1. */
+static void
+test_truncated_while_serving(void **state)
+{
+	vt_server s;
+	char path[512], id[32], card[32], *body;
+	unsigned errors = 0, fallback = 0;
+
+	(void)state;
+	datadir_new(&s);
+	assert_int_equal(gen_write(s.datadir), 1);
+	assert_int_equal(gen_write(s.datadir), 2);
+	assert_int_equal(vt_server_start(&s, NULL, NULL), 0);
+	assert_int_equal(score_gen(&s, "w-0"), 2);
+	gen_file(path, sizeof path, s.datadir, 2, "data.mdb");
+	assert_int_equal(truncate(path, 64 << 10), 0);
+	for (int i = 0; i < 40; i++) {
+		Vigil__V1__Reply *r;
+
+		/* cards never seen: their profiles are read from LMDB */
+		snprintf(id, sizeof id, "w-%d", i + 1);
+		snprintf(card, sizeof card, "card-%05d", 100 + 31 * i);
+		r = vt_score(s.url, vt_txn(0, id, card, 1234, T0), false);
+		if (r == NULL)
+			fail_msg("score %d after the truncation: no reply (vigild alive: %d)", i,
+			    vt_server_alive(&s));
+		if (r->status == VIGIL__V1__STATUS__STATUS_OK) {
+			assert_non_null(r->score);
+			if (r->score->features_generation == 1)
+				fallback++;
+		} else {
+			assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_INTERNAL);
+			errors++;
+		}
+		vigil__v1__reply__free_unpacked(r, NULL);
+		sleep_ms(20);
+	}
+	assert_true(vt_server_alive(&s));
+	print_message("after the truncation: %u error replies, %u scored on generation 1\n",
+	    errors, fallback);
+	body = readyz_wait(&s, 503);
+	assert_has(body, "\"generation_refused\":2");
+	assert_has(body, "\"generation_error\":\"features/gen-000002: data.mdb ");
+	assert_has(body, "\"features_generation\":1");
+	free(body);
+	assert_log(&s, "features: refused generation 2 named by CURRENT: ");
+	assert_int_equal(score_gen(&s, "w-last"), 1);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
 int
 main(void)
 {
@@ -609,6 +667,7 @@ main(void)
 		cmocka_unit_test(test_bad_switch_keeps_served),
 		cmocka_unit_test(test_ready_when_degraded),
 		cmocka_unit_test(test_admin_rollback),
+		cmocka_unit_test(test_truncated_while_serving),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
