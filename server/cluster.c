@@ -76,6 +76,8 @@ struct srv_cluster {
 
 	_Atomic uint64_t published, applied, dropped, pub_failures, bad_messages;
 	_Atomic uint64_t lag, last_seq_pub;
+	_Atomic uint32_t inflight;      /* the publisher's batch, out of the queue */
+	atomic_bool      closing_conn;  /* srv_cluster_stop: a disconnection is ours */
 	_Atomic int64_t  last_drop_ms;  /* 0: never */
 	atomic_bool      connected, pub_failing, ready_js;
 	_Atomic int64_t  down_since_ms; /* when NATS became unreachable; 0: connected */
@@ -102,7 +104,7 @@ cluster_on_disconnected(natsConnection *nc, void *arg)
 	srv_cluster *c = arg;
 
 	(void)nc;
-	if (atomic_exchange(&c->connected, false))
+	if (atomic_exchange(&c->connected, false) && !atomic_load(&c->closing_conn))
 		srv_log("cluster: NATS disconnected; scoring goes on with this replica's own "
 		    "view of cross-card features (degraded), observations queue up to %u",
 		    c->s->cfg.cluster_queue);
@@ -317,6 +319,7 @@ cluster_thread(void *arg)
 			c->head = (c->head + 1) % c->cap;
 			c->n--;
 		}
+		atomic_store(&c->inflight, nb);
 		pthread_mutex_unlock(&c->mu);
 
 		if (!atomic_load(&c->ready_js)) {
@@ -345,6 +348,7 @@ cluster_thread(void *arg)
 		st = js_Publish(NULL, c->js, c->subject, buf, (int)len, &po, &jerr);
 		if (st == NATS_OK) {
 			atomic_fetch_add(&c->published, nb);
+			atomic_store(&c->inflight, 0);
 			if (atomic_exchange(&c->pub_failing, false))
 				srv_log("cluster: publishing again");
 			nb = 0;
@@ -484,6 +488,7 @@ srv_cluster_stop(srv_cluster *c)
 		pthread_mutex_unlock(&c->mu);
 		pthread_join(c->thread, NULL);
 	}
+	atomic_store(&c->closing_conn, true);
 	pthread_mutex_lock(&c->apply_mu);
 	c->closing = true; /* a callback running now or later applies nothing */
 	pthread_mutex_unlock(&c->apply_mu);
@@ -520,7 +525,7 @@ srv_cluster_get_stats(srv_cluster *c, srv_cluster_stats *r)
 	r->publish_failures = atomic_load(&c->pub_failures);
 	r->bad_messages = atomic_load(&c->bad_messages);
 	pthread_mutex_lock(&c->mu);
-	r->queued = c->n;
+	r->queued = c->n + atomic_load(&c->inflight);
 	pthread_mutex_unlock(&c->mu);
 	r->lag = atomic_load(&c->lag);
 	r->last_seq = atomic_load(&c->last_seq_pub);
@@ -542,7 +547,7 @@ srv_cluster_degraded(srv_cluster *c, char *why, size_t len)
 		uint32_t queued;
 
 		pthread_mutex_lock(&c->mu);
-		queued = c->n;
+		queued = c->n + atomic_load(&c->inflight);
 		pthread_mutex_unlock(&c->mu);
 		snprintf(why, len, "NATS unreachable for %.0f s: cross-card features count this "
 		    "replica's traffic only; %u observation(s) queued", down > 0 ?
