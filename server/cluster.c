@@ -42,7 +42,8 @@
 #define CLUSTER_DROP_WINDOW_MS (24 * 3600 * 1000LL) /* the longest entity window */
 
 const double srv_cluster_delay_le[SRV_CLUSTER_DELAY_BUCKETS] = {
-	0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60,
+	0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+	2.5, 10, 60, 600,
 };
 
 struct srv_cluster {

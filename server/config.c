@@ -59,7 +59,7 @@ srv_config_defaults(srv_config *c)
 	snprintf(c->cluster_name, sizeof c->cluster_name, "vigil");
 	c->cluster_queue = 65536;
 	c->cluster_stream_replicas = 1;
-	c->cluster_retain_hours = 7 * 24;
+	c->cluster_retain_hours = 48; /* two of the longest entity window (24 h) */
 }
 
 void
@@ -497,7 +497,7 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 	if (IS("cluster", "stream_replicas"))
 		return cfg_uint(value, 1, 5, &c->cluster_stream_replicas, reason, rlen);
 	if (IS("cluster", "retain_hours"))
-		return cfg_uint(value, 24, 24 * 365, &c->cluster_retain_hours, reason, rlen);
+		return cfg_uint(value, 25, 24 * 365, &c->cluster_retain_hours, reason, rlen);
 #undef IS
 	if (strcmp(section, "server") != 0 && strcmp(section, "store") != 0 &&
 	    strcmp(section, "rules") != 0 && strcmp(section, "tls") != 0 &&

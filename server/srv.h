@@ -375,7 +375,7 @@ vigil_err srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen);
  */
 typedef struct srv_cluster srv_cluster;
 
-#define SRV_CLUSTER_DELAY_BUCKETS 14
+#define SRV_CLUSTER_DELAY_BUCKETS 17
 
 typedef struct srv_cluster_stats {
 	uint64_t published;       /* observations acknowledged by JetStream */

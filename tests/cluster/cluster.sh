@@ -21,7 +21,8 @@
 set -eu
 VT_NAME=cluster
 VT_LOG=nats-1.log
-. "${VIGIL_SOURCE_ROOT:?}/tests/lib/vt.sh"
+# shellcheck source=tests/lib/vt.sh
+. "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt.sh"
 
 command -v nats-server >/dev/null 2>&1 || {
 	echo "cluster: SKIP: nats-server not installed (Debian package nats-server; deploy/bootstrap.sh installs it)"
@@ -141,7 +142,11 @@ N1=$(free_port) N2=$(free_port) N3=$(free_port)
 R1=$(free_port) R2=$(free_port) R3=$(free_port)
 ROUTES="nats://127.0.0.1:$R1,nats://127.0.0.1:$R2,nats://127.0.0.1:$R3"
 nats_start() { # nats_start I
-	eval "np=\$N$1 rp=\$R$1"
+	case $1 in
+	1) np=$N1 rp=$R1 ;;
+	2) np=$N2 rp=$R2 ;;
+	*) np=$N3 rp=$R3 ;;
+	esac
 	nats-server -a 127.0.0.1 -p "$np" -n "n$1" -js -sd "$D/js$1" --cluster_name vt \
 	    --cluster "nats://127.0.0.1:$rp" --routes "$ROUTES" >>"$D/nats-$1.log" 2>&1 &
 	NATS_PIDS="$NATS_PIDS $!"
@@ -157,12 +162,19 @@ NATS="nats://127.0.0.1:$N1,nats://127.0.0.1:$N2,nats://127.0.0.1:$N3"
 # ---- three replicas ----
 # the stream on all three NATS nodes; the rest of [cluster] from the flags
 printf '[cluster]\nname = vt\nstream_replicas = 3\n' >"$D/cluster.ini"
+aport() { # the admin port of replica $1
+	case $1 in
+	a) echo "$A_a" ;;
+	b) echo "$A_b" ;;
+	*) echo "$A_c" ;;
+	esac
+}
 replica_start() { # replica_start NAME
-	eval "ap=\$A_$1"
+	ap=$(aport "$1")
 	"$VIGILD" --config "$D/cluster.ini" --data "$D/d$1" --listen "ipc://$D/$1.ipc" \
 	    --admin "127.0.0.1:$ap" --rules "$D/probe.rules" --nats "$NATS" --replica "$1" \
 	    >>"$D/$1.log" 2>&1 &
-	eval "PID_$1=$!"
+	[ "$1" = b ] && PID_b=$!
 	PIDS="$PIDS $!"
 	n=$(grep -c "vigild: ready" "$D/$1.log" || true)
 	i=0
@@ -176,7 +188,7 @@ for r in a b c; do replica_start "$r"; done
 URLS="ipc://$D/a.ipc ipc://$D/b.ipc ipc://$D/c.ipc"
 
 metric() { # metric REPLICA NAME
-	eval "ap=\$A_$1"
+	ap=$(aport "$1")
 	curl -sf "http://127.0.0.1:$ap/metrics" | awk -v n="$2" '$1 == n { print $2 }'
 }
 
@@ -212,13 +224,13 @@ wait_applied 40
 # the traffic did spread: no replica scored it all (else the test proves nothing)
 for r in a b c; do
 	p=$(metric "$r" vigil_cluster_published_total)
-	[ "$p" -gt 0 ] && [ "$p" -lt 40 ] || cl_fail "replica $r published $p of 40: the ring did not spread the cards"
+	{ [ "$p" -gt 0 ] && [ "$p" -lt 40 ]; } || cl_fail "replica $r published $p of 40: the ring did not spread the cards"
 done
 
 # ---- NATS down mid-traffic: scoring goes on, degraded, ready ----
 nats_stop
 send "$D/t2.jsonl"
-eval "ap=\$A_a"
+ap=$(aport a)
 curl -s -o "$D/readyz.json" -w '%{http_code}' "http://127.0.0.1:$ap/readyz" >"$D/code" || true
 [ "$(cat "$D/code")" = 200 ] || cl_fail "NATS down: /readyz $(cat "$D/code"), want 200: $(cat "$D/readyz.json")"
 grep -q '"degraded": *true' "$D/readyz.json" || cl_fail "NATS down: not degraded: $(cat "$D/readyz.json")"
@@ -232,7 +244,8 @@ curl -sf "http://127.0.0.1:$ap/healthz" | grep -q '"degraded": *false' ||
     cl_fail "caught up but still degraded: $(curl -s "http://127.0.0.1:$ap/healthz")"
 
 # ---- a replica killed and restarted: the stream gives the others' part back ----
-eval "kill -9 \$PID_b; wait \$PID_b 2>/dev/null || true"
+kill -9 "$PID_b"
+wait "$PID_b" 2>/dev/null || true
 replica_start b
 i=0
 until [ "$(metric b vigil_cluster_applied_total)" -eq \

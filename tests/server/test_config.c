@@ -589,17 +589,17 @@ test_cluster(void **state)
 	assert_string_equal(c.cluster_name, "vigil");
 	assert_int_equal(c.cluster_queue, 65536);
 	assert_int_equal(c.cluster_stream_replicas, 1);
-	assert_int_equal(c.cluster_retain_hours, 168);
+	assert_int_equal(c.cluster_retain_hours, 48);
 
 	write_ini("[rules]\npath = r.rules\n[cluster]\nnats = nats://127.0.0.1:4222,nats://10.0.0.2:4222\n"
-	    "replica = r-1\nname = prod_eu\nqueue = 1000\nstream_replicas = 3\nretain_hours = 48\n");
+	    "replica = r-1\nname = prod_eu\nqueue = 1000\nstream_replicas = 3\nretain_hours = 30\n");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
 	assert_string_equal(c.cluster_nats, "nats://127.0.0.1:4222,nats://10.0.0.2:4222");
 	assert_string_equal(c.cluster_replica, "r-1");
 	assert_string_equal(c.cluster_name, "prod_eu");
 	assert_int_equal(c.cluster_queue, 1000);
 	assert_int_equal(c.cluster_stream_replicas, 3);
-	assert_int_equal(c.cluster_retain_hours, 48);
+	assert_int_equal(c.cluster_retain_hours, 30);
 	/* flags win; --nats repeated joins */
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, "--replica", "r-2",
 	    "--nats", "nats://h1:1", "--nats", "tls://h2:2", "--cluster", "c2", NULL), VIGIL_OK);
