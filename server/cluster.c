@@ -315,7 +315,9 @@ cluster_thread(void *arg)
 		}
 		if (nb == 0 && c->n == 0 && atomic_load(&c->ready_js))
 			cluster_wait(c, 100);
-		while (nb < SRV_OBS_BATCH_MAX && c->n > 0) {
+		/* nothing leaves the queue before the stream is there: the queue
+		 * alone is what an unreachable NATS fills */
+		while (atomic_load(&c->ready_js) && nb < SRV_OBS_BATCH_MAX && c->n > 0) {
 			batch[nb++] = c->ring[c->head];
 			c->head = (c->head + 1) % c->cap;
 			c->n--;

@@ -13,7 +13,9 @@
 #     "degraded" in /healthz and stay ready (/readyz 200); once NATS is back
 #     they catch up and the features agree again;
 #   - a replica killed (kill -9) and restarted gets the others' part back by
-#     replaying the stream, its own from its archive.
+#     replaying the stream, its own from its archive;
+#   - with NATS unreachable from the start and a queue of 10, a replica
+#     scores, is ready and degraded, and counts what it dropped.
 # Feature values are read through rules: one rule per value of each
 # feature up to 130 ("dev_dc_K when vel.device.distinct_cards_24h >= K"), so the
 # number of a feature's rules that fire is its value.
@@ -136,6 +138,38 @@ case "$WANT" in
 *dev_dc=18*) ;;
 *) cl_fail "single instance: expected 18 distinct cards on the shared device: $WANT" ;;
 esac
+
+# ---- NATS unreachable from the start, a queue of 10: scoring goes on,
+# ready and degraded, what does not fit is dropped and counted ----
+DP=$(free_port) DA=$(free_port)
+printf '[cluster]\nqueue = 10\n' >"$D/small.ini"
+"$VIGILD" --config "$D/small.ini" --data "$D/alone" --listen "ipc://$D/alone.ipc" \
+    --admin "127.0.0.1:$DA" --rules "$D/probe.rules" --nats "nats://127.0.0.1:$DP" \
+    --replica alone >"$D/alone.log" 2>&1 &
+APID=$!
+PIDS="$APID"
+i=0
+until grep -q "vigild: ready" "$D/alone.log"; do
+	i=$((i + 1)); [ "$i" -lt 300 ] || cl_fail "vigild with NATS unreachable not ready"; sleep 0.1
+done
+grep -q "cluster: NATS nats://127.0.0.1:$DP unreachable" "$D/alone.log" ||
+    cl_fail "no line saying NATS is unreachable"
+URLS="ipc://$D/alone.ipc"
+send "$D/t1.jsonl"
+curl -s -o "$D/readyz.json" -w '%{http_code}' "http://127.0.0.1:$DA/readyz" >"$D/code" || true
+[ "$(cat "$D/code")" = 200 ] || cl_fail "NATS unreachable: /readyz $(cat "$D/code"): $(cat "$D/readyz.json")"
+grep -q '"degraded": *true' "$D/readyz.json" || cl_fail "NATS unreachable: not degraded: $(cat "$D/readyz.json")"
+curl -sf "http://127.0.0.1:$DA/metrics" >"$D/alone.metrics"
+grep -q '^vigil_cluster_dropped_total 30$' "$D/alone.metrics" ||
+    cl_fail "40 scored with a queue of 10: want 30 dropped: $(grep cluster "$D/alone.metrics")"
+grep -q '^vigil_cluster_queue_depth 10$' "$D/alone.metrics" ||
+    cl_fail "want 10 queued: $(grep cluster "$D/alone.metrics")"
+grep -q '^vigil_cluster_connected 0$' "$D/alone.metrics" || cl_fail "connected?"
+kill -TERM "$APID"; wait "$APID" || true
+PIDS=""
+grep -q "stopping with 10 observation(s) not published" "$D/alone.log" ||
+    cl_fail "no shutdown line with the 10 observations not published"
+echo "cluster: NATS unreachable: scored, ready, degraded, 30 of 40 observations dropped"
 
 # ---- a 3-node NATS cluster with JetStream ----
 N1=$(free_port) N2=$(free_port) N3=$(free_port)
