@@ -81,6 +81,7 @@ struct srv_cluster {
 	atomic_bool      closing_conn;  /* srv_cluster_stop: a disconnection is ours */
 	_Atomic int64_t  last_drop_ms;  /* 0: never */
 	atomic_bool      connected, pub_failing, ready_js;
+	atomic_bool      caught_up;     /* the start-up replay reached the end once */
 	_Atomic int64_t  down_since_ms; /* when NATS became unreachable; 0: connected */
 	_Atomic uint64_t delay_bucket[SRV_CLUSTER_DELAY_BUCKETS + 1];
 	_Atomic uint64_t delay_sum_us, delay_count;
@@ -165,6 +166,8 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	c->last_seq = meta->Sequence.Stream;
 	atomic_store(&c->last_seq_pub, c->last_seq);
 	atomic_store(&c->lag, meta->NumPending);
+	if (meta->NumPending == 0)
+		atomic_store(&c->caught_up, true);
 	/* ours: the local archive has them */
 	if (sl == ol && memcmp(subj, c->subject, sl) == 0)
 		goto out;
@@ -573,7 +576,9 @@ srv_cluster_degraded(srv_cluster *c, char *why, size_t len)
 		    (uint64_t)atomic_load(&c->dropped), (double)(now - drop) / 1000.0);
 		return true;
 	}
-	if (lag > 0) {
+	/* the start-up replay only: later, a backlog under load is the lag
+	 * metric's business, not a state to flap in and out of */
+	if (lag > 0 && !atomic_load(&c->caught_up)) {
 		snprintf(why, len, "catching up: %" PRIu64 " message(s) of stream %s not applied yet",
 		    lag, c->stream);
 		return true;

@@ -402,7 +402,8 @@ void      srv_cluster_publish(srv_cluster *c, const vigil_txn *txn);
 void      srv_cluster_get_stats(srv_cluster *c, srv_cluster_stats *ret_stats);
 /* Whether the cross-card features lack other replicas' traffic now: NATS
  * unreachable, publishing failing, observations dropped in the last 24
- * hours (the longest entity window), or catching up. why: one line. */
+ * hours (the longest entity window), or the start-up replay not at the end
+ * of the stream yet. why: one line. */
 bool      srv_cluster_degraded(srv_cluster *c, char *why, size_t len);
 
 /* ============================ main.c ============================ */
