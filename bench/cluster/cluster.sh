@@ -107,6 +107,8 @@ while [ $r -lt "$RUNS" ]; do
 	quantiles "$TMP/h0" "$TMP/h1"
 	recv_stop "full$r"
 done
+LOADGEN_ARGS="--rate $RATE" VIGILD_ARGS="" "$SRC/bench/server/cpu.sh" "$BUILD" "$SECS" |
+    grep -v '^#\|echo' | sed "s|^[^ ]*/vigild |vigild-no-nats-$RATE/s |"
 recv_start paced
 hist >"$TMP/h0"
 LOADGEN_ARGS="--rate $RATE" VIGILD_ARGS="--nats $NATS --replica pub --cluster paced" \
