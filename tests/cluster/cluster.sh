@@ -50,6 +50,15 @@ cl_fail() {
 	exit 1
 }
 
+# Stops vigild $1 (log $2) with SIGTERM: it must exit 0 (a clean stop;
+# under AddressSanitizer, no leak or error report either).
+stop_checked() {
+	kill -TERM "$1"
+	st=0
+	wait "$1" || st=$?
+	[ "$st" -eq 0 ] || cl_fail "vigild ($2) exited $st after SIGTERM: $(grep -A5 Sanitizer "$2" | head -20)"
+}
+
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -131,7 +140,7 @@ done
 URLS="ipc://$D/single.ipc"
 for p in 1 2 3; do send "$D/t$p.jsonl"; done
 WANT=$(probe "ipc://$D/single.ipc")
-kill -TERM "$SPID"; wait "$SPID" || true
+stop_checked "$SPID" "$D/single.log"
 PIDS=""
 echo "cluster: single instance: $WANT"
 case "$WANT" in
@@ -165,7 +174,7 @@ grep -q '^vigil_cluster_dropped_total 30$' "$D/alone.metrics" ||
 grep -q '^vigil_cluster_queue_depth 10$' "$D/alone.metrics" ||
     cl_fail "want 10 queued: $(grep cluster "$D/alone.metrics")"
 grep -q '^vigil_cluster_connected 0$' "$D/alone.metrics" || cl_fail "connected?"
-kill -TERM "$APID"; wait "$APID" || true
+stop_checked "$APID" "$D/alone.log"
 PIDS=""
 grep -q "stopping with 10 observation(s) not published" "$D/alone.log" ||
     cl_fail "no shutdown line with the 10 observations not published"
@@ -208,7 +217,11 @@ replica_start() { # replica_start NAME
 	"$VIGILD" --config "$D/cluster.ini" --data "$D/d$1" --listen "ipc://$D/$1.ipc" \
 	    --admin "127.0.0.1:$ap" --rules "$D/probe.rules" --nats "$NATS" --replica "$1" \
 	    >>"$D/$1.log" 2>&1 &
-	[ "$1" = b ] && PID_b=$!
+	case $1 in
+	a) PID_a=$! ;;
+	b) PID_b=$! ;;
+	*) PID_c=$! ;;
+	esac
 	PIDS="$PIDS $!"
 	n=$(grep -c "vigild: ready" "$D/$1.log" || true)
 	i=0
@@ -287,4 +300,10 @@ until [ "$(metric b vigil_cluster_applied_total)" -eq \
 	i=$((i + 1)); [ "$i" -lt 1200 ] || cl_fail "restarted replica b did not catch up"; sleep 0.1
 done
 check_all "after replica b was killed and restarted"
+stop_checked "$PID_a" "$D/a.log"
+stop_checked "$PID_b" "$D/b.log"
+stop_checked "$PID_c" "$D/c.log"
+PIDS=""
+grep -q "not published" "$D/a.log" "$D/b.log" "$D/c.log" &&
+    cl_fail "a replica stopped with observations not published while NATS ran"
 echo "cluster: ok"
