@@ -92,30 +92,27 @@ EOF
 }
 
 echo "# bench/cluster: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); runs $RUNS x ${SECS}s"
+# one_nats LABEL CLUSTER [LOADGEN_ARGS]: a publishing vigild of a new
+# cluster, its CPU line and the receiver's propagation quantiles
+one_nats() {
+	recv_start "$2"
+	hist >"$TMP/h0"
+	RUNS=1 LOADGEN_ARGS="${3:-}" VIGILD_ARGS="--nats $NATS --replica pub --cluster $2" \
+	    "$SRC/bench/server/cpu.sh" "$BUILD" "$SECS" | grep -v '^#\|echo' |
+	    sed "s|^[^ ]*/vigild |$1 |"
+	sleep 1
+	hist >"$TMP/h1"
+	printf '%-22s propagation ' "$1"
+	quantiles "$TMP/h0" "$TMP/h1"
+	recv_stop "$2"
+}
 r=0
 while [ $r -lt "$RUNS" ]; do
 	r=$((r + 1))
-	VIGILD_ARGS="" "$SRC/bench/server/cpu.sh" "$BUILD" "$SECS" | grep -v '^#' |
+	RUNS=1 VIGILD_ARGS="" "$SRC/bench/server/cpu.sh" "$BUILD" "$SECS" | grep -v '^#' |
 	    sed 's|^[^ ]*/vigild |vigild-no-nats        |; s|^[^ ]*vigil-echo |echo |'
-	recv_start "full$r"
-	hist >"$TMP/h0"
-	VIGILD_ARGS="--nats $NATS --replica pub --cluster full$r" "$SRC/bench/server/cpu.sh" "$BUILD" "$SECS" |
-	    grep -v '^#\|echo' | sed 's|^[^ ]*/vigild |vigild-nats-publishing|'
-	sleep 1
-	hist >"$TMP/h1"
-	printf 'propagation at full load: '
-	quantiles "$TMP/h0" "$TMP/h1"
-	recv_stop "full$r"
+	one_nats vigild-nats-publishing "full$r"
+	RUNS=1 LOADGEN_ARGS="--rate $RATE" VIGILD_ARGS="" "$SRC/bench/server/cpu.sh" "$BUILD" "$SECS" |
+	    grep -v '^#\|echo' | sed "s|^[^ ]*/vigild |vigild-no-nats-$RATE/s |"
+	one_nats "vigild-nats-$RATE/s" "paced$r" "--rate $RATE"
 done
-LOADGEN_ARGS="--rate $RATE" VIGILD_ARGS="" "$SRC/bench/server/cpu.sh" "$BUILD" "$SECS" |
-    grep -v '^#\|echo' | sed "s|^[^ ]*/vigild |vigild-no-nats-$RATE/s |"
-recv_start paced
-hist >"$TMP/h0"
-LOADGEN_ARGS="--rate $RATE" VIGILD_ARGS="--nats $NATS --replica pub --cluster paced" \
-    "$SRC/bench/server/cpu.sh" "$BUILD" "$SECS" | grep -v '^#\|echo' |
-    sed "s|^[^ ]*/vigild |vigild-nats-$RATE/s |"
-sleep 1
-hist >"$TMP/h1"
-printf 'propagation at %s/s: ' "$RATE"
-quantiles "$TMP/h0" "$TMP/h1"
-recv_stop paced
