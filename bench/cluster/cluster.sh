@@ -15,7 +15,10 @@
 # Environment: RUNS (default 3), RATE (paced run, requests/s, default
 # 2000), CONC, TP, FSYNC as for bench/server/cpu.sh. One nats-server with
 # JetStream (a single node: the figure is vigild's, not NATS replication's)
-# and one receiving replica run for the whole bench.
+# runs for the whole bench; each NATS run has a receiving replica of its
+# own cluster (a new stream). Each round prints: echo, vigild without NATS,
+# vigild publishing + propagation, then the same two at RATE. CPU of
+# nats-server and of the receiver is in "other", not in "server".
 set -eu
 
 BUILD=$(cd "${1:?usage: cluster.sh BUILD_DIR [SECONDS]}" && pwd)
