@@ -15,7 +15,9 @@
 #   - a replica killed (kill -9) and restarted gets the others' part back by
 #     replaying the stream, its own from its archive;
 #   - with NATS unreachable from the start and a queue of 10, a replica
-#     scores, is ready and degraded, and counts what it dropped.
+#     scores, is ready and degraded, and counts what it dropped;
+#   - a message on the cluster's subjects that does not decode is skipped,
+#     counted and logged with its subject, sequence and offset.
 # Feature values are read through rules: one rule per value of each
 # feature up to 130 ("dev_dc_K when vel.device.distinct_cards_24h >= K"), so the
 # number of a feature's rules that fire is its value.
@@ -273,6 +275,26 @@ for r in a b c; do
 	p=$(metric "$r" vigil_cluster_published_total)
 	{ [ "$p" -gt 0 ] && [ "$p" -lt 40 ]; } || cl_fail "replica $r published $p of 40: the ring did not spread the cards"
 done
+
+# ---- a message that is not ours on the cluster's subjects: skipped, counted,
+# one line naming the subject, the sequence and the offset ----
+python3 - "$N1" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.recv(4096)  # INFO
+s.sendall(b'CONNECT {"verbose":false}\r\nPUB vigil.vt.obs.intruder 5\r\nhello\r\nPING\r\n')
+buf = b""
+while b"PONG" not in buf:
+    buf += s.recv(4096)
+EOF
+i=0
+until [ "$(metric a vigil_cluster_bad_messages_total)" = 1 ] &&
+    [ "$(metric b vigil_cluster_bad_messages_total)" = 1 ] &&
+    [ "$(metric c vigil_cluster_bad_messages_total)" = 1 ]; do
+	i=$((i + 1)); [ "$i" -lt 600 ] || cl_fail "the intruder's message was not counted as bad"; sleep 0.1
+done
+grep -q 'cluster: vigil.vt.obs.intruder sequence [0-9]*: offset 0: truncated header (magic "VOB1" and count); skipped' "$D/a.log" ||
+    cl_fail "no line naming the bad message: $(grep intruder "$D/a.log")"
 
 # ---- NATS down mid-traffic: scoring goes on, degraded, ready ----
 nats_stop
