@@ -10,7 +10,8 @@ libnng-dev libmbedtls-dev nng-utils openssl libprotobuf-c-dev protobuf-c-compile
 liblmdb-dev lmdb-utils libevent-dev libcmocka-dev libjansson-dev libinih-dev
 libxxhash-dev libzstd-dev uthash-dev libsystemd-dev systemd libxgboost-dev libssl-dev
 python3 python3-protobuf curl procps shellcheck pandoc
-libmbedtls-dev libjs-chart.js python3-selenium"
+libmbedtls-dev libjs-chart.js python3-selenium
+libnats-dev nats-server"
 
 missing=""
 for p in $PKGS; do

@@ -159,6 +159,7 @@ admin_health_json(srv_server *s)
 	char err[SRV_ERR_MAX], hash[SRV_RULES_ID_MAX], why[SRV_ERR_MAX + 640], merr[SRV_ERR_MAX];
 	store_db_health dh;
 	uint64_t mref;
+	bool cdeg = false;
 	json_t *o;
 
 	srv_health_fill(s, &h, err, sizeof err, hash, sizeof hash);
@@ -180,6 +181,21 @@ admin_health_json(srv_server *s)
 		 * unless [health] ready_when_degraded (docs/security.md,
 		 * "Readiness": card-routed fleets keep a replica's cards on it). */
 		mref = srv_model_refused(s, merr, sizeof merr);
+		/* Cross-card state without the other replicas' traffic: degraded,
+		 * still ready (each card is scored by its replica whatever NATS does). */
+		if (s->cluster != NULL) {
+			srv_cluster_stats cs;
+			char cwhy[512];
+
+			cdeg = srv_cluster_degraded(s->cluster, cwhy, sizeof cwhy);
+			srv_cluster_get_stats(s->cluster, &cs);
+			json_object_set_new(o, "cluster", json_pack("{s:s, s:s, s:b, s:b, s:s, s:I, "
+			    "s:I, s:I, s:I, s:I}", "name", s->cfg.cluster_name, "replica",
+			    s->cfg.cluster_replica, "connected", cs.connected, "degraded", cdeg,
+			    "reason", cwhy, "published", (json_int_t)cs.published,
+			    "applied", (json_int_t)cs.applied, "dropped", (json_int_t)cs.dropped,
+			    "queued", (json_int_t)cs.queued, "lag", (json_int_t)cs.lag));
+		}
 		json_object_set_new(o, "generation_verified", json_boolean(dh.generation_verified));
 		json_object_set_new(o, "generation_refused",
 		    json_integer((json_int_t)(dh.generation_refused ? dh.refused_generation : 0)));
@@ -189,7 +205,7 @@ admin_health_json(srv_server *s)
 		json_object_set_new(o, "model_refused", json_integer((json_int_t)mref));
 		json_object_set_new(o, "model_error", json_string(merr));
 		json_object_set_new(o, "degraded", json_boolean(dh.generation_refused || mref != 0 ||
-		    h.rules_last_error[0] != '\0'));
+		    h.rules_last_error[0] != '\0' || cdeg));
 		json_object_set_new(o, "ready_when_degraded",
 		    json_boolean(s->cfg.ready_when_degraded));
 		/* damage the start-up recovery skipped in the archive (it does

@@ -59,6 +59,10 @@ srv_config_defaults(srv_config *c)
 	c->compress = true;
 	c->rules_path[0] = '\0';
 	c->rules_watch = true;
+	snprintf(c->cluster_name, sizeof c->cluster_name, "vigil");
+	c->cluster_queue = 65536;
+	c->cluster_stream_replicas = 1;
+	c->cluster_retain_hours = 48; /* two of the longest entity window (24 h) */
 }
 
 void
@@ -70,6 +74,7 @@ srv_config_usage(FILE *out)
 	    "              [--max-future-skew MS] [--max-past-skew MS]\n"
 	    "              [--tls-cert FILE --tls-key FILE [--tls-ca FILE [--tls-crl FILE]]]\n"
 	    "              [--admin-token-file FILE] [--health-listen HOST:PORT] [--user USER]\n"
+	    "              [--nats URL[,URL...] --replica NAME [--cluster NAME]]\n"
 	    "              [--check-config [--quiet]] [--help] [--version]\n"
 	    "\n"
 	    "vigil's real-time card-fraud scoring service: answers vigil.v1.Request\n"
@@ -106,6 +111,10 @@ srv_config_usage(FILE *out)
 	    "                    ([health] listen)\n"
 	    "  --user USER       drop to this user (and its group) once the sockets are bound\n"
 	    "                    ([server] user)\n"
+	    "  --nats URLS       NATS server(s), nats://HOST:PORT, comma-separated or repeated:\n"
+	    "                    share cross-card state with the other replicas ([cluster] nats)\n"
+	    "  --replica NAME    this replica's name in the cluster ([cluster] replica)\n"
+	    "  --cluster NAME    the cluster's name, default vigil ([cluster] name)\n"
 	    "  --check-config    check the configuration and the rule file, then exit\n"
 	    "  -q, --quiet       with --check-config: print only problems, not the settings\n"
 	    "  -h, --help        show this help and exit\n"
@@ -362,6 +371,57 @@ cfg_admin(const char *value, char *dst, size_t cap, char *reason, size_t rlen)
 	return cfg_str(value, dst, cap, true, reason, rlen);
 }
 
+/* A cluster or replica name: a NATS subject token and part of a stream
+ * name, so letters, digits, '-' and '_' only. */
+static bool
+cfg_name(const char *value, char *dst, size_t cap, char *reason, size_t rlen)
+{
+	size_t n = strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+
+	if (value[n] != '\0') {
+		snprintf(reason, rlen, "\"%s\": byte %zu: only letters, digits, '-' and '_' (a NATS "
+		    "subject token)", value, n + 1);
+		return false;
+	}
+	return cfg_str(value, dst, cap, true, reason, rlen);
+}
+
+/* nats://HOST:PORT (or tls://), comma-separated, at most 16. */
+static bool
+cfg_nats_urls(const char *value, char *dst, size_t cap, char *reason, size_t rlen)
+{
+	const char *p = value;
+	uint32_t n = 0;
+
+	for (;;) {
+		size_t len = strcspn(p, ","), skip;
+		char one[SRV_URL_MAX], host[64];
+		uint16_t port;
+
+		if (len == 0 || len >= sizeof one) {
+			snprintf(reason, rlen, "URL %u: %s (nats://HOST:PORT, comma-separated)", n + 1,
+			    len == 0 ? "empty" : "too long");
+			return false;
+		}
+		memcpy(one, p, len);
+		one[len] = '\0';
+		skip = strncmp(one, "nats://", 7) == 0 ? 7 : strncmp(one, "tls://", 6) == 0 ? 6 : 0;
+		if (skip == 0 || srv_config_hostport(one + skip, host, sizeof host, &port) !=
+		    VIGIL_OK) {
+			snprintf(reason, rlen, "\"%.120s\" is not nats://HOST:PORT or tls://HOST:PORT", one);
+			return false;
+		}
+		if (++n > 16) {
+			snprintf(reason, rlen, "more than 16 URLs");
+			return false;
+		}
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	return cfg_str(value, dst, cap, true, reason, rlen);
+}
+
 /* Applies one key; false with reason if the value is bad or the key unknown. */
 static bool
 cfg_apply(srv_config *c, const char *section, const char *key, const char *value,
@@ -442,12 +502,24 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_uint(value, 1, 86400, &c->tls_check_interval_s, reason, rlen);
 	if (IS("health", "ready_when_degraded"))
 		return cfg_bool(value, &c->ready_when_degraded, reason, rlen);
+	if (IS("cluster", "nats"))
+		return cfg_nats_urls(value, c->cluster_nats, sizeof c->cluster_nats, reason, rlen);
+	if (IS("cluster", "name"))
+		return cfg_name(value, c->cluster_name, sizeof c->cluster_name, reason, rlen);
+	if (IS("cluster", "replica"))
+		return cfg_name(value, c->cluster_replica, sizeof c->cluster_replica, reason, rlen);
+	if (IS("cluster", "queue"))
+		return cfg_uint(value, 1, 16u << 20, &c->cluster_queue, reason, rlen);
+	if (IS("cluster", "stream_replicas"))
+		return cfg_uint(value, 1, 5, &c->cluster_stream_replicas, reason, rlen);
+	if (IS("cluster", "retain_hours"))
+		return cfg_uint(value, 25, 24 * 365, &c->cluster_retain_hours, reason, rlen);
 #undef IS
 	if (strcmp(section, "server") != 0 && strcmp(section, "store") != 0 &&
 	    strcmp(section, "rules") != 0 && strcmp(section, "tls") != 0 &&
-	    strcmp(section, "health") != 0)
+	    strcmp(section, "health") != 0 && strcmp(section, "cluster") != 0)
 		snprintf(reason, rlen, "unknown section [%s] (expected server, store, rules, tls, "
-		    "health)", section);
+		    "health, cluster)", section);
 	else
 		snprintf(reason, rlen, "unknown key in [%s]", section);
 	return false;
@@ -604,7 +676,8 @@ enum {
 	OPT_CONFIG = 'c', OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_ADMIN = 'a',
 	OPT_RULES = 'r', OPT_FSYNC = 'f', OPT_WORKERS = 'w', OPT_HELP = 'h',
 	OPT_VERSION = 'V', OPT_CHECK = 256, OPT_SKEW, OPT_PAST_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
-	OPT_TLS_CA, OPT_TLS_CRL, OPT_TOKEN_FILE, OPT_USER, OPT_HEALTH_LISTEN, OPT_QUIET = 'q',
+	OPT_TLS_CA, OPT_TLS_CRL, OPT_TOKEN_FILE, OPT_USER, OPT_HEALTH_LISTEN, OPT_NATS, OPT_REPLICA,
+	OPT_CLUSTER, OPT_QUIET = 'q',
 };
 
 /* An error in or about the config file: file set (line when known). */
@@ -660,6 +733,9 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		{ "admin-token-file", required_argument, NULL, OPT_TOKEN_FILE },
 		{ "user",         required_argument, NULL, OPT_USER },
 		{ "health-listen", required_argument, NULL, OPT_HEALTH_LISTEN },
+		{ "nats",         required_argument, NULL, OPT_NATS },
+		{ "replica",      required_argument, NULL, OPT_REPLICA },
+		{ "cluster",      required_argument, NULL, OPT_CLUSTER },
 		{ "check-config", no_argument,       NULL, OPT_CHECK },
 		{ "quiet",        no_argument,       NULL, OPT_QUIET },
 		{ "help",         no_argument,       NULL, OPT_HELP },
@@ -670,6 +746,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 	 * wherever they appear on the line. */
 	struct { const char *section, *key, *value, *flag; } flags[64];
 	char listen_join[SRV_MAX_LISTEN * SRV_URL_MAX] = "";
+	char nats_join[SRV_PATH_MAX] = "";
 	const char *config_path = NULL;
 	srv_action action = SRV_RUN;
 	uint32_t nflags = 0, nlisten = 0;
@@ -723,6 +800,18 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_USER:     section = "server"; key = "user"; flag = "--user"; break;
 		case OPT_HEALTH_LISTEN: section = "health"; key = "listen";
 			flag = "--health-listen"; break;
+		case OPT_NATS:
+			/* repeated: joined, then applied as one list */
+			if (strlen(nats_join) + strlen(optarg) + 2 > sizeof nats_join) {
+				vigil_errinfo_set(reterr, "--nats", "--nats: URL list too long");
+				return VIGIL_EINVAL;
+			}
+			if (nats_join[0] != '\0')
+				strcat(nats_join, ",");
+			strcat(nats_join, optarg);
+			continue;
+		case OPT_REPLICA:  section = "cluster"; key = "replica"; flag = "--replica"; break;
+		case OPT_CLUSTER:  section = "cluster"; key = "name"; flag = "--cluster"; break;
 		case '?':
 		default:
 			if (optopt != 0 && optopt < 256)
@@ -802,6 +891,21 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 	}
 	if (nlisten > 0 && !cfg_listen_list(&c, listen_join, reason, sizeof reason)) {
 		vigil_errinfo_set(reterr, "--listen", "--listen: %s", reason);
+		return VIGIL_EINVAL;
+	}
+	if (nats_join[0] != '\0' && !cfg_nats_urls(nats_join, c.cluster_nats,
+	    sizeof c.cluster_nats, reason, sizeof reason)) {
+		vigil_errinfo_set(reterr, "--nats", "--nats: %s", reason);
+		return VIGIL_EINVAL;
+	}
+	if (c.cluster_nats[0] != '\0' && c.cluster_replica[0] == '\0') {
+		vigil_errinfo_set(reterr, "cluster.replica", "[cluster] nats is set but not this "
+		    "replica's name: set [cluster] replica or --replica");
+		return VIGIL_EINVAL;
+	}
+	if (c.cluster_nats[0] == '\0' && c.cluster_replica[0] != '\0') {
+		vigil_errinfo_set(reterr, "cluster.nats", "[cluster] replica is set but no NATS "
+		    "server: set [cluster] nats or --nats");
 		return VIGIL_EINVAL;
 	}
 	if (c.rules_path[0] == '\0') {

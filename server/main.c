@@ -612,6 +612,12 @@ main_config_print(const srv_config *c)
 	printf("  ready_when_degraded %s\n", c->ready_when_degraded ? "true (a refused "
 	    "generation or model keeps /readyz 200)" : "false (a refused generation or model "
 	    "makes /readyz 503)");
+	if (c->cluster_nats[0] != '\0')
+		printf("  cluster             %s, replica %s, nats %s, queue %u, stream replicas %u, "
+		    "retain %u h\n", c->cluster_name, c->cluster_replica, c->cluster_nats,
+		    c->cluster_queue, c->cluster_stream_replicas, c->cluster_retain_hours);
+	else
+		printf("  cluster             (off: a single replica)\n");
 	fflush(stdout);
 }
 
@@ -827,6 +833,14 @@ main(int argc, char **argv)
 		goto out;
 	if (!main_maint_start(&g_maint, s))
 		goto out;
+	/* After the archive replay: other replicas' observations are applied
+	 * on top of the local live state (docs/operations.md, "Running a
+	 * cluster"). An unreachable NATS is no error here: degraded. */
+	if (s->cfg.cluster_nats[0] != '\0' &&
+	    srv_cluster_start(s, &s->cluster, errbuf, sizeof errbuf) != VIGIL_OK) {
+		srv_log("%s", errbuf);
+		goto out;
+	}
 	atomic_store(&s->ready, true);
 	snprintf(errbuf, sizeof errbuf, "READY=1\nSTATUS=serving, feature generation %llu",
 	    (unsigned long long)store_db_generation(s->db));
@@ -897,6 +911,9 @@ out:
 	srv_notify("STOPPING=1\nSTATUS=stopping: draining in-flight requests");
 	clean = srv_rep_stop(rep, s->cfg.request_timeout_ms + 1000);
 	srv_admin_stop(admin);
+	/* nothing scores or reads it any more: publish what is queued, stop applying */
+	srv_cluster_stop(s->cluster);
+	s->cluster = NULL;
 	main_maint_stop(&g_maint);
 	/* the rule set holds a generation reference: released before the db */
 	srv_ruleset_release(s->rs);

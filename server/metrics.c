@@ -63,6 +63,69 @@ metrics_head(struct evbuffer *out, const char *name, const char *type, const cha
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* [cluster]: cross-card observations between replicas (cluster.c). */
+static void
+metrics_cluster(srv_server *s, struct evbuffer *out)
+{
+	srv_cluster_stats cs;
+	char why[512];
+	uint64_t cum = 0;
+	bool deg = srv_cluster_degraded(s->cluster, why, sizeof why);
+
+	srv_cluster_get_stats(s->cluster, &cs);
+	metrics_head(out, "vigil_cluster_connected", "gauge", "1 while NATS is connected");
+	evbuffer_add_printf(out, "vigil_cluster_connected %d\n", cs.connected ? 1 : 0);
+	metrics_head(out, "vigil_cluster_degraded", "gauge", "1 while cross-card features lack "
+	    "other replicas' traffic: NATS unreachable, publishing failing, observations dropped "
+	    "in the last 24 h, or catching up (/healthz says why)");
+	evbuffer_add_printf(out, "vigil_cluster_degraded %d\n", deg ? 1 : 0);
+	metrics_head(out, "vigil_cluster_published_total", "counter",
+	    "observations of this replica's transactions stored by JetStream");
+	evbuffer_add_printf(out, "vigil_cluster_published_total %llu\n",
+	    (unsigned long long)cs.published);
+	metrics_head(out, "vigil_cluster_applied_total", "counter",
+	    "observations of other replicas' transactions applied to the entity state");
+	evbuffer_add_printf(out, "vigil_cluster_applied_total %llu\n",
+	    (unsigned long long)cs.applied);
+	metrics_head(out, "vigil_cluster_dropped_total", "counter",
+	    "observations not published: the queue was full");
+	evbuffer_add_printf(out, "vigil_cluster_dropped_total %llu\n",
+	    (unsigned long long)cs.dropped);
+	metrics_head(out, "vigil_cluster_publish_failures_total", "counter",
+	    "publish attempts that failed (the batch is retried)");
+	evbuffer_add_printf(out, "vigil_cluster_publish_failures_total %llu\n",
+	    (unsigned long long)cs.publish_failures);
+	metrics_head(out, "vigil_cluster_bad_messages_total", "counter",
+	    "messages on the cluster's subjects that did not decode (skipped)");
+	evbuffer_add_printf(out, "vigil_cluster_bad_messages_total %llu\n",
+	    (unsigned long long)cs.bad_messages);
+	metrics_head(out, "vigil_cluster_queue_depth", "gauge", "observations waiting to be "
+	    "published");
+	evbuffer_add_printf(out, "vigil_cluster_queue_depth %llu\n",
+	    (unsigned long long)cs.queued);
+	metrics_head(out, "vigil_cluster_lag_messages", "gauge", "messages of the stream not yet "
+	    "delivered to this replica, as of the last one delivered");
+	evbuffer_add_printf(out, "vigil_cluster_lag_messages %llu\n", (unsigned long long)cs.lag);
+	metrics_head(out, "vigil_cluster_last_sequence", "gauge", "stream sequence of the last "
+	    "message handled");
+	evbuffer_add_printf(out, "vigil_cluster_last_sequence %llu\n",
+	    (unsigned long long)cs.last_seq);
+	metrics_head(out, "vigil_cluster_propagation_seconds", "histogram", "from the commit on "
+	    "another replica to the observation applied here (two machines' wall clocks)");
+	for (uint32_t i = 0; i <= SRV_CLUSTER_DELAY_BUCKETS; i++) {
+		cum += cs.delay_bucket[i];
+		if (i < SRV_CLUSTER_DELAY_BUCKETS)
+			evbuffer_add_printf(out, "vigil_cluster_propagation_seconds_bucket{le=\"%g\"} "
+			    "%llu\n", srv_cluster_delay_le[i], (unsigned long long)cum);
+		else
+			evbuffer_add_printf(out, "vigil_cluster_propagation_seconds_bucket{le=\"+Inf\"} "
+			    "%llu\n", (unsigned long long)cum);
+	}
+	evbuffer_add_printf(out, "vigil_cluster_propagation_seconds_sum %.6f\n", cs.delay_sum_s);
+	evbuffer_add_printf(out, "vigil_cluster_propagation_seconds_count %llu\n",
+	    (unsigned long long)cs.delay_count);
+}
+
 void
 srv_metrics_render(srv_server *s, struct evbuffer *out)
 {
@@ -373,5 +436,7 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 			evbuffer_add_printf(out, "vigil_tls_expiry_seconds{file=\"%s\"} %lld\n",
 			    srv_tls_item_name((srv_tls_item)i), (long long)left);
 	}
+	if (s->cluster != NULL)
+		metrics_cluster(s, out);
 	srv_ruleset_release(rs);
 }

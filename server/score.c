@@ -335,6 +335,9 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		return;
 	}
 	score_count_hits(rs, ao.res);
+	/* applied here: the other replicas' entity features count it too */
+	if (s->cluster != NULL && !ao.late)
+		srv_cluster_publish(s->cluster, txn);
 	if ((unsigned)out->decision < 4)
 		atomic_fetch_add_explicit(&s->metrics.decisions[out->decision], 1,
 		    memory_order_relaxed);

@@ -69,6 +69,13 @@ typedef struct srv_config {
 	char        rules_path[SRV_PATH_MAX];
 	bool        rules_watch;
 	bool        ready_when_degraded; /* [health]: refused generation/model keeps /readyz 200 */
+	/* [cluster] (docs/vigild.md): off while nats is "" */
+	char        cluster_nats[SRV_PATH_MAX]; /* comma-separated nats:// URLs */
+	char        cluster_name[32];           /* subject vigil.<name>.obs.<replica> */
+	char        cluster_replica[32];
+	uint32_t    cluster_queue;              /* observations waiting to be published */
+	uint32_t    cluster_stream_replicas;    /* JetStream replicas of the stream */
+	uint32_t    cluster_retain_hours;       /* the stream's MaxAge */
 	bool        quiet;           /* --quiet: --check-config prints only problems */
 } srv_config;
 
@@ -214,6 +221,7 @@ typedef struct srv_server {
 	/* the loaded TLS material's expiry (tls_expiry.c): Unix ms, 0 = none */
 	_Atomic int64_t  tls_end_ms[3];   /* by srv_tls_item */
 	uint8_t          tls_state[3];    /* main thread: last state logged */
+	struct srv_cluster *cluster;   /* NULL without [cluster]; set once before ready */
 
 	/* the admin bearer token (admin.c): loaded at start, again on SIGHUP */
 	pthread_mutex_t  token_lock;
@@ -384,6 +392,51 @@ void      srv_admin_stop(srv_admin *a); /* NULL is a no-op */
  * says why. Never logs.
  */
 vigil_err srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen);
+
+/* ============================ cluster.c ============================ */
+
+/*
+ * Cross-card state between replicas through NATS JetStream (docs/operations.md,
+ * "Running a cluster"). srv_cluster_start connects in the background (an
+ * unreachable NATS is not an error: the replica scores with its own view and
+ * says it is degraded) and starts the publisher thread. srv_cluster_publish
+ * is called by a scoring thread after a commit that applied txn: it only
+ * queues (a bounded queue; full: the observation is dropped and counted).
+ * Received observations of other replicas go to store_db_observe, each
+ * JetStream message once.
+ */
+typedef struct srv_cluster srv_cluster;
+
+#define SRV_CLUSTER_DELAY_BUCKETS 17
+
+typedef struct srv_cluster_stats {
+	uint64_t published;       /* observations acknowledged by JetStream */
+	uint64_t applied;         /* observations of other replicas applied */
+	uint64_t dropped;         /* not published: the queue was full */
+	uint64_t publish_failures; /* publish attempts that failed (retried) */
+	uint64_t bad_messages;    /* messages that did not decode (skipped, logged) */
+	uint64_t queued;          /* waiting to be published */
+	uint64_t lag;             /* messages of the stream not yet delivered here */
+	uint64_t last_seq;        /* last stream sequence handled */
+	bool     connected;
+	uint64_t delay_bucket[SRV_CLUSTER_DELAY_BUCKETS + 1]; /* last: +Inf */
+	double   delay_sum_s;
+	uint64_t delay_count;
+} srv_cluster_stats;
+
+/* The histogram's upper bounds, seconds. */
+extern const double srv_cluster_delay_le[SRV_CLUSTER_DELAY_BUCKETS];
+
+vigil_err srv_cluster_start(srv_server *s, srv_cluster **ret_c, char *errbuf, size_t errlen);
+/* Publishes what is queued (up to 2 s), then disconnects. NULL: no-op. */
+void      srv_cluster_stop(srv_cluster *c);
+void      srv_cluster_publish(srv_cluster *c, const vigil_txn *txn);
+void      srv_cluster_get_stats(srv_cluster *c, srv_cluster_stats *ret_stats);
+/* Whether the cross-card features lack other replicas' traffic now: NATS
+ * unreachable, publishing failing, observations dropped in the last 24
+ * hours (the longest entity window), or the start-up replay not at the end
+ * of the stream yet. why: one line. */
+bool      srv_cluster_degraded(srv_cluster *c, char *why, size_t len);
 
 /* ============================ main.c ============================ */
 

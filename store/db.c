@@ -1269,6 +1269,37 @@ store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m)
 	return VIGIL_OK;
 }
 
+uint64_t
+store_card_hash(const char *card_id)
+{
+	return XXH3_64bits(card_id, strnlen(card_id, VIGIL_ID_MAX + 1));
+}
+
+void
+store_observation_from_txn(const vigil_txn *txn, store_observation *o)
+{
+	memset(o, 0, sizeof *o);
+	o->event_time_ms = txn->event_time_ms;
+	o->card_hash = store_card_hash(txn->card_id);
+	memcpy(o->merchant_id, txn->merchant_id, strnlen(txn->merchant_id, VIGIL_ID_MAX));
+	memcpy(o->terminal_id, txn->terminal_id, strnlen(txn->terminal_id, VIGIL_ID_MAX));
+	memcpy(o->device_id, txn->device_id, strnlen(txn->device_id, VIGIL_ID_MAX));
+	memcpy(o->ip, txn->ip, strnlen(txn->ip, VIGIL_IP_MAX));
+}
+
+vigil_err
+store_db_observe(store_db *db, const store_observation *obs)
+{
+	if (db->lv == NULL || obs->merchant_id[0] == '\0' ||
+	    memchr(obs->merchant_id, '\0', sizeof obs->merchant_id) == NULL ||
+	    memchr(obs->terminal_id, '\0', sizeof obs->terminal_id) == NULL ||
+	    memchr(obs->device_id, '\0', sizeof obs->device_id) == NULL ||
+	    memchr(obs->ip, '\0', sizeof obs->ip) == NULL)
+		return VIGIL_EINVAL;
+	live_observe(db->lv, obs);
+	return VIGIL_OK;
+}
+
 vigil_err
 store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
     vigil_value *features, uint32_t nfeatures)

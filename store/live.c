@@ -2274,6 +2274,35 @@ live_apply(live *lv, const vigil_txn *txn, const live_keys *k)
 		ent_apply(lv, ENT_IP, txn->ip, k->lip, k->ip, t, ch);
 }
 
+/* Another replica's transaction: its entity events only (store_db_observe). */
+void
+live_observe(live *lv, const store_observation *o)
+{
+	int64_t  t = o->event_time_ms;
+	uint32_t skip = lv->opts.skip_kinds;
+	size_t   l;
+
+	if ((skip & LIVE_KIND_MERCHANT) == 0) {
+		l = strnlen(o->merchant_id, sizeof o->merchant_id);
+		ent_apply(lv, ENT_MERCHANT, o->merchant_id, l, id_hash(o->merchant_id, l), t,
+		    o->card_hash);
+	}
+	if ((skip & LIVE_KIND_TERMINAL) == 0 && o->terminal_id[0] != '\0') {
+		l = strnlen(o->terminal_id, sizeof o->terminal_id);
+		ent_apply(lv, ENT_TERMINAL, o->terminal_id, l, id_hash(o->terminal_id, l), t,
+		    o->card_hash);
+	}
+	if ((skip & LIVE_KIND_DEVICE) == 0 && o->device_id[0] != '\0') {
+		l = strnlen(o->device_id, sizeof o->device_id);
+		ent_apply(lv, ENT_DEVICE, o->device_id, l, id_hash(o->device_id, l), t,
+		    o->card_hash);
+	}
+	if ((skip & LIVE_KIND_IP) == 0 && o->ip[0] != '\0') {
+		l = strnlen(o->ip, sizeof o->ip);
+		ent_apply(lv, ENT_IP, o->ip, l, id_hash(o->ip, l), t, o->card_hash);
+	}
+}
+
 /* ---------------------------------------------------------------------- */
 /* Undo (a commit whose durability wait failed). */
 

@@ -262,6 +262,11 @@ void live_apply(live *lv, const vigil_txn *txn, const live_keys *k);
  * limitations". */
 void live_unapply(live *lv, const vigil_txn *txn, const live_keys *k);
 
+/* Applies another replica's observation (store_db_observe): its merchant/
+ * terminal/device/IP events (their own locks, one at a time), not the
+ * card's; the watermark does not move. Never fails, as live_apply. */
+void live_observe(live *lv, const store_observation *o);
+
 /* Counts a commit; every LIVE_SWEEP_EVERY-th runs one incremental step of
  * expiry, plus (from LIVE_DD_SWEEP_FROM records on) as many idempotency
  * stripes as make about LIVE_DD_SWEEP_VISITS map slots per commit (no

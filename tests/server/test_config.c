@@ -620,6 +620,80 @@ test_listen_urls(void **state)
 	}
 }
 
+/* [cluster] and its flags: off by default; nats needs a replica name and
+ * the other way round; names are NATS subject tokens; errors name the key
+ * and line, or the flag. */
+static void
+test_cluster(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[512];
+
+	(void)state;
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", NULL), VIGIL_OK);
+	assert_string_equal(c.cluster_nats, "");
+	assert_string_equal(c.cluster_name, "vigil");
+	assert_int_equal(c.cluster_queue, 65536);
+	assert_int_equal(c.cluster_stream_replicas, 1);
+	assert_int_equal(c.cluster_retain_hours, 48);
+
+	write_ini("[rules]\npath = r.rules\n[cluster]\nnats = nats://127.0.0.1:4222,nats://10.0.0.2:4222\n"
+	    "replica = r-1\nname = prod_eu\nqueue = 1000\nstream_replicas = 3\nretain_hours = 30\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_string_equal(c.cluster_nats, "nats://127.0.0.1:4222,nats://10.0.0.2:4222");
+	assert_string_equal(c.cluster_replica, "r-1");
+	assert_string_equal(c.cluster_name, "prod_eu");
+	assert_int_equal(c.cluster_queue, 1000);
+	assert_int_equal(c.cluster_stream_replicas, 3);
+	assert_int_equal(c.cluster_retain_hours, 30);
+	/* flags win; --nats repeated joins */
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, "--replica", "r-2",
+	    "--nats", "nats://h1:1", "--nats", "tls://h2:2", "--cluster", "c2", NULL), VIGIL_OK);
+	assert_string_equal(c.cluster_nats, "nats://h1:1,tls://h2:2");
+	assert_string_equal(c.cluster_replica, "r-2");
+	assert_string_equal(c.cluster_name, "c2");
+
+	write_ini("[rules]\npath = r.rules\n[cluster]\nnats = http://127.0.0.1:4222\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:4: nats: \"http://127.0.0.1:4222\" is not "
+	    "nats://HOST:PORT or tls://HOST:PORT", ini_path);
+	assert_string_equal(err, want);
+	write_ini("[rules]\npath = r.rules\n[cluster]\nnats = nats://a:1,,nats://b:2\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_non_null(strstr(err, ":4: nats: URL 2: empty"));
+	write_ini("[rules]\npath = r.rules\n[cluster]\nnats = nats://a:1\nreplica = r.1\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:5: replica: \"r.1\": byte 2: only letters, digits, "
+	    "'-' and '_' (a NATS subject token)", ini_path);
+	assert_string_equal(err, want);
+	write_ini("[rules]\npath = r.rules\n[cluster]\nstream_replicas = 7\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_non_null(strstr(err, ":4: stream_replicas: 7 is outside [1, 5]"));
+	write_ini("[rules]\npath = r.rules\n[clusters]\nnats = nats://a:1\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_non_null(strstr(err, "unknown section [clusters] (expected server, store, rules, tls, "
+	    "health, cluster)"));
+
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", "--nats",
+	    "nats://127.0.0.1:4222", NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "[cluster] nats is set but not this replica's name: set "
+	    "[cluster] replica or --replica");
+	assert_string_equal(last_err.field, "cluster.replica");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", "--replica", "a",
+	    NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "[cluster] replica is set but no NATS server: set [cluster] nats "
+	    "or --nats");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", "--nats", "h:1",
+	    "--replica", "a", NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "--nats: \"h:1\" is not nats://HOST:PORT or tls://HOST:PORT");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", "--cluster", "a b",
+	    NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "--cluster: \"a b\": byte 2: only letters, digits, '-' and '_' "
+	    "(a NATS subject token)");
+	unlink(ini_path);
+}
+
 static void
 test_hostport(void **state)
 {
@@ -651,6 +725,7 @@ main(void)
 		cmocka_unit_test(test_max_future_skew),
 		cmocka_unit_test(test_flag_errors),
 		cmocka_unit_test(test_hostport),
+		cmocka_unit_test(test_cluster),
 		cmocka_unit_test(test_listen_urls),
 		cmocka_unit_test(test_tls_settings),
 		cmocka_unit_test(test_exposure_keys),

@@ -573,6 +573,74 @@ test_other_entities(void **state)
 	assert_true(num_of(fx->f, "vel.ip.count_1h") == 0);
 }
 
+/* Another replica's transactions as observations (store_db_observe): the
+ * entity features equal those of a db that scored them itself, applied in
+ * any order; the card's own state and the watermark are untouched. */
+static void
+test_observations(void **state)
+{
+	fixture          *fx = *state;
+	store_db         *other;
+	store_ctx        *octx;
+	store_observation obs[6];
+	vigil_value       f2[256];
+	vigil_txn         x;
+	store_outcome     prior;
+	static const char *const ent[] = { "vel.merchant.count_1m", "vel.merchant.count_1h",
+		"vel.terminal.count_10m", "vel.terminal.distinct_cards_1h", "vel.device.count_1h",
+		"vel.device.distinct_cards_24h", "vel.ip.count_1h", "vel.ip.distinct_cards_24h" };
+
+	assert_int_equal(store_db_new_memory(NULL, &other), VIGIL_OK);
+	octx = store_ctx_new(other);
+	assert_non_null(octx);
+	for (int i = 0; i < 6; i++) {
+		char id[8], card[8];
+
+		snprintf(id, sizeof id, "e%d", i);
+		snprintf(card, sizeof card, "k%d", i % 3);
+		x = txn_make(id, card, "shop", T0 + i * 20 * MIN_MS, 100);
+		snprintf(x.terminal_id, sizeof x.terminal_id, "term");
+		snprintf(x.device_id, sizeof x.device_id, "dev");
+		snprintf(x.ip, sizeof x.ip, "192.0.2.7");
+		assert_int_equal(score_one(fx->db, fx->ctx, &x, 0, fx->f, &prior), VIGIL_OK);
+		store_observation_from_txn(&x, &obs[i]);
+		assert_true(obs[i].card_hash == store_card_hash(card));
+	}
+	for (int i = 5; i >= 0; i--) /* newest first: placed by event time */
+		assert_int_equal(store_db_observe(other, &obs[i]), VIGIL_OK);
+
+	x = txn_make("q", "k0", "shop", T0 + 100 * MIN_MS + 30000, 100);
+	snprintf(x.terminal_id, sizeof x.terminal_id, "term");
+	snprintf(x.device_id, sizeof x.device_id, "dev");
+	snprintf(x.ip, sizeof x.ip, "192.0.2.7");
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_int_equal(store_features_lookup(other, octx, &x, f2, store_schema_nfields()),
+	    VIGIL_OK);
+	for (size_t i = 0; i < sizeof ent / sizeof ent[0]; i++) {
+		print_message("%s: scored %g, observed %g\n", ent[i], num_of(fx->f, ent[i]),
+		    num_of(f2, ent[i]));
+		assert_true(num_of(fx->f, ent[i]) == num_of(f2, ent[i]));
+	}
+	assert_true(num_of(f2, "vel.device.distinct_cards_24h") == 3);
+	/* the card's state is its own replica's: nothing observed */
+	assert_true(num_of(fx->f, "vel.card.count_24h") == 2);
+	assert_true(num_of(f2, "vel.card.count_24h") == 0);
+
+	/* bad observations are refused, nothing applied */
+	obs[0].merchant_id[0] = '\0';
+	assert_int_equal(store_db_observe(other, &obs[0]), VIGIL_EINVAL);
+	store_observation_from_txn(&x, &obs[0]);
+	memset(obs[0].device_id, 'd', sizeof obs[0].device_id); /* unterminated */
+	assert_int_equal(store_db_observe(other, &obs[0]), VIGIL_EINVAL);
+	assert_int_equal(store_features_lookup(other, octx, &x, f2, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_true(num_of(f2, "vel.merchant.count_1h") == 3);
+
+	store_ctx_free(octx);
+	store_db_close(other);
+}
+
 /* A card over the per-card cap keeps exact short windows and exact 7-day
  * counts and sums (folded minutes), within the documented approximation. */
 static void
@@ -931,6 +999,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_small_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_distance_and_speed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_entities, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_observations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_card_cap_folding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_exactness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_features, setup, teardown),

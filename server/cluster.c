@@ -1,0 +1,611 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/cluster.c - cross-card state shared between vigild replicas through
+ * NATS JetStream (docs/operations.md, "Running a cluster").
+ *
+ * Publishing: a scoring thread queues the observation of each committed,
+ * applied transaction (srv_cluster_publish: a copy into a bounded ring under
+ * a mutex; full = dropped and counted, scoring never waits on NATS). The
+ * publisher thread takes up to SRV_OBS_BATCH_MAX of them, encodes one
+ * message (obs.h) and publishes it on vigil.<cluster>.obs.<replica> with
+ * js_Publish, waiting for JetStream's acknowledgement; on failure it keeps
+ * the batch and retries it with the same Nats-Msg-Id, so a batch stored
+ * before its acknowledgement was lost is not stored twice.
+ *
+ * Applying: an ordered push consumer of the whole stream, from its first
+ * message (the stream keeps retain_hours, at least the entity windows):
+ * after a restart the local archive rebuilt the local part of the live
+ * state, and the replay of the stream brings the others' part back. Each
+ * message is handled once, by stream sequence (the ordered consumer
+ * resumes after the last delivered one when NATS comes back; a sequence
+ * at or below the last handled is skipped); this replica's own messages
+ * are skipped (its archive has them). Observations go to store_db_observe.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "obs.h"
+#include "srv.h"
+
+#define CLUSTER_MAX_URLS      16
+#define CLUSTER_RETRY_MS      250
+#define CLUSTER_PUB_WAIT_MS   2000
+#define CLUSTER_STOP_FLUSH_MS 2000
+#define CLUSTER_LINGER_US     2000 /* the oldest of a short batch waits this long */
+#define CLUSTER_DROP_WINDOW_MS (24 * 3600 * 1000LL) /* the longest entity window */
+
+const double srv_cluster_delay_le[SRV_CLUSTER_DELAY_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+	2.5, 10, 60, 600,
+};
+
+struct srv_cluster {
+	srv_server      *s;
+	char             subject[96];  /* ours: vigil.<cluster>.obs.<replica> */
+	char             filter[96];   /* every replica's: vigil.<cluster>.obs.> */
+	char             stream[64];   /* VIGIL_<cluster> */
+	char             nonce[24];    /* this process's, in message ids */
+	char            *urlbuf;
+	const char      *urls[CLUSTER_MAX_URLS];
+	int              nurls;
+
+	natsConnection  *nc;
+	jsCtx           *js;
+	natsSubscription *sub;
+
+	/* the queue: ring of cap observations, head = oldest */
+	pthread_mutex_t  mu;
+	pthread_cond_t   cv;
+	srv_obs         *ring;
+	uint32_t         cap, head, n;
+	bool             stop;
+	pthread_t        thread;
+	bool             thread_started;
+
+	/* what the subscription callback touches, under apply_mu */
+	pthread_mutex_t  apply_mu;
+	bool             closing;
+	srv_obs         *rx;           /* decode scratch, SRV_OBS_BATCH_MAX */
+	uint64_t         last_seq;
+
+	_Atomic uint64_t published, applied, dropped, pub_failures, bad_messages;
+	_Atomic uint64_t lag, last_seq_pub;
+	_Atomic uint32_t inflight;      /* the publisher's batch, out of the queue */
+	atomic_bool      closing_conn;  /* srv_cluster_stop: a disconnection is ours */
+	_Atomic int64_t  last_drop_ms;  /* 0: never */
+	atomic_bool      connected, pub_failing, ready_js;
+	atomic_bool      caught_up;     /* the start-up replay reached the end once */
+	_Atomic int64_t  down_since_ms; /* when NATS became unreachable; 0: connected */
+	_Atomic uint64_t delay_bucket[SRV_CLUSTER_DELAY_BUCKETS + 1];
+	_Atomic uint64_t delay_sum_us, delay_count;
+	char             pub_error[160]; /* under mu */
+};
+
+static int64_t
+cluster_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ------------------------------------------------------------------ */
+/* Connection state (nats.c's callbacks, on its threads). */
+
+static void
+cluster_on_disconnected(natsConnection *nc, void *arg)
+{
+	srv_cluster *c = arg;
+
+	(void)nc;
+	if (atomic_exchange(&c->connected, false) && !atomic_load(&c->closing_conn))
+		srv_log("cluster: NATS disconnected; scoring goes on with this replica's own "
+		    "view of cross-card features (degraded), observations queue up to %u",
+		    c->s->cfg.cluster_queue);
+	atomic_store(&c->down_since_ms, vigil_now_ms());
+}
+
+static void
+cluster_on_connected(natsConnection *nc, void *arg)
+{
+	srv_cluster *c = arg;
+	char url[256] = "";
+
+	natsConnection_GetConnectedUrl(nc, url, sizeof url);
+	atomic_store(&c->connected, true);
+	atomic_store(&c->down_since_ms, 0);
+	srv_log("cluster: connected to NATS %s", url);
+}
+
+/* ------------------------------------------------------------------ */
+/* Applying the others' observations. */
+
+static void
+cluster_delay_observe(srv_cluster *c, int64_t delay_us)
+{
+	double   d;
+	uint32_t i;
+
+	if (delay_us < 0)
+		delay_us = 0; /* clocks of two machines: a negative delay is skew */
+	d = (double)delay_us / 1e6;
+	for (i = 0; i < SRV_CLUSTER_DELAY_BUCKETS && d > srv_cluster_delay_le[i]; i++)
+		;
+	atomic_fetch_add_explicit(&c->delay_bucket[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->delay_sum_us, (uint64_t)delay_us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->delay_count, 1, memory_order_relaxed);
+}
+
+static void
+cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+	srv_cluster   *c = arg;
+	jsMsgMetaData *meta = NULL;
+	const char    *subj = natsMsg_GetSubject(msg);
+	size_t         sl = strlen(subj), ol = strlen(c->subject);
+	uint32_t       n = 0;
+	char           err[192];
+
+	(void)nc;
+	(void)sub;
+	if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+		natsMsg_Destroy(msg);
+		return; /* not a JetStream message (a flow control reply is handled by nats.c) */
+	}
+	pthread_mutex_lock(&c->apply_mu);
+	if (c->closing || meta->Sequence.Stream <= c->last_seq)
+		goto out; /* redelivered after a consumer reset: handled already */
+	c->last_seq = meta->Sequence.Stream;
+	atomic_store(&c->last_seq_pub, c->last_seq);
+	atomic_store(&c->lag, meta->NumPending);
+	if (meta->NumPending == 0)
+		atomic_store(&c->caught_up, true);
+	/* ours: the local archive has them */
+	if (sl == ol && memcmp(subj, c->subject, sl) == 0)
+		goto out;
+	if (srv_obs_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), c->rx, &n,
+	    err, sizeof err) != VIGIL_OK) {
+		/* one line per bad message: another program on our subjects */
+		if (atomic_fetch_add(&c->bad_messages, 1) < 100)
+			srv_log("cluster: %s sequence %" PRIu64 ": %s; skipped", subj,
+			    meta->Sequence.Stream, err);
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (store_db_observe(c->s->db, &c->rx[i].obs) != VIGIL_OK)
+			continue;
+		atomic_fetch_add_explicit(&c->applied, 1, memory_order_relaxed);
+		cluster_delay_observe(c, cluster_wall_us() - c->rx[i].committed_us);
+	}
+out:
+	pthread_mutex_unlock(&c->apply_mu);
+	jsMsgMetaData_Destroy(meta);
+	natsMsg_Destroy(msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* The stream and the subscription, once NATS answers (publisher thread). */
+
+static vigil_err
+cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
+{
+	jsStreamInfo  *si = NULL;
+	jsStreamConfig sc;
+	jsSubOptions   so;
+	jsErrCode      jerr = 0;
+	const char    *subjects[1] = { c->filter };
+	natsStatus     st;
+
+	st = js_GetStreamInfo(&si, c->js, c->stream, NULL, &jerr);
+	if (st == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+		jsStreamConfig_Init(&sc);
+		sc.Name = c->stream;
+		sc.Subjects = subjects;
+		sc.SubjectsLen = 1;
+		sc.Storage = js_FileStorage;
+		sc.Replicas = c->s->cfg.cluster_stream_replicas;
+		sc.MaxAge = (int64_t)c->s->cfg.cluster_retain_hours * 3600 * 1000000000LL;
+		sc.Duplicates = 120LL * 1000000000LL; /* a retried batch's id window */
+		jerr = 0;
+		st = js_AddStream(&si, c->js, &sc, NULL, &jerr);
+		if (st != NATS_OK && jerr == JSStreamNameExistErr)
+			st = NATS_OK; /* another replica made it meanwhile */
+	}
+	jsStreamInfo_Destroy(si);
+	if (st != NATS_OK) {
+		snprintf(err, errlen, "stream %s: %s (%s, JetStream error %d)", c->stream,
+		    natsStatus_GetText(st), nats_GetLastError(NULL), (int)jerr);
+		return VIGIL_EIO;
+	}
+	if (c->sub != NULL)
+		return VIGIL_OK;
+	jsSubOptions_Init(&so);
+	so.Stream = c->stream;
+	so.Ordered = true;
+	so.Config.DeliverPolicy = js_DeliverAll;
+	jerr = 0;
+	st = js_Subscribe(&c->sub, c->js, c->filter, cluster_on_msg, c, NULL, &so, &jerr);
+	if (st != NATS_OK) {
+		c->sub = NULL;
+		snprintf(err, errlen, "subscribe %s: %s (%s, JetStream error %d)", c->filter,
+		    natsStatus_GetText(st), nats_GetLastError(NULL), (int)jerr);
+		return VIGIL_EIO;
+	}
+	/* a big backlog after a restart: let nats.c hold it, the callback keeps up */
+	natsSubscription_SetPendingLimits(c->sub, -1, -1);
+	srv_log("cluster: replica %s of cluster %s: publishing on %s, applying %s from the "
+	    "start of stream %s", c->s->cfg.cluster_replica, c->s->cfg.cluster_name, c->subject,
+	    c->filter, c->stream);
+	return VIGIL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Publishing. */
+
+void
+srv_cluster_publish(srv_cluster *c, const vigil_txn *txn)
+{
+	srv_obs *o;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->n == c->cap) {
+		pthread_mutex_unlock(&c->mu);
+		if (atomic_fetch_add(&c->dropped, 1) == 0)
+			srv_log("cluster: the queue of %u observations is full: dropping (counted in "
+			    "vigil_cluster_dropped_total); other replicas undercount this "
+			    "replica's traffic", c->cap);
+		atomic_store(&c->last_drop_ms, vigil_now_ms());
+		return;
+	}
+	o = &c->ring[(c->head + c->n) % c->cap];
+	store_observation_from_txn(txn, &o->obs);
+	o->committed_us = cluster_wall_us();
+	if (c->n++ == 0)
+		pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits on cv up to ms (mu held). */
+static void
+cluster_wait(srv_cluster *c, uint32_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+}
+
+/* Moves queued observations into the batch (mu held), once the stream is there. */
+static void
+cluster_take(srv_cluster *c, srv_obs *batch, uint32_t *nb)
+{
+	while (atomic_load(&c->ready_js) && *nb < SRV_OBS_BATCH_MAX && c->n > 0) {
+		batch[(*nb)++] = c->ring[c->head];
+		c->head = (c->head + 1) % c->cap;
+		c->n--;
+	}
+	atomic_store(&c->inflight, *nb);
+}
+
+static void *
+cluster_thread(void *arg)
+{
+	srv_cluster *c = arg;
+	srv_obs     *batch = calloc(SRV_OBS_BATCH_MAX, sizeof *batch);
+	uint8_t     *buf = malloc(SRV_OBS_MSG_MAX);
+	uint32_t     nb = 0;
+	uint64_t     bseq = 0;
+	int64_t      stop_at = 0;
+	char         err[320], id[96];
+	bool         logged = false;
+
+	if (batch == NULL || buf == NULL) {
+		srv_log("cluster: out of memory: the publisher is not running");
+		goto out;
+	}
+	for (;;) {
+		jsPubOptions po;
+		jsErrCode    jerr = 0;
+		natsStatus   st;
+		size_t       len;
+
+		pthread_mutex_lock(&c->mu);
+		if (c->stop && stop_at == 0)
+			stop_at = vigil_now_ms() + CLUSTER_STOP_FLUSH_MS;
+		if (c->stop && ((nb == 0 && c->n == 0) || vigil_now_ms() >= stop_at ||
+		    !atomic_load(&c->connected))) {
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		if (nb == 0 && c->n == 0 && atomic_load(&c->ready_js))
+			cluster_wait(c, 100);
+		/* nothing leaves the queue before the stream is there: the queue
+		 * alone is what an unreachable NATS fills */
+		cluster_take(c, batch, &nb);
+		pthread_mutex_unlock(&c->mu);
+		/* A short batch waits for company: one publish costs about as much
+		 * CPU as scoring a transaction, whatever its size (bench/cluster). */
+		if (nb > 0 && nb < SRV_OBS_BATCH_MAX / 4 && !c->stop) {
+			int64_t wait_us = batch[0].committed_us + CLUSTER_LINGER_US - cluster_wall_us();
+
+			if (wait_us > 0) {
+				struct timespec ts = { 0, (long)(wait_us > CLUSTER_LINGER_US ?
+				    CLUSTER_LINGER_US : wait_us) * 1000L };
+
+				nanosleep(&ts, NULL);
+				pthread_mutex_lock(&c->mu);
+				cluster_take(c, batch, &nb);
+				pthread_mutex_unlock(&c->mu);
+			}
+		}
+
+		if (!atomic_load(&c->ready_js)) {
+			if (atomic_load(&c->connected) && cluster_setup_js(c, err, sizeof err) == VIGIL_OK) {
+				atomic_store(&c->ready_js, true);
+				logged = false;
+			} else {
+				if (atomic_load(&c->connected) && !logged) {
+					srv_log("cluster: %s; retrying", err);
+					logged = true;
+				}
+				pthread_mutex_lock(&c->mu);
+				if (!c->stop)
+					cluster_wait(c, CLUSTER_RETRY_MS);
+				pthread_mutex_unlock(&c->mu);
+				continue;
+			}
+		}
+		if (nb == 0)
+			continue;
+		len = srv_obs_encode(batch, nb, buf);
+		jsPubOptions_Init(&po);
+		po.MaxWait = CLUSTER_PUB_WAIT_MS;
+		snprintf(id, sizeof id, "%s-%s-%" PRIu64, c->s->cfg.cluster_replica, c->nonce, bseq);
+		po.MsgId = id;
+		st = js_Publish(NULL, c->js, c->subject, buf, (int)len, &po, &jerr);
+		if (st == NATS_OK) {
+			atomic_fetch_add(&c->published, nb);
+			atomic_store(&c->inflight, 0);
+			if (atomic_exchange(&c->pub_failing, false))
+				srv_log("cluster: publishing again");
+			nb = 0;
+			bseq++;
+			continue;
+		}
+		atomic_fetch_add(&c->pub_failures, 1);
+		pthread_mutex_lock(&c->mu);
+		snprintf(c->pub_error, sizeof c->pub_error, "%s (JetStream error %d)",
+		    natsStatus_GetText(st), (int)jerr);
+		pthread_mutex_unlock(&c->mu);
+		if (!atomic_exchange(&c->pub_failing, true))
+			srv_log("cluster: publish on %s failed: %s (JetStream error %d); retrying the "
+			    "batch of %u", c->subject, natsStatus_GetText(st), (int)jerr, nb);
+		pthread_mutex_lock(&c->mu);
+		if (!c->stop)
+			cluster_wait(c, CLUSTER_RETRY_MS);
+		pthread_mutex_unlock(&c->mu);
+	}
+	pthread_mutex_lock(&c->mu);
+	nb += c->n;
+	pthread_mutex_unlock(&c->mu);
+	if (nb > 0)
+		srv_log("cluster: stopping with %u observation(s) not published", nb);
+out:
+	free(batch);
+	free(buf);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Life cycle. */
+
+vigil_err
+srv_cluster_start(srv_server *s, srv_cluster **ret_c, char *errbuf, size_t errlen)
+{
+	const srv_config *cfg = &s->cfg;
+	srv_cluster *c;
+	natsOptions *opts = NULL;
+	natsStatus   st;
+	char        *save = NULL, *tok;
+	char         name[96];
+	vigil_err    rv = VIGIL_ENOMEM;
+
+	c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		snprintf(errbuf, errlen, "cluster: out of memory");
+		return VIGIL_ENOMEM;
+	}
+	c->s = s;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	pthread_mutex_init(&c->apply_mu, NULL);
+	snprintf(c->subject, sizeof c->subject, "vigil.%s.obs.%s", cfg->cluster_name,
+	    cfg->cluster_replica);
+	snprintf(c->filter, sizeof c->filter, "vigil.%s.obs.>", cfg->cluster_name);
+	snprintf(c->stream, sizeof c->stream, "VIGIL_%s", cfg->cluster_name);
+	snprintf(c->nonce, sizeof c->nonce, "%" PRIx64, (uint64_t)cluster_wall_us());
+	c->cap = cfg->cluster_queue;
+	c->ring = calloc(c->cap, sizeof *c->ring);
+	c->rx = calloc(SRV_OBS_BATCH_MAX, sizeof *c->rx);
+	c->urlbuf = strdup(cfg->cluster_nats);
+	if (c->ring == NULL || c->rx == NULL || c->urlbuf == NULL) {
+		snprintf(errbuf, errlen, "cluster: out of memory (queue of %u)", c->cap);
+		goto fail;
+	}
+	for (tok = strtok_r(c->urlbuf, ",", &save); tok != NULL && c->nurls < CLUSTER_MAX_URLS;
+	    tok = strtok_r(NULL, ",", &save))
+		c->urls[c->nurls++] = tok;
+
+	rv = VIGIL_EIO;
+	if ((st = nats_Open(-1)) != NATS_OK) {
+		snprintf(errbuf, errlen, "cluster: NATS library: %s", natsStatus_GetText(st));
+		goto fail;
+	}
+	snprintf(name, sizeof name, "vigild %s/%s", cfg->cluster_name, cfg->cluster_replica);
+	st = natsOptions_Create(&opts);
+	if (st == NATS_OK)
+		st = natsOptions_SetServers(opts, c->urls, c->nurls);
+	if (st == NATS_OK)
+		st = natsOptions_SetName(opts, name);
+	if (st == NATS_OK)
+		st = natsOptions_SetMaxReconnect(opts, -1);
+	if (st == NATS_OK)
+		st = natsOptions_SetReconnectWait(opts, CLUSTER_RETRY_MS);
+	if (st == NATS_OK)
+		st = natsOptions_SetDisconnectedCB(opts, cluster_on_disconnected, c);
+	if (st == NATS_OK)
+		st = natsOptions_SetReconnectedCB(opts, cluster_on_connected, c);
+	if (st == NATS_OK)
+		st = natsOptions_SetRetryOnFailedConnect(opts, true, cluster_on_connected, c);
+	if (st != NATS_OK) {
+		snprintf(errbuf, errlen, "cluster: NATS options: %s", natsStatus_GetText(st));
+		goto fail;
+	}
+	st = natsConnection_Connect(&c->nc, opts);
+	natsOptions_Destroy(opts);
+	opts = NULL;
+	if (st == NATS_OK) {
+		atomic_store(&c->connected, true);
+		srv_log("cluster: connected to NATS %s", c->urls[0]);
+	} else if (st == NATS_NOT_YET_CONNECTED) {
+		atomic_store(&c->down_since_ms, vigil_now_ms());
+		srv_log("cluster: NATS %s unreachable; scoring with this replica's own view of "
+		    "cross-card features (degraded) until it answers", cfg->cluster_nats);
+	} else {
+		snprintf(errbuf, errlen, "cluster: NATS %s: %s", cfg->cluster_nats,
+		    natsStatus_GetText(st));
+		goto fail;
+	}
+	if ((st = natsConnection_JetStream(&c->js, c->nc, NULL)) != NATS_OK) {
+		snprintf(errbuf, errlen, "cluster: JetStream context: %s", natsStatus_GetText(st));
+		goto fail;
+	}
+	if (pthread_create(&c->thread, NULL, cluster_thread, c) != 0) {
+		snprintf(errbuf, errlen, "cluster: cannot start the publisher thread");
+		goto fail;
+	}
+	c->thread_started = true;
+	*ret_c = c;
+	return VIGIL_OK;
+fail:
+	natsOptions_Destroy(opts);
+	srv_cluster_stop(c);
+	return rv;
+}
+
+void
+srv_cluster_stop(srv_cluster *c)
+{
+	if (c == NULL)
+		return;
+	if (c->thread_started) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = true;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->thread, NULL);
+	}
+	atomic_store(&c->closing_conn, true);
+	pthread_mutex_lock(&c->apply_mu);
+	c->closing = true; /* a callback running now or later applies nothing */
+	pthread_mutex_unlock(&c->apply_mu);
+	if (c->sub != NULL) {
+		natsSubscription_Unsubscribe(c->sub);
+		natsSubscription_Destroy(c->sub);
+	}
+	jsCtx_Destroy(c->js);
+	if (c->nc != NULL) {
+		natsConnection_Close(c->nc);
+		natsConnection_Destroy(c->nc);
+	}
+	/* nats.c's threads are gone when this returns: nothing calls back */
+	nats_CloseAndWait(2000);
+	pthread_mutex_destroy(&c->apply_mu);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c->ring);
+	free(c->rx);
+	free(c->urlbuf);
+	free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Health and metrics. */
+
+void
+srv_cluster_get_stats(srv_cluster *c, srv_cluster_stats *r)
+{
+	memset(r, 0, sizeof *r);
+	r->published = atomic_load(&c->published);
+	r->applied = atomic_load(&c->applied);
+	r->dropped = atomic_load(&c->dropped);
+	r->publish_failures = atomic_load(&c->pub_failures);
+	r->bad_messages = atomic_load(&c->bad_messages);
+	pthread_mutex_lock(&c->mu);
+	r->queued = c->n + atomic_load(&c->inflight);
+	pthread_mutex_unlock(&c->mu);
+	r->lag = atomic_load(&c->lag);
+	r->last_seq = atomic_load(&c->last_seq_pub);
+	r->connected = atomic_load(&c->connected);
+	for (uint32_t i = 0; i <= SRV_CLUSTER_DELAY_BUCKETS; i++)
+		r->delay_bucket[i] = atomic_load_explicit(&c->delay_bucket[i], memory_order_relaxed);
+	r->delay_sum_s = (double)atomic_load(&c->delay_sum_us) / 1e6;
+	r->delay_count = atomic_load(&c->delay_count);
+}
+
+bool
+srv_cluster_degraded(srv_cluster *c, char *why, size_t len)
+{
+	int64_t now = vigil_now_ms(), down = atomic_load(&c->down_since_ms);
+	int64_t drop = atomic_load(&c->last_drop_ms);
+	uint64_t lag = atomic_load(&c->lag);
+
+	if (!atomic_load(&c->connected)) {
+		uint32_t queued;
+
+		pthread_mutex_lock(&c->mu);
+		queued = c->n + atomic_load(&c->inflight);
+		pthread_mutex_unlock(&c->mu);
+		snprintf(why, len, "NATS unreachable for %.0f s: cross-card features count this "
+		    "replica's traffic only; %u observation(s) queued", down > 0 ?
+		    (double)(now - down) / 1000.0 : 0.0, queued);
+		return true;
+	}
+	if (atomic_load(&c->pub_failing)) {
+		pthread_mutex_lock(&c->mu);
+		snprintf(why, len, "publishing to JetStream fails: %s; retrying", c->pub_error);
+		pthread_mutex_unlock(&c->mu);
+		return true;
+	}
+	if (!atomic_load(&c->ready_js)) {
+		snprintf(why, len, "JetStream stream %s not set up yet", c->stream);
+		return true;
+	}
+	if (drop != 0 && now - drop < CLUSTER_DROP_WINDOW_MS) {
+		snprintf(why, len, "%" PRIu64 " observation(s) dropped (queue full), the last %.0f s "
+		    "ago: other replicas undercount this one's traffic for 24 h after",
+		    (uint64_t)atomic_load(&c->dropped), (double)(now - drop) / 1000.0);
+		return true;
+	}
+	/* the start-up replay only: later, a backlog under load is the lag
+	 * metric's business, not a state to flap in and out of */
+	if (lag > 0 && !atomic_load(&c->caught_up)) {
+		snprintf(why, len, "catching up: %" PRIu64 " message(s) of stream %s not applied yet",
+		    lag, c->stream);
+		return true;
+	}
+	why[0] = '\0';
+	return false;
+}

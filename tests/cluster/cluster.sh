@@ -1,0 +1,331 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/cluster/cluster.sh - three vigild replicas sharing cross-card state
+# through a 3-node NATS JetStream cluster (docs/operations.md, "Running a
+# cluster"). Traffic goes through the C client's ring (vigil-score with
+# three --server), cards spread over the replicas, one device and one IP
+# shared by cards on every replica. Then:
+#   - the entity features of a probe (vel.device.*, vel.ip.*,
+#     vel.merchant.count_1h, vel.terminal.distinct_cards_1h) on each
+#     replica equal a single vigild's on the same traffic, once every
+#     replica applied what the others published (waited for, bounded);
+#   - with the whole NATS cluster stopped, replicas keep scoring, say
+#     "degraded" in /healthz and stay ready (/readyz 200); once NATS is back
+#     they catch up and the features agree again;
+#   - a replica killed (kill -9) and restarted gets the others' part back by
+#     replaying the stream, its own from its archive;
+#   - with NATS unreachable from the start and a queue of 10, a replica
+#     scores, is ready and degraded, and counts what it dropped;
+#   - a message on the cluster's subjects that does not decode is skipped,
+#     counted and logged with its subject, sequence and offset.
+# Feature values are read through rules: one rule per value of each
+# feature up to 130 ("dev_dc_K when vel.device.distinct_cards_24h >= K"), so the
+# number of a feature's rules that fire is its value.
+# Skipped (exit 77) where nats-server is not installed.
+set -eu
+VT_NAME=cluster
+VT_LOG=nats-1.log
+# shellcheck source=tests/lib/vt.sh
+. "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt.sh"
+
+command -v nats-server >/dev/null 2>&1 || {
+	echo "cluster: SKIP: nats-server not installed (Debian package nats-server; deploy/bootstrap.sh installs it)"
+	exit 77
+}
+VIGILD="$B/server/vigild"
+SCORE="$B/tools/score/vigil-score"
+
+PIDS=""
+NATS_PIDS=""
+cl_cleanup() {
+	for p in $PIDS $NATS_PIDS; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in $PIDS $NATS_PIDS; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$D"
+}
+trap cl_cleanup EXIT INT TERM
+
+cl_fail() {
+	echo "cluster: $*" >&2
+	for f in "$D"/*.log; do
+		[ -f "$f" ] && tail -n 15 "$f" | sed "s|^|  $(basename "$f"): |" >&2
+	done
+	exit 1
+}
+
+# Stops vigild $1 (log $2) with SIGTERM: it must exit 0 (a clean stop;
+# under AddressSanitizer, no leak or error report either).
+stop_checked() {
+	kill -TERM "$1"
+	st=0
+	wait "$1" || st=$?
+	[ "$st" -eq 0 ] || cl_fail "vigild ($2) exited $st after SIGTERM: $(grep -A5 Sanitizer "$2" | head -20)"
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# ---- the rule file that reads features out ----
+{
+	echo 'version "cluster-probe"'
+	for f in device.distinct_cards_24h:dev_dc device.count_1h:dev_n ip.distinct_cards_24h:ip_dc \
+	    ip.count_1h:ip_n merchant.count_1h:mer_n terminal.distinct_cards_1h:ter_dc; do
+		feat=${f%%:*} name=${f##*:}
+		k=1
+		while [ "$k" -le 130 ]; do
+			printf 'rule %s_%d {\n  when vel.%s >= %d\n  score 0\n  reason "%s"\n}\n' \
+			    "$name" "$k" "$feat" "$k" "$name"
+			k=$((k + 1))
+		done
+	done
+} >"$D/probe.rules"
+
+# ---- traffic: three parts, event times within the last hour ----
+python3 - "$D" <<'EOF'
+import json, sys, time
+d = sys.argv[1]
+base = int(time.time() * 1000) - 50 * 60 * 1000
+i = 0
+for part in (1, 2, 3):
+    with open(f"{d}/t{part}.jsonl", "w") as f:
+        for j in range(40):
+            card = (i * 7) % 30
+            txn = {"txn_id": f"t-{i}", "card_id": f"card-{card}", "merchant_id": f"m-{i % 3}",
+                   "terminal_id": f"term-{i % 2}", "amount": "12.50", "currency": "EUR",
+                   "event_time_ms": base + i * 10000}
+            if card < 18:
+                txn["device_id"] = "dev-shared"
+            if card % 2 == 0:
+                txn["ip"] = "192.0.2.7"
+            f.write(json.dumps(txn) + "\n")
+            i += 1
+EOF
+
+# The probe's feature values on one replica: "name=value ..." (a dry run).
+probe() {
+	"$SCORE" -q --dry-run -s "$1" --txn-id probe --card card-probe --merchant m-0 \
+	    --terminal term-0 --amount 1 --currency EUR --device dev-shared --ip 192.0.2.7 \
+	    >"$D/probe.json" 2>&1 || cl_fail "probe on $1: $(cat "$D/probe.json")"
+	python3 - "$D/probe.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if r.get("status") != "OK":
+    sys.exit("probe: " + json.dumps(r))
+n = {}
+for h in r["hits"]:
+    k = h["rule"].rsplit("_", 1)[0]
+    n[k] = n.get(k, 0) + 1
+print(" ".join(f"{k}={n.get(k, 0)}" for k in ("dev_dc", "dev_n", "ip_dc", "ip_n", "mer_n", "ter_dc")))
+EOF
+}
+
+send() { # send FILE URL...: every line scored OK
+	f=$1
+	shift
+	set --
+	for u in $URLS; do set -- "$@" -s "$u"; done
+	"$SCORE" -q "$@" <"$f" >"$D/send.out" 2>&1 || cl_fail "vigil-score $f: $(tail -3 "$D/send.out")"
+	ok=$(grep -c '"status":"OK"' "$D/send.out" || true)
+	[ "$ok" -eq "$(wc -l <"$f")" ] || cl_fail "$f: $ok of $(wc -l <"$f") scored OK"
+}
+
+# ---- the single instance ----
+SA=$(free_port)
+"$VIGILD" --data "$D/single" --listen "ipc://$D/single.ipc" --admin "127.0.0.1:$SA" \
+    --rules "$D/probe.rules" >"$D/single.log" 2>&1 &
+SPID=$!
+PIDS="$SPID"
+i=0
+until grep -q "vigild: ready" "$D/single.log"; do
+	i=$((i + 1)); [ "$i" -lt 300 ] || cl_fail "single vigild not ready"; sleep 0.1
+done
+URLS="ipc://$D/single.ipc"
+for p in 1 2 3; do send "$D/t$p.jsonl"; done
+WANT=$(probe "ipc://$D/single.ipc")
+stop_checked "$SPID" "$D/single.log"
+PIDS=""
+echo "cluster: single instance: $WANT"
+case "$WANT" in
+*dev_dc=18*) ;;
+*) cl_fail "single instance: expected 18 distinct cards on the shared device: $WANT" ;;
+esac
+
+# ---- NATS unreachable from the start, a queue of 10: scoring goes on,
+# ready and degraded, what does not fit is dropped and counted ----
+DP=$(free_port) DA=$(free_port)
+printf '[cluster]\nqueue = 10\n' >"$D/small.ini"
+"$VIGILD" --config "$D/small.ini" --data "$D/alone" --listen "ipc://$D/alone.ipc" \
+    --admin "127.0.0.1:$DA" --rules "$D/probe.rules" --nats "nats://127.0.0.1:$DP" \
+    --replica alone >"$D/alone.log" 2>&1 &
+APID=$!
+PIDS="$APID"
+i=0
+until grep -q "vigild: ready" "$D/alone.log"; do
+	i=$((i + 1)); [ "$i" -lt 300 ] || cl_fail "vigild with NATS unreachable not ready"; sleep 0.1
+done
+grep -q "cluster: NATS nats://127.0.0.1:$DP unreachable" "$D/alone.log" ||
+    cl_fail "no line saying NATS is unreachable"
+URLS="ipc://$D/alone.ipc"
+send "$D/t1.jsonl"
+curl -s -o "$D/readyz.json" -w '%{http_code}' "http://127.0.0.1:$DA/readyz" >"$D/code" || true
+[ "$(cat "$D/code")" = 200 ] || cl_fail "NATS unreachable: /readyz $(cat "$D/code"): $(cat "$D/readyz.json")"
+grep -q '"degraded": *true' "$D/readyz.json" || cl_fail "NATS unreachable: not degraded: $(cat "$D/readyz.json")"
+curl -sf "http://127.0.0.1:$DA/metrics" >"$D/alone.metrics"
+grep -q '^vigil_cluster_dropped_total 30$' "$D/alone.metrics" ||
+    cl_fail "40 scored with a queue of 10: want 30 dropped: $(grep cluster "$D/alone.metrics")"
+grep -q '^vigil_cluster_queue_depth 10$' "$D/alone.metrics" ||
+    cl_fail "want 10 queued: $(grep cluster "$D/alone.metrics")"
+grep -q '^vigil_cluster_connected 0$' "$D/alone.metrics" || cl_fail "connected?"
+stop_checked "$APID" "$D/alone.log"
+PIDS=""
+grep -q "stopping with 10 observation(s) not published" "$D/alone.log" ||
+    cl_fail "no shutdown line with the 10 observations not published"
+echo "cluster: NATS unreachable: scored, ready, degraded, 30 of 40 observations dropped"
+
+# ---- a 3-node NATS cluster with JetStream ----
+N1=$(free_port) N2=$(free_port) N3=$(free_port)
+R1=$(free_port) R2=$(free_port) R3=$(free_port)
+ROUTES="nats://127.0.0.1:$R1,nats://127.0.0.1:$R2,nats://127.0.0.1:$R3"
+nats_start() { # nats_start I
+	case $1 in
+	1) np=$N1 rp=$R1 ;;
+	2) np=$N2 rp=$R2 ;;
+	*) np=$N3 rp=$R3 ;;
+	esac
+	nats-server -a 127.0.0.1 -p "$np" -n "n$1" -js -sd "$D/js$1" --cluster_name vt \
+	    --cluster "nats://127.0.0.1:$rp" --routes "$ROUTES" >>"$D/nats-$1.log" 2>&1 &
+	NATS_PIDS="$NATS_PIDS $!"
+}
+nats_stop() {
+	for p in $NATS_PIDS; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in $NATS_PIDS; do wait "$p" 2>/dev/null || true; done
+	NATS_PIDS=""
+}
+nats_start 1; nats_start 2; nats_start 3
+NATS="nats://127.0.0.1:$N1,nats://127.0.0.1:$N2,nats://127.0.0.1:$N3"
+
+# ---- three replicas ----
+# the stream on all three NATS nodes; the rest of [cluster] from the flags
+printf '[cluster]\nname = vt\nstream_replicas = 3\n' >"$D/cluster.ini"
+aport() { # the admin port of replica $1
+	case $1 in
+	a) echo "$A_a" ;;
+	b) echo "$A_b" ;;
+	*) echo "$A_c" ;;
+	esac
+}
+replica_start() { # replica_start NAME
+	ap=$(aport "$1")
+	"$VIGILD" --config "$D/cluster.ini" --data "$D/d$1" --listen "ipc://$D/$1.ipc" \
+	    --admin "127.0.0.1:$ap" --rules "$D/probe.rules" --nats "$NATS" --replica "$1" \
+	    >>"$D/$1.log" 2>&1 &
+	case $1 in
+	a) PID_a=$! ;;
+	b) PID_b=$! ;;
+	*) PID_c=$! ;;
+	esac
+	PIDS="$PIDS $!"
+	n=$(grep -c "vigild: ready" "$D/$1.log" || true)
+	i=0
+	until [ "$(grep -c "vigild: ready" "$D/$1.log" || true)" -gt "$((n - 1))" ] &&
+	    grep -q "vigild: ready" "$D/$1.log"; do
+		i=$((i + 1)); [ "$i" -lt 300 ] || cl_fail "replica $1 not ready"; sleep 0.1
+	done
+}
+A_a=$(free_port) A_b=$(free_port) A_c=$(free_port)
+for r in a b c; do replica_start "$r"; done
+URLS="ipc://$D/a.ipc ipc://$D/b.ipc ipc://$D/c.ipc"
+
+metric() { # metric REPLICA NAME
+	ap=$(aport "$1")
+	curl -sf "http://127.0.0.1:$ap/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
+
+# Waits (up to 120 s) until every replica applied what the others published
+# and nothing is queued: a count, not a time.
+wait_applied() {
+	i=0
+	while :; do
+		pa=$(metric a vigil_cluster_published_total) pb=$(metric b vigil_cluster_published_total)
+		pc=$(metric c vigil_cluster_published_total)
+		aa=$(metric a vigil_cluster_applied_total) ab=$(metric b vigil_cluster_applied_total)
+		ac=$(metric c vigil_cluster_applied_total)
+		q=$(( $(metric a vigil_cluster_queue_depth) + $(metric b vigil_cluster_queue_depth) +
+		    $(metric c vigil_cluster_queue_depth) ))
+		[ "$q" -eq 0 ] && [ "$aa" -eq $((pb + pc)) ] && [ "$ab" -eq $((pa + pc)) ] &&
+		    [ "$ac" -eq $((pa + pb)) ] && [ $((pa + pb + pc)) -eq "$1" ] && return 0
+		i=$((i + 1))
+		[ "$i" -lt 1200 ] || cl_fail "not caught up after 120 s: published $pa/$pb/$pc, applied $aa/$ab/$ac, queued $q (want $1 published)"
+		sleep 0.1
+	done
+}
+
+check_all() { # check_all WHEN
+	for r in a b c; do
+		got=$(probe "ipc://$D/$r.ipc")
+		[ "$got" = "$WANT" ] || cl_fail "$1: replica $r: $got, single instance: $WANT"
+	done
+	echo "cluster: $1: every replica agrees with the single instance"
+}
+
+send "$D/t1.jsonl"
+wait_applied 40
+# the traffic did spread: no replica scored it all (else the test proves nothing)
+for r in a b c; do
+	p=$(metric "$r" vigil_cluster_published_total)
+	{ [ "$p" -gt 0 ] && [ "$p" -lt 40 ]; } || cl_fail "replica $r published $p of 40: the ring did not spread the cards"
+done
+
+# ---- a message that is not ours on the cluster's subjects: skipped, counted,
+# one line naming the subject, the sequence and the offset ----
+python3 - "$N1" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.recv(4096)  # INFO
+s.sendall(b'CONNECT {"verbose":false}\r\nPUB vigil.vt.obs.intruder 5\r\nhello\r\nPING\r\n')
+buf = b""
+while b"PONG" not in buf:
+    buf += s.recv(4096)
+EOF
+i=0
+until [ "$(metric a vigil_cluster_bad_messages_total)" = 1 ] &&
+    [ "$(metric b vigil_cluster_bad_messages_total)" = 1 ] &&
+    [ "$(metric c vigil_cluster_bad_messages_total)" = 1 ]; do
+	i=$((i + 1)); [ "$i" -lt 600 ] || cl_fail "the intruder's message was not counted as bad"; sleep 0.1
+done
+grep -q 'cluster: vigil.vt.obs.intruder sequence [0-9]*: offset 0: truncated header (magic "VOB1" and count); skipped' "$D/a.log" ||
+    cl_fail "no line naming the bad message: $(grep intruder "$D/a.log")"
+
+# ---- NATS down mid-traffic: scoring goes on, degraded, ready ----
+nats_stop
+send "$D/t2.jsonl"
+ap=$(aport a)
+curl -s -o "$D/readyz.json" -w '%{http_code}' "http://127.0.0.1:$ap/readyz" >"$D/code" || true
+[ "$(cat "$D/code")" = 200 ] || cl_fail "NATS down: /readyz $(cat "$D/code"), want 200: $(cat "$D/readyz.json")"
+grep -q '"degraded": *true' "$D/readyz.json" || cl_fail "NATS down: not degraded: $(cat "$D/readyz.json")"
+grep -q 'NATS unreachable' "$D/readyz.json" || cl_fail "NATS down: no reason: $(cat "$D/readyz.json")"
+[ "$(metric a vigil_cluster_degraded)" = 1 ] || cl_fail "NATS down: vigil_cluster_degraded not 1"
+nats_start 1; nats_start 2; nats_start 3
+send "$D/t3.jsonl"
+wait_applied 120
+check_all "after NATS stopped and restarted"
+curl -sf "http://127.0.0.1:$ap/healthz" | grep -q '"degraded": *false' ||
+    cl_fail "caught up but still degraded: $(curl -s "http://127.0.0.1:$ap/healthz")"
+
+# ---- a replica killed and restarted: the stream gives the others' part back ----
+kill -9 "$PID_b"
+wait "$PID_b" 2>/dev/null || true
+replica_start b
+i=0
+until [ "$(metric b vigil_cluster_applied_total)" -eq \
+    $(( $(metric a vigil_cluster_published_total) + $(metric c vigil_cluster_published_total) )) ]; do
+	i=$((i + 1)); [ "$i" -lt 1200 ] || cl_fail "restarted replica b did not catch up"; sleep 0.1
+done
+check_all "after replica b was killed and restarted"
+stop_checked "$PID_a" "$D/a.log"
+stop_checked "$PID_b" "$D/b.log"
+stop_checked "$PID_c" "$D/c.log"
+PIDS=""
+grep -q "not published" "$D/a.log" "$D/b.log" "$D/c.log" &&
+    cl_fail "a replica stopped with observations not published while NATS ran"
+echo "cluster: ok"
