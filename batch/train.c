@@ -1266,6 +1266,11 @@ train_check_opts(const batch_train_opts *o, store_diag *reterr)
 		    BATCH_TRAIN_MAX_ROUNDS);
 		return VIGIL_EINVAL;
 	}
+	if (o->min_rounds > o->max_rounds) {
+		store_diag_set(reterr, "training: min_rounds %u above max_rounds %u", o->min_rounds,
+		    o->max_rounds);
+		return VIGIL_EINVAL;
+	}
 	if (o->max_depth == 0 || o->max_depth > BATCH_TRAIN_MAX_DEPTH) {
 		store_diag_set(reterr, "training: max_depth %u (1 to %d)", o->max_depth,
 		    BATCH_TRAIN_MAX_DEPTH);
@@ -1678,10 +1683,15 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 			best_v = v;
 			rep.best_round = it + 1;
 			rep.valid_logloss = ll;
-		} else if (o->early_stop > 0 && it + 1 - rep.best_round >= o->early_stop) {
+		} else if (o->early_stop > 0 && it + 1 - rep.best_round >= o->early_stop &&
+		    it + 1 >= o->min_rounds) {
 			break;
 		}
 	}
+	/* A validation figure from few frauds may peak by chance in the first
+	 * rounds: the model keeps at least min_rounds. */
+	if (rep.best_round > 0 && rep.best_round < o->min_rounds)
+		rep.best_round = o->min_rounds < rep.rounds ? o->min_rounds : rep.rounds;
 	if (rep.best_round == 0) {
 		store_diag_set(reterr, "training: xgboost's validation figure is not a number");
 		rv = VIGIL_EINTERNAL;

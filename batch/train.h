@@ -50,6 +50,9 @@ typedef struct batch_train_opts {
 	uint32_t max_rounds;    /* boosting rounds at most; default 300 */
 	uint32_t early_stop;    /* stop after this many rounds without a better
 	                         * validation figure; 0 = never; default 30 */
+	uint32_t min_rounds;    /* the model keeps at least this many rounds (at
+	                         * most max_rounds): early stopping neither stops
+	                         * nor chooses before; default 0 */
 	batch_train_stop stop_metric; /* default BATCH_TRAIN_STOP_AP */
 	uint32_t max_depth;     /* default 6 */
 	double   eta;           /* learning rate, default 0.1 */

@@ -816,6 +816,44 @@ test_train_refit_on_every_row(void **state)
 	free(r);
 }
 
+/* min_rounds: early stopping neither stops nor chooses before it, and it
+ * cannot exceed max_rounds. */
+static void
+test_train_min_rounds(void **state)
+{
+	enum { N = 20000 };
+	row *r = gen_rows(N, 10, 3);
+	batch_trainset *s = new_set(N);
+	batch_model_report rep;
+	batch_train_opts o;
+	store_diag d;
+	size_t len;
+	char *json = NULL;
+	const char *p;
+	int ntrees = 0;
+
+	(void)state;
+	small_opts(&o);
+	add_rows(s, r, N, 1);
+	o.early_stop = 1;
+	o.min_rounds = 25;
+	json = train(s, &o, &len, &rep);
+	assert_true(rep.trained);
+	assert_true(rep.rounds >= 25);
+	assert_true(rep.best_round >= 25);
+	for (p = strstr(json, "\"split_indices\""); p != NULL; p = strstr(p + 1, "\"split_indices\""))
+		ntrees++;
+	assert_int_equal(ntrees, (int)rep.best_round);
+	free(json);
+	json = NULL;
+	o.min_rounds = o.max_rounds + 1;
+	assert_int_equal(batch_train_run(s, &o, &json, &len, &rep, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "training: min_rounds 41 above max_rounds 40");
+	assert_null(json);
+	batch_trainset_free(s);
+	free(r);
+}
+
 /* ---- Calibration ---- */
 
 static double
@@ -1118,6 +1156,7 @@ main(void)
 		cmocka_unit_test(test_train_cold_start),
 		cmocka_unit_test(test_train_time_split),
 		cmocka_unit_test(test_train_learns_planted_signal),
+		cmocka_unit_test(test_train_min_rounds),
 		cmocka_unit_test(test_calib_platt_recovers),
 		cmocka_unit_test(test_calib_platt_refuses),
 		cmocka_unit_test(test_train_calibrated),
