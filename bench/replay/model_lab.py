@@ -3,13 +3,21 @@
 """bench/replay/model_lab.py - offline experiments on the nightly model.
 
 Replays the model's side of `vigil-replay --nightly` fast, from the vectors a
-replay archived (bench/replay/dump_vectors.c): every EVERY days an as-of
-midnight D, a model trained as batch/train.c does (window of WINDOW days
-ending at D - 7 d, legitimate rows sampled to 100,000 with day weights,
-validation on the last quarter of the days, early stopping on AP), which
-then scores the rows of [D, D + EVERY days). Prints the ROC AUC and AP of
-model.score alone over the rows from --measure-from, and with --results the
+replay archived (bench/replay/dump_vectors.c; a `--nightly --no-model` replay
+archives them too, and fast): every EVERY days an as-of midnight D (or the
+days --only names), a model trained as batch/train.c does (window of WINDOW
+days ending at D - 7 d, legitimate rows sampled to 100,000 with day weights,
+validation on the last quarter of the days, early stopping there, refit on
+every row, Platt calibration on the validation predictions), which then
+scores the rows of [D, D + EVERY days). Prints the ROC AUC and AP of
+model.score alone over the rows from --measure-from, per fraud_pattern when
+the CSV has one, the spread of the trainings' validation AP and rounds, and
+how well the raw and the calibrated probabilities fit; with --results the
 same of the replay's own ranking (score, then model.score).
+
+Approximations of batch/train.c: the legitimate sample is drawn by crc32 of
+the txn_id (train.c: a remix of xxh64), and XGBoost's Python matrices take
+the rows in one batch (train.c: 65,536 rows a batch, which moves bins).
 
 A tool to choose what to try in batch/train.c; the figures that count are
 the full nightly replay's (bench/replay/model.sh). Needs python3-numpy and
@@ -91,11 +99,13 @@ def h32(s):
 # training weights) with the keys it names changed; "new" is what train.c
 # does now (bins from class-balanced weights, early stopping on logloss).
 OLD = {}
-NEW = {"bins": "balanced", "stop": "logloss", "es": 30, "min_rounds": 20}
+NEW = {"bins": "balanced", "stop": "logloss", "min_rounds": 20}
 VARIANTS = {
     "old": OLD,
     "new": NEW,
     "balanced": {"bins": "balanced"},
+    "balanced_ap_min20": {"bins": "balanced", "min_rounds": 20},
+    "new_es30": dict(NEW, es=30),
     "logloss": {"stop": "logloss"},
     "norefit": {"refit": False},
     "card": {"split": "card"},
@@ -231,9 +241,7 @@ def simulate(data, v, every, threads, log, only=None):
     cardh = np.array([h32(c) for c in card], dtype=np.uint64)
     window = v.get("window", 28)
     first = None
-    for D in range(int(d0) + 1, int(dend), every):
-        if only is not None and D not in only:
-            continue
+    for D in sorted(only) if only is not None else range(int(d0) + 1, int(dend), every):
         lo, hi = max(d0, D - 7 - window), D - 7
         win = np.where((day >= lo) & (day < hi))[0]
         if len(win) == 0 or y[win].sum() < 50:
@@ -293,8 +301,8 @@ def main():
     ap.add_argument("--results")
     ap.add_argument("--measure-from")
     ap.add_argument("--every", type=int, default=7)
-    ap.add_argument("--only", nargs="*", help="as-of days YYYY-MM-DD to train on (with --every 1: "
-                    "only the rows of those days are scored and measured)")
+    ap.add_argument("--only", nargs="*", help="as-of days YYYY-MM-DD to train on, instead of one "
+                    "every EVERY days: only the rows of [D, D + EVERY days) are scored and measured")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variant", nargs="*", default=["base"])
     ap.add_argument("--rules-results", help="a --no-model replay's results: with --rules, "
