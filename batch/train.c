@@ -61,7 +61,8 @@ batch_train_opts_default(batch_train_opts *ret)
 	ret->threads = 1;
 	ret->max_rounds = 300;
 	ret->early_stop = 30;
-	ret->stop_metric = BATCH_TRAIN_STOP_AP;
+	ret->stop_metric = BATCH_TRAIN_STOP_LOGLOSS;
+	ret->min_rounds = 20;
 	ret->max_depth = 6;
 	ret->eta = 0.1;
 	ret->min_child_weight = 5.0;

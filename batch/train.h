@@ -41,7 +41,7 @@
 /* Which validation figure early stopping follows. */
 typedef enum batch_train_stop {
 	BATCH_TRAIN_STOP_AP = 0, /* XGBoost's weighted "aucpr": higher is better */
-	BATCH_TRAIN_STOP_LOGLOSS, /* weighted "logloss": lower is better */
+	BATCH_TRAIN_STOP_LOGLOSS, /* weighted "logloss": lower is better (default) */
 } batch_train_stop;
 
 typedef struct batch_train_opts {
@@ -52,8 +52,11 @@ typedef struct batch_train_opts {
 	                         * validation figure; 0 = never; default 30 */
 	uint32_t min_rounds;    /* the model keeps at least this many rounds (at
 	                         * most max_rounds): early stopping neither stops
-	                         * nor chooses before; default 0 */
-	batch_train_stop stop_metric; /* default BATCH_TRAIN_STOP_AP */
+	                         * nor chooses before; default 20 */
+	batch_train_stop stop_metric; /* default BATCH_TRAIN_STOP_LOGLOSS: every
+	                         * row's probability counts, where AP rests on
+	                         * the ranks of the few validation frauds
+	                         * (docs/model.md, "Early stopping") */
 	uint32_t max_depth;     /* default 6 */
 	double   eta;           /* learning rate, default 0.1 */
 	double   min_child_weight; /* in weighted hessian; default 5 (docs/model.md) */
