@@ -190,7 +190,8 @@ def train_one(X, y, w, tr, va, names, v, threads, seed):
         if v.get("bins", "plain") == "balanced":
             wb = w[ix].astype(np.float64)
             pos = y[ix] == 1
-            wb[pos] *= wb[~pos].sum() / wb[pos].sum()
+            share = v.get("bins_share", 0.5)  # the frauds' share of the sketch's weight
+            wb[pos] *= share / (1 - share) * wb[~pos].sum() / wb[pos].sum()
             ref = xgb.QuantileDMatrix(X[ix], label=y[ix], weight=wb.astype(np.float32),
                                       max_bin=p["max_bin"], missing=np.nan, nthread=threads)
         return xgb.QuantileDMatrix(X[ix], label=y[ix], weight=w[ix], max_bin=p["max_bin"],
