@@ -2105,6 +2105,14 @@ train_meta_json(const batch_run *r, const batch_model_report *rep)
 	json_object_set_new(o, "valid_ap", json_real(rep->valid_ap));
 	json_object_set_new(o, "train_auc", json_real(rep->train_auc));
 	json_object_set_new(o, "threads", json_integer(r->topts.threads));
+	/* p_cal = 1 / (1 + exp(-(a * ln(p / (1 - p)) + b))) (docs/model.md). */
+	if (rep->calibrated) {
+		json_object_set_new(o, "calibration", json_pack("{s:s, s:f, s:f}", "method", "platt",
+		    "a", rep->calib_a, "b", rep->calib_b));
+	} else {
+		json_object_set_new(o, "calibration", json_pack("{s:s}", "method", "none"));
+		json_object_set_new(o, "calibration_why_not", json_string(rep->calib_why_not));
+	}
 	txt = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 out:
 	json_decref(names);

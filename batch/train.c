@@ -61,7 +61,8 @@ batch_train_opts_default(batch_train_opts *ret)
 	ret->threads = 1;
 	ret->max_rounds = 300;
 	ret->early_stop = 30;
-	ret->stop_metric = BATCH_TRAIN_STOP_AP;
+	ret->stop_metric = BATCH_TRAIN_STOP_LOGLOSS;
+	ret->min_rounds = 20;
 	ret->max_depth = 6;
 	ret->eta = 0.1;
 	ret->min_child_weight = 5.0;
@@ -72,6 +73,7 @@ batch_train_opts_default(batch_train_opts *ret)
 	ret->max_rows = 1000000;
 	ret->valid_share = 0.25;
 	ret->refit = true;
+	ret->balanced_bins = true;
 }
 
 /* splitmix64's finaliser: a bijection, so distinct keys stay distinct, and
@@ -1117,6 +1119,129 @@ batch_metric_ap(const float *score, const float *label, const float *w, size_t n
 	return ap;
 }
 
+/* ---- Calibration ---- */
+
+/* log(1 + e^m) without overflow. */
+static double
+train_softplus(double m)
+{
+	return m > 0 ? m + log1p(exp(-m)) : log1p(exp(m));
+}
+
+/* The probability as the consumer turns it into log-odds (train.h). */
+static double
+train_logit(float p)
+{
+	double q = p;
+
+	if (!(q >= BATCH_CALIB_P_MIN)) /* NaN too */
+		q = BATCH_CALIB_P_MIN;
+	if (q > 1.0 - BATCH_CALIB_P_MIN)
+		q = 1.0 - BATCH_CALIB_P_MIN;
+	return log(q) - log1p(-q);
+}
+
+/* Platt's objective at (a, b): the weighted cross-entropy against targets
+ * t1 (frauds) and t0 (the rest). */
+static double
+calib_loss(const float *p, const float *label, const float *w, size_t n, double t1, double t0,
+    double a, double b)
+{
+	double f = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double m = a * train_logit(p[i]) + b;
+
+		f += (w ? w[i] : 1.0) * (train_softplus(m) - (label[i] > 0.5f ? t1 : t0) * m);
+	}
+	return f;
+}
+
+bool
+batch_calib_platt(const float *p, const float *label, const float *w, size_t n,
+    double *ret_a, double *ret_b, char *why, size_t whylen)
+{
+	double n1 = 0, n0 = 0, t1, t0, a = 1.0, b = 0.0, f;
+	bool   done = false;
+
+	for (size_t i = 0; i < n; i++) {
+		double wi = w ? w[i] : 1.0;
+
+		if (!(wi >= 0) || !isfinite(wi)) {
+			snprintf(why, whylen, "weight of row %zu is %g", i, wi);
+			return false;
+		}
+		if (label[i] > 0.5f)
+			n1 += wi;
+		else
+			n0 += wi;
+	}
+	if (!(n1 > 0) || !(n0 > 0)) {
+		snprintf(why, whylen, "no %s weight in the validation rows",
+		    n1 > 0 ? "legitimate" : "fraud");
+		return false;
+	}
+	/* Platt's targets: a perfectly separated validation set would
+	 * otherwise drive a to infinity. */
+	t1 = (n1 + 1) / (n1 + 2);
+	t0 = 1 / (n0 + 2);
+	f = calib_loss(p, label, w, n, t1, t0, a, b);
+	for (int it = 0; it < BATCH_CALIB_MAX_ITER && !done; it++) {
+		double gz = 0, g1 = 0, hzz = 0, hz = 0, h11 = 0, det, da, db, step, fn = f;
+
+		for (size_t i = 0; i < n; i++) {
+			double z = train_logit(p[i]), wi = w ? w[i] : 1.0;
+			double q = 1 / (1 + exp(-(a * z + b)));
+			double r = wi * (q - (label[i] > 0.5f ? t1 : t0)), h = wi * q * (1 - q);
+
+			gz += r * z;
+			g1 += r;
+			hzz += h * z * z;
+			hz += h * z;
+			h11 += h;
+		}
+		det = hzz * h11 - hz * hz;
+		if (!(det > 1e-12 * hzz * h11)) {
+			snprintf(why, whylen, "the validation predictions do not vary "
+			    "(Newton step %d)", it + 1);
+			return false;
+		}
+		da = (h11 * gz - hz * g1) / det;
+		db = (hzz * g1 - hz * gz) / det;
+		/* Halve the Newton step until the objective does not rise. */
+		for (step = 1.0; step >= 1.0 / 1024; step /= 2) {
+			fn = calib_loss(p, label, w, n, t1, t0, a - step * da, b - step * db);
+			if (fn <= f)
+				break;
+		}
+		if (step < 1.0 / 1024) {
+			done = true; /* no step lowers it: at the minimum to rounding */
+			break;
+		}
+		a -= step * da;
+		b -= step * db;
+		done = fabs(step * da) < 1e-9 * (1 + fabs(a)) && fabs(step * db) < 1e-9 * (1 + fabs(b));
+		f = fn;
+	}
+	if (!done) {
+		snprintf(why, whylen, "no convergence in %d Newton steps (a %g, b %g)",
+		    BATCH_CALIB_MAX_ITER, a, b);
+		return false;
+	}
+	if (!isfinite(a) || !isfinite(b)) {
+		snprintf(why, whylen, "the fit is not finite (a %g, b %g)", a, b);
+		return false;
+	}
+	if (!(a > 0)) {
+		snprintf(why, whylen, "a %g is not positive: the validation frauds do not score "
+		    "above the legitimate rows", a);
+		return false;
+	}
+	*ret_a = a;
+	*ret_b = b;
+	return true;
+}
+
 /* ---- Training ---- */
 
 static void
@@ -1140,6 +1265,11 @@ train_check_opts(const batch_train_opts *o, store_diag *reterr)
 	if (o->max_rounds == 0 || o->max_rounds > BATCH_TRAIN_MAX_ROUNDS) {
 		store_diag_set(reterr, "training: max_rounds %u (1 to %d)", o->max_rounds,
 		    BATCH_TRAIN_MAX_ROUNDS);
+		return VIGIL_EINVAL;
+	}
+	if (o->min_rounds > o->max_rounds) {
+		store_diag_set(reterr, "training: min_rounds %u above max_rounds %u", o->min_rounds,
+		    o->max_rounds);
 		return VIGIL_EINVAL;
 	}
 	if (o->max_depth == 0 || o->max_depth > BATCH_TRAIN_MAX_DEPTH) {
@@ -1252,32 +1382,68 @@ train_iter_next(DataIterHandle h)
 }
 
 static vigil_err
-train_matrix(const batch_trainset *s, size_t at, size_t rows, const float *label,
-    const float *weight, uint32_t threads, uint32_t max_bin, DMatrixHandle *ret_dm,
+train_matrix_pass(train_iter *it, DMatrixHandle ref, const char *cfg, DMatrixHandle *ret_dm,
     store_diag *reterr)
+{
+	DMatrixHandle dm = NULL;
+	bst_ulong n;
+	vigil_err rv = VIGIL_OK;
+
+	it->at = 0;
+	it->failed = false;
+	XGB(XGQuantileDMatrixCreateFromCallback(it, it->proxy, ref, train_iter_reset,
+	    train_iter_next, cfg, &dm), "matrix");
+	XGB(XGDMatrixNumRow(dm, &n), "matrix rows");
+	if (it->failed || n != it->rows) {
+		if (it->failed)
+			train_xgb_err(reterr, "matrix batch");
+		else
+			store_diag_set(reterr, "training: xgboost matrix: %llu rows of %zu",
+			    (unsigned long long)n, it->rows);
+		rv = VIGIL_EINTERNAL;
+		goto out;
+	}
+	*ret_dm = dm;
+	dm = NULL;
+out:
+	if (dm != NULL)
+		XGDMatrixFree(dm);
+	return rv;
+}
+
+/*
+ * With sketch_weight (not NULL), the bins are cut from a first matrix whose
+ * rows weigh sketch_weight instead of weight, and the training matrix takes
+ * its cuts from that one (XGBoost's `ref`). The sketch puts a bin boundary
+ * every 1/max_bin of the weight: with the training weights, frauds (under 1%
+ * of it) get almost no boundary of their own, and a fraud group beyond
+ * every legitimate value of a feature shares its bin with the legitimate
+ * tail, so no split can isolate it (docs/model.md, "Bins").
+ */
+static vigil_err
+train_matrix(const batch_trainset *s, size_t at, size_t rows, const float *label,
+    const float *weight, const float *sketch_weight, uint32_t threads, uint32_t max_bin,
+    DMatrixHandle *ret_dm, store_diag *reterr)
 {
 	train_iter it = { .x = &s->x[at * s->nfeat], .label = label, .weight = weight,
 	    .nfeat = s->nfeat, .rows = rows };
-	DMatrixHandle dm = NULL;
-	bst_ulong n;
+	DMatrixHandle dm = NULL, ref = NULL;
 	char cfg[128];
 	vigil_err rv = VIGIL_OK;
 
 	snprintf(cfg, sizeof cfg, "{\"missing\": NaN, \"nthread\": %u, \"max_bin\": %u}",
 	    threads, max_bin);
 	XGB(XGProxyDMatrixCreate(&it.proxy), "proxy matrix");
-	XGB(XGQuantileDMatrixCreateFromCallback(&it, it.proxy, NULL, train_iter_reset,
-	    train_iter_next, cfg, &dm), "matrix");
-	XGB(XGDMatrixNumRow(dm, &n), "matrix rows");
-	if (it.failed || n != rows) {
-		if (it.failed)
-			train_xgb_err(reterr, "matrix batch");
-		else
-			store_diag_set(reterr, "training: xgboost matrix: %llu rows of %zu",
-			    (unsigned long long)n, rows);
-		rv = VIGIL_EINTERNAL;
-		goto out;
+	if (sketch_weight != NULL) {
+		it.weight = sketch_weight;
+		rv = train_matrix_pass(&it, NULL, cfg, &ref, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		it.weight = weight;
 	}
+	rv = train_matrix_pass(&it, ref, cfg, &dm, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
 	XGB(XGDMatrixSetStrFeatureInfo(dm, "feature_name", (const char **)s->names, s->nfeat),
 	    "feature names");
 	*ret_dm = dm;
@@ -1285,9 +1451,33 @@ train_matrix(const batch_trainset *s, size_t at, size_t rows, const float *label
 out:
 	if (dm != NULL)
 		XGDMatrixFree(dm);
+	if (ref != NULL)
+		XGDMatrixFree(ref);
 	if (it.proxy != NULL)
 		XGDMatrixFree(it.proxy);
 	return rv;
+}
+
+/*
+ * Weights for the bins' sketch of rows [0, n): the training weights with the
+ * frauds' scaled so that frauds and legitimate rows weigh the same in all.
+ * Only where the boundaries fall depends on them; the trees are fitted with
+ * the training weights.
+ */
+static void
+train_sketch_weights(const float *label, const float *weight, size_t n, float *ret)
+{
+	double wl = 0, wf = 0, k;
+
+	for (size_t i = 0; i < n; i++) {
+		if (label[i] > 0.5f)
+			wf += weight[i];
+		else
+			wl += weight[i];
+	}
+	k = wf > 0 && wl > 0 ? wl / wf : 1.0;
+	for (size_t i = 0; i < n; i++)
+		ret[i] = label[i] > 0.5f ? (float)(weight[i] * k) : weight[i];
 }
 
 /* b's probabilities for rows [at, at + rows) of s, predicted in place from
@@ -1362,7 +1552,7 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 	batch_model_report rep;
 	uint64_t t0 = vigil_mono_ns();
 	uint32_t *perm = NULL;
-	float    *label = NULL, *weight = NULL;
+	float    *label = NULL, *weight = NULL, *sketch = NULL;
 	DMatrixHandle dm[2] = { NULL, NULL };
 	BoosterHandle bst = NULL, best = NULL, fit = NULL, saved;
 	const char *names[] = { "valid" };
@@ -1378,6 +1568,7 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 
 	memset(&rep, 0, sizeof rep);
 	rep.valid_auc = rep.valid_ap = rep.valid_logloss = rep.train_auc = NAN;
+	rep.calib_a = rep.calib_b = NAN;
 	rv = train_check_opts(o, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
@@ -1409,7 +1600,9 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 	trainset_heapify(s);
 	label = malloc((n ? n : 1) * sizeof *label);
 	weight = malloc((n ? n : 1) * sizeof *weight);
-	if (label == NULL || weight == NULL)
+	if (o->balanced_bins)
+		sketch = malloc((n ? n : 1) * sizeof *sketch);
+	if (label == NULL || weight == NULL || (o->balanced_bins && sketch == NULL))
 		goto out;
 	rv = VIGIL_OK;
 
@@ -1455,8 +1648,10 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 	}
 	rep.base_score = wfraud / wsum;
 
-	rv = train_matrix(s, 0, ntrain, label, weight, o->threads ? o->threads : 1, o->max_bin,
-	    &dm[0], reterr);
+	if (sketch != NULL)
+		train_sketch_weights(label, weight, ntrain, sketch);
+	rv = train_matrix(s, 0, ntrain, label, weight, sketch, o->threads ? o->threads : 1,
+	    o->max_bin, &dm[0], reterr);
 	if (rv != VIGIL_OK)
 		goto out;
 	/* Validation: a plain matrix, from which XGBoost evaluates each round
@@ -1489,10 +1684,15 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 			best_v = v;
 			rep.best_round = it + 1;
 			rep.valid_logloss = ll;
-		} else if (o->early_stop > 0 && it + 1 - rep.best_round >= o->early_stop) {
+		} else if (o->early_stop > 0 && it + 1 - rep.best_round >= o->early_stop &&
+		    it + 1 >= o->min_rounds) {
 			break;
 		}
 	}
+	/* A validation figure from few frauds may peak by chance in the first
+	 * rounds: the model keeps at least min_rounds. */
+	if (rep.best_round > 0 && rep.best_round < o->min_rounds)
+		rep.best_round = o->min_rounds < rep.rounds ? o->min_rounds : rep.rounds;
 	if (rep.best_round == 0) {
 		store_diag_set(reterr, "training: xgboost's validation figure is not a number");
 		rv = VIGIL_EINTERNAL;
@@ -1511,7 +1711,9 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 			XGDMatrixFree(dm[k]);
 			dm[k] = NULL;
 		}
-		rv = train_matrix(s, 0, n, label, weight, o->threads ? o->threads : 1,
+		if (sketch != NULL)
+			train_sketch_weights(label, weight, n, sketch);
+		rv = train_matrix(s, 0, n, label, weight, sketch, o->threads ? o->threads : 1,
 		    o->max_bin, &dm[0], reterr);
 		if (rv != VIGIL_OK)
 			goto out;
@@ -1545,6 +1747,13 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 		goto out;
 	rep.valid_auc = batch_metric_auc(pred, &label[ntrain], &weight[ntrain], nvalid);
 	rep.valid_ap = batch_metric_ap(pred, &label[ntrain], &weight[ntrain], nvalid);
+	/* Calibrated on days the model never saw, with the sampling weights:
+	 * the legitimate rows count as the traffic they stand for, so the
+	 * calibrated probability is a real-world fraud frequency. */
+	rep.calibrated = batch_calib_platt(pred, &label[ntrain], &weight[ntrain], nvalid,
+	    &rep.calib_a, &rep.calib_b, rep.calib_why_not, sizeof rep.calib_why_not);
+	if (!rep.calibrated)
+		rep.calib_a = rep.calib_b = NAN;
 	rv = train_predict(saved, s, 0, rep.refit ? n : ntrain, &pred, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
@@ -1573,5 +1782,6 @@ out:
 	free(perm);
 	free(label);
 	free(weight);
+	free(sketch);
 	return rv;
 }

@@ -41,7 +41,7 @@
 /* Which validation figure early stopping follows. */
 typedef enum batch_train_stop {
 	BATCH_TRAIN_STOP_AP = 0, /* XGBoost's weighted "aucpr": higher is better */
-	BATCH_TRAIN_STOP_LOGLOSS, /* weighted "logloss": lower is better */
+	BATCH_TRAIN_STOP_LOGLOSS, /* weighted "logloss": lower is better (default) */
 } batch_train_stop;
 
 typedef struct batch_train_opts {
@@ -50,7 +50,13 @@ typedef struct batch_train_opts {
 	uint32_t max_rounds;    /* boosting rounds at most; default 300 */
 	uint32_t early_stop;    /* stop after this many rounds without a better
 	                         * validation figure; 0 = never; default 30 */
-	batch_train_stop stop_metric; /* default BATCH_TRAIN_STOP_AP */
+	uint32_t min_rounds;    /* the model keeps at least this many rounds (at
+	                         * most max_rounds): early stopping neither stops
+	                         * nor chooses before; default 20 */
+	batch_train_stop stop_metric; /* default BATCH_TRAIN_STOP_LOGLOSS: every
+	                         * row's probability counts, where AP rests on
+	                         * the ranks of the few validation frauds
+	                         * (docs/model.md, "Early stopping") */
 	uint32_t max_depth;     /* default 6 */
 	double   eta;           /* learning rate, default 0.1 */
 	double   min_child_weight; /* in weighted hessian; default 5 (docs/model.md) */
@@ -73,6 +79,14 @@ typedef struct batch_train_opts {
 	                         * days included (the freshest mature labels); the
 	                         * report's validation figures stay those of the
 	                         * model that never saw those days */
+	bool     balanced_bins; /* default true: the histogram bins are cut from
+	                         * a sketch in which frauds and legitimate rows
+	                         * weigh the same in all (the trees are still
+	                         * fitted with the real weights); false cuts them
+	                         * by the training weights, where a fraud group
+	                         * beyond every legitimate value of a feature
+	                         * shares a bin with the legitimate tail and no
+	                         * split can isolate it (docs/model.md, "Bins") */
 } batch_train_opts;
 
 /* Fills *ret with the defaults above (threads 1). */
@@ -206,6 +220,13 @@ typedef struct batch_model_report {
 	int64_t  valid_from_ms, valid_to_ms; /* same for validation; valid_from_ms
 	                                      * is after train_to_ms */
 	int64_t  split_ms;         /* 00:00 UTC of the first validation day */
+	bool     calibrated;       /* a Platt calibration was fitted (calib_a > 0) */
+	double   calib_a, calib_b; /* p_cal = 1 / (1 + exp(-(a * logit(p) + b))),
+	                            * fitted by batch_calib_platt on the validation
+	                            * predictions of the model trained before
+	                            * split_ms, with the sampling weights; NaN
+	                            * when !calibrated */
+	char     calib_why_not[160]; /* why not, when trained && !calibrated */
 	double   seconds;          /* wall clock of batch_train_run */
 } batch_model_report;
 
@@ -231,6 +252,28 @@ typedef struct batch_model_report {
  */
 vigil_err batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
     size_t *ret_len, batch_model_report *ret_rep, store_diag *reterr);
+
+/*
+ * Platt calibration of probabilities p[0..n) against labels (label > 0.5:
+ * fraud) with weights w (NULL: all 1): the a and b that maximise the
+ * weighted likelihood of P(fraud) = 1 / (1 + exp(-(a * logit(p) + b))),
+ * logit(p) = ln(p / (1 - p)) with p clamped into [BATCH_CALIB_P_MIN,
+ * 1 - BATCH_CALIB_P_MIN] (float32 probabilities reach 0 and 1), against
+ * Platt's targets (N1 + 1) / (N1 + 2) for frauds and 1 / (N0 + 2) for the
+ * rest (N1, N0 their weights), which keep a finite when the scores separate
+ * the classes. Newton steps from a = 1, b = 0, each halved until the
+ * objective does not rise; deterministic (sums in row order).
+ *
+ * true: *ret_a > 0 and *ret_b set. false (*ret_a, *ret_b untouched; why
+ * says why in one line): a negative, NaN or infinite weight, no weight on
+ * one side, predictions that do not vary, no convergence in
+ * BATCH_CALIB_MAX_ITER steps, or a <= 0 (the scores rank frauds below the
+ * rest: a calibration must keep the order strictly).
+ */
+#define BATCH_CALIB_P_MIN    5.9604644775390625e-08 /* 2^-24 */
+#define BATCH_CALIB_MAX_ITER 100
+bool batch_calib_platt(const float *p, const float *label, const float *w, size_t n,
+    double *ret_a, double *ret_b, char *why, size_t whylen);
 
 /*
  * ROC AUC of scores against labels (label != 0: positive) with weights

@@ -124,7 +124,7 @@ usage(FILE *f)
 	    "  [--threads T (2)] [--runs R (3)] [--max-rows N (1000000)] [--max-rounds N (300)]\n"
 	    "  [--early-stop N (30)] [--stop ap|logloss] [--scale-pos-weight W (1)]\n"
 	    "  [--min-child-weight W (5)] [--max-bin N (256)] [--eta E (0.1)] [--max-depth N (6)]\n"
-	    "  [--lambda L (1)] [--no-refit] [--out FILE (the model of the last run)]\n");
+	    "  [--lambda L (1)] [--no-refit] [--plain-bins] [--out FILE (the model of the last run)]\n");
 }
 
 int
@@ -147,6 +147,7 @@ main(int argc, char **argv)
 		{ "max-depth", required_argument, NULL, 'D' },
 		{ "lambda", required_argument, NULL, 'L' },
 		{ "no-refit", no_argument, NULL, 'F' },
+		{ "plain-bins", no_argument, NULL, 'P' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -194,6 +195,7 @@ main(int argc, char **argv)
 		case 'D': o.max_depth = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'L': o.reg_lambda = strtod(optarg, NULL); break;
 		case 'F': o.refit = false; break;
+		case 'P': o.balanced_bins = false; break;
 		case 'o': out = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -241,9 +243,10 @@ main(int argc, char **argv)
 	    (unsigned long long)st.frauds, (unsigned long long)st.legit_kept,
 	    (unsigned long long)st.legit_seen);
 	printf("threads %u, max_rounds %u, early_stop %u on %s, max_depth %u, eta %g, "
-	    "max_bin %u, min_child_weight %g, scale_pos_weight %g\n", o.threads, o.max_rounds,
-	    o.early_stop, o.stop_metric == BATCH_TRAIN_STOP_AP ? "ap" : "logloss", o.max_depth,
-	    o.eta, o.max_bin, o.min_child_weight, o.scale_pos_weight);
+	    "max_bin %u (%s), min_child_weight %g, lambda %g, scale_pos_weight %g\n", o.threads,
+	    o.max_rounds, o.early_stop, o.stop_metric == BATCH_TRAIN_STOP_AP ? "ap" : "logloss",
+	    o.max_depth, o.eta, o.max_bin, o.balanced_bins ? "balanced" : "plain",
+	    o.min_child_weight, o.reg_lambda, o.scale_pos_weight);
 	for (uint32_t r = 0; r < runs; r++) {
 		batch_model_report rep;
 		char    *json = NULL;
@@ -269,11 +272,12 @@ main(int argc, char **argv)
 		cpus[r] = cpu;
 		printf("run %u: %.2f s (CPU %.2f s), rounds %u (best %u), train %llu rows / %llu frauds, "
 		    "valid %llu / %llu: AUC %.4f AP %.4f logloss %.5f (train AUC %.4f), "
-		    "model %zu bytes xxh64 %016llx\n", r + 1, rep.seconds, cpu, rep.rounds,
+		    "calibration a %.4f b %.4f, model %zu bytes xxh64 %016llx\n", r + 1, rep.seconds, cpu, rep.rounds,
 		    rep.best_round, (unsigned long long)rep.train_rows,
 		    (unsigned long long)rep.train_frauds, (unsigned long long)rep.valid_rows,
 		    (unsigned long long)rep.valid_frauds, rep.valid_auc, rep.valid_ap,
-		    rep.valid_logloss, rep.train_auc, len, (unsigned long long)h);
+		    rep.valid_logloss, rep.train_auc, rep.calib_a, rep.calib_b, len,
+		    (unsigned long long)h);
 		fflush(stdout);
 		if (out != NULL && r + 1 == runs) {
 			FILE *f = fopen(out, "w");

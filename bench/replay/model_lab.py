@@ -3,13 +3,21 @@
 """bench/replay/model_lab.py - offline experiments on the nightly model.
 
 Replays the model's side of `vigil-replay --nightly` fast, from the vectors a
-replay archived (bench/replay/dump_vectors.c): every EVERY days an as-of
-midnight D, a model trained as batch/train.c does (window of WINDOW days
-ending at D - 7 d, legitimate rows sampled to 100,000 with day weights,
-validation on the last quarter of the days, early stopping on AP), which
-then scores the rows of [D, D + EVERY days). Prints the ROC AUC and AP of
-model.score alone over the rows from --measure-from, and with --results the
+replay archived (bench/replay/dump_vectors.c; a `--nightly --no-model` replay
+archives them too, and fast): every EVERY days an as-of midnight D (or the
+days --only names), a model trained as batch/train.c does (window of WINDOW
+days ending at D - 7 d, legitimate rows sampled to 100,000 with day weights,
+validation on the last quarter of the days, early stopping there, refit on
+every row, Platt calibration on the validation predictions), which then
+scores the rows of [D, D + EVERY days). Prints the ROC AUC and AP of
+model.score alone over the rows from --measure-from, per fraud_pattern when
+the CSV has one, the spread of the trainings' validation AP and rounds, and
+how well the raw and the calibrated probabilities fit; with --results the
 same of the replay's own ranking (score, then model.score).
+
+Approximations of batch/train.c: the legitimate sample is drawn by crc32 of
+the txn_id (train.c: a remix of xxh64), and XGBoost's Python matrices take
+the rows in one batch (train.c: 65,536 rows a batch, which moves bins).
 
 A tool to choose what to try in batch/train.c; the figures that count are
 the full nightly replay's (bench/replay/model.sh). Needs python3-numpy and
@@ -45,12 +53,15 @@ def load(prefix, csv_path):
         t.append(int(c))
         score.append(int(d))
     x = np.fromfile(prefix + ".f32", dtype="<f4").reshape(len(txn), len(names))
-    lab = {}
+    lab, pat = {}, {}
     with open(csv_path, newline="") as f:
         for r in csv.DictReader(f):
             lab[r["txn_id"]] = 1 if r.get("label", "0") in ("1", "true", "fraud") else 0
+            if r.get("fraud_pattern"):
+                pat[r["txn_id"]] = r["fraud_pattern"]
     y = np.array([lab.get(k, 0) for k in txn], dtype=np.float32)
-    return names, txn, card, np.array(t, dtype=np.int64), np.array(score), x, y
+    pattern = np.array([pat.get(k, "") for k in txn])
+    return names, txn, card, np.array(t, dtype=np.int64), np.array(score), x, y, pattern
 
 
 def metric_auc(s, y):
@@ -82,21 +93,28 @@ def h32(s):
     return zlib.crc32(s.encode())
 
 
+# Each variant is the nightly training of batch/rebuild.c before the change of
+# issue 23 ("old": eta 0.2, depth 6, min_child_weight 5, lambda 10, at most
+# 200 rounds, early stop after 20 on validation AP, refit, bins from the
+# training weights) with the keys it names changed; "new" is what train.c
+# does now (bins from class-balanced weights, early stopping on logloss).
+OLD = {}
+NEW = {"bins": "balanced", "stop": "logloss", "min_rounds": 20}
 VARIANTS = {
-    "base": {},
-    "refit": {"refit": True},
+    "old": OLD,
+    "new": NEW,
+    "balanced": {"bins": "balanced"},
+    "balanced_ap_min20": {"bins": "balanced", "min_rounds": 20},
+    "new_es30": dict(NEW, es=30),
+    "logloss": {"stop": "logloss"},
+    "norefit": {"refit": False},
     "card": {"split": "card"},
-    "card_refit": {"split": "card", "refit": True},
     "reg": {"mcw": 20, "depth": 4, "subsample": 0.8, "colsample": 0.8},
-    "reg_refit": {"mcw": 20, "depth": 4, "subsample": 0.8, "colsample": 0.8, "refit": True},
     "eta01": {"eta": 0.1, "rounds": 300, "es": 30},
     "noabs": {"drop": "abs"},
-    "noabs_refit": {"drop": "abs", "refit": True},
-    "logloss": {"stop": "logloss"},
     "gap": {"gap": 3},
     "mds1": {"mds": 1},
-    "mds1_refit": {"mds": 1, "refit": True},
-    "lambda10": {"lambda": 10},
+    "lambda1": {"lambda": 1},
 }
 
 # Absolute per-card levels a tree can recognise a card by (hypothesis 2).
@@ -108,13 +126,57 @@ ABS = ["card.count_7d", "card.count_30d", "card.count_90d", "card.amount_sum_7d"
        "card.age_days"]
 
 
+def platt_fit(p, y, w):
+    """batch/train.c's calibration: weighted logistic regression of y on
+    logit(p) (Platt's targets), Newton steps with halving; (a, b) or None."""
+    eps = 2.0 ** -24
+    p = np.clip(p.astype(np.float64), eps, 1 - eps)
+    z = np.log(p / (1 - p))
+    npos = float((w * (y == 1)).sum())
+    nneg = float((w * (y != 1)).sum())
+    t = np.where(y == 1, (npos + 1) / (npos + 2), 1 / (nneg + 2))
+    a, b = 1.0, 0.0
+
+    def nll(a, b):
+        m = a * z + b
+        return float((w * (np.logaddexp(0, m) - t * m)).sum())
+    f = nll(a, b)
+    for _ in range(50):
+        q = 1 / (1 + np.exp(-(a * z + b)))
+        g = np.array([(w * (q - t) * z).sum(), (w * (q - t)).sum()])
+        h = w * q * (1 - q)
+        H = np.array([[(h * z * z).sum(), (h * z).sum()], [(h * z).sum(), h.sum()]])
+        det = H[0, 0] * H[1, 1] - H[0, 1] ** 2
+        if not det > 0:
+            return None
+        da = (H[1, 1] * g[0] - H[0, 1] * g[1]) / det
+        db = (H[0, 0] * g[1] - H[0, 1] * g[0]) / det
+        step = 1.0
+        while step > 1e-6:
+            fn = nll(a - step * da, b - step * db)
+            if fn <= f:
+                break
+            step /= 2
+        else:
+            break
+        a, b, f = a - step * da, b - step * db, fn
+        if abs(step * da) < 1e-9 and abs(step * db) < 1e-9:
+            break
+    return (a, b) if np.isfinite(a) and np.isfinite(b) and a > 0 else None
+
+
 def train_one(X, y, w, tr, va, names, v, threads, seed):
+    """One night as batch/train.c trains it: hist on a quantile matrix whose
+    bins come from class-balanced weights ("bins": "balanced"), early
+    stopping on the validation days, refit on every row, Platt calibration
+    on the first model's validation predictions. Returns the served booster,
+    its rounds, the validation AP and the calibration (a, b) or None."""
     p = {
-        "objective": "binary:logistic", "tree_method": "hist", "max_bin": 256,
+        "objective": "binary:logistic", "tree_method": "hist", "max_bin": v.get("bins_n", 256),
         "eta": v.get("eta", 0.2), "max_depth": v.get("depth", 6),
         "min_child_weight": v.get("mcw", 5), "nthread": threads, "seed": seed,
         "subsample": v.get("subsample", 1.0), "colsample_bytree": v.get("colsample", 1.0),
-        "lambda": v.get("lambda", 1.0), "verbosity": 0,
+        "lambda": v.get("lambda", 10.0), "verbosity": 0,
         "max_delta_step": v.get("mds", 0),
     }
     p["base_score"] = float((w[tr] * y[tr]).sum() / w[tr].sum())
@@ -122,21 +184,49 @@ def train_one(X, y, w, tr, va, names, v, threads, seed):
         p["eval_metric"] = ["logloss", "aucpr"]
     else:
         p["eval_metric"] = ["aucpr", "logloss"]
-    dtr = xgb.DMatrix(X[tr], label=y[tr], weight=w[tr], missing=np.nan)
+
+    def matrix(ix):
+        ref = None
+        if v.get("bins", "plain") == "balanced":
+            wb = w[ix].astype(np.float64)
+            pos = y[ix] == 1
+            share = v.get("bins_share", 0.5)  # the frauds' share of the sketch's weight
+            wb[pos] *= share / (1 - share) * wb[~pos].sum() / wb[pos].sum()
+            ref = xgb.QuantileDMatrix(X[ix], label=y[ix], weight=wb.astype(np.float32),
+                                      max_bin=p["max_bin"], missing=np.nan, nthread=threads)
+        return xgb.QuantileDMatrix(X[ix], label=y[ix], weight=w[ix], max_bin=p["max_bin"],
+                                   missing=np.nan, nthread=threads, ref=ref)
+    dtr = matrix(tr)
     dva = xgb.DMatrix(X[va], label=y[va], weight=w[va], missing=np.nan)
+    es = v.get("es", 20)
     b = xgb.train(p, dtr, num_boost_round=v.get("rounds", 200), evals=[(dva, "valid")],
-                  early_stopping_rounds=v.get("es", 20), verbose_eval=False)
-    best = b.best_iteration + 1
-    if v.get("refit"):
+                  early_stopping_rounds=es if es else None, verbose_eval=False)
+    best = b.best_iteration + 1 if es else v.get("rounds", 200)
+    best = max(best, min(v.get("min_rounds", 0), v.get("rounds", 200)))
+    if best < b.num_boosted_rounds():
+        b = b[:best]
+    pv = b.predict(dva)
+    vap = metric_ap_w(pv, y[va], w[va])
+    cal = platt_fit(pv, y[va], w[va].astype(np.float64))
+    if v.get("refit", True):
         al = np.concatenate([tr, va])
         p["base_score"] = float((w[al] * y[al]).sum() / w[al].sum())
-        dal = xgb.DMatrix(X[al], label=y[al], weight=w[al], missing=np.nan)
-        b = xgb.train(p, dal, num_boost_round=best, verbose_eval=False)
-    return b, best
+        b = xgb.train(p, matrix(al), num_boost_round=best, verbose_eval=False)
+    return b, best, vap, cal
+
+
+def metric_ap_w(s, y, w):
+    o = np.argsort(-s, kind="mergesort")
+    s, y, w = s[o], y[o], w[o].astype(np.float64)
+    tp = np.cumsum(w * y)
+    n = np.cumsum(w)
+    last = np.r_[s[1:] != s[:-1], True]
+    tp, n = tp[last], n[last]
+    return float(np.sum(np.diff(np.r_[0, tp / tp[-1]]) * tp / n))
 
 
 def simulate(data, v, every, threads, log, only=None):
-    names, txn, card, t, score, X, y = data
+    names, txn, card, t, score, X, y = data[:7]
     keep = np.ones(len(names), dtype=bool)
     if v.get("drop") == "abs":
         keep = np.array([n not in ABS for n in names])
@@ -146,13 +236,13 @@ def simulate(data, v, every, threads, log, only=None):
     d0 = day.min()
     dend = day.max() + 1
     pred = np.full(len(t), np.nan, dtype=np.float64)
+    calp = np.full(len(t), np.nan, dtype=np.float64)
+    nights = []
     mix = np.array([h32(k) for k in txn], dtype=np.uint64)
     cardh = np.array([h32(c) for c in card], dtype=np.uint64)
     window = v.get("window", 28)
     first = None
-    for D in range(int(d0) + 1, int(dend), every):
-        if only is not None and D not in only:
-            continue
+    for D in sorted(only) if only is not None else range(int(d0) + 1, int(dend), every):
         lo, hi = max(d0, D - 7 - window), D - 7
         win = np.where((day >= lo) & (day < hi))[0]
         if len(win) == 0 or y[win].sum() < 50:
@@ -185,17 +275,24 @@ def simulate(data, v, every, threads, log, only=None):
         if y[tr].sum() == 0 or y[va].sum() == 0:
             continue
         t0 = time.time()
-        b, best = train_one(Xk, y, w, tr, va, nk, v, threads, 0)
+        b, best, vap, cal = train_one(Xk, y, w, tr, va, nk, v, threads, 0)
         sc = np.where((day >= D) & (day < D + every))[0]
         if len(sc):
             pred[sc] = b.predict(xgb.DMatrix(Xk[sc], missing=np.nan))
+            if cal is not None:
+                q = np.clip(pred[sc], 2.0 ** -24, 1 - 2.0 ** -24)
+                calp[sc] = 1 / (1 + np.exp(-(cal[0] * np.log(q / (1 - q)) + cal[1])))
+            else:
+                calp[sc] = pred[sc]
+        nights.append((D, best, vap, cal, time.time() - t0))
         if first is None:
             first = D
         if log:
-            print("  %s rows %d frauds %d best %d  %.1fs" % (
+            print("  %s rows %d frauds %d best %d valid AP %.4f calibration %s  %.1fs" % (
                 dt.date(1970, 1, 1) + dt.timedelta(days=D), len(tr) + len(va),
-                int(y[rows].sum()), best, time.time() - t0), file=sys.stderr)
-    return pred, first
+                int(y[rows].sum()), best, vap,
+                "a %.3f b %.3f" % cal if cal else "none", time.time() - t0), file=sys.stderr)
+    return pred, calp, first, nights
 
 
 def main():
@@ -205,8 +302,8 @@ def main():
     ap.add_argument("--results")
     ap.add_argument("--measure-from")
     ap.add_argument("--every", type=int, default=7)
-    ap.add_argument("--only", nargs="*", help="as-of days YYYY-MM-DD to train on (with --every 1: "
-                    "only the rows of those days are scored and measured)")
+    ap.add_argument("--only", nargs="*", help="as-of days YYYY-MM-DD to train on, instead of one "
+                    "every EVERY days: only the rows of [D, D + EVERY days) are scored and measured")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variant", nargs="*", default=["base"])
     ap.add_argument("--rules-results", help="a --no-model replay's results: with --rules, "
@@ -216,7 +313,7 @@ def main():
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
     data = load(a.prefix, a.csv)
-    names, txn, card, t, score, X, y = data
+    names, txn, card, t, score, X, y, pattern = data
     m = np.ones(len(t), dtype=bool)
     if a.measure_from:
         ms = int(dt.datetime.fromisoformat(a.measure_from).replace(
@@ -256,7 +353,7 @@ def main():
         only = None
         if a.only:
             only = {(dt.date.fromisoformat(d) - dt.date(1970, 1, 1)).days for d in a.only}
-        pred, first = simulate(data, v, a.every, a.threads, a.v, only)
+        pred, calp, first, nights = simulate(data, v, a.every, a.threads, a.v, only)
         if only is not None:
             m = m & ~np.isnan(pred)
         p = np.where(np.isnan(pred), -1.0, pred)
@@ -266,6 +363,31 @@ def main():
             name[:14], metric_auc(p[m], y[m]), metric_ap(p[m], y[m]),
             dt.date(1970, 1, 1) + dt.timedelta(days=int(first)) if first else None,
             time.time() - t0), flush=True)
+        for pat in sorted(set(pattern[m & (y == 1)]) - {""}):
+            sel = m & ((y == 0) | (pattern == pat))
+            print("  pattern %-22s frauds %5d  AUC %.4f AP %.4f" % (
+                pat, int(((pattern == pat) & m).sum()), metric_auc(p[sel], y[sel]),
+                metric_ap(p[sel], y[sel])))
+        if nights:
+            r = np.array([n[1] for n in nights], dtype=float)
+            va = np.array([n[2] for n in nights])
+            sec = np.array([n[4] for n in nights])
+            ncal = sum(1 for n in nights if n[3] is not None)
+            print("  %d trainings: rounds min %d median %d max %d; validation AP min %.4f "
+                  "median %.4f max %.4f, mean night-to-night change %.4f; calibrated %d; "
+                  "%.1f s a training (median)" % (
+                      len(nights), r.min(), np.median(r), r.max(), va.min(), np.median(va),
+                      va.max(), np.mean(np.abs(np.diff(va))) if len(va) > 1 else 0, ncal,
+                      np.median(sec)))
+            mm = m & ~np.isnan(pred)
+            for lab, q in (("raw", pred[mm]), ("calibrated", calp[mm])):
+                qq = np.clip(q, 1e-7, 1 - 1e-7)
+                ll = -np.mean(y[mm] * np.log(qq) + (1 - y[mm]) * np.log(1 - qq))
+                hi = qq >= 0.5
+                print("  %-10s mean p %.5f (fraud rate %.5f), logloss %.5f, "
+                      "rows p >= 0.5: %d, %.1f%% fraud" % (
+                          lab, qq.mean(), y[mm].mean(), ll, hi.sum(),
+                          100 * y[mm][hi].mean() if hi.any() else float("nan")))
         if hard is not None:
             q = np.clip(p, 0, 1)
             mm = m & (p >= 0)

@@ -816,6 +816,328 @@ test_train_refit_on_every_row(void **state)
 	free(r);
 }
 
+/* min_rounds: early stopping neither stops nor chooses before it, and it
+ * cannot exceed max_rounds. */
+static void
+test_train_min_rounds(void **state)
+{
+	enum { N = 20000 };
+	row *r = gen_rows(N, 10, 3);
+	batch_trainset *s = new_set(N);
+	batch_model_report rep;
+	batch_train_opts o;
+	store_diag d;
+	size_t len;
+	char *json = NULL;
+	const char *p;
+	int ntrees = 0;
+
+	(void)state;
+	small_opts(&o);
+	add_rows(s, r, N, 1);
+	o.early_stop = 1;
+	o.min_rounds = 25;
+	json = train(s, &o, &len, &rep);
+	assert_true(rep.trained);
+	assert_true(rep.rounds >= 25);
+	assert_true(rep.best_round >= 25);
+	for (p = strstr(json, "\"split_indices\""); p != NULL; p = strstr(p + 1, "\"split_indices\""))
+		ntrees++;
+	assert_int_equal(ntrees, (int)rep.best_round);
+	free(json);
+	json = NULL;
+	o.min_rounds = o.max_rounds + 1;
+	assert_int_equal(batch_train_run(s, &o, &json, &len, &rep, &d), VIGIL_EINVAL);
+	assert_string_equal(d.msg, "training: min_rounds 41 above max_rounds 40");
+	assert_null(json);
+	batch_trainset_free(s);
+	free(r);
+}
+
+/* ---- Calibration ---- */
+
+static double
+sigmoid(double m)
+{
+	return 1 / (1 + exp(-m));
+}
+
+/*
+ * n scores p = sigmoid(z), z ~ uniform(-6, 2), with labels drawn with
+ * probability sigmoid(a * z + b): the calibration that fits them is (a, b).
+ * With keep_legit < 1, only that share of the legitimate rows is kept, each
+ * weighing 1 / keep_legit (the sampling of the training set).
+ */
+static size_t
+calib_rows(size_t n, double a, double b, double keep_legit, uint64_t seed, float *p, float *y,
+    float *w)
+{
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+	size_t   m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double z = -6 + 8 * (double)unif(&s);
+		bool   fraud = unif(&s) < sigmoid(a * z + b);
+
+		if (!fraud && unif(&s) >= keep_legit)
+			continue;
+		p[m] = (float)sigmoid(z);
+		y[m] = fraud;
+		w[m] = fraud ? 1.0f : (float)(1 / keep_legit);
+		m++;
+	}
+	return m;
+}
+
+/* Known a and b come back, with the legitimate rows sampled and weighted
+ * as the training set does; the fit is deterministic. */
+static void
+test_calib_platt_recovers(void **state)
+{
+	enum { N = 400000 };
+	static const double ab[][2] = { { 0.6, -1.5 }, { 1.0, 0.0 }, { 1.8, 2.0 } };
+	float *p = malloc(N * sizeof *p), *y = malloc(N * sizeof *y), *w = malloc(N * sizeof *w);
+	char why[160];
+
+	(void)state;
+	assert_non_null(p);
+	assert_non_null(y);
+	assert_non_null(w);
+	for (size_t k = 0; k < sizeof ab / sizeof ab[0]; k++) {
+		for (int sampled = 0; sampled < 2; sampled++) {
+			size_t m = calib_rows(N, ab[k][0], ab[k][1], sampled ? 0.2 : 1.0, k + 1,
+			    p, y, w);
+			double a = NAN, b = NAN, a2 = NAN, b2 = NAN;
+
+			assert_true(batch_calib_platt(p, y, w, m, &a, &b, why, sizeof why));
+			print_message("a %.4f b %.4f (true %.1f %.1f, %s)\n", a, b, ab[k][0],
+			    ab[k][1], sampled ? "legitimate rows sampled 1 in 5" : "every row");
+			assert_near(a, ab[k][0], 0.05);
+			assert_near(b, ab[k][1], 0.15);
+			assert_true(batch_calib_platt(p, y, w, m, &a2, &b2, why, sizeof why));
+			assert_true(a == a2 && b == b2);
+		}
+	}
+	free(p);
+	free(y);
+	free(w);
+}
+
+/* A calibration that is not strictly increasing, or has nothing to fit,
+ * is refused with the reason; the outputs stay untouched. */
+static void
+test_calib_platt_refuses(void **state)
+{
+	enum { N = 20000 };
+	float *p = malloc(N * sizeof *p), *y = malloc(N * sizeof *y), *w = malloc(N * sizeof *w);
+	double a = 7, b = 7;
+	char why[160];
+	size_t m;
+
+	(void)state;
+	assert_non_null(p);
+	assert_non_null(y);
+	assert_non_null(w);
+	/* frauds where the score is low: a < 0 */
+	m = calib_rows(N, -1.0, -2.0, 1.0, 9, p, y, w);
+	assert_false(batch_calib_platt(p, y, w, m, &a, &b, why, sizeof why));
+	assert_non_null(strstr(why, "is not positive"));
+	assert_true(a == 7 && b == 7);
+	/* every prediction the same */
+	for (size_t i = 0; i < m; i++)
+		p[i] = 0.25f;
+	assert_false(batch_calib_platt(p, y, w, m, &a, &b, why, sizeof why));
+	assert_non_null(strstr(why, "do not vary"));
+	/* no fraud */
+	for (size_t i = 0; i < m; i++)
+		y[i] = 0;
+	assert_false(batch_calib_platt(p, y, w, m, &a, &b, why, sizeof why));
+	assert_string_equal(why, "no fraud weight in the validation rows");
+	/* a perfectly separated set still fits (Platt's targets): a > 0, finite */
+	for (size_t i = 0; i < m; i++) {
+		y[i] = i % 10 == 0;
+		p[i] = y[i] > 0 ? 0.9f : 0.01f + 0.001f * (float)(i % 7);
+	}
+	assert_true(batch_calib_platt(p, y, NULL, m, &a, &b, why, sizeof why));
+	assert_true(a > 0 && isfinite(a) && isfinite(b));
+	assert_true(a != 7);
+	free(p);
+	free(y);
+	free(w);
+}
+
+/* The trained model carries a calibration fitted on its validation days,
+ * the same in every run. */
+static void
+test_train_calibrated(void **state)
+{
+	enum { N = 20000 };
+	row *r = gen_rows(N, 10, 3);
+	batch_trainset *s = new_set(N / 2);
+	batch_model_report ra, rb;
+	batch_train_opts o;
+	size_t la, lb;
+	char *a, *b;
+
+	(void)state;
+	small_opts(&o);
+	add_rows(s, r, N, 1);
+	a = train(s, &o, &la, &ra);
+	b = train(s, &o, &lb, &rb);
+	assert_true(ra.trained);
+	assert_true(ra.calibrated);
+	assert_string_equal(ra.calib_why_not, "");
+	assert_true(ra.calib_a > 0 && isfinite(ra.calib_a) && isfinite(ra.calib_b));
+	assert_true(ra.calib_a == rb.calib_a && ra.calib_b == rb.calib_b);
+	assert_int_equal(la, lb);
+	assert_memory_equal(a, b, la);
+	free(a);
+	free(b);
+	batch_trainset_free(s);
+	free(r);
+}
+
+/* ---- A sharp pattern ---- */
+
+/*
+ * Rows with fraud at a low rate: 0.3% everywhere, 3% more where x0 > 0.9
+ * and x1 > 0.5 (a smooth, noisy pattern), and a sharp one, one row in 2000:
+ * a fraud group with x2 in [2, 3), where no legitimate row goes (x2 is
+ * below 1 for every other row). *ret_group[i] marks the group's rows.
+ */
+static row *
+gen_sharp_rows(size_t n, uint32_t days, uint64_t seed, bool **ret_group)
+{
+	row     *r = calloc(n, sizeof *r);
+	bool    *g = calloc(n, sizeof *g);
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 7;
+
+	assert_non_null(r);
+	assert_non_null(g);
+	for (size_t i = 0; i < n; i++) {
+		for (int j = 0; j < NF; j++)
+			r[i].x[j] = unif(&s);
+		if (unif(&s) < 0.1f)
+			r[i].x[5] = NAN;
+		r[i].fraud = unif(&s) < (r[i].x[0] > 0.9f && r[i].x[1] > 0.5f ? 0.033f : 0.003f);
+		if (unif(&s) < 0.0005f) {
+			g[i] = true;
+			r[i].fraud = true;
+			r[i].x[2] = 2 + unif(&s);
+		}
+		r[i].t = T0 + (int64_t)(i % days) * DAY + (int64_t)(rng_next(&s) % DAY);
+		r[i].key = rng_next(&s);
+	}
+	*ret_group = g;
+	return r;
+}
+
+/* XGBoost's own prediction of a saved model for r[0..n). */
+static float *
+xgb_predict(const char *json, size_t len, const row *r, size_t n)
+{
+	BoosterHandle b = NULL;
+	DMatrixHandle dm = NULL;
+	const bst_ulong *shape;
+	bst_ulong dim;
+	const float *pred;
+	float *x = malloc(n * NF * sizeof *x), *out = malloc(n * sizeof *out);
+
+	assert_non_null(x);
+	assert_non_null(out);
+	for (size_t i = 0; i < n; i++)
+		memcpy(&x[i * NF], r[i].x, sizeof r[i].x);
+	assert_int_equal(XGBoosterCreate(NULL, 0, &b), 0);
+	assert_int_equal(XGBoosterLoadModelFromBuffer(b, json, len), 0);
+	assert_int_equal(XGDMatrixCreateFromMat(x, n, NF, NAN, &dm), 0);
+	assert_int_equal(XGBoosterPredictFromDMatrix(b, dm, "{\"type\": 0, \"training\": false, "
+	    "\"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false}",
+	    &shape, &dim, &pred), 0);
+	assert_int_equal(dim, 1);
+	assert_int_equal(shape[0], n);
+	memcpy(out, pred, n * sizeof *out);
+	XGDMatrixFree(dm);
+	XGBoosterFree(b);
+	free(x);
+	return out;
+}
+
+/* AP of the group's frauds against the legitimate rows (other frauds left
+ * out), as vigil-replay reports a pattern. */
+static double
+group_ap(const float *pred, const row *r, const bool *g, size_t n)
+{
+	float *p = malloc(n * sizeof *p), *y = malloc(n * sizeof *y);
+	size_t m = 0;
+	double ap;
+
+	assert_non_null(p);
+	assert_non_null(y);
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].fraud && !g[i])
+			continue;
+		p[m] = pred[i];
+		y[m++] = g[i];
+	}
+	ap = batch_metric_ap(p, y, NULL, m);
+	free(p);
+	free(y);
+	return ap;
+}
+
+/*
+ * A fraud group that one feature separates from every legitimate row is
+ * ranked above them, with the nightly settings (legitimate rows sampled,
+ * eta 0.2, lambda 10, early stopping). With the bins cut by the training
+ * weights (balanced_bins false, what every model was trained with before)
+ * the group's values share the top bin of x2 with hundreds of legitimate
+ * rows, no split isolates it, and its AP on new rows stays low.
+ */
+static void
+test_train_sharp_pattern(void **state)
+{
+	enum { N = 120000, NT = 200000 };
+	bool *g, *gt;
+	row *r = gen_sharp_rows(N, 20, 11, &g);
+	row *rt = gen_sharp_rows(NT, 20, 12, &gt);
+	batch_trainset *s = new_set(N / 3);
+	batch_model_report rep;
+	batch_train_opts o;
+	double ap[2];
+	size_t len;
+
+	(void)state;
+	add_rows(s, r, N, 1);
+	for (int balanced = 0; balanced < 2; balanced++) {
+		char *json;
+		float *pred;
+
+		batch_train_opts_default(&o);
+		o.threads = 2;
+		o.eta = 0.2; /* the nightly rebuild's settings (batch/rebuild.c) */
+		o.reg_lambda = 10;
+		o.max_rounds = 200;
+		o.early_stop = 20;
+		o.balanced_bins = balanced;
+		json = train(s, &o, &len, &rep);
+		assert_true(rep.trained);
+		pred = xgb_predict(json, len, rt, NT);
+		ap[balanced] = group_ap(pred, rt, gt, NT);
+		print_message("balanced_bins %d: %u rounds (best %u), validation AP %.4f, "
+		    "the group's AP on new rows %.4f\n", balanced, rep.rounds, rep.best_round,
+		    rep.valid_ap, ap[balanced]);
+		free(pred);
+		free(json);
+	}
+	assert_true(ap[1] >= 0.9);
+	assert_true(ap[0] < 0.5);
+	batch_trainset_free(s);
+	free(r);
+	free(g);
+	free(rt);
+	free(gt);
+}
+
 int
 main(void)
 {
@@ -834,6 +1156,11 @@ main(void)
 		cmocka_unit_test(test_train_cold_start),
 		cmocka_unit_test(test_train_time_split),
 		cmocka_unit_test(test_train_learns_planted_signal),
+		cmocka_unit_test(test_train_min_rounds),
+		cmocka_unit_test(test_calib_platt_recovers),
+		cmocka_unit_test(test_calib_platt_refuses),
+		cmocka_unit_test(test_train_calibrated),
+		cmocka_unit_test(test_train_sharp_pattern),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

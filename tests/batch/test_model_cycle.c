@@ -206,6 +206,31 @@ group_teardown(void **state)
 }
 
 /*
+ * model.meta's calibration, as branch score reads it: exactly
+ * {"method": "platt", "a": A, "b": B} with A > 0 (the fixture's validation
+ * days hold frauds the model ranks high), and no calibration_why_not.
+ */
+static void
+meta_check_calibration(const void *meta, size_t len)
+{
+	json_error_t je;
+	json_t *m = json_loadb(meta, len, 0, &je), *c;
+	double a, b;
+	const char *method = NULL;
+
+	if (m == NULL)
+		fail_msg("model.meta is not JSON: %s", je.text);
+	c = json_object_get(m, "calibration");
+	assert_non_null(c);
+	assert_int_equal(json_object_size(c), 3);
+	assert_int_equal(json_unpack(c, "{s:s, s:F, s:F}", "method", &method, "a", &a, "b", &b), 0);
+	assert_string_equal(method, "platt");
+	assert_true(a > 0 && isfinite(a) && isfinite(b));
+	assert_null(json_object_get(m, "calibration_why_not"));
+	json_decref(m);
+}
+
+/*
  * Determinism: the same archive and as-of give a byte-identical model.json
  * (and model.meta): two forced rebuilds of one data directory, and a third
  * of a copy of that archive in another directory, with 2 worker threads
@@ -246,6 +271,7 @@ test_determinism(void **state)
 	t1 = vt_gen_blob(d1c, vt_sum_int(s1, NULL, "generation"), APP_MODEL_META_BLOB, &tl1);
 	t2 = vt_gen_blob(d1c, vt_sum_int(s2, NULL, "generation"), APP_MODEL_META_BLOB, &tl2);
 	assert_true(vt_bytes_equal(t1, tl1, t2, tl2));
+	meta_check_calibration(t1, tl1);
 	free(m1);
 	free(m2);
 	free(m3);

@@ -677,7 +677,7 @@ check_python_model(const char *url, const char *json, const Vigil__V1__ModelOutc
 static void
 test_reasons(void **state)
 {
-	enum { N = 120 };
+	enum { N = 400 };
 	vt_server s;
 	mtxn t;
 	static Vigil__V1__Reply *rep[N];
@@ -690,7 +690,7 @@ test_reasons(void **state)
 	(void)state;
 	start_on_copy(&s);
 	for (int i = 0; i < N; i++) {
-		mtxn_make(&t, "rs", i, day1 + (int64_t)i * 600000);
+		mtxn_make(&t, "rs", i, day1 + (int64_t)i * 180000);
 		rep[i] = score_ok(&s, &t, false);
 		assert_non_null(rep[i]->score->model);
 		if (i % 8 == 0) { /* a retry gets the same reply, model included */
