@@ -380,10 +380,8 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 				goto malformed;
 			memcpy(&score, &f.v, sizeof score);
 			break;
-		case 12: /* score_present */
-			if (f.wt != VIGIL_PB_VARINT)
-				goto malformed;
-			score_present = f.v != 0;
+		case 12: /* score_present: any wire type, as protobuf-c reads a bool */
+			score_present = lean_bool(&f);
 			break;
 		default:
 			break;

@@ -150,7 +150,7 @@ rec_scored_size(const store_scored *s, rec_sizes *z)
 	if (!rec_len(s->rules_version, sizeof s->rules_version, &z->rv))
 		return VIGIL_EINVAL;
 	n = vigil_pb_len_size(1, z->txn) + vigil_pb_num_size(2, vigil_pb_int32(s->points)) +
-	    vigil_pb_tag_size(11) + 8 + vigil_pb_bool_size(12, true) +
+	    vigil_pb_double_size(11, s->score) + vigil_pb_bool_size(12, true) +
 	    vigil_pb_num_size(3, vigil_pb_int32((int32_t)s->decision)) +
 	    vigil_pb_str_size(5, z->rv) + vigil_pb_num_size(6, s->features_gen) +
 	    vigil_pb_num_size(7, (uint64_t)s->scored_at_ms);
@@ -213,19 +213,6 @@ rec_txn_write(uint8_t *p, const vigil_txn *t, const rec_sizes *z)
 	return p;
 }
 
-/* A double field written even when it is 0 (vigil_pb_double leaves 0 out). */
-static uint8_t *
-rec_double_always(uint8_t *p, uint32_t field, double v)
-{
-	uint64_t u;
-
-	p = vigil_pb_tag(p, field, VIGIL_PB_I64);
-	memcpy(&u, &v, sizeof u);
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(u >> (8 * i));
-	return p + 8;
-}
-
 /* The score of a record: its own, or for one written before the score was
  * 0-100 (no score_present), its points clamped to 0-100, which is what its
  * score was then. */
@@ -274,7 +261,7 @@ store_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_le
 	}
 	p = vigil_pb_str(p, 9, s->model_in, s->model_in_len);
 	p = vigil_pb_num(p, 10, s->model_layout);
-	p = rec_double_always(p, 11, s->score); /* 0 too: score_present says it is set */
+	p = vigil_pb_double(p, 11, s->score); /* 0 left out: score_present says it is set */
 	p = vigil_pb_bool(p, 12, true);
 	*ret_len = (size_t)(p - (uint8_t *)buf);
 	return VIGIL_OK;
