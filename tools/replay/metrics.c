@@ -48,7 +48,8 @@ typedef struct met_card {
 	uint8_t  used : 1;
 	uint8_t  fraud : 1;    /* a fraud that day */
 	uint8_t  caught : 1;   /* in a top k by score with a fraud: left out from then on */
-	uint8_t  caught_m : 1; /* the same by model.score */
+	uint8_t  caught_m : 1; /* the same by model.score (days a model scored) */
+	uint8_t  caught_s : 1; /* the same by the score, days a model scored */
 	uint8_t  pooled : 1;   /* id in the pool (at ids + id.off), else in id.inl */
 	union {
 		char     inl[MET_ID_INLINE]; /* NUL-terminated */
@@ -242,11 +243,18 @@ met_select(met_rank *r, size_t n, size_t k)
 	}
 }
 
-/* The precision of the day's top k cards not caught before by one ranking
- * (by model.score or by the score), marking the frauds in it caught. r has
- * room for the day's cards. */
+static bool
+met_caught(const met_card *c, metrics_rank by)
+{
+	return by == METRICS_BY_MODEL ? c->caught_m : by == METRICS_BY_SCORE_MODELLED ? c->caught_s
+	                                                                              : c->caught;
+}
+
+/* The precision of the day's top k cards not caught before by one ranking,
+ * marking the frauds in it caught (for that ranking); NaN if every card of
+ * the day was caught. r has room for the day's cards. */
 static double
-met_day_topk(metrics *m, met_rank *r, bool by_model)
+met_day_topk(metrics *m, met_rank *r, metrics_rank by)
 {
 	size_t n = 0, k;
 	uint32_t hits = 0;
@@ -254,15 +262,15 @@ met_day_topk(metrics *m, met_rank *r, bool by_model)
 	for (size_t i = 0; i < m->ntoday; i++) {
 		const met_card *c = &m->cards[m->today[i]];
 
-		if (by_model ? c->caught_m : c->caught)
+		if (met_caught(c, by))
 			continue;
 		r[n].id = c->pooled ? m->ids + c->id.off : c->id.inl;
-		r[n].score = by_model ? c->max_model : c->max_score;
+		r[n].score = by == METRICS_BY_MODEL ? c->max_model : c->max_score;
 		r[n].card = m->today[i];
 		n++;
 	}
 	if (n == 0)
-		return 0;
+		return NAN;
 	k = n < m->topk ? n : m->topk;
 	if (k < n)
 		met_select(r, n, k);
@@ -271,8 +279,10 @@ met_day_topk(metrics *m, met_rank *r, bool by_model)
 
 		if (c->fraud) {
 			hits++;
-			if (by_model)
+			if (by == METRICS_BY_MODEL)
 				c->caught_m = 1;
+			else if (by == METRICS_BY_SCORE_MODELLED)
+				c->caught_s = 1;
 			else
 				c->caught = 1;
 		}
@@ -281,8 +291,9 @@ met_day_topk(metrics *m, met_rank *r, bool by_model)
 }
 
 /* Closes a day: precision of the top k cards not caught before, by the
- * score (and, on a day a model scored, by model.score). A card caught by
- * one ranking competes on in the other's. */
+ * score (and, on a day a model scored, by the score and by model.score
+ * over those days alone: each ranking with its own caught cards, so the
+ * two compare on the same days from the same start). */
 static vigil_err
 met_day_close(metrics *m)
 {
@@ -305,25 +316,20 @@ met_day_close(metrics *m)
 		return VIGIL_ENOMEM;
 	if (nscore > 0) {
 		k = nscore < m->topk ? nscore : m->topk;
-		p = met_day_topk(m, r, false);
+		p = met_day_topk(m, r, METRICS_BY_SCORE);
 		m->cp_sum += p;
 		m->cp_best_sum += (double)(nfraud < k ? nfraud : k) / (double)k;
 		m->cp_days++;
 		m->cp_sum_by[METRICS_BY_SCORE] += p;
 		m->cp_days_by[METRICS_BY_SCORE]++;
-		if (m->day_modelled) {
-			m->cp_sum_by[METRICS_BY_SCORE_MODELLED] += p;
-			m->cp_days_by[METRICS_BY_SCORE_MODELLED]++;
-		}
 	}
 	if (m->day_modelled) {
-		bool any = false;
-
-		for (size_t i = 0; i < n && !any; i++)
-			any = !m->cards[m->today[i]].caught_m;
-		if (any) {
-			m->cp_sum_by[METRICS_BY_MODEL] += met_day_topk(m, r, true);
-			m->cp_days_by[METRICS_BY_MODEL]++;
+		for (int by = METRICS_BY_SCORE_MODELLED; by <= METRICS_BY_MODEL; by++) {
+			p = met_day_topk(m, r, (metrics_rank)by);
+			if (isnan(p))
+				continue;
+			m->cp_sum_by[by] += p;
+			m->cp_days_by[by]++;
 		}
 	}
 	m->ntoday = 0;
@@ -478,6 +484,7 @@ met_card_get(metrics *m, const char *id, vigil_err *ret_err)
 	c->fraud = 0;
 	c->caught = 0;
 	c->caught_m = 0;
+	c->caught_s = 0;
 	c->tag = tag;
 	m->ncards++;
 	return c;
@@ -583,7 +590,7 @@ metrics_add(metrics *m, const metrics_obs *o)
 
 		if (c == NULL)
 			return rv;
-		if (!(c->caught && c->caught_m)) {
+		if (!(c->caught && c->caught_m && c->caught_s)) {
 			if (c->day != m->day) {
 				if (m->ntoday == m->today_cap) {
 					size_t nc = m->today_cap ? m->today_cap * 2 : 4096;

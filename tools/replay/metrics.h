@@ -107,10 +107,11 @@ uint64_t metrics_modelled(const metrics *m, uint64_t *ret_labelled);
 
 /* Mean over days of the card precision in the top k (each card ranked by
  * its highest score of the day); NaN if no day. metrics_card_precision:
- * METRICS_BY_SCORE, every day; _by METRICS_BY_SCORE_MODELLED: the same
- * ranking over the days a model scored some row; METRICS_BY_MODEL: the
- * cards ranked by their highest model.score of the day, over those days
- * (a card caught by one ranking is left out of that ranking only). */
+ * METRICS_BY_SCORE, every day; _by METRICS_BY_SCORE_MODELLED: the score
+ * over the days a model scored some row; METRICS_BY_MODEL: the cards ranked
+ * by their highest model.score of the day, over those days. Each ranking
+ * leaves out the cards it caught itself (the two over the model's days
+ * start from the same first day). */
 double   metrics_card_precision(const metrics *m, uint32_t *ret_days);
 double   metrics_card_precision_by(const metrics *m, metrics_rank by, uint32_t *ret_days);
 /* The same for a perfect ranking: mean over days of min(fraudulent cards, k)
