@@ -65,16 +65,32 @@ typedef struct app_model app_model;
 vigil_err app_model_decode(const void *json, size_t len, app_model **ret_model,
     char *errbuf, size_t errlen);
 /*
- * The model of the db's current generation: VIGIL_OK with *ret_model NULL
- * when the generation has none (cold start, or no generation yet), so rules
- * alone decide. A damaged or unknown model is an error (errbuf says which
- * generation and why): the caller keeps serving the model it had.
+ * The model of the db's current generation, with its calibration (both
+ * read from that one generation): VIGIL_OK with *ret_model NULL when the
+ * generation has none (cold start, or no generation yet), so rules alone
+ * decide. A damaged or unknown model, or a malformed calibration in its
+ * "model.meta", is an error (errbuf says which generation and why): the
+ * caller keeps serving the model it had.
  * *ret_generation (may be NULL): the generation read, 0 if none.
  */
 vigil_err app_model_from_db(store_db *db, app_model **ret_model, uint64_t *ret_generation,
     char *errbuf, size_t errlen);
 vigil_err app_model_from_gen(store_gen *gen, app_model **ret_model, char *errbuf, size_t errlen);
 void      app_model_free(app_model *m); /* NULL is a no-op */
+/*
+ * The calibration of m from a generation's "model.meta" JSON (meta NULL:
+ * none): "calibration": {"method": "platt", "a": A, "b": B} makes the
+ * calibrated probability 1/(1+exp(-(A ln(p/(1-p)) + B))), strictly
+ * increasing for A > 0, so it ranks as the model does; no "calibration"
+ * (or null) is the identity. VIGIL_EINVAL with errbuf "model.meta:
+ * calibration.a: ..." when the meta is not a JSON object or the calibration
+ * is malformed (the generation's model is then refused like a damaged one:
+ * app_model_from_db/_from_gen read it). Never logs.
+ */
+vigil_err app_model_calibration(app_model *m, const void *meta, size_t len, char *errbuf,
+    size_t errlen);
+/* The calibrated probability of the model's p (NaN stays NaN). */
+double    app_model_calibrate(const app_model *m, double p);
 const model_forest *app_model_forest(const app_model *m);
 /* The store slot of model input i (< model_forest_nfeatures). */
 uint32_t  app_model_slot(const app_model *m, uint32_t i);
@@ -176,7 +192,12 @@ typedef struct app_outcome {
 	const rules_result *res2;  /* scorer's prog2, or NULL */
 	uint64_t            generation;
 	double              model_score; /* NaN: no model */
-	uint32_t            nreasons;    /* > 0 only if an active hit read model.score */
+	/* the calibrated probability res->score was made from (NaN: none, the
+	 * points alone decided) */
+	double              model_cal;
+	/* > 0 only for a decision above allow, or an active hit that read
+	 * model.score (or APP_ALL_REASONS) */
+	uint32_t            nreasons;
 	app_reason          reasons[APP_REASONS_MAX];
 	const vigil_value  *features;    /* the vector scored, valid as res */
 	/* VIGIL_OK only (store_ctx_commit_info): the transaction was late (not
@@ -195,7 +216,9 @@ typedef struct app_outcome {
 /*
  * Scores txn, the one pipeline every program runs: dedupe and features
  * (store_score_begin, the card locked; store_features_lookup for a dry run)
- * -> the model (model.score) -> the rules (and prog2) -> decision and hits
+ * -> the model (model.score) -> the rules (and prog2) -> the score (res->score: the
+ * model's calibrated probability x 100 when there is a model, rules_result_model)
+ * -> decision and hits
  * -> the archived record (hits, the tuned thresholds' inputs, the model's
  * input vector; scored_at_ms as given) -> store_score_commit (archive,
  * live state, dedupe; durable per the fsync policy). Fills *ret; the return

@@ -257,6 +257,7 @@ score_record_fill(app_work *w, const app_scorer *sc, const vigil_txn *txn, uint6
 
 	rec->txn = *txn;
 	rec->score = res->score;
+	rec->points = res->points;
 	rec->decision = res->decision;
 	rec->nhits = 0;
 	for (uint32_t i = 0; i < res->nhits + res->nshadow && rec->nhits < STORE_MAX_HITS; i++) {
@@ -302,12 +303,14 @@ app_score(store_db *db, app_work *w, const app_scorer *sc, const vigil_txn *txn,
 {
 	const rules_prog *prog = sc->rules->prog;
 	bool dry = (flags & APP_DRY_RUN) != 0, locked = false;
+	double p;
 	vigil_err rv;
 
 	out->step = APP_STEP_FEATURES;
 	out->res = NULL;
 	out->res2 = NULL;
 	out->model_score = NAN;
+	out->model_cal = NAN;
 	out->nreasons = 0;
 	out->features = w->features;
 	out->late = false;
@@ -337,18 +340,30 @@ app_score(store_db *db, app_work *w, const app_scorer *sc, const vigil_txn *txn,
 	}
 
 	out->step = APP_STEP_RULES;
+	/* The score: the model's calibrated probability when there is one
+	 * (model.score given by amend counts as calibrated), the points alone
+	 * before the first model (rules_result_model, DESIGN.md contract 7). */
+	p = sc->model != NULL ? app_model_calibrate(sc->model, out->model_score)
+	    : w->features[w->model_slot].present && w->features[w->model_slot].str == NULL
+	    ? w->features[w->model_slot].num : NAN;
+	out->model_cal = p;
 	rv = rules_prog_eval(prog, sc->tv, w->features, w->nfeat, &w->res);
 	if (rv != VIGIL_OK)
 		goto out;
+	rules_result_model(prog, p, &w->res);
 	out->res = &w->res;
 	if (sc->prog2 != NULL) {
 		rv = rules_prog_eval(sc->prog2, sc->tv2, w->features, w->nfeat, &w->res2);
 		if (rv != VIGIL_OK)
 			goto out;
+		rules_result_model(sc->prog2, p, &w->res2);
 		out->res2 = &w->res2;
 	}
 	if (sc->model != NULL) {
-		bool want = (flags & APP_ALL_REASONS) != 0;
+		/* why the model scored high: for every alert, and for a hit of a
+		 * rule that read model.score */
+		bool want = (flags & APP_ALL_REASONS) != 0 ||
+		    w->res.decision > VIGIL_DECISION_ALLOW;
 
 		for (uint32_t i = 0; i < w->res.nhits && !want; i++)
 			want = sc->rules->reads_model[w->res.hits[i]];

@@ -87,7 +87,8 @@ typedef struct batch_thresh_summary {
 	double          old_value;   /* global value in the previous generation (NaN: none) */
 	double          new_value;   /* global value stored now */
 	uint64_t        samples;     /* data behind the global value */
-	bool            tuned;       /* false: fallback kept (too little data) */
+	bool            tuned;       /* false: fallback kept (why says why) */
+	char            why[160];    /* not tuned: "too few samples: 40 of 1000", ... */
 } batch_thresh_summary;
 
 typedef struct batch_summary {
@@ -216,6 +217,11 @@ vigil_err     batch_sketch_alert_rate(const batch_sketch *sk, double rate, doubl
  * legitimate. VIGIL_ENOTFOUND if no v qualifies. */
 vigil_err     batch_sketch_precision(const batch_sketch *sk, double target,
     uint64_t min_alerts, double *ret_v);
+/* Why batch_sketch_precision found no v: the highest precision any v with
+ * count(>= v) >= min_alerts reaches (*ret_best, NaN if no v has that many)
+ * and the frauds in the sketch (*ret_frauds). */
+vigil_err     batch_sketch_precision_best(const batch_sketch *sk, uint64_t min_alerts,
+    double *ret_best, uint64_t *ret_frauds);
 
 #ifdef __cplusplus
 }

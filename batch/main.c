@@ -160,9 +160,8 @@ print_summary(const batch_summary *s, FILE *out)
 			    t->name, t->kind, t->old_value, t->new_value,
 			    (unsigned long long)t->samples);
 		else
-			fprintf(out, "  threshold  %s (%s): fallback %.6g kept, too little data "
-			    "(%llu samples)", t->name, t->kind, t->new_value,
-			    (unsigned long long)t->samples);
+			fprintf(out, "  threshold  %s (%s): fallback %.6g kept: %s", t->name, t->kind,
+			    t->new_value, t->why);
 		if (t->groups || t->groups_fallback)
 			fprintf(out, "; %u groups tuned, %u use the global value", t->groups,
 			    t->groups_fallback);

@@ -1779,16 +1779,23 @@ prev_value(batch_run *r, const char *name, const char *group)
 	return NAN;
 }
 
-/* Tunes one value from a sketch; false when there is too little data. */
+/* Tunes one value from a sketch; false when the data cannot give one, with
+ * why (may be NULL) saying so: too few samples, no fraud labels, a precision
+ * target no value reaches. */
 static bool
-tune(const batch_plan *p, const batch_sketch *sk, double *ret_v, uint64_t *ret_samples)
+tune(const batch_plan *p, const batch_sketch *sk, double *ret_v, uint64_t *ret_samples,
+    char *why, size_t whylen)
 {
 	uint64_t n = batch_sketch_count(sk);
 	vigil_err rv;
 
 	*ret_samples = n;
-	if (n < p->min_samples)
+	if (n < p->min_samples) {
+		if (why != NULL)
+			snprintf(why, whylen, "too few samples: %llu of min_samples %llu",
+			    (unsigned long long)n, (unsigned long long)p->min_samples);
 		return false;
+	}
 	switch (p->kind) {
 	case RULES_TUNE_PERCENTILE:
 		rv = batch_sketch_percentile(sk, p->param, ret_v);
@@ -1798,11 +1805,29 @@ tune(const batch_plan *p, const batch_sketch *sk, double *ret_v, uint64_t *ret_s
 		break;
 	case RULES_TUNE_PRECISION:
 		rv = batch_sketch_precision(sk, p->param, p->min_samples, ret_v);
+		if (rv == VIGIL_ENOTFOUND && why != NULL) {
+			double best = NAN;
+			uint64_t frauds = 0;
+
+			if (batch_sketch_precision_best(sk, p->min_samples, &best, &frauds) != VIGIL_OK)
+				snprintf(why, whylen, "precision %g not reached", p->param);
+			else if (frauds == 0)
+				snprintf(why, whylen, "no fraud labels among the %llu samples",
+				    (unsigned long long)n);
+			else
+				snprintf(why, whylen, "precision %g not reached with min_samples %llu "
+				    "alerts or more: at most %.4f (%llu frauds in %llu samples)",
+				    p->param, (unsigned long long)p->min_samples, best,
+				    (unsigned long long)frauds, (unsigned long long)n);
+			return false;
+		}
 		break;
 	default:
 		rv = VIGIL_EINVAL;
 		break;
 	}
+	if (rv != VIGIL_OK && why != NULL)
+		snprintf(why, whylen, "%s", n == 0 ? "no samples" : vigil_strerror(rv));
 	return rv == VIGIL_OK;
 }
 
@@ -1821,7 +1846,8 @@ put_thresholds(batch_run *r, batch_tstate *ts, store_diag *reterr)
 		snprintf(ts_sum->name, sizeof ts_sum->name, "%s", p->name);
 		ts_sum->kind = kind_name(p->kind);
 		v.previous = prev_value(r, p->name, "");
-		v.tuned = tune(p, ts[i].global, &v.value, &v.samples);
+		v.tuned = tune(p, ts[i].global, &v.value, &v.samples, ts_sum->why,
+		    sizeof ts_sum->why);
 		if (!v.tuned)
 			v.value = p->fallback;
 		rv = store_genw_put_threshold(r->gw, p->name, "", &v);
@@ -1835,7 +1861,7 @@ put_thresholds(batch_run *r, batch_tstate *ts, store_diag *reterr)
 		for (g = ts[i].groups; g != NULL; g = g->hh.next) {
 			store_threshold_val gv;
 
-			if (!tune(p, g->sk, &gv.value, &gv.samples)) {
+			if (!tune(p, g->sk, &gv.value, &gv.samples, NULL, 0)) {
 				ts_sum->groups_fallback++;
 				continue;
 			}

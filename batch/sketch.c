@@ -356,3 +356,29 @@ batch_sketch_precision(const batch_sketch *sk, double target, uint64_t min_alert
 	*ret_v = v;
 	return VIGIL_OK;
 }
+
+vigil_err
+batch_sketch_precision_best(const batch_sketch *sk, uint64_t min_alerts, double *ret_best,
+    uint64_t *ret_frauds)
+{
+	batch_bucket *b = NULL;
+	size_t nb, i;
+	uint64_t alerts = 0, fr = 0;
+	double best = NAN;
+	vigil_err rv;
+
+	rv = batch_sketch_sorted(sk, &b, &nb);
+	if (rv != VIGIL_OK)
+		return rv;
+	for (i = nb; i > 0; i--) {
+		alerts += b[i - 1].n;
+		fr += b[i - 1].fraud;
+		if (alerts > 0 && alerts >= min_alerts &&
+		    (isnan(best) || (double)fr / (double)alerts > best))
+			best = (double)fr / (double)alerts;
+	}
+	free(b);
+	*ret_best = best;
+	*ret_frauds = fr;
+	return VIGIL_OK;
+}

@@ -127,6 +127,8 @@ batch_summary_json(const batch_summary *s)
 		set(e, "new", num_or_null(t->new_value), &ok);
 		set(e, "samples", json_integer((json_int_t)t->samples), &ok);
 		set(e, "tuned", json_boolean(t->tuned), &ok);
+		/* not tuned: why the fallback stands (a rule file's author reads it) */
+		set(e, "why", t->tuned ? json_null() : text(t->why), &ok);
 		set(e, "groups", json_integer(t->groups), &ok);
 		set(e, "groups_fallback", json_integer(t->groups_fallback), &ok);
 	}

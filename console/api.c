@@ -20,6 +20,14 @@
 
 #define QUEUE_LIMIT_MAX 500
 
+/* The 0-100 score as shown: the index keeps a float, JSON gets 3 decimals
+ * (97.3, not 97.30000305). */
+static double
+api_score(float score)
+{
+	return rint((double)score * 1000.0) / 1000.0;
+}
+
 static json_t *
 api_amount(int64_t minor, const char *currency)
 {
@@ -64,7 +72,7 @@ con_case_json(con_app *app, const con_case *c)
 	json_object_set_new(o, "txn_id", json_string(c->txn_id));
 	json_object_set_new(o, "time", api_time(c->event_time_ms));
 	json_object_set_new(o, "event_time_ms", json_integer(c->event_time_ms));
-	json_object_set_new(o, "score", json_integer(c->score));
+	json_object_set_new(o, "score", json_real(api_score(c->score)));
 	json_object_set_new(o, "decision", json_string(vigil_decision_name(c->decision)));
 	json_object_set_new(o, "amount", api_amount(c->amount_minor, c->currency));
 	json_object_set_new(o, "amount_minor", json_integer(c->amount_minor));
@@ -332,10 +340,10 @@ con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, cons
 	if (con_index_card_history(app->ix, c.card_id, hist, 20, &nh) == VIGIL_OK) {
 		for (uint32_t i = 0; i < nh; i++) {
 			const con_card_txn *t = &hist[i];
-			json_array_append_new(arr, json_pack("{s:s, s:o, s:o, s:s, s:s, s:i, s:s, s:o}",
+			json_array_append_new(arr, json_pack("{s:s, s:o, s:o, s:s, s:s, s:f, s:s, s:o}",
 			    "txn_id", t->txn_id, "time", api_time(t->event_time_ms),
 			    "amount", api_amount(t->amount_minor, t->currency), "currency", t->currency,
-			    "merchant_id", t->merchant_id, "score", (int)t->score,
+			    "merchant_id", t->merchant_id, "score", api_score(t->score),
 			    "decision", vigil_decision_name(t->decision),
 			    "label", api_label_json(con_index_label_of(app->ix, t->txn_id))));
 		}

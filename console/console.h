@@ -105,7 +105,7 @@ json_t   *con_audit_tail(con_audit *a, uint32_t n);
 
 /* ============================ index.c ============================ */
 
-#define CON_CASE_VERSION   1
+#define CON_CASE_VERSION   2 /* 2: score is the 0-100 float */
 #define CON_CASE_MAX_HITS  24
 #define CON_CARD_HISTORY   50   /* transactions kept per card */
 #define CON_RULES_MAX      1024 /* distinct rule names in the index */
@@ -117,7 +117,7 @@ typedef struct con_case {
 	uint16_t version;
 	uint8_t  decision;   /* vigil_decision */
 	int8_t   label;      /* -1 none, 0 legitimate, 1 fraud */
-	int32_t  score;
+	float    score;      /* 0-100 (store_scored.score) */
 	int64_t  event_time_ms;
 	int64_t  amount_minor;
 	int64_t  label_time_ms;
@@ -142,7 +142,7 @@ typedef struct con_case {
 typedef struct con_card_txn {
 	int64_t  event_time_ms;
 	int64_t  amount_minor;
-	int32_t  score;
+	float    score;      /* 0-100 */
 	uint8_t  decision;
 	char     currency[4];
 	char     txn_id[VIGIL_ID_MAX + 1];

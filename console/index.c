@@ -435,7 +435,11 @@ ix_add_scored(con_index *ix, MDB_txn *txn, const store_record *r, uint64_t seg_f
 
 		ix_be64(p, ix_time_key(s->txn.event_time_ms)); p += 8;
 		memcpy(p, &s->txn.amount_minor, 8); p += 8;
-		memcpy(p, &s->score, 4); p += 4;
+		{
+			float sc = (float)s->score;
+
+			memcpy(p, &sc, 4); p += 4;
+		}
 		*p++ = (uint8_t)s->decision;
 		memcpy(p, s->txn.currency, 3); p += 3;
 		*p++ = (uint8_t)tl; memcpy(p, s->txn.txn_id, tl); p += tl;
@@ -472,7 +476,7 @@ ix_add_scored(con_index *ix, MDB_txn *txn, const store_record *r, uint64_t seg_f
 		cs.version = CON_CASE_VERSION;
 		cs.decision = (uint8_t)s->decision;
 		cs.label = -1;
-		cs.score = s->score;
+		cs.score = (float)s->score;
 		cs.event_time_ms = s->txn.event_time_ms;
 		cs.amount_minor = s->txn.amount_minor;
 		cs.seq = r->seq;
@@ -753,7 +757,7 @@ fail:
 /* ---- queries ---- */
 
 typedef struct ix_match {
-	int32_t score;
+	float   score;
 	int64_t t;
 	uint8_t key[8 + VIGIL_ID_MAX];
 	uint8_t klen;

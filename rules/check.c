@@ -946,6 +946,7 @@ ck_rules(ck *c)
 		cr->info.name = pr->name.s;
 		cr->info.reason = pr->reason.s;
 		cr->info.points = pr->points;
+		cr->info.decide = pr->has_decide ? (vigil_decision)pr->decide : VIGIL_DECISION_ALLOW;
 		cr->info.mode = pr->mode;
 		cr->info.ntags = pr->ntags;
 		rules_diag_linecol(c->src, c->sink->len, pr->name.off, &cr->info.line, &col);
@@ -1078,6 +1079,7 @@ rules_check_program(rules_ast *ast, const rules_schema *schema, const rules_opts
 	prog->version = ast->has_version ? ast->version.s : "";
 	prog->review_at = ast->has_review ? ast->band_review : 50;
 	prog->decline_at = ast->has_decline ? ast->band_decline : 100;
+	prog->adjust_max = ast->has_adjust ? ast->adjust_max : 0;
 	if (prog->review_at > prog->decline_at)
 		rules_diag_add(sink, ast->has_decline ? ast->band_decline_off : ast->band_review_off,
 		    VIGIL_ETYPE, "band decline (%d) is below band review (%d)", prog->decline_at,

@@ -396,6 +396,12 @@ rules_prog_bands(const rules_prog *prog, int32_t *ret_review_at, int32_t *ret_de
 	*ret_decline_at = prog->decline_at;
 }
 
+int32_t
+rules_prog_adjust_max(const rules_prog *prog)
+{
+	return prog->adjust_max;
+}
+
 const uint32_t *
 rules_prog_slots_used(const rules_prog *prog, uint32_t *ret_n)
 {

@@ -806,6 +806,7 @@ rules_eval_prepare(rules_prog *prog)
 		ev_order_terms(&prog->terms[e->first], e->n);
 		e->points = prog->rules[i].info.points;
 		e->mode = (uint8_t)prog->rules[i].info.mode;
+		e->decide = (uint8_t)prog->rules[i].info.decide;
 	}
 	return VIGIL_OK;
 }
@@ -880,11 +881,40 @@ ev_args_ok(const rules_prog *prog, const rules_tvals *tv, const vigil_value *fea
 	return tv == NULL || tv->prog == prog;
 }
 
+/* The band score falls in, at least floor. */
+static vigil_decision
+ev_decide(const rules_prog *prog, double score, vigil_decision floor)
+{
+	vigil_decision d = score >= prog->decline_at ? VIGIL_DECISION_DECLINE
+	    : score >= prog->review_at               ? VIGIL_DECISION_REVIEW
+	                                             : VIGIL_DECISION_ALLOW;
+
+	return d > floor ? d : floor;
+}
+
+static double
+ev_clamp(double v, double lo, double hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+void
+rules_result_model(const rules_prog *prog, double p, rules_result *res)
+{
+	double adj = prog->adjust_max;
+
+	if (isnan(p))
+		return;
+	res->score = ev_clamp(100.0 * p + ev_clamp(res->points, -adj, adj), 0, 100);
+	res->decision = ev_decide(prog, res->score, res->floor);
+}
+
 vigil_err
 rules_prog_eval(const rules_prog *prog, const rules_tvals *tv, const vigil_value *features,
     uint32_t nfeatures, rules_result *ret_result)
 {
 	int32_t  score = 0, shadow = 0;
+	uint8_t  floor = VIGIL_DECISION_ALLOW;
 	uint32_t nhits = 0, nshadow = 0;
 	ev_ctx   c = { prog, tv, features };
 
@@ -899,19 +929,21 @@ rules_prog_eval(const rules_prog *prog, const rules_tvals *tv, const vigil_value
 			continue;
 		if (r->mode == RULES_MODE_ACTIVE) {
 			score += r->points;
+			if (r->decide > floor)
+				floor = r->decide;
 			ret_result->hits[nhits++] = (uint16_t)i;
 		} else {
 			shadow += r->points;
 			ret_result->shadow[nshadow++] = (uint16_t)i;
 		}
 	}
-	ret_result->score = score;
+	ret_result->points = score;
+	ret_result->score = ev_clamp(score, 0, 100);
 	ret_result->shadow_score = shadow;
+	ret_result->floor = (vigil_decision)floor;
 	ret_result->nhits = nhits;
 	ret_result->nshadow = nshadow;
-	ret_result->decision = score >= prog->decline_at ? VIGIL_DECISION_DECLINE
-	    : score >= prog->review_at                   ? VIGIL_DECISION_REVIEW
-	                                                 : VIGIL_DECISION_ALLOW;
+	ret_result->decision = ev_decide(prog, ret_result->score, ret_result->floor);
 	return VIGIL_OK;
 }
 
@@ -999,9 +1031,9 @@ rules_explain_print(const rules_prog *prog, const rules_tvals *tv, const vigil_v
 		return;
 	}
 	rules_prog_eval(prog, tv, features, nfeatures, res);
-	fprintf(out, "decision: %s  score: %d  (review at %d, decline at %d)  shadow score: %d\n",
-	    vigil_decision_name(res->decision), res->score, prog->review_at, prog->decline_at,
-	    res->shadow_score);
+	fprintf(out, "decision: %s  score: %.6g  points: %d  (review at %d, decline at %d)  "
+	    "shadow score: %d\n", vigil_decision_name(res->decision), res->score, res->points,
+	    prog->review_at, prog->decline_at, res->shadow_score);
 	fprintf(out, "rules: version \"%s\", hash %s\n", prog->version, prog->hash);
 	for (uint32_t i = 0; i < prog->nrules; i++) {
 		const rules_crule *r = &prog->rules[i];

@@ -54,7 +54,7 @@ typedef enum rules_tok_kind {
  * one place (when, score, fallback, by, file, ...) are not reserved. */
 typedef enum rules_kw {
 	KW_NONE = 0,
-	KW_RULE, KW_LIST, KW_THRESHOLD, KW_VERSION, KW_BAND, /* statements */
+	KW_RULE, KW_LIST, KW_THRESHOLD, KW_VERSION, KW_ADJUST, KW_BAND, /* statements (KW_BAND last) */
 	KW_AND, KW_OR, KW_NOT, KW_IN, KW_BETWEEN, KW_IS, KW_MISSING,
 	KW_TRUE, KW_FALSE,
 } rules_kw;
@@ -195,7 +195,8 @@ typedef struct rules_prule {
 	uint32_t    cond_off, cond_end;
 	const char *cond_text; /* the condition's tokens on one line (arena) */
 	int32_t     points;
-	bool        has_when, has_score, has_reason;
+	uint8_t     decide;    /* vigil_decision: 'decide review|decline', ALLOW if none */
+	bool        has_when, has_score, has_reason, has_decide;
 	rules_pstr  reason;
 	rules_pstr  tags[RULES_MAX_TAGS];
 	uint32_t    ntags;
@@ -217,12 +218,15 @@ typedef struct rules_ast {
 	int32_t        band_review, band_decline;
 	uint32_t       band_review_off, band_decline_off;
 	bool           has_review, has_decline;
+	int32_t        adjust_max;  /* 'adjust max N' */
+	uint32_t       adjust_off;
+	bool           has_adjust;
 	uint8_t       *marks;  /* [ntoks]: token roles for fmt and condition text (RULES_MARK_*) */
 	rules_pstr     broken[16]; /* names of declarations that failed to parse */
 	uint32_t       nbroken;
 } rules_ast;
 
-#define RULES_MARK_CLAUSE 1 /* when / score / reason / tags / mode opening a rule clause */
+#define RULES_MARK_CLAUSE 1 /* when / score / decide / reason / tags / mode opening a rule clause */
 #define RULES_MARK_UNARY  2 /* a '-' that negates */
 
 /*
@@ -301,6 +305,7 @@ typedef struct rules_erule {
 	uint32_t first, n; /* terms */
 	int32_t  points;
 	uint8_t  mode;     /* rules_mode */
+	uint8_t  decide;   /* vigil_decision floor of the rule, ALLOW if none */
 } rules_erule;
 
 typedef struct rules_field {
@@ -314,6 +319,7 @@ struct rules_prog {
 	const char           *version;
 	char                  hash[33];
 	int32_t               review_at, decline_at;
+	int32_t               adjust_max; /* bound of the points' move of a model's score */
 	rules_node           *nodes;
 	uint32_t              nnodes;
 	rules_crule          *rules;

@@ -17,7 +17,8 @@ static const struct {
 	rules_kw    kw;
 } lex_keywords[] = {
 	{ "rule", KW_RULE },       { "list", KW_LIST },   { "threshold", KW_THRESHOLD },
-	{ "version", KW_VERSION }, { "band", KW_BAND },   { "and", KW_AND },
+	{ "version", KW_VERSION }, { "band", KW_BAND },   { "adjust", KW_ADJUST },
+	{ "and", KW_AND },
 	{ "or", KW_OR },           { "not", KW_NOT },     { "in", KW_IN },
 	{ "between", KW_BETWEEN }, { "is", KW_IS },       { "missing", KW_MISSING },
 	{ "true", KW_TRUE },       { "false", KW_FALSE },

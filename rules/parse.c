@@ -4,7 +4,7 @@
  * expression node array (rules_ast). Each parse function opens with its
  * grammar rule. Like Lua's parser, a syntax error unwinds (longjmp) to the
  * statement loop, which records it and resumes at the next statement keyword
- * (rule, list, threshold, version, band), so one run reports every
+ * (rule, list, threshold, version, adjust, band), so one run reports every
  * independent error in a file. Names are not resolved here (check.c does).
  */
 #include <errno.h>
@@ -716,6 +716,26 @@ parse_band(parser *p)
 }
 
 /*
+ * adjust := 'adjust' 'max' integer
+ * How far the points of the active rules that fire may move a model's score
+ * (0-100), either way; without the statement they do not move it.
+ */
+static void
+parse_adjust(parser *p)
+{
+	const rules_tok *kw = parse_next(p);
+
+	if (!parse_is_word(p, "max"))
+		parse_expected(p, "'max'");
+	parse_next(p);
+	p->ast->adjust_max = (int32_t)parse_integer(p, 0, 100, "adjust max");
+	if (p->ast->has_adjust)
+		parse_error_at(p, kw, "adjust is declared twice");
+	p->ast->adjust_off = kw->off;
+	p->ast->has_adjust = true;
+}
+
+/*
  * threshold := 'threshold' NAME '=' ( snumber | tune )
  * tune      := ( 'percentile' | 'alert_rate' | 'precision' ) '(' NAME ',' snumber ')'
  *              { 'by' NAME | 'fallback' snumber | 'min_samples' integer }
@@ -855,7 +875,7 @@ parse_join(parser *p, uint32_t off, uint32_t end)
 
 /*
  * rule   := 'rule' NAME '{' { clause } '}'
- * clause := 'when' expr | 'score' integer | 'reason' STRING
+ * clause := 'when' expr | 'score' integer | 'decide' ( 'review' | 'decline' ) | 'reason' STRING
  *         | 'tags' '[' [ STRING { ',' STRING } ] ']' | 'mode' ( 'active' | 'shadow' | 'disabled' )
  */
 static void
@@ -880,7 +900,7 @@ parse_rule(parser *p)
 		snprintf(dup, sizeof dup, "'%.*s' given twice in rule '%s'",
 		    (int)(t->len > 16 ? 16 : t->len), p->src + t->off, r->name.s);
 		if (parse_is_word(p, "when") || parse_is_word(p, "score") || parse_is_word(p, "reason") ||
-		    parse_is_word(p, "tags") || parse_is_word(p, "mode"))
+		    parse_is_word(p, "tags") || parse_is_word(p, "mode") || parse_is_word(p, "decide"))
 			parse_mark(p, RULES_MARK_CLAUSE);
 		if (parse_is_word(p, "when")) {
 			if (r->has_when)
@@ -897,6 +917,18 @@ parse_rule(parser *p)
 			parse_next(p);
 			r->points = (int32_t)parse_integer(p, -1000000, 1000000, "score");
 			r->has_score = true;
+		} else if (parse_is_word(p, "decide")) {
+			if (r->has_decide)
+				parse_error_at(p, t, "%s", dup);
+			parse_next(p);
+			if (parse_is_word(p, "review"))
+				r->decide = VIGIL_DECISION_REVIEW;
+			else if (parse_is_word(p, "decline"))
+				r->decide = VIGIL_DECISION_DECLINE;
+			else
+				parse_expected(p, "'review' or 'decline'");
+			parse_next(p);
+			r->has_decide = true;
 		} else if (parse_is_word(p, "reason")) {
 			if (r->has_reason)
 				parse_error_at(p, t, "%s", dup);
@@ -937,13 +969,13 @@ parse_rule(parser *p)
 				parse_expected(p, "'active', 'shadow' or 'disabled'");
 			parse_next(p);
 		} else {
-			parse_expected(p, "'when', 'score', 'reason', 'tags', 'mode' or '}'");
+			parse_expected(p, "'when', 'score', 'decide', 'reason', 'tags', 'mode' or '}'");
 		}
 	}
 	if (!r->has_when)
 		parse_error_at(p, parse_peek(p), "rule '%s' has no 'when' condition", r->name.s);
-	if (!r->has_score)
-		parse_error_at(p, parse_peek(p), "rule '%s' has no 'score'", r->name.s);
+	if (!r->has_score && !r->has_decide)
+		parse_error_at(p, parse_peek(p), "rule '%s' has no 'score' or 'decide'", r->name.s);
 	if (!r->has_reason)
 		parse_error_at(p, parse_peek(p), "rule '%s' has no 'reason'", r->name.s);
 	parse_next(p);
@@ -956,7 +988,7 @@ parse_at_stmt(const rules_tok *t)
 	return t->kind == TK_EOF || (t->kind == TK_IDENT && t->kw >= KW_RULE && t->kw <= KW_BAND);
 }
 
-/* file := { version | band | threshold | list | rule } EOF */
+/* file := { version | adjust | band | threshold | list | rule } EOF */
 vigil_err
 rules_parse_file(const char *src, const rules_tok *toks, uint32_t ntoks, const rules_opts *opts,
     rules_diag_sink *sink, rules_ast *ast)
@@ -1001,8 +1033,10 @@ rules_parse_file(const char *src, const rules_tok *toks, uint32_t ntoks, const r
 			parse_version(&p);
 		else if (t->kind == TK_IDENT && t->kw == KW_BAND)
 			parse_band(&p);
+		else if (t->kind == TK_IDENT && t->kw == KW_ADJUST)
+			parse_adjust(&p);
 		else
-			parse_expected(&p, "'rule', 'list', 'threshold', 'band' or 'version'");
+			parse_expected(&p, "'rule', 'list', 'threshold', 'band', 'adjust' or 'version'");
 	}
 	return VIGIL_OK;
 }

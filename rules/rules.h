@@ -133,6 +133,7 @@ typedef struct rules_rule_info {
 	const char        *name;
 	const char        *reason;
 	int32_t            points;
+	vigil_decision     decide; /* 'decide review|decline': the decision floor; ALLOW if none */
 	rules_mode         mode;
 	const char *const *tags;
 	uint32_t           ntags;
@@ -157,6 +158,9 @@ vigil_err   rules_prog_rule_find(const rules_prog *prog, const char *name, uint3
 /* Decision bands: score >= review_at -> review; >= decline_at -> decline. */
 void rules_prog_bands(const rules_prog *prog, int32_t *ret_review_at,
     int32_t *ret_decline_at);
+/* `adjust max N`: how far the points of the active rules that fire may move
+ * a model's score, either way (0 when the file does not say). */
+int32_t rules_prog_adjust_max(const rules_prog *prog);
 
 /* Slots read by any non-disabled rule or threshold (sorted, unique). */
 const uint32_t *rules_prog_slots_used(const rules_prog *prog, uint32_t *ret_n);
@@ -208,10 +212,21 @@ vigil_err    rules_tvals_set(rules_tvals *tv, uint32_t i, const vigil_value *gro
 
 /* ---- Evaluation ---- */
 
+/*
+ * The score (docs/rules.md, "The score"): without a model (rules_prog_eval
+ * alone) the points of the active rules that fired, clamped to [0, 100];
+ * with one (rules_result_model after it) 100 x the model's calibrated
+ * probability plus those points clamped to +-adjust_max, clamped to
+ * [0, 100]. The decision is the band the score falls in, raised to the
+ * strongest 'decide' of the active rules that fired (floor), which never
+ * changes the score.
+ */
 typedef struct rules_result {
-	int32_t        score;        /* sum of points of active rules that fired */
+	double         score;        /* 0..100, the risk score (above) */
+	int32_t        points;       /* sum of points of active rules that fired */
 	int32_t        shadow_score; /* sum of points of shadow rules that fired */
-	vigil_decision decision;     /* from score and the bands */
+	vigil_decision floor;        /* strongest 'decide' of active hits, ALLOW if none */
+	vigil_decision decision;     /* from score and the bands, at least floor */
 	uint32_t       nhits;        /* active rules that fired, in file order */
 	uint32_t       nshadow;      /* shadow rules that fired, in file order */
 	uint16_t       hits[RULES_MAX_RULES];
@@ -228,6 +243,15 @@ typedef struct rules_result {
  */
 vigil_err rules_prog_eval(const rules_prog *prog, const rules_tvals *tv,
     const vigil_value *features, uint32_t nfeatures, rules_result *ret_result);
+
+/*
+ * Makes res (filled by rules_prog_eval with the same prog) the score of a
+ * transaction the model scored: p is the model's calibrated probability of
+ * fraud in [0, 1]; res->score becomes 100 p plus res->points clamped to
+ * +-rules_prog_adjust_max, clamped to [0, 100], and res->decision is
+ * decided again from it. A p that is NaN (no model) leaves res as it is.
+ */
+void rules_result_model(const rules_prog *prog, double p, rules_result *res);
 
 /*
  * Explains one evaluation as text on out: the decision, then for each rule

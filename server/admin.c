@@ -439,8 +439,9 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		    "rule", out->hits[i].rule, "points", (int)out->hits[i].points,
 		    "reason", out->hits[i].reason != NULL ? out->hits[i].reason : "",
 		    "shadow", out->hits[i].shadow));
-	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b}",
-	    "status", "OK", "message", "ok", "txn_id", txn.txn_id, "score", (int)out->score,
+	o = json_pack("{s:s, s:s, s:s, s:f, s:i, s:s, s:o, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b}",
+	    "status", "OK", "message", "ok", "txn_id", txn.txn_id, "score", out->score,
+	    "points", (int)out->points,
 	    "decision", vigil_decision_name(out->decision), "hits", hits != NULL ? hits :
 	    json_array(), "rules_version", out->rules_version, "rules_hash", out->rules_hash,
 	    "features_generation", (json_int_t)out->generation,

@@ -196,6 +196,7 @@ score_from_prior(srv_outcome *out, const srv_ruleset *rs)
 	const store_outcome *p = &out->prior;
 
 	out->score = p->score;
+	out->points = p->points;
 	out->decision = p->decision;
 	out->generation = p->features_gen;
 	/* the dedupe record keeps the rules_hash (its field is named
@@ -322,6 +323,7 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		return;
 	}
 	out->score = ao.res->score;
+	out->points = ao.res->points;
 	out->decision = ao.res->decision;
 	out->generation = ao.generation;
 	out->model_score = ao.model_score;
@@ -488,6 +490,7 @@ reply_score(srv_worker *w, const char *txn_id)
 	score_strcpy(w->txn_id, sizeof w->txn_id, txn_id);
 	sr->txn_id = w->txn_id;
 	sr->score = out->score;
+	sr->points = out->points;
 	sr->decision = (Vigil__V1__Decision)out->decision;
 	for (uint32_t i = 0; i < out->nhits; i++) {
 		Vigil__V1__Hit *h = &w->hitv[i];

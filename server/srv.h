@@ -282,7 +282,8 @@ typedef struct srv_hitv {
 
 typedef struct srv_outcome {
 	srv_wire_err   err;      /* status OK or why not */
-	int32_t        score;
+	double         score;    /* 0-100 (rules_result.score) */
+	int32_t        points;   /* sum of the active hits' points */
 	vigil_decision decision;
 	uint32_t       nhits;
 	srv_hitv       hits[2 * RULES_MAX_RULES];

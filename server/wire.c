@@ -407,7 +407,7 @@ static size_t
 wire_score_size(const Vigil__V1__ScoreReply *sr)
 {
 	size_t n = vigil_pb_cstr_size(1, sr->txn_id) +
-	    vigil_pb_num_size(2, vigil_pb_int32(sr->score)) +
+	    vigil_pb_num_size(2, vigil_pb_int32(sr->points)) +
 	    vigil_pb_num_size(3, vigil_pb_int32((int32_t)sr->decision));
 
 	for (size_t i = 0; i < sr->n_hits; i++)
@@ -418,6 +418,7 @@ wire_score_size(const Vigil__V1__ScoreReply *sr)
 	    (sr->model != NULL ? vigil_pb_len_size(10, wire_model_size(sr->model)) : 0) +
 	    vigil_pb_bool_size(11, sr->late) + vigil_pb_bool_size(12, sr->past_dedupe_horizon) +
 	    vigil_pb_cstr_size(13, sr->rules_hash);
+	    vigil_pb_double_size(14, sr->score);
 }
 
 /* The kinds encoded here; anything else (or unknown fields) is protobuf-c's. */
@@ -478,7 +479,7 @@ srv_wire_reply_pack(const Vigil__V1__Reply *r, uint8_t *out)
 		return (size_t)(p - out);
 	p = vigil_pb_len(p, 4, wire_score_size(sr));
 	p = vigil_pb_cstr(p, 1, sr->txn_id);
-	p = vigil_pb_num(p, 2, vigil_pb_int32(sr->score));
+	p = vigil_pb_num(p, 2, vigil_pb_int32(sr->points));
 	p = vigil_pb_num(p, 3, vigil_pb_int32((int32_t)sr->decision));
 	for (size_t i = 0; i < sr->n_hits; i++) {
 		const Vigil__V1__Hit *h = sr->hits[i];
@@ -512,5 +513,6 @@ srv_wire_reply_pack(const Vigil__V1__Reply *r, uint8_t *out)
 	p = vigil_pb_bool(p, 11, sr->late);
 	p = vigil_pb_bool(p, 12, sr->past_dedupe_horizon);
 	p = vigil_pb_cstr(p, 13, sr->rules_hash);
+	p = vigil_pb_double(p, 14, sr->score);
 	return (size_t)(p - out);
 }

@@ -269,7 +269,8 @@ typedef struct store_featval {
  * copy it with memcpy; feats[].val.str point into its own strbuf. */
 typedef struct store_scored {
 	vigil_txn      txn;
-	int32_t        score;
+	double         score;  /* 0-100 (rules_result.score); an older record: points clamped */
+	int32_t        points; /* sum of points of the active rules that fired */
 	vigil_decision decision;
 	uint32_t       nhits;
 	store_hit      hits[STORE_MAX_HITS];
@@ -316,6 +317,10 @@ vigil_err store_label_encode(const store_label *l, void *buf, size_t cap, size_t
  * (reterr says which field); *ret is written only on VIGIL_OK. Decoding
  * allocates only for unusually large messages (freed before return). */
 vigil_err store_scored_decode(const void *payload, size_t len, store_scored *ret, store_diag *reterr);
+/* The score of a decoded record: score if the record says it has one
+ * (score_present), else, for a record written before the score was 0-100,
+ * its points clamped to 0-100 (what its score was then). */
+double    store_scored_score_of(int32_t points, bool present, double score);
 vigil_err store_label_decode(const void *payload, size_t len, store_label *ret, store_diag *reterr);
 
 #ifdef __cplusplus

@@ -150,7 +150,8 @@ void       store_ctx_pin_gen(store_ctx *ctx, store_db_gen *g);
 
 /* The first outcome of a transaction, returned for retries. */
 typedef struct store_outcome {
-	int32_t        score;
+	double         score;  /* 0-100 */
+	int32_t        points; /* sum of points of the active hits */
 	vigil_decision decision;
 	uint64_t       features_gen;
 	uint32_t       nhits;

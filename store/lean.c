@@ -296,10 +296,13 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 	uint32_t rule_len, rv_len = 0, bad_hit_len = 0, bad_feat_len = 0;
 	size_t nhits = 0, nfeats = 0, bad_hit = SIZE_MAX, bad_feat = SIZE_MAX, strused = 0;
 	size_t model_in_len = 0; /* the last model_input's size (checked last, as decode does) */
+	double score = 0;
+	bool score_present = false;
 	vigil_err rv;
 
 	memset(&t, 0, sizeof t);
 	ret->score = 0;
+	ret->points = 0;
 	ret->features_gen = 0;
 	ret->scored_at_ms = 0;
 	ret->model_layout = 0;
@@ -324,7 +327,7 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 			if (f.wt != VIGIL_PB_VARINT)
 				goto malformed;
 			if (f.num == 2)
-				ret->score = (int32_t)(uint32_t)f.v;
+				ret->points = (int32_t)(uint32_t)f.v;
 			else if (f.num == 3)
 				decision = (int32_t)(uint32_t)f.v;
 			else if (f.num == 6)
@@ -371,6 +374,14 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 			if (f.wt != VIGIL_PB_VARINT)
 				goto malformed;
 			ret->model_layout = f.v;
+			break;
+		case 11: /* score */
+			if (f.wt != VIGIL_PB_I64)
+				goto malformed;
+			memcpy(&score, &f.v, sizeof score);
+			break;
+		case 12: /* score_present: any wire type, as protobuf-c reads a bool */
+			score_present = lean_bool(&f);
 			break;
 		default:
 			break;
@@ -435,6 +446,7 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 			t.s[i].len = 0;
 		}
 	}
+	ret->score = store_scored_score_of(ret->points, score_present, score);
 	ret->txn_id = t.s[LEAN_S_TXN];
 	ret->card_id = t.s[LEAN_S_CARD];
 	ret->merchant_id = t.s[LEAN_S_MERCHANT];

@@ -41,7 +41,8 @@ typedef struct store_scored_lean {
 	uint8_t        channel;
 	bool           has_location;
 	double         lat, lon;
-	int32_t        score;
+	double         score;  /* store_scored.score */
+	int32_t        points;
 	vigil_decision decision;
 	uint64_t       features_gen;
 	int64_t        scored_at_ms;

@@ -383,7 +383,7 @@ typedef struct dd_entry {
 	uint64_t       features_gen;
 	const char    *rules_version; /* DD_VERSION_LEN bytes, NUL-terminated */
 	uint64_t       fp; /* live_txn_fingerprint of the recorded transaction */
-	int32_t        score;
+	double         score; /* 0-100 (points: the sum of the active hits') */
 	uint8_t        decision;
 	uint8_t        nhits;
 	uint8_t        state; /* DD_* (in what was padding) */
@@ -463,6 +463,18 @@ dd_model_get(dd_entry *d, store_model_outcome *ret)
 		memcpy(&ret->reasons[i].contrib, p + 4, 4);
 		memcpy(&ret->reasons[i].value, p + 8, 8);
 	}
+}
+
+/* The points of a recorded outcome: its active hits' (not kept apart). */
+static int32_t
+dd_points(const store_hit *hits, uint32_t n)
+{
+	int32_t points = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (!hits[i].shadow)
+			points += hits[i].points;
+	return points;
 }
 
 static store_hit *
@@ -1056,6 +1068,7 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 		ret_prior->features_gen = d->features_gen;
 		ret_prior->nhits = d->nhits;
 		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
+		ret_prior->points = dd_points(ret_prior->hits, d->nhits);
 		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
 		dd_model_get(d, &ret_prior->model);
 		ret_prior->late = (d->model & DD_LATE) != 0;
@@ -1167,7 +1180,7 @@ enum { DD_KEEP_FIRST, DD_REPLACE_FAILED, DD_REPLACE };
  * and a live one as mode says. */
 static vigil_err
 dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint64_t fp,
-    int64_t event_time_ms, int32_t score, vigil_decision decision, uint64_t features_gen,
+    int64_t event_time_ms, double score, vigil_decision decision, uint64_t features_gen,
     const char *rules_version, const store_hit *hits, uint32_t nhits,
     const store_model_outcome *mo, bool late, uint8_t state, int mode)
 {
@@ -1302,6 +1315,7 @@ live_dedupe_begin(live *lv, const char *txn_id, const live_keys *k, live_claim *
 		ret_prior->features_gen = d->features_gen;
 		ret_prior->nhits = d->nhits;
 		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
+		ret_prior->points = dd_points(ret_prior->hits, d->nhits);
 		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
 		dd_model_get(d, &ret_prior->model);
 		ret_prior->late = (d->model & DD_LATE) != 0;

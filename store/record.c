@@ -149,7 +149,8 @@ rec_scored_size(const store_scored *s, rec_sizes *z)
 	z->txn = n;
 	if (!rec_len(s->rules_version, sizeof s->rules_version, &z->rv))
 		return VIGIL_EINVAL;
-	n = vigil_pb_len_size(1, z->txn) + vigil_pb_num_size(2, vigil_pb_int32(s->score)) +
+	n = vigil_pb_len_size(1, z->txn) + vigil_pb_num_size(2, vigil_pb_int32(s->points)) +
+	    vigil_pb_double_size(11, s->score) + vigil_pb_bool_size(12, true) +
 	    vigil_pb_num_size(3, vigil_pb_int32((int32_t)s->decision)) +
 	    vigil_pb_str_size(5, z->rv) + vigil_pb_num_size(6, s->features_gen) +
 	    vigil_pb_num_size(7, (uint64_t)s->scored_at_ms);
@@ -212,6 +213,17 @@ rec_txn_write(uint8_t *p, const vigil_txn *t, const rec_sizes *z)
 	return p;
 }
 
+/* The score of a record: its own, or for one written before the score was
+ * 0-100 (no score_present), its points clamped to 0-100, which is what its
+ * score was then. */
+double
+store_scored_score_of(int32_t points, bool present, double score)
+{
+	if (present)
+		return score;
+	return points < 0 ? 0 : points > 100 ? 100 : points;
+}
+
 vigil_err
 store_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_len)
 {
@@ -225,7 +237,7 @@ store_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_le
 	if (z.total > cap)
 		return VIGIL_ETOOBIG;
 	p = rec_txn_write(p, &s->txn, &z);
-	p = vigil_pb_num(p, 2, vigil_pb_int32(s->score));
+	p = vigil_pb_num(p, 2, vigil_pb_int32(s->points));
 	p = vigil_pb_num(p, 3, vigil_pb_int32((int32_t)s->decision));
 	for (uint32_t i = 0; i < s->nhits; i++) {
 		const store_hit *h = &s->hits[i];
@@ -249,6 +261,8 @@ store_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_le
 	}
 	p = vigil_pb_str(p, 9, s->model_in, s->model_in_len);
 	p = vigil_pb_num(p, 10, s->model_layout);
+	p = vigil_pb_double(p, 11, s->score); /* 0 left out: score_present says it is set */
+	p = vigil_pb_bool(p, 12, true);
 	*ret_len = (size_t)(p - (uint8_t *)buf);
 	return VIGIL_OK;
 }
@@ -402,7 +416,8 @@ rec_scored_fill(const Vigil__V1__ArchivedScore *m, store_scored *s)
 	size_t strused = 0;
 
 	rec_txn_from_msg(m->txn, &s->txn);
-	s->score    = m->score;
+	s->points   = m->points;
+	s->score    = store_scored_score_of(m->points, m->score_present, m->score);
 	s->decision = (vigil_decision)m->decision;
 	s->nhits    = (uint32_t)m->n_hits;
 	for (size_t i = 0; i < m->n_hits; i++) {

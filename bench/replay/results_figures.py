@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """bench/replay/results_figures.py - the figures of a vigil-replay --results
-file, recomputed from its lines and the input CSV's labels: ROC AUC and AP
-of the ranking (score, then the model's exact score), of model.score alone,
-alert rate, precision and recall (review 40, decline 80), over the rows from
---measure-from and over the rows after the first model.
+file, recomputed from its lines and the input CSV's labels: ROC AUC, AP and
+card precision top 100 per day of the score alone (the 0-100 score), and
+beside them of model.score alone, alert rate, precision and recall (the
+decisions of the results), over the rows from --measure-from and over the
+rows after the first model.
 
 --gate RULE:POINTS recomputes them as if RULE had been gated with
 `not present(model.score)`: its points are taken off the rows that had a
@@ -35,12 +36,13 @@ def main():
     ap.add_argument("--measure-to", help="rows before this day only")
     ap.add_argument("--gate", nargs="*", default=[])
     a = ap.parse_args()
-    lab, tm = {}, {}
+    lab, tm, card = {}, {}, {}
     with open(a.csv, newline="") as f:
         for r in csv.DictReader(f):
             lab[r["txn_id"]] = 1 if r.get("label") in ("1", "true", "fraud") else 0
             tm[r["txn_id"]] = r["event_time"]
-    ids, S, M, H = [], [], [], []
+            card[r["txn_id"]] = r.get("card_id", "")
+    ids, S, M, H, D = [], [], [], [], []
     for line in open(a.results):
         try:
             r = json.loads(line)
@@ -50,7 +52,9 @@ def main():
         S.append(r["score"])
         M.append(r.get("model", {}).get("score", np.nan))
         H.append(r["hits"])
+        D.append(r.get("decision", ""))
     S, M = np.array(S, float), np.array(M, float)
+    cards = np.array([card[k] for k in ids])
     y = np.array([lab[k] for k in ids], float)
     t = np.array([tm[k] for k in ids])
     has = ~np.isnan(M)
@@ -60,7 +64,7 @@ def main():
         S = S - np.where(hit & has, float(pts), 0.0)
     first = t[has][0] if has.any() else None
     Mz = np.where(has, M, -1.0)
-    rank = S + np.clip(Mz, 0, 1) * 0.999
+    alerted = np.array([d in ("review", "decline") for d in D])
     m0 = np.ones(len(S), bool) if not a.measure_from else t >= a.measure_from
     if a.measure_to:
         m0 &= t < a.measure_to
@@ -75,13 +79,40 @@ def main():
         if yy.sum() == 0 or yy.sum() == len(yy):
             print("  %-18s rows %7d frauds %5d: no ranking to measure" % (name, m.sum(), yy.sum()))
             continue
-        alert = S[m] >= 40
+        alert = alerted[m]
         tp = (alert & (yy == 1)).sum()
-        print("  %-18s rows %7d frauds %5d  rank AUC %.4f AP %.4f  model AUC %.4f AP %.4f  "
+        print("  %-18s rows %7d frauds %5d  score AUC %.4f AP %.4f CP@100 %.4f  "
+              "model.score AUC %.4f AP %.4f CP@100 %.4f  "
               "alert %.2f%% precision %.1f%% recall %.1f%%" % (
-                  name, m.sum(), yy.sum(), metric_auc(rank[m], yy), metric_ap(rank[m], yy),
-                  metric_auc(Mz[m], yy), metric_ap(Mz[m], yy), 100 * alert.mean(),
+                  name, m.sum(), yy.sum(), metric_auc(S[m], yy), metric_ap(S[m], yy),
+                  card_precision(S[m], yy, cards[m], t[m]),
+                  metric_auc(Mz[m], yy), metric_ap(Mz[m], yy),
+                  card_precision(Mz[m], yy, cards[m], t[m]), 100 * alert.mean(),
                   100 * tp / max(alert.sum(), 1), 100 * tp / max(yy.sum(), 1)))
+
+
+def card_precision(s, y, cards, t, k=100):
+    """vigil-replay's card precision top k per day (tools/replay/metrics.c):
+    per UTC day each card's highest score, the k highest cards (ties by card
+    id), the share with a fraud that day; a card caught (fraudulent in the
+    top k) is left out of later days; the mean over days."""
+    days = np.array([x[:10] for x in t])
+    caught, precs = set(), []
+    for d in sorted(set(days)):
+        best, fraud = {}, {}
+        for i in np.nonzero(days == d)[0]:
+            c = cards[i]
+            if c in caught:
+                continue
+            best[c] = max(best.get(c, -np.inf), s[i])
+            fraud[c] = fraud.get(c, False) or y[i] == 1
+        if not best:
+            continue
+        top = sorted(best, key=lambda c: (-best[c], c))[:k]
+        hits = [c for c in top if fraud[c]]
+        caught.update(hits)
+        precs.append(len(hits) / len(top))
+    return float(np.mean(precs)) if precs else float("nan")
 
 
 if __name__ == "__main__":

@@ -1172,7 +1172,14 @@ vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 	call->res.nmodel_reasons      = nreasons;
 	call->res.hits                = hits;
 	call->res.nhits               = sr->n_hits;
+	call->res.points              = sr->points;
 	call->res.score               = sr->score;
+	/* a server from before ScoreReply.score (13) sent its score, the
+	 * points, in field 2: a 0 score with positive points is only that
+	 * (a current server's score is at least the points' clamp before the
+	 * first model, and a model's probability is never exactly 0) */
+	if (sr->score == 0 && sr->points > 0)
+		call->res.score = sr->points > 100 ? 100 : sr->points;
 	call->res.decision            = (vigil_client_decision) sr->decision;
 	call->res.features_generation = sr->features_generation;
 	call->res.latency_us          = sr->latency_us;

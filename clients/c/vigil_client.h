@@ -156,7 +156,7 @@ typedef struct vigil_client_model_reason {
 
 typedef struct vigil_client_result {
 	const char            *txn_id;
-	int32_t                score;
+	int32_t                points;      /* sum of the points of the active hits */
 	vigil_client_decision  decision;
 	const vigil_client_hit *hits;       /* active hits, then shadow hits */
 	size_t                 nhits;
@@ -189,6 +189,10 @@ typedef struct vigil_client_result {
 	 * is scored again, not answered as a duplicate. */
 	bool                   late;
 	bool                   past_dedupe_horizon;
+	/* The risk score, 0-100, the decision was made from (docs/protocol.md,
+	 * ScoreReply.score): 100 x the model's calibrated probability of fraud
+	 * when the server has a model, the points clamped to 0-100 before. */
+	double                 score;
 } vigil_client_result;
 
 /* Frees what res owns and zeroes it; a zeroed result is a no-op. */

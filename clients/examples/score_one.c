@@ -32,7 +32,7 @@ on_score(void *arg, vigil_client_err err, vigil_client_result *res,
 
 	pthread_mutex_lock(&g_mtx);
 	if (err == VIGIL_CLIENT_OK) {
-		printf("%s: %s (score %d, %zu hits)\n", res->txn_id,
+		printf("%s: %s (score %.1f, %zu hits)\n", res->txn_id,
 		    vigil_client_decision_name(res->decision), res->score, res->nhits);
 	} else {
 		printf("%s: failed: %s\n", txn_id, info->message);
@@ -78,7 +78,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "vigil-client-example: score: %s\n", info.message);
 		goto out;
 	}
-	printf("%s: %s (score %d, rules %s, replica %s%s)\n", res.txn_id,
+	printf("%s: %s (score %.1f, rules %s, replica %s%s)\n", res.txn_id,
 	    vigil_client_decision_name(res.decision), res.score, res.rules_version, res.replica,
 	    res.duplicate ? ", duplicate" : "");
 	for (size_t i = 0; i < res.nhits; i++)

@@ -207,7 +207,8 @@ scored_json(const store_scored *s)
 	json_t *o = json_object(), *hits = json_array(), *feats = json_object();
 
 	json_object_set_new(o, "txn", vigil_txn_to_json(&s->txn));
-	json_object_set_new(o, "score", json_integer(s->score));
+	json_object_set_new(o, "score", json_real(s->score));
+	json_object_set_new(o, "points", json_integer(s->points));
 	json_object_set_new(o, "decision", json_string(vigil_decision_name(s->decision)));
 	for (uint32_t i = 0; i < s->nhits; i++)
 		json_array_append_new(hits, json_pack("{s:s, s:i, s:b}", "rule", s->hits[i].rule,

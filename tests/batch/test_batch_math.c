@@ -177,6 +177,17 @@ test_precision(void **state)
 	assert_true(v == 8.0);
 	/* needing 4 alerted transactions rules out >= 8 (3 of them) */
 	assert_int_equal(batch_sketch_precision(sk, 0.9, 4, &v), VIGIL_ENOTFOUND);
+	{
+		/* why: with 4 or more alerts the best is >= 7, 3/4; 3 frauds */
+		double best = 0;
+		uint64_t frauds = 0;
+
+		assert_int_equal(batch_sketch_precision_best(sk, 4, &best, &frauds), VIGIL_OK);
+		assert_true(best == 0.75);
+		assert_int_equal(frauds, 3);
+		assert_int_equal(batch_sketch_precision_best(sk, 11, &best, &frauds), VIGIL_OK);
+		assert_true(isnan(best)); /* no v has 11 alerts */
+	}
 	batch_sketch_free(sk);
 
 	/* Chargeback-style labels: only frauds are labelled. Precision must

@@ -218,6 +218,22 @@ test_small_archive_by_hand(void **state)
 	assert_false(tv.tuned);
 	assert_near(tv.value, 7.0, 0);
 	assert_int_equal(tv.samples, 6);
+	/* the summary says which tuned, and why the others did not */
+	assert_true(s->thresholds[0].tuned);
+	assert_string_equal(s->thresholds[0].why, "");
+	assert_string_equal(s->thresholds[2].name, "scarce");
+	assert_false(s->thresholds[2].tuned);
+	assert_string_equal(s->thresholds[2].why, "too few samples: 6 of min_samples 1000");
+	{
+		json_t *js = batch_summary_json(s), *th;
+
+		assert_non_null(js);
+		th = json_object_get(js, "thresholds");
+		assert_true(json_is_null(json_object_get(json_array_get(th, 0), "why")));
+		assert_string_equal(json_string_value(json_object_get(json_array_get(th, 2), "why")),
+		    "too few samples: 6 of min_samples 1000");
+		json_decref(js);
+	}
 	store_gen_close(g);
 	g = NULL;
 

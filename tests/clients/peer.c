@@ -61,6 +61,7 @@ tp_reply(tp_peer *p, const char *txn_id)
 		rep.score       = &sr;
 		sr.txn_id       = p->mode == TP_WRONGID ? "someone-else" : (char *) txn_id;
 		sr.score        = 50;
+		sr.points       = 50;
 		sr.decision     = VIGIL__V1__DECISION__REVIEW;
 		sr.n_hits       = 1;
 		sr.hits         = hits;

@@ -80,7 +80,8 @@ test_sync_score_duplicate_dry_run_label(void **state)
 	assert_int_equal(vigil_client_score(c, &t, NULL, &r, &info), VIGIL_CLIENT_OK);
 	assert_string_equal(r.txn_id, "c-1");
 	assert_int_equal(r.decision, VIGIL_CLIENT_DECISION_REVIEW);
-	assert_int_equal(r.score, 50);
+	assert_true(r.score == 50.0); /* no model: the points */
+	assert_int_equal(r.points, 50);
 	assert_int_equal(r.nhits, 1);
 	assert_string_equal(r.hits[0].rule, "big_amount");
 	assert_string_equal(r.hits[0].reason, "amount over 1000");
@@ -484,7 +485,7 @@ test_json_shape(void **state)
 	snprintf(cmd, sizeof cmd, "printf '%%s\\n%%s\\n' '%s' '%s' | '%s' --server '%s' --quiet",
 	    good, bad, vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 1);
-	assert_true(has(out, "{\"txn_id\":\"js-1\",\"decision\":\"review\",\"score\":50,"
+	assert_true(has(out, "{\"txn_id\":\"js-1\",\"decision\":\"review\",\"score\":50.0,\"points\":50,"
 	    "\"hits\":[{\"rule\":\"big_amount\",\"points\":50,"));
 	assert_true(has(out, "\"duplicate\":true"));
 	assert_true(has(out, "\"status\":\"OK\",\"message\":\"ok\"}\n"));
@@ -544,7 +545,7 @@ test_cli_csv(void **state)
 				*p++ = '\0';
 		}
 		assert_int_equal(n, 4);
-		assert_true(starts_with(l[0], "{\"txn_id\":\"csv-1\",\"decision\":\"review\",\"score\":50,"));
+		assert_true(starts_with(l[0], "{\"txn_id\":\"csv-1\",\"decision\":\"review\",\"score\":50.0,\"points\":50,"));
 		assert_true(starts_with(l[1], "{\"txn_id\":\"csv-2\",\"decision\":\"allow\","));
 		assert_true(has(l[1], "\"late\":false"));
 		snprintf(cmd, sizeof cmd, "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\","
@@ -607,7 +608,7 @@ test_cli(void **state)
 		    "--amount", "1500.00", "--currency", "EUR", "--country", "FR", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 0);
-		assert_non_null(strstr(out, "{\"txn_id\":\"cli-1\",\"decision\":\"review\",\"score\":50,"));
+		assert_non_null(strstr(out, "{\"txn_id\":\"cli-1\",\"decision\":\"review\",\"score\":50.0,\"points\":50,"));
 		assert_non_null(strstr(out, "\"duplicate\":false"));
 		free(out);
 		assert_int_equal(run_cli(argv, &out), 0);
@@ -621,7 +622,7 @@ test_cli(void **state)
 		    "\"amount\":\"0.50\",\"currency\":\"EUR\"}", NULL };
 
 		assert_int_equal(run_cli(argv, &out), 0);
-		assert_non_null(strstr(out, "\"txn_id\":\"cli-2\",\"decision\":\"allow\",\"score\":0,"));
+		assert_non_null(strstr(out, "\"txn_id\":\"cli-2\",\"decision\":\"allow\",\"score\":0.0,\"points\":0,"));
 		assert_non_null(strstr(out, "{\"rule\":\"watch_small\",\"points\":5,"
 		    "\"reason\":\"tiny amount\",\"shadow\":true}"));
 		assert_non_null(strstr(out, "\"dry_run\":true"));

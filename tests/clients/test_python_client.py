@@ -457,7 +457,9 @@ class VigildTests(unittest.TestCase):
             r = c.score(txn("py-1", amount_minor=150000))
             self.assertEqual(r.txn_id, "py-1")
             self.assertEqual(r.decision, "review")
-            self.assertEqual(r.score, 50)
+            self.assertEqual(r.score, 50)  # no model: the points
+            self.assertIsInstance(r.score, float)
+            self.assertEqual(r.points, 50)
             self.assertEqual([x.rule for x in r.hits], ["big_amount"])
             self.assertFalse(r.duplicate)
             self.assertEqual(r.attempts, 1)

@@ -68,7 +68,9 @@ test_reply_ok(void **state)
 	(void) state;
 	assert_int_equal(decode("score_ok", &r, &info), VIGIL_CLIENT_OK);
 	assert_string_equal(r.txn_id, "t-1");
-	assert_int_equal(r.score, 60);
+	/* a reply of a server from before ScoreReply.score: its field 2 */
+	assert_int_equal(r.points, 60);
+	assert_true(r.score == 60.0);
 	assert_int_equal(r.decision, VIGIL_CLIENT_DECISION_REVIEW);
 	assert_int_equal(r.nhits, 2);
 	assert_string_equal(r.hits[1].rule, "watch");

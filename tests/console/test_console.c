@@ -787,6 +787,11 @@ test_backtest(void **s)
 	p = strstr(text, "band review = 40");
 	assert_non_null(p);
 	memcpy(p, "band review = 60", 16);
+	/* t2 is card_testing_repeat's (50 points, decide review): without its
+	 * decision floor, the higher band allows it */
+	p = strstr(text, "  decide review\n");
+	assert_non_null(p);
+	memcpy(p, "# ", 2);
 	b = json_pack("{s:s, s:i}", "text", text, "days", 3);
 	body = json_dumps(b, 0);
 	json_decref(http_ok("POST", "/api/rules/backtest", ALICE, body, 403));
@@ -902,7 +907,7 @@ test_rules_check_and_deploy(void **s)
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/deploy", RITA, body, 422);
 	e = json_array_get(json_object_get(o, "errors"), 0);
-	assert_int_equal(json_integer_value(json_object_get(e, "line")), 16);
+	assert_int_equal(json_integer_value(json_object_get(e, "line")), 24);
 	assert_int_equal(json_integer_value(json_object_get(e, "col")), 15);
 	json_decref(o);
 	free(body);

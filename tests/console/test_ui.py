@@ -190,7 +190,7 @@ def run(build, src, shots, tmp, procs):
                            text.replace("band review = 40", "band review = 35 +"))
         drv.find_element(By.ID, "btn-check").click()
         err = w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#check-result pre.diag")))
-        assert "default.rules:16:" in err.text, err.text
+        assert "default.rules:24:" in err.text, err.text
         drv.execute_script("arguments[0].value = arguments[1];", ta,
                            text.replace("band review = 40", "band review = 20"))
         drv.find_element(By.ID, "btn-check").click()

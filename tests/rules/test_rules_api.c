@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,6 +118,131 @@ static const char program[] =
     "rule try_new { when card.amount_zscore > zs score 25 reason \"zscore\" mode shadow }\n"
     "rule old { when lat > 0 score 99 reason \"old\" mode disabled }\n"
     "rule trusted { when country == \"GB\" score -5 reason \"home\" }\n";
+
+/* The score (docs/rules.md, "The score"): points clamped to 0..100 without
+ * a model; with one, 100 x its probability moved by the points within
+ * +-adjust max; 'decide' raises the decision and never the score. */
+static const char score_program[] =
+    "band review = 40\n"
+    "band decline = 80\n"
+    "adjust max 10\n"
+    "rule large { when amount > 100 score 30 reason \"large\" }\n"
+    "rule huge { when amount > 1000 score 90 reason \"huge\" }\n"
+    "rule home { when country == \"GB\" score -5 reason \"home\" }\n"
+    "rule blocked { when country == \"KP\" decide decline reason \"sanctioned\" }\n"
+    "rule watch { when country == \"XX\" score 5 decide review reason \"watch\" }\n"
+    "rule watch_shadow { when country == \"XX\" decide decline reason \"w\" mode shadow }\n";
+
+static void
+test_score_cold_start_is_points(void **state)
+{
+	rules_prog  *prog = compile_ok(score_program);
+	vigil_value  f[FX_NSLOTS];
+	rules_result res;
+
+	(void)state;
+	fx_features(f); /* amount 120.5, GB */
+	assert_int_equal(rules_prog_adjust_max(prog), 10);
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_int_equal(res.points, 25);
+	assert_true(res.score == 25.0);
+	assert_int_equal(res.decision, VIGIL_DECISION_ALLOW);
+	/* NaN (no model) leaves the rules' score */
+	rules_result_model(prog, NAN, &res);
+	assert_true(res.score == 25.0);
+
+	f[FX_AMOUNT] = vigil_value_num(5000); /* 30 + 90 - 5: clamped */
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_int_equal(res.points, 115);
+	assert_true(res.score == 100.0);
+	assert_int_equal(res.decision, VIGIL_DECISION_DECLINE);
+
+	f[FX_AMOUNT] = vigil_value_num(10); /* home alone: -5, clamped to 0 */
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_int_equal(res.points, -5);
+	assert_true(res.score == 0.0);
+	rules_prog_free(prog);
+}
+
+static void
+test_score_model_adjust_bounded(void **state)
+{
+	rules_prog  *prog = compile_ok(score_program);
+	vigil_value  f[FX_NSLOTS];
+	rules_result res;
+
+	(void)state;
+	fx_features(f);
+	f[FX_AMOUNT] = vigil_value_num(5000); /* points 115, bounded to +10 */
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	rules_result_model(prog, 0.2, &res);
+	assert_true(fabs(res.score - 30.0) < 1e-9);
+	assert_int_equal(res.points, 115);
+	assert_int_equal(res.decision, VIGIL_DECISION_ALLOW);
+	rules_result_model(prog, 0.95, &res); /* 95 + 10, clamped */
+	assert_true(res.score == 100.0);
+	assert_int_equal(res.decision, VIGIL_DECISION_DECLINE);
+
+	f[FX_AMOUNT] = vigil_value_num(10); /* home: -5, within the bound */
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	rules_result_model(prog, 0.5, &res);
+	assert_true(fabs(res.score - 45.0) < 1e-9);
+	assert_int_equal(res.decision, VIGIL_DECISION_REVIEW);
+	rules_result_model(prog, 0.01, &res); /* 1 - 5, clamped */
+	assert_true(res.score == 0.0);
+	rules_prog_free(prog);
+
+	/* without 'adjust' the points do not move the model's score */
+	prog = compile_ok("rule large { when amount > 100 score 30 reason \"large\" }\n");
+	assert_int_equal(rules_prog_adjust_max(prog), 0);
+	f[FX_AMOUNT] = vigil_value_num(500);
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_true(res.score == 30.0);
+	rules_result_model(prog, 0.123, &res);
+	assert_true(fabs(res.score - 12.3) < 1e-9);
+	assert_int_equal(res.points, 30);
+	rules_prog_free(prog);
+}
+
+static void
+test_score_decide_floor(void **state)
+{
+	rules_prog     *prog = compile_ok(score_program);
+	vigil_value     f[FX_NSLOTS];
+	rules_result    res;
+	rules_rule_info info;
+	uint32_t        i;
+
+	(void)state;
+	assert_int_equal(rules_prog_rule_find(prog, "blocked", &i), VIGIL_OK);
+	rules_prog_rule(prog, i, &info);
+	assert_int_equal(info.decide, VIGIL_DECISION_DECLINE);
+	assert_int_equal(info.points, 0);
+	assert_int_equal(rules_prog_rule_find(prog, "large", &i), VIGIL_OK);
+	rules_prog_rule(prog, i, &info);
+	assert_int_equal(info.decide, VIGIL_DECISION_ALLOW);
+
+	fx_features(f);
+	f[FX_AMOUNT] = vigil_value_num(10);
+	f[FX_COUNTRY] = vigil_value_str("KP", 2);
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_true(res.score == 0.0); /* the floor does not change the score */
+	assert_int_equal(res.floor, VIGIL_DECISION_DECLINE);
+	assert_int_equal(res.decision, VIGIL_DECISION_DECLINE);
+	rules_result_model(prog, 0.01, &res);
+	assert_true(fabs(res.score - 1.0) < 1e-9);
+	assert_int_equal(res.decision, VIGIL_DECISION_DECLINE);
+
+	/* review floor: a high score still declines; the shadow one does not decide */
+	f[FX_COUNTRY] = vigil_value_str("XX", 2);
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_int_equal(res.points, 5);
+	assert_int_equal(res.floor, VIGIL_DECISION_REVIEW);
+	assert_int_equal(res.decision, VIGIL_DECISION_REVIEW);
+	rules_result_model(prog, 0.9, &res);
+	assert_int_equal(res.decision, VIGIL_DECISION_DECLINE);
+	rules_prog_free(prog);
+}
 
 static void
 test_introspection(void **state)
@@ -778,6 +904,9 @@ main(void)
 		cmocka_unit_test(test_diag_utf8),
 		cmocka_unit_test(test_many_errors),
 		cmocka_unit_test(test_explain_print),
+		cmocka_unit_test(test_score_cold_start_is_points),
+		cmocka_unit_test(test_score_model_adjust_bounded),
+		cmocka_unit_test(test_score_decide_floor),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_suggest),
 		cmocka_unit_test(test_cost_budget),

@@ -214,8 +214,8 @@ test_semantics_table(void **state)
 			failures++;
 		}
 		/* the rule fires exactly when the condition is true */
-		if ((res.nhits == 1) != (table[i].want == T) || res.score != (table[i].want == T ? 7 : 0)) {
-			print_error("row %zu `%s`: fired=%u score=%d\n", i, table[i].expr, res.nhits, res.score);
+		if ((res.nhits == 1) != (table[i].want == T) || res.points != (table[i].want == T ? 7 : 0)) {
+			print_error("row %zu `%s`: fired=%u score=%d\n", i, table[i].expr, res.nhits, res.points);
 			failures++;
 		}
 		rules_prog_free(prog);

@@ -107,9 +107,12 @@ try:
         check(1 <= len(m["reasons"]) <= 3, "reasons %r" % m["reasons"])
         check(all(x["contribution"] > 0 for x in m["reasons"]), "contributions %r" % m["reasons"])
         # the rules read the model's score
-        check(reads_of(doc, "model_high_risk", "model.score") == m["score"],
+        check(reads_of(doc, "amount_above_card_max", "model.score") == m["score"],
               "rules read model.score %r, model says %r"
-              % (reads_of(doc, "model_high_risk", "model.score"), m["score"]))
+              % (reads_of(doc, "amount_above_card_max", "model.score"), m["score"]))
+        # the score is the model's (no calibration in the meta: identity)
+        check(abs(doc["score"] - 100 * m["score"]) < 1e-9,
+              "score %r, model.score %r" % (doc["score"], m["score"]))
         hour = [x for x in m["reasons"] if x["feature"] == "hour"]
         if hour:
             check(hour[0]["value"] == 3, "reason hour=%r for 03:00" % hour[0]["value"])
@@ -129,7 +132,7 @@ try:
           % (data, current), "text line 1: " + lines[0])
     check(lines[2].startswith("model: score %.6g  reasons: " % m["score"]),
           "text model line: " + lines[2])
-    check(("decision: %s  score: %d " % (doc["decision"], doc["score"])) in r.stdout,
+    check(("decision: %s  score: %.6g " % (doc["decision"], doc["score"])) in r.stdout,
           "text decision differs from JSON")
 
     # the input's features are set before the model reads them: another
@@ -145,6 +148,7 @@ try:
     doc3 = json.loads(r3.stdout)
     check("model" not in doc3, "model run over a given model.score")
     check(doc3["decision"] == "decline", "model.score 0.99 gives %s" % doc3["decision"])
+    check(abs(doc3["score"] - 99) < 1e-9, "model.score 0.99 gives score %r" % doc3["score"])
     r3 = explain(txn, data, json_out=False, features={"model.score": 0.99})
     check("model: not evaluated (model.score given in the input)" in r3.stdout, r3.stdout[:300])
 
@@ -154,7 +158,7 @@ try:
     check("data" not in doc4 and "model" not in doc4, "no-data output has data/model")
     check(reads_of(doc4, "amount_above_card_max", "card.count_90d") is None,
           "no-data: card.count_90d present")
-    check(reads_of(doc4, "model_high_risk", "model.score") is None, "no-data: model.score")
+    check(reads_of(doc4, "amount_above_card_max", "model.score") is None, "no-data: model.score")
 
     # nothing in the data directory was written
     check(snapshot(data) == snap, "the data directory changed")

@@ -246,6 +246,47 @@ test_scored_decode_rejects(void **state)
 	assert_int_equal(store_scored_decode(buf, len - 1, &out, &d), VIGIL_EPROTO);
 }
 
+/* A record written before the score was 0-100 (no score_present, its score
+ * in field 2) reads with its points as the score, clamped to 0-100; a
+ * current one with its own score, 0 included; both decoders agree. */
+static void
+test_scored_old_record_score(void **state)
+{
+	static store_scored out;
+	static store_scored_lean lean;
+	static uint8_t buf[4096];
+	Vigil__V1__ArchivedScore m = VIGIL__V1__ARCHIVED_SCORE__INIT;
+	Vigil__V1__Transaction t = VIGIL__V1__TRANSACTION__INIT;
+	static const struct {
+		int32_t points;
+		bool    present;
+		double  score, want;
+	} cases[] = {
+		{ 45, false, 0, 45 },     /* old: the points */
+		{ 130, false, 0, 100 },   /* old: clamped */
+		{ -10, false, 0, 0 },
+		{ 45, true, 12.5, 12.5 }, /* current: its score, whatever the points */
+		{ 45, true, 0, 0 },       /* current, 0: not taken for an old one */
+	};
+	size_t len;
+
+	(void)state;
+	t.txn_id = (char *)"t-old";
+	m.txn = &t;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		m.points = cases[i].points;
+		m.score = cases[i].score;
+		m.score_present = cases[i].present;
+		len = vigil__v1__archived_score__pack(&m, buf);
+		assert_int_equal(store_scored_decode(buf, len, &out, NULL), VIGIL_OK);
+		assert_int_equal(out.points, cases[i].points);
+		assert_true(out.score == cases[i].want);
+		assert_int_equal(store_scored_decode_lean(buf, len, &lean, NULL), VIGIL_OK);
+		assert_true(lean.score == cases[i].want);
+		assert_int_equal(lean.points, cases[i].points);
+	}
+}
+
 static void
 test_scored_decode_string_budget(void **state)
 {
@@ -395,7 +436,8 @@ lean_agrees(const void *buf, size_t len)
 	assert_int_equal(lean.has_location, full.txn.has_location);
 	assert_memory_equal(&lean.lat, &full.txn.lat, sizeof lean.lat);
 	assert_memory_equal(&lean.lon, &full.txn.lon, sizeof lean.lon);
-	assert_int_equal(lean.score, full.score);
+	assert_memory_equal(&lean.score, &full.score, sizeof lean.score);
+	assert_int_equal(lean.points, full.points);
 	assert_int_equal(lean.decision, full.decision);
 	assert_true(lean.features_gen == full.features_gen);
 	assert_true(lean.scored_at_ms == full.scored_at_ms);
@@ -533,7 +575,9 @@ ref_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_len)
 		txn.location  = &loc;
 	}
 	msg.txn      = &txn;
+	msg.points   = s->points;
 	msg.score    = s->score;
+	msg.score_present = true;
 	msg.decision = (Vigil__V1__Decision)s->decision;
 	for (uint32_t i = 0; i < s->nhits; i++) {
 		if (memchr(s->hits[i].rule, 0, sizeof s->hits[i].rule) == NULL)
@@ -672,7 +716,8 @@ gen_scored(store_scored *s, char *strpool, size_t poolcap)
 	t->has_location = gen_below(3) != 0;
 	t->lat = gen_double();
 	t->lon = gen_double();
-	s->score = (int32_t)gen_int();
+	s->points = (int32_t)gen_int();
+	s->score = gen_below(5) == 0 ? 0.0 : (double)gen_below(1000001) / 10000.0;
 	s->decision = (vigil_decision)gen_below(VIGIL_DECISION_DECLINE + 1);
 	s->nhits = (uint32_t)(gen_below(8) == 0 ? STORE_MAX_HITS : gen_below(STORE_MAX_HITS + 1));
 	if (gen_below(200) == 0)
@@ -989,6 +1034,7 @@ main(void)
 		cmocka_unit_test(test_scored_without_location),
 		cmocka_unit_test(test_scored_encode_caps),
 		cmocka_unit_test(test_label_round_trip),
+		cmocka_unit_test(test_scored_old_record_score),
 		cmocka_unit_test(test_scored_decode_rejects),
 		cmocka_unit_test(test_scored_decode_string_budget),
 		cmocka_unit_test(test_scored_decode_large_message_spills),

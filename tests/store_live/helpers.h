@@ -95,6 +95,7 @@ scored_make(store_scored *s, const vigil_txn *txn, int32_t score)
 	memset(s, 0, sizeof *s);
 	s->txn = *txn;
 	s->score = score;
+	s->points = score;
 	s->decision = score >= 50 ? VIGIL_DECISION_DECLINE : VIGIL_DECISION_ALLOW;
 	snprintf(s->rules_version, sizeof s->rules_version, "test-rules-1");
 	s->scored_at_ms = txn->event_time_ms;

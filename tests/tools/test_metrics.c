@@ -399,45 +399,81 @@ test_report_escapes(void **state)
 	metrics_free(m);
 }
 
-/* Equal scores are ranked by rank_sub (the model's score): a fraud and a
- * legit row on 40 points split by it count as ranked, not as a tie. */
+/* The score, and the score and model.score over the rows a model scored,
+ * are three rankings: AUC, AP and card precision of each. */
 static void
-test_rank_sub_breaks_ties(void **state)
+test_rank_by_score_and_model(void **state)
 {
-	const metrics_opts opts = { .topk = 10 };
+	const metrics_opts opts = { .topk = 1 };
 	const metrics_obs obs[] = {
-		{ "a", T0, 40, VIGIL_DECISION_REVIEW, 1, NULL, NULL, 0, 0, 900 },
-		{ "b", T0 + 1, 40, VIGIL_DECISION_REVIEW, 0, NULL, NULL, 0, 0, 100 },
-		{ "c", T0 + 2, 0, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0, -1 },
+		/* card, time, score, decision, label, pattern, hits, nhits, latency, model */
+		{ "a", T0, 80, VIGIL_DECISION_DECLINE, 1, NULL, NULL, 0, 0, 0.5 },
+		{ "b", T0 + 1, 40, VIGIL_DECISION_REVIEW, 0, NULL, NULL, 0, 0, 0.99 },
+		{ "c", T0 + 2, 0, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0, NAN }, /* no model */
+		{ "d", T0 + 3, 10, VIGIL_DECISION_ALLOW, 1, NULL, NULL, 0, 0, 0.9 },
 	};
-	metrics *m = metrics_new(&opts), *m2 = metrics_new(&opts);
+	metrics *m = metrics_new(&opts);
+	uint64_t lab = 0;
+	uint32_t days = 0;
 
 	(void)state;
 	assert_non_null(m);
-	assert_non_null(m2);
-	for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++) {
-		metrics_obs o = obs[i];
-
-		assert_int_equal(metrics_add(m, &o), VIGIL_OK);
-		o.rank_sub = -1; /* the same rows without the tie-break */
-		assert_int_equal(metrics_add(m2, &o), VIGIL_OK);
-	}
+	for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++)
+		assert_int_equal(metrics_add(m, &obs[i]), VIGIL_OK);
 	assert_int_equal(metrics_finish(m), VIGIL_OK);
-	assert_int_equal(metrics_finish(m2), VIGIL_OK);
-	assert_float_equal(metrics_auc(m, NULL), 1.0, 1e-12);
-	assert_float_equal(metrics_ap(m, NULL), 1.0, 1e-12);
-	/* tied: the fraud is above one legit row and ties with the other */
-	assert_float_equal(metrics_auc(m2, NULL), 0.75, 1e-12);
-	assert_float_equal(metrics_ap(m2, NULL), 0.5, 1e-12);
-	/* the score histogram is by score alone */
-	assert_int_equal(metrics_nscores(m), 2);
+	assert_int_equal(metrics_modelled(m, &lab), 3);
+	assert_int_equal(lab, 3);
+	/* score, all rows: a80F b40L d10F c0L: a above 2, d above 1 of 4 pairs;
+	 * AP: a R 1/2 P 1, d R 1 P 2/3 */
+	assert_near(metrics_auc(m, NULL), 0.75);
+	assert_near(metrics_ap(m, NULL), 0.5 + 0.5 * 2.0 / 3);
+	assert_near(metrics_auc_by(m, METRICS_BY_SCORE, NULL), 0.75);
+	/* score, modelled rows: a80F b40L d10F */
+	assert_near(metrics_auc_by(m, METRICS_BY_SCORE_MODELLED, NULL), 0.5);
+	assert_near(metrics_ap_by(m, METRICS_BY_SCORE_MODELLED, NULL), 0.5 + 0.5 * 2.0 / 3);
+	/* model.score: b.99L d.9F a.5F: no fraud above b; AP d R 1/2 P 1/2,
+	 * a R 1 P 2/3 */
+	assert_near(metrics_auc_by(m, METRICS_BY_MODEL, NULL), 0.0);
+	assert_near(metrics_ap_by(m, METRICS_BY_MODEL, NULL), 0.25 + 0.5 * 2.0 / 3);
+	/* top 1 card of the day: a (fraud) by score, b (legit) by model.score */
+	assert_near(metrics_card_precision(m, &days), 1.0);
+	assert_int_equal(days, 1);
+	assert_near(metrics_card_precision_by(m, METRICS_BY_SCORE_MODELLED, &days), 1.0);
+	assert_int_equal(days, 1);
+	assert_near(metrics_card_precision_by(m, METRICS_BY_MODEL, &days), 0.0);
+	assert_int_equal(days, 1);
 	metrics_free(m);
-	metrics_free(m2);
 }
 
-/* The model's score as a tie-break: monotone, NaN none, and high scores
- * that 1024 equal steps of probability merged (0.995, 0.999) kept apart,
- * so a fraud at 0.999 above a legit row at 0.995 counts as ranked. */
+/* A 0-100 score is ranked by its value, not its whole number: 40.9 above
+ * 40.1 counts as ranked; the distribution is by whole number. */
+static void
+test_rank_double_score(void **state)
+{
+	const metrics_opts opts = { .topk = 10 };
+	const metrics_obs obs[] = {
+		{ "a", T0, 40.9, VIGIL_DECISION_REVIEW, 1, NULL, NULL, 0, 0, -1 },
+		{ "b", T0 + 1, 40.1, VIGIL_DECISION_REVIEW, 0, NULL, NULL, 0, 0, -1 },
+		{ "c", T0 + 2, 0, VIGIL_DECISION_ALLOW, 0, NULL, NULL, 0, 0, -1 },
+	};
+	metrics *m = metrics_new(&opts);
+
+	(void)state;
+	assert_non_null(m);
+	for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++)
+		assert_int_equal(metrics_add(m, &obs[i]), VIGIL_OK);
+	assert_int_equal(metrics_finish(m), VIGIL_OK);
+	assert_float_equal(metrics_auc(m, NULL), 1.0, 1e-12);
+	assert_float_equal(metrics_ap(m, NULL), 1.0, 1e-12);
+	assert_int_equal(metrics_modelled(m, NULL), 0);
+	assert_true(isnan(metrics_auc_by(m, METRICS_BY_MODEL, NULL)));
+	assert_int_equal(metrics_nscores(m), 2); /* 40 and 0 */
+	metrics_free(m);
+}
+
+/* The ranking bins: monotone, NaN none, and high probabilities that 1024
+ * equal steps merged (0.995, 0.999) kept apart, so a fraud at 0.999 above a
+ * legit row at 0.995 counts as ranked by model.score (their scores tie). */
 static void
 test_rank_sub_of_model_score(void **state)
 {
@@ -456,13 +492,14 @@ test_rank_sub_of_model_score(void **state)
 		assert_true(metrics_rank_sub(ps[i]) > metrics_rank_sub(ps[i - 1]));
 	assert_true(metrics_rank_sub(0.999) - metrics_rank_sub(0.995) >= 200);
 	assert_non_null(m);
-	a.rank_sub = metrics_rank_sub(0.999);
-	b.rank_sub = metrics_rank_sub(0.995);
+	a.model_score = 0.999;
+	b.model_score = 0.995;
 	assert_int_equal(metrics_add(m, &a), VIGIL_OK);
 	assert_int_equal(metrics_add(m, &b), VIGIL_OK);
 	assert_int_equal(metrics_finish(m), VIGIL_OK);
-	assert_float_equal(metrics_auc(m, NULL), 1.0, 1e-12);
-	assert_float_equal(metrics_ap(m, NULL), 1.0, 1e-12);
+	assert_float_equal(metrics_auc_by(m, METRICS_BY_MODEL, NULL), 1.0, 1e-12);
+	assert_float_equal(metrics_ap_by(m, METRICS_BY_MODEL, NULL), 1.0, 1e-12);
+	assert_float_equal(metrics_auc(m, NULL), 0.5, 1e-12); /* the scores tie */
 	metrics_free(m);
 }
 
@@ -470,7 +507,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rank_sub_breaks_ties),
+		cmocka_unit_test(test_rank_by_score_and_model),
+		cmocka_unit_test(test_rank_double_score),
 		cmocka_unit_test(test_rank_sub_of_model_score),
 		cmocka_unit_test(test_confusion),
 		cmocka_unit_test(test_auc_ap),

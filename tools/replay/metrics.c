@@ -26,30 +26,31 @@
 #define MET_LAT_BUCKETS 1728
 #define MET_DIRECT_LO  (-1024) /* scores in [LO, HI) are found without hashing */
 #define MET_DIRECT_HI  4096
-#define MET_RANK_SUB   METRICS_RANK_SUB /* tie-break steps within one score */
-#define MET_MAX_RANKS  (16u * METRICS_MAX_SCORES)
+#define MET_RANK_SUB   METRICS_RANK_SUB /* ranking bins (metrics_rank_sub) */
 
+/* A bin: of the distribution (a whole-number score) or of a ranking. */
 typedef struct met_score {
 	int32_t        score;
-	int64_t        rkey;   /* rank bins only: score * MET_RANK_SUB + tie-break */
-	struct met_score *rank0; /* score bins only: its rank bin with no tie-break */
 	uint64_t       legit, fraud, unlabelled;
 	uint64_t       pat[MET_NPAT];
 	UT_hash_handle hh;
 } met_score;
 
-#define MET_ID_INLINE 12 /* ids shorter than this are kept in the entry */
+#define MET_ID_INLINE 8 /* ids shorter than this are kept in the entry */
 
 /* A slot of the card table: 32 bytes, half a cache line (the table is
  * 64-byte aligned), the card's id included when short. */
 typedef struct met_card {
 	int64_t  day;       /* last day seen (UTC day number) */
-	int32_t  max_score; /* highest score that day */
+	float    max_score; /* highest score that day */
+	float    max_model; /* highest model.score that day (-1: none) */
 	uint32_t tag;       /* high half of the id's XXH3 (the low bits pick the slot) */
-	bool     used;
-	bool     fraud;     /* a fraud that day */
-	bool     caught;    /* in a top k with a fraud: left out from then on */
-	bool     pooled;    /* id in the pool (at ids + id.off), else in id.inl */
+	uint8_t  used : 1;
+	uint8_t  fraud : 1;    /* a fraud that day */
+	uint8_t  caught : 1;   /* in a top k by score with a fraud: left out from then on */
+	uint8_t  caught_m : 1; /* the same by model.score (days a model scored) */
+	uint8_t  caught_s : 1; /* the same by the score, days a model scored */
+	uint8_t  pooled : 1;   /* id in the pool (at ids + id.off), else in id.inl */
 	union {
 		char     inl[MET_ID_INLINE]; /* NUL-terminated */
 		uint32_t off;
@@ -74,10 +75,10 @@ struct metrics {
 	met_score *direct[MET_DIRECT_HI - MET_DIRECT_LO]; /* the same bins, by index */
 	uint32_t   nscores;
 	met_score **sorted;    /* ascending, built by finish */
-	/* ranking (AUC, AP): the score with its tie-break (the model's score) */
-	met_score *rbins;      /* hash by rkey */
-	uint32_t   nrbins;
-	met_score **rsorted;   /* ascending, built by finish */
+	/* rankings (AUC, AP): bins by metrics_rank_sub, ascending (NULL: empty) */
+	met_score *rank[METRICS_NRANKS][MET_RANK_SUB];
+	uint64_t   modelled, modelled_labelled;
+	bool       day_modelled; /* a model scored some row of the current day */
 	/* card precision: every labelled card once, and the ones seen today */
 	met_card  *cards;      /* open addressing, linear probing */
 	uint32_t   ncards, cards_cap; /* cap: a power of two, 0 before the first */
@@ -88,6 +89,8 @@ struct metrics {
 	int64_t    day;        /* current UTC day number, INT64_MIN before the first */
 	double     cp_sum, cp_best_sum; /* precision, and the best any ranking could do */
 	uint32_t   cp_days;
+	double     cp_sum_by[METRICS_NRANKS];  /* the same per ranking (metrics_card_precision_by) */
+	uint32_t   cp_days_by[METRICS_NRANKS];
 	/* latency */
 	uint64_t   lat[MET_LAT_BUCKETS];
 	uint64_t   lat_n;
@@ -152,11 +155,9 @@ metrics_free(metrics *m)
 		free(s);
 	}
 	free(m->sorted);
-	HASH_ITER(hh, m->rbins, s, tmp) {
-		HASH_DEL(m->rbins, s);
-		free(s);
-	}
-	free(m->rsorted);
+	for (int r = 0; r < METRICS_NRANKS; r++)
+		for (uint32_t i = 0; i < MET_RANK_SUB; i++)
+			free(m->rank[r][i]);
 	free(m->cards);
 	free(m->ids);
 	free(m->today);
@@ -187,7 +188,7 @@ met_pattern_index(metrics *m, const char *name, bool add)
 
 typedef struct met_rank {
 	const char *id;
-	int32_t     score;
+	float       score;
 	uint32_t    card;
 } met_rank;
 
@@ -242,42 +243,97 @@ met_select(met_rank *r, size_t n, size_t k)
 	}
 }
 
-/* Closes a day: precision of the top k cards not caught before. */
-static vigil_err
-met_day_close(metrics *m)
+static bool
+met_caught(const met_card *c, metrics_rank by)
 {
-	size_t n = m->ntoday, k;
-	uint32_t hits = 0;
-	size_t nfraud = 0;
-	met_rank *r;
+	return by == METRICS_BY_MODEL ? c->caught_m : by == METRICS_BY_SCORE_MODELLED ? c->caught_s
+	                                                                              : c->caught;
+}
 
-	if (n == 0)
-		return VIGIL_OK;
-	for (size_t i = 0; i < n; i++)
-		nfraud += m->cards[m->today[i]].fraud;
-	r = malloc(n * sizeof *r);
-	if (r == NULL)
-		return VIGIL_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
+/* The precision of the day's top k cards not caught before by one ranking,
+ * marking the frauds in it caught (for that ranking); NaN if every card of
+ * the day was caught. r has room for the day's cards. */
+static double
+met_day_topk(metrics *m, met_rank *r, metrics_rank by)
+{
+	size_t n = 0, k;
+	uint32_t hits = 0;
+
+	for (size_t i = 0; i < m->ntoday; i++) {
 		const met_card *c = &m->cards[m->today[i]];
-		r[i].id = c->pooled ? m->ids + c->id.off : c->id.inl;
-		r[i].score = c->max_score;
-		r[i].card = m->today[i];
+
+		if (met_caught(c, by))
+			continue;
+		r[n].id = c->pooled ? m->ids + c->id.off : c->id.inl;
+		r[n].score = by == METRICS_BY_MODEL ? c->max_model : c->max_score;
+		r[n].card = m->today[i];
+		n++;
 	}
+	if (n == 0)
+		return NAN;
 	k = n < m->topk ? n : m->topk;
 	if (k < n)
 		met_select(r, n, k);
 	for (size_t i = 0; i < k; i++) {
 		met_card *c = &m->cards[r[i].card];
+
 		if (c->fraud) {
 			hits++;
-			c->caught = true;
+			if (by == METRICS_BY_MODEL)
+				c->caught_m = 1;
+			else if (by == METRICS_BY_SCORE_MODELLED)
+				c->caught_s = 1;
+			else
+				c->caught = 1;
 		}
 	}
-	m->cp_sum += (double)hits / (double)k;
-	m->cp_best_sum += (double)(nfraud < k ? nfraud : k) / (double)k;
-	m->cp_days++;
+	return (double)hits / (double)k;
+}
+
+/* Closes a day: precision of the top k cards not caught before, by the
+ * score (and, on a day a model scored, by the score and by model.score
+ * over those days alone: each ranking with its own caught cards, so the
+ * two compare on the same days from the same start). */
+static vigil_err
+met_day_close(metrics *m)
+{
+	size_t n = m->ntoday, k, nfraud = 0, nscore = 0;
+	met_rank *r;
+	double p;
+
+	if (n == 0) {
+		m->day_modelled = false;
+		return VIGIL_OK;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const met_card *c = &m->cards[m->today[i]];
+
+		nscore += !c->caught;
+		nfraud += c->fraud && !c->caught;
+	}
+	r = malloc(n * sizeof *r);
+	if (r == NULL)
+		return VIGIL_ENOMEM;
+	if (nscore > 0) {
+		k = nscore < m->topk ? nscore : m->topk;
+		p = met_day_topk(m, r, METRICS_BY_SCORE);
+		m->cp_sum += p;
+		m->cp_best_sum += (double)(nfraud < k ? nfraud : k) / (double)k;
+		m->cp_days++;
+		m->cp_sum_by[METRICS_BY_SCORE] += p;
+		m->cp_days_by[METRICS_BY_SCORE]++;
+	}
+	if (m->day_modelled) {
+		for (int by = METRICS_BY_SCORE_MODELLED; by <= METRICS_BY_MODEL; by++) {
+			p = met_day_topk(m, r, (metrics_rank)by);
+			if (isnan(p))
+				continue;
+			m->cp_sum_by[by] += p;
+			m->cp_days_by[by]++;
+		}
+	}
 	m->ntoday = 0;
+	m->day_modelled = false;
 	free(r);
 	return VIGIL_OK;
 }
@@ -395,7 +451,7 @@ met_card_get(metrics *m, const char *id, vigil_err *ret_err)
 	/* new card in slot p, its id inline or into the pool */
 	c = &m->cards[p];
 	if (len < MET_ID_INLINE) {
-		c->pooled = false;
+		c->pooled = 0;
 		memcpy(c->id.inl, id, len + 1);
 	} else {
 		if (m->ids_len + len + 1 > m->ids_cap) {
@@ -416,16 +472,19 @@ met_card_get(metrics *m, const char *id, vigil_err *ret_err)
 			m->ids = ni;
 			m->ids_cap = ncap;
 		}
-		c->pooled = true;
+		c->pooled = 1;
 		c->id.off = (uint32_t)m->ids_len;
 		memcpy(m->ids + m->ids_len, id, len + 1);
 		m->ids_len += len + 1;
 	}
-	c->used = true;
+	c->used = 1;
 	c->day = INT64_MIN;
 	c->max_score = 0;
-	c->fraud = false;
-	c->caught = false;
+	c->max_model = -1;
+	c->fraud = 0;
+	c->caught = 0;
+	c->caught_m = 0;
+	c->caught_s = 0;
 	c->tag = tag;
 	m->ncards++;
 	return c;
@@ -446,13 +505,32 @@ metrics_rank_sub(double p)
 	return k < 0 ? 0 : k > MET_RANK_SUB - 1 ? MET_RANK_SUB - 1 : (int32_t)k;
 }
 
+/* The bin of ranking r for key k (0..MET_RANK_SUB-1), made on first use. */
+static met_score *
+met_rank_bin(metrics *m, int r, int32_t k)
+{
+	met_score *b = m->rank[r][k];
+
+	if (b == NULL) {
+		b = calloc(1, sizeof *b);
+		if (b == NULL)
+			return NULL;
+		b->score = k;
+		m->rank[r][k] = b;
+	}
+	return b;
+}
+
 vigil_err
 metrics_add(metrics *m, const metrics_obs *o)
 {
 	bool alert = o->decision >= VIGIL_DECISION_REVIEW;
 	bool decline = o->decision >= VIGIL_DECISION_DECLINE;
-	int pat = -1;
-	met_score *s, *rb;
+	bool modelled = !isnan(o->model_score) && o->model_score >= 0;
+	met_score *rb[METRICS_NRANKS] = { NULL };
+	int pat = -1, nr = 1;
+	met_score *s;
+	int32_t whole;
 	int64_t day;
 
 	if (o->label == 1 && o->pattern != NULL && o->pattern[0] != '\0') {
@@ -460,47 +538,42 @@ metrics_add(metrics *m, const metrics_obs *o)
 		if (pat == -2)
 			return VIGIL_ENOMEM;
 	}
-	if (o->score >= MET_DIRECT_LO && o->score < MET_DIRECT_HI)
-		s = m->direct[o->score - MET_DIRECT_LO];
+	/* the distribution: whole-number scores */
+	whole = isnan(o->score) ? 0 : o->score <= INT32_MIN ? INT32_MIN
+	    : o->score >= INT32_MAX ? INT32_MAX : (int32_t)floor(o->score);
+	if (whole >= MET_DIRECT_LO && whole < MET_DIRECT_HI)
+		s = m->direct[whole - MET_DIRECT_LO];
 	else
-		HASH_FIND(hh, m->scores, &o->score, sizeof o->score, s);
+		HASH_FIND(hh, m->scores, &whole, sizeof whole, s);
 	if (s == NULL) {
 		if (m->nscores >= METRICS_MAX_SCORES)
 			return VIGIL_ETOOBIG;
 		s = calloc(1, sizeof *s);
 		if (s == NULL)
 			return VIGIL_ENOMEM;
-		s->score = o->score;
+		s->score = whole;
 		HASH_ADD(hh, m->scores, score, sizeof s->score, s);
-		if (o->score >= MET_DIRECT_LO && o->score < MET_DIRECT_HI)
-			m->direct[o->score - MET_DIRECT_LO] = s;
+		if (whole >= MET_DIRECT_LO && whole < MET_DIRECT_HI)
+			m->direct[whole - MET_DIRECT_LO] = s;
 		m->nscores++;
 	}
+	/* the rankings: the score (/ 100) and model.score, binned alike */
 	{
-		int32_t sub = o->rank_sub < 0 ? 0 : o->rank_sub >= MET_RANK_SUB ? MET_RANK_SUB - 1
-		                                                                  : o->rank_sub;
-		int64_t key = (int64_t)o->score * MET_RANK_SUB + sub;
+		int32_t ks = metrics_rank_sub(o->score / 100.0);
 
-		/* without a tie-break (no model) the score bin knows its rank bin:
-		 * no second hash lookup per row */
-		rb = sub == 0 ? s->rank0 : NULL;
-		if (rb == NULL)
-			HASH_FIND(hh, m->rbins, &key, sizeof key, rb);
-		if (rb == NULL) {
-			if (m->nrbins >= MET_MAX_RANKS)
-				return VIGIL_ETOOBIG;
-			rb = calloc(1, sizeof *rb);
-			if (rb == NULL)
-				return VIGIL_ENOMEM;
-			rb->score = o->score;
-			rb->rkey = key;
-			HASH_ADD(hh, m->rbins, rkey, sizeof rb->rkey, rb);
-			m->nrbins++;
+		rb[METRICS_BY_SCORE] = met_rank_bin(m, METRICS_BY_SCORE, ks < 0 ? 0 : ks);
+		if (modelled) {
+			rb[METRICS_BY_SCORE_MODELLED] = met_rank_bin(m, METRICS_BY_SCORE_MODELLED,
+			    ks < 0 ? 0 : ks);
+			rb[METRICS_BY_MODEL] = met_rank_bin(m, METRICS_BY_MODEL,
+			    metrics_rank_sub(o->model_score));
+			nr = METRICS_NRANKS;
 		}
-		if (sub == 0)
-			s->rank0 = rb;
+		for (int r = 0; r < nr; r++)
+			if (rb[r] == NULL)
+				return VIGIL_ENOMEM;
 	}
-	/* card precision: per UTC day, the card's highest score */
+	/* card precision: per UTC day, the card's highest score (and model.score) */
 	day = o->event_time_ms >= 0 ? o->event_time_ms / VIGIL_MS_PER_DAY
 	    : -((-o->event_time_ms + VIGIL_MS_PER_DAY - 1) / VIGIL_MS_PER_DAY);
 	if (day > m->day) {
@@ -509,12 +582,15 @@ metrics_add(metrics *m, const metrics_obs *o)
 			return rv;
 		m->day = day;
 	}
+	m->day_modelled |= modelled;
 	if (o->card_id != NULL && o->label != -1) {
 		vigil_err rv = VIGIL_OK;
 		met_card *c = met_card_get(m, o->card_id, &rv);
+		float sc = (float)o->score, mc = modelled ? (float)o->model_score : -1;
+
 		if (c == NULL)
 			return rv;
-		if (!c->caught) {
+		if (!(c->caught && c->caught_m && c->caught_s)) {
 			if (c->day != m->day) {
 				if (m->ntoday == m->today_cap) {
 					size_t nc = m->today_cap ? m->today_cap * 2 : 4096;
@@ -526,14 +602,21 @@ metrics_add(metrics *m, const metrics_obs *o)
 				}
 				m->today[m->ntoday++] = (uint32_t)(c - m->cards);
 				c->day = m->day;
-				c->max_score = o->score;
-				c->fraud = false;
+				c->max_score = sc;
+				c->max_model = mc;
+				c->fraud = 0;
 			}
-			if (o->score > c->max_score)
-				c->max_score = o->score;
+			if (sc > c->max_score)
+				c->max_score = sc;
+			if (mc > c->max_model)
+				c->max_model = mc;
 			if (o->label == 1)
-				c->fraud = true;
+				c->fraud = 1;
 		}
+	}
+	if (modelled) {
+		m->modelled++;
+		m->modelled_labelled += o->label != -1;
 	}
 	m->total++;
 	m->alerts += alert;
@@ -541,7 +624,8 @@ metrics_add(metrics *m, const metrics_obs *o)
 	switch (o->label) {
 	case 1:
 		s->fraud++;
-		rb->fraud++;
+		for (int r = 0; r < nr; r++)
+			rb[r]->fraud++;
 		m->labelled++;
 		m->frauds++;
 		if (alert)
@@ -551,7 +635,8 @@ metrics_add(metrics *m, const metrics_obs *o)
 		m->decline_tp += decline;
 		if (pat >= 0) {
 			s->pat[pat]++;
-			rb->pat[pat]++;
+			for (int r = 0; r < nr; r++)
+				rb[r]->pat[pat]++;
 			m->pat_rows[pat]++;
 			m->pat_alerts[pat] += alert;
 			m->pat_declines[pat] += decline;
@@ -559,7 +644,8 @@ metrics_add(metrics *m, const metrics_obs *o)
 		break;
 	case 0:
 		s->legit++;
-		rb->legit++;
+		for (int r = 0; r < nr; r++)
+			rb[r]->legit++;
 		m->labelled++;
 		if (alert)
 			m->fp++;
@@ -568,7 +654,8 @@ metrics_add(metrics *m, const metrics_obs *o)
 		break;
 	default:
 		s->unlabelled++;
-		rb->unlabelled++;
+		for (int r = 0; r < nr; r++)
+			rb[r]->unlabelled++;
 		break;
 	}
 	for (uint32_t i = 0; i < o->nhits; i++) {
@@ -598,14 +685,6 @@ met_score_cmp(const void *a, const void *b)
 	return x->score < y->score ? -1 : x->score > y->score;
 }
 
-static int
-met_rkey_cmp(const void *a, const void *b)
-{
-	const met_score *x = *(met_score *const *)a, *y = *(met_score *const *)b;
-
-	return x->rkey < y->rkey ? -1 : x->rkey > y->rkey;
-}
-
 vigil_err
 metrics_finish(metrics *m)
 {
@@ -624,13 +703,6 @@ metrics_finish(metrics *m)
 	HASH_ITER(hh, m->scores, s, tmp)
 		m->sorted[i++] = s;
 	qsort(m->sorted, m->nscores, sizeof *m->sorted, met_score_cmp);
-	m->rsorted = malloc((m->nrbins ? m->nrbins : 1) * sizeof *m->rsorted);
-	if (m->rsorted == NULL)
-		return VIGIL_ENOMEM;
-	i = 0;
-	HASH_ITER(hh, m->rbins, s, tmp)
-		m->rsorted[i++] = s;
-	qsort(m->rsorted, m->nrbins, sizeof *m->rsorted, met_rkey_cmp);
 	m->finished = true;
 	return VIGIL_OK;
 }
@@ -678,22 +750,29 @@ met_pat_arg(const metrics *m, const char *pattern)
 }
 
 double
-metrics_auc(const metrics *m, const char *pattern)
+metrics_auc_by(const metrics *m, metrics_rank by, const char *pattern)
 {
 	int pat = met_pat_arg(m, pattern);
 	uint64_t P = 0, N = 0, neg_below = 0;
 	double sum = 0;
 
-	if (!m->finished || pat == -2)
+	if (!m->finished || pat == -2 || (unsigned)by >= METRICS_NRANKS)
 		return NAN;
-	for (uint32_t i = 0; i < m->nrbins; i++) {
-		P += met_pos(m->rsorted[i], pat);
-		N += m->rsorted[i]->legit;
+	for (uint32_t i = 0; i < MET_RANK_SUB; i++) {
+		const met_score *s = m->rank[by][i];
+
+		if (s == NULL)
+			continue;
+		P += met_pos(s, pat);
+		N += s->legit;
 	}
 	if (P == 0 || N == 0)
 		return NAN;
-	for (uint32_t i = 0; i < m->nrbins; i++) {
-		const met_score *s = m->rsorted[i];
+	for (uint32_t i = 0; i < MET_RANK_SUB; i++) {
+		const met_score *s = m->rank[by][i];
+
+		if (s == NULL)
+			continue;
 		sum += (double)met_pos(s, pat) * ((double)neg_below + 0.5 * (double)s->legit);
 		neg_below += s->legit;
 	}
@@ -701,21 +780,25 @@ metrics_auc(const metrics *m, const char *pattern)
 }
 
 double
-metrics_ap(const metrics *m, const char *pattern)
+metrics_ap_by(const metrics *m, metrics_rank by, const char *pattern)
 {
 	int pat = met_pat_arg(m, pattern);
 	uint64_t P = 0, tp = 0, fp = 0;
 	double ap = 0, prev_recall = 0;
 
-	if (!m->finished || pat == -2)
+	if (!m->finished || pat == -2 || (unsigned)by >= METRICS_NRANKS)
 		return NAN;
-	for (uint32_t i = 0; i < m->nrbins; i++)
-		P += met_pos(m->rsorted[i], pat);
+	for (uint32_t i = 0; i < MET_RANK_SUB; i++)
+		if (m->rank[by][i] != NULL)
+			P += met_pos(m->rank[by][i], pat);
 	if (P == 0)
 		return NAN;
-	for (uint32_t i = m->nrbins; i-- > 0;) {
-		const met_score *s = m->rsorted[i];
+	for (uint32_t i = MET_RANK_SUB; i-- > 0;) {
+		const met_score *s = m->rank[by][i];
 		double recall;
+
+		if (s == NULL)
+			continue;
 		tp += met_pos(s, pat);
 		fp += s->legit;
 		if (tp + fp == 0)
@@ -725,6 +808,39 @@ metrics_ap(const metrics *m, const char *pattern)
 		prev_recall = recall;
 	}
 	return ap;
+}
+
+double
+metrics_auc(const metrics *m, const char *pattern)
+{
+	return metrics_auc_by(m, METRICS_BY_SCORE, pattern);
+}
+
+double
+metrics_ap(const metrics *m, const char *pattern)
+{
+	return metrics_ap_by(m, METRICS_BY_SCORE, pattern);
+}
+
+uint64_t
+metrics_modelled(const metrics *m, uint64_t *ret_labelled)
+{
+	if (ret_labelled != NULL)
+		*ret_labelled = m->modelled_labelled;
+	return m->modelled;
+}
+
+double
+metrics_card_precision_by(const metrics *m, metrics_rank by, uint32_t *ret_days)
+{
+	if ((unsigned)by >= METRICS_NRANKS) {
+		if (ret_days != NULL)
+			*ret_days = 0;
+		return NAN;
+	}
+	if (ret_days != NULL)
+		*ret_days = m->cp_days_by[by];
+	return m->cp_days_by[by] == 0 ? NAN : m->cp_sum_by[by] / m->cp_days_by[by];
 }
 
 double
@@ -920,6 +1036,27 @@ metrics_to_json(const metrics *m)
 	json_object_set_new(o, "card_precision_topk", json_pack("{s:I,s:o,s:o,s:I}",
 	    "k", (json_int_t)m->topk, "value", met_num(cp),
 	    "best_possible", met_num(metrics_card_precision_best(m)), "days", (json_int_t)days));
+	{
+		/* the rows a model scored, ranked by the score and by model.score alone */
+		uint64_t ml = 0, mn = metrics_modelled(m, &ml);
+		json_t *mo = json_pack("{s:I,s:I}", "rows", (json_int_t)mn, "labelled", (json_int_t)ml);
+		static const struct {
+			const char  *name;
+			metrics_rank by;
+		} rk[] = { { "by_score", METRICS_BY_SCORE_MODELLED }, { "by_model_score", METRICS_BY_MODEL } };
+
+		for (size_t i = 0; mo != NULL && i < sizeof rk / sizeof rk[0]; i++) {
+			uint32_t d = 0;
+			double v = metrics_card_precision_by(m, rk[i].by, &d);
+
+			json_object_set_new(mo, rk[i].name, json_pack("{s:o,s:o,s:{s:I,s:o,s:I}}",
+			    "roc_auc", met_num(metrics_auc_by(m, rk[i].by, NULL)),
+			    "average_precision", met_num(metrics_ap_by(m, rk[i].by, NULL)),
+			    "card_precision_topk", "k", (json_int_t)m->topk, "value", met_num(v),
+			    "days", (json_int_t)d));
+		}
+		json_object_set_new(o, "modelled", mo);
+	}
 	for (uint32_t i = 0; i < m->nrules; i++) {
 		metrics_rule r;
 		metrics_get_rule(m, i, &r);
@@ -931,11 +1068,13 @@ metrics_to_json(const metrics *m)
 	for (uint32_t i = 0; i < metrics_npatterns(m); i++) {
 		metrics_pattern p;
 		metrics_get_pattern(m, i, &p);
-		json_array_append_new(pats, json_pack("{s:s,s:I,s:I,s:I,s:o,s:o,s:o,s:o}",
+		json_array_append_new(pats, json_pack("{s:s,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o}",
 		    "name", p.name, "rows", (json_int_t)p.rows, "alerts", (json_int_t)p.alerts,
 		    "declines", (json_int_t)p.declines, "recall", met_num(p.recall),
 		    "precision_vs_legit", met_num(p.precision_vs_legit), "roc_auc", met_num(p.auc),
-		    "average_precision", met_num(p.ap)));
+		    "average_precision", met_num(p.ap),
+		    "model_roc_auc", met_num(metrics_auc_by(m, METRICS_BY_MODEL, p.name)),
+		    "model_average_precision", met_num(metrics_ap_by(m, METRICS_BY_MODEL, p.name))));
 	}
 	json_object_set_new(o, "patterns", pats);
 	for (uint32_t i = 0; i < metrics_nscores(m); i++) {
@@ -967,6 +1106,45 @@ met_pct(FILE *out, double v)
 		fprintf(out, "     n/a");
 	else
 		fprintf(out, " %6.2f%%", 100.0 * v);
+}
+
+static void
+met_num4(FILE *out, double v)
+{
+	if (isnan(v))
+		fprintf(out, "   n/a");
+	else
+		fprintf(out, "%.4f", v);
+}
+
+/* The rows a model scored: the score beside model.score alone. */
+static void
+met_print_modelled(const metrics *m, FILE *out)
+{
+	static const struct {
+		const char  *name;
+		metrics_rank by;
+	} rk[] = { { "score", METRICS_BY_SCORE_MODELLED }, { "model.score", METRICS_BY_MODEL } };
+	uint64_t ml = 0, mn = metrics_modelled(m, &ml);
+
+	if (mn == 0) {
+		fprintf(out, "model         no row scored by a model\n");
+		return;
+	}
+	fprintf(out, "model         %" PRIu64 " rows scored by a model (%" PRIu64 " labelled), ranked by\n",
+	    mn, ml);
+	for (size_t i = 0; i < sizeof rk / sizeof rk[0]; i++) {
+		uint32_t d = 0;
+		double v = metrics_card_precision_by(m, rk[i].by, &d);
+
+		fprintf(out, "  %-12s ROC AUC ", rk[i].name);
+		met_num4(out, metrics_auc_by(m, rk[i].by, NULL));
+		fprintf(out, "   average precision ");
+		met_num4(out, metrics_ap_by(m, rk[i].by, NULL));
+		fprintf(out, "   card precision top %" PRIu32 "/day", m->topk);
+		met_pct(out, v);
+		fprintf(out, " (%" PRIu32 " days)\n", d);
+	}
 }
 
 void
@@ -1016,6 +1194,7 @@ metrics_print(const metrics *m, FILE *out)
 		fprintf(out, " (mean over %" PRIu32 " days; best possible", days);
 		met_pct(out, metrics_card_precision_best(m));
 		fprintf(out, ")\n");
+		met_print_modelled(m, out);
 	}
 	fprintf(out, "score dist    p50 %d  p90 %d  p99 %d  max %d\n",
 	    (int)metrics_score_percentile(m, 50), (int)metrics_score_percentile(m, 90),

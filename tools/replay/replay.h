@@ -90,7 +90,7 @@ typedef struct rp_row {
 } rp_row;
 
 typedef struct rp_outcome {
-	int32_t        score;
+	double         score;       /* 0-100 */
 	vigil_decision decision;
 	uint32_t       nhits, nshadow;
 	uint16_t       hits[RP_MAX_HITS];  /* active, then shadow */

@@ -606,7 +606,7 @@ rep_top(FILE *out, const report_data *d)
 
 		fprintf(out, "<tr class=\"top-row\"><td>");
 		rep_row_lead(out, r);
-		fprintf(out, "</td><td>%d</td><td>", (int)r->score);
+		fprintf(out, "</td><td>%.1f</td><td>", r->score);
 		if (isnan(r->model_score))
 			fputs("-", out);
 		else
@@ -662,10 +662,10 @@ rep_diff(FILE *out, const report_info *info, const report_data *d)
 		rep_row_lead(out, r);
 		fprintf(out, "</td><td>");
 		rep_label(out, r);
-		fprintf(out, "</td><td class=\"dec-%s\">%s (%d)</td><td class=\"dec-%s\">%s (%d)</td>"
-		    "<td class=\"reasons\">", vigil_decision_name(r->decision),
-		    vigil_decision_name(r->decision), (int)r->score, vigil_decision_name(r->decision2),
-		    vigil_decision_name(r->decision2), (int)r->score2);
+		fprintf(out, "</td><td class=\"dec-%s\">%s (%.1f)</td><td class=\"dec-%s\">%s (%.1f)"
+		    "</td><td class=\"reasons\">", vigil_decision_name(r->decision),
+		    vigil_decision_name(r->decision), r->score, vigil_decision_name(r->decision2),
+		    vigil_decision_name(r->decision2), r->score2);
 		rep_reasons(out, r);
 		fprintf(out, "</td></tr>\n");
 	}

@@ -168,10 +168,7 @@ report_data_add(report_data *d, const report_obs *o)
 		}
 	}
 	if (alert) {
-		/* the score, ties broken by the model's score in [0, 1) */
-		double ms = isnan(o->model_score) ? 0.0 : fmin(fmax(o->model_score, 0.0), 0.999);
-
-		rd_keep(d, d->top, &d->ntop, &d->top_min, o, (double)o->score + ms);
+		rd_keep(d, d->top, &d->ntop, &d->top_min, o, o->score);
 	}
 	if (o->has_cmp) {
 		int lc = o->label == 1 ? 1 : o->label == 0 ? 0 : 2;

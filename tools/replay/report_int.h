@@ -21,7 +21,7 @@ typedef struct report_row {
 	char           currency[4], pattern[33];
 	int64_t        t;
 	double         amount, model_score;
-	int32_t        score, score2;
+	double         score, score2;
 	vigil_decision decision, decision2;
 	int            label;
 	uint32_t       nnames, nmore;

@@ -55,7 +55,7 @@ rp_result_write(rp *r, const rp_row *row, const rp_outcome *out)
 {
 	FILE *f = r->results;
 
-	fprintf(f, "{\"txn_id\":\"%s\",\"score\":%" PRId32 ",\"decision\":\"%s\",\"hits\":[",
+	fprintf(f, "{\"txn_id\":\"%s\",\"score\":%.9g,\"decision\":\"%s\",\"hits\":[",
 	    row->txn.txn_id, out->score, vigil_decision_name(out->decision));
 	for (uint32_t i = 0; i < out->nhits + out->nshadow; i++)
 		fprintf(f, "%s{\"rule\":\"%s\",\"points\":%" PRId32 ",\"shadow\":%s}", i ? "," : "",
@@ -81,7 +81,7 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 		.card_id = row->txn.card_id,
 		.event_time_ms = row->txn.event_time_ms,
 		.score = out->score,
-		.rank_sub = metrics_rank_sub(out->model_score),
+		.model_score = out->model_score,
 		.decision = out->decision,
 		.label = row->label < 0 && r->o.assume_legit ? 0 : row->label,
 		.pattern = row->pattern,

@@ -639,9 +639,10 @@ tool_explain_json(const char *path, const rules_prog *prog, const rules_tvals *t
 	int32_t             review, decline;
 
 	rules_prog_bands(prog, &review, &decline);
-	doc = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:{s:i,s:i}}", "file", path, "version",
+	doc = json_pack("{s:s,s:s,s:s,s:s,s:f,s:i,s:i,s:{s:i,s:i}}", "file", path, "version",
 	    rules_prog_version(prog), "hash", rules_prog_hash(prog), "decision",
-	    vigil_decision_name(res->decision), "score", (json_int_t)res->score, "shadow_score",
+	    vigil_decision_name(res->decision), "score", res->score, "points",
+	    (json_int_t)res->points, "shadow_score",
 	    (json_int_t)res->shadow_score, "bands", "review", (json_int_t)review, "decline",
 	    (json_int_t)decline);
 	jr = json_array();
@@ -752,8 +753,9 @@ tool_explain_print(const rules_prog *prog, const rules_tvals *tv, const tool_sco
 		fputc('\n', out);
 	}
 	rules_prog_bands(prog, &review, &decline);
-	fprintf(out, "decision: %s  score: %d  (review at %d, decline at %d)  shadow score: %d\n",
-	    vigil_decision_name(res->decision), res->score, review, decline, res->shadow_score);
+	fprintf(out, "decision: %s  score: %.6g  points: %d  (review at %d, decline at %d)  "
+	    "shadow score: %d\n", vigil_decision_name(res->decision), res->score, res->points,
+	    review, decline, res->shadow_score);
 	fprintf(out, "rules: version \"%s\", hash %s\n", rules_prog_version(prog),
 	    rules_prog_hash(prog));
 	for (uint32_t i = 0; i < rules_prog_nrules(prog); i++) {
@@ -1053,6 +1055,7 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 	size_t        len = 0, clen = 0, pos = 0;
 	vigil_value  *features = NULL;
 	uint32_t      nfeatures = rules_schema_nslots(schema), lineno = 0, ncases = 0, nfail = 0;
+	uint32_t      mslot = UINT32_MAX;
 
 	while ((c = getopt_long(argc, argv, "vqh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -1075,6 +1078,8 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 	if (status != 0)
 		goto out;
 	cases = tool_read(argv[optind + 1], &clen);
+	if (store_schema_find("model.score", &mslot) != VIGIL_OK)
+		mslot = UINT32_MAX;
 	features = calloc(nfeatures + 1, sizeof *features);
 	res = malloc(sizeof *res);
 	if (cases == NULL || features == NULL || res == NULL) {
@@ -1127,9 +1132,14 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 		} else {
 			const json_t  *jd = json_object_get(exp, "decision"), *jh = json_object_get(exp, "hits");
 			const json_t  *js = json_object_get(exp, "shadow"), *jsc = json_object_get(exp, "score");
+			const json_t  *jp = json_object_get(exp, "points");
 			vigil_decision want;
 			size_t         off = 0;
 
+			/* a model.score given is the model's calibrated probability:
+			 * the score is the model's, as app_score makes it */
+			if (mslot < nfeatures && features[mslot].present && features[mslot].str == NULL)
+				rules_result_model(prog, features[mslot].num, res);
 			err[0] = '\0';
 			if (jd != NULL) {
 				if (!json_is_string(jd) || vigil_decision_parse(json_string_value(jd), &want) != VIGIL_OK) {
@@ -1138,19 +1148,29 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 					ok = false;
 				} else if (want != res->decision) {
 					off += (size_t)snprintf(err + off, sizeof err - off,
-					    "decision %s, expected %s (score %d); ", vigil_decision_name(res->decision),
+					    "decision %s, expected %s (score %.6g); ", vigil_decision_name(res->decision),
 					    vigil_decision_name(want), res->score);
 					ok = false;
 				}
 			}
-			if (jsc != NULL && off < sizeof err && (!json_is_integer(jsc) ||
-			    json_integer_value(jsc) != res->score)) {
-				if (json_is_integer(jsc))
-					off += (size_t)snprintf(err + off, sizeof err - off, "score %d, expected %lld; ",
-					    res->score, (long long)json_integer_value(jsc));
+			if (jsc != NULL && off < sizeof err && (!json_is_number(jsc) ||
+			    fabs(json_number_value(jsc) - res->score) > 1e-9)) {
+				if (json_is_number(jsc))
+					off += (size_t)snprintf(err + off, sizeof err - off, "score %.6g, expected %.6g; ",
+					    res->score, json_number_value(jsc));
 				else
 					off += (size_t)snprintf(err + off, sizeof err - off,
-					    "expect.score: must be an integer; ");
+					    "expect.score: must be a number; ");
+				ok = false;
+			}
+			if (jp != NULL && off < sizeof err && (!json_is_integer(jp) ||
+			    json_integer_value(jp) != res->points)) {
+				if (json_is_integer(jp))
+					off += (size_t)snprintf(err + off, sizeof err - off, "points %d, expected %lld; ",
+					    res->points, (long long)json_integer_value(jp));
+				else
+					off += (size_t)snprintf(err + off, sizeof err - off,
+					    "expect.points: must be an integer; ");
 				ok = false;
 			}
 			if (jh != NULL && off < sizeof err) {
@@ -1176,7 +1196,7 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 			nfail++;
 			fprintf(stderr, "%s:%u: FAIL %s: %s\n", argv[optind + 1], lineno, name, err);
 		} else if (verbose) {
-			printf("%s:%u: ok   %s (%s, score %d)\n", argv[optind + 1], lineno, name,
+			printf("%s:%u: ok   %s (%s, score %.6g)\n", argv[optind + 1], lineno, name,
 			    vigil_decision_name(res->decision), res->score);
 		}
 		rules_tvals_free(tv);

@@ -511,7 +511,8 @@ sc_result_json(const vigil_client_result *res)
 		    "reason", sc_json_str(res->hits[i].reason), "shadow", res->hits[i].shadow));
 	json_object_set_new(o, "txn_id", sc_json_str(res->txn_id));
 	json_object_set_new(o, "decision", json_string(vigil_client_decision_name(res->decision)));
-	json_object_set_new(o, "score", json_integer(res->score));
+	json_object_set_new(o, "score", json_real(res->score));
+	json_object_set_new(o, "points", json_integer(res->points));
 	json_object_set_new(o, "hits", hits);
 	json_object_set_new(o, "rules_version", sc_json_str(res->rules_version));
 	json_object_set_new(o, "features_generation", json_integer((json_int_t) res->features_generation));

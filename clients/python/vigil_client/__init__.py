@@ -193,6 +193,15 @@ class Hit:
     shadow: bool
 
 
+def _score_of(s) -> float:
+    """ScoreReply.score; a server from before it sent its score, the points,
+    in field 2 (a 0 score with positive points is only that, as in the C
+    client)."""
+    if s.score == 0 and s.points > 0:
+        return float(min(s.points, 100))
+    return s.score
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelReason:
     """A feature that pushed the model's score up (vigil_client_model_reason)."""
@@ -204,7 +213,10 @@ class ModelReason:
 @dataclasses.dataclass(frozen=True)
 class ScoreResult:
     txn_id: str
-    score: int
+    # The risk score, 0-100 (docs/protocol.md, ScoreReply.score): 100 x the
+    # model's calibrated probability of fraud once the server has a model,
+    # the rules' points clamped to 0-100 before.
+    score: float
     decision: str              # "allow", "review" or "decline"
     hits: Tuple[Hit, ...]      # active hits, then shadow hits
     rules_version: str
@@ -219,6 +231,7 @@ class ScoreResult:
     # older than the dedupe horizon, so a repeat of txn_id is scored again.
     late: bool = False
     past_dedupe_horizon: bool = False
+    points: int = 0            # the sum of the active hits' points
     # The nightly model (docs/model.md), as the C client's has_model,
     # model_score and model_reasons: model_score None when the server's
     # generation has no model (rules alone decided); model_reasons, when a
@@ -922,7 +935,8 @@ class Client:
         rep, url, n = self._call(data, card_id, "score", txn_id, timeout, attempts)
         s = rep.score
         return ScoreResult(
-            txn_id=s.txn_id or txn_id, score=s.score, decision=_DECISIONS.get(s.decision, "none"),
+            txn_id=s.txn_id or txn_id, score=_score_of(s), points=s.points,
+            decision=_DECISIONS.get(s.decision, "none"),
             hits=tuple(Hit(h.rule, h.points, h.reason, h.shadow) for h in s.hits),
             rules_version=s.rules_version, features_generation=s.features_generation,
             latency_us=s.latency_us, duplicate=s.duplicate, dry_run=s.dry_run,
