@@ -417,8 +417,7 @@ wire_score_size(const Vigil__V1__ScoreReply *sr)
 	    vigil_pb_bool_size(8, sr->duplicate) + vigil_pb_bool_size(9, sr->dry_run) +
 	    (sr->model != NULL ? vigil_pb_len_size(10, wire_model_size(sr->model)) : 0) +
 	    vigil_pb_bool_size(11, sr->late) + vigil_pb_bool_size(12, sr->past_dedupe_horizon) +
-	    vigil_pb_cstr_size(13, sr->rules_hash);
-	    vigil_pb_double_size(14, sr->score);
+	    vigil_pb_cstr_size(13, sr->rules_hash) + vigil_pb_double_size(14, sr->score);
 }
 
 /* The kinds encoded here; anything else (or unknown fields) is protobuf-c's. */
