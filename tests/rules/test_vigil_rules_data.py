@@ -110,9 +110,11 @@ try:
         check(reads_of(doc, "amount_above_card_max", "model.score") == m["score"],
               "rules read model.score %r, model says %r"
               % (reads_of(doc, "amount_above_card_max", "model.score"), m["score"]))
-        # the score is the model's (no calibration in the meta: identity)
-        check(abs(doc["score"] - 100 * m["score"]) < 1e-9,
-              "score %r, model.score %r" % (doc["score"], m["score"]))
+        # the score is the model's calibrated probability (model.meta's
+        # Platt calibration: strictly increasing, so it ranks as model.score)
+        check(0 < m["calibrated"] < 1, "calibrated %r" % m.get("calibrated"))
+        check(abs(doc["score"] - 100 * m["calibrated"]) < 1e-9,
+              "score %r, calibrated model.score %r" % (doc["score"], m["calibrated"]))
         hour = [x for x in m["reasons"] if x["feature"] == "hour"]
         if hour:
             check(hour[0]["value"] == 3, "reason hour=%r for 03:00" % hour[0]["value"])

@@ -592,6 +592,7 @@ typedef struct tool_scored {
 	int64_t            as_of_ms;
 	bool               model_run;  /* the pipeline evaluated a model */
 	bool               model_given; /* model.score came from "features" */
+	const app_model   *model;      /* the model evaluated, or NULL */
 	const app_outcome *ao;
 } tool_scored;
 
@@ -624,6 +625,11 @@ tool_model_json(const tool_scored *sc)
 		return NULL;
 	}
 	json_object_set_new(m, "score", json_real(sc->ao->model_score));
+	/* explain's own: the probability the score is made of (model.meta's
+	 * calibration applied; the same as "score" without one) */
+	if (sc->model != NULL)
+		json_object_set_new(m, "calibrated", json_real(app_model_calibrate(sc->model,
+		    sc->ao->model_score)));
 	json_object_set_new(m, "reasons", rs);
 	return m;
 }
@@ -954,6 +960,7 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 		goto out;
 	}
 	sc.model_run = model != NULL;
+	sc.model = model;
 	scorer = (app_scorer){ .rules = ar, .tv = tv, .model = model, .amend = tool_amend,
 		.amend_arg = jf };
 	rv = app_score(db, aw, &scorer, &txn, APP_DRY_RUN | APP_ALL_REASONS, vigil_now_ms(), ao);
