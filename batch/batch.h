@@ -65,6 +65,13 @@ typedef struct batch_opts {
 	bool        labelled_only;     /* train on labelled transactions only */
 	uint32_t    model_min_frauds;  /* cold start below this; 0 = default 50 */
 	uint64_t    model_max_rows;    /* training rows kept; 0 = default 100,000 */
+	/* 0: train every run. Else a single run (not --partition/--merge)
+	 * carries the current generation's model over, unchanged, while it was
+	 * trained as of less than train_every_ms before as_of_ms (same input
+	 * layout) and the training window holds fewer than 1.25 times the
+	 * frauds it was trained on; it trains when the model is that old,
+	 * absent, of another layout, newer than as_of_ms, or the frauds grew. */
+	int64_t     train_every_ms;
 	/* Called from one reading thread about every 64k records (never
 	 * concurrently; may be NULL): records read so far and an estimate of
 	 * the bytes the whole run reads. */
@@ -122,6 +129,10 @@ typedef struct batch_summary {
 	/* The nightly model. */
 	struct {
 		bool     trained;       /* the generation has a model */
+		bool     carried;       /* ... the previous generation's, carried over
+		                         * (train_every_ms); the figures are its meta's */
+		uint64_t carried_from;  /* that generation */
+		int64_t  trained_as_of_ms; /* the as-of the model was trained at */
 		char     why_not[200];  /* when not: cold start, turned off, ... */
 		uint64_t rows, frauds;  /* training + validation rows kept, frauds among them */
 		uint64_t rows_seen;     /* mature rows of the training window read */

@@ -51,6 +51,8 @@ static const char usage_text[] =
 "                        younger transactions are not trained on\n"
 "      --labelled-only   train on labelled transactions only (default: a mature\n"
 "                        transaction without a fraud label counts as legitimate)\n"
+"      --train-every DUR carry the current model over until it was trained DUR\n"
+"                        before as-of (e.g. 7d; default: train every run)\n"
 "      --dump-model      write the current generation's model (XGBoost JSON) to stdout\n"
 "      --dump-model-meta write how that model was trained (JSON) to stdout\n"
 "      --dump KIND ID    print the card, merchant or terminal ID's profile (JSON)\n"
@@ -169,7 +171,16 @@ print_summary(const batch_summary *s, FILE *out)
 	}
 	if (s->partial)
 		return;
-	if (s->model.trained)
+	if (s->model.carried) {
+		char d[16];
+
+		vigil_date_format(s->model.trained_as_of_ms, d, sizeof d);
+		fprintf(out, "  model      carried over from generation %llu (trained as of %s, "
+		    "--train-every): %llu rows (%llu frauds); validation AUC %.4f, AP %.4f\n",
+		    (unsigned long long)s->model.carried_from, d,
+		    (unsigned long long)s->model.rows, (unsigned long long)s->model.frauds,
+		    s->model.valid_auc, s->model.valid_ap);
+	} else if (s->model.trained)
 		fprintf(out, "  model      %llu rows (%llu frauds) trained in %.1f s, %u rounds; "
 		    "validation %llu rows (%llu frauds): AUC %.4f, AP %.4f\n",
 		    (unsigned long long)s->model.rows, (unsigned long long)s->model.frauds,
@@ -246,7 +257,7 @@ main(int argc, char **argv)
 {
 	enum { OPT_ROLLBACK = 256, OPT_TO, OPT_NO_MODEL, OPT_TRAIN_WINDOW, OPT_LABEL_MATURITY,
 		OPT_LABELLED_ONLY, OPT_DUMP_MODEL, OPT_DUMP_META, OPT_AS_OF, OPT_WINDOW,
-		OPT_PARTITION, OPT_MERGE, OPT_THREADS, OPT_KEEP, OPT_DUMP };
+		OPT_PARTITION, OPT_MERGE, OPT_THREADS, OPT_KEEP, OPT_DUMP, OPT_TRAIN_EVERY };
 	/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
 	static const struct option longopts[] = {
 		VIGIL_CLI_DATA, VIGIL_CLI_RULES, VIGIL_CLI_FORCE, VIGIL_CLI_OUTPUT,
@@ -265,6 +276,7 @@ main(int argc, char **argv)
 		{ "train-window", required_argument, NULL, OPT_TRAIN_WINDOW },
 		{ "label-maturity", required_argument, NULL, OPT_LABEL_MATURITY },
 		{ "labelled-only", no_argument, NULL, OPT_LABELLED_ONLY },
+		{ "train-every", required_argument, NULL, OPT_TRAIN_EVERY },
 		{ "generation", required_argument, NULL, OPT_TO },
 		{ "to", required_argument, NULL, OPT_TO },  /* deprecated: --generation */
 		VIGIL_CLI_JSON, VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
@@ -349,6 +361,11 @@ main(int argc, char **argv)
 		case OPT_LABELLED_ONLY:
 			opts.labelled_only = true;
 			break;
+		case OPT_TRAIN_EVERY:
+			if (batch_duration_parse(optarg, &opts.train_every_ms) != VIGIL_OK)
+				return usage_error("--train-every: '%s' is not a duration (e.g. 7d)",
+				    optarg);
+			break;
 		case OPT_DUMP_MODEL:
 			dump = APP_MODEL_BLOB;
 			break;
@@ -407,6 +424,9 @@ main(int argc, char **argv)
 		return usage_error("%s", "--merge, --partition and --rollback exclude each other");
 	if (!merge && optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (opts.train_every_ms > 0 && (merge || rollback || have_part))
+		return usage_error("%s", "--train-every goes with a single rebuild, not with "
+		    "--partition, --merge or --rollback");
 	if (have_part && opts.part_count > 1 && opts.out_path == NULL)
 		return usage_error("%s", "--partition needs --output FILE");
 	if (opts.out_path != NULL && !(have_part && opts.part_count > 1))

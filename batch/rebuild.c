@@ -1360,6 +1360,9 @@ batch_run_fini(batch_run *r)
 	}
 	labels_free(r);
 	batch_trainset_free(r->train);
+	free(r->carry_json);
+	json_decref(r->carry_meta);
+	free(r->carry_meta_raw);
 	rules_prog_free(r->prog);
 	free(r->plans);
 	store_gen_cards_close(r->prev_cards);
@@ -1460,6 +1463,52 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 	return VIGIL_OK;
 }
 
+/*
+ * train_every_ms: keeps the current generation's model and meta in r when
+ * the model is young enough to carry over (its meta's as-of less than
+ * train_every_ms before this as-of, not after it, and this build's input
+ * layout); batch_run_train then decides (model_carry_put). A model that
+ * cannot be read or whose meta does not say when it was trained is not
+ * kept: this run trains, as without the option.
+ */
+static void
+model_carry_decide(batch_run *r)
+{
+	void *json = NULL, *meta = NULL;
+	size_t json_len = 0, meta_len = 0;
+	json_t *m = NULL;
+	json_int_t as_of;
+	const char *layout;
+	char want[24];
+
+	if (r->opts.train_every_ms <= 0 || r->opts.model_off || r->prev == NULL || !r->train_on)
+		return;
+	if (store_gen_blob(r->prev, APP_MODEL_META_BLOB, &meta, &meta_len) != VIGIL_OK ||
+	    store_gen_blob(r->prev, APP_MODEL_BLOB, &json, &json_len) != VIGIL_OK)
+		goto out;
+	m = json_loadb(meta, meta_len, 0, NULL);
+	if (!json_is_integer(json_object_get(m, "as_of_ms")) ||
+	    !json_is_integer(json_object_get(m, "frauds")))
+		goto out;
+	as_of = json_integer_value(json_object_get(m, "as_of_ms"));
+	layout = json_string_value(json_object_get(m, "layout"));
+	snprintf(want, sizeof want, "%016llx", (unsigned long long)r->layout);
+	if (layout == NULL || strcmp(layout, want) != 0 || as_of > r->w.as_of ||
+	    r->w.as_of - as_of >= r->opts.train_every_ms)
+		goto out;
+	r->carry_json = json;
+	r->carry_json_len = json_len;
+	r->carry_meta = m;
+	r->carry_meta_raw = meta;
+	r->carry_meta_len = meta_len;
+	json = meta = NULL;
+	m = NULL;
+out:
+	json_decref(m);
+	free(json);
+	free(meta);
+}
+
 /* Takes the lock and decides whether there is anything to do. */
 vigil_err
 batch_run_begin(batch_run *r, store_diag *reterr)
@@ -1514,7 +1563,9 @@ batch_run_begin(batch_run *r, store_diag *reterr)
 		r->sum.generation = meta.generation;
 		store_genw_abort(r->gw);
 		r->gw = NULL;
+		return VIGIL_OK;
 	}
+	model_carry_decide(r);
 	return VIGIL_OK;
 }
 
@@ -2176,6 +2227,64 @@ train_collect(batch_run *r, store_diag *reterr)
 	return VIGIL_OK;
 }
 
+/*
+ * The model model_carry_decide kept is carried over unless the training
+ * window now holds BATCH_RETRAIN_GROWTH times the frauds it was trained on
+ * or more (a young deployment's models are retrained as their labels
+ * grow). *ret_carried: whether it was; its blobs then go into the new
+ * generation as they are, and the summary's figures are its meta's.
+ */
+#define BATCH_RETRAIN_GROWTH 1.25
+
+static vigil_err
+model_carry_put(batch_run *r, bool *ret_carried, store_diag *reterr)
+{
+	json_t *m = r->carry_meta;
+	batch_trainset_stats st;
+	store_gen_meta gm;
+	uint64_t frauds = (uint64_t)json_integer_value(json_object_get(m, "frauds"));
+	vigil_err rv;
+
+	*ret_carried = false;
+	memset(&st, 0, sizeof st);
+	if (r->train != NULL)
+		batch_trainset_stats_get(r->train, &st);
+	if ((double)st.frauds >= BATCH_RETRAIN_GROWTH * (double)frauds ||
+	    store_gen_meta_get(r->prev, &gm) != VIGIL_OK)
+		return VIGIL_OK;
+	rv = store_genw_put_blob(r->gw, APP_MODEL_BLOB, r->carry_json, r->carry_json_len);
+	if (rv == VIGIL_OK)
+		rv = store_genw_put_blob(r->gw, APP_MODEL_META_BLOB, r->carry_meta_raw,
+		    r->carry_meta_len);
+	if (rv != VIGIL_OK) {
+		store_diag_set(reterr, "%s/features: generation %llu: writing the model: %s",
+		    r->opts.datadir, (unsigned long long)store_genw_generation(r->gw),
+		    vigil_strerror(rv));
+		return rv;
+	}
+	*ret_carried = true;
+	r->sum.model.trained = true;
+	r->sum.model.carried = true;
+	r->sum.model.carried_from = gm.generation;
+	r->sum.model.trained_as_of_ms = json_integer_value(json_object_get(m, "as_of_ms"));
+	r->sum.model.train_from_ms = json_integer_value(json_object_get(m, "train_from_ms"));
+	r->sum.model.train_to_ms = json_integer_value(json_object_get(m, "train_to_ms"));
+	r->sum.model.rows = (uint64_t)json_integer_value(json_object_get(m, "rows"));
+	r->sum.model.frauds = frauds;
+	r->sum.model.valid_rows = (uint64_t)json_integer_value(json_object_get(m, "valid_rows"));
+	r->sum.model.valid_frauds =
+	    (uint64_t)json_integer_value(json_object_get(m, "valid_frauds"));
+	r->sum.model.rounds = (uint32_t)json_integer_value(json_object_get(m, "rounds"));
+	r->sum.model.best_round = (uint32_t)json_integer_value(json_object_get(m, "best_round"));
+	r->sum.model.valid_auc = json_number_value(json_object_get(m, "valid_auc"));
+	r->sum.model.valid_ap = json_number_value(json_object_get(m, "valid_ap"));
+	r->sum.model.train_auc = json_number_value(json_object_get(m, "train_auc"));
+	r->sum.model.features = store_schema_model_inputs(&(const uint32_t *){ NULL });
+	r->sum.model.json_bytes = r->carry_json_len;
+	r->sum.model.why_not[0] = '\0';
+	return VIGIL_OK;
+}
+
 vigil_err
 batch_run_train(batch_run *r, store_diag *reterr)
 {
@@ -2187,6 +2296,13 @@ batch_run_train(batch_run *r, store_diag *reterr)
 	rv = train_collect(r, reterr);
 	if (rv != VIGIL_OK)
 		return rv;
+	if (r->carry_json != NULL) {
+		bool carried;
+
+		rv = model_carry_put(r, &carried, reterr);
+		if (rv != VIGIL_OK || carried)
+			return rv;
+	}
 	if (r->train == NULL)
 		return VIGIL_OK; /* turned off, or no mature day: why_not says so */
 	memset(&rep, 0, sizeof rep);
@@ -2230,6 +2346,7 @@ batch_run_train(batch_run *r, store_diag *reterr)
 	r->sum.model.trained = true;
 	r->sum.model.why_not[0] = '\0';
 	r->sum.model.json_bytes = len;
+	r->sum.model.trained_as_of_ms = r->w.as_of;
 out:
 	free(json);
 	free(meta);

@@ -194,6 +194,11 @@ struct batch_run {
 	double         prior;
 	/* the nightly model: training rows have event time in [train_from, train_to) */
 	bool           train_on;
+	/* train_every_ms: the current generation's model and meta, carried
+	 * over instead of training (batch_run_begin decides) */
+	void          *carry_json, *carry_meta_raw;
+	size_t         carry_json_len, carry_meta_len;
+	json_t        *carry_meta; /* carry_meta_raw decoded */
 	int64_t        train_from, train_to;
 	uint64_t       layout;
 	batch_train_opts topts;

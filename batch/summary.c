@@ -83,6 +83,14 @@ batch_summary_json(const batch_summary *s)
 			vigil_date_format(s->model.train_from_ms, from, sizeof from);
 			vigil_date_format(s->model.train_to_ms, to, sizeof to);
 			set(m, "trained", json_boolean(s->model.trained), &ok);
+			if (s->model.carried) {
+				char at[16];
+
+				vigil_date_format(s->model.trained_as_of_ms, at, sizeof at);
+				set(m, "carried_from", json_integer((json_int_t)s->model.carried_from),
+				    &ok);
+				set(m, "trained_as_of", json_string(at), &ok);
+			}
 			if (!s->model.trained)
 				set(m, "why_not", text(s->model.why_not), &ok);
 			set(m, "train_from", json_string(from), &ok);

@@ -613,6 +613,112 @@ test_cold_start(void **state)
 	json_decref(s);
 }
 
+/* The day `days` after the fixture's last night, YYYY-MM-DD. */
+static const char *
+day_after(int days, char *buf, size_t cap)
+{
+	vigil_date_format(as_of + (int64_t)days * VIGIL_MS_PER_DAY, buf, cap);
+	return buf;
+}
+
+/*
+ * --train-every: a night within DUR of the current model's training as-of
+ * carries that model over byte for byte (model.json and model.meta), and
+ * its summary says from which generation and as of when; the same night
+ * without the option trains a new model (other bytes: the control, so the
+ * comparison can fail). A model DUR old or older is retrained (1d, one
+ * night later), and so is one whose training window's frauds have grown by
+ * a quarter or more (30d, labels added), however young it is.
+ */
+static void
+test_train_every(void **state)
+{
+	const char *const every7[] = { "--train-every", "7d", NULL };
+	const char *const every1[] = { "--train-every", "1d", NULL };
+	const char *const every30[] = { "--train-every", "30d", NULL };
+	uint64_t cur = vt_gen_current(fixture);
+	void *m0, *t0, *m1, *t1, *m2;
+	size_t l0 = 0, tl0 = 0, l1 = 0, tl1 = 0, l2 = 0;
+	json_t *s1, *s2, *s3, *s4, *m;
+	char day1[16], at[16], d2[512];
+	const char *d;
+	uint64_t frauds0;
+
+	(void)state;
+	m0 = vt_gen_blob(fixture, cur, APP_MODEL_BLOB, &l0);
+	t0 = vt_gen_blob(fixture, cur, APP_MODEL_META_BLOB, &tl0);
+	assert_non_null(m0);
+	assert_non_null(t0);
+	day_after(1, day1, sizeof day1);
+
+	d = fixture_copy();
+	s1 = vt_rebuild(d, day1, every7);
+	assert_true(vt_sum_trained(s1));
+	m = json_object_get(s1, "model");
+	assert_int_equal(vt_sum_int(s1, "model", "carried_from"), cur);
+	snprintf(at, sizeof at, "%s", json_string_value(json_object_get(m, "trained_as_of")));
+	assert_string_equal(at, as_of_day);
+	m1 = sum_model(d, s1, &l1);
+	t1 = vt_gen_blob(d, vt_sum_int(s1, NULL, "generation"), APP_MODEL_META_BLOB, &tl1);
+	if (!vt_bytes_equal(m0, l0, m1, l1) || !vt_bytes_equal(t0, tl0, t1, tl1))
+		fail_msg("--train-every 7d one night later: the model was not carried byte for byte");
+	frauds0 = vt_sum_int(s1, "model", "frauds");
+
+	/* the control: the same night without the option trains another model */
+	snprintf(d2, sizeof d2, "%s", fixture_copy());
+	s2 = vt_rebuild(d2, day1, NULL);
+	assert_true(vt_sum_trained(s2));
+	assert_null(json_object_get(json_object_get(s2, "model"), "carried_from"));
+	m2 = sum_model(d2, s2, &l2);
+	assert_non_null(m2);
+	if (vt_bytes_equal(m0, l0, m2, l2))
+		fail_msg("one night later without --train-every: the same model (the check "
+		    "cannot fail)");
+	free(m2);
+
+	/* a model as old as --train-every is retrained */
+	s3 = vt_rebuild(fixture_copy(), day1, every1);
+	assert_true(vt_sum_trained(s3));
+	assert_null(json_object_get(json_object_get(s3, "model"), "carried_from"));
+
+	/* young, but its window's frauds grew by a quarter: retrained. The
+	 * fixture's replay archived no label after its last night, so the
+	 * growth is made: fraud labels known at as-of for mature transactions
+	 * labelled legitimate. */
+	{
+		vt_archive a;
+		known *k;
+		size_t need = (size_t)frauds0 / 4 + 1, *idx = calloc(need, sizeof *idx);
+		store_archive *ar;
+
+		assert_non_null(idx);
+		vt_archive_load(fixture, INT64_MIN, INT64_MAX, &a);
+		k = labels_known(&a, as_of);
+		assert_int_equal(pick_mature(&a, k, false, need, true, idx), need);
+		snprintf(d2, sizeof d2, "%s", fixture_copy());
+		ar = archive_open(d2);
+		for (size_t i = 0; i < need; i++)
+			append_label(ar, a.recs[idx[i]].txn_id, true, as_of, as_of);
+		store_archive_close(ar);
+		s4 = vt_rebuild(d2, day1, every30);
+		assert_true(vt_sum_trained(s4));
+		assert_null(json_object_get(json_object_get(s4, "model"), "carried_from"));
+		assert_true((double)vt_sum_int(s4, "model", "frauds") >= 1.25 * (double)frauds0);
+		free(idx);
+		free(k);
+		vt_archive_free(&a);
+	}
+
+	free(m0);
+	free(t0);
+	free(m1);
+	free(t1);
+	json_decref(s1);
+	json_decref(s2);
+	json_decref(s3);
+	json_decref(s4);
+}
+
 int
 main(void)
 {
@@ -621,6 +727,7 @@ main(void)
 		cmocka_unit_test(test_leakage_future_labels),
 		cmocka_unit_test(test_leakage_label_order),
 		cmocka_unit_test(test_cold_start),
+		cmocka_unit_test(test_train_every),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

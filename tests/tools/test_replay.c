@@ -327,6 +327,62 @@ test_txn_id_conflict_refused(void **state)
 	free(r);
 }
 
+/*
+ * --train-every 30d: the nightly rebuilds carry the model over (each night
+ * a generation: tables and thresholds rebuilt) instead of training every
+ * night; a carried night's line in "nights" says so and names the as-of
+ * of a night that trained. 300 cards, 20 days, 5% fraud, labels a day
+ * later: a model from the second week on.
+ */
+static void
+test_nightly_train_every(void **state)
+{
+	const char *c = path("te.csv"), *j = path("te.json");
+	const char *gargv[] = { gen, "--cards", "300", "--days", "20", "--seed", "1",
+		"--fraud-rate", "0.05", "-q", "-o", c, NULL };
+	const char *argv[] = { replay, "--csv", c, "--rules", rules_default, "--nightly",
+		"--label-delay", "1d", "--force-label-delay", "--train-every", "30d",
+		"--summary", j, "-q", NULL };
+	json_error_t jerr;
+	json_t *sum, *nights, *n;
+	size_t i, trained = 0, carried = 0;
+
+	(void)state;
+	assert_int_equal(tr_run(gargv, NULL, NULL), 0);
+	assert_int_equal(tr_run(argv, NULL, NULL), 0);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	nights = json_object_get(sum, "nights");
+	assert_int_equal(json_array_size(nights), 19);
+	json_array_foreach(nights, i, n) {
+		const char *at = json_string_value(json_object_get(n, "trained_as_of"));
+
+		if (!json_is_true(json_object_get(n, "model_trained")))
+			continue;
+		if (!json_is_true(json_object_get(n, "model_carried"))) {
+			trained++;
+			continue;
+		}
+		carried++;
+		assert_non_null(at);
+		/* the as-of of an earlier night that trained */
+		for (size_t k = 0; k < i; k++) {
+			json_t *e = json_array_get(nights, k);
+
+			if (strcmp(json_string_value(json_object_get(e, "as_of")), at) == 0) {
+				assert_true(json_is_true(json_object_get(e, "model_trained")));
+				assert_null(json_object_get(e, "model_carried"));
+				at = NULL;
+				break;
+			}
+		}
+		assert_null(at);
+	}
+	assert_true(trained >= 1);
+	assert_true(carried >= 1);
+	json_decref(sum);
+}
+
 static void
 test_usage_errors(void **state)
 {
@@ -336,6 +392,8 @@ test_usage_errors(void **state)
 	const char *a3[] = { replay, "--csv", "/nonexistent.csv", "--rules", rules_default, NULL };
 	const char *a4[] = { replay, "--csv", csv, "--rules", "/nonexistent.rules", NULL };
 	const char *a5[] = { replay, "--csv", csv, "--server", "ipc:///nonexistent-vigil/sock", NULL };
+	const char *a6[] = { replay, "--csv", csv, "--train-every", "7d", NULL };
+	const char *a7[] = { replay, "--csv", csv, "--nightly", "--train-every", "week", NULL };
 	char *e;
 
 	(void)state;
@@ -361,6 +419,15 @@ test_usage_errors(void **state)
 	assert_string_equal(e, "vigil-replay: no server reachable at ipc:///nonexistent-vigil/sock "
 	    "within 3 s\n");
 	free(e);
+	assert_int_equal(tr_run(a6, NULL, err), 2);
+	e = tr_slurp(err, NULL);
+	assert_string_equal(e, "vigil-replay: --train-every goes with --nightly (see --help)\n");
+	free(e);
+	assert_int_equal(tr_run(a7, NULL, err), 2);
+	e = tr_slurp(err, NULL);
+	assert_string_equal(e, "vigil-replay: --train-every: not a duration such as 7d, 36h: "
+	    "\"week\" (see --help)\n");
+	free(e);
 }
 
 int
@@ -375,6 +442,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_archive_input),
 		cmocka_unit_test(test_bad_rows_reported),
 		cmocka_unit_test(test_txn_id_conflict_refused),
+		cmocka_unit_test(test_nightly_train_every),
 		cmocka_unit_test(test_usage_errors),
 	};
 	const char *gargv[] = { NULL, "--cards", "300", "--days", "12", "--seed", "5",

@@ -101,6 +101,8 @@ usage(FILE *f)
 	    "                       days after the first model): YYYY-MM-DD or RFC 3339\n"
 	    "Model (offline --nightly):\n"
 	    "  --no-model           the nightly rebuilds train no model: rules alone\n"
+	    "  --train-every DUR    retrain the model every DUR (default 1d); the nights\n"
+	    "                       between carry it over (features, thresholds nightly)\n"
 	    "Common:\n"
 	    "  -q, --quiet          no progress, no text summary on standard output\n"
 	    "  -h, --help           this text\n"
@@ -132,7 +134,7 @@ enum {
 	OPT_WORK, OPT_KEEP, OPT_SERVER, OPT_RATE, OPT_SPEED, OPT_CONC, OPT_DATA, OPT_REBUILD,
 	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_ASSUME_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME,
-	OPT_NO_MODEL, OPT_MEASURE_FROM, OPT_SUMMARY,
+	OPT_NO_MODEL, OPT_MEASURE_FROM, OPT_SUMMARY, OPT_TRAIN_EVERY,
 };
 
 static int
@@ -168,6 +170,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
 		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
+		{ "train-every", required_argument, NULL, OPT_TRAIN_EVERY },
 		{ "measure-from", required_argument, NULL, OPT_MEASURE_FROM },
 		VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
@@ -180,6 +183,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 	o->measure_from_ms = INT64_MIN;
 	o->concurrency = 1;
 	o->label_delay_ms = 7 * VIGIL_MS_PER_DAY;
+	o->train_every_ms = VIGIL_MS_PER_DAY;
 	o->topk = 100;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "r:s:d:jqhV", longopts, NULL)) != -1) {
@@ -236,6 +240,12 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		case OPT_FORCE_DELAY: o->force_label_delay = true; break;
 		case OPT_ASSUME_LEGIT: o->assume_legit = true; break;
 		case OPT_NO_MODEL: o->no_model = true; break;
+		case OPT_TRAIN_EVERY:
+			if (batch_duration_parse(optarg, &o->train_every_ms) != VIGIL_OK)
+				return usage_error("--train-every: not a duration such as 7d, 36h:",
+				    optarg);
+			o->train_every = optarg;
+			break;
 		case OPT_MEASURE_FROM:
 			if (!rp_parse_time(optarg, &o->measure_from_ms))
 				return usage_error("--measure-from: not YYYY-MM-DD or RFC 3339:", optarg);
@@ -292,6 +302,8 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		return usage_error("--work and --keep-work are for offline --nightly", NULL);
 	if (o->nservers > 0 && o->nightly && o->data == NULL)
 		return usage_error("--nightly in server mode needs --data DIR (the server's)", NULL);
+	if (o->train_every != NULL && !o->nightly)
+		return usage_error("--train-every goes with --nightly", NULL);
 	if (o->nservers == 0 && o->rules == NULL)
 		o->rules = rp_default_rules();
 	o->progress = !o->quiet && isatty(STDERR_FILENO);

@@ -326,6 +326,13 @@ rp_night_record(rp *r, const batch_summary *sum)
 	json_object_set_new(n, "generation", json_integer((json_int_t)sum->generation));
 	json_object_set_new(n, "records", json_integer((json_int_t)sum->records_read));
 	json_object_set_new(n, "model_trained", json_boolean(sum->model.trained));
+	if (sum->model.carried) {
+		char at[16];
+
+		vigil_date_format(sum->model.trained_as_of_ms, at, sizeof at);
+		json_object_set_new(n, "model_carried", json_true());
+		json_object_set_new(n, "trained_as_of", json_string(at));
+	}
 	if (sum->model.trained) {
 		json_object_set_new(n, "model_rows", json_integer((json_int_t)sum->model.rows));
 		json_object_set_new(n, "model_frauds", json_integer((json_int_t)sum->model.frauds));
@@ -366,6 +373,7 @@ rp_offline_night(rp *r, int64_t day)
 	bo.rules_path = r->o.rules;
 	bo.threads = 1;
 	bo.model_off = r->o.no_model;
+	bo.train_every_ms = r->o.train_every_ms;
 	rv = batch_rebuild(&bo, sum, &diag);
 	if (rv != VIGIL_OK) {
 		char d[16];

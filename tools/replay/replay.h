@@ -72,6 +72,8 @@ typedef struct rp_opts {
 	bool        quiet, progress;
 	bool        json_stdout;     /* -j: the JSON summary on stdout instead of text */
 	bool        no_model;        /* offline --nightly: rebuilds train no model */
+	const char *train_every;     /* --nightly: --train-every as given (NULL: 1d) */
+	int64_t     train_every_ms;  /* the model is retrained once it is this old */
 	int64_t     measure_from_ms; /* rows before this are scored but not measured */
 } rp_opts;
 

@@ -277,6 +277,10 @@ rp_server_night(rp *r, int64_t day, const rp_row *probe)
 		argv[argc++] = "--rules";
 		argv[argc++] = r->o.rules;
 	}
+	if (r->o.train_every != NULL) {
+		argv[argc++] = "--train-every";
+		argv[argc++] = r->o.train_every;
+	}
 	argv[argc++] = "--quiet";
 	argv[argc] = NULL;
 	fflush(NULL);
