@@ -1137,7 +1137,8 @@ vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 	vigil_client_hit *hits;
 	vigil_client_model_reason *reasons;
 
-	size += strlen(txn_id) + 1 + strlen(sr->rules_version) + 1 + strlen(url) + 1;
+	size += strlen(txn_id) + 1 + strlen(sr->rules_version) + 1 + strlen(sr->rules_hash) + 1 +
+	    strlen(url) + 1;
 	for (size_t i = 0; i < sr->n_hits; i++)
 		size += strlen(sr->hits[i]->rule) + 1 + strlen(sr->hits[i]->reason) + 1;
 	for (size_t i = 0; i < nreasons; i++)
@@ -1159,6 +1160,7 @@ vc_result_build(vc_call *call, const Vigil__V1__ScoreReply *sr)
 	}
 	VC_COPY(call->res.txn_id, txn_id);
 	VC_COPY(call->res.rules_version, sr->rules_version);
+	VC_COPY(call->res.rules_hash, sr->rules_hash);
 	VC_COPY(call->res.replica, url);
 	for (size_t i = 0; i < nreasons; i++) {
 		VC_COPY(reasons[i].feature, sr->model->reasons[i]->feature);
@@ -1270,6 +1272,8 @@ vc_call_decode(vc_call *call, const uint8_t *body, size_t len)
 		call->health.uptime_s = rep->health->uptime_s;
 		snprintf(call->health.rules_version, sizeof call->health.rules_version, "%s",
 		    rep->health->rules_version);
+		snprintf(call->health.rules_hash, sizeof call->health.rules_hash, "%s",
+		    rep->health->rules_hash);
 		call->health.features_generation = rep->health->features_generation;
 	} else if (rep->kind_case != VIGIL__V1__REPLY__KIND_LABEL) {
 		snprintf(detail, sizeof detail, "reply to a label carries no label (kind %d)",

@@ -193,6 +193,11 @@ typedef struct vigil_client_result {
 	 * ScoreReply.score): 100 x the model's calibrated probability of fraud
 	 * when the server has a model, the points clamped to 0-100 before. */
 	double                 score;
+	/* The rules that decided: rules_version above is the rule file's
+	 * declared version, rules_hash the XXH3-128 content hash of the file
+	 * and its list files (docs/protocol.md, "Rules identity"); "" from a
+	 * server that sends none. */
+	const char            *rules_hash;
 } vigil_client_result;
 
 /* Frees what res owns and zeroes it; a zeroed result is a no-op. */
@@ -307,8 +312,9 @@ typedef struct vigil_client_health {
 	bool     ready;               /* rules and store loaded, not draining */
 	char     server_version[32];
 	uint64_t uptime_s;
-	char     rules_version[72];   /* content hash of the rules in use */
+	char     rules_version[72];   /* the rule file's declared version */
 	uint64_t features_generation;
+	char     rules_hash[72];      /* its content hash (docs/protocol.md, "Rules identity") */
 } vigil_client_health;
 
 /*

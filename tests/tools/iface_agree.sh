@@ -236,6 +236,18 @@ with vc.Client(sys.argv[1], timeout=5) as c:
 assert (r.rules_version, r.rules_hash) == (sys.argv[2], sys.argv[3]), r
 assert (h.rules_version, h.rules_hash) == (sys.argv[2], sys.argv[3]), h
 PY
+# vigil-score (the C client): a reply's and a health answer's
+"$(path_of vigil-score)" --server "$URL" --dry-run \
+	--txn '{"txn_id":"rv-3","card_id":"c","merchant_id":"m","amount":"1","currency":"EUR"}' \
+	>"$T/sc.json" 2>&1 || fail "vigil-score --dry-run: $(cat "$T/sc.json")"
+"$(path_of vigil-score)" --server "$URL" health >"$T/sch.json" 2>&1 ||
+	fail "vigil-score health: $(cat "$T/sch.json")"
+"$PY" - "$T/sc.json" "$T/sch.json" "$ver" "$hash" <<'PY' || fail "vigil-score's rules_version/rules_hash: $(cat "$T/sc.json" "$T/sch.json")"
+import json, sys
+for p in sys.argv[1:3]:
+    d = json.loads(open(p).read().splitlines()[0])
+    assert (d["rules_version"], d["rules_hash"]) == (sys.argv[3], sys.argv[4]), (p, d)
+PY
 
 # ---- vigil-replay --results -: standard output, as --csv - and --summary - ----
 (cd "$T" && "$(path_of vigil-replay)" --csv good.csv -r "$RULES" -q --results - >"$T/res.jsonl" 2>"$T/err") ||

@@ -515,6 +515,7 @@ sc_result_json(const vigil_client_result *res)
 	json_object_set_new(o, "points", json_integer(res->points));
 	json_object_set_new(o, "hits", hits);
 	json_object_set_new(o, "rules_version", sc_json_str(res->rules_version));
+	json_object_set_new(o, "rules_hash", sc_json_str(res->rules_hash != NULL ? res->rules_hash : ""));
 	json_object_set_new(o, "features_generation", json_integer((json_int_t) res->features_generation));
 	json_object_set_new(o, "latency_us", json_integer(res->latency_us));
 	json_object_set_new(o, "duplicate", json_boolean(res->duplicate));
@@ -1046,10 +1047,10 @@ sc_health(vigil_client *c, const sc_args *a)
 			status = 1;
 			continue;
 		}
-		o = json_pack("{s:o, s:b, s:o, s:I, s:o, s:I}",
+		o = json_pack("{s:o, s:b, s:o, s:I, s:o, s:o, s:I}",
 		    "replica", sc_json_str(vigil_client_replica_url(c, i)), "ready", h.ready,
 		    "server_version", sc_json_str(h.server_version), "uptime_s", (json_int_t) h.uptime_s,
-		    "rules_version", sc_json_str(h.rules_version),
+		    "rules_version", sc_json_str(h.rules_version), "rules_hash", sc_json_str(h.rules_hash),
 		    "features_generation", (json_int_t) h.features_generation);
 		sc_print(o);
 		if (!h.ready)
