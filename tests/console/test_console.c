@@ -476,6 +476,9 @@ test_case_view(void **s)
 	assert_int_equal(json_array_size(hist), 2); /* t2 and t1, newest first */
 	assert_string_equal(json_string_value(json_object_get(json_array_get(hist, 1), "txn_id")), "t1");
 	assert_non_null(json_object_get(o, "features"));
+	/* the archived content hash, under the name replies give it */
+	assert_int_equal(strlen(json_string_value(json_object_get(o, "rules_hash"))), 32);
+	assert_null(json_object_get(o, "rules_version"));
 	assert_true(json_is_object(json_object_get(o, "txn")));
 	json_decref(o);
 	json_decref(http_ok("GET", "/api/cases/t1", ALICE, NULL, 404)); /* allowed: not a case */
