@@ -50,6 +50,11 @@
 /* Attempts on one replica that timed out in a row, with no connection or
  * one that never answered, before its dialer is replaced (vc_replica_stall) */
 #define VC_REDIAL_AFTER   3
+/* A replica with no connection for this long has its dialer replaced too,
+ * though no call tried it (calls go to the connected replicas): nng
+ * redials a healthy dialer within RECONNMAXT (1 s), so only a stuck one
+ * stays down this long while its vigild is back (vc_replica_watch). */
+#define VC_REDIAL_IDLE_MS 5000
 
 typedef enum vc_kind { VC_KIND_SCORE, VC_KIND_LABEL, VC_KIND_HEALTH } vc_kind;
 
@@ -68,6 +73,7 @@ typedef struct vc_replica {
 	uint64_t      answers;  /* replies since the last connection was added */
 	bool          redialing;
 	uint64_t      redials;
+	nng_time      down_since; /* no connection since (dialer started or last pipe gone) */
 } vc_replica;
 
 struct vigil_client {
@@ -336,6 +342,7 @@ vc_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		if (r->npipes > 0)
 			r->npipes--;
 		if (r->npipes == 0) {
+			r->down_since = nng_clock();
 			/* the requests waiting here will not be answered: fail over now */
 			for (vc_call *call = r->inflight; call != NULL; call = call->next_rep) {
 				call->disc = true;
@@ -492,6 +499,7 @@ vc_replica_dial(vigil_client *c, vc_replica *r, vigil_client_errinfo *reterr_inf
 	}
 	pthread_mutex_lock(&c->mtx);
 	r->dialer = d;
+	r->down_since = nng_clock();
 	pthread_mutex_unlock(&c->mtx);
 	return VIGIL_CLIENT_OK;
 }
@@ -543,6 +551,43 @@ vc_replica_stall(vigil_client *c, vc_replica *r, bool answered)
 	pthread_mutex_lock(&c->mtx);
 	r->redialing = false;
 	pthread_mutex_unlock(&c->mtx);
+}
+
+/*
+ * The same replacement for replicas no call tries: with other replicas
+ * connected, calls go there, so a stuck dialer of a replica that is down
+ * would never time out a call and never be replaced (its vigild back, the
+ * client still without it). Any replica with no connection for
+ * VC_REDIAL_IDLE_MS gets a new dialer, at most once per that time. Called
+ * without c->mtx, from each call's replica choice and from
+ * vigil_client_replica_connected.
+ */
+static void
+vc_replica_watch(vigil_client *c)
+{
+	nng_time now = nng_clock();
+
+	for (size_t i = 0; i < c->nrep; i++) {
+		vc_replica *r = &c->reps[i];
+		vigil_client_errinfo info;
+		nng_dialer old;
+
+		pthread_mutex_lock(&c->mtx);
+		if (r->npipes > 0 || r->redialing || c->closing || !r->sock_open ||
+		    now - r->down_since < VC_REDIAL_IDLE_MS) {
+			pthread_mutex_unlock(&c->mtx);
+			continue;
+		}
+		r->redialing = true;
+		r->redials++;
+		old = r->dialer;
+		pthread_mutex_unlock(&c->mtx);
+		nng_dialer_close(old);
+		(void) vc_replica_dial(c, r, &info); /* sets down_since: the next try is later */
+		pthread_mutex_lock(&c->mtx);
+		r->redialing = false;
+		pthread_mutex_unlock(&c->mtx);
+	}
 }
 
 static vigil_client_err
@@ -766,6 +811,7 @@ vigil_client_replica_connected(vigil_client *c, size_t i)
 
 	if (i >= c->nrep)
 		return false;
+	vc_replica_watch(c);
 	pthread_mutex_lock(&c->mtx);
 	up = c->reps[i].npipes > 0;
 	pthread_mutex_unlock(&c->mtx);
@@ -1422,6 +1468,7 @@ vc_call_pick(vc_call *call, bool *ret_backoff)
 		backoff = true;
 	}
 	pthread_mutex_unlock(&c->mtx);
+	vc_replica_watch(c);
 	*ret_backoff = backoff;
 	return pick;
 }
