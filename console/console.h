@@ -301,6 +301,7 @@ typedef struct con_opts {
 	uint32_t    request_timeout_s; /* to complete a request */
 	uint32_t    backtest_disk_mib;    /* a back-test's STATE/tmp directory, at most */
 	uint32_t    backtest_reserve_mib; /* free space a back-test leaves on STATE's filesystem */
+	uint32_t    deploy_approvers;     /* 2: a deploy is proposed, another analyst approves */
 	bool        quiet;
 } con_opts;
 
@@ -405,6 +406,10 @@ void con_api_rules_check(con_app *app, struct evhttp_request *req, const con_use
 void con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_rules_deploy(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_rules_rollback(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_diff(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_mode(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_approve(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_reject(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *version);
 void con_rules_child_exited(con_app *app); /* SIGCHLD */

@@ -457,6 +457,107 @@ edit_days_param(struct evhttp_request *req, uint32_t def, bool *ret_ok)
 	return days;
 }
 
+static json_t *edit_diff(const char *a, size_t alen, const char *b, size_t blen);
+static json_t *edit_proposal_load(con_rulestate *rs);
+static json_t *edit_proposal_summary(const json_t *pr);
+
+/* ---- the thresholds a rule compares against (GET /api/rules) ---- */
+
+static const char *
+edit_tune_kind_name(rules_tune_kind k)
+{
+	switch (k) {
+	case RULES_TUNE_PERCENTILE: return "percentile";
+	case RULES_TUNE_ALERT_RATE: return "alert_rate";
+	case RULES_TUNE_PRECISION:  return "precision";
+	default:                    return "constant";
+	}
+}
+
+static void
+edit_thr_each(void *arg, const char *name, const char *group, const store_threshold_val *v)
+{
+	json_t *by = arg;
+
+	if (group[0] != '\0') /* per-group values: the page shows the global one */
+		return;
+	json_object_set_new(by, name, json_pack("{s:o, s:b, s:I}", "value", isfinite(v->value) ?
+	    json_real(v->value) : json_null(), "tuned", v->tuned, "samples", (json_int_t)v->samples));
+}
+
+/*
+ * The global values the current generation holds, by threshold name, with
+ * the rebuild summary's "why" for those that kept their fallback; empty
+ * without a generation.
+ */
+static json_t *
+edit_gen_thresholds(con_app *app, uint64_t *ret_gen)
+{
+	store_gen *g = con_gen_current(app);
+	json_t *by = json_object(), *sum, *e;
+	store_gen_meta m;
+	size_t i;
+
+	*ret_gen = 0;
+	if (g == NULL)
+		return by;
+	*ret_gen = app->gen_no;
+	(void)store_gen_thresholds_each(g, edit_thr_each, by);
+	if (store_gen_meta_get(g, &m) != VIGIL_OK)
+		return by;
+	sum = json_loads(m.summary_json, 0, NULL);
+	json_array_foreach(json_object_get(sum, "thresholds"), i, e) {
+		const char *name = json_string_value(json_object_get(e, "name"));
+		json_t *why = json_object_get(e, "why"), *t;
+		if (name != NULL && json_is_string(why) && (t = json_object_get(by, name)) != NULL)
+			json_object_set(t, "why", why);
+	}
+	json_decref(sum);
+	return by;
+}
+
+/* What rule i compares against: each threshold its condition reads, its
+ * declaration, and the value the current generation gives it. */
+static json_t *
+edit_rule_thresholds(const rules_prog *p, uint32_t i, json_t *gen_thr)
+{
+	rules_read reads[64];
+	uint32_t n = rules_prog_rule_reads(p, i, reads, 64);
+	json_t *arr = json_array();
+
+	for (uint32_t k = 0; k < n && k < 64; k++) {
+		rules_threshold_info ti;
+		json_t *o, *g;
+
+		if (!reads[k].threshold)
+			continue;
+		rules_prog_threshold(p, reads[k].index, &ti);
+		o = json_pack("{s:s, s:s, s:f}", "name", ti.name, "kind",
+		    edit_tune_kind_name(ti.kind), "fallback", ti.fallback);
+		if (ti.kind == RULES_TUNE_CONST) {
+			json_object_set_new(o, "value", json_real(ti.fallback));
+			json_array_append_new(arr, o);
+			continue;
+		}
+		json_object_set_new(o, "feature", json_string(ti.feature));
+		json_object_set_new(o, "param", json_real(ti.param));
+		json_object_set_new(o, "by", ti.group_by ? json_string(ti.group_by) : json_null());
+		json_object_set_new(o, "min_samples", json_integer((json_int_t)ti.min_samples));
+		g = json_object_get(gen_thr, ti.name);
+		if (g != NULL) {
+			json_object_update(o, g);
+		} else {
+			/* no generation has tuned it yet: the fallback is in force */
+			json_object_set_new(o, "value", json_real(ti.fallback));
+			json_object_set_new(o, "tuned", json_false());
+			json_object_set_new(o, "why", json_string("no generation has a value for it "
+			    "yet: the fallback is in force"));
+		}
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 void
 con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 {
@@ -467,7 +568,8 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	rules_prog *p = NULL;
 	con_tailpos pos;
 	edit_stat_ctx sc = { app, json_object(), { 0 } };
-	json_t *o, *rules, *vs;
+	json_t *o, *rules, *vs, *gen_thr;
+	uint64_t gen_no;
 	uint32_t days;
 	bool ok;
 	vigil_err rv;
@@ -497,6 +599,9 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	json_object_set_new(o, "alerts", json_integer((json_int_t)sc.total.alerts));
 	json_object_set_new(o, "alert_rate", edit_ratio(sc.total.alerts, sc.total.n));
 	rules = json_array();
+	gen_thr = edit_gen_thresholds(app, &gen_no);
+	json_object_set_new(o, "generation", gen_no > 0 ? json_integer((json_int_t)gen_no) :
+	    json_null());
 	if (edit_compile_text(rs, text, len, &p, &d) == VIGIL_OK) {
 		int32_t review_at, decline_at;
 		rules_prog_bands(p, &review_at, &decline_at);
@@ -522,6 +627,8 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 			    "hits", (json_int_t)hits, "fraud", (json_int_t)fraud,
 			    "labelled", (json_int_t)(fraud + legit),
 			    "precision", edit_ratio(fraud, hits)));
+			json_object_set_new(json_array_get(rules, i), "thresholds",
+			    edit_rule_thresholds(p, i, gen_thr));
 		}
 		rules_prog_free(p);
 	} else {
@@ -529,6 +636,18 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 		json_object_set_new(o, "errors", edit_diags_json(&d, text, len));
 	}
 	json_object_set_new(o, "rules", rules);
+	json_decref(gen_thr);
+	json_object_set_new(o, "approvers", json_integer((json_int_t)app->o.deploy_approvers));
+	{
+		json_t *pr = edit_proposal_load(rs), *ps = edit_proposal_summary(pr);
+		json_t *pt = json_object_get(pr, "text");
+
+		if (json_is_string(pt))
+			json_object_set_new(ps, "diff", edit_diff(text, len, json_string_value(pt),
+			    json_string_length(pt)));
+		json_object_set_new(o, "proposal", ps);
+		json_decref(pr);
+	}
 	vs = edit_versions_load(rs);
 	json_object_set_new(o, "versions", json_integer((json_int_t)json_array_size(vs)));
 	json_decref(vs);
@@ -624,10 +743,238 @@ edit_diff(const char *a, size_t alen, const char *b, size_t blen)
 	return out;
 }
 
-static void
+/* ---- POST /api/rules/diff, /api/rules/mode ---- */
+
+/*
+ * The line diff of the deployed file and an edited text, computed here (as
+ * the audit log records it), for the page to show before Deploy.
+ */
+void
+con_api_rules_diff(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	static const char *const keys[] = { "text", NULL };
+	char cur_hash[33], new_hash[33], *cur = NULL;
+	const char *text;
+	size_t len, cur_len = 0, added = 0, removed = 0, i;
+	json_t *b, *diff, *l;
+	vigil_err rv;
+
+	(void)who;
+	b = edit_body(req, keys, &text, &len);
+	if (b == NULL)
+		return;
+	rv = edit_read_current(app, &cur, &cur_len, cur_hash);
+	if (rv != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "%s: %s", app->o.rules, vigil_strerror(rv));
+		goto out;
+	}
+	con_hash_hex(text, len, new_hash);
+	diff = edit_diff(cur, cur_len, text, len);
+	json_array_foreach(diff, i, l) {
+		const char *s = json_string_value(l);
+		added += s != NULL && s[0] == '+';
+		removed += s != NULL && s[0] == '-';
+	}
+	con_send_json(req, 200, json_pack("{s:s, s:s, s:b, s:I, s:I, s:o}", "base_hash", cur_hash,
+	    "hash", new_hash, "changed", strcmp(cur_hash, new_hash) != 0, "added",
+	    (json_int_t)added, "removed", (json_int_t)removed, "diff", diff));
+out:
+	free(cur);
+	json_decref(b);
+}
+
+/* Skips a string literal ("...", backslash escapes) or a # comment at *p. */
+static const char *
+edit_skip_lexeme(const char *p, const char *end)
+{
+	if (*p == '"') {
+		for (p++; p < end && *p != '"' && *p != '\n'; p++)
+			if (*p == '\\' && p + 1 < end)
+				p++;
+		return p < end ? p + 1 : end;
+	}
+	if (*p == '#') {
+		while (p < end && *p != '\n')
+			p++;
+		return p;
+	}
+	return p + 1;
+}
+
+static bool
+edit_ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    c == '_' || c == '.';
+}
+
+/*
+ * Sets the `mode` clause of the rule that starts on line `line` of
+ * text[0..len): the word after its `mode` replaced, or `mode MODE` added
+ * before its closing brace (on a line of its own when the brace is). The
+ * caller compiles the result to make sure of it. VIGIL_OK: *ret_text
+ * (malloc'd, *ret_len bytes); VIGIL_ENOTFOUND: no rule body there;
+ * VIGIL_ENOMEM.
+ */
+static vigil_err
+edit_set_mode(const char *text, size_t len, uint32_t line, const char *mode, char **ret_text,
+    size_t *ret_len)
+{
+	const char *end = text + len, *p = text, *open = NULL, *close = NULL;
+	const char *wfrom = NULL, *wto = NULL, *ins;
+	char add[64];
+	size_t alen;
+	char *out;
+
+	for (uint32_t l = 1; l < line && p < end; p++)
+		if (*p == '\n')
+			l++;
+	while (p < end && open == NULL) {
+		if (*p == '{')
+			open = p;
+		p = edit_skip_lexeme(p, end);
+	}
+	if (open == NULL)
+		return VIGIL_ENOTFOUND;
+	for (p = open + 1; p < end && close == NULL;) {
+		if (*p == '}') {
+			close = p;
+		} else if (edit_ident_char(*p) && !edit_ident_char(p[-1])) {
+			const char *w = p;
+			while (p < end && edit_ident_char(*p))
+				p++;
+			if (p - w == 4 && memcmp(w, "mode", 4) == 0 && wfrom == NULL) {
+				while (p < end && (*p == ' ' || *p == '\t'))
+					p++;
+				wfrom = p;
+				while (p < end && edit_ident_char(*p))
+					p++;
+				wto = p;
+			}
+		} else {
+			p = edit_skip_lexeme(p, end);
+		}
+	}
+	if (close == NULL)
+		return VIGIL_ENOTFOUND;
+	if (wfrom != NULL && wto > wfrom) {
+		/* replace the word */
+		alen = strlen(mode);
+		out = malloc(len - (size_t)(wto - wfrom) + alen + 1);
+		if (out == NULL)
+			return VIGIL_ENOMEM;
+		size_t a = (size_t)(wfrom - text);
+		memcpy(out, text, a);
+		memcpy(out + a, mode, alen);
+		memcpy(out + a + alen, wto, (size_t)(end - wto));
+		*ret_len = len - (size_t)(wto - wfrom) + alen;
+		out[*ret_len] = '\0';
+		*ret_text = out;
+		return VIGIL_OK;
+	}
+	/* add a clause: on its own line when the brace is alone on its line */
+	ins = close;
+	while (ins > open + 1 && (ins[-1] == ' ' || ins[-1] == '\t'))
+		ins--;
+	if (ins[-1] == '\n')
+		snprintf(add, sizeof add, "  mode %s\n", mode);
+	else {
+		ins = close;
+		snprintf(add, sizeof add, " mode %s ", mode);
+	}
+	alen = strlen(add);
+	out = malloc(len + alen + 1);
+	if (out == NULL)
+		return VIGIL_ENOMEM;
+	memcpy(out, text, (size_t)(ins - text));
+	memcpy(out + (ins - text), add, alen);
+	memcpy(out + (ins - text) + alen, ins, (size_t)(end - ins));
+	*ret_len = len + alen;
+	out[*ret_len] = '\0';
+	*ret_text = out;
+	return VIGIL_OK;
+}
+
+/*
+ * {"text", "rule", "mode"}: the text with the rule's mode set (active,
+ * shadow, disabled; promoting a shadow rule is setting it active), and the
+ * diff against the deployed file. Nothing is written: the edit goes through
+ * Check, Back-test and Deploy like any other.
+ */
+void
+con_api_rules_mode(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	static const char *const keys[] = { "text", "rule", "mode", NULL };
+	const char *text, *rule, *mode;
+	char *out = NULL, *cur = NULL, cur_hash[33];
+	size_t len, olen = 0, cur_len = 0;
+	rules_prog *p = NULL, *q = NULL;
+	rules_diags d;
+	rules_rule_info ri;
+	uint32_t i;
+	json_t *b;
+	vigil_err rv;
+
+	(void)who;
+	b = edit_body(req, keys, &text, &len);
+	if (b == NULL)
+		return;
+	rule = json_string_value(json_object_get(b, "rule"));
+	mode = json_string_value(json_object_get(b, "mode"));
+	if (rule == NULL) {
+		con_send_error(req, 400, "rule", "rule: the rule's name is required");
+		goto out;
+	}
+	if (mode == NULL || (strcmp(mode, "active") != 0 && strcmp(mode, "shadow") != 0 &&
+	    strcmp(mode, "disabled") != 0)) {
+		con_send_error(req, 400, "mode", "mode: active, shadow or disabled");
+		goto out;
+	}
+	if (edit_compile_text(app->rs, text, len, &p, &d) != VIGIL_OK) {
+		edit_send_diags(req, &d, text, len);
+		goto out;
+	}
+	if (rules_prog_rule_find(p, rule, &i) != VIGIL_OK) {
+		con_send_error(req, 404, "rule", "rule %s: no such rule in the text", rule);
+		goto out;
+	}
+	rules_prog_rule(p, i, &ri);
+	rv = edit_set_mode(text, len, ri.line, mode, &out, &olen);
+	if (rv == VIGIL_OK && edit_compile_text(app->rs, out, olen, &q, &d) == VIGIL_OK &&
+	    rules_prog_rule_find(q, rule, &i) == VIGIL_OK) {
+		rules_prog_rule(q, i, &ri);
+		rv = strcmp(rules_mode_name(ri.mode), mode) == 0 ? VIGIL_OK : VIGIL_EINVAL;
+	} else if (rv == VIGIL_OK) {
+		rv = VIGIL_EINVAL;
+	}
+	if (rv != VIGIL_OK) {
+		con_send_error(req, 422, "rule", "rule %s (line %u): its mode clause could not be "
+		    "edited; edit the text", rule, ri.line);
+		goto out;
+	}
+	if (edit_read_current(app, &cur, &cur_len, cur_hash) != VIGIL_OK) {
+		cur = NULL;
+		cur_len = 0;
+	}
+	con_send_json(req, 200, json_pack("{s:s%, s:s, s:s, s:o}", "text", out, olen, "rule", rule,
+	    "mode", mode, "diff", edit_diff(cur != NULL ? cur : "", cur_len, out, olen)));
+out:
+	rules_prog_free(p);
+	rules_prog_free(q);
+	free(out);
+	free(cur);
+	json_decref(b);
+}
+
+/*
+ * Deploys text over the file whose hash is base_hash and answers req; the
+ * HTTP status it answered. proposed_by: the analyst who proposed it (four
+ * eyes; who approves), NULL for a deploy by one analyst.
+ */
+static int
 edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *text, size_t len, const char *base_hash, const char *action,
-    const char *message, int from_version)
+    const char *message, int from_version, const char *proposed_by)
 {
 	con_rulestate *rs = app->rs;
 	char cur_hash[33], new_hash[33], err[512], *cur = NULL;
@@ -635,13 +982,13 @@ edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 	rules_prog *p = NULL;
 	rules_diags d;
 	json_t *before, *after;
-	int version = 0;
+	int version = 0, status = 500;
 	vigil_err rv;
 
 	rv = edit_read_current(app, &cur, &cur_len, cur_hash);
 	if (rv != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s: %s", app->o.rules, vigil_strerror(rv));
-		return;
+		return 500;
 	}
 	if (strcmp(cur_hash, base_hash) != 0) {
 		json_t *o = con_error_body(409, "base_hash", "the rule file changed since this edit "
@@ -649,16 +996,19 @@ edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 
 		json_object_set_new(o, "current_hash", json_string(cur_hash));
 		con_send_json(req, 409, o);
+		status = 409;
 		goto out;
 	}
 	if (edit_compile_text(rs, text, len, &p, &d) != VIGIL_OK) {
 		edit_send_diags(req, &d, text, len);
+		status = 422;
 		goto out;
 	}
 	con_hash_hex(text, len, new_hash);
 	if (strcmp(new_hash, cur_hash) == 0) {
 		con_send_json(req, 200, json_pack("{s:b, s:s, s:s, s:b}", "ok", true, "hash", new_hash,
 		    "content_hash", rules_prog_hash(p), "changed", false));
+		status = 200;
 		goto out;
 	}
 	rv = edit_version_save(rs, text, len, new_hash, who->name, action, message, &version, err,
@@ -676,6 +1026,10 @@ edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 		json_object_set_new(after, "rolled_back_to", json_integer(from_version));
 	if (message != NULL)
 		json_object_set_new(after, "message", json_string(message));
+	if (proposed_by != NULL) {
+		json_object_set_new(after, "proposed_by", json_string(proposed_by));
+		json_object_set_new(after, "approved_by", json_string(who->name));
+	}
 	if (con_audit_write(app->audit, who, action, app->o.rules, before, after) != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "deployed, but the audit log could not be written");
 		goto out;
@@ -686,6 +1040,220 @@ edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 out:
 	rules_prog_free(p);
 	free(cur);
+	return status;
+}
+
+/* ---- four eyes: --deploy-approvers 2 ---- */
+
+/*
+ * With --deploy-approvers 2 a deploy is a proposal, kept in
+ * STATE/rules/proposal.json (one at a time: a new one replaces it) until an
+ * analyst other than its author, with the role, approves it (it is then
+ * deployed over the file it was proposed against) or one rejects it. The
+ * author cannot approve their own. Roll-back stays one analyst's action:
+ * it returns to a version that was deployed before.
+ */
+static void
+edit_proposal_path(con_rulestate *rs, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/proposal.json", rs->vdir);
+}
+
+static json_t *
+edit_proposal_load(con_rulestate *rs)
+{
+	char path[4200];
+
+	edit_proposal_path(rs, path, sizeof path);
+	return json_load_file(path, 0, NULL);
+}
+
+/* The proposal as the page and the audit log show it: no text. */
+static json_t *
+edit_proposal_summary(const json_t *pr)
+{
+	if (pr == NULL)
+		return json_null();
+	return json_pack("{s:O, s:O, s:O, s:O, s:O}", "hash", json_object_get(pr, "hash"),
+	    "base_hash", json_object_get(pr, "base_hash"), "proposed_by",
+	    json_object_get(pr, "proposed_by"), "at", json_object_get(pr, "at"), "message",
+	    json_object_get(pr, "message"));
+}
+
+static void
+edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, const char *text,
+    size_t len, const char *base_hash, const char *message)
+{
+	con_rulestate *rs = app->rs;
+	char cur_hash[33], new_hash[33], path[4200], ts[32], err[512], *cur = NULL, *dump = NULL;
+	size_t cur_len = 0;
+	rules_prog *p = NULL;
+	rules_diags d;
+	json_t *prev = NULL, *pr = NULL, *diff, *after, *o;
+	vigil_err rv;
+
+	rv = edit_read_current(app, &cur, &cur_len, cur_hash);
+	if (rv != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "%s: %s", app->o.rules, vigil_strerror(rv));
+		return;
+	}
+	if (strcmp(cur_hash, base_hash) != 0) {
+		o = con_error_body(409, "base_hash", "the rule file changed since this edit "
+		    "started (base_hash is stale): reload, merge and try again");
+		json_object_set_new(o, "current_hash", json_string(cur_hash));
+		con_send_json(req, 409, o);
+		goto out;
+	}
+	if (edit_compile_text(rs, text, len, &p, &d) != VIGIL_OK) {
+		edit_send_diags(req, &d, text, len);
+		goto out;
+	}
+	con_hash_hex(text, len, new_hash);
+	if (strcmp(new_hash, cur_hash) == 0) {
+		con_send_json(req, 200, json_pack("{s:b, s:s, s:s, s:b}", "ok", true, "hash", new_hash,
+		    "content_hash", rules_prog_hash(p), "changed", false));
+		goto out;
+	}
+	prev = edit_proposal_load(rs);
+	vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
+	pr = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s%}", "hash", new_hash, "base_hash", cur_hash,
+	    "proposed_by", who->name, "at", ts, "message", message != NULL ? message : "",
+	    "text", text, len);
+	dump = pr != NULL ? json_dumps(pr, JSON_COMPACT) : NULL;
+	edit_proposal_path(rs, path, sizeof path);
+	if (dump == NULL || con_file_write_atomic(path, dump, strlen(dump), err, sizeof err) !=
+	    VIGIL_OK) {
+		con_send_error(req, 500, NULL, "proposal: %s", dump == NULL ? "out of memory" : err);
+		goto out;
+	}
+	diff = edit_diff(cur, cur_len, text, len);
+	after = edit_proposal_summary(pr);
+	json_object_set_new(after, "diff", json_incref(diff));
+	if (con_audit_write(app->audit, who, "propose_rules", app->o.rules,
+	    json_pack("{s:s, s:o}", "hash", cur_hash, "proposal", edit_proposal_summary(prev)),
+	    after) != VIGIL_OK) {
+		json_decref(diff);
+		(void)unlink(path);
+		con_send_error(req, 500, NULL, "the audit log could not be written: not proposed");
+		goto out;
+	}
+	o = edit_proposal_summary(pr);
+	json_object_set_new(o, "diff", diff);
+	con_send_json(req, 202, json_pack("{s:b, s:b, s:i, s:o, s:o}", "ok", true, "pending", true,
+	    "approvers", (int)app->o.deploy_approvers, "proposal", o, "replaced",
+	    edit_proposal_summary(prev)));
+out:
+	free(dump);
+	json_decref(pr);
+	json_decref(prev);
+	rules_prog_free(p);
+	free(cur);
+}
+
+static void
+edit_propose_or_deploy(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *text, size_t len, const char *base_hash, const char *message)
+{
+	if (app->o.deploy_approvers >= 2)
+		edit_propose(app, req, who, text, len, base_hash, message);
+	else
+		(void)edit_deploy_text(app, req, who, text, len, base_hash, "deploy_rules", message,
+		    0, NULL);
+}
+
+/* The pending proposal whose hash the body names, or an error answered. */
+static json_t *
+edit_proposal_named(con_app *app, struct evhttp_request *req, json_t *b)
+{
+	const char *hash = json_string_value(json_object_get(b, "hash"));
+	json_t *pr;
+
+	if (hash == NULL) {
+		con_send_error(req, 400, "hash", "hash: the hash of the proposed text "
+		    "(GET /api/rules: proposal) is required");
+		return NULL;
+	}
+	pr = edit_proposal_load(app->rs);
+	if (pr == NULL || !json_is_string(json_object_get(pr, "text")) ||
+	    strcmp(hash, json_string_value(json_object_get(pr, "hash"))) != 0) {
+		con_send_error(req, 404, "hash", "no pending proposal with hash %s", hash);
+		json_decref(pr);
+		return NULL;
+	}
+	return pr;
+}
+
+void
+con_api_rules_approve(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	static const char *const keys[] = { "hash", NULL };
+	json_t *b = edit_body(req, keys, NULL, NULL), *pr = NULL;
+	const char *author, *base, *msg;
+	char path[4200], hash[33], *text = NULL;
+	size_t len;
+
+	if (b == NULL)
+		return;
+	if (app->o.deploy_approvers < 2) {
+		con_send_error(req, 409, NULL, "deploys need no approval here (--deploy-approvers 1)");
+		goto out;
+	}
+	pr = edit_proposal_named(app, req, b);
+	if (pr == NULL)
+		goto out;
+	author = json_string_value(json_object_get(pr, "proposed_by"));
+	base = json_string_value(json_object_get(pr, "base_hash"));
+	msg = json_string_value(json_object_get(pr, "message"));
+	if (author == NULL || base == NULL) {
+		con_send_error(req, 500, NULL, "the pending proposal is damaged: reject it");
+		goto out;
+	}
+	if (strcmp(author, who->name) == 0) {
+		con_send_error(req, 403, "who", "%s proposed this change: a different analyst must "
+		    "approve it", author);
+		goto out;
+	}
+	(void)edit_deploy_text(app, req, who, json_string_value(json_object_get(pr, "text")),
+	    json_string_length(json_object_get(pr, "text")), base, "deploy_rules", msg, 0, author);
+	/* deployed, or stale for good (the file moved on): either way it is done */
+	edit_proposal_path(app->rs, path, sizeof path);
+	if (edit_read_current(app, &text, &len, hash) == VIGIL_OK && (strcmp(hash, base) != 0))
+		(void)unlink(path);
+out:
+	free(text);
+	json_decref(pr);
+	json_decref(b);
+}
+
+void
+con_api_rules_reject(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	static const char *const keys[] = { "hash", "message", NULL };
+	json_t *b = edit_body(req, keys, NULL, NULL), *pr;
+	const char *msg;
+	char path[4200];
+
+	if (b == NULL)
+		return;
+	msg = json_string_value(json_object_get(b, "message"));
+	pr = edit_proposal_named(app, req, b);
+	if (pr == NULL)
+		goto out;
+	edit_proposal_path(app->rs, path, sizeof path);
+	if (unlink(path) != 0) {
+		con_send_error(req, 500, NULL, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (con_audit_write(app->audit, who, "reject_rules", app->o.rules,
+	    edit_proposal_summary(pr), json_pack("{s:s}", "message", msg != NULL ? msg : "")) !=
+	    VIGIL_OK)
+		fprintf(stderr, "vigil-console: audit: cannot record %s's rejection of proposal %s\n",
+		    who->name, json_string_value(json_object_get(pr, "hash")));
+	con_send_json(req, 200, json_pack("{s:b, s:O}", "ok", true, "hash",
+	    json_object_get(pr, "hash")));
+out:
+	json_decref(pr);
+	json_decref(b);
 }
 
 void
@@ -706,7 +1274,7 @@ con_api_rules_deploy(con_app *app, struct evhttp_request *req, const con_user *w
 	else if (json_object_get(b, "message") != NULL && (msg == NULL || strlen(msg) > 500))
 		con_send_error(req, 400, "message", "message: a string of at most 500 bytes");
 	else
-		edit_deploy_text(app, req, who, text, len, base, "deploy_rules", msg, 0);
+		edit_propose_or_deploy(app, req, who, text, len, base, msg);
 	json_decref(b);
 }
 
@@ -735,7 +1303,8 @@ con_api_rules_rollback(con_app *app, struct evhttp_request *req, const con_user 
 			con_send_error(req, 404, "version", "version %d: no such version", (int)v);
 		} else {
 			snprintf(msg, sizeof msg, "roll back to version %d", (int)v);
-			edit_deploy_text(app, req, who, text, len, base, "rollback_rules", msg, (int)v);
+			(void)edit_deploy_text(app, req, who, text, len, base, "rollback_rules", msg,
+			    (int)v, NULL);
 		}
 	}
 	free(text);

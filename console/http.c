@@ -483,6 +483,16 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 	} else if (strcmp(path, "/api/rules/deploy") == 0 && post) {
 		if (http_need(req, u, CON_ROLE_EDITOR))
 			con_api_rules_deploy(app, req, u);
+	} else if (strcmp(path, "/api/rules/diff") == 0 && post) {
+		con_api_rules_diff(app, req, u);
+	} else if (strcmp(path, "/api/rules/mode") == 0 && post) {
+		con_api_rules_mode(app, req, u);
+	} else if (strcmp(path, "/api/rules/approve") == 0 && post) {
+		if (http_need(req, u, CON_ROLE_EDITOR))
+			con_api_rules_approve(app, req, u);
+	} else if (strcmp(path, "/api/rules/reject") == 0 && post) {
+		if (http_need(req, u, CON_ROLE_EDITOR))
+			con_api_rules_reject(app, req, u);
 	} else if (strcmp(path, "/api/rules/rollback") == 0 && post) {
 		if (http_need(req, u, CON_ROLE_EDITOR))
 			con_api_rules_rollback(app, req, u);

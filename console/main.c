@@ -82,6 +82,8 @@ usage(FILE *out)
 	    "                      (default 2048; over it the back-test is stopped)\n"
 	    "  --backtest-reserve-mib N  free space a back-test leaves on STATE's filesystem,\n"
 	    "                      checked before and while it runs (default 1024)\n"
+	    "  --deploy-approvers N  1 (default): a rule-editor deploys; 2: a deploy is a\n"
+	    "                      proposal another rule-editor or admin approves (four eyes)\n"
 	    "  -q, --quiet         no start-up line\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n"
@@ -115,7 +117,7 @@ enum { OPT_TOKENS = 256, OPT_STATE, OPT_WWW,
 	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN, OPT_VADMIN,
 	OPT_VADMIN_TOKEN, OPT_HTTPS_CERT, OPT_HTTPS_KEY, OPT_HTTPS_CA, OPT_MAXPERADDR,
-	OPT_REQTIMEOUT, OPT_BTDISK, OPT_BTRESERVE };
+	OPT_REQTIMEOUT, OPT_BTDISK, OPT_BTRESERVE, OPT_APPROVERS };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
@@ -137,6 +139,7 @@ parse_args(int argc, char **argv, con_opts *o)
 		{ "request-timeout", required_argument, NULL, OPT_REQTIMEOUT },
 		{ "backtest-disk-mib", required_argument, NULL, OPT_BTDISK },
 		{ "backtest-reserve-mib", required_argument, NULL, OPT_BTRESERVE },
+		{ "deploy-approvers", required_argument, NULL, OPT_APPROVERS },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
@@ -165,6 +168,7 @@ parse_args(int argc, char **argv, con_opts *o)
 	o->request_timeout_s = 10;
 	o->backtest_disk_mib = 2048;
 	o->backtest_reserve_mib = 1024;
+	o->deploy_approvers = 1;
 	opterr = 0;
 	/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
 	while ((c = getopt_long(argc, argv, "d:l:r:s:qhV", lo, NULL)) != -1) {
@@ -198,6 +202,10 @@ parse_args(int argc, char **argv, con_opts *o)
 		case OPT_BTRESERVE:
 			if (!parse_u32(optarg, 0, 1u << 30, &o->backtest_reserve_mib))
 				return usage_error("--backtest-reserve-mib %s: 0-1073741824", optarg);
+			break;
+		case OPT_APPROVERS:
+			if (!parse_u32(optarg, 1, 2, &o->deploy_approvers))
+				return usage_error("--deploy-approvers %s: 1 or 2", optarg);
 			break;
 		case OPT_TLS_CERT: o->tls_cert = optarg; break;
 		case OPT_TLS_KEY: o->tls_key = optarg; break;

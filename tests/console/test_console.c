@@ -974,6 +974,266 @@ test_rules_check_and_deploy(void **s)
 	free(base);
 }
 
+/* The current rule file's text (malloc'd). */
+static char *
+rules_text_now(void)
+{
+	json_t *o = http_ok("GET", "/api/rules", RITA, NULL, 200);
+	char *t = strdup(json_string_value(json_object_get(o, "text")));
+
+	json_decref(o);
+	return t;
+}
+
+/* Whether the JSON array of strings arr has one equal to s. */
+static bool
+json_strings_have(const json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The rules page's tools: each rule names the thresholds it compares
+ * against with their declaration and the value in force (the fallback,
+ * and why, when no generation tuned it); a mode toggle rewrites the rule's
+ * `mode` clause (added, or the word replaced: promoting a shadow rule);
+ * the diff against the deployed file, as the server computes it.
+ */
+static void
+test_rules_page_tools(void **s)
+{
+	char *text = rules_text_now(), *body;
+	json_t *o, *r, *t, *b;
+	size_t i;
+	bool seen = false;
+
+	(void)s;
+	o = http_ok("GET", "/api/rules", EVE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "approvers")), 1);
+	assert_true(json_is_null(json_object_get(o, "proposal")));
+	json_array_foreach(json_object_get(o, "rules"), i, r) {
+		size_t k;
+		json_array_foreach(json_object_get(r, "thresholds"), k, t) {
+			if (strcmp(json_string_value(json_object_get(t, "name")), "zscore_high") != 0)
+				continue;
+			seen = true;
+			assert_string_equal(json_string_value(json_object_get(t, "kind")), "percentile");
+			assert_string_equal(json_string_value(json_object_get(t, "feature")),
+			    "card.amount_zscore");
+			assert_true(json_real_value(json_object_get(t, "fallback")) == 4.0);
+			assert_true(json_real_value(json_object_get(t, "value")) == 4.0);
+			assert_true(json_is_false(json_object_get(t, "tuned")));
+			assert_non_null(strstr(json_string_value(json_object_get(t, "why")),
+			    "the fallback is in force"));
+		}
+	}
+	assert_true(seen);
+	json_decref(o);
+
+	/* shadow an active rule: a mode clause is added before its brace */
+	b = json_pack("{s:s, s:s, s:s}", "text", text, "rule", "card_testing_repeat", "mode",
+	    "shadow");
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/mode", EVE, body, 200);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "text")),
+	    "  tags [\"card-testing\", \"velocity\"]\n  mode shadow\n}"));
+	assert_true(json_strings_have(json_object_get(o, "diff"), "+157:   mode shadow"));
+	assert_int_equal(json_array_size(json_object_get(o, "diff")), 1);
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	/* promote a shadow rule: the word is replaced */
+	b = json_pack("{s:s, s:s, s:s}", "text", text, "rule", "resale_goods_second_merchant",
+	    "mode", "active");
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/mode", EVE, body, 200);
+	assert_true(json_strings_have(json_object_get(o, "diff"), "-522:   mode shadow"));
+	assert_true(json_strings_have(json_object_get(o, "diff"), "+522:   mode active"));
+	{
+		/* the result compiles, with the rule active */
+		json_t *c = json_pack("{s:O}", "text", json_object_get(o, "text"));
+		char *cb = json_dumps(c, 0);
+		json_decref(http_ok("POST", "/api/rules/check", EVE, cb, 200));
+		free(cb);
+		json_decref(c);
+	}
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	/* bad requests name the field */
+	b = json_pack("{s:s, s:s, s:s}", "text", text, "rule", "no_such_rule", "mode", "shadow");
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/mode", EVE, body, 404);
+	assert_string_equal(err_field(o), "rule");
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	b = json_pack("{s:s, s:s, s:s}", "text", text, "rule", "card_testing_repeat", "mode", "off");
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/mode", EVE, body, 400);
+	assert_string_equal(err_field(o), "mode");
+	json_decref(o);
+	free(body);
+	json_decref(b);
+
+	/* the diff before deploy */
+	char *edited = strdup(text), *p = strstr(edited, "band review = 40");
+	assert_non_null(p);
+	memcpy(p, "band review = 45", 16);
+	b = json_pack("{s:s}", "text", edited);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/diff", EVE, body, 200);
+	assert_true(json_is_true(json_object_get(o, "changed")));
+	assert_int_equal(json_integer_value(json_object_get(o, "added")), 1);
+	assert_int_equal(json_integer_value(json_object_get(o, "removed")), 1);
+	assert_true(json_strings_have(json_object_get(o, "diff"), "-24: band review = 40"));
+	assert_true(json_strings_have(json_object_get(o, "diff"), "+24: band review = 45"));
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	free(edited);
+	free(text);
+}
+
+/*
+ * Four eyes (--deploy-approvers 2): a deploy is a proposal (202, the file
+ * untouched); its author cannot approve it, an analyst without the role
+ * cannot either; another rule-editor's or admin's approval deploys it
+ * (vigild reloads), audited with the proposer, the approver and the
+ * before/after hashes exactly; a proposal can be rejected.
+ */
+static void
+test_rules_four_eyes(void **s)
+{
+	char *text = rules_text_now(), *base = rules_hash(RITA), *v0 = vigild_hash(), *v1, *body;
+	char *edited = strdup(text), *p = strstr(edited, "band review = 40"), hash[33], ab[100];
+	json_t *o, *b, *e;
+
+	(void)s;
+	assert_non_null(p);
+	memcpy(p, "band review = 45", 16);
+	console_stop();
+	console_extra[0] = "--deploy-approvers";
+	console_extra[1] = "2";
+	console_extra[2] = NULL;
+	console_start();
+	b = json_pack("{s:s, s:s, s:s}", "text", edited, "base_hash", base, "message", "review at 45");
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 202);
+	assert_true(json_is_true(json_object_get(o, "pending")));
+	snprintf(hash, sizeof hash, "%s",
+	    json_string_value(json_object_get(json_object_get(o, "proposal"), "hash")));
+	assert_true(json_strings_have(json_object_get(json_object_get(o, "proposal"), "diff"),
+	    "+24: band review = 45"));
+	json_decref(o);
+	{
+		char *now = rules_hash(RITA);
+		assert_string_equal(now, base); /* not deployed yet */
+		free(now);
+	}
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "propose_rules");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"), "hash")),
+	    base);
+	assert_true(json_is_null(json_object_get(json_object_get(e, "before"), "proposal")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"), "hash")),
+	    hash);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "proposed_by")), "rita");
+	json_decref(e);
+	/* the page shows it */
+	o = http_ok("GET", "/api/rules", EVE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "approvers")), 2);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "proposal"),
+	    "proposed_by")), "rita");
+	json_decref(o);
+	/* the author cannot approve; an analyst has not the role */
+	snprintf(ab, sizeof ab, "{\"hash\": \"%s\"}", hash);
+	o = http_ok("POST", "/api/rules/approve", RITA, ab, 403);
+	assert_string_equal(err_msg(o), "rita proposed this change: a different analyst must "
+	    "approve it");
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/rules/approve", ALICE, ab, 403));
+	o = http_ok("POST", "/api/rules/approve", ADAM, "{\"hash\": \"0123\"}", 404);
+	assert_string_equal(err_field(o), "hash");
+	json_decref(o);
+	/* another analyst with the role approves: deployed, vigild reloads */
+	o = http_ok("POST", "/api/rules/approve", ADAM, ab, 200);
+	assert_true(json_is_true(json_object_get(o, "changed")));
+	assert_string_equal(json_string_value(json_object_get(o, "hash")), hash);
+	json_decref(o);
+	v1 = wait_vigild_hash_change(v0);
+	assert_non_null(v1);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "deploy_rules");
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "adam");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"), "hash")),
+	    base);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"), "hash")),
+	    hash);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "proposed_by")), "rita");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"),
+	    "approved_by")), "adam");
+	json_decref(e);
+	/* it is gone once deployed */
+	json_decref(http_ok("POST", "/api/rules/approve", ADAM, ab, 404));
+	/* a proposal rejected: audited, the file untouched */
+	json_decref(b);
+	free(body);
+	b = json_pack("{s:s, s:s}", "text", text, "base_hash", hash);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 202);
+	snprintf(ab, sizeof ab, "{\"hash\": \"%s\"}", base);
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/rules/reject", RITA, ab, 200));
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "reject_rules");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"), "hash")),
+	    base);
+	json_decref(e);
+	{
+		char *now = rules_hash(RITA);
+		assert_string_equal(now, hash);
+		free(now);
+	}
+	/* roll back (one analyst's action): the file as it was */
+	{
+		char rb[200];
+		json_t *vs = http_ok("GET", "/api/rules/versions", RITA, NULL, 200);
+		size_t i;
+		json_t *v;
+		int ver = 0;
+
+		json_array_foreach(json_object_get(vs, "versions"), i, v)
+			if (strcmp(json_string_value(json_object_get(v, "hash")), base) == 0)
+				ver = (int)json_integer_value(json_object_get(v, "version"));
+		json_decref(vs);
+		assert_true(ver > 0);
+		snprintf(rb, sizeof rb, "{\"version\": %d, \"base_hash\": \"%s\"}", ver, hash);
+		json_decref(http_ok("POST", "/api/rules/rollback", RITA, rb, 200));
+		char *now = rules_hash(RITA);
+		assert_string_equal(now, base);
+		free(now);
+	}
+	console_stop();
+	console_extra[0] = NULL;
+	console_start();
+	json_decref(b);
+	free(body);
+	free(v0);
+	free(v1);
+	free(edited);
+	free(text);
+	free(base);
+}
+
 static void
 test_block_card(void **s)
 {
@@ -2011,6 +2271,8 @@ main(void)
 		cmocka_unit_test(test_backtest),
 		cmocka_unit_test(test_backtest_bounds),
 		cmocka_unit_test(test_rules_check_and_deploy),
+		cmocka_unit_test(test_rules_page_tools),
+		cmocka_unit_test(test_rules_four_eyes),
 		cmocka_unit_test(test_block_card),
 		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_malformed),
