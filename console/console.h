@@ -383,13 +383,15 @@ store_gen *con_gen_current(con_app *app); /* cached; NULL if none */
  * contributions (pushing the score up), then the kdown with the largest
  * negative ones, each {"feature", "value" (an integer as an integer, a
  * boolean as "yes"/"no", missing as null), "contrib", "push": "up"|"down",
- * "text": "<the feature's doc>: <value> (raises|lowers the risk)"}; the
- * amount's text also compares it with card.amount_mean_90d when the vector
- * has that ("..., 2.4x the card's 90-day mean of 90.00").
+ * "text": "<the feature's doc>: <value> (raises|lowers the risk)"}; money
+ * (the amount, spend) with two decimals and currency (may be NULL), and
+ * compared with the card's usual value when the vector has it: "amount
+ * 220.50 EUR, 2.5x the card's 90-day mean (90 EUR) (raises the risk)"; a
+ * day's or week's count or spend against the card's 90-day average.
  * names[i], x[i], contrib[i] for i < n (contrib may have the bias at n).
  */
 json_t *con_reasons_json(const char *const *names, const float *x, const float *contrib,
-    uint32_t n, uint32_t kup, uint32_t kdown);
+    uint32_t n, uint32_t kup, uint32_t kdown, const char *currency);
 
 /* rules.c */
 /* Reason and points of a rule of the current file. VIGIL_ENOTFOUND. */

@@ -214,7 +214,7 @@ con_model_explain(con_app *app, const store_scored *rec)
 		model_forest_contrib(f, x, contrib);
 		for (uint32_t i = 0; i < nf; i++)
 			names[i] = model_forest_feature(f, i);
-		reasons = con_reasons_json(names, x, contrib, nf, 5, 3);
+		reasons = con_reasons_json(names, x, contrib, nf, 5, 3, rec->txn.currency);
 		free(contrib);
 		free(names);
 	}
@@ -238,27 +238,71 @@ reason_value(const store_field *fd, float v)
 	return json_real(v);
 }
 
-/* For the amount: how it compares with the card's usual amount (the
- * 90-day mean, when the vector has it), "" otherwise. */
+/*
+ * Features with a usual value of the card in the same vector: the amount
+ * against the card's 90-day mean, a day's or a week's count and spend
+ * against the card's 90-day average for that span.
+ */
+static const struct reason_usual_def {
+	const char *feature, *base;
+	double      scale; /* base x scale = the usual value */
+	const char *what;
+	bool        money;
+} reason_usuals[] = {
+	{ "amount", "card.amount_mean_90d", 1.0, "the card's 90-day mean", true },
+	{ "vel.card.sum_1h", "card.amount_mean_90d", 1.0, "the card's 90-day mean amount", true },
+	{ "vel.card.count_24h", "card.count_90d", 1.0 / 90, "the card's daily average over 90 days", false },
+	{ "vel.card.sum_24h", "card.amount_sum_90d", 1.0 / 90, "the card's daily average over 90 days", true },
+	{ "vel.card.count_7d", "card.count_90d", 7.0 / 90, "the card's weekly average over 90 days", false },
+	{ "vel.card.sum_7d", "card.amount_sum_90d", 7.0 / 90, "the card's weekly average over 90 days", true },
+};
+
+/* v as a reader wants it: an integer as an integer, money with two
+ * decimals and its currency, else up to 4 significant digits. */
 static void
-reason_usual(const char *const *names, const float *x, uint32_t n, uint32_t i, char *buf,
-    size_t len)
+reason_num(double v, bool money, const char *currency, char *buf, size_t len)
+{
+	const char *cur = currency != NULL && currency[0] != '\0' ? currency : "";
+
+	if (v == floor(v) && fabs(v) < 1e15)
+		snprintf(buf, len, "%.0f%s%s", v, money && *cur ? " " : "", money ? cur : "");
+	else if (money)
+		snprintf(buf, len, "%.2f%s%s", v, *cur ? " " : "", cur);
+	else
+		snprintf(buf, len, "%.4g", v);
+}
+
+/* How x[i] compares with the card's usual value, when the vector has it:
+ * ", 2.6x the card's 90-day mean (90 EUR)"; "" otherwise. */
+static void
+reason_usual(const char *const *names, const float *x, uint32_t n, uint32_t i,
+    const char *currency, char *buf, size_t len)
 {
 	buf[0] = '\0';
-	if (strcmp(names[i], "amount") != 0 || isnan(x[i]))
+	if (isnan(x[i]))
 		return;
-	for (uint32_t j = 0; j < n; j++) {
-		if (strcmp(names[j], "card.amount_mean_90d") == 0 && !isnan(x[j]) && x[j] > 0) {
-			snprintf(buf, len, ", %.1fx the card's 90-day mean of %.2f",
-			    (double)(x[i] / x[j]), (double)x[j]);
-			return;
+	for (size_t d = 0; d < sizeof reason_usuals / sizeof reason_usuals[0]; d++) {
+		const struct reason_usual_def *u = &reason_usuals[d];
+
+		if (strcmp(names[i], u->feature) != 0)
+			continue;
+		for (uint32_t j = 0; j < n; j++) {
+			if (strcmp(names[j], u->base) == 0 && !isnan(x[j]) && x[j] > 0) {
+				double usual = (double)x[j] * u->scale;
+				char us[48];
+
+				reason_num(usual, u->money, currency, us, sizeof us);
+				snprintf(buf, len, ", %.1fx %s (%s)", (double)x[i] / usual, u->what, us);
+				return;
+			}
 		}
+		return;
 	}
 }
 
 json_t *
 con_reasons_json(const char *const *names, const float *x, const float *contrib, uint32_t n,
-    uint32_t kup, uint32_t kdown)
+    uint32_t kup, uint32_t kdown, const char *currency)
 {
 	json_t *arr = json_array();
 	bool *used = calloc(n ? n : 1, sizeof *used);
@@ -286,15 +330,26 @@ con_reasons_json(const char *const *names, const float *x, const float *contrib,
 			const store_field *fd = store_schema_find(names[best], &slot) == VIGIL_OK ?
 			    store_schema_field(slot) : NULL;
 			json_t *val = reason_value(fd, x[best]);
-			char *vs = json_is_null(val) ? strdup("missing") : json_is_string(val) ?
-			    strdup(json_string_value(val)) : json_dumps(val, JSON_ENCODE_ANY |
-			    JSON_REAL_PRECISION(4));
-			char text[400], usual[96];
+			bool money = strcmp(names[best], "amount") == 0 ||
+			    strncmp(names[best], "vel.card.sum_", 13) == 0 ||
+			    strncmp(names[best], "card.amount_", 12) == 0;
+			char vs[64], text[400], usual[128];
 
-			reason_usual(names, x, n, best, usual, sizeof usual);
-			snprintf(text, sizeof text, "%s: %s%s (%s the risk)", fd != NULL ? fd->doc :
-			    names[best], vs != NULL ? vs : "?", usual, dir > 0 ? "raises" : "lowers");
-			free(vs);
+			if (json_is_null(val))
+				snprintf(vs, sizeof vs, "missing");
+			else if (json_is_string(val))
+				snprintf(vs, sizeof vs, "%s", json_string_value(val));
+			else
+				reason_num((double)x[best], money && strcmp(names[best],
+				    "card.amount_zscore") != 0, currency, vs, sizeof vs);
+			reason_usual(names, x, n, best, currency, usual, sizeof usual);
+			/* the amount is read at a glance: "amount 220.50 EUR, 2.5x ..." */
+			if (strcmp(names[best], "amount") == 0)
+				snprintf(text, sizeof text, "amount %s%s (%s the risk)", vs, usual,
+				    dir > 0 ? "raises" : "lowers");
+			else
+				snprintf(text, sizeof text, "%s: %s%s (%s the risk)", fd != NULL ?
+				    fd->doc : names[best], vs, usual, dir > 0 ? "raises" : "lowers");
 			json_array_append_new(arr, json_pack("{s:s, s:o, s:f, s:s, s:s}", "feature",
 			    names[best], "value", val, "contrib", (double)contrib[best], "push",
 			    dir > 0 ? "up" : "down", "text", text));

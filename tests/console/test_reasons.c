@@ -27,7 +27,7 @@ test_up_and_down_in_words(void **state)
 	json_t *r, *e;
 
 	(void)state;
-	r = con_reasons_json(names, x, contrib, 5, 2, 2);
+	r = con_reasons_json(names, x, contrib, 5, 2, 2, "EUR");
 	assert_int_equal(json_array_size(r), 4);
 	/* up: card.country_seen (4.0), then amount (1.5); count_1h is third: left out */
 	e = json_array_get(r, 0);
@@ -39,15 +39,15 @@ test_up_and_down_in_words(void **state)
 	assert_string_equal(json_string_value(json_object_get(e, "feature")), "amount");
 	assert_true(json_is_real(json_object_get(e, "value")));
 	assert_string_equal(json_string_value(json_object_get(e, "text")),
-	    "amount in major units of its currency: 220.5, 2.5x the card's 90-day mean of 90.00 "
-	    "(raises the risk)");
+	    "amount 220.50 EUR, 2.5x the card's 90-day mean (90 EUR) (raises the risk)");
 	/* down: card.amount_mean_90d (-2.0), then the unknown feature (-0.5) */
 	e = json_array_get(r, 2);
 	assert_string_equal(json_string_value(json_object_get(e, "feature")), "card.amount_mean_90d");
 	assert_string_equal(json_string_value(json_object_get(e, "push")), "down");
 	assert_true(json_is_integer(json_object_get(e, "value")));
 	assert_int_equal(json_integer_value(json_object_get(e, "value")), 90);
-	assert_non_null(strstr(json_string_value(json_object_get(e, "text")), ": 90 (lowers the risk)"));
+	assert_non_null(strstr(json_string_value(json_object_get(e, "text")),
+	    ": 90 EUR (lowers the risk)"));
 	e = json_array_get(r, 3);
 	assert_string_equal(json_string_value(json_object_get(e, "feature")), "not.a.feature");
 	assert_true(json_is_null(json_object_get(e, "value")));
@@ -56,11 +56,38 @@ test_up_and_down_in_words(void **state)
 	json_decref(r);
 }
 
+/* A day's count against the card's daily average over 90 days; a count
+ * stays an integer, a mean of a count keeps its decimals. */
+static void
+test_usual_counts(void **state)
+{
+	static const char *const names[] = { "vel.card.count_24h", "card.count_90d",
+		"vel.card.sum_24h", "card.amount_sum_90d" };
+	const float x[] = { 12.0f, 45.0f, 1250.0f, 4500.0f };
+	const float contrib[] = { 2.0f, -0.1f, 1.0f, 0.0f };
+	json_t *r, *e;
+
+	(void)state;
+	r = con_reasons_json(names, x, contrib, 4, 5, 1, "USD");
+	assert_int_equal(json_array_size(r), 3);
+	e = json_array_get(r, 0);
+	assert_non_null(strstr(json_string_value(json_object_get(e, "text")),
+	    ": 12, 24.0x the card's daily average over 90 days (0.5) (raises the risk)"));
+	e = json_array_get(r, 1);
+	assert_non_null(strstr(json_string_value(json_object_get(e, "text")),
+	    ": 1250 USD, 25.0x the card's daily average over 90 days (50 USD) (raises the risk)"));
+	e = json_array_get(r, 2);
+	assert_string_equal(json_string_value(json_object_get(e, "push")), "down");
+	assert_non_null(strstr(json_string_value(json_object_get(e, "text")), ": 45 (lowers the risk)"));
+	json_decref(r);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_up_and_down_in_words),
+		cmocka_unit_test(test_usual_counts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
