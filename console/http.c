@@ -174,6 +174,8 @@ static const http_file http_files[] = {
 	{ "/index.html", "index.html", "text/html; charset=utf-8", false },
 	{ "/app.js", "app.js", "text/javascript; charset=utf-8", false },
 	{ "/style.css", "style.css", "text/css; charset=utf-8", false },
+	{ "/rules.js", "rules.js", "text/javascript; charset=utf-8", false },
+	{ "/nights.js", "nights.js", "text/javascript; charset=utf-8", false },
 	{ "/js/chart.js", "chart.umd.js", "text/javascript; charset=utf-8", true },
 };
 

@@ -77,6 +77,7 @@ document.getElementById('login-form').addEventListener('submit', async (ev) => {
 document.getElementById('logout').addEventListener('click', () => {
   sessionStorage.removeItem('vigil-token');
   me = null;
+  document.getElementById('token-input').value = ''; // the old token leaves the page too
   document.getElementById('whoami').textContent = '';
   main.replaceChildren();
   askToken('');
@@ -294,133 +295,11 @@ function backtestView(d) {
   return el;
 }
 
-async function pageRules() {
-  const r = await api('GET', '/api/rules?days=' + (sessionStorage.getItem('vigil-days') || 7));
-  if (!r.ok) { main.replaceChildren(h('h1', {}, 'Rules'), h('p', { class: 'error' }, r.data.error)); return; }
-  const d = r.data;
-  rulesBase = d.hash;
-  const ta = h('textarea', { id: 'rules-text', spellcheck: 'false' });
-  ta.value = d.text;
-  const out = h('div', { id: 'rules-out' });
-  const days = h('input', { id: 'bt-days', type: 'number', min: 1, max: 90, value: 7, size: 3 });
-  const nightly = h('input', { id: 'bt-nightly', type: 'checkbox' });
-  const msg = h('input', { id: 'deploy-message', placeholder: 'what and why', size: 30 });
-  const canEdit = me && (me.role === 'rule-editor' || me.role === 'admin');
-  const check = async () => {
-    const x = await api('POST', '/api/rules/check', { text: ta.value });
-    if (x.ok) out.replaceChildren(h('p', { class: 'ok', id: 'check-result' }, `compiles: version ${x.data.version}, ${x.data.rules} rules`));
-    else {
-      out.replaceChildren(diagView(x.data));
-      if (x.data.errors && x.data.errors[0]) selectLine(ta, x.data.errors[0].line);
-    }
-    return x.ok;
-  };
-  const backtest = async () => {
-    out.replaceChildren(h('p', { class: 'muted', id: 'bt-running' }, 'replaying the archive with both files…'));
-    const x = await api('POST', '/api/rules/backtest', { text: ta.value, days: parseInt(days.value, 10) || 7, nightly: nightly.checked });
-    if (x.ok) out.replaceChildren(backtestView(x.data));
-    else if (x.status === 422) out.replaceChildren(diagView(x.data));
-    else out.replaceChildren(h('p', { class: 'error', id: 'backtest-error' }, x.data.error));
-  };
-  const deploy = async () => {
-    const x = await api('POST', '/api/rules/deploy', { text: ta.value, base_hash: rulesBase, message: msg.value || undefined });
-    if (x.ok) { say(x.data.changed ? `Deployed version ${x.data.version} (${x.data.hash}); vigild reloads it` : 'No change to deploy'); await pageRules(); document.getElementById('rules-out').replaceChildren(h('p', { class: 'ok', id: 'deploy-result' }, x.data.changed ? `deployed as version ${x.data.version}` : 'unchanged')); }
-    else if (x.status === 409) out.replaceChildren(h('p', { class: 'error', id: 'deploy-result' }, x.data.error + ` (current ${x.data.current_hash})`));
-    else if (x.status === 422) out.replaceChildren(diagView(x.data));
-    else out.replaceChildren(h('p', { class: 'error', id: 'deploy-result' }, x.data.error));
-  };
-  const vr = await api('GET', '/api/rules/versions');
-  const versions = (vr.ok ? vr.data.versions : []).slice().reverse();
-  const vtable = table(['version', 'at', 'who', 'action', 'message', ''], versions.map(v => h('tr', {},
-    h('td', { class: 'num' }, v.version), h('td', {}, fmtTime(v.at)), h('td', {}, v.who), h('td', {}, v.action),
-    h('td', {}, v.message), h('td', {}, v.hash === d.hash ? h('span', { class: 'muted' }, 'deployed') :
-      h('button', { type: 'button', class: 'btn-rollback', 'data-version': v.version, disabled: !canEdit, onclick: async () => {
-        if (!confirm('Roll back the rule file to version ' + v.version + '?')) return;
-        const x = await api('POST', '/api/rules/rollback', { version: v.version, base_hash: rulesBase });
-        if (x.ok) { say(`Rolled back to version ${v.version} (now version ${x.data.version})`); await pageRules(); }
-        else say(x.data.error, true);
-      } }, 'roll back')))), { id: 'versions-table' });
-  const rtable = table(['rule', 'mode', { t: 'points', num: 1 }, { t: 'hits', num: 1 }, { t: 'fraud', num: 1 }, { t: 'precision', num: 1 }, 'reason'],
-    d.rules.map(x => h('tr', {}, h('td', {}, h('code', {}, x.name)), h('td', {}, x.mode === 'active' ? '' : badge(x.mode, 'shadow')),
-      h('td', { class: 'num' }, x.points), h('td', { class: 'num' }, x.hits), h('td', { class: 'num' }, x.fraud),
-      h('td', { class: 'num' }, pct(x.precision)), h('td', { class: 'muted' }, x.reason))), { id: 'rules-table' });
-  main.replaceChildren(
-    h('h1', {}, 'Rules ', h('span', { class: 'muted' }, `${d.path} · version ${d.version || '?'} · hash `, h('code', { id: 'rules-hash' }, d.hash))),
-    d.errors && d.errors.length ? h('div', {}, h('p', { class: 'error' }, 'The deployed file does not compile:'), diagView(d)) : '',
-    h('div', { class: 'split' },
-      h('div', {}, ta,
-        h('div', { class: 'actions' },
-          h('button', { type: 'button', id: 'btn-check', onclick: check }, 'Check'),
-          h('label', {}, 'days ', days), h('label', {}, nightly, ' nightly rebuilds'),
-          h('button', { type: 'button', id: 'btn-backtest', class: 'primary', disabled: !canEdit, onclick: backtest }, 'Back-test'),
-          msg, h('button', { type: 'button', id: 'btn-deploy', disabled: !canEdit, onclick: deploy }, 'Deploy')),
-        out),
-      h('div', {},
-        h('h2', {}, `Last ${d.days} days: ${d.scored} scored, alert rate ${pct(d.alert_rate)}`), rtable,
-        h('h2', {}, 'Versions'), vtable)));
-}
+// pageRules: rules.js
 
 // ---------------------------------------------------------------- nights
 
-let nightsChart = null;
-
-async function pageNights() {
-  const r = await api('GET', '/api/generations');
-  if (!r.ok) { main.replaceChildren(h('h1', {}, 'Nights'), h('p', { class: 'error' }, r.data.error)); return; }
-  const gens = r.data.generations;
-  // model.meta (vigil-rebuild): rows, frauds, valid_auc, valid_ap, rounds, ...
-  const modelCell = m => {
-    if (!m) return h('span', { class: 'muted' }, 'no model');
-    if (typeof m !== 'object') return h('span', {}, String(m));
-    const parts = [['AUC', 'valid_auc', 4], ['AP', 'valid_ap', 4], ['rows', 'rows'], ['frauds', 'frauds'], ['rounds', 'best_round']]
-      .filter(([, k]) => typeof m[k] === 'number').map(([n, k, d]) => `${n} ${d ? m[k].toFixed(d) : m[k]}`);
-    return h('span', { class: 'model-metrics' }, parts.length ? parts.join(' · ') : JSON.stringify(m).slice(0, 160));
-  };
-  // roll back (or forward) through vigild's admin endpoint: admins only,
-  // asked first, guarded by the generation this page showed as current
-  // (and only where the console was given vigild's admin endpoint)
-  const isAdmin = me && me.role === 'admin' && r.data.set_current;
-  const makeCurrent = async g => {
-    if (!confirm(`Make generation ${g.generation} current instead of ${r.data.current}? vigild switches to its features, thresholds and model within a second.`)) return;
-    const x = await api('POST', '/api/generations/current', { generation: g.generation, expect_current: r.data.current, confirm: true, confirm_token: r.data.confirm_token });
-    if (x.ok) { say(`Generation ${x.data.current} is current (was ${x.data.previous})`); await pageNights(); }
-    else say(x.data.error || 'refused', true);
-  };
-  const rows = gens.map(g => {
-    const moved = (g.thresholds || []).filter(t => t.moved !== null && Math.abs(t.moved) > 1e-12);
-    const action = g.current || g.error || !isAdmin ? '' :
-      h('button', { type: 'button', class: 'btn-make-current', 'data-generation': String(g.generation), onclick: () => makeCurrent(g) }, 'Make current');
-    return h('tr', {}, h('td', { class: 'num' }, g.generation, g.current ? ' ' : '', g.current ? badge('current', 'allow') : '', action ? ' ' : '', action),
-      h('td', {}, fmtTime(g.as_of)), h('td', {}, fmtTime(g.built_at)),
-      h('td', { class: 'num' }, g.summary ? g.summary.cards : '–'), h('td', { class: 'num' }, g.summary && g.summary.labels ? g.summary.labels.used : '–'),
-      h('td', {}, modelCell(g.model)),
-      h('td', {}, moved.map(t => h('div', {}, h('code', {}, t.name), ` ${num(t.previous, 3)} → ${num(t.value, 3)}`))));
-  });
-  const names = [...new Set(gens.flatMap(g => (g.thresholds || []).map(t => t.name)))];
-  if (gens.some(g => g.model && typeof g.model.valid_auc === 'number')) names.unshift('model AUC', 'model AP');
-  const sel = h('select', { id: 'thr-select' }, names.map(n => h('option', { value: n }, n)));
-  const box = h('div', { class: 'chart-box' }, h('canvas', { id: 'nights-chart' }));
-  const draw = () => {
-    if (typeof Chart === 'undefined') return;
-    const asc = gens.slice().reverse();
-    if (nightsChart) nightsChart.destroy();
-    nightsChart = new Chart(document.getElementById('nights-chart'), {
-      type: 'line',
-      data: { labels: asc.map(g => (g.as_of || '').slice(0, 10)), datasets: [{ label: sel.value,
-        data: asc.map(g => {
-          if (sel.value === 'model AUC') return g.model ? g.model.valid_auc : null;
-          if (sel.value === 'model AP') return g.model ? g.model.valid_ap : null;
-          const t = (g.thresholds || []).find(x => x.name === sel.value); return t ? t.value : null;
-        }),
-        borderColor: '#1f5fa8', tension: 0 }] },
-      options: { maintainAspectRatio: false, animation: false } });
-  };
-  sel.addEventListener('change', draw);
-  main.replaceChildren(h('h1', {}, 'Nights'),
-    h('div', { class: 'actions' }, h('label', {}, 'over the nights: ', sel)), box,
-    table([{ t: 'generation', num: 1 }, 'as of', 'built', { t: 'cards', num: 1 }, { t: 'labels', num: 1 }, 'model', 'thresholds that moved'], rows, { id: 'nights-table' }));
-  setTimeout(draw, 0);
-}
+// pageNights: nights.js
 
 // ---------------------------------------------------------------- audit
 
