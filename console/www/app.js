@@ -99,7 +99,7 @@ function kvTable(obj) {
   if (!obj) return h('p', { class: 'muted' }, 'none');
   return table(['feature', 'value'], Object.entries(obj).map(([k, v]) =>
     h('tr', {}, h('td', {}, h('code', {}, k)),
-      h('td', { class: 'num' }, v === null ? '–' : typeof v === 'number' ? num(v, 4) : String(v)))));
+      h('td', { class: 'num' }, v === null ? '–' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : num(v, 4)) : String(v)))));
 }
 
 // ---------------------------------------------------------------- queue
@@ -219,7 +219,7 @@ async function pageCase(id) {
     h('div', { class: 'grid' },
       h('div', { class: 'card' }, h('h2', {}, 'Rules that fired'), hits),
       h('div', { class: 'card' }, h('h2', {}, 'Model'), model),
-      h('div', { class: 'card' }, h('h2', {}, 'Features as scored'), kvTable(c.features))),
+      h('div', { class: 'card', id: 'case-features' }, h('h2', {}, 'Features as scored'), kvTable(c.features))),
     h('h2', {}, 'The card\'s recent transactions'), hist,
     h('h2', {}, 'Profiles (generation ' + (p.generation === null || p.generation === undefined ? '–' : p.generation) + ')'),
     h('div', { class: 'grid' },

@@ -195,10 +195,15 @@ def run(build, src, shots, tmp, procs):
         inner = drv.execute_script("return [window.innerWidth, window.innerHeight]")
         drv.set_window_size(1366 + 1366 - inner[0], 768 + 768 - inner[1])
 
-        def shot(name):
+        def shot(name, at=None):
+            """A screenshot of the page scrolled to the top, or to the element id at."""
             if shots:
                 os.makedirs(shots, exist_ok=True)
-                drv.execute_script("window.scrollTo(0, 0)")
+                if at:
+                    drv.execute_script("document.getElementById(arguments[0]).scrollIntoView()", at)
+                else:
+                    drv.execute_script("window.scrollTo(0, 0)")
+                time.sleep(0.2)
                 drv.save_screenshot(os.path.join(shots, f"console-{name}.png"))
 
         sign_in(drv, w, base, TOKEN)
@@ -216,6 +221,9 @@ def run(build, src, shots, tmp, procs):
         reasons = present(drv, "#reasons-table")
         assert reasons is not None, "the case shows no model reasons (is the model on?)"
         assert "the risk" in reasons.text, reasons.text
+        # integers as integers: the mcc is 5411, not 5411.0000
+        mcc = drv.find_element(By.XPATH, "//*[@id='case-features']//tr[td/code[text()='mcc']]/td[2]")
+        assert mcc.text.isdigit(), mcc.text
         shot("case")
         # case work: a note and a status, shown after the page reloads the case
         drv.find_element(By.ID, "note-text").send_keys("called the cardholder")
@@ -332,10 +340,12 @@ def run(build, src, shots, tmp, procs):
         changed = drv.find_element(By.ID, "bt-changed").text
         assert "decisions change" in changed and not changed.startswith("0 "), changed
         assert "money caught" in drv.find_element(By.ID, "bt-metrics").text
+        wide = drv.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert wide <= 0, f"the rules page with a back-test is {wide} px wider than the screen"
         if present(drv, "#bt-changes a", 1) is None:
             step_skipped("the changed cases of a back-test as links", "#bt-changes a")
         time.sleep(0.5)  # the chart draws on the next tick
-        shot("backtest")
+        shot("backtest", "rules-out")
         # the diff before deploy, proposed by rita
         drv.find_element(By.ID, "btn-diff").click()
         diff = w.until(EC.presence_of_element_located((By.ID, "deploy-diff")))
