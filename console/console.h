@@ -5,7 +5,7 @@
  * its own LMDB index of the review queue (index.c, tail.c), serves a JSON
  * API and the web UI over evhttp (http.c, api_*.c), authenticates analysts
  * by token (auth.c), sends verdicts to vigild with libvigil-client, edits
- * the rule file with back-tests through vigil-replay (rules.c) and writes
+ * the rule file with back-tests through vigil-replay (editor.c) and writes
  * every action to an append-only audit log (audit.c). Prefix con_.
  * Everything runs on one libevent thread; long work (a back-test) runs in
  * child processes the loop waits for without blocking.
@@ -305,8 +305,8 @@ typedef struct con_opts {
 	bool        quiet;
 } con_opts;
 
-typedef struct con_backtest con_backtest; /* rules.c */
-typedef struct con_rulestate con_rulestate; /* rules.c */
+typedef struct con_backtest con_backtest; /* editor.c */
+typedef struct con_rulestate con_rulestate; /* editor.c */
 typedef struct vigil_client vigil_client;
 struct vigil_evconn_set; /* common/evconn.h */
 
@@ -393,7 +393,7 @@ store_gen *con_gen_current(con_app *app); /* cached; NULL if none */
 json_t *con_reasons_json(const char *const *names, const float *x, const float *contrib,
     uint32_t n, uint32_t kup, uint32_t kdown, const char *currency);
 
-/* rules.c */
+/* editor.c */
 /* Reason and points of a rule of the current file. VIGIL_ENOTFOUND. */
 vigil_err con_rules_rule_info(con_app *app, const char *name, const char **ret_reason,
     int32_t *ret_points);
@@ -423,6 +423,17 @@ void con_rules_fini(con_app *app);
 vigil_err con_time_parse(const char *s, int64_t *ret_ms);
 /* Reads a whole file (malloc'd, NUL-terminated) of at most max bytes. */
 vigil_err con_file_read(const char *path, size_t max, char **ret_buf, size_t *ret_len);
+/*
+ * Sets the `mode` clause of the rule that starts on line `line` (1-based) of
+ * text[0..len): the word after its first `mode` replaced by mode, or `mode
+ * MODE` added before its closing brace (on a line of its own when the brace
+ * is). Strings and # comments are skipped. Only scans: the caller compiles
+ * the result to make sure of it (editor.c). VIGIL_OK: *ret_text malloc'd,
+ * NUL-terminated, *ret_len bytes; VIGIL_ENOTFOUND: no rule body from that
+ * line on; VIGIL_ENOMEM.
+ */
+vigil_err con_rules_set_mode(const char *text, size_t len, uint32_t line, const char *mode,
+    char **ret_text, size_t *ret_len);
 /* Writes path atomically: PATH.tmp-PID, fsync, rename, fsync the dir. */
 vigil_err con_file_write_atomic(const char *path, const void *data, size_t len,
     char *errbuf, size_t errlen);

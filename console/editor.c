@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * console/rules.c - the rule file as analysts edit it (docs/console.md,
- * "Rules"): what is loaded and how each rule did over the last days (from
- * the index), a check that compiles an edited text exactly as vigild would
+ * console/editor.c - the rule file as analysts edit it (docs/console.md,
+ * "Rules"): what is loaded, how each rule did over the last days (from the
+ * index) and the thresholds it compares against (the current generation's
+ * values, and why one kept its fallback), a mode toggle that rewrites a
+ * rule's mode clause, the diff shown before Deploy, four eyes
+ * (--deploy-approvers 2: a proposal another analyst approves), a check
+ * that compiles an edited text exactly as vigild would
  * (rules_compile against app/'s schema, list files resolved next to the
  * deployed file), a back-test that replays the last N days of the archive
  * with vigil-replay for both files (two child processes in a process group
@@ -783,118 +787,6 @@ out:
 	json_decref(b);
 }
 
-/* Skips a string literal ("...", backslash escapes) or a # comment at *p. */
-static const char *
-edit_skip_lexeme(const char *p, const char *end)
-{
-	if (*p == '"') {
-		for (p++; p < end && *p != '"' && *p != '\n'; p++)
-			if (*p == '\\' && p + 1 < end)
-				p++;
-		return p < end ? p + 1 : end;
-	}
-	if (*p == '#') {
-		while (p < end && *p != '\n')
-			p++;
-		return p;
-	}
-	return p + 1;
-}
-
-static bool
-edit_ident_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	    c == '_' || c == '.';
-}
-
-/*
- * Sets the `mode` clause of the rule that starts on line `line` of
- * text[0..len): the word after its `mode` replaced, or `mode MODE` added
- * before its closing brace (on a line of its own when the brace is). The
- * caller compiles the result to make sure of it. VIGIL_OK: *ret_text
- * (malloc'd, *ret_len bytes); VIGIL_ENOTFOUND: no rule body there;
- * VIGIL_ENOMEM.
- */
-static vigil_err
-edit_set_mode(const char *text, size_t len, uint32_t line, const char *mode, char **ret_text,
-    size_t *ret_len)
-{
-	const char *end = text + len, *p = text, *open = NULL, *close = NULL;
-	const char *wfrom = NULL, *wto = NULL, *ins;
-	char add[64];
-	size_t alen;
-	char *out;
-
-	for (uint32_t l = 1; l < line && p < end; p++)
-		if (*p == '\n')
-			l++;
-	while (p < end && open == NULL) {
-		if (*p == '{')
-			open = p;
-		p = edit_skip_lexeme(p, end);
-	}
-	if (open == NULL)
-		return VIGIL_ENOTFOUND;
-	for (p = open + 1; p < end && close == NULL;) {
-		if (*p == '}') {
-			close = p;
-		} else if (edit_ident_char(*p) && !edit_ident_char(p[-1])) {
-			const char *w = p;
-			while (p < end && edit_ident_char(*p))
-				p++;
-			if (p - w == 4 && memcmp(w, "mode", 4) == 0 && wfrom == NULL) {
-				while (p < end && (*p == ' ' || *p == '\t'))
-					p++;
-				wfrom = p;
-				while (p < end && edit_ident_char(*p))
-					p++;
-				wto = p;
-			}
-		} else {
-			p = edit_skip_lexeme(p, end);
-		}
-	}
-	if (close == NULL)
-		return VIGIL_ENOTFOUND;
-	if (wfrom != NULL && wto > wfrom) {
-		/* replace the word */
-		alen = strlen(mode);
-		out = malloc(len - (size_t)(wto - wfrom) + alen + 1);
-		if (out == NULL)
-			return VIGIL_ENOMEM;
-		size_t a = (size_t)(wfrom - text);
-		memcpy(out, text, a);
-		memcpy(out + a, mode, alen);
-		memcpy(out + a + alen, wto, (size_t)(end - wto));
-		*ret_len = len - (size_t)(wto - wfrom) + alen;
-		out[*ret_len] = '\0';
-		*ret_text = out;
-		return VIGIL_OK;
-	}
-	/* add a clause: on its own line when the brace is alone on its line */
-	ins = close;
-	while (ins > open + 1 && (ins[-1] == ' ' || ins[-1] == '\t'))
-		ins--;
-	if (ins[-1] == '\n')
-		snprintf(add, sizeof add, "  mode %s\n", mode);
-	else {
-		ins = close;
-		snprintf(add, sizeof add, " mode %s ", mode);
-	}
-	alen = strlen(add);
-	out = malloc(len + alen + 1);
-	if (out == NULL)
-		return VIGIL_ENOMEM;
-	memcpy(out, text, (size_t)(ins - text));
-	memcpy(out + (ins - text), add, alen);
-	memcpy(out + (ins - text) + alen, ins, (size_t)(end - ins));
-	*ret_len = len + alen;
-	out[*ret_len] = '\0';
-	*ret_text = out;
-	return VIGIL_OK;
-}
-
 /*
  * {"text", "rule", "mode"}: the text with the rule's mode set (active,
  * shadow, disabled; promoting a shadow rule is setting it active), and the
@@ -939,7 +831,7 @@ con_api_rules_mode(con_app *app, struct evhttp_request *req, const con_user *who
 		goto out;
 	}
 	rules_prog_rule(p, i, &ri);
-	rv = edit_set_mode(text, len, ri.line, mode, &out, &olen);
+	rv = con_rules_set_mode(text, len, ri.line, mode, &out, &olen);
 	if (rv == VIGIL_OK && edit_compile_text(app->rs, out, olen, &q, &d) == VIGIL_OK &&
 	    rules_prog_rule_find(q, rule, &i) == VIGIL_OK) {
 		rules_prog_rule(q, i, &ri);

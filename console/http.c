@@ -15,7 +15,7 @@
  * address may hold --max-connections-per-address of them, a request must be
  * complete within --request-timeout, and a connection stops reading at
  * CON_CONN_BUFFER bytes of unparsed input. A
- * back-test hooks its own close callback there (rules.c). With --https-cert
+ * back-test hooks its own close callback there (editor.c). With --https-cert
  * each connection's bufferevent is an OpenSSL one (libevent_openssl),
  * accepting TLS before evhttp reads a byte.
  */
@@ -579,7 +579,7 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	/* a request must be complete --request-timeout seconds after the
 	 * connection opened or its previous request (evconn.h: idle and slow
 	 * clients alike); this one is evhttp's limit on a silent socket while a
-	 * reply is written; a back-test's connection gets longer (rules.c) */
+	 * reply is written; a back-test's connection gets longer (editor.c) */
 	evhttp_set_timeout(app->http, 60);
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_gencb(app->http, http_dispatch, app);

@@ -201,3 +201,110 @@ con_list_edit(const char *buf, size_t len, const char *value, bool add, char **r
 	*ret_changed = add != found;
 	return VIGIL_OK;
 }
+
+/* ---- a rule's mode clause (the rules page's toggle) ---- */
+
+/* Skips a string literal ("...", backslash escapes) or a # comment at *p. */
+static const char *
+util_skip_lexeme(const char *p, const char *end)
+{
+	if (*p == '"') {
+		for (p++; p < end && *p != '"' && *p != '\n'; p++)
+			if (*p == '\\' && p + 1 < end)
+				p++;
+		return p < end ? p + 1 : end;
+	}
+	if (*p == '#') {
+		while (p < end && *p != '\n')
+			p++;
+		return p;
+	}
+	return p + 1;
+}
+
+static bool
+util_ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    c == '_' || c == '.';
+}
+
+vigil_err
+con_rules_set_mode(const char *text, size_t len, uint32_t line, const char *mode, char **ret_text,
+    size_t *ret_len)
+{
+	const char *end = text + len, *p = text, *open = NULL, *close = NULL;
+	const char *wfrom = NULL, *wto = NULL, *ins;
+	char add[64];
+	size_t alen;
+	char *out;
+
+	for (uint32_t l = 1; l < line && p < end; p++)
+		if (*p == '\n')
+			l++;
+	while (p < end && open == NULL) {
+		if (*p == '{')
+			open = p;
+		p = util_skip_lexeme(p, end);
+	}
+	if (open == NULL)
+		return VIGIL_ENOTFOUND;
+	for (p = open + 1; p < end && close == NULL;) {
+		if (*p == '}') {
+			close = p;
+		} else if (util_ident_char(*p) && !util_ident_char(p[-1])) {
+			const char *w = p;
+			while (p < end && util_ident_char(*p))
+				p++;
+			if (p - w == 4 && memcmp(w, "mode", 4) == 0 && wfrom == NULL) {
+				while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+					p++;
+				wfrom = p;
+				while (p < end && util_ident_char(*p))
+					p++;
+				wto = p;
+			}
+		} else {
+			p = util_skip_lexeme(p, end);
+		}
+	}
+	if (close == NULL)
+		return VIGIL_ENOTFOUND;
+	if (wfrom != NULL) {
+		/* replace the word (or put one, spaced, where `mode` has none) */
+		snprintf(add, sizeof add, wto == wfrom ? " %s " : "%s", mode);
+		alen = strlen(add);
+		out = malloc(len - (size_t)(wto - wfrom) + alen + 1);
+		if (out == NULL)
+			return VIGIL_ENOMEM;
+		size_t a = (size_t)(wfrom - text);
+		memcpy(out, text, a);
+		memcpy(out + a, add, alen);
+		memcpy(out + a + alen, wto, (size_t)(end - wto));
+		*ret_len = len - (size_t)(wto - wfrom) + alen;
+		out[*ret_len] = '\0';
+		*ret_text = out;
+		return VIGIL_OK;
+	}
+	/* add a clause: on its own line when the brace is alone on its line */
+	ins = close;
+	while (ins > open + 1 && (ins[-1] == ' ' || ins[-1] == '\t'))
+		ins--;
+	if (ins[-1] == '\n')
+		snprintf(add, sizeof add, "  mode %s\n", mode);
+	else {
+		ins = close;
+		snprintf(add, sizeof add, " mode %s ", mode);
+	}
+	alen = strlen(add);
+	out = malloc(len + alen + 1);
+	if (out == NULL)
+		return VIGIL_ENOMEM;
+	memcpy(out, text, (size_t)(ins - text));
+	memcpy(out + (ins - text), add, alen);
+	memcpy(out + (ins - text) + alen, ins, (size_t)(end - ins));
+	*ret_len = len + alen;
+	out[*ret_len] = '\0';
+	*ret_text = out;
+	return VIGIL_OK;
+}
