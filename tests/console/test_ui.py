@@ -259,8 +259,13 @@ def run(build, src, shots, tmp, procs):
         assert any(t["txn_id"] == allowed for t in found["items"]), found
 
         # a card's page and its linked cards (the entity page)
-        drv.get(base + "/#/entity/card/" + card)
-        linked = present(drv, "#entity-linked")
+        # (its address is the entity branch's: the likely forms are tried)
+        linked = None
+        for route in ("#/entity/card/", "#/card/", "#/entities/card/"):
+            drv.get(base + "/" + route + card)
+            linked = present(drv, "#entity-linked", 3)
+            if linked is not None:
+                break
         if linked is None:
             step_skipped("a card's page and its linked cards", "#entity-linked")
         else:
