@@ -74,7 +74,7 @@ typedef struct ent_ctx {
 	/* pass 1 */
 	ent_txn     *ring;     /* the newest `limit` transactions */
 	uint64_t     matched;
-	ent_day      days[32];
+	ent_day      days[32]; /* per UTC day from the one of from_ms */
 	ent_shared  *shared;   /* hash */
 	ent_shared  *order[ENT_SHARED_MAX];
 	uint32_t     nshared;
@@ -86,6 +86,13 @@ typedef struct ent_ctx {
 	uint64_t     scanned;
 	bool         scan_truncated;
 } ent_ctx;
+
+/* UTC day number of ms (days since the epoch) */
+static int64_t
+ent_day_of(int64_t ms)
+{
+	return ms >= 0 ? ms / VIGIL_MS_PER_DAY : (ms - VIGIL_MS_PER_DAY + 1) / VIGIL_MS_PER_DAY;
+}
 
 static json_t *
 ent_time(int64_t ms)
@@ -225,7 +232,7 @@ ent_pass1(ent_ctx *c, const store_scored *s)
 	if (strcmp(ent_field(c->kind, t), c->id) != 0)
 		return true;
 	label = con_index_label_of(c->app->ix, t->txn_id);
-	d = &c->days[(t->event_time_ms - c->from_ms) / VIGIL_MS_PER_DAY % 32];
+	d = &c->days[(ent_day_of(t->event_time_ms) - ent_day_of(c->from_ms)) % 32];
 	d->n++;
 	d->alerts += s->decision == VIGIL_DECISION_REVIEW || s->decision == VIGIL_DECISION_DECLINE;
 	d->fraud += label == 1;
@@ -471,12 +478,15 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 	}
 	HASH_SORT(c.cards, ent_card_cmp);
 	days = json_array();
-	for (int64_t d = 0; c.from_ms + d * VIGIL_MS_PER_DAY < c.to_ms && d < 32; d++) {
+	/* the UTC days the window touches (at most 32 for 31 days) */
+	for (int64_t d = 0; d <= ent_day_of(c.to_ms - 1) - ent_day_of(c.from_ms) && d < 32; d++) {
 		const ent_day *x = &c.days[d];
 		char day[32];
 
-		vigil_time_format_rfc3339(c.from_ms + d * VIGIL_MS_PER_DAY, day, sizeof day);
-		json_array_append_new(days, json_pack("{s:s, s:I, s:I, s:I, s:I, s:f}", "from", day,
+		vigil_time_format_rfc3339((ent_day_of(c.from_ms) + d) * VIGIL_MS_PER_DAY, day,
+		    sizeof day);
+		day[10] = '\0';
+		json_array_append_new(days, json_pack("{s:s, s:I, s:I, s:I, s:I, s:f}", "day", day,
 		    "n", (json_int_t)x->n, "alerts", (json_int_t)x->alerts, "fraud",
 		    (json_int_t)x->fraud, "legit", (json_int_t)x->legit, "amount",
 		    rint(x->amount * 100) / 100));

@@ -7,7 +7,8 @@ vigil-gen stream into it (with nightly rebuilds, so there are generations,
 profiles and labels), starts vigil-console on loopback, and drives headless
 Chromium through Debian's chromedriver with selenium: sign in, open the
 queue, open a case, mark it fraud (the label is then read back from the
-archive), edit a rule, check it, back-test it, deploy it (vigild's rules
+archive), open the case's card page and a card linked to it, the overview,
+reload the queue with its filters in the address, edit a rule, check it, back-test it, deploy it (vigild's rules
 hash changes) and roll back (the hash returns), and as an admin roll the
 feature generation back one from the nights page (vigild serves the older
 generation; the audit log has it). Takes screenshots of each
@@ -101,6 +102,14 @@ def run(build, src, shots, tmp, procs):
     subprocess.run([os.path.join(build, "tools/gen/vigil-gen"), "--cards", "400", "--days", "12",
                     "--seed", "7", "--start", "2024-01-01", "-o", csv],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # three online purchases at the end: cards cui00001 and cui00002 share a
+    # device, cui00001 and cui00003 an ip (the entity page's linked cards)
+    with open(csv, "a") as f:
+        for i, (card, dev, ip) in enumerate((("cui00001", "dui0001", "10.200.0.1"),
+                                             ("cui00002", "dui0001", "10.200.0.2"),
+                                             ("cui00003", "dui0002", "10.200.0.1"))):
+            f.write(f"tui00000{i + 1},2024-01-12T23:59:59.{i + 1}00Z,{card},m000130,,42.00,EUR,"
+                    f"5999,IT,ecom,{dev},{ip},,,0,,\n")
     sock = "ipc://" + os.path.join(data, "vigild.sock")
     admin_port = free_port()
     log = open(os.path.join(tmp, "vigild.log"), "w")
@@ -176,10 +185,57 @@ def run(build, src, shots, tmp, procs):
         # the label reached vigild's archive: the console reads it back from there
         wait_for("the label in the archive",
                  lambda: http_json(base + "/api/status", TOKEN)["index"]["labels"] > labels0, 30)
+        # the case's card: its page, from the link in the case
+        card = drv.find_element(By.CSS_SELECTOR, "#main p a.entity-card")
+        card_id = card.text
+        card.click()
+        w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#entity-txns tbody tr")))
+        assert card_id in drv.find_element(By.TAG_NAME, "h1").text
+        assert drv.find_elements(By.CSS_SELECTOR, "#entity-txns a.txn-link")
+        drv.find_element(By.ID, "entity-linked")  # the graph (or its "none" line)
+        # a card that shares a device with one card and an ip with another
+        drv.get(base + "/#/entity/card/cui00001")
+        w.until(lambda d: "cui00001" in d.find_element(By.TAG_NAME, "h1").text)
+        w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#entity-txns tbody tr")))
+        linked = sorted(e.get_attribute("data-id") for e in
+                        drv.find_elements(By.CSS_SELECTOR, "svg#entity-linked a.graph-card"))
+        assert linked == ["cui00002", "cui00003"], linked
+        node = w.until(EC.presence_of_element_located(
+            (By.CSS_SELECTOR, "svg#entity-linked a.graph-card")))
+        assert drv.find_elements(By.CSS_SELECTOR, "#entity-linked-table tbody tr")
+        time.sleep(0.5)  # the chart draws on the next tick
+        shot("entity")
+        other = node.get_attribute("data-id")
+        drv.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}));", node)
+        w.until(lambda d: other in d.find_element(By.TAG_NAME, "h1").text)
+        w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#entity-txns tbody tr")))
+        # the overview: four charts and the table of the days
+        drv.get(base + "/#/overview")
+        w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#overview-table tbody tr")))
+        assert len(drv.find_elements(By.CSS_SELECTOR, "#overview-charts canvas")) == 4
+        assert "alerts of" in drv.find_element(By.ID, "overview-summary").text
+        csv = drv.execute_script("return tableCsv(document.getElementById('overview-table'));")
+        assert csv.startswith("day,scored,alerts,"), csv[:80]
+        time.sleep(0.5)
+        shot("overview")
+        # filters are in the address: a reload keeps them
+        drv.get(base + "/#/queue?status=all&decision=all")
+        w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#queue-table tbody tr")))
+        Select(drv.find_element(By.ID, "q-sort")).select_by_value("time")
+        w.until(lambda d: "sort=time" in d.current_url)
+        drv.refresh()
+        w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#queue-table tbody tr")))
+        assert Select(drv.find_element(By.ID, "q-sort")).first_selected_option.get_attribute("value") == "time"
+        assert Select(drv.find_element(By.ID, "q-status")).first_selected_option.get_attribute("value") == "all"
+        # an unknown rule is an error, not an empty queue
+        drv.get(base + "/#/queue?rule=no_such_rule&status=all")
+        err = w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#main p.error")))
+        assert "no_such_rule" in err.text, err.text
         # search: any archived transaction, here the allowed ones of the last day
         drv.get(base + "/#/search?decision=allow")
         w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#search-table .btn-label-fraud")))
         assert "transactions from" in drv.find_element(By.ID, "search-count").text
+        assert drv.find_elements(By.CSS_SELECTOR, "#search-table a.entity-card")
         shot("search")
         # rules: edit, check, back-test, deploy
         drv.get(base + "/#/rules")
