@@ -33,7 +33,7 @@
 #define OV_DAYS_MAX   92
 #define OV_DAYS_DEF   14
 #define OV_CASES_MAX  2000000u
-#define OV_LABELS_MAX 2000000u
+#define OV_LABELS_MAX 1000000u /* each kept in a hash: ~150 bytes */
 
 typedef struct ov_day {
 	uint64_t scored, alerts, fraud, legit, missed, missed_unknown, labels;

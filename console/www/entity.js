@@ -67,9 +67,9 @@ function svgEl(tag, attrs, ...kids) {
 // used them on an outer ring; an edge where a card used a device or ip.
 // Every node links to its page; a card with fraud labelled is red.
 function linkedGraph(d) {
-  const L = d.linked, W = 640, H = 420, cx = W / 2, cy = H / 2;
+  const L = d.linked, W = 480, H = 330, cx = W / 2, cy = H / 2;
   const others = L.cards.filter(c => !c.self);
-  const svg = svgEl('svg', { id: 'entity-linked', viewBox: `0 0 ${W} ${H}`, width: '100%', height: H, role: 'img',
+  const svg = svgEl('svg', { id: 'entity-linked', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
     'aria-label': `${others.length} cards linked through ${L.shared.length} devices and ips` });
   const ring = (n, r, i) => {
     const a = 2 * Math.PI * i / Math.max(n, 1) - Math.PI / 2;
@@ -77,8 +77,8 @@ function linkedGraph(d) {
   };
   const isSelf = x => x.kind === d.kind && x.id === d.id;
   const inner = L.shared.filter(x => !isSelf(x));
-  const sharedPos = L.shared.map(x => isSelf(x) ? [cx, cy] : ring(inner.length, 100, inner.indexOf(x)));
-  const cardPos = others.map((c, i) => ring(others.length, 185, i + 0.5));
+  const sharedPos = L.shared.map(x => isSelf(x) ? [cx, cy] : ring(inner.length, 72, inner.indexOf(x)));
+  const cardPos = others.map((c, i) => ring(others.length, 140, i + 0.5));
   const edges = svgEl('g', { class: 'edges' }), nodes = svgEl('g', { class: 'nodes' });
   L.shared.forEach((x, i) => {
     if (!isSelf(x)) edges.append(svgEl('line', { x1: cx, y1: cy, x2: sharedPos[i][0], y2: sharedPos[i][1], class: 'edge edge-own' }));
@@ -136,7 +136,7 @@ async function pageEntity(kind, id, qs) {
   const linkedTable = table(['card', { t: 'transactions', num: 1 }, { t: 'fraud', num: 1 }, 'through'],
     others.map(c => h('tr', {}, h('td', {}, entityLink('card', c.card_id)), h('td', { class: 'num' }, c.n),
       h('td', { class: 'num' }, c.fraud ? badge(String(c.fraud), 'fraud') : '0'),
-      h('td', {}, c.via.map(i => d.linked.shared[i]).map((x, k) => [k ? ', ' : '', entityLink(x.kind, x.id)])))), { id: 'entity-linked-table' });
+      h('td', {}, c.via.map(i => d.linked.shared[i]).flatMap((x, k) => [k ? ', ' : '', x.kind + ' ', entityLink(x.kind, x.id)])))), { id: 'entity-linked-table' });
   const prof = d.profile || {};
   main.replaceChildren(title, form,
     h('p', { id: 'entity-summary' }, `${d.matched} transactions from ${fmtTime(d.from)} to ${fmtTime(d.to)} · ${alerts} alerts · ${fraud} labelled fraud · `,
@@ -149,8 +149,9 @@ async function pageEntity(kind, id, qs) {
     h('div', { class: 'card' },
       h('h2', {}, `Linked cards: ${others.length} through ${d.linked.shared.length} devices and ips`,
         d.linked.truncated ? h('span', { class: 'muted' }, ' (capped)') : ''),
-      others.length || d.linked.shared.length ? linkedGraph(d) : h('p', { class: 'muted', id: 'entity-linked' }, 'no device or ip in these transactions'),
-      linkedTable),
+      h('div', { class: 'split' },
+        others.length || d.linked.shared.length ? linkedGraph(d) : h('p', { class: 'muted', id: 'entity-linked' }, 'no device or ip in these transactions'),
+        h('div', {}, linkedTable))),
     h('h2', {}, `Transactions (newest ${d.transactions.length} of ${d.matched}) `, csvButton('entity-txns', `${kind}-${id}-transactions`)),
     txns);
   setTimeout(() => {
