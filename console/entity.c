@@ -181,8 +181,8 @@ ent_shared_index(const ent_ctx *c, const ent_shared *s)
 /* Reads the scored records of the window, fn for each until it returns
  * false. The scan cap counts both passes together. */
 static vigil_err
-ent_scan(ent_ctx *c, store_scored *s, bool (*fn)(ent_ctx *c, const store_scored *s),
-    char *errbuf, size_t errlen)
+ent_scan(ent_ctx *c, store_scored *s, bool (*pre)(const ent_ctx *c, const void *p, size_t len),
+    bool (*fn)(ent_ctx *c, const store_scored *s), char *errbuf, size_t errlen)
 {
 	store_reader *rd = NULL;
 	store_record r;
@@ -206,6 +206,10 @@ ent_scan(ent_ctx *c, store_scored *s, bool (*fn)(ent_ctx *c, const store_scored 
 			break;
 		}
 		c->scanned++;
+		/* protobuf keeps strings as they are: a record whose bytes do not
+		 * hold the id cannot match, and is not decoded (most are not) */
+		if (!pre(c, r.payload, r.len))
+			continue;
 		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK)
 			continue;
 		if (s->txn.event_time_ms < c->from_ms || s->txn.event_time_ms >= c->to_ms)
@@ -219,6 +223,21 @@ ent_scan(ent_ctx *c, store_scored *s, bool (*fn)(ent_ctx *c, const store_scored 
 		snprintf(errbuf, errlen, "archive: %s", d.msg);
 	store_reader_close(rd);
 	return rv;
+}
+
+static bool
+ent_pre1(const ent_ctx *c, const void *p, size_t len)
+{
+	return memmem(p, len, c->id, strlen(c->id)) != NULL;
+}
+
+static bool
+ent_pre2(const ent_ctx *c, const void *p, size_t len)
+{
+	for (uint32_t i = 0; i < c->nshared; i++)
+		if (memmem(p, len, c->order[i]->key + 2, strlen(c->order[i]->key + 2)) != NULL)
+			return true;
+	return false;
 }
 
 static bool
@@ -469,9 +488,9 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 		con_send_error(req, 500, NULL, "out of memory");
 		goto out;
 	}
-	rv = ent_scan(&c, s, ent_pass1, err, sizeof err);
+	rv = ent_scan(&c, s, ent_pre1, ent_pass1, err, sizeof err);
 	if (rv == VIGIL_OK && c.nshared > 0)
-		rv = ent_scan(&c, s, ent_pass2, err, sizeof err);
+		rv = ent_scan(&c, s, ent_pre2, ent_pass2, err, sizeof err);
 	if (rv != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s", err);
 		goto out;
