@@ -217,6 +217,12 @@ def run(build, src, shots, tmp, procs):
         assert "alerts of" in drv.find_element(By.ID, "overview-summary").text
         csv = drv.execute_script("return tableCsv(document.getElementById('overview-table'));")
         assert csv.startswith("day,scored,alerts,"), csv[:80]
+        # quoting, and no formula a spreadsheet would run
+        csv = drv.execute_script("""const t = document.createElement('table');
+            t.innerHTML = '<tr><th>a</th><th>b</th></tr><tr><td>=HYPERLINK(1)</td><td>x, "y"</td></tr>'
+              + '<tr><td>-12.5</td><td>@me</td></tr>';
+            return tableCsv(t);""")
+        assert csv == 'a,b\r\n\'=HYPERLINK(1),"x, ""y"""\r\n-12.5,\'@me\r\n', repr(csv)
         time.sleep(0.5)
         shot("overview")
         # filters are in the address: a reload keeps them
