@@ -222,6 +222,20 @@ con_api_queue(con_app *app, struct evhttp_request *req, const con_user *who)
 	(void)who;
 	if (!api_query_parse(req, &q))
 		return;
+	if (q.rule[0] != '\0') {
+		/* a name that no case ever hit and the rule file does not have
+		 * is a typo: say so rather than answer 0 rows */
+		uint16_t rid;
+		const char *reason;
+		int32_t points;
+
+		if (con_index_rule_id(app->ix, q.rule, &rid) != VIGIL_OK &&
+		    con_rules_rule_info(app, q.rule, &reason, &points) != VIGIL_OK) {
+			con_send_error(req, 400, "rule", "rule: \"%s\" is no rule of the current file and "
+			    "no case ever hit it", q.rule);
+			return;
+		}
+	}
 	page = malloc(QUEUE_LIMIT_MAX * sizeof *page);
 	if (page == NULL) {
 		con_send_error(req, 500, NULL, "out of memory");

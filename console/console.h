@@ -199,6 +199,11 @@ typedef struct con_query {
 /* Runs q: *ret_total matches, ret_cases[0..*ret_n) the page (limit <= cap). */
 vigil_err con_index_query(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t cap,
     uint32_t *ret_n, uint64_t *ret_total, double *ret_ms);
+/* Calls fn for each case with event time in [from_ms, to_ms), oldest
+ * first, until fn returns false or max cases were read (then
+ * *ret_truncated). One read transaction. */
+vigil_err con_index_cases_each(con_index *ix, int64_t from_ms, int64_t to_ms, uint64_t max,
+    bool (*fn)(void *arg, const con_case *c), void *arg, bool *ret_truncated);
 /* VIGIL_ENOTFOUND if txn_id is no case. */
 vigil_err con_index_case(con_index *ix, const char *txn_id, con_case *ret_case);
 /* Sets a case's label at once (the archive's label record confirms it). */
@@ -372,6 +377,12 @@ void con_lists_expire(con_app *app);
 void con_api_search(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *id);
+
+/* entity.c: GET /api/entity/KIND/ID (card, merchant, terminal, device, ip). */
+void con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *kind, const char *id);
+/* overview.c: GET /api/overview, per UTC day. */
+void con_api_overview(con_app *app, struct evhttp_request *req, const con_user *who);
 
 /* fetch.c: the model's explanation of an archived record, as JSON:
  * {"generation", "score", "reasons": [{"feature", "value", "contrib"}]}, or

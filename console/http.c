@@ -176,6 +176,8 @@ static const http_file http_files[] = {
 	{ "/style.css", "style.css", "text/css; charset=utf-8", false },
 	{ "/rules.js", "rules.js", "text/javascript; charset=utf-8", false },
 	{ "/nights.js", "nights.js", "text/javascript; charset=utf-8", false },
+	{ "/entity.js", "entity.js", "text/javascript; charset=utf-8", false },
+	{ "/overview.js", "overview.js", "text/javascript; charset=utf-8", false },
 	{ "/js/chart.js", "chart.umd.js", "text/javascript; charset=utf-8", true },
 };
 
@@ -461,6 +463,20 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 			con_send_error(req, 405, NULL, "POST /api/lists/NAME/{add,remove}");
 		else if (http_need(req, u, CON_ROLE_ANALYST))
 			con_api_list_edit(app, req, u, id, action);
+	} else if (strncmp(path, "/api/entity/", 12) == 0 && get) {
+		/* /api/entity/KIND/ID (entity.c) */
+		const char *sl = strchr(path + 12, '/');
+		char kind[16];
+
+		if (sl == NULL || (size_t)(sl - path - 12) >= sizeof kind ||
+		    !http_case_path(sl + 1, id, sizeof id, action, sizeof action) || action[0] != '\0') {
+			con_send_error(req, 404, NULL, "no such endpoint: GET /api/entity/KIND/ID");
+		} else {
+			snprintf(kind, sizeof kind, "%.*s", (int)(sl - path - 12), path + 12);
+			con_api_entity(app, req, u, kind, id);
+		}
+	} else if (strcmp(path, "/api/overview") == 0 && get) {
+		con_api_overview(app, req, u);
 	} else if (strcmp(path, "/api/search") == 0 && get) {
 		con_api_search(app, req, u);
 	} else if (strncmp(path, "/api/txns/", 10) == 0) {

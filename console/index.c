@@ -904,6 +904,48 @@ out:
 }
 
 vigil_err
+con_index_cases_each(con_index *ix, int64_t from_ms, int64_t to_ms, uint64_t max,
+    bool (*fn)(void *arg, const con_case *c), void *arg, bool *ret_truncated)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	uint8_t kb[8];
+	uint64_t n = 0;
+	int rc;
+
+	*ret_truncated = false;
+	rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, ix->cases, &c);
+	ix_be64(kb, ix_time_key(from_ms));
+	k.mv_size = 8;
+	k.mv_data = kb;
+	if (rc == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		con_case cs;
+
+		if (k.mv_size < 8 || v.mv_size != sizeof cs)
+			continue;
+		if ((int64_t)(ix_get_be64(k.mv_data) ^ (1ull << 63)) >= to_ms)
+			break;
+		if (n++ == max) {
+			*ret_truncated = true;
+			break;
+		}
+		memcpy(&cs, v.mv_data, sizeof cs);
+		if (!fn(arg, &cs))
+			break;
+	}
+	if (c != NULL)
+		mdb_cursor_close(c);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	return rc == 0 || rc == MDB_NOTFOUND ? VIGIL_OK : ix_err(rc);
+}
+
+vigil_err
 con_index_case(con_index *ix, const char *txn_id, con_case *ret_case)
 {
 	MDB_txn *txn;

@@ -104,19 +104,33 @@ function kvTable(obj) {
 
 // ---------------------------------------------------------------- queue
 
-const queueState = { decision: 'review', status: 'open', sort: 'score', rule: '', card: '',
+const queueDefaults = { decision: 'review', status: 'open', sort: 'score', rule: '', card: '',
   merchant: '', min_amount: '', from: '', to: '', offset: 0, limit: 50 };
+const queueState = Object.assign({}, queueDefaults);
+
+// the queue's filters live in the address (#/queue?status=all&rule=...):
+// a reload or a shared link shows the same rows
+function queueGo() {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(queueState)) if (v !== '' && String(v) !== String(queueDefaults[k])) p.set(k, v);
+  const hash = '#/queue' + (p.toString() ? '?' + p.toString() : '');
+  if (location.hash === hash) pageQueue(); else location.hash = hash;
+}
 
 async function pageQueue() {
+  const qs = new URLSearchParams((location.hash.split('?')[1]) || '');
+  for (const k of Object.keys(queueDefaults)) queueState[k] = qs.has(k) ? qs.get(k) : queueDefaults[k];
+  queueState.offset = Number(queueState.offset) || 0;
+  queueState.limit = Number(queueState.limit) || queueDefaults.limit;
   const f = (name, input) => h('label', {}, name, input);
   const sel = (key, opts) => {
     const s = h('select', { id: 'q-' + key }, opts.map(o => h('option', { value: o, selected: queueState[key] === o }, o)));
-    s.addEventListener('change', () => { queueState[key] = s.value; queueState.offset = 0; pageQueue(); });
+    s.addEventListener('change', () => { queueState[key] = s.value; queueState.offset = 0; queueGo(); });
     return s;
   };
   const inp = (key, ph, type) => {
     const i = h('input', { id: 'q-' + key, value: queueState[key], placeholder: ph, type: type || 'text', size: 12 });
-    i.addEventListener('change', () => { queueState[key] = i.value.trim(); queueState.offset = 0; pageQueue(); });
+    i.addEventListener('change', () => { queueState[key] = i.value.trim(); queueState.offset = 0; queueGo(); });
     return i;
   };
   const filters = h('div', { class: 'filters' },
@@ -135,7 +149,7 @@ async function pageQueue() {
     const tr = h('tr', { class: 'clickable case-row', 'data-txn': c.txn_id },
       h('td', { class: 'time' }, fmtTime(c.time)),
       h('td', {}, h('a', { href: '#/case/' + encodeURIComponent(c.txn_id), class: 'case-link' }, c.txn_id)),
-      h('td', {}, c.card_id), h('td', {}, c.merchant_id),
+      h('td', {}, entityLink('card', c.card_id)), h('td', {}, entityLink('merchant', c.merchant_id)),
       h('td', { class: 'num' }, c.amount + ' ' + c.currency),
       h('td', { class: 'num' }, c.score), h('td', {}, badge(c.decision)),
       h('td', {}, c.hits.map(x => badge(x.rule, x.shadow ? 'shadow' : ''))),
@@ -145,11 +159,12 @@ async function pageQueue() {
     return tr;
   });
   const pager = h('div', { class: 'actions' },
-    h('button', { type: 'button', disabled: d.offset === 0, onclick: () => { queueState.offset = Math.max(0, d.offset - d.limit); pageQueue(); } }, '← newer'),
+    h('button', { type: 'button', disabled: d.offset === 0, onclick: () => { queueState.offset = Math.max(0, d.offset - d.limit); queueGo(); } }, '← newer'),
     h('span', { class: 'muted', id: 'queue-count' }, `${d.total ? d.offset + 1 : 0}–${d.offset + d.items.length} of ${d.total} (${d.ms.toFixed(1)} ms)`),
-    h('button', { type: 'button', disabled: d.offset + d.items.length >= d.total, onclick: () => { queueState.offset = d.offset + d.limit; pageQueue(); } }, 'older →'));
+    csvButton('queue-table', 'queue'),
+    h('button', { type: 'button', disabled: d.offset + d.items.length >= d.total, onclick: () => { queueState.offset = d.offset + d.limit; queueGo(); } }, 'older →'));
   const hint = d.total === 0 && queueState.status === 'open' ? h('p', { class: 'muted' }, 'No open cases here. ',
-    h('a', { href: '#/queue', onclick: (ev) => { ev.preventDefault(); queueState.status = 'all'; pageQueue(); } }, 'Show labelled ones too')) : '';
+    h('a', { href: '#/queue', onclick: (ev) => { ev.preventDefault(); queueState.status = 'all'; queueGo(); } }, 'Show labelled ones too')) : '';
   main.replaceChildren(h('h1', {}, 'Review queue'), filters, hint, pager,
     table(['time', 'transaction', 'card', 'merchant', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'rules', 'claim', 'label'], rows, { id: 'queue-table' }));
 }
@@ -190,7 +205,7 @@ async function pageCase(id) {
       h('td', {}, t.txn_id === c.txn_id ? t.txn_id : h('a', { href: t.decision === 'allow'
         ? '#/search?' + new URLSearchParams({ card: c.card_id, from: t.time, to: new Date(Date.parse(t.time) + 1).toISOString() }).toString()
         : '#/case/' + encodeURIComponent(t.txn_id) }, t.txn_id)),
-      h('td', {}, t.merchant_id),
+      h('td', {}, entityLink('merchant', t.merchant_id)),
       h('td', { class: 'num' }, t.amount + ' ' + t.currency), h('td', { class: 'num' }, t.score),
       h('td', {}, badge(t.decision)), h('td', {}, t.label ? badge(t.label) : ''))), { id: 'history-table' });
   // case work: status, assignee, notes (STATE/casework, audited)
@@ -210,8 +225,10 @@ async function pageCase(id) {
   const p = c.profiles || {};
   main.replaceChildren(
     h('h1', {}, 'Case ', h('code', {}, c.txn_id), ' ', badge(c.decision), ' ', h('span', { id: 'case-label' }, labelBadge(c.label))),
-    h('p', {}, `${fmtTime(c.time)} · ${c.amount} ${c.currency} · card `, h('b', {}, c.card_id),
-      ` · merchant ${c.merchant_id} · terminal ${c.terminal_id || '–'} · ${c.country || '–'} · mcc ${c.mcc} · ${c.channel} · score `, h('b', {}, c.score),
+    h('p', {}, `${fmtTime(c.time)} · ${c.amount} ${c.currency} · card `, h('b', {}, entityLink('card', c.card_id)),
+      ' · merchant ', entityLink('merchant', c.merchant_id), ' · terminal ', entityLink('terminal', c.terminal_id),
+      ...(c.txn ? [' · device ', entityLink('device', c.txn.device_id), ' · ip ', entityLink('ip', c.txn.ip)] : []),
+      ` · ${c.country || '–'} · mcc ${c.mcc} · ${c.channel} · score `, h('b', {}, c.score),
       c.claim ? h('span', { class: 'muted' }, ` · claimed by ${c.claim.who} until ${fmtTime(c.claim.until)}`) : '',
       c.label_source ? h('span', { class: 'muted' }, ` · label from ${c.label_source}`) : ''),
     actions,
@@ -338,14 +355,13 @@ async function pageSearch() {
   };
   out.replaceChildren(
     h('p', { id: 'search-count' }, `${r.data.items.length}${r.data.more ? '+' : ''} transactions from ${fmtTime(r.data.from)} to ${fmtTime(r.data.to)}`,
-      h('span', { class: 'muted' }, ` (${r.data.scanned} read in ${num(r.data.ms, 0)} ms${r.data.truncated ? ', stopped at the read limit: narrow the range' : ''})`)),
+      h('span', { class: 'muted' }, ` (${r.data.scanned} read in ${num(r.data.ms, 0)} ms${r.data.truncated ? ', stopped at the read limit: narrow the range' : ''}) `), csvButton('search-table', 'search')),
     table(['time', 'transaction', 'card', 'merchant', 'device', 'ip', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label', ''],
       r.data.items.map(t => h('tr', {},
         h('td', { class: 'time' }, fmtTime(t.time)),
         h('td', {}, t.decision === 'allow' ? t.txn_id : h('a', { href: '#/case/' + encodeURIComponent(t.txn_id) }, t.txn_id)),
-        h('td', {}, h('a', { href: '#/search?card=' + encodeURIComponent(t.card_id) }, t.card_id)),
-        h('td', {}, h('a', { href: '#/search?merchant=' + encodeURIComponent(t.merchant_id) }, t.merchant_id)),
-        h('td', {}, t.device_id || '–'), h('td', {}, t.ip || '–'),
+        h('td', {}, entityLink('card', t.card_id)), h('td', {}, entityLink('merchant', t.merchant_id)),
+        h('td', {}, entityLink('device', t.device_id)), h('td', {}, entityLink('ip', t.ip)),
         h('td', { class: 'num' }, num(t.amount) + ' ' + t.currency), h('td', { class: 'num' }, t.score),
         h('td', {}, badge(t.decision)), h('td', {}, t.label ? badge(t.label) : ''),
         h('td', {}, canAct ? [h('button', { type: 'button', class: 'btn-label-fraud fraud', onclick: () => label(t, true) }, 'Fraud'), ' ',
@@ -372,13 +388,14 @@ async function pageLists() {
       canAct ? h('div', { class: 'actions' }, value, why, until,
         h('button', { type: 'button', class: 'btn-list-add', onclick: () =>
           edit(l.name, 'add', Object.assign({ value: value.value.trim(), reason: why.value.trim() }, until.value.trim() ? { expires: until.value.trim() } : {})) }, 'Add')) : '',
+      csvButton('list-table-' + l.name, 'list-' + l.name),
       table(['entry', 'reason', 'who', 'added', 'expires', ''], l.entries.map(e => h('tr', {},
         h('td', {}, h('code', {}, e.value)), h('td', {}, e.reason || ''), h('td', {}, e.who || ''),
         h('td', {}, fmtTime(e.added)), h('td', {}, fmtTime(e.expires)),
         h('td', {}, canAct ? h('button', { type: 'button', class: 'btn-list-remove', onclick: () => {
           const reason = prompt(`Remove ${e.value} from ${l.name}: why?`);
           if (reason) edit(l.name, 'remove', { value: e.value, reason });
-        } }, 'Remove') : '')))));
+        } }, 'Remove') : ''))), { id: 'list-table-' + l.name }));
   }));
 }
 
@@ -409,6 +426,11 @@ async function route() {
   say('');
   try {
     if (hash.startsWith('#/case/')) await pageCase(decodeURIComponent(hash.slice(7)));
+    else if (hash.startsWith('#/entity/')) {
+      const [path, q] = hash.slice(9).split('?');
+      const i = path.indexOf('/');
+      await pageEntity(path.slice(0, i), decodeURIComponent(path.slice(i + 1)), new URLSearchParams(q || ''));
+    } else if (hash.startsWith('#/overview')) await pageOverview(new URLSearchParams(hash.split('?')[1] || ''));
     else if (hash.startsWith('#/rules')) await pageRules();
     else if (hash.startsWith('#/nights')) await pageNights();
     else if (hash.startsWith('#/audit')) await pageAudit();
