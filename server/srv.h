@@ -3,7 +3,7 @@
  * server/srv.h - private interfaces of vigild (docs/vigild.md). The files
  * are one stage each: wire.c (decode, validate, encode; also the srv_core
  * library the fuzz target links), config.c (INI + flags), reload.c (rule
- * sets: compile, retune, swap), score.c (the request pipeline), rep.c (nng
+ * sets: compile, retune, swap), request.c (the request pipeline), rep.c (nng
  * REP contexts and the bounded work queue), admin.c (evhttp), metrics.c
  * (Prometheus text), main.c (signals, timers, lifecycle).
  */
@@ -271,7 +271,7 @@ uint64_t  srv_model_refused(srv_server *s, char *buf, size_t len);
  * diags on out, and the file's version line on stdout unless quiet. */
 vigil_err srv_rules_check(const char *path, FILE *out, bool quiet);
 
-/* ============================ score.c ============================ */
+/* =========================== request.c ============================ */
 
 typedef struct srv_hitv {
 	const char *rule;
