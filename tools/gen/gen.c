@@ -1191,10 +1191,8 @@ main(int argc, char **argv)
 			return vigil_cli_bad_option("vigil-gen", argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vigil-gen: unexpected argument \"%s\" (see --help)\n", argv[optind]);
-		return 2;
-	}
+	if (optind < argc)
+		return vigil_cli_usage_error("vigil-gen", "unexpected argument \"%s\"", argv[optind]);
 	if (w.o.start_ms + (int64_t)w.o.days * VIGIL_MS_PER_DAY + 90 * VIGIL_MS_PER_DAY >= 4102444800000LL) {
 		fprintf(stderr, "vigil-gen: --start + --days (+ label delays) must end before 2100\n");
 		return 2;
