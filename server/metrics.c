@@ -82,9 +82,17 @@ typedef struct metrics_flag {
 	char label[48];
 } metrics_flag;
 
+typedef enum metrics_part {
+	MP_ALWAYS,
+	MP_STORE,   /* when ready and the store is open */
+	MP_CLUSTER, /* when [cluster] runs */
+	MP_COUNT_
+} metrics_part;
+
 typedef struct metrics_snap {
 	srv_server   *s;
 	srv_ruleset  *rs;
+	bool          part[MP_COUNT_]; /* which parts are shown, read once */
 	bool          up, ready;
 	uint64_t      uptime_s, duplicates, id_conflicts, dry_runs, queue_depth, queue_capacity;
 	metrics_hist  latency;
@@ -120,12 +128,6 @@ typedef enum metrics_fmt {
 	MF_HIST, /* metrics_hist */
 	MF_FN,   /* the row's render function */
 } metrics_fmt;
-
-typedef enum metrics_part {
-	MP_ALWAYS,
-	MP_STORE,   /* when ready and the store is open */
-	MP_CLUSTER, /* when [cluster] runs */
-} metrics_part;
 
 typedef struct metrics_row {
 	const char  *name;
@@ -528,6 +530,9 @@ metrics_snap_take(srv_server *s, srv_ruleset *rs, metrics_snap *snap)
 	memset(snap, 0, sizeof *snap);
 	snap->s = s;
 	snap->rs = rs;
+	snap->part[MP_ALWAYS] = true;
+	snap->part[MP_STORE] = atomic_load(&s->ready) && s->db != NULL;
+	snap->part[MP_CLUSTER] = s->cluster != NULL;
 	snap->up = atomic_load(&s->ready) && rs != NULL;
 	snap->ready = srv_ready(s, snap->lasterr, sizeof snap->lasterr);
 	snap->uptime_s = (uint64_t)((vigil_now_ms() - s->started_ms) / 1000);
@@ -548,7 +553,7 @@ metrics_snap_take(srv_server *s, srv_ruleset *rs, metrics_snap *snap)
 	snap->rules_loads = atomic_load(&s->loads);
 	snap->rules_load_failures = atomic_load(&s->load_failures);
 	srv_rules_last_error(s, snap->lasterr, sizeof snap->lasterr);
-	if (atomic_load(&s->ready) && s->db != NULL)
+	if (snap->part[MP_STORE])
 		metrics_snap_store(s, snap);
 	snap->maint_runs = atomic_load(&s->maint_runs);
 	snap->maint_failures = atomic_load(&s->maint_failures);
@@ -565,7 +570,7 @@ metrics_snap_take(srv_server *s, srv_ruleset *rs, metrics_snap *snap)
 	snap->queue_timeouts = atomic_load(&m->queue_timeouts);
 	snap->conn_overloaded = atomic_load(&m->conn_overloaded);
 	snap->nng_conn_unread = atomic_load(&m->nng_conn_unread);
-	if (s->cluster != NULL) {
+	if (snap->part[MP_CLUSTER]) {
 		char why[512];
 
 		srv_cluster_get_stats(s->cluster, &snap->cs);
@@ -584,15 +589,10 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 {
 	srv_ruleset *rs = srv_ruleset_acquire(s);
 	metrics_snap snap;
-	bool part[] = {
-		[MP_ALWAYS] = true,
-		[MP_STORE] = atomic_load(&s->ready) && s->db != NULL,
-		[MP_CLUSTER] = s->cluster != NULL,
-	};
 
 	metrics_snap_take(s, rs, &snap);
 	for (size_t i = 0; i < sizeof metrics_rows / sizeof metrics_rows[0]; i++)
-		if (part[metrics_rows[i].part])
+		if (snap.part[metrics_rows[i].part])
 			metrics_row_render(out, &metrics_rows[i], &snap);
 	srv_ruleset_release(rs);
 }
