@@ -7,6 +7,12 @@
  * in the slot array (hash and node pointer share a slot) and one in the
  * node. The uthash tables stay the owners
  * (iteration, sorting, deletion); the index only finds.
+ *
+ * Measured: bench/batch (bench-batch --records 1000000 --cards 100000
+ * --threads 1 --runs 5, one archive, runs alternated, 2 cores shared with
+ * other work) aggregates 751k and 702k records per CPU-second with this
+ * index, 522k and 508k with the same index as a uthash table keyed by
+ * the 64-bit hash: this one is kept, about 1.4x faster.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * batch/int.h - private to batch/: the per-entity accumulators (agg.c), the
- * sketch buckets (sketch.c), the fast card-id scan of archived records
- * (scan.c), the partial-file codec (part.c) and the shared run state that
- * rebuild.c drives. Nothing here is a contract outside batch/.
+ * fast card-id scan of archived records (scan.c), the partial-file codec
+ * (part.c) and the shared run state that rebuild.c drives, over the sketch
+ * buckets (sketch.h) and the lookup index (index.h). Nothing here is a contract outside batch/.
  */
 #ifndef VIGIL_BATCH_INT_H
 #define VIGIL_BATCH_INT_H
@@ -22,95 +22,16 @@
 #include <uthash.h>
 
 #include "batch.h"
+#include "index.h"
 #include "rules.h"
 #include "gen.h"
+#include "sketch.h"
 
 #define BATCH_CARD_MAX_SAMPLES   256  /* amounts kept per card for percentiles */
 #define BATCH_CARD_MAX_MERCH     512  /* distinct merchants tracked per card */
 #define BATCH_CARD_MAX_COUNTRY   64   /* distinct countries tracked per card */
 #define BATCH_CARD_INLINE_COUNTRY 4   /* of them in the card node (most cards have fewer) */
 #define BATCH_PRIOR_WEIGHT       100.0 /* pseudo-transactions of the fraud-rate prior */
-
-/* ---- Sketch internals (sketch.c) ---- */
-
-typedef struct batch_bucket {
-	int32_t  key;      /* monotone in value: negative < 0 < positive */
-	uint64_t n, labelled, fraud;
-	double   min, max; /* exact extremes of the values that fell here */
-} batch_bucket;
-
-/* The buckets of sk sorted by key (ascending value) in a new array (free()).
- * *ret_n may be 0 (then *ret_b is NULL). */
-vigil_err batch_sketch_sorted(const batch_sketch *sk, batch_bucket **ret_b, size_t *ret_n);
-/* Adds one whole bucket (partial-file merge). */
-vigil_err batch_sketch_add_bucket(batch_sketch *sk, const batch_bucket *b);
-size_t    batch_sketch_nbuckets(const batch_sketch *sk);
-/* The per-record path computes a value's bucket key once (a log) and uses
- * it for every sketch the value goes to: the global one and its group's.
- * v must be finite; batch_sketch_add_key(sk, batch_sketch_key(v), v, l)
- * is batch_sketch_add(sk, v, l). */
-int32_t   batch_sketch_key(double v);
-/* The general case of batch_sketch_add_key (a new bucket, growing). */
-vigil_err batch_sketch_add_key_slow(batch_sketch *sk, int32_t key, double v, int label);
-
-/* Inline for the per-record path: buckets live in one open-addressing
- * table (linear probing, at most half full). */
-struct batch_sketch {
-	batch_bucket *slots;
-	size_t        cap, nbuckets; /* cap: a power of two, or 0 */
-	uint64_t      n, labelled;
-};
-
-static inline size_t
-batch_sketch_slot(int32_t key, size_t cap)
-{
-	return (size_t)(((uint64_t)(uint32_t)key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
-}
-
-static inline void
-batch_sketch_prefetch_key(const batch_sketch *sk, int32_t key)
-{
-	if (sk->cap != 0)
-		__builtin_prefetch(&sk->slots[batch_sketch_slot(key, sk->cap)]);
-}
-
-/* Counts v (label: -1 none, 0 legitimate, 1 fraud) in bucket b of sk. */
-static inline void
-batch_bucket_count(batch_sketch *sk, batch_bucket *b, double v, int label)
-{
-	b->n++;
-	if (v < b->min)
-		b->min = v;
-	if (v > b->max)
-		b->max = v;
-	if (label >= 0) {
-		b->labelled++;
-		sk->labelled++;
-		if (label > 0)
-			b->fraud++;
-	}
-	sk->n++;
-}
-
-/* batch_sketch_add for a finite v whose key is known; an existing bucket
- * is updated here, anything else by the out-of-line path. */
-static inline vigil_err
-batch_sketch_add_key(batch_sketch *sk, int32_t key, double v, int label)
-{
-	batch_bucket *b;
-
-	if (sk->cap == 0 || v == 0.0)
-		return batch_sketch_add_key_slow(sk, key, v, label);
-	for (size_t j = batch_sketch_slot(key, sk->cap);; j = (j + 1) & (sk->cap - 1)) {
-		b = &sk->slots[j];
-		if (b->key == key)
-			break;
-		if (b->key == INT32_MIN) /* empty: a new bucket */
-			return batch_sketch_add_key_slow(sk, key, v, label);
-	}
-	batch_bucket_count(sk, b, v, label);
-	return VIGIL_OK;
-}
 
 /* ---- Windows ---- */
 
@@ -302,72 +223,6 @@ void batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e);
 void batch_ent_merge(batch_ent *dst, const batch_ent *src);
 /* prior: the global fraud rate of the window (smoothing, docs). */
 void batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *ret_p);
-
-/* ---- Lookup index (index.c) ---- */
-
-typedef struct batch_index_slot {
-	uint64_t h; /* hash of the key; 0 = empty slot (a hash of 0 is kept as 1) */
-	void    *v; /* the node, owned elsewhere */
-} batch_index_slot;
-
-typedef struct batch_index {
-	batch_index_slot *slots;
-	size_t            cap, n; /* cap: a power of two, or 0 */
-} batch_index;
-
-/* The index hash is xxh64 with seed 0, the hash the outputs already use
- * (card partition, kept samples by txn_id, usual merchants): one hash per
- * key and record serves both. */
-static inline uint64_t
-batch_index_hash(const char *key, size_t len)
-{
-	return XXH64(key, len, 0);
-}
-
-/* The first slot of h. Fibonacci-mixed: a worker's cards all share
- * h mod T, so the low bits alone would leave slots unused. */
-static inline size_t
-batch_index_slot_of(uint64_t h, size_t cap)
-{
-	return (size_t)((h * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
-}
-
-/* Starts loading the slot h probes first, so several lookups of one record
- * wait for memory together rather than one after the other. */
-static inline void
-batch_index_prefetch(const batch_index *ix, uint64_t h)
-{
-	if (ix->cap != 0)
-		__builtin_prefetch(&ix->slots[batch_index_slot_of(h ? h : 1, ix->cap)]);
-}
-
-/* The node whose key (keyof(node), NUL-terminated) is key[0..len), or NULL.
- * Inline, so that keyof, a constant at every call, is inlined too. */
-static inline void *
-batch_index_find(const batch_index *ix, uint64_t h, const char *key, size_t len,
-    const char *(*keyof)(const void *node))
-{
-	size_t j;
-
-	if (ix->cap == 0)
-		return NULL;
-	h = h ? h : 1;
-	for (j = batch_index_slot_of(h, ix->cap); ix->slots[j].h != 0; j = (j + 1) & (ix->cap - 1)) {
-		if (ix->slots[j].h == h) {
-			const char *k = keyof(ix->slots[j].v);
-
-			if (memcmp(k, key, len) == 0 && k[len] == '\0')
-				return ix->slots[j].v;
-		}
-	}
-	return NULL;
-}
-/* The node of the first slot holding hash h, without touching any node
- * (for prefetching it); NULL if none. */
-void     *batch_index_peek(const batch_index *ix, uint64_t h);
-/* Adds a node known to be absent. */
-vigil_err batch_index_put(batch_index *ix, uint64_t h, void *node);
-void      batch_index_fini(batch_index *ix);
 
 /* ---- Fast scan (scan.c) ---- */
 

@@ -371,9 +371,7 @@ batch_worker_fini(batch_worker *wk)
 	batch_ent_node *e, *et;
 
 	/* Pooled cards go with the pool, all at once. */
-	free(wk->cards);
-	wk->cards = NULL;
-	wk->ncards = wk->cap_cards = 0;
+	vigil_vec_fini(&wk->cards);
 	batch_pool_fini(&wk->pool);
 	HASH_ITER(hh, wk->merchants, e, et) {
 		HASH_DEL(wk->merchants, e);
@@ -820,15 +818,9 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 			    (unsigned long long)p->seq, (unsigned long long)r->max_entities);
 			return VIGIL_ETOOBIG;
 		}
-		if (wk->ncards == wk->cap_cards) {
-			size_t ncap = wk->cap_cards ? wk->cap_cards * 2 : 1024;
-			batch_card **nv = realloc(wk->cards, ncap * sizeof *nv);
-
-			if (nv == NULL)
-				return VIGIL_ENOMEM;
-			wk->cards = nv;
-			wk->cap_cards = ncap;
-		}
+		rv = vigil_vec_reserve(&wk->cards, 1); /* the push below cannot fail */
+		if (rv != VIGIL_OK)
+			return rv;
 		c = batch_card_new(&wk->pool, s->card_id.p, s->card_id.len);
 		if (c == NULL)
 			return VIGIL_ENOMEM;
@@ -837,7 +829,7 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 			batch_card_free(c);
 			return rv;
 		}
-		wk->cards[wk->ncards++] = c;
+		(void)vigil_vec_push(&wk->cards, &c);
 	}
 	rv = batch_card_add(c, &r->w, &e);
 	if (rv != VIGIL_OK)
@@ -1585,6 +1577,7 @@ run_workers(batch_run *r, store_diag *reterr)
 
 		wk->run = r;
 		wk->index = i;
+		vigil_vec_init(&wk->cards, sizeof(batch_card *), r->max_entities);
 		/* Partition p of N, thread i of T: hash % (N*T) == p + N*i, so the
 		 * union over threads is exactly partition p. */
 		wk->part = r->opts.part_index + (uint64_t)r->opts.part_count * i;
@@ -1706,7 +1699,7 @@ batch_run_sorted_cards(batch_run *r, batch_card ***ret_v, size_t *ret_n)
 	card_sort_ent *se;
 
 	for (uint32_t w = 0; w < r->nworkers; w++)
-		n += r->workers[w].ncards;
+		n += r->workers[w].cards.len;
 	v = malloc((n ? n : 1) * sizeof *v);
 	se = malloc((n ? n : 1) * sizeof *se);
 	if (v == NULL || se == NULL) {
@@ -1715,10 +1708,10 @@ batch_run_sorted_cards(batch_run *r, batch_card ***ret_v, size_t *ret_n)
 		return VIGIL_ENOMEM;
 	}
 	for (uint32_t w = 0; w < r->nworkers; w++) {
-		for (size_t k = 0; k < r->workers[w].ncards; k++, i++) {
+		for (size_t k = 0; k < r->workers[w].cards.len; k++, i++) {
 			uint8_t pre[16] = { 0 };
 
-			c = r->workers[w].cards[k];
+			c = ((batch_card **)r->workers[w].cards.data)[k];
 			memcpy(pre, c->key, strnlen(c->key, sizeof pre));
 			se[i].pre0 = load_be64(pre);
 			se[i].pre1 = load_be64(pre + 8);
@@ -2134,8 +2127,9 @@ batch_run_state_bytes(batch_run *r)
 	for (uint32_t w = 0; w < r->nworkers; w++) {
 		batch_worker *wk = &r->workers[w];
 
-		for (size_t k = 0; k < wk->ncards; k++)
-			b += batch_card_bytes(wk->cards[k]) + 16; /* + index slots and list */
+		for (size_t k = 0; k < wk->cards.len; k++)
+			b += batch_card_bytes(((batch_card **)wk->cards.data)[k]) +
+			    16; /* + index slots and list */
 		b += (uint64_t)(HASH_COUNT(wk->merchants) + HASH_COUNT(wk->terminals)) *
 		    (sizeof(batch_ent_node) + 32);
 		for (uint32_t i = 0; i < wk->nts; i++) {

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "int.h"
+#include "vec.h"
 #include "lean_int.h"
 #include "train.h"
 
@@ -138,8 +139,7 @@ typedef struct batch_worker {
 	uint32_t        index;
 	uint64_t        part; /* hash % nparts_total that this worker owns */
 	pthread_t       tid;
-	batch_card    **cards;  /* every card of this worker, in creation order */
-	size_t          ncards, cap_cards;
+	vigil_vec       cards;  /* batch_card *: every card of this worker, in creation order */
 	batch_pool      pool;   /* the cards' memory */
 	batch_ent_node *merchants, *terminals;
 	batch_index     card_ix, merchant_ix, terminal_ix;

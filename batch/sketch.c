@@ -11,6 +11,12 @@
  * Answers are sample values: exact when the bucket they fall in holds one
  * distinct value (discrete features, small data), else within ALPHA
  * relative error and always on the safe side documented per query.
+ *
+ * The buckets are a hand-written open-addressing table (sketch.h) rather
+ * than uthash: bench/batch (bench-batch --records 1000000 --cards 100000
+ * --threads 1 --runs 5, one archive, runs alternated, 2 cores shared with
+ * other work) aggregates 692k and 770k records per CPU-second with it,
+ * 528k and 613k with the buckets in a uthash table, about 1.3x slower.
  */
 #include <errno.h>
 #include <math.h>

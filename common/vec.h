@@ -16,6 +16,7 @@
 #define VIGIL_VEC_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "vigil.h"
 
@@ -58,6 +59,16 @@ static inline void *
 vigil_vec_at(const vigil_vec *v, size_t i)
 {
 	return (char *)v->data + i * v->elem_size;
+}
+
+/* Removes element i (i < len) by moving the last one into its place: O(1),
+ * the order of the rest is not kept. */
+static inline void
+vigil_vec_remove_swap(vigil_vec *v, size_t i)
+{
+	v->len--;
+	if (i != v->len)
+		memcpy(vigil_vec_at(v, i), vigil_vec_at(v, v->len), v->elem_size);
 }
 
 /* Empties v, keeping its memory. */

@@ -26,8 +26,12 @@
 
 #include "console.h"
 #include "tail.h"
+#include "vec.h"
 
 #define IX_STATS_SLOTS 8192
+/* Cases a query ordered by score may match (they are sorted in memory):
+ * past this the query is refused with VIGIL_ELIMIT. */
+#define IX_MAX_MATCHES (16u << 20)
 
 typedef struct ix_stat_delta {
 	uint64_t key; /* day << 16 | rule; 0 = empty (day 0 is 1970-01-01: never used) */
@@ -816,13 +820,13 @@ con_index_query(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t
 	int rule_id = -1;
 	uint64_t total = 0;
 	uint32_t n = 0, limit = q->limit < cap ? q->limit : cap;
-	ix_match *m = NULL;
-	size_t nm = 0, mcap = 0;
+	vigil_vec matches; /* ix_match, for an order by score */
 	vigil_err rv = VIGIL_OK;
 	int rc;
 
 	*ret_n = 0;
 	*ret_total = 0;
+	vigil_vec_init(&matches, sizeof(ix_match), IX_MAX_MATCHES);
 	if (q->rule[0] != '\0') {
 		uint16_t id;
 		if (con_index_rule_id(ix, q->rule, &id) != VIGIL_OK)
@@ -859,31 +863,21 @@ con_index_query(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t
 				ret_cases[n++] = cs;
 			continue;
 		}
-		if (nm == mcap) {
-			size_t nc = mcap ? mcap * 2 : 4096;
-			ix_match *nmv;
-			if (nc > (16u << 20)) {
-				rv = VIGIL_ELIMIT;
-				goto out;
-			}
-			nmv = realloc(m, nc * sizeof *m);
-			if (nmv == NULL) {
-				rv = VIGIL_ENOMEM;
-				goto out;
-			}
-			m = nmv;
-			mcap = nc;
+		ix_match mt = { .score = cs.score, .t = t };
+
+		mt.klen = (uint8_t)(k.mv_size < sizeof mt.key ? k.mv_size : sizeof mt.key);
+		memcpy(mt.key, k.mv_data, mt.klen);
+		rv = vigil_vec_push(&matches, &mt);
+		if (rv != VIGIL_OK) {
+			rv = rv == VIGIL_ETOOBIG ? VIGIL_ELIMIT : rv;
+			goto out;
 		}
-		m[nm].score = cs.score;
-		m[nm].t = t;
-		memset(m[nm].key, 0, sizeof m[nm].key);
-		m[nm].klen = (uint8_t)(k.mv_size < sizeof m[nm].key ? k.mv_size : sizeof m[nm].key);
-		memcpy(m[nm].key, k.mv_data, m[nm].klen);
-		nm++;
 	}
-	if (q->by_score && nm > 0) {
-		qsort(m, nm, sizeof *m, ix_match_cmp);
-		for (size_t i = q->offset; i < nm && n < limit; i++) {
+	if (q->by_score && matches.len > 0) {
+		ix_match *m = matches.data;
+
+		qsort(m, matches.len, sizeof *m, ix_match_cmp);
+		for (size_t i = q->offset; i < matches.len && n < limit; i++) {
 			MDB_val kk = { m[i].klen, m[i].key };
 			if (mdb_get(txn, ix->cases, &kk, &v) == 0 && v.mv_size == sizeof(con_case))
 				memcpy(&ret_cases[n++], v.mv_data, sizeof(con_case));
@@ -893,7 +887,7 @@ done:
 	*ret_n = n;
 	*ret_total = total;
 out:
-	free(m);
+	vigil_vec_fini(&matches);
 	if (c != NULL)
 		mdb_cursor_close(c);
 	if (txn != NULL)

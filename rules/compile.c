@@ -17,6 +17,7 @@
 #include <xxhash.h>
 
 #include "int.h"
+#include "vec.h"
 
 /* ======================= Schema ======================= */
 
@@ -27,15 +28,27 @@ typedef struct schema_ent {
 
 struct rules_schema {
 	schema_ent  *by_name; /* uthash on f.name */
-	schema_ent **all;     /* insertion order */
-	uint32_t     n, cap;
+	vigil_vec    all;     /* schema_ent *, insertion order */
 	uint32_t     nslots;
 };
+
+/* Fields of a schema: one a slot at most, and slots are under 2^24. */
+#define SCHEMA_MAX_FIELDS (1u << 24)
+
+static schema_ent *
+schema_at(const rules_schema *schema, uint32_t i)
+{
+	return ((schema_ent **)schema->all.data)[i];
+}
 
 rules_schema *
 rules_schema_new(void)
 {
-	return calloc(1, sizeof(rules_schema));
+	rules_schema *schema = calloc(1, sizeof(rules_schema));
+
+	if (schema != NULL)
+		vigil_vec_init(&schema->all, sizeof(schema_ent *), SCHEMA_MAX_FIELDS);
+	return schema;
 }
 
 void
@@ -44,11 +57,11 @@ rules_schema_free(rules_schema *schema)
 	if (schema == NULL)
 		return;
 	HASH_CLEAR(hh, schema->by_name);
-	for (uint32_t i = 0; i < schema->n; i++) {
-		free((char *)schema->all[i]->f.name);
-		free(schema->all[i]);
+	for (uint32_t i = 0; i < schema->all.len; i++) {
+		free((char *)schema_at(schema, i)->f.name);
+		free(schema_at(schema, i));
 	}
-	free(schema->all);
+	vigil_vec_fini(&schema->all);
 	free(schema);
 }
 
@@ -65,15 +78,9 @@ rules_schema_add(rules_schema *schema, const char *name, vigil_type type, uint32
 		return VIGIL_EINVAL;
 	if (rules_schema_lookup(schema, name, len) != NULL)
 		return VIGIL_EEXIST;
-	if (schema->n == schema->cap) {
-		uint32_t     ncap = schema->cap ? schema->cap * 2 : 64;
-		schema_ent **na = realloc(schema->all, (size_t)ncap * sizeof *na);
-
-		if (na == NULL)
-			return VIGIL_ENOMEM;
-		schema->all = na;
-		schema->cap = ncap;
-	}
+	rv = vigil_vec_reserve(&schema->all, 1); /* the push below cannot fail */
+	if (rv != VIGIL_OK)
+		return rv;
 	e = calloc(1, sizeof *e);
 	if (e == NULL) {
 		rv = VIGIL_ENOMEM;
@@ -87,7 +94,7 @@ rules_schema_add(rules_schema *schema, const char *name, vigil_type type, uint32
 	e->f.type = type;
 	e->f.slot = slot;
 	HASH_ADD_KEYPTR(hh, schema->by_name, e->f.name, len, e);
-	schema->all[schema->n++] = e;
+	(void)vigil_vec_push(&schema->all, &e);
 	if (slot + 1 > schema->nslots)
 		schema->nslots = slot + 1;
 	e = NULL;
@@ -114,13 +121,13 @@ rules_schema_lookup(const rules_schema *schema, const char *name, size_t len)
 uint32_t
 rules_schema_count(const rules_schema *schema)
 {
-	return schema->n;
+	return (uint32_t)schema->all.len;
 }
 
 const rules_field *
 rules_schema_at(const rules_schema *schema, uint32_t i)
 {
-	return i < schema->n ? &schema->all[i]->f : NULL;
+	return i < schema->all.len ? &schema_at(schema, i)->f : NULL;
 }
 
 /* ======================= Compile ======================= */

@@ -13,35 +13,25 @@
 #include <string.h>
 
 #include "int.h"
+#include "vec.h"
 
+/* The output, NUL-terminated as it grows; the first error sticks. */
 typedef struct fmt_buf {
-	char  *p;
-	size_t n, cap;
-	bool   nomem;
+	vigil_vec v;   /* char */
+	vigil_err err;
 } fmt_buf;
 
 static void
 fmt_put(fmt_buf *b, const char *s, size_t n)
 {
-	if (b->nomem)
+	if (b->err != VIGIL_OK)
 		return;
-	if (b->n + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 4096;
-		char  *np;
-
-		while (b->n + n + 1 > ncap)
-			ncap *= 2;
-		np = realloc(b->p, ncap);
-		if (np == NULL) {
-			b->nomem = true;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
+	b->err = vigil_vec_reserve(&b->v, n + 1);
+	if (b->err != VIGIL_OK)
+		return;
+	memcpy((char *)b->v.data + b->v.len, s, n);
+	b->v.len += n;
+	((char *)b->v.data)[b->v.len] = '\0';
 }
 
 static void
@@ -102,7 +92,7 @@ rules_format(const char *name, const char *src, size_t len, char **ret_out, size
 	rules_arena      arena = { 0 };
 	rules_opts       o = { .max_depth = 256, .max_rules = RULES_MAX_RULES,
 		       .max_list_items = 1000000 };
-	fmt_buf          b = { 0 };
+	fmt_buf          b = { .err = VIGIL_OK };
 	const rules_tok *prev = NULL;
 	uint8_t          prev_mark = 0;
 	bool             in_rule = false;
@@ -112,6 +102,8 @@ rules_format(const char *name, const char *src, size_t len, char **ret_out, size
 		return VIGIL_EINVAL;
 	if (len > RULES_MAX_LISTFILE)
 		return VIGIL_ETOOBIG;
+	/* the output normalises spacing and indents: well under 8 bytes a byte */
+	vigil_vec_init(&b.v, 1, (size_t)8 * len + 4096);
 	sink = calloc(1, sizeof *sink);
 	if (sink == NULL)
 		return VIGIL_ENOMEM;
@@ -191,19 +183,19 @@ rules_format(const char *name, const char *src, size_t len, char **ret_out, size
 		prev = t;
 	}
 	fmt_puts(&b, "\n");
-	if (b.nomem) {
-		rv = VIGIL_ENOMEM;
+	if (b.err != VIGIL_OK) {
+		rv = b.err;
 		goto out;
 	}
-	if (b.n == 1)
-		b.n = 0, b.p[0] = '\0'; /* an empty file stays empty */
-	*ret_out = b.p;
+	if (b.v.len == 1)
+		b.v.len = 0, ((char *)b.v.data)[0] = '\0'; /* an empty file stays empty */
+	*ret_out = b.v.data;
 	if (ret_len != NULL)
-		*ret_len = b.n;
-	b.p = NULL;
+		*ret_len = b.v.len;
+	b.v.data = NULL;
 	rv = VIGIL_OK;
 out:
-	free(b.p);
+	vigil_vec_fini(&b.v);
 	free(toks);
 	free(ptoks);
 	free(sink);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "int.h"
+#include "vec.h"
 
 static const struct {
 	const char *word;
@@ -134,12 +135,15 @@ vigil_err
 rules_lex_all(const char *src, size_t len, bool comments, rules_diag_sink *sink,
     rules_tok **ret_toks, uint32_t *ret_n)
 {
+	vigil_vec  tv;          /* rules_tok; toks and n mirror its data and len */
 	rules_tok *toks = NULL;
-	uint32_t   n = 0, cap = 0;
+	uint32_t   n = 0;
 	size_t     i = 0;
 	int        newlines = 0;
 	vigil_err  rv = VIGIL_OK;
 
+	/* a token needs at least one byte, so len + 2 tokens always fit */
+	vigil_vec_init(&tv, sizeof(rules_tok), len + 2);
 	if (len >= UINT32_MAX) {
 		rv = VIGIL_ETOOBIG;
 		goto out;
@@ -155,23 +159,11 @@ rules_lex_all(const char *src, size_t len, bool comments, rules_diag_sink *sink,
 				newlines++;
 			i++;
 		}
-		if (n == cap) {
-			uint32_t   ncap = cap ? cap * 2 : 256;
-			rules_tok *nt;
-
-			/* a token needs at least one byte, so len + 2 tokens always fit */
-			if (ncap > len + 2)
-				ncap = (uint32_t)len + 2;
-			if (ncap <= cap)
-				ncap = cap + 1;
-			nt = realloc(toks, (size_t)ncap * sizeof *nt);
-			if (nt == NULL) {
-				rv = VIGIL_ENOMEM;
-				goto out;
-			}
-			toks = nt;
-			cap = ncap;
-		}
+		tv.len = n;
+		rv = vigil_vec_reserve(&tv, 1); /* room for this token */
+		if (rv != VIGIL_OK)
+			goto out;
+		toks = tv.data;
 		t.nl = newlines > 0 || n == 0;
 		t.blank = newlines > 1;
 		t.off = (uint32_t)i;
@@ -315,8 +307,8 @@ rules_lex_all(const char *src, size_t len, bool comments, rules_diag_sink *sink,
 	}
 	*ret_toks = toks;
 	*ret_n = n;
-	toks = NULL;
+	tv.data = NULL; /* handed over */
 out:
-	free(toks);
+	vigil_vec_fini(&tv);
 	return rv;
 }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server/srv.h - private interfaces of vigild (docs/vigild.md). The files
- * are one stage each: wire.c (decode, validate, encode; also the srv_core
+ * server/srv.h - private interfaces of vigild (docs/vigild.md), with
+ * config.h, metrics.h and cluster.h. The files are one stage each: wire.c (decode, validate, encode; also the srv_core
  * library the fuzz target links), config.c (INI + flags), reload.c (rule
- * sets: compile, retune, swap), score.c (the request pipeline), rep.c (nng
+ * sets: compile, retune, swap), request.c (the request pipeline), rep.c (nng
  * REP contexts and the bounded work queue), admin.c (evhttp), metrics.c
  * (Prometheus text), main.c (signals, timers, lifecycle).
  */
@@ -19,98 +19,14 @@
 #include <stdio.h>
 
 #include "app.h"
-#include "rules.h"
+#include "cluster.h"
+#include "config.h"
 #include "db.h"
+#include "metrics.h"
+#include "rules.h"
 #include "vigil.h"
 #include "vigil.pb-c.h"
 #include "wire.h"
-
-/* ============================ config.c ============================ */
-
-#define SRV_MAX_LISTEN 8
-#define SRV_PATH_MAX   1024 /* config, data and rule file paths */
-#define SRV_ERR_MAX    (SRV_PATH_MAX + 512)
-#define SRV_URL_MAX    256
-
-typedef struct srv_config {
-	char        config_path[SRV_PATH_MAX]; /* "" = no file */
-	char        listen[SRV_MAX_LISTEN][SRV_URL_MAX];
-	uint32_t    nlisten;
-	char        admin[128];            /* "host:port", "unix:/path" or "off" */
-	uint32_t    workers;
-	uint32_t    max_message_bytes;
-	uint32_t    max_inflight;
-	uint32_t    max_inflight_per_connection; /* 0 = no per-connection cap */
-	uint32_t    request_timeout_ms;
-	uint32_t    max_future_skew_ms;  /* 0 = no clock-skew guard */
-	uint32_t    max_past_skew_ms;    /* 0 = past event times always accepted */
-	uint32_t    queue_timeout_ms;    /* longest wait in the work queue (every mode) */
-	uint32_t    max_connections;     /* nng connections (pipes), all listeners */
-	uint32_t    admin_max_connections;
-	uint32_t    admin_max_per_address; /* of them from one IP address; 0: no cap */
-	char        admin_token_file[SRV_PATH_MAX]; /* "" = no token */
-	bool        metrics_need_token;    /* /metrics answers only with the admin token */
-	char        health_listen[128];    /* [health] listen: the probes' own listener,
-	                                    * "host:port", "unix:/path" or "off" */
-	uint32_t    tls_check_interval_s;  /* [tls] check_interval_s: expiry check period */
-	char        tls_cert[SRV_PATH_MAX]; /* PEM; "" = none (tls+tcp:// needs it) */
-	char        tls_key[SRV_PATH_MAX];
-	char        tls_ca[SRV_PATH_MAX];   /* set: client certificates signed by it required */
-	char        tls_crl[SRV_PATH_MAX];  /* PEM CRL(s) of the CA: revoked client certificates
-	                                     * refused; "" = none (needs tls_ca) */
-	char        ipc_group[64];          /* ipc:// sockets' group; "" = vigild's */
-	char        user[64];               /* drop to this user after binding; "" = stay */
-	char        data_dir[SRV_PATH_MAX];
-	store_fsync fsync;
-	uint32_t    fsync_interval_ms;
-	uint32_t    segment_max_mb;
-	uint32_t    retention_days;
-	bool        compress;
-	char        rules_path[SRV_PATH_MAX];
-	bool        rules_watch;
-	bool        ready_when_degraded; /* [health]: refused generation/model keeps /readyz 200 */
-	/* [cluster] (docs/vigild.md): off while nats is "" */
-	char        cluster_nats[SRV_PATH_MAX]; /* comma-separated nats:// URLs */
-	char        cluster_name[32];           /* subject vigil.<name>.obs.<replica> */
-	char        cluster_replica[32];
-	uint32_t    cluster_queue;              /* observations waiting to be published */
-	uint32_t    cluster_stream_replicas;    /* JetStream replicas of the stream */
-	uint32_t    cluster_retain_hours;       /* the stream's MaxAge */
-	bool        quiet;           /* --quiet: --check-config prints only problems */
-} srv_config;
-
-typedef enum srv_action {
-	SRV_RUN = 0,
-	SRV_CHECK_CONFIG,
-	SRV_HELP,
-	SRV_VERSION,
-} srv_action;
-
-void srv_config_defaults(srv_config *ret_cfg);
-
-/*
- * Parses the command line, reads the INI file it names (if any) and lets
- * the flags override it. VIGIL_OK with *ret_action. VIGIL_EINVAL (or
- * VIGIL_ENOMEM) with *reterr filled: for an error in or of the config file,
- * file is its path and line its line (0 for the whole file); field is the
- * INI key or the flag ("workers", "--listen") when the error is about one;
- * msg says what is wrong, starting with that key or flag. Print it with
- * srv_config_err_format after "vigild: ".
- */
-vigil_err srv_config_load(int argc, char **argv, srv_config *ret_cfg,
-    srv_action *ret_action, vigil_errinfo *reterr);
-/* The one line for e: "config FILE:LINE: msg" (or "config FILE: msg") for
- * the config file, msg alone otherwise; into buf (cut at cap), returns buf. */
-const char *srv_config_err_format(const vigil_errinfo *e, char *buf, size_t cap);
-
-void srv_config_usage(FILE *out);
-
-/* Whether url is a tls+tcp:// (tls+tcp4, tls+tcp6) URL. */
-bool srv_config_url_tls(const char *url);
-
-/* Splits "host:port"; VIGIL_EINVAL if malformed. host is at most 63 bytes. */
-vigil_err srv_config_hostport(const char *s, char *ret_host, size_t hostlen,
-    uint16_t *ret_port);
 
 /* ============================ reload.c ============================ */
 
@@ -144,51 +60,6 @@ typedef struct srv_ruleset {
 	                          * and model were built from; NULL: none */
 	uint64_t     generation; /* its number */
 } srv_ruleset;
-
-/* ============================ metrics.c ============================ */
-
-typedef enum srv_req_type {
-	SRV_REQ_SCORE = 0,
-	SRV_REQ_LABEL,
-	SRV_REQ_HEALTH,
-	SRV_REQ_RULES_INFO,
-	SRV_REQ_UNKNOWN, /* not decoded: malformed, too big, empty */
-	SRV_REQ_COUNT_
-} srv_req_type;
-
-#define SRV_STATUS_COUNT 8
-#define SRV_LAT_BUCKETS  16
-
-typedef struct srv_metrics {
-	_Atomic uint64_t requests[SRV_REQ_COUNT_][SRV_STATUS_COUNT];
-	_Atomic uint64_t decisions[4];        /* vigil_decision */
-	_Atomic uint64_t duplicates;
-	_Atomic uint64_t id_conflicts; /* a txn_id reused for another transaction */
-	_Atomic uint64_t dry_runs;
-	_Atomic uint64_t lat_bucket[SRV_LAT_BUCKETS + 1]; /* score, last = +Inf */
-	_Atomic uint64_t lat_sum_ns;
-	_Atomic uint64_t lat_count;
-	_Atomic uint64_t http_requests;
-	_Atomic uint64_t queue_depth;
-	/* exposure: connections and refusals per listener (rep.c, admin.c) */
-	_Atomic uint64_t nng_connections;       /* gauge */
-	_Atomic uint64_t nng_conn_refused;      /* over max_connections */
-	_Atomic uint64_t http_connections;      /* gauge */
-	_Atomic uint64_t http_conn_closed;      /* closed by vigild: request deadline, buffer cap */
-	_Atomic uint64_t http_accept_paused;    /* accept paused: cap reached or no descriptors */
-	_Atomic uint64_t http_unauthorized;     /* 401 answers */
-	_Atomic uint64_t queue_timeouts;        /* waited longer than queue_timeout_ms */
-	_Atomic uint64_t conn_overloaded;       /* over max_inflight_per_connection */
-	_Atomic uint64_t nng_conn_unread;       /* closed: twice that, replies unread */
-} srv_metrics;
-
-struct srv_server;
-struct evbuffer;
-
-void srv_metrics_request(srv_metrics *m, srv_req_type type, Vigil__V1__Status status);
-void srv_metrics_latency(srv_metrics *m, uint64_t ns);
-/* Appends the Prometheus text exposition of everything to out. */
-void srv_metrics_render(struct srv_server *s, struct evbuffer *out);
 
 /* ============================ the server ============================ */
 
@@ -271,7 +142,7 @@ uint64_t  srv_model_refused(srv_server *s, char *buf, size_t len);
  * diags on out, and the file's version line on stdout unless quiet. */
 vigil_err srv_rules_check(const char *path, FILE *out, bool quiet);
 
-/* ============================ score.c ============================ */
+/* =========================== request.c ============================ */
 
 typedef struct srv_hitv {
 	const char *rule;
@@ -393,51 +264,6 @@ void      srv_admin_stop(srv_admin *a); /* NULL is a no-op */
  * says why. Never logs.
  */
 vigil_err srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen);
-
-/* ============================ cluster.c ============================ */
-
-/*
- * Cross-card state between replicas through NATS JetStream (docs/operations.md,
- * "Running a cluster"). srv_cluster_start connects in the background (an
- * unreachable NATS is not an error: the replica scores with its own view and
- * says it is degraded) and starts the publisher thread. srv_cluster_publish
- * is called by a scoring thread after a commit that applied txn: it only
- * queues (a bounded queue; full: the observation is dropped and counted).
- * Received observations of other replicas go to store_db_observe, each
- * JetStream message once.
- */
-typedef struct srv_cluster srv_cluster;
-
-#define SRV_CLUSTER_DELAY_BUCKETS 17
-
-typedef struct srv_cluster_stats {
-	uint64_t published;       /* observations acknowledged by JetStream */
-	uint64_t applied;         /* observations of other replicas applied */
-	uint64_t dropped;         /* not published: the queue was full */
-	uint64_t publish_failures; /* publish attempts that failed (retried) */
-	uint64_t bad_messages;    /* messages that did not decode (skipped, logged) */
-	uint64_t queued;          /* waiting to be published */
-	uint64_t lag;             /* messages of the stream not yet delivered here */
-	uint64_t last_seq;        /* last stream sequence handled */
-	bool     connected;
-	uint64_t delay_bucket[SRV_CLUSTER_DELAY_BUCKETS + 1]; /* last: +Inf */
-	double   delay_sum_s;
-	uint64_t delay_count;
-} srv_cluster_stats;
-
-/* The histogram's upper bounds, seconds. */
-extern const double srv_cluster_delay_le[SRV_CLUSTER_DELAY_BUCKETS];
-
-vigil_err srv_cluster_start(srv_server *s, srv_cluster **ret_c, char *errbuf, size_t errlen);
-/* Publishes what is queued (up to 2 s), then disconnects. NULL: no-op. */
-void      srv_cluster_stop(srv_cluster *c);
-void      srv_cluster_publish(srv_cluster *c, const vigil_txn *txn);
-void      srv_cluster_get_stats(srv_cluster *c, srv_cluster_stats *ret_stats);
-/* Whether the cross-card features lack other replicas' traffic now: NATS
- * unreachable, publishing failing, observations dropped in the last 24
- * hours (the longest entity window), or the start-up replay not at the end
- * of the stream yet. why: one line. */
-bool      srv_cluster_degraded(srv_cluster *c, char *why, size_t len);
 
 /* ============================ main.c ============================ */
 

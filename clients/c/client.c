@@ -149,42 +149,24 @@ struct vc_call {
 
 /* ---- errors and names ---- */
 
-static const char *const vc_errstr[VIGIL_CLIENT_ERR_COUNT_] = {
-	[VIGIL_CLIENT_OK]           = "success",
-	[VIGIL_CLIENT_EINVAL]       = "invalid argument",
-	[VIGIL_CLIENT_ENOMEM]       = "out of memory",
-	[VIGIL_CLIENT_ETIMEDOUT]    = "timed out waiting for a reply",
-	[VIGIL_CLIENT_EUNREACHABLE] = "server unreachable",
-	[VIGIL_CLIENT_ECLOSED]      = "client closed",
-	[VIGIL_CLIENT_EPROTO]       = "malformed reply from server",
-	[VIGIL_CLIENT_ETRANSPORT]   = "transport error",
-	[VIGIL_CLIENT_ELIMIT]       = "too many calls in flight",
-	[VIGIL_CLIENT_SINVALID]     = "server rejected an invalid field",
-	[VIGIL_CLIENT_SMALFORMED]   = "server could not decode the request",
-	[VIGIL_CLIENT_STOOBIG]      = "request over the server's size cap",
-	[VIGIL_CLIENT_SUNSUPPORTED] = "request kind not supported by the server",
-	[VIGIL_CLIENT_SOVERLOADED]  = "server overloaded",
-	[VIGIL_CLIENT_SUNAVAILABLE] = "server unavailable",
-	[VIGIL_CLIENT_SINTERNAL]    = "server internal error",
-};
-
-static const char *const vc_errname[VIGIL_CLIENT_ERR_COUNT_] = {
-	[VIGIL_CLIENT_OK]           = "OK",
-	[VIGIL_CLIENT_EINVAL]       = "EINVAL",
-	[VIGIL_CLIENT_ENOMEM]       = "ENOMEM",
-	[VIGIL_CLIENT_ETIMEDOUT]    = "ETIMEDOUT",
-	[VIGIL_CLIENT_EUNREACHABLE] = "EUNREACHABLE",
-	[VIGIL_CLIENT_ECLOSED]      = "ECLOSED",
-	[VIGIL_CLIENT_EPROTO]       = "EPROTO",
-	[VIGIL_CLIENT_ETRANSPORT]   = "ETRANSPORT",
-	[VIGIL_CLIENT_ELIMIT]       = "ELIMIT",
-	[VIGIL_CLIENT_SINVALID]     = "SINVALID",
-	[VIGIL_CLIENT_SMALFORMED]   = "SMALFORMED",
-	[VIGIL_CLIENT_STOOBIG]      = "STOOBIG",
-	[VIGIL_CLIENT_SUNSUPPORTED] = "SUNSUPPORTED",
-	[VIGIL_CLIENT_SOVERLOADED]  = "SOVERLOADED",
-	[VIGIL_CLIENT_SUNAVAILABLE] = "SUNAVAILABLE",
-	[VIGIL_CLIENT_SINTERNAL]    = "SINTERNAL",
+/* Each error's name (vigil_client_errname) and text (vigil_client_strerror). */
+static const struct { const char *name, *text; } vc_err[VIGIL_CLIENT_ERR_COUNT_] = {
+	[VIGIL_CLIENT_OK]           = { "OK",            "success" },
+	[VIGIL_CLIENT_EINVAL]       = { "EINVAL",        "invalid argument" },
+	[VIGIL_CLIENT_ENOMEM]       = { "ENOMEM",        "out of memory" },
+	[VIGIL_CLIENT_ETIMEDOUT]    = { "ETIMEDOUT",     "timed out waiting for a reply" },
+	[VIGIL_CLIENT_EUNREACHABLE] = { "EUNREACHABLE",  "server unreachable" },
+	[VIGIL_CLIENT_ECLOSED]      = { "ECLOSED",       "client closed" },
+	[VIGIL_CLIENT_EPROTO]       = { "EPROTO",        "malformed reply from server" },
+	[VIGIL_CLIENT_ETRANSPORT]   = { "ETRANSPORT",    "transport error" },
+	[VIGIL_CLIENT_ELIMIT]       = { "ELIMIT",        "too many calls in flight" },
+	[VIGIL_CLIENT_SINVALID]     = { "SINVALID",      "server rejected an invalid field" },
+	[VIGIL_CLIENT_SMALFORMED]   = { "SMALFORMED",    "server could not decode the request" },
+	[VIGIL_CLIENT_STOOBIG]      = { "STOOBIG",       "request over the server's size cap" },
+	[VIGIL_CLIENT_SUNSUPPORTED] = { "SUNSUPPORTED",  "request kind not supported by the server" },
+	[VIGIL_CLIENT_SOVERLOADED]  = { "SOVERLOADED",   "server overloaded" },
+	[VIGIL_CLIENT_SUNAVAILABLE] = { "SUNAVAILABLE",  "server unavailable" },
+	[VIGIL_CLIENT_SINTERNAL]    = { "SINTERNAL",     "server internal error" },
 };
 
 const char *
@@ -192,7 +174,7 @@ vigil_client_strerror(vigil_client_err err)
 {
 	if ((unsigned) err >= VIGIL_CLIENT_ERR_COUNT_)
 		return "unknown error";
-	return vc_errstr[err];
+	return vc_err[err].text;
 }
 
 const char *
@@ -200,7 +182,7 @@ vigil_client_errname(vigil_client_err err)
 {
 	if ((unsigned) err >= VIGIL_CLIENT_ERR_COUNT_)
 		return "EUNKNOWN";
-	return vc_errname[err];
+	return vc_err[err].name;
 }
 
 const char *

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* tests/common/test_vec.c - the capped growable array (common/vec.h):
  * growth keeps the elements, the cap is hard (push, append, reserve), a
- * failed call changes nothing, fini empties for reuse. */
+ * failed call changes nothing, fini empties for reuse, remove_swap moves
+ * the last element into the hole. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -105,6 +106,35 @@ test_reserve_then_fill(void **state)
 }
 
 /* max_elems * elem_size never overflows: the cap is clamped at init. */
+/* The last element takes the removed one's place; removing the last one
+ * just shortens the array. */
+static void
+test_remove_swap(void **state)
+{
+	vigil_vec v;
+	uint32_t  in[5] = { 10, 11, 12, 13, 14 };
+	uint32_t *a;
+
+	(void)state;
+	vigil_vec_init(&v, sizeof in[0], 16);
+	assert_int_equal(vigil_vec_append(&v, in, 5), VIGIL_OK);
+	vigil_vec_remove_swap(&v, 1);
+	a = v.data;
+	assert_int_equal(v.len, 4);
+	assert_int_equal(a[0], 10);
+	assert_int_equal(a[1], 14);
+	assert_int_equal(a[2], 12);
+	assert_int_equal(a[3], 13);
+	vigil_vec_remove_swap(&v, 3);
+	assert_int_equal(v.len, 3);
+	assert_int_equal(a[2], 12);
+	vigil_vec_remove_swap(&v, 0);
+	vigil_vec_remove_swap(&v, 0);
+	vigil_vec_remove_swap(&v, 0);
+	assert_int_equal(v.len, 0);
+	vigil_vec_fini(&v);
+}
+
 static void
 test_cap_clamped_to_size(void **state)
 {
@@ -124,6 +154,7 @@ main(void)
 		cmocka_unit_test(test_push_grows_and_keeps),
 		cmocka_unit_test(test_cap_is_hard),
 		cmocka_unit_test(test_reserve_then_fill),
+		cmocka_unit_test(test_remove_swap),
 		cmocka_unit_test(test_cap_clamped_to_size),
 	};
 

@@ -1,13 +1,22 @@
 # SPDX-License-Identifier: MIT
 # tests/lib/vt.sh - the common part of the shell integration tests that
 # run a server in the background (tests/server/tls.sh, tls_crl.sh,
-# admin_unix.sh, protoc_nngcat.sh, tests/console/https.sh), sourced after
+# admin_unix.sh, protoc_nngcat.sh, tests/console/https.sh, tests/tools/
+# cli_vocab.sh, iface_agree.sh), sourced after
 # setting VT_NAME, the name their errors begin with, and optionally VT_LOG,
 # the server's log file in $D that a failure prints (default vigild.log). Sets B and S (the build and
 # source roots, from meson's environment), D (a new temporary directory,
 # removed at exit) and PID (a vigild the test starts in the background,
 # stopped at exit; empty when none runs), and defines:
-#   fail MSG...             print "VT_NAME: MSG" and $D/$VT_LOG, exit 1
+#   fail MSG...             print "VT_NAME: MSG" and $D/$VT_LOG, exit 1;
+#                           with VT_KEEP_GOING=1 set before sourcing, print
+#                           "FAIL: MSG", count it in $fails and go on (a
+#                           test that checks many things reports them all,
+#                           then calls vt_done)
+#   vt_done SUMMARY         exit 1 with the count of failures if any, else
+#                           print "VT_NAME: SUMMARY"
+#   vt_prog NAME            the path of the program NAME (vigild, vigil-score,
+#                           ...) in the build tree; $VT_PROGS lists them all
 #   expect STATUS PATTERN cmd...
 #                           run cmd; fail unless it exits STATUS and a line
 #                           of its stdout+stderr matches PATTERN (in $D/out)
@@ -25,10 +34,38 @@ D=$(mktemp -d "/tmp/vigil-${VT_NAME:?VT_NAME not set}-XXXXXX")
 PID=
 VT_LOG=${VT_LOG:-vigild.log}
 
-fail() {
-	echo "$VT_NAME: $*" >&2
-	[ -f "$D/$VT_LOG" ] && sed "s/^/  $VT_LOG: /" "$D/$VT_LOG" >&2
-	exit 1
+fails=0
+if [ "${VT_KEEP_GOING:-0}" = 1 ]; then
+	fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+else
+	fail() {
+		echo "$VT_NAME: $*" >&2
+		[ -f "$D/$VT_LOG" ] && sed "s/^/  $VT_LOG: /" "$D/$VT_LOG" >&2
+		exit 1
+	}
+fi
+vt_done() {
+	if [ "$fails" -ne 0 ]; then
+		echo "$VT_NAME: $fails failure(s)" >&2
+		exit 1
+	fi
+	echo "$VT_NAME: $*"
+}
+
+# shellcheck disable=SC2034
+VT_PROGS="vigild vigil-rebuild vigil-archive vigil-replay vigil-gen vigil-score vigil-rules vigil-console"
+vt_prog() {
+	case "$1" in
+	vigild) echo "$B/server/vigild" ;;
+	vigil-rebuild) echo "$B/batch/vigil-rebuild" ;;
+	vigil-archive) echo "$B/store/tools/vigil-archive" ;;
+	vigil-replay) echo "$B/tools/replay/vigil-replay" ;;
+	vigil-gen) echo "$B/tools/gen/vigil-gen" ;;
+	vigil-score) echo "$B/tools/score/vigil-score" ;;
+	vigil-rules) echo "$B/tools/rulestool/vigil-rules" ;;
+	vigil-console) echo "$B/console/vigil-console" ;;
+	*) echo "vt_prog: no program $1" >&2; echo /nonexistent ;;
+	esac
 }
 vt_cleanup() {
 	if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi

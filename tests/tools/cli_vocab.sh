@@ -20,29 +20,16 @@ SRC=${1:?usage: cli_vocab.sh SOURCE_ROOT BUILD_ROOT VERSION}
 B=${2:?build root}
 VERSION=${3:?version}
 DOC="$SRC/docs/tools.md"
-T=$(mktemp -d "${TMPDIR:-/tmp}/vigil-cli-vocab.XXXXXX")
+VT_NAME=cli_vocab.sh VT_KEEP_GOING=1
+# shellcheck source=tests/lib/vt.sh
+. "$SRC/tests/lib/vt.sh"
+T=$D
 VPID=
 cleanup() {
 	[ -n "$VPID" ] && kill "$VPID" 2>/dev/null && wait "$VPID" 2>/dev/null
-	rm -rf "$T"
+	vt_cleanup
 }
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-
-path_of() {
-	case "$1" in
-	vigild) echo "$B/server/vigild" ;;
-	vigil-rebuild) echo "$B/batch/vigil-rebuild" ;;
-	vigil-archive) echo "$B/store/tools/vigil-archive" ;;
-	vigil-replay) echo "$B/tools/replay/vigil-replay" ;;
-	vigil-gen) echo "$B/tools/gen/vigil-gen" ;;
-	vigil-score) echo "$B/tools/score/vigil-score" ;;
-	vigil-rules) echo "$B/tools/rulestool/vigil-rules" ;;
-	vigil-console) echo "$B/console/vigil-console" ;;
-	esac
-}
-PROGS="vigild vigil-rebuild vigil-archive vigil-replay vigil-gen vigil-score vigil-rules vigil-console"
+trap cleanup EXIT INT TERM
 
 # ---- the tables, from docs/tools.md ----
 # flags: "SHORT LONG PROGRAMS" (SHORT "-" when none); programs comma-joined
@@ -67,8 +54,8 @@ has_flag() { # PROGRAM PROGRAMS-FIELD
 }
 
 # ---- per program: help, version, short letters, exit list ----
-for p in $PROGS; do
-	x=$(path_of "$p")
+for p in $VT_PROGS; do
+	x=$(vt_prog "$p")
 	[ -x "$x" ] || { fail "$p: $x not built"; continue; }
 	"$x" --help >"$T/$p.help" 2>"$T/$p.err"; rc=$?
 	[ "$rc" -eq 0 ] || fail "$p --help: exit $rc"
@@ -126,7 +113,7 @@ done
 # ---- a rule file that does not load: 2 everywhere ----
 printf 'rule broken {\n  when amount > > 5\n  score 1\n  reason "x"\n}\n' >"$T/bad.rules"
 printf '{"txn_id":"t","card_id":"c","merchant_id":"m","amount":"1","currency":"EUR"}\n' >"$T/txn.json"
-"$(path_of vigil-gen)" --cards 20 --days 2 -q -o "$T/t.csv" || fail "vigil-gen: exit $?"
+"$(vt_prog vigil-gen)" --cards 20 --days 2 -q -o "$T/t.csv" || fail "vigil-gen: exit $?"
 mkdir -p "$T/data"
 expect_rc() { # WANT NAME CMD...
 	want=$1 name=$2
@@ -134,37 +121,37 @@ expect_rc() { # WANT NAME CMD...
 	"$@" >"$T/out" 2>"$T/err"; rc=$?
 	[ "$rc" -eq "$want" ] || fail "$name: exit $rc, want $want: $(head -c 300 "$T/err")"
 }
-expect_rc 2 "vigild --check-config, bad rules" "$(path_of vigild)" --check-config -r "$T/bad.rules" -d "$T/data"
+expect_rc 2 "vigild --check-config, bad rules" "$(vt_prog vigild)" --check-config -r "$T/bad.rules" -d "$T/data"
 grep -q "bad.rules:2:" "$T/err" || fail "vigild --check-config: no file:line for the bad rule file"
-expect_rc 2 "vigild start, bad rules" "$(path_of vigild)" -r "$T/bad.rules" -d "$T/data" \
+expect_rc 2 "vigild start, bad rules" "$(vt_prog vigild)" -r "$T/bad.rules" -d "$T/data" \
 	-l "ipc://$T/a.sock" --admin off
-expect_rc 2 "vigil-rebuild -r bad" "$(path_of vigil-rebuild)" -d "$T/data" -r "$T/bad.rules"
+expect_rc 2 "vigil-rebuild -r bad" "$(vt_prog vigil-rebuild)" -d "$T/data" -r "$T/bad.rules"
 grep -q "bad.rules:2:" "$T/err" || fail "vigil-rebuild: no file:line for the bad rule file"
-expect_rc 2 "vigil-replay -r bad" "$(path_of vigil-replay)" --csv "$T/t.csv" -r "$T/bad.rules"
-expect_rc 2 "vigil-replay --compare bad" "$(path_of vigil-replay)" --csv "$T/t.csv" \
+expect_rc 2 "vigil-replay -r bad" "$(vt_prog vigil-replay)" --csv "$T/t.csv" -r "$T/bad.rules"
+expect_rc 2 "vigil-replay --compare bad" "$(vt_prog vigil-replay)" --csv "$T/t.csv" \
 	-r "$SRC/rules/default.rules" --compare "$T/bad.rules"
-expect_rc 2 "vigil-rules check bad" "$(path_of vigil-rules)" check "$T/bad.rules"
-expect_rc 2 "vigil-rules fmt bad" "$(path_of vigil-rules)" fmt "$T/bad.rules"
-expect_rc 2 "vigil-rules explain bad" "$(path_of vigil-rules)" explain "$T/bad.rules" --txn "@$T/txn.json"
-expect_rc 2 "vigil-rules test bad" "$(path_of vigil-rules)" test "$T/bad.rules" "$SRC/rules/default.cases"
-expect_rc 2 "vigil-console, no rule file" "$(path_of vigil-console)" -d "$T/data" -r "$T/none.rules" \
+expect_rc 2 "vigil-rules check bad" "$(vt_prog vigil-rules)" check "$T/bad.rules"
+expect_rc 2 "vigil-rules fmt bad" "$(vt_prog vigil-rules)" fmt "$T/bad.rules"
+expect_rc 2 "vigil-rules explain bad" "$(vt_prog vigil-rules)" explain "$T/bad.rules" --txn "@$T/txn.json"
+expect_rc 2 "vigil-rules test bad" "$(vt_prog vigil-rules)" test "$T/bad.rules" "$SRC/rules/default.cases"
+expect_rc 2 "vigil-console, no rule file" "$(vt_prog vigil-console)" -d "$T/data" -r "$T/none.rules" \
 	--tokens "$T/none.tokens" --state "$T/state"
 
 # ---- addresses and default paths ----
 # vigil-replay's default rule file does not depend on the working directory
-(cd "$T" && "$(path_of vigil-replay)" --csv t.csv -q -j >"$T/out" 2>"$T/err") ||
+(cd "$T" && "$(vt_prog vigil-replay)" --csv t.csv -q -j >"$T/out" 2>"$T/err") ||
 	fail "vigil-replay without --rules, run from $T: $(head -c 300 "$T/err")"
 grep -q "\"rules\": \"$SRC/rules/default.rules\"" "$T/out" ||
 	fail "vigil-replay's default rule file is not the source tree's: $(grep '"rules"' "$T/out")"
 # an admin address with a scheme fails --check-config, with the form to write
-expect_rc 2 "vigild --admin http://..." "$(path_of vigild)" --check-config -q \
+expect_rc 2 "vigild --admin http://..." "$(vt_prog vigild)" --check-config -q \
 	-r "$SRC/rules/default.rules" -d "$T/data" --admin http://127.0.0.1:9466
 grep -q 'no scheme: 127.0.0.1:9466' "$T/err" || fail "vigild --admin http://: $(cat "$T/err")"
-expect_rc 0 "vigild --check-config -q" "$(path_of vigild)" --check-config -q \
+expect_rc 0 "vigild --check-config -q" "$(vt_prog vigild)" --check-config -q \
 	-r "$SRC/rules/default.rules" -d "$T/data" --admin '[::1]:9466'
 [ -s "$T/out" ] && fail "vigild --check-config -q printed: $(head -c 200 "$T/out")"
 # a server address without a scheme says what a URL looks like
-expect_rc 2 "vigil-score --server HOST:PORT" "$(path_of vigil-score)" --server 127.0.0.1:19465 health
+expect_rc 2 "vigil-score --server HOST:PORT" "$(vt_prog vigil-score)" --server 127.0.0.1:19465 health
 grep -q 'tcp://HOST:PORT' "$T/err" || fail "vigil-score --server HOST:PORT: $(cat "$T/err")"
 
 # ---- --json: JSON on stdout, no file ----
@@ -175,19 +162,19 @@ is_json() { # FILE: one JSON document
 		head -c 1 "$1" | grep -q '[{[]'
 	fi
 }
-expect_rc 0 "vigil-replay --json" "$(path_of vigil-replay)" --csv "$T/t.csv" -r "$SRC/rules/default.rules" -j -q
+expect_rc 0 "vigil-replay --json" "$(vt_prog vigil-replay)" --csv "$T/t.csv" -r "$SRC/rules/default.rules" -j -q
 is_json "$T/out" || fail "vigil-replay -j: stdout is not one JSON document: $(head -c 200 "$T/out")"
-expect_rc 2 "vigil-replay --json FILE" "$(path_of vigil-replay)" --csv "$T/t.csv" --json "$T/s.json"
+expect_rc 2 "vigil-replay --json FILE" "$(vt_prog vigil-replay)" --csv "$T/t.csv" --json "$T/s.json"
 grep -q -- "--summary FILE" "$T/err" || fail "vigil-replay --json FILE: the error does not name --summary"
-expect_rc 0 "vigil-replay --summary" "$(path_of vigil-replay)" --csv "$T/t.csv" -r "$SRC/rules/default.rules" --summary "$T/s.json" -q
+expect_rc 0 "vigil-replay --summary" "$(vt_prog vigil-replay)" --csv "$T/t.csv" -r "$SRC/rules/default.rules" --summary "$T/s.json" -q
 is_json "$T/s.json" || fail "vigil-replay --summary FILE: not JSON"
-expect_rc 0 "vigil-rules check -j" "$(path_of vigil-rules)" check -j "$SRC/rules/default.rules"
+expect_rc 0 "vigil-rules check -j" "$(vt_prog vigil-rules)" check -j "$SRC/rules/default.rules"
 is_json "$T/out" || fail "vigil-rules check -j: not JSON"
-expect_rc 2 "vigil-score --json OBJECT" "$(path_of vigil-score)" -s "ipc://$T/none.sock" --json "$(cat "$T/txn.json")"
+expect_rc 2 "vigil-score --json OBJECT" "$(vt_prog vigil-score)" -s "ipc://$T/none.sock" --json "$(cat "$T/txn.json")"
 grep -q -- "--txn" "$T/err" || fail "vigil-score --json OBJECT: the error does not name --txn"
 
 # ---- 3: a second vigild on a data directory in use ----
-"$(path_of vigild)" -r "$SRC/rules/default.rules" -d "$T/data" -l "ipc://$T/one.sock" \
+"$(vt_prog vigild)" -r "$SRC/rules/default.rules" -d "$T/data" -l "ipc://$T/one.sock" \
 	--admin off >"$T/one.log" 2>&1 &
 VPID=$!
 i=0
@@ -196,15 +183,11 @@ while ! grep -q 'vigild: ready' "$T/one.log" && [ $i -lt 600 ] && kill -0 "$VPID
 	i=$((i + 1))
 done
 if grep -q 'vigild: ready' "$T/one.log"; then
-	expect_rc 3 "second vigild on the same data directory" "$(path_of vigild)" \
+	expect_rc 3 "second vigild on the same data directory" "$(vt_prog vigild)" \
 		-r "$SRC/rules/default.rules" -d "$T/data" -l "ipc://$T/two.sock" --admin off
 	grep -q "locked" "$T/err" || fail "second vigild: the log does not say the archive is locked"
 else
 	fail "the first vigild did not become ready: $(tail -5 "$T/one.log")"
 fi
 
-if [ "$fails" -ne 0 ]; then
-	echo "cli_vocab.sh: $fails failure(s)" >&2
-	exit 1
-fi
-echo "cli_vocab.sh: 8 programs follow docs/tools.md"
+vt_done "8 programs follow docs/tools.md"

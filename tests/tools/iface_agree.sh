@@ -21,38 +21,27 @@ set -u
 SRC=${1:?usage: iface_agree.sh SOURCE_ROOT BUILD_ROOT}
 B=${2:?build root}
 DOC="$SRC/docs/tools.md"
-T=$(mktemp -d "${TMPDIR:-/tmp}/vigil-iface.XXXXXX")
+VT_NAME=iface_agree.sh VT_KEEP_GOING=1
+# shellcheck source=tests/lib/vt.sh
+. "$SRC/tests/lib/vt.sh"
+T=$D
 VPID=
 CPID=
 cleanup() {
 	[ -n "$VPID" ] && kill "$VPID" 2>/dev/null && wait "$VPID" 2>/dev/null
 	[ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
-	rm -rf "$T"
+	vt_cleanup
 }
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+trap cleanup EXIT INT TERM
 PY=/usr/bin/python3
 
-path_of() {
-	case "$1" in
-	vigild) echo "$B/server/vigild" ;;
-	vigil-rebuild) echo "$B/batch/vigil-rebuild" ;;
-	vigil-archive) echo "$B/store/tools/vigil-archive" ;;
-	vigil-replay) echo "$B/tools/replay/vigil-replay" ;;
-	vigil-gen) echo "$B/tools/gen/vigil-gen" ;;
-	vigil-score) echo "$B/tools/score/vigil-score" ;;
-	vigil-rules) echo "$B/tools/rulestool/vigil-rules" ;;
-	vigil-console) echo "$B/console/vigil-console" ;;
-	esac
-}
 
 # ---- the inputs, the same for every program ----
 RULES="$SRC/rules/default.rules"
 mkdir "$T/data" "$T/cdata"
 printf 'alice admin alice-admin-token-000000001\n' >"$T/tokens"
 chmod 600 "$T/tokens" # vigil-console refuses a tokens file other users can read
-"$(path_of vigil-gen)" --cards 20 --days 1 -q -o "$T/good.csv" || fail "vigil-gen: exit $?"
+"$(vt_prog vigil-gen)" --cards 20 --days 1 -q -o "$T/good.csv" || fail "vigil-gen: exit $?"
 # no txn_id column
 cut -d, -f2- "$T/good.csv" >"$T/no-column.csv"
 # two rows refused (a bad currency, a short row) among good ones
@@ -64,7 +53,7 @@ cut -d, -f2- "$T/good.csv" >"$T/no-column.csv"
 } >"$T/bad-rows.csv"
 
 # a vigild for the programs that talk to one: nng on ipc, admin on a socket
-"$(path_of vigild)" -r "$RULES" -d "$T/data" -l "ipc://$T/v.sock" --admin "unix:$T/admin.sock" \
+"$(vt_prog vigild)" -r "$RULES" -d "$T/data" -l "ipc://$T/v.sock" --admin "unix:$T/admin.sock" \
 	>"$T/vigild.log" 2>&1 &
 VPID=$!
 i=0
@@ -77,7 +66,7 @@ URL="ipc://$T/v.sock"
 
 # run_case CASE PROGRAM: the program against the case's input
 run_case() {
-	x=$(path_of "$2")
+	x=$(vt_prog "$2")
 	case "$1:$2" in
 	missing:vigild) "$x" --check-config -c "$T/none.ini" ;;
 	missing:vigil-rebuild) "$x" -d "$T/none" -q ;;
@@ -177,19 +166,19 @@ grep -v '"status":"OK"' "$T/rows.jsonl" >"$T/rows.err"
 check_errors "vigil-score bad rows" "$T/rows.err" INVALID error
 grep -q '"where":{"field":"currency","file":"'"$T"'/bad-rows.csv","line":7}' "$T/rows.err" ||
 	fail "vigil-score: the refused currency's where: $(cat "$T/rows.err")"
-"$(path_of vigil-score)" -s "ipc://$T/none.sock" --timeout 100 --attempts 1 \
+"$(vt_prog vigil-score)" -s "ipc://$T/none.sock" --timeout 100 --attempts 1 \
 	--txn '{"txn_id":"e-2","card_id":"c","merchant_id":"m","amount":"1","currency":"EUR"}' >"$T/down.json" 2>/dev/null
 check_errors "vigil-score unreachable" "$T/down.json" UNAVAILABLE error
 
 # vigil-rules check --json
 printf 'rule broken {\n  when amount > > 5\n  score 1\n  reason "x"\n}\n' >"$T/bad.rules"
-"$(path_of vigil-rules)" check --json "$T/bad.rules" "$T/none.rules" >"$T/check.json" 2>/dev/null
+"$(vt_prog vigil-rules)" check --json "$T/bad.rules" "$T/none.rules" >"$T/check.json" 2>/dev/null
 check_errors "vigil-rules check --json" "$T/check.json" INVALID "files.[].errors.[]"
 check_errors "vigil-rules check --json, missing" "$T/check.json" NOT_FOUND "files.[].errors.[]"
 
 # vigil-console: its API without a token
 CPORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$(path_of vigil-console)" -d "$T/cdata" -r "$RULES" --tokens "$T/tokens" --state "$T/cstate" \
+"$(vt_prog vigil-console)" -d "$T/cdata" -r "$RULES" --tokens "$T/tokens" --state "$T/cstate" \
 	--listen "127.0.0.1:$CPORT" 2>"$T/console.log" &
 CPID=$!
 i=0
@@ -213,7 +202,7 @@ curl -s --unix-socket "$T/admin.sock" -X POST -d '{"txn_id":"rv-1","card_id":"c"
 curl -s --unix-socket "$T/admin.sock" http://vigild/healthz >"$T/health.json"
 curl -s --unix-socket "$T/admin.sock" http://vigild/v1/rules >"$T/rules.json"
 ver=$(sed -n 's/^version "\(.*\)".*/\1/p' "$RULES")
-hash=$("$(path_of vigil-rules)" check --json "$RULES" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["files"][0]["hash"])')
+hash=$("$(vt_prog vigil-rules)" check --json "$RULES" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["files"][0]["hash"])')
 "$PY" - "$T/ok.json" "$T/health.json" "$T/rules.json" "$ver" "$hash" <<'PY' || fail "rules_version/rules_hash: $(cat "$T/ok.json" "$T/health.json")"
 import json, sys
 ok, health, rules = (json.load(open(p)) for p in sys.argv[1:4])
@@ -237,10 +226,10 @@ assert (r.rules_version, r.rules_hash) == (sys.argv[2], sys.argv[3]), r
 assert (h.rules_version, h.rules_hash) == (sys.argv[2], sys.argv[3]), h
 PY
 # vigil-score (the C client): a reply's and a health answer's
-"$(path_of vigil-score)" --server "$URL" --dry-run \
+"$(vt_prog vigil-score)" --server "$URL" --dry-run \
 	--txn '{"txn_id":"rv-3","card_id":"c","merchant_id":"m","amount":"1","currency":"EUR"}' \
 	>"$T/sc.json" 2>&1 || fail "vigil-score --dry-run: $(cat "$T/sc.json")"
-"$(path_of vigil-score)" --server "$URL" health >"$T/sch.json" 2>&1 ||
+"$(vt_prog vigil-score)" --server "$URL" health >"$T/sch.json" 2>&1 ||
 	fail "vigil-score health: $(cat "$T/sch.json")"
 "$PY" - "$T/sc.json" "$T/sch.json" "$ver" "$hash" <<'PY' || fail "vigil-score's rules_version/rules_hash: $(cat "$T/sc.json" "$T/sch.json")"
 import json, sys
@@ -250,15 +239,11 @@ for p in sys.argv[1:3]:
 PY
 
 # ---- vigil-replay --results -: standard output, as --csv - and --summary - ----
-(cd "$T" && "$(path_of vigil-replay)" --csv good.csv -r "$RULES" -q --results - >"$T/res.jsonl" 2>"$T/err") ||
+(cd "$T" && "$(vt_prog vigil-replay)" --csv good.csv -r "$RULES" -q --results - >"$T/res.jsonl" 2>"$T/err") ||
 	fail "vigil-replay --results -: $(cat "$T/err")"
 [ -e "$T/-" ] && fail "vigil-replay --results - wrote a file named -"
 [ "$(wc -l <"$T/res.jsonl")" -eq "$(($(wc -l <"$T/good.csv") - 1))" ] ||
 	fail "vigil-replay --results -: $(wc -l <"$T/res.jsonl") lines for $(($(wc -l <"$T/good.csv") - 1)) rows"
 grep -vq '^{"txn_id":' "$T/res.jsonl" && fail "vigil-replay --results -: not only result lines: $(grep -v '^{"txn_id":' "$T/res.jsonl" | head -3)"
 
-if [ "$fails" -ne 0 ]; then
-	echo "iface_agree.sh: $fails failure(s)" >&2
-	exit 1
-fi
-echo "iface_agree.sh: $ncase program runs agree with docs/tools.md's exit codes; the error objects of vigild, vigil-score, vigil-rules and vigil-console with its JSON errors"
+vt_done "$ncase program runs agree with docs/tools.md's exit codes; the error objects of vigild, vigil-score, vigil-rules and vigil-console with its JSON errors"

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vec.h"
 #include "csv.h"
 #include "vigil.h"
 #include "vigil_config.h"
@@ -275,10 +276,10 @@ typedef struct gen_ev {
 	uint8_t  pattern;
 } gen_ev;
 
-typedef struct gen_vec {
-	gen_ev *v;
-	size_t  n, cap;
-} gen_vec;
+/* The generator's arrays are common/vec.h's; these caps only stop a
+ * runaway: a day of 50 million cards is under 2^28 events. */
+#define GEN_MAX_EVENTS    (1u << 30)
+#define GEN_MAX_INCIDENTS (1u << 24) /* active breaches, compromised terminals, reissues */
 
 typedef struct gen_breach {
 	uint32_t merchant;
@@ -319,13 +320,10 @@ typedef struct gen_world {
 	uint32_t      cat_city_off[GEN_NCATS][GEN_NCITIES + 1];
 	uint32_t     *term_pos;    /* POS terminals (for compromise) */
 	uint32_t      nterm_pos;
-	gen_vec       day, future;
-	gen_breach   *breaches;
-	size_t        nbreaches, breach_cap;
-	gen_term_comp *tcomp;
-	size_t        ntcomp, tcomp_cap;
-	gen_reissue  *reissues;
-	size_t        nreissues, reissue_cap;
+	vigil_vec     day, future; /* gen_ev: today's, and scheduled later */
+	vigil_vec     breaches;    /* gen_breach */
+	vigil_vec     tcomp;       /* gen_term_comp */
+	vigil_vec     reissues;    /* gen_reissue */
 	uint32_t      next_card_id;
 	uint64_t      reissued;
 	uint64_t      ord, txn_seq;
@@ -334,29 +332,21 @@ typedef struct gen_world {
 	double        hour_w[24], dow_w[7];
 } gen_world;
 
-static vigil_err
-gen_vec_push(gen_vec *v, const gen_ev *e)
+/* The events of v (a vigil_vec of gen_ev); valid until v grows. */
+static inline gen_ev *
+gen_evs(const vigil_vec *v)
 {
-	if (v->n == v->cap) {
-		size_t nc = v->cap ? v->cap * 2 : 4096;
-		gen_ev *nv = realloc(v->v, nc * sizeof *nv);
-		if (nv == NULL)
-			return VIGIL_ENOMEM;
-		v->v = nv;
-		v->cap = nc;
-	}
-	v->v[v->n++] = *e;
-	return VIGIL_OK;
+	return v->data;
 }
 
 static void gen_reissue_at(gen_world *w, uint32_t card, int64_t t_ms);
 
 /* Pushes e stamped with its card's current number. */
 static vigil_err
-gen_push(gen_world *w, gen_vec *v, gen_ev *e)
+gen_push(gen_world *w, vigil_vec *v, gen_ev *e)
 {
 	e->cid = w->cards[e->card].id;
-	return gen_vec_push(v, e);
+	return vigil_vec_push(v, e);
 }
 
 static uint32_t
@@ -397,6 +387,12 @@ gen_world_build(gen_world *w)
 	gen_rng *r = &w->rng;
 	double cat_share[GEN_NCATS], city_w[GEN_NCITIES], tot_share = 0, tot_city = 0;
 	uint32_t *count;
+
+	vigil_vec_init(&w->day, sizeof(gen_ev), GEN_MAX_EVENTS);
+	vigil_vec_init(&w->future, sizeof(gen_ev), GEN_MAX_EVENTS);
+	vigil_vec_init(&w->breaches, sizeof(gen_breach), GEN_MAX_INCIDENTS);
+	vigil_vec_init(&w->tcomp, sizeof(gen_term_comp), GEN_MAX_INCIDENTS);
+	vigil_vec_init(&w->reissues, sizeof(gen_reissue), GEN_MAX_INCIDENTS);
 
 	static const double hours[24] = { /* share of activity by local hour */
 		0.4, 0.25, 0.15, 0.1, 0.1, 0.2, 0.6, 1.6, 3.2, 4.6, 5.4, 6.0,
@@ -635,15 +631,16 @@ gen_legit_day(gen_world *w, uint32_t c, int64_t day_ms, int dow)
 		if (rv != VIGIL_OK)
 			return rv;
 		/* skimming: a card used at a breached merchant may be cloned */
-		for (size_t b = 0; b < w->nbreaches; b++) {
-			if (w->breaches[b].merchant == merchant &&
-			    gen_unif(&w->rng) < w->breaches[b].p_skim) {
+		for (size_t b = 0; b < w->breaches.len; b++) {
+			const gen_breach *br = vigil_vec_at(&w->breaches, b);
+
+			if (br->merchant == merchant && gen_unif(&w->rng) < br->p_skim) {
 				/* the clone is used abroad 2-20 days later (scheduled) */
 				int64_t when = e.t_ms + gen_range(&w->rng, 2, 20) * VIGIL_MS_PER_DAY;
 				uint32_t city = GEN_NHOME + gen_below(&w->rng, GEN_NCITIES - GEN_NHOME);
 				uint32_t nf = 1 + gen_below(&w->rng, 4);
 				int64_t report = 0;
-				size_t first = w->future.n;
+				size_t first = w->future.len;
 				w->pat_incidents[PAT_SKIMMED_CARD]++;
 				for (uint32_t j = 0; j < nf; j++) {
 					gen_ev f = { 0 };
@@ -662,8 +659,8 @@ gen_legit_day(gen_world *w, uint32_t c, int64_t day_ms, int dow)
 						return rv;
 				}
 				report += (int64_t)(gen_lognormal(&w->rng, 5.0, 0.6) * VIGIL_MS_PER_DAY);
-				for (size_t j = first; j < w->future.n; j++)
-					w->future.v[j].label_time = report;
+				for (size_t j = first; j < w->future.len; j++)
+					gen_evs(&w->future)[j].label_time = report;
 				gen_reissue_at(w, c, report);
 				break;
 			}
@@ -688,39 +685,32 @@ gen_fraud_ip(gen_world *w)
 static void
 gen_reissue_at(gen_world *w, uint32_t card, int64_t t_ms)
 {
-	if (w->nreissues == w->reissue_cap) {
-		size_t nc = w->reissue_cap ? w->reissue_cap * 2 : 64;
-		gen_reissue *nr = realloc(w->reissues, nc * sizeof *nr);
-		if (nr == NULL)
-			return; /* ENOMEM: the card just keeps its number */
-		w->reissues = nr;
-		w->reissue_cap = nc;
-	}
-	w->reissues[w->nreissues].card = card;
-	w->reissues[w->nreissues].t_ms = t_ms;
-	w->nreissues++;
+	gen_reissue ri = { .card = card, .t_ms = t_ms };
+
+	/* ENOMEM or over the cap: the card just keeps its number */
+	(void)vigil_vec_push(&w->reissues, &ri);
 }
 
-/* Labels the events of one incident [first, v->n): the bank learns of it
+/* Labels the events of one incident [first, v->len): the bank learns of it
  * median_days (lognormal) after the last fraudulent transaction. */
 static void
-gen_label_incident(gen_world *w, gen_vec *v, size_t first, double median_days)
+gen_label_incident(gen_world *w, vigil_vec *v, size_t first, double median_days)
 {
 	int64_t last = 0, report;
 
-	for (size_t i = first; i < v->n; i++)
-		if (v->v[i].t_ms > last)
-			last = v->v[i].t_ms;
+	for (size_t i = first; i < v->len; i++)
+		if (gen_evs(v)[i].t_ms > last)
+			last = gen_evs(v)[i].t_ms;
 	report = last + (int64_t)(gen_lognormal(&w->rng, median_days, 0.7) * VIGIL_MS_PER_DAY);
 	if (report < last + 3600000)
 		report = last + 3600000;
-	for (size_t i = first; i < v->n; i++)
-		v->v[i].label_time = report;
-	gen_reissue_at(w, v->v[first].card, report);
+	for (size_t i = first; i < v->len; i++)
+		gen_evs(v)[i].label_time = report;
+	gen_reissue_at(w, gen_evs(v)[first].card, report);
 }
 
 static vigil_err
-gen_fraud_push(gen_world *w, gen_vec *v, gen_ev *e, gen_pattern p)
+gen_fraud_push(gen_world *w, vigil_vec *v, gen_ev *e, gen_pattern p)
 {
 	e->pattern = (uint8_t)p;
 	e->ord = w->ord++;
@@ -734,8 +724,8 @@ gen_incident(gen_world *w, gen_pattern p, int64_t day_ms)
 	uint32_t card = gen_below(r, w->o.cards);
 	gen_card *k = &w->cards[card];
 	int64_t t = day_ms + gen_range(r, 0, VIGIL_MS_PER_DAY - 1);
-	gen_vec *v = &w->future; /* may spill into the next days */
-	size_t first = v->n;
+	vigil_vec *v = &w->future; /* may spill into the next days */
+	size_t first = v->len;
 	vigil_err rv = VIGIL_OK;
 
 	w->pat_incidents[p]++;
@@ -797,7 +787,7 @@ gen_incident(gen_world *w, gen_pattern p, int64_t day_ms)
 		gen_place(w, &home, k->favs[0], true);
 		home.ord = w->ord++;
 		rv = gen_push(w, v, &home);
-		first = v->n;
+		first = v->len;
 		t += gen_range(r, 30 * 60, 4 * 3600) * 1000;
 		for (uint32_t i = 0; i < n && rv == VIGIL_OK; i++) {
 			static const uint8_t cats[] = { CAT_ELECTRONICS, CAT_ATM, CAT_JEWELRY, CAT_HOTEL };
@@ -839,15 +829,7 @@ gen_incident(gen_world *w, gen_pattern p, int64_t day_ms)
 		b.merchant = w->terms[w->term_pos[pick]].merchant;
 		b.days_left = 3 + gen_below(r, 8);
 		b.p_skim = 0.5;
-		if (w->nbreaches == w->breach_cap) {
-			size_t nc = w->breach_cap ? w->breach_cap * 2 : 16;
-			gen_breach *nb = realloc(w->breaches, nc * sizeof *nb);
-			if (nb == NULL)
-				return VIGIL_ENOMEM;
-			w->breaches = nb;
-			w->breach_cap = nc;
-		}
-		w->breaches[w->nbreaches++] = b;
+		rv = vigil_vec_push(&w->breaches, &b);
 		break;
 	}
 	case PAT_TERMINAL: {
@@ -856,15 +838,7 @@ gen_incident(gen_world *w, gen_pattern p, int64_t day_ms)
 		tc.terminal = w->term_pos[gen_below(r, w->nterm_pos)];
 		tc.days_left = 5 + gen_below(r, 20);
 		tc.per_day = 1.0 + 4.0 * gen_unif(r);
-		if (w->ntcomp == w->tcomp_cap) {
-			size_t nc = w->tcomp_cap ? w->tcomp_cap * 2 : 16;
-			gen_term_comp *nt = realloc(w->tcomp, nc * sizeof *nt);
-			if (nt == NULL)
-				return VIGIL_ENOMEM;
-			w->tcomp = nt;
-			w->tcomp_cap = nc;
-		}
-		w->tcomp[w->ntcomp++] = tc;
+		rv = vigil_vec_push(&w->tcomp, &tc);
 		break;
 	}
 	default:
@@ -877,13 +851,13 @@ gen_incident(gen_world *w, gen_pattern p, int64_t day_ms)
 static vigil_err
 gen_terminal_day(gen_world *w, int64_t day_ms)
 {
-	for (size_t i = 0; i < w->ntcomp; i++) {
-		gen_term_comp *tc = &w->tcomp[i];
+	for (size_t i = 0; i < w->tcomp.len; i++) {
+		const gen_term_comp *tc = vigil_vec_at(&w->tcomp, i);
 		uint32_t n = gen_poisson(&w->rng, tc->per_day);
 		for (uint32_t j = 0; j < n; j++) {
 			gen_ev e = { .card = gen_below(&w->rng, w->o.cards) };
 			const gen_terminal *t = &w->terms[tc->terminal];
-			size_t first = w->future.n;
+			size_t first = w->future.len;
 			vigil_err rv;
 			e.t_ms = gen_time_of_day(w, &w->cards[e.card], day_ms);
 			e.amount = gen_amount(w, w->merchants[t->merchant].cat, 3.0);
@@ -899,15 +873,15 @@ gen_terminal_day(gen_world *w, int64_t day_ms)
 			gen_label_incident(w, &w->future, first, 8.0);
 		}
 	}
-	for (size_t i = 0; i < w->ntcomp;) {
-		if (w->tcomp[i].days_left-- == 0)
-			w->tcomp[i] = w->tcomp[--w->ntcomp];
+	for (size_t i = 0; i < w->tcomp.len;) {
+		if (((gen_term_comp *)vigil_vec_at(&w->tcomp, i))->days_left-- == 0)
+			vigil_vec_remove_swap(&w->tcomp, i);
 		else
 			i++;
 	}
-	for (size_t i = 0; i < w->nbreaches;) {
-		if (w->breaches[i].days_left-- == 0)
-			w->breaches[i] = w->breaches[--w->nbreaches];
+	for (size_t i = 0; i < w->breaches.len;) {
+		if (((gen_breach *)vigil_vec_at(&w->breaches, i))->days_left-- == 0)
+			vigil_vec_remove_swap(&w->breaches, i);
 		else
 			i++;
 	}
@@ -931,9 +905,9 @@ gen_write_day(gen_world *w, FILE *out)
 {
 	char line[1024];
 
-	qsort(w->day.v, w->day.n, sizeof *w->day.v, gen_ev_cmp);
-	for (size_t i = 0; i < w->day.n; i++) {
-		const gen_ev *e = &w->day.v[i];
+	qsort(w->day.data, w->day.len, w->day.elem_size, gen_ev_cmp);
+	for (size_t i = 0; i < w->day.len; i++) {
+		const gen_ev *e = &gen_evs(&w->day)[i];
 		const gen_merchant *m = &w->merchants[e->merchant];
 		csv_row row = { 0 };
 		size_t n;
@@ -976,7 +950,7 @@ gen_write_day(gen_world *w, FILE *out)
 			return VIGIL_EIO;
 		w->rows++;
 	}
-	w->day.n = 0;
+	vigil_vec_clear(&w->day);
 	return VIGIL_OK;
 }
 
@@ -994,11 +968,13 @@ gen_run(gen_world *w, FILE *out)
 		int dow = (int)(((start_day + d) % 7 + 3) % 7); /* 1970-01-01 was a Thursday */
 
 		/* cards whose fraud was reported before today were replaced */
-		for (size_t i = 0; i < w->nreissues;) {
-			if (w->reissues[i].t_ms < day_ms) {
-				w->cards[w->reissues[i].card].id = w->next_card_id++;
+		for (size_t i = 0; i < w->reissues.len;) {
+			const gen_reissue *ri = vigil_vec_at(&w->reissues, i);
+
+			if (ri->t_ms < day_ms) {
+				w->cards[ri->card].id = w->next_card_id++;
 				w->reissued++;
-				w->reissues[i] = w->reissues[--w->nreissues];
+				vigil_vec_remove_swap(&w->reissues, i);
 			} else {
 				i++;
 			}
@@ -1026,12 +1002,12 @@ gen_run(gen_world *w, FILE *out)
 				return rv;
 		}
 		/* due future events (scheduled fraud) join the day */
-		for (size_t i = 0; i < w->future.n;) {
-			if (w->future.v[i].t_ms < day_end) {
-				rv = gen_vec_push(&w->day, &w->future.v[i]);
+		for (size_t i = 0; i < w->future.len;) {
+			if (gen_evs(&w->future)[i].t_ms < day_end) {
+				rv = vigil_vec_push(&w->day, &gen_evs(&w->future)[i]);
 				if (rv != VIGIL_OK)
 					return rv;
-				w->future.v[i] = w->future.v[--w->future.n];
+				vigil_vec_remove_swap(&w->future, i);
 			} else {
 				i++;
 			}
@@ -1056,11 +1032,11 @@ gen_world_fini(gen_world *w)
 	free(w->terms);
 	free(w->by_cat_city);
 	free(w->term_pos);
-	free(w->day.v);
-	free(w->future.v);
-	free(w->breaches);
-	free(w->tcomp);
-	free(w->reissues);
+	vigil_vec_fini(&w->day);
+	vigil_vec_fini(&w->future);
+	vigil_vec_fini(&w->breaches);
+	vigil_vec_fini(&w->tcomp);
+	vigil_vec_fini(&w->reissues);
 }
 
 /* ------------------------------ main ------------------------------ */
@@ -1191,10 +1167,8 @@ main(int argc, char **argv)
 			return vigil_cli_bad_option("vigil-gen", argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vigil-gen: unexpected argument \"%s\" (see --help)\n", argv[optind]);
-		return 2;
-	}
+	if (optind < argc)
+		return vigil_cli_usage_error("vigil-gen", "unexpected argument \"%s\"", argv[optind]);
 	if (w.o.start_ms + (int64_t)w.o.days * VIGIL_MS_PER_DAY + 90 * VIGIL_MS_PER_DAY >= 4102444800000LL) {
 		fprintf(stderr, "vigil-gen: --start + --days (+ label delays) must end before 2100\n");
 		return 2;

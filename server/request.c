@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server/score.c - one request, start to finish, on a worker thread:
+ * server/request.c - one request, start to finish, on a worker thread:
  * decode and validate (wire.c), then for a score the clock-skew guard (an
  * event time too far ahead of our clock) and the one scoring pipeline,
  * app_score (dedupe, features, model, rules, decision, archive, live
