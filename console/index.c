@@ -642,6 +642,13 @@ ix_add_label(con_index *ix, MDB_txn *txn, const store_record *r)
 		 * starts labelled; with the amount when the card's history has
 		 * the transaction (back-tests sum the money caught) */
 		uint8_t hb[6 + 11] = { 0 };
+		/* dated by the label's own day: retention keeps it keep_days
+		 * after it arrived (day 0 went on the first sweep, and with it
+		 * the label of every allowed transaction) */
+		int64_t lt = l.label_time_ms > 0 ? l.label_time_ms : l.received_at_ms;
+		uint32_t d32 = lt > 0 ? (uint32_t)(lt / VIGIL_MS_PER_DAY) : 0;
+
+		memcpy(hb, &d32, 4);
 		hb[4] = (uint8_t)(int8_t)l.fraud;
 		v.mv_size = 6;
 		v.mv_data = hb;
@@ -1273,8 +1280,7 @@ con_index_prune(con_index *ix, uint32_t keep_days, int64_t now_ms, uint32_t max_
 		steps++;
 		if (v.mv_size >= 6) {
 			memcpy(&day, v.mv_data, 4);
-			/* a label-only entry (no rules) has day 0: it goes too once old
-			 * enough to be kept for nothing */
+			/* a label-only entry (no rules) is dated by its label's day */
 			if ((int64_t)day < cutoff) {
 				rc = mdb_cursor_del(c, 0);
 				if (rc != 0)

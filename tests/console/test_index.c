@@ -333,9 +333,13 @@ test_prune(void **state)
 	}
 	put_scored(ar, "p7", "c7", 10, t0 + 200 * VIGIL_MS_PER_DAY, "new");
 	put_label(ar, "p7", true, t0 + 200 * VIGIL_MS_PER_DAY + 1);
+	/* allowed with no rule hit, labelled (a chargeback) on the newest day:
+	 * its label-only entry stays */
+	put_scored(ar, "q1", "c8", 0, t0 + 199 * VIGIL_MS_PER_DAY, NULL);
+	put_label(ar, "q1", true, t0 + 200 * VIGIL_MS_PER_DAY + 2);
 	store_archive_close(ar);
 	ix = index_open();
-	assert_int_equal(ingest_all(ix), 16);
+	assert_int_equal(ingest_all(ix), 18);
 	assert_int_equal(con_index_label_of(ix, "p0"), 1);
 	assert_int_equal(con_index_label_of(ix, "p6"), 1);
 	/* two entries per call: the sweep resumes where it stopped */
@@ -351,6 +355,7 @@ test_prune(void **state)
 		assert_int_equal(con_index_label_of(ix, id), -1);
 	}
 	assert_int_equal(con_index_label_of(ix, "p7"), 1);
+	assert_int_equal(con_index_label_of(ix, "q1"), 1);
 	assert_int_equal(con_index_case(ix, "p3", &c), VIGIL_OK); /* cases stay */
 	/* nothing more to do */
 	assert_int_equal(con_index_prune(ix, 180, vigil_now_ms(), 100, &done, &deleted), VIGIL_OK);
