@@ -23,6 +23,7 @@
 
 #include "archive.h"
 #include "gen.h"
+#include "rules.h"
 #include "vigil.h"
 
 /* ============================ auth.c ============================ */
@@ -304,7 +305,7 @@ typedef struct con_opts {
 	bool        quiet;
 } con_opts;
 
-typedef struct con_backtest con_backtest; /* rules.c */
+typedef struct con_backtest con_backtest; /* backtest.c */
 typedef struct con_rulestate con_rulestate; /* rules.c */
 typedef struct vigil_client vigil_client;
 struct vigil_evconn_set; /* common/evconn.h */
@@ -407,8 +408,21 @@ void con_api_rules_deploy(con_app *app, struct evhttp_request *req, const con_us
 void con_api_rules_rollback(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *version);
-void con_rules_child_exited(con_app *app); /* SIGCHLD */
-void con_rules_abort(con_app *app);        /* shutdown: kill a back-test */
+void con_rules_child_exited(con_app *app); /* SIGCHLD (backtest.c) */
+void con_rules_abort(con_app *app);        /* shutdown: kill a back-test (backtest.c) */
+/* backtest.c: removes what back-tests of an earlier run left (at start). */
+void con_backtest_prune(con_app *app);
+/* rules.c, for backtest.c: the request's {"text", ...} body (NULL: answered
+ * 400/413), a text compiled as vigild would (list files next to the deployed
+ * file), its diagnostics answered 422, the deployed file's directory and name. */
+json_t     *con_rules_edit_body(struct evhttp_request *req, const char *const *allowed,
+    const char **ret_text, size_t *ret_len);
+vigil_err   con_rules_compile_text(con_app *app, const char *text, size_t len,
+    rules_prog **ret_prog, rules_diags *ret_diags);
+void        con_rules_send_diags(struct evhttp_request *req, const rules_diags *d,
+    const char *text, size_t len);
+const char *con_rules_dir(const con_app *app);
+const char *con_rules_base(const con_app *app);
 void con_rules_fini(con_app *app);
 
 /* util */
