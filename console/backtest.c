@@ -459,9 +459,16 @@ bt_finish(con_backtest *bt)
 			if (json_array_size(cases) < BT_CASES_MAX) {
 				const char *id = json_string_value(json_object_get(a, "txn_id"));
 				int label = id != NULL ? con_index_label_of(app->ix, id) : -1;
-				json_array_append_new(cases, json_pack("{s:s?, s:o, s:o, s:o}", "txn_id", id,
+				json_t *c = json_pack("{s:s?, s:o, s:o, s:o}", "txn_id", id,
 				    "before", bt_side(a), "after", bt_side(b), "label",
-				    label < 0 ? json_null() : json_string(label ? "fraud" : "legit")));
+				    label < 0 ? json_null() : json_string(label ? "fraud" : "legit"));
+
+				/* exact: where the transaction is, for its link (a search) */
+				if (json_object_get(a, "card_id") != NULL) {
+					json_object_set(c, "card_id", json_object_get(a, "card_id"));
+					json_object_set(c, "time", json_object_get(a, "event_time"));
+				}
+				json_array_append_new(cases, c);
 			}
 		}
 		json_decref(a);

@@ -263,6 +263,9 @@ def main():
             hi = time_ms(o["to"])
             win = {k for k, a in arch.items() if lo <= a["event_time_ms"] < hi and k in want}
             got = {x["txn_id"] for x in o["cases"]}
+            if any(not x.get("card_id") or not x.get("time") for x in o["cases"]):
+                fail(f"console, band change: a case without its card and time (its link): "
+                     f"{o['cases'][:2]}")
             if o.get("mode") != "exact" or got != win or not win:
                 fail(f"console, band change: mode {o.get('mode')}, {len(got)} cases, "
                      f"{len(win)} expected in [{o['from']}, {o['to']})")

@@ -73,9 +73,13 @@ rp_result_write(rp *r, const rp_row *row, const rp_outcome *out, const store_sco
 	}
 	if (arch != NULL) {
 		/* --exact: production's outcome, its hits by name as archived */
-		fprintf(f, ",\"archived\":{\"score\":%.9g,\"decision\":\"%s\",\"rules_hash\":\"%s\","
-		    "\"generation\":%" PRIu64 ",\"hits\":[", arch->score,
-		    vigil_decision_name(arch->decision), arch->rules_version, arch->features_gen);
+		char t[40];
+
+		vigil_time_format_rfc3339(arch->txn.event_time_ms, t, sizeof t);
+		fprintf(f, ",\"archived\":{\"card_id\":\"%s\",\"event_time\":\"%s\",\"score\":%.9g,"
+		    "\"decision\":\"%s\",\"rules_hash\":\"%s\",\"generation\":%" PRIu64 ",\"hits\":[",
+		    arch->txn.card_id, t, arch->score, vigil_decision_name(arch->decision),
+		    arch->rules_version, arch->features_gen);
 		for (uint32_t i = 0; i < arch->nhits; i++)
 			fprintf(f, "%s{\"rule\":\"%s\",\"points\":%" PRId32 ",\"shadow\":%s}",
 			    i ? "," : "", arch->hits[i].rule, arch->hits[i].points,
