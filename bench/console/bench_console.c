@@ -154,6 +154,35 @@ time_query(con_index *ix, const char *name, const con_query *q, con_case *page)
 	    n, ms[3], ms[6]);
 }
 
+/* GET /api/search's work (con_search_run), 5 runs: the median and the max,
+ * with what a run read and found. */
+static void
+time_search(con_app *app, const char *name, const con_search_q *q)
+{
+	double ms[5];
+	uint64_t scanned = 0;
+	size_t n = 0;
+	bool more = false;
+	char err[600];
+
+	for (int i = 0; i < 5; i++) {
+		json_t *items = json_array();
+		uint64_t t0 = vigil_mono_ns();
+
+		if (con_search_run(app, q, items, &more, &scanned, err, sizeof err) != VIGIL_OK) {
+			printf("  %-40s failed: %s\n", name, err);
+			json_decref(items);
+			return;
+		}
+		ms[i] = (double)(vigil_mono_ns() - t0) / 1e6;
+		n = json_array_size(items);
+		json_decref(items);
+	}
+	qsort(ms, 5, sizeof ms[0], cmp_double);
+	printf("  %-44s %3zu rows%s  %8" PRIu64 " records read%s   median %8.2f ms   max %8.2f ms\n",
+	    name, n, more ? "+" : " ", scanned, scanned > 2000000 ? " (capped)" : "", ms[2], ms[4]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -284,6 +313,47 @@ main(int argc, char **argv)
 		}
 	}
 	free(page);
+
+	/* GET /api/search over the whole span (the archive, not the index) */
+	{
+		static con_app app;
+		con_search_q sq;
+		int64_t start = 1704067200000, end = start + (int64_t)days * VIGIL_MS_PER_DAY;
+
+		app.ix = ix;
+		snprintf(app.archive_dir, sizeof app.archive_dir, "%.4000s", archive);
+		memset(&sq, 0, sizeof sq);
+		sq.min_amount = sq.max_amount = -1;
+		sq.label = -2;
+		sq.limit = 50;
+		sq.from_ms = end - VIGIL_MS_PER_DAY;
+		sq.to_ms = end;
+		printf("search (5 runs each; %u days; at most 2000000 records read a search):\n",
+		    days);
+		time_search(&app, "the last day, no filter (the default)", &sq);
+		sq.from_ms = start;
+		snprintf(sq.card, sizeof sq.card, "c0004242");
+		time_search(&app, "card = c0004242, all days", &sq);
+		sq.card[0] = '\0';
+		snprintf(sq.merchant, sizeof sq.merchant, "m04242");
+		time_search(&app, "merchant = m04242, all days", &sq);
+		sq.merchant[0] = '\0';
+		sq.min_amount = 150.00;
+		sq.max_amount = 150.02;
+		time_search(&app, "amount 150.00-150.02, all days", &sq);
+		sq.min_amount = sq.max_amount = -1;
+		sq.from_ms = end - VIGIL_MS_PER_DAY / 24;
+		time_search(&app, "time: the last hour", &sq);
+		sq.from_ms = start;
+		sq.decision = VIGIL_DECISION_DECLINE;
+		time_search(&app, "decision = decline, all days", &sq);
+		sq.decision = 0;
+		sq.label = 1;
+		time_search(&app, "label = fraud, all days", &sq);
+		sq.label = -2;
+		snprintf(sq.card, sizeof sq.card, "c9999999");
+		time_search(&app, "card = (none such), all days", &sq);
+	}
 	con_index_close(ix);
 	if (!keep && data == NULL) {
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
