@@ -168,11 +168,12 @@ rp_report_write(rp *r, double secs)
 	report_info ri = {
 		.title = title, .input = r->src.name,
 		.rules = r->o.rules ? r->o.rules : "(the server's)",
-		.mode = r->o.nservers ? "server" : "offline", .seconds = secs,
+		.mode = r->o.nservers ? "server" : r->o.exact ? "exact" : "offline", .seconds = secs,
 		.throughput = secs - (double)r->night_ns / 1e9 > 0
 		    ? (double)r->rows / (secs - (double)r->night_ns / 1e9) : 0,
 		.bad_rows = r->src.bad,
-		.nightly_runs = r->nightly_runs, .compare = r->o.compare, .changed = r->changed,
+		.nightly_runs = r->nightly_runs, .compare = r->o.exact ? r->o.rules : r->o.compare,
+		.changed = r->changed,
 	};
 	uint8_t *flags = NULL;
 	int32_t *points = NULL;
