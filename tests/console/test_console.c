@@ -799,6 +799,19 @@ test_backtest(void **s)
 	json_decref(o);
 	free(body);
 	json_decref(b);
+	/* a threshold the nightly tunes, changed: the as-of nightly replay */
+	p = strstr(text, "percentile(card.amount_zscore, 99.5)");
+	assert_non_null(p);
+	p[34] = '0'; /* 99.0 */
+	b = json_pack("{s:s, s:i}", "text", text, "days", 3);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "mode")), "nightly");
+	assert_non_null(strstr(json_string_value(json_object_get(o, "mode_reason")), "zscore_high"));
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	p[34] = '5';
 	p = strstr(text, "band review = 40");
 	assert_non_null(p);
 	memcpy(p, "band review = 60", 16);
