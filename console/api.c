@@ -340,7 +340,7 @@ con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, cons
 			json_object_set_new(feats, rec->feats[i].name, api_value_json(&rec->feats[i].val, t));
 		}
 		json_object_set_new(o, "features", feats);
-		/* the archive record's rules_version field holds the rules_hash
+		/* the archive record's rules_hash (ArchivedScore field 5)
 		 * (docs/protocol.md, "Rules identity"): named as the replies name it */
 		json_object_set_new(o, "rules_hash", json_string(rec->rules_version));
 		json_object_set_new(o, "features_generation", json_integer((json_int_t)rec->features_gen));

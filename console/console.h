@@ -23,6 +23,7 @@
 
 #include "archive.h"
 #include "gen.h"
+#include "rules.h"
 #include "vigil.h"
 
 /* ============================ auth.c ============================ */
@@ -310,7 +311,7 @@ typedef struct con_opts {
 	bool        quiet;
 } con_opts;
 
-typedef struct con_backtest con_backtest; /* editor.c */
+typedef struct con_backtest con_backtest; /* backtest.c */
 typedef struct con_rulestate con_rulestate; /* editor.c */
 typedef struct vigil_client vigil_client;
 struct vigil_evconn_set; /* common/evconn.h */
@@ -375,6 +376,29 @@ void con_lists_expire(con_app *app);
 
 /* search.c: GET /api/search over the archive; POST /api/txns/ID/label. */
 void con_api_search(con_app *app, struct evhttp_request *req, const con_user *who);
+/* A search's filters (GET /api/search's keys, docs/console.md). */
+typedef struct con_search_q {
+	int64_t from_ms, to_ms;
+	char    card[VIGIL_ID_MAX + 1], merchant[VIGIL_ID_MAX + 1], terminal[VIGIL_ID_MAX + 1];
+	char    device[VIGIL_ID_MAX + 1], ip[VIGIL_IP_MAX + 1];
+	double  min_amount, max_amount; /* major units; < 0: none */
+	int     decision;               /* vigil_decision, 0: any */
+	int     label;                  /* -2 any, -1 none, 0 legit, 1 fraud */
+	uint32_t limit;
+} con_search_q;
+/* scan.c: the scored records of [from, to) of the archive, those passing
+ * q's filters but the label (q NULL: all), decoded into s and handed to fn
+ * until it returns false; *ret_scanned: records read, at most
+ * CON_SEARCH_SCAN_MAX + 1. VIGIL_OK, or the reader's error (errbuf). */
+#define CON_SEARCH_SCAN_MAX 2000000u
+vigil_err con_search_scan(con_app *app, int64_t from, int64_t to, const con_search_q *q,
+    store_scored *s, bool (*fn)(void *arg, const store_scored *s), void *arg,
+    uint64_t *ret_scanned, char *errbuf, size_t errlen);
+/* scan.c: the search itself (reads app->archive_dir and app->ix only): up to
+ * q->limit matches appended to items, *ret_more when there were more,
+ * *ret_scanned records read. The reader's error in errbuf. */
+vigil_err con_search_run(con_app *app, const con_search_q *q, json_t *items, bool *ret_more,
+    uint64_t *ret_scanned, char *errbuf, size_t errlen);
 void con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *id);
 
@@ -425,8 +449,21 @@ void con_api_rules_approve(con_app *app, struct evhttp_request *req, const con_u
 void con_api_rules_reject(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *version);
-void con_rules_child_exited(con_app *app); /* SIGCHLD */
-void con_rules_abort(con_app *app);        /* shutdown: kill a back-test */
+void con_rules_child_exited(con_app *app); /* SIGCHLD (backtest.c) */
+void con_rules_abort(con_app *app);        /* shutdown: kill a back-test (backtest.c) */
+/* backtest.c: removes what back-tests of an earlier run left (at start). */
+void con_backtest_prune(con_app *app);
+/* editor.c, for backtest.c: the request's {"text", ...} body (NULL: answered
+ * 400/413), a text compiled as vigild would (list files next to the deployed
+ * file), its diagnostics answered 422, the deployed file's directory and name. */
+json_t     *con_rules_edit_body(struct evhttp_request *req, const char *const *allowed,
+    const char **ret_text, size_t *ret_len);
+vigil_err   con_rules_compile_text(con_app *app, const char *text, size_t len,
+    rules_prog **ret_prog, rules_diags *ret_diags);
+void        con_rules_send_diags(struct evhttp_request *req, const rules_diags *d,
+    const char *text, size_t len);
+const char *con_rules_dir(const con_app *app);
+const char *con_rules_base(const con_app *app);
 void con_rules_fini(con_app *app);
 
 /* util */

@@ -20,18 +20,10 @@
 #include "vigil_client.h"
 
 #define SEARCH_RANGE_MAX_MS (31 * VIGIL_MS_PER_DAY)
-#define SEARCH_SCAN_MAX     2000000u /* records read per search, at most */
+#define SEARCH_SCAN_MAX     CON_SEARCH_SCAN_MAX
 #define SEARCH_LIMIT_MAX    200
 
-typedef struct search_q {
-	int64_t from_ms, to_ms;
-	char    card[VIGIL_ID_MAX + 1], merchant[VIGIL_ID_MAX + 1], terminal[VIGIL_ID_MAX + 1];
-	char    device[VIGIL_ID_MAX + 1], ip[VIGIL_IP_MAX + 1];
-	double  min_amount, max_amount; /* major units; < 0: none */
-	int     decision;               /* vigil_decision, 0: any */
-	int     label;                  /* -2 any, -1 none, 0 legit, 1 fraud */
-	uint32_t limit;
-} search_q;
+typedef con_search_q search_q;
 
 static const char *const search_reasons[] = {
 	"chargeback", "cardholder_confirmed", "cardholder_denied", "false_positive",
@@ -147,139 +139,35 @@ search_parse(con_app *app, struct evhttp_request *req, search_q *q)
 	return true;
 }
 
-static bool
-search_match(con_app *app, const search_q *q, const store_scored *s, int *ret_label)
-{
-	const vigil_txn *t = &s->txn;
-	double amount;
-
-	*ret_label = -1;
-	if ((q->card[0] && strcmp(q->card, t->card_id) != 0) ||
-	    (q->merchant[0] && strcmp(q->merchant, t->merchant_id) != 0) ||
-	    (q->terminal[0] && strcmp(q->terminal, t->terminal_id) != 0) ||
-	    (q->device[0] && strcmp(q->device, t->device_id) != 0) ||
-	    (q->ip[0] && strcmp(q->ip, t->ip) != 0) ||
-	    (q->decision != 0 && (int)s->decision != q->decision))
-		return false;
-	amount = vigil_txn_amount(t);
-	if ((q->min_amount >= 0 && amount < q->min_amount) ||
-	    (q->max_amount >= 0 && amount > q->max_amount))
-		return false;
-	*ret_label = con_index_label_of(app->ix, t->txn_id);
-	return q->label == -2 || *ret_label == q->label;
-}
-
-static json_t *
-search_json(const store_scored *s, int label)
-{
-	const vigil_txn *t = &s->txn;
-	char time[32];
-
-	vigil_time_format_rfc3339(t->event_time_ms, time, sizeof time);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:i, s:s, s:o}",
-	    "txn_id", t->txn_id, "time", time, "card_id", t->card_id, "merchant_id", t->merchant_id,
-	    "terminal_id", t->terminal_id, "device_id", t->device_id, "ip", t->ip,
-	    "amount", vigil_txn_amount(t), "currency", t->currency, "score", (int)s->score,
-	    "decision", vigil_decision_name(s->decision),
-	    "label", label < 0 ? json_null() : json_string(label ? "fraud" : "legit"));
-}
-
-/*
- * Reads the scored records of [from, to) of the archive, calling fn for
- * each until it returns false. *ret_scanned: records read. VIGIL_OK, or
- * the reader's error (errbuf).
- */
-static vigil_err
-search_scan(con_app *app, int64_t from, int64_t to, store_scored *s,
-    bool (*fn)(void *arg, const store_scored *s), void *arg, uint64_t *ret_scanned,
-    char *errbuf, size_t errlen)
-{
-	store_reader *rd = NULL;
-	store_record r;
-	store_diag d;
-	vigil_err rv;
-
-	*ret_scanned = 0;
-	rv = store_reader_open(app->archive_dir, from, to, NULL, NULL, &rd, &d);
-	if (rv == VIGIL_ENOTFOUND)
-		return VIGIL_OK; /* no archive yet: nothing */
-	if (rv != VIGIL_OK) {
-		snprintf(errbuf, errlen, "archive: %s", d.msg);
-		return rv;
-	}
-	store_reader_want(rd, 1u << STORE_REC_SCORE);
-	while ((rv = store_reader_next(rd, &r, &d)) == VIGIL_OK) {
-		if (r.type != STORE_REC_SCORE || ++*ret_scanned > SEARCH_SCAN_MAX)
-			break;
-		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK)
-			continue;
-		if (!fn(arg, s))
-			break;
-	}
-	if (rv == VIGIL_ENOTFOUND)
-		rv = VIGIL_OK;
-	if (rv != VIGIL_OK)
-		snprintf(errbuf, errlen, "archive: %s", d.msg);
-	store_reader_close(rd);
-	return rv;
-}
-
-typedef struct search_ctx {
-	con_app        *app;
-	const search_q *q;
-	json_t         *items;
-	bool            more;
-} search_ctx;
-
-static bool
-search_each(void *arg, const store_scored *s)
-{
-	search_ctx *c = arg;
-	int label;
-
-	if (!search_match(c->app, c->q, s, &label))
-		return true;
-	if (json_array_size(c->items) == c->q->limit) {
-		c->more = true;
-		return false;
-	}
-	json_array_append_new(c->items, search_json(s, label));
-	return true;
-}
-
 void
 con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
 {
-	store_scored *s = malloc(sizeof *s);
-	search_ctx c = { app, NULL, json_array(), false };
+	json_t *items = json_array();
 	search_q q;
 	uint64_t scanned = 0;
 	uint64_t t0 = vigil_mono_ns();
 	char err[600], from[32], to[32];
-	vigil_err rv;
+	bool more = false;
 
 	(void)who;
-	if (s == NULL || c.items == NULL) {
+	if (items == NULL) {
 		con_send_error(req, 500, NULL, "out of memory");
 		goto out;
 	}
 	if (!search_parse(app, req, &q))
 		goto out;
-	c.q = &q;
-	rv = search_scan(app, q.from_ms, q.to_ms, s, search_each, &c, &scanned, err, sizeof err);
-	if (rv != VIGIL_OK) {
+	if (con_search_run(app, &q, items, &more, &scanned, err, sizeof err) != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s", err);
 		goto out;
 	}
 	vigil_time_format_rfc3339(q.from_ms, from, sizeof from);
 	vigil_time_format_rfc3339(q.to_ms, to, sizeof to);
 	con_send_json(req, 200, json_pack("{s:s, s:s, s:o, s:b, s:I, s:b, s:f}", "from", from,
-	    "to", to, "items", c.items, "more", c.more, "scanned", (json_int_t)scanned,
+	    "to", to, "items", items, "more", more, "scanned", (json_int_t)scanned,
 	    "truncated", scanned > SEARCH_SCAN_MAX, "ms", (double)(vigil_mono_ns() - t0) / 1e6));
-	c.items = NULL;
+	items = NULL;
 out:
-	json_decref(c.items);
-	free(s);
+	json_decref(items);
 }
 
 typedef struct find_ctx {
@@ -356,7 +244,8 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 		con_send_error(req, 500, NULL, "out of memory");
 		goto out;
 	}
-	if (search_scan(app, t, t + 1, s, find_each, &f, &scanned, err, sizeof err) != VIGIL_OK) {
+	if (con_search_scan(app, t, t + 1, NULL, s, find_each, &f, &scanned, err, sizeof err) !=
+	    VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s", err);
 		goto out;
 	}

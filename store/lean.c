@@ -344,7 +344,7 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 			}
 			nhits++;
 			break;
-		case 5: /* rules_version */
+		case 5: /* rules_hash */
 			if (f.wt != VIGIL_PB_LEN)
 				goto malformed;
 			rv_len = lean_str(&f).len;
@@ -416,7 +416,7 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 		return VIGIL_EPROTO;
 	}
 	rv = lean_check_len(rv_len, sizeof ((store_scored *)0)->rules_version,
-	    "ArchivedScore.rules_version", reterr);
+	    "ArchivedScore.rules_hash", reterr);
 	if (rv != VIGIL_OK)
 		return rv;
 	if (nfeats > STORE_MAX_FEATS) {

@@ -379,8 +379,8 @@ rec_scored_check(const Vigil__V1__ArchivedScore *m, store_diag *reterr)
 		snprintf(field, sizeof field, "ArchivedScore.hits[%zu].rule", i);
 		return rec_check_str(m->hits[i]->rule, sizeof ((store_hit *)0)->rule, field, reterr);
 	}
-	rv = rec_check_str(m->rules_version, sizeof ((store_scored *)0)->rules_version,
-	    "ArchivedScore.rules_version", reterr);
+	rv = rec_check_str(m->rules_hash, sizeof ((store_scored *)0)->rules_version,
+	    "ArchivedScore.rules_hash", reterr);
 	if (rv != VIGIL_OK)
 		return rv;
 	if (m->n_features > STORE_MAX_FEATS) {
@@ -425,7 +425,7 @@ rec_scored_fill(const Vigil__V1__ArchivedScore *m, store_scored *s)
 		s->hits[i].points = m->hits[i]->points;
 		s->hits[i].shadow = m->hits[i]->shadow;
 	}
-	rec_copy(s->rules_version, m->rules_version);
+	rec_copy(s->rules_version, m->rules_hash);
 	s->features_gen = m->features_generation;
 	s->scored_at_ms = m->scored_at_ms;
 	s->nfeats       = (uint32_t)m->n_features;

@@ -281,12 +281,20 @@ function backtestView(d) {
   const c = d.current || {}, e = d.edited || {};
   const box = h('div', { class: 'chart-box' }, h('canvas', { id: 'bt-chart' }));
   const trans = Object.entries(d.transitions).filter(([, n]) => n > 0).map(([k, n]) => h('li', {}, `${k}: ${n}`));
+  // each changed transaction links to itself: its case, or (exact mode, an
+  // allowed one) a search on its card at its time
+  const btLink = x => h('a', { href: x.card_id && x.time
+    ? '#/search?' + new URLSearchParams({ card: x.card_id, from: x.time, to: new Date(Date.parse(x.time) + 1).toISOString() }).toString()
+    : '#/case/' + encodeURIComponent(x.txn_id) }, x.txn_id);
   const cases = table(['transaction', 'before', 'after', 'label'], d.cases.map(x => h('tr', {},
-    h('td', {}, x.txn_id), h('td', {}, badge(x.before.decision), ` ${x.before.score} `, (x.before.hits || []).map(hitName).join(', ')),
+    h('td', {}, btLink(x)), h('td', {}, badge(x.before.decision), ` ${x.before.score} `, (x.before.hits || []).map(hitName).join(', ')),
     h('td', {}, badge(x.after.decision), ` ${x.after.score} `, (x.after.hits || []).map(hitName).join(', ')),
     h('td', {}, x.label ? badge(x.label) : ''))), { id: 'bt-cases' });
   const el = h('div', { id: 'backtest-result' },
     h('h2', {}, `Back-test: ${d.rows} transactions, ${fmtTime(d.from)} – ${fmtTime(d.to)}${d.nightly ? ', nightly rebuilds' : ''} (${d.seconds.toFixed(1)} s)`),
+    h('p', { id: 'bt-mode', title: d.mode_reason || '' }, h('b', {}, d.mode === 'exact' ? 'exact' : 'nightly replay'), ': ',
+      d.mode === 'exact' ? 'the edited file on the values production archived, against production\'s own decisions'
+        : 'both files replayed with the features and thresholds rebuilt as of each day', d.mode_reason ? ` (${d.mode_reason})` : ''),
     h('div', { class: 'split' },
       h('div', {}, table(['', { t: 'deployed', num: 1 }, { t: 'edited', num: 1 }], [
         metricsRow('alert rate', c.alert_rate, e.alert_rate, pct),
@@ -298,7 +306,7 @@ function backtestView(d) {
         metricsRow('money caught', d.money_caught && d.money_caught.current, d.money_caught && d.money_caught.edited, moneyText)], { id: 'bt-metrics' }),
         h('p', {}, h('b', { id: 'bt-changed' }, `${d.changed} decisions change`)), h('ul', {}, trans)),
       box),
-    h('h2', {}, 'Cases that change' + (d.changed > d.cases.length ? ` (first ${d.cases.length})` : '')), cases);
+    h('h2', {}, 'Cases that change' + (d.changed > d.cases.length ? ` (first ${d.cases.length})` : '')), h('div', { id: 'bt-changes' }, cases));
   setTimeout(() => {
     if (typeof Chart === 'undefined') return;
     if (btChart) btChart.destroy();

@@ -214,7 +214,7 @@ scored_json(const store_scored *s)
 		json_array_append_new(hits, json_pack("{s:s, s:i, s:b}", "rule", s->hits[i].rule,
 		    "points", (int)s->hits[i].points, "shadow", (int)s->hits[i].shadow));
 	json_object_set_new(o, "hits", hits);
-	json_object_set_new(o, "rules_version", json_string(s->rules_version));
+	json_object_set_new(o, "rules_hash", json_string(s->rules_version));
 	json_object_set_new(o, "features_generation", json_integer((json_int_t)s->features_gen));
 	json_object_set_new(o, "scored_at_ms", json_integer(s->scored_at_ms));
 	for (uint32_t i = 0; i < s->nfeats; i++) {

@@ -771,9 +771,11 @@ test_search_label_any(void **s)
 	assert_string_equal(path, "t1");
 }
 
-/* A back-test replays the archive with both files (vigil-replay children)
- * and diffs their decisions: moving the review band above t2's score lets
- * it through, and the money it caught (a fraud now) is no longer caught. */
+/* A back-test of a rules-only change evaluates the edited file on the
+ * archived values (vigil-replay --exact) against production's decisions:
+ * the unchanged file changes nothing; moving the review band above t2's
+ * score lets it through, and the money it caught (a fraud now) is no
+ * longer caught. */
 static void
 test_backtest(void **s)
 {
@@ -787,6 +789,29 @@ test_backtest(void **s)
 	len = fread(text, 1, (1 << 20) - 1, f);
 	fclose(f);
 	assert_true(len > 0);
+	/* the unchanged file: production's own decisions, nothing changes */
+	b = json_pack("{s:s, s:i}", "text", text, "days", 3);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "mode")), "exact");
+	assert_int_equal(json_integer_value(json_object_get(o, "rows")), 3);
+	assert_int_equal(json_integer_value(json_object_get(o, "changed")), 0);
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	/* a threshold the nightly tunes, changed: the as-of nightly replay */
+	p = strstr(text, "percentile(card.amount_zscore, 99.5)");
+	assert_non_null(p);
+	p[34] = '0'; /* 99.0 */
+	b = json_pack("{s:s, s:i}", "text", text, "days", 3);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "mode")), "nightly");
+	assert_non_null(strstr(json_string_value(json_object_get(o, "mode_reason")), "zscore_high"));
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	p[34] = '5';
 	p = strstr(text, "band review = 40");
 	assert_non_null(p);
 	memcpy(p, "band review = 60", 16);
@@ -799,6 +824,8 @@ test_backtest(void **s)
 	body = json_dumps(b, 0);
 	json_decref(http_ok("POST", "/api/rules/backtest", ALICE, body, 403));
 	o = http_ok("POST", "/api/rules/backtest", RITA, body, 200);
+	/* a band and a decision floor: a rules-only change, evaluated exactly */
+	assert_string_equal(json_string_value(json_object_get(o, "mode")), "exact");
 	assert_int_equal(json_integer_value(json_object_get(o, "rows")), 3);
 	assert_int_equal(json_integer_value(json_object_get(o, "changed")), 1);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "transitions"),
@@ -2010,7 +2037,8 @@ backtest_body(void)
 	p = strstr(text, "band review = 40");
 	if (p != NULL)
 		memcpy(p, "band review = 60", 16);
-	b = json_pack("{s:s, s:i}", "text", text, "days", 3);
+	/* the as-of nightly replay: two children, a work directory that grows */
+	b = json_pack("{s:s, s:i, s:b}", "text", text, "days", 3, "nightly", 1);
 	body = json_dumps(b, 0);
 	json_decref(b);
 	free(text);

@@ -590,7 +590,7 @@ ref_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_len)
 	}
 	msg.n_hits              = s->nhits;
 	msg.hits                = hitp;
-	msg.rules_version       = REF_S(s->rules_version);
+	msg.rules_hash          = REF_S(s->rules_version);
 	msg.features_generation = s->features_gen;
 	msg.scored_at_ms        = s->scored_at_ms;
 	for (uint32_t i = 0; i < s->nfeats; i++) {

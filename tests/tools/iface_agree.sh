@@ -13,7 +13,9 @@
 #   - rules_version (the declared version) and rules_hash (the content hash)
 #     are the same in a /v1/score reply, /healthz, /v1/rules, the Python
 #     client and vigild's log line;
-#   - vigil-replay --results - writes the result lines on standard output.
+#   - vigil-replay --results - writes the result lines on standard output;
+#   - the bad-records and txn-conflict rows: a damaged archive record and a
+#     txn_id reused for another transaction exit 1 like bad rows.
 #
 #   iface_agree.sh SOURCE_ROOT BUILD_ROOT
 set -u
@@ -52,6 +54,21 @@ cut -d, -f2- "$T/good.csv" >"$T/no-column.csv"
 	sed -n '8,$p' "$T/good.csv"
 } >"$T/bad-rows.csv"
 
+# a txn_id that comes again for another card (ids of their own: vigild keeps them)
+awk -F, -v OFS=, 'NR > 1 { $1 = "cf-" $1 } { print } NR == 2 { $3 = "cf-other-card"; dup = $0 }
+	END { print dup }' "$T/good.csv" >"$T/txn-conflict.csv"
+# an archive with a damaged record: good.csv archived by an offline --nightly
+# replay, then bytes in the middle of its first segment overwritten
+"$(path_of vigil-replay)" --csv "$T/good.csv" -r "$RULES" --nightly --no-model --work "$T/arch" -q \
+	>/dev/null 2>"$T/err" || fail "vigil-replay --work (the archive): $(head -c 300 "$T/err")"
+seg=$(ls "$T"/arch/archive/seg-*.log 2>/dev/null | head -n 1)
+if [ -n "$seg" ]; then
+	half=$(($(wc -c <"$seg") / 2))
+	printf 'XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX' | dd of="$seg" bs=1 seek="$half" conv=notrunc 2>/dev/null
+else
+	fail "vigil-replay --work: no archive segment in $T/arch/archive"
+fi
+
 # a vigild for the programs that talk to one: nng on ipc, admin on a socket
 "$(vt_prog vigild)" -r "$RULES" -d "$T/data" -l "ipc://$T/v.sock" --admin "unix:$T/admin.sock" \
 	>"$T/vigild.log" 2>&1 &
@@ -80,6 +97,10 @@ run_case() {
 	no-column:vigil-score) "$x" -s "$URL" --csv "$T/no-column.csv" ;;
 	bad-rows:vigil-replay) "$x" --csv "$T/bad-rows.csv" -r "$RULES" -q ;;
 	bad-rows:vigil-score) "$x" -s "$URL" --dry-run --csv "$T/bad-rows.csv" ;;
+	bad-records:vigil-replay) "$x" --archive "$T/arch" -r "$RULES" -q ;;
+	bad-records:vigil-archive) "$x" verify -q "$T/arch/archive" ;;
+	txn-conflict:vigil-replay) "$x" --csv "$T/txn-conflict.csv" -r "$RULES" -q ;;
+	txn-conflict:vigil-score) "$x" -s "$URL" --csv "$T/txn-conflict.csv" ;;
 	*) echo "iface_agree.sh: no command for case $1 of $2" >&2; return 99 ;;
 	esac
 }
@@ -97,7 +118,7 @@ while read -r c want progs; do
 		ncase=$((ncase + 1))
 	done
 done <"$T/cases"
-[ "$ncase" -ge 11 ] || fail "only $ncase program runs from the case table"
+[ "$ncase" -ge 15 ] || fail "only $ncase program runs from the case table"
 
 # ---- the error object of docs/tools.md, "JSON errors" ----
 sed -n '/^## JSON errors/,/^## /p' "$DOC" | grep -E '^\| `[a-z.]+` \| (string|integer|object) \|' |

@@ -307,7 +307,8 @@ test_txn_id_conflict_refused(void **state)
 	    "t1,2024-03-01T10:00:09Z,c1,m1,900.00\n"
 	    "t2,2024-03-01T10:00:10Z,c1,m1,2.00\n", f);
 	fclose(f);
-	assert_int_equal(tr_run(argv, out, err), 0);
+	/* a row refused: the run finishes, and exits 1 (docs/tools.md, txn-conflict) */
+	assert_int_equal(tr_run(argv, out, err), 1);
 	e = tr_slurp(err, NULL);
 	o = tr_slurp(out, NULL);
 	r = tr_slurp(res, NULL);

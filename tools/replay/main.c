@@ -60,6 +60,9 @@ usage(FILE *f)
 	    "  --csv FILE           vigil CSV (docs/csv.md); \"-\" = standard input\n"
 	    "  --archive DATADIR    the archive of a vigild data directory\n"
 	    "  --from T, --to T     archive event-time range [from, to): YYYY-MM-DD or RFC 3339\n"
+	    "  --exact              with --archive: evaluate --rules on the values archived\n"
+	    "                       with each score (its generation's thresholds and model)\n"
+	    "                       and compare with production's archived outcome\n"
 	    "Offline mode (default):\n"
 	    "  -r, --rules FILE     rule file (default: %s)\n"
 	    "  --compare FILE       also evaluate FILE on the same stream and compare\n"
@@ -134,7 +137,7 @@ enum {
 	OPT_WORK, OPT_KEEP, OPT_SERVER, OPT_RATE, OPT_SPEED, OPT_CONC, OPT_DATA, OPT_REBUILD,
 	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_ASSUME_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME,
-	OPT_NO_MODEL, OPT_MEASURE_FROM, OPT_SUMMARY, OPT_TRAIN_EVERY,
+	OPT_NO_MODEL, OPT_MEASURE_FROM, OPT_SUMMARY, OPT_TRAIN_EVERY, OPT_EXACT,
 };
 
 static int
@@ -148,6 +151,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		VIGIL_CLI_RULES,
 		{ "compare", required_argument, NULL, OPT_COMPARE },
 		{ "nightly", no_argument, NULL, OPT_NIGHTLY },
+		{ "exact", no_argument, NULL, OPT_EXACT },
 		{ "work", required_argument, NULL, OPT_WORK },
 		{ "keep-work", no_argument, NULL, OPT_KEEP },
 		VIGIL_CLI_SERVER,
@@ -201,6 +205,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		case 'r': o->rules = optarg; break;
 		case OPT_COMPARE: o->compare = optarg; break;
 		case OPT_NIGHTLY: o->nightly = true; break;
+		case OPT_EXACT: o->exact = true; break;
 		case OPT_WORK: o->work = optarg; break;
 		case OPT_KEEP: o->keep_work = true; break;
 		case 's':
@@ -302,6 +307,10 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		return usage_error("--work and --keep-work are for offline --nightly", NULL);
 	if (o->nservers > 0 && o->nightly && o->data == NULL)
 		return usage_error("--nightly in server mode needs --data DIR (the server's)", NULL);
+	if (o->exact && (o->archive == NULL || o->nservers > 0 || o->nightly || o->compare != NULL ||
+	    o->work != NULL || o->keep_work || o->no_model))
+		return usage_error("--exact goes with --archive in offline mode, without --nightly, "
+		    "--compare, --work or --no-model (production's outcome is the comparison)", NULL);
 	if (o->train_every != NULL && !o->nightly)
 		return usage_error("--train-every goes with --nightly", NULL);
 	if (o->nservers == 0 && o->rules == NULL)
@@ -380,6 +389,13 @@ main(int argc, char **argv)
 	if (r->o.nservers > 0) {
 		if (rp_server_open(r) != VIGIL_OK)
 			goto out;
+	} else if (r->o.exact) {
+		/* production's outcome (m) and the file's (m2), the file's rules */
+		if (rp_exact_open(r) != VIGIL_OK || rp_metrics_new(r, r->prog, &r->m) != VIGIL_OK ||
+		    rp_metrics_new(r, r->prog, &r->m2) != VIGIL_OK) {
+			fprintf(stderr, "vigil-replay: out of memory\n");
+			goto out;
+		}
 	} else {
 		if (rp_offline_open(r) != VIGIL_OK)
 			goto out;
@@ -398,6 +414,8 @@ main(int argc, char **argv)
 		rv = rp_run_server(r);
 		if (rv == VIGIL_OK)
 			rv = metrics_set_rules(r->m, r->names.n, (const char *const *)r->names.names);
+	} else if (r->o.exact) {
+		rv = rp_run_exact(r);
 	} else {
 		rv = rp_run_offline(r);
 	}
@@ -419,15 +437,19 @@ main(int argc, char **argv)
 		goto out;
 	if (r->o.report != NULL && rp_report_write(r, secs) != VIGIL_OK)
 		goto out;
-	/* rows refused and skipped: the run finished, the input had faults
-	 * (docs/tools.md, 1), as for requests the server refused */
-	status = r->failed > 0 || r->src.bad > 0 ? VIGIL_EXIT_FAIL : VIGIL_EXIT_OK;
+	/* rows refused and skipped (bad rows, damaged archive records, txn_ids
+	 * reused for another transaction): the run finished, the input had
+	 * faults (docs/tools.md, 1), as for requests the server refused */
+	status = r->failed > 0 || r->src.bad > 0 || r->src.corrupt > 0 || r->conflicts > 0
+	    ? VIGIL_EXIT_FAIL : VIGIL_EXIT_OK;
 out:
 	if (r->results != NULL && r->results != stdout)
 		fclose(r->results);
 	rp_source_close(&r->src);
 	vigil_client_close(r->client);
 	rp_offline_close(r);
+	rp_exact_close(r);
+	json_decref(r->changes);
 	rules_tvals_free(r->tv);
 	rules_tvals_free(r->tv2);
 	if (r->ar != NULL)

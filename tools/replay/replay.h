@@ -13,6 +13,8 @@
  *              per-card senders, vigil-rebuild between days
  *   labels.c   labels queued until their label time, then archived
  *              (offline) or sent (server)
+ *   exact.c    --exact: a rule file on the values archived with each score,
+ *              against production's archived outcome
  *   results.c  per-transaction JSON lines and the metrics they feed
  *   summary.c  the progress line, the text and JSON summaries, the report
  *
@@ -46,6 +48,9 @@
 #define RP_BATCH           8192
 #define RP_MAX_HITS        64
 #define RP_MAX_ERRORS_SHOWN 20
+#define RP_EXACT_CHANGES_MAX 10000 /* --exact: changes listed in the JSON summary */
+
+typedef struct rp_exact rp_exact;
 
 /* ------------------------------ options ------------------------------ */
 
@@ -62,6 +67,7 @@ typedef struct rp_opts {
 	bool        assume_legit;
 	bool        fraud_labels_only;
 	bool        nightly;
+	bool        exact;     /* --exact: on archived values (exact.c) */
 	const char *data;      /* server mode: the server's data dir, for vigil-rebuild */
 	const char *work;      /* offline --nightly: where the data dir goes */
 	bool        keep_work;
@@ -179,6 +185,10 @@ typedef struct rp {
 	app_work     *aw;
 	char          workdir[PATH_MAX];
 	bool          own_workdir;
+	/* --exact (exact.c) */
+	rp_exact     *ex;
+	json_t       *changes;      /* [{txn_id, before, after, exact}] */
+	uint64_t      inexact, gens_missing;
 	/* server engine */
 	vigil_client *client;
 	/* labels */
@@ -222,6 +232,16 @@ vigil_err rp_run_offline(rp *r);
 /* Closes the live state and removes a temporary data directory; safe on a
  * replay that never opened. */
 void      rp_offline_close(rp *r);
+
+/* ---- exact.c ---- */
+
+vigil_err rp_exact_open(rp *r);
+/* Each archived score: r->m gets production's outcome, r->m2 the file's. */
+vigil_err rp_run_exact(rp *r);
+void      rp_exact_close(rp *r);
+/* The JSON summary's "exact" object and the text summary's lines. */
+json_t   *rp_exact_json(rp *r);
+void      rp_exact_print(rp *r, FILE *out);
 
 /* ---- server.c ---- */
 

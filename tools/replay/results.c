@@ -51,7 +51,7 @@ rp_rule_points(rp *r, uint16_t idx)
  * guarantee.
  */
 static void
-rp_result_write(rp *r, const rp_row *row, const rp_outcome *out)
+rp_result_write(rp *r, const rp_row *row, const rp_outcome *out, const store_scored *arch)
 {
 	FILE *f = r->results;
 
@@ -71,7 +71,33 @@ rp_result_write(rp *r, const rp_row *row, const rp_outcome *out)
 			    (double)out->reasons[i].contrib);
 		fputs("]}", f);
 	}
+	if (arch != NULL) {
+		/* --exact: production's outcome, its hits by name as archived */
+		char t[40];
+
+		vigil_time_format_rfc3339(arch->txn.event_time_ms, t, sizeof t);
+		fprintf(f, ",\"archived\":{\"card_id\":\"%s\",\"event_time\":\"%s\",\"score\":%.9g,"
+		    "\"decision\":\"%s\",\"rules_hash\":\"%s\",\"generation\":%" PRIu64 ",\"hits\":[",
+		    arch->txn.card_id, t, arch->score, vigil_decision_name(arch->decision),
+		    arch->rules_version, arch->features_gen);
+		for (uint32_t i = 0; i < arch->nhits; i++)
+			fprintf(f, "%s{\"rule\":\"%s\",\"points\":%" PRId32 ",\"shadow\":%s}",
+			    i ? "," : "", arch->hits[i].rule, arch->hits[i].points,
+			    arch->hits[i].shadow ? "true" : "false");
+		fputs("]}", f);
+	}
 	fputs("}\n", f);
+}
+
+/* The line of a row: the outcome; with --exact the file's (out2), with
+ * production's archived one beside it. */
+static void
+rp_result_write_row(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *out2)
+{
+	if (r->o.exact)
+		rp_result_write(r, row, out2, r->src.scored);
+	else
+		rp_result_write(r, row, out, NULL);
 }
 
 vigil_err
@@ -95,14 +121,14 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 		return VIGIL_OK;
 	if (row->txn.event_time_ms < r->o.measure_from_ms) {
 		if (r->results != NULL)
-			rp_result_write(r, row, out);
+			rp_result_write_row(r, row, out, out2);
 		return VIGIL_OK;
 	}
 	rv = metrics_add(r->m, &ob);
 	if (rv != VIGIL_OK)
 		return rv;
 	if (r->results != NULL)
-		rp_result_write(r, row, out);
+		rp_result_write_row(r, row, out, out2);
 	if (r->rd != NULL) {
 		report_obs ro = {
 			.txn_id = row->txn.txn_id, .card_id = row->txn.card_id,

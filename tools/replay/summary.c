@@ -38,7 +38,8 @@ rp_summary_json(rp *r, double secs)
 
 	json_object_set_new(o, "input", json_string(r->src.name));
 	json_object_set_new(o, "rules", r->o.rules ? json_string(r->o.rules) : json_null());
-	json_object_set_new(o, "mode", json_string(r->o.nservers ? "server" : "offline"));
+	json_object_set_new(o, "mode", json_string(r->o.nservers ? "server" : r->o.exact ? "exact" :
+	    "offline"));
 	json_object_set_new(o, "rows", json_integer((json_int_t)r->rows));
 	json_object_set_new(o, "bad_rows", json_integer((json_int_t)r->src.bad));
 	json_object_set_new(o, "failed", json_integer((json_int_t)r->failed));
@@ -75,12 +76,14 @@ rp_summary_json(rp *r, double secs)
 					snprintf(k, sizeof k, "%s->%s", dn[a], dn[b]);
 					json_object_set_new(t, k, json_integer((json_int_t)r->trans[a][b]));
 				}
-		json_object_set_new(c, "rules", json_string(r->o.compare));
+		json_object_set_new(c, "rules", json_string(r->o.exact ? r->o.rules : r->o.compare));
 		json_object_set_new(c, "changed", json_integer((json_int_t)r->changed));
 		json_object_set_new(c, "transitions", t);
 		json_object_set_new(c, "metrics", metrics_to_json(r->m2));
 		json_object_set_new(o, "compare", c);
 	}
+	if (r->o.exact)
+		json_object_set_new(o, "exact", rp_exact_json(r));
 	return o;
 }
 
@@ -92,7 +95,7 @@ rp_print_compare(rp *r, FILE *out)
 
 	metrics_get_confusion(r->m, &a);
 	metrics_get_confusion(r->m2, &b);
-	fprintf(out, "\ncompare       %s\n", r->o.compare);
+	fprintf(out, "\ncompare       %s\n", r->o.exact ? r->o.rules : r->o.compare);
 	fprintf(out, "  decisions changed: %" PRIu64 " of %" PRIu64 "\n", r->changed, r->rows);
 	for (int x = 1; x < 4; x++)
 		for (int y = 1; y < 4; y++)
@@ -110,7 +113,8 @@ void
 rp_summary_print(rp *r, double secs)
 {
 	printf("vigil-replay: %s, %s mode, rules %s\n", r->src.name,
-	    r->o.nservers ? "server" : "offline", r->o.rules ? r->o.rules : "(the server's)");
+	    r->o.nservers ? "server" : r->o.exact ? "exact (production's outcome, then the file's)" :
+	    "offline", r->o.rules ? r->o.rules : "(the server's)");
 	double rb = (double)r->night_ns / 1e9;
 	printf("throughput    %" PRIu64 " rows in %.2f s: %.0f rows/s scoring", r->rows,
 	    secs, secs - rb > 0 ? (double)r->rows / (secs - rb) : 0.0);
@@ -131,6 +135,8 @@ rp_summary_print(rp *r, double secs)
 	metrics_print(r->m, stdout);
 	if (r->m2 != NULL)
 		rp_print_compare(r, stdout);
+	if (r->o.exact)
+		rp_exact_print(r, stdout);
 	fflush(stdout);
 }
 
@@ -162,11 +168,12 @@ rp_report_write(rp *r, double secs)
 	report_info ri = {
 		.title = title, .input = r->src.name,
 		.rules = r->o.rules ? r->o.rules : "(the server's)",
-		.mode = r->o.nservers ? "server" : "offline", .seconds = secs,
+		.mode = r->o.nservers ? "server" : r->o.exact ? "exact" : "offline", .seconds = secs,
 		.throughput = secs - (double)r->night_ns / 1e9 > 0
 		    ? (double)r->rows / (secs - (double)r->night_ns / 1e9) : 0,
 		.bad_rows = r->src.bad,
-		.nightly_runs = r->nightly_runs, .compare = r->o.compare, .changed = r->changed,
+		.nightly_runs = r->nightly_runs, .compare = r->o.exact ? r->o.rules : r->o.compare,
+		.changed = r->changed,
 	};
 	uint8_t *flags = NULL;
 	int32_t *points = NULL;
