@@ -99,10 +99,6 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def step_skipped(what, element):
-    print(f"SKIP step: {what}: {element} is not on this page (built on another branch)")
-
-
 def sign_in(drv, w, base, token):
     """Signs out whoever is signed in, then signs in with token."""
     drv.get(base + "/#/queue")
@@ -379,7 +375,8 @@ def run(build, src, shots, tmp, procs):
         drv.find_element(By.ID, "btn-backtest").click()
         WebDriverWait(drv, 240).until(EC.presence_of_element_located((By.ID, "bt-changed")))
         assert drv.find_element(By.ID, "bt-changed").text.startswith("0 "), \
-            drv.find_element(By.ID, "bt-changed").text
+            (drv.find_element(By.ID, "bt-changed").text, drv.find_element(By.ID, "bt-mode").text,
+             drv.find_element(By.ID, "rules-out").text[:3000])
         # a rules-only edit runs exact, on the vectors production archived
         assert "exact" in drv.find_element(By.ID, "bt-mode").text, \
             drv.find_element(By.ID, "bt-mode").text

@@ -59,7 +59,7 @@ awk -F, -v OFS=, 'NR > 1 { $1 = "cf-" $1 } { print } NR == 2 { $3 = "cf-other-ca
 	END { print dup }' "$T/good.csv" >"$T/txn-conflict.csv"
 # an archive with a damaged record: good.csv archived by an offline --nightly
 # replay, then bytes in the middle of its first segment overwritten
-"$(path_of vigil-replay)" --csv "$T/good.csv" -r "$RULES" --nightly --no-model --work "$T/arch" -q \
+"$(vt_prog vigil-replay)" --csv "$T/good.csv" -r "$RULES" --nightly --no-model --work "$T/arch" -q \
 	>/dev/null 2>"$T/err" || fail "vigil-replay --work (the archive): $(head -c 300 "$T/err")"
 seg=$(ls "$T"/arch/archive/seg-*.log 2>/dev/null | head -n 1)
 if [ -n "$seg" ]; then

@@ -14,8 +14,8 @@
  * calibrated probability + the points clamped to adjust max, the bands, the
  * floors of `decide`. The unchanged file reproduces production's decisions.
  * A feature the file reads that the record does not hold makes the row
- * inexact (counted, by feature); a generation that is gone makes it
- * inexact too (the current generation's thresholds and model are used).
+ * inexact (counted, by feature); a row whose generation is gone is not
+ * evaluated: it keeps production's outcome and counts as inexact.
  */
 #include <float.h>
 #include <inttypes.h>
@@ -31,7 +31,8 @@
 typedef struct rp_exact_gen {
 	uint64_t     gen;
 	bool         loaded;
-	bool         missing;  /* not on disk any more: the current one stands in */
+	bool         missing;  /* its model could not be read */
+	bool         gone;     /* not on disk any more: its rows are not evaluated */
 	rules_tvals *tv;
 	app_model   *model;
 } rp_exact_gen;
@@ -55,7 +56,7 @@ rp_exact_gen_clear(rp_exact_gen *g)
 	memset(g, 0, sizeof *g);
 }
 
-/* The generation's thresholds and model; the current one when it is gone. */
+/* The generation's thresholds and model (none when it is gone). */
 static vigil_err
 rp_exact_gen_load(rp *r, uint64_t gen)
 {
@@ -77,16 +78,14 @@ rp_exact_gen_load(rp *r, uint64_t gen)
 	}
 	rv = store_gen_open(r->o.archive, gen, &sg, &diag);
 	if (rv != VIGIL_OK) {
-		g->missing = true;
+		/* Its thresholds and model are not archived anywhere else: any
+		 * other generation's would change decisions the file did not.
+		 * Its rows keep production's outcome and count as inexact. */
+		g->gone = true;
 		if (r->gens_missing++ == 0)
 			fprintf(stderr, "vigil-replay: generation %" PRIu64 " is gone (%s): its rows "
-			    "use the current generation's thresholds and model and count as "
-			    "inexact\n", gen, diag.msg);
-		rv = store_gen_open_current(r->o.archive, &sg, &diag);
-		if (rv != VIGIL_OK) {
-			g->tv = rules_tvals_new(r->prog);
-			return g->tv != NULL ? VIGIL_OK : VIGIL_ENOMEM;
-		}
+			    "keep production's decisions and count as inexact\n", gen, diag.msg);
+		return VIGIL_OK;
 	}
 	rv = app_tvals_from_gen(r->prog, sg, &g->tv);
 	if (rv != VIGIL_OK) {
@@ -275,9 +274,14 @@ rp_run_exact(rp *r)
 		if (rv != VIGIL_OK)
 			return rv;
 		rp_exact_archived(r, s, &prod);
-		rv = rp_exact_eval(r, s, &file, &exact);
-		if (rv != VIGIL_OK)
-			return rv;
+		if (r->ex->g.gone) {
+			file = prod;
+			exact = false;
+		} else {
+			rv = rp_exact_eval(r, s, &file, &exact);
+			if (rv != VIGIL_OK)
+				return rv;
+		}
 		if (!exact)
 			r->inexact++;
 		if (prod.decision != file.decision &&
