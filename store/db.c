@@ -39,6 +39,7 @@
 #include "schema_int.h"
 #include "db.h"
 #include "mask_int.h"
+#include "profile_int.h"
 
 #define DB_PATH_MAX       4096
 #define DB_BUF_INITIAL    (64u << 10)
@@ -398,27 +399,11 @@ fill_card(const vigil_txn *txn, const store_card_profile *p, vigil_value *f)
 	double   amount = vigil_txn_amount(txn);
 	uint64_t total = 0;
 
-	f[STORE_SLOT_CARD_COUNT_7D] = vigil_value_num(p->count_7d);
-	f[STORE_SLOT_CARD_COUNT_30D] = vigil_value_num(p->count_30d);
-	f[STORE_SLOT_CARD_COUNT_90D] = vigil_value_num(p->count_90d);
-	f[STORE_SLOT_CARD_AMOUNT_SUM_7D] = vigil_value_num(p->amount_sum_7d);
-	f[STORE_SLOT_CARD_AMOUNT_SUM_30D] = vigil_value_num(p->amount_sum_30d);
-	f[STORE_SLOT_CARD_AMOUNT_SUM_90D] = vigil_value_num(p->amount_sum_90d);
-	f[STORE_SLOT_CARD_AMOUNT_MEAN_7D] = vigil_value_num(p->amount_mean_7d);
-	f[STORE_SLOT_CARD_AMOUNT_MEAN_30D] = vigil_value_num(p->amount_mean_30d);
-	f[STORE_SLOT_CARD_AMOUNT_MEAN_90D] = vigil_value_num(p->amount_mean_90d);
-	f[STORE_SLOT_CARD_AMOUNT_STD_30D] = vigil_value_num(p->amount_std_30d);
-	f[STORE_SLOT_CARD_AMOUNT_STD_90D] = vigil_value_num(p->amount_std_90d);
-	f[STORE_SLOT_CARD_AMOUNT_P50_90D] = vigil_value_num(p->amount_p50_90d);
-	f[STORE_SLOT_CARD_AMOUNT_P95_90D] = vigil_value_num(p->amount_p95_90d);
-	f[STORE_SLOT_CARD_AMOUNT_P99_90D] = vigil_value_num(p->amount_p99_90d);
-	f[STORE_SLOT_CARD_AMOUNT_MAX_90D] = vigil_value_num(p->amount_max_90d);
+	profile_fill_card(p, f);
 	/* A z-score needs a spread: at least two amounts that differ. */
 	f[STORE_SLOT_CARD_AMOUNT_ZSCORE] = p->count_90d >= 2 && p->amount_std_90d > 0.0
 	    ? vigil_value_num((amount - p->amount_mean_90d) / p->amount_std_90d)
 	    : vigil_value_missing();
-	f[STORE_SLOT_CARD_DISTINCT_MERCHANTS_90D] = vigil_value_num(p->distinct_merchants_90d);
-	f[STORE_SLOT_CARD_DISTINCT_COUNTRIES_90D] = vigil_value_num(p->distinct_countries_90d);
 	if (p->first_seen_ms > 0) {
 		double age = (double)(t - p->first_seen_ms) / (double)VIGIL_MS_PER_DAY;
 
@@ -428,7 +413,6 @@ fill_card(const vigil_txn *txn, const store_card_profile *p, vigil_value *f)
 		f[STORE_SLOT_CARD_FIRST_SEEN] = vigil_value_missing();
 		f[STORE_SLOT_CARD_AGE_DAYS] = vigil_value_missing();
 	}
-	f[STORE_SLOT_CARD_FRAUD_COUNT_90D] = vigil_value_num(p->fraud_count_90d);
 	for (int h = 0; h < 24; h++)
 		total += p->hour_hist[h];
 	if (total > 0) {
@@ -444,27 +428,6 @@ fill_card(const vigil_txn *txn, const store_card_profile *p, vigil_value *f)
 	    ? vigil_value_bool(country_in(p, txn->country)) : vigil_value_missing();
 	f[STORE_SLOT_CARD_MERCHANT_SEEN] = vigil_value_bool(
 	    merchant_in(p, XXH64(txn->merchant_id, strlen(txn->merchant_id), 0)));
-}
-
-static void
-fill_merchant(const store_entity_profile *p, vigil_value *f)
-{
-	f[STORE_SLOT_MERCHANT_COUNT_7D] = vigil_value_num(p->count_7d);
-	f[STORE_SLOT_MERCHANT_COUNT_30D] = vigil_value_num(p->count_30d);
-	f[STORE_SLOT_MERCHANT_AMOUNT_MEAN_30D] = vigil_value_num(p->amount_mean_30d);
-	f[STORE_SLOT_MERCHANT_FRAUD_COUNT_30D] = vigil_value_num(p->fraud_count_30d);
-	f[STORE_SLOT_MERCHANT_FRAUD_RATE_7D] = vigil_value_num(p->fraud_rate_7d);
-	f[STORE_SLOT_MERCHANT_FRAUD_RATE_30D] = vigil_value_num(p->fraud_rate_30d);
-	f[STORE_SLOT_MERCHANT_FRAUD_RATE_90D] = vigil_value_num(p->fraud_rate_90d);
-}
-
-static void
-fill_terminal(const store_entity_profile *p, vigil_value *f)
-{
-	f[STORE_SLOT_TERMINAL_COUNT_30D] = vigil_value_num(p->count_30d);
-	f[STORE_SLOT_TERMINAL_FRAUD_COUNT_30D] = vigil_value_num(p->fraud_count_30d);
-	f[STORE_SLOT_TERMINAL_FRAUD_RATE_7D] = vigil_value_num(p->fraud_rate_7d);
-	f[STORE_SLOT_TERMINAL_FRAUD_RATE_30D] = vigil_value_num(p->fraud_rate_30d);
 }
 
 vigil_err
@@ -484,10 +447,10 @@ store_profile_features(store_source src, const void *profile, vigil_value *f)
 		fill_card(&txn, profile, tmp);
 		break;
 	case STORE_SRC_MERCHANT:
-		fill_merchant(profile, tmp);
+		profile_fill_merchant(profile, tmp);
 		break;
 	case STORE_SRC_TERMINAL:
-		fill_terminal(profile, tmp);
+		profile_fill_terminal(profile, tmp);
 		break;
 	default:
 		return VIGIL_EINVAL;
@@ -538,7 +501,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 		vigil_err rv = gen_session_merchant(g, s, txn->merchant_id, &be.p);
 
 		if (rv == VIGIL_OK)
-			fill_merchant(&be.p, f);
+			profile_fill_merchant(&be.p, f);
 		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
 			live_ent_bcache_put(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, br->tag, rv, &be.p);
 	}
@@ -546,7 +509,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 		vigil_err rv = gen_session_terminal(g, s, txn->terminal_id, &be.p);
 
 		if (rv == VIGIL_OK)
-			fill_terminal(&be.p, f);
+			profile_fill_terminal(&be.p, f);
 		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
 			live_ent_bcache_put(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, br->tag, rv, &be.p);
 	}
@@ -608,13 +571,13 @@ fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
 	if (br.merchant && lv != NULL &&
 	    live_ent_bcache_get(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, br.tag, &be)) {
 		if (be.rv == VIGIL_OK)
-			fill_merchant(&be.p, f);
+			profile_fill_merchant(&be.p, f);
 		br.merchant = false;
 	}
 	if (br.terminal && lv != NULL &&
 	    live_ent_bcache_get(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, br.tag, &be)) {
 		if (be.rv == VIGIL_OK)
-			fill_terminal(&be.p, f);
+			profile_fill_terminal(&be.p, f);
 		br.terminal = false;
 	}
 	if (!br.card && !br.merchant && !br.terminal)

@@ -244,32 +244,37 @@ val_version(const void *p, size_t len)
 	return len < 2 ? 0 : (uint16_t)(b[0] | b[1] << 8);
 }
 
-/* ---- card profile, layout 1 ---- */
+/* ---- card and entity profiles: schema.def's PC and PE rows, in order ----
+ *
+ * A value of layout v holds the rows whose SINCE is <= v: an older value
+ * decodes with the fields added after it zero. */
+
+#define W_U32(w, v)  w_u32(w, v)
+#define W_F64(w, v)  w_f64(w, v)
+#define W_I64(w, v)  w_i64(w, v)
+#define W_TIME(w, v) w_i64(w, v)
+#define R_U32(r)     r_u32(r)
+#define R_F64(r)     r_f64(r)
+#define R_I64(r)     r_i64(r)
+#define R_TIME(r)    r_i64(r)
+
+/* The layout of a stored value: 1 .. want, or 0 (unknown or too short). */
+static uint16_t
+val_layout(const void *val, size_t len, uint16_t want)
+{
+	uint16_t v = val_version(val, len);
+
+	return v >= 1 && v <= want ? v : 0;
+}
 
 static void
 card_encode(const store_card_profile *p, wbuf *w)
 {
 	w->len = 0;
 	w_u16(w, STORE_CARD_LAYOUT);
-	w_u32(w, p->count_7d);
-	w_u32(w, p->count_30d);
-	w_u32(w, p->count_90d);
-	w_f64(w, p->amount_sum_7d);
-	w_f64(w, p->amount_sum_30d);
-	w_f64(w, p->amount_sum_90d);
-	w_f64(w, p->amount_mean_7d);
-	w_f64(w, p->amount_mean_30d);
-	w_f64(w, p->amount_mean_90d);
-	w_f64(w, p->amount_std_30d);
-	w_f64(w, p->amount_std_90d);
-	w_f64(w, p->amount_p50_90d);
-	w_f64(w, p->amount_p95_90d);
-	w_f64(w, p->amount_p99_90d);
-	w_f64(w, p->amount_max_90d);
-	w_u32(w, p->distinct_merchants_90d);
-	w_u32(w, p->distinct_countries_90d);
-	w_i64(w, p->first_seen_ms);
-	w_u32(w, p->fraud_count_90d);
+#define PC(ctype, field, since, doc) W_##ctype(w, p->field);
+#include "schema.def"
+#undef PC
 	for (int h = 0; h < 24; h++)
 		w_u32(w, p->hour_hist[h]);
 	w_u8(w, p->ncountries);
@@ -285,30 +290,15 @@ card_decode(const void *val, size_t len, store_card_profile *ret)
 {
 	rbuf               r = { .p = val, .len = len };
 	store_card_profile p;
+	uint16_t           ver = val_layout(val, len, STORE_CARD_LAYOUT);
 
 	memset(&p, 0, sizeof p);
-	if (val_version(val, len) != STORE_CARD_LAYOUT)
+	if (ver == 0)
 		return len < 2 ? VIGIL_ECORRUPT : VIGIL_EVERSION;
 	(void)r_u16(&r);
-	p.count_7d = r_u32(&r);
-	p.count_30d = r_u32(&r);
-	p.count_90d = r_u32(&r);
-	p.amount_sum_7d = r_f64(&r);
-	p.amount_sum_30d = r_f64(&r);
-	p.amount_sum_90d = r_f64(&r);
-	p.amount_mean_7d = r_f64(&r);
-	p.amount_mean_30d = r_f64(&r);
-	p.amount_mean_90d = r_f64(&r);
-	p.amount_std_30d = r_f64(&r);
-	p.amount_std_90d = r_f64(&r);
-	p.amount_p50_90d = r_f64(&r);
-	p.amount_p95_90d = r_f64(&r);
-	p.amount_p99_90d = r_f64(&r);
-	p.amount_max_90d = r_f64(&r);
-	p.distinct_merchants_90d = r_u32(&r);
-	p.distinct_countries_90d = r_u32(&r);
-	p.first_seen_ms = r_i64(&r);
-	p.fraud_count_90d = r_u32(&r);
+#define PC(ctype, field, since, doc) if ((since) <= ver) p.field = R_##ctype(&r);
+#include "schema.def"
+#undef PC
 	for (int h = 0; h < 24; h++)
 		p.hour_hist[h] = r_u32(&r);
 	p.ncountries = r_u8(&r);
@@ -327,26 +317,14 @@ card_decode(const void *val, size_t len, store_card_profile *ret)
 	return VIGIL_OK;
 }
 
-/* ---- merchant / terminal profile, layout 1 ---- */
-
 static void
 entity_encode(const store_entity_profile *p, wbuf *w)
 {
 	w->len = 0;
 	w_u16(w, STORE_ENTITY_LAYOUT);
-	w_u32(w, p->count_7d);
-	w_u32(w, p->count_30d);
-	w_u32(w, p->count_90d);
-	w_f64(w, p->amount_mean_30d);
-	w_u32(w, p->fraud_count_7d);
-	w_u32(w, p->fraud_count_30d);
-	w_u32(w, p->fraud_count_90d);
-	w_u32(w, p->labeled_7d);
-	w_u32(w, p->labeled_30d);
-	w_u32(w, p->labeled_90d);
-	w_f64(w, p->fraud_rate_7d);
-	w_f64(w, p->fraud_rate_30d);
-	w_f64(w, p->fraud_rate_90d);
+#define PE(ctype, field, since, doc) W_##ctype(w, p->field);
+#include "schema.def"
+#undef PE
 }
 
 static vigil_err
@@ -354,28 +332,45 @@ entity_decode(const void *val, size_t len, store_entity_profile *ret)
 {
 	rbuf                 r = { .p = val, .len = len };
 	store_entity_profile p;
+	uint16_t             ver = val_layout(val, len, STORE_ENTITY_LAYOUT);
 
-	if (val_version(val, len) != STORE_ENTITY_LAYOUT)
+	memset(&p, 0, sizeof p);
+	if (ver == 0)
 		return len < 2 ? VIGIL_ECORRUPT : VIGIL_EVERSION;
 	(void)r_u16(&r);
-	p.count_7d = r_u32(&r);
-	p.count_30d = r_u32(&r);
-	p.count_90d = r_u32(&r);
-	p.amount_mean_30d = r_f64(&r);
-	p.fraud_count_7d = r_u32(&r);
-	p.fraud_count_30d = r_u32(&r);
-	p.fraud_count_90d = r_u32(&r);
-	p.labeled_7d = r_u32(&r);
-	p.labeled_30d = r_u32(&r);
-	p.labeled_90d = r_u32(&r);
-	p.fraud_rate_7d = r_f64(&r);
-	p.fraud_rate_30d = r_f64(&r);
-	p.fraud_rate_90d = r_f64(&r);
+#define PE(ctype, field, since, doc) if ((since) <= ver) p.field = R_##ctype(&r);
+#include "schema.def"
+#undef PE
 	if (r.bad || r.off != r.len)
 		return VIGIL_ECORRUPT;
 	*ret = p;
 	return VIGIL_OK;
 }
+
+/* Every row's SINCE is a layout this build knows, and the newest layout
+ * has a row (a layout bump comes with the rows it adds). */
+enum {
+	card_rows_newer_ = 0
+#define PC(ctype, field, since, doc) + ((since) < 1 || (since) > STORE_CARD_LAYOUT)
+#include "schema.def"
+#undef PC
+	, card_rows_newest_ = 0
+#define PC(ctype, field, since, doc) + ((since) == STORE_CARD_LAYOUT)
+#include "schema.def"
+#undef PC
+	, entity_rows_newer_ = 0
+#define PE(ctype, field, since, doc) + ((since) < 1 || (since) > STORE_ENTITY_LAYOUT)
+#include "schema.def"
+#undef PE
+	, entity_rows_newest_ = 0
+#define PE(ctype, field, since, doc) + ((since) == STORE_ENTITY_LAYOUT)
+#include "schema.def"
+#undef PE
+};
+_Static_assert(card_rows_newer_ == 0 && card_rows_newest_ > 0,
+    "schema.def PC rows and STORE_CARD_LAYOUT disagree");
+_Static_assert(entity_rows_newer_ == 0 && entity_rows_newest_ > 0,
+    "schema.def PE rows and STORE_ENTITY_LAYOUT disagree");
 
 /* ---- threshold value, layout 1 ---- */
 
@@ -1596,7 +1591,7 @@ gen_check_table(store_gen *g, MDB_txn *txn, int dbi, uint16_t want, store_diag *
 		goto out;
 	}
 	ver = val_version(v.mv_data, v.mv_size);
-	if (ver != want) {
+	if (ver < 1 || ver > want) { /* older profile layouts read as before */
 		char key[65];
 
 		snprintf(key, sizeof key, "%.*s", (int)(k.mv_size > 64 ? 64 : k.mv_size),
@@ -1831,8 +1826,8 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 		    v.mv_size);
 		goto out;
 	}
-	if (lay.card != STORE_CARD_LAYOUT || lay.entity != STORE_ENTITY_LAYOUT ||
-	    lay.threshold != STORE_THRESHOLD_LAYOUT) {
+	if (lay.card < 1 || lay.card > STORE_CARD_LAYOUT || lay.entity < 1 ||
+	    lay.entity > STORE_ENTITY_LAYOUT || lay.threshold != STORE_THRESHOLD_LAYOUT) {
 		rv = VIGIL_EVERSION;
 		GEN_DIAG(reterr, g->name, NULL, "value layouts card %u, entity %u, threshold %u "
 		    "are not known (this build reads %u, %u, %u)", lay.card, lay.entity,
