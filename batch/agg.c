@@ -26,6 +26,7 @@ _Static_assert((4u << (BATCH_POOL_CLASSES - 1)) >= BATCH_CARD_MAX_MERCH &&
     (4u << (BATCH_POOL_CLASSES - 1)) >= BATCH_CARD_MAX_SAMPLES, "pool classes too small");
 
 static const int64_t window_days[BATCH_NW] = { 7, 30, 90 };
+static const int64_t mature_days[BATCH_NM] = { 7, 30 };
 
 void
 batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms)
@@ -35,6 +36,17 @@ batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms)
 	for (int k = 0; k < BATCH_NW; k++) {
 		int64_t s = as_of - window_days[k] * VIGIL_MS_PER_DAY;
 		w->start[k] = s < w->from ? w->from : s;
+	}
+	batch_windows_mature(w, 0);
+}
+
+void
+batch_windows_mature(batch_windows *w, int64_t maturity_ms)
+{
+	w->mature_to = w->as_of - maturity_ms;
+	for (int k = 0; k < BATCH_NM; k++) {
+		int64_t s = w->mature_to - mature_days[k] * VIGIL_MS_PER_DAY;
+		w->mature_start[k] = s < w->from ? w->from : s;
 	}
 }
 
@@ -585,6 +597,27 @@ batch_card_profile(const batch_card *c, store_card_profile *ret_p)
 	*ret_p = p;
 }
 
+/*
+ * Delay-aware fraud counts (issue 23): over the days whose labels are
+ * final, [mature_to - 7d or 30d, mature_to). A 7-day window ending at
+ * as-of with a 7-day label delay counts transactions whose fraud reports
+ * have not arrived yet (nearly always 0); the same window shifted by the
+ * maturity counts what is known.
+ */
+static void
+ent_mature_add(batch_ent *a, const batch_windows *w, const batch_event *e)
+{
+	if (e->t >= w->mature_to)
+		return;
+	for (int k = 0; k < BATCH_NM; k++) {
+		if (e->t < w->mature_start[k])
+			continue;
+		a->mcount[k]++;
+		if (e->label == 1)
+			a->mfraud[k]++;
+	}
+}
+
 void
 batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e)
 {
@@ -599,6 +632,7 @@ batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e)
 	}
 	if (e->t >= w->start[BATCH_W30])
 		a->sum30_milli += e->amount_milli;
+	ent_mature_add(a, w, e);
 }
 
 void
@@ -608,6 +642,10 @@ batch_ent_merge(batch_ent *dst, const batch_ent *src)
 		dst->count[k] += src->count[k];
 		dst->fraud[k] += src->fraud[k];
 		dst->labelled[k] += src->labelled[k];
+	}
+	for (int k = 0; k < BATCH_NM; k++) {
+		dst->mcount[k] += src->mcount[k];
+		dst->mfraud[k] += src->mfraud[k];
 	}
 	dst->sum30_milli += src->sum30_milli;
 }
@@ -638,5 +676,11 @@ batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *ret_p)
 	p.fraud_rate_7d = ent_rate(p.fraud_count_7d, p.count_7d, prior);
 	p.fraud_rate_30d = ent_rate(p.fraud_count_30d, p.count_30d, prior);
 	p.fraud_rate_90d = ent_rate(p.fraud_count_90d, p.count_90d, prior);
+	p.count_mature_7d = a->mcount[BATCH_M7];
+	p.count_mature_30d = a->mcount[BATCH_M30];
+	p.fraud_count_mature_7d = a->mfraud[BATCH_M7];
+	p.fraud_count_mature_30d = a->mfraud[BATCH_M30];
+	p.fraud_rate_mature_7d = ent_rate(p.fraud_count_mature_7d, p.count_mature_7d, prior);
+	p.fraud_rate_mature_30d = ent_rate(p.fraud_count_mature_30d, p.count_mature_30d, prior);
 	*ret_p = p;
 }

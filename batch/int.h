@@ -116,12 +116,20 @@ batch_sketch_add_key(batch_sketch *sk, int32_t key, double v, int label)
 
 enum { BATCH_W7 = 0, BATCH_W30, BATCH_W90, BATCH_NW };
 
+/* The mature windows: the 7 and 30 days before the label maturity. */
+enum { BATCH_M7 = 0, BATCH_M30, BATCH_NM };
+
 typedef struct batch_windows {
 	int64_t as_of, from;      /* the whole window [from, as_of) */
 	int64_t start[BATCH_NW];  /* start of 7/30/90 days, clipped to from */
+	int64_t mature_to;        /* as_of - label maturity: labels before it are final */
+	int64_t mature_start[BATCH_NM]; /* start of the mature 7/30 days, clipped to from */
 } batch_windows;
 
+/* Without batch_windows_mature the mature windows are the 7 and 30 days. */
 void batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms);
+/* Shifts the mature windows by the label maturity (>= 0). */
+void batch_windows_mature(batch_windows *w, int64_t maturity_ms);
 
 /* ---- Big zeroed allocations (agg.c) ---- */
 
@@ -262,6 +270,7 @@ typedef struct batch_ent {
 	int64_t  sum30_milli;
 	uint32_t fraud[BATCH_NW];
 	uint32_t labelled[BATCH_NW];
+	uint32_t mcount[BATCH_NM], mfraud[BATCH_NM]; /* mature windows */
 } batch_ent;
 
 /* Key first in the allocation, then the counters: one or two cache lines

@@ -1425,6 +1425,7 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 		return VIGIL_EINVAL;
 	}
 	r->train_to = r->w.as_of - r->opts.label_maturity_ms;
+	batch_windows_mature(&r->w, r->opts.label_maturity_ms); /* the entities' mature rates */
 	r->train_from = r->train_to - r->opts.train_window_ms;
 	if (r->train_from < r->w.from)
 		r->train_from = r->w.from;

@@ -623,11 +623,22 @@ test_value_codecs(void **state)
 
 	v.entity.count_30d = 300;
 	v.entity.fraud_rate_90d = 0.03;
+	v.entity.fraud_rate_mature_30d = 0.05;
 	n = gen_value_encode(GEN_VALUE_ENTITY, &v, buf, sizeof buf);
-	assert_int_equal(n, 70);
+	assert_int_equal(n, 70 + 16 + 16);
 	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n, &back), VIGIL_OK);
 	assert_memory_equal(&back.entity, &v.entity, sizeof v.entity);
 	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n - 8, &back), VIGIL_ECORRUPT);
+	/* a value of layout 1 (before the mature windows) reads as before,
+	 * the fields it lacks zero; layout 1 with layout 2's length does not */
+	buf[0] = 1;
+	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, 70, &back), VIGIL_OK);
+	assert_int_equal(back.entity.count_30d, 300);
+	assert_true(back.entity.fraud_rate_90d == 0.03);
+	assert_true(back.entity.fraud_rate_mature_30d == 0.0);
+	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n, &back), VIGIL_ECORRUPT);
+	buf[0] = STORE_ENTITY_LAYOUT + 1;
+	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n, &back), VIGIL_EVERSION);
 
 	v.threshold = (store_threshold_val){ .value = 107.0, .previous = 90.0, .samples = 7,
 	    .tuned = true };
