@@ -138,25 +138,44 @@ mask_subset(const store_feature_mask *a, const store_feature_mask *b)
 	return true;
 }
 
-static bool
-mask_any(const store_feature_mask *m, uint32_t first, uint32_t last)
+
+/* The slots fill_txn_batch writes, one range per batch profile it reads
+ * (store_ctx.need_bcard, need_bmerchant, need_bterminal): schema.def's
+ * rows of that source and the DERIVED rows right after them (fill_card
+ * computes those from the profile and the request). */
+enum { BATCH_CARD, BATCH_MERCHANT, BATCH_TERMINAL, BATCH_COUNT_ };
+typedef struct batch_range {
+	uint32_t first, last;
+} batch_range;
+
+static batch_range
+batch_slots(int b)
 {
-	for (uint32_t i = first; i <= last; i++)
+	static const store_source src[BATCH_COUNT_] = { STORE_SRC_CARD, STORE_SRC_MERCHANT,
+		STORE_SRC_TERMINAL };
+	batch_range r = { 1, 0 }; /* empty */
+	uint32_t    i = 0;
+
+	while (i < STORE_SLOT_COUNT_ && store_schema_field(i)->source != src[b])
+		i++;
+	if (i == STORE_SLOT_COUNT_)
+		return r;
+	r.first = i;
+	while (i + 1 < STORE_SLOT_COUNT_ && (store_schema_field(i + 1)->source == src[b] ||
+	    store_schema_field(i + 1)->source == STORE_SRC_DERIVED))
+		i++;
+	r.last = i;
+	return r;
+}
+
+static bool
+mask_any(const store_feature_mask *m, batch_range r)
+{
+	for (uint32_t i = r.first; i <= r.last; i++)
 		if (store_feature_mask_has(m, i))
 			return true;
 	return false;
 }
-
-/* The slots fill_txn_batch writes, one range per batch profile it reads
- * (store_ctx.need_bcard, need_bmerchant, need_bterminal). */
-enum { BATCH_CARD, BATCH_MERCHANT, BATCH_TERMINAL, BATCH_COUNT_ };
-static const struct {
-	uint32_t first, last;
-} batch_slots[BATCH_COUNT_] = {
-	[BATCH_CARD] = { STORE_SLOT_CARD_COUNT_7D, STORE_SLOT_CARD_MERCHANT_SEEN },
-	[BATCH_MERCHANT] = { STORE_SLOT_MERCHANT_COUNT_7D, STORE_SLOT_MERCHANT_FRAUD_RATE_90D },
-	[BATCH_TERMINAL] = { STORE_SLOT_TERMINAL_COUNT_30D, STORE_SLOT_TERMINAL_FRAUD_RATE_30D },
-};
 
 /* Every slot a lookup on ctx can write after store_features_from_txn (its
  * mask decided): the transaction's own slots, the batch profiles it reads
@@ -175,9 +194,12 @@ mask_fillable(const store_ctx *ctx, store_feature_mask *ret)
 	for (uint32_t i = STORE_SLOT_AMOUNT; i <= STORE_SLOT_EVENT_TIME; i++)
 		store_feature_mask_set(ret, i);
 	store_feature_mask_set(ret, STORE_SLOT_HOUR);
-	for (uint32_t b = 0; b < BATCH_COUNT_; b++)
-		for (uint32_t i = batch_slots[b].first; batch[b] && i <= batch_slots[b].last; i++)
+	for (int b = 0; b < BATCH_COUNT_; b++) {
+		batch_range r = batch_slots(b);
+
+		for (uint32_t i = r.first; batch[b] && i <= r.last; i++)
 			store_feature_mask_set(ret, i);
+	}
 	live_plan_slots(ctx->plan, ret);
 }
 
@@ -1220,12 +1242,9 @@ store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m)
 	ctx->need_all = mask_subset(&all, &ctx->need);
 	/* A full mask (vigild) does not depend on live_plan's grouping. */
 	ctx->plan = ctx->need_all ? LIVE_F_ALL : live_plan(&ctx->need);
-	ctx->need_bcard = mask_any(&ctx->need, batch_slots[BATCH_CARD].first,
-	    batch_slots[BATCH_CARD].last);
-	ctx->need_bmerchant = mask_any(&ctx->need, batch_slots[BATCH_MERCHANT].first,
-	    batch_slots[BATCH_MERCHANT].last);
-	ctx->need_bterminal = mask_any(&ctx->need, batch_slots[BATCH_TERMINAL].first,
-	    batch_slots[BATCH_TERMINAL].last);
+	ctx->need_bcard = mask_any(&ctx->need, batch_slots(BATCH_CARD));
+	ctx->need_bmerchant = mask_any(&ctx->need, batch_slots(BATCH_MERCHANT));
+	ctx->need_bterminal = mask_any(&ctx->need, batch_slots(BATCH_TERMINAL));
 	mask_fillable(ctx, &ctx->clear);
 	for (uint32_t w = 0; w < STORE_FEATURE_MASK_WORDS; w++)
 		ctx->clear.w[w] &= ~ctx->need.w[w];
