@@ -100,6 +100,34 @@ test_window_boundaries(void **state)
 	assert_true(num_of(fx->f, "vel.card.count_7d") == 0);
 }
 
+/* The previous transaction of the card at the probe's merchant: the newest
+ * one before it in event time, within 7 days, other merchants skipped. */
+static void
+test_secs_since_merchant(void **state)
+{
+	fixture  *fx = *state;
+	vigil_txn x;
+
+	apply(fx, "a", "c1", "m-probe", T0, 100);
+	apply(fx, "b", "c1", "m-probe", T0 + HOUR_MS, 100);
+	apply(fx, "c", "c1", "m2", T0 + 2 * HOUR_MS, 100);
+	lookup(fx, "c1", T0 + 3 * HOUR_MS);
+	assert_true(num_of(fx->f, "vel.card.secs_since_merchant") == 2 * 3600.0);
+	assert_true(num_of(fx->f, "vel.card.secs_since_last") == 3600.0);
+	/* between the two: the first one */
+	lookup(fx, "c1", T0 + 30 * MIN_MS);
+	assert_true(num_of(fx->f, "vel.card.secs_since_merchant") == 1800.0);
+	/* another merchant: none */
+	x = txn_make("probe2", "c1", "m3", T0 + 3 * HOUR_MS, 100);
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_false(present_of(fx->f, "vel.card.secs_since_merchant"));
+	assert_true(present_of(fx->f, "vel.card.secs_since_last"));
+	/* older than the live week: none */
+	lookup(fx, "c1", T0 + HOUR_MS + 7 * DAY_MS);
+	assert_false(present_of(fx->f, "vel.card.secs_since_merchant"));
+}
+
 static void
 test_new_card_defaults(void **state)
 {
@@ -112,6 +140,7 @@ test_new_card_defaults(void **state)
 	assert_true(num_of(fx->f, "vel.card.country_seen_7d") == 0);
 	assert_true(num_of(fx->f, "vel.card.merchant_seen_7d") == 0);
 	assert_false(present_of(fx->f, "vel.card.secs_since_last"));
+	assert_false(present_of(fx->f, "vel.card.secs_since_merchant"));
 	assert_false(present_of(fx->f, "vel.card.km_from_last"));
 	assert_false(present_of(fx->f, "vel.card.kmh_from_last"));
 	assert_true(num_of(fx->f, "vel.merchant.count_1h") == 0);
@@ -987,6 +1016,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_window_boundaries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secs_since_merchant, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_card_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_events, setup, teardown),
