@@ -450,6 +450,10 @@ fill_card(const vigil_txn *txn, const store_card_profile *p, vigil_value *f)
 	    ? vigil_value_bool(country_in(p, txn->country)) : vigil_value_missing();
 	f[STORE_SLOT_CARD_MERCHANT_SEEN] = vigil_value_bool(
 	    merchant_in(p, XXH64(txn->merchant_id, strlen(txn->merchant_id), 0)));
+	/* The amount against the card's own month (issue 23; the week and the
+	 * day are live: vel.card.amount_to_mean_7d, _24h). */
+	f[STORE_SLOT_CARD_AMOUNT_TO_MEAN_30D] = p->count_30d > 0 && p->amount_mean_30d > 0.0
+	    ? vigil_value_num(amount / p->amount_mean_30d) : vigil_value_missing();
 }
 
 vigil_err

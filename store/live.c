@@ -1955,7 +1955,7 @@ live_plan(const store_feature_mask *m)
 		  LIVE_F_CARD | LIVE_F_CARD_DM },
 		{ STORE_SLOT_VEL_CARD_DISTINCT_COUNTRIES_24H, STORE_SLOT_VEL_CARD_COUNTRY_SEEN_7D,
 		  LIVE_F_CARD | LIVE_F_CARD_CC },
-		{ STORE_SLOT_VEL_CARD_MERCHANT_SEEN_7D, STORE_SLOT_VEL_CARD_SECS_SINCE_MERCHANT,
+		{ STORE_SLOT_VEL_CARD_MERCHANT_SEEN_7D, STORE_SLOT_VEL_CARD_AMOUNT_TO_MEAN_7D,
 		  LIVE_F_CARD },
 		{ STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H, LIVE_F_MERCHANT },
 		{ STORE_SLOT_VEL_TERMINAL_COUNT_10M, STORE_SLOT_VEL_TERMINAL_COUNT_10M, LIVE_F_TERMINAL },
@@ -2052,6 +2052,27 @@ card_features_merchant(const card_agg *a, int64_t t, vigil_value *f)
 	    ? vigil_value_num((double)(t - a->prev_merchant_t) / 1000.0) : vigil_value_missing();
 }
 
+/* vel.card.amount_to_mean_24h, _7d: this amount against the card's own
+ * recent mean (a cash-out after small tests, a first large purchase on a
+ * stolen card), fresher than the nightly card.amount_to_mean_30d. Missing
+ * without an earlier transaction in the window or with a mean of 0. */
+static void
+card_features_amount(const card_agg *a, double amount, vigil_value *f)
+{
+	static const struct {
+		uint32_t slot;
+		int      w;
+	} win[] = { { STORE_SLOT_VEL_CARD_AMOUNT_TO_MEAN_24H, 3 },
+		{ STORE_SLOT_VEL_CARD_AMOUNT_TO_MEAN_7D, 4 } };
+
+	for (size_t i = 0; i < sizeof win / sizeof win[0]; i++) {
+		uint32_t n = a->count[win[i].w];
+		double   mean = n > 0 ? a->sum[win[i].w] / n : 0.0;
+
+		f[win[i].slot] = mean > 0.0 ? vigil_value_num(amount / mean) : vigil_value_missing();
+	}
+}
+
 /* The vel.card.* slots of card c (NULL: none yet). */
 static void
 card_features(const live_card *c, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
@@ -2091,6 +2112,7 @@ card_features(const live_card *c, live_scratch *sc, const vigil_txn *txn, const 
 		f[STORE_SLOT_VEL_CARD_KMH_FROM_LAST] = vigil_value_missing();
 	}
 	card_features_merchant(&a, t, f);
+	card_features_amount(&a, vigil_txn_amount(txn), f);
 }
 
 /* What live_features below writes, kind by kind: keep the two in step. */
@@ -2101,7 +2123,7 @@ live_plan_slots(uint32_t plan, store_feature_mask *m)
 		uint32_t flags, first, last;
 	} kinds[] = {
 		{ LIVE_F_CARD | LIVE_F_CARD_DM | LIVE_F_CARD_CC,
-		  STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_SECS_SINCE_MERCHANT },
+		  STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_AMOUNT_TO_MEAN_7D },
 		{ LIVE_F_MERCHANT, STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H },
 		{ LIVE_F_TERMINAL | LIVE_F_TERMINAL_D,
 		  STORE_SLOT_VEL_TERMINAL_COUNT_10M, STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H },
