@@ -22,6 +22,7 @@
 #include <uthash.h>
 
 #include "batch.h"
+#include "vec.h"
 #include "rules.h"
 #include "gen.h"
 
@@ -30,6 +31,7 @@
 #define BATCH_CARD_MAX_COUNTRY   64   /* distinct countries tracked per card */
 #define BATCH_CARD_INLINE_COUNTRY 4   /* of them in the card node (most cards have fewer) */
 #define BATCH_PRIOR_WEIGHT       100.0 /* pseudo-transactions of the fraud-rate prior */
+#define BATCH_ENT_CARD_SAMPLE    64    /* cards a merchant or terminal samples, 30 days */
 
 /* ---- Sketch internals (sketch.c) ---- */
 
@@ -229,6 +231,7 @@ typedef struct batch_event {
 	uint64_t    merch_h;    /* xxh64(merchant_id) */
 	const char *country;    /* "" if absent */
 	int         label;      /* -1 none, 0 legit, 1 fraud (known at as_of) */
+	uint64_t    card_h;     /* xxh64(card_id), seed 0 (batch_ent's card sample) */
 } batch_event;
 
 /* A card for key[0..len) (NULL on ENOMEM), from pool (NULL: malloc).
@@ -271,6 +274,8 @@ typedef struct batch_ent {
 	uint32_t fraud[BATCH_NW];
 	uint32_t labelled[BATCH_NW];
 	uint32_t mcount[BATCH_NM], mfraud[BATCH_NM]; /* mature windows */
+	uint32_t ncards;                   /* the card sample: ascending, distinct */
+	uint64_t cards[BATCH_ENT_CARD_SAMPLE];
 } batch_ent;
 
 /* Key first in the allocation, then the counters: one or two cache lines
@@ -309,8 +314,25 @@ batch_node_prefetch(const void *node, size_t keylen, size_t hot_bytes)
 
 void batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e);
 void batch_ent_merge(batch_ent *dst, const batch_ent *src);
-/* prior: the global fraud rate of the window (smoothing, docs). */
-void batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *ret_p);
+/* prior: the global fraud rate of the window (smoothing, docs).
+ * reported: the cards with a fraud known at as-of (batch_reported), or
+ * NULL (cards_reported_30d 0). */
+typedef struct batch_reported batch_reported;
+void batch_ent_profile(const batch_ent *a, double prior, const batch_reported *reported,
+    store_entity_profile *ret_p);
+
+/* The cards with a fraud known at as-of, by xxh64(card_id): added while
+ * the cards are written (batch_card_put), sorted once, then looked up. */
+struct batch_reported {
+	vigil_vec h;      /* uint64_t; capped at BATCH_REPORTED_MAX */
+	bool      inited, sorted;
+};
+#define BATCH_REPORTED_MAX (64u << 20)
+/* VIGIL_ENOMEM, VIGIL_ETOOBIG past the cap. */
+vigil_err batch_reported_add(batch_reported *r, uint64_t card_h);
+void      batch_reported_sort(batch_reported *r);
+bool      batch_reported_has(const batch_reported *r, uint64_t card_h); /* after sort */
+void      batch_reported_fini(batch_reported *r);
 
 /* ---- Lookup index (index.c) ---- */
 

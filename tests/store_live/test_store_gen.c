@@ -625,7 +625,7 @@ test_value_codecs(void **state)
 	v.entity.fraud_rate_90d = 0.03;
 	v.entity.fraud_rate_mature_30d = 0.05;
 	n = gen_value_encode(GEN_VALUE_ENTITY, &v, buf, sizeof buf);
-	assert_int_equal(n, 70 + 16 + 16);
+	assert_int_equal(n, 70 + 16 + 16 + 16);
 	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n, &back), VIGIL_OK);
 	assert_memory_equal(&back.entity, &v.entity, sizeof v.entity);
 	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n - 8, &back), VIGIL_ECORRUPT);
@@ -637,6 +637,10 @@ test_value_codecs(void **state)
 	assert_true(back.entity.fraud_rate_90d == 0.03);
 	assert_true(back.entity.fraud_rate_mature_30d == 0.0);
 	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n, &back), VIGIL_ECORRUPT);
+	buf[0] = 2; /* layout 2: the mature windows, not the reported cards */
+	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, 70 + 32, &back), VIGIL_OK);
+	assert_true(back.entity.fraud_rate_mature_30d == 0.05);
+	assert_int_equal(back.entity.cards_sampled_30d, 0);
 	buf[0] = STORE_ENTITY_LAYOUT + 1;
 	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n, &back), VIGIL_EVERSION);
 
