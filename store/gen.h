@@ -30,8 +30,9 @@ extern "C" {
 
 /*
  * Value layouts (little-endian, packed, each starting with a uint16 layout
- * version; docs/storage.md). A reader refuses unknown versions with
- * VIGIL_EVERSION.
+ * version; docs/storage.md). A reader refuses a version newer than its own
+ * with VIGIL_EVERSION; a profile of an older layout reads with the fields
+ * added since zero (schema.def, SINCE).
  */
 #define STORE_CARD_MAX_COUNTRIES 16
 #define STORE_CARD_MAX_MERCHANTS 32
