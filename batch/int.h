@@ -279,7 +279,8 @@ typedef struct batch_ent {
 } batch_ent;
 
 /* Key first in the allocation, then the counters: one or two cache lines
- * per lookup (batch_ent_node_new). */
+ * per lookup (batch_ent_node_new); the card sample after them is read
+ * only at its last element unless a card enters it. */
 typedef struct batch_ent_node {
 	batch_ent acc;
 	char     *key; /* also the start of the allocation */
