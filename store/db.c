@@ -396,97 +396,6 @@ ctx_gen(store_ctx *ctx)
 /* ---------------------------------------------------------------------- */
 /* Feature vector. */
 
-static bool
-merchant_in(const store_card_profile *p, uint64_t h)
-{
-	for (unsigned i = 0; i < p->nmerchants && i < STORE_CARD_MAX_MERCHANTS; i++)
-		if (p->merchants[i] == h)
-			return true;
-	return false;
-}
-
-static bool
-country_in(const store_card_profile *p, const char *cc)
-{
-	for (unsigned i = 0; i < p->ncountries && i < STORE_CARD_MAX_COUNTRIES; i++)
-		if (p->countries[i][0] == cc[0] && p->countries[i][1] == cc[1])
-			return true;
-	return false;
-}
-
-static void
-fill_card(const vigil_txn *txn, const store_card_profile *p, vigil_value *f)
-{
-	int64_t  t = txn->event_time_ms;
-	double   amount = vigil_txn_amount(txn);
-	uint64_t total = 0;
-
-	profile_fill_card(p, f);
-	/* A z-score needs a spread: at least two amounts that differ. */
-	f[STORE_SLOT_CARD_AMOUNT_ZSCORE] = p->count_90d >= 2 && p->amount_std_90d > 0.0
-	    ? vigil_value_num((amount - p->amount_mean_90d) / p->amount_std_90d)
-	    : vigil_value_missing();
-	if (p->first_seen_ms > 0) {
-		double age = (double)(t - p->first_seen_ms) / (double)VIGIL_MS_PER_DAY;
-
-		f[STORE_SLOT_CARD_FIRST_SEEN] = vigil_value_num((double)p->first_seen_ms / 1000.0);
-		f[STORE_SLOT_CARD_AGE_DAYS] = vigil_value_num(age < 0.0 ? 0.0 : age);
-	} else {
-		f[STORE_SLOT_CARD_FIRST_SEEN] = vigil_value_missing();
-		f[STORE_SLOT_CARD_AGE_DAYS] = vigil_value_missing();
-	}
-	for (int h = 0; h < 24; h++)
-		total += p->hour_hist[h];
-	if (total > 0) {
-		int64_t  hour = ((t / 3600000) % 24 + 24) % 24;
-		uint64_t near = (uint64_t)p->hour_hist[(hour + 23) % 24] + p->hour_hist[hour] +
-		    p->hour_hist[(hour + 1) % 24];
-
-		f[STORE_SLOT_CARD_HOUR_SHARE] = vigil_value_num((double)near / (double)total);
-	} else {
-		f[STORE_SLOT_CARD_HOUR_SHARE] = vigil_value_missing();
-	}
-	f[STORE_SLOT_CARD_COUNTRY_SEEN] = txn->country[0] != '\0'
-	    ? vigil_value_bool(country_in(p, txn->country)) : vigil_value_missing();
-	f[STORE_SLOT_CARD_MERCHANT_SEEN] = vigil_value_bool(
-	    merchant_in(p, XXH64(txn->merchant_id, strlen(txn->merchant_id), 0)));
-	/* The amount against the card's own month (issue 23; the week and the
-	 * day are live: vel.card.amount_to_mean_7d, _24h). */
-	f[STORE_SLOT_CARD_AMOUNT_TO_MEAN_30D] = p->count_30d > 0 && p->amount_mean_30d > 0.0
-	    ? vigil_value_num(amount / p->amount_mean_30d) : vigil_value_missing();
-}
-
-vigil_err
-store_profile_features(store_source src, const void *profile, vigil_value *f)
-{
-	vigil_value tmp[STORE_SLOT_COUNT_];
-	vigil_txn txn;
-	uint32_t i;
-
-	/* fill_card also computes the DERIVED slots, which need a request: a
-	 * blank one here, and only the src slots are copied out. */
-	memset(&txn, 0, sizeof txn);
-	for (i = 0; i < STORE_SLOT_COUNT_; i++)
-		tmp[i] = vigil_value_missing();
-	switch (src) {
-	case STORE_SRC_CARD:
-		fill_card(&txn, profile, tmp);
-		break;
-	case STORE_SRC_MERCHANT:
-		profile_fill_merchant(profile, tmp);
-		break;
-	case STORE_SRC_TERMINAL:
-		profile_fill_terminal(profile, tmp);
-		break;
-	default:
-		return VIGIL_EINVAL;
-	}
-	for (i = 0; i < STORE_SLOT_COUNT_; i++)
-		if (store_schema_field(i)->source == src)
-			f[i] = tmp[i];
-	return VIGIL_OK;
-}
-
 /* Transaction fields and batch features into f (ctx->txn set). A value that
  * is absent or unreadable leaves its slots missing: a lookup never fails.
  * The card stripe is locked when the db has a live state: a live card,
@@ -516,7 +425,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 		vigil_err           rv = gen_session_card(g, s, txn->card_id, p);
 
 		if (rv == VIGIL_OK)
-			fill_card(txn, p, f);
+			profile_fill_card_txn(txn, p, f);
 		if (br->bc != NULL) {
 			/* Other errors (ENOMEM, LMDB) are not remembered. */
 			br->bc->rv = rv;
@@ -590,7 +499,7 @@ fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
 		br.bc = live_card_bcache(lv, txn, &ctx->keys);
 		if (br.bc != NULL && br.bc->tag == br.tag) {
 			if (br.bc->rv == VIGIL_OK)
-				fill_card(txn, &br.bc->p, f);
+				profile_fill_card_txn(txn, &br.bc->p, f);
 			br.card = false;
 		}
 	}
