@@ -26,6 +26,7 @@ _Static_assert((4u << (BATCH_POOL_CLASSES - 1)) >= BATCH_CARD_MAX_MERCH &&
     (4u << (BATCH_POOL_CLASSES - 1)) >= BATCH_CARD_MAX_SAMPLES, "pool classes too small");
 
 static const int64_t window_days[BATCH_NW] = { 7, 30, 90 };
+static const int64_t mature_days[BATCH_NM] = { 7, 30 };
 
 void
 batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms)
@@ -35,6 +36,17 @@ batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms)
 	for (int k = 0; k < BATCH_NW; k++) {
 		int64_t s = as_of - window_days[k] * VIGIL_MS_PER_DAY;
 		w->start[k] = s < w->from ? w->from : s;
+	}
+	batch_windows_mature(w, 0);
+}
+
+void
+batch_windows_mature(batch_windows *w, int64_t maturity_ms)
+{
+	w->mature_to = w->as_of - maturity_ms;
+	for (int k = 0; k < BATCH_NM; k++) {
+		int64_t s = w->mature_to - mature_days[k] * VIGIL_MS_PER_DAY;
+		w->mature_start[k] = s < w->from ? w->from : s;
 	}
 }
 
@@ -585,6 +597,84 @@ batch_card_profile(const batch_card *c, store_card_profile *ret_p)
 	*ret_p = p;
 }
 
+/*
+ * Delay-aware fraud counts (issue 23): over the days whose labels are
+ * final, [mature_to - 7d or 30d, mature_to). A 7-day window ending at
+ * as-of with a 7-day label delay counts transactions whose fraud reports
+ * have not arrived yet (nearly always 0); the same window shifted by the
+ * maturity counts what is known.
+ */
+static void
+ent_mature_add(batch_ent *a, const batch_windows *w, const batch_event *e)
+{
+	if (e->t >= w->mature_to)
+		return;
+	for (int k = 0; k < BATCH_NM; k++) {
+		if (e->t < w->mature_start[k])
+			continue;
+		a->mcount[k]++;
+		if (e->label == 1)
+			a->mfraud[k]++;
+	}
+}
+
+/*
+ * The share of an entity's cards later reported (issue 23): a merchant
+ * or terminal where skimming or a takeover happened has, among the cards
+ * it saw, many that have a fraud known by as-of, wherever that fraud was.
+ * Counting every distinct card would need a set per entity; the sample is
+ * the BATCH_ENT_CARD_SAMPLE smallest card hashes of the 30 days (a
+ * uniform sample of its distinct cards, the same whatever the order, and
+ * merged exactly), looked up in the reported cards at the end
+ * (batch_ent_profile).
+ */
+static void
+ent_card_sample(batch_ent *a, const batch_windows *w, const batch_event *e)
+{
+	uint32_t lo = 0, hi = a->ncards;
+
+	if (e->t < w->start[BATCH_W30] ||
+	    (a->ncards == BATCH_ENT_CARD_SAMPLE && e->card_h >= a->cards[a->ncards - 1]))
+		return;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (a->cards[mid] < e->card_h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < a->ncards && a->cards[lo] == e->card_h)
+		return;
+	if (a->ncards < BATCH_ENT_CARD_SAMPLE)
+		a->ncards++;
+	memmove(&a->cards[lo + 1], &a->cards[lo], (a->ncards - 1 - lo) * sizeof a->cards[0]);
+	a->cards[lo] = e->card_h;
+}
+
+static void
+ent_card_sample_merge(batch_ent *dst, const batch_ent *src)
+{
+	uint64_t out[BATCH_ENT_CARD_SAMPLE];
+	uint32_t i = 0, j = 0, n = 0;
+
+	while (n < BATCH_ENT_CARD_SAMPLE && (i < dst->ncards || j < src->ncards)) {
+		uint64_t v;
+
+		if (j >= src->ncards || (i < dst->ncards && dst->cards[i] < src->cards[j]))
+			v = dst->cards[i++];
+		else if (i >= dst->ncards || src->cards[j] < dst->cards[i])
+			v = src->cards[j++];
+		else {
+			v = dst->cards[i++];
+			j++;
+		}
+		out[n++] = v;
+	}
+	memcpy(dst->cards, out, n * sizeof out[0]);
+	dst->ncards = n;
+}
+
 void
 batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e)
 {
@@ -599,6 +689,8 @@ batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e)
 	}
 	if (e->t >= w->start[BATCH_W30])
 		a->sum30_milli += e->amount_milli;
+	ent_mature_add(a, w, e);
+	ent_card_sample(a, w, e);
 }
 
 void
@@ -609,7 +701,12 @@ batch_ent_merge(batch_ent *dst, const batch_ent *src)
 		dst->fraud[k] += src->fraud[k];
 		dst->labelled[k] += src->labelled[k];
 	}
+	for (int k = 0; k < BATCH_NM; k++) {
+		dst->mcount[k] += src->mcount[k];
+		dst->mfraud[k] += src->mfraud[k];
+	}
 	dst->sum30_milli += src->sum30_milli;
+	ent_card_sample_merge(dst, src);
 }
 
 /* Smoothed rate: (frauds + W * prior) / (count + W), W = BATCH_PRIOR_WEIGHT. */
@@ -620,7 +717,8 @@ ent_rate(uint32_t fraud, uint32_t count, double prior)
 }
 
 void
-batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *ret_p)
+batch_ent_profile(const batch_ent *a, double prior, const batch_reported *reported,
+    store_entity_profile *ret_p)
 {
 	store_entity_profile p;
 
@@ -638,5 +736,60 @@ batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *ret_p)
 	p.fraud_rate_7d = ent_rate(p.fraud_count_7d, p.count_7d, prior);
 	p.fraud_rate_30d = ent_rate(p.fraud_count_30d, p.count_30d, prior);
 	p.fraud_rate_90d = ent_rate(p.fraud_count_90d, p.count_90d, prior);
+	p.count_mature_7d = a->mcount[BATCH_M7];
+	p.count_mature_30d = a->mcount[BATCH_M30];
+	p.fraud_count_mature_7d = a->mfraud[BATCH_M7];
+	p.fraud_count_mature_30d = a->mfraud[BATCH_M30];
+	p.fraud_rate_mature_7d = ent_rate(p.fraud_count_mature_7d, p.count_mature_7d, prior);
+	p.fraud_rate_mature_30d = ent_rate(p.fraud_count_mature_30d, p.count_mature_30d, prior);
+	p.cards_sampled_30d = a->ncards;
+	for (uint32_t i = 0; reported != NULL && i < a->ncards; i++)
+		if (batch_reported_has(reported, a->cards[i]))
+			p.cards_reported_30d++;
+	p.reported_card_share_30d = a->ncards > 0
+	    ? (double)p.cards_reported_30d / (double)a->ncards : 0.0;
 	*ret_p = p;
+}
+
+vigil_err
+batch_reported_add(batch_reported *r, uint64_t card_h)
+{
+	if (!r->inited) {
+		vigil_vec_init(&r->h, sizeof(uint64_t), BATCH_REPORTED_MAX);
+		r->inited = true;
+	}
+	r->sorted = false;
+	return vigil_vec_push(&r->h, &card_h);
+}
+
+static int
+u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void
+batch_reported_sort(batch_reported *r)
+{
+	if (r->inited && r->h.len > 1)
+		qsort(r->h.data, r->h.len, sizeof(uint64_t), u64_cmp);
+	r->sorted = true;
+}
+
+bool
+batch_reported_has(const batch_reported *r, uint64_t card_h)
+{
+	return r->inited && r->sorted && r->h.len > 0 &&
+	    bsearch(&card_h, r->h.data, r->h.len, sizeof(uint64_t), u64_cmp) != NULL;
+}
+
+void
+batch_reported_fini(batch_reported *r)
+{
+	if (r->inited)
+		vigil_vec_fini(&r->h);
+	r->inited = false;
+	r->sorted = false;
 }

@@ -8,9 +8,10 @@
  *               whose source is the profile; DERIVED ones need a request),
  *               computed by the scoring path's own code
  *               (store_profile_features); null = missing;
- *   "profile":  every stored field by its name in store.h (storage.md),
- *               including those no feature reads (hour histogram, top
- *               countries and merchant hashes, 90-day entity counts).
+ *   "profile":  every stored field by its name in schema.def's PC/PE rows
+ *               (store_profile_json, as the console prints it), including
+ *               those no feature reads (hour histogram, top countries and
+ *               merchant hashes, 90-day entity counts).
  * Numbers are printed with 15 significant digits (amounts read as typed).
  */
 #include <errno.h>
@@ -63,59 +64,6 @@ dump_features(store_source src, const void *profile)
 		else
 			json_object_set_new(o, fld->name, json_real(f[i].num));
 	}
-	return o;
-}
-
-#define PUT_I(o, p, f) json_object_set_new(o, #f, json_integer((json_int_t)(p)->f))
-#define PUT_R(o, p, f) json_object_set_new(o, #f, json_real((p)->f))
-
-static json_t *
-dump_card(const store_card_profile *p)
-{
-	json_t *o = json_object(), *a;
-	char ts[40], hex[24];
-
-	PUT_I(o, p, count_7d); PUT_I(o, p, count_30d); PUT_I(o, p, count_90d);
-	PUT_R(o, p, amount_sum_7d); PUT_R(o, p, amount_sum_30d); PUT_R(o, p, amount_sum_90d);
-	PUT_R(o, p, amount_mean_7d); PUT_R(o, p, amount_mean_30d); PUT_R(o, p, amount_mean_90d);
-	PUT_R(o, p, amount_std_30d); PUT_R(o, p, amount_std_90d);
-	PUT_R(o, p, amount_p50_90d); PUT_R(o, p, amount_p95_90d); PUT_R(o, p, amount_p99_90d);
-	PUT_R(o, p, amount_max_90d);
-	PUT_I(o, p, distinct_merchants_90d); PUT_I(o, p, distinct_countries_90d);
-	if (p->first_seen_ms > 0) {
-		vigil_time_format_rfc3339(p->first_seen_ms, ts, sizeof ts);
-		json_object_set_new(o, "first_seen", json_string(ts));
-	} else {
-		json_object_set_new(o, "first_seen", json_null());
-	}
-	PUT_I(o, p, fraud_count_90d);
-	a = json_array();
-	for (int h = 0; h < 24; h++)
-		json_array_append_new(a, json_integer(p->hour_hist[h]));
-	json_object_set_new(o, "hour_hist", a);
-	a = json_array();
-	for (unsigned i = 0; i < p->ncountries && i < STORE_CARD_MAX_COUNTRIES; i++)
-		json_array_append_new(a, json_stringn(p->countries[i], 2));
-	json_object_set_new(o, "countries", a);
-	a = json_array(); /* xxh64 of the merchant ids, as the profile keeps them */
-	for (unsigned i = 0; i < p->nmerchants && i < STORE_CARD_MAX_MERCHANTS; i++) {
-		snprintf(hex, sizeof hex, "%016" PRIx64, p->merchants[i]);
-		json_array_append_new(a, json_string(hex));
-	}
-	json_object_set_new(o, "merchant_hashes", a);
-	return o;
-}
-
-static json_t *
-dump_entity(const store_entity_profile *p)
-{
-	json_t *o = json_object();
-
-	PUT_I(o, p, count_7d); PUT_I(o, p, count_30d); PUT_I(o, p, count_90d);
-	PUT_R(o, p, amount_mean_30d);
-	PUT_I(o, p, fraud_count_7d); PUT_I(o, p, fraud_count_30d); PUT_I(o, p, fraud_count_90d);
-	PUT_I(o, p, labeled_7d); PUT_I(o, p, labeled_30d); PUT_I(o, p, labeled_90d);
-	PUT_R(o, p, fraud_rate_7d); PUT_R(o, p, fraud_rate_30d); PUT_R(o, p, fraud_rate_90d);
 	return o;
 }
 
@@ -177,8 +125,8 @@ batch_dump_profile(const char *datadir, uint64_t gen, const char *kind, const ch
 	json_object_set_new(root, "as_of", json_string(date));
 	json_object_set_new(root, "features", dump_features(src,
 	    src == STORE_SRC_CARD ? (const void *)&card : (const void *)&ent));
-	json_object_set_new(root, "profile",
-	    src == STORE_SRC_CARD ? dump_card(&card) : dump_entity(&ent));
+	json_object_set_new(root, "profile", store_profile_json(src,
+	    src == STORE_SRC_CARD ? (const void *)&card : (const void *)&ent));
 	if (json_dumpf(root, out, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) != 0 ||
 	    fputc('\n', out) == EOF || fflush(out) != 0) {
 		fprintf(stderr, "vigil-rebuild: writing the dump: %s\n", strerror(errno));

@@ -23,6 +23,7 @@
 
 #include "batch.h"
 #include "index.h"
+#include "vec.h"
 #include "rules.h"
 #include "gen.h"
 #include "sketch.h"
@@ -32,17 +33,26 @@
 #define BATCH_CARD_MAX_COUNTRY   64   /* distinct countries tracked per card */
 #define BATCH_CARD_INLINE_COUNTRY 4   /* of them in the card node (most cards have fewer) */
 #define BATCH_PRIOR_WEIGHT       100.0 /* pseudo-transactions of the fraud-rate prior */
+#define BATCH_ENT_CARD_SAMPLE    64    /* cards a merchant or terminal samples, 30 days */
 
 /* ---- Windows ---- */
 
 enum { BATCH_W7 = 0, BATCH_W30, BATCH_W90, BATCH_NW };
 
+/* The mature windows: the 7 and 30 days before the label maturity. */
+enum { BATCH_M7 = 0, BATCH_M30, BATCH_NM };
+
 typedef struct batch_windows {
 	int64_t as_of, from;      /* the whole window [from, as_of) */
 	int64_t start[BATCH_NW];  /* start of 7/30/90 days, clipped to from */
+	int64_t mature_to;        /* as_of - label maturity: labels before it are final */
+	int64_t mature_start[BATCH_NM]; /* start of the mature 7/30 days, clipped to from */
 } batch_windows;
 
+/* Without batch_windows_mature the mature windows are the 7 and 30 days. */
 void batch_windows_init(batch_windows *w, int64_t as_of, int64_t window_ms);
+/* Shifts the mature windows by the label maturity (>= 0). */
+void batch_windows_mature(batch_windows *w, int64_t maturity_ms);
 
 /* ---- Big zeroed allocations (agg.c) ---- */
 
@@ -142,6 +152,7 @@ typedef struct batch_event {
 	uint64_t    merch_h;    /* xxh64(merchant_id) */
 	const char *country;    /* "" if absent */
 	int         label;      /* -1 none, 0 legit, 1 fraud (known at as_of) */
+	uint64_t    card_h;     /* xxh64(card_id), seed 0 (batch_ent's card sample) */
 } batch_event;
 
 /* A card for key[0..len) (NULL on ENOMEM), from pool (NULL: malloc).
@@ -183,10 +194,14 @@ typedef struct batch_ent {
 	int64_t  sum30_milli;
 	uint32_t fraud[BATCH_NW];
 	uint32_t labelled[BATCH_NW];
+	uint32_t mcount[BATCH_NM], mfraud[BATCH_NM]; /* mature windows */
+	uint32_t ncards;                   /* the card sample: ascending, distinct */
+	uint64_t cards[BATCH_ENT_CARD_SAMPLE];
 } batch_ent;
 
 /* Key first in the allocation, then the counters: one or two cache lines
- * per lookup (batch_ent_node_new). */
+ * per lookup (batch_ent_node_new); the card sample after them is read
+ * only at its last element unless a card enters it. */
 typedef struct batch_ent_node {
 	batch_ent acc;
 	char     *key; /* also the start of the allocation */
@@ -221,8 +236,25 @@ batch_node_prefetch(const void *node, size_t keylen, size_t hot_bytes)
 
 void batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e);
 void batch_ent_merge(batch_ent *dst, const batch_ent *src);
-/* prior: the global fraud rate of the window (smoothing, docs). */
-void batch_ent_profile(const batch_ent *a, double prior, store_entity_profile *ret_p);
+/* prior: the global fraud rate of the window (smoothing, docs).
+ * reported: the cards with a fraud known at as-of (batch_reported), or
+ * NULL (cards_reported_30d 0). */
+typedef struct batch_reported batch_reported;
+void batch_ent_profile(const batch_ent *a, double prior, const batch_reported *reported,
+    store_entity_profile *ret_p);
+
+/* The cards with a fraud known at as-of, by xxh64(card_id): added while
+ * the cards are written (batch_card_put), sorted once, then looked up. */
+struct batch_reported {
+	vigil_vec h;      /* uint64_t; capped at BATCH_REPORTED_MAX */
+	bool      inited, sorted;
+};
+#define BATCH_REPORTED_MAX (64u << 20)
+/* VIGIL_ENOMEM, VIGIL_ETOOBIG past the cap. */
+vigil_err batch_reported_add(batch_reported *r, uint64_t card_h);
+void      batch_reported_sort(batch_reported *r);
+bool      batch_reported_has(const batch_reported *r, uint64_t card_h); /* after sort */
+void      batch_reported_fini(batch_reported *r);
 
 /* ---- Fast scan (scan.c) ---- */
 

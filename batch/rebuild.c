@@ -802,6 +802,7 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 		e.amount_milli *= 10;
 	e.txn_h = p->lh;
 	e.merch_h = p->mh;
+	e.card_h = p->ch;
 	e.country = s->country;
 	e.label = -1;
 	l = batch_index_find(&r->label_ix, p->lh, s->txn_id.p, s->txn_id.len, label_keyof);
@@ -1360,6 +1361,7 @@ batch_run_fini(batch_run *r)
 	store_gen_cards_close(r->prev_cards);
 	store_gen_close(r->prev);
 	store_genw_abort(r->gw);
+	batch_reported_fini(&r->reported);
 	memset(r, 0, sizeof *r);
 }
 
@@ -1417,6 +1419,7 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 		return VIGIL_EINVAL;
 	}
 	r->train_to = r->w.as_of - r->opts.label_maturity_ms;
+	batch_windows_mature(&r->w, r->opts.label_maturity_ms); /* the entities' mature rates */
 	r->train_from = r->train_to - r->opts.train_window_ms;
 	if (r->train_from < r->w.from)
 		r->train_from = r->w.from;
@@ -1796,7 +1799,7 @@ put_entities(batch_run *r, batch_ent_node **map, bool terminals, store_diag *ret
 
 	HASH_SRT(hh, *map, ent_cmp);
 	for (e = *map; e != NULL; e = e->hh.next) {
-		batch_ent_profile(&e->acc, r->prior, &p);
+		batch_ent_profile(&e->acc, r->prior, &r->reported, &p);
 		rv = terminals ? store_genw_put_terminal(r->gw, e->key, &p)
 		               : store_genw_put_merchant(r->gw, e->key, &p);
 		if (rv != VIGIL_OK) {
@@ -1980,6 +1983,7 @@ batch_run_finish(batch_run *r, batch_ent_node **merchants, batch_ent_node **term
 		cnt += e->acc.count[BATCH_W90];
 	}
 	r->prior = cnt ? (double)fr / (double)cnt : 0.0;
+	batch_reported_sort(&r->reported); /* every card is in (batch_card_put) */
 	rv = put_entities(r, merchants, false, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
@@ -2090,6 +2094,10 @@ batch_card_put(batch_run *r, const char *key, store_card_profile *p)
 	rv = store_genw_put_card(r->gw, key, p);
 	if (rv == VIGIL_OK)
 		r->sum.cards++;
+	/* The cards the merchants' and terminals' samples are looked up in
+	 * (reported_card_share_30d). */
+	if (rv == VIGIL_OK && p->fraud_count_90d > 0)
+		rv = batch_reported_add(&r->reported, XXH64(key, strlen(key), 0));
 	return rv;
 }
 

@@ -192,6 +192,7 @@ struct batch_run {
 	bool           feed_ready;
 	uint64_t       bytes_est, pass1_records, pass1_bytes;
 	double         prior;
+	batch_reported reported; /* cards with a fraud known at as-of (batch_card_put) */
 	/* the nightly model: training rows have event time in [train_from, train_to) */
 	bool           train_on;
 	/* train_every_ms: the current generation's model and meta, carried

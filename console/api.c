@@ -259,32 +259,6 @@ con_api_queue(con_app *app, struct evhttp_request *req, const con_user *who)
 /* ---- GET /api/cases/ID ---- */
 
 static json_t *
-api_card_profile(const store_card_profile *p)
-{
-	return json_pack("{s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:i, s:o}",
-	    "count_7d", (int)p->count_7d, "count_30d", (int)p->count_30d,
-	    "count_90d", (int)p->count_90d, "amount_mean_30d", p->amount_mean_30d,
-	    "amount_mean_90d", p->amount_mean_90d, "amount_std_90d", p->amount_std_90d,
-	    "amount_p95_90d", p->amount_p95_90d, "amount_p99_90d", p->amount_p99_90d,
-	    "amount_max_90d", p->amount_max_90d,
-	    "distinct_merchants_90d", (int)p->distinct_merchants_90d,
-	    "distinct_countries_90d", (int)p->distinct_countries_90d,
-	    "fraud_count_90d", (int)p->fraud_count_90d,
-	    "first_seen", p->first_seen_ms > 0 ? api_time(p->first_seen_ms) : json_null());
-}
-
-static json_t *
-api_entity_profile(const store_entity_profile *p)
-{
-	return json_pack("{s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:f, s:f, s:f}",
-	    "count_7d", (int)p->count_7d, "count_30d", (int)p->count_30d,
-	    "count_90d", (int)p->count_90d, "amount_mean_30d", p->amount_mean_30d,
-	    "fraud_count_7d", (int)p->fraud_count_7d, "fraud_count_30d", (int)p->fraud_count_30d,
-	    "fraud_count_90d", (int)p->fraud_count_90d, "fraud_rate_7d", p->fraud_rate_7d,
-	    "fraud_rate_30d", p->fraud_rate_30d, "fraud_rate_90d", p->fraud_rate_90d);
-}
-
-static json_t *
 api_value_json(const vigil_value *v, vigil_type t)
 {
 	if (!v->present)
@@ -373,12 +347,12 @@ con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, cons
 		store_entity_profile ep;
 		json_object_set_new(prof, "generation", json_integer((json_int_t)app->gen_no));
 		json_object_set_new(prof, "card", store_gen_card(g, c.card_id, &cp) == VIGIL_OK ?
-		    api_card_profile(&cp) : json_null());
+		    store_profile_json(STORE_SRC_CARD, &cp) : json_null());
 		json_object_set_new(prof, "merchant", store_gen_merchant(g, c.merchant_id, &ep) ==
-		    VIGIL_OK ? api_entity_profile(&ep) : json_null());
+		    VIGIL_OK ? store_profile_json(STORE_SRC_MERCHANT, &ep) : json_null());
 		json_object_set_new(prof, "terminal", c.terminal_id[0] != '\0' &&
 		    store_gen_terminal(g, c.terminal_id, &ep) == VIGIL_OK ?
-		    api_entity_profile(&ep) : json_null());
+		    store_profile_json(STORE_SRC_TERMINAL, &ep) : json_null());
 	} else {
 		json_object_set_new(prof, "generation", json_null());
 	}

@@ -39,6 +39,7 @@
 #include "schema_int.h"
 #include "db.h"
 #include "mask_int.h"
+#include "profile_int.h"
 
 #define DB_PATH_MAX       4096
 #define DB_BUF_INITIAL    (64u << 10)
@@ -137,25 +138,44 @@ mask_subset(const store_feature_mask *a, const store_feature_mask *b)
 	return true;
 }
 
-static bool
-mask_any(const store_feature_mask *m, uint32_t first, uint32_t last)
+
+/* The slots fill_txn_batch writes, one range per batch profile it reads
+ * (store_ctx.need_bcard, need_bmerchant, need_bterminal): schema.def's
+ * rows of that source and the DERIVED rows right after them (fill_card
+ * computes those from the profile and the request). */
+enum { BATCH_CARD, BATCH_MERCHANT, BATCH_TERMINAL, BATCH_COUNT_ };
+typedef struct batch_range {
+	uint32_t first, last;
+} batch_range;
+
+static batch_range
+batch_slots(int b)
 {
-	for (uint32_t i = first; i <= last; i++)
+	static const store_source src[BATCH_COUNT_] = { STORE_SRC_CARD, STORE_SRC_MERCHANT,
+		STORE_SRC_TERMINAL };
+	batch_range r = { 1, 0 }; /* empty */
+	uint32_t    i = 0;
+
+	while (i < STORE_SLOT_COUNT_ && store_schema_field(i)->source != src[b])
+		i++;
+	if (i == STORE_SLOT_COUNT_)
+		return r;
+	r.first = i;
+	while (i + 1 < STORE_SLOT_COUNT_ && (store_schema_field(i + 1)->source == src[b] ||
+	    store_schema_field(i + 1)->source == STORE_SRC_DERIVED))
+		i++;
+	r.last = i;
+	return r;
+}
+
+static bool
+mask_any(const store_feature_mask *m, batch_range r)
+{
+	for (uint32_t i = r.first; i <= r.last; i++)
 		if (store_feature_mask_has(m, i))
 			return true;
 	return false;
 }
-
-/* The slots fill_txn_batch writes, one range per batch profile it reads
- * (store_ctx.need_bcard, need_bmerchant, need_bterminal). */
-enum { BATCH_CARD, BATCH_MERCHANT, BATCH_TERMINAL, BATCH_COUNT_ };
-static const struct {
-	uint32_t first, last;
-} batch_slots[BATCH_COUNT_] = {
-	[BATCH_CARD] = { STORE_SLOT_CARD_COUNT_7D, STORE_SLOT_CARD_MERCHANT_SEEN },
-	[BATCH_MERCHANT] = { STORE_SLOT_MERCHANT_COUNT_7D, STORE_SLOT_MERCHANT_FRAUD_RATE_90D },
-	[BATCH_TERMINAL] = { STORE_SLOT_TERMINAL_COUNT_30D, STORE_SLOT_TERMINAL_FRAUD_RATE_30D },
-};
 
 /* Every slot a lookup on ctx can write after store_features_from_txn (its
  * mask decided): the transaction's own slots, the batch profiles it reads
@@ -174,9 +194,12 @@ mask_fillable(const store_ctx *ctx, store_feature_mask *ret)
 	for (uint32_t i = STORE_SLOT_AMOUNT; i <= STORE_SLOT_EVENT_TIME; i++)
 		store_feature_mask_set(ret, i);
 	store_feature_mask_set(ret, STORE_SLOT_HOUR);
-	for (uint32_t b = 0; b < BATCH_COUNT_; b++)
-		for (uint32_t i = batch_slots[b].first; batch[b] && i <= batch_slots[b].last; i++)
+	for (int b = 0; b < BATCH_COUNT_; b++) {
+		batch_range r = batch_slots(b);
+
+		for (uint32_t i = r.first; batch[b] && i <= r.last; i++)
 			store_feature_mask_set(ret, i);
+	}
 	live_plan_slots(ctx->plan, ret);
 }
 
@@ -373,131 +396,6 @@ ctx_gen(store_ctx *ctx)
 /* ---------------------------------------------------------------------- */
 /* Feature vector. */
 
-static bool
-merchant_in(const store_card_profile *p, uint64_t h)
-{
-	for (unsigned i = 0; i < p->nmerchants && i < STORE_CARD_MAX_MERCHANTS; i++)
-		if (p->merchants[i] == h)
-			return true;
-	return false;
-}
-
-static bool
-country_in(const store_card_profile *p, const char *cc)
-{
-	for (unsigned i = 0; i < p->ncountries && i < STORE_CARD_MAX_COUNTRIES; i++)
-		if (p->countries[i][0] == cc[0] && p->countries[i][1] == cc[1])
-			return true;
-	return false;
-}
-
-static void
-fill_card(const vigil_txn *txn, const store_card_profile *p, vigil_value *f)
-{
-	int64_t  t = txn->event_time_ms;
-	double   amount = vigil_txn_amount(txn);
-	uint64_t total = 0;
-
-	f[STORE_SLOT_CARD_COUNT_7D] = vigil_value_num(p->count_7d);
-	f[STORE_SLOT_CARD_COUNT_30D] = vigil_value_num(p->count_30d);
-	f[STORE_SLOT_CARD_COUNT_90D] = vigil_value_num(p->count_90d);
-	f[STORE_SLOT_CARD_AMOUNT_SUM_7D] = vigil_value_num(p->amount_sum_7d);
-	f[STORE_SLOT_CARD_AMOUNT_SUM_30D] = vigil_value_num(p->amount_sum_30d);
-	f[STORE_SLOT_CARD_AMOUNT_SUM_90D] = vigil_value_num(p->amount_sum_90d);
-	f[STORE_SLOT_CARD_AMOUNT_MEAN_7D] = vigil_value_num(p->amount_mean_7d);
-	f[STORE_SLOT_CARD_AMOUNT_MEAN_30D] = vigil_value_num(p->amount_mean_30d);
-	f[STORE_SLOT_CARD_AMOUNT_MEAN_90D] = vigil_value_num(p->amount_mean_90d);
-	f[STORE_SLOT_CARD_AMOUNT_STD_30D] = vigil_value_num(p->amount_std_30d);
-	f[STORE_SLOT_CARD_AMOUNT_STD_90D] = vigil_value_num(p->amount_std_90d);
-	f[STORE_SLOT_CARD_AMOUNT_P50_90D] = vigil_value_num(p->amount_p50_90d);
-	f[STORE_SLOT_CARD_AMOUNT_P95_90D] = vigil_value_num(p->amount_p95_90d);
-	f[STORE_SLOT_CARD_AMOUNT_P99_90D] = vigil_value_num(p->amount_p99_90d);
-	f[STORE_SLOT_CARD_AMOUNT_MAX_90D] = vigil_value_num(p->amount_max_90d);
-	/* A z-score needs a spread: at least two amounts that differ. */
-	f[STORE_SLOT_CARD_AMOUNT_ZSCORE] = p->count_90d >= 2 && p->amount_std_90d > 0.0
-	    ? vigil_value_num((amount - p->amount_mean_90d) / p->amount_std_90d)
-	    : vigil_value_missing();
-	f[STORE_SLOT_CARD_DISTINCT_MERCHANTS_90D] = vigil_value_num(p->distinct_merchants_90d);
-	f[STORE_SLOT_CARD_DISTINCT_COUNTRIES_90D] = vigil_value_num(p->distinct_countries_90d);
-	if (p->first_seen_ms > 0) {
-		double age = (double)(t - p->first_seen_ms) / (double)VIGIL_MS_PER_DAY;
-
-		f[STORE_SLOT_CARD_FIRST_SEEN] = vigil_value_num((double)p->first_seen_ms / 1000.0);
-		f[STORE_SLOT_CARD_AGE_DAYS] = vigil_value_num(age < 0.0 ? 0.0 : age);
-	} else {
-		f[STORE_SLOT_CARD_FIRST_SEEN] = vigil_value_missing();
-		f[STORE_SLOT_CARD_AGE_DAYS] = vigil_value_missing();
-	}
-	f[STORE_SLOT_CARD_FRAUD_COUNT_90D] = vigil_value_num(p->fraud_count_90d);
-	for (int h = 0; h < 24; h++)
-		total += p->hour_hist[h];
-	if (total > 0) {
-		int64_t  hour = ((t / 3600000) % 24 + 24) % 24;
-		uint64_t near = (uint64_t)p->hour_hist[(hour + 23) % 24] + p->hour_hist[hour] +
-		    p->hour_hist[(hour + 1) % 24];
-
-		f[STORE_SLOT_CARD_HOUR_SHARE] = vigil_value_num((double)near / (double)total);
-	} else {
-		f[STORE_SLOT_CARD_HOUR_SHARE] = vigil_value_missing();
-	}
-	f[STORE_SLOT_CARD_COUNTRY_SEEN] = txn->country[0] != '\0'
-	    ? vigil_value_bool(country_in(p, txn->country)) : vigil_value_missing();
-	f[STORE_SLOT_CARD_MERCHANT_SEEN] = vigil_value_bool(
-	    merchant_in(p, XXH64(txn->merchant_id, strlen(txn->merchant_id), 0)));
-}
-
-static void
-fill_merchant(const store_entity_profile *p, vigil_value *f)
-{
-	f[STORE_SLOT_MERCHANT_COUNT_7D] = vigil_value_num(p->count_7d);
-	f[STORE_SLOT_MERCHANT_COUNT_30D] = vigil_value_num(p->count_30d);
-	f[STORE_SLOT_MERCHANT_AMOUNT_MEAN_30D] = vigil_value_num(p->amount_mean_30d);
-	f[STORE_SLOT_MERCHANT_FRAUD_COUNT_30D] = vigil_value_num(p->fraud_count_30d);
-	f[STORE_SLOT_MERCHANT_FRAUD_RATE_7D] = vigil_value_num(p->fraud_rate_7d);
-	f[STORE_SLOT_MERCHANT_FRAUD_RATE_30D] = vigil_value_num(p->fraud_rate_30d);
-	f[STORE_SLOT_MERCHANT_FRAUD_RATE_90D] = vigil_value_num(p->fraud_rate_90d);
-}
-
-static void
-fill_terminal(const store_entity_profile *p, vigil_value *f)
-{
-	f[STORE_SLOT_TERMINAL_COUNT_30D] = vigil_value_num(p->count_30d);
-	f[STORE_SLOT_TERMINAL_FRAUD_COUNT_30D] = vigil_value_num(p->fraud_count_30d);
-	f[STORE_SLOT_TERMINAL_FRAUD_RATE_7D] = vigil_value_num(p->fraud_rate_7d);
-	f[STORE_SLOT_TERMINAL_FRAUD_RATE_30D] = vigil_value_num(p->fraud_rate_30d);
-}
-
-vigil_err
-store_profile_features(store_source src, const void *profile, vigil_value *f)
-{
-	vigil_value tmp[STORE_SLOT_COUNT_];
-	vigil_txn txn;
-	uint32_t i;
-
-	/* fill_card also computes the DERIVED slots, which need a request: a
-	 * blank one here, and only the src slots are copied out. */
-	memset(&txn, 0, sizeof txn);
-	for (i = 0; i < STORE_SLOT_COUNT_; i++)
-		tmp[i] = vigil_value_missing();
-	switch (src) {
-	case STORE_SRC_CARD:
-		fill_card(&txn, profile, tmp);
-		break;
-	case STORE_SRC_MERCHANT:
-		fill_merchant(profile, tmp);
-		break;
-	case STORE_SRC_TERMINAL:
-		fill_terminal(profile, tmp);
-		break;
-	default:
-		return VIGIL_EINVAL;
-	}
-	for (i = 0; i < STORE_SLOT_COUNT_; i++)
-		if (store_schema_field(i)->source == src)
-			f[i] = tmp[i];
-	return VIGIL_OK;
-}
-
 /* Transaction fields and batch features into f (ctx->txn set). A value that
  * is absent or unreadable leaves its slots missing: a lookup never fails.
  * The card stripe is locked when the db has a live state: a live card,
@@ -527,7 +425,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 		vigil_err           rv = gen_session_card(g, s, txn->card_id, p);
 
 		if (rv == VIGIL_OK)
-			fill_card(txn, p, f);
+			profile_fill_card_txn(txn, p, f);
 		if (br->bc != NULL) {
 			/* Other errors (ENOMEM, LMDB) are not remembered. */
 			br->bc->rv = rv;
@@ -538,7 +436,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 		vigil_err rv = gen_session_merchant(g, s, txn->merchant_id, &be.p);
 
 		if (rv == VIGIL_OK)
-			fill_merchant(&be.p, f);
+			profile_fill_merchant(&be.p, f);
 		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
 			live_ent_bcache_put(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, br->tag, rv, &be.p);
 	}
@@ -546,7 +444,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 		vigil_err rv = gen_session_terminal(g, s, txn->terminal_id, &be.p);
 
 		if (rv == VIGIL_OK)
-			fill_terminal(&be.p, f);
+			profile_fill_terminal(&be.p, f);
 		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
 			live_ent_bcache_put(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, br->tag, rv, &be.p);
 	}
@@ -601,20 +499,20 @@ fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
 		br.bc = live_card_bcache(lv, txn, &ctx->keys);
 		if (br.bc != NULL && br.bc->tag == br.tag) {
 			if (br.bc->rv == VIGIL_OK)
-				fill_card(txn, &br.bc->p, f);
+				profile_fill_card_txn(txn, &br.bc->p, f);
 			br.card = false;
 		}
 	}
 	if (br.merchant && lv != NULL &&
 	    live_ent_bcache_get(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, br.tag, &be)) {
 		if (be.rv == VIGIL_OK)
-			fill_merchant(&be.p, f);
+			profile_fill_merchant(&be.p, f);
 		br.merchant = false;
 	}
 	if (br.terminal && lv != NULL &&
 	    live_ent_bcache_get(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, br.tag, &be)) {
 		if (be.rv == VIGIL_OK)
-			fill_terminal(&be.p, f);
+			profile_fill_terminal(&be.p, f);
 		br.terminal = false;
 	}
 	if (!br.card && !br.merchant && !br.terminal)
@@ -1257,12 +1155,9 @@ store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m)
 	ctx->need_all = mask_subset(&all, &ctx->need);
 	/* A full mask (vigild) does not depend on live_plan's grouping. */
 	ctx->plan = ctx->need_all ? LIVE_F_ALL : live_plan(&ctx->need);
-	ctx->need_bcard = mask_any(&ctx->need, batch_slots[BATCH_CARD].first,
-	    batch_slots[BATCH_CARD].last);
-	ctx->need_bmerchant = mask_any(&ctx->need, batch_slots[BATCH_MERCHANT].first,
-	    batch_slots[BATCH_MERCHANT].last);
-	ctx->need_bterminal = mask_any(&ctx->need, batch_slots[BATCH_TERMINAL].first,
-	    batch_slots[BATCH_TERMINAL].last);
+	ctx->need_bcard = mask_any(&ctx->need, batch_slots(BATCH_CARD));
+	ctx->need_bmerchant = mask_any(&ctx->need, batch_slots(BATCH_MERCHANT));
+	ctx->need_bterminal = mask_any(&ctx->need, batch_slots(BATCH_TERMINAL));
 	mask_fillable(ctx, &ctx->clear);
 	for (uint32_t w = 0; w < STORE_FEATURE_MASK_WORDS; w++)
 		ctx->clear.w[w] &= ~ctx->need.w[w];

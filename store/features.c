@@ -9,7 +9,7 @@
  * write-temp + fsync + rename + fsync(dir). Readers therefore never see a
  * half-built generation, and a crashed rebuild leaves only a .tmp directory
  * that the next rebuild removes. Values are packed little-endian layouts that
- * start with a uint16 layout version; this file is their only codec
+ * start with a uint16 layout version; codec.c is their only codec
  * (docs/storage.md).
  *
  * Before the rename the commit writes CHECKSUM, the XXH3-128 of data.mdb;
@@ -43,6 +43,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "codec_int.h"
 #include "features_int.h"
 #include "gen.h"
 #include "util_int.h"
@@ -145,366 +146,6 @@ gen_open_err(int rc)
 	case MDB_VERSION_MISMATCH: return VIGIL_EVERSION;
 	default: return VIGIL_ECORRUPT;
 	}
-}
-
-/* ---------------------------------------------------------------------- */
-/* Little-endian packing. */
-
-typedef struct wbuf {
-	uint8_t buf[8192];
-	size_t  len;
-} wbuf;
-
-static void
-w_bytes(wbuf *w, const void *p, size_t n)
-{
-	/* Callers size every layout well under the buffer; see the asserts. */
-	memcpy(w->buf + w->len, p, n);
-	w->len += n;
-}
-
-static void
-w_u64(wbuf *w, uint64_t v, int nbytes)
-{
-	for (int i = 0; i < nbytes; i++)
-		w->buf[w->len++] = (uint8_t)(v >> (8 * i));
-}
-
-static void w_u8(wbuf *w, uint8_t v) { w_u64(w, v, 1); }
-static void w_u16(wbuf *w, uint16_t v) { w_u64(w, v, 2); }
-static void w_u32(wbuf *w, uint32_t v) { w_u64(w, v, 4); }
-static void w_i64(wbuf *w, int64_t v) { w_u64(w, (uint64_t)v, 8); }
-
-static void
-w_f64(wbuf *w, double v)
-{
-	uint64_t u;
-
-	memcpy(&u, &v, sizeof u);
-	w_u64(w, u, 8);
-}
-
-typedef struct rbuf {
-	const uint8_t *p;
-	size_t         len, off;
-	bool           bad;
-} rbuf;
-
-static uint64_t
-r_u64(rbuf *r, int nbytes)
-{
-	uint64_t v = 0;
-
-	if (r->bad || r->len - r->off < (size_t)nbytes) {
-		r->bad = true;
-		return 0;
-	}
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	memcpy(&v, r->p + r->off, (size_t)nbytes); /* the layout's byte order */
-#else
-	for (int i = 0; i < nbytes; i++)
-		v |= (uint64_t)r->p[r->off + i] << (8 * i);
-#endif
-	r->off += (size_t)nbytes;
-	return v;
-}
-
-static uint8_t r_u8(rbuf *r) { return (uint8_t)r_u64(r, 1); }
-static uint16_t r_u16(rbuf *r) { return (uint16_t)r_u64(r, 2); }
-static uint32_t r_u32(rbuf *r) { return (uint32_t)r_u64(r, 4); }
-static int64_t r_i64(rbuf *r) { return (int64_t)r_u64(r, 8); }
-
-static double
-r_f64(rbuf *r)
-{
-	uint64_t u = r_u64(r, 8);
-	double   v;
-
-	memcpy(&v, &u, sizeof v);
-	return v;
-}
-
-static void
-r_bytes(rbuf *r, void *dst, size_t n)
-{
-	if (r->bad || r->len - r->off < n) {
-		r->bad = true;
-		return;
-	}
-	memcpy(dst, r->p + r->off, n);
-	r->off += n;
-}
-
-/* The first two bytes of every value: its layout version (0 if too short). */
-static uint16_t
-val_version(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	return len < 2 ? 0 : (uint16_t)(b[0] | b[1] << 8);
-}
-
-/* ---- card profile, layout 1 ---- */
-
-static void
-card_encode(const store_card_profile *p, wbuf *w)
-{
-	w->len = 0;
-	w_u16(w, STORE_CARD_LAYOUT);
-	w_u32(w, p->count_7d);
-	w_u32(w, p->count_30d);
-	w_u32(w, p->count_90d);
-	w_f64(w, p->amount_sum_7d);
-	w_f64(w, p->amount_sum_30d);
-	w_f64(w, p->amount_sum_90d);
-	w_f64(w, p->amount_mean_7d);
-	w_f64(w, p->amount_mean_30d);
-	w_f64(w, p->amount_mean_90d);
-	w_f64(w, p->amount_std_30d);
-	w_f64(w, p->amount_std_90d);
-	w_f64(w, p->amount_p50_90d);
-	w_f64(w, p->amount_p95_90d);
-	w_f64(w, p->amount_p99_90d);
-	w_f64(w, p->amount_max_90d);
-	w_u32(w, p->distinct_merchants_90d);
-	w_u32(w, p->distinct_countries_90d);
-	w_i64(w, p->first_seen_ms);
-	w_u32(w, p->fraud_count_90d);
-	for (int h = 0; h < 24; h++)
-		w_u32(w, p->hour_hist[h]);
-	w_u8(w, p->ncountries);
-	for (unsigned i = 0; i < p->ncountries; i++)
-		w_bytes(w, p->countries[i], 2);
-	w_u8(w, p->nmerchants);
-	for (unsigned i = 0; i < p->nmerchants; i++)
-		w_u64(w, p->merchants[i], 8);
-}
-
-static vigil_err
-card_decode(const void *val, size_t len, store_card_profile *ret)
-{
-	rbuf               r = { .p = val, .len = len };
-	store_card_profile p;
-
-	memset(&p, 0, sizeof p);
-	if (val_version(val, len) != STORE_CARD_LAYOUT)
-		return len < 2 ? VIGIL_ECORRUPT : VIGIL_EVERSION;
-	(void)r_u16(&r);
-	p.count_7d = r_u32(&r);
-	p.count_30d = r_u32(&r);
-	p.count_90d = r_u32(&r);
-	p.amount_sum_7d = r_f64(&r);
-	p.amount_sum_30d = r_f64(&r);
-	p.amount_sum_90d = r_f64(&r);
-	p.amount_mean_7d = r_f64(&r);
-	p.amount_mean_30d = r_f64(&r);
-	p.amount_mean_90d = r_f64(&r);
-	p.amount_std_30d = r_f64(&r);
-	p.amount_std_90d = r_f64(&r);
-	p.amount_p50_90d = r_f64(&r);
-	p.amount_p95_90d = r_f64(&r);
-	p.amount_p99_90d = r_f64(&r);
-	p.amount_max_90d = r_f64(&r);
-	p.distinct_merchants_90d = r_u32(&r);
-	p.distinct_countries_90d = r_u32(&r);
-	p.first_seen_ms = r_i64(&r);
-	p.fraud_count_90d = r_u32(&r);
-	for (int h = 0; h < 24; h++)
-		p.hour_hist[h] = r_u32(&r);
-	p.ncountries = r_u8(&r);
-	if (p.ncountries > STORE_CARD_MAX_COUNTRIES)
-		return VIGIL_ECORRUPT;
-	for (unsigned i = 0; i < p.ncountries; i++)
-		r_bytes(&r, p.countries[i], 2);
-	p.nmerchants = r_u8(&r);
-	if (p.nmerchants > STORE_CARD_MAX_MERCHANTS)
-		return VIGIL_ECORRUPT;
-	for (unsigned i = 0; i < p.nmerchants; i++)
-		p.merchants[i] = r_u64(&r, 8);
-	if (r.bad || r.off != r.len)
-		return VIGIL_ECORRUPT;
-	*ret = p;
-	return VIGIL_OK;
-}
-
-/* ---- merchant / terminal profile, layout 1 ---- */
-
-static void
-entity_encode(const store_entity_profile *p, wbuf *w)
-{
-	w->len = 0;
-	w_u16(w, STORE_ENTITY_LAYOUT);
-	w_u32(w, p->count_7d);
-	w_u32(w, p->count_30d);
-	w_u32(w, p->count_90d);
-	w_f64(w, p->amount_mean_30d);
-	w_u32(w, p->fraud_count_7d);
-	w_u32(w, p->fraud_count_30d);
-	w_u32(w, p->fraud_count_90d);
-	w_u32(w, p->labeled_7d);
-	w_u32(w, p->labeled_30d);
-	w_u32(w, p->labeled_90d);
-	w_f64(w, p->fraud_rate_7d);
-	w_f64(w, p->fraud_rate_30d);
-	w_f64(w, p->fraud_rate_90d);
-}
-
-static vigil_err
-entity_decode(const void *val, size_t len, store_entity_profile *ret)
-{
-	rbuf                 r = { .p = val, .len = len };
-	store_entity_profile p;
-
-	if (val_version(val, len) != STORE_ENTITY_LAYOUT)
-		return len < 2 ? VIGIL_ECORRUPT : VIGIL_EVERSION;
-	(void)r_u16(&r);
-	p.count_7d = r_u32(&r);
-	p.count_30d = r_u32(&r);
-	p.count_90d = r_u32(&r);
-	p.amount_mean_30d = r_f64(&r);
-	p.fraud_count_7d = r_u32(&r);
-	p.fraud_count_30d = r_u32(&r);
-	p.fraud_count_90d = r_u32(&r);
-	p.labeled_7d = r_u32(&r);
-	p.labeled_30d = r_u32(&r);
-	p.labeled_90d = r_u32(&r);
-	p.fraud_rate_7d = r_f64(&r);
-	p.fraud_rate_30d = r_f64(&r);
-	p.fraud_rate_90d = r_f64(&r);
-	if (r.bad || r.off != r.len)
-		return VIGIL_ECORRUPT;
-	*ret = p;
-	return VIGIL_OK;
-}
-
-/* ---- threshold value, layout 1 ---- */
-
-static void
-threshold_encode(const store_threshold_val *v, wbuf *w)
-{
-	w->len = 0;
-	w_u16(w, STORE_THRESHOLD_LAYOUT);
-	w_f64(w, v->value);
-	w_f64(w, v->previous);
-	w_u64(w, v->samples, 8);
-	w_u8(w, v->tuned ? 1 : 0);
-}
-
-static vigil_err
-threshold_decode(const void *val, size_t len, store_threshold_val *ret)
-{
-	rbuf                r = { .p = val, .len = len };
-	store_threshold_val v;
-	uint8_t             tuned;
-
-	if (val_version(val, len) != STORE_THRESHOLD_LAYOUT)
-		return len < 2 ? VIGIL_ECORRUPT : VIGIL_EVERSION;
-	(void)r_u16(&r);
-	v.value = r_f64(&r);
-	v.previous = r_f64(&r);
-	v.samples = r_u64(&r, 8);
-	tuned = r_u8(&r);
-	if (r.bad || r.off != r.len || tuned > 1)
-		return VIGIL_ECORRUPT;
-	v.tuned = tuned == 1;
-	*ret = v;
-	return VIGIL_OK;
-}
-
-/* ---- meta, layout 1 ---- */
-
-typedef struct meta_layouts {
-	uint16_t card, entity, threshold;
-} meta_layouts;
-
-static void
-meta_encode(const store_gen_meta *m, wbuf *w)
-{
-	size_t slen = strnlen(m->summary_json, sizeof m->summary_json - 1);
-
-	w->len = 0;
-	w_u16(w, STORE_META_LAYOUT);
-	w_u64(w, m->generation, 8);
-	w_i64(w, m->as_of_ms);
-	w_i64(w, m->window_ms);
-	w_u64(w, m->first_seq, 8);
-	w_u64(w, m->last_seq, 8);
-	w_u32(w, m->schema_version);
-	w_i64(w, m->built_at_ms);
-	w_u16(w, STORE_CARD_LAYOUT);
-	w_u16(w, STORE_ENTITY_LAYOUT);
-	w_u16(w, STORE_THRESHOLD_LAYOUT);
-	w_u32(w, (uint32_t)slen);
-	w_bytes(w, m->summary_json, slen);
-}
-
-static vigil_err
-meta_decode(const void *val, size_t len, store_gen_meta *ret, meta_layouts *ret_lay)
-{
-	rbuf     r = { .p = val, .len = len };
-	uint32_t slen;
-
-	if (val_version(val, len) != STORE_META_LAYOUT)
-		return len < 2 ? VIGIL_ECORRUPT : VIGIL_EVERSION;
-	memset(ret, 0, sizeof *ret);
-	(void)r_u16(&r);
-	ret->generation = r_u64(&r, 8);
-	ret->as_of_ms = r_i64(&r);
-	ret->window_ms = r_i64(&r);
-	ret->first_seq = r_u64(&r, 8);
-	ret->last_seq = r_u64(&r, 8);
-	ret->schema_version = r_u32(&r);
-	ret->built_at_ms = r_i64(&r);
-	ret_lay->card = r_u16(&r);
-	ret_lay->entity = r_u16(&r);
-	ret_lay->threshold = r_u16(&r);
-	slen = r_u32(&r);
-	if (r.bad || slen >= sizeof ret->summary_json)
-		return VIGIL_ECORRUPT;
-	r_bytes(&r, ret->summary_json, slen);
-	if (r.bad || r.off != r.len)
-		return VIGIL_ECORRUPT;
-	ret->summary_json[slen] = '\0';
-	return VIGIL_OK;
-}
-
-/* The codecs above for the fuzz target and tests only (features_int.h). */
-vigil_err
-gen_value_decode(gen_value_kind kind, const void *val, size_t len, gen_value *ret)
-{
-	meta_layouts lay;
-	vigil_err    rv;
-
-	switch (kind) {
-	case GEN_VALUE_CARD:      return card_decode(val, len, &ret->card);
-	case GEN_VALUE_ENTITY:    return entity_decode(val, len, &ret->entity);
-	case GEN_VALUE_THRESHOLD: return threshold_decode(val, len, &ret->threshold);
-	case GEN_VALUE_META:
-		rv = meta_decode(val, len, &ret->meta, &lay);
-		ret->meta_card = lay.card;
-		ret->meta_entity = lay.entity;
-		ret->meta_threshold = lay.threshold;
-		return rv;
-	}
-	return VIGIL_EINVAL;
-}
-
-size_t
-gen_value_encode(gen_value_kind kind, const gen_value *v, void *buf, size_t cap)
-{
-	wbuf w;
-
-	switch (kind) {
-	case GEN_VALUE_CARD:      card_encode(&v->card, &w); break;
-	case GEN_VALUE_ENTITY:    entity_encode(&v->entity, &w); break;
-	case GEN_VALUE_THRESHOLD: threshold_encode(&v->threshold, &w); break;
-	case GEN_VALUE_META:      meta_encode(&v->meta, &w); break;
-	default:                  return 0;
-	}
-	if (w.len > cap)
-		return 0;
-	memcpy(buf, w.buf, w.len);
-	return w.len;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1280,7 +921,7 @@ store_genw_put_card(store_genw *w, const char *card_id, const store_card_profile
 	if (!id_ok(card_id) || p->ncountries > STORE_CARD_MAX_COUNTRIES ||
 	    p->nmerchants > STORE_CARD_MAX_MERCHANTS)
 		return VIGIL_EINVAL;
-	card_encode(p, &val);
+	gen_card_encode(p, &val);
 	return genw_put(w, DBI_CARD, card_id, strlen(card_id), &val);
 }
 
@@ -1291,7 +932,7 @@ store_genw_put_merchant(store_genw *w, const char *merchant_id, const store_enti
 
 	if (!id_ok(merchant_id))
 		return VIGIL_EINVAL;
-	entity_encode(p, &val);
+	gen_entity_encode(p, &val);
 	return genw_put(w, DBI_MERCHANT, merchant_id, strlen(merchant_id), &val);
 }
 
@@ -1302,7 +943,7 @@ store_genw_put_terminal(store_genw *w, const char *terminal_id, const store_enti
 
 	if (!id_ok(terminal_id))
 		return VIGIL_EINVAL;
-	entity_encode(p, &val);
+	gen_entity_encode(p, &val);
 	return genw_put(w, DBI_TERMINAL, terminal_id, strlen(terminal_id), &val);
 }
 
@@ -1337,7 +978,7 @@ store_genw_put_threshold(store_genw *w, const char *name, const char *group,
 	rv = threshold_key(name, group, key, &klen);
 	if (rv != VIGIL_OK)
 		return rv;
-	threshold_encode(v, &val);
+	gen_threshold_encode(v, &val);
 	return genw_put(w, DBI_THRESHOLD, key, klen, &val);
 }
 
@@ -1403,7 +1044,7 @@ store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, stor
 	}
 	m = *meta;
 	m.generation = w->gen;
-	meta_encode(&m, val);
+	gen_meta_encode(&m, val);
 	rv = genw_put(w, DBI_META, gen_meta_key, sizeof gen_meta_key - 1, val);
 	if (rv == VIGIL_OK)
 		rv = genw_flush(w);
@@ -1538,7 +1179,7 @@ gen_session_card(store_gen *g, gen_session *s, const char *card_id, store_card_p
 	MDB_val   v;
 	vigil_err rv = session_get(g, s, DBI_CARD, card_id, strlen(card_id), &v);
 
-	return rv != VIGIL_OK ? rv : card_decode(v.mv_data, v.mv_size, ret_p);
+	return rv != VIGIL_OK ? rv : gen_card_decode(v.mv_data, v.mv_size, ret_p);
 }
 
 vigil_err
@@ -1548,7 +1189,7 @@ gen_session_merchant(store_gen *g, gen_session *s, const char *merchant_id,
 	MDB_val   v;
 	vigil_err rv = session_get(g, s, DBI_MERCHANT, merchant_id, strlen(merchant_id), &v);
 
-	return rv != VIGIL_OK ? rv : entity_decode(v.mv_data, v.mv_size, ret_p);
+	return rv != VIGIL_OK ? rv : gen_entity_decode(v.mv_data, v.mv_size, ret_p);
 }
 
 vigil_err
@@ -1558,7 +1199,7 @@ gen_session_terminal(store_gen *g, gen_session *s, const char *terminal_id,
 	MDB_val   v;
 	vigil_err rv = session_get(g, s, DBI_TERMINAL, terminal_id, strlen(terminal_id), &v);
 
-	return rv != VIGIL_OK ? rv : entity_decode(v.mv_data, v.mv_size, ret_p);
+	return rv != VIGIL_OK ? rv : gen_entity_decode(v.mv_data, v.mv_size, ret_p);
 }
 
 uint64_t
@@ -1595,8 +1236,8 @@ gen_check_table(store_gen *g, MDB_txn *txn, int dbi, uint16_t want, store_diag *
 		    mdb_strerror(rc));
 		goto out;
 	}
-	ver = val_version(v.mv_data, v.mv_size);
-	if (ver != want) {
+	ver = gen_val_version(v.mv_data, v.mv_size);
+	if (ver < 1 || ver > want) { /* older profile layouts read as before */
 		char key[65];
 
 		snprintf(key, sizeof key, "%.*s", (int)(k.mv_size > 64 ? 64 : k.mv_size),
@@ -1819,10 +1460,10 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 		    mdb_strerror(rc));
 		goto out;
 	}
-	rv = meta_decode(v.mv_data, v.mv_size, &g->meta, &lay);
+	rv = gen_meta_decode(v.mv_data, v.mv_size, &g->meta, &lay);
 	if (rv == VIGIL_EVERSION) {
 		GEN_DIAG(reterr, g->name, NULL, "table meta: value layout version %u is not known "
-		    "(this build reads version %u)", val_version(v.mv_data, v.mv_size),
+		    "(this build reads version %u)", gen_val_version(v.mv_data, v.mv_size),
 		    STORE_META_LAYOUT);
 		goto out;
 	}
@@ -1831,8 +1472,8 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 		    v.mv_size);
 		goto out;
 	}
-	if (lay.card != STORE_CARD_LAYOUT || lay.entity != STORE_ENTITY_LAYOUT ||
-	    lay.threshold != STORE_THRESHOLD_LAYOUT) {
+	if (lay.card < 1 || lay.card > STORE_CARD_LAYOUT || lay.entity < 1 ||
+	    lay.entity > STORE_ENTITY_LAYOUT || lay.threshold != STORE_THRESHOLD_LAYOUT) {
 		rv = VIGIL_EVERSION;
 		GEN_DIAG(reterr, g->name, NULL, "value layouts card %u, entity %u, threshold %u "
 		    "are not known (this build reads %u, %u, %u)", lay.card, lay.entity,
@@ -1988,7 +1629,7 @@ store_gen_cards_get(store_gen_cards *c, const char *card_id, store_card_profile 
 	rc = mdb_cursor_get(c->cur, &k, &v, MDB_SET_KEY);
 	if (rc != 0)
 		return gen_err_from_mdb(rc);
-	return card_decode(v.mv_data, v.mv_size, ret_p);
+	return gen_card_decode(v.mv_data, v.mv_size, ret_p);
 }
 
 void
@@ -2018,7 +1659,7 @@ store_gen_threshold(store_gen *g, const char *name, const char *group, store_thr
 		return VIGIL_EIO;
 	rv = session_get(g, s, DBI_THRESHOLD, key, klen, &v);
 	if (rv == VIGIL_OK)
-		rv = threshold_decode(v.mv_data, v.mv_size, ret_v);
+		rv = gen_threshold_decode(v.mv_data, v.mv_size, ret_v);
 	gen_session_end(g, s);
 	return rv;
 }
@@ -2100,7 +1741,7 @@ store_gen_thresholds_each(store_gen *g,
 		name[nl] = '\0';
 		memcpy(group, nul + 1, gl);
 		group[gl] = '\0';
-		rv = threshold_decode(v.mv_data, v.mv_size, &tv);
+		rv = gen_threshold_decode(v.mv_data, v.mv_size, &tv);
 		if (rv != VIGIL_OK)
 			goto out;
 		fn(arg, name, group, &tv);

@@ -15,7 +15,7 @@
 
 /* Value layout versions this build writes and reads (docs/storage.md). */
 #define STORE_CARD_LAYOUT      1
-#define STORE_ENTITY_LAYOUT    1
+#define STORE_ENTITY_LAYOUT    3 /* 2: the mature windows, 3: reported cards */
 #define STORE_THRESHOLD_LAYOUT 1
 #define STORE_META_LAYOUT      1
 

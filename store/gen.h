@@ -30,21 +30,25 @@ extern "C" {
 
 /*
  * Value layouts (little-endian, packed, each starting with a uint16 layout
- * version; docs/storage.md). A reader refuses unknown versions with
- * VIGIL_EVERSION.
+ * version; docs/storage.md). A reader refuses a version newer than its own
+ * with VIGIL_EVERSION; a profile of an older layout reads with the fields
+ * added since zero (schema.def, SINCE).
  */
 #define STORE_CARD_MAX_COUNTRIES 16
 #define STORE_CARD_MAX_MERCHANTS 32
 
+/* C types of schema.def's CTYPE column. */
+#define STORE_CTYPE_U32  uint32_t
+#define STORE_CTYPE_F64  double
+#define STORE_CTYPE_I64  int64_t
+#define STORE_CTYPE_TIME int64_t /* Unix ms, 0 = unknown */
+
+/* The fields are schema.def's PC rows (card) and PE rows (merchants and
+ * terminals), in row order. */
 typedef struct store_card_profile {
-	uint32_t count_7d, count_30d, count_90d;
-	double   amount_sum_7d, amount_sum_30d, amount_sum_90d;
-	double   amount_mean_7d, amount_mean_30d, amount_mean_90d;
-	double   amount_std_30d, amount_std_90d;
-	double   amount_p50_90d, amount_p95_90d, amount_p99_90d, amount_max_90d;
-	uint32_t distinct_merchants_90d, distinct_countries_90d;
-	int64_t  first_seen_ms;
-	uint32_t fraud_count_90d;
+#define PC(ctype, field, since, doc) STORE_CTYPE_##ctype field;
+#include "schema.def"
+#undef PC
 	uint32_t hour_hist[24]; /* transactions per UTC hour of day, 90d */
 	uint8_t  ncountries;    /* most frequent countries, 90d */
 	char     countries[STORE_CARD_MAX_COUNTRIES][2];
@@ -53,11 +57,9 @@ typedef struct store_card_profile {
 } store_card_profile;
 
 typedef struct store_entity_profile { /* merchants and terminals */
-	uint32_t count_7d, count_30d, count_90d;
-	double   amount_mean_30d;
-	uint32_t fraud_count_7d, fraud_count_30d, fraud_count_90d;
-	uint32_t labeled_7d, labeled_30d, labeled_90d; /* txns with any label */
-	double   fraud_rate_7d, fraud_rate_30d, fraud_rate_90d; /* frauds / count, smoothed (docs) */
+#define PE(ctype, field, since, doc) STORE_CTYPE_##ctype field;
+#include "schema.def"
+#undef PE
 } store_entity_profile;
 
 typedef struct store_threshold_val {
@@ -202,6 +204,13 @@ vigil_err store_gen_thresholds_each(store_gen *g,
  * scoring path uses; other slots are untouched. For inspection (vigil-rebuild
  * --dump). VIGIL_EINVAL for another source. Thread-safe (no state). */
 vigil_err store_profile_features(store_source src, const void *profile, vigil_value *f);
+/* A stored profile as JSON (jansson; the caller owns the reference): every
+ * field of schema.def's PC rows (card) or PE rows (merchant, terminal) by
+ * its name, numbers as stored, a TIME as RFC 3339 (null if unknown) under
+ * its name without "_ms", and a card's hour_hist, countries and
+ * merchant_hashes. What vigil-rebuild --dump and the console print. NULL
+ * for another source or on ENOMEM. Thread-safe (no state). */
+struct json_t *store_profile_json(store_source src, const void *profile);
 
 /* ===================== CURRENT ===================== */
 

@@ -1630,6 +1630,7 @@ typedef struct card_agg {
 	bool     country_seen, merchant_seen, device_seen;
 	bool     has_prev, has_prev_loc;
 	int64_t  prev_t, prev_loc_t;
+	int64_t  prev_merchant_t; /* the newest event at this merchant (merchant_seen) */
 	double   prev_lat, prev_lon;
 } card_agg;
 
@@ -1691,8 +1692,10 @@ card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, uint6
 			if (ci >= 0 && ci == my_cc)
 				a->country_seen = true;
 		}
-		if (e->mh == mh)
+		if (e->mh == mh && !a->merchant_seen) {
 			a->merchant_seen = true;
+			a->prev_merchant_t = e->t;
+		}
 		if (dh != 0 && e->dh == dh)
 			a->device_seen = true;
 	}
@@ -1952,7 +1955,8 @@ live_plan(const store_feature_mask *m)
 		  LIVE_F_CARD | LIVE_F_CARD_DM },
 		{ STORE_SLOT_VEL_CARD_DISTINCT_COUNTRIES_24H, STORE_SLOT_VEL_CARD_COUNTRY_SEEN_7D,
 		  LIVE_F_CARD | LIVE_F_CARD_CC },
-		{ STORE_SLOT_VEL_CARD_MERCHANT_SEEN_7D, STORE_SLOT_VEL_CARD_KMH_FROM_LAST, LIVE_F_CARD },
+		{ STORE_SLOT_VEL_CARD_MERCHANT_SEEN_7D, STORE_SLOT_VEL_CARD_AMOUNT_TO_MEAN_7D,
+		  LIVE_F_CARD },
 		{ STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H, LIVE_F_MERCHANT },
 		{ STORE_SLOT_VEL_TERMINAL_COUNT_10M, STORE_SLOT_VEL_TERMINAL_COUNT_10M, LIVE_F_TERMINAL },
 		{ STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H, STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H,
@@ -2037,6 +2041,38 @@ live_prefetch_objects(live *lv, const live_keys *k, uint32_t plan)
 		ent_prefetch_object(lv, ENT_IP, k->ip);
 }
 
+/* vel.card.secs_since_merchant: a card back at a merchant it used within
+ * the week (a regular) against one that never was there; the seconds also
+ * separate a repeat at the same till (a retry, a split) from a weekly
+ * habit. Missing when no live event of the card is at this merchant. */
+static void
+card_features_merchant(const card_agg *a, int64_t t, vigil_value *f)
+{
+	f[STORE_SLOT_VEL_CARD_SECS_SINCE_MERCHANT] = a->merchant_seen
+	    ? vigil_value_num((double)(t - a->prev_merchant_t) / 1000.0) : vigil_value_missing();
+}
+
+/* vel.card.amount_to_mean_24h, _7d: this amount against the card's own
+ * recent mean (a cash-out after small tests, a first large purchase on a
+ * stolen card), fresher than the nightly card.amount_to_mean_30d. Missing
+ * without an earlier transaction in the window or with a mean of 0. */
+static void
+card_features_amount(const card_agg *a, double amount, vigil_value *f)
+{
+	static const struct {
+		uint32_t slot;
+		int      w;
+	} win[] = { { STORE_SLOT_VEL_CARD_AMOUNT_TO_MEAN_24H, 3 },
+		{ STORE_SLOT_VEL_CARD_AMOUNT_TO_MEAN_7D, 4 } };
+
+	for (size_t i = 0; i < sizeof win / sizeof win[0]; i++) {
+		uint32_t n = a->count[win[i].w];
+		double   mean = n > 0 ? a->sum[win[i].w] / n : 0.0;
+
+		f[win[i].slot] = mean > 0.0 ? vigil_value_num(amount / mean) : vigil_value_missing();
+	}
+}
+
 /* The vel.card.* slots of card c (NULL: none yet). */
 static void
 card_features(const live_card *c, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
@@ -2075,6 +2111,8 @@ card_features(const live_card *c, live_scratch *sc, const vigil_txn *txn, const 
 		f[STORE_SLOT_VEL_CARD_KM_FROM_LAST] = vigil_value_missing();
 		f[STORE_SLOT_VEL_CARD_KMH_FROM_LAST] = vigil_value_missing();
 	}
+	card_features_merchant(&a, t, f);
+	card_features_amount(&a, vigil_txn_amount(txn), f);
 }
 
 /* What live_features below writes, kind by kind: keep the two in step. */
@@ -2085,7 +2123,7 @@ live_plan_slots(uint32_t plan, store_feature_mask *m)
 		uint32_t flags, first, last;
 	} kinds[] = {
 		{ LIVE_F_CARD | LIVE_F_CARD_DM | LIVE_F_CARD_CC,
-		  STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_KMH_FROM_LAST },
+		  STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_AMOUNT_TO_MEAN_7D },
 		{ LIVE_F_MERCHANT, STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H },
 		{ LIVE_F_TERMINAL | LIVE_F_TERMINAL_D,
 		  STORE_SLOT_VEL_TERMINAL_COUNT_10M, STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H },

@@ -111,6 +111,39 @@ assert_schema_names(json_t *features, store_source src)
 	assert_int_equal(json_object_size(features), n);
 }
 
+/* "profile" holds every stored field, named by schema.def's PC (card) or
+ * PE (merchant, terminal) rows (a TIME without its "_ms"), and for a card
+ * the three lists. */
+static void
+assert_profile_fields(json_t *p, bool card)
+{
+	static const char *const card_names[] = {
+#define PC(ctype, field, since, doc) #field,
+#include "schema.def"
+#undef PC
+	};
+	static const char *const ent_names[] = {
+#define PE(ctype, field, since, doc) #field,
+#include "schema.def"
+#undef PE
+	};
+	const char *const *names = card ? card_names : ent_names;
+	size_t n = card ? sizeof card_names / sizeof card_names[0] :
+	    sizeof ent_names / sizeof ent_names[0];
+
+	for (size_t i = 0; i < n; i++) {
+		char key[64];
+		size_t len = strlen(names[i]);
+
+		if (len > 3 && strcmp(names[i] + len - 3, "_ms") == 0)
+			len -= 3;
+		snprintf(key, sizeof key, "%.*s", (int)len, names[i]);
+		if (json_object_get(p, key) == NULL)
+			fail_msg("profile: no field %s", key);
+	}
+	assert_int_equal(json_object_size(p), n + (card ? 3 : 0));
+}
+
 static void
 test_dump_card(void **state)
 {
@@ -135,6 +168,9 @@ test_dump_card(void **state)
 	assert_true(json_array_size(json_object_get(p, "countries")) >= 1);
 	assert_string_equal(json_string_value(json_array_get(json_object_get(p, "countries"), 0)),
 	    "FR");
+	assert_profile_fields(p, true);
+	assert_string_equal(json_string_value(json_object_get(p, "first_seen")),
+	    "2025-12-31T00:00:00.000Z");
 	json_decref(j);
 }
 
@@ -150,11 +186,22 @@ test_dump_merchant_terminal(void **state)
 	assert_int_equal(json_integer_value(json_object_get(f, "merchant.fraud_count_30d")), 1);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "profile"),
 	    "count_90d")), 4);
+	assert_profile_fields(json_object_get(j, "profile"), false);
+	/* the fraud of x1 (a day old) is not in the mature 30 days (7-day
+	 * maturity): x4 is, legitimate */
+	assert_int_equal(json_integer_value(json_object_get(f, "merchant.fraud_count_mature_30d")),
+	    0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "profile"),
+	    "count_mature_30d")), 1);
+	/* c1 (reported) and c2 in the 30 days: half the cards */
+	assert_true(json_real_value(json_object_get(f, "merchant.reported_card_share_30d")) == 0.5);
 	json_decref(j);
 	j = dump_ok("terminal", "t1", NULL);
 	f = json_object_get(j, "features");
 	assert_schema_names(f, STORE_SRC_TERMINAL);
 	assert_int_equal(json_integer_value(json_object_get(f, "terminal.count_30d")), 2);
+	assert_true(json_real_value(json_object_get(f, "terminal.reported_card_share_30d")) == 0.5);
+	assert_profile_fields(json_object_get(j, "profile"), false);
 	json_decref(j);
 }
 

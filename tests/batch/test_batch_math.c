@@ -428,7 +428,7 @@ test_entity_profile_by_hand(void **state)
 	batch_ent_add(&b, &w, &e3);
 	batch_ent_merge(&m, &a);
 	batch_ent_merge(&m, &b);
-	batch_ent_profile(&m, prior, &p);
+	batch_ent_profile(&m, prior, NULL, &p);
 	assert_int_equal(p.count_7d, 1);
 	assert_int_equal(p.count_30d, 2);
 	assert_int_equal(p.count_90d, 3);
@@ -443,6 +443,124 @@ test_entity_profile_by_hand(void **state)
 	assert_near(p.fraud_rate_7d, (1 + 100.0 / 6) / 101, 1e-12);
 	assert_near(p.fraud_rate_30d, (1 + 100.0 / 6) / 102, 1e-12);
 	assert_near(p.fraud_rate_90d, (1 + 100.0 / 6) / 103, 1e-12);
+}
+
+/* The mature windows end at as-of - maturity: with a 7-day maturity the
+ * frauds of the last 7 days (labels not final) are out, the ones of days
+ * [as_of - 14d, as_of - 7d) are in the mature 7 days, and days
+ * [as_of - 37d, as_of - 7d) in the mature 30; merged partials give the
+ * same counts as one accumulator. */
+static void
+test_entity_mature_windows(void **state)
+{
+	batch_windows w;
+	batch_ent a = { 0 }, b = { 0 }, m = { 0 };
+	store_entity_profile p;
+	double prior = 0.01;
+	const batch_event evs[] = {
+		ev(A - 1, 10, 1, 1, "FR", 1),          /* fresh: not mature */
+		ev(A - 6 * D, 10, 2, 1, "FR", 1),      /* fresh */
+		ev(A - 8 * D, 10, 3, 1, "FR", 1),      /* mature 7 and 30 */
+		ev(A - 13 * D, 10, 4, 1, "FR", 0),     /* mature 7 and 30 */
+		ev(A - 20 * D, 10, 5, 1, "FR", 1),     /* mature 30 */
+		ev(A - 36 * D, 10, 6, 1, "FR", -1),    /* mature 30 */
+		ev(A - 38 * D, 10, 7, 1, "FR", 1),     /* before the mature 30 */
+	};
+
+	(void)state;
+	batch_windows_init(&w, A, 90 * D);
+	batch_windows_mature(&w, 7 * D);
+	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+		batch_ent_add(i % 2 ? &a : &b, &w, &evs[i]);
+	batch_ent_merge(&m, &a);
+	batch_ent_merge(&m, &b);
+	batch_ent_profile(&m, prior, NULL, &p);
+	assert_int_equal(p.count_mature_7d, 2);
+	assert_int_equal(p.fraud_count_mature_7d, 1);
+	assert_int_equal(p.count_mature_30d, 4);
+	assert_int_equal(p.fraud_count_mature_30d, 2);
+	assert_near(p.fraud_rate_mature_7d, (1 + 100 * prior) / 102, 1e-12);
+	assert_near(p.fraud_rate_mature_30d, (2 + 100 * prior) / 104, 1e-12);
+	/* the unshifted 7 days count the two fresh frauds */
+	assert_int_equal(p.fraud_count_7d, 2);
+	/* no maturity: the mature windows are the plain 7 and 30 days */
+	batch_windows_mature(&w, 0);
+	memset(&m, 0, sizeof m);
+	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+		batch_ent_add(&m, &w, &evs[i]);
+	batch_ent_profile(&m, prior, NULL, &p);
+	assert_int_equal(p.count_mature_7d, p.count_7d);
+	assert_int_equal(p.fraud_count_mature_30d, p.fraud_count_30d);
+	/* a maturity past the window start clips to it */
+	batch_windows_init(&w, A, 10 * D);
+	batch_windows_mature(&w, 7 * D);
+	assert_true(w.mature_start[BATCH_M30] == A - 10 * D && w.mature_to == A - 7 * D);
+}
+
+/* The card sample of a merchant or terminal: the BATCH_ENT_CARD_SAMPLE
+ * smallest distinct card hashes of the 30 days, whatever the order and the
+ * split between partial accumulators; the share is of the sampled cards
+ * found among the reported ones. */
+static void
+test_entity_reported_cards(void **state)
+{
+	batch_windows w;
+	static batch_ent a, b, m, one;
+	batch_reported rep;
+	store_entity_profile p;
+	const uint32_t n = 3 * BATCH_ENT_CARD_SAMPLE;
+
+	(void)state;
+	memset(&rep, 0, sizeof rep);
+	batch_windows_init(&w, A, 90 * D);
+	for (uint32_t i = 0; i < n; i++) {
+		/* cards 1000 .. 1000 + n - 1, each seen twice, in a scrambled order;
+		 * card 1 (the smallest hash) only 40 days ago: not in the sample */
+		uint32_t k = (i * 37) % n;
+		batch_event e = ev(A - D, 10, i, 1, "FR", -1);
+
+		e.card_h = 1000 + k;
+		batch_ent_add(k % 2 ? &a : &b, &w, &e);
+		batch_ent_add(&one, &w, &e);
+		batch_ent_add(k % 3 ? &b : &a, &w, &e);
+		batch_ent_add(&one, &w, &e);
+	}
+	{
+		batch_event old = ev(A - 40 * D, 10, 1, 1, "FR", 1);
+
+		old.card_h = 1;
+		batch_ent_add(&a, &w, &old);
+		batch_ent_add(&one, &w, &old);
+	}
+	batch_ent_merge(&m, &a);
+	batch_ent_merge(&m, &b);
+	assert_int_equal(m.ncards, BATCH_ENT_CARD_SAMPLE);
+	assert_int_equal(one.ncards, BATCH_ENT_CARD_SAMPLE);
+	for (uint32_t i = 0; i < BATCH_ENT_CARD_SAMPLE; i++) {
+		assert_true(m.cards[i] == 1000 + i);
+		assert_true(one.cards[i] == 1000 + i);
+	}
+	/* reported: every fourth card of the sample, one card outside it, and
+	 * card 1 */
+	for (uint32_t i = 0; i < BATCH_ENT_CARD_SAMPLE; i += 4)
+		assert_int_equal(batch_reported_add(&rep, 1000 + i), VIGIL_OK);
+	assert_int_equal(batch_reported_add(&rep, 1000 + n - 1), VIGIL_OK);
+	assert_int_equal(batch_reported_add(&rep, 1), VIGIL_OK);
+	batch_reported_sort(&rep);
+	assert_true(batch_reported_has(&rep, 1000 + n - 1));
+	assert_false(batch_reported_has(&rep, 1001));
+	batch_ent_profile(&m, 0.01, &rep, &p);
+	assert_int_equal(p.cards_sampled_30d, BATCH_ENT_CARD_SAMPLE);
+	assert_int_equal(p.cards_reported_30d, BATCH_ENT_CARD_SAMPLE / 4);
+	assert_true(p.reported_card_share_30d == 0.25);
+	/* no reported set: 0; no card: a share of 0 */
+	batch_ent_profile(&m, 0.01, NULL, &p);
+	assert_int_equal(p.cards_reported_30d, 0);
+	memset(&m, 0, sizeof m);
+	batch_ent_profile(&m, 0.01, &rep, &p);
+	assert_int_equal(p.cards_sampled_30d, 0);
+	assert_true(p.reported_card_share_30d == 0.0);
+	batch_reported_fini(&rep);
 }
 
 static void
@@ -611,6 +729,8 @@ main(void)
 		cmocka_unit_test(test_card_profile_by_hand),
 		cmocka_unit_test(test_card_samples_order_independent),
 		cmocka_unit_test(test_entity_profile_by_hand),
+		cmocka_unit_test(test_entity_mature_windows),
+		cmocka_unit_test(test_entity_reported_cards),
 		cmocka_unit_test(test_windows_clip),
 		cmocka_unit_test(test_scan_card_id),
 		cmocka_unit_test(test_parsers),

@@ -2,11 +2,12 @@
 /*
  * tests/fuzz/fuzz_features.c - arbitrary bytes as an LMDB value of a feature
  * generation (read back from disk): through the card, entity, threshold and
- * meta decoders of store/features.c (gen_value_decode). What decodes must
+ * meta decoders of store/codec.c (gen_value_decode). What decodes must
  * encode back to the same bytes (the layouts are fixed and every decoder
  * insists on the exact length), except a meta value whose summary holds a
- * NUL or whose recorded layouts differ from this build's: those must at
- * least decode again to the same thing. Must never crash, leak or read out
+ * NUL or whose recorded layouts differ from this build's, and a profile of
+ * an older layout (re-encoded in the current one): those must at least
+ * decode again to the same thing. Must never crash, leak or read out
  * of bounds.
  */
 #include <stdint.h>
@@ -39,6 +40,9 @@ fuzz_kind(gen_value_kind kind, const uint8_t *data, size_t size)
 		exact = strlen(v.meta.summary_json) == size - 64 &&
 		    v.meta_card == STORE_CARD_LAYOUT && v.meta_entity == STORE_ENTITY_LAYOUT &&
 		    v.meta_threshold == STORE_THRESHOLD_LAYOUT;
+	if (kind == GEN_VALUE_CARD || kind == GEN_VALUE_ENTITY)
+		exact = (data[0] | data[1] << 8) ==
+		    (kind == GEN_VALUE_CARD ? STORE_CARD_LAYOUT : STORE_ENTITY_LAYOUT);
 	if (exact && (n != size || memcmp(enc, data, size) != 0))
 		abort();
 	if (gen_value_decode(kind, enc, n, &v2) != VIGIL_OK)

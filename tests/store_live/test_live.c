@@ -100,6 +100,56 @@ test_window_boundaries(void **state)
 	assert_true(num_of(fx->f, "vel.card.count_7d") == 0);
 }
 
+/* The previous transaction of the card at the probe's merchant: the newest
+ * one before it in event time, within 7 days, other merchants skipped. */
+static void
+test_secs_since_merchant(void **state)
+{
+	fixture  *fx = *state;
+	vigil_txn x;
+
+	apply(fx, "a", "c1", "m-probe", T0, 100);
+	apply(fx, "b", "c1", "m-probe", T0 + HOUR_MS, 100);
+	apply(fx, "c", "c1", "m2", T0 + 2 * HOUR_MS, 100);
+	lookup(fx, "c1", T0 + 3 * HOUR_MS);
+	assert_true(num_of(fx->f, "vel.card.secs_since_merchant") == 2 * 3600.0);
+	assert_true(num_of(fx->f, "vel.card.secs_since_last") == 3600.0);
+	/* between the two: the first one */
+	lookup(fx, "c1", T0 + 30 * MIN_MS);
+	assert_true(num_of(fx->f, "vel.card.secs_since_merchant") == 1800.0);
+	/* another merchant: none */
+	x = txn_make("probe2", "c1", "m3", T0 + 3 * HOUR_MS, 100);
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_false(present_of(fx->f, "vel.card.secs_since_merchant"));
+	assert_true(present_of(fx->f, "vel.card.secs_since_last"));
+	/* older than the live week: none */
+	lookup(fx, "c1", T0 + HOUR_MS + 7 * DAY_MS);
+	assert_false(present_of(fx->f, "vel.card.secs_since_merchant"));
+}
+
+/* The amount against the card's live day and week: the means of the
+ * earlier events in each window, this one excluded. */
+static void
+test_amount_to_mean(void **state)
+{
+	fixture *fx = *state;
+
+	lookup(fx, "c1", T0);
+	assert_false(present_of(fx->f, "vel.card.amount_to_mean_24h"));
+	assert_false(present_of(fx->f, "vel.card.amount_to_mean_7d"));
+	apply(fx, "a", "c1", "m1", T0, 400);                 /* 4.00, day 0 */
+	apply(fx, "b", "c1", "m1", T0 + 2 * DAY_MS, 100);    /* 1.00, day 2 */
+	apply(fx, "c", "c1", "m1", T0 + 2 * DAY_MS + 1, 300); /* 3.00, day 2 */
+	lookup(fx, "c1", T0 + 2 * DAY_MS + HOUR_MS);          /* the probe: 1.00 */
+	assert_true(num_of(fx->f, "vel.card.amount_to_mean_24h") == 0.5);      /* 1 / 2 */
+	assert_true(num_of(fx->f, "vel.card.amount_to_mean_7d") == 1.0 / (8.0 / 3.0));
+	/* day 4: the day is empty, the week is not */
+	lookup(fx, "c1", T0 + 4 * DAY_MS);
+	assert_false(present_of(fx->f, "vel.card.amount_to_mean_24h"));
+	assert_true(present_of(fx->f, "vel.card.amount_to_mean_7d"));
+}
+
 static void
 test_new_card_defaults(void **state)
 {
@@ -112,6 +162,7 @@ test_new_card_defaults(void **state)
 	assert_true(num_of(fx->f, "vel.card.country_seen_7d") == 0);
 	assert_true(num_of(fx->f, "vel.card.merchant_seen_7d") == 0);
 	assert_false(present_of(fx->f, "vel.card.secs_since_last"));
+	assert_false(present_of(fx->f, "vel.card.secs_since_merchant"));
 	assert_false(present_of(fx->f, "vel.card.km_from_last"));
 	assert_false(present_of(fx->f, "vel.card.kmh_from_last"));
 	assert_true(num_of(fx->f, "vel.merchant.count_1h") == 0);
@@ -803,6 +854,8 @@ test_batch_features(void **state)
 	assert_true(num_of(fx->f, "card.hour_share") == 0.8); /* (1 + 4 + 3) / 10 */
 	assert_true(num_of(fx->f, "card.country_seen") == 1);
 	assert_true(num_of(fx->f, "card.merchant_seen") == 1);
+	/* count_30d 0: no month to compare with */
+	assert_false(present_of(fx->f, "card.amount_to_mean_30d"));
 	assert_true(num_of(fx->f, "merchant.count_7d") == 5);
 	assert_true(num_of(fx->f, "merchant.fraud_rate_30d") == 0.25);
 	assert_false(present_of(fx->f, "terminal.count_30d"));
@@ -814,8 +867,23 @@ test_batch_features(void **state)
 	assert_false(present_of(fx->f, "card.amount_zscore"));
 	assert_false(present_of(fx->f, "card.country_seen"));
 	assert_false(present_of(fx->f, "merchant.count_7d"));
+	assert_false(present_of(fx->f, "card.amount_to_mean_30d"));
 	store_db_set_gen(fx->db, NULL);
 	assert_int_equal(store_db_generation(fx->db), 0);
+	store_gen_close(g);
+	/* A card with a month: 30.00 against a mean of 12.00 */
+	cp.count_30d = 4;
+	cp.amount_mean_30d = 12.0;
+	assert_int_equal(store_genw_begin(dir, &w, &d), VIGIL_OK);
+	assert_int_equal(store_genw_put_card(w, "c1", &cp), VIGIL_OK);
+	assert_int_equal(store_genw_commit(w, &meta, 0, &d), VIGIL_OK);
+	assert_int_equal(store_gen_open_current(dir, &g, &d), VIGIL_OK);
+	store_db_set_gen(fx->db, g);
+	x = txn_make("b3", "c1", "m1", T0 + HOUR_MS, 3000);
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_true(num_of(fx->f, "card.amount_to_mean_30d") == 2.5);
+	store_db_set_gen(fx->db, NULL);
 	store_gen_close(g);
 	tmpdir_free(dir);
 }
@@ -987,6 +1055,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_window_boundaries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secs_since_merchant, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_amount_to_mean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_card_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_events, setup, teardown),

@@ -271,6 +271,83 @@ card_set_version(const char *dir, uint64_t gen, uint16_t version)
 	assert_int_equal(gen_checksum_write(path, NULL), VIGIL_OK);
 }
 
+/* Rewrites generation gen as a build of entity layout 1 wrote it: the
+ * merchant and terminal values cut to layout 1's 70 bytes, and meta's
+ * entity layout 1 (offset 56). */
+static void
+entity_set_layout1(const char *dir, uint64_t gen)
+{
+	static const char *const tables[] = { "merchant", "terminal" };
+	static const char *const keys[] = { "m1", "t1" };
+	char     path[4200];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi  dbi;
+	MDB_val  k, v;
+	uint8_t  buf[4096];
+
+	snprintf(path, sizeof path, "%s/features/gen-%06llu", dir, (unsigned long long)gen);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, path, 0, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	for (int i = 0; i < 2; i++) {
+		k.mv_size = 2;
+		k.mv_data = (void *)keys[i];
+		assert_int_equal(mdb_dbi_open(txn, tables[i], 0, &dbi), 0);
+		assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+		assert_true(v.mv_size > 70);
+		memcpy(buf, v.mv_data, 70);
+		buf[0] = 1;
+		buf[1] = 0;
+		v.mv_data = buf;
+		v.mv_size = 70;
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	}
+	k.mv_size = 4;
+	k.mv_data = (void *)"meta";
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	assert_true(v.mv_size <= sizeof buf && v.mv_size > 58);
+	memcpy(buf, v.mv_data, v.mv_size);
+	assert_int_equal(buf[56] | buf[57] << 8, STORE_ENTITY_LAYOUT);
+	buf[56] = 1;
+	buf[57] = 0;
+	v.mv_data = buf;
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	assert_int_equal(gen_checksum_write(path, NULL), VIGIL_OK);
+}
+
+/* A generation of an older profile layout (written before the build that
+ * added fields) opens, and its profiles read with the new fields zero: an
+ * upgraded vigild serves it and the next rebuild carries its first_seen. */
+static void
+test_older_layout_read(void **state)
+{
+	char                *dir = tmpdir_new();
+	store_gen           *g = NULL;
+	store_diag           d;
+	store_entity_profile ep;
+
+	(void)state;
+	gen_write(dir, 1, 0);
+	entity_set_layout1(dir, 1);
+	assert_int_equal(store_gen_open(dir, 1, &g, &d), VIGIL_OK);
+	memset(&ep, 0xff, sizeof ep);
+	assert_int_equal(store_gen_merchant(g, "m1", &ep), VIGIL_OK);
+	assert_int_equal(ep.count_30d, 300);
+	assert_true(ep.fraud_rate_90d == 0.03);
+	assert_int_equal(ep.count_mature_30d, 0);
+	assert_int_equal(ep.cards_sampled_30d, 0);
+	assert_true(ep.reported_card_share_30d == 0.0);
+	assert_int_equal(store_gen_terminal(g, "t1", &ep), VIGIL_OK);
+	assert_int_equal(ep.count_7d, 70);
+	store_gen_close(g);
+	tmpdir_free(dir);
+}
+
 static void
 test_unknown_version_refused(void **state)
 {
@@ -623,11 +700,26 @@ test_value_codecs(void **state)
 
 	v.entity.count_30d = 300;
 	v.entity.fraud_rate_90d = 0.03;
+	v.entity.fraud_rate_mature_30d = 0.05;
 	n = gen_value_encode(GEN_VALUE_ENTITY, &v, buf, sizeof buf);
-	assert_int_equal(n, 70);
+	assert_int_equal(n, 70 + 16 + 16 + 16);
 	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n, &back), VIGIL_OK);
 	assert_memory_equal(&back.entity, &v.entity, sizeof v.entity);
 	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n - 8, &back), VIGIL_ECORRUPT);
+	/* a value of layout 1 (before the mature windows) reads as before,
+	 * the fields it lacks zero; layout 1 with layout 2's length does not */
+	buf[0] = 1;
+	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, 70, &back), VIGIL_OK);
+	assert_int_equal(back.entity.count_30d, 300);
+	assert_true(back.entity.fraud_rate_90d == 0.03);
+	assert_true(back.entity.fraud_rate_mature_30d == 0.0);
+	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n, &back), VIGIL_ECORRUPT);
+	buf[0] = 2; /* layout 2: the mature windows, not the reported cards */
+	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, 70 + 32, &back), VIGIL_OK);
+	assert_true(back.entity.fraud_rate_mature_30d == 0.05);
+	assert_int_equal(back.entity.cards_sampled_30d, 0);
+	buf[0] = STORE_ENTITY_LAYOUT + 1;
+	assert_int_equal(gen_value_decode(GEN_VALUE_ENTITY, buf, n, &back), VIGIL_EVERSION);
 
 	v.threshold = (store_threshold_val){ .value = 107.0, .previous = 90.0, .samples = 7,
 	    .tuned = true };
@@ -664,6 +756,7 @@ main(void)
 		cmocka_unit_test(test_abort_leaves_current),
 		cmocka_unit_test(test_rebuild_lock),
 		cmocka_unit_test(test_unknown_version_refused),
+		cmocka_unit_test(test_older_layout_read),
 		cmocka_unit_test(test_mdb_stat_and_dump_read_generation),
 		cmocka_unit_test(test_prune_and_rollback),
 		cmocka_unit_test(test_prune_keeps_current),
