@@ -63,6 +63,38 @@ metrics_head(struct evbuffer *out, const char *name, const char *type, const cha
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* [store] ship_command: archive shipping (ship.c). */
+static void
+metrics_ship(srv_server *s, struct evbuffer *out)
+{
+	srv_ship_stats st;
+
+	srv_ship_get_stats(s->ship, &st);
+	metrics_head(out, "vigil_archive_unshipped_segments", "gauge",
+	    "sealed archive segments not shipped yet");
+	evbuffer_add_printf(out, "vigil_archive_unshipped_segments %llu\n",
+	    (unsigned long long)st.unshipped_segments);
+	metrics_head(out, "vigil_archive_unshipped_bytes", "gauge",
+	    "bytes of the sealed archive segments not shipped yet");
+	evbuffer_add_printf(out, "vigil_archive_unshipped_bytes %llu\n",
+	    (unsigned long long)st.unshipped_bytes);
+	metrics_head(out, "vigil_archive_shipped_segments_total", "counter",
+	    "archive segments shipped since start");
+	evbuffer_add_printf(out, "vigil_archive_shipped_segments_total %llu\n",
+	    (unsigned long long)st.shipped);
+	metrics_head(out, "vigil_archive_ship_failures_total", "counter",
+	    "ship_command runs that failed (each retried)");
+	evbuffer_add_printf(out, "vigil_archive_ship_failures_total %llu\n",
+	    (unsigned long long)st.failures);
+	metrics_head(out, "vigil_archive_ship_failing", "gauge",
+	    "1 while the last ship_command run failed");
+	evbuffer_add_printf(out, "vigil_archive_ship_failing %d\n", st.failing ? 1 : 0);
+	metrics_head(out, "vigil_archive_shipped_through", "gauge",
+	    "sequence number of the last segment shipped");
+	evbuffer_add_printf(out, "vigil_archive_shipped_through %llu\n",
+	    (unsigned long long)st.shipped_through);
+}
+
 /* [cluster]: cross-card observations between replicas (cluster.c). */
 static void
 metrics_cluster(srv_server *s, struct evbuffer *out)
@@ -438,5 +470,7 @@ srv_metrics_render(srv_server *s, struct evbuffer *out)
 	}
 	if (s->cluster != NULL)
 		metrics_cluster(s, out);
+	if (s->ship != NULL)
+		metrics_ship(s, out);
 	srv_ruleset_release(rs);
 }

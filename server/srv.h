@@ -76,6 +76,10 @@ typedef struct srv_config {
 	uint32_t    cluster_queue;              /* observations waiting to be published */
 	uint32_t    cluster_stream_replicas;    /* JetStream replicas of the stream */
 	uint32_t    cluster_retain_hours;       /* the stream's MaxAge */
+	/* [store] ship_*: archive shipping (ship.c); off while ship_command is "" */
+	char        ship_command[SRV_PATH_MAX];
+	uint32_t    ship_retry_max_s;           /* longest delay between retries */
+	uint32_t    ship_timeout_s;             /* a command running longer is killed; 0: never */
 	bool        quiet;           /* --quiet: --check-config prints only problems */
 } srv_config;
 
@@ -222,6 +226,7 @@ typedef struct srv_server {
 	_Atomic int64_t  tls_end_ms[3];   /* by srv_tls_item */
 	uint8_t          tls_state[3];    /* main thread: last state logged */
 	struct srv_cluster *cluster;   /* NULL without [cluster]; set once before ready */
+	struct srv_ship    *ship;      /* NULL without [store] ship_command; set once before ready */
 
 	/* the admin bearer token (admin.c): loaded at start, again on SIGHUP */
 	pthread_mutex_t  token_lock;
@@ -438,6 +443,41 @@ void      srv_cluster_get_stats(srv_cluster *c, srv_cluster_stats *ret_stats);
  * hours (the longest entity window), or the start-up replay not at the end
  * of the stream yet. why: one line. */
 bool      srv_cluster_degraded(srv_cluster *c, char *why, size_t len);
+
+/* ============================ ship.c ============================ */
+
+/*
+ * Archive shipping (docs/vigild.md, "Archive shipping"): a thread that runs
+ * cfg.ship_command for each sealed segment of <datadir>/archive in sequence
+ * order (data file, then index), retries a failure with a doubling delay,
+ * and keeps the last segment shipped in <datadir>/ship-state. Never on the
+ * scoring path.
+ */
+typedef struct srv_ship srv_ship;
+
+typedef struct srv_ship_stats {
+	uint64_t shipped_through;    /* sequence number of the last segment shipped; 0: none */
+	uint64_t shipped;            /* segments shipped since start */
+	uint64_t failures;           /* command runs that failed (each retried) */
+	uint64_t unshipped_segments; /* sealed, not shipped yet (as of the last scan) */
+	uint64_t unshipped_bytes;    /* their data files' bytes */
+	int64_t  last_ok_ms;         /* last segment shipped, Unix ms; 0: none yet */
+	bool     failing;            /* the last attempt failed */
+	char     last_error[SRV_ERR_MAX]; /* why ("" while not failing) */
+} srv_ship_stats;
+
+/* Expands tmpl into buf: %p path, %f file, %r replica, each single-quoted
+ * for /bin/sh; %% a %. VIGIL_OK; VIGIL_EINVAL for % followed by anything
+ * else; VIGIL_ETOOBIG when buf (cap bytes) is too small. */
+vigil_err srv_ship_expand(const char *tmpl, const char *path, const char *file,
+    const char *replica, char *buf, size_t cap);
+/* Reads <datadir>/ship-state and starts the thread; errbuf says why not
+ * (a damaged state file: VIGIL_EINVAL). */
+vigil_err srv_ship_start(srv_server *s, srv_ship **ret_sh, char *errbuf, size_t errlen);
+/* Kills a command that runs (the segment is shipped again at the next start)
+ * and joins the thread. NULL: no-op. */
+void      srv_ship_stop(srv_ship *sh);
+void      srv_ship_get_stats(srv_ship *sh, srv_ship_stats *ret_stats);
 
 /* ============================ main.c ============================ */
 
