@@ -72,7 +72,8 @@ ship_state_load(const char *path, uint64_t *ret_seq, char *errbuf, size_t errlen
 {
 	FILE *f = fopen(path, "r");
 	unsigned long long v;
-	char line[128];
+	char line[128] = "";
+	int at = 1; /* the line being read */
 	vigil_err rv = VIGIL_OK;
 
 	if (f == NULL) {
@@ -84,11 +85,11 @@ ship_state_load(const char *path, uint64_t *ret_seq, char *errbuf, size_t errlen
 		return VIGIL_EIO;
 	}
 	if (fgets(line, sizeof line, f) == NULL || strcmp(line, "vigil-ship-state 1\n") != 0 ||
-	    fgets(line, sizeof line, f) == NULL ||
+	    (at = 2, fgets(line, sizeof line, f) == NULL) ||
 	    sscanf(line, "shipped_through %llu", &v) != 1) {
-		snprintf(errbuf, errlen, "archive shipping: %s:%s: not a ship state file "
-		    "(\"vigil-ship-state 1\" then \"shipped_through SEQ\")", path,
-		    line[0] == 'v' ? "2" : "1");
+		snprintf(errbuf, errlen, "archive shipping: %s:%d: not a ship state file "
+		    "(\"vigil-ship-state 1\" then \"shipped_through SEQ\"); delete it to ship "
+		    "every sealed segment again", path, at);
 		rv = VIGIL_EINVAL;
 	} else {
 		*ret_seq = v;

@@ -230,9 +230,14 @@ PY
 
 # ---- every sealed segment shipped, and whole ----
 for r in r1 r2 r3; do
+	# the last sealed segment shipped (the unshipped gauge is as of the last
+	# scan, up to 2 s old)
+	last=$(find "$D/$r/archive" -maxdepth 1 -name 'seg-*.idx' | sort | tail -1 |
+	    sed 's/.*seg-[0-9]*-0*\([0-9]*\)\.idx$/\1/')
+	[ -n "$last" ] || nt_fail "$r sealed no segment"
 	wait_for "$r's segments all shipped" sh -c \
-	    "curl -sf http://127.0.0.1:$(admin_of $r)/metrics | grep -q '^vigil_archive_unshipped_segments 0\$'"
-	[ -n "$(find "$D/shared/$r" -name 'seg-*.log' 2>/dev/null)" ] || nt_fail "$r shipped nothing"
+	    "curl -sf http://127.0.0.1:$(admin_of $r)/metrics | grep -q '^vigil_archive_shipped_through $last\$'"
+	[ -n "$(find "$D/shared/$r" -name 'seg-*.idx' 2>/dev/null)" ] || nt_fail "$r shipped nothing"
 	(cd "$D/shared/$r" && sha256sum -c --quiet ./*.sha256) || nt_fail "$r: shipped files do not verify"
 done
 "$ARCH" verify "$D/shared/r1" "$D/shared/r2" "$D/shared/r3" >"$D/verify.out" 2>&1 ||

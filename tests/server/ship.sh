@@ -11,7 +11,8 @@
 #     sha256sum -c accepts, no temporary file left, unshipped 0, and the
 #     shipped directory reads (vigil-archive verify) as a whole archive;
 #   - after a restart nothing is shipped again (<datadir>/ship-state), and
-#     segments sealed since are;
+#     segments sealed since are; a damaged ship-state stops the start with
+#     its path and line;
 #   - vigil-ship itself: a file already there with the same content is
 #     success, with other content an error that leaves it alone;
 #   - a ship_command with an unknown %-escape is refused at start.
@@ -152,6 +153,16 @@ wait_metric vigil_archive_shipped_through "$NEWLAST" "after restart"
 	fail "shipped $(metric vigil_archive_shipped_segments_total) after restart, want $(($(sealed) - SEALED))"
 [ "$(count "$D/shared/$R" 'seg-*.log')" = "$(sealed)" ] || fail "new segment not shipped"
 stop
+
+# ---- a damaged ship-state stops the start, naming the file and line ----
+cp "$D/data/ship-state" "$D/ship-state.good"
+printf 'vigil-ship-state 1\nshipped_through x\n' >"$D/data/ship-state"
+expect 1 "ship-state:2: not a ship state file" timeout 60 "$VIGILD" --config "$D/vigild.ini" \
+    --data "$D/data" --listen "ipc://$D/v.ipc" --admin "127.0.0.1:$AP" --rules "$S/rules/default.rules"
+: >"$D/data/ship-state"
+expect 1 "ship-state:1: not a ship state file" timeout 60 "$VIGILD" --config "$D/vigild.ini" \
+    --data "$D/data" --listen "ipc://$D/v.ipc" --admin "127.0.0.1:$AP" --rules "$S/rules/default.rules"
+cp "$D/ship-state.good" "$D/data/ship-state"
 
 # ---- vigil-ship on its own ----
 f=$(ls "$D"/data/archive/seg-*.log | head -1)
