@@ -41,13 +41,14 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--as-of) [ $# -ge 2 ] || { echo "$me: --as-of needs a date" >&2; exit 2; }; asof=$2; shift 2 ;;
 	--wait) wait=1; shift ;;
-	-h|--help) sed -n '3,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "$me: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
-: "${VIGIL_ARCHIVES:?$me: set VIGIL_ARCHIVES (the shipped archives)}"
-: "${VIGIL_BUILD:?$me: set VIGIL_BUILD (the shared data directory the night is built in)}"
-: "${VIGIL_RULES:?$me: set VIGIL_RULES (the rule file the replicas serve)}"
+need() { [ -n "$2" ] || { echo "$me: set $1 ($3)" >&2; exit 2; }; }
+need VIGIL_ARCHIVES "${VIGIL_ARCHIVES:-}" "the shipped archives"
+need VIGIL_BUILD "${VIGIL_BUILD:-}" "the shared data directory the night is built in"
+need VIGIL_RULES "${VIGIL_RULES:-}" "the rule file the replicas serve"
 VIGIL_PARTS=${VIGIL_PARTS:-3}
 case $VIGIL_PARTS in
 ''|*[!0-9]*|0) echo "$me: VIGIL_PARTS '$VIGIL_PARTS' is not a number of partitions" >&2; exit 2 ;;
