@@ -37,6 +37,7 @@ extern "C" {
 
 /* Caps (every input-driven size has one). */
 #define BATCH_MAX_THREADS      64
+#define BATCH_MAX_ARCHIVES     256 /* --archive directories of one run */
 #define BATCH_MAX_PARTS        4096
 #define BATCH_MAX_WINDOW_MS    (3660LL * VIGIL_MS_PER_DAY) /* ten years */
 #define BATCH_MAX_GROUPS       100000  /* groups per tuned threshold */
@@ -44,6 +45,12 @@ extern "C" {
 
 typedef struct batch_opts {
 	const char *datadir;      /* required: "<datadir>/archive", "<datadir>/features" */
+	/* Archive directories to read instead of <datadir>/archive (narchives
+	 * 0): several replicas' archives, merged by event time, each txn_id
+	 * once (docs/vigil-rebuild.md, "Several archives"). At most
+	 * BATCH_MAX_ARCHIVES; the strings must outlive the run. */
+	const char *const *archives;
+	uint32_t    narchives;
 	int64_t     as_of_ms;     /* exclusive end of the window; default: today 00:00 UTC */
 	int64_t     window_ms;    /* default 90 days */
 	const char *rules_path;   /* rule file whose thresholds are tuned; NULL: carry
@@ -112,6 +119,9 @@ typedef struct batch_summary {
 	uint64_t first_seen_carried; /* cards whose first_seen came from the previous generation */
 	char     first_seen_note[256]; /* why carrying stopped early ("" if it did not) */
 	uint64_t first_seq, last_seq;         /* archive sequence range read */
+	uint32_t archives;         /* archive directories read */
+	uint64_t duplicates;       /* several archives: score records of a txn_id already read
+	                            * (a failover retry archived by two replicas), dropped */
 	uint32_t nthresholds;
 	batch_thresh_summary thresholds[BATCH_MAX_THRESHOLDS];
 	uint64_t generation;       /* written (or the current one when skipped) */

@@ -6,6 +6,7 @@
  * codes scripts can trust (common/cli.h, docs/tools.md): 0 done or nothing
  * to do, 1 failure, 2 usage or rule file, 3 another rebuild holds the lock.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -33,6 +34,10 @@ static const char usage_text[] =
 "new generation and makes it current atomically.\n"
 "\n"
 "  -d, --data DIR        data directory (archive/ and features/ inside)\n"
+"      --archive DIR     read this archive instead of DIR/archive; repeat for\n"
+"                        several replicas' archives (merged by event time, each\n"
+"                        txn_id once); a directory holding no segments but\n"
+"                        subdirectories that do stands for those subdirectories\n"
 "      --as-of DATE      end of the window, YYYY-MM-DD (00:00 UTC) or RFC 3339;\n"
 "                        default: today 00:00 UTC (covers all of yesterday)\n"
 "      --window DUR      window length: 90d (default), 36h, 30m, 45s, 1500ms\n"
@@ -72,6 +77,87 @@ static const char *const exit_detail[VIGIL_EXIT_COUNT_] = {
 	"bad command line or rule file, or a --data directory that does not exist",
 	"another rebuild is running (the lock is held)",
 };
+
+#define usage_error(...) vigil_cli_usage_error("vigil-rebuild", __VA_ARGS__)
+
+/* --archive: the directories read, owned here (freed at exit). */
+static char    *g_archives[BATCH_MAX_ARCHIVES];
+static uint32_t g_narchives;
+
+static void
+archives_free(void)
+{
+	for (uint32_t i = 0; i < g_narchives; i++)
+		free(g_archives[i]);
+	g_narchives = 0;
+}
+
+static bool
+archive_has_segments(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool any = false;
+
+	if (d == NULL)
+		return false;
+	while (!any && (e = readdir(d)) != NULL)
+		any = strncmp(e->d_name, "seg-", 4) == 0;
+	closedir(d);
+	return any;
+}
+
+static bool
+archive_push(const char *dir)
+{
+	if (g_narchives == BATCH_MAX_ARCHIVES)
+		return false;
+	g_archives[g_narchives] = strdup(dir);
+	return g_archives[g_narchives++] != NULL;
+}
+
+/*
+ * --archive DIR: DIR itself when it holds segments (or nothing at all: an
+ * archive with no records yet); otherwise each of its subdirectories that
+ * holds segments (a shipped location: one subdirectory per replica). 0, or
+ * a usage error's exit code after its message.
+ */
+static int
+archive_add(const char *dir)
+{
+	struct dirent **ents = NULL;
+	struct stat st;
+	char sub[4096];
+	int n, added = 0;
+
+	if (stat(dir, &st) != 0)
+		return usage_error("--archive %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return usage_error("--archive %s: not a directory", dir);
+	if (!archive_has_segments(dir)) {
+		n = scandir(dir, &ents, NULL, alphasort);
+		for (int i = 0; i < n; i++) {
+			if (ents[i]->d_name[0] != '.' &&
+			    (size_t)snprintf(sub, sizeof sub, "%s/%s", dir, ents[i]->d_name) <
+			    sizeof sub && stat(sub, &st) == 0 && S_ISDIR(st.st_mode) &&
+			    archive_has_segments(sub)) {
+				if (!archive_push(sub)) {
+					n = -2;
+					break;
+				}
+				added++;
+			}
+		}
+		for (int i = 0; i < n; i++)
+			free(ents[i]);
+		free(ents);
+		if (n == -2)
+			return usage_error("--archive: more than %d archives", BATCH_MAX_ARCHIVES);
+	}
+	if (added == 0 && !archive_push(dir))
+		return usage_error("--archive: more than %d archives", BATCH_MAX_ARCHIVES);
+	return 0;
+}
 
 typedef struct cli_progress {
 	bool     tty;
@@ -139,6 +225,9 @@ print_summary(const batch_summary *s, FILE *out)
 	fprintf(out, "  records    %llu in the window (%s/s), %llu undecodable, %llu corrupt skipped\n",
 	    (unsigned long long)s->records_read, rate, (unsigned long long)s->records_bad,
 	    (unsigned long long)s->corrupt_records);
+	if (s->archives > 1)
+		fprintf(out, "  archives   %u merged by event time, %llu duplicate txn_id(s) dropped\n",
+		    s->archives, (unsigned long long)s->duplicates);
 	if (s->bad_where[0] != '\0')
 		fprintf(out, "  first bad  %s\n", s->bad_where);
 	fprintf(out, "  labels     %llu known at as-of, %llu used, %llu unmatched, "
@@ -214,8 +303,6 @@ parse_count(const char *s, unsigned long long max, unsigned long long *ret)
 	return true;
 }
 
-#define usage_error(...) vigil_cli_usage_error("vigil-rebuild", __VA_ARGS__)
-
 /* --dump-model / --dump-model-meta: a blob of the current generation, as is. */
 static int
 dump_blob(const char *datadir, uint64_t gen, const char *name)
@@ -257,13 +344,15 @@ main(int argc, char **argv)
 {
 	enum { OPT_ROLLBACK = 256, OPT_TO, OPT_NO_MODEL, OPT_TRAIN_WINDOW, OPT_LABEL_MATURITY,
 		OPT_LABELLED_ONLY, OPT_DUMP_MODEL, OPT_DUMP_META, OPT_AS_OF, OPT_WINDOW,
-		OPT_PARTITION, OPT_MERGE, OPT_THREADS, OPT_KEEP, OPT_DUMP, OPT_TRAIN_EVERY };
+		OPT_PARTITION, OPT_MERGE, OPT_THREADS, OPT_KEEP, OPT_DUMP, OPT_TRAIN_EVERY,
+		OPT_ARCHIVE };
 	/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
 	static const struct option longopts[] = {
 		VIGIL_CLI_DATA, VIGIL_CLI_RULES, VIGIL_CLI_FORCE, VIGIL_CLI_OUTPUT,
 		{ "as-of", required_argument, NULL, OPT_AS_OF },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "partition", required_argument, NULL, OPT_PARTITION },
+		{ "archive", required_argument, NULL, OPT_ARCHIVE },
 		{ "out", required_argument, NULL, 'o' },    /* deprecated: --output */
 		{ "merge", no_argument, NULL, OPT_MERGE },
 		{ "threads", required_argument, NULL, OPT_THREADS },
@@ -301,6 +390,13 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'd':
 			opts.datadir = optarg;
+			break;
+		case OPT_ARCHIVE:
+			if (g_narchives == 0)
+				atexit(archives_free);
+			rc = archive_add(optarg);
+			if (rc != 0)
+				return rc;
 			break;
 		case OPT_AS_OF:
 			if (vigil_date_parse(optarg, &opts.as_of_ms) != VIGIL_OK &&
@@ -424,6 +520,11 @@ main(int argc, char **argv)
 		return usage_error("%s", "--merge, --partition and --rollback exclude each other");
 	if (!merge && optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (g_narchives > 0 && (merge || rollback))
+		return usage_error("%s", "--archive goes with a rebuild or --partition, not with "
+		    "--merge or --rollback");
+	opts.archives = (const char *const *)g_archives;
+	opts.narchives = g_narchives;
 	if (opts.train_every_ms > 0 && (merge || rollback || have_part))
 		return usage_error("%s", "--train-every goes with a single rebuild, not with "
 		    "--partition, --merge or --rollback");

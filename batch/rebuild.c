@@ -268,7 +268,7 @@ labels_free(batch_run *r)
 static vigil_err
 pass_labels(batch_run *r, store_diag *reterr)
 {
-	store_reader *rd = NULL;
+	batch_src *rd = NULL;
 	store_reader_stats st;
 	store_record rec;
 	store_label lab;
@@ -277,18 +277,18 @@ pass_labels(batch_run *r, store_diag *reterr)
 	/* Label records carry their label time as event time: [from, as_of].
 	 * Corrupt stretches are counted by pass 2, which reads the same
 	 * segments checking every frame (this pass skips most unchecked). */
-	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of + 1, NULL, NULL, &rd,
-	    reterr);
+	rv = batch_src_open(r->archive_dirs, r->narchive_dirs, r->w.from, r->w.as_of + 1, NULL,
+	    NULL, &rd, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
-	store_reader_want(rd, 1u << STORE_REC_LABEL);
+	batch_src_want(rd, 1u << STORE_REC_LABEL);
 	for (;;) {
 		batch_label *l;
 		uint64_t lh;
 		int64_t t;
 		size_t len;
 
-		rv = store_reader_next(rd, &rec, reterr);
+		rv = batch_src_next(rd, &rec, reterr);
 		if (rv == VIGIL_ENOTFOUND) {
 			rv = VIGIL_OK;
 			break;
@@ -296,7 +296,7 @@ pass_labels(batch_run *r, store_diag *reterr)
 		if (rv != VIGIL_OK)
 			goto out;
 		if (++r->pass1_records % PROGRESS_EVERY == 0) {
-			store_reader_get_stats(rd, &st);
+			batch_src_get_stats(rd, &st);
 			run_progress(r, r->pass1_records, st.bytes + st.skipped_bytes);
 		}
 		if (rec.type != STORE_REC_LABEL)
@@ -352,14 +352,14 @@ pass_labels(batch_run *r, store_diag *reterr)
 			l->fraud = lab.fraud;
 		}
 	}
-	store_reader_get_stats(rd, &st);
+	batch_src_get_stats(rd, &st);
 	r->pass1_bytes = st.bytes + st.skipped_bytes;
 	/* Labelled transactions, not label records: a transaction labelled
 	 * twice (a chargeback sent again, a label withdrawn) is one, so that
 	 * read = used + unmatched. */
 	r->sum.labels_read = r->nlabels;
 out:
-	store_reader_close(rd);
+	batch_src_close(rd);
 	return rv;
 }
 
@@ -925,7 +925,7 @@ worker_main(void *arg)
 {
 	batch_worker *wk = arg;
 	batch_run *r = wk->run;
-	store_reader *rd = NULL;
+	batch_src *rd = NULL;
 	store_reader_stats st;
 	store_record rec;
 	batch_reader_ctx cc = { 0 };
@@ -934,14 +934,14 @@ worker_main(void *arg)
 
 	/* [from, as_of] as pass 1, so that both visit the same segments: this
 	 * pass counts their corrupt stretches. Records at as_of are left out. */
-	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of + 1, on_corrupt, &cc, &rd,
-	    &wk->diag);
+	rv = batch_src_open(r->archive_dirs, r->narchive_dirs, r->w.from, r->w.as_of + 1,
+	    on_corrupt, &cc, &rd, &wk->diag);
 	if (rv != VIGIL_OK)
 		goto out;
 	for (;;) {
 		if (atomic_load(&r->stop))
 			break;
-		rv = store_reader_next(rd, &rec, &wk->diag);
+		rv = batch_src_next(rd, &rec, &wk->diag);
 		if (rv == VIGIL_ENOTFOUND) {
 			rv = VIGIL_OK;
 			break;
@@ -949,7 +949,7 @@ worker_main(void *arg)
 		if (rv != VIGIL_OK)
 			goto out;
 		if (wk->index == 0 && ++n % PROGRESS_EVERY == 0) {
-			store_reader_get_stats(rd, &st);
+			batch_src_get_stats(rd, &st);
 			run_progress(r, r->pass1_records + n, r->pass1_bytes + st.bytes);
 		}
 		if (rec.type != STORE_REC_SCORE || rec.event_time_ms >= r->w.as_of)
@@ -963,8 +963,10 @@ worker_main(void *arg)
 		goto out;
 	wk->corrupt = cc.corrupt;
 	snprintf(wk->corrupt_where, sizeof wk->corrupt_where, "%s", cc.where);
+	if (wk->index == 0) /* every worker reads every record: one counts */
+		r->sum.duplicates = batch_src_duplicates(rd);
 out:
-	store_reader_close(rd);
+	batch_src_close(rd);
 	wk->rv = rv;
 	if (rv != VIGIL_OK)
 		atomic_store(&r->stop, true);
@@ -1131,12 +1133,17 @@ feed_segname(batch_run *r, const char *seg)
 	if (n != NULL && strcmp(n->name, seg) == 0)
 		return n->name;
 	len = strlen(seg);
+	/* several archives: the merge goes back and forth between segments */
+	HASH_FIND(hh, r->feed.by_name, seg, len, n);
+	if (n != NULL)
+		return n->name;
 	n = malloc(sizeof *n + len + 1);
 	if (n == NULL)
 		return NULL;
 	memcpy(n->name, seg, len + 1);
 	n->next = r->feed.names;
 	r->feed.names = n;
+	HASH_ADD(hh, r->feed.by_name, name[0], len, n);
 	return n->name;
 }
 
@@ -1174,15 +1181,15 @@ feed_put(batch_run *r, batch_worker *wk, const store_record *rec, const char *se
 static vigil_err
 feed_read(batch_run *r, batch_reader_ctx *cc, store_diag *reterr)
 {
-	store_reader *rd = NULL;
+	batch_src *rd = NULL;
 	store_reader_stats st;
 	store_record rec;
 	uint64_t n = 0, pc = r->opts.part_count;
 	vigil_err rv;
 
 	/* [from, as_of] as pass 1 (worker_main) */
-	rv = store_reader_open(r->archive_dir, r->w.from, r->w.as_of + 1, on_corrupt, cc, &rd,
-	    reterr);
+	rv = batch_src_open(r->archive_dirs, r->narchive_dirs, r->w.from, r->w.as_of + 1,
+	    on_corrupt, cc, &rd, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
 	for (;;) {
@@ -1193,7 +1200,7 @@ feed_read(batch_run *r, batch_reader_ctx *cc, store_diag *reterr)
 
 		if (atomic_load(&r->stop))
 			break;
-		rv = store_reader_next(rd, &rec, reterr);
+		rv = batch_src_next(rd, &rec, reterr);
 		if (rv == VIGIL_ENOTFOUND) {
 			rv = VIGIL_OK;
 			break;
@@ -1201,7 +1208,7 @@ feed_read(batch_run *r, batch_reader_ctx *cc, store_diag *reterr)
 		if (rv != VIGIL_OK)
 			goto out;
 		if (++n % PROGRESS_EVERY == 0) {
-			store_reader_get_stats(rd, &st);
+			batch_src_get_stats(rd, &st);
 			run_progress(r, r->pass1_records + n, r->pass1_bytes + st.bytes);
 		}
 		if (rec.type != STORE_REC_SCORE || rec.event_time_ms >= r->w.as_of)
@@ -1244,8 +1251,9 @@ feed_read(batch_run *r, batch_reader_ctx *cc, store_diag *reterr)
 	}
 	for (uint32_t i = 0; i < r->nworkers; i++)
 		feed_push(r, &r->workers[i]);
+	r->sum.duplicates = batch_src_duplicates(rd);
 out:
-	store_reader_close(rd);
+	batch_src_close(rd);
 	return rv;
 }
 
@@ -1272,6 +1280,7 @@ feed_fini(batch_run *r)
 		r->workers[i].filling = r->workers[i].q_head = r->workers[i].free_chunks = NULL;
 		r->workers[i].q_tail = NULL;
 	}
+	HASH_CLEAR(hh, r->feed.by_name);
 	for (n = r->feed.names; n != NULL; n = next) {
 		next = n->next;
 		free(n);
@@ -1365,6 +1374,40 @@ batch_run_fini(batch_run *r)
 	memset(r, 0, sizeof *r);
 }
 
+static int
+run_archive_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* What the run reads: <datadir>/archive, or opts.archives sorted by path
+ * (the merge's tie order must not depend on the command line's), each once. */
+static vigil_err
+run_archives(batch_run *r, store_diag *reterr)
+{
+	uint32_t n = 0;
+
+	if (r->opts.narchives == 0) {
+		r->archive_dirs[0] = r->archive_dir;
+		r->narchive_dirs = 1;
+		r->sum.archives = 1;
+		return VIGIL_OK;
+	}
+	if (r->opts.narchives > BATCH_MAX_ARCHIVES) {
+		store_diag_set(reterr, "%u archives is over the cap of %u", r->opts.narchives,
+		    BATCH_MAX_ARCHIVES);
+		return VIGIL_EINVAL;
+	}
+	memcpy(r->archive_dirs, r->opts.archives, r->opts.narchives * sizeof *r->archive_dirs);
+	qsort(r->archive_dirs, r->opts.narchives, sizeof *r->archive_dirs, run_archive_cmp);
+	for (uint32_t i = 0; i < r->opts.narchives; i++)
+		if (n == 0 || strcmp(r->archive_dirs[n - 1], r->archive_dirs[i]) != 0)
+			r->archive_dirs[n++] = r->archive_dirs[i];
+	r->narchive_dirs = n;
+	r->sum.archives = n;
+	return VIGIL_OK;
+}
+
 vigil_err
 batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 {
@@ -1404,6 +1447,9 @@ batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr)
 	r->max_labels = opts->max_labels ? opts->max_labels : 64ull << 20;
 	r->max_entities = opts->max_entities ? opts->max_entities : 200ull * 1000 * 1000;
 	snprintf(r->archive_dir, sizeof r->archive_dir, "%s/archive", opts->datadir);
+	rv = run_archives(r, reterr);
+	if (rv != VIGIL_OK)
+		return rv;
 	batch_windows_init(&r->w, opts->as_of_ms, opts->window_ms);
 	r->sum.as_of_ms = opts->as_of_ms;
 	r->sum.window_ms = opts->window_ms;
@@ -1648,7 +1694,9 @@ batch_run_aggregate(batch_run *r, store_diag *reterr)
 {
 	vigil_err rv;
 
-	r->bytes_est = 2 * archive_bytes(r->archive_dir);
+	r->bytes_est = 0;
+	for (uint32_t i = 0; i < r->narchive_dirs; i++)
+		r->bytes_est += 2 * archive_bytes(r->archive_dirs[i]);
 	rv = pass_labels(r, reterr);
 	if (rv != VIGIL_OK)
 		return rv;

@@ -124,6 +124,7 @@ typedef struct batch_entry {
 
 typedef struct batch_segname {
 	struct batch_segname *next;
+	UT_hash_handle        hh;  /* in batch_feed.by_name */
 	char                  name[];
 } batch_segname;
 
@@ -132,6 +133,7 @@ typedef struct batch_feed {
 	pthread_cond_t  not_empty, not_full;
 	bool            done;     /* the reader has queued everything */
 	batch_segname  *names;    /* segment names seen, newest first */
+	batch_segname  *by_name;  /* the same, by name (several archives interleave) */
 } batch_feed;
 
 typedef struct batch_worker {
@@ -169,7 +171,9 @@ typedef struct batch_worker {
 struct batch_run {
 	batch_opts     opts;
 	batch_windows  w;
-	char           archive_dir[4096];
+	char           archive_dir[4096]; /* <datadir>/archive */
+	const char    *archive_dirs[BATCH_MAX_ARCHIVES]; /* what is read, sorted by path */
+	uint32_t       narchive_dirs;
 	uint64_t       t0;
 	rules_prog    *prog;
 	batch_plan    *plans;

@@ -61,6 +61,10 @@ batch_summary_json(const batch_summary *s)
 	set(o, "corrupt_records", json_integer((json_int_t)s->corrupt_records), &ok);
 	set(o, "first_seq", json_integer((json_int_t)s->first_seq), &ok);
 	set(o, "last_seq", json_integer((json_int_t)s->last_seq), &ok);
+	if (s->archives > 1) { /* --archive several times (not carried by --merge) */
+		set(o, "archives", json_integer((json_int_t)s->archives), &ok);
+		set(o, "duplicates", json_integer((json_int_t)s->duplicates), &ok);
+	}
 	set(lab, "read", json_integer((json_int_t)s->labels_read), &ok);
 	set(lab, "used", json_integer((json_int_t)s->labels_used), &ok);
 	set(lab, "unmatched", json_integer((json_int_t)s->labels_unmatched), &ok);

@@ -11,7 +11,8 @@ liblmdb-dev lmdb-utils libevent-dev libcmocka-dev libjansson-dev libinih-dev
 libxxhash-dev libzstd-dev uthash-dev libsystemd-dev systemd libxgboost-dev libssl-dev
 python3 python3-protobuf curl procps shellcheck pandoc
 libmbedtls-dev libjs-chart.js python3-selenium
-libnats-dev nats-server"
+libnats-dev nats-server
+slurmctld slurmd slurm-client munge python3-yaml"
 
 missing=""
 for p in $PKGS; do

@@ -196,6 +196,17 @@ admin_health_json(srv_server *s)
 			    "applied", (json_int_t)cs.applied, "dropped", (json_int_t)cs.dropped,
 			    "queued", (json_int_t)cs.queued, "lag", (json_int_t)cs.lag));
 		}
+		/* Archive shipping failing does not touch scoring: reported, not degraded. */
+		if (s->ship != NULL) {
+			srv_ship_stats ss;
+
+			srv_ship_get_stats(s->ship, &ss);
+			json_object_set_new(o, "archive_ship", json_pack("{s:I, s:I, s:I, s:b, s:s}",
+			    "unshipped_segments", (json_int_t)ss.unshipped_segments,
+			    "unshipped_bytes", (json_int_t)ss.unshipped_bytes,
+			    "shipped_through", (json_int_t)ss.shipped_through,
+			    "failing", ss.failing, "last_error", ss.last_error));
+		}
 		json_object_set_new(o, "generation_verified", json_boolean(dh.generation_verified));
 		json_object_set_new(o, "generation_refused",
 		    json_integer((json_int_t)(dh.generation_refused ? dh.refused_generation : 0)));

@@ -57,6 +57,8 @@ srv_config_defaults(srv_config *c)
 	 * more (docs/vigild.md, retention). */
 	c->retention_days = 98;
 	c->compress = true;
+	c->ship_retry_max_s = 300;
+	c->ship_timeout_s = 3600;
 	c->rules_path[0] = '\0';
 	c->rules_watch = true;
 	snprintf(c->cluster_name, sizeof c->cluster_name, "vigil");
@@ -371,6 +373,22 @@ cfg_admin(const char *value, char *dst, size_t cap, char *reason, size_t rlen)
 	return cfg_str(value, dst, cap, true, reason, rlen);
 }
 
+/* [store] ship_command: a /bin/sh command line with %p, %f, %r, %% (ship.c). */
+static bool
+cfg_ship_command(const char *value, char *dst, size_t cap, char *reason, size_t rlen)
+{
+	char probe[4 * SRV_PATH_MAX];
+
+	if (!cfg_str(value, dst, cap, true, reason, rlen))
+		return false;
+	if (srv_ship_expand(value, "p", "f", "r", probe, sizeof probe) == VIGIL_EINVAL) {
+		snprintf(reason, rlen, "a %% not followed by p (path), f (file name), r (replica) "
+		    "or %% in \"%s\"", value);
+		return false;
+	}
+	return true;
+}
+
 /* A cluster or replica name: a NATS subject token and part of a stream
  * name, so letters, digits, '-' and '_' only. */
 static bool
@@ -490,6 +508,12 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_uint(value, 0, 36500, &c->retention_days, reason, rlen);
 	if (IS("store", "compress"))
 		return cfg_bool(value, &c->compress, reason, rlen);
+	if (IS("store", "ship_command"))
+		return cfg_ship_command(value, c->ship_command, sizeof c->ship_command, reason, rlen);
+	if (IS("store", "ship_retry_max_s"))
+		return cfg_uint(value, 1, 86400, &c->ship_retry_max_s, reason, rlen);
+	if (IS("store", "ship_timeout_s"))
+		return cfg_uint(value, 0, 86400, &c->ship_timeout_s, reason, rlen);
 	if (IS("rules", "path"))
 		return cfg_str(value, c->rules_path, sizeof c->rules_path, true, reason, rlen);
 	if (IS("rules", "watch"))

@@ -62,6 +62,10 @@ typedef struct srv_config {
 	uint32_t    cluster_queue;              /* observations waiting to be published */
 	uint32_t    cluster_stream_replicas;    /* JetStream replicas of the stream */
 	uint32_t    cluster_retain_hours;       /* the stream's MaxAge */
+	/* [store] ship_*: archive shipping (ship.c); off while ship_command is "" */
+	char        ship_command[SRV_PATH_MAX];
+	uint32_t    ship_retry_max_s;           /* longest delay between retries */
+	uint32_t    ship_timeout_s;             /* a command running longer is killed; 0: never */
 	bool        quiet;           /* --quiet: --check-config prints only problems */
 } srv_config;
 

@@ -607,6 +607,11 @@ main_config_print(const srv_config *c)
 	printf("  segment_max_mb      %u\n", c->segment_max_mb);
 	printf("  retention_days      %u\n", c->retention_days);
 	printf("  compress            %s\n", c->compress ? "true" : "false");
+	if (c->ship_command[0] != '\0')
+		printf("  ship_command        %s (retry up to every %u s, timeout %u s)\n",
+		    c->ship_command, c->ship_retry_max_s, c->ship_timeout_s);
+	else
+		printf("  ship_command        (off: sealed segments stay here only)\n");
 	printf("  rules               %s (watch %s)\n", c->rules_path,
 	    c->rules_watch ? "on" : "off");
 	printf("  ready_when_degraded %s\n", c->ready_when_degraded ? "true (a refused "
@@ -841,6 +846,12 @@ main(int argc, char **argv)
 		srv_log("%s", errbuf);
 		goto out;
 	}
+	/* Off the scoring path: reads the archive directory, runs a command. */
+	if (s->cfg.ship_command[0] != '\0' &&
+	    srv_ship_start(s, &s->ship, errbuf, sizeof errbuf) != VIGIL_OK) {
+		srv_log("%s", errbuf);
+		goto out;
+	}
 	atomic_store(&s->ready, true);
 	snprintf(errbuf, sizeof errbuf, "READY=1\nSTATUS=serving, feature generation %llu",
 	    (unsigned long long)store_db_generation(s->db));
@@ -914,6 +925,8 @@ out:
 	/* nothing scores or reads it any more: publish what is queued, stop applying */
 	srv_cluster_stop(s->cluster);
 	s->cluster = NULL;
+	srv_ship_stop(s->ship);
+	s->ship = NULL;
 	main_maint_stop(&g_maint);
 	/* the rule set holds a generation reference: released before the db */
 	srv_ruleset_release(s->rs);

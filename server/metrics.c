@@ -86,6 +86,7 @@ typedef enum metrics_part {
 	MP_ALWAYS,
 	MP_STORE,   /* when ready and the store is open */
 	MP_CLUSTER, /* when [cluster] runs */
+	MP_SHIP,    /* when [store] ship_command runs */
 	MP_COUNT_
 } metrics_part;
 
@@ -117,6 +118,8 @@ typedef struct metrics_snap {
 	srv_cluster_stats cs;
 	bool          cluster_degraded;
 	metrics_hist  propagation;
+	/* archive shipping: read when it runs */
+	srv_ship_stats ship;
 } metrics_snap;
 
 typedef enum metrics_fmt {
@@ -424,6 +427,22 @@ static const metrics_row metrics_rows[] = {
 	{ "vigil_cluster_propagation_seconds", "histogram", "from the commit on another replica to "
 	  "the observation applied here (two machines' wall clocks)",
 	  MP_CLUSTER, MF_HIST, SNAP(propagation), "", NULL },
+
+	/* [store] ship_command: archive shipping (ship.c) */
+	{ "vigil_archive_unshipped_segments", "gauge", "sealed archive segments not shipped yet",
+	  MP_SHIP, MF_U64, SNAP(ship.unshipped_segments), "", NULL },
+	{ "vigil_archive_unshipped_bytes", "gauge",
+	  "bytes of the sealed archive segments not shipped yet",
+	  MP_SHIP, MF_U64, SNAP(ship.unshipped_bytes), "", NULL },
+	{ "vigil_archive_shipped_segments_total", "counter", "archive segments shipped since start",
+	  MP_SHIP, MF_U64, SNAP(ship.shipped), "", NULL },
+	{ "vigil_archive_ship_failures_total", "counter",
+	  "ship_command runs that failed (each retried)",
+	  MP_SHIP, MF_U64, SNAP(ship.failures), "", NULL },
+	{ "vigil_archive_ship_failing", "gauge", "1 while the last ship_command run failed",
+	  MP_SHIP, MF_BOOL, SNAP(ship.failing), "", NULL },
+	{ "vigil_archive_shipped_through", "gauge", "sequence number of the last segment shipped",
+	  MP_SHIP, MF_U64, SNAP(ship.shipped_through), "", NULL },
 };
 
 static void
@@ -533,6 +552,7 @@ metrics_snap_take(srv_server *s, srv_ruleset *rs, metrics_snap *snap)
 	snap->part[MP_ALWAYS] = true;
 	snap->part[MP_STORE] = atomic_load(&s->ready) && s->db != NULL;
 	snap->part[MP_CLUSTER] = s->cluster != NULL;
+	snap->part[MP_SHIP] = s->ship != NULL;
 	snap->up = atomic_load(&s->ready) && rs != NULL;
 	snap->ready = srv_ready(s, snap->lasterr, sizeof snap->lasterr);
 	snap->uptime_s = (uint64_t)((vigil_now_ms() - s->started_ms) / 1000);
@@ -582,6 +602,8 @@ metrics_snap_take(srv_server *s, srv_ruleset *rs, metrics_snap *snap)
 		snap->propagation.sum_prec = 6;
 		snap->propagation.count = snap->cs.delay_count;
 	}
+	if (snap->part[MP_SHIP])
+		srv_ship_get_stats(s->ship, &snap->ship);
 }
 
 void

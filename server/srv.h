@@ -23,6 +23,7 @@
 #include "config.h"
 #include "db.h"
 #include "metrics.h"
+#include "ship.h"
 #include "rules.h"
 #include "vigil.h"
 #include "vigil.pb-c.h"
@@ -93,6 +94,7 @@ typedef struct srv_server {
 	_Atomic int64_t  tls_end_ms[3];   /* by srv_tls_item */
 	uint8_t          tls_state[3];    /* main thread: last state logged */
 	struct srv_cluster *cluster;   /* NULL without [cluster]; set once before ready */
+	struct srv_ship    *ship;      /* NULL without [store] ship_command; set once before ready */
 
 	/* the admin bearer token (admin.c): loaded at start, again on SIGHUP */
 	pthread_mutex_t  token_lock;

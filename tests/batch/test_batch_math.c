@@ -581,8 +581,8 @@ test_scan_card_id(void **state)
 {
 	store_scored *s = calloc(1, sizeof *s);
 	uint8_t buf[4096];
-	size_t len, clen;
-	const char *cid;
+	size_t len, clen, tlen;
+	const char *cid, *tid;
 
 	(void)state;
 	snprintf(s->txn.txn_id, sizeof s->txn.txn_id, "t1");
@@ -600,6 +600,16 @@ test_scan_card_id(void **state)
 	assert_int_equal(batch_scan_card_id(buf, len, &cid, &clen), VIGIL_OK);
 	assert_int_equal(clen, 7);
 	assert_memory_equal(cid, "card-42", 7);
+	/* the txn id the same way (batch/src.c: one score per txn_id) */
+	assert_int_equal(batch_scan_txn_id(buf, len, &tid, &tlen), VIGIL_OK);
+	assert_int_equal(tlen, 2);
+	assert_memory_equal(tid, "t1", 2);
+	for (size_t n = 0; n < len; n++) {
+		vigil_err rv = batch_scan_txn_id(buf, n, &tid, &tlen);
+
+		assert_true(rv == VIGIL_EPROTO || rv == VIGIL_ENOTFOUND ||
+		    (rv == VIGIL_OK && tlen <= 2));
+	}
 	{
 		store_scored_lean lean;
 		store_diag d;
@@ -616,6 +626,7 @@ test_scan_card_id(void **state)
 	}
 	buf[0] = 0x0f; /* wire type 7 */
 	assert_int_equal(batch_scan_card_id(buf, len, &cid, &clen), VIGIL_EPROTO);
+	assert_int_equal(batch_scan_txn_id(buf, len, &tid, &tlen), VIGIL_EPROTO);
 	free(s);
 
 	/* As the decoder merges: txn twice, the second without card_id keeps
@@ -637,6 +648,11 @@ test_scan_card_id(void **state)
 		assert_memory_equal(cid, "abc", 3);
 		assert_int_equal(store_scored_decode_lean(two, sizeof two, &lean, &d), VIGIL_OK);
 		assert_int_equal(lean.card_id.len, 3);
+		/* txn_id: "t" from the second txn, as the decoder merges */
+		assert_int_equal(batch_scan_txn_id(two, sizeof two, &tid, &tlen), VIGIL_OK);
+		assert_int_equal(tlen, 1);
+		assert_memory_equal(tid, "t", 1);
+		assert_int_equal(batch_scan_txn_id(later, sizeof later, &tid, &tlen), VIGIL_ENOTFOUND);
 		assert_int_equal(batch_scan_card_id(later, sizeof later, &cid, &clen), VIGIL_OK);
 		assert_int_equal(clen, 2);
 		assert_memory_equal(cid, "xy", 2);

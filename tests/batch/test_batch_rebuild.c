@@ -627,6 +627,248 @@ test_partitions_threads_single_agree(void **state)
 
 
 
+/*
+ * Several replicas' archives (docs/vigil-rebuild.md, "Several archives"):
+ * r1 holds transactions i % 3 != 2, r2 those i % 3 != 0, so i % 3 == 1 is
+ * in both (a failover retry; r2's copy has another amount and feature
+ * value, and must lose: same event time, r1 sorts first). Labels are split
+ * between the two. A third data directory gets one archive with the union
+ * in the merge's order (smallest event time first, ties to r1, each
+ * txn_id's first score only). Then the rebuild of r2 + r1 (given in that
+ * order), 3 partitions of them merged, and vigil-rebuild --archive on a
+ * directory of both give the union's tables, meta and model bytes.
+ */
+#define MA_N 1500
+
+static char *gen_blob(const char *datadir, uint64_t gen, const char *name);
+
+typedef struct ma_rec {
+	bool    label, fraud;
+	int     i;
+	int64_t t;
+	bool    second; /* r2's copy of a transaction r1 has too */
+} ma_rec;
+
+static void
+ma_put(store_archive *ar, const ma_rec *r)
+{
+	static const char *const cc[] = { "FR", "DE", "ES", "IT" };
+	char tid[32], card[32], merch[32], term[32];
+	fx_txn t = { 0 };
+
+	snprintf(tid, sizeof tid, "txn-%05d", r->i);
+	if (r->label) {
+		fx_label(ar, tid, r->fraud, r->t);
+		return;
+	}
+	snprintf(card, sizeof card, "card-%03d", (r->i * 7) % 150);
+	snprintf(merch, sizeof merch, "merchant-%02d", r->i % 20);
+	snprintf(term, sizeof term, "term-%02d", r->i % 40);
+	t.txn_id = tid;
+	t.card = card;
+	t.merchant = merch;
+	t.terminal = r->i % 3 ? term : NULL;
+	t.country = cc[r->i % 4];
+	t.currency = "EUR";
+	t.amount_minor = 100 + (r->i * 7919) % 50000 + (r->second ? 77 : 0);
+	t.t = r->t;
+	t.mcc = r->i % 2 ? 5411 : 5999;
+	t.feat = "vel.card.count_1h";
+	t.feat_val = big_feat(r->i) + (r->second ? 1000 : 0);
+	fx_score(ar, &t);
+}
+
+/* r's records in archive order: scores, each i % 7 == 0 one's label
+ * (label time t + 1 day) right after it, as vigild writes them. */
+static size_t
+ma_list(int replica, ma_rec *out)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < MA_N; i++) {
+		int64_t t = A - 80 * D + (int64_t)i * (80 * D / MA_N);
+
+		if ((replica == 1 && i % 3 == 2) || (replica == 2 && i % 3 == 0))
+			continue;
+		out[n++] = (ma_rec){ .i = i, .t = t, .second = replica == 2 && i % 3 == 1 };
+		if (i % 7 == 0 && (i / 7) % 2 == replica - 1)
+			out[n++] = (ma_rec){ .label = true, .fraud = i % 21 == 0, .i = i, .t = t + D };
+	}
+	return n;
+}
+
+static void
+test_several_archives_union(void **state)
+{
+	const char *reps = fx_tmpdir(0), *uni = fx_tmpdir(1), *out = fx_tmpdir(2);
+	static ma_rec l1[2 * MA_N], l2[2 * MA_N];
+	char dir1[600], dir2[600], arch1[640], arch2[640], paths[3][600], rules[600];
+	char cmd[4096], ship[700], gen[32], asof[32], dd[3][700];
+	static bool seen[MA_N];
+	size_t n1, n2, a = 0, b = 0, dups = 0;
+	batch_summary *su = calloc(1, sizeof *su), *sm = calloc(1, sizeof *sm), ps;
+	const char *archives[2];
+	store_archive *ar;
+	batch_opts o;
+	store_diag d;
+	vigil_err rv;
+
+	(void)state;
+	assert_non_null(su);
+	assert_non_null(sm);
+	snprintf(dir1, sizeof dir1, "%s/r1", reps);
+	snprintf(dir2, sizeof dir2, "%s/r2", reps);
+	n1 = ma_list(1, l1);
+	n2 = ma_list(2, l2);
+	ar = fx_archive(dir1);
+	for (size_t i = 0; i < n1; i++)
+		ma_put(ar, &l1[i]);
+	store_archive_close(ar);
+	ar = fx_archive(dir2);
+	for (size_t i = 0; i < n2; i++)
+		ma_put(ar, &l2[i]);
+	store_archive_close(ar);
+
+	/* The union, in the merge's order. */
+	ar = fx_archive(uni);
+	memset(seen, 0, sizeof seen);
+	while (a < n1 || b < n2) {
+		const ma_rec *r = b >= n2 || (a < n1 && l1[a].t <= l2[b].t) ? &l1[a++] : &l2[b++];
+
+		if (!r->label && seen[r->i]) {
+			dups++;
+			continue;
+		}
+		if (!r->label)
+			seen[r->i] = true;
+		ma_put(ar, r);
+	}
+	store_archive_close(ar);
+	assert_int_equal(dups, MA_N / 3);
+
+	snprintf(rules, sizeof rules, "%s/big.rules", out);
+	write_file(rules, big_rules);
+	opts_for(&o, uni, rules);
+	o.threads = 1;
+	rv = batch_rebuild(&o, su, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("union: %s", d.msg);
+	assert_int_equal(su->records_read, MA_N);
+
+	/* Given r2 first: sorted by path, r1 wins the ties all the same. */
+	snprintf(arch1, sizeof arch1, "%s/archive", dir1);
+	snprintf(arch2, sizeof arch2, "%s/archive", dir2);
+	archives[0] = arch2;
+	archives[1] = arch1;
+	opts_for(&o, out, rules);
+	o.threads = 1;
+	o.archives = archives;
+	o.narchives = 2;
+	rv = batch_rebuild(&o, sm, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("two archives: %s", d.msg);
+	assert_int_equal(sm->records_read, MA_N);
+	assert_int_equal(sm->archives, 2);
+	assert_int_equal(sm->duplicates, MA_N / 3);
+	assert_int_equal(sm->labels_used, su->labels_used);
+	assert_int_equal(sm->first_seq, su->first_seq);
+	assert_int_equal(sm->last_seq, su->last_seq);
+	assert_same_tables(uni, su->generation, out, sm->generation, true);
+	{
+		char *x = gen_blob(uni, su->generation, "model.json");
+		char *y = gen_blob(out, sm->generation, "model.json");
+
+		assert_true((x == NULL) == (y == NULL));
+		if (x != NULL)
+			assert_string_equal(x, y);
+		free(x);
+		free(y);
+	}
+
+	/* Fed mode (2 threads) reads the same stream. Each run below writes
+	 * into a data directory of its own: a generation records the previous
+	 * one's thresholds, so only first generations compare byte for byte. */
+	snprintf(dd[0], sizeof dd[0], "%s/fed", out);
+	snprintf(dd[1], sizeof dd[1], "%s/parts", out);
+	assert_int_equal(mkdir(dd[0], 0755), 0);
+	assert_int_equal(mkdir(dd[1], 0755), 0);
+	opts_for(&o, dd[0], rules);
+	o.threads = 2;
+	o.archives = archives;
+	o.narchives = 2;
+	rv = batch_rebuild(&o, sm, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("two archives, 2 threads: %s", d.msg);
+	assert_int_equal(sm->duplicates, MA_N / 3);
+	assert_same_tables(uni, su->generation, dd[0], sm->generation, true);
+
+	/* 3 partitions of the two archives, merged. */
+	for (uint32_t i = 0; i < 3; i++) {
+		const char *pp[3] = { paths[0], paths[1], paths[2] };
+
+		snprintf(paths[i], sizeof paths[i], "%s/p-%u.vpart", out, i);
+		opts_for(&o, dd[1], rules);
+		o.part_index = i;
+		o.part_count = 3;
+		o.out_path = paths[i];
+		o.threads = 1;
+		o.archives = archives;
+		o.narchives = 2;
+		if (batch_rebuild(&o, &ps, &d) != VIGIL_OK)
+			fail_msg("partition %u: %s", i, d.msg);
+		if (i == 2) {
+			opts_for(&o, dd[1], NULL);
+			if (batch_merge(&o, pp, 3, sm, &d) != VIGIL_OK)
+				fail_msg("merge: %s", d.msg);
+		}
+	}
+	assert_int_equal(sm->records_read, MA_N);
+	assert_same_tables(uni, su->generation, dd[1], sm->generation, true);
+
+	/* The CLI on a directory of replica archives (a shipped location). */
+	snprintf(ship, sizeof ship, "%s/shipped", reps);
+	snprintf(dd[2], sizeof dd[2], "%s/cli", out);
+	assert_int_equal(mkdir(dd[2], 0755), 0);
+	snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp -r '%s' '%s/r1' && cp -r '%s' '%s/r2'",
+	    ship, arch1, ship, arch2, ship);
+	assert_int_equal(system(cmd), 0);
+	vigil_date_format(A, asof, sizeof asof);
+	{
+		const char *argv[] = { fx_rebuild_bin(), "--data", dd[2], "--archive", ship,
+			"--as-of", asof, "--window", "90d", "--rules", rules, "--threads", "1",
+			"--json", "--quiet", NULL };
+		char *sout = NULL, *serr = NULL;
+		json_t *j;
+
+		if (fx_run(argv, &sout, &serr) != 0)
+			fail_msg("vigil-rebuild --archive: %s", serr ? serr : "");
+		j = json_loads(sout, 0, NULL);
+		assert_non_null(j);
+		assert_int_equal(json_integer_value(json_object_get(j, "archives")), 2);
+		assert_int_equal(json_integer_value(json_object_get(j, "duplicates")), MA_N / 3);
+		snprintf(gen, sizeof gen, "%lld",
+		    (long long)json_integer_value(json_object_get(j, "generation")));
+		assert_same_tables(uni, su->generation, dd[2], strtoull(gen, NULL, 10), true);
+		json_decref(j);
+		free(sout);
+		free(serr);
+	}
+	{
+		const char *argv[] = { fx_rebuild_bin(), "--data", out, "--archive", "/nonexistent-x",
+			"--as-of", asof, NULL };
+		char *serr = NULL;
+
+		assert_int_equal(fx_run(argv, NULL, &serr), 2);
+		assert_non_null(strstr(serr, "--archive /nonexistent-x: No such file"));
+		free(serr);
+	}
+	free(su);
+	free(sm);
+	fx_rm_rf(reps);
+	fx_rm_rf(uni);
+	fx_rm_rf(out);
+}
+
 /* Raw protobuf for records vigild never writes but the decoder accepts. */
 static size_t
 pb_varint(uint8_t *p, uint64_t v)
@@ -2093,6 +2335,7 @@ main(void)
 		cmocka_unit_test(test_label_time_respected),
 		cmocka_unit_test(test_label_twice_not_unmatched),
 		cmocka_unit_test(test_partitions_threads_single_agree),
+		cmocka_unit_test(test_several_archives_union),
 		cmocka_unit_test(test_threads_errors_and_bad_records),
 		cmocka_unit_test(test_corrupt_counted_once),
 		cmocka_unit_test(test_partition_long_card_ids),

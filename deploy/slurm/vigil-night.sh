@@ -1,0 +1,81 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# deploy/slurm/vigil-night.sh - submits a cluster's nightly rebuild to Slurm
+# (docs/operations.md, "The nightly of a cluster"): a job array of
+# VIGIL_PARTS tasks, task I running `vigil-rebuild --partition I/N` over every
+# replica's shipped archive (vigil-part.sbatch), and a job that runs once all
+# succeeded (--dependency=afterok) merging the partial files into a
+# generation and installing it on every replica (vigil-merge.sbatch).
+#
+#   vigil-night.sh [--as-of DATE] [--wait]
+#
+# Configuration, from the environment (or /etc/vigil/night.env, read first
+# if it exists; sbatch passes the environment to the jobs):
+#   VIGIL_ARCHIVES   the shipped location: one subdirectory per replica
+#                    ([store] ship_command = vigil-ship %p $VIGIL_ARCHIVES/%r)
+#   VIGIL_BUILD      a data directory on shared storage where the generation
+#                    is built (partial files go to $VIGIL_BUILD/parts/AS_OF/)
+#   VIGIL_REPLICAS   the replicas' data directories as the merge job's node
+#                    sees them, space-separated (may be empty: replicas then
+#                    pull at start, vigil-install-generation)
+#   VIGIL_RULES      the rule file the replicas serve (thresholds tuned)
+#   VIGIL_PARTS      partitions (array tasks), default 3
+#   VIGIL_REBUILD_OPTS  more vigil-rebuild options for the partitions
+#                    (--window, --threads, model options), default none
+#   VIGIL_SBATCH_OPTS   more sbatch options for both jobs (--partition,
+#                    --account, --mem ...), default none
+#   VIGIL_BIN        where vigil-rebuild and vigil-install-generation are,
+#                    default /usr/local/bin
+# --as-of defaults to today 00:00 UTC, fixed here so that every task builds
+# the same night. --wait waits for the merge job and exits with its status.
+# Prints the two job ids. Exit 0 submitted (or with --wait: merged and
+# installed), 1 failed, 2 usage.
+set -eu
+
+me=vigil-night
+[ -f /etc/vigil/night.env ] && . /etc/vigil/night.env
+here=$(cd "$(dirname "$0")" && pwd)
+asof=$(date -u +%Y-%m-%d)
+wait=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--as-of) [ $# -ge 2 ] || { echo "$me: --as-of needs a date" >&2; exit 2; }; asof=$2; shift 2 ;;
+	--wait) wait=1; shift ;;
+	-h|--help) sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "$me: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+done
+need() { [ -n "$2" ] || { echo "$me: set $1 ($3)" >&2; exit 2; }; }
+need VIGIL_ARCHIVES "${VIGIL_ARCHIVES:-}" "the shipped archives"
+need VIGIL_BUILD "${VIGIL_BUILD:-}" "the shared data directory the night is built in"
+need VIGIL_RULES "${VIGIL_RULES:-}" "the rule file the replicas serve"
+VIGIL_PARTS=${VIGIL_PARTS:-3}
+case $VIGIL_PARTS in
+''|*[!0-9]*|0) echo "$me: VIGIL_PARTS '$VIGIL_PARTS' is not a number of partitions" >&2; exit 2 ;;
+esac
+export VIGIL_ARCHIVES VIGIL_BUILD VIGIL_RULES VIGIL_PARTS
+export VIGIL_REPLICAS="${VIGIL_REPLICAS:-}" VIGIL_REBUILD_OPTS="${VIGIL_REBUILD_OPTS:-}"
+export VIGIL_BIN="${VIGIL_BIN:-/usr/local/bin}" VIGIL_AS_OF="$asof"
+mkdir -p "$VIGIL_BUILD/parts/$asof" "$VIGIL_BUILD/logs" ||
+	{ echo "$me: $VIGIL_BUILD: cannot create parts/ and logs/" >&2; exit 1; }
+# Partial files of an earlier attempt of this night would be merged too.
+rm -f "$VIGIL_BUILD/parts/$asof"/part-*.vpart
+
+# shellcheck disable=SC2086 # VIGIL_SBATCH_OPTS: several options
+parts=$(sbatch --parsable ${VIGIL_SBATCH_OPTS:-} --job-name=vigil-part \
+    --array="0-$((VIGIL_PARTS - 1))" --output="$VIGIL_BUILD/logs/part-$asof-%a.log" \
+    "$here/vigil-part.sbatch") || { echo "$me: sbatch of the partitions failed" >&2; exit 1; }
+parts=${parts%%;*}
+# shellcheck disable=SC2086
+merge=$(sbatch --parsable ${VIGIL_SBATCH_OPTS:-} --job-name=vigil-merge \
+    --dependency="afterok:$parts" --kill-on-invalid-dep=yes \
+    --output="$VIGIL_BUILD/logs/merge-$asof.log" \
+    "$here/vigil-merge.sbatch") || { echo "$me: sbatch of the merge failed" >&2; exit 1; }
+merge=${merge%%;*}
+echo "$me: as-of $asof: partitions job $parts (array of $VIGIL_PARTS), merge job $merge"
+[ -n "$wait" ] || exit 0
+# Wait for the merge job to leave the queue, then read its final state.
+while squeue -h -j "$merge" 2>/dev/null | grep -q .; do sleep 2; done
+state=$(scontrol show job "$merge" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+[ "$state" = COMPLETED ] || { echo "$me: merge job $merge ended ${state:-unknown}: $VIGIL_BUILD/logs/merge-$asof.log" >&2; exit 1; }
+echo "$me: as-of $asof: merged and installed"

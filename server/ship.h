@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/ship.h - private to server/: archive shipping (ship.c, shipcmd.c)
+ * and the counters /metrics shows of it.
+ */
+#ifndef VIGIL_SERVER_SHIP_H
+#define VIGIL_SERVER_SHIP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "vigil.h"
+
+struct srv_server;
+
+/*
+ * Archive shipping (docs/vigild.md, "Archive shipping"): a thread that runs
+ * cfg.ship_command for each sealed segment of <datadir>/archive in sequence
+ * order (data file, then index), retries a failure with a doubling delay,
+ * and keeps the last segment shipped in <datadir>/ship-state. Never on the
+ * scoring path.
+ */
+typedef struct srv_ship srv_ship;
+
+typedef struct srv_ship_stats {
+	uint64_t shipped_through;    /* sequence number of the last segment shipped; 0: none */
+	uint64_t shipped;            /* segments shipped since start */
+	uint64_t failures;           /* command runs that failed (each retried) */
+	uint64_t unshipped_segments; /* sealed, not shipped yet (as of the last scan) */
+	uint64_t unshipped_bytes;    /* their data files' bytes */
+	int64_t  last_ok_ms;         /* last segment shipped, Unix ms; 0: none yet */
+	bool     failing;            /* the last attempt failed */
+	char     last_error[SRV_ERR_MAX]; /* why ("" while not failing) */
+} srv_ship_stats;
+
+/* Expands tmpl into buf: %p path, %f file, %r replica, each single-quoted
+ * for /bin/sh; %% a %. VIGIL_OK; VIGIL_EINVAL for % followed by anything
+ * else; VIGIL_ETOOBIG when buf (cap bytes) is too small. */
+vigil_err srv_ship_expand(const char *tmpl, const char *path, const char *file,
+    const char *replica, char *buf, size_t cap);
+/* Reads <datadir>/ship-state and starts the thread; errbuf says why not
+ * (a damaged state file: VIGIL_EINVAL). */
+vigil_err srv_ship_start(struct srv_server *s, srv_ship **ret_sh, char *errbuf, size_t errlen);
+/* Kills a command that runs (the segment is shipped again at the next start)
+ * and joins the thread. NULL: no-op. */
+void      srv_ship_stop(srv_ship *sh);
+void      srv_ship_get_stats(srv_ship *sh, srv_ship_stats *ret_stats);
+
+#endif
