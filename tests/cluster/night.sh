@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # tests/cluster/night.sh - the nightly of a cluster on a real job engine
 # (docs/operations.md, "The nightly of a cluster"): a local Slurm (munged,
-# slurmctld and slurmd started here, in a temporary directory), a NATS
-# JetStream node, three vigild replicas shipping their sealed archive
+# slurmctld and slurmd started here, in a temporary directory), a 3-node NATS
+# JetStream cluster (the stream on all three), three vigild replicas shipping their sealed archive
 # segments (deploy/vigil-ship) to one shared directory, vigil-gen traffic
 # through the C client's ring (vigil-score with three --server), one replica
 # killed (kill -9) and restarted while the traffic runs, labels on the way.
@@ -118,15 +118,23 @@ DPIDS="$DPIDS $!"
 wait_for "an idle Slurm node" sh -c 'sinfo -h -o %t | grep -q idle'
 echo "night: Slurm up (controller port $CP)"
 
-# ---- NATS and three replicas ----
-NATS=$(free_port)
-nats-server -a 127.0.0.1 -p "$NATS" -js -sd "$D/js" >>"$D/nats.log" 2>&1 &
-DPIDS="$DPIDS $!"
-wait_for "NATS" python3 -c "import socket; socket.create_connection(('127.0.0.1', $NATS), 1)"
+# ---- a 3-node NATS cluster with JetStream, and three replicas ----
+N1=$(free_port) N2=$(free_port) N3=$(free_port)
+R1=$(free_port) R2=$(free_port) R3=$(free_port)
+ROUTES="nats://127.0.0.1:$R1,nats://127.0.0.1:$R2,nats://127.0.0.1:$R3"
+for i in 1 2 3; do
+	eval "np=\$N$i rp=\$R$i"
+	nats-server -a 127.0.0.1 -p "$np" -n "n$i" -js -sd "$D/js$i" --cluster_name vn \
+	    --cluster "nats://127.0.0.1:$rp" --routes "$ROUTES" >>"$D/nats-$i.log" 2>&1 &
+	DPIDS="$DPIDS $!"
+	wait_for "NATS node $i" python3 -c "import socket; socket.create_connection(('127.0.0.1', $np), 1)"
+done
+NATS="nats://127.0.0.1:$N1,nats://127.0.0.1:$N2,nats://127.0.0.1:$N3"
 mkdir -p "$D/shared"
 for r in r1 r2 r3; do
 	mkdir -p "$D/$r"
-	printf '[store]\nsegment_max_mb = 1\nship_command = %s %%p %s/%%r\nship_retry_max_s = 1\n' \
+	# the observations' stream on all three NATS nodes
+	printf '[store]\nsegment_max_mb = 1\nship_command = %s %%p %s/%%r\nship_retry_max_s = 1\n[cluster]\nstream_replicas = 3\n' \
 	    "$S/deploy/vigil-ship" "$D/shared" >"$D/$r.ini"
 done
 A1=$(free_port) A2=$(free_port) A3=$(free_port)
@@ -135,7 +143,7 @@ start() { # start rN: vigild in the background, waits for ready; its pid in pid_
 	touch "$D/$1.log"
 	n=$(grep -c "vigild: ready" "$D/$1.log" || true)
 	"$VIGILD" --config "$D/$1.ini" --data "$D/$1" --listen "ipc://$D/$1.ipc" \
-	    --admin "127.0.0.1:$(admin_of "$1")" --rules "$RULES" --nats "nats://127.0.0.1:$NATS" \
+	    --admin "127.0.0.1:$(admin_of "$1")" --rules "$RULES" --nats "$NATS" \
 	    --replica "$1" >>"$D/$1.log" 2>&1 &
 	eval "pid_$1=$!"
 	PIDS="$PIDS $!"
