@@ -24,6 +24,7 @@
 #include <xxhash.h>
 
 #include "replay.h"
+#include "txn_client.h"
 
 int
 rp_names_index(rp_names *t, const char *name, int32_t points)
@@ -83,27 +84,6 @@ rp_sleep_until(uint64_t t_ns)
 	}
 }
 
-static void
-rp_txn_to_client(const vigil_txn *t, vigil_client_txn *c)
-{
-	memset(c, 0, sizeof *c);
-	c->txn_id = t->txn_id;
-	c->card_id = t->card_id;
-	c->merchant_id = t->merchant_id;
-	c->terminal_id = t->terminal_id;
-	c->currency = t->currency;
-	c->country = t->country;
-	c->device_id = t->device_id;
-	c->ip = t->ip;
-	c->event_time_ms = t->event_time_ms;
-	c->amount_minor = t->amount_minor;
-	c->mcc = t->mcc;
-	c->channel = (vigil_client_channel)t->channel;
-	c->has_location = t->has_location;
-	c->latitude = t->lat;
-	c->longitude = t->lon;
-}
-
 static void *
 rp_worker_main(void *arg)
 {
@@ -131,7 +111,7 @@ rp_worker_main(void *arg)
 		else if (r->o.speed > 0)
 			rp_sleep_until(b->t0_ns + (uint64_t)((double)(b->rows[i].txn.event_time_ms -
 			    r->first_event) * 1e6 / r->o.speed));
-		rp_txn_to_client(&b->rows[i].txn, &ct);
+		vigil_tools_txn_to_client(&b->rows[i].txn, &ct);
 		memset(&res, 0, sizeof res);
 		t1 = vigil_mono_ns();
 		e = vigil_client_score(r->client, &ct, NULL, &res, &info);
@@ -305,7 +285,7 @@ rp_server_night(rp *r, int64_t day, const rp_row *probe)
 		vigil_client_txn ct;
 		vigil_client_callopts co = { .dry_run = true };
 		uint64_t deadline = vigil_mono_ns() + 10000000000ull;
-		rp_txn_to_client(&probe->txn, &ct);
+		vigil_tools_txn_to_client(&probe->txn, &ct);
 		for (;;) {
 			vigil_client_result res;
 			vigil_client_errinfo info;

@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "csv.h"
+#include "txn_client.h"
 #include "vigil.h"
 #include "vigil_client.h"
 #include "vigil_json.h"
@@ -625,10 +626,8 @@ sc_print(json_t *o)
 	free(s);
 	json_decref(o);
 }
-
 /* ---- transactions ---- */
 
-static void sc_client_txn(const vigil_txn *store, vigil_client_txn *ret);
 
 /*
  * obj -> client txn (strings point into *store). A missing event time is
@@ -642,30 +641,8 @@ sc_txn_from_json(const json_t *obj, vigil_txn *store, vigil_client_txn *ret, vig
 	rv = vigil_txn_from_json_now(obj, vigil_now_ms(), store, reterr);
 	if (rv != VIGIL_OK)
 		return rv;
-	sc_client_txn(store, ret);
+	vigil_tools_txn_to_client(store, ret);
 	return VIGIL_OK;
-}
-
-/* The client's view of a transaction (strings point into store). */
-static void
-sc_client_txn(const vigil_txn *store, vigil_client_txn *ret)
-{
-	memset(ret, 0, sizeof *ret);
-	ret->txn_id        = store->txn_id;
-	ret->card_id       = store->card_id;
-	ret->merchant_id   = store->merchant_id;
-	ret->terminal_id   = store->terminal_id;
-	ret->currency      = store->currency;
-	ret->country       = store->country;
-	ret->device_id     = store->device_id;
-	ret->ip            = store->ip;
-	ret->event_time_ms = store->event_time_ms;
-	ret->amount_minor  = store->amount_minor;
-	ret->mcc           = store->mcc;
-	ret->channel       = (vigil_client_channel) store->channel;
-	ret->has_location  = store->has_location;
-	ret->latitude      = store->lat;
-	ret->longitude     = store->lon;
 }
 
 /* One transaction from flags or --json. Exit status. */
@@ -893,7 +870,7 @@ sc_source_next(sc_source *src, vigil_txn *store, vigil_client_txn *txn, size_t *
 			return 2;
 		}
 		*store = row.txn;
-		sc_client_txn(store, txn);
+		vigil_tools_txn_to_client(store, txn);
 		return 1;
 	}
 	for (;;) {
