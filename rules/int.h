@@ -216,6 +216,7 @@ typedef struct rules_ast {
 	rules_pstr     version;
 	bool           has_version;
 	int32_t        band_review, band_decline;
+	rules_pstr     band_review_name, band_decline_name; /* 'band X = NAME' (s NULL: a number) */
 	uint32_t       band_review_off, band_decline_off;
 	bool           has_review, has_decline;
 	int32_t        adjust_max;  /* 'adjust max N' */
@@ -318,7 +319,8 @@ struct rules_prog {
 	rules_arena           arena;
 	const char           *version;
 	char                  hash[33];
-	int32_t               review_at, decline_at;
+	int32_t               review_at, decline_at; /* the bands' numbers (a tuned band: its fallback) */
+	uint32_t              review_thr, decline_thr; /* threshold of a tuned band, else UINT32_MAX */
 	int32_t               adjust_max; /* bound of the points' move of a model's score */
 	rules_node           *nodes;
 	uint32_t              nnodes;
