@@ -74,6 +74,7 @@ batch_train_opts_default(batch_train_opts *ret)
 	ret->valid_share = 0.25;
 	ret->refit = true;
 	ret->balanced_bins = true;
+	ret->calib_trust = 0.25;
 }
 
 /* splitmix64's finaliser: a bijection, so distinct keys stay distinct, and
@@ -1355,6 +1356,10 @@ train_check_opts(const batch_train_opts *o, store_diag *reterr)
 		store_diag_set(reterr, "training: scale_pos_weight %g", o->scale_pos_weight);
 		return VIGIL_EINVAL;
 	}
+	if (!(o->calib_trust >= 0 && o->calib_trust <= 1)) {
+		store_diag_set(reterr, "training: calib_trust %g (0 to 1)", o->calib_trust);
+		return VIGIL_EINVAL;
+	}
 	if (!(o->valid_share > 0 && o->valid_share < 1)) {
 		store_diag_set(reterr, "training: valid_share %g (between 0 and 1)", o->valid_share);
 		return VIGIL_EINVAL;
@@ -1834,6 +1839,12 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 			goto out;
 		rep.calib_b = train_calib_match(pred, &weight[ntrain], nvalid, rep.calib_a,
 		    rep.calib_b, target);
+	}
+	if (rep.calibrated) {
+		/* Trusted only so far: the served score ranks as the model
+		 * across nights as much as within one. */
+		rep.calib_a = prior.a + o->calib_trust * (rep.calib_a - prior.a);
+		rep.calib_b = prior.b + o->calib_trust * (rep.calib_b - prior.b);
 	}
 	rv = train_predict(saved, s, 0, rep.refit ? n : ntrain, &pred, reterr);
 	if (rv != VIGIL_OK)

@@ -87,6 +87,16 @@ typedef struct batch_train_opts {
 	                         * beyond every legitimate value of a feature
 	                         * shares a bin with the legitimate tail and no
 	                         * split can isolate it (docs/model.md, "Bins") */
+	double   calib_trust;   /* in [0, 1], default 0.25: how far the saved
+	                         * calibration goes from the prior's centre (a 1,
+	                         * b -ln(scale_pos_weight)) toward the one fitted
+	                         * on the validation days: a = 1 + trust (a_fit -
+	                         * 1), b likewise. A night's fit follows its
+	                         * validation days, which differ from the next
+	                         * days, and calibrations that differ from night to
+	                         * night reorder the rows of different nights
+	                         * (docs/model.md, "Calibration"); 0 serves the
+	                         * model's own probability */
 } batch_train_opts;
 
 /* Fills *ret with the defaults above (threads 1). */

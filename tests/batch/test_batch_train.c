@@ -1196,6 +1196,7 @@ test_train_calibrated_saved_model(void **state)
 		    unif(&rs) < (late ? 0.15f : 0.002f);
 	}
 	small_opts(&o);
+	o.calib_trust = 1;
 	add_rows(s, r, N, 1);
 	for (int refit = 0; refit < 2; refit++) {
 		o.refit = refit;
@@ -1209,6 +1210,42 @@ test_train_calibrated_saved_model(void **state)
 		assert_near(mean, rate, 0.1 * rate);
 		free(json);
 	}
+	batch_trainset_free(s);
+	free(r);
+}
+
+/* calib_trust moves the served calibration from the identity (0) to the
+ * fitted one (1) in proportion; out of [0, 1] it is refused. */
+static void
+test_train_calib_trust(void **state)
+{
+	enum { N = 20000 };
+	row *r = gen_rows(N, 10, 3);
+	batch_trainset *s = new_set(N);
+	batch_model_report r0, rq, r1;
+	batch_train_opts o;
+	store_diag d;
+	size_t len;
+	char *json = NULL;
+
+	(void)state;
+	small_opts(&o);
+	add_rows(s, r, N, 1);
+	o.calib_trust = 0;
+	free(train(s, &o, &len, &r0));
+	o.calib_trust = 0.25;
+	free(train(s, &o, &len, &rq));
+	o.calib_trust = 1;
+	free(train(s, &o, &len, &r1));
+	assert_true(r0.calibrated && rq.calibrated && r1.calibrated);
+	assert_true(r0.calib_a == 1 && r0.calib_b == 0);
+	assert_true(r1.calib_a != 1);
+	assert_near(rq.calib_a, 1 + 0.25 * (r1.calib_a - 1), 1e-12);
+	assert_near(rq.calib_b, 0.25 * r1.calib_b, 1e-12);
+	o.calib_trust = 1.5;
+	assert_int_equal(batch_train_run(s, &o, &json, &len, &r1, &d), VIGIL_EINVAL);
+	assert_non_null(strstr(d.msg, "calib_trust"));
+	assert_null(json);
 	batch_trainset_free(s);
 	free(r);
 }
@@ -1279,6 +1316,7 @@ main(void)
 		cmocka_unit_test(test_train_sharp_pattern),
 		cmocka_unit_test(test_train_calibrated_saved_model),
 		cmocka_unit_test(test_calib_platt_prior),
+		cmocka_unit_test(test_train_calib_trust),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
