@@ -239,8 +239,9 @@ typedef struct batch_model_report {
 	                            * split_ms, with the sampling weights; with
 	                            * refit, b then moved so that the saved
 	                            * model's mean calibrated probability over the
-	                            * validation rows is the fitted one's; NaN
-	                            * when !calibrated */
+	                            * validation rows is the fitted one's, and
+	                            * both then taken calib_trust of the way from
+	                            * the prior's centre; NaN when !calibrated */
 	char     calib_why_not[160]; /* why not, when trained && !calibrated */
 	double   seconds;          /* wall clock of batch_train_run */
 } batch_model_report;
