@@ -771,6 +771,24 @@ test_search_label_any(void **s)
 	assert_string_equal(path, "t1");
 }
 
+/* Replaces the first "band review = review_at" of text (rules/default.rules
+ * tunes its review band) with "band review = " and value, in place. */
+static char *
+set_review_band(char *text, const char *value)
+{
+	static const char from[] = "band review = review_at";
+	char *p = strstr(text, from);
+	size_t n;
+
+	if (p == NULL)
+		return NULL;
+	n = strlen("band review = ") + strlen(value);
+	memmove(p + n, p + sizeof from - 1, strlen(p + sizeof from - 1) + 1);
+	memcpy(p, "band review = ", strlen("band review = "));
+	memcpy(p + strlen("band review = "), value, strlen(value));
+	return p;
+}
+
 /* A back-test replays the archive with both files (vigil-replay children)
  * and diffs their decisions: moving the review band above t2's score lets
  * it through, and the money it caught (a fraud now) is no longer caught. */
@@ -787,9 +805,8 @@ test_backtest(void **s)
 	len = fread(text, 1, (1 << 20) - 1, f);
 	fclose(f);
 	assert_true(len > 0);
-	p = strstr(text, "band review = 40");
+	p = set_review_band(text, "60");
 	assert_non_null(p);
-	memcpy(p, "band review = 60", 16);
 	/* t2 is card_testing_repeat's (50 points, decide review): without its
 	 * decision floor, the higher band allows it */
 	p = strstr(text, "  decide review\n");
@@ -903,14 +920,19 @@ test_rules_check_and_deploy(void **s)
 	free(body);
 	json_decref(b);
 	/* a file that does not compile is never deployed */
-	char *bad = strdup(text), *p = strstr(bad, "band review = 40");
+	char *bad = strdup(text), *p = set_review_band(bad, "??");
 	assert_non_null(p);
-	memcpy(p, "band review = ??", 16);
 	b = deploy_body(bad, base);
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/deploy", RITA, body, 422);
 	e = json_array_get(json_object_get(o, "errors"), 0);
-	assert_int_equal(json_integer_value(json_object_get(e, "line")), 24);
+	{
+		int line = 1;
+
+		for (const char *q = bad; q < p; q++)
+			line += *q == '\n';
+		assert_int_equal(json_integer_value(json_object_get(e, "line")), line);
+	}
 	assert_int_equal(json_integer_value(json_object_get(e, "col")), 15);
 	json_decref(o);
 	free(body);
@@ -923,8 +945,8 @@ test_rules_check_and_deploy(void **s)
 	}
 	/* a good edit deploys; vigild reloads it */
 	char *good = strdup(text);
-	p = strstr(good, "band review = 40");
-	memcpy(p, "band review = 45", 16);
+	p = set_review_band(good, "45");
+	assert_non_null(p);
 	b = deploy_body(good, base);
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/deploy", RITA, body, 200);
@@ -1740,16 +1762,14 @@ wrap_wait_cleaned(const char *stage)
 static char *
 backtest_body(void)
 {
-	char *text = calloc(1, 1 << 20), *p, *body;
+	char *text = calloc(1, 1 << 20), *body;
 	FILE *f = fopen(rules_path, "r");
 	json_t *b;
 
 	assert_non_null(f);
 	assert_true(fread(text, 1, (1 << 20) - 1, f) > 0);
 	fclose(f);
-	p = strstr(text, "band review = 40");
-	if (p != NULL)
-		memcpy(p, "band review = 60", 16);
+	set_review_band(text, "60");
 	b = json_pack("{s:s, s:i}", "text", text, "days", 3);
 	body = json_dumps(b, 0);
 	json_decref(b);
