@@ -57,7 +57,8 @@ app_rules_new(rules_prog *prog, app_rules **ret_rules, char *errbuf, size_t errl
 		rules_prog_threshold(prog, i, &ti);
 		if (ti.kind == RULES_TUNE_CONST)
 			continue;
-		rv = rules_arch_add(r, ti.feature_slot, errbuf, errlen);
+		if (ti.feature_slot != RULES_SLOT_SCORE) /* the score is archived anyway */
+			rv = rules_arch_add(r, ti.feature_slot, errbuf, errlen);
 		if (rv == VIGIL_OK && ti.group_by != NULL)
 			rv = rules_arch_add(r, ti.group_slot, errbuf, errlen);
 	}

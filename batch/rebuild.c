@@ -195,19 +195,25 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 		p->fallback = ti.fallback;
 		p->min_samples = ti.min_samples ? ti.min_samples : 1;
 		/* Names come from store's static schema by slot: the rules schema
-		 * the prog was compiled against is gone by now (app_rules_load). */
-		f = store_schema_field(ti.feature_slot);
-		if (f == NULL || f->type == VIGIL_T_STR) {
+		 * the prog was compiled against is gone by now (app_rules_load);
+		 * the score is each record's own. */
+		f = ti.feature_slot == RULES_SLOT_SCORE ? NULL : store_schema_field(ti.feature_slot);
+		if (ti.feature_slot == RULES_SLOT_SCORE) {
+			p->feature = "score";
+			p->feature_len = 5;
+			p->feat_score = true;
+		} else if (f == NULL || f->type == VIGIL_T_STR) {
 			store_diag_set(reterr, "%s: threshold %s: feature slot %u is not a number",
 			    r->opts.rules_path, ti.name, ti.feature_slot);
 			return VIGIL_ETYPE;
+		} else {
+			p->feature = f->name;
+			p->feature_len = (uint32_t)strlen(f->name);
+			p->feat_slot = ti.feature_slot;
+			p->feat_txn = ti.feature_slot <= ntxn;
+			if (p->feat_txn && ti.feature_slot + 1 > r->ntxn_used)
+				r->ntxn_used = ti.feature_slot + 1;
 		}
-		p->feature = f->name;
-		p->feature_len = (uint32_t)strlen(f->name);
-		p->feat_slot = ti.feature_slot;
-		p->feat_txn = ti.feature_slot <= ntxn;
-		if (p->feat_txn && ti.feature_slot + 1 > r->ntxn_used)
-			r->ntxn_used = ti.feature_slot + 1;
 		if (ti.group_by != NULL) {
 			f = store_schema_field(ti.group_slot);
 			if (f == NULL) {
@@ -532,8 +538,8 @@ worker_plan_values(batch_worker *wk, uint32_t i, store_diag *reterr)
 			store_lean_features_from_txn(s, txnf, r->ntxn_used);
 			have_txnf = true;
 		}
-		v = worker_feature(r, s, txnf, p->feat_txn, p->feat_slot, p->feature,
-		    p->feature_len, &wk->ts[k].feat_hint);
+		v = p->feat_score ? vigil_value_num(s->score) : worker_feature(r, s, txnf,
+		    p->feat_txn, p->feat_slot, p->feature, p->feature_len, &wk->ts[k].feat_hint);
 		if (!v.present || v.str != NULL)
 			continue;
 		pv[k].present = true;

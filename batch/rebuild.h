@@ -28,6 +28,7 @@ typedef struct batch_plan {
 	uint32_t        feature_len, group_by_len;
 	uint32_t        feat_slot;
 	bool            feat_txn;
+	bool            feat_score; /* the archived score itself (RULES_SLOT_SCORE) */
 	bool            grouped;
 	const char     *group_by;
 	uint32_t        group_slot;

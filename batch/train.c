@@ -74,6 +74,7 @@ batch_train_opts_default(batch_train_opts *ret)
 	ret->valid_share = 0.25;
 	ret->refit = true;
 	ret->balanced_bins = true;
+	ret->calib_trust = 0.25;
 }
 
 /* splitmix64's finaliser: a bijection, so distinct keys stay distinct, and
@@ -1141,11 +1142,54 @@ train_logit(float p)
 	return log(q) - log1p(-q);
 }
 
+/* The weighted mean of 1 / (1 + e^-(a logit(p) + b)) over p[0..n). */
+static double
+train_calib_mean(const float *p, const float *w, size_t n, double a, double b)
+{
+	double sum = 0, wsum = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		sum += w[i] / (1 + exp(-(a * train_logit(p[i]) + b)));
+		wsum += w[i];
+	}
+	return sum / wsum;
+}
+
+/* The b at which train_calib_mean(p, w, n, a, b) is target (in (0, 1)),
+ * by bisection from b0 (the mean rises with b): 200 halvings of a bracket
+ * found by doubling steps, which reach the double next to it. */
+static double
+train_calib_match(const float *p, const float *w, size_t n, double a, double b0, double target)
+{
+	double lo = b0, hi = b0, step = 1;
+
+	while (train_calib_mean(p, w, n, a, lo) > target && step < 1e3) {
+		lo -= step;
+		step *= 2;
+	}
+	step = 1;
+	while (train_calib_mean(p, w, n, a, hi) < target && step < 1e3) {
+		hi += step;
+		step *= 2;
+	}
+	for (int it = 0; it < 200 && lo < hi; it++) {
+		double mid = lo + (hi - lo) / 2;
+
+		if (mid <= lo || mid >= hi)
+			break;
+		if (train_calib_mean(p, w, n, a, mid) < target)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo + (hi - lo) / 2;
+}
+
 /* Platt's objective at (a, b): the weighted cross-entropy against targets
  * t1 (frauds) and t0 (the rest). */
 static double
 calib_loss(const float *p, const float *label, const float *w, size_t n, double t1, double t0,
-    double a, double b)
+    const batch_calib_prior *pr, double a, double b)
 {
 	double f = 0;
 
@@ -1154,14 +1198,17 @@ calib_loss(const float *p, const float *label, const float *w, size_t n, double 
 
 		f += (w ? w[i] : 1.0) * (train_softplus(m) - (label[i] > 0.5f ? t1 : t0) * m);
 	}
+	if (pr != NULL)
+		f += 0.5 * ((a - pr->a) * (a - pr->a) / (pr->sd_a * pr->sd_a) +
+		    (b - pr->b) * (b - pr->b) / (pr->sd_b * pr->sd_b));
 	return f;
 }
 
 bool
 batch_calib_platt(const float *p, const float *label, const float *w, size_t n,
-    double *ret_a, double *ret_b, char *why, size_t whylen)
+    const batch_calib_prior *pr, double *ret_a, double *ret_b, char *why, size_t whylen)
 {
-	double n1 = 0, n0 = 0, t1, t0, a = 1.0, b = 0.0, f;
+	double n1 = 0, n0 = 0, t1, t0, a = pr ? pr->a : 1.0, b = pr ? pr->b : 0.0, f;
 	bool   done = false;
 
 	for (size_t i = 0; i < n; i++) {
@@ -1176,6 +1223,12 @@ batch_calib_platt(const float *p, const float *label, const float *w, size_t n,
 		else
 			n0 += wi;
 	}
+	if (pr != NULL && (!isfinite(pr->a) || !isfinite(pr->b) || !(pr->sd_a > 0) ||
+	    !(pr->sd_b > 0) || !isfinite(pr->sd_a) || !isfinite(pr->sd_b))) {
+		snprintf(why, whylen, "the prior (a %g sd %g, b %g sd %g) is not finite and "
+		    "positive", pr->a, pr->sd_a, pr->b, pr->sd_b);
+		return false;
+	}
 	if (!(n1 > 0) || !(n0 > 0)) {
 		snprintf(why, whylen, "no %s weight in the validation rows",
 		    n1 > 0 ? "legitimate" : "fraud");
@@ -1185,7 +1238,7 @@ batch_calib_platt(const float *p, const float *label, const float *w, size_t n,
 	 * otherwise drive a to infinity. */
 	t1 = (n1 + 1) / (n1 + 2);
 	t0 = 1 / (n0 + 2);
-	f = calib_loss(p, label, w, n, t1, t0, a, b);
+	f = calib_loss(p, label, w, n, t1, t0, pr, a, b);
 	for (int it = 0; it < BATCH_CALIB_MAX_ITER && !done; it++) {
 		double gz = 0, g1 = 0, hzz = 0, hz = 0, h11 = 0, det, da, db, step, fn = f;
 
@@ -1200,6 +1253,12 @@ batch_calib_platt(const float *p, const float *label, const float *w, size_t n,
 			hz += h * z;
 			h11 += h;
 		}
+		if (pr != NULL) {
+			gz += (a - pr->a) / (pr->sd_a * pr->sd_a);
+			g1 += (b - pr->b) / (pr->sd_b * pr->sd_b);
+			hzz += 1 / (pr->sd_a * pr->sd_a);
+			h11 += 1 / (pr->sd_b * pr->sd_b);
+		}
 		det = hzz * h11 - hz * hz;
 		if (!(det > 1e-12 * hzz * h11)) {
 			snprintf(why, whylen, "the validation predictions do not vary "
@@ -1210,7 +1269,7 @@ batch_calib_platt(const float *p, const float *label, const float *w, size_t n,
 		db = (hzz * g1 - hz * gz) / det;
 		/* Halve the Newton step until the objective does not rise. */
 		for (step = 1.0; step >= 1.0 / 1024; step /= 2) {
-			fn = calib_loss(p, label, w, n, t1, t0, a - step * da, b - step * db);
+			fn = calib_loss(p, label, w, n, t1, t0, pr, a - step * da, b - step * db);
 			if (fn <= f)
 				break;
 		}
@@ -1295,6 +1354,10 @@ train_check_opts(const batch_train_opts *o, store_diag *reterr)
 	}
 	if (!(o->scale_pos_weight > 0 && isfinite(o->scale_pos_weight))) {
 		store_diag_set(reterr, "training: scale_pos_weight %g", o->scale_pos_weight);
+		return VIGIL_EINVAL;
+	}
+	if (!(o->calib_trust >= 0 && o->calib_trust <= 1)) {
+		store_diag_set(reterr, "training: calib_trust %g (0 to 1)", o->calib_trust);
 		return VIGIL_EINVAL;
 	}
 	if (!(o->valid_share > 0 && o->valid_share < 1)) {
@@ -1564,6 +1627,7 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 	int64_t   first, last, span, vdays, split_day;
 	uint32_t  min_frauds = o->min_frauds < 2 ? 2 : o->min_frauds;
 	double    best_v = NAN, wsum = 0, wfraud = 0;
+	batch_calib_prior prior;
 	vigil_err rv;
 
 	memset(&rep, 0, sizeof rep);
@@ -1749,11 +1813,39 @@ batch_train_run(batch_trainset *s, const batch_train_opts *o, char **ret_json,
 	rep.valid_ap = batch_metric_ap(pred, &label[ntrain], &weight[ntrain], nvalid);
 	/* Calibrated on days the model never saw, with the sampling weights:
 	 * the legitimate rows count as the traffic they stand for, so the
-	 * calibrated probability is a real-world fraud frequency. */
-	rep.calibrated = batch_calib_platt(pred, &label[ntrain], &weight[ntrain], nvalid,
+	 * calibrated probability is a real-world fraud frequency. The prior
+	 * is the model as it stands (a 1, b undoing scale_pos_weight): few
+	 * validation frauds move it little. */
+	prior.a = 1.0;
+	prior.b = -log(o->scale_pos_weight);
+	prior.sd_a = BATCH_CALIB_PRIOR_SD_A;
+	prior.sd_b = BATCH_CALIB_PRIOR_SD_B;
+	rep.calibrated = batch_calib_platt(pred, &label[ntrain], &weight[ntrain], nvalid, &prior,
 	    &rep.calib_a, &rep.calib_b, rep.calib_why_not, sizeof rep.calib_why_not);
-	if (!rep.calibrated)
+	if (!rep.calibrated) {
 		rep.calib_a = rep.calib_b = NAN;
+	} else if (rep.refit) {
+		/* The fit is of the first booster's log-odds; the saved one
+		 * starts from another base_score and was trained on the
+		 * validation days too, so its log-odds there are others. The
+		 * slope stays; b is moved so that the saved model's mean
+		 * calibrated probability over the validation rows is the
+		 * fitted one's (the validation days' fraud frequency). */
+		double target = train_calib_mean(pred, &weight[ntrain], nvalid, rep.calib_a,
+		    rep.calib_b);
+
+		rv = train_predict(saved, s, ntrain, nvalid, &pred, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
+		rep.calib_b = train_calib_match(pred, &weight[ntrain], nvalid, rep.calib_a,
+		    rep.calib_b, target);
+	}
+	if (rep.calibrated) {
+		/* Trusted only so far: the served score ranks as the model
+		 * across nights as much as within one. */
+		rep.calib_a = prior.a + o->calib_trust * (rep.calib_a - prior.a);
+		rep.calib_b = prior.b + o->calib_trust * (rep.calib_b - prior.b);
+	}
 	rv = train_predict(saved, s, 0, rep.refit ? n : ntrain, &pred, reterr);
 	if (rv != VIGIL_OK)
 		goto out;

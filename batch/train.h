@@ -87,6 +87,16 @@ typedef struct batch_train_opts {
 	                         * beyond every legitimate value of a feature
 	                         * shares a bin with the legitimate tail and no
 	                         * split can isolate it (docs/model.md, "Bins") */
+	double   calib_trust;   /* in [0, 1], default 0.25: how far the saved
+	                         * calibration goes from the prior's centre (a 1,
+	                         * b -ln(scale_pos_weight)) toward the one fitted
+	                         * on the validation days: a = 1 + trust (a_fit -
+	                         * 1), b likewise. A night's fit follows its
+	                         * validation days, which differ from the next
+	                         * days, and calibrations that differ from night to
+	                         * night reorder the rows of different nights
+	                         * (docs/model.md, "Calibration"); 0 serves the
+	                         * model's own probability */
 } batch_train_opts;
 
 /* Fills *ret with the defaults above (threads 1). */
@@ -222,10 +232,16 @@ typedef struct batch_model_report {
 	int64_t  split_ms;         /* 00:00 UTC of the first validation day */
 	bool     calibrated;       /* a Platt calibration was fitted (calib_a > 0) */
 	double   calib_a, calib_b; /* p_cal = 1 / (1 + exp(-(a * logit(p) + b))),
-	                            * fitted by batch_calib_platt on the validation
+	                            * of the saved model's p: fitted by
+	                            * batch_calib_platt (prior a 1, b
+	                            * -ln(scale_pos_weight)) on the validation
 	                            * predictions of the model trained before
-	                            * split_ms, with the sampling weights; NaN
-	                            * when !calibrated */
+	                            * split_ms, with the sampling weights; with
+	                            * refit, b then moved so that the saved
+	                            * model's mean calibrated probability over the
+	                            * validation rows is the fitted one's, and
+	                            * both then taken calib_trust of the way from
+	                            * the prior's centre; NaN when !calibrated */
 	char     calib_why_not[160]; /* why not, when trained && !calibrated */
 	double   seconds;          /* wall clock of batch_train_run */
 } batch_model_report;
@@ -262,18 +278,30 @@ vigil_err batch_train_run(batch_trainset *s, const batch_train_opts *o, char **r
  * Platt's targets (N1 + 1) / (N1 + 2) for frauds and 1 / (N0 + 2) for the
  * rest (N1, N0 their weights), which keep a finite when the scores separate
  * the classes. Newton steps from a = 1, b = 0, each halved until the
- * objective does not rise; deterministic (sums in row order).
+ * objective does not rise; deterministic (sums in row order). With prior
+ * (NULL: none), the maximum a posteriori instead: the objective adds
+ * (a - prior->a)^2 / (2 sd_a^2) + (b - prior->b)^2 / (2 sd_b^2), and the
+ * steps start from the prior's centre; a prior whose centre is not finite
+ * or whose sd is not a positive finite number is refused.
  *
  * true: *ret_a > 0 and *ret_b set. false (*ret_a, *ret_b untouched; why
- * says why in one line): a negative, NaN or infinite weight, no weight on
+ * says why in one line): a bad prior, a negative, NaN or infinite weight, no weight on
  * one side, predictions that do not vary, no convergence in
  * BATCH_CALIB_MAX_ITER steps, or a <= 0 (the scores rank frauds below the
  * rest: a calibration must keep the order strictly).
  */
 #define BATCH_CALIB_P_MIN    5.9604644775390625e-08 /* 2^-24 */
 #define BATCH_CALIB_MAX_ITER 100
+typedef struct batch_calib_prior {
+	double a, sd_a; /* a ~ Normal(a, sd_a^2) */
+	double b, sd_b; /* b ~ Normal(b, sd_b^2) */
+} batch_calib_prior;
+/* The nightly's prior: a within about 0.25 of 1, b within about 1 of its
+ * centre (docs/model.md, "Calibration"). */
+#define BATCH_CALIB_PRIOR_SD_A 0.25
+#define BATCH_CALIB_PRIOR_SD_B 1.0
 bool batch_calib_platt(const float *p, const float *label, const float *w, size_t n,
-    double *ret_a, double *ret_b, char *why, size_t whylen);
+    const batch_calib_prior *prior, double *ret_a, double *ret_b, char *why, size_t whylen);
 
 /*
  * ROC AUC of scores against labels (label != 0: positive) with weights

@@ -805,7 +805,12 @@ ck_thresholds(ck *c)
 		{
 			const rules_field *f = rules_schema_lookup(c->schema, pt->feature.s, pt->feature.len);
 
-			if (f == NULL) {
+			if (f == NULL && pt->feature.len == 5 && memcmp(pt->feature.s, "score", 5) == 0) {
+				/* The score itself (archived with every row): for the
+				 * bands; vigil-rebuild tunes it like a feature. */
+				ti->feature = "score";
+				ti->feature_slot = RULES_SLOT_SCORE;
+			} else if (f == NULL) {
 				ck_unknown(c, pt->feature.off, "feature", pt->feature.s, pt->feature.len, true, false);
 			} else if (f->type != VIGIL_T_NUM) {
 				rules_diag_add(c->sink, pt->feature.off, VIGIL_ETYPE,
@@ -840,6 +845,40 @@ ck_thresholds(ck *c)
 			}
 		}
 	}
+}
+
+/* A band set by a threshold ('band review = NAME'): the threshold must be
+ * declared, ungrouped (the band is one number), and its fallback is the
+ * band's number until a rebuild tunes it. */
+static void
+ck_band(ck *c, const rules_pstr *name, const char *which, int32_t *at, uint32_t *thr)
+{
+	const ck_sym *s;
+	const rules_threshold_info *ti;
+
+	*thr = UINT32_MAX;
+	if (name->s == NULL)
+		return;
+	s = ck_sym_find(c, name->s, name->len);
+	if (s == NULL || s->kind != SYM_THRESH) {
+		ck_unknown(c, name->off, "threshold", name->s, name->len, false, true);
+		return;
+	}
+	ti = &c->prog->thresh[s->index];
+	if (ti->group_by != NULL) {
+		rules_diag_add(c->sink, name->off, VIGIL_ETYPE,
+		    "band %s = %s: a band is one number; threshold '%s' is tuned by %s", which,
+		    name->s, name->s, ti->group_by);
+		return;
+	}
+	if (!(ti->fallback >= -1e6 && ti->fallback <= 1e6)) {
+		rules_diag_add(c->sink, name->off, VIGIL_ETYPE,
+		    "band %s = %s: the threshold's fallback %g is outside [-1000000, 1000000]",
+		    which, name->s, ti->fallback);
+		return;
+	}
+	*thr = s->index;
+	*at = (int32_t)lround(ti->fallback);
 }
 
 static void
@@ -979,7 +1018,7 @@ ck_mark_slots(ck *c, uint32_t i, bool *used)
 
 		if (ti->group_by != NULL)
 			used[ti->group_slot] = true;
-		if (ti->feature != NULL)
+		if (ti->feature != NULL && ti->feature_slot != RULES_SLOT_SCORE)
 			used[ti->feature_slot] = true;
 	}
 	if (nd->op == OP_MIN || nd->op == OP_MAX) {
@@ -1080,11 +1119,14 @@ rules_check_program(rules_ast *ast, const rules_schema *schema, const rules_opts
 	prog->review_at = ast->has_review ? ast->band_review : 50;
 	prog->decline_at = ast->has_decline ? ast->band_decline : 100;
 	prog->adjust_max = ast->has_adjust ? ast->adjust_max : 0;
+	ck_thresholds(&c);
+	ck_band(&c, &ast->band_review_name, "review", &prog->review_at, &prog->review_thr);
+	ck_band(&c, &ast->band_decline_name, "decline", &prog->decline_at, &prog->decline_thr);
 	if (prog->review_at > prog->decline_at)
 		rules_diag_add(sink, ast->has_decline ? ast->band_decline_off : ast->band_review_off,
-		    VIGIL_ETYPE, "band decline (%d) is below band review (%d)", prog->decline_at,
-		    prog->review_at);
-	ck_thresholds(&c);
+		    VIGIL_ETYPE, "band decline (%d) is below band review (%d)%s", prog->decline_at,
+		    prog->review_at, prog->review_thr != UINT32_MAX || prog->decline_thr != UINT32_MAX ?
+		    " (a tuned band: its fallback)" : "");
 	ck_lists(&c);
 	ck_rules(&c);
 	if (c.nomem) {

@@ -881,15 +881,30 @@ ev_args_ok(const rules_prog *prog, const rules_tvals *tv, const vigil_value *fea
 	return tv == NULL || tv->prog == prog;
 }
 
-/* The band score falls in, at least floor. */
+/* The band score falls in (res's bands), at least floor. */
 static vigil_decision
-ev_decide(const rules_prog *prog, double score, vigil_decision floor)
+ev_decide(const rules_result *res, double score, vigil_decision floor)
 {
-	vigil_decision d = score >= prog->decline_at ? VIGIL_DECISION_DECLINE
-	    : score >= prog->review_at               ? VIGIL_DECISION_REVIEW
-	                                             : VIGIL_DECISION_ALLOW;
+	vigil_decision d = score >= res->decline_at ? VIGIL_DECISION_DECLINE
+	    : score >= res->review_at               ? VIGIL_DECISION_REVIEW
+	                                            : VIGIL_DECISION_ALLOW;
 
 	return d > floor ? d : floor;
+}
+
+/* The bands into res: a number, or a threshold's value (tuned or its
+ * fallback); decline is never below review. */
+static void
+ev_bands(const rules_prog *prog, const rules_tvals *tv, rules_result *res)
+{
+	rules_tval_src src;
+
+	res->review_at = prog->review_thr != UINT32_MAX ?
+	    ev_thresh(prog, tv, NULL, prog->review_thr, &src) : prog->review_at;
+	res->decline_at = prog->decline_thr != UINT32_MAX ?
+	    ev_thresh(prog, tv, NULL, prog->decline_thr, &src) : prog->decline_at;
+	if (res->decline_at < res->review_at)
+		res->decline_at = res->review_at;
 }
 
 static double
@@ -906,7 +921,7 @@ rules_result_model(const rules_prog *prog, double p, rules_result *res)
 	if (isnan(p))
 		return;
 	res->score = ev_clamp(100.0 * p + ev_clamp(res->points, -adj, adj), 0, 100);
-	res->decision = ev_decide(prog, res->score, res->floor);
+	res->decision = ev_decide(res, res->score, res->floor);
 }
 
 vigil_err
@@ -943,7 +958,8 @@ rules_prog_eval(const rules_prog *prog, const rules_tvals *tv, const vigil_value
 	ret_result->floor = (vigil_decision)floor;
 	ret_result->nhits = nhits;
 	ret_result->nshadow = nshadow;
-	ret_result->decision = ev_decide(prog, ret_result->score, ret_result->floor);
+	ev_bands(prog, tv, ret_result);
+	ret_result->decision = ev_decide(ret_result, ret_result->score, ret_result->floor);
 	return VIGIL_OK;
 }
 
@@ -1031,9 +1047,9 @@ rules_explain_print(const rules_prog *prog, const rules_tvals *tv, const vigil_v
 		return;
 	}
 	rules_prog_eval(prog, tv, features, nfeatures, res);
-	fprintf(out, "decision: %s  score: %.6g  points: %d  (review at %d, decline at %d)  "
+	fprintf(out, "decision: %s  score: %.6g  points: %d  (review at %.6g, decline at %.6g)  "
 	    "shadow score: %d\n", vigil_decision_name(res->decision), res->score, res->points,
-	    prog->review_at, prog->decline_at, res->shadow_score);
+	    res->review_at, res->decline_at, res->shadow_score);
 	fprintf(out, "rules: version \"%s\", hash %s\n", prog->version, prog->hash);
 	for (uint32_t i = 0; i < prog->nrules; i++) {
 		const rules_crule *r = &prog->rules[i];

@@ -684,12 +684,13 @@ parse_version(parser *p)
 	p->ast->has_version = true;
 }
 
-/* band := 'band' ( 'review' | 'decline' ) '=' integer */
+/* band := 'band' ( 'review' | 'decline' ) '=' ( integer | threshold-name ) */
 static void
 parse_band(parser *p)
 {
 	const rules_tok *kw = parse_next(p);
 	const rules_tok *which = parse_peek(p);
+	rules_pstr       name = { 0 };
 	bool             review;
 	int64_t          v;
 
@@ -701,14 +702,21 @@ parse_band(parser *p)
 		parse_expected(p, "'review' or 'decline'");
 	parse_next(p);
 	parse_expect(p, TK_ASSIGN);
-	v = parse_integer(p, -1000000, 1000000, "a band");
+	if (parse_peek(p)->kind == TK_IDENT) {
+		name = parse_name(p, "a threshold name", false);
+		v = 0;
+	} else {
+		v = parse_integer(p, -1000000, 1000000, "a band");
+	}
 	if (review ? p->ast->has_review : p->ast->has_decline)
 		parse_error_at(p, which, "band %s is declared twice", review ? "review" : "decline");
 	if (review) {
+		p->ast->band_review_name = name;
 		p->ast->band_review = (int32_t)v;
 		p->ast->band_review_off = kw->off;
 		p->ast->has_review = true;
 	} else {
+		p->ast->band_decline_name = name;
 		p->ast->band_decline = (int32_t)v;
 		p->ast->band_decline_off = kw->off;
 		p->ast->has_decline = true;

@@ -155,7 +155,10 @@ void        rules_prog_rule(const rules_prog *prog, uint32_t i, rules_rule_info 
 /* Looks a rule up by name; VIGIL_ENOTFOUND if absent. */
 vigil_err   rules_prog_rule_find(const rules_prog *prog, const char *name, uint32_t *ret_i);
 
-/* Decision bands: score >= review_at -> review; >= decline_at -> decline. */
+/* Decision bands: score >= review_at -> review; >= decline_at -> decline.
+ * A band set by a threshold ('band review = NAME') gives its fallback
+ * rounded here; rules_result's review_at and decline_at are the bands a
+ * result was decided with (tuned values included). */
 void rules_prog_bands(const rules_prog *prog, int32_t *ret_review_at,
     int32_t *ret_decline_at);
 /* `adjust max N`: how far the points of the active rules that fire may move
@@ -174,12 +177,17 @@ typedef enum rules_tune_kind {
 	RULES_TUNE_PRECISION,   /* smallest v with precision(feature >= v) >= param vs labels */
 } rules_tune_kind;
 
+/* feature_slot of a threshold tuned on the score itself ('alert_rate(score,
+ * 0.005)', for the bands): not a feature slot; vigil-rebuild reads the score
+ * archived with each row. */
+#define RULES_SLOT_SCORE UINT32_MAX
+
 typedef struct rules_threshold_info {
 	const char     *name;
 	rules_tune_kind kind;
 	double          fallback;     /* the constant, or the value before the first rebuild */
 	const char     *feature;      /* tuned feature name (NULL for CONST) */
-	uint32_t        feature_slot;
+	uint32_t        feature_slot; /* RULES_SLOT_SCORE: the score */
 	double          param;        /* percentile in (0,100); rate or precision in (0,1) */
 	const char     *group_by;     /* feature name of the group, NULL = one global value */
 	uint32_t        group_slot;
@@ -227,6 +235,7 @@ typedef struct rules_result {
 	int32_t        shadow_score; /* sum of points of shadow rules that fired */
 	vigil_decision floor;        /* strongest 'decide' of active hits, ALLOW if none */
 	vigil_decision decision;     /* from score and the bands, at least floor */
+	double         review_at, decline_at; /* the bands applied (tuned, when set so) */
 	uint32_t       nhits;        /* active rules that fired, in file order */
 	uint32_t       nshadow;      /* shadow rules that fired, in file order */
 	uint16_t       hits[RULES_MAX_RULES];

@@ -214,6 +214,7 @@ typedef struct rules_ast {
 	rules_pstr     version;
 	bool           has_version;
 	int32_t        band_review, band_decline;
+	rules_pstr     band_review_name, band_decline_name; /* 'band X = NAME' (s NULL: a number) */
 	uint32_t       band_review_off, band_decline_off;
 	bool           has_review, has_decline;
 	int32_t        adjust_max;  /* 'adjust max N' */

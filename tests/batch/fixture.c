@@ -79,6 +79,12 @@ fx_archive(const char *datadir)
 void
 fx_score(store_archive *ar, const fx_txn *t)
 {
+	fx_score_at(ar, t, 0);
+}
+
+void
+fx_score_at(store_archive *ar, const fx_txn *t, double score)
+{
 	static store_scored s;
 	uint8_t buf[16384];
 	size_t len;
@@ -96,6 +102,7 @@ fx_score(store_archive *ar, const fx_txn *t)
 	s.txn.mcc = t->mcc;
 	s.txn.channel = VIGIL_CHANNEL_ECOM;
 	s.decision = VIGIL_DECISION_ALLOW;
+	s.score = score;
 	snprintf(s.rules_version, sizeof s.rules_version, "test");
 	s.scored_at_ms = t->t;
 	if (t->feat != NULL) {

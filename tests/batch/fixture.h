@@ -30,8 +30,10 @@ typedef struct fx_txn {
 	double      feat_val;
 } fx_txn;
 
-/* Appends one scored transaction; aborts on error. */
+/* Appends one scored transaction (score 0); aborts on error. */
 void fx_score(store_archive *ar, const fx_txn *t);
+/* The same with the given score. */
+void fx_score_at(store_archive *ar, const fx_txn *t, double score);
 /* Appends one label (record event time = label time); aborts on error. */
 void fx_label(store_archive *ar, const char *txn_id, bool fraud, int64_t label_time);
 

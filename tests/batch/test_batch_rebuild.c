@@ -290,6 +290,67 @@ test_small_archive_by_hand(void **state)
 }
 
 /* A label after as_of flips the answer once as_of moves past it. */
+/*
+ * The decision bands tuned from the archived score: 2,000 rows over 20
+ * days scored 0..99 evenly, the rows scored 90 or more fraud (and nothing
+ * else): review at the top 5% of the scores (95), decline where 90% of
+ * the alerts are fraud (90: every row from there is fraud), and a band
+ * whose min_samples no night reaches keeps its fallback, saying why.
+ */
+static void
+test_bands_tuned_from_score(void **state)
+{
+	static const char src[] =
+	    "threshold review_at = alert_rate(score, 0.05) fallback 40 min_samples 1000\n"
+	    "threshold decline_at = precision(score, 0.9) fallback 80 min_samples 20\n"
+	    "threshold out_of_reach = alert_rate(score, 0.05) fallback 40 min_samples 5000\n"
+	    "band review = review_at\n"
+	    "band decline = decline_at\n";
+	const char *dd = fx_tmpdir(0);
+	char rules[512], id[32];
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_archive *ar = fx_archive(dd);
+	store_gen *g = NULL;
+	store_threshold_val tv;
+	store_diag d;
+	vigil_err rv;
+
+	(void)state;
+	assert_non_null(s);
+	for (int i = 0; i < 2000; i++) {
+		fx_txn t = { id, "c1", "m1", NULL, "FR", "EUR", 1000, A - 20 * D + i * (10 * D / 1000),
+			5411, NULL, 0 };
+
+		snprintf(id, sizeof id, "s%d", i);
+		fx_score_at(ar, &t, (double)(i % 100));
+		fx_label(ar, id, i % 100 >= 90, t.t + 1);
+	}
+	store_archive_close(ar);
+	snprintf(rules, sizeof rules, "%s/bands.rules", dd);
+	write_file(rules, src);
+	opts_for(&o, dd, rules);
+	rv = batch_rebuild(&o, s, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("batch_rebuild: %s: %s", vigil_strerror(rv), d.msg);
+	assert_int_equal(s->nthresholds, 3);
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_threshold(g, "review_at", "", &tv), VIGIL_OK);
+	assert_true(tv.tuned);
+	assert_int_equal(tv.samples, 2000);
+	assert_near(tv.value, 95, 1);
+	assert_int_equal(store_gen_threshold(g, "decline_at", "", &tv), VIGIL_OK);
+	assert_true(tv.tuned);
+	assert_near(tv.value, 90, 1);
+	assert_int_equal(store_gen_threshold(g, "out_of_reach", "", &tv), VIGIL_OK);
+	assert_false(tv.tuned);
+	assert_near(tv.value, 40, 0);
+	assert_true(s->thresholds[0].tuned && s->thresholds[1].tuned);
+	assert_string_equal(s->thresholds[2].why, "too few samples: 2000 of min_samples 5000");
+	store_gen_close(g);
+	free(s);
+}
+
 static void
 test_label_time_respected(void **state)
 {
@@ -2351,6 +2412,7 @@ main(void)
 		cmocka_unit_test(test_future_as_of_not_final),
 		cmocka_unit_test(test_summary_json_non_utf8_id),
 		cmocka_unit_test(test_cli),
+		cmocka_unit_test(test_bands_tuned_from_score),
 		cmocka_unit_test(test_partitions_model_identical),
 		cmocka_unit_test(test_partitions_model_old_files),
 		cmocka_unit_test(test_partitions_model_damaged),

@@ -909,12 +909,12 @@ test_calib_platt_recovers(void **state)
 			    p, y, w);
 			double a = NAN, b = NAN, a2 = NAN, b2 = NAN;
 
-			assert_true(batch_calib_platt(p, y, w, m, &a, &b, why, sizeof why));
+			assert_true(batch_calib_platt(p, y, w, m, NULL, &a, &b, why, sizeof why));
 			print_message("a %.4f b %.4f (true %.1f %.1f, %s)\n", a, b, ab[k][0],
 			    ab[k][1], sampled ? "legitimate rows sampled 1 in 5" : "every row");
 			assert_near(a, ab[k][0], 0.05);
 			assert_near(b, ab[k][1], 0.15);
-			assert_true(batch_calib_platt(p, y, w, m, &a2, &b2, why, sizeof why));
+			assert_true(batch_calib_platt(p, y, w, m, NULL, &a2, &b2, why, sizeof why));
 			assert_true(a == a2 && b == b2);
 		}
 	}
@@ -940,25 +940,25 @@ test_calib_platt_refuses(void **state)
 	assert_non_null(w);
 	/* frauds where the score is low: a < 0 */
 	m = calib_rows(N, -1.0, -2.0, 1.0, 9, p, y, w);
-	assert_false(batch_calib_platt(p, y, w, m, &a, &b, why, sizeof why));
+	assert_false(batch_calib_platt(p, y, w, m, NULL, &a, &b, why, sizeof why));
 	assert_non_null(strstr(why, "is not positive"));
 	assert_true(a == 7 && b == 7);
 	/* every prediction the same */
 	for (size_t i = 0; i < m; i++)
 		p[i] = 0.25f;
-	assert_false(batch_calib_platt(p, y, w, m, &a, &b, why, sizeof why));
+	assert_false(batch_calib_platt(p, y, w, m, NULL, &a, &b, why, sizeof why));
 	assert_non_null(strstr(why, "do not vary"));
 	/* no fraud */
 	for (size_t i = 0; i < m; i++)
 		y[i] = 0;
-	assert_false(batch_calib_platt(p, y, w, m, &a, &b, why, sizeof why));
+	assert_false(batch_calib_platt(p, y, w, m, NULL, &a, &b, why, sizeof why));
 	assert_string_equal(why, "no fraud weight in the validation rows");
 	/* a perfectly separated set still fits (Platt's targets): a > 0, finite */
 	for (size_t i = 0; i < m; i++) {
 		y[i] = i % 10 == 0;
 		p[i] = y[i] > 0 ? 0.9f : 0.01f + 0.001f * (float)(i % 7);
 	}
-	assert_true(batch_calib_platt(p, y, NULL, m, &a, &b, why, sizeof why));
+	assert_true(batch_calib_platt(p, y, NULL, m, NULL, &a, &b, why, sizeof why));
 	assert_true(a > 0 && isfinite(a) && isfinite(b));
 	assert_true(a != 7);
 	free(p);
@@ -1138,6 +1138,159 @@ test_train_sharp_pattern(void **state)
 	free(gt);
 }
 
+/* ---- Calibration of the saved model ---- */
+
+/* Mean calibrated probability of the saved model (json) over the rows of
+ * r[0..n) from t_from on, and their fraud rate in *ret_rate. */
+static double
+calib_mean_from(const char *json, size_t len, const batch_model_report *rep, const row *r,
+    size_t n, int64_t t_from, double *ret_rate)
+{
+	float *pred = xgb_predict(json, len, r, n);
+	double sum = 0, frauds = 0, m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double q = pred[i], z;
+
+		if (r[i].t < t_from)
+			continue;
+		q = q < BATCH_CALIB_P_MIN ? BATCH_CALIB_P_MIN : q > 1 - BATCH_CALIB_P_MIN ?
+		    1 - BATCH_CALIB_P_MIN : q;
+		z = rep->calib_a * (log(q) - log1p(-q)) + rep->calib_b;
+		sum += 1 / (1 + exp(-z));
+		frauds += r[i].fraud;
+		m++;
+	}
+	free(pred);
+	*ret_rate = frauds / m;
+	return sum / m;
+}
+
+/*
+ * The calibration is of the model that is saved. The validation days have
+ * four times the fraud of the days before (x0 + x1 > 1.6 is fraud half the
+ * time everywhere; the rest 0.2% before the split, 15% after), so the
+ * refitted model's base_score, over every row, is well above the first
+ * model's: a calibration fitted to the first model and applied unchanged
+ * to the refitted one overstates every probability (the validation days'
+ * mean calibrated probability 0.25 for a fraud rate of 0.18).
+ */
+static void
+test_train_calibrated_saved_model(void **state)
+{
+	enum { N = 40000, DAYS = 12 };
+	row *r = gen_rows(N, DAYS, 5);
+	uint64_t rs = 99;
+	batch_trainset *s = new_set(N);
+	batch_model_report rep;
+	batch_train_opts o;
+	size_t len;
+	char *json;
+	double mean, rate;
+
+	(void)state;
+	for (size_t i = 0; i < N; i++) {
+		bool late = r[i].t >= T0 + 9 * DAY;
+
+		r[i].fraud = r[i].x[0] + r[i].x[1] > 1.6f ? unif(&rs) < 0.5f :
+		    unif(&rs) < (late ? 0.15f : 0.002f);
+	}
+	small_opts(&o);
+	o.calib_trust = 1;
+	add_rows(s, r, N, 1);
+	for (int refit = 0; refit < 2; refit++) {
+		o.refit = refit;
+		json = train(s, &o, &len, &rep);
+		assert_true(rep.trained && rep.calibrated);
+		assert_int_equal(rep.split_ms, T0 + 9 * DAY);
+		mean = calib_mean_from(json, len, &rep, r, N, rep.split_ms, &rate);
+		print_message("refit %d: base_score %.4f, a %.3f b %.3f, validation days' mean "
+		    "calibrated p %.4f, fraud rate %.4f\n", refit, rep.base_score, rep.calib_a,
+		    rep.calib_b, mean, rate);
+		assert_near(mean, rate, 0.1 * rate);
+		free(json);
+	}
+	batch_trainset_free(s);
+	free(r);
+}
+
+/* calib_trust moves the served calibration from the identity (0) to the
+ * fitted one (1) in proportion; out of [0, 1] it is refused. */
+static void
+test_train_calib_trust(void **state)
+{
+	enum { N = 20000 };
+	row *r = gen_rows(N, 10, 3);
+	batch_trainset *s = new_set(N);
+	batch_model_report r0, rq, r1;
+	batch_train_opts o;
+	store_diag d;
+	size_t len;
+	char *json = NULL;
+
+	(void)state;
+	small_opts(&o);
+	add_rows(s, r, N, 1);
+	o.calib_trust = 0;
+	free(train(s, &o, &len, &r0));
+	o.calib_trust = 0.25;
+	free(train(s, &o, &len, &rq));
+	o.calib_trust = 1;
+	free(train(s, &o, &len, &r1));
+	assert_true(r0.calibrated && rq.calibrated && r1.calibrated);
+	assert_true(r0.calib_a == 1 && r0.calib_b == 0);
+	assert_true(r1.calib_a != 1);
+	assert_near(rq.calib_a, 1 + 0.25 * (r1.calib_a - 1), 1e-12);
+	assert_near(rq.calib_b, 0.25 * r1.calib_b, 1e-12);
+	o.calib_trust = 1.5;
+	assert_int_equal(batch_train_run(s, &o, &json, &len, &r1, &d), VIGIL_EINVAL);
+	assert_non_null(strstr(d.msg, "calib_trust"));
+	assert_null(json);
+	batch_trainset_free(s);
+	free(r);
+}
+
+/* A prior holds a and b near its centre when the validation rows say
+ * little (a handful of frauds), and moves them little when they say much;
+ * a prior with a zero or infinite sd is refused. */
+static void
+test_calib_platt_prior(void **state)
+{
+	enum { N = 400000 };
+	float *p = malloc(N * sizeof *p), *y = malloc(N * sizeof *y), *w = malloc(N * sizeof *w);
+	batch_calib_prior pr = { 1.0, BATCH_CALIB_PRIOR_SD_A, 0.0, BATCH_CALIB_PRIOR_SD_B };
+	double a0, b0, a1, b1;
+	char why[160];
+	size_t m, nf = 0, k;
+
+	(void)state;
+	assert_non_null(p);
+	assert_non_null(y);
+	assert_non_null(w);
+	/* much to say: the prior moves (0.6, -1.5) by little */
+	m = calib_rows(N, 0.6, -1.5, 1.0, 4, p, y, w);
+	assert_true(batch_calib_platt(p, y, w, m, &pr, &a1, &b1, why, sizeof why));
+	assert_near(a1, 0.6, 0.05);
+	assert_near(b1, -1.5, 0.15);
+	/* little to say: 6 frauds; without the prior the fit swings far */
+	for (k = 0; k < m && nf < 6; k++)
+		nf += y[k] > 0.5f;
+	assert_true(batch_calib_platt(p, y, w, k, NULL, &a0, &b0, why, sizeof why));
+	assert_true(batch_calib_platt(p, y, w, k, &pr, &a1, &b1, why, sizeof why));
+	print_message("%zu rows, 6 frauds: no prior a %.3f b %.3f; prior a %.3f b %.3f\n", k,
+	    a0, b0, a1, b1);
+	assert_true(fabs(a1 - 1) < fabs(a0 - 1));
+	assert_true(fabs(a1 - 1) <= 0.5 && fabs(b1) <= 2.0);
+	pr.sd_b = 0;
+	assert_false(batch_calib_platt(p, y, w, k, &pr, &a1, &b1, why, sizeof why));
+	assert_non_null(strstr(why, "prior"));
+	pr.sd_b = INFINITY;
+	assert_false(batch_calib_platt(p, y, w, k, &pr, &a1, &b1, why, sizeof why));
+	free(p);
+	free(y);
+	free(w);
+}
+
 int
 main(void)
 {
@@ -1161,6 +1314,9 @@ main(void)
 		cmocka_unit_test(test_calib_platt_refuses),
 		cmocka_unit_test(test_train_calibrated),
 		cmocka_unit_test(test_train_sharp_pattern),
+		cmocka_unit_test(test_train_calibrated_saved_model),
+		cmocka_unit_test(test_calib_platt_prior),
+		cmocka_unit_test(test_train_calib_trust),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -771,6 +771,24 @@ test_search_label_any(void **s)
 	assert_string_equal(path, "t1");
 }
 
+/* Replaces the first "band review = review_at" of text (rules/default.rules
+ * tunes its review band) with "band review = " and value, in place. */
+static char *
+set_review_band(char *text, const char *value)
+{
+	static const char from[] = "band review = review_at";
+	char *p = strstr(text, from);
+	size_t n;
+
+	if (p == NULL)
+		return NULL;
+	n = strlen("band review = ") + strlen(value);
+	memmove(p + n, p + sizeof from - 1, strlen(p + sizeof from - 1) + 1);
+	memcpy(p, "band review = ", strlen("band review = "));
+	memcpy(p + strlen("band review = "), value, strlen(value));
+	return p;
+}
+
 /* A back-test of a rules-only change evaluates the edited file on the
  * archived values (vigil-replay --exact) against production's decisions:
  * the unchanged file changes nothing; moving the review band above t2's
@@ -812,9 +830,8 @@ test_backtest(void **s)
 	free(body);
 	json_decref(b);
 	p[34] = '5';
-	p = strstr(text, "band review = 40");
+	p = set_review_band(text, "60");
 	assert_non_null(p);
-	memcpy(p, "band review = 60", 16);
 	/* t2 is card_testing_repeat's (50 points, decide review): without its
 	 * decision floor, the higher band allows it */
 	p = strstr(text, "  decide review\n");
@@ -930,14 +947,19 @@ test_rules_check_and_deploy(void **s)
 	free(body);
 	json_decref(b);
 	/* a file that does not compile is never deployed */
-	char *bad = strdup(text), *p = strstr(bad, "band review = 40");
+	char *bad = strdup(text), *p = set_review_band(bad, "??");
 	assert_non_null(p);
-	memcpy(p, "band review = ??", 16);
 	b = deploy_body(bad, base);
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/deploy", RITA, body, 422);
 	e = json_array_get(json_object_get(o, "errors"), 0);
-	assert_int_equal(json_integer_value(json_object_get(e, "line")), 24);
+	{
+		int line = 1;
+
+		for (const char *q = bad; q < p; q++)
+			line += *q == '\n';
+		assert_int_equal(json_integer_value(json_object_get(e, "line")), line);
+	}
 	assert_int_equal(json_integer_value(json_object_get(e, "col")), 15);
 	json_decref(o);
 	free(body);
@@ -950,8 +972,8 @@ test_rules_check_and_deploy(void **s)
 	}
 	/* a good edit deploys; vigild reloads it */
 	char *good = strdup(text);
-	p = strstr(good, "band review = 40");
-	memcpy(p, "band review = 45", 16);
+	p = set_review_band(good, "45");
+	assert_non_null(p);
 	b = deploy_body(good, base);
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/deploy", RITA, body, 200);
@@ -1025,6 +1047,20 @@ json_strings_have(const json_t *arr, const char *s)
 	return false;
 }
 
+/* The 1-based line of text on which the first needle starts (0: absent). */
+static int
+line_of(const char *text, const char *needle)
+{
+	const char *p = strstr(text, needle);
+	int line = 1;
+
+	if (p == NULL)
+		return 0;
+	for (const char *q = text; q < p; q++)
+		line += *q == '\n';
+	return line;
+}
+
 /*
  * The rules page's tools: each rule names the thresholds it compares
  * against with their declaration and the value in force (the fallback,
@@ -1070,7 +1106,16 @@ test_rules_page_tools(void **s)
 	o = http_ok("POST", "/api/rules/mode", EVE, body, 200);
 	assert_non_null(strstr(json_string_value(json_object_get(o, "text")),
 	    "  tags [\"card-testing\", \"velocity\"]\n  mode shadow\n}"));
-	assert_true(json_strings_have(json_object_get(o, "diff"), "+157:   mode shadow"));
+	{
+		/* the clause goes on the line of the rule's closing brace */
+		char want[64];
+		int line = line_of(text, "rule card_testing_repeat {");
+
+		assert_true(line > 0);
+		line += line_of(strstr(text, "rule card_testing_repeat {"), "\n}");
+		snprintf(want, sizeof want, "+%d:   mode shadow", line);
+		assert_true(json_strings_have(json_object_get(o, "diff"), want));
+	}
 	assert_int_equal(json_array_size(json_object_get(o, "diff")), 1);
 	json_decref(o);
 	free(body);
@@ -1080,8 +1125,20 @@ test_rules_page_tools(void **s)
 	    "mode", "active");
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/mode", EVE, body, 200);
-	assert_true(json_strings_have(json_object_get(o, "diff"), "-522:   mode shadow"));
-	assert_true(json_strings_have(json_object_get(o, "diff"), "+522:   mode active"));
+	{
+		/* the rule's own mode line */
+		const char *rr = strstr(text, "rule resale_goods_second_merchant {");
+		char want[64];
+		int line;
+
+		assert_non_null(rr);
+		line = line_of(text, "rule resale_goods_second_merchant {") - 1 +
+		    line_of(rr, "  mode shadow\n");
+		snprintf(want, sizeof want, "-%d:   mode shadow", line);
+		assert_true(json_strings_have(json_object_get(o, "diff"), want));
+		snprintf(want, sizeof want, "+%d:   mode active", line);
+		assert_true(json_strings_have(json_object_get(o, "diff"), want));
+	}
 	{
 		/* the result compiles, with the rule active */
 		json_t *c = json_pack("{s:O}", "text", json_object_get(o, "text"));
@@ -1110,17 +1167,21 @@ test_rules_page_tools(void **s)
 	json_decref(b);
 
 	/* the diff before deploy */
-	char *edited = strdup(text), *p = strstr(edited, "band review = 40");
-	assert_non_null(p);
-	memcpy(p, "band review = 45", 16);
+	char *edited = strdup(text), want[64];
+	int line = line_of(edited, "band review = review_at");
+
+	assert_true(line > 0);
+	set_review_band(edited, "45");
 	b = json_pack("{s:s}", "text", edited);
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/diff", EVE, body, 200);
 	assert_true(json_is_true(json_object_get(o, "changed")));
 	assert_int_equal(json_integer_value(json_object_get(o, "added")), 1);
 	assert_int_equal(json_integer_value(json_object_get(o, "removed")), 1);
-	assert_true(json_strings_have(json_object_get(o, "diff"), "-24: band review = 40"));
-	assert_true(json_strings_have(json_object_get(o, "diff"), "+24: band review = 45"));
+	snprintf(want, sizeof want, "-%d: band review = review_at", line);
+	assert_true(json_strings_have(json_object_get(o, "diff"), want));
+	snprintf(want, sizeof want, "+%d: band review = 45", line);
+	assert_true(json_strings_have(json_object_get(o, "diff"), want));
 	json_decref(o);
 	free(body);
 	json_decref(b);
@@ -1139,12 +1200,11 @@ static void
 test_rules_four_eyes(void **s)
 {
 	char *text = rules_text_now(), *base = rules_hash(RITA), *v0 = vigild_hash(), *v1, *body;
-	char *edited = strdup(text), *p = strstr(edited, "band review = 40"), hash[33], ab[100];
+	char *edited = strdup(text), *p = set_review_band(edited, "45"), hash[33], ab[100];
 	json_t *o, *b, *e;
 
 	(void)s;
 	assert_non_null(p);
-	memcpy(p, "band review = 45", 16);
 	console_stop();
 	console_extra[0] = "--deploy-approvers";
 	console_extra[1] = "2";
@@ -1156,8 +1216,14 @@ test_rules_four_eyes(void **s)
 	assert_true(json_is_true(json_object_get(o, "pending")));
 	snprintf(hash, sizeof hash, "%s",
 	    json_string_value(json_object_get(json_object_get(o, "proposal"), "hash")));
-	assert_true(json_strings_have(json_object_get(json_object_get(o, "proposal"), "diff"),
-	    "+24: band review = 45"));
+	{
+		char want[64];
+
+		snprintf(want, sizeof want, "+%d: band review = 45",
+		    line_of(text, "band review = review_at"));
+		assert_true(json_strings_have(json_object_get(json_object_get(o, "proposal"),
+		    "diff"), want));
+	}
 	json_decref(o);
 	{
 		char *now = rules_hash(RITA);
@@ -2027,16 +2093,14 @@ wrap_wait_cleaned(const char *stage)
 static char *
 backtest_body(void)
 {
-	char *text = calloc(1, 1 << 20), *p, *body;
+	char *text = calloc(1, 1 << 20), *body;
 	FILE *f = fopen(rules_path, "r");
 	json_t *b;
 
 	assert_non_null(f);
 	assert_true(fread(text, 1, (1 << 20) - 1, f) > 0);
 	fclose(f);
-	p = strstr(text, "band review = 40");
-	if (p != NULL)
-		memcpy(p, "band review = 60", 16);
+	set_review_band(text, "60");
 	/* the as-of nightly replay: two children, a work directory that grows */
 	b = json_pack("{s:s, s:i, s:b}", "text", text, "days", 3, "nightly", 1);
 	body = json_dumps(b, 0);

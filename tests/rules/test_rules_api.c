@@ -204,6 +204,58 @@ test_score_model_adjust_bounded(void **state)
 	rules_prog_free(prog);
 }
 
+/* A band set by a threshold tuned on the score: its fallback until the
+ * tuned value is set, then the tuned value, for the rules' points and the
+ * model's score alike; decline never falls below review. */
+static void
+test_bands_tuned(void **state)
+{
+	static const char src[] =
+	    "threshold review_at = alert_rate(score, 0.005) fallback 40 min_samples 100\n"
+	    "threshold decline_at = precision(score, 0.9) fallback 80 min_samples 50\n"
+	    "band review = review_at\n"
+	    "band decline = decline_at\n"
+	    "rule large { when amount > 100 score 30 reason \"large\" }\n";
+	rules_prog          *prog = compile_ok(src);
+	rules_tvals         *tv = rules_tvals_new(prog);
+	rules_threshold_info ti;
+	vigil_value          f[FX_NSLOTS];
+	rules_result         res;
+	int32_t              r, d;
+
+	(void)state;
+	assert_non_null(tv);
+	rules_prog_threshold(prog, 0, &ti);
+	assert_string_equal(ti.feature, "score");
+	assert_true(ti.feature_slot == RULES_SLOT_SCORE);
+	rules_prog_bands(prog, &r, &d);
+	assert_int_equal(r, 40);
+	assert_int_equal(d, 80);
+	fx_features(f);
+	f[FX_AMOUNT] = vigil_value_num(500); /* 30 points */
+	assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_true(res.review_at == 40 && res.decline_at == 80);
+	assert_int_equal(res.decision, VIGIL_DECISION_ALLOW);
+	rules_result_model(prog, 0.5, &res);
+	assert_int_equal(res.decision, VIGIL_DECISION_REVIEW);
+	/* tuned: review from 12.5, decline from 45 */
+	assert_int_equal(rules_tvals_set(tv, 0, NULL, 12.5), VIGIL_OK);
+	assert_int_equal(rules_tvals_set(tv, 1, NULL, 45), VIGIL_OK);
+	assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_true(res.review_at == 12.5 && res.decline_at == 45);
+	assert_int_equal(res.decision, VIGIL_DECISION_REVIEW);
+	rules_result_model(prog, 0.12, &res);
+	assert_int_equal(res.decision, VIGIL_DECISION_ALLOW);
+	rules_result_model(prog, 0.5, &res);
+	assert_int_equal(res.decision, VIGIL_DECISION_DECLINE);
+	/* a decline tuned below review is review */
+	assert_int_equal(rules_tvals_set(tv, 1, NULL, 5), VIGIL_OK);
+	assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_true(res.decline_at == 12.5);
+	rules_tvals_free(tv);
+	rules_prog_free(prog);
+}
+
 static void
 test_score_decide_floor(void **state)
 {
@@ -908,6 +960,7 @@ main(void)
 		cmocka_unit_test(test_score_model_adjust_bounded),
 		cmocka_unit_test(test_score_decide_floor),
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_bands_tuned),
 		cmocka_unit_test(test_suggest),
 		cmocka_unit_test(test_cost_budget),
 	};

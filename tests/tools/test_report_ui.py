@@ -43,10 +43,17 @@ def main():
             shutil.copy(os.path.join(src, "rules", f), cmpdir)
         cmp_rules = os.path.join(cmpdir, "default.rules")
         text = open(cmp_rules).read()
-        m = re.search(r"^band review = (\d+)$", text, re.M)
+        m = re.search(r"^band review = (\w+)$", text, re.M)
         if m is None:
             fail("no 'band review = N' line in rules/default.rules")
-        review_at = int(m.group(1))
+        if m.group(1).isdigit():
+            review_at = int(m.group(1))
+        else:
+            # a tuned band: the report names its fallback (rules_prog_bands)
+            t = re.search(r"^threshold %s = .* fallback (\d+)\b" % m.group(1), text, re.M)
+            if t is None:
+                fail("band review = %s: no such threshold with a whole fallback" % m.group(1))
+            review_at = int(t.group(1))
         text = text.replace(m.group(0), "band review = %d" % (review_at - 10))
         open(cmp_rules, "w").write(text)
         subprocess.run([gen, "--cards", "300", "--days", "8", "--seed", "3",
