@@ -123,7 +123,11 @@ N1=$(free_port) N2=$(free_port) N3=$(free_port)
 R1=$(free_port) R2=$(free_port) R3=$(free_port)
 ROUTES="nats://127.0.0.1:$R1,nats://127.0.0.1:$R2,nats://127.0.0.1:$R3"
 for i in 1 2 3; do
-	eval "np=\$N$i rp=\$R$i"
+	case $i in
+	1) np=$N1 rp=$R1 ;;
+	2) np=$N2 rp=$R2 ;;
+	*) np=$N3 rp=$R3 ;;
+	esac
 	nats-server -a 127.0.0.1 -p "$np" -n "n$i" -js -sd "$D/js$i" --cluster_name vn \
 	    --cluster "nats://127.0.0.1:$rp" --routes "$ROUTES" >>"$D/nats-$i.log" 2>&1 &
 	DPIDS="$DPIDS $!"
