@@ -38,7 +38,7 @@
 #include "live_int.h"
 #include "schema_int.h"
 #include "db.h"
-#include "mask_int.h"
+#include "mask.h"
 #include "profile_int.h"
 
 #define DB_PATH_MAX       4096
@@ -79,7 +79,7 @@ struct store_db {
 	 * change (or CURRENT does), or at once after a resource error. */
 	uint64_t         refused_sig;
 	bool             refused_retry;
-	store_feature_mask features; /* the slots it serves (mask_int.h) */
+	store_feature_mask features; /* the slots it serves (mask.h) */
 	uint32_t         plan; /* live_plan of features */
 	/* What the live-state recovery found damaged in the archive (set at
 	 * open, read by store_db_get_health). */

@@ -27,7 +27,7 @@
 #include "live_int.h"
 #include "schema_int.h"
 #include "db.h"
-#include "mask_int.h"
+#include "mask.h"
 
 
 #define MS_1M  60000LL
