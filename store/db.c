@@ -234,8 +234,8 @@ store_ctx_pin_gen(store_ctx *ctx, store_db_gen *g)
 
 /* The context's generation: the pinned one, or the db's current,
  * refreshed if the epoch moved. */
-store_gen *
-db_ctx_gen(store_ctx *ctx)
+static store_gen *
+ctx_gen(store_ctx *ctx)
 {
 	store_db *db = ctx->db;
 	uint64_t  e;
@@ -253,6 +253,14 @@ db_ctx_gen(store_ctx *ctx)
 	return ctx->gen != NULL ? ctx->gen->gen : NULL;
 }
 
+
+/* The feature vector's transaction fields and batch profiles (fill.c),
+ * from the context's generation when a profile is needed. */
+static vigil_err
+db_fill(store_ctx *ctx, vigil_value *f, uint32_t n)
+{
+	return fill_txn_batch(ctx, FILL_READS_BATCH(ctx) ? ctx_gen(ctx) : NULL, f, n);
+}
 
 /* A NUL in the field's size bytes. A field whose last byte is NUL (zero
  * filled after the string, as decoders and the CSV reader leave it) needs
@@ -913,7 +921,7 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
 	if (db->lv == NULL) {
-		rv = fill_txn_batch(ctx, features, nfeatures);
+		rv = db_fill(ctx, features, nfeatures);
 		fill_mask_apply(ctx, features);
 		return rv; /* read-only: velocity stays missing */
 	}
@@ -925,7 +933,7 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	live_card_lock(db->lv, stripe);
 	live_prefetch_card(db->lv, &ctx->keys);
 	live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
-	rv = fill_txn_batch(ctx, features, nfeatures);
+	rv = db_fill(ctx, features, nfeatures);
 	if (rv != VIGIL_OK) {
 		live_card_unlock(db->lv, stripe);
 		return rv;
@@ -985,7 +993,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	rv = live_card_reserve(db->lv, &ctx->txn, &ctx->keys);
 	if (rv != VIGIL_OK)
 		goto fail;
-	rv = fill_txn_batch(ctx, features, nfeatures);
+	rv = db_fill(ctx, features, nfeatures);
 	if (rv != VIGIL_OK)
 		goto fail;
 	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);

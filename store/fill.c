@@ -198,11 +198,10 @@ fill_batch_guarded(store_ctx *ctx, store_gen *g, const batch_reads *br, vigil_va
 }
 
 vigil_err
-fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
+fill_txn_batch(store_ctx *ctx, store_gen *g, vigil_value *f, uint32_t n)
 {
 	const vigil_txn *txn = &ctx->txn;
 	live            *lv = ctx->db->lv;
-	store_gen       *g;
 	live_bent        be;
 	batch_reads      br = { .card = ctx->need_bcard, .merchant = ctx->need_bmerchant,
 		.terminal = ctx->need_bterminal && txn->terminal_id[0] != '\0' };
@@ -210,7 +209,6 @@ fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
 	store_features_from_txn(txn, f, n);
 	if (!br.card && !br.merchant && !br.terminal)
 		return VIGIL_OK;
-	g = db_ctx_gen(ctx);
 	if (g == NULL)
 		return VIGIL_OK;
 	br.tag = ctx->epoch + 1;

@@ -247,25 +247,6 @@ store_genw_put_terminal(store_genw *w, const char *terminal_id, const store_enti
 	return genw_put(w, DBI_TERMINAL, terminal_id, strlen(terminal_id), &val);
 }
 
-/* Threshold key: name '\0' group (group may be empty). */
-vigil_err
-gen_threshold_key(const char *name, const char *group, char *buf, size_t *ret_len)
-{
-	size_t nl, gl;
-
-	if (name == NULL || group == NULL)
-		return VIGIL_EINVAL;
-	nl = strnlen(name, STORE_THRESHOLD_NAME_MAX + 1);
-	gl = strnlen(group, STORE_THRESHOLD_NAME_MAX + 1);
-	if (nl == 0 || nl > STORE_THRESHOLD_NAME_MAX || gl > STORE_THRESHOLD_NAME_MAX)
-		return VIGIL_EINVAL;
-	memcpy(buf, name, nl);
-	buf[nl] = '\0';
-	memcpy(buf + nl + 1, group, gl);
-	*ret_len = nl + 1 + gl;
-	return VIGIL_OK;
-}
-
 vigil_err
 store_genw_put_threshold(store_genw *w, const char *name, const char *group,
     const store_threshold_val *v)
@@ -280,34 +261,6 @@ store_genw_put_threshold(store_genw *w, const char *name, const char *group,
 		return rv;
 	gen_threshold_encode(v, &val);
 	return genw_put(w, DBI_THRESHOLD, key, klen, &val);
-}
-
-/* Blobs live in the meta table under "blob/NAME": no new table, so a
- * generation written before blobs existed simply has none. */
-
-vigil_err
-gen_blob_key(const char *name, char *buf, size_t cap, size_t *ret_len)
-{
-	size_t n;
-
-	if (name == NULL)
-		return VIGIL_EINVAL;
-	n = strnlen(name, STORE_BLOB_NAME_MAX + 1);
-	if (n == 0 || n > STORE_BLOB_NAME_MAX)
-		return VIGIL_EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-		    c == '-'))
-			return VIGIL_EINVAL;
-	}
-	if (sizeof GEN_BLOB_PREFIX - 1 + n >= cap)
-		return VIGIL_EINVAL;
-	memcpy(buf, GEN_BLOB_PREFIX, sizeof GEN_BLOB_PREFIX - 1);
-	memcpy(buf + sizeof GEN_BLOB_PREFIX - 1, name, n);
-	*ret_len = sizeof GEN_BLOB_PREFIX - 1 + n;
-	return VIGIL_OK;
 }
 
 vigil_err

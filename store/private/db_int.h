@@ -83,16 +83,13 @@ struct store_ctx {
 	store_feature_mask clear;
 };
 
-/* db.c: the context's generation: the pinned one, or the db's current,
- * refreshed if the epoch moved (NULL if none). */
-store_gen *db_ctx_gen(store_ctx *ctx);
-
 /*
  * fill.c: the feature vector.
  * fill_mask_subset: every slot of a is in b (slots outside the schema do
  * not count). fill_plan: ctx's derived mask state (need_all, plan, the
  * batch reads, clear) from ctx->need. fill_txn_batch: the transaction's
- * fields and its batch profiles into f[0..n) (ctx->txn set, ctx->keys too
+ * fields and its batch profiles from g (NULL: none; only read when ctx
+ * needs a batch profile, FILL_READS_BATCH) into f[0..n) (ctx->txn set, ctx->keys too
  * when the db has a live state, whose card stripe is then locked); an
  * absent or unreadable profile leaves its slots missing; VIGIL_ECORRUPT
  * only when the generation faulted under the read. fill_mask_apply: under
@@ -100,7 +97,8 @@ store_gen *db_ctx_gen(store_ctx *ctx);
  */
 bool      fill_mask_subset(const store_feature_mask *a, const store_feature_mask *b);
 void      fill_plan(store_ctx *ctx);
-vigil_err fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n);
+vigil_err fill_txn_batch(store_ctx *ctx, store_gen *g, vigil_value *f, uint32_t n);
+#define FILL_READS_BATCH(ctx) ((ctx)->need_bcard || (ctx)->need_bmerchant || (ctx)->need_bterminal)
 void      fill_mask_apply(const store_ctx *ctx, vigil_value *f);
 
 #endif /* VIGIL_STORE_DB_INT_H */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store/private/gen_int.h - private to the generation files of store/:
- * features.c (directories, CURRENT, the lock; reading), gencheck.c (the
- * CHECKSUM of a generation) and genw.c (writing one) share these.
+ * gendir.c (directories, CURRENT, the lock, keys), gencheck.c (the CHECKSUM
+ * of a generation), genw.c (writing one) and features.c (reading) share
+ * these.
  */
 #ifndef VIGIL_STORE_GEN_INT_H
 #define VIGIL_STORE_GEN_INT_H
@@ -43,8 +44,8 @@ enum { DBI_CARD, DBI_MERCHANT, DBI_TERMINAL, DBI_THRESHOLD, DBI_META };
 extern const char *const gen_dbi_names[GEN_NDBI]; /* the named databases, DBI_ order */
 #define GEN_META_KEY "meta"                         /* the meta table's own key */
 
-/* features.c: LMDB errors, paths, generation names, CURRENT, the rebuild
- * lock, listing and pruning generations. */
+/* gendir.c: LMDB errors, paths, generation names, CURRENT, the rebuild
+ * lock, listing and pruning generations; the table keys. */
 vigil_err gen_err_from_mdb(int rc);
 vigil_err gen_path_join(char *buf, size_t buflen, const char *a, const char *b);
 void gen_name(uint64_t gen, char *buf, size_t buflen);
@@ -62,7 +63,6 @@ vigil_err gen_file_replace(const char *dir, const char *name, const char *text, 
 vigil_err gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t generation,
     store_gen_check *ret_check, struct stat *ret_st, store_diag *reterr);
 vigil_err gen_checksums_from_mark(const char *fdir, uint64_t gen, store_diag *reterr);
-/* genw.c: the keys of the threshold and blob tables. */
 vigil_err gen_threshold_key(const char *name, const char *group, char *buf, size_t *ret_len);
 vigil_err gen_blob_key(const char *name, char *buf, size_t cap, size_t *ret_len);
 
