@@ -99,7 +99,7 @@ dd_hits(dd_entry *d)
 static bool
 dd_live(live *lv, const dd_entry *d)
 {
-	int64_t w = live_watermark(lv);
+	int64_t w = live_wm_load(lv);
 
 	return w == INT64_MIN || d->t > w - lv->opts.dedupe_horizon_ms;
 }

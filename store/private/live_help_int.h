@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "live_obj_int.h"
 
@@ -21,6 +22,13 @@
 #define MS_1H  (60 * MS_1M)
 #define MS_24H (24 * MS_1H)
 #define MS_7D  LIVE_WINDOW_MAX_MS
+
+/* The hash the tables key an id by (keys.c, live_observe). */
+static inline uint64_t
+id_hash(const char *id, size_t len)
+{
+	return XXH3_64bits(id, len);
+}
 
 /* Starts an empty set for at most n additions. */
 static inline void

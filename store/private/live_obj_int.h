@@ -262,6 +262,13 @@ struct live_scratch {
 	uint32_t cur, size, mask;
 };
 
+/* The watermark (live_watermark, live_int.h). */
+static inline int64_t
+live_wm_load(live *lv)
+{
+	return atomic_load_explicit(&lv->wm, memory_order_acquire);
+}
+
 /* A sweep requests the object SWEEP_AHEAD slots on (live.c, "Expiry"). */
 #define SWEEP_AHEAD 8
 
