@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "app.h"
-#include "mask_int.h"
+#include "mask.h"
 
 /* ---------------------------------------------------------------------- */
 /* Rule files bound for scoring. */

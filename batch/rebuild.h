@@ -12,7 +12,7 @@
 
 #include "int.h"
 #include "vec.h"
-#include "lean_int.h"
+#include "lean.h"
 #include "train.h"
 
 #define BATCH_GROUP_MAX 128 /* bytes of one group key; longer values are not grouped */

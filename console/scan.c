@@ -3,7 +3,7 @@
  * console/scan.c - the search of GET /api/search (search.c) over the
  * archive: the scored records of an event-time range (store_reader skips
  * the segments outside it), each filtered in place by the lean decoder
- * (store/lean_int.h: no protobuf-c, no copies) and decoded whole only when
+ * (store/lean.h: no protobuf-c, no copies) and decoded whole only when
  * it passes, its label looked up last. In the console library so that
  * bench/console times the same code.
  */
@@ -12,7 +12,7 @@
 
 #include "archive.h"
 #include "console.h"
-#include "lean_int.h"
+#include "lean.h"
 
 #define SEARCH_SCAN_MAX CON_SEARCH_SCAN_MAX
 

@@ -38,10 +38,9 @@
 #include "live_int.h"
 #include "schema_int.h"
 #include "db.h"
-#include "mask_int.h"
-#include "profile_int.h"
+#include "mask.h"
+#include "db_int.h"
 
-#define DB_PATH_MAX       4096
 #define DB_BUF_INITIAL    (64u << 10)
 #define DB_EPOCH_NONE     UINT64_MAX
 #define DB_TIME_FLOOR_MS  946684800000LL /* 2000-01-01: no event is older */
@@ -50,68 +49,6 @@
 #define DB_MAINTAIN_SWEEP_STEPS 64
 
 /* A counted reference on one installed generation (store_db_gen in db.h). */
-typedef struct store_db_gen {
-	store_gen       *gen;
-	_Atomic uint32_t refs;
-	bool             owned;
-	uint64_t         epoch; /* db->gen_epoch it was installed with: the bcache tag */
-} db_genref;
-
-struct store_db {
-	store_db_opts    opts;
-	char             datadir[DB_PATH_MAX];
-	bool             memory;
-	store_archive   *ar; /* NULL in memory and read-only mode */
-	live            *lv; /* NULL in read-only mode */
-	pthread_mutex_t  gen_mu;
-	db_genref       *gen; /* current, NULL if none */
-	_Atomic uint64_t gen_epoch;
-	pthread_mutex_t  refresh_mu;
-	struct stat      cur_st;
-	bool             cur_st_valid;
-	/* A generation CURRENT names that is not served (docs/storage.md,
-	 * "Verification"): under gen_mu, for store_db_get_health ... */
-	bool             gen_refused;
-	uint64_t         gen_refused_n; /* 0: CURRENT itself is malformed */
-	char             gen_error[sizeof ((store_db_health *)0)->generation_error];
-	uint64_t         gen_refusals;
-	/* ... and under refresh_mu, when to try it again: once its files
-	 * change (or CURRENT does), or at once after a resource error. */
-	uint64_t         refused_sig;
-	bool             refused_retry;
-	store_feature_mask features; /* the slots it serves (mask_int.h) */
-	uint32_t         plan; /* live_plan of features */
-	/* What the live-state recovery found damaged in the archive (set at
-	 * open, read by store_db_get_health). */
-	uint64_t         recov_corrupt, recov_corrupt_bytes, recov_lost;
-	char             recov_first[200];
-};
-
-struct store_ctx {
-	store_db     *db;
-	live_scratch *sc;
-	db_genref    *gen;
-	uint64_t      epoch;
-	bool          pinned; /* store_ctx_pin_gen: gen is the caller's, not the db's current */
-	vigil_txn     txn; /* the feature vector's strings point here */
-	live_keys     keys; /* of txn */
-	bool          begun;
-	bool          redo;  /* begun for a record whose sync failed (live_int.h) */
-	store_commit_info info; /* of the last commit or lookup (store_ctx_commit_info) */
-	live_claim   *claim; /* on txn.txn_id between begin and commit/abort */
-	uint32_t      stripe;
-	uint8_t      *buf;
-	size_t        bufcap;
-	/* Feature mask (store_ctx_set_features): what a lookup computes. */
-	store_feature_mask need;
-	bool          need_all;   /* need covers every slot: nothing to mask */
-	uint32_t      plan;       /* live_plan(need) */
-	bool          need_bcard, need_bmerchant, need_bterminal; /* batch reads */
-	/* Slots a lookup may fill that need leaves out: mask_apply clears
-	 * these (every other slot stays as store_features_from_txn left it,
-	 * missing). */
-	store_feature_mask clear;
-};
 
 
 
@@ -125,83 +62,6 @@ store_db_opts_default(store_db_opts *ret_opts)
 	ret_opts->read_only = false;
 }
 
-/* ---------------------------------------------------------------------- */
-/* Feature masks (the mask functions themselves are in schema.c). */
-
-/* Slots outside the schema do not count. */
-static bool
-mask_subset(const store_feature_mask *a, const store_feature_mask *b)
-{
-	for (uint32_t i = 0; i < STORE_SLOT_COUNT_; i++)
-		if (store_feature_mask_has(a, i) && !store_feature_mask_has(b, i))
-			return false;
-	return true;
-}
-
-
-/* The slots fill_txn_batch writes, one range per batch profile it reads
- * (store_ctx.need_bcard, need_bmerchant, need_bterminal): schema.def's
- * rows of that source and the DERIVED rows right after them (fill_card
- * computes those from the profile and the request). */
-enum { BATCH_CARD, BATCH_MERCHANT, BATCH_TERMINAL, BATCH_COUNT_ };
-typedef struct batch_range {
-	uint32_t first, last;
-} batch_range;
-
-static batch_range
-batch_slots(int b)
-{
-	static const store_source src[BATCH_COUNT_] = { STORE_SRC_CARD, STORE_SRC_MERCHANT,
-		STORE_SRC_TERMINAL };
-	batch_range r = { 1, 0 }; /* empty */
-	uint32_t    i = 0;
-
-	while (i < STORE_SLOT_COUNT_ && store_schema_field(i)->source != src[b])
-		i++;
-	if (i == STORE_SLOT_COUNT_)
-		return r;
-	r.first = i;
-	while (i + 1 < STORE_SLOT_COUNT_ && (store_schema_field(i + 1)->source == src[b] ||
-	    store_schema_field(i + 1)->source == STORE_SRC_DERIVED))
-		i++;
-	r.last = i;
-	return r;
-}
-
-static bool
-mask_any(const store_feature_mask *m, batch_range r)
-{
-	for (uint32_t i = r.first; i <= r.last; i++)
-		if (store_feature_mask_has(m, i))
-			return true;
-	return false;
-}
-
-/* Every slot a lookup on ctx can write after store_features_from_txn (its
- * mask decided): the transaction's own slots, the batch profiles it reads
- * (fill_txn_batch) and what live_features writes for ctx->plan. The
- * others keep the missing value store_features_from_txn put there. */
-static void
-mask_fillable(const store_ctx *ctx, store_feature_mask *ret)
-{
-	const bool batch[BATCH_COUNT_] = {
-		[BATCH_CARD] = ctx->need_bcard,
-		[BATCH_MERCHANT] = ctx->need_bmerchant,
-		[BATCH_TERMINAL] = ctx->need_bterminal,
-	};
-
-	store_feature_mask_none(ret);
-	for (uint32_t i = STORE_SLOT_AMOUNT; i <= STORE_SLOT_EVENT_TIME; i++)
-		store_feature_mask_set(ret, i);
-	store_feature_mask_set(ret, STORE_SLOT_HOUR);
-	for (int b = 0; b < BATCH_COUNT_; b++) {
-		batch_range r = batch_slots(b);
-
-		for (uint32_t i = r.first; batch[b] && i <= r.last; i++)
-			store_feature_mask_set(ret, i);
-	}
-	live_plan_slots(ctx->plan, ret);
-}
 
 /* ---------------------------------------------------------------------- */
 /* Generation references. */
@@ -393,149 +253,13 @@ ctx_gen(store_ctx *ctx)
 	return ctx->gen != NULL ? ctx->gen->gen : NULL;
 }
 
-/* ---------------------------------------------------------------------- */
-/* Feature vector. */
 
-/* Transaction fields and batch features into f (ctx->txn set). A value that
- * is absent or unreadable leaves its slots missing: a lookup never fails.
- * The card stripe is locked when the db has a live state: a live card,
- * merchant or terminal keeps the profile last read for it
- * (live_card_bcache, live_ent_bcache_get), tagged with the generation
- * epoch it was read under, so one seen again under the same generation
- * costs no LMDB read (storage.md, "Reading"). */
-/* What fill_txn_batch still has to read from the generation. */
-typedef struct batch_reads {
-	bool        card, merchant, terminal;
-	live_bcard *bc;
-	uint64_t    tag;
-} batch_reads;
-
-/* The LMDB reads of fill_txn_batch, in session s (under its guard). */
-static __attribute__((noinline)) void
-fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads *br,
-    vigil_value *f)
-{
-	const vigil_txn *txn = &ctx->txn;
-	live            *lv = ctx->db->lv;
-	live_bent        be;
-
-	if (br->card) {
-		store_card_profile  cp;
-		store_card_profile *p = br->bc != NULL ? &br->bc->p : &cp;
-		vigil_err           rv = gen_session_card(g, s, txn->card_id, p);
-
-		if (rv == VIGIL_OK)
-			profile_fill_card_txn(txn, p, f);
-		if (br->bc != NULL) {
-			/* Other errors (ENOMEM, LMDB) are not remembered. */
-			br->bc->rv = rv;
-			br->bc->tag = rv == VIGIL_OK || rv == VIGIL_ENOTFOUND ? br->tag : 0;
-		}
-	}
-	if (br->merchant) {
-		vigil_err rv = gen_session_merchant(g, s, txn->merchant_id, &be.p);
-
-		if (rv == VIGIL_OK)
-			profile_fill_merchant(&be.p, f);
-		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
-			live_ent_bcache_put(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, br->tag, rv, &be.p);
-	}
-	if (br->terminal) {
-		vigil_err rv = gen_session_terminal(g, s, txn->terminal_id, &be.p);
-
-		if (rv == VIGIL_OK)
-			profile_fill_terminal(&be.p, f);
-		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
-			live_ent_bcache_put(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, br->tag, rv, &be.p);
-	}
-}
-
-/* fill_batch_read with the generation's SIGBUS guard armed: data.mdb
- * changed under the mapping (truncated, overwritten) makes the read that
- * faults come back here instead of killing the process (features_int.h);
- * g is marked faulted and store_db_refresh stops serving it. A bcache
- * entry the fault interrupted keeps its old tag, so it is read again.
- * sigsetjmp without the signal mask (no system call): the handler runs
- * with SA_NODEFER. */
+/* The feature vector's transaction fields and batch profiles (fill.c),
+ * from the context's generation when a profile is needed. */
 static vigil_err
-fill_batch_guarded(store_ctx *ctx, store_gen *g, const batch_reads *br, vigil_value *f)
+db_fill(store_ctx *ctx, vigil_value *f, uint32_t n)
 {
-	gen_session *volatile s = NULL;
-	sigjmp_buf            jb;
-
-	if (sigsetjmp(jb, 0) != 0) {
-		gen_guard_disarm();
-		gen_session_discard(g, s);
-		gen_fault_set(g);
-		return VIGIL_ECORRUPT;
-	}
-	gen_guard_arm(g, &jb);
-	s = gen_session_begin(g);
-	if (s != NULL)
-		fill_batch_read(ctx, g, s, br, f);
-	gen_guard_disarm();
-	gen_session_end(g, s);
-	return VIGIL_OK;
-}
-
-static vigil_err
-fill_txn_batch(store_ctx *ctx, vigil_value *f, uint32_t n)
-{
-	const vigil_txn *txn = &ctx->txn;
-	live            *lv = ctx->db->lv;
-	store_gen       *g;
-	live_bent        be;
-	batch_reads      br = { .card = ctx->need_bcard, .merchant = ctx->need_bmerchant,
-		.terminal = ctx->need_bterminal && txn->terminal_id[0] != '\0' };
-
-	store_features_from_txn(txn, f, n);
-	if (!br.card && !br.merchant && !br.terminal)
-		return VIGIL_OK;
-	g = ctx_gen(ctx);
-	if (g == NULL)
-		return VIGIL_OK;
-	br.tag = ctx->epoch + 1;
-	if (br.card && lv != NULL) {
-		br.bc = live_card_bcache(lv, txn, &ctx->keys);
-		if (br.bc != NULL && br.bc->tag == br.tag) {
-			if (br.bc->rv == VIGIL_OK)
-				profile_fill_card_txn(txn, &br.bc->p, f);
-			br.card = false;
-		}
-	}
-	if (br.merchant && lv != NULL &&
-	    live_ent_bcache_get(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, br.tag, &be)) {
-		if (be.rv == VIGIL_OK)
-			profile_fill_merchant(&be.p, f);
-		br.merchant = false;
-	}
-	if (br.terminal && lv != NULL &&
-	    live_ent_bcache_get(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, br.tag, &be)) {
-		if (be.rv == VIGIL_OK)
-			profile_fill_terminal(&be.p, f);
-		br.terminal = false;
-	}
-	if (!br.card && !br.merchant && !br.terminal)
-		return VIGIL_OK;
-	return fill_batch_guarded(ctx, g, &br, f);
-}
-
-/* Under a partial mask, every slot not asked for is missing. */
-static void
-mask_apply(const store_ctx *ctx, vigil_value *f)
-{
-	if (ctx->need_all)
-		return;
-	/* Word by word, visiting only the slots not asked for that a lookup
-	 * may have filled (ctx->clear). */
-	for (uint32_t w = 0; w * 64 < STORE_SLOT_COUNT_; w++) {
-		uint64_t miss = ctx->clear.w[w];
-
-		while (miss != 0) {
-			f[w * 64 + (uint32_t)__builtin_ctzll(miss)] = vigil_value_missing();
-			miss &= miss - 1;
-		}
-	}
+	return fill_txn_batch(ctx, FILL_READS_BATCH(ctx) ? ctx_gen(ctx) : NULL, f, n);
 }
 
 /* A NUL in the field's size bytes. A field whose last byte is NUL (zero
@@ -752,7 +476,7 @@ db_alloc(const store_db_opts *opts, const store_feature_mask *features, store_db
 
 		store_feature_mask_all(&all);
 		db->features = features != NULL ? *features : all;
-		db->plan = mask_subset(&all, &db->features) ? LIVE_F_ALL
+		db->plan = fill_mask_subset(&all, &db->features) ? LIVE_F_ALL
 		    : live_plan(&db->features);
 	}
 	pthread_mutex_init(&db->gen_mu, NULL);
@@ -1138,29 +862,19 @@ store_ctx_free(store_ctx *ctx)
 vigil_err
 store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m)
 {
-	store_feature_mask all;
 	const store_feature_mask *dbm = &ctx->db->features;
 
 	if (ctx->begun)
 		return VIGIL_EINVAL;
 	if (m == NULL)
 		m = dbm;
-	else if (!mask_subset(m, dbm))
+	else if (!fill_mask_subset(m, dbm))
 		return VIGIL_EINVAL;
-	store_feature_mask_all(&all);
 	store_feature_mask_none(&ctx->need);
 	for (uint32_t i = 0; i < STORE_SLOT_COUNT_; i++)
 		if (store_feature_mask_has(m, i))
 			store_feature_mask_set(&ctx->need, i);
-	ctx->need_all = mask_subset(&all, &ctx->need);
-	/* A full mask (vigild) does not depend on live_plan's grouping. */
-	ctx->plan = ctx->need_all ? LIVE_F_ALL : live_plan(&ctx->need);
-	ctx->need_bcard = mask_any(&ctx->need, batch_slots(BATCH_CARD));
-	ctx->need_bmerchant = mask_any(&ctx->need, batch_slots(BATCH_MERCHANT));
-	ctx->need_bterminal = mask_any(&ctx->need, batch_slots(BATCH_TERMINAL));
-	mask_fillable(ctx, &ctx->clear);
-	for (uint32_t w = 0; w < STORE_FEATURE_MASK_WORDS; w++)
-		ctx->clear.w[w] &= ~ctx->need.w[w];
+	fill_plan(ctx);
 	return VIGIL_OK;
 }
 
@@ -1207,8 +921,8 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
 	if (db->lv == NULL) {
-		rv = fill_txn_batch(ctx, features, nfeatures);
-		mask_apply(ctx, features);
+		rv = db_fill(ctx, features, nfeatures);
+		fill_mask_apply(ctx, features);
 		return rv; /* read-only: velocity stays missing */
 	}
 	/* As begin: the live state's misses are started first and overlap
@@ -1219,14 +933,14 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	live_card_lock(db->lv, stripe);
 	live_prefetch_card(db->lv, &ctx->keys);
 	live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
-	rv = fill_txn_batch(ctx, features, nfeatures);
+	rv = db_fill(ctx, features, nfeatures);
 	if (rv != VIGIL_OK) {
 		live_card_unlock(db->lv, stripe);
 		return rv;
 	}
 	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
 	live_card_unlock(db->lv, stripe);
-	mask_apply(ctx, features);
+	fill_mask_apply(ctx, features);
 	ctx->info.late = live_wm_is_late(db->lv, txn->event_time_ms);
 	ctx->info.past_dedupe_horizon = live_wm_past_horizon(db->lv, txn->event_time_ms);
 	return VIGIL_OK;
@@ -1279,11 +993,11 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	rv = live_card_reserve(db->lv, &ctx->txn, &ctx->keys);
 	if (rv != VIGIL_OK)
 		goto fail;
-	rv = fill_txn_batch(ctx, features, nfeatures);
+	rv = db_fill(ctx, features, nfeatures);
 	if (rv != VIGIL_OK)
 		goto fail;
 	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
-	mask_apply(ctx, features);
+	fill_mask_apply(ctx, features);
 	ctx->begun = true;
 	return VIGIL_OK;
 fail:

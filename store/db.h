@@ -244,78 +244,6 @@ vigil_err store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *t
  * (labels have no live effect). */
 vigil_err store_label_record(store_db *db, const store_label *label, store_diag *reterr);
 
-typedef struct store_db_stats {
-	uint64_t live_cards, live_entities, live_events, dedupe_entries;
-	uint64_t late_events;    /* older than the largest window: counted, not applied */
-	store_archive_stats archive;
-} store_db_stats;
-/* A snapshot of the counters (cheap; zeros for the parts the db lacks). */
-void store_db_get_stats(store_db *db, store_db_stats *ret_stats);
-
-/* Whether the db can acknowledge transactions now: ok is false while the
- * archive is failing (archive.failing; archive says why and since when).
- * Cheap (uncontended mutexes): a health endpoint or a timer may call it
- * often. A memory or read-only db is always ok.
- * The generation fields say which feature generation is served and whether
- * the one CURRENT names was refused (docs/storage.md, "Verification"). A
- * refusal does not make ok false: the db scores on the generation it kept
- * or fell back to (or none: a cold start) and says so here. */
-typedef struct store_db_health {
-	bool                 ok;
-	store_archive_health archive;
-	uint64_t             generation;          /* served; 0 = none */
-	bool                 generation_verified; /* it matched its CHECKSUM (false: written before checksums, or none) */
-	uint64_t             generation_bytes;    /* its data.mdb's size */
-	uint64_t             generation_verify_us; /* time its verification took */
-	bool                 generation_refused;  /* CURRENT names a generation that is not served */
-	uint64_t             refused_generation;  /* which; 0 if CURRENT itself is malformed */
-	char                 generation_error[512]; /* one line, why ("" unless refused) */
-	uint64_t             generation_refusals; /* refusals since open, start-up included */
-	/* Damage the live-state recovery at open found in the archive (the
-	 * reader skipped it and went on, docs/archive.md "Corruption"):
-	 * stretches skipped, their bytes, records known lost (damaged zstd
-	 * frames, by their frame tables), and the first stretch as
-	 * "archive/SEGMENT:OFFSET: what" ("" if none). */
-	uint64_t             archive_corrupt_stretches, archive_corrupt_bytes;
-	uint64_t             archive_lost_records;
-	char                 archive_corrupt_first[200];
-} store_db_health;
-void store_db_get_health(store_db *db, store_db_health *ret_health);
-
-/*
- * Cross-card observations (docs/storage.md, "Observations from other
- * replicas"). With several replicas each card is scored by one of them, but
- * the entity features (merchant, terminal, device, IP counts and distinct
- * cards) need every replica's transactions. An observation is what one
- * scored, applied transaction adds to the entity state: its event time,
- * the hash of its card id and its entity ids; nothing of the card's own
- * state, amount or outcome.
- *
- * store_observation_from_txn: the observation of txn (ids copied, cut to
- * their fields). store_db_observe: applies obs to the entity state only,
- * placed by event time as a local transaction's entity events are (each
- * entity keeps its largest window behind its newest event; older events
- * are not kept), to the kinds the served features read. It is not
- * archived, does not move the watermark and is not idempotent: the caller
- * applies each observation once. VIGIL_OK; VIGIL_EINVAL on a read-only db
- * (no live state), an empty merchant id or an unterminated id. Never
- * allocates more than an entity's events (an entity that cannot be
- * allocated is skipped, as for local transactions).
- */
-typedef struct store_observation {
-	int64_t  event_time_ms;
-	uint64_t card_hash;                     /* store_card_hash(card_id) */
-	char     merchant_id[VIGIL_ID_MAX + 1]; /* required */
-	char     terminal_id[VIGIL_ID_MAX + 1]; /* "" = none */
-	char     device_id[VIGIL_ID_MAX + 1];   /* "" = none */
-	char     ip[VIGIL_IP_MAX + 1];          /* "" = none */
-} store_observation;
-
-/* The 64-bit hash the live state keys a card by in entity events. */
-uint64_t  store_card_hash(const char *card_id);
-void      store_observation_from_txn(const vigil_txn *txn, store_observation *ret_obs);
-vigil_err store_db_observe(store_db *db, const store_observation *obs);
-
 /*
  * Offline use (replay, tests): a live state with no archive and no data
  * directory. Same begin/commit/abort API; commit applies without archiving.
@@ -335,5 +263,10 @@ void      store_db_set_gen(store_db *db, store_gen *gen);
 #ifdef __cplusplus
 }
 #endif
+
+/* What a store_db reports (store_db_get_stats, store_db_get_health) and
+ * cross-card observations (store_db_observe). */
+#include "health.h"
+#include "observe.h"
 
 #endif /* VIGIL_STORE_DB_H */

@@ -23,6 +23,10 @@
  * concurrent writer reusing pages, has nothing to protect and is skipped;
  * this also lets a read-only data directory be served. Read transactions are
  * pooled per generation and recycled with mdb_txn_reset/renew.
+ *
+ * This file reads generations; directories, CURRENT, the rebuild lock and
+ * the table keys are in gendir.c, writing in genw.c, the checksums in
+ * gencheck.c (what they share: private/gen_int.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -46,34 +50,8 @@
 #include "codec_int.h"
 #include "features_int.h"
 #include "gen.h"
+#include "gen_int.h"
 #include "util_int.h"
-
-#define GEN_NDBI        5
-#define GEN_POOL_MAX    64      /* idle read transactions kept per generation */
-#define GEN_TXN_PUTS    16384   /* puts per write transaction while building */
-#define GEN_DEFAULT_KEEP 3
-#define GEN_PATH_MAX    4096
-#define GEN_MAX_NUMBER  999999999ULL
-#define GEN_DATA_FILE      "data.mdb"
-#define GEN_CHECKSUM_FILE  "CHECKSUM"
-#define GEN_CHECKSUMS_FROM "CHECKSUMS_FROM"
-#define GEN_CHECKSUM_HEX   32          /* XXH3-128 in hex */
-
-/* A generation's error: store_diag_at with file "features/NAME" (name:
- * "gen-NNNNNN") and key (NULL: none) as its field. */
-#define GEN_DIAG(d, name, key, ...)                                                     \
-	do {                                                                             \
-		char gen_diag_file_[48];                                                 \
-		snprintf(gen_diag_file_, sizeof gen_diag_file_, "features/%s", (name));  \
-		store_diag_at((d), gen_diag_file_, VIGIL_NOPOS, (key), __VA_ARGS__);     \
-	} while (0)
-#define GEN_VERIFY_BUF     (1u << 20)  /* read size while verifying */
-
-enum { DBI_CARD, DBI_MERCHANT, DBI_TERMINAL, DBI_THRESHOLD, DBI_META };
-static const char *const gen_dbi_names[GEN_NDBI] = {
-	"card", "merchant", "terminal", "threshold", "meta",
-};
-static const char gen_meta_key[] = "meta";
 
 struct store_gen {
 	MDB_env        *env;
@@ -93,48 +71,6 @@ struct store_gen {
 	atomic_bool     faulted;
 };
 
-struct store_genw {
-	char     fdir[GEN_PATH_MAX]; /* <datadir>/features */
-	char     tmp[GEN_PATH_MAX];  /* <fdir>/.tmp-gen-NNNNNN */
-	uint64_t gen;
-	int      lockfd;
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi  dbi[GEN_NDBI];
-	uint32_t pending;
-	vigil_err failed; /* first put error; commit refuses after one */
-};
-
-
-
-static vigil_err
-gen_err_from_mdb(int rc)
-{
-	switch (rc) {
-	case 0:
-		return VIGIL_OK;
-	case MDB_NOTFOUND:
-		return VIGIL_ENOTFOUND;
-	case MDB_MAP_FULL:
-	case MDB_READERS_FULL:
-	case MDB_TXN_FULL:
-	case MDB_DBS_FULL:
-		return VIGIL_ELIMIT;
-	case MDB_CORRUPTED:
-	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID:
-	case MDB_INCOMPATIBLE:
-	case MDB_BAD_VALSIZE:
-		return VIGIL_ECORRUPT;
-	case MDB_VERSION_MISMATCH:
-		return VIGIL_EVERSION;
-	case ENOMEM:
-		return VIGIL_ENOMEM;
-	default:
-		return rc > 0 ? vigil_err_from_errno(rc) : VIGIL_EIO;
-	}
-}
-
 /* An LMDB error while opening a generation: the generation is unreadable
  * (VIGIL_ECORRUPT) unless it is this process's memory or descriptors. */
 static vigil_err
@@ -146,976 +82,6 @@ gen_open_err(int rc)
 	case MDB_VERSION_MISMATCH: return VIGIL_EVERSION;
 	default: return VIGIL_ECORRUPT;
 	}
-}
-
-/* ---------------------------------------------------------------------- */
-/* Paths, CURRENT, the rebuild lock. */
-
-static vigil_err
-path_join(char *buf, size_t buflen, const char *a, const char *b)
-{
-	int n = snprintf(buf, buflen, "%s/%s", a, b);
-
-	return n < 0 || (size_t)n >= buflen ? VIGIL_ETOOBIG : VIGIL_OK;
-}
-
-static void
-gen_name(uint64_t gen, char *buf, size_t buflen)
-{
-	snprintf(buf, buflen, "gen-%06" PRIu64, gen);
-}
-
-/* Parses "gen-<digits>" (6 or more digits) exactly; false otherwise. */
-static bool
-gen_parse_name(const char *s, uint64_t *ret_gen)
-{
-	uint64_t v = 0;
-	size_t   n = 0;
-
-	if (strncmp(s, "gen-", 4) != 0)
-		return false;
-	for (s += 4; *s >= '0' && *s <= '9'; s++, n++) {
-		if (v > GEN_MAX_NUMBER)
-			return false;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	if (*s != '\0' || n < 6 || v == 0 || v > GEN_MAX_NUMBER)
-		return false;
-	*ret_gen = v;
-	return true;
-}
-
-vigil_err
-gen_current_path(const char *datadir, char *buf, size_t buflen)
-{
-	int n = snprintf(buf, buflen, "%s/features/CURRENT", datadir);
-
-	return n < 0 || (size_t)n >= buflen ? VIGIL_ETOOBIG : VIGIL_OK;
-}
-
-
-/* Reads fdir/CURRENT: *ret_gen = 0 if there is none. */
-static vigil_err
-current_read(const char *fdir, uint64_t *ret_gen, store_diag *reterr)
-{
-	char      path[GEN_PATH_MAX], buf[64];
-	ssize_t   n;
-	int       fd = -1;
-	vigil_err rv;
-	uint64_t  gen;
-
-	rv = path_join(path, sizeof path, fdir, "CURRENT");
-	if (rv != VIGIL_OK)
-		goto out;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT) {
-			*ret_gen = 0;
-			rv = VIGIL_OK;
-			goto out;
-		}
-		rv = vigil_err_from_errno(errno);
-		store_diag_set(reterr, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	n = read(fd, buf, sizeof buf - 1);
-	if (n < 0) {
-		rv = vigil_err_from_errno(errno);
-		store_diag_set(reterr, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	buf[n] = '\0';
-	if (n < 2 || buf[n - 1] != '\n') {
-		rv = VIGIL_ECORRUPT;
-		store_diag_set(reterr, "%s: expected \"gen-NNNNNN\\n\", got %zd bytes", path, n);
-		goto out;
-	}
-	buf[n - 1] = '\0';
-	if (!gen_parse_name(buf, &gen)) {
-		rv = VIGIL_ECORRUPT;
-		store_diag_set(reterr, "%s: expected \"gen-NNNNNN\", got \"%.40s\"", path, buf);
-		goto out;
-	}
-	*ret_gen = gen;
-	rv = VIGIL_OK;
-out:
-	if (fd >= 0)
-		close(fd);
-	return rv;
-}
-
-/*
- * Replaces dir/name with text[0..len) atomically: dir/name.tmp written and
- * fsynced, closed, renamed over dir/name, dir fsynced. The one way this file
- * writes its small files (CURRENT, CHECKSUM, CHECKSUMS_FROM).
- */
-static vigil_err
-gen_file_replace(const char *dir, const char *name, const char *text, size_t len,
-    store_diag *reterr)
-{
-	char      path[GEN_PATH_MAX], tmp[GEN_PATH_MAX];
-	int       fd, e = 0;
-	vigil_err rv;
-
-	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
-	    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp) {
-		store_diag_set(reterr, "%s: path too long", dir);
-		return VIGIL_ETOOBIG;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0)
-		e = errno ? errno : EIO;
-	if (fd >= 0 && close(fd) != 0 && e == 0)
-		e = errno;
-	if (e != 0) {
-		store_diag_set(reterr, "%s: %s", tmp, strerror(e));
-		return vigil_err_from_errno(e);
-	}
-	if (rename(tmp, path) != 0) {
-		e = errno;
-		store_diag_set(reterr, "%s: rename: %s", path, strerror(e));
-		return vigil_err_from_errno(e);
-	}
-	rv = store_fsync_dir(dir);
-	if (rv != VIGIL_OK)
-		store_diag_set(reterr, "%s: fsync: %s", dir, vigil_strerror(rv));
-	return rv;
-}
-
-/* Replaces fdir/CURRENT atomically (gen_file_replace). */
-static vigil_err
-current_write(const char *fdir, uint64_t gen, store_diag *reterr)
-{
-	char line[32];
-	size_t len;
-
-	gen_name(gen, line, sizeof line);
-	len = strlen(line);
-	line[len++] = '\n';
-	return gen_file_replace(fdir, "CURRENT", line, len, reterr);
-}
-
-/* Takes the rebuild lock fdir/LOCK (creating fdir); *ret_fd holds it. */
-static vigil_err
-lock_take(const char *fdir, int *ret_fd, store_diag *reterr)
-{
-	char path[GEN_PATH_MAX];
-	int  fd;
-
-	if (mkdir(fdir, 0755) != 0 && errno != EEXIST) {
-		store_diag_set(reterr, "%s: mkdir: %s", fdir, strerror(errno));
-		return vigil_err_from_errno(errno);
-	}
-	if (path_join(path, sizeof path, fdir, "LOCK") != VIGIL_OK) {
-		store_diag_set(reterr, "%s: path too long", fdir);
-		return VIGIL_ETOOBIG;
-	}
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		store_diag_set(reterr, "%s: %s", path, strerror(errno));
-		return vigil_err_from_errno(errno);
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		int e = errno;
-
-		close(fd);
-		if (e == EWOULDBLOCK) {
-			store_diag_set(reterr, "%s: another rebuild holds the lock", path);
-			return VIGIL_EBUSY;
-		}
-		store_diag_set(reterr, "%s: flock: %s", path, strerror(e));
-		return vigil_err_from_errno(e);
-	}
-	*ret_fd = fd;
-	return VIGIL_OK;
-}
-
-/* Removes a generation (or temp) directory and the files in it. */
-static vigil_err
-dir_remove(const char *dir)
-{
-	DIR           *d = opendir(dir);
-	struct dirent *de;
-	char           path[GEN_PATH_MAX];
-	vigil_err      rv = VIGIL_OK;
-
-	if (d == NULL)
-		return errno == ENOENT ? VIGIL_OK : vigil_err_from_errno(errno);
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (path_join(path, sizeof path, dir, de->d_name) != VIGIL_OK ||
-		    unlink(path) != 0)
-			rv = VIGIL_EIO;
-	}
-	closedir(d);
-	if (rmdir(dir) != 0 && rv == VIGIL_OK)
-		rv = vigil_err_from_errno(errno);
-	return rv;
-}
-
-static int
-u64_cmp_desc(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/*
- * Lists generation numbers in fdir (sorted, newest first) into a malloc'd
- * array; also removes stale ".tmp-gen-*" directories when clean_tmp (only
- * under the rebuild lock, so they cannot belong to a live writer).
- */
-static vigil_err
-gen_list(const char *fdir, bool clean_tmp, uint64_t **ret_gens, size_t *ret_n)
-{
-	DIR           *d = opendir(fdir);
-	struct dirent *de;
-	uint64_t      *gens = NULL, g;
-	size_t         n = 0, cap = 0;
-	char           path[GEN_PATH_MAX];
-	vigil_err      rv = VIGIL_OK;
-
-	if (d == NULL) {
-		if (errno == ENOENT) {
-			*ret_gens = NULL;
-			*ret_n = 0;
-			return VIGIL_OK;
-		}
-		return vigil_err_from_errno(errno);
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (clean_tmp && strncmp(de->d_name, ".tmp-gen-", 9) == 0) {
-			if (path_join(path, sizeof path, fdir, de->d_name) == VIGIL_OK)
-				(void)dir_remove(path);
-			continue;
-		}
-		if (!gen_parse_name(de->d_name, &g))
-			continue;
-		if (n == cap) {
-			size_t    ncap = cap ? cap * 2 : 16;
-			uint64_t *ng = realloc(gens, ncap * sizeof *ng);
-
-			if (ng == NULL) {
-				rv = VIGIL_ENOMEM;
-				goto out;
-			}
-			gens = ng;
-			cap = ncap;
-		}
-		gens[n++] = g;
-	}
-	if (n > 1)
-		qsort(gens, n, sizeof *gens, u64_cmp_desc);
-	*ret_gens = gens;
-	*ret_n = n;
-	gens = NULL;
-out:
-	closedir(d);
-	free(gens);
-	return rv;
-}
-
-/* Removes generations beyond the newest keep, never current. */
-static vigil_err
-gen_prune(const char *fdir, uint32_t keep, uint64_t current, store_diag *reterr)
-{
-	uint64_t *gens = NULL;
-	size_t    n = 0;
-	char      name[32], path[GEN_PATH_MAX];
-	vigil_err rv, r;
-
-	rv = gen_list(fdir, false, &gens, &n);
-	if (rv != VIGIL_OK) {
-		store_diag_set(reterr, "%s: listing generations to prune: %s", fdir, vigil_strerror(rv));
-		goto out;
-	}
-	for (size_t i = keep; i < n; i++) {
-		if (gens[i] == current)
-			continue;
-		gen_name(gens[i], name, sizeof name);
-		if (path_join(path, sizeof path, fdir, name) != VIGIL_OK)
-			continue;
-		r = dir_remove(path);
-		if (r != VIGIL_OK && rv == VIGIL_OK) {
-			rv = r;
-			store_diag_set(reterr, "%s: pruning: %s", path, vigil_strerror(r));
-		}
-	}
-out:
-	free(gens);
-	return rv;
-}
-
-/* ---------------------------------------------------------------------- */
-/*
- * Checksums (docs/storage.md, "Verification"). A generation directory
- * holds CHECKSUM, one line in xxh128sum(1)'s format:
- *
- *     <32 lowercase hex digits of XXH3-128 over data.mdb>  data.mdb\n
- *
- * written by store_genw_commit after the final sync and before the rename.
- * store_gen_open recomputes it by reading the file (1 MiB at a time) before
- * LMDB maps anything, so damaged pages are refused, never dereferenced.
- * features/CHECKSUMS_FROM ("gen-NNNNNN\n", written once by the first commit
- * that wrote a CHECKSUM) says from which generation on a CHECKSUM must
- * exist; older generations without one were written before checksums and
- * are opened unverified.
- */
-
-static vigil_err
-gen_io_err(int e)
-{
-	/* Resource limits of this process are not damage; everything else
-	 * that stops a generation from being read is. */
-	switch (e) {
-	case ENOMEM: return VIGIL_ENOMEM;
-	case EMFILE: case ENFILE: return VIGIL_ELIMIT;
-	case EACCES: case EPERM: return vigil_err_from_errno(e);
-	default: return VIGIL_ECORRUPT;
-	}
-}
-
-static void
-gen_hex(const XXH128_hash_t *h, char out[GEN_CHECKSUM_HEX + 1])
-{
-	static const char digits[] = "0123456789abcdef";
-	XXH128_canonical_t c;
-
-	XXH128_canonicalFromHash(&c, *h); /* high 64 bits first, big-endian */
-	for (int i = 0; i < 16; i++) {
-		out[2 * i] = digits[c.digest[i] >> 4];
-		out[2 * i + 1] = digits[c.digest[i] & 15];
-	}
-	out[GEN_CHECKSUM_HEX] = '\0';
-}
-
-/* XXH3-128 of the open file fd from offset 0 to its end, read in
- * GEN_VERIFY_BUF pieces (bounded memory whatever the size). *ret_bytes:
- * bytes read. An errno on failure (ENOMEM if no buffer). */
-static int
-gen_hash_fd(int fd, XXH128_hash_t *ret_h, uint64_t *ret_bytes)
-{
-	XXH3_state_t *st = XXH3_createState();
-	uint8_t      *buf = malloc(GEN_VERIFY_BUF);
-	uint64_t      total = 0;
-	ssize_t       n;
-	int           e = 0;
-
-	if (st == NULL || buf == NULL) {
-		e = ENOMEM;
-		goto out;
-	}
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	XXH3_128bits_reset(st);
-	for (;;) {
-		n = pread(fd, buf, GEN_VERIFY_BUF, (off_t)total);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			e = errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		XXH3_128bits_update(st, buf, (size_t)n);
-		total += (uint64_t)n;
-	}
-	*ret_h = XXH3_128bits_digest(st);
-	*ret_bytes = total;
-out:
-	free(buf);
-	XXH3_freeState(st);
-	return e;
-}
-
-/* Writes gendir/CHECKSUM for gendir/data.mdb: CHECKSUM.tmp, fsync, rename,
- * fsync gendir. */
-vigil_err
-gen_checksum_write(const char *gendir, store_diag *reterr)
-{
-	char          data[GEN_PATH_MAX];
-	char          line[GEN_CHECKSUM_HEX + sizeof "  " GEN_DATA_FILE "\n"];
-	char          hex[GEN_CHECKSUM_HEX + 1];
-	XXH128_hash_t h;
-	uint64_t      bytes;
-	int           fd, e, len;
-
-	if (path_join(data, sizeof data, gendir, GEN_DATA_FILE) != VIGIL_OK) {
-		store_diag_set(reterr, "%s: path too long", gendir);
-		return VIGIL_ETOOBIG;
-	}
-	fd = open(data, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		e = errno;
-		store_diag_set(reterr, "%s: checksum: %s", data, strerror(e));
-		return vigil_err_from_errno(e);
-	}
-	e = gen_hash_fd(fd, &h, &bytes);
-	close(fd);
-	if (e != 0) {
-		store_diag_set(reterr, "%s: checksum: %s", data, strerror(e));
-		return vigil_err_from_errno(e);
-	}
-	gen_hex(&h, hex);
-	len = snprintf(line, sizeof line, "%s  " GEN_DATA_FILE "\n", hex);
-	return gen_file_replace(gendir, GEN_CHECKSUM_FILE, line, (size_t)len, reterr);
-}
-
-/* The first generation that must have a CHECKSUM (fdir/CHECKSUMS_FROM): 0
- * if none must (no such file: every generation predates checksums, or none
- * was written since), 1 (all) if the file is unreadable or malformed. */
-static uint64_t
-gen_checksums_from(const char *fdir)
-{
-	char     path[GEN_PATH_MAX], buf[64];
-	uint64_t g;
-	ssize_t  n;
-	int      fd;
-
-	if (path_join(path, sizeof path, fdir, GEN_CHECKSUMS_FROM) != VIGIL_OK)
-		return 1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : 1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n < 2 || buf[n - 1] != '\n')
-		return 1;
-	buf[n - 1] = '\0';
-	return gen_parse_name(buf, &g) ? g : 1;
-}
-
-/* Creates fdir/CHECKSUMS_FROM naming gen unless it exists (under the
- * rebuild lock): write temp, fsync, rename, fsync fdir. */
-static vigil_err
-gen_checksums_from_mark(const char *fdir, uint64_t gen, store_diag *reterr)
-{
-	char        path[GEN_PATH_MAX], line[32];
-	struct stat st;
-	size_t      len;
-
-	if (path_join(path, sizeof path, fdir, GEN_CHECKSUMS_FROM) != VIGIL_OK) {
-		store_diag_set(reterr, "%s: path too long", fdir);
-		return VIGIL_ETOOBIG;
-	}
-	if (stat(path, &st) == 0)
-		return VIGIL_OK;
-	gen_name(gen, line, sizeof line);
-	len = strlen(line);
-	line[len++] = '\n';
-	return gen_file_replace(fdir, GEN_CHECKSUMS_FROM, line, len, reterr);
-}
-
-/* Reads gendir/CHECKSUM into hex: VIGIL_OK, VIGIL_ENOTFOUND (no file), or
- * VIGIL_ECORRUPT / an errno code with *reterr filled. */
-static vigil_err
-gen_checksum_read(const char *gendir, const char *name, char hex[GEN_CHECKSUM_HEX + 1],
-    store_diag *reterr)
-{
-	static const char tail[] = "  " GEN_DATA_FILE "\n";
-	char              path[GEN_PATH_MAX], buf[128];
-	ssize_t           n;
-	int               fd, e;
-
-	if (path_join(path, sizeof path, gendir, GEN_CHECKSUM_FILE) != VIGIL_OK) {
-		GEN_DIAG(reterr, name, NULL, "path too long");
-		return VIGIL_ETOOBIG;
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		e = errno;
-		if (e == ENOENT)
-			return VIGIL_ENOTFOUND;
-		GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE ": %s", strerror(e));
-		return gen_io_err(e);
-	}
-	n = read(fd, buf, sizeof buf - 1);
-	e = errno;
-	close(fd);
-	if (n < 0) {
-		GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE ": %s", strerror(e));
-		return gen_io_err(e);
-	}
-	buf[n] = '\0';
-	if ((size_t)n != GEN_CHECKSUM_HEX + sizeof tail - 1 ||
-	    strspn(buf, "0123456789abcdef") != GEN_CHECKSUM_HEX ||
-	    memcmp(buf + GEN_CHECKSUM_HEX, tail, sizeof tail - 1) != 0) {
-		vigil_utf8_line(buf);
-		GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE " is malformed: expected "
-		    "\"<32 hex digits>  " GEN_DATA_FILE "\", got \"%.48s\"", buf);
-		return VIGIL_ECORRUPT;
-	}
-	memcpy(hex, buf, GEN_CHECKSUM_HEX);
-	hex[GEN_CHECKSUM_HEX] = '\0';
-	return VIGIL_OK;
-}
-
-/*
- * Checks gendir/data.mdb against gendir/CHECKSUM before anything maps it.
- * VIGIL_OK: *ret_check says whether it was verified (false: no CHECKSUM, and
- * the generation predates CHECKSUMS_FROM) and *ret_st is the file checked.
- * Otherwise (VIGIL_ECORRUPT for damage, a missing data file or CHECKSUM, a
- * read error; VIGIL_ENOMEM, VIGIL_ELIMIT, VIGIL_EPERM-like codes for this
- * process's limits) *reterr names the generation and says why.
- */
-static vigil_err
-gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t generation,
-    store_gen_check *ret_check, struct stat *ret_st, store_diag *reterr)
-{
-	char          data[GEN_PATH_MAX], want[GEN_CHECKSUM_HEX + 1], got[GEN_CHECKSUM_HEX + 1];
-	struct stat   st;
-	XXH128_hash_t h;
-	uint64_t      bytes = 0, from, t0 = vigil_mono_ns();
-	int           fd = -1, e;
-	bool          verified = false;
-	vigil_err     rv;
-
-	if (path_join(data, sizeof data, gendir, GEN_DATA_FILE) != VIGIL_OK) {
-		GEN_DIAG(reterr, name, NULL, "path too long");
-		return VIGIL_ETOOBIG;
-	}
-	fd = open(data, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		e = errno;
-		rv = gen_io_err(e);
-		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE ": %s", strerror(e));
-		goto out;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rv = VIGIL_ECORRUPT;
-		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE " is not a regular file");
-		goto out;
-	}
-	rv = gen_checksum_read(gendir, name, want, reterr);
-	if (rv == VIGIL_ENOTFOUND) {
-		from = gen_checksums_from(fdir);
-		if (from != 0 && generation >= from) {
-			char fname[32];
-
-			gen_name(from, fname, sizeof fname);
-			rv = VIGIL_ECORRUPT;
-			GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE " is missing (every "
-			    "generation from %s on has one: features/" GEN_CHECKSUMS_FROM ")",
-			    fname);
-			goto out;
-		}
-		/* Written before checksums: opened unverified (the caller says so). */
-		rv = VIGIL_OK;
-		goto done;
-	}
-	if (rv != VIGIL_OK)
-		goto out;
-	e = gen_hash_fd(fd, &h, &bytes);
-	if (e != 0) {
-		rv = gen_io_err(e);
-		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE ": read: %s", strerror(e));
-		goto out;
-	}
-	gen_hex(&h, got);
-	if (strcmp(got, want) != 0) {
-		rv = VIGIL_ECORRUPT;
-		store_diag_set(reterr, "features/%s: " GEN_DATA_FILE " (%" PRIu64 " bytes) does not "
-		    "match " GEN_CHECKSUM_FILE ": xxh128 %s, expected %s; damaged", name, bytes, got,
-		    want);
-		goto out;
-	}
-	if ((uint64_t)st.st_size != bytes || fstat(fd, &st) != 0 ||
-	    (uint64_t)st.st_size != bytes) {
-		rv = VIGIL_ECORRUPT;
-		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE " changed size while it was "
-		    "verified");
-		goto out;
-	}
-	verified = true;
-done:
-	memset(ret_check, 0, sizeof *ret_check);
-	ret_check->verified = verified;
-	ret_check->bytes = (uint64_t)st.st_size;
-	ret_check->verify_us = (vigil_mono_ns() - t0) / 1000;
-	*ret_st = st;
-out:
-	if (fd >= 0)
-		close(fd);
-	return rv;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Writing a generation. */
-
-static vigil_err
-genw_txn(store_genw *w)
-{
-	int rc;
-
-	if (w->failed != VIGIL_OK)
-		return w->failed;
-	if (w->txn != NULL)
-		return VIGIL_OK;
-	rc = mdb_txn_begin(w->env, NULL, 0, &w->txn);
-	if (rc != 0) {
-		w->txn = NULL;
-		w->failed = gen_err_from_mdb(rc);
-	}
-	return w->failed;
-}
-
-static vigil_err
-genw_flush(store_genw *w)
-{
-	int rc;
-
-	if (w->txn == NULL)
-		return w->failed;
-	rc = mdb_txn_commit(w->txn);
-	w->txn = NULL;
-	w->pending = 0;
-	if (rc != 0 && w->failed == VIGIL_OK)
-		w->failed = gen_err_from_mdb(rc);
-	return w->failed;
-}
-
-static vigil_err
-genw_put_raw(store_genw *w, int dbi, const void *key, size_t klen, const void *val,
-    size_t vlen)
-{
-	MDB_val   k = { .mv_size = klen, .mv_data = (void *)key };
-	MDB_val   v = { .mv_size = vlen, .mv_data = (void *)val };
-	vigil_err rv;
-	int       rc;
-
-	rv = genw_txn(w);
-	if (rv != VIGIL_OK)
-		return rv;
-	rc = mdb_put(w->txn, w->dbi[dbi], &k, &v, 0);
-	if (rc != 0) {
-		/* A failed LMDB transaction is aborted, never reused. */
-		mdb_txn_abort(w->txn);
-		w->txn = NULL;
-		w->failed = gen_err_from_mdb(rc);
-		return w->failed;
-	}
-	if (++w->pending >= GEN_TXN_PUTS)
-		return genw_flush(w);
-	return VIGIL_OK;
-}
-
-static vigil_err
-genw_put(store_genw *w, int dbi, const void *key, size_t klen, const wbuf *val)
-{
-	return genw_put_raw(w, dbi, key, klen, val->buf, val->len);
-}
-
-static bool
-id_ok(const char *id)
-{
-	size_t n;
-
-	if (id == NULL)
-		return false;
-	n = strnlen(id, VIGIL_ID_MAX + 1);
-	return n > 0 && n <= VIGIL_ID_MAX;
-}
-
-vigil_err
-store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
-{
-	store_genw *w = NULL;
-	uint64_t   *gens = NULL, cur = 0, next;
-	size_t      n = 0;
-	char        name[32];
-	MDB_txn    *txn = NULL;
-	vigil_err   rv;
-	int         rc;
-
-	w = calloc(1, sizeof *w);
-	if (w == NULL)
-		return VIGIL_ENOMEM;
-	w->lockfd = -1;
-	if (path_join(w->fdir, sizeof w->fdir, datadir, "features") != VIGIL_OK) {
-		rv = VIGIL_ETOOBIG;
-		store_diag_set(reterr, "%s: path too long", datadir);
-		goto out;
-	}
-	rv = lock_take(w->fdir, &w->lockfd, reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	rv = gen_list(w->fdir, true, &gens, &n);
-	if (rv != VIGIL_OK) {
-		store_diag_set(reterr, "%s: listing generations: %s", w->fdir, vigil_strerror(rv));
-		goto out;
-	}
-	rv = current_read(w->fdir, &cur, reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	next = (n > 0 ? gens[0] : 0);
-	if (cur > next)
-		next = cur;
-	if (++next > GEN_MAX_NUMBER) {
-		rv = VIGIL_ELIMIT;
-		store_diag_set(reterr, "%s: generation numbers exhausted", w->fdir);
-		goto out;
-	}
-	w->gen = next;
-	snprintf(name, sizeof name, ".tmp-gen-%06" PRIu64, w->gen);
-	if (path_join(w->tmp, sizeof w->tmp, w->fdir, name) != VIGIL_OK) {
-		rv = VIGIL_ETOOBIG;
-		store_diag_set(reterr, "%s: path too long", w->fdir);
-		goto out;
-	}
-	if (mkdir(w->tmp, 0755) != 0) {
-		rv = vigil_err_from_errno(errno);
-		store_diag_set(reterr, "%s: mkdir: %s", w->tmp, strerror(errno));
-		goto out;
-	}
-	if ((rc = mdb_env_create(&w->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(w->env, GEN_NDBI)) != 0 ||
-	    (rc = mdb_env_set_mapsize(w->env, STORE_GEN_MAP_BYTES)) != 0 ||
-	    /* Commits need not sync: the whole environment is synced once in
-	     * store_genw_commit before it can become visible. */
-	    (rc = mdb_env_open(w->env, w->tmp, MDB_NOSYNC | MDB_NOMETASYNC, 0644)) != 0 ||
-	    (rc = mdb_txn_begin(w->env, NULL, 0, &txn)) != 0) {
-		rv = gen_err_from_mdb(rc);
-		store_diag_set(reterr, "%s: LMDB: %s", w->tmp, mdb_strerror(rc));
-		goto out;
-	}
-	for (int i = 0; i < GEN_NDBI; i++) {
-		rc = mdb_dbi_open(txn, gen_dbi_names[i], MDB_CREATE, &w->dbi[i]);
-		if (rc != 0) {
-			rv = gen_err_from_mdb(rc);
-			store_diag_set(reterr, "%s: LMDB open %s: %s", w->tmp, gen_dbi_names[i],
-			    mdb_strerror(rc));
-			goto out;
-		}
-	}
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-	if (rc != 0) {
-		rv = gen_err_from_mdb(rc);
-		store_diag_set(reterr, "%s: LMDB: %s", w->tmp, mdb_strerror(rc));
-		goto out;
-	}
-	*ret_w = w;
-	w = NULL;
-	rv = VIGIL_OK;
-out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	free(gens);
-	store_genw_abort(w);
-	return rv;
-}
-
-uint64_t
-store_genw_generation(const store_genw *w)
-{
-	return w->gen;
-}
-
-vigil_err
-store_genw_put_card(store_genw *w, const char *card_id, const store_card_profile *p)
-{
-	wbuf val;
-
-	if (!id_ok(card_id) || p->ncountries > STORE_CARD_MAX_COUNTRIES ||
-	    p->nmerchants > STORE_CARD_MAX_MERCHANTS)
-		return VIGIL_EINVAL;
-	gen_card_encode(p, &val);
-	return genw_put(w, DBI_CARD, card_id, strlen(card_id), &val);
-}
-
-vigil_err
-store_genw_put_merchant(store_genw *w, const char *merchant_id, const store_entity_profile *p)
-{
-	wbuf val;
-
-	if (!id_ok(merchant_id))
-		return VIGIL_EINVAL;
-	gen_entity_encode(p, &val);
-	return genw_put(w, DBI_MERCHANT, merchant_id, strlen(merchant_id), &val);
-}
-
-vigil_err
-store_genw_put_terminal(store_genw *w, const char *terminal_id, const store_entity_profile *p)
-{
-	wbuf val;
-
-	if (!id_ok(terminal_id))
-		return VIGIL_EINVAL;
-	gen_entity_encode(p, &val);
-	return genw_put(w, DBI_TERMINAL, terminal_id, strlen(terminal_id), &val);
-}
-
-/* Threshold key: name '\0' group (group may be empty). */
-static vigil_err
-threshold_key(const char *name, const char *group, char *buf, size_t *ret_len)
-{
-	size_t nl, gl;
-
-	if (name == NULL || group == NULL)
-		return VIGIL_EINVAL;
-	nl = strnlen(name, STORE_THRESHOLD_NAME_MAX + 1);
-	gl = strnlen(group, STORE_THRESHOLD_NAME_MAX + 1);
-	if (nl == 0 || nl > STORE_THRESHOLD_NAME_MAX || gl > STORE_THRESHOLD_NAME_MAX)
-		return VIGIL_EINVAL;
-	memcpy(buf, name, nl);
-	buf[nl] = '\0';
-	memcpy(buf + nl + 1, group, gl);
-	*ret_len = nl + 1 + gl;
-	return VIGIL_OK;
-}
-
-vigil_err
-store_genw_put_threshold(store_genw *w, const char *name, const char *group,
-    const store_threshold_val *v)
-{
-	char      key[2 * STORE_THRESHOLD_NAME_MAX + 1];
-	size_t    klen;
-	wbuf      val;
-	vigil_err rv;
-
-	rv = threshold_key(name, group, key, &klen);
-	if (rv != VIGIL_OK)
-		return rv;
-	gen_threshold_encode(v, &val);
-	return genw_put(w, DBI_THRESHOLD, key, klen, &val);
-}
-
-/* Blobs live in the meta table under "blob/NAME": no new table, so a
- * generation written before blobs existed simply has none. */
-#define GEN_BLOB_PREFIX "blob/"
-
-static vigil_err
-blob_key(const char *name, char *buf, size_t cap, size_t *ret_len)
-{
-	size_t n;
-
-	if (name == NULL)
-		return VIGIL_EINVAL;
-	n = strnlen(name, STORE_BLOB_NAME_MAX + 1);
-	if (n == 0 || n > STORE_BLOB_NAME_MAX)
-		return VIGIL_EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-		    c == '-'))
-			return VIGIL_EINVAL;
-	}
-	if (sizeof GEN_BLOB_PREFIX - 1 + n >= cap)
-		return VIGIL_EINVAL;
-	memcpy(buf, GEN_BLOB_PREFIX, sizeof GEN_BLOB_PREFIX - 1);
-	memcpy(buf + sizeof GEN_BLOB_PREFIX - 1, name, n);
-	*ret_len = sizeof GEN_BLOB_PREFIX - 1 + n;
-	return VIGIL_OK;
-}
-
-vigil_err
-store_genw_put_blob(store_genw *w, const char *name, const void *data, size_t len)
-{
-	char      key[sizeof GEN_BLOB_PREFIX + STORE_BLOB_NAME_MAX];
-	size_t    klen;
-	vigil_err rv;
-
-	if (len > STORE_BLOB_MAX_BYTES || (data == NULL && len > 0))
-		return len > STORE_BLOB_MAX_BYTES ? VIGIL_ETOOBIG : VIGIL_EINVAL;
-	rv = blob_key(name, key, sizeof key, &klen);
-	if (rv != VIGIL_OK)
-		return rv;
-	return genw_put_raw(w, DBI_META, key, klen, data != NULL ? data : "", len);
-}
-
-vigil_err
-store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, store_diag *reterr)
-{
-	store_gen_meta m;
-	char           name[32], dst[GEN_PATH_MAX];
-	wbuf          *val = NULL;
-	vigil_err      rv;
-	int            rc;
-
-	if (reterr != NULL)
-		reterr->msg[0] = '\0';
-	val = malloc(sizeof *val);
-	if (val == NULL) {
-		rv = VIGIL_ENOMEM;
-		goto out;
-	}
-	m = *meta;
-	m.generation = w->gen;
-	gen_meta_encode(&m, val);
-	rv = genw_put(w, DBI_META, gen_meta_key, sizeof gen_meta_key - 1, val);
-	if (rv == VIGIL_OK)
-		rv = genw_flush(w);
-	if (rv != VIGIL_OK) {
-		store_diag_set(reterr, "%s: writing generation: %s", w->tmp, vigil_strerror(rv));
-		goto out;
-	}
-	rc = mdb_env_sync(w->env, 1);
-	if (rc != 0) {
-		rv = gen_err_from_mdb(rc);
-		store_diag_set(reterr, "%s: LMDB sync: %s", w->tmp, mdb_strerror(rc));
-		goto out;
-	}
-	mdb_env_close(w->env);
-	w->env = NULL;
-	/* Nothing writes data.mdb from here on: its checksum is final. */
-	rv = gen_checksum_write(w->tmp, reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	rv = store_fsync_dir(w->tmp);
-	if (rv != VIGIL_OK) {
-		store_diag_set(reterr, "%s: fsync: %s", w->tmp, vigil_strerror(rv));
-		goto out;
-	}
-	gen_name(w->gen, name, sizeof name);
-	if (path_join(dst, sizeof dst, w->fdir, name) != VIGIL_OK) {
-		rv = VIGIL_ETOOBIG;
-		goto out;
-	}
-	if (rename(w->tmp, dst) != 0) {
-		rv = vigil_err_from_errno(errno);
-		store_diag_set(reterr, "%s: rename to %s: %s", w->tmp, name, strerror(errno));
-		goto out;
-	}
-	w->tmp[0] = '\0'; /* now owned by the features directory */
-	rv = store_fsync_dir(w->fdir);
-	if (rv != VIGIL_OK) {
-		store_diag_set(reterr, "%s: fsync: %s", w->fdir, vigil_strerror(rv));
-		goto out;
-	}
-	/* From this generation on a CHECKSUM is required (once, ever). */
-	rv = gen_checksums_from_mark(w->fdir, w->gen, reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	rv = current_write(w->fdir, w->gen, reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	/* The new generation is current; a failed prune is reported in
-	 * reterr but does not fail the commit. */
-	(void)gen_prune(w->fdir, keep ? keep : GEN_DEFAULT_KEEP, w->gen, reterr);
-	rv = VIGIL_OK;
-out:
-	free(val);
-	store_genw_abort(w);
-	return rv;
-}
-
-void
-store_genw_abort(store_genw *w)
-{
-	if (w == NULL)
-		return;
-	if (w->txn != NULL)
-		mdb_txn_abort(w->txn);
-	if (w->env != NULL)
-		mdb_env_close(w->env);
-	if (w->tmp[0] != '\0')
-		(void)dir_remove(w->tmp);
-	if (w->lockfd >= 0)
-		close(w->lockfd); /* releases the flock */
-	free(w);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1378,7 +344,7 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 	char         fdir[GEN_PATH_MAX], path[GEN_PATH_MAX];
 	struct stat  st, vst = { 0 }, ost;
 	MDB_txn     *txn = NULL;
-	MDB_val      k = { .mv_size = sizeof gen_meta_key - 1, .mv_data = (void *)gen_meta_key };
+	MDB_val      k = { .mv_size = sizeof GEN_META_KEY - 1, .mv_data = (void *)GEN_META_KEY };
 	MDB_val      v;
 	MDB_envinfo  info;
 	MDB_stat     ms;
@@ -1391,8 +357,8 @@ store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, stor
 		return VIGIL_ENOMEM;
 	pthread_mutex_init(&g->pool_mu, NULL);
 	gen_name(generation, g->name, sizeof g->name);
-	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK ||
-	    path_join(path, sizeof path, fdir, g->name) != VIGIL_OK) {
+	if (gen_path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK ||
+	    gen_path_join(path, sizeof path, fdir, g->name) != VIGIL_OK) {
 		rv = VIGIL_ETOOBIG;
 		store_diag_set(reterr, "%s: path too long", datadir);
 		goto out;
@@ -1525,11 +491,11 @@ store_gen_open_current(const char *datadir, store_gen **ret_g, store_diag *reter
 	uint64_t  cur = 0;
 	vigil_err rv;
 
-	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
+	if (gen_path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
 		store_diag_set(reterr, "%s: path too long", datadir);
 		return VIGIL_ETOOBIG;
 	}
-	rv = current_read(fdir, &cur, reterr);
+	rv = gen_cur_read(fdir, &cur, reterr);
 	if (rv != VIGIL_OK)
 		return rv;
 	if (cur == 0) {
@@ -1651,7 +617,7 @@ store_gen_threshold(store_gen *g, const char *name, const char *group, store_thr
 	gen_session *s;
 	vigil_err    rv;
 
-	rv = threshold_key(name, group, key, &klen);
+	rv = gen_threshold_key(name, group, key, &klen);
 	if (rv != VIGIL_OK)
 		return rv == VIGIL_EINVAL ? VIGIL_ENOTFOUND : rv;
 	s = gen_session_begin(g);
@@ -1675,7 +641,7 @@ store_gen_blob(store_gen *g, const char *name, void **ret_data, size_t *ret_len)
 	vigil_err    rv;
 	int          rc;
 
-	rv = blob_key(name, key, sizeof key, &klen);
+	rv = gen_blob_key(name, key, sizeof key, &klen);
 	if (rv != VIGIL_OK)
 		return VIGIL_ENOTFOUND;
 	s = gen_session_begin(g);
@@ -1760,9 +726,9 @@ store_gen_current(const char *datadir, uint64_t *ret_generation)
 {
 	char fdir[GEN_PATH_MAX];
 
-	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK)
+	if (gen_path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK)
 		return VIGIL_ETOOBIG;
-	return current_read(fdir, ret_generation, NULL);
+	return gen_cur_read(fdir, ret_generation, NULL);
 }
 
 vigil_err
@@ -1770,11 +736,11 @@ gen_current_read(const char *datadir, uint64_t *ret_gen, store_diag *reterr)
 {
 	char fdir[GEN_PATH_MAX];
 
-	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
+	if (gen_path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
 		store_diag_set(reterr, "%s: path too long", datadir);
 		return VIGIL_ETOOBIG;
 	}
-	return current_read(fdir, ret_gen, reterr);
+	return gen_cur_read(fdir, ret_gen, reterr);
 }
 
 vigil_err
@@ -1787,7 +753,7 @@ gen_open_newest_below(const char *datadir, uint64_t below, store_gen **ret_g,
 	uint32_t  refused = 0;
 	vigil_err rv;
 
-	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK)
+	if (gen_path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK)
 		return VIGIL_ETOOBIG;
 	rv = gen_list(fdir, false, &gens, &n);
 	if (rv != VIGIL_OK)
@@ -1860,18 +826,18 @@ store_gen_set_current(const char *datadir, uint64_t generation, store_diag *rete
 	int        lockfd = -1;
 	vigil_err  rv;
 
-	if (path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
+	if (gen_path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
 		store_diag_set(reterr, "%s: path too long", datadir);
 		return VIGIL_ETOOBIG;
 	}
-	rv = lock_take(fdir, &lockfd, reterr);
+	rv = gen_lock_take(fdir, &lockfd, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
 	/* Only a generation this build can read may become current. */
 	rv = store_gen_open(datadir, generation, &g, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
-	rv = current_write(fdir, generation, reterr);
+	rv = gen_cur_write(fdir, generation, reterr);
 out:
 	store_gen_close(g);
 	if (lockfd >= 0)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/lean.c - lean decoding of ArchivedScore payloads (lean_int.h): the
+ * store/lean.c - lean decoding of ArchivedScore payloads (lean.h): the
  * nightly rebuild's fast path, a single in-place walk of the wire bytes
  * that must accept and return exactly what store_scored_decode (record.c)
  * does. tests/store_archive/test_record.c checks the two agree.
@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "lean_int.h"
+#include "lean.h"
 #include "pbwire.h"
 #include "schema_int.h"
 #include "util_int.h"

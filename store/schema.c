@@ -3,7 +3,7 @@
  * store/schema.c - the feature schema: every name a rule file or the model
  * can read, its type, source and slot, all from the one table in
  * schema.def; the model's input layout; and the request-derived slots
- * (store_features_from_txn); and feature masks, sets of slots (mask_int.h).
+ * (store_features_from_txn); and feature masks, sets of slots (mask.h).
  * Meaning of each feature: docs/features.md.
  */
 #include <pthread.h>
@@ -12,7 +12,7 @@
 #include <xxhash.h>
 
 #include "schema.h"
-#include "mask_int.h"
+#include "mask.h"
 #include "schema_int.h"
 #include "util_int.h"
 
@@ -155,7 +155,7 @@ store_features_from_txn(const vigil_txn *txn, vigil_value *f, uint32_t n)
 		f[STORE_SLOT_HOUR] = vigil_value_num((double)store_hour_of(txn->event_time_ms));
 }
 
-/* Feature masks (mask_int.h): sets of schema slots. */
+/* Feature masks (mask.h): sets of schema slots. */
 
 void
 store_feature_mask_none(store_feature_mask *ret_m)

@@ -19,7 +19,7 @@
 
 #include "app.h"
 #include "csv.h"
-#include "mask_int.h"
+#include "mask.h"
 #include "metrics.h"
 
 /* CPU time of this process in ns: on a shared machine the wall clock also

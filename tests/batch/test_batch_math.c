@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "int.h"
-#include "lean_int.h"
+#include "lean.h"
 
 /* cmocka 1.1 has no assert_double_equal. */
 #define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))

@@ -19,7 +19,7 @@
 #include "pbwire.h"
 #include "schema_int.h"
 #include "archive.h"
-#include "lean_int.h"
+#include "lean.h"
 #include "vigil.pb-c.h"
 
 static void

@@ -9,7 +9,7 @@
  * IPs, retries and a batch generation; plus the API's refusals.
  */
 #include "helpers.h"
-#include "mask_int.h"
+#include "mask.h"
 
 #define NTXN   6000
 #define NCARDS 300

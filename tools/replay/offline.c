@@ -28,7 +28,7 @@
 #endif
 
 #include "batch.h"
-#include "mask_int.h"
+#include "mask.h"
 #include "replay.h"
 
 /* A build checked for leaks (ASan/LSan) frees the live state at exit;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/features_int.h - private to store/: what db.c needs of a feature
+ * store/private/features_int.h - private to store/: what db.c needs of a feature
  * generation beyond gen.h. A lookup session borrows one read transaction
  * from the generation's pool (reset/renew, no allocation after warm-up) and
  * reads card, merchant and terminal under it; values are decoded (copied

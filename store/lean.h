@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/lean_int.h - lean decoding of scored records. Not part of store/'s
- * interface (schema.h, archive.h, gen.h, db.h): the bulk reader's fast path
- * for vigil-rebuild (batch/) and store's tests. It lives in store/ (lean.c)
- * because it must agree with store_scored_decode (record.c) byte for byte.
+ * store/lean.h - lean decoding of scored records: the bulk readers' fast
+ * path (vigil-rebuild in batch/, the console's scans). It lives in store/
+ * (lean.c) because it must agree with store_scored_decode (record.c) byte
+ * for byte.
  *
  * store_scored_decode_lean reads an ArchivedScore payload in place, without
  * protobuf-c, filling only what aggregation needs. Strings are views into
@@ -15,8 +15,8 @@
  * validated but not returned. VIGIL_EPROTO if malformed (reterr says why);
  * *ret is then unspecified. Never allocates; thread-safe.
  */
-#ifndef VIGIL_STORE_LEAN_INT_H
-#define VIGIL_STORE_LEAN_INT_H
+#ifndef VIGIL_STORE_LEAN_H
+#define VIGIL_STORE_LEAN_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -66,4 +66,4 @@ vigil_err store_scored_decode_lean(const void *payload, size_t len, store_scored
 void      store_lean_features_from_txn(const store_scored_lean *s, vigil_value *features,
     uint32_t nfeatures);
 
-#endif /* VIGIL_STORE_LEAN_INT_H */
+#endif /* VIGIL_STORE_LEAN_H */

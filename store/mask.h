@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/mask_int.h - feature masks: computing only some slots. Not part of
- * store/'s interface (schema.h, archive.h, gen.h, db.h): an offline
- * optimisation for vigil-replay (through app_work_set_features), its bench
- * and store's tests; vigild always computes every slot.
+ * store/mask.h - feature masks: computing only some slots. Part of store/'s
+ * interface for one optimisation: vigil-replay computes only the slots its
+ * rules read (through app_work_set_features); vigild always computes every
+ * slot.
  *
  * Bit s set = schema slot s is needed. A lookup under a mask fills the
  * needed slots exactly as an unmasked lookup would and sets every other
@@ -13,8 +13,8 @@
  * store_feature_mask_all() is the default everywhere. The mask functions
  * are in schema.c, the rest in db.c.
  */
-#ifndef VIGIL_STORE_MASK_INT_H
-#define VIGIL_STORE_MASK_INT_H
+#ifndef VIGIL_STORE_MASK_H
+#define VIGIL_STORE_MASK_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,4 +49,4 @@ vigil_err store_db_new_memory_masked(const store_db_opts *opts,
  * Applying (commit) is not affected. */
 vigil_err store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m);
 
-#endif /* VIGIL_STORE_MASK_INT_H */
+#endif /* VIGIL_STORE_MASK_H */

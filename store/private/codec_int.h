@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/codec_int.h - private to store/: the value codecs of a feature
+ * store/private/codec_int.h - private to store/: the value codecs of a feature
  * generation (codec.c; layouts in docs/storage.md), used by features.c to
  * write and read the LMDB values. Encoders write into a wbuf (every layout
  * fits); decoders copy out, insist on the exact length and return

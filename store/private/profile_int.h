@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* store/profile_int.h - private to store/: a batch profile into a feature
+/* store/private/profile_int.h - private to store/: a batch profile into a feature
  * vector (profile.c): the FP rows of schema.def (stored fields read as
  * they are) and the DERIVED card slots. */
 #ifndef VIGIL_STORE_PROFILE_INT_H

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/live_int.h - private to store/: the speed layer (live.c) as db.c
+ * store/private/live_int.h - private to store/: the speed layer (live.c) as db.c
  * drives it. The model, its windows and its exactness argument are in
  * docs/storage.md ("Live state"); in short:
  *
@@ -22,7 +22,7 @@
 #define VIGIL_STORE_LIVE_INT_H
 
 #include "db.h"
-#include "mask_int.h"
+#include "mask.h"
 
 #define LIVE_WINDOW_MAX_MS   (7 * VIGIL_MS_PER_DAY)  /* largest window = late horizon */
 #define LIVE_RETAIN_MS       (2 * LIVE_WINDOW_MAX_MS) /* window + late horizon */

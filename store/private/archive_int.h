@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/archive_int.h - private to the archive files of store/ (frame.c,
+ * store/private/archive_int.h - private to the archive files of store/ (frame.c,
  * archive.c, reader.c) and their tests: the on-disk frame header, segment
  * names, the per-segment index sidecar and the test clock hook. The format
  * is documented in docs/archive.md; every constant here is part of it.

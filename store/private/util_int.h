@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/util_int.h - small helpers shared by the store's own files (not
+ * store/private/util_int.h - small helpers shared by the store's own files (not
  * part of store/'s headers). store_diag_set, which batch/ and the tools use
  * too, is declared in schema.h; both live in util.c.
  */

@@ -1,0 +1,50 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/layout.sh - the `lint` suite: private headers stay private. A header
+# named *_int.h belongs to the component directory it is in (the directory
+# above, for one in a private/ directory): store/private/live_int.h is
+# store/'s, tools/replay/report_int.h is tools/replay/'s. No product file
+# outside that directory may include it; tests/ and bench/ may (white-box
+# tests and benches of a component's internals, which say so in meson by
+# depending on e.g. store_private_dep). One line per offence:
+#   FILE:LINE: includes HEADER, private to DIR/
+#
+#   tests/layout.sh SOURCE_ROOT
+set -eu
+
+SRC=${1:?usage: layout.sh SOURCE_ROOT}
+cd "$SRC"
+# Build directories may sit inside the source tree (build*/, gitignored).
+headers=$(find . -name '*_int.h' -type f ! -path './build*' ! -path './.git/*' \
+	! -path './tests/*' ! -path './bench/*' | sed 's|^\./||' | sort)
+[ -n "$headers" ] || { echo "layout.sh: no *_int.h found under $SRC" >&2; exit 1; }
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+bad=0
+nfiles=0
+for f in $(find . \( -name '*.c' -o -name '*.h' \) -type f ! -path './build*' \
+	! -path './.git/*' ! -path './tests/*' ! -path './bench/*' | sed 's|^\./||' | sort); do
+	nfiles=$((nfiles + 1))
+	# #include "X_int.h" (or "dir/X_int.h"): the line number and the base name
+	grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[^"]*_int\.h"' "$f" 2>/dev/null |
+		sed 's|^\([0-9]*\):.*"\([^"]*/\)\{0,1\}\([^"/]*_int\.h\)".*|\1 \3|' >"$tmp" || true
+	while read -r line base; do
+		for h in $headers; do
+			[ "$(basename "$h")" = "$base" ] || continue
+			dir=$(dirname "$h")
+			case $dir in */private) dir=${dir%/private} ;; esac
+			case $f in
+			"$dir"/*) ;;
+			*)
+				echo "$f:$line: includes $h, private to $dir/"
+				bad=$((bad + 1))
+				;;
+			esac
+		done
+	done <"$tmp"
+done
+if [ "$bad" -gt 0 ]; then
+	echo "layout.sh: $bad include(s) of another component's private header" >&2
+	exit 1
+fi
+echo "layout.sh: $nfiles files, no private header included outside its component"
