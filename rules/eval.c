@@ -907,6 +907,17 @@ ev_bands(const rules_prog *prog, const rules_tvals *tv, rules_result *res)
 		res->decline_at = res->review_at;
 }
 
+void
+rules_prog_bands_in_force(const rules_prog *prog, const rules_tvals *tv, double *ret_review_at,
+    double *ret_decline_at)
+{
+	rules_result res;
+
+	ev_bands(prog, tv, &res);
+	*ret_review_at = res.review_at;
+	*ret_decline_at = res.decline_at;
+}
+
 static double
 ev_clamp(double v, double lo, double hi)
 {

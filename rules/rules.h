@@ -217,6 +217,11 @@ void         rules_tvals_free(rules_tvals *tv);        /* NULL is a no-op */
  * older than a file that turned a tuned threshold into a constant). */
 vigil_err    rules_tvals_set(rules_tvals *tv, uint32_t i, const vigil_value *group,
     double value);
+/* The bands a transaction is decided with under tv (rules_result's
+ * review_at and decline_at): a band named by a threshold takes its tuned
+ * value, else its fallback; rules_prog_bands gives the file's numbers. */
+void         rules_prog_bands_in_force(const rules_prog *prog, const rules_tvals *tv,
+    double *ret_review_at, double *ret_decline_at);
 
 /* ---- Evaluation ---- */
 

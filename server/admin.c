@@ -302,6 +302,7 @@ admin_rules(srv_admin *a, struct evhttp_request *req)
 		const rules_prog *p = rs->rules->prog;
 		char when[32];
 		int32_t review_at, decline_at;
+		double band_review, band_decline;
 
 		vigil_time_format_rfc3339(rs->rules->loaded_at_ms, when, sizeof when);
 		rules_prog_bands(p, &review_at, &decline_at);
@@ -311,8 +312,13 @@ admin_rules(srv_admin *a, struct evhttp_request *req)
 		json_object_set_new(o, "loaded_at", json_string(when));
 		json_object_set_new(o, "loaded_at_ms", json_integer(rs->rules->loaded_at_ms));
 		json_object_set_new(o, "features_generation", json_integer((json_int_t)rs->generation));
-		json_object_set_new(o, "review_at", json_integer(review_at));
-		json_object_set_new(o, "decline_at", json_integer(decline_at));
+		/* the bands in force: a band named by a threshold is its tuned
+		 * value (the file's fallback until a generation tunes it) */
+		rules_prog_bands_in_force(p, rs->tv, &band_review, &band_decline);
+		json_object_set_new(o, "review_at", json_real(band_review));
+		json_object_set_new(o, "decline_at", json_real(band_decline));
+		json_object_set_new(o, "file_review_at", json_integer(review_at));
+		json_object_set_new(o, "file_decline_at", json_integer(decline_at));
 		rules = json_array();
 		for (uint32_t i = 0; rules != NULL && i < rs->rules->nrules; i++) {
 			rules_rule_info ri;

@@ -235,6 +235,12 @@ test_bands_tuned(void **state)
 	f[FX_AMOUNT] = vigil_value_num(500); /* 30 points */
 	assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, &res), VIGIL_OK);
 	assert_true(res.review_at == 40 && res.decline_at == 80);
+	{
+		double br, bd;
+
+		rules_prog_bands_in_force(prog, tv, &br, &bd);
+		assert_true(br == 40 && bd == 80);
+	}
 	assert_int_equal(res.decision, VIGIL_DECISION_ALLOW);
 	rules_result_model(prog, 0.5, &res);
 	assert_int_equal(res.decision, VIGIL_DECISION_REVIEW);
@@ -243,6 +249,12 @@ test_bands_tuned(void **state)
 	assert_int_equal(rules_tvals_set(tv, 1, NULL, 45), VIGIL_OK);
 	assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, &res), VIGIL_OK);
 	assert_true(res.review_at == 12.5 && res.decline_at == 45);
+	{
+		double br, bd;
+
+		rules_prog_bands_in_force(prog, tv, &br, &bd);
+		assert_true(br == 12.5 && bd == 45);
+	}
 	assert_int_equal(res.decision, VIGIL_DECISION_REVIEW);
 	rules_result_model(prog, 0.12, &res);
 	assert_int_equal(res.decision, VIGIL_DECISION_ALLOW);
