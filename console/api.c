@@ -28,33 +28,6 @@ api_score(float score)
 	return rint((double)score * 1000.0) / 1000.0;
 }
 
-static json_t *
-api_amount(int64_t minor, const char *currency)
-{
-	int e = vigil_currency_exponent(currency);
-	char buf[48];
-
-	if (e < 0)
-		e = 2;
-	snprintf(buf, sizeof buf, "%.*f", e, (double)minor / pow(10, e));
-	return json_string(buf);
-}
-
-static json_t *
-api_time(int64_t ms)
-{
-	char buf[32];
-
-	vigil_time_format_rfc3339(ms, buf, sizeof buf);
-	return json_string(buf);
-}
-
-static json_t *
-api_label_json(int label)
-{
-	return label < 0 ? json_null() : json_string(label ? "fraud" : "legit");
-}
-
 json_t *con_case_json(con_app *app, const con_case *c);
 
 json_t *
@@ -70,11 +43,11 @@ con_case_json(con_app *app, const con_case *c)
 		    "shadow", shadow));
 	}
 	json_object_set_new(o, "txn_id", json_string(c->txn_id));
-	json_object_set_new(o, "time", api_time(c->event_time_ms));
+	json_object_set_new(o, "time", con_json_time(c->event_time_ms));
 	json_object_set_new(o, "event_time_ms", json_integer(c->event_time_ms));
 	json_object_set_new(o, "score", json_real(api_score(c->score)));
 	json_object_set_new(o, "decision", json_string(vigil_decision_name(c->decision)));
-	json_object_set_new(o, "amount", api_amount(c->amount_minor, c->currency));
+	json_object_set_new(o, "amount", con_json_amount(c->amount_minor, c->currency));
 	json_object_set_new(o, "amount_minor", json_integer(c->amount_minor));
 	json_object_set_new(o, "currency", json_string(c->currency));
 	json_object_set_new(o, "card_id", json_string(c->card_id));
@@ -84,7 +57,7 @@ con_case_json(con_app *app, const con_case *c)
 	json_object_set_new(o, "mcc", json_integer(c->mcc));
 	json_object_set_new(o, "channel", json_string(vigil_channel_name(c->channel)));
 	json_object_set_new(o, "hits", hits);
-	json_object_set_new(o, "label", api_label_json(c->label));
+	json_object_set_new(o, "label", con_json_label(c->label));
 	json_object_set_new(o, "label_source", c->label >= 0 ? json_string(c->label_source) :
 	    json_null());
 	json_object_set_new(o, "seq", json_integer((json_int_t)c->seq));
@@ -95,7 +68,7 @@ con_case_json(con_app *app, const con_case *c)
 	}
 	if (con_index_claim_get(app->ix, c->txn_id, vigil_now_ms(), &cl) == VIGIL_OK)
 		json_object_set_new(o, "claim", json_pack("{s:s, s:o}", "who", cl.who, "until",
-		    api_time(cl.until_ms)));
+		    con_json_time(cl.until_ms)));
 	else
 		json_object_set_new(o, "claim", json_null());
 	return o;
@@ -331,11 +304,11 @@ con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, cons
 		for (uint32_t i = 0; i < nh; i++) {
 			const con_card_txn *t = &hist[i];
 			json_array_append_new(arr, json_pack("{s:s, s:o, s:o, s:s, s:s, s:f, s:s, s:o}",
-			    "txn_id", t->txn_id, "time", api_time(t->event_time_ms),
-			    "amount", api_amount(t->amount_minor, t->currency), "currency", t->currency,
+			    "txn_id", t->txn_id, "time", con_json_time(t->event_time_ms),
+			    "amount", con_json_amount(t->amount_minor, t->currency), "currency", t->currency,
 			    "merchant_id", t->merchant_id, "score", api_score(t->score),
 			    "decision", vigil_decision_name(t->decision),
-			    "label", api_label_json(con_index_label_of(app->ix, t->txn_id))));
+			    "label", con_json_label(con_index_label_of(app->ix, t->txn_id))));
 		}
 	}
 	json_object_set_new(o, "card_history", arr);
@@ -368,7 +341,7 @@ api_claim_json(const con_claim *cl)
 {
 	if (cl->who[0] == '\0')
 		return json_null();
-	return json_pack("{s:s, s:o}", "who", cl->who, "until", api_time(cl->until_ms));
+	return json_pack("{s:s, s:o}", "who", cl->who, "until", con_json_time(cl->until_ms));
 }
 
 static void
@@ -383,7 +356,7 @@ api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		json_t *o = con_error_body(409, NULL, "claimed by another analyst");
 
 		json_object_set_new(o, "claimed_by", json_string(cl.who));
-		json_object_set_new(o, "until", api_time(cl.until_ms));
+		json_object_set_new(o, "until", con_json_time(cl.until_ms));
 		con_send_json(req, 409, o);
 		return;
 	}
@@ -397,7 +370,7 @@ api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		return;
 	}
 	con_send_json(req, 200, json_pack("{s:s, s:s, s:o}", "txn_id", c->txn_id, "claimed_by",
-	    cl.who, "until", api_time(cl.until_ms)));
+	    cl.who, "until", con_json_time(cl.until_ms)));
 }
 
 static void
@@ -428,7 +401,7 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		json_t *o = con_error_body(409, NULL, "claimed by another analyst");
 
 		json_object_set_new(o, "claimed_by", json_string(cl.who));
-		json_object_set_new(o, "until", api_time(cl.until_ms));
+		json_object_set_new(o, "until", con_json_time(cl.until_ms));
 		con_send_json(req, 409, o);
 		return;
 	}
@@ -453,7 +426,7 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 	rv = con_index_case_label(app->ix, c->txn_id, fraud, source, now);
 	(void)con_index_unclaim(app->ix, c->txn_id, who->name, now, false, NULL);
 	if (con_audit_write(app->audit, who, "label", c->txn_id,
-	    json_pack("{s:o}", "label", api_label_json(c->label)),
+	    json_pack("{s:o}", "label", con_json_label(c->label)),
 	    json_pack("{s:s, s:s}", "label", fraud ? "fraud" : "legit", "source", source)) != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "label sent to vigild, but the audit log could not be "
 		    "written");
@@ -519,7 +492,7 @@ api_note(con_app *app, struct evhttp_request *req, const con_user *who, const co
 		    CON_NOTES_MAX);
 		goto out;
 	}
-	note = json_pack("{s:o, s:s, s:s}", "ts", api_time(vigil_now_ms()), "who", who->name,
+	note = json_pack("{s:o, s:s, s:s}", "ts", con_json_time(vigil_now_ms()), "who", who->name,
 	    "text", text);
 	json_array_append(notes, note);
 	if (con_casework_put(app->cw, c->txn_id, w) != VIGIL_OK) {
@@ -637,7 +610,7 @@ con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *wh
 			    "or an admin can release it");
 
 			json_object_set_new(o, "claimed_by", json_string(prev.who));
-			json_object_set_new(o, "until", api_time(prev.until_ms));
+			json_object_set_new(o, "until", con_json_time(prev.until_ms));
 			con_send_json(req, 409, o);
 			return;
 		}
@@ -760,9 +733,9 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 		}
 		if (store_gen_meta_get(g, &m) == VIGIL_OK) {
 			json_t *summary = json_loads(m.summary_json, 0, NULL);
-			json_object_set_new(o, "as_of", api_time(m.as_of_ms));
+			json_object_set_new(o, "as_of", con_json_time(m.as_of_ms));
 			json_object_set_new(o, "window_days", json_integer(m.window_ms / VIGIL_MS_PER_DAY));
-			json_object_set_new(o, "built_at", api_time(m.built_at_ms));
+			json_object_set_new(o, "built_at", con_json_time(m.built_at_ms));
 			json_object_set_new(o, "first_seq", json_integer((json_int_t)m.first_seq));
 			json_object_set_new(o, "last_seq", json_integer((json_int_t)m.last_seq));
 			json_object_set_new(o, "summary", summary != NULL ? summary : json_null());
@@ -912,7 +885,7 @@ con_api_status(con_app *app, struct evhttp_request *req, const con_user *who)
 	    "index", "last_seq", (json_int_t)p.last_seq, "scored", (json_int_t)p.scored,
 	    "labels", (json_int_t)p.labels, "cases", (json_int_t)p.cases,
 	    "corrupt", (json_int_t)p.corrupt,
-	    "newest_event", p.max_event_ms > 0 ? api_time(p.max_event_ms) : json_null(),
+	    "newest_event", p.max_event_ms > 0 ? con_json_time(p.max_event_ms) : json_null(),
 	    "rules", app->o.rules, "server", app->o.server,
 	    "ingest_error", app->last_ingest_err, "backtest_running", app->bt != NULL));
 }

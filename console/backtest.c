@@ -461,7 +461,7 @@ bt_finish(con_backtest *bt)
 				int label = id != NULL ? con_index_label_of(app->ix, id) : -1;
 				json_t *c = json_pack("{s:s?, s:o, s:o, s:o}", "txn_id", id,
 				    "before", bt_side(a), "after", bt_side(b), "label",
-				    label < 0 ? json_null() : json_string(label ? "fraud" : "legit"));
+				    con_json_label(label));
 
 				/* exact: where the transaction is, for its link (a search) */
 				if (json_object_get(a, "card_id") != NULL) {

@@ -467,6 +467,11 @@ const char *con_rules_base(const con_app *app);
 void con_rules_fini(con_app *app);
 
 /* util */
+/* JSON of the pages: an amount in its currency's units ("220.50"), an
+ * RFC 3339 time, a label ("fraud", "legit", or null for -1). */
+json_t     *con_json_amount(int64_t minor, const char *currency);
+json_t     *con_json_time(int64_t ms);
+json_t     *con_json_label(int label);
 /* Parses "YYYY-MM-DD" or RFC 3339 into ms. */
 vigil_err con_time_parse(const char *s, int64_t *ret_ms);
 /* Reads a whole file (malloc'd, NUL-terminated) of at most max bytes. */

@@ -94,33 +94,6 @@ ent_day_of(int64_t ms)
 	return ms >= 0 ? ms / VIGIL_MS_PER_DAY : (ms - VIGIL_MS_PER_DAY + 1) / VIGIL_MS_PER_DAY;
 }
 
-static json_t *
-ent_time(int64_t ms)
-{
-	char buf[32];
-
-	vigil_time_format_rfc3339(ms, buf, sizeof buf);
-	return json_string(buf);
-}
-
-static json_t *
-ent_amount(int64_t minor, const char *currency)
-{
-	int e = vigil_currency_exponent(currency);
-	char buf[48];
-
-	if (e < 0)
-		e = 2;
-	snprintf(buf, sizeof buf, "%.*f", e, (double)minor / pow(10, e));
-	return json_string(buf);
-}
-
-static json_t *
-ent_label(int label)
-{
-	return label < 0 ? json_null() : json_string(label ? "fraud" : "legit");
-}
-
 static const char *
 ent_field(ent_kind k, const vigil_txn *t)
 {
@@ -396,7 +369,7 @@ ent_profile(con_app *app, const ent_ctx *c)
 		    "distinct_merchants_90d", (int)cp.distinct_merchants_90d,
 		    "distinct_countries_90d", (int)cp.distinct_countries_90d,
 		    "fraud_count_90d", (int)cp.fraud_count_90d,
-		    "first_seen", cp.first_seen_ms > 0 ? ent_time(cp.first_seen_ms) : json_null());
+		    "first_seen", cp.first_seen_ms > 0 ? con_json_time(cp.first_seen_ms) : json_null());
 	} else if (g != NULL && (c->kind == ENT_MERCHANT || c->kind == ENT_TERMINAL) &&
 	    (c->kind == ENT_MERCHANT ? store_gen_merchant(g, c->id, &ep) :
 	    store_gen_terminal(g, c->id, &ep)) == VIGIL_OK) {
@@ -517,16 +490,16 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 		const ent_txn *e = &c.ring[(c.matched - 1 - i) % c.limit];
 
 		json_array_append_new(txns, json_pack("{s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:o, s:s, "
-		    "s:f, s:s, s:o}", "txn_id", e->txn_id, "time", ent_time(e->event_time_ms),
+		    "s:f, s:s, s:o}", "txn_id", e->txn_id, "time", con_json_time(e->event_time_ms),
 		    "card_id", e->card_id, "merchant_id", e->merchant_id, "terminal_id", e->terminal_id,
 		    "device_id", e->device_id, "ip", e->ip,
-		    "amount", ent_amount(e->amount_minor, e->currency), "currency", e->currency,
+		    "amount", con_json_amount(e->amount_minor, e->currency), "currency", e->currency,
 		    "score", rint((double)e->score * 1000.0) / 1000.0,
 		    "decision", vigil_decision_name(e->decision),
-		    "label", ent_label(con_index_label_of(app->ix, e->txn_id))));
+		    "label", con_json_label(con_index_label_of(app->ix, e->txn_id))));
 	}
 	o = json_pack("{s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:I, s:b, s:f}",
-	    "kind", ent_kinds[k], "id", c.id, "from", ent_time(c.from_ms), "to", ent_time(c.to_ms),
+	    "kind", ent_kinds[k], "id", c.id, "from", con_json_time(c.from_ms), "to", con_json_time(c.to_ms),
 	    "matched", (json_int_t)c.matched, "days", days, "transactions", txns,
 	    "profile", ent_profile(app, &c), "linked", ent_linked(&c),
 	    "scanned", (json_int_t)c.scanned, "truncated", c.scan_truncated,

@@ -83,7 +83,7 @@ search_json(const store_scored *s, int label)
 	    "terminal_id", t->terminal_id, "device_id", t->device_id, "ip", t->ip,
 	    "amount", vigil_txn_amount(t), "currency", t->currency, "score", (int)s->score,
 	    "decision", vigil_decision_name(s->decision),
-	    "label", label < 0 ? json_null() : json_string(label ? "fraud" : "legit"));
+	    "label", con_json_label(label));
 }
 
 /*

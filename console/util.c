@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* console/util.c - small file and time helpers of vigil-console. */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -307,4 +308,31 @@ con_rules_set_mode(const char *text, size_t len, uint32_t line, const char *mode
 	out[*ret_len] = '\0';
 	*ret_text = out;
 	return VIGIL_OK;
+}
+
+json_t *
+con_json_amount(int64_t minor, const char *currency)
+{
+	int e = vigil_currency_exponent(currency);
+	char buf[48];
+
+	if (e < 0)
+		e = 2;
+	snprintf(buf, sizeof buf, "%.*f", e, (double)minor / pow(10, e));
+	return json_string(buf);
+}
+
+json_t *
+con_json_time(int64_t ms)
+{
+	char buf[32];
+
+	vigil_time_format_rfc3339(ms, buf, sizeof buf);
+	return json_string(buf);
+}
+
+json_t *
+con_json_label(int label)
+{
+	return label < 0 ? json_null() : json_string(label ? "fraud" : "legit");
 }
