@@ -36,13 +36,8 @@
  * task queue (one FIFO for every socket and timer callback of the process),
  * where nothing of ours can time it: when every thread is busy scoring, or
  * the process was stalled (no CPU, swapping, SIGSTOP), received requests
- * pile up there. A probe measures that wait: every 10 ms a small thread of
- * ours (rep_probe_main) cancels a parked nng sleep, whose completion runs
- * through the same FIFO. (Not a 10 ms nng_sleep_aio: nng 1.5's expiry thread
- * spins on clock_gettime for up to a millisecond before every timer it fires,
- * because it expires an aio only once the clock is past its millisecond;
- * 100 probes a second cost 7% of a core, idle or not. The parked sleep's
- * expiry is an hour away and never fires.) While the probe is overdue by more
+ * pile up there. A probe measures that wait: a 10 ms nng sleep whose
+ * completion runs through the same FIFO. While the probe is overdue by more
  * than the queue limit, the request a callback is handed was queued before
  * the probe's completion, so it waited at least that long; and after a probe
  * ran that late, requests are refused until a probe comes back in time (the
@@ -187,12 +182,6 @@ struct srv_rep {
 	nng_aio        *probe;        /* nng's queue delay (see above) */
 	_Atomic int64_t probe_due_ns; /* when the pending probe should run */
 	_Atomic int64_t probe_lag_ns; /* how late the last one ran */
-	atomic_bool     probe_parked; /* its sleep is scheduled: may be kicked */
-	pthread_t       probe_thr;    /* kicks it when due (rep_probe_main) */
-	bool            probe_thr_run;
-	pthread_mutex_t probe_mu;     /* guards probe_quit, for probe_cv */
-	pthread_cond_t  probe_cv;
-	bool            probe_quit;
 
 	pthread_mutex_t pipe_mu;     /* guards pipes, npipes, refused_* */
 	rep_pipe       *pipes;
@@ -207,100 +196,28 @@ static void rep_leave_unlocked(srv_rep *rep);
 static void rep_pipe_sweep(srv_rep *rep);
 
 #define REP_PROBE_MS 10
-#define REP_PROBE_PARK_MS (3600 * 1000) /* never fires: kicked long before */
 
-/* The probe's completion, run from nng's task queue: it was kicked (or, were
- * the kicker gone, its hour ran out). How late it ran after its due time is
- * nng's queue delay (or a stall of the whole process). */
 static void
 rep_probe_cb(void *arg)
 {
 	srv_rep *rep = arg;
 	int64_t now, due;
-	int rv = nng_aio_result(rep->probe);
 
-	if (rv != 0 && rv != NNG_ECANCELED)
-		return;
-	if (atomic_load(&rep->closed)) /* nng_aio_stop, or closing: do not park */
+	if (nng_aio_result(rep->probe) != 0) /* stopped */
 		return;
 	now = (int64_t)vigil_mono_ns();
 	due = atomic_load_explicit(&rep->probe_due_ns, memory_order_relaxed);
 	atomic_store_explicit(&rep->probe_lag_ns, now > due ? now - due : 0,
 	    memory_order_relaxed);
+	if (atomic_load(&rep->closed))
+		return;
 	if (rep->conn_max > 0 && now >= rep->sweep_due_ns) {
 		rep->sweep_due_ns = now + 1000000000LL;
 		rep_pipe_sweep(rep);
 	}
 	atomic_store_explicit(&rep->probe_due_ns, now + REP_PROBE_MS * 1000000LL,
 	    memory_order_relaxed);
-	nng_sleep_aio(REP_PROBE_PARK_MS, rep->probe);
-	atomic_store(&rep->probe_parked, true);
-}
-
-/* Kicks the parked probe at its due time (a cancel, whose completion goes
- * through nng's task queue); waits for its completion before the next. */
-static void *
-rep_probe_main(void *arg)
-{
-	srv_rep *rep = arg;
-	struct timespec t;
-	int64_t now, due, wake;
-
-	pthread_mutex_lock(&rep->probe_mu);
-	while (!rep->probe_quit) {
-		now = (int64_t)vigil_mono_ns();
-		due = atomic_load_explicit(&rep->probe_due_ns, memory_order_relaxed);
-		if (now >= due && atomic_exchange(&rep->probe_parked, false)) {
-			nng_aio_cancel(rep->probe);
-			continue;
-		}
-		/* parked: until it is due; kicked: look again in a while */
-		wake = due > now ? due : now + REP_PROBE_MS * 1000000LL;
-		t.tv_sec = (time_t)(wake / 1000000000LL);
-		t.tv_nsec = (long)(wake % 1000000000LL);
-		pthread_cond_timedwait(&rep->probe_cv, &rep->probe_mu, &t);
-	}
-	pthread_mutex_unlock(&rep->probe_mu);
-	return NULL;
-}
-
-static void
-rep_probe_stop(srv_rep *rep)
-{
-	if (!rep->probe_thr_run)
-		return;
-	pthread_mutex_lock(&rep->probe_mu);
-	rep->probe_quit = true;
-	pthread_cond_signal(&rep->probe_cv);
-	pthread_mutex_unlock(&rep->probe_mu);
-	pthread_join(rep->probe_thr, NULL);
-	pthread_mutex_destroy(&rep->probe_mu);
-	pthread_cond_destroy(&rep->probe_cv);
-	rep->probe_thr_run = false;
-}
-
-static vigil_err
-rep_probe_start(srv_rep *rep, char *errbuf, size_t errlen)
-{
-	pthread_condattr_t ca;
-	int e;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	e = pthread_cond_init(&rep->probe_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	if (e == 0 && (e = pthread_mutex_init(&rep->probe_mu, NULL)) != 0)
-		pthread_cond_destroy(&rep->probe_cv);
-	if (e == 0 && (e = pthread_create(&rep->probe_thr, NULL, rep_probe_main, rep)) != 0) {
-		pthread_mutex_destroy(&rep->probe_mu);
-		pthread_cond_destroy(&rep->probe_cv);
-	}
-	if (e != 0) {
-		snprintf(errbuf, errlen, "the queue probe's thread: %s", strerror(e));
-		return VIGIL_ENOMEM;
-	}
-	rep->probe_thr_run = true;
-	return VIGIL_OK;
+	nng_sleep_aio(REP_PROBE_MS, rep->probe);
 }
 
 /* How long requests now leaving nng's queue waited in it, at least (an
@@ -749,7 +666,6 @@ rep_free(srv_rep *rep)
 		nng_close(rep->sock);
 		rep->sock_open = false;
 	}
-	rep_probe_stop(rep);
 	if (rep->probe != NULL) {
 		nng_aio_stop(rep->probe);
 		nng_aio_free(rep->probe);
@@ -1449,10 +1365,7 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 		goto out;
 	}
 	atomic_store(&rep->probe_due_ns, (int64_t)vigil_mono_ns() + REP_PROBE_MS * 1000000LL);
-	nng_sleep_aio(REP_PROBE_PARK_MS, rep->probe);
-	atomic_store(&rep->probe_parked, true);
-	if ((rv = rep_probe_start(rep, errbuf, errlen)) != VIGIL_OK)
-		goto out;
+	nng_sleep_aio(REP_PROBE_MS, rep->probe);
 	for (uint32_t i = 0; i < rep->nconns; i++)
 		rep_recv(&rep->conns[i]);
 	*ret_rep = rep;
@@ -1495,7 +1408,6 @@ rep_closer_main(void *arg)
 	rep_closer *rc = arg;
 	srv_rep    *rep = rc->rep;
 
-	rep_probe_stop(rep);
 	nng_aio_stop(rep->probe);
 	for (uint32_t i = 0; i < rep->nconns; i++)
 		nng_aio_stop(rep->conns[i].aio);
