@@ -9,7 +9,7 @@
  *   gen.h      feature generations in LMDB: writing, reading, blobs, checksums
  *   db.h       store_db, the serving object: generation + live state + archive
  *
- * The schema is made from one table, store/schema.def (schema.c); the
+ * The schema is made from one table, features/schema.def (schema.c); the
  * meaning of each feature is in docs/features.md. Nothing here allocates or
  * locks after the first call; every function is thread-safe.
  * Depends on common/ only.
