@@ -6,7 +6,7 @@
  * (profile_fill_card_txn), store_profile_features for inspection, and the
  * JSON of a stored profile, every PC/PE field by its name, that
  * vigil-rebuild --dump and the console print. The structs are in
- * profile.h; the codec (store/codec.c), the reads and the profile cache
+ * profile.h, the codec in codec.c; the reads and the profile cache
  * (store/fill.c, store/live.c) are store/'s.
  */
 #include <inttypes.h>

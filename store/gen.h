@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "diag.h"
 #include "profile.h"
 #include "schema.h"
@@ -33,22 +34,8 @@ extern "C" {
 /* The card and entity profiles (store_card_profile, store_entity_profile)
  * and their layouts are in features/profile.h. */
 
-typedef struct store_threshold_val {
-	double   value;
-	double   previous;   /* value in the previous generation (NaN if none) */
-	uint64_t samples;    /* data behind it */
-	bool     tuned;      /* false: fallback kept (too little data) */
-} store_threshold_val;
-
-typedef struct store_gen_meta {
-	uint64_t generation;
-	int64_t  as_of_ms;          /* exclusive end of the window */
-	int64_t  window_ms;
-	uint64_t first_seq, last_seq; /* archive range read */
-	uint32_t schema_version;
-	int64_t  built_at_ms;
-	char     summary_json[4096]; /* what vigil-rebuild printed */
-} store_gen_meta;
+/* The values a generation holds (profiles, thresholds, meta) and their
+ * layouts are features/'s: profile.h and codec.h. */
 
 /* ===================== Writing a generation (batch/) ===================== */
 
