@@ -13,7 +13,8 @@
 # old and new). Every vigild serves a copy of one data directory whose
 # current generation has a trained model (modeldata.sh), so the model is
 # evaluated and every score archived, as in production; MODEL=0 starts each
-# from an empty directory instead (no generation, no model). After the
+# from an empty directory instead (no generation, no model), MODEL_DATA=DIR
+# serves copies of DIR (one built before, to save the replay). After the
 # runs, a summary: each server's median CPU per request and each vigild's
 # ratio to the echo's (the figure of docs/BENCHMARKS.md, "CPU per score").
 # Environment: TP (ipc or tcp, default ipc), CONC (default 32),
@@ -88,7 +89,12 @@ one() { # label server-command...
 	esac
 	SPID=$!
 	i=0
-	until "$LOADGEN" --url "$url" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
+	# Up once a request is answered OK (for vigild: ready, with its
+	# rules, generation, model and the live state replayed from the archive).
+	probe=
+	[ "$label" = echo ] && probe=--echo
+	# shellcheck disable=SC2086
+	until "$LOADGEN" --url "$url" $probe --requests 1 --warmup 0 >/dev/null 2>&1; do
 		i=$((i + 1)); [ $i -lt 300 ] || { echo "cpu.sh: $url not up" >&2; cat "$TMP/vigild.log" >&2; exit 1; }
 		sleep 0.1
 	done
@@ -115,7 +121,11 @@ one() { # label server-command...
 		sleep "$SECS"
 	fi
 	s1=$(ticks "$SPID"); l1=$(ticks "$lpid"); a1=$(all_ticks)
-	wait "$lpid" || { echo "cpu.sh: loadgen against $label reported errors: $(cat "$TMP/lg.json")" >&2; exit 1; }
+	wait "$lpid" || {
+		echo "cpu.sh: loadgen against $label reported errors: $(cat "$TMP/lg.json")" >&2
+		[ "$label" = echo ] || tail -5 "$TMP/vigild.log" >&2
+		exit 1
+	}
 	v=$(cat "$TMP/lg.json")
 	kill -TERM "$SPID"; wait "$SPID" || true; SPID=
 	rate=$(field "$v" rate); n=$(echo "$rate $SECS" | awk '{ print $1 * $2 }')
@@ -137,7 +147,9 @@ one() { # label server-command...
 }
 
 : >"$TMP/results"
-if [ "$MODEL" = 1 ]; then
+if [ -n "${MODEL_DATA:-}" ]; then
+	cp -a "$MODEL_DATA" "$TMP/model"
+elif [ "$MODEL" = 1 ]; then
 	. "$SRC/bench/server/modeldata.sh"
 	model_data "$BUILD" "$RULES" "$TMP/model"
 fi
