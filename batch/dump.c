@@ -4,7 +4,7 @@
  * profile of a feature generation, readable (mdb_dump shows only the
  * encoded struct). Two views of the same stored record:
  *   "features": what the rules and the model read from it, named as in
- *               store/schema.def (the card.*, merchant.*, terminal.* rows
+ *               features/schema.def (the card.*, merchant.*, terminal.* rows
  *               whose source is the profile; DERIVED ones need a request),
  *               computed by the scoring path's own code
  *               (store_profile_features); null = missing;

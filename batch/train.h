@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "diag.h"
 #include "schema.h"
 #include "vigil.h"
 

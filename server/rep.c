@@ -36,8 +36,10 @@
  * task queue (one FIFO for every socket and timer callback of the process),
  * where nothing of ours can time it: when every thread is busy scoring, or
  * the process was stalled (no CPU, swapping, SIGSTOP), received requests
- * pile up there. A probe measures that wait: a 10 ms nng sleep whose
- * completion runs through the same FIFO. While the probe is overdue by more
+ * pile up there. A probe measures that wait: every 10 ms a thread of ours
+ * completes an aio whose callback runs through the same FIFO (not an nng
+ * sleep: nng 1.5's timer thread spins through the last millisecond of
+ * every sleep it times, 10% of vigild's CPU under load with a 10 ms one). While the probe is overdue by more
  * than the queue limit, the request a callback is handed was queued before
  * the probe's completion, so it waited at least that long; and after a probe
  * ran that late, requests are refused until a probe comes back in time (the
@@ -180,6 +182,12 @@ struct srv_rep {
 	size_t          conn_over_len;
 
 	nng_aio        *probe;        /* nng's queue delay (see above) */
+	pthread_t       probe_thr;    /* completes probe when due (rep_probe_main) */
+	bool            probe_thr_running;
+	pthread_mutex_t probe_mu;     /* guards probe_idle, probe_stop */
+	pthread_cond_t  probe_cv;     /* CLOCK_MONOTONIC */
+	bool            probe_idle;   /* the last probe's callback ran: the next is due */
+	bool            probe_stop;
 	_Atomic int64_t probe_due_ns; /* when the pending probe should run */
 	_Atomic int64_t probe_lag_ns; /* how late the last one ran */
 
@@ -217,7 +225,61 @@ rep_probe_cb(void *arg)
 	}
 	atomic_store_explicit(&rep->probe_due_ns, now + REP_PROBE_MS * 1000000LL,
 	    memory_order_relaxed);
-	nng_sleep_aio(REP_PROBE_MS, rep->probe);
+	pthread_mutex_lock(&rep->probe_mu);
+	rep->probe_idle = true;
+	pthread_cond_signal(&rep->probe_cv);
+	pthread_mutex_unlock(&rep->probe_mu);
+}
+
+/* The probe's timer: once the last probe's callback has run, waits until
+ * the next is due and completes the aio, which queues its callback behind
+ * whatever nng's task queue holds. Ends on probe_stop, or when the aio is
+ * stopped. */
+static void *
+rep_probe_main(void *arg)
+{
+	srv_rep *rep = arg;
+
+	pthread_mutex_lock(&rep->probe_mu);
+	for (;;) {
+		int64_t due;
+		struct timespec ts;
+
+		while (!rep->probe_stop && !rep->probe_idle)
+			pthread_cond_wait(&rep->probe_cv, &rep->probe_mu);
+		if (rep->probe_stop)
+			break;
+		due = atomic_load_explicit(&rep->probe_due_ns, memory_order_relaxed);
+		ts.tv_sec = (time_t)(due / 1000000000LL);
+		ts.tv_nsec = (long)(due % 1000000000LL);
+		while (!rep->probe_stop &&
+		    pthread_cond_timedwait(&rep->probe_cv, &rep->probe_mu, &ts) != ETIMEDOUT)
+			;
+		if (rep->probe_stop)
+			break;
+		rep->probe_idle = false;
+		pthread_mutex_unlock(&rep->probe_mu);
+		if (!nng_aio_begin(rep->probe)) /* stopped */
+			return NULL;
+		nng_aio_finish(rep->probe, 0);
+		pthread_mutex_lock(&rep->probe_mu);
+	}
+	pthread_mutex_unlock(&rep->probe_mu);
+	return NULL;
+}
+
+/* Ends rep_probe_main (before the probe aio is stopped). Idempotent. */
+static void
+rep_probe_thread_stop(srv_rep *rep)
+{
+	if (!rep->probe_thr_running)
+		return;
+	pthread_mutex_lock(&rep->probe_mu);
+	rep->probe_stop = true;
+	pthread_cond_signal(&rep->probe_cv);
+	pthread_mutex_unlock(&rep->probe_mu);
+	pthread_join(rep->probe_thr, NULL);
+	rep->probe_thr_running = false;
 }
 
 /* How long requests now leaving nng's queue waited in it, at least (an
@@ -662,6 +724,7 @@ rep_thread(void *arg)
 static void
 rep_free(srv_rep *rep)
 {
+	rep_probe_thread_stop(rep);
 	if (rep->sock_open) {
 		nng_close(rep->sock);
 		rep->sock_open = false;
@@ -702,6 +765,8 @@ rep_free(srv_rep *rep)
 		free(p);
 	}
 	pthread_mutex_destroy(&rep->pipe_mu);
+	pthread_mutex_destroy(&rep->probe_mu);
+	pthread_cond_destroy(&rep->probe_cv);
 	pthread_mutex_destroy(&rep->mu);
 	pthread_cond_destroy(&rep->work_cv);
 	pthread_cond_destroy(&rep->drain_cv);
@@ -1244,6 +1309,15 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	rep->s = s;
 	pthread_mutex_init(&rep->mu, NULL);
 	pthread_mutex_init(&rep->pipe_mu, NULL);
+	pthread_mutex_init(&rep->probe_mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* probe_due_ns's clock */
+		pthread_cond_init(&rep->probe_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_cond_init(&rep->work_cv, NULL);
 	pthread_cond_init(&rep->drain_cv, NULL);
 	atomic_init(&rep->closed, false);
@@ -1365,7 +1439,13 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 		goto out;
 	}
 	atomic_store(&rep->probe_due_ns, (int64_t)vigil_mono_ns() + REP_PROBE_MS * 1000000LL);
-	nng_sleep_aio(REP_PROBE_MS, rep->probe);
+	rep->probe_idle = true;
+	if (pthread_create(&rep->probe_thr, NULL, rep_probe_main, rep) != 0) {
+		snprintf(errbuf, errlen, "cannot start the queue probe's thread");
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
+	rep->probe_thr_running = true;
 	for (uint32_t i = 0; i < rep->nconns; i++)
 		rep_recv(&rep->conns[i]);
 	*ret_rep = rep;
@@ -1502,6 +1582,7 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 	for (uint32_t i = 0; i < rep->nthreads; i++)
 		pthread_join(rep->threads[i], NULL);
 	rep->nthreads = 0;
+	rep_probe_thread_stop(rep);
 	if (!rep_close_bounded(rep, REP_CLOSE_WAIT_MS)) {
 		/* everything acknowledged is already in the store: the caller
 		 * finishes without nng (and leaks rep) */

@@ -36,7 +36,7 @@
 #include "archive_int.h"
 #include "features_int.h"
 #include "live_int.h"
-#include "schema_int.h"
+#include "slots.h"
 #include "db.h"
 #include "mask.h"
 #include "db_int.h"

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "archive.h"
+#include "diag.h"
 #include "gen.h"
 #include "schema.h"
 #include "vigil.h"

@@ -15,8 +15,8 @@
 #include "db_int.h"
 #include "features_int.h"
 #include "live_int.h"
-#include "profile_int.h"
-#include "schema_int.h"
+#include "profile.h"
+#include "slots.h"
 
 /* ---------------------------------------------------------------------- */
 /* Feature masks (the mask functions themselves are in schema.c). */

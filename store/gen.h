@@ -21,6 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
+#include "diag.h"
+#include "profile.h"
 #include "schema.h"
 #include "vigil.h"
 
@@ -28,56 +31,11 @@
 extern "C" {
 #endif
 
-/*
- * Value layouts (little-endian, packed, each starting with a uint16 layout
- * version; docs/storage.md). A reader refuses a version newer than its own
- * with VIGIL_EVERSION; a profile of an older layout reads with the fields
- * added since zero (schema.def, SINCE).
- */
-#define STORE_CARD_MAX_COUNTRIES 16
-#define STORE_CARD_MAX_MERCHANTS 32
+/* The card and entity profiles (store_card_profile, store_entity_profile)
+ * and their layouts are in features/profile.h. */
 
-/* C types of schema.def's CTYPE column. */
-#define STORE_CTYPE_U32  uint32_t
-#define STORE_CTYPE_F64  double
-#define STORE_CTYPE_I64  int64_t
-#define STORE_CTYPE_TIME int64_t /* Unix ms, 0 = unknown */
-
-/* The fields are schema.def's PC rows (card) and PE rows (merchants and
- * terminals), in row order. */
-typedef struct store_card_profile {
-#define PC(ctype, field, since, doc) STORE_CTYPE_##ctype field;
-#include "schema.def"
-#undef PC
-	uint32_t hour_hist[24]; /* transactions per UTC hour of day, 90d */
-	uint8_t  ncountries;    /* most frequent countries, 90d */
-	char     countries[STORE_CARD_MAX_COUNTRIES][2];
-	uint8_t  nmerchants;    /* xxh64 of most frequent merchant ids, 90d */
-	uint64_t merchants[STORE_CARD_MAX_MERCHANTS];
-} store_card_profile;
-
-typedef struct store_entity_profile { /* merchants and terminals */
-#define PE(ctype, field, since, doc) STORE_CTYPE_##ctype field;
-#include "schema.def"
-#undef PE
-} store_entity_profile;
-
-typedef struct store_threshold_val {
-	double   value;
-	double   previous;   /* value in the previous generation (NaN if none) */
-	uint64_t samples;    /* data behind it */
-	bool     tuned;      /* false: fallback kept (too little data) */
-} store_threshold_val;
-
-typedef struct store_gen_meta {
-	uint64_t generation;
-	int64_t  as_of_ms;          /* exclusive end of the window */
-	int64_t  window_ms;
-	uint64_t first_seq, last_seq; /* archive range read */
-	uint32_t schema_version;
-	int64_t  built_at_ms;
-	char     summary_json[4096]; /* what vigil-rebuild printed */
-} store_gen_meta;
+/* The values a generation holds (profiles, thresholds, meta) and their
+ * layouts are features/'s: profile.h and codec.h. */
 
 /* ===================== Writing a generation (batch/) ===================== */
 
@@ -197,20 +155,6 @@ vigil_err store_gen_blob(store_gen *g, const char *name, void **ret_data, size_t
 vigil_err store_gen_thresholds_each(store_gen *g,
     void (*fn)(void *arg, const char *name, const char *group, const store_threshold_val *v),
     void *arg);
-/* The batch features one stored profile gives, named as the rules read them
- * (schema.def): sets every slot of f[0..store_schema_nfields()) whose source
- * is src, from profile (a store_card_profile for STORE_SRC_CARD, a
- * store_entity_profile for _MERCHANT and _TERMINAL), by the code the
- * scoring path uses; other slots are untouched. For inspection (vigil-rebuild
- * --dump). VIGIL_EINVAL for another source. Thread-safe (no state). */
-vigil_err store_profile_features(store_source src, const void *profile, vigil_value *f);
-/* A stored profile as JSON (jansson; the caller owns the reference): every
- * field of schema.def's PC rows (card) or PE rows (merchant, terminal) by
- * its name, numbers as stored, a TIME as RFC 3339 (null if unknown) under
- * its name without "_ms", and a card's hour_hist, countries and
- * merchant_hashes. What vigil-rebuild --dump and the console print. NULL
- * for another source or on ENOMEM. Thread-safe (no state). */
-struct json_t *store_profile_json(store_source src, const void *profile);
 
 /* ===================== CURRENT ===================== */
 

@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "codec_int.h"
+#include "codec.h"
 #include "features_int.h"
 #include "gen.h"
 #include "gen_int.h"

@@ -10,7 +10,7 @@
 
 #include "lean.h"
 #include "pbwire.h"
-#include "schema_int.h"
+#include "slots.h"
 #include "util_int.h"
 
 

@@ -28,7 +28,7 @@
 #include "live_int.h"
 #include "live_help_int.h"
 #include "live_obj_int.h"
-#include "schema_int.h"
+#include "slots.h"
 #include "db.h"
 #include "mask.h"
 

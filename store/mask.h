@@ -11,7 +11,7 @@
  * needed slot depends on. Build one with store_feature_mask_none() and
  * store_feature_mask_set() per slot (e.g. from rules_prog_slots_used());
  * store_feature_mask_all() is the default everywhere. The mask functions
- * are in schema.c, the rest in db.c.
+ * and their type are in features/schema.h, the rest in db.c.
  */
 #ifndef VIGIL_STORE_MASK_H
 #define VIGIL_STORE_MASK_H
@@ -20,18 +20,7 @@
 #include <stdint.h>
 
 #include "db.h"
-
-#define STORE_FEATURE_MASK_WORDS 2 /* slots 0..127 (store_schema_nfields() <= 128) */
-
-typedef struct store_feature_mask {
-	uint64_t w[STORE_FEATURE_MASK_WORDS];
-} store_feature_mask;
-
-void store_feature_mask_all(store_feature_mask *ret_m);  /* every schema slot */
-void store_feature_mask_none(store_feature_mask *ret_m);
-/* Slots >= store_schema_nfields() are ignored (set) or absent (has). */
-void store_feature_mask_set(store_feature_mask *m, uint32_t slot);
-bool store_feature_mask_has(const store_feature_mask *m, uint32_t slot);
+#include "schema.h"
 
 /*
  * store_db_new_memory serving only the slots of features (NULL: all). Its

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "pbwire.h"
-#include "schema_int.h"
+#include "slots.h"
 #include "util_int.h"
 #include "archive.h"
 #include "vigil.pb-c.h"

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "schema.h"
+#include "diag.h"
 #include "util_int.h"
 
 void

@@ -8,6 +8,9 @@
 # tests and benches of a component's internals, which say so in meson by
 # depending on e.g. store_private_dep). One line per offence:
 #   FILE:LINE: includes HEADER, private to DIR/
+# features/ includes no store/ header (store/ builds on it). And sizes: in the components that hold the data path's core (store/,
+# features/), no source file over 1,500 lines and no header over 300:
+#   FILE: N lines, over the limit of M for a source file (or header)
 #
 #   tests/layout.sh SOURCE_ROOT
 set -eu
@@ -47,4 +50,37 @@ if [ "$bad" -gt 0 ]; then
 	echo "layout.sh: $bad include(s) of another component's private header" >&2
 	exit 1
 fi
-echo "layout.sh: $nfiles files, no private header included outside its component"
+# features/ is below store/: the feature table and what is made from it,
+# on common/ only. None of its files includes a store/ header:
+#   FILE:LINE: includes HEADER of store/, which builds on features/
+: >"$tmp"
+storeh=$(find store -name '*.h' -type f -exec basename {} \; | sort -u)
+for f in $(find features \( -name '*.c' -o -name '*.h' \) -type f 2>/dev/null | sort); do
+	for h in $storeh; do
+		grep -n "^[[:space:]]*#[[:space:]]*include[[:space:]]*\"$h\"" "$f" |
+			sed "s|^\([0-9]*\):.*|$f:\1: includes $h of store/, which builds on features/|" >>"$tmp" || true
+	done
+done
+if [ -s "$tmp" ]; then
+	cat "$tmp"
+	echo "layout.sh: features/ includes store/ headers" >&2
+	exit 1
+fi
+big=0
+for f in $(find store features \( -name '*.c' -o -name '*.h' \) -type f 2>/dev/null | sort); do
+	n=$(wc -l <"$f")
+	case $f in
+	*.c) max=1500 kind="source file" ;;
+	*) max=300 kind=header ;;
+	esac
+	if [ "$n" -gt "$max" ]; then
+		echo "$f: $n lines, over the limit of $max for a $kind"
+		big=$((big + 1))
+	fi
+done
+if [ "$big" -gt 0 ]; then
+	echo "layout.sh: $big file(s) of store/ or features/ over the size limit" >&2
+	exit 1
+fi
+echo "layout.sh: $nfiles files, no private header included outside its component;" \
+	"store/ and features/ within the size limits"

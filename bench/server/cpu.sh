@@ -10,7 +10,14 @@
 #
 # Servers: vigil-echo of BUILD_DIR, then BUILD_DIR's vigild, then every
 # further vigild binary given after "--" (e.g. an older build, to alternate
-# old and new). Environment: TP (ipc or tcp, default ipc), CONC (default 32),
+# old and new). Every vigild serves a copy of one data directory whose
+# current generation has a trained model (modeldata.sh), so the model is
+# evaluated and every score archived, as in production; MODEL=0 starts each
+# from an empty directory instead (no generation, no model), MODEL_DATA=DIR
+# serves copies of DIR (one built before, to save the replay). After the
+# runs, a summary: each server's median CPU per request and each vigild's
+# ratio to the echo's (the figure of docs/BENCHMARKS.md, "CPU per score").
+# Environment: TP (ipc or tcp, default ipc), CONC (default 32),
 # CONNS (connections the load generator spreads them over, default 1),
 # RULES, FSYNC (default interval), RUNS (rounds, default 1), LOADGEN_ARGS
 # (extra vigil-loadgen flags for the vigild runs, e.g. "--rate 15000"),
@@ -41,6 +48,7 @@ if [ -z "${RULES:-}" ]; then
 	RULES="$SRC/rules/default.rules"
 	[ -f "$RULES" ] || RULES="$SRC/tests/server/rules/velocity.rules"
 fi
+MODEL=${MODEL:-1}
 LOADGEN="$BUILD/bench/server/vigil-loadgen"
 ECHO="$BUILD/bench/server/vigil-echo"
 . "$SRC/bench/server/pin.sh"
@@ -71,7 +79,8 @@ one() { # label server-command...
 	label=$1; shift
 	port=$((port + 1))
 	if [ "$TP" = tcp ]; then url="tcp://127.0.0.1:$port"; else url="ipc://$TMP/$port.sock"; fi
-	rm -rf "$TMP/data"; mkdir -p "$TMP/data"
+	rm -rf "$TMP/data"
+	if [ "$MODEL" = 1 ] && [ "$label" != echo ]; then cp -a "$TMP/model" "$TMP/data"; else mkdir -p "$TMP/data"; fi
 	# shellcheck disable=SC2086
 	case "$label" in
 	echo) $SRV_PIN "$@" --listen "$url" 2>/dev/null & ;;
@@ -80,7 +89,12 @@ one() { # label server-command...
 	esac
 	SPID=$!
 	i=0
-	until "$LOADGEN" --url "$url" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
+	# Up once a request is answered OK (for vigild: ready, with its
+	# rules, generation, model and the live state replayed from the archive).
+	probe=
+	[ "$label" = echo ] && probe=--echo
+	# shellcheck disable=SC2086
+	until "$LOADGEN" --url "$url" $probe --requests 1 --warmup 0 >/dev/null 2>&1; do
 		i=$((i + 1)); [ $i -lt 300 ] || { echo "cpu.sh: $url not up" >&2; cat "$TMP/vigild.log" >&2; exit 1; }
 		sleep 0.1
 	done
@@ -107,7 +121,11 @@ one() { # label server-command...
 		sleep "$SECS"
 	fi
 	s1=$(ticks "$SPID"); l1=$(ticks "$lpid"); a1=$(all_ticks)
-	wait "$lpid" || { echo "cpu.sh: loadgen against $label reported errors: $(cat "$TMP/lg.json")" >&2; exit 1; }
+	wait "$lpid" || {
+		echo "cpu.sh: loadgen against $label reported errors: $(cat "$TMP/lg.json")" >&2
+		[ "$label" = echo ] || tail -5 "$TMP/vigild.log" >&2
+		exit 1
+	}
 	v=$(cat "$TMP/lg.json")
 	kill -TERM "$SPID"; wait "$SPID" || true; SPID=
 	rate=$(field "$v" rate); n=$(echo "$rate $SECS" | awk '{ print $1 * $2 }')
@@ -117,6 +135,7 @@ one() { # label server-command...
 		cs=$(awk -F, '$3 == "context-switches" { print $1 }' "$TMP/perf")
 	fi
 	other=$(( (a1 - a0) - (s1 - s0) - (l1 - l0) ))
+	echo "$label $n $((s1 - s0)) $TCK" | awk '{ d = $2 > 0 ? $2 : 1; print $1, $3 * 1e6 / $4 / d }' >>"$TMP/results"
 	echo "$label $rate $n $((s1 - s0)) $((l1 - l0)) $TCK $(field "$v" p50_us) $(field "$v" p99_us) $futex $cs $other $SECS" |
 		awk '{ d = $3 > 0 ? $3 : 1
 		    printf "%-28s %9.0f/s  server %6.2f us/req  loadgen %6.2f us/req  p50 %7.1f  p99 %7.1f",
@@ -127,6 +146,13 @@ one() { # label server-command...
 		    printf "  other %3.0f%%\n", o < 0 ? 0 : o }'
 }
 
+: >"$TMP/results"
+if [ -n "${MODEL_DATA:-}" ]; then
+	cp -a "$MODEL_DATA" "$TMP/model"
+elif [ "$MODEL" = 1 ]; then
+	. "$SRC/bench/server/modeldata.sh"
+	model_data "$BUILD" "$RULES" "$TMP/model"
+fi
 echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC over $CONNS connection(s), ${SECS}s; $PIN_DESC"
 r=0
 while [ $r -lt "$RUNS" ]; do
@@ -137,3 +163,19 @@ while [ $r -lt "$RUNS" ]; do
 		one "$b" "$b"
 	done
 done
+# The summary: median server CPU per request of each server over the runs,
+# and of each vigild its ratio to the echo's median.
+awk '{ n[$1]++; v[$1, n[$1]] = $2; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
+    function median(l,   i, j, t, a) {
+	for (i = 1; i <= n[l]; i++) a[i] = v[l, i]
+	for (i = 2; i <= n[l]; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+	return n[l] % 2 ? a[(n[l] + 1) / 2] : (a[n[l] / 2] + a[n[l] / 2 + 1]) / 2
+    }
+    END {
+	e = median("echo")
+	for (i = 1; i <= k; i++) {
+		m = median(order[i])
+		printf "median %-28s server %6.2f us/req over %d run(s)", order[i], m, n[order[i]]
+		if (order[i] != "echo" && e > 0) printf "  ratio to echo %.2f", m / e
+		printf "\n"
+	} }' "$TMP/results"

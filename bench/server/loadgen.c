@@ -68,6 +68,7 @@ static struct {
 	atomic_bool      measuring;
 	_Atomic uint64_t seq;
 	_Atomic uint64_t done, errors, lost;
+	_Atomic uint32_t err_status; /* the status of an error reply (0: none yet) */
 	_Atomic uint32_t busy;
 	_Atomic uint32_t pipes;     /* connections established (nng pipe add events) */
 	_Atomic uint64_t nsamples;
@@ -279,16 +280,21 @@ lg_cb(void *arg)
 		uint64_t lat = lg_now_ns() - c->sent_ns;
 		bool ok = lg.echo || lg_reply_ok(m);
 
-		nng_msg_free(m);
 		if (atomic_load(&lg.measuring)) {
 			uint64_t i = atomic_fetch_add(&lg.nsamples, 1);
 
 			if (i < LG_MAX_SAMPLES)
 				lg.samples[i] = lat / 100 > UINT32_MAX ? UINT32_MAX : (uint32_t)(lat / 100);
 			atomic_fetch_add(&lg.done, 1);
-			if (!ok)
+			if (!ok) {
+				const uint8_t *b = nng_msg_body(m);
+
 				atomic_fetch_add(&lg.errors, 1);
+				/* field 1's varint; the statuses fit in one byte */
+				atomic_store(&lg.err_status, nng_msg_len(m) > 1 ? b[1] & 0x7fu : 0u);
+			}
 		}
+		nng_msg_free(m);
 	}
 	lg_send(c);
 }
@@ -510,12 +516,13 @@ main(int argc, char **argv)
 		printf("{\"url\":\"%s\",\"concurrency\":%u,\"connections\":%u,\"pipes\":%u,\"replies\":%llu,\"errors\":%llu,"
 		    "\"lost\":%llu,\"seconds\":%.3f,\"rate\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
 		    "\"p999_us\":%.1f,\"max_us\":%.1f,\"target_rate\":%.1f,\"late\":%llu,"
-		    "\"waited\":%llu}\n",
+		    "\"waited\":%llu,\"error_status\":%u}\n",
 		    lg.url, lg.conc, lg.nconn, atomic_load(&lg.pipes),
 		    (unsigned long long)done, (unsigned long long)errors, (unsigned long long)lost,
 		    secs, done / secs, lg_pct(lg.samples, n, 50), lg_pct(lg.samples, n, 99),
 		    lg_pct(lg.samples, n, 99.9), n > 0 ? lg.samples[n - 1] / 10.0 : 0.0, lg.rate,
-		    (unsigned long long)lg.late, (unsigned long long)lg.waited);
+		    (unsigned long long)lg.late, (unsigned long long)lg.waited,
+		    (unsigned)atomic_load(&lg.err_status));
 	else
 		printf("%s c=%u conn=%u: %llu replies in %.2f s = %.0f/s, p50 %.1f us, p99 %.1f us, "
 		    "p999 %.1f us, errors %llu, lost %llu", lg.url, lg.conc, lg.nconn,

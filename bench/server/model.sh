@@ -18,24 +18,15 @@ SECS=${2:-3}
 ROUNDS=${3:-5}
 CONC=${CONCURRENCY:-32}
 KIND=${URL_KIND:-ipc}
-for p in server/vigild bench/server/vigil-loadgen tools/gen/vigil-gen tools/replay/vigil-replay \
-	batch/vigil-rebuild; do
+for p in server/vigild bench/server/vigil-loadgen; do
 	[ -x "$BUILD/$p" ] || { echo "model.sh: $BUILD/$p missing: build it first" >&2; exit 1; }
 done
-# XGBoost's OpenMP threads sleep instead of spinning between rounds:
-# the same model, less CPU (docs/model.md).
-OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-export OMP_WAIT_POLICY
 TMP=$(mktemp -d /tmp/vigil-bench-model-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 RULES=$src/rules/default.rules
-
-echo "model.sh: building a data directory with a trained model (offline replay)" >&2
-"$BUILD/tools/gen/vigil-gen" --cards 2000 --days 24 --fraud-rate 0.02 --seed 5 -q -o "$TMP/t.csv"
-"$BUILD/tools/replay/vigil-replay" --csv "$TMP/t.csv" --rules "$RULES" --nightly \
-	--label-delay 2d --force-label-delay --work "$TMP/with" -q
-"$BUILD/batch/vigil-rebuild" --data "$TMP/with" --dump-model-meta > "$TMP/meta.json" || {
-	echo "model.sh: the replay's last generation has no model" >&2; exit 1; }
+. "$here/modeldata.sh"
+model_data "$BUILD" "$RULES" "$TMP/with"
+mv "$TMP/with.meta.json" "$TMP/meta.json"
 cp -r "$TMP/with" "$TMP/without"
 # the same as-of as the model's generation: the same tables and thresholds
 asof=$(sed -n 's/.*"as_of_ms":\([0-9]*\).*/\1/p' "$TMP/meta.json")

@@ -11,13 +11,8 @@
 
 #include <setjmp.h>
 
+#include "codec.h"
 #include "gen.h"
-
-/* Value layout versions this build writes and reads (docs/storage.md). */
-#define STORE_CARD_LAYOUT      1
-#define STORE_ENTITY_LAYOUT    3 /* 2: the mature windows, 3: reported cards */
-#define STORE_THRESHOLD_LAYOUT 1
-#define STORE_META_LAYOUT      1
 
 /* Caps on what a generation may hold (input-driven sizes). */
 #define STORE_THRESHOLD_NAME_MAX 128 /* name and group, bytes each */
@@ -86,27 +81,5 @@ vigil_err gen_checksum_write(const char *gendir, store_diag *reterr);
 vigil_err gen_open_newest_below(const char *datadir, uint64_t below, store_gen **ret_g,
     uint32_t *ret_refused);
 uint64_t  gen_files_sig(const char *datadir, uint64_t generation);
-
-/*
- * The value codecs (layouts above, docs/storage.md), exposed for the fuzz
- * target and tests only. gen_value_decode fills the member of *ret that kind
- * names (for META also the three layout versions the value records) and
- * returns VIGIL_OK, VIGIL_EVERSION or VIGIL_ECORRUPT like a lookup.
- * gen_value_encode writes what a generation would store; 0 if cap is short.
- */
-typedef enum gen_value_kind {
-	GEN_VALUE_CARD, GEN_VALUE_ENTITY, GEN_VALUE_THRESHOLD, GEN_VALUE_META,
-} gen_value_kind;
-
-typedef struct gen_value {
-	store_card_profile   card;
-	store_entity_profile entity;
-	store_threshold_val  threshold;
-	store_gen_meta       meta;
-	uint16_t             meta_card, meta_entity, meta_threshold;
-} gen_value;
-
-vigil_err gen_value_decode(gen_value_kind kind, const void *val, size_t len, gen_value *ret);
-size_t    gen_value_encode(gen_value_kind kind, const gen_value *v, void *buf, size_t cap);
 
 #endif

@@ -13,8 +13,4 @@
  * durable. */
 vigil_err store_fsync_dir(const char *dir);
 
-/* Hour of day (UTC, 0-23) of a Unix time in ms, also before 1970
- * (schema.c; the "hour" feature). */
-uint32_t store_hour_of(int64_t ms);
-
 #endif

@@ -2,7 +2,7 @@
 /*
  * tests/batch/test_batch_dump.c - vigil-rebuild --dump card|merchant|
  * terminal ID [--generation GEN] (issue 18): a generation's profile as
- * JSON, its "features" named exactly as store/schema.def's rows of that
+ * JSON, its "features" named exactly as features/schema.def's rows of that
  * source, with the values the scoring path reads; the raw "profile"; an
  * older generation by number; and the one-line errors (unknown kind, an id
  * not in the generation, no such generation, a missing ID).

@@ -2,7 +2,7 @@
 /*
  * tests/fuzz/fuzz_features.c - arbitrary bytes as an LMDB value of a feature
  * generation (read back from disk): through the card, entity, threshold and
- * meta decoders of store/codec.c (gen_value_decode). What decodes must
+ * meta decoders of features/codec.c (gen_value_decode). What decodes must
  * encode back to the same bytes (the layouts are fixed and every decoder
  * insists on the exact length), except a meta value whose summary holds a
  * NUL or whose recorded layouts differ from this build's, and a profile of
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "features_int.h"
+#include "codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "pbwire.h"
-#include "schema_int.h"
+#include "slots.h"
 #include "archive.h"
 #include "lean.h"
 #include "vigil.pb-c.h"

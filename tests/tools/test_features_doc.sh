@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # docs/features.md carries the feature table exactly as `vigil-rules features
-# --markdown` prints it from store/schema.def. Fails (with a diff) while
+# --markdown` prints it from features/schema.def. Fails (with a diff) while
 # they disagree.
 # usage: test_features_doc.sh VIGIL_RULES SOURCE_ROOT
 set -eu
@@ -13,8 +13,8 @@ trap 'rm -rf "$tmp"' EXIT
 sed -n '/^<!-- BEGIN: vigil-rules features --markdown/,/^<!-- END -->/p' "$doc" |
 	sed '1d;$d' > "$tmp/have"
 if ! diff -u "$tmp/have" "$tmp/want"; then
-	echo "docs/features.md: the feature table differs from store/schema.def" \
+	echo "docs/features.md: the feature table differs from features/schema.def" \
 		"(regenerate it with: vigil-rules features --markdown)" >&2
 	exit 1
 fi
-echo "docs/features.md: $(wc -l < "$tmp/want") table lines agree with store/schema.def"
+echo "docs/features.md: $(wc -l < "$tmp/want") table lines agree with features/schema.def"

@@ -72,7 +72,7 @@ static const char *const tool_exit[VIGIL_EXIT_COUNT_] = {
 static const char *features_usage =
     "usage: vigil-rules features [--json | --markdown]\n"
     "\n"
-    "Lists the feature table (store/schema.def): name, type, source (txn, card,\n"
+    "Lists the feature table (features/schema.def): name, type, source (txn, card,\n"
     "merchant, terminal, derived, live, score), whether the nightly model reads\n"
     "it, and its one-line meaning. --markdown prints the table docs/features.md\n"
     "carries (a test compares the two); --json one array of objects.\n"

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/codec.c - the value codecs of a feature generation: card and
+ * features/codec.c - the value codecs of a feature generation: card and
  * entity profiles (expanded from schema.def's PC and PE rows), thresholds
  * and meta, packed little-endian, each value starting with its uint16
- * layout version (docs/storage.md). features.c writes and reads them in
- * LMDB; gen_value_* expose them to the fuzz target and the tests.
+ * layout version (docs/storage.md). store/ writes and reads them in
+ * LMDB (features.c, genw.c); gen_value_* expose them to the fuzz target
+ * and the tests.
  */
 #include <string.h>
 
-#include "codec_int.h"
-#include "features_int.h"
+#include "codec.h"
 
 /* ---------------------------------------------------------------------- */
 /* Little-endian packing. */
@@ -320,7 +320,7 @@ gen_meta_decode(const void *val, size_t len, store_gen_meta *ret, meta_layouts *
 	return VIGIL_OK;
 }
 
-/* The codecs above for the fuzz target and tests only (features_int.h). */
+/* The codecs above by kind, for the fuzz target and tests (codec.h). */
 vigil_err
 gen_value_decode(gen_value_kind kind, const void *val, size_t len, gen_value *ret)
 {

@@ -1,21 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/schema.h - the feature schema, and store_diag, the error detail of
- * every store/ call. The base of store/'s headers (archive.h, gen.h and
- * db.h include it):
+ * features/schema.h - the feature schema: every feature's name, type,
+ * source and slot, the model's input layout, the request-derived slots,
+ * and feature masks (sets of slots). The base of features/'s headers
+ * (profile.h: the batch profiles; slots.h: the slot numbers).
  *
- *   schema.h   feature names, types, sources, slots; the model's input layout
- *   archive.h  the append-only archive: writer, reader, frames, record codecs
- *   gen.h      feature generations in LMDB: writing, reading, blobs, checksums
- *   db.h       store_db, the serving object: generation + live state + archive
- *
- * The schema is made from one table, store/schema.def (schema.c); the
+ * The schema is made from one table, features/schema.def (schema.c); the
  * meaning of each feature is in docs/features.md. Nothing here allocates or
  * locks after the first call; every function is thread-safe.
  * Depends on common/ only.
  */
-#ifndef VIGIL_STORE_SCHEMA_H
-#define VIGIL_STORE_SCHEMA_H
+#ifndef VIGIL_FEATURES_SCHEMA_H
+#define VIGIL_FEATURES_SCHEMA_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,41 +21,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ========================= Errors ========================= */
-
-/*
- * The detail of an error: msg, the one line to print (where and what, as it
- * has always read), and info, the same error in common's vigil_errinfo
- * parts, so that no caller cuts msg to find the place:
- *   archive damage       info.file the segment ("archive/NAME.log" or its
- *                        path), info.offset the record's byte offset in it
- *                        (VIGIL_NOPOS: the whole segment)
- *   feature-table damage info.file the generation ("features/gen-NNNNNN"),
- *                        info.field the LMDB key when one is at fault
- *                        ("c1"; the table is named in info.msg)
- *   anything else        no place: info.file "" and info.msg = msg
- * info.msg is what is wrong without the file (and offset) before it, so
- * vigil_errinfo_format(&d.info) prints msg again, except that an offset
- * is written FILE@OFFSET there and FILE:OFFSET in msg (the notation of
- * vigil-archive's damage lines). A zero-initialised diag has no place.
- * Functions that take a `store_diag *reterr` fill it when they return an
- * error (and say so where they fill it on success); reterr may be NULL.
- * The library never logs: the caller prints the message, once.
- */
-typedef struct store_diag {
-	char          msg[512];
-	vigil_errinfo info;
-} store_diag;
-
-/* Formats a one-line message into d (nothing if d is NULL), about no
- * place. batch/ and the tools use it to report in the same shape. */
-void store_diag_set(store_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* About a file (a segment, a generation's directory or file) and, unless
- * offset is VIGIL_NOPOS, a byte offset in it; field: the key or NULL.
- * msg: "FILE: what" or "FILE:OFFSET: what" (what: fmt). */
-void store_diag_at(store_diag *d, const char *file, uint64_t offset, const char *field,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ======================= Feature schema ======================= */
 
@@ -120,8 +81,26 @@ uint64_t           store_schema_model_layout(void);
 void               store_features_from_txn(const vigil_txn *txn, vigil_value *features,
     uint32_t nfeatures);
 
+/* ======================= Feature masks ======================= */
+
+/*
+ * A set of schema slots: bit s set = slot s is needed (store/mask.h says
+ * how a lookup uses one).
+ */
+#define STORE_FEATURE_MASK_WORDS 2 /* slots 0..127 (store_schema_nfields() <= 128) */
+
+typedef struct store_feature_mask {
+	uint64_t w[STORE_FEATURE_MASK_WORDS];
+} store_feature_mask;
+
+void store_feature_mask_all(store_feature_mask *ret_m);  /* every schema slot */
+void store_feature_mask_none(store_feature_mask *ret_m);
+/* Slots >= store_schema_nfields() are ignored (set) or absent (has). */
+void store_feature_mask_set(store_feature_mask *m, uint32_t slot);
+bool store_feature_mask_has(const store_feature_mask *m, uint32_t slot);
+
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* VIGIL_STORE_SCHEMA_H */
+#endif /* VIGIL_FEATURES_SCHEMA_H */

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/profile.c - the features a batch profile gives: the fills of
+ * features/profile.c - the features a batch profile gives: the fills of
  * schema.def's FP rows (a stored field read as a feature, generated), the
  * DERIVED card features computed from the profile and the request
  * (profile_fill_card_txn), store_profile_features for inspection, and the
  * JSON of a stored profile, every PC/PE field by its name, that
- * vigil-rebuild --dump and the console print. The structs are in gen.h,
- * the codec in features.c, the reads and the profile cache in db.c.
+ * vigil-rebuild --dump and the console print. The structs are in
+ * profile.h, the codec in codec.c; the reads and the profile cache
+ * (store/fill.c, store/live.c) are store/'s.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -15,9 +16,8 @@
 
 #include <xxhash.h>
 
-#include "gen.h"
-#include "profile_int.h"
-#include "schema_int.h"
+#include "profile.h"
+#include "slots.h"
 
 #define FILL_(slot, field) f[STORE_SLOT_##slot] = vigil_value_num((double)p->field);
 #define FILL_IGNORE_(slot, field)

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/schema.c - the feature schema: every name a rule file or the model
+ * features/schema.c - the feature schema: every name a rule file or the model
  * can read, its type, source and slot, all from the one table in
  * schema.def; the model's input layout; and the request-derived slots
- * (store_features_from_txn); and feature masks, sets of slots (mask.h).
+ * (store_features_from_txn); and feature masks, sets of slots.
  * Meaning of each feature: docs/features.md.
  */
 #include <pthread.h>
@@ -12,9 +12,7 @@
 #include <xxhash.h>
 
 #include "schema.h"
-#include "mask.h"
-#include "schema_int.h"
-#include "util_int.h"
+#include "slots.h"
 
 static const store_field schema_fields[] = {
 #define F(slot, name, type, source, model, doc) \
@@ -104,7 +102,7 @@ store_schema_find(const char *name, uint32_t *ret_slot)
 }
 
 /* Hour of day (UTC) of a Unix time in ms, also before 1970. */
-uint32_t
+static uint32_t
 store_hour_of(int64_t ms)
 {
 	int64_t h = ms / 3600000;
