@@ -194,6 +194,8 @@ plans_from_prog(batch_run *r, store_diag *reterr)
 		p->param = ti.param;
 		p->fallback = ti.fallback;
 		p->min_samples = ti.min_samples ? ti.min_samples : 1;
+		p->model_only = ti.feature_slot == RULES_SLOT_SCORE;
+		p->mature_only = ti.kind == RULES_TUNE_PRECISION;
 		/* Names come from store's static schema by slot: the rules schema
 		 * the prog was compiled against is gone by now (app_rules_load);
 		 * the score is each record's own. */
@@ -513,6 +515,26 @@ group_key(const batch_plan *p, const vigil_value *v, char *buf, size_t cap)
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
+/* Whether the model gave s its score: model.score archived with a value.
+ * A record without model.score at all (a vigild before it archived one
+ * beside a band's score) counts as the model's, as it did. */
+static bool
+scored_by_model(const store_scored_lean *s, uint32_t *hint)
+{
+	static const char name[] = "model.score";
+	const uint32_t len = sizeof name - 1;
+
+	if (*hint < s->nfeats && feat_is(&s->feats[*hint], name, len))
+		return s->feats[*hint].val.present;
+	for (uint32_t i = 0; i < s->nfeats; i++) {
+		if (feat_is(&s->feats[i], name, len)) {
+			*hint = i;
+			return s->feats[i].val.present;
+		}
+	}
+	return true;
+}
+
 /* Stage 2 for the thresholds of pipeline slot i: reads each tuned
  * feature's value (and group) once, finds or makes the group's sketch, and
  * prefetches the buckets stage 3 will update. */
@@ -534,6 +556,14 @@ worker_plan_values(batch_worker *wk, uint32_t i, store_diag *reterr)
 
 		pv[k].present = false;
 		pv[k].gsk = NULL;
+		if (p->mature_only && s->event_time_ms >= r->train_to) {
+			wk->ts[k].left_immature++;
+			continue;
+		}
+		if (p->model_only && !scored_by_model(s, &wk->ts[k].model_hint)) {
+			wk->ts[k].left_no_model++;
+			continue;
+		}
 		if ((p->feat_txn || (p->grouped && p->group_txn)) && !have_txnf) {
 			store_lean_features_from_txn(s, txnf, r->ntxn_used);
 			have_txnf = true;
@@ -1813,6 +1843,8 @@ batch_run_merge_workers(batch_run *r, store_diag *reterr)
 			}
 		}
 		for (uint32_t i = 0; i < r->nplans; i++) {
+			dst->ts[i].left_no_model += src->ts[i].left_no_model;
+			dst->ts[i].left_immature += src->ts[i].left_immature;
 			rv = batch_sketch_merge(dst->ts[i].global, src->ts[i].global);
 			if (rv != VIGIL_OK)
 				return rv;
@@ -1932,6 +1964,27 @@ tune(const batch_plan *p, const batch_sketch *sk, double *ret_v, uint64_t *ret_s
 	return rv == VIGIL_OK;
 }
 
+/* Appends to why the rows a tuning left out, if any: "; left out: 812
+ * scored before a model, 3150 not mature". */
+static void
+why_left_out(const batch_tstate *t, char *why, size_t whylen)
+{
+	size_t n = strlen(why);
+
+	if (t->left_no_model == 0 && t->left_immature == 0)
+		return;
+	snprintf(why + n, whylen - n, "; left out:");
+	n = strlen(why);
+	if (t->left_no_model > 0) {
+		snprintf(why + n, whylen - n, " %llu scored before a model%s",
+		    (unsigned long long)t->left_no_model, t->left_immature > 0 ? "," : "");
+		n = strlen(why);
+	}
+	if (t->left_immature > 0)
+		snprintf(why + n, whylen - n, " %llu not mature",
+		    (unsigned long long)t->left_immature);
+}
+
 static vigil_err
 put_thresholds(batch_run *r, batch_tstate *ts, store_diag *reterr)
 {
@@ -1949,8 +2002,10 @@ put_thresholds(batch_run *r, batch_tstate *ts, store_diag *reterr)
 		v.previous = prev_value(r, p->name, "");
 		v.tuned = tune(p, ts[i].global, &v.value, &v.samples, ts_sum->why,
 		    sizeof ts_sum->why);
-		if (!v.tuned)
+		if (!v.tuned) {
 			v.value = p->fallback;
+			why_left_out(&ts[i], ts_sum->why, sizeof ts_sum->why);
+		}
 		rv = store_genw_put_threshold(r->gw, p->name, "", &v);
 		if (rv != VIGIL_OK)
 			goto fail;

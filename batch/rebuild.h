@@ -29,6 +29,11 @@ typedef struct batch_plan {
 	uint32_t        feat_slot;
 	bool            feat_txn;
 	bool            feat_score; /* the archived score itself (RULES_SLOT_SCORE) */
+	/* Rows a tuning leaves out (docs/vigil-rebuild.md, "Thresholds"): a
+	 * band on the score reads the scores the model gave, not the cold
+	 * start's rule points; a precision target reads mature labels only. */
+	bool            model_only;
+	bool            mature_only;
 	bool            grouped;
 	const char     *group_by;
 	uint32_t        group_slot;
@@ -48,6 +53,9 @@ typedef struct batch_tstate {
 	batch_index   group_ix;
 	uint32_t      ngroups;
 	uint32_t      feat_hint, group_hint; /* where the names were last found */
+	uint32_t      model_hint;
+	uint64_t      left_no_model;  /* rows left out: scored without a model */
+	uint64_t      left_immature;  /* rows left out: labels not mature at as-of */
 } batch_tstate;
 
 void      batch_tstate_fini(batch_tstate *t);
