@@ -49,16 +49,23 @@ app_rules_new(rules_prog *prog, app_rules **ret_rules, char *errbuf, size_t errl
 		return VIGIL_ENOMEM;
 	}
 	r->prog = prog;
+	if (store_schema_find("model.score", &mslot) != VIGIL_OK)
+		mslot = UINT32_MAX;
 	/* The features vigil-rebuild tunes the thresholds from (feature and
-	 * group), archived with every score by name. */
+	 * group), archived with every score by name. The score itself is
+	 * archived anyway; beside it model.score, present or missing, tells
+	 * the rebuild which scores the model gave (it tunes a band on those
+	 * alone, not on the cold start's rule points). */
 	for (uint32_t i = 0; i < rules_prog_nthresholds(prog) && rv == VIGIL_OK; i++) {
 		rules_threshold_info ti;
 
 		rules_prog_threshold(prog, i, &ti);
 		if (ti.kind == RULES_TUNE_CONST)
 			continue;
-		if (ti.feature_slot != RULES_SLOT_SCORE) /* the score is archived anyway */
+		if (ti.feature_slot != RULES_SLOT_SCORE)
 			rv = rules_arch_add(r, ti.feature_slot, errbuf, errlen);
+		else if (mslot != UINT32_MAX)
+			rv = rules_arch_add(r, mslot, errbuf, errlen);
 		if (rv == VIGIL_OK && ti.group_by != NULL)
 			rv = rules_arch_add(r, ti.group_slot, errbuf, errlen);
 	}
@@ -66,8 +73,6 @@ app_rules_new(rules_prog *prog, app_rules **ret_rules, char *errbuf, size_t errl
 		app_rules_free(r);
 		return rv;
 	}
-	if (store_schema_find("model.score", &mslot) != VIGIL_OK)
-		mslot = UINT32_MAX;
 	for (uint32_t i = 0; i < rules_prog_nrules(prog) && i < RULES_MAX_RULES; i++) {
 		rules_read reads[64];
 		uint32_t n = rules_prog_rule_reads(prog, i, reads, 64);

@@ -102,7 +102,7 @@ typedef struct batch_thresh_summary {
 	double          new_value;   /* global value stored now */
 	uint64_t        samples;     /* data behind the global value */
 	bool            tuned;       /* false: fallback kept (why says why) */
-	char            why[160];    /* not tuned: "too few samples: 40 of 1000", ... */
+	char            why[256];    /* not tuned: "too few samples: 40 of 1000", ... */
 } batch_thresh_summary;
 
 typedef struct batch_summary {

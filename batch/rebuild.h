@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * batch/rebuild.h - private to batch/: the state of one run shared by
- * rebuild.c (passes, workers, writing) and part.c (partial files and their
- * merge, batch_merge).
+ * rebuild.c (the steps of a night), pass.c (the archive passes, workers),
+ * tune.c (thresholds), write.c (merging, writing), nightmodel.c (the model
+ * step) and part.c (partial files and their merge, batch_merge).
  */
 #ifndef VIGIL_BATCH_REBUILD_H
 #define VIGIL_BATCH_REBUILD_H
@@ -29,6 +30,11 @@ typedef struct batch_plan {
 	uint32_t        feat_slot;
 	bool            feat_txn;
 	bool            feat_score; /* the archived score itself (RULES_SLOT_SCORE) */
+	/* Rows a tuning leaves out (docs/vigil-rebuild.md, "Thresholds"): a
+	 * band on the score reads the scores the model gave, not the cold
+	 * start's rule points; a precision target reads mature labels only. */
+	bool            model_only;
+	bool            mature_only;
 	bool            grouped;
 	const char     *group_by;
 	uint32_t        group_slot;
@@ -48,6 +54,9 @@ typedef struct batch_tstate {
 	batch_index   group_ix;
 	uint32_t      ngroups;
 	uint32_t      feat_hint, group_hint; /* where the names were last found */
+	uint32_t      model_hint;
+	uint64_t      left_no_model;  /* rows left out: scored without a model */
+	uint64_t      left_immature;  /* rows left out: labels not mature at as-of */
 } batch_tstate;
 
 void      batch_tstate_fini(batch_tstate *t);
@@ -69,7 +78,7 @@ typedef struct batch_reader_ctx {
 
 typedef struct batch_run batch_run;
 
-/* Records decoded ahead so their cache misses overlap (rebuild.c). */
+/* Records decoded ahead so their cache misses overlap (pass.c). */
 #define BATCH_PIPE 8
 
 typedef struct batch_pending {
@@ -240,6 +249,22 @@ vigil_err batch_run_train(batch_run *r, store_diag *reterr);
 /* The training options a rebuild with opts uses (nightly defaults, then
  * opts' model settings); a test that retrains from the archive uses them. */
 void      batch_train_opts_nightly(const batch_opts *opts, batch_train_opts *ret);
+
+/* pass.c: frees the labels of pass 1; the fed mode's chunks and names. */
+void      batch_labels_free(batch_run *r);
+void      batch_feed_fini(batch_run *r);
+/* tune.c: the plans of the rule file's tuned thresholds (batch_run_init);
+ * the thresholds tuned from ts, or carried over without a rule file. */
+vigil_err batch_plans_from_prog(batch_run *r, store_diag *reterr);
+vigil_err batch_put_thresholds(batch_run *r, batch_tstate *ts, store_diag *reterr);
+vigil_err batch_carry_thresholds(batch_run *r, store_diag *reterr);
+/* write.c: every worker's cards, in key order, into the new generation. */
+vigil_err batch_put_cards(batch_run *r, store_diag *reterr);
+/* nightmodel.c: keeps the current model to carry over (--train-every);
+ * merges the workers' training rows into r->train (a second call adds
+ * nothing). */
+void      batch_model_carry_decide(batch_run *r);
+vigil_err batch_train_collect(batch_run *r, store_diag *reterr);
 
 /* part.c: writes this partition's share (after batch_run_merge_workers). */
 vigil_err batch_part_write(batch_run *r, const char *path, store_diag *reterr);

@@ -25,7 +25,7 @@ python3-xgboost (Debian). Labels: the CSV's label column (all of them are
 known 7 days later, as with --label-delay 7d --force-label-delay).
 
 usage: model_lab.py PREFIX CSV [--results FILE] [--measure-from YYYY-MM-DD]
-                    [--every N] [--variant NAME ...] [--threads N]
+                    [--every N] [--variant NAME ...] [--threads N] [--extra FILE.npy ...]
 """
 import argparse
 import csv
@@ -310,9 +310,20 @@ def main():
                     "also rank by the rule points that stay when a model exists")
     ap.add_argument("--rules", help="the rule file of that replay")
     ap.add_argument("--save", help="write the predictions of each variant to SAVE.VARIANT.npy")
+    ap.add_argument("--extra", nargs="*", default=[],
+                    help="candidate inputs: FILE.npy (float32, one row per row of PREFIX.meta, "
+                    "NaN = missing) with FILE.names beside it (one name a line), appended to "
+                    "the vectors to try a feature before writing it in batch/")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
     data = load(a.prefix, a.csv)
+    for e in a.extra:
+        ex = np.load(e).astype(np.float32)
+        en = [l.strip() for l in open(e[:-len(".npy")] + ".names") if l.strip()]
+        if ex.shape != (len(data[1]), len(en)):
+            sys.exit("model_lab: %s: shape %s, not (%d rows, %d names)" % (
+                e, ex.shape, len(data[1]), len(en)))
+        data = (data[0] + en,) + data[1:5] + (np.hstack([data[5], ex]),) + data[6:]
     names, txn, card, t, score, X, y, pattern = data
     m = np.ones(len(t), dtype=bool)
     if a.measure_from:

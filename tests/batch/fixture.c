@@ -3,6 +3,7 @@
  * tests/batch/fixture.c - see fixture.h.
  */
 #define _XOPEN_SOURCE 700
+#include <math.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -108,7 +109,7 @@ fx_score_at(store_archive *ar, const fx_txn *t, double score)
 	if (t->feat != NULL) {
 		s.nfeats = 1;
 		snprintf(s.feats[0].name, sizeof s.feats[0].name, "%s", t->feat);
-		s.feats[0].val = vigil_value_num(t->feat_val);
+		s.feats[0].val = isnan(t->feat_val) ? vigil_value_missing() : vigil_value_num(t->feat_val);
 	}
 	rv = store_scored_encode(&s, buf, sizeof buf, &len);
 	if (rv != VIGIL_OK)

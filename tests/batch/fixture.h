@@ -27,7 +27,7 @@ typedef struct fx_txn {
 	int64_t     amount_minor, t;
 	uint32_t    mcc;
 	const char *feat;  /* archived feature name, or NULL */
-	double      feat_val;
+	double      feat_val;  /* NaN: feat archived without a value (missing) */
 } fx_txn;
 
 /* Appends one scored transaction (score 0); aborts on error. */

@@ -660,7 +660,7 @@ test_scan_card_id(void **state)
 		assert_int_equal(lean.card_id.len, 2);
 		assert_memory_equal(lean.card_id.p, "xy", 2);
 		/* the very bytes the decoder points at: a fed worker then reuses
-		 * the reader's hash of them (batch/rebuild.c worker_stage) */
+		 * the reader's hash of them (batch/pass.c worker_stage) */
 		assert_ptr_equal(lean.card_id.p, cid);
 		assert_int_equal(store_scored_decode_lean(two, sizeof two, &lean, &d), VIGIL_OK);
 		assert_int_equal(batch_scan_card_id(two, sizeof two, &cid, &clen), VIGIL_OK);

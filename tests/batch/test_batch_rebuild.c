@@ -351,6 +351,88 @@ test_bands_tuned_from_score(void **state)
 	free(s);
 }
 
+/*
+ * A band on the score tunes on the scores the model gave, and a precision
+ * target on mature labels only. Over 20 days before as-of: 700 rows of a
+ * cold start (rule points 95, model.score archived missing, legitimate),
+ * then 1,000 rows the model scored 0..99 (the rows from 90 fraud; every
+ * tenth archived without model.score, as an older vigild wrote them: the
+ * model's), then 700 rows of the last 7 days scored 90..99 whose labels
+ * have not arrived. Counted as the rebuild used to, the cold start's 95s
+ * and the unreported last week made precision 0.9 out of reach (100
+ * frauds in 1,500 alerts): decline stayed at its fallback.
+ */
+static void
+test_bands_tune_on_model_rows_mature(void **state)
+{
+	static const char src[] =
+	    "threshold review_at = alert_rate(score, 0.05) fallback 40 min_samples 100\n"
+	    "threshold decline_at = precision(score, 0.9) fallback 80 min_samples 20\n"
+	    "threshold out_of_reach = precision(score, 0.9) fallback 80 min_samples 5000\n"
+	    "band review = review_at\n"
+	    "band decline = decline_at\n";
+	const char *dd = fx_tmpdir(0);
+	char rules[512], id[32];
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_archive *ar = fx_archive(dd);
+	store_gen *g = NULL;
+	store_threshold_val tv;
+	store_diag d;
+	vigil_err rv;
+
+	(void)state;
+	assert_non_null(s);
+	for (int i = 0; i < 2400; i++) {
+		fx_txn t = { id, "c1", "m1", NULL, "FR", "EUR", 1000, 0, 5411, "model.score", 0 };
+		double score;
+
+		snprintf(id, sizeof id, "s%d", i);
+		if (i < 700) {                  /* cold start: rule points, no model */
+			t.t = A - 20 * D + i * (7 * D / 700);
+			t.feat_val = NAN;
+			score = 95;
+		} else if (i < 1700) {          /* the model's, labels mature */
+			t.t = A - 13 * D + (i - 700) * (6 * D / 1000);
+			score = (double)(i % 100);
+			t.feat_val = score / 100;
+			if (i % 10 == 0)
+				t.feat = NULL;
+		} else {                        /* the last 7 days: labels to come */
+			t.t = A - 7 * D + (i - 1700) * (7 * D / 700);
+			score = 90 + (double)(i % 10);
+			t.feat_val = score / 100;
+		}
+		fx_score_at(ar, &t, score);
+		if (i < 1700)
+			fx_label(ar, id, i >= 700 && i % 100 >= 90, t.t + 1);
+	}
+	store_archive_close(ar);
+	snprintf(rules, sizeof rules, "%s/bands.rules", dd);
+	write_file(rules, src);
+	opts_for(&o, dd, rules);
+	rv = batch_rebuild(&o, s, &d);
+	if (rv != VIGIL_OK)
+		fail_msg("batch_rebuild: %s: %s", vigil_strerror(rv), d.msg);
+	assert_int_equal(s->nthresholds, 3);
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	/* alert_rate reads no label: every score the model gave, recent too */
+	assert_int_equal(store_gen_threshold(g, "review_at", "", &tv), VIGIL_OK);
+	assert_true(tv.tuned);
+	assert_int_equal(tv.samples, 1700);
+	assert_int_equal(store_gen_threshold(g, "decline_at", "", &tv), VIGIL_OK);
+	assert_true(tv.tuned);
+	assert_int_equal(tv.samples, 1000);
+	assert_near(tv.value, 90, 1);
+	assert_int_equal(store_gen_threshold(g, "out_of_reach", "", &tv), VIGIL_OK);
+	assert_false(tv.tuned);
+	assert_string_equal(s->thresholds[2].why, "too few samples: 1000 of min_samples 5000; "
+	    "left out: 700 scored before a model, 700 not mature");
+	store_gen_close(g);
+	free(s);
+	fx_rm_rf(dd);
+}
+
 static void
 test_label_time_respected(void **state)
 {
@@ -663,11 +745,16 @@ test_partitions_threads_single_agree(void **state)
 	assert_int_equal(store_gen_threshold(g, "vel_prec", "", &tv), VIGIL_OK);
 	{
 		uint64_t known = 0; /* labels whose label time (t + 1 day) is <= as_of */
+		uint64_t mature = 0;
 
 		for (int i = 0; i < BIG_N; i += 7)
 			known += A - 80 * D + (int64_t)i * (80 * D / BIG_N) + D <= A;
-		/* precision's samples are the transactions (unlabelled = legit) */
-		assert_int_equal(tv.samples, BIG_N);
+		for (int i = 0; i < BIG_N; i++)
+			mature += A - 80 * D + (int64_t)i * (80 * D / BIG_N) < A - 7 * D;
+		/* precision's samples are the transactions whose labels are
+		 * mature (older than the 7-day label maturity; unlabelled =
+		 * legit) */
+		assert_int_equal(tv.samples, mature);
 		assert_true(known < (BIG_N + 6) / 7); /* some labels are from the future */
 	}
 	store_gen_close(g);
@@ -2413,6 +2500,7 @@ main(void)
 		cmocka_unit_test(test_summary_json_non_utf8_id),
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_bands_tuned_from_score),
+		cmocka_unit_test(test_bands_tune_on_model_rows_mature),
 		cmocka_unit_test(test_partitions_model_identical),
 		cmocka_unit_test(test_partitions_model_old_files),
 		cmocka_unit_test(test_partitions_model_damaged),

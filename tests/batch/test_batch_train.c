@@ -1114,7 +1114,7 @@ test_train_sharp_pattern(void **state)
 
 		batch_train_opts_default(&o);
 		o.threads = 2;
-		o.eta = 0.2; /* the nightly rebuild's settings (batch/rebuild.c) */
+		o.eta = 0.2; /* the nightly rebuild's settings (batch/nightmodel.c) */
 		o.reg_lambda = 10;
 		o.max_rounds = 200;
 		o.early_stop = 20;

@@ -384,6 +384,56 @@ test_nightly_train_every(void **state)
 	json_decref(sum);
 }
 
+/*
+ * A band tuned by the nightly rebuild: each night's line of "nights" has
+ * the bands in force after it (the tuned value), and the report shows the
+ * band that decided, the rule file's number beside it. The review band is
+ * the median amount of the window (tuned from the first night on); the
+ * decline band a constant.
+ */
+static void
+test_report_bands_in_force(void **state)
+{
+	const char *r = path("bands.rules"), *j = path("bands.json"), *h = path("bands.html");
+	const char *argv[] = { replay, "--csv", csv, "--rules", r, "--nightly", "--summary", j,
+		"--report", h, "-q", NULL };
+	json_error_t jerr;
+	json_t *sum, *nights, *n;
+	char want[96], *html;
+	double last = 0;
+	size_t i;
+	FILE *f = fopen(r, "w");
+
+	(void)state;
+	assert_non_null(f);
+	fputs("version \"bands\"\n"
+	    "threshold review_at = percentile(amount, 50) fallback 99 min_samples 10\n"
+	    "band review = review_at\nband decline = 100\n"
+	    "rule big {\n  when amount > 1000\n  score 10\n  reason \"big\"\n}\n", f);
+	fclose(f);
+	assert_int_equal(tr_run(argv, NULL, NULL), 0);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	nights = json_object_get(sum, "nights");
+	assert_int_equal(json_array_size(nights), 11);
+	json_array_foreach(nights, i, n) {
+		last = json_number_value(json_object_get(n, "review_at"));
+		assert_true(last > 0 && last < 99); /* tuned: the median amount, not 99 */
+		assert_true(json_number_value(json_object_get(n, "decline_at")) == 100);
+	}
+	html = tr_slurp(h, NULL);
+	assert_non_null(html);
+	snprintf(want, sizeof want, "review at score &#8805; %.4g (file: 99), decline at "
+	    "&#8805; 100 (", last);
+	if (strstr(html, want) == NULL)
+		fail_msg("the report does not say \"%s\"", want);
+	snprintf(want, sizeof want, "review &#8805; %.4g (file: 99)</text>", last);
+	assert_non_null(strstr(html, want));
+	assert_int_equal(count_of(html, "<td class=\"bands\">"), 11);
+	free(html);
+	json_decref(sum);
+}
+
 static void
 test_usage_errors(void **state)
 {
@@ -444,6 +494,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_bad_rows_reported),
 		cmocka_unit_test(test_txn_id_conflict_refused),
 		cmocka_unit_test(test_nightly_train_every),
+		cmocka_unit_test(test_report_bands_in_force),
 		cmocka_unit_test(test_usage_errors),
 	};
 	const char *gargv[] = { NULL, "--cards", "300", "--days", "12", "--seed", "5",

@@ -49,7 +49,8 @@ def main():
         if m.group(1).isdigit():
             review_at = int(m.group(1))
         else:
-            # a tuned band: the report names its fallback (rules_prog_bands)
+            # a tuned band: 8 days have no model, and a band on the score tunes on
+            # the model's scores alone, so the band in force is its fallback
             t = re.search(r"^threshold %s = .* fallback (\d+)\b" % m.group(1), text, re.M)
             if t is None:
                 fail("band review = %s: no such threshold with a whole fallback" % m.group(1))

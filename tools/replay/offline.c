@@ -348,6 +348,22 @@ rp_night_record(rp *r, const batch_summary *sum)
 	json_array_append_new(r->nights, n);
 }
 
+/* The bands in force after the night just recorded (a tuned band's value
+ * as the generation set it, else the rule file's number), on its line of
+ * "nights": the report shows what decided each day. */
+static void
+rp_night_bands(rp *r)
+{
+	json_t *n = r->nights ? json_array_get(r->nights, json_array_size(r->nights) - 1) : NULL;
+	double review_at, decline_at;
+
+	if (n == NULL || r->prog == NULL || r->tv == NULL)
+		return;
+	rules_prog_bands_in_force(r->prog, r->tv, &review_at, &decline_at);
+	json_object_set_new(n, "review_at", json_real(review_at));
+	json_object_set_new(n, "decline_at", json_real(decline_at));
+}
+
 /* The night before `day`: labels known by midnight, rebuild, switch. */
 static vigil_err
 rp_offline_night(rp *r, int64_t day)
@@ -400,6 +416,7 @@ rp_offline_night(rp *r, int64_t day)
 	rules_tvals_free(r->tv2);
 	r->tv = tv;
 	r->tv2 = tv2;
+	rp_night_bands(r);
 	if (store_db_generation(r->db) != r->model_gen) {
 		/* the generation's model, as vigild switches to it; a refused one
 		 * leaves the previous model serving */

@@ -57,6 +57,16 @@ rep_num(FILE *out, double v)
 		fprintf(out, "%.4f", v);
 }
 
+/* A band as it decided: its value in force ("%.4g"), and the rule file's
+ * number beside it when a tuned value differs ("35.06 (file: 40)"). */
+static void
+rep_band(FILE *out, double in_force, int32_t file)
+{
+	fprintf(out, "%.4g", in_force);
+	if (in_force != (double)file)
+		fprintf(out, " (file: %d)", (int)file);
+}
+
 /* A "nice" tick step (1, 2 or 5 times a power of ten) giving about n ticks
  * over range. */
 static double
@@ -167,8 +177,8 @@ rep_score_hist(FILE *out, const report_info *info, const metrics *m)
 		hi = b.score;
 	}
 	if (info->have_bands) { /* the bands are always on the axis */
-		lo = fmin(lo, info->review_at - 1);
-		hi = fmax(hi, info->decline_at + 1);
+		lo = fmin(lo, floor(info->review_in_force) - 1);
+		hi = fmax(hi, ceil(info->decline_in_force) + 1);
 	}
 	width = rep_step(hi - lo + 1, 40);
 	if (width < 1)
@@ -206,20 +216,24 @@ rep_score_hist(FILE *out, const report_info *info, const metrics *m)
 	xs = (double)(W - PADL - PADR) / (nb * width); /* pixels per score point */
 #define SX(v) (PADL + ((v) - lo) * xs)
 	if (info->have_bands) {
-		double r0 = SX(info->review_at), d0 = SX(info->decline_at), end = W - PADR;
+		double r0 = SX(info->review_in_force), d0 = SX(info->decline_in_force);
+		double end = W - PADR;
 
 		if (d0 > end)
 			d0 = end;
 		fprintf(out, "<rect class=\"band-review\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" "
-		    "height=\"%d\"><title>review: score &gt;= %d</title></rect>\n", r0, PADT,
-		    d0 - r0 > 0 ? d0 - r0 : 0, H - PADB - PADT, (int)info->review_at);
+		    "height=\"%d\"><title>review: score &gt;= %.4g</title></rect>\n", r0, PADT,
+		    d0 - r0 > 0 ? d0 - r0 : 0, H - PADB - PADT, info->review_in_force);
 		fprintf(out, "<rect class=\"band-decline\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" "
-		    "height=\"%d\"><title>decline: score &gt;= %d</title></rect>\n", d0, PADT,
-		    end - d0 > 0 ? end - d0 : 0, H - PADB - PADT, (int)info->decline_at);
-		fprintf(out, "<text x=\"%.1f\" y=\"%d\" class=\"tick bandl\">review &#8805; %d</text>\n",
-		    r0 + 3, PADT + 22, (int)info->review_at);
-		fprintf(out, "<text x=\"%.1f\" y=\"%d\" class=\"tick bandl\">decline &#8805; %d</text>\n",
-		    d0 + 3, PADT + 34, (int)info->decline_at);
+		    "height=\"%d\"><title>decline: score &gt;= %.4g</title></rect>\n", d0, PADT,
+		    end - d0 > 0 ? end - d0 : 0, H - PADB - PADT, info->decline_in_force);
+		fprintf(out, "<text x=\"%.1f\" y=\"%d\" class=\"tick bandl\">review &#8805; ",
+		    r0 + 3, PADT + 22);
+		rep_band(out, info->review_in_force, info->review_at);
+		fprintf(out, "</text>\n<text x=\"%.1f\" y=\"%d\" class=\"tick bandl\">"
+		    "decline &#8805; ", d0 + 3, PADT + 34);
+		rep_band(out, info->decline_in_force, info->decline_at);
+		fputs("</text>\n", out);
 	}
 	for (int k = 0; k < nb; k++) {
 		double x = PADL + k * width * xs, bw = width * xs;
@@ -315,10 +329,10 @@ rep_pr_curve(FILE *out, const report_info *info, const metrics *m, const metrics
 		    "<title>operating point (review or decline): precision %.2f%%, recall %.2f%%"
 		    "</title></circle>\n", rep_x(c.recall), rep_y(c.precision), 100 * c.precision,
 		    100 * c.recall);
-		fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick opl\">alert%s%d: P %.1f%%, "
+		fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick opl\">alert%s%.4g: P %.1f%%, "
 		    "R %.1f%%</text>\n", rep_x(c.recall) + (c.recall > 0.6 ? -150 : 8),
 		    rep_y(c.precision) - 8, info->have_bands ? " &#8805; " : "",
-		    info->have_bands ? (int)info->review_at : 0, 100 * c.precision, 100 * c.recall);
+		    info->have_bands ? info->review_in_force : 0, 100 * c.precision, 100 * c.recall);
 	}
 	if (cmp != NULL)
 		fprintf(out, "<text x=\"%d\" y=\"%d\" class=\"tick curve2l\" text-anchor=\"end\">"
@@ -495,8 +509,8 @@ rep_trend(FILE *out, const report_info *info, const report_data *d)
 	rep_svg_close(out);
 	fprintf(out, "<table id=\"trend\"><tr><th>day</th><th>rows</th><th>alerts</th>"
 	    "<th>alert rate</th><th>frauds</th><th>precision</th><th>recall</th>"
-	    "<th>fraud amount caught</th><th>generation</th><th>model (validation AUC / AP)</th>"
-	    "</tr>\n");
+	    "<th>fraud amount caught</th><th>generation</th><th>bands (review / decline)</th>"
+	    "<th>model (validation AUC / AP)</th></tr>\n");
 	for (uint32_t i = 0; i < n; i++) {
 		const report_day *dy = &d->days[i];
 		const json_t *night;
@@ -517,14 +531,22 @@ rep_trend(FILE *out, const report_info *info, const report_data *d)
 		rep_money(out, dy->fraud_amount);
 		fprintf(out, "</td>");
 		if (night == NULL) {
-			fprintf(out, "<td></td><td>%s</td></tr>\n",
+			fprintf(out, "<td></td><td></td><td>%s</td></tr>\n",
 			    info->nights ? "no rebuild before this day" :
 			    info->nightly_runs > 0 ? "not recorded (server mode: see vigil-rebuild)" :
 			    "no nightly rebuilds");
 			continue;
 		}
-		fprintf(out, "<td>%" PRId64 "</td><td class=\"model\">",
+		fprintf(out, "<td>%" PRId64 "</td><td class=\"bands\">",
 		    (int64_t)json_integer_value(json_object_get(night, "generation")));
+		if (json_is_number(json_object_get(night, "review_at")) && info->have_bands) {
+			rep_band(out, json_number_value(json_object_get(night, "review_at")),
+			    info->review_at);
+			fputs(" / ", out);
+			rep_band(out, json_number_value(json_object_get(night, "decline_at")),
+			    info->decline_at);
+		}
+		fputs("</td><td class=\"model\">", out);
 		if (json_is_true(json_object_get(night, "model_trained"))) {
 			rep_num(out, json_number_value(json_object_get(night, "valid_auc")));
 			fputs(" / ", out);
@@ -803,10 +825,16 @@ report_write_html(FILE *out, const report_info *info, const metrics *m, const me
 		rep_summary_rows(out, cmp, info->compare ? info->compare : "compare");
 	}
 	fprintf(out, "</table>\n");
-	if (info->have_bands)
-		fprintf(out, "<p>Decision bands: review at score &#8805; %d, decline at &#8805; %d; "
-		    "an alert is a review or a decline.</p>\n", (int)info->review_at,
-		    (int)info->decline_at);
+	if (info->have_bands) {
+		fputs("<p id=\"bands\">Decision bands in force at the end: review at score &#8805; ",
+		    out);
+		rep_band(out, info->review_in_force, info->review_at);
+		fputs(", decline at &#8805; ", out);
+		rep_band(out, info->decline_in_force, info->decline_at);
+		fputs(" (a band tuned by the nightly rebuild is the value its last night set, the "
+		    "rule file's number beside it; each day's bands are in the day-by-day table); "
+		    "an alert is a review or a decline.</p>\n", out);
+	}
 	if (cmp != NULL)
 		fprintf(out, "<p>%" PRIu64 " decisions differ between the two rule files "
 		    "(side by side below).</p>\n", info->changed);

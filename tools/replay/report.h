@@ -51,6 +51,9 @@ typedef struct report_info {
 	 * have_bands false (server mode without --rules) */
 	bool        have_bands;
 	int32_t     review_at, decline_at;
+	/* the bands in force at the end (a tuned band's value as the last
+	 * night set it; the rule file's numbers without nightly rebuilds) */
+	double      review_in_force, decline_in_force;
 	/* per metrics rule index (metrics_nrules of m): REPORT_RULE_* and
 	 * points; NULL when unknown */
 	const uint8_t *rule_flags;

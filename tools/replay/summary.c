@@ -190,6 +190,11 @@ rp_report_write(rp *r, double secs)
 	if (r->prog != NULL) {
 		ri.have_bands = true;
 		rules_prog_bands(r->prog, &ri.review_at, &ri.decline_at);
+		ri.review_in_force = ri.review_at;
+		ri.decline_in_force = ri.decline_at;
+		if (r->tv != NULL)
+			rules_prog_bands_in_force(r->prog, r->tv, &ri.review_in_force,
+			    &ri.decline_in_force);
 		flags = calloc(n ? n : 1, sizeof *flags);
 		points = calloc(n ? n : 1, sizeof *points);
 		for (uint32_t i = 0; flags != NULL && points != NULL && i < n; i++) {
