@@ -322,6 +322,7 @@ typedef struct con_app {
 	con_auth           auth;
 	con_audit         *audit;
 	con_index         *ix;
+	struct con_ents   *ents;   /* the entity index (entities.h), or NULL */
 	con_casework      *cw;     /* status, assignee, notes of cases */
 	uint8_t            secret[32]; /* per run, random: confirm tokens (api.c) */
 	vigil_client      *client;
@@ -399,6 +400,10 @@ vigil_err con_search_scan(con_app *app, int64_t from, int64_t to, const con_sear
  * *ret_scanned records read. The reader's error in errbuf. */
 vigil_err con_search_run(con_app *app, const con_search_q *q, json_t *items, bool *ret_more,
     uint64_t *ret_scanned, char *errbuf, size_t errlen);
+/* scan.c: whether con_search_run answers q from the entity index (q names
+ * an entity and the index has caught up with the archive): then it reads
+ * only that entity's records, over any range. */
+bool con_search_by_index(con_app *app, const con_search_q *q);
 void con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *id);
 

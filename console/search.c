@@ -3,9 +3,10 @@
  * console/search.c - any archived transaction, found and labelled
  * (docs/console.md, "Search and label any transaction"). The index keeps
  * reviews and declines only; chargebacks arrive mostly on allowed
- * transactions, so a search reads the archive itself over a bounded event
- * time range (store_reader skips the segments outside it) and filters each
- * scored record; a label names the transaction by id and event time, which
+ * transactions, so a search reads the archive itself: an entity's records
+ * where the entity index says they are, over any range, or else a bounded
+ * event time range (store_reader skips the segments outside it), each
+ * scored record filtered; a label names the transaction by id and event time, which
  * the console looks up in the archive (the card routes the label) before
  * sending it to vigild like a case's.
  */
@@ -47,7 +48,7 @@ search_parse(con_app *app, struct evhttp_request *req, search_q *q)
 	struct evkeyval *e;
 	con_tailpos pos;
 	const char *bad = NULL;
-	bool from = false;
+	bool from = false, indexed;
 
 	memset(q, 0, sizeof *q);
 	q->min_amount = q->max_amount = -1;
@@ -129,9 +130,12 @@ search_parse(con_app *app, struct evhttp_request *req, search_q *q)
 		return false;
 	}
 	evhttp_clear_headers(&kv);
+	/* by the entity index, an entity's records over any range: by
+	 * default, the whole archive */
+	indexed = con_search_by_index(app, q);
 	if (!from)
-		q->from_ms = q->to_ms - VIGIL_MS_PER_DAY;
-	if (q->to_ms <= q->from_ms || q->to_ms - q->from_ms > SEARCH_RANGE_MAX_MS) {
+		q->from_ms = indexed ? INT64_MIN : q->to_ms - VIGIL_MS_PER_DAY;
+	if (q->to_ms <= q->from_ms || (!indexed && q->to_ms - q->from_ms > SEARCH_RANGE_MAX_MS)) {
 		con_send_error(req, 400, "to", "from..to must be a range of at most 31 days (default: "
 		    "the last day indexed)");
 		return false;
@@ -147,7 +151,7 @@ con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
 	uint64_t scanned = 0;
 	uint64_t t0 = vigil_mono_ns();
 	char err[600], from[32], to[32];
-	bool more = false;
+	bool more = false, by_index;
 
 	(void)who;
 	if (items == NULL) {
@@ -156,15 +160,17 @@ con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
 	}
 	if (!search_parse(app, req, &q))
 		goto out;
+	by_index = con_search_by_index(app, &q);
 	if (con_search_run(app, &q, items, &more, &scanned, err, sizeof err) != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s", err);
 		goto out;
 	}
-	vigil_time_format_rfc3339(q.from_ms, from, sizeof from);
+	vigil_time_format_rfc3339(q.from_ms == INT64_MIN ? 0 : q.from_ms, from, sizeof from);
 	vigil_time_format_rfc3339(q.to_ms, to, sizeof to);
-	con_send_json(req, 200, json_pack("{s:s, s:s, s:o, s:b, s:I, s:b, s:f}", "from", from,
+	con_send_json(req, 200, json_pack("{s:s, s:s, s:o, s:b, s:I, s:b, s:s, s:f}", "from", from,
 	    "to", to, "items", items, "more", more, "scanned", (json_int_t)scanned,
-	    "truncated", scanned > SEARCH_SCAN_MAX, "ms", (double)(vigil_mono_ns() - t0) / 1e6));
+	    "truncated", scanned > SEARCH_SCAN_MAX, "via", by_index ? "entity_index" : "scan",
+	    "ms", (double)(vigil_mono_ns() - t0) / 1e6));
 	items = NULL;
 out:
 	json_decref(items);
