@@ -404,6 +404,15 @@ vigil_err con_search_run(con_app *app, const con_search_q *q, json_t *items, boo
  * an entity and the index has caught up with the archive): then it reads
  * only that entity's records, over any range. */
 bool con_search_by_index(con_app *app, const con_search_q *q);
+/* scan.c: the scored records of the entities keys[0..nkeys) (entities.h;
+ * app->ents ready) with event time in [from, to), each once, in archive
+ * order, decoded into s and handed to fn until it returns false; at most
+ * max positions (*ret_truncated past it). *ret_scanned records read. */
+struct con_ent_key;
+vigil_err con_search_entities(con_app *app, const struct con_ent_key *keys, uint32_t nkeys,
+    int64_t from, int64_t to, uint64_t max, store_scored *s,
+    bool (*fn)(void *arg, const store_scored *s), void *arg, uint64_t *ret_scanned,
+    bool *ret_truncated, char *errbuf, size_t errlen);
 void con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *id);
 

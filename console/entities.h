@@ -31,6 +31,12 @@ typedef struct con_ent_pos {
 	uint32_t second;    /* its event time in whole seconds (0: before 1970, or unknown) */
 } con_ent_pos;
 
+/* An entity: its kind and id. */
+typedef struct con_ent_key {
+	con_ent_kind kind;
+	const char  *id;
+} con_ent_key;
+
 /* How the index was found at open. */
 typedef enum con_ents_origin {
 	CON_ENTS_NEW = 0, /* absent: built from the archive */

@@ -360,26 +360,34 @@ con_search_by_index(con_app *app, const con_search_q *q)
 	return st.ready && search_entity_pick(app->ents, q, &kind) != NULL;
 }
 
+static int
+scan_pos_cmp(const void *a, const void *b)
+{
+	const con_ent_pos *x = a, *y = b;
+
+	if (x->seg_first != y->seg_first)
+		return x->seg_first < y->seg_first ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
 /*
- * con_search_scan's work for a q that names an entity, by the entity index:
- * the records at the entity's positions, in archive order, filtered as a
- * scan filters them.
+ * The scored records at pos[0..n) (in archive order, each once) with event
+ * time in [from, to), those passing q's lean filters (q NULL: all), decoded
+ * into s and handed to fn until it returns false. A position whose segment
+ * is gone (retention) or that holds no scored record is passed over.
  */
 static vigil_err
-search_entity(con_app *app, const con_search_q *q, store_scored *s,
-    bool (*fn)(void *arg, const store_scored *s), void *arg, uint64_t *ret_scanned,
-    char *errbuf, size_t errlen)
+scan_positions(con_app *app, vigil_vec *pos, int64_t from, int64_t to, const con_search_q *q,
+    store_scored *s, bool (*fn)(void *arg, const store_scored *s), void *arg,
+    uint64_t *ret_scanned, char *errbuf, size_t errlen)
 {
 	store_scored_lean *lean = malloc(sizeof *lean);
 	scan_cur cur = { .fd = -1 };
-	vigil_vec pos, segs;
-	con_ent_kind kind = CON_ENT_CARD;
-	const char *id = search_entity_pick(app->ents, q, &kind);
-	bool capped = false, relisted = false;
+	vigil_vec segs;
+	bool relisted = false;
 	store_diag d;
 	vigil_err rv;
 
-	vigil_vec_init(&pos, sizeof(con_ent_pos), SEARCH_SCAN_MAX);
 	vigil_vec_init(&segs, sizeof(scan_seg), 1u << 20);
 	cur.buf = malloc(SCAN_REC_MAX);
 	if (lean == NULL || cur.buf == NULL) {
@@ -387,23 +395,20 @@ search_entity(con_app *app, const con_search_q *q, store_scored *s,
 		snprintf(errbuf, errlen, "out of memory");
 		goto out;
 	}
-	rv = con_ents_positions(app->ents, kind, id, q->from_ms, q->to_ms, &pos);
-	if (rv == VIGIL_ETOOBIG) {
-		capped = true; /* read what fits, say it was cut */
-	} else if (rv != VIGIL_OK) {
-		snprintf(errbuf, errlen, "entity index: %s", vigil_strerror(rv));
-		goto out;
-	}
 	rv = scan_segments(app->archive_dir, &segs);
 	if (rv != VIGIL_OK) {
 		snprintf(errbuf, errlen, "%s: %s", app->archive_dir, vigil_strerror(rv));
 		goto out;
 	}
-	for (size_t i = 0; i < pos.len; i++) {
-		const con_ent_pos *p = vigil_vec_at(&pos, i);
+	if (pos->len > 1)
+		qsort(pos->data, pos->len, sizeof(con_ent_pos), scan_pos_cmp);
+	for (size_t i = 0; i < pos->len; i++) {
+		const con_ent_pos *p = vigil_vec_at(pos, i);
 		const scan_seg *sg;
 		store_record r;
 
+		if (i > 0 && scan_pos_cmp(p, vigil_vec_at(pos, i - 1)) == 0)
+			continue; /* one record, two of the ids asked for */
 		if (cur.first != p->seg_first) {
 			sg = scan_seg_find(&segs, p->seg_first);
 			if (sg == NULL)
@@ -426,23 +431,79 @@ search_entity(con_app *app, const con_search_q *q, store_scored *s,
 		++*ret_scanned;
 		/* the position is checked by the record itself: its ids and time */
 		if (store_scored_decode_lean(r.payload, r.len, lean, &d) != VIGIL_OK ||
-		    lean->event_time_ms < q->from_ms || lean->event_time_ms >= q->to_ms ||
-		    !search_match_lean(q, lean))
+		    lean->event_time_ms < from || lean->event_time_ms >= to ||
+		    (q != NULL && !search_match_lean(q, lean)))
 			continue;
 		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK)
 			continue;
 		if (!fn(arg, s))
 			break;
 	}
-	if (capped)
-		*ret_scanned = SEARCH_SCAN_MAX + 1ull;
 	rv = VIGIL_OK;
 out:
 	scan_cur_close(&cur);
 	free(cur.buf);
 	free(lean);
-	vigil_vec_fini(&pos);
 	vigil_vec_fini(&segs);
+	return rv;
+}
+
+vigil_err
+con_search_entities(con_app *app, const con_ent_key *keys, uint32_t nkeys, int64_t from,
+    int64_t to, uint64_t max, store_scored *s, bool (*fn)(void *arg, const store_scored *s),
+    void *arg, uint64_t *ret_scanned, bool *ret_truncated, char *errbuf, size_t errlen)
+{
+	vigil_vec pos;
+	vigil_err rv = VIGIL_OK;
+
+	*ret_scanned = 0;
+	*ret_truncated = false;
+	vigil_vec_init(&pos, sizeof(con_ent_pos), max);
+	for (uint32_t i = 0; i < nkeys && rv == VIGIL_OK; i++)
+		rv = con_ents_positions(app->ents, keys[i].kind, keys[i].id, from, to, &pos);
+	if (rv == VIGIL_ETOOBIG) {
+		*ret_truncated = true; /* read what fits, say it was cut */
+		rv = VIGIL_OK;
+	}
+	if (rv != VIGIL_OK)
+		snprintf(errbuf, errlen, "entity index: %s", vigil_strerror(rv));
+	else
+		rv = scan_positions(app, &pos, from, to, NULL, s, fn, arg, ret_scanned, errbuf,
+		    errlen);
+	vigil_vec_fini(&pos);
+	return rv;
+}
+
+/*
+ * con_search_scan's work for a q that names an entity, by the entity index:
+ * the records at the entity's positions, in archive order, filtered as a
+ * scan filters them.
+ */
+static vigil_err
+search_entity(con_app *app, const con_search_q *q, store_scored *s,
+    bool (*fn)(void *arg, const store_scored *s), void *arg, uint64_t *ret_scanned,
+    char *errbuf, size_t errlen)
+{
+	vigil_vec pos;
+	con_ent_kind kind = CON_ENT_CARD;
+	const char *id = search_entity_pick(app->ents, q, &kind);
+	bool capped = false;
+	vigil_err rv;
+
+	vigil_vec_init(&pos, sizeof(con_ent_pos), SEARCH_SCAN_MAX);
+	rv = con_ents_positions(app->ents, kind, id, q->from_ms, q->to_ms, &pos);
+	if (rv == VIGIL_ETOOBIG) {
+		capped = true; /* read what fits, say it was cut */
+	} else if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "entity index: %s", vigil_strerror(rv));
+		goto out;
+	}
+	rv = scan_positions(app, &pos, q->from_ms, q->to_ms, q, s, fn, arg, ret_scanned, errbuf,
+	    errlen);
+	if (rv == VIGIL_OK && capped)
+		*ret_scanned = SEARCH_SCAN_MAX + 1ull;
+out:
+	vigil_vec_fini(&pos);
 	return rv;
 }
 

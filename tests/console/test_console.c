@@ -718,6 +718,9 @@ test_search_label_any(void **s)
 	assert_string_equal(json_string_value(json_object_get(it, "txn_id")), "t1");
 	assert_string_equal(json_string_value(json_object_get(it, "decision")), "allow");
 	assert_true(json_is_null(json_object_get(it, "label")));
+	/* by the card's entries in the entity index, not a scan of the day */
+	assert_string_equal(json_string_value(json_object_get(o, "via")), "entity_index");
+	assert_int_equal(json_integer_value(json_object_get(o, "scanned")), 2);
 	snprintf(body, sizeof body, "{\"fraud\":true,\"reason\":\"chargeback\",\"time\":\"%s\"}",
 	    json_string_value(json_object_get(it, "time")));
 	json_decref(o);
@@ -1382,7 +1385,7 @@ static void
 test_restart_resumes(void **s)
 {
 	int64_t scored;
-	json_t *o;
+	json_t *o, *e;
 
 	(void)s;
 	console_stop();
@@ -1394,6 +1397,13 @@ test_restart_resumes(void **s)
 	/* every scored record counted once: resumed, not re-read */
 	scored = status_field("scored");
 	assert_int_equal(scored, 5);
+	/* the entity index too: reused, only the two new records read */
+	o = http_ok("GET", "/api/status", RITA, NULL, 200);
+	e = json_object_get(o, "entities");
+	assert_string_equal(json_string_value(json_object_get(e, "origin")), "reused");
+	assert_int_equal(json_integer_value(json_object_get(e, "ingested")), 2);
+	assert_int_equal(json_integer_value(json_object_get(e, "records")), 5);
+	json_decref(o);
 	o = http_ok("GET", "/api/queue", ALICE, NULL, 200);
 	assert_int_equal(json_integer_value(json_object_get(o, "total")), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(
@@ -2412,6 +2422,9 @@ test_entity(void **s)
 	assert_non_null(linked_card(o, "c22"));
 	assert_null(linked_card(o, "c23"));
 	assert_true(json_is_object(json_object_get(o, "profile")));
+	/* by the entity index: c20's 2 records, then dv1's 3 and 10.1.1.1's 3 (e1, e5 once) */
+	assert_string_equal(json_string_value(json_object_get(o, "via")), "entity_index");
+	assert_int_equal(json_integer_value(json_object_get(o, "scanned")), 2 + 4);
 	json_decref(o);
 	/* a device: its cards */
 	o = http_ok("GET", "/api/entity/device/dv1?from=2024-01-05&to=2024-01-06", EVE, NULL, 200);
