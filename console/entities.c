@@ -255,6 +255,17 @@ con_ents_get_stats(con_ents *e, con_ents_stats *ret_stats)
 	ret_stats->ingested = e->ingested;
 	ret_stats->pruned = e->pruned;
 	ret_stats->corrupt = e->pos.corrupt;
+	{
+		MDB_txn *txn;
+		MDB_stat st;
+
+		if (mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn) != 0)
+			return;
+		if (mdb_stat(txn, e->ents, &st) == 0)
+			ret_stats->live_bytes = (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages +
+			    st.ms_overflow_pages) * st.ms_psize;
+		mdb_txn_abort(txn);
+	}
 }
 
 static int

@@ -53,6 +53,7 @@ typedef struct con_ents_stats {
 	uint64_t ingested;   /* records read since open (0 after a restart: reused) */
 	uint64_t pruned;     /* entries dropped by retention since open */
 	uint64_t corrupt;    /* undecodable scored records passed over */
+	uint64_t live_bytes; /* pages in use (the file may be larger: free pages are reused) */
 } con_ents_stats;
 
 typedef struct con_ents con_ents;
