@@ -15,6 +15,8 @@
 
 #include "app.h"
 #include "console.h"
+#include "editor.h"
+#include "http.h"
 #include "entities.h"
 #include "vigil_client.h"
 #include "vigil_json.h"

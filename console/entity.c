@@ -25,6 +25,7 @@
 
 #include "archive.h"
 #include "console.h"
+#include "http.h"
 #include "entities.h"
 
 #define ENT_RANGE_MAX_MS (31 * VIGIL_MS_PER_DAY)

@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "editor.h"
+#include "http.h"
 #include "evconn.h"
 #include "vigil_json.h"
 

@@ -22,6 +22,8 @@
 #include "app.h"
 #include "cli.h"
 #include "console.h"
+#include "editor.h"
+#include "http.h"
 #include "entities.h"
 #include "vigil_client.h"
 #include "vigil_config.h"

@@ -18,6 +18,7 @@
 
 #include "archive.h"
 #include "console.h"
+#include "http.h"
 #include "vigil_client.h"
 
 #define SEARCH_RANGE_MAX_MS (31 * VIGIL_MS_PER_DAY)
