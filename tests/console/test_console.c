@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1901,6 +1902,40 @@ gen_write_empty(void)
 	return meta.generation;
 }
 
+/*
+ * The rules page's bands are those in force: a band named by a tuned
+ * threshold (review_at) shows the generation's value, the file's number
+ * beside it.
+ */
+static void
+test_rules_band_in_force(void **s)
+{
+	store_genw *w = NULL;
+	store_gen_meta meta;
+	store_threshold_val v = { .value = 55, .previous = NAN, .samples = 9000, .tuned = true };
+	store_diag d;
+	json_t *o;
+
+	(void)s;
+	assert_int_equal(store_genw_begin(srv.datadir, &w, &d), VIGIL_OK);
+	assert_int_equal(store_genw_put_threshold(w, "review_at", "", &v), VIGIL_OK);
+	memset(&meta, 0, sizeof meta);
+	meta.generation = store_genw_generation(w);
+	meta.as_of_ms = base_ms;
+	meta.window_ms = 90 * VIGIL_MS_PER_DAY;
+	meta.built_at_ms = base_ms;
+	if (store_genw_commit(w, &meta, 0, &d) != VIGIL_OK)
+		fail_msg("genw commit: %s", d.msg);
+	o = http_ok("GET", "/api/rules", EVE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "generation")),
+	    (json_int_t)meta.generation);
+	assert_true(json_number_value(json_object_get(o, "review_at")) == 55.0);
+	assert_int_equal(json_integer_value(json_object_get(o, "file_review_at")), 40);
+	assert_true(json_number_value(json_object_get(o, "decline_at")) ==
+	    (double)json_integer_value(json_object_get(o, "file_decline_at")));
+	json_decref(o);
+}
+
 /* The generation vigild scores with (a dry run). */
 static uint64_t
 vigild_generation(void)
@@ -2552,6 +2587,7 @@ main(void)
 		cmocka_unit_test(test_entity),
 		cmocka_unit_test(test_overview),
 		cmocka_unit_test(test_unknown_filter),
+		cmocka_unit_test(test_rules_band_in_force),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
