@@ -16,11 +16,9 @@
  * ENT_CARDS_MAX linked cards; the reply says when a bound was reached.
  */
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <uthash.h>
 
 #include "archive.h"
@@ -349,54 +347,49 @@ ent_by_index(ent_ctx *c, store_scored *s, bool pass2, char *errbuf, size_t errle
 	return rv;
 }
 
+/* ent_parse's keys but from and to: limit. */
+static con_qs
+ent_key(void *arg, const char *k, const char *v)
+{
+	ent_ctx *c = arg;
+	unsigned long n;
+	char *end;
+
+	if (strcmp(k, "limit") != 0)
+		return CON_QS_UNKNOWN;
+	n = strtoul(v, &end, 10);
+	if (*v == '\0' || *v == '-' || *end != '\0' || n < 1 || n > ENT_LIMIT_MAX)
+		return CON_QS_BAD_VALUE;
+	c->limit = (uint32_t)n;
+	return CON_QS_OK;
+}
+
 static bool
 ent_parse(con_app *app, struct evhttp_request *req, ent_ctx *c)
 {
-	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	struct evkeyvalq kv;
-	struct evkeyval *e;
 	con_tailpos pos;
-	const char *bad = NULL;
-	bool from = false;
+	char bad[64], val[81];
+	bool from;
+	con_qs r;
 
 	con_index_pos(app->ix, &pos);
 	c->to_ms = pos.max_event_ms + 1;
 	c->limit = 200;
-	TAILQ_INIT(&kv);
-	if (qs != NULL && evhttp_parse_query_str(qs, &kv) != 0) {
+	r = con_query_walk(req, &c->from_ms, &c->to_ms, &from, ent_key, c, bad, sizeof bad, val,
+	    sizeof val);
+	if (r == CON_QS_UNPARSED) {
 		con_send_error(req, 400, NULL, "query string does not parse");
 		return false;
 	}
-	TAILQ_FOREACH(e, &kv, next) {
-		const char *k = e->key, *v = e->value;
-		char *end;
-
-		if (strcmp(k, "from") == 0) {
-			from = true;
-			if (con_time_parse(v, &c->from_ms) != VIGIL_OK)
-				bad = k;
-		} else if (strcmp(k, "to") == 0) {
-			if (con_time_parse(v, &c->to_ms) != VIGIL_OK)
-				bad = k;
-		} else if (strcmp(k, "limit") == 0) {
-			unsigned long n = strtoul(v, &end, 10);
-			if (*v == '\0' || *v == '-' || *end != '\0' || n < 1 || n > ENT_LIMIT_MAX)
-				bad = k;
-			else
-				c->limit = (uint32_t)n;
-		} else {
-			con_send_error(req, 400, k, "%s: unknown parameter (from, to, limit)", k);
-			evhttp_clear_headers(&kv);
-			return false;
-		}
-		if (bad != NULL) {
-			con_send_error(req, 400, bad, "%s: bad value \"%.80s\" (from, to: YYYY-MM-DD or "
-			    "RFC 3339; limit: 1-%d)", bad, v, ENT_LIMIT_MAX);
-			evhttp_clear_headers(&kv);
-			return false;
-		}
+	if (r == CON_QS_UNKNOWN) {
+		con_send_error(req, 400, bad, "%s: unknown parameter (from, to, limit)", bad);
+		return false;
 	}
-	evhttp_clear_headers(&kv);
+	if (r == CON_QS_BAD_VALUE) {
+		con_send_error(req, 400, bad, "%s: bad value \"%.80s\" (from, to: YYYY-MM-DD or "
+		    "RFC 3339; limit: 1-%d)", bad, val, ENT_LIMIT_MAX);
+		return false;
+	}
 	if (!from)
 		c->from_ms = c->to_ms - ENT_RANGE_DEF_MS;
 	if (c->to_ms <= c->from_ms || c->to_ms - c->from_ms > ENT_RANGE_MAX_MS) {

@@ -27,6 +27,24 @@ void      con_send_error(struct evhttp_request *req, int code, const char *field
 /* The request body as a JSON object, or NULL after replying 400/413. */
 json_t   *con_body_json(struct evhttp_request *req);
 
+/* What con_query_walk found. */
+typedef enum con_qs {
+	CON_QS_OK = 0,
+	CON_QS_BAD_VALUE, /* a known key with a value it refuses */
+	CON_QS_UNKNOWN,   /* a key the page does not take */
+	CON_QS_UNPARSED,  /* the query string does not parse */
+} con_qs;
+/*
+ * Walks req's query string: from and to (RFC 3339 or YYYY-MM-DD) parsed
+ * into *from_ms and *to_ms (*ret_from: from was given), every other key
+ * handed to fn, until fn refuses one. On a refusal the key is copied into
+ * bad and its value into val (truncated to their sizes). Replies nothing:
+ * the page words its own error.
+ */
+con_qs con_query_walk(struct evhttp_request *req, int64_t *from_ms, int64_t *to_ms,
+    bool *ret_from, con_qs (*fn)(void *arg, const char *k, const char *v), void *arg,
+    char *bad, size_t badlen, char *val, size_t vallen);
+
 /* api.c: the handlers. who is the authenticated user. */
 void con_api_queue(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_case(con_app *app, struct evhttp_request *req, const con_user *who,
