@@ -301,14 +301,41 @@ ents_add(con_ents *e, MDB_txn *txn, const store_record *r, uint64_t seg)
 	return 0;
 }
 
+typedef struct ents_batch {
+	con_ents *e;
+	MDB_txn  *txn;
+	char     *errbuf;
+	size_t    errlen;
+} ents_batch;
+
+/* con_tail_each's function: a scored record's entries into the batch. */
+static vigil_err
+ents_add_record(void *arg, const store_record *r, uint64_t seg, uint64_t next_off)
+{
+	ents_batch *b = arg;
+	int rc;
+
+	if (r->type == STORE_REC_SCORE && (rc = ents_add(b->e, b->txn, r, seg)) != 0) {
+		snprintf(b->errbuf, b->errlen, "entity index: record %" PRIu64 ": %s", r->seq,
+		    mdb_strerror(rc));
+		return ents_err(rc);
+	}
+	b->e->pos.last_seq = r->seq;
+	b->e->pos.seg_first = seg;
+	b->e->pos.seg_off = next_off;
+	return VIGIL_OK;
+}
+
 vigil_err
 con_ents_ingest(con_ents *e, const char *archive_dir, uint32_t max, uint32_t *ret_n,
     bool *ret_more, char *errbuf, size_t errlen)
 {
 	MDB_txn *txn = NULL;
 	ents_pos saved = e->pos;
+	ents_batch b;
 	MDB_val k, v;
 	uint32_t n = 0;
+	bool more = false;
 	vigil_err rv;
 	int rc;
 
@@ -327,26 +354,13 @@ con_ents_ingest(con_ents *e, const char *archive_dir, uint32_t max, uint32_t *re
 		snprintf(errbuf, errlen, "entity index: %s", mdb_strerror(rc));
 		return ents_err(rc);
 	}
-	while (n < max) {
-		store_record r;
-		uint64_t seg, next_off;
-
-		rv = con_tail_next(e->tail, &r, &seg, &next_off, errbuf, errlen);
-		if (rv == VIGIL_EAGAIN)
-			break;
-		if (rv != VIGIL_OK)
-			goto fail;
-		if (r.type == STORE_REC_SCORE && (rc = ents_add(e, txn, &r, seg)) != 0) {
-			snprintf(errbuf, errlen, "entity index: record %" PRIu64 ": %s", r.seq,
-			    mdb_strerror(rc));
-			rv = ents_err(rc);
-			goto fail;
-		}
-		e->pos.last_seq = r.seq;
-		e->pos.seg_first = seg;
-		e->pos.seg_off = next_off;
-		n++;
-	}
+	b.e = e;
+	b.txn = txn;
+	b.errbuf = errbuf;
+	b.errlen = errlen;
+	rv = con_tail_each(e->tail, max, ents_add_record, &b, &n, &more, errbuf, errlen);
+	if (rv != VIGIL_OK)
+		goto fail;
 	(void)con_tail_take_corrupt(e->tail); /* the queue's index reports them */
 	k = ents_str("pos");
 	v.mv_size = sizeof e->pos;
@@ -367,7 +381,7 @@ con_ents_ingest(con_ents *e, const char *archive_dir, uint32_t max, uint32_t *re
 		e->ready = true;
 	}
 	*ret_n = n;
-	*ret_more = n == max;
+	*ret_more = more;
 	return VIGIL_OK;
 fail:
 	if (txn != NULL)

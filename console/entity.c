@@ -293,17 +293,6 @@ ent_pass2(ent_ctx *c, const store_scored *s)
 	return true;
 }
 
-static bool
-ent_indexed(con_app *app)
-{
-	con_ents_stats st;
-
-	if (app->ents == NULL)
-		return false;
-	con_ents_get_stats(app->ents, &st);
-	return st.ready;
-}
-
 typedef struct ent_each {
 	ent_ctx *c;
 	bool   (*fn)(ent_ctx *c, const store_scored *s);
@@ -513,7 +502,7 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 		con_send_error(req, 500, NULL, "out of memory");
 		goto out;
 	}
-	indexed = ent_indexed(app);
+	indexed = con_ents_usable(app);
 	if (indexed) {
 		rv = ent_by_index(&c, s, false, err, sizeof err);
 		if (rv == VIGIL_OK && c.nshared > 0)

@@ -349,15 +349,27 @@ search_entity_pick(con_ents *ents, const con_search_q *q, con_ent_kind *ret_kind
 }
 
 bool
-con_search_by_index(con_app *app, const con_search_q *q)
+con_ents_usable(con_app *app)
 {
 	con_ents_stats st;
-	con_ent_kind kind;
+	con_tailpos pos;
 
 	if (app->ents == NULL)
 		return false;
 	con_ents_get_stats(app->ents, &st);
-	return st.ready && search_entity_pick(app->ents, q, &kind) != NULL;
+	if (app->ix != NULL)
+		con_index_pos(app->ix, &pos);
+	/* as far as the queue's index, whose newest time is a search's default
+	 * end: else the search would miss what that index already shows */
+	return st.ready && (app->ix == NULL || st.last_seq >= pos.last_seq);
+}
+
+bool
+con_search_by_index(con_app *app, const con_search_q *q)
+{
+	con_ent_kind kind;
+
+	return con_ents_usable(app) && search_entity_pick(app->ents, q, &kind) != NULL;
 }
 
 static int

@@ -44,6 +44,9 @@ vigil_err con_search_run(con_app *app, const con_search_q *q, json_t *items, boo
  * an entity and the index has caught up with the archive): then it reads
  * only that entity's records, over any range. */
 bool con_search_by_index(con_app *app, const con_search_q *q);
+/* scan.c: whether the entity index (app->ents) has caught up with the
+ * archive once and is as far as the queue's index (app->ix). */
+bool con_ents_usable(con_app *app);
 /* scan.c: the scored records of the entities keys[0..nkeys) (entities.h;
  * app->ents ready) with event time in [from, to), each once, in archive
  * order, decoded into s and handed to fn until it returns false; at most

@@ -169,6 +169,20 @@ free_port(void)
 	return p;
 }
 
+/* How far the entity index has read the archive (-1: unknown). */
+static int64_t
+ents_last_seq(void)
+{
+	int st = 0;
+	json_t *o = NULL;
+	int64_t v = -1;
+
+	if (http("GET", "/api/status", RITA, NULL, &st, &o) == 0 && st == 200)
+		v = json_integer_value(json_object_get(json_object_get(o, "entities"), "last_seq"));
+	json_decref(o);
+	return v;
+}
+
 static int64_t
 status_field(const char *field)
 {
@@ -265,7 +279,7 @@ static void
 wait_indexed(int64_t seq)
 {
 	for (int i = 0; i < 200; i++) {
-		if (status_field("last_seq") >= seq)
+		if (status_field("last_seq") >= seq && ents_last_seq() >= seq)
 			return;
 		usleep(50000);
 	}
