@@ -158,10 +158,11 @@ con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
 		con_send_error(req, 500, NULL, "%s", err);
 		goto out;
 	}
-	vigil_time_format_rfc3339(q.from_ms == INT64_MIN ? 0 : q.from_ms, from, sizeof from);
+	vigil_time_format_rfc3339(q.from_ms, from, sizeof from);
 	vigil_time_format_rfc3339(q.to_ms, to, sizeof to);
-	con_send_json(req, 200, json_pack("{s:s, s:s, s:o, s:b, s:I, s:b, s:s, s:f}", "from", from,
-	    "to", to, "items", items, "more", more, "scanned", (json_int_t)scanned,
+	/* from null: the whole archive (an entity's search with no from) */
+	con_send_json(req, 200, json_pack("{s:s?, s:s, s:o, s:b, s:I, s:b, s:s, s:f}", "from",
+	    q.from_ms == INT64_MIN ? NULL : from, "to", to, "items", items, "more", more, "scanned", (json_int_t)scanned,
 	    "truncated", scanned > SEARCH_SCAN_MAX, "via", by_index ? "entity_index" : "scan",
 	    "ms", (double)(vigil_mono_ns() - t0) / 1e6));
 	items = NULL;

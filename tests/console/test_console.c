@@ -2475,6 +2475,18 @@ test_entity(void **s)
 	assert_string_equal(json_string_value(json_object_get(o, "via")), "entity_index");
 	assert_int_equal(json_integer_value(json_object_get(o, "scanned")), 2 + 4);
 	json_decref(o);
+	/* a search by card covers the whole archive by default, and any range */
+	o = http_ok("GET", "/api/search?card=c20", EVE, NULL, 200);
+	assert_true(json_is_null(json_object_get(o, "from")));
+	assert_string_equal(json_string_value(json_object_get(o, "via")), "entity_index");
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(o,
+	    "items"), 0), "txn_id")), "e1");
+	json_decref(o);
+	o = http_ok("GET", "/api/search?card=c20&from=2023-01-01&to=2025-01-01", EVE, NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 2);
+	assert_true(json_is_false(json_object_get(o, "truncated")));
+	json_decref(o);
 	/* a device: its cards */
 	o = http_ok("GET", "/api/entity/device/dv1?from=2024-01-05&to=2024-01-06", EVE, NULL, 200);
 	assert_int_equal(json_integer_value(json_object_get(o, "matched")), 3);
