@@ -188,11 +188,26 @@ out:
 }
 
 vigil_err
+con_ents_remove(const char *dir, char *errbuf, size_t errlen)
+{
+	char path[4200];
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, i == 0 ? "data.mdb" : "lock.mdb");
+		if (unlink(path) != 0 && errno != ENOENT) {
+			snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+			return vigil_err_from_errno(errno);
+		}
+	}
+	return VIGIL_OK;
+}
+
+vigil_err
 con_ents_open(const char *dir, uint32_t map_gib, con_ents **ret_e, char *ret_note,
     size_t notelen, char *errbuf, size_t errlen)
 {
 	con_ents *e = calloc(1, sizeof *e);
-	char why[200], path[4200];
+	char why[200];
 	int rc;
 
 	ret_note[0] = '\0';
@@ -210,15 +225,14 @@ con_ents_open(const char *dir, uint32_t map_gib, con_ents **ret_e, char *ret_not
 		return ents_err(rc);
 	}
 	if (rc != 0) {
+		vigil_err rv;
+
 		/* damaged, or another layout: it is only a cache of the archive */
 		snprintf(ret_note, notelen, "%s: %s: rebuilt from the archive", dir, why);
-		for (int i = 0; i < 2; i++) {
-			snprintf(path, sizeof path, "%s/%s", dir, i == 0 ? "data.mdb" : "lock.mdb");
-			if (unlink(path) != 0 && errno != ENOENT) {
-				snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
-				free(e);
-				return vigil_err_from_errno(errno);
-			}
+		rv = con_ents_remove(dir, errbuf, errlen);
+		if (rv != VIGIL_OK) {
+			free(e);
+			return rv;
 		}
 		rc = ents_env_open(e, dir, map_gib, why, sizeof why);
 		if (rc != 0) {

@@ -68,13 +68,17 @@ typedef struct con_ents con_ents;
 vigil_err con_ents_open(const char *dir, uint32_t map_gib, con_ents **ret_e, char *ret_note,
     size_t notelen, char *errbuf, size_t errlen);
 void      con_ents_close(con_ents *e); /* NULL is a no-op */
+/* Removes the environment's files under dir (closed first: a damaged one
+ * found while in use is closed, removed and opened again). */
+vigil_err con_ents_remove(const char *dir, char *errbuf, size_t errlen);
 void      con_ents_get_stats(con_ents *e, con_ents_stats *ret_stats);
 
 /*
  * Indexes up to max archive records past the committed position in one
  * write transaction (with the new position). *ret_n records read;
  * *ret_more when more were ready. On error the batch is read again next
- * time (errbuf says why).
+ * time (errbuf says why). VIGIL_ECORRUPT: LMDB found the environment
+ * damaged (close it, con_ents_remove, open again).
  */
 vigil_err con_ents_ingest(con_ents *e, const char *archive_dir, uint32_t max, uint32_t *ret_n,
     bool *ret_more, char *errbuf, size_t errlen);

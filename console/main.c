@@ -325,8 +325,22 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		uint32_t en = 0;
 		bool emore = false;
 
-		if (con_ents_ingest(app->ents, app->archive_dir, CON_INGEST_BATCH, &en, &emore, eerr,
-		    sizeof eerr) != VIGIL_OK) {
+		vigil_err erv = con_ents_ingest(app->ents, app->archive_dir, CON_INGEST_BATCH, &en,
+		    &emore, eerr, sizeof eerr);
+
+		if (erv == VIGIL_ECORRUPT) {
+			/* damaged in use: built again from the archive */
+			char dir[4200], note[64];
+
+			fprintf(stderr, "vigil-console: warning: %s: rebuilt from the archive\n", eerr);
+			con_ents_close(app->ents);
+			app->ents = NULL;
+			snprintf(dir, sizeof dir, "%s/entities", app->o.state);
+			if (con_ents_remove(dir, eerr, sizeof eerr) != VIGIL_OK ||
+			    con_ents_open(dir, app->o.map_gib, &app->ents, note, sizeof note, eerr,
+			    sizeof eerr) != VIGIL_OK)
+				fprintf(stderr, "vigil-console: entity index: %s (searches scan)\n", eerr);
+		} else if (erv != VIGIL_OK) {
 			if (strcmp(eerr, ents_err) != 0)
 				fprintf(stderr, "vigil-console: %s (retrying)\n", eerr);
 			snprintf(ents_err, sizeof ents_err, "%s", eerr);
