@@ -36,6 +36,13 @@ typedef struct ents_pos {
 	uint64_t pruned_below; /* entries of segments before this are gone */
 } ents_pos;
 
+/* An entry of the batch being read, put in key order when it is whole. */
+typedef struct ents_pend {
+	uint8_t klen;
+	uint8_t key[ENTS_KEY_MAX];
+	uint8_t val[ENTS_VAL];
+} ents_pend;
+
 struct con_ents {
 	MDB_env          *env;
 	MDB_dbi           meta, ents;
@@ -45,9 +52,13 @@ struct con_ents {
 	bool              ready;
 	uint64_t          ingested, pruned;
 	store_scored_lean lean;
+	vigil_vec         pend;                    /* ents_pend of the batch */
 	uint8_t           prune_key[ENTS_KEY_MAX]; /* where a sweep goes on */
 	uint32_t          prune_klen;              /* 0: from the start */
 	uint64_t          prune_below;             /* the sweep's bound */
+	char              dir[4096];
+	uint32_t          map_gib;
+	uint32_t          compactions;
 };
 
 static vigil_err
@@ -213,6 +224,9 @@ con_ents_open(const char *dir, uint32_t map_gib, con_ents **ret_e, char *ret_not
 	ret_note[0] = '\0';
 	if (e == NULL)
 		return VIGIL_ENOMEM;
+	vigil_vec_init(&e->pend, sizeof(ents_pend), 64u << 20);
+	snprintf(e->dir, sizeof e->dir, "%s", dir);
+	e->map_gib = map_gib;
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
 		snprintf(errbuf, errlen, "%s: %s", dir, strerror(errno));
 		free(e);
@@ -254,6 +268,7 @@ con_ents_close(con_ents *e)
 	con_tail_free(e->tail);
 	if (e->env != NULL)
 		mdb_env_close(e->env);
+	vigil_vec_fini(&e->pend);
 	free(e);
 }
 
@@ -269,6 +284,11 @@ con_ents_get_stats(con_ents *e, con_ents_stats *ret_stats)
 	ret_stats->ingested = e->ingested;
 	ret_stats->pruned = e->pruned;
 	ret_stats->corrupt = e->pos.corrupt;
+	ret_stats->compactions = e->compactions;
+	if (e->env == NULL) {
+		ret_stats->ready = false; /* closed by a failed compaction */
+		return;
+	}
 	{
 		MDB_txn *txn;
 		MDB_stat st;
@@ -283,36 +303,117 @@ con_ents_get_stats(con_ents *e, con_ents_stats *ret_stats)
 }
 
 static int
-ents_add(con_ents *e, MDB_txn *txn, const store_record *r, uint64_t seg)
+ents_pend_cmp(const void *a, const void *b)
+{
+	const ents_pend *x = a, *y = b;
+	int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+
+	if (c != 0)
+		return c;
+	if (x->klen != y->klen)
+		return x->klen < y->klen ? -1 : 1;
+	return memcmp(x->val, y->val, ENTS_VAL);
+}
+
+/* A scored record's entries, into the batch. */
+static int
+ents_add(con_ents *e, const store_record *r, uint64_t seg)
 {
 	store_scored_lean *s = &e->lean;
 	store_diag d;
-	uint8_t kb[ENTS_KEY_MAX], vb[ENTS_VAL];
-	MDB_val k, v = { ENTS_VAL, vb };
+	ents_pend p;
 
 	if (store_scored_decode_lean(r->payload, r->len, s, &d) != VIGIL_OK) {
 		e->pos.corrupt++;
 		return 0;
 	}
-	ents_be(vb, seg, 8);
-	ents_be(vb + 8, r->offset, 8);
-	ents_be(vb + 16, ents_second(s->event_time_ms), 4);
+	ents_be(p.val, seg, 8);
+	ents_be(p.val + 8, r->offset, 8);
+	ents_be(p.val + 16, ents_second(s->event_time_ms), 4);
 	const store_strview ids[] = { s->card_id, s->merchant_id, s->terminal_id, s->device_id,
 		s->ip };
 	for (int i = 0; i < 5; i++) {
-		int rc;
+		MDB_val k;
 
-		if (!ents_key((con_ent_kind)(CON_ENT_CARD + i), ids[i].p, ids[i].len, kb, &k))
+		if (!ents_key((con_ent_kind)(CON_ENT_CARD + i), ids[i].p, ids[i].len, p.key, &k))
 			continue;
-		rc = mdb_put(txn, e->ents, &k, &v, MDB_NODUPDATA);
-		if (rc == MDB_KEYEXIST)
-			continue; /* read again after a crash undid the position only */
-		if (rc != 0)
-			return rc;
-		e->pos.entries++;
+		p.klen = (uint8_t)k.mv_size;
+		if (vigil_vec_push(&e->pend, &p) != VIGIL_OK)
+			return ENOMEM;
 	}
 	e->pos.records++;
 	return 0;
+}
+
+/*
+ * The batch's entries, in key order: the entries of one page go in
+ * together, and the batch's random keys cost fewer page copies.
+ */
+static int
+ents_flush(con_ents *e, MDB_txn *txn)
+{
+	MDB_cursor *c = NULL;
+	int rc;
+
+	if (e->pend.len == 0)
+		return 0;
+	qsort(e->pend.data, e->pend.len, sizeof(ents_pend), ents_pend_cmp);
+	rc = mdb_cursor_open(txn, e->ents, &c);
+	for (size_t i = 0; rc == 0 && i < e->pend.len; i++) {
+		ents_pend *p = vigil_vec_at(&e->pend, i);
+		MDB_val k = { p->klen, p->key }, v = { ENTS_VAL, p->val };
+
+		rc = mdb_cursor_put(c, &k, &v, MDB_NODUPDATA);
+		if (rc == MDB_KEYEXIST) {
+			rc = 0; /* read again after a crash undid the position only */
+			continue;
+		}
+		if (rc == 0)
+			e->pos.entries++;
+	}
+	if (c != NULL)
+		mdb_cursor_close(c);
+	vigil_vec_clear(&e->pend);
+	return rc;
+}
+
+/*
+ * Once caught up after a build: the batches' random writes leave the file
+ * two or three times the pages in use (LMDB reuses the free pages, never
+ * gives them back), so the environment is copied without them
+ * (mdb_env_copy2, MDB_CP_COMPACT) over the old file and opened again. A
+ * failure keeps the old file: it is only larger.
+ */
+static void
+ents_compact(con_ents *e)
+{
+	char tmp[4200], from[4300], to[4300];
+	struct stat st;
+	con_ents_stats es;
+	con_ents_origin origin = e->origin;
+	char why[200];
+
+	snprintf(to, sizeof to, "%s/data.mdb", e->dir);
+	con_ents_get_stats(e, &es);
+	if (stat(to, &st) != 0 || (uint64_t)st.st_blocks * 512 < 2 * es.live_bytes + (64u << 20))
+		return;
+	snprintf(tmp, sizeof tmp, "%s/compact", e->dir);
+	snprintf(from, sizeof from, "%s/data.mdb", tmp);
+	(void)unlink(from);
+	if ((mkdir(tmp, 0750) != 0 && errno != EEXIST) ||
+	    mdb_env_copy2(e->env, tmp, MDB_CP_COMPACT) != 0) {
+		(void)unlink(from);
+		(void)rmdir(tmp);
+		return;
+	}
+	mdb_env_close(e->env);
+	e->env = NULL;
+	if (rename(from, to) != 0)
+		(void)unlink(from);
+	(void)rmdir(tmp);
+	if (ents_env_open(e, e->dir, e->map_gib, why, sizeof why) == 0)
+		e->compactions++;
+	e->origin = origin;
 }
 
 typedef struct ents_batch {
@@ -329,7 +430,7 @@ ents_add_record(void *arg, const store_record *r, uint64_t seg, uint64_t next_of
 	ents_batch *b = arg;
 	int rc;
 
-	if (r->type == STORE_REC_SCORE && (rc = ents_add(b->e, b->txn, r, seg)) != 0) {
+	if (r->type == STORE_REC_SCORE && (rc = ents_add(b->e, r, seg)) != 0) {
 		snprintf(b->errbuf, b->errlen, "entity index: record %" PRIu64 ": %s", r->seq,
 		    mdb_strerror(rc));
 		return ents_err(rc);
@@ -375,6 +476,12 @@ con_ents_ingest(con_ents *e, const char *archive_dir, uint32_t max, uint32_t *re
 	rv = con_tail_each(e->tail, max, ents_add_record, &b, &n, &more, errbuf, errlen);
 	if (rv != VIGIL_OK)
 		goto fail;
+	rc = ents_flush(e, txn);
+	if (rc != 0) {
+		snprintf(errbuf, errlen, "entity index: %s", mdb_strerror(rc));
+		rv = ents_err(rc);
+		goto fail;
+	}
 	(void)con_tail_take_corrupt(e->tail); /* the queue's index reports them */
 	k = ents_str("pos");
 	v.mv_size = sizeof e->pos;
@@ -390,6 +497,13 @@ con_ents_ingest(con_ents *e, const char *archive_dir, uint32_t max, uint32_t *re
 	}
 	e->ingested += n;
 	if (n < max) {
+		if (!e->ready)
+			ents_compact(e);
+		if (e->env == NULL) {
+			snprintf(errbuf, errlen, "entity index: %s: cannot be opened again after "
+			    "compaction", e->dir);
+			return VIGIL_ECORRUPT; /* the caller removes it and builds it again */
+		}
 		if (n > 0 || !e->ready)
 			(void)mdb_env_sync(e->env, 1);
 		e->ready = true;
@@ -400,6 +514,7 @@ con_ents_ingest(con_ents *e, const char *archive_dir, uint32_t max, uint32_t *re
 fail:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
+	vigil_vec_clear(&e->pend);
 	e->pos = saved;
 	con_tail_free(e->tail);
 	e->tail = NULL;
@@ -415,7 +530,7 @@ con_ents_count(con_ents *e, con_ent_kind kind, const char *id)
 	MDB_val k, v;
 	size_t n = 0;
 
-	if (!ents_key(kind, id, strlen(id), kb, &k) ||
+	if (e->env == NULL || !ents_key(kind, id, strlen(id), kb, &k) ||
 	    mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn) != 0)
 		return 0;
 	if (mdb_cursor_open(txn, e->ents, &c) == 0 &&
@@ -441,6 +556,8 @@ con_ents_positions(con_ents *e, con_ent_kind kind, const char *id, int64_t from_
 	vigil_err rv = VIGIL_OK;
 	int rc;
 
+	if (e->env == NULL)
+		return VIGIL_ECORRUPT;
 	if (!ents_key(kind, id, strlen(id), kb, &k))
 		return VIGIL_OK;
 	rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);

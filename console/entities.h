@@ -54,6 +54,7 @@ typedef struct con_ents_stats {
 	uint64_t pruned;     /* entries dropped by retention since open */
 	uint64_t corrupt;    /* undecodable scored records passed over */
 	uint64_t live_bytes; /* pages in use (the file may be larger: free pages are reused) */
+	uint32_t compactions; /* since open: after a build, the free pages dropped */
 } con_ents_stats;
 
 typedef struct con_ents con_ents;

@@ -10,12 +10,13 @@
  * from it (timed), then times the queue queries the UI makes.
  *
  * usage: bench-console [--records N] [--days D] [--dir DIR] [--data DATADIR] [--keep]
- *                      [--reuse-index] [--entity-only]
+ *                      [--reuse-index] [--entity-only] [--rebuild-entities]
  *
  * --reuse-index: DIR/index and DIR/entities as a kept run left them (caught
  * up, not rebuilt). --entity-only: only the searches by an entity, each
  * timed by the entity index and, as the baseline in the same run, by the
  * bounded scan the console falls back to (and used before the index).
+ * --rebuild-entities: with --reuse-index, the entity index built again.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -279,13 +280,14 @@ main(int argc, char **argv)
 		{ "keep", no_argument, NULL, 'k' }, { "help", no_argument, NULL, 'h' },
 		{ "reuse-index", no_argument, NULL, 'R' },
 		{ "entity-only", no_argument, NULL, 'E' },
+		{ "rebuild-entities", no_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t n = 1000000;
 	uint32_t days = 7;
 	const char *data = NULL;
 	char dir[4096] = "", datadir[4200], ixdir[4200], archive[4300], err[512], cmd[8600];
-	bool keep = false, reuse = false, entity_only = false;
+	bool keep = false, reuse = false, entity_only = false, rebuild_ents = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -297,9 +299,10 @@ main(int argc, char **argv)
 		case 'k': keep = true; break;
 		case 'R': reuse = true; break;
 		case 'E': entity_only = true; break;
+		case 'B': rebuild_ents = true; break;
 		default:
 			fprintf(stderr, "usage: bench-console [--records N] [--days D] [--dir DIR] "
-			    "[--data DATADIR] [--keep] [--reuse-index] [--entity-only]\n");
+			    "[--data DATADIR] [--keep] [--reuse-index] [--entity-only] [--rebuild-entities]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -362,7 +365,7 @@ main(int argc, char **argv)
 	con_ents *ents = NULL;
 	snprintf(entsdir, sizeof entsdir, "%s/entities", dir);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", entsdir);
-	if (!reuse && system(cmd) != 0)
+	if ((!reuse || rebuild_ents) && system(cmd) != 0)
 		return 1;
 	if (con_ents_open(entsdir, 64, &ents, note, sizeof note, err, sizeof err) != VIGIL_OK) {
 		fprintf(stderr, "bench-console: entity index: %s\n", err);
@@ -389,8 +392,9 @@ main(int argc, char **argv)
 	snprintf(cmd, sizeof cmd, "%s/data.mdb", entsdir);
 	stat(cmd, &st);
 	printf("%sentity index: %" PRIu64 " records read (%" PRIu64 " scored, %" PRIu64 " entries) in "
-	    "%.1f s: %.0f records/s; data.mdb %.0f MiB on disk, %.0f MiB in use (%.1f MiB per 1M "
-	    "scored)\n", isatty(2) ? "\r" : "", total, es.records, es.entries, secs,
+	    "%.1f s: %.0f records/s (%u compaction); data.mdb %.0f MiB on disk, %.0f MiB in use "
+	    "(%.1f MiB per 1M scored)\n", isatty(2) ? "\r" : "", total, es.records, es.entries, secs,
+	    es.compactions,
 	    (double)total / secs, (double)st.st_blocks * 512 / 1048576,
 	    (double)es.live_bytes / 1048576,
 	    es.records ? (double)st.st_blocks * 512 / 1048576 / ((double)es.records / 1e6) : 0.0);
