@@ -291,14 +291,27 @@ con_ents_get_stats(con_ents *e, con_ents_stats *ret_stats)
 	}
 	{
 		MDB_txn *txn;
+		MDB_cursor *c;
+		MDB_envinfo ei;
 		MDB_stat st;
+		MDB_val k, v;
+		uint64_t free_pages = 0;
 
-		if (mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn) != 0)
+		/* pages in use: the file's high-water mark less the free list
+		 * (sub-databases of long duplicate lists included) */
+		if (mdb_env_info(e->env, &ei) != 0 || mdb_env_stat(e->env, &st) != 0 ||
+		    mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn) != 0)
 			return;
-		if (mdb_stat(txn, e->ents, &st) == 0)
-			ret_stats->live_bytes = (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages +
-			    st.ms_overflow_pages) * st.ms_psize;
+		if (mdb_cursor_open(txn, 0 /* FREE_DBI */, &c) == 0) {
+			while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+				if (v.mv_size >= sizeof(size_t))
+					free_pages += *(const size_t *)v.mv_data;
+			mdb_cursor_close(c);
+		}
 		mdb_txn_abort(txn);
+		ret_stats->file_bytes = (uint64_t)(ei.me_last_pgno + 1) * st.ms_psize;
+		ret_stats->live_bytes = ret_stats->file_bytes -
+		    (free_pages < ei.me_last_pgno + 1 ? free_pages : 0) * st.ms_psize;
 	}
 }
 
@@ -378,9 +391,9 @@ ents_flush(con_ents *e, MDB_txn *txn)
 }
 
 /*
- * Once caught up after a build: the batches' random writes leave the file
- * two or three times the pages in use (LMDB reuses the free pages, never
- * gives them back), so the environment is copied without them
+ * Once caught up after a build: the batches' random writes leave many
+ * free pages in the file (LMDB reuses them, never gives them back), so the
+ * environment is copied without them
  * (mdb_env_copy2, MDB_CP_COMPACT) over the old file and opened again. A
  * failure keeps the old file: it is only larger.
  */
@@ -395,7 +408,9 @@ ents_compact(con_ents *e)
 
 	snprintf(to, sizeof to, "%s/data.mdb", e->dir);
 	con_ents_get_stats(e, &es);
-	if (stat(to, &st) != 0 || (uint64_t)st.st_blocks * 512 < 2 * es.live_bytes + (64u << 20))
+	/* worth it past a quarter of free pages, and 64 MiB of them */
+	if (stat(to, &st) != 0 || es.file_bytes - es.live_bytes < (64u << 20) ||
+	    es.file_bytes - es.live_bytes < es.file_bytes / 4)
 		return;
 	snprintf(tmp, sizeof tmp, "%s/compact", e->dir);
 	snprintf(from, sizeof from, "%s/data.mdb", tmp);

@@ -53,7 +53,8 @@ typedef struct con_ents_stats {
 	uint64_t ingested;   /* records read since open (0 after a restart: reused) */
 	uint64_t pruned;     /* entries dropped by retention since open */
 	uint64_t corrupt;    /* undecodable scored records passed over */
-	uint64_t live_bytes; /* pages in use (the file may be larger: free pages are reused) */
+	uint64_t file_bytes; /* the environment's pages, free ones included */
+	uint64_t live_bytes; /* pages in use (free pages are reused, not given back) */
 	uint32_t compactions; /* since open: after a build, the free pages dropped */
 } con_ents_stats;
 

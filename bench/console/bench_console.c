@@ -394,8 +394,7 @@ main(int argc, char **argv)
 	printf("%sentity index: %" PRIu64 " records read (%" PRIu64 " scored, %" PRIu64 " entries) in "
 	    "%.1f s: %.0f records/s (%u compaction); data.mdb %.0f MiB on disk, %.0f MiB in use "
 	    "(%.1f MiB per 1M scored)\n", isatty(2) ? "\r" : "", total, es.records, es.entries, secs,
-	    es.compactions,
-	    (double)total / secs, (double)st.st_blocks * 512 / 1048576,
+	    (double)total / secs, es.compactions, (double)st.st_blocks * 512 / 1048576,
 	    (double)es.live_bytes / 1048576,
 	    es.records ? (double)st.st_blocks * 512 / 1048576 / ((double)es.records / 1e6) : 0.0);
 
