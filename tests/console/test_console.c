@@ -1897,15 +1897,19 @@ test_audit_tail_long(void **s)
 	assert_int_equal(truncate(state_file("audit.log"), before), 0);
 }
 
-/* A generation of no card (thresholds fall back, as with none). */
+/* A generation of no card, with one tuned global threshold (thr NULL:
+ * none, every threshold falls back, as with no generation). */
 static uint64_t
-gen_write_empty(void)
+gen_write(const char *thr, double value)
 {
 	store_genw *w = NULL;
 	store_gen_meta meta;
+	store_threshold_val v = { .value = value, .previous = NAN, .samples = 9000, .tuned = true };
 	store_diag d;
 
 	assert_int_equal(store_genw_begin(srv.datadir, &w, &d), VIGIL_OK);
+	if (thr != NULL)
+		assert_int_equal(store_genw_put_threshold(w, thr, "", &v), VIGIL_OK);
 	memset(&meta, 0, sizeof meta);
 	meta.generation = store_genw_generation(w);
 	meta.as_of_ms = base_ms;
@@ -1924,25 +1928,12 @@ gen_write_empty(void)
 static void
 test_rules_band_in_force(void **s)
 {
-	store_genw *w = NULL;
-	store_gen_meta meta;
-	store_threshold_val v = { .value = 55, .previous = NAN, .samples = 9000, .tuned = true };
-	store_diag d;
+	uint64_t g = gen_write("review_at", 55);
 	json_t *o;
 
 	(void)s;
-	assert_int_equal(store_genw_begin(srv.datadir, &w, &d), VIGIL_OK);
-	assert_int_equal(store_genw_put_threshold(w, "review_at", "", &v), VIGIL_OK);
-	memset(&meta, 0, sizeof meta);
-	meta.generation = store_genw_generation(w);
-	meta.as_of_ms = base_ms;
-	meta.window_ms = 90 * VIGIL_MS_PER_DAY;
-	meta.built_at_ms = base_ms;
-	if (store_genw_commit(w, &meta, 0, &d) != VIGIL_OK)
-		fail_msg("genw commit: %s", d.msg);
 	o = http_ok("GET", "/api/rules", EVE, NULL, 200);
-	assert_int_equal(json_integer_value(json_object_get(o, "generation")),
-	    (json_int_t)meta.generation);
+	assert_int_equal(json_integer_value(json_object_get(o, "generation")), (json_int_t)g);
 	assert_true(json_number_value(json_object_get(o, "review_at")) == 55.0);
 	assert_int_equal(json_integer_value(json_object_get(o, "file_review_at")), 40);
 	assert_true(json_number_value(json_object_get(o, "decline_at")) ==
@@ -2004,8 +1995,8 @@ test_generation_rollback(void **s)
 	assert_true(json_is_false(json_object_get(o, "set_current")));
 	json_decref(o);
 
-	g1 = gen_write_empty();
-	g2 = gen_write_empty();
+	g1 = gen_write(NULL, 0);
+	g2 = gen_write(NULL, 0);
 	assert_true(g2 > g1);
 	wait_vigild_generation(g2);
 	snprintf(path, sizeof path, "%s/vigild.token", tmp);
