@@ -478,6 +478,7 @@ con_ents_ingest(con_ents *e, const char *archive_dir, uint32_t max, uint32_t *re
 			snprintf(errbuf, errlen, "entity index: out of memory");
 			return rv;
 		}
+		con_tail_set_quiet(e->tail, true); /* the queue's index reports damage */
 	}
 	rc = mdb_txn_begin(e->env, NULL, 0, &txn);
 	if (rc != 0) {

@@ -37,6 +37,7 @@ struct con_tail {
 	/* reader mode (.log.zst, or a damaged .log) */
 	store_reader *rd;
 	uint64_t      corrupt;
+	bool          quiet;     /* count corrupt stretches, print nothing */
 };
 
 static void
@@ -46,6 +47,8 @@ tail_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skippe
 	con_tail *t = arg;
 
 	t->corrupt++;
+	if (t->quiet)
+		return;
 	fprintf(stderr, "vigil-console: archive %s:%" PRIu64 ": %s (%" PRIu64
 	    " bytes skipped)\n", segment, offset, what, skipped);
 }
@@ -369,4 +372,10 @@ con_tail_each(con_tail *t, uint32_t max,
 	*ret_n = n;
 	*ret_more = rv == VIGIL_OK && n == max;
 	return rv;
+}
+
+void
+con_tail_set_quiet(con_tail *t, bool quiet)
+{
+	t->quiet = quiet;
 }

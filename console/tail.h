@@ -36,6 +36,9 @@ vigil_err con_tail_next(con_tail *t, store_record *ret_rec, uint64_t *ret_seg,
 vigil_err con_tail_each(con_tail *t, uint32_t max,
     vigil_err (*fn)(void *arg, const store_record *r, uint64_t seg, uint64_t next_off),
     void *arg, uint32_t *ret_n, bool *ret_more, char *errbuf, size_t errlen);
+/* quiet: corrupt stretches are counted, not printed (a second tail of the
+ * same archive: the first reports them). */
+void      con_tail_set_quiet(con_tail *t, bool quiet);
 /* Corrupt stretches reported since the last call. */
 uint64_t  con_tail_take_corrupt(con_tail *t);
 
