@@ -158,7 +158,8 @@ con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
 		con_send_error(req, 500, NULL, "%s", err);
 		goto out;
 	}
-	vigil_time_format_rfc3339(q.from_ms, from, sizeof from);
+	if (q.from_ms != INT64_MIN)
+		vigil_time_format_rfc3339(q.from_ms, from, sizeof from);
 	vigil_time_format_rfc3339(q.to_ms, to, sizeof to);
 	/* from null: the whole archive (an entity's search with no from) */
 	con_send_json(req, 200, json_pack("{s:s?, s:s, s:o, s:b, s:I, s:b, s:s, s:f}", "from",
