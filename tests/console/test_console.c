@@ -169,16 +169,16 @@ free_port(void)
 	return p;
 }
 
-/* How far the entity index has read the archive (-1: unknown). */
+/* Scored records in the entity index (-1: unknown). */
 static int64_t
-ents_last_seq(void)
+ents_records(void)
 {
 	int st = 0;
 	json_t *o = NULL;
 	int64_t v = -1;
 
 	if (http("GET", "/api/status", RITA, NULL, &st, &o) == 0 && st == 200)
-		v = json_integer_value(json_object_get(json_object_get(o, "entities"), "last_seq"));
+		v = json_integer_value(json_object_get(json_object_get(o, "entities"), "records"));
 	json_decref(o);
 	return v;
 }
@@ -274,18 +274,23 @@ console_stop(void)
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-/* waits until the console has indexed the archive up to seq */
+/*
+ * Waits until both of the console's indexes hold n scored records (the
+ * archive's sequence numbers count labels too: a count of scored records
+ * is not a sequence number).
+ */
 static void
-wait_indexed(int64_t seq)
+wait_indexed(int64_t n)
 {
 	for (int i = 0; i < 200; i++) {
-		if (status_field("last_seq") >= seq && ents_last_seq() >= seq)
+		if (status_field("scored") >= n && ents_records() >= n)
 			return;
 		usleep(50000);
 	}
-	fail_msg("the console did not index up to seq %lld", (long long)seq);
+	fail_msg("the console did not index %lld scored records", (long long)n);
 }
 
+/* scored records sent to vigild so far (score, score_dev) */
 static int64_t last_seq_scored;
 
 static void
