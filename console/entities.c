@@ -285,34 +285,35 @@ con_ents_get_stats(con_ents *e, con_ents_stats *ret_stats)
 	ret_stats->pruned = e->pruned;
 	ret_stats->corrupt = e->pos.corrupt;
 	ret_stats->compactions = e->compactions;
-	if (e->env == NULL) {
+	if (e->env == NULL)
 		ret_stats->ready = false; /* closed by a failed compaction */
-		return;
-	}
-	{
-		MDB_txn *txn;
-		MDB_cursor *c;
-		MDB_envinfo ei;
-		MDB_stat st;
-		MDB_val k, v;
-		uint64_t free_pages = 0;
+}
 
-		/* pages in use: the file's high-water mark less the free list
-		 * (sub-databases of long duplicate lists included) */
-		if (mdb_env_info(e->env, &ei) != 0 || mdb_env_stat(e->env, &st) != 0 ||
-		    mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn) != 0)
-			return;
-		if (mdb_cursor_open(txn, 0 /* FREE_DBI */, &c) == 0) {
-			while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
-				if (v.mv_size >= sizeof(size_t))
-					free_pages += *(const size_t *)v.mv_data;
-			mdb_cursor_close(c);
-		}
-		mdb_txn_abort(txn);
-		ret_stats->file_bytes = (uint64_t)(ei.me_last_pgno + 1) * st.ms_psize;
-		ret_stats->live_bytes = ret_stats->file_bytes -
-		    (free_pages < ei.me_last_pgno + 1 ? free_pages : 0) * st.ms_psize;
+void
+con_ents_sizes(con_ents *e, uint64_t *ret_file, uint64_t *ret_live)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_envinfo ei;
+	MDB_stat st;
+	MDB_val k, v;
+	uint64_t free_pages = 0;
+
+	*ret_file = *ret_live = 0;
+	/* pages in use: the file's high-water mark less the free list
+	 * (sub-databases of long duplicate lists included) */
+	if (e->env == NULL || mdb_env_info(e->env, &ei) != 0 || mdb_env_stat(e->env, &st) != 0 ||
+	    mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn) != 0)
+		return;
+	if (mdb_cursor_open(txn, 0 /* FREE_DBI */, &c) == 0) {
+		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+			if (v.mv_size >= sizeof(size_t))
+				free_pages += *(const size_t *)v.mv_data;
+		mdb_cursor_close(c);
 	}
+	mdb_txn_abort(txn);
+	*ret_file = (uint64_t)(ei.me_last_pgno + 1) * st.ms_psize;
+	*ret_live = *ret_file - (free_pages <= ei.me_last_pgno + 1 ? free_pages : 0) * st.ms_psize;
 }
 
 static int
@@ -402,15 +403,14 @@ ents_compact(con_ents *e)
 {
 	char tmp[4200], from[4300], to[4300];
 	struct stat st;
-	con_ents_stats es;
+	uint64_t file, live;
 	con_ents_origin origin = e->origin;
 	char why[200];
 
 	snprintf(to, sizeof to, "%s/data.mdb", e->dir);
-	con_ents_get_stats(e, &es);
+	con_ents_sizes(e, &file, &live);
 	/* worth it past a quarter of free pages, and 64 MiB of them */
-	if (stat(to, &st) != 0 || es.file_bytes - es.live_bytes < (64u << 20) ||
-	    es.file_bytes - es.live_bytes < es.file_bytes / 4)
+	if (stat(to, &st) != 0 || file - live < (64u << 20) || file - live < file / 4)
 		return;
 	snprintf(tmp, sizeof tmp, "%s/compact", e->dir);
 	snprintf(from, sizeof from, "%s/data.mdb", tmp);

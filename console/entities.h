@@ -53,8 +53,6 @@ typedef struct con_ents_stats {
 	uint64_t ingested;   /* records read since open (0 after a restart: reused) */
 	uint64_t pruned;     /* entries dropped by retention since open */
 	uint64_t corrupt;    /* undecodable scored records passed over */
-	uint64_t file_bytes; /* the environment's pages, free ones included */
-	uint64_t live_bytes; /* pages in use (free pages are reused, not given back) */
 	uint32_t compactions; /* since open: after a build, the free pages dropped */
 } con_ents_stats;
 
@@ -73,7 +71,11 @@ void      con_ents_close(con_ents *e); /* NULL is a no-op */
 /* Removes the environment's files under dir (closed first: a damaged one
  * found while in use is closed, removed and opened again). */
 vigil_err con_ents_remove(const char *dir, char *errbuf, size_t errlen);
-void      con_ents_get_stats(con_ents *e, con_ents_stats *ret_stats);
+void      con_ents_get_stats(con_ents *e, con_ents_stats *ret_stats); /* no I/O */
+/* The environment's pages, free ones included (*ret_file), and those in
+ * use (*ret_live: free pages are reused, never given back), in bytes; 0
+ * on error. Walks LMDB's free list. */
+void      con_ents_sizes(con_ents *e, uint64_t *ret_file, uint64_t *ret_live);
 
 /*
  * Indexes up to max archive records past the committed position in one

@@ -388,14 +388,16 @@ main(int argc, char **argv)
 	}
 	secs = (double)(vigil_mono_ns() - t0) / 1e9;
 	con_ents_stats es;
+	uint64_t efile, elive;
 	con_ents_get_stats(ents, &es);
+	con_ents_sizes(ents, &efile, &elive);
 	snprintf(cmd, sizeof cmd, "%s/data.mdb", entsdir);
 	stat(cmd, &st);
 	printf("%sentity index: %" PRIu64 " records read (%" PRIu64 " scored, %" PRIu64 " entries) in "
 	    "%.1f s: %.0f records/s (%u compaction); data.mdb %.0f MiB on disk, %.0f MiB in use "
 	    "(%.1f MiB per 1M scored)\n", isatty(2) ? "\r" : "", total, es.records, es.entries, secs,
 	    (double)total / secs, es.compactions, (double)st.st_blocks * 512 / 1048576,
-	    (double)es.live_bytes / 1048576,
+	    (double)elive / 1048576,
 	    es.records ? (double)st.st_blocks * 512 / 1048576 / ((double)es.records / 1e6) : 0.0);
 
 	con_case *page = malloc(500 * sizeof *page);
