@@ -15,6 +15,9 @@
 
 #include "app.h"
 #include "console.h"
+#include "editor.h"
+#include "http.h"
+#include "entities.h"
 #include "vigil_client.h"
 #include "vigil_json.h"
 
@@ -876,16 +879,28 @@ out:
 void
 con_api_status(con_app *app, struct evhttp_request *req, const con_user *who)
 {
+	static const char *const origins[] = { "new", "reused", "rebuilt" };
 	con_tailpos p;
+	con_ents_stats es;
+	json_t *ents = json_null();
 
 	con_index_pos(app->ix, &p);
-	con_send_json(req, 200, json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:o}, s:s, "
+	if (app->ents != NULL) {
+		con_ents_get_stats(app->ents, &es);
+		/* origin and ingested say whether a restart reused the index */
+		ents = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I}", "origin", origins[es.origin],
+		    "ready", es.ready, "last_seq", (json_int_t)es.last_seq,
+		    "records", (json_int_t)es.records, "entries", (json_int_t)es.entries,
+		    "ingested", (json_int_t)es.ingested, "pruned", (json_int_t)es.pruned);
+	}
+	con_send_json(req, 200, json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:o}, s:o, s:s, "
 	    "s:s?, s:s, s:b}",
 	    "user", who->name, "role", con_role_name(who->role),
 	    "index", "last_seq", (json_int_t)p.last_seq, "scored", (json_int_t)p.scored,
 	    "labels", (json_int_t)p.labels, "cases", (json_int_t)p.cases,
 	    "corrupt", (json_int_t)p.corrupt,
 	    "newest_event", p.max_event_ms > 0 ? con_json_time(p.max_event_ms) : json_null(),
+	    "entities", ents,
 	    "rules", app->o.rules, "server", app->o.server,
 	    "ingest_error", app->last_ingest_err, "backtest_running", app->bt != NULL));
 }

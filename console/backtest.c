@@ -44,6 +44,8 @@
 
 #include "app.h"
 #include "console.h"
+#include "editor.h"
+#include "http.h"
 #include "evconn.h"
 #include "rules.h"
 

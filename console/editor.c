@@ -36,6 +36,8 @@
 
 #include "app.h"
 #include "console.h"
+#include "editor.h"
+#include "http.h"
 #include "evconn.h"
 #include "rules.h"
 
@@ -537,11 +539,25 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	    json_null());
 	if (edit_compile_text(rs, text, len, &p, &d) == VIGIL_OK) {
 		int32_t review_at, decline_at;
+		double band_review, band_decline;
+		rules_tvals *tv = NULL;
+
 		rules_prog_bands(p, &review_at, &decline_at);
+		/* the bands in force, as vigild gives them: a band named by a
+		 * threshold takes the current generation's tuned value */
+		if (app_tvals_from_gen(p, con_gen_current(app), &tv) == VIGIL_OK) {
+			rules_prog_bands_in_force(p, tv, &band_review, &band_decline);
+			rules_tvals_free(tv);
+		} else {
+			band_review = review_at;
+			band_decline = decline_at;
+		}
 		json_object_set_new(o, "version", json_string(rules_prog_version(p)));
 		json_object_set_new(o, "content_hash", json_string(rules_prog_hash(p)));
-		json_object_set_new(o, "review_at", json_integer(review_at));
-		json_object_set_new(o, "decline_at", json_integer(decline_at));
+		json_object_set_new(o, "review_at", json_real(band_review));
+		json_object_set_new(o, "decline_at", json_real(band_decline));
+		json_object_set_new(o, "file_review_at", json_integer(review_at));
+		json_object_set_new(o, "file_decline_at", json_integer(decline_at));
 		json_object_set_new(o, "errors", json_array());
 		for (uint32_t i = 0; i < rules_prog_nrules(p); i++) {
 			rules_rule_info ri;

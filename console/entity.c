@@ -6,23 +6,25 @@
  * newest of them with decisions and labels, its profile in the current
  * generation, and the cards linked to it through shared devices or ips.
  *
- * Two passes over the window's scored records (store_reader skips the
- * segments outside it): the first keeps the entity's own transactions and
- * the devices and ips they used; the second finds every card that used one
- * of those. Work is bounded: a window of at most ENT_RANGE_MAX_MS, at most
+ * Two passes: the first keeps the entity's own transactions and the
+ * devices and ips they used; the second finds every card that used one of
+ * those. Once the entity index (entities.c) has caught up, each pass reads
+ * only the records of the entity, then of those devices and ips, where the
+ * index says they are; before, each reads the window's scored records
+ * (store_reader skips the segments outside it). Work is bounded: a window of at most ENT_RANGE_MAX_MS, at most
  * ENT_SCAN_MAX records read per pass, ENT_SHARED_MAX devices and ips,
  * ENT_CARDS_MAX linked cards; the reply says when a bound was reached.
  */
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <uthash.h>
 
 #include "archive.h"
 #include "console.h"
+#include "http.h"
+#include "entities.h"
 
 #define ENT_RANGE_MAX_MS (31 * VIGIL_MS_PER_DAY)
 #define ENT_RANGE_DEF_MS (7 * VIGIL_MS_PER_DAY)
@@ -291,54 +293,92 @@ ent_pass2(ent_ctx *c, const store_scored *s)
 	return true;
 }
 
+typedef struct ent_each {
+	ent_ctx *c;
+	bool   (*fn)(ent_ctx *c, const store_scored *s);
+} ent_each;
+
+static bool
+ent_each_fn(void *arg, const store_scored *s)
+{
+	ent_each *e = arg;
+
+	return e->fn(e->c, s);
+}
+
+/* A pass by the entity index: the entity's records (pass 1) or those of
+ * the devices and ips it used (pass 2). */
+static vigil_err
+ent_by_index(ent_ctx *c, store_scored *s, bool pass2, char *errbuf, size_t errlen)
+{
+	static const con_ent_kind kinds[] = { CON_ENT_CARD, CON_ENT_MERCHANT, CON_ENT_TERMINAL,
+		CON_ENT_DEVICE, CON_ENT_IP };
+	con_ent_key keys[ENT_SHARED_MAX];
+	ent_each e = { c, pass2 ? ent_pass2 : ent_pass1 };
+	uint32_t n = 0;
+	uint64_t scanned = 0;
+	bool truncated = false;
+	vigil_err rv;
+
+	if (!pass2) {
+		keys[n].kind = kinds[c->kind];
+		keys[n++].id = c->id;
+	} else {
+		for (uint32_t i = 0; i < c->nshared; i++) {
+			keys[n].kind = c->order[i]->key[0] == 'd' ? CON_ENT_DEVICE : CON_ENT_IP;
+			keys[n++].id = c->order[i]->key + 2;
+		}
+	}
+	rv = con_search_entities(c->app, keys, n, c->from_ms, c->to_ms, ENT_SCAN_MAX, s,
+	    ent_each_fn, &e, &scanned, &truncated, errbuf, errlen);
+	c->scanned += scanned;
+	c->scan_truncated = c->scan_truncated || truncated;
+	return rv;
+}
+
+/* ent_parse's keys but from and to: limit. */
+static con_qs
+ent_key(void *arg, const char *k, const char *v)
+{
+	ent_ctx *c = arg;
+	unsigned long n;
+	char *end;
+
+	if (strcmp(k, "limit") != 0)
+		return CON_QS_UNKNOWN;
+	n = strtoul(v, &end, 10);
+	if (*v == '\0' || *v == '-' || *end != '\0' || n < 1 || n > ENT_LIMIT_MAX)
+		return CON_QS_BAD_VALUE;
+	c->limit = (uint32_t)n;
+	return CON_QS_OK;
+}
+
 static bool
 ent_parse(con_app *app, struct evhttp_request *req, ent_ctx *c)
 {
-	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	struct evkeyvalq kv;
-	struct evkeyval *e;
 	con_tailpos pos;
-	const char *bad = NULL;
-	bool from = false;
+	char bad[64], val[81];
+	bool from;
+	con_qs r;
 
 	con_index_pos(app->ix, &pos);
 	c->to_ms = pos.max_event_ms + 1;
 	c->limit = 200;
-	TAILQ_INIT(&kv);
-	if (qs != NULL && evhttp_parse_query_str(qs, &kv) != 0) {
+	r = con_query_walk(req, &c->from_ms, &c->to_ms, &from, ent_key, c, bad, sizeof bad, val,
+	    sizeof val);
+	if (r == CON_QS_UNPARSED) {
 		con_send_error(req, 400, NULL, "query string does not parse");
 		return false;
 	}
-	TAILQ_FOREACH(e, &kv, next) {
-		const char *k = e->key, *v = e->value;
-		char *end;
-
-		if (strcmp(k, "from") == 0) {
-			from = true;
-			if (con_time_parse(v, &c->from_ms) != VIGIL_OK)
-				bad = k;
-		} else if (strcmp(k, "to") == 0) {
-			if (con_time_parse(v, &c->to_ms) != VIGIL_OK)
-				bad = k;
-		} else if (strcmp(k, "limit") == 0) {
-			unsigned long n = strtoul(v, &end, 10);
-			if (*v == '\0' || *v == '-' || *end != '\0' || n < 1 || n > ENT_LIMIT_MAX)
-				bad = k;
-			else
-				c->limit = (uint32_t)n;
-		} else {
-			con_send_error(req, 400, k, "%s: unknown parameter (from, to, limit)", k);
-			evhttp_clear_headers(&kv);
-			return false;
-		}
-		if (bad != NULL) {
-			con_send_error(req, 400, bad, "%s: bad value \"%.80s\" (from, to: YYYY-MM-DD or "
-			    "RFC 3339; limit: 1-%d)", bad, v, ENT_LIMIT_MAX);
-			evhttp_clear_headers(&kv);
-			return false;
-		}
+	if (r == CON_QS_UNKNOWN) {
+		con_send_error(req, 400, bad, "%s: unknown parameter (from, to, limit)", bad);
+		return false;
 	}
-	evhttp_clear_headers(&kv);
+	if (r == CON_QS_BAD_VALUE) {
+		con_send_error(req, 400, bad, "%s: bad value \"%.80s\" (from, to: YYYY-MM-DD or "
+		    "RFC 3339; limit: 1-%d)", bad, val, ENT_LIMIT_MAX);
+		return false;
+	}
 	if (!from)
 		c->from_ms = c->to_ms - ENT_RANGE_DEF_MS;
 	if (c->to_ms <= c->from_ms || c->to_ms - c->from_ms > ENT_RANGE_MAX_MS) {
@@ -433,6 +473,7 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 	json_t *days, *txns, *o;
 	uint64_t kept;
 	int k = -1;
+	bool indexed;
 	vigil_err rv;
 
 	(void)who;
@@ -461,9 +502,16 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 		con_send_error(req, 500, NULL, "out of memory");
 		goto out;
 	}
-	rv = ent_scan(&c, s, ent_pre1, ent_pass1, err, sizeof err);
-	if (rv == VIGIL_OK && c.nshared > 0)
-		rv = ent_scan(&c, s, ent_pre2, ent_pass2, err, sizeof err);
+	indexed = con_ents_usable(app);
+	if (indexed) {
+		rv = ent_by_index(&c, s, false, err, sizeof err);
+		if (rv == VIGIL_OK && c.nshared > 0)
+			rv = ent_by_index(&c, s, true, err, sizeof err);
+	} else {
+		rv = ent_scan(&c, s, ent_pre1, ent_pass1, err, sizeof err);
+		if (rv == VIGIL_OK && c.nshared > 0)
+			rv = ent_scan(&c, s, ent_pre2, ent_pass2, err, sizeof err);
+	}
 	if (rv != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s", err);
 		goto out;
@@ -498,12 +546,12 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 		    "decision", vigil_decision_name(e->decision),
 		    "label", con_json_label(con_index_label_of(app->ix, e->txn_id))));
 	}
-	o = json_pack("{s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:I, s:b, s:f}",
+	o = json_pack("{s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:I, s:b, s:s, s:f}",
 	    "kind", ent_kinds[k], "id", c.id, "from", con_json_time(c.from_ms), "to", con_json_time(c.to_ms),
 	    "matched", (json_int_t)c.matched, "days", days, "transactions", txns,
 	    "profile", ent_profile(app, &c), "linked", ent_linked(&c),
 	    "scanned", (json_int_t)c.scanned, "truncated", c.scan_truncated,
-	    "ms", (double)(vigil_mono_ns() - t0) / 1e6);
+	    "via", indexed ? "entity_index" : "scan", "ms", (double)(vigil_mono_ns() - t0) / 1e6);
 	con_send_json(req, 200, o);
 out:
 	{

@@ -29,10 +29,13 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "console.h"
+#include "editor.h"
+#include "http.h"
 #include "evconn.h"
 #include "vigil_json.h"
 
@@ -632,4 +635,39 @@ con_http_stop(con_app *app)
 	app->http = NULL;
 	vigil_evconn_set_free(app->conns);
 	app->conns = NULL;
+}
+
+con_qs
+con_query_walk(struct evhttp_request *req, int64_t *from_ms, int64_t *to_ms, bool *ret_from,
+    con_qs (*fn)(void *arg, const char *k, const char *v), void *arg, char *bad, size_t badlen,
+    char *val, size_t vallen)
+{
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq kv;
+	struct evkeyval *e;
+	con_qs r = CON_QS_OK;
+
+	*ret_from = false;
+	TAILQ_INIT(&kv);
+	if (qs != NULL && evhttp_parse_query_str(qs, &kv) != 0)
+		return CON_QS_UNPARSED;
+	TAILQ_FOREACH(e, &kv, next) {
+		if (strcmp(e->key, "from") == 0) {
+			*ret_from = true;
+			if (con_time_parse(e->value, from_ms) != VIGIL_OK)
+				r = CON_QS_BAD_VALUE;
+		} else if (strcmp(e->key, "to") == 0) {
+			if (con_time_parse(e->value, to_ms) != VIGIL_OK)
+				r = CON_QS_BAD_VALUE;
+		} else {
+			r = fn(arg, e->key, e->value);
+		}
+		if (r != CON_QS_OK) {
+			snprintf(bad, badlen, "%s", e->key);
+			snprintf(val, vallen, "%s", e->value);
+			break;
+		}
+	}
+	evhttp_clear_headers(&kv);
+	return r;
 }

@@ -675,12 +675,42 @@ ix_put_pos(con_index *ix, MDB_txn *txn)
 	return ix_err(mdb_put(txn, ix->meta, &k, &v, 0));
 }
 
+typedef struct ix_batch {
+	con_index *ix;
+	MDB_txn   *txn;
+	char      *errbuf;
+	size_t     errlen;
+} ix_batch;
+
+/* con_tail_each's function: one record into the batch's transaction. */
+static vigil_err
+ix_add_record(void *arg, const store_record *r, uint64_t seg, uint64_t next_off)
+{
+	ix_batch *b = arg;
+	vigil_err rv = VIGIL_OK;
+
+	if (r->type == STORE_REC_SCORE)
+		rv = ix_add_scored(b->ix, b->txn, r, seg);
+	else if (r->type == STORE_REC_LABEL)
+		rv = ix_add_label(b->ix, b->txn, r);
+	if (rv != VIGIL_OK) {
+		snprintf(b->errbuf, b->errlen, "index: record %llu: %s", (unsigned long long)r->seq,
+		    vigil_strerror(rv));
+		return rv;
+	}
+	b->ix->pos.last_seq = r->seq;
+	b->ix->pos.seg_first = seg;
+	b->ix->pos.seg_off = next_off;
+	return VIGIL_OK;
+}
+
 vigil_err
 con_index_ingest(con_index *ix, const char *archive_dir, uint32_t max, uint32_t *ret_n,
     bool *ret_more, char *errbuf, size_t errlen)
 {
 	MDB_txn *txn = NULL;
 	con_tailpos saved = ix->pos;
+	ix_batch b;
 	uint32_t n = 0;
 	bool more = false;
 	vigil_err rv;
@@ -701,30 +731,13 @@ con_index_ingest(con_index *ix, const char *archive_dir, uint32_t max, uint32_t 
 		snprintf(errbuf, errlen, "index: %s", mdb_strerror(rc));
 		return ix_err(rc);
 	}
-	while (n < max) {
-		store_record r;
-		uint64_t seg, next_off;
-
-		rv = con_tail_next(ix->tail, &r, &seg, &next_off, errbuf, errlen);
-		if (rv == VIGIL_EAGAIN)
-			break;
-		if (rv != VIGIL_OK)
-			goto fail;
-		if (r.type == STORE_REC_SCORE)
-			rv = ix_add_scored(ix, txn, &r, seg);
-		else if (r.type == STORE_REC_LABEL)
-			rv = ix_add_label(ix, txn, &r);
-		if (rv != VIGIL_OK) {
-			snprintf(errbuf, errlen, "index: record %llu: %s", (unsigned long long)r.seq,
-			    vigil_strerror(rv));
-			goto fail;
-		}
-		ix->pos.last_seq = r.seq;
-		ix->pos.seg_first = seg;
-		ix->pos.seg_off = next_off;
-		n++;
-	}
-	more = n == max;
+	b.ix = ix;
+	b.txn = txn;
+	b.errbuf = errbuf;
+	b.errlen = errlen;
+	rv = con_tail_each(ix->tail, max, ix_add_record, &b, &n, &more, errbuf, errlen);
+	if (rv != VIGIL_OK)
+		goto fail;
 	ix->pos.corrupt += con_tail_take_corrupt(ix->tail);
 	rv = ix_stats_flush(ix, txn);
 	if (rv == VIGIL_OK)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "console.h"
+#include "http.h"
 
 #define LIST_ITEM_MAX 128      /* bytes of an entry (vigild's RULES_MAX_ITEM is more) */
 #define LIST_SHOW_MAX 1000     /* entries listed per list */

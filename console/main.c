@@ -22,6 +22,9 @@
 #include "app.h"
 #include "cli.h"
 #include "console.h"
+#include "editor.h"
+#include "http.h"
+#include "entities.h"
 #include "vigil_client.h"
 #include "vigil_config.h"
 
@@ -315,6 +318,44 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		fprintf(stderr, "vigil-console: index: ok again\n");
 		app->last_ingest_err[0] = '\0';
 	}
+	/* the entity index follows the archive beside it (its own position) */
+	if (app->ents != NULL) {
+		static char ents_err[256];
+		char eerr[256] = "";
+		uint32_t en = 0;
+		bool emore = false;
+
+		vigil_err erv = con_ents_ingest(app->ents, app->archive_dir, CON_INGEST_BATCH, &en,
+		    &emore, eerr, sizeof eerr);
+
+		if (erv == VIGIL_ECORRUPT) {
+			/* damaged in use: built again from the archive */
+			char dir[4200], note[64];
+
+			fprintf(stderr, "vigil-console: warning: %s: rebuilt from the archive\n", eerr);
+			con_ents_close(app->ents);
+			app->ents = NULL;
+			snprintf(dir, sizeof dir, "%s/entities", app->o.state);
+			if (con_ents_remove(dir, eerr, sizeof eerr) != VIGIL_OK ||
+			    con_ents_open(dir, app->o.map_gib, &app->ents, note, sizeof note, eerr,
+			    sizeof eerr) != VIGIL_OK)
+				fprintf(stderr, "vigil-console: entity index: %s (searches scan)\n", eerr);
+		} else if (erv != VIGIL_OK) {
+			if (strcmp(eerr, ents_err) != 0)
+				fprintf(stderr, "vigil-console: %s (retrying)\n", eerr);
+			snprintf(ents_err, sizeof ents_err, "%s", eerr);
+		} else {
+			ents_err[0] = '\0';
+			if (!emore) {
+				/* entries of segments retention deleted, a slice per tick */
+				bool edone;
+				uint64_t edel;
+
+				(void)con_ents_prune(app->ents, app->archive_dir, 20000, &edone, &edel);
+			}
+		}
+		more = more || emore;
+	}
 	/* caught up: sweep old entries, a slice per tick, a sweep an hour */
 	if (!more && rv == VIGIL_OK) {
 		int64_t now = vigil_now_ms();
@@ -509,7 +550,7 @@ int
 main(int argc, char **argv)
 {
 	con_app app;
-	char err[512] = "", path[4300];
+	char err[512] = "", path[4300], note[4400];
 	struct timeval now = { 0, 0 };
 	struct stat st;
 	vigil_err rv;
@@ -563,6 +604,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "vigil-console: %s\n", err);
 		goto out;
 	}
+	snprintf(path, sizeof path, "%s/entities", app.o.state);
+	rv = con_ents_open(path, app.o.map_gib, &app.ents, note, sizeof note, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-console: entity index: %s\n", err);
+		goto out;
+	}
+	if (note[0] != '\0')
+		fprintf(stderr, "vigil-console: warning: entity index %s\n", note);
 	snprintf(path, sizeof path, "%s/casework", app.o.state);
 	rv = con_casework_open(path, &app.cw, err, sizeof err);
 	if (rv != VIGIL_OK) {
@@ -624,11 +673,15 @@ main(int argc, char **argv)
 	evtimer_add(app.tick, &now);
 	if (!app.o.quiet) {
 		con_tailpos p;
+		con_ents_stats es;
 		con_index_pos(app.ix, &p);
+		con_ents_get_stats(app.ents, &es);
 		fprintf(stderr, "vigil-console: listening on %s://%s/ (data %s, www %s, index at "
-		    "archive seq %llu, %u analysts)\n", app.ssl != NULL ? "https" : "http",
-		    app.o.listen, app.o.data, app.o.www,
-		    (unsigned long long)p.last_seq, app.auth.n);
+		    "archive seq %llu, entity index %s at seq %llu, %u analysts)\n",
+		    app.ssl != NULL ? "https" : "http", app.o.listen, app.o.data, app.o.www,
+		    (unsigned long long)p.last_seq, es.origin == CON_ENTS_REUSED ? "reused" :
+		    es.origin == CON_ENTS_REBUILT ? "rebuilt" : "new",
+		    (unsigned long long)es.last_seq, app.auth.n);
 	}
 	event_base_dispatch(app.base);
 	ret = 0;
@@ -654,6 +707,7 @@ out:
 	con_rules_fini(&app);
 	con_audit_close(app.audit);
 	con_index_close(app.ix);
+	con_ents_close(app.ents);
 	con_casework_close(app.cw);
 	return ret;
 }

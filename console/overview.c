@@ -29,6 +29,7 @@
 
 #include "archive.h"
 #include "console.h"
+#include "http.h"
 
 #define OV_DAYS_MAX   92
 #define OV_DAYS_DEF   14

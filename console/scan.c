@@ -4,15 +4,25 @@
  * archive: the scored records of an event-time range (store_reader skips
  * the segments outside it), each filtered in place by the lean decoder
  * (store/lean.h: no protobuf-c, no copies) and decoded whole only when
- * it passes, its label looked up last. In the console library so that
- * bench/console times the same code.
+ * it passes, its label looked up last. A search by an entity (card,
+ * merchant, terminal, device, ip) reads instead only that entity's records,
+ * where the entity index (entities.c) says they are: one pread(2) each in a
+ * plain segment, one pass over a compressed one. In the console library so
+ * that bench/console times the same code.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "archive.h"
 #include "console.h"
+#include "entities.h"
 #include "lean.h"
+#include "vec.h"
 
 #define SEARCH_SCAN_MAX CON_SEARCH_SCAN_MAX
 
@@ -160,6 +170,355 @@ con_search_scan(con_app *app, int64_t from, int64_t to, const con_search_q *q, s
 	return rv;
 }
 
+/* ---- by the entity index ---- */
+
+typedef struct scan_seg {
+	uint64_t first;
+	bool     zst;
+	char     name[64];
+} scan_seg;
+
+static int
+scan_seg_cmp(const void *a, const void *b)
+{
+	const scan_seg *x = a, *y = b;
+
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	return (int)x->zst - (int)y->zst; /* the plain file first while both exist */
+}
+
+/* The segments of dir, "seg-YYYYMMDD-S.log[.zst]", by S. */
+static vigil_err
+scan_segments(const char *dir, vigil_vec *out)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	vigil_err rv = VIGIL_OK;
+
+	vigil_vec_clear(out);
+	if (d == NULL)
+		return errno == ENOENT ? VIGIL_OK : vigil_err_from_errno(errno);
+	while (rv == VIGIL_OK && (de = readdir(d)) != NULL) {
+		unsigned long long first;
+		char rest[16];
+		scan_seg sg;
+
+		if (strlen(de->d_name) >= sizeof sg.name ||
+		    sscanf(de->d_name, "seg-%*8[0-9]-%20llu%15s", &first, rest) != 2 ||
+		    (strcmp(rest, ".log") != 0 && strcmp(rest, ".log.zst") != 0))
+			continue;
+		sg.first = first;
+		sg.zst = rest[4] != '\0';
+		snprintf(sg.name, sizeof sg.name, "%s", de->d_name);
+		rv = vigil_vec_push(out, &sg);
+	}
+	closedir(d);
+	if (out->len > 0)
+		qsort(out->data, out->len, sizeof(scan_seg), scan_seg_cmp);
+	return rv;
+}
+
+static const scan_seg *
+scan_seg_find(const vigil_vec *segs, uint64_t first)
+{
+	scan_seg key = { .first = first, .zst = false };
+	size_t lo = 0, hi = segs->len;
+
+	/* the first entry >= (first, plain) */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (scan_seg_cmp(vigil_vec_at(segs, mid), &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < segs->len && ((const scan_seg *)vigil_vec_at(segs, lo))->first == first)
+		return vigil_vec_at(segs, lo);
+	return NULL;
+}
+
+#define SCAN_REC_MAX ((1u << 20) + 64u) /* a frame's header and largest payload */
+#define SCAN_FIRST_READ 8192u           /* most records fit one such read */
+
+/* Where the records of one segment are read from: a file descriptor for a
+ * plain segment, a reader for a compressed one. */
+typedef struct scan_cur {
+	uint64_t      first; /* segment open (0: none) */
+	int           fd;
+	store_reader *rd;
+	store_record  last;  /* the reader's current record */
+	bool          have_last;
+	uint8_t      *buf;   /* SCAN_REC_MAX */
+} scan_cur;
+
+static void
+scan_cur_close(scan_cur *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	store_reader_close(c->rd);
+	c->fd = -1;
+	c->rd = NULL;
+	c->first = 0;
+	c->have_last = false;
+}
+
+static vigil_err
+scan_cur_open(scan_cur *c, const char *dir, const scan_seg *sg)
+{
+	char path[4200];
+	store_diag d;
+
+	scan_cur_close(c);
+	snprintf(path, sizeof path, "%s/%s", dir, sg->name);
+	if (!sg->zst) {
+		c->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (c->fd < 0)
+			return vigil_err_from_errno(errno);
+	} else if (store_reader_open_segment(path, NULL, NULL, &c->rd, &d) != VIGIL_OK) {
+		return VIGIL_ENOTFOUND;
+	}
+	c->first = sg->first;
+	return VIGIL_OK;
+}
+
+/* The record at off of the open segment; VIGIL_ENOTFOUND if there is none
+ * (a stale position: the caller goes on). */
+static vigil_err
+scan_cur_read(scan_cur *c, uint64_t off, store_record *ret)
+{
+	store_diag d;
+	size_t used;
+	ssize_t n;
+	vigil_err rv;
+
+	if (c->rd != NULL) {
+		/* positions come in offset order: one pass over the segment */
+		while (!c->have_last || c->last.offset < off) {
+			rv = store_reader_next(c->rd, &c->last, &d);
+			if (rv != VIGIL_OK) {
+				c->have_last = false;
+				return VIGIL_ENOTFOUND;
+			}
+			c->have_last = true;
+		}
+		if (c->last.offset != off)
+			return VIGIL_ENOTFOUND;
+		*ret = c->last;
+		return VIGIL_OK;
+	}
+	n = pread(c->fd, c->buf, SCAN_FIRST_READ, (off_t)off);
+	if (n <= 0)
+		return VIGIL_ENOTFOUND;
+	rv = store_frame_decode(c->buf, (size_t)n, ret, &used);
+	if (rv == VIGIL_EAGAIN && n == (ssize_t)SCAN_FIRST_READ) {
+		n = pread(c->fd, c->buf, SCAN_REC_MAX, (off_t)off);
+		if (n <= 0)
+			return VIGIL_ENOTFOUND;
+		rv = store_frame_decode(c->buf, (size_t)n, ret, &used);
+	}
+	if (rv != VIGIL_OK)
+		return VIGIL_ENOTFOUND;
+	ret->offset = off;
+	return VIGIL_OK;
+}
+
+/* The id of q the index has the fewest entries for (its kind in *ret_kind),
+ * or NULL when q names no entity. */
+static const char *
+search_entity_pick(con_ents *ents, const con_search_q *q, con_ent_kind *ret_kind)
+{
+	const char *ids[] = { q->card, q->merchant, q->terminal, q->device, q->ip };
+	const char *best = NULL;
+	uint64_t bestn = 0;
+
+	for (int i = 0; i < 5; i++) {
+		uint64_t n;
+
+		if (ids[i][0] == '\0')
+			continue;
+		n = con_ents_count(ents, (con_ent_kind)(CON_ENT_CARD + i), ids[i]);
+		if (best == NULL || n < bestn) {
+			best = ids[i];
+			bestn = n;
+			*ret_kind = (con_ent_kind)(CON_ENT_CARD + i);
+		}
+	}
+	return best;
+}
+
+bool
+con_ents_usable(con_app *app)
+{
+	con_ents_stats st;
+	con_tailpos pos;
+
+	if (app->ents == NULL)
+		return false;
+	con_ents_get_stats(app->ents, &st);
+	if (app->ix != NULL)
+		con_index_pos(app->ix, &pos);
+	/* as far as the queue's index, whose newest time is a search's default
+	 * end: else the search would miss what that index already shows */
+	return st.ready && (app->ix == NULL || st.last_seq >= pos.last_seq);
+}
+
+bool
+con_search_by_index(con_app *app, const con_search_q *q)
+{
+	con_ent_kind kind;
+
+	return con_ents_usable(app) && search_entity_pick(app->ents, q, &kind) != NULL;
+}
+
+static int
+scan_pos_cmp(const void *a, const void *b)
+{
+	const con_ent_pos *x = a, *y = b;
+
+	if (x->seg_first != y->seg_first)
+		return x->seg_first < y->seg_first ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/*
+ * The scored records at pos[0..n) (in archive order, each once) with event
+ * time in [from, to), those passing q's lean filters (q NULL: all), decoded
+ * into s and handed to fn until it returns false. A position whose segment
+ * is gone (retention) or that holds no scored record is passed over.
+ */
+static vigil_err
+scan_positions(con_app *app, vigil_vec *pos, int64_t from, int64_t to, const con_search_q *q,
+    store_scored *s, bool (*fn)(void *arg, const store_scored *s), void *arg,
+    uint64_t *ret_scanned, char *errbuf, size_t errlen)
+{
+	store_scored_lean *lean = malloc(sizeof *lean);
+	scan_cur cur = { .fd = -1 };
+	vigil_vec segs;
+	bool relisted = false;
+	store_diag d;
+	vigil_err rv;
+
+	vigil_vec_init(&segs, sizeof(scan_seg), 1u << 20);
+	cur.buf = malloc(SCAN_REC_MAX);
+	if (lean == NULL || cur.buf == NULL) {
+		rv = VIGIL_ENOMEM;
+		snprintf(errbuf, errlen, "out of memory");
+		goto out;
+	}
+	rv = scan_segments(app->archive_dir, &segs);
+	if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "%s: %s", app->archive_dir, vigil_strerror(rv));
+		goto out;
+	}
+	if (pos->len > 1)
+		qsort(pos->data, pos->len, sizeof(con_ent_pos), scan_pos_cmp);
+	for (size_t i = 0; i < pos->len; i++) {
+		const con_ent_pos *p = vigil_vec_at(pos, i);
+		const scan_seg *sg;
+		store_record r;
+
+		if (i > 0 && scan_pos_cmp(p, vigil_vec_at(pos, i - 1)) == 0)
+			continue; /* one record, two of the ids asked for */
+		if (cur.first != p->seg_first) {
+			sg = scan_seg_find(&segs, p->seg_first);
+			if (sg == NULL)
+				continue; /* gone (retention): no longer in the archive */
+			rv = scan_cur_open(&cur, app->archive_dir, sg);
+			if (rv != VIGIL_OK && !relisted) {
+				/* compressed (and the plain file removed) meanwhile */
+				relisted = true;
+				if (scan_segments(app->archive_dir, &segs) == VIGIL_OK &&
+				    (sg = scan_seg_find(&segs, p->seg_first)) != NULL)
+					rv = scan_cur_open(&cur, app->archive_dir, sg);
+			}
+			if (rv != VIGIL_OK) {
+				rv = VIGIL_OK;
+				continue;
+			}
+		}
+		if (scan_cur_read(&cur, p->offset, &r) != VIGIL_OK || r.type != STORE_REC_SCORE)
+			continue;
+		++*ret_scanned;
+		/* the position is checked by the record itself: its ids and time */
+		if (store_scored_decode_lean(r.payload, r.len, lean, &d) != VIGIL_OK ||
+		    lean->event_time_ms < from || lean->event_time_ms >= to ||
+		    (q != NULL && !search_match_lean(q, lean)))
+			continue;
+		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK)
+			continue;
+		if (!fn(arg, s))
+			break;
+	}
+	rv = VIGIL_OK;
+out:
+	scan_cur_close(&cur);
+	free(cur.buf);
+	free(lean);
+	vigil_vec_fini(&segs);
+	return rv;
+}
+
+vigil_err
+con_search_entities(con_app *app, const con_ent_key *keys, uint32_t nkeys, int64_t from,
+    int64_t to, uint64_t max, store_scored *s, bool (*fn)(void *arg, const store_scored *s),
+    void *arg, uint64_t *ret_scanned, bool *ret_truncated, char *errbuf, size_t errlen)
+{
+	vigil_vec pos;
+	vigil_err rv = VIGIL_OK;
+
+	*ret_scanned = 0;
+	*ret_truncated = false;
+	vigil_vec_init(&pos, sizeof(con_ent_pos), max);
+	for (uint32_t i = 0; i < nkeys && rv == VIGIL_OK; i++)
+		rv = con_ents_positions(app->ents, keys[i].kind, keys[i].id, from, to, &pos);
+	if (rv == VIGIL_ETOOBIG) {
+		*ret_truncated = true; /* read what fits, say it was cut */
+		rv = VIGIL_OK;
+	}
+	if (rv != VIGIL_OK)
+		snprintf(errbuf, errlen, "entity index: %s", vigil_strerror(rv));
+	else
+		rv = scan_positions(app, &pos, from, to, NULL, s, fn, arg, ret_scanned, errbuf,
+		    errlen);
+	vigil_vec_fini(&pos);
+	return rv;
+}
+
+/*
+ * con_search_scan's work for a q that names an entity, by the entity index:
+ * the records at the entity's positions, in archive order, filtered as a
+ * scan filters them.
+ */
+static vigil_err
+search_entity(con_app *app, const con_search_q *q, store_scored *s,
+    bool (*fn)(void *arg, const store_scored *s), void *arg, uint64_t *ret_scanned,
+    char *errbuf, size_t errlen)
+{
+	vigil_vec pos;
+	con_ent_kind kind = CON_ENT_CARD;
+	const char *id = search_entity_pick(app->ents, q, &kind);
+	bool capped = false;
+	vigil_err rv;
+
+	vigil_vec_init(&pos, sizeof(con_ent_pos), SEARCH_SCAN_MAX);
+	rv = con_ents_positions(app->ents, kind, id, q->from_ms, q->to_ms, &pos);
+	if (rv == VIGIL_ETOOBIG) {
+		capped = true; /* read what fits, say it was cut */
+	} else if (rv != VIGIL_OK) {
+		snprintf(errbuf, errlen, "entity index: %s", vigil_strerror(rv));
+		goto out;
+	}
+	rv = scan_positions(app, &pos, q->from_ms, q->to_ms, q, s, fn, arg, ret_scanned, errbuf,
+	    errlen);
+	if (rv == VIGIL_OK && capped)
+		*ret_scanned = SEARCH_SCAN_MAX + 1ull;
+out:
+	vigil_vec_fini(&pos);
+	return rv;
+}
+
 typedef struct search_ctx {
 	con_app        *app;
 	const con_search_q *q;
@@ -194,6 +553,8 @@ con_search_run(con_app *app, const con_search_q *q, json_t *items, bool *ret_mor
 	*ret_scanned = 0;
 	if (s == NULL)
 		snprintf(errbuf, errlen, "out of memory");
+	else if (con_search_by_index(app, q))
+		rv = search_entity(app, q, s, search_each, &c, ret_scanned, errbuf, errlen);
 	else
 		rv = con_search_scan(app, q->from_ms, q->to_ms, q, s, search_each, &c, ret_scanned,
 		    errbuf, errlen);

@@ -3,20 +3,20 @@
  * console/search.c - any archived transaction, found and labelled
  * (docs/console.md, "Search and label any transaction"). The index keeps
  * reviews and declines only; chargebacks arrive mostly on allowed
- * transactions, so a search reads the archive itself over a bounded event
- * time range (store_reader skips the segments outside it) and filters each
- * scored record; a label names the transaction by id and event time, which
+ * transactions, so a search reads the archive itself: an entity's records
+ * where the entity index says they are, over any range, or else a bounded
+ * event time range (store_reader skips the segments outside it), each
+ * scored record filtered; a label names the transaction by id and event time, which
  * the console looks up in the archive (the card routes the label) before
  * sending it to vigild like a case's.
  */
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
 #include "archive.h"
 #include "console.h"
+#include "http.h"
 #include "vigil_client.h"
 
 #define SEARCH_RANGE_MAX_MS (31 * VIGIL_MS_PER_DAY)
@@ -39,15 +39,71 @@ search_id(const char *v, char *dst, size_t len)
 	return true;
 }
 
+/* A search key other than from and to, into q. */
+static con_qs
+search_key(void *arg, const char *k, const char *v)
+{
+	search_q *q = arg;
+	char *end;
+
+	if (strcmp(k, "card") == 0)
+		return search_id(v, q->card, sizeof q->card) ? CON_QS_OK : CON_QS_BAD_VALUE;
+	if (strcmp(k, "merchant") == 0)
+		return search_id(v, q->merchant, sizeof q->merchant) ? CON_QS_OK : CON_QS_BAD_VALUE;
+	if (strcmp(k, "terminal") == 0)
+		return search_id(v, q->terminal, sizeof q->terminal) ? CON_QS_OK : CON_QS_BAD_VALUE;
+	if (strcmp(k, "device") == 0)
+		return search_id(v, q->device, sizeof q->device) ? CON_QS_OK : CON_QS_BAD_VALUE;
+	if (strcmp(k, "ip") == 0)
+		return search_id(v, q->ip, sizeof q->ip) ? CON_QS_OK : CON_QS_BAD_VALUE;
+	if (strcmp(k, "min_amount") == 0 || strcmp(k, "max_amount") == 0) {
+		double d = strtod(v, &end);
+
+		if (*v == '\0' || *end != '\0' || !(d >= 0))
+			return CON_QS_BAD_VALUE;
+		if (k[1] == 'i')
+			q->min_amount = d;
+		else
+			q->max_amount = d;
+		return CON_QS_OK;
+	}
+	if (strcmp(k, "decision") == 0) {
+		vigil_decision d;
+
+		if (vigil_decision_parse(v, &d) != VIGIL_OK)
+			return CON_QS_BAD_VALUE;
+		q->decision = (int)d;
+		return CON_QS_OK;
+	}
+	if (strcmp(k, "label") == 0) {
+		if (strcmp(v, "fraud") == 0)
+			q->label = 1;
+		else if (strcmp(v, "legit") == 0)
+			q->label = 0;
+		else if (strcmp(v, "none") == 0)
+			q->label = -1;
+		else
+			return CON_QS_BAD_VALUE;
+		return CON_QS_OK;
+	}
+	if (strcmp(k, "limit") == 0) {
+		unsigned long n = strtoul(v, &end, 10);
+
+		if (*v == '\0' || *end != '\0' || n < 1 || n > SEARCH_LIMIT_MAX)
+			return CON_QS_BAD_VALUE;
+		q->limit = (uint32_t)n;
+		return CON_QS_OK;
+	}
+	return CON_QS_UNKNOWN;
+}
+
 static bool
 search_parse(con_app *app, struct evhttp_request *req, search_q *q)
 {
-	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	struct evkeyvalq kv;
-	struct evkeyval *e;
 	con_tailpos pos;
-	const char *bad = NULL;
-	bool from = false;
+	char bad[64], val[8];
+	bool from, indexed;
+	con_qs r;
 
 	memset(q, 0, sizeof *q);
 	q->min_amount = q->max_amount = -1;
@@ -55,83 +111,24 @@ search_parse(con_app *app, struct evhttp_request *req, search_q *q)
 	q->limit = 50;
 	con_index_pos(app->ix, &pos);
 	q->to_ms = pos.max_event_ms + 1;
-	TAILQ_INIT(&kv);
-	if (qs != NULL && evhttp_parse_query_str(qs, &kv) != 0) {
+	r = con_query_walk(req, &q->from_ms, &q->to_ms, &from, search_key, q, bad, sizeof bad, val,
+	    sizeof val);
+	if (r == CON_QS_UNPARSED) {
 		con_send_error(req, 400, NULL, "query string does not parse");
 		return false;
 	}
-	TAILQ_FOREACH(e, &kv, next) {
-		const char *k = e->key, *v = e->value;
-		char *end;
-
-		if (strcmp(k, "from") == 0) {
-			from = true;
-			if (con_time_parse(v, &q->from_ms) != VIGIL_OK)
-				bad = k;
-		} else if (strcmp(k, "to") == 0) {
-			if (con_time_parse(v, &q->to_ms) != VIGIL_OK)
-				bad = k;
-		} else if (strcmp(k, "card") == 0) {
-			if (!search_id(v, q->card, sizeof q->card))
-				bad = k;
-		} else if (strcmp(k, "merchant") == 0) {
-			if (!search_id(v, q->merchant, sizeof q->merchant))
-				bad = k;
-		} else if (strcmp(k, "terminal") == 0) {
-			if (!search_id(v, q->terminal, sizeof q->terminal))
-				bad = k;
-		} else if (strcmp(k, "device") == 0) {
-			if (!search_id(v, q->device, sizeof q->device))
-				bad = k;
-		} else if (strcmp(k, "ip") == 0) {
-			if (!search_id(v, q->ip, sizeof q->ip))
-				bad = k;
-		} else if (strcmp(k, "min_amount") == 0 || strcmp(k, "max_amount") == 0) {
-			double d = strtod(v, &end);
-			if (*v == '\0' || *end != '\0' || !(d >= 0))
-				bad = k;
-			else if (k[1] == 'i')
-				q->min_amount = d;
-			else
-				q->max_amount = d;
-		} else if (strcmp(k, "decision") == 0) {
-			vigil_decision d;
-			if (vigil_decision_parse(v, &d) != VIGIL_OK)
-				bad = k;
-			else
-				q->decision = (int)d;
-		} else if (strcmp(k, "label") == 0) {
-			if (strcmp(v, "fraud") == 0)
-				q->label = 1;
-			else if (strcmp(v, "legit") == 0)
-				q->label = 0;
-			else if (strcmp(v, "none") == 0)
-				q->label = -1;
-			else
-				bad = k;
-		} else if (strcmp(k, "limit") == 0) {
-			unsigned long n = strtoul(v, &end, 10);
-			if (*v == '\0' || *end != '\0' || n < 1 || n > SEARCH_LIMIT_MAX)
-				bad = k;
-			else
-				q->limit = (uint32_t)n;
-		} else {
-			bad = k;
-		}
-		if (bad != NULL)
-			break;
-	}
-	if (bad != NULL) {
+	if (r != CON_QS_OK) {
 		con_send_error(req, 400, bad, "%s: not a valid value or not a search key (from, to, "
 		    "card, merchant, terminal, device, ip, min_amount, max_amount, decision, label, "
 		    "limit)", bad);
-		evhttp_clear_headers(&kv);
 		return false;
 	}
-	evhttp_clear_headers(&kv);
+	/* by the entity index, an entity's records over any range: by
+	 * default, the whole archive */
+	indexed = con_search_by_index(app, q);
 	if (!from)
-		q->from_ms = q->to_ms - VIGIL_MS_PER_DAY;
-	if (q->to_ms <= q->from_ms || q->to_ms - q->from_ms > SEARCH_RANGE_MAX_MS) {
+		q->from_ms = indexed ? INT64_MIN : q->to_ms - VIGIL_MS_PER_DAY;
+	if (q->to_ms <= q->from_ms || (!indexed && q->to_ms - q->from_ms > SEARCH_RANGE_MAX_MS)) {
 		con_send_error(req, 400, "to", "from..to must be a range of at most 31 days (default: "
 		    "the last day indexed)");
 		return false;
@@ -147,7 +144,7 @@ con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
 	uint64_t scanned = 0;
 	uint64_t t0 = vigil_mono_ns();
 	char err[600], from[32], to[32];
-	bool more = false;
+	bool more = false, by_index;
 
 	(void)who;
 	if (items == NULL) {
@@ -156,15 +153,19 @@ con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
 	}
 	if (!search_parse(app, req, &q))
 		goto out;
+	by_index = con_search_by_index(app, &q);
 	if (con_search_run(app, &q, items, &more, &scanned, err, sizeof err) != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s", err);
 		goto out;
 	}
-	vigil_time_format_rfc3339(q.from_ms, from, sizeof from);
+	if (q.from_ms != INT64_MIN)
+		vigil_time_format_rfc3339(q.from_ms, from, sizeof from);
 	vigil_time_format_rfc3339(q.to_ms, to, sizeof to);
-	con_send_json(req, 200, json_pack("{s:s, s:s, s:o, s:b, s:I, s:b, s:f}", "from", from,
-	    "to", to, "items", items, "more", more, "scanned", (json_int_t)scanned,
-	    "truncated", scanned > SEARCH_SCAN_MAX, "ms", (double)(vigil_mono_ns() - t0) / 1e6));
+	/* from null: the whole archive (an entity's search with no from) */
+	con_send_json(req, 200, json_pack("{s:s?, s:s, s:o, s:b, s:I, s:b, s:s, s:f}", "from",
+	    q.from_ms == INT64_MIN ? NULL : from, "to", to, "items", items, "more", more, "scanned", (json_int_t)scanned,
+	    "truncated", scanned > SEARCH_SCAN_MAX, "via", by_index ? "entity_index" : "scan",
+	    "ms", (double)(vigil_mono_ns() - t0) / 1e6));
 	items = NULL;
 out:
 	json_decref(items);

@@ -37,6 +37,7 @@ struct con_tail {
 	/* reader mode (.log.zst, or a damaged .log) */
 	store_reader *rd;
 	uint64_t      corrupt;
+	bool          quiet;     /* count corrupt stretches, print nothing */
 };
 
 static void
@@ -46,6 +47,8 @@ tail_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skippe
 	con_tail *t = arg;
 
 	t->corrupt++;
+	if (t->quiet)
+		return;
 	fprintf(stderr, "vigil-console: archive %s:%" PRIu64 ": %s (%" PRIu64
 	    " bytes skipped)\n", segment, offset, what, skipped);
 }
@@ -340,4 +343,39 @@ con_tail_next(con_tail *t, store_record *ret_rec, uint64_t *ret_seg, uint64_t *r
 		if (rv != VIGIL_OK)
 			return rv;
 	}
+}
+
+vigil_err
+con_tail_each(con_tail *t, uint32_t max,
+    vigil_err (*fn)(void *arg, const store_record *r, uint64_t seg, uint64_t next_off),
+    void *arg, uint32_t *ret_n, bool *ret_more, char *errbuf, size_t errlen)
+{
+	uint32_t n = 0;
+	vigil_err rv = VIGIL_OK;
+
+	while (n < max) {
+		store_record r;
+		uint64_t seg, next_off;
+
+		rv = con_tail_next(t, &r, &seg, &next_off, errbuf, errlen);
+		if (rv == VIGIL_EAGAIN) {
+			rv = VIGIL_OK;
+			break;
+		}
+		if (rv != VIGIL_OK)
+			break;
+		rv = fn(arg, &r, seg, next_off);
+		if (rv != VIGIL_OK)
+			break;
+		n++;
+	}
+	*ret_n = n;
+	*ret_more = rv == VIGIL_OK && n == max;
+	return rv;
+}
+
+void
+con_tail_set_quiet(con_tail *t, bool quiet)
+{
+	t->quiet = quiet;
 }

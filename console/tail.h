@@ -9,6 +9,8 @@
 #ifndef VIGIL_CONSOLE_TAIL_H
 #define VIGIL_CONSOLE_TAIL_H
 
+#include <stdbool.h>
+
 #include "archive.h"
 
 typedef struct con_tail con_tail;
@@ -24,6 +26,19 @@ void      con_tail_free(con_tail *t); /* NULL is a no-op */
  */
 vigil_err con_tail_next(con_tail *t, store_record *ret_rec, uint64_t *ret_seg,
     uint64_t *ret_next_off, char *errbuf, size_t errlen);
+/*
+ * Up to max records past the last one returned, each handed to fn with its
+ * segment and the offset after it (a resume point) until fn fails:
+ * *ret_n records handed over and accepted; *ret_more when max were.
+ * VIGIL_OK at the end of what is there; fn's error (its message in
+ * errbuf is fn's to write) or con_tail_next's.
+ */
+vigil_err con_tail_each(con_tail *t, uint32_t max,
+    vigil_err (*fn)(void *arg, const store_record *r, uint64_t seg, uint64_t next_off),
+    void *arg, uint32_t *ret_n, bool *ret_more, char *errbuf, size_t errlen);
+/* quiet: corrupt stretches are counted, not printed (a second tail of the
+ * same archive: the first reports them). */
+void      con_tail_set_quiet(con_tail *t, bool quiet);
 /* Corrupt stretches reported since the last call. */
 uint64_t  con_tail_take_corrupt(con_tail *t);
 

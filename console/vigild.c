@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "http.h"
 
 #define VA_CONNECT_MS 2000
 #define VA_REPLY_MS   10000 /* vigild verifies the generation before it answers */

@@ -10,9 +10,13 @@
  * from it (timed), then times the queue queries the UI makes.
  *
  * usage: bench-console [--records N] [--days D] [--dir DIR] [--data DATADIR] [--keep]
- *                      [--reuse-index]
+ *                      [--reuse-index] [--entity-only] [--rebuild-entities]
  *
- * --reuse-index: DIR/index as a kept run left it (caught up, not rebuilt).
+ * --reuse-index: DIR/index and DIR/entities as a kept run left them (caught
+ * up, not rebuilt). --entity-only: only the searches by an entity, each
+ * timed by the entity index and, as the baseline in the same run, by the
+ * bounded scan the console falls back to (and used before the index).
+ * --rebuild-entities: with --reuse-index, the entity index built again.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -23,6 +27,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "entities.h"
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -203,35 +208,67 @@ time_base(con_app *app, const con_search_q *q, store_scored *s)
 }
 
 /* GET /api/search's work (con_search_run), 5 runs: the median and the max,
- * with what a run read and found, and the baseline's median. */
+ * with what a run read and found; then the baseline's median: the scan
+ * (app->ents NULL) for a search by an entity, the full decode otherwise. */
+static bool full_base = true;
+
+static double
+run_search(con_app *app, const con_search_q *q, int runs, double *ret_max, size_t *ret_n,
+    bool *ret_more, uint64_t *ret_scanned)
+{
+	double ms[7];
+	char err[600];
+
+	for (int i = 0; i < runs; i++) {
+		json_t *items = json_array();
+		uint64_t t0 = vigil_mono_ns();
+
+		if (con_search_run(app, q, items, ret_more, ret_scanned, err, sizeof err) != VIGIL_OK) {
+			printf("  search failed: %s\n", err);
+			json_decref(items);
+			return -1;
+		}
+		ms[i] = (double)(vigil_mono_ns() - t0) / 1e6;
+		*ret_n = json_array_size(items);
+		json_decref(items);
+	}
+	qsort(ms, (size_t)runs, sizeof ms[0], cmp_double);
+	*ret_max = ms[runs - 1];
+	return ms[runs / 2];
+}
+
 static void
 time_search(con_app *app, const char *name, const con_search_q *q)
 {
 	static store_scored s;
-	double ms[5], base;
-	uint64_t scanned = 0;
-	size_t n = 0;
-	bool more = false;
-	char err[600];
+	double med, max, base = -1;
+	uint64_t scanned = 0, bscanned = 0;
+	size_t n = 0, bn = 0;
+	bool more = false, bmore = false, indexed = con_search_by_index(app, q);
 
-	for (int i = 0; i < 5; i++) {
-		json_t *items = json_array();
-		uint64_t t0 = vigil_mono_ns();
+	med = run_search(app, q, 5, &max, &n, &more, &scanned);
+	if (med < 0)
+		return;
+	if (indexed) {
+		con_ents *e = app->ents;
+		double bmax;
 
-		if (con_search_run(app, q, items, &more, &scanned, err, sizeof err) != VIGIL_OK) {
-			printf("  %-40s failed: %s\n", name, err);
-			json_decref(items);
-			return;
-		}
-		ms[i] = (double)(vigil_mono_ns() - t0) / 1e6;
-		n = json_array_size(items);
-		json_decref(items);
+		app->ents = NULL; /* the scan: the baseline */
+		base = run_search(app, q, 3, &bmax, &bn, &bmore, &bscanned);
+		app->ents = e;
+	} else if (full_base) {
+		base = time_base(app, q, &s);
 	}
-	qsort(ms, 5, sizeof ms[0], cmp_double);
-	base = time_base(app, q, &s);
-	printf("  %-40s %3zu rows%s %8" PRIu64 " read%s  median %8.2f ms  max %8.2f ms  "
-	    "(full decode: median %8.2f ms)\n", name, n, more ? "+" : " ", scanned,
-	    scanned > CON_SEARCH_SCAN_MAX ? " (capped)" : "", ms[2], ms[4], base);
+	printf("  %-40s %3zu rows%s %8" PRIu64 " read%s  median %8.2f ms  max %8.2f ms", name, n,
+	    more ? "+" : " ", scanned, scanned > CON_SEARCH_SCAN_MAX ? " (capped)" : "", med, max);
+	if (indexed)
+		printf("  (%s; scan: %zu rows%s %" PRIu64 " read%s, median %.2f ms)\n",
+		    "entity index", bn, bmore ? "+" : "", bscanned,
+		    bscanned > CON_SEARCH_SCAN_MAX ? " (capped: truncated)" : "", base);
+	else if (base >= 0)
+		printf("  (full decode: median %8.2f ms)\n", base);
+	else
+		printf("\n");
 }
 
 int
@@ -242,13 +279,15 @@ main(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'o' }, { "data", required_argument, NULL, 'D' },
 		{ "keep", no_argument, NULL, 'k' }, { "help", no_argument, NULL, 'h' },
 		{ "reuse-index", no_argument, NULL, 'R' },
+		{ "entity-only", no_argument, NULL, 'E' },
+		{ "rebuild-entities", no_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t n = 1000000;
 	uint32_t days = 7;
 	const char *data = NULL;
 	char dir[4096] = "", datadir[4200], ixdir[4200], archive[4300], err[512], cmd[8600];
-	bool keep = false, reuse = false;
+	bool keep = false, reuse = false, entity_only = false, rebuild_ents = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -259,9 +298,11 @@ main(int argc, char **argv)
 		case 'D': data = optarg; break;
 		case 'k': keep = true; break;
 		case 'R': reuse = true; break;
+		case 'E': entity_only = true; break;
+		case 'B': rebuild_ents = true; break;
 		default:
 			fprintf(stderr, "usage: bench-console [--records N] [--days D] [--dir DIR] "
-			    "[--data DATADIR] [--keep] [--reuse-index]\n");
+			    "[--data DATADIR] [--keep] [--reuse-index] [--entity-only] [--rebuild-entities]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -319,8 +360,50 @@ main(int argc, char **argv)
 	    " cases) in %.1f s: %.0f records/s; data.mdb %.0f MiB\n", isatty(2) ? "\r" : "", total,
 	    p.scored, p.labels, p.cases, secs, (double)total / secs, (double)st.st_blocks * 512 / 1048576);
 
+	/* the entity index: its own tail of the archive */
+	char entsdir[4200], note[4400];
+	con_ents *ents = NULL;
+	snprintf(entsdir, sizeof entsdir, "%s/entities", dir);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", entsdir);
+	if ((!reuse || rebuild_ents) && system(cmd) != 0)
+		return 1;
+	if (con_ents_open(entsdir, 64, &ents, note, sizeof note, err, sizeof err) != VIGIL_OK) {
+		fprintf(stderr, "bench-console: entity index: %s\n", err);
+		return 1;
+	}
+	t0 = vigil_mono_ns();
+	total = 0;
+	for (;;) {
+		uint32_t got = 0;
+		bool more = false;
+		if (con_ents_ingest(ents, archive, 20000, &got, &more, err, sizeof err) != VIGIL_OK) {
+			fprintf(stderr, "bench-console: %s\n", err);
+			return 1;
+		}
+		total += got;
+		if (isatty(2))
+			fprintf(stderr, "\rbench-console: entity index %" PRIu64, total);
+		if (!more)
+			break;
+	}
+	secs = (double)(vigil_mono_ns() - t0) / 1e9;
+	con_ents_stats es;
+	uint64_t efile, elive;
+	con_ents_get_stats(ents, &es);
+	con_ents_sizes(ents, &efile, &elive);
+	snprintf(cmd, sizeof cmd, "%s/data.mdb", entsdir);
+	stat(cmd, &st);
+	printf("%sentity index: %" PRIu64 " records read (%" PRIu64 " scored, %" PRIu64 " entries) in "
+	    "%.1f s: %.0f records/s (%u compaction); data.mdb %.0f MiB on disk, %.0f MiB in use "
+	    "(%.1f MiB per 1M scored)\n", isatty(2) ? "\r" : "", total, es.records, es.entries, secs,
+	    (double)total / secs, es.compactions, (double)st.st_blocks * 512 / 1048576,
+	    (double)elive / 1048576,
+	    es.records ? (double)st.st_blocks * 512 / 1048576 / ((double)es.records / 1e6) : 0.0);
+
 	con_case *page = malloc(500 * sizeof *page);
 	con_query q;
+	if (entity_only)
+		goto search;
 	memset(&q, 0, sizeof q);
 	q.decision = VIGIL_DECISION_REVIEW;
 	q.min_amount = -1;
@@ -365,15 +448,18 @@ main(int argc, char **argv)
 			    (double)(vigil_mono_ns() - t1) / 1e3 / 100);
 		}
 	}
+search:
 	free(page);
 
-	/* GET /api/search over the whole span (the archive, not the index) */
+	/* GET /api/search over the whole span (the archive, or the entity index) */
 	{
 		static con_app app;
 		con_search_q sq;
 		int64_t start = 1704067200000, end = start + (int64_t)days * VIGIL_MS_PER_DAY;
 
 		app.ix = ix;
+		app.ents = ents;
+		full_base = !entity_only;
 		snprintf(app.archive_dir, sizeof app.archive_dir, "%.4000s", archive);
 		memset(&sq, 0, sizeof sq);
 		sq.min_amount = sq.max_amount = -1;
@@ -381,16 +467,31 @@ main(int argc, char **argv)
 		sq.limit = 50;
 		sq.from_ms = end - VIGIL_MS_PER_DAY;
 		sq.to_ms = end;
-		printf("search (5 runs each; %u days; at most 2000000 records read a search):\n",
-		    days);
-		time_search(&app, "the last day, no filter (the default)", &sq);
+		printf("search (5 runs each, 3 for a scan baseline; %u days; a scan reads at most "
+		    "2000000 records):\n", days);
 		sq.from_ms = start;
 		snprintf(sq.card, sizeof sq.card, "c0004242");
 		time_search(&app, "card = c0004242, all days", &sq);
+		sq.decision = VIGIL_DECISION_ALLOW;
+		sq.min_amount = 50;
+		time_search(&app, "  ... allow, amount >= 50.00", &sq);
+		sq.decision = 0;
+		sq.min_amount = -1;
 		sq.card[0] = '\0';
 		snprintf(sq.merchant, sizeof sq.merchant, "m04242");
 		time_search(&app, "merchant = m04242, all days", &sq);
 		sq.merchant[0] = '\0';
+		snprintf(sq.terminal, sizeof sq.terminal, "m04242-t1");
+		time_search(&app, "terminal = m04242-t1, all days", &sq);
+		sq.terminal[0] = '\0';
+		snprintf(sq.card, sizeof sq.card, "c9999999");
+		time_search(&app, "card = (none such), all days", &sq);
+		sq.card[0] = '\0';
+		if (entity_only)
+			goto done;
+		sq.from_ms = end - VIGIL_MS_PER_DAY;
+		time_search(&app, "the last day, no filter (the default)", &sq);
+		sq.from_ms = start;
 		sq.min_amount = 150.00;
 		sq.max_amount = 150.02;
 		time_search(&app, "amount 150.00-150.02, all days", &sq);
@@ -404,9 +505,9 @@ main(int argc, char **argv)
 		sq.label = 1;
 		time_search(&app, "label = fraud, all days", &sq);
 		sq.label = -2;
-		snprintf(sq.card, sizeof sq.card, "c9999999");
-		time_search(&app, "card = (none such), all days", &sq);
 	}
+done:
+	con_ents_close(ents);
 	con_index_close(ix);
 	if (!keep && data == NULL) {
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -362,8 +362,9 @@ async function pageSearch() {
     else say(x.data.error || ('error ' + x.status), true);
   };
   out.replaceChildren(
-    h('p', { id: 'search-count' }, `${r.data.items.length}${r.data.more ? '+' : ''} transactions from ${fmtTime(r.data.from)} to ${fmtTime(r.data.to)}`,
-      h('span', { class: 'muted' }, ` (${r.data.scanned} read in ${num(r.data.ms, 0)} ms${r.data.truncated ? ', stopped at the read limit: narrow the range' : ''}) `), csvButton('search-table', 'search')),
+    h('p', { id: 'search-count' }, `${r.data.items.length}${r.data.more ? '+' : ''} transactions ` +
+      (r.data.from ? `from ${fmtTime(r.data.from)} to ${fmtTime(r.data.to)}` : `of the whole archive up to ${fmtTime(r.data.to)}`),
+      h('span', { class: 'muted' }, ` (${r.data.scanned} read in ${num(r.data.ms, 0)} ms${r.data.via === 'entity_index' ? ', by the entity index' : ''}${r.data.truncated ? ', stopped at the read limit: narrow the range' : ''}) `), csvButton('search-table', 'search')),
     table(['time', 'transaction', 'card', 'merchant', 'device', 'ip', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label', ''],
       r.data.items.map(t => h('tr', {},
         h('td', { class: 'time' }, fmtTime(t.time)),

@@ -148,6 +148,9 @@ async function pageRules() {
   main.replaceChildren(
     h('h1', {}, 'Rules ', h('span', { class: 'muted small' }, `${d.path} · version ${d.version || '?'} · hash `, h('code', { id: 'rules-hash' }, d.hash),
       d.generation ? ` · thresholds of generation ${d.generation}` : ' · no generation yet: fallbacks in force',
+      d.review_at != null ? h('span', { id: 'rules-bands', title: 'the bands in force (a tuned band: the generation\'s value), the file\'s numbers beside them' },
+        ` · review at ${fmtThr(d.review_at)}` + (d.review_at !== d.file_review_at ? ` (file ${d.file_review_at})` : '') +
+        `, decline at ${fmtThr(d.decline_at)}` + (d.decline_at !== d.file_decline_at ? ` (file ${d.file_decline_at})` : '')) : '',
       d.approvers > 1 ? ' · deploys need a second approver' : '')),
     d.errors && d.errors.length ? h('div', {}, h('p', { class: 'error' }, 'The deployed file does not compile:'), diagView(d)) : '',
     proposal,

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,20 @@ free_port(void)
 	return p;
 }
 
+/* Scored records in the entity index (-1: unknown). */
+static int64_t
+ents_records(void)
+{
+	int st = 0;
+	json_t *o = NULL;
+	int64_t v = -1;
+
+	if (http("GET", "/api/status", RITA, NULL, &st, &o) == 0 && st == 200)
+		v = json_integer_value(json_object_get(json_object_get(o, "entities"), "records"));
+	json_decref(o);
+	return v;
+}
+
 static int64_t
 status_field(const char *field)
 {
@@ -259,18 +274,23 @@ console_stop(void)
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-/* waits until the console has indexed the archive up to seq */
+/*
+ * Waits until both of the console's indexes hold n scored records (the
+ * archive's sequence numbers count labels too: a count of scored records
+ * is not a sequence number).
+ */
 static void
-wait_indexed(int64_t seq)
+wait_indexed(int64_t n)
 {
 	for (int i = 0; i < 200; i++) {
-		if (status_field("last_seq") >= seq)
+		if (status_field("scored") >= n && ents_records() >= n)
 			return;
 		usleep(50000);
 	}
-	fail_msg("the console did not index up to seq %lld", (long long)seq);
+	fail_msg("the console did not index %lld scored records", (long long)n);
 }
 
+/* scored records sent to vigild so far (score, score_dev) */
 static int64_t last_seq_scored;
 
 static void
@@ -718,6 +738,9 @@ test_search_label_any(void **s)
 	assert_string_equal(json_string_value(json_object_get(it, "txn_id")), "t1");
 	assert_string_equal(json_string_value(json_object_get(it, "decision")), "allow");
 	assert_true(json_is_null(json_object_get(it, "label")));
+	/* by the card's entries in the entity index, not a scan of the day */
+	assert_string_equal(json_string_value(json_object_get(o, "via")), "entity_index");
+	assert_int_equal(json_integer_value(json_object_get(o, "scanned")), 2);
 	snprintf(body, sizeof body, "{\"fraud\":true,\"reason\":\"chargeback\",\"time\":\"%s\"}",
 	    json_string_value(json_object_get(it, "time")));
 	json_decref(o);
@@ -1382,7 +1405,7 @@ static void
 test_restart_resumes(void **s)
 {
 	int64_t scored;
-	json_t *o;
+	json_t *o, *e;
 
 	(void)s;
 	console_stop();
@@ -1394,6 +1417,13 @@ test_restart_resumes(void **s)
 	/* every scored record counted once: resumed, not re-read */
 	scored = status_field("scored");
 	assert_int_equal(scored, 5);
+	/* the entity index too: reused, only the two new records read */
+	o = http_ok("GET", "/api/status", RITA, NULL, 200);
+	e = json_object_get(o, "entities");
+	assert_string_equal(json_string_value(json_object_get(e, "origin")), "reused");
+	assert_int_equal(json_integer_value(json_object_get(e, "ingested")), 2);
+	assert_int_equal(json_integer_value(json_object_get(e, "records")), 5);
+	json_decref(o);
 	o = http_ok("GET", "/api/queue", ALICE, NULL, 200);
 	assert_int_equal(json_integer_value(json_object_get(o, "total")), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(
@@ -1872,15 +1902,19 @@ test_audit_tail_long(void **s)
 	assert_int_equal(truncate(state_file("audit.log"), before), 0);
 }
 
-/* A generation of no card (thresholds fall back, as with none). */
+/* A generation of no card, with one tuned global threshold (thr NULL:
+ * none, every threshold falls back, as with no generation). */
 static uint64_t
-gen_write_empty(void)
+gen_write(const char *thr, double value)
 {
 	store_genw *w = NULL;
 	store_gen_meta meta;
+	store_threshold_val v = { .value = value, .previous = NAN, .samples = 9000, .tuned = true };
 	store_diag d;
 
 	assert_int_equal(store_genw_begin(srv.datadir, &w, &d), VIGIL_OK);
+	if (thr != NULL)
+		assert_int_equal(store_genw_put_threshold(w, thr, "", &v), VIGIL_OK);
 	memset(&meta, 0, sizeof meta);
 	meta.generation = store_genw_generation(w);
 	meta.as_of_ms = base_ms;
@@ -1889,6 +1923,27 @@ gen_write_empty(void)
 	if (store_genw_commit(w, &meta, 0, &d) != VIGIL_OK)
 		fail_msg("genw commit: %s", d.msg);
 	return meta.generation;
+}
+
+/*
+ * The rules page's bands are those in force: a band named by a tuned
+ * threshold (review_at) shows the generation's value, the file's number
+ * beside it.
+ */
+static void
+test_rules_band_in_force(void **s)
+{
+	uint64_t g = gen_write("review_at", 55);
+	json_t *o;
+
+	(void)s;
+	o = http_ok("GET", "/api/rules", EVE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "generation")), (json_int_t)g);
+	assert_true(json_number_value(json_object_get(o, "review_at")) == 55.0);
+	assert_int_equal(json_integer_value(json_object_get(o, "file_review_at")), 40);
+	assert_true(json_number_value(json_object_get(o, "decline_at")) ==
+	    (double)json_integer_value(json_object_get(o, "file_decline_at")));
+	json_decref(o);
 }
 
 /* The generation vigild scores with (a dry run). */
@@ -1945,8 +2000,8 @@ test_generation_rollback(void **s)
 	assert_true(json_is_false(json_object_get(o, "set_current")));
 	json_decref(o);
 
-	g1 = gen_write_empty();
-	g2 = gen_write_empty();
+	g1 = gen_write(NULL, 0);
+	g2 = gen_write(NULL, 0);
 	assert_true(g2 > g1);
 	wait_vigild_generation(g2);
 	snprintf(path, sizeof path, "%s/vigild.token", tmp);
@@ -2412,6 +2467,21 @@ test_entity(void **s)
 	assert_non_null(linked_card(o, "c22"));
 	assert_null(linked_card(o, "c23"));
 	assert_true(json_is_object(json_object_get(o, "profile")));
+	/* by the entity index: c20's 2 records, then dv1's 3 and 10.1.1.1's 3 (e1, e5 once) */
+	assert_string_equal(json_string_value(json_object_get(o, "via")), "entity_index");
+	assert_int_equal(json_integer_value(json_object_get(o, "scanned")), 2 + 4);
+	json_decref(o);
+	/* a search by card covers the whole archive by default, and any range */
+	o = http_ok("GET", "/api/search?card=c20", EVE, NULL, 200);
+	assert_true(json_is_null(json_object_get(o, "from")));
+	assert_string_equal(json_string_value(json_object_get(o, "via")), "entity_index");
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(o,
+	    "items"), 0), "txn_id")), "e1");
+	json_decref(o);
+	o = http_ok("GET", "/api/search?card=c20&from=2023-01-01&to=2025-01-01", EVE, NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 2);
+	assert_true(json_is_false(json_object_get(o, "truncated")));
 	json_decref(o);
 	/* a device: its cards */
 	o = http_ok("GET", "/api/entity/device/dv1?from=2024-01-05&to=2024-01-06", EVE, NULL, 200);
@@ -2539,6 +2609,7 @@ main(void)
 		cmocka_unit_test(test_entity),
 		cmocka_unit_test(test_overview),
 		cmocka_unit_test(test_unknown_filter),
+		cmocka_unit_test(test_rules_band_in_force),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/editor.h - private to console/: the rule editor (editor.c) and
+ * its back-tests (backtest.c), as main.c, api.c and each other call them.
+ */
+#ifndef VIGIL_CONSOLE_EDITOR_H
+#define VIGIL_CONSOLE_EDITOR_H
+
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "console.h"
+#include "rules.h"
+
+/* editor.c */
+/* Reason and points of a rule of the current file. VIGIL_ENOTFOUND. */
+vigil_err con_rules_rule_info(con_app *app, const char *name, const char **ret_reason,
+    int32_t *ret_points);
+/* Adds card_id to the blocked-cards list file of the rule file (atomic
+ * rewrite). *ret_added false: already there. VIGIL_ENOTFOUND: the rule file
+ * has no such list (errbuf says so). */
+vigil_err con_rules_block_card(con_app *app, const char *card_id, bool *ret_added,
+    char *ret_path, size_t pathlen, char *errbuf, size_t errlen);
+vigil_err con_rules_init(con_app *app, char *errbuf, size_t errlen);
+void con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_check(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_deploy(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_rollback(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_diff(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_mode(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_approve(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_reject(con_app *app, struct evhttp_request *req, const con_user *who);
+void con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user *who,
+    const char *version);
+void con_rules_child_exited(con_app *app); /* SIGCHLD (backtest.c) */
+void con_rules_abort(con_app *app);        /* shutdown: kill a back-test (backtest.c) */
+/* backtest.c: removes what back-tests of an earlier run left (at start). */
+void con_backtest_prune(con_app *app);
+/* editor.c, for backtest.c: the request's {"text", ...} body (NULL: answered
+ * 400/413), a text compiled as vigild would (list files next to the deployed
+ * file), its diagnostics answered 422, the deployed file's directory and name. */
+json_t     *con_rules_edit_body(struct evhttp_request *req, const char *const *allowed,
+    const char **ret_text, size_t *ret_len);
+vigil_err   con_rules_compile_text(con_app *app, const char *text, size_t len,
+    rules_prog **ret_prog, rules_diags *ret_diags);
+void        con_rules_send_diags(struct evhttp_request *req, const rules_diags *d,
+    const char *text, size_t len);
+const char *con_rules_dir(const con_app *app);
+const char *con_rules_base(const con_app *app);
+void con_rules_fini(con_app *app);
+
+#endif

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * console/util.h - the small helpers of util.c: JSON of amounts, times
+ * and labels, time parsing, files read and written atomically, list files
+ * and a rule's mode clause edited as text.
+ */
+#ifndef VIGIL_CONSOLE_UTIL_H
+#define VIGIL_CONSOLE_UTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil.h"
+
+/* util */
+/* JSON of the pages: an amount in its currency's units ("220.50"), an
+ * RFC 3339 time, a label ("fraud", "legit", or null for -1). */
+json_t     *con_json_amount(int64_t minor, const char *currency);
+json_t     *con_json_time(int64_t ms);
+json_t     *con_json_label(int label);
+/* Parses "YYYY-MM-DD" or RFC 3339 into ms. */
+vigil_err con_time_parse(const char *s, int64_t *ret_ms);
+/* Reads a whole file (malloc'd, NUL-terminated) of at most max bytes. */
+vigil_err con_file_read(const char *path, size_t max, char **ret_buf, size_t *ret_len);
+/*
+ * Sets the `mode` clause of the rule that starts on line `line` (1-based) of
+ * text[0..len): the word after its first `mode` replaced by mode, or `mode
+ * MODE` added before its closing brace (on a line of its own when the brace
+ * is). Strings and # comments are skipped. Only scans: the caller compiles
+ * the result to make sure of it (editor.c). VIGIL_OK: *ret_text malloc'd,
+ * NUL-terminated, *ret_len bytes; VIGIL_ENOTFOUND: no rule body from that
+ * line on; VIGIL_ENOMEM.
+ */
+vigil_err con_rules_set_mode(const char *text, size_t len, uint32_t line, const char *mode,
+    char **ret_text, size_t *ret_len);
+/* Writes path atomically: PATH.tmp-PID, fsync, rename, fsync the dir. */
+vigil_err con_file_write_atomic(const char *path, const void *data, size_t len,
+    char *errbuf, size_t errlen);
+/* The items of a list file's text (vigild's format: trimmed lines, not
+ * blank, not starting with '#'), a JSON array of strings ("(not UTF-8)"
+ * for an item that is not). */
+json_t   *con_list_items(const char *buf, size_t len);
+/* buf[0..len) with value added as a last line (add) or every line whose
+ * item is value removed; other lines byte for byte. VIGIL_OK: *ret_out
+ * (malloc'd, *ret_len bytes) and *ret_changed (false: value was already
+ * there, or not there). VIGIL_EINVAL: value empty or with a newline;
+ * VIGIL_ENOMEM. */
+vigil_err con_list_edit(const char *buf, size_t len, const char *value, bool add,
+    char **ret_out, size_t *ret_len, bool *ret_changed);
+/* Hex of the XXH3-128 of data (33 bytes). */
+void con_hash_hex(const void *data, size_t len, char ret_hex[33]);
+
+#endif
