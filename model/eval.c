@@ -12,13 +12,18 @@
  * at a time to its leaf, and faster than 4 or 16). Leaf values are then added
  * in tree order in float32, which is how XGBoost adds them: the margin is
  * bit-identical to XGBoost's, not merely close; contributions keep XGBoost's
- * order of additions too.
+ * order of additions too. Contributions depend only on the leaves reached,
+ * so a caller that predicts and then asks for reasons keeps predict's leaves
+ * (model_path) and the trees are walked once.
  */
 #include <math.h>
 #include <string.h>
 
 #include "forest.h"
 #include "model.h"
+
+/* a model_path holds every block's leaves */
+_Static_assert(MODEL_MAX_TREES % MODEL_BLOCK == 0, "MODEL_MAX_TREES: whole blocks");
 
 /* xx = x, then -x (forest.h). */
 static inline void
@@ -56,8 +61,9 @@ eval_block(const model_forest *f, const float *xx, uint32_t b, uint32_t *p)
 			p[j] = eval_step(nodes, xx, p[j]);
 }
 
+/* The margin, and when path is not NULL the leaf each tree reaches. */
 static float
-eval_margin(const model_forest *f, const float *x)
+eval_margin(const model_forest *f, const float *x, uint32_t *path)
 {
 	const float *mean = f->mean;
 	float xx[2 * MODEL_MAX_FEATURES];
@@ -69,65 +75,92 @@ eval_margin(const model_forest *f, const float *x)
 		eval_block(f, xx, b, p);
 		for (j = 0; j < MODEL_BLOCK; j++) /* in tree order; a padding tree adds 0 */
 			sum += mean[p[j]];
+		if (path != NULL)
+			memcpy(path + (size_t)b * MODEL_BLOCK, p, sizeof p);
 	}
 	return sum;
+}
+
+/* XGBoost 1.7's common::Sigmoid, in float32 (the clamp keeps expf finite) */
+static double
+eval_sigmoid(float m)
+{
+	float e = expf(fminf(-m, 88.7f));
+
+	return 1.0f / (e + 1.0f + 1e-16f);
 }
 
 double
 model_forest_margin(const model_forest *f, const float *x)
 {
-	return eval_margin(f, x);
+	return eval_margin(f, x, NULL);
 }
 
 double
 model_forest_predict(const model_forest *f, const float *x)
 {
-	/* XGBoost 1.7's common::Sigmoid, in float32 (the clamp keeps expf finite) */
-	float m = eval_margin(f, x);
-	float e = expf(fminf(-m, 88.7f));
+	return eval_sigmoid(eval_margin(f, x, NULL));
+}
 
-	return 1.0f / (e + 1.0f + 1e-16f);
+double
+model_forest_predict_path(const model_forest *f, const float *x, model_path *ret_path)
+{
+	return eval_sigmoid(eval_margin(f, x, ret_path->leaf));
+}
+
+/* Adds the terms of block b's leaves p[0..MODEL_BLOCK) into c. */
+static inline void
+eval_contrib_block(const model_forest *f, uint32_t b, const uint32_t *p, float *c)
+{
+	uint32_t kb = f->block_terms[b], j, k;
+
+	for (j = 0; j < MODEL_BLOCK; j++) { /* padding terms add 0 to the bias slot */
+		const model_term *t = f->term + f->term_start[p[j]];
+
+		for (k = 0; k < kb; k++)
+			c[t[k].feature] += t[k].value;
+	}
 }
 
 /*
  * Saabas contributions as XGBoost's pred_contribs with approx_contribs: the
  * terms of the leaf each tree reaches (forest.h), added tree by tree in tree
  * order as XGBoost adds each tree's row to the total; the bias, a constant,
- * was summed at decode time.
+ * was summed at decode time. leaf: the leaves of a model_path, or NULL to
+ * walk x's.
  */
-void
-model_forest_contrib(const model_forest *f, const float *x, float *ret_contrib)
+static void
+eval_contrib(const model_forest *f, const float *x, const uint32_t *leaf, float *ret_contrib)
 {
 	float xx[2 * MODEL_MAX_FEATURES];
-	uint32_t b, j, k, p[MODEL_BLOCK];
+	uint32_t b, p[MODEL_BLOCK];
 
-	eval_extend(f, x, xx);
+	if (leaf == NULL)
+		eval_extend(f, x, xx);
 	memset(ret_contrib, 0, ((size_t)f->nfeatures + 1) * sizeof *ret_contrib);
 	for (b = 0; b < f->nblocks; b++) {
-		uint32_t kb = f->block_terms[b];
-
-		eval_block(f, xx, b, p);
-		for (j = 0; j < MODEL_BLOCK; j++) { /* padding terms add 0 to the bias slot */
-			const model_term *t = f->term + f->term_start[p[j]];
-
-			for (k = 0; k < kb; k++)
-				ret_contrib[t[k].feature] += t[k].value;
+		if (leaf != NULL) {
+			eval_contrib_block(f, b, leaf + (size_t)b * MODEL_BLOCK, ret_contrib);
+		} else {
+			eval_block(f, xx, b, p);
+			eval_contrib_block(f, b, p, ret_contrib);
 		}
 	}
 	ret_contrib[f->nfeatures] = f->bias; /* (over the padding terms' zeros) */
 }
 
-uint32_t
-model_forest_top(const model_forest *f, const float *x, uint32_t k, model_reason *ret)
+void
+model_forest_contrib(const model_forest *f, const float *x, float *ret_contrib)
 {
-	float c[MODEL_MAX_FEATURES + 1];
+	eval_contrib(f, x, NULL, ret_contrib);
+}
+
+/* The top k of c[0..nfeatures) (model_forest_top). */
+static uint32_t
+eval_top(const model_forest *f, const float *c, uint32_t k, model_reason *ret)
+{
 	uint32_t i, n = 0;
 
-	if (k > MODEL_TOP_MAX)
-		k = MODEL_TOP_MAX;
-	if (k == 0)
-		return 0;
-	model_forest_contrib(f, x, c);
 	for (i = 0; i < f->nfeatures; i++) {
 		uint32_t j;
 
@@ -145,4 +178,31 @@ model_forest_top(const model_forest *f, const float *x, uint32_t k, model_reason
 		ret[j].contrib = c[i];
 	}
 	return n;
+}
+
+uint32_t
+model_forest_top(const model_forest *f, const float *x, uint32_t k, model_reason *ret)
+{
+	float c[MODEL_MAX_FEATURES + 1];
+
+	if (k > MODEL_TOP_MAX)
+		k = MODEL_TOP_MAX;
+	if (k == 0)
+		return 0;
+	eval_contrib(f, x, NULL, c);
+	return eval_top(f, c, k, ret);
+}
+
+uint32_t
+model_forest_top_path(const model_forest *f, const model_path *path, uint32_t k,
+    model_reason *ret)
+{
+	float c[MODEL_MAX_FEATURES + 1];
+
+	if (k > MODEL_TOP_MAX)
+		k = MODEL_TOP_MAX;
+	if (k == 0)
+		return 0;
+	eval_contrib(f, NULL, path->leaf, c);
+	return eval_top(f, c, k, ret);
 }
