@@ -114,7 +114,7 @@ eval_contrib_block(const model_forest *f, uint32_t b, const uint32_t *p, float *
 {
 	uint32_t kb = f->block_terms[b], j, k;
 
-	for (j = 0; j < MODEL_BLOCK; j++) { /* padding terms add 0 to the bias slot */
+	for (j = 0; j < MODEL_BLOCK; j++) { /* padding terms add 0 to a scratch slot */
 		const model_term *t = f->term + f->term_start[p[j]];
 
 		for (k = 0; k < kb; k++)
@@ -122,51 +122,60 @@ eval_contrib_block(const model_forest *f, uint32_t b, const uint32_t *p, float *
 	}
 }
 
+/* Room for the contributions, the bias and the padding's scratch slots. */
+#define EVAL_CONTRIB_SLOTS (MODEL_MAX_FEATURES + 1 + MODEL_PAD_SLOTS)
+
 /*
  * Saabas contributions as XGBoost's pred_contribs with approx_contribs: the
  * terms of the leaf each tree reaches (forest.h), added tree by tree in tree
  * order as XGBoost adds each tree's row to the total; the bias, a constant,
  * was summed at decode time. leaf: the leaves of a model_path, or NULL to
- * walk x's.
+ * walk x's. c[0..EVAL_CONTRIB_SLOTS): c[0..nfeatures] is the result.
  */
 static void
-eval_contrib(const model_forest *f, const float *x, const uint32_t *leaf, float *ret_contrib)
+eval_contrib(const model_forest *f, const float *x, const uint32_t *leaf, float *c)
 {
 	float xx[2 * MODEL_MAX_FEATURES];
 	uint32_t b, p[MODEL_BLOCK];
 
 	if (leaf == NULL)
 		eval_extend(f, x, xx);
-	memset(ret_contrib, 0, ((size_t)f->nfeatures + 1) * sizeof *ret_contrib);
+	memset(c, 0, ((size_t)f->nfeatures + 1 + MODEL_PAD_SLOTS) * sizeof *c);
 	for (b = 0; b < f->nblocks; b++) {
 		if (leaf != NULL) {
-			eval_contrib_block(f, b, leaf + (size_t)b * MODEL_BLOCK, ret_contrib);
+			eval_contrib_block(f, b, leaf + (size_t)b * MODEL_BLOCK, c);
 		} else {
 			eval_block(f, xx, b, p);
-			eval_contrib_block(f, b, p, ret_contrib);
+			eval_contrib_block(f, b, p, c);
 		}
 	}
-	ret_contrib[f->nfeatures] = f->bias; /* (over the padding terms' zeros) */
+	c[f->nfeatures] = f->bias;
 }
 
 void
 model_forest_contrib(const model_forest *f, const float *x, float *ret_contrib)
 {
-	eval_contrib(f, x, NULL, ret_contrib);
+	float c[EVAL_CONTRIB_SLOTS];
+
+	eval_contrib(f, x, NULL, c);
+	memcpy(ret_contrib, c, ((size_t)f->nfeatures + 1) * sizeof *c);
 }
 
-/* The top k of c[0..nfeatures) (model_forest_top). */
+/*
+ * The top k (1 <= k <= MODEL_TOP_MAX) of c[0..nfeatures) (model_forest_top).
+ * One comparison per feature against the smallest kept, or 0 until k are
+ * kept, so the branch is taken only by a feature that enters the top.
+ */
 static uint32_t
 eval_top(const model_forest *f, const float *c, uint32_t k, model_reason *ret)
 {
 	uint32_t i, n = 0;
+	float floor = 0.0f;
 
 	for (i = 0; i < f->nfeatures; i++) {
 		uint32_t j;
 
-		if (!(c[i] > 0.0f))
-			continue;
-		if (n == k && !(c[i] > ret[n - 1].contrib))
+		if (!(c[i] > floor))
 			continue;
 		/* insertion: strictly greater moves ahead, so ties keep index order */
 		j = n < k ? n++ : n - 1;
@@ -176,6 +185,8 @@ eval_top(const model_forest *f, const float *c, uint32_t k, model_reason *ret)
 		}
 		ret[j].feature = i;
 		ret[j].contrib = c[i];
+		if (n == k)
+			floor = ret[k - 1].contrib;
 	}
 	return n;
 }
@@ -183,7 +194,7 @@ eval_top(const model_forest *f, const float *c, uint32_t k, model_reason *ret)
 uint32_t
 model_forest_top(const model_forest *f, const float *x, uint32_t k, model_reason *ret)
 {
-	float c[MODEL_MAX_FEATURES + 1];
+	float c[EVAL_CONTRIB_SLOTS];
 
 	if (k > MODEL_TOP_MAX)
 		k = MODEL_TOP_MAX;
@@ -197,7 +208,7 @@ uint32_t
 model_forest_top_path(const model_forest *f, const model_path *path, uint32_t k,
     model_reason *ret)
 {
-	float c[MODEL_MAX_FEATURES + 1];
+	float c[EVAL_CONTRIB_SLOTS];
 
 	if (k > MODEL_TOP_MAX)
 		k = MODEL_TOP_MAX;
