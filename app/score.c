@@ -102,7 +102,7 @@ struct app_work {
 	rules_result  res, res2;
 	store_scored  rec;
 	float         xm[MODEL_MAX_FEATURES];      /* the model's inputs, its order */
-	model_path    path;                        /* xm's leaves, for the reasons */
+	model_leaves  path;                        /* xm's leaves, for the reasons */
 	float         xl[STORE_MODEL_MAX_INPUTS];  /* the archived layout */
 };
 

@@ -14,7 +14,7 @@
  * bit-identical to XGBoost's, not merely close; contributions keep XGBoost's
  * order of additions too. Contributions depend only on the leaves reached,
  * so a caller that predicts and then asks for reasons keeps predict's leaves
- * (model_path) and the trees are walked once.
+ * (model_leaves) and the trees are walked once.
  */
 #include <math.h>
 #include <string.h>
@@ -22,7 +22,7 @@
 #include "forest.h"
 #include "model.h"
 
-/* a model_path holds every block's leaves */
+/* model_leaves holds every block's leaves */
 _Static_assert(MODEL_MAX_TREES % MODEL_BLOCK == 0, "MODEL_MAX_TREES: whole blocks");
 
 /* xx = x, then -x (forest.h). */
@@ -103,7 +103,7 @@ model_forest_predict(const model_forest *f, const float *x)
 }
 
 double
-model_forest_predict_path(const model_forest *f, const float *x, model_path *ret_path)
+model_forest_predict_path(const model_forest *f, const float *x, model_leaves *ret_path)
 {
 	return eval_sigmoid(eval_margin(f, x, ret_path->leaf));
 }
@@ -129,7 +129,7 @@ eval_contrib_block(const model_forest *f, uint32_t b, const uint32_t *p, float *
  * Saabas contributions as XGBoost's pred_contribs with approx_contribs: the
  * terms of the leaf each tree reaches (forest.h), added tree by tree in tree
  * order as XGBoost adds each tree's row to the total; the bias, a constant,
- * was summed at decode time. leaf: the leaves of a model_path, or NULL to
+ * was summed at decode time. leaf: the leaves of a model_leaves, or NULL to
  * walk x's. c[0..EVAL_CONTRIB_SLOTS): c[0..nfeatures] is the result.
  */
 static void
@@ -205,7 +205,7 @@ model_forest_top(const model_forest *f, const float *x, uint32_t k, model_reason
 }
 
 uint32_t
-model_forest_top_path(const model_forest *f, const model_path *path, uint32_t k,
+model_forest_top_path(const model_forest *f, const model_leaves *path, uint32_t k,
     model_reason *ret)
 {
 	float c[EVAL_CONTRIB_SLOTS];

@@ -120,7 +120,7 @@ enum what { W_PREDICT, W_TOP3, W_CONTRIB, W_PRED_TOP3, W_PATH_TOP3, W_XGB_ROW, W
 
 struct ctx {
 	model_forest  *forest;
-	model_path    *path;        /* W_PATH_TOP3's leaves */
+	model_leaves  *path;        /* W_PATH_TOP3's leaves */
 	BoosterHandle  booster;
 	DMatrixHandle  dpool;
 	uint32_t       nf;
@@ -301,7 +301,7 @@ main(int argc, char **argv)
 	};
 	uint32_t trees = 250, depth = 6, nf = 60, ntrain = 20000, iters = 200000;
 	int runs = 7, o, rc = 1;
-	const char *model_path = NULL;
+	const char *model_file = NULL;
 	struct ctx c = { 0 };
 	DMatrixHandle dtrain = NULL;
 	float *train_x = NULL, *train_y = NULL;
@@ -324,7 +324,7 @@ main(int argc, char **argv)
 		case 'n': ntrain = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'i': iters = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'r': runs = atoi(optarg); break;
-		case 'm': model_path = optarg; break;
+		case 'm': model_file = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -335,17 +335,17 @@ main(int argc, char **argv)
 		return 2;
 	}
 
-	if (model_path != NULL) {
-		json = read_file(model_path, &json_len);
+	if (model_file != NULL) {
+		json = read_file(model_file, &json_len);
 		if (json == NULL) {
-			fprintf(stderr, "bench-model: %s: cannot read\n", model_path);
+			fprintf(stderr, "bench-model: %s: cannot read\n", model_file);
 			return 1;
 		}
 		XGB_CHECK(XGBoosterCreate(NULL, 0, &c.booster));
 		XGB_CHECK(XGBoosterLoadModelFromBuffer(c.booster, json, json_len));
 		rv = model_forest_decode(json, json_len, &c.forest, &diag);
 		if (rv != VIGIL_OK) {
-			fprintf(stderr, "bench-model: %s: %s\n", model_path,
+			fprintf(stderr, "bench-model: %s: %s\n", model_file,
 			    vigil_errinfo_format(&diag, (char[512]){ 0 }, 512));
 			goto out;
 		}

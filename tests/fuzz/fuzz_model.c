@@ -20,10 +20,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static model_path path_buf; /* 16 KiB: not on the stack */
+static model_leaves path_buf; /* 16 KiB: not on the stack */
 
 static void
-check_vector(const model_forest *f, const float *x, model_path *path)
+check_vector(const model_forest *f, const float *x, model_leaves *path)
 {
 	uint32_t nf = model_forest_nfeatures(f), i, n;
 	float c[MODEL_MAX_FEATURES + 1];

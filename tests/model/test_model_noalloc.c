@@ -23,7 +23,7 @@
 #include "model.h"
 
 static const char *model_file;
-static model_path  path_buf; /* 16 KiB: not on the stack */
+static model_leaves path_buf; /* 16 KiB: not on the stack */
 
 static void
 test_eval_allocates_nothing(void **state)
@@ -35,7 +35,7 @@ test_eval_allocates_nothing(void **state)
 	model_diag diag;
 	float x[MODEL_MAX_FEATURES], c[MODEL_MAX_FEATURES + 1];
 	model_reason r[MODEL_TOP_MAX];
-	model_path *path = &path_buf;
+	model_leaves *path = &path_buf;
 	double acc = 0;
 	unsigned long before;
 	uint32_t nf, i, row;

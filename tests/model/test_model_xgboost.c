@@ -263,7 +263,7 @@ xgb_predict(BoosterHandle b, int type, bst_ulong want_cols)
  * reply's score and reasons do not depend on which is used.
  */
 static void
-compare_path(const model_forest *f, const float *x, model_path *path)
+compare_path(const model_forest *f, const float *x, model_leaves *path)
 {
 	model_reason want[MODEL_TOP_MAX], got[MODEL_TOP_MAX];
 	double p = model_forest_predict(f, x), pp;
@@ -295,7 +295,7 @@ compare(const char *what, BoosterHandle b, uint32_t want_trees)
 	double dp = 0, dm = 0, dc = 0, dsum = 0;
 	uint32_t exact_p = 0, exact_m = 0;
 	float contrib[NF + 1];
-	model_path *path = malloc(sizeof *path);
+	model_leaves *path = malloc(sizeof *path);
 
 	assert_non_null(path);
 	assert_non_null(f);
