@@ -107,6 +107,7 @@ struct app_work {
 	rules_result  res, res2;
 	store_scored  rec;
 	float         xm[MODEL_MAX_FEATURES];      /* the model's inputs, its order */
+	model_leaves  path;                        /* xm's leaves, for the reasons */
 	float         xl[STORE_MODEL_MAX_INPUTS];  /* the archived layout */
 };
 
@@ -195,7 +196,7 @@ score_model(app_work *w, const app_model *m, app_outcome *out)
 
 	for (uint32_t i = 0; i < n; i++)
 		w->xm[i] = value_float(&w->features[app_model_slot(m, i)]);
-	p = model_forest_predict(f, w->xm);
+	p = model_forest_predict_path(f, w->xm, &w->path);
 	out->model_score = p;
 	w->features[w->model_slot] = vigil_value_num(p);
 }
@@ -212,7 +213,7 @@ static void
 score_reasons(app_work *w, const app_model *m, app_outcome *out)
 {
 	model_reason top[MODEL_TOP_MAX];
-	uint32_t n = model_forest_top(app_model_forest(m), w->xm, MODEL_TOP_MAX, top);
+	uint32_t n = model_forest_top_path(app_model_forest(m), &w->path, MODEL_TOP_MAX, top);
 	uint32_t k = 0;
 
 	for (uint32_t i = 0; i < n && k < APP_REASONS_MAX; i++) {

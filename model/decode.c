@@ -896,7 +896,7 @@ dec_features(struct dec *d, const json_t *learner, model_forest *f)
 /*
  * The terms of d (each leaf's, at d->term_start[i] .. d->term_start[i + 1])
  * laid out in f with every leaf of a block padded to the block's largest
- * count with terms of value 0 on the bias slot (forest.h). The padding
+ * count with terms of value 0 on the scratch slots (forest.h). The padding
  * leaf, root of the last block's padding trees, gets that block's count.
  */
 static vigil_err
@@ -949,7 +949,8 @@ dec_pad_terms(struct dec *d, model_forest *f)
 			for (k = 0; k < kb; k++) {
 				const model_term *t = &d->term[d->term_start[i] + k];
 
-				f->term[pos + k].feature = k < cnt ? t->feature : f->nfeatures;
+				f->term[pos + k].feature = k < cnt ? t->feature :
+				    f->nfeatures + 1 + (i + k) % MODEL_PAD_SLOTS;
 				f->term[pos + k].value = k < cnt ? t->value : 0.0f;
 			}
 			pos += kb;

@@ -12,13 +12,18 @@
  * at a time to its leaf, and faster than 4 or 16). Leaf values are then added
  * in tree order in float32, which is how XGBoost adds them: the margin is
  * bit-identical to XGBoost's, not merely close; contributions keep XGBoost's
- * order of additions too.
+ * order of additions too. Contributions depend only on the leaves reached,
+ * so a caller that predicts and then asks for reasons keeps predict's leaves
+ * (model_leaves) and the trees are walked once.
  */
 #include <math.h>
 #include <string.h>
 
 #include "forest.h"
 #include "model.h"
+
+/* model_leaves holds every block's leaves */
+_Static_assert(MODEL_MAX_TREES % MODEL_BLOCK == 0, "MODEL_MAX_TREES: whole blocks");
 
 /* xx = x, then -x (forest.h). */
 static inline void
@@ -56,8 +61,9 @@ eval_block(const model_forest *f, const float *xx, uint32_t b, uint32_t *p)
 			p[j] = eval_step(nodes, xx, p[j]);
 }
 
+/* The margin, and when path is not NULL the leaf each tree reaches. */
 static float
-eval_margin(const model_forest *f, const float *x)
+eval_margin(const model_forest *f, const float *x, uint32_t *path)
 {
 	const float *mean = f->mean;
 	float xx[2 * MODEL_MAX_FEATURES];
@@ -69,71 +75,107 @@ eval_margin(const model_forest *f, const float *x)
 		eval_block(f, xx, b, p);
 		for (j = 0; j < MODEL_BLOCK; j++) /* in tree order; a padding tree adds 0 */
 			sum += mean[p[j]];
+		if (path != NULL)
+			memcpy(path + (size_t)b * MODEL_BLOCK, p, sizeof p);
 	}
 	return sum;
 }
 
-double
-model_forest_margin(const model_forest *f, const float *x)
+/* XGBoost 1.7's common::Sigmoid, in float32 (the clamp keeps expf finite) */
+static double
+eval_sigmoid(float m)
 {
-	return eval_margin(f, x);
-}
-
-double
-model_forest_predict(const model_forest *f, const float *x)
-{
-	/* XGBoost 1.7's common::Sigmoid, in float32 (the clamp keeps expf finite) */
-	float m = eval_margin(f, x);
 	float e = expf(fminf(-m, 88.7f));
 
 	return 1.0f / (e + 1.0f + 1e-16f);
 }
 
+double
+model_forest_margin(const model_forest *f, const float *x)
+{
+	return eval_margin(f, x, NULL);
+}
+
+double
+model_forest_predict(const model_forest *f, const float *x)
+{
+	return eval_sigmoid(eval_margin(f, x, NULL));
+}
+
+double
+model_forest_predict_path(const model_forest *f, const float *x, model_leaves *ret_path)
+{
+	return eval_sigmoid(eval_margin(f, x, ret_path->leaf));
+}
+
+/* Adds the terms of block b's leaves p[0..MODEL_BLOCK) into c. */
+static inline void
+eval_contrib_block(const model_forest *f, uint32_t b, const uint32_t *p, float *c)
+{
+	uint32_t kb = f->block_terms[b], j, k;
+
+	for (j = 0; j < MODEL_BLOCK; j++) { /* padding terms add 0 to a scratch slot */
+		const model_term *t = f->term + f->term_start[p[j]];
+
+		for (k = 0; k < kb; k++)
+			c[t[k].feature] += t[k].value;
+	}
+}
+
+/* Room for the contributions, the bias and the padding's scratch slots. */
+#define EVAL_CONTRIB_SLOTS (MODEL_MAX_FEATURES + 1 + MODEL_PAD_SLOTS)
+
 /*
  * Saabas contributions as XGBoost's pred_contribs with approx_contribs: the
  * terms of the leaf each tree reaches (forest.h), added tree by tree in tree
  * order as XGBoost adds each tree's row to the total; the bias, a constant,
- * was summed at decode time.
+ * was summed at decode time. leaf: the leaves of a model_leaves, or NULL to
+ * walk x's. c[0..EVAL_CONTRIB_SLOTS): c[0..nfeatures] is the result.
  */
+static void
+eval_contrib(const model_forest *f, const float *x, const uint32_t *leaf, float *c)
+{
+	float xx[2 * MODEL_MAX_FEATURES];
+	uint32_t b, p[MODEL_BLOCK];
+
+	if (leaf == NULL)
+		eval_extend(f, x, xx);
+	memset(c, 0, ((size_t)f->nfeatures + 1 + MODEL_PAD_SLOTS) * sizeof *c);
+	for (b = 0; b < f->nblocks; b++) {
+		if (leaf != NULL) {
+			eval_contrib_block(f, b, leaf + (size_t)b * MODEL_BLOCK, c);
+		} else {
+			eval_block(f, xx, b, p);
+			eval_contrib_block(f, b, p, c);
+		}
+	}
+	c[f->nfeatures] = f->bias;
+}
+
 void
 model_forest_contrib(const model_forest *f, const float *x, float *ret_contrib)
 {
-	float xx[2 * MODEL_MAX_FEATURES];
-	uint32_t b, j, k, p[MODEL_BLOCK];
+	float c[EVAL_CONTRIB_SLOTS];
 
-	eval_extend(f, x, xx);
-	memset(ret_contrib, 0, ((size_t)f->nfeatures + 1) * sizeof *ret_contrib);
-	for (b = 0; b < f->nblocks; b++) {
-		uint32_t kb = f->block_terms[b];
-
-		eval_block(f, xx, b, p);
-		for (j = 0; j < MODEL_BLOCK; j++) { /* padding terms add 0 to the bias slot */
-			const model_term *t = f->term + f->term_start[p[j]];
-
-			for (k = 0; k < kb; k++)
-				ret_contrib[t[k].feature] += t[k].value;
-		}
-	}
-	ret_contrib[f->nfeatures] = f->bias; /* (over the padding terms' zeros) */
+	eval_contrib(f, x, NULL, c);
+	memcpy(ret_contrib, c, ((size_t)f->nfeatures + 1) * sizeof *c);
 }
 
-uint32_t
-model_forest_top(const model_forest *f, const float *x, uint32_t k, model_reason *ret)
+/*
+ * The top k (1 <= k <= MODEL_TOP_MAX) of c[0..nfeatures) (model_forest_top).
+ * One comparison per feature against the smallest kept, or 0 until k are
+ * kept, so the branch is taken only by a feature that enters the top.
+ */
+static uint32_t
+eval_top(const model_forest *f, const float *c, uint32_t k, model_reason *ret)
 {
-	float c[MODEL_MAX_FEATURES + 1];
 	uint32_t i, n = 0;
+	float floor = 0.0f;
 
-	if (k > MODEL_TOP_MAX)
-		k = MODEL_TOP_MAX;
-	if (k == 0)
-		return 0;
-	model_forest_contrib(f, x, c);
 	for (i = 0; i < f->nfeatures; i++) {
 		uint32_t j;
 
-		if (!(c[i] > 0.0f))
-			continue;
-		if (n == k && !(c[i] > ret[n - 1].contrib))
+		if (!(c[i] > floor))
 			continue;
 		/* insertion: strictly greater moves ahead, so ties keep index order */
 		j = n < k ? n++ : n - 1;
@@ -143,6 +185,35 @@ model_forest_top(const model_forest *f, const float *x, uint32_t k, model_reason
 		}
 		ret[j].feature = i;
 		ret[j].contrib = c[i];
+		if (n == k)
+			floor = ret[k - 1].contrib;
 	}
 	return n;
+}
+
+uint32_t
+model_forest_top(const model_forest *f, const float *x, uint32_t k, model_reason *ret)
+{
+	float c[EVAL_CONTRIB_SLOTS];
+
+	if (k > MODEL_TOP_MAX)
+		k = MODEL_TOP_MAX;
+	if (k == 0)
+		return 0;
+	eval_contrib(f, x, NULL, c);
+	return eval_top(f, c, k, ret);
+}
+
+uint32_t
+model_forest_top_path(const model_forest *f, const model_leaves *path, uint32_t k,
+    model_reason *ret)
+{
+	float c[EVAL_CONTRIB_SLOTS];
+
+	if (k > MODEL_TOP_MAX)
+		k = MODEL_TOP_MAX;
+	if (k == 0)
+		return 0;
+	eval_contrib(f, NULL, path->leaf, c);
+	return eval_top(f, c, k, ret);
 }

@@ -29,9 +29,13 @@
  * per tree and row (the changes of mean along the path, summed per feature
  * in path order, in float32): evaluating them is the walk of the margin plus
  * a few additions per tree. Every leaf of a block has the same number of
- * terms, block_terms[b], padded with (nfeatures, +0), which adds into the
- * bias slot before it is set: a loop of a constant count per block, no
- * branch that depends on the data, and no false dependency on feature 0.
+ * terms, block_terms[b], padded with terms of value +0 on one of
+ * MODEL_PAD_SLOTS scratch slots after the bias (nfeatures + 1 + (leaf + k)
+ * % MODEL_PAD_SLOTS): a loop of a constant count per block, no branch that
+ * depends on the data, and no false dependency on feature 0. The slots are
+ * spread because the additions into one slot form one chain of dependent
+ * loads and stores: all the padding on the bias slot was the longest chain
+ * of the loop.
  */
 #ifndef VIGIL_MODEL_FOREST_H
 #define VIGIL_MODEL_FOREST_H
@@ -42,6 +46,8 @@
 
 /* Trees walked together by model_forest_margin. */
 #define MODEL_BLOCK 8u
+/* Scratch slots the padding terms add into (after the bias). */
+#define MODEL_PAD_SLOTS 8u
 
 typedef struct model_node {
 	uint16_t off;  /* to the first child; 0 for a leaf */

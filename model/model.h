@@ -134,6 +134,20 @@ double model_forest_predict(const model_forest *f, const float *x);
  */
 void model_forest_contrib(const model_forest *f, const float *x, float *ret_contrib);
 
+/*
+ * The leaf each tree reached for one vector (padding trees included):
+ * filled by model_forest_predict_path, read by model_forest_top_path, so a
+ * caller that predicts and then wants the reasons walks the trees once.
+ * 16 KiB: keep it in a per-thread work area, not on the stack.
+ */
+typedef struct model_leaves {
+	uint32_t leaf[MODEL_MAX_TREES];
+} model_leaves;
+
+/* model_forest_predict, bit for bit, also filling *ret_path with x's leaves
+ * (valid for f only). */
+double model_forest_predict_path(const model_forest *f, const float *x, model_leaves *ret_path);
+
 /* One reason for a score: a feature and its contribution (margin scale). */
 typedef struct model_reason {
 	uint32_t feature; /* index into the feature names */
@@ -147,6 +161,11 @@ typedef struct model_reason {
  * bias is never a reason.
  */
 uint32_t model_forest_top(const model_forest *f, const float *x, uint32_t k,
+    model_reason *ret);
+
+/* model_forest_top of the vector whose leaves model_forest_predict_path put in
+ * *path (same f), bit for bit, without walking the trees again. */
+uint32_t model_forest_top_path(const model_forest *f, const model_leaves *path, uint32_t k,
     model_reason *ret);
 
 #ifdef __cplusplus

@@ -2,7 +2,9 @@
 /*
  * bench/model/bench_model.c - cost of the served model per row (docs/model.md,
  * "Serving: the native evaluator"): model_forest_predict, model_forest_top
- * (k = 3, which computes every contribution) and model_forest_contrib, next
+ * (k = 3, which computes every contribution) and model_forest_contrib, a
+ * score with its reasons as two walks (predict, then top) and as one
+ * (predict_path, then top_path, what app/score.c does), next
  * to XGBoost's own single-row prediction (XGBoosterPredictFromDense, in-place,
  * one row per call, one thread) and its in-place batch prediction (4096 rows
  * per call, one thread) as the baselines, all in the same run on the same rows. The model is trained here
@@ -114,10 +116,11 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-enum what { W_PREDICT, W_TOP3, W_CONTRIB, W_XGB_ROW, W_XGB_BATCH };
+enum what { W_PREDICT, W_TOP3, W_CONTRIB, W_PRED_TOP3, W_PATH_TOP3, W_XGB_ROW, W_XGB_BATCH };
 
 struct ctx {
 	model_forest  *forest;
+	model_leaves  *path;        /* W_PATH_TOP3's leaves */
 	BoosterHandle  booster;
 	DMatrixHandle  dpool;
 	uint32_t       nf;
@@ -154,6 +157,14 @@ run_once(struct ctx *c, enum what w, uint32_t n)
 		case W_CONTRIB:
 			model_forest_contrib(c->forest, x, contrib);
 			acc += contrib[0];
+			break;
+		case W_PRED_TOP3: /* a score with reasons, two walks */
+			acc += model_forest_predict(c->forest, x);
+			acc += model_forest_top(c->forest, x, 3, r);
+			break;
+		case W_PATH_TOP3: /* the same, one walk (app/score.c) */
+			acc += model_forest_predict_path(c->forest, x, c->path);
+			acc += model_forest_top_path(c->forest, c->path, 3, r);
 			break;
 		case W_XGB_ROW:
 			if (XGBoosterPredictFromDense(c->booster, c->iface[i % POOL], xgb_config, NULL,
@@ -290,7 +301,7 @@ main(int argc, char **argv)
 	};
 	uint32_t trees = 250, depth = 6, nf = 60, ntrain = 20000, iters = 200000;
 	int runs = 7, o, rc = 1;
-	const char *model_path = NULL;
+	const char *model_file = NULL;
 	struct ctx c = { 0 };
 	DMatrixHandle dtrain = NULL;
 	float *train_x = NULL, *train_y = NULL;
@@ -313,7 +324,7 @@ main(int argc, char **argv)
 		case 'n': ntrain = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'i': iters = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'r': runs = atoi(optarg); break;
-		case 'm': model_path = optarg; break;
+		case 'm': model_file = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
@@ -324,17 +335,17 @@ main(int argc, char **argv)
 		return 2;
 	}
 
-	if (model_path != NULL) {
-		json = read_file(model_path, &json_len);
+	if (model_file != NULL) {
+		json = read_file(model_file, &json_len);
 		if (json == NULL) {
-			fprintf(stderr, "bench-model: %s: cannot read\n", model_path);
+			fprintf(stderr, "bench-model: %s: cannot read\n", model_file);
 			return 1;
 		}
 		XGB_CHECK(XGBoosterCreate(NULL, 0, &c.booster));
 		XGB_CHECK(XGBoosterLoadModelFromBuffer(c.booster, json, json_len));
 		rv = model_forest_decode(json, json_len, &c.forest, &diag);
 		if (rv != VIGIL_OK) {
-			fprintf(stderr, "bench-model: %s: %s\n", model_path,
+			fprintf(stderr, "bench-model: %s: %s\n", model_file,
 			    vigil_errinfo_format(&diag, (char[512]){ 0 }, 512));
 			goto out;
 		}
@@ -395,7 +406,8 @@ main(int argc, char **argv)
 	c.nf = nf;
 	c.pool = malloc(sizeof(float) * POOL * nf);
 	c.iface = malloc(sizeof *c.iface * POOL);
-	if (c.pool == NULL || c.iface == NULL)
+	c.path = malloc(sizeof *c.path);
+	if (c.pool == NULL || c.iface == NULL || c.path == NULL)
 		goto out;
 	rng_state = 42;
 	make_rows(POOL, nf, c.pool, NULL);
@@ -429,6 +441,8 @@ main(int argc, char **argv)
 			{ W_PREDICT, "model_forest_predict", 1 },
 			{ W_TOP3, "model_forest_top (k=3)", 1 },
 			{ W_CONTRIB, "model_forest_contrib", 1 },
+			{ W_PRED_TOP3, "predict + top (k=3)", 1 },
+			{ W_PATH_TOP3, "predict_path + top_path (k=3)", 1 },
 			{ W_XGB_ROW, "XGBoosterPredictFromDense (1 row)", 20 },
 			{ W_XGB_BATCH, "XGBoosterPredictFromDense (4096 rows)", 1 },
 		};
@@ -480,5 +494,6 @@ out:
 	free(json);
 	free(c.pool);
 	free(c.iface);
+	free(c.path);
 	return rc;
 }

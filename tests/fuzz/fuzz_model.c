@@ -20,12 +20,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static model_leaves path_buf; /* 16 KiB: not on the stack */
+
 static void
-check_vector(const model_forest *f, const float *x)
+check_vector(const model_forest *f, const float *x, model_leaves *path)
 {
 	uint32_t nf = model_forest_nfeatures(f), i, n;
 	float c[MODEL_MAX_FEATURES + 1];
-	model_reason r[MODEL_TOP_MAX];
+	model_reason r[MODEL_TOP_MAX], r2[MODEL_TOP_MAX];
 	double m = model_forest_margin(f, x), p = model_forest_predict(f, x);
 
 	if (!isfinite(m) || !(p >= 0.0 && p <= 1.0))
@@ -43,6 +45,11 @@ check_vector(const model_forest *f, const float *x)
 		if (i > 0 && r[i].contrib > r[i - 1].contrib)
 			abort();
 	}
+	/* the one-walk pair gives the same, bit for bit */
+	if (model_forest_predict_path(f, x, path) != p ||
+	    model_forest_top_path(f, path, MODEL_TOP_MAX + 1, r2) != n ||
+	    (n > 0 && memcmp(r, r2, n * sizeof r[0]) != 0))
+		abort();
 }
 
 int
@@ -77,16 +84,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	memset(x, 0, sizeof x);
-	check_vector(f, x);
+	check_vector(f, x, &path_buf);
 	for (i = 0; i < nf; i++)
 		x[i] = NAN;
-	check_vector(f, x);
+	check_vector(f, x, &path_buf);
 	for (i = 0; i < nf; i++)
 		x[i] = i % 5 == 0 ? NAN : (float)((int)(i * 7 % 11) - 5) * 0.5f;
-	check_vector(f, x);
+	check_vector(f, x, &path_buf);
 	for (i = 0; i < nf; i++)
 		x[i] = i % 2 ? INFINITY : -INFINITY;
-	check_vector(f, x);
+	check_vector(f, x, &path_buf);
 	model_forest_free(f);
 	return 0;
 }

@@ -2,7 +2,8 @@
 /*
  * tests/model/test_model_noalloc.c - evaluation allocates nothing: malloc,
  * calloc, realloc and free are wrapped at link time (tests/lib/noalloc.h) and counted
- * around model_forest_predict, _margin, _contrib and _top over a model
+ * around model_forest_predict, _margin, _contrib, _top, _predict_path and
+ * _top_path over a model
  * XGBoost trained (the corpus file given as argument), on vectors with and
  * without missing values. Decoding, which does allocate, is outside the
  * count.
@@ -21,18 +22,20 @@
 
 #include "model.h"
 
-static const char *model_path;
+static const char *model_file;
+static model_leaves path_buf; /* 16 KiB: not on the stack */
 
 static void
 test_eval_allocates_nothing(void **state)
 {
-	FILE *fp = fopen(model_path, "rb");
+	FILE *fp = fopen(model_file, "rb");
 	char buf[65536];
 	size_t len;
 	model_forest *f = NULL;
 	model_diag diag;
 	float x[MODEL_MAX_FEATURES], c[MODEL_MAX_FEATURES + 1];
 	model_reason r[MODEL_TOP_MAX];
+	model_leaves *path = &path_buf;
 	double acc = 0;
 	unsigned long before;
 	uint32_t nf, i, row;
@@ -43,7 +46,7 @@ test_eval_allocates_nothing(void **state)
 	fclose(fp);
 	assert_true(len > 0 && len < sizeof buf);
 	if (model_forest_decode(buf, len, &f, &diag) != VIGIL_OK)
-		fail_msg("%s: %s", model_path, vigil_errinfo_format(&diag, (char[512]){ 0 }, 512));
+		fail_msg("%s: %s", model_file, vigil_errinfo_format(&diag, (char[512]){ 0 }, 512));
 	assert_true(model_forest_ntrees(f) > 0);
 	nf = model_forest_nfeatures(f);
 
@@ -55,6 +58,8 @@ test_eval_allocates_nothing(void **state)
 		model_forest_contrib(f, x, c);
 		acc += c[nf];
 		acc += model_forest_top(f, x, 3, r);
+		acc += model_forest_predict_path(f, x, path);
+		acc += model_forest_top_path(f, path, 3, r);
 	}
 	assert_int_equal(vt_allocs() - before, 0);
 	assert_true(isfinite(acc));
@@ -74,6 +79,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: test_model_noalloc MODEL.json\n");
 		return 2;
 	}
-	model_path = argv[1];
+	model_file = argv[1];
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,9 @@
  * with ~10% missing values and integer-valued columns (whose values fall
  * exactly on split thresholds), model_forest_predict with XGBoost's
  * prediction, model_forest_margin with its margin, and model_forest_contrib
- * with its approximate contributions (predict type 3). The maximum
+ * with its approximate contributions (predict type 3), and the one-walk
+ * pair model_forest_predict_path / model_forest_top_path with predict and
+ * top bit for bit. The maximum
  * differences are printed. Shapes covered: the default size (300 trees of
  * depth 6), stumps, depth 2 with a non-default base_score and sampling, deep
  * loss-guided trees, pruned trees (deleted nodes), single-leaf trees, and an
@@ -256,6 +258,31 @@ xgb_predict(BoosterHandle b, int type, bst_ulong want_cols)
 }
 
 /*
+ * The one-walk pair, predict_path then top_path (what app/ scores with),
+ * against predict and top walking x themselves: bit for bit, every k, so a
+ * reply's score and reasons do not depend on which is used.
+ */
+static void
+compare_path(const model_forest *f, const float *x, model_leaves *path)
+{
+	model_reason want[MODEL_TOP_MAX], got[MODEL_TOP_MAX];
+	double p = model_forest_predict(f, x), pp;
+
+	memset(path, 0xa5, sizeof *path);
+	pp = model_forest_predict_path(f, x, path);
+	assert_memory_equal(&pp, &p, sizeof p);
+	for (uint32_t k = 0; k <= MODEL_TOP_MAX + 1; k++) {
+		uint32_t n = model_forest_top(f, x, k, want);
+
+		assert_int_equal(model_forest_top_path(f, path, k, got), n);
+		for (uint32_t i = 0; i < n; i++) {
+			assert_int_equal(got[i].feature, want[i].feature);
+			assert_memory_equal(&got[i].contrib, &want[i].contrib, sizeof got[i].contrib);
+		}
+	}
+}
+
+/*
  * The comparisons. Returns nothing; fails the test on a difference over the
  * tolerance and prints the maxima either way.
  */
@@ -268,7 +295,9 @@ compare(const char *what, BoosterHandle b, uint32_t want_trees)
 	double dp = 0, dm = 0, dc = 0, dsum = 0;
 	uint32_t exact_p = 0, exact_m = 0;
 	float contrib[NF + 1];
+	model_leaves *path = malloc(sizeof *path);
 
+	assert_non_null(path);
 	assert_non_null(f);
 	assert_int_equal(model_forest_nfeatures(f), NF);
 	assert_string_equal(model_forest_feature(f, 3), "feat_03");
@@ -304,6 +333,7 @@ compare(const char *what, BoosterHandle b, uint32_t want_trees)
 		}
 		d = fabs(sum - m) / (fabs(m) > 1.0 ? fabs(m) : 1.0);
 		dsum = d > dsum ? d : dsum;
+		compare_path(f, x, path);
 	}
 	printf("%-22s trees %4u depth %2d deleted %3ld  max|p - xgb| %.3g (%u/%u bit-equal)  max|margin - xgb| %.3g "
 	    "(%u/%u)  max|contrib - xgb| %.3g  max|sum(contrib) - margin| rel %.3g\n",
@@ -313,6 +343,7 @@ compare(const char *what, BoosterHandle b, uint32_t want_trees)
 	assert_true(dc <= 1e-5);
 	assert_true(dsum <= 1e-5);
 	model_forest_free(f);
+	free(path);
 	return sh;
 }
 
