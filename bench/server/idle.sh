@@ -39,7 +39,7 @@ measure() { # NAME
 	SPID=
 }
 
-for r in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
 	"$BUILD/bench/server/vigil-echo" --listen "ipc://$TMP/echo.sock" 2>/dev/null &
 	SPID=$!
 	measure echo
