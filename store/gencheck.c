@@ -24,7 +24,7 @@
 #include <xxhash.h>
 
 #include "codec.h"
-#include "features_int.h"
+#include "genread.h"
 #include "gen.h"
 #include "gen_int.h"
 #include "util_int.h"

@@ -27,7 +27,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "features_int.h"
+#include "genread.h"
 #include "gen.h"
 
 static double

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "features_int.h"
+#include "genread.h"
 #include "gen.h"
 
 #define GEN_NDBI        5

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
-#include "features_int.h"
+#include "genread.h"
 #include "helpers.h"
 
 static store_card_profile

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/private/features_int.h - private to store/: what db.c needs of a feature
+ * store/genread.h - what store_db (features/db/db.c) needs of a feature
  * generation beyond gen.h. A lookup session borrows one read transaction
  * from the generation's pool (reset/renew, no allocation after warm-up) and
  * reads card, merchant and terminal under it; values are decoded (copied
  * out) before the session ends.
  */
-#ifndef VIGIL_STORE_FEATURES_INT_H
-#define VIGIL_STORE_FEATURES_INT_H
+#ifndef VIGIL_STORE_GENREAD_H
+#define VIGIL_STORE_GENREAD_H
 
 #include <setjmp.h>
 
