@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "gendir.h"
 #include "genread.h"
 #include "gen.h"
 

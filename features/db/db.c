@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "gendir.h"
 #include "genread.h"
 #include "live.h"
 #include "slots.h"

@@ -25,6 +25,7 @@
 #include "archive.h"
 #include "diag.h"
 #include "gen.h"
+#include "genread.h"
 #include "live.h"
 #include "observe.h"
 #include "schema.h"

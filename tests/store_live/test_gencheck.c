@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "gendir.h"
 #include "genread.h"
 #include "helpers.h"
 

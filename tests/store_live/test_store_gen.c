@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "gendir.h"
 #include "genread.h"
 #include "helpers.h"
 
