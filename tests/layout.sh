@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # tests/layout.sh - the `lint` suite: private headers stay private. A header
 # named *_int.h belongs to the component directory it is in (the directory
-# above, for one in a private/ directory): store/private/live_int.h is
+# above, for one in a private/ directory): store/private/live_obj_int.h is
 # store/'s, tools/replay/report_int.h is tools/replay/'s. No product file
 # outside that directory may include it; tests/ and bench/ may (white-box
 # tests and benches of a component's internals, which say so in meson by
