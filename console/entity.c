@@ -22,6 +22,7 @@
 #include <uthash.h>
 
 #include "archive.h"
+#include "genread.h"
 #include "console.h"
 
 #define ENT_RANGE_MAX_MS (31 * VIGIL_MS_PER_DAY)

@@ -35,6 +35,7 @@
 #include <xxhash.h>
 
 #include "batch.h"
+#include "genread.h"
 #include "gendir.h" /* gen_checksum_write */
 #include "pbwire.h"
 #include "fixture.h"
