@@ -22,6 +22,7 @@
 
 #include "dump.h"
 #include "gen.h"
+#include "genread.h"
 #include "schema.h"
 
 static int dump_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -13,6 +13,7 @@
 
 #include "int.h"
 #include "vec.h"
+#include "genread.h"
 #include "lean.h"
 #include "train.h"
 

@@ -22,6 +22,7 @@
 #include <uthash.h>
 
 #include "archive.h"
+#include "genread.h"
 #include "console.h"
 #include "http.h"
 #include "entities.h"

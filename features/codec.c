@@ -4,7 +4,7 @@
  * entity profiles (expanded from schema.def's PC and PE rows), thresholds
  * and meta, packed little-endian, each value starting with its uint16
  * layout version (docs/storage.md). store/ writes and reads them in
- * LMDB (features.c, genw.c); gen_value_* expose them to the fuzz target
+ * LMDB (features/db/genread.c, store/genw.c); gen_value_* expose them to the fuzz target
  * and the tests.
  */
 #include <string.h>

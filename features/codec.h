@@ -3,7 +3,7 @@
  * features/codec.h - the values of a feature generation and their codecs
  * (codec.c; layouts in docs/storage.md): card and entity profiles
  * (profile.h, from schema.def's PC and PE rows), tuned thresholds and the
- * generation's meta. store/ keeps them in LMDB as these bytes (features.c,
+ * generation's meta. store/ keeps them in LMDB as these bytes (features/db/genread.c,
  * genw.c). Encoders write into a wbuf (every layout fits); decoders copy out, insist on the exact length and return
  * VIGIL_OK, VIGIL_EVERSION (a layout newer than this build's, or another
  * version of threshold and meta) or VIGIL_ECORRUPT.

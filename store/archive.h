@@ -235,6 +235,34 @@ vigil_err store_frame_decode(const void *buf, size_t len, store_record *ret_rec,
 /* CRC32C (Castagnoli) of buf[0..len), continuing from crc (0 to start). */
 uint32_t  store_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/*
+ * store_archive_write in two halves, for a caller that orders records under
+ * its own lock but should not hold it across the write (store_db: the
+ * watermark lock): _enqueue assigns the record's sequence number and copies
+ * its frame into the archive's queue (cheap; errors as for write, plus
+ * VIGIL_ENOMEM); _flush(seq) returns once every record up to seq is in the
+ * file, writing the whole queue (other threads' records too) in one go if
+ * no other thread is doing so. A record is acknowledged only
+ * after its _flush returned VIGIL_OK (VIGIL_EIO: the write failed and the
+ * record was dropped, not written; VIGIL_EAGAIN: dropped unwritten because
+ * the archive is failing; VIGIL_EINVAL: seq was never enqueued). _enqueue
+ * refuses with VIGIL_EAGAIN while the archive is failing.
+ */
+vigil_err store_archive_enqueue(store_archive *ar, store_rec_type type, int64_t event_time_ms,
+    const void *payload, size_t len, uint64_t *ret_seq);
+vigil_err store_archive_flush(store_archive *ar, uint64_t seq);
+
+/* True while the archive is failing and an append would be refused now
+ * (VIGIL_EAGAIN): store_db fails a begin early instead of scoring for
+ * nothing. Cheap (one atomic load when healthy). */
+bool store_archive_refusing(store_archive *ar);
+
+/* The largest event time of any record in the archive (scored or label),
+ * from the segment indexes read at open and the records written since;
+ * INT64_MIN if the archive is empty. Segments deleted by retention since
+ * open may still count. */
+int64_t store_archive_max_event_ms(store_archive *ar);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "live_int.h"
+#include "live.h"
 #include "live_obj_int.h"
 
 /* Idempotency records are carved in arrival order out of DD_CHUNK-byte

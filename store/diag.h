@@ -5,7 +5,8 @@
  * store/'s headers:
  *
  *   diag.h     the one-line error detail
- *   archive.h  the append-only archive: writer, reader, frames (record.h: the record codecs)
+ *   archive.h  the append-only archive: writer, reader, frames (record.h: the record codecs;
+ *              segment.h: the segment files, for vigil-archive in tools/archive/)
  *   gen.h      feature generations in LMDB: writing, reading, blobs, checksums
  *   db.h       store_db, the serving object: generation + live state + archive
  *

@@ -5,8 +5,10 @@
  * vigil-rebuild (store_genw), checksummed, switched atomically by renaming
  * CURRENT, and read by store_db and the tools (store_gen). A generation
  * holds card, merchant and terminal profiles, tuned thresholds and opaque
- * named blobs (the model). features.c implements all of it; the layouts,
- * the checksums and the switch are documented in docs/storage.md.
+ * named blobs (the model). store/ writes them (genw.c, gendir.c,
+ * gencheck.c); reading them into profiles is above store/, in
+ * features/db/genread.h. The layouts, the checksums and the switch are
+ * documented in docs/storage.md.
  *
  * Thread safety: a store_gen may be read by any number of threads at once
  * (lookups borrow a read transaction from its pool); close it after the
@@ -87,33 +89,9 @@ void      store_genw_abort(store_genw *w);
 
 /* ===================== Reading a generation ===================== */
 
+/* A generation open for reading: features/db/genread.h (store_gen_open and
+ * the lookups) reads it into profiles, above store/. */
 typedef struct store_gen store_gen;
-
-/*
- * Opens generation n read-only, verified before anything is mapped
- * (docs/storage.md, "Verification"): data.mdb is read whole (1 MiB at a
- * time) and its XXH3-128 compared with the generation's CHECKSUM file, then
- * LMDB maps that file and no more. A generation written before checksums
- * (no CHECKSUM, numbered below features/CHECKSUMS_FROM or with no such
- * file) is opened unverified: store_gen_check_get says so.
- * VIGIL_OK: *ret_g set; close it with store_gen_close.
- * Errors, each with a one-line *reterr naming "features/gen-NNNNNN" and why:
- * VIGIL_ENOTFOUND (no such generation directory), VIGIL_ECORRUPT (data.mdb
- * missing, damaged, truncated or replaced while verified; CHECKSUM missing
- * where one is required, or malformed; any LMDB error at open; a table or
- * the meta value missing or malformed), VIGIL_EVERSION (a value layout this
- * build does not read), VIGIL_ENOMEM, VIGIL_ELIMIT (no descriptors), and
- * errno codes for a permission error. Nothing is left mapped on error.
- * store_gen_open_current opens the generation CURRENT names (VIGIL_ENOTFOUND
- * if there is no CURRENT yet, VIGIL_ECORRUPT if it is malformed).
- */
-vigil_err store_gen_open_current(const char *datadir, store_gen **ret_g, store_diag *reterr);
-vigil_err store_gen_open(const char *datadir, uint64_t generation, store_gen **ret_g, store_diag *reterr);
-/* Unmaps. No lookup may be running and no store_gen_cards open. NULL is a
- * no-op. */
-void      store_gen_close(store_gen *g);
-/* The meta value read at open (a copy). Always VIGIL_OK. */
-vigil_err store_gen_meta_get(store_gen *g, store_gen_meta *ret_meta);
 
 /* How an open generation was checked by store_gen_open. */
 typedef struct store_gen_check {
@@ -121,50 +99,12 @@ typedef struct store_gen_check {
 	uint64_t bytes;     /* size of data.mdb */
 	uint64_t verify_us; /* time spent reading and hashing it */
 } store_gen_check;
-void      store_gen_check_get(const store_gen *g, store_gen_check *ret_check);
-
-/* Lookups by id (the profile is copied out into *ret_p). VIGIL_ENOTFOUND
- * if the key is absent; VIGIL_EVERSION or VIGIL_ECORRUPT for a value this
- * build cannot read; VIGIL_EIO if no read transaction could be had. */
-vigil_err store_gen_card(store_gen *g, const char *card_id, store_card_profile *ret_p);
-vigil_err store_gen_merchant(store_gen *g, const char *merchant_id, store_entity_profile *ret_p);
-vigil_err store_gen_terminal(store_gen *g, const char *terminal_id, store_entity_profile *ret_p);
-/* Many card lookups, fastest in ascending id order (vigil-rebuild reads the
- * previous generation's cards this way): one read transaction for all of
- * them. open: VIGIL_ENOMEM, VIGIL_EIO. get: VIGIL_ENOTFOUND if absent,
- * VIGIL_ECORRUPT if the value does not decode. One thread at a time; close
- * before store_gen_close; NULL is a no-op. */
-typedef struct store_gen_cards store_gen_cards;
-vigil_err store_gen_cards_open(store_gen *g, store_gen_cards **ret_c);
-vigil_err store_gen_cards_get(store_gen_cards *c, const char *card_id, store_card_profile *ret_p);
-void      store_gen_cards_close(store_gen_cards *c);
-/* A threshold by name and group ("" = global). VIGIL_ENOTFOUND if absent
- * (or the name or group is invalid), VIGIL_EVERSION, VIGIL_ECORRUPT,
- * VIGIL_EIO as for the lookups. */
-vigil_err store_gen_threshold(store_gen *g, const char *name, const char *group,
-    store_threshold_val *ret_v);
-/* A blob written by store_genw_put_blob: *ret_data is a malloc'd copy (free
- * it), valid after the generation is closed. VIGIL_ENOTFOUND if the
- * generation has none of that name (or the name is invalid), VIGIL_ECORRUPT
- * if its stored size is over the cap, VIGIL_ENOMEM, VIGIL_EIO. */
-vigil_err store_gen_blob(store_gen *g, const char *name, void **ret_data, size_t *ret_len);
-/* Calls fn for every stored threshold value (name, group, value; valid
- * during the call only), in key order. VIGIL_EIO; VIGIL_EVERSION or
- * VIGIL_ECORRUPT at a value that does not decode (fn was called for the
- * ones before it). */
-vigil_err store_gen_thresholds_each(store_gen *g,
-    void (*fn)(void *arg, const char *name, const char *group, const store_threshold_val *v),
-    void *arg);
 
 /* ===================== CURRENT ===================== */
 
 /* Reads CURRENT: the generation number it names, 0 if there is none.
  * VIGIL_ECORRUPT if it is malformed; VIGIL_ETOOBIG if the path is too long. */
 vigil_err store_gen_current(const char *datadir, uint64_t *ret_generation);
-/* Points CURRENT at an existing generation (operators' roll-back), under
- * the rebuild lock, only if store_gen_open accepts it; its errors (with
- * reterr), or VIGIL_EBUSY while a rebuild runs. */
-vigil_err store_gen_set_current(const char *datadir, uint64_t generation, store_diag *reterr);
 
 #ifdef __cplusplus
 }

@@ -24,9 +24,8 @@
 #include <xxhash.h>
 
 #include "codec.h"
-#include "features_int.h"
 #include "gen.h"
-#include "gen_int.h"
+#include "gendir.h"
 #include "util_int.h"
 
 /* ---------------------------------------------------------------------- */

@@ -3,7 +3,7 @@
  * store/gendir.c - the features/ directory of a data directory: LMDB
  * errors, generation names and paths, CURRENT, the rebuild lock, listing
  * and pruning generations, and the keys of the threshold and blob tables.
- * What features.c (reading), genw.c (writing) and gencheck.c (checksums)
+ * What features/db/genread.c (reading), genw.c (writing) and gencheck.c (checksums)
  * all need; it calls none of them.
  */
 #include <dirent.h>
@@ -26,9 +26,8 @@
 #include <xxhash.h>
 
 #include "codec.h"
-#include "features_int.h"
 #include "gen.h"
-#include "gen_int.h"
+#include "gendir.h"
 #include "util_int.h"
 
 const char *const gen_dbi_names[GEN_NDBI] = {
@@ -411,4 +410,26 @@ gen_blob_key(const char *name, char *buf, size_t cap, size_t *ret_len)
 	memcpy(buf + sizeof GEN_BLOB_PREFIX - 1, name, n);
 	*ret_len = sizeof GEN_BLOB_PREFIX - 1 + n;
 	return VIGIL_OK;
+}
+
+vigil_err
+store_gen_current(const char *datadir, uint64_t *ret_generation)
+{
+	char fdir[GEN_PATH_MAX];
+
+	if (gen_path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK)
+		return VIGIL_ETOOBIG;
+	return gen_cur_read(fdir, ret_generation, NULL);
+}
+
+vigil_err
+gen_current_read(const char *datadir, uint64_t *ret_gen, store_diag *reterr)
+{
+	char fdir[GEN_PATH_MAX];
+
+	if (gen_path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
+		store_diag_set(reterr, "%s: path too long", datadir);
+		return VIGIL_ETOOBIG;
+	}
+	return gen_cur_read(fdir, ret_gen, reterr);
 }

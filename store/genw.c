@@ -2,7 +2,7 @@
 /*
  * store/genw.c - writing a feature generation (store_genw, gen.h): built in
  * "features/.tmp-gen-NNNNNN/", synced, checksummed, renamed into place and
- * named by CURRENT (features.c says why readers never see half of one).
+ * named by CURRENT (features/db/genread.c says why readers never see half of one).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,9 +24,8 @@
 #include <xxhash.h>
 
 #include "codec.h"
-#include "features_int.h"
 #include "gen.h"
-#include "gen_int.h"
+#include "gendir.h"
 #include "util_int.h"
 
 struct store_genw {

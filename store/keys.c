@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store/keys.c - the keys of a transaction in the live state's tables
- * (live_keys, live_int.h): the hash and length of each id, and the
+ * (live_keys, live.h): the hash and length of each id, and the
  * fingerprint a retry is compared by. Computed once per transaction by
- * db.c and used by live.c, velocity.c and dedupe.c.
+ * db.c and used by live.c, velocity.c and dedupe.c; and the card hash of
+ * an observation (observe.h).
  */
 #include <string.h>
 #include <xxhash.h>
 
 #include "live_help_int.h"
-#include "live_int.h"
+#include "live.h"
 
 void
 live_keys_compute(live_keys *ret_k, const vigil_txn *txn)
@@ -57,4 +58,22 @@ live_txn_fingerprint(const vigil_txn *txn, const live_keys *k)
 	f.lterminal = k->lterminal;
 	memcpy(f.currency, txn->currency, strnlen(txn->currency, sizeof f.currency));
 	return XXH3_64bits(&f, sizeof f);
+}
+
+uint64_t
+store_card_hash(const char *card_id)
+{
+	return XXH3_64bits(card_id, strnlen(card_id, VIGIL_ID_MAX + 1));
+}
+
+void
+store_observation_from_txn(const vigil_txn *txn, store_observation *o)
+{
+	memset(o, 0, sizeof *o);
+	o->event_time_ms = txn->event_time_ms;
+	o->card_hash = store_card_hash(txn->card_id);
+	memcpy(o->merchant_id, txn->merchant_id, strnlen(txn->merchant_id, VIGIL_ID_MAX));
+	memcpy(o->terminal_id, txn->terminal_id, strnlen(txn->terminal_id, VIGIL_ID_MAX));
+	memcpy(o->device_id, txn->device_id, strnlen(txn->device_id, VIGIL_ID_MAX));
+	memcpy(o->ip, txn->ip, strnlen(txn->ip, VIGIL_IP_MAX));
 }

@@ -15,7 +15,7 @@
  * Idempotency records (txn_id -> first outcome) are a third striped table
  * (dedupe.c); the objects of all three are in private/live_obj_int.h.
  *
- * Windows, lateness, retention and what "exact" means: live_int.h and
+ * Windows, lateness, retention and what "exact" means: live.h and
  * docs/storage.md.
  */
 #include <math.h>
@@ -25,12 +25,10 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "live_int.h"
+#include "live.h"
 #include "live_help_int.h"
 #include "live_obj_int.h"
 #include "slots.h"
-#include "db.h"
-#include "mask.h"
 
 
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store/observe.h - observations from other replicas: what one scored,
- * applied transaction adds to the entity state of store_db (db.h, which
- * includes this header).
+ * applied transaction adds to the entity state of the live state (live.h;
+ * store_db_observe in features/db/db.h applies one).
  */
 #ifndef VIGIL_STORE_OBSERVE_H
 #define VIGIL_STORE_OBSERVE_H
@@ -14,8 +14,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct store_db store_db;
 
 /*
  * Cross-card observations (docs/storage.md, "Observations from other
@@ -49,7 +47,6 @@ typedef struct store_observation {
 /* The 64-bit hash the live state keys a card by in entity events. */
 uint64_t  store_card_hash(const char *card_id);
 void      store_observation_from_txn(const vigil_txn *txn, store_observation *ret_obs);
-vigil_err store_db_observe(store_db *db, const store_observation *obs);
 
 #ifdef __cplusplus
 }

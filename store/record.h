@@ -111,6 +111,22 @@ vigil_err store_scored_decode(const void *payload, size_t len, store_scored *ret
 double    store_scored_score_of(int32_t points, bool present, double score);
 vigil_err store_label_decode(const void *payload, size_t len, store_label *ret, store_diag *reterr);
 
+/* The first outcome of a transaction, kept by the live state for retries
+ * (live.h) and returned by store_score_begin (features/db/db.h). */
+typedef struct store_outcome {
+	double         score;  /* 0-100 */
+	int32_t        points; /* sum of points of the active hits */
+	vigil_decision decision;
+	uint64_t       features_gen;
+	uint32_t       nhits;
+	store_hit      hits[STORE_MAX_HITS];
+	char           rules_version[72];
+	store_model_outcome model; /* present only within the process that scored it */
+	bool           late;  /* the transaction was late when scored (store_commit_info:
+	                       * the first commit's judgement, or the archive replay's
+	                       * after a restart), so a retry's reply says it too */
+} store_outcome;
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store/velocity.c - the live velocity features of a lookup (live_features,
- * live_int.h): a card's aggregates over its windows, an entity's counts and
+ * live.h): a card's aggregates over its windows, an entity's counts and
  * distinct cards, the plan of which a feature mask needs, and the
  * prefetches that start the lookup's cache misses early. Read-only on the
  * live state (the distinct-card maps of entities move with the window);
@@ -13,12 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "live_int.h"
+#include "live.h"
 #include "live_help_int.h"
 #include "live_obj_int.h"
 #include "slots.h"
-#include "db.h"
-#include "mask.h"
 
 #define SMALL_AMOUNT 5.0 /* vel.card.small_count_10m: amount < 5.00 major units */
 

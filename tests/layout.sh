@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: MIT
 # tests/layout.sh - the `lint` suite: private headers stay private. A header
 # named *_int.h belongs to the component directory it is in (the directory
-# above, for one in a private/ directory): store/private/live_int.h is
+# above, for one in a private/ directory): store/private/live_obj_int.h is
 # store/'s, tools/replay/report_int.h is tools/replay/'s. No product file
 # outside that directory may include it; tests/ and bench/ may (white-box
 # tests and benches of a component's internals, which say so in meson by
 # depending on e.g. store_private_dep). One line per offence:
 #   FILE:LINE: includes HEADER, private to DIR/
-# features/ includes no store/ header (store/ builds on it). And sizes: in the components that hold the data path's core (store/,
-# features/), no source file over 1,500 lines and no header over 300:
+# The layers features/ (the schema library) < store/ < features/db/
+# (store_db): no file includes a header of a layer above its own. And sizes:
+# in the components that hold the data path's core (store/, features/), no
+# source file over 1,500 lines and no header over 300:
 #   FILE: N lines, over the limit of M for a source file (or header)
 #
 #   tests/layout.sh SOURCE_ROOT
@@ -50,20 +52,31 @@ if [ "$bad" -gt 0 ]; then
 	echo "layout.sh: $bad include(s) of another component's private header" >&2
 	exit 1
 fi
-# features/ is below store/: the feature table and what is made from it,
-# on common/ only. None of its files includes a store/ header:
+# The layers of the data path, bottom up: features/ (the schema library:
+# schema.def and what is made from it, on common/ only), store/ (archive,
+# generations, live state, on features/), features/db/ (store_db, the
+# serving object, on store/'s public headers). Arrows point down only:
 #   FILE:LINE: includes HEADER of store/, which builds on features/
+#   FILE:LINE: includes HEADER of features/db/, which builds on store/
 : >"$tmp"
 storeh=$(find store -name '*.h' -type f -exec basename {} \; | sort -u)
-for f in $(find features \( -name '*.c' -o -name '*.h' \) -type f 2>/dev/null | sort); do
+for f in $(find features -maxdepth 1 \( -name '*.c' -o -name '*.h' \) -type f 2>/dev/null | sort); do
 	for h in $storeh; do
 		grep -n "^[[:space:]]*#[[:space:]]*include[[:space:]]*\"$h\"" "$f" |
 			sed "s|^\([0-9]*\):.*|$f:\1: includes $h of store/, which builds on features/|" >>"$tmp" || true
 	done
 done
+dbh=$(find features/db -name '*.h' -type f -exec basename {} \; 2>/dev/null | sort -u)
+for f in $(find store features -maxdepth 1 \( -name '*.c' -o -name '*.h' \) -type f 2>/dev/null | sort) \
+	$(find store/private -name '*.h' -type f 2>/dev/null | sort); do
+	for h in $dbh; do
+		grep -n "^[[:space:]]*#[[:space:]]*include[[:space:]]*\"$h\"" "$f" |
+			sed "s|^\([0-9]*\):.*|$f:\1: includes $h of features/db/, which builds on store/|" >>"$tmp" || true
+	done
+done
 if [ -s "$tmp" ]; then
 	cat "$tmp"
-	echo "layout.sh: features/ includes store/ headers" >&2
+	echo "layout.sh: an include points up the layers (features/ < store/ < features/db/)" >&2
 	exit 1
 fi
 big=0
@@ -83,4 +96,4 @@ if [ "$big" -gt 0 ]; then
 	exit 1
 fi
 echo "layout.sh: $nfiles files, no private header included outside its component;" \
-	"store/ and features/ within the size limits"
+	"layers features/ < store/ < features/db/ kept; store/ and features/ within the size limits"

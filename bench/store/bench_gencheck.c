@@ -27,7 +27,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "features_int.h"
+#include "gendir.h"
+#include "genread.h"
 #include "gen.h"
 
 static double

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "archive.h"
+#include "segment.h"
 
 static inline void
 store_put_le32(uint8_t *p, uint32_t v)
@@ -65,43 +66,6 @@ void store_frame_header(uint8_t hdr[STORE_FRAME_HDR], store_rec_type type, uint6
 bool store_frame_plausible(const uint8_t *buf);
 
 /*
- * Segment files: "seg-YYYYMMDD-SSSSSSSSSSSSSSSSSSSS.log" where the date is
- * the UTC day the segment was created (write time) and S the zero-padded
- * sequence number of its first record; ".log.zst" once compressed;
- * ".idx" the index sidecar written when the segment closes.
- */
-#define STORE_SEG_BASE_LEN 33 /* "seg-" 8 "-" 20 */
-#define STORE_SEG_NAME_MAX 48
-
-typedef struct store_seg_index {
-	uint64_t first_seq, last_seq;
-	int64_t  min_event_ms, max_event_ms;
-	uint64_t records;
-	uint64_t bytes;        /* uncompressed segment size */
-	int64_t  closed_at_ms; /* write-clock time the segment was closed */
-} store_seg_index;
-
-#define STORE_IDX_MAGIC "VGLI"
-#define STORE_IDX_VERSION 1
-#define STORE_IDX_SIZE 68
-
-typedef struct store_seg_ent {
-	char     base[STORE_SEG_BASE_LEN + 1];
-	uint64_t first_seq;
-	int64_t  day; /* days since the epoch, from the name */
-	bool     has_log, has_zst, has_idx;
-} store_seg_ent;
-
-/* Builds a segment base name ("seg-20261121-00000000000000000001"). */
-void store_seg_base(int64_t day, uint64_t first_seq, char ret_base[STORE_SEG_BASE_LEN + 1]);
-
-/* Lists the segments of dir sorted by first sequence number. *ret_ents is
- * malloc'd (free it); VIGIL_ENOTFOUND if dir does not exist. Temporary files
- * and unrelated names are ignored. */
-vigil_err store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_n,
-    store_diag *reterr);
-
-/*
  * Compressed segments (".log.zst", docs/archive.md): independent zstd
  * frames, each of about STORE_ZFRAME_TARGET bytes of the segment cut at
  * record boundaries (a larger record gets a frame of its own), with the
@@ -121,46 +85,13 @@ vigil_err store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_
 #define STORE_ZTAB_TAIL     16u /* frames, version, CRC, tag */
 #define STORE_ZTAB_MAX      (1u << 22) /* frames in one table, at most */
 
-/* Index sidecar: read (VIGIL_ENOTFOUND absent, VIGIL_ECORRUPT bad CRC or
- * size, VIGIL_EVERSION unknown version) and write (tmp + rename; synced
- * when sync is true). */
-vigil_err store_seg_index_read(const char *dir, const char *base, store_seg_index *ret_idx);
+/* Index sidecar: written when a segment closes (tmp + rename; synced when
+ * sync is true); read by store_seg_index_read (segment.h). */
+#define STORE_IDX_MAGIC "VGLI"
+#define STORE_IDX_VERSION 1
+#define STORE_IDX_SIZE 68
 vigil_err store_seg_index_write(const char *dir, const char *base, const store_seg_index *idx,
     bool sync);
-
-/* Scans a segment completely (through a reader) and returns its index; the
- * reader's notion of the last valid record is *ret_valid_end (bytes of the
- * segment up to the end of its last valid record). */
-vigil_err store_seg_scan(const char *path, store_seg_index *ret_idx, uint64_t *ret_valid_end,
-    store_diag *reterr);
-
-/*
- * store_archive_write in two halves, for a caller that orders records under
- * its own lock but should not hold it across the write (store_db: the
- * watermark lock): _enqueue assigns the record's sequence number and copies
- * its frame into the archive's queue (cheap; errors as for write, plus
- * VIGIL_ENOMEM); _flush(seq) returns once every record up to seq is in the
- * file, writing the whole queue (other threads' records too) in one go if
- * no other thread is doing so. A record is acknowledged only
- * after its _flush returned VIGIL_OK (VIGIL_EIO: the write failed and the
- * record was dropped, not written; VIGIL_EAGAIN: dropped unwritten because
- * the archive is failing; VIGIL_EINVAL: seq was never enqueued). _enqueue
- * refuses with VIGIL_EAGAIN while the archive is failing.
- */
-vigil_err store_archive_enqueue(store_archive *ar, store_rec_type type, int64_t event_time_ms,
-    const void *payload, size_t len, uint64_t *ret_seq);
-vigil_err store_archive_flush(store_archive *ar, uint64_t seq);
-
-/* True while the archive is failing and an append would be refused now
- * (VIGIL_EAGAIN): store_db fails a begin early instead of scoring for
- * nothing. Cheap (one atomic load when healthy). */
-bool store_archive_refusing(store_archive *ar);
-
-/* The largest event time of any record in the archive (scored or label),
- * from the segment indexes read at open and the records written since;
- * INT64_MIN if the archive is empty. Segments deleted by retention since
- * open may still count. */
-int64_t store_archive_max_event_ms(store_archive *ar);
 
 /* Group commit by a dedicated sync thread instead of leader/follower (the
  * default): appenders with fsync=always only wait while the thread syncs.

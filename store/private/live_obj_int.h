@@ -15,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
-#include "live_int.h"
+#include "live.h"
 #include "omap_int.h"
 
 /* ---------------------------------------------------------------------- */
@@ -262,7 +261,7 @@ struct live_scratch {
 	uint32_t cur, size, mask;
 };
 
-/* The watermark (live_watermark, live_int.h). */
+/* The watermark (live_watermark, live.h). */
 static inline int64_t
 live_wm_load(live *lv)
 {

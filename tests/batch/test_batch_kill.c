@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "batch.h"
+#include "genread.h"
 #include "fixture.h"
 
 #define A (1772323200000LL) /* 2026-03-01T00:00:00Z */

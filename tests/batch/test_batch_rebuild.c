@@ -35,7 +35,8 @@
 #include <xxhash.h>
 
 #include "batch.h"
-#include "features_int.h" /* gen_checksum_write */
+#include "genread.h"
+#include "gendir.h" /* gen_checksum_write */
 #include "pbwire.h"
 #include "fixture.h"
 

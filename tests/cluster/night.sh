@@ -36,7 +36,7 @@ done
 VIGILD="$B/server/vigild"
 SCORE="$B/tools/score/vigil-score"
 GEN="$B/tools/gen/vigil-gen"
-ARCH="$B/store/tools/vigil-archive"
+ARCH="$B/tools/archive/vigil-archive"
 RULES="$S/rules/default.rules"
 
 PIDS="" # everything started here, stopped at exit

@@ -58,7 +58,7 @@ vt_prog() {
 	case "$1" in
 	vigild) echo "$B/server/vigild" ;;
 	vigil-rebuild) echo "$B/batch/vigil-rebuild" ;;
-	vigil-archive) echo "$B/store/tools/vigil-archive" ;;
+	vigil-archive) echo "$B/tools/archive/vigil-archive" ;;
 	vigil-replay) echo "$B/tools/replay/vigil-replay" ;;
 	vigil-gen) echo "$B/tools/gen/vigil-gen" ;;
 	vigil-score) echo "$B/tools/score/vigil-score" ;;

@@ -22,7 +22,7 @@ VT_NAME=ship
 . "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt.sh"
 VIGILD="$B/server/vigild"
 SCORE="$B/tools/score/vigil-score"
-ARCH="$B/store/tools/vigil-archive"
+ARCH="$B/tools/archive/vigil-archive"
 SHIP="$S/deploy/vigil-ship"
 
 free_port() {

@@ -11,7 +11,8 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
-#include "features_int.h"
+#include "gendir.h"
+#include "genread.h"
 #include "helpers.h"
 
 #define NCARDS 2000 /* a generation of some 150 pages, branch pages included */

@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
-#include "features_int.h"
+#include "gendir.h"
+#include "genread.h"
 #include "helpers.h"
 
 static store_card_profile

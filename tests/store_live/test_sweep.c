@@ -9,7 +9,7 @@
 #include <inttypes.h>
 
 #include "helpers.h"
-#include "live_int.h"
+#include "live.h"
 
 static void
 apply_txn(live *lv, const vigil_txn *x)

@@ -34,6 +34,7 @@
 
 #include "harness.h"
 #include "gen.h"
+#include "genread.h"
 
 #define T0 1767225600000LL
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/tools/archive_tool.c - vigil-archive: operators' view of an archive
+ * tools/archive/archive_tool.c - vigil-archive: operators' view of an archive
  * directory or of one segment file (docs/vigil-archive.md):
  *   verify  read everything, check every CRC and decode every payload;
  *   dump    records as JSON lines (optionally an event-time range);
@@ -19,8 +19,8 @@
 
 #include <jansson.h>
 
-#include "archive_int.h"
 #include "archive.h"
+#include "segment.h"
 #include "cli.h"
 #include "vigil_json.h"
 

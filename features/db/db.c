@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/db.c - store_db, the serving object: the archive (written here, as
+ * features/db/db.c - store_db, the serving object: the archive (written here, as
  * the write-ahead log of the live state), the current feature generation
  * and the live state, joined into one feature vector per transaction.
  *
@@ -33,9 +33,9 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
-#include "archive_int.h"
-#include "features_int.h"
-#include "live_int.h"
+#include "gendir.h"
+#include "genread.h"
+#include "live.h"
 #include "slots.h"
 #include "db.h"
 #include "mask.h"
@@ -388,7 +388,7 @@ db_time_minus(int64_t t, int64_t d)
 /*
  * The live state depends only on scored records with event time > E - R,
  * where E is the largest event time of a scored record and R =
- * max(LIVE_RETAIN_MS, dedupe horizon) (live_int.h). The archive's segment
+ * max(LIVE_RETAIN_MS, dedupe horizon) (live.h). The archive's segment
  * indexes give E' >= E, the largest event time of any record (labels
  * included), without reading it: read from E' - R, which is one pass unless
  * labels are newer than every scored record. If that pass found scored
@@ -876,24 +876,6 @@ store_ctx_set_features(store_ctx *ctx, const store_feature_mask *m)
 			store_feature_mask_set(&ctx->need, i);
 	fill_plan(ctx);
 	return VIGIL_OK;
-}
-
-uint64_t
-store_card_hash(const char *card_id)
-{
-	return XXH3_64bits(card_id, strnlen(card_id, VIGIL_ID_MAX + 1));
-}
-
-void
-store_observation_from_txn(const vigil_txn *txn, store_observation *o)
-{
-	memset(o, 0, sizeof *o);
-	o->event_time_ms = txn->event_time_ms;
-	o->card_hash = store_card_hash(txn->card_id);
-	memcpy(o->merchant_id, txn->merchant_id, strnlen(txn->merchant_id, VIGIL_ID_MAX));
-	memcpy(o->terminal_id, txn->terminal_id, strnlen(txn->terminal_id, VIGIL_ID_MAX));
-	memcpy(o->device_id, txn->device_id, strnlen(txn->device_id, VIGIL_ID_MAX));
-	memcpy(o->ip, txn->ip, strnlen(txn->ip, VIGIL_IP_MAX));
 }
 
 vigil_err

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/private/gen_int.h - private to the generation files of store/:
- * gendir.c (directories, CURRENT, the lock, keys), gencheck.c (the CHECKSUM
- * of a generation), genw.c (writing one) and features.c (reading) share
- * these.
+ * store/gendir.h - a generation's files and LMDB layout, as gendir.c
+ * (directories, CURRENT, the lock, keys), gencheck.c (the CHECKSUM of a
+ * generation), genw.c (writing one) and, above store/, the reader
+ * (features/db/genread.c) and store_db (features/db/db.c) share them.
  */
-#ifndef VIGIL_STORE_GEN_INT_H
-#define VIGIL_STORE_GEN_INT_H
+#ifndef VIGIL_STORE_GENDIR_H
+#define VIGIL_STORE_GENDIR_H
 
 #include <lmdb.h>
 #include <stdbool.h>
@@ -15,8 +15,22 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "features_int.h"
 #include "gen.h"
+
+/* Caps on what a generation may hold (input-driven sizes). */
+#define STORE_THRESHOLD_NAME_MAX 128 /* name and group, bytes each */
+#define STORE_GEN_MAP_BYTES      (64ULL << 30) /* LMDB map size (virtual) */
+
+/* "<datadir>/features/CURRENT" (tests and db.c's cheap change check). */
+vigil_err gen_current_path(const char *datadir, char *buf, size_t buflen);
+/* Reads CURRENT (0 if there is none), with the diag store_gen_current
+ * does not give: VIGIL_ECORRUPT for a malformed one. */
+vigil_err gen_current_read(const char *datadir, uint64_t *ret_gen, store_diag *reterr);
+
+/* (Re)writes gendir/CHECKSUM for gendir/data.mdb (store_genw_commit; tests
+ * that edit a generation in place, as a newer build would have written it,
+ * reseal it with it). */
+vigil_err gen_checksum_write(const char *gendir, store_diag *reterr);
 
 #define GEN_NDBI        5
 #define GEN_POOL_MAX    64      /* idle read transactions kept per generation */

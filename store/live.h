@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/private/live_int.h - private to store/: the speed layer (live.c) as db.c
- * drives it. The model, its windows and its exactness argument are in
+ * store/live.h - the speed layer (live.c, velocity.c, dedupe.c, keys.c) as
+ * store_db (features/db/db.c) drives it: store/'s public interface to its
+ * live state, for the serving object above it. The model, its windows and its exactness argument are in
  * docs/storage.md ("Live state"); in short:
  *
  *   - W, the watermark, is the largest event time applied so far. A
@@ -18,11 +19,17 @@
  *     crash equals a replay of the archive's last 14 days (or the dedupe
  *     horizon, if longer).
  */
-#ifndef VIGIL_STORE_LIVE_INT_H
-#define VIGIL_STORE_LIVE_INT_H
+#ifndef VIGIL_STORE_LIVE_H
+#define VIGIL_STORE_LIVE_H
 
-#include "db.h"
-#include "mask.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "archive.h"
+#include "observe.h"
+#include "profile.h"
+#include "schema.h"
+#include "vigil.h"
 
 #define LIVE_WINDOW_MAX_MS   (7 * VIGIL_MS_PER_DAY)  /* largest window = late horizon */
 #define LIVE_RETAIN_MS       (2 * LIVE_WINDOW_MAX_MS) /* window + late horizon */

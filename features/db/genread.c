@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/features.c - batch feature generations in LMDB (DESIGN.md contract 3).
+ * features/db/genread.c - reading batch feature generations from LMDB into
+ * profiles (DESIGN.md contract 3; store/ writes them, genw.c).
  *
  * A generation is one LMDB environment "<datadir>/features/gen-NNNNNN/" with
  * the named databases card, merchant, terminal, threshold and meta. It is
@@ -26,7 +27,7 @@
  *
  * This file reads generations; directories, CURRENT, the rebuild lock and
  * the table keys are in gendir.c, writing in genw.c, the checksums in
- * gencheck.c (what they share: private/gen_int.h).
+ * gencheck.c (what they share: store/gendir.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,10 +49,9 @@
 #include <xxhash.h>
 
 #include "codec.h"
-#include "features_int.h"
 #include "gen.h"
-#include "gen_int.h"
-#include "util_int.h"
+#include "gendir.h"
+#include "genread.h"
 
 struct store_gen {
 	MDB_env        *env;
@@ -719,28 +719,6 @@ out:
 		mdb_cursor_close(cur);
 	gen_session_end(g, s);
 	return rv;
-}
-
-vigil_err
-store_gen_current(const char *datadir, uint64_t *ret_generation)
-{
-	char fdir[GEN_PATH_MAX];
-
-	if (gen_path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK)
-		return VIGIL_ETOOBIG;
-	return gen_cur_read(fdir, ret_generation, NULL);
-}
-
-vigil_err
-gen_current_read(const char *datadir, uint64_t *ret_gen, store_diag *reterr)
-{
-	char fdir[GEN_PATH_MAX];
-
-	if (gen_path_join(fdir, sizeof fdir, datadir, "features") != VIGIL_OK) {
-		store_diag_set(reterr, "%s: path too long", datadir);
-		return VIGIL_ETOOBIG;
-	}
-	return gen_cur_read(fdir, ret_gen, reterr);
 }
 
 vigil_err

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/mask.h - feature masks: computing only some slots. Part of store/'s
+ * features/db/mask.h - feature masks: computing only some slots. Part of store_db's
  * interface for one optimisation: vigil-replay computes only the slots its
  * rules read (through app_work_set_features); vigild always computes every
  * slot.

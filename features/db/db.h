@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/db.h - store_db, the serving object (DESIGN.md contracts 2-4): one
+ * features/db/db.h - store_db, the serving object (DESIGN.md contracts 2-4): one
  * data directory's archive writer (archive.h), its current feature
  * generation (gen.h) and the speed layer, the exact live velocity state
  * rebuilt from the archive at open. Scoring goes begin -> commit/abort per
  * transaction, so that the k-th transaction of a card sees exactly the k-1
  * acknowledged before it under any concurrency, and a retried txn_id gets
- * the first outcome. db.c joins the parts; live.c keeps the live state
- * (docs/storage.md, "Live state" and "Idempotency").
+ * the first outcome. db.c joins the parts and fill.c assembles the feature
+ * vector; store/ keeps the live state (live.h: live.c, velocity.c, dedupe.c;
+ * docs/storage.md, "Live state" and "Idempotency").
  *
  * Thread safety: every store_db_* and store_score_* function may be called
  * from any number of threads at once, each with its own store_ctx (a ctx is
@@ -24,6 +25,9 @@
 #include "archive.h"
 #include "diag.h"
 #include "gen.h"
+#include "genread.h"
+#include "live.h"
+#include "observe.h"
 #include "schema.h"
 #include "vigil.h"
 
@@ -149,21 +153,6 @@ uint64_t      store_db_gen_number(const store_db_gen *g);
  */
 void       store_ctx_pin_gen(store_ctx *ctx, store_db_gen *g);
 
-/* The first outcome of a transaction, returned for retries. */
-typedef struct store_outcome {
-	double         score;  /* 0-100 */
-	int32_t        points; /* sum of points of the active hits */
-	vigil_decision decision;
-	uint64_t       features_gen;
-	uint32_t       nhits;
-	store_hit      hits[STORE_MAX_HITS];
-	char           rules_version[72];
-	store_model_outcome model; /* present only within the process that scored it */
-	bool           late;  /* the transaction was late when scored (store_commit_info:
-	                       * the first commit's judgement, or the archive replay's
-	                       * after a restart), so a retry's reply says it too */
-} store_outcome;
-
 /*
  * Scoring, in three steps so the live state is exact under concurrency:
  *
@@ -265,9 +254,15 @@ void      store_db_set_gen(store_db *db, store_gen *gen);
 }
 #endif
 
-/* What a store_db reports (store_db_get_stats, store_db_get_health) and
- * cross-card observations (store_db_observe). */
+/* Applies another replica's observation (store/observe.h) to the entity
+ * state only, placed by event time as a local transaction's entity events
+ * are, to the kinds the served features read. Not archived, does not move
+ * the watermark, not idempotent: the caller applies each observation once.
+ * VIGIL_OK; VIGIL_EINVAL on a read-only db (no live state), an empty
+ * merchant id or an unterminated id. */
+vigil_err store_db_observe(store_db *db, const store_observation *obs);
+
+/* What a store_db reports (store_db_get_stats, store_db_get_health). */
 #include "health.h"
-#include "observe.h"
 
 #endif /* VIGIL_STORE_DB_H */

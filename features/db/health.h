@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/health.h - what a store_db (db.h, which includes this header)
+ * features/db/health.h - what a store_db (db.h, which includes this header)
  * reports: its counters and whether it can acknowledge transactions now.
  */
 #ifndef VIGIL_STORE_HEALTH_H

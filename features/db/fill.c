@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/fill.c - the feature vector of a lookup (store_features_lookup,
+ * features/db/fill.c - the feature vector of a lookup (store_features_lookup,
  * store_score_begin): the transaction's own fields, its card, merchant and
  * terminal profiles from the served generation (through the live state's
  * profile cache, under the generation's SIGBUS guard) and, under a feature
@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "db_int.h"
-#include "features_int.h"
-#include "live_int.h"
+#include "genread.h"
+#include "live.h"
 #include "profile.h"
 #include "slots.h"
 
@@ -171,7 +171,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 
 /* fill_batch_read with the generation's SIGBUS guard armed: data.mdb
  * changed under the mapping (truncated, overwritten) makes the read that
- * faults come back here instead of killing the process (features_int.h);
+ * faults come back here instead of killing the process (store/genread.h);
  * g is marked faulted and store_db_refresh stops serving it. A bcache
  * entry the fault interrupted keeps its old tag, so it is read again.
  * sigsetjmp without the signal mask (no system call): the handler runs

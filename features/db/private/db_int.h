@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/private/db_int.h - private to store/: the serving object and its
+ * features/db/private/db_int.h - private to features/db/: the serving object and its
  * contexts as db.c (the archive, generations, live state and commit) and
  * fill.c (the feature vector of a lookup) share them.
  */
@@ -15,7 +15,7 @@
 
 #include "db.h"
 #include "gen.h"
-#include "live_int.h"
+#include "live.h"
 #include "mask.h"
 
 #define DB_PATH_MAX 4096
@@ -66,7 +66,7 @@ struct store_ctx {
 	vigil_txn     txn; /* the feature vector's strings point here */
 	live_keys     keys; /* of txn */
 	bool          begun;
-	bool          redo;  /* begun for a record whose sync failed (live_int.h) */
+	bool          redo;  /* begun for a record whose sync failed (live.h) */
 	store_commit_info info; /* of the last commit or lookup (store_ctx_commit_info) */
 	live_claim   *claim; /* on txn.txn_id between begin and commit/abort */
 	uint32_t      stripe;
