@@ -392,7 +392,7 @@ test_nightly_rebuild_threads(void **state)
 {
 	const char *c = path("rt.csv"), *a = path("rt1.jsonl"), *b = path("rt2.jsonl");
 	const char *j = path("rt.json");
-	const char *gargv[] = { gen, "--cards", "300", "--days", "13", "--seed", "3",
+	const char *gargv[] = { gen, "--cards", "300", "--days", "12", "--seed", "3",
 		"--fraud-rate", "0.05", "-q", "-o", c, NULL };
 	const char *argv_a[] = { replay, "--csv", c, "--rules", rules_default, "--nightly",
 		"--label-delay", "1d", "--force-label-delay", "--rebuild-threads", "1",
@@ -422,7 +422,7 @@ test_nightly_rebuild_threads(void **state)
 	json_array_foreach(json_object_get(sum, "nights"), i, n)
 		if (json_is_true(json_object_get(n, "model_trained")))
 			trained++;
-	assert_true(trained >= 1); /* the model's scores are among those compared */
+	assert_true(trained >= 1); /* the last day is scored by a model: compared too */
 	json_decref(sum);
 }
 
