@@ -113,6 +113,14 @@ pool_bump(batch_pool *p, size_t n)
 	return r;
 }
 
+void *
+batch_pool_alloc(batch_pool *p, size_t n)
+{
+	if (n > BATCH_POOL_SLAB - 16)
+		return NULL;
+	return pool_bump(p, n);
+}
+
 /* Size class of an array of cap elements (cap = 4 << k). */
 static unsigned
 pool_class(uint32_t cap)

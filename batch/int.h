@@ -91,6 +91,9 @@ typedef struct batch_pool {
 } batch_pool;
 
 void batch_pool_fini(batch_pool *p); /* frees every slab; nothing from p stays valid */
+/* n zeroed, 16-aligned bytes that live until batch_pool_fini (NULL on
+ * ENOMEM or n over a slab): the labels of pass 1 (pass.c). */
+void *batch_pool_alloc(batch_pool *p, size_t n);
 
 /* ---- Card accumulator (agg.c) ---- */
 

@@ -67,13 +67,8 @@ run_progress(batch_run *r, uint64_t records, uint64_t bytes_done)
 void
 batch_labels_free(batch_run *r)
 {
-	batch_label *l, *tmp;
-
-	HASH_ITER(hh, r->labels, l, tmp) {
-		HASH_DEL(r->labels, l);
-		free(l);
-	}
 	batch_index_fini(&r->label_ix);
+	batch_pool_fini(&r->label_pool); /* every label at once */
 }
 
 static vigil_err
@@ -139,7 +134,7 @@ pass_labels(batch_run *r, store_diag *reterr)
 				rv = VIGIL_ETOOBIG;
 				goto out;
 			}
-			l = calloc(1, sizeof *l + len + 1);
+			l = batch_pool_alloc(&r->label_pool, sizeof *l + len + 1);
 			if (l == NULL) {
 				rv = VIGIL_ENOMEM;
 				goto out;
@@ -148,11 +143,8 @@ pass_labels(batch_run *r, store_diag *reterr)
 			l->time = t;
 			l->fraud = lab.fraud;
 			rv = batch_index_put(&r->label_ix, lh, l);
-			if (rv != VIGIL_OK) {
-				free(l);
-				goto out;
-			}
-			HASH_ADD_KEYPTR(hh, r->labels, l->txn_id, len, l);
+			if (rv != VIGIL_OK)
+				goto out; /* l goes with the pool */
 			r->nlabels++;
 		} else if (t > l->time || (t == l->time && lab.fraud)) {
 			/* The latest label known at as_of wins; of two at the same

@@ -64,8 +64,10 @@ void      batch_tstate_fini(batch_tstate *t);
 vigil_err batch_tstate_group(batch_tstate *t, const char *key, size_t len, const char *tname,
     batch_sketch **ret_sk, store_diag *reterr);
 
+/* A labelled transaction, in the run's label pool (no per-label malloc
+ * or hash handle: pass 1 adds one per labelled transaction of the window,
+ * and uthash's inserts and table doublings were half of that pass). */
 typedef struct batch_label {
-	UT_hash_handle hh;
 	int64_t        time;
 	bool           fraud;
 	atomic_bool    used;
@@ -195,7 +197,7 @@ struct batch_run {
 	store_gen_cards *prev_cards; /* its cards, for first_seen (batch_card_put) */
 	bool           prev_cards_off; /* not readable: carry nothing more */
 	store_genw    *gw;
-	batch_label   *labels;
+	batch_pool     label_pool; /* the batch_label nodes (batch_labels_free) */
 	batch_index    label_ix;
 	uint64_t       nlabels, max_labels, max_entities;
 	atomic_uint_fast64_t entities;

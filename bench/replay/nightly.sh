@@ -13,6 +13,9 @@
 #
 # usage: bench/replay/nightly.sh BUILDDIR OUTDIR [CARDS [DAYS [RUNS [CADENCE...]]]]
 #   defaults: 7100 cards, 135 days (about 1.3M rows), 1 run, cadences 1d 7d.
+# REPLAY_OPTS (environment) adds options to every vigil-replay run, e.g.
+# REPLAY_OPTS="--rebuild-threads 1" for the one-thread rebuilds of before
+# --rebuild-threads (its default is the online CPUs).
 # A release build (deploy/build.sh build-bench --buildtype=release) is what
 # docs/BENCHMARKS.md quotes; run it on a quiet machine, under nice if not.
 set -eu
@@ -42,8 +45,10 @@ run=1
 while [ $run -le "$runs" ]; do
 	for every in "$@"; do
 		j=$out/te-$every-$run.json
+		# shellcheck disable=SC2086 # REPLAY_OPTS is a list of words
 		"$replay" --csv "$csv" --rules "$src/rules/default.rules" --nightly \
-			--label-delay 7d --force-label-delay --train-every "$every" -q --summary "$j"
+			--label-delay 7d --force-label-delay --train-every "$every" -q --summary "$j" \
+			${REPLAY_OPTS:-}
 		python3 - "$every" "$run" "$j" <<'PY'
 import json, sys
 every, run, path = sys.argv[1:]

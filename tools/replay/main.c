@@ -106,6 +106,8 @@ usage(FILE *f)
 	    "  --no-model           the nightly rebuilds train no model: rules alone\n"
 	    "  --train-every DUR    retrain the model every DUR (default 1d); the nights\n"
 	    "                       between carry it over (features, thresholds nightly)\n"
+	    "  --rebuild-threads N  threads of each nightly rebuild (default: online CPUs,\n"
+	    "                       at most 8); the tables and the model do not depend on it\n"
 	    "Common:\n"
 	    "  -q, --quiet          no progress, no text summary on standard output\n"
 	    "  -h, --help           this text\n"
@@ -138,6 +140,7 @@ enum {
 	OPT_DELAY, OPT_FORCE_DELAY, OPT_LEGIT, OPT_ASSUME_LEGIT, OPT_RESULTS, OPT_JSON, OPT_REPORT, OPT_TOPK,
 	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME,
 	OPT_NO_MODEL, OPT_MEASURE_FROM, OPT_SUMMARY, OPT_TRAIN_EVERY, OPT_EXACT,
+	OPT_REBUILD_THREADS,
 };
 
 static int
@@ -174,6 +177,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
 		{ "no-model", no_argument, NULL, OPT_NO_MODEL },
+		{ "rebuild-threads", required_argument, NULL, OPT_REBUILD_THREADS },
 		{ "train-every", required_argument, NULL, OPT_TRAIN_EVERY },
 		{ "measure-from", required_argument, NULL, OPT_MEASURE_FROM },
 		VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
@@ -188,6 +192,13 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 	o->concurrency = 1;
 	o->label_delay_ms = 7 * VIGIL_MS_PER_DAY;
 	o->train_every_ms = VIGIL_MS_PER_DAY;
+	{
+		/* as vigil-rebuild's --threads: the rebuild's tables and model
+		 * are the same at any count (docs/vigil-rebuild.md) */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		o->rebuild_threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu;
+	}
 	o->topk = 100;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "r:s:d:jqhV", longopts, NULL)) != -1) {
@@ -245,6 +256,18 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		case OPT_FORCE_DELAY: o->force_label_delay = true; break;
 		case OPT_ASSUME_LEGIT: o->assume_legit = true; break;
 		case OPT_NO_MODEL: o->no_model = true; break;
+		case OPT_REBUILD_THREADS: {
+			unsigned long n;
+
+			errno = 0;
+			n = strtoul(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' || n < 1 ||
+			    n > BATCH_MAX_THREADS)
+				return usage_error("--rebuild-threads: not an integer in 1..64:", optarg);
+			o->rebuild_threads = (uint32_t)n;
+			o->rebuild_threads_set = true;
+			break;
+		}
 		case OPT_TRAIN_EVERY:
 			if (batch_duration_parse(optarg, &o->train_every_ms) != VIGIL_OK)
 				return usage_error("--train-every: not a duration such as 7d, 36h:",
@@ -313,6 +336,8 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		    "--compare, --work or --no-model (production's outcome is the comparison)", NULL);
 	if (o->train_every != NULL && !o->nightly)
 		return usage_error("--train-every goes with --nightly", NULL);
+	if (o->rebuild_threads_set && !o->nightly)
+		return usage_error("--rebuild-threads goes with --nightly", NULL);
 	if (o->nservers == 0 && o->rules == NULL)
 		o->rules = rp_default_rules();
 	o->progress = !o->quiet && isatty(STDERR_FILENO);

@@ -387,7 +387,7 @@ rp_offline_night(rp *r, int64_t day)
 	bo.datadir = r->workdir;
 	bo.as_of_ms = day * VIGIL_MS_PER_DAY;
 	bo.rules_path = r->o.rules;
-	bo.threads = 1;
+	bo.threads = r->o.rebuild_threads;
 	bo.model_off = r->o.no_model;
 	bo.train_every_ms = r->o.train_every_ms;
 	rv = batch_rebuild(&bo, sum, &diag);

@@ -80,6 +80,8 @@ typedef struct rp_opts {
 	bool        no_model;        /* offline --nightly: rebuilds train no model */
 	const char *train_every;     /* --nightly: --train-every as given (NULL: 1d) */
 	int64_t     train_every_ms;  /* the model is retrained once it is this old */
+	uint32_t    rebuild_threads; /* --nightly: threads of each rebuild */
+	bool        rebuild_threads_set; /* given on the command line (server: passed on) */
 	int64_t     measure_from_ms; /* rows before this are scored but not measured */
 } rp_opts;
 

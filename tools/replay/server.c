@@ -236,9 +236,9 @@ rp_find_rebuild(const rp_opts *o, char *buf, size_t len)
 static vigil_err
 rp_server_night(rp *r, int64_t day, const rp_row *probe)
 {
-	char date[16], rb[PATH_MAX];
+	char date[16], rb[PATH_MAX], threads[16];
 	const char *prog = rp_find_rebuild(&r->o, rb, sizeof rb);
-	const char *argv[12];
+	const char *argv[14];
 	int argc = 0, st;
 	pid_t pid;
 	vigil_err rv;
@@ -260,6 +260,11 @@ rp_server_night(rp *r, int64_t day, const rp_row *probe)
 	if (r->o.train_every != NULL) {
 		argv[argc++] = "--train-every";
 		argv[argc++] = r->o.train_every;
+	}
+	if (r->o.rebuild_threads_set) {
+		snprintf(threads, sizeof threads, "%u", r->o.rebuild_threads);
+		argv[argc++] = "--threads";
+		argv[argc++] = threads;
 	}
 	argv[argc++] = "--quiet";
 	argv[argc] = NULL;
