@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/batch/test_batch_train.c - the nightly model's training (batch/
- * train.c) on synthetic rows: AUC and average precision on hand-computed
- * cases, the sampling cap and its weights, byte-identical models whatever
- * the order rows arrive in or the partitions they are merged from, cold
- * start, the time-ordered split, the set's codec (round trip, damage
- * refused at its offset), and a planted signal that the model must
- * find (checked through XGBoost's own prediction of the saved JSON).
+ * train.c, trainset.c, calib.c) on synthetic rows: AUC and average
+ * precision on hand-computed cases, the sampling cap and its weights,
+ * byte-identical models whatever the order rows arrive in or the
+ * partitions they are merged from, cold start, the time-ordered split, the
+ * set's codec (round trip, damage refused at its offset), and a planted
+ * signal that the model must find (checked through XGBoost's own
+ * prediction of the saved JSON).
  */
 #include <math.h>
 #include <setjmp.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_trainset.c - libFuzzer target for the training-set codec
- * (batch/train.c, batch_trainset_decode): the 'R' section of a
+ * (batch/trainset.c, batch_trainset_decode): the 'R' section of a
  * `vigil-rebuild --partition` file carries one, and `--merge` decodes it
  * (fuzz-batch-part reaches it through a whole partial file, but its fixture
  * archive has no model vectors, so only an empty set; this target gets the
