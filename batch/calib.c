@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * batch/calib.c - the metrics of the nightly model (weighted ROC AUC and
- * average precision) and its Platt calibration (train.h, docs/model.md
+ * average precision) and its Platt calibration (calib.h, docs/model.md
  * "Calibration"); train.c uses them on the validation days.
  */
 #include <math.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "calib.h"
 #include "train.h"
 #include "train_int.h"
 
@@ -141,7 +142,7 @@ train_softplus(double m)
 	return m > 0 ? m + log1p(exp(-m)) : log1p(exp(m));
 }
 
-/* The probability as the consumer turns it into log-odds (train.h). */
+/* The probability as the consumer turns it into log-odds (calib.h). */
 static double
 train_logit(float p)
 {
