@@ -4,7 +4,8 @@
  * config.h, metrics.h and cluster.h. The files are one stage each: wire.c (decode, validate, encode; also the srv_core
  * library the fuzz target links), config.c (INI + flags), reload.c (rule
  * sets: compile, retune, swap), request.c (the request pipeline), rep.c (nng
- * REP contexts and the bounded work queue), admin.c (evhttp), metrics.c
+ * REP contexts and the bounded work queue; rep_check.c, its TLS and
+ * ipc_group files checked), admin.c (evhttp), metrics.c
  * (Prometheus text), main.c (signals, timers, lifecycle).
  */
 #ifndef VIGIL_SERVER_SRV_H
@@ -222,6 +223,8 @@ void srv_health_fill(srv_server *s, Vigil__V1__HealthReply *h, char *errbuf, siz
 
 typedef struct srv_rep srv_rep;
 
+/* rep_check.c */
+
 /*
  * Checks what the nng side's configuration names outside itself
  * (--check-config and start-up): the TLS certificate, key and CA files are
@@ -234,6 +237,8 @@ typedef struct srv_rep srv_rep;
  */
 vigil_err srv_rep_check_files(const srv_config *cfg, FILE *warn, char *errbuf,
     size_t errlen);
+
+/* rep.c */
 
 /*
  * SIGHUP: re-reads [tls] cert, key and ca (the same paths) and gives the

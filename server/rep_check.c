@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/rep_check.c - the checks of what the nng side's configuration
+ * names outside itself (srv_rep_check_files, srv.h): the TLS certificate,
+ * key, CA and CRL files, read with mbedTLS directly (the library nng's TLS
+ * is built on; nng would find a bad pair only at the first handshake), and
+ * ipc_group. Run by --check-config, at start-up and before a SIGHUP
+ * replaces the TLS configuration (rep.c, srv_rep_tls_reload).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crl.h>
+#include <mbedtls/x509_crt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "srv.h"
+
+#define REP_CERT_WARN_DAYS 30
+
+/* mbedTLS's message for rv, for one line. */
+static void
+rep_mbed_err(int rv, char *buf, size_t len)
+{
+	mbedtls_strerror(rv, buf, len);
+}
+
+/* Reads a PEM certificate (chain); false with reason if it cannot. */
+static bool
+rep_cert_load(const char *what, const char *path, mbedtls_x509_crt *crt, char *reason,
+    size_t rlen)
+{
+	char e[160];
+	FILE *f = fopen(path, "r");
+	int rv;
+
+	if (f == NULL) {
+		snprintf(reason, rlen, "%s %s: cannot open: %s", what, path, strerror(errno));
+		return false;
+	}
+	fclose(f);
+	rv = mbedtls_x509_crt_parse_file(crt, path);
+	if (rv != 0) {
+		rep_mbed_err(rv, e, sizeof e);
+		snprintf(reason, rlen, "%s %s: %s (%s)", what, path, rv > 0 ?
+		    "some certificates in it are not valid X.509" :
+		    "not a PEM or DER X.509 certificate", e);
+		return false;
+	}
+	return true;
+}
+
+static void
+rep_cert_dates(const char *what, const char *path, const mbedtls_x509_crt *crt,
+    FILE *warn, char *reason, size_t rlen, bool *ok)
+{
+	const mbedtls_x509_time *to = &crt->valid_to;
+	struct tm tm = { 0 };
+	time_t end, now = time(NULL);
+
+	*ok = true;
+	if (mbedtls_x509_time_is_future(&crt->valid_from)) {
+		snprintf(reason, rlen, "%s %s: not valid before %04d-%02d-%02d %02d:%02d:%02d UTC",
+		    what, path, crt->valid_from.year, crt->valid_from.mon, crt->valid_from.day,
+		    crt->valid_from.hour, crt->valid_from.min, crt->valid_from.sec);
+		*ok = false;
+		return;
+	}
+	if (mbedtls_x509_time_is_past(to)) {
+		snprintf(reason, rlen, "%s %s: expired on %04d-%02d-%02d %02d:%02d:%02d UTC", what,
+		    path, to->year, to->mon, to->day, to->hour, to->min, to->sec);
+		*ok = false;
+		return;
+	}
+	tm.tm_year = to->year - 1900;
+	tm.tm_mon = to->mon - 1;
+	tm.tm_mday = to->day;
+	tm.tm_hour = to->hour;
+	tm.tm_min = to->min;
+	tm.tm_sec = to->sec;
+	end = timegm(&tm);
+	if (warn != NULL && end != (time_t)-1 && end - now < REP_CERT_WARN_DAYS * 86400)
+		fprintf(warn, "vigild: warning: %s %s expires on %04d-%02d-%02d (in %lld day(s))\n",
+		    what, path, to->year, to->mon, to->day, (long long)((end - now) / 86400));
+}
+
+/*
+ * The revocation list(s) at path: parsed, issued by a CA in ca, and not
+ * past their next update. mbedTLS refuses every client certificate of a
+ * CA whose CRL is out of date (MBEDTLS_X509_BADCRL_EXPIRED), so an expired
+ * list would lock every client out: refused here, warned about 7 days
+ * ahead.
+ */
+static bool
+rep_crl_check(const char *path, mbedtls_x509_crt *ca, FILE *warn, char *reason, size_t rlen)
+{
+	mbedtls_x509_crl crl;
+	char e[160];
+	FILE *f = fopen(path, "r");
+	bool ok = false;
+	int rv;
+
+	if (f == NULL) {
+		snprintf(reason, rlen, "[tls] crl %s: cannot open: %s", path, strerror(errno));
+		return false;
+	}
+	fclose(f);
+	mbedtls_x509_crl_init(&crl);
+	rv = mbedtls_x509_crl_parse_file(&crl, path);
+	if (rv != 0) {
+		rep_mbed_err(rv, e, sizeof e);
+		snprintf(reason, rlen, "[tls] crl %s: not a PEM or DER certificate revocation list "
+		    "(%s)", path, e);
+		goto out;
+	}
+	for (const mbedtls_x509_crl *l = &crl; l != NULL && l->version != 0; l = l->next) {
+		const mbedtls_x509_time *nu = &l->next_update;
+		bool issuer = false;
+
+		for (const mbedtls_x509_crt *c = ca; c != NULL && c->raw.len > 0; c = c->next)
+			if (c->subject_raw.len == l->issuer_raw.len &&
+			    memcmp(c->subject_raw.p, l->issuer_raw.p, l->issuer_raw.len) == 0)
+				issuer = true;
+		if (!issuer) {
+			snprintf(reason, rlen, "[tls] crl %s: issued by none of the CAs of [tls] ca",
+			    path);
+			goto out;
+		}
+		if (nu->year != 0 && mbedtls_x509_time_is_past(nu)) {
+			snprintf(reason, rlen, "[tls] crl %s: out of date since %04d-%02d-%02d "
+			    "%02d:%02d:%02d UTC (its next update): every client certificate would be "
+			    "refused; publish a new one", path, nu->year, nu->mon, nu->day, nu->hour,
+			    nu->min, nu->sec);
+			goto out;
+		}
+		if (warn != NULL && nu->year != 0) {
+			struct tm tm = { .tm_year = nu->year - 1900, .tm_mon = nu->mon - 1,
+				.tm_mday = nu->day, .tm_hour = nu->hour, .tm_min = nu->min,
+				.tm_sec = nu->sec };
+			time_t end = timegm(&tm);
+
+			if (end != (time_t)-1 && end - time(NULL) < 7 * 86400)
+				fprintf(warn, "vigild: warning: [tls] crl %s is due for its next update on "
+				    "%04d-%02d-%02d: past it every client certificate is refused\n",
+				    path, nu->year, nu->mon, nu->day);
+		}
+	}
+	ok = true;
+out:
+	mbedtls_x509_crl_free(&crl);
+	return ok;
+}
+
+vigil_err
+srv_rep_check_files(const srv_config *c, FILE *warn, char *errbuf, size_t errlen)
+{
+	mbedtls_x509_crt crt, ca;
+	mbedtls_pk_context key;
+	vigil_err rv = VIGIL_EINVAL;
+	char e[160];
+	bool ok;
+	int mrv;
+
+	mbedtls_x509_crt_init(&crt);
+	mbedtls_x509_crt_init(&ca);
+	mbedtls_pk_init(&key);
+	if (c->tls_cert[0] != '\0') {
+		FILE *f;
+
+		if (!rep_cert_load("[tls] cert", c->tls_cert, &crt, errbuf, errlen))
+			goto out;
+		rep_cert_dates("[tls] cert", c->tls_cert, &crt, warn, errbuf, errlen, &ok);
+		if (!ok)
+			goto out;
+		if ((f = fopen(c->tls_key, "r")) == NULL) {
+			snprintf(errbuf, errlen, "[tls] key %s: cannot open: %s", c->tls_key,
+			    strerror(errno));
+			goto out;
+		}
+		fclose(f);
+		mrv = mbedtls_pk_parse_keyfile(&key, c->tls_key, NULL);
+		if (mrv != 0) {
+			rep_mbed_err(mrv, e, sizeof e);
+			snprintf(errbuf, errlen, "[tls] key %s: not an unencrypted PEM or DER private "
+			    "key (%s)", c->tls_key, e);
+			goto out;
+		}
+		mrv = mbedtls_pk_check_pair(&crt.pk, &key);
+		if (mrv != 0) {
+			snprintf(errbuf, errlen, "[tls] key %s is not the key of [tls] cert %s",
+			    c->tls_key, c->tls_cert);
+			goto out;
+		}
+	}
+	if (c->tls_ca[0] != '\0') {
+		if (!rep_cert_load("[tls] ca", c->tls_ca, &ca, errbuf, errlen))
+			goto out;
+		rep_cert_dates("[tls] ca", c->tls_ca, &ca, warn, errbuf, errlen, &ok);
+		if (!ok)
+			goto out;
+		if (c->tls_crl[0] != '\0' && !rep_crl_check(c->tls_crl, &ca, warn, errbuf, errlen))
+			goto out;
+	}
+	if (c->ipc_group[0] != '\0' && getgrnam(c->ipc_group) == NULL) {
+		char *end;
+
+		errno = 0;
+		(void)strtoul(c->ipc_group, &end, 10);
+		if (*end != '\0' || end == c->ipc_group) {
+			snprintf(errbuf, errlen, "[server] ipc_group %s: no such group", c->ipc_group);
+			goto out;
+		}
+	}
+	rv = VIGIL_OK;
+out:
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_x509_crt_free(&ca);
+	mbedtls_pk_free(&key);
+	return rv;
+}
