@@ -14,13 +14,15 @@
 #include "pbwire.h"
 
 /*
- * The card id as the decoder sees it, so that a record goes to the worker
- * that will aggregate it: protobuf-c merges repeated occurrences of
- * ArchivedScore.txn, keeping the last card_id any of them sets, and hands
- * strings out up to their first NUL byte.
+ * A string field of ArchivedScore.txn (= 1) as protobuf-c would decode it:
+ * repeated occurrences of txn merge, so the last occurrence of the field any
+ * of them sets wins, and strings are handed out up to their first NUL byte.
+ * VIGIL_ENOTFOUND: none; VIGIL_EPROTO: malformed (the caller leaves the
+ * record to the decoder).
  */
-vigil_err
-batch_scan_card_id(const void *payload, size_t len, const char **ret_p, size_t *ret_len)
+static vigil_err
+scan_txn_string(const void *payload, size_t len, uint32_t num, const char **ret_p,
+    size_t *ret_len)
 {
 	const uint8_t *p = payload, *end = p + len, *found = NULL, *q, *nul;
 	vigil_pb_field txn, f;
@@ -34,7 +36,7 @@ batch_scan_card_id(const void *payload, size_t len, const char **ret_p, size_t *
 		for (q = txn.data; q < txn.data + txn.len;) {
 			if (!vigil_pb_next(&q, txn.data + txn.len, &f))
 				return VIGIL_EPROTO;
-			if (f.num == 3 && f.data != NULL) {
+			if (f.num == num && f.data != NULL) {
 				found = f.data;
 				flen = f.len;
 			}
@@ -46,4 +48,19 @@ batch_scan_card_id(const void *payload, size_t len, const char **ret_p, size_t *
 	*ret_p = (const char *)found;
 	*ret_len = nul != NULL ? (size_t)(nul - found) : flen;
 	return VIGIL_OK;
+}
+
+/* The card id (Transaction.card_id = 3), so that a record goes to the
+ * worker that will aggregate it. */
+vigil_err
+batch_scan_card_id(const void *payload, size_t len, const char **ret_p, size_t *ret_len)
+{
+	return scan_txn_string(payload, len, 3, ret_p, ret_len);
+}
+
+/* The txn id (Transaction.txn_id = 1): batch/src.c keeps each once. */
+vigil_err
+batch_scan_txn_id(const void *payload, size_t len, const char **ret_p, size_t *ret_len)
+{
+	return scan_txn_string(payload, len, 1, ret_p, ret_len);
 }

@@ -28,7 +28,6 @@
 #include <string.h>
 
 #include "int.h"
-#include "pbwire.h"
 
 #define SRC_SEG_MAX 320
 
@@ -53,41 +52,6 @@ struct batch_src {
 	uint64_t     *slots;
 	uint64_t      nslots, nused;
 };
-
-/*
- * The txn id of an archived score as protobuf-c would decode it: ArchivedScore
- * .txn = 1, Transaction.txn_id = 1 (proto/vigil.proto), the last occurrence
- * of each winning (messages merge), cut at a NUL. VIGIL_ENOTFOUND: none;
- * VIGIL_EPROTO: malformed (the caller leaves the record to the decoder).
- */
-vigil_err
-batch_scan_txn_id(const void *payload, size_t len, const char **ret_p, size_t *ret_len)
-{
-	const uint8_t *p = payload, *end = p + len, *found = NULL, *q, *nul;
-	vigil_pb_field txn, f;
-	size_t flen = 0;
-
-	while (p < end) {
-		if (!vigil_pb_next(&p, end, &txn))
-			return VIGIL_EPROTO;
-		if (txn.num != 1 || txn.data == NULL)
-			continue;
-		for (q = txn.data; q < txn.data + txn.len;) {
-			if (!vigil_pb_next(&q, txn.data + txn.len, &f))
-				return VIGIL_EPROTO;
-			if (f.num == 1 && f.data != NULL) {
-				found = f.data;
-				flen = f.len;
-			}
-		}
-	}
-	if (found == NULL)
-		return VIGIL_ENOTFOUND;
-	nul = memchr(found, 0, flen);
-	*ret_p = (const char *)found;
-	*ret_len = nul != NULL ? (size_t)(nul - found) : flen;
-	return VIGIL_OK;
-}
 
 /* Adds h to the set: true if it was new. false with *ret_err on ENOMEM. */
 static bool

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_scan.c - libFuzzer target for vigil-rebuild's fast scans
- * of archived scores (batch/scan.c batch_scan_card_id, batch/src.c
+ * of archived scores (batch/scan.c batch_scan_card_id and
  * batch_scan_txn_id): bytes -> both scans; where the full decoder
  * (store_scored_decode) accepts the bytes, a scan that finds an id must
  * find the decoder's, and one that finds none must mean the decoder's is
