@@ -278,7 +278,7 @@ void rules_explain_print(const rules_prog *prog, const rules_tvals *tv,
     const vigil_value *features, uint32_t nfeatures, FILE *out);
 
 /* The tools' half (explain building blocks, canonical formatting). */
-#include "tools.h"
+#include "explain.h"
 
 #ifdef __cplusplus
 }

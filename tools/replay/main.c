@@ -3,7 +3,7 @@
  * tools/replay/main.c - vigil-replay: back-tests rule files on history
  * (docs/vigil-replay.md). Reads the options, loads the rules, opens the
  * input (source.c) and one engine, offline (offline.c) or against vigild
- * replicas (server.c), runs the stream through it and writes the outputs
+ * replicas (remote.c), runs the stream through it and writes the outputs
  * (results.c, summary.c). replay.h lists what each file does.
  */
 #include <errno.h>

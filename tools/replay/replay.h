@@ -9,7 +9,7 @@
  *   offline.c  the in-process engine: app_score over an in-memory or real
  *              data directory, the nightly rebuilds (batch_rebuild), the
  *              allocator tuning of the offline loop
- *   server.c   server mode: vigild replicas through the C client, pacing,
+ *   remote.c   server mode: vigild replicas through the C client, pacing,
  *              per-card senders, vigil-rebuild between days
  *   labels.c   labels queued until their label time, then archived
  *              (offline) or sent (server)
@@ -245,7 +245,7 @@ void      rp_exact_close(rp *r);
 json_t   *rp_exact_json(rp *r);
 void      rp_exact_print(rp *r, FILE *out);
 
-/* ---- server.c ---- */
+/* ---- remote.c ---- */
 
 /* Index of rule name in t, added with its points when first seen; -1 when
  * t is full. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * app/model.c - the served model joined to the store: the forest of a
+ * app/served.c - the served model joined to the store: the forest of a
  * generation's "model.json" blob (model/ decodes and evaluates it) with
  * each of its inputs bound to a feature-schema slot by name, once per
  * generation, so scoring gathers its vector with no string work; and the

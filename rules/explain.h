@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rules/tools.h - the part of the rules API that tools use (vigil-rules,
+ * rules/explain.h - the part of the rules API that tools use (vigil-rules,
  * vigil-console): the allocation-free building blocks of an explanation,
  * from which they build their own text or JSON, and the canonical
  * formatter. Included by rules.h; nothing on the scoring path calls it.
  */
-#ifndef VIGIL_RULES_TOOLS_H
-#define VIGIL_RULES_TOOLS_H
+#ifndef VIGIL_RULES_EXPLAIN_H
+#define VIGIL_RULES_EXPLAIN_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -85,4 +85,4 @@ vigil_err rules_format(const char *name, const char *src, size_t len, char **ret
 }
 #endif
 
-#endif /* VIGIL_RULES_TOOLS_H */
+#endif /* VIGIL_RULES_EXPLAIN_H */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tools/replay/server.c - vigil-replay's server mode: the same stream sent
+ * tools/replay/remote.c - vigil-replay's server mode: the same stream sent
  * to running vigild replicas through the C client, in batches of RP_BATCH
  * rows, with pacing (--rate or --speed), --concurrency senders each owning
  * the cards that hash to it (per-card order kept), labels at their label

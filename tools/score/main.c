@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tools/score/score.c - vigil-score, the command-line client: scores one
+ * tools/score/main.c - vigil-score, the command-line client: scores one
  * transaction given by flags or --txn, or a stream of JSON lines on stdin
  * or of CSV rows (--csv, tools/csv: docs/csv.md) (pipelined: up to
  * --concurrency requests in flight, replies printed in input order), and
