@@ -449,6 +449,11 @@ vt_txn(int slot, const char *txn_id, const char *card_id, int64_t amount_minor,
 	return &s->txn;
 }
 
+/* How long vt_score and vt_label wait for a reply: only a guard against a
+ * server that never answers (a hang fails the test); an ASan build under a
+ * full parallel suite on 2 CPUs has taken over 5 s for one reply. */
+#define VT_REPLY_MS 30000
+
 Vigil__V1__Reply *
 vt_score(const char *url, const Vigil__V1__Transaction *txn, bool dry_run)
 {
@@ -459,7 +464,7 @@ vt_score(const char *url, const Vigil__V1__Transaction *txn, bool dry_run)
 	sr.dry_run = dry_run;
 	req.kind_case = VIGIL__V1__REQUEST__KIND_SCORE;
 	req.score = &sr;
-	return vt_call(url, &req, 5000);
+	return vt_call(url, &req, VT_REPLY_MS);
 }
 
 Vigil__V1__Reply *
@@ -476,7 +481,7 @@ vt_label(const char *url, const char *txn_id, bool fraud, int64_t label_time_ms)
 	lr.label = &l;
 	req.kind_case = VIGIL__V1__REQUEST__KIND_LABEL;
 	req.label = &lr;
-	return vt_call(url, &req, 5000);
+	return vt_call(url, &req, VT_REPLY_MS);
 }
 
 static int
