@@ -29,7 +29,8 @@
 # counts, e.g. "4 8": each round also runs an echo whose callback spends
 # that much CPU before replying, vigil-echo --work-us, labelled echo+Nus:
 # what an echo costs per request when its callbacks hold nng's threads as
-# long as scoring does; the transport's share grows with it).
+# long as scoring does, to tell the pipeline's own cost from what a longer
+# callback adds to nng's).
 # Prints one line per run: server, replies/s, server CPU us per request,
 # loadgen CPU us per request, p50, p99 [, futex calls and context switches
 # per request], and "other": the CPU time every other process on the machine
