@@ -667,6 +667,7 @@ rep_thread(void *arg)
 	srv_rep *rep = ta->rep;
 	srv_worker *w = ta->w;
 	uint64_t timeout_ns = rep->queue_timeout_ns;
+	int spins = rep->inline_mode ? 0 : REP_SPIN;
 
 	free(ta);
 	for (;;) {
@@ -674,8 +675,11 @@ rep_thread(void *arg)
 
 		/* A short yield-spin before sleeping: a worker that sleeps pays a
 		 * futex wake-up on the next request, most of the reply time at
-		 * moderate load. Bounded, and it yields the core meanwhile. */
-		for (int spin = 0; spin < REP_SPIN && atomic_load_explicit(&rep->qlen,
+		 * moderate load. Bounded, and it yields the core meanwhile.
+		 * Queued mode only: in inline mode the queue takes only the
+		 * overflow of nng's threads, so a worker that spins yields to
+		 * the threads scoring inline, a context switch each round. */
+		for (int spin = 0; spin < spins && atomic_load_explicit(&rep->qlen,
 		    memory_order_relaxed) == 0 && !atomic_load(&rep->closed); spin++)
 			sched_yield();
 		pthread_mutex_lock(&rep->mu);

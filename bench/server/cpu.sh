@@ -25,7 +25,12 @@
 # every server runs under `taskset -c PIN`, the load generator on the other
 # CPUs; unset: nothing is pinned; see bench/server/pin.sh), PERF (1: also
 # count the server's futex calls and context switches in the window with
-# `perf stat -p`, printed per request).
+# `perf stat -p`, printed per request), ECHO_WORK_US (a list of microsecond
+# counts, e.g. "4 8": each round also runs an echo whose callback spends
+# that much CPU before replying, vigil-echo --work-us, labelled echo+Nus:
+# what an echo costs per request when its callbacks hold nng's threads as
+# long as scoring does, to tell the pipeline's own cost from what a longer
+# callback adds to nng's).
 # Prints one line per run: server, replies/s, server CPU us per request,
 # loadgen CPU us per request, p50, p99 [, futex calls and context switches
 # per request], and "other": the CPU time every other process on the machine
@@ -80,10 +85,12 @@ one() { # label server-command...
 	port=$((port + 1))
 	if [ "$TP" = tcp ]; then url="tcp://127.0.0.1:$port"; else url="ipc://$TMP/$port.sock"; fi
 	rm -rf "$TMP/data"
-	if [ "$MODEL" = 1 ] && [ "$label" != echo ]; then cp -a "$TMP/model" "$TMP/data"; else mkdir -p "$TMP/data"; fi
+	isecho=false
+	case "$label" in echo | echo+*) isecho=true ;; esac
+	if [ "$MODEL" = 1 ] && [ $isecho = false ]; then cp -a "$TMP/model" "$TMP/data"; else mkdir -p "$TMP/data"; fi
 	# shellcheck disable=SC2086
 	case "$label" in
-	echo) $SRV_PIN "$@" --listen "$url" 2>/dev/null & ;;
+	echo | echo+*) $SRV_PIN "$@" --listen "$url" 2>/dev/null & ;;
 	*) $SRV_PIN "$@" --data "$TMP/data" --listen "$url" --admin off --rules "$RULES" \
 		--fsync "$FSYNC" ${VIGILD_ARGS:-} 2>"$TMP/vigild.log" & ;;
 	esac
@@ -92,15 +99,15 @@ one() { # label server-command...
 	# Up once a request is answered OK (for vigild: ready, with its
 	# rules, generation, model and the live state replayed from the archive).
 	probe=
-	[ "$label" = echo ] && probe=--echo
+	[ $isecho = true ] && probe=--echo
 	# shellcheck disable=SC2086
 	until "$LOADGEN" --url "$url" $probe --requests 1 --warmup 0 >/dev/null 2>&1; do
 		i=$((i + 1)); [ $i -lt 300 ] || { echo "cpu.sh: $url not up" >&2; cat "$TMP/vigild.log" >&2; exit 1; }
 		sleep 0.1
 	done
 	extra=
-	[ "$label" = echo ] && extra=--echo
-	[ "$label" = echo ] || extra=${LOADGEN_ARGS:-}
+	[ $isecho = true ] && extra=--echo
+	[ $isecho = true ] || extra=${LOADGEN_ARGS:-}
 	# The loadgen warms up for 0.5 s and runs 1 s longer than the CPU
 	# window, which starts after the warm-up; requests in the window are
 	# estimated as the loadgen's rate times the window.
@@ -123,7 +130,7 @@ one() { # label server-command...
 	s1=$(ticks "$SPID"); l1=$(ticks "$lpid"); a1=$(all_ticks)
 	wait "$lpid" || {
 		echo "cpu.sh: loadgen against $label reported errors: $(cat "$TMP/lg.json")" >&2
-		[ "$label" = echo ] || tail -5 "$TMP/vigild.log" >&2
+		[ $isecho = true ] || tail -5 "$TMP/vigild.log" >&2
 		exit 1
 	}
 	v=$(cat "$TMP/lg.json")
@@ -158,6 +165,9 @@ r=0
 while [ $r -lt "$RUNS" ]; do
 	r=$((r + 1))
 	one echo "$ECHO"
+	for w in ${ECHO_WORK_US:-}; do
+		one "echo+${w}us" "$ECHO" --work-us "$w"
+	done
 	one "$BUILD/server/vigild" "$BUILD/server/vigild"
 	for b in "$@"; do
 		one "$b" "$b"

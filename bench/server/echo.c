@@ -5,7 +5,13 @@
  * request straight back from the nng callback (no decoding, no queue, no
  * threads of its own). Same transport, same message sizes as vigild.
  *
- *   vigil-echo --listen tcp://127.0.0.1:9475 [--contexts 256]
+ *   vigil-echo --listen tcp://127.0.0.1:9475 [--contexts 256] [--work-us N]
+ *
+ * --work-us N spends about N us of CPU in each callback before the reply
+ * (a calibrated arithmetic loop): an echo whose callbacks hold an nng thread
+ * as long as vigild's scoring does, to see how the transport's own cost per
+ * request (context switches, nng's locks) grows with that time
+ * (bench/server/cpu.sh, ECHO_WORK_US).
  *
  * Runs until SIGTERM or SIGINT; exit 0. Exit 1 on a socket error, 2 on usage.
  */
@@ -18,12 +24,51 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct echo_conn {
 	nng_ctx  ctx;
 	nng_aio *aio;
 	bool     sending;
 } echo_conn;
+
+static uint64_t echo_spins; /* loop rounds per request (--work-us) */
+static volatile uint64_t echo_sink;
+
+/* About n rounds of dependent arithmetic the compiler cannot drop. */
+static void
+echo_work(uint64_t n)
+{
+	uint64_t x = echo_sink;
+
+	for (uint64_t i = 0; i < n; i++)
+		x = x * 6364136223846793005u + 1442695040888963407u;
+	echo_sink = x;
+}
+
+static double
+echo_cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Rounds of echo_work per us of this thread's CPU time (about 50 ms measured). */
+static double
+echo_calibrate(void)
+{
+	uint64_t n = 1u << 16, done = 0;
+	double t0 = echo_cpu_s(), t;
+
+	do {
+		echo_work(n);
+		done += n;
+		t = echo_cpu_s() - t0;
+	} while (t < 0.05);
+	return (double)done / (t * 1e6);
+}
 
 static void
 echo_cb(void *arg)
@@ -46,6 +91,8 @@ echo_cb(void *arg)
 		return;
 	}
 	/* The received message is already in the aio: send it back as is. */
+	if (echo_spins > 0)
+		echo_work(echo_spins);
 	c->sending = true;
 	nng_ctx_send(c->ctx, c->aio);
 }
@@ -56,27 +103,39 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "contexts", required_argument, NULL, 'c' },
+		{ "work-us", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *url = NULL;
 	unsigned long nctx = 256;
+	double work_us = 0;
+	char *end;
 	echo_conn *conns;
 	nng_socket sock;
 	sigset_t sigs;
 	int opt, rv, sig;
 
-	while ((opt = getopt_long(argc, argv, "l:c:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:c:w:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': url = optarg; break;
 		case 'c': nctx = strtoul(optarg, NULL, 10); break;
+		case 'w':
+			work_us = strtod(optarg, &end);
+			if (*end != '\0' || !(work_us >= 0 && work_us <= 1e6)) {
+				fprintf(stderr, "vigil-echo: --work-us: \"%s\" is not a number of "
+				    "microseconds in [0, 1000000]\n", optarg);
+				return 2;
+			}
+			break;
 		case 'h':
-			printf("usage: vigil-echo --listen URL [--contexts N]\n"
+			printf("usage: vigil-echo --listen URL [--contexts N] [--work-us N]\n"
 			    "A bare nng REQ/REP echo server (the baseline of bench/server/run.sh).\n"
+			    "--work-us N: spend about N us of CPU per request before replying.\n"
 			    "Runs until SIGTERM/SIGINT.\n");
 			return 0;
 		default:
-			fprintf(stderr, "usage: vigil-echo --listen URL [--contexts N]\n");
+			fprintf(stderr, "usage: vigil-echo --listen URL [--contexts N] [--work-us N]\n");
 			return 2;
 		}
 	}
@@ -84,6 +143,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "vigil-echo: need --listen URL and 1 <= --contexts <= 65536\n");
 		return 2;
 	}
+	if (work_us > 0)
+		echo_spins = (uint64_t)(work_us * echo_calibrate() + 0.5);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);

@@ -3,7 +3,8 @@
 # tests/server/loadgen.sh - the benchmark's load generator against the bare
 # echo: closed loop and open loop (--rate) send exactly the requests asked
 # for and exit 0; an error reply would be exit 1; a bad --rate is a usage
-# error (exit 2); bench/server/pin.sh splits the CPUs between servers and
+# error (exit 2), and so is a bad vigil-echo --work-us; an echo spending
+# CPU per request (--work-us) answers them all; bench/server/pin.sh splits the CPUs between servers and
 # load generator. No timing is checked.
 set -eu
 
@@ -67,6 +68,29 @@ rv=$?
 set -e
 [ $rv -eq 2 ] || fail "--connections 0: exit $rv, expected 2: $(cat "$D/out")"
 grep -q -- '--rate >= 0' "$D/out" || fail "--rate -1: unexpected message: $(cat "$D/out")"
+# vigil-echo --work-us: an echo that spends CPU per request still answers
+# every request; a --work-us that is not a number of microseconds is a
+# usage error (exit 2) naming the flag and the value.
+kill -TERM "$PID"; wait "$PID" || true; PID=
+URL="ipc://$D/echo-work.sock"
+"$ECHO" --listen "$URL" --contexts 4 --work-us 3 2>"$D/echo.log" &
+PID=$!
+i=0
+until "$LG" --url "$URL" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -lt 300 ] || fail "echo --work-us not up: $(cat "$D/echo.log")"
+	sleep 0.1
+done
+out=$("$LG" --url "$URL" --echo -c 4 --requests 100 --warmup 0 --json) || fail "--work-us 3: $out"
+[ "$(field "$out" replies)" = 100 ] || fail "--work-us 3: expected 100 replies: $out"
+for bad in abc -1 2000000 3us; do
+	set +e
+	"$ECHO" --listen "ipc://$D/bad.sock" --work-us "$bad" >"$D/out" 2>&1
+	rv=$?
+	set -e
+	[ $rv -eq 2 ] || fail "--work-us $bad: exit $rv, expected 2: $(cat "$D/out")"
+	grep -q -- "--work-us: \"$bad\" is not a number of microseconds" "$D/out" ||
+		fail "--work-us $bad: unexpected message: $(cat "$D/out")"
+done
 # bench/server/pin.sh: unset PIN pins nothing; PIN=0 puts the servers on CPU 0
 # and the load generator on all the others; a PIN that leaves no CPU fails.
 SRC=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
