@@ -26,9 +26,7 @@
 #include <xxhash.h>
 
 #include "live.h"
-#include "live_help_int.h"
 #include "live_obj_int.h"
-#include "slots.h"
 
 
 
@@ -151,18 +149,6 @@ live_free(live *lv)
 	pthread_cond_destroy(&lv->dd_wait_cv);
 	pthread_mutex_destroy(&lv->wm_mu);
 	free(lv);
-}
-
-live_scratch *
-live_scratch_new(void)
-{
-	return calloc(1, sizeof(live_scratch));
-}
-
-void
-live_scratch_free(live_scratch *sc)
-{
-	free(sc);
 }
 
 uint32_t
@@ -849,7 +835,40 @@ live_sweep_all(live *lv)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Recovery and stats. */
+/* Prefetch, recovery and stats. */
+
+static void
+ent_prefetch_slot(live *lv, int kind, uint64_t h)
+{
+	uint32_t i = (uint32_t)h & (LIVE_ENT_STRIPES - 1);
+
+	__builtin_prefetch(&lv->ents[kind][i], 1);
+	omap_prefetch(&lv->ent_dir[kind][i], h);
+}
+
+void
+live_prefetch(live *lv, const live_keys *k)
+{
+	/* Kinds not kept have empty tables: reading their stripe would be a
+	 * miss for nothing. Each stripe's own line (its lock, taken next) is
+	 * only prefetched. */
+	uint32_t skip = lv->opts.skip_kinds;
+	uint32_t d = dd_stripe_of(k->txn), c = (uint32_t)k->card & (LIVE_CARD_STRIPES - 1);
+
+	__builtin_prefetch(&lv->dd[d], 1);
+	__builtin_prefetch(&lv->cards[c], 1);
+	omap_prefetch(&lv->dd_dir[d], k->txn);
+	omap_prefetch(&lv->card_dir[c], k->card);
+	if (!(skip & LIVE_KIND_MERCHANT))
+		ent_prefetch_slot(lv, ENT_MERCHANT, k->merchant);
+	if (k->lterminal != 0 && !(skip & LIVE_KIND_TERMINAL))
+		ent_prefetch_slot(lv, ENT_TERMINAL, k->terminal);
+	if (k->ldevice != 0 && !(skip & LIVE_KIND_DEVICE))
+		ent_prefetch_slot(lv, ENT_DEVICE, k->device);
+	if (k->lip != 0 && !(skip & LIVE_KIND_IP))
+		ent_prefetch_slot(lv, ENT_IP, k->ip);
+}
+
 
 vigil_err
 live_replay(live *lv, const store_scored *rec)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/live.h - the speed layer (live.c, velocity.c, dedupe.c, keys.c) as
- * store_db (features/db/db.c) drives it: store/'s public interface to its
- * live state, for the serving object above it. The model, its windows and its exactness argument are in
+ * store/live.h - the speed layer (live.c, dedupe.c, keys.c) as store_db
+ * (features/db/db.c) drives it: store/'s public interface to its live
+ * state, for the serving object above it. The velocity features a lookup
+ * computes from it are features/db/velocity.h's, on the objects' layouts
+ * (live_view.h). The model, its windows and its exactness argument are in
  * docs/storage.md ("Live state"); in short:
  *
  *   - W, the watermark, is the largest event time applied so far. A
@@ -38,27 +40,11 @@
 #define LIVE_ENT_STRIPES     1024
 #define LIVE_CARD_CAP        4096   /* exact events per card before folding (docs) */
 #define LIVE_ENT_CAP         65536  /* events per merchant/terminal/device/IP (docs) */
-#define LIVE_SET_SLOTS       16384  /* distinct-set scratch; saturates at 3/4 */
 #define LIVE_SWEEP_EVERY     512    /* commits per incremental sweep step */
 #define LIVE_DD_SWEEP_VISITS 4      /* idempotency-map slots swept per commit (live_sweep_maybe) */
 #define LIVE_DD_SWEEP_FROM   (8 * LIVE_DEDUPE_STRIPES) /* ... from this many records on */
 
 typedef struct live live;
-typedef struct live_scratch live_scratch;
-
-/* What live_features computes: a plan made from a feature mask
- * (live_plan). Each flag covers the vel.* slots that one aggregate fills. */
-#define LIVE_F_CARD        (1u << 0)  /* card counts, sums, small, last, km */
-#define LIVE_F_CARD_DM     (1u << 1)  /* card distinct merchants 1h/24h */
-#define LIVE_F_CARD_CC     (1u << 2)  /* card distinct countries, country seen */
-#define LIVE_F_MERCHANT    (1u << 3)  /* merchant counts */
-#define LIVE_F_TERMINAL    (1u << 4)  /* terminal count */
-#define LIVE_F_TERMINAL_D  (1u << 5)  /* terminal distinct cards */
-#define LIVE_F_DEVICE      (1u << 6)
-#define LIVE_F_DEVICE_D    (1u << 7)
-#define LIVE_F_IP          (1u << 8)
-#define LIVE_F_IP_D        (1u << 9)
-#define LIVE_F_ALL         0x3ffu
 
 /* Entity kinds (live_opts.skip_kinds). */
 #define LIVE_KIND_MERCHANT (1u << 0)
@@ -73,24 +59,12 @@ typedef struct live_opts {
 	uint32_t skip_kinds;        /* LIVE_KIND_*: entity kinds not kept (0: keep all) */
 } live_opts;
 
-/* The live_features plan for the slots of m (0 if none is a vel.* slot). */
-uint32_t live_plan(const store_feature_mask *m);
-/* The entity kinds a plan reads. */
-uint32_t live_plan_kinds(uint32_t plan);
-/* Adds to m every slot live_features may write for plan (a value or
- * missing): the whole vel.* range of each kind the plan touches. */
-void     live_plan_slots(uint32_t plan, store_feature_mask *m);
-
 typedef struct live_stats {
 	uint64_t cards, entities, events, dedupe_entries, late_events;
 } live_stats;
 
 vigil_err live_new(const live_opts *opts, live **ret_lv);
 void      live_free(live *lv); /* NULL is a no-op */
-
-/* Per-thread scratch for feature computation. NULL on ENOMEM. */
-live_scratch *live_scratch_new(void);
-void          live_scratch_free(live_scratch *sc);
 
 /* The hashes (XXH3) and lengths of a transaction's ids, computed once per
  * transaction and passed to every call below that keys on them (0 for an
@@ -193,22 +167,13 @@ typedef struct live_bcard {
  * or on ENOMEM. Valid until the card stripe is unlocked. */
 live_bcard *live_card_bcache(live *lv, const vigil_txn *txn, const live_keys *k);
 
-/* The same for a merchant's or terminal's batch profile. */
+/* The same for a merchant's or terminal's batch profile (in live_ent_b,
+ * live_view.h; read and written by features/db/fill.c). */
 typedef struct live_bent {
 	uint64_t             tag;
 	vigil_err            rv;
 	store_entity_profile p;
 } live_bent;
-
-/* kind: LIVE_KIND_MERCHANT or LIVE_KIND_TERMINAL (txn's, hashed in k).
- * Takes the entity's stripe lock (the card stripe may be held). get: true
- * with *ret filled if the entity is live and its entry's tag is tag. put:
- * stores rv and p (when rv is VIGIL_OK) under tag if the entity is live
- * (allocating its entry on first use; nothing on ENOMEM). */
-bool live_ent_bcache_get(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
-    uint64_t tag, live_bent *ret);
-void live_ent_bcache_put(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
-    uint64_t tag, vigil_err rv, const store_entity_profile *p);
 
 /* Makes room to apply txn's card event later without allocating (card
  * stripe locked). VIGIL_ELIMIT if the card is new and max_cards is reached;
@@ -220,23 +185,6 @@ vigil_err live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k);
  * tables are read with relaxed atomics and only ever prefetched from) the
  * objects those slots point to. Call it first, before taking locks. */
 void live_prefetch(live *lv, const live_keys *k);
-
-/* With the card stripe locked (begin): prefetches the card's object. */
-void live_prefetch_card(live *lv, const live_keys *k);
-
-/* The second step, once the slots are on their way: takes each entity
- * stripe of plan's kinds briefly (one at a time; the card stripe may be
- * held) and prefetches the objects its slots point to, so the entity
- * misses of live_features overlap instead of following each other. */
-void live_prefetch_objects(live *lv, const live_keys *k, uint32_t plan);
-
-/* Fills the vel.* slots of f (a full schema vector) as of txn's event time,
- * computing the aggregates of plan (LIVE_F_*; others' slots are left
- * unspecified: the caller masks them). The plan's kinds must be kept
- * (not in live_opts.skip_kinds). The card stripe must be locked by the
- * caller. */
-void live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
-    vigil_value *f, uint32_t plan);
 
 /* The watermark lock; hold it around the archive enqueue (sequence
  * number) + admit. */

@@ -5,8 +5,9 @@
  * terminal profiles from the served generation (through the live state's
  * profile cache, under the generation's SIGBUS guard) and, under a feature
  * mask (mask.h), only the slots asked for. db.c adds the live velocity
- * features (live.c) and owns everything else of store_db.
+ * features (velocity.c) and owns everything else of store_db.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,7 +15,7 @@
 
 #include "db_int.h"
 #include "genread.h"
-#include "live.h"
+#include "live_view.h"
 #include "profile.h"
 #include "slots.h"
 
@@ -71,7 +72,7 @@ mask_any(const store_feature_mask *m, batch_range r)
 
 /* Every slot a lookup on ctx can write after store_features_from_txn (its
  * mask decided): the transaction's own slots, the batch profiles it reads
- * (fill_txn_batch) and what live_features writes for ctx->plan. The
+ * (fill_txn_batch) and what vel_features writes for ctx->plan. The
  * others keep the missing value store_features_from_txn put there. */
 static void
 mask_fillable(const store_ctx *ctx, store_feature_mask *ret)
@@ -92,7 +93,7 @@ mask_fillable(const store_ctx *ctx, store_feature_mask *ret)
 		for (uint32_t i = r.first; batch[b] && i <= r.last; i++)
 			store_feature_mask_set(ret, i);
 	}
-	live_plan_slots(ctx->plan, ret);
+	vel_plan_slots(ctx->plan, ret);
 }
 
 void
@@ -102,8 +103,8 @@ fill_plan(store_ctx *ctx)
 
 	store_feature_mask_all(&all);
 	ctx->need_all = fill_mask_subset(&all, &ctx->need);
-	/* A full mask (vigild) does not depend on live_plan's grouping. */
-	ctx->plan = ctx->need_all ? LIVE_F_ALL : live_plan(&ctx->need);
+	/* A full mask (vigild) does not depend on vel_plan's grouping. */
+	ctx->plan = ctx->need_all ? VEL_F_ALL : vel_plan(&ctx->need);
 	ctx->need_bcard = mask_any(&ctx->need, batch_slots(BATCH_CARD));
 	ctx->need_bmerchant = mask_any(&ctx->need, batch_slots(BATCH_MERCHANT));
 	ctx->need_bterminal = mask_any(&ctx->need, batch_slots(BATCH_TERMINAL));
@@ -119,9 +120,47 @@ fill_plan(store_ctx *ctx)
  * is absent or unreadable leaves its slots missing: a lookup never fails.
  * The card stripe is locked when the db has a live state: a live card,
  * merchant or terminal keeps the profile last read for it
- * (live_card_bcache, live_ent_bcache_get), tagged with the generation
+ * (live_card_bcache, ent_bcache_get), tagged with the generation
  * epoch it was read under, so one seen again under the same generation
  * costs no LMDB read (storage.md, "Reading"). */
+/* The cache entry of txn's merchant or terminal (kind ENT_MERCHANT or
+ * ENT_TERMINAL), under the entity's stripe lock (the card stripe may be
+ * held). get: true with *ret filled if the entity is live and its entry's
+ * tag is tag. put: stores rv and p (when rv is VIGIL_OK) under tag if the
+ * entity is live. */
+static bool
+ent_bcache_get(live *lv, int kind, const vigil_txn *txn, const live_keys *k, uint64_t tag,
+    live_bent *ret)
+{
+	ent_stripe *s;
+	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
+	live_bent  *bc = e != NULL ? &((live_ent_b *)(void *)e)->bc : NULL;
+	bool        hit = bc != NULL && bc->tag == tag;
+
+	if (hit)
+		*ret = *bc;
+	pthread_mutex_unlock(&s->mu);
+	return hit;
+}
+
+static void
+ent_bcache_put(live *lv, int kind, const vigil_txn *txn, const live_keys *k, uint64_t tag,
+    vigil_err rv, const store_entity_profile *p)
+{
+	ent_stripe *s;
+	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
+
+	if (e != NULL) {
+		live_bent *bc = &((live_ent_b *)(void *)e)->bc;
+
+		bc->tag = tag;
+		bc->rv = rv;
+		if (rv == VIGIL_OK)
+			bc->p = *p;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* What fill_txn_batch still has to read from the generation. */
 typedef struct batch_reads {
 	bool        card, merchant, terminal;
@@ -157,7 +196,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 		if (rv == VIGIL_OK)
 			profile_fill_merchant(&be.p, f);
 		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
-			live_ent_bcache_put(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, br->tag, rv, &be.p);
+			ent_bcache_put(lv, ENT_MERCHANT, txn, &ctx->keys, br->tag, rv, &be.p);
 	}
 	if (br->terminal) {
 		vigil_err rv = gen_session_terminal(g, s, txn->terminal_id, &be.p);
@@ -165,7 +204,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 		if (rv == VIGIL_OK)
 			profile_fill_terminal(&be.p, f);
 		if (lv != NULL && (rv == VIGIL_OK || rv == VIGIL_ENOTFOUND))
-			live_ent_bcache_put(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, br->tag, rv, &be.p);
+			ent_bcache_put(lv, ENT_TERMINAL, txn, &ctx->keys, br->tag, rv, &be.p);
 	}
 }
 
@@ -221,13 +260,13 @@ fill_txn_batch(store_ctx *ctx, store_gen *g, vigil_value *f, uint32_t n)
 		}
 	}
 	if (br.merchant && lv != NULL &&
-	    live_ent_bcache_get(lv, LIVE_KIND_MERCHANT, txn, &ctx->keys, br.tag, &be)) {
+	    ent_bcache_get(lv, ENT_MERCHANT, txn, &ctx->keys, br.tag, &be)) {
 		if (be.rv == VIGIL_OK)
 			profile_fill_merchant(&be.p, f);
 		br.merchant = false;
 	}
 	if (br.terminal && lv != NULL &&
-	    live_ent_bcache_get(lv, LIVE_KIND_TERMINAL, txn, &ctx->keys, br.tag, &be)) {
+	    ent_bcache_get(lv, ENT_TERMINAL, txn, &ctx->keys, br.tag, &be)) {
 		if (be.rv == VIGIL_OK)
 			profile_fill_terminal(&be.p, f);
 		br.terminal = false;

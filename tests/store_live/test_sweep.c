@@ -10,6 +10,7 @@
 
 #include "helpers.h"
 #include "live.h"
+#include "velocity.h"
 
 static void
 apply_txn(live *lv, const vigil_txn *x)
@@ -39,7 +40,7 @@ test_sweep_expires_old_keeps_young(void **state)
 {
 	live_opts     lo = { .dedupe_horizon_ms = 8 * DAY_MS, .max_cards = 1000000 };
 	live         *lv = NULL;
-	live_scratch *sc = live_scratch_new();
+	vel_scratch *sc = vel_scratch_new();
 	live_stats    st;
 	vigil_value   f[256];
 	store_outcome prior;
@@ -84,7 +85,7 @@ test_sweep_expires_old_keeps_young(void **state)
 		snprintf(x.terminal_id, sizeof x.terminal_id, "term-%d", i);
 		store_features_from_txn(&x, f, store_schema_nfields());
 		live_keys_compute(&k, &x);
-		live_features(lv, sc, &x, &k, f, LIVE_F_ALL);
+		vel_features(lv, sc, &x, &k, f, VEL_F_ALL);
 		assert_true(num_of(f, "vel.card.count_1m") == (old ? 0 : 1));
 		assert_true(num_of(f, "vel.terminal.count_10m") == (old ? 0 : 1));
 		x = txn_make(id, card, "m", t + 1, 100); /* a retry: the same terminal */
@@ -93,7 +94,7 @@ test_sweep_expires_old_keeps_young(void **state)
 		assert_int_equal(live_dedupe_find(lv, id, &k, &prior),
 		    old ? VIGIL_ENOTFOUND : VIGIL_EEXIST);
 	}
-	live_scratch_free(sc);
+	vel_scratch_free(sc);
 	live_free(lv);
 }
 
