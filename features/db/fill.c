@@ -4,7 +4,8 @@
  * store_score_begin): the transaction's own fields, its card, merchant and
  * terminal profiles from the served generation (through the live state's
  * profile cache, under the generation's SIGBUS guard) and, under a feature
- * mask (mask.h), only the slots asked for. db.c adds the live velocity
+ * mask (mask.h), only the slots asked for; and the transaction's slots of
+ * a lean record (fill.h), for batch/. db.c adds the live velocity
  * features (velocity.c) and owns everything else of store_db.
  */
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "db_int.h"
+#include "fill.h"
 #include "genread.h"
 #include "live_view.h"
 #include "profile.h"
@@ -293,3 +295,79 @@ fill_mask_apply(const store_ctx *ctx, vigil_value *f)
 		}
 	}
 }
+
+/* ---------------------------------------------------------------------- */
+/* A lean record's transaction slots (fill.h). */
+
+void
+store_lean_features_from_txn(const store_scored_lean *s, vigil_value *f, uint32_t n)
+{
+	/* Mirrors store_features_from_txn (schema.c; tests check they agree),
+	 * computing only the n slots asked for. The bound is the contract, and
+	 * it lets the compiler see that a caller's STORE_LEAN_TXN_SLOTS-value
+	 * buffer is never written past (gcc -flto warned on batch's, when the
+	 * derived hour slot, far past it, was computed here too). */
+	static const double scale[] = { 1, 10, 100, 1000, 10000 };
+	const char *ch;
+	int e;
+
+	_Static_assert(STORE_LEAN_TXN_SLOTS == STORE_SLOT_EVENT_TIME + 1,
+	    "the transaction's fields are the first slots, event_time the last");
+	if (n > STORE_LEAN_TXN_SLOTS)
+		n = STORE_LEAN_TXN_SLOTS;
+	for (uint32_t i = 0; i < n; i++) {
+		switch (i) {
+		case STORE_SLOT_AMOUNT:
+			e = vigil_currency_exponent(s->currency);
+			f[i] = vigil_value_num((double)s->amount_minor / scale[e < 0 ? 2 : e]);
+			break;
+		case STORE_SLOT_AMOUNT_MINOR:
+			f[i] = vigil_value_num((double)s->amount_minor);
+			break;
+		case STORE_SLOT_CURRENCY:
+			f[i] = vigil_value_str(s->currency, (uint32_t)strlen(s->currency));
+			break;
+		case STORE_SLOT_MCC:
+			f[i] = s->mcc ? vigil_value_num(s->mcc) : vigil_value_missing();
+			break;
+		case STORE_SLOT_COUNTRY:
+			f[i] = s->country[0] ? vigil_value_str(s->country, (uint32_t)strlen(s->country))
+			                     : vigil_value_missing();
+			break;
+		case STORE_SLOT_CHANNEL:
+			ch = vigil_channel_name((vigil_channel)s->channel);
+			f[i] = vigil_value_str(ch, (uint32_t)strlen(ch));
+			break;
+		case STORE_SLOT_CARD_ID:
+			f[i] = vigil_value_str(s->card_id.p, s->card_id.len);
+			break;
+		case STORE_SLOT_MERCHANT_ID:
+			f[i] = vigil_value_str(s->merchant_id.p, s->merchant_id.len);
+			break;
+		case STORE_SLOT_TERMINAL_ID:
+			f[i] = s->terminal_id.len ? vigil_value_str(s->terminal_id.p, s->terminal_id.len)
+			                          : vigil_value_missing();
+			break;
+		case STORE_SLOT_DEVICE_ID:
+			f[i] = s->device_id.len ? vigil_value_str(s->device_id.p, s->device_id.len)
+			                        : vigil_value_missing();
+			break;
+		case STORE_SLOT_IP:
+			f[i] = s->ip.len ? vigil_value_str(s->ip.p, s->ip.len) : vigil_value_missing();
+			break;
+		case STORE_SLOT_LAT:
+			f[i] = s->has_location ? vigil_value_num(s->lat) : vigil_value_missing();
+			break;
+		case STORE_SLOT_LON:
+			f[i] = s->has_location ? vigil_value_num(s->lon) : vigil_value_missing();
+			break;
+		case STORE_SLOT_EVENT_TIME:
+			f[i] = vigil_value_num((double)s->event_time_ms / 1000.0);
+			break;
+		default:
+			f[i] = vigil_value_missing();
+			break;
+		}
+	}
+}
+
