@@ -331,7 +331,7 @@ live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 	return card_make_room(c);
 }
 
-live_bcard *
+profile_card_cache *
 live_card_bcache(live *lv, const vigil_txn *txn, const live_keys *k)
 {
 	live_card *c = card_find(lv, live_card_stripe_k(k), txn->card_id, k->lcard, k->card);

@@ -151,29 +151,11 @@ void      live_dedupe_settle(live *lv, const char *txn_id, const live_keys *k, b
 /* Returns once txn_id's record is not pending (no lock may be held). */
 void      live_dedupe_wait(live *lv, const char *txn_id, const live_keys *k);
 
-/* The batch profile of a live card as read from one generation: tag is
- * the db's generation epoch + 1 it was read under (0: nothing cached), rv
- * what the read returned (VIGIL_OK: p holds the profile; VIGIL_ENOTFOUND:
- * the generation has no such card). Generations are immutable, so an entry
- * whose tag is the caller's current one is what LMDB would return. */
-typedef struct live_bcard {
-	uint64_t           tag;
-	vigil_err          rv;
-	store_card_profile p;
-} live_bcard;
-
-/* With the card stripe locked: the cache entry of txn's card, allocated
- * empty on first use; NULL if the card has no live object (nothing cached)
- * or on ENOMEM. Valid until the card stripe is unlocked. */
-live_bcard *live_card_bcache(live *lv, const vigil_txn *txn, const live_keys *k);
-
-/* The same for a merchant's or terminal's batch profile (in live_ent_b,
- * live_view.h; read and written by features/db/fill.c). */
-typedef struct live_bent {
-	uint64_t             tag;
-	vigil_err            rv;
-	store_entity_profile p;
-} live_bent;
+/* With the card stripe locked: the profile cache entry (profile.h) of
+ * txn's card, allocated empty on first use; NULL if the card has no live
+ * object (nothing cached) or on ENOMEM. Valid until the card stripe is
+ * unlocked. Merchants and terminals hold theirs in live_ent_b. */
+profile_card_cache *live_card_bcache(live *lv, const vigil_txn *txn, const live_keys *k);
 
 /* Makes room to apply txn's card event later without allocating (card
  * stripe locked). VIGIL_ELIMIT if the card is new and max_cards is reached;

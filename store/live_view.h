@@ -73,7 +73,7 @@ typedef struct live_bucket {
 typedef struct live_card_x {
 	live_bucket *bk; /* ascending minute */
 	uint32_t     capbk;
-	live_bcard   bc;
+	profile_card_cache   bc;
 } live_card_x;
 
 typedef struct live_card {
@@ -126,7 +126,7 @@ typedef struct live_ent {
  * (features/db/fill.c), in two more lines prefetched with the rest. */
 typedef struct live_ent_b {
 	live_ent  e;
-	live_bent bc;
+	profile_entity_cache bc;
 } live_ent_b;
 
 #define ENT_B_LINES ((int)((sizeof(live_ent_b) + 63) / 64))

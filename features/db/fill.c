@@ -132,11 +132,11 @@ fill_plan(store_ctx *ctx)
  * entity is live. */
 static bool
 ent_bcache_get(live *lv, int kind, const vigil_txn *txn, const live_keys *k, uint64_t tag,
-    live_bent *ret)
+    profile_entity_cache *ret)
 {
 	ent_stripe *s;
 	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
-	live_bent  *bc = e != NULL ? &((live_ent_b *)(void *)e)->bc : NULL;
+	profile_entity_cache  *bc = e != NULL ? &((live_ent_b *)(void *)e)->bc : NULL;
 	bool        hit = bc != NULL && bc->tag == tag;
 
 	if (hit)
@@ -153,7 +153,7 @@ ent_bcache_put(live *lv, int kind, const vigil_txn *txn, const live_keys *k, uin
 	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
 
 	if (e != NULL) {
-		live_bent *bc = &((live_ent_b *)(void *)e)->bc;
+		profile_entity_cache *bc = &((live_ent_b *)(void *)e)->bc;
 
 		bc->tag = tag;
 		bc->rv = rv;
@@ -166,7 +166,7 @@ ent_bcache_put(live *lv, int kind, const vigil_txn *txn, const live_keys *k, uin
 /* What fill_txn_batch still has to read from the generation. */
 typedef struct batch_reads {
 	bool        card, merchant, terminal;
-	live_bcard *bc;
+	profile_card_cache *bc;
 	uint64_t    tag;
 } batch_reads;
 
@@ -177,7 +177,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 {
 	const vigil_txn *txn = &ctx->txn;
 	live            *lv = ctx->db->lv;
-	live_bent        be;
+	profile_entity_cache        be;
 
 	if (br->card) {
 		store_card_profile  cp;
@@ -243,7 +243,7 @@ fill_txn_batch(store_ctx *ctx, store_gen *g, vigil_value *f, uint32_t n)
 {
 	const vigil_txn *txn = &ctx->txn;
 	live            *lv = ctx->db->lv;
-	live_bent        be;
+	profile_entity_cache        be;
 	batch_reads      br = { .card = ctx->need_bcard, .merchant = ctx->need_bmerchant,
 		.terminal = ctx->need_bterminal && txn->terminal_id[0] != '\0' };
 
