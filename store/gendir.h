@@ -58,6 +58,16 @@ enum { DBI_CARD, DBI_MERCHANT, DBI_TERMINAL, DBI_THRESHOLD, DBI_META };
 extern const char *const gen_dbi_names[GEN_NDBI]; /* the named databases, DBI_ order */
 #define GEN_META_KEY "meta"                         /* the meta table's own key */
 
+/* A value's bytes (a profile or threshold as features/codec.h encodes it)
+ * under key (an id; a threshold's gen_threshold_key) in table dbi
+ * (DBI_CARD .. DBI_THRESHOLD); a second put of a key replaces the first.
+ * VIGIL_EINVAL for another table or a key empty or over its cap (nothing
+ * written; w stays usable). An LMDB failure (VIGIL_EIO, VIGIL_ENOMEM,
+ * VIGIL_ELIMIT for a full map) is sticky: every later put and the commit
+ * return it; abort. */
+vigil_err store_genw_put(store_genw *w, int dbi, const void *key, size_t klen, const void *val,
+    size_t vlen);
+
 /* gendir.c: LMDB errors, paths, generation names, CURRENT, the rebuild
  * lock, listing and pruning generations; the table keys. */
 vigil_err gen_err_from_mdb(int rc);
