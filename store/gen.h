@@ -33,9 +33,6 @@
 extern "C" {
 #endif
 
-/* The card and entity profiles (store_card_profile, store_entity_profile)
- * and their layouts are in features/profile.h. */
-
 /* The values a generation holds (profiles, thresholds, meta) and their
  * layouts are features/'s: profile.h and codec.h. */
 

@@ -59,7 +59,7 @@ extern const char *const gen_dbi_names[GEN_NDBI]; /* the named databases, DBI_ o
 #define GEN_META_KEY "meta"                         /* the meta table's own key */
 
 /* A value's bytes (a profile or threshold as features/codec.h encodes it)
- * under key (an id; a threshold's gen_threshold_key) in table dbi
+ * under key (an id; a threshold's: features/db/genread.h) in table dbi
  * (DBI_CARD .. DBI_THRESHOLD); a second put of a key replaces the first.
  * VIGIL_EINVAL for another table or a key empty or over its cap (nothing
  * written; w stays usable). An LMDB failure (VIGIL_EIO, VIGIL_ENOMEM,
@@ -87,7 +87,6 @@ vigil_err gen_file_replace(const char *dir, const char *name, const char *text, 
 vigil_err gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t generation,
     store_gen_check *ret_check, struct stat *ret_st, store_diag *reterr);
 vigil_err gen_checksums_from_mark(const char *fdir, uint64_t gen, store_diag *reterr);
-vigil_err gen_threshold_key(const char *name, const char *group, char *buf, size_t *ret_len);
 vigil_err gen_blob_key(const char *name, char *buf, size_t cap, size_t *ret_len);
 
 #endif /* VIGIL_STORE_GEN_INT_H */

@@ -29,6 +29,10 @@ vigil_err store_genw_put_terminal(store_genw *w, const char *terminal_id, const 
 /* group "" = the global value. */
 vigil_err store_genw_put_threshold(store_genw *w, const char *name, const char *group,
     const store_threshold_val *v);
+/* The threshold table's key of name and group into buf (at least
+ * 2 * STORE_THRESHOLD_NAME_MAX + 1 bytes): VIGIL_EINVAL for an empty or
+ * over-long name, or an over-long group. */
+vigil_err gen_threshold_key(const char *name, const char *group, char *buf, size_t *ret_len);
 
 /*
  * Opens generation n read-only, verified before anything is mapped

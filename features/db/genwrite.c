@@ -3,8 +3,8 @@
  * features/db/genwrite.c - a feature generation's profiles and thresholds
  * as vigil-rebuild writes them (genread.h): checked against their caps,
  * encoded (features/codec.h) and handed to store/ as bytes (store_genw_put,
- * store/gendir.h). The generation itself (begin, blobs, commit) is
- * store/genw.c's.
+ * store/gendir.h), and the threshold table's keys (genread.c reads by
+ * them). The generation itself (begin, blobs, commit) is store/genw.c's.
  */
 #include <string.h>
 
@@ -21,6 +21,25 @@ genw_put_id(store_genw *w, int dbi, const char *id, const wbuf *val)
 	if (n == 0 || n > VIGIL_ID_MAX)
 		return VIGIL_EINVAL;
 	return store_genw_put(w, dbi, id, n, val->buf, val->len);
+}
+
+/* Threshold key (genread.h): name '\0' group (group may be empty). */
+vigil_err
+gen_threshold_key(const char *name, const char *group, char *buf, size_t *ret_len)
+{
+	size_t nl, gl;
+
+	if (name == NULL || group == NULL)
+		return VIGIL_EINVAL;
+	nl = strnlen(name, STORE_THRESHOLD_NAME_MAX + 1);
+	gl = strnlen(group, STORE_THRESHOLD_NAME_MAX + 1);
+	if (nl == 0 || nl > STORE_THRESHOLD_NAME_MAX || gl > STORE_THRESHOLD_NAME_MAX)
+		return VIGIL_EINVAL;
+	memcpy(buf, name, nl);
+	buf[nl] = '\0';
+	memcpy(buf + nl + 1, group, gl);
+	*ret_len = nl + 1 + gl;
+	return VIGIL_OK;
 }
 
 vigil_err
