@@ -151,12 +151,6 @@ live_free(live *lv)
 	free(lv);
 }
 
-uint32_t
-live_card_stripe(const char *card_id)
-{
-	return (uint32_t)id_hash(card_id, strlen(card_id)) & (LIVE_CARD_STRIPES - 1);
-}
-
 void
 live_card_lock(live *lv, uint32_t stripe)
 {

@@ -83,7 +83,6 @@ void live_keys_compute(live_keys *ret_k, const vigil_txn *txn);
 uint64_t live_txn_fingerprint(const vigil_txn *txn, const live_keys *k);
 
 /* The card's stripe; hold its lock from begin to commit/abort. */
-uint32_t live_card_stripe(const char *card_id);
 static inline uint32_t
 live_card_stripe_k(const live_keys *k)
 {
@@ -98,10 +97,8 @@ void     live_card_unlock(live *lv, uint32_t stripe);
  * recorded for a different one (the id reused); VIGIL_ENOTFOUND otherwise. */
 vigil_err live_dedupe_find(live *lv, const char *txn_id, const live_keys *k,
     store_outcome *ret_prior);
-/* Records the first outcome of txn (its txn_id, event time and fingerprint;
- * a second put keeps the first). */
-vigil_err live_dedupe_put(live *lv, const vigil_txn *txn, const store_outcome *o);
-/* The same, from a scored record (its txn_id, event time and outcome); k:
+/* Records the first outcome of a scored record (its txn_id, event time,
+ * fingerprint and outcome; a second put keeps the first); k:
  * the keys of rec->txn, or NULL to hash here; late: the record was late
  * when applied (store_commit_info.late), for a retry's reply. */
 vigil_err live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k,
