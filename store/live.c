@@ -829,52 +829,15 @@ live_sweep_all(live *lv)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Prefetch, recovery and stats. */
-
-static void
-ent_prefetch_slot(live *lv, int kind, uint64_t h)
-{
-	uint32_t i = (uint32_t)h & (LIVE_ENT_STRIPES - 1);
-
-	__builtin_prefetch(&lv->ents[kind][i], 1);
-	omap_prefetch(&lv->ent_dir[kind][i], h);
-}
-
-void
-live_prefetch(live *lv, const live_keys *k)
-{
-	/* Kinds not kept have empty tables: reading their stripe would be a
-	 * miss for nothing. Each stripe's own line (its lock, taken next) is
-	 * only prefetched. */
-	uint32_t skip = lv->opts.skip_kinds;
-	uint32_t d = dd_stripe_of(k->txn), c = (uint32_t)k->card & (LIVE_CARD_STRIPES - 1);
-
-	__builtin_prefetch(&lv->dd[d], 1);
-	__builtin_prefetch(&lv->cards[c], 1);
-	omap_prefetch(&lv->dd_dir[d], k->txn);
-	omap_prefetch(&lv->card_dir[c], k->card);
-	if (!(skip & LIVE_KIND_MERCHANT))
-		ent_prefetch_slot(lv, ENT_MERCHANT, k->merchant);
-	if (k->lterminal != 0 && !(skip & LIVE_KIND_TERMINAL))
-		ent_prefetch_slot(lv, ENT_TERMINAL, k->terminal);
-	if (k->ldevice != 0 && !(skip & LIVE_KIND_DEVICE))
-		ent_prefetch_slot(lv, ENT_DEVICE, k->device);
-	if (k->lip != 0 && !(skip & LIVE_KIND_IP))
-		ent_prefetch_slot(lv, ENT_IP, k->ip);
-}
-
+/* Recovery and stats. */
 
 vigil_err
-live_replay(live *lv, const store_scored *rec)
+live_replay(live *lv, const store_scored *rec, const live_keys *k)
 {
-	live_keys     k;
-	uint32_t      stripe;
-	vigil_err     rv;
-	bool          admit;
+	uint32_t  stripe = live_card_stripe_k(k);
+	vigil_err rv;
+	bool      admit;
 
-	live_keys_compute(&k, &rec->txn);
-	stripe = live_card_stripe_k(&k);
-	live_prefetch(lv, &k);
 	live_card_lock(lv, stripe);
 	/* The same transaction again while its first record is live: written
 	 * again by a retry after the first one's sync failed (a live commit
@@ -883,15 +846,15 @@ live_replay(live *lv, const store_scored *rec)
 	{
 		store_outcome *prior = &lv->replay_prior;
 
-		if (live_dedupe_find(lv, rec->txn.txn_id, &k, prior) == VIGIL_EEXIST) {
+		if (live_dedupe_find(lv, rec->txn.txn_id, k, prior) == VIGIL_EEXIST) {
 			live_card_unlock(lv, stripe);
-			return dd_put(lv, NULL, rec->txn.txn_id, k.ltxn, k.txn, k.fp,
+			return dd_put(lv, NULL, rec->txn.txn_id, k->ltxn, k->txn, k->fp,
 			    rec->txn.event_time_ms, rec->score, rec->decision, rec->features_gen,
 			    rec->rules_version, rec->hits, rec->nhits, NULL, prior->late, DD_DURABLE,
 			    DD_REPLACE);
 		}
 	}
-	rv = live_card_reserve(lv, &rec->txn, &k);
+	rv = live_card_reserve(lv, &rec->txn, k);
 	if (rv == VIGIL_ELIMIT)
 		rv = VIGIL_OK; /* over max_cards: state cannot hold it, as live */
 	if (rv != VIGIL_OK) {
@@ -902,9 +865,9 @@ live_replay(live *lv, const store_scored *rec)
 	admit = live_wm_admit_locked(lv, rec->txn.event_time_ms);
 	live_wm_unlock(lv);
 	if (admit)
-		live_apply(lv, &rec->txn, &k);
+		live_apply(lv, &rec->txn, k);
 	live_card_unlock(lv, stripe);
-	rv = live_dedupe_put_scored(lv, rec, &k, !admit);
+	rv = live_dedupe_put_scored(lv, rec, k, !admit);
 	live_sweep_maybe(lv);
 	return rv;
 }

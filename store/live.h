@@ -159,12 +159,6 @@ profile_card_cache *live_card_bcache(live *lv, const vigil_txn *txn, const live_
  * VIGIL_ENOMEM. */
 vigil_err live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k);
 
-/* Starts loading what a begin or lookup of the transaction with keys k will
- * touch: its idempotency, card and entity table slots, then (no lock needed;
- * tables are read with relaxed atomics and only ever prefetched from) the
- * objects those slots point to. Call it first, before taking locks. */
-void live_prefetch(live *lv, const live_keys *k);
-
 /* The watermark lock; hold it around the archive enqueue (sequence
  * number) + admit. */
 void live_wm_lock(live *lv);
@@ -213,10 +207,12 @@ void live_sweep_steps(live *lv, uint32_t n);
 void live_sweep_all(live *lv);
 
 /* Replays one archived scored record (single-threaded recovery): admit,
- * apply, record outcome, exactly as a live commit did. A record of a
- * transaction whose record is live already (same txn_id and fingerprint:
- * written again after its first sync failed) only replaces the outcome. */
-vigil_err live_replay(live *lv, const store_scored *rec);
+ * apply, record outcome, exactly as a live commit did. k: the keys of
+ * rec->txn (prefetched first: features/db/velocity.h, vel_prefetch). A
+ * record of a transaction whose record is live already (same txn_id and
+ * fingerprint: written again after its first sync failed) only replaces
+ * the outcome. */
+vigil_err live_replay(live *lv, const store_scored *rec, const live_keys *k);
 
 void live_get_stats(live *lv, live_stats *ret_stats);
 

@@ -149,6 +149,13 @@ typedef struct dd_stripe {
 	omap            map;
 } __attribute__((aligned(64))) dd_stripe;
 
+/* The idempotency stripe of a txn_id's hash. */
+static inline uint32_t
+dd_stripe_of(uint64_t h)
+{
+	return (uint32_t)h & (LIVE_DEDUPE_STRIPES - 1);
+}
+
 typedef struct dd_chunk dd_chunk;     /* dedupe.c */
 typedef struct dd_version dd_version; /* private/live_obj_int.h */
 

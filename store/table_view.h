@@ -38,7 +38,7 @@ typedef struct oslot {
 } oslot;
 
 /* A copy of a table's array and mask, kept in a dense array per table
- * kind (16 bytes a stripe, not a stripe's 64) for live_prefetch, which
+ * kind (16 bytes a stripe, not a stripe's 64) for vel_prefetch (features/db/velocity.c), which
  * reads it without the lock: fewer lines to miss on before the slot
  * prefetches can start. */
 typedef struct omap_dir {

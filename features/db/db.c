@@ -310,6 +310,7 @@ db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
 	char          dir[DB_PATH_MAX];
 	store_reader *rd = NULL;
 	store_record  r;
+	live_keys     k;
 	vigil_err     rv;
 
 	if (snprintf(dir, sizeof dir, "%.4000s/archive", db->datadir) >= (int)sizeof dir) {
@@ -340,7 +341,9 @@ db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
 			    why);
 			goto out;
 		}
-		rv = live_replay(db->lv, rc->rec);
+		live_keys_compute(&k, &rc->rec->txn);
+		vel_prefetch(db->lv, &k);
+		rv = live_replay(db->lv, rc->rec, &k);
 		if (rv != VIGIL_OK) {
 			char seg[sizeof reterr->info.file];
 
@@ -910,7 +913,7 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	/* As begin: the live state's misses are started first and overlap
 	 * the LMDB reads, done with the card locked (as in begin). */
 	live_keys_compute(&ctx->keys, &ctx->txn);
-	live_prefetch(db->lv, &ctx->keys);
+	vel_prefetch(db->lv, &ctx->keys);
 	stripe = live_card_stripe_k(&ctx->keys);
 	live_card_lock(db->lv, stripe);
 	vel_prefetch_card(db->lv, &ctx->keys);
@@ -939,7 +942,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
 	live_keys_compute(&ctx->keys, &ctx->txn);
-	live_prefetch(db->lv, &ctx->keys);
+	vel_prefetch(db->lv, &ctx->keys);
 	ctx->stripe = live_card_stripe_k(&ctx->keys);
 	live_card_lock(db->lv, ctx->stripe);
 	vel_prefetch_card(db->lv, &ctx->keys);

@@ -352,6 +352,52 @@ ent_aggregate(live *lv, vel_scratch *sc, int kind, const char *id, size_t len, u
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* Prefetches the slot where h's probe starts. Reads the table's array and
+ * mask without its lock (relaxed atomics; they may be stale): the address
+ * is only prefetched, never dereferenced, so a stale one costs nothing. */
+static inline void
+omap_prefetch(omap_dir *m, uint64_t h)
+{
+	oslot   *sl = __atomic_load_n(&m->sl, __ATOMIC_RELAXED);
+	uint32_t mask = __atomic_load_n(&m->mask, __ATOMIC_RELAXED);
+
+	if (sl != NULL)
+		__builtin_prefetch(&sl[(uint32_t)(okey_slot_hash(h) >> 32) & mask]);
+}
+
+static void
+ent_prefetch_slot(live *lv, int kind, uint64_t h)
+{
+	uint32_t i = (uint32_t)h & (LIVE_ENT_STRIPES - 1);
+
+	__builtin_prefetch(&lv->ents[kind][i], 1);
+	omap_prefetch(&lv->ent_dir[kind][i], h);
+}
+
+void
+vel_prefetch(live *lv, const live_keys *k)
+{
+	/* Kinds not kept have empty tables: reading their stripe would be a
+	 * miss for nothing. Each stripe's own line (its lock, taken next) is
+	 * only prefetched. */
+	uint32_t skip = lv->opts.skip_kinds;
+	uint32_t d = dd_stripe_of(k->txn), c = (uint32_t)k->card & (LIVE_CARD_STRIPES - 1);
+
+	__builtin_prefetch(&lv->dd[d], 1);
+	__builtin_prefetch(&lv->cards[c], 1);
+	omap_prefetch(&lv->dd_dir[d], k->txn);
+	omap_prefetch(&lv->card_dir[c], k->card);
+	if (!(skip & LIVE_KIND_MERCHANT))
+		ent_prefetch_slot(lv, ENT_MERCHANT, k->merchant);
+	if (k->lterminal != 0 && !(skip & LIVE_KIND_TERMINAL))
+		ent_prefetch_slot(lv, ENT_TERMINAL, k->terminal);
+	if (k->ldevice != 0 && !(skip & LIVE_KIND_DEVICE))
+		ent_prefetch_slot(lv, ENT_DEVICE, k->device);
+	if (k->lip != 0 && !(skip & LIVE_KIND_IP))
+		ent_prefetch_slot(lv, ENT_IP, k->ip);
+}
+
+
 uint32_t
 vel_plan(const store_feature_mask *m)
 {
@@ -398,7 +444,7 @@ vel_plan_kinds(uint32_t plan)
 
 /* Under m's lock: prefetches the first nlines lines of every object whose
  * slot hash matches h (back: offset of the okey in the object). The probe
- * reads slots only, whose line live_prefetch requested. */
+ * reads slots only, whose line vel_prefetch requested. */
 static void
 omap_prefetch_objects(const omap *m, uint64_t h, size_t back, int nlines)
 {

@@ -4,7 +4,8 @@
  * vel.* slots of schema.def, computed by velocity.c from the live state's
  * objects (store/live_view.h) as of the transaction's event time. A plan
  * (VEL_F_*) says which aggregates a feature mask needs; store_db makes it
- * once per mask (db.c, fill.c). Windows and exactness: store/live.h and
+ * once per mask (db.c, fill.c). And the prefetches that start a lookup's
+ * cache misses early. Windows and exactness: store/live.h and
  * docs/storage.md ("Live state").
  */
 #ifndef VIGIL_FEATURES_DB_VELOCITY_H
@@ -43,8 +44,12 @@ typedef struct vel_scratch vel_scratch;
 vel_scratch *vel_scratch_new(void);
 void         vel_scratch_free(vel_scratch *sc);
 
-/* After live_prefetch, with the card stripe locked (begin): prefetches the
- * card's object. */
+/* Starts loading what a begin, lookup or live_replay of the transaction
+ * with keys k will touch: its idempotency, card and entity table slots
+ * (no lock needed; tables are read with relaxed atomics and only ever
+ * prefetched from). Call it first, before taking locks. */
+void vel_prefetch(live *lv, const live_keys *k);
+/* Then, with the card stripe locked (begin): prefetches the card's object. */
 void vel_prefetch_card(live *lv, const live_keys *k);
 /* The second step, once the slots are on their way: takes each entity
  * stripe of plan's kinds briefly (one at a time; the card stripe may be

@@ -110,13 +110,6 @@ live_wm_load(live *lv)
 /* A sweep requests the object SWEEP_AHEAD slots on (live.c, "Expiry"). */
 #define SWEEP_AHEAD 8
 
-/* The idempotency stripe of a txn_id's hash. */
-static inline uint32_t
-dd_stripe_of(uint64_t h)
-{
-	return (uint32_t)h & (LIVE_DEDUPE_STRIPES - 1);
-}
-
 /* dedupe.c: dd_put records an outcome for txn_id (mode: what to do with a
  * live record already there), dd_release drops a record removed from its
  * table, dd_sweep_stripe expires one stripe's records (live.c's sweep). */

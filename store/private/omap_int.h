@@ -50,7 +50,7 @@ omap_insert(omap *m, okey *k)
 		}
 		nm.n = m->n;
 		free(m->sl);
-		/* Atomic stores: live_prefetch reads these two without the lock. */
+		/* Atomic stores: vel_prefetch reads these two without the lock. */
 		__atomic_store_n(&m->sl, nm.sl, __ATOMIC_RELAXED);
 		__atomic_store_n(&m->mask, nm.mask, __ATOMIC_RELAXED);
 		if (m->dir != NULL) {
@@ -102,19 +102,6 @@ omap_remove(omap *m, const okey *k)
 		if (m->sl[i].h == 0)
 			return;
 	}
-}
-
-/* Prefetches the slot where h's probe starts. Reads the table's array and
- * mask without its lock (relaxed atomics; they may be stale): the address
- * is only prefetched, never dereferenced, so a stale one costs nothing. */
-static inline void
-omap_prefetch(omap_dir *m, uint64_t h)
-{
-	oslot   *sl = __atomic_load_n(&m->sl, __ATOMIC_RELAXED);
-	uint32_t mask = __atomic_load_n(&m->mask, __ATOMIC_RELAXED);
-
-	if (sl != NULL)
-		__builtin_prefetch(&sl[(uint32_t)(okey_slot_hash(h) >> 32) & mask]);
 }
 
 static inline void
