@@ -13,7 +13,8 @@
  * their own stripes, locked briefly and one at a time (never two at once,
  * and always after the card stripe), so there is no lock-order cycle.
  * Idempotency records (txn_id -> first outcome) are a third striped table
- * (dedupe.c); the objects of all three are in private/live_obj_int.h.
+ * (dedupe.c); the objects of all three are in live_view.h (as the velocity
+ * features of features/db/ read them) and private/live_obj_int.h.
  *
  * Windows, lateness, retention and what "exact" means: live.h and
  * docs/storage.md.
@@ -228,7 +229,7 @@ live_cutoff(live *lv)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Cards: reserve, apply, features. */
+/* Cards: reserve, apply. */
 
 /* Ensures room for one more event at the end of ev[] (compacting first). */
 static vigil_err
