@@ -533,22 +533,33 @@ out:
 	pthread_mutex_unlock(&s->mu);
 }
 
-void
-live_apply(live *lv, const vigil_txn *txn, const live_keys *k)
+/* What an entity event of a transaction does (ent_apply, ent_unapply). */
+typedef void ent_op(live *lv, int kind, const char *id, size_t len, uint64_t h, int64_t t,
+    uint64_t card_h);
+
+/* op on each of txn's merchant, terminal, device and IP of a kind kept
+ * (inlined: op is a constant at each call). */
+static inline void
+ents_each(live *lv, const vigil_txn *txn, const live_keys *k, ent_op *op)
 {
 	int64_t  t = txn->event_time_ms;
 	uint32_t skip = lv->opts.skip_kinds;
-	uint64_t ch = k->card;
 
-	card_apply(lv, txn, k);
 	if ((skip & LIVE_KIND_MERCHANT) == 0)
-		ent_apply(lv, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t, ch);
+		op(lv, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t, k->card);
 	if ((skip & LIVE_KIND_TERMINAL) == 0 && k->lterminal != 0)
-		ent_apply(lv, ENT_TERMINAL, txn->terminal_id, k->lterminal, k->terminal, t, ch);
+		op(lv, ENT_TERMINAL, txn->terminal_id, k->lterminal, k->terminal, t, k->card);
 	if ((skip & LIVE_KIND_DEVICE) == 0 && k->ldevice != 0)
-		ent_apply(lv, ENT_DEVICE, txn->device_id, k->ldevice, k->device, t, ch);
+		op(lv, ENT_DEVICE, txn->device_id, k->ldevice, k->device, t, k->card);
 	if ((skip & LIVE_KIND_IP) == 0 && k->lip != 0)
-		ent_apply(lv, ENT_IP, txn->ip, k->lip, k->ip, t, ch);
+		op(lv, ENT_IP, txn->ip, k->lip, k->ip, t, k->card);
+}
+
+void
+live_apply(live *lv, const vigil_txn *txn, const live_keys *k)
+{
+	card_apply(lv, txn, k);
+	ents_each(lv, txn, k, ent_apply);
 }
 
 /* Another replica's transaction: its entity events only (store_db_observe). */
@@ -660,19 +671,8 @@ out:
 void
 live_unapply(live *lv, const vigil_txn *txn, const live_keys *k)
 {
-	int64_t  t = txn->event_time_ms;
-	uint32_t skip = lv->opts.skip_kinds;
-	uint64_t ch = k->card;
-
 	card_unapply(lv, txn, k);
-	if ((skip & LIVE_KIND_MERCHANT) == 0)
-		ent_unapply(lv, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t, ch);
-	if ((skip & LIVE_KIND_TERMINAL) == 0 && k->lterminal != 0)
-		ent_unapply(lv, ENT_TERMINAL, txn->terminal_id, k->lterminal, k->terminal, t, ch);
-	if ((skip & LIVE_KIND_DEVICE) == 0 && k->ldevice != 0)
-		ent_unapply(lv, ENT_DEVICE, txn->device_id, k->ldevice, k->device, t, ch);
-	if ((skip & LIVE_KIND_IP) == 0 && k->lip != 0)
-		ent_unapply(lv, ENT_IP, txn->ip, k->lip, k->ip, t, ch);
+	ents_each(lv, txn, k, ent_unapply);
 }
 
 /* ---------------------------------------------------------------------- */
