@@ -12,7 +12,6 @@
 #include "pbwire.h"
 #include "util_int.h"
 
-
 /*
  * store_scored_decode_lean walks the wire bytes once, in place. To accept
  * exactly what store_scored_decode (protobuf-c 1.4 underneath) accepts and

@@ -29,8 +29,6 @@
 #include "live.h"
 #include "live_obj_int.h"
 
-
-
 /* How long each kind keeps events, relative to the entity's newest event:
  * its largest window. */
 static const int64_t ent_retain_ms[ENT_KINDS] = { MS_1H, MS_1H, MS_24H, MS_24H };
@@ -743,7 +741,6 @@ sweep_ents(live *lv, uint32_t i, int64_t cutoff)
 		pthread_mutex_unlock(&s->mu);
 	}
 }
-
 
 /* The next stripe of each table (the cursor is shared by all sweepers). */
 static void

@@ -111,7 +111,6 @@ ccset_count(const ccset *s)
 	return s->n;
 }
 
-
 typedef struct card_agg {
 	uint32_t count[5];
 	double   sum[5];
@@ -396,7 +395,6 @@ vel_prefetch(live *lv, const live_keys *k)
 	if (k->lip != 0 && !(skip & LIVE_KIND_IP))
 		ent_prefetch_slot(lv, ENT_IP, k->ip);
 }
-
 
 uint32_t
 vel_plan(const store_feature_mask *m)

@@ -99,7 +99,6 @@ _Static_assert(sizeof(((store_outcome *)0)->rules_version) == DD_VERSION_LEN &&
     sizeof(((store_scored *)0)->rules_version) == DD_VERSION_LEN, "rules_version length");
 _Static_assert(_Alignof(store_hit) <= 8, "hits after the id, 8-aligned");
 
-
 /* The watermark (live_watermark, live.h). */
 static inline int64_t
 live_wm_load(live *lv)
