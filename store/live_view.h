@@ -66,16 +66,16 @@ typedef struct live_bucket {
 	double   sum;
 } live_bucket;
 
-/* Hot fields first and the key last: a lookup's first cache line holds the
- * counters, the hash and the start of the id. */
 /* What few cards need, out of the hot object: folded buckets (cards over
  * LIVE_CARD_CAP) and the batch profile cache (live_card_bcache). */
 typedef struct live_card_x {
-	live_bucket *bk; /* ascending minute */
-	uint32_t     capbk;
-	profile_card_cache   bc;
+	live_bucket       *bk; /* ascending minute */
+	uint32_t           capbk;
+	profile_card_cache bc;
 } live_card_x;
 
+/* Hot fields first and the key last: a lookup's first cache line holds the
+ * counters, the hash and the start of the id. */
 typedef struct live_card {
 	live_event    *ev; /* ev[head .. head+n), ascending time, ties by arrival */
 	uint32_t       head, n, cap;
@@ -125,7 +125,7 @@ typedef struct live_ent {
 /* Merchants and terminals also hold their batch profile cache entry
  * (features/db/fill.c), in two more lines prefetched with the rest. */
 typedef struct live_ent_b {
-	live_ent  e;
+	live_ent             e;
 	profile_entity_cache bc;
 } live_ent_b;
 

@@ -125,6 +125,7 @@ fill_plan(store_ctx *ctx)
  * (live_card_bcache, ent_bcache_get), tagged with the generation
  * epoch it was read under, so one seen again under the same generation
  * costs no LMDB read (storage.md, "Reading"). */
+
 /* The cache entry of txn's merchant or terminal (kind ENT_MERCHANT or
  * ENT_TERMINAL), under the entity's stripe lock (the card stripe may be
  * held). get: true with *ret filled if the entity is live and its entry's
@@ -134,10 +135,10 @@ static bool
 ent_bcache_get(live *lv, int kind, const vigil_txn *txn, const live_keys *k, uint64_t tag,
     profile_entity_cache *ret)
 {
-	ent_stripe *s;
-	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
-	profile_entity_cache  *bc = e != NULL ? &((live_ent_b *)(void *)e)->bc : NULL;
-	bool        hit = bc != NULL && bc->tag == tag;
+	ent_stripe           *s;
+	live_ent             *e = ent_lock_find(lv, kind, txn, k, &s);
+	profile_entity_cache *bc = e != NULL ? &((live_ent_b *)(void *)e)->bc : NULL;
+	bool                  hit = bc != NULL && bc->tag == tag;
 
 	if (hit)
 		*ret = *bc;
@@ -165,9 +166,9 @@ ent_bcache_put(live *lv, int kind, const vigil_txn *txn, const live_keys *k, uin
 
 /* What fill_txn_batch still has to read from the generation. */
 typedef struct batch_reads {
-	bool        card, merchant, terminal;
+	bool                card, merchant, terminal;
 	profile_card_cache *bc;
-	uint64_t    tag;
+	uint64_t            tag;
 } batch_reads;
 
 /* The LMDB reads of fill_txn_batch, in session s (under its guard). */
@@ -175,9 +176,9 @@ static __attribute__((noinline)) void
 fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads *br,
     vigil_value *f)
 {
-	const vigil_txn *txn = &ctx->txn;
-	live            *lv = ctx->db->lv;
-	profile_entity_cache        be;
+	const vigil_txn     *txn = &ctx->txn;
+	live                *lv = ctx->db->lv;
+	profile_entity_cache be;
 
 	if (br->card) {
 		store_card_profile  cp;
@@ -241,10 +242,10 @@ fill_batch_guarded(store_ctx *ctx, store_gen *g, const batch_reads *br, vigil_va
 vigil_err
 fill_txn_batch(store_ctx *ctx, store_gen *g, vigil_value *f, uint32_t n)
 {
-	const vigil_txn *txn = &ctx->txn;
-	live            *lv = ctx->db->lv;
-	profile_entity_cache        be;
-	batch_reads      br = { .card = ctx->need_bcard, .merchant = ctx->need_bmerchant,
+	const vigil_txn     *txn = &ctx->txn;
+	live                *lv = ctx->db->lv;
+	profile_entity_cache be;
+	batch_reads          br = { .card = ctx->need_bcard, .merchant = ctx->need_bmerchant,
 		.terminal = ctx->need_bterminal && txn->terminal_id[0] != '\0' };
 
 	store_features_from_txn(txn, f, n);
