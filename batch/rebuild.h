@@ -15,6 +15,7 @@
 #include "vec.h"
 #include "genread.h"
 #include "lean.h"
+#include "fill.h"
 #include "train.h"
 
 #define BATCH_GROUP_MAX 128 /* bytes of one group key; longer values are not grouped */

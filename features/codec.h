@@ -6,7 +6,8 @@
  * generation's meta. store/ keeps them in LMDB as these bytes (features/db/genread.c,
  * genw.c). Encoders write into a wbuf (every layout fits); decoders copy out, insist on the exact length and return
  * VIGIL_OK, VIGIL_EVERSION (a layout newer than this build's, or another
- * version of threshold and meta) or VIGIL_ECORRUPT.
+ * version of threshold and meta) or VIGIL_ECORRUPT. And the model's input
+ * vector as the archive keeps it with a score (store_model_vec_encode).
  */
 #ifndef VIGIL_FEATURES_CODEC_H
 #define VIGIL_FEATURES_CODEC_H
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "profile.h"
+#include "schema.h"
 #include "vigil.h"
 
 /* Value layout versions this build writes and reads (docs/storage.md). */
@@ -85,5 +87,18 @@ typedef struct gen_value {
 
 vigil_err gen_value_decode(gen_value_kind kind, const void *val, size_t len, gen_value *ret);
 size_t    gen_value_encode(gen_value_kind kind, const gen_value *v, void *buf, size_t cap);
+
+/*
+ * The archived model vector x[0..n), float32 with NaN = missing, encoded as
+ *   u8 format (1) | u16 LE n | ceil(n/8) bytes presence bitmap (bit i%8 of
+ *   byte i/8 set: x[i] present) | float32 LE of each present x[i], in order.
+ * encode: a NaN is stored as missing; VIGIL_EINVAL if n > STORE_MODEL_MAX_INPUTS,
+ * VIGIL_ETOOBIG if cap is short. decode: VIGIL_EPROTO if malformed (unknown
+ * format, length not matching the bitmap), VIGIL_ETOOBIG if n > cap; *ret_n = n.
+ */
+vigil_err store_model_vec_encode(const float *x, uint32_t n, void *buf, size_t cap,
+    size_t *ret_len);
+vigil_err store_model_vec_decode(const void *buf, size_t len, float *ret_x, uint32_t cap,
+    uint32_t *ret_n);
 
 #endif

@@ -4,8 +4,9 @@
  * card and entity (merchant, terminal) structs, made from schema.def's PC
  * and PE rows, and what they give as features (profile.c): the fills of
  * the FP rows (a stored field read as a feature), the DERIVED card slots
- * computed from a profile and the request, and a profile's JSON. The
- * value codecs and the LMDB tables that hold them are store/'s (gen.h).
+ * computed from a profile and the request, a profile's JSON, and the
+ * entry that caches one in the live state. The value codecs are codec.h's;
+ * the LMDB tables that hold them are store/'s (gen.h).
  * Pure functions: no state, thread-safe, nothing allocated except the
  * JSON the caller owns.
  */
@@ -55,6 +56,25 @@ typedef struct store_entity_profile { /* merchants and terminals */
 #include "schema.def"
 #undef PE
 } store_entity_profile;
+
+/* A batch profile as the live state caches it beside its card (live_card_x)
+ * or entity (live_ent_b; store/live_view.h), read and written by
+ * features/db/fill.c: tag is the db's generation epoch + 1 it was read
+ * under (0: nothing cached), rv what the read returned (VIGIL_OK: p holds
+ * the profile; VIGIL_ENOTFOUND: the generation has no such id).
+ * Generations are immutable, so an entry whose tag is the caller's current
+ * one is what LMDB would return. */
+typedef struct profile_card_cache {
+	uint64_t           tag;
+	vigil_err          rv;
+	store_card_profile p;
+} profile_card_cache;
+
+typedef struct profile_entity_cache {
+	uint64_t             tag;
+	vigil_err            rv;
+	store_entity_profile p;
+} profile_entity_cache;
 
 /* Sets the FP slots of one source from p; other slots are untouched. */
 void profile_fill_card(const store_card_profile *p, vigil_value *f);

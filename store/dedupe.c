@@ -93,6 +93,22 @@ dd_hits(dd_entry *d)
 	return (store_hit *)(void *)((char *)d + DD_KEY_END(d->k.len));
 }
 
+/* The outcome d records. */
+static void
+dd_outcome_get(dd_entry *d, store_outcome *ret)
+{
+	memset(ret, 0, sizeof *ret);
+	ret->score = d->score;
+	ret->decision = (vigil_decision)d->decision;
+	ret->features_gen = d->features_gen;
+	ret->nhits = d->nhits;
+	memcpy(ret->hits, dd_hits(d), d->nhits * sizeof ret->hits[0]);
+	ret->points = dd_points(ret->hits, d->nhits);
+	memcpy(ret->rules_version, d->rules_version, DD_VERSION_LEN);
+	dd_model_get(d, &ret->model);
+	ret->late = (d->model & DD_LATE) != 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Idempotency. */
 
@@ -120,16 +136,7 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 	ok = omap_find(&s->map, h, txn_id, len, offsetof(dd_entry, k));
 	d = ok != NULL ? DD_OF(ok) : NULL;
 	if (d != NULL && d->state != DD_CLAIM && dd_live(lv, d)) {
-		memset(ret_prior, 0, sizeof *ret_prior);
-		ret_prior->score = d->score;
-		ret_prior->decision = (vigil_decision)d->decision;
-		ret_prior->features_gen = d->features_gen;
-		ret_prior->nhits = d->nhits;
-		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
-		ret_prior->points = dd_points(ret_prior->hits, d->nhits);
-		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
-		dd_model_get(d, &ret_prior->model);
-		ret_prior->late = (d->model & DD_LATE) != 0;
+		dd_outcome_get(d, ret_prior);
 		rv = d->fp == k->fp ? VIGIL_EEXIST : VIGIL_ECONFLICT;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -303,17 +310,6 @@ out:
 }
 
 vigil_err
-live_dedupe_put(live *lv, const vigil_txn *txn, const store_outcome *o)
-{
-	live_keys k;
-
-	live_keys_compute(&k, txn);
-	return dd_put(lv, NULL, txn->txn_id, k.ltxn, k.txn, k.fp, txn->event_time_ms, o->score,
-	    o->decision, o->features_gen, o->rules_version, o->hits, o->nhits, &o->model,
-	    o->late, DD_DURABLE, DD_KEEP_FIRST);
-}
-
-vigil_err
 live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k, bool late)
 {
 	live_keys rk;
@@ -364,16 +360,7 @@ live_dedupe_begin(live *lv, const char *txn_id, const live_keys *k, live_claim *
 		goto out;
 	}
 	if (d != NULL && dd_live(lv, d)) {
-		memset(ret_prior, 0, sizeof *ret_prior);
-		ret_prior->score = d->score;
-		ret_prior->decision = (vigil_decision)d->decision;
-		ret_prior->features_gen = d->features_gen;
-		ret_prior->nhits = d->nhits;
-		memcpy(ret_prior->hits, dd_hits(d), d->nhits * sizeof ret_prior->hits[0]);
-		ret_prior->points = dd_points(ret_prior->hits, d->nhits);
-		memcpy(ret_prior->rules_version, d->rules_version, DD_VERSION_LEN);
-		dd_model_get(d, &ret_prior->model);
-		ret_prior->late = (d->model & DD_LATE) != 0;
+		dd_outcome_get(d, ret_prior);
 		*ret_verdict = d->fp != k->fp ? LIVE_DD_CONFLICT : d->state == DD_PENDING ?
 		    LIVE_DD_WAIT : d->state == DD_FAILED ? LIVE_DD_REDO : LIVE_DD_RETRY;
 		goto out;

@@ -33,9 +33,6 @@
 extern "C" {
 #endif
 
-/* The card and entity profiles (store_card_profile, store_entity_profile)
- * and their layouts are in features/profile.h. */
-
 /* The values a generation holds (profiles, thresholds, meta) and their
  * layouts are features/'s: profile.h and codec.h. */
 
@@ -53,24 +50,14 @@ typedef struct store_genw store_genw;
 vigil_err store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr);
 /* The number the generation will have (N+1). */
 uint64_t  store_genw_generation(const store_genw *w);
-/*
- * Puts a profile or threshold (a second put of a key replaces the first).
- * VIGIL_EINVAL for an empty or over-long id or name, or counts over the
- * struct's caps (nothing written; w stays usable). An LMDB failure
- * (VIGIL_EIO, VIGIL_ENOMEM, VIGIL_ELIMIT for a full map) is sticky: every
- * later put and the commit return it; abort.
- */
-vigil_err store_genw_put_card(store_genw *w, const char *card_id, const store_card_profile *p);
-vigil_err store_genw_put_merchant(store_genw *w, const char *merchant_id, const store_entity_profile *p);
-vigil_err store_genw_put_terminal(store_genw *w, const char *terminal_id, const store_entity_profile *p);
-/* group "" = the global value. */
-vigil_err store_genw_put_threshold(store_genw *w, const char *name, const char *group,
-    const store_threshold_val *v);
+/* The profiles and thresholds: store_genw_put_card and the others in
+ * features/db/genread.h, which encode them (features/codec.h) and put the
+ * bytes (gendir.h: store_genw_put). */
 /*
  * Opaque named blobs (the model, in app/'s format; store/ never looks
  * inside). name: 1..STORE_BLOB_NAME_MAX bytes of [a-z0-9_.-]; a second put
  * of a name replaces the first; data is copied. VIGIL_EINVAL for a bad
- * name, VIGIL_ETOOBIG over STORE_BLOB_MAX_BYTES; otherwise as the other puts.
+ * name, VIGIL_ETOOBIG over STORE_BLOB_MAX_BYTES; otherwise as store_genw_put.
  */
 #define STORE_BLOB_NAME_MAX  32
 #define STORE_BLOB_MAX_BYTES (256u << 20)

@@ -365,25 +365,6 @@ out:
 /* ---------------------------------------------------------------------- */
 /* Table keys. */
 
-/* Threshold key: name '\0' group (group may be empty). */
-vigil_err
-gen_threshold_key(const char *name, const char *group, char *buf, size_t *ret_len)
-{
-	size_t nl, gl;
-
-	if (name == NULL || group == NULL)
-		return VIGIL_EINVAL;
-	nl = strnlen(name, STORE_THRESHOLD_NAME_MAX + 1);
-	gl = strnlen(group, STORE_THRESHOLD_NAME_MAX + 1);
-	if (nl == 0 || nl > STORE_THRESHOLD_NAME_MAX || gl > STORE_THRESHOLD_NAME_MAX)
-		return VIGIL_EINVAL;
-	memcpy(buf, name, nl);
-	buf[nl] = '\0';
-	memcpy(buf + nl + 1, group, gl);
-	*ret_len = nl + 1 + gl;
-	return VIGIL_OK;
-}
-
 /* Blobs live in the meta table under "blob/NAME": no new table, so a
  * generation written before blobs existed simply has none. */
 

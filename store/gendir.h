@@ -58,6 +58,16 @@ enum { DBI_CARD, DBI_MERCHANT, DBI_TERMINAL, DBI_THRESHOLD, DBI_META };
 extern const char *const gen_dbi_names[GEN_NDBI]; /* the named databases, DBI_ order */
 #define GEN_META_KEY "meta"                         /* the meta table's own key */
 
+/* A value's bytes (a profile or threshold as features/codec.h encodes it)
+ * under key (an id; a threshold's: features/db/genread.h) in table dbi
+ * (DBI_CARD .. DBI_THRESHOLD); a second put of a key replaces the first.
+ * VIGIL_EINVAL for another table or a key empty or over its cap (nothing
+ * written; w stays usable). An LMDB failure (VIGIL_EIO, VIGIL_ENOMEM,
+ * VIGIL_ELIMIT for a full map) is sticky: every later put and the commit
+ * return it; abort. */
+vigil_err store_genw_put(store_genw *w, int dbi, const void *key, size_t klen, const void *val,
+    size_t vlen);
+
 /* gendir.c: LMDB errors, paths, generation names, CURRENT, the rebuild
  * lock, listing and pruning generations; the table keys. */
 vigil_err gen_err_from_mdb(int rc);
@@ -77,7 +87,6 @@ vigil_err gen_file_replace(const char *dir, const char *name, const char *text, 
 vigil_err gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t generation,
     store_gen_check *ret_check, struct stat *ret_st, store_diag *reterr);
 vigil_err gen_checksums_from_mark(const char *fdir, uint64_t gen, store_diag *reterr);
-vigil_err gen_threshold_key(const char *name, const char *group, char *buf, size_t *ret_len);
 vigil_err gen_blob_key(const char *name, char *buf, size_t cap, size_t *ret_len);
 
 #endif /* VIGIL_STORE_GEN_INT_H */

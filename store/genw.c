@@ -106,17 +106,6 @@ genw_put(store_genw *w, int dbi, const void *key, size_t klen, const wbuf *val)
 	return genw_put_raw(w, dbi, key, klen, val->buf, val->len);
 }
 
-static bool
-id_ok(const char *id)
-{
-	size_t n;
-
-	if (id == NULL)
-		return false;
-	n = strnlen(id, VIGIL_ID_MAX + 1);
-	return n > 0 && n <= VIGIL_ID_MAX;
-}
-
 vigil_err
 store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
 {
@@ -213,53 +202,13 @@ store_genw_generation(const store_genw *w)
 }
 
 vigil_err
-store_genw_put_card(store_genw *w, const char *card_id, const store_card_profile *p)
+store_genw_put(store_genw *w, int dbi, const void *key, size_t klen, const void *val, size_t vlen)
 {
-	wbuf val;
+	size_t max = dbi == DBI_THRESHOLD ? 2 * STORE_THRESHOLD_NAME_MAX + 1 : VIGIL_ID_MAX;
 
-	if (!id_ok(card_id) || p->ncountries > STORE_CARD_MAX_COUNTRIES ||
-	    p->nmerchants > STORE_CARD_MAX_MERCHANTS)
+	if (dbi < DBI_CARD || dbi > DBI_THRESHOLD || klen == 0 || klen > max)
 		return VIGIL_EINVAL;
-	gen_card_encode(p, &val);
-	return genw_put(w, DBI_CARD, card_id, strlen(card_id), &val);
-}
-
-vigil_err
-store_genw_put_merchant(store_genw *w, const char *merchant_id, const store_entity_profile *p)
-{
-	wbuf val;
-
-	if (!id_ok(merchant_id))
-		return VIGIL_EINVAL;
-	gen_entity_encode(p, &val);
-	return genw_put(w, DBI_MERCHANT, merchant_id, strlen(merchant_id), &val);
-}
-
-vigil_err
-store_genw_put_terminal(store_genw *w, const char *terminal_id, const store_entity_profile *p)
-{
-	wbuf val;
-
-	if (!id_ok(terminal_id))
-		return VIGIL_EINVAL;
-	gen_entity_encode(p, &val);
-	return genw_put(w, DBI_TERMINAL, terminal_id, strlen(terminal_id), &val);
-}
-
-vigil_err
-store_genw_put_threshold(store_genw *w, const char *name, const char *group,
-    const store_threshold_val *v)
-{
-	char      key[2 * STORE_THRESHOLD_NAME_MAX + 1];
-	size_t    klen;
-	wbuf      val;
-	vigil_err rv;
-
-	rv = gen_threshold_key(name, group, key, &klen);
-	if (rv != VIGIL_OK)
-		return rv;
-	gen_threshold_encode(v, &val);
-	return genw_put(w, DBI_THRESHOLD, key, klen, &val);
+	return genw_put_raw(w, dbi, key, klen, val, vlen);
 }
 
 vigil_err

@@ -3,13 +3,13 @@
  * store/keys.c - the keys of a transaction in the live state's tables
  * (live_keys, live.h): the hash and length of each id, and the
  * fingerprint a retry is compared by. Computed once per transaction by
- * db.c and used by live.c, velocity.c and dedupe.c; and the card hash of
+ * db.c and used by live.c, dedupe.c and features/db/velocity.c; and the card hash of
  * an observation (observe.h).
  */
 #include <string.h>
 #include <xxhash.h>
 
-#include "live_help_int.h"
+#include "live_obj_int.h"
 #include "live.h"
 
 void

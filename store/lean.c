@@ -10,9 +10,7 @@
 
 #include "lean.h"
 #include "pbwire.h"
-#include "slots.h"
 #include "util_int.h"
-
 
 /*
  * store_scored_decode_lean walks the wire bytes once, in place. To accept
@@ -472,76 +470,3 @@ malformed:
 	store_diag_set(reterr, "ArchivedScore: %zu bytes are not a valid protobuf message", len);
 	return VIGIL_EPROTO;
 }
-
-void
-store_lean_features_from_txn(const store_scored_lean *s, vigil_value *f, uint32_t n)
-{
-	/* Mirrors store_features_from_txn (schema.c; tests check they agree),
-	 * computing only the n slots asked for. The bound is the contract, and
-	 * it lets the compiler see that a caller's STORE_LEAN_TXN_SLOTS-value
-	 * buffer is never written past (gcc -flto warned on batch's, when the
-	 * derived hour slot, far past it, was computed here too). */
-	static const double scale[] = { 1, 10, 100, 1000, 10000 };
-	const char *ch;
-	int e;
-
-	_Static_assert(STORE_LEAN_TXN_SLOTS == STORE_SLOT_EVENT_TIME + 1,
-	    "the transaction's fields are the first slots, event_time the last");
-	if (n > STORE_LEAN_TXN_SLOTS)
-		n = STORE_LEAN_TXN_SLOTS;
-	for (uint32_t i = 0; i < n; i++) {
-		switch (i) {
-		case STORE_SLOT_AMOUNT:
-			e = vigil_currency_exponent(s->currency);
-			f[i] = vigil_value_num((double)s->amount_minor / scale[e < 0 ? 2 : e]);
-			break;
-		case STORE_SLOT_AMOUNT_MINOR:
-			f[i] = vigil_value_num((double)s->amount_minor);
-			break;
-		case STORE_SLOT_CURRENCY:
-			f[i] = vigil_value_str(s->currency, (uint32_t)strlen(s->currency));
-			break;
-		case STORE_SLOT_MCC:
-			f[i] = s->mcc ? vigil_value_num(s->mcc) : vigil_value_missing();
-			break;
-		case STORE_SLOT_COUNTRY:
-			f[i] = s->country[0] ? vigil_value_str(s->country, (uint32_t)strlen(s->country))
-			                     : vigil_value_missing();
-			break;
-		case STORE_SLOT_CHANNEL:
-			ch = vigil_channel_name((vigil_channel)s->channel);
-			f[i] = vigil_value_str(ch, (uint32_t)strlen(ch));
-			break;
-		case STORE_SLOT_CARD_ID:
-			f[i] = vigil_value_str(s->card_id.p, s->card_id.len);
-			break;
-		case STORE_SLOT_MERCHANT_ID:
-			f[i] = vigil_value_str(s->merchant_id.p, s->merchant_id.len);
-			break;
-		case STORE_SLOT_TERMINAL_ID:
-			f[i] = s->terminal_id.len ? vigil_value_str(s->terminal_id.p, s->terminal_id.len)
-			                          : vigil_value_missing();
-			break;
-		case STORE_SLOT_DEVICE_ID:
-			f[i] = s->device_id.len ? vigil_value_str(s->device_id.p, s->device_id.len)
-			                        : vigil_value_missing();
-			break;
-		case STORE_SLOT_IP:
-			f[i] = s->ip.len ? vigil_value_str(s->ip.p, s->ip.len) : vigil_value_missing();
-			break;
-		case STORE_SLOT_LAT:
-			f[i] = s->has_location ? vigil_value_num(s->lat) : vigil_value_missing();
-			break;
-		case STORE_SLOT_LON:
-			f[i] = s->has_location ? vigil_value_num(s->lon) : vigil_value_missing();
-			break;
-		case STORE_SLOT_EVENT_TIME:
-			f[i] = vigil_value_num((double)s->event_time_ms / 1000.0);
-			break;
-		default:
-			f[i] = vigil_value_missing();
-			break;
-		}
-	}
-}
-

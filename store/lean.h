@@ -54,16 +54,5 @@ typedef struct store_scored_lean {
 
 vigil_err store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret,
     store_diag *reterr);
-/* The transaction's own fields are schema slots 0 .. STORE_LEAN_TXN_SLOTS - 1
- * (amount .. event_time, schema.def's txn rows; lean.c checks it). */
-#define STORE_LEAN_TXN_SLOTS 14
-
-/* store_features_from_txn's transaction fields for a lean record: the same
- * values (string values are views into the payload) in features[0..n),
- * n = min(nfeatures, STORE_LEAN_TXN_SLOTS): a caller needing the first few
- * slots asks for those, and nothing past the transaction's own fields is
- * written (features may hold just STORE_LEAN_TXN_SLOTS values). */
-void      store_lean_features_from_txn(const store_scored_lean *s, vigil_value *features,
-    uint32_t nfeatures);
 
 #endif /* VIGIL_STORE_LEAN_H */

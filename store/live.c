@@ -13,7 +13,8 @@
  * their own stripes, locked briefly and one at a time (never two at once,
  * and always after the card stripe), so there is no lock-order cycle.
  * Idempotency records (txn_id -> first outcome) are a third striped table
- * (dedupe.c); the objects of all three are in private/live_obj_int.h.
+ * (dedupe.c); the objects of all three are in live_view.h (as the velocity
+ * features of features/db/ read them) and private/live_obj_int.h.
  *
  * Windows, lateness, retention and what "exact" means: live.h and
  * docs/storage.md.
@@ -26,11 +27,7 @@
 #include <xxhash.h>
 
 #include "live.h"
-#include "live_help_int.h"
 #include "live_obj_int.h"
-#include "slots.h"
-
-
 
 /* How long each kind keeps events, relative to the entity's newest event:
  * its largest window. */
@@ -153,24 +150,6 @@ live_free(live *lv)
 	free(lv);
 }
 
-live_scratch *
-live_scratch_new(void)
-{
-	return calloc(1, sizeof(live_scratch));
-}
-
-void
-live_scratch_free(live_scratch *sc)
-{
-	free(sc);
-}
-
-uint32_t
-live_card_stripe(const char *card_id)
-{
-	return (uint32_t)id_hash(card_id, strlen(card_id)) & (LIVE_CARD_STRIPES - 1);
-}
-
 void
 live_card_lock(live *lv, uint32_t stripe)
 {
@@ -248,7 +227,7 @@ live_cutoff(live *lv)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Cards: reserve, apply, features. */
+/* Cards: reserve, apply. */
 
 /* Ensures room for one more event at the end of ev[] (compacting first). */
 static vigil_err
@@ -345,7 +324,7 @@ live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 	return card_make_room(c);
 }
 
-live_bcard *
+profile_card_cache *
 live_card_bcache(live *lv, const vigil_txn *txn, const live_keys *k)
 {
 	live_card *c = card_find(lv, live_card_stripe_k(k), txn->card_id, k->lcard, k->card);
@@ -552,22 +531,33 @@ out:
 	pthread_mutex_unlock(&s->mu);
 }
 
-void
-live_apply(live *lv, const vigil_txn *txn, const live_keys *k)
+/* What an entity event of a transaction does (ent_apply, ent_unapply). */
+typedef void ent_op(live *lv, int kind, const char *id, size_t len, uint64_t h, int64_t t,
+    uint64_t card_h);
+
+/* op on each of txn's merchant, terminal, device and IP of a kind kept
+ * (inlined: op is a constant at each call). */
+static inline void
+ents_each(live *lv, const vigil_txn *txn, const live_keys *k, ent_op *op)
 {
 	int64_t  t = txn->event_time_ms;
 	uint32_t skip = lv->opts.skip_kinds;
-	uint64_t ch = k->card;
 
-	card_apply(lv, txn, k);
 	if ((skip & LIVE_KIND_MERCHANT) == 0)
-		ent_apply(lv, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t, ch);
+		op(lv, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t, k->card);
 	if ((skip & LIVE_KIND_TERMINAL) == 0 && k->lterminal != 0)
-		ent_apply(lv, ENT_TERMINAL, txn->terminal_id, k->lterminal, k->terminal, t, ch);
+		op(lv, ENT_TERMINAL, txn->terminal_id, k->lterminal, k->terminal, t, k->card);
 	if ((skip & LIVE_KIND_DEVICE) == 0 && k->ldevice != 0)
-		ent_apply(lv, ENT_DEVICE, txn->device_id, k->ldevice, k->device, t, ch);
+		op(lv, ENT_DEVICE, txn->device_id, k->ldevice, k->device, t, k->card);
 	if ((skip & LIVE_KIND_IP) == 0 && k->lip != 0)
-		ent_apply(lv, ENT_IP, txn->ip, k->lip, k->ip, t, ch);
+		op(lv, ENT_IP, txn->ip, k->lip, k->ip, t, k->card);
+}
+
+void
+live_apply(live *lv, const vigil_txn *txn, const live_keys *k)
+{
+	card_apply(lv, txn, k);
+	ents_each(lv, txn, k, ent_apply);
 }
 
 /* Another replica's transaction: its entity events only (store_db_observe). */
@@ -679,19 +669,8 @@ out:
 void
 live_unapply(live *lv, const vigil_txn *txn, const live_keys *k)
 {
-	int64_t  t = txn->event_time_ms;
-	uint32_t skip = lv->opts.skip_kinds;
-	uint64_t ch = k->card;
-
 	card_unapply(lv, txn, k);
-	if ((skip & LIVE_KIND_MERCHANT) == 0)
-		ent_unapply(lv, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t, ch);
-	if ((skip & LIVE_KIND_TERMINAL) == 0 && k->lterminal != 0)
-		ent_unapply(lv, ENT_TERMINAL, txn->terminal_id, k->lterminal, k->terminal, t, ch);
-	if ((skip & LIVE_KIND_DEVICE) == 0 && k->ldevice != 0)
-		ent_unapply(lv, ENT_DEVICE, txn->device_id, k->ldevice, k->device, t, ch);
-	if ((skip & LIVE_KIND_IP) == 0 && k->lip != 0)
-		ent_unapply(lv, ENT_IP, txn->ip, k->lip, k->ip, t, ch);
+	ents_each(lv, txn, k, ent_unapply);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -762,7 +741,6 @@ sweep_ents(live *lv, uint32_t i, int64_t cutoff)
 		pthread_mutex_unlock(&s->mu);
 	}
 }
-
 
 /* The next stripe of each table (the cursor is shared by all sweepers). */
 static void
@@ -852,16 +830,12 @@ live_sweep_all(live *lv)
 /* Recovery and stats. */
 
 vigil_err
-live_replay(live *lv, const store_scored *rec)
+live_replay(live *lv, const store_scored *rec, const live_keys *k)
 {
-	live_keys     k;
-	uint32_t      stripe;
-	vigil_err     rv;
-	bool          admit;
+	uint32_t  stripe = live_card_stripe_k(k);
+	vigil_err rv;
+	bool      admit;
 
-	live_keys_compute(&k, &rec->txn);
-	stripe = live_card_stripe_k(&k);
-	live_prefetch(lv, &k);
 	live_card_lock(lv, stripe);
 	/* The same transaction again while its first record is live: written
 	 * again by a retry after the first one's sync failed (a live commit
@@ -870,15 +844,15 @@ live_replay(live *lv, const store_scored *rec)
 	{
 		store_outcome *prior = &lv->replay_prior;
 
-		if (live_dedupe_find(lv, rec->txn.txn_id, &k, prior) == VIGIL_EEXIST) {
+		if (live_dedupe_find(lv, rec->txn.txn_id, k, prior) == VIGIL_EEXIST) {
 			live_card_unlock(lv, stripe);
-			return dd_put(lv, NULL, rec->txn.txn_id, k.ltxn, k.txn, k.fp,
+			return dd_put(lv, NULL, rec->txn.txn_id, k->ltxn, k->txn, k->fp,
 			    rec->txn.event_time_ms, rec->score, rec->decision, rec->features_gen,
 			    rec->rules_version, rec->hits, rec->nhits, NULL, prior->late, DD_DURABLE,
 			    DD_REPLACE);
 		}
 	}
-	rv = live_card_reserve(lv, &rec->txn, &k);
+	rv = live_card_reserve(lv, &rec->txn, k);
 	if (rv == VIGIL_ELIMIT)
 		rv = VIGIL_OK; /* over max_cards: state cannot hold it, as live */
 	if (rv != VIGIL_OK) {
@@ -889,9 +863,9 @@ live_replay(live *lv, const store_scored *rec)
 	admit = live_wm_admit_locked(lv, rec->txn.event_time_ms);
 	live_wm_unlock(lv);
 	if (admit)
-		live_apply(lv, &rec->txn, &k);
+		live_apply(lv, &rec->txn, k);
 	live_card_unlock(lv, stripe);
-	rv = live_dedupe_put_scored(lv, rec, &k, !admit);
+	rv = live_dedupe_put_scored(lv, rec, k, !admit);
 	live_sweep_maybe(lv);
 	return rv;
 }

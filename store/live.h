@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/live.h - the speed layer (live.c, velocity.c, dedupe.c, keys.c) as
- * store_db (features/db/db.c) drives it: store/'s public interface to its
- * live state, for the serving object above it. The model, its windows and its exactness argument are in
+ * store/live.h - the speed layer (live.c, dedupe.c, keys.c) as store_db
+ * (features/db/db.c) drives it: store/'s public interface to its live
+ * state, for the serving object above it. The velocity features a lookup
+ * computes from it are features/db/velocity.h's, on the objects' layouts
+ * (live_view.h). The model, its windows and its exactness argument are in
  * docs/storage.md ("Live state"); in short:
  *
  *   - W, the watermark, is the largest event time applied so far. A
@@ -38,27 +40,11 @@
 #define LIVE_ENT_STRIPES     1024
 #define LIVE_CARD_CAP        4096   /* exact events per card before folding (docs) */
 #define LIVE_ENT_CAP         65536  /* events per merchant/terminal/device/IP (docs) */
-#define LIVE_SET_SLOTS       16384  /* distinct-set scratch; saturates at 3/4 */
 #define LIVE_SWEEP_EVERY     512    /* commits per incremental sweep step */
 #define LIVE_DD_SWEEP_VISITS 4      /* idempotency-map slots swept per commit (live_sweep_maybe) */
 #define LIVE_DD_SWEEP_FROM   (8 * LIVE_DEDUPE_STRIPES) /* ... from this many records on */
 
 typedef struct live live;
-typedef struct live_scratch live_scratch;
-
-/* What live_features computes: a plan made from a feature mask
- * (live_plan). Each flag covers the vel.* slots that one aggregate fills. */
-#define LIVE_F_CARD        (1u << 0)  /* card counts, sums, small, last, km */
-#define LIVE_F_CARD_DM     (1u << 1)  /* card distinct merchants 1h/24h */
-#define LIVE_F_CARD_CC     (1u << 2)  /* card distinct countries, country seen */
-#define LIVE_F_MERCHANT    (1u << 3)  /* merchant counts */
-#define LIVE_F_TERMINAL    (1u << 4)  /* terminal count */
-#define LIVE_F_TERMINAL_D  (1u << 5)  /* terminal distinct cards */
-#define LIVE_F_DEVICE      (1u << 6)
-#define LIVE_F_DEVICE_D    (1u << 7)
-#define LIVE_F_IP          (1u << 8)
-#define LIVE_F_IP_D        (1u << 9)
-#define LIVE_F_ALL         0x3ffu
 
 /* Entity kinds (live_opts.skip_kinds). */
 #define LIVE_KIND_MERCHANT (1u << 0)
@@ -73,24 +59,12 @@ typedef struct live_opts {
 	uint32_t skip_kinds;        /* LIVE_KIND_*: entity kinds not kept (0: keep all) */
 } live_opts;
 
-/* The live_features plan for the slots of m (0 if none is a vel.* slot). */
-uint32_t live_plan(const store_feature_mask *m);
-/* The entity kinds a plan reads. */
-uint32_t live_plan_kinds(uint32_t plan);
-/* Adds to m every slot live_features may write for plan (a value or
- * missing): the whole vel.* range of each kind the plan touches. */
-void     live_plan_slots(uint32_t plan, store_feature_mask *m);
-
 typedef struct live_stats {
 	uint64_t cards, entities, events, dedupe_entries, late_events;
 } live_stats;
 
 vigil_err live_new(const live_opts *opts, live **ret_lv);
 void      live_free(live *lv); /* NULL is a no-op */
-
-/* Per-thread scratch for feature computation. NULL on ENOMEM. */
-live_scratch *live_scratch_new(void);
-void          live_scratch_free(live_scratch *sc);
 
 /* The hashes (XXH3) and lengths of a transaction's ids, computed once per
  * transaction and passed to every call below that keys on them (0 for an
@@ -109,7 +83,6 @@ void live_keys_compute(live_keys *ret_k, const vigil_txn *txn);
 uint64_t live_txn_fingerprint(const vigil_txn *txn, const live_keys *k);
 
 /* The card's stripe; hold its lock from begin to commit/abort. */
-uint32_t live_card_stripe(const char *card_id);
 static inline uint32_t
 live_card_stripe_k(const live_keys *k)
 {
@@ -124,10 +97,8 @@ void     live_card_unlock(live *lv, uint32_t stripe);
  * recorded for a different one (the id reused); VIGIL_ENOTFOUND otherwise. */
 vigil_err live_dedupe_find(live *lv, const char *txn_id, const live_keys *k,
     store_outcome *ret_prior);
-/* Records the first outcome of txn (its txn_id, event time and fingerprint;
- * a second put keeps the first). */
-vigil_err live_dedupe_put(live *lv, const vigil_txn *txn, const store_outcome *o);
-/* The same, from a scored record (its txn_id, event time and outcome); k:
+/* Records the first outcome of a scored record (its txn_id, event time,
+ * fingerprint and outcome; a second put keeps the first); k:
  * the keys of rec->txn, or NULL to hash here; late: the record was late
  * when applied (store_commit_info.late), for a retry's reply. */
 vigil_err live_dedupe_put_scored(live *lv, const store_scored *rec, const live_keys *k,
@@ -177,66 +148,16 @@ void      live_dedupe_settle(live *lv, const char *txn_id, const live_keys *k, b
 /* Returns once txn_id's record is not pending (no lock may be held). */
 void      live_dedupe_wait(live *lv, const char *txn_id, const live_keys *k);
 
-/* The batch profile of a live card as read from one generation: tag is
- * the db's generation epoch + 1 it was read under (0: nothing cached), rv
- * what the read returned (VIGIL_OK: p holds the profile; VIGIL_ENOTFOUND:
- * the generation has no such card). Generations are immutable, so an entry
- * whose tag is the caller's current one is what LMDB would return. */
-typedef struct live_bcard {
-	uint64_t           tag;
-	vigil_err          rv;
-	store_card_profile p;
-} live_bcard;
-
-/* With the card stripe locked: the cache entry of txn's card, allocated
- * empty on first use; NULL if the card has no live object (nothing cached)
- * or on ENOMEM. Valid until the card stripe is unlocked. */
-live_bcard *live_card_bcache(live *lv, const vigil_txn *txn, const live_keys *k);
-
-/* The same for a merchant's or terminal's batch profile. */
-typedef struct live_bent {
-	uint64_t             tag;
-	vigil_err            rv;
-	store_entity_profile p;
-} live_bent;
-
-/* kind: LIVE_KIND_MERCHANT or LIVE_KIND_TERMINAL (txn's, hashed in k).
- * Takes the entity's stripe lock (the card stripe may be held). get: true
- * with *ret filled if the entity is live and its entry's tag is tag. put:
- * stores rv and p (when rv is VIGIL_OK) under tag if the entity is live
- * (allocating its entry on first use; nothing on ENOMEM). */
-bool live_ent_bcache_get(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
-    uint64_t tag, live_bent *ret);
-void live_ent_bcache_put(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
-    uint64_t tag, vigil_err rv, const store_entity_profile *p);
+/* With the card stripe locked: the profile cache entry (profile.h) of
+ * txn's card, allocated empty on first use; NULL if the card has no live
+ * object (nothing cached) or on ENOMEM. Valid until the card stripe is
+ * unlocked. Merchants and terminals hold theirs in live_ent_b. */
+profile_card_cache *live_card_bcache(live *lv, const vigil_txn *txn, const live_keys *k);
 
 /* Makes room to apply txn's card event later without allocating (card
  * stripe locked). VIGIL_ELIMIT if the card is new and max_cards is reached;
  * VIGIL_ENOMEM. */
 vigil_err live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k);
-
-/* Starts loading what a begin or lookup of the transaction with keys k will
- * touch: its idempotency, card and entity table slots, then (no lock needed;
- * tables are read with relaxed atomics and only ever prefetched from) the
- * objects those slots point to. Call it first, before taking locks. */
-void live_prefetch(live *lv, const live_keys *k);
-
-/* With the card stripe locked (begin): prefetches the card's object. */
-void live_prefetch_card(live *lv, const live_keys *k);
-
-/* The second step, once the slots are on their way: takes each entity
- * stripe of plan's kinds briefly (one at a time; the card stripe may be
- * held) and prefetches the objects its slots point to, so the entity
- * misses of live_features overlap instead of following each other. */
-void live_prefetch_objects(live *lv, const live_keys *k, uint32_t plan);
-
-/* Fills the vel.* slots of f (a full schema vector) as of txn's event time,
- * computing the aggregates of plan (LIVE_F_*; others' slots are left
- * unspecified: the caller masks them). The plan's kinds must be kept
- * (not in live_opts.skip_kinds). The card stripe must be locked by the
- * caller. */
-void live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
-    vigil_value *f, uint32_t plan);
 
 /* The watermark lock; hold it around the archive enqueue (sequence
  * number) + admit. */
@@ -286,10 +207,12 @@ void live_sweep_steps(live *lv, uint32_t n);
 void live_sweep_all(live *lv);
 
 /* Replays one archived scored record (single-threaded recovery): admit,
- * apply, record outcome, exactly as a live commit did. A record of a
- * transaction whose record is live already (same txn_id and fingerprint:
- * written again after its first sync failed) only replaces the outcome. */
-vigil_err live_replay(live *lv, const store_scored *rec);
+ * apply, record outcome, exactly as a live commit did. k: the keys of
+ * rec->txn (prefetched first: features/db/velocity.h, vel_prefetch). A
+ * record of a transaction whose record is live already (same txn_id and
+ * fingerprint: written again after its first sync failed) only replaces
+ * the outcome. */
+vigil_err live_replay(live *lv, const store_scored *rec, const live_keys *k);
 
 void live_get_stats(live *lv, live_stats *ret_stats);
 

@@ -25,15 +25,9 @@ extern "C" {
  * state, amount or outcome.
  *
  * store_observation_from_txn: the observation of txn (ids copied, cut to
- * their fields). store_db_observe: applies obs to the entity state only,
- * placed by event time as a local transaction's entity events are (each
- * entity keeps its largest window behind its newest event; older events
- * are not kept), to the kinds the served features read. It is not
- * archived, does not move the watermark and is not idempotent: the caller
- * applies each observation once. VIGIL_OK; VIGIL_EINVAL on a read-only db
- * (no live state), an empty merchant id or an unterminated id. Never
- * allocates more than an entity's events (an entity that cannot be
- * allocated is skipped, as for local transactions).
+ * their fields). store_db_observe (features/db/db.h) applies one; each
+ * entity keeps its largest window behind its newest event, and one that
+ * cannot be allocated is skipped, as for local transactions (live_observe).
  */
 typedef struct store_observation {
 	int64_t  event_time_ms;

@@ -11,7 +11,6 @@
  * anything is written to the output, which is left untouched on error.
  * The rebuild's in-place decoder of the same payloads is lean.c.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -519,86 +518,4 @@ out:
 	if (m != NULL && arena.heap > 0)
 		vigil__v1__archived_label__free_unpacked(m, &alloc);
 	return rv;
-}
-
-/* ------------------------------------------------------------------ */
-/* The model vector                                                    */
-
-#define REC_MVEC_FORMAT 1
-
-vigil_err
-store_model_vec_encode(const float *x, uint32_t n, void *buf, size_t cap, size_t *ret_len)
-{
-	uint8_t *p = buf, *bits;
-	size_t nb = (n + 7) / 8, need = 3 + nb;
-
-	if (n > STORE_MODEL_MAX_INPUTS)
-		return VIGIL_EINVAL;
-	for (uint32_t i = 0; i < n; i++)
-		if (!isnan(x[i]))
-			need += 4;
-	if (need > cap)
-		return VIGIL_ETOOBIG;
-	p[0] = REC_MVEC_FORMAT;
-	p[1] = (uint8_t)(n & 0xff);
-	p[2] = (uint8_t)(n >> 8);
-	bits = p + 3;
-	memset(bits, 0, nb);
-	p = bits + nb;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t u;
-
-		if (isnan(x[i]))
-			continue;
-		bits[i / 8] |= (uint8_t)(1u << (i % 8));
-		memcpy(&u, &x[i], 4);
-		p[0] = (uint8_t)u;
-		p[1] = (uint8_t)(u >> 8);
-		p[2] = (uint8_t)(u >> 16);
-		p[3] = (uint8_t)(u >> 24);
-		p += 4;
-	}
-	*ret_len = need;
-	return VIGIL_OK;
-}
-
-vigil_err
-store_model_vec_decode(const void *buf, size_t len, float *ret_x, uint32_t cap, uint32_t *ret_n)
-{
-	const uint8_t *p = buf, *bits;
-	uint32_t n, present = 0;
-	size_t nb;
-
-	if (len < 3 || p[0] != REC_MVEC_FORMAT)
-		return VIGIL_EPROTO;
-	n = (uint32_t)p[1] | (uint32_t)p[2] << 8;
-	nb = (n + 7) / 8;
-	if (n > cap)
-		return VIGIL_ETOOBIG;
-	if (len < 3 + nb)
-		return VIGIL_EPROTO;
-	bits = p + 3;
-	for (uint32_t i = 0; i < n; i++)
-		present += (bits[i / 8] >> (i % 8)) & 1u;
-	/* bits past n must be clear: one vector, one encoding */
-	if ((n % 8) != 0 && (bits[nb - 1] >> (n % 8)) != 0)
-		return VIGIL_EPROTO;
-	if (len != 3 + nb + 4 * (size_t)present)
-		return VIGIL_EPROTO;
-	p = bits + nb;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t u;
-
-		if (((bits[i / 8] >> (i % 8)) & 1u) == 0) {
-			ret_x[i] = NAN;
-			continue;
-		}
-		u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-		memcpy(&ret_x[i], &u, 4);
-		if (isnan(ret_x[i]))
-			return VIGIL_EPROTO; /* present values are numbers */
-		p += 4;
-	}
-	*ret_n = n;
-	return VIGIL_OK;
 }

@@ -2,9 +2,10 @@
 /*
  * store/record.h - the archive's record payloads (record.c): store_scored
  * and store_label <-> vigil.v1.ArchivedScore / ArchivedLabel
- * (proto/vigil.proto), and the model's input vector archived with a score.
- * Included by archive.h. The codecs are pure functions; errors are
- * vigil_err with a one-line store_diag (schema.h) where a function takes one.
+ * (proto/vigil.proto). A score's model input vector is archived as the
+ * bytes of store_model_vec_encode (features/codec.h). Included by
+ * archive.h. The codecs are pure functions; errors are vigil_err with a
+ * one-line store_diag (schema.h) where a function takes one.
  */
 #ifndef VIGIL_STORE_RECORD_H
 #define VIGIL_STORE_RECORD_H
@@ -13,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "diag.h"
 #include "schema.h"
 #include "vigil.h"
@@ -73,19 +75,6 @@ typedef struct store_scored {
 	uint8_t        model_in[STORE_MODEL_IN_MAX_BYTES]; /* store_model_vec_encode */
 	store_model_outcome model; /* not archived: kept for retries (zeroed: none) */
 } store_scored;
-
-/*
- * The archived model vector x[0..n), float32 with NaN = missing, encoded as
- *   u8 format (1) | u16 LE n | ceil(n/8) bytes presence bitmap (bit i%8 of
- *   byte i/8 set: x[i] present) | float32 LE of each present x[i], in order.
- * encode: a NaN is stored as missing; VIGIL_EINVAL if n > STORE_MODEL_MAX_INPUTS,
- * VIGIL_ETOOBIG if cap is short. decode: VIGIL_EPROTO if malformed (unknown
- * format, length not matching the bitmap), VIGIL_ETOOBIG if n > cap; *ret_n = n.
- */
-vigil_err store_model_vec_encode(const float *x, uint32_t n, void *buf, size_t cap,
-    size_t *ret_len);
-vigil_err store_model_vec_decode(const void *buf, size_t len, float *ret_x, uint32_t cap,
-    uint32_t *ret_n);
 
 typedef struct store_label {
 	char    txn_id[VIGIL_ID_MAX + 1];

@@ -8,6 +8,7 @@
 # tests and benches of a component's internals, which say so in meson by
 # depending on e.g. store_private_dep). One line per offence:
 #   FILE:LINE: includes HEADER, private to DIR/
+# store/'s views (live_view.h, table_view.h) are for features/db/ only.
 # The layers features/ (the schema library) < store/ < features/db/
 # (store_db): no file includes a header of a layer above its own. And sizes:
 # in the components that hold the data path's core (store/, features/), no
@@ -48,8 +49,24 @@ for f in $(find . \( -name '*.c' -o -name '*.h' \) -type f ! -path './build*' \
 		done
 	done <"$tmp"
 done
+# store/'s views (*_view.h: the live objects as a lookup reads them) are
+# public for features/db/ (the velocity features, the profile cache) only:
+#   FILE:LINE: includes HEADER, store/'s view for features/db/ only
+views=$(find store -maxdepth 1 -name '*_view.h' -type f -exec basename {} \; | sort)
+for f in $(find . \( -name '*.c' -o -name '*.h' \) -type f ! -path './build*' \
+	! -path './.git/*' ! -path './tests/*' ! -path './bench/*' \
+	! -path './store/*' ! -path './features/db/*' | sed 's|^\./||' | sort); do
+	for h in $views; do
+		grep -n "^[[:space:]]*#[[:space:]]*include[[:space:]]*\"\([^\"]*/\)\{0,1\}$h\"" "$f" |
+			sed "s|^\([0-9]*\):.*|$f:\1: includes store/$h, store/'s view for features/db/ only|" >"$tmp" || true
+		if [ -s "$tmp" ]; then
+			cat "$tmp"
+			bad=$((bad + $(wc -l <"$tmp")))
+		fi
+	done
+done
 if [ "$bad" -gt 0 ]; then
-	echo "layout.sh: $bad include(s) of another component's private header" >&2
+	echo "layout.sh: $bad include(s) of another component's private header or view" >&2
 	exit 1
 fi
 # The layers of the data path, bottom up: features/ (the schema library:
@@ -95,5 +112,6 @@ if [ "$big" -gt 0 ]; then
 	echo "layout.sh: $big file(s) of store/ or features/ over the size limit" >&2
 	exit 1
 fi
-echo "layout.sh: $nfiles files, no private header included outside its component;" \
+echo "layout.sh: $nfiles files, no private header included outside its component," \
+	"store/'s views only in features/db/;" \
 	"layers features/ < store/ < features/db/ kept; store/ and features/ within the size limits"

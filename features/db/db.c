@@ -310,6 +310,7 @@ db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
 	char          dir[DB_PATH_MAX];
 	store_reader *rd = NULL;
 	store_record  r;
+	live_keys     k;
 	vigil_err     rv;
 
 	if (snprintf(dir, sizeof dir, "%.4000s/archive", db->datadir) >= (int)sizeof dir) {
@@ -340,7 +341,9 @@ db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
 			    why);
 			goto out;
 		}
-		rv = live_replay(db->lv, rc->rec);
+		live_keys_compute(&k, &rc->rec->txn);
+		vel_prefetch(db->lv, &k);
+		rv = live_replay(db->lv, rc->rec, &k);
 		if (rv != VIGIL_OK) {
 			char seg[sizeof reterr->info.file];
 
@@ -370,7 +373,7 @@ db_live_fresh(store_db *db)
 	live_opts lo = {
 		.dedupe_horizon_ms = (int64_t)db->opts.dedupe_horizon_s * 1000,
 		.max_cards = db->opts.max_cards,
-		.skip_kinds = LIVE_KIND_ALL & ~live_plan_kinds(db->plan),
+		.skip_kinds = LIVE_KIND_ALL & ~vel_plan_kinds(db->plan),
 	};
 
 	live_free(db->lv);
@@ -476,8 +479,8 @@ db_alloc(const store_db_opts *opts, const store_feature_mask *features, store_db
 
 		store_feature_mask_all(&all);
 		db->features = features != NULL ? *features : all;
-		db->plan = fill_mask_subset(&all, &db->features) ? LIVE_F_ALL
-		    : live_plan(&db->features);
+		db->plan = fill_mask_subset(&all, &db->features) ? VEL_F_ALL
+		    : vel_plan(&db->features);
 	}
 	pthread_mutex_init(&db->gen_mu, NULL);
 	pthread_mutex_init(&db->refresh_mu, NULL);
@@ -834,7 +837,7 @@ store_ctx_new(store_db *db)
 	ctx->db = db;
 	ctx->epoch = DB_EPOCH_NONE;
 	(void)store_ctx_set_features(ctx, NULL);
-	ctx->sc = live_scratch_new();
+	ctx->sc = vel_scratch_new();
 	ctx->claim = live_claim_new();
 	ctx->bufcap = DB_BUF_INITIAL;
 	ctx->buf = malloc(ctx->bufcap);
@@ -853,7 +856,7 @@ store_ctx_free(store_ctx *ctx)
 	if (ctx->begun)
 		store_score_abort(ctx->db, ctx);
 	genref_release(ctx->gen);
-	live_scratch_free(ctx->sc);
+	vel_scratch_free(ctx->sc);
 	live_claim_free(ctx->claim);
 	free(ctx->buf);
 	free(ctx);
@@ -910,17 +913,17 @@ store_features_lookup(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	/* As begin: the live state's misses are started first and overlap
 	 * the LMDB reads, done with the card locked (as in begin). */
 	live_keys_compute(&ctx->keys, &ctx->txn);
-	live_prefetch(db->lv, &ctx->keys);
+	vel_prefetch(db->lv, &ctx->keys);
 	stripe = live_card_stripe_k(&ctx->keys);
 	live_card_lock(db->lv, stripe);
-	live_prefetch_card(db->lv, &ctx->keys);
-	live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
+	vel_prefetch_card(db->lv, &ctx->keys);
+	vel_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
 	rv = db_fill(ctx, features, nfeatures);
 	if (rv != VIGIL_OK) {
 		live_card_unlock(db->lv, stripe);
 		return rv;
 	}
-	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
+	vel_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
 	live_card_unlock(db->lv, stripe);
 	fill_mask_apply(ctx, features);
 	ctx->info.late = live_wm_is_late(db->lv, txn->event_time_ms);
@@ -939,10 +942,10 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 		return VIGIL_EINVAL;
 	ctx->txn = *txn;
 	live_keys_compute(&ctx->keys, &ctx->txn);
-	live_prefetch(db->lv, &ctx->keys);
+	vel_prefetch(db->lv, &ctx->keys);
 	ctx->stripe = live_card_stripe_k(&ctx->keys);
 	live_card_lock(db->lv, ctx->stripe);
-	live_prefetch_card(db->lv, &ctx->keys);
+	vel_prefetch_card(db->lv, &ctx->keys);
 	ctx->redo = false;
 	for (;;) {
 		live_dd_verdict v;
@@ -971,14 +974,14 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 		rv = VIGIL_EAGAIN;
 		goto fail;
 	}
-	live_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
+	vel_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
 	rv = live_card_reserve(db->lv, &ctx->txn, &ctx->keys);
 	if (rv != VIGIL_OK)
 		goto fail;
 	rv = db_fill(ctx, features, nfeatures);
 	if (rv != VIGIL_OK)
 		goto fail;
-	live_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
+	vel_features(db->lv, ctx->sc, &ctx->txn, &ctx->keys, features, ctx->plan);
 	fill_mask_apply(ctx, features);
 	ctx->begun = true;
 	return VIGIL_OK;

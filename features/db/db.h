@@ -6,9 +6,10 @@
  * rebuilt from the archive at open. Scoring goes begin -> commit/abort per
  * transaction, so that the k-th transaction of a card sees exactly the k-1
  * acknowledged before it under any concurrency, and a retried txn_id gets
- * the first outcome. db.c joins the parts and fill.c assembles the feature
- * vector; store/ keeps the live state (live.h: live.c, velocity.c, dedupe.c;
- * docs/storage.md, "Live state" and "Idempotency").
+ * the first outcome. db.c joins the parts, fill.c assembles the feature
+ * vector and velocity.c computes its live velocity features; store/ keeps
+ * the live state (live.h: live.c, dedupe.c; docs/storage.md, "Live state"
+ * and "Idempotency").
  *
  * Thread safety: every store_db_* and store_score_* function may be called
  * from any number of threads at once, each with its own store_ctx (a ctx is

@@ -2,7 +2,8 @@
 /*
  * features/db/genread.h - reading a feature generation into profiles
  * (genread.c): opening one (verified), lookups, thresholds and blobs, and
- * what store_db (db.c) needs beyond them. A lookup session borrows one read transaction
+ * what store_db (db.c) needs beyond them; and writing the profiles and
+ * thresholds into one (genwrite.c; the rest of writing: store/gen.h). A lookup session borrows one read transaction
  * from the generation's pool (reset/renew, no allocation after warm-up) and
  * reads card, merchant and terminal under it; values are decoded (copied
  * out) before the session ends.
@@ -14,6 +15,24 @@
 
 #include "codec.h"
 #include "gen.h"
+
+/*
+ * Puts a profile or threshold into the generation w is building (a second
+ * put of a key replaces the first). VIGIL_EINVAL for an empty or over-long
+ * id or name, or counts over the struct's caps (nothing written; w stays
+ * usable). An LMDB failure (VIGIL_EIO, VIGIL_ENOMEM, VIGIL_ELIMIT for a
+ * full map) is sticky: every later put and the commit return it; abort.
+ */
+vigil_err store_genw_put_card(store_genw *w, const char *card_id, const store_card_profile *p);
+vigil_err store_genw_put_merchant(store_genw *w, const char *merchant_id, const store_entity_profile *p);
+vigil_err store_genw_put_terminal(store_genw *w, const char *terminal_id, const store_entity_profile *p);
+/* group "" = the global value. */
+vigil_err store_genw_put_threshold(store_genw *w, const char *name, const char *group,
+    const store_threshold_val *v);
+/* The threshold table's key of name and group into buf (at least
+ * 2 * STORE_THRESHOLD_NAME_MAX + 1 bytes): VIGIL_EINVAL for an empty or
+ * over-long name, or an over-long group. */
+vigil_err gen_threshold_key(const char *name, const char *group, char *buf, size_t *ret_len);
 
 /*
  * Opens generation n read-only, verified before anything is mapped

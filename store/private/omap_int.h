@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store/private/omap_int.h - private to the live state (live.c, dedupe.c):
- * the keyed tables of cards, entities and idempotency records. Inline: a
- * probe is on the scoring path.
+ * the writes of the keyed tables of cards, entities and idempotency
+ * records (their layout and probe: table_view.h). Inline: on the scoring
+ * path.
  */
 #ifndef VIGIL_STORE_OMAP_INT_H
 #define VIGIL_STORE_OMAP_INT_H
@@ -12,78 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "table_view.h"
 #include "vigil.h"
-
-/* ---------------------------------------------------------------------- */
-/* Keyed tables: linear probing over (hash, object) slots. Every keyed object
- * holds an okey (cards and entities first, idempotency records last, cut
- * after the id's NUL), so a probe compares 8-byte hashes in one contiguous
- * array and touches an object only on a full 64-bit hash match. Only h,
- * len and id[0..len] of an okey are ever read. */
-
-typedef struct okey {
-	uint64_t h; /* XXH3 of the id */
-	uint8_t  len;
-	char     id[VIGIL_ID_MAX + 1];
-} okey;
-
-typedef struct oslot {
-	uint64_t h; /* slot hash, 0 = empty */
-	okey    *v;
-} oslot;
-
-/* A copy of a table's array and mask, kept in a dense array per table
- * kind (16 bytes a stripe, not a stripe's 64) for live_prefetch, which
- * reads it without the lock: fewer lines to miss on before the slot
- * prefetches can start. */
-typedef struct omap_dir {
-	oslot   *sl;
-	uint32_t mask;
-} omap_dir;
-
-typedef struct omap {
-	oslot   *sl; /* hash and object side by side: one cache line per probe */
-	uint32_t mask, n;
-	omap_dir *dir; /* kept equal to sl and mask */
-} omap;
-
-static inline uint64_t
-okey_slot_hash(uint64_t h)
-{
-	return h ? h : 1;
-}
-
-/* Stripes are chosen by the low bits; slots use the high half. */
-static inline uint32_t
-omap_home(const omap *m, uint64_t h)
-{
-	return (uint32_t)(h >> 32) & m->mask;
-}
-
-/* back: offset of the okey in its object. On a hash match the object's
- * first line (its hot fields) is prefetched before the key line is read,
- * so the two misses overlap. */
-static inline okey *
-omap_find(const omap *m, uint64_t h, const char *id, size_t len, size_t back)
-{
-	if (m->sl == NULL)
-		return NULL;
-	h = okey_slot_hash(h);
-	for (uint32_t i = omap_home(m, h);; i = (i + 1) & m->mask) {
-		uint64_t x = m->sl[i].h;
-
-		if (x == 0)
-			return NULL;
-		if (x == h) {
-			okey *k = m->sl[i].v;
-
-			__builtin_prefetch((char *)k - back);
-			__asm__ volatile("" ::: "memory"); /* issue it before the key load */
-			if (k->len == len && memcmp(k->id, id, len) == 0)
-				return k;
-		}
-	}
-}
 
 /* h: the slot hash of k (okey_slot_hash(k->h)); k itself is not read, so
  * a rehash does not touch every object. */
@@ -119,7 +50,7 @@ omap_insert(omap *m, okey *k)
 		}
 		nm.n = m->n;
 		free(m->sl);
-		/* Atomic stores: live_prefetch reads these two without the lock. */
+		/* Atomic stores: vel_prefetch reads these two without the lock. */
 		__atomic_store_n(&m->sl, nm.sl, __ATOMIC_RELAXED);
 		__atomic_store_n(&m->mask, nm.mask, __ATOMIC_RELAXED);
 		if (m->dir != NULL) {
@@ -171,19 +102,6 @@ omap_remove(omap *m, const okey *k)
 		if (m->sl[i].h == 0)
 			return;
 	}
-}
-
-/* Prefetches the slot where h's probe starts. Reads the table's array and
- * mask without its lock (relaxed atomics; they may be stale): the address
- * is only prefetched, never dereferenced, so a stale one costs nothing. */
-static inline void
-omap_prefetch(omap_dir *m, uint64_t h)
-{
-	oslot   *sl = __atomic_load_n(&m->sl, __ATOMIC_RELAXED);
-	uint32_t mask = __atomic_load_n(&m->mask, __ATOMIC_RELAXED);
-
-	if (sl != NULL)
-		__builtin_prefetch(&sl[(uint32_t)(okey_slot_hash(h) >> 32) & mask]);
 }
 
 static inline void

@@ -34,6 +34,7 @@
 #include "harness.h"
 #include "archive.h"
 #include "gen.h"
+#include "genread.h"
 
 #define ALICE "alice-analyst-token-0001"
 #define BOB   "bob-analyst-token-000002"

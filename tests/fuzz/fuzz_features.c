@@ -7,8 +7,10 @@
  * insists on the exact length), except a meta value whose summary holds a
  * NUL or whose recorded layouts differ from this build's, and a profile of
  * an older layout (re-encoded in the current one): those must at least
- * decode again to the same thing. Must never crash, leak or read out
- * of bounds.
+ * decode again to the same thing. And the same bytes as an archived model
+ * input vector (store_model_vec_decode): what decodes encodes back to the
+ * same bytes (one vector, one encoding). Must never crash, leak or read
+ * out of bounds.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,6 +55,24 @@ fuzz_kind(gen_value_kind kind, const uint8_t *data, size_t size)
 		abort();
 }
 
+static void
+fuzz_model_vec(const uint8_t *data, size_t size)
+{
+	static float x[STORE_MODEL_MAX_INPUTS];
+	uint32_t     n;
+	size_t       len;
+	vigil_err    rv;
+
+	rv = store_model_vec_decode(data, size, x, STORE_MODEL_MAX_INPUTS, &n);
+	if (rv == VIGIL_EPROTO || rv == VIGIL_ETOOBIG)
+		return;
+	if (rv != VIGIL_OK || n > STORE_MODEL_MAX_INPUTS)
+		abort();
+	if (store_model_vec_encode(x, n, enc, sizeof enc, &len) != VIGIL_OK || len != size ||
+	    memcmp(enc, data, size) != 0)
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -60,5 +80,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_kind(GEN_VALUE_ENTITY, data, size);
 	fuzz_kind(GEN_VALUE_THRESHOLD, data, size);
 	fuzz_kind(GEN_VALUE_META, data, size);
+	fuzz_model_vec(data, size);
 	return 0;
 }

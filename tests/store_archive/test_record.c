@@ -19,6 +19,7 @@
 #include "pbwire.h"
 #include "slots.h"
 #include "archive.h"
+#include "fill.h"
 #include "lean.h"
 #include "vigil.pb-c.h"
 

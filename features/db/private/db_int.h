@@ -17,6 +17,7 @@
 #include "gen.h"
 #include "live.h"
 #include "mask.h"
+#include "velocity.h"
 
 #define DB_PATH_MAX 4096
 
@@ -50,7 +51,7 @@ struct store_db {
 	uint64_t         refused_sig;
 	bool             refused_retry;
 	store_feature_mask features; /* the slots it serves (mask.h) */
-	uint32_t         plan; /* live_plan of features */
+	uint32_t         plan; /* vel_plan of features */
 	/* What the live-state recovery found damaged in the archive (set at
 	 * open, read by store_db_get_health). */
 	uint64_t         recov_corrupt, recov_corrupt_bytes, recov_lost;
@@ -59,7 +60,7 @@ struct store_db {
 
 struct store_ctx {
 	store_db     *db;
-	live_scratch *sc;
+	vel_scratch *sc;
 	db_genref    *gen;
 	uint64_t      epoch;
 	bool          pinned; /* store_ctx_pin_gen: gen is the caller's, not the db's current */
@@ -75,7 +76,7 @@ struct store_ctx {
 	/* Feature mask (store_ctx_set_features): what a lookup computes. */
 	store_feature_mask need;
 	bool          need_all;   /* need covers every slot: nothing to mask */
-	uint32_t      plan;       /* live_plan(need) */
+	uint32_t      plan;       /* vel_plan(need) */
 	bool          need_bcard, need_bmerchant, need_bterminal; /* batch reads */
 	/* Slots a lookup may fill that need leaves out: mask_apply clears
 	 * these (every other slot stays as store_features_from_txn left it,

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/velocity.c - the live velocity features of a lookup (live_features,
- * live.h): a card's aggregates over its windows, an entity's counts and
- * distinct cards, the plan of which a feature mask needs, and the
- * prefetches that start the lookup's cache misses early. Read-only on the
- * live state (the distinct-card maps of entities move with the window);
- * live.c applies, undoes and expires.
+ * features/db/velocity.c - the live velocity features of a lookup
+ * (vel_features, velocity.h): a card's aggregates over its windows, an
+ * entity's counts and distinct cards, the plan of which a feature mask
+ * needs, and the prefetches that start the lookup's cache misses early.
+ * On the live state's objects as store/live_view.h shows them, read-only
+ * but for the distinct-card maps of entities, which move with the window;
+ * store/live.c applies, undoes and expires.
  */
 #include <math.h>
 #include <pthread.h>
@@ -13,12 +14,102 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "live.h"
-#include "live_help_int.h"
-#include "live_obj_int.h"
+#include "live_view.h"
 #include "slots.h"
+#include "velocity.h"
 
-#define SMALL_AMOUNT 5.0 /* vel.card.small_count_10m: amount < 5.00 major units */
+#define SMALL_AMOUNT  5.0   /* vel.card.small_count_10m: amount < 5.00 major units */
+#define VEL_SET_SLOTS 16384 /* distinct-set scratch; saturates at 3/4 */
+
+/* A distinct-count set reused by every lookup of a thread: a slot is in
+ * the current set when its stamp is the current one, so starting a new set
+ * costs nothing; only the first 2n slots (n = events that may be added) are
+ * used, so a small set stays in L1. */
+struct vel_scratch {
+	struct {
+		uint64_t key;
+		uint32_t stamp;
+	} slot[VEL_SET_SLOTS];
+	uint32_t cur, size, mask;
+};
+
+vel_scratch *
+vel_scratch_new(void)
+{
+	return calloc(1, sizeof(vel_scratch));
+}
+
+void
+vel_scratch_free(vel_scratch *sc)
+{
+	free(sc);
+}
+
+/* Starts an empty set for at most n additions. */
+static inline void
+set_reset(vel_scratch *sc, uint32_t n)
+{
+	uint32_t cap = 64;
+
+	while (cap < VEL_SET_SLOTS && cap < 2 * (uint64_t)n)
+		cap *= 2;
+	sc->mask = cap - 1;
+	if (++sc->cur == 0) {
+		for (uint32_t i = 0; i < VEL_SET_SLOTS; i++)
+			sc->slot[i].stamp = 0;
+		sc->cur = 1;
+	}
+	sc->size = 0;
+}
+
+/* Adds k; the set saturates at 3/4 of its slots (distinct counts cap there:
+ * 12288 with VEL_SET_SLOTS slots). */
+static inline void
+set_add(vel_scratch *sc, uint64_t k)
+{
+	uint32_t i = (uint32_t)(k ^ (k >> 29)) & sc->mask;
+
+	if (sc->size >= (sc->mask + 1) / 4 * 3)
+		return;
+	while (sc->slot[i].stamp == sc->cur) {
+		if (sc->slot[i].key == k)
+			return;
+		i = (i + 1) & sc->mask;
+	}
+	sc->slot[i].stamp = sc->cur;
+	sc->slot[i].key = k;
+	sc->size++;
+}
+
+static inline int
+country_index(const char cc[2])
+{
+	if (cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z')
+		return -1;
+	return (cc[0] - 'A') * 26 + (cc[1] - 'A');
+}
+
+typedef struct ccset {
+	uint64_t w[11]; /* 26 * 26 = 676 bits */
+	unsigned n;     /* bits set (counted as set: no popcount call per word) */
+} ccset;
+
+static inline void
+ccset_add(ccset *s, int idx)
+{
+	if (idx >= 0) {
+		uint64_t b = 1ULL << (idx & 63);
+
+		s->n += (s->w[idx >> 6] & b) == 0;
+		s->w[idx >> 6] |= b;
+	}
+}
+
+static inline unsigned
+ccset_count(const ccset *s)
+{
+	return s->n;
+}
 
 typedef struct card_agg {
 	uint32_t count[5];
@@ -36,13 +127,13 @@ typedef struct card_agg {
 static const int64_t card_windows[5] = { MS_1M, MS_10M, MS_1H, MS_24H, MS_7D };
 
 static void
-card_aggregate(const live_card *c, live_scratch *sc, const vigil_txn *txn, uint64_t mh,
+card_aggregate(const live_card *c, vel_scratch *sc, const vigil_txn *txn, uint64_t mh,
     uint32_t dh, uint32_t plan, card_agg *a)
 {
 	int64_t  t = txn->event_time_ms;
 	int      my_cc = txn->country[0] ? country_index(txn->country) : -1;
 	bool     dm_1h_done = false;
-	bool     want_dm = (plan & LIVE_F_CARD_DM) != 0, want_cc = (plan & LIVE_F_CARD_CC) != 0;
+	bool     want_dm = (plan & VEL_F_CARD_DM) != 0, want_cc = (plan & VEL_F_CARD_CC) != 0;
 	uint32_t idx;
 
 	memset(a, 0, sizeof *a);
@@ -215,7 +306,7 @@ ent_dmap_move(live_ent *e, int64_t lo, int64_t hi)
 
 /* Distinct cards among e's events with time in (t - wd, t]. */
 static uint32_t
-ent_distinct(live_ent *e, live_scratch *sc, int64_t t, int64_t wd)
+ent_distinct(live_ent *e, vel_scratch *sc, int64_t t, int64_t wd)
 {
 	int64_t  lo = time_minus(t, wd);
 	uint32_t a = ent_upper(e, lo), b = ent_upper(e, t);
@@ -234,62 +325,11 @@ ent_distinct(live_ent *e, live_scratch *sc, int64_t t, int64_t wd)
 	return sc->size;
 }
 
-/* The stripe (locked on return) and live object of txn's merchant or
- * terminal; NULL object if there is none. */
-static live_ent *
-ent_lock_find(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
-    ent_stripe **ret_s)
-{
-	bool        m = kind == LIVE_KIND_MERCHANT;
-	uint64_t    h = m ? k->merchant : k->terminal;
-	ent_stripe *s = &lv->ents[m ? ENT_MERCHANT : ENT_TERMINAL][h & (LIVE_ENT_STRIPES - 1)];
-	okey       *o;
-
-	pthread_mutex_lock(&s->mu);
-	*ret_s = s;
-	o = omap_find(&s->map, h, m ? txn->merchant_id : txn->terminal_id,
-	    m ? k->lmerchant : k->lterminal, offsetof(live_ent, k));
-	return o != NULL ? ENT_OF(o) : NULL;
-}
-
-bool
-live_ent_bcache_get(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
-    uint64_t tag, live_bent *ret)
-{
-	ent_stripe *s;
-	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
-	live_bent  *bc = e != NULL ? &((live_ent_b *)(void *)e)->bc : NULL;
-	bool        hit = bc != NULL && bc->tag == tag;
-
-	if (hit)
-		*ret = *bc;
-	pthread_mutex_unlock(&s->mu);
-	return hit;
-}
-
-void
-live_ent_bcache_put(live *lv, uint32_t kind, const vigil_txn *txn, const live_keys *k,
-    uint64_t tag, vigil_err rv, const store_entity_profile *p)
-{
-	ent_stripe *s;
-	live_ent   *e = ent_lock_find(lv, kind, txn, k, &s);
-
-	if (e != NULL) {
-		live_bent *bc = &((live_ent_b *)(void *)e)->bc;
-
-		bc->tag = tag;
-		bc->rv = rv;
-		if (rv == VIGIL_OK)
-			bc->p = *p;
-	}
-	pthread_mutex_unlock(&s->mu);
-}
-
 /* Counts are two binary searches in the time-ordered events; the distinct
  * count is kept by the entity's map: O(log n) per lookup however busy the
  * entity (amortized, for traffic roughly in event-time order). */
 static void
-ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, size_t len, uint64_t h,
+ent_aggregate(live *lv, vel_scratch *sc, int kind, const char *id, size_t len, uint64_t h,
     int64_t t, int64_t w1, int64_t w2, int64_t wd, ent_agg *a)
 {
 	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
@@ -311,6 +351,19 @@ ent_aggregate(live *lv, live_scratch *sc, int kind, const char *id, size_t len, 
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* Prefetches the slot where h's probe starts. Reads the table's array and
+ * mask without its lock (relaxed atomics; they may be stale): the address
+ * is only prefetched, never dereferenced, so a stale one costs nothing. */
+static inline void
+omap_prefetch(omap_dir *m, uint64_t h)
+{
+	oslot   *sl = __atomic_load_n(&m->sl, __ATOMIC_RELAXED);
+	uint32_t mask = __atomic_load_n(&m->mask, __ATOMIC_RELAXED);
+
+	if (sl != NULL)
+		__builtin_prefetch(&sl[(uint32_t)(okey_slot_hash(h) >> 32) & mask]);
+}
+
 static void
 ent_prefetch_slot(live *lv, int kind, uint64_t h)
 {
@@ -321,7 +374,7 @@ ent_prefetch_slot(live *lv, int kind, uint64_t h)
 }
 
 void
-live_prefetch(live *lv, const live_keys *k)
+vel_prefetch(live *lv, const live_keys *k)
 {
 	/* Kinds not kept have empty tables: reading their stripe would be a
 	 * miss for nothing. Each stripe's own line (its lock, taken next) is
@@ -344,33 +397,33 @@ live_prefetch(live *lv, const live_keys *k)
 }
 
 uint32_t
-live_plan(const store_feature_mask *m)
+vel_plan(const store_feature_mask *m)
 {
 	static const struct {
 		uint32_t first, last, flag;
 	} groups[] = {
-		{ STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_SMALL_COUNT_10M, LIVE_F_CARD },
+		{ STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_SMALL_COUNT_10M, VEL_F_CARD },
 		{ STORE_SLOT_VEL_CARD_DISTINCT_MERCHANTS_1H, STORE_SLOT_VEL_CARD_DISTINCT_MERCHANTS_24H,
-		  LIVE_F_CARD | LIVE_F_CARD_DM },
+		  VEL_F_CARD | VEL_F_CARD_DM },
 		{ STORE_SLOT_VEL_CARD_DISTINCT_COUNTRIES_24H, STORE_SLOT_VEL_CARD_COUNTRY_SEEN_7D,
-		  LIVE_F_CARD | LIVE_F_CARD_CC },
+		  VEL_F_CARD | VEL_F_CARD_CC },
 		{ STORE_SLOT_VEL_CARD_MERCHANT_SEEN_7D, STORE_SLOT_VEL_CARD_AMOUNT_TO_MEAN_7D,
-		  LIVE_F_CARD },
-		{ STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H, LIVE_F_MERCHANT },
-		{ STORE_SLOT_VEL_TERMINAL_COUNT_10M, STORE_SLOT_VEL_TERMINAL_COUNT_10M, LIVE_F_TERMINAL },
+		  VEL_F_CARD },
+		{ STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H, VEL_F_MERCHANT },
+		{ STORE_SLOT_VEL_TERMINAL_COUNT_10M, STORE_SLOT_VEL_TERMINAL_COUNT_10M, VEL_F_TERMINAL },
 		{ STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H, STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H,
-		  LIVE_F_TERMINAL_D },
-		{ STORE_SLOT_VEL_DEVICE_COUNT_1H, STORE_SLOT_VEL_DEVICE_COUNT_1H, LIVE_F_DEVICE },
+		  VEL_F_TERMINAL_D },
+		{ STORE_SLOT_VEL_DEVICE_COUNT_1H, STORE_SLOT_VEL_DEVICE_COUNT_1H, VEL_F_DEVICE },
 		{ STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H, STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H,
-		  LIVE_F_DEVICE_D },
-		{ STORE_SLOT_VEL_IP_COUNT_1H, STORE_SLOT_VEL_IP_COUNT_1H, LIVE_F_IP },
+		  VEL_F_DEVICE_D },
+		{ STORE_SLOT_VEL_IP_COUNT_1H, STORE_SLOT_VEL_IP_COUNT_1H, VEL_F_IP },
 		{ STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H, STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H,
-		  LIVE_F_IP_D },
+		  VEL_F_IP_D },
 	};
 	uint32_t plan = 0;
 
 	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_HOUR, /* last vel.* row */
-	    "a new vel.* slot needs a live_plan group");
+	    "a new vel.* slot needs a vel_plan group");
 	for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
 		for (uint32_t i = groups[g].first; i <= groups[g].last; i++)
 			if (store_feature_mask_has(m, i))
@@ -379,17 +432,17 @@ live_plan(const store_feature_mask *m)
 }
 
 uint32_t
-live_plan_kinds(uint32_t plan)
+vel_plan_kinds(uint32_t plan)
 {
-	return ((plan & LIVE_F_MERCHANT) ? LIVE_KIND_MERCHANT : 0) |
-	    ((plan & (LIVE_F_TERMINAL | LIVE_F_TERMINAL_D)) ? LIVE_KIND_TERMINAL : 0) |
-	    ((plan & (LIVE_F_DEVICE | LIVE_F_DEVICE_D)) ? LIVE_KIND_DEVICE : 0) |
-	    ((plan & (LIVE_F_IP | LIVE_F_IP_D)) ? LIVE_KIND_IP : 0);
+	return ((plan & VEL_F_MERCHANT) ? LIVE_KIND_MERCHANT : 0) |
+	    ((plan & (VEL_F_TERMINAL | VEL_F_TERMINAL_D)) ? LIVE_KIND_TERMINAL : 0) |
+	    ((plan & (VEL_F_DEVICE | VEL_F_DEVICE_D)) ? LIVE_KIND_DEVICE : 0) |
+	    ((plan & (VEL_F_IP | VEL_F_IP_D)) ? LIVE_KIND_IP : 0);
 }
 
 /* Under m's lock: prefetches the first nlines lines of every object whose
  * slot hash matches h (back: offset of the okey in the object). The probe
- * reads slots only, whose line live_prefetch requested. */
+ * reads slots only, whose line vel_prefetch requested. */
 static void
 omap_prefetch_objects(const omap *m, uint64_t h, size_t back, int nlines)
 {
@@ -419,16 +472,16 @@ ent_prefetch_object(live *lv, int kind, uint64_t h)
 }
 
 void
-live_prefetch_card(live *lv, const live_keys *k)
+vel_prefetch_card(live *lv, const live_keys *k)
 {
 	omap_prefetch_objects(&lv->cards[live_card_stripe_k(k)].map, k->card,
 	    offsetof(live_card, k), 2);
 }
 
 void
-live_prefetch_objects(live *lv, const live_keys *k, uint32_t plan)
+vel_prefetch_objects(live *lv, const live_keys *k, uint32_t plan)
 {
-	uint32_t kinds = live_plan_kinds(plan) & ~lv->opts.skip_kinds;
+	uint32_t kinds = vel_plan_kinds(plan) & ~lv->opts.skip_kinds;
 
 	if (kinds & LIVE_KIND_MERCHANT)
 		ent_prefetch_object(lv, ENT_MERCHANT, k->merchant);
@@ -474,7 +527,7 @@ card_features_amount(const card_agg *a, double amount, vigil_value *f)
 
 /* The vel.card.* slots of card c (NULL: none yet). */
 static void
-card_features(const live_card *c, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
+card_features(const live_card *c, vel_scratch *sc, const vigil_txn *txn, const live_keys *k,
     vigil_value *f, uint32_t plan)
 {
 	card_agg   a;
@@ -514,26 +567,26 @@ card_features(const live_card *c, live_scratch *sc, const vigil_txn *txn, const 
 	card_features_amount(&a, vigil_txn_amount(txn), f);
 }
 
-/* What live_features below writes, kind by kind: keep the two in step. */
+/* What vel_features below writes, kind by kind: keep the two in step. */
 void
-live_plan_slots(uint32_t plan, store_feature_mask *m)
+vel_plan_slots(uint32_t plan, store_feature_mask *m)
 {
 	static const struct {
 		uint32_t flags, first, last;
 	} kinds[] = {
-		{ LIVE_F_CARD | LIVE_F_CARD_DM | LIVE_F_CARD_CC,
+		{ VEL_F_CARD | VEL_F_CARD_DM | VEL_F_CARD_CC,
 		  STORE_SLOT_VEL_CARD_COUNT_1M, STORE_SLOT_VEL_CARD_AMOUNT_TO_MEAN_7D },
-		{ LIVE_F_MERCHANT, STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H },
-		{ LIVE_F_TERMINAL | LIVE_F_TERMINAL_D,
+		{ VEL_F_MERCHANT, STORE_SLOT_VEL_MERCHANT_COUNT_1M, STORE_SLOT_VEL_MERCHANT_COUNT_1H },
+		{ VEL_F_TERMINAL | VEL_F_TERMINAL_D,
 		  STORE_SLOT_VEL_TERMINAL_COUNT_10M, STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H },
-		{ LIVE_F_DEVICE | LIVE_F_DEVICE_D,
+		{ VEL_F_DEVICE | VEL_F_DEVICE_D,
 		  STORE_SLOT_VEL_DEVICE_COUNT_1H, STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H },
-		{ LIVE_F_IP | LIVE_F_IP_D,
+		{ VEL_F_IP | VEL_F_IP_D,
 		  STORE_SLOT_VEL_IP_COUNT_1H, STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H },
 	};
 
 	_Static_assert(STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H + 1 == STORE_SLOT_HOUR, /* last vel.* row */
-	    "a new vel.* slot needs a place in live_plan_slots");
+	    "a new vel.* slot needs a place in vel_plan_slots");
 	for (size_t g = 0; g < sizeof kinds / sizeof kinds[0]; g++)
 		if (plan & kinds[g].flags)
 			for (uint32_t i = kinds[g].first; i <= kinds[g].last; i++)
@@ -541,7 +594,7 @@ live_plan_slots(uint32_t plan, store_feature_mask *m)
 }
 
 void
-live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys *k,
+vel_features(live *lv, vel_scratch *sc, const vigil_txn *txn, const live_keys *k,
     vigil_value *f, uint32_t plan)
 {
 	ent_agg    e;
@@ -549,8 +602,8 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys 
 	live_card *c = NULL;
 
 	/* The card's newest events are requested first and arrive while the
-	 * entities (prefetched by live_prefetch_objects) are aggregated. */
-	if (plan & LIVE_F_CARD) {
+	 * entities (prefetched by vel_prefetch_objects) are aggregated. */
+	if (plan & VEL_F_CARD) {
 		c = card_find(lv, live_card_stripe_k(k), txn->card_id, k->lcard, k->card);
 		if (c != NULL && c->n > 0) {
 			const char *p = (const char *)&c->ev[c->head + c->n - 1];
@@ -559,48 +612,48 @@ live_features(live *lv, live_scratch *sc, const vigil_txn *txn, const live_keys 
 			__builtin_prefetch(p - 64);
 		}
 	}
-	if (plan & LIVE_F_MERCHANT) {
+	if (plan & VEL_F_MERCHANT) {
 		ent_aggregate(lv, sc, ENT_MERCHANT, txn->merchant_id, k->lmerchant, k->merchant, t,
 		    MS_1M, MS_1H, 0, &e);
 		f[STORE_SLOT_VEL_MERCHANT_COUNT_1M] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_MERCHANT_COUNT_1H] = vigil_value_num(e.c2);
 	}
-	if ((plan & (LIVE_F_TERMINAL | LIVE_F_TERMINAL_D)) == 0) {
+	if ((plan & (VEL_F_TERMINAL | VEL_F_TERMINAL_D)) == 0) {
 		/* not asked for */
 	} else if (txn->terminal_id[0] != '\0') {
 		ent_aggregate(lv, sc, ENT_TERMINAL, txn->terminal_id, k->lterminal, k->terminal, t,
-		    (plan & LIVE_F_TERMINAL) ? MS_10M : 0, 0,
-		    (plan & LIVE_F_TERMINAL_D) ? MS_1H : 0, &e);
+		    (plan & VEL_F_TERMINAL) ? MS_10M : 0, 0,
+		    (plan & VEL_F_TERMINAL_D) ? MS_1H : 0, &e);
 		f[STORE_SLOT_VEL_TERMINAL_COUNT_10M] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H] = vigil_value_num(e.distinct);
 	} else {
 		f[STORE_SLOT_VEL_TERMINAL_COUNT_10M] = vigil_value_missing();
 		f[STORE_SLOT_VEL_TERMINAL_DISTINCT_CARDS_1H] = vigil_value_missing();
 	}
-	if ((plan & (LIVE_F_DEVICE | LIVE_F_DEVICE_D)) == 0) {
+	if ((plan & (VEL_F_DEVICE | VEL_F_DEVICE_D)) == 0) {
 		/* not asked for */
 	} else if (txn->device_id[0] != '\0') {
 		ent_aggregate(lv, sc, ENT_DEVICE, txn->device_id, k->ldevice, k->device, t,
-		    (plan & LIVE_F_DEVICE) ? MS_1H : 0, 0,
-		    (plan & LIVE_F_DEVICE_D) ? MS_24H : 0, &e);
+		    (plan & VEL_F_DEVICE) ? MS_1H : 0, 0,
+		    (plan & VEL_F_DEVICE_D) ? MS_24H : 0, &e);
 		f[STORE_SLOT_VEL_DEVICE_COUNT_1H] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H] = vigil_value_num(e.distinct);
 	} else {
 		f[STORE_SLOT_VEL_DEVICE_COUNT_1H] = vigil_value_missing();
 		f[STORE_SLOT_VEL_DEVICE_DISTINCT_CARDS_24H] = vigil_value_missing();
 	}
-	if ((plan & (LIVE_F_IP | LIVE_F_IP_D)) == 0) {
+	if ((plan & (VEL_F_IP | VEL_F_IP_D)) == 0) {
 		/* not asked for */
 	} else if (txn->ip[0] != '\0') {
 		ent_aggregate(lv, sc, ENT_IP, txn->ip, k->lip, k->ip, t,
-		    (plan & LIVE_F_IP) ? MS_1H : 0, 0,
-		    (plan & LIVE_F_IP_D) ? MS_24H : 0, &e);
+		    (plan & VEL_F_IP) ? MS_1H : 0, 0,
+		    (plan & VEL_F_IP_D) ? MS_24H : 0, &e);
 		f[STORE_SLOT_VEL_IP_COUNT_1H] = vigil_value_num(e.c1);
 		f[STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H] = vigil_value_num(e.distinct);
 	} else {
 		f[STORE_SLOT_VEL_IP_COUNT_1H] = vigil_value_missing();
 		f[STORE_SLOT_VEL_IP_DISTINCT_CARDS_24H] = vigil_value_missing();
 	}
-	if (plan & LIVE_F_CARD)
+	if (plan & VEL_F_CARD)
 		card_features(c, sc, txn, k, f, plan);
 }
