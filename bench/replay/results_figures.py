@@ -14,8 +14,15 @@ the rule (thresholds tune on features and labels, the model trains on the
 archived vectors: neither sees a rule's hits). A check, not a substitute for
 the replay of the changed rule file (bench/replay/model.sh).
 
+--calibration also prints, for the rows after the first model, how well the
+score reads as a probability: per score band (score / 100 taken as the
+predicted fraud probability) the rows, their frauds, the mean predicted and
+the observed fraud rate; the expected calibration error (ECE: the row-weighted
+mean of |predicted - observed| over the bands, and the same over the bands
+from 0.5% up, where the alerts are) and the Brier score.
+
 usage: results_figures.py RESULTS CSV [--measure-from YYYY-MM-DD] [--measure-to YYYY-MM-DD]
-                          [--gate RULE:POINTS ...]
+                          [--gate RULE:POINTS ...] [--calibration]
 """
 import argparse
 import csv
@@ -35,6 +42,7 @@ def main():
     ap.add_argument("--measure-from")
     ap.add_argument("--measure-to", help="rows before this day only")
     ap.add_argument("--gate", nargs="*", default=[])
+    ap.add_argument("--calibration", action="store_true")
     a = ap.parse_args()
     lab, tm, card = {}, {}, {}
     with open(a.csv, newline="") as f:
@@ -89,6 +97,40 @@ def main():
                   metric_auc(Mz[m], yy), metric_ap(Mz[m], yy),
                   card_precision(Mz[m], yy, cards[m], t[m]), 100 * alert.mean(),
                   100 * tp / max(alert.sum(), 1), 100 * tp / max(yy.sum(), 1)))
+    if a.calibration and len(sets) > 1:
+        calibration(S[sets[1][1]] / 100.0, y[sets[1][1]])
+
+
+# Score bands of the calibration table, as probabilities (upper bound open,
+# the last one closed).
+BANDS = (0, 0.005, 0.01, 0.02, 0.05, 0.10, 0.20, 0.30, 0.50, 0.70, 0.90, 1.0)
+
+
+def calibration(p, y):
+    """The reliability table, ECE and Brier score of probabilities p
+    against labels y (1 fraud, 0 not)."""
+    if len(p) == 0:
+        return
+    print("  calibration (rows after the first model; predicted = score / 100):")
+    print("    %-13s %9s %7s %10s %10s" % ("band", "rows", "frauds", "predicted", "observed"))
+    ece = ece_hi = 0.0
+    n_hi = 0
+    for lo, hi in zip(BANDS, BANDS[1:]):
+        m = (p >= lo) & ((p < hi) if hi < 1.0 else (p <= hi))
+        n = int(m.sum())
+        if n == 0:
+            continue
+        pred, obs = float(p[m].mean()), float(y[m].mean())
+        ece += n * abs(pred - obs)
+        if lo >= BANDS[1]:
+            ece_hi += n * abs(pred - obs)
+            n_hi += n
+        print("    [%.3f,%.3f%s %9d %7d %9.2f%% %9.2f%%" % (
+            lo, hi, "]" if hi >= 1.0 else ")", n, int(y[m].sum()), 100 * pred, 100 * obs))
+    print("    ECE %.4f (rows predicted >= %.1f%%: %.4f), Brier %.5f, mean predicted %.4f%%, "
+          "fraud rate %.4f%%" % (
+              ece / len(p), 100 * BANDS[1], ece_hi / n_hi if n_hi else float("nan"),
+              float(np.mean((p - y) ** 2)), 100 * float(p.mean()), 100 * float(y.mean())))
 
 
 def card_precision(s, y, cards, t, k=100):
