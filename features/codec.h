@@ -20,9 +20,15 @@
 #include "schema.h"
 #include "vigil.h"
 
-/* Value layout versions this build writes and reads (docs/storage.md). */
-#define STORE_CARD_LAYOUT      1
-#define STORE_ENTITY_LAYOUT    3 /* 2: the mature windows, 3: reported cards */
+/* Value layout versions this build writes and reads (docs/storage.md); the
+ * profiles' come from schema.def's LAYOUT rows. */
+enum {
+#define LAYOUT(kind, version) store_layout_##kind##_ = (version),
+#include "schema.def"
+#undef LAYOUT
+};
+#define STORE_CARD_LAYOUT      ((unsigned)store_layout_CARD_)
+#define STORE_ENTITY_LAYOUT    ((unsigned)store_layout_ENTITY_)
 #define STORE_THRESHOLD_LAYOUT 1
 #define STORE_META_LAYOUT      1
 

@@ -43,7 +43,7 @@ fuzz_kind(gen_value_kind kind, const uint8_t *data, size_t size)
 		    v.meta_card == STORE_CARD_LAYOUT && v.meta_entity == STORE_ENTITY_LAYOUT &&
 		    v.meta_threshold == STORE_THRESHOLD_LAYOUT;
 	if (kind == GEN_VALUE_CARD || kind == GEN_VALUE_ENTITY)
-		exact = (data[0] | data[1] << 8) ==
+		exact = (unsigned)(data[0] | data[1] << 8) ==
 		    (kind == GEN_VALUE_CARD ? STORE_CARD_LAYOUT : STORE_ENTITY_LAYOUT);
 	if (exact && (n != size || memcmp(enc, data, size) != 0))
 		abort();
