@@ -552,6 +552,19 @@ nearest_rank(const double *v, uint32_t n, double p)
 	return v[(k > n ? n : k) - 1];
 }
 
+/* card.top_merchant_share_90d: the share of the card's 90 days spent at
+ * the merchant it used most, top[0] of the merchants sorted by count (1 for
+ * a card that only ever pays one merchant, near 0 for one spread over
+ * many). A card past BATCH_CARD_MAX_MERCH merchants counts the ones it
+ * tracks. */
+static double
+card_top_merchant_share(const batch_card *c, const batch_merch_cnt *top)
+{
+	if (c->nmerch == 0 || c->count[BATCH_W90] == 0)
+		return 0.0;
+	return (double)top[0].n / c->count[BATCH_W90];
+}
+
 void
 batch_card_profile(const batch_card *c, store_card_profile *ret_p)
 {
@@ -598,6 +611,7 @@ batch_card_profile(const batch_card *c, store_card_profile *ret_p)
 	if (c->nmerch > 0)
 		memcpy(top, c->merch, c->nmerch * sizeof top[0]);
 	sort_merch_top(top, c->nmerch);
+	p.top_merchant_share_90d = card_top_merchant_share(c, top);
 	p.nmerchants = (uint8_t)(c->nmerch < STORE_CARD_MAX_MERCHANTS ?
 	    c->nmerch : STORE_CARD_MAX_MERCHANTS);
 	for (uint32_t i = 0; i < p.nmerchants; i++)

@@ -318,6 +318,18 @@ test_card_profile_by_hand(void **state)
 	assert_int_equal(p.merchants[0], 100); /* 3 times */
 	assert_int_equal(p.merchants[1], 200); /* once each, hash order */
 	assert_int_equal(p.merchants[2], 300);
+	assert_true(p.top_merchant_share_90d == 3.0 / 5.0); /* merchant 100: 3 of 5 */
+	batch_card_free(c);
+
+	/* A card with nothing in its window has no top merchant: 0, not NaN. */
+	c = batch_card_new(NULL, "c2", 2);
+	assert_int_equal(batch_card_add(c, &w, &evs[0]), VIGIL_OK);
+	batch_card_profile(c, &p);
+	assert_true(p.top_merchant_share_90d == 1.0);
+	batch_card_free(c);
+	c = batch_card_new(NULL, "c3", 2);
+	batch_card_profile(c, &p);
+	assert_true(p.top_merchant_share_90d == 0.0);
 	batch_card_free(c);
 }
 

@@ -31,6 +31,7 @@ card_profile(uint32_t count_7d)
 	p.amount_p99_90d = 42.5;
 	p.first_seen_ms = T0 - 10 * DAY_MS;
 	p.fraud_count_90d = 1;
+	p.top_merchant_share_90d = 0.75;
 	p.hour_hist[9] = 6;
 	p.hour_hist[10] = 2;
 	p.hour_hist[11] = 2;
@@ -357,18 +358,21 @@ test_unknown_version_refused(void **state)
 	store_diag d;
 
 	(void)state;
+	char want[256];
+
 	gen_write(dir, 1, 0);
-	card_set_version(dir, 1, 2);
+	card_set_version(dir, 1, STORE_CARD_LAYOUT + 1);
 	assert_int_equal(store_gen_open(dir, 1, &g, &d), VIGIL_EVERSION);
 	assert_null(g);
-	assert_string_equal(d.msg, "features/gen-000001: table card, key \"c1\": value layout "
-	    "version 2 is not known (this build reads version 1)");
+	snprintf(want, sizeof want, "features/gen-000001: table card, key \"c1\": value layout "
+	    "version %u is not known (this build reads version %u)", STORE_CARD_LAYOUT + 1,
+	    STORE_CARD_LAYOUT);
+	assert_string_equal(d.msg, want);
 	/* the same in parts: the generation, the key, the rest */
 	assert_string_equal(d.info.file, "features/gen-000001");
 	assert_string_equal(d.info.field, "c1");
 	assert_true(d.info.offset == VIGIL_NOPOS);
-	assert_string_equal(d.info.msg, "table card, key \"c1\": value layout "
-	    "version 2 is not known (this build reads version 1)");
+	assert_string_equal(d.info.msg, want + strlen("features/gen-000001: "));
 	{
 		char line[sizeof d.msg];
 
@@ -663,11 +667,29 @@ test_refresh_refuses_bad_generation(void **state)
 		assert_true(h.generation_refused);
 		assert_int_equal(h.refused_generation, 3);
 		assert_int_equal(h.generation, 1);
-		assert_string_equal(h.generation_error, "features/gen-000003: table card, key \"c1\": "
-		    "value layout version 9 is not known (this build reads version 1)");
+		char want[256];
+
+		snprintf(want, sizeof want, "features/gen-000003: table card, key \"c1\": "
+		    "value layout version 9 is not known (this build reads version %u)",
+		    STORE_CARD_LAYOUT);
+		assert_string_equal(h.generation_error, want);
 	}
 	store_db_close(db);
 	tmpdir_free(dir);
+}
+
+/* The bytes of the card profile's fields (schema.def's PC rows) in a value
+ * of layout `layout`. */
+static size_t
+card_fields_bytes(unsigned layout)
+{
+	enum { B_U32 = 4, B_F64 = 8, B_I64 = 8, B_TIME = 8 };
+	size_t n = 0;
+
+#define PC(ctype, field, since, doc) n += (since) <= layout ? B_##ctype : 0;
+#include "schema.def"
+#undef PC
+	return n;
 }
 
 /* The value codecs (what the fuzz target drives): encode/decode round trip,
@@ -683,21 +705,39 @@ test_value_codecs(void **state)
 	memset(&v, 0, sizeof v);
 	v.card = card_profile(7);
 	n = gen_value_encode(GEN_VALUE_CARD, &v, buf, sizeof buf);
-	assert_int_equal(n, 2 + 12 + 96 + 8 + 8 + 4 + 96 + 1 + 4 + 1 + 8);
+	/* version, schema.def's PC rows, the hour histogram, 2 countries, 1 merchant */
+	assert_int_equal(n, 2 + card_fields_bytes(STORE_CARD_LAYOUT) + 96 + 1 + 4 + 1 + 8);
 	assert_int_equal(gen_value_decode(GEN_VALUE_CARD, buf, n, &back), VIGIL_OK);
 	assert_memory_equal(&back.card, &v.card, sizeof v.card);
 	/* one byte short, one too many, an unknown version, lists over their caps */
 	assert_int_equal(gen_value_decode(GEN_VALUE_CARD, buf, n - 1, &back), VIGIL_ECORRUPT);
 	assert_int_equal(gen_value_decode(GEN_VALUE_CARD, buf, n + 1, &back), VIGIL_ECORRUPT);
 	assert_int_equal(gen_value_decode(GEN_VALUE_CARD, buf, 1, &back), VIGIL_ECORRUPT);
-	buf[0] = 2;
+	buf[0] = STORE_CARD_LAYOUT + 1;
 	assert_int_equal(gen_value_decode(GEN_VALUE_CARD, buf, n, &back), VIGIL_EVERSION);
-	buf[0] = 1;
-	buf[226] = STORE_CARD_MAX_COUNTRIES + 1;
+	buf[0] = STORE_CARD_LAYOUT;
+	buf[n - 14] = STORE_CARD_MAX_COUNTRIES + 1; /* the country count */
 	assert_int_equal(gen_value_decode(GEN_VALUE_CARD, buf, n, &back), VIGIL_ECORRUPT);
-	buf[226] = 2;
-	buf[231] = STORE_CARD_MAX_MERCHANTS + 1;
+	buf[n - 14] = 2;
+	buf[n - 9] = STORE_CARD_MAX_MERCHANTS + 1; /* the merchant count */
 	assert_int_equal(gen_value_decode(GEN_VALUE_CARD, buf, n, &back), VIGIL_ECORRUPT);
+	buf[n - 9] = 1;
+	/* A value of card layout 1 (before top_merchant_share_90d): the fields
+	 * it lacks read zero, the rest and the lists as they were. */
+	{
+		uint8_t old[8192];
+		size_t  f1 = card_fields_bytes(1), fn = card_fields_bytes(STORE_CARD_LAYOUT);
+
+		assert_true(f1 < fn);
+		old[0] = 1;
+		old[1] = 0;
+		memcpy(old + 2, buf + 2, f1);
+		memcpy(old + 2 + f1, buf + 2 + fn, n - 2 - fn);
+		assert_int_equal(gen_value_decode(GEN_VALUE_CARD, old, n - (fn - f1), &back), VIGIL_OK);
+		assert_true(back.card.top_merchant_share_90d == 0.0);
+		back.card.top_merchant_share_90d = v.card.top_merchant_share_90d;
+		assert_memory_equal(&back.card, &v.card, sizeof v.card);
+	}
 
 	v.entity.count_30d = 300;
 	v.entity.fraud_rate_90d = 0.03;
