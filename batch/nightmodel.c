@@ -77,6 +77,7 @@ batch_model_carry_decide(batch_run *r)
 		goto out;
 	r->carry_json = json;
 	r->carry_json_len = json_len;
+	r->frauds_only = !r->full_rows;
 	r->carry_meta = m;
 	r->carry_meta_raw = meta;
 	r->carry_meta_len = meta_len;
@@ -243,6 +244,11 @@ batch_run_train(batch_run *r, store_diag *reterr)
 		rv = model_carry_put(r, &carried, reterr);
 		if (rv != VIGIL_OK || carried)
 			return rv;
+		if (r->frauds_only) {
+			/* the legitimate rows were not kept: read again */
+			r->rescan = true;
+			return VIGIL_OK;
+		}
 	}
 	if (r->train == NULL)
 		return VIGIL_OK; /* turned off, or no mature day: why_not says so */

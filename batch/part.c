@@ -993,6 +993,7 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 		rv = VIGIL_EINVAL;
 		goto out;
 	}
+	r.full_rows = true; /* the partial files hold every kept row */
 	rv = batch_run_begin(&r, reterr);
 	if (rv != VIGIL_OK || r.sum.skipped)
 		goto done;

@@ -570,6 +570,8 @@ worker_train_row(batch_worker *wk, const store_scored_lean *s, const batch_pendi
 	}
 	if (label < 0 && wk->run->opts.labelled_only)
 		return VIGIL_OK;
+	if (wk->run->frauds_only && label != 1)
+		return VIGIL_OK;
 	rv = store_model_vec_decode(s->model_in.p, s->model_in.len, x, STORE_MODEL_MAX_INPUTS, &n);
 	if (rv != VIGIL_OK || n != store_schema_model_inputs(&(const uint32_t *){ NULL })) {
 		/* the layout id matched but the vector does not decode: damage */

@@ -278,19 +278,26 @@ batch_run_begin(batch_run *r, store_diag *reterr)
 	batch_model_carry_decide(r);
 	return VIGIL_OK;
 }
-vigil_err
-batch_rebuild(const batch_opts *opts, batch_summary *ret_summary, store_diag *reterr)
+/*
+ * One run of batch_rebuild. full_rows: keep every training row even with a
+ * model to carry over; otherwise a run that carries keeps only the fraud
+ * rows (the carry needs their count), and one that finds it must train
+ * after all returns with *ret_rescan set and nothing written, for a run
+ * with full_rows. t0: when the first run started (the summary's duration).
+ */
+static vigil_err
+rebuild_once(const batch_opts *opts, bool full_rows, uint64_t t0, batch_summary *ret_summary,
+    bool *ret_rescan, store_diag *reterr)
 {
 	batch_run r;
-	store_diag scratch;
 	vigil_err rv;
 
-	if (reterr == NULL)
-		reterr = &scratch;
-	reterr->msg[0] = '\0';
+	*ret_rescan = false;
 	rv = batch_run_init(&r, opts, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
+	r.t0 = t0;
+	r.full_rows = full_rows;
 	if (r.opts.part_count > 1) {
 		if (r.opts.out_path == NULL) {
 			store_diag_set(reterr, "a partition run needs an output file");
@@ -343,6 +350,10 @@ batch_rebuild(const batch_opts *opts, batch_summary *ret_summary, store_diag *re
 	rv = batch_run_train(&r, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
+	if (r.rescan) {
+		*ret_rescan = true; /* batch_run_fini aborts the generation */
+		goto out;
+	}
 	rv = batch_run_finish(&r, &r.workers[0].merchants, &r.workers[0].terminals,
 	    r.workers[0].ts, reterr);
 done:
@@ -354,6 +365,36 @@ done:
 	}
 out:
 	batch_run_fini(&r);
+	return rv;
+}
+
+/*
+ * A night that carries the model over (--train-every) reads its training
+ * rows only to count the frauds (model_carry_put), so its workers keep the
+ * fraud rows alone: the legitimate ones (99% of the window's training
+ * rows) are neither decoded nor sampled. When the count says the model
+ * must be retrained after all (its frauds grew by a quarter), that run
+ * ends before writing anything and a second one reads the window again
+ * with every row: the generation is then the one a single run with every
+ * row would have written.
+ */
+vigil_err
+batch_rebuild(const batch_opts *opts, batch_summary *ret_summary, store_diag *reterr)
+{
+	store_diag scratch;
+	uint64_t t0 = vigil_mono_ns();
+	bool rescan;
+	vigil_err rv;
+
+	if (reterr == NULL)
+		reterr = &scratch;
+	reterr->msg[0] = '\0';
+	rv = rebuild_once(opts, false, t0, ret_summary, &rescan, reterr);
+	if (rv == VIGIL_OK && rescan) {
+		rv = rebuild_once(opts, true, t0, ret_summary, &rescan, reterr);
+		if (rv == VIGIL_OK)
+			ret_summary->model.read_again = true;
+	}
 	return rv;
 }
 

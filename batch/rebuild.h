@@ -218,6 +218,11 @@ struct batch_run {
 	void          *carry_json, *carry_meta_raw;
 	size_t         carry_json_len, carry_meta_len;
 	json_t        *carry_meta; /* carry_meta_raw decoded */
+	/* With a model to carry, the workers keep only the fraud rows: the
+	 * carry needs their count alone (model_carry_put). If it retrains
+	 * after all, rescan is set and batch_rebuild reads the window again
+	 * with every row (full_rows). */
+	bool           frauds_only, full_rows, rescan;
 	int64_t        train_from, train_to;
 	uint64_t       layout;
 	batch_train_opts topts;

@@ -95,6 +95,8 @@ batch_summary_json(const batch_summary *s)
 				    &ok);
 				set(m, "trained_as_of", json_string(at), &ok);
 			}
+			if (s->model.read_again)
+				set(m, "read_again", json_true(), &ok);
 			if (!s->model.trained)
 				set(m, "why_not", text(s->model.why_not), &ok);
 			set(m, "train_from", json_string(from), &ok);

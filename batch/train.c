@@ -330,7 +330,11 @@ train_booster_new(DMatrixHandle *dms, bst_ulong ndm, const batch_train_opts *o,
 	XGB(XGBoosterSetParam(bst, "objective", "binary:logistic"), "objective");
 	XGB(XGBoosterSetParam(bst, "tree_method", "hist"), "tree_method");
 	XGB(XGBoosterSetParam(bst, "seed", "0"), "seed");
-	XGB(XGBoosterSetParam(bst, "eval_metric", "aucpr"), "eval_metric");
+	/* Only the figures read after each round: aucpr sorts the validation
+	 * predictions every round, and is read only to stop on it (the
+	 * reported AP is batch_metric_ap's). Metrics do not change the trees. */
+	if (o->stop_metric == BATCH_TRAIN_STOP_AP)
+		XGB(XGBoosterSetParam(bst, "eval_metric", "aucpr"), "eval_metric");
 	XGB(XGBoosterSetParam(bst, "eval_metric", "logloss"), "eval_metric");
 #define PARAM(name, fmt, v)                                                    \
 	do {                                                                   \

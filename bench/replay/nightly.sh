@@ -7,8 +7,10 @@
 # `--train-every` value and run, in turn (1d 7d 1d 7d ...), so a drift of
 # the machine's speed hits every cadence alike. `1d` is the nightly
 # training of production (and of vigil-replay before --train-every).
-# Prints one line per run (wall seconds, seconds in rebuilds, nights that
-# trained, ROC AUC and AP by score and by model.score ties) and, at the end,
+# Prints one line per run (wall seconds, seconds in rebuilds and, of them,
+# in training (the nights' train_seconds) and the rest (reading,
+# aggregating, writing, tuning), nights that trained, ROC AUC and AP by
+# score and by model.score ties) and, at the end,
 # the median of each cadence's runs. Summaries go to OUTDIR/te-CADENCE-RUN.json.
 #
 # usage: bench/replay/nightly.sh BUILDDIR OUTDIR [CARDS [DAYS [RUNS [CADENCE...]]]]
@@ -55,10 +57,12 @@ every, run, path = sys.argv[1:]
 s = json.load(open(path))
 m = s["metrics"]
 n = s.get("nights", [])
-trained = sum(1 for x in n if x.get("model_trained") and not x.get("model_carried"))
+fresh = [x for x in n if x.get("model_trained") and not x.get("model_carried")]
+train_s = sum(x.get("train_seconds", 0) for x in fresh)
 print("train-every %-4s run %s  rows %d  nights %d (trained %d)  wall %.1f s  rebuilds %.1f s  "
-      "ROC AUC %.4f  AP %.4f" % (every, run, s["rows"], len(n), trained, s["seconds"],
-      s.get("rebuild_seconds", 0), m["roc_auc"], m["average_precision"]))
+      "(training %.1f s, the rest %.1f s)  ROC AUC %.4f  AP %.4f" % (every, run, s["rows"],
+      len(n), len(fresh), s["seconds"], s.get("rebuild_seconds", 0), train_s,
+      s.get("rebuild_seconds", 0) - train_s, m["roc_auc"], m["average_precision"]))
 PY
 	done
 	run=$((run + 1))
@@ -69,9 +73,11 @@ out, runs, cadences = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 for every in cadences:
     ss = [json.load(open("%s/te-%s-%d.json" % (out, every, r))) for r in range(1, runs + 1)]
     med = lambda f: statistics.median(f(s) for s in ss)
-    print("median train-every %-4s over %d runs: wall %.1f s  rebuilds %.1f s  AP %.4f  "
-          "ROC AUC %.4f" % (every, runs, med(lambda s: s["seconds"]),
-          med(lambda s: s.get("rebuild_seconds", 0)),
+    train_s = lambda s: sum(x.get("train_seconds", 0) for x in s.get("nights", [])
+                            if x.get("model_trained") and not x.get("model_carried"))
+    print("median train-every %-4s over %d runs: wall %.1f s  rebuilds %.1f s  training %.1f s  "
+          "AP %.4f  ROC AUC %.4f" % (every, runs, med(lambda s: s["seconds"]),
+          med(lambda s: s.get("rebuild_seconds", 0)), med(train_s),
           med(lambda s: s["metrics"]["average_precision"]),
           med(lambda s: s["metrics"]["roc_auc"])))
 PY

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 #include <xgboost/c_api.h>
+#include <xxhash.h>
 
 #include "train.h"
 
@@ -380,6 +381,59 @@ test_train_deterministic(void **state)
 	batch_trainset_free(b);
 	batch_trainset_free(c);
 	batch_trainset_free(c2);
+	free(r);
+}
+
+/*
+ * The model's bytes are pinned: a fixed set trained with the nightly
+ * settings (batch/nightmodel.c: eta 0.2, lambda 10, at most 200 rounds,
+ * early stop after 20; sampled rows, balanced bins, refit), stopping on
+ * logloss and on AP, must give the JSON whose xxh64 was measured before
+ * the training's speed-ups (metrics evaluated only when read). A change
+ * meant to be a pure speed-up must keep these; a change of the model's
+ * knobs changes them, and then needs its detection figures (docs/model.md).
+ * Measured with libxgboost 1.7.4 (Debian 12): an upgrade may change them.
+ */
+static void
+test_train_model_pinned(void **state)
+{
+	enum { N = 20000, MAX = 12000 };
+	static const struct {
+		batch_train_stop stop;
+		uint64_t         h;
+	} want[] = {
+		{ BATCH_TRAIN_STOP_LOGLOSS, 0x11913872857a7e0dull },
+		{ BATCH_TRAIN_STOP_AP, 0x9e8cf27e234526f1ull },
+	};
+	row *r = gen_rows(N, 14, 5);
+	batch_model_report rep;
+	batch_train_opts o;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+		batch_trainset *s = new_set(MAX);
+		size_t len;
+		char  *json;
+
+		add_rows(s, r, N, 1);
+		batch_train_opts_default(&o);
+		o.threads = 2;
+		o.max_rows = MAX;
+		o.eta = 0.2;
+		o.reg_lambda = 10;
+		o.max_rounds = 200;
+		o.early_stop = 20;
+		o.stop_metric = want[k].stop;
+		json = train(s, &o, &len, &rep);
+		assert_true(rep.trained);
+		assert_true(rep.refit);
+		print_message("stop %d: %zu bytes, rounds %u (best %u), xxh64 %016llx\n",
+		    (int)want[k].stop, len, rep.rounds, rep.best_round,
+		    (unsigned long long)XXH64(json, len, 0));
+		assert_int_equal(XXH64(json, len, 0), want[k].h);
+		free(json);
+		batch_trainset_free(s);
+	}
 	free(r);
 }
 
@@ -1305,6 +1359,7 @@ main(void)
 		cmocka_unit_test(test_set_sampling_cap),
 		cmocka_unit_test(test_set_merge_mismatch),
 		cmocka_unit_test(test_train_deterministic),
+		cmocka_unit_test(test_train_model_pinned),
 		cmocka_unit_test(test_codec_round_trip),
 		cmocka_unit_test(test_codec_refuses_damage),
 		cmocka_unit_test(test_train_cold_start),

@@ -628,7 +628,10 @@ day_after(int days, char *buf, size_t cap)
  * without the option trains a new model (other bytes: the control, so the
  * comparison can fail). A model DUR old or older is retrained (1d, one
  * night later), and so is one whose training window's frauds have grown by
- * a quarter or more (30d, labels added), however young it is.
+ * a quarter or more (30d, labels added), however young it is. A night that
+ * carries keeps only its fraud rows; one that retrains after all reads the
+ * window again with every row: its model is the same night's without the
+ * option, byte for byte.
  */
 static void
 test_train_every(void **state)
@@ -638,10 +641,11 @@ test_train_every(void **state)
 	const char *const every30[] = { "--train-every", "30d", NULL };
 	uint64_t cur = vt_gen_current(fixture);
 	void *m0, *t0, *m1, *t1, *m2;
-	size_t l0 = 0, tl0 = 0, l1 = 0, tl1 = 0, l2 = 0;
-	json_t *s1, *s2, *s3, *s4, *m;
+	size_t l0 = 0, tl0 = 0, l1 = 0, tl1 = 0, l2 = 0, l4 = 0, l5 = 0;
+	json_t *s1, *s2, *s3, *s4, *s5, *m;
 	char day1[16], at[16], d2[512];
-	const char *d;
+	const char *d, *d3;
+	void *m4, *m5;
 	uint64_t frauds0;
 
 	(void)state;
@@ -669,6 +673,10 @@ test_train_every(void **state)
 	s2 = vt_rebuild(d2, day1, NULL);
 	assert_true(vt_sum_trained(s2));
 	assert_null(json_object_get(json_object_get(s2, "model"), "carried_from"));
+	/* the carrying night kept only its fraud rows, but saw every one */
+	assert_null(json_object_get(m, "read_again"));
+	assert_true(vt_sum_int(s1, "model", "rows_seen") > 0);
+	assert_int_equal(vt_sum_int(s1, "model", "rows_seen"), vt_sum_int(s2, "model", "rows_seen"));
 	m2 = sum_model(d2, s2, &l2);
 	assert_non_null(m2);
 	if (vt_bytes_equal(m0, l0, m2, l2))
@@ -704,6 +712,32 @@ test_train_every(void **state)
 		assert_true(vt_sum_trained(s4));
 		assert_null(json_object_get(json_object_get(s4, "model"), "carried_from"));
 		assert_true((double)vt_sum_int(s4, "model", "frauds") >= 1.25 * (double)frauds0);
+		/* That night's first read kept the fraud rows only (a model to
+		 * carry) and read again with every row: the model is the one
+		 * of the same night without --train-every, byte for byte, in
+		 * the same generation number. */
+		d3 = fixture_copy();
+		ar = archive_open(d3);
+		for (size_t i = 0; i < need; i++)
+			append_label(ar, a.recs[idx[i]].txn_id, true, as_of, as_of);
+		store_archive_close(ar);
+		s5 = vt_rebuild(d3, day1, NULL);
+		assert_true(json_is_true(json_object_get(json_object_get(s4, "model"),
+		    "read_again")));
+		assert_null(json_object_get(json_object_get(s5, "model"), "read_again"));
+		assert_int_equal(vt_sum_int(s5, NULL, "generation"),
+		    vt_sum_int(s4, NULL, "generation"));
+		assert_int_equal(vt_sum_int(s5, "model", "rows_seen"),
+		    vt_sum_int(s4, "model", "rows_seen"));
+		m4 = sum_model(d2, s4, &l4);
+		m5 = sum_model(d3, s5, &l5);
+		assert_non_null(m4);
+		if (!vt_bytes_equal(m4, l4, m5, l5))
+			fail_msg("retrained after the frauds grew: model.json differs from the same "
+			    "night's without --train-every (%zu and %zu bytes)", l4, l5);
+		free(m4);
+		free(m5);
+		json_decref(s5);
 		free(idx);
 		free(k);
 		vt_archive_free(&a);
