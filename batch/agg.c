@@ -455,6 +455,111 @@ batch_card_add(batch_card *c, const batch_windows *w, const batch_event *e)
 	return card_merchant(c, e->merch_h);
 }
 
+/* Chan et al.'s pairwise update: (mean, m2) of na values and (mb, m2b)
+ * of nb more become those of all na + nb. */
+static void
+welford_merge(double *mean, double *m2, uint32_t na, double mb, double m2b, uint32_t nb)
+{
+	double n = (double)na + (double)nb, d;
+
+	if (nb == 0)
+		return;
+	if (na == 0) {
+		*mean = mb;
+		*m2 = m2b;
+		return;
+	}
+	d = mb - *mean;
+	*mean += d * (double)nb / n;
+	*m2 += m2b + d * d * (double)na * (double)nb / n;
+}
+
+static vigil_err
+card_merch_merge(batch_card *dst, const batch_card *src)
+{
+	vigil_err rv;
+
+	if (src->merch_saturated)
+		dst->merch_saturated = true;
+	for (uint32_t i = 0; i < src->nmerch; i++) {
+		uint32_t before = dst->nmerch, lo = 0, hi = dst->nmerch;
+
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+
+			if (dst->merch[mid].h < src->merch[i].h)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < dst->nmerch && dst->merch[lo].h == src->merch[i].h) {
+			dst->merch[lo].n += src->merch[i].n;
+			continue;
+		}
+		rv = card_merchant(dst, src->merch[i].h); /* inserts it with 1, or saturates */
+		if (rv != VIGIL_OK)
+			return rv;
+		if (dst->nmerch > before)
+			dst->merch[lo].n = src->merch[i].n;
+	}
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_card_merge_day(batch_card *dst, const batch_windows *w, int64_t day, const batch_card *src)
+{
+	uint32_t n = src->count[BATCH_W90]; /* every window of a day aggregate holds the day */
+	vigil_err rv;
+
+	if (src->first_seen < dst->first_seen)
+		dst->first_seen = src->first_seen;
+	for (int k = 0; k < BATCH_NW; k++) {
+		if (day >= w->start[k]) {
+			dst->count[k] += n;
+			dst->sum[k] += src->sum[k];
+		}
+	}
+	if (day >= w->start[BATCH_W30])
+		welford_merge(&dst->mean30, &dst->m2_30, dst->count[BATCH_W30] - n, src->mean30,
+		    src->m2_30, n);
+	if (day < w->start[BATCH_W90])
+		return VIGIL_OK;
+	welford_merge(&dst->mean90, &dst->m2_90, dst->count[BATCH_W90] - n, src->mean90,
+	    src->m2_90, n);
+	if (src->max90 > dst->max90)
+		dst->max90 = src->max90;
+	for (int h = 0; h < 24; h++)
+		dst->hour[h] += src->hour[h];
+	dst->fraud90 += src->fraud90;
+	for (uint32_t i = 0; i < src->ncountry; i++) {
+		const batch_country_cnt *sc = &src->country[i];
+		uint32_t j = 0;
+
+		while (j < dst->ncountry && (dst->country[j].cc[0] != sc->cc[0] ||
+		    dst->country[j].cc[1] != sc->cc[1]))
+			j++;
+		if (j == dst->ncountry) {
+			if (dst->ncountry >= BATCH_CARD_MAX_COUNTRY)
+				continue;
+			if (dst->ncountry == dst->cap_country) {
+				rv = card_country_grow(dst);
+				if (rv != VIGIL_OK)
+					return rv;
+			}
+			dst->country[j] = *sc;
+			dst->country[j].n = 0;
+			dst->ncountry++;
+		}
+		dst->country[j].n += sc->n;
+	}
+	for (uint32_t i = 0; i < src->nsamples; i++) {
+		rv = card_sample(dst, src->samples[i].h, src->samples[i].amount);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	return card_merch_merge(dst, src);
+}
+
 static int
 dbl_cmp(const void *a, const void *b)
 {
@@ -729,6 +834,31 @@ batch_ent_merge(batch_ent *dst, const batch_ent *src)
 	}
 	dst->sum30_milli += src->sum30_milli;
 	ent_card_sample_merge(dst, src);
+}
+
+void
+batch_ent_merge_day(batch_ent *dst, const batch_windows *w, int64_t day, const batch_ent *src)
+{
+	int64_t end = day + VIGIL_MS_PER_DAY;
+
+	/* A day aggregate holds the day in every window and mature window. */
+	for (int k = 0; k < BATCH_NW; k++) {
+		if (day < w->start[k])
+			continue;
+		dst->count[k] += src->count[0];
+		dst->fraud[k] += src->fraud[0];
+		dst->labelled[k] += src->labelled[0];
+	}
+	if (day >= w->start[BATCH_W30]) {
+		dst->sum30_milli += src->sum30_milli;
+		ent_card_sample_merge(dst, src);
+	}
+	for (int k = 0; k < BATCH_NM; k++) {
+		if (end > w->mature_to || day < w->mature_start[k])
+			continue;
+		dst->mcount[k] += src->mcount[k];
+		dst->mfraud[k] += src->mfraud[k];
+	}
 }
 
 /* Smoothed rate: (frauds + W * prior) / (count + W), W = BATCH_PRIOR_WEIGHT. */

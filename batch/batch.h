@@ -88,7 +88,33 @@ typedef struct batch_opts {
 	void      (*progress_bytes)(void *arg, uint64_t records, uint64_t bytes_done,
 	    uint64_t bytes_total_est);
 	void       *progress_arg;
+	/* Day aggregates kept between the runs of one process (batch_days_new;
+	 * NULL: none): each UTC day of the window is aggregated once and
+	 * merged into the windows, and read again only when something it
+	 * depends on changed. See batch_days_new. */
+	struct batch_days *days;
 } batch_opts;
+
+/*
+ * Day aggregates, kept in memory between the nightly runs of one process
+ * (vigil-replay --nightly). A run with opts.days aggregates each UTC day of
+ * its window on its own (cards, merchants, terminals, threshold sketches,
+ * training rows) and merges the days into the 7/30/90-day windows. A day is
+ * read from the archive again only when the run cannot reuse it: its
+ * records may have changed (it has records in a segment still open, or the
+ * closed segments holding it are not the ones it was read from), a label of
+ * one of its transactions changed, it entered the training window or the
+ * label maturity, or the run's settings (rule file, window, model options,
+ * threads) differ. The result equals a run without it up to the rounding
+ * of the amount sums (docs/vigil-rebuild.md, "Day aggregates"). Runs whose
+ * as-of, window, maturity or training window are not whole UTC days, and
+ * partitioned or several-archive runs, read everything as without it.
+ * Not thread-safe: one run at a time.
+ */
+typedef struct batch_days batch_days;
+
+batch_days *batch_days_new(void);      /* NULL on ENOMEM */
+void        batch_days_free(batch_days *d); /* NULL is a no-op */
 
 /* Fills *ret with the defaults above (datadir NULL, as_of = today 00:00 UTC). */
 void batch_opts_default(batch_opts *ret);
@@ -135,6 +161,8 @@ typedef struct batch_summary {
 	                            * carried over), or pruning an old one failed;
 	                            * "" if not */
 	double   duration_s;
+	uint32_t days_read;        /* opts.days: days read from the archive this run */
+	uint32_t days_reused;      /* ... and days merged from the earlier runs' */
 	uint64_t peak_state_bytes; /* aggregation state at its largest (estimate) */
 	/* The nightly model. */
 	struct {

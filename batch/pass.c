@@ -203,6 +203,8 @@ batch_worker_fini(batch_worker *wk)
 	batch_trainset_free(wk->train);
 	wk->train = NULL;
 	wk->ts = NULL;
+	vigil_vec_fini(&wk->ids);
+	vigil_vec_fini(&wk->idh);
 }
 
 vigil_err
@@ -620,6 +622,14 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 		e.label = l->fraud ? 1 : 0;
 		if (!atomic_exchange(&l->used, true))
 			wk->labels_used++;
+	}
+	if (r->collect_ids) {
+		/* a day aggregate's transactions: their labels decide its reuse */
+		if (vigil_vec_append(&wk->ids, s->txn_id.p, s->txn_id.len) != VIGIL_OK ||
+		    vigil_vec_push(&wk->ids, "") != VIGIL_OK || vigil_vec_push(&wk->idh, &p->lh) != VIGIL_OK)
+			return VIGIL_ENOMEM;
+		if (l != NULL)
+			wk->label_digest += batch_label_mix(p->lh, l->fraud);
 	}
 
 	c = batch_index_find(&wk->card_ix, p->ch, s->card_id.p, s->card_id.len, card_keyof);
@@ -1160,10 +1170,9 @@ archive_bytes(const char *dir)
 	closedir(d);
 	return total;
 }
-static vigil_err
-run_workers(batch_run *r, store_diag *reterr)
+vigil_err
+batch_run_workers(batch_run *r, uint32_t t, bool run, store_diag *reterr)
 {
-	uint32_t t = r->opts.threads;
 	vigil_err rv = VIGIL_OK;
 
 	r->nparts_total = (uint64_t)r->opts.part_count * t;
@@ -1201,7 +1210,13 @@ run_workers(batch_run *r, store_diag *reterr)
 			if (rv != VIGIL_OK)
 				return rv;
 		}
+		if (r->collect_ids) {
+			vigil_vec_init(&wk->ids, 1, SIZE_MAX);
+			vigil_vec_init(&wk->idh, sizeof(uint64_t), SIZE_MAX);
+		}
 	}
+	if (!run)
+		return VIGIL_OK;
 	if (t == 1)
 		worker_main(&r->workers[0]);
 	else
@@ -1250,6 +1265,8 @@ batch_run_aggregate(batch_run *r, store_diag *reterr)
 	rv = pass_labels(r, reterr);
 	if (rv != VIGIL_OK)
 		return rv;
-	return run_workers(r, reterr);
+	if (batch_days_usable(r))
+		return batch_days_aggregate(r, reterr);
+	return batch_run_workers(r, r->opts.threads, true, reterr);
 }
 

@@ -297,7 +297,9 @@ rebuild_once(const batch_opts *opts, bool full_rows, uint64_t t0, batch_summary 
 	if (rv != VIGIL_OK)
 		goto out;
 	r.t0 = t0;
-	r.full_rows = full_rows;
+	/* Day aggregates keep every training row of a day: a later night
+	 * that trains merges them without reading the day again. */
+	r.full_rows = full_rows || batch_days_usable(&r);
 	if (r.opts.part_count > 1) {
 		if (r.opts.out_path == NULL) {
 			store_diag_set(reterr, "a partition run needs an output file");

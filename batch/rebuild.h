@@ -176,6 +176,8 @@ typedef struct batch_worker {
 	uint64_t        records, bad, labels_used, corrupt;
 	uint64_t        first_seq, last_seq;
 	char            bad_where[256], corrupt_where[256];
+	vigil_vec       ids, idh; /* collect_ids: txn_ids (NUL-ended) and their xxh64 */
+	uint64_t        label_digest; /* collect_ids: sum of batch_label_mix of the labelled */
 	batch_trainset *train;  /* this worker's training rows (NULL: no model) */
 	uint64_t        train_seen, train_other_layout, train_no_vector;
 	vigil_err       rv;
@@ -228,7 +230,15 @@ struct batch_run {
 	batch_train_opts topts;
 	batch_trainset *train;  /* the workers' sets merged (batch_run_train) */
 	batch_summary  sum;
+	bool           collect_ids; /* days.c: workers keep their txn_ids */
 };
+
+/* A labelled transaction's share of a day's label digest (days.c). */
+static inline uint64_t
+batch_label_mix(uint64_t lh, bool fraud)
+{
+	return (lh ^ (fraud ? 0x2545f4914f6cdd1dull : 0x9e3779b97f4a7c15ull)) * 0xbf58476d1ce4e5b9ull;
+}
 
 vigil_err batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr);
 void      batch_run_fini(batch_run *r);
@@ -258,6 +268,16 @@ vigil_err batch_run_train(batch_run *r, store_diag *reterr);
 /* The training options a rebuild with opts uses (nightly defaults, then
  * opts' model settings); a test that retrains from the archive uses them. */
 void      batch_train_opts_nightly(const batch_opts *opts, batch_train_opts *ret);
+
+/* pass.c: pass 2 over [r->w.from, r->w.as_of) with t workers (t 1: this
+ * thread), into new r->workers; run false: only makes the empty workers. */
+vigil_err batch_run_workers(batch_run *r, uint32_t t, bool run, store_diag *reterr);
+/* days.c: whether this run uses opts.days, and its pass 2 when it does. */
+bool      batch_days_usable(const batch_run *r);
+vigil_err batch_days_aggregate(batch_run *r, store_diag *reterr);
+/* write.c: adds src's sketches (plan i) into dst's. */
+vigil_err batch_tstate_merge(batch_run *r, uint32_t i, batch_tstate *dst, const batch_tstate *src,
+    store_diag *reterr);
 
 /* pass.c: frees the labels of pass 1; the fed mode's chunks and names. */
 void      batch_labels_free(batch_run *r);

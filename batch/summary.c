@@ -77,6 +77,14 @@ batch_summary_json(const batch_summary *s)
 		set(o, "first_seen_note", text(s->first_seen_note), &ok);
 	set(o, "rules_hash", text(s->rules_hash), &ok);
 	set(o, "duration_s", json_real(s->duration_s), &ok);
+	if (s->days_read + s->days_reused > 0) {
+		json_t *d = json_object();
+
+		ok = ok && d != NULL;
+		set(d, "read", json_integer(s->days_read), &ok);
+		set(d, "reused", json_integer(s->days_reused), &ok);
+		set(o, "days", d, &ok);
+	}
 	set(o, "state_bytes", json_integer((json_int_t)s->peak_state_bytes), &ok);
 	{
 		json_t *m = json_object();

@@ -102,7 +102,6 @@ batch_run_merge_workers(batch_run *r, store_diag *reterr)
 	for (uint32_t w = 1; w < r->nworkers; w++) {
 		batch_worker *src = &r->workers[w];
 		batch_ent_node *e, *et;
-		batch_group *g, *gt;
 
 		for (int k = 0; k < 2; k++) {
 			batch_ent_node **sm = k ? &src->terminals : &src->merchants;
@@ -121,23 +120,35 @@ batch_run_merge_workers(batch_run *r, store_diag *reterr)
 			}
 		}
 		for (uint32_t i = 0; i < r->nplans; i++) {
-			dst->ts[i].left_no_model += src->ts[i].left_no_model;
-			dst->ts[i].left_immature += src->ts[i].left_immature;
-			rv = batch_sketch_merge(dst->ts[i].global, src->ts[i].global);
+			rv = batch_tstate_merge(r, i, &dst->ts[i], &src->ts[i], reterr);
 			if (rv != VIGIL_OK)
 				return rv;
-			HASH_ITER(hh, src->ts[i].groups, g, gt) {
-				batch_sketch *sk;
-
-				rv = batch_tstate_group(&dst->ts[i], g->key, strlen(g->key),
-				    r->plans[i].name, &sk, reterr);
-				if (rv != VIGIL_OK)
-					return rv;
-				rv = batch_sketch_merge(sk, g->sk);
-				if (rv != VIGIL_OK)
-					return rv;
-			}
 		}
+	}
+	return VIGIL_OK;
+}
+
+vigil_err
+batch_tstate_merge(batch_run *r, uint32_t i, batch_tstate *dst, const batch_tstate *src,
+    store_diag *reterr)
+{
+	batch_group *g, *gt;
+	vigil_err rv;
+
+	dst->left_no_model += src->left_no_model;
+	dst->left_immature += src->left_immature;
+	rv = batch_sketch_merge(dst->global, src->global);
+	if (rv != VIGIL_OK)
+		return rv;
+	HASH_ITER(hh, src->groups, g, gt) {
+		batch_sketch *sk;
+
+		rv = batch_tstate_group(dst, g->key, strlen(g->key), r->plans[i].name, &sk, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+		rv = batch_sketch_merge(sk, g->sk);
+		if (rv != VIGIL_OK)
+			return rv;
 	}
 	return VIGIL_OK;
 }

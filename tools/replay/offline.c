@@ -134,6 +134,12 @@ rp_feature_mask(const rp *r, store_feature_mask *ret_m)
 	}
 }
 
+static int64_t
+rp_clock(void *arg)
+{
+	return ((const rp *)arg)->clock_ms;
+}
+
 vigil_err
 rp_offline_open(rp *r)
 {
@@ -191,6 +197,11 @@ rp_offline_open(rp *r)
 			}
 		}
 		dbo.archive.fsync = STORE_FSYNC_NEVER;
+		dbo.archive.clock = rp_clock;
+		dbo.archive.clock_arg = r;
+		r->days = batch_days_new();
+		if (r->days == NULL)
+			return VIGIL_ENOMEM;
 		rv = store_db_open(r->workdir, &dbo, &r->db, NULL, &diag);
 		if (rv != VIGIL_OK) {
 			fprintf(stderr, "vigil-replay: %s: %s\n", r->workdir, diag.msg);
@@ -241,6 +252,7 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 	vigil_err rv;
 
 	/* scored at its event time: the nightly rebuild sees what production would */
+	r->clock_ms = row->txn.event_time_ms;
 	rv = app_score(r->db, r->aw, &sc, &row->txn, r->o.nightly ? 0 : APP_NO_ARCHIVE,
 	    row->txn.event_time_ms, &ao);
 	if (rv == VIGIL_EEXIST) {
@@ -377,6 +389,7 @@ rp_offline_night(rp *r, int64_t day)
 
 	uint64_t t0 = vigil_mono_ns();
 
+	r->clock_ms = day * VIGIL_MS_PER_DAY - 1; /* labels due go with the day that ends */
 	rv = rp_labels_due(r, day * VIGIL_MS_PER_DAY);
 	if (rv != VIGIL_OK)
 		return rv;
@@ -390,6 +403,7 @@ rp_offline_night(rp *r, int64_t day)
 	bo.threads = r->o.rebuild_threads;
 	bo.model_off = r->o.no_model;
 	bo.train_every_ms = r->o.train_every_ms;
+	bo.days = r->days;
 	rv = batch_rebuild(&bo, sum, &diag);
 	if (rv != VIGIL_OK) {
 		char d[16];
@@ -507,10 +521,13 @@ rp_offline_close(rp *r)
 {
 	app_work_free(r->aw);
 	r->aw = NULL;
-	if (RP_FREE_LIVE_AT_EXIT)
+	if (RP_FREE_LIVE_AT_EXIT) {
+		batch_days_free(r->days);
+		r->days = NULL;
 		store_db_close(r->db);
-	else
+	} else {
 		store_db_close_exiting(r->db);
+	}
 	r->db = NULL;
 	if (r->own_workdir && r->workdir[0] != '\0' && rp_rmtree(r->workdir) != 0)
 		fprintf(stderr, "vigil-replay: could not remove %s\n", r->workdir);

@@ -34,6 +34,7 @@
 #include <uthash.h>
 
 #include "app.h"
+#include "batch.h"
 #include "csv.h"
 #include "metrics.h"
 #include "report.h"
@@ -187,6 +188,10 @@ typedef struct rp {
 	app_work     *aw;
 	char          workdir[PATH_MAX];
 	bool          own_workdir;
+	/* --nightly: the replayed time (the archive's clock: one segment per
+	 * event day, as vigild's) and the rebuilds' day aggregates */
+	int64_t       clock_ms;
+	batch_days   *days;
 	/* --exact (exact.c) */
 	rp_exact     *ex;
 	json_t       *changes;      /* [{txn_id, before, after, exact}] */
