@@ -337,6 +337,8 @@ rp_night_record(rp *r, const batch_summary *sum)
 	json_object_set_new(n, "as_of", json_string(d));
 	json_object_set_new(n, "generation", json_integer((json_int_t)sum->generation));
 	json_object_set_new(n, "records", json_integer((json_int_t)sum->records_read));
+	json_object_set_new(n, "days_read", json_integer(sum->days_read));
+	json_object_set_new(n, "days_reused", json_integer(sum->days_reused));
 	json_object_set_new(n, "model_trained", json_boolean(sum->model.trained));
 	if (sum->model.carried) {
 		char at[16];
