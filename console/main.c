@@ -116,43 +116,42 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
 	return true;
 }
 
-/* vigil-console's own flags, a row each (VIGIL_CLI_OPT_ENUM, common/cli.h);
- * the shared ones are common/cli.h's entries. */
-#define CON_OPTIONS(X) \
-	X(OPT_TOKENS,       "tokens",                      required_argument, 0) \
-	X(OPT_STATE,        "state",                       required_argument, 0) \
-	X(OPT_WWW,          "www",                         required_argument, 0) \
-	X(OPT_CHARTJS,      "chartjs",                     required_argument, 0) \
-	X(OPT_REPLAY,       "replay",                      required_argument, 0) \
-	X(OPT_BLOCKED,      "blocked-list",                required_argument, 0) \
-	X(OPT_CLAIM,        "claim-minutes",               required_argument, 0) \
-	X(OPT_POLL,         "poll-ms",                     required_argument, 0) \
-	X(OPT_MAP,          "map-gib",                     required_argument, 0) \
-	X(OPT_KEEP,         "keep-days",                   required_argument, 0) \
-	X(OPT_MAXCONN,      "max-connections",             required_argument, 0) \
-	X(OPT_MAXPERADDR,   "max-connections-per-address", required_argument, 0) \
-	X(OPT_REQTIMEOUT,   "request-timeout",             required_argument, 0) \
-	X(OPT_BTDISK,       "backtest-disk-mib",           required_argument, 0) \
-	X(OPT_BTRESERVE,    "backtest-reserve-mib",        required_argument, 0) \
-	X(OPT_APPROVERS,    "deploy-approvers",            required_argument, 0) \
-	X(OPT_TLS_CERT,     "tls-cert",                    required_argument, 0) \
-	X(OPT_TLS_KEY,      "tls-key",                     required_argument, 0) \
-	X(OPT_TLS_CA,       "tls-ca",                      required_argument, 0) \
-	X(OPT_TLS_NAME,     "tls-server-name",             required_argument, 0) \
-	X(OPT_HTTPS_CERT,   "https-cert",                  required_argument, 0) \
-	X(OPT_HTTPS_KEY,    "https-key",                   required_argument, 0) \
-	X(OPT_HTTPS_CA,     "https-client-ca",             required_argument, 0) \
-	X(OPT_VADMIN,       "vigild-admin",                required_argument, 0) \
-	X(OPT_VADMIN_TOKEN, "vigild-admin-token-file",     required_argument, 0)
-
-VIGIL_CLI_OPT_ENUM(CON_OPTIONS);
+enum { OPT_TOKENS = 256, OPT_STATE, OPT_WWW,
+	OPT_CHARTJS, OPT_REPLAY, OPT_BLOCKED, OPT_CLAIM, OPT_POLL, OPT_MAP, OPT_KEEP,
+	OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_MAXCONN, OPT_VADMIN,
+	OPT_VADMIN_TOKEN, OPT_HTTPS_CERT, OPT_HTTPS_KEY, OPT_HTTPS_CA, OPT_MAXPERADDR,
+	OPT_REQTIMEOUT, OPT_BTDISK, OPT_BTRESERVE, OPT_APPROVERS };
 
 static int
 parse_args(int argc, char **argv, con_opts *o)
 {
 	static const struct option lo[] = {
 		VIGIL_CLI_DATA, VIGIL_CLI_LISTEN, VIGIL_CLI_RULES, VIGIL_CLI_SERVER,
-		CON_OPTIONS(VIGIL_CLI_OPT_ENTRY)
+		{ "tokens", required_argument, NULL, OPT_TOKENS },
+		{ "state", required_argument, NULL, OPT_STATE },
+		{ "www", required_argument, NULL, OPT_WWW },
+		{ "chartjs", required_argument, NULL, OPT_CHARTJS },
+		{ "replay", required_argument, NULL, OPT_REPLAY },
+		{ "blocked-list", required_argument, NULL, OPT_BLOCKED },
+		{ "claim-minutes", required_argument, NULL, OPT_CLAIM },
+		{ "poll-ms", required_argument, NULL, OPT_POLL },
+		{ "map-gib", required_argument, NULL, OPT_MAP },
+		{ "keep-days", required_argument, NULL, OPT_KEEP },
+		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
+		{ "max-connections-per-address", required_argument, NULL, OPT_MAXPERADDR },
+		{ "request-timeout", required_argument, NULL, OPT_REQTIMEOUT },
+		{ "backtest-disk-mib", required_argument, NULL, OPT_BTDISK },
+		{ "backtest-reserve-mib", required_argument, NULL, OPT_BTRESERVE },
+		{ "deploy-approvers", required_argument, NULL, OPT_APPROVERS },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
+		{ "https-cert", required_argument, NULL, OPT_HTTPS_CERT },
+		{ "https-key", required_argument, NULL, OPT_HTTPS_KEY },
+		{ "https-client-ca", required_argument, NULL, OPT_HTTPS_CA },
+		{ "vigild-admin", required_argument, NULL, OPT_VADMIN },
+		{ "vigild-admin-token-file", required_argument, NULL, OPT_VADMIN_TOKEN },
 		VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
