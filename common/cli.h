@@ -88,6 +88,32 @@ int vigil_in_build_tree(void);
 #define VIGIL_CLI_TXN     { "txn",     required_argument, NULL, 't' }
 #define VIGIL_CLI_WRITE   { "write",   no_argument,       NULL, 'w' }
 
+/*
+ * A program's own flags, each named once. The program lists them
+ *
+ *   #define PROG_OPTIONS(X) \
+ *           X(OPT_DATA,  "data",  required_argument, 'd') \
+ *           X(OPT_CHECK, "check", no_argument,       0)
+ *
+ * (the last column is what getopt_long returns for the long flag: a letter,
+ * or 0 for a value of the flag's own above 255), and makes from that list
+ * its enum, OPT_DATA == 'd' and OPT_CHECK > 255, and its getopt_long table:
+ *
+ *   VIGIL_CLI_OPT_ENUM(PROG_OPTIONS);
+ *   static const struct option opts[] = {
+ *           PROG_OPTIONS(VIGIL_CLI_OPT_ENTRY) { NULL, 0, NULL, 0 },
+ *   };
+ *
+ * The short letters getopt_long takes are still its optstring's.
+ */
+#define VIGIL_CLI_OPT_INDEX_(id, name, has_arg, letter) id##_INDEX_,
+#define VIGIL_CLI_OPT_VALUE_(id, name, has_arg, letter) \
+	id = (letter) != 0 ? (letter) : 256 + id##_INDEX_,
+#define VIGIL_CLI_OPT_ENUM(list) \
+	enum { list(VIGIL_CLI_OPT_INDEX_) }; \
+	enum { list(VIGIL_CLI_OPT_VALUE_) }
+#define VIGIL_CLI_OPT_ENTRY(id, name, has_arg, letter) { name, has_arg, NULL, id },
+
 #ifdef __cplusplus
 }
 #endif

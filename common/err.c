@@ -12,29 +12,14 @@
 
 #include "vigil.h"
 
+/* Each code's name (vigil_errname) and text (vigil_strerror). */
 static const struct {
 	const char *name;
 	const char *text;
 } err_table[VIGIL_ERR_COUNT_] = {
-	[VIGIL_OK]        = { "OK", "success" },
-	[VIGIL_EINVAL]    = { "EINVAL", "invalid argument" },
-	[VIGIL_ENOMEM]    = { "ENOMEM", "out of memory" },
-	[VIGIL_EIO]       = { "EIO", "input/output error" },
-	[VIGIL_ECORRUPT]  = { "ECORRUPT", "corrupt data" },
-	[VIGIL_EVERSION]  = { "EVERSION", "unknown format version" },
-	[VIGIL_ETOOBIG]   = { "ETOOBIG", "too big" },
-	[VIGIL_ESYNTAX]   = { "ESYNTAX", "syntax error" },
-	[VIGIL_ETYPE]     = { "ETYPE", "type error" },
-	[VIGIL_ENOTFOUND] = { "ENOTFOUND", "not found" },
-	[VIGIL_EEXIST]    = { "EEXIST", "already exists" },
-	[VIGIL_EBUSY]     = { "EBUSY", "busy (locked by another process)" },
-	[VIGIL_ELIMIT]    = { "ELIMIT", "resource limit reached" },
-	[VIGIL_ETIMEDOUT] = { "ETIMEDOUT", "timed out" },
-	[VIGIL_ECLOSED]   = { "ECLOSED", "closed" },
-	[VIGIL_EPROTO]    = { "EPROTO", "protocol error (malformed message)" },
-	[VIGIL_EAGAIN]    = { "EAGAIN", "try again" },
-	[VIGIL_EINTERNAL] = { "EINTERNAL", "internal error" },
-	[VIGIL_ECONFLICT] = { "ECONFLICT", "id already used for different content" },
+#define VIGIL_ERR(name, text) [VIGIL_##name] = { #name, text },
+#include "err.def"
+#undef VIGIL_ERR
 };
 
 const char *

@@ -19,30 +19,15 @@ extern "C" {
 #endif
 
 /*
- * Errors. Functions return VIGIL_OK (0) or one of these; raw errno, LMDB or
- * nng codes are translated at the component boundary (the raw code may be
- * kept by the caller for its log line).
+ * Errors. Functions return VIGIL_OK (0) or one of the codes listed, with
+ * their names and texts, in err.def; raw errno, LMDB or nng codes are
+ * translated at the component boundary (the raw code may be kept by the
+ * caller for its log line).
  */
 typedef enum vigil_err {
-	VIGIL_OK = 0,
-	VIGIL_EINVAL,    /* invalid argument or input value */
-	VIGIL_ENOMEM,    /* out of memory */
-	VIGIL_EIO,       /* I/O error (see errno / the diag for details) */
-	VIGIL_ECORRUPT,  /* checksum or structure mismatch in stored data */
-	VIGIL_EVERSION,  /* stored data has a format version we do not know */
-	VIGIL_ETOOBIG,   /* input over a configured cap */
-	VIGIL_ESYNTAX,   /* rule file / JSON / CSV syntax error */
-	VIGIL_ETYPE,     /* type error in a rule file */
-	VIGIL_ENOTFOUND, /* no such key, file, name or generation */
-	VIGIL_EEXIST,    /* already exists / duplicate (e.g. seen txn_id) */
-	VIGIL_EBUSY,     /* locked by someone else (e.g. a running rebuild) */
-	VIGIL_ELIMIT,    /* a resource limit was reached (backpressure) */
-	VIGIL_ETIMEDOUT, /* operation timed out */
-	VIGIL_ECLOSED,   /* object or connection is closed */
-	VIGIL_EPROTO,    /* malformed or unexpected wire message */
-	VIGIL_EAGAIN,    /* try again later */
-	VIGIL_EINTERNAL, /* a bug: an invariant did not hold */
-	VIGIL_ECONFLICT, /* an id already used for other content (a reused txn_id) */
+#define VIGIL_ERR(name, text) VIGIL_##name,
+#include "err.def"
+#undef VIGIL_ERR
 	VIGIL_ERR_COUNT_
 } vigil_err;
 

@@ -24,6 +24,7 @@
 #include "entities.h"
 #include "lean.h"
 #include "tail.h"
+#include "util.h"
 #include "vec.h"
 
 #define ENTS_VERSION 1u
@@ -662,16 +663,9 @@ con_ents_prune(con_ents *e, const char *archive_dir, uint32_t max_steps, bool *r
 	}
 	rc = mdb_txn_begin(e->env, NULL, 0, &txn);
 	if (rc == 0)
-		rc = mdb_cursor_open(txn, e->ents, &c);
-	if (rc != 0)
+		rc = con_cursor_resume(txn, e->ents, e->prune_key, e->prune_klen, &c, &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND)
 		goto out;
-	if (e->prune_klen > 0) {
-		k.mv_size = e->prune_klen;
-		k.mv_data = e->prune_key;
-		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	} else {
-		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	}
 	/* per key: its positions sort by segment, the gone ones first */
 	while (rc == 0 && steps < max_steps) {
 		uint8_t cur[ENTS_KEY_MAX];
@@ -702,15 +696,10 @@ con_ents_prune(con_ents *e, const char *archive_dir, uint32_t max_steps, bool *r
 		if (rc == 0 && k.mv_size == clen && memcmp(k.mv_data, cur, clen) == 0)
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP);
 	}
-	if (rc == 0 && k.mv_size <= sizeof e->prune_key) {
-		memcpy(e->prune_key, k.mv_data, k.mv_size);
-		e->prune_klen = (uint32_t)k.mv_size;
-	} else if (rc == MDB_NOTFOUND) {
-		e->prune_klen = 0;
+	rc = con_cursor_suspend(rc, &k, e->prune_key, sizeof e->prune_key, &e->prune_klen,
+	    ret_done);
+	if (*ret_done)
 		e->pos.pruned_below = e->prune_below;
-		*ret_done = true;
-		rc = 0;
-	}
 	e->pos.entries -= deleted < e->pos.entries ? deleted : e->pos.entries;
 	k = ents_str("pos");
 	v.mv_size = sizeof e->pos;

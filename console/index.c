@@ -1277,16 +1277,9 @@ con_index_prune(con_index *ix, uint32_t keep_days, int64_t now_ms, uint32_t max_
 	cutoff = ix->pos.max_event_ms / VIGIL_MS_PER_DAY - (int64_t)keep_days;
 	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
 	if (rc == 0)
-		rc = mdb_cursor_open(txn, ix->hits, &c);
-	if (rc != 0)
+		rc = con_cursor_resume(txn, ix->hits, ix->prune_key, ix->prune_klen, &c, &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND)
 		goto out;
-	if (ix->prune_klen > 0) {
-		k.mv_size = ix->prune_klen;
-		k.mv_data = ix->prune_key;
-		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	} else {
-		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	}
 	while (rc == 0 && steps < max_steps) {
 		uint32_t day;
 
@@ -1306,14 +1299,8 @@ con_index_prune(con_index *ix, uint32_t keep_days, int64_t now_ms, uint32_t max_
 		}
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
-	if (rc == 0 && k.mv_size <= sizeof ix->prune_key) {
-		memcpy(ix->prune_key, k.mv_data, k.mv_size);
-		ix->prune_klen = (uint32_t)k.mv_size;
-	} else if (rc == MDB_NOTFOUND) {
-		ix->prune_klen = 0;
-		*ret_done = true;
-		rc = 0;
-	}
+	rc = con_cursor_suspend(rc, &k, ix->prune_key, sizeof ix->prune_key, &ix->prune_klen,
+	    ret_done);
 	mdb_cursor_close(c);
 	c = NULL;
 	if (rc != 0)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* console/util.c - small file and time helpers of vigil-console. */
+/* console/util.c - small file, time and LMDB helpers of vigil-console (util.h). */
 #include <errno.h>
 #include <math.h>
 #include <fcntl.h>
@@ -335,4 +335,34 @@ json_t *
 con_json_label(int label)
 {
 	return label < 0 ? json_null() : json_string(label ? "fraud" : "legit");
+}
+
+int
+con_cursor_resume(MDB_txn *txn, MDB_dbi dbi, const void *key, uint32_t klen,
+    MDB_cursor **ret_c, MDB_val *ret_k, MDB_val *ret_v)
+{
+	int rc = mdb_cursor_open(txn, dbi, ret_c);
+
+	if (rc != 0)
+		return rc;
+	if (klen == 0)
+		return mdb_cursor_get(*ret_c, ret_k, ret_v, MDB_FIRST);
+	ret_k->mv_size = klen;
+	ret_k->mv_data = (void *)key;
+	return mdb_cursor_get(*ret_c, ret_k, ret_v, MDB_SET_RANGE);
+}
+
+int
+con_cursor_suspend(int rc, const MDB_val *k, void *key, size_t cap, uint32_t *klen,
+    bool *ret_done)
+{
+	if (rc == 0 && k->mv_size <= cap) {
+		memcpy(key, k->mv_data, k->mv_size);
+		*klen = (uint32_t)k->mv_size;
+	} else if (rc == MDB_NOTFOUND) {
+		*klen = 0;
+		*ret_done = true;
+		rc = 0;
+	}
+	return rc;
 }

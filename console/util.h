@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * console/util.h - the small helpers of util.c: JSON of amounts, times
- * and labels, time parsing, files read and written atomically, list files
- * and a rule's mode clause edited as text.
+ * and labels, time parsing, files read and written atomically, list files,
+ * a rule's mode clause edited as text, and the LMDB sweeps in steps of the
+ * console's indexes.
  */
 #ifndef VIGIL_CONSOLE_UTIL_H
 #define VIGIL_CONSOLE_UTIL_H
 
 #include <jansson.h>
+#include <lmdb.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,5 +53,29 @@ vigil_err con_list_edit(const char *buf, size_t len, const char *value, bool add
     char **ret_out, size_t *ret_len, bool *ret_changed);
 /* Hex of the XXH3-128 of data (33 bytes). */
 void con_hash_hex(const void *data, size_t len, char ret_hex[33]);
+
+/*
+ * A sweep over an LMDB table in steps, each in one write transaction, a
+ * step going on where the last one stopped (retention: con_index_prune,
+ * con_ents_prune). The key it stopped at is kept in the caller's key[cap]
+ * and *klen (0: from the start).
+ *
+ * con_cursor_resume opens a cursor on dbi in txn at the first key >=
+ * key[0..klen), or at the first record when klen is 0, and returns 0 (the
+ * record in *ret_k, *ret_v), MDB_NOTFOUND (nothing from there on) or
+ * another LMDB code. *ret_c is set whenever the cursor was opened, whatever
+ * the result: the caller closes it.
+ */
+int con_cursor_resume(MDB_txn *txn, MDB_dbi dbi, const void *key, uint32_t klen,
+    MDB_cursor **ret_c, MDB_val *ret_k, MDB_val *ret_v);
+/*
+ * Ends a step whose last cursor call returned rc. 0: the step stopped at
+ * key k, kept in key and *klen for the next step (if it fits in cap bytes;
+ * if not, the next step goes on from the position kept before); returns 0.
+ * MDB_NOTFOUND: the sweep is over, *klen = 0, *ret_done = true; returns 0.
+ * Another code: returns it, nothing changed.
+ */
+int con_cursor_suspend(int rc, const MDB_val *k, void *key, size_t cap, uint32_t *klen,
+    bool *ret_done);
 
 #endif

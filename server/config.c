@@ -696,13 +696,35 @@ cfg_tls_consistent(const srv_config *c, char *reason, size_t rlen)
 	return true;
 }
 
-enum {
-	OPT_CONFIG = 'c', OPT_DATA = 'd', OPT_LISTEN = 'l', OPT_ADMIN = 'a',
-	OPT_RULES = 'r', OPT_FSYNC = 'f', OPT_WORKERS = 'w', OPT_HELP = 'h',
-	OPT_VERSION = 'V', OPT_CHECK = 256, OPT_SKEW, OPT_PAST_SKEW, OPT_TLS_CERT, OPT_TLS_KEY,
-	OPT_TLS_CA, OPT_TLS_CRL, OPT_TOKEN_FILE, OPT_USER, OPT_HEALTH_LISTEN, OPT_NATS, OPT_REPLICA,
-	OPT_CLUSTER, OPT_QUIET = 'q',
-};
+/* vigild's flags, a row each (VIGIL_CLI_OPT_ENUM, common/cli.h). --admin,
+ * --fsync and --workers have no short form: their letter is only what
+ * getopt_long returns for them. */
+#define SRV_OPTIONS(X) \
+	X(OPT_CONFIG,        "config",           required_argument, 'c') \
+	X(OPT_DATA,          "data",             required_argument, 'd') \
+	X(OPT_LISTEN,        "listen",           required_argument, 'l') \
+	X(OPT_ADMIN,         "admin",            required_argument, 'a') \
+	X(OPT_RULES,         "rules",            required_argument, 'r') \
+	X(OPT_FSYNC,         "fsync",            required_argument, 'f') \
+	X(OPT_WORKERS,       "workers",          required_argument, 'w') \
+	X(OPT_SKEW,          "max-future-skew",  required_argument, 0) \
+	X(OPT_PAST_SKEW,     "max-past-skew",    required_argument, 0) \
+	X(OPT_TLS_CERT,      "tls-cert",         required_argument, 0) \
+	X(OPT_TLS_KEY,       "tls-key",          required_argument, 0) \
+	X(OPT_TLS_CA,        "tls-ca",           required_argument, 0) \
+	X(OPT_TLS_CRL,       "tls-crl",          required_argument, 0) \
+	X(OPT_TOKEN_FILE,    "admin-token-file", required_argument, 0) \
+	X(OPT_USER,          "user",             required_argument, 0) \
+	X(OPT_HEALTH_LISTEN, "health-listen",    required_argument, 0) \
+	X(OPT_NATS,          "nats",             required_argument, 0) \
+	X(OPT_REPLICA,       "replica",          required_argument, 0) \
+	X(OPT_CLUSTER,       "cluster",          required_argument, 0) \
+	X(OPT_CHECK,         "check-config",     no_argument,       0) \
+	X(OPT_QUIET,         "quiet",            no_argument,       'q') \
+	X(OPT_HELP,          "help",             no_argument,       'h') \
+	X(OPT_VERSION,       "version",          no_argument,       'V')
+
+VIGIL_CLI_OPT_ENUM(SRV_OPTIONS);
 
 /* An error in or about the config file: file set (line when known). */
 static void
@@ -741,30 +763,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
     vigil_errinfo *reterr)
 {
 	static const struct option longopts[] = {
-		{ "config",       required_argument, NULL, OPT_CONFIG },
-		{ "data",         required_argument, NULL, OPT_DATA },
-		{ "listen",       required_argument, NULL, OPT_LISTEN },
-		{ "admin",        required_argument, NULL, OPT_ADMIN },
-		{ "rules",        required_argument, NULL, OPT_RULES },
-		{ "fsync",        required_argument, NULL, OPT_FSYNC },
-		{ "workers",      required_argument, NULL, OPT_WORKERS },
-		{ "max-future-skew", required_argument, NULL, OPT_SKEW },
-		{ "max-past-skew", required_argument, NULL, OPT_PAST_SKEW },
-		{ "tls-cert",     required_argument, NULL, OPT_TLS_CERT },
-		{ "tls-key",      required_argument, NULL, OPT_TLS_KEY },
-		{ "tls-ca",       required_argument, NULL, OPT_TLS_CA },
-		{ "tls-crl",      required_argument, NULL, OPT_TLS_CRL },
-		{ "admin-token-file", required_argument, NULL, OPT_TOKEN_FILE },
-		{ "user",         required_argument, NULL, OPT_USER },
-		{ "health-listen", required_argument, NULL, OPT_HEALTH_LISTEN },
-		{ "nats",         required_argument, NULL, OPT_NATS },
-		{ "replica",      required_argument, NULL, OPT_REPLICA },
-		{ "cluster",      required_argument, NULL, OPT_CLUSTER },
-		{ "check-config", no_argument,       NULL, OPT_CHECK },
-		{ "quiet",        no_argument,       NULL, OPT_QUIET },
-		{ "help",         no_argument,       NULL, OPT_HELP },
-		{ "version",      no_argument,       NULL, OPT_VERSION },
-		{ NULL, 0, NULL, 0 },
+		SRV_OPTIONS(VIGIL_CLI_OPT_ENTRY) { NULL, 0, NULL, 0 },
 	};
 	/* Flags are collected first and applied after the file, so they win
 	 * wherever they appear on the line. */

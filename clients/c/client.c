@@ -47,23 +47,26 @@
 
 /* Each error's name (vigil_client_errname) and text (vigil_client_strerror). */
 static const struct { const char *name, *text; } vc_err[VIGIL_CLIENT_ERR_COUNT_] = {
-	[VIGIL_CLIENT_OK]           = { "OK",            "success" },
-	[VIGIL_CLIENT_EINVAL]       = { "EINVAL",        "invalid argument" },
-	[VIGIL_CLIENT_ENOMEM]       = { "ENOMEM",        "out of memory" },
-	[VIGIL_CLIENT_ETIMEDOUT]    = { "ETIMEDOUT",     "timed out waiting for a reply" },
-	[VIGIL_CLIENT_EUNREACHABLE] = { "EUNREACHABLE",  "server unreachable" },
-	[VIGIL_CLIENT_ECLOSED]      = { "ECLOSED",       "client closed" },
-	[VIGIL_CLIENT_EPROTO]       = { "EPROTO",        "malformed reply from server" },
-	[VIGIL_CLIENT_ETRANSPORT]   = { "ETRANSPORT",    "transport error" },
-	[VIGIL_CLIENT_ELIMIT]       = { "ELIMIT",        "too many calls in flight" },
-	[VIGIL_CLIENT_SINVALID]     = { "SINVALID",      "server rejected an invalid field" },
-	[VIGIL_CLIENT_SMALFORMED]   = { "SMALFORMED",    "server could not decode the request" },
-	[VIGIL_CLIENT_STOOBIG]      = { "STOOBIG",       "request over the server's size cap" },
-	[VIGIL_CLIENT_SUNSUPPORTED] = { "SUNSUPPORTED",  "request kind not supported by the server" },
-	[VIGIL_CLIENT_SOVERLOADED]  = { "SOVERLOADED",   "server overloaded" },
-	[VIGIL_CLIENT_SUNAVAILABLE] = { "SUNAVAILABLE",  "server unavailable" },
-	[VIGIL_CLIENT_SINTERNAL]    = { "SINTERNAL",     "server internal error" },
+#define VC_ERR(name, text) [VIGIL_CLIENT_##name] = { #name, text },
+#include "client_err.def"
+#undef VC_ERR
 };
+
+/* client_err.def has a row for each code of the public enum, in its order
+ * (the enum, written out in vigil_client_types.h, holds the ABI values). */
+enum {
+#define VC_ERR(name, text) VC_ERR_ROW_##name,
+#include "client_err.def"
+#undef VC_ERR
+	VC_ERR_ROWS_
+};
+#define VC_ERR(name, text) \
+	_Static_assert((int) VC_ERR_ROW_##name == (int) VIGIL_CLIENT_##name, \
+	    "client_err.def: " #name " out of the enum's order");
+#include "client_err.def"
+#undef VC_ERR
+_Static_assert((int) VC_ERR_ROWS_ == (int) VIGIL_CLIENT_ERR_COUNT_,
+    "client_err.def: a row per code");
 
 const char *
 vigil_client_strerror(vigil_client_err err)

@@ -337,9 +337,13 @@ test_prune(void **state)
 	 * its label-only entry stays */
 	put_scored(ar, "q1", "c8", 0, t0 + 199 * VIGIL_MS_PER_DAY, NULL);
 	put_label(ar, "q1", true, t0 + 200 * VIGIL_MS_PER_DAY + 2);
+	/* a new entry whose id sorts first: a sweep that started over from
+	 * the first key instead of resuming would never get past p7 */
+	put_scored(ar, "a0", "c9", 10, t0 + 200 * VIGIL_MS_PER_DAY + 3, "new");
+	put_label(ar, "a0", false, t0 + 200 * VIGIL_MS_PER_DAY + 4);
 	store_archive_close(ar);
 	ix = index_open();
-	assert_int_equal(ingest_all(ix), 18);
+	assert_int_equal(ingest_all(ix), 20);
 	assert_int_equal(con_index_label_of(ix, "p0"), 1);
 	assert_int_equal(con_index_label_of(ix, "p6"), 1);
 	/* two entries per call: the sweep resumes where it stopped */
@@ -356,6 +360,7 @@ test_prune(void **state)
 	}
 	assert_int_equal(con_index_label_of(ix, "p7"), 1);
 	assert_int_equal(con_index_label_of(ix, "q1"), 1);
+	assert_int_equal(con_index_label_of(ix, "a0"), 0);
 	assert_int_equal(con_index_case(ix, "p3", &c), VIGIL_OK); /* cases stay */
 	/* nothing more to do */
 	assert_int_equal(con_index_prune(ix, 180, vigil_now_ms(), 100, &done, &deleted), VIGIL_OK);

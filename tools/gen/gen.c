@@ -1041,9 +1041,16 @@ gen_world_fini(gen_world *w)
 
 /* ------------------------------ main ------------------------------ */
 
-enum {
-	GEN_OPT_CARDS = 256, GEN_OPT_DAYS, GEN_OPT_START, GEN_OPT_SEED, GEN_OPT_FRAUD_RATE,
-};
+/* vigil-gen's own flags, a row each (VIGIL_CLI_OPT_ENUM, common/cli.h); the
+ * shared ones are common/cli.h's entries. */
+#define GEN_OPTIONS(X) \
+	X(GEN_OPT_CARDS,      "cards",      required_argument, 0) \
+	X(GEN_OPT_DAYS,       "days",       required_argument, 0) \
+	X(GEN_OPT_START,      "start",      required_argument, 0) \
+	X(GEN_OPT_SEED,       "seed",       required_argument, 0) \
+	X(GEN_OPT_FRAUD_RATE, "fraud-rate", required_argument, 0)
+
+VIGIL_CLI_OPT_ENUM(GEN_OPTIONS);
 
 static void
 usage(FILE *f)
@@ -1087,11 +1094,7 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		/* Short letters only from the shared table (common/cli.h). */
-		{ "cards", required_argument, NULL, GEN_OPT_CARDS },
-		{ "days", required_argument, NULL, GEN_OPT_DAYS },
-		{ "start", required_argument, NULL, GEN_OPT_START },
-		{ "seed", required_argument, NULL, GEN_OPT_SEED },
-		{ "fraud-rate", required_argument, NULL, GEN_OPT_FRAUD_RATE },
+		GEN_OPTIONS(VIGIL_CLI_OPT_ENTRY)
 		VIGIL_CLI_OUTPUT, VIGIL_CLI_QUIET, VIGIL_CLI_HELP, VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};

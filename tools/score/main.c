@@ -88,53 +88,52 @@ static const char *const sc_exit_detail[VIGIL_EXIT_COUNT_] = {
 	NULL,
 };
 
-enum {
-	OPT_SERVER = 256, OPT_TIMEOUT, OPT_ATTEMPTS, OPT_DRY_RUN, OPT_WINDOW, OPT_QUIET,
-	OPT_JSON, OPT_TXN_ID, OPT_CARD, OPT_MERCHANT, OPT_AMOUNT, OPT_AMOUNT_MINOR,
-	OPT_CURRENCY, OPT_TERMINAL, OPT_COUNTRY, OPT_MCC, OPT_CHANNEL, OPT_DEVICE, OPT_IP,
-	OPT_TIME, OPT_TIME_MS, OPT_LAT, OPT_LON, OPT_FRAUD, OPT_LEGIT, OPT_SOURCE, OPT_HELP,
-	OPT_VERSION, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_SERVER_NAME,
-	OPT_JSON_OUT, OPT_CSV,
-};
+/*
+ * vigil-score's flags, a row each (VIGIL_CLI_OPT_ENUM, common/cli.h). Every long
+ * flag returns a value of its own, above 255: its short letter (optstring,
+ * shared table of common/cli.h) is a second case beside it.
+ */
+#define SC_OPTIONS(X) \
+	X(OPT_SERVER,          "server",          required_argument, 0) \
+	X(OPT_TLS_CA,          "tls-ca",          required_argument, 0) \
+	X(OPT_TLS_CERT,        "tls-cert",        required_argument, 0) \
+	X(OPT_TLS_KEY,         "tls-key",         required_argument, 0) \
+	X(OPT_TLS_SERVER_NAME, "tls-server-name", required_argument, 0) \
+	X(OPT_TIMEOUT,         "timeout",         required_argument, 0) \
+	X(OPT_ATTEMPTS,        "attempts",        required_argument, 0) \
+	X(OPT_DRY_RUN,         "dry-run",         no_argument,       0) \
+	X(OPT_CONCURRENCY,     "concurrency",     required_argument, 0) \
+	X(OPT_WINDOW,          "window",          required_argument, 0) /* deprecated: --concurrency */ \
+	X(OPT_QUIET,           "quiet",           no_argument,       0) \
+	X(OPT_JSON,            "json",            no_argument,       0) \
+	X(OPT_TXN,             "txn",             required_argument, 0) \
+	X(OPT_CSV,             "csv",             required_argument, 0) \
+	X(OPT_TXN_ID,          "txn-id",          required_argument, 0) \
+	X(OPT_CARD,            "card",            required_argument, 0) \
+	X(OPT_MERCHANT,        "merchant",        required_argument, 0) \
+	X(OPT_AMOUNT,          "amount",          required_argument, 0) \
+	X(OPT_AMOUNT_MINOR,    "amount-minor",    required_argument, 0) \
+	X(OPT_CURRENCY,        "currency",        required_argument, 0) \
+	X(OPT_TERMINAL,        "terminal",        required_argument, 0) \
+	X(OPT_COUNTRY,         "country",         required_argument, 0) \
+	X(OPT_MCC,             "mcc",             required_argument, 0) \
+	X(OPT_CHANNEL,         "channel",         required_argument, 0) \
+	X(OPT_DEVICE,          "device",          required_argument, 0) \
+	X(OPT_IP,              "ip",              required_argument, 0) \
+	X(OPT_TIME,            "time",            required_argument, 0) \
+	X(OPT_TIME_MS,         "time-ms",         required_argument, 0) \
+	X(OPT_LAT,             "lat",             required_argument, 0) \
+	X(OPT_LON,             "lon",             required_argument, 0) \
+	X(OPT_FRAUD,           "fraud",           no_argument,       0) \
+	X(OPT_LEGIT,           "legit",           no_argument,       0) \
+	X(OPT_SOURCE,          "source",          required_argument, 0) \
+	X(OPT_HELP,            "help",            no_argument,       0) \
+	X(OPT_VERSION,         "version",         no_argument,       0)
 
-/* Short letters only from the shared table (common/cli.h, docs/tools.md). */
+VIGIL_CLI_OPT_ENUM(SC_OPTIONS);
+
 static const struct option sc_options[] = {
-	{ "server", required_argument, NULL, OPT_SERVER },
-	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
-	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
-	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
-	{ "tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "attempts", required_argument, NULL, OPT_ATTEMPTS },
-	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-	{ "concurrency", required_argument, NULL, OPT_WINDOW },
-	{ "window", required_argument, NULL, OPT_WINDOW },   /* deprecated: --concurrency */
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "json", no_argument, NULL, OPT_JSON_OUT },
-	{ "txn", required_argument, NULL, OPT_JSON },
-	{ "csv", required_argument, NULL, OPT_CSV },
-	{ "txn-id", required_argument, NULL, OPT_TXN_ID },
-	{ "card", required_argument, NULL, OPT_CARD },
-	{ "merchant", required_argument, NULL, OPT_MERCHANT },
-	{ "amount", required_argument, NULL, OPT_AMOUNT },
-	{ "amount-minor", required_argument, NULL, OPT_AMOUNT_MINOR },
-	{ "currency", required_argument, NULL, OPT_CURRENCY },
-	{ "terminal", required_argument, NULL, OPT_TERMINAL },
-	{ "country", required_argument, NULL, OPT_COUNTRY },
-	{ "mcc", required_argument, NULL, OPT_MCC },
-	{ "channel", required_argument, NULL, OPT_CHANNEL },
-	{ "device", required_argument, NULL, OPT_DEVICE },
-	{ "ip", required_argument, NULL, OPT_IP },
-	{ "time", required_argument, NULL, OPT_TIME },
-	{ "time-ms", required_argument, NULL, OPT_TIME_MS },
-	{ "lat", required_argument, NULL, OPT_LAT },
-	{ "lon", required_argument, NULL, OPT_LON },
-	{ "fraud", no_argument, NULL, OPT_FRAUD },
-	{ "legit", no_argument, NULL, OPT_LEGIT },
-	{ "source", required_argument, NULL, OPT_SOURCE },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
-	{ NULL, 0, NULL, 0 },
+	SC_OPTIONS(VIGIL_CLI_OPT_ENTRY) { NULL, 0, NULL, 0 },
 };
 
 typedef struct sc_args {
@@ -299,6 +298,7 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 		case OPT_DRY_RUN:
 			a->callopts.dry_run = true;
 			break;
+		case OPT_CONCURRENCY:
 		case OPT_WINDOW:
 			if (!sc_parse_i64(optarg, 1, SC_MAX_WINDOW, &iv))
 				return sc_usage_error("--concurrency: \"%s\" is not a number in [1, 4096]",
@@ -310,10 +310,10 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 			a->quiet = true;
 			break;
 		case 'j':
-		case OPT_JSON_OUT:
+		case OPT_JSON:
 			break; /* JSON lines are the only output format */
 		case 't':
-		case OPT_JSON:
+		case OPT_TXN:
 			a->json = optarg;
 			break;
 		case OPT_CSV:
