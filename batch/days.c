@@ -47,9 +47,29 @@ typedef struct day_agg {
 	UT_hash_handle hh;
 } day_agg;
 
+/* The label records of one closed segment, decoded once (pass 1 replays
+ * them every night the segment is unchanged). Entries, 8-aligned: a
+ * seg_label, then the txn_id and its NUL. */
+typedef struct seg_label {
+	int64_t  ev, t;     /* the record's event time; the label's time */
+	uint64_t offset;
+	uint8_t  kind;      /* SL_LEGIT, SL_FRAUD, SL_BAD (did not decode) */
+} seg_label;
+
+enum { SL_LEGIT, SL_FRAUD, SL_BAD };
+
+typedef struct seg_labels {
+	char           base[STORE_SEG_BASE_LEN + 1];
+	uint64_t       fp;
+	vigil_vec      buf;
+	bool           seen; /* listed this run */
+	UT_hash_handle hh;
+} seg_labels;
+
 struct batch_days {
-	uint64_t  config;     /* settings hash of the days kept (0: none yet) */
-	day_agg  *days;       /* by day */
+	uint64_t    config;  /* settings hash of the days kept (0: none yet) */
+	day_agg    *days;    /* by day */
+	seg_labels *segs;    /* by segment base name */
 };
 
 enum { DAY_IN_TRAIN = 1u, DAY_MATURE = 2u };
@@ -93,13 +113,25 @@ day_free(day_agg *d)
 }
 
 static void
+seg_labels_free(seg_labels *sl)
+{
+	vigil_vec_fini(&sl->buf);
+	free(sl);
+}
+
+static void
 days_clear(batch_days *ds)
 {
 	day_agg *d, *dt;
+	seg_labels *sl, *st;
 
 	HASH_ITER(hh, ds->days, d, dt) {
 		HASH_DEL(ds->days, d);
 		day_free(d);
+	}
+	HASH_ITER(hh, ds->segs, sl, st) {
+		HASH_DEL(ds->segs, sl);
+		seg_labels_free(sl);
 	}
 }
 
@@ -244,6 +276,173 @@ seen_fini(days_seen *ds)
 {
 	free(ds->fp);
 	free(ds->open);
+}
+
+/* Reads the label records of segment base (ext ".log" or ".log.zst") into
+ * out (entries as seg_labels.buf). */
+static vigil_err
+seg_read_labels(const batch_run *r, const char *base, const char *ext, vigil_vec *out,
+    store_diag *reterr)
+{
+	char path[4200];
+	store_reader *rd = NULL;
+	store_record rec;
+	store_label lab;
+	vigil_err rv;
+
+	snprintf(path, sizeof path, "%s/%s%s", r->archive_dirs[0], base, ext);
+	rv = store_reader_open_segment(path, NULL, NULL, &rd, reterr);
+	if (rv != VIGIL_OK)
+		return rv;
+	store_reader_want(rd, 1u << STORE_REC_LABEL);
+	while ((rv = store_reader_next(rd, &rec, reterr)) == VIGIL_OK) {
+		store_diag scratch;
+		seg_label e = { .ev = rec.event_time_ms, .offset = rec.offset };
+		const char *id = "";
+		size_t len, pad;
+
+		if (rec.type != STORE_REC_LABEL)
+			continue;
+		if (store_label_decode(rec.payload, rec.len, &lab, &scratch) != VIGIL_OK) {
+			e.kind = SL_BAD;
+			id = scratch.msg;
+		} else {
+			e.kind = lab.fraud ? SL_FRAUD : SL_LEGIT;
+			e.t = lab.label_time_ms > 0 ? lab.label_time_ms : rec.event_time_ms;
+			id = lab.txn_id;
+		}
+		len = strlen(id) + 1;
+		pad = (8 - (sizeof e + len) % 8) % 8;
+		if (vigil_vec_append(out, &e, sizeof e) != VIGIL_OK ||
+		    vigil_vec_append(out, id, len) != VIGIL_OK ||
+		    vigil_vec_append(out, "\0\0\0\0\0\0\0", pad) != VIGIL_OK) {
+			rv = VIGIL_ENOMEM;
+			break;
+		}
+	}
+	store_reader_close(rd);
+	return rv == VIGIL_ENOTFOUND ? VIGIL_OK : rv;
+}
+
+/* Pass 1 from a segment's label entries: what pass_labels does with the
+ * records of [from, as_of]. */
+static vigil_err
+seg_replay_labels(batch_run *r, const char *base, const vigil_vec *buf, store_diag *reterr)
+{
+	const char *p = buf->data, *end = p + buf->len;
+	vigil_err rv;
+
+	while (p < end) {
+		seg_label e;
+		const char *id = p + sizeof e;
+		size_t len;
+
+		memcpy(&e, p, sizeof e);
+		len = strlen(id) + 1;
+		p += sizeof e + len + (8 - (sizeof e + len) % 8) % 8;
+		if (e.ev < r->w.from || e.ev > r->w.as_of)
+			continue;
+		r->pass1_records++;
+		if (e.kind == SL_BAD) {
+			r->sum.records_bad++;
+			if (r->sum.bad_where[0] == '\0')
+				snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%.60s+%llu: %.160s",
+				    base, (unsigned long long)e.offset, id);
+			continue;
+		}
+		rv = batch_label_add(r, id, e.t, e.kind == SL_FRAUD, base, e.offset, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+	}
+	return VIGIL_OK;
+}
+
+/*
+ * Pass 1 with day aggregates: the label records of each closed segment are
+ * decoded once and kept while its index is unchanged; a segment without an
+ * index (the open one) is read every run. The labels are the ones
+ * pass_labels reads: records of [from, as_of], a bad one counted.
+ */
+vigil_err
+batch_days_labels(batch_run *r, store_diag *reterr)
+{
+	batch_days *ds = r->opts.days;
+	store_seg_ent *ents = NULL;
+	seg_labels *sl, *st;
+	size_t n = 0;
+	vigil_err rv;
+
+	if (ds->config != run_config(r)) {
+		days_clear(ds);
+		ds->config = run_config(r);
+	}
+	HASH_ITER(hh, ds->segs, sl, st)
+		sl->seen = false;
+	rv = store_seg_list(r->archive_dirs[0], &ents, &n, reterr);
+	if (rv == VIGIL_ENOTFOUND) {
+		rv = VIGIL_OK;
+		n = 0;
+	}
+	for (size_t k = 0; k < n && rv == VIGIL_OK; k++) {
+		const char *ext = ents[k].has_log ? ".log" : ".log.zst";
+		store_seg_index idx;
+		uint64_t fp;
+
+		if (!ents[k].has_log && !ents[k].has_zst)
+			continue;
+		if (!ents[k].has_idx ||
+		    store_seg_index_read(r->archive_dirs[0], ents[k].base, &idx) != VIGIL_OK) {
+			vigil_vec tmp;
+
+			vigil_vec_init(&tmp, 1, SIZE_MAX);
+			rv = seg_read_labels(r, ents[k].base, ext, &tmp, reterr);
+			if (rv == VIGIL_OK)
+				rv = seg_replay_labels(r, ents[k].base, &tmp, reterr);
+			vigil_vec_fini(&tmp);
+			continue;
+		}
+		if (idx.records == 0 || idx.max_event_ms < r->w.from || idx.min_event_ms > r->w.as_of)
+			continue;
+		{
+			uint64_t v[4] = { idx.first_seq, idx.records, idx.last_seq, idx.bytes };
+
+			fp = XXH64(v, sizeof v, 0);
+		}
+		HASH_FIND_STR(ds->segs, ents[k].base, sl);
+		if (sl != NULL && sl->fp != fp) {
+			HASH_DEL(ds->segs, sl);
+			seg_labels_free(sl);
+			sl = NULL;
+		}
+		if (sl == NULL) {
+			sl = calloc(1, sizeof *sl);
+			if (sl == NULL) {
+				rv = VIGIL_ENOMEM;
+				break;
+			}
+			snprintf(sl->base, sizeof sl->base, "%s", ents[k].base);
+			sl->fp = fp;
+			vigil_vec_init(&sl->buf, 1, SIZE_MAX);
+			rv = seg_read_labels(r, ents[k].base, ext, &sl->buf, reterr);
+			if (rv != VIGIL_OK) {
+				seg_labels_free(sl);
+				break;
+			}
+			HASH_ADD_STR(ds->segs, base, sl);
+		}
+		sl->seen = true;
+		rv = seg_replay_labels(r, sl->base, &sl->buf, reterr);
+	}
+	free(ents);
+	/* Segments gone (retention) or outside the window go. */
+	HASH_ITER(hh, ds->segs, sl, st) {
+		if (!sl->seen) {
+			HASH_DEL(ds->segs, sl);
+			seg_labels_free(sl);
+		}
+	}
+	r->sum.labels_read = r->nlabels;
+	return rv;
 }
 
 /* The digest of the labels known now for d's transactions; mark: count

@@ -71,6 +71,51 @@ batch_labels_free(batch_run *r)
 	batch_pool_fini(&r->label_pool); /* every label at once */
 }
 
+vigil_err
+batch_label_add(batch_run *r, const char *txn_id, int64_t t, bool fraud, const char *segment,
+    uint64_t offset, store_diag *reterr)
+{
+	batch_label *l;
+	uint64_t lh;
+	size_t len;
+
+	if (t > r->w.as_of) {
+		r->sum.labels_future++;
+		return VIGIL_OK;
+	}
+	len = strlen(txn_id);
+	lh = batch_index_hash(txn_id, len);
+	l = batch_index_find(&r->label_ix, lh, txn_id, len, label_keyof);
+	if (l == NULL) {
+		vigil_err rv;
+
+		if (r->nlabels >= r->max_labels) {
+			store_diag_set(reterr, "%s:%llu: more than %llu labelled transactions "
+			    "(raise the cap)", segment, (unsigned long long)offset,
+			    (unsigned long long)r->max_labels);
+			return VIGIL_ETOOBIG;
+		}
+		l = batch_pool_alloc(&r->label_pool, sizeof *l + len + 1);
+		if (l == NULL)
+			return VIGIL_ENOMEM;
+		memcpy(l->txn_id, txn_id, len + 1);
+		l->time = t;
+		l->fraud = fraud;
+		rv = batch_index_put(&r->label_ix, lh, l);
+		if (rv != VIGIL_OK)
+			return rv; /* l goes with the pool */
+		r->nlabels++;
+	} else if (t > l->time || (t == l->time && fraud)) {
+		/* The latest label known at as_of wins; of two at the same
+		 * time, fraud (feeds stamp whole days: a chargeback and its
+		 * reversal can tie). Never archive order: the labels, and so
+		 * the model, must not depend on the order labels arrived in. */
+		l->time = t;
+		l->fraud = fraud;
+	}
+	return VIGIL_OK;
+}
+
 static vigil_err
 pass_labels(batch_run *r, store_diag *reterr)
 {
@@ -89,10 +134,7 @@ pass_labels(batch_run *r, store_diag *reterr)
 		goto out;
 	batch_src_want(rd, 1u << STORE_REC_LABEL);
 	for (;;) {
-		batch_label *l;
-		uint64_t lh;
 		int64_t t;
-		size_t len;
 
 		rv = batch_src_next(rd, &rec, reterr);
 		if (rv == VIGIL_ENOTFOUND) {
@@ -119,41 +161,9 @@ pass_labels(batch_run *r, store_diag *reterr)
 			continue;
 		}
 		t = lab.label_time_ms > 0 ? lab.label_time_ms : rec.event_time_ms;
-		if (t > r->w.as_of) {
-			r->sum.labels_future++;
-			continue;
-		}
-		len = strlen(lab.txn_id);
-		lh = batch_index_hash(lab.txn_id, len);
-		l = batch_index_find(&r->label_ix, lh, lab.txn_id, len, label_keyof);
-		if (l == NULL) {
-			if (r->nlabels >= r->max_labels) {
-				store_diag_set(reterr, "%s:%llu: more than %llu labelled transactions "
-				    "(raise the cap)", rec.segment, (unsigned long long)rec.offset,
-				    (unsigned long long)r->max_labels);
-				rv = VIGIL_ETOOBIG;
-				goto out;
-			}
-			l = batch_pool_alloc(&r->label_pool, sizeof *l + len + 1);
-			if (l == NULL) {
-				rv = VIGIL_ENOMEM;
-				goto out;
-			}
-			memcpy(l->txn_id, lab.txn_id, len + 1);
-			l->time = t;
-			l->fraud = lab.fraud;
-			rv = batch_index_put(&r->label_ix, lh, l);
-			if (rv != VIGIL_OK)
-				goto out; /* l goes with the pool */
-			r->nlabels++;
-		} else if (t > l->time || (t == l->time && lab.fraud)) {
-			/* The latest label known at as_of wins; of two at the same
-			 * time, fraud (feeds stamp whole days: a chargeback and its
-			 * reversal can tie). Never archive order: the labels, and so
-			 * the model, must not depend on the order labels arrived in. */
-			l->time = t;
-			l->fraud = lab.fraud;
-		}
+		rv = batch_label_add(r, lab.txn_id, t, lab.fraud, rec.segment, rec.offset, reterr);
+		if (rv != VIGIL_OK)
+			goto out;
 	}
 	batch_src_get_stats(rd, &st);
 	r->pass1_bytes = st.bytes + st.skipped_bytes;
@@ -1262,11 +1272,15 @@ batch_run_aggregate(batch_run *r, store_diag *reterr)
 	r->bytes_est = 0;
 	for (uint32_t i = 0; i < r->narchive_dirs; i++)
 		r->bytes_est += 2 * archive_bytes(r->archive_dirs[i]);
+	if (batch_days_usable(r)) {
+		rv = batch_days_labels(r, reterr);
+		if (rv != VIGIL_OK)
+			return rv;
+		return batch_days_aggregate(r, reterr);
+	}
 	rv = pass_labels(r, reterr);
 	if (rv != VIGIL_OK)
 		return rv;
-	if (batch_days_usable(r))
-		return batch_days_aggregate(r, reterr);
 	return batch_run_workers(r, r->opts.threads, true, reterr);
 }
 

@@ -272,8 +272,13 @@ void      batch_train_opts_nightly(const batch_opts *opts, batch_train_opts *ret
 /* pass.c: pass 2 over [r->w.from, r->w.as_of) with t workers (t 1: this
  * thread), into new r->workers; run false: only makes the empty workers. */
 vigil_err batch_run_workers(batch_run *r, uint32_t t, bool run, store_diag *reterr);
-/* days.c: whether this run uses opts.days, and its pass 2 when it does. */
+/* pass.c: one label of pass 1 (the latest known at as-of wins). */
+vigil_err batch_label_add(batch_run *r, const char *txn_id, int64_t t, bool fraud,
+    const char *segment, uint64_t offset, store_diag *reterr);
+/* days.c: whether this run uses opts.days, and its passes 1 and 2 when it
+ * does. */
 bool      batch_days_usable(const batch_run *r);
+vigil_err batch_days_labels(batch_run *r, store_diag *reterr);
 vigil_err batch_days_aggregate(batch_run *r, store_diag *reterr);
 /* write.c: adds src's sketches (plan i) into dst's. */
 vigil_err batch_tstate_merge(batch_run *r, uint32_t i, batch_tstate *dst, const batch_tstate *src,
