@@ -74,18 +74,6 @@ struct batch_days {
 
 enum { DAY_IN_TRAIN = 1u, DAY_MATURE = 2u };
 
-static const char *
-label_keyof(const void *n)
-{
-	return ((const batch_label *)n)->txn_id;
-}
-
-static const char *
-card_keyof(const void *n)
-{
-	return ((const batch_card *)n)->key;
-}
-
 static int
 day_cmp(day_agg *a, day_agg *b)
 {
@@ -455,7 +443,7 @@ day_digest(batch_run *r, const day_agg *d, bool mark)
 
 	for (size_t i = 0; i < d->nids; i++) {
 		size_t len = strlen(id);
-		batch_label *l = batch_index_find(&r->label_ix, d->idh[i], id, len, label_keyof);
+		batch_label *l = batch_index_find(&r->label_ix, d->idh[i], id, len, batch_label_keyof);
 
 		if (l != NULL) {
 			sum += batch_label_mix(d->idh[i], l->fraud);
@@ -537,7 +525,7 @@ day_merge(batch_run *r, batch_worker *dst, const day_agg *d, store_diag *reterr)
 		const batch_card *sc = *(batch_card *const *)vigil_vec_at(&src->cards, i);
 		size_t len = strlen(sc->key);
 		uint64_t h = batch_index_hash(sc->key, len);
-		batch_card *c = batch_index_find(&dst->card_ix, h, sc->key, len, card_keyof);
+		batch_card *c = batch_index_find(&dst->card_ix, h, sc->key, len, batch_card_keyof);
 
 		if (c == NULL) {
 			if (atomic_fetch_add(&r->entities, 1) >= r->max_entities) {

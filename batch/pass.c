@@ -25,18 +25,6 @@
 #define PROGRESS_EVERY 65536
 
 static const char *
-label_keyof(const void *n)
-{
-	return ((const batch_label *)n)->txn_id;
-}
-
-static const char *
-card_keyof(const void *n)
-{
-	return ((const batch_card *)n)->key;
-}
-
-static const char *
 ent_keyof(const void *n)
 {
 	return ((const batch_ent_node *)n)->key;
@@ -85,7 +73,7 @@ batch_label_add(batch_run *r, const char *txn_id, int64_t t, bool fraud, const c
 	}
 	len = strlen(txn_id);
 	lh = batch_index_hash(txn_id, len);
-	l = batch_index_find(&r->label_ix, lh, txn_id, len, label_keyof);
+	l = batch_index_find(&r->label_ix, lh, txn_id, len, batch_label_keyof);
 	if (l == NULL) {
 		vigil_err rv;
 
@@ -627,7 +615,7 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 	e.card_h = p->ch;
 	e.country = s->country;
 	e.label = -1;
-	l = batch_index_find(&r->label_ix, p->lh, s->txn_id.p, s->txn_id.len, label_keyof);
+	l = batch_index_find(&r->label_ix, p->lh, s->txn_id.p, s->txn_id.len, batch_label_keyof);
 	if (l != NULL) {
 		e.label = l->fraud ? 1 : 0;
 		if (!atomic_exchange(&l->used, true))
@@ -642,7 +630,7 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 			wk->label_digest += batch_label_mix(p->lh, l->fraud);
 	}
 
-	c = batch_index_find(&wk->card_ix, p->ch, s->card_id.p, s->card_id.len, card_keyof);
+	c = batch_index_find(&wk->card_ix, p->ch, s->card_id.p, s->card_id.len, batch_card_keyof);
 	if (c == NULL) {
 		if (atomic_fetch_add(&r->entities, 1) >= r->max_entities) {
 			store_diag_set(reterr, "archive record %llu: more than %llu cards (raise the cap)",

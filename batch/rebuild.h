@@ -75,6 +75,19 @@ typedef struct batch_label {
 	char           txn_id[];
 } batch_label;
 
+/* Index keys (batch_index_find) of a label and a card. */
+static inline const char *
+batch_label_keyof(const void *n)
+{
+	return ((const batch_label *)n)->txn_id;
+}
+
+static inline const char *
+batch_card_keyof(const void *n)
+{
+	return ((const batch_card *)n)->key;
+}
+
 typedef struct batch_reader_ctx {
 	uint64_t corrupt;
 	char     where[256];
