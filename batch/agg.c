@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "days.h"
 #include "int.h"
 
 _Static_assert(sizeof(batch_sample) == 16 && sizeof(batch_merch_cnt) == 16,

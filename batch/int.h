@@ -165,14 +165,6 @@ typedef struct batch_event {
 batch_card *batch_card_new(batch_pool *pool, const char *key, size_t len);
 void        batch_card_free(batch_card *c);
 vigil_err   batch_card_add(batch_card *c, const batch_windows *w, const batch_event *e);
-/* Adds src, the card's records of one UTC day [day, day + 1 day) added with
- * every window open (days.c), to dst as batch_card_add would have added
- * them under w. Days must be merged in time order (the countries keep
- * first-seen order). The Welford means and the sums differ from adding
- * the records one by one in their last bits; the kept amounts and
- * merchants are the same unless the card saturates BATCH_CARD_MAX_MERCH. */
-vigil_err   batch_card_merge_day(batch_card *dst, const batch_windows *w, int64_t day,
-    const batch_card *src);
 /* For a loop computing the profiles of cards v[0..n) in order, at i:
  * starts loading the nodes a few cards ahead and, further along, the
  * arrays of the nodes loaded earlier (cards in key order are scattered). */
@@ -248,9 +240,6 @@ batch_node_prefetch(const void *node, size_t keylen, size_t hot_bytes)
 
 void batch_ent_add(batch_ent *a, const batch_windows *w, const batch_event *e);
 void batch_ent_merge(batch_ent *dst, const batch_ent *src);
-/* batch_card_merge_day for a merchant or terminal: exact (integers). */
-void batch_ent_merge_day(batch_ent *dst, const batch_windows *w, int64_t day,
-    const batch_ent *src);
 /* prior: the global fraud rate of the window (smoothing, docs).
  * reported: the cards with a fraud known at as-of (batch_reported), or
  * NULL (cards_reported_30d 0). */

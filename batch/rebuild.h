@@ -17,6 +17,7 @@
 #include "lean.h"
 #include "fill.h"
 #include "train.h"
+#include "days.h"
 
 #define BATCH_GROUP_MAX 128 /* bytes of one group key; longer values are not grouped */
 
@@ -76,17 +77,8 @@ typedef struct batch_label {
 } batch_label;
 
 /* Index keys (batch_index_find) of a label and a card. */
-static inline const char *
-batch_label_keyof(const void *n)
-{
-	return ((const batch_label *)n)->txn_id;
-}
-
-static inline const char *
-batch_card_keyof(const void *n)
-{
-	return ((const batch_card *)n)->key;
-}
+static inline const char *batch_label_keyof(const void *n) { return ((const batch_label *)n)->txn_id; }
+static inline const char *batch_card_keyof(const void *n) { return ((const batch_card *)n)->key; }
 
 typedef struct batch_reader_ctx {
 	uint64_t corrupt;
@@ -246,13 +238,6 @@ struct batch_run {
 	bool           collect_ids; /* days.c: workers keep their txn_ids */
 };
 
-/* A labelled transaction's share of a day's label digest (days.c). */
-static inline uint64_t
-batch_label_mix(uint64_t lh, bool fraud)
-{
-	return (lh ^ (fraud ? 0x2545f4914f6cdd1dull : 0x9e3779b97f4a7c15ull)) * 0xbf58476d1ce4e5b9ull;
-}
-
 vigil_err batch_run_init(batch_run *r, const batch_opts *opts, store_diag *reterr);
 void      batch_run_fini(batch_run *r);
 vigil_err batch_run_begin(batch_run *r, store_diag *reterr);
@@ -288,11 +273,6 @@ vigil_err batch_run_workers(batch_run *r, uint32_t t, bool run, store_diag *rete
 /* pass.c: one label of pass 1 (the latest known at as-of wins). */
 vigil_err batch_label_add(batch_run *r, const char *txn_id, int64_t t, bool fraud,
     const char *segment, uint64_t offset, store_diag *reterr);
-/* days.c: whether this run uses opts.days, and its passes 1 and 2 when it
- * does. */
-bool      batch_days_usable(const batch_run *r);
-vigil_err batch_days_labels(batch_run *r, store_diag *reterr);
-vigil_err batch_days_aggregate(batch_run *r, store_diag *reterr);
 /* write.c: adds src's sketches (plan i) into dst's. */
 vigil_err batch_tstate_merge(batch_run *r, uint32_t i, batch_tstate *dst, const batch_tstate *src,
     store_diag *reterr);
