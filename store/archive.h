@@ -55,11 +55,6 @@ typedef struct store_archive_opts {
 	uint32_t    retention_days;    /* delete closed segments older; 0 = keep forever */
 	bool        compress_closed;   /* zstd-compress segments once closed */
 	uint32_t    max_record_bytes;  /* default 1 MiB */
-	/* The clock of segment days and closing times (ms since the epoch);
-	 * NULL: the wall clock. vigil-replay passes its replayed time, so that
-	 * its segments hold one event day each, as vigild's do. */
-	int64_t   (*clock)(void *arg);
-	void       *clock_arg;
 } store_archive_opts;
 
 /* Fills *ret_opts with the defaults above. */

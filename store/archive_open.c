@@ -290,10 +290,6 @@ store_archive_open(const char *dir, const store_archive_opts *opts, store_archiv
 		ar->opts = *opts;
 	else
 		store_archive_opts_default(&ar->opts);
-	if (ar->opts.clock != NULL) {
-		ar->now = ar->opts.clock;
-		ar->now_arg = ar->opts.clock_arg;
-	}
 	if (ar->opts.fsync > STORE_FSYNC_NEVER ||
 	    (ar->opts.fsync == STORE_FSYNC_INTERVAL && ar->opts.fsync_interval_ms == 0)) {
 		store_diag_set(reterr, "archive options: fsync policy %d / interval %u ms is invalid",

@@ -774,6 +774,16 @@ store_db_maintain(store_db *db, store_diag *reterr)
 	return rv;
 }
 
+vigil_err
+store_db_rotate(store_db *db, store_diag *reterr)
+{
+	if (reterr != NULL)
+		reterr->msg[0] = '\0';
+	if (db->memory || db->ar == NULL)
+		return VIGIL_OK;
+	return store_archive_rotate(db->ar, reterr);
+}
+
 uint64_t
 store_db_generation(store_db *db)
 {

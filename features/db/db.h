@@ -105,6 +105,11 @@ vigil_err store_db_refresh(store_db *db, bool *ret_changed, store_diag *reterr);
  * db stays usable either way.
  */
 vigil_err store_db_maintain(store_db *db, store_diag *reterr);
+/* Closes the archive's open segment now (writing its index) instead of at
+ * the UTC day boundary (store_archive_rotate): vigil-replay --nightly does
+ * it each replayed night, so its segments hold one event day each, as
+ * vigild's do. No-op for an in-memory db. */
+vigil_err store_db_rotate(store_db *db, store_diag *reterr);
 /* The generation served and its as-of time (0 / 0 when none). */
 uint64_t  store_db_generation(store_db *db);
 int64_t   store_db_generation_as_of(store_db *db);

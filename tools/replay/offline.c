@@ -134,12 +134,6 @@ rp_feature_mask(const rp *r, store_feature_mask *ret_m)
 	}
 }
 
-static int64_t
-rp_clock(void *arg)
-{
-	return ((const rp *)arg)->clock_ms;
-}
-
 vigil_err
 rp_offline_open(rp *r)
 {
@@ -197,8 +191,6 @@ rp_offline_open(rp *r)
 			}
 		}
 		dbo.archive.fsync = STORE_FSYNC_NEVER;
-		dbo.archive.clock = rp_clock;
-		dbo.archive.clock_arg = r;
 		r->days = batch_days_new();
 		if (r->days == NULL)
 			return VIGIL_ENOMEM;
@@ -252,7 +244,6 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 	vigil_err rv;
 
 	/* scored at its event time: the nightly rebuild sees what production would */
-	r->clock_ms = row->txn.event_time_ms;
 	rv = app_score(r->db, r->aw, &sc, &row->txn, r->o.nightly ? 0 : APP_NO_ARCHIVE,
 	    row->txn.event_time_ms, &ao);
 	if (rv == VIGIL_EEXIST) {
@@ -391,10 +382,17 @@ rp_offline_night(rp *r, int64_t day)
 
 	uint64_t t0 = vigil_mono_ns();
 
-	r->clock_ms = day * VIGIL_MS_PER_DAY - 1; /* labels due go with the day that ends */
 	rv = rp_labels_due(r, day * VIGIL_MS_PER_DAY);
 	if (rv != VIGIL_OK)
 		return rv;
+	/* The day's segment closes, as vigild's at midnight: the rebuild's day
+	 * aggregates read a closed day once (vigil-rebuild(1), "Day
+	 * aggregates"). */
+	rv = store_db_rotate(r->db, &diag);
+	if (rv != VIGIL_OK) {
+		fprintf(stderr, "vigil-replay: closing the day's archive segment: %s\n", diag.msg);
+		return rv;
+	}
 	sum = malloc(sizeof *sum);
 	if (sum == NULL)
 		return VIGIL_ENOMEM;

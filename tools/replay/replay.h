@@ -188,10 +188,7 @@ typedef struct rp {
 	app_work     *aw;
 	char          workdir[PATH_MAX];
 	bool          own_workdir;
-	/* --nightly: the replayed time (the archive's clock: one segment per
-	 * event day, as vigild's) and the rebuilds' day aggregates */
-	int64_t       clock_ms;
-	batch_days   *days;
+	batch_days   *days;         /* --nightly: the rebuilds' day aggregates */
 	/* --exact (exact.c) */
 	rp_exact     *ex;
 	json_t       *changes;      /* [{txn_id, before, after, exact}] */
