@@ -360,6 +360,7 @@ batch_days_labels(batch_run *r, store_diag *reterr)
 	size_t n = 0;
 	vigil_err rv;
 
+	/* Pass 1 runs first: it binds the days to this run's settings. */
 	if (ds->config != run_config(r)) {
 		days_clear(ds);
 		ds->config = run_config(r);
@@ -433,26 +434,41 @@ batch_days_labels(batch_run *r, store_diag *reterr)
 	return rv;
 }
 
-/* The digest of the labels known now for d's transactions; mark: count
- * them as used (the summary's labels_used) too. */
-static uint64_t
-day_digest(batch_run *r, const day_agg *d, bool mark)
+/* The digest of the labels known now for d's transactions; the labels
+ * found go to *found (for day_mark_used, if the day is reused). */
+static vigil_err
+day_digest(batch_run *r, const day_agg *d, vigil_vec *found, uint64_t *ret_sum)
 {
 	const char *id = d->ids;
 	uint64_t sum = 0;
 
+	vigil_vec_clear(found);
 	for (size_t i = 0; i < d->nids; i++) {
 		size_t len = strlen(id);
 		batch_label *l = batch_index_find(&r->label_ix, d->idh[i], id, len, batch_label_keyof);
 
 		if (l != NULL) {
 			sum += batch_label_mix(d->idh[i], l->fraud);
-			if (mark && !atomic_exchange(&l->used, true))
-				r->sum.labels_used++;
+			if (vigil_vec_push(found, &l) != VIGIL_OK)
+				return VIGIL_ENOMEM;
 		}
 		id += len + 1;
 	}
-	return sum;
+	*ret_sum = sum;
+	return VIGIL_OK;
+}
+
+/* A reused day's labels count as used (the summary's labels_used), as
+ * pass 2 counts those of a day it reads. */
+static void
+day_mark_used(batch_run *r, const vigil_vec *found)
+{
+	for (size_t i = 0; i < found->len; i++) {
+		batch_label *l = *(batch_label **)vigil_vec_at(found, i);
+
+		if (!atomic_exchange(&l->used, true))
+			r->sum.labels_used++;
+	}
 }
 
 /* Pass 2 over one day, with every window open, into d. */
@@ -592,34 +608,37 @@ batch_days_aggregate(batch_run *r, store_diag *reterr)
 {
 	batch_days *ds = r->opts.days;
 	days_seen seen = { 0 };
-	uint64_t config = run_config(r);
+	vigil_vec found;
 	day_agg *d, *dt;
 	vigil_err rv;
 
-	if (ds->config != config) {
-		days_clear(ds);
-		ds->config = config;
-	}
-	/* Days that left the window go. */
+	/* Days that left the window go (batch_days_labels dropped them all
+	 * if the settings changed). */
 	HASH_ITER(hh, ds->days, d, dt) {
 		if (d->day < r->w.from || d->day >= r->w.as_of) {
 			HASH_DEL(ds->days, d);
 			day_free(d);
 		}
 	}
+	vigil_vec_init(&found, sizeof(batch_label *), SIZE_MAX);
 	rv = seen_build(r, &seen, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
 	for (uint32_t i = 0; i < seen.ndays; i++) {
 		int64_t day = seen.from + (int64_t)i * VIGIL_MS_PER_DAY;
 		uint32_t status = day_status(r, day);
+		uint64_t digest = 0;
 
 		HASH_FIND(hh, ds->days, &day, sizeof day, d);
-		if (d != NULL && !seen.open[i] && d->fp == seen.fp[i] && d->status == status &&
-		    day_digest(r, d, false) == d->label_digest) {
-			(void)day_digest(r, d, true);
-			r->sum.days_reused++;
-			continue;
+		if (d != NULL && !seen.open[i] && d->fp == seen.fp[i] && d->status == status) {
+			rv = day_digest(r, d, &found, &digest);
+			if (rv != VIGIL_OK)
+				goto out;
+			if (digest == d->label_digest) {
+				day_mark_used(r, &found);
+				r->sum.days_reused++;
+				continue;
+			}
 		}
 		if (d != NULL) {
 			HASH_DEL(ds->days, d);
@@ -654,6 +673,7 @@ batch_days_aggregate(batch_run *r, store_diag *reterr)
 			goto out;
 	}
 out:
+	vigil_vec_fini(&found);
 	seen_fini(&seen);
 	if (rv != VIGIL_OK) {
 		/* what failed may be half-merged into a kept day: keep none */
