@@ -62,15 +62,31 @@ vigil_cli_usage_error(const char *prog, const char *fmt, ...)
 	return VIGIL_EXIT_USAGE;
 }
 
+const char *
+vigil_cli_bad_option_text(char *buf, size_t cap, char *const argv[])
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	/* getopt_long sets optopt to a long flag's value when its value is
+	 * missing, which happens only when the flag ends the command line; its
+	 * letter may be no short option of this program, so name the flag as
+	 * it was given. */
+	if (optopt != 0 && optopt < 256 && !(argv[optind] == NULL && strncmp(arg, "--", 2) == 0))
+		snprintf(buf, cap, "option -%c: unknown or missing its value", optopt);
+	else if (optopt != 0)
+		snprintf(buf, cap, "%s: missing its value", arg);
+	else
+		snprintf(buf, cap, "%s: unknown option or missing value", arg);
+	return buf;
+}
+
 int
 vigil_cli_bad_option(const char *prog, char *const argv[])
 {
-	if (optopt != 0 && optopt < 256)
-		fprintf(stderr, "%s: option -%c: unknown or missing its value (see --help)\n",
-		    prog, optopt);
-	else
-		fprintf(stderr, "%s: %s: unknown option or missing value (see --help)\n", prog,
-		    optind > 0 ? argv[optind - 1] : "?");
+	char text[256];
+
+	fprintf(stderr, "%s: %s (see --help)\n", prog,
+	    vigil_cli_bad_option_text(text, sizeof text, argv));
 	return VIGIL_EXIT_USAGE;
 }
 

@@ -49,10 +49,15 @@ void vigil_cli_version(FILE *out, const char *prog);
 int vigil_cli_usage_error(const char *prog, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* After getopt_long returned '?' (opterr = 0): prints "PROG: option -x:
- * unknown or missing its value (see --help)" or the same for the long option
- * argv[optind - 1], and returns VIGIL_EXIT_USAGE. */
+/* After getopt_long returned '?' (opterr = 0): prints "PROG: TEXT (see
+ * --help)" on stderr, TEXT as vigil_cli_bad_option_text makes it, and returns
+ * VIGIL_EXIT_USAGE. */
 int vigil_cli_bad_option(const char *prog, char *const argv[]);
+
+/* The same TEXT into buf: "option -x: unknown or missing its value",
+ * "--flag: missing its value" (a long flag ending the command line) or
+ * "--flag: unknown option or missing value"; returns buf. */
+const char *vigil_cli_bad_option_text(char *buf, size_t cap, char *const argv[]);
 
 /*
  * The installed file at abs, an absolute path of this build's install layout

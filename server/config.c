@@ -837,13 +837,13 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_CLUSTER:  section = "cluster"; key = "name"; flag = "--cluster"; break;
 		case '?':
 		default:
-			if (optopt != 0 && optopt < 256)
-				vigil_errinfo_set(reterr, NULL, "option -%c: unknown or missing its value "
-				    "(see --help)", optopt);
-			else
-				vigil_errinfo_set(reterr, NULL, "%s: unknown option or missing value "
-				    "(see --help)", argv[optind - 1]);
+		{
+			char text[256];
+
+			vigil_errinfo_set(reterr, NULL, "%s (see --help)",
+			    vigil_cli_bad_option_text(text, sizeof text, argv));
 			return VIGIL_EINVAL;
+		}
 		}
 		if (nflags == sizeof flags / sizeof flags[0]) {
 			vigil_errinfo_set(reterr, NULL, "too many options");

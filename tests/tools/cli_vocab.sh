@@ -37,6 +37,11 @@ sed -n '/^## Flags/,/^## /p' "$DOC" | grep -E '^\| `-[A-Za-z]` \| `--' |
 	sed -E 's/^\| `-([A-Za-z])` \| `--([a-z-]+)` \|[^|]*\|[^|]*\| ([^|]*) \|$/\1 \2 \3/' |
 	sed -E 's/, /,/g; s/ *$//' >"$T/flags"
 [ "$(wc -l <"$T/flags")" -ge 10 ] || fail "docs/tools.md: flag table not found ($(wc -l <"$T/flags") rows)"
+# flags that take a value: "LONG PROGRAMS"
+sed -n '/^## Flags/,/^## /p' "$DOC" | grep -E '^\| `-[A-Za-z]` \| `--[a-z-]+` \| [A-Z]' |
+	sed -E 's/^\| `-[A-Za-z]` \| `--([a-z-]+)` \|[^|]*\|[^|]*\| ([^|]*) \|$/\1 \2/' |
+	sed -E 's/, /,/g; s/ *$//' >"$T/valued"
+[ "$(wc -l <"$T/valued")" -ge 5 ] || fail "docs/tools.md: no flags with a value found"
 grep -vqE '^[A-Za-z] [a-z-]+ [a-z,-]+$' "$T/flags" && fail "docs/tools.md: unreadable flag rows: $(grep -vE '^[A-Za-z] [a-z-]+ [a-z,-]+$' "$T/flags")"
 # exit codes: "CODE NAME"
 sed -n '/^## Exit status/,/^## /p' "$DOC" | grep -E '^\| [0-9] \| [a-z]+ \|' |
@@ -72,6 +77,17 @@ for p in $VT_PROGS; do
 	[ "$rc" -eq 2 ] || fail "$p --no-such-flag: exit $rc, want 2"
 	[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$p.*(see --help)\$" "$T/err" ||
 		fail "$p --no-such-flag: want one line '$p: ... (see --help)': $(cat "$T/err")"
+	# a flag that takes a value, last and without one: its long name in the
+	# line, whatever letter getopt_long returns for it (vigil-rules: the
+	# flags belong to its commands)
+	while read -r l progs; do
+		[ "$p" = vigil-rules ] && continue
+		has_flag "$p" "$progs" || continue
+		"$x" "--$l" </dev/null >"$T/out" 2>"$T/err"; rc=$?
+		[ "$rc" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
+			grep -q "^$p: --$l: missing its value (see --help)\$" "$T/err" ||
+			fail "$p --$l (no value): exit $rc, want 2 and '$p: --$l: missing its value (see --help)': $(cat "$T/err")"
+	done <"$T/valued"
 	"$x" stray-arg </dev/null >"$T/out" 2>"$T/err"; rc=$?
 	[ "$rc" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$p: .*(see --help)\$" "$T/err" ||
 		fail "$p stray-arg: exit $rc, want 2 and one line '$p: ... (see --help)': $(cat "$T/err")"
@@ -108,6 +124,13 @@ for p in $VT_PROGS; do
 	got=$(cut -d' ' -f1 "$T/$p.codes" | tr '\n' ' ' | sed 's/ $//')
 	want=$(grep "^$p " "$T/progcodes" | cut -d' ' -f2-)
 	[ "$got" = "$want" ] || fail "$p --help lists exit codes '$got', docs/tools.md '$want'"
+done
+
+# vigild's long-only flags return letters that are no short option of it
+for l in admin fsync workers; do
+	"$(vt_prog vigild)" "--$l" >"$T/out" 2>"$T/err"; rc=$?
+	[ "$rc" -eq 2 ] && grep -qx "vigild: --$l: missing its value (see --help)" "$T/err" ||
+		fail "vigild --$l (no value): exit $rc: $(cat "$T/err")"
 done
 
 # ---- a rule file that does not load: 2 everywhere ----
