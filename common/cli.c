@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,17 +67,17 @@ const char *
 vigil_cli_bad_option_text(char *buf, size_t cap, char *const argv[])
 {
 	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	/* A long flag whose value is missing (only possible as the last
+	 * argument): getopt_long sets optopt to the flag's value, a letter that
+	 * may be no short option of this program, so name the flag as given. */
+	bool long_missing = optopt != 0 && argv[optind] == NULL && strncmp(arg, "--", 2) == 0;
 
-	/* getopt_long sets optopt to a long flag's value when its value is
-	 * missing, which happens only when the flag ends the command line; its
-	 * letter may be no short option of this program, so name the flag as
-	 * it was given. */
-	if (optopt != 0 && optopt < 256 && !(argv[optind] == NULL && strncmp(arg, "--", 2) == 0))
-		snprintf(buf, cap, "option -%c: unknown or missing its value", optopt);
-	else if (optopt != 0)
+	if (optopt == 0)
+		snprintf(buf, cap, "%s: unknown option or missing value", arg);
+	else if (long_missing || optopt >= 256)
 		snprintf(buf, cap, "%s: missing its value", arg);
 	else
-		snprintf(buf, cap, "%s: unknown option or missing value", arg);
+		snprintf(buf, cap, "option -%c: unknown or missing its value", optopt);
 	return buf;
 }
 

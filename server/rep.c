@@ -445,11 +445,9 @@ rep_send_static(rep_conn *c, const uint8_t *buf, size_t len)
  * if draining (*ret_over false: the caller answers UNAVAILABLE) or if
  * max_inflight requests are already accepted (*ret_over true: OVERLOADED).
  * The count grows only by a compare-and-swap below the limit, so callbacks
- * racing on a burst never count one another's refusals, and a request is
- * refused only at the limit (incrementing first and checking after let a
- * burst on nng's threads refuse requests below it: test_inflight's global
- * part saw fewer than 8 of 64 scored). Entering before reading the flag
- * pairs with srv_rep_stop, which sets the flag before reading the count.
+ * racing on a burst never count one another's refusals: a request is
+ * refused only at the limit. Entering before reading the flag pairs with
+ * srv_rep_stop, which sets the flag before reading the count.
  */
 static bool
 rep_enter(srv_rep *rep, bool *ret_over)
