@@ -263,6 +263,7 @@ void      batch_worker_fini(batch_worker *wk);
  * generation being written (blobs "model.json", "model.meta"); fills
  * r->sum.model. No model (cold start, turned off) is not an error. */
 vigil_err batch_run_train(batch_run *r, store_diag *reterr);
+#define BATCH_NIGHTLY_ROUNDS 80 /* every nightly model's rounds (docs/model.md "Rounds") */
 /* The training options a rebuild with opts uses (nightly defaults, then
  * opts' model settings); a test that retrains from the archive uses them. */
 void      batch_train_opts_nightly(const batch_opts *opts, batch_train_opts *ret);

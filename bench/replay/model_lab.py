@@ -24,13 +24,25 @@ the full nightly replay's (bench/replay/model.sh). Needs python3-numpy and
 python3-xgboost (Debian). Labels: the CSV's label column (all of them are
 known 7 days later, as with --label-delay 7d --force-label-delay).
 
+With --calib SCHEME ..., it also ranks the rows a model scored by each
+night's calibrated probability under each calibration scheme (CALIB: the
+prior and trust of batch/train.c, trust from the validation frauds, a fit
+on the rows earlier models scored once mature, a fit of the intercept or
+slope alone, and "oracle", a fit on the scored days' own labels, the bound
+no calibration from the past reaches) and prints the pooled AP and the AP
+per month: how comparable the nights' scores are. --save-nights keeps the
+trainings (validation and scored predictions) and --load-nights reuses
+them, so schemes compare in seconds.
+
 usage: model_lab.py PREFIX CSV [--results FILE] [--measure-from YYYY-MM-DD]
                     [--every N] [--variant NAME ...] [--threads N] [--extra FILE.npy ...]
+                    [--calib SCHEME ...] [--save-nights F | --load-nights F]
 """
 import argparse
 import csv
 import datetime as dt
 import json
+import pickle
 import sys
 import time
 import zlib
@@ -115,6 +127,10 @@ VARIANTS = {
     "gap": {"gap": 3},
     "mds1": {"mds": 1},
     "lambda1": {"lambda": 1},
+    "lpf02": dict(NEW, lpf=0.02),
+    "lpf01": dict(NEW, lpf=0.01),
+    "es50": dict(NEW, es=50),
+    "fixed80": dict(NEW, es=0, rounds=80),
 }
 
 # Absolute per-card levels a tree can recognise a card by (hypothesis 2).
@@ -165,7 +181,7 @@ def platt_fit(p, y, w):
     return (a, b) if np.isfinite(a) and np.isfinite(b) and a > 0 else None
 
 
-def train_one(X, y, w, tr, va, names, v, threads, seed):
+def train_one(X, y, w, tr, va, names, v, threads, seed, keep=None):
     """One night as batch/train.c trains it: hist on a quantile matrix whose
     bins come from class-balanced weights ("bins": "balanced"), early
     stopping on the validation days, refit on every row, Platt calibration
@@ -180,6 +196,10 @@ def train_one(X, y, w, tr, va, names, v, threads, seed):
         "max_delta_step": v.get("mds", 0),
     }
     p["base_score"] = float((w[tr] * y[tr]).sum() / w[tr].sum())
+    if "lpf" in v:
+        # lambda in proportion to the frauds' weight: a leaf's shrinkage
+        # G / (H + lambda) the same share of H on nights with few frauds
+        p["lambda"] = v["lpf"] * float(w[tr][y[tr] == 1].sum())
     if v.get("stop", "ap") == "ap":
         p["eval_metric"] = ["logloss", "aucpr"]
     else:
@@ -211,7 +231,14 @@ def train_one(X, y, w, tr, va, names, v, threads, seed):
     if v.get("refit", True):
         al = np.concatenate([tr, va])
         p["base_score"] = float((w[al] * y[al]).sum() / w[al].sum())
+        if "lpf" in v:
+            p["lambda"] = v["lpf"] * float(w[al][y[al] == 1].sum())
         b = xgb.train(p, matrix(al), num_boost_round=best, verbose_eval=False)
+    if keep is not None:
+        keep["pv"] = pv
+        keep["pr"] = b.predict(dva)
+        keep["y"] = y[va]
+        keep["w"] = w[va].astype(np.float64)
     return b, best, vap, cal
 
 
@@ -223,6 +250,201 @@ def metric_ap_w(s, y, w):
     last = np.r_[s[1:] != s[:-1], True]
     tp, n = tp[last], n[last]
     return float(np.sum(np.diff(np.r_[0, tp / tp[-1]]) * tp / n))
+
+
+EPS = 2.0 ** -24
+
+
+def logit(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def platt_map(z, y, w, prior=None):
+    """batch/calib.c's batch_calib_platt on log-odds z: Platt's targets, a
+    Gaussian prior (a0, b0, sd_a, sd_b) or none; (a, b) or None."""
+    n1 = float(w[y == 1].sum())
+    n0 = float(w[y != 1].sum())
+    if not (n1 > 0 and n0 > 0):
+        return None
+    t = np.where(y == 1, (n1 + 1) / (n1 + 2), 1 / (n0 + 2))
+    a, b = (prior[0], prior[1]) if prior else (1.0, 0.0)
+
+    def f(a, b):
+        m = a * z + b
+        r = float((w * (np.logaddexp(0, m) - t * m)).sum())
+        if prior:
+            r += 0.5 * ((a - prior[0]) ** 2 / prior[2] ** 2 + (b - prior[1]) ** 2 / prior[3] ** 2)
+        return r
+    fv = f(a, b)
+    for _ in range(100):
+        q = 1 / (1 + np.exp(-(a * z + b)))
+        r = w * (q - t)
+        h = w * q * (1 - q)
+        gz, g1 = (r * z).sum(), r.sum()
+        hzz, hz, h11 = (h * z * z).sum(), (h * z).sum(), h.sum()
+        if prior:
+            gz += (a - prior[0]) / prior[2] ** 2
+            g1 += (b - prior[1]) / prior[3] ** 2
+            hzz += 1 / prior[2] ** 2
+            h11 += 1 / prior[3] ** 2
+        det = hzz * h11 - hz * hz
+        if not det > 1e-12 * hzz * h11:
+            return None
+        da = (h11 * gz - hz * g1) / det
+        db = (hzz * g1 - hz * gz) / det
+        step = 1.0
+        while step >= 1 / 1024:
+            fn = f(a - step * da, b - step * db)
+            if fn <= fv:
+                break
+            step /= 2
+        if step < 1 / 1024:
+            break
+        a, b, fv = a - step * da, b - step * db, fn
+        if abs(step * da) < 1e-9 * (1 + abs(a)) and abs(step * db) < 1e-9 * (1 + abs(b)):
+            break
+    return (a, b) if np.isfinite(a) and np.isfinite(b) and a > 0 else None
+
+
+def match_b(z, w, a, target, b0):
+    """train.c's train_calib_match: the b at which the weighted mean of
+    sigmoid(a z + b) is target."""
+    def mean(b):
+        return float((w / (1 + np.exp(-(a * z + b)))).sum() / w.sum())
+    lo = hi = b0
+    step = 1.0
+    while mean(lo) > target and step < 1e3:
+        lo -= step
+        step *= 2
+    step = 1.0
+    while mean(hi) < target and step < 1e3:
+        hi += step
+        step *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if mean(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+PRIOR = (1.0, 0.0, 0.25, 1.0)
+
+
+def night_calib(nt, scheme):
+    """(a, b) of the saved (refit) model of night nt under a calibration
+    scheme: a dict with prior (a0, b0, sd_a, sd_b) or None, trust (a number,
+    or "ev:K": validation frauds / (frauds + K))."""
+    z, y, w = logit(nt["pv"]), nt["y"], nt["w"]
+    pr = scheme.get("prior", PRIOR)
+    fit = platt_map(z, y, w, pr)
+    if fit is None:
+        return 1.0, 0.0
+    a, b = fit
+    target = float((w / (1 + np.exp(-(a * z + b)))).sum() / w.sum())
+    if not scheme.get("nomatch"):
+        b = match_b(logit(nt["pr"]), w, a, target, b)
+    tr = scheme.get("trust", 0.25)
+    if isinstance(tr, str) and tr.startswith("ev:"):
+        k = float(tr[3:])
+        f = float(y.sum())
+        tr = f / (f + k)
+    a0, b0 = (pr[0], pr[1]) if pr else (1.0, 0.0)
+    a, b = a0 + tr * (a - a0), b0 + tr * (b - b0)
+    if scheme.get("em") and len(nt.get("pu", [])):
+        # Saerens et al. (2002): the fraud share of the newest (unlabelled)
+        # days by EM on the calibrated probabilities, and the intercept
+        # moved by the change of prior odds from the validation days'
+        q = 1 / (1 + np.exp(-(a * logit(nt["pu"]) + b)))
+        pt = float((w / (1 + np.exp(-(a * z + b)))).sum() / w.sum())
+        pn = pt
+        for _ in range(100):
+            r1 = pn / pt * q
+            r0 = (1 - pn) / (1 - pt) * (1 - q)
+            pn2 = float(np.mean(r1 / (r1 + r0)))
+            if abs(pn2 - pn) < 1e-10:
+                break
+            pn = pn2
+        sh = np.log(pn / (1 - pn)) - np.log(pt / (1 - pt))
+        b += scheme["em"] * sh
+    return a, b
+
+
+CALIB = {
+    "raw": {"trust": 0.0},
+    "cur": {},
+    "map_t05": {"trust": 0.5},
+    "map_t1": {"trust": 1.0},
+    "flat_t1": {"prior": None, "trust": 1.0},
+    "flat_ev50": {"prior": None, "trust": "ev:50"},
+    "flat_ev200": {"prior": None, "trust": "ev:200"},
+    "map_ev50": {"trust": "ev:50"},
+    "map_ev200": {"trust": "ev:200"},
+    "oracle": {"oracle": 1},
+    "oot7": {"oot": 7},
+    "oot14": {"oot": 14},
+    "oot28": {"oot": 28},
+    "oot14flat": {"oot": 14, "prior": None},
+    "bonly_t1": {"prior": (1.0, 0.0, 1e-3, 1.0), "trust": 1.0},
+    "bonly_flat": {"prior": (1.0, 0.0, 1e-3, 100.0), "trust": 1.0},
+    "bonly_t05": {"prior": (1.0, 0.0, 1e-3, 1.0), "trust": 0.5},
+    "bonly_ev50": {"prior": (1.0, 0.0, 1e-3, 100.0), "trust": "ev:50"},
+    "em": {"em": 1.0},
+    "em_raw": {"em": 1.0, "trust": 0.0},
+    "em_half": {"em": 0.5},
+    "nomatch": {"nomatch": 1},
+    "nomatch_t1": {"nomatch": 1, "trust": 1.0},
+    "nomatch_t05": {"nomatch": 1, "trust": 0.5},
+    "nomatch_flat": {"nomatch": 1, "prior": None, "trust": 1.0},
+    "aonly_t1": {"prior": (1.0, 0.0, 0.25, 1e-3), "trust": 1.0},
+}
+
+
+def calib_report(y, t, pred, nights, m, schemes):
+    """The pooled AP of the calibrated probability over the rows a model
+    scored (and from --measure-from), per calibration scheme, and per month."""
+    mm = m & ~np.isnan(pred)
+    month = np.array([dt.datetime.utcfromtimestamp(x / 1000).strftime("%Y-%m") for x in t[mm]])
+    months = sorted(set(month))
+    print("  calibration schemes, pooled over %d rows a model scored (%d frauds); AP per month %s"
+          % (mm.sum(), int(y[mm].sum()), " ".join(months)))
+    for name in schemes:
+        sch = CALIB[name] if name in CALIB else json.loads(name)
+        c = np.full(len(t), np.nan)
+        ab = []
+        for nt in nights:
+            kn = nt[5]
+            if sch.get("oot"):
+                # the rows earlier models scored that are mature by night D
+                # (days [D - 7 - K, D - 7)), their served raw probability
+                # against their labels; the validation fit until there are
+                # min frauds
+                D = kn["D"]
+                day = t // DAY
+                o = np.where((day >= D - 7 - sch["oot"]) & (day < D - 7) & ~np.isnan(pred))[0]
+                if y[o].sum() >= sch.get("min", 20):
+                    fit = platt_map(logit(pred[o]), y[o], np.ones(len(o)), sch.get("prior", PRIOR))
+                    a, b = fit if fit else (1.0, 0.0)
+                else:
+                    a, b = night_calib(kn, sch.get("else", {}))
+            elif sch.get("oracle"):
+                sc = kn["sc"]
+                fit = platt_map(logit(pred[sc]), y[sc], np.ones(len(sc)), PRIOR)
+                a, b = fit if fit else (1.0, 0.0)
+            else:
+                a, b = night_calib(kn, sch)
+            ab.append((a, b))
+            sc = kn["sc"]
+            c[sc] = 1 / (1 + np.exp(-(a * logit(pred[sc]) + b)))
+        cs = np.round(100 * c[mm], 6)
+        per = [metric_ap(cs[month == mo], y[mm][month == mo]) for mo in months]
+        ab = np.array(ab)
+        print("  %-28s AP %.4f AUC %.4f  months %s  a %.2f-%.2f b %.2f-%.2f" % (
+            name[:28], metric_ap(cs, y[mm]), metric_auc(cs, y[mm]),
+            " ".join("%.4f" % x for x in per), ab[:, 0].min(), ab[:, 0].max(),
+            ab[:, 1].min(), ab[:, 1].max()), flush=True)
 
 
 def simulate(data, v, every, threads, log, only=None):
@@ -275,8 +497,16 @@ def simulate(data, v, every, threads, log, only=None):
         if y[tr].sum() == 0 or y[va].sum() == 0:
             continue
         t0 = time.time()
-        b, best, vap, cal = train_one(Xk, y, w, tr, va, nk, v, threads, 0)
+        night = {}
+        b, best, vap, cal = train_one(Xk, y, w, tr, va, nk, v, threads, 0, night)
         sc = np.where((day >= D) & (day < D + every))[0]
+        night["D"] = D
+        night["sc"] = sc
+        # the days whose labels are not known yet (not trained on): what the
+        # model says of the newest traffic, without labels
+        un = np.where((day >= D - 7) & (day < D))[0]
+        night["pu"] = b.predict(xgb.DMatrix(Xk[un], missing=np.nan)) if len(un) else np.zeros(0)
+        night["frauds"] = int(y[rows].sum())
         if len(sc):
             pred[sc] = b.predict(xgb.DMatrix(Xk[sc], missing=np.nan))
             if cal is not None:
@@ -284,7 +514,7 @@ def simulate(data, v, every, threads, log, only=None):
                 calp[sc] = 1 / (1 + np.exp(-(cal[0] * np.log(q / (1 - q)) + cal[1])))
             else:
                 calp[sc] = pred[sc]
-        nights.append((D, best, vap, cal, time.time() - t0))
+        nights.append((D, best, vap, cal, time.time() - t0, night))
         if first is None:
             first = D
         if log:
@@ -314,6 +544,11 @@ def main():
                     help="candidate inputs: FILE.npy (float32, one row per row of PREFIX.meta, "
                     "NaN = missing) with FILE.names beside it (one name a line), appended to "
                     "the vectors to try a feature before writing it in batch/")
+    ap.add_argument("--calib", nargs="*", help="calibration schemes (CALIB's names or JSON) "
+                    "to compare by the pooled AP of the calibrated probability")
+    ap.add_argument("--save-nights", help="pickle the nights (validation and scored "
+                    "predictions) to this file, for --load-nights")
+    ap.add_argument("--load-nights", help="skip training: the nights of --save-nights")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
     data = load(a.prefix, a.csv)
@@ -364,7 +599,14 @@ def main():
         only = None
         if a.only:
             only = {(dt.date.fromisoformat(d) - dt.date(1970, 1, 1)).days for d in a.only}
-        pred, calp, first, nights = simulate(data, v, a.every, a.threads, a.v, only)
+        if a.load_nights:
+            with open(a.load_nights, "rb") as f:
+                pred, calp, first, nights = pickle.load(f)
+        else:
+            pred, calp, first, nights = simulate(data, v, a.every, a.threads, a.v, only)
+        if a.save_nights:
+            with open(a.save_nights, "wb") as f:
+                pickle.dump((pred, calp, first, nights), f)
         if only is not None:
             m = m & ~np.isnan(pred)
         p = np.where(np.isnan(pred), -1.0, pred)
@@ -399,6 +641,8 @@ def main():
                       "rows p >= 0.5: %d, %.1f%% fraud" % (
                           lab, qq.mean(), y[mm].mean(), ll, hi.sum(),
                           100 * y[mm][hi].mean() if hi.any() else float("nan")))
+        if a.calib:
+            calib_report(y, t, pred, nights, m, a.calib)
         if hard is not None:
             q = np.clip(p, 0, 1)
             mm = m & (p >= 0)

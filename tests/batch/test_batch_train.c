@@ -21,6 +21,7 @@
 #include <xgboost/c_api.h>
 #include <xxhash.h>
 
+#include "rebuild.h"
 #include "train.h"
 
 /* cmocka 1.1 has no assert_double_equal. */
@@ -909,6 +910,52 @@ test_train_min_rounds(void **state)
 	free(r);
 }
 
+/* The nightly options train every model for BATCH_NIGHTLY_ROUNDS rounds,
+ * whatever its validation days say: the same rows with their validation
+ * labels as the rest, then with them noise, give that many trees both
+ * times (early stopping, patience 20 and at most 200, kept 20 on the
+ * first), so that two nights' models are alike in confidence. */
+static void
+test_train_nightly_rounds(void **state)
+{
+	enum { N = 20000, DAYS = 10 };
+	row *r = gen_rows(N, DAYS, 3);
+	uint64_t rs = 7;
+	batch_opts bo;
+	batch_train_opts o;
+	batch_model_report rep;
+
+	(void)state;
+	batch_opts_default(&bo);
+	bo.threads = 1;
+	batch_train_opts_nightly(&bo, &o);
+	for (int noise = 0; noise < 2; noise++) {
+		batch_trainset *s = new_set(N);
+		size_t len;
+		char *json;
+		const char *p;
+		int ntrees = 0;
+
+		for (size_t i = 0; noise && i < N; i++)
+			if (r[i].t >= T0 + 7 * DAY)
+				r[i].fraud = unif(&rs) < 0.05f;
+		add_rows(s, r, N, 1);
+		json = train(s, &o, &len, &rep);
+		print_message("validation labels %s: rounds %u, kept %u, validation AP %.4f\n",
+		    noise ? "noise" : "as the rest", rep.rounds, rep.best_round, rep.valid_ap);
+		assert_true(rep.trained);
+		assert_int_equal(rep.split_ms, T0 + 7 * DAY);
+		assert_int_equal(rep.best_round, BATCH_NIGHTLY_ROUNDS);
+		for (p = strstr(json, "\"split_indices\""); p != NULL;
+		    p = strstr(p + 1, "\"split_indices\""))
+			ntrees++;
+		assert_int_equal(ntrees, BATCH_NIGHTLY_ROUNDS);
+		free(json);
+		batch_trainset_free(s);
+	}
+	free(r);
+}
+
 /* ---- Calibration ---- */
 
 static double
@@ -1366,6 +1413,7 @@ main(void)
 		cmocka_unit_test(test_train_time_split),
 		cmocka_unit_test(test_train_learns_planted_signal),
 		cmocka_unit_test(test_train_min_rounds),
+		cmocka_unit_test(test_train_nightly_rounds),
 		cmocka_unit_test(test_calib_platt_recovers),
 		cmocka_unit_test(test_calib_platt_refuses),
 		cmocka_unit_test(test_train_calibrated),
