@@ -6,7 +6,8 @@
  * decision and leaves the score; points move it within `adjust max`; with no
  * model the points alone. And the calibration of a generation's
  * "model.meta": absent is the identity, Platt is read, a malformed one
- * refuses the generation's model with the field named. The model is a
+ * refuses the generation's model with the field named. A missing input is
+ * never a reason, whatever it contributed. The model is a
  * hand-made forest of stumps on amount (app_model_decode), the store an
  * in-memory one (dry runs: nothing recorded).
  */
@@ -187,6 +188,72 @@ test_score_ranks_as_model(void **state)
 		assert_true(p[N - 1] > p[0]);
 		app_model_free(m);
 	}
+	app_rules_free(r);
+}
+
+/* Two stumps: vel.device.count_1h < 0.5 (a missing value goes left: +2)
+ * and amount < 100 (-0.5 / +0.5). Without a device the first input is
+ * missing and pushes the margin up most; with one it is present. */
+static app_model *
+missing_input_model(void)
+{
+	static const char json[] = "{\"version\":[1,7,4],\"learner\":{"
+	    "\"objective\":{\"name\":\"binary:logistic\"},\"learner_model_param\":{\"base_score\":"
+	    "\"5E-1\",\"num_class\":\"0\",\"num_feature\":\"2\"},"
+	    "\"feature_names\":[\"amount\",\"vel.device.count_1h\"],"
+	    "\"gradient_booster\":{\"name\":\"gbtree\",\"model\":{\"gbtree_model_param\":"
+	    "{\"num_trees\":\"2\"},\"tree_info\":[0,0],\"trees\":["
+	    "{\"id\":0,\"tree_param\":{\"num_nodes\":\"3\",\"num_deleted\":\"0\"},"
+	    "\"left_children\":[1,-1,-1],\"right_children\":[2,-1,-1],"
+	    "\"split_indices\":[1,0,0],\"split_conditions\":[0.5,2,-1],"
+	    "\"default_left\":[true,false,false],\"sum_hessian\":[2,1,1]},"
+	    "{\"id\":1,\"tree_param\":{\"num_nodes\":\"3\",\"num_deleted\":\"0\"},"
+	    "\"left_children\":[1,-1,-1],\"right_children\":[2,-1,-1],"
+	    "\"split_indices\":[0,0,0],\"split_conditions\":[100,-0.5,0.5],"
+	    "\"default_left\":[true,false,false],\"sum_hessian\":[2,1,1]}]}}}}";
+	char err[256] = "";
+	app_model *m = NULL;
+
+	assert_int_equal(app_model_decode(json, sizeof json - 1, &m, err, sizeof err), VIGIL_OK);
+	return m;
+}
+
+/* A missing input is never a reason (app/score.c, score_reasons): it has no
+ * value to show, though its default branch moved the score most; the
+ * reasons are the next contributions of inputs that have one. The same
+ * input with a value is a reason. */
+static void
+test_reasons_skip_missing_inputs(void **state)
+{
+	fixture *f = *state;
+	app_rules *r = rules_of("band review = 40\nband decline = 80\nadjust max 0\n");
+	app_model *m = missing_input_model();
+	app_scorer sc = { .rules = r, .model = m };
+	vigil_txn t = txn_of("no-device", 500, "FR");
+	app_outcome o;
+	uint32_t dev;
+
+	assert_int_equal(store_schema_find("vel.device.count_1h", &dev), VIGIL_OK);
+	assert_int_equal(app_score(f->db, f->w, &sc, &t, APP_DRY_RUN | APP_NO_ARCHIVE |
+	    APP_ALL_REASONS, 0, &o), VIGIL_OK);
+	/* the missing input's +1.5 is in the margin: 0.5 + 1.5 + 0.5 */
+	assert_false(o.features[dev].present);
+	assert_true(fabs(o.model_score - 1 / (1 + exp(-2.5))) < 1e-6);
+	assert_int_equal(o.nreasons, 1);
+	assert_string_equal(o.reasons[0].feature, "amount");
+	assert_true(fabs(o.reasons[0].contrib - 0.5) < 1e-6);
+
+	/* with a device the same input has a value (0 before this one: +1.5) */
+	snprintf(t.txn_id, sizeof t.txn_id, "with-device");
+	snprintf(t.device_id, sizeof t.device_id, "dev-1");
+	assert_int_equal(app_score(f->db, f->w, &sc, &t, APP_DRY_RUN | APP_NO_ARCHIVE |
+	    APP_ALL_REASONS, 0, &o), VIGIL_OK);
+	assert_true(o.features[dev].present);
+	assert_int_equal(o.nreasons, 2);
+	assert_string_equal(o.reasons[0].feature, "vel.device.count_1h");
+	assert_true(fabs(o.reasons[0].contrib - 1.5) < 1e-6);
+	assert_string_equal(o.reasons[1].feature, "amount");
+	app_model_free(m);
 	app_rules_free(r);
 }
 
@@ -440,6 +507,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hard_decision_overrides_score, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adjustment_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cold_start_is_points, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reasons_skip_missing_inputs, setup, teardown),
 		cmocka_unit_test(test_calibration_parse),
 		cmocka_unit_test(test_calibration_of_generation),
 	};

@@ -830,9 +830,13 @@ test_reasons(void **state)
 		free(out);
 		vt_archive_free(&a);
 	}
+	/* How often a trained model puts a missing input among a reply's top 3
+	 * depends on the model (none with this fixture at 80 rounds): every
+	 * reply above is checked against the native top less its missing
+	 * inputs, and tests/app (test_reasons_skip_missing_inputs) makes the
+	 * case on purpose. */
 	print_message("reasons: %zu of %d replies had a missing input among the native top 3 "
 	    "(not shown as reasons)\n", with_missing, N);
-	assert_true(with_missing > 0); /* the case above was exercised */
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 }
