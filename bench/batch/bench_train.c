@@ -20,6 +20,7 @@
 
 #include <xxhash.h>
 
+#include "rebuild.h"
 #include "train.h"
 
 #define T0 (20454LL * VIGIL_MS_PER_DAY) /* 2026-01-01 */
@@ -120,17 +121,21 @@ cmp_double(const void *a, const void *b)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: bench-train [--rows N (1000000)] [--features F (60)] [--days D (30)]\n"
+	fprintf(f, "usage: bench-train [--nightly] [--rows N (1000000)] [--features F (60)] [--days D (30)]\n"
 	    "  [--threads T (2)] [--runs R (3)] [--max-rows N (1000000)] [--max-rounds N (300)]\n"
 	    "  [--early-stop N (30)] [--stop ap|logloss] [--scale-pos-weight W (1)]\n"
 	    "  [--min-child-weight W (5)] [--max-bin N (256)] [--eta E (0.1)] [--max-depth N (6)]\n"
-	    "  [--lambda L (1)] [--no-refit] [--plain-bins] [--out FILE (the model of the last run)]\n");
+	    "  [--lambda L (1)] [--no-refit] [--plain-bins] [--out FILE (the model of the last run)]\n"
+	    "--nightly starts from vigil-rebuild's nightly options (batch_train_opts_nightly:\n"
+	    "100,000 rows, eta 0.2, lambda 10, a fixed number of rounds) instead of the\n"
+	    "library's defaults; the other flags change them, in any order.\n");
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{ "nightly", no_argument, NULL, 'N' },
 		{ "rows", required_argument, NULL, 'n' },
 		{ "features", required_argument, NULL, 'f' },
 		{ "days", required_argument, NULL, 'd' },
@@ -167,9 +172,17 @@ main(int argc, char **argv)
 	int c, ret = 1;
 
 	batch_train_opts_default(&o);
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--nightly") == 0) {
+			batch_opts bo;
+
+			batch_opts_default(&bo);
+			batch_train_opts_nightly(&bo, &o);
+		}
 	o.threads = 2;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'N': break; /* applied before the others */
 		case 'n': rows = strtoull(optarg, NULL, 10); break;
 		case 'f': nf = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'd': days = (uint32_t)strtoul(optarg, NULL, 10); break;
@@ -242,9 +255,9 @@ main(int argc, char **argv)
 	    (unsigned long long)rows, nf, days, t_add, (unsigned long long)st.rows,
 	    (unsigned long long)st.frauds, (unsigned long long)st.legit_kept,
 	    (unsigned long long)st.legit_seen);
-	printf("threads %u, max_rounds %u, early_stop %u on %s, max_depth %u, eta %g, "
+	printf("threads %u, rounds %u to %u, early_stop %u on %s, max_depth %u, eta %g, "
 	    "max_bin %u (%s), min_child_weight %g, lambda %g, scale_pos_weight %g\n", o.threads,
-	    o.max_rounds, o.early_stop, o.stop_metric == BATCH_TRAIN_STOP_AP ? "ap" : "logloss",
+	    o.min_rounds, o.max_rounds, o.early_stop, o.stop_metric == BATCH_TRAIN_STOP_AP ? "ap" : "logloss",
 	    o.max_depth, o.eta, o.max_bin, o.balanced_bins ? "balanced" : "plain",
 	    o.min_child_weight, o.reg_lambda, o.scale_pos_weight);
 	for (uint32_t r = 0; r < runs; r++) {
