@@ -143,42 +143,9 @@ ABS = ["card.count_7d", "card.count_30d", "card.count_90d", "card.amount_sum_7d"
 
 
 def platt_fit(p, y, w):
-    """batch/train.c's calibration: weighted logistic regression of y on
-    logit(p) (Platt's targets), Newton steps with halving; (a, b) or None."""
-    eps = 2.0 ** -24
-    p = np.clip(p.astype(np.float64), eps, 1 - eps)
-    z = np.log(p / (1 - p))
-    npos = float((w * (y == 1)).sum())
-    nneg = float((w * (y != 1)).sum())
-    t = np.where(y == 1, (npos + 1) / (npos + 2), 1 / (nneg + 2))
-    a, b = 1.0, 0.0
-
-    def nll(a, b):
-        m = a * z + b
-        return float((w * (np.logaddexp(0, m) - t * m)).sum())
-    f = nll(a, b)
-    for _ in range(50):
-        q = 1 / (1 + np.exp(-(a * z + b)))
-        g = np.array([(w * (q - t) * z).sum(), (w * (q - t)).sum()])
-        h = w * q * (1 - q)
-        H = np.array([[(h * z * z).sum(), (h * z).sum()], [(h * z).sum(), h.sum()]])
-        det = H[0, 0] * H[1, 1] - H[0, 1] ** 2
-        if not det > 0:
-            return None
-        da = (H[1, 1] * g[0] - H[0, 1] * g[1]) / det
-        db = (H[0, 0] * g[1] - H[0, 1] * g[0]) / det
-        step = 1.0
-        while step > 1e-6:
-            fn = nll(a - step * da, b - step * db)
-            if fn <= f:
-                break
-            step /= 2
-        else:
-            break
-        a, b, f = a - step * da, b - step * db, fn
-        if abs(step * da) < 1e-9 and abs(step * db) < 1e-9:
-            break
-    return (a, b) if np.isfinite(a) and np.isfinite(b) and a > 0 else None
+    """A weighted logistic regression of y on logit(p) (Platt's targets), no
+    prior: platt_map below; (a, b) or None."""
+    return platt_map(logit(p), y, w)
 
 
 def train_one(X, y, w, tr, va, names, v, threads, seed, keep=None):
@@ -353,22 +320,6 @@ def night_calib(nt, scheme):
         tr = f / (f + k)
     a0, b0 = (pr[0], pr[1]) if pr else (1.0, 0.0)
     a, b = a0 + tr * (a - a0), b0 + tr * (b - b0)
-    if scheme.get("em") and len(nt.get("pu", [])):
-        # Saerens et al. (2002): the fraud share of the newest (unlabelled)
-        # days by EM on the calibrated probabilities, and the intercept
-        # moved by the change of prior odds from the validation days'
-        q = 1 / (1 + np.exp(-(a * logit(nt["pu"]) + b)))
-        pt = float((w / (1 + np.exp(-(a * z + b)))).sum() / w.sum())
-        pn = pt
-        for _ in range(100):
-            r1 = pn / pt * q
-            r0 = (1 - pn) / (1 - pt) * (1 - q)
-            pn2 = float(np.mean(r1 / (r1 + r0)))
-            if abs(pn2 - pn) < 1e-10:
-                break
-            pn = pn2
-        sh = np.log(pn / (1 - pn)) - np.log(pt / (1 - pt))
-        b += scheme["em"] * sh
     return a, b
 
 
@@ -391,9 +342,6 @@ CALIB = {
     "bonly_flat": {"prior": (1.0, 0.0, 1e-3, 100.0), "trust": 1.0},
     "bonly_t05": {"prior": (1.0, 0.0, 1e-3, 1.0), "trust": 0.5},
     "bonly_ev50": {"prior": (1.0, 0.0, 1e-3, 100.0), "trust": "ev:50"},
-    "em": {"em": 1.0},
-    "em_raw": {"em": 1.0, "trust": 0.0},
-    "em_half": {"em": 0.5},
     "nomatch": {"nomatch": 1},
     "nomatch_t1": {"nomatch": 1, "trust": 1.0},
     "nomatch_t05": {"nomatch": 1, "trust": 0.5},
@@ -502,11 +450,6 @@ def simulate(data, v, every, threads, log, only=None):
         sc = np.where((day >= D) & (day < D + every))[0]
         night["D"] = D
         night["sc"] = sc
-        # the days whose labels are not known yet (not trained on): what the
-        # model says of the newest traffic, without labels
-        un = np.where((day >= D - 7) & (day < D))[0]
-        night["pu"] = b.predict(xgb.DMatrix(Xk[un], missing=np.nan)) if len(un) else np.zeros(0)
-        night["frauds"] = int(y[rows].sum())
         if len(sc):
             pred[sc] = b.predict(xgb.DMatrix(Xk[sc], missing=np.nan))
             if cal is not None:
