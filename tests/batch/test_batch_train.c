@@ -823,6 +823,18 @@ test_train_learns_planted_signal(void **state)
 	free(r);
 }
 
+/* The trees of an XGBoost JSON model: one "split_indices" array each. */
+static int
+json_trees(const char *json)
+{
+	int n = 0;
+
+	for (const char *p = strstr(json, "\"split_indices\""); p != NULL;
+	    p = strstr(p + 1, "\"split_indices\""))
+		n++;
+	return n;
+}
+
 /* o.refit: the saved model is trained again on every row for the rounds
  * early stopping chose, so it differs from the validated one (which the
  * report's validation figures still describe), holds the same number of
@@ -837,8 +849,6 @@ test_train_refit_on_every_row(void **state)
 	batch_train_opts o;
 	size_t la, lb, lc;
 	char *a, *b, *c;
-	const char *p;
-	int ntrees = 0;
 
 	(void)state;
 	small_opts(&o);
@@ -859,9 +869,7 @@ test_train_refit_on_every_row(void **state)
 	assert_false(la == lb && memcmp(a, b, la) == 0);
 	assert_true(rb.base_score != ra.base_score);
 	/* best_round trees */
-	for (p = strstr(b, "\"split_indices\""); p != NULL; p = strstr(p + 1, "\"split_indices\""))
-		ntrees++;
-	assert_int_equal(ntrees, (int)rb.best_round);
+	assert_int_equal(json_trees(b), (int)rb.best_round);
 	/* byte-identical when trained again */
 	assert_int_equal(lb, lc);
 	assert_memory_equal(b, c, lb);
@@ -885,8 +893,6 @@ test_train_min_rounds(void **state)
 	store_diag d;
 	size_t len;
 	char *json = NULL;
-	const char *p;
-	int ntrees = 0;
 
 	(void)state;
 	small_opts(&o);
@@ -897,9 +903,7 @@ test_train_min_rounds(void **state)
 	assert_true(rep.trained);
 	assert_true(rep.rounds >= 25);
 	assert_true(rep.best_round >= 25);
-	for (p = strstr(json, "\"split_indices\""); p != NULL; p = strstr(p + 1, "\"split_indices\""))
-		ntrees++;
-	assert_int_equal(ntrees, (int)rep.best_round);
+	assert_int_equal(json_trees(json), (int)rep.best_round);
 	free(json);
 	json = NULL;
 	o.min_rounds = o.max_rounds + 1;
@@ -933,8 +937,6 @@ test_train_nightly_rounds(void **state)
 		batch_trainset *s = new_set(N);
 		size_t len;
 		char *json;
-		const char *p;
-		int ntrees = 0;
 
 		for (size_t i = 0; noise && i < N; i++)
 			if (r[i].t >= T0 + 7 * DAY)
@@ -946,10 +948,7 @@ test_train_nightly_rounds(void **state)
 		assert_true(rep.trained);
 		assert_int_equal(rep.split_ms, T0 + 7 * DAY);
 		assert_int_equal(rep.best_round, BATCH_NIGHTLY_ROUNDS);
-		for (p = strstr(json, "\"split_indices\""); p != NULL;
-		    p = strstr(p + 1, "\"split_indices\""))
-			ntrees++;
-		assert_int_equal(ntrees, BATCH_NIGHTLY_ROUNDS);
+		assert_int_equal(json_trees(json), BATCH_NIGHTLY_ROUNDS);
 		free(json);
 		batch_trainset_free(s);
 	}
