@@ -443,6 +443,7 @@ ar_map_drop(store_archive *ar)
 	ar->map_len = 0;
 	ar->alloc_end = 0;
 	ar->map_dropped = 0;
+	ar->zero_end = 0;
 	return ftruncate(ar->fd, (off_t)ar->file_end) == 0 ? VIGIL_OK : VIGIL_EIO;
 }
 
@@ -482,6 +483,47 @@ ar_map_grow(store_archive *ar, uint64_t end)
 	return true;
 }
 
+/* Keeps the preallocated tail written with zeros up to AR_ZERO_AHEAD
+ * past end (mu held; end <= alloc_end; AR_ZERO_AHEAD in archive_w_int.h
+ * says why), in one pwrite once less than half of that is left. Never
+ * below zero_end, which is at or past file_end, so no frame is touched.
+ * Only an optimisation: if pwrite fails the tail stays as fallocate left
+ * it, which the mapping handles as well, until the next preallocation step. */
+static void
+ar_map_zero(store_archive *ar, uint64_t end)
+{
+	static const uint8_t zeros[AR_ZERO_AHEAD];
+	uint64_t want = end + AR_ZERO_AHEAD;
+	ssize_t n;
+	int fl;
+
+	if (ar->zero_end >= end + AR_ZERO_AHEAD / 2 || ar->zero_end >= ar->alloc_end)
+		return;
+	if (want > ar->alloc_end)
+		want = ar->alloc_end;
+	/* The segment is open O_APPEND, with which Linux's pwrite ignores
+	 * its offset: clear the flag around the writes (mu orders every
+	 * write to the file). */
+	fl = fcntl(ar->fd, F_GETFL);
+	if (fl < 0 || fcntl(ar->fd, F_SETFL, fl & ~O_APPEND) != 0) {
+		ar->zero_end = ar->alloc_end;
+		return;
+	}
+	while (ar->zero_end < want) {
+		size_t k = (size_t)(want - ar->zero_end);
+
+		n = pwrite(ar->fd, zeros, k < sizeof zeros ? k : sizeof zeros, (off_t)ar->zero_end);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ar->zero_end = ar->alloc_end;
+			break;
+		}
+		ar->zero_end += (uint64_t)n;
+	}
+	(void)fcntl(ar->fd, F_SETFL, fl);
+}
+
 /* Maps the open segment (mu held; its file holds file_end bytes of frames)
  * for appends by memcpy: address space for the largest segment it can
  * become, file space in steps. If that fails the segment is appended with
@@ -503,6 +545,7 @@ ar_map_open(store_archive *ar)
 	ar->map = p;
 	ar->map_len = (size_t)len;
 	ar->alloc_end = ar->file_end;
+	ar->zero_end = ar->file_end;
 	if (!ar_map_grow(ar, ar->file_end + 1)) {
 		(void)ar_map_drop(ar);
 		goto fail;
@@ -856,6 +899,7 @@ ar_write_chunk(store_archive *ar, const uint8_t *p, size_t len, const ar_qent *e
 		}
 	}
 	if (ar->map != NULL) {
+		ar_map_zero(ar, ar->file_end + len);
 		ar_copy_frames(ar->map + ar->file_end, p, ent, n);
 	} else if (ar_writev_all(ar->fd, &iov, 1) != VIGIL_OK) {
 		e = errno;

@@ -30,6 +30,13 @@
  * preallocated zero tail. */
 #define AR_PREALLOC_STEP  (4u << 20)
 #define AR_PREALLOC_ALIGN 4096u
+/* The preallocated tail is written with zeros (pwrite) up to this many
+ * bytes ahead of the frames, topped up once half of it is used
+ * (archive.md): a store into a page that pwrite put in the page cache over
+ * allocated blocks costs a small fraction of one into a fallocated
+ * (unwritten) block, which the first store must read as zeros, allocate
+ * and map. At most this much of the file is written twice. */
+#define AR_ZERO_AHEAD     (256u << 10)
 /* Written pages are unmapped once this many bytes of them are behind the
  * write position (archive.md): the interval thread's fdatasync then finds
  * them unmapped and has no page table entries to write-protect, one TLB
@@ -105,6 +112,7 @@ struct store_archive {
 	size_t             map_len;    /* address space reserved for it */
 	uint64_t           alloc_end;  /* preallocated (and mapped) file size */
 	uint64_t           map_dropped; /* pages below this were unmapped (MADV_DONTNEED) */
+	uint64_t           zero_end;   /* [file_end, zero_end) was written with zeros (map only) */
 	uint64_t           prealloc_failures; /* segments appended with write(2) instead */
 	store_seg_index    seg;        /* what the open segment holds so far */
 	int64_t            max_event_ms; /* largest event time in the archive */
