@@ -485,7 +485,9 @@ ar_map_grow(store_archive *ar, uint64_t end)
 
 /* Keeps the preallocated tail written with zeros up to AR_ZERO_AHEAD
  * past end (mu held; end <= alloc_end; AR_ZERO_AHEAD in archive_w_int.h
- * says why), in one pwrite once less than half of that is left. Never
+ * says why), in one pwrite once less than half of that is left. Not with
+ * fsync=always: every group commit's fdatasync would write the zeros out
+ * too, and there the disk, not the CPU, bounds the rate. Never
  * below zero_end, which is at or past file_end, so no frame is touched.
  * Only an optimisation: if pwrite fails the tail stays as fallocate left
  * it, which the mapping handles as well, until the next preallocation step. */
@@ -497,7 +499,8 @@ ar_map_zero(store_archive *ar, uint64_t end)
 	ssize_t n;
 	int fl;
 
-	if (ar->zero_end >= end + AR_ZERO_AHEAD / 2 || ar->zero_end >= ar->alloc_end)
+	if (ar->opts.fsync == STORE_FSYNC_ALWAYS || ar->zero_end >= end + AR_ZERO_AHEAD / 2 ||
+	    ar->zero_end >= ar->alloc_end)
 		return;
 	if (want > ar->alloc_end)
 		want = ar->alloc_end;

@@ -1570,15 +1570,12 @@ unwritten_in(int fd, uint64_t off, uint64_t len)
 	return u.fm.fm_mapped_extents > 0 ? any : -1;
 }
 
-static void
-test_tail_zeroed_ahead(void **state)
+/* Appends 100 records with policy pol, checks that they read back, that
+ * the page after them reads as zeros and that a clean close cuts the file
+ * to its frames; returns unwritten_in for the 64 KiB past that page. */
+static int
+tail_after_appends(fx *f, store_fsync pol)
 {
-	/* The preallocated tail just past the frames is written with zeros
-	 * before frames are stored into it (archive.md: a store into an
-	 * unwritten extent costs several times one into a written page), and
-	 * only past the frames: every frame reads back, the tail reads as
-	 * zeros, and a clean close still cuts the file to its frames. */
-	fx *f = *state;
 	store_archive_opts o = opts_never();
 	store_archive *ar;
 	store_recovery rec;
@@ -1589,6 +1586,7 @@ test_tail_zeroed_ahead(void **state)
 	struct stat st;
 	int fd, u;
 
+	o.fsync = pol;
 	ar = open_ar(f, &o, &rec);
 	append_n(ar, 1, 100, T0);
 	assert_int_equal(store_archive_prealloc_failures(ar), 0);
@@ -1606,9 +1604,33 @@ test_tail_zeroed_ahead(void **state)
 	store_archive_close(ar);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal((uint64_t)st.st_size, end);
+	return u;
+}
+
+static void
+test_tail_zeroed_ahead(void **state)
+{
+	/* The preallocated tail just past the frames is written with zeros
+	 * before frames are stored into it (archive.md: a store into an
+	 * unwritten extent costs several times one into a written page), and
+	 * only past the frames. */
+	int u = tail_after_appends(*state, STORE_FSYNC_NEVER);
+
 	if (u < 0)
 		skip(); /* no FIEMAP on this file system (tmpfs): the extent check cannot run */
 	assert_int_equal(u, 0);
+}
+
+static void
+test_tail_not_zeroed_when_always(void **state)
+{
+	/* With fsync=always every commit would write the zeros out too: the
+	 * tail stays as posix_fallocate left it. */
+	int u = tail_after_appends(*state, STORE_FSYNC_ALWAYS);
+
+	if (u < 0)
+		skip();
+	assert_int_equal(u, 1);
 }
 
 static void
@@ -1931,6 +1953,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_zero_tail_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_past_prealloc_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_zeroed_ahead, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tail_not_zeroed_when_always, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_in_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zeroed_header_in_open_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_magic_completed_while_reading, setup, teardown),
