@@ -32,8 +32,11 @@
 # long as scoring does, to tell the pipeline's own cost from what a longer
 # callback adds to nng's).
 # Prints one line per run: server, replies/s, server CPU us per request,
-# loadgen CPU us per request, p50, p99 [, futex calls and context switches
-# per request], and "other": the CPU time every other process on the machine
+# the server's context switches per request (all its threads, from /proc:
+# a round where nng's threads sleep and wake about once a request costs
+# far more CPU than one where they rarely do, docs/BENCHMARKS.md, "Two
+# regimes"), loadgen CPU us per request, p50, p99 [, futex calls and
+# context switches per request counted by perf], and "other": the CPU time every other process on the machine
 # used in the window, in % of one CPU (from /proc/stat; with PERF=1 it
 # includes perf's own share): a run with other above a few % was disturbed,
 # and its rate is not comparable.
@@ -76,6 +79,9 @@ all_ticks() { # every CPU's busy time (not idle, not iowait) in clock ticks
 ticks() { # pid: utime + stime in clock ticks
 	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
+switches() { # pid: context switches of all its threads, voluntary or not
+	cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
 field() { # json key
 	echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
 }
@@ -116,7 +122,7 @@ one() { # label server-command...
 		>"$TMP/lg.json" &
 	lpid=$!
 	sleep 0.6
-	s0=$(ticks "$SPID"); l0=$(ticks "$lpid"); a0=$(all_ticks)
+	s0=$(ticks "$SPID"); l0=$(ticks "$lpid"); a0=$(all_ticks); w0=$(switches "$SPID")
 	if [ "${PERF:-0}" = 1 ]; then
 		perf stat -x, -o "$TMP/perf" -e syscalls:sys_enter_futex,context-switches \
 			-p "$SPID" -- sleep "$SECS" 2>"$TMP/perf.err" || {
@@ -127,7 +133,7 @@ one() { # label server-command...
 	else
 		sleep "$SECS"
 	fi
-	s1=$(ticks "$SPID"); l1=$(ticks "$lpid"); a1=$(all_ticks)
+	s1=$(ticks "$SPID"); l1=$(ticks "$lpid"); a1=$(all_ticks); w1=$(switches "$SPID")
 	wait "$lpid" || {
 		echo "cpu.sh: loadgen against $label reported errors: $(cat "$TMP/lg.json")" >&2
 		[ $isecho = true ] || tail -5 "$TMP/vigild.log" >&2
@@ -143,10 +149,10 @@ one() { # label server-command...
 	fi
 	other=$(( (a1 - a0) - (s1 - s0) - (l1 - l0) ))
 	echo "$label $n $((s1 - s0)) $TCK" | awk '{ d = $2 > 0 ? $2 : 1; print $1, $3 * 1e6 / $4 / d }' >>"$TMP/results"
-	echo "$label $rate $n $((s1 - s0)) $((l1 - l0)) $TCK $(field "$v" p50_us) $(field "$v" p99_us) $futex $cs $other $SECS" |
+	echo "$label $rate $n $((s1 - s0)) $((l1 - l0)) $TCK $(field "$v" p50_us) $(field "$v" p99_us) $futex $cs $other $SECS $((w1 - w0))" |
 		awk '{ d = $3 > 0 ? $3 : 1
-		    printf "%-28s %9.0f/s  server %6.2f us/req  loadgen %6.2f us/req  p50 %7.1f  p99 %7.1f",
-		    $1, $2, $4 * 1e6 / $6 / d, $5 * 1e6 / $6 / d, $7, $8
+		    printf "%-28s %9.0f/s  server %6.2f us/req  switches %5.2f/req  loadgen %6.2f us/req  p50 %7.1f  p99 %7.1f",
+		    $1, $2, $4 * 1e6 / $6 / d, $13 / d, $5 * 1e6 / $6 / d, $7, $8
 		    if ($9 >= 0)
 			printf "  futex %5.2f/req  cs %5.2f/req", $9 / d, $10 / d
 		    o = $11 * 100 / $6 / $12
