@@ -506,7 +506,9 @@ ar_map_zero(store_archive *ar, uint64_t end)
 		want = ar->alloc_end;
 	/* The segment is open O_APPEND, with which Linux's pwrite ignores
 	 * its offset: clear the flag around the writes (mu orders every
-	 * write to the file). */
+	 * write to the file). Clearing it fails on an append-only file
+	 * (EPERM), and then nothing is zeroed; setting it back cannot fail
+	 * once clearing succeeded, so the write(2) path keeps appending. */
 	fl = fcntl(ar->fd, F_GETFL);
 	if (fl < 0 || fcntl(ar->fd, F_SETFL, fl & ~O_APPEND) != 0) {
 		ar->zero_end = ar->alloc_end;
