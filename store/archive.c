@@ -40,7 +40,6 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -485,7 +484,7 @@ ar_map_grow(store_archive *ar, uint64_t end)
 
 /* Keeps the preallocated tail written with zeros up to AR_ZERO_AHEAD
  * past end (mu held; end <= alloc_end; AR_ZERO_AHEAD in archive_w_int.h
- * says why), in one pwrite once less than half of that is left. Not with
+ * says why), written once less than half of that is left. Not with
  * fsync=always: every group commit's fdatasync would write the zeros out
  * too, and there the disk, not the CPU, bounds the rate. Never
  * below zero_end, which is at or past file_end, so no frame is touched.
@@ -496,37 +495,22 @@ ar_map_zero(store_archive *ar, uint64_t end)
 {
 	static const uint8_t zeros[AR_ZERO_AHEAD];
 	uint64_t want = end + AR_ZERO_AHEAD;
-	ssize_t n;
-	int fl;
 
 	if (ar->opts.fsync == STORE_FSYNC_ALWAYS || ar->zero_end >= end + AR_ZERO_AHEAD / 2 ||
 	    ar->zero_end >= ar->alloc_end)
 		return;
 	if (want > ar->alloc_end)
 		want = ar->alloc_end;
-	/* The segment is open O_APPEND, with which Linux's pwrite ignores
-	 * its offset: clear the flag around the writes (mu orders every
-	 * write to the file). Clearing it fails on an append-only file
-	 * (EPERM), and then nothing is zeroed; setting it back cannot fail
-	 * once clearing succeeded, so the write(2) path keeps appending. */
-	fl = fcntl(ar->fd, F_GETFL);
-	if (fl < 0 || fcntl(ar->fd, F_SETFL, fl & ~O_APPEND) != 0) {
-		ar->zero_end = ar->alloc_end;
-		return;
-	}
 	while (ar->zero_end < want) {
-		size_t k = (size_t)(want - ar->zero_end);
+		size_t k = want - ar->zero_end < sizeof zeros ? (size_t)(want - ar->zero_end) :
+		    sizeof zeros;
 
-		n = pwrite(ar->fd, zeros, k < sizeof zeros ? k : sizeof zeros, (off_t)ar->zero_end);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
+		if (ar_pwrite_all(ar->fd, zeros, k, ar->zero_end) != VIGIL_OK) {
 			ar->zero_end = ar->alloc_end;
-			break;
+			return;
 		}
-		ar->zero_end += (uint64_t)n;
+		ar->zero_end += k;
 	}
-	(void)fcntl(ar->fd, F_SETFL, fl);
 }
 
 /* Maps the open segment (mu held; its file holds file_end bytes of frames)
@@ -707,7 +691,7 @@ ar_seg_file_new(store_archive *ar, int64_t day, uint64_t first_seq,
 
 	store_seg_base(day, first_seq, ret_base);
 	snprintf(path, sizeof path, "%s/%s.log", ar->dir, ret_base);
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		*ret_errno = errno;
 		*ret_op = "create segment";
@@ -801,25 +785,25 @@ ar_rotate(store_archive *ar, int64_t now, uint64_t first_seq)
 /* ------------------------------------------------------------------ */
 /* Appending                                                           */
 
+/* Writes p[0..len) at offset off of fd, however many calls it takes. The
+ * open segment is written only this way (and through its mapping), at
+ * file_end, never by the descriptor's offset: it is not opened O_APPEND,
+ * with which Linux's pwrite would ignore off. */
 vigil_err
-ar_writev_all(int fd, struct iovec *iov, int iovcnt)
+ar_pwrite_all(int fd, const void *p, size_t len, uint64_t off)
 {
-	while (iovcnt > 0) {
-		ssize_t n = writev(fd, iov, iovcnt);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+	const uint8_t *b = p;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, b, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
 			return VIGIL_EIO;
-		}
-		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			iovcnt--;
-		}
-		if (iovcnt > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
+		b += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
 	}
 	return VIGIL_OK;
 }
@@ -886,7 +870,6 @@ ar_copy_frames(uint8_t *dst, const uint8_t *src, const ar_qent *ent, uint32_t n)
 static vigil_err
 ar_write_chunk(store_archive *ar, const uint8_t *p, size_t len, const ar_qent *ent, uint32_t n)
 {
-	struct iovec iov = { (void *)(uintptr_t)p, len };
 	char name[STORE_SEG_NAME_MAX];
 	int e;
 
@@ -906,7 +889,7 @@ ar_write_chunk(store_archive *ar, const uint8_t *p, size_t len, const ar_qent *e
 	if (ar->map != NULL) {
 		ar_map_zero(ar, ar->file_end + len);
 		ar_copy_frames(ar->map + ar->file_end, p, ent, n);
-	} else if (ar_writev_all(ar->fd, &iov, 1) != VIGIL_OK) {
+	} else if (ar_pwrite_all(ar->fd, p, len, ar->file_end) != VIGIL_OK) {
 		e = errno;
 		if (ftruncate(ar->fd, (off_t)ar->file_end) != 0)
 			ar->need_trunc = true;

@@ -18,7 +18,6 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -122,7 +121,7 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 	uint8_t *in = NULL, *outb = NULL, *tab = NULL;
 	size_t incap = 0, have = 0, outcap = 0, tablen = 0, tabcap = 0;
 	uint32_t nframes = 0;
-	uint64_t off = 0, fsize;
+	uint64_t off = 0, opos = 0, fsize;
 	struct stat st;
 	int ifd = -1, ofd = -1;
 	vigil_err rv = VIGIL_OK;
@@ -154,7 +153,6 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 	while (off < fsize) {
 		size_t len, csize, bound;
 		uint32_t recs;
-		struct iovec iov;
 
 		rv = ar_zchunk(ifd, &in, &incap, &have, off, fsize, &len, &recs);
 		if (rv != VIGIL_OK) {
@@ -179,12 +177,12 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 			store_diag_set(reterr, "%s: zstd: %s", src, ZSTD_getErrorName(csize));
 			goto out;
 		}
-		iov = (struct iovec){ outb, csize };
-		if (ar_writev_all(ofd, &iov, 1) != VIGIL_OK) {
+		if (ar_pwrite_all(ofd, outb, csize, opos) != VIGIL_OK) {
 			rv = VIGIL_EIO;
 			store_diag_set(reterr, "%s: write: %s", tmp, strerror(errno));
 			goto out;
 		}
+		opos += csize;
 		if (tablen + STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL + 8 > tabcap) {
 			size_t ncap = tabcap ? tabcap * 2 : 4096;
 			uint8_t *nb = realloc(tab, ncap);
@@ -208,8 +206,6 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 		off += len;
 	}
 	if (nframes > 0) {
-		struct iovec iov;
-
 		store_put_le32(tab + tablen, nframes);
 		store_put_le32(tab + tablen + 4, STORE_ZTAB_VERSION);
 		store_put_le32(tab + tablen + 8, store_crc32c(0, tab + 8, tablen + 8 - 8));
@@ -217,8 +213,7 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 		tablen += STORE_ZTAB_TAIL;
 		store_put_le32(tab, STORE_ZTAB_MAGIC);
 		store_put_le32(tab + 4, (uint32_t)(tablen - 8));
-		iov = (struct iovec){ tab, tablen };
-		if (ar_writev_all(ofd, &iov, 1) != VIGIL_OK) {
+		if (ar_pwrite_all(ofd, tab, tablen, opos) != VIGIL_OK) {
 			rv = VIGIL_EIO;
 			store_diag_set(reterr, "%s: write: %s", tmp, strerror(errno));
 			goto out;

@@ -18,7 +18,6 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -202,7 +201,7 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 			rv = store_seg_scan(path, &idx, &valid_end, reterr);
 			if (rv != VIGIL_OK)
 				goto out;
-			fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+			fd = open(path, O_RDWR | O_CLOEXEC);
 			if (fd < 0 || fstat(fd, &st) != 0) {
 				rv = vigil_err_from_errno(errno);
 				store_diag_at(reterr, path, VIGIL_NOPOS, NULL,

@@ -13,7 +13,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #include "archive_int.h"
 
@@ -172,7 +171,7 @@ vigil_err ar_map_drop(store_archive *ar);
 void ar_map_open(store_archive *ar);
 void ar_pend_retry(store_archive *ar);
 vigil_err ar_segment_close(store_archive *ar);
-vigil_err ar_writev_all(int fd, struct iovec *iov, int iovcnt);
+vigil_err ar_pwrite_all(int fd, const void *p, size_t len, uint64_t off);
 void ar_queue_fini(ar_queue *q);
 vigil_err ar_repair(store_archive *ar);
 void ar_probe(store_archive *ar, int64_t now);
