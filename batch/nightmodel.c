@@ -38,11 +38,11 @@ batch_train_opts_nightly(const batch_opts *opts, batch_train_opts *ret)
 	 * hundred frauds chose 20 to 199, and the model's confidence followed
 	 * (the slope its scoring days needed fell as the rounds rose), so the
 	 * scores of different nights did not rank alike. min_rounds =
-	 * max_rounds keeps them all; the validation days still measure the
-	 * model and fit its calibration. */
+	 * max_rounds keeps them all, so there is no early stopping; the
+	 * validation days still measure the model and fit its calibration. */
 	ret->max_rounds = BATCH_NIGHTLY_ROUNDS;
 	ret->min_rounds = BATCH_NIGHTLY_ROUNDS;
-	ret->early_stop = 20;
+	ret->early_stop = 0;
 	ret->threads = opts->threads > 0 ? opts->threads : 1;
 	if (opts->model_min_frauds > 0)
 		ret->min_frauds = opts->model_min_frauds;

@@ -12,7 +12,7 @@ small="--rows 20000 --days 10 --runs 1 --threads 1"
 
 # shellcheck disable=SC2086 # small is a list of words
 out=$("$BT" $small --nightly)
-echo "$out" | grep -q 'rounds 80 to 80, early_stop 20 on logloss, max_depth 6, eta 0.2, ' ||
+echo "$out" | grep -q 'rounds 80 to 80, early_stop 0 on logloss, max_depth 6, eta 0.2, ' ||
 	{ echo "bench_train.sh: --nightly: $out" >&2; exit 1; }
 echo "$out" | grep -q 'lambda 10, ' || { echo "bench_train.sh: --nightly lambda: $out" >&2; exit 1; }
 echo "$out" | grep -q 'rounds 80 (best 80)' || { echo "bench_train.sh: --nightly trees: $out" >&2; exit 1; }

@@ -917,8 +917,9 @@ test_train_min_rounds(void **state)
 /* The nightly options train every model for BATCH_NIGHTLY_ROUNDS rounds,
  * whatever its validation days say: the same rows with their validation
  * labels as the rest, then with them noise, give that many trees both
- * times (early stopping, patience 20 and at most 200, kept 20 on the
- * first), so that two nights' models are alike in confidence. */
+ * times (the options before them, early stopping with patience 20 and at
+ * most 200 rounds, kept 20 on the first), so that two nights' models are
+ * alike in confidence. */
 static void
 test_train_nightly_rounds(void **state)
 {
