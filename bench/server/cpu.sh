@@ -36,10 +36,10 @@
 # a round where nng's threads sleep and wake about once a request costs
 # far more CPU than one where they rarely do, docs/BENCHMARKS.md, "Two
 # regimes"), loadgen CPU us per request, p50, p99 [, futex calls and
-# context switches per request counted by perf], and "other": the CPU time every other process on the machine
-# used in the window, in % of one CPU (from /proc/stat; with PERF=1 it
-# includes perf's own share): a run with other above a few % was disturbed,
-# and its rate is not comparable.
+# context switches per request counted by perf], and "other": the CPU
+# time every other process on the machine used in the window, in % of one
+# CPU (from /proc/stat; with PERF=1 it includes perf's own share): a run
+# with other above a few % was disturbed, and its rate is not comparable.
 set -eu
 
 BUILD=${1:?usage: cpu.sh BUILD_DIR [SECONDS] [-- VIGILD...]}
