@@ -30,7 +30,12 @@
 # that much CPU before replying, vigil-echo --work-us, labelled echo+Nus:
 # what an echo costs per request when its callbacks hold nng's threads as
 # long as scoring does, to tell the pipeline's own cost from what a longer
-# callback adds to nng's).
+# callback adds to nng's), PIPELINE (1: each round also runs
+# bench-pipeline, the scoring pipeline alone on one thread over the same
+# transactions and a copy of the same data, PIPELINE_TXNS of them after
+# 50000 untimed, on the servers' CPU; the summary then gives each vigild's
+# CPU per score beyond the echo's plus the pipeline's: what the server adds
+# around app_score).
 # Prints one line per run: server, replies/s, server CPU us per request,
 # the server's context switches per request (all its threads, from /proc:
 # a round where nng's threads sleep and wake about once a request costs
@@ -159,6 +164,20 @@ one() { # label server-command...
 		    printf "  other %3.0f%%\n", o < 0 ? 0 : o }'
 }
 
+pipeline() { # the pipeline alone, in-process, on the servers' CPU (bench-pipeline)
+	rm -rf "$TMP/data"
+	if [ "$MODEL" = 1 ]; then cp -a "$TMP/model" "$TMP/data"; else mkdir -p "$TMP/data"; fi
+	# shellcheck disable=SC2086
+	v=$($SRV_PIN "$BUILD/bench/server/bench-pipeline" --data "$TMP/data" --rules "$RULES" \
+		--warmup 50000 --txns "${PIPELINE_TXNS:-200000}" --runs 1 --json ${PIPELINE_ARGS:-}) || {
+		echo "cpu.sh: bench-pipeline failed" >&2
+		exit 1
+	}
+	echo "pipeline $(field "$v" cpu_ns)" | awk '{ print $1, $2 / 1000 }' >>"$TMP/results"
+	printf '%-28s %11s  app_score %6.2f us/score  (in-process, one thread; %s of scores alerted)\n' \
+		pipeline "" "$(field "$v" cpu_ns | awk '{ print $1 / 1000 }')" "$(field "$v" alert_share)"
+}
+
 : >"$TMP/results"
 if [ -n "${MODEL_DATA:-}" ]; then
 	cp -a "$MODEL_DATA" "$TMP/model"
@@ -178,6 +197,7 @@ while [ $r -lt "$RUNS" ]; do
 	for b in "$@"; do
 		one "$b" "$b"
 	done
+	if [ "${PIPELINE:-0}" = 1 ]; then pipeline; fi
 done
 # The summary: median server CPU per request of each server over the runs,
 # and of each vigild its ratio to the echo's median.
@@ -192,6 +212,10 @@ awk '{ n[$1]++; v[$1, n[$1]] = $2; if (!($1 in seen)) { seen[$1] = 1; order[++k]
 	for (i = 1; i <= k; i++) {
 		m = median(order[i])
 		printf "median %-28s server %6.2f us/req over %d run(s)", order[i], m, n[order[i]]
-		if (order[i] != "echo" && e > 0) printf "  ratio to echo %.2f", m / e
+		if (order[i] != "echo" && order[i] != "pipeline" && e > 0) {
+			printf "  ratio to echo %.2f", m / e
+			if ("pipeline" in seen)
+				printf "  beyond echo + pipeline %.2f", m - e - median("pipeline")
+		}
 		printf "\n"
 	} }' "$TMP/results"

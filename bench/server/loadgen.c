@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "txngen.h"
 #include "vigil.pb-c.h"
 
 #define LG_MAX_CONC    4096
@@ -97,26 +98,19 @@ lg_pack(lg_conn *c)
 	Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
 	Vigil__V1__ScoreRequest sr = VIGIL__V1__SCORE_REQUEST__INIT;
 	Vigil__V1__Transaction t = VIGIL__V1__TRANSACTION__INIT;
-	uint64_t n = atomic_fetch_add(&lg.seq, 1);
-	char id[64], card[32], merchant[32], terminal[40];
+	txngen g;
 
-	snprintf(id, sizeof id, "lg-%s-%llu", lg.run, (unsigned long long)n);
-	/* A multiplicative hash spreads consecutive requests over the pool. */
-	snprintf(card, sizeof card, "card-%llu",
-	    (unsigned long long)((n * 2654435761u) % lg.cards));
-	t.txn_id = id;
-	t.card_id = card;
-	snprintf(merchant, sizeof merchant, "m-%llu",
-	    (unsigned long long)((n * 40503u) % lg.merchants));
-	snprintf(terminal, sizeof terminal, "t-%s-%llu", merchant, (unsigned long long)(n % 4));
-	t.merchant_id = merchant;
-	t.terminal_id = terminal;
-	t.amount_minor = 1000 + (int64_t)(n % 50000);
-	t.currency = "EUR";
-	t.mcc = 5411;
-	t.country = "FR";
+	txngen_make(&g, lg.run, atomic_fetch_add(&lg.seq, 1), lg.cards, lg.merchants);
+	t.txn_id = g.txn_id;
+	t.card_id = g.card_id;
+	t.merchant_id = g.merchant_id;
+	t.terminal_id = g.terminal_id;
+	t.amount_minor = g.amount_minor;
+	t.currency = TXNGEN_CURRENCY;
+	t.mcc = TXNGEN_MCC;
+	t.country = TXNGEN_COUNTRY;
 	t.channel = VIGIL__V1__CHANNEL__ECOM;
-	t.event_time_ms = 1763700000000LL + (int64_t)(n / 8);
+	t.event_time_ms = g.event_time_ms;
 	sr.txn = &t;
 	sr.dry_run = lg.dry_run;
 	req.kind_case = VIGIL__V1__REQUEST__KIND_SCORE;
