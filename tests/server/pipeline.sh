@@ -6,8 +6,9 @@
 # bench-pipeline's after N transactions hold the same cards, merchants,
 # terminals, amounts and event times in the same order. A timed run
 # archives every transaction it scored (warm-up included) and prints its
-# figures as JSON; --dry-run archives nothing; a bad flag, a missing
-# --data and a rule file that does not load are usage errors (exit 2).
+# figures as JSON; with --dry-run only the warm-up is archived; a bad
+# flag, a missing --data and a rule file that does not load are usage
+# errors (exit 2).
 # No timing is checked.
 set -eu
 
@@ -69,13 +70,13 @@ grep -q '^card-[0-9]* m-[0-9]* t-m-[0-9]*-[0-3] [0-9][0-9]* [0-9][0-9]*$' "$D/p.
 cmp -s "$D/v.txns" "$D/p.txns" ||
 	fail "bench-pipeline scored other transactions than vigil-loadgen sent: $(diff "$D/v.txns" "$D/p.txns" | head -4)"
 
-# --dry-run: scored, nothing archived
+# --dry-run: the warm-up scores (and archives), the timed dry runs do not
 mkdir "$D/dry"
-out=$("$PL" --data "$D/dry" --rules "$RULES" --warmup 5 --txns 5 --runs 1 --dry-run --json) ||
+out=$("$PL" --data "$D/dry" --rules "$RULES" --warmup 5 --txns 7 --runs 2 --dry-run --json) ||
 	fail "dry run: $out"
 [ "$(field "$out" dry_run)" = true ] || fail "dry run not reported: $out"
 n=$(txns "$D/dry/archive" | wc -l)
-[ "$n" -eq 0 ] || fail "a dry run archived $n records"
+[ "$n" -eq 5 ] || fail "dry runs after 5 scored: $n records archived, expected 5"
 
 # usage errors: exit 2, one line naming the program
 set +e
