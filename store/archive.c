@@ -493,7 +493,7 @@ ar_map_grow(store_archive *ar, uint64_t end)
 static void
 ar_map_zero(store_archive *ar, uint64_t end)
 {
-	static const uint8_t zeros[AR_ZERO_AHEAD];
+	static uint8_t zeros[AR_ZERO_AHEAD]; /* .bss, never written: not 256 KiB of the binary */
 	uint64_t want = end + AR_ZERO_AHEAD;
 
 	if (ar->opts.fsync == STORE_FSYNC_ALWAYS || ar->zero_end >= end + AR_ZERO_AHEAD / 2 ||
