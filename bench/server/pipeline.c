@@ -89,15 +89,6 @@ cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double
-wall_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -261,15 +252,16 @@ main(int argc, char **argv)
 	next += warmup;
 	memset(&cnt, 0, sizeof cnt);
 	for (uint32_t r = 0; r < runs; r++) {
-		double c0, w0;
+		double c0;
+		uint64_t w0;
 
 		pl_make(txns, next, ntxn, cards, merchants);
 		c0 = cpu_s();
-		w0 = wall_s();
+		w0 = vigil_mono_ns();
 		if (!pl_score(db, w, &sc, dry ? APP_DRY_RUN : 0, txns, ntxn, &cnt))
 			goto out;
 		ns[r] = (cpu_s() - c0) * 1e9 / ntxn;
-		wall[r] = (wall_s() - w0) * 1e9 / ntxn;
+		wall[r] = (double)(vigil_mono_ns() - w0) / ntxn;
 		next += ntxn;
 		if (!json)
 			fprintf(stderr, "run %u: %.0f ns CPU, %.0f ns wall per score\n", r + 1, ns[r],
