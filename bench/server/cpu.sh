@@ -174,8 +174,9 @@ pipeline() { # the pipeline alone, in-process, on the servers' CPU (bench-pipeli
 		exit 1
 	}
 	echo "pipeline $(field "$v" cpu_ns)" | awk '{ print $1, $2 / 1000 }' >>"$TMP/results"
-	printf '%-28s %11s  app_score %6.2f us/score  (in-process, one thread; %s of scores alerted)\n' \
-		pipeline "" "$(field "$v" cpu_ns | awk '{ print $1 / 1000 }')" "$(field "$v" alert_share)"
+	echo "$(field "$v" cpu_ns) $(field "$v" alert_share)" | awk '{
+	    printf "%-28s %11s  app_score %6.2f us/score  (in-process, one thread; %.0f%% of scores alerted)\n",
+		"pipeline", "", $1 / 1000, $2 * 100 }'
 }
 
 : >"$TMP/results"
