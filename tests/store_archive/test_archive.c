@@ -630,6 +630,57 @@ test_garbage_between_records(void **state)
 	assert_string_equal(c.what[0], "bad frame header");
 }
 
+/* A closed segment of several zstd frames (compression reads ahead a
+ * frame at a time) with damage in its middle: the compressed form gives the
+ * same records and the same damage report as the original. */
+static void
+test_compressed_damage_multi_frame(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_diag d;
+	corrupt_log c0 = { 0 }, c1 = { 0 };
+	static uint64_t s0[8000], s1[8000];
+	uint64_t n0, n1;
+	uint8_t junk[300];
+	char p[512];
+	struct stat st;
+	int fd;
+
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 8000, T0);
+	store_archive_close(ar);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(st.st_size > 3 * STORE_ZFRAME_TARGET);
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = (uint8_t)(i * 13 + 1);
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof junk, (off_t)STORE_ZFRAME_TARGET * 2 + 777),
+	    (ssize_t)sizeof junk);
+	close(fd);
+	ar = open_ar(f, &o, NULL);
+	assert_int_equal(store_archive_rotate(ar, NULL), VIGIL_OK);
+	store_archive_close(ar);
+	n0 = read_all(f->dir, INT64_MIN, INT64_MAX, &c0, s0, 8000);
+	assert_true(n0 > 7000 && n0 < 8000);
+	assert_int_equal(c0.n, 1);
+
+	o.compress_closed = true;
+	ar = open_ar(f, &o, NULL);
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	store_archive_close(ar);
+	assert_int_equal(count_files(f->dir, ".log.zst"), 1);
+	n1 = read_all(f->dir, INT64_MIN, INT64_MAX, &c1, s1, 8000);
+	assert_int_equal(n1, n0);
+	assert_memory_equal(s1, s0, n0 * sizeof *s0);
+	assert_int_equal(c1.n, 1);
+	assert_int_equal(c1.offset[0], c0.offset[0]);
+	assert_int_equal(c1.skipped[0], c0.skipped[0]);
+}
+
 static void
 test_compressed_segments(void **state)
 {
@@ -1937,6 +1988,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_between_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_damage_loses_one_frame, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compressed_damage_multi_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_old_single_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_one_byte_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_mutations, setup, teardown),
