@@ -11,9 +11,10 @@
  *      then frames + store_scored_decode; then the same after zstd
  *      compression of the closed segments.
  * Each phase is bounded by --seconds and --records. Prints one line per
- * figure. Exit 0 on success, 1 on a usage error, 2 on an archive error.
+ * figure. Exit status as docs/tools.md: 0 done, 1 an archive error, 2 usage.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "archive_int.h"
+#include "cli.h"
 #include "archive.h"
 
 typedef struct bench {
@@ -39,6 +41,10 @@ typedef struct bench {
 static void
 usage(FILE *f)
 {
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every phase ran", "an archive error (the message says which phase)", "", NULL,
+	};
+
 	fprintf(f,
 	    "usage: bench-archive [--dir DIR] [--seconds S] [--records N]\n"
 	    "Measures archive append (fsync never/always/interval) and read throughput.\n"
@@ -46,8 +52,8 @@ usage(FILE *f)
 	    "                 $TMPDIR or /var/tmp); a fresh subdirectory is created and removed\n"
 	    "  --seconds S    time bound per phase (default 2)\n"
 	    "  --records N    record bound per phase (default 500000; ~330 bytes each on disk)\n"
-	    "  --help         this text\n"
-	    "Exit status: 0 ok, 1 usage error, 2 archive error.\n");
+	    "  --help         this text\n");
+	vigil_cli_exit_help(f, exits);
 }
 
 static void
@@ -109,7 +115,7 @@ make_payload(bench *b)
 	}
 	if (store_scored_encode(&s, b->payload, sizeof b->payload, &b->plen) != VIGIL_OK) {
 		fprintf(stderr, "bench-archive: cannot encode the sample record\n");
-		exit(2);
+		exit(VIGIL_EXIT_FAIL);
 	}
 }
 
@@ -162,11 +168,11 @@ phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool k
 	rv = store_archive_open(dir, &o, &ar, NULL, &d);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "bench-archive: %s\n", d.msg);
-		return 2;
+		return VIGIL_EXIT_FAIL;
 	}
 	if (sync_thread && store_archive_use_sync_thread(ar) != VIGIL_OK) {
 		fprintf(stderr, "bench-archive: cannot start the sync thread\n");
-		return 2;
+		return VIGIL_EXIT_FAIL;
 	}
 	t0 = vigil_mono_ns();
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
@@ -188,7 +194,7 @@ phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool k
 		total += w[i].n;
 		if (w[i].err != VIGIL_OK) {
 			fprintf(stderr, "bench-archive: append: %s\n", vigil_strerror(w[i].err));
-			return 2;
+			return VIGIL_EXIT_FAIL;
 		}
 	}
 	t1 = vigil_mono_ns();
@@ -234,14 +240,14 @@ phase_read(bench *b, const char *sub, bool decode, const char *label)
 	rv = store_reader_open(dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &d);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "bench-archive: %s\n", d.msg);
-		return 2;
+		return VIGIL_EXIT_FAIL;
 	}
 	while ((rv = store_reader_next(rd, &r, &d)) == VIGIL_OK) {
 		if (decode && store_scored_decode(r.payload, r.len, &s, &d) != VIGIL_OK) {
 			fprintf(stderr, "bench-archive: %s offset %llu: %s\n", r.segment,
 			    (unsigned long long)r.offset, d.msg);
 			store_reader_close(rd);
-			return 2;
+			return VIGIL_EXIT_FAIL;
 		}
 		n++;
 	}
@@ -249,7 +255,7 @@ phase_read(bench *b, const char *sub, bool decode, const char *label)
 	store_reader_close(rd);
 	if (rv != VIGIL_ENOTFOUND) {
 		fprintf(stderr, "bench-archive: read: %s\n", d.msg);
-		return 2;
+		return VIGIL_EXIT_FAIL;
 	}
 	secs = (double)(vigil_mono_ns() - t0) / 1e9;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
@@ -285,7 +291,7 @@ phase_compress(bench *b, const char *sub)
 	store_archive_close(ar);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "bench-archive: compress: %s\n", d.msg);
-		return 2;
+		return VIGIL_EXIT_FAIL;
 	}
 	printf("compress closed segments (zstd -3)  %.2f s\n", (double)(vigil_mono_ns() - t0) / 1e9);
 	return 0;
@@ -305,27 +311,40 @@ main(int argc, char **argv)
 	char root[4096];
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
 	struct statfs sfs;
+	char *end;
 	int c, rc = 0;
 
+	opterr = 0;
 	b.seconds = 2;
 	b.max_records = 500000;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': base = optarg; break;
-		case 's': b.seconds = atof(optarg); break;
-		case 'n': b.max_records = strtoull(optarg, NULL, 10); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 1;
+		case 's':
+			b.seconds = strtod(optarg, &end);
+			if (end == optarg || *end != '\0' || !(b.seconds > 0 && b.seconds < 1e6))
+				return vigil_cli_usage_error("bench-archive",
+				    "--seconds: %s: not a number of seconds above 0", optarg);
+			break;
+		case 'n':
+			errno = 0;
+			b.max_records = strtoull(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' ||
+			    b.max_records == 0)
+				return vigil_cli_usage_error("bench-archive",
+				    "--records: %s: not a whole number above 0", optarg);
+			break;
+		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		default: return vigil_cli_bad_option("bench-archive", argv);
 		}
 	}
-	if (optind != argc || b.seconds <= 0 || b.max_records == 0) {
-		usage(stderr);
-		return 1;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error("bench-archive", "%s: unexpected argument", argv[optind]);
 	snprintf(root, sizeof root, "%s/vigil-bench-archive-XXXXXX", base);
 	if (mkdtemp(root) == NULL) {
-		fprintf(stderr, "bench-archive: %s: cannot create scratch directory\n", root);
-		return 1;
+		fprintf(stderr, "bench-archive: %s: cannot create scratch directory: %s\n", root,
+		    strerror(errno));
+		return VIGIL_EXIT_FAIL;
 	}
 	b.dir = root;
 	make_payload(&b);
