@@ -268,6 +268,32 @@ phase_read(bench *b, const char *sub, bool decode, const char *label)
 	return 0;
 }
 
+/* Bytes of dir's segment files whose name ends in suffix. */
+static uint64_t
+dir_bytes(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	uint64_t n = 0;
+	size_t sl = strlen(suffix);
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+		char p[4200];
+		struct stat st;
+
+		if (strncmp(de->d_name, "seg-", 4) != 0 || l <= sl || strcmp(de->d_name + l - sl, suffix) != 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		if (stat(p, &st) == 0)
+			n += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	return n;
+}
+
 static int
 phase_compress(bench *b, const char *sub)
 {
@@ -275,7 +301,9 @@ phase_compress(bench *b, const char *sub)
 	store_archive_opts o;
 	store_archive *ar = NULL;
 	store_diag d;
-	uint64_t t0;
+	struct timespec c0, c1;
+	uint64_t t0, in, out;
+	double cpu;
 	vigil_err rv;
 
 	snprintf(dir, sizeof dir, "%s/%s", b->dir, sub);
@@ -285,15 +313,22 @@ phase_compress(bench *b, const char *sub)
 	rv = store_archive_open(dir, &o, &ar, NULL, &d);
 	if (rv == VIGIL_OK)
 		rv = store_archive_rotate(ar, &d);
+	in = dir_bytes(dir, ".log");
 	t0 = vigil_mono_ns();
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
 	if (rv == VIGIL_OK)
 		rv = store_archive_maintain(ar, &d);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
 	store_archive_close(ar);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "bench-archive: compress: %s\n", d.msg);
 		return VIGIL_EXIT_FAIL;
 	}
-	printf("compress closed segments (zstd -3)  %.2f s\n", (double)(vigil_mono_ns() - t0) / 1e9);
+	out = dir_bytes(dir, ".log.zst");
+	cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+	printf("compress closed segments (zstd -3)  %.2f s  %.1f MB -> %.1f MB  (%.0f MB per CPU-second)\n",
+	    (double)(vigil_mono_ns() - t0) / 1e9, (double)in / 1e6, (double)out / 1e6,
+	    cpu > 0 ? (double)in / 1e6 / cpu : 0.0);
 	return 0;
 }
 
