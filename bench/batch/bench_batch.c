@@ -22,6 +22,7 @@
 
 #include "batch.h"
 #include "archive.h"
+#include "cli.h"
 
 #define AS_OF 1772323200000LL /* 2026-03-01 */
 
@@ -132,6 +133,38 @@ fail:
 	return -1;
 }
 
+static void
+usage(FILE *out)
+{
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every run measured", "generating the archive or a rebuild failed", "", NULL,
+	};
+
+	fprintf(out, "usage: bench-batch [--records N (1000000)] [--cards N (100000)] "
+	    "[--runs R (3)] [--dir DIR [--reuse]] [--threads T]\n"
+	    "Generates an archive (in DIR, else a temporary directory removed at "
+	    "the end) and times batch_rebuild with 1 and 2 threads (only T with "
+	    "--threads). --reuse: DIR already holds the archive of an earlier run "
+	    "with the same --records and --cards; do not generate it again.\n");
+	vigil_cli_exit_help(out, exits);
+}
+
+/* The value of --flag, a whole number in [lo, hi], or a usage error. */
+static int
+parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
+		return vigil_cli_usage_error("bench-batch", "--%s: %s: not a whole number in "
+		    "[%llu, %llu]", flag, s, (unsigned long long)lo, (unsigned long long)hi);
+	*ret = v;
+	return VIGIL_EXIT_OK;
+}
+
 static double
 cpu_seconds(void)
 {
@@ -172,40 +205,34 @@ main(int argc, char **argv)
 	struct stat sb;
 	FILE *f;
 
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "n:c:r:d:ut:h", longopts, NULL)) != -1) {
+		uint64_t v = 0;
+		int u = VIGIL_EXIT_OK;
+
 		switch (c) {
-		case 'n': n = strtoull(optarg, NULL, 10); break;
-		case 'c': ncards = strtoull(optarg, NULL, 10); break;
-		case 'r': runs = atoi(optarg); break;
+		case 'n': u = parse_u64("records", optarg, 1, UINT64_MAX, &n); break;
+		case 'c': u = parse_u64("cards", optarg, 1, UINT64_MAX, &ncards); break;
+		case 'r':
+			u = parse_u64("runs", optarg, 1, 15, &v);
+			runs = (int)v;
+			break;
 		case 'd': snprintf(dir, sizeof dir, "%s", optarg); own_dir = false; break;
 		case 'u': reuse = true; break;
 		case 't':
-			tmin = tmax = (uint32_t)strtoul(optarg, NULL, 10);
-			if (tmin < 1 || tmin > 8) {
-				fprintf(stderr, "bench-batch: --threads in 1..8\n");
-				return 2;
-			}
+			u = parse_u64("threads", optarg, 1, 8, &v);
+			tmin = tmax = (uint32_t)v;
 			break;
-		case 'h':
-			printf("usage: bench-batch [--records N (1000000)] [--cards N (100000)] "
-			    "[--runs R (3)] [--dir DIR [--reuse]] [--threads T]\n"
-			    "Generates an archive (in DIR, else a temporary directory removed at "
-			    "the end) and times batch_rebuild with 1 and 2 threads (only T with "
-			    "--threads). --reuse: DIR already holds the archive of an earlier run "
-			    "with the same --records and --cards; do not generate it again.\n");
-			return 0;
-		default:
-			return 2;
+		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		default: return vigil_cli_bad_option("bench-batch", argv);
 		}
+		if (u != VIGIL_EXIT_OK)
+			return u;
 	}
-	if (n == 0 || ncards == 0 || runs < 1 || runs > 15) {
-		fprintf(stderr, "bench-batch: --records, --cards > 0 and --runs in 1..15\n");
-		return 2;
-	}
-	if (reuse && dir[0] == '\0') {
-		fprintf(stderr, "bench-batch: --reuse needs --dir\n");
-		return 2;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error("bench-batch", "%s: unexpected argument", argv[optind]);
+	if (reuse && dir[0] == '\0')
+		return vigil_cli_usage_error("bench-batch", "--reuse needs --dir");
 	if (dir[0] == '\0') {
 		snprintf(dir, sizeof dir, "/tmp/bench-batch-XXXXXX");
 		if (mkdtemp(dir) == NULL) {

@@ -11,6 +11,7 @@
  * model is deterministic; compare it across --threads to see whether the
  * thread count changes the bytes). Figures go to docs/model.md "Training".
  */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,11 +21,13 @@
 
 #include <xxhash.h>
 
+#include "cli.h"
 #include "rebuild.h"
 #include "train.h"
 
 #define T0 (20454LL * VIGIL_MS_PER_DAY) /* 2026-01-01 */
 #define MAX_FEAT 1024
+#define MAX_RUNS 1000
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -121,6 +124,11 @@ cmp_double(const void *a, const void *b)
 static void
 usage(FILE *f)
 {
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every run trained a model, the same bytes each time",
+		"training failed, or the model bytes differed across runs", "", NULL,
+	};
+
 	fprintf(f, "usage: bench-train [--nightly] [--rows N (1000000)] [--features F (60)] [--days D (30)]\n"
 	    "  [--threads T (2)] [--runs R (3)] [--max-rows N (1000000)] [--max-rounds N (300)]\n"
 	    "  [--early-stop N (30)] [--stop ap|logloss] [--scale-pos-weight W (1)]\n"
@@ -129,6 +137,42 @@ usage(FILE *f)
 	    "--nightly starts from vigil-rebuild's nightly options (batch_train_opts_nightly:\n"
 	    "100,000 rows, eta 0.2, lambda 10, a fixed number of rounds) instead of the\n"
 	    "library's defaults; the other flags change them, in any order.\n");
+	vigil_cli_exit_help(f, exits);
+}
+
+/* The value of --flag, a whole number in [lo, hi], or a usage error. */
+static int
+parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
+		return vigil_cli_usage_error("bench-train", "--%s: %s: not a whole number in "
+		    "[%llu, %llu]", flag, s, (unsigned long long)lo, (unsigned long long)hi);
+	*ret = v;
+	return VIGIL_EXIT_OK;
+}
+
+/* The value of --flag, a finite number from lo (above it if open), at most
+ * hi, or a usage error. */
+static int
+parse_real(const char *flag, const char *s, double lo, bool open, double hi, double *ret)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end != '\0' || !isfinite(v) || !(open ? v > lo : v >= lo) || v > hi) {
+		if (isinf(hi))
+			return vigil_cli_usage_error("bench-train", "--%s: %s: not a number %s %g",
+			    flag, s, open ? "above" : "of at least", lo);
+		return vigil_cli_usage_error("bench-train", "--%s: %s: not a number in %c%g, %g]",
+		    flag, s, open ? '(' : '[', lo, hi);
+	}
+	*ret = v;
+	return VIGIL_EXIT_OK;
 }
 
 int
@@ -180,45 +224,69 @@ main(int argc, char **argv)
 			batch_train_opts_nightly(&bo, &o);
 		}
 	o.threads = 2;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		uint64_t v = 0;
+		int u = VIGIL_EXIT_OK;
+
 		switch (c) {
 		case 'N': break; /* applied before the others */
-		case 'n': rows = strtoull(optarg, NULL, 10); break;
-		case 'f': nf = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'd': days = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 't': o.threads = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'r': runs = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'm': o.max_rows = strtoull(optarg, NULL, 10); break;
-		case 'R': o.max_rounds = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'e': o.early_stop = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'n': u = parse_u64("rows", optarg, 1, UINT64_MAX, &rows); break;
+		case 'f': u = parse_u64("features", optarg, 1, MAX_FEAT, &v); nf = (uint32_t)v; break;
+		case 'd':
+			u = parse_u64("days", optarg, 2, BATCH_TRAIN_MAX_DAYS, &v);
+			days = (uint32_t)v;
+			break;
+		case 't':
+			u = parse_u64("threads", optarg, 0, BATCH_MAX_THREADS, &v);
+			o.threads = (uint32_t)v;
+			break;
+		case 'r': u = parse_u64("runs", optarg, 1, MAX_RUNS, &v); runs = (uint32_t)v; break;
+		case 'm': u = parse_u64("max-rows", optarg, 2, BATCH_TRAIN_MAX_ROWS, &o.max_rows); break;
+		case 'R':
+			u = parse_u64("max-rounds", optarg, 1, BATCH_TRAIN_MAX_ROUNDS, &v);
+			o.max_rounds = (uint32_t)v;
+			break;
+		case 'e':
+			u = parse_u64("early-stop", optarg, 0, UINT32_MAX, &v);
+			o.early_stop = (uint32_t)v;
+			break;
 		case 's':
 			if (strcmp(optarg, "ap") == 0)
 				o.stop_metric = BATCH_TRAIN_STOP_AP;
 			else if (strcmp(optarg, "logloss") == 0)
 				o.stop_metric = BATCH_TRAIN_STOP_LOGLOSS;
-			else {
-				fprintf(stderr, "bench-train: --stop: ap or logloss, not \"%s\"\n", optarg);
-				return 2;
-			}
+			else
+				return vigil_cli_usage_error("bench-train",
+				    "--stop: ap or logloss, not \"%s\"", optarg);
 			break;
-		case 'p': o.scale_pos_weight = strtod(optarg, NULL); break;
-		case 'c': o.min_child_weight = strtod(optarg, NULL); break;
-		case 'b': o.max_bin = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'E': o.eta = strtod(optarg, NULL); break;
-		case 'D': o.max_depth = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'L': o.reg_lambda = strtod(optarg, NULL); break;
+		case 'p':
+			u = parse_real("scale-pos-weight", optarg, 0, true, HUGE_VAL, &o.scale_pos_weight);
+			break;
+		case 'c':
+			u = parse_real("min-child-weight", optarg, 0, false, HUGE_VAL, &o.min_child_weight);
+			break;
+		case 'b': u = parse_u64("max-bin", optarg, 2, 65536, &v); o.max_bin = (uint32_t)v; break;
+		case 'E': u = parse_real("eta", optarg, 0, true, 1, &o.eta); break;
+		case 'D':
+			u = parse_u64("max-depth", optarg, 1, BATCH_TRAIN_MAX_DEPTH, &v);
+			o.max_depth = (uint32_t)v;
+			break;
+		case 'L': u = parse_real("lambda", optarg, 0, false, HUGE_VAL, &o.reg_lambda); break;
 		case 'F': o.refit = false; break;
 		case 'P': o.balanced_bins = false; break;
 		case 'o': out = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		default: return vigil_cli_bad_option("bench-train", argv);
 		}
+		if (u != VIGIL_EXIT_OK)
+			return u;
 	}
-	if (rows == 0 || nf == 0 || nf > MAX_FEAT || days < 2 || runs == 0) {
-		fprintf(stderr, "bench-train: rows, runs > 0; 1 <= features <= %d; days >= 2\n",
-		    MAX_FEAT);
-		return 2;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error("bench-train", "%s: unexpected argument", argv[optind]);
+	if (o.min_rounds > o.max_rounds)
+		return vigil_cli_usage_error("bench-train", "--max-rounds: %u: below the %u rounds "
+		    "the model keeps at least", o.max_rounds, o.min_rounds);
 	names = calloc(nf, sizeof *names);
 	x = malloc(nf * sizeof *x);
 	secs = calloc(runs, sizeof *secs);

@@ -17,6 +17,7 @@
  * side; the summary is the median over rounds. Medians, not means: on a
  * shared machine a few calls are preempted for milliseconds.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -30,6 +31,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "cli.h"
 #include "vigil.pb-c.h"
 #include "vigil_client.h"
 
@@ -151,6 +153,37 @@ request_bytes(const vigil_client_txn *t, uint8_t *buf, size_t cap)
 	return len;
 }
 
+static void
+usage(FILE *out)
+{
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every round measured", "a call failed, or the peer or client did not start", "",
+		NULL,
+	};
+
+	fprintf(out, "usage: bench-clients [--calls N] [--rounds R] [--url URL]\n"
+	    "Per-call overhead of vigil_client_score over a bare nng request of the\n"
+	    "same bytes to the same in-process echo peer (default ipc:// in /tmp).\n"
+	    "Defaults: 20000 calls per round, 7 rounds (at most 101).\n");
+	vigil_cli_exit_help(out, exits);
+}
+
+/* The value of --flag, a whole number in [lo, hi], or a usage error. */
+static int
+parse_long(const char *flag, const char *s, long lo, long hi, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return vigil_cli_usage_error("bench-clients", "--%s: %s: not a whole number in "
+		    "[%ld, %ld]", flag, s, lo, hi);
+	*ret = v;
+	return VIGIL_EXIT_OK;
+}
+
 /* ---- the two sides, one call each ---- */
 
 static void
@@ -164,12 +197,17 @@ call_bare(nng_ctx ctx, nng_aio *aio, const uint8_t *req, size_t len)
 	nng_aio_set_msg(aio, m);
 	nng_ctx_send(ctx, aio);
 	nng_aio_wait(aio);
-	if (nng_aio_result(aio) != 0)
-		abort();
+	if (nng_aio_result(aio) != 0) {
+		fprintf(stderr, "bench-clients: bare send: %s\n", nng_strerror(nng_aio_result(aio)));
+		exit(VIGIL_EXIT_FAIL);
+	}
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);
-	if (nng_aio_result(aio) != 0)
-		abort();
+	if (nng_aio_result(aio) != 0) {
+		fprintf(stderr, "bench-clients: bare receive: %s\n",
+		    nng_strerror(nng_aio_result(aio)));
+		exit(VIGIL_EXIT_FAIL);
+	}
 	nng_msg_free(nng_aio_get_msg(aio));
 }
 
@@ -196,7 +234,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	long         calls = 20000;
+	long         calls = 20000, v = 0;
 	int          rounds = 7, opt;
 	char         url[256] = "";
 	char         dir[] = "/tmp/vigil-bench-clients-XXXXXX";
@@ -219,32 +257,32 @@ main(int argc, char **argv)
 		.channel = VIGIL_CLIENT_CHANNEL_ECOM, .event_time_ms = 1795000000000LL,
 	};
 
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int u = VIGIL_EXIT_OK;
+
 		switch (opt) {
 		case 'n':
-			calls = strtol(optarg, NULL, 10);
+			u = parse_long("calls", optarg, 1, 1000000, &calls);
 			break;
 		case 'r':
-			rounds = (int) strtol(optarg, NULL, 10);
+			u = parse_long("rounds", optarg, 1, MAX_ROUNDS, &v);
+			rounds = (int) v;
 			break;
 		case 'u':
 			snprintf(url, sizeof url, "%s", optarg);
 			break;
 		case 'h':
-			printf("usage: bench-clients [--calls N] [--rounds R] [--url URL]\n"
-			    "Per-call overhead of vigil_client_score over a bare nng request of the\n"
-			    "same bytes to the same in-process echo peer (default ipc:// in /tmp).\n"
-			    "Defaults: 20000 calls per round, 7 rounds (at most 101).\n");
-			return 0;
+			usage(stdout);
+			return VIGIL_EXIT_OK;
 		default:
-			fprintf(stderr, "bench-clients: unknown option; try --help\n");
-			return 2;
+			return vigil_cli_bad_option("bench-clients", argv);
 		}
+		if (u != VIGIL_EXIT_OK)
+			return u;
 	}
-	if (calls < 1 || calls > 1000000 || rounds < 1 || rounds > MAX_ROUNDS) {
-		fprintf(stderr, "bench-clients: --calls in [1, 10^6], --rounds in [1, %d]\n", MAX_ROUNDS);
-		return 2;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error("bench-clients", "%s: unexpected argument", argv[optind]);
 	if (url[0] == '\0') {
 		if (mkdtemp(dir) == NULL) {
 			perror("bench-clients: mkdtemp");

@@ -18,6 +18,7 @@
  * bounded scan the console falls back to (and used before the index).
  * --rebuild-entities: with --reuse-index, the entity index built again.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "console.h"
 #include "entities.h"
 
@@ -271,6 +273,45 @@ time_search(con_app *app, const char *name, const con_search_q *q)
 		printf("\n");
 }
 
+static void
+usage(FILE *out)
+{
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every query timed", "writing the archive, indexing or a query failed", "", NULL,
+	};
+
+	fprintf(out, "usage: bench-console [--records N] [--days D] [--dir DIR] [--data DATADIR] "
+	    "[--keep]\n"
+	    "                     [--reuse-index] [--entity-only] [--rebuild-entities]\n"
+	    "Times building vigil-console's index of an archive and the review queue's queries.\n"
+	    "  --records N         synthetic scored records to write (default 1000000)\n"
+	    "  --days D            days they span (default 7)\n"
+	    "  --dir DIR           work directory (default: a new one under /tmp)\n"
+	    "  --data DATADIR      index this data directory's archive instead of writing one\n"
+	    "  --keep              keep DIR (always kept with --data)\n"
+	    "  --reuse-index       DIR/index and DIR/entities as a kept run left them\n"
+	    "  --entity-only       only the searches by an entity (index and bounded scan)\n"
+	    "  --rebuild-entities  with --reuse-index, build the entity index again\n"
+	    "  --help              this text\n");
+	vigil_cli_exit_help(out, exits);
+}
+
+/* The value of --flag, a whole number in [lo, hi], or a usage error. */
+static int
+parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
+		return vigil_cli_usage_error("bench-console", "--%s: %s: not a whole number in "
+		    "[%llu, %llu]", flag, s, (unsigned long long)lo, (unsigned long long)hi);
+	*ret = v;
+	return VIGIL_EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -290,26 +331,28 @@ main(int argc, char **argv)
 	bool keep = false, reuse = false, entity_only = false, rebuild_ents = false;
 	int c;
 
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		uint64_t v = 0;
+		int u = VIGIL_EXIT_OK;
+
 		switch (c) {
-		case 'n': n = strtoull(optarg, NULL, 10); break;
-		case 'd': days = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'n': u = parse_u64("records", optarg, 1, UINT64_MAX, &n); break;
+		case 'd': u = parse_u64("days", optarg, 1, UINT32_MAX, &v); days = (uint32_t)v; break;
 		case 'o': snprintf(dir, sizeof dir, "%s", optarg); break;
 		case 'D': data = optarg; break;
 		case 'k': keep = true; break;
 		case 'R': reuse = true; break;
 		case 'E': entity_only = true; break;
 		case 'B': rebuild_ents = true; break;
-		default:
-			fprintf(stderr, "usage: bench-console [--records N] [--days D] [--dir DIR] "
-			    "[--data DATADIR] [--keep] [--reuse-index] [--entity-only] [--rebuild-entities]\n");
-			return c == 'h' ? 0 : 2;
+		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		default: return vigil_cli_bad_option("bench-console", argv);
 		}
+		if (u != VIGIL_EXIT_OK)
+			return u;
 	}
-	if (n == 0 || days == 0) {
-		fprintf(stderr, "bench-console: --records and --days must be positive\n");
-		return 2;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error("bench-console", "%s: unexpected argument", argv[optind]);
 	if (dir[0] == '\0') {
 		snprintf(dir, sizeof dir, "/tmp/bench-console-XXXXXX");
 		if (mkdtemp(dir) == NULL) {

@@ -16,6 +16,7 @@
  * for the p50 and p99 wall latency of a call. The rows (a pool of 4096, ~10%
  * missing) are cycled so that, as in vigild, consecutive rows differ.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdint.h>
@@ -26,10 +27,12 @@
 
 #include <xgboost/c_api.h>
 
+#include "cli.h"
 #include "model.h"
 #include "vigil.h"
 
-#define POOL 4096
+#define POOL     4096
+#define MAX_RUNS 64 /* measure()'s arrays */
 
 static const char *usage =
     "usage: bench-model [--trees N] [--depth D] [--features F] [--train-rows R]\n"
@@ -45,8 +48,36 @@ static const char *usage =
     "  --train-rows R   training rows (default 20000)\n"
     "  --iterations N   rows per run for the native evaluator (default 200000;\n"
     "                   XGBoost single-row: N / 20)\n"
-    "  --runs R         runs per measurement (default 7)\n"
-    "  --model FILE     an XGBoost 1.7 JSON model instead of training one\n";
+    "  --runs R         runs per measurement (default 7, max 64)\n"
+    "  --model FILE     an XGBoost 1.7 JSON model instead of training one\n"
+    "  --help           this text\n";
+
+static void
+print_usage(FILE *out)
+{
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every figure measured", "training, reading or decoding the model failed", "", NULL,
+	};
+
+	fputs(usage, out);
+	vigil_cli_exit_help(out, exits);
+}
+
+/* The value of --flag, a whole number in [lo, hi], or a usage error. */
+static int
+parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
+		return vigil_cli_usage_error("bench-model", "--%s: %s: not a whole number in "
+		    "[%u, %u]", flag, s, lo, hi);
+	*ret = (uint32_t)v;
+	return VIGIL_EXIT_OK;
+}
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -200,10 +231,10 @@ static int
 measure(struct ctx *c, enum what w, uint32_t n, int runs, double *ret_cpu, double *ret_wall,
     double *ret_best)
 {
-	double cpu[64], wall[64];
+	double cpu[MAX_RUNS], wall[MAX_RUNS];
 
-	if (runs > 64)
-		runs = 64;
+	if (runs > MAX_RUNS)
+		runs = MAX_RUNS;
 	if (run_once(c, w, n < POOL ? n : POOL) != 0)
 		return -1;
 	for (int r = 0; r < runs; r++) {
@@ -316,24 +347,27 @@ main(int argc, char **argv)
 	bst_ulong dim;
 	const float *xout;
 
+	opterr = 0;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		uint32_t v = 0;
+		int u = VIGIL_EXIT_OK;
+
 		switch (o) {
-		case 't': trees = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'd': depth = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'f': nf = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'n': ntrain = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'i': iters = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'r': runs = atoi(optarg); break;
+		case 't': u = parse_u32("trees", optarg, 1, MODEL_MAX_TREES, &trees); break;
+		case 'd': u = parse_u32("depth", optarg, 1, MODEL_MAX_DEPTH, &depth); break;
+		case 'f': u = parse_u32("features", optarg, 1, MODEL_MAX_FEATURES, &nf); break;
+		case 'n': u = parse_u32("train-rows", optarg, 10, UINT32_MAX, &ntrain); break;
+		case 'i': u = parse_u32("iterations", optarg, 20, UINT32_MAX, &iters); break;
+		case 'r': u = parse_u32("runs", optarg, 1, MAX_RUNS, &v); runs = (int)v; break;
 		case 'm': model_file = optarg; break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		case 'h': print_usage(stdout); return VIGIL_EXIT_OK;
+		default: return vigil_cli_bad_option("bench-model", argv);
 		}
+		if (u != VIGIL_EXIT_OK)
+			return u;
 	}
-	if (optind != argc || nf == 0 || nf > MODEL_MAX_FEATURES || iters < 20 || runs < 1 ||
-	    ntrain < 10) {
-		fputs(usage, stderr);
-		return 2;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error("bench-model", "%s: unexpected argument", argv[optind]);
 
 	if (model_file != NULL) {
 		json = read_file(model_file, &json_len);

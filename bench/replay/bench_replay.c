@@ -11,6 +11,7 @@
  *   bench-replay --csv /tmp/bench.csv --rules rules/default.rules --runs 5
  *   perf record bench-replay --csv /tmp/bench.csv --stage 3 --runs 1   (one stage)
  */
+#include <errno.h>
 #include <getopt.h>
 #include <time.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "cli.h"
 #include "csv.h"
 #include "mask.h"
 #include "metrics.h"
@@ -39,6 +41,36 @@ cmp_double(const void *a, const void *b)
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+static void
+usage(FILE *out)
+{
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every stage measured", "the CSV file could not be read, or a stage failed",
+		"bad command line, or a rule file that does not load", NULL,
+	};
+
+	fprintf(out, "usage: bench-replay --csv FILE [--rules FILE] [--runs N] [--stage 1|2|3]\n"
+	    "Offline replay throughput by stage (median of N runs, rows/s);\n"
+	    "--stage runs one stage only (for profiling).\n");
+	vigil_cli_exit_help(out, exits);
+}
+
+/* The value of --flag, a whole number in [lo, hi], or a usage error. */
+static int
+parse_int(const char *flag, const char *s, int lo, int hi, int *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return vigil_cli_usage_error("bench-replay", "--%s: %s: not a whole number in "
+		    "[%d, %d]", flag, s, lo, hi);
+	*ret = (int)v;
+	return VIGIL_EXIT_OK;
 }
 
 /* One pass; returns rows per wall second (*ret_cpu: per CPU second), or -1. */
@@ -148,25 +180,25 @@ main(int argc, char **argv)
 	long len;
 	FILE *f;
 
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		int u = VIGIL_EXIT_OK;
+
 		switch (opt) {
 		case 'c': csv = optarg; break;
 		case 'r': rules = optarg; break;
-		case 'n': runs = atoi(optarg); break;
-		case 's': only = atoi(optarg); break;
-		case 'h':
-			printf("usage: bench-replay --csv FILE [--rules FILE] [--runs N] [--stage 1|2|3]\n"
-			    "Offline replay throughput by stage (median of N runs, rows/s);\n"
-			    "--stage runs one stage only (for profiling).\n");
-			return 0;
-		default:
-			return 2;
+		case 'n': u = parse_int("runs", optarg, 1, 101, &runs); break;
+		case 's': u = parse_int("stage", optarg, 1, 3, &only); break;
+		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		default: return vigil_cli_bad_option("bench-replay", argv);
 		}
+		if (u != VIGIL_EXIT_OK)
+			return u;
 	}
-	if (csv == NULL || runs < 1 || runs > 101 || only < 0 || only > 3) {
-		fprintf(stderr, "bench-replay: --csv FILE is required; --runs in 1..101; --stage in 1..3\n");
-		return 2;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error("bench-replay", "%s: unexpected argument", argv[optind]);
+	if (csv == NULL)
+		return vigil_cli_usage_error("bench-replay", "--csv FILE is required");
 	f = fopen(csv, "rb");
 	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) <= 0 ||
 	    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)len)) == NULL ||
@@ -176,6 +208,7 @@ main(int argc, char **argv)
 	}
 	if (app_rules_load(rules, &prog, &diags) != VIGIL_OK) {
 		rules_diags_print(&diags, NULL, 0, stderr);
+		status = VIGIL_EXIT_USAGE;
 		goto out;
 	}
 	for (int stage = 1; stage <= 3; stage++) {

@@ -9,13 +9,16 @@
  * malloc/calloc/realloc/free are wrapped at link time to count allocations
  * made inside rules_prog_eval.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "app.h"
+#include "cli.h"
 #include "rules.h"
 #include "schema.h"
 #include "vigil.h"
@@ -46,7 +49,38 @@ static const char *usage =
     "$VIGIL_SOURCE_ROOT/rules/default.rules or ./rules/default.rules) and for a\n"
     "generated program of --generated rules (default 200).\n"
     "  --iterations N  evaluations per run (default 200000)\n"
-    "  --runs R        runs per configuration (default 5)\n";
+    "  --runs R        runs per configuration (default 5, max 101)\n"
+    "  --generated N   rules in the generated program (default 200)\n"
+    "  --rules FILE    the rule file to measure\n"
+    "  --help          this text\n";
+
+static void
+print_usage(FILE *out)
+{
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every configuration measured", "the generated program did not compile, or out of memory",
+		"bad command line, or a rule file that does not load", NULL,
+	};
+
+	fputs(usage, out);
+	vigil_cli_exit_help(out, exits);
+}
+
+/* The value of --flag, a whole number in [lo, hi], or a usage error. */
+static int
+parse_long(const char *flag, const char *s, long lo, long hi, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return vigil_cli_usage_error("bench-rules", "--%s: %s: not a whole number in "
+		    "[%ld, %ld]", flag, s, lo, hi);
+	*ret = v;
+	return VIGIL_EXIT_OK;
+}
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -261,7 +295,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	long          iters = 200000;
+	long          iters = 200000, v = 0;
 	int           runs = 5, ngen = 200, c;
 	char          path[4096];
 	const char   *root = getenv("VIGIL_SOURCE_ROOT");
@@ -274,30 +308,40 @@ main(int argc, char **argv)
 	double        ns, al, hits, wall;
 
 	snprintf(path, sizeof path, "%s/rules/default.rules", root != NULL ? root : ".");
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "i:r:g:f:h", longopts, NULL)) != -1) {
+		int u = VIGIL_EXIT_OK;
+
 		switch (c) {
-		case 'i': iters = atol(optarg); break;
-		case 'r': runs = atoi(optarg); break;
-		case 'g': ngen = atoi(optarg); break;
+		case 'i': u = parse_long("iterations", optarg, 1, LONG_MAX, &iters); break;
+		case 'r': u = parse_long("runs", optarg, 1, 101, &v); runs = (int)v; break;
+		case 'g':
+			u = parse_long("generated", optarg, 1, RULES_MAX_RULES, &v);
+			ngen = (int)v;
+			break;
 		case 'f': snprintf(path, sizeof path, "%s", optarg); break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		case 'h': print_usage(stdout); return VIGIL_EXIT_OK;
+		default: return vigil_cli_bad_option("bench-rules", argv);
 		}
+		if (u != VIGIL_EXIT_OK)
+			return u;
 	}
-	if (iters < 1 || runs < 1 || runs > 101 || ngen < 1 || ngen > RULES_MAX_RULES || optind != argc) {
-		fputs(usage, stderr);
-		return 2;
+	if (optind != argc)
+		return vigil_cli_usage_error("bench-rules", "%s: unexpected argument", argv[optind]);
+	if (app_rules_schema(&schema) != VIGIL_OK) {
+		fprintf(stderr, "bench-rules: the feature schema did not load\n");
+		return VIGIL_EXIT_FAIL;
 	}
-	if (app_rules_schema(&schema) != VIGIL_OK)
-		return 2;
 	nslots = rules_schema_nslots(schema);
 	pool = calloc((size_t)POOL * nslots, sizeof *pool);
-	if (pool == NULL)
-		return 2;
+	if (pool == NULL) {
+		fprintf(stderr, "bench-rules: out of memory\n");
+		return VIGIL_EXIT_FAIL;
+	}
 	fill_pool(pool, nslots);
 	if (rules_load_file(path, schema, NULL, &prog, &diags) != VIGIL_OK) {
 		rules_diags_print(&diags, NULL, 0, stderr);
-		return 1;
+		return VIGIL_EXIT_USAGE;
 	}
 	gsrc = gen_program(ngen);
 	if (gsrc == NULL ||

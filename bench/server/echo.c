@@ -15,6 +15,7 @@
  *
  * Runs until SIGTERM or SIGINT; exit 0. Exit 1 on a socket error, 2 on usage.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -25,6 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "cli.h"
+
+#define ECHO_PROG "vigil-echo"
 
 typedef struct echo_conn {
 	nng_ctx  ctx;
@@ -97,6 +102,24 @@ echo_cb(void *arg)
 	nng_ctx_send(c->ctx, c->aio);
 }
 
+static void
+echo_usage(FILE *out)
+{
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"stopped by SIGTERM or SIGINT", "a socket error (the message says which)", "", NULL,
+	};
+
+	fputs("usage: vigil-echo --listen URL [--contexts N] [--work-us N]\n"
+	    "A bare nng REQ/REP echo server (the baseline of bench/server/run.sh).\n"
+	    "  --listen URL    tcp://HOST:PORT or ipc://PATH to listen on\n"
+	    "  --contexts N    nng contexts, requests in flight (default 256, max 65536)\n"
+	    "  --work-us N     spend about N us of CPU per request before replying\n"
+	    "                  (default 0, max 1000000)\n"
+	    "  --help          this text\n"
+	    "Runs until SIGTERM/SIGINT.\n", out);
+	vigil_cli_exit_help(out, exits);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -116,33 +139,32 @@ main(int argc, char **argv)
 	sigset_t sigs;
 	int opt, rv, sig;
 
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "l:c:w:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': url = optarg; break;
-		case 'c': nctx = strtoul(optarg, NULL, 10); break;
+		case 'c':
+			errno = 0;
+			nctx = strtoul(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' ||
+			    nctx == 0 || nctx > 65536)
+				return vigil_cli_usage_error(ECHO_PROG, "--contexts: \"%s\" is not a "
+				    "whole number in [1, 65536]", optarg);
+			break;
 		case 'w':
 			work_us = strtod(optarg, &end);
-			if (*end != '\0' || !(work_us >= 0 && work_us <= 1e6)) {
-				fprintf(stderr, "vigil-echo: --work-us: \"%s\" is not a number of "
-				    "microseconds in [0, 1000000]\n", optarg);
-				return 2;
-			}
+			if (end == optarg || *end != '\0' || !(work_us >= 0 && work_us <= 1e6))
+				return vigil_cli_usage_error(ECHO_PROG, "--work-us: \"%s\" is not a "
+				    "number of microseconds in [0, 1000000]", optarg);
 			break;
-		case 'h':
-			printf("usage: vigil-echo --listen URL [--contexts N] [--work-us N]\n"
-			    "A bare nng REQ/REP echo server (the baseline of bench/server/run.sh).\n"
-			    "--work-us N: spend about N us of CPU per request before replying.\n"
-			    "Runs until SIGTERM/SIGINT.\n");
-			return 0;
-		default:
-			fprintf(stderr, "usage: vigil-echo --listen URL [--contexts N] [--work-us N]\n");
-			return 2;
+		case 'h': echo_usage(stdout); return VIGIL_EXIT_OK;
+		default: return vigil_cli_bad_option(ECHO_PROG, argv);
 		}
 	}
-	if (url == NULL || nctx == 0 || nctx > 65536) {
-		fprintf(stderr, "vigil-echo: need --listen URL and 1 <= --contexts <= 65536\n");
-		return 2;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error(ECHO_PROG, "%s: unexpected argument", argv[optind]);
+	if (url == NULL)
+		return vigil_cli_usage_error(ECHO_PROG, "--listen URL is required");
 	if (work_us > 0)
 		echo_spins = (uint64_t)(work_us * echo_calibrate() + 0.5);
 	sigemptyset(&sigs);

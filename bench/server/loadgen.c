@@ -18,6 +18,8 @@
  * Exit status: 0 when every reply was STATUS_OK (or, with --echo, any
  * reply), 1 when some replies were errors or lost, 2 on a usage error.
  */
+#include <errno.h>
+#include <float.h>
 #include <getopt.h>
 #include <math.h>
 #include <nng/nng.h>
@@ -32,9 +34,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "txngen.h"
 #include "vigil.pb-c.h"
 
+#define LG_PROG        "vigil-loadgen"
+/* Every numeric flag's limits, in each of their usage errors (tests/server/loadgen.sh
+ * reads "--rate >= 0" in that of --connections). */
 #define LG_MAX_CONC    4096
 #define LG_MAX_SAMPLES (10u * 1000 * 1000)
 #define LG_REQ_MAX     512
@@ -318,6 +324,11 @@ lg_pct(const uint32_t *s, uint64_t n, double p)
 static void
 lg_usage(FILE *out)
 {
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every reply was OK (with --echo: every request had a reply)",
+		"error replies or lost replies, or the socket failed", "", NULL,
+	};
+
 	fprintf(out,
 	    "usage: vigil-loadgen --url URL [--concurrency N] [--connections N]\n"
 	    "                     [--duration S | --requests N] [--warmup S] [--rate R]\n"
@@ -342,8 +353,44 @@ lg_usage(FILE *out)
 	    "  --dry-run          ask for dry runs (no archive, no live update)\n"
 	    "  --echo             the peer is vigil-echo: do not check reply status\n"
 	    "  --json             one JSON object on stdout instead of text\n"
-	    "Exit status: 0 all replies OK, 1 errors or lost replies, 2 usage.\n",
+	    "  --help             this text\n",
 	    LG_MAX_CONC);
+	vigil_cli_exit_help(out, exits);
+}
+
+/* The value of --flag, a whole number in [lo, hi], or a usage error. */
+static int
+lg_whole(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
+		return vigil_cli_usage_error(LG_PROG, "--%s: \"%s\": not a whole number in "
+		    "[%llu, %llu]", flag, s, (unsigned long long)lo, (unsigned long long)hi);
+	*ret = v;
+	return VIGIL_EXIT_OK;
+}
+
+/* The value of --flag, a number above lo (open) or from lo, at most hi, or
+ * a usage error. */
+static int
+lg_real(const char *flag, const char *s, double lo, bool open, double hi, double *ret)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end != '\0' || !(open ? v > lo : v >= lo) || !(v <= hi)) {
+		if (hi == DBL_MAX)
+			return vigil_cli_usage_error(LG_PROG, "--%s: \"%s\": not a number %s %g", flag,
+			    s, open ? "above" : "from", lo);
+		return vigil_cli_usage_error(LG_PROG, "--%s: \"%s\": not a number %s %g, at most %g",
+		    flag, s, open ? "above" : "from", lo, hi);
+	}
+	*ret = v;
+	return VIGIL_EXIT_OK;
 }
 
 int
@@ -375,38 +422,46 @@ main(int argc, char **argv)
 	lg.warmup_s = 0.5;
 	lg.cards = 10000;
 	lg.merchants = 1000;
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "u:c:C:d:n:w:k:m:r:Dejh", opts, NULL)) != -1) {
-		char *end = NULL;
+		uint64_t v = 0;
+		int u = VIGIL_EXIT_OK;
 
 		switch (opt) {
 		case 'u': lg.url = optarg; break;
-		case 'c': lg.conc = (uint32_t)strtoul(optarg, &end, 10); break;
-		case 'C': lg.nconn = (uint32_t)strtoul(optarg, &end, 10); break;
-		case 'd': lg.duration_s = strtod(optarg, &end); break;
-		case 'n': lg.requests = strtoull(optarg, &end, 10); break;
-		case 'w': lg.warmup_s = strtod(optarg, &end); break;
-		case 'k': lg.cards = (uint32_t)strtoul(optarg, &end, 10); break;
-		case 'm': lg.merchants = (uint32_t)strtoul(optarg, &end, 10); break;
-		case 'r': lg.rate = strtod(optarg, &end); break;
+		case 'c':
+			u = lg_whole("concurrency", optarg, 1, LG_MAX_CONC, &v);
+			lg.conc = (uint32_t)v;
+			break;
+		case 'C':
+			u = lg_whole("connections", optarg, 1, UINT32_MAX, &v);
+			lg.nconn = (uint32_t)v;
+			break;
+		case 'd': u = lg_real("duration", optarg, 0, true, 1e6, &lg.duration_s); break;
+		case 'n': u = lg_whole("requests", optarg, 1, UINT64_MAX, &lg.requests); break;
+		case 'w': u = lg_real("warmup", optarg, 0, false, 3600, &lg.warmup_s); break;
+		case 'k':
+			u = lg_whole("cards", optarg, 1, UINT32_MAX, &v);
+			lg.cards = (uint32_t)v;
+			break;
+		case 'm':
+			u = lg_whole("merchants", optarg, 1, UINT32_MAX, &v);
+			lg.merchants = (uint32_t)v;
+			break;
+		case 'r': u = lg_real("rate", optarg, 0, false, DBL_MAX, &lg.rate); break;
 		case 'D': lg.dry_run = true; break;
 		case 'e': lg.echo = true; break;
 		case 'j': lg.json = true; break;
-		case 'h': lg_usage(stdout); return 0;
-		default: lg_usage(stderr); return 2;
+		case 'h': lg_usage(stdout); return VIGIL_EXIT_OK;
+		default: return vigil_cli_bad_option(LG_PROG, argv);
 		}
-		if (end != NULL && *end != '\0') {
-			fprintf(stderr, "vigil-loadgen: \"%s\" is not a number\n", optarg);
-			return 2;
-		}
+		if (u != VIGIL_EXIT_OK)
+			return u;
 	}
-	if (lg.url == NULL || lg.conc == 0 || lg.conc > LG_MAX_CONC || lg.nconn == 0 ||
-	    lg.cards == 0 || lg.merchants == 0 || lg.duration_s <= 0 || lg.warmup_s < 0 ||
-	    lg.rate < 0 || optind < argc) {
-		fprintf(stderr, "vigil-loadgen: need --url, 1 <= --concurrency <= %d, "
-		    "--connections >= 1, --duration > 0, --rate >= 0, --cards and --merchants > 0 "
-		    "(see --help)\n", LG_MAX_CONC);
-		return 2;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error(LG_PROG, "%s: unexpected argument", argv[optind]);
+	if (lg.url == NULL)
+		return vigil_cli_usage_error(LG_PROG, "--url URL is required");
 	snprintf(lg.run, sizeof lg.run, "%x%x", (unsigned)getpid(), (unsigned)time(NULL));
 	lg.samples = malloc(LG_MAX_SAMPLES * sizeof *lg.samples);
 	lg.conns = calloc(lg.conc, sizeof *lg.conns);

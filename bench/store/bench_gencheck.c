@@ -17,6 +17,7 @@
  *   meson setup build-bench --buildtype=release && ninja -C build-bench
  *   ./build-bench/bench/store/bench-gencheck
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "cli.h"
 #include "gendir.h"
 #include "genread.h"
 #include "gen.h"
@@ -53,6 +55,35 @@ median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof *v, dcmp);
 	return v[n / 2];
+}
+
+static void
+usage(FILE *out)
+{
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every figure measured", "a store or I/O error (the message says which)", "", NULL,
+	};
+
+	fprintf(out, "usage: bench-gencheck [--cards N (600000)] [--runs N (5, max 64)] "
+	    "[--dir EMPTY_DIR]\nTimes the verification of a feature generation "
+	    "before it is mapped (docs/storage.md).\n");
+	vigil_cli_exit_help(out, exits);
+}
+
+/* The value of --flag, a whole number in [lo, hi], or a usage error. */
+static int
+parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
+		return vigil_cli_usage_error("bench-gencheck", "--%s: %s: not a whole number in "
+		    "[%u, %u]", flag, s, lo, hi);
+	*ret = (uint32_t)v;
+	return VIGIL_EXIT_OK;
 }
 
 static void
@@ -117,23 +148,22 @@ main(int argc, char **argv)
 	vigil_err          rv;
 	int                o;
 
+	opterr = 0;
 	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		int u = VIGIL_EXIT_OK;
+
 		switch (o) {
-		case 'c': cards = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'r': runs = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'c': u = parse_u32("cards", optarg, 1, UINT32_MAX, &cards); break;
+		case 'r': u = parse_u32("runs", optarg, 1, 64, &runs); break;
 		case 'd': dirarg = optarg; break;
-		case 'h':
-			printf("usage: bench-gencheck [--cards N (600000)] [--runs N (5, max 64)] "
-			    "[--dir EMPTY_DIR]\nTimes the verification of a feature generation "
-			    "before it is mapped (docs/storage.md).\n");
-			return 0;
-		default: return 2;
+		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		default: return vigil_cli_bad_option("bench-gencheck", argv);
 		}
+		if (u != VIGIL_EXIT_OK)
+			return u;
 	}
-	if (runs == 0 || runs > 64 || cards == 0) {
-		fprintf(stderr, "bench-gencheck: --runs 1..64, --cards >= 1\n");
-		return 2;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error("bench-gencheck", "%s: unexpected argument", argv[optind]);
 	dir = dirarg != NULL ? dirarg : mkdtemp(tmpl);
 	if (dir == NULL) {
 		perror("mkdtemp");

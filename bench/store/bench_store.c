@@ -19,6 +19,7 @@
  *   meson setup build-bench --buildtype=release && ninja -C build-bench
  *   ./build-bench/bench/store/bench-store
  */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "cli.h"
 #include "db.h"
 
 enum { SEC_LOOKUP = 1, SEC_UPDATE = 2, SEC_THREADS = 4, SEC_MEMORY = 8, SEC_RECOVER = 16 };
@@ -42,6 +44,10 @@ typedef struct cfg {
 static void
 usage(FILE *out)
 {
+	static const char *const exits[VIGIL_EXIT_COUNT_] = {
+		"every figure measured", "a store error (the message says which)", "", NULL,
+	};
+
 	fprintf(out,
 	    "usage: bench-store [options]\n"
 	    "Measures store_db feature lookups and the live update path.\n"
@@ -65,8 +71,8 @@ usage(FILE *out)
 	    "longer card windows); each run's line on stderr gives the state's size,\n"
 	    "peak RSS and page faults per transaction. A steady state (expiry keeping\n"
 	    "up) needs about 14 days of event time first: --step-ms 6000 makes each\n"
-	    "run span 14 days.\n"
-	    "Exit status: 0 on success, 1 on a store error, 2 on bad usage.\n");
+	    "run span 14 days.\n");
+	vigil_cli_exit_help(out, exits);
 }
 
 static int
@@ -353,6 +359,7 @@ main(int argc, char **argv)
 	vigil_value    f[256];
 	int            opt, status = 1;
 
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		char *end = NULL;
 		unsigned long val = 0;
@@ -365,10 +372,8 @@ main(int argc, char **argv)
 			c.dir = optarg;
 			continue;
 		}
-		if (opt == '?') {
-			usage(stderr);
-			return 2;
-		}
+		if (opt == '?')
+			return vigil_cli_bad_option("bench-store", argv);
 		if (opt == 'o') {
 			static const char *const names[] = { "lookup", "update", "threads", "memory",
 				"recover" };
@@ -382,22 +387,24 @@ main(int argc, char **argv)
 				for (int k = 0; k < 5; k++)
 					if (strcmp(w, names[k]) == 0)
 						bit = 1u << k;
-				if (bit == 0) {
-					fprintf(stderr, "bench-store: --only: unknown figure \"%s\"\n", w);
-					return 2;
-				}
+				if (bit == 0)
+					return vigil_cli_usage_error("bench-store",
+					    "--only: unknown figure \"%s\"", w);
 				c.only |= bit;
 			}
+			if (c.only == 0)
+				return vigil_cli_usage_error("bench-store", "--only: no figure named");
 			continue;
 		}
+		errno = 0;
 		val = strtoul(optarg, &end, 10);
-		if (*end != '\0' || val == 0 || val > 100000000UL) {
-			fprintf(stderr, "bench-store: --%s: expected a number in 1..100000000, got \"%s\"\n",
+		if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' || val == 0 ||
+		    val > 100000000UL)
+			return vigil_cli_usage_error("bench-store",
+			    "--%s: expected a number in 1..100000000, got \"%s\"",
 			    opt == 'c' ? "cards" : opt == 'm' ? "merchants" : opt == 't' ? "txns"
 			    : opt == 'l' ? "lookups" : opt == 's' ? "step-ms" : opt == 'T' ? "threads"
 			    : "runs", optarg);
-			return 2;
-		}
 		switch (opt) {
 		case 'c': c.cards = (uint32_t)val; break;
 		case 'm': c.merchants = (uint32_t)val; break;
@@ -408,10 +415,10 @@ main(int argc, char **argv)
 		case 'T': c.threads = (uint32_t)val; break;
 		}
 	}
-	if (optind != argc || c.threads > 16) {
-		usage(stderr);
-		return 2;
-	}
+	if (optind != argc)
+		return vigil_cli_usage_error("bench-store", "%s: unexpected argument", argv[optind]);
+	if (c.threads > 16)
+		return vigil_cli_usage_error("bench-store", "--threads: %u: at most 16", c.threads);
 	if (c.dir == NULL) {
 		c.dir = mkdtemp(tmpl);
 		if (c.dir == NULL) {

@@ -1,0 +1,61 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/tools/bench_cli.sh - every benchmark program under bench/ keeps
+# docs/tools.md's command-line vocabulary ("Exit status", "Messages"):
+#   - --help exits 0 and its text (on stdout) has the exit-status list;
+#   - an unknown flag exits 2 with one line on stderr ending "(see --help)";
+#   - a stray argument exits 2 the same way. No benchmark program takes a
+#     positional argument (each input is a flag: --dir, --csv, --data,
+#     --model, --rules, --url, --listen), so every one is checked.
+# Nothing is measured: each case stops at the command line.
+#
+#   bench_cli.sh [PROGRAM...]   (default: every one under $VIGIL_BUILD_ROOT/bench)
+set -eu
+
+B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
+D=$(mktemp -d /tmp/vigil-bench-cli-XXXXXX)
+trap 'rm -rf "$D"' EXIT INT TERM
+fail() { echo "bench_cli: $*" >&2; exit 1; }
+
+if [ $# -eq 0 ]; then
+	set -- "$B/bench/server/vigil-echo" "$B/bench/server/vigil-loadgen" \
+		"$B/bench/server/bench-pipeline" "$B/bench/archive/bench-archive" \
+		"$B/bench/store/bench-store" "$B/bench/store/bench-gencheck" \
+		"$B/bench/batch/bench-batch" "$B/bench/batch/bench-train" \
+		"$B/bench/clients/bench-clients" "$B/bench/console/bench-console" \
+		"$B/bench/model/bench-model" "$B/bench/replay/bench-replay" \
+		"$B/bench/rules/bench-rules"
+fi
+
+# usage_error NAME CASE PROGRAM ARGS...: exit 2, one line on stderr, the
+# program's name first and "(see --help)" last, nothing on stdout.
+usage_error() {
+	name=$1 what=$2
+	shift 2
+	set +e
+	"$@" >"$D/out" 2>"$D/err"
+	rc=$?
+	set -e
+	[ $rc -eq 2 ] || fail "$name $what: exit $rc, want 2: $(cat "$D/err")"
+	[ "$(wc -l <"$D/err")" -eq 1 ] || fail "$name $what: not one line on stderr: $(cat "$D/err")"
+	grep -q "^$name: .*(see --help)\$" "$D/err" || fail "$name $what: $(cat "$D/err")"
+	[ ! -s "$D/out" ] || fail "$name $what: wrote to stdout: $(cat "$D/out")"
+}
+
+n=0
+for p in "$@"; do
+	[ -x "$p" ] || fail "$p: not built"
+	name=${p##*/}
+	set +e
+	"$p" --help >"$D/out" 2>"$D/err"
+	rc=$?
+	set -e
+	[ $rc -eq 0 ] || fail "$name --help: exit $rc: $(cat "$D/err")"
+	grep -qx 'Exit status (docs/tools.md):' "$D/out" ||
+		fail "$name --help: no exit-status list on stdout"
+	[ ! -s "$D/err" ] || fail "$name --help: wrote to stderr: $(cat "$D/err")"
+	usage_error "$name" --no-such-flag "$p" --no-such-flag
+	usage_error "$name" "stray argument" "$p" stray-argument
+	n=$((n + 1))
+done
+echo "bench_cli: $n programs ok"
