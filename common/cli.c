@@ -4,8 +4,10 @@
  * vigil program prints (cli.h; docs/tools.md), and where a program finds
  * its installed files.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -61,6 +63,54 @@ vigil_cli_usage_error(const char *prog, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, " (see --help)\n");
 	return VIGIL_EXIT_USAGE;
+}
+
+int
+vigil_cli_parse_u64(const char *prog, const char *flag, const char *s, uint64_t lo, uint64_t hi,
+    uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] < '0' || s[0] > '9' || v < lo || v > hi)
+		return vigil_cli_usage_error(prog, "--%s: %s: not a whole number in [%llu, %llu]", flag,
+		    s, (unsigned long long)lo, (unsigned long long)hi);
+	*ret = v;
+	return VIGIL_EXIT_OK;
+}
+
+int
+vigil_cli_parse_u32(const char *prog, const char *flag, const char *s, uint32_t lo, uint32_t hi,
+    uint32_t *ret)
+{
+	uint64_t v;
+	int rc = vigil_cli_parse_u64(prog, flag, s, lo, hi, &v);
+
+	if (rc == VIGIL_EXIT_OK)
+		*ret = (uint32_t)v;
+	return rc;
+}
+
+int
+vigil_cli_parse_double(const char *prog, const char *flag, const char *s, double lo, bool open,
+    double hi, double *ret)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || *end != '\0' || !isfinite(v) || !(open ? v > lo : v >= lo) || v > hi) {
+		if (isinf(hi))
+			return vigil_cli_usage_error(prog, "--%s: %s: not a number %s %g", flag, s,
+			    open ? "above" : "of at least", lo);
+		return vigil_cli_usage_error(prog, "--%s: %s: not a number in %c%g, %g]", flag, s,
+		    open ? '(' : '[', lo, hi);
+	}
+	*ret = v;
+	return VIGIL_EXIT_OK;
 }
 
 const char *

@@ -12,6 +12,8 @@
 #define VIGIL_CLI_H
 
 #include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -48,6 +50,20 @@ void vigil_cli_version(FILE *out, const char *prog);
  * VIGIL_EXIT_USAGE. */
 int vigil_cli_usage_error(const char *prog, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The value s of --flag as a whole decimal in [lo, hi] into *ret, and
+ * VIGIL_EXIT_OK; or a usage error naming the flag, the value and the range
+ * ("PROG: --runs: 0: not a whole number in [1, 101] (see --help)"),
+ * VIGIL_EXIT_USAGE, *ret untouched. A sign, a space or a suffix is refused. */
+int vigil_cli_parse_u64(const char *prog, const char *flag, const char *s, uint64_t lo,
+    uint64_t hi, uint64_t *ret);
+int vigil_cli_parse_u32(const char *prog, const char *flag, const char *s, uint32_t lo,
+    uint32_t hi, uint32_t *ret);
+
+/* The same for a finite number from lo (above lo when open) to hi (HUGE_VAL:
+ * no upper bound). */
+int vigil_cli_parse_double(const char *prog, const char *flag, const char *s, double lo,
+    bool open, double hi, double *ret);
 
 /* After getopt_long returned '?' (opterr = 0): prints "PROG: TEXT (see
  * --help)" on stderr, TEXT as vigil_cli_bad_option_text makes it, and returns

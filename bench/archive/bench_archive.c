@@ -346,8 +346,7 @@ main(int argc, char **argv)
 	char root[4096];
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
 	struct statfs sfs;
-	char *end;
-	int c, rc = 0;
+	int c, u = VIGIL_EXIT_OK, rc = 0;
 
 	opterr = 0;
 	b.seconds = 2;
@@ -356,22 +355,18 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'd': base = optarg; break;
 		case 's':
-			b.seconds = strtod(optarg, &end);
-			if (end == optarg || *end != '\0' || !(b.seconds > 0 && b.seconds < 1e6))
-				return vigil_cli_usage_error("bench-archive",
-				    "--seconds: %s: not a number of seconds above 0", optarg);
+			u = vigil_cli_parse_double("bench-archive", "seconds", optarg, 0, true, 1e6,
+			    &b.seconds);
 			break;
 		case 'n':
-			errno = 0;
-			b.max_records = strtoull(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' ||
-			    b.max_records == 0)
-				return vigil_cli_usage_error("bench-archive",
-				    "--records: %s: not a whole number above 0", optarg);
+			u = vigil_cli_parse_u64("bench-archive", "records", optarg, 1, UINT64_MAX,
+			    &b.max_records);
 			break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-archive", argv);
 		}
+		if (u != VIGIL_EXIT_OK)
+			return u;
 	}
 	if (optind != argc)
 		return vigil_cli_usage_error("bench-archive", "%s: unexpected argument", argv[optind]);

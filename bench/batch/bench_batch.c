@@ -149,22 +149,6 @@ usage(FILE *out)
 	vigil_cli_exit_help(out, exits);
 }
 
-/* The value of --flag, a whole number in [lo, hi], or a usage error. */
-static int
-parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
-		return vigil_cli_usage_error("bench-batch", "--%s: %s: not a whole number in "
-		    "[%llu, %llu]", flag, s, (unsigned long long)lo, (unsigned long long)hi);
-	*ret = v;
-	return VIGIL_EXIT_OK;
-}
-
 static double
 cpu_seconds(void)
 {
@@ -211,16 +195,18 @@ main(int argc, char **argv)
 		int u = VIGIL_EXIT_OK;
 
 		switch (c) {
-		case 'n': u = parse_u64("records", optarg, 1, UINT64_MAX, &n); break;
-		case 'c': u = parse_u64("cards", optarg, 1, UINT64_MAX, &ncards); break;
+		case 'n': u = vigil_cli_parse_u64("bench-batch", "records", optarg,
+		    1, UINT64_MAX, &n); break;
+		case 'c': u = vigil_cli_parse_u64("bench-batch", "cards", optarg,
+		    1, UINT64_MAX, &ncards); break;
 		case 'r':
-			u = parse_u64("runs", optarg, 1, 15, &v);
+			u = vigil_cli_parse_u64("bench-batch", "runs", optarg, 1, 15, &v);
 			runs = (int)v;
 			break;
 		case 'd': snprintf(dir, sizeof dir, "%s", optarg); own_dir = false; break;
 		case 'u': reuse = true; break;
 		case 't':
-			u = parse_u64("threads", optarg, 1, 8, &v);
+			u = vigil_cli_parse_u64("bench-batch", "threads", optarg, 1, 8, &v);
 			tmin = tmax = (uint32_t)v;
 			break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;

@@ -140,41 +140,6 @@ usage(FILE *f)
 	vigil_cli_exit_help(f, exits);
 }
 
-/* The value of --flag, a whole number in [lo, hi], or a usage error. */
-static int
-parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
-		return vigil_cli_usage_error("bench-train", "--%s: %s: not a whole number in "
-		    "[%llu, %llu]", flag, s, (unsigned long long)lo, (unsigned long long)hi);
-	*ret = v;
-	return VIGIL_EXIT_OK;
-}
-
-/* The value of --flag, a finite number from lo (above it if open), at most
- * hi, or a usage error. */
-static int
-parse_real(const char *flag, const char *s, double lo, bool open, double hi, double *ret)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (end == s || *end != '\0' || !isfinite(v) || !(open ? v > lo : v >= lo) || v > hi) {
-		if (isinf(hi))
-			return vigil_cli_usage_error("bench-train", "--%s: %s: not a number %s %g",
-			    flag, s, open ? "above" : "of at least", lo);
-		return vigil_cli_usage_error("bench-train", "--%s: %s: not a number in %c%g, %g]",
-		    flag, s, open ? '(' : '[', lo, hi);
-	}
-	*ret = v;
-	return VIGIL_EXIT_OK;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -226,30 +191,40 @@ main(int argc, char **argv)
 	o.threads = 2;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		uint64_t v = 0;
 		int u = VIGIL_EXIT_OK;
 
 		switch (c) {
 		case 'N': break; /* applied before the others */
-		case 'n': u = parse_u64("rows", optarg, 1, UINT64_MAX, &rows); break;
-		case 'f': u = parse_u64("features", optarg, 1, MAX_FEAT, &v); nf = (uint32_t)v; break;
+		case 'n':
+			u = vigil_cli_parse_u64("bench-train", "rows", optarg,
+			    1, UINT64_MAX, &rows);
+			break;
+		case 'f':
+			u = vigil_cli_parse_u32("bench-train", "features", optarg,
+			    1, MAX_FEAT, &nf);
+			break;
 		case 'd':
-			u = parse_u64("days", optarg, 2, BATCH_TRAIN_MAX_DAYS, &v);
-			days = (uint32_t)v;
+			u = vigil_cli_parse_u32("bench-train", "days", optarg,
+			    2, BATCH_TRAIN_MAX_DAYS, &days);
 			break;
 		case 't':
-			u = parse_u64("threads", optarg, 0, BATCH_MAX_THREADS, &v);
-			o.threads = (uint32_t)v;
+			u = vigil_cli_parse_u32("bench-train", "threads", optarg,
+			    0, BATCH_MAX_THREADS, &o.threads);
 			break;
-		case 'r': u = parse_u64("runs", optarg, 1, MAX_RUNS, &v); runs = (uint32_t)v; break;
-		case 'm': u = parse_u64("max-rows", optarg, 2, BATCH_TRAIN_MAX_ROWS, &o.max_rows); break;
+		case 'r':
+			u = vigil_cli_parse_u32("bench-train", "runs", optarg, 1, MAX_RUNS, &runs);
+			break;
+		case 'm':
+			u = vigil_cli_parse_u64("bench-train", "max-rows", optarg,
+			    2, BATCH_TRAIN_MAX_ROWS, &o.max_rows);
+			break;
 		case 'R':
-			u = parse_u64("max-rounds", optarg, 1, BATCH_TRAIN_MAX_ROUNDS, &v);
-			o.max_rounds = (uint32_t)v;
+			u = vigil_cli_parse_u32("bench-train", "max-rounds", optarg,
+			    1, BATCH_TRAIN_MAX_ROUNDS, &o.max_rounds);
 			break;
 		case 'e':
-			u = parse_u64("early-stop", optarg, 0, UINT32_MAX, &v);
-			o.early_stop = (uint32_t)v;
+			u = vigil_cli_parse_u32("bench-train", "early-stop", optarg,
+			    0, UINT32_MAX, &o.early_stop);
 			break;
 		case 's':
 			if (strcmp(optarg, "ap") == 0)
@@ -261,18 +236,29 @@ main(int argc, char **argv)
 				    "--stop: ap or logloss, not \"%s\"", optarg);
 			break;
 		case 'p':
-			u = parse_real("scale-pos-weight", optarg, 0, true, HUGE_VAL, &o.scale_pos_weight);
+			u = vigil_cli_parse_double("bench-train", "scale-pos-weight", optarg,
+			    0, true, HUGE_VAL, &o.scale_pos_weight);
 			break;
 		case 'c':
-			u = parse_real("min-child-weight", optarg, 0, false, HUGE_VAL, &o.min_child_weight);
+			u = vigil_cli_parse_double("bench-train", "min-child-weight", optarg,
+			    0, false, HUGE_VAL, &o.min_child_weight);
 			break;
-		case 'b': u = parse_u64("max-bin", optarg, 2, 65536, &v); o.max_bin = (uint32_t)v; break;
-		case 'E': u = parse_real("eta", optarg, 0, true, 1, &o.eta); break;
+		case 'b':
+			u = vigil_cli_parse_u32("bench-train", "max-bin", optarg,
+			    2, 65536, &o.max_bin);
+			break;
+		case 'E':
+			u = vigil_cli_parse_double("bench-train", "eta", optarg,
+			    0, true, 1, &o.eta);
+			break;
 		case 'D':
-			u = parse_u64("max-depth", optarg, 1, BATCH_TRAIN_MAX_DEPTH, &v);
-			o.max_depth = (uint32_t)v;
+			u = vigil_cli_parse_u32("bench-train", "max-depth", optarg,
+			    1, BATCH_TRAIN_MAX_DEPTH, &o.max_depth);
 			break;
-		case 'L': u = parse_real("lambda", optarg, 0, false, HUGE_VAL, &o.reg_lambda); break;
+		case 'L':
+			u = vigil_cli_parse_double("bench-train", "lambda", optarg,
+			    0, false, HUGE_VAL, &o.reg_lambda);
+			break;
 		case 'F': o.refit = false; break;
 		case 'P': o.balanced_bins = false; break;
 		case 'o': out = optarg; break;

@@ -168,22 +168,6 @@ usage(FILE *out)
 	vigil_cli_exit_help(out, exits);
 }
 
-/* The value of --flag, a whole number in [lo, hi], or a usage error. */
-static int
-parse_long(const char *flag, const char *s, long lo, long hi, long *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return vigil_cli_usage_error("bench-clients", "--%s: %s: not a whole number in "
-		    "[%ld, %ld]", flag, s, lo, hi);
-	*ret = v;
-	return VIGIL_EXIT_OK;
-}
-
 /* ---- the two sides, one call each ---- */
 
 static void
@@ -234,7 +218,8 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	long         calls = 20000, v = 0;
+	long         calls = 20000;
+	uint64_t     v = 0;
 	int          rounds = 7, opt;
 	char         url[256] = "";
 	char         dir[] = "/tmp/vigil-bench-clients-XXXXXX";
@@ -263,10 +248,12 @@ main(int argc, char **argv)
 
 		switch (opt) {
 		case 'n':
-			u = parse_long("calls", optarg, 1, 1000000, &calls);
+			u = vigil_cli_parse_u64("bench-clients", "calls", optarg, 1, 1000000, &v);
+			calls = (long) v;
 			break;
 		case 'r':
-			u = parse_long("rounds", optarg, 1, MAX_ROUNDS, &v);
+			u = vigil_cli_parse_u64("bench-clients", "rounds", optarg,
+			    1, MAX_ROUNDS, &v);
 			rounds = (int) v;
 			break;
 		case 'u':

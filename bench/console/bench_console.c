@@ -296,22 +296,6 @@ usage(FILE *out)
 	vigil_cli_exit_help(out, exits);
 }
 
-/* The value of --flag, a whole number in [lo, hi], or a usage error. */
-static int
-parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
-		return vigil_cli_usage_error("bench-console", "--%s: %s: not a whole number in "
-		    "[%llu, %llu]", flag, s, (unsigned long long)lo, (unsigned long long)hi);
-	*ret = v;
-	return VIGIL_EXIT_OK;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -333,12 +317,13 @@ main(int argc, char **argv)
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		uint64_t v = 0;
 		int u = VIGIL_EXIT_OK;
 
 		switch (c) {
-		case 'n': u = parse_u64("records", optarg, 1, UINT64_MAX, &n); break;
-		case 'd': u = parse_u64("days", optarg, 1, UINT32_MAX, &v); days = (uint32_t)v; break;
+		case 'n': u = vigil_cli_parse_u64("bench-console", "records", optarg,
+		    1, UINT64_MAX, &n); break;
+		case 'd': u = vigil_cli_parse_u32("bench-console", "days", optarg,
+		    1, UINT32_MAX, &days); break;
 		case 'o': snprintf(dir, sizeof dir, "%s", optarg); break;
 		case 'D': data = optarg; break;
 		case 'k': keep = true; break;

@@ -63,22 +63,6 @@ print_usage(FILE *out)
 	vigil_cli_exit_help(out, exits);
 }
 
-/* The value of --flag, a whole number in [lo, hi], or a usage error. */
-static int
-parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
-		return vigil_cli_usage_error("bench-model", "--%s: %s: not a whole number in "
-		    "[%u, %u]", flag, s, lo, hi);
-	*ret = (uint32_t)v;
-	return VIGIL_EXIT_OK;
-}
-
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t
@@ -353,12 +337,18 @@ main(int argc, char **argv)
 		int u = VIGIL_EXIT_OK;
 
 		switch (o) {
-		case 't': u = parse_u32("trees", optarg, 1, MODEL_MAX_TREES, &trees); break;
-		case 'd': u = parse_u32("depth", optarg, 1, MODEL_MAX_DEPTH, &depth); break;
-		case 'f': u = parse_u32("features", optarg, 1, MODEL_MAX_FEATURES, &nf); break;
-		case 'n': u = parse_u32("train-rows", optarg, 10, UINT32_MAX, &ntrain); break;
-		case 'i': u = parse_u32("iterations", optarg, 20, UINT32_MAX, &iters); break;
-		case 'r': u = parse_u32("runs", optarg, 1, MAX_RUNS, &v); runs = (int)v; break;
+		case 't': u = vigil_cli_parse_u32("bench-model", "trees", optarg,
+		    1, MODEL_MAX_TREES, &trees); break;
+		case 'd': u = vigil_cli_parse_u32("bench-model", "depth", optarg,
+		    1, MODEL_MAX_DEPTH, &depth); break;
+		case 'f': u = vigil_cli_parse_u32("bench-model", "features", optarg,
+		    1, MODEL_MAX_FEATURES, &nf); break;
+		case 'n': u = vigil_cli_parse_u32("bench-model", "train-rows", optarg,
+		    10, UINT32_MAX, &ntrain); break;
+		case 'i': u = vigil_cli_parse_u32("bench-model", "iterations", optarg,
+		    20, UINT32_MAX, &iters); break;
+		case 'r': u = vigil_cli_parse_u32("bench-model", "runs", optarg,
+		    1, MAX_RUNS, &v); runs = (int)v; break;
 		case 'm': model_file = optarg; break;
 		case 'h': print_usage(stdout); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-model", argv);

@@ -57,22 +57,6 @@ usage(FILE *out)
 	vigil_cli_exit_help(out, exits);
 }
 
-/* The value of --flag, a whole number in [lo, hi], or a usage error. */
-static int
-parse_int(const char *flag, const char *s, int lo, int hi, int *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return vigil_cli_usage_error("bench-replay", "--%s: %s: not a whole number in "
-		    "[%d, %d]", flag, s, lo, hi);
-	*ret = (int)v;
-	return VIGIL_EXIT_OK;
-}
-
 /* One pass; returns rows per wall second (*ret_cpu: per CPU second), or -1. */
 static double
 bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage, double *ret_cpu)
@@ -174,6 +158,7 @@ main(int argc, char **argv)
 	static const char *const stages[] = { "", "csv parse", "csv + score", "csv + score + metrics" };
 	const char *csv = NULL, *rules = "rules/default.rules";
 	int runs = 5, only = 0, opt, status = 1;
+	uint32_t v = 0;
 	rules_prog *prog = NULL;
 	rules_diags diags;
 	char *buf = NULL;
@@ -187,8 +172,10 @@ main(int argc, char **argv)
 		switch (opt) {
 		case 'c': csv = optarg; break;
 		case 'r': rules = optarg; break;
-		case 'n': u = parse_int("runs", optarg, 1, 101, &runs); break;
-		case 's': u = parse_int("stage", optarg, 1, 3, &only); break;
+		case 'n': u = vigil_cli_parse_u32("bench-replay", "runs", optarg,
+		    1, 101, &v); runs = (int)v; break;
+		case 's': u = vigil_cli_parse_u32("bench-replay", "stage", optarg,
+		    1, 3, &v); only = (int)v; break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-replay", argv);
 		}

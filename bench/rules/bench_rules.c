@@ -66,22 +66,6 @@ print_usage(FILE *out)
 	vigil_cli_exit_help(out, exits);
 }
 
-/* The value of --flag, a whole number in [lo, hi], or a usage error. */
-static int
-parse_long(const char *flag, const char *s, long lo, long hi, long *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return vigil_cli_usage_error("bench-rules", "--%s: %s: not a whole number in "
-		    "[%ld, %ld]", flag, s, lo, hi);
-	*ret = v;
-	return VIGIL_EXIT_OK;
-}
-
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t
@@ -295,7 +279,8 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	long          iters = 200000, v = 0;
+	long          iters = 200000;
+	uint64_t      v = 0;
 	int           runs = 5, ngen = 200, c;
 	char          path[4096];
 	const char   *root = getenv("VIGIL_SOURCE_ROOT");
@@ -313,10 +298,16 @@ main(int argc, char **argv)
 		int u = VIGIL_EXIT_OK;
 
 		switch (c) {
-		case 'i': u = parse_long("iterations", optarg, 1, LONG_MAX, &iters); break;
-		case 'r': u = parse_long("runs", optarg, 1, 101, &v); runs = (int)v; break;
+		case 'i':
+			u = vigil_cli_parse_u64("bench-rules", "iterations", optarg,
+			    1, LONG_MAX, &v);
+			iters = (long)v;
+			break;
+		case 'r': u = vigil_cli_parse_u64("bench-rules", "runs", optarg,
+		    1, 101, &v); runs = (int)v; break;
 		case 'g':
-			u = parse_long("generated", optarg, 1, RULES_MAX_RULES, &v);
+			u = vigil_cli_parse_u64("bench-rules", "generated", optarg,
+			    1, RULES_MAX_RULES, &v);
 			ngen = (int)v;
 			break;
 		case 'f': snprintf(path, sizeof path, "%s", optarg); break;

@@ -358,41 +358,6 @@ lg_usage(FILE *out)
 	vigil_cli_exit_help(out, exits);
 }
 
-/* The value of --flag, a whole number in [lo, hi], or a usage error. */
-static int
-lg_whole(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
-		return vigil_cli_usage_error(LG_PROG, "--%s: \"%s\": not a whole number in "
-		    "[%llu, %llu]", flag, s, (unsigned long long)lo, (unsigned long long)hi);
-	*ret = v;
-	return VIGIL_EXIT_OK;
-}
-
-/* The value of --flag, a number above lo (open) or from lo, at most hi, or
- * a usage error. */
-static int
-lg_real(const char *flag, const char *s, double lo, bool open, double hi, double *ret)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (end == s || *end != '\0' || !(open ? v > lo : v >= lo) || !(v <= hi)) {
-		if (hi == DBL_MAX)
-			return vigil_cli_usage_error(LG_PROG, "--%s: \"%s\": not a number %s %g", flag,
-			    s, open ? "above" : "from", lo);
-		return vigil_cli_usage_error(LG_PROG, "--%s: \"%s\": not a number %s %g, at most %g",
-		    flag, s, open ? "above" : "from", lo, hi);
-	}
-	*ret = v;
-	return VIGIL_EXIT_OK;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -424,31 +389,41 @@ main(int argc, char **argv)
 	lg.merchants = 1000;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "u:c:C:d:n:w:k:m:r:Dejh", opts, NULL)) != -1) {
-		uint64_t v = 0;
 		int u = VIGIL_EXIT_OK;
 
 		switch (opt) {
 		case 'u': lg.url = optarg; break;
 		case 'c':
-			u = lg_whole("concurrency", optarg, 1, LG_MAX_CONC, &v);
-			lg.conc = (uint32_t)v;
+			u = vigil_cli_parse_u32(LG_PROG, "concurrency", optarg,
+			    1, LG_MAX_CONC, &lg.conc);
 			break;
 		case 'C':
-			u = lg_whole("connections", optarg, 1, UINT32_MAX, &v);
-			lg.nconn = (uint32_t)v;
+			u = vigil_cli_parse_u32(LG_PROG, "connections", optarg,
+			    1, UINT32_MAX, &lg.nconn);
 			break;
-		case 'd': u = lg_real("duration", optarg, 0, true, 1e6, &lg.duration_s); break;
-		case 'n': u = lg_whole("requests", optarg, 1, UINT64_MAX, &lg.requests); break;
-		case 'w': u = lg_real("warmup", optarg, 0, false, 3600, &lg.warmup_s); break;
+		case 'd':
+			u = vigil_cli_parse_double(LG_PROG, "duration", optarg,
+			    0, true, 1e6, &lg.duration_s);
+			break;
+		case 'n':
+			u = vigil_cli_parse_u64(LG_PROG, "requests", optarg,
+			    1, UINT64_MAX, &lg.requests);
+			break;
+		case 'w':
+			u = vigil_cli_parse_double(LG_PROG, "warmup", optarg,
+			    0, false, 3600, &lg.warmup_s);
+			break;
 		case 'k':
-			u = lg_whole("cards", optarg, 1, UINT32_MAX, &v);
-			lg.cards = (uint32_t)v;
+			u = vigil_cli_parse_u32(LG_PROG, "cards", optarg, 1, UINT32_MAX, &lg.cards);
 			break;
 		case 'm':
-			u = lg_whole("merchants", optarg, 1, UINT32_MAX, &v);
-			lg.merchants = (uint32_t)v;
+			u = vigil_cli_parse_u32(LG_PROG, "merchants", optarg,
+			    1, UINT32_MAX, &lg.merchants);
 			break;
-		case 'r': u = lg_real("rate", optarg, 0, false, DBL_MAX, &lg.rate); break;
+		case 'r':
+			u = vigil_cli_parse_double(LG_PROG, "rate", optarg,
+			    0, false, HUGE_VAL, &lg.rate);
+			break;
 		case 'D': lg.dry_run = true; break;
 		case 'e': lg.echo = true; break;
 		case 'j': lg.json = true; break;

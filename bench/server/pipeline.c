@@ -97,22 +97,6 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* A whole decimal in [lo, hi] from optarg, or a usage error. */
-static int
-parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
-		return vigil_cli_usage_error(PL_PROG, "--%s: %s: not a whole number in [%u, %u]",
-		    flag, s, lo, hi);
-	*ret = (uint32_t)v;
-	return VIGIL_EXIT_OK;
-}
-
 typedef struct pl_counts {
 	uint64_t scored, alerts, reasons;
 } pl_counts;
@@ -196,11 +180,16 @@ main(int argc, char **argv)
 		case OPT_RULES: rules = optarg; break;
 		case OPT_JSON: json = true; break;
 		case OPT_DRY_RUN: dry = true; break;
-		case OPT_TXNS: u = parse_u32("txns", optarg, 1, 100000000, &ntxn); break;
-		case OPT_RUNS: u = parse_u32("runs", optarg, 1, PL_MAX_RUNS, &runs); break;
-		case OPT_WARMUP: u = parse_u32("warmup", optarg, 0, 100000000, &warmup); break;
-		case OPT_CARDS: u = parse_u32("cards", optarg, 1, UINT32_MAX, &cards); break;
-		case OPT_MERCHANTS: u = parse_u32("merchants", optarg, 1, UINT32_MAX, &merchants);
+		case OPT_TXNS: u = vigil_cli_parse_u32(PL_PROG, "txns", optarg,
+		    1, 100000000, &ntxn); break;
+		case OPT_RUNS: u = vigil_cli_parse_u32(PL_PROG, "runs", optarg,
+		    1, PL_MAX_RUNS, &runs); break;
+		case OPT_WARMUP: u = vigil_cli_parse_u32(PL_PROG, "warmup", optarg,
+		    0, 100000000, &warmup); break;
+		case OPT_CARDS: u = vigil_cli_parse_u32(PL_PROG, "cards", optarg,
+		    1, UINT32_MAX, &cards); break;
+		case OPT_MERCHANTS: u = vigil_cli_parse_u32(PL_PROG, "merchants", optarg,
+		    1, UINT32_MAX, &merchants);
 			break;
 		default: return vigil_cli_bad_option(PL_PROG, argv);
 		}

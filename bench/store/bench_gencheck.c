@@ -70,22 +70,6 @@ usage(FILE *out)
 	vigil_cli_exit_help(out, exits);
 }
 
-/* The value of --flag, a whole number in [lo, hi], or a usage error. */
-static int
-parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
-		return vigil_cli_usage_error("bench-gencheck", "--%s: %s: not a whole number in "
-		    "[%u, %u]", flag, s, lo, hi);
-	*ret = (uint32_t)v;
-	return VIGIL_EXIT_OK;
-}
-
 static void
 die(const char *what, vigil_err rv, const store_diag *d)
 {
@@ -153,8 +137,10 @@ main(int argc, char **argv)
 		int u = VIGIL_EXIT_OK;
 
 		switch (o) {
-		case 'c': u = parse_u32("cards", optarg, 1, UINT32_MAX, &cards); break;
-		case 'r': u = parse_u32("runs", optarg, 1, 64, &runs); break;
+		case 'c': u = vigil_cli_parse_u32("bench-gencheck", "cards", optarg,
+		    1, UINT32_MAX, &cards); break;
+		case 'r': u = vigil_cli_parse_u32("bench-gencheck", "runs", optarg,
+		    1, 64, &runs); break;
 		case 'd': dirarg = optarg; break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-gencheck", argv);

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "cli.h"
 #include "vigil.h"
 #include "vigil_json.h"
 
@@ -701,6 +702,50 @@ test_error_json(void **state)
 	assert_string_equal(vigil_error_code(VIGIL_EBUSY), "BUSY");
 }
 
+/* The command-line number parsers: the range, whole strings only, no sign;
+ * a refusal is a usage error and leaves *ret as it was. */
+static void
+test_cli_parse(void **state)
+{
+	uint64_t u = 7;
+	uint32_t w = 7;
+	double d = 7;
+
+	(void)state;
+	assert_int_equal(vigil_cli_parse_u64("t", "n", "42", 1, 100, &u), VIGIL_EXIT_OK);
+	assert_int_equal(u, 42);
+	assert_int_equal(vigil_cli_parse_u64("t", "n", "18446744073709551615", 0, UINT64_MAX, &u),
+	    VIGIL_EXIT_OK);
+	assert_true(u == UINT64_MAX);
+	u = 7;
+	static const char *bad_u[] = { "", "0", "101", "-1", "+5", " 5", "5x", "1e2",
+		"18446744073709551616" };
+	for (size_t i = 0; i < sizeof bad_u / sizeof bad_u[0]; i++) {
+		assert_int_equal(vigil_cli_parse_u64("t", "n", bad_u[i], 1, 100, &u), VIGIL_EXIT_USAGE);
+		assert_int_equal(u, 7);
+	}
+	assert_int_equal(vigil_cli_parse_u32("t", "n", "4294967295", 1, UINT32_MAX, &w), VIGIL_EXIT_OK);
+	assert_true(w == UINT32_MAX);
+	w = 7;
+	assert_int_equal(vigil_cli_parse_u32("t", "n", "4294967296", 1, UINT32_MAX, &w),
+	    VIGIL_EXIT_USAGE);
+	assert_int_equal(w, 7);
+
+	assert_int_equal(vigil_cli_parse_double("t", "x", "0.5", 0, true, 1, &d), VIGIL_EXIT_OK);
+	assert_true(d == 0.5);
+	assert_int_equal(vigil_cli_parse_double("t", "x", "0", 0, false, HUGE_VAL, &d), VIGIL_EXIT_OK);
+	assert_true(d == 0);
+	d = 7;
+	static const char *bad_d[] = { "", "0", "1.5", "x", "0.5s", "nan", "inf" };
+	for (size_t i = 0; i < sizeof bad_d / sizeof bad_d[0]; i++) {
+		assert_int_equal(vigil_cli_parse_double("t", "x", bad_d[i], 0, true, 1, &d),
+		    VIGIL_EXIT_USAGE);
+		assert_true(d == 7);
+	}
+	assert_int_equal(vigil_cli_parse_double("t", "x", "-1", 0, false, HUGE_VAL, &d),
+	    VIGIL_EXIT_USAGE);
+}
+
 int
 main(void)
 {
@@ -711,7 +756,7 @@ main(void)
 		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json), cmocka_unit_test(test_json_errinfo),
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
 		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
-		cmocka_unit_test(test_error_json),
+		cmocka_unit_test(test_error_json), cmocka_unit_test(test_cli_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,14 +62,14 @@ set +e
 rv=$?
 set -e
 [ $rv -eq 2 ] || fail "--rate -1: exit $rv, expected 2: $(cat "$D/out")"
-grep -q -- '^vigil-loadgen: --rate: "-1": not a number from 0 (see --help)$' "$D/out" ||
+grep -q -- '^vigil-loadgen: --rate: -1: not a number of at least 0 (see --help)$' "$D/out" ||
 	fail "--rate -1: unexpected message: $(cat "$D/out")"
 set +e
 "$LG" --url "$URL" --echo --connections 0 --requests 1 >"$D/out" 2>&1
 rv=$?
 set -e
 [ $rv -eq 2 ] || fail "--connections 0: exit $rv, expected 2: $(cat "$D/out")"
-grep -q -- '^vigil-loadgen: --connections: "0": not a whole number in \[1, ' "$D/out" ||
+grep -q -- '^vigil-loadgen: --connections: 0: not a whole number in \[1, ' "$D/out" ||
 	fail "--connections 0: unexpected message: $(cat "$D/out")"
 # vigil-echo --work-us: an echo that spends CPU per request still answers
 # every request; a --work-us that is not a number of microseconds is a
