@@ -268,29 +268,28 @@ phase_read(bench *b, const char *sub, bool decode, const char *label)
 	return 0;
 }
 
-/* Bytes of dir's segment files whose name ends in suffix. */
+/* Bytes of dir's segment files of one form (".log" or ".log.zst"). */
 static uint64_t
 dir_bytes(const char *dir, const char *suffix)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
+	store_seg_ent *ents;
+	size_t nents;
 	uint64_t n = 0;
-	size_t sl = strlen(suffix);
+	bool zst = strcmp(suffix, ".log.zst") == 0;
 
-	if (d == NULL)
+	if (store_seg_list(dir, &ents, &nents, NULL) != VIGIL_OK)
 		return 0;
-	while ((de = readdir(d)) != NULL) {
-		size_t l = strlen(de->d_name);
+	for (size_t i = 0; i < nents; i++) {
 		char p[4200];
 		struct stat st;
 
-		if (strncmp(de->d_name, "seg-", 4) != 0 || l <= sl || strcmp(de->d_name + l - sl, suffix) != 0)
+		if (!(zst ? ents[i].has_zst : ents[i].has_log))
 			continue;
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		snprintf(p, sizeof p, "%s/%s%s", dir, ents[i].base, suffix);
 		if (stat(p, &st) == 0)
 			n += (uint64_t)st.st_size;
 	}
-	closedir(d);
+	free(ents);
 	return n;
 }
 

@@ -16,6 +16,9 @@ fail() { echo "bench-archive: $*" >&2; exit 1; }
 
 "$BA" --dir "$D" --seconds 5 --records 3000 >"$D/out" 2>"$D/err" || fail "exit $?: $(cat "$D/err")"
 grep -q '^compress closed segments' "$D/out" || fail "no compression line: $(cat "$D/out")"
+# the bytes before compression are counted (the closed segment's .log)
+grep -Eq '^compress closed segments .* (0\.[1-9]|[1-9][0-9]*\.[0-9]) MB -> [0-9.]+ MB' "$D/out" ||
+	fail "compression sizes not counted: $(grep '^compress' "$D/out")"
 # Each read line ends "... N records ..."; the zstd reads must see what the plain read saw.
 plain=$(sed -n 's/^read frames (CRC checked).* \([0-9][0-9]*\) records.*/\1/p' "$D/out")
 zstd=$(sed -n 's/^read zstd frames (CRC checked).* \([0-9][0-9]*\) records.*/\1/p' "$D/out")
