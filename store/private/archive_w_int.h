@@ -36,11 +36,6 @@
  * (unwritten) block, which the first store must read as zeros, allocate
  * and map. At most this much of the file is written twice. */
 #define AR_ZERO_AHEAD     (256u << 10)
-/* Written pages are unmapped once this many bytes of them are behind the
- * write position (archive.md): the interval thread's fdatasync then finds
- * them unmapped and has no page table entries to write-protect, one TLB
- * shootdown each; one madvise call covers the whole stretch. */
-#define AR_RELEASE_STEP   (64u << 10)
 
 /* Fault handling (archive.md, "Errors"): after a failed attempt, appends
  * are refused for a backoff that doubles from AR_BACKOFF_MIN_MS to

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1597,6 +1598,80 @@ test_segment_past_prealloc_steps(void **state)
 	assert_int_equal(c.n, 0);
 }
 
+/* The resident size, in KiB, of this process's mappings of path
+ * (/proc/self/smaps), or -1 if none is mapped. */
+static long
+mapped_rss_kb(const char *path)
+{
+	FILE *fp = fopen("/proc/self/smaps", "r");
+	char line[1024];
+	bool in = false, any = false;
+	long total = 0, kb;
+	size_t plen = strlen(path);
+
+	assert_non_null(fp);
+	while (fgets(line, sizeof line, fp) != NULL) {
+		size_t n = strcspn(line, "\n");
+		unsigned long lo, hi;
+
+		line[n] = '\0';
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's first line */
+			in = n >= plen && strcmp(line + n - plen, path) == 0;
+			any |= in;
+		} else if (in && sscanf(line, "Rss: %ld kB", &kb) == 1) {
+			total += kb;
+		}
+	}
+	fclose(fp);
+	return any ? total : -1;
+}
+
+/* The written pages of the open segment do not stay mapped: with fsync
+ * interval the interval thread unmaps them before each sync (so the sync
+ * has no page table entries of them to write-protect), with fsync never
+ * they go at each preallocation step. Either way the writer's resident
+ * size does not grow with the segment. */
+static void
+test_written_pages_unmapped(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o;
+	store_archive *ar;
+	char p[512];
+	long kb = -1;
+
+	store_archive_opts_default(&o);
+	o.fsync = STORE_FSYNC_INTERVAL;
+	o.fsync_interval_ms = 5;
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 12000, T0); /* about 2.3 MB: inside the first 4 MiB step */
+	assert_true(frames_bytes(1, 12001) > (2u << 20));
+	assert_true(frames_bytes(1, 12001) < (4u << 20));
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	/* no more appends: the next interval tick leaves only the last page */
+	for (int i = 0; i < 1000; i++) {
+		kb = mapped_rss_kb(p);
+		if (kb >= 0 && kb <= 8)
+			break;
+		usleep(10000);
+	}
+	assert_true(kb >= 0); /* still mapped (appends go by memcpy) */
+	assert_true(kb <= 8);
+	store_archive_close(ar);
+
+	rm_rf(f->dir);
+	assert_int_equal(vt_tmpdir_make("vigil-archive", f->dir, sizeof f->dir), 0);
+	o = opts_never();
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 50000, T0); /* past two 4 MiB steps */
+	assert_true(frames_bytes(1, 50001) > (8u << 20));
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	kb = mapped_rss_kb(p);
+	assert_true(kb >= 0);
+	assert_true(kb <= 4096 + 4);
+	store_archive_close(ar);
+}
+
 /* Whether any block of [off, off + len) of fd is an unwritten extent
  * (fallocated, never written): 1 yes, 0 no, -1 FIEMAP not supported here. */
 static int
@@ -2012,6 +2087,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_half_magic_completed_while_reading, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prealloc_fails_mid_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_index_falls_back_to_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_written_pages_unmapped, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
