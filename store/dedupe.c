@@ -194,6 +194,9 @@ dd_alloc(live *lv, size_t len, uint32_t nhits, size_t extra, const char *version
 			pthread_mutex_unlock(&lv->dd_chunk_mu);
 			return NULL;
 		}
+		/* its pages made present at once: one call, not a page fault
+		 * every 20 or so records */
+		(void)vigil_mem_populate(nc, DD_CHUNK);
 		/* One count for being the chunk filled, dropped when it is left. */
 		atomic_init(&nc->nlive, 1);
 		nc->used = sizeof *nc;

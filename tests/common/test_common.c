@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -746,6 +748,44 @@ test_cli_parse(void **state)
 	    VIGIL_EXIT_USAGE);
 }
 
+/* vigil_mem_populate: every whole page of the range resident afterwards
+ * (mincore), none of the partial pages at its ends, and the bytes kept. */
+static void
+test_mem_populate(void **state)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t len = 16 * (size_t)pg, np = len / (size_t)pg;
+	unsigned char vec[16];
+	uint8_t *m;
+
+	(void)state;
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	assert_int_equal(mincore(m, len, vec), 0);
+	for (size_t i = 0; i < np; i++)
+		assert_int_equal(vec[i] & 1, 0); /* fresh: nothing present */
+	m[2 * pg] = 42;
+	/* from the middle of page 1 to the middle of page 14: pages 2-13 */
+	assert_true(vigil_mem_populate(m + pg + pg / 2, 13 * (size_t)pg));
+	assert_int_equal(mincore(m, len, vec), 0);
+	assert_int_equal(vec[0] & 1, 0);
+	assert_int_equal(vec[1] & 1, 0);
+	for (size_t i = 2; i <= 13; i++)
+		assert_int_equal(vec[i] & 1, 1);
+	assert_int_equal(vec[14] & 1, 0);
+	assert_int_equal(vec[15] & 1, 0);
+	assert_int_equal(m[2 * pg], 42);
+	assert_int_equal(m[3 * pg], 0);
+	assert_true(vigil_mem_populate(m, 10)); /* no whole page: nothing to do */
+	assert_false(vigil_mem_populate(NULL, len));
+	assert_int_equal(munmap(m, len), 0);
+	/* a read-only mapping cannot be populated for writing: refused, no crash */
+	m = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	assert_false(vigil_mem_populate(m, len));
+	assert_int_equal(munmap(m, len), 0);
+}
+
 int
 main(void)
 {
@@ -757,6 +797,7 @@ main(void)
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
 		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
 		cmocka_unit_test(test_error_json), cmocka_unit_test(test_cli_parse),
+		cmocka_unit_test(test_mem_populate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
