@@ -737,6 +737,7 @@ main(int argc, char **argv)
 	case SRV_RUN:
 		break;
 	}
+	srv_malloc_tune(argv);
 
 	main_no_dump(true);
 	sigemptyset(&sigs);

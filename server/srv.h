@@ -277,4 +277,10 @@ vigil_err srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen);
 /* One line on stderr, prefixed "vigild: ". */
 void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* tune.c: once, before vigild creates anything: executes vigild again with
+ * glibc's allocator tunables for its heaps (huge pages), unless
+ * GLIBC_TUNABLES already names glibc.malloc.hugetlb. Returns if it did not
+ * (or in the second start). */
+void srv_malloc_tune(char **argv);
+
 #endif

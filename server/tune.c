@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/tune.c - glibc's allocator set up for vigild before it starts
+ * (srv_malloc_tune, srv.h; docs/vigild.md, "Memory").
+ *
+ * Scoring grows the live state (cards' and entities' events) from nng's
+ * threads, whose malloc arenas are extended a 4 KiB page at a time, each
+ * page a fault when first written: 10-19 us on a virtual machine, about
+ * 0.04 faults a score. With glibc.malloc.hugetlb=1 malloc asks for
+ * transparent huge pages (madvise) and with a 32 MiB top pad its heaps
+ * grow far enough for them to apply: a fault maps 2 MiB (vigild CPU per
+ * score -0.95 us, docs/BENCHMARKS.md, "CPU per score"). glibc reads its
+ * tunables only at start, so vigild executes itself again once with
+ * GLIBC_TUNABLES set; the process id, arguments, descriptors and the rest
+ * of the environment stay. A GLIBC_TUNABLES that already names
+ * glibc.malloc.hugetlb is the operator's choice and is kept
+ * (glibc.malloc.hugetlb=0 turns this off).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "srv.h"
+
+#define TUNE_SET    "glibc.malloc.hugetlb=1:glibc.malloc.top_pad=33554432"
+#define TUNE_MARKER "VIGIL_MALLOC_TUNED" /* set across the one exec, then removed */
+
+void
+srv_malloc_tune(char **argv)
+{
+	const char *cur = getenv("GLIBC_TUNABLES");
+	char buf[1024];
+	int n;
+
+	if (getenv(TUNE_MARKER) != NULL) { /* the second start: never a third */
+		unsetenv(TUNE_MARKER);
+		return;
+	}
+	if (cur != NULL && strstr(cur, "glibc.malloc.hugetlb") != NULL)
+		return;
+	if (cur != NULL && cur[0] != '\0')
+		n = snprintf(buf, sizeof buf, "%s:%s", cur, TUNE_SET);
+	else
+		n = snprintf(buf, sizeof buf, "%s", TUNE_SET);
+	if (n < 0 || (size_t)n >= sizeof buf)
+		return;
+	if (setenv("GLIBC_TUNABLES", buf, 1) != 0 || setenv(TUNE_MARKER, "1", 1) != 0)
+		return;
+	(void)execv("/proc/self/exe", argv);
+	/* not executed again (no /proc): go on as started, untuned */
+	unsetenv(TUNE_MARKER);
+	if (cur != NULL)
+		(void)setenv("GLIBC_TUNABLES", cur, 1);
+	else
+		unsetenv("GLIBC_TUNABLES");
+}

@@ -1,0 +1,71 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# tests/server/malloc_tune.sh - vigild sets glibc's allocator tunables for
+# itself (server/tune.c): started plainly, it runs again with
+# GLIBC_TUNABLES naming glibc.malloc.hugetlb=1, as the same process id;
+# an operator's GLIBC_TUNABLES is kept, first, and one that already names
+# glibc.malloc.hugetlb (=0: the way to turn this off) is left alone.
+# Reads /proc/PID/environ, the environment the process was executed with:
+# vigild is not dumpable, so that needs root; skipped (77) otherwise.
+set -eu
+
+VT_NAME=malloc-tune
+VT_LOG=vigild.log
+# shellcheck source=tests/lib/vt.sh
+. "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt.sh"
+V="$B/server/vigild"
+R="$S/tests/server/rules/velocity.rules"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "SKIP: not root: vigild's /proc/PID/environ is refused to its own user"
+	exit 77
+fi
+
+# run GLIBC_TUNABLES-or-"-": starts vigild, waits for its start-up line,
+# leaves its executed environment in $D/env, stops it
+run() {
+	rm -rf "$D/data" "$D/env"
+	mkdir "$D/data"
+	if [ "$1" = - ]; then
+		env -u GLIBC_TUNABLES -u VIGIL_MALLOC_TUNED "$V" --data "$D/data" \
+			--listen "ipc://$D/data/v.sock" --admin off --rules "$R" 2>"$D/$VT_LOG" &
+	else
+		env -u VIGIL_MALLOC_TUNED GLIBC_TUNABLES="$1" "$V" --data "$D/data" \
+			--listen "ipc://$D/data/v.sock" --admin off --rules "$R" 2>"$D/$VT_LOG" &
+	fi
+	PID=$!
+	i=0
+	until grep -q "rules: loaded" "$D/$VT_LOG" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -lt 300 ] || fail "vigild did not load its rules"
+		kill -0 "$PID" 2>/dev/null || fail "vigild exited"
+		sleep 0.1
+	done
+	# the process started is the one that serves: same id after the exec
+	tr '\0' '\n' <"/proc/$PID/environ" >"$D/env"
+	grep -q "^vigild: starting" "$D/$VT_LOG" || fail "no start-up line"
+	[ "$(grep -c "^vigild: starting" "$D/$VT_LOG")" -eq 1 ] || fail "started more than once"
+	kill -TERM "$PID"
+	wait "$PID" || fail "vigild exited with status $?"
+	PID=
+}
+
+run -
+grep -qx "VIGIL_MALLOC_TUNED=1" "$D/env" || fail "plain start: not executed again with the tunables"
+grep -q "^GLIBC_TUNABLES=glibc.malloc.hugetlb=1" "$D/env" ||
+	fail "plain start: GLIBC_TUNABLES is $(grep GLIBC_TUNABLES "$D/env" || echo unset)"
+
+run "glibc.malloc.arena_max=4"
+grep -qx "VIGIL_MALLOC_TUNED=1" "$D/env" || fail "arena_max set: not executed again"
+# glibc parses the variable in place, so only its first tunable shows: the operator's
+grep -q "^GLIBC_TUNABLES=glibc.malloc.arena_max=4" "$D/env" ||
+	fail "arena_max set: the operator's tunable is not kept first"
+
+run "glibc.malloc.hugetlb=0"
+if grep -q "VIGIL_MALLOC_TUNED" "$D/env"; then
+	fail "hugetlb=0: executed again although the operator chose"
+fi
+grep -qx "GLIBC_TUNABLES=glibc.malloc.hugetlb=0" "$D/env" ||
+	fail "hugetlb=0: GLIBC_TUNABLES is $(grep GLIBC_TUNABLES "$D/env" || echo unset)"
+
+vt_done "ok: tunables set once, the operator's kept"
