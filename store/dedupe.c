@@ -10,8 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define HASH_NONFATAL_OOM 1 /* a failed add says so (oom), it does not exit */
+#include <uthash.h>
+
 #include "live.h"
 #include "live_obj_int.h"
+
+/* A rule name as the records share it, in live.dd_rules (keyed by name).
+ * Kept until live_free: one per rule name the live state has seen. Under
+ * dd_chunk_mu. */
+struct dd_rule {
+	UT_hash_handle hh;
+	char           name[sizeof(((store_hit *)0)->rule)];
+};
 
 /* Idempotency records are carved in arrival order out of DD_CHUNK-byte
  * chunks (aligned to their size, so an entry finds its chunk by masking
@@ -87,10 +98,47 @@ dd_points(const store_hit *hits, uint32_t n)
 	return points;
 }
 
-static store_hit *
+static dd_hit *
 dd_hits(dd_entry *d)
 {
-	return (store_hit *)(void *)((char *)d + DD_KEY_END(d->k.len));
+	return (dd_hit *)(void *)((char *)d + DD_KEY_END(d->k.len));
+}
+
+/* Under dd_chunk_mu: the shared copy of a rule name. NULL on ENOMEM. */
+static const char *
+dd_rule_locked(live *lv, const char *name)
+{
+	size_t   n = strnlen(name, sizeof(((dd_rule *)0)->name) - 1);
+	dd_rule *r;
+	bool     oom = false;
+
+	HASH_FIND(hh, lv->dd_rules, name, n, r);
+	if (r != NULL)
+		return r->name;
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		return NULL;
+	memcpy(r->name, name, n);
+#undef uthash_nonfatal_oom
+#define uthash_nonfatal_oom(e) (oom = true)
+	HASH_ADD(hh, lv->dd_rules, name, n, r);
+#undef uthash_nonfatal_oom
+#define uthash_nonfatal_oom(e) do {} while (0)
+	if (oom) {
+		free(r);
+		return NULL;
+	}
+	return r->name;
+}
+
+void
+dd_rules_free(live *lv)
+{
+	dd_rule *r, *tmp;
+
+	HASH_ITER(hh, lv->dd_rules, r, tmp) {
+		HASH_DEL(lv->dd_rules, r);
+		free(r);
+	}
 }
 
 /* The outcome d records. */
@@ -102,7 +150,13 @@ dd_outcome_get(dd_entry *d, store_outcome *ret)
 	ret->decision = (vigil_decision)d->decision;
 	ret->features_gen = d->features_gen;
 	ret->nhits = d->nhits;
-	memcpy(ret->hits, dd_hits(d), d->nhits * sizeof ret->hits[0]);
+	for (uint32_t i = 0; i < d->nhits; i++) {
+		const dd_hit *h = &dd_hits(d)[i];
+
+		memcpy(ret->hits[i].rule, h->rule, strlen(h->rule) + 1);
+		ret->hits[i].points = h->points;
+		ret->hits[i].shadow = h->shadow != 0;
+	}
 	ret->points = dd_points(ret->hits, d->nhits);
 	memcpy(ret->rules_version, d->rules_version, DD_VERSION_LEN);
 	dd_model_get(d, &ret->model);
@@ -168,13 +222,15 @@ dd_version_locked(live *lv, const char *version)
 	return v->v;
 }
 
-/* An entry for an id of len bytes and nhits hits, with its rules version
- * set. NULL on ENOMEM. */
+/* An entry for an id of len bytes and the nhits hits (nhits <=
+ * STORE_MAX_HITS), with its rules version and hits set. NULL on ENOMEM. */
 static dd_entry *
-dd_alloc(live *lv, size_t len, uint32_t nhits, size_t extra, const char *version)
+dd_alloc(live *lv, size_t len, const store_hit *hits, uint32_t nhits, size_t extra,
+    const char *version)
 {
 	size_t      size = DD_SIZE(len, nhits) + extra;
-	const char *ver;
+	const char *ver, *names[STORE_MAX_HITS];
+	dd_hit     *dh;
 	dd_chunk   *c;
 	dd_entry   *d;
 
@@ -182,6 +238,9 @@ dd_alloc(live *lv, size_t len, uint32_t nhits, size_t extra, const char *version
 	ver = lv->dd_versions != NULL &&
 	    memcmp(lv->dd_versions->v, version, DD_VERSION_LEN - 1) == 0
 	    ? lv->dd_versions->v : dd_version_locked(lv, version);
+	for (uint32_t i = 0; i < nhits && ver != NULL; i++)
+		if ((names[i] = dd_rule_locked(lv, hits[i].rule)) == NULL)
+			ver = NULL;
 	if (ver == NULL) {
 		pthread_mutex_unlock(&lv->dd_chunk_mu);
 		return NULL;
@@ -210,6 +269,12 @@ dd_alloc(live *lv, size_t len, uint32_t nhits, size_t extra, const char *version
 	atomic_fetch_add_explicit(&c->nlive, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&lv->dd_chunk_mu);
 	d->rules_version = ver;
+	dh = (dd_hit *)(void *)((char *)d + DD_KEY_END(len));
+	for (uint32_t i = 0; i < nhits; i++) {
+		dh[i].rule = names[i];
+		dh[i].points = hits[i].points;
+		dh[i].shadow = hits[i].shadow;
+	}
 	return d;
 }
 
@@ -270,8 +335,8 @@ dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint
 		goto out; /* the first outcome stays */
 	if (mo != NULL && mo->nreasons > STORE_MAX_REASONS)
 		mo = NULL; /* not from app_score: keep no model part rather than a wrong one */
-	d = dd_alloc(lv, len, nhits, mo != NULL && mo->present ? DD_MODEL_BYTES(mo->nreasons) : 0,
-	    rules_version);
+	d = dd_alloc(lv, len, hits, nhits,
+	    mo != NULL && mo->present ? DD_MODEL_BYTES(mo->nreasons) : 0, rules_version);
 	if (d == NULL) {
 		rv = VIGIL_ENOMEM;
 		goto out;
@@ -284,7 +349,6 @@ dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint
 	d->nhits = (uint8_t)nhits;
 	d->state = state;
 	d->features_gen = features_gen;
-	memcpy(dd_hits(d), hits, nhits * sizeof *hits);
 	dd_model_put(d, mo);
 	if (late)
 		d->model |= DD_LATE;

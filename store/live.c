@@ -137,6 +137,7 @@ live_free(live *lv)
 		pthread_mutex_destroy(&lv->dd[i].mu);
 	}
 	free(lv->dd_cur);
+	dd_rules_free(lv);
 	while (lv->dd_versions != NULL) {
 		dd_version *v = lv->dd_versions;
 

@@ -74,7 +74,7 @@ struct live_claim {
 #define DD_OF(kp) ((dd_entry *)(void *)((char *)(kp) - offsetof(dd_entry, k)))
 #define DD_VERSION_LEN 72 /* sizeof store_outcome.rules_version */
 #define DD_KEY_END(len) ((offsetof(dd_entry, k) + offsetof(okey, id) + (len) + 1 + 7) / 8 * 8)
-#define DD_SIZE(len, nhits) (DD_KEY_END(len) + (size_t)(nhits) * sizeof(store_hit))
+#define DD_SIZE(len, nhits) (DD_KEY_END(len) + (size_t)(nhits) * sizeof(dd_hit))
 /* After the hits, when a model scored: the score (a double), then the
  * reasons, packed (copied in and out with memcpy: not aligned). */
 #define DD_MODEL 0x80u
@@ -85,6 +85,15 @@ struct live_claim {
 _Static_assert(STORE_MAX_REASONS <= 0x3f, "reasons fit under DD_LATE");
 #define DD_REASON_BYTES (4 + 4 + 8)
 #define DD_MODEL_BYTES(nreasons) (8 + (size_t)(nreasons) * DD_REASON_BYTES)
+
+/* A hit as a record keeps it: the rule's name interned (dd_rule), 16 bytes
+ * where a store_hit is 72 (most of an alerting record was its hits'
+ * names). */
+typedef struct dd_hit {
+	const char *rule; /* a dd_rule's name (dedupe.c) */
+	int32_t     points;
+	uint8_t     shadow;
+} dd_hit;
 
 /* A rules version as the records share it (DD_VERSION_LEN bytes, the
  * last one NUL): the one last used, or one seen before, or a new copy.
@@ -97,7 +106,7 @@ struct dd_version {
 
 _Static_assert(sizeof(((store_outcome *)0)->rules_version) == DD_VERSION_LEN &&
     sizeof(((store_scored *)0)->rules_version) == DD_VERSION_LEN, "rules_version length");
-_Static_assert(_Alignof(store_hit) <= 8, "hits after the id, 8-aligned");
+_Static_assert(_Alignof(dd_hit) <= 8, "hits after the id, 8-aligned");
 
 /* The watermark (live_watermark, live.h). */
 static inline int64_t
@@ -118,6 +127,8 @@ vigil_err dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64
     const char *rules_version, const store_hit *hits, uint32_t nhits,
     const store_model_outcome *mo, bool late, uint8_t state, int mode);
 void dd_release(live *lv, dd_entry *d);
+/* Frees the interned rule names (live_free, after the last record). */
+void dd_rules_free(live *lv);
 void dd_sweep_stripe(live *lv, uint32_t i);
 
 #endif /* VIGIL_STORE_LIVE_OBJ_INT_H */
