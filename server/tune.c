@@ -30,7 +30,8 @@ void
 srv_malloc_tune(char **argv)
 {
 	const char *cur = getenv("GLIBC_TUNABLES");
-	char buf[1024];
+	char buf[1024], self[4096];
+	ssize_t k;
 	int n;
 
 	if (getenv(TUNE_MARKER) != NULL) { /* the second start: never a third */
@@ -45,10 +46,17 @@ srv_malloc_tune(char **argv)
 		n = snprintf(buf, sizeof buf, "%s", TUNE_SET);
 	if (n < 0 || (size_t)n >= sizeof buf)
 		return;
+	/* the binary's own path, not /proc/self/exe: the process's name
+	 * (ps, pgrep, top) is the basename of what is executed */
+	k = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (k <= 0 || (size_t)k >= sizeof self - 1)
+		return;
+	self[k] = '\0';
 	if (setenv("GLIBC_TUNABLES", buf, 1) != 0 || setenv(TUNE_MARKER, "1", 1) != 0)
 		return;
-	(void)execv("/proc/self/exe", argv);
-	/* not executed again (no /proc): go on as started, untuned */
+	(void)execv(self, argv);
+	/* not executed again (no /proc, the binary replaced or removed since
+	 * it started): go on as started, untuned */
 	unsetenv(TUNE_MARKER);
 	if (cur != NULL)
 		(void)setenv("GLIBC_TUNABLES", cur, 1);

@@ -43,6 +43,8 @@ run() {
 	done
 	# the process started is the one that serves: same id after the exec
 	tr '\0' '\n' <"/proc/$PID/environ" >"$D/env"
+	# and keeps its name (ps, pgrep): what /proc/self/exe would not
+	[ "$(cat "/proc/$PID/comm")" = vigild ] || fail "process name $(cat "/proc/$PID/comm"), not vigild"
 	grep -q "^vigild: starting" "$D/$VT_LOG" || fail "no start-up line"
 	[ "$(grep -c "^vigild: starting" "$D/$VT_LOG")" -eq 1 ] || fail "started more than once"
 	kill -TERM "$PID"
