@@ -16,12 +16,12 @@
 #include "live.h"
 #include "live_obj_int.h"
 
-/* A rule name as the records share it, in live.dd_rules (keyed by name).
- * Kept until live_free: one per rule name the live state has seen. Under
- * dd_chunk_mu. */
-struct dd_rule {
+/* A string the records share (rules versions, rule names), in
+ * live.dd_strs (keyed by its bytes up to the NUL). Kept until live_free:
+ * one per string the live state has seen. Under dd_chunk_mu. */
+struct dd_str {
 	UT_hash_handle hh;
-	char           name[sizeof(((store_hit *)0)->rule)];
+	char           s[DD_VERSION_LEN]; /* the longest: a rule name is < 64 */
 };
 
 /* Idempotency records are carved in arrival order out of DD_CHUNK-byte
@@ -104,39 +104,41 @@ dd_hits(dd_entry *d)
 	return (dd_hit *)(void *)((char *)d + DD_KEY_END(d->k.len));
 }
 
-/* Under dd_chunk_mu: the shared copy of a rule name. NULL on ENOMEM. */
+/* Under dd_chunk_mu: the shared copy of the string str (at most
+ * DD_VERSION_LEN - 1 bytes of it, zero-padded to DD_VERSION_LEN). NULL on
+ * ENOMEM. */
 static const char *
-dd_rule_locked(live *lv, const char *name)
+dd_intern_locked(live *lv, const char *str)
 {
-	size_t   n = strnlen(name, sizeof(((dd_rule *)0)->name) - 1);
-	dd_rule *r;
-	bool     oom = false;
+	size_t  n = strnlen(str, DD_VERSION_LEN - 1);
+	dd_str *r;
+	bool    oom = false;
 
-	HASH_FIND(hh, lv->dd_rules, name, n, r);
+	HASH_FIND(hh, lv->dd_strs, str, n, r);
 	if (r != NULL)
-		return r->name;
+		return r->s;
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		return NULL;
-	memcpy(r->name, name, n);
+	memcpy(r->s, str, n);
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(e) (oom = true)
-	HASH_ADD(hh, lv->dd_rules, name, n, r);
+	HASH_ADD(hh, lv->dd_strs, s, n, r);
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(e) do {} while (0)
 	if (oom) {
 		free(r);
 		return NULL;
 	}
-	return r->name;
+	return r->s;
 }
 
 void
-dd_rules_free(live *lv)
+dd_strs_free(live *lv)
 {
-	dd_rule *r, *tmp;
+	dd_str *r, *tmp;
 
-	HASH_ITER(hh, lv->dd_rules, r, tmp) {
-		HASH_DEL(lv->dd_rules, r);
+	HASH_ITER(hh, lv->dd_strs, r, tmp) {
+		HASH_DEL(lv->dd_strs, r);
 		free(r);
 	}
 }
@@ -197,31 +199,6 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 	return rv;
 }
 
-/* Under dd_chunk_mu: the shared copy of version (DD_VERSION_LEN bytes,
- * the last one taken as NUL), moved to the front. NULL on ENOMEM. */
-static const char *
-dd_version_locked(live *lv, const char *version)
-{
-	dd_version **pp, *v;
-
-	for (pp = &lv->dd_versions; (v = *pp) != NULL; pp = &v->next) {
-		if (memcmp(v->v, version, DD_VERSION_LEN - 1) == 0) {
-			*pp = v->next;
-			break;
-		}
-	}
-	if (v == NULL) {
-		v = malloc(sizeof *v);
-		if (v == NULL)
-			return NULL;
-		memcpy(v->v, version, DD_VERSION_LEN - 1);
-		v->v[DD_VERSION_LEN - 1] = '\0';
-	}
-	v->next = lv->dd_versions;
-	lv->dd_versions = v;
-	return v->v;
-}
-
 /* An entry for an id of len bytes and the nhits hits (nhits <=
  * STORE_MAX_HITS), with its rules version and hits set. NULL on ENOMEM. */
 static dd_entry *
@@ -235,11 +212,9 @@ dd_alloc(live *lv, size_t len, const store_hit *hits, uint32_t nhits, size_t ext
 	dd_entry   *d;
 
 	pthread_mutex_lock(&lv->dd_chunk_mu);
-	ver = lv->dd_versions != NULL &&
-	    memcmp(lv->dd_versions->v, version, DD_VERSION_LEN - 1) == 0
-	    ? lv->dd_versions->v : dd_version_locked(lv, version);
+	ver = dd_intern_locked(lv, version);
 	for (uint32_t i = 0; i < nhits && ver != NULL; i++)
-		if ((names[i] = dd_rule_locked(lv, hits[i].rule)) == NULL)
+		if ((names[i] = dd_intern_locked(lv, hits[i].rule)) == NULL)
 			ver = NULL;
 	if (ver == NULL) {
 		pthread_mutex_unlock(&lv->dd_chunk_mu);

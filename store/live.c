@@ -137,13 +137,7 @@ live_free(live *lv)
 		pthread_mutex_destroy(&lv->dd[i].mu);
 	}
 	free(lv->dd_cur);
-	dd_rules_free(lv);
-	while (lv->dd_versions != NULL) {
-		dd_version *v = lv->dd_versions;
-
-		lv->dd_versions = v->next;
-		free(v);
-	}
+	dd_strs_free(lv);
 	pthread_mutex_destroy(&lv->dd_chunk_mu);
 	pthread_mutex_destroy(&lv->dd_wait_mu);
 	pthread_cond_destroy(&lv->dd_wait_cv);

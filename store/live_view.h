@@ -157,8 +157,7 @@ dd_stripe_of(uint64_t h)
 }
 
 typedef struct dd_chunk dd_chunk;     /* dedupe.c */
-typedef struct dd_version dd_version; /* private/live_obj_int.h */
-typedef struct dd_rule dd_rule;       /* private/live_obj_int.h */
+typedef struct dd_str dd_str;         /* dedupe.c */
 
 struct live {
 	live_opts       opts;
@@ -176,10 +175,9 @@ struct live {
 	pthread_mutex_t dd_wait_mu;  /* live_dedupe_wait sleeps on dd_wait_cv */
 	pthread_cond_t  dd_wait_cv;
 	_Atomic uint32_t dd_waiters;
-	pthread_mutex_t dd_chunk_mu; /* carving from dd_cur, dd_versions, dd_rules */
+	pthread_mutex_t dd_chunk_mu; /* carving from dd_cur, dd_strs */
 	dd_chunk       *dd_cur;      /* the chunk being filled, NULL before the first */
-	dd_version     *dd_versions; /* most recently used first */
-	dd_rule        *dd_rules;    /* uthash by name: the hits' rule names */
+	dd_str         *dd_strs;     /* uthash: rules versions and rule names, interned */
 };
 
 /* First index in ev[head .. head+n) whose time is > t (upper bound). */

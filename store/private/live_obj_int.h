@@ -43,7 +43,7 @@ obj_alloc(size_t size)
 /* An idempotency record takes DD_SIZE(id length, nhits) bytes: the okey is
  * cut after the id's NUL and the hits follow it (dd_hits), so a record of
  * a short id without hits is 64 bytes, not 176 (most of a replay's memory
- * was these). The rules version is shared (dd_version). */
+ * was these). The rules version is shared (dd_str, dedupe.c). */
 typedef struct dd_entry {
 	int64_t        t;
 	uint64_t       features_gen;
@@ -86,23 +86,14 @@ _Static_assert(STORE_MAX_REASONS <= 0x3f, "reasons fit under DD_LATE");
 #define DD_REASON_BYTES (4 + 4 + 8)
 #define DD_MODEL_BYTES(nreasons) (8 + (size_t)(nreasons) * DD_REASON_BYTES)
 
-/* A hit as a record keeps it: the rule's name interned (dd_rule), 16 bytes
+/* A hit as a record keeps it: the rule's name interned (dd_str), 16 bytes
  * where a store_hit is 72 (most of an alerting record was its hits'
  * names). */
 typedef struct dd_hit {
-	const char *rule; /* a dd_rule's name (dedupe.c) */
+	const char *rule; /* interned (dd_str, dedupe.c) */
 	int32_t     points;
 	uint8_t     shadow;
 } dd_hit;
-
-/* A rules version as the records share it (DD_VERSION_LEN bytes, the
- * last one NUL): the one last used, or one seen before, or a new copy.
- * Kept until live_free: one per rules version the live state has seen.
- * Under dd_chunk_mu. NULL on ENOMEM. */
-struct dd_version {
-	struct dd_version *next;
-	char               v[DD_VERSION_LEN];
-};
 
 _Static_assert(sizeof(((store_outcome *)0)->rules_version) == DD_VERSION_LEN &&
     sizeof(((store_scored *)0)->rules_version) == DD_VERSION_LEN, "rules_version length");
@@ -127,8 +118,8 @@ vigil_err dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64
     const char *rules_version, const store_hit *hits, uint32_t nhits,
     const store_model_outcome *mo, bool late, uint8_t state, int mode);
 void dd_release(live *lv, dd_entry *d);
-/* Frees the interned rule names (live_free, after the last record). */
-void dd_rules_free(live *lv);
+/* Frees the interned strings (live_free, after the last record). */
+void dd_strs_free(live *lv);
 void dd_sweep_stripe(live *lv, uint32_t i);
 
 #endif /* VIGIL_STORE_LIVE_OBJ_INT_H */
