@@ -330,34 +330,6 @@ ar_sync_once(store_archive *ar)
 	pthread_cond_broadcast(&ar->sync_cv);
 }
 
-static void *
-ar_commit_main(void *arg)
-{
-	store_archive *ar = arg;
-
-	pthread_mutex_lock(&ar->sync_mu);
-	while (!ar->commit_stop) {
-		if (ar->synced_seq >= ar->commit_want || ar->syncing || ar->sync_doubt) {
-			pthread_cond_wait(&ar->commit_cv, &ar->sync_mu);
-			continue;
-		}
-		ar_sync_once(ar);
-	}
-	pthread_mutex_unlock(&ar->sync_mu);
-	return NULL;
-}
-
-vigil_err
-store_archive_use_sync_thread(store_archive *ar)
-{
-	if (ar->commit_thr_running)
-		return VIGIL_OK;
-	if (pthread_create(&ar->commit_thr, NULL, ar_commit_main, ar) != 0)
-		return VIGIL_ENOMEM;
-	ar->commit_thr_running = true;
-	return VIGIL_OK;
-}
-
 /* Returns once record seq is synced: VIGIL_OK, or VIGIL_EIO if the sync
  * that was to cover it failed. */
 static vigil_err
@@ -366,24 +338,8 @@ ar_sync_upto(store_archive *ar, uint64_t seq)
 	vigil_err rv = VIGIL_OK;
 
 	pthread_mutex_lock(&ar->sync_mu);
-	for (;;) {
-		if (ar_bad_has(ar, seq, AR_BAD_UNSYNCED)) {
-			rv = VIGIL_EIO;
-			break;
-		}
-		if (ar->synced_seq >= seq)
-			break;
-		if (ar->sync_doubt) {
-			rv = VIGIL_EIO;
-			break;
-		}
-		if (!ar->commit_thr_running)
-			break;
-		if (seq > ar->commit_want)
-			ar->commit_want = seq;
-		pthread_cond_signal(&ar->commit_cv);
-		pthread_cond_wait(&ar->sync_cv, &ar->sync_mu);
-	}
+	if (ar_bad_has(ar, seq, AR_BAD_UNSYNCED)) /* even if later syncs passed it */
+		rv = VIGIL_EIO;
 	while (rv == VIGIL_OK && ar->synced_seq < seq) {
 		if (ar_bad_has(ar, seq, AR_BAD_UNSYNCED) || ar->sync_doubt) {
 			rv = VIGIL_EIO;
@@ -658,7 +614,6 @@ ar_seg_finish(store_archive *ar)
 	ar->sync_fd = -1;
 	ar->sync_name[0] = '\0';
 	pthread_cond_broadcast(&ar->sync_cv);
-	pthread_cond_signal(&ar->commit_cv);
 	pthread_mutex_unlock(&ar->sync_mu);
 	close(ar->fd);
 	ar->fd = -1;

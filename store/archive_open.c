@@ -274,7 +274,6 @@ store_archive_open(const char *dir, const store_archive_opts *opts, store_archiv
 	pthread_mutex_init(&ar->q_mu, NULL);
 	pthread_mutex_init(&ar->sync_mu, NULL);
 	pthread_cond_init(&ar->sync_cv, NULL);
-	pthread_cond_init(&ar->commit_cv, NULL);
 	pthread_mutex_init(&ar->thr_mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -363,13 +362,6 @@ store_archive_close(store_archive *ar)
 		pthread_mutex_unlock(&ar->thr_mu);
 		pthread_join(ar->thr, NULL);
 	}
-	if (ar->commit_thr_running) {
-		pthread_mutex_lock(&ar->sync_mu);
-		ar->commit_stop = true;
-		pthread_cond_signal(&ar->commit_cv);
-		pthread_mutex_unlock(&ar->sync_mu);
-		pthread_join(ar->commit_thr, NULL);
-	}
 	/* Records enqueued and never flushed (no caller does that): write them. */
 	if (ar->q.n > 0 && !atomic_load(&ar->failing))
 		(void)ar_flush_upto(ar, ar->q.ent[ar->q.n - 1].seq);
@@ -388,7 +380,6 @@ store_archive_close(store_archive *ar)
 	pthread_mutex_destroy(&ar->q_mu);
 	pthread_mutex_destroy(&ar->sync_mu);
 	pthread_cond_destroy(&ar->sync_cv);
-	pthread_cond_destroy(&ar->commit_cv);
 	pthread_mutex_destroy(&ar->thr_mu);
 	pthread_cond_destroy(&ar->thr_cv);
 	pthread_mutex_destroy(&ar->maint_mu);

@@ -146,8 +146,7 @@ worker_main(void *p)
 
 /* Appends from nthreads threads for up to seconds / max_records. */
 static int
-phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool keep,
-    bool sync_thread)
+phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool keep)
 {
 	char dir[4096];
 	store_archive_opts o;
@@ -168,10 +167,6 @@ phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool k
 	rv = store_archive_open(dir, &o, &ar, NULL, &d);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "bench-archive: %s\n", d.msg);
-		return VIGIL_EXIT_FAIL;
-	}
-	if (sync_thread && store_archive_use_sync_thread(ar) != VIGIL_OK) {
-		fprintf(stderr, "bench-archive: cannot start the sync thread\n");
 		return VIGIL_EXIT_FAIL;
 	}
 	t0 = vigil_mono_ns();
@@ -209,7 +204,7 @@ phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool k
 		double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
 		printf("append fsync=%-8s %-11s threads=%-2d %10.0f records/s  %7.1f MB/s  %9llu records  %7llu syncs  (%.1f appends/sync, %.0f records per CPU-second)\n",
 		    policy == STORE_FSYNC_ALWAYS ? "always" : policy == STORE_FSYNC_NEVER ? "never" : "interval",
-		    policy != STORE_FSYNC_ALWAYS ? "" : sync_thread ? "sync-thread" : "leader",
+		    policy != STORE_FSYNC_ALWAYS ? "" : "leader",
 		    nthreads, (double)total / secs, (double)st.bytes / secs / 1e6,
 		    (unsigned long long)total, (unsigned long long)st.syncs,
 		    st.syncs ? (double)total / (double)st.syncs : 0.0, cpu > 0 ? (double)total / cpu : 0.0);
@@ -380,19 +375,19 @@ main(int argc, char **argv)
 	statfs(root, &sfs);
 	printf("scratch %s (statfs type 0x%lx), payload %zu bytes (+32 header)\n", root,
 	    (unsigned long)sfs.f_type, b.plen);
-	rc = phase_append(&b, "never", STORE_FSYNC_NEVER, 1, true, false);
-	for (int st = 0; st < 2 && rc == 0; st++) {
+	rc = phase_append(&b, "never", STORE_FSYNC_NEVER, 1, true);
+	for (int k = 0; k < 3 && rc == 0; k++) {
 		static const int nthr[] = { 1, 4, 16 };
-		for (int k = 0; k < 3 && rc == 0; k++)
-			rc = phase_append(&b, "always", STORE_FSYNC_ALWAYS, nthr[k], false, st == 1);
+
+		rc = phase_append(&b, "always", STORE_FSYNC_ALWAYS, nthr[k], false);
 	}
 	if (rc == 0)
-		rc = phase_append(&b, "interval", STORE_FSYNC_INTERVAL, 1, false, false);
+		rc = phase_append(&b, "interval", STORE_FSYNC_INTERVAL, 1, false);
 	/* Concurrent appenders share one copy into the segment (group write). */
 	if (rc == 0)
-		rc = phase_append(&b, "never-mt", STORE_FSYNC_NEVER, 4, false, false);
+		rc = phase_append(&b, "never-mt", STORE_FSYNC_NEVER, 4, false);
 	if (rc == 0)
-		rc = phase_append(&b, "interval-mt", STORE_FSYNC_INTERVAL, 4, false, false);
+		rc = phase_append(&b, "interval-mt", STORE_FSYNC_INTERVAL, 4, false);
 	if (rc == 0)
 		rc = phase_read(&b, "never", false, "frames (CRC checked)");
 	if (rc == 0)

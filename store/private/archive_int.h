@@ -93,12 +93,6 @@ bool store_frame_plausible(const uint8_t *buf);
 vigil_err store_seg_index_write(const char *dir, const char *base, const store_seg_index *idx,
     bool sync);
 
-/* Group commit by a dedicated sync thread instead of leader/follower (the
- * default): appenders with fsync=always only wait while the thread syncs.
- * Kept to measure the two designs against each other (bench/archive); call
- * right after open, before any append. */
-vigil_err store_archive_use_sync_thread(store_archive *ar);
-
 /* Segments appended with write(2) because their file could not be
  * preallocated and mapped (docs/archive.md, "Appending"). */
 uint64_t store_archive_prealloc_failures(store_archive *ar);

@@ -143,12 +143,6 @@ struct store_archive {
 	int                sync_fd;    /* == fd, read under sync_mu */
 	uint64_t           synced_seq;
 	uint64_t           syncs;
-	/* alternative group commit (measured in bench/archive): a dedicated
-	 * thread syncs while appenders only wait */
-	bool               commit_thr_running, commit_stop;
-	pthread_t          commit_thr;
-	pthread_cond_t     commit_cv;
-	uint64_t           commit_want;
 
 	pthread_mutex_t    thr_mu;     /* interval sync thread */
 	pthread_cond_t     thr_cv;

@@ -1230,7 +1230,7 @@ thr_append(void *p)
 }
 
 static void
-concurrent(fx *f, store_fsync policy, int nthreads, int per, bool sync_thread)
+concurrent(fx *f, store_fsync policy, int nthreads, int per)
 {
 	store_archive_opts o;
 	store_archive *ar;
@@ -1247,8 +1247,6 @@ concurrent(fx *f, store_fsync policy, int nthreads, int per, bool sync_thread)
 	o.fsync_interval_ms = 5;
 	o.segment_max_bytes = 32768;
 	ar = open_ar(f, &o, NULL);
-	if (sync_thread)
-		assert_int_equal(store_archive_use_sync_thread(ar), VIGIL_OK);
 	for (int t = 0; t < nthreads; t++) {
 		args[t].ar = ar;
 		args[t].id = t;
@@ -1294,25 +1292,19 @@ concurrent(fx *f, store_fsync policy, int nthreads, int per, bool sync_thread)
 static void
 test_concurrent_never(void **state)
 {
-	concurrent(*state, STORE_FSYNC_NEVER, 8, 2000, false);
+	concurrent(*state, STORE_FSYNC_NEVER, 8, 2000);
 }
 
 static void
 test_concurrent_always(void **state)
 {
-	concurrent(*state, STORE_FSYNC_ALWAYS, 4, 100, false);
-}
-
-static void
-test_concurrent_always_sync_thread(void **state)
-{
-	concurrent(*state, STORE_FSYNC_ALWAYS, 4, 100, true);
+	concurrent(*state, STORE_FSYNC_ALWAYS, 4, 100);
 }
 
 static void
 test_concurrent_interval(void **state)
 {
-	concurrent(*state, STORE_FSYNC_INTERVAL, 4, 500, false);
+	concurrent(*state, STORE_FSYNC_INTERVAL, 4, 500);
 }
 
 static void
@@ -2071,7 +2063,6 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_date_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_never, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_always, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_always_sync_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_then_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error_heals, setup, teardown),
