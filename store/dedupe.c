@@ -104,13 +104,13 @@ dd_hits(dd_entry *d)
 	return (dd_hit *)(void *)((char *)d + DD_KEY_END(d->k.len));
 }
 
-/* Under dd_chunk_mu: the shared copy of the string str (at most
- * DD_VERSION_LEN - 1 bytes of it, zero-padded to DD_VERSION_LEN). NULL on
- * ENOMEM. */
+/* Under dd_chunk_mu: the shared copy of the string in str[0..cap) (at
+ * most cap - 1 bytes of it, cap <= DD_VERSION_LEN, zero-padded: a full
+ * array without a NUL is cut, not read past). NULL on ENOMEM. */
 static const char *
-dd_intern_locked(live *lv, const char *str)
+dd_intern_locked(live *lv, const char *str, size_t cap)
 {
-	size_t  n = strnlen(str, DD_VERSION_LEN - 1);
+	size_t  n = strnlen(str, cap - 1);
 	dd_str *r;
 	bool    oom = false;
 
@@ -212,9 +212,9 @@ dd_alloc(live *lv, size_t len, const store_hit *hits, uint32_t nhits, size_t ext
 	dd_entry   *d;
 
 	pthread_mutex_lock(&lv->dd_chunk_mu);
-	ver = dd_intern_locked(lv, version);
+	ver = dd_intern_locked(lv, version, DD_VERSION_LEN);
 	for (uint32_t i = 0; i < nhits && ver != NULL; i++)
-		if ((names[i] = dd_intern_locked(lv, hits[i].rule)) == NULL)
+		if ((names[i] = dd_intern_locked(lv, hits[i].rule, sizeof hits[i].rule)) == NULL)
 			ver = NULL;
 	if (ver == NULL) {
 		pthread_mutex_unlock(&lv->dd_chunk_mu);

@@ -98,6 +98,7 @@ typedef struct dd_hit {
 _Static_assert(sizeof(((store_outcome *)0)->rules_version) == DD_VERSION_LEN &&
     sizeof(((store_scored *)0)->rules_version) == DD_VERSION_LEN, "rules_version length");
 _Static_assert(_Alignof(dd_hit) <= 8, "hits after the id, 8-aligned");
+_Static_assert(sizeof(((store_hit *)0)->rule) <= DD_VERSION_LEN, "a rule name fits a dd_str");
 
 /* The watermark (live_watermark, live.h). */
 static inline int64_t

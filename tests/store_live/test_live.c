@@ -381,6 +381,44 @@ test_idempotency_sizes(void **state)
 	}
 }
 
+/* A hit whose name fills its 64 bytes without a NUL is kept as its first
+ * 63, and the bytes after the array (points, shadow) are not read as more
+ * of the name. */
+static void
+test_idempotency_full_rule_name(void **state)
+{
+	fixture      *fx = *state;
+	vigil_txn     x = txn_make("t-full-name", "c1", "m1", T0, 500);
+	store_outcome prior;
+	store_scored  sc;
+	store_diag    d;
+	char          want[64];
+
+	assert_int_equal(store_score_begin(fx->db, fx->ctx, &x, fx->f, store_schema_nfields(),
+	    &prior), VIGIL_OK);
+	memset(&sc, 0, sizeof sc);
+	sc.txn = x;
+	sc.score = 40;
+	sc.decision = VIGIL_DECISION_REVIEW;
+	sc.scored_at_ms = x.event_time_ms;
+	snprintf(sc.rules_version, sizeof sc.rules_version, "%s", "v-full");
+	sc.nhits = 2;
+	memset(sc.hits[0].rule, 'y', sizeof sc.hits[0].rule); /* no NUL */
+	sc.hits[0].points = 0x41414141;
+	snprintf(sc.hits[1].rule, sizeof sc.hits[1].rule, "%s", "second");
+	sc.hits[1].points = 7;
+	assert_int_equal(store_score_commit(fx->db, fx->ctx, &sc, &d), VIGIL_OK);
+	assert_int_equal(store_score_begin(fx->db, fx->ctx, &x, fx->f, store_schema_nfields(),
+	    &prior), VIGIL_EEXIST);
+	memset(want, 'y', 63);
+	want[63] = '\0';
+	assert_int_equal(prior.nhits, 2);
+	assert_string_equal(prior.hits[0].rule, want);
+	assert_int_equal(prior.hits[0].points, 0x41414141);
+	assert_string_equal(prior.hits[1].rule, "second");
+	assert_string_equal(prior.rules_version, "v-full");
+}
+
 /* A retried txn_id returns the first outcome and is not counted twice. */
 static void
 test_idempotency(void **state)
@@ -1076,6 +1114,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_info, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency_full_rule_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedupe_horizon_expires, setup, teardown),
