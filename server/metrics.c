@@ -95,7 +95,7 @@ typedef struct metrics_snap {
 	srv_ruleset  *rs;
 	bool          part[MP_COUNT_]; /* which parts are shown, read once */
 	bool          up, ready;
-	uint64_t      uptime_s, duplicates, id_conflicts, dry_runs, queue_depth, queue_capacity;
+	uint64_t      uptime_s, duplicates, id_conflicts, dry_runs, queue_depth, queue_capacity, queued;
 	metrics_hist  latency;
 	char          lasterr[SRV_ERR_MAX];
 	double        rules_loaded_s;
@@ -251,6 +251,9 @@ static const metrics_row metrics_rows[] = {
 	  MP_ALWAYS, MF_U64, SNAP(queue_depth), "", NULL },
 	{ "vigil_queue_capacity", "gauge", "[server] max_inflight",
 	  MP_ALWAYS, MF_U64, SNAP(queue_capacity), "", NULL },
+	{ "vigil_queued_total", "counter",
+	  "requests that waited in the work queue (fsync always, or every inline slot busy)",
+	  MP_ALWAYS, MF_U64, SNAP(queued), "", NULL },
 
 	/* rules */
 	{ "vigil_rules_info", "gauge",
@@ -568,6 +571,7 @@ metrics_snap_take(srv_server *s, srv_ruleset *rs, metrics_snap *snap)
 	snap->latency.sum = (double)atomic_load(&m->lat_sum_ns) / 1e9;
 	snap->latency.sum_prec = 9;
 	snap->queue_depth = atomic_load(&m->queue_depth);
+	snap->queued = atomic_load(&m->queued);
 	snap->queue_capacity = s->cfg.max_inflight;
 	snap->rules_loaded_s = rs != NULL ? (double)rs->rules->loaded_at_ms / 1000.0 : 0.0;
 	snap->rules_loads = atomic_load(&s->loads);

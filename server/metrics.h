@@ -35,6 +35,7 @@ typedef struct srv_metrics {
 	_Atomic uint64_t lat_count;
 	_Atomic uint64_t http_requests;
 	_Atomic uint64_t queue_depth;
+	_Atomic uint64_t queued;                /* requests that waited in the work queue */
 	/* exposure: connections and refusals per listener (rep.c, admin.c) */
 	_Atomic uint64_t nng_connections;       /* gauge */
 	_Atomic uint64_t nng_conn_refused;      /* over max_connections */

@@ -18,7 +18,10 @@
  *   the sockets, and the backlog would wait in the kernel where no limit of
  *   ours sees it (4,000 requests in flight gave p50 112 ms and not one
  *   OVERLOADED): with a thread free to read, the excess reaches the queue,
- *   whose length and waiting time are bounded.
+ *   whose length and waiting time are bounded. The threads scoring inline
+ *   drain that queue themselves when they finish (rep_inline_drain), so an
+ *   overflowing request wakes no worker: the workers wait, as a fallback,
+ *   for what an nng thread without scratch memory could not score.
  *
  * queued (fsync always): a reply waits for fdatasync, which nng's threads
  *   must never do, so a callback only moves the message into a bounded work
@@ -494,6 +497,9 @@ rep_refuse(rep_conn *c, Vigil__V1__Status status)
 
 static void rep_reply(srv_rep *rep, rep_conn *c, srv_worker *w, const Vigil__V1__Reply *reply);
 static srv_worker *rep_thread_worker(srv_rep *rep);
+static bool rep_slot_take(srv_rep *rep);
+static void rep_inline_drain(srv_rep *rep, srv_worker *w);
+static void rep_inline_help(srv_rep *rep);
 
 static void
 rep_cb(void *arg)
@@ -501,7 +507,7 @@ rep_cb(void *arg)
 	rep_conn *c = arg;
 	srv_rep *rep = c->rep;
 	int rv = nng_aio_result(c->aio);
-	bool admit, over;
+	bool admit, over, wake = false;
 
 	switch (c->state) {
 	case REP_RECV:
@@ -544,20 +550,20 @@ rep_cb(void *arg)
 			rep_send_static(c, rep->timedout, rep->timedout_len);
 			return;
 		}
-		if (rep->inline_mode) {
-			srv_worker *w;
+		if (rep->inline_mode && rep_slot_take(rep)) {
+			srv_worker *w = rep_thread_worker(rep);
 
-			if (atomic_fetch_add_explicit(&rep->inline_busy, 1, memory_order_relaxed) <
-			    rep->inline_max && (w = rep_thread_worker(rep)) != NULL) {
+			if (w != NULL) {
 				c->state = REP_WORK;
 				c->work = true;
 				rep_reply(rep, c, w, srv_request_handle(rep->s, w, nng_msg_body(c->msg),
 				    nng_msg_len(c->msg)));
-				atomic_fetch_sub_explicit(&rep->inline_busy, 1, memory_order_relaxed);
+				rep_inline_drain(rep, w);
 				return;
 			}
-			/* every inline slot busy (or no memory for a worker): queue it */
-			atomic_fetch_sub_explicit(&rep->inline_busy, 1, memory_order_relaxed);
+			/* no memory for a worker: the worker threads take it */
+			atomic_fetch_sub(&rep->inline_busy, 1);
+			wake = true;
 		}
 		pthread_mutex_lock(&rep->mu);
 		if (rep->len == rep->cap) {
@@ -571,11 +577,14 @@ rep_cb(void *arg)
 		c->enq_ns = vigil_mono_ns();
 		rep->ring[(rep->head + rep->len) % rep->cap] = c;
 		rep->len++;
-		atomic_store_explicit(&rep->qlen, rep->len, memory_order_relaxed);
+		atomic_store(&rep->qlen, rep->len); /* before the slot test: rep_inline_drain */
+		atomic_fetch_add_explicit(&rep->s->metrics.queued, 1, memory_order_relaxed);
 		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len, memory_order_relaxed);
-		if (rep->nsleep > 0) /* spinning workers see qlen without a wake-up */
-			pthread_cond_signal(&rep->work_cv);
+		if ((!rep->inline_mode || wake) && rep->nsleep > 0)
+			pthread_cond_signal(&rep->work_cv); /* spinning workers see qlen */
 		pthread_mutex_unlock(&rep->mu);
+		if (rep->inline_mode && !wake)
+			rep_inline_help(rep);
 		return;
 	case REP_SEND:
 		if (rv != 0) {
@@ -665,6 +674,108 @@ rep_thread_worker(srv_rep *rep)
 	return tw->w;
 }
 
+/* Answers a request taken from the queue, on w: dropped once the socket
+ * closed (a drain that timed out: nobody to answer), OVERLOADED unscored if
+ * it waited longer than the queue timeout, else scored. */
+static void
+rep_run_queued(srv_rep *rep, rep_conn *c, srv_worker *w)
+{
+	if (atomic_load(&rep->closed)) {
+		rep_drop(rep, c);
+		return;
+	}
+	if (vigil_mono_ns() - c->enq_ns > rep->queue_timeout_ns) {
+		srv_metrics_request(&rep->s->metrics, SRV_REQ_UNKNOWN,
+		    VIGIL__V1__STATUS__STATUS_OVERLOADED);
+		atomic_fetch_add_explicit(&rep->s->metrics.queue_timeouts, 1,
+		    memory_order_relaxed);
+		nng_msg_clear(c->msg);
+		if (nng_msg_append(c->msg, rep->timedout, rep->timedout_len) == 0)
+			rep_send(c);
+		else
+			rep_drop(rep, c);
+		return;
+	}
+	rep_reply(rep, c, w, srv_request_handle(rep->s, w, nng_msg_body(c->msg),
+	    nng_msg_len(c->msg)));
+}
+
+/* The queue's oldest request, or NULL if it is empty. */
+static rep_conn *
+rep_pop(srv_rep *rep)
+{
+	rep_conn *c = NULL;
+
+	if (atomic_load_explicit(&rep->qlen, memory_order_relaxed) == 0)
+		return NULL;
+	pthread_mutex_lock(&rep->mu);
+	if (rep->len > 0) {
+		c = rep->ring[rep->head];
+		rep->head = (rep->head + 1) % rep->cap;
+		rep->len--;
+		atomic_store_explicit(&rep->qlen, rep->len, memory_order_relaxed);
+		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len,
+		    memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&rep->mu);
+	return c;
+}
+
+/* Inline mode: one of the inline_max slots on nng's threads, if one is free. */
+static bool
+rep_slot_take(srv_rep *rep)
+{
+	uint32_t n = atomic_load(&rep->inline_busy);
+
+	while (n < rep->inline_max)
+		if (atomic_compare_exchange_weak(&rep->inline_busy, &n, n + 1))
+			return true;
+	return false;
+}
+
+/*
+ * Inline mode, holding a slot and the thread's worker w: scores what the
+ * queue holds, gives the slot back, and takes one again while the queue is
+ * not empty. A request is queued only when every slot was taken, and is
+ * left to the slots' holders, with no thread woken: each holder looks at
+ * the queue after giving its slot back, and the queueing thread looks at
+ * the slots after queueing (rep_inline_help), both with sequentially
+ * consistent operations, so one of the two sees the other and nothing is
+ * left queued with every slot free. A worker thread woken per queued
+ * request cost a futex wake-up and two context switches each.
+ */
+static void
+rep_inline_drain(srv_rep *rep, srv_worker *w)
+{
+	do {
+		rep_conn *c;
+
+		while ((c = rep_pop(rep)) != NULL)
+			rep_run_queued(rep, c, w);
+		atomic_fetch_sub(&rep->inline_busy, 1);
+	} while (atomic_load(&rep->qlen) > 0 && rep_slot_take(rep));
+}
+
+/* Inline mode, after queueing a request: drains the queue if a slot is free
+ * (its holders may all have looked before the request was queued). */
+static void
+rep_inline_help(srv_rep *rep)
+{
+	srv_worker *w;
+
+	if (!rep_slot_take(rep))
+		return;
+	if ((w = rep_thread_worker(rep)) != NULL) {
+		rep_inline_drain(rep, w);
+		return;
+	}
+	atomic_fetch_sub(&rep->inline_busy, 1);
+	pthread_mutex_lock(&rep->mu); /* no memory for a worker: wake a worker thread */
+	if (rep->nsleep > 0)
+		pthread_cond_signal(&rep->work_cv);
+	pthread_mutex_unlock(&rep->mu);
+}
+
 typedef struct rep_thread_arg {
 	srv_rep    *rep;
 	srv_worker *w;
@@ -676,7 +787,6 @@ rep_thread(void *arg)
 	rep_thread_arg *ta = arg;
 	srv_rep *rep = ta->rep;
 	srv_worker *w = ta->w;
-	uint64_t timeout_ns = rep->queue_timeout_ns;
 	int spins = rep->inline_mode ? 0 : REP_SPIN;
 
 	free(ta);
@@ -709,24 +819,7 @@ rep_thread(void *arg)
 		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len, memory_order_relaxed);
 		pthread_mutex_unlock(&rep->mu);
 
-		if (atomic_load(&rep->closed)) { /* drain timed out: nobody to answer */
-			rep_drop(rep, c);
-			continue;
-		}
-		if (vigil_mono_ns() - c->enq_ns > timeout_ns) {
-			srv_metrics_request(&rep->s->metrics, SRV_REQ_UNKNOWN,
-			    VIGIL__V1__STATUS__STATUS_OVERLOADED);
-			atomic_fetch_add_explicit(&rep->s->metrics.queue_timeouts, 1,
-			    memory_order_relaxed);
-			nng_msg_clear(c->msg);
-			if (nng_msg_append(c->msg, rep->timedout, rep->timedout_len) == 0)
-				rep_send(c);
-			else
-				rep_drop(rep, c);
-			continue;
-		}
-		rep_reply(rep, c, w, srv_request_handle(rep->s, w, nng_msg_body(c->msg),
-		    nng_msg_len(c->msg)));
+		rep_run_queued(rep, c, w);
 	}
 	return NULL;
 }

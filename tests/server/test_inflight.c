@@ -396,6 +396,52 @@ test_inflight_per_connection(void **state)
 	rm_rf(faultdir);
 }
 
+/*
+ * The default fsync mode with no per-connection cap: bursts of 256
+ * pipelined requests keep every nng thread busy, so some requests arrive
+ * while every inline slot is taken and wait in the work queue, which the
+ * threads scoring inline drain when they finish, with no worker woken.
+ * Every request must be answered and scored; one left in the queue with no
+ * thread to take it would fail the burst (no reply). The first client of
+ * another connection is scored afterwards.
+ */
+static void
+test_inline_overflow(void **state)
+{
+	char listen[64], ini[400];
+	const char *args[] = { "--listen", listen, "--config", ini, NULL };
+	vt_server s = { 0 };
+	uint16_t port = free_port();
+	int ok, over, bursts = 0;
+	long long queued = 0;
+
+	(void)state;
+	snprintf(s.datadir, sizeof s.datadir, "/tmp/vigil-test-XXXXXX");
+	assert_non_null(mkdtemp(s.datadir));
+	snprintf(ini, sizeof ini, "%s/overflow.ini", s.datadir);
+	write_file(ini, "[server]\nmax_inflight_per_connection = 0\n"
+	    "queue_timeout_ms = 600000\nrequest_timeout_ms = 600000\n");
+	snprintf(listen, sizeof listen, "tcp://127.0.0.1:%u", port);
+	assert_int_equal(vt_server_start(&s, vt_src_path("tests/server/rules/velocity.rules"),
+	    args), 0);
+	/* until some requests were queued (bounded: 64 bursts) */
+	while (bursts < 64 && (queued = metric(&s, "vigil_queued_total")) < 1) {
+		char tag[16];
+
+		snprintf(tag, sizeof tag, "ovf%d", bursts++);
+		burst(port, tag, 256, "(none expected)", &ok, &over);
+		assert_int_equal(ok, 256);
+		assert_int_equal(over, 0);
+	}
+	print_message("%d bursts of 256 pipelined requests: all scored; %lld waited in the "
+	    "work queue\n", bursts, queued);
+	assert_true(queued > 0);
+	assert_int_equal(score_one(&s, "after-overflow"), VIGIL__V1__STATUS__STATUS_OK);
+	assert_true(vt_server_alive(&s));
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
 /* The hog: sends score requests on fd until n are sent or a send fails
  * (vigild closed the connection, or stopped reading for 10 s). */
 typedef struct hog_arg {
@@ -500,6 +546,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_inflight_per_connection),
 		cmocka_unit_test(test_unread_replies),
+		cmocka_unit_test(test_inline_overflow),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
