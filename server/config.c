@@ -61,6 +61,7 @@ srv_config_defaults(srv_config *c)
 	c->ship_timeout_s = 3600;
 	c->rules_path[0] = '\0';
 	c->rules_watch = true;
+	c->sched_batch = true;
 	snprintf(c->cluster_name, sizeof c->cluster_name, "vigil");
 	c->cluster_queue = 65536;
 	c->cluster_stream_replicas = 1;
@@ -483,6 +484,14 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_str(value, c->ipc_group, sizeof c->ipc_group, true, reason, rlen);
 	if (IS("server", "user"))
 		return cfg_str(value, c->user, sizeof c->user, true, reason, rlen);
+	if (IS("server", "scheduling_policy")) {
+		if (strcmp(value, "batch") != 0 && strcmp(value, "normal") != 0) {
+			snprintf(reason, rlen, "\"%s\" is not batch or normal", value);
+			return false;
+		}
+		c->sched_batch = strcmp(value, "batch") == 0;
+		return true;
+	}
 	if (IS("tls", "cert"))
 		return cfg_str(value, c->tls_cert, sizeof c->tls_cert, true, reason, rlen);
 	if (IS("tls", "key"))

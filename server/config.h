@@ -46,6 +46,7 @@ typedef struct srv_config {
 	                                     * refused; "" = none (needs tls_ca) */
 	char        ipc_group[64];          /* ipc:// sockets' group; "" = vigild's */
 	char        user[64];               /* drop to this user after binding; "" = stay */
+	bool        sched_batch;            /* scheduling_policy = batch (server/tune.c) */
 	char        data_dir[SRV_PATH_MAX];
 	store_fsync fsync;
 	uint32_t    fsync_interval_ms;

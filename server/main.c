@@ -594,6 +594,7 @@ main_config_print(const srv_config *c)
 	printf("  health listen       %s\n", c->health_listen);
 	printf("  ipc_group           %s\n", c->ipc_group[0] ? c->ipc_group : "(vigild's)");
 	printf("  user                %s\n", c->user[0] ? c->user : "(not switched)");
+	printf("  scheduling_policy   %s\n", c->sched_batch ? "batch" : "normal");
 	printf("  tls cert            %s\n", c->tls_cert[0] ? c->tls_cert : "(none)");
 	printf("  tls key             %s\n", c->tls_key[0] ? c->tls_key : "(none)");
 	printf("  tls ca              %s%s\n", c->tls_ca[0] ? c->tls_ca : "(none)",
@@ -738,6 +739,7 @@ main(int argc, char **argv)
 		break;
 	}
 	srv_malloc_tune(argv);
+	srv_sched_tune(s->cfg.sched_batch); /* before any thread: they inherit it */
 
 	main_no_dump(true);
 	sigemptyset(&sigs);

@@ -282,5 +282,8 @@ void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * GLIBC_TUNABLES already names glibc.malloc.hugetlb. Returns if it did not
  * (or in the second start). */
 void srv_malloc_tune(char **argv);
+/* vigild and the threads it will create under SCHED_BATCH when batch is
+ * true and it was started under SCHED_OTHER (server/tune.c). */
+void srv_sched_tune(bool batch);
 
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server/tune.c - glibc's allocator set up for vigild before it starts
- * (srv_malloc_tune, srv.h; docs/vigild.md, "Memory").
+ * server/tune.c - the process set up for vigild before it starts: glibc's
+ * allocator (srv_malloc_tune; docs/vigild.md, "Memory") and the scheduling
+ * policy (srv_sched_tune, at the end; docs/vigild.md, "Threads").
  *
  * Scoring grows the live state (cards' and entities' events) from nng's
  * threads, whose malloc arenas are extended a 4 KiB page at a time, each
@@ -16,6 +17,8 @@
  * glibc.malloc.hugetlb is the operator's choice and is kept
  * (glibc.malloc.hugetlb=0 turns this off).
  */
+#include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,4 +65,28 @@ srv_malloc_tune(char **argv)
 		(void)setenv("GLIBC_TUNABLES", cur, 1);
 	else
 		unsetenv("GLIBC_TUNABLES");
+}
+
+/*
+ * SCHED_BATCH for vigild: a woken thread of vigild does not preempt the
+ * one running (Linux's fair scheduler runs it when the CPU is next free or
+ * at the tick). vigild's threads hand each request from one to the next
+ * (nng's poller, its task threads, the reply), and under the normal policy
+ * each hand-off could preempt a thread in the middle of a score: a context
+ * switch each way. Set before any thread is created, so every thread, nng's
+ * included, inherits it. A process started under another policy (a unit's
+ * CPUSchedulingPolicy=, chrt) is left as it is: that is the operator's
+ * choice. [server] scheduling_policy = normal keeps the normal policy.
+ * Figures: docs/BENCHMARKS.md, "CPU per score"; docs/vigild.md, "Threads".
+ */
+void
+srv_sched_tune(bool batch)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	if (!batch || sched_getscheduler(0) != SCHED_OTHER)
+		return;
+	if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
+		fprintf(stderr, "vigild: scheduling_policy batch: %s; running under the "
+		    "normal policy\n", strerror(errno));
 }

@@ -193,6 +193,33 @@ test_exposure_keys(void **state)
 	assert_string_equal(err, "--admin-token-file: must not be empty");
 }
 
+/* [server] scheduling_policy: batch by default, normal, anything else named. */
+static void
+test_scheduling_policy(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[600];
+
+	(void)state;
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", NULL), VIGIL_OK);
+	assert_true(c.sched_batch);
+	write_ini("[server]\nscheduling_policy = normal\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_false(c.sched_batch);
+	unlink(ini_path);
+	write_ini("[server]\nscheduling_policy = batch\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_true(c.sched_batch);
+	unlink(ini_path);
+	write_ini("[server]\nscheduling_policy = fifo\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want,
+	    "config %s:2: scheduling_policy: \"fifo\" is not batch or normal", ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
+}
+
 /* Issue 28: [health] listen / --health-listen, [server] metrics_need_token,
  * [tls] check_interval_s. */
 static void
@@ -730,6 +757,7 @@ main(void)
 		cmocka_unit_test(test_tls_settings),
 		cmocka_unit_test(test_exposure_keys),
 		cmocka_unit_test(test_probe_and_expiry_keys),
+		cmocka_unit_test(test_scheduling_policy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
