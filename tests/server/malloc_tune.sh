@@ -34,13 +34,7 @@ run() {
 			--listen "ipc://$D/data/v.sock" --admin off --rules "$R" 2>"$D/$VT_LOG" &
 	fi
 	PID=$!
-	i=0
-	until grep -q "rules: loaded" "$D/$VT_LOG" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -lt 300 ] || fail "vigild did not load its rules"
-		kill -0 "$PID" 2>/dev/null || fail "vigild exited"
-		sleep 0.1
-	done
+	vt_wait_log "rules: loaded" "rules loaded"
 	# the process started is the one that serves: same id after the exec
 	tr '\0' '\n' <"/proc/$PID/environ" >"$D/env"
 	# and keeps its name (ps, pgrep): what /proc/self/exe would not

@@ -26,13 +26,7 @@ run() {
 	"$@" "$V" --config "$ini" --data "$D/data" --listen "ipc://$D/data/v.sock" \
 		--admin off --rules "$R" 2>"$D/$VT_LOG" &
 	PID=$!
-	i=0
-	until grep -q "rules: loaded" "$D/$VT_LOG" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -lt 300 ] || fail "vigild did not load its rules"
-		kill -0 "$PID" 2>/dev/null || fail "vigild exited"
-		sleep 0.1
-	done
+	vt_wait_log "rules: loaded" "rules loaded"
 	for t in /proc/"$PID"/task/*; do
 		# comm may hold spaces ("nng:task"): the fields after ") "
 		sed 's/^.*) //' "$t/stat" | awk '{ print $39 }'
