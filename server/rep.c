@@ -65,7 +65,8 @@
  * before it is added to the socket. tls+tcp:// listeners get one TLS
  * configuration (certificate, key; with a CA, a client certificate signed
  * by it is required); ipc:// sockets are created 0660, in ipc_group if set.
- * The files that configuration names are checked in rep_check.c.
+ * The files that configuration names are checked, and the TLS configuration
+ * made from them, in rep_check.c.
  *
  * Shutdown (srv_rep_stop): new requests get STATUS_UNAVAILABLE, accepted
  * ones are scored and answered, then the socket closes. A transaction is
@@ -94,7 +95,6 @@
 
 #define REP_SPARE_CTX 64
 #define REP_INLINE_MAX 15 /* nng 1.5.2's pool is 2 x CPUs threads, at most 16 */
-#define REP_PEM_MAX   (1u << 20)
 #define REP_SPIN      64 /* sched_yield rounds before a worker sleeps */
 #define REP_CLOSE_WAIT_MS 3000
 #define REP_UNREAD_MS 1000 /* over the per-connection cap with no reply taken: closed */
@@ -947,106 +947,6 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	}
 }
 
-/* Reads a whole PEM file (at most REP_PEM_MAX bytes) as a NUL-terminated string. */
-static char *
-rep_read_pem(const char *path, char *errbuf, size_t errlen)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t n;
-
-	if (f == NULL) {
-		snprintf(errbuf, errlen, "tls: %s: cannot open: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf = malloc(REP_PEM_MAX + 1);
-	if (buf == NULL) {
-		snprintf(errbuf, errlen, "tls: out of memory");
-		goto out;
-	}
-	n = fread(buf, 1, REP_PEM_MAX + 1, f);
-	if (ferror(f) || n > REP_PEM_MAX) {
-		snprintf(errbuf, errlen, "tls: %s: %s", path, ferror(f) ? strerror(errno) :
-		    "larger than 1 MiB");
-		free(buf);
-		buf = NULL;
-		goto out;
-	}
-	buf[n] = '\0';
-out:
-	fclose(f);
-	return buf;
-}
-
-/*
- * The server TLS configuration of tls+tcp:// listeners: TLS 1.2 (what
- * Debian's mbedTLS 2.28 offers), our certificate and key, and with a CA a
- * client certificate signed by it is required (mutual TLS); without one any
- * client may connect (encrypted, not authenticated: main warns).
- */
-static vigil_err
-rep_tls_config(const srv_config *cfg, nng_tls_config **ret_tls, char *errbuf, size_t errlen)
-{
-	nng_tls_config *tls = NULL;
-	char *cert = NULL, *key = NULL, *ca = NULL, *crl = NULL;
-	vigil_err rv = VIGIL_EINVAL;
-	int nrv;
-
-	if ((nrv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER)) != 0) {
-		snprintf(errbuf, errlen, "tls: %s", nng_strerror(nrv));
-		rv = nrv == NNG_ENOTSUP ? VIGIL_EINVAL : VIGIL_ENOMEM;
-		goto out;
-	}
-	if ((cert = rep_read_pem(cfg->tls_cert, errbuf, errlen)) == NULL ||
-	    (key = rep_read_pem(cfg->tls_key, errbuf, errlen)) == NULL)
-		goto out;
-	if ((nrv = nng_tls_config_version(tls, NNG_TLS_1_2, NNG_TLS_1_2)) != 0 ||
-	    (nrv = nng_tls_config_own_cert(tls, cert, key, NULL)) != 0) {
-		snprintf(errbuf, errlen, "tls: cert %s, key %s: %s", cfg->tls_cert, cfg->tls_key,
-		    nng_strerror(nrv));
-		goto out;
-	}
-	if (cfg->tls_ca[0] != '\0' && cfg->tls_crl[0] != '\0') {
-		/* the CA and its revocation list together (nng has no file form
-		 * for a CRL) */
-		if ((ca = rep_read_pem(cfg->tls_ca, errbuf, errlen)) == NULL ||
-		    (crl = rep_read_pem(cfg->tls_crl, errbuf, errlen)) == NULL)
-			goto out;
-		if ((nrv = nng_tls_config_ca_chain(tls, ca, crl)) != 0) {
-			snprintf(errbuf, errlen, "tls: ca %s, crl %s: %s", cfg->tls_ca, cfg->tls_crl,
-			    nng_strerror(nrv));
-			goto out;
-		}
-		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED);
-	} else if (cfg->tls_ca[0] != '\0') {
-		if ((nrv = nng_tls_config_ca_file(tls, cfg->tls_ca)) != 0) {
-			snprintf(errbuf, errlen, "tls: ca %s: %s", cfg->tls_ca, nng_strerror(nrv));
-			goto out;
-		}
-		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED);
-	} else {
-		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE);
-	}
-	if (nrv != 0) {
-		snprintf(errbuf, errlen, "tls: auth mode: %s", nng_strerror(nrv));
-		goto out;
-	}
-	*ret_tls = tls;
-	tls = NULL;
-	rv = VIGIL_OK;
-out:
-	if (key != NULL) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
-	free(cert);
-	free(ca);
-	free(crl);
-	if (tls != NULL)
-		nng_tls_config_free(tls);
-	return rv;
-}
-
 /* Creates, configures and starts one listener. */
 static vigil_err
 rep_listen(srv_rep *rep, const char *url, nng_tls_config *tls, nng_listener *ret_l,
@@ -1169,7 +1069,7 @@ srv_rep_tls_reload(srv_rep *rep, char *errbuf, size_t errlen)
 	rv = srv_rep_check_files(cfg, stderr, errbuf, errlen);
 	if (rv != VIGIL_OK)
 		goto out;
-	rv = rep_tls_config(cfg, &tls, errbuf, errlen);
+	rv = srv_rep_tls_config(cfg, &tls, errbuf, errlen);
 	if (rv != VIGIL_OK)
 		goto out;
 	/* nng 1.5.2 replaces a started listener's TLS configuration under its
@@ -1328,7 +1228,7 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	}
 	for (uint32_t i = 0; i < cfg->nlisten; i++) {
 		if (srv_config_url_tls(cfg->listen[i]) && tls == NULL &&
-		    (rv = rep_tls_config(cfg, &tls, errbuf, errlen)) != VIGIL_OK)
+		    (rv = srv_rep_tls_config(cfg, &tls, errbuf, errlen)) != VIGIL_OK)
 			goto out;
 		rv = rep_listen(rep, cfg->listen[i], tls, &rep->listeners[i], errbuf, errlen);
 		if (rv != VIGIL_OK)

@@ -5,7 +5,9 @@
  * key, CA and CRL files, read with mbedTLS directly (the library nng's TLS
  * is built on; nng would find a bad pair only at the first handshake), and
  * ipc_group. Run by --check-config, at start-up and before a SIGHUP
- * replaces the TLS configuration (rep.c, srv_rep_tls_reload).
+ * replaces the TLS configuration (rep.c, srv_rep_tls_reload). Then the
+ * TLS configuration of the listeners made from those files
+ * (srv_rep_tls_config).
  */
 #include <errno.h>
 #include <grp.h>
@@ -13,6 +15,8 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,6 +24,7 @@
 #include "srv.h"
 
 #define REP_CERT_WARN_DAYS 30
+#define REP_PEM_MAX   (1u << 20)
 
 /* mbedTLS's message for rv, for one line. */
 static void
@@ -219,5 +224,106 @@ out:
 	mbedtls_x509_crt_free(&crt);
 	mbedtls_x509_crt_free(&ca);
 	mbedtls_pk_free(&key);
+	return rv;
+}
+
+/* Reads a whole PEM file (at most REP_PEM_MAX bytes) as a NUL-terminated string. */
+static char *
+rep_read_pem(const char *path, char *errbuf, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(errbuf, errlen, "tls: %s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(REP_PEM_MAX + 1);
+	if (buf == NULL) {
+		snprintf(errbuf, errlen, "tls: out of memory");
+		goto out;
+	}
+	n = fread(buf, 1, REP_PEM_MAX + 1, f);
+	if (ferror(f) || n > REP_PEM_MAX) {
+		snprintf(errbuf, errlen, "tls: %s: %s", path, ferror(f) ? strerror(errno) :
+		    "larger than 1 MiB");
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	buf[n] = '\0';
+out:
+	fclose(f);
+	return buf;
+}
+
+/*
+ * The server TLS configuration of tls+tcp:// listeners: TLS 1.2 (what
+ * Debian's mbedTLS 2.28 offers), our certificate and key, and with a CA a
+ * client certificate signed by it is required (mutual TLS); without one any
+ * client may connect (encrypted, not authenticated: main warns).
+ */
+vigil_err
+srv_rep_tls_config(const srv_config *cfg, nng_tls_config **ret_tls, char *errbuf,
+    size_t errlen)
+{
+	nng_tls_config *tls = NULL;
+	char *cert = NULL, *key = NULL, *ca = NULL, *crl = NULL;
+	vigil_err rv = VIGIL_EINVAL;
+	int nrv;
+
+	if ((nrv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER)) != 0) {
+		snprintf(errbuf, errlen, "tls: %s", nng_strerror(nrv));
+		rv = nrv == NNG_ENOTSUP ? VIGIL_EINVAL : VIGIL_ENOMEM;
+		goto out;
+	}
+	if ((cert = rep_read_pem(cfg->tls_cert, errbuf, errlen)) == NULL ||
+	    (key = rep_read_pem(cfg->tls_key, errbuf, errlen)) == NULL)
+		goto out;
+	if ((nrv = nng_tls_config_version(tls, NNG_TLS_1_2, NNG_TLS_1_2)) != 0 ||
+	    (nrv = nng_tls_config_own_cert(tls, cert, key, NULL)) != 0) {
+		snprintf(errbuf, errlen, "tls: cert %s, key %s: %s", cfg->tls_cert, cfg->tls_key,
+		    nng_strerror(nrv));
+		goto out;
+	}
+	if (cfg->tls_ca[0] != '\0' && cfg->tls_crl[0] != '\0') {
+		/* the CA and its revocation list together (nng has no file form
+		 * for a CRL) */
+		if ((ca = rep_read_pem(cfg->tls_ca, errbuf, errlen)) == NULL ||
+		    (crl = rep_read_pem(cfg->tls_crl, errbuf, errlen)) == NULL)
+			goto out;
+		if ((nrv = nng_tls_config_ca_chain(tls, ca, crl)) != 0) {
+			snprintf(errbuf, errlen, "tls: ca %s, crl %s: %s", cfg->tls_ca, cfg->tls_crl,
+			    nng_strerror(nrv));
+			goto out;
+		}
+		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED);
+	} else if (cfg->tls_ca[0] != '\0') {
+		if ((nrv = nng_tls_config_ca_file(tls, cfg->tls_ca)) != 0) {
+			snprintf(errbuf, errlen, "tls: ca %s: %s", cfg->tls_ca, nng_strerror(nrv));
+			goto out;
+		}
+		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED);
+	} else {
+		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE);
+	}
+	if (nrv != 0) {
+		snprintf(errbuf, errlen, "tls: auth mode: %s", nng_strerror(nrv));
+		goto out;
+	}
+	*ret_tls = tls;
+	tls = NULL;
+	rv = VIGIL_OK;
+out:
+	if (key != NULL) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	free(cert);
+	free(ca);
+	free(crl);
+	if (tls != NULL)
+		nng_tls_config_free(tls);
 	return rv;
 }

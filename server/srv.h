@@ -238,6 +238,17 @@ typedef struct srv_rep srv_rep;
 vigil_err srv_rep_check_files(const srv_config *cfg, FILE *warn, char *errbuf,
     size_t errlen);
 
+struct nng_tls_config;
+
+/*
+ * The server TLS configuration of tls+tcp:// listeners from [tls] cert,
+ * key, ca and crl (srv_rep_check_files checks them first). VIGIL_OK with
+ * *ret_tls the caller's; else VIGIL_EINVAL or VIGIL_ENOMEM and the one
+ * line in errbuf.
+ */
+vigil_err srv_rep_tls_config(const srv_config *cfg, struct nng_tls_config **ret_tls,
+    char *errbuf, size_t errlen);
+
 /* rep.c */
 
 /*
