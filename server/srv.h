@@ -5,7 +5,7 @@
  * library the fuzz target links), config.c (INI + flags), reload.c (rule
  * sets: compile, retune, swap), request.c (the request pipeline), rep.c (nng
  * REP contexts and the bounded work queue; rep_check.c, its TLS and
- * ipc_group files checked), admin.c (evhttp), metrics.c
+ * ipc_group files checked and its TLS configuration made), admin.c (evhttp), metrics.c
  * (Prometheus text), main.c (signals, timers, lifecycle).
  */
 #ifndef VIGIL_SERVER_SRV_H
