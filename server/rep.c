@@ -700,6 +700,19 @@ rep_run_queued(srv_rep *rep, rep_conn *c, srv_worker *w)
 	    nng_msg_len(c->msg)));
 }
 
+/* Takes the queue's oldest request (mu held, the queue not empty). */
+static rep_conn *
+rep_pop_locked(srv_rep *rep)
+{
+	rep_conn *c = rep->ring[rep->head];
+
+	rep->head = (rep->head + 1) % rep->cap;
+	rep->len--;
+	atomic_store_explicit(&rep->qlen, rep->len, memory_order_relaxed);
+	atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len, memory_order_relaxed);
+	return c;
+}
+
 /* The queue's oldest request, or NULL if it is empty. */
 static rep_conn *
 rep_pop(srv_rep *rep)
@@ -709,14 +722,8 @@ rep_pop(srv_rep *rep)
 	if (atomic_load_explicit(&rep->qlen, memory_order_relaxed) == 0)
 		return NULL;
 	pthread_mutex_lock(&rep->mu);
-	if (rep->len > 0) {
-		c = rep->ring[rep->head];
-		rep->head = (rep->head + 1) % rep->cap;
-		rep->len--;
-		atomic_store_explicit(&rep->qlen, rep->len, memory_order_relaxed);
-		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len,
-		    memory_order_relaxed);
-	}
+	if (rep->len > 0)
+		c = rep_pop_locked(rep);
 	pthread_mutex_unlock(&rep->mu);
 	return c;
 }
@@ -812,11 +819,7 @@ rep_thread(void *arg)
 			pthread_mutex_unlock(&rep->mu);
 			break;
 		}
-		c = rep->ring[rep->head];
-		rep->head = (rep->head + 1) % rep->cap;
-		rep->len--;
-		atomic_store_explicit(&rep->qlen, rep->len, memory_order_relaxed);
-		atomic_store_explicit(&rep->s->metrics.queue_depth, rep->len, memory_order_relaxed);
+		c = rep_pop_locked(rep);
 		pthread_mutex_unlock(&rep->mu);
 
 		rep_run_queued(rep, c, w);
