@@ -289,6 +289,7 @@ score_record_fill(app_work *w, const app_scorer *sc, const vigil_txn *txn, uint6
 		uint32_t slot = sc->rules->arch[i];
 
 		score_strcpy(f->name, sizeof f->name, store_schema_field(slot)->name);
+		f->name_id = store_schema_name_id(slot); /* archived in place of the name */
 		f->val = w->features[slot];
 	}
 	{

@@ -62,11 +62,10 @@ vigil_pb_tag_size(uint32_t field)
 static inline uint8_t *
 vigil_pb_tag(uint8_t *p, uint32_t field, unsigned wiretype)
 {
-	if (field < 16) {
-		*p++ = (uint8_t)(field << 3 | wiretype);
-		return p;
-	}
-	return vigil_pb_varint(p, (uint64_t)field << 3 | wiretype);
+	if (field >= 16)
+		return vigil_pb_varint(p, (uint64_t)field << 3 | wiretype);
+	*p = (uint8_t)(field << 3 | wiretype);
+	return p + 1;
 }
 
 /* A length-delimited field of n bytes, always written (a nested message). */
@@ -80,8 +79,7 @@ vigil_pb_len_size(uint32_t field, size_t n)
 static inline uint8_t *
 vigil_pb_len(uint8_t *p, uint32_t field, size_t n)
 {
-	p = vigil_pb_tag(p, field, VIGIL_PB_LEN);
-	return vigil_pb_varint(p, n);
+	return vigil_pb_varint(vigil_pb_tag(p, field, VIGIL_PB_LEN), n);
 }
 
 /* A string of n bytes (left out when n is 0). */
@@ -125,10 +123,7 @@ vigil_pb_num_size(uint32_t field, uint64_t v)
 static inline uint8_t *
 vigil_pb_num(uint8_t *p, uint32_t field, uint64_t v)
 {
-	if (v == 0)
-		return p;
-	p = vigil_pb_tag(p, field, VIGIL_PB_VARINT);
-	return vigil_pb_varint(p, v);
+	return v == 0 ? p : vigil_pb_varint(vigil_pb_tag(p, field, VIGIL_PB_VARINT), v);
 }
 
 static inline size_t
@@ -140,15 +135,34 @@ vigil_pb_bool_size(uint32_t field, bool v)
 static inline uint8_t *
 vigil_pb_bool(uint8_t *p, uint32_t field, bool v)
 {
-	if (!v)
-		return p;
-	p = vigil_pb_tag(p, field, VIGIL_PB_VARINT);
-	*p++ = 1;
-	return p;
+	return v ? vigil_pb_num(p, field, 1) : p;
 }
 
-/* A double: 8 bytes little-endian; left out when it compares equal to 0
- * (so -0.0 too, as protobuf-c does; NaN is written). */
+/* The tag and n bytes of v, little-endian (wire types I64 and I32). */
+static inline uint8_t *
+vigil_pb_fixed(uint8_t *p, uint32_t field, unsigned wt, uint64_t v, int n)
+{
+	p = vigil_pb_tag(p, field, wt);
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+	return p + n;
+}
+
+/* A fixed32: left out when 0. */
+static inline size_t
+vigil_pb_fixed32_size(uint32_t field, uint32_t v)
+{
+	return v == 0 ? 0 : vigil_pb_tag_size(field) + 4;
+}
+
+static inline uint8_t *
+vigil_pb_fixed32(uint8_t *p, uint32_t field, uint32_t v)
+{
+	return v == 0 ? p : vigil_pb_fixed(p, field, VIGIL_PB_I32, v, 4);
+}
+
+/* A double: left out when it compares equal to 0 (so -0.0 too, as
+ * protobuf-c does; NaN is written). */
 static inline size_t
 vigil_pb_double_size(uint32_t field, double v)
 {
@@ -162,11 +176,8 @@ vigil_pb_double(uint8_t *p, uint32_t field, double v)
 
 	if (v == 0)
 		return p;
-	p = vigil_pb_tag(p, field, VIGIL_PB_I64);
 	memcpy(&u, &v, sizeof u);
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(u >> (8 * i));
-	return p + 8;
+	return vigil_pb_fixed(p, field, VIGIL_PB_I64, u, 8);
 }
 
 /* ---- Reading ----
@@ -249,16 +260,13 @@ vigil_pb_next(const uint8_t **pp, const uint8_t *end, vigil_pb_field *f)
 		memcpy(&f->v, p, 8); /* little-endian hosts only, as protobuf-c's wire copy */
 		f->rawlen = 8;
 		break;
-	case VIGIL_PB_I32: {
-		uint32_t w;
-
+	case VIGIL_PB_I32:
 		if (end - p < 4)
 			return false;
-		memcpy(&w, p, 4);
-		f->v = w;
+		f->v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+		    (uint32_t)p[3] << 24;
 		f->rawlen = 4;
 		break;
-	}
 	case VIGIL_PB_LEN:
 		if (p < end && p[0] < 0x80) { /* the common one-byte length */
 			if ((size_t)p[0] >= (size_t)(end - p))

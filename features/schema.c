@@ -7,6 +7,7 @@
  * Meaning of each feature: docs/features.md.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
@@ -99,6 +100,59 @@ store_schema_find(const char *name, uint32_t *ret_slot)
 		}
 	}
 	return VIGIL_ENOTFOUND;
+}
+
+/* The name ids: by slot, and as (id, slot) pairs sorted by id for the
+ * readers' lookup (a decoded record resolves each of its features). */
+typedef struct schema_id {
+	uint32_t id, slot;
+} schema_id;
+
+static uint32_t schema_ids[STORE_SLOT_COUNT_];
+static schema_id schema_ids_sorted[STORE_SLOT_COUNT_];
+static pthread_once_t schema_ids_once = PTHREAD_ONCE_INIT;
+
+static int
+schema_id_cmp(const void *a, const void *b)
+{
+	uint32_t x = ((const schema_id *)a)->id, y = ((const schema_id *)b)->id;
+
+	return (x > y) - (x < y);
+}
+
+static void
+schema_ids_init(void)
+{
+	for (uint32_t i = 0; i < STORE_SLOT_COUNT_; i++) {
+		const char *name = schema_fields[i].name;
+
+		schema_ids[i] = XXH32(name, strlen(name), 0);
+		schema_ids_sorted[i] = (schema_id){ schema_ids[i], i };
+	}
+	qsort(schema_ids_sorted, STORE_SLOT_COUNT_, sizeof schema_ids_sorted[0], schema_id_cmp);
+}
+
+uint32_t
+store_schema_name_id(uint32_t slot)
+{
+	if (slot >= STORE_SLOT_COUNT_)
+		return 0;
+	pthread_once(&schema_ids_once, schema_ids_init);
+	return schema_ids[slot];
+}
+
+vigil_err
+store_schema_find_id(uint32_t id, uint32_t *ret_slot)
+{
+	schema_id key = { id, 0 };
+	const schema_id *hit;
+
+	pthread_once(&schema_ids_once, schema_ids_init);
+	hit = bsearch(&key, schema_ids_sorted, STORE_SLOT_COUNT_, sizeof key, schema_id_cmp);
+	if (hit == NULL || id == 0)
+		return VIGIL_ENOTFOUND;
+	*ret_slot = hit->slot;
+	return VIGIL_OK;
 }
 
 /* Hour of day (UTC) of a Unix time in ms, also before 1970. */

@@ -62,6 +62,17 @@ const store_field *store_schema_field(uint32_t slot);
 vigil_err          store_schema_find(const char *name, uint32_t *ret_slot);
 
 /*
+ * A feature's name id: XXH32 of its name (seed 0), never 0, distinct within
+ * the schema (tests/features/test_schema.c). A scored record archives the
+ * id in place of the name (docs/archive.md); a reader resolves it by its own
+ * schema, so a name stays readable as long as schema.def has the row.
+ * store_schema_name_id: 0 for a slot out of range.
+ * store_schema_find_id: VIGIL_OK with *ret_slot set, or VIGIL_ENOTFOUND.
+ */
+uint32_t           store_schema_name_id(uint32_t slot);
+vigil_err          store_schema_find_id(uint32_t id, uint32_t *ret_slot);
+
+/*
  * The model's input layout: the slots marked model_input, in slot order.
  * Every scored record archives its vector in this layout (as float32,
  * missing = NaN) whether or not a model is loaded, so the nightly rebuild

@@ -6,6 +6,7 @@
  * does. tests/store_archive/test_record.c checks the two agree.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lean.h"
@@ -217,13 +218,16 @@ lean_hit(const uint8_t *p, size_t len, uint32_t *ret_rule_len)
 	return true;
 }
 
-/* FeatureValue { string name = 1; double num = 2; string str = 3; bool present = 4; } */
+/* FeatureValue { string name = 1; double num = 2; string str = 3; bool present = 4;
+ * fixed32 name_id = 5; }: a name archived by its id reads as record.c's
+ * rec_name_of has it. */
 static bool
 lean_feat(const uint8_t *p, size_t len, store_lean_feat *ret)
 {
 	const uint8_t *end = p + len;
 	store_strview str = { "", 0 };
 	vigil_pb_field f;
+	uint32_t id = 0, slot;
 
 	ret->name.p = "";
 	ret->name.len = 0;
@@ -249,9 +253,23 @@ lean_feat(const uint8_t *p, size_t len, store_lean_feat *ret)
 		case 4:
 			ret->val.present = lean_bool(&f);
 			break;
+		case 5:
+			if (f.wt != VIGIL_PB_I32)
+				return false;
+			id = (uint32_t)f.v;
+			break;
 		default:
 			break;
 		}
+	}
+	if (ret->name.len == 0 && id != 0) {
+		if (store_schema_find_id(id, &slot) == VIGIL_OK) {
+			ret->name.p = store_schema_field(slot)->name;
+		} else {
+			snprintf(ret->unknown, sizeof ret->unknown, "#%08x", id);
+			ret->name.p = ret->unknown;
+		}
+		ret->name.len = (uint32_t)strlen(ret->name.p);
 	}
 	ret->val.str = str.len > 0 ? str.p : NULL;
 	ret->val.len = str.len;

@@ -29,8 +29,10 @@ typedef struct store_strview {
 } store_strview;
 
 typedef struct store_lean_feat {
-	store_strview name;
-	vigil_value   val; /* val.str/len: a view into the payload, or NULL/0 */
+	store_strview name; /* a view into the payload, the schema's name for a
+	                     * name_id, or into unknown for an id it lacks */
+	vigil_value   val;  /* val.str/len: a view into the payload, or NULL/0 */
+	char          unknown[10]; /* "#" and 8 hex digits (record.h's store_featval) */
 } store_lean_feat;
 
 typedef struct store_scored_lean {

@@ -73,6 +73,20 @@ rec_copy(char *dst, const char *src)
 	strcpy(dst, src);
 }
 
+/* The name of a feature archived by its id (store_featval.name_id): the
+ * reader's schema's, or "#" and the id in hex if the schema has no such
+ * feature (a row removed since the record was written). */
+static void
+rec_name_of(char *dst, size_t cap, uint32_t id)
+{
+	uint32_t slot;
+
+	if (store_schema_find_id(id, &slot) == VIGIL_OK)
+		snprintf(dst, cap, "%s", store_schema_field(slot)->name);
+	else
+		snprintf(dst, cap, "#%08x", id);
+}
+
 /* ------------------------------------------------------------------ */
 /* Encoding                                                            */
 
@@ -167,6 +181,8 @@ rec_scored_size(const store_scored *s, rec_sizes *z)
 
 		if (!rec_len(f->name, sizeof f->name, &z->name[i]))
 			return VIGIL_EINVAL;
+		if (f->name_id != 0)
+			z->name[i] = 0; /* the id travels instead */
 		z->fstr[i] = 0;
 		if (f->val.str != NULL && f->val.len > 0) {
 			/* Same cap as decoding (strbuf, NUL-terminated), so what we
@@ -178,7 +194,8 @@ rec_scored_size(const store_scored *s, rec_sizes *z)
 			z->fstr[i] = f->val.len;
 		}
 		z->feat[i] = vigil_pb_str_size(1, z->name[i]) + vigil_pb_double_size(2, f->val.num) +
-		    vigil_pb_str_size(3, z->fstr[i]) + vigil_pb_bool_size(4, f->val.present);
+		    vigil_pb_str_size(3, z->fstr[i]) + vigil_pb_bool_size(4, f->val.present) +
+		    vigil_pb_fixed32_size(5, f->name_id);
 		n += vigil_pb_len_size(8, z->feat[i]);
 	}
 	if (s->model_in_len > sizeof s->model_in)
@@ -257,6 +274,7 @@ store_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_le
 		p = vigil_pb_double(p, 2, f->val.num);
 		p = vigil_pb_str(p, 3, f->val.str, z.fstr[i]);
 		p = vigil_pb_bool(p, 4, f->val.present);
+		p = vigil_pb_fixed32(p, 5, f->name_id);
 	}
 	p = vigil_pb_str(p, 9, s->model_in, s->model_in_len);
 	p = vigil_pb_num(p, 10, s->model_layout);
@@ -433,7 +451,11 @@ rec_scored_fill(const Vigil__V1__ArchivedScore *m, store_scored *s)
 		store_featval *d = &s->feats[i];
 		size_t n = strlen(f->str);
 
-		rec_copy(d->name, f->name);
+		d->name_id = f->name_id;
+		if (f->name[0] != '\0' || f->name_id == 0)
+			rec_copy(d->name, f->name);
+		else
+			rec_name_of(d->name, sizeof d->name, f->name_id);
 		d->val.num     = f->num;
 		d->val.present = f->present;
 		d->val.str     = NULL;

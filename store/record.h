@@ -50,8 +50,13 @@ typedef struct store_model_outcome {
 	store_reason reasons[STORE_MAX_REASONS];
 } store_model_outcome;
 
+/* A feature's value as archived. name_id (store_schema_name_id), when not
+ * 0, is what the encoder writes in place of the name; decoding a record that
+ * has it fills name from the reader's schema ("#" and 8 hex digits for an id
+ * the schema does not have). */
 typedef struct store_featval {
 	char        name[48];
+	uint32_t    name_id;
 	vigil_value val; /* str points into the record's storage */
 } store_featval;
 

@@ -491,6 +491,68 @@ test_features_from_txn_rest_missing(void **state)
 	}
 }
 
+/* Every schema feature has a distinct, non-zero name id that finds its
+ * slot again; a record archives the ids in place of the names, and both
+ * decoders give the names back (an id the schema lacks as "#" + hex). */
+static void
+test_feature_name_ids(void **state)
+{
+	static store_scored in, out, plain;
+	static store_scored_lean lean;
+	static uint8_t buf[4096], pbuf[4096];
+	uint32_t n = store_schema_nfields(), slot, unknown = 0x12345678;
+	size_t len = 0, plen = 0;
+	char want[16];
+
+	(void)state;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t id = store_schema_name_id(i);
+
+		assert_int_not_equal(id, 0);
+		for (uint32_t j = 0; j < i; j++)
+			assert_int_not_equal(id, store_schema_name_id(j));
+		assert_int_equal(store_schema_find_id(id, &slot), VIGIL_OK);
+		assert_int_equal(slot, i);
+	}
+	assert_int_equal(store_schema_name_id(n), 0);
+	assert_int_equal(store_schema_find_id(0, &slot), VIGIL_ENOTFOUND);
+	while (store_schema_find_id(unknown, &slot) == VIGIL_OK)
+		unknown++;
+
+	fill_scored(&plain);
+	assert_int_equal(store_scored_encode(&plain, pbuf, sizeof pbuf, &plen), VIGIL_OK);
+	fill_scored(&in);
+	for (uint32_t i = 0; i < 2; i++) {
+		assert_int_equal(store_schema_find(in.feats[i].name, &slot), VIGIL_OK);
+		in.feats[i].name_id = store_schema_name_id(slot);
+	}
+	in.feats[2].name_id = unknown;
+	assert_int_equal(store_scored_encode(&in, buf, sizeof buf, &len), VIGIL_OK);
+	/* 5 bytes an id in place of 2 + the name's */
+	assert_int_equal(len, plen - (2 + strlen("vel.card.count_1h")) - (2 + strlen("country")) -
+	    (2 + strlen("card.count_7d")) + 3 * 5);
+	assert_null(memmem(buf, len, "vel.card.count_1h", strlen("vel.card.count_1h")));
+
+	snprintf(want, sizeof want, "#%08x", unknown);
+	assert_int_equal(store_scored_decode(buf, len, &out, NULL), VIGIL_OK);
+	assert_int_equal(out.nfeats, 3);
+	assert_string_equal(out.feats[0].name, "vel.card.count_1h");
+	assert_string_equal(out.feats[1].name, "country");
+	assert_string_equal(out.feats[2].name, want);
+	for (uint32_t i = 0; i < 3; i++)
+		assert_int_equal(out.feats[i].name_id, in.feats[i].name_id);
+	assert_true(out.feats[0].val.present && out.feats[0].val.num == 4.0);
+	assert_int_equal(store_scored_decode_lean(buf, len, &lean, NULL), VIGIL_OK);
+	assert_view_eq(lean.feats[0].name, "vel.card.count_1h");
+	assert_view_eq(lean.feats[1].name, "country");
+	assert_view_eq(lean.feats[2].name, want);
+	assert_int_equal(lean_agrees(buf, len), VIGIL_OK);
+	/* a record written with names still reads with them, and no ids */
+	assert_int_equal(store_scored_decode(pbuf, plen, &out, NULL), VIGIL_OK);
+	assert_string_equal(out.feats[0].name, "vel.card.count_1h");
+	assert_int_equal(out.feats[0].name_id, 0);
+}
+
 static void
 test_lean_round_trip(void **state)
 {
@@ -600,7 +662,8 @@ ref_scored_encode(const store_scored *s, void *buf, size_t cap, size_t *ret_len)
 		if (memchr(f->name, 0, sizeof f->name) == NULL)
 			return VIGIL_EINVAL;
 		vigil__v1__feature_value__init(&fv[i]);
-		fv[i].name    = REF_S(f->name);
+		fv[i].name    = f->name_id != 0 ? (char *)"" : REF_S(f->name);
+		fv[i].name_id = f->name_id;
 		fv[i].num     = f->val.num;
 		fv[i].present = f->val.present;
 		if (f->val.str != NULL && f->val.len > 0) {
@@ -739,6 +802,11 @@ gen_scored(store_scored *s, char *strpool, size_t poolcap)
 		uint32_t len = (uint32_t)gen_below(gen_below(4) == 0 ? 300 : 40);
 
 		gen_str(f->name, sizeof f->name);
+		switch (gen_below(6)) { /* archived by id: one the schema has, or not */
+		case 0:  f->name_id = store_schema_name_id((uint32_t)gen_below(store_schema_nfields())); break;
+		case 1:  f->name_id = (uint32_t)gen_next(); break;
+		default: f->name_id = 0; break;
+		}
 		f->val.num = gen_double();
 		f->val.present = gen_below(4) != 0;
 		if (gen_below(3) == 0 || pool + len > poolcap)
@@ -1042,6 +1110,7 @@ main(void)
 		cmocka_unit_test(test_label_decode_rejects),
 		cmocka_unit_test(test_features_from_txn_rest_missing),
 		cmocka_unit_test(test_lean_round_trip),
+		cmocka_unit_test(test_feature_name_ids),
 		cmocka_unit_test(test_lean_protobuf_c_rules),
 		cmocka_unit_test(test_lean_rejects),
 		cmocka_unit_test(test_lean_mutations),
