@@ -7,6 +7,7 @@
  * Meaning of each feature: docs/features.md.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,6 +154,17 @@ store_schema_find_id(uint32_t id, uint32_t *ret_slot)
 		return VIGIL_ENOTFOUND;
 	*ret_slot = hit->slot;
 	return VIGIL_OK;
+}
+
+const char *
+store_schema_name_of(uint32_t id, char buf[STORE_UNKNOWN_NAME_LEN])
+{
+	uint32_t slot;
+
+	if (store_schema_find_id(id, &slot) == VIGIL_OK)
+		return schema_fields[slot].name;
+	snprintf(buf, STORE_UNKNOWN_NAME_LEN, "#%08x", id);
+	return buf;
 }
 
 /* Hour of day (UTC) of a Unix time in ms, also before 1970. */

@@ -71,6 +71,10 @@ vigil_err          store_schema_find(const char *name, uint32_t *ret_slot);
  */
 uint32_t           store_schema_name_id(uint32_t slot);
 vigil_err          store_schema_find_id(uint32_t id, uint32_t *ret_slot);
+/* The name an id stands for: the schema's (static), or "#" and 8 hex digits
+ * written into buf for an id it does not have (a row removed since). */
+#define STORE_UNKNOWN_NAME_LEN 10
+const char        *store_schema_name_of(uint32_t id, char buf[STORE_UNKNOWN_NAME_LEN]);
 
 /*
  * The model's input layout: the slots marked model_input, in slot order.

@@ -6,7 +6,6 @@
  * does. tests/store_archive/test_record.c checks the two agree.
  */
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "lean.h"
@@ -219,15 +218,14 @@ lean_hit(const uint8_t *p, size_t len, uint32_t *ret_rule_len)
 }
 
 /* FeatureValue { string name = 1; double num = 2; string str = 3; bool present = 4;
- * fixed32 name_id = 5; }: a name archived by its id reads as record.c's
- * rec_name_of has it. */
+ * fixed32 name_id = 5; }: a name archived by its id is store_schema_name_of's. */
 static bool
 lean_feat(const uint8_t *p, size_t len, store_lean_feat *ret)
 {
 	const uint8_t *end = p + len;
 	store_strview str = { "", 0 };
 	vigil_pb_field f;
-	uint32_t id = 0, slot;
+	uint32_t id = 0;
 
 	ret->name.p = "";
 	ret->name.len = 0;
@@ -263,12 +261,7 @@ lean_feat(const uint8_t *p, size_t len, store_lean_feat *ret)
 		}
 	}
 	if (ret->name.len == 0 && id != 0) {
-		if (store_schema_find_id(id, &slot) == VIGIL_OK) {
-			ret->name.p = store_schema_field(slot)->name;
-		} else {
-			snprintf(ret->unknown, sizeof ret->unknown, "#%08x", id);
-			ret->name.p = ret->unknown;
-		}
+		ret->name.p = store_schema_name_of(id, ret->unknown);
 		ret->name.len = (uint32_t)strlen(ret->name.p);
 	}
 	ret->val.str = str.len > 0 ? str.p : NULL;

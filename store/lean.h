@@ -29,10 +29,9 @@ typedef struct store_strview {
 } store_strview;
 
 typedef struct store_lean_feat {
-	store_strview name; /* a view into the payload, the schema's name for a
-	                     * name_id, or into unknown for an id it lacks */
+	store_strview name; /* in the payload, or store_schema_name_of's for a name_id */
 	vigil_value   val;  /* val.str/len: a view into the payload, or NULL/0 */
-	char          unknown[10]; /* "#" and 8 hex digits (record.h's store_featval) */
+	char          unknown[STORE_UNKNOWN_NAME_LEN]; /* store_schema_name_of's */
 } store_lean_feat;
 
 typedef struct store_scored_lean {

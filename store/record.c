@@ -66,27 +66,6 @@ rec_check_str(const char *s, size_t cap, const char *field, store_diag *reterr)
 	return VIGIL_OK;
 }
 
-/* src was checked to fit dst (rec_check_str): one pass copies it. */
-static void
-rec_copy(char *dst, const char *src)
-{
-	strcpy(dst, src);
-}
-
-/* The name of a feature archived by its id (store_featval.name_id): the
- * reader's schema's, or "#" and the id in hex if the schema has no such
- * feature (a row removed since the record was written). */
-static void
-rec_name_of(char *dst, size_t cap, uint32_t id)
-{
-	uint32_t slot;
-
-	if (store_schema_find_id(id, &slot) == VIGIL_OK)
-		snprintf(dst, cap, "%s", store_schema_field(slot)->name);
-	else
-		snprintf(dst, cap, "#%08x", id);
-}
-
 /* ------------------------------------------------------------------ */
 /* Encoding                                                            */
 
@@ -346,17 +325,18 @@ rec_txn_check(const Vigil__V1__Transaction *m, store_diag *reterr)
 	return VIGIL_OK;
 }
 
+/* The fills copy strings checked to fit (rec_check_str) with strcpy. */
 static void
 rec_txn_from_msg(const Vigil__V1__Transaction *m, vigil_txn *t)
 {
-	rec_copy(t->txn_id, m->txn_id);
-	rec_copy(t->card_id, m->card_id);
-	rec_copy(t->merchant_id, m->merchant_id);
-	rec_copy(t->terminal_id, m->terminal_id);
-	rec_copy(t->device_id, m->device_id);
-	rec_copy(t->ip, m->ip);
-	rec_copy(t->currency, m->currency);
-	rec_copy(t->country, m->country);
+	strcpy(t->txn_id, m->txn_id);
+	strcpy(t->card_id, m->card_id);
+	strcpy(t->merchant_id, m->merchant_id);
+	strcpy(t->terminal_id, m->terminal_id);
+	strcpy(t->device_id, m->device_id);
+	strcpy(t->ip, m->ip);
+	strcpy(t->currency, m->currency);
+	strcpy(t->country, m->country);
 	t->event_time_ms = m->event_time_ms;
 	t->amount_minor  = m->amount_minor;
 	t->mcc           = m->mcc;
@@ -438,11 +418,11 @@ rec_scored_fill(const Vigil__V1__ArchivedScore *m, store_scored *s)
 	s->decision = (vigil_decision)m->decision;
 	s->nhits    = (uint32_t)m->n_hits;
 	for (size_t i = 0; i < m->n_hits; i++) {
-		rec_copy(s->hits[i].rule, m->hits[i]->rule);
+		strcpy(s->hits[i].rule, m->hits[i]->rule);
 		s->hits[i].points = m->hits[i]->points;
 		s->hits[i].shadow = m->hits[i]->shadow;
 	}
-	rec_copy(s->rules_version, m->rules_hash);
+	strcpy(s->rules_version, m->rules_hash);
 	s->features_gen = m->features_generation;
 	s->scored_at_ms = m->scored_at_ms;
 	s->nfeats       = (uint32_t)m->n_features;
@@ -450,12 +430,13 @@ rec_scored_fill(const Vigil__V1__ArchivedScore *m, store_scored *s)
 		const Vigil__V1__FeatureValue *f = m->features[i];
 		store_featval *d = &s->feats[i];
 		size_t n = strlen(f->str);
+		char unk[STORE_UNKNOWN_NAME_LEN];
 
 		d->name_id = f->name_id;
 		if (f->name[0] != '\0' || f->name_id == 0)
-			rec_copy(d->name, f->name);
+			strcpy(d->name, f->name);
 		else
-			rec_name_of(d->name, sizeof d->name, f->name_id);
+			snprintf(d->name, sizeof d->name, "%s", store_schema_name_of(f->name_id, unk));
 		d->val.num     = f->num;
 		d->val.present = f->present;
 		d->val.str     = NULL;
@@ -530,9 +511,9 @@ store_label_decode(const void *payload, size_t len, store_label *ret, store_diag
 	rv = rec_check_str(m->label->source, sizeof ret->source, "ArchivedLabel.label.source", reterr);
 	if (rv != VIGIL_OK)
 		goto out;
-	rec_copy(ret->txn_id, m->label->txn_id);
-	rec_copy(ret->card_id, m->label->card_id);
-	rec_copy(ret->source, m->label->source);
+	strcpy(ret->txn_id, m->label->txn_id);
+	strcpy(ret->card_id, m->label->card_id);
+	strcpy(ret->source, m->label->source);
 	ret->fraud          = m->label->fraud;
 	ret->label_time_ms  = m->label->label_time_ms;
 	ret->received_at_ms = m->received_at_ms;

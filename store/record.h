@@ -51,9 +51,8 @@ typedef struct store_model_outcome {
 } store_model_outcome;
 
 /* A feature's value as archived. name_id (store_schema_name_id), when not
- * 0, is what the encoder writes in place of the name; decoding a record that
- * has it fills name from the reader's schema ("#" and 8 hex digits for an id
- * the schema does not have). */
+ * 0, is written in place of the name; decoding fills name from it
+ * (store_schema_name_of). */
 typedef struct store_featval {
 	char        name[48];
 	uint32_t    name_id;
