@@ -104,17 +104,15 @@ dd_hits(dd_entry *d)
 	return (dd_hit *)(void *)((char *)d + DD_KEY_END(d->k.len));
 }
 
-/* Under dd_chunk_mu: the shared copy of the string in str[0..cap) (at
- * most cap - 1 bytes of it, cap <= DD_VERSION_LEN, zero-padded: a full
- * array without a NUL is cut, not read past). NULL on ENOMEM. */
+/* Under dd_chunk_mu: the shared, zero-padded copy of str's n bytes (n <
+ * DD_VERSION_LEN), hv their uthash hash, taken before the lock. NULL on ENOMEM. */
 static const char *
-dd_intern_locked(live *lv, const char *str, size_t cap)
+dd_intern_locked(live *lv, const char *str, size_t n, unsigned hv)
 {
-	size_t  n = strnlen(str, cap - 1);
 	dd_str *r;
 	bool    oom = false;
 
-	HASH_FIND(hh, lv->dd_strs, str, n, r);
+	HASH_FIND_BYHASHVALUE(hh, lv->dd_strs, str, n, hv, r);
 	if (r != NULL)
 		return r->s;
 	if ((r = calloc(1, sizeof *r)) == NULL)
@@ -122,7 +120,7 @@ dd_intern_locked(live *lv, const char *str, size_t cap)
 	memcpy(r->s, str, n);
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(e) (oom = true)
-	HASH_ADD(hh, lv->dd_strs, s, n, r);
+	HASH_ADD_BYHASHVALUE(hh, lv->dd_strs, s, n, hv, r);
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(e) do {} while (0)
 	if (oom) {
@@ -199,50 +197,73 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 	return rv;
 }
 
-/* An entry for an id of len bytes and the nhits hits (nhits <=
- * STORE_MAX_HITS), with its rules version and hits set. NULL on ENOMEM. */
+/* A new chunk, its pages present, counted once for being filled; or NULL. */
+static dd_chunk *
+dd_chunk_new(void)
+{
+	dd_chunk *c = aligned_alloc(DD_CHUNK, DD_CHUNK);
+
+	if (c == NULL)
+		return NULL;
+	(void)vigil_mem_populate(c, DD_CHUNK);
+	atomic_init(&c->nlive, 1);
+	c->used = sizeof *c;
+	return c;
+}
+
+/* An entry for an id of len bytes and the nhits hits (<= STORE_MAX_HITS),
+ * its rules version and hits set; NULL on ENOMEM. dd_chunk_mu serves every
+ * scoring thread, so the hashes and a new chunk (16 pages first written,
+ * 10-19 us each on a VM) are made before it; one made in vain is freed. */
 static dd_entry *
 dd_alloc(live *lv, size_t len, const store_hit *hits, uint32_t nhits, size_t extra,
     const char *version)
 {
-	size_t      size = DD_SIZE(len, nhits) + extra;
+	size_t      size = DD_SIZE(len, nhits) + extra, nv, nh[STORE_MAX_HITS];
 	const char *ver, *names[STORE_MAX_HITS];
+	unsigned    hv, hvh[STORE_MAX_HITS];
+	dd_chunk   *c, *spare = NULL;
 	dd_hit     *dh;
-	dd_chunk   *c;
 	dd_entry   *d;
 
-	pthread_mutex_lock(&lv->dd_chunk_mu);
-	ver = dd_intern_locked(lv, version, DD_VERSION_LEN);
+	nv = strnlen(version, DD_VERSION_LEN - 1); /* a full array is cut, not read past */
+	HASH_VALUE(version, nv, hv);
+	for (uint32_t i = 0; i < nhits; i++) {
+		nh[i] = strnlen(hits[i].rule, sizeof hits[i].rule - 1);
+		HASH_VALUE(hits[i].rule, nh[i], hvh[i]);
+	}
+	for (;;) {
+		pthread_mutex_lock(&lv->dd_chunk_mu);
+		c = lv->dd_cur;
+		if (c != NULL && c->used + size <= DD_CHUNK)
+			break;
+		if (spare != NULL) { /* the chunk left loses its count for being filled */
+			lv->dd_cur = spare;
+			if (c != NULL &&
+			    atomic_fetch_sub_explicit(&c->nlive, 1, memory_order_acq_rel) == 1)
+				free(c);
+			c = spare;
+			spare = NULL;
+			break;
+		}
+		pthread_mutex_unlock(&lv->dd_chunk_mu);
+		if ((spare = dd_chunk_new()) == NULL)
+			return NULL;
+	}
+	ver = dd_intern_locked(lv, version, nv, hv);
 	for (uint32_t i = 0; i < nhits && ver != NULL; i++)
-		if ((names[i] = dd_intern_locked(lv, hits[i].rule, sizeof hits[i].rule)) == NULL)
+		if ((names[i] = dd_intern_locked(lv, hits[i].rule, nh[i], hvh[i])) == NULL)
 			ver = NULL;
 	if (ver == NULL) {
 		pthread_mutex_unlock(&lv->dd_chunk_mu);
+		free(spare);
 		return NULL;
-	}
-	c = lv->dd_cur;
-	if (c == NULL || c->used + size > DD_CHUNK) {
-		dd_chunk *nc = aligned_alloc(DD_CHUNK, DD_CHUNK);
-
-		if (nc == NULL) {
-			pthread_mutex_unlock(&lv->dd_chunk_mu);
-			return NULL;
-		}
-		/* its pages made present at once: one call, not a page fault
-		 * every 20 or so records */
-		(void)vigil_mem_populate(nc, DD_CHUNK);
-		/* One count for being the chunk filled, dropped when it is left. */
-		atomic_init(&nc->nlive, 1);
-		nc->used = sizeof *nc;
-		lv->dd_cur = nc;
-		if (c != NULL && atomic_fetch_sub_explicit(&c->nlive, 1, memory_order_acq_rel) == 1)
-			free(c);
-		c = nc;
 	}
 	d = (dd_entry *)(void *)((char *)c + c->used);
 	c->used += (uint32_t)size;
 	atomic_fetch_add_explicit(&c->nlive, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&lv->dd_chunk_mu);
+	free(spare);
 	d->rules_version = ver;
 	dh = (dd_hit *)(void *)((char *)d + DD_KEY_END(len));
 	for (uint32_t i = 0; i < nhits; i++) {
