@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -180,6 +181,68 @@ sc_stdout_close_status(int status)
 			status = 1;
 	}
 	return status;
+}
+
+/*
+ * The client's close, bounded. nng 1.5.2's nng_close can hang for good when
+ * a socket's reap races a pipe that a replica's death closed
+ * (nanomsg/nng#1543, fixed after 1.5.2): seen once in CI, every reply
+ * written and the process never exiting. Everything is answered and
+ * written when this runs, so a close that takes over SC_CLOSE_WAIT_S is
+ * left to the process's exit: standard output is flushed and the process
+ * ends with the status it has (_exit: nothing else is left to do).
+ */
+#define SC_CLOSE_WAIT_S 5
+
+typedef struct sc_closer {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	vigil_client   *c;
+	bool            done;
+} sc_closer;
+
+static void *
+sc_close_main(void *arg)
+{
+	sc_closer *k = arg;
+
+	vigil_client_close(k->c);
+	pthread_mutex_lock(&k->mu);
+	k->done = true;
+	pthread_cond_signal(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+	return NULL;
+}
+
+static void
+sc_close_bounded(vigil_client *c, int status)
+{
+	static sc_closer k = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false };
+	struct timespec until;
+	pthread_t t;
+	bool done;
+
+	if (c == NULL)
+		return;
+	k.c = c;
+	if (pthread_create(&t, NULL, sc_close_main, &k) != 0) {
+		vigil_client_close(c);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SC_CLOSE_WAIT_S;
+	pthread_mutex_lock(&k.mu);
+	while (!k.done && pthread_cond_timedwait(&k.cv, &k.mu, &until) == 0)
+		;
+	done = k.done;
+	pthread_mutex_unlock(&k.mu);
+	if (done) {
+		pthread_join(t, NULL);
+		return;
+	}
+	fprintf(stderr, "vigil-score: warning: closing the connections took over %d s "
+	    "(nng 1.5.2); exiting without waiting\n", SC_CLOSE_WAIT_S);
+	_exit(sc_stdout_close_status(status));
 }
 
 static bool
@@ -1208,7 +1271,7 @@ main(int argc, char **argv)
 		status = sc_score_stream(c, &a, &src);
 	}
 out:
-	vigil_client_close(c);
+	sc_close_bounded(c, status);
 	csv_reader_close(src.csv);
 	free(src.line);
 	json_decref(obj);
