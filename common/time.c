@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * common/time.c - UTC date/time parsing and formatting (days-from-civil
- * arithmetic, so no dependence on the TZ environment or timegm), clocks, and
- * great-circle distance.
+ * arithmetic, so no dependence on the TZ environment or timegm), clocks, a
+ * call bounded in time, and great-circle distance.
  */
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -205,4 +208,84 @@ vigil_haversine_km(double lat1, double lon1, double lat2, double lon2)
 	if (a > 1.0)
 		a = 1.0;
 	return 2 * r * asin(sqrt(a));
+}
+
+/* A bounded call's state: freed by whichever of the caller and the thread
+ * is last, the caller when it saw fn return, the thread when it was
+ * abandoned. */
+typedef struct bounded {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	void          (*fn)(void *);
+	void           *arg;
+	bool            done, abandoned;
+} bounded;
+
+static void
+bounded_free(bounded *b)
+{
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+static void *
+bounded_main(void *p)
+{
+	bounded *b = p;
+	bool abandoned;
+
+	b->fn(b->arg);
+	pthread_mutex_lock(&b->mu);
+	b->done = true;
+	abandoned = b->abandoned;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	if (abandoned)
+		bounded_free(b);
+	return NULL;
+}
+
+bool
+vigil_call_bounded(void (*fn)(void *), void *arg, int ms)
+{
+	struct timespec deadline;
+	bounded *b = calloc(1, sizeof *b);
+	pthread_t t;
+	bool done;
+
+	if (b == NULL || pthread_mutex_init(&b->mu, NULL) != 0) {
+		free(b);
+		fn(arg);
+		return true;
+	}
+	pthread_cond_init(&b->cv, NULL);
+	b->fn = fn;
+	b->arg = arg;
+	if (pthread_create(&t, NULL, bounded_main, b) != 0) {
+		bounded_free(b);
+		fn(arg);
+		return true;
+	}
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += ms / 1000;
+	deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&b->mu);
+	while (!b->done)
+		if (pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == ETIMEDOUT)
+			break;
+	done = b->done;
+	b->abandoned = !done;
+	pthread_mutex_unlock(&b->mu);
+	if (!done) {
+		pthread_detach(t);
+		return false;
+	}
+	pthread_join(t, NULL);
+	bounded_free(b);
+	return true;
 }

@@ -221,6 +221,11 @@ void vigil_date_format(int64_t ms, char *buf, size_t buflen);
 int64_t vigil_now_ms(void);
 /* Monotonic clock in ns, for latency measurement. */
 uint64_t vigil_mono_ns(void);
+/* Runs fn(arg) on a thread of its own and waits up to ms for it: true if it
+ * returned (or ran on the caller, no thread to be had); false if not, and
+ * it is left to finish, or not, alone. For teardown that may hang for good,
+ * such as nng 1.5.2's nng_close (nanomsg/nng#1543). */
+bool vigil_call_bounded(void (*fn)(void *), void *arg, int ms);
 
 /*
  * Makes the whole pages inside [p, p + len) present and writable in one

@@ -1272,7 +1272,8 @@ out:
 }
 
 /*
- * The nng half of shutdown on a helper thread, waited for at most ms:
+ * The nng half of shutdown, on a helper thread waited for at most
+ * REP_CLOSE_WAIT_MS (vigil_call_bounded):
  * every aio stopped (its callback has returned and will not run again),
  * every context closed, then the socket. nng 1.5 can wait forever in
  * nng_aio_stop (a context's aio, seen once in CI under ASan with clients
@@ -1280,18 +1281,10 @@ out:
  * everything acknowledged is in the store by then, so the caller may
  * finish without it.
  */
-typedef struct rep_closer {
-	pthread_mutex_t mu;
-	pthread_cond_t  cv;
-	srv_rep        *rep;
-	bool            done;
-} rep_closer;
-
-static void *
-rep_closer_main(void *arg)
+static void
+rep_close_all(void *arg)
 {
-	rep_closer *rc = arg;
-	srv_rep    *rep = rc->rep;
+	srv_rep *rep = arg;
 
 	nng_aio_stop(rep->probe);
 	for (uint32_t i = 0; i < rep->nconns; i++)
@@ -1302,45 +1295,6 @@ rep_closer_main(void *arg)
 			rep->conns[i].opened = false;
 		}
 	nng_close(rep->sock);
-	pthread_mutex_lock(&rc->mu);
-	rc->done = true;
-	pthread_cond_signal(&rc->cv);
-	pthread_mutex_unlock(&rc->mu);
-	return NULL;
-}
-
-static bool
-rep_close_bounded(srv_rep *rep, int ms)
-{
-	static rep_closer rc = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
-	struct timespec deadline;
-	pthread_t t;
-	bool done;
-
-	rc.rep = rep;
-	rc.done = false;
-	if (pthread_create(&t, NULL, rep_closer_main, &rc) != 0) {
-		rep_closer_main(&rc);
-		return true;
-	}
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += ms / 1000;
-	deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&rc.mu);
-	while (!rc.done)
-		if (pthread_cond_timedwait(&rc.cv, &rc.mu, &deadline) == ETIMEDOUT)
-			break;
-	done = rc.done;
-	pthread_mutex_unlock(&rc.mu);
-	if (done)
-		pthread_join(t, NULL);
-	else
-		pthread_detach(t);
-	return done;
 }
 
 bool
@@ -1388,7 +1342,7 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 		pthread_join(rep->threads[i], NULL);
 	rep->nthreads = 0;
 	rep_probe_thread_stop(rep);
-	if (!rep_close_bounded(rep, REP_CLOSE_WAIT_MS)) {
+	if (!vigil_call_bounded(rep_close_all, rep, REP_CLOSE_WAIT_MS)) {
 		/* everything acknowledged is already in the store: the caller
 		 * finishes without nng (and leaks rep) */
 		srv_log("shutdown: stopping nng's operations and closing its socket did not "

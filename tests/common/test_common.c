@@ -2,6 +2,7 @@
 /* tests/common/test_common.c - error texts, currencies, validation (field by
  * field), UTC time parsing/formatting and the JSON transaction codec. */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -786,6 +787,55 @@ test_mem_populate(void **state)
 	assert_int_equal(munmap(m, len), 0);
 }
 
+/* vigil_call_bounded: a call that returns is reported done, its effect
+ * seen; one that blocks past the bound is reported not done and left to
+ * finish alone, and when it does the state is freed by its thread (ASan's
+ * leak check and use-after-free detection cover that half). */
+typedef struct bounded_arg {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	bool            release, ran;
+} bounded_arg;
+
+static void
+bounded_quick(void *p)
+{
+	((bounded_arg *)p)->ran = true;
+}
+
+static void
+bounded_blocks(void *p)
+{
+	bounded_arg *a = p;
+
+	pthread_mutex_lock(&a->mu);
+	while (!a->release)
+		pthread_cond_wait(&a->cv, &a->mu);
+	a->ran = true;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void
+test_call_bounded(void **state)
+{
+	static bounded_arg a = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false };
+
+	(void)state;
+	assert_true(vigil_call_bounded(bounded_quick, &a, 10000));
+	assert_true(a.ran);
+	a.ran = false;
+	assert_false(vigil_call_bounded(bounded_blocks, &a, 50));
+	pthread_mutex_lock(&a.mu);
+	assert_false(a.ran);
+	a.release = true;
+	pthread_cond_broadcast(&a.cv);
+	while (!a.ran)
+		pthread_cond_wait(&a.cv, &a.mu);
+	pthread_mutex_unlock(&a.mu);
+	usleep(100000); /* the abandoned thread frees its state and exits */
+}
+
 int
 main(void)
 {
@@ -797,7 +847,7 @@ main(void)
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
 		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
 		cmocka_unit_test(test_error_json), cmocka_unit_test(test_cli_parse),
-		cmocka_unit_test(test_mem_populate),
+		cmocka_unit_test(test_mem_populate), cmocka_unit_test(test_call_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

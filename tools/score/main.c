@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -188,60 +187,25 @@ sc_stdout_close_status(int status)
  * a socket's reap races a pipe that a replica's death closed
  * (nanomsg/nng#1543, fixed after 1.5.2): seen once in CI, every reply
  * written and the process never exiting. Everything is answered and
- * written when this runs, so a close that takes over SC_CLOSE_WAIT_S is
+ * written when this runs, so a close that takes over SC_CLOSE_WAIT_MS is
  * left to the process's exit: standard output is flushed and the process
  * ends with the status it has (_exit: nothing else is left to do).
  */
-#define SC_CLOSE_WAIT_S 5
+#define SC_CLOSE_WAIT_MS 5000
 
-typedef struct sc_closer {
-	pthread_mutex_t mu;
-	pthread_cond_t  cv;
-	vigil_client   *c;
-	bool            done;
-} sc_closer;
-
-static void *
-sc_close_main(void *arg)
+static void
+sc_close(void *c)
 {
-	sc_closer *k = arg;
-
-	vigil_client_close(k->c);
-	pthread_mutex_lock(&k->mu);
-	k->done = true;
-	pthread_cond_signal(&k->cv);
-	pthread_mutex_unlock(&k->mu);
-	return NULL;
+	vigil_client_close(c);
 }
 
 static void
 sc_close_bounded(vigil_client *c, int status)
 {
-	static sc_closer k = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false };
-	struct timespec until;
-	pthread_t t;
-	bool done;
-
-	if (c == NULL)
+	if (c == NULL || vigil_call_bounded(sc_close, c, SC_CLOSE_WAIT_MS))
 		return;
-	k.c = c;
-	if (pthread_create(&t, NULL, sc_close_main, &k) != 0) {
-		vigil_client_close(c);
-		return;
-	}
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += SC_CLOSE_WAIT_S;
-	pthread_mutex_lock(&k.mu);
-	while (!k.done && pthread_cond_timedwait(&k.cv, &k.mu, &until) == 0)
-		;
-	done = k.done;
-	pthread_mutex_unlock(&k.mu);
-	if (done) {
-		pthread_join(t, NULL);
-		return;
-	}
 	fprintf(stderr, "vigil-score: warning: closing the connections took over %d s "
-	    "(nng 1.5.2); exiting without waiting\n", SC_CLOSE_WAIT_S);
+	    "(nng 1.5.2); exiting without waiting\n", SC_CLOSE_WAIT_MS / 1000);
 	_exit(sc_stdout_close_status(status));
 }
 
