@@ -210,6 +210,18 @@ vigil_haversine_km(double lat1, double lon1, double lat2, double lon2)
 	return 2 * r * asin(sqrt(a));
 }
 
+void
+vigil_deadline_after(struct timespec *ret, uint64_t ms)
+{
+	clock_gettime(CLOCK_REALTIME, ret);
+	ret->tv_sec += (time_t)(ms / 1000);
+	ret->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ret->tv_nsec >= 1000000000L) {
+		ret->tv_sec++;
+		ret->tv_nsec -= 1000000000L;
+	}
+}
+
 /* A bounded call's state: freed by whichever of the caller and the thread
  * is last, the caller when it saw fn return, the thread when it was
  * abandoned. */
@@ -267,13 +279,7 @@ vigil_call_bounded(void (*fn)(void *), void *arg, int ms)
 		fn(arg);
 		return true;
 	}
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += ms / 1000;
-	deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	vigil_deadline_after(&deadline, ms > 0 ? (uint64_t)ms : 0);
 	pthread_mutex_lock(&b->mu);
 	while (!b->done)
 		if (pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == ETIMEDOUT)

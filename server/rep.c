@@ -1309,13 +1309,7 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 	for (uint32_t i = 0; i < rep->nlisteners; i++)
 		nng_listener_close(rep->listeners[i]);
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	vigil_deadline_after(&deadline, timeout_ms);
 	atomic_store(&rep->draining, true);
 	pthread_mutex_lock(&rep->mu);
 	while (atomic_load(&rep->pending) > 0 && !timed_out)
