@@ -288,8 +288,8 @@ score_record_fill(app_work *w, const app_scorer *sc, const vigil_txn *txn, uint6
 		store_featval *f = &rec->feats[rec->nfeats++];
 		uint32_t slot = sc->rules->arch[i];
 
-		score_strcpy(f->name, sizeof f->name, store_schema_field(slot)->name);
-		f->name_id = store_schema_name_id(slot); /* archived in place of the name */
+		f->name[0] = '\0'; /* archived as its id: readers get the name back */
+		f->name_id = store_schema_name_id(slot);
 		f->val = w->features[slot];
 	}
 	{
