@@ -24,7 +24,8 @@ fi
 # run GLIBC_TUNABLES-or-"-": starts vigild, waits for its start-up line,
 # leaves its executed environment in $D/env, stops it
 run() {
-	rm -rf "$D/data" "$D/env"
+	# the previous run's log would satisfy vt_wait_log before this one starts
+	rm -rf "$D/data" "$D/env" "$D/$VT_LOG"
 	mkdir "$D/data"
 	if [ "$1" = - ]; then
 		env -u GLIBC_TUNABLES -u VIGIL_MALLOC_TUNED "$V" --data "$D/data" \
