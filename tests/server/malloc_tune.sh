@@ -25,7 +25,7 @@ fi
 # leaves its executed environment in $D/env, stops it
 run() {
 	# the previous run's log would satisfy vt_wait_log before this one starts
-	rm -rf "$D/data" "$D/env" "$D/$VT_LOG"
+	rm -rf "$D/data" "$D/env" "$D/${VT_LOG:?}"
 	mkdir "$D/data"
 	if [ "$1" = - ]; then
 		env -u GLIBC_TUNABLES -u VIGIL_MALLOC_TUNED "$V" --data "$D/data" \

@@ -22,7 +22,7 @@ run() {
 	ini=$1
 	shift
 	# the previous run's log would satisfy vt_wait_log before this one starts
-	rm -rf "$D/data" "$D/pol" "$D/$VT_LOG"
+	rm -rf "$D/data" "$D/pol" "$D/${VT_LOG:?}"
 	mkdir "$D/data"
 	"$@" "$V" --config "$ini" --data "$D/data" --listen "ipc://$D/data/v.sock" \
 		--admin off --rules "$R" 2>"$D/$VT_LOG" &
