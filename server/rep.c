@@ -126,7 +126,10 @@ typedef struct rep_pipe {
 	uint32_t       id;
 	nng_pipe       pipe;
 	uint32_t       held;
-	int64_t        progress_ms; /* a reply was last handed over (or it opened), mono ms */
+	uint64_t       sent;        /* replies handed over (counted, not timed: a clock
+	                             * read a request costs more than the sweep needs) */
+	uint64_t       swept_sent;  /* sent at the last sweep that found it changed */
+	int64_t        progress_ms; /* that sweep's time (or when it opened), mono ms */
 	bool           closing;     /* closed for not reading its replies */
 	UT_hash_handle hh;
 } rep_pipe;
@@ -333,7 +336,7 @@ rep_pipe_release(rep_conn *c, bool sent)
 		if (e->held > 0)
 			e->held--;
 		if (sent)
-			e->progress_ms = (int64_t)(vigil_mono_ns() / 1000000);
+			e->sent++;
 	}
 	pthread_mutex_unlock(&rep->pipe_mu);
 }
@@ -374,7 +377,10 @@ rep_pipe_admit(rep_conn *c)
  * holding one of the max_inflight + 64 contexts, until it holds them all
  * and nobody else gets an answer. A slow vigild is not mistaken for it:
  * the refusals over the cap are answered at once. Closing drops the queued
- * replies (nng finishes their sends) and so frees the contexts.
+ * replies (nng finishes their sends) and so frees the contexts. Progress is
+ * the count of replies handed over, timed by the sweep that finds it
+ * changed, so a connection goes 1-2 s after its last reply, as when each
+ * reply read the clock.
  */
 static void
 rep_pipe_sweep(srv_rep *rep)
@@ -388,6 +394,10 @@ rep_pipe_sweep(srv_rep *rep)
 	HASH_ITER(hh, rep->pipes, e, tmp) {
 		if (nshut == sizeof shut / sizeof shut[0])
 			break; /* the rest next second */
+		if (e->sent != e->swept_sent) {
+			e->swept_sent = e->sent;
+			e->progress_ms = now;
+		}
 		if (!e->closing && e->held > rep->conn_max &&
 		    now - e->progress_ms >= REP_UNREAD_MS) {
 			e->closing = true;
@@ -923,6 +933,7 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			e->id = id;
 			e->pipe = p;
 			e->held = 0;
+			e->sent = e->swept_sent = 0;
 			e->progress_ms = (int64_t)(vigil_mono_ns() / 1000000);
 			e->closing = false;
 			HASH_ADD(hh, rep->pipes, id, sizeof e->id, e);

@@ -244,6 +244,7 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	app_scorer sc;
 	app_outcome ao;
 	vigil_err rv;
+	int64_t now = vigil_now_ms(); /* one clock read for the window and the score */
 
 	out->err.status = VIGIL__V1__STATUS__STATUS_OK;
 	out->err.info.field[0] = '\0';
@@ -256,7 +257,7 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	out->nreasons = 0;
 	out->model_score = NAN;
 	/* Before readiness, so the answer to a bad time never depends on it. */
-	if (srv_wire_txn_window(txn, vigil_now_ms(), s->cfg.max_future_skew_ms,
+	if (srv_wire_txn_window(txn, now, s->cfg.max_future_skew_ms,
 	    s->cfg.max_past_skew_ms, &out->err) !=
 	    VIGIL_OK)
 		return;
@@ -276,7 +277,7 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	sc = (app_scorer){ .rules = rs->rules->ar, .tv = rs->tv,
 		.model = rs->model != NULL ? rs->model->m : NULL, .pin_gen = true,
 		.gen = rs->gen };
-	rv = app_score(s->db, w->aw, &sc, txn, dry_run ? APP_DRY_RUN : 0, vigil_now_ms(), &ao);
+	rv = app_score(s->db, w->aw, &sc, txn, dry_run ? APP_DRY_RUN : 0, now, &ao);
 	switch (rv) {
 	case VIGIL_OK:
 		break;
