@@ -26,8 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "vigil.h"
 
 #define ECHO_PROG "vigil-echo"
 
@@ -120,6 +122,12 @@ echo_usage(FILE *out)
 	vigil_cli_exit_help(out, exits);
 }
 
+static void
+echo_close(void *sock)
+{
+	nng_close(*(nng_socket *)sock);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -197,7 +205,11 @@ main(int argc, char **argv)
 		nng_ctx_recv(conns[i].ctx, conns[i].aio);
 	fprintf(stderr, "vigil-echo: listening on %s with %lu contexts\n", url, nctx);
 	sigwait(&sigs, &sig);
-	nng_close(sock);
+	/* bounded: nng 1.5.2's nng_close can hang for good (nanomsg/nng#1543) */
+	if (!vigil_call_bounded(echo_close, &sock, 5000)) {
+		fprintf(stderr, "vigil-echo: warning: closing the socket took over 5 s; exiting\n");
+		_exit(0);
+	}
 	for (unsigned long i = 0; i < nctx; i++)
 		nng_aio_free(conns[i].aio);
 	free(conns);
