@@ -211,9 +211,9 @@ vigil_haversine_km(double lat1, double lon1, double lat2, double lon2)
 }
 
 void
-vigil_deadline_after(struct timespec *ret, uint64_t ms)
+vigil_deadline_after(clockid_t clk, struct timespec *ret, uint64_t ms)
 {
-	clock_gettime(CLOCK_REALTIME, ret);
+	clock_gettime(clk, ret);
 	ret->tv_sec += (time_t)(ms / 1000);
 	ret->tv_nsec += (long)(ms % 1000) * 1000000L;
 	if (ret->tv_nsec >= 1000000000L) {
@@ -279,7 +279,7 @@ vigil_call_bounded(void (*fn)(void *), void *arg, int ms)
 		fn(arg);
 		return true;
 	}
-	vigil_deadline_after(&deadline, ms > 0 ? (uint64_t)ms : 0);
+	vigil_deadline_after(CLOCK_REALTIME, &deadline, ms > 0 ? (uint64_t)ms : 0);
 	pthread_mutex_lock(&b->mu);
 	while (!b->done)
 		if (pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == ETIMEDOUT)

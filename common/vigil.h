@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -221,9 +222,10 @@ void vigil_date_format(int64_t ms, char *buf, size_t buflen);
 int64_t vigil_now_ms(void);
 /* Monotonic clock in ns, for latency measurement. */
 uint64_t vigil_mono_ns(void);
-/* CLOCK_REALTIME now + ms into *ret: a deadline for pthread_cond_timedwait. */
-struct timespec;
-void vigil_deadline_after(struct timespec *ret, uint64_t ms);
+/* clk's now + ms into *ret: a deadline for pthread_cond_timedwait, whose
+ * condition variable waits on clk (CLOCK_REALTIME unless its condattr set
+ * CLOCK_MONOTONIC). */
+void vigil_deadline_after(clockid_t clk, struct timespec *ret, uint64_t ms);
 /* Runs fn(arg) on a thread of its own and waits up to ms for it: true if it
  * returned (or ran on the caller, no thread to be had); false if not, and
  * it is left to finish, or not, alone. For teardown that may hang for good,

@@ -1320,7 +1320,7 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 	for (uint32_t i = 0; i < rep->nlisteners; i++)
 		nng_listener_close(rep->listeners[i]);
 
-	vigil_deadline_after(&deadline, timeout_ms);
+	vigil_deadline_after(CLOCK_REALTIME, &deadline, timeout_ms);
 	atomic_store(&rep->draining, true);
 	pthread_mutex_lock(&rep->mu);
 	while (atomic_load(&rep->pending) > 0 && !timed_out)

@@ -214,13 +214,7 @@ ship_wait(srv_ship *sh, uint64_t ms)
 	struct timespec ts;
 	bool stop;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	vigil_deadline_after(CLOCK_REALTIME, &ts, ms);
 	pthread_mutex_lock(&sh->mu);
 	while (!sh->stop && pthread_cond_timedwait(&sh->cv, &sh->mu, &ts) != ETIMEDOUT)
 		;

@@ -365,13 +365,7 @@ ar_interval_main(void *arg)
 
 	pthread_mutex_lock(&ar->thr_mu);
 	while (!ar->stopping) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += ar->opts.fsync_interval_ms / 1000;
-		ts.tv_nsec += (long)(ar->opts.fsync_interval_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		vigil_deadline_after(CLOCK_MONOTONIC, &ts, ar->opts.fsync_interval_ms);
 		while (!ar->stopping &&
 		    pthread_cond_timedwait(&ar->thr_cv, &ar->thr_mu, &ts) != ETIMEDOUT)
 			;

@@ -511,12 +511,7 @@ live_dedupe_wait(live *lv, const char *txn_id, const live_keys *k)
 	while (dd_state(lv, txn_id, k) == DD_PENDING) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		vigil_deadline_after(CLOCK_MONOTONIC, &ts, 100);
 		(void)pthread_cond_timedwait(&lv->dd_wait_cv, &lv->dd_wait_mu, &ts);
 	}
 	pthread_mutex_unlock(&lv->dd_wait_mu);

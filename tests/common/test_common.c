@@ -836,6 +836,31 @@ test_call_bounded(void **state)
 	usleep(100000); /* the abandoned thread frees its state and exits */
 }
 
+/* vigil_deadline_after: the clock asked for, plus ms, normalised (a sum of
+ * nanoseconds past a second carries into the seconds). */
+static void
+test_deadline_after(void **state)
+{
+	static const clockid_t clk[] = { CLOCK_REALTIME, CLOCK_MONOTONIC };
+	static const uint64_t ms[] = { 0, 1, 999, 1000, 1999, 86400000 };
+
+	(void)state;
+	for (size_t c = 0; c < sizeof clk / sizeof clk[0]; c++)
+		for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+			struct timespec lo, hi, d;
+			int64_t nlo, nhi, nd;
+
+			clock_gettime(clk[c], &lo);
+			vigil_deadline_after(clk[c], &d, ms[i]);
+			clock_gettime(clk[c], &hi);
+			assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+			nlo = (int64_t)lo.tv_sec * 1000000000LL + lo.tv_nsec;
+			nhi = (int64_t)hi.tv_sec * 1000000000LL + hi.tv_nsec;
+			nd = (int64_t)d.tv_sec * 1000000000LL + d.tv_nsec - (int64_t)ms[i] * 1000000LL;
+			assert_true(nd >= nlo && nd <= nhi);
+		}
+}
+
 int
 main(void)
 {
@@ -848,6 +873,7 @@ main(void)
 		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
 		cmocka_unit_test(test_error_json), cmocka_unit_test(test_cli_parse),
 		cmocka_unit_test(test_mem_populate), cmocka_unit_test(test_call_bounded),
+		cmocka_unit_test(test_deadline_after),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
