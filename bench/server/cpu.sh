@@ -16,7 +16,8 @@
 # from an empty directory instead (no generation, no model), MODEL_DATA=DIR
 # serves copies of DIR (one built before, to save the replay). After the
 # runs, a summary: each server's median CPU per request and each vigild's
-# ratio to the echo's (the figure of docs/BENCHMARKS.md, "CPU per score").
+# ratio to the echo's (the figure of docs/BENCHMARKS.md, "CPU per score"),
+# with the median of the rounds' own ratios beside it.
 # Environment: TP (ipc or tcp, default ipc), CONC (default 32),
 # CONNS (connections the load generator spreads them over, default 1),
 # RULES, FSYNC (default interval), RUNS (rounds, default 1), LOADGEN_ARGS
@@ -201,12 +202,23 @@ while [ $r -lt "$RUNS" ]; do
 	if [ "${PIPELINE:-0}" = 1 ]; then pipeline; fi
 done
 # The summary: median server CPU per request of each server over the runs,
-# and of each vigild its ratio to the echo's median.
+# of each vigild its ratio to the echo's median, and the median of its
+# per-round ratios (each round's vigild against that round's echo: the two
+# ran seconds apart, so a round the host slowed moves both).
 awk '{ n[$1]++; v[$1, n[$1]] = $2; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
     function median(l,   i, j, t, a) {
 	for (i = 1; i <= n[l]; i++) a[i] = v[l, i]
-	for (i = 2; i <= n[l]; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-	return n[l] % 2 ? a[(n[l] + 1) / 2] : (a[n[l] / 2] + a[n[l] / 2 + 1]) / 2
+	return med(a, n[l])
+    }
+    function med(a, m,   i, j, t) {
+	for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+	return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    function paired(l,   i, m, a) {
+	m = 0
+	for (i = 1; i <= n[l] && i <= n["echo"]; i++)
+		if (v["echo", i] > 0) a[++m] = v[l, i] / v["echo", i]
+	return m > 0 ? med(a, m) : 0
     }
     END {
 	e = median("echo")
@@ -214,7 +226,7 @@ awk '{ n[$1]++; v[$1, n[$1]] = $2; if (!($1 in seen)) { seen[$1] = 1; order[++k]
 		m = median(order[i])
 		printf "median %-28s server %6.2f us/req over %d run(s)", order[i], m, n[order[i]]
 		if (order[i] != "echo" && order[i] != "pipeline" && e > 0) {
-			printf "  ratio to echo %.2f", m / e
+			printf "  ratio to echo %.2f (per round %.2f)", m / e, paired(order[i])
 			if ("pipeline" in seen)
 				printf "  beyond echo + pipeline %.2f", m - e - median("pipeline")
 		}
