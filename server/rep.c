@@ -92,6 +92,7 @@
 #include <uthash.h>
 
 #include "srv.h"
+#include "stages.h"
 
 #define REP_SPARE_CTX 64
 #define REP_INLINE_MAX 15 /* nng 1.5.2's pool is 2 x CPUs threads, at most 16 */
@@ -530,6 +531,7 @@ rep_cb(void *arg)
 			return;
 		}
 		c->msg = nng_aio_get_msg(c->aio);
+		VIGIL_STAGE(VIGIL_ST_RECV);
 		nng_aio_set_msg(c->aio, NULL);
 		admit = rep_pipe_admit(c);
 		if (!admit) {
@@ -564,11 +566,18 @@ rep_cb(void *arg)
 			srv_worker *w = rep_thread_worker(rep);
 
 			if (w != NULL) {
+				const Vigil__V1__Reply *reply;
+
 				c->state = REP_WORK;
 				c->work = true;
-				rep_reply(rep, c, w, srv_request_handle(rep->s, w, nng_msg_body(c->msg),
-				    nng_msg_len(c->msg)));
+				VIGIL_STAGE(VIGIL_ST_HANDLE);
+				reply = srv_request_handle(rep->s, w, nng_msg_body(c->msg),
+				    nng_msg_len(c->msg));
+				VIGIL_STAGE(VIGIL_ST_PACK);
+				rep_reply(rep, c, w, reply);
 				rep_inline_drain(rep, w);
+				VIGIL_STAGE(VIGIL_ST_DRAINED);
+				VIGIL_STAGE_DONE(VIGIL_ST_RECV, VIGIL_ST_DRAINED);
 				return;
 			}
 			/* no memory for a worker: the worker threads take it */
@@ -597,6 +606,7 @@ rep_cb(void *arg)
 			rep_inline_help(rep);
 		return;
 	case REP_SEND:
+		VIGIL_STAGE(VIGIL_ST_SENT_CB);
 		if (rv != 0) {
 			nng_msg *m = nng_aio_get_msg(c->aio);
 
@@ -613,6 +623,8 @@ rep_cb(void *arg)
 			return;
 		}
 		rep_recv(c);
+		VIGIL_STAGE(VIGIL_ST_SENT_CB_END);
+		VIGIL_STAGE_DONE(VIGIL_ST_SENT_CB, VIGIL_ST_SENT_CB_END);
 		return;
 	default:
 		return;
@@ -646,8 +658,11 @@ rep_reply(srv_rep *rep, rep_conn *c, srv_worker *w, const Vigil__V1__Reply *repl
 		return;
 	}
 	srv_wire_reply_pack(reply, nng_msg_body(c->msg));
+	VIGIL_STAGE(VIGIL_ST_RELEASE);
 	srv_request_done(w);
+	VIGIL_STAGE(VIGIL_ST_SEND);
 	rep_send(c);
+	VIGIL_STAGE(VIGIL_ST_DRAIN);
 }
 
 /*

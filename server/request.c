@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "srv.h"
+#include "stages.h"
 #include "vigil_config.h"
 
 #define SCORE_MAX_HITS (2 * RULES_MAX_RULES)
@@ -277,7 +278,10 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 	sc = (app_scorer){ .rules = rs->rules->ar, .tv = rs->tv,
 		.model = rs->model != NULL ? rs->model->m : NULL, .pin_gen = true,
 		.gen = rs->gen };
+	VIGIL_STAGE(VIGIL_ST_APP);
 	rv = app_score(s->db, w->aw, &sc, txn, dry_run ? APP_DRY_RUN : 0, now, &ao);
+	VIGIL_STAGE(VIGIL_ST_APP_END);
+	VIGIL_STAGE_DONE(VIGIL_ST_APP, VIGIL_ST_APP_END);
 	switch (rv) {
 	case VIGIL_OK:
 		break;
@@ -585,6 +589,7 @@ srv_request_handle(srv_server *s, srv_worker *w, const void *buf, size_t len)
 	store_label label;
 
 	srv_request_done(w);
+	VIGIL_STAGE(VIGIL_ST_DECODE);
 	if (srv_wire_decode_with(buf, len, s->cfg.max_message_bytes, &w->arena, &w->req,
 	    &w->err) != VIGIL_OK) {
 		reply_error(w);
@@ -597,8 +602,11 @@ srv_request_handle(srv_server *s, srv_worker *w, const void *buf, size_t len)
 			reply_error(w);
 			goto out;
 		}
+		VIGIL_STAGE(VIGIL_ST_RULESET);
 		w->rs = srv_ruleset_acquire(s);
+		VIGIL_STAGE(VIGIL_ST_SCORE);
 		srv_score_txn(s, w, w->rs, &txn, w->req->score->dry_run != 0, &w->out);
+		VIGIL_STAGE(VIGIL_ST_FILL);
 		if (w->out.err.status != VIGIL__V1__STATUS__STATUS_OK) {
 			w->err = w->out.err;
 			reply_error(w);

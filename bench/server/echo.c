@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "stages.h"
 #include "vigil.h"
 
 #define ECHO_PROG "vigil-echo"
@@ -101,7 +102,10 @@ echo_cb(void *arg)
 	if (echo_spins > 0)
 		echo_work(echo_spins);
 	c->sending = true;
+	VIGIL_STAGE(VIGIL_ST_SEND);
 	nng_ctx_send(c->ctx, c->aio);
+	VIGIL_STAGE(VIGIL_ST_DRAIN);
+	VIGIL_STAGE_DONE(VIGIL_ST_SEND, VIGIL_ST_DRAIN);
 }
 
 static void
