@@ -4,6 +4,7 @@
  * process-wide sums, the means on stderr at exit.
  */
 #include "stages.h"
+#include "vigil.h"
 
 #if VIGIL_STAGE_TIMING
 #include <stdatomic.h>
@@ -28,19 +29,9 @@ static const char *const st_name[VIGIL_ST_COUNT] = {
 	[VIGIL_ST_PACK] = "reply size, buffer, pack",
 	[VIGIL_ST_RELEASE] = "release",
 	[VIGIL_ST_SEND] = "send (nng_ctx_send)",
-	[VIGIL_ST_DRAIN] = "queue",
 	[VIGIL_ST_APP] = "app_score",
 	[VIGIL_ST_SENT_CB] = "send finished",
 };
-
-static uint64_t
-st_mono_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
 
 uint64_t
 vigil_stage_now(void)
@@ -48,7 +39,7 @@ vigil_stage_now(void)
 #if defined(__x86_64__)
 	return __rdtsc();
 #else
-	return st_mono_ns();
+	return vigil_mono_ns();
 #endif
 }
 
@@ -60,11 +51,19 @@ st_start(void)
 	uint64_t ns;
 
 	st_tick0 = vigil_stage_now();
-	st_ns0 = st_mono_ns();
+	st_ns0 = vigil_mono_ns();
 	nanosleep(&d, NULL);
-	ns = st_mono_ns() - st_ns0;
+	ns = vigil_mono_ns() - st_ns0;
 	st_cap = (uint64_t)(100000.0 * (double)(vigil_stage_now() - st_tick0) /
 	    (double)(ns > 0 ? ns : 1));
+}
+
+void
+vigil_stage_begin(int first, int last)
+{
+	for (int i = first + 1; i <= last; i++)
+		vigil_stage_at[i] = 0;
+	vigil_stage_at[first] = vigil_stage_now();
 }
 
 void
@@ -102,7 +101,7 @@ vigil_stage_cap_ticks(void)
 __attribute__((destructor)) static void
 st_report(void)
 {
-	uint64_t ns = st_mono_ns() - st_ns0;
+	uint64_t ns = vigil_mono_ns() - st_ns0;
 	double per_ns = ns > 0 ? (double)(vigil_stage_now() - st_tick0) / (double)ns : 1.0;
 
 	for (int i = 0; i < VIGIL_ST_COUNT; i++)

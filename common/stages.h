@@ -9,8 +9,10 @@
  * it) or with a mark missing is left out.
  *
  * Marks (an interval is named after the mark it starts at):
- *   VIGIL_ST_RECV .. VIGIL_ST_DRAINED: one request scored inline by vigild
- *   (server/rep.c, server/request.c), and the echo's send (bench/server);
+ *   VIGIL_ST_RECV .. VIGIL_ST_END: one request scored inline by vigild
+ *   (server/rep.c, server/request.c; VIGIL_STAGE_BEGIN clears the marks a
+ *   request queued and drained on the same thread left), and the echo's
+ *   send (bench/server);
  *   VIGIL_ST_APP, VIGIL_ST_APP_END: app_score alone;
  *   VIGIL_ST_SENT_CB, VIGIL_ST_SENT_CB_END: the callback of a finished send.
  */
@@ -38,8 +40,7 @@ enum {
 	VIGIL_ST_PACK,     /* size the reply, grow nng's buffer, pack */
 	VIGIL_ST_RELEASE,  /* release the request's worker state */
 	VIGIL_ST_SEND,     /* nng_ctx_send (its sendmsg wakes the peer) */
-	VIGIL_ST_DRAIN,    /* look at the queue */
-	VIGIL_ST_DRAINED,
+	VIGIL_ST_END,
 	VIGIL_ST_APP = 12, /* app_score */
 	VIGIL_ST_APP_END,
 	VIGIL_ST_SENT_CB = 14, /* a finished send: release, receive again */
@@ -55,10 +56,14 @@ void     vigil_stage_done(int first, int last);
  * on an interval): for tests and the report. */
 uint64_t vigil_stage_count(int i, double *ret_mean_ticks);
 uint64_t vigil_stage_cap_ticks(void);
+void     vigil_stage_begin(int first, int last);
 #define VIGIL_STAGE(i)           (vigil_stage_at[(i)] = vigil_stage_now())
+/* Clears marks first .. last, then stamps first. */
+#define VIGIL_STAGE_BEGIN(first, last) vigil_stage_begin((first), (last))
 #define VIGIL_STAGE_DONE(first, last) vigil_stage_done((first), (last))
 #else
 #define VIGIL_STAGE(i)           ((void)0)
+#define VIGIL_STAGE_BEGIN(first, last) ((void)0)
 #define VIGIL_STAGE_DONE(first, last) ((void)0)
 #endif
 

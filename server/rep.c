@@ -531,7 +531,7 @@ rep_cb(void *arg)
 			return;
 		}
 		c->msg = nng_aio_get_msg(c->aio);
-		VIGIL_STAGE(VIGIL_ST_RECV);
+		VIGIL_STAGE_BEGIN(VIGIL_ST_RECV, VIGIL_ST_END);
 		nng_aio_set_msg(c->aio, NULL);
 		admit = rep_pipe_admit(c);
 		if (!admit) {
@@ -575,9 +575,8 @@ rep_cb(void *arg)
 				    nng_msg_len(c->msg));
 				VIGIL_STAGE(VIGIL_ST_PACK);
 				rep_reply(rep, c, w, reply);
+				VIGIL_STAGE_DONE(VIGIL_ST_RECV, VIGIL_ST_END);
 				rep_inline_drain(rep, w);
-				VIGIL_STAGE(VIGIL_ST_DRAINED);
-				VIGIL_STAGE_DONE(VIGIL_ST_RECV, VIGIL_ST_DRAINED);
 				return;
 			}
 			/* no memory for a worker: the worker threads take it */
@@ -662,7 +661,7 @@ rep_reply(srv_rep *rep, rep_conn *c, srv_worker *w, const Vigil__V1__Reply *repl
 	srv_request_done(w);
 	VIGIL_STAGE(VIGIL_ST_SEND);
 	rep_send(c);
-	VIGIL_STAGE(VIGIL_ST_DRAIN);
+	VIGIL_STAGE(VIGIL_ST_END);
 }
 
 /*

@@ -104,8 +104,8 @@ echo_cb(void *arg)
 	c->sending = true;
 	VIGIL_STAGE(VIGIL_ST_SEND);
 	nng_ctx_send(c->ctx, c->aio);
-	VIGIL_STAGE(VIGIL_ST_DRAIN);
-	VIGIL_STAGE_DONE(VIGIL_ST_SEND, VIGIL_ST_DRAIN);
+	VIGIL_STAGE(VIGIL_ST_END);
+	VIGIL_STAGE_DONE(VIGIL_ST_SEND, VIGIL_ST_END);
 }
 
 static void

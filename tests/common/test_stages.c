@@ -3,7 +3,8 @@
  * tests/common/test_stages.c - the request stage timer (common/stages.h),
  * compiled in here whatever -Dstage_timing says: intervals are summed
  * between consecutive marks, one with a mark missing or over the cap is
- * left out, and the marks are cleared for the next request.
+ * left out, the marks are cleared for the next request, and a begin clears
+ * what an unfinished request (one queued and drained) left.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,12 +70,34 @@ test_stage_left_out(void **state)
 	assert_true(mean == (double)cap);
 }
 
+static void
+test_stage_begin_clears(void **state)
+{
+	double mean;
+
+	(void)state;
+	/* a drained request stamped FILL and PACK and was never done */
+	VIGIL_STAGE(VIGIL_ST_FILL);
+	VIGIL_STAGE(VIGIL_ST_PACK);
+	/* the next request marks RECV .. DECODE only: the stale FILL -> PACK
+	 * interval must not be counted again */
+	VIGIL_STAGE_BEGIN(VIGIL_ST_RECV, VIGIL_ST_END);
+	assert_int_equal(vigil_stage_at[VIGIL_ST_FILL], 0);
+	assert_int_equal(vigil_stage_at[VIGIL_ST_PACK], 0);
+	assert_true(vigil_stage_at[VIGIL_ST_RECV] != 0);
+	VIGIL_STAGE(VIGIL_ST_HANDLE);
+	VIGIL_STAGE_DONE(VIGIL_ST_RECV, VIGIL_ST_END);
+	assert_int_equal(vigil_stage_count(VIGIL_ST_FILL, &mean), 0);
+	assert_int_equal(vigil_stage_count(VIGIL_ST_RECV, &mean), 2);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stage_intervals),
 		cmocka_unit_test(test_stage_left_out),
+		cmocka_unit_test(test_stage_begin_clears),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
