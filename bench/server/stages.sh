@@ -32,7 +32,8 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 RULES=${RULES:-$SRC/rules/default.rules}
 PIN=${PIN-0}
 . "$SRC/bench/server/pin.sh"
-grep -q 'define VIGIL_STAGE_TIMING 1' "$BUILD/vigil_config.h" 2>/dev/null || {
+[ -f "$BUILD/vigil_config.h" ] || { echo "stages.sh: $BUILD is not a configured build directory" >&2; exit 2; }
+grep -q 'define VIGIL_STAGE_TIMING 1' "$BUILD/vigil_config.h" || {
 	echo "stages.sh: $BUILD was not configured with -Dstage_timing=true" >&2
 	exit 2
 }
