@@ -17,7 +17,9 @@
 # serves copies of DIR (one built before, to save the replay). After the
 # runs, a summary: each server's median CPU per request and each vigild's
 # ratio to the echo's (the figure of docs/BENCHMARKS.md, "CPU per score"),
-# with the median of the rounds' own ratios beside it.
+# with the median of the rounds' own ratios beside it, and how many of each
+# server's rounds fell in the costly regime (0.5 context switches a request
+# or more).
 # Environment: TP (ipc or tcp, default ipc), CONC (default 32),
 # CONNS (connections the load generator spreads them over, default 1),
 # RULES, FSYNC (default interval), RUNS (rounds, default 1), LOADGEN_ARGS
@@ -154,7 +156,8 @@ one() { # label server-command...
 		cs=$(awk -F, '$3 == "context-switches" { print $1 }' "$TMP/perf")
 	fi
 	other=$(( (a1 - a0) - (s1 - s0) - (l1 - l0) ))
-	echo "$label $n $((s1 - s0)) $TCK" | awk '{ d = $2 > 0 ? $2 : 1; print $1, $3 * 1e6 / $4 / d }' >>"$TMP/results"
+	echo "$label $n $((s1 - s0)) $TCK $((w1 - w0))" |
+		awk '{ d = $2 > 0 ? $2 : 1; print $1, $3 * 1e6 / $4 / d, $5 / d }' >>"$TMP/results"
 	echo "$label $rate $n $((s1 - s0)) $((l1 - l0)) $TCK $(field "$v" p50_us) $(field "$v" p99_us) $futex $cs $other $SECS $((w1 - w0))" |
 		awk '{ d = $3 > 0 ? $3 : 1
 		    printf "%-28s %9.0f/s  server %6.2f us/req  switches %5.2f/req  loadgen %6.2f us/req  p50 %7.1f  p99 %7.1f",
@@ -204,8 +207,13 @@ done
 # The summary: median server CPU per request of each server over the runs,
 # of each vigild its ratio to the echo's median, and the median of its
 # per-round ratios (each round's vigild against that round's echo: the two
-# ran seconds apart, so a round the host slowed moves both).
-awk '{ n[$1]++; v[$1, n[$1]] = $2; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
+# ran seconds apart, so a round the host slowed moves both), and how many
+# of each server's rounds fell in the costly regime, at 0.5 context
+# switches a request or more (docs/BENCHMARKS.md, "Two regimes": the echo
+# lands there now and then even pinned, at about 1.5x its cheap cost, and a
+# ratio over such a round flatters vigild).
+awk '{ n[$1]++; v[$1, n[$1]] = $2; if ($3 >= 0.5) costly[$1]++
+    if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
     function median(l,   i, j, t, a) {
 	for (i = 1; i <= n[l]; i++) a[i] = v[l, i]
 	return med(a, n[l])
@@ -225,6 +233,8 @@ awk '{ n[$1]++; v[$1, n[$1]] = $2; if (!($1 in seen)) { seen[$1] = 1; order[++k]
 	for (i = 1; i <= k; i++) {
 		m = median(order[i])
 		printf "median %-28s server %6.2f us/req over %d run(s)", order[i], m, n[order[i]]
+		if (order[i] != "pipeline")
+			printf ", %d costly", costly[order[i]] + 0
 		if (order[i] != "echo" && order[i] != "pipeline" && e > 0) {
 			printf "  ratio to echo %.2f (per round %.2f)", m / e, paired(order[i])
 			if ("pipeline" in seen)
