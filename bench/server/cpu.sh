@@ -190,7 +190,7 @@ elif [ "$MODEL" = 1 ]; then
 	. "$SRC/bench/server/modeldata.sh"
 	model_data "$BUILD" "$RULES" "$TMP/model"
 fi
-echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC over $CONNS connection(s), ${SECS}s; $PIN_DESC"
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC over $CONNS connection(s), ${SECS}s; $PIN_DESC$MEM_DESC"
 r=0
 while [ $r -lt "$RUNS" ]; do
 	r=$((r + 1))

@@ -2,16 +2,16 @@
 # shellcheck shell=sh disable=SC2034
 # bench/server/pin.sh - sourced by run.sh, cpu.sh and stages.sh: CPU
 # pinning of the servers and the load generator, the same for vigil-echo and
-# vigild so that their ratio stays fair. PIN unset or empty: nothing is pinned. PIN=LIST
-# (a taskset -c list, e.g. "1" or "2-3"): every server runs under
-# `taskset -c LIST` and the load generator under `taskset -c` of the other
-# online CPUs (LOADGEN_CPUS overrides that list). Sets SRV_PIN and LG_PIN to
-# the command prefixes (empty when not pinned) and PIN_DESC for the header,
-# which also says whether the kernel hands free memory back to a hypervisor
-# (free page reporting: memory a server grows into is then backed again
-# when first written, about 3.5 us of vigild's CPU a score on the VM of
-# docs/BENCHMARKS.md; order 11 or more reports nothing, docs/vigild.md,
-# "Memory").
+# vigild so that their ratio stays fair. PIN unset or empty: nothing is
+# pinned. PIN=LIST (a taskset -c list, e.g. "1" or "2-3"): every server runs
+# under `taskset -c LIST` and the load generator under `taskset -c` of the
+# other online CPUs (LOADGEN_CPUS overrides that list). Sets SRV_PIN and
+# LG_PIN to the command prefixes (empty when not pinned) and PIN_DESC for
+# the header. Also sets MEM_DESC for the header: "; free page reporting
+# order N" where the kernel hands free memory back to a hypervisor (memory
+# a server grows into is then backed again when first written, about 3.5 us
+# of vigild's CPU a score on the VM of docs/BENCHMARKS.md; order 11 or more
+# reports nothing: docs/vigild.md, "Memory"), else empty.
 
 # The online CPUs not in the taskset list $1, as a taskset list ("" if none).
 pin_others() {
@@ -42,6 +42,8 @@ if [ -n "${PIN:-}" ]; then
 	LG_PIN="taskset -c $lg_cpus"
 	PIN_DESC="servers on CPU $PIN, loadgen on CPU $lg_cpus"
 fi
-if [ -r /sys/module/page_reporting/parameters/page_reporting_order ]; then
-	PIN_DESC="$PIN_DESC; free page reporting order $(cat /sys/module/page_reporting/parameters/page_reporting_order)"
+MEM_DESC=
+fpr_order=/sys/module/page_reporting/parameters/page_reporting_order
+if [ -r "$fpr_order" ]; then
+	MEM_DESC="; free page reporting order $(cat "$fpr_order")"
 fi

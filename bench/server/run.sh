@@ -69,7 +69,7 @@ field() { # json key
 	echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
 }
 
-echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); ${SECS}s per point; rules $(basename "$RULES"); fsync $FSYNC; connections per load generator: $CONNS; $PIN_DESC"
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); ${SECS}s per point; rules $(basename "$RULES"); fsync $FSYNC; connections per load generator: $CONNS; $PIN_DESC$MEM_DESC"
 printf '%-4s %5s %4s | %10s %8s %8s %8s | %10s %8s %8s %8s | %6s %8s\n' \
 	tp conc conn echo/s p50us p99us p999us vigild/s p50us p99us p999us ratio dp50us
 port=19475

@@ -77,7 +77,7 @@ run() {
 	grep '^stage ' "$TMP/$label.log" | sed 's/^/  /'
 }
 
-echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); ipc c=32, ${SECS}s; $PIN_DESC"
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); ipc c=32, ${SECS}s; $PIN_DESC$MEM_DESC"
 run vigild "" "$BUILD/server/vigild" --data "$TMP/data" --admin off --rules "$RULES"
 run echo --echo "$BUILD/bench/server/vigil-echo"
 if [ -n "${ECHO_WORK_US:-}" ]; then
