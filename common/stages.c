@@ -58,11 +58,18 @@ st_start(void)
 	    (double)(ns > 0 ? ns : 1));
 }
 
+/* Clears this thread's marks first .. last. */
+static void
+st_clear(int first, int last)
+{
+	for (int i = first; i <= last; i++)
+		vigil_stage_at[i] = 0;
+}
+
 void
 vigil_stage_begin(int first, int last)
 {
-	for (int i = first + 1; i <= last; i++)
-		vigil_stage_at[i] = 0;
+	st_clear(first + 1, last);
 	vigil_stage_at[first] = vigil_stage_now();
 }
 
@@ -79,8 +86,7 @@ vigil_stage_done(int first, int last)
 		atomic_fetch_add_explicit(&st_sum[i], b - a, memory_order_relaxed);
 		atomic_fetch_add_explicit(&st_n[i], 1, memory_order_relaxed);
 	}
-	for (int i = first; i <= last; i++)
-		vigil_stage_at[i] = 0;
+	st_clear(first, last);
 }
 
 uint64_t
