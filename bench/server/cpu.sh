@@ -21,6 +21,9 @@
 # server's rounds fell in the costly regime (0.5 context switches a request
 # or more).
 # Environment: TP (ipc or tcp, default ipc), CONC (default 32),
+# WARMUP (seconds of load before the CPU window, default 0.5; a steady
+# state, LOADGEN_ARGS="--cards 1000 --step-us 60000000", needs 20,160
+# requests first, WARMUP=3),
 # CONNS (connections the load generator spreads them over, default 1),
 # RULES, FSYNC (default interval), RUNS (rounds, default 1), LOADGEN_ARGS
 # (extra vigil-loadgen flags for the vigild runs, e.g. "--rate 15000"),
@@ -60,6 +63,7 @@ CONC=${CONC:-32}
 CONNS=${CONNS:-1}
 FSYNC=${FSYNC:-interval}
 RUNS=${RUNS:-1}
+WARMUP=${WARMUP:-0.5}
 if [ -z "${RULES:-}" ]; then
 	RULES="$SRC/rules/default.rules"
 	[ -f "$RULES" ] || RULES="$SRC/tests/server/rules/velocity.rules"
@@ -122,14 +126,14 @@ one() { # label server-command...
 	extra=
 	[ $isecho = true ] && extra=--echo
 	[ $isecho = true ] || extra=${LOADGEN_ARGS:-}
-	# The loadgen warms up for 0.5 s and runs 1 s longer than the CPU
-	# window, which starts after the warm-up; requests in the window are
-	# estimated as the loadgen's rate times the window.
+	# The loadgen warms up for WARMUP s and runs 1 s longer than the CPU
+	# window, which starts 0.1 s after the warm-up; requests in the window
+	# are estimated as the loadgen's rate times the window.
 	# shellcheck disable=SC2086
-	$LG_PIN "$LOADGEN" --url "$url" -c "$CONC" --connections "$CONNS" --duration $((SECS + 1)) --warmup 0.5 --json $extra \
+	$LG_PIN "$LOADGEN" --url "$url" -c "$CONC" --connections "$CONNS" --duration $((SECS + 1)) --warmup "$WARMUP" --json $extra \
 		>"$TMP/lg.json" &
 	lpid=$!
-	sleep 0.6
+	sleep "$(echo "$WARMUP" | awk '{ print $1 + 0.1 }')"
 	s0=$(ticks "$SPID"); l0=$(ticks "$lpid"); a0=$(all_ticks); w0=$(switches "$SPID")
 	if [ "${PERF:-0}" = 1 ]; then
 		perf stat -x, -o "$TMP/perf" -e syscalls:sys_enter_futex,context-switches \
@@ -190,7 +194,7 @@ elif [ "$MODEL" = 1 ]; then
 	. "$SRC/bench/server/modeldata.sh"
 	model_data "$BUILD" "$RULES" "$TMP/model"
 fi
-echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC over $CONNS connection(s), ${SECS}s; $PIN_DESC$MEM_DESC"
+echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC over $CONNS connection(s), ${SECS}s after ${WARMUP}s${LOADGEN_ARGS:+, loadgen against vigild: $LOADGEN_ARGS}; $PIN_DESC$MEM_DESC"
 r=0
 while [ $r -lt "$RUNS" ]; do
 	r=$((r + 1))

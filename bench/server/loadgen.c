@@ -66,6 +66,7 @@ static struct {
 	uint64_t         requests;
 	uint32_t         cards;
 	uint32_t         merchants;
+	uint32_t         step_us;   /* event time between consecutive requests */
 	double           rate;      /* open loop: requests due per second; 0 = closed loop */
 	bool             echo;
 	bool             dry_run;
@@ -107,7 +108,7 @@ lg_pack(lg_conn *c)
 	Vigil__V1__Transaction t = VIGIL__V1__TRANSACTION__INIT;
 	txngen g;
 
-	txngen_make(&g, lg.run, atomic_fetch_add(&lg.seq, 1), lg.cards, lg.merchants);
+	txngen_make(&g, lg.run, atomic_fetch_add(&lg.seq, 1), lg.cards, lg.merchants, lg.step_us);
 	t.txn_id = g.txn_id;
 	t.card_id = g.card_id;
 	t.merchant_id = g.merchant_id;
@@ -333,7 +334,8 @@ lg_usage(FILE *out)
 	fprintf(out,
 	    "usage: vigil-loadgen --url URL [--concurrency N] [--connections N]\n"
 	    "                     [--duration S | --requests N] [--warmup S] [--rate R]\n"
-	    "                     [--cards N] [--merchants N] [--dry-run] [--echo] [--json]\n"
+	    "                     [--cards N] [--merchants N] [--step-us N] [--dry-run]\n"
+	    "                     [--echo] [--json]\n"
 	    "\n"
 	    "Closed-loop load: N REQ contexts each send a vigil.v1 score request as soon as\n"
 	    "the previous reply arrives. With --rate, open loop: R requests are due per\n"
@@ -351,6 +353,12 @@ lg_usage(FILE *out)
 	    "  --warmup S         run S seconds before measuring (default 0.5)\n"
 	    "  --cards N          size of the card pool (default 10000)\n"
 	    "  --merchants N      size of the merchant pool, 4 terminals each (default 1000)\n"
+	    "  --step-us N        event time between consecutive requests, microseconds\n"
+	    "                     (default 125: nothing of a short run expires; 60000000,\n"
+	    "                     a minute, with --cards 1000: the live state expires as\n"
+	    "                     fast as it grows after 20,160 requests, a steady state);\n"
+	    "                     event times start at 2025-11-21, and vigild refuses\n"
+	    "                     those ahead of its clock (max_future_skew_ms)\n"
 	    "  --dry-run          ask for dry runs (no archive, no live update)\n"
 	    "  --echo             the peer is vigil-echo: do not check reply status\n"
 	    "  --json             one JSON object on stdout instead of text\n"
@@ -377,6 +385,7 @@ main(int argc, char **argv)
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "cards", required_argument, NULL, 'k' },
 		{ "merchants", required_argument, NULL, 'm' },
+		{ "step-us", required_argument, NULL, 'S' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "echo", no_argument, NULL, 'e' },
@@ -394,8 +403,9 @@ main(int argc, char **argv)
 	lg.warmup_s = 0.5;
 	lg.cards = 10000;
 	lg.merchants = 1000;
+	lg.step_us = TXNGEN_STEP_US;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "u:c:C:d:n:w:k:m:r:Dejh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "u:c:C:d:n:w:k:m:S:r:Dejh", opts, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (opt) {
@@ -426,6 +436,10 @@ main(int argc, char **argv)
 		case 'm':
 			u = vigil_cli_parse_u32(LG_PROG, "merchants", optarg,
 			    1, UINT32_MAX, &lg.merchants);
+			break;
+		case 'S':
+			u = vigil_cli_parse_u32(LG_PROG, "step-us", optarg,
+			    1, TXNGEN_STEP_US_MAX, &lg.step_us);
 			break;
 		case 'r':
 			u = vigil_cli_parse_double(LG_PROG, "rate", optarg,

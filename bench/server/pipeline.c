@@ -45,6 +45,7 @@
 	X(OPT_WARMUP,    "warmup",    required_argument, 0) \
 	X(OPT_CARDS,     "cards",     required_argument, 0) \
 	X(OPT_MERCHANTS, "merchants", required_argument, 0) \
+	X(OPT_STEP_US,   "step-us",   required_argument, 0) \
 	X(OPT_DRY_RUN,   "dry-run",   no_argument,       0)
 VIGIL_CLI_OPT_ENUM(PL_OPTIONS);
 static const struct option opts[] = {
@@ -60,7 +61,8 @@ usage(FILE *out)
 	};
 
 	fputs("usage: " PL_PROG " --data DIR --rules FILE [--txns N] [--runs R] [--warmup N]\n"
-	    "                      [--cards N] [--merchants N] [--dry-run] [--json]\n"
+	    "                      [--cards N] [--merchants N] [--step-us N] [--dry-run]\n"
+	    "                      [--json]\n"
 	    "CPU per score of the scoring pipeline (app_score) on one thread, no transport,\n"
 	    "over vigil-loadgen's transactions.\n"
 	    "  -d, --data DIR     data directory to score against; it is WRITTEN to (archive,\n"
@@ -71,6 +73,8 @@ usage(FILE *out)
 	    "      --warmup N     untimed transactions first (default 100000)\n"
 	    "      --cards N      card pool, as vigil-loadgen's (default 10000)\n"
 	    "      --merchants N  merchant pool, 4 terminals each (default 1000)\n"
+	    "      --step-us N    event time between transactions, as vigil-loadgen's\n"
+	    "                     (default 125)\n"
 	    "      --dry-run      time dry runs: features, model, rules and reasons; no\n"
 	    "                     dedupe, archive or live update (the warm-up still scores,\n"
 	    "                     so they read the state a scored run would: the commit's\n"
@@ -104,7 +108,8 @@ typedef struct pl_counts {
 /* Transactions [from, from + n) of the stream, made before a run so that
  * the run times scoring alone. */
 static void
-pl_make(vigil_txn *txns, uint64_t from, uint32_t n, uint32_t cards, uint32_t merchants)
+pl_make(vigil_txn *txns, uint64_t from, uint32_t n, uint32_t cards, uint32_t merchants,
+    uint32_t step_us)
 {
 	txngen g;
 
@@ -112,7 +117,7 @@ pl_make(vigil_txn *txns, uint64_t from, uint32_t n, uint32_t cards, uint32_t mer
 		vigil_txn *t = &txns[i];
 
 		memset(t, 0, sizeof *t);
-		txngen_make(&g, "pl", from + i, cards, merchants);
+		txngen_make(&g, "pl", from + i, cards, merchants, step_us);
 		snprintf(t->txn_id, sizeof t->txn_id, "%s", g.txn_id);
 		snprintf(t->card_id, sizeof t->card_id, "%s", g.card_id);
 		snprintf(t->merchant_id, sizeof t->merchant_id, "%s", g.merchant_id);
@@ -152,6 +157,7 @@ main(int argc, char **argv)
 {
 	const char *data = NULL, *rules = NULL;
 	uint32_t ntxn = 100000, runs = 5, warmup = 100000, cards = 10000, merchants = 1000;
+	uint32_t step_us = TXNGEN_STEP_US;
 	bool json = false, dry = false;
 	double ns[PL_MAX_RUNS], wall[PL_MAX_RUNS];
 	store_db_opts dbo;
@@ -189,8 +195,9 @@ main(int argc, char **argv)
 		case OPT_CARDS: u = vigil_cli_parse_u32(PL_PROG, "cards", optarg,
 		    1, UINT32_MAX, &cards); break;
 		case OPT_MERCHANTS: u = vigil_cli_parse_u32(PL_PROG, "merchants", optarg,
-		    1, UINT32_MAX, &merchants);
-			break;
+		    1, UINT32_MAX, &merchants); break;
+		case OPT_STEP_US: u = vigil_cli_parse_u32(PL_PROG, "step-us", optarg,
+		    1, TXNGEN_STEP_US_MAX, &step_us); break;
 		default: return vigil_cli_bad_option(PL_PROG, argv);
 		}
 		if (u != VIGIL_EXIT_OK)
@@ -235,7 +242,7 @@ main(int argc, char **argv)
 		    warmup > ntxn ? warmup : ntxn);
 		goto out;
 	}
-	pl_make(txns, next, warmup, cards, merchants);
+	pl_make(txns, next, warmup, cards, merchants, step_us);
 	if (!pl_score(db, w, &sc, 0, txns, warmup, &cnt))
 		goto out;
 	next += warmup;
@@ -244,7 +251,7 @@ main(int argc, char **argv)
 		double c0;
 		uint64_t w0;
 
-		pl_make(txns, next, ntxn, cards, merchants);
+		pl_make(txns, next, ntxn, cards, merchants, step_us);
 		c0 = cpu_s();
 		w0 = vigil_mono_ns();
 		if (!pl_score(db, w, &sc, dry ? APP_DRY_RUN : 0, txns, ntxn, &cnt))

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # tests/server/loadgen.sh - the benchmark's load generator against the bare
 # echo: closed loop and open loop (--rate) send exactly the requests asked
-# for and exit 0; an error reply would be exit 1; a bad --rate is a usage
-# error (exit 2), and so is a bad vigil-echo --work-us; an echo spending
+# for and exit 0; an error reply would be exit 1; a bad --rate or
+# --step-us is a usage error (exit 2), and so is a bad vigil-echo --work-us; an echo spending
 # CPU per request (--work-us) answers them all; bench/server/pin.sh splits the CPUs between servers and
 # load generator. No timing is checked.
 set -eu
@@ -71,6 +71,15 @@ set -e
 [ $rv -eq 2 ] || fail "--connections 0: exit $rv, expected 2: $(cat "$D/out")"
 grep -q -- '^vigil-loadgen: --connections: 0: not a whole number in \[1, ' "$D/out" ||
 	fail "--connections 0: unexpected message: $(cat "$D/out")"
+for bad in 0 3600000001; do
+	set +e
+	"$LG" --url "$URL" --echo --step-us "$bad" --requests 1 >"$D/out" 2>&1
+	rv=$?
+	set -e
+	[ $rv -eq 2 ] || fail "--step-us $bad: exit $rv, expected 2: $(cat "$D/out")"
+	grep -q -- "^vigil-loadgen: --step-us: $bad: not a whole number in \\[1, 3600000000\\]" "$D/out" ||
+		fail "--step-us $bad: unexpected message: $(cat "$D/out")"
+done
 # vigil-echo --work-us: an echo that spends CPU per request still answers
 # every request; a --work-us that is not a number of microseconds is a
 # usage error (exit 2) naming the flag and the value.
