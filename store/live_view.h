@@ -180,43 +180,46 @@ struct live {
 	dd_str         *dd_strs;     /* uthash: rules versions and rule names, interned */
 };
 
-/* First index in ev[head .. head+n) whose time is > t (upper bound). */
+/* First index in ev[head .. head+n) whose time is > t (upper bound), over
+ * events of `size` bytes whose first field is their int64_t time (a card's
+ * live_event, an entity's ent_event). Inline with a constant size, it
+ * compiles as if written for the one type. */
 static inline uint32_t
-card_upper(const live_card *c, int64_t t)
+ev_upper(const void *ev, size_t size, uint32_t head, uint32_t n, int64_t t)
 {
-	uint32_t lo = 0, hi = c->n;
+	/* A pointer to an event, converted, points to its first field. */
+#define EV_T(i) (*(const int64_t *)(const void *)((const char *)ev + (size_t)(i) * size))
+	uint32_t lo = 0, hi = n;
 
 	/* Most lookups and applies are at or after the newest event: one probe
 	 * of the newest line instead of a search over cold ones. */
-	if (hi == 0 || c->ev[c->head + hi - 1].t <= t)
+	if (hi == 0 || EV_T(head + hi - 1) <= t)
 		return hi;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
-		if (c->ev[c->head + mid].t <= t)
+		if (EV_T(head + mid) <= t)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
+#undef EV_T
+}
+
+_Static_assert(offsetof(live_event, t) == 0 && offsetof(ent_event, t) == 0,
+    "ev_upper reads an event's time at its start");
+
+static inline uint32_t
+card_upper(const live_card *c, int64_t t)
+{
+	return ev_upper(c->ev, sizeof *c->ev, c->head, c->n, t);
 }
 
 static inline uint32_t
 ent_upper(const live_ent *e, int64_t t)
 {
-	uint32_t lo = 0, hi = e->n;
-
-	if (hi == 0 || e->ev[e->head + hi - 1].t <= t)
-		return hi;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (e->ev[e->head + mid].t <= t)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ev_upper(e->ev, sizeof *e->ev, e->head, e->n, t);
 }
 
 static inline live_card *
