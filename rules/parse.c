@@ -198,6 +198,23 @@ parse_binary(parser *p, rules_op op, uint32_t off, uint32_t l, uint32_t r)
 	return i;
 }
 
+/* A prefix operator at off, its token consumed: op over the operand that
+ * `operand` parses (the calling rule itself, so "- - x" and "not not x"
+ * nest, bounded by parse_enter). */
+static uint32_t
+parse_prefix(parser *p, rules_op op, uint32_t off, uint32_t (*operand)(parser *))
+{
+	uint32_t i, k;
+
+	parse_enter(p);
+	k = operand(p);
+	p->nest--;
+	i = parse_node(p, op, off);
+	p->ast->nodes[i].kid[0] = k;
+	parse_depth(p, i);
+	return i;
+}
+
 static rules_pstr
 parse_copy(parser *p, uint32_t off, const char *s, size_t n)
 {
@@ -450,17 +467,9 @@ parse_unary(parser *p)
 	const rules_tok *t = parse_peek(p);
 
 	if (t->kind == TK_MINUS) {
-		uint32_t i, k;
-
 		parse_mark(p, RULES_MARK_UNARY);
 		parse_next(p);
-		parse_enter(p);
-		k = parse_unary(p);
-		p->nest--;
-		i = parse_node(p, OP_NEG, t->off);
-		p->ast->nodes[i].kid[0] = k;
-		parse_depth(p, i);
-		return i;
+		return parse_prefix(p, OP_NEG, t->off, parse_unary);
 	}
 	return parse_primary(p);
 }
@@ -608,16 +617,8 @@ parse_not(parser *p)
 	const rules_tok *t = parse_peek(p);
 
 	if (t->kind == TK_IDENT && t->kw == KW_NOT) {
-		uint32_t i, k;
-
 		parse_next(p);
-		parse_enter(p);
-		k = parse_not(p);
-		p->nest--;
-		i = parse_node(p, OP_NOT, t->off);
-		p->ast->nodes[i].kid[0] = k;
-		parse_depth(p, i);
-		return i;
+		return parse_prefix(p, OP_NOT, t->off, parse_not);
 	}
 	return parse_cmp(p);
 }
