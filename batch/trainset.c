@@ -19,18 +19,16 @@
 #include <string.h>
 
 #include "batch.h"
+#include "splitmix.h"
 #include "train.h"
 #include "train_int.h"
 
-/* splitmix64's finaliser: a bijection, so distinct keys stay distinct, and
- * the sample is independent of any other use of xxh64(txn_id). */
+/* One splitmix64 step from k: a bijection, so distinct keys stay distinct,
+ * and the sample is independent of any other use of xxh64(txn_id). */
 static uint64_t
 train_mix(uint64_t k)
 {
-	k += 0x9e3779b97f4a7c15ull;
-	k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ull;
-	k = (k ^ (k >> 27)) * 0x94d049bb133111ebull;
-	return k ^ (k >> 31);
+	return vigil_splitmix64(&k);
 }
 
 int64_t

@@ -29,6 +29,7 @@
 
 #include "cli.h"
 #include "model.h"
+#include "splitmix.h"
 #include "vigil.h"
 
 #define POOL     4096
@@ -65,21 +66,17 @@ print_usage(FILE *out)
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
+/* splitmix64: deterministic, so every run sees the same data */
 static uint64_t
 rng(void)
 {
-	/* splitmix64: deterministic, so every run sees the same data */
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return vigil_splitmix64(&rng_state);
 }
 
 static double
 urand(void)
 {
-	return (double)(rng() >> 11) / 9007199254740992.0;
+	return vigil_unit_double(rng());
 }
 
 static double

@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "rules.h"
 #include "schema.h"
+#include "splitmix.h"
 #include "vigil.h"
 
 void *__real_malloc(size_t n);
@@ -68,21 +69,17 @@ print_usage(FILE *out)
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
+/* splitmix64: deterministic, so every run sees the same transactions */
 static uint64_t
 rng(void)
 {
-	/* splitmix64: deterministic, so every run sees the same transactions */
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return vigil_splitmix64(&rng_state);
 }
 
 static double
 urand(void)
 {
-	return (double)(rng() >> 11) / 9007199254740992.0;
+	return vigil_unit_double(rng());
 }
 
 static const char *countries[] = { "FR", "GB", "US", "DE", "BR", "NG", "IR", "JP" };

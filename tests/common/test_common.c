@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "cli.h"
+#include "splitmix.h"
 #include "vigil.h"
 #include "vigil_json.h"
 
@@ -861,6 +862,25 @@ test_deadline_after(void **state)
 		}
 }
 
+/* vigil_splitmix64: the reference stream of state 0 (Vigna's splitmix64.c),
+ * which vigil-gen's seeds and the nightly's training sample depend on; the
+ * state advances by the golden-ratio increment; vigil_unit_double maps the
+ * top 53 bits onto [0, 1). */
+static void
+test_splitmix(void **state)
+{
+	uint64_t s = 0;
+
+	(void)state;
+	assert_true(vigil_splitmix64(&s) == 0xe220a8397b1dcdafull);
+	assert_true(s == 0x9e3779b97f4a7c15ull);
+	assert_true(vigil_splitmix64(&s) == 0x6e789e6aa1b965f4ull);
+	assert_true(vigil_splitmix64(&s) == 0x06c45d188009454full);
+	assert_true(vigil_unit_double(0) == 0.0);
+	assert_true(vigil_unit_double(UINT64_MAX) == 1.0 - 0x1p-53);
+	assert_true(vigil_unit_double(1ull << 63) == 0.5);
+}
+
 int
 main(void)
 {
@@ -873,7 +893,7 @@ main(void)
 		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
 		cmocka_unit_test(test_error_json), cmocka_unit_test(test_cli_parse),
 		cmocka_unit_test(test_mem_populate), cmocka_unit_test(test_call_bounded),
-		cmocka_unit_test(test_deadline_after),
+		cmocka_unit_test(test_deadline_after), cmocka_unit_test(test_splitmix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,6 +29,7 @@
 #include "cli.h"
 #include "vec.h"
 #include "csv.h"
+#include "splitmix.h"
 #include "vigil.h"
 #include "vigil_config.h"
 
@@ -41,20 +42,11 @@ typedef struct gen_rng {
 	uint64_t s[4];
 } gen_rng;
 
-static uint64_t
-gen_splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
 static void
 gen_rng_seed(gen_rng *r, uint64_t seed)
 {
 	for (int i = 0; i < 4; i++)
-		r->s[i] = gen_splitmix64(&seed);
+		r->s[i] = vigil_splitmix64(&seed);
 }
 
 static inline uint64_t
