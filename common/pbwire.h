@@ -181,10 +181,11 @@ vigil_pb_double(uint8_t *p, uint32_t field, double v)
 }
 
 /* ---- Reading ----
- * protobuf-c 1.4's framing: a tag takes at most 5 bytes and field number 0
- * is an error; a varint takes at most 10 bytes; a length prefix at most 5,
- * its value taken modulo 2^32 (one that runs past the buffer is an error,
- * also after wrapping around); wire types 3, 4, 6 and 7 are errors. */
+ * protobuf-c 1.4's framing: a tag takes at most 5 bytes; one whose first
+ * byte has no field bits is an error, field 0 in a longer tag ("80 00") an
+ * unknown field (num 0) to skip; a varint takes at most 10 bytes; a length
+ * prefix at most 5, its value modulo 2^32 (one that runs past the buffer is
+ * an error, also after wrapping around); wire types 3, 4, 6, 7 are errors. */
 
 typedef struct vigil_pb_field {
 	uint32_t       num;
@@ -223,10 +224,9 @@ vigil_pb_next(const uint8_t **pp, const uint8_t *end, vigil_pb_field *f)
 	uint32_t tag = (uint32_t)(p[0] & 0x7f) >> 3, val = 0;
 	unsigned shift = 4;
 
-	f->wt = p[0] & 7;
-	f->v = 0;
-	f->data = NULL;
-	f->len = 0;
+	if ((p[0] & 0xf8) == 0) /* protobuf-c's test, not tag == 0 (above) */
+		return false;
+	*f = (vigil_pb_field){ .wt = p[0] & 7u }; /* no value, no data yet */
 	if ((p[0] & 0x80) != 0) {
 		for (i = 1; i < max && (p[i] & 0x80) != 0; i++) {
 			tag |= (uint32_t)(p[i] & 0x7f) << shift;
@@ -239,9 +239,7 @@ vigil_pb_next(const uint8_t **pp, const uint8_t *end, vigil_pb_field *f)
 	} else {
 		p++;
 	}
-	if (tag == 0)
-		return false; /* protobuf-c 1.4 refuses field number 0 */
-	f->num = tag;
+	f->num = tag; /* 0 only from a tag of two bytes or more: an unknown field */
 	f->raw = p;
 	switch (f->wt) {
 	case VIGIL_PB_VARINT:

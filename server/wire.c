@@ -57,12 +57,14 @@ srv_wire_decode(const void *buf, size_t len, size_t max_bytes,
 
 /*
  * Whether a string field of the message d encoded in p[0..len) holds a NUL
- * byte; if so, its path goes to field ("txn.txn_id": the names below the
- * envelope's kind). protobuf-c gives strings as C strings, which would end
- * at the NUL and silently become another value. Only called on bytes that
- * protobuf-c decoded, so any surprise just ends the scan.
+ * byte: 1, and its path goes to field ("txn.txn_id": the names below the
+ * envelope's kind); 0 if none does; -1 if the bytes cannot be walked.
+ * protobuf-c gives strings as C strings, which would end at the NUL and
+ * silently become another value. Only called on bytes protobuf-c decoded,
+ * whose framing vigil_pb_next follows, so -1 means the two disagree: the
+ * caller refuses the request rather than pass bytes it could not check.
  */
-static bool
+static int
 wire_nul_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth,
     char *field, size_t fieldlen)
 {
@@ -71,30 +73,32 @@ wire_nul_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
 
 	while (p < end) {
 		const ProtobufCFieldDescriptor *f;
+		int r;
 
 		if (!vigil_pb_next(&p, end, &w))
-			return false;
+			return -1;
 		if (w.data == NULL)
 			continue;
 		f = protobuf_c_message_descriptor_get_field(d, w.num);
 		if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(w.data, 0, w.len) != NULL) {
 			snprintf(field, fieldlen, "%s", f->name);
-			return true;
+			return 1;
 		}
-		if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8 &&
-		    wire_nul_scan(f->descriptor, w.data, w.len, depth + 1, field, fieldlen)) {
+		if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE || depth >= 8)
+			continue;
+		if ((r = wire_nul_scan(f->descriptor, w.data, w.len, depth + 1, field, fieldlen)) != 0) {
 			/* Prefix the parent's name, except the envelope's kind. */
 			size_t nl = strlen(f->name), fl = strlen(field);
 
-			if (depth > 0 && nl + 1 + fl < fieldlen) {
+			if (r > 0 && depth > 0 && nl + 1 + fl < fieldlen) {
 				memmove(field + nl + 1, field, fl + 1);
 				memcpy(field, f->name, nl);
 				field[nl] = '.';
 			}
-			return true;
+			return r;
 		}
 	}
-	return false;
+	return 0;
 }
 
 vigil_err
@@ -103,6 +107,7 @@ srv_wire_decode_with(const void *buf, size_t len, size_t max_bytes,
 {
 	Vigil__V1__Request *req;
 	char field[sizeof reterr->info.field];
+	int nul;
 
 	if (len > max_bytes) {
 		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_TOO_BIG, "",
@@ -131,12 +136,20 @@ srv_wire_decode_with(const void *buf, size_t len, size_t max_bytes,
 		return VIGIL_EPROTO;
 	}
 	/* Most requests have no zero byte at all: one memchr, no scan. */
-	if (memchr(buf, 0, len) != NULL && wire_nul_scan(&vigil__v1__request__descriptor, buf,
-	    len, 0, field, sizeof field)) {
+	nul = memchr(buf, 0, len) != NULL ?
+	    wire_nul_scan(&vigil__v1__request__descriptor, buf, len, 0, field, sizeof field) : 0;
+	if (nul > 0) {
 		vigil__v1__request__free_unpacked(req, alloc);
 		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, field,
 		    "%s contains a NUL byte", field);
 		return VIGIL_EINVAL;
+	}
+	if (nul < 0) {
+		vigil__v1__request__free_unpacked(req, alloc);
+		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_MALFORMED, "",
+		    "%zu bytes decode as a vigil.v1.Request but their strings cannot be "
+		    "checked for NUL bytes", len);
+		return VIGIL_EPROTO;
 	}
 	*ret_req = req;
 	return VIGIL_OK;

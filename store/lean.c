@@ -17,8 +17,10 @@
  * exactly what store_scored_decode (protobuf-c 1.4 underneath) accepts and
  * to return the same values, it follows protobuf-c's reading rules:
  *   - a tag takes at most 5 bytes, a varint at most 10, a length prefix at
- *     most 5 (its value taken modulo 2^32); field number 0 and wire types
- *     3, 4, 6, 7 are errors; unknown fields of the other types are skipped;
+ *     most 5 (its value taken modulo 2^32); a tag whose first byte has no
+ *     field bits and wire types 3, 4, 6, 7 are errors; unknown fields of
+ *     the other types are skipped, field 0 in a longer tag ("80 00") among
+ *     them;
  *   - a known field with the wrong wire type is an error, except bool
  *     fields, which take any type and are true when any byte of the field
  *     (length prefix included) has a non-zero low 7 bits;

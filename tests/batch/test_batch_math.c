@@ -678,6 +678,18 @@ test_scan_card_id(void **state)
 		assert_int_equal(batch_scan_card_id(two, sizeof two, &cid, &clen), VIGIL_OK);
 		assert_ptr_equal(lean.card_id.p, cid);
 	}
+	/* Field 0 in a two-byte tag is an unknown field to protobuf-c, skipped
+	 * at the top and inside the transaction, not a malformed record. */
+	{
+		static const uint8_t zero[] = {
+			0x80, 0x00, 0x01,                                   /* field 0 = 1 */
+			0x0a, 0x08, 0x80, 0x00, 0x01, 0x1a, 0x03, 'a', 'b', 'c', /* txn { 0, card_id } */
+		};
+
+		assert_int_equal(batch_scan_card_id(zero, sizeof zero, &cid, &clen), VIGIL_OK);
+		assert_int_equal(clen, 3);
+		assert_memory_equal(cid, "abc", 3);
+	}
 }
 
 static void

@@ -242,6 +242,37 @@ test_decode_nul_in_string(void **state)
 	vigil__v1__request__free_unpacked(out, NULL);
 }
 
+/*
+ * Field 0 in a two-byte tag ("80 00"), which protobuf-c 1.4 reads as an
+ * unknown field and skips, does not hide a NUL from the check: ahead of
+ * the request's score or inside its Transaction, txn_id "ab\0cd" is still
+ * refused, naming the field (the check's walk used to stop at that tag and
+ * let "ab" through). Without a NUL such a request decodes, as protobuf-c
+ * decodes it.
+ */
+static void
+test_decode_nul_after_field_zero(void **state)
+{
+	/* Request { score = ScoreRequest { txn = Transaction { txn_id } } } */
+	static const uint8_t ahead[] = { 0x80, 0x00, 0x01, 0x0a, 0x09, 0x0a, 0x07, 0x0a, 0x05,
+		'a', 'b', 0x00, 'c', 'd' };
+	static const uint8_t inside[] = { 0x0a, 0x0c, 0x0a, 0x0a, 0x80, 0x00, 0x01, 0x0a, 0x05,
+		'a', 'b', 0x00, 'c', 'd' };
+	uint8_t clean[sizeof ahead];
+	Vigil__V1__Request *out = NULL;
+	srv_wire_err err;
+
+	(void)state;
+	expect_nul_refused((uint8_t *)ahead, sizeof ahead, "txn.txn_id");
+	expect_nul_refused((uint8_t *)inside, sizeof inside, "txn.txn_id");
+	memcpy(clean, ahead, sizeof ahead);
+	clean[11] = 'X';
+	assert_int_equal(srv_wire_decode(clean, sizeof clean, 65536, &out, &err), VIGIL_OK);
+	assert_int_equal(out->kind_case, VIGIL__V1__REQUEST__KIND_SCORE);
+	assert_string_equal(out->score->txn->txn_id, "abXcd");
+	vigil__v1__request__free_unpacked(out, NULL);
+}
+
 /* Strict UTF-8 (no overlongs, surrogates or code points over U+10FFFF), no
  * control characters: what a proto3 string or a JSON string may carry. */
 static bool
@@ -658,6 +689,7 @@ main(void)
 		cmocka_unit_test(test_decode_malformed),
 		cmocka_unit_test(test_decode_empty_envelope),
 		cmocka_unit_test(test_decode_nul_in_string),
+		cmocka_unit_test(test_decode_nul_after_field_zero),
 		cmocka_unit_test(test_error_message_utf8),
 		cmocka_unit_test(test_txn_fields_named),
 		cmocka_unit_test(test_txn_attribute_caps),

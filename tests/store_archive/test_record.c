@@ -1006,6 +1006,17 @@ test_lean_rejects(void **state)
 	n = w_bytes(buf, 1, txn, nt);
 	n += w_tag(buf + n, 20, 3);
 	assert_int_equal(lean_agrees(buf, n), VIGIL_EPROTO);
+	/* field 0 in a two-byte tag: an unknown field protobuf-c skips, at the
+	 * top and inside the transaction (the fuzzer's 0a 00 80 00 5d); in a
+	 * one-byte tag, an error */
+	n = w_bytes(buf, 1, txn, nt);
+	memcpy(buf + n, "\x80\x00\x5d", 3);
+	assert_int_equal(lean_agrees(buf, n + 3), VIGIL_OK);
+	memcpy(txn + nt, "\x80\x00\x01", 3);
+	n = w_bytes(buf, 1, txn, nt + 3);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_OK);
+	memcpy(buf + n, "\x00\x01", 2);
+	assert_int_equal(lean_agrees(buf, n + 2), VIGIL_EPROTO);
 	/* no transaction */
 	n = w_u64(buf, 2, 5);
 	assert_int_equal(lean_agrees(buf, n), VIGIL_EPROTO);
