@@ -159,7 +159,13 @@ con_list_items(const char *buf, size_t len)
 		con_list_line(buf, len, &i, &b, &e);
 		if (b == e || buf[b] == '#')
 			continue;
-		json_t *s = json_stringn(buf + b, e - b); /* NULL if not UTF-8 */
+		json_t *s;
+
+		if (memchr(buf + b, 0, e - b) != NULL) { /* vigild refuses the file */
+			json_array_append_new(a, json_string("(contains a NUL byte)"));
+			continue;
+		}
+		s = json_stringn(buf + b, e - b); /* NULL if not UTF-8 */
 		json_array_append_new(a, s != NULL ? s : json_string("(not UTF-8)"));
 	}
 	return a;

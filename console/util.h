@@ -42,7 +42,8 @@ vigil_err con_file_write_atomic(const char *path, const void *data, size_t len,
     char *errbuf, size_t errlen);
 /* The items of a list file's text (vigild's format: trimmed lines, not
  * blank, not starting with '#'), a JSON array of strings ("(not UTF-8)"
- * for an item that is not). */
+ * for an item that is not, "(contains a NUL byte)" for one vigild would
+ * refuse). */
 json_t   *con_list_items(const char *buf, size_t len);
 /* buf[0..len) with value added as a last line (add) or every line whose
  * item is value removed; other lines byte for byte. VIGIL_OK: *ret_out

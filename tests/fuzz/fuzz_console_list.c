@@ -15,13 +15,24 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Item i is value, byte for byte (an item may hold a NUL, where strcmp
+ * would stop). */
+static bool
+is(json_t *items, size_t i, const char *value)
+{
+	json_t *it = json_array_get(items, i);
+	size_t  n = strlen(value);
+
+	return json_string_length(it) == n && memcmp(json_string_value(it), value, n) == 0;
+}
+
 static json_t *
 items_without(json_t *items, const char *value)
 {
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < json_array_size(items); i++)
-		if (strcmp(json_string_value(json_array_get(items, i)), value) != 0)
+		if (!is(items, i, value))
 			json_array_append(a, json_array_get(items, i));
 	return a;
 }
@@ -30,7 +41,7 @@ static bool
 has(json_t *items, const char *value)
 {
 	for (size_t i = 0; i < json_array_size(items); i++)
-		if (strcmp(json_string_value(json_array_get(items, i)), value) == 0)
+		if (is(items, i, value))
 			return true;
 	return false;
 }
