@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 # tests/lib/vt.sh - the common part of the shell integration tests that
 # run a server in the background (tests/server/tls.sh, tls_crl.sh,
-# admin_unix.sh, protoc_nngcat.sh, tests/console/https.sh, tests/tools/
-# cli_vocab.sh, iface_agree.sh), sourced after
+# admin_unix.sh, nodump.sh, steady.sh, protoc_nngcat.sh,
+# tests/console/https.sh, tests/tools/cli_vocab.sh, iface_agree.sh),
+# sourced after
 # setting VT_NAME, the name their errors begin with, and optionally VT_LOG,
 # the server's log file in $D that a failure prints (default vigild.log). Sets B and S (the build and
 # source roots, from meson's environment), D (a new temporary directory,
@@ -24,6 +25,10 @@
 #                           wait (up to 30 s) for a line of $D/$VT_LOG
 #                           matching PATTERN (grep); fail "no WHAT" after
 #                           that, or at once if the server $PID exited
+#   vt_wait_ready SOCKET    wait (up to 60 s) until the vigild $PID answers
+#                           /readyz ready on its admin endpoint at the local
+#                           socket SOCKET (--admin unix:SOCKET; needs curl);
+#                           fail at once if it exited
 # shellcheck shell=sh
 # B and S are for the test that sources this file
 # shellcheck disable=SC2034
@@ -82,6 +87,16 @@ expect() {
 	set -e
 	[ "$got" -eq "$want" ] || fail "$*: exit $got, expected $want: $(cat "$D/out")"
 	grep -q -- "$pat" "$D/out" || fail "$*: output does not match '$pat': $(cat "$D/out")"
+}
+
+vt_wait_ready() {
+	i=0
+	until curl -s --unix-socket "$1" http://vigild/readyz 2>/dev/null | grep -q '"ready": *true'; do
+		i=$((i + 1))
+		[ "$i" -lt 600 ] || fail "vigild not ready on $1 after 60 s"
+		kill -0 "$PID" 2>/dev/null || fail "vigild exited"
+		sleep 0.1
+	done
 }
 
 vt_wait_log() {

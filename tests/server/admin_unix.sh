@@ -20,13 +20,7 @@ start() { # the admin socket path
 	"$V" --data "$D/data" --listen "ipc://$D/vigild.sock" --admin "unix:$1" --rules "$R" \
 		2>"$D/vigild.log" &
 	PID=$!
-	i=0
-	until curl -s --unix-socket "$1" http://vigild/readyz 2>/dev/null | grep -q '"ready": *true'; do
-		i=$((i + 1))
-		[ "$i" -lt 300 ] || fail "vigild did not answer on $1"
-		kill -0 "$PID" 2>/dev/null || fail "vigild exited"
-		sleep 0.1
-	done
+	vt_wait_ready "$1"
 }
 stop() {
 	kill -TERM "$PID"

@@ -38,14 +38,7 @@ start() { # extra environment, e.g. VIGIL_DUMPABLE=1
 		--listen "ipc://$D/data/vigild.sock" --admin "unix:$D/data/admin.sock" --rules "$R" \
 		2>"$D/vigild.log" &
 	PID=$!
-	i=0
-	until curl -s --unix-socket "$D/data/admin.sock" http://vigild/readyz 2>/dev/null |
-		grep -q '"ready": *true'; do
-		i=$((i + 1))
-		[ "$i" -lt 300 ] || fail "vigild did not become ready"
-		kill -0 "$PID" 2>/dev/null || fail "vigild exited"
-		sleep 0.1
-	done
+	vt_wait_ready "$D/data/admin.sock"
 }
 stop() {
 	kill -TERM "$PID"

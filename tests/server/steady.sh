@@ -25,14 +25,7 @@ start() {
 	"$B/server/vigild" --data "$D/data" --listen "ipc://$D/vigild.sock" \
 		--admin "unix:$D/admin.sock" --rules "$S/rules/default.rules" 2>>"$D/vigild.log" &
 	PID=$!
-	i=0
-	until curl -s --unix-socket "$D/admin.sock" http://vigild/readyz 2>/dev/null |
-		grep -q '"ready": *true'; do
-		i=$((i + 1))
-		[ "$i" -lt 600 ] || fail "vigild not ready"
-		kill -0 "$PID" 2>/dev/null || fail "vigild exited"
-		sleep 0.1
-	done
+	vt_wait_ready "$D/admin.sock"
 }
 stop() {
 	kill -TERM "$PID"
