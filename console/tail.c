@@ -2,8 +2,10 @@
 /*
  * console/tail.c - follows the archive (tail.h). Segment names are
  * "seg-YYYYMMDD-S.log[.zst]" with S the first sequence number (docs/
- * archive.md); the open segment is the one without an ".idx" beside it, and
- * its file is preallocated with zeros after the last frame. A frame is taken
+ * archive.md); the open segment is the one without an ".idx" beside it; its
+ * file ends at its last frame written out, and the frames after it are in
+ * the writer's journal until the writer writes them (store_journal_frame;
+ * segments of older writers end in preallocated zeros). A frame is taken
  * only once its CRC checks, so a write in progress is simply not seen yet.
  */
 #include <dirent.h>
@@ -33,6 +35,8 @@ struct con_tail {
 	uint8_t      *buf;
 	size_t        cap, blen;
 	bool          short_read; /* the last pread reached the end of the file */
+	uint8_t      *jbuf;      /* a frame from the writer's journal (tail_journal) */
+	size_t        jcap;
 	uint64_t      boff;      /* file offset of buf[0] */
 	/* reader mode (.log.zst, or a damaged .log) */
 	store_reader *rd;
@@ -89,6 +93,7 @@ con_tail_free(con_tail *t)
 		return;
 	tail_close_seg(t);
 	free(t->buf);
+	free(t->jbuf);
 	free(t);
 }
 
@@ -258,6 +263,26 @@ tail_frame(con_tail *t, store_record *ret_rec, size_t *ret_used)
 	return VIGIL_EAGAIN;
 }
 
+/* The open segment's frame at t->off from the writer's journal: the next
+ * sequence number (the segment's first at its start). */
+static vigil_err
+tail_journal(con_tail *t, const char *stem, store_record *ret_rec)
+{
+	char p[4200];
+	size_t used;
+	vigil_err rv;
+
+	snprintf(p, sizeof p, "%s/%s.log", t->dir, stem);
+	rv = store_journal_frame(p, t->off, t->off == 0 ? t->seg : t->last_seq + 1, &t->jbuf,
+	    &t->jcap, ret_rec, &used);
+	if (rv != VIGIL_OK)
+		return rv;
+	ret_rec->offset = t->off;
+	t->off += used;
+	t->blen = 0;
+	return VIGIL_OK;
+}
+
 vigil_err
 con_tail_next(con_tail *t, store_record *ret_rec, uint64_t *ret_seg, uint64_t *ret_next_off,
     char *errbuf, size_t errlen)
@@ -310,8 +335,19 @@ con_tail_next(con_tail *t, store_record *ret_rec, uint64_t *ret_seg, uint64_t *r
 			/* EAGAIN or ECORRUPT: done only if the segment is closed */
 			if (!tail_find(t, t->seg, true, &s, stem, sizeof stem, &zst))
 				return VIGIL_EAGAIN; /* gone (retention)? the next one, later */
-			if (!zst && !tail_closed(t, stem))
-				return VIGIL_EAGAIN; /* the open segment: wait for more */
+			if (!zst && !tail_closed(t, stem)) {
+				/* the open segment: the writer's journal may hold what
+				 * its file does not yet (docs/archive.md, "The journal") */
+				if (rv == VIGIL_EAGAIN && tail_journal(t, stem, ret_rec) == VIGIL_OK) {
+					if (ret_rec->seq <= t->last_seq)
+						continue;
+					t->last_seq = ret_rec->seq;
+					*ret_seg = t->seg;
+					*ret_next_off = t->off;
+					return VIGIL_OK;
+				}
+				return VIGIL_EAGAIN; /* wait for more */
+			}
 			struct stat st;
 			if (rv == VIGIL_EAGAIN && fstat(t->fd, &st) == 0 && (uint64_t)st.st_size <= t->off) {
 				tail_close_seg(t);

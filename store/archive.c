@@ -39,6 +39,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -304,7 +305,7 @@ ar_sync_once(store_archive *ar)
 	ar->syncing = true;
 	fd = ar->sync_fd;
 	lo = ar->synced_seq;
-	target = atomic_load(&ar->written_seq);
+	target = atomic_load(&ar->disk_seq);
 	pthread_mutex_unlock(&ar->sync_mu);
 	if (fd >= 0 && fdatasync(fd) != 0) {
 		rc = -1;
@@ -355,31 +356,32 @@ ar_sync_upto(store_archive *ar, uint64_t seq)
 	return rv;
 }
 
-static void ar_map_release(store_archive *ar);
-
+/* The interval thread: every fsync_interval_ms, writes the journal out
+ * (ar_jr_drain) and, with fsync=interval, fdatasyncs what is in the file.
+ * With fsync=never it only drains, so readers see every record within an
+ * interval. */
 void *
 ar_interval_main(void *arg)
 {
 	store_archive *ar = arg;
 	struct timespec ts;
+	uint32_t ms = ar->opts.fsync_interval_ms ? ar->opts.fsync_interval_ms : 50;
 
 	pthread_mutex_lock(&ar->thr_mu);
 	while (!ar->stopping) {
-		vigil_deadline_after(CLOCK_MONOTONIC, &ts, ar->opts.fsync_interval_ms);
+		vigil_deadline_after(CLOCK_MONOTONIC, &ts, ms);
 		while (!ar->stopping &&
 		    pthread_cond_timedwait(&ar->thr_cv, &ar->thr_mu, &ts) != ETIMEDOUT)
 			;
 		if (ar->stopping)
 			break;
 		pthread_mutex_unlock(&ar->thr_mu);
-		/* The pages written since the last sync are unmapped first, in
-		 * one call, so the sync finds no page table entries of them to
-		 * write-protect (archive.md, "The mapping"). */
 		pthread_mutex_lock(&ar->mu);
-		if (ar->map != NULL)
-			ar_map_release(ar);
+		if (ar->seg_jr && !atomic_load(&ar->failing))
+			(void)ar_jr_drain(ar);
 		pthread_mutex_unlock(&ar->mu);
-		(void)ar_sync_upto(ar, atomic_load(&ar->written_seq));
+		if (ar->opts.fsync == STORE_FSYNC_INTERVAL)
+			(void)ar_sync_upto(ar, atomic_load(&ar->disk_seq));
 		pthread_mutex_lock(&ar->thr_mu);
 	}
 	pthread_mutex_unlock(&ar->thr_mu);
@@ -389,121 +391,176 @@ ar_interval_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* Segments                                                            */
 
-/* Unmaps the open segment and cuts its file back to the frames in it (mu
- * held): the preallocated zero tail goes. */
-vigil_err
-ar_map_drop(store_archive *ar)
-{
-	if (ar->map == NULL)
-		return VIGIL_OK;
-	munmap(ar->map, ar->map_len);
-	ar->map = NULL;
-	ar->map_len = 0;
-	ar->alloc_end = 0;
-	ar->map_dropped = 0;
-	ar->zero_end = 0;
-	return ftruncate(ar->fd, (off_t)ar->file_end) == 0 ? VIGIL_OK : VIGIL_EIO;
-}
+/* The journal (docs/archive.md, "The journal"). Frames are copied into a
+ * shared mapping of dir/JOURNAL, mapped once, at the open segment's offset
+ * modulo its size, and written into the segment file from there with
+ * pwrite(2), in runs of AR_JOURNAL_DRAIN bytes or at every interval. The
+ * copy is what acknowledges a record: the journal is in the page cache,
+ * so kill -9 loses nothing, and the next open writes what the segment
+ * lacks (archive_open.c, ar_jr_recover). Its pages stay mapped: a store
+ * into a page mapped for the first time, as every page of a growing
+ * mapping of the segment was, costs a page fault, and several
+ * microseconds on a virtual machine. */
 
-/* Preallocates the mapped segment to at least end bytes, in whole steps
- * (mu held). False if that does not fit the mapping or the file system
- * refuses (ENOSPC, EFBIG): the caller goes back to write(2) for the segment.
- * Frames are only ever copied below alloc_end, so no store can SIGBUS. */
-/* Appends never touch the pages before file_end's again: unmaps them (mu
- * held; they stay in the page cache, dirty ones still to be written back)
- * so the process's resident size does not grow with the segment. Called
- * at each preallocation step and before each interval sync, not per
- * write: the call costs a TLB shootdown whatever its length (about 80 us
- * on a virtual machine), so per 64 KiB it cost 0.9 us a record. */
-static void
-ar_map_release(store_archive *ar)
+/* Maps the journal (after recovery read it): jr_len bytes, at least two of
+ * the largest frames. Not with fsync=always, where every commit waits for
+ * the disk anyway, or if it cannot be made: segments are then written
+ * with pwrite(2) at once. */
+void
+ar_jr_open(store_archive *ar)
 {
-	long     pg = sysconf(_SC_PAGESIZE);
-	uint64_t done = pg > 0 ? ar->file_end / (uint64_t)pg * (uint64_t)pg : 0;
+	char path[PATH_MAX];
+	size_t len = 2 * ((size_t)STORE_FRAME_HDR + ar->opts.max_record_bytes);
+	struct stat st;
+	void *p;
+	int fd;
 
-	if (done > ar->map_dropped) {
-		(void)madvise(ar->map + ar->map_dropped, (size_t)(done - ar->map_dropped),
-		    MADV_DONTNEED);
-		ar->map_dropped = done;
+	if (ar->opts.fsync == STORE_FSYNC_ALWAYS)
+		return;
+	if (len < AR_JOURNAL_MIN)
+		len = AR_JOURNAL_MIN;
+	len = (len + AR_PREALLOC_ALIGN - 1) / AR_PREALLOC_ALIGN * AR_PREALLOC_ALIGN;
+	snprintf(path, sizeof path, "%s/%s", ar->dir, STORE_JOURNAL_NAME);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return;
+	/* Its blocks are allocated before it is mapped: a store into a page
+	 * of a full file system with none would be SIGBUS. */
+	if (fstat(fd, &st) != 0 || ((uint64_t)st.st_size != len && ftruncate(fd, (off_t)len) != 0) ||
+	    posix_fallocate(fd, 0, (off_t)len) != 0) {
+		close(fd);
+		return;
 	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return;
+	ar->jr = p;
+	ar->jr_len = len;
 }
 
+/* Preallocates the open segment past its data to at least end, in whole
+ * steps (mu held), keeping its size. False if the file system refuses
+ * (ENOSPC, EFBIG, no support) or the process's file size limit
+ * (RLIMIT_FSIZE, which fallocate does not apply) is below the step: the
+ * drain of what the journal holds must not fail for want of room. */
 static bool
-ar_map_grow(store_archive *ar, uint64_t end)
+ar_prealloc(store_archive *ar, uint64_t end)
 {
 	uint64_t nend = (end + AR_PREALLOC_STEP - 1) / AR_PREALLOC_STEP * AR_PREALLOC_STEP;
+	struct rlimit rl;
 
-	ar_map_release(ar);
-	if (nend > ar->map_len)
-		nend = ar->map_len;
-	if (end > nend)
+	if (nend <= ar->alloc_end)
+		return true;
+	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    nend > (uint64_t)rl.rlim_cur)
 		return false;
-	if (posix_fallocate(ar->fd, (off_t)ar->alloc_end, (off_t)(nend - ar->alloc_end)) != 0)
+	if (fallocate(ar->fd, FALLOC_FL_KEEP_SIZE, (off_t)ar->alloc_end,
+	    (off_t)(nend - ar->alloc_end)) != 0)
 		return false;
 	ar->alloc_end = nend;
 	return true;
 }
 
-/* Keeps the preallocated tail written with zeros up to AR_ZERO_AHEAD
- * past end (mu held; end <= alloc_end; AR_ZERO_AHEAD in archive_w_int.h
- * says why), written once less than half of that is left. Not with
- * fsync=always: every group commit's fdatasync would write the zeros out
- * too, and there the disk, not the CPU, bounds the rate. Never
- * below zero_end, which is at or past file_end, so no frame is touched.
- * Only an optimisation: if pwrite fails the tail stays as fallocate left
- * it, which the mapping handles as well, until the next preallocation step. */
-static void
-ar_map_zero(store_archive *ar, uint64_t end)
+/* The open segment (its file holds file_end bytes of frames) is journaled
+ * if there is a journal and its file could be preallocated (mu held);
+ * otherwise it is written with pwrite(2) as it goes, and
+ * prealloc_failures counts it. */
+void
+ar_jr_seg_open(store_archive *ar)
 {
-	static uint8_t zeros[AR_ZERO_AHEAD]; /* .bss, never written: not 256 KiB of the binary */
-	uint64_t want = end + AR_ZERO_AHEAD;
-
-	if (ar->opts.fsync == STORE_FSYNC_ALWAYS || ar->zero_end >= end + AR_ZERO_AHEAD / 2 ||
-	    ar->zero_end >= ar->alloc_end)
+	ar->disk_end = ar->file_end;
+	ar->alloc_end = ar->file_end;
+	ar->seg_jr = false;
+	if (ar->jr == NULL)
 		return;
-	if (want > ar->alloc_end)
-		want = ar->alloc_end;
-	while (ar->zero_end < want) {
-		size_t k = want - ar->zero_end < sizeof zeros ? (size_t)(want - ar->zero_end) :
-		    sizeof zeros;
-
-		if (ar_pwrite_all(ar->fd, zeros, k, ar->zero_end) != VIGIL_OK) {
-			ar->zero_end = ar->alloc_end;
-			return;
-		}
-		ar->zero_end += k;
-	}
+	if (ar_prealloc(ar, ar->file_end + 1))
+		ar->seg_jr = true;
+	else
+		ar->prealloc_failures++;
 }
 
-/* Maps the open segment (mu held; its file holds file_end bytes of frames)
- * for appends by memcpy: address space for the largest segment it can
- * become, file space in steps. If that fails the segment is appended with
- * write(2), as all were before, and prealloc_failures counts it. */
-void
-ar_map_open(store_archive *ar)
+/* Writes the journal's frames of the open segment into its file (mu held):
+ * one pwrite(2) per contiguous run, at disk_end. The file was preallocated
+ * past them, so this takes no new block; its size grows as the bytes land,
+ * so a reader sees a frame cut short by the end of the file, never a frame
+ * with a hole (reader.c). A failure is a fault: the part written is cut
+ * off again and the frames stay in the journal, acknowledged, for the next
+ * drain (after the backoff, ar_repair) or the next open. */
+vigil_err
+ar_jr_drain(store_archive *ar)
 {
-	uint64_t top = ar->file_end > ar->opts.segment_max_bytes ? ar->file_end :
-	    ar->opts.segment_max_bytes;
-	uint64_t len = top + STORE_FRAME_HDR + ar->opts.max_record_bytes;
-	void *p;
+	uint64_t off = ar->disk_end;
+	char name[STORE_SEG_NAME_MAX];
+	int e;
 
-	len = (len + AR_PREALLOC_ALIGN - 1) / AR_PREALLOC_ALIGN * AR_PREALLOC_ALIGN;
-	if (len > SIZE_MAX / 2)
-		goto fail;
-	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, ar->fd, 0);
-	if (p == MAP_FAILED)
-		goto fail;
-	ar->map = p;
-	ar->map_len = (size_t)len;
-	ar->alloc_end = ar->file_end;
-	ar->zero_end = ar->file_end;
-	if (!ar_map_grow(ar, ar->file_end + 1)) {
-		(void)ar_map_drop(ar);
-		goto fail;
+	while (off < ar->file_end) {
+		size_t pos = (size_t)(off % ar->jr_len);
+		size_t k = ar->jr_len - pos;
+
+		if (k > ar->file_end - off)
+			k = (size_t)(ar->file_end - off);
+		if (ar_pwrite_all(ar->fd, ar->jr + pos, k, off) != VIGIL_OK) {
+			e = errno;
+			if (ftruncate(ar->fd, (off_t)ar->disk_end) != 0)
+				ar->need_trunc = true;
+			snprintf(name, sizeof name, "%s.log", ar->base);
+			ar_fail(ar, e, "write", name, false);
+			return VIGIL_EIO;
+		}
+		off += k;
 	}
-	return;
-fail:
-	ar->prealloc_failures++;
+	if (off > ar->disk_end) {
+		ar->disk_end = off;
+		atomic_store(&ar->disk_seq, ar->jr_seq);
+	}
+	return VIGIL_OK;
+}
+
+/* Ends the open segment's journaling (mu held): drains it and gives back
+ * the preallocated blocks past its frames (ftruncate to its own size does
+ * that). VIGIL_EIO if the drain fails; the segment stays as it was. */
+vigil_err
+ar_jr_seg_drop(store_archive *ar)
+{
+	if (!ar->seg_jr)
+		return VIGIL_OK;
+	if (ar_jr_drain(ar) != VIGIL_OK)
+		return VIGIL_EIO;
+	ar->seg_jr = false;
+	if (ftruncate(ar->fd, (off_t)ar->file_end) != 0)
+		ar->need_trunc = true;
+	ar->alloc_end = ar->file_end;
+	return VIGIL_OK;
+}
+
+/* Copies frames ent[0..n) (bytes src[0..)) into the journal at the open
+ * segment's offset off, wrapping at its end. Each frame's magic is stored
+ * last, so that the journal holds, where a frame starts, either all of it
+ * or not its magic: kill -9 mid-copy leaves a frame the next open does not
+ * take (ar_jr_recover). */
+static void
+ar_jr_copy(store_archive *ar, uint64_t off, const uint8_t *src, const ar_qent *ent, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t flen = ent[i].len;
+		size_t pos = (size_t)(off % ar->jr_len), first = ar->jr_len - pos;
+
+		if (first >= flen) {
+			memcpy(ar->jr + pos + 4, src + 4, flen - 4);
+		} else if (first > 4) {
+			memcpy(ar->jr + pos + 4, src + 4, first - 4);
+			memcpy(ar->jr, src + first, flen - first);
+		} else {
+			/* the magic itself wraps: bytes 4.. all go to the start */
+			memcpy(ar->jr + (4 - first), src + 4, flen - 4);
+		}
+		atomic_thread_fence(memory_order_release);
+		for (size_t j = 0; j < 4; j++)
+			ar->jr[(pos + j) % ar->jr_len] = src[j];
+		off += flen;
+		src += flen;
+	}
 }
 
 uint64_t
@@ -564,8 +621,9 @@ ar_seg_cut(store_archive *ar)
 	int e;
 
 	snprintf(name, sizeof name, "%s.log", ar->base);
-	if (ar_map_drop(ar) != VIGIL_OK ||
-	    (ar->need_trunc && ftruncate(ar->fd, (off_t)ar->file_end) != 0)) {
+	if (ar_jr_seg_drop(ar) != VIGIL_OK)
+		return VIGIL_EIO; /* the drain failed, and said so */
+	if (ar->need_trunc && ftruncate(ar->fd, (off_t)ar->file_end) != 0) {
 		e = errno;
 		ar->need_trunc = true;
 		ar_fail(ar, e, "truncate", name, false);
@@ -575,7 +633,7 @@ ar_seg_cut(store_archive *ar)
 	pthread_mutex_lock(&ar->sync_mu);
 	while (ar->syncing)
 		pthread_cond_wait(&ar->sync_cv, &ar->sync_mu);
-	w = atomic_load(&ar->written_seq);
+	w = atomic_load(&ar->disk_seq);
 	if (!ar->sync_doubt && sync && fdatasync(ar->fd) != 0) {
 		e = errno;
 		ar->sync_doubt = true;
@@ -679,7 +737,7 @@ ar_seg_install(store_archive *ar, int fd, const char *base, int64_t day)
 	ar->seg_size = 0;
 	ar->file_end = 0;
 	ar->need_trunc = false;
-	ar_map_open(ar);
+	ar_jr_seg_open(ar);
 	memset(&ar->seg, 0, sizeof ar->seg);
 	ar->nsegments++;
 	pthread_mutex_lock(&ar->sync_mu);
@@ -734,7 +792,7 @@ ar_rotate(store_archive *ar, int64_t now, uint64_t first_seq)
 	if (ar_seg_file_new(ar, ar_day(now), first_seq, base, &fd, &e, &op) != VIGIL_OK) {
 		snprintf(name, sizeof name, "%s.log", base);
 		ar_postpone(ar, e, op, name);
-		ar_map_open(ar);
+		ar_jr_seg_open(ar);
 		return VIGIL_OK;
 	}
 	ar_seg_finish(ar);
@@ -805,59 +863,11 @@ ar_queue_reserve(ar_queue *q, size_t flen)
 	return VIGIL_OK;
 }
 
-/* Copies frames ent[0..n) (bytes src[0..)) into the mapping at dst. Each
- * frame's magic is stored last, so a reader of the file (read(2) sees the
- * same page cache) finds either a complete frame or zeros where it starts;
- * kill -9 mid-copy leaves the same: a frame without magic is the torn tail. */
+/* Accounts for frames ent[0..n) (len bytes), now at the open segment's
+ * file_end (mu held). */
 static void
-ar_copy_frames(uint8_t *dst, const uint8_t *src, const ar_qent *ent, uint32_t n)
+ar_account(store_archive *ar, const ar_qent *ent, uint32_t n, size_t len)
 {
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t flen = ent[i].len;
-
-		memcpy(dst + 4, src + 4, flen - 4);
-		atomic_thread_fence(memory_order_release);
-		memcpy(dst, src, 4);
-		dst += flen;
-		src += flen;
-	}
-}
-
-/* Writes frames ent[0..n) (bytes p[0..len)) to the open segment and
- * accounts for them (mu held). A failure is a fault, and leaves the file
- * as it was: what part of a write(2) reached it is cut off again (or, if
- * that fails too, by the repair before the next write), so no reader ever
- * finds a partial frame there that more frames follow. */
-static vigil_err
-ar_write_chunk(store_archive *ar, const uint8_t *p, size_t len, const ar_qent *ent, uint32_t n)
-{
-	char name[STORE_SEG_NAME_MAX];
-	int e;
-
-	if (n == 0)
-		return VIGIL_OK;
-	if (ar->map != NULL && ar->file_end + len > ar->alloc_end &&
-	    !ar_map_grow(ar, ar->file_end + len)) {
-		ar->prealloc_failures++;
-		if (ar_map_drop(ar) != VIGIL_OK) {
-			e = errno;
-			ar->need_trunc = true;
-			snprintf(name, sizeof name, "%s.log", ar->base);
-			ar_fail(ar, e, "truncate", name, false);
-			return VIGIL_EIO;
-		}
-	}
-	if (ar->map != NULL) {
-		ar_map_zero(ar, ar->file_end + len);
-		ar_copy_frames(ar->map + ar->file_end, p, ent, n);
-	} else if (ar_pwrite_all(ar->fd, p, len, ar->file_end) != VIGIL_OK) {
-		e = errno;
-		if (ftruncate(ar->fd, (off_t)ar->file_end) != 0)
-			ar->need_trunc = true;
-		snprintf(name, sizeof name, "%s.log", ar->base);
-		ar_fail(ar, e, "write", name, false);
-		return VIGIL_EIO;
-	}
 	ar->file_end += len;
 	for (uint32_t i = 0; i < n; i++) {
 		int64_t t = ent[i].event_time_ms;
@@ -877,6 +887,79 @@ ar_write_chunk(store_archive *ar, const uint8_t *p, size_t len, const ar_qent *e
 	}
 	ar->records += n;
 	ar->bytes += len;
+}
+
+/* Copies frames ent[0..n) (bytes p[0..)) into the journal (mu held),
+ * draining it first whenever the next frame would overwrite frames not in
+ * the file yet, and after them once AR_JOURNAL_DRAIN bytes wait. A frame
+ * is at most half the journal, so it always fits after a drain. VIGIL_EIO
+ * if a drain that made room failed: the frames copied before it are
+ * acknowledged (written_seq), the rest are not. */
+static vigil_err
+ar_jr_write(store_archive *ar, const uint8_t *p, const ar_qent *ent, uint32_t n)
+{
+	uint32_t i0 = 0;
+	size_t   run = 0;
+
+	for (uint32_t i = 0; i <= n; i++) {
+		uint32_t flen = i < n ? ent[i].len : 0;
+
+		if (i == n || ar->file_end + run + flen - ar->disk_end > ar->jr_len) {
+			if (i > i0) {
+				ar_jr_copy(ar, ar->file_end, p, ent + i0, i - i0);
+				ar_account(ar, ent + i0, i - i0, run);
+				ar->jr_seq = ent[i - 1].seq;
+				atomic_store(&ar->written_seq, ar->jr_seq);
+				p += run;
+			}
+			run = 0;
+			i0 = i;
+			if (i < n && ar_jr_drain(ar) != VIGIL_OK)
+				return VIGIL_EIO;
+		}
+		run += flen;
+	}
+	if (ar->file_end - ar->disk_end >= AR_JOURNAL_DRAIN)
+		(void)ar_jr_drain(ar); /* a failure is a fault; the frames stay */
+	return VIGIL_OK;
+}
+
+/* Writes frames ent[0..n) (bytes p[0..len)) to the open segment and
+ * accounts for them (mu held): into the journal if the segment is
+ * journaled, else with pwrite(2). A failed write(2) is a fault and leaves
+ * the file as it was: what part of it reached the file is cut off again
+ * (or, if that fails too, by the repair before the next write), so no
+ * reader ever finds a partial frame there that more frames follow. */
+static vigil_err
+ar_write_chunk(store_archive *ar, const uint8_t *p, size_t len, const ar_qent *ent, uint32_t n)
+{
+	char name[STORE_SEG_NAME_MAX];
+	int e;
+
+	if (n == 0)
+		return VIGIL_OK;
+	if (ar->seg_jr && ar->file_end + len > ar->alloc_end &&
+	    !ar_prealloc(ar, ar->file_end + len)) {
+		/* No room to preallocate: the journal is written out and the
+		 * rest of the segment is written as it goes, so that a full disk
+		 * fails an append, never a drain of acknowledged records. */
+		ar->prealloc_failures++;
+		if (ar_jr_seg_drop(ar) != VIGIL_OK)
+			return VIGIL_EIO;
+	}
+	if (ar->seg_jr)
+		return ar_jr_write(ar, p, ent, n);
+	if (ar_pwrite_all(ar->fd, p, len, ar->file_end) != VIGIL_OK) {
+		e = errno;
+		if (ftruncate(ar->fd, (off_t)ar->file_end) != 0)
+			ar->need_trunc = true;
+		snprintf(name, sizeof name, "%s.log", ar->base);
+		ar_fail(ar, e, "write", name, false);
+		return VIGIL_EIO;
+	}
+	ar_account(ar, ent, n, len);
+	ar->disk_end = ar->file_end;
+	atomic_store(&ar->disk_seq, ent[n - 1].seq);
 	atomic_store(&ar->written_seq, ent[n - 1].seq);
 	return VIGIL_OK;
 }
@@ -967,7 +1050,7 @@ ar_repair(store_archive *ar)
 
 	ar_pend_retry(ar);
 	if (ar->fd >= 0 && ar->need_trunc) {
-		if (ftruncate(ar->fd, (off_t)ar->file_end) != 0) {
+		if (ftruncate(ar->fd, (off_t)ar->disk_end) != 0) {
 			int e = errno;
 
 			snprintf(name, sizeof name, "%s.log", ar->base);
@@ -975,7 +1058,12 @@ ar_repair(store_archive *ar)
 			return VIGIL_EIO;
 		}
 		ar->need_trunc = false;
+		if (ar->seg_jr)
+			ar->alloc_end = ar->disk_end; /* the truncation gave them back */
 	}
+	/* acknowledged frames a failed drain left in the journal */
+	if (ar->fd >= 0 && ar->seg_jr && ar_jr_drain(ar) != VIGIL_OK)
+		return VIGIL_EIO;
 	pthread_mutex_lock(&ar->sync_mu);
 	doubt = ar->sync_doubt;
 	pthread_mutex_unlock(&ar->sync_mu);
@@ -1021,7 +1109,7 @@ ar_probe(store_archive *ar, int64_t now)
 		ar_fail(ar, e, "sync", name, true);
 		return;
 	}
-	keep = ar->map != NULL ? ar->alloc_end : ar->file_end;
+	keep = ar->disk_end; /* the journal was drained by the repair */
 	rc = posix_fallocate(ar->fd, (off_t)keep, AR_PROBE_BYTES);
 	if (rc == EOPNOTSUPP || rc == EINVAL) {
 		/* no preallocation here: write zeros instead (one page) */
@@ -1030,8 +1118,9 @@ ar_probe(store_archive *ar, int64_t now)
 		rc = pwrite(ar->fd, zeros, sizeof zeros, (off_t)keep) == (ssize_t)sizeof zeros ? 0 :
 		    errno;
 	}
-	if (ftruncate(ar->fd, (off_t)keep) != 0 && ar->map == NULL)
+	if (ftruncate(ar->fd, (off_t)keep) != 0)
 		ar->need_trunc = true;
+	ar->alloc_end = keep; /* the preallocation went with the cut */
 	if (rc != 0) {
 		ar_fail(ar, rc, "write", name, false);
 		return;
@@ -1180,6 +1269,18 @@ store_archive_wait_durable(store_archive *ar, uint64_t seq)
 	if (ar_bad_has(ar, seq, AR_BAD_DROPPED))
 		return VIGIL_EIO;
 	return ar_sync_upto(ar, seq);
+}
+
+vigil_err
+store_archive_drain(store_archive *ar)
+{
+	vigil_err rv = VIGIL_OK;
+
+	pthread_mutex_lock(&ar->mu);
+	if (ar->seg_jr && ar->disk_end < ar->file_end)
+		rv = ar_jr_drain(ar);
+	pthread_mutex_unlock(&ar->mu);
+	return rv;
 }
 
 vigil_err

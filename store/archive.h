@@ -71,6 +71,8 @@ typedef struct store_recovery {
 	uint64_t torn_bytes;
 	uint64_t last_seq;       /* highest sequence number on disk */
 	uint32_t segments;       /* segment files found */
+	uint64_t journal_records; /* acknowledged records the open segment's file lacked,
+	                             written from the journal (archive.md, "The journal") */
 } store_recovery;
 
 typedef struct store_archive store_archive;
@@ -94,8 +96,12 @@ void      store_archive_close(store_archive *ar);
 
 /*
  * Appends one record (thread-safe; many threads may append at once). When
- * it returns VIGIL_OK the record is written to the file (survives kill -9)
- * and, with STORE_FSYNC_ALWAYS, synced; *ret_seq (may be NULL) is its
+ * it returns VIGIL_OK the record is in the archive (survives kill -9): in
+ * the open segment's file, or with policies interval and never in the
+ * journal, from which it reaches the file within fsync_interval_ms (readers
+ * see it then; store_archive_drain sooner) or at the next open after a
+ * crash (docs/archive.md, "The journal"); with STORE_FSYNC_ALWAYS it is in
+ * the file and synced; *ret_seq (may be NULL) is its
  * sequence number (increasing in file order: 1, 2, ... with a gap only
  * where appends failed). VIGIL_ETOOBIG over max_record_bytes, VIGIL_EINVAL
  * for an unknown type, VIGIL_EIO on write or sync failure, VIGIL_EAGAIN
@@ -117,6 +123,13 @@ vigil_err store_archive_append(store_archive *ar, store_rec_type type,
 vigil_err store_archive_write(store_archive *ar, store_rec_type type,
     int64_t event_time_ms, const void *payload, size_t len, uint64_t *ret_seq);
 vigil_err store_archive_wait_durable(store_archive *ar, uint64_t seq);
+
+/* Writes every record appended so far from the journal into the open
+ * segment's file, so that readers see them now rather than within
+ * fsync_interval_ms (a no-op without a journal). VIGIL_EIO if the write
+ * failed (a fault, as a failed append's: the records stay in the journal).
+ * Thread-safe. */
+vigil_err store_archive_drain(store_archive *ar);
 
 /* Periodic upkeep, called by the owner (e.g. every minute); cheap if nothing
  * to do: closes the open segment if its UTC day is over (even with no
@@ -215,12 +228,27 @@ vigil_err store_reader_next(store_reader *rd, store_record *ret_rec, store_diag 
  * returned are the same. For a reader that only wants the few labels.
  */
 void store_reader_want(store_reader *rd, uint32_t type_mask);
+/*
+ * The frame at offset off of the open segment seg_path (a ".log" without an
+ * index) that an append put in the writer's journal and not yet in the file
+ * (docs/archive.md, "The journal"), if it is whole and its sequence number
+ * is want_seq: VIGIL_OK with its bytes in (*buf)[0..*ret_used) (*buf grown
+ * as needed, *cap its size) and *ret_rec decoded from them (segment and
+ * offset not set); VIGIL_ENOTFOUND otherwise, for now; VIGIL_ENOMEM. The
+ * readers above use it at the end of the open segment's file; it is for a
+ * reader that follows that file with reads of its own (vigil-console).
+ */
+vigil_err store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq,
+    uint8_t **buf, size_t *cap, store_record *ret_rec, size_t *ret_used);
 typedef struct store_reader_stats {
 	uint64_t records, bytes, corrupt_records, corrupt_bytes, segments;
 	uint64_t skipped_bytes; /* frames of unwanted types passed over (store_reader_want) */
 	/* records known lost in damaged zstd frames of compressed segments
 	 * (from their frame tables; corrupt_records counts stretches) */
 	uint64_t lost_records;
+	/* records of a growing segment read from the writer's journal: appended,
+	 * not yet in the file (archive.md, "The journal") */
+	uint64_t journal_records;
 } store_reader_stats;
 /* The counters so far. */
 void store_reader_get_stats(const store_reader *rd, store_reader_stats *ret_stats);

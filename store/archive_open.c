@@ -54,6 +54,110 @@ ar_count_torn(int fd, uint64_t from, uint64_t to)
 	return count > 0 ? count : 1;
 }
 
+/* Reads n bytes of the journal (jlen bytes, fd) from position pos,
+ * wrapping at its end. */
+static bool
+ar_jr_read(int fd, uint64_t jlen, uint64_t pos, uint8_t *buf, size_t n)
+{
+	while (n > 0) {
+		size_t k = jlen - pos < n ? (size_t)(jlen - pos) : n;
+
+		if (pread(fd, buf, k, (off_t)pos) != (ssize_t)k)
+			return false;
+		buf += k;
+		n -= k;
+		pos = (pos + k) % jlen;
+	}
+	return true;
+}
+
+/*
+ * The frames of the open segment (fd, path; its valid frames end at *end,
+ * the last sequence number on disk is *last_seq) that reached the journal
+ * and not the file: a crash between an append's copy, which acknowledged
+ * it, and the drain (archive.c, ar_jr_drain). A frame of the segment is in
+ * the journal at its offset modulo the journal's size, so they are read
+ * from *end on as long as each is whole (its CRC; a frame whose copy was
+ * cut short lacks its magic, stored last) and newer than the one before:
+ * what an earlier lap left there has a sequence number already on disk.
+ * They are appended to the file (and synced, so the journal may be
+ * overwritten), *end, *last_seq and idx move past them, and *ret_n counts
+ * them.
+ */
+static vigil_err
+ar_jr_recover(store_archive *ar, int fd, const char *path, uint64_t *end, uint64_t *last_seq,
+    store_seg_index *idx, uint64_t *ret_n, store_diag *reterr)
+{
+	char jpath[PATH_MAX];
+	uint8_t hdr[STORE_FRAME_HDR], *buf = NULL;
+	struct stat st;
+	uint64_t n = 0;
+	vigil_err rv = VIGIL_OK;
+	int jfd;
+
+	*ret_n = 0;
+	snprintf(jpath, sizeof jpath, "%s/%s", ar->dir, STORE_JOURNAL_NAME);
+	jfd = open(jpath, O_RDONLY | O_CLOEXEC);
+	if (jfd < 0)
+		return VIGIL_OK; /* none: nothing was journaled */
+	if (fstat(jfd, &st) != 0 || (uint64_t)st.st_size < 2 * STORE_FRAME_HDR)
+		goto out;
+	for (;;) {
+		uint64_t jlen = (uint64_t)st.st_size, pos = *end % jlen;
+		store_record r;
+		uint32_t plen;
+		size_t used;
+		uint8_t *nb;
+
+		if (!ar_jr_read(jfd, jlen, pos, hdr, sizeof hdr) ||
+		    memcmp(hdr, STORE_FRAME_MAGIC, 4) != 0)
+			break;
+		plen = store_get_le32(hdr + 8);
+		if (plen > STORE_FRAME_MAX_PAYLOAD || STORE_FRAME_HDR + (uint64_t)plen > jlen / 2)
+			break;
+		nb = realloc(buf, STORE_FRAME_HDR + (size_t)plen);
+		if (nb == NULL) {
+			rv = VIGIL_ENOMEM;
+			goto out;
+		}
+		buf = nb;
+		if (!ar_jr_read(jfd, jlen, pos, buf, STORE_FRAME_HDR + (size_t)plen) ||
+		    store_frame_decode(buf, STORE_FRAME_HDR + (size_t)plen, &r, &used) != VIGIL_OK ||
+		    used != STORE_FRAME_HDR + (size_t)plen || r.seq <= *last_seq)
+			break;
+		if (ar_pwrite_all(fd, buf, used, *end) != VIGIL_OK) {
+			rv = VIGIL_EIO;
+			store_diag_at(reterr, path, VIGIL_NOPOS, NULL,
+			    "cannot write the journal's records at offset %llu: %s",
+			    (unsigned long long)*end, strerror(errno));
+			goto out;
+		}
+		if (idx->records == 0) {
+			idx->first_seq = r.seq;
+			idx->min_event_ms = idx->max_event_ms = r.event_time_ms;
+		}
+		idx->last_seq = r.seq;
+		if (r.event_time_ms < idx->min_event_ms)
+			idx->min_event_ms = r.event_time_ms;
+		if (r.event_time_ms > idx->max_event_ms)
+			idx->max_event_ms = r.event_time_ms;
+		idx->records++;
+		*end += used;
+		*last_seq = r.seq;
+		n++;
+	}
+	if (n > 0 && fdatasync(fd) != 0) {
+		rv = VIGIL_EIO;
+		store_diag_at(reterr, path, VIGIL_NOPOS, NULL, "cannot sync the journal's records: %s",
+		    strerror(errno));
+	}
+out:
+	*ret_n = n;
+	free(buf);
+	close(jfd);
+	return rv;
+}
+
 /* The end of the last non-zero byte of [from, to) of a segment (from if
  * there is none): where the data before a preallocated zero tail ends. */
 static uint64_t
@@ -231,10 +335,16 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 			}
 			if (idx.records > 0 && idx.last_seq > last_seq)
 				last_seq = idx.last_seq;
-			if (idx.records > 0 && idx.max_event_ms > ar->max_event_ms)
-				ar->max_event_ms = idx.max_event_ms;
 			if (e->first_seq > 0 && e->first_seq - 1 > last_seq)
 				last_seq = e->first_seq - 1;
+			rv = ar_jr_recover(ar, fd, path, &valid_end, &last_seq, &idx,
+			    &rec->journal_records, reterr);
+			if (rv != VIGIL_OK) {
+				close(fd);
+				goto out;
+			}
+			if (idx.records > 0 && idx.max_event_ms > ar->max_event_ms)
+				ar->max_event_ms = idx.max_event_ms;
 			ar->fd = fd;
 			ar->sync_fd = fd;
 			snprintf(ar->sync_name, sizeof ar->sync_name, "%s.log", e->base);
@@ -243,11 +353,12 @@ ar_recover(store_archive *ar, store_recovery *rec, store_diag *reterr)
 			ar->seg_size = valid_end;
 			ar->file_end = valid_end;
 			ar->seg = idx;
-			ar_map_open(ar);
 		}
 	}
 	ar->next_seq = last_seq + 1;
 	atomic_store(&ar->written_seq, last_seq);
+	atomic_store(&ar->disk_seq, last_seq);
+	ar->jr_seq = last_seq;
 	ar->synced_seq = last_seq;
 	rec->last_seq = last_seq;
 out:
@@ -333,7 +444,10 @@ store_archive_open(const char *dir, const store_archive_opts *opts, store_archiv
 	rv = ar_recover(ar, &rec, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
-	if (ar->opts.fsync == STORE_FSYNC_INTERVAL) {
+	ar_jr_open(ar);
+	if (ar->fd >= 0)
+		ar_jr_seg_open(ar);
+	if (ar->opts.fsync == STORE_FSYNC_INTERVAL || ar->jr != NULL) {
 		if (pthread_create(&ar->thr, NULL, ar_interval_main, ar) != 0) {
 			rv = VIGIL_ENOMEM;
 			store_diag_set(reterr, "%s: cannot start the archive sync thread", dir);
@@ -367,8 +481,10 @@ store_archive_close(store_archive *ar)
 		(void)ar_flush_upto(ar, ar->q.ent[ar->q.n - 1].seq);
 	if (ar->fd >= 0) {
 		/* The segment stays open (no index): the next open continues it. */
-		if (ar_map_drop(ar) != VIGIL_OK || ar->need_trunc)
+		if (ar_jr_seg_drop(ar) == VIGIL_OK && ar->need_trunc)
 			(void)ftruncate(ar->fd, (off_t)ar->file_end);
+		/* if the drain failed, the next open takes the journal's
+		 * frames (ar_jr_recover) */
 		(void)fdatasync(ar->fd);
 		close(ar->fd);
 	}
@@ -386,6 +502,8 @@ store_archive_close(store_archive *ar)
 	pthread_mutex_destroy(&ar->f_mu);
 	ar_queue_fini(&ar->q);
 	ar_queue_fini(&ar->wq);
+	if (ar->jr != NULL)
+		munmap(ar->jr, ar->jr_len);
 	free(ar->dir);
 	free(ar);
 }

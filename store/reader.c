@@ -270,6 +270,7 @@ struct store_reader {
 
 	/* the open segment */
 	int            fd;
+	bool           file_only; /* never the journal (store_seg_scan) */
 	bool           open;
 	bool           growing; /* may still be appended to: a partial frame at EOF is not damage */
 	char           segname[NAME_MAX + 1]; /* file name only */
@@ -1017,6 +1018,111 @@ rd_skim(store_reader *rd)
 	rd->last_seq = seq;
 }
 
+/* Reads n bytes of the journal (jlen bytes) from position pos, wrapping. */
+static bool
+rd_jr_read(int fd, uint64_t jlen, uint64_t pos, uint8_t *buf, size_t n)
+{
+	while (n > 0) {
+		size_t k = jlen - pos < n ? (size_t)(jlen - pos) : n;
+
+		if (pread(fd, buf, k, (off_t)pos) != (ssize_t)k)
+			return false;
+		buf += k;
+		n -= k;
+		pos = (pos + k) % jlen;
+	}
+	return true;
+}
+
+vigil_err
+store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq, uint8_t **buf,
+    size_t *cap, store_record *ret_rec, size_t *ret_used)
+{
+	const char *slash = strrchr(seg_path, '/');
+	size_t dlen = slash != NULL ? (size_t)(slash - seg_path) : 0, plen = strlen(seg_path);
+	char jpath[PATH_MAX], idx[PATH_MAX];
+	uint8_t hdr[STORE_FRAME_HDR];
+	uint64_t jlen;
+	size_t blen, used;
+	struct stat st;
+	store_record r;
+	vigil_err rv = VIGIL_ENOTFOUND;
+	int fd;
+
+	if (plen < 4 || strcmp(seg_path + plen - 4, ".log") != 0)
+		return VIGIL_ENOTFOUND;
+	snprintf(jpath, sizeof jpath, "%.*s%s" STORE_JOURNAL_NAME, (int)dlen, seg_path,
+	    dlen > 0 ? "/" : "");
+	fd = open(jpath, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return VIGIL_ENOTFOUND;
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < 2 * STORE_FRAME_HDR)
+		goto out;
+	jlen = (uint64_t)st.st_size;
+	if (!rd_jr_read(fd, jlen, off % jlen, hdr, sizeof hdr) ||
+	    memcmp(hdr, STORE_FRAME_MAGIC, 4) != 0)
+		goto out;
+	blen = STORE_FRAME_HDR + (size_t)store_get_le32(hdr + 8);
+	if (blen - STORE_FRAME_HDR > STORE_FRAME_MAX_PAYLOAD || blen > jlen / 2)
+		goto out;
+	if (blen > *cap) {
+		uint8_t *nb = realloc(*buf, blen);
+
+		if (nb == NULL) {
+			rv = VIGIL_ENOMEM;
+			goto out;
+		}
+		*buf = nb;
+		*cap = blen;
+	}
+	if (!rd_jr_read(fd, jlen, off % jlen, *buf, blen) ||
+	    store_frame_decode(*buf, blen, &r, &used) != VIGIL_OK || used != blen ||
+	    r.seq != want_seq)
+		goto out;
+	/* read after the frame: the segment still has no index, so the
+	 * journal held its frames, not yet the next segment's */
+	snprintf(idx, sizeof idx, "%.*s.idx", (int)(plen - 4), seg_path);
+	if (access(idx, F_OK) == 0)
+		goto out;
+	*ret_rec = r;
+	*ret_used = blen;
+	rv = VIGIL_OK;
+out:
+	close(fd);
+	return rv;
+}
+
+/* At the end of a growing segment's file: its next frame from the writer's
+ * journal (store_journal_frame), the last sequence number read plus one
+ * (the segment's first for an empty one). Its bytes are put in the buffer
+ * as if read from the file, which is read on after them. False: the end,
+ * for now. */
+static bool
+rd_journal_frame(store_reader *rd)
+{
+	uint64_t off = rd->base_off + rd->start, want;
+	store_seg_ent e;
+	store_record r;
+	size_t used;
+	int kind;
+
+	if (rd->seq_known)
+		want = rd->last_seq + 1;
+	else if (off == 0 && rd_parse_name(rd->segname, &e, &kind) && kind == 0)
+		want = e.first_seq;
+	else
+		return false;
+	rd->start = rd->end = 0;
+	rd->base_off = off;
+	if (store_journal_frame(rd->path, off, want, &rd->buf, &rd->cap, &r, &used) != VIGIL_OK ||
+	    lseek(rd->fd, (off_t)(off + used), SEEK_SET) < 0)
+		return false;
+	rd->end = used;
+	rd->eof = false;
+	rd->st.journal_records++;
+	return true;
+}
+
 vigil_err
 store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 {
@@ -1092,6 +1198,8 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 				continue;
 			}
 			if (avail == 0) {
+				if (rd->growing && !rd->file_only && rd_journal_frame(rd))
+					continue;
 				rd_seg_close(rd);
 				continue;
 			}
@@ -1156,6 +1264,7 @@ store_seg_scan(const char *path, store_seg_index *ret_idx, uint64_t *ret_valid_e
 	rv = rd_open_one(path, true, NULL, NULL, &rd, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
+	rd->file_only = true; /* what the file holds: the writer's recovery takes the journal's */
 	while ((rv = store_reader_next(rd, &rec, reterr)) == VIGIL_OK) {
 		if (idx.records == 0)
 			idx.first_seq = rec.seq;

@@ -50,6 +50,8 @@ store_get_le64(const uint8_t *p)
  *  16  u64 sequence number
  *  24  i64 event time, Unix ms
  */
+/* The writer's journal in the archive directory (archive.md, "The journal"). */
+#define STORE_JOURNAL_NAME "JOURNAL"
 #define STORE_FRAME_MAGIC "VGLR"
 #define STORE_FRAME_VERSION 1
 #define STORE_FRAME_HDR 32

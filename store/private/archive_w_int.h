@@ -23,19 +23,18 @@
 /* Queued bytes beyond which an appender writes the queue before adding to
  * it (callers flush right after enqueueing, so it is rarely reached). */
 #define AR_QUEUE_MAX     (64u << 20)
-/* The open segment is preallocated in steps of this many bytes and frames
- * are copied into a shared mapping of it (no write(2) per group write). A
- * segment whose size is a multiple of AR_PREALLOC_ALIGN may end in a
- * preallocated zero tail. */
+/* The open segment is preallocated in steps of this many bytes past its
+ * end (fallocate FALLOC_FL_KEEP_SIZE: the file's size stays that of its
+ * frames), so that writing out the journal never needs a new block. */
 #define AR_PREALLOC_STEP  (4u << 20)
 #define AR_PREALLOC_ALIGN 4096u
-/* The preallocated tail is written with zeros (pwrite) up to this many
- * bytes ahead of the frames, topped up once half of it is used
- * (archive.md): a store into a page that pwrite put in the page cache over
- * allocated blocks costs a small fraction of one into a fallocated
- * (unwritten) block, which the first store must read as zeros, allocate
- * and map. At most this much of the file is written twice. */
-#define AR_ZERO_AHEAD     (256u << 10)
+/* The journal (archive.md, "The journal"): a file of the archive directory,
+ * mapped once, that appends copy frames into at the open segment's offset
+ * modulo its size; the frames reach the segment file with one pwrite(2)
+ * per AR_JOURNAL_DRAIN bytes, by the appender that crosses it, and at
+ * every interval. At least AR_JOURNAL_MIN, and two of the largest frames. */
+#define AR_JOURNAL_MIN    (1u << 20)
+#define AR_JOURNAL_DRAIN  (256u << 10)
 
 /* Fault handling (archive.md, "Errors"): after a failed attempt, appends
  * are refused for a backoff that doubles from AR_BACKOFF_MIN_MS to
@@ -102,12 +101,14 @@ struct store_archive {
 	int64_t            seg_day;
 	uint64_t           seg_size;
 	uint64_t           file_end;   /* bytes of frames in the open segment's file */
-	uint8_t           *map;        /* shared mapping of the open segment, or NULL: write(2) */
-	size_t             map_len;    /* address space reserved for it */
-	uint64_t           alloc_end;  /* preallocated (and mapped) file size */
-	uint64_t           map_dropped; /* pages below this were unmapped (MADV_DONTNEED) */
-	uint64_t           zero_end;   /* [file_end, zero_end) was written with zeros (map only) */
-	uint64_t           prealloc_failures; /* segments appended with write(2) instead */
+	uint64_t           disk_end;   /* of those, in the file; [disk_end, file_end) only in
+	                                  the journal, at offset % jr_len */
+	uint64_t           alloc_end;  /* preallocated past the data (seg_jr only) */
+	bool               seg_jr;     /* the open segment goes through the journal */
+	uint8_t           *jr;         /* the journal's shared mapping, or NULL: write(2) */
+	size_t             jr_len;
+	uint64_t           jr_seq;     /* last sequence number copied into it */
+	uint64_t           prealloc_failures; /* segments written with write(2): no preallocation */
 	store_seg_index    seg;        /* what the open segment holds so far */
 	int64_t            max_event_ms; /* largest event time in the archive */
 	uint64_t           nsegments;
@@ -121,7 +122,8 @@ struct store_archive {
 	ar_queue           q;
 	uint64_t           next_seq;
 	uint64_t           records, bytes;
-	atomic_uint_least64_t written_seq;
+	atomic_uint_least64_t written_seq; /* in the file or the journal: acknowledged */
+	atomic_uint_least64_t disk_seq;    /* in the file: what a sync covers */
 
 	/* Faults (docs/archive.md, "Errors"): f_mu, a leaf lock, guards them;
 	 * failing and nbad are also read without it. */
@@ -156,8 +158,10 @@ struct store_archive {
 int64_t ar_default_now(void *arg);
 int64_t ar_day(int64_t ms);
 void * ar_interval_main(void *arg);
-vigil_err ar_map_drop(store_archive *ar);
-void ar_map_open(store_archive *ar);
+vigil_err ar_jr_seg_drop(store_archive *ar);
+void ar_jr_seg_open(store_archive *ar);
+void ar_jr_open(store_archive *ar);
+vigil_err ar_jr_drain(store_archive *ar);
 void ar_pend_retry(store_archive *ar);
 vigil_err ar_segment_close(store_archive *ar);
 vigil_err ar_pwrite_all(int fd, const void *p, size_t len, uint64_t off);
