@@ -4,7 +4,8 @@
  * frame decoder walked over the input with resynchronisation, every framed
  * payload (and the raw input) through the ArchivedScore / ArchivedLabel
  * decoders, decoded records re-encoded and decoded again (must agree), and
- * the segment reader over the bytes as a file, plain and as zstd. Must never
+ * the segment reader over the bytes as a file, plain and as zstd, and as
+ * the writer's journal beside an empty open segment. Must never
  * crash, hang, leak or read out of bounds.
  */
 #include <stdint.h>
@@ -88,6 +89,52 @@ fuzz_reader(const uint8_t *data, size_t size, const char *suffix)
 	unlink(path);
 }
 
+/* The bytes as the writer's journal beside an empty open segment: a
+ * reader at its end takes the journal's frames (store_journal_frame:
+ * wrapping, lengths, sequence numbers); and store_journal_frame at an
+ * offset taken from the input, past the journal's size. */
+static void
+fuzz_journal(const uint8_t *data, size_t size)
+{
+	char seg[160], jp[160];
+	store_reader *rd = NULL;
+	store_record r;
+	uint8_t *buf = NULL;
+	size_t cap = 0, used;
+	FILE *f;
+
+	snprintf(seg, sizeof seg, "%s/seg-20261124-00000000000000000001.log", fuzz_dir);
+	snprintf(jp, sizeof jp, "%s/JOURNAL", fuzz_dir);
+	f = fopen(seg, "wb");
+	if (f == NULL)
+		abort();
+	fclose(f);
+	f = fopen(jp, "wb");
+	if (f == NULL)
+		abort();
+	if (size > 0 && fwrite(data, 1, size, f) != size)
+		abort();
+	fclose(f);
+	if (store_reader_open_segment(seg, NULL, NULL, &rd, NULL) == VIGIL_OK) {
+		uint64_t n = 0;
+		while (store_reader_next(rd, &r, NULL) == VIGIL_OK)
+			if (++n > size)
+				abort(); /* more records than bytes: a loop */
+		store_reader_close(rd);
+	}
+	if (size >= 8) {
+		uint64_t off;
+
+		memcpy(&off, data, 8);
+		if (store_journal_frame(seg, off, off >> 7, &buf, &cap, &r, &used) == VIGIL_OK &&
+		    (used > cap || r.len + 32 != used))
+			abort();
+	}
+	free(buf);
+	unlink(jp);
+	unlink(seg);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -113,5 +160,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_payload(STORE_REC_LABEL, data, size);
 	fuzz_reader(data, size, ".log");
 	fuzz_reader(data, size, ".log.zst");
+	fuzz_journal(data, size);
 	return 0;
 }
