@@ -271,6 +271,8 @@ struct store_reader {
 	/* the open segment */
 	int            fd;
 	bool           file_only; /* never the journal (store_seg_scan) */
+	uint8_t       *jbuf;      /* a frame from the journal (rd_journal_frame) */
+	size_t         jcap;
 	bool           open;
 	bool           growing; /* may still be appended to: a partial frame at EOF is not damage */
 	char           segname[NAME_MAX + 1]; /* file name only */
@@ -1092,11 +1094,13 @@ out:
 	return rv;
 }
 
-/* At the end of a growing segment's file: its next frame from the writer's
- * journal (store_journal_frame), the last sequence number read plus one
- * (the segment's first for an empty one). Its bytes are put in the buffer
- * as if read from the file, which is read on after them. False: the end,
- * for now. */
+/* At the end of a growing segment's file, or at a frame it holds only the
+ * start of (a drain writing it): the next frame from the writer's journal
+ * (store_journal_frame), the last sequence number read plus one (the
+ * segment's first for an empty one), if it begins with the bytes the file
+ * holds of it. Its bytes replace the buffer's, as if
+ * read from the file, which is read on after them. False (the buffer as it
+ * was): the end, for now. */
 static bool
 rd_journal_frame(store_reader *rd)
 {
@@ -1112,14 +1116,43 @@ rd_journal_frame(store_reader *rd)
 		want = e.first_seq;
 	else
 		return false;
-	rd->start = rd->end = 0;
-	rd->base_off = off;
-	if (store_journal_frame(rd->path, off, want, &rd->buf, &rd->cap, &r, &used) != VIGIL_OK ||
-	    lseek(rd->fd, (off_t)(off + used), SEEK_SET) < 0)
+	if (store_journal_frame(rd->path, off, want, &rd->jbuf, &rd->jcap, &r, &used) != VIGIL_OK)
 		return false;
+	/* the bytes of it the file holds are its start (a drain writing it),
+	 * not damage the journal would paper over */
+	if (rd->end - rd->start > used ||
+	    memcmp(rd->buf + rd->start, rd->jbuf, rd->end - rd->start) != 0)
+		return false;
+	if (used > rd->cap) {
+		uint8_t *nb = realloc(rd->buf, used);
+
+		if (nb == NULL)
+			return false;
+		rd->buf = nb;
+		rd->cap = used;
+	}
+	if (lseek(rd->fd, (off_t)(off + used), SEEK_SET) < 0)
+		return false;
+	memcpy(rd->buf, rd->jbuf, used);
+	rd->start = 0;
 	rd->end = used;
+	rd->base_off = off;
 	rd->eof = false;
 	rd->st.journal_records++;
+	return true;
+}
+
+/* The growing segment's file holds more than was read (a drain since the
+ * read that found its end, whose frames the journal no longer holds):
+ * read on. */
+static bool
+rd_file_grew(store_reader *rd)
+{
+	struct stat st;
+
+	if (fstat(rd->fd, &st) != 0 || (uint64_t)st.st_size <= rd->base_off + rd->end)
+		return false;
+	rd->eof = false;
 	return true;
 }
 
@@ -1197,9 +1230,10 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 					return rv;
 				continue;
 			}
+			if (rd->growing && !rd->file_only &&
+			    (rd_journal_frame(rd) || rd_file_grew(rd)))
+				continue;
 			if (avail == 0) {
-				if (rd->growing && !rd->file_only && rd_journal_frame(rd))
-					continue;
 				rd_seg_close(rd);
 				continue;
 			}
@@ -1246,6 +1280,7 @@ store_reader_close(store_reader *rd)
 	free(rd->zt);
 	free(rd->zf);
 	free(rd->buf);
+	free(rd->jbuf);
 	free(rd->segs);
 	free(rd->dir);
 	free(rd);

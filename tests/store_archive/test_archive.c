@@ -1649,6 +1649,29 @@ test_journal_after_crash(void **state)
 }
 
 static void
+test_journal_frame_being_drained(void **state)
+{
+	/* A reader that finds the open segment's file ending inside a frame (a
+	 * drain writing it right then) takes that frame from the journal, whose
+	 * copy begins with the bytes the file holds, and reports nothing. */
+	fx *f = *state;
+	corrupt_log c = { 0 };
+	uint64_t seqs[100];
+	char p[512];
+
+	crash_after_appends(f, 1, 20); /* drained: in the file and the journal */
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	assert_int_equal(truncate(p, (off_t)(frames_bytes(1, 20) + 40)), 0);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 20);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(seqs[19], 20);
+	/* without the journal it is the end of the data, for now */
+	rm_journal(f);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 100), 19);
+	assert_int_equal(c.n, 0);
+}
+
+static void
 test_journal_torn_frame(void **state)
 {
 	/* A frame the process was copying into the journal when it died lacks
@@ -2169,6 +2192,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_zero_tail_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_torn_frame, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_frame_being_drained, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_past_prealloc_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_preallocated_journaled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_not_preallocated_when_always, setup, teardown),
