@@ -54,23 +54,6 @@ ar_count_torn(int fd, uint64_t from, uint64_t to)
 	return count > 0 ? count : 1;
 }
 
-/* Reads n bytes of the journal (jlen bytes, fd) from position pos,
- * wrapping at its end. */
-static bool
-ar_jr_read(int fd, uint64_t jlen, uint64_t pos, uint8_t *buf, size_t n)
-{
-	while (n > 0) {
-		size_t k = jlen - pos < n ? (size_t)(jlen - pos) : n;
-
-		if (pread(fd, buf, k, (off_t)pos) != (ssize_t)k)
-			return false;
-		buf += k;
-		n -= k;
-		pos = (pos + k) % jlen;
-	}
-	return true;
-}
-
 /*
  * The frames of the open segment (fd, path; its valid frames end at *end,
  * the last sequence number on disk is *last_seq) that reached the journal
@@ -109,7 +92,7 @@ ar_jr_recover(store_archive *ar, int fd, const char *path, uint64_t *end, uint64
 		size_t used;
 		uint8_t *nb;
 
-		if (!ar_jr_read(jfd, jlen, pos, hdr, sizeof hdr) ||
+		if (!store_journal_read(jfd, jlen, pos, hdr, sizeof hdr) ||
 		    memcmp(hdr, STORE_FRAME_MAGIC, 4) != 0)
 			break;
 		plen = store_get_le32(hdr + 8);
@@ -121,7 +104,7 @@ ar_jr_recover(store_archive *ar, int fd, const char *path, uint64_t *end, uint64
 			goto out;
 		}
 		buf = nb;
-		if (!ar_jr_read(jfd, jlen, pos, buf, STORE_FRAME_HDR + (size_t)plen) ||
+		if (!store_journal_read(jfd, jlen, pos, buf, STORE_FRAME_HDR + (size_t)plen) ||
 		    store_frame_decode(buf, STORE_FRAME_HDR + (size_t)plen, &r, &used) != VIGIL_OK ||
 		    used != STORE_FRAME_HDR + (size_t)plen || r.seq <= *last_seq)
 			break;

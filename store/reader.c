@@ -1020,9 +1020,8 @@ rd_skim(store_reader *rd)
 	rd->last_seq = seq;
 }
 
-/* Reads n bytes of the journal (jlen bytes) from position pos, wrapping. */
-static bool
-rd_jr_read(int fd, uint64_t jlen, uint64_t pos, uint8_t *buf, size_t n)
+bool
+store_journal_read(int fd, uint64_t jlen, uint64_t pos, uint8_t *buf, size_t n)
 {
 	while (n > 0) {
 		size_t k = jlen - pos < n ? (size_t)(jlen - pos) : n;
@@ -1061,7 +1060,7 @@ store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq, uint8
 	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < 2 * STORE_FRAME_HDR)
 		goto out;
 	jlen = (uint64_t)st.st_size;
-	if (!rd_jr_read(fd, jlen, off % jlen, hdr, sizeof hdr) ||
+	if (!store_journal_read(fd, jlen, off % jlen, hdr, sizeof hdr) ||
 	    memcmp(hdr, STORE_FRAME_MAGIC, 4) != 0)
 		goto out;
 	blen = STORE_FRAME_HDR + (size_t)store_get_le32(hdr + 8);
@@ -1077,7 +1076,7 @@ store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq, uint8
 		*buf = nb;
 		*cap = blen;
 	}
-	if (!rd_jr_read(fd, jlen, off % jlen, *buf, blen) ||
+	if (!store_journal_read(fd, jlen, off % jlen, *buf, blen) ||
 	    store_frame_decode(*buf, blen, &r, &used) != VIGIL_OK || used != blen ||
 	    r.seq != want_seq)
 		goto out;

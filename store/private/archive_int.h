@@ -66,6 +66,9 @@ void store_frame_header(uint8_t hdr[STORE_FRAME_HDR], store_rec_type type, uint6
 /* True if buf[0..STORE_FRAME_HDR) looks like a header (magic, version,
  * type, flags, length cap); the CRC is not checked. */
 bool store_frame_plausible(const uint8_t *buf);
+/* Reads n bytes of a journal of jlen bytes (fd) from position pos, wrapping
+ * at its end (reader.c; the writer's recovery reads it too). */
+bool store_journal_read(int fd, uint64_t jlen, uint64_t pos, uint8_t *buf, size_t n);
 
 /*
  * Compressed segments (".log.zst", docs/archive.md): independent zstd
