@@ -870,20 +870,9 @@ ar_account(store_archive *ar, const ar_qent *ent, uint32_t n, size_t len)
 {
 	ar->file_end += len;
 	for (uint32_t i = 0; i < n; i++) {
-		int64_t t = ent[i].event_time_ms;
-
-		if (ar->seg.records == 0) {
-			ar->seg.first_seq = ent[i].seq;
-			ar->seg.min_event_ms = ar->seg.max_event_ms = t;
-		}
-		ar->seg.last_seq = ent[i].seq;
-		if (t < ar->seg.min_event_ms)
-			ar->seg.min_event_ms = t;
-		if (t > ar->seg.max_event_ms)
-			ar->seg.max_event_ms = t;
-		ar->seg.records++;
-		if (t > ar->max_event_ms)
-			ar->max_event_ms = t;
+		store_seg_index_add(&ar->seg, ent[i].seq, ent[i].event_time_ms);
+		if (ent[i].event_time_ms > ar->max_event_ms)
+			ar->max_event_ms = ent[i].event_time_ms;
 	}
 	ar->records += n;
 	ar->bytes += len;

@@ -72,69 +72,47 @@ ar_jr_recover(store_archive *ar, int fd, const char *path, uint64_t *end, uint64
     store_seg_index *idx, uint64_t *ret_n, store_diag *reterr)
 {
 	char jpath[PATH_MAX];
-	uint8_t hdr[STORE_FRAME_HDR], *buf = NULL;
+	uint8_t *buf = NULL;
+	size_t cap = 0, used;
 	struct stat st;
+	store_record r;
 	uint64_t n = 0;
-	vigil_err rv = VIGIL_OK;
+	vigil_err rv = VIGIL_OK, took;
 	int jfd;
 
-	*ret_n = 0;
 	snprintf(jpath, sizeof jpath, "%s/%s", ar->dir, STORE_JOURNAL_NAME);
 	jfd = open(jpath, O_RDONLY | O_CLOEXEC);
-	if (jfd < 0)
+	if (jfd < 0) {
+		*ret_n = 0;
 		return VIGIL_OK; /* none: nothing was journaled */
-	if (fstat(jfd, &st) != 0 || (uint64_t)st.st_size < 2 * STORE_FRAME_HDR)
-		goto out;
-	for (;;) {
-		uint64_t jlen = (uint64_t)st.st_size, pos = *end % jlen;
-		store_record r;
-		uint32_t plen;
-		size_t used;
-		uint8_t *nb;
-
-		if (!store_journal_read(jfd, jlen, pos, hdr, sizeof hdr) ||
-		    memcmp(hdr, STORE_FRAME_MAGIC, 4) != 0)
+	}
+	if (fstat(jfd, &st) != 0)
+		st.st_size = 0; /* nothing taken */
+	while ((took = store_journal_take(jfd, (uint64_t)st.st_size, *end, &buf, &cap, &r,
+	    &used)) != VIGIL_ENOTFOUND) {
+		if (took != VIGIL_OK) {
+			rv = took;
 			break;
-		plen = store_get_le32(hdr + 8);
-		if (plen > STORE_FRAME_MAX_PAYLOAD || STORE_FRAME_HDR + (uint64_t)plen > jlen / 2)
-			break;
-		nb = realloc(buf, STORE_FRAME_HDR + (size_t)plen);
-		if (nb == NULL) {
-			rv = VIGIL_ENOMEM;
-			goto out;
 		}
-		buf = nb;
-		if (!store_journal_read(jfd, jlen, pos, buf, STORE_FRAME_HDR + (size_t)plen) ||
-		    store_frame_decode(buf, STORE_FRAME_HDR + (size_t)plen, &r, &used) != VIGIL_OK ||
-		    used != STORE_FRAME_HDR + (size_t)plen || r.seq <= *last_seq)
+		if (r.seq <= *last_seq)
 			break;
 		if (ar_pwrite_all(fd, buf, used, *end) != VIGIL_OK) {
 			rv = VIGIL_EIO;
 			store_diag_at(reterr, path, VIGIL_NOPOS, NULL,
 			    "cannot write the journal's records at offset %llu: %s",
 			    (unsigned long long)*end, strerror(errno));
-			goto out;
+			break;
 		}
-		if (idx->records == 0) {
-			idx->first_seq = r.seq;
-			idx->min_event_ms = idx->max_event_ms = r.event_time_ms;
-		}
-		idx->last_seq = r.seq;
-		if (r.event_time_ms < idx->min_event_ms)
-			idx->min_event_ms = r.event_time_ms;
-		if (r.event_time_ms > idx->max_event_ms)
-			idx->max_event_ms = r.event_time_ms;
-		idx->records++;
+		store_seg_index_add(idx, r.seq, r.event_time_ms);
 		*end += used;
 		*last_seq = r.seq;
 		n++;
 	}
-	if (n > 0 && fdatasync(fd) != 0) {
+	if (rv == VIGIL_OK && n > 0 && fdatasync(fd) != 0) {
 		rv = VIGIL_EIO;
 		store_diag_at(reterr, path, VIGIL_NOPOS, NULL, "cannot sync the journal's records: %s",
 		    strerror(errno));
 	}
-out:
 	*ret_n = n;
 	free(buf);
 	close(jfd);

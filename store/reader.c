@@ -1020,8 +1020,10 @@ rd_skim(store_reader *rd)
 	rd->last_seq = seq;
 }
 
-bool
-store_journal_read(int fd, uint64_t jlen, uint64_t pos, uint8_t *buf, size_t n)
+/* Reads n bytes of a journal of jlen bytes (fd) from position pos,
+ * wrapping at its end. */
+static bool
+rd_journal_read(int fd, uint64_t jlen, uint64_t pos, uint8_t *buf, size_t n)
 {
 	while (n > 0) {
 		size_t k = jlen - pos < n ? (size_t)(jlen - pos) : n;
@@ -1036,17 +1038,41 @@ store_journal_read(int fd, uint64_t jlen, uint64_t pos, uint8_t *buf, size_t n)
 }
 
 vigil_err
+store_journal_take(int fd, uint64_t jlen, uint64_t off, uint8_t **buf, size_t *cap,
+    store_record *ret_rec, size_t *ret_used)
+{
+	uint8_t hdr[STORE_FRAME_HDR];
+	size_t blen, used;
+
+	if (jlen < 2 * STORE_FRAME_HDR || !rd_journal_read(fd, jlen, off % jlen, hdr, sizeof hdr) ||
+	    memcmp(hdr, STORE_FRAME_MAGIC, 4) != 0)
+		return VIGIL_ENOTFOUND;
+	blen = STORE_FRAME_HDR + (size_t)store_get_le32(hdr + 8);
+	if (blen - STORE_FRAME_HDR > STORE_FRAME_MAX_PAYLOAD || blen > jlen / 2)
+		return VIGIL_ENOTFOUND;
+	if (blen > *cap) {
+		uint8_t *nb = realloc(*buf, blen);
+
+		if (nb == NULL)
+			return VIGIL_ENOMEM;
+		*buf = nb;
+		*cap = blen;
+	}
+	if (!rd_journal_read(fd, jlen, off % jlen, *buf, blen) ||
+	    store_frame_decode(*buf, blen, ret_rec, &used) != VIGIL_OK || used != blen)
+		return VIGIL_ENOTFOUND;
+	*ret_used = blen;
+	return VIGIL_OK;
+}
+
+vigil_err
 store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq, uint8_t **buf,
     size_t *cap, store_record *ret_rec, size_t *ret_used)
 {
 	const char *slash = strrchr(seg_path, '/');
 	size_t dlen = slash != NULL ? (size_t)(slash - seg_path) : 0, plen = strlen(seg_path);
 	char jpath[PATH_MAX], idx[PATH_MAX];
-	uint8_t hdr[STORE_FRAME_HDR];
-	uint64_t jlen;
-	size_t blen, used;
 	struct stat st;
-	store_record r;
 	vigil_err rv = VIGIL_ENOTFOUND;
 	int fd;
 
@@ -1057,38 +1083,13 @@ store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq, uint8
 	fd = open(jpath, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return VIGIL_ENOTFOUND;
-	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < 2 * STORE_FRAME_HDR)
-		goto out;
-	jlen = (uint64_t)st.st_size;
-	if (!store_journal_read(fd, jlen, off % jlen, hdr, sizeof hdr) ||
-	    memcmp(hdr, STORE_FRAME_MAGIC, 4) != 0)
-		goto out;
-	blen = STORE_FRAME_HDR + (size_t)store_get_le32(hdr + 8);
-	if (blen - STORE_FRAME_HDR > STORE_FRAME_MAX_PAYLOAD || blen > jlen / 2)
-		goto out;
-	if (blen > *cap) {
-		uint8_t *nb = realloc(*buf, blen);
-
-		if (nb == NULL) {
-			rv = VIGIL_ENOMEM;
-			goto out;
-		}
-		*buf = nb;
-		*cap = blen;
-	}
-	if (!store_journal_read(fd, jlen, off % jlen, *buf, blen) ||
-	    store_frame_decode(*buf, blen, &r, &used) != VIGIL_OK || used != blen ||
-	    r.seq != want_seq)
-		goto out;
+	if (fstat(fd, &st) == 0)
+		rv = store_journal_take(fd, (uint64_t)st.st_size, off, buf, cap, ret_rec, ret_used);
 	/* read after the frame: the segment still has no index, so the
 	 * journal held its frames, not yet the next segment's */
 	snprintf(idx, sizeof idx, "%.*s.idx", (int)(plen - 4), seg_path);
-	if (access(idx, F_OK) == 0)
-		goto out;
-	*ret_rec = r;
-	*ret_used = blen;
-	rv = VIGIL_OK;
-out:
+	if (rv == VIGIL_OK && (ret_rec->seq != want_seq || access(idx, F_OK) == 0))
+		rv = VIGIL_ENOTFOUND;
 	close(fd);
 	return rv;
 }

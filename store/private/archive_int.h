@@ -66,9 +66,29 @@ void store_frame_header(uint8_t hdr[STORE_FRAME_HDR], store_rec_type type, uint6
 /* True if buf[0..STORE_FRAME_HDR) looks like a header (magic, version,
  * type, flags, length cap); the CRC is not checked. */
 bool store_frame_plausible(const uint8_t *buf);
-/* Reads n bytes of a journal of jlen bytes (fd) from position pos, wrapping
- * at its end (reader.c; the writer's recovery reads it too). */
-bool store_journal_read(int fd, uint64_t jlen, uint64_t pos, uint8_t *buf, size_t n);
+/* The whole frame at position off modulo jlen of a journal of jlen bytes
+ * (fd), wrapping at its end: VIGIL_OK with its bytes in (*buf)[0..*ret_used)
+ * (*buf grown as needed) and *ret_rec decoded from them; VIGIL_ENOTFOUND if
+ * none is whole there; VIGIL_ENOMEM. Which sequence number may follow is
+ * the caller's rule (store_journal_frame, the writer's recovery). */
+vigil_err store_journal_take(int fd, uint64_t jlen, uint64_t off, uint8_t **buf, size_t *cap,
+    store_record *ret_rec, size_t *ret_used);
+
+/* Folds a record (seq, event time) into a segment's index counts. */
+static inline void
+store_seg_index_add(store_seg_index *idx, uint64_t seq, int64_t event_time_ms)
+{
+	if (idx->records == 0) {
+		idx->first_seq = seq;
+		idx->min_event_ms = idx->max_event_ms = event_time_ms;
+	}
+	idx->last_seq = seq;
+	if (event_time_ms < idx->min_event_ms)
+		idx->min_event_ms = event_time_ms;
+	if (event_time_ms > idx->max_event_ms)
+		idx->max_event_ms = event_time_ms;
+	idx->records++;
+}
 
 /*
  * Compressed segments (".log.zst", docs/archive.md): independent zstd
