@@ -62,6 +62,7 @@ srv_config_defaults(srv_config *c)
 	c->rules_path[0] = '\0';
 	c->rules_watch = true;
 	c->sched_batch = true;
+	c->huge_pages = SRV_HUGE_AUTO;
 	snprintf(c->cluster_name, sizeof c->cluster_name, "vigil");
 	c->cluster_queue = 65536;
 	c->cluster_stream_replicas = 1;
@@ -484,6 +485,19 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_str(value, c->ipc_group, sizeof c->ipc_group, true, reason, rlen);
 	if (IS("server", "user"))
 		return cfg_str(value, c->user, sizeof c->user, true, reason, rlen);
+	if (IS("server", "huge_pages")) {
+		if (strcmp(value, "auto") == 0)
+			c->huge_pages = SRV_HUGE_AUTO;
+		else if (strcmp(value, "on") == 0)
+			c->huge_pages = SRV_HUGE_ON;
+		else if (strcmp(value, "off") == 0)
+			c->huge_pages = SRV_HUGE_OFF;
+		else {
+			snprintf(reason, rlen, "\"%s\" is not auto, on or off", value);
+			return false;
+		}
+		return true;
+	}
 	if (IS("server", "scheduling_policy")) {
 		if (strcmp(value, "batch") != 0 && strcmp(value, "normal") != 0) {
 			snprintf(reason, rlen, "\"%s\" is not batch or normal", value);

@@ -18,6 +18,10 @@
 #define SRV_ERR_MAX    (SRV_PATH_MAX + 512)
 #define SRV_URL_MAX    256
 
+/* [server] huge_pages: whether vigild's heaps ask for transparent huge
+ * pages (server/tune.c). */
+typedef enum srv_huge_pages { SRV_HUGE_AUTO, SRV_HUGE_ON, SRV_HUGE_OFF } srv_huge_pages;
+
 typedef struct srv_config {
 	char        config_path[SRV_PATH_MAX]; /* "" = no file */
 	char        listen[SRV_MAX_LISTEN][SRV_URL_MAX];
@@ -47,6 +51,7 @@ typedef struct srv_config {
 	char        ipc_group[64];          /* ipc:// sockets' group; "" = vigild's */
 	char        user[64];               /* drop to this user after binding; "" = stay */
 	bool        sched_batch;            /* scheduling_policy = batch (server/tune.c) */
+	srv_huge_pages huge_pages;          /* [server] huge_pages (server/tune.c) */
 	char        data_dir[SRV_PATH_MAX];
 	store_fsync fsync;
 	uint32_t    fsync_interval_ms;

@@ -595,6 +595,8 @@ main_config_print(const srv_config *c)
 	printf("  ipc_group           %s\n", c->ipc_group[0] ? c->ipc_group : "(vigild's)");
 	printf("  user                %s\n", c->user[0] ? c->user : "(not switched)");
 	printf("  scheduling_policy   %s\n", c->sched_batch ? "batch" : "normal");
+	printf("  huge_pages          %s\n", c->huge_pages == SRV_HUGE_ON ? "on" :
+	    c->huge_pages == SRV_HUGE_OFF ? "off" : "auto (measured at start)");
 	printf("  tls cert            %s\n", c->tls_cert[0] ? c->tls_cert : "(none)");
 	printf("  tls key             %s\n", c->tls_key[0] ? c->tls_key : "(none)");
 	printf("  tls ca              %s%s\n", c->tls_ca[0] ? c->tls_ca : "(none)",
@@ -712,7 +714,7 @@ main(int argc, char **argv)
 	main_archive archive = { 0 };
 	sigset_t sigs;
 	srv_action action;
-	char errbuf[SRV_ERR_MAX], refresh_err[512] = "";
+	char errbuf[SRV_ERR_MAX], refresh_err[512] = "", memnote[256];
 	vigil_errinfo cfgerr;
 	uint64_t wd_usec = 0, last_wd = 0, last_refresh = 0, last_maint = 0, last_tls = 0;
 	int status = 1;
@@ -738,7 +740,7 @@ main(int argc, char **argv)
 	case SRV_RUN:
 		break;
 	}
-	srv_malloc_tune(argv);
+	srv_malloc_tune(argv, s->cfg.huge_pages, memnote, sizeof memnote);
 	srv_sched_tune(s->cfg.sched_batch); /* before any thread: they inherit it */
 
 	main_no_dump(true);
@@ -771,6 +773,7 @@ main(int argc, char **argv)
 	    s->cfg.admin, s->cfg.data_dir, s->cfg.rules_path, errbuf,
 	    s->cfg.fsync == STORE_FSYNC_ALWAYS ? "always" :
 	    s->cfg.fsync == STORE_FSYNC_INTERVAL ? "interval" : "never");
+	srv_log("memory: %s", memnote);
 
 	/* Files the configuration names: a bad certificate or token file is a
 	 * configuration error (exit 2), found before anything listens. */

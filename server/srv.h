@@ -288,13 +288,13 @@ vigil_err srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen);
 /* One line on stderr, prefixed "vigild: ". */
 void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* tune.c: once, before vigild creates anything: executes vigild again with
- * glibc's allocator tunables for its heaps (huge pages), unless
- * GLIBC_TUNABLES already names glibc.malloc.hugetlb. Returns if it did not
- * (or in the second start). */
-void srv_malloc_tune(char **argv);
-/* vigild and the threads it will create under SCHED_BATCH when batch is
- * true and it was started under SCHED_OTHER (server/tune.c). */
+/* tune.c (docs/vigild.md, "Memory"): before vigild creates anything,
+ * executes it again with glibc's huge-page tunables for mode (auto: unless
+ * srv_page_reporting, a virtio balloon under sysfs reporting free pages),
+ * unless GLIBC_TUNABLES names glibc.malloc.hugetlb; note: what applies. */
+void srv_malloc_tune(char **argv, srv_huge_pages mode, char *note, size_t nlen);
+bool srv_page_reporting(const char *sysfs);
+/* SCHED_BATCH for vigild and its threads to come, if batch and SCHED_OTHER. */
 void srv_sched_tune(bool batch);
 
 #endif

@@ -193,6 +193,38 @@ test_exposure_keys(void **state)
 	assert_string_equal(err, "--admin-token-file: must not be empty");
 }
 
+/* [server] huge_pages: auto by default, on, off, anything else named. */
+static void
+test_huge_pages(void **state)
+{
+	static const struct {
+		const char    *value;
+		srv_huge_pages want;
+	} ok[] = { { "auto", SRV_HUGE_AUTO }, { "on", SRV_HUGE_ON }, { "off", SRV_HUGE_OFF } };
+	srv_config c;
+	srv_action act;
+	char err[512], want[600], text[128];
+
+	(void)state;
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", NULL), VIGIL_OK);
+	assert_int_equal(c.huge_pages, SRV_HUGE_AUTO);
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		snprintf(text, sizeof text, "[server]\nhuge_pages = %s\n[rules]\npath = r\n",
+		    ok[i].value);
+		write_ini(text);
+		assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL),
+		    VIGIL_OK);
+		assert_int_equal(c.huge_pages, ok[i].want);
+		unlink(ini_path);
+	}
+	write_ini("[server]\nhuge_pages = yes\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: huge_pages: \"yes\" is not auto, on or off",
+	    ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
+}
+
 /* [server] scheduling_policy: batch by default, normal, anything else named. */
 static void
 test_scheduling_policy(void **state)
@@ -758,6 +790,7 @@ main(void)
 		cmocka_unit_test(test_exposure_keys),
 		cmocka_unit_test(test_probe_and_expiry_keys),
 		cmocka_unit_test(test_scheduling_policy),
+		cmocka_unit_test(test_huge_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
