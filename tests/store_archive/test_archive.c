@@ -1705,6 +1705,132 @@ test_journal_torn_frame(void **state)
 	assert_int_equal(seqs[21], 22);
 }
 
+/*
+ * Frames that straddle the journal's end, one per round of it, split every
+ * way ar_jr_copy splits them: the magic (stored last) cut after 1, 2 or 3
+ * of its 4 bytes, the magic whole before the end and nothing after it,
+ * one byte of the rest before the end, a split in the middle, and a frame
+ * that ends exactly at the end. WRAP_PAY: the payload of a straddling
+ * frame; fillers of up to WRAP_FILL bring the next one into place.
+ */
+#define WRAP_PAY   200u
+#define WRAP_FILL  (60u * 1024)
+#define WRAP_MAX   512u
+static const size_t wrap_before[] = { 1, 2, 3, 4, 5, 97, STORE_FRAME_HDR + WRAP_PAY };
+#define WRAP_CASES (sizeof wrap_before / sizeof wrap_before[0])
+
+/* The payload lengths of the appends (plan[0] for seq 1), for a journal of
+ * jr bytes; returns how many. Each case's frame starts wrap_before[c]
+ * bytes before the end of round c + 1, and 5 small frames follow the last. */
+static uint32_t
+wrap_plan(uint64_t jr, uint32_t *plan)
+{
+	uint64_t off = 0;
+	uint32_t n = 0;
+
+	for (size_t c = 0; c < WRAP_CASES; c++) {
+		uint64_t at = (c + 1) * jr - wrap_before[c];
+
+		while (at - off > WRAP_FILL + STORE_FRAME_HDR + 64) {
+			plan[n++] = WRAP_FILL;
+			off += STORE_FRAME_HDR + WRAP_FILL;
+		}
+		plan[n] = (uint32_t)(at - off - STORE_FRAME_HDR);
+		off += STORE_FRAME_HDR + plan[n++];
+		plan[n++] = WRAP_PAY;
+		off += STORE_FRAME_HDR + WRAP_PAY;
+		assert_true(n < WRAP_MAX - 8);
+	}
+	for (int i = 0; i < 5; i++)
+		plan[n++] = 10 + (uint32_t)i;
+	return n;
+}
+
+static void
+wrap_payload(uint64_t seq, uint32_t len, uint8_t *buf)
+{
+	for (uint32_t k = 0; k < len; k++)
+		buf[k] = (uint8_t)(seq * 131 + k * 7);
+}
+
+/* Every record of the plan, in order, with its bytes. */
+static void
+wrap_check(const char *dir, const uint32_t *plan, uint32_t n)
+{
+	static uint8_t want[WRAP_FILL];
+	store_reader *rd = NULL;
+	store_record rec;
+	store_diag d;
+	corrupt_log c = { 0 };
+	uint64_t seq = 0;
+	vigil_err rv;
+
+	assert_int_equal(store_reader_open(dir, INT64_MIN, INT64_MAX, on_corrupt, &c, &rd, &d),
+	    VIGIL_OK);
+	while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
+		assert_int_equal(rec.seq, ++seq);
+		assert_true(seq <= n);
+		assert_int_equal(rec.len, plan[seq - 1]);
+		wrap_payload(seq, plan[seq - 1], want);
+		assert_memory_equal(rec.payload, want, rec.len);
+	}
+	assert_int_equal(rv, VIGIL_ENOTFOUND);
+	store_reader_close(rd);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(seq, n);
+}
+
+static void
+test_journal_wrap_splits(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	static uint32_t plan[WRAP_MAX];
+	static uint8_t buf[WRAP_FILL];
+	char jp[600];
+	struct stat st;
+	uint32_t n;
+	pid_t pid;
+	int status;
+
+	o.fsync_interval_ms = 60000; /* drains by the leader only */
+	o.max_record_bytes = WRAP_FILL;
+	ar = open_ar(f, &o, &rec);
+	snprintf(jp, sizeof jp, "%s/JOURNAL", f->dir);
+	assert_int_equal(stat(jp, &st), 0);
+	store_archive_close(ar);
+	n = wrap_plan((uint64_t)st.st_size, plan);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* appends the plan, then dies without a close */
+		uint64_t seq;
+
+		if (store_archive_open(f->dir, &o, &ar, NULL, NULL) != VIGIL_OK)
+			_exit(2);
+		for (uint32_t i = 0; i < n; i++) {
+			wrap_payload(i + 1, plan[i], buf);
+			if (store_archive_append(ar, STORE_REC_SCORE, T0 + (int64_t)i, buf, plan[i],
+			    &seq) != VIGIL_OK || seq != i + 1)
+				_exit(3);
+		}
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* the rounds drained into the file and the tail read from the journal */
+	wrap_check(f->dir, plan, n);
+	/* recovery takes the tail from the journal, whatever its splits */
+	ar = open_ar(f, &o, &rec);
+	assert_true(rec.journal_records > 0);
+	assert_int_equal(rec.last_seq, n);
+	store_archive_close(ar);
+	rm_journal(f);
+	wrap_check(f->dir, plan, n);
+}
+
 static void
 test_segment_past_prealloc_steps(void **state)
 {
@@ -2193,6 +2319,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_journal_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_torn_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_frame_being_drained, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_wrap_splits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_past_prealloc_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_preallocated_journaled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_not_preallocated_when_always, setup, teardown),
