@@ -42,12 +42,19 @@ fetch_pread(const char *path, const con_case *c, store_scored *ret, char *errbuf
 	}
 	n = pread(fd, buf, FETCH_MAX_REC, (off_t)c->offset);
 	close(fd);
-	if (n <= 0) {
-		free(buf);
-		snprintf(errbuf, errlen, "%s:%" PRIu64 ": cannot read", path, c->offset);
-		return VIGIL_EIO;
+	rv = n > 0 ? store_frame_decode(buf, (size_t)n, &r, &used) : VIGIL_EAGAIN;
+	if (rv == VIGIL_EAGAIN) {
+		/* not (all) in the file yet: a record of the open segment the
+		 * writer's journal still holds (docs/archive.md, "The journal") */
+		size_t cap = FETCH_MAX_REC;
+
+		rv = store_journal_frame(path, c->offset, c->seq, &buf, &cap, &r, &used);
+		if (rv == VIGIL_ENOTFOUND) {
+			free(buf);
+			snprintf(errbuf, errlen, "%s:%" PRIu64 ": cannot read", path, c->offset);
+			return VIGIL_EIO;
+		}
 	}
-	rv = store_frame_decode(buf, (size_t)n, &r, &used);
 	if (rv == VIGIL_OK && r.seq != c->seq)
 		rv = VIGIL_ECORRUPT;
 	if (rv == VIGIL_OK)

@@ -250,6 +250,9 @@ typedef struct scan_cur {
 	store_record  last;  /* the reader's current record */
 	bool          have_last;
 	uint8_t      *buf;   /* SCAN_REC_MAX */
+	uint8_t      *jbuf;  /* a frame from the writer's journal (store_journal_frame) */
+	size_t        jcap;
+	char          path[4200]; /* the plain segment open */
 } scan_cur;
 
 static void
@@ -273,6 +276,7 @@ scan_cur_open(scan_cur *c, const char *dir, const scan_seg *sg)
 	scan_cur_close(c);
 	snprintf(path, sizeof path, "%s/%s", dir, sg->name);
 	if (!sg->zst) {
+		snprintf(c->path, sizeof c->path, "%s", path);
 		c->fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (c->fd < 0)
 			return vigil_err_from_errno(errno);
@@ -283,6 +287,31 @@ scan_cur_open(scan_cur *c, const char *dir, const scan_seg *sg)
 	return VIGIL_OK;
 }
 
+/* The whole frame at off of the open plain segment's file, else
+ * VIGIL_ENOTFOUND. */
+static vigil_err
+scan_cur_pread(scan_cur *c, uint64_t off, store_record *ret)
+{
+	size_t used;
+	ssize_t n;
+	vigil_err rv;
+
+	n = pread(c->fd, c->buf, SCAN_FIRST_READ, (off_t)off);
+	if (n <= 0)
+		return VIGIL_ENOTFOUND;
+	rv = store_frame_decode(c->buf, (size_t)n, ret, &used);
+	if (rv == VIGIL_EAGAIN && n == (ssize_t)SCAN_FIRST_READ) {
+		n = pread(c->fd, c->buf, SCAN_REC_MAX, (off_t)off);
+		if (n <= 0)
+			return VIGIL_ENOTFOUND;
+		rv = store_frame_decode(c->buf, (size_t)n, ret, &used);
+	}
+	if (rv != VIGIL_OK)
+		return VIGIL_ENOTFOUND;
+	ret->offset = off;
+	return VIGIL_OK;
+}
+
 /* The record at off of the open segment; VIGIL_ENOTFOUND if there is none
  * (a stale position: the caller goes on). */
 static vigil_err
@@ -290,7 +319,6 @@ scan_cur_read(scan_cur *c, uint64_t off, store_record *ret)
 {
 	store_diag d;
 	size_t used;
-	ssize_t n;
 	vigil_err rv;
 
 	if (c->rd != NULL) {
@@ -308,20 +336,20 @@ scan_cur_read(scan_cur *c, uint64_t off, store_record *ret)
 		*ret = c->last;
 		return VIGIL_OK;
 	}
-	n = pread(c->fd, c->buf, SCAN_FIRST_READ, (off_t)off);
-	if (n <= 0)
-		return VIGIL_ENOTFOUND;
-	rv = store_frame_decode(c->buf, (size_t)n, ret, &used);
-	if (rv == VIGIL_EAGAIN && n == (ssize_t)SCAN_FIRST_READ) {
-		n = pread(c->fd, c->buf, SCAN_REC_MAX, (off_t)off);
-		if (n <= 0)
-			return VIGIL_ENOTFOUND;
-		rv = store_frame_decode(c->buf, (size_t)n, ret, &used);
+	/* The newest records of the open segment may be only in the writer's
+	 * journal (docs/archive.md, "The journal"); one the file lacks is taken
+	 * from there, or from the file again if it was written meanwhile. */
+	for (int tries = 0; tries < 2; tries++) {
+		rv = scan_cur_pread(c, off, ret);
+		if (rv == VIGIL_OK)
+			return VIGIL_OK;
+		if (tries == 0 && store_journal_frame(c->path, off, 0, &c->jbuf, &c->jcap, ret,
+		    &used) == VIGIL_OK) {
+			ret->offset = off;
+			return VIGIL_OK;
+		}
 	}
-	if (rv != VIGIL_OK)
-		return VIGIL_ENOTFOUND;
-	ret->offset = off;
-	return VIGIL_OK;
+	return VIGIL_ENOTFOUND;
 }
 
 /* The id of q the index has the fewest entries for (its kind in *ret_kind),
@@ -455,6 +483,7 @@ scan_positions(con_app *app, vigil_vec *pos, int64_t from, int64_t to, const con
 out:
 	scan_cur_close(&cur);
 	free(cur.buf);
+	free(cur.jbuf);
 	free(lean);
 	vigil_vec_fini(&segs);
 	return rv;

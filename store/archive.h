@@ -232,11 +232,11 @@ void store_reader_want(store_reader *rd, uint32_t type_mask);
  * The frame at offset off of the open segment seg_path (a ".log" without an
  * index) that an append put in the writer's journal and not yet in the file
  * (docs/archive.md, "The journal"), if it is whole and its sequence number
- * is want_seq: VIGIL_OK with its bytes in (*buf)[0..*ret_used) (*buf grown
- * as needed, *cap its size) and *ret_rec decoded from them (segment and
- * offset not set); VIGIL_ENOTFOUND otherwise, for now; VIGIL_ENOMEM. The
- * readers above use it at the end of the open segment's file; it is for a
- * reader that follows that file with reads of its own (vigil-console).
+ * is want_seq (0: any, then only while the file does not hold all of it):
+ * VIGIL_OK with its bytes in (*buf)[0..*ret_used) (*buf grown as needed,
+ * *cap its size) and *ret_rec decoded from them (segment and offset not
+ * set); VIGIL_ENOTFOUND otherwise (for want_seq 0, read the file again);
+ * VIGIL_ENOMEM. For readers with reads of their own (vigil-console).
  */
 vigil_err store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq,
     uint8_t **buf, size_t *cap, store_record *ret_rec, size_t *ret_used);

@@ -1088,7 +1088,14 @@ store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq, uint8
 	/* read after the frame: the segment still has no index, so the
 	 * journal held its frames, not yet the next segment's */
 	snprintf(idx, sizeof idx, "%.*s.idx", (int)(plen - 4), seg_path);
-	if (rv == VIGIL_OK && (ret_rec->seq != want_seq || access(idx, F_OK) == 0))
+	if (rv == VIGIL_OK && ((want_seq != 0 && ret_rec->seq != want_seq) ||
+	    access(idx, F_OK) == 0))
+		rv = VIGIL_ENOTFOUND;
+	/* any sequence number: the frame is off's only if it was not yet
+	 * written into the file when the journal was read (the writer reuses
+	 * a frame's place in the journal only once the file holds it) */
+	if (rv == VIGIL_OK && want_seq == 0 &&
+	    (stat(seg_path, &st) != 0 || (uint64_t)st.st_size >= off + *ret_used))
 		rv = VIGIL_ENOTFOUND;
 	close(fd);
 	return rv;

@@ -14,7 +14,8 @@
 # Environment: RULES (default rules/default.rules, else the test rules),
 # FSYNC (default interval), CONCURRENCY (default "1 8 32 128"),
 # TRANSPORTS (default "tcp ipc"), LOADGEN_ARGS (extra vigil-loadgen flags for
-# the vigild runs, e.g. "--merchants 1" for one hot merchant), OPEN (1 to
+# the vigild runs, e.g. "--merchants 1" for one hot merchant), VIGILD_ARGS
+# (extra vigild flags, e.g. "--config FILE"), OPEN (1 to
 # run the open-loop point, the default; 0 to skip it), OPEN_CONC (contexts
 # for it, default 256), CONNS (connections each load generator opens and
 # spreads its requests over, as that many client processes would; default 1:
@@ -86,8 +87,9 @@ for tp in $TRANSPORTS; do
 	url=$(url_for "$tp" "v$port")
 	[ "$tp" = tcp ] && url="tcp://127.0.0.1:$port"
 	rm -rf "$TMP/data"; mkdir -p "$TMP/data"
+	# shellcheck disable=SC2086
 	$SRV_PIN "$VIGILD" --data "$TMP/data" --listen "$url" --admin off --rules "$RULES" \
-		--fsync "$FSYNC" 2>"$TMP/vigild.log" &
+		--fsync "$FSYNC" ${VIGILD_ARGS:-} 2>"$TMP/vigild.log" &
 	SPID=$!
 	wait_up "$eurl"
 	wait_up "$url"

@@ -1672,6 +1672,49 @@ test_journal_frame_being_drained(void **state)
 }
 
 static void
+test_journal_frame_any_seq(void **state)
+{
+	/* A reader that knows a record's segment and offset but not its
+	 * sequence number (vigil-console's entity index) takes it from the
+	 * journal while the file lacks it, and is sent back to the file once
+	 * the file holds it. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	store_record r;
+	uint8_t *jb = NULL, want[512];
+	size_t cap = 0, used;
+	char p[512];
+
+	crash_after_appends_j(f, 1, 30, false); /* all 30 in the journal only */
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	for (uint64_t k = 1; k <= 30; k++) {
+		assert_int_equal(store_journal_frame(p, frames_bytes(1, k), 0, &jb, &cap, &r, &used),
+		    VIGIL_OK);
+		assert_int_equal(r.seq, k);
+		assert_int_equal(r.len, payload_for(k, want));
+		assert_memory_equal(r.payload, want, r.len);
+		assert_int_equal(used, STORE_FRAME_HDR + r.len);
+	}
+	/* a sequence number asked for must match */
+	assert_int_equal(store_journal_frame(p, frames_bytes(1, 7), 8, &jb, &cap, &r, &used),
+	    VIGIL_ENOTFOUND);
+	/* not at a frame's start: nothing */
+	assert_int_equal(store_journal_frame(p, frames_bytes(1, 7) + 1, 0, &jb, &cap, &r, &used),
+	    VIGIL_ENOTFOUND);
+	/* the open writes them into the file: read them there */
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.journal_records, 30);
+	assert_int_equal(store_journal_frame(p, frames_bytes(1, 7), 0, &jb, &cap, &r, &used),
+	    VIGIL_ENOTFOUND);
+	assert_int_equal(store_journal_frame(p, frames_bytes(1, 7), 7, &jb, &cap, &r, &used),
+	    VIGIL_OK); /* by its number it is still there */
+	store_archive_close(ar);
+	free(jb);
+}
+
+static void
 test_journal_torn_frame(void **state)
 {
 	/* A frame the process was copying into the journal when it died lacks
@@ -2319,6 +2362,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_journal_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_torn_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_frame_being_drained, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_frame_any_seq, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_wrap_splits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_past_prealloc_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_preallocated_journaled, setup, teardown),
