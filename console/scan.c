@@ -252,7 +252,7 @@ typedef struct scan_cur {
 	uint8_t      *buf;   /* SCAN_REC_MAX */
 	uint8_t      *jbuf;  /* a frame from the writer's journal (store_journal_frame) */
 	size_t        jcap;
-	char          path[4200]; /* the plain segment open */
+	char          path[4200]; /* the segment open */
 } scan_cur;
 
 static void
@@ -270,17 +270,15 @@ scan_cur_close(scan_cur *c)
 static vigil_err
 scan_cur_open(scan_cur *c, const char *dir, const scan_seg *sg)
 {
-	char path[4200];
 	store_diag d;
 
 	scan_cur_close(c);
-	snprintf(path, sizeof path, "%s/%s", dir, sg->name);
+	snprintf(c->path, sizeof c->path, "%s/%s", dir, sg->name);
 	if (!sg->zst) {
-		snprintf(c->path, sizeof c->path, "%s", path);
-		c->fd = open(path, O_RDONLY | O_CLOEXEC);
+		c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
 		if (c->fd < 0)
 			return vigil_err_from_errno(errno);
-	} else if (store_reader_open_segment(path, NULL, NULL, &c->rd, &d) != VIGIL_OK) {
+	} else if (store_reader_open_segment(c->path, NULL, NULL, &c->rd, &d) != VIGIL_OK) {
 		return VIGIL_ENOTFOUND;
 	}
 	c->first = sg->first;
@@ -339,17 +337,13 @@ scan_cur_read(scan_cur *c, uint64_t off, store_record *ret)
 	/* The newest records of the open segment may be only in the writer's
 	 * journal (docs/archive.md, "The journal"); one the file lacks is taken
 	 * from there, or from the file again if it was written meanwhile. */
-	for (int tries = 0; tries < 2; tries++) {
-		rv = scan_cur_pread(c, off, ret);
-		if (rv == VIGIL_OK)
-			return VIGIL_OK;
-		if (tries == 0 && store_journal_frame(c->path, off, 0, &c->jbuf, &c->jcap, ret,
-		    &used) == VIGIL_OK) {
-			ret->offset = off;
-			return VIGIL_OK;
-		}
+	if (scan_cur_pread(c, off, ret) == VIGIL_OK)
+		return VIGIL_OK;
+	if (store_journal_frame(c->path, off, 0, &c->jbuf, &c->jcap, ret, &used) == VIGIL_OK) {
+		ret->offset = off;
+		return VIGIL_OK;
 	}
-	return VIGIL_ENOTFOUND;
+	return scan_cur_pread(c, off, ret);
 }
 
 /* The id of q the index has the fewest entries for (its kind in *ret_kind),
