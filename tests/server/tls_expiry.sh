@@ -46,7 +46,7 @@ printf '[tls]\ncheck_interval_s = 1\n' >"$D/vigild.ini"
 
 health() { # vigil-score health with the client certificate
 	"$SC" --server "$URL" --tls-ca "$P/ca.pem" --tls-cert "$P/client.pem" --tls-key "$P/client.key" \
-		--timeout 2000 --attempts 1 health
+		--timeout 10000 --attempts 1 health
 }
 get() { # PATH: the body, status line last ("HTTP 200")
 	curl -s -w '\nHTTP %{http_code}\n' "http://127.0.0.1:$APORT$1"
