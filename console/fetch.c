@@ -19,44 +19,30 @@
 #include "app.h"
 #include "console.h"
 #include "model.h"
+#include "segment.h"
 
-#define FETCH_MAX_REC ((1u << 20) + 64u)
-
+/* The case's record from the plain segment path, by its position: the
+ * file, or the writer's journal for the open segment's newest records
+ * (store_frame_at; docs/archive.md, "The journal"). */
 static vigil_err
 fetch_pread(const char *path, const con_case *c, store_scored *ret, char *errbuf, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	uint8_t *buf = NULL;
+	size_t cap = 0;
 	store_record r;
 	store_diag d;
-	size_t used;
-	ssize_t n;
 	vigil_err rv;
 
 	if (fd < 0)
 		return vigil_err_from_errno(errno);
-	buf = malloc(FETCH_MAX_REC);
-	if (buf == NULL) {
-		close(fd);
-		return VIGIL_ENOMEM;
-	}
-	n = pread(fd, buf, FETCH_MAX_REC, (off_t)c->offset);
+	rv = store_frame_at(fd, path, c->offset, c->seq, &buf, &cap, &r);
 	close(fd);
-	rv = n > 0 ? store_frame_decode(buf, (size_t)n, &r, &used) : VIGIL_EAGAIN;
-	if (rv == VIGIL_EAGAIN) {
-		/* not (all) in the file yet: a record of the open segment the
-		 * writer's journal still holds (docs/archive.md, "The journal") */
-		size_t cap = FETCH_MAX_REC;
-
-		rv = store_journal_frame(path, c->offset, c->seq, &buf, &cap, &r, &used);
-		if (rv == VIGIL_ENOTFOUND) {
-			free(buf);
-			snprintf(errbuf, errlen, "%s:%" PRIu64 ": cannot read", path, c->offset);
-			return VIGIL_EIO;
-		}
+	if (rv == VIGIL_ENOTFOUND) {
+		free(buf);
+		snprintf(errbuf, errlen, "%s:%" PRIu64 ": cannot read", path, c->offset);
+		return VIGIL_EIO;
 	}
-	if (rv == VIGIL_OK && r.seq != c->seq)
-		rv = VIGIL_ECORRUPT;
 	if (rv == VIGIL_OK)
 		rv = store_scored_decode(r.payload, r.len, ret, &d);
 	if (rv != VIGIL_OK)

@@ -22,6 +22,7 @@
 #include "console.h"
 #include "entities.h"
 #include "lean.h"
+#include "segment.h"
 #include "vec.h"
 
 #define SEARCH_SCAN_MAX CON_SEARCH_SCAN_MAX
@@ -238,9 +239,6 @@ scan_seg_find(const vigil_vec *segs, uint64_t first)
 	return NULL;
 }
 
-#define SCAN_REC_MAX ((1u << 20) + 64u) /* a frame's header and largest payload */
-#define SCAN_FIRST_READ 8192u           /* most records fit one such read */
-
 /* Where the records of one segment are read from: a file descriptor for a
  * plain segment, a reader for a compressed one. */
 typedef struct scan_cur {
@@ -249,9 +247,8 @@ typedef struct scan_cur {
 	store_reader *rd;
 	store_record  last;  /* the reader's current record */
 	bool          have_last;
-	uint8_t      *buf;   /* SCAN_REC_MAX */
-	uint8_t      *jbuf;  /* a frame from the writer's journal (store_journal_frame) */
-	size_t        jcap;
+	uint8_t      *buf;   /* a plain segment's record (store_frame_at) */
+	size_t        cap;
 	char          path[4200]; /* the segment open */
 } scan_cur;
 
@@ -285,38 +282,12 @@ scan_cur_open(scan_cur *c, const char *dir, const scan_seg *sg)
 	return VIGIL_OK;
 }
 
-/* The whole frame at off of the open plain segment's file, else
- * VIGIL_ENOTFOUND. */
-static vigil_err
-scan_cur_pread(scan_cur *c, uint64_t off, store_record *ret)
-{
-	size_t used;
-	ssize_t n;
-	vigil_err rv;
-
-	n = pread(c->fd, c->buf, SCAN_FIRST_READ, (off_t)off);
-	if (n <= 0)
-		return VIGIL_ENOTFOUND;
-	rv = store_frame_decode(c->buf, (size_t)n, ret, &used);
-	if (rv == VIGIL_EAGAIN && n == (ssize_t)SCAN_FIRST_READ) {
-		n = pread(c->fd, c->buf, SCAN_REC_MAX, (off_t)off);
-		if (n <= 0)
-			return VIGIL_ENOTFOUND;
-		rv = store_frame_decode(c->buf, (size_t)n, ret, &used);
-	}
-	if (rv != VIGIL_OK)
-		return VIGIL_ENOTFOUND;
-	ret->offset = off;
-	return VIGIL_OK;
-}
-
 /* The record at off of the open segment; VIGIL_ENOTFOUND if there is none
  * (a stale position: the caller goes on). */
 static vigil_err
 scan_cur_read(scan_cur *c, uint64_t off, store_record *ret)
 {
 	store_diag d;
-	size_t used;
 	vigil_err rv;
 
 	if (c->rd != NULL) {
@@ -334,16 +305,10 @@ scan_cur_read(scan_cur *c, uint64_t off, store_record *ret)
 		*ret = c->last;
 		return VIGIL_OK;
 	}
-	/* The newest records of the open segment may be only in the writer's
-	 * journal (docs/archive.md, "The journal"); one the file lacks is taken
-	 * from there, or from the file again if it was written meanwhile. */
-	if (scan_cur_pread(c, off, ret) == VIGIL_OK)
-		return VIGIL_OK;
-	if (store_journal_frame(c->path, off, 0, &c->jbuf, &c->jcap, ret, &used) == VIGIL_OK) {
-		ret->offset = off;
-		return VIGIL_OK;
-	}
-	return scan_cur_pread(c, off, ret);
+	/* the newest records of the open segment may be only in the writer's
+	 * journal (store_frame_at; docs/archive.md, "The journal") */
+	return store_frame_at(c->fd, c->path, off, 0, &c->buf, &c->cap, ret) == VIGIL_OK ?
+	    VIGIL_OK : VIGIL_ENOTFOUND;
 }
 
 /* The id of q the index has the fewest entries for (its kind in *ret_kind),
@@ -423,8 +388,7 @@ scan_positions(con_app *app, vigil_vec *pos, int64_t from, int64_t to, const con
 	vigil_err rv;
 
 	vigil_vec_init(&segs, sizeof(scan_seg), 1u << 20);
-	cur.buf = malloc(SCAN_REC_MAX);
-	if (lean == NULL || cur.buf == NULL) {
+	if (lean == NULL) {
 		rv = VIGIL_ENOMEM;
 		snprintf(errbuf, errlen, "out of memory");
 		goto out;
@@ -477,7 +441,6 @@ scan_positions(con_app *app, vigil_vec *pos, int64_t from, int64_t to, const con
 out:
 	scan_cur_close(&cur);
 	free(cur.buf);
-	free(cur.jbuf);
 	free(lean);
 	vigil_vec_fini(&segs);
 	return rv;

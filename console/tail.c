@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "segment.h"
 #include "tail.h"
 
 #define TAIL_CHUNK   (4u << 20)

@@ -228,18 +228,6 @@ vigil_err store_reader_next(store_reader *rd, store_record *ret_rec, store_diag 
  * returned are the same. For a reader that only wants the few labels.
  */
 void store_reader_want(store_reader *rd, uint32_t type_mask);
-/*
- * The frame at offset off of the open segment seg_path (a ".log" without an
- * index) that an append put in the writer's journal and not yet in the file
- * (docs/archive.md, "The journal"), if it is whole and its sequence number
- * is want_seq (0: any, then only while the file does not hold all of it):
- * VIGIL_OK with its bytes in (*buf)[0..*ret_used) (*buf grown as needed,
- * *cap its size) and *ret_rec decoded from them (segment and offset not
- * set); VIGIL_ENOTFOUND otherwise (for want_seq 0, read the file again);
- * VIGIL_ENOMEM. For readers with reads of their own (vigil-console).
- */
-vigil_err store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq,
-    uint8_t **buf, size_t *cap, store_record *ret_rec, size_t *ret_used);
 typedef struct store_reader_stats {
 	uint64_t records, bytes, corrupt_records, corrupt_bytes, segments;
 	uint64_t skipped_bytes; /* frames of unwanted types passed over (store_reader_want) */

@@ -1101,6 +1101,64 @@ store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq, uint8
 	return rv;
 }
 
+/* The first read of a frame by position: most records fit it. */
+#define RD_AT_FIRST_READ 8192u
+
+/* The frame at off of fd, read whole: VIGIL_OK; VIGIL_EAGAIN if the file
+ * holds only its start, or nothing there; VIGIL_ECORRUPT; VIGIL_ENOMEM;
+ * errno-mapped codes from pread. */
+static vigil_err
+rd_frame_pread(int fd, uint64_t off, uint8_t **buf, size_t *cap, store_record *ret_rec)
+{
+	size_t want = RD_AT_FIRST_READ, used;
+	vigil_err rv;
+	ssize_t n;
+
+	for (;;) {
+		if (want > *cap) {
+			uint8_t *nb = realloc(*buf, want);
+
+			if (nb == NULL)
+				return VIGIL_ENOMEM;
+			*buf = nb;
+			*cap = want;
+		}
+		n = pread(fd, *buf, want, (off_t)off);
+		if (n < 0)
+			return vigil_err_from_errno(errno);
+		rv = store_frame_decode(*buf, (size_t)n, ret_rec, &used);
+		/* a read short of what was asked ends at the end of the file */
+		if (rv != VIGIL_EAGAIN || (size_t)n < want || want > RD_AT_FIRST_READ)
+			return rv;
+		/* filled the first read: the header, plausible, says how long */
+		want = STORE_FRAME_HDR + (size_t)store_get_le32(*buf + 8);
+	}
+}
+
+vigil_err
+store_frame_at(int fd, const char *seg_path, uint64_t off, uint64_t want_seq, uint8_t **buf,
+    size_t *cap, store_record *ret_rec)
+{
+	size_t used;
+	vigil_err rv;
+
+	rv = rd_frame_pread(fd, off, buf, cap, ret_rec);
+	/* not all in the file yet: the journal, then the file again (a drain
+	 * may have written it between the two reads) */
+	if (rv == VIGIL_EAGAIN &&
+	    (rv = store_journal_frame(seg_path, off, want_seq, buf, cap, ret_rec, &used)) ==
+	    VIGIL_ENOTFOUND)
+		rv = rd_frame_pread(fd, off, buf, cap, ret_rec);
+	if (rv == VIGIL_EAGAIN)
+		return VIGIL_ENOTFOUND;
+	if (rv != VIGIL_OK)
+		return rv;
+	if (want_seq != 0 && ret_rec->seq != want_seq)
+		return VIGIL_ECORRUPT;
+	ret_rec->offset = off;
+	return VIGIL_OK;
+}
+
 /* At the end of a growing segment's file, or at a frame it holds only the
  * start of (a drain writing it): the next frame from the writer's journal
  * (store_journal_frame), the last sequence number read plus one (the

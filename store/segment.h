@@ -2,8 +2,9 @@
 /*
  * store/segment.h - the segment files of an archive directory, as the
  * archive's operators' tools see them (vigil-archive verify and stats):
- * names, listing, the index sidecar and a full scan. Implemented in
- * reader.c; the format is in docs/archive.md.
+ * names, listing, the index sidecar and a full scan; and a record read by
+ * its position (the console's indexes). Implemented in reader.c; the
+ * format is in docs/archive.md.
  */
 #ifndef VIGIL_STORE_SEGMENT_H
 #define VIGIL_STORE_SEGMENT_H
@@ -59,6 +60,35 @@ vigil_err store_seg_index_read(const char *dir, const char *base, store_seg_inde
  * segment up to the end of its last valid record). */
 vigil_err store_seg_scan(const char *path, store_seg_index *ret_idx, uint64_t *ret_valid_end,
     store_diag *reterr);
+
+/*
+ * Records by position, for readers that keep a record's segment and offset
+ * and read it back with reads of their own (vigil-console's indexes).
+ *
+ * store_journal_frame: the frame at offset off of the open segment seg_path
+ * (a ".log" without an index) that an append put in the writer's journal
+ * and not yet in the file (docs/archive.md, "The journal"), if it is whole
+ * and its sequence number is want_seq (0: any, then only while the file
+ * does not hold all of it): VIGIL_OK with its bytes in (*buf)[0..*ret_used)
+ * (*buf grown as needed, *cap its size) and *ret_rec decoded from them
+ * (segment and offset not set); VIGIL_ENOTFOUND otherwise (for want_seq 0,
+ * read the file again); VIGIL_ENOMEM.
+ */
+vigil_err store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq,
+    uint8_t **buf, size_t *cap, store_record *ret_rec, size_t *ret_used);
+/*
+ * store_frame_at: the record at offset off of the plain segment seg_path,
+ * open as fd, with sequence number want_seq (0: any). Read from the file;
+ * if the file does not hold all of it yet, from the writer's journal
+ * (store_journal_frame); failing that from the file again, which a drain
+ * may have written meanwhile. VIGIL_OK: *ret_rec (payload in *buf, grown as
+ * for store_journal_frame; offset set, segment not); VIGIL_ENOTFOUND: no
+ * whole record there; VIGIL_ECORRUPT: the bytes there fail the frame's
+ * check, or its sequence number is not want_seq; VIGIL_ENOMEM;
+ * errno-mapped codes from pread.
+ */
+vigil_err store_frame_at(int fd, const char *seg_path, uint64_t off, uint64_t want_seq,
+    uint8_t **buf, size_t *cap, store_record *ret_rec);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
  * the writer's journal beside an empty open segment. Must never
  * crash, hang, leak or read out of bounds.
  */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "tmpdir.h"
 #include "archive.h"
+#include "segment.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -79,12 +81,27 @@ fuzz_reader(const uint8_t *data, size_t size, const char *suffix)
 		abort();
 	fclose(f);
 	if (store_reader_open_segment(path, NULL, NULL, &rd, NULL) == VIGIL_OK) {
+		int fd = strcmp(suffix, ".log") == 0 ? open(path, O_RDONLY) : -1;
+		uint8_t *buf = NULL;
+		size_t cap = 0;
 		uint64_t n = 0;
+
 		while (store_reader_next(rd, &r, NULL) == VIGIL_OK) {
+			store_record at;
+
 			if (r.offset + r.len > (uint64_t)1 << 40 || ++n > size)
 				abort(); /* more records than bytes: a loop */
+			/* a plain segment's record read by its position is the one
+			 * the reader found there */
+			if (fd >= 0 && (store_frame_at(fd, path, r.offset, r.seq, &buf, &cap, &at) !=
+			    VIGIL_OK || at.offset != r.offset || at.len != r.len ||
+			    memcmp(at.payload, r.payload, r.len) != 0))
+				abort();
 		}
 		store_reader_close(rd);
+		free(buf);
+		if (fd >= 0)
+			close(fd);
 	}
 	unlink(path);
 }
@@ -124,11 +141,21 @@ fuzz_journal(const uint8_t *data, size_t size)
 	}
 	if (size >= 8) {
 		uint64_t off;
+		int fd;
 
 		memcpy(&off, data, 8);
 		if (store_journal_frame(seg, off, off >> 7, &buf, &cap, &r, &used) == VIGIL_OK &&
 		    (used > cap || r.len + 32 != used))
 			abort();
+		/* the segment's file is empty: by position, a record can only
+		 * come from the journal, whole, at the offset asked */
+		fd = open(seg, O_RDONLY);
+		if (fd < 0)
+			abort();
+		if (store_frame_at(fd, seg, off, 0, &buf, &cap, &r) == VIGIL_OK &&
+		    (r.offset != off || r.len + 32 > cap))
+			abort();
+		close(fd);
 	}
 	free(buf);
 	unlink(jp);

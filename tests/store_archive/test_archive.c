@@ -1715,6 +1715,83 @@ test_journal_frame_any_seq(void **state)
 }
 
 static void
+test_frame_at(void **state)
+{
+	/* store_frame_at, a record read by its position (the console's
+	 * indexes): from the journal while the file lacks it, from the file
+	 * once it holds it; a frame over the first read's 8 KiB whole; a
+	 * position no frame starts at, or holding another record, refused. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_recovery rec;
+	store_record r;
+	uint8_t *buf = NULL, want[512], *big = malloc(20000);
+	size_t cap = 0;
+	uint64_t seq, end;
+	char p[512];
+	int fd;
+
+	assert_non_null(big);
+	crash_after_appends_j(f, 1, 30, false); /* all 30 in the journal only */
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	for (uint64_t k = 1; k <= 30; k++) {
+		assert_int_equal(store_frame_at(fd, p, frames_bytes(1, k), k, &buf, &cap, &r),
+		    VIGIL_OK);
+		assert_int_equal(r.seq, k);
+		assert_int_equal(r.offset, frames_bytes(1, k));
+		assert_int_equal(r.len, payload_for(k, want));
+		assert_memory_equal(r.payload, want, r.len);
+	}
+	/* in the journal under another number: not there */
+	assert_int_equal(store_frame_at(fd, p, frames_bytes(1, 7), 8, &buf, &cap, &r),
+	    VIGIL_ENOTFOUND);
+	/* the open writes them into the file: read there, any number or its own */
+	o.fsync_interval_ms = 60000;
+	ar = open_ar(f, &o, &rec);
+	assert_int_equal(rec.journal_records, 30);
+	assert_int_equal(store_frame_at(fd, p, frames_bytes(1, 7), 0, &buf, &cap, &r), VIGIL_OK);
+	assert_int_equal(r.seq, 7);
+	assert_int_equal(store_frame_at(fd, p, frames_bytes(1, 7), 8, &buf, &cap, &r),
+	    VIGIL_ECORRUPT);
+	assert_int_equal(store_frame_at(fd, p, frames_bytes(1, 7) + 1, 0, &buf, &cap, &r),
+	    VIGIL_ECORRUPT);
+	/* a record larger than the first read: from the journal, then the file */
+	for (size_t i = 0; i < 20000; i++)
+		big[i] = (uint8_t)(i * 31 + 7);
+	end = frames_bytes(1, 31);
+	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, 1000, big, 20000, &seq),
+	    VIGIL_OK);
+	assert_int_equal(seq, 31);
+	for (int pass = 0; pass < 2; pass++) {
+		struct stat st;
+
+		assert_int_equal(fstat(fd, &st), 0);
+		assert_true(pass == 0 ? (uint64_t)st.st_size == end : (uint64_t)st.st_size > end);
+		assert_int_equal(store_frame_at(fd, p, end, 31, &buf, &cap, &r), VIGIL_OK);
+		assert_int_equal(r.len, 20000);
+		assert_memory_equal(r.payload, big, 20000);
+		assert_int_equal(store_archive_drain(ar), VIGIL_OK);
+	}
+	/* past the end: nothing */
+	assert_int_equal(store_frame_at(fd, p, end + 20032, 0, &buf, &cap, &r), VIGIL_ENOTFOUND);
+	store_archive_close(ar);
+	/* without the journal, all from the file */
+	rm_journal(f);
+	assert_int_equal(store_frame_at(fd, p, frames_bytes(1, 7), 7, &buf, &cap, &r), VIGIL_OK);
+	assert_int_equal(r.len, payload_for(7, want));
+	assert_memory_equal(r.payload, want, r.len);
+	assert_int_equal(store_frame_at(fd, p, end, 31, &buf, &cap, &r), VIGIL_OK);
+	assert_int_equal(r.len, 20000);
+	assert_memory_equal(r.payload, big, 20000);
+	close(fd);
+	free(buf);
+	free(big);
+}
+
+static void
 test_journal_torn_frame(void **state)
 {
 	/* A frame the process was copying into the journal when it died lacks
@@ -2363,6 +2440,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_journal_torn_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_frame_being_drained, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_frame_any_seq, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_frame_at, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_wrap_splits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_past_prealloc_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_preallocated_journaled, setup, teardown),
