@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * common/vec.c - the capped growable array (vec.h).
+ * common/vec.c - the capped growable array and the byte buffer (vec.h).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -70,5 +70,20 @@ vigil_vec_append(vigil_vec *v, const void *elems, size_t n)
 		return rv;
 	memcpy((char *)v->data + v->len * v->elem_size, elems, n * v->elem_size);
 	v->len += n;
+	return VIGIL_OK;
+}
+
+vigil_err
+vigil_buf_reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+	uint8_t *nb;
+
+	if (need <= *cap)
+		return VIGIL_OK;
+	nb = realloc(*buf, need);
+	if (nb == NULL)
+		return VIGIL_ENOMEM;
+	*buf = nb;
+	*cap = need;
 	return VIGIL_OK;
 }

@@ -16,6 +16,7 @@
 #define VIGIL_VEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "vigil.h"
@@ -77,5 +78,13 @@ vigil_vec_clear(vigil_vec *v)
 {
 	v->len = 0;
 }
+
+/*
+ * A byte buffer kept as a pointer and its size, grown to hold at least need
+ * bytes (its contents kept), for reads that put one frame or record at a
+ * time in place: VIGIL_OK, or VIGIL_ENOMEM with the buffer as it was. The
+ * caller bounds need (a frame's largest size).
+ */
+vigil_err vigil_buf_reserve(uint8_t **buf, size_t *cap, size_t need);
 
 #endif /* VIGIL_VEC_H */

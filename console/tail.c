@@ -20,6 +20,7 @@
 
 #include "segment.h"
 #include "tail.h"
+#include "vec.h"
 
 #define TAIL_CHUNK   (4u << 20)
 #define TAIL_MAX_REC ((16u << 20) + 64u)
@@ -241,13 +242,8 @@ tail_frame(con_tail *t, store_record *ret_rec, size_t *ret_used)
 			if (want > TAIL_MAX_REC)
 				return VIGIL_ECORRUPT;
 		}
-		if (want > t->cap) {
-			uint8_t *nb = realloc(t->buf, want);
-			if (nb == NULL)
-				return VIGIL_ENOMEM;
-			t->buf = nb;
-			t->cap = want;
-		}
+		if (vigil_buf_reserve(&t->buf, &t->cap, want) != VIGIL_OK)
+			return VIGIL_ENOMEM;
 		ssize_t r;
 		do
 			r = pread(t->fd, t->buf, want, (off_t)t->off);

@@ -24,6 +24,7 @@
 
 #include "archive_w_int.h"
 #include "util_int.h"
+#include "vec.h"
 
 /* ------------------------------------------------------------------ */
 /* Maintenance                                                         */
@@ -49,14 +50,8 @@ ar_zfill(int fd, uint8_t **in, size_t *incap, size_t *have, uint64_t off, size_t
 	want = need > AR_ZREAD ? need : AR_ZREAD;
 	if (want > fsize - off)
 		want = (size_t)(fsize - off);
-	if (want > *incap) {
-		uint8_t *nb = realloc(*in, want);
-
-		if (nb == NULL)
-			return VIGIL_ENOMEM;
-		*in = nb;
-		*incap = want;
-	}
+	if (vigil_buf_reserve(in, incap, want) != VIGIL_OK)
+		return VIGIL_ENOMEM;
 	while (*have < need) {
 		ssize_t n = pread(fd, *in + *have, want - *have, (off_t)(off + *have));
 

@@ -25,6 +25,7 @@
 
 #include "archive_int.h"
 #include "util_int.h"
+#include "vec.h"
 
 #define RD_BUF_INIT      (1u << 20)
 #define RD_MAX_SEGMENTS  (1u << 20) /* cap on segment files listed in one directory */
@@ -515,22 +516,9 @@ rd_zread(store_reader *rd, store_diag *reterr)
 		rd->end -= rd->start;
 		rd->start = 0;
 	}
-	if (rd->end + z->usize > rd->cap) {
-		uint8_t *nb = realloc(rd->buf, rd->end + z->usize);
-
-		if (nb == NULL)
-			return VIGIL_ENOMEM;
-		rd->buf = nb;
-		rd->cap = rd->end + z->usize;
-	}
-	if (z->csize > rd->zf_cap) {
-		uint8_t *nb = realloc(rd->zf, z->csize);
-
-		if (nb == NULL)
-			return VIGIL_ENOMEM;
-		rd->zf = nb;
-		rd->zf_cap = z->csize;
-	}
+	if (vigil_buf_reserve(&rd->buf, &rd->cap, rd->end + z->usize) != VIGIL_OK ||
+	    vigil_buf_reserve(&rd->zf, &rd->zf_cap, z->csize) != VIGIL_OK)
+		return VIGIL_ENOMEM;
 	do
 		n = pread(rd->fd, rd->zf, z->csize, (off_t)z->coff);
 	while (n < 0 && errno == EINTR);
@@ -1050,14 +1038,8 @@ store_journal_take(int fd, uint64_t jlen, uint64_t off, uint8_t **buf, size_t *c
 	blen = STORE_FRAME_HDR + (size_t)store_get_le32(hdr + 8);
 	if (blen - STORE_FRAME_HDR > STORE_FRAME_MAX_PAYLOAD || blen > jlen / 2)
 		return VIGIL_ENOTFOUND;
-	if (blen > *cap) {
-		uint8_t *nb = realloc(*buf, blen);
-
-		if (nb == NULL)
-			return VIGIL_ENOMEM;
-		*buf = nb;
-		*cap = blen;
-	}
+	if (vigil_buf_reserve(buf, cap, blen) != VIGIL_OK)
+		return VIGIL_ENOMEM;
 	if (!rd_journal_read(fd, jlen, off % jlen, *buf, blen) ||
 	    store_frame_decode(*buf, blen, ret_rec, &used) != VIGIL_OK || used != blen)
 		return VIGIL_ENOTFOUND;
@@ -1115,14 +1097,8 @@ rd_frame_pread(int fd, uint64_t off, uint8_t **buf, size_t *cap, store_record *r
 	ssize_t n;
 
 	for (;;) {
-		if (want > *cap) {
-			uint8_t *nb = realloc(*buf, want);
-
-			if (nb == NULL)
-				return VIGIL_ENOMEM;
-			*buf = nb;
-			*cap = want;
-		}
+		if (vigil_buf_reserve(buf, cap, want) != VIGIL_OK)
+			return VIGIL_ENOMEM;
 		n = pread(fd, *buf, want, (off_t)off);
 		if (n < 0)
 			return vigil_err_from_errno(errno);
@@ -1188,14 +1164,8 @@ rd_journal_frame(store_reader *rd)
 	if (rd->end - rd->start > used ||
 	    memcmp(rd->buf + rd->start, rd->jbuf, rd->end - rd->start) != 0)
 		return false;
-	if (used > rd->cap) {
-		uint8_t *nb = realloc(rd->buf, used);
-
-		if (nb == NULL)
-			return false;
-		rd->buf = nb;
-		rd->cap = used;
-	}
+	if (vigil_buf_reserve(&rd->buf, &rd->cap, used) != VIGIL_OK)
+		return false;
 	if (lseek(rd->fd, (off_t)(off + used), SEEK_SET) < 0)
 		return false;
 	memcpy(rd->buf, rd->jbuf, used);

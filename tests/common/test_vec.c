@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -147,6 +148,28 @@ test_cap_clamped_to_size(void **state)
 	vigil_vec_fini(&v);
 }
 
+static void
+test_buf_reserve(void **state)
+{
+	uint8_t *buf = NULL, *was;
+	size_t cap = 0;
+
+	(void)state;
+	assert_int_equal(vigil_buf_reserve(&buf, &cap, 10), VIGIL_OK);
+	assert_int_equal(cap, 10);
+	memcpy(buf, "0123456789", 10);
+	/* no smaller than it is: untouched */
+	was = buf;
+	assert_int_equal(vigil_buf_reserve(&buf, &cap, 4), VIGIL_OK);
+	assert_ptr_equal(buf, was);
+	assert_int_equal(cap, 10);
+	/* grown: the bytes kept */
+	assert_int_equal(vigil_buf_reserve(&buf, &cap, 100000), VIGIL_OK);
+	assert_int_equal(cap, 100000);
+	assert_memory_equal(buf, "0123456789", 10);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -156,6 +179,7 @@ main(void)
 		cmocka_unit_test(test_reserve_then_fill),
 		cmocka_unit_test(test_remove_swap),
 		cmocka_unit_test(test_cap_clamped_to_size),
+		cmocka_unit_test(test_buf_reserve),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
