@@ -17,12 +17,13 @@
  * q_mu or sync_mu, then f_mu. Group write: an
  * appender that finds its record not yet written takes mu and becomes the
  * leader: it takes the whole queue (every record enqueued meanwhile, by any
- * thread) and copies it into the open segment, a preallocated MAP_SHARED
- * mapping of the file (write(2) if the segment could not be preallocated);
- * appenders that queued behind it find their records written when they get
- * mu and return. A record is acknowledged (store_archive_write returns)
- * only once the copy holding it is complete: it is then in the page cache
- * and survives kill -9. With
+ * thread) and copies it into the journal, a shared mapping drained into the
+ * open segment with pwrite(2) ("Segments" below; pwrite(2) at once with
+ * fsync=always, or if the segment could not be preallocated); appenders
+ * that queued behind it find their records written when they get mu and
+ * return. A record is acknowledged (store_archive_write returns) only once
+ * the copy holding it is complete: it is then in the page cache and
+ * survives kill -9. With
  * fsync=always the first waiter to find no sync running becomes the sync
  * leader: it fdatasyncs for everyone written so far while later waiters
  * sleep on sync_cv.

@@ -83,9 +83,10 @@ vigil_err store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_
  * (store_journal_frame); failing that from the file again, which a drain
  * may have written meanwhile. VIGIL_OK: *ret_rec (payload in *buf, grown as
  * for store_journal_frame; offset set, segment not); VIGIL_ENOTFOUND: no
- * whole record there; VIGIL_ECORRUPT: the bytes there fail the frame's
- * check, or its sequence number is not want_seq; VIGIL_ENOMEM;
- * errno-mapped codes from pread.
+ * whole record there (in the journal, none numbered want_seq);
+ * VIGIL_ECORRUPT: the file's bytes there fail the frame's check, or its
+ * record there is not numbered want_seq; VIGIL_ENOMEM; errno-mapped codes
+ * from pread.
  */
 vigil_err store_frame_at(int fd, const char *seg_path, uint64_t off, uint64_t want_seq,
     uint8_t **buf, size_t *cap, store_record *ret_rec);
