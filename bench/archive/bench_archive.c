@@ -6,7 +6,7 @@
  *      number of fdatasync calls, i.e. how many appends shared each one);
  *   3. append rate, fsync=interval (50 ms), one thread; then fsync=never
  *      and interval with 4 threads (concurrent appends share one copy into
- *      the mapped segment);
+ *      the journal);
  *   4. reader throughput over what phase 1 wrote: frames with CRC check,
  *      then frames + store_scored_decode; then the same after zstd
  *      compression of the closed segments.
