@@ -3,7 +3,7 @@
  * console/scan.c - the search of GET /api/search (search.c) over the
  * archive: the scored records of an event-time range (store_reader skips
  * the segments outside it), each filtered in place by the lean decoder
- * (store/lean.h: no protobuf-c, no copies) and decoded whole only when
+ * (features/db/lean.h: no protobuf-c, no copies) and decoded whole only when
  * it passes, its label looked up last. A search by an entity (card,
  * merchant, terminal, device, ip) reads instead only that entity's records,
  * where the entity index (entities.c) says they are: one pread(2) each in a

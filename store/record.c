@@ -9,7 +9,7 @@
  * unusually large (the arena then falls back to malloc). Every string and
  * repeated field is checked against the caps of the C structs before
  * anything is written to the output, which is left untouched on error.
- * The rebuild's in-place decoder of the same payloads is lean.c.
+ * The rebuild's in-place decoder of the same payloads is features/db/lean.c.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 /*
  * features/db/fill.h - the fills of a feature vector that serve outside
  * store_db (fill.c): the transaction's own slots of a record decoded by
- * store/lean.h, for the nightly rebuild's bulk passes (batch/pass.c).
+ * lean.h, for the nightly rebuild's bulk passes (batch/pass.c).
  */
 #ifndef VIGIL_FEATURES_DB_FILL_H
 #define VIGIL_FEATURES_DB_FILL_H

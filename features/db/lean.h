@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/lean.h - lean decoding of scored records: the bulk readers' fast
- * path (vigil-rebuild in batch/, the console's scans). It lives in store/
- * (lean.c) because it must agree with store_scored_decode (record.c) byte
- * for byte.
+ * features/db/lean.h - lean decoding of scored records: the bulk readers'
+ * fast path (vigil-rebuild's passes, whose features fill.h fills from it,
+ * and the console's scans). An optimisation of store_scored_decode
+ * (store/record.c), with which it must agree byte for byte:
+ * tests/store_archive/test_record.c decodes every payload both ways.
  *
  * store_scored_decode_lean reads an ArchivedScore payload in place, without
  * protobuf-c, filling only what aggregation needs. Strings are views into
@@ -15,8 +16,8 @@
  * validated but not returned. VIGIL_EPROTO if malformed (reterr says why);
  * *ret is then unspecified. Never allocates; thread-safe.
  */
-#ifndef VIGIL_STORE_LEAN_H
-#define VIGIL_STORE_LEAN_H
+#ifndef VIGIL_FEATURES_DB_LEAN_H
+#define VIGIL_FEATURES_DB_LEAN_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -56,4 +57,4 @@ typedef struct store_scored_lean {
 vigil_err store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret,
     store_diag *reterr);
 
-#endif /* VIGIL_STORE_LEAN_H */
+#endif /* VIGIL_FEATURES_DB_LEAN_H */

@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/lean.c - lean decoding of ArchivedScore payloads (lean.h): the
- * nightly rebuild's fast path, a single in-place walk of the wire bytes
- * that must accept and return exactly what store_scored_decode (record.c)
- * does. tests/store_archive/test_record.c checks the two agree.
+ * features/db/lean.c - lean decoding of ArchivedScore payloads (lean.h):
+ * the nightly rebuild's fast path, a single in-place walk of the wire
+ * bytes that must accept and return exactly what store_scored_decode
+ * (store/record.c) does. tests/store_archive/test_record.c checks the two
+ * agree.
  */
 #include <math.h>
 #include <string.h>
 
 #include "lean.h"
 #include "pbwire.h"
-#include "util_int.h"
 
 /*
  * store_scored_decode_lean walks the wire bytes once, in place. To accept
