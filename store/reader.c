@@ -1099,7 +1099,9 @@ rd_frame_pread(int fd, uint64_t off, uint8_t **buf, size_t *cap, store_record *r
 	for (;;) {
 		if (vigil_buf_reserve(buf, cap, want) != VIGIL_OK)
 			return VIGIL_ENOMEM;
-		n = pread(fd, *buf, want, (off_t)off);
+		do
+			n = pread(fd, *buf, want, (off_t)off);
+		while (n < 0 && errno == EINTR);
 		if (n < 0)
 			return vigil_err_from_errno(errno);
 		rv = store_frame_decode(*buf, (size_t)n, ret_rec, &used);
