@@ -88,6 +88,7 @@ typedef struct ent_ctx {
 	bool         cards_truncated;
 	uint64_t     scanned;
 	bool         scan_truncated;
+	con_damage   dmg;          /* what the reads passed over */
 } ent_ctx;
 
 /* UTC day number of ms (days since the epoch) */
@@ -166,7 +167,8 @@ ent_scan(ent_ctx *c, store_scored *s, bool (*pre)(const ent_ctx *c, const void *
 	vigil_err rv;
 	uint64_t n = 0;
 
-	rv = store_reader_open(c->app->archive_dir, c->from_ms, c->to_ms, NULL, NULL, &rd, &d);
+	rv = store_reader_open(c->app->archive_dir, c->from_ms, c->to_ms, con_damage_on_corrupt,
+	    &c->dmg, &rd, &d);
 	if (rv == VIGIL_ENOTFOUND)
 		return VIGIL_OK; /* no archive yet */
 	if (rv != VIGIL_OK) {
@@ -186,8 +188,13 @@ ent_scan(ent_ctx *c, store_scored *s, bool (*pre)(const ent_ctx *c, const void *
 		 * hold the id cannot match, and is not decoded (most are not) */
 		if (!pre(c, r.payload, r.len))
 			continue;
-		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK)
+		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK) {
+			char what[600];
+
+			snprintf(what, sizeof what, "scored record does not decode: %s", d.msg);
+			con_damage_note(&c->dmg, r.segment, r.offset, what);
 			continue;
+		}
 		if (s->txn.event_time_ms < c->from_ms || s->txn.event_time_ms >= c->to_ms)
 			continue;
 		if (!fn(c, s))
@@ -331,7 +338,7 @@ ent_by_index(ent_ctx *c, store_scored *s, bool pass2, char *errbuf, size_t errle
 		}
 	}
 	rv = con_search_entities(c->app, keys, n, c->from_ms, c->to_ms, ENT_SCAN_MAX, s,
-	    ent_each_fn, &e, &scanned, &truncated, errbuf, errlen);
+	    ent_each_fn, &e, &scanned, &truncated, &c->dmg, errbuf, errlen);
 	c->scanned += scanned;
 	c->scan_truncated = c->scan_truncated || truncated;
 	return rv;
@@ -553,7 +560,7 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 	    "profile", ent_profile(app, &c), "linked", ent_linked(&c),
 	    "scanned", (json_int_t)c.scanned, "truncated", c.scan_truncated,
 	    "via", indexed ? "entity_index" : "scan", "ms", (double)(vigil_mono_ns() - t0) / 1e6);
-	con_send_json(req, 200, o);
+	con_send_json(req, 200, con_damage_json(o, &c.dmg, "/api/entity"));
 out:
 	{
 		ent_shared *x, *xt;

@@ -54,6 +54,7 @@ typedef struct ov_ctx {
 	uint32_t ndays;
 	ov_day   days[OV_DAYS_MAX];
 	ov_seen *missed; /* labelled transactions: their newest label */
+	con_damage dmg;  /* what the read of the labels passed over */
 } ov_ctx;
 
 static int64_t
@@ -153,7 +154,8 @@ ov_labels(ov_ctx *c, int64_t from, int64_t to, bool *ret_truncated, char *errbuf
 	vigil_err rv;
 
 	*ret_truncated = false;
-	rv = store_reader_open(c->app->archive_dir, from, to, NULL, NULL, &rd, &dg);
+	rv = store_reader_open(c->app->archive_dir, from, to, con_damage_on_corrupt, &c->dmg, &rd,
+	    &dg);
 	if (rv == VIGIL_ENOTFOUND)
 		return VIGIL_OK;
 	if (rv != VIGIL_OK) {
@@ -170,8 +172,14 @@ ov_labels(ov_ctx *c, int64_t from, int64_t to, bool *ret_truncated, char *errbuf
 			*ret_truncated = true;
 			break;
 		}
-		if (store_label_decode(r.payload, r.len, &l, &dg) != VIGIL_OK ||
-		    (d = ov_at(c, r.event_time_ms)) == NULL)
+		if (store_label_decode(r.payload, r.len, &l, &dg) != VIGIL_OK) {
+			char what[600];
+
+			snprintf(what, sizeof what, "label record does not decode: %s", dg.msg);
+			con_damage_note(&c->dmg, r.segment, r.offset, what);
+			continue;
+		}
+		if ((d = ov_at(c, r.event_time_ms)) == NULL)
 			continue;
 		if (strncmp(l.source, "analyst:", 8) == 0) {
 			json_t *a = json_object_get(d->by_analyst, l.source + 8);
@@ -325,9 +333,9 @@ con_api_overview(con_app *app, struct evhttp_request *req, const con_user *who)
 		vigil_time_format_rfc3339(from, f, sizeof f);
 		vigil_time_format_rfc3339(to - VIGIL_MS_PER_DAY, t, sizeof t);
 		f[10] = t[10] = '\0';
-		con_send_json(req, 200, json_pack("{s:s, s:s, s:o, s:b, s:f}", "from", f, "to", t,
-		    "days", days, "truncated", cases_trunc || labels_trunc,
-		    "ms", (double)(vigil_mono_ns() - t0) / 1e6));
+		con_send_json(req, 200, con_damage_json(json_pack("{s:s, s:s, s:o, s:b, s:f}",
+		    "from", f, "to", t, "days", days, "truncated", cases_trunc || labels_trunc,
+		    "ms", (double)(vigil_mono_ns() - t0) / 1e6), &c->dmg, "/api/overview"));
 	}
 out:
 	{

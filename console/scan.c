@@ -7,8 +7,11 @@
  * it passes, its label looked up last. A search by an entity (card,
  * merchant, terminal, device, ip) reads instead only that entity's records,
  * where the entity index (entities.c) says they are: one pread(2) each in a
- * plain segment, one pass over a compressed one. In the console library so
- * that bench/console times the same code.
+ * plain segment, one pass over a compressed one. What either passes over
+ * (a damaged stretch, a record the index points at that cannot be read, one
+ * that does not decode) is counted and the first named (con_damage): the
+ * answer says it is incomplete. In the console library so that
+ * bench/console times the same code.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -97,15 +100,25 @@ search_json(const store_scored *s, int label)
 	    "label", con_json_label(label));
 }
 
+/* A scored record at rec that did not decode (d: why), counted in dmg. */
+static void
+scan_undecodable(con_damage *dmg, const store_record *rec, const store_diag *d)
+{
+	char what[300];
+
+	snprintf(what, sizeof what, "scored record does not decode: %s", d->msg);
+	con_damage_note(dmg, rec->segment, rec->offset, what);
+}
+
 /*
  * Reads the scored records of [from, to) of the archive, calling fn for
- * each until it returns false. *ret_scanned: records read. VIGIL_OK, or
- * the reader's error (errbuf).
+ * each until it returns false. *ret_scanned: records read; dmg: what was
+ * passed over. VIGIL_OK, or the reader's error (errbuf).
  */
 vigil_err
 con_search_scan(con_app *app, int64_t from, int64_t to, const con_search_q *q, store_scored *s,
     bool (*fn)(void *arg, const store_scored *s), void *arg, uint64_t *ret_scanned,
-    char *errbuf, size_t errlen)
+    con_damage *dmg, char *errbuf, size_t errlen)
 {
 	store_scored_lean *lean = NULL;
 	store_reader *rd = NULL;
@@ -130,7 +143,7 @@ con_search_scan(con_app *app, int64_t from, int64_t to, const con_search_q *q, s
 		snprintf(errbuf, errlen, "out of memory");
 		return VIGIL_ENOMEM;
 	}
-	rv = store_reader_open(app->archive_dir, from, to, NULL, NULL, &rd, &d);
+	rv = store_reader_open(app->archive_dir, from, to, con_damage_on_corrupt, dmg, &rd, &d);
 	if (rv == VIGIL_ENOTFOUND) {
 		free(lean);
 		return VIGIL_OK; /* no archive yet: nothing */
@@ -153,12 +166,17 @@ con_search_scan(con_app *app, int64_t from, int64_t to, const con_search_q *q, s
 				continue;
 
 			/* a record the lean decoder refuses, the full one refuses too */
-			if (store_scored_decode_lean(r.payload, r.len, lean, &ld) != VIGIL_OK ||
-			    !search_match_lean(q, lean))
+			if (store_scored_decode_lean(r.payload, r.len, lean, &ld) != VIGIL_OK) {
+				scan_undecodable(dmg, &r, &ld);
+				continue;
+			}
+			if (!search_match_lean(q, lean))
 				continue;
 		}
-		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK)
+		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK) {
+			scan_undecodable(dmg, &r, &d);
 			continue;
+		}
 		if (!fn(arg, s))
 			break;
 	}
@@ -249,7 +267,9 @@ typedef struct scan_cur {
 	bool          have_last;
 	uint8_t      *buf;   /* a plain segment's record (store_frame_at) */
 	size_t        cap;
-	char          path[4200]; /* the segment open */
+	con_damage   *dmg;   /* what a compressed segment's reader skips */
+	char          name[64];   /* the segment open, its file name */
+	char          path[4200]; /* and its path */
 } scan_cur;
 
 static void
@@ -264,39 +284,48 @@ scan_cur_close(scan_cur *c)
 	c->have_last = false;
 }
 
+/* VIGIL_ENOTFOUND: the segment is gone; else why it cannot be read
+ * (*why: the reader's words, or "") */
 static vigil_err
-scan_cur_open(scan_cur *c, const char *dir, const scan_seg *sg)
+scan_cur_open(scan_cur *c, const char *dir, const scan_seg *sg, store_diag *why)
 {
-	store_diag d;
+	vigil_err rv;
 
 	scan_cur_close(c);
+	why->msg[0] = '\0';
+	snprintf(c->name, sizeof c->name, "%s", sg->name);
 	snprintf(c->path, sizeof c->path, "%s/%s", dir, sg->name);
 	if (!sg->zst) {
 		c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
 		if (c->fd < 0)
 			return vigil_err_from_errno(errno);
-	} else if (store_reader_open_segment(c->path, NULL, NULL, &c->rd, &d) != VIGIL_OK) {
-		return VIGIL_ENOTFOUND;
+	} else if ((rv = store_reader_open_segment(c->path, con_damage_on_corrupt, c->dmg, &c->rd,
+	    why)) != VIGIL_OK) {
+		return rv;
 	}
 	c->first = sg->first;
 	return VIGIL_OK;
 }
 
-/* The record at off of the open segment; VIGIL_ENOTFOUND if there is none
- * (a stale position: the caller goes on). */
+/*
+ * The record at off of the open segment. VIGIL_ENOTFOUND if there is none
+ * (a stale position, or one inside a damaged stretch the reader of a
+ * compressed segment reported: the caller goes on); another error if it
+ * cannot be read (a damaged frame, EIO: *why says so when the reader did).
+ */
 static vigil_err
-scan_cur_read(scan_cur *c, uint64_t off, store_record *ret)
+scan_cur_read(scan_cur *c, uint64_t off, store_record *ret, store_diag *why)
 {
-	store_diag d;
 	vigil_err rv;
 
+	why->msg[0] = '\0';
 	if (c->rd != NULL) {
 		/* positions come in offset order: one pass over the segment */
 		while (!c->have_last || c->last.offset < off) {
-			rv = store_reader_next(c->rd, &c->last, &d);
+			rv = store_reader_next(c->rd, &c->last, why);
 			if (rv != VIGIL_OK) {
 				c->have_last = false;
-				return VIGIL_ENOTFOUND;
+				return rv;
 			}
 			c->have_last = true;
 		}
@@ -307,8 +336,22 @@ scan_cur_read(scan_cur *c, uint64_t off, store_record *ret)
 	}
 	/* the newest records of the open segment may be only in the writer's
 	 * journal (store_frame_at; docs/archive.md, "The journal") */
-	return store_frame_at(c->fd, c->path, off, 0, &c->buf, &c->cap, ret) == VIGIL_OK ?
-	    VIGIL_OK : VIGIL_ENOTFOUND;
+	return store_frame_at(c->fd, c->path, off, 0, &c->buf, &c->cap, ret);
+}
+
+/* A position that could not be read (rv, why), counted in dmg. */
+static void
+scan_unreadable(con_damage *dmg, const char *segment, uint64_t off, vigil_err rv,
+    const store_diag *why)
+{
+	char what[600];
+
+	if (why->msg[0] != '\0')
+		snprintf(what, sizeof what, "%s", why->msg);
+	else
+		snprintf(what, sizeof what, "record the entity index points at: %s",
+		    vigil_strerror(rv));
+	con_damage_note(dmg, segment, off, what);
 }
 
 /* The id of q the index has the fewest entries for (its kind in *ret_kind),
@@ -378,11 +421,15 @@ scan_pos_cmp(const void *a, const void *b)
 static vigil_err
 scan_positions(con_app *app, vigil_vec *pos, int64_t from, int64_t to, const con_search_q *q,
     store_scored *s, bool (*fn)(void *arg, const store_scored *s), void *arg,
-    uint64_t *ret_scanned, char *errbuf, size_t errlen)
+    uint64_t *ret_scanned, con_damage *dmg, char *errbuf, size_t errlen)
 {
 	store_scored_lean *lean = malloc(sizeof *lean);
-	scan_cur cur = { .fd = -1 };
+	scan_cur cur = { .fd = -1, .dmg = dmg };
 	vigil_vec segs;
+	uint64_t bad_first = 0; /* a segment that could not be opened */
+	vigil_err bad_rv = VIGIL_OK;
+	char bad_name[64] = "";
+	store_diag bad_why;
 	bool relisted = false;
 	store_diag d;
 	vigil_err rv;
@@ -407,33 +454,62 @@ scan_positions(con_app *app, vigil_vec *pos, int64_t from, int64_t to, const con
 
 		if (i > 0 && scan_pos_cmp(p, vigil_vec_at(pos, i - 1)) == 0)
 			continue; /* one record, two of the ids asked for */
+		if (p->seg_first == bad_first) { /* its segment cannot be opened */
+			scan_unreadable(dmg, bad_name, p->offset, bad_rv, &bad_why);
+			continue;
+		}
 		if (cur.first != p->seg_first) {
 			sg = scan_seg_find(&segs, p->seg_first);
 			if (sg == NULL)
 				continue; /* gone (retention): no longer in the archive */
-			rv = scan_cur_open(&cur, app->archive_dir, sg);
+			rv = scan_cur_open(&cur, app->archive_dir, sg, &d);
 			if (rv != VIGIL_OK && !relisted) {
 				/* compressed (and the plain file removed) meanwhile */
 				relisted = true;
 				if (scan_segments(app->archive_dir, &segs) == VIGIL_OK &&
 				    (sg = scan_seg_find(&segs, p->seg_first)) != NULL)
-					rv = scan_cur_open(&cur, app->archive_dir, sg);
+					rv = scan_cur_open(&cur, app->archive_dir, sg, &d);
+				else
+					rv = VIGIL_ENOTFOUND;
+			}
+			if (rv == VIGIL_ENOTFOUND) {
+				rv = VIGIL_OK;
+				continue; /* removed by retention since it was listed */
 			}
 			if (rv != VIGIL_OK) {
+				bad_first = p->seg_first;
+				bad_rv = rv;
+				snprintf(bad_name, sizeof bad_name, "%s", sg->name);
+				bad_why = d;
+				scan_unreadable(dmg, bad_name, p->offset, bad_rv, &bad_why);
 				rv = VIGIL_OK;
 				continue;
 			}
 		}
-		if (scan_cur_read(&cur, p->offset, &r) != VIGIL_OK || r.type != STORE_REC_SCORE)
+		rv = scan_cur_read(&cur, p->offset, &r, &d);
+		if (rv != VIGIL_OK) {
+			if (rv != VIGIL_ENOTFOUND) /* not a stale position: damage */
+				scan_unreadable(dmg, cur.name, p->offset, rv, &d);
+			rv = VIGIL_OK;
+			continue;
+		}
+		if (r.type != STORE_REC_SCORE)
 			continue;
 		++*ret_scanned;
+		r.segment = cur.name;
+		r.offset = p->offset;
 		/* the position is checked by the record itself: its ids and time */
-		if (store_scored_decode_lean(r.payload, r.len, lean, &d) != VIGIL_OK ||
-		    lean->event_time_ms < from || lean->event_time_ms >= to ||
+		if (store_scored_decode_lean(r.payload, r.len, lean, &d) != VIGIL_OK) {
+			scan_undecodable(dmg, &r, &d);
+			continue;
+		}
+		if (lean->event_time_ms < from || lean->event_time_ms >= to ||
 		    (q != NULL && !search_match_lean(q, lean)))
 			continue;
-		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK)
+		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK) {
+			scan_undecodable(dmg, &r, &d);
 			continue;
+		}
 		if (!fn(arg, s))
 			break;
 	}
@@ -449,7 +525,8 @@ out:
 vigil_err
 con_search_entities(con_app *app, const con_ent_key *keys, uint32_t nkeys, int64_t from,
     int64_t to, uint64_t max, store_scored *s, bool (*fn)(void *arg, const store_scored *s),
-    void *arg, uint64_t *ret_scanned, bool *ret_truncated, char *errbuf, size_t errlen)
+    void *arg, uint64_t *ret_scanned, bool *ret_truncated, con_damage *dmg, char *errbuf,
+    size_t errlen)
 {
 	vigil_vec pos;
 	vigil_err rv = VIGIL_OK;
@@ -466,8 +543,8 @@ con_search_entities(con_app *app, const con_ent_key *keys, uint32_t nkeys, int64
 	if (rv != VIGIL_OK)
 		snprintf(errbuf, errlen, "entity index: %s", vigil_strerror(rv));
 	else
-		rv = scan_positions(app, &pos, from, to, NULL, s, fn, arg, ret_scanned, errbuf,
-		    errlen);
+		rv = scan_positions(app, &pos, from, to, NULL, s, fn, arg, ret_scanned, dmg,
+		    errbuf, errlen);
 	vigil_vec_fini(&pos);
 	return rv;
 }
@@ -480,7 +557,7 @@ con_search_entities(con_app *app, const con_ent_key *keys, uint32_t nkeys, int64
 static vigil_err
 search_entity(con_app *app, const con_search_q *q, store_scored *s,
     bool (*fn)(void *arg, const store_scored *s), void *arg, uint64_t *ret_scanned,
-    char *errbuf, size_t errlen)
+    con_damage *dmg, char *errbuf, size_t errlen)
 {
 	vigil_vec pos;
 	con_ent_kind kind = CON_ENT_CARD;
@@ -496,8 +573,8 @@ search_entity(con_app *app, const con_search_q *q, store_scored *s,
 		snprintf(errbuf, errlen, "entity index: %s", vigil_strerror(rv));
 		goto out;
 	}
-	rv = scan_positions(app, &pos, q->from_ms, q->to_ms, q, s, fn, arg, ret_scanned, errbuf,
-	    errlen);
+	rv = scan_positions(app, &pos, q->from_ms, q->to_ms, q, s, fn, arg, ret_scanned, dmg,
+	    errbuf, errlen);
 	if (rv == VIGIL_OK && capped)
 		*ret_scanned = SEARCH_SCAN_MAX + 1ull;
 out:
@@ -530,7 +607,7 @@ search_each(void *arg, const store_scored *s)
 
 vigil_err
 con_search_run(con_app *app, const con_search_q *q, json_t *items, bool *ret_more,
-    uint64_t *ret_scanned, char *errbuf, size_t errlen)
+    uint64_t *ret_scanned, con_damage *dmg, char *errbuf, size_t errlen)
 {
 	store_scored *s = malloc(sizeof *s);
 	search_ctx c = { app, q, items, false };
@@ -540,10 +617,10 @@ con_search_run(con_app *app, const con_search_q *q, json_t *items, bool *ret_mor
 	if (s == NULL)
 		snprintf(errbuf, errlen, "out of memory");
 	else if (con_search_by_index(app, q))
-		rv = search_entity(app, q, s, search_each, &c, ret_scanned, errbuf, errlen);
+		rv = search_entity(app, q, s, search_each, &c, ret_scanned, dmg, errbuf, errlen);
 	else
 		rv = con_search_scan(app, q->from_ms, q->to_ms, q, s, search_each, &c, ret_scanned,
-		    errbuf, errlen);
+		    dmg, errbuf, errlen);
 	*ret_more = c.more;
 	free(s);
 	return rv;

@@ -143,6 +143,7 @@ con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
 	search_q q;
 	uint64_t scanned = 0;
 	uint64_t t0 = vigil_mono_ns();
+	con_damage dmg = { 0 };
 	char err[600], from[32], to[32];
 	bool more = false, by_index;
 
@@ -154,7 +155,7 @@ con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
 	if (!search_parse(app, req, &q))
 		goto out;
 	by_index = con_search_by_index(app, &q);
-	if (con_search_run(app, &q, items, &more, &scanned, err, sizeof err) != VIGIL_OK) {
+	if (con_search_run(app, &q, items, &more, &scanned, &dmg, err, sizeof err) != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s", err);
 		goto out;
 	}
@@ -162,10 +163,11 @@ con_api_search(con_app *app, struct evhttp_request *req, const con_user *who)
 		vigil_time_format_rfc3339(q.from_ms, from, sizeof from);
 	vigil_time_format_rfc3339(q.to_ms, to, sizeof to);
 	/* from null: the whole archive (an entity's search with no from) */
-	con_send_json(req, 200, json_pack("{s:s?, s:s, s:o, s:b, s:I, s:b, s:s, s:f}", "from",
-	    q.from_ms == INT64_MIN ? NULL : from, "to", to, "items", items, "more", more, "scanned", (json_int_t)scanned,
-	    "truncated", scanned > SEARCH_SCAN_MAX, "via", by_index ? "entity_index" : "scan",
-	    "ms", (double)(vigil_mono_ns() - t0) / 1e6));
+	con_send_json(req, 200, con_damage_json(json_pack("{s:s?, s:s, s:o, s:b, s:I, s:b, s:s, "
+	    "s:f}", "from", q.from_ms == INT64_MIN ? NULL : from, "to", to, "items", items,
+	    "more", more, "scanned", (json_int_t)scanned, "truncated", scanned > SEARCH_SCAN_MAX,
+	    "via", by_index ? "entity_index" : "scan", "ms", (double)(vigil_mono_ns() - t0) / 1e6),
+	    &dmg, "/api/search"));
 	items = NULL;
 out:
 	json_decref(items);
@@ -212,6 +214,7 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 	con_claim cl;
 	int64_t t, now = vigil_now_ms();
 	uint64_t scanned;
+	con_damage dmg = { 0 };
 	int before;
 	bool ok = false;
 
@@ -245,9 +248,14 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 		con_send_error(req, 500, NULL, "out of memory");
 		goto out;
 	}
-	if (con_search_scan(app, t, t + 1, NULL, s, find_each, &f, &scanned, err, sizeof err) !=
-	    VIGIL_OK) {
+	if (con_search_scan(app, t, t + 1, NULL, s, find_each, &f, &scanned, &dmg, err,
+	    sizeof err) != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s", err);
+		goto out;
+	}
+	if (!f.found && dmg.n > 0) { /* it may be what could not be read */
+		con_send_error(req, 500, "txn_id", "%s: not found at %s, and the archive there is "
+		    "damaged: %s", id, json_string_value(jt), dmg.first);
 		goto out;
 	}
 	if (!f.found) {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "archive.h"
+#include "util.h"
 #include "vigil.h"
 
 typedef struct con_app con_app;
@@ -30,16 +31,18 @@ typedef struct con_search_q {
 /* scan.c: the scored records of [from, to) of the archive, those passing
  * q's filters but the label (q NULL: all), decoded into s and handed to fn
  * until it returns false; *ret_scanned: records read, at most
- * CON_SEARCH_SCAN_MAX + 1. VIGIL_OK, or the reader's error (errbuf). */
+ * CON_SEARCH_SCAN_MAX + 1; what was passed over counted in *dmg (util.h;
+ * zero it first). VIGIL_OK, or the reader's error (errbuf). */
 #define CON_SEARCH_SCAN_MAX 2000000u
 vigil_err con_search_scan(con_app *app, int64_t from, int64_t to, const con_search_q *q,
     store_scored *s, bool (*fn)(void *arg, const store_scored *s), void *arg,
-    uint64_t *ret_scanned, char *errbuf, size_t errlen);
+    uint64_t *ret_scanned, con_damage *dmg, char *errbuf, size_t errlen);
 /* scan.c: the search itself (reads app->archive_dir and app->ix only): up to
  * q->limit matches appended to items, *ret_more when there were more,
- * *ret_scanned records read. The reader's error in errbuf. */
+ * *ret_scanned records read, *dmg what was passed over. The reader's error
+ * in errbuf. */
 vigil_err con_search_run(con_app *app, const con_search_q *q, json_t *items, bool *ret_more,
-    uint64_t *ret_scanned, char *errbuf, size_t errlen);
+    uint64_t *ret_scanned, con_damage *dmg, char *errbuf, size_t errlen);
 /* scan.c: whether con_search_run answers q from the entity index (q names
  * an entity and the index has caught up with the archive): then it reads
  * only that entity's records, over any range. */
@@ -50,11 +53,12 @@ bool con_ents_usable(con_app *app);
 /* scan.c: the scored records of the entities keys[0..nkeys) (entities.h;
  * app->ents ready) with event time in [from, to), each once, in archive
  * order, decoded into s and handed to fn until it returns false; at most
- * max positions (*ret_truncated past it). *ret_scanned records read. */
+ * max positions (*ret_truncated past it). *ret_scanned records read, *dmg
+ * what could not be. */
 struct con_ent_key;
 vigil_err con_search_entities(con_app *app, const struct con_ent_key *keys, uint32_t nkeys,
     int64_t from, int64_t to, uint64_t max, store_scored *s,
     bool (*fn)(void *arg, const store_scored *s), void *arg, uint64_t *ret_scanned,
-    bool *ret_truncated, char *errbuf, size_t errlen);
+    bool *ret_truncated, con_damage *dmg, char *errbuf, size_t errlen);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* console/util.c - small file, time and LMDB helpers of vigil-console (util.h). */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -371,4 +372,34 @@ con_cursor_suspend(int rc, const MDB_val *k, void *key, size_t cap, uint32_t *kl
 		rc = 0;
 	}
 	return rc;
+}
+
+void
+con_damage_note(con_damage *d, const char *segment, uint64_t offset, const char *what)
+{
+	if (d->n++ == 0)
+		snprintf(d->first, sizeof d->first, "%s:%" PRIu64 ": %s", segment, offset, what);
+}
+
+void
+con_damage_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
+    const char *what)
+{
+	char w[160];
+
+	snprintf(w, sizeof w, "%s (%" PRIu64 " bytes skipped)", what, skipped);
+	con_damage_note(arg, segment, offset, w);
+}
+
+json_t *
+con_damage_json(json_t *o, const con_damage *d, const char *page)
+{
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "unreadable", json_integer((json_int_t)d->n));
+	json_object_set_new(o, "unreadable_first", d->n > 0 ? json_string(d->first) : json_null());
+	if (d->n > 0)
+		fprintf(stderr, "vigil-console: %s: passed over %" PRIu64 " unreadable part(s) of "
+		    "the archive, the first at %s\n", page, d->n, d->first);
+	return o;
 }

@@ -2,8 +2,8 @@
 /*
  * console/util.h - the small helpers of util.c: JSON of amounts, times
  * and labels, time parsing, files read and written atomically, list files,
- * a rule's mode clause edited as text, and the LMDB sweeps in steps of the
- * console's indexes.
+ * a rule's mode clause edited as text, what a read of the archive passed
+ * over, and the LMDB sweeps in steps of the console's indexes.
  */
 #ifndef VIGIL_CONSOLE_UTIL_H
 #define VIGIL_CONSOLE_UTIL_H
@@ -54,6 +54,29 @@ vigil_err con_list_edit(const char *buf, size_t len, const char *value, bool add
     char **ret_out, size_t *ret_len, bool *ret_changed);
 /* Hex of the XXH3-128 of data (33 bytes). */
 void con_hash_hex(const void *data, size_t len, char ret_hex[33]);
+
+/*
+ * What a page's read of the archive passed over (docs/console.md, "When
+ * the archive is damaged"): damaged stretches the reader skipped, records
+ * the entity index points at that could not be read, records that did not
+ * decode. n counts them; first says where the first was, as
+ * "SEGMENT:OFFSET: WHAT" (the file:offset form of vigil-archive's errors).
+ * The page still answers with what it could read, and says so
+ * (con_damage_json): a search must not look complete when it is not.
+ */
+typedef struct con_damage {
+	uint64_t n;
+	char     first[256];
+} con_damage;
+/* Counts one; the first is kept (segment: its file name; offset in it). */
+void con_damage_note(con_damage *d, const char *segment, uint64_t offset, const char *what);
+/* A store_corrupt_fn (archive.h) whose arg is a con_damage. */
+void con_damage_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
+    const char *what);
+/* Adds "unreadable": n and "unreadable_first": first (null when n is 0)
+ * to the object o, and logs one line to stderr when n > 0 (page names
+ * the API path); returns o. */
+json_t *con_damage_json(json_t *o, const con_damage *d, const char *page);
 
 /*
  * A sweep over an LMDB table in steps, each in one write transaction, a

@@ -199,10 +199,11 @@ time_base(con_app *app, const con_search_q *q, store_scored *s)
 
 	for (int i = 0; i < 5; i++) {
 		base_ctx c = { app, q, 0 };
+		con_damage dmg = { 0 };
 		uint64_t scanned, t0 = vigil_mono_ns();
 
-		(void)con_search_scan(app, q->from_ms, q->to_ms, NULL, s, base_each, &c, &scanned, err,
-		    sizeof err);
+		(void)con_search_scan(app, q->from_ms, q->to_ms, NULL, s, base_each, &c, &scanned, &dmg,
+		    err, sizeof err);
 		ms[i] = (double)(vigil_mono_ns() - t0) / 1e6;
 	}
 	qsort(ms, 5, sizeof ms[0], cmp_double);
@@ -223,9 +224,11 @@ run_search(con_app *app, const con_search_q *q, int runs, double *ret_max, size_
 
 	for (int i = 0; i < runs; i++) {
 		json_t *items = json_array();
+		con_damage dmg = { 0 };
 		uint64_t t0 = vigil_mono_ns();
 
-		if (con_search_run(app, q, items, ret_more, ret_scanned, err, sizeof err) != VIGIL_OK) {
+		if (con_search_run(app, q, items, ret_more, ret_scanned, &dmg, err, sizeof err) !=
+		    VIGIL_OK) {
 			printf("  search failed: %s\n", err);
 			json_decref(items);
 			return -1;

@@ -275,6 +275,16 @@ function moneyText(m) {
 }
 
 // vigil-replay --results hits are objects since issue 18 ({rule, points, shadow})
+// What a page's read of the archive passed over (a damaged stretch, a record
+// that could not be read): the page shows what it could read and says it is
+// not all, and where the first gap is (docs/console.md, "When the archive is
+// damaged"). An array, to spread among a page's children.
+function unreadableNote(d) {
+  if (!d.unreadable) return [];
+  const n = d.unreadable;
+  return [h('p', { class: 'warn unreadable' }, `Incomplete: ${n} part${n > 1 ? 's' : ''} of the archive could not be read and ${n > 1 ? 'were' : 'was'} passed over; the first at ${d.unreadable_first}`)];
+}
+
 const hitName = x => (typeof x === 'string' ? x : x.shadow ? `${x.rule} (shadow)` : x.rule);
 
 function backtestView(d) {
@@ -365,6 +375,7 @@ async function pageSearch() {
     h('p', { id: 'search-count' }, `${r.data.items.length}${r.data.more ? '+' : ''} transactions ` +
       (r.data.from ? `from ${fmtTime(r.data.from)} to ${fmtTime(r.data.to)}` : `of the whole archive up to ${fmtTime(r.data.to)}`),
       h('span', { class: 'muted' }, ` (${r.data.scanned} read in ${num(r.data.ms, 0)} ms${r.data.via === 'entity_index' ? ', by the entity index' : ''}${r.data.truncated ? ', stopped at the read limit: narrow the range' : ''}) `), csvButton('search-table', 'search')),
+    ...unreadableNote(r.data),
     table(['time', 'transaction', 'card', 'merchant', 'device', 'ip', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label', ''],
       r.data.items.map(t => h('tr', {},
         h('td', { class: 'time' }, fmtTime(t.time)),

@@ -142,6 +142,7 @@ async function pageEntity(kind, id, qs) {
     h('p', { id: 'entity-summary' }, `${d.matched} transactions from ${fmtTime(d.from)} to ${fmtTime(d.to)} · ${alerts} alerts · ${fraud} labelled fraud · `,
       h('a', { href: '#/search?' + new URLSearchParams({ [searchKey]: id, from: d.from, to: d.to }).toString() }, 'search them'),
       h('span', { class: 'muted' }, ` (${d.scanned} read in ${num(d.ms, 0)} ms${d.truncated ? ', stopped at the read limit: narrow the window' : ''})`)),
+    ...unreadableNote(d),
     h('div', { class: 'split' },
       h('div', { class: 'card' }, h('h2', {}, 'Transactions per day'), h('div', { class: 'chart-box' }, h('canvas', { id: 'entity-chart' }))),
       h('div', { class: 'card' }, h('h2', {}, 'Profile (generation ' + (prof.generation === null || prof.generation === undefined ? '–' : prof.generation) + ')'),

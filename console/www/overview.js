@@ -51,6 +51,7 @@ async function pageOverview(qs) {
   main.replaceChildren(title, form,
     h('p', { id: 'overview-summary' }, `${d.from} – ${d.to}: ${tot('alerts')} alerts of ${tot('scored')} scored · precision ${fr + lg ? pct(fr / (fr + lg)) : '–'} (${fr} fraud, ${lg} legitimate of the alerts labelled) · caught ${money('caught').toFixed(2)} ${cur} · missed ${money('missed_money').toFixed(2)} ${cur} (${tot('missed')} frauds) · ${tot('labels')} analyst labels`,
       h('span', { class: 'muted' }, ` (${num(d.ms, 0)} ms${d.truncated ? ', stopped at the read limit: narrow the window' : ''})`)),
+    ...unreadableNote(d),
     h('div', { class: 'grid', id: 'overview-charts' }, box('ov-alerts'), box('ov-precision'), box('ov-money'), box('ov-throughput')),
     h('h2', {}, 'Per day ', csvButton('overview-table', `overview-${d.from}-${d.to}`)),
     table(['day', { t: 'scored', num: 1 }, { t: 'alerts', num: 1 }, { t: 'alert rate', num: 1 }, { t: 'fraud', num: 1 }, { t: 'legit', num: 1 },

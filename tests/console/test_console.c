@@ -750,6 +750,10 @@ test_search_label_any(void **s)
 	/* by the card's entries in the entity index, not a scan of the day */
 	assert_string_equal(json_string_value(json_object_get(o, "via")), "entity_index");
 	assert_int_equal(json_integer_value(json_object_get(o, "scanned")), 2);
+	/* nothing passed over (tests/console/test_entities.c damages a record) */
+	assert_true(json_is_integer(json_object_get(o, "unreadable")));
+	assert_int_equal(json_integer_value(json_object_get(o, "unreadable")), 0);
+	assert_true(json_is_null(json_object_get(o, "unreadable_first")));
 	snprintf(body, sizeof body, "{\"fraud\":true,\"reason\":\"chargeback\",\"time\":\"%s\"}",
 	    json_string_value(json_object_get(it, "time")));
 	json_decref(o);
@@ -2460,6 +2464,8 @@ test_entity(void **s)
 	wait_indexed(last_seq_scored);
 	o = http_ok("GET", "/api/entity/card/c20?from=2024-01-05&to=2024-01-06", EVE, NULL, 200);
 	assert_int_equal(json_integer_value(json_object_get(o, "matched")), 2);
+	assert_true(json_is_integer(json_object_get(o, "unreadable")));
+	assert_int_equal(json_integer_value(json_object_get(o, "unreadable")), 0);
 	tx = json_object_get(o, "transactions");
 	assert_int_equal(json_array_size(tx), 2);
 	/* newest first */
@@ -2544,6 +2550,8 @@ test_overview(void **s)
 	(void)s;
 	o = http_ok("GET", "/api/overview?from=2024-01-01&to=2024-01-05", EVE, NULL, 200);
 	assert_int_equal(json_array_size(json_object_get(o, "days")), 5);
+	assert_true(json_is_integer(json_object_get(o, "unreadable")));
+	assert_int_equal(json_integer_value(json_object_get(o, "unreadable")), 0);
 	d0 = json_array_get(json_object_get(o, "days"), 0);
 	assert_string_equal(json_string_value(json_object_get(d0, "day")), "2024-01-01");
 	assert_true(json_integer_value(json_object_get(d0, "scored")) >= 3);

@@ -17,7 +17,8 @@ loopback with --deploy-approvers 2, and drives headless Chromium at
   back-test of a band change (the changed cases as links), its diff,
   proposed by rita and approved by adam (vigild reloads), roll back (the
   hash returns); the nights (thresholds on fallback say why; an admin
-  rolls the generation back one); the audit log.
+  rolls the generation back one); the audit log; last, a record damaged
+  on disk: the search passes over it and says where.
 
 Takes a screenshot of every
 page (--screenshots DIR: docs/img/console-*.png, 1,366 x 768).
@@ -458,6 +459,28 @@ def run(build, src, shots, tmp, procs):
                        "rollback_rules", "backtest", "generation_current"):
             assert action in audit, action
         shot("audit")
+
+        # a record damaged on disk (one byte of tui000003's id flipped: its
+        # CRC fails): the search passes over it and the page says so, where
+        damaged = None
+        adir = os.path.join(data, "archive")
+        for name in sorted(os.listdir(adir)):
+            if not name.endswith(".log"):
+                continue
+            with open(os.path.join(adir, name), "r+b") as f:
+                raw = f.read()
+                at = raw.find(b"tui000003")
+                if at >= 0:
+                    f.seek(at + 3)
+                    f.write(b"X")
+                    damaged = name
+                    break
+        assert damaged, "tui000003 not in any plain segment of " + adir
+        drv.get(base + "/#/search?card=cui00003")
+        note = w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#main p.unreadable")))
+        assert "could not be read" in note.text and damaged in note.text, note.text
+        assert "tui000003" not in drv.find_element(By.ID, "main").text
+        shot("search-damaged")
     except Exception:
         drv.save_screenshot(os.path.join(tmp, "failure.png"))
         for e in drv.get_log("browser"):
