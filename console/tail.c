@@ -233,12 +233,11 @@ tail_frame(con_tail *t, store_record *ret_rec, size_t *ret_used)
 		}
 		/* refill at off, big enough for the frame */
 		size_t want = TAIL_CHUNK;
-		if (t->off >= t->boff && t->off - t->boff + 12 <= t->blen) {
-			const uint8_t *p = t->buf + (t->off - t->boff);
-			uint32_t plen = (uint32_t)p[8] | (uint32_t)p[9] << 8 |
-			    (uint32_t)p[10] << 16 | (uint32_t)p[11] << 24;
-			if ((size_t)plen + 32 > want)
-				want = (size_t)plen + 32;
+		if (t->off >= t->boff && t->off - t->boff < t->blen) {
+			size_t fs = store_frame_size(t->buf + (t->off - t->boff),
+			    t->blen - (size_t)(t->off - t->boff));
+			if (fs > want)
+				want = fs;
 			if (want > TAIL_MAX_REC)
 				return VIGIL_ECORRUPT;
 		}

@@ -113,6 +113,12 @@ store_frame_plausible(const uint8_t *buf)
 	    buf[7] == 0 && store_get_le32(buf + 8) <= STORE_FRAME_MAX_PAYLOAD;
 }
 
+size_t
+store_frame_size(const void *buf, size_t len)
+{
+	return len < 12 ? 0 : STORE_FRAME_HDR + (size_t)store_get_le32((const uint8_t *)buf + 8);
+}
+
 vigil_err
 store_frame_decode(const void *buf, size_t len, store_record *ret_rec, size_t *ret_used)
 {

@@ -172,14 +172,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t used;
 		vigil_err rv = store_frame_decode(data + off, size - off, &rec, &used);
 
+		/* the size the header says: the bytes a whole frame takes */
 		if (rv == VIGIL_OK) {
-			if (used > size - off || rec.len + 32 != used)
+			if (used > size - off || rec.len + 32 != used ||
+			    store_frame_size(data + off, size - off) != used)
 				abort();
 			fuzz_payload(rec.type, rec.payload, rec.len);
 			off += used;
 		} else if (rv == VIGIL_ECORRUPT) {
 			off++;
 		} else {
+			/* wants more: a plausible header says how much, beyond what is here */
+			if (size - off >= 32 && store_frame_size(data + off, size - off) <= size - off)
+				abort();
 			break;
 		}
 	}
