@@ -89,6 +89,7 @@ con_archive_fetch(const char *archive_dir, const con_case *c, store_scored *ret,
 	store_reader *rd = NULL;
 	store_record r;
 	store_diag d;
+	con_damage dmg = { 0 };
 	bool zst = false;
 	vigil_err rv;
 
@@ -108,7 +109,7 @@ con_archive_fetch(const char *archive_dir, const con_case *c, store_scored *ret,
 		if (!fetch_find_segment(archive_dir, pat, path, sizeof path, &zst) || !zst)
 			return rv;
 	}
-	rv = store_reader_open_segment(path, NULL, NULL, &rd, &d);
+	rv = store_reader_open_segment(path, con_damage_on_corrupt, &dmg, &rd, &d);
 	if (rv != VIGIL_OK) {
 		snprintf(errbuf, errlen, "%s", d.msg);
 		return rv;
@@ -124,7 +125,10 @@ con_archive_fetch(const char *archive_dir, const con_case *c, store_scored *ret,
 			break;
 		}
 	}
-	if (rv != VIGIL_OK)
+	if (rv == VIGIL_ENOTFOUND && dmg.n > 0) /* passed over with what was lost */
+		snprintf(errbuf, errlen, "%s: record %" PRIu64 ": not readable: the segment is "
+		    "damaged (%s)", path, c->seq, dmg.first);
+	else if (rv != VIGIL_OK)
 		snprintf(errbuf, errlen, "%s: record %" PRIu64 ": %s", path, c->seq, vigil_strerror(rv));
 	store_reader_close(rd);
 	return rv;

@@ -600,14 +600,35 @@ test_damaged_record(void **state)
 	done();
 }
 
+/* The cases of the segment whose first sequence number is first. */
+typedef struct seg_cases {
+	uint64_t first;
+	con_case c[64];
+	size_t   n;
+} seg_cases;
+
+static bool
+seg_case(void *arg, const con_case *c)
+{
+	seg_cases *sc = arg;
+
+	if (c->seg_first == sc->first && sc->n < 64)
+		sc->c[sc->n++] = *c;
+	return true;
+}
+
 /* The same in a compressed segment: a byte flipped inside its zstd data
  * loses the records of that zstd frame; both searches pass over them alike
  * and say so (the reader of the segment reports the damaged frame). */
 static void
 test_damaged_compressed(void **state)
 {
-	char *names[256], path[400], first[256], runfirst[256] = "";
+	static seg_cases sc;
+	static store_scored rec;
+	char *names[256], path[400], first[256], runfirst[256] = "", err[600];
 	uint64_t run, scan, runs = 0;
+	size_t lost = 0;
+	bool trunc;
 	size_t n = 0;
 	con_search_q q;
 	struct stat st;
@@ -626,6 +647,12 @@ test_damaged_compressed(void **state)
 	closedir(d);
 	qsort(names, n, sizeof names[0], name_cmp);
 	assert_true(n >= 30);
+	/* seg-YYYYMMDD-FIRST.log.zst: its cases (reviews and declines) */
+	memset(&sc, 0, sizeof sc);
+	sc.first = strtoull(names[3] + 13, NULL, 10);
+	assert_int_equal(con_index_cases_each(app.ix, INT64_MIN, INT64_MAX, NREC, seg_case, &sc,
+	    &trunc), VIGIL_OK);
+	assert_true(sc.n > 0);
 	snprintf(path, sizeof path, "%s/%s", archive, names[3]);
 	fd = open(path, O_RDWR);
 	assert_true(fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 64);
@@ -646,6 +673,15 @@ test_damaged_compressed(void **state)
 	assert_true(runs >= 1);
 	if (strncmp(runfirst, names[3], strlen(names[3])) != 0)
 		fail_msg("first unreadable: \"%s\", want it in %s", runfirst, names[3]);
+	/* a case whose record was lost says the segment is damaged, where */
+	for (size_t i = 0; i < sc.n; i++) {
+		if (con_archive_fetch(archive, &sc.c[i], &rec, err, sizeof err) == VIGIL_OK)
+			continue;
+		if (strstr(err, "the segment is damaged") == NULL || strstr(err, names[3]) == NULL)
+			fail_msg("case at seq %llu: \"%s\"", (unsigned long long)sc.c[i].seq, err);
+		lost++;
+	}
+	assert_true(lost >= 1);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	done();
