@@ -104,7 +104,7 @@ search_json(const store_scored *s, int label)
 static void
 scan_undecodable(con_damage *dmg, const store_record *rec, const store_diag *d)
 {
-	char what[300];
+	char what[600];
 
 	snprintf(what, sizeof what, "scored record does not decode: %s", d->msg);
 	con_damage_note(dmg, rec->segment, rec->offset, what);

@@ -551,8 +551,8 @@ search_damaged(const con_search_q *q, uint64_t *ret_run, uint64_t *ret_scan,
 static void
 test_damaged_record(void **state)
 {
-	char *names[256], path[400], card[64], where[128], first[256];
-	uint64_t off, next, run, scan;
+	char *names[256], path[400], card[VIGIL_ID_MAX + 1], where[128], first[256];
+	uint64_t off = 0, next = 0, run, scan;
 	size_t n = 0;
 	con_search_q q;
 	DIR *d;
