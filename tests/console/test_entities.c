@@ -196,6 +196,58 @@ done(void)
 	app.ix = NULL;
 }
 
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The archive's segment files whose names hold suffix, sorted (strdup'd
+ * into names[0..256)); how many. */
+static size_t
+seg_names(char **names, const char *suffix)
+{
+	struct dirent *e;
+	DIR *d = opendir(archive);
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL && n < 256)
+		if (strncmp(e->d_name, "seg-", 4) == 0 && strstr(e->d_name, suffix) != NULL)
+			names[n++] = strdup(e->d_name);
+	closedir(d);
+	qsort(names, n, sizeof names[0], name_cmp);
+	return n;
+}
+
+static void
+free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+}
+
+/* Flips one bit of the byte at off of the archive's file name; off < 0:
+ * the middle of the file. */
+static void
+flip_byte(const char *name, off_t off)
+{
+	char path[400];
+	struct stat st;
+	uint8_t b;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s", archive, name);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 64);
+	if (off < 0)
+		off = st.st_size / 2;
+	assert_int_equal(pread(fd, &b, 1, off), 1);
+	b ^= 0x40;
+	assert_int_equal(pwrite(fd, &b, 1, off), 1);
+	close(fd);
+}
+
 /* ---- the reference: every record of the archive, filtered here ---- */
 
 typedef struct ref_ctx {
@@ -339,16 +391,13 @@ test_search_exact_plain(void **state)
 static void
 test_search_exact_compressed(void **state)
 {
-	DIR *d;
-	struct dirent *e;
-	int zst = 0;
+	char *names[256];
+	size_t zst;
 
 	(void)state;
 	fresh(true);
-	d = opendir(archive);
-	while ((e = readdir(d)) != NULL)
-		zst += strstr(e->d_name, ".log.zst") != NULL;
-	closedir(d);
+	zst = seg_names(names, ".log.zst");
+	free_names(names, zst);
 	assert_true(zst >= 30);
 	ents_ingest_all(app.ents);
 	check_all_kinds();
@@ -414,24 +463,16 @@ test_damaged_rebuilt(void **state)
 	done();
 }
 
-static int
-name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Retention deleted the oldest segments: their entries go. */
 static void
 test_retention(void **state)
 {
 	con_ents_stats st;
 	char *names[256], path[400];
-	size_t n = 0;
+	size_t n;
 	uint64_t entries, del, total = 0;
 	con_search_q q;
 	bool fin = false;
-	DIR *d;
-	struct dirent *e;
 
 	(void)state;
 	fresh(false);
@@ -442,12 +483,7 @@ test_retention(void **state)
 	assert_int_equal(con_ents_prune(app.ents, archive, 100, &fin, &del), VIGIL_OK);
 	assert_true(fin);
 	assert_int_equal(del, 0);
-	d = opendir(archive);
-	while ((e = readdir(d)) != NULL && n < 256)
-		if (strncmp(e->d_name, "seg-", 4) == 0 && strstr(e->d_name, ".log") != NULL)
-			names[n++] = strdup(e->d_name);
-	closedir(d);
-	qsort(names, n, sizeof names[0], name_cmp);
+	n = seg_names(names, ".log");
 	assert_true(n >= 40);
 	/* the 10 oldest segments: 500 records */
 	for (size_t i = 0; i < 10; i++) {
@@ -456,8 +492,7 @@ test_retention(void **state)
 		strcpy(strstr(path, ".log"), ".idx");
 		(void)unlink(path);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
+	free_names(names, n);
 	/* a few keys a call: the sweep resumes where it stopped */
 	fin = false;
 	for (int i = 0; i < 100 && !fin; i++) {
@@ -480,7 +515,6 @@ test_retention(void **state)
 	assert_int_equal(del, 0);
 	done();
 }
-
 
 /* The card of the first scored record of segment name (the 4th of the
  * archive) and where that record is: [*ret_off, *ret_next). */
@@ -551,24 +585,15 @@ search_damaged(const con_search_q *q, uint64_t *ret_run, uint64_t *ret_scan,
 static void
 test_damaged_record(void **state)
 {
-	char *names[256], path[400], card[VIGIL_ID_MAX + 1], where[128], first[256];
+	char *names[256], card[VIGIL_ID_MAX + 1], where[128], first[256];
 	uint64_t off = 0, next = 0, run, scan;
-	size_t n = 0;
+	size_t n;
 	con_search_q q;
-	DIR *d;
-	struct dirent *e;
-	uint8_t b;
-	int fd;
 
 	(void)state;
 	fresh(false);
 	ents_ingest_all(app.ents);
-	d = opendir(archive);
-	while ((e = readdir(d)) != NULL && n < 256)
-		if (strncmp(e->d_name, "seg-", 4) == 0 && strstr(e->d_name, ".log") != NULL)
-			names[n++] = strdup(e->d_name);
-	closedir(d);
-	qsort(names, n, sizeof names[0], name_cmp);
+	n = seg_names(names, ".log");
 	assert_true(n >= 40);
 	first_record(names[3], card, sizeof card, &off, &next);
 	q_init(&q);
@@ -577,13 +602,7 @@ test_damaged_record(void **state)
 	assert_int_equal(run, 0);
 	assert_int_equal(scan, 0);
 	/* one byte of its payload flipped: its CRC fails */
-	snprintf(path, sizeof path, "%s/%s", archive, names[3]);
-	fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &b, 1, (off_t)((off + next) / 2)), 1);
-	b ^= 0x40;
-	assert_int_equal(pwrite(fd, &b, 1, (off_t)((off + next) / 2)), 1);
-	close(fd);
+	flip_byte(names[3], (off_t)((off + next) / 2));
 	search_damaged(&q, &run, &scan, first, sizeof first);
 	assert_int_equal(run, 1);
 	assert_int_equal(scan, 1);
@@ -595,8 +614,7 @@ test_damaged_record(void **state)
 	search_damaged(&q, &run, &scan, first, sizeof first);
 	assert_int_equal(run, 0);
 	assert_int_equal(scan, 1); /* the scan reads the whole archive */
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
+	free_names(names, n);
 	done();
 }
 
@@ -625,27 +643,16 @@ test_damaged_compressed(void **state)
 {
 	static seg_cases sc;
 	static store_scored rec;
-	char *names[256], path[400], first[256], runfirst[256] = "", err[600];
+	char *names[256], first[256], runfirst[256] = "", err[600];
 	uint64_t run, scan, runs = 0;
-	size_t lost = 0;
+	size_t lost = 0, n;
 	bool trunc;
-	size_t n = 0;
 	con_search_q q;
-	struct stat st;
-	DIR *d;
-	struct dirent *e;
-	uint8_t b;
-	int fd;
 
 	(void)state;
 	fresh(true);
 	ents_ingest_all(app.ents);
-	d = opendir(archive);
-	while ((e = readdir(d)) != NULL && n < 256)
-		if (strstr(e->d_name, ".log.zst") != NULL)
-			names[n++] = strdup(e->d_name);
-	closedir(d);
-	qsort(names, n, sizeof names[0], name_cmp);
+	n = seg_names(names, ".log.zst");
 	assert_true(n >= 30);
 	/* seg-YYYYMMDD-FIRST.log.zst: its cases (reviews and declines) */
 	memset(&sc, 0, sizeof sc);
@@ -653,13 +660,7 @@ test_damaged_compressed(void **state)
 	assert_int_equal(con_index_cases_each(app.ix, INT64_MIN, INT64_MAX, NREC, seg_case, &sc,
 	    &trunc), VIGIL_OK);
 	assert_true(sc.n > 0);
-	snprintf(path, sizeof path, "%s/%s", archive, names[3]);
-	fd = open(path, O_RDWR);
-	assert_true(fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 64);
-	assert_int_equal(pread(fd, &b, 1, st.st_size / 2), 1);
-	b ^= 0x40;
-	assert_int_equal(pwrite(fd, &b, 1, st.st_size / 2), 1);
-	close(fd);
+	flip_byte(names[3], -1);
 	for (int c = 0; c < NCARDS; c++) {
 		q_init(&q);
 		snprintf(q.card, sizeof q.card, "c%02d", c);
@@ -682,8 +683,7 @@ test_damaged_compressed(void **state)
 		lost++;
 	}
 	assert_true(lost >= 1);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
+	free_names(names, n);
 	done();
 }
 
