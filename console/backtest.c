@@ -343,6 +343,7 @@ bt_finish(con_backtest *bt)
 	uint64_t rows = 0, changed = 0, unknown = 0;
 	uint64_t tr[4][4] = { { 0 } };
 	json_t *money[2] = { json_object(), json_object() };
+	con_damage dmg = { 0 }; /* the archive's damaged stretches the replays skipped */
 	static const char *const dn[4] = { "none", "allow", "review", "decline" };
 
 	for (int i = bt->exact ? 1 : 0; i < 2; i++) {
@@ -371,6 +372,13 @@ bt_finish(con_backtest *bt)
 		}
 		snprintf(path, sizeof path, "%s/summary%d.json", bt->tmp, i);
 		sum[i] = json_load_file(path, 0, NULL);
+		/* both runs read the same archive: what one skipped, the other did */
+		json_int_t nc = json_integer_value(json_object_get(sum[i], "corrupt_stretches"));
+		const char *fc = json_string_value(json_object_get(sum[i], "corrupt_first"));
+		if (nc > 0 && (uint64_t)nc > dmg.n) {
+			dmg.n = (uint64_t)nc;
+			snprintf(dmg.first, sizeof dmg.first, "%s", fc != NULL ? fc : "");
+		}
 	}
 	if (bt->exact && sum[1] != NULL) {
 		/* one run: production's measures and the edited file's */
@@ -503,6 +511,7 @@ bt_finish(con_backtest *bt)
 	json_object_set_new(o, "mode_reason", json_string(bt->why));
 	if (bt->inexact != NULL)
 		json_object_set(o, "exact", bt->inexact);
+	(void)con_damage_json(o, &dmg, "/api/rules/backtest");
 	money[0] = money[1] = NULL;
 	json_decref(sum[0]);
 	json_decref(sum[1]);

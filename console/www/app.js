@@ -305,6 +305,7 @@ function backtestView(d) {
     h('p', { id: 'bt-mode', title: d.mode_reason || '' }, h('b', {}, d.mode === 'exact' ? 'exact' : 'nightly replay'), ': ',
       d.mode === 'exact' ? 'the edited file on the values production archived, against production\'s own decisions'
         : 'both files replayed with the features and thresholds rebuilt as of each day', d.mode_reason ? ` (${d.mode_reason})` : ''),
+    ...unreadableNote(d),
     h('div', { class: 'split' },
       h('div', {}, table(['', { t: 'deployed', num: 1 }, { t: 'edited', num: 1 }], [
         metricsRow('alert rate', c.alert_rate, e.alert_rate, pct),

@@ -850,6 +850,9 @@ test_backtest(void **s)
 	assert_string_equal(json_string_value(json_object_get(o, "mode")), "exact");
 	assert_int_equal(json_integer_value(json_object_get(o, "rows")), 3);
 	assert_int_equal(json_integer_value(json_object_get(o, "changed")), 0);
+	/* vigil-replay's corrupt_stretches: none in this archive */
+	assert_true(json_is_integer(json_object_get(o, "unreadable")));
+	assert_int_equal(json_integer_value(json_object_get(o, "unreadable")), 0);
 	json_decref(o);
 	free(body);
 	json_decref(b);
@@ -862,6 +865,7 @@ test_backtest(void **s)
 	o = http_ok("POST", "/api/rules/backtest", RITA, body, 200);
 	assert_string_equal(json_string_value(json_object_get(o, "mode")), "nightly");
 	assert_non_null(strstr(json_string_value(json_object_get(o, "mode_reason")), "zscore_high"));
+	assert_int_equal(json_integer_value(json_object_get(o, "unreadable")), 0);
 	json_decref(o);
 	free(body);
 	json_decref(b);

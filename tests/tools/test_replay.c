@@ -4,7 +4,8 @@
  * same results file (with and without nightly rebuilds); as-of correctness
  * (a label is used by a rebuild only once its label time has passed); the
  * --compare summary, also with a file reading features the main one does
- * not (feature masks); archive input; bad CSV rows reported and counted;
+ * not (feature masks); archive input; a damaged archive's stretches and
+ * bad CSV rows reported and counted;
  * usage errors.
  * argv: vigil-replay vigil-gen SOURCE_ROOT.
  */
@@ -250,8 +251,61 @@ test_archive_input(void **state)
 	    json_integer_value(json_object_get(n, "labels_sent")));
 	assert_int_equal(json_integer_value(json_object_get(a, "rows")),
 	    json_integer_value(json_object_get(n, "rows")));
+	assert_true(json_is_integer(json_object_get(a, "corrupt_stretches")));
+	assert_int_equal(json_integer_value(json_object_get(a, "corrupt_stretches")), 0);
+	assert_true(json_is_null(json_object_get(a, "corrupt_first")));
 	json_decref(n);
 	json_decref(a);
+}
+
+/* An archive with a damaged stretch: the replay goes on past it, names it
+ * on stderr, counts it in the summary (text and JSON, with where the first
+ * is: the console's back-test shows it) and exits 1. */
+static void
+test_archive_damaged_reported(void **state)
+{
+	const char *work = path("dwork"), *sj = path("dmg.json"), *out = path("dmg.out");
+	const char *err = path("dmg.err");
+	const char *a1[] = { replay, "--csv", csv, "--rules", rules_default, "--nightly",
+		"--no-model", "--work", work, "-q", NULL };
+	const char *a2[] = { replay, "--archive", work, "--rules", rules_default, "--summary", sj,
+		NULL };
+	char seg[512] = "", cmd[1200], *o, *e;
+	const char *first;
+	json_error_t jerr;
+	json_t *j;
+	FILE *p;
+
+	(void)state;
+	assert_int_equal(tr_run(a1, NULL, NULL), 0);
+	snprintf(cmd, sizeof cmd, "ls %s/archive/seg-*.log | head -n 1", work);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(seg, sizeof seg, p));
+	pclose(p);
+	seg[strcspn(seg, "\n")] = '\0';
+	/* 32 bytes in the middle of the first segment overwritten */
+	snprintf(cmd, sizeof cmd, "printf XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX | dd of='%s' bs=1 "
+	    "seek=$(($(wc -c <'%s') / 2)) conv=notrunc 2>/dev/null", seg, seg);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tr_run(a2, out, err), 1);
+	j = json_load_file(sj, 0, &jerr);
+	assert_non_null(j);
+	assert_true(json_integer_value(json_object_get(j, "corrupt_stretches")) >= 1);
+	first = json_string_value(json_object_get(j, "corrupt_first"));
+	assert_non_null(first);
+	/* SEGMENT:OFFSET: what, SEGMENT the file's name */
+	assert_int_equal(strncmp(first, strrchr(seg, '/') + 1, strlen(strrchr(seg, '/') + 1)), 0);
+	o = tr_slurp(out, NULL);
+	e = tr_slurp(err, NULL);
+	assert_non_null(o);
+	assert_non_null(e);
+	assert_non_null(strstr(o, "corrupt stretches of the archive skipped, the first at "));
+	assert_non_null(strstr(o, first));
+	assert_non_null(strstr(e, "bytes skipped)"));
+	free(o);
+	free(e);
+	json_decref(j);
 }
 
 static void
@@ -544,6 +598,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_compare),
 		cmocka_unit_test(test_compare_reads_other_features),
 		cmocka_unit_test(test_archive_input),
+		cmocka_unit_test(test_archive_damaged_reported),
 		cmocka_unit_test(test_bad_rows_reported),
 		cmocka_unit_test(test_txn_id_conflict_refused),
 		cmocka_unit_test(test_nightly_train_every),

@@ -154,6 +154,7 @@ typedef struct rp_source {
 	store_scored  *scored;   /* archive decode buffer */
 	rp_archlabel  *labels;   /* archive: txn_id -> label */
 	uint64_t       bad, corrupt;
+	char           corrupt_first[256]; /* "SEGMENT:OFFSET: what" of the first */
 	bool           has_patterns, has_labels;
 } rp_source;
 

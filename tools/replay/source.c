@@ -19,7 +19,9 @@ rp_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
 {
 	rp_source *src = arg;
 
-	src->corrupt++;
+	if (src->corrupt++ == 0)
+		snprintf(src->corrupt_first, sizeof src->corrupt_first, "%s:%" PRIu64 ": %s (%"
+		    PRIu64 " bytes skipped)", segment, offset, what, skipped);
 	fprintf(stderr, "vigil-replay: %s:%" PRIu64 ": %s (%" PRIu64 " bytes skipped)\n",
 	    segment, offset, what, skipped);
 }

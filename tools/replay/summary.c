@@ -42,6 +42,9 @@ rp_summary_json(rp *r, double secs)
 	    "offline"));
 	json_object_set_new(o, "rows", json_integer((json_int_t)r->rows));
 	json_object_set_new(o, "bad_rows", json_integer((json_int_t)r->src.bad));
+	json_object_set_new(o, "corrupt_stretches", json_integer((json_int_t)r->src.corrupt));
+	json_object_set_new(o, "corrupt_first", r->src.corrupt > 0 ?
+	    json_string(r->src.corrupt_first) : json_null());
 	json_object_set_new(o, "failed", json_integer((json_int_t)r->failed));
 	json_object_set_new(o, "txn_id_conflicts", json_integer((json_int_t)r->conflicts));
 	if (r->o.nservers) {
@@ -122,6 +125,9 @@ rp_summary_print(rp *r, double secs)
 		printf(" (%.1f s in %" PRIu32 " nightly rebuilds excluded)", rb, r->nightly_runs);
 	printf("\ninput         %" PRIu64 " bad rows skipped; %" PRIu64 " labels sent\n",
 	    r->src.bad, r->labels_sent);
+	if (r->src.corrupt > 0)
+		printf("damaged       %" PRIu64 " corrupt stretches of the archive skipped, the "
+		    "first at %s\n", r->src.corrupt, r->src.corrupt_first);
 	if (r->failed > 0)
 		printf("failed        %" PRIu64 " transactions got no answer from the server\n",
 		    r->failed);
