@@ -9,7 +9,6 @@
  * segments it deleted; a record damaged on disk, plain or compressed, is
  * passed over by both searches, which say where.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +23,7 @@
 
 #include "console.h"
 #include "entities.h"
+#include "segment.h"
 
 #define NREC   2000
 #define PERSEG 50 /* records a segment: 40 segments */
@@ -196,27 +196,25 @@ done(void)
 	app.ix = NULL;
 }
 
-static int
-name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The archive's segment files whose names hold suffix, sorted (strdup'd
- * into names[0..256)); how many. */
+/* The archive's segment files ending in suffix (".log" or ".log.zst"), in
+ * sequence order (store_seg_list; strdup'd into names[0..256)); how many. */
 static size_t
 seg_names(char **names, const char *suffix)
 {
-	struct dirent *e;
-	DIR *d = opendir(archive);
-	size_t n = 0;
+	store_seg_ent *ents = NULL;
+	store_diag d;
+	size_t ne = 0, n = 0;
+	bool zst = strcmp(suffix, ".log.zst") == 0;
+	char name[STORE_SEG_BASE_LEN + 16];
 
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL && n < 256)
-		if (strncmp(e->d_name, "seg-", 4) == 0 && strstr(e->d_name, suffix) != NULL)
-			names[n++] = strdup(e->d_name);
-	closedir(d);
-	qsort(names, n, sizeof names[0], name_cmp);
+	assert_int_equal(store_seg_list(archive, &ents, &ne, &d), VIGIL_OK);
+	for (size_t i = 0; i < ne && n < 256; i++) {
+		if (!(zst ? ents[i].has_zst : ents[i].has_log))
+			continue;
+		snprintf(name, sizeof name, "%s%s", ents[i].base, suffix);
+		names[n++] = strdup(name);
+	}
+	free(ents);
 	return n;
 }
 

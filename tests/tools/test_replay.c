@@ -16,10 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "segment.h"
 #include "tmpdir.h"
 #include "run.h"
 
@@ -270,24 +274,32 @@ test_archive_damaged_reported(void **state)
 		"--no-model", "--work", work, "-q", NULL };
 	const char *a2[] = { replay, "--archive", work, "--rules", rules_default, "--summary", sj,
 		NULL };
-	char seg[512] = "", cmd[1200], *o, *e;
-	const char *first;
+	char dir[512], seg[600], *o, *e;
+	const char *first, *name;
+	store_seg_ent *ents = NULL;
+	store_diag dg;
+	size_t ne = 0;
+	uint8_t junk[32];
 	json_error_t jerr;
+	struct stat st;
 	json_t *j;
-	FILE *p;
+	int fd;
 
 	(void)state;
 	assert_int_equal(tr_run(a1, NULL, NULL), 0);
-	snprintf(cmd, sizeof cmd, "ls %s/archive/seg-*.log | head -n 1", work);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	assert_non_null(fgets(seg, sizeof seg, p));
-	pclose(p);
-	seg[strcspn(seg, "\n")] = '\0';
-	/* 32 bytes in the middle of the first segment overwritten */
-	snprintf(cmd, sizeof cmd, "printf XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX | dd of='%s' bs=1 "
-	    "seek=$(($(wc -c <'%s') / 2)) conv=notrunc 2>/dev/null", seg, seg);
-	assert_int_equal(system(cmd), 0);
+	/* the first segment */
+	snprintf(dir, sizeof dir, "%s/archive", work);
+	assert_int_equal(store_seg_list(dir, &ents, &ne, &dg), VIGIL_OK);
+	assert_true(ne > 0 && ents[0].has_log);
+	snprintf(seg, sizeof seg, "%s/%s.log", dir, ents[0].base);
+	free(ents);
+	name = strrchr(seg, '/') + 1;
+	/* 32 bytes in its middle overwritten */
+	memset(junk, 0xa5, sizeof junk);
+	fd = open(seg, O_WRONLY);
+	assert_true(fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 64);
+	assert_int_equal(pwrite(fd, junk, sizeof junk, st.st_size / 2), (ssize_t)sizeof junk);
+	close(fd);
 	assert_int_equal(tr_run(a2, out, err), 1);
 	j = json_load_file(sj, 0, &jerr);
 	assert_non_null(j);
@@ -295,7 +307,7 @@ test_archive_damaged_reported(void **state)
 	first = json_string_value(json_object_get(j, "corrupt_first"));
 	assert_non_null(first);
 	/* SEGMENT:OFFSET: what, SEGMENT the file's name */
-	assert_int_equal(strncmp(first, strrchr(seg, '/') + 1, strlen(strrchr(seg, '/') + 1)), 0);
+	assert_int_equal(strncmp(first, name, strlen(name)), 0);
 	o = tr_slurp(out, NULL);
 	e = tr_slurp(err, NULL);
 	assert_non_null(o);
