@@ -12,6 +12,7 @@
  * and a generation rolled back through vigild's admin endpoint.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -2137,8 +2138,8 @@ wrap_wait_cleaned(const char *stage)
 		n = wrap_lines(lines, 8);
 		alive = 0;
 		dirs = 0;
-		FILE *p;
-		char cmd[500], buf[300];
+		DIR *dp;
+		struct dirent *de;
 
 		for (int k = 0; k < n; k++) {
 			int pid = atoi(lines[k]);
@@ -2147,12 +2148,11 @@ wrap_wait_cleaned(const char *stage)
 			snprintf(path, sizeof path, "/proc/%d", pid);
 			alive += pid > 0 && stat(path, &st) == 0;
 		}
-		snprintf(cmd, sizeof cmd, "ls %s", dir);
-		p = popen(cmd, "r");
-		while (p != NULL && fgets(buf, sizeof buf, p) != NULL)
-			dirs += strncmp(buf, "backtest-", 9) == 0;
-		if (p != NULL)
-			pclose(p);
+		if ((dp = opendir(dir)) != NULL) {
+			while ((de = readdir(dp)) != NULL)
+				dirs += strncmp(de->d_name, "backtest-", 9) == 0;
+			closedir(dp);
+		}
 		if (n == 2 && alive == 0 && dirs == 0)
 			return;
 		usleep(50000);

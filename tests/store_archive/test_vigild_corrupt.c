@@ -29,6 +29,7 @@
 
 #include "harness.h"
 #include "archive.h"
+#include "segment.h"
 
 #define T0 1767225600000LL
 #define NTXN 3000
@@ -127,18 +128,18 @@ test_flipped_byte_counted(void **state)
 	assert_int_equal(store_archive_rotate(ar, &d), VIGIL_OK);
 	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
 	store_archive_close(ar);
-	snprintf(path, sizeof path, "%s/seg-", dir);
 	{
 		/* the one .log.zst */
-		char cmd[900];
-		FILE *p;
+		store_seg_ent *ents = NULL;
+		store_diag dg;
+		size_t ne = 0, z = 0;
 
-		snprintf(cmd, sizeof cmd, "ls %s/*.log.zst", dir);
-		p = popen(cmd, "r");
-		assert_non_null(p);
-		assert_non_null(fgets(path, sizeof path, p));
-		pclose(p);
-		path[strcspn(path, "\n")] = '\0';
+		assert_int_equal(store_seg_list(dir, &ents, &ne, &dg), VIGIL_OK);
+		while (z < ne && !ents[z].has_zst)
+			z++;
+		assert_true(z < ne);
+		snprintf(path, sizeof path, "%s/%s.log.zst", dir, ents[z].base);
+		free(ents);
 	}
 	assert_int_equal(stat(path, &st), 0);
 	fd = open(path, O_RDWR);
