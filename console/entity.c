@@ -189,10 +189,8 @@ ent_scan(ent_ctx *c, store_scored *s, bool (*pre)(const ent_ctx *c, const void *
 		if (!pre(c, r.payload, r.len))
 			continue;
 		if (store_scored_decode(r.payload, r.len, s, &d) != VIGIL_OK) {
-			char what[600];
-
-			snprintf(what, sizeof what, "scored record does not decode: %s", d.msg);
-			con_damage_note(&c->dmg, r.segment, r.offset, what);
+			con_damage_note(&c->dmg, r.segment, r.offset, "scored record does not decode: %s",
+			    d.msg);
 			continue;
 		}
 		if (s->txn.event_time_ms < c->from_ms || s->txn.event_time_ms >= c->to_ms)

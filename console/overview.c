@@ -173,10 +173,8 @@ ov_labels(ov_ctx *c, int64_t from, int64_t to, bool *ret_truncated, char *errbuf
 			break;
 		}
 		if (store_label_decode(r.payload, r.len, &l, &dg) != VIGIL_OK) {
-			char what[600];
-
-			snprintf(what, sizeof what, "label record does not decode: %s", dg.msg);
-			con_damage_note(&c->dmg, r.segment, r.offset, what);
+			con_damage_note(&c->dmg, r.segment, r.offset, "label record does not decode: %s",
+			    dg.msg);
 			continue;
 		}
 		if ((d = ov_at(c, r.event_time_ms)) == NULL)

@@ -104,10 +104,7 @@ search_json(const store_scored *s, int label)
 static void
 scan_undecodable(con_damage *dmg, const store_record *rec, const store_diag *d)
 {
-	char what[600];
-
-	snprintf(what, sizeof what, "scored record does not decode: %s", d->msg);
-	con_damage_note(dmg, rec->segment, rec->offset, what);
+	con_damage_note(dmg, rec->segment, rec->offset, "scored record does not decode: %s", d->msg);
 }
 
 /*
@@ -344,14 +341,11 @@ static void
 scan_unreadable(con_damage *dmg, const char *segment, uint64_t off, vigil_err rv,
     const store_diag *why)
 {
-	char what[600];
-
 	if (why->msg[0] != '\0')
-		snprintf(what, sizeof what, "%s", why->msg);
+		con_damage_note(dmg, segment, off, "%s", why->msg);
 	else
-		snprintf(what, sizeof what, "record the entity index points at: %s",
+		con_damage_note(dmg, segment, off, "record the entity index points at: %s",
 		    vigil_strerror(rv));
-	con_damage_note(dmg, segment, off, what);
 }
 
 /* The id of q the index has the fewest entries for (its kind in *ret_kind),

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -375,20 +377,26 @@ con_cursor_suspend(int rc, const MDB_val *k, void *key, size_t cap, uint32_t *kl
 }
 
 void
-con_damage_note(con_damage *d, const char *segment, uint64_t offset, const char *what)
+con_damage_note(con_damage *d, const char *segment, uint64_t offset, const char *fmt, ...)
 {
-	if (d->n++ == 0)
-		snprintf(d->first, sizeof d->first, "%s:%" PRIu64 ": %s", segment, offset, what);
+	va_list ap;
+	int     n;
+
+	if (d->n++ != 0)
+		return;
+	n = snprintf(d->first, sizeof d->first, "%s:%" PRIu64 ": ", segment, offset);
+	if (n < 0 || (size_t)n >= sizeof d->first)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(d->first + n, sizeof d->first - (size_t)n, fmt, ap);
+	va_end(ap);
 }
 
 void
 con_damage_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
     const char *what)
 {
-	char w[160];
-
-	snprintf(w, sizeof w, "%s (%" PRIu64 " bytes skipped)", what, skipped);
-	con_damage_note(arg, segment, offset, w);
+	con_damage_note(arg, segment, offset, "%s (%" PRIu64 " bytes skipped)", what, skipped);
 }
 
 json_t *

@@ -68,8 +68,10 @@ typedef struct con_damage {
 	uint64_t n;
 	char     first[256];
 } con_damage;
-/* Counts one; the first is kept (segment: its file name; offset in it). */
-void con_damage_note(con_damage *d, const char *segment, uint64_t offset, const char *what);
+/* Counts one; the first is kept (segment: its file name; offset in it;
+ * then what, printf-style). */
+void con_damage_note(con_damage *d, const char *segment, uint64_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* A store_corrupt_fn (archive.h) whose arg is a con_damage. */
 void con_damage_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
     const char *what);
