@@ -80,6 +80,16 @@ sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Seconds on the monotonic clock. */
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void
 print_log_tail(const vt_server *s)
 {
@@ -206,8 +216,9 @@ vt_server_start_opts(vt_server *s, const char *rules, const char *const *extra_a
 	}
 	vt_child_track(pid, true);
 
-	/* Wait for a ready health reply (rules compiled, store open). */
-	for (int i = 0; i < 300; i++) {
+	/* Wait for a ready health reply (rules compiled, store open), 120 s at
+	 * most however long each try takes. */
+	for (double until = mono_s() + 120; mono_s() < until;) {
 		Vigil__V1__Request req = VIGIL__V1__REQUEST__INIT;
 		Vigil__V1__HealthRequest h = VIGIL__V1__HEALTH_REQUEST__INIT;
 		Vigil__V1__Reply *rep;
@@ -239,7 +250,7 @@ vt_server_start_opts(vt_server *s, const char *rules, const char *const *extra_a
 		}
 		sleep_ms(100);
 	}
-	fprintf(stderr, "harness: vigild not ready after 30 s\n");
+	fprintf(stderr, "harness: vigild not ready after 120 s\n");
 	print_log_tail(s);
 	vt_server_kill(s);
 	return -1;
