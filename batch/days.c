@@ -334,7 +334,7 @@ seg_replay_labels(batch_run *r, const char *base, const vigil_vec *buf, store_di
 		if (e.kind == SL_BAD) {
 			r->sum.records_bad++;
 			if (r->sum.bad_where[0] == '\0')
-				snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%.60s+%llu: %.160s",
+				snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%.60s:%llu: %.160s",
 				    base, (unsigned long long)e.offset, id);
 			continue;
 		}

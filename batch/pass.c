@@ -39,8 +39,7 @@ on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
 
 	c->corrupt++;
 	if (c->where[0] == '\0')
-		snprintf(c->where, sizeof c->where, "%.60s+%llu: %.100s (%llu bytes skipped)",
-		    segment, (unsigned long long)offset, what, (unsigned long long)skipped);
+		store_corrupt_text(c->where, sizeof c->where, segment, offset, skipped, what);
 }
 
 static void
@@ -144,7 +143,7 @@ pass_labels(batch_run *r, store_diag *reterr)
 				continue;
 			r->sum.records_bad++;
 			if (r->sum.bad_where[0] == '\0')
-				snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%.60s+%llu: %.160s",
+				snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%.60s:%llu: %.160s",
 				    rec.segment, (unsigned long long)rec.offset, reterr->msg);
 			continue;
 		}
@@ -478,7 +477,7 @@ worker_stage(batch_worker *wk, const store_record *rec, const batch_entry *fed, 
 			return VIGIL_OK; /* partition 0 reports it */
 		wk->bad++;
 		if (wk->bad_where[0] == '\0')
-			snprintf(wk->bad_where, sizeof wk->bad_where, "%.60s+%llu: %.160s",
+			snprintf(wk->bad_where, sizeof wk->bad_where, "%.60s:%llu: %.160s",
 			    rec->segment, (unsigned long long)rec->offset, reterr->msg);
 		return VIGIL_OK;
 	}
@@ -494,7 +493,7 @@ worker_stage(batch_worker *wk, const store_record *rec, const batch_entry *fed, 
 		/* vigild never archives these; a record without them has no key. */
 		wk->bad++;
 		if (wk->bad_where[0] == '\0')
-			snprintf(wk->bad_where, sizeof wk->bad_where, "%.60s+%llu: %s is empty",
+			snprintf(wk->bad_where, sizeof wk->bad_where, "%.60s:%llu: %s is empty",
 			    rec->segment, (unsigned long long)rec->offset,
 			    s->card_id.len == 0 ? "txn.card_id" : "txn.merchant_id");
 		return VIGIL_OK;

@@ -51,12 +51,13 @@ tail_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skippe
     const char *what)
 {
 	con_tail *t = arg;
+	char w[600];
 
 	t->corrupt++;
 	if (t->quiet)
 		return;
-	fprintf(stderr, "vigil-console: archive %s:%" PRIu64 ": %s (%" PRIu64
-	    " bytes skipped)\n", segment, offset, what, skipped);
+	fprintf(stderr, "vigil-console: archive %s\n",
+	    store_corrupt_text(w, sizeof w, segment, offset, skipped, what));
 }
 
 vigil_err

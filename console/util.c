@@ -396,7 +396,10 @@ void
 con_damage_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
     const char *what)
 {
-	con_damage_note(arg, segment, offset, "%s (%" PRIu64 " bytes skipped)", what, skipped);
+	con_damage *d = arg;
+
+	if (d->n++ == 0)
+		store_corrupt_text(d->first, sizeof d->first, segment, offset, skipped, what);
 }
 
 json_t *

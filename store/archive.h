@@ -195,6 +195,10 @@ typedef struct store_record {
 /* Called for every corrupt stretch a reader skips; the reader goes on. */
 typedef void (*store_corrupt_fn)(void *arg, const char *segment,
     uint64_t offset, uint64_t skipped_bytes, const char *what);
+/* The one spelling of such a stretch, "SEGMENT:OFFSET: WHAT (N bytes
+ * skipped)", into buf[0..len) (cut to fit); returns buf. */
+char *store_corrupt_text(char *buf, size_t len, const char *segment, uint64_t offset,
+    uint64_t skipped_bytes, const char *what);
 
 /*
  * Opens a reader over records with event time in [from_ms, to_ms) (use

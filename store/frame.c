@@ -5,7 +5,9 @@
  * the protobuf payload (layout in archive_int.h and docs/archive.md), and
  * the CRC32C (Castagnoli) it is checked with.
  */
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "archive_int.h"
@@ -111,6 +113,15 @@ store_frame_plausible(const uint8_t *buf)
 	return memcmp(buf, STORE_FRAME_MAGIC, 4) == 0 && buf[4] == STORE_FRAME_VERSION &&
 	    (buf[5] == STORE_REC_SCORE || buf[5] == STORE_REC_LABEL) && buf[6] == 0 &&
 	    buf[7] == 0 && store_get_le32(buf + 8) <= STORE_FRAME_MAX_PAYLOAD;
+}
+
+char *
+store_corrupt_text(char *buf, size_t len, const char *segment, uint64_t offset,
+    uint64_t skipped_bytes, const char *what)
+{
+	snprintf(buf, len, "%s:%" PRIu64 ": %s (%" PRIu64 " bytes skipped)", segment, offset, what,
+	    skipped_bytes);
+	return buf;
 }
 
 size_t

@@ -91,7 +91,7 @@ main(int argc, char **argv)
 			continue;
 		rv = store_scored_decode(rec.payload, rec.len, &s, &diag);
 		if (rv != VIGIL_OK) {
-			fprintf(stderr, "dump-vectors: %s+%llu: %s\n", rec.segment,
+			fprintf(stderr, "dump-vectors: %s:%llu: %s\n", rec.segment,
 			    (unsigned long long)rec.offset, diag.msg);
 			return 1;
 		}

@@ -103,12 +103,13 @@ static void
 on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, const char *what)
 {
 	run *r = arg;
+	char w[600];
 
 	r->corrupt++;
 	r->corrupt_bytes += skipped;
 	if (r->printed++ < MAX_ERROR_LINES)
-		fprintf(stderr, "%s%s:%" PRIu64 ": %s (%" PRIu64 " bytes skipped)\n",
-		    r->progress ? "\r" : "", segment, offset, what, skipped);
+		fprintf(stderr, "%s%s\n", r->progress ? "\r" : "",
+		    store_corrupt_text(w, sizeof w, segment, offset, skipped, what));
 }
 
 static vigil_err

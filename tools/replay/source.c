@@ -19,11 +19,13 @@ rp_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
 {
 	rp_source *src = arg;
 
-	if (src->corrupt++ == 0)
-		snprintf(src->corrupt_first, sizeof src->corrupt_first, "%s:%" PRIu64 ": %s (%"
-		    PRIu64 " bytes skipped)", segment, offset, what, skipped);
-	fprintf(stderr, "vigil-replay: %s:%" PRIu64 ": %s (%" PRIu64 " bytes skipped)\n",
-	    segment, offset, what, skipped);
+	char w[600];
+
+	if (src->corrupt++ == 0) /* kept for the summary */
+		store_corrupt_text(src->corrupt_first, sizeof src->corrupt_first, segment, offset,
+		    skipped, what);
+	fprintf(stderr, "vigil-replay: %s\n",
+	    store_corrupt_text(w, sizeof w, segment, offset, skipped, what));
 }
 
 vigil_err
