@@ -257,7 +257,9 @@ scan_seg_find(const vigil_vec *segs, uint64_t first)
 /* Where the records of one segment are read from: a file descriptor for a
  * plain segment, a reader for a compressed one. */
 typedef struct scan_cur {
-	uint64_t      first; /* segment open (0: none) */
+	uint64_t      first; /* segment open, or that failed to (0: none) */
+	vigil_err     bad;   /* why it failed to open (VIGIL_OK: open) */
+	store_diag    bad_why;
 	int           fd;
 	store_reader *rd;
 	store_record  last;  /* the reader's current record */
@@ -278,37 +280,38 @@ scan_cur_close(scan_cur *c)
 	c->fd = -1;
 	c->rd = NULL;
 	c->first = 0;
+	c->bad = VIGIL_OK;
 	c->have_last = false;
 }
 
-/* VIGIL_ENOTFOUND: the segment is gone; else why it cannot be read
- * (*why: the reader's words, or "") */
+/* Opens sg. A failure is kept (c->bad, c->bad_why: the reader's words, or
+ * ""), and each read of the segment returns it: VIGIL_ENOTFOUND when the
+ * segment is gone, else why it cannot be read. */
 static vigil_err
-scan_cur_open(scan_cur *c, const char *dir, const scan_seg *sg, store_diag *why)
+scan_cur_open(scan_cur *c, const char *dir, const scan_seg *sg)
 {
-	vigil_err rv;
-
 	scan_cur_close(c);
-	why->msg[0] = '\0';
+	c->first = sg->first;
+	c->bad_why.msg[0] = '\0';
 	snprintf(c->name, sizeof c->name, "%s", sg->name);
 	snprintf(c->path, sizeof c->path, "%s/%s", dir, sg->name);
 	if (!sg->zst) {
 		c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
 		if (c->fd < 0)
-			return vigil_err_from_errno(errno);
-	} else if ((rv = store_reader_open_segment(c->path, con_damage_on_corrupt, c->dmg, &c->rd,
-	    why)) != VIGIL_OK) {
-		return rv;
+			c->bad = vigil_err_from_errno(errno);
+	} else {
+		c->bad = store_reader_open_segment(c->path, con_damage_on_corrupt, c->dmg, &c->rd,
+		    &c->bad_why);
 	}
-	c->first = sg->first;
-	return VIGIL_OK;
+	return c->bad;
 }
 
 /*
  * The record at off of the open segment. VIGIL_ENOTFOUND if there is none
- * (a stale position, or one inside a damaged stretch the reader of a
- * compressed segment reported: the caller goes on); another error if it
- * cannot be read (a damaged frame, EIO: *why says so when the reader did).
+ * (a stale position, one inside a damaged stretch the reader of a
+ * compressed segment reported, a segment gone: the caller goes on); another
+ * error if it cannot be read (a damaged frame, EIO, a segment that would
+ * not open: *why says so when the reader did).
  */
 static vigil_err
 scan_cur_read(scan_cur *c, uint64_t off, store_record *ret, store_diag *why)
@@ -316,6 +319,10 @@ scan_cur_read(scan_cur *c, uint64_t off, store_record *ret, store_diag *why)
 	vigil_err rv;
 
 	why->msg[0] = '\0';
+	if (c->bad != VIGIL_OK) {
+		*why = c->bad_why;
+		return c->bad;
+	}
 	if (c->rd != NULL) {
 		/* positions come in offset order: one pass over the segment */
 		while (!c->have_last || c->last.offset < off) {
@@ -420,10 +427,6 @@ scan_positions(con_app *app, vigil_vec *pos, int64_t from, int64_t to, const con
 	store_scored_lean *lean = malloc(sizeof *lean);
 	scan_cur cur = { .fd = -1, .dmg = dmg };
 	vigil_vec segs;
-	uint64_t bad_first = 0; /* a segment that could not be opened */
-	vigil_err bad_rv = VIGIL_OK;
-	char bad_name[64] = "";
-	store_diag bad_why;
 	bool relisted = false;
 	store_diag d;
 	vigil_err rv;
@@ -448,43 +451,24 @@ scan_positions(con_app *app, vigil_vec *pos, int64_t from, int64_t to, const con
 
 		if (i > 0 && scan_pos_cmp(p, vigil_vec_at(pos, i - 1)) == 0)
 			continue; /* one record, two of the ids asked for */
-		if (p->seg_first == bad_first) { /* its segment cannot be opened */
-			scan_unreadable(dmg, bad_name, p->offset, bad_rv, &bad_why);
-			continue;
-		}
 		if (cur.first != p->seg_first) {
 			sg = scan_seg_find(&segs, p->seg_first);
 			if (sg == NULL)
 				continue; /* gone (retention): no longer in the archive */
-			rv = scan_cur_open(&cur, app->archive_dir, sg, &d);
-			if (rv != VIGIL_OK && !relisted) {
+			if (scan_cur_open(&cur, app->archive_dir, sg) != VIGIL_OK && !relisted) {
 				/* compressed (and the plain file removed) meanwhile */
 				relisted = true;
 				if (scan_segments(app->archive_dir, &segs) == VIGIL_OK &&
 				    (sg = scan_seg_find(&segs, p->seg_first)) != NULL)
-					rv = scan_cur_open(&cur, app->archive_dir, sg, &d);
+					(void)scan_cur_open(&cur, app->archive_dir, sg);
 				else
-					rv = VIGIL_ENOTFOUND;
-			}
-			if (rv == VIGIL_ENOTFOUND) {
-				rv = VIGIL_OK;
-				continue; /* removed by retention since it was listed */
-			}
-			if (rv != VIGIL_OK) {
-				bad_first = p->seg_first;
-				bad_rv = rv;
-				snprintf(bad_name, sizeof bad_name, "%s", sg->name);
-				bad_why = d;
-				scan_unreadable(dmg, bad_name, p->offset, bad_rv, &bad_why);
-				rv = VIGIL_OK;
-				continue;
+					cur.bad = VIGIL_ENOTFOUND; /* removed by retention since */
 			}
 		}
 		rv = scan_cur_read(&cur, p->offset, &r, &d);
 		if (rv != VIGIL_OK) {
-			if (rv != VIGIL_ENOTFOUND) /* not a stale position: damage */
+			if (rv != VIGIL_ENOTFOUND) /* not a stale position or a segment gone */
 				scan_unreadable(dmg, cur.name, p->offset, rv, &d);
-			rv = VIGIL_OK;
 			continue;
 		}
 		if (r.type != STORE_REC_SCORE)
