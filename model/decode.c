@@ -162,6 +162,7 @@ dec_member(struct dec *d, const json_t *obj, const char *path, const char *key, 
 {
 	json_t *v = json_object_get(obj, key);
 
+	*ret = NULL;
 	if (v == NULL)
 		return dec_failat(d, VIGIL_ECORRUPT, path, key, DEC_NOIDX, "missing");
 	if (json_typeof(v) != t)
@@ -207,6 +208,7 @@ dec_elem_int(struct dec *d, const json_t *a, const char *path, const char *name,
 {
 	json_t *v = json_array_get(a, i);
 
+	*ret = 0;
 	if (!json_is_integer(v))
 		return dec_failat(d, VIGIL_ECORRUPT, path, name, i,
 		    "expected an integer, not %s", dec_kind(v));
