@@ -61,6 +61,13 @@ main(int argc, char **argv)
 		    NASYNC);
 		return argc < 2 ? 2 : 0;
 	}
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-') { /* a URL never starts with '-' */
+			fprintf(stderr, "vigil-client-example: %s: unknown option (see --help)\n",
+			    argv[i]);
+			return 2;
+		}
+	}
 
 	err = vigil_client_open((const char *const *) argv + 1, (size_t) argc - 1, NULL, &c, &info);
 	if (err != VIGIL_CLIENT_OK) {

@@ -860,8 +860,13 @@ test_cli(void **state)
 	{
 		const char *argv[] = { "clients/c/vigil-client-example", s.url, NULL };
 
+		const char *bad[] = { "clients/c/vigil-client-example", s.url, "--verbose", NULL };
+
 		assert_int_equal(run_cli(argv, &out), 0);
 		assert_non_null(strstr(out, "example-1: labelled fraud\n"));
+		free(out);
+		/* an option it does not know is a usage error (2), not a URL */
+		assert_int_equal(run_cli(bad, &out), 2);
 		free(out);
 	}
 
