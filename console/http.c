@@ -94,7 +94,7 @@ con_error_code(int http)
 	}
 }
 
-static json_t *
+__attribute__((format(printf, 3, 0))) static json_t *
 con_error_vbody(int code, const char *field, const char *fmt, va_list ap)
 {
 	char msg[512];

@@ -75,7 +75,7 @@ struct dec {
 /* No array index: dec_failat about path.key itself. */
 #define DEC_NOIDX UINT32_MAX
 
-static vigil_err
+__attribute__((format(printf, 4, 0))) static vigil_err
 dec_vfail(struct dec *d, vigil_err rv, const char *field, const char *fmt, va_list ap)
 {
 	char why[sizeof d->diag->msg];
