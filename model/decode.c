@@ -908,8 +908,8 @@ dec_pad_terms(struct dec *d, model_forest *f)
 	uint64_t total = 0;
 
 	f->block_terms = calloc(f->nblocks ? f->nblocks : 1, 1);
-	f->term_start = malloc((size_t)d->nnodes * sizeof *f->term_start);
-	if (f->block_terms == NULL || f->term_start == NULL)
+	f->leaf = malloc((size_t)d->nnodes * sizeof *f->leaf);
+	if (f->block_terms == NULL || f->leaf == NULL)
 		return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
 	for (b = 0; b < f->nblocks; b++) {
 		uint32_t first = f->root[b * MODEL_BLOCK];
@@ -945,7 +945,8 @@ dec_pad_terms(struct dec *d, model_forest *f)
 		for (i = first; i < end; i++) {
 			uint32_t cnt = d->term_start[i + 1] - d->term_start[i];
 
-			f->term_start[i] = pos;
+			f->leaf[i].mean = d->mean[i];
+			f->leaf[i].term = pos;
 			if (d->nodes[i].off != 0)
 				continue;
 			for (k = 0; k < kb; k++) {
@@ -1052,9 +1053,7 @@ dec_booster(struct dec *d, const json_t *learner, model_forest *f)
 		return rv;
 	f->nnodes = d->nnodes;
 	f->nodes = d->nodes;
-	f->mean = d->mean;
 	d->nodes = NULL;
-	d->mean = NULL;
 	return VIGIL_OK;
 }
 
@@ -1137,8 +1136,7 @@ model_forest_free(model_forest *f)
 	if (f == NULL)
 		return;
 	free(f->nodes);
-	free(f->mean);
-	free(f->term_start);
+	free(f->leaf);
 	free(f->block_terms);
 	free(f->term);
 	free(f->root);

@@ -65,7 +65,7 @@ eval_block(const model_forest *f, const float *xx, uint32_t b, uint32_t *p)
 static float
 eval_margin(const model_forest *f, const float *x, uint32_t *path)
 {
-	const float *mean = f->mean;
+	const model_leaf *leaf = f->leaf;
 	float xx[2 * MODEL_MAX_FEATURES];
 	float sum = f->base_margin;
 	uint32_t b, j, p[MODEL_BLOCK];
@@ -74,7 +74,7 @@ eval_margin(const model_forest *f, const float *x, uint32_t *path)
 	for (b = 0; b < f->nblocks; b++) {
 		eval_block(f, xx, b, p);
 		for (j = 0; j < MODEL_BLOCK; j++) /* in tree order; a padding tree adds 0 */
-			sum += mean[p[j]];
+			sum += leaf[p[j]].mean;
 		if (path != NULL)
 			memcpy(path + (size_t)b * MODEL_BLOCK, p, sizeof p);
 	}
@@ -115,7 +115,7 @@ eval_contrib_block(const model_forest *f, uint32_t b, const uint32_t *p, float *
 	uint32_t kb = f->block_terms[b], j, k;
 
 	for (j = 0; j < MODEL_BLOCK; j++) { /* padding terms add 0 to a scratch slot */
-		const model_term *t = f->term + f->term_start[p[j]];
+		const model_term *t = f->term + f->leaf[p[j]].term;
 
 		for (k = 0; k < kb; k++)
 			c[t[k].feature] += t[k].value;
@@ -147,7 +147,7 @@ eval_contrib(const model_forest *f, const float *x, const uint32_t *leaf, float 
 	 * score that wants reasons; docs/BENCHMARKS.md, "CPU per score"). */
 	if (leaf != NULL)
 		for (b = 0; b < f->nblocks * MODEL_BLOCK; b++)
-			__builtin_prefetch(f->term + f->term_start[leaf[b]]);
+			__builtin_prefetch(f->term + f->leaf[leaf[b]].term);
 	for (b = 0; b < f->nblocks; b++) {
 		if (leaf != NULL) {
 			eval_contrib_block(f, b, leaf + (size_t)b * MODEL_BLOCK, c);

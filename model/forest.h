@@ -18,7 +18,7 @@
  *                  thr = -t (-x > -t <=> x < t, exactly)
  * A leaf has off == 0, slot 0 and thr NaN: it steps onto itself (xx[0] > NaN is
  * false), so eval.c walks a block of trees in lockstep for a fixed number of
- * levels without a branch per node. Its value is mean[] at its index (a
+ * levels without a branch per node. Its value is leaf[].mean at its index (a
  * leaf's mean is its value).
  *
  * The node array ends with one extra leaf of value 0, the root of the padding
@@ -55,6 +55,14 @@ typedef struct model_node {
 	float    thr;  /* second child iff xx[slot] > thr; NaN for a leaf */
 } model_node;
 
+/* A node's mean value and where its terms start, side by side: the margin
+ * reads the mean of the leaf each tree reaches, which brings the leaf's
+ * term offset into the cache for the contributions that may follow. */
+typedef struct model_leaf {
+	float    mean; /* leaf value, or hessian-weighted mean of the leaves below */
+	uint32_t term; /* a leaf's terms: term[term ..], block_terms of them */
+} model_leaf;
+
 /* One leaf's contribution to one feature. */
 typedef struct model_term {
 	uint32_t feature;
@@ -68,10 +76,9 @@ struct model_forest {
 	uint32_t    nnodes;      /* in nodes[], the padding leaf included */
 	float       base_margin; /* logit(base_score), as XGBoost computes it */
 	model_node *nodes;       /* [nnodes] */
-	float      *mean;        /* [nnodes] leaf value, or hessian-weighted mean of the leaves below */
+	model_leaf *leaf;        /* [nnodes] mean and term offset */
 	uint32_t   *root;        /* [nblocks * MODEL_BLOCK] index of each tree's root */
 	uint8_t    *block_depth; /* [nblocks] deepest tree of the block, in splits */
-	uint32_t   *term_start;  /* [nnodes] leaf i's terms: term[term_start[i] ..] */
 	uint8_t    *block_terms; /* [nblocks] number of terms of every leaf of the block */
 	model_term *term;        /* [nterms] */
 	uint32_t    nterms;
