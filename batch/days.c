@@ -333,9 +333,7 @@ seg_replay_labels(batch_run *r, const char *base, const vigil_vec *buf, store_di
 		r->pass1_records++;
 		if (e.kind == SL_BAD) {
 			r->sum.records_bad++;
-			if (r->sum.bad_where[0] == '\0')
-				snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%.60s:%llu: %.160s",
-				    base, (unsigned long long)e.offset, id);
+			batch_bad_where(r->sum.bad_where, sizeof r->sum.bad_where, base, e.offset, id);
 			continue;
 		}
 		rv = batch_label_add(r, id, e.t, e.kind == SL_FRAUD, base, e.offset, reterr);

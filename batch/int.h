@@ -294,5 +294,7 @@ void      batch_src_get_stats(const batch_src *s, store_reader_stats *ret_stats)
 /* Score records dropped so far: a txn_id already returned. */
 uint64_t  batch_src_duplicates(const batch_src *s);
 void      batch_src_close(batch_src *s); /* NULL is a no-op */
+/* Notes the first bad record's place in where: "SEGMENT:OFFSET: WHAT". */
+void batch_bad_where(char *where, size_t len, const char *seg, uint64_t off, const char *what);
 
 #endif

@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,6 +30,15 @@ ent_keyof(const void *n)
 {
 	return ((const batch_ent_node *)n)->key;
 }
+
+/* int.h: the first bad record's place, as every batch summary spells it. */
+void
+batch_bad_where(char *where, size_t len, const char *seg, uint64_t off, const char *what)
+{
+	if (where[0] == '\0')
+		snprintf(where, len, "%.60s:%" PRIu64 ": %.160s", seg, off, what);
+}
+
 /* ---- Pass 1: labels ---- */
 
 static void
@@ -142,9 +152,8 @@ pass_labels(batch_run *r, store_diag *reterr)
 			if (r->opts.part_count > 1 && r->opts.part_index != 0)
 				continue;
 			r->sum.records_bad++;
-			if (r->sum.bad_where[0] == '\0')
-				snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%.60s:%llu: %.160s",
-				    rec.segment, (unsigned long long)rec.offset, reterr->msg);
+			batch_bad_where(r->sum.bad_where, sizeof r->sum.bad_where, rec.segment,
+			    rec.offset, reterr->msg);
 			continue;
 		}
 		t = lab.label_time_ms > 0 ? lab.label_time_ms : rec.event_time_ms;
@@ -476,9 +485,8 @@ worker_stage(batch_worker *wk, const store_record *rec, const batch_entry *fed, 
 		if (r->opts.part_count > 1 && r->opts.part_index != 0)
 			return VIGIL_OK; /* partition 0 reports it */
 		wk->bad++;
-		if (wk->bad_where[0] == '\0')
-			snprintf(wk->bad_where, sizeof wk->bad_where, "%.60s:%llu: %.160s",
-			    rec->segment, (unsigned long long)rec->offset, reterr->msg);
+		batch_bad_where(wk->bad_where, sizeof wk->bad_where, rec->segment, rec->offset,
+		    reterr->msg);
 		return VIGIL_OK;
 	}
 	if (fed != NULL && fed->cid_len != BATCH_NO_CID && s->card_id.len == fed->cid_len &&
@@ -492,10 +500,8 @@ worker_stage(batch_worker *wk, const store_record *rec, const batch_entry *fed, 
 	if (s->card_id.len == 0 || s->merchant_id.len == 0) {
 		/* vigild never archives these; a record without them has no key. */
 		wk->bad++;
-		if (wk->bad_where[0] == '\0')
-			snprintf(wk->bad_where, sizeof wk->bad_where, "%.60s:%llu: %s is empty",
-			    rec->segment, (unsigned long long)rec->offset,
-			    s->card_id.len == 0 ? "txn.card_id" : "txn.merchant_id");
+		batch_bad_where(wk->bad_where, sizeof wk->bad_where, rec->segment, rec->offset,
+		    s->card_id.len == 0 ? "txn.card_id is empty" : "txn.merchant_id is empty");
 		return VIGIL_OK;
 	}
 	if (s->event_time_ms < r->w.from || s->event_time_ms >= r->w.as_of)

@@ -1113,6 +1113,7 @@ test_threads_errors_and_bad_records(void **state)
 	assert_int_equal(s1->records_read, BIG_N + 12);
 	assert_int_equal(s1->records_bad, 1);
 	assert_non_null(strstr(s1->bad_where, "not a valid protobuf message"));
+	assert_non_null(strstr(s1->bad_where, ".log:")); /* SEGMENT:OFFSET: WHAT */
 	for (uint32_t t = 2; t <= 3; t++) {
 		opts_for(&o, dir, rules);
 		o.threads = t;
