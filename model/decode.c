@@ -900,6 +900,7 @@ dec_features(struct dec *d, const json_t *learner, model_forest *f)
  * laid out in f with every leaf of a block padded to the block's largest
  * count with terms of value 0 on the scratch slots (forest.h). The padding
  * leaf, root of the last block's padding trees, gets that block's count.
+ * Fills f->leaf too: every node's mean beside its terms' offset.
  */
 static vigil_err
 dec_pad_terms(struct dec *d, model_forest *f)

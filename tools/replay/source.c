@@ -18,14 +18,12 @@ static void
 rp_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, const char *what)
 {
 	rp_source *src = arg;
+	char       w[600];
 
-	char w[600];
-
+	store_corrupt_text(w, sizeof w, segment, offset, skipped, what);
 	if (src->corrupt++ == 0) /* kept for the summary */
-		store_corrupt_text(src->corrupt_first, sizeof src->corrupt_first, segment, offset,
-		    skipped, what);
-	fprintf(stderr, "vigil-replay: %s\n",
-	    store_corrupt_text(w, sizeof w, segment, offset, skipped, what));
+		snprintf(src->corrupt_first, sizeof src->corrupt_first, "%s", w);
+	fprintf(stderr, "vigil-replay: %s\n", w);
 }
 
 vigil_err
