@@ -20,10 +20,11 @@ rp_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
 	rp_source *src = arg;
 	char       w[600];
 
-	store_corrupt_text(w, sizeof w, segment, offset, skipped, what);
-	if (src->corrupt++ == 0) /* kept for the summary */
-		snprintf(src->corrupt_first, sizeof src->corrupt_first, "%s", w);
-	fprintf(stderr, "vigil-replay: %s\n", w);
+	if (src->corrupt++ == 0) /* kept for the summary (cut to its size) */
+		store_corrupt_text(src->corrupt_first, sizeof src->corrupt_first, segment, offset,
+		    skipped, what);
+	fprintf(stderr, "vigil-replay: %s\n",
+	    store_corrupt_text(w, sizeof w, segment, offset, skipped, what));
 }
 
 vigil_err
