@@ -253,7 +253,7 @@ card_make_room(live_card *c)
 	return VIGIL_OK;
 }
 
-#define CARD_PREFETCH_EVENTS 12
+#define CARD_PREFETCH_EVENTS 32
 
 vigil_err
 live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
