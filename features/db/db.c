@@ -956,6 +956,7 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 	ctx->stripe = live_card_stripe_k(&ctx->keys);
 	live_card_lock(db->lv, ctx->stripe);
 	vel_prefetch_card(db->lv, &ctx->keys);
+	vel_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
 	ctx->redo = false;
 	for (;;) {
 		live_dd_verdict v;
@@ -984,7 +985,6 @@ store_score_begin(store_db *db, store_ctx *ctx, const vigil_txn *txn,
 		rv = VIGIL_EAGAIN;
 		goto fail;
 	}
-	vel_prefetch_objects(db->lv, &ctx->keys, ctx->plan);
 	rv = live_card_reserve(db->lv, &ctx->txn, &ctx->keys);
 	if (rv != VIGIL_OK)
 		goto fail;
