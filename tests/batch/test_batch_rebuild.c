@@ -1132,6 +1132,73 @@ test_threads_errors_and_bad_records(void **state)
 }
 
 
+/* A valid score record whose transaction has no card_id (card false) or no
+ * merchant_id (card true): vigild never archives one, and it has no key. */
+static void
+append_keyless_score(store_archive *ar, bool card, int64_t t)
+{
+	uint8_t t1[128], t2[32], rec[256];
+	size_t n1 = 0, n2 = 0, n = 0;
+
+	n1 += pb_bytes(t1 + n1, 1, card ? "keyless-m" : "keyless-c", 9);
+	if (card)
+		n1 += pb_bytes(t1 + n1, 3, "card-001", 8);
+	else
+		n1 += pb_bytes(t1 + n1, 4, "merchant-00", 11);
+	n1 += pb_bytes(t1 + n1, 7, "EUR", 3);
+	n2 += pb_varint(t2 + n2, 2 << 3);
+	n2 += pb_varint(t2 + n2, (uint64_t)t);
+	n2 += pb_varint(t2 + n2, 6 << 3);
+	n2 += pb_varint(t2 + n2, 1234);
+	n += pb_bytes(rec + n, 1, t1, n1);
+	n += pb_bytes(rec + n, 1, t2, n2);
+	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, t, rec, n, NULL), VIGIL_OK);
+}
+
+/* Records without a card or a merchant are counted bad, the first one
+ * named with its place and which key it lacks, alike with one thread and
+ * with several, and the rest of the night is built. */
+static void
+test_keyless_records(void **state)
+{
+	const char *dir = fx_tmpdir(0);
+	char rules[512];
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s), *s1 = calloc(1, sizeof *s1);
+	store_archive *ar;
+	store_diag d;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(s1);
+	build_big(dir);
+	ar = fx_archive(dir);
+	append_keyless_score(ar, false, A - 3 * D);
+	append_keyless_score(ar, true, A - 3 * D + 1);
+	store_archive_close(ar);
+	snprintf(rules, sizeof rules, "%s/big.rules", dir);
+	write_file(rules, big_rules);
+
+	opts_for(&o, dir, rules);
+	o.threads = 1;
+	if (batch_rebuild(&o, s1, &d) != VIGIL_OK)
+		fail_msg("single: %s", d.msg);
+	assert_int_equal(s1->records_read, BIG_N); /* the two are not read into the night */
+	assert_int_equal(s1->records_bad, 2);
+	assert_non_null(strstr(s1->bad_where, "txn.card_id is empty"));
+	assert_non_null(strstr(s1->bad_where, ".log:")); /* SEGMENT:OFFSET: WHAT */
+	opts_for(&o, dir, rules);
+	o.threads = 3;
+	o.force = true;
+	if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+		fail_msg("3 threads: %s", d.msg);
+	assert_int_equal(s->records_bad, 2);
+	assert_string_equal(s->bad_where, s1->bad_where);
+	assert_int_equal(s->cards, s1->cards);
+	free(s);
+	free(s1);
+}
+
 /* A corrupt stretch in the middle of a segment is reported once, whatever
  * the thread count (both passes read it; only one may count it), in the
  * open segment and in a closed one (mapped; the label pass skips its
@@ -2488,6 +2555,7 @@ main(void)
 		cmocka_unit_test(test_several_archives_union),
 		cmocka_unit_test(test_threads_errors_and_bad_records),
 		cmocka_unit_test(test_corrupt_counted_once),
+		cmocka_unit_test(test_keyless_records),
 		cmocka_unit_test(test_partition_long_card_ids),
 		cmocka_unit_test(test_lock_busy),
 		cmocka_unit_test(test_rules_error_named),
