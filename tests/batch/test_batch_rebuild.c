@@ -1035,15 +1035,34 @@ pb_bytes(uint8_t *p, uint32_t num, const void *b, size_t len)
 	return n + len;
 }
 
-/* ArchivedScore with txn twice: ids in the first, event time and amount in
- * the second (protobuf-c merges them: strings of the first stay, scalars
- * come from the second); the card id carries a NUL and a tail. */
+/* Appends an ArchivedScore whose txn comes twice: ids1 (n1 bytes of
+ * Transaction fields) first, then event time t and amount_minor (protobuf-c
+ * merges them: strings of the first stay, scalars come from the second). */
+static void
+append_split_score(store_archive *ar, const uint8_t *ids1, size_t n1, int64_t t,
+    uint64_t amount)
+{
+	uint8_t t2[64], rec[512];
+	size_t n2 = 0, n = 0;
+
+	assert_true(n1 < 256);
+	n2 += pb_varint(t2 + n2, 2 << 3);
+	n2 += pb_varint(t2 + n2, (uint64_t)t);
+	n2 += pb_varint(t2 + n2, 6 << 3);
+	n2 += pb_varint(t2 + n2, amount);
+	n += pb_bytes(rec + n, 1, ids1, n1);
+	n += pb_bytes(rec + n, 1, t2, n2);
+	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, t, rec, n, NULL), VIGIL_OK);
+}
+
+/* A merged score (append_split_score) whose card id carries a NUL and a
+ * tail. */
 static void
 append_merged_score(store_archive *ar, const char *card, int i, int64_t t)
 {
-	uint8_t t1[256], t2[64], rec[512], cid[80];
+	uint8_t t1[256], cid[80];
 	char tid[32];
-	size_t n1 = 0, n2 = 0, n = 0, cl = strlen(card);
+	size_t n1 = 0, cl = strlen(card);
 
 	snprintf(tid, sizeof tid, "odd-%d", i);
 	memcpy(cid, card, cl);
@@ -1052,13 +1071,7 @@ append_merged_score(store_archive *ar, const char *card, int i, int64_t t)
 	n1 += pb_bytes(t1 + n1, 3, cid, cl + 5);
 	n1 += pb_bytes(t1 + n1, 4, "merchant-00", 11);
 	n1 += pb_bytes(t1 + n1, 7, "EUR", 3);
-	n2 += pb_varint(t2 + n2, 2 << 3);
-	n2 += pb_varint(t2 + n2, (uint64_t)t);
-	n2 += pb_varint(t2 + n2, 6 << 3);
-	n2 += pb_varint(t2 + n2, 1000 + (uint64_t)i);
-	n += pb_bytes(rec + n, 1, t1, n1);
-	n += pb_bytes(rec + n, 1, t2, n2);
-	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, t, rec, n, NULL), VIGIL_OK);
+	append_split_score(ar, t1, n1, t, 1000 + (uint64_t)i);
 }
 
 /* With several threads one reader feeds the workers: an error in a worker
@@ -1137,8 +1150,8 @@ test_threads_errors_and_bad_records(void **state)
 static void
 append_keyless_score(store_archive *ar, bool card, int64_t t)
 {
-	uint8_t t1[128], t2[32], rec[256];
-	size_t n1 = 0, n2 = 0, n = 0;
+	uint8_t t1[128];
+	size_t n1 = 0;
 
 	n1 += pb_bytes(t1 + n1, 1, card ? "keyless-m" : "keyless-c", 9);
 	if (card)
@@ -1146,13 +1159,7 @@ append_keyless_score(store_archive *ar, bool card, int64_t t)
 	else
 		n1 += pb_bytes(t1 + n1, 4, "merchant-00", 11);
 	n1 += pb_bytes(t1 + n1, 7, "EUR", 3);
-	n2 += pb_varint(t2 + n2, 2 << 3);
-	n2 += pb_varint(t2 + n2, (uint64_t)t);
-	n2 += pb_varint(t2 + n2, 6 << 3);
-	n2 += pb_varint(t2 + n2, 1234);
-	n += pb_bytes(rec + n, 1, t1, n1);
-	n += pb_bytes(rec + n, 1, t2, n2);
-	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, t, rec, n, NULL), VIGIL_OK);
+	append_split_score(ar, t1, n1, t, 1234);
 }
 
 /* Records without a card or a merchant are counted bad, the first one
