@@ -197,7 +197,7 @@ ev_upper(const void *ev, size_t size, uint32_t head, uint32_t n, int64_t t)
 		return hi;
 	/* An entity keeps its events for its longest window, so the bound of
 	 * that window is usually before the oldest: one probe of the oldest
-	 * line (prefetched with the newest, ent_prefetch_events). */
+	 * line (prefetched with the newest, ent_lock_find). */
 	if (EV_T(head) > t)
 		return 0;
 	while (lo < hi) {
@@ -235,20 +235,12 @@ card_find(live *lv, uint32_t stripe, const char *id, size_t len, uint64_t h)
 	return k != NULL ? CARD_OF(k) : NULL;
 }
 
-/* Requests the lines of e's newest and oldest events, where the window
- * bounds of the lookup that follows begin (ev_upper): called where the
- * object is first read, so the misses overlap the work before the lookup. */
-static inline void
-ent_prefetch_events(const live_ent *e)
-{
-	if (e->n > 0) {
-		__builtin_prefetch(&e->ev[e->head + e->n - 1]);
-		__builtin_prefetch(&e->ev[e->head]);
-	}
-}
-
 /* The stripe (locked on return) and live object of txn's entity of kind
- * ENT_MERCHANT or ENT_TERMINAL; NULL object if there is none. */
+ * ENT_MERCHANT or ENT_TERMINAL; NULL object if there is none. The fill
+ * reads the object here first (its batch profile entry), before the
+ * velocity lookup: so the lines of its newest and oldest events, where
+ * that lookup's window bounds begin (ev_upper), are requested here, and
+ * their misses overlap the fill. */
 static inline live_ent *
 ent_lock_find(live *lv, int kind, const vigil_txn *txn, const live_keys *k, ent_stripe **ret_s)
 {
@@ -256,12 +248,20 @@ ent_lock_find(live *lv, int kind, const vigil_txn *txn, const live_keys *k, ent_
 	uint64_t    h = m ? k->merchant : k->terminal;
 	ent_stripe *s = &lv->ents[kind][h & (LIVE_ENT_STRIPES - 1)];
 	okey       *o;
+	live_ent   *e;
 
 	pthread_mutex_lock(&s->mu);
 	*ret_s = s;
 	o = omap_find(&s->map, h, m ? txn->merchant_id : txn->terminal_id,
 	    m ? k->lmerchant : k->lterminal, offsetof(live_ent, k));
-	return o != NULL ? ENT_OF(o) : NULL;
+	if (o == NULL)
+		return NULL;
+	e = ENT_OF(o);
+	if (e->n > 0) {
+		__builtin_prefetch(&e->ev[e->head + e->n - 1]);
+		__builtin_prefetch(&e->ev[e->head]);
+	}
+	return e;
 }
 
 #endif /* VIGIL_STORE_LIVE_VIEW_H */

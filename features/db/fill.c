@@ -140,8 +140,6 @@ ent_bcache_get(live *lv, int kind, const vigil_txn *txn, const live_keys *k, uin
 	profile_entity_cache *bc = e != NULL ? &((live_ent_b *)(void *)e)->bc : NULL;
 	bool                  hit = bc != NULL && bc->tag == tag;
 
-	if (e != NULL)
-		ent_prefetch_events(e); /* for vel_features, after the fill */
 	if (hit)
 		*ret = *bc;
 	pthread_mutex_unlock(&s->mu);
