@@ -1074,6 +1074,21 @@ append_merged_score(store_archive *ar, const char *card, int i, int64_t t)
 	append_split_score(ar, t1, n1, t, 1000 + (uint64_t)i);
 }
 
+/* A rebuild of dir with rules on `threads` threads (forced over a night
+ * already built when force) that must succeed; its summary in s. */
+static void
+rebuild_ok(const char *dir, const char *rules, uint32_t threads, bool force, batch_summary *s)
+{
+	batch_opts o;
+	store_diag d;
+
+	opts_for(&o, dir, rules);
+	o.threads = threads;
+	o.force = force;
+	if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+		fail_msg("%u thread(s): %s", threads, d.msg);
+}
+
 /* With several threads one reader feeds the workers: an error in a worker
  * (here the card cap) stops the reader and the other workers, is reported
  * once, and leaves no generation; bad records and their place are counted
@@ -1119,20 +1134,13 @@ test_threads_errors_and_bad_records(void **state)
 		assert_int_equal(ge, 0);
 	}
 
-	opts_for(&o, dir, rules);
-	o.threads = 1;
-	if (batch_rebuild(&o, s1, &d) != VIGIL_OK)
-		fail_msg("single: %s", d.msg);
+	rebuild_ok(dir, rules, 1, false, s1);
 	assert_int_equal(s1->records_read, BIG_N + 12);
 	assert_int_equal(s1->records_bad, 1);
 	assert_non_null(strstr(s1->bad_where, "not a valid protobuf message"));
 	assert_non_null(strstr(s1->bad_where, ".log:")); /* SEGMENT:OFFSET: WHAT */
 	for (uint32_t t = 2; t <= 3; t++) {
-		opts_for(&o, dir, rules);
-		o.threads = t;
-		o.force = true;
-		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
-			fail_msg("%u threads: %s", t, d.msg);
+		rebuild_ok(dir, rules, t, true, s);
 		assert_int_equal(s->records_read, BIG_N + 12);
 		assert_int_equal(s->records_bad, 1);
 		assert_string_equal(s->bad_where, s1->bad_where);
@@ -1170,14 +1178,11 @@ test_keyless_records(void **state)
 {
 	const char *dir = fx_tmpdir(0);
 	char rules[512];
-	batch_opts o;
 	batch_summary *s = calloc(1, sizeof *s), *s1 = calloc(1, sizeof *s1);
 	store_archive *ar;
-	store_diag d;
 
 	(void)state;
-	assert_non_null(s);
-	assert_non_null(s1);
+	assert_true(s != NULL && s1 != NULL);
 	build_big(dir);
 	ar = fx_archive(dir);
 	append_keyless_score(ar, false, A - 3 * D);
@@ -1186,19 +1191,12 @@ test_keyless_records(void **state)
 	snprintf(rules, sizeof rules, "%s/big.rules", dir);
 	write_file(rules, big_rules);
 
-	opts_for(&o, dir, rules);
-	o.threads = 1;
-	if (batch_rebuild(&o, s1, &d) != VIGIL_OK)
-		fail_msg("single: %s", d.msg);
+	rebuild_ok(dir, rules, 1, false, s1);
 	assert_int_equal(s1->records_read, BIG_N); /* the two are not read into the night */
 	assert_int_equal(s1->records_bad, 2);
 	assert_non_null(strstr(s1->bad_where, "txn.card_id is empty"));
 	assert_non_null(strstr(s1->bad_where, ".log:")); /* SEGMENT:OFFSET: WHAT */
-	opts_for(&o, dir, rules);
-	o.threads = 3;
-	o.force = true;
-	if (batch_rebuild(&o, s, &d) != VIGIL_OK)
-		fail_msg("3 threads: %s", d.msg);
+	rebuild_ok(dir, rules, 3, true, s);
 	assert_int_equal(s->records_bad, 2);
 	assert_string_equal(s->bad_where, s1->bad_where);
 	assert_int_equal(s->cards, s1->cards);
