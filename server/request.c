@@ -580,16 +580,41 @@ reply_rules_info(srv_worker *w)
 	ri->rules = w->infop;
 }
 
+/* A decoded score request: scored, and its reply (or error) made. */
+static void
+request_score(srv_server *s, srv_worker *w, const vigil_txn *txn, bool dry_run)
+{
+	VIGIL_STAGE(VIGIL_ST_RULESET);
+	w->rs = srv_ruleset_acquire(s);
+	VIGIL_STAGE(VIGIL_ST_SCORE);
+	srv_score_txn(s, w, w->rs, txn, dry_run, &w->out);
+	VIGIL_STAGE(VIGIL_ST_FILL);
+	if (w->out.err.status != VIGIL__V1__STATUS__STATUS_OK) {
+		w->err = w->out.err;
+		reply_error(w);
+		return;
+	}
+	reply_score(w, txn->txn_id);
+}
+
 const Vigil__V1__Reply *
 srv_request_handle(srv_server *s, srv_worker *w, const void *buf, size_t len)
 {
 	uint64_t t0 = vigil_mono_ns();
 	srv_req_type type = SRV_REQ_UNKNOWN;
 	vigil_txn txn;
+	bool dry_run;
 	store_label label;
 
 	srv_request_done(w);
 	VIGIL_STAGE(VIGIL_ST_DECODE);
+	/* A score request as clients send it takes the lean decoder; anything
+	 * else, and every error, protobuf-c's (wire.h). */
+	if (srv_wire_score_lean(buf, len, s->cfg.max_message_bytes, &txn, &dry_run)) {
+		type = SRV_REQ_SCORE;
+		request_score(s, w, &txn, dry_run);
+		goto out;
+	}
 	if (srv_wire_decode_with(buf, len, s->cfg.max_message_bytes, &w->arena, &w->req,
 	    &w->err) != VIGIL_OK) {
 		reply_error(w);
@@ -602,17 +627,7 @@ srv_request_handle(srv_server *s, srv_worker *w, const void *buf, size_t len)
 			reply_error(w);
 			goto out;
 		}
-		VIGIL_STAGE(VIGIL_ST_RULESET);
-		w->rs = srv_ruleset_acquire(s);
-		VIGIL_STAGE(VIGIL_ST_SCORE);
-		srv_score_txn(s, w, w->rs, &txn, w->req->score->dry_run != 0, &w->out);
-		VIGIL_STAGE(VIGIL_ST_FILL);
-		if (w->out.err.status != VIGIL__V1__STATUS__STATUS_OK) {
-			w->err = w->out.err;
-			reply_error(w);
-			goto out;
-		}
-		reply_score(w, txn.txn_id);
+		request_score(s, w, &txn, w->req->score->dry_run != 0);
 		break;
 	case VIGIL__V1__REQUEST__KIND_LABEL:
 		type = SRV_REQ_LABEL;

@@ -4,7 +4,9 @@
  * (server/wire.c): bytes -> size cap + vigil.v1.Request decode -> field
  * validation of a transaction or label -> reply envelope encode -> decode of
  * that reply. Must never crash, leak or hang; a reply we encode that does
- * not decode back is a bug and traps.
+ * not decode back is a bug and traps, and so is a score request the lean
+ * decoder (srv_wire_score_lean) takes whose transaction or dry_run differs
+ * from what protobuf-c's decoding and srv_wire_txn give.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +15,40 @@
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool
+txn_same(const vigil_txn *a, const vigil_txn *b)
+{
+	return strcmp(a->txn_id, b->txn_id) == 0 && strcmp(a->card_id, b->card_id) == 0 &&
+	    strcmp(a->merchant_id, b->merchant_id) == 0 &&
+	    strcmp(a->terminal_id, b->terminal_id) == 0 &&
+	    strcmp(a->device_id, b->device_id) == 0 && strcmp(a->ip, b->ip) == 0 &&
+	    strcmp(a->currency, b->currency) == 0 && strcmp(a->country, b->country) == 0 &&
+	    a->event_time_ms == b->event_time_ms && a->amount_minor == b->amount_minor &&
+	    a->mcc == b->mcc && a->channel == b->channel && a->has_location == b->has_location &&
+	    (!a->has_location || (memcmp(&a->lat, &b->lat, sizeof a->lat) == 0 &&
+	    memcmp(&a->lon, &b->lon, sizeof a->lon) == 0));
+}
+
+/* The lean decoder takes data only if protobuf-c's path gives the same. */
+static void
+check_lean(const uint8_t *data, size_t size)
+{
+	Vigil__V1__Request *req = NULL;
+	srv_wire_err err;
+	vigil_txn lean, slow;
+	bool dry;
+
+	if (!srv_wire_score_lean(data, size, 64 * 1024, &lean, &dry))
+		return;
+	if (srv_wire_decode(data, size, 64 * 1024, &req, &err) != VIGIL_OK)
+		__builtin_trap();
+	if (req->kind_case != VIGIL__V1__REQUEST__KIND_SCORE ||
+	    srv_wire_txn(req->score->txn, &slow, &err) != VIGIL_OK || !txn_same(&lean, &slow) ||
+	    dry != (req->score->dry_run != 0))
+		__builtin_trap();
+	vigil__v1__request__free_unpacked(req, NULL);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -25,6 +61,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *buf;
 	size_t n;
 
+	check_lean(data, size);
 	srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_OK, "", "ok");
 	if (srv_wire_decode(data, size, 64 * 1024, &req, &err) == VIGIL_OK) {
 		if (req->kind_case == VIGIL__V1__REQUEST__KIND_SCORE)

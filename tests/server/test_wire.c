@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "pbwire.h"
 #include "wire.h"
 
 #define T0 1763700000000LL /* 2025-11-21 */
@@ -680,11 +681,241 @@ test_reply_pack_other_kinds(void **state)
 	expect_same_bytes(&r);
 }
 
+/* ---- The lean decoder (srv_wire_score_lean) ---- */
+
+/* Request{score: ScoreRequest{txn: body + extra_txn, then extra_sr}} in buf. */
+static size_t
+wrap_score(uint8_t *buf, const uint8_t *body, size_t n, const uint8_t *extra_txn, size_t ne,
+    const uint8_t *extra_sr, size_t nsr)
+{
+	uint8_t sr[2048], *p = sr;
+
+	p = vigil_pb_len(p, 1, n + ne);
+	memcpy(p, body, n);
+	memcpy(p + n, extra_txn, ne);
+	p += n + ne;
+	memcpy(p, extra_sr, nsr);
+	p += nsr;
+	return (size_t)(vigil_pb_str(buf, 1, sr, (size_t)(p - sr)) - buf);
+}
+
+static size_t
+txn_body(Vigil__V1__Transaction *t, uint8_t *body)
+{
+	size_t n = vigil__v1__transaction__get_packed_size(t);
+
+	assert_true(n < 1024);
+	vigil__v1__transaction__pack(t, body);
+	return n;
+}
+
+/* What protobuf-c's path gives: true and *txn, *dry on a valid score request. */
+static bool
+slow_score(const uint8_t *buf, size_t len, vigil_txn *txn, bool *dry)
+{
+	Vigil__V1__Request *req = NULL;
+	srv_wire_err err;
+	bool ok;
+
+	if (srv_wire_decode(buf, len, 64 * 1024, &req, &err) != VIGIL_OK)
+		return false;
+	ok = req->kind_case == VIGIL__V1__REQUEST__KIND_SCORE &&
+	    srv_wire_txn(req->score->txn, txn, &err) == VIGIL_OK;
+	if (ok)
+		*dry = req->score->dry_run != 0;
+	vigil__v1__request__free_unpacked(req, NULL);
+	return ok;
+}
+
+static void
+assert_txn_equal(const vigil_txn *a, const vigil_txn *b)
+{
+	assert_string_equal(a->txn_id, b->txn_id);
+	assert_string_equal(a->card_id, b->card_id);
+	assert_string_equal(a->merchant_id, b->merchant_id);
+	assert_string_equal(a->terminal_id, b->terminal_id);
+	assert_string_equal(a->device_id, b->device_id);
+	assert_string_equal(a->ip, b->ip);
+	assert_string_equal(a->currency, b->currency);
+	assert_string_equal(a->country, b->country);
+	assert_true(a->event_time_ms == b->event_time_ms);
+	assert_true(a->amount_minor == b->amount_minor);
+	assert_int_equal(a->mcc, b->mcc);
+	assert_int_equal(a->channel, b->channel);
+	assert_int_equal(a->has_location, b->has_location);
+	assert_memory_equal(&a->lat, &b->lat, sizeof a->lat);
+	assert_memory_equal(&a->lon, &b->lon, sizeof a->lon);
+}
+
+static Vigil__V1__Transaction
+full_txn(Vigil__V1__Location *loc)
+{
+	Vigil__V1__Transaction t = good_txn();
+
+	t.terminal_id = "term-7";
+	t.device_id = "dev-3";
+	t.ip = "203.0.113.9";
+	t.country = "FR";
+	t.mcc = 5411;
+	t.channel = VIGIL__V1__CHANNEL__ECOM;
+	loc->latitude = 48.85;
+	loc->longitude = -2.35;
+	t.location = loc;
+	return t;
+}
+
+static void
+test_lean_takes_what_clients_send(void **state)
+{
+	Vigil__V1__Location loc = VIGIL__V1__LOCATION__INIT;
+	Vigil__V1__Transaction t = full_txn(&loc), m = good_txn();
+	static const uint8_t dry_true[] = { 0x10, 0x01 };
+	uint8_t body[1024], buf[2048];
+	vigil_txn lean, slow;
+	bool dl = true, ds = false;
+	size_t n = txn_body(&t, body), len = wrap_score(buf, body, n, NULL, 0, NULL, 0);
+
+	(void)state;
+	assert_true(srv_wire_score_lean(buf, len, 64 * 1024, &lean, &dl));
+	assert_true(slow_score(buf, len, &slow, &ds));
+	assert_txn_equal(&lean, &slow);
+	assert_false(dl);
+	assert_false(ds);
+	assert_true(lean.has_location);
+	assert_int_equal(lean.mcc, 5411);
+	assert_string_equal(lean.ip, "203.0.113.9");
+
+	/* dry_run, and the fewest fields a valid request has */
+	len = wrap_score(buf, body, n, NULL, 0, dry_true, sizeof dry_true);
+	assert_true(srv_wire_score_lean(buf, len, 64 * 1024, &lean, &dl));
+	assert_true(slow_score(buf, len, &slow, &ds));
+	assert_true(dl);
+	assert_true(ds);
+	n = txn_body(&m, body);
+	len = wrap_score(buf, body, n, NULL, 0, NULL, 0);
+	assert_true(srv_wire_score_lean(buf, len, 64 * 1024, &lean, &dl));
+	assert_true(slow_score(buf, len, &slow, &ds));
+	assert_txn_equal(&lean, &slow);
+	assert_false(lean.has_location);
+}
+
+/* Each is left to protobuf-c, valid (the first three) or not. */
+static void
+test_lean_leaves_the_rest(void **state)
+{
+	static const struct {
+		const char *what;
+		uint8_t     txn[24];
+		size_t      nt;
+		uint8_t     sr[8];
+		size_t      nsr;
+		bool        valid;
+	} cases[] = {
+		{ "an attribute", { 0x72, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v' }, 8, { 0 }, 0, true },
+		{ "a field this version does not know", { 0x78, 0x01 }, 2, { 0 }, 0, true },
+		{ "txn_id twice", { 0x0a, 0x03, 't', '-', '2' }, 5, { 0 }, 0, true },
+		{ "dry_run twice", { 0 }, 0, { 0x10, 0x01, 0x10, 0x00 }, 4, true },
+		{ "dry_run in two bytes", { 0 }, 0, { 0x10, 0x81, 0x00 }, 3, true },
+		{ "a string field as a number", { 0x58, 0x05 }, 2, { 0 }, 0, false },
+		{ "channel 9", { 0x50, 0x09 }, 2, { 0 }, 0, false },
+		{ "mcc over 32 bits", { 0x40, 0x80, 0x80, 0x80, 0x80, 0x10 }, 6, { 0 }, 0, true },
+		{ "a NUL in device_id", { 0x5a, 0x03, 'd', 0, 'x' }, 5, { 0 }, 0, false },
+		{ "latitude NaN", { 0x6a, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f }, 11, { 0 }, 0, false },
+		{ "latitude twice", { 0x6a, 0x12, 0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0x09, 0, 0, 0, 0, 0,
+		    0, 0, 0 }, 20, { 0 }, 0, true },
+		{ "an unknown field in the envelope's score", { 0 }, 0, { 0x18, 0x01 }, 2, true },
+	};
+	Vigil__V1__Transaction t = good_txn();
+	uint8_t body[1024], buf[2048];
+	size_t n = txn_body(&t, body);
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t len = wrap_score(buf, body, n, cases[i].txn, cases[i].nt, cases[i].sr,
+		    cases[i].nsr);
+		vigil_txn lean, slow;
+		bool dl, ds;
+
+		if (srv_wire_score_lean(buf, len, 64 * 1024, &lean, &dl))
+			fail_msg("the lean decoder took %s", cases[i].what);
+		if (slow_score(buf, len, &slow, &ds) != cases[i].valid)
+			fail_msg("%s: protobuf-c's path says %s", cases[i].what,
+			    cases[i].valid ? "invalid" : "valid");
+	}
+}
+
+/* The envelope: another kind, no txn, over the cap, bytes after it. */
+static void
+test_lean_envelope(void **state)
+{
+	Vigil__V1__Transaction t = good_txn();
+	static const uint8_t health[] = { 0x1a, 0x00 }, empty_score[] = { 0x0a, 0x00 };
+	uint8_t body[1024], buf[2048];
+	size_t n = txn_body(&t, body), len = wrap_score(buf, body, n, NULL, 0, NULL, 0);
+	vigil_txn lean;
+	bool dry;
+
+	(void)state;
+	assert_false(srv_wire_score_lean(health, sizeof health, 64 * 1024, &lean, &dry));
+	assert_false(srv_wire_score_lean(empty_score, sizeof empty_score, 64 * 1024, &lean, &dry));
+	assert_false(srv_wire_score_lean(buf, 0, 64 * 1024, &lean, &dry));
+	assert_false(srv_wire_score_lean(buf, len, len - 1, &lean, &dry));
+	assert_true(srv_wire_score_lean(buf, len, len, &lean, &dry));
+	memcpy(buf + len, health, sizeof health); /* a second kind after the score */
+	assert_false(srv_wire_score_lean(buf, len + sizeof health, 64 * 1024, &lean, &dry));
+	for (size_t cut = 1; cut < len; cut++) /* every truncation */
+		assert_false(srv_wire_score_lean(buf, cut, 64 * 1024, &lean, &dry));
+}
+
+/* Random edits of a full request (fixed seed): whatever the lean decoder
+ * takes, protobuf-c's path takes too, with the same transaction. */
+static void
+test_lean_agrees_under_mutation(void **state)
+{
+	Vigil__V1__Location loc = VIGIL__V1__LOCATION__INIT;
+	Vigil__V1__Transaction t = full_txn(&loc);
+	uint8_t body[1024], base[2048], buf[2048];
+	size_t n = txn_body(&t, body), len = wrap_score(base, body, n, NULL, 0, NULL, 0);
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	unsigned took = 0, left = 0;
+
+	(void)state;
+	for (int it = 0; it < 200000; it++) {
+		vigil_txn lean, slow;
+		bool dl, ds;
+		size_t m = len;
+
+		memcpy(buf, base, len);
+		for (int e = 0; e < 1 + it % 3; e++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			buf[(x >> 8) % len] = (uint8_t)(x >> 40);
+		}
+		if (it % 7 == 0)
+			m = (size_t)(x >> 20) % len + 1;
+		if (!srv_wire_score_lean(buf, m, 64 * 1024, &lean, &dl)) {
+			left++;
+			continue;
+		}
+		took++;
+		if (!slow_score(buf, m, &slow, &ds))
+			fail_msg("edit %d: the lean decoder took what protobuf-c's path refuses", it);
+		assert_txn_equal(&lean, &slow);
+		assert_int_equal(dl, ds);
+	}
+	/* both sides were exercised */
+	assert_true(took > 1000);
+	assert_true(left > 1000);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decode_roundtrip),
+		cmocka_unit_test(test_lean_takes_what_clients_send),
+		cmocka_unit_test(test_lean_leaves_the_rest),
+		cmocka_unit_test(test_lean_envelope),
+		cmocka_unit_test(test_lean_agrees_under_mutation),
 		cmocka_unit_test(test_decode_size_cap_first),
 		cmocka_unit_test(test_decode_malformed),
 		cmocka_unit_test(test_decode_empty_envelope),
