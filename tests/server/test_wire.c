@@ -692,9 +692,12 @@ wrap_score(uint8_t *buf, const uint8_t *body, size_t n, const uint8_t *extra_txn
 
 	p = vigil_pb_len(p, 1, n + ne);
 	memcpy(p, body, n);
-	memcpy(p + n, extra_txn, ne);
-	p += n + ne;
-	memcpy(p, extra_sr, nsr);
+	p += n;
+	if (ne > 0)
+		memcpy(p, extra_txn, ne);
+	p += ne;
+	if (nsr > 0)
+		memcpy(p, extra_sr, nsr);
 	p += nsr;
 	return (size_t)(vigil_pb_str(buf, 1, sr, (size_t)(p - sr)) - buf);
 }
