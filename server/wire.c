@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "pbwire.h"
+#include "txnwire.h"
 #include "wire.h"
 
 const char *
@@ -263,51 +264,20 @@ srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn, srv_wire_err 
 	return VIGIL_OK;
 }
 
-/* A string field into dst[cap]: false (the protobuf-c path then decides)
- * if it does not fit or holds a NUL, which that path refuses. */
+/* A string field into its vigil_txn member (common/txnwire.h): false (the
+ * protobuf-c path then decides) if it does not fit or holds a NUL, which
+ * that path refuses. */
 static inline bool
-lean_str(char *dst, size_t cap, const vigil_pb_field *f)
+lean_str(vigil_txn *t, int si, const vigil_pb_field *f)
 {
-	if (f->len >= cap || memchr(f->data, 0, f->len) != NULL)
+	const vigil_txn_wire_str *w = &vigil_txn_wire_strs[si];
+	char *dst = (char *)t + w->off;
+
+	if (f->len >= w->cap || memchr(f->data, 0, f->len) != NULL)
 		return false;
 	memcpy(dst, f->data, f->len);
 	dst[f->len] = '\0';
 	return true;
-}
-
-/* Transaction field number -> where its string goes (0: not a string). */
-static size_t
-lean_str_slot(const vigil_txn *t, uint32_t num, char **ret_dst)
-{
-	switch (num) {
-	case 1:  *ret_dst = (char *)t->txn_id;      return sizeof t->txn_id;
-	case 3:  *ret_dst = (char *)t->card_id;     return sizeof t->card_id;
-	case 4:  *ret_dst = (char *)t->merchant_id; return sizeof t->merchant_id;
-	case 5:  *ret_dst = (char *)t->terminal_id; return sizeof t->terminal_id;
-	case 7:  *ret_dst = (char *)t->currency;    return sizeof t->currency;
-	case 9:  *ret_dst = (char *)t->country;     return sizeof t->country;
-	case 11: *ret_dst = (char *)t->device_id;   return sizeof t->device_id;
-	case 12: *ret_dst = (char *)t->ip;          return sizeof t->ip;
-	default: return 0;
-	}
-}
-
-/* Location: latitude and longitude (fixed64 doubles), each at most once. */
-static bool
-lean_location(const uint8_t *p, const uint8_t *end, vigil_txn *t)
-{
-	uint32_t seen = 0;
-	vigil_pb_field f;
-
-	while (p < end) {
-		if (!vigil_pb_next(&p, end, &f) || (f.num != 1 && f.num != 2) ||
-		    f.wt != VIGIL_PB_I64 || (seen & (1u << f.num)) != 0)
-			return false;
-		seen |= 1u << f.num;
-		memcpy(f.num == 1 ? &t->lat : &t->lon, &f.v, sizeof(double));
-	}
-	t->has_location = true;
-	return isfinite(t->lat) && isfinite(t->lon);
 }
 
 static bool
@@ -316,41 +286,37 @@ lean_txn(const uint8_t *p, const uint8_t *end, vigil_txn *t)
 	uint32_t seen = 0;
 	vigil_pb_field f;
 	vigil_errinfo ei;
+	int si;
 
 	memset(t, 0, sizeof *t);
 	while (p < end) {
-		char *dst;
-		size_t cap;
-
 		if (!vigil_pb_next(&p, end, &f) || f.num == 0 || f.num > 13 ||
 		    (seen & (1u << f.num)) != 0)
 			return false;
 		seen |= 1u << f.num;
-		if ((cap = lean_str_slot(t, f.num, &dst)) > 0) {
-			if (f.wt != VIGIL_PB_LEN || !lean_str(dst, cap, &f))
+		if ((si = vigil_txn_wire_str_index(f.num)) >= 0) {
+			if (f.wt != VIGIL_PB_LEN || !lean_str(t, si, &f))
 				return false;
-			continue;
-		}
-		if (f.num == 13) {
-			if (f.wt != VIGIL_PB_LEN || !lean_location(f.data, f.data + f.len, t))
+		} else if (f.num == 13) {
+			if (f.wt != VIGIL_PB_LEN ||
+			    !vigil_txn_wire_location(f.data, f.len, &t->lat, &t->lon) ||
+			    !isfinite(t->lat) || !isfinite(t->lon))
 				return false;
-			continue;
-		}
-		if (f.wt != VIGIL_PB_VARINT)
+			t->has_location = true;
+		} else if (f.wt != VIGIL_PB_VARINT) {
 			return false;
-		switch (f.num) {
-		case 2: t->event_time_ms = (int64_t)f.v; break;
-		case 6: t->amount_minor = (int64_t)f.v; break;
-		case 8: /* protobuf-c keeps the low 32 bits: only values that fit */
+		} else if (f.num == 2) {
+			t->event_time_ms = (int64_t)f.v;
+		} else if (f.num == 6) {
+			t->amount_minor = (int64_t)f.v;
+		} else if (f.num == 8) { /* protobuf-c keeps the low 32 bits: only values that fit */
 			if (f.v > UINT32_MAX)
 				return false;
 			t->mcc = (uint32_t)f.v;
-			break;
-		default: /* 10, the channel */
+		} else { /* 10, the channel */
 			if (f.v >= VIGIL_CHANNEL_COUNT_)
 				return false;
 			t->channel = (uint8_t)f.v;
-			break;
 		}
 	}
 	return vigil_txn_validate(t, &ei) == VIGIL_OK;

@@ -61,11 +61,11 @@ vigil_err srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn,
 
 /*
  * The score request's lean decoder: buf[0..len) straight to the flat
- * transaction, without protobuf-c's message tree (the decode stage's 0.42
- * µs a score, docs/BENCHMARKS.md, "Where a score's CPU goes"). true: buf is
- * a Request whose only field is a ScoreRequest holding a Transaction, in
- * the shape clients send (each field once, with its declared wire type, no
- * field this version does not know, no attributes), within max_bytes, and
+ * transaction, without protobuf-c's message tree (docs/BENCHMARKS.md,
+ * "Where a score's CPU goes"). true: buf is a Request whose only field is
+ * a ScoreRequest holding a Transaction, in the shape clients send (each
+ * Transaction field once, with its declared wire type, no field this
+ * version does not know, no attributes), within max_bytes, and
  * valid as srv_wire_txn checks it: *ret_txn and *ret_dry_run are what
  * srv_wire_decode_with plus srv_wire_txn give for these bytes. false:
  * anything else, valid or not; the caller decodes with protobuf-c, which

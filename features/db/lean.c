@@ -11,6 +11,7 @@
 
 #include "lean.h"
 #include "pbwire.h"
+#include "txnwire.h"
 
 /*
  * store_scored_decode_lean walks the wire bytes once, in place. To accept
@@ -63,26 +64,6 @@ lean_str(const vigil_pb_field *f)
 	return v;
 }
 
-/* Location { double latitude = 1; double longitude = 2; } */
-static bool
-lean_location(const uint8_t *p, size_t len, double *ret_lat, double *ret_lon)
-{
-	const uint8_t *end = p + len;
-	vigil_pb_field f;
-
-	*ret_lat = *ret_lon = 0.0;
-	while (p < end) {
-		if (!vigil_pb_next(&p, end, &f))
-			return false;
-		if (f.num == 1 || f.num == 2) {
-			if (f.wt != VIGIL_PB_I64)
-				return false;
-			memcpy(f.num == 1 ? ret_lat : ret_lon, &f.v, 8);
-		}
-	}
-	return true;
-}
-
 /* Messages whose fields are all strings or skipped: Attribute { string key
  * = 1; string value = 2; }. */
 static bool
@@ -100,37 +81,17 @@ lean_strings_only(const uint8_t *p, size_t len, uint32_t maxnum)
 	return true;
 }
 
-/* One occurrence of ArchivedScore.txn, with which strings it set. */
-enum {
-	LEAN_S_TXN, LEAN_S_CARD, LEAN_S_MERCHANT, LEAN_S_TERMINAL, LEAN_S_CURRENCY,
-	LEAN_S_COUNTRY, LEAN_S_DEVICE, LEAN_S_IP, LEAN_S_COUNT
-};
-
+/* One occurrence of ArchivedScore.txn, with which strings it set
+ * (VIGIL_TXN_S_*, common/txnwire.h). */
 typedef struct lean_txn {
-	store_strview s[LEAN_S_COUNT];
-	bool          set[LEAN_S_COUNT];
+	store_strview s[VIGIL_TXN_NSTR];
+	bool          set[VIGIL_TXN_NSTR];
 	int64_t       event_time_ms, amount_minor;
 	uint32_t      mcc;
 	int32_t       channel;
 	bool          has_location;
 	double        lat, lon;
 } lean_txn;
-
-static int
-lean_txn_str_index(uint32_t num)
-{
-	switch (num) {
-	case 1:  return LEAN_S_TXN;
-	case 3:  return LEAN_S_CARD;
-	case 4:  return LEAN_S_MERCHANT;
-	case 5:  return LEAN_S_TERMINAL;
-	case 7:  return LEAN_S_CURRENCY;
-	case 9:  return LEAN_S_COUNTRY;
-	case 11: return LEAN_S_DEVICE;
-	case 12: return LEAN_S_IP;
-	default: return -1;
-	}
-}
 
 /* Transaction (proto/vigil.proto), into a zeroed *t. */
 static bool
@@ -143,7 +104,7 @@ lean_txn_parse(const uint8_t *p, size_t len, lean_txn *t)
 	while (p < end) {
 		if (!vigil_pb_next(&p, end, &f))
 			return false;
-		si = lean_txn_str_index(f.num);
+		si = vigil_txn_wire_str_index(f.num);
 		if (si >= 0) {
 			if (f.wt != VIGIL_PB_LEN)
 				return false;
@@ -166,7 +127,8 @@ lean_txn_parse(const uint8_t *p, size_t len, lean_txn *t)
 			break;
 		case 13:
 			/* A second location merges into the first: its scalars win. */
-			if (f.wt != VIGIL_PB_LEN || !lean_location(f.data, f.len, &t->lat, &t->lon))
+			if (f.wt != VIGIL_PB_LEN ||
+			    !vigil_txn_wire_location(f.data, f.len, &t->lat, &t->lon))
 				return false;
 			t->has_location = true;
 			break;
@@ -185,7 +147,7 @@ lean_txn_parse(const uint8_t *p, size_t len, lean_txn *t)
 static void
 lean_txn_merge(const lean_txn *earlier, lean_txn *latter)
 {
-	for (int i = 0; i < LEAN_S_COUNT; i++) {
+	for (int i = 0; i < VIGIL_TXN_NSTR; i++) {
 		if (!latter->set[i] && earlier->set[i]) {
 			latter->s[i] = earlier->s[i];
 			latter->set[i] = true;
@@ -285,20 +247,6 @@ vigil_err
 store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret,
     store_diag *reterr)
 {
-	static const struct {
-		int         idx;
-		size_t      cap;
-		const char *field;
-	} caps[] = {
-		{ LEAN_S_TXN, VIGIL_ID_MAX + 1, "ArchivedScore.txn.txn_id" },
-		{ LEAN_S_CARD, VIGIL_ID_MAX + 1, "ArchivedScore.txn.card_id" },
-		{ LEAN_S_MERCHANT, VIGIL_ID_MAX + 1, "ArchivedScore.txn.merchant_id" },
-		{ LEAN_S_TERMINAL, VIGIL_ID_MAX + 1, "ArchivedScore.txn.terminal_id" },
-		{ LEAN_S_DEVICE, VIGIL_ID_MAX + 1, "ArchivedScore.txn.device_id" },
-		{ LEAN_S_IP, VIGIL_IP_MAX + 1, "ArchivedScore.txn.ip" },
-		{ LEAN_S_CURRENCY, 4, "ArchivedScore.txn.currency" },
-		{ LEAN_S_COUNTRY, 3, "ArchivedScore.txn.country" },
-	};
 	const uint8_t *p = payload, *end = p + len;
 	lean_txn t, occ;
 	vigil_pb_field f;
@@ -404,10 +352,14 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 		store_diag_set(reterr, "ArchivedScore.txn: missing");
 		return VIGIL_EPROTO;
 	}
-	for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
-		rv = lean_check_len(t.s[caps[i].idx].len, caps[i].cap, caps[i].field, reterr);
-		if (rv != VIGIL_OK)
-			return rv;
+	for (int i = 0; i < VIGIL_TXN_NSTR; i++) {
+		const vigil_txn_wire_str *w = &vigil_txn_wire_strs[i];
+
+		if (t.s[i].len >= w->cap) {
+			store_diag_set(reterr, "ArchivedScore.txn.%s: %u bytes, max %zu", w->name,
+			    t.s[i].len, w->cap - 1);
+			return VIGIL_EPROTO;
+		}
 	}
 	if ((unsigned)t.channel >= VIGIL_CHANNEL_COUNT_) {
 		store_diag_set(reterr, "ArchivedScore.txn.channel: unknown value %d", (int)t.channel);
@@ -451,24 +403,24 @@ store_scored_decode_lean(const void *payload, size_t len, store_scored_lean *ret
 		return VIGIL_EPROTO;
 	}
 
-	for (int i = 0; i < LEAN_S_COUNT; i++) {
+	for (int i = 0; i < VIGIL_TXN_NSTR; i++) {
 		if (t.s[i].p == NULL) {
 			t.s[i].p = "";
 			t.s[i].len = 0;
 		}
 	}
 	ret->score = store_scored_score_of(ret->points, score_present, score);
-	ret->txn_id = t.s[LEAN_S_TXN];
-	ret->card_id = t.s[LEAN_S_CARD];
-	ret->merchant_id = t.s[LEAN_S_MERCHANT];
-	ret->terminal_id = t.s[LEAN_S_TERMINAL];
-	ret->device_id = t.s[LEAN_S_DEVICE];
-	ret->ip = t.s[LEAN_S_IP];
+	ret->txn_id = t.s[VIGIL_TXN_S_TXN_ID];
+	ret->card_id = t.s[VIGIL_TXN_S_CARD_ID];
+	ret->merchant_id = t.s[VIGIL_TXN_S_MERCHANT_ID];
+	ret->terminal_id = t.s[VIGIL_TXN_S_TERMINAL_ID];
+	ret->device_id = t.s[VIGIL_TXN_S_DEVICE_ID];
+	ret->ip = t.s[VIGIL_TXN_S_IP];
 	/* Zero-padded: callers may compare the whole arrays. */
 	memset(ret->currency, 0, sizeof ret->currency);
-	memcpy(ret->currency, t.s[LEAN_S_CURRENCY].p, t.s[LEAN_S_CURRENCY].len);
+	memcpy(ret->currency, t.s[VIGIL_TXN_S_CURRENCY].p, t.s[VIGIL_TXN_S_CURRENCY].len);
 	memset(ret->country, 0, sizeof ret->country);
-	memcpy(ret->country, t.s[LEAN_S_COUNTRY].p, t.s[LEAN_S_COUNTRY].len);
+	memcpy(ret->country, t.s[VIGIL_TXN_S_COUNTRY].p, t.s[VIGIL_TXN_S_COUNTRY].len);
 	ret->event_time_ms = t.event_time_ms;
 	ret->amount_minor = t.amount_minor;
 	ret->mcc = t.mcc;
