@@ -12,23 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "txn_same.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static bool
-txn_same(const vigil_txn *a, const vigil_txn *b)
-{
-	return strcmp(a->txn_id, b->txn_id) == 0 && strcmp(a->card_id, b->card_id) == 0 &&
-	    strcmp(a->merchant_id, b->merchant_id) == 0 &&
-	    strcmp(a->terminal_id, b->terminal_id) == 0 &&
-	    strcmp(a->device_id, b->device_id) == 0 && strcmp(a->ip, b->ip) == 0 &&
-	    strcmp(a->currency, b->currency) == 0 && strcmp(a->country, b->country) == 0 &&
-	    a->event_time_ms == b->event_time_ms && a->amount_minor == b->amount_minor &&
-	    a->mcc == b->mcc && a->channel == b->channel && a->has_location == b->has_location &&
-	    (!a->has_location || (memcmp(&a->lat, &b->lat, sizeof a->lat) == 0 &&
-	    memcmp(&a->lon, &b->lon, sizeof a->lon) == 0));
-}
 
 /* The lean decoder takes data only if protobuf-c's path gives the same. */
 static void
@@ -44,7 +31,7 @@ check_lean(const uint8_t *data, size_t size)
 	if (srv_wire_decode(data, size, 64 * 1024, &req, &err) != VIGIL_OK)
 		__builtin_trap();
 	if (req->kind_case != VIGIL__V1__REQUEST__KIND_SCORE ||
-	    srv_wire_txn(req->score->txn, &slow, &err) != VIGIL_OK || !txn_same(&lean, &slow) ||
+	    srv_wire_txn(req->score->txn, &slow, &err) != VIGIL_OK || !vt_txn_same(&lean, &slow) ||
 	    dry != (req->score->dry_run != 0))
 		__builtin_trap();
 	vigil__v1__request__free_unpacked(req, NULL);

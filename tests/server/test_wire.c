@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "pbwire.h"
+#include "txn_same.h"
 #include "wire.h"
 
 #define T0 1763700000000LL /* 2025-11-21 */
@@ -730,26 +731,6 @@ slow_score(const uint8_t *buf, size_t len, vigil_txn *txn, bool *dry)
 	return ok;
 }
 
-static void
-assert_txn_equal(const vigil_txn *a, const vigil_txn *b)
-{
-	assert_string_equal(a->txn_id, b->txn_id);
-	assert_string_equal(a->card_id, b->card_id);
-	assert_string_equal(a->merchant_id, b->merchant_id);
-	assert_string_equal(a->terminal_id, b->terminal_id);
-	assert_string_equal(a->device_id, b->device_id);
-	assert_string_equal(a->ip, b->ip);
-	assert_string_equal(a->currency, b->currency);
-	assert_string_equal(a->country, b->country);
-	assert_true(a->event_time_ms == b->event_time_ms);
-	assert_true(a->amount_minor == b->amount_minor);
-	assert_int_equal(a->mcc, b->mcc);
-	assert_int_equal(a->channel, b->channel);
-	assert_int_equal(a->has_location, b->has_location);
-	assert_memory_equal(&a->lat, &b->lat, sizeof a->lat);
-	assert_memory_equal(&a->lon, &b->lon, sizeof a->lon);
-}
-
 static Vigil__V1__Transaction
 full_txn(Vigil__V1__Location *loc)
 {
@@ -781,7 +762,7 @@ test_lean_takes_what_clients_send(void **state)
 	(void)state;
 	assert_true(srv_wire_score_lean(buf, len, 64 * 1024, &lean, &dl));
 	assert_true(slow_score(buf, len, &slow, &ds));
-	assert_txn_equal(&lean, &slow);
+	assert_true(vt_txn_same(&lean, &slow));
 	assert_false(dl);
 	assert_false(ds);
 	assert_true(lean.has_location);
@@ -798,7 +779,7 @@ test_lean_takes_what_clients_send(void **state)
 	len = wrap_score(buf, body, n, NULL, 0, NULL, 0);
 	assert_true(srv_wire_score_lean(buf, len, 64 * 1024, &lean, &dl));
 	assert_true(slow_score(buf, len, &slow, &ds));
-	assert_txn_equal(&lean, &slow);
+	assert_true(vt_txn_same(&lean, &slow));
 	assert_false(lean.has_location);
 }
 
@@ -832,7 +813,7 @@ test_lean_location_as_protobuf_c(void **state)
 		if (!srv_wire_score_lean(buf, len, 64 * 1024, &lean, &dl))
 			fail_msg("the lean decoder left a location with %s", cases[i].what);
 		assert_true(slow_score(buf, len, &slow, &ds));
-		assert_txn_equal(&lean, &slow);
+		assert_true(vt_txn_same(&lean, &slow));
 		assert_true(lean.has_location);
 		assert_true(lean.lat == cases[i].lat && lean.lon == cases[i].lon);
 	}
@@ -937,7 +918,7 @@ test_lean_agrees_under_mutation(void **state)
 		took++;
 		if (!slow_score(buf, m, &slow, &ds))
 			fail_msg("edit %d: the lean decoder took what protobuf-c's path refuses", it);
-		assert_txn_equal(&lean, &slow);
+		assert_true(vt_txn_same(&lean, &slow));
 		assert_int_equal(dl, ds);
 	}
 	/* both sides were exercised */
