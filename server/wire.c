@@ -297,10 +297,9 @@ lean_txn(const uint8_t *p, const uint8_t *end, vigil_txn *t)
 		if ((si = vigil_txn_wire_str_index(f.num)) >= 0) {
 			if (f.wt != VIGIL_PB_LEN || !lean_str(t, si, &f))
 				return false;
-		} else if (f.num == 13) {
+		} else if (f.num == 13) { /* vigil_txn_validate refuses non-finite coordinates */
 			if (f.wt != VIGIL_PB_LEN ||
-			    !vigil_txn_wire_location(f.data, f.len, &t->lat, &t->lon) ||
-			    !isfinite(t->lat) || !isfinite(t->lon))
+			    !vigil_txn_wire_location(f.data, f.len, &t->lat, &t->lon))
 				return false;
 			t->has_location = true;
 		} else if (f.wt != VIGIL_PB_VARINT) {
@@ -313,7 +312,7 @@ lean_txn(const uint8_t *p, const uint8_t *end, vigil_txn *t)
 			if (f.v > UINT32_MAX)
 				return false;
 			t->mcc = (uint32_t)f.v;
-		} else { /* 10, the channel */
+		} else { /* 10, the channel: range-checked before it is narrowed */
 			if (f.v >= VIGIL_CHANNEL_COUNT_)
 				return false;
 			t->channel = (uint8_t)f.v;
