@@ -1018,23 +1018,6 @@ test_several_archives_union(void **state)
 	fx_rm_rf(out);
 }
 
-/* Raw protobuf for records vigild never writes but the decoder accepts. */
-static size_t
-pb_varint(uint8_t *p, uint64_t v)
-{
-	return (size_t)(vigil_pb_varint(p, v) - p);
-}
-
-static size_t
-pb_bytes(uint8_t *p, uint32_t num, const void *b, size_t len)
-{
-	size_t n = pb_varint(p, (uint64_t)num << 3 | 2);
-
-	n += pb_varint(p + n, len);
-	memcpy(p + n, b, len);
-	return n + len;
-}
-
 /* Appends an ArchivedScore whose txn comes twice: ids1 (n1 bytes of
  * Transaction fields) first, then event time t and amount_minor (protobuf-c
  * merges them: strings of the first stay, scalars come from the second). */
@@ -1042,17 +1025,13 @@ static void
 append_split_score(store_archive *ar, const uint8_t *ids1, size_t n1, int64_t t,
     uint64_t amount)
 {
-	uint8_t t2[64], rec[512];
-	size_t n2 = 0, n = 0;
+	uint8_t t2[64], rec[512], *q;
 
 	assert_true(n1 < 256);
-	n2 += pb_varint(t2 + n2, 2 << 3);
-	n2 += pb_varint(t2 + n2, (uint64_t)t);
-	n2 += pb_varint(t2 + n2, 6 << 3);
-	n2 += pb_varint(t2 + n2, amount);
-	n += pb_bytes(rec + n, 1, ids1, n1);
-	n += pb_bytes(rec + n, 1, t2, n2);
-	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, t, rec, n, NULL), VIGIL_OK);
+	q = vigil_pb_num(vigil_pb_num(t2, 2, (uint64_t)t), 6, amount);
+	q = vigil_pb_str(vigil_pb_str(rec, 1, ids1, n1), 1, t2, (size_t)(q - t2));
+	assert_int_equal(store_archive_append(ar, STORE_REC_SCORE, t, rec, (size_t)(q - rec), NULL),
+	    VIGIL_OK);
 }
 
 /* A merged score (append_split_score) whose card id carries a NUL and a
@@ -1060,18 +1039,18 @@ append_split_score(store_archive *ar, const uint8_t *ids1, size_t n1, int64_t t,
 static void
 append_merged_score(store_archive *ar, const char *card, int i, int64_t t)
 {
-	uint8_t t1[256], cid[80];
+	uint8_t t1[256], cid[80], *q;
 	char tid[32];
-	size_t n1 = 0, cl = strlen(card);
+	size_t cl = strlen(card);
 
 	snprintf(tid, sizeof tid, "odd-%d", i);
 	memcpy(cid, card, cl);
 	memcpy(cid + cl, "\0tail", 5);
-	n1 += pb_bytes(t1 + n1, 1, tid, strlen(tid));
-	n1 += pb_bytes(t1 + n1, 3, cid, cl + 5);
-	n1 += pb_bytes(t1 + n1, 4, "merchant-00", 11);
-	n1 += pb_bytes(t1 + n1, 7, "EUR", 3);
-	append_split_score(ar, t1, n1, t, 1000 + (uint64_t)i);
+	q = vigil_pb_str(t1, 1, tid, strlen(tid));
+	q = vigil_pb_str(q, 3, cid, cl + 5);
+	q = vigil_pb_str(q, 4, "merchant-00", 11);
+	q = vigil_pb_str(q, 7, "EUR", 3);
+	append_split_score(ar, t1, (size_t)(q - t1), t, 1000 + (uint64_t)i);
 }
 
 /* A rebuild of dir with rules on `threads` threads (forced over a night
@@ -1158,16 +1137,12 @@ test_threads_errors_and_bad_records(void **state)
 static void
 append_keyless_score(store_archive *ar, bool card, int64_t t)
 {
-	uint8_t t1[128];
-	size_t n1 = 0;
+	uint8_t t1[128], *q;
 
-	n1 += pb_bytes(t1 + n1, 1, card ? "keyless-m" : "keyless-c", 9);
-	if (card)
-		n1 += pb_bytes(t1 + n1, 3, "card-001", 8);
-	else
-		n1 += pb_bytes(t1 + n1, 4, "merchant-00", 11);
-	n1 += pb_bytes(t1 + n1, 7, "EUR", 3);
-	append_split_score(ar, t1, n1, t, 1234);
+	q = vigil_pb_str(t1, 1, card ? "keyless-m" : "keyless-c", 9);
+	q = card ? vigil_pb_str(q, 3, "card-001", 8) : vigil_pb_str(q, 4, "merchant-00", 11);
+	q = vigil_pb_str(q, 7, "EUR", 3);
+	append_split_score(ar, t1, (size_t)(q - t1), t, 1234);
 }
 
 /* Records without a card or a merchant are counted bad, the first one
