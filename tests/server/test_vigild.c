@@ -187,6 +187,26 @@ test_score_retry_label(void **state)
 		free(body);
 	}
 
+	/* With an attribute the request goes through protobuf-c, not the lean
+	 * decoder (server/wire.h): the same transaction, so the same retry. */
+	{
+		Vigil__V1__Transaction *t = vt_txn(0, "a-1", "card-1", 5000, T0);
+		Vigil__V1__Attribute at = VIGIL__V1__ATTRIBUTE__INIT, *atp = &at;
+		Vigil__V1__Reply *a3;
+
+		at.key = "origin";
+		at.value = "test";
+		t->n_attributes = 1;
+		t->attributes = &atp;
+		a3 = vt_score(s.url, t, false);
+		assert_non_null(a3);
+		if (a3->status != VIGIL__V1__STATUS__STATUS_OK)
+			fail_msg("a-1 with an attribute: %s: %s", a3->field, a3->message);
+		assert_true(a3->score->duplicate);
+		assert_int_equal(a3->score->decision, a->score->decision);
+		vigil__v1__reply__free_unpacked(a3, NULL);
+	}
+
 	b = score_ok(s.url, "a-2", "card-1", 5000, T0 + 1000, false);
 	assert_true(has_hit(b, "repeat_card"));   /* sees a-1 ... */
 	assert_false(has_hit(b, "third_in_hour")); /* ... once */
