@@ -20,6 +20,7 @@
 
 #include "days.h"
 #include "int.h"
+#include "vec.h"
 
 _Static_assert(sizeof(batch_sample) == 16 && sizeof(batch_merch_cnt) == 16,
     "the card pool's arrays hold 16-byte elements");
@@ -255,14 +256,14 @@ static vigil_err
 card_grow(batch_pool *pool, void **arr, uint32_t *capp, uint32_t need, uint32_t cap,
     size_t sz)
 {
-	uint32_t nc;
-	void *p;
+	size_t nc;
+	void  *p;
 
 	if (need <= *capp)
 		return VIGIL_OK;
-	nc = *capp ? *capp * 2 : 4;
-	if (nc > cap)
-		nc = cap;
+	nc = vigil_array_grown(*capp, need, 4, cap);
+	if (nc == 0)
+		return VIGIL_ETOOBIG;
 	if (pool != NULL) {
 		p = pool_array(pool, nc);
 		if (p == NULL)
@@ -270,13 +271,11 @@ card_grow(batch_pool *pool, void **arr, uint32_t *capp, uint32_t need, uint32_t 
 		if (*capp > 0)
 			memcpy(p, *arr, (size_t)*capp * sz);
 		pool_array_free(pool, *arr, *capp);
-	} else {
-		p = realloc(*arr, (size_t)nc * sz);
-		if (p == NULL)
-			return VIGIL_ENOMEM;
+		*arr = p;
+	} else if (vigil_array_resize(arr, nc, sz) != VIGIL_OK) {
+		return VIGIL_ENOMEM;
 	}
-	*arr = p;
-	*capp = nc;
+	*capp = (uint32_t)nc;
 	return VIGIL_OK;
 }
 
@@ -383,9 +382,9 @@ card_country_grow(batch_card *c)
 			return VIGIL_ENOMEM;
 		memcpy(p, c->country, c->ncountry * sizeof *p);
 	} else {
-		p = realloc(c->country, nc * sizeof *p);
-		if (p == NULL)
+		if (vigil_array_resize(&c->country, nc, sizeof *c->country) != VIGIL_OK)
 			return VIGIL_ENOMEM;
+		p = c->country;
 	}
 	c->country = p;
 	c->cap_country = nc;

@@ -22,6 +22,7 @@
 #include "app.h"
 #include "int.h"
 #include "rebuild.h"
+#include "vec.h"
 
 #define PROGRESS_EVERY 65536
 
@@ -463,18 +464,9 @@ worker_stage(batch_worker *wk, const store_record *rec, const batch_entry *fed, 
 	if (fed == NULL) {
 		/* A fed record stays in its chunk until the pipeline is flushed;
 		 * the reader's own buffer does not. */
-		if (rec->len > pl->cap) {
-			size_t ncap = pl->cap ? pl->cap : 4096;
-			uint8_t *np;
-
-			while (ncap < rec->len)
-				ncap *= 2;
-			np = realloc(pl->p, ncap);
-			if (np == NULL)
-				return VIGIL_ENOMEM;
-			pl->p = np;
-			pl->cap = ncap;
-		}
+		rv = vigil_array_reserve(&pl->p, &pl->cap, rec->len, 1, 4096, SIZE_MAX);
+		if (rv != VIGIL_OK)
+			return rv;
 		if (rec->len > 0)
 			memcpy(pl->p, rec->payload, rec->len);
 		payload = pl->p;
@@ -923,15 +915,9 @@ feed_chunk(batch_run *r, batch_worker *wk, size_t need)
 		if (c == NULL)
 			goto nomem;
 	}
-	if (c->cap < need) {
-		size_t ncap = need > BATCH_CHUNK_BYTES ? need : BATCH_CHUNK_BYTES;
-		uint8_t *nb = realloc(c->buf, ncap);
-
-		if (nb == NULL)
-			goto nomem;
-		c->buf = nb;
-		c->cap = ncap;
-	}
+	if (vigil_buf_reserve(&c->buf, &c->cap, need > BATCH_CHUNK_BYTES ? need : BATCH_CHUNK_BYTES) !=
+	    VIGIL_OK)
+		goto nomem;
 	c->used = 0;
 	wk->filling = c;
 	return VIGIL_OK;

@@ -22,6 +22,7 @@
 #include "splitmix.h"
 #include "train.h"
 #include "train_int.h"
+#include "vec.h"
 
 /* One splitmix64 step from k: a bijection, so distinct keys stay distinct,
  * and the sample is independent of any other use of xxh64(txn_id). */
@@ -124,32 +125,19 @@ out:
 static vigil_err
 trainset_reserve(batch_trainset *s, size_t want)
 {
-	size_t cap = s->cap ? s->cap : 1024;
-	void  *p;
+	size_t cap;
 
 	if (want <= s->cap)
 		return VIGIL_OK;
-	while (cap < want)
-		cap *= 2;
-	if (cap > s->max_rows)
-		cap = (size_t)s->max_rows;
-#define GROW(field)                                                            \
-	do {                                                                   \
-		p = realloc(s->field, cap * sizeof *s->field);                 \
-		if (p == NULL)                                                 \
-			return VIGIL_ENOMEM;                                   \
-		s->field = p;                                                  \
-	} while (0)
-	GROW(t);
-	GROW(key);
-	GROW(mix);
-	GROW(fraud);
-	GROW(heap);
-#undef GROW
-	p = realloc(s->x, cap * s->nfeat * sizeof *s->x);
-	if (p == NULL)
+	cap = vigil_array_grown(s->cap, want, 1024, (size_t)s->max_rows);
+	if (cap == 0 || cap > SIZE_MAX / s->nfeat ||
+	    vigil_array_resize(&s->t, cap, sizeof *s->t) != VIGIL_OK ||
+	    vigil_array_resize(&s->key, cap, sizeof *s->key) != VIGIL_OK ||
+	    vigil_array_resize(&s->mix, cap, sizeof *s->mix) != VIGIL_OK ||
+	    vigil_array_resize(&s->fraud, cap, sizeof *s->fraud) != VIGIL_OK ||
+	    vigil_array_resize(&s->heap, cap, sizeof *s->heap) != VIGIL_OK ||
+	    vigil_array_resize(&s->x, cap * s->nfeat, sizeof *s->x) != VIGIL_OK)
 		return VIGIL_ENOMEM;
-	s->x = p;
 	s->cap = cap;
 	return VIGIL_OK;
 }
@@ -269,20 +257,14 @@ static vigil_err
 trainset_day_get(batch_trainset *s, int64_t day, train_day **ret_d)
 {
 	bool       found;
-	size_t     i = trainset_day_find(s, day, &found), cap;
-	train_day *p;
+	size_t     i = trainset_day_find(s, day, &found);
 
 	if (!found) {
 		if (s->ndays == BATCH_TRAIN_MAX_DAYS)
 			return VIGIL_ETOOBIG;
-		if (s->ndays == s->cap_days) {
-			cap = s->cap_days ? 2 * s->cap_days : 64;
-			p = realloc(s->days, cap * sizeof *p);
-			if (p == NULL)
-				return VIGIL_ENOMEM;
-			s->days = p;
-			s->cap_days = cap;
-		}
+		if (vigil_array_reserve(&s->days, &s->cap_days, s->ndays + 1, sizeof *s->days, 64,
+		        BATCH_TRAIN_MAX_DAYS) != VIGIL_OK)
+			return VIGIL_ENOMEM;
 		memmove(&s->days[i + 1], &s->days[i], (s->ndays - i) * sizeof *s->days);
 		memset(&s->days[i], 0, sizeof *s->days);
 		s->days[i].day = day;

@@ -32,24 +32,9 @@ vigil_vec_fini(vigil_vec *v)
 vigil_err
 vigil_vec_reserve(vigil_vec *v, size_t n)
 {
-	size_t ncap;
-	void  *nd;
-
 	if (n > v->max - v->len)
 		return VIGIL_ETOOBIG;
-	if (v->len + n <= v->cap)
-		return VIGIL_OK;
-	ncap = v->cap > 0 ? v->cap : VEC_FIRST;
-	while (ncap < v->len + n)
-		ncap = ncap > v->max / 2 ? v->max : ncap * 2;
-	if (ncap > v->max)
-		ncap = v->max;
-	nd = realloc(v->data, ncap * v->elem_size);
-	if (nd == NULL)
-		return VIGIL_ENOMEM;
-	v->data = nd;
-	v->cap = ncap;
-	return VIGIL_OK;
+	return vigil_array_reserve(&v->data, &v->cap, v->len + n, v->elem_size, VEC_FIRST, v->max);
 }
 
 vigil_err
@@ -71,6 +56,54 @@ vigil_vec_append(vigil_vec *v, const void *elems, size_t n)
 	memcpy((char *)v->data + v->len * v->elem_size, elems, n * v->elem_size);
 	v->len += n;
 	return VIGIL_OK;
+}
+
+size_t
+vigil_array_grown(size_t cap, size_t need, size_t first, size_t max)
+{
+	size_t ncap;
+
+	if (need <= cap)
+		return cap;
+	if (need > max)
+		return 0;
+	ncap = cap > 0 ? cap : (first > 0 ? first : 1);
+	while (ncap < need)
+		ncap = ncap > max / 2 ? max : ncap * 2;
+	return ncap < max ? ncap : max;
+}
+
+vigil_err
+vigil_array_resize(void *arrp, size_t n, size_t elem_size)
+{
+	void *p, *np;
+
+	if (elem_size > 0 && n > SIZE_MAX / elem_size)
+		return VIGIL_ENOMEM;
+	memcpy(&p, arrp, sizeof p);
+	np = realloc(p, n * elem_size);
+	if (np == NULL && n * elem_size > 0)
+		return VIGIL_ENOMEM;
+	memcpy(arrp, &np, sizeof np);
+	return VIGIL_OK;
+}
+
+vigil_err
+vigil_array_reserve(void *arrp, size_t *cap, size_t need, size_t elem_size, size_t first,
+    size_t max)
+{
+	size_t    ncap;
+	vigil_err rv;
+
+	if (need <= *cap)
+		return VIGIL_OK;
+	ncap = vigil_array_grown(*cap, need, first, max);
+	if (ncap == 0)
+		return VIGIL_ETOOBIG;
+	rv = vigil_array_resize(arrp, ncap, elem_size);
+	if (rv == VIGIL_OK)
+		*cap = ncap;
+	return rv;
 }
 
 vigil_err

@@ -11,6 +11,14 @@
  *     rv = vigil_vec_push(&v, &label);        // VIGIL_ETOOBIG past the cap
  *     rp_label *all = v.data;                 // v.len of them
  *     vigil_vec_fini(&v);
+ *
+ * Every growable array of the project grows through this file: a vigil_vec
+ * where the array is an object of its own, vigil_array_reserve where it is
+ * a pointer and a capacity in a struct of the caller's (one policy:
+ * doubling from a first size, never past a cap), vigil_array_grown and
+ * vigil_array_resize for parallel arrays that share one capacity, and
+ * vigil_buf_reserve for byte buffers sized exactly. (clients/c, built on
+ * its own for users, keeps its one buffer.)
  */
 #ifndef VIGIL_VEC_H
 #define VIGIL_VEC_H
@@ -78,6 +86,31 @@ vigil_vec_clear(vigil_vec *v)
 {
 	v->len = 0;
 }
+
+/*
+ * An array kept as a pointer and its capacity in elements (fields of the
+ * caller's own struct), grown to hold at least need elements of elem_size
+ * bytes, its contents kept: the capacity doubles from first (or from what
+ * it was), never past max. arrp is the address of the array's pointer
+ * (T **). VIGIL_OK; VIGIL_ETOOBIG when need > max; VIGIL_ENOMEM. On error
+ * the array and *cap are as they were.
+ *
+ *     if (vigil_array_reserve(&s->ents, &s->cap, s->n + 1, sizeof *s->ents,
+ *             64, MAX_ENTS) != VIGIL_OK) ...
+ */
+vigil_err vigil_array_reserve(void *arrp, size_t *cap, size_t need, size_t elem_size, size_t first,
+    size_t max);
+
+/*
+ * The capacity vigil_array_reserve grows cap to for need (cap itself when
+ * need <= cap; 0 when need > max), for parallel arrays that share one
+ * capacity: compute it once, vigil_array_resize each, then store it.
+ */
+size_t vigil_array_grown(size_t cap, size_t need, size_t first, size_t max);
+
+/* Reallocates the array at *arrp (T **) to n elements of elem_size bytes:
+ * VIGIL_OK, or VIGIL_ENOMEM (also on overflow) with *arrp as it was. */
+vigil_err vigil_array_resize(void *arrp, size_t n, size_t elem_size);
 
 /*
  * A byte buffer kept as a pointer and its size, grown to hold at least need

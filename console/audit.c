@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "vec.h"
 
 #define AUDIT_LINE_MAX (4u << 20) /* a rule diff is the largest entry */
 
@@ -168,11 +169,8 @@ audit_tail_fd(int fd, uint32_t n)
 	for (;;) {
 		off_t from = st.st_size > window ? st.st_size - window : 0;
 		size_t len = (size_t)(st.st_size - from), got = 0, end;
-		char *nb = realloc(buf, len);
-
-		if (nb == NULL)
+		if (vigil_array_resize(&buf, len, 1) != VIGIL_OK)
 			break;
-		buf = nb;
 		while (got < len) {
 			ssize_t r = pread(fd, buf + got, len - got, from + (off_t)got);
 

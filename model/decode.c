@@ -48,6 +48,7 @@
 
 #include "forest.h"
 #include "model.h"
+#include "vec.h"
 #include "vigil.h"
 
 #define P_MP "learner.learner_model_param"
@@ -263,26 +264,14 @@ dec_reserve(struct dec *d, uint32_t tree_nodes)
 		return dec_fail(d, VIGIL_ETOOBIG, P_M ".trees", "more than %u nodes in all",
 		    MODEL_MAX_NODES);
 	if (need > d->nodes_cap) {
-		uint32_t cap = d->nodes_cap ? d->nodes_cap : 1024;
-		model_node *nodes;
-		float *mean;
-		uint32_t *start;
+		/* Three arrays of one capacity (term_start one more). */
+		size_t cap = vigil_array_grown(d->nodes_cap, need, 1024, MODEL_MAX_NODES);
 
-		while (cap < need)
-			cap = cap > MODEL_MAX_NODES / 2 ? MODEL_MAX_NODES : cap * 2;
-		nodes = realloc(d->nodes, (size_t)cap * sizeof *nodes);
-		if (nodes == NULL)
+		if (vigil_array_resize(&d->nodes, cap, sizeof *d->nodes) != VIGIL_OK ||
+		    vigil_array_resize(&d->mean, cap, sizeof *d->mean) != VIGIL_OK ||
+		    vigil_array_resize(&d->term_start, cap + 1, sizeof *d->term_start) != VIGIL_OK)
 			return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
-		d->nodes = nodes;
-		mean = realloc(d->mean, (size_t)cap * sizeof *mean);
-		if (mean == NULL)
-			return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
-		d->mean = mean;
-		start = realloc(d->term_start, ((size_t)cap + 1) * sizeof *start);
-		if (start == NULL)
-			return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
-		d->term_start = start;
-		d->nodes_cap = cap;
+		d->nodes_cap = (uint32_t)cap;
 	}
 	if (tree_nodes > d->scratch_cap) {
 		free(d->queue);
@@ -405,16 +394,12 @@ dec_terms(struct dec *d, const char *tp, uint32_t base, uint32_t n, uint32_t nfe
 			    "more than %u contribution terms in all (leaves x distinct features "
 			    "on their paths)", MODEL_MAX_TERMS);
 		if (d->nterms + nacc > d->terms_cap) {
-			uint32_t cap = d->terms_cap ? d->terms_cap : 4096;
-			model_term *term;
+			size_t cap = vigil_array_grown(d->terms_cap, (size_t)d->nterms + nacc, 4096,
+			    MODEL_MAX_TERMS);
 
-			while (cap < d->nterms + nacc)
-				cap = cap > MODEL_MAX_TERMS / 2 ? MODEL_MAX_TERMS : cap * 2;
-			term = realloc(d->term, (size_t)cap * sizeof *term);
-			if (term == NULL)
+			if (vigil_array_resize(&d->term, cap, sizeof *d->term) != VIGIL_OK)
 				return dec_fail(d, VIGIL_ENOMEM, NULL, "out of memory");
-			d->term = term;
-			d->terms_cap = cap;
+			d->terms_cap = (uint32_t)cap;
 		}
 		for (j = 0; j < nacc; j++) {
 			if (acc[j] == 0.0f)

@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "int.h"
+#include "vec.h"
 
 uint64_t
 rules_hash_str(const char *s, size_t len)
@@ -33,30 +34,21 @@ rules_hash_num(double d)
 static vigil_err
 list_reserve(rules_list *l, uint32_t *cap)
 {
-	uint32_t ncap;
+	size_t ncap;
 
 	if (l->n < *cap)
 		return VIGIL_OK;
-	ncap = *cap ? *cap * 2 : 16;
+	ncap = vigil_array_grown(*cap, (size_t)l->n + 1, 16, UINT32_MAX);
+	if (ncap == 0)
+		return VIGIL_ETOOBIG;
 	if (l->kind == RULES_LIST_NUMBER) {
-		double *nd = realloc(l->d, (size_t)ncap * sizeof *nd);
-
-		if (nd == NULL)
+		if (vigil_array_resize(&l->d, ncap, sizeof *l->d) != VIGIL_OK)
 			return VIGIL_ENOMEM;
-		l->d = nd;
-	} else {
-		const char **ns = realloc(l->s, (size_t)ncap * sizeof *ns);
-		uint32_t    *nl;
-
-		if (ns == NULL)
-			return VIGIL_ENOMEM;
-		l->s = ns;
-		nl = realloc(l->slen, (size_t)ncap * sizeof *nl);
-		if (nl == NULL)
-			return VIGIL_ENOMEM;
-		l->slen = nl;
+	} else if (vigil_array_resize(&l->s, ncap, sizeof *l->s) != VIGIL_OK ||
+	    vigil_array_resize(&l->slen, ncap, sizeof *l->slen) != VIGIL_OK) {
+		return VIGIL_ENOMEM;
 	}
-	*cap = ncap;
+	*cap = (uint32_t)ncap;
 	return VIGIL_OK;
 }
 

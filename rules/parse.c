@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "int.h"
+#include "vec.h"
 
 typedef struct parser {
 	const char      *src;
@@ -134,16 +135,14 @@ parse_node(parser *p, rules_op op, uint32_t off)
 	rules_ast *a = p->ast;
 
 	if (a->nnodes == a->capnodes) {
-		uint32_t    ncap = a->capnodes ? a->capnodes * 2 : 256;
-		rules_node *nn;
+		size_t ncap = vigil_array_grown(a->capnodes, (size_t)a->nnodes + 1, 256,
+		    RULES_MAX_NODES);
 
-		if (a->capnodes >= RULES_MAX_NODES)
+		if (ncap == 0)
 			parse_fatal(p, off, VIGIL_ETOOBIG);
-		nn = realloc(a->nodes, (size_t)ncap * sizeof *nn);
-		if (nn == NULL)
+		if (vigil_array_resize(&a->nodes, ncap, sizeof *a->nodes) != VIGIL_OK)
 			parse_fatal(p, off, VIGIL_ENOMEM);
-		a->nodes = nn;
-		a->capnodes = ncap;
+		a->capnodes = (uint32_t)ncap;
 		if (a->nnodes == 0)
 			memset(&a->nodes[a->nnodes++], 0, sizeof a->nodes[0]); /* NIL */
 	}
@@ -657,17 +656,15 @@ parse_expr(parser *p)
 static void *
 parse_grow(parser *p, void *arr, uint32_t n, uint32_t *cap, size_t size, uint32_t off)
 {
-	void    *na;
-	uint32_t ncap;
+	size_t ncap;
 
 	if (n < *cap)
 		return arr;
-	ncap = *cap ? *cap * 2 : 16;
-	na = realloc(arr, (size_t)ncap * size);
-	if (na == NULL)
+	ncap = vigil_array_grown(*cap, (size_t)n + 1, 16, UINT32_MAX);
+	if (ncap == 0 || vigil_array_resize(&arr, ncap, size) != VIGIL_OK)
 		parse_fatal(p, off, VIGIL_ENOMEM);
-	*cap = ncap;
-	return na;
+	*cap = (uint32_t)ncap;
+	return arr;
 }
 
 /* version := 'version' STRING */

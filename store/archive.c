@@ -49,6 +49,7 @@
 
 #include "archive_w_int.h"
 #include "util_int.h"
+#include "vec.h"
 
 int64_t
 ar_default_now(void *arg)
@@ -840,28 +841,13 @@ ar_queue_fini(ar_queue *q)
 static vigil_err
 ar_queue_reserve(ar_queue *q, size_t flen)
 {
-	if (q->len + flen > q->cap) {
-		size_t   ncap = q->cap ? q->cap : AR_QUEUE_INITIAL;
-		uint8_t *nb;
+	vigil_err rv = vigil_array_reserve(&q->buf, &q->cap, q->len + flen, 1, AR_QUEUE_INITIAL,
+	    SIZE_MAX);
 
-		while (ncap < q->len + flen)
-			ncap *= 2;
-		nb = realloc(q->buf, ncap);
-		if (nb == NULL)
-			return VIGIL_ENOMEM;
-		q->buf = nb;
-		q->cap = ncap;
-	}
-	if (q->n == q->entcap) {
-		uint32_t ncap = q->entcap ? q->entcap * 2 : 256;
-		ar_qent *ne = realloc(q->ent, ncap * sizeof *ne);
-
-		if (ne == NULL)
-			return VIGIL_ENOMEM;
-		q->ent = ne;
-		q->entcap = ncap;
-	}
-	return VIGIL_OK;
+	if (rv != VIGIL_OK)
+		return rv;
+	return vigil_array_reserve(&q->ent, &q->entcap, (size_t)q->n + 1, sizeof *q->ent, 256,
+	    UINT32_MAX);
 }
 
 /* Accounts for frames ent[0..n) (len bytes), now at the open segment's

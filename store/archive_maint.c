@@ -169,16 +169,9 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 			goto out;
 		}
 		bound = ZSTD_compressBound(len);
-		if (bound > outcap) {
-			uint8_t *nb = realloc(outb, bound);
-
-			if (nb == NULL) {
-				rv = VIGIL_ENOMEM;
-				goto out;
-			}
-			outb = nb;
-			outcap = bound;
-		}
+		rv = vigil_buf_reserve(&outb, &outcap, bound);
+		if (rv != VIGIL_OK)
+			goto out;
 		csize = ZSTD_compress2(cc, outb, outcap, in, len);
 		if (ZSTD_isError(csize)) {
 			rv = VIGIL_EINTERNAL;
@@ -191,19 +184,12 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 			goto out;
 		}
 		opos += csize;
-		if (tablen + STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL + 8 > tabcap) {
-			size_t ncap = tabcap ? tabcap * 2 : 4096;
-			uint8_t *nb = realloc(tab, ncap);
-
-			if (nb == NULL) {
-				rv = VIGIL_ENOMEM;
-				goto out;
-			}
-			tab = nb;
-			tabcap = ncap;
-			if (tablen == 0)
-				tablen = 8; /* the skippable frame's header, filled below */
-		}
+		if (tablen == 0)
+			tablen = 8; /* the skippable frame's header, filled below */
+		rv = vigil_array_reserve(&tab, &tabcap, tablen + STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL, 1,
+		    4096, SIZE_MAX);
+		if (rv != VIGIL_OK)
+			goto out;
 		store_put_le32(tab + tablen, (uint32_t)csize);
 		store_put_le32(tab + tablen + 4, (uint32_t)len);
 		store_put_le32(tab + tablen + 8, recs);

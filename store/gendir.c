@@ -29,6 +29,7 @@
 #include "gen.h"
 #include "gendir.h"
 #include "util_int.h"
+#include "vec.h"
 
 const char *const gen_dbi_names[GEN_NDBI] = {
 	"card", "merchant", "terminal", "threshold", "meta",
@@ -307,17 +308,9 @@ gen_list(const char *fdir, bool clean_tmp, uint64_t **ret_gens, size_t *ret_n)
 		}
 		if (!gen_parse_name(de->d_name, &g))
 			continue;
-		if (n == cap) {
-			size_t    ncap = cap ? cap * 2 : 16;
-			uint64_t *ng = realloc(gens, ncap * sizeof *ng);
-
-			if (ng == NULL) {
-				rv = VIGIL_ENOMEM;
-				goto out;
-			}
-			gens = ng;
-			cap = ncap;
-		}
+		rv = vigil_array_reserve(&gens, &cap, n + 1, sizeof *gens, 16, SIZE_MAX);
+		if (rv != VIGIL_OK)
+			goto out;
 		gens[n++] = g;
 	}
 	if (n > 1)

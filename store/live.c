@@ -27,6 +27,7 @@
 #include <xxhash.h>
 
 #include "live.h"
+#include "vec.h"
 #include "live_obj_int.h"
 
 /* How long each kind keeps events, relative to the entity's newest event:
@@ -236,20 +237,15 @@ card_make_room(live_card *c)
 		if (c->n < c->cap)
 			return VIGIL_OK;
 	}
-	{
-		uint32_t    ncap = c->cap ? c->cap * 2 : 4;
-		live_event *ne;
+	/* The capacities are uint32_t, in every card and entity object:
+	 * vigil_array_grown's policy, kept in fields half a size_t. */
+	size_t ncap = vigil_array_grown(c->cap, (size_t)c->cap + 1, 4, LIVE_CARD_CAP + 1);
 
-		if (ncap > LIVE_CARD_CAP + 1)
-			ncap = LIVE_CARD_CAP + 1;
-		if (ncap <= c->cap)
-			return VIGIL_OK; /* full size; apply folds before inserting */
-		ne = realloc(c->ev, ncap * sizeof *ne);
-		if (ne == NULL)
-			return VIGIL_ENOMEM;
-		c->ev = ne;
-		c->cap = ncap;
-	}
+	if (ncap == 0)
+		return VIGIL_OK; /* full size; apply folds before inserting */
+	if (vigil_array_resize(&c->ev, ncap, sizeof *c->ev) != VIGIL_OK)
+		return VIGIL_ENOMEM;
+	c->cap = (uint32_t)ncap;
 	return VIGIL_OK;
 }
 
@@ -289,17 +285,14 @@ live_card_reserve(live *lv, const vigil_txn *txn, const live_keys *k)
 	}
 	/* Folding needs one bucket at most; reserve it too. */
 	if (c->n >= LIVE_CARD_CAP && (c->x == NULL || c->nbk == c->x->capbk)) {
-		uint32_t     ncap;
-		live_bucket *nb;
+		size_t ncap;
 
 		if (c->x == NULL && (c->x = calloc(1, sizeof *c->x)) == NULL)
 			return VIGIL_ENOMEM;
-		ncap = c->x->capbk ? c->x->capbk * 2 : 16;
-		nb = realloc(c->x->bk, ncap * sizeof *nb);
-		if (nb == NULL)
+		ncap = vigil_array_grown(c->x->capbk, (size_t)c->x->capbk + 1, 16, UINT32_MAX);
+		if (ncap == 0 || vigil_array_resize(&c->x->bk, ncap, sizeof *c->x->bk) != VIGIL_OK)
 			return VIGIL_ENOMEM;
-		c->x->bk = nb;
-		c->x->capbk = ncap;
+		c->x->capbk = (uint32_t)ncap;
 	}
 	/* The lookup that follows scans back from the newest event over the
 	 * last 7 days (begin does the LMDB reads in between): its newest
@@ -488,29 +481,28 @@ ent_apply(live *lv, int kind, const char *id, size_t len, uint64_t h, int64_t t,
 			memmove(e->ev, e->ev + e->head, e->n * sizeof e->ev[0]);
 			e->head = 0;
 		} else {
-			uint32_t   ncap = e->cap ? e->cap * 2 : 4;
-			ent_event *ne;
+			size_t ncap = vigil_array_grown(e->cap, (size_t)e->cap + 1, 4, 2 * LIVE_ENT_CAP);
 
-			if (ncap > 2 * LIVE_ENT_CAP)
-				ncap = 2 * LIVE_ENT_CAP;
 			/* On ENOMEM the event is not recorded (storage.md). */
+			if (ncap == 0)
+				ncap = e->cap;
 			if (e->ev == e->inl) {
-				ne = malloc(ncap * sizeof *ne);
+				ent_event *ne = malloc(ncap * sizeof *ne);
+
 				if (ne == NULL)
 					goto out;
 				memcpy(ne, e->inl + e->head, e->n * sizeof *ne);
+				e->ev = ne;
 			} else {
 				if (e->head > 0) {
 					memmove(e->ev, e->ev + e->head, e->n * sizeof e->ev[0]);
 					e->head = 0;
 				}
-				ne = realloc(e->ev, ncap * sizeof *ne);
-				if (ne == NULL)
+				if (vigil_array_resize(&e->ev, ncap, sizeof *e->ev) != VIGIL_OK)
 					goto out;
 			}
-			e->ev = ne;
 			e->head = 0;
-			e->cap = ncap;
+			e->cap = (uint32_t)ncap;
 		}
 	}
 	pos = ent_upper(e, t);

@@ -115,7 +115,7 @@ store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_n, store_d
 {
 	DIR *d = NULL;
 	struct dirent *de;
-	store_seg_ent *ents = NULL, *tmp;
+	store_seg_ent *ents = NULL;
 	size_t n = 0, cap = 0, out = 0;
 	vigil_err rv = VIGIL_OK;
 
@@ -132,20 +132,11 @@ store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_n, store_d
 
 		if (!rd_parse_name(de->d_name, &e, &kind))
 			continue;
-		if (n == cap) {
-			if (cap >= RD_MAX_SEGMENTS) {
-				store_diag_set(reterr, "%s: more than %u segment files", dir, RD_MAX_SEGMENTS);
-				rv = VIGIL_ETOOBIG;
-				goto out;
-			}
-			cap = cap ? cap * 2 : 64;
-			tmp = realloc(ents, cap * sizeof *ents);
-			if (tmp == NULL) {
-				rv = VIGIL_ENOMEM;
-				goto out;
-			}
-			ents = tmp;
-		}
+		rv = vigil_array_reserve(&ents, &cap, n + 1, sizeof *ents, 64, RD_MAX_SEGMENTS);
+		if (rv == VIGIL_ETOOBIG)
+			store_diag_set(reterr, "%s: more than %u segment files", dir, RD_MAX_SEGMENTS);
+		if (rv != VIGIL_OK)
+			goto out;
 		e.has_log = kind == 0;
 		e.has_zst = kind == 1;
 		e.has_idx = kind == 2;
@@ -286,7 +277,8 @@ struct store_reader {
 	char           zmsg[160];
 	/* a .log.zst with a frame table (archive_int.h): read frame by frame */
 	rd_zent       *zt;
-	uint32_t       nz, zcap, zi; /* frames, table capacity, next frame */
+	uint32_t       nz, zi; /* frames, next frame */
+	size_t         zcap;   /* rd_zent capacity */
 	uint8_t       *zf;           /* one frame's compressed bytes */
 	size_t         zf_cap;
 
@@ -363,14 +355,8 @@ rd_ztab_load(store_reader *rd, uint64_t fsize)
 	if (t == NULL || pread(rd->fd, t, (size_t)tlen, (off_t)(fsize - tlen)) != (ssize_t)tlen ||
 	    store_crc32c(0, t, (size_t)tlen - 8) != store_get_le32(t + tlen - 8))
 		goto out;
-	if (n > rd->zcap) {
-		rd_zent *nz = realloc(rd->zt, (size_t)n * sizeof *nz);
-
-		if (nz == NULL)
-			goto out;
-		rd->zt = nz;
-		rd->zcap = n;
-	}
+	if (vigil_array_reserve(&rd->zt, &rd->zcap, n, sizeof *rd->zt, n, STORE_ZTAB_MAX) != VIGIL_OK)
+		goto out;
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = t + (size_t)i * STORE_ZTAB_ENTRY;
 		rd_zent *z = &rd->zt[i];
@@ -659,20 +645,10 @@ rd_fill(store_reader *rd, size_t need, store_diag *reterr)
 {
 	vigil_err rv;
 
-	if (need > rd->cap) {
-		size_t ncap = rd->cap;
-		uint8_t *nb;
-
-		while (ncap < need)
-			ncap *= 2;
-		if (ncap > STORE_FRAME_HDR + STORE_FRAME_MAX_PAYLOAD)
-			ncap = STORE_FRAME_HDR + STORE_FRAME_MAX_PAYLOAD;
-		nb = realloc(rd->buf, ncap);
-		if (nb == NULL)
-			return VIGIL_ENOMEM;
-		rd->buf = nb;
-		rd->cap = ncap;
-	}
+	rv = vigil_array_reserve(&rd->buf, &rd->cap, need, 1, need,
+	    STORE_FRAME_HDR + STORE_FRAME_MAX_PAYLOAD);
+	if (rv != VIGIL_OK)
+		return rv;
 	if (rd->start > 0 && rd->cap - rd->start < need + (rd->cap >> 2)) {
 		memmove(rd->buf, rd->buf + rd->start, rd->end - rd->start);
 		rd->base_off += rd->start;

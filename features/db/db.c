@@ -40,6 +40,7 @@
 #include "db.h"
 #include "mask.h"
 #include "db_int.h"
+#include "vec.h"
 
 #define DB_BUF_INITIAL    (64u << 10)
 #define DB_EPOCH_NONE     UINT64_MAX
@@ -1083,20 +1084,10 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 			rv = store_scored_encode(rec, ctx->buf, ctx->bufcap, &len);
 			if (rv != VIGIL_ETOOBIG || ctx->bufcap >= db->opts.archive.max_record_bytes)
 				break;
-			{
-				size_t   ncap = ctx->bufcap * 2;
-				uint8_t *nb;
-
-				if (ncap > db->opts.archive.max_record_bytes)
-					ncap = db->opts.archive.max_record_bytes;
-				nb = realloc(ctx->buf, ncap);
-				if (nb == NULL) {
-					rv = VIGIL_ENOMEM;
-					break;
-				}
-				ctx->buf = nb;
-				ctx->bufcap = ncap;
-			}
+			rv = vigil_array_reserve(&ctx->buf, &ctx->bufcap, ctx->bufcap + 1, 1, 1,
+			    db->opts.archive.max_record_bytes);
+			if (rv != VIGIL_OK)
+				break;
 		}
 		if (rv != VIGIL_OK) {
 			store_diag_set(reterr, "txn_id \"%.64s\": encoding the archive record: %s",

@@ -85,7 +85,8 @@ typedef struct ar_queue {
 	uint8_t *buf;
 	size_t   len, cap;
 	ar_qent *ent;
-	uint32_t n, entcap;
+	uint32_t n;
+	size_t   entcap;
 } ar_queue;
 
 struct store_archive {

@@ -170,6 +170,76 @@ test_buf_reserve(void **state)
 	free(buf);
 }
 
+static void
+test_array_reserve(void **state)
+{
+	uint32_t *a = NULL, *was;
+	size_t cap = 0;
+
+	(void)state;
+	/* need 0: nothing allocated */
+	assert_int_equal(vigil_array_reserve(&a, &cap, 0, sizeof *a, 8, 100), VIGIL_OK);
+	assert_null(a);
+	assert_int_equal(cap, 0);
+	/* the first growth is first, or need when larger */
+	assert_int_equal(vigil_array_reserve(&a, &cap, 3, sizeof *a, 8, 100), VIGIL_OK);
+	assert_int_equal(cap, 8);
+	for (uint32_t i = 0; i < 8; i++)
+		a[i] = i * 7;
+	was = a;
+	assert_int_equal(vigil_array_reserve(&a, &cap, 8, sizeof *a, 8, 100), VIGIL_OK);
+	assert_ptr_equal(a, was);
+	assert_int_equal(cap, 8);
+	/* doubling, the elements kept */
+	assert_int_equal(vigil_array_reserve(&a, &cap, 9, sizeof *a, 8, 100), VIGIL_OK);
+	assert_int_equal(cap, 16);
+	assert_int_equal(vigil_array_reserve(&a, &cap, 40, sizeof *a, 8, 100), VIGIL_OK);
+	assert_int_equal(cap, 64);
+	for (uint32_t i = 0; i < 8; i++)
+		assert_int_equal(a[i], i * 7);
+	/* never past max; past it an error with the array as it was */
+	assert_int_equal(vigil_array_reserve(&a, &cap, 65, sizeof *a, 8, 100), VIGIL_OK);
+	assert_int_equal(cap, 100);
+	was = a;
+	assert_int_equal(vigil_array_reserve(&a, &cap, 101, sizeof *a, 8, 100), VIGIL_ETOOBIG);
+	assert_ptr_equal(a, was);
+	assert_int_equal(cap, 100);
+	assert_int_equal(a[7], 49);
+	free(a);
+}
+
+static void
+test_array_grown_and_resize(void **state)
+{
+	double *x = NULL;
+	char   *y = NULL;
+	size_t  cap = 0, ncap;
+
+	(void)state;
+	assert_int_equal(vigil_array_grown(0, 1, 4, 10), 4);
+	assert_int_equal(vigil_array_grown(4, 3, 4, 10), 4);
+	assert_int_equal(vigil_array_grown(4, 5, 4, 10), 8);
+	assert_int_equal(vigil_array_grown(8, 9, 4, 10), 10);
+	assert_int_equal(vigil_array_grown(10, 11, 4, 10), 0);
+	assert_int_equal(vigil_array_grown(0, 3, 0, 10), 4);
+	/* a capacity near SIZE_MAX does not wrap */
+	assert_int_equal(vigil_array_grown(SIZE_MAX / 2 + 1, SIZE_MAX, 1, SIZE_MAX), SIZE_MAX);
+	/* parallel arrays grown to one capacity */
+	ncap = vigil_array_grown(cap, 5, 4, 10);
+	assert_int_equal(vigil_array_resize(&x, ncap, sizeof *x), VIGIL_OK);
+	assert_int_equal(vigil_array_resize(&y, ncap, sizeof *y), VIGIL_OK);
+	cap = ncap;
+	x[7] = 1.5;
+	y[7] = 'z';
+	assert_int_equal(cap, 8);
+	/* an element count whose bytes overflow: refused, the array kept */
+	assert_int_equal(vigil_array_resize(&x, SIZE_MAX / 2, sizeof *x), VIGIL_ENOMEM);
+	assert_non_null(x);
+	assert_true(x[7] == 1.5);
+	free(x);
+	free(y);
+}
+
 int
 main(void)
 {
@@ -180,6 +250,8 @@ main(void)
 		cmocka_unit_test(test_remove_swap),
 		cmocka_unit_test(test_cap_clamped_to_size),
 		cmocka_unit_test(test_buf_reserve),
+		cmocka_unit_test(test_array_reserve),
+		cmocka_unit_test(test_array_grown_and_resize),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,7 @@
 #include <xxhash.h>
 
 #include "metrics.h"
+#include "vec.h"
 
 #define MET_NPAT (METRICS_MAX_PATTERNS + 1) /* + "other" */
 #define MET_LAT_BUCKETS 1728
@@ -454,23 +455,12 @@ met_card_get(metrics *m, const char *id, vigil_err *ret_err)
 		c->pooled = 0;
 		memcpy(c->id.inl, id, len + 1);
 	} else {
-		if (m->ids_len + len + 1 > m->ids_cap) {
-			size_t ncap = m->ids_cap ? m->ids_cap * 2 : 65536;
-			char  *ni;
+		vigil_err rv = vigil_array_reserve(&m->ids, &m->ids_cap, m->ids_len + len + 1, 1, 65536,
+		    UINT32_MAX);
 
-			while (ncap < m->ids_len + len + 1)
-				ncap *= 2;
-			if (ncap > UINT32_MAX) {
-				*ret_err = VIGIL_ETOOBIG;
-				return NULL;
-			}
-			ni = realloc(m->ids, ncap);
-			if (ni == NULL) {
-				*ret_err = VIGIL_ENOMEM;
-				return NULL;
-			}
-			m->ids = ni;
-			m->ids_cap = ncap;
+		if (rv != VIGIL_OK) {
+			*ret_err = rv;
+			return NULL;
 		}
 		c->pooled = 1;
 		c->id.off = (uint32_t)m->ids_len;
@@ -592,14 +582,10 @@ metrics_add(metrics *m, const metrics_obs *o)
 			return rv;
 		if (!(c->caught && c->caught_m && c->caught_s)) {
 			if (c->day != m->day) {
-				if (m->ntoday == m->today_cap) {
-					size_t nc = m->today_cap ? m->today_cap * 2 : 4096;
-					uint32_t *nt = realloc(m->today, nc * sizeof *nt);
-					if (nt == NULL)
-						return VIGIL_ENOMEM;
-					m->today = nt;
-					m->today_cap = nc;
-				}
+				rv = vigil_array_reserve(&m->today, &m->today_cap, m->ntoday + 1,
+				    sizeof *m->today, 4096, SIZE_MAX);
+				if (rv != VIGIL_OK)
+					return rv;
 				m->today[m->ntoday++] = (uint32_t)(c - m->cards);
 				c->day = m->day;
 				c->max_score = sc;
