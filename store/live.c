@@ -9,9 +9,12 @@
  * lock of a card is held by store_score_begin until commit or abort, which
  * is what makes the k-th transaction of a card see exactly the k-1 before
  * it. (Not uthash: a probe here touches one slot line and one object line,
- * where uthash's chains cost a dependent cache miss per element.) Merchants, terminals, devices and IPs have
- * their own stripes, locked briefly and one at a time (never two at once,
- * and always after the card stripe), so there is no lock-order cycle.
+ * where uthash's chains cost a dependent cache miss per element;
+ * bench/store/bench-omap, a random lookup among 1M objects: 163 ns against
+ * uthash's 243, in 34 MB of slots against 64 MB of buckets and handles,
+ * 2026-11-25.) Merchants, terminals, devices and IPs have their own
+ * stripes, locked briefly and one at a time (never two at once, and always
+ * after the card stripe), so there is no lock-order cycle.
  * Idempotency records (txn_id -> first outcome) are a third striped table
  * (dedupe.c); the objects of all three are in live_view.h (as the velocity
  * features of features/db/ read them) and private/live_obj_int.h.

@@ -21,6 +21,7 @@ if [ $# -eq 0 ]; then
 	set -- "$B/bench/server/vigil-echo" "$B/bench/server/vigil-loadgen" \
 		"$B/bench/server/bench-pipeline" "$B/bench/archive/bench-archive" \
 		"$B/bench/store/bench-store" "$B/bench/store/bench-gencheck" \
+		"$B/bench/store/bench-omap" \
 		"$B/bench/batch/bench-batch" "$B/bench/batch/bench-train" \
 		"$B/bench/clients/bench-clients" "$B/bench/console/bench-console" \
 		"$B/bench/model/bench-model" "$B/bench/replay/bench-replay" \
