@@ -366,7 +366,7 @@ static vigil_err
 card_country_grow(batch_card *c)
 {
 	uint32_t nc = c->cap_country * 2;
-	batch_country_cnt *p;
+	batch_country_cnt *p = c->country;
 
 	_Static_assert(sizeof(batch_country_cnt) == 8, "two countries per pool element");
 	if (c->pool != NULL) {
@@ -381,10 +381,8 @@ card_country_grow(batch_card *c)
 		if (p == NULL)
 			return VIGIL_ENOMEM;
 		memcpy(p, c->country, c->ncountry * sizeof *p);
-	} else {
-		if (vigil_array_resize(&c->country, nc, sizeof *c->country) != VIGIL_OK)
-			return VIGIL_ENOMEM;
-		p = c->country;
+	} else if (vigil_array_resize(&p, nc, sizeof *p) != VIGIL_OK) {
+		return VIGIL_ENOMEM;
 	}
 	c->country = p;
 	c->cap_country = nc;

@@ -109,14 +109,10 @@ vigil_array_reserve(void *arrp, size_t *cap, size_t need, size_t elem_size, size
 vigil_err
 vigil_buf_reserve(uint8_t **buf, size_t *cap, size_t need)
 {
-	uint8_t *nb;
-
 	if (need <= *cap)
 		return VIGIL_OK;
-	nb = realloc(*buf, need);
-	if (nb == NULL)
+	if (vigil_array_resize(buf, need, 1) != VIGIL_OK)
 		return VIGIL_ENOMEM;
-	*buf = nb;
 	*cap = need;
 	return VIGIL_OK;
 }

@@ -661,7 +661,9 @@ parse_grow(parser *p, void *arr, uint32_t n, uint32_t *cap, size_t size, uint32_
 	if (n < *cap)
 		return arr;
 	ncap = vigil_array_grown(*cap, (size_t)n + 1, 16, UINT32_MAX);
-	if (ncap == 0 || vigil_array_resize(&arr, ncap, size) != VIGIL_OK)
+	if (ncap == 0)
+		parse_fatal(p, off, VIGIL_ETOOBIG);
+	if (vigil_array_resize(&arr, ncap, size) != VIGIL_OK)
 		parse_fatal(p, off, VIGIL_ENOMEM);
 	*cap = (uint32_t)ncap;
 	return arr;

@@ -1084,6 +1084,7 @@ store_score_commit(store_db *db, store_ctx *ctx, const store_scored *rec, store_
 			rv = store_scored_encode(rec, ctx->buf, ctx->bufcap, &len);
 			if (rv != VIGIL_ETOOBIG || ctx->bufcap >= db->opts.archive.max_record_bytes)
 				break;
+			/* one byte more than it holds: the next doubling */
 			rv = vigil_array_reserve(&ctx->buf, &ctx->bufcap, ctx->bufcap + 1, 1, 1,
 			    db->opts.archive.max_record_bytes);
 			if (rv != VIGIL_OK)
