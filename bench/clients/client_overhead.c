@@ -31,6 +31,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "bench_stats.h"
 #include "cli.h"
 #include "vigil.pb-c.h"
 #include "vigil_client.h"
@@ -46,21 +47,6 @@ clock_ns(clockid_t id)
 
 	clock_gettime(id, &ts);
 	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *) a, y = *(const double *) b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t) n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* ---- the echo peer ---- */
@@ -341,11 +327,11 @@ main(int argc, char **argv)
 			bc[i] = (double) (bare_first ? c1 - c0 : c2 - c1);
 			cc[i] = (double) (bare_first ? c2 - c1 : c1 - c0);
 		}
-		bare[r] = median(bw, (int) calls);
-		client[r] = median(cw, (int) calls);
+		bare[r] = bench_median(bw, (int) calls);
+		client[r] = bench_median(cw, (int) calls);
 		diff[r] = client[r] - bare[r];
-		bcpu[r] = median(bc, (int) calls);
-		ccpu[r] = median(cc, (int) calls);
+		bcpu[r] = bench_median(bc, (int) calls);
+		ccpu[r] = bench_median(cc, (int) calls);
 		dcpu[r] = ccpu[r] - bcpu[r];
 		printf("round %d: wall bare %.2f client %.2f (%+.2f) us/call; "
 		    "caller CPU bare %.2f client %.2f (%+.2f) us/call\n", r + 1,
@@ -354,9 +340,9 @@ main(int argc, char **argv)
 		fflush(stdout);
 	}
 	printf("median wall:       bare %.2f us, client %.2f us, overhead %+.2f us/call (target < 5 us)\n",
-	    median(bare, rounds) / 1000, median(client, rounds) / 1000, median(diff, rounds) / 1000);
+	    bench_median(bare, rounds) / 1000, bench_median(client, rounds) / 1000, bench_median(diff, rounds) / 1000);
 	printf("median caller CPU: bare %.2f us, client %.2f us, overhead %+.2f us/call\n",
-	    median(bcpu, rounds) / 1000, median(ccpu, rounds) / 1000, median(dcpu, rounds) / 1000);
+	    bench_median(bcpu, rounds) / 1000, bench_median(ccpu, rounds) / 1000, bench_median(dcpu, rounds) / 1000);
 	free(lat);
 
 	vigil_client_close(c);

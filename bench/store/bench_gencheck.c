@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "bench_stats.h"
 #include "cli.h"
 #include "gendir.h"
 #include "genread.h"
@@ -40,21 +41,6 @@ now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-dcmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, dcmp);
-	return v[n / 2];
 }
 
 static void
@@ -187,7 +173,7 @@ main(int argc, char **argv)
 			die("gen_checksum_write", rv, &d);
 		t[r] = now_s() - t0;
 	}
-	tc = median(t, (int)runs);
+	tc = bench_median(t, (int)runs);
 	buf = malloc((size_t)st.st_size);
 	f = fopen(data, "rb");
 	if (buf == NULL || f == NULL || fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
@@ -203,14 +189,14 @@ main(int argc, char **argv)
 		if (h.low64 == 42) /* keep the call */
 			fputc(' ', stderr);
 	}
-	th = median(t, (int)runs);
+	th = bench_median(t, (int)runs);
 	free(buf);
 	for (uint32_t r = 0; r < runs; r++)
 		t[r] = time_open(dir, false, data);
-	tw = median(t, (int)runs);
+	tw = bench_median(t, (int)runs);
 	for (uint32_t r = 0; r < runs; r++)
 		t[r] = time_open(dir, true, data);
-	tcold = median(t, (int)runs);
+	tcold = bench_median(t, (int)runs);
 	/* the same file as a generation from before checksums */
 	if (unlink(sum) != 0) {
 		perror(sum);
@@ -220,7 +206,7 @@ main(int argc, char **argv)
 	unlink(cmd);
 	for (uint32_t r = 0; r < runs; r++)
 		t[r] = time_open(dir, false, data);
-	tl = median(t, (int)runs);
+	tl = bench_median(t, (int)runs);
 
 	printf("generation: %u cards, data.mdb %.1f MB; median of %u runs\n", cards, mb, runs);
 	printf("  commit  CHECKSUM written        %8.1f ms  %6.2f GB/s\n", tc * 1e3, mb / 1e3 / tc);

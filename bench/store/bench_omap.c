@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -31,6 +30,7 @@
 	((hashv) = (unsigned)XXH3_64bits((keyptr), (keylen)))
 #include <uthash.h>
 
+#include "bench_stats.h"
 #include "cli.h"
 #include "omap_int.h"
 #include "splitmix.h"
@@ -41,23 +41,6 @@ typedef struct obj {
 	okey           k;
 	UT_hash_handle hh;
 } obj;
-
-static double
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int
-dcmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static void
 usage(FILE *out)
@@ -85,7 +68,7 @@ main(int argc, char **argv)
 	obj     **objs, *head = NULL;
 	uint32_t *order;
 	omap      m = { 0 };
-	double    t_omap[64], t_ut[64];
+	double    t_omap[64], t_ut[64], med_omap, med_ut;
 	int       o;
 
 	opterr = 0;
@@ -143,7 +126,7 @@ main(int argc, char **argv)
 	for (uint32_t r = 0; r < runs; r++) {
 		for (int which = 0; which < 2; which++) {
 			int    first = (int)(r & 1) ^ which; /* who goes first alternates */
-			double t = now_ns();
+			double t = (double)vigil_mono_ns();
 
 			for (uint32_t i = 0; i < nlook; i++) {
 				/* the key as a request brings it: its own bytes */
@@ -160,18 +143,18 @@ main(int argc, char **argv)
 				}
 				sum += f != NULL ? f->hot[0] : 1ULL << 40;
 			}
-			t = (now_ns() - t) / nlook;
+			t = ((double)vigil_mono_ns() - t) / nlook;
 			if (first == 0)
 				t_omap[r] = t;
 			else
 				t_ut[r] = t;
 		}
 	}
-	qsort(t_omap, runs, sizeof *t_omap, dcmp);
-	qsort(t_ut, runs, sizeof *t_ut, dcmp);
-	printf("omap    %7.1f ns a lookup (median of %u; min %.1f, max %.1f)\n", t_omap[runs / 2],
-	    runs, t_omap[0], t_omap[runs - 1]);
-	printf("uthash  %7.1f ns a lookup (median of %u; min %.1f, max %.1f)\n", t_ut[runs / 2], runs,
+	med_omap = bench_median(t_omap, runs); /* sorts: [0] and [runs - 1] are min and max */
+	med_ut = bench_median(t_ut, runs);
+	printf("omap    %7.1f ns a lookup (median of %u; min %.1f, max %.1f)\n", med_omap, runs,
+	    t_omap[0], t_omap[runs - 1]);
+	printf("uthash  %7.1f ns a lookup (median of %u; min %.1f, max %.1f)\n", med_ut, runs,
 	    t_ut[0], t_ut[runs - 1]);
 	printf("memory  omap %.1f MB of slots, uthash %.1f MB of buckets and handles "
 	    "(checksum %llu)\n", (double)(m.mask + 1) * sizeof(oslot) / 1e6,

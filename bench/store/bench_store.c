@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "bench_stats.h"
 #include "cli.h"
 #include "db.h"
 
@@ -73,21 +74,6 @@ usage(FILE *out)
 	    "up) needs about 14 days of event time first: --step-ms 6000 makes each\n"
 	    "run span 14 days.\n");
 	vigil_cli_exit_help(out, exits);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, uint32_t n)
-{
-	qsort(v, n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
 }
 
 /* CPU time of the calling thread, ns: on a shared machine this is the
@@ -476,7 +462,7 @@ main(int argc, char **argv)
 	}
 	if (c.only & SEC_LOOKUP)
 		printf("lookup (all %u features, batch + live): median %.0f ns wall, %.0f ns cpu "
-		    "per transaction\n", store_schema_nfields(), median(v, c.runs), median(vc, c.runs));
+		    "per transaction\n", store_schema_nfields(), bench_median(v, c.runs), bench_median(vc, c.runs));
 
 	/* Update path, fsync=interval, one thread. */
 	for (uint32_t r = 0; r < c.runs && (c.only & SEC_UPDATE); r++) {
@@ -498,7 +484,7 @@ main(int argc, char **argv)
 	}
 	if (c.only & SEC_UPDATE)
 		printf("update (begin+commit, archive fsync=interval, 1 thread): median %.0f txn/s "
-		    "wall, %.0f txn/s per cpu-second\n", median(v, c.runs), median(vc, c.runs));
+		    "wall, %.0f txn/s per cpu-second\n", bench_median(v, c.runs), bench_median(vc, c.runs));
 
 	/* The same with several threads (the server's workers). */
 	for (uint32_t r = 0; r < c.runs && (c.only & SEC_THREADS); r++) {
@@ -510,8 +496,8 @@ main(int argc, char **argv)
 	}
 	if (c.only & SEC_THREADS)
 		printf("update (begin+commit, archive fsync=interval, %u threads): median %.0f txn/s "
-		    "wall, %.0f txn/s per process cpu-second\n", c.threads, median(v, c.runs),
-		    median(vc, c.runs));
+		    "wall, %.0f txn/s per process cpu-second\n", c.threads, bench_median(v, c.runs),
+		    bench_median(vc, c.runs));
 
 	/* Update path without archive (offline/replay mode). */
 	if (store_db_new_memory(NULL, &mem) != VIGIL_OK || (mctx = store_ctx_new(mem)) == NULL)
@@ -528,7 +514,7 @@ main(int argc, char **argv)
 	}
 	if (c.only & SEC_MEMORY)
 		printf("update (begin+commit, memory mode, 1 thread): median %.0f txn/s wall, "
-		    "%.0f txn/s per cpu-second\n", median(v, c.runs), median(vc, c.runs));
+		    "%.0f txn/s per cpu-second\n", bench_median(v, c.runs), bench_median(vc, c.runs));
 
 	/* Recovery: reopen replays the archive into a new live state. */
 	store_db_get_stats(db, &st);
@@ -551,8 +537,8 @@ main(int argc, char **argv)
 	if (c.only & SEC_RECOVER)
 		printf("recover (reopen, %llu archived records, %llu live events): median %.2f s "
 		    "(%.0f records/s)\n", (unsigned long long)st.archive.records,
-		    (unsigned long long)st.live_events, median(v, c.runs),
-		    (double)st.archive.records / median(v, c.runs));
+		    (unsigned long long)st.live_events, bench_median(v, c.runs),
+		    (double)st.archive.records / bench_median(v, c.runs));
 	status = 0;
 out:
 	store_ctx_free(ctx);
