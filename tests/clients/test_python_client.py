@@ -15,7 +15,6 @@ import faulthandler
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ SOURCE = os.environ["VIGIL_SOURCE_ROOT"]
 sys.path.insert(0, os.path.join(BUILD, "clients", "python"))
 
 import vigil_client as vc  # noqa: E402
+sys.path.insert(0, os.path.join(SOURCE, "tests", "lib"))
+from vt_port import free_port  # noqa: E402
 from vigil_client import _nng  # noqa: E402
 
 RULES = os.path.join(SOURCE, "tests", "clients", "clients.rules")
@@ -562,10 +563,7 @@ class TlsTests(unittest.TestCase):
         self.pki = tempfile.mkdtemp(prefix="vigil-pypki-")
         subprocess.run(["/bin/sh", os.path.join(SOURCE, "tests", "lib", "mkpki.sh"), self.pki],
                        check=True)
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.url = "tls+tcp://127.0.0.1:%d" % s.getsockname()[1]
-        s.close()
+        self.url = "tls+tcp://127.0.0.1:%d" % free_port()
 
     def tearDown(self):
         shutil.rmtree(self.pki, ignore_errors=True)

@@ -61,9 +61,6 @@ stop_checked() {
 	[ "$st" -eq 0 ] || cl_fail "vigild ($2) exited $st after SIGTERM: $(grep -A5 Sanitizer "$2" | head -20)"
 }
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # ---- the rule file that reads features out ----
 {
@@ -130,7 +127,7 @@ send() { # send FILE URL...: every line scored OK
 }
 
 # ---- the single instance ----
-SA=$(free_port)
+SA=$(vt_free_port)
 "$VIGILD" --data "$D/single" --listen "ipc://$D/single.ipc" --admin "127.0.0.1:$SA" \
     --rules "$D/probe.rules" >"$D/single.log" 2>&1 &
 SPID=$!
@@ -152,7 +149,7 @@ esac
 
 # ---- NATS unreachable from the start, a queue of 10: scoring goes on,
 # ready and degraded, what does not fit is dropped and counted ----
-DP=$(free_port) DA=$(free_port)
+DP=$(vt_free_port) DA=$(vt_free_port)
 printf '[cluster]\nqueue = 10\n' >"$D/small.ini"
 "$VIGILD" --config "$D/small.ini" --data "$D/alone" --listen "ipc://$D/alone.ipc" \
     --admin "127.0.0.1:$DA" --rules "$D/probe.rules" --nats "nats://127.0.0.1:$DP" \
@@ -183,8 +180,8 @@ grep -q "stopping with 10 observation(s) not published" "$D/alone.log" ||
 echo "cluster: NATS unreachable: scored, ready, degraded, 30 of 40 observations dropped"
 
 # ---- a 3-node NATS cluster with JetStream ----
-N1=$(free_port) N2=$(free_port) N3=$(free_port)
-R1=$(free_port) R2=$(free_port) R3=$(free_port)
+N1=$(vt_free_port) N2=$(vt_free_port) N3=$(vt_free_port)
+R1=$(vt_free_port) R2=$(vt_free_port) R3=$(vt_free_port)
 ROUTES="nats://127.0.0.1:$R1,nats://127.0.0.1:$R2,nats://127.0.0.1:$R3"
 nats_start() { # nats_start I
 	case $1 in
@@ -232,7 +229,7 @@ replica_start() { # replica_start NAME
 		i=$((i + 1)); [ "$i" -lt 300 ] || cl_fail "replica $1 not ready"; sleep 0.1
 	done
 }
-A_a=$(free_port) A_b=$(free_port) A_c=$(free_port)
+A_a=$(vt_free_port) A_b=$(vt_free_port) A_c=$(vt_free_port)
 for r in a b c; do replica_start "$r"; done
 URLS="ipc://$D/a.ipc ipc://$D/b.ipc ipc://$D/c.ipc"
 

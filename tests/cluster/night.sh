@@ -55,9 +55,6 @@ nt_fail() {
 	done
 	exit 1
 }
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 wait_for() { # wait_for WHAT CMD...: up to 60 s
 	what=$1
 	shift
@@ -78,7 +75,7 @@ DPIDS="$DPIDS $!"
 wait_for "munge socket" test -S "$D/munge/sock"
 HOST=$(hostname -s)
 ME=$(id -un)
-CP=$(free_port) NP=$(free_port)
+CP=$(vt_free_port) NP=$(vt_free_port)
 export SLURM_CONF="$D/slurm/slurm.conf"
 cat >"$SLURM_CONF" <<EOT
 ClusterName=vigiltest
@@ -119,8 +116,8 @@ wait_for "an idle Slurm node" sh -c 'sinfo -h -o %t | grep -q idle'
 echo "night: Slurm up (controller port $CP)"
 
 # ---- a 3-node NATS cluster with JetStream, and three replicas ----
-N1=$(free_port) N2=$(free_port) N3=$(free_port)
-R1=$(free_port) R2=$(free_port) R3=$(free_port)
+N1=$(vt_free_port) N2=$(vt_free_port) N3=$(vt_free_port)
+R1=$(vt_free_port) R2=$(vt_free_port) R3=$(vt_free_port)
 ROUTES="nats://127.0.0.1:$R1,nats://127.0.0.1:$R2,nats://127.0.0.1:$R3"
 for i in 1 2 3; do
 	case $i in
@@ -141,7 +138,7 @@ for r in r1 r2 r3; do
 	printf '[store]\nsegment_max_mb = 1\nship_command = %s %%p %s/%%r\nship_retry_max_s = 1\n[cluster]\nstream_replicas = 3\n' \
 	    "$S/deploy/vigil-ship" "$D/shared" >"$D/$r.ini"
 done
-A1=$(free_port) A2=$(free_port) A3=$(free_port)
+A1=$(vt_free_port) A2=$(vt_free_port) A3=$(vt_free_port)
 admin_of() { case $1 in r1) echo "$A1" ;; r2) echo "$A2" ;; *) echo "$A3" ;; esac; }
 start() { # start rN: vigild in the background, waits for ready; its pid in pid_rN
 	touch "$D/$1.log"

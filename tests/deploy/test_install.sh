@@ -172,7 +172,7 @@ grep -q "\"rules\": \"$etc/rules/default.rules\"" "$T/replay.json" ||
 mkdir "$T/cdata" "$T/cstate"
 printf 'alice admin alice-admin-token-000000001\n' >"$T/tokens"
 chmod 600 "$T/tokens" # vigil-console refuses a tokens file other users can read
-CPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+CPORT=$(python3 "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt_port.py")
 (cd "$T/cwd" && exec "$console" --data "$T/cdata" --rules "$etc/rules/default.rules" \
 	--tokens "$T/tokens" --state "$T/cstate" --listen "127.0.0.1:$CPORT") 2>"$T/console.log" &
 PID=$!

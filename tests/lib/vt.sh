@@ -25,6 +25,8 @@
 #                           wait (up to 30 s) for a line of $D/$VT_LOG
 #                           matching PATTERN (grep); fail "no WHAT" after
 #                           that, or at once if the server $PID exited
+#   vt_free_port            a TCP port to listen on, that no other test
+#                           running now is given (tests/lib/vt_port.py)
 #   vt_wait_ready SOCKET    wait (up to 60 s) until the vigild $PID answers
 #                           /readyz ready on its admin endpoint at the local
 #                           socket SOCKET (--admin unix:SOCKET; needs curl);
@@ -87,6 +89,10 @@ expect() {
 	set -e
 	[ "$got" -eq "$want" ] || fail "$*: exit $got, expected $want: $(cat "$D/out")"
 	grep -q -- "$pat" "$D/out" || fail "$*: output does not match '$pat': $(cat "$D/out")"
+}
+
+vt_free_port() {
+	python3 "$S/tests/lib/vt_port.py"
 }
 
 vt_wait_ready() {

@@ -29,6 +29,8 @@ import time
 
 B = os.environ["VIGIL_BUILD_ROOT"]
 S = os.environ["VIGIL_SOURCE_ROOT"]
+sys.path.insert(0, os.path.join(S, "tests", "lib"))
+from vt_port import free_port  # noqa: E402
 VIGILD = os.path.join(B, "server", "vigild")
 RULES = os.path.join(S, "tests", "server", "rules", "velocity.rules")
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -42,12 +44,6 @@ def fail(msg, log=None):
             for line in f:
                 print("  vigild.log: " + line.rstrip(), file=sys.stderr)
     sys.exit(1)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(port, path, token=None, method="GET"):

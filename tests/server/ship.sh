@@ -25,9 +25,6 @@ SCORE="$B/tools/score/vigil-score"
 ARCH="$B/tools/archive/vigil-archive"
 SHIP="$S/deploy/vigil-ship"
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 metric() { # metric NAME: its value in $D/metrics
 	curl -sf "http://127.0.0.1:$AP/metrics" >"$D/metrics" || fail "/metrics unreachable"
 	sed -n "s/^$1 //p" "$D/metrics"
@@ -77,7 +74,7 @@ lastseq() { # the sequence number of the last sealed segment
 }
 
 # ---- a bad template is refused with the key and the reason ----
-AP=$(free_port)
+AP=$(vt_free_port)
 printf '%s\n' '[store]' 'ship_command = cp %p /x/%q' >"$D/bad.ini"
 expect 2 'ship_command.*a % not followed by p' "$VIGILD" --config "$D/bad.ini" --check-config --rules "$S/rules/default.rules"
 

@@ -20,8 +20,7 @@ R="$S/tests/server/rules/velocity.rules"
 mkdir "$D/pki"
 sh "$S/tests/lib/mkpki.sh" "$D/pki" || fail "mkpki.sh failed"
 P="$D/pki"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-	echo 39465)
+PORT=$(vt_free_port)
 URL="tls+tcp://127.0.0.1:$PORT"
 COMMON="--rules $R --data $D/data --admin off --listen $URL --listen ipc://$D/vigild.sock"
 

@@ -45,8 +45,7 @@ P="$D/pki"
 	openssl ca -config ca.cnf -gencrl -out crl.pem 2>/dev/null
 	openssl ca -config evil.cnf -gencrl -out evil-crl.pem 2>/dev/null
 ) || fail "openssl ca failed"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-	echo 39466)
+PORT=$(vt_free_port)
 URL="tls+tcp://127.0.0.1:$PORT"
 TLS="--tls-cert $P/server.pem --tls-key $P/server.key --tls-ca $P/ca.pem"
 COMMON="--rules $R --data $D/data --admin off --listen $URL"

@@ -36,11 +36,8 @@ gencrl() { # openssl ca -gencrl options: a new list of the CA into current-crl.p
 	printf '[ca]\ndefault_ca = d\n[d]\ndatabase = cadb/index.txt\ncrlnumber = cadb/crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\ncertificate = ca.pem\nprivate_key = ca.key\n' >ca.cnf
 ) || fail "openssl ca set-up failed"
 gencrl
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-PORT=$(free_port)
-APORT=$(free_port)
+PORT=$(vt_free_port)
+APORT=$(vt_free_port)
 URL="tls+tcp://127.0.0.1:$PORT"
 printf '[tls]\ncheck_interval_s = 1\n' >"$D/vigild.ini"
 

@@ -198,7 +198,7 @@ check_errors "vigil-rules check --json" "$T/check.json" INVALID "files.[].errors
 check_errors "vigil-rules check --json, missing" "$T/check.json" NOT_FOUND "files.[].errors.[]"
 
 # vigil-console: its API without a token
-CPORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+CPORT=$(vt_free_port)
 "$(vt_prog vigil-console)" -d "$T/cdata" -r "$RULES" --tokens "$T/tokens" --state "$T/cstate" \
 	--listen "127.0.0.1:$CPORT" 2>"$T/console.log" &
 CPID=$!

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import urllib.error
 import urllib.request
 
 B, S = sys.argv[1], sys.argv[2]
+sys.path.insert(0, os.path.join(S, "tests", "lib"))
+from vt_port import free_port  # noqa: E402
 GEN = os.path.join(B, "tools/gen/vigil-gen")
 REPLAY = os.path.join(B, "tools/replay/vigil-replay")
 VIGILD = os.path.join(B, "server/vigild")
@@ -99,14 +100,6 @@ def exact(datadir, rules, t, name):
         fail(f"vigil-replay --exact --rules {rules}: exit {r.returncode}: {r.stderr[-2000:]}")
         return None, []
     return json.load(open(summ)), [json.loads(x) for x in open(res)]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def http(port, method, path, body=None):
