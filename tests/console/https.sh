@@ -32,7 +32,7 @@ P="$D/pki"
 cp "$S/rules/default.rules" "$S/rules/blocked_cards.txt" "$S/rules/test_bins.txt" "$D/rules/"
 printf 'client analyst cert:client\nalice admin alice-admin-token-000000001\n' >"$D/tokens"
 chmod 600 "$D/tokens"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(vt_free_port)
 COMMON="--data $D/data --rules $D/rules/default.rules --tokens $D/tokens --state $D/state --listen 127.0.0.1:$PORT"
 
 # a mismatched pair: one line, exit 2, before anything listens

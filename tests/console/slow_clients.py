@@ -36,12 +36,6 @@ def fail(msg):
     sys.exit(1)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def probe(port, source, timeout=5.0):
     """GET /healthz from source; the status line, or None if no answer."""
     s = socket.socket()
@@ -75,6 +69,8 @@ def closed(s):
 
 def main():
     build, src = sys.argv[1], sys.argv[2]
+    sys.path.insert(0, os.path.join(src, "tests", "lib"))
+    from vt_port import free_port
     tmp = tempfile.mkdtemp(prefix="vigil-slow-")
     console = None
     drippers = []

@@ -155,22 +155,6 @@ copy_file(const char *from, const char *to)
 	close(out);
 }
 
-static uint16_t
-free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t l = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	uint16_t p = 0;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-		p = ntohs(a.sin_port);
-	close(fd);
-	return p;
-}
-
 /* Scored records in the entity index (-1: unknown). */
 static int64_t
 ents_records(void)
@@ -207,7 +191,7 @@ console_start(void)
 {
 	char log[400];
 
-	console_port = free_port();
+	console_port = vt_free_port();
 	snprintf(log, sizeof log, "%s/console.log", tmp);
 	fflush(NULL);
 	console_pid = fork();

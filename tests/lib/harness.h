@@ -100,7 +100,8 @@ int  vt_http_post(uint16_t port, const char *path, const char *body, int *ret_st
 int  vt_http(uint16_t port, const char *method, const char *path, const char *headers,
     const char *body, int *ret_status, char **ret_body);
 
-/* A free loopback TCP port (bound, read, closed), 0 if none. */
+/* A TCP port to listen on that no other test running now is given
+ * (tests/lib/vt_port.py), 0 if none. */
 uint16_t vt_free_port(void);
 
 /* VmRSS of a process in KiB (/proc/PID/status), -1 if unknown. */

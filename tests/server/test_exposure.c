@@ -87,24 +87,6 @@ velocity_rules(void)
 	return vt_src_path("tests/server/rules/velocity.rules");
 }
 
-static uint16_t
-free_tcp_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	uint16_t port = 0;
-
-	assert_true(fd >= 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	assert_true(port != 0);
-	return port;
-}
-
 static void
 write_file(const char *path, const char *text, mode_t mode)
 {
@@ -265,7 +247,7 @@ test_tls_mutual(void **state)
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(vt_pki_make(dir), 0);
-	snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%u", free_tcp_port());
+	snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%u", vt_free_port());
 	snprintf(plain, sizeof plain, "tcp://%s", url + 10);
 	snprintf(cert, sizeof cert, "%s/server.pem", dir);
 	snprintf(key, sizeof key, "%s/server.key", dir);
