@@ -100,7 +100,11 @@ omap_find(const omap *m, uint64_t h, const char *id, size_t len, size_t back)
  * (t - window, t] by adding and removing only the events that cross a
  * bound (found by binary search in the time-ordered array); applying an
  * event inside the range adds it, dropping one removes it. For traffic in
- * event-time order each event crosses each bound once.
+ * event-time order each event crosses each bound once. (Not uthash: its
+ * table of counts, a malloc'd entry per distinct card, takes 517 ns an
+ * event to this map's 242 in bench/store/bench-omap, 100 busy entities of
+ * 20,000 events each, and 761 against 161 with 1,000 entities of 1,000,
+ * 2026-11-26.)
  */
 typedef struct dm_slot {
 	uint64_t ch;

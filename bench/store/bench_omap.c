@@ -15,8 +15,18 @@
  * in ns per lookup. A miss costs what a table makes it cost: with a million
  * keys neither fits in this machine's caches.
  *
+ * Then the busy entities' distinct-card counts (table_view.h's ent_dmap: a
+ * count per card hash, open addressing) against a uthash table of counts
+ * (one malloc'd entry per distinct card, freed at zero): --entities busy
+ * entities, each with a sliding window of its last --window events over
+ * cards drawn from a pool of 1M, take --lookups events at random entities;
+ * an event leaves its entity's window (its card counted down) and a new
+ * one enters (counted up), as velocity.c moves a window. The two keep the
+ * same counts (checked at the end); each figure is ns per event.
+ *
  * Run from a release build:
  *   ./build-bench/bench/store/bench-omap [--keys N] [--lookups N] [--runs N]
+ *       [--entities N] [--window N]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -42,6 +52,147 @@ typedef struct obj {
 	UT_hash_handle hh;
 } obj;
 
+/* A distinct card's count in the uthash variant of ent_dmap. */
+typedef struct ucount {
+	uint64_t       ch;
+	uint32_t       cnt;
+	UT_hash_handle hh;
+} ucount;
+
+typedef struct uset {
+	ucount  *head;
+	uint32_t ndistinct;
+} uset;
+
+static int
+uset_add(uset *u, uint64_t ch)
+{
+	ucount *c;
+
+	HASH_FIND(hh, u->head, &ch, sizeof ch, c);
+	if (c != NULL) {
+		c->cnt++;
+		return 0;
+	}
+	if ((c = malloc(sizeof *c)) == NULL)
+		return -1;
+	c->ch = ch;
+	c->cnt = 1;
+	HASH_ADD(hh, u->head, ch, sizeof c->ch, c);
+	u->ndistinct++;
+	return 0;
+}
+
+static void
+uset_sub(uset *u, uint64_t ch)
+{
+	ucount *c;
+
+	HASH_FIND(hh, u->head, &ch, sizeof ch, c);
+	if (c == NULL || --c->cnt > 0)
+		return;
+	HASH_DEL(u->head, c);
+	free(c);
+	u->ndistinct--;
+}
+
+/*
+ * The distinct-card figure: nent entities, each a ring of its last win
+ * card hashes held in one ent_dmap and one uset; nev events a run.
+ * Returns 0, or -1 out of memory, or -2 if the two disagree.
+ */
+static int
+bench_dmap(uint32_t nent, uint32_t win, uint32_t nev, uint32_t runs, uint64_t *rng,
+    double *ret_dm, double *ret_ut)
+{
+	uint64_t  *ring = calloc((size_t)nent * win, sizeof *ring), *pool;
+	uint32_t  *pos = calloc(nent, sizeof *pos), *ent = malloc((size_t)nev * sizeof *ent);
+	uint64_t  *card = malloc((size_t)nev * sizeof *card);
+	uint64_t  *gone = malloc((size_t)nev * sizeof *gone);
+	ent_dmap  *dm = calloc(nent, sizeof *dm);
+	uset      *us = calloc(nent, sizeof *us);
+	double     t_dm[64], t_ut[64];
+	int        rv = -1;
+	const uint32_t npool = 1u << 20;
+
+	pool = malloc((size_t)npool * sizeof *pool);
+	if (ring == NULL || pos == NULL || ent == NULL || card == NULL || gone == NULL || dm == NULL ||
+	    us == NULL || pool == NULL)
+		goto out;
+	for (uint32_t i = 0; i < npool; i++)
+		pool[i] = vigil_splitmix64(rng) | 1;
+	for (uint32_t e = 0; e < nent; e++) {
+		for (uint32_t i = 0; i < win; i++) {
+			uint64_t ch = pool[vigil_splitmix64(rng) % npool];
+
+			ring[(size_t)e * win + i] = ch;
+			if (dmap_add(&dm[e], ch) != VIGIL_OK || uset_add(&us[e], ch) != 0)
+				goto out;
+		}
+	}
+	for (uint32_t r = 0; r < runs; r++) {
+		/* The run's events, decided first: event i at entity ent[i]
+		 * brings card[i] in and takes gone[i] out of its window. */
+		for (uint32_t i = 0; i < nev; i++) {
+			uint32_t  e = (uint32_t)(vigil_splitmix64(rng) % nent);
+			uint64_t *slot = &ring[(size_t)e * win + pos[e]];
+
+			ent[i] = e;
+			card[i] = pool[vigil_splitmix64(rng) % npool];
+			gone[i] = *slot;
+			*slot = card[i];
+			pos[e] = pos[e] + 1 == win ? 0 : pos[e] + 1;
+		}
+		for (int which = 0; which < 2; which++) {
+			int    first = (int)(r & 1) ^ which; /* who goes first alternates */
+			double t = (double)vigil_mono_ns();
+
+			for (uint32_t i = 0; i < nev; i++) {
+				if (first == 0) {
+					dmap_sub(&dm[ent[i]], gone[i]);
+					if (dmap_add(&dm[ent[i]], card[i]) != VIGIL_OK)
+						goto out;
+				} else {
+					uset_sub(&us[ent[i]], gone[i]);
+					if (uset_add(&us[ent[i]], card[i]) != 0)
+						goto out;
+				}
+			}
+			t = ((double)vigil_mono_ns() - t) / nev;
+			if (first == 0)
+				t_dm[r] = t;
+			else
+				t_ut[r] = t;
+		}
+	}
+	rv = 0;
+	for (uint32_t e = 0; e < nent; e++)
+		if (dm[e].ndistinct != us[e].ndistinct)
+			rv = -2;
+	*ret_dm = bench_median(t_dm, runs);
+	*ret_ut = bench_median(t_ut, runs);
+out:
+	for (uint32_t e = 0; us != NULL && e < nent; e++) {
+		ucount *c, *tmp;
+
+		HASH_ITER(hh, us[e].head, c, tmp) {
+			HASH_DEL(us[e].head, c);
+			free(c);
+		}
+	}
+	for (uint32_t e = 0; dm != NULL && e < nent; e++)
+		free(dm[e].sl);
+	free(us);
+	free(dm);
+	free(card);
+	free(gone);
+	free(ent);
+	free(pos);
+	free(ring);
+	free(pool);
+	return rv;
+}
+
 static void
 usage(FILE *out)
 {
@@ -50,8 +201,9 @@ usage(FILE *out)
 	};
 
 	fprintf(out, "usage: bench-omap [--keys N (1000000)] [--lookups N (2000000)] "
-	    "[--runs N (5, max 64)]\nTimes a lookup in the live state's keyed table (omap) "
-	    "against uthash on the same objects.\n");
+	    "[--runs N (5, max 64)]\n                  [--entities N (100)] [--window N (20000)]\n"
+	    "Times a lookup in the live state's keyed table (omap) against uthash on the same "
+	    "objects,\nthen a busy entity's distinct-card count (ent_dmap) against uthash.\n");
 	vigil_cli_exit_help(out, exits);
 }
 
@@ -60,15 +212,16 @@ main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "keys", required_argument, NULL, 'k' }, { "lookups", required_argument, NULL, 'l' },
-		{ "runs", required_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
+		{ "runs", required_argument, NULL, 'r' }, { "entities", required_argument, NULL, 'e' },
+		{ "window", required_argument, NULL, 'w' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint32_t  nkeys = 1000000, nlook = 2000000, runs = 5;
+	uint32_t  nkeys = 1000000, nlook = 2000000, runs = 5, nent = 100, win = 20000;
 	uint64_t  rng = 42, sum = 0;
 	obj     **objs, *head = NULL;
 	uint32_t *order;
 	omap      m = { 0 };
-	double    t_omap[64], t_ut[64], med_omap, med_ut;
+	double    t_omap[64], t_ut[64], med_omap, med_ut, med_dm = 0, med_us = 0;
 	int       o;
 
 	opterr = 0;
@@ -82,6 +235,10 @@ main(int argc, char **argv)
 		    &nlook);
 			break;
 		case 'r': u = vigil_cli_parse_u32("bench-omap", "runs", optarg, 1, 64, &runs); break;
+		case 'e': u = vigil_cli_parse_u32("bench-omap", "entities", optarg, 1, 100000, &nent);
+			break;
+		case 'w': u = vigil_cli_parse_u32("bench-omap", "window", optarg, 1, 1u << 20, &win);
+			break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-omap", argv);
 		}
@@ -161,6 +318,19 @@ main(int argc, char **argv)
 	    ((double)head->hh.tbl->num_buckets * sizeof(UT_hash_bucket) +
 	        (double)nkeys * sizeof(UT_hash_handle)) / 1e6, (unsigned long long)sum);
 	HASH_CLEAR(hh, head);
+	fprintf(stderr, "%u busy entities, a window of %u events each, %u events a run\n", nent, win,
+	    nlook);
+	switch (bench_dmap(nent, win, nlook, runs, &rng, &med_dm, &med_us)) {
+	case 0:
+		printf("dmap    %7.1f ns an event (median of %u)\nuthash  %7.1f ns an event "
+		    "(distinct-card counts, median of %u)\n", med_dm, runs, med_us, runs);
+		break;
+	case -2:
+		fprintf(stderr, "bench-omap: the distinct counts differ between ent_dmap and uthash\n");
+		return VIGIL_EXIT_FAIL;
+	default:
+		goto nomem;
+	}
 	for (uint32_t i = 0; i < nkeys; i++)
 		free(objs[i]);
 	free(objs);
