@@ -106,6 +106,8 @@ bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage, doubl
 		n++;
 		if (stage < 2)
 			continue;
+		if (m != NULL)
+			metrics_prefetch(m, row.txn.card_id);
 		if (store_score_begin(db, ctx, &row.txn, feat, nfeat, NULL) != VIGIL_OK)
 			continue;
 		if (rules_prog_eval(prog, tv, feat, nfeat, &res) != VIGIL_OK) {

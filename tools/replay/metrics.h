@@ -76,6 +76,9 @@ metrics  *metrics_new(const metrics_opts *opts);
 void      metrics_free(metrics *m); /* NULL is a no-op */
 /* VIGIL_ENOMEM, or VIGIL_ETOOBIG past METRICS_MAX_SCORES distinct scores. */
 vigil_err metrics_add(metrics *m, const metrics_obs *o);
+/* Optional hint that a metrics_add for this card follows soon: starts
+ * loading its table slot, so the add does not wait for memory. */
+void      metrics_prefetch(const metrics *m, const char *card_id);
 /* Closes the last day (card precision). Call once, after the last add. */
 vigil_err metrics_finish(metrics *m);
 

@@ -477,6 +477,9 @@ rp_run_offline(rp *r)
 		}
 		if (day > r->day)
 			r->day = day;
+		/* the card's metrics slot loads while the row is scored */
+		metrics_prefetch(r->m, row.txn.card_id);
+		metrics_prefetch(r->m2, row.txn.card_id);
 		rv = rp_offline_score(r, &row, &out, r->prog2 ? &out2 : NULL);
 		if (rv != VIGIL_OK)
 			return rv;
