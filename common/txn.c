@@ -196,9 +196,9 @@ vigil_txn_validate(const vigil_txn *txn, vigil_errinfo *reterr)
 		FAIL("channel", "channel %u is not a known channel", txn->channel);
 	if (txn->has_location) {
 		if (!isfinite(txn->lat) || txn->lat < -90.0 || txn->lat > 90.0)
-			FAIL("location.latitude", "latitude must be in [-90, 90]");
+			FAIL("location.latitude", "latitude must be a finite number in [-90, 90]");
 		if (!isfinite(txn->lon) || txn->lon < -180.0 || txn->lon > 180.0)
-			FAIL("location.longitude", "longitude must be in [-180, 180]");
+			FAIL("location.longitude", "longitude must be a finite number in [-180, 180]");
 	}
 	return VIGIL_OK;
 }

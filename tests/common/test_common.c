@@ -157,6 +157,19 @@ test_validate(void **state)
 		assert_int_equal(ei.col, 0);
 		assert_true(ei.offset == VIGIL_NOPOS);
 	}
+	/* a coordinate out of range or not finite: one message for both, the
+	 * one the wire decoder returns too (tests/server/test_wire.c) */
+	t = good_txn();
+	m_lat(&t);
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_EINVAL);
+	assert_string_equal(ei.msg, "latitude must be a finite number in [-90, 90]");
+	t.lat = NAN;
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_EINVAL);
+	assert_string_equal(ei.msg, "latitude must be a finite number in [-90, 90]");
+	t = good_txn();
+	m_lon(&t);
+	assert_int_equal(vigil_txn_validate(&t, &ei), VIGIL_EINVAL);
+	assert_string_equal(ei.msg, "longitude must be a finite number in [-180, 180]");
 	/* the message says the field's own name first (the replies' wording) */
 	t = good_txn();
 	strcpy(t.currency, "XXY");
