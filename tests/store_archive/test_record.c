@@ -983,6 +983,32 @@ test_lean_protobuf_c_rules(void **state)
 	n = w_bytes(buf, 1, txn1, n1);
 	n += w_bytes(buf + n, 8, fv, nf);
 	assert_int_equal(lean_agrees(buf, n), VIGIL_OK);
+
+	/* Inside a Location, a field seen twice is the last one; a second
+	 * Location in the same txn merges into the first and its scalars win,
+	 * those it leaves out included (proto3: no presence, so 0). */
+	nl = 0;
+	nl += w_f64(loc + nl, 1, 10.5);
+	nl += w_f64(loc + nl, 2, -3.25);
+	nl += w_f64(loc + nl, 1, 20.25);
+	n1 = 0;
+	n1 += w_str(txn1 + n1, 1, "t-2");
+	n1 += w_u64(txn1 + n1, 2, 1000);
+	n1 += w_str(txn1 + n1, 3, "card-a");
+	n1 += w_str(txn1 + n1, 4, "m-a");
+	n1 += w_str(txn1 + n1, 7, "EUR");
+	n1 += w_bytes(txn1 + n1, 13, loc, nl);
+	n = w_bytes(buf, 1, txn1, n1);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_OK);
+	assert_int_equal(store_scored_decode_lean(buf, n, &lean, &d), VIGIL_OK);
+	assert_true(lean.has_location);
+	assert_true(lean.lat == 20.25 && lean.lon == -3.25);
+	nl = w_f64(loc, 1, 45.0);
+	n1 += w_bytes(txn1 + n1, 13, loc, nl);
+	n = w_bytes(buf, 1, txn1, n1);
+	assert_int_equal(lean_agrees(buf, n), VIGIL_OK);
+	assert_int_equal(store_scored_decode_lean(buf, n, &lean, &d), VIGIL_OK);
+	assert_true(lean.lat == 45.0 && lean.lon == 0.0);
 }
 
 static void
