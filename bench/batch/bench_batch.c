@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_stats.h"
 #include "batch.h"
 #include "archive.h"
 #include "cli.h"
@@ -160,14 +161,6 @@ cpu_seconds(void)
 	    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static int
-dbl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -276,8 +269,8 @@ main(int argc, char **argv)
 			state = s->peak_state_bytes;
 			cards = s->cards;
 		}
-		qsort(rates, (size_t)runs, sizeof rates[0], dbl_cmp);
-		qsort(cpu_rates, (size_t)runs, sizeof cpu_rates[0], dbl_cmp);
+		qsort(rates, (size_t)runs, sizeof rates[0], bench_cmp_double);
+		qsort(cpu_rates, (size_t)runs, sizeof cpu_rates[0], bench_cmp_double);
 		printf("threads=%u wall_records_per_s median=%.0f min=%.0f max=%.0f  "
 		    "records_per_cpu_s median=%.0f  state_bytes=%llu bytes_per_card=%.0f\n",
 		    threads, rates[runs / 2], rates[0], rates[runs - 1], cpu_rates[runs / 2],

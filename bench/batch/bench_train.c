@@ -21,6 +21,7 @@
 
 #include <xxhash.h>
 
+#include "bench_stats.h"
 #include "cli.h"
 #include "rebuild.h"
 #include "train.h"
@@ -111,14 +112,6 @@ peak_rss_mb(void)
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
 		return 0;
 	return (double)ru.ru_maxrss / 1024.0;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 static void
@@ -357,8 +350,8 @@ main(int argc, char **argv)
 		}
 		free(json);
 	}
-	qsort(secs, runs, sizeof *secs, cmp_double);
-	qsort(cpus, runs, sizeof *cpus, cmp_double);
+	qsort(secs, runs, sizeof *secs, bench_cmp_double);
+	qsort(cpus, runs, sizeof *cpus, bench_cmp_double);
 	printf("median %.2f s to train, CPU %.2f s (of %u runs), peak RSS %.0f MB, model bytes %s "
 	    "across runs\n", secs[runs / 2], cpus[runs / 2], runs, peak_rss_mb(),
 	    same ? "identical" : "DIFFERENT");

@@ -40,15 +40,6 @@
 
 static atomic_bool g_stop;
 
-static uint64_t
-clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 /* ---- the echo peer ---- */
 
 typedef struct peer {
@@ -307,21 +298,21 @@ main(int argc, char **argv)
 		for (long i = 0; i < calls; i++) {
 			/* which side goes first alternates, so neither always follows the other */
 			bool     bare_first = (i & 1) == 0;
-			uint64_t w0 = clock_ns(CLOCK_MONOTONIC), c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+			uint64_t w0 = bench_clock_ns(CLOCK_MONOTONIC), c0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 			uint64_t w1, c1, w2, c2;
 
 			if (bare_first)
 				call_bare(ctx, aio, reqbuf, reqlen);
 			else
 				call_client(c, &t);
-			w1 = clock_ns(CLOCK_MONOTONIC);
-			c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+			w1 = bench_clock_ns(CLOCK_MONOTONIC);
+			c1 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 			if (bare_first)
 				call_client(c, &t);
 			else
 				call_bare(ctx, aio, reqbuf, reqlen);
-			w2 = clock_ns(CLOCK_MONOTONIC);
-			c2 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+			w2 = bench_clock_ns(CLOCK_MONOTONIC);
+			c2 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 			bw[i] = (double) (bare_first ? w1 - w0 : w2 - w1);
 			cw[i] = (double) (bare_first ? w2 - w1 : w1 - w0);
 			bc[i] = (double) (bare_first ? c1 - c0 : c2 - c1);

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_stats.h"
 #include "cli.h"
 #include "console.h"
 #include "entities.h"
@@ -137,13 +138,6 @@ write_archive(const char *datadir, uint64_t n, uint32_t days)
 	return 0;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void
 time_query(con_index *ix, const char *name, const con_query *q, con_case *page)
 {
@@ -159,7 +153,7 @@ time_query(con_index *ix, const char *name, const con_query *q, con_case *page)
 		}
 		ms[i] = (double)(vigil_mono_ns() - t0) / 1e6;
 	}
-	qsort(ms, 7, sizeof ms[0], cmp_double);
+	qsort(ms, 7, sizeof ms[0], bench_cmp_double);
 	printf("  %-44s %8" PRIu64 " matches %4u rows   median %8.2f ms   max %8.2f ms\n", name, total,
 	    n, ms[3], ms[6]);
 }
@@ -206,7 +200,7 @@ time_base(con_app *app, const con_search_q *q, store_scored *s)
 		    err, sizeof err);
 		ms[i] = (double)(vigil_mono_ns() - t0) / 1e6;
 	}
-	qsort(ms, 5, sizeof ms[0], cmp_double);
+	qsort(ms, 5, sizeof ms[0], bench_cmp_double);
 	return ms[2];
 }
 
@@ -237,7 +231,7 @@ run_search(con_app *app, const con_search_q *q, int runs, double *ret_max, size_
 		*ret_n = json_array_size(items);
 		json_decref(items);
 	}
-	qsort(ms, (size_t)runs, sizeof ms[0], cmp_double);
+	qsort(ms, (size_t)runs, sizeof ms[0], bench_cmp_double);
 	*ret_max = ms[runs - 1];
 	return ms[runs / 2];
 }

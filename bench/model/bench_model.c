@@ -27,6 +27,7 @@
 
 #include <xgboost/c_api.h>
 
+#include "bench_stats.h"
 #include "cli.h"
 #include "model.h"
 #include "splitmix.h"
@@ -109,23 +110,6 @@ make_rows(uint32_t n, uint32_t nf, float *x, float *y)
 		if (y != NULL)
 			y[r] = urand() < 1.0 / (1.0 + exp(-(z + nrand()))) ? 1.0f : 0.0f;
 	}
-}
-
-static double
-now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 enum what { W_PREDICT, W_TOP3, W_CONTRIB, W_PRED_TOP3, W_PATH_TOP3, W_XGB_ROW, W_XGB_BATCH };
@@ -219,15 +203,15 @@ measure(struct ctx *c, enum what w, uint32_t n, int runs, double *ret_cpu, doubl
 	if (run_once(c, w, n < POOL ? n : POOL) != 0)
 		return -1;
 	for (int r = 0; r < runs; r++) {
-		double c0 = now_ns(CLOCK_THREAD_CPUTIME_ID), w0 = now_ns(CLOCK_MONOTONIC);
+		double c0 = (double)bench_clock_ns(CLOCK_THREAD_CPUTIME_ID), w0 = (double)bench_clock_ns(CLOCK_MONOTONIC);
 
 		if (run_once(c, w, n) != 0)
 			return -1;
-		cpu[r] = (now_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / n;
-		wall[r] = (now_ns(CLOCK_MONOTONIC) - w0) / n;
+		cpu[r] = ((double)bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / n;
+		wall[r] = ((double)bench_clock_ns(CLOCK_MONOTONIC) - w0) / n;
 	}
-	qsort(cpu, (size_t)runs, sizeof cpu[0], cmp_double);
-	qsort(wall, (size_t)runs, sizeof wall[0], cmp_double);
+	qsort(cpu, (size_t)runs, sizeof cpu[0], bench_cmp_double);
+	qsort(wall, (size_t)runs, sizeof wall[0], bench_cmp_double);
 	*ret_cpu = cpu[runs / 2];
 	*ret_wall = wall[runs / 2];
 	*ret_best = cpu[0];
@@ -252,17 +236,17 @@ latency(struct ctx *c, enum what w, uint32_t n, double *ret_p50, double *ret_p99
 		return -1;
 	for (uint32_t i = 0; i < n; i++) {
 		const float *x = c->pool + (size_t)(i % POOL) * c->nf;
-		double t0 = now_ns(CLOCK_MONOTONIC);
+		double t0 = (double)bench_clock_ns(CLOCK_MONOTONIC);
 
 		switch (w) {
 		case W_PREDICT: acc += model_forest_predict(c->forest, x); break;
 		case W_TOP3: acc += model_forest_top(c->forest, x, 3, r); break;
 		default: model_forest_contrib(c->forest, x, contrib); acc += contrib[0]; break;
 		}
-		lat[i] = now_ns(CLOCK_MONOTONIC) - t0;
+		lat[i] = (double)bench_clock_ns(CLOCK_MONOTONIC) - t0;
 	}
 	c->sink = acc;
-	qsort(lat, n, sizeof lat[0], cmp_double);
+	qsort(lat, n, sizeof lat[0], bench_cmp_double);
 	*ret_p50 = lat[n / 2];
 	*ret_p99 = lat[(size_t)n * 99 / 100];
 	free(lat);
@@ -410,7 +394,7 @@ main(int argc, char **argv)
 	}
 	XGB_CHECK(XGBoosterSetParam(c.booster, "nthread", "1"));
 
-	t0 = now_ns(CLOCK_MONOTONIC);
+	t0 = (double)bench_clock_ns(CLOCK_MONOTONIC);
 	for (int r = 0; r < 5; r++) {
 		model_forest_free(c.forest);
 		c.forest = NULL;
@@ -422,7 +406,7 @@ main(int argc, char **argv)
 		}
 	}
 	printf("model: %u trees, %u features, %zu bytes of JSON, decode %.1f ms\n",
-	    model_forest_ntrees(c.forest), nf, json_len, (now_ns(CLOCK_MONOTONIC) - t0) / 5 / 1e6);
+	    model_forest_ntrees(c.forest), nf, json_len, ((double)bench_clock_ns(CLOCK_MONOTONIC) - t0) / 5 / 1e6);
 
 	c.nf = nf;
 	c.pool = malloc(sizeof(float) * POOL * nf);

@@ -18,30 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_stats.h"
 #include "app.h"
 #include "cli.h"
 #include "csv.h"
 #include "mask.h"
 #include "metrics.h"
-
-/* CPU time of this process in ns: on a shared machine the wall clock also
- * counts the time other processes held the core. */
-static uint64_t
-cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static void
 usage(FILE *out)
@@ -101,7 +83,7 @@ bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage, doubl
 			goto out;
 	}
 	t0 = vigil_mono_ns();
-	c0 = cpu_ns();
+	c0 = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 	while (csv_reader_next(rd, &row, &diag) == VIGIL_OK) {
 		n++;
 		if (stage < 2)
@@ -133,7 +115,7 @@ bench_pass(const char *buf, size_t len, const rules_prog *prog, int stage, doubl
 	if (m != NULL && metrics_finish(m) != VIGIL_OK)
 		goto out;
 	rate = (double)n / ((double)(vigil_mono_ns() - t0) / 1e9);
-	*ret_cpu = (double)n / ((double)(cpu_ns() - c0) / 1e9);
+	*ret_cpu = (double)n / ((double)(bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - c0) / 1e9);
 out:
 	metrics_free(m);
 	rules_tvals_free(tv);
@@ -210,8 +192,8 @@ main(int argc, char **argv)
 				goto out;
 			}
 		}
-		qsort(r, (size_t)runs, sizeof r[0], cmp_double);
-		qsort(c, (size_t)runs, sizeof c[0], cmp_double);
+		qsort(r, (size_t)runs, sizeof r[0], bench_cmp_double);
+		qsort(c, (size_t)runs, sizeof c[0], bench_cmp_double);
 		printf("%-24s median %9.0f rows/s wall, %9.0f rows/CPU-s  (wall min %.0f, max %.0f; "
 		    "%d runs)\n", stages[stage], r[runs / 2], c[runs / 2], r[0], r[runs - 1], runs);
 	}

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_stats.h"
 #include "app.h"
 #include "cli.h"
 #include "rules.h"
@@ -183,25 +184,6 @@ gen_program(int n)
 	return s;
 }
 
-/* CPU time of this thread: on a shared machine, time spent descheduled is
- * not the engine's cost (wall time is reported next to it). */
-static uint64_t
-cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Median CPU ns per evaluation over runs (*ret_wall: median wall ns);
  * *ret_allocs: allocations per evaluation. */
 static double
@@ -220,19 +202,19 @@ measure(const rules_prog *prog, const rules_tvals *tv, const vigil_value *pool, 
 		rules_prog_eval(prog, tv, pool + (size_t)(i % POOL) * nslots, nslots, res);
 	a0 = allocs;
 	for (int r = 0; r < runs; r++) {
-		uint64_t t0 = vigil_mono_ns(), c0 = cpu_ns();
+		uint64_t t0 = vigil_mono_ns(), c0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 
 		for (long i = 0; i < iters; i++) {
 			rules_prog_eval(prog, tv, pool + (size_t)(i % POOL) * nslots, nslots, res);
 			hits += res->nhits;
 		}
-		ns[r] = (double)(cpu_ns() - c0) / (double)iters;
+		ns[r] = (double)(bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / (double)iters;
 		wall[r] = (double)(vigil_mono_ns() - t0) / (double)iters;
 	}
 	*ret_allocs = (double)(allocs - a0) / ((double)iters * runs);
 	*ret_hits = (double)hits / ((double)iters * runs);
-	qsort(ns, (size_t)runs, sizeof *ns, cmp_double);
-	qsort(wall, (size_t)runs, sizeof *wall, cmp_double);
+	qsort(ns, (size_t)runs, sizeof *ns, bench_cmp_double);
+	qsort(wall, (size_t)runs, sizeof *wall, bench_cmp_double);
 	med = ns[runs / 2];
 	*ret_wall = wall[runs / 2];
 	free(ns);

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_stats.h"
 #include "cli.h"
 #include "stages.h"
 #include "vigil.h"
@@ -54,26 +55,17 @@ echo_work(uint64_t n)
 	echo_sink = x;
 }
 
-static double
-echo_cpu_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Rounds of echo_work per us of this thread's CPU time (about 50 ms measured). */
 static double
 echo_calibrate(void)
 {
 	uint64_t n = 1u << 16, done = 0;
-	double t0 = echo_cpu_s(), t;
+	double t0 = bench_clock_s(CLOCK_THREAD_CPUTIME_ID), t;
 
 	do {
 		echo_work(n);
 		done += n;
-		t = echo_cpu_s() - t0;
+		t = bench_clock_s(CLOCK_THREAD_CPUTIME_ID) - t0;
 	} while (t < 0.05);
 	return (double)done / (t * 1e6);
 }

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_stats.h"
 #include "cli.h"
 #include "txngen.h"
 #include "vigil.h"
@@ -90,15 +91,6 @@ static struct {
 	uint64_t         waited;    /* open loop: found all contexts busy */
 } lg;
 
-static uint64_t
-lg_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* A score request with a fresh txn_id, packed into c->buf. */
 static size_t
 lg_pack(lg_conn *c)
@@ -148,7 +140,7 @@ lg_send_now(lg_conn *c, uint64_t due_ns)
 		exit(1);
 	}
 	c->sending = true;
-	c->sent_ns = due_ns != 0 ? due_ns : lg_now_ns();
+	c->sent_ns = due_ns != 0 ? due_ns : bench_clock_ns(CLOCK_MONOTONIC);
 	nng_aio_set_msg(c->aio, m);
 	nng_ctx_send(c->ctx, c->aio);
 }
@@ -209,7 +201,7 @@ lg_pace(uint64_t t0, uint64_t end_ns)
 	bool stalled = false; /* request k found no idle context */
 
 	for (;;) {
-		uint64_t now = lg_now_ns(), due;
+		uint64_t now = bench_clock_ns(CLOCK_MONOTONIC), due;
 		struct timespec ts;
 
 		if (now >= end_ns)
@@ -279,7 +271,7 @@ lg_cb(void *arg)
 	}
 	{
 		nng_msg *m = nng_aio_get_msg(c->aio);
-		uint64_t lat = lg_now_ns() - c->sent_ns;
+		uint64_t lat = bench_clock_ns(CLOCK_MONOTONIC) - c->sent_ns;
 		bool ok = lg.echo || lg_reply_ok(m);
 
 		if (atomic_load(&lg.measuring)) {
@@ -505,13 +497,13 @@ main(int argc, char **argv)
 		}
 	}
 	if (lg.rate > 0) {
-		uint64_t start = lg_now_ns();
+		uint64_t start = bench_clock_ns(CLOCK_MONOTONIC);
 		uint64_t warm = lg.requests == 0 ? (uint64_t)(lg.warmup_s * 1e9) : 0;
 
 		if (warm > 0)
 			lg_pace(start, start + warm);
 		atomic_store(&lg.measuring, true);
-		t0 = lg_now_ns();
+		t0 = bench_clock_ns(CLOCK_MONOTONIC);
 		/* The measured schedule starts afresh (what the warm-up left due is dropped). */
 		lg_pace(t0, lg.requests > 0 ? UINT64_MAX : t0 + (uint64_t)(lg.duration_s * 1e9));
 		if (lg.requests == 0) /* else the replies still due count too (below) */
@@ -523,7 +515,7 @@ main(int argc, char **argv)
 		atomic_store(&lg.measuring, true);
 	}
 	if (lg.rate == 0)
-		t0 = lg_now_ns();
+		t0 = bench_clock_ns(CLOCK_MONOTONIC);
 	if (lg.requests > 0) {
 		while (atomic_load(&lg.busy) > 0)
 			usleep(1000);
@@ -531,17 +523,17 @@ main(int argc, char **argv)
 		uint64_t end = t0 + (uint64_t)(lg.duration_s * 1e9);
 		uint64_t last_report = t0;
 
-		while (lg_now_ns() < end) {
+		while (bench_clock_ns(CLOCK_MONOTONIC) < end) {
 			usleep(10000);
-			if (isatty(STDERR_FILENO) && lg_now_ns() - last_report > 1000000000u) {
-				last_report = lg_now_ns();
+			if (isatty(STDERR_FILENO) && bench_clock_ns(CLOCK_MONOTONIC) - last_report > 1000000000u) {
+				last_report = bench_clock_ns(CLOCK_MONOTONIC);
 				fprintf(stderr, "\rvigil-loadgen: %llu replies",
 				    (unsigned long long)atomic_load(&lg.done));
 			}
 		}
 		atomic_store(&lg.measuring, false);
 	}
-	t1 = lg_now_ns();
+	t1 = bench_clock_ns(CLOCK_MONOTONIC);
 	atomic_store(&lg.measuring, false);
 	atomic_store(&lg.stop, true);
 	for (int i = 0; i < 11000 && atomic_load(&lg.busy) > 0; i++)

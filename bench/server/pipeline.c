@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_stats.h"
 #include "app.h"
 #include "cli.h"
 #include "txngen.h"
@@ -82,23 +83,6 @@ usage(FILE *out)
 	    "  -j, --json         one JSON object on stdout instead of text\n"
 	    "  -h, --help         this text\n", out);
 	vigil_cli_exit_help(out, exits);
-}
-
-static double
-cpu_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 typedef struct pl_counts {
@@ -252,19 +236,19 @@ main(int argc, char **argv)
 		uint64_t w0;
 
 		pl_make(txns, next, ntxn, cards, merchants, step_us);
-		c0 = cpu_s();
+		c0 = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 		w0 = vigil_mono_ns();
 		if (!pl_score(db, w, &sc, dry ? APP_DRY_RUN : 0, txns, ntxn, &cnt))
 			goto out;
-		ns[r] = (cpu_s() - c0) * 1e9 / ntxn;
+		ns[r] = (bench_clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e9 / ntxn;
 		wall[r] = (double)(vigil_mono_ns() - w0) / ntxn;
 		next += ntxn;
 		if (!json)
 			fprintf(stderr, "run %u: %.0f ns CPU, %.0f ns wall per score\n", r + 1, ns[r],
 			    wall[r]);
 	}
-	qsort(ns, runs, sizeof ns[0], cmp_double);
-	qsort(wall, runs, sizeof wall[0], cmp_double);
+	qsort(ns, runs, sizeof ns[0], bench_cmp_double);
+	qsort(wall, runs, sizeof wall[0], bench_cmp_double);
 	if (json)
 		printf("{\"cpu_ns\":%.0f,\"wall_ns\":%.0f,\"runs\":%u,\"txns\":%u,\"model\":%s,"
 		    "\"dry_run\":%s,\"alert_share\":%.4f,\"reasons_share\":%.4f}\n",

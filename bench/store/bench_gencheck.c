@@ -34,15 +34,6 @@
 #include "genread.h"
 #include "gen.h"
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 usage(FILE *out)
 {
@@ -85,9 +76,9 @@ time_open(const char *dir, bool cold, const char *data)
 
 	if (cold)
 		drop_cache(data);
-	t = now_s();
+	t = bench_clock_s(CLOCK_MONOTONIC);
 	rv = store_gen_open(dir, 1, &g, &d);
-	t = now_s() - t;
+	t = bench_clock_s(CLOCK_MONOTONIC) - t;
 	if (rv != VIGIL_OK)
 		die("store_gen_open", rv, &d);
 	store_gen_close(g);
@@ -167,11 +158,11 @@ main(int argc, char **argv)
 	mb = (double)st.st_size / 1e6;
 
 	for (uint32_t r = 0; r < runs; r++) {
-		double t0 = now_s();
+		double t0 = bench_clock_s(CLOCK_MONOTONIC);
 
 		if ((rv = gen_checksum_write(gendir, &d)) != VIGIL_OK)
 			die("gen_checksum_write", rv, &d);
-		t[r] = now_s() - t0;
+		t[r] = bench_clock_s(CLOCK_MONOTONIC) - t0;
 	}
 	tc = bench_median(t, (int)runs);
 	buf = malloc((size_t)st.st_size);
@@ -182,10 +173,10 @@ main(int argc, char **argv)
 	}
 	fclose(f);
 	for (uint32_t r = 0; r < runs; r++) {
-		double         t0 = now_s();
+		double         t0 = bench_clock_s(CLOCK_MONOTONIC);
 		XXH128_hash_t  h = XXH3_128bits(buf, (size_t)st.st_size);
 
-		t[r] = now_s() - t0;
+		t[r] = bench_clock_s(CLOCK_MONOTONIC) - t0;
 		if (h.low64 == 42) /* keep the call */
 			fputc(' ', stderr);
 	}

@@ -76,27 +76,6 @@ usage(FILE *out)
 	vigil_cli_exit_help(out, exits);
 }
 
-/* CPU time of the calling thread, ns: on a shared machine this is the
- * figure that does not depend on what the other tenants run. */
-static uint64_t
-cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-/* CPU time of the whole process (all threads, user + system). */
-static uint64_t
-proc_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* Minor page faults of the process so far (first touches of new memory);
  * *ret_rss_mb: its peak resident size. */
 static uint64_t
@@ -234,7 +213,7 @@ run_updates(store_db *db, store_ctx *ctx, const cfg *c, uint64_t *serial, int64_
 			make_txn(&xs[i], c, (*serial)++, *t);
 			*t += c->step_ms;
 		}
-		c0 = cpu_ns();
+		c0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 		t0 = vigil_mono_ns();
 		for (uint32_t i = 0; i < m; i++) {
 			vigil_err rv;
@@ -254,7 +233,7 @@ run_updates(store_db *db, store_ctx *ctx, const cfg *c, uint64_t *serial, int64_
 			}
 		}
 		ns += vigil_mono_ns() - t0;
-		cpu += cpu_ns() - c0;
+		cpu += bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
 		done += m;
 	}
 	if (ret_cpu != NULL)
@@ -292,7 +271,7 @@ run_threads(store_db *db, const cfg *c, uint32_t nthreads, uint64_t *serial, int
 {
 	thr_arg   a[16];
 	pthread_t th[16];
-	uint64_t  t0 = vigil_mono_ns(), c0 = proc_cpu_ns(), ns;
+	uint64_t  t0 = vigil_mono_ns(), c0 = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID), ns;
 
 	for (uint32_t i = 0; i < nthreads; i++) {
 		a[i] = (thr_arg){ .db = db, .c = c, .serial = *serial + (uint64_t)i * c->txns,
@@ -304,7 +283,7 @@ run_threads(store_db *db, const cfg *c, uint32_t nthreads, uint64_t *serial, int
 		pthread_join(th[i], NULL);
 	ns = vigil_mono_ns() - t0;
 	*ret_cpu_rate = (double)(c->txns / nthreads * nthreads) /
-	    ((double)(proc_cpu_ns() - c0) / 1e9);
+	    ((double)(bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - c0) / 1e9);
 	for (uint32_t i = 0; i < nthreads; i++)
 		if (a[i].ns == 0)
 			return 0;
@@ -447,7 +426,7 @@ main(int argc, char **argv)
 		for (int i = 0; i < 1024; i++)
 			make_txn(&xs[i], &c, serial + (uint64_t)i, t);
 		t0 = vigil_mono_ns();
-		cpu = cpu_ns();
+		cpu = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 		for (uint32_t i = 0; i < c.lookups; i++) {
 			if (store_features_lookup(db, ctx, &xs[i & 1023], f, store_schema_nfields()) !=
 			    VIGIL_OK) {
@@ -456,7 +435,7 @@ main(int argc, char **argv)
 			}
 		}
 		v[r] = (double)(vigil_mono_ns() - t0) / c.lookups;
-		vc[r] = (double)(cpu_ns() - cpu) / c.lookups;
+		vc[r] = (double)(bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu) / c.lookups;
 		free(xs);
 		fprintf(stderr, "  lookup run %u: %.0f ns wall, %.0f ns cpu\n", r + 1, v[r], vc[r]);
 	}
