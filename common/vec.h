@@ -19,6 +19,14 @@
  * vigil_array_resize for parallel arrays that share one capacity, and
  * vigil_buf_reserve for byte buffers sized exactly. (clients/c, built on
  * its own for users, keeps its one buffer.)
+ *
+ * Not utarray (uthash-dev, beside the uthash the project uses for hash
+ * tables): utarray_reserve has no cap, doubles its count with no overflow
+ * check, and on a failed allocation runs utarray_oom(), exit(-1) unless
+ * redefined, inside a macro that cannot return an error, where vigild
+ * answers that one request INTERNAL "out of memory" and stays up
+ * (server/request.c). And it keeps its own UT_array header, where live
+ * objects keep a uint32_t capacity.
  */
 #ifndef VIGIL_VEC_H
 #define VIGIL_VEC_H
