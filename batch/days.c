@@ -416,6 +416,11 @@ batch_days_labels(batch_run *r, store_diag *reterr)
 				break;
 			}
 			HASH_ADD_STR(ds->segs, base, sl);
+			if (!VIGIL_HASH_ADDED(sl)) {
+				seg_labels_free(sl);
+				rv = VIGIL_ENOMEM;
+				break;
+			}
 		}
 		sl->seen = true;
 		rv = seg_replay_labels(r, sl->base, &sl->buf, reterr);
@@ -656,6 +661,11 @@ batch_days_aggregate(batch_run *r, store_diag *reterr)
 			goto out;
 		}
 		HASH_ADD(hh, ds->days, day, sizeof d->day, d);
+		if (!VIGIL_HASH_ADDED(d)) {
+			day_free(d);
+			rv = VIGIL_ENOMEM;
+			goto out;
+		}
 		r->sum.days_read++;
 	}
 	/* One worker, the days merged into it oldest first. */

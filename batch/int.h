@@ -19,7 +19,7 @@
  * well spread. Every table in batch/ is touched only by code including this. */
 #define HASH_FUNCTION(keyptr, keylen, hashv) \
 	((hashv) = (unsigned)XXH3_64bits((keyptr), (size_t)(keylen)))
-#include <uthash.h>
+#include "hashtab.h"
 
 #include "batch.h"
 #include "index.h"

@@ -233,12 +233,17 @@ batch_ent_get_h(batch_ent_node **map, batch_index *ix, uint64_t h, const char *k
 		e = batch_ent_node_new(key, len);
 		if (e == NULL)
 			return VIGIL_ENOMEM;
+		HASH_ADD_KEYPTR(hh, *map, e->key, len, e);
+		if (!VIGIL_HASH_ADDED(e)) {
+			batch_ent_node_free(e);
+			return VIGIL_ENOMEM;
+		}
 		rv = batch_index_put(ix, h, e);
 		if (rv != VIGIL_OK) {
+			HASH_DEL(*map, e);
 			batch_ent_node_free(e);
 			return rv;
 		}
-		HASH_ADD_KEYPTR(hh, *map, e->key, len, e);
 	}
 	*ret_a = &e->acc;
 	return VIGIL_OK;
@@ -950,9 +955,13 @@ feed_segname(batch_run *r, const char *seg)
 	if (n == NULL)
 		return NULL;
 	memcpy(n->name, seg, len + 1);
+	HASH_ADD(hh, r->feed.by_name, name[0], len, n);
+	if (!VIGIL_HASH_ADDED(n)) {
+		free(n);
+		return NULL;
+	}
 	n->next = r->feed.names;
 	r->feed.names = n;
-	HASH_ADD(hh, r->feed.by_name, name[0], len, n);
 	return n->name;
 }
 

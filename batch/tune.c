@@ -67,13 +67,19 @@ batch_tstate_group(batch_tstate *t, const char *key, size_t len, const char *tna
 		}
 		memcpy(g->key, key, len);
 		g->key[len] = '\0';
+		HASH_ADD_KEYPTR(hh, t->groups, g->key, len, g);
+		if (!VIGIL_HASH_ADDED(g)) {
+			batch_sketch_free(g->sk);
+			free(g);
+			return VIGIL_ENOMEM;
+		}
 		rv = batch_index_put(&t->group_ix, h, g);
 		if (rv != VIGIL_OK) {
+			HASH_DEL(t->groups, g);
 			batch_sketch_free(g->sk);
 			free(g);
 			return rv;
 		}
-		HASH_ADD_KEYPTR(hh, t->groups, g->key, len, g);
 		t->ngroups++;
 	}
 	*ret_sk = g->sk;

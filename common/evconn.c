@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <uthash.h>
+#include "hashtab.h"
 
 #include "evconn.h"
 
@@ -168,6 +168,10 @@ evconn_addr_take(evconn_conn *c)
 			return true;
 		a->key = k.key;
 		HASH_ADD(hh, set->addrs, key, sizeof a->key, a);
+		if (!VIGIL_HASH_ADDED(a)) {
+			free(a);
+			return true; /* not counted, as when the calloc fails */
+		}
 	}
 	a->n++;
 	c->addr = a;
@@ -198,6 +202,12 @@ evconn_conn_hook(evutil_socket_t fd, short what, void *arg)
 	}
 	c->evcon = cbarg;
 	HASH_ADD_PTR(set->by_evcon, evcon, c);
+	if (!VIGIL_HASH_ADDED(c)) { /* no memory to track it: closed */
+		c->evcon = NULL;
+		evconn_conn_gone(c);
+		evhttp_connection_free(cbarg);
+		return;
+	}
 	bufferevent_decref(c->bev);
 	c->bev = NULL;
 	evhttp_connection_set_closecb(c->evcon, evconn_conn_closed, c);

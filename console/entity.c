@@ -19,7 +19,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
+#include "hashtab.h"
 
 #include "archive.h"
 #include "genread.h"
@@ -142,8 +142,12 @@ ent_shared_add(ent_ctx *c, char type, const char *v)
 		return;
 	snprintf(s->key, sizeof s->key, "%c:%s", type, v);
 	s->n = 1;
-	c->order[c->nshared++] = s;
 	HASH_ADD_STR(c->shared, key, s);
+	if (!VIGIL_HASH_ADDED(s)) {
+		free(s); /* left out, as when the calloc fails */
+		return;
+	}
+	c->order[c->nshared++] = s;
 }
 
 static uint32_t
@@ -272,6 +276,10 @@ ent_card_edge(ent_ctx *c, const store_scored *s, const ent_shared *sh)
 			return;
 		memcpy(k->card_id, s->txn.card_id, sizeof k->card_id);
 		HASH_ADD_STR(c->cards, card_id, k);
+		if (!VIGIL_HASH_ADDED(k)) {
+			free(k);
+			return;
+		}
 		c->ncards++;
 	}
 	k->via[i / 64] |= 1ull << (i % 64);

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <uthash.h>
+#include "hashtab.h"
 
 #include "archive.h"
 #include "console.h"
@@ -198,6 +198,10 @@ ov_labels(ov_ctx *c, int64_t from, int64_t to, bool *ret_truncated, char *errbuf
 					continue;
 				snprintf(x->txn_id, sizeof x->txn_id, "%s", l.txn_id);
 				HASH_ADD_STR(c->missed, txn_id, x);
+				if (!VIGIL_HASH_ADDED(x)) {
+					free(x);
+					continue;
+				}
 			}
 			snprintf(x->card_id, sizeof x->card_id, "%s", l.card_id);
 			x->fraud = l.fraud;

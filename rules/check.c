@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <uthash.h>
+#include "hashtab.h"
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
@@ -166,6 +166,11 @@ ck_declare(ck *c, const rules_pstr *name, ck_sym_kind kind, uint32_t index)
 	s->index = index;
 	s->off = name->off;
 	HASH_ADD_KEYPTR(hh, c->syms, s->name, name->len, s);
+	if (!VIGIL_HASH_ADDED(s)) {
+		free(s);
+		c->nomem = true;
+		return false;
+	}
 	return true;
 }
 
@@ -970,6 +975,11 @@ ck_rules(ck *c)
 			s->name = pr->name.s;
 			s->off = pr->name.off;
 			HASH_ADD_KEYPTR(hh, c->rnames, s->name, pr->name.len, s);
+			if (!VIGIL_HASH_ADDED(s)) {
+				free(s);
+				c->nomem = true;
+				return;
+			}
 		} else {
 			c->nomem = true;
 			return;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <uthash.h>
+#include "hashtab.h"
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
@@ -94,6 +94,11 @@ rules_schema_add(rules_schema *schema, const char *name, vigil_type type, uint32
 	e->f.type = type;
 	e->f.slot = slot;
 	HASH_ADD_KEYPTR(hh, schema->by_name, e->f.name, len, e);
+	if (!VIGIL_HASH_ADDED(e)) {
+		free((char *)e->f.name);
+		rv = VIGIL_ENOMEM;
+		goto out;
+	}
 	(void)vigil_vec_push(&schema->all, &e);
 	if (slot + 1 > schema->nslots)
 		schema->nslots = slot + 1;

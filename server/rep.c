@@ -89,7 +89,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <uthash.h>
+#include "hashtab.h"
 
 #include "srv.h"
 #include "stages.h"
@@ -951,7 +951,10 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			e->progress_ms = (int64_t)(vigil_mono_ns() / 1000000);
 			e->closing = false;
 			HASH_ADD(hh, rep->pipes, id, sizeof e->id, e);
-			rep->npipes++;
+			if (VIGIL_HASH_ADDED(e))
+				rep->npipes++;
+			else
+				free(e); /* untracked, as when the malloc fails */
 		}
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		HASH_FIND(hh, rep->pipes, &id, sizeof id, e);

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HASH_NONFATAL_OOM 1 /* a failed add says so (oom), it does not exit */
-#include <uthash.h>
+#include "hashtab.h"
 
 #include "live.h"
 #include "live_obj_int.h"
@@ -110,7 +109,6 @@ static const char *
 dd_intern_locked(live *lv, const char *str, size_t n, unsigned hv)
 {
 	dd_str *r;
-	bool    oom = false;
 
 	HASH_FIND_BYHASHVALUE(hh, lv->dd_strs, str, n, hv, r);
 	if (r != NULL)
@@ -118,12 +116,8 @@ dd_intern_locked(live *lv, const char *str, size_t n, unsigned hv)
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		return NULL;
 	memcpy(r->s, str, n);
-#undef uthash_nonfatal_oom
-#define uthash_nonfatal_oom(e) (oom = true)
 	HASH_ADD_BYHASHVALUE(hh, lv->dd_strs, s, n, hv, r);
-#undef uthash_nonfatal_oom
-#define uthash_nonfatal_oom(e) do {} while (0)
-	if (oom) {
+	if (!VIGIL_HASH_ADDED(r)) {
 		free(r);
 		return NULL;
 	}

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uthash.h>
+#include "hashtab.h"
 #include <xxhash.h>
 
 #include "metrics.h"
@@ -546,6 +546,10 @@ metrics_add(metrics *m, const metrics_obs *o)
 			return VIGIL_ENOMEM;
 		s->score = whole;
 		HASH_ADD(hh, m->scores, score, sizeof s->score, s);
+		if (!VIGIL_HASH_ADDED(s)) {
+			free(s);
+			return VIGIL_ENOMEM;
+		}
 		if (whole >= MET_DIRECT_LO && whole < MET_DIRECT_HI)
 			m->direct[whole - MET_DIRECT_LO] = s;
 		m->nscores++;

@@ -31,7 +31,7 @@
 #include <stdio.h>
 
 #include <jansson.h>
-#include <uthash.h>
+#include "hashtab.h"
 
 #include "app.h"
 #include "batch.h"

@@ -83,6 +83,11 @@ rp_source_open(rp_source *src, const rp_opts *o)
 				}
 				snprintf(l->txn_id, sizeof l->txn_id, "%s", lab.txn_id);
 				HASH_ADD_STR(src->labels, txn_id, l);
+				if (!VIGIL_HASH_ADDED(l)) {
+					free(l);
+					store_reader_close(rd);
+					return VIGIL_ENOMEM;
+				}
 			}
 			/* the latest verdict wins; its time is when the bank knew */
 			l->fraud = lab.fraud;
