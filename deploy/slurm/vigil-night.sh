@@ -26,6 +26,9 @@
 #                    --account, --mem ...), default none
 #   VIGIL_BIN        where vigil-rebuild and vigil-install-generation are,
 #                    default /usr/local/bin
+#   OMP_WAIT_POLICY  default passive: XGBoost's OpenMP threads sleep when
+#                    idle instead of spinning on the node's cores (as
+#                    deploy/vigil-rebuild.service)
 # --as-of defaults to today 00:00 UTC, fixed here so that every task builds
 # the same night. --wait waits for the merge job and exits with its status.
 # Prints the two job ids. Exit 0 submitted (or with --wait: merged and
@@ -56,6 +59,7 @@ esac
 export VIGIL_ARCHIVES VIGIL_BUILD VIGIL_RULES VIGIL_PARTS
 export VIGIL_REPLICAS="${VIGIL_REPLICAS:-}" VIGIL_REBUILD_OPTS="${VIGIL_REBUILD_OPTS:-}"
 export VIGIL_BIN="${VIGIL_BIN:-/usr/local/bin}" VIGIL_AS_OF="$asof"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 mkdir -p "$VIGIL_BUILD/parts/$asof" "$VIGIL_BUILD/logs" ||
 	{ echo "$me: $VIGIL_BUILD: cannot create parts/ and logs/" >&2; exit 1; }
 # Partial files of an earlier attempt of this night would be merged too.

@@ -149,6 +149,9 @@ if cj:
            for e in c.get("env", [])}
     if env.get("PARTS") != str(js.get("completions")):
         err(f"CronJob vigil-night: PARTS {env.get('PARTS')} != completions {js.get('completions')}")
+    if env.get("OMP_WAIT_POLICY") != "passive":
+        err("CronJob vigil-night: OMP_WAIT_POLICY is not passive (OpenMP threads would spin "
+            "on the pod's CPU limit)")
     check_pod("CronJob vigil-night", js["template"])
 dep = one("Deployment", "vigil-console")
 if dep:
