@@ -72,6 +72,8 @@ free_port(void)
 		port = 0;
 	if (pclose(p) != 0)
 		port = 0;
+	if (port == 0)
+		fprintf(stderr, "harness: tests/lib/vt_port.py gave no port\n");
 	return (uint16_t)port;
 }
 

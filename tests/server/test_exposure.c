@@ -243,11 +243,14 @@ test_tls_mutual(void **state)
 	uint8_t req[512];
 	size_t n;
 	int rv;
+	uint16_t port;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(vt_pki_make(dir), 0);
-	snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%u", vt_free_port());
+	port = vt_free_port();
+	assert_true(port != 0);
+	snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%u", port);
 	snprintf(plain, sizeof plain, "tcp://%s", url + 10);
 	snprintf(cert, sizeof cert, "%s/server.pem", dir);
 	snprintf(key, sizeof key, "%s/server.key", dir);
