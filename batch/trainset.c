@@ -130,7 +130,9 @@ trainset_reserve(batch_trainset *s, size_t want)
 	if (want <= s->cap)
 		return VIGIL_OK;
 	cap = vigil_array_grown(s->cap, want, 1024, (size_t)s->max_rows);
-	if (cap == 0 || cap > SIZE_MAX / s->nfeat ||
+	if (cap == 0)
+		return VIGIL_ETOOBIG; /* more rows than --max-rows */
+	if (cap > SIZE_MAX / s->nfeat ||
 	    vigil_array_resize(&s->t, cap, sizeof *s->t) != VIGIL_OK ||
 	    vigil_array_resize(&s->key, cap, sizeof *s->key) != VIGIL_OK ||
 	    vigil_array_resize(&s->mix, cap, sizeof *s->mix) != VIGIL_OK ||

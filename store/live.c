@@ -486,9 +486,12 @@ ent_apply(live *lv, int kind, const char *id, size_t len, uint64_t h, int64_t t,
 		} else {
 			size_t ncap = vigil_array_grown(e->cap, (size_t)e->cap + 1, 4, 2 * LIVE_ENT_CAP);
 
-			/* On ENOMEM the event is not recorded (storage.md). */
+			/* On ENOMEM the event is not recorded (storage.md). At the
+			 * cap (which the drop above keeps n under, so it is not
+			 * reached) the same: growing to the same size would write
+			 * past the array. */
 			if (ncap == 0)
-				ncap = e->cap;
+				goto out;
 			if (e->ev == e->inl) {
 				ent_event *ne = malloc(ncap * sizeof *ne);
 

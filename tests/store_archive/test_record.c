@@ -925,6 +925,21 @@ w_f64(uint8_t *p, uint32_t num, double v)
 	return k + 8;
 }
 
+/* A txn's fields every test payload here starts with: txn_id, event time
+ * 1000, card-a, m-a, EUR. */
+static size_t
+w_txn_core(uint8_t *p, const char *txn_id)
+{
+	size_t n = 0;
+
+	n += w_str(p + n, 1, txn_id);
+	n += w_u64(p + n, 2, 1000);
+	n += w_str(p + n, 3, "card-a");
+	n += w_str(p + n, 4, "m-a");
+	n += w_str(p + n, 7, "EUR");
+	return n;
+}
+
 static void
 test_lean_protobuf_c_rules(void **state)
 {
@@ -939,11 +954,7 @@ test_lean_protobuf_c_rules(void **state)
 	 * location of the first survives; a string cut at its NUL. */
 	nl += w_f64(loc + nl, 1, 10.5);
 	nl += w_f64(loc + nl, 2, -3.25);
-	n1 += w_str(txn1 + n1, 1, "t-1");
-	n1 += w_u64(txn1 + n1, 2, 1000);
-	n1 += w_str(txn1 + n1, 3, "card-a");
-	n1 += w_str(txn1 + n1, 4, "m-a");
-	n1 += w_str(txn1 + n1, 7, "EUR");
+	n1 = w_txn_core(txn1, "t-1");
 	n1 += w_bytes(txn1 + n1, 13, loc, nl);
 	n2 += w_bytes(txn2 + n2, 3, "card-b\0tail", 11);
 	n2 += w_u64(txn2 + n2, 6, 250);
@@ -991,12 +1002,7 @@ test_lean_protobuf_c_rules(void **state)
 	nl += w_f64(loc + nl, 1, 10.5);
 	nl += w_f64(loc + nl, 2, -3.25);
 	nl += w_f64(loc + nl, 1, 20.25);
-	n1 = 0;
-	n1 += w_str(txn1 + n1, 1, "t-2");
-	n1 += w_u64(txn1 + n1, 2, 1000);
-	n1 += w_str(txn1 + n1, 3, "card-a");
-	n1 += w_str(txn1 + n1, 4, "m-a");
-	n1 += w_str(txn1 + n1, 7, "EUR");
+	n1 = w_txn_core(txn1, "t-2");
 	n1 += w_bytes(txn1 + n1, 13, loc, nl);
 	n = w_bytes(buf, 1, txn1, n1);
 	assert_int_equal(lean_agrees(buf, n), VIGIL_OK);
