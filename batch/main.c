@@ -382,6 +382,7 @@ main(int argc, char **argv)
 	int c, rc;
 	vigil_err rv;
 
+	batch_omp_passive(argv); /* first: it may execute the program again */
 	batch_opts_default(&opts);
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	opts.threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu;

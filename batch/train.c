@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <xgboost/c_api.h>
 
@@ -313,6 +314,19 @@ train_predict(BoosterHandle b, const batch_trainset *s, size_t at, size_t rows,
 	}
 out:
 	return rv;
+}
+
+void
+batch_omp_passive(char **argv)
+{
+	if (getenv("OMP_WAIT_POLICY") != NULL || getenv("GOMP_SPINCOUNT") != NULL ||
+	    argv == NULL || argv[0] == NULL)
+		return;
+	if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0)
+		return;
+	(void)execv("/proc/self/exe", argv);
+	/* Not re-executed: this process keeps libgomp's default; the children
+	 * it starts get passive. */
 }
 
 /* A booster over dms[0..ndm) with the training parameters of o. */

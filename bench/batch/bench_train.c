@@ -21,6 +21,7 @@
 
 #include <xxhash.h>
 
+#include "batch.h"
 #include "bench_stats.h"
 #include "cli.h"
 #include "rebuild.h"
@@ -173,6 +174,7 @@ main(int argc, char **argv)
 	bool same = true;
 	int c, ret = 1;
 
+	batch_omp_passive(argv); /* as vigil-rebuild: passive unless set */
 	batch_train_opts_default(&o);
 	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
 		if (strcmp(argv[i], "--nightly") == 0) {

@@ -369,6 +369,7 @@ main(int argc, char **argv)
 	vigil_err rv;
 	double secs;
 
+	batch_omp_passive(argv); /* first: it may execute the program again */
 	rp_heap_setup();
 	r = calloc(1, sizeof *r);
 	if (r == NULL) {
