@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include "hashtab.h"
 
 #include "evconn.h"
+#include "hashtab.h"
 
 /* Connections open from one IP address (max_per_addr). */
 typedef struct evconn_addr {

@@ -19,11 +19,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "hashtab.h"
 
 #include "archive.h"
 #include "genread.h"
 #include "console.h"
+#include "hashtab.h"
 #include "http.h"
 #include "entities.h"
 
@@ -88,6 +88,7 @@ typedef struct ent_ctx {
 	bool         cards_truncated;
 	uint64_t     scanned;
 	bool         scan_truncated;
+	bool         oom;          /* a shared value or card could not be kept */
 	con_damage   dmg;          /* what the reads passed over */
 } ent_ctx;
 
@@ -138,13 +139,16 @@ ent_shared_add(ent_ctx *c, char type, const char *v)
 		return;
 	}
 	s = calloc(1, sizeof *s);
-	if (s == NULL)
+	if (s == NULL) {
+		c->oom = true;
 		return;
+	}
 	snprintf(s->key, sizeof s->key, "%c:%s", type, v);
 	s->n = 1;
 	HASH_ADD_STR(c->shared, key, s);
 	if (!VIGIL_HASH_ADDED(s)) {
-		free(s); /* left out, as when the calloc fails */
+		free(s);
+		c->oom = true;
 		return;
 	}
 	c->order[c->nshared++] = s;
@@ -272,12 +276,15 @@ ent_card_edge(ent_ctx *c, const store_scored *s, const ent_shared *sh)
 			return;
 		}
 		k = calloc(1, sizeof *k);
-		if (k == NULL)
+		if (k == NULL) {
+			c->oom = true;
 			return;
+		}
 		memcpy(k->card_id, s->txn.card_id, sizeof k->card_id);
 		HASH_ADD_STR(c->cards, card_id, k);
 		if (!VIGIL_HASH_ADDED(k)) {
 			free(k);
+			c->oom = true;
 			return;
 		}
 		c->ncards++;
@@ -528,6 +535,10 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 	}
 	if (rv != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s", err);
+		goto out;
+	}
+	if (c.oom) { /* an answer, not a page missing a linked card */
+		con_send_error(req, 500, NULL, "out of memory linking the cards");
 		goto out;
 	}
 	HASH_SORT(c.cards, ent_card_cmp);

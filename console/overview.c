@@ -25,10 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include "hashtab.h"
 
 #include "archive.h"
 #include "console.h"
+#include "hashtab.h"
 #include "http.h"
 
 #define OV_DAYS_MAX   92
@@ -193,14 +193,18 @@ ov_labels(ov_ctx *c, int64_t from, int64_t to, bool *ret_truncated, char *errbuf
 
 			HASH_FIND_STR(c->missed, l.txn_id, x);
 			if (x == NULL) {
+				/* no memory: an answer, not totals missing a label */
 				x = calloc(1, sizeof *x);
-				if (x == NULL)
-					continue;
+				if (x == NULL) {
+					rv = VIGIL_ENOMEM;
+					break;
+				}
 				snprintf(x->txn_id, sizeof x->txn_id, "%s", l.txn_id);
 				HASH_ADD_STR(c->missed, txn_id, x);
 				if (!VIGIL_HASH_ADDED(x)) {
 					free(x);
-					continue;
+					rv = VIGIL_ENOMEM;
+					break;
 				}
 			}
 			snprintf(x->card_id, sizeof x->card_id, "%s", l.card_id);
@@ -210,7 +214,9 @@ ov_labels(ov_ctx *c, int64_t from, int64_t to, bool *ret_truncated, char *errbuf
 	}
 	if (rv == VIGIL_ENOTFOUND)
 		rv = VIGIL_OK;
-	if (rv != VIGIL_OK)
+	if (rv == VIGIL_ENOMEM)
+		snprintf(errbuf, errlen, "out of memory counting the labels");
+	else if (rv != VIGIL_OK)
 		snprintf(errbuf, errlen, "archive: %s", dg.msg);
 	store_reader_close(rd);
 	if (rv == VIGIL_OK)

@@ -89,8 +89,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "hashtab.h"
 
+#include "hashtab.h"
 #include "srv.h"
 #include "stages.h"
 

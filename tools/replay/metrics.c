@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hashtab.h"
 #include <xxhash.h>
 
+#include "hashtab.h"
 #include "metrics.h"
 #include "vec.h"
 

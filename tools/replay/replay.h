@@ -31,11 +31,11 @@
 #include <stdio.h>
 
 #include <jansson.h>
-#include "hashtab.h"
 
 #include "app.h"
 #include "batch.h"
 #include "csv.h"
+#include "hashtab.h"
 #include "metrics.h"
 #include "report.h"
 #include "rules.h"
