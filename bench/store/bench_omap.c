@@ -24,9 +24,17 @@
  * one enters (counted up), as velocity.c moves a window. The two keep the
  * same counts (checked at the end); each figure is ns per event.
  *
+ * Last, the velocity features' distinct counts (features/db/velset.h: a
+ * stamped set reused by every count, nothing to clear) against uthash (an
+ * entry malloc'd per distinct key, then HASH_CLEAR and a free each), as a
+ * score counts a card's distinct merchants: --sets counts a run, each of
+ * --set-events keys drawn from --set-keys distinct ones (repeats are the
+ * rule: a card pays the same merchants again). The two counts are checked
+ * equal; each figure is ns per count.
+ *
  * Run from a release build:
  *   ./build-bench/bench/store/bench-omap [--keys N] [--lookups N] [--runs N]
- *       [--entities N] [--window N]
+ *       [--entities N] [--window N] [--sets N] [--set-events N] [--set-keys N]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -45,6 +53,7 @@
 #include "omap_int.h"
 #include "splitmix.h"
 #include "table_view.h"
+#include "velset.h"
 
 typedef struct obj {
 	uint64_t       hot[8]; /* the object's first line, read after a find */
@@ -193,6 +202,72 @@ out:
 	return rv;
 }
 
+/*
+ * The distinct-set figure: nsets counts a run of nev keys each, drawn from
+ * nkeys distinct ones per count, in one vel_set and in uthash. Returns 0,
+ * -1 out of memory, -2 if the counts differ.
+ */
+static int
+bench_set(uint32_t nsets, uint32_t nev, uint32_t nkeys, uint32_t runs, uint64_t *rng,
+    double *ret_vs, double *ret_ut)
+{
+	uint64_t *keys = malloc((size_t)nsets * nev * sizeof *keys), sum_vs = 0, sum_ut = 0;
+	vel_set  *vs = calloc(1, sizeof *vs);
+	double    t_vs[64], t_ut[64];
+	int       rv = -1;
+
+	if (keys == NULL || vs == NULL)
+		goto out;
+	for (uint32_t i = 0; i < nsets; i++) {
+		uint64_t base = vigil_splitmix64(rng);
+
+		for (uint32_t j = 0; j < nev; j++) /* nkeys distinct hashes per set */
+			keys[(size_t)i * nev + j] = XXH3_64bits_withSeed(&base, sizeof base,
+			    vigil_splitmix64(rng) % nkeys);
+	}
+	for (uint32_t r = 0; r < runs; r++) {
+		for (int which = 0; which < 2; which++) {
+			int    first = (int)(r & 1) ^ which; /* who goes first alternates */
+			double t = (double)vigil_mono_ns();
+
+			for (uint32_t i = 0; i < nsets; i++) {
+				const uint64_t *k = &keys[(size_t)i * nev];
+
+				if (first == 0) {
+					vel_set_reset(vs, nev);
+					for (uint32_t j = 0; j < nev; j++)
+						vel_set_add(vs, k[j]);
+					sum_vs += vel_set_size(vs);
+				} else {
+					uset     u = { 0 };
+					ucount  *c, *tmp;
+
+					for (uint32_t j = 0; j < nev; j++)
+						if (uset_add(&u, k[j]) != 0)
+							goto out;
+					sum_ut += u.ndistinct;
+					HASH_ITER(hh, u.head, c, tmp) {
+						HASH_DEL(u.head, c);
+						free(c);
+					}
+				}
+			}
+			t = ((double)vigil_mono_ns() - t) / nsets;
+			if (first == 0)
+				t_vs[r] = t;
+			else
+				t_ut[r] = t;
+		}
+	}
+	rv = sum_vs == sum_ut ? 0 : -2;
+	*ret_vs = bench_median(t_vs, runs);
+	*ret_ut = bench_median(t_ut, runs);
+out:
+	free(vs);
+	free(keys);
+	return rv;
+}
+
 static void
 usage(FILE *out)
 {
@@ -202,8 +277,10 @@ usage(FILE *out)
 
 	fprintf(out, "usage: bench-omap [--keys N (1000000)] [--lookups N (2000000)] "
 	    "[--runs N (5, max 64)]\n                  [--entities N (100)] [--window N (20000)]\n"
+	    "                  [--sets N (100000)] [--set-events N (64)] [--set-keys N (24)]\n"
 	    "Times a lookup in the live state's keyed table (omap) against uthash on the same "
-	    "objects,\nthen a busy entity's distinct-card count (ent_dmap) against uthash.\n");
+	    "objects,\nthen a busy entity's distinct-card count (ent_dmap) against uthash, then "
+	    "the velocity\nfeatures' distinct counts (vel_set) against uthash.\n");
 	vigil_cli_exit_help(out, exits);
 }
 
@@ -213,10 +290,14 @@ main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "keys", required_argument, NULL, 'k' }, { "lookups", required_argument, NULL, 'l' },
 		{ "runs", required_argument, NULL, 'r' }, { "entities", required_argument, NULL, 'e' },
-		{ "window", required_argument, NULL, 'w' }, { "help", no_argument, NULL, 'h' },
+		{ "window", required_argument, NULL, 'w' }, { "sets", required_argument, NULL, 's' },
+		{ "set-events", required_argument, NULL, 'E' },
+		{ "set-keys", required_argument, NULL, 'K' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint32_t  nkeys = 1000000, nlook = 2000000, runs = 5, nent = 100, win = 20000;
+	uint32_t  nsets = 100000, set_ev = 64, set_keys = 24;
+	double    med_vs = 0, med_vu = 0;
 	uint64_t  rng = 42, sum = 0;
 	obj     **objs, *head = NULL;
 	uint32_t *order;
@@ -238,6 +319,13 @@ main(int argc, char **argv)
 		case 'e': u = vigil_cli_parse_u32("bench-omap", "entities", optarg, 1, 100000, &nent);
 			break;
 		case 'w': u = vigil_cli_parse_u32("bench-omap", "window", optarg, 1, 1u << 20, &win);
+			break;
+		case 's': u = vigil_cli_parse_u32("bench-omap", "sets", optarg, 1, 10000000, &nsets);
+			break;
+		case 'E': u = vigil_cli_parse_u32("bench-omap", "set-events", optarg, 1, 8192, &set_ev);
+			break;
+		case 'K': u = vigil_cli_parse_u32("bench-omap", "set-keys", optarg, 1, UINT32_MAX,
+		    &set_keys);
 			break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-omap", argv);
@@ -327,6 +415,22 @@ main(int argc, char **argv)
 		break;
 	case -2:
 		fprintf(stderr, "bench-omap: the distinct counts differ between ent_dmap and uthash\n");
+		return VIGIL_EXIT_FAIL;
+	default:
+		goto nomem;
+	}
+	if ((uint64_t)nsets * set_ev > (1u << 28))
+		return vigil_cli_usage_error("bench-omap", "--sets x --set-events: at most %u keys",
+		    1u << 28);
+	fprintf(stderr, "%u distinct counts a run, %u events each over %u keys\n", nsets, set_ev,
+	    set_keys);
+	switch (bench_set(nsets, set_ev, set_keys, runs, &rng, &med_vs, &med_vu)) {
+	case 0:
+		printf("vel_set %7.1f ns a count (median of %u)\nuthash  %7.1f ns a count "
+		    "(distinct sets, median of %u)\n", med_vs, runs, med_vu, runs);
+		break;
+	case -2:
+		fprintf(stderr, "bench-omap: the distinct counts differ between vel_set and uthash\n");
 		return VIGIL_EXIT_FAIL;
 	default:
 		goto nomem;

@@ -17,20 +17,13 @@
 #include "live_view.h"
 #include "slots.h"
 #include "velocity.h"
+#include "velset.h"
 
 #define SMALL_AMOUNT  5.0   /* vel.card.small_count_10m: amount < 5.00 major units */
-#define VEL_SET_SLOTS 16384 /* distinct-set scratch; saturates at 3/4 */
 
-/* A distinct-count set reused by every lookup of a thread: a slot is in
- * the current set when its stamp is the current one, so starting a new set
- * costs nothing; only the first 2n slots (n = events that may be added) are
- * used, so a small set stays in L1. */
+/* A thread's scratch: its distinct-count set (velset.h). */
 struct vel_scratch {
-	struct {
-		uint64_t key;
-		uint32_t stamp;
-	} slot[VEL_SET_SLOTS];
-	uint32_t cur, size, mask;
+	vel_set set;
 };
 
 vel_scratch *
@@ -43,42 +36,6 @@ void
 vel_scratch_free(vel_scratch *sc)
 {
 	free(sc);
-}
-
-/* Starts an empty set for at most n additions. */
-static inline void
-set_reset(vel_scratch *sc, uint32_t n)
-{
-	uint32_t cap = 64;
-
-	while (cap < VEL_SET_SLOTS && cap < 2 * (uint64_t)n)
-		cap *= 2;
-	sc->mask = cap - 1;
-	if (++sc->cur == 0) {
-		for (uint32_t i = 0; i < VEL_SET_SLOTS; i++)
-			sc->slot[i].stamp = 0;
-		sc->cur = 1;
-	}
-	sc->size = 0;
-}
-
-/* Adds k; the set saturates at 3/4 of its slots (distinct counts cap there:
- * 12288 with VEL_SET_SLOTS slots). */
-static inline void
-set_add(vel_scratch *sc, uint64_t k)
-{
-	uint32_t i = (uint32_t)(k ^ (k >> 29)) & sc->mask;
-
-	if (sc->size >= (sc->mask + 1) / 4 * 3)
-		return;
-	while (sc->slot[i].stamp == sc->cur) {
-		if (sc->slot[i].key == k)
-			return;
-		i = (i + 1) & sc->mask;
-	}
-	sc->slot[i].stamp = sc->cur;
-	sc->slot[i].key = k;
-	sc->size++;
 }
 
 static inline int
@@ -138,11 +95,11 @@ card_aggregate(const live_card *c, vel_scratch *sc, const vigil_txn *txn, uint64
 
 	memset(a, 0, sizeof *a);
 	if (c == NULL) {
-		set_reset(sc, 0);
+		vel_set_reset(&sc->set, 0);
 		return;
 	}
 	idx = card_upper(c, t);
-	set_reset(sc, want_dm ? idx : 0);
+	vel_set_reset(&sc->set, want_dm ? idx : 0);
 	for (uint32_t i = idx; i-- > 0;) {
 		const live_event *e = &c->ev[c->head + i];
 		int64_t           age = t - e->t;
@@ -169,11 +126,11 @@ card_aggregate(const live_card *c, vel_scratch *sc, const vigil_txn *txn, uint64
 		if (age < MS_10M && e->amount < SMALL_AMOUNT)
 			a->small_10m++;
 		if (age >= MS_1H && !dm_1h_done) {
-			a->dm_1h = sc->size;
+			a->dm_1h = vel_set_size(&sc->set);
 			dm_1h_done = true;
 		}
 		if (want_dm && age < MS_24H)
-			set_add(sc, e->mh);
+			vel_set_add(&sc->set, e->mh);
 		if (want_cc) {
 			ci = country_index(e->cc);
 			if (age < MS_24H)
@@ -190,8 +147,8 @@ card_aggregate(const live_card *c, vel_scratch *sc, const vigil_txn *txn, uint64
 			a->device_seen = true;
 	}
 	if (!dm_1h_done)
-		a->dm_1h = sc->size;
-	a->dm_24h = sc->size;
+		a->dm_1h = vel_set_size(&sc->set);
+	a->dm_24h = vel_set_size(&sc->set);
 	/* Folded minutes of a card over the cap: counts and sums only. */
 	for (uint32_t j = c->nbk; j-- > 0;) {
 		const live_bucket *b = &c->x->bk[j];
@@ -312,17 +269,17 @@ ent_distinct(live_ent *e, vel_scratch *sc, int64_t t, int64_t wd)
 	uint32_t a = ent_upper(e, lo), b = ent_upper(e, t);
 
 	if (e->dm == NULL && b - a <= ENT_SCAN_MAX) {
-		set_reset(sc, b - a);
+		vel_set_reset(&sc->set, b - a);
 		for (uint32_t i = a; i < b; i++)
-			set_add(sc, e->ev[e->head + i].ch);
-		return sc->size;
+			vel_set_add(&sc->set, e->ev[e->head + i].ch);
+		return vel_set_size(&sc->set);
 	}
 	if (ent_dmap_move(e, lo, t) == VIGIL_OK)
 		return e->dm->ndistinct;
-	set_reset(sc, b - a); /* out of memory: scan (saturates, storage.md) */
+	vel_set_reset(&sc->set, b - a); /* out of memory: scan (saturates, storage.md) */
 	for (uint32_t i = a; i < b; i++)
-		set_add(sc, e->ev[e->head + i].ch);
-	return sc->size;
+		vel_set_add(&sc->set, e->ev[e->head + i].ch);
+	return vel_set_size(&sc->set);
 }
 
 /* Counts are two binary searches in the time-ordered events; the distinct
