@@ -268,6 +268,25 @@ out:
 	return rv;
 }
 
+/* Prints a hand-written structure's figure against uthash's from a bench_*
+ * result rv (0, -1 out of memory, -2 the two disagreed): an exit status. */
+static int
+bench_report(int rv, const char *name, const char *per, const char *what, double mine,
+    double ut, uint32_t runs)
+{
+	if (rv == -2) {
+		fprintf(stderr, "bench-omap: %s: %s and uthash disagree\n", what, name);
+		return VIGIL_EXIT_FAIL;
+	}
+	if (rv != 0) {
+		fprintf(stderr, "bench-omap: out of memory\n");
+		return VIGIL_EXIT_FAIL;
+	}
+	printf("%s %7.1f ns %s (median of %u)\nuthash  %7.1f ns %s (%s, median of %u)\n", name,
+	    mine, per, runs, ut, per, what, runs);
+	return VIGIL_EXIT_OK;
+}
+
 static void
 usage(FILE *out)
 {
@@ -298,6 +317,7 @@ main(int argc, char **argv)
 	uint32_t  nkeys = 1000000, nlook = 2000000, runs = 5, nent = 100, win = 20000;
 	uint32_t  nsets = 100000, set_ev = 64, set_keys = 24;
 	double    med_vs = 0, med_vu = 0;
+	int       rc;
 	uint64_t  rng = 42, sum = 0;
 	obj     **objs, *head = NULL;
 	uint32_t *order;
@@ -335,6 +355,9 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		return vigil_cli_usage_error("bench-omap", "%s: unexpected argument", argv[optind]);
+	if ((uint64_t)nsets * set_ev > (1u << 28))
+		return vigil_cli_usage_error("bench-omap", "--sets x --set-events: at most %u keys",
+		    1u << 28);
 	objs = calloc(nkeys, sizeof *objs);
 	order = malloc((size_t)nlook * sizeof *order);
 	if (objs == NULL || order == NULL)
@@ -408,33 +431,16 @@ main(int argc, char **argv)
 	HASH_CLEAR(hh, head);
 	fprintf(stderr, "%u busy entities, a window of %u events each, %u events a run\n", nent, win,
 	    nlook);
-	switch (bench_dmap(nent, win, nlook, runs, &rng, &med_dm, &med_us)) {
-	case 0:
-		printf("dmap    %7.1f ns an event (median of %u)\nuthash  %7.1f ns an event "
-		    "(distinct-card counts, median of %u)\n", med_dm, runs, med_us, runs);
-		break;
-	case -2:
-		fprintf(stderr, "bench-omap: the distinct counts differ between ent_dmap and uthash\n");
-		return VIGIL_EXIT_FAIL;
-	default:
-		goto nomem;
-	}
-	if ((uint64_t)nsets * set_ev > (1u << 28))
-		return vigil_cli_usage_error("bench-omap", "--sets x --set-events: at most %u keys",
-		    1u << 28);
+	rc = bench_dmap(nent, win, nlook, runs, &rng, &med_dm, &med_us);
+	rc = bench_report(rc, "dmap   ", "an event", "distinct-card counts", med_dm, med_us, runs);
+	if (rc != VIGIL_EXIT_OK)
+		return rc;
 	fprintf(stderr, "%u distinct counts a run, %u events each over %u keys\n", nsets, set_ev,
 	    set_keys);
-	switch (bench_set(nsets, set_ev, set_keys, runs, &rng, &med_vs, &med_vu)) {
-	case 0:
-		printf("vel_set %7.1f ns a count (median of %u)\nuthash  %7.1f ns a count "
-		    "(distinct sets, median of %u)\n", med_vs, runs, med_vu, runs);
-		break;
-	case -2:
-		fprintf(stderr, "bench-omap: the distinct counts differ between vel_set and uthash\n");
-		return VIGIL_EXIT_FAIL;
-	default:
-		goto nomem;
-	}
+	rc = bench_set(nsets, set_ev, set_keys, runs, &rng, &med_vs, &med_vu);
+	rc = bench_report(rc, "vel_set", "a count", "distinct sets", med_vs, med_vu, runs);
+	if (rc != VIGIL_EXIT_OK)
+		return rc;
 	for (uint32_t i = 0; i < nkeys; i++)
 		free(objs[i]);
 	free(objs);

@@ -59,4 +59,15 @@ for p in "$@"; do
 	usage_error "$name" "stray argument" "$p" stray-argument
 	n=$((n + 1))
 done
+# bench-omap on tiny tables: each hand-written structure and uthash agree
+# (it exits 1 if they do not), and every figure is printed.
+omap="$B/bench/store/bench-omap"
+if [ -x "$omap" ]; then
+	"$omap" --keys 100 --lookups 100 --entities 4 --window 10 --runs 1 --sets 100 \
+		>"$D/out" 2>"$D/err" || fail "bench-omap small run: $(cat "$D/err")"
+	for w in 'omap ' 'dmap ' 'vel_set '; do
+		grep -q "^$w *[0-9.]* ns " "$D/out" || fail "bench-omap: no '$w' figure: $(cat "$D/out")"
+	done
+	[ "$(grep -c '^uthash ' "$D/out")" -eq 3 ] || fail "bench-omap: not 3 uthash figures"
+fi
 echo "bench_cli: $n programs ok"
