@@ -372,7 +372,7 @@ static const metrics_row metrics_rows[] = {
 	{ "vigil_connections_max", NULL, NULL,
 	  MP_ALWAYS, MF_U64, SNAP(admin_max_connections), ADMIN, NULL },
 	{ "vigil_connections_refused_total", "counter",
-	  "nng connections closed at once: max_connections were open",
+	  "nng connections closed at once: max_connections were open, or no memory to count one",
 	  MP_ALWAYS, MF_U64, SNAP(nng_conn_refused), NNG, NULL },
 	{ "vigil_http_connections_closed_total", "counter",
 	  "admin connections closed by vigild: no complete request within 10 s, or "

@@ -918,7 +918,9 @@ rep_inline_max(void)
  * Counts connections (all listeners) and closes one over max_connections
  * before the socket sees it (ADD_PRE). Pipes are remembered by id, so a
  * REM_POST for a pipe that was refused (or never counted) changes nothing.
- * The refusal is logged at most once a second, with how many were refused.
+ * A connection there is no memory to count is closed too: untracked, it
+ * would escape max_connections and max_inflight_per_connection. Refusals
+ * are logged at most once a second, with how many were refused.
  */
 static void
 rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -926,24 +928,14 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	srv_rep *rep = arg;
 	uint32_t id = (uint32_t)nng_pipe_id(p);
 	rep_pipe *e = NULL;
-	bool refuse = false;
+	bool refuse = false, nomem = false;
 	uint64_t quiet = 0;
 	bool log = false;
 
 	pthread_mutex_lock(&rep->pipe_mu);
 	if (ev == NNG_PIPE_EV_ADD_PRE) {
-		if (rep->npipes >= rep->s->cfg.max_connections) {
-			int64_t now = vigil_mono_ns() / 1000000;
-
-			refuse = true;
-			rep->refused_quiet++;
-			if (rep->refused_log_ms == 0 || now - rep->refused_log_ms >= 1000) {
-				log = true;
-				quiet = rep->refused_quiet;
-				rep->refused_quiet = 0;
-				rep->refused_log_ms = now;
-			}
-		} else if ((e = malloc(sizeof *e)) != NULL) {
+		if (rep->npipes < rep->s->cfg.max_connections &&
+		    (e = malloc(sizeof *e)) != NULL) {
 			e->id = id;
 			e->pipe = p;
 			e->held = 0;
@@ -951,10 +943,25 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			e->progress_ms = (int64_t)(vigil_mono_ns() / 1000000);
 			e->closing = false;
 			HASH_ADD(hh, rep->pipes, id, sizeof e->id, e);
-			if (VIGIL_HASH_ADDED(e))
+			if (VIGIL_HASH_ADDED(e)) {
 				rep->npipes++;
-			else
-				free(e); /* untracked, as when the malloc fails */
+			} else {
+				free(e);
+				e = NULL;
+			}
+		}
+		if (e == NULL) {
+			int64_t now = vigil_mono_ns() / 1000000;
+
+			refuse = true;
+			nomem = rep->npipes < rep->s->cfg.max_connections;
+			rep->refused_quiet++;
+			if (rep->refused_log_ms == 0 || now - rep->refused_log_ms >= 1000) {
+				log = true;
+				quiet = rep->refused_quiet;
+				rep->refused_quiet = 0;
+				rep->refused_log_ms = now;
+			}
 		}
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		HASH_FIND(hh, rep->pipes, &id, sizeof id, e);
@@ -971,7 +978,10 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_add_explicit(&rep->s->metrics.nng_conn_refused, 1,
 		    memory_order_relaxed);
 		nng_pipe_close(p);
-		if (log)
+		if (log && nomem)
+			srv_log("nng: refused %llu connection(s), the last with no memory to "
+			    "count it; next note in 1 s at the earliest", (unsigned long long)quiet);
+		else if (log)
 			srv_log("nng: refused %llu connection(s): %u open (max_connections); "
 			    "next note in 1 s at the earliest", (unsigned long long)quiet,
 			    rep->s->cfg.max_connections);
