@@ -123,14 +123,16 @@ void batch_opts_default(batch_opts *ret);
  * For a program that trains (vigil-rebuild, vigil-replay --nightly,
  * bench-train): call first in main. XGBoost's OpenMP threads spin for
  * 300,000 rounds before they sleep unless OMP_WAIT_POLICY=passive, and
- * libgomp reads that only when it is loaded, before main: with two trainings
- * side by side on 2 cores (or one beside vigild) 70% of the CPU went to
- * libgomp's spin loop, and a nightly replay ran ~5x slower; bench-train
- * alone spends 71.4 CPU-s against 44.9 (docs/model.md, "Measurements"). So when OMP_WAIT_POLICY is unset, this sets it to passive
- * and executes /proc/self/exe again with the same argv and environment.
- * A policy the user set (active too) is kept, and so is a GOMP_SPINCOUNT
- * (GOMP_SPINCOUNT=300000 gives libgomp's default behaviour back). If the re-execution fails
- * (no /proc), the program goes on with libgomp's default.
+ * libgomp reads that only when it is loaded, before main: with two
+ * trainings side by side on 2 cores (or one beside vigild) 70% of the CPU
+ * went to libgomp's spin loop and a nightly replay ran ~5x slower;
+ * bench-train alone spends 71.4 CPU-s against 44.9 (docs/model.md,
+ * "Measurements"). So when OMP_WAIT_POLICY is unset, this sets it to
+ * passive and executes /proc/self/exe again with the same argv and
+ * environment. A policy the user set (active too) is kept, and so is a
+ * GOMP_SPINCOUNT (GOMP_SPINCOUNT=300000 gives libgomp's default back). If
+ * the re-execution fails (no /proc), the program goes on with libgomp's
+ * default.
  */
 void batch_omp_passive(char **argv);
 
