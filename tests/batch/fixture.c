@@ -6,7 +6,6 @@
 #include <math.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "tmpdir.h"
 
 static void
 fx_die(const char *what, const char *detail)
@@ -23,31 +23,50 @@ fx_die(const char *what, const char *detail)
 	abort();
 }
 
+/* Every directory fx_tmpdir made, removed at exit (a test that fails, or
+ * forgets fx_rm_rf, leaves nothing in /tmp) unless VIGIL_KEEP_TEST_DATA is
+ * set. */
+#define FX_TMP_MAX 64
+static char  fx_made[FX_TMP_MAX][256];
+static int   fx_nmade;
+static pid_t fx_owner; /* a forked child that exits removes nothing */
+
+static void
+fx_tmp_cleanup(void)
+{
+	if (getpid() != fx_owner)
+		return;
+	for (int i = 0; i < fx_nmade; i++) {
+		if (getenv("VIGIL_KEEP_TEST_DATA") != NULL)
+			fprintf(stderr, "fixture: keeping %s\n", fx_made[i]);
+		else
+			vt_tmpdir_remove(fx_made[i]);
+	}
+	fx_nmade = 0;
+}
+
 const char *
 fx_tmpdir(int slot)
 {
 	static char bufs[4][256];
-	const char *base = getenv("TMPDIR");
 	char *b = bufs[slot & 3];
 
-	snprintf(b, sizeof bufs[0], "%s/vigil-batch-XXXXXX", base && *base ? base : "/tmp");
-	if (mkdtemp(b) == NULL)
+	if (vt_tmpdir_make("vigil-batch", b, sizeof bufs[0]) != 0)
 		fx_die("mkdtemp", strerror(errno));
+	if (fx_owner == 0) {
+		fx_owner = getpid();
+		if (atexit(fx_tmp_cleanup) != 0)
+			fx_die("atexit", "cannot register");
+	}
+	if (fx_nmade < FX_TMP_MAX)
+		snprintf(fx_made[fx_nmade++], sizeof fx_made[0], "%s", b);
 	return b;
-}
-
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	remove(path);
-	return 0;
 }
 
 void
 fx_rm_rf(const char *dir)
 {
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	vt_tmpdir_remove(dir);
 }
 
 void

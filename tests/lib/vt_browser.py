@@ -7,9 +7,11 @@ Importing it checks that selenium, chromium and chromedriver are there and
 otherwise skips the test (exit 77, meson's skip code) with the reason, so
 a machine without a browser says what is missing instead of failing.
 """
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 
 SKIP = 77
 
@@ -41,11 +43,17 @@ def chromium(width, height, browser_log=False):
     opts.binary_location = CHROMIUM
     if browser_log:
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # Chromium's profile and its singleton socket directory (made in
+    # TMPDIR) go in a directory of the test's own, removed at exit: left in
+    # /tmp, every run added one.
+    tmp = tempfile.mkdtemp(prefix="vigil-chromium-")
+    atexit.register(shutil.rmtree, tmp, True)
     for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              f"--window-size={width},{height}"):
+              f"--window-size={width},{height}", f"--user-data-dir={tmp}/profile"):
         opts.add_argument(a)
+    env = dict(os.environ, TMPDIR=tmp)
     try:
-        return webdriver.Chrome(service=Service(DRIVER), options=opts)
+        return webdriver.Chrome(service=Service(DRIVER, env=env), options=opts)
     except Exception as e:  # noqa: BLE001
         skip(f"chromedriver could not start chromium: {str(e).splitlines()[0]}")
     return None

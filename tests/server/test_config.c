@@ -20,11 +20,25 @@
 
 static char ini_path[64];
 
+/* The test's one file at a time: the one before goes when the next is made,
+ * the last at exit, so no run leaves files in /tmp. */
+static void
+ini_remove(void)
+{
+	if (ini_path[0] != '\0')
+		unlink(ini_path);
+	ini_path[0] = '\0';
+}
+
 static void
 write_ini(const char *text)
 {
+	static bool registered;
 	FILE *f;
 
+	if (!registered)
+		registered = atexit(ini_remove) == 0;
+	ini_remove();
 	snprintf(ini_path, sizeof ini_path, "/tmp/vigild-cfg-XXXXXX");
 	{
 		int fd = mkstemp(ini_path);
