@@ -429,17 +429,16 @@ main(int argc, char **argv)
 	    ((double)head->hh.tbl->num_buckets * sizeof(UT_hash_bucket) +
 	        (double)nkeys * sizeof(UT_hash_handle)) / 1e6, (unsigned long long)sum);
 	HASH_CLEAR(hh, head);
-	fprintf(stderr, "%u busy entities, a window of %u events each, %u events a run\n", nent, win,
-	    nlook);
-	rc = bench_dmap(nent, win, nlook, runs, &rng, &med_dm, &med_us);
-	rc = bench_report(rc, "dmap   ", "an event", "distinct-card counts", med_dm, med_us, runs);
-	if (rc != VIGIL_EXIT_OK)
-		return rc;
-	fprintf(stderr, "%u distinct counts a run, %u events each over %u keys\n", nsets, set_ev,
+	fprintf(stderr, "%u busy entities, a window of %u events each, %u events a run; then %u "
+	    "distinct counts a run, %u events each over %u keys\n", nent, win, nlook, nsets, set_ev,
 	    set_keys);
+	rc = bench_dmap(nent, win, nlook, runs, &rng, &med_dm, &med_us);
+	if ((rc = bench_report(rc, "dmap   ", "an event", "distinct-card counts", med_dm, med_us,
+	    runs)) != VIGIL_EXIT_OK)
+		return rc;
 	rc = bench_set(nsets, set_ev, set_keys, runs, &rng, &med_vs, &med_vu);
-	rc = bench_report(rc, "vel_set", "a count", "distinct sets", med_vs, med_vu, runs);
-	if (rc != VIGIL_EXIT_OK)
+	if ((rc = bench_report(rc, "vel_set", "a count", "distinct sets", med_vs, med_vu,
+	    runs)) != VIGIL_EXIT_OK)
 		return rc;
 	for (uint32_t i = 0; i < nkeys; i++)
 		free(objs[i]);
