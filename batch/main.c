@@ -69,6 +69,10 @@ static const char usage_text[] =
 "  -q, --quiet           no progress, no text summary\n"
 "  -h, --help            this text\n"
 "  -V, --version         version\n"
+"\n"
+"Environment: when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set, the\n"
+"program runs itself again with OMP_WAIT_POLICY=passive: XGBoost's threads\n"
+"sleep between parallel regions instead of spinning.\n"
 "\n";
 
 static const char *const exit_detail[VIGIL_EXIT_COUNT_] = {

@@ -112,6 +112,10 @@ usage(FILE *f)
 	    "  -q, --quiet          no progress, no text summary on standard output\n"
 	    "  -h, --help           this text\n"
 	    "  -V, --version        print the version\n"
+	    "\n"
+	    "Environment: when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set, the\n"
+	    "program runs itself again with OMP_WAIT_POLICY=passive: XGBoost's threads\n"
+	    "sleep between parallel regions instead of spinning.\n"
 	    "\n", rp_default_rules());
 	vigil_cli_exit_help(f, (const char *const[]){ "",
 	    "I/O or server errors, rows the server failed, or bad rows skipped",
