@@ -37,7 +37,11 @@
 # that much CPU before replying, vigil-echo --work-us, labelled echo+Nus:
 # what an echo costs per request when its callbacks hold nng's threads as
 # long as scoring does, to tell the pipeline's own cost from what a longer
-# callback adds to nng's), PIPELINE (1: each round also runs
+# callback adds to nng's; the word "pipeline" in the list: an echo spending
+# the round's own pipeline figure, measured first in the round, labelled
+# echo+pipeline, and the summary gives each vigild's ratio to it and its
+# us over it: what vigild adds around app_score's CPU, both measured in the
+# same round), PIPELINE (1: each round also runs
 # bench-pipeline, the scoring pipeline alone on one thread over the same
 # transactions and a copy of the same data, PIPELINE_TXNS of them after
 # 50000 untimed, on the servers' CPU; the summary then gives each vigild's
@@ -203,8 +207,19 @@ r=0
 while [ $r -lt "$RUNS" ]; do
 	r=$((r + 1))
 	one echo "$ECHO"
+	pus=
+	case " ${ECHO_WORK_US:-} " in
+	*" pipeline "*)
+		pipeline
+		pus=$(awk '$1 == "pipeline" { v = $2 } END { print v }' "$TMP/results")
+		;;
+	esac
 	for w in ${ECHO_WORK_US:-}; do
-		one "echo+${w}us" "$ECHO" --work-us "$w"
+		if [ "$w" = pipeline ]; then
+			one "echo+pipeline" "$ECHO" --work-us "$pus"
+		else
+			one "echo+${w}us" "$ECHO" --work-us "$w"
+		fi
 	done
 	# The vigild servers take turns going first: one started right after
 	# another grows into the memory that one freed, which a VM has not yet
@@ -215,7 +230,7 @@ while [ $r -lt "$RUNS" ]; do
 		[ $at -ge $first ] && [ $at -lt $((first + $#)) ] && one "$b" "$b"
 		at=$((at + 1))
 	done
-	if [ "${PIPELINE:-0}" = 1 ]; then pipeline; fi
+	if [ "${PIPELINE:-0}" = 1 ] && [ -z "$pus" ]; then pipeline; fi
 done
 # The summary: median server CPU per request of each server over the runs,
 # of each vigild its ratio to the echo's median, and the median of its
@@ -252,6 +267,10 @@ awk '{ n[$1]++; v[$1, n[$1]] = $2; if ($3 >= 0.5) costly[$1]++
 			printf "  ratio to echo %.2f (per round %.2f)", m / e, paired(order[i])
 			if ("pipeline" in seen)
 				printf "  beyond echo + pipeline %.2f", m - e - median("pipeline")
+			if (order[i] != "echo+pipeline" && order[i] !~ /^echo\+/ &&
+			    "echo+pipeline" in seen && median("echo+pipeline") > 0)
+				printf "  to echo+pipeline %.2f (over it %.2f us)",
+				    m / median("echo+pipeline"), m - median("echo+pipeline")
 		}
 		printf "\n"
 	} }' "$TMP/results"
