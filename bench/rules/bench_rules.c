@@ -8,14 +8,25 @@
  * configuration runs --runs times; the median ns/transaction is reported.
  * malloc/calloc/realloc/free are wrapped at link time to count allocations
  * made inside rules_prog_eval.
+ *
+ * Then the memory of a list (rules/list.c, hand-written rather than uthash
+ * for it): a rule file whose list file holds --list-items distinct 12-byte
+ * ids is compiled, and the heap it holds (glibc's mallinfo2) divided by the
+ * items; beside it, the same ids in a uthash set as the project would write
+ * one (an entry malloc'd per item, the strings in one buffer as list.c's
+ * arena keeps them). Both figures include the strings' 13 bytes.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <uthash.h>
 
 #include "bench_stats.h"
 #include "app.h"
@@ -45,6 +56,7 @@ void  __wrap_free(void *p) { if (p != NULL) allocs++; __real_free(p); }
 
 static const char *usage =
     "usage: bench-rules [--iterations N] [--runs R] [--generated N] [--rules FILE]\n"
+    "                   [--list-items N]\n"
     "\n"
     "Measures rule evaluation: thread CPU ns and wall ns per transaction\n"
     "(median of R runs of N evaluations each) and allocations per evaluation, for FILE (default\n"
@@ -54,6 +66,7 @@ static const char *usage =
     "  --runs R        runs per configuration (default 5, max 101)\n"
     "  --generated N   rules in the generated program (default 200)\n"
     "  --rules FILE    the rule file to measure\n"
+    "  --list-items N  items of the list whose memory is measured (default 1000000; 0: none)\n"
     "  --help          this text\n";
 
 static void
@@ -247,6 +260,88 @@ bind_tvals(const rules_prog *prog)
 	return tv;
 }
 
+/* Heap bytes in use: glibc's arenas and its mmap'd blocks. */
+static size_t
+heap_used(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+typedef struct lset_item {
+	const char    *s;
+	uint32_t       len;
+	UT_hash_handle hh;
+} lset_item;
+
+/*
+ * The list figure: bytes an item of a compiled list of n ids (*ret_list)
+ * and of a uthash set of the same ids (*ret_ut). 0, -1 on I/O or memory
+ * failure, -2 if the rule file did not compile.
+ */
+static int
+list_memory(const rules_schema *schema, uint32_t n, double *ret_list, double *ret_ut)
+{
+	char dir[] = "/tmp/vigil-bench-rules-XXXXXX", items[64], rules[64];
+	static const char src[] = "list big = file \"items.txt\"\n"
+	    "rule on_list {\n  when card_id in big\n  score 1\n  reason \"listed\"\n}\n";
+	rules_prog *prog = NULL;
+	rules_diags diags;
+	lset_item *head = NULL, *it, *tmp;
+	char *buf = NULL;
+	size_t h0;
+	FILE *f;
+	int rv = -1;
+
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(items, sizeof items, "%s/items.txt", dir);
+	snprintf(rules, sizeof rules, "%s/l.rules", dir);
+	if ((f = fopen(items, "w")) == NULL)
+		goto out;
+	for (uint32_t i = 0; i < n; i++)
+		fprintf(f, "c%011u\n", i);
+	if (fclose(f) != 0 || (f = fopen(rules, "w")) == NULL)
+		goto out;
+	fputs(src, f);
+	if (fclose(f) != 0)
+		goto out;
+	h0 = heap_used();
+	if (rules_load_file(rules, schema, NULL, &prog, &diags) != VIGIL_OK) {
+		rules_diags_print(&diags, NULL, 0, stderr);
+		rv = -2;
+		goto out;
+	}
+	*ret_list = heap_used() > h0 ? (double)(heap_used() - h0) / n : 0;
+	rules_prog_free(prog);
+	h0 = heap_used();
+	if ((buf = malloc((size_t)n * 13)) == NULL)
+		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		char *p = buf + (size_t)i * 13;
+
+		snprintf(p, 13, "c%011u", i);
+		if ((it = malloc(sizeof *it)) == NULL)
+			goto out;
+		it->s = p;
+		it->len = 12;
+		HASH_ADD_KEYPTR(hh, head, it->s, it->len, it);
+	}
+	*ret_ut = heap_used() > h0 ? (double)(heap_used() - h0) / n : 0;
+	rv = 0;
+out:
+	HASH_ITER(hh, head, it, tmp) {
+		HASH_DEL(head, it);
+		free(it);
+	}
+	free(buf);
+	unlink(items);
+	unlink(rules);
+	rmdir(dir);
+	return rv;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -255,12 +350,15 @@ main(int argc, char **argv)
 		{ "runs", required_argument, NULL, 'r' },
 		{ "generated", required_argument, NULL, 'g' },
 		{ "rules", required_argument, NULL, 'f' },
+		{ "list-items", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	long          iters = 200000;
 	uint64_t      v = 0;
 	int           runs = 5, ngen = 200, c;
+	uint32_t      nlist = 1000000;
+	double        list_b = 0, ut_b = 0;
 	char          path[4096];
 	const char   *root = getenv("VIGIL_SOURCE_ROOT");
 	rules_schema *schema = NULL;
@@ -273,7 +371,7 @@ main(int argc, char **argv)
 
 	snprintf(path, sizeof path, "%s/rules/default.rules", root != NULL ? root : ".");
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "i:r:g:f:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:r:g:f:l:h", longopts, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (c) {
@@ -290,6 +388,9 @@ main(int argc, char **argv)
 			ngen = (int)v;
 			break;
 		case 'f': snprintf(path, sizeof path, "%s", optarg); break;
+		case 'l':
+			u = vigil_cli_parse_u32("bench-rules", "list-items", optarg, 0, 1000000, &nlist);
+			break;
 		case 'h': print_usage(stdout); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-rules", argv);
 		}
@@ -341,6 +442,24 @@ main(int argc, char **argv)
 	}
 	printf("(median of %d runs; %ld evaluations per run for default.rules, %ld for generated)\n", runs,
 	    iters, iters / 4 > 0 ? iters / 4 : 1);
+	if (nlist > 0) {
+		switch (list_memory(schema, nlist, &list_b, &ut_b)) {
+		case 0:
+			if (list_b == 0 || ut_b == 0) { /* e.g. a sanitizer's allocator */
+				printf("list of %u ids: no heap figure (mallinfo2 counts nothing "
+				    "in this build)\n", nlist);
+				break;
+			}
+			printf("list of %u 12-byte ids: %.1f bytes an item (rules/list.c), %.1f in uthash "
+			    "(both with the strings)\n", nlist, list_b, ut_b);
+			break;
+		case -2:
+			return VIGIL_EXIT_FAIL;
+		default:
+			fprintf(stderr, "bench-rules: the list's files or memory failed\n");
+			return VIGIL_EXIT_FAIL;
+		}
+	}
 	rules_prog_free(prog);
 	rules_prog_free(gprog);
 	rules_schema_free(schema);
