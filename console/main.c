@@ -564,12 +564,6 @@ main(int argc, char **argv)
 	if (app.o.replay == NULL)
 		app.o.replay = default_replay();
 	signal(SIGPIPE, SIG_IGN);
-	/* Back-tests run vigil-replay --nightly, two at a time, beside vigild:
-	 * their XGBoost trainings' OpenMP threads sleep when idle instead of
-	 * spinning (libgomp reads this when the child starts; two nightly
-	 * replays side by side on 2 cores took about 5x as long spinning). An
-	 * operator's own setting is kept. */
-	(void)setenv("OMP_WAIT_POLICY", "passive", 0);
 	snprintf(app.archive_dir, sizeof app.archive_dir, "%s/archive", app.o.data);
 	if (stat(app.o.data, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "vigil-console: --data %s: not a directory\n", app.o.data);

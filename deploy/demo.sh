@@ -107,10 +107,6 @@ while [ ! -S "$data/vigild.sock" ]; do
 	sleep 0.1
 done
 
-# XGBoost's OpenMP threads sleep instead of spinning between rounds:
-# the same model, less CPU (docs/model.md).
-OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-export OMP_WAIT_POLICY
 echo "demo: [3/4] replaying into vigild: labels at their label time, a rebuild every night"
 report=$data/report.html
 "$replay" --csv "$csv" --server "$sock" --rules "$rules" --concurrency "$conc" \
