@@ -156,14 +156,8 @@ vt_server_start_opts(vt_server *s, const char *rules, const char *const *extra_a
 	int argc = 0, ready0;
 	pid_t pid;
 
-	if (s->datadir[0] == '\0') {
-		snprintf(s->datadir, sizeof s->datadir, "/tmp/vigil-test-XXXXXX");
-		if (mkdtemp(s->datadir) == NULL) {
-			fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
-			s->datadir[0] = '\0';
-			return -1;
-		}
-	}
+	if (s->datadir[0] == '\0' && vt_server_datadir_new(s) != 0)
+		return -1;
 	snprintf(s->url, sizeof s->url, "ipc://%s/vigild.sock", s->datadir);
 	snprintf(s->log, sizeof s->log, "%s/vigild.log", s->datadir);
 	snprintf(s->rules, sizeof s->rules, "%s",
@@ -321,7 +315,9 @@ vt_server_alive(vt_server *s)
 void
 vt_server_cleanup(vt_server *s)
 {
-	if (s->datadir[0] == '\0' || strncmp(s->datadir, "/tmp/vigil-test-", 16) != 0)
+	/* only a directory the harness made (VT_DATADIR_TEMPLATE) */
+	if (s->datadir[0] == '\0' ||
+	    strncmp(s->datadir, VT_DATADIR_TEMPLATE, sizeof VT_DATADIR_TEMPLATE - 7) != 0)
 		return;
 	if (getenv("VIGIL_KEEP_TEST_DATA") != NULL) {
 		fprintf(stderr, "harness: keeping %s\n", s->datadir);
@@ -692,14 +688,22 @@ vt_copy_dir(const char *src, const char *dst)
 }
 
 int
-vt_server_datadir_from(vt_server *s, const char *src)
+vt_server_datadir_new(vt_server *s)
 {
-	snprintf(s->datadir, sizeof s->datadir, "/tmp/vigil-test-XXXXXX");
+	snprintf(s->datadir, sizeof s->datadir, "%s", VT_DATADIR_TEMPLATE);
 	if (mkdtemp(s->datadir) == NULL) {
 		fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
 		s->datadir[0] = '\0';
 		return -1;
 	}
+	return 0;
+}
+
+int
+vt_server_datadir_from(vt_server *s, const char *src)
+{
+	if (vt_server_datadir_new(s) != 0)
+		return -1;
 	return vt_copy_dir(src, s->datadir);
 }
 

@@ -124,6 +124,13 @@ int  vt_run(const char *const *argv, char **ret_out);
 
 /* cp -a src/. dst (dst created if needed). 0 on success. */
 int  vt_copy_dir(const char *src, const char *dst);
+/* The harness's data directories; vt_server_cleanup removes only these. */
+#define VT_DATADIR_TEMPLATE "/tmp/vigil-test-XXXXXX"
+
+/* Makes s->datadir a fresh, empty VT_DATADIR_TEMPLATE directory, to fill
+ * before vt_server_start serves it; vt_server_cleanup removes it. 0, or -1
+ * (said on stderr). */
+int  vt_server_datadir_new(vt_server *s);
 /*
  * Makes s->datadir a fresh /tmp/vigil-test-XXXXXX directory holding a copy of
  * src (a data directory: archive/, features/), so that vt_server_start then

@@ -335,8 +335,7 @@ test_admin_token(void **state)
 	int code = 0;
 
 	(void)state;
-	snprintf(s.datadir, sizeof s.datadir, "/tmp/vigil-test-XXXXXX");
-	assert_non_null(mkdtemp(s.datadir));
+	assert_int_equal(vt_server_datadir_new(&s), 0);
 	snprintf(tok, sizeof tok, "%s/admin.token", s.datadir);
 	write_file(tok, TOKEN "\n", 0600);
 	assert_int_equal(vt_server_start(&s, velocity_rules(), args), 0);
@@ -431,8 +430,7 @@ test_admin_no_token(void **state)
 
 	/* a token file readable by every user is refused at start */
 	memset(&s, 0, sizeof s);
-	snprintf(s.datadir, sizeof s.datadir, "/tmp/vigil-test-XXXXXX");
-	assert_non_null(mkdtemp(s.datadir));
+	assert_int_equal(vt_server_datadir_new(&s), 0);
 	snprintf(tok, sizeof tok, "%s/admin.token", s.datadir);
 	write_file(tok, TOKEN "\n", 0644);
 	assert_int_not_equal(vt_server_start(&s, velocity_rules(), bad), 0);
@@ -672,8 +670,7 @@ test_admin_conn_cap(void **state)
 	char *body = NULL;
 
 	(void)state;
-	snprintf(s.datadir, sizeof s.datadir, "/tmp/vigil-test-XXXXXX");
-	assert_non_null(mkdtemp(s.datadir));
+	assert_int_equal(vt_server_datadir_new(&s), 0);
 	snprintf(ini, sizeof ini, "%s/cap.ini", s.datadir);
 	write_file(ini, "[server]\nadmin_max_connections = 4\n", 0600);
 	assert_int_equal(vt_server_start(&s, velocity_rules(), args), 0);
@@ -744,8 +741,7 @@ test_nng_conn_cap(void **state)
 	char *body = NULL;
 
 	(void)state;
-	snprintf(s.datadir, sizeof s.datadir, "/tmp/vigil-test-XXXXXX");
-	assert_non_null(mkdtemp(s.datadir));
+	assert_int_equal(vt_server_datadir_new(&s), 0);
 	snprintf(ini, sizeof ini, "%s/cap.ini", s.datadir);
 	write_file(ini, "[server]\nmax_connections = 4\n", 0600);
 	args[1] = ini;
@@ -1111,8 +1107,7 @@ test_user_switch(void **state)
 		print_message("user switch: skipped (not root, or no user nobody)\n");
 		skip();
 	}
-	snprintf(s.datadir, sizeof s.datadir, "/tmp/vigil-test-XXXXXX");
-	assert_non_null(mkdtemp(s.datadir));
+	assert_int_equal(vt_server_datadir_new(&s), 0);
 	assert_int_equal(chown(s.datadir, pw->pw_uid, pw->pw_gid), 0);
 	if (!readable_by(velocity_rules(), pw)) {
 		print_message("user switch: skipped (the rule file is not readable by nobody)\n");

@@ -416,8 +416,7 @@ test_inline_overflow(void **state)
 	long long queued = 0;
 
 	(void)state;
-	snprintf(s.datadir, sizeof s.datadir, "/tmp/vigil-test-XXXXXX");
-	assert_non_null(mkdtemp(s.datadir));
+	assert_int_equal(vt_server_datadir_new(&s), 0);
 	snprintf(ini, sizeof ini, "%s/overflow.ini", s.datadir);
 	write_file(ini, "[server]\nmax_inflight_per_connection = 0\n"
 	    "queue_timeout_ms = 600000\nrequest_timeout_ms = 600000\n");
@@ -503,8 +502,7 @@ test_unread_replies(void **state)
 	Vigil__V1__Reply *r;
 
 	(void)state;
-	snprintf(s.datadir, sizeof s.datadir, "/tmp/vigil-test-XXXXXX");
-	assert_non_null(mkdtemp(s.datadir));
+	assert_int_equal(vt_server_datadir_new(&s), 0);
 	snprintf(ini, sizeof ini, "%s/hog.ini", s.datadir);
 	write_file(ini, "[server]\nmax_inflight_per_connection = 16\n");
 	snprintf(listen, sizeof listen, "tcp://127.0.0.1:%u", port);

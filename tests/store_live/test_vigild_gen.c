@@ -135,9 +135,7 @@ static void
 datadir_new(vt_server *s)
 {
 	memset(s, 0, sizeof *s);
-	/* the harness's pattern: vt_server_cleanup removes only such a directory */
-	snprintf(s->datadir, sizeof s->datadir, "/tmp/vigil-test-XXXXXX");
-	assert_non_null(mkdtemp(s->datadir));
+	assert_int_equal(vt_server_datadir_new(s), 0);
 }
 
 static unsigned
