@@ -283,7 +283,8 @@ typedef struct lset_item {
 static int
 list_memory(const rules_schema *schema, uint32_t n, double *ret_list, double *ret_ut)
 {
-	char dir[] = "/tmp/vigil-bench-rules-XXXXXX", items[64], rules[64];
+	const char *base = getenv("TMPDIR");
+	char dir[256], items[300], rules[300];
 	static const char src[] = "list big = file \"items.txt\"\n"
 	    "rule on_list {\n  when card_id in big\n  score 1\n  reason \"listed\"\n}\n";
 	rules_prog *prog = NULL;
@@ -294,6 +295,8 @@ list_memory(const rules_schema *schema, uint32_t n, double *ret_list, double *re
 	FILE *f;
 	int rv = -1;
 
+	snprintf(dir, sizeof dir, "%s/vigil-bench-rules-XXXXXX",
+	    base != NULL && base[0] != '\0' ? base : "/tmp");
 	if (mkdtemp(dir) == NULL)
 		return -1;
 	snprintf(items, sizeof items, "%s/items.txt", dir);
