@@ -57,17 +57,28 @@ traffic_main(void *arg)
 	return NULL;
 }
 
-/* Waits up to ~20 s for the traffic to report generation gen. */
+/* Waits up to ~45 s for the traffic to report generation gen (longer than
+ * one request may wait for its reply, the harness's 30 s); if it does
+ * not, says what the traffic did meanwhile (requests sent, failed, the
+ * first failure), so a stalled client tells itself from a vigild that did
+ * not switch. */
 static bool
 wait_generation(traffic *t, uint64_t gen)
 {
-	for (int i = 0; i < 2000; i++) {
+	uint64_t sent0 = atomic_load(&t->sent);
+
+	for (int i = 0; i < 4500; i++) {
 		struct timespec ts = { 0, 10000000 };
 
 		if (atomic_load(&t->last_gen) == gen)
 			return true;
 		nanosleep(&ts, NULL);
 	}
+	fprintf(stderr, "traffic while waiting for generation %llu: %llu request(s) sent "
+	    "(%llu before), %llu failed%s%s\n", (unsigned long long)gen,
+	    (unsigned long long)(atomic_load(&t->sent) - sent0), (unsigned long long)sent0,
+	    (unsigned long long)atomic_load(&t->failed), atomic_load(&t->failed) ? "; first: " : "",
+	    t->first_error);
 	return false;
 }
 
