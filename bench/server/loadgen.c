@@ -65,9 +65,7 @@ static struct {
 	double           duration_s;
 	double           warmup_s;
 	uint64_t         requests;
-	uint32_t         cards;
-	uint32_t         merchants;
-	uint32_t         step_us;   /* event time between consecutive requests */
+	txngen_opts      tg;        /* the stream: pools, event time step, alert share */
 	double           rate;      /* open loop: requests due per second; 0 = closed loop */
 	bool             echo;
 	bool             dry_run;
@@ -100,7 +98,7 @@ lg_pack(lg_conn *c)
 	Vigil__V1__Transaction t = VIGIL__V1__TRANSACTION__INIT;
 	txngen g;
 
-	txngen_make(&g, lg.run, atomic_fetch_add(&lg.seq, 1), lg.cards, lg.merchants, lg.step_us);
+	txngen_make(&g, lg.run, atomic_fetch_add(&lg.seq, 1), &lg.tg);
 	t.txn_id = g.txn_id;
 	t.card_id = g.card_id;
 	t.merchant_id = g.merchant_id;
@@ -108,7 +106,7 @@ lg_pack(lg_conn *c)
 	t.amount_minor = g.amount_minor;
 	t.currency = TXNGEN_CURRENCY;
 	t.mcc = TXNGEN_MCC;
-	t.country = TXNGEN_COUNTRY;
+	t.country = (char *)g.country;
 	t.channel = VIGIL__V1__CHANNEL__ECOM;
 	t.event_time_ms = g.event_time_ms;
 	sr.txn = &t;
@@ -326,8 +324,8 @@ lg_usage(FILE *out)
 	fprintf(out,
 	    "usage: vigil-loadgen --url URL [--concurrency N] [--connections N]\n"
 	    "                     [--duration S | --requests N] [--warmup S] [--rate R]\n"
-	    "                     [--cards N] [--merchants N] [--step-us N] [--dry-run]\n"
-	    "                     [--echo] [--json]\n"
+	    "                     [--cards N] [--merchants N] [--step-us N]\n"
+	    "                     [--alert-every N] [--dry-run] [--echo] [--json]\n"
 	    "\n"
 	    "Closed-loop load: N REQ contexts each send a vigil.v1 score request as soon as\n"
 	    "the previous reply arrives. With --rate, open loop: R requests are due per\n"
@@ -351,6 +349,10 @@ lg_usage(FILE *out)
 	    "                     fast as it grows after 20,160 requests, a steady state);\n"
 	    "                     event times start at 2025-11-21, and vigild refuses\n"
 	    "                     those ahead of its clock (max_future_skew_ms)\n"
+	    "  --alert-every N    every N-th request from a sanctioned country (IR, a\n"
+	    "                     hard stop of rules/default.rules), so about 1/N of the\n"
+	    "                     scores alert and carry reasons (default 0: none; with\n"
+	    "                     the default step every score alerts on velocity)\n"
 	    "  --dry-run          ask for dry runs (no archive, no live update)\n"
 	    "  --echo             the peer is vigil-echo: do not check reply status\n"
 	    "  --json             one JSON object on stdout instead of text\n"
@@ -378,6 +380,7 @@ main(int argc, char **argv)
 		{ "cards", required_argument, NULL, 'k' },
 		{ "merchants", required_argument, NULL, 'm' },
 		{ "step-us", required_argument, NULL, 'S' },
+		{ "alert-every", required_argument, NULL, 'A' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "echo", no_argument, NULL, 'e' },
@@ -393,11 +396,9 @@ main(int argc, char **argv)
 	lg.nconn = 1;
 	lg.duration_s = 3;
 	lg.warmup_s = 0.5;
-	lg.cards = 10000;
-	lg.merchants = 1000;
-	lg.step_us = TXNGEN_STEP_US;
+	lg.tg = (txngen_opts)TXNGEN_OPTS_DEFAULT;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "u:c:C:d:n:w:k:m:S:r:Dejh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "u:c:C:d:n:w:k:m:S:A:r:Dejh", opts, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (opt) {
@@ -423,15 +424,19 @@ main(int argc, char **argv)
 			    0, false, 3600, &lg.warmup_s);
 			break;
 		case 'k':
-			u = vigil_cli_parse_u32(LG_PROG, "cards", optarg, 1, UINT32_MAX, &lg.cards);
+			u = vigil_cli_parse_u32(LG_PROG, "cards", optarg, 1, UINT32_MAX, &lg.tg.cards);
 			break;
 		case 'm':
 			u = vigil_cli_parse_u32(LG_PROG, "merchants", optarg,
-			    1, UINT32_MAX, &lg.merchants);
+			    1, UINT32_MAX, &lg.tg.merchants);
 			break;
 		case 'S':
 			u = vigil_cli_parse_u32(LG_PROG, "step-us", optarg,
-			    1, TXNGEN_STEP_US_MAX, &lg.step_us);
+			    1, TXNGEN_STEP_US_MAX, &lg.tg.step_us);
+			break;
+		case 'A':
+			u = vigil_cli_parse_u32(LG_PROG, "alert-every", optarg,
+			    0, UINT32_MAX, &lg.tg.alert_every);
 			break;
 		case 'r':
 			u = vigil_cli_parse_double(LG_PROG, "rate", optarg,

@@ -47,6 +47,7 @@
 	X(OPT_CARDS,     "cards",     required_argument, 0) \
 	X(OPT_MERCHANTS, "merchants", required_argument, 0) \
 	X(OPT_STEP_US,   "step-us",   required_argument, 0) \
+	X(OPT_ALERT_EVERY, "alert-every", required_argument, 0) \
 	X(OPT_DRY_RUN,   "dry-run",   no_argument,       0)
 VIGIL_CLI_OPT_ENUM(PL_OPTIONS);
 static const struct option opts[] = {
@@ -62,8 +63,8 @@ usage(FILE *out)
 	};
 
 	fputs("usage: " PL_PROG " --data DIR --rules FILE [--txns N] [--runs R] [--warmup N]\n"
-	    "                      [--cards N] [--merchants N] [--step-us N] [--dry-run]\n"
-	    "                      [--json]\n"
+	    "                      [--cards N] [--merchants N] [--step-us N]\n"
+	    "                      [--alert-every N] [--dry-run] [--json]\n"
 	    "CPU per score of the scoring pipeline (app_score) on one thread, no transport,\n"
 	    "over vigil-loadgen's transactions.\n"
 	    "  -d, --data DIR     data directory to score against; it is WRITTEN to (archive,\n"
@@ -76,6 +77,8 @@ usage(FILE *out)
 	    "      --merchants N  merchant pool, 4 terminals each (default 1000)\n"
 	    "      --step-us N    event time between transactions, as vigil-loadgen's\n"
 	    "                     (default 125)\n"
+	    "      --alert-every N  every N-th transaction from a sanctioned country, as\n"
+	    "                     vigil-loadgen's (default 0: none)\n"
 	    "      --dry-run      time dry runs: features, model, rules and reasons; no\n"
 	    "                     dedupe, archive or live update (the warm-up still scores,\n"
 	    "                     so they read the state a scored run would: the commit's\n"
@@ -92,8 +95,7 @@ typedef struct pl_counts {
 /* Transactions [from, from + n) of the stream, made before a run so that
  * the run times scoring alone. */
 static void
-pl_make(vigil_txn *txns, uint64_t from, uint32_t n, uint32_t cards, uint32_t merchants,
-    uint32_t step_us)
+pl_make(vigil_txn *txns, uint64_t from, uint32_t n, const txngen_opts *o)
 {
 	txngen g;
 
@@ -101,13 +103,13 @@ pl_make(vigil_txn *txns, uint64_t from, uint32_t n, uint32_t cards, uint32_t mer
 		vigil_txn *t = &txns[i];
 
 		memset(t, 0, sizeof *t);
-		txngen_make(&g, "pl", from + i, cards, merchants, step_us);
+		txngen_make(&g, "pl", from + i, o);
 		snprintf(t->txn_id, sizeof t->txn_id, "%s", g.txn_id);
 		snprintf(t->card_id, sizeof t->card_id, "%s", g.card_id);
 		snprintf(t->merchant_id, sizeof t->merchant_id, "%s", g.merchant_id);
 		snprintf(t->terminal_id, sizeof t->terminal_id, "%s", g.terminal_id);
 		memcpy(t->currency, TXNGEN_CURRENCY, sizeof TXNGEN_CURRENCY);
-		memcpy(t->country, TXNGEN_COUNTRY, sizeof TXNGEN_COUNTRY);
+		snprintf(t->country, sizeof t->country, "%s", g.country);
 		t->mcc = TXNGEN_MCC;
 		t->channel = VIGIL_CHANNEL_ECOM;
 		t->amount_minor = g.amount_minor;
@@ -140,8 +142,8 @@ int
 main(int argc, char **argv)
 {
 	const char *data = NULL, *rules = NULL;
-	uint32_t ntxn = 100000, runs = 5, warmup = 100000, cards = 10000, merchants = 1000;
-	uint32_t step_us = TXNGEN_STEP_US;
+	uint32_t ntxn = 100000, runs = 5, warmup = 100000;
+	txngen_opts tg = TXNGEN_OPTS_DEFAULT;
 	bool json = false, dry = false;
 	double ns[PL_MAX_RUNS], wall[PL_MAX_RUNS];
 	store_db_opts dbo;
@@ -177,11 +179,13 @@ main(int argc, char **argv)
 		case OPT_WARMUP: u = vigil_cli_parse_u32(PL_PROG, "warmup", optarg,
 		    0, 100000000, &warmup); break;
 		case OPT_CARDS: u = vigil_cli_parse_u32(PL_PROG, "cards", optarg,
-		    1, UINT32_MAX, &cards); break;
+		    1, UINT32_MAX, &tg.cards); break;
 		case OPT_MERCHANTS: u = vigil_cli_parse_u32(PL_PROG, "merchants", optarg,
-		    1, UINT32_MAX, &merchants); break;
+		    1, UINT32_MAX, &tg.merchants); break;
 		case OPT_STEP_US: u = vigil_cli_parse_u32(PL_PROG, "step-us", optarg,
-		    1, TXNGEN_STEP_US_MAX, &step_us); break;
+		    1, TXNGEN_STEP_US_MAX, &tg.step_us); break;
+		case OPT_ALERT_EVERY: u = vigil_cli_parse_u32(PL_PROG, "alert-every", optarg,
+		    0, UINT32_MAX, &tg.alert_every); break;
 		default: return vigil_cli_bad_option(PL_PROG, argv);
 		}
 		if (u != VIGIL_EXIT_OK)
@@ -226,7 +230,7 @@ main(int argc, char **argv)
 		    warmup > ntxn ? warmup : ntxn);
 		goto out;
 	}
-	pl_make(txns, next, warmup, cards, merchants, step_us);
+	pl_make(txns, next, warmup, &tg);
 	if (!pl_score(db, w, &sc, 0, txns, warmup, &cnt))
 		goto out;
 	next += warmup;
@@ -235,7 +239,7 @@ main(int argc, char **argv)
 		double c0;
 		uint64_t w0;
 
-		pl_make(txns, next, ntxn, cards, merchants, step_us);
+		pl_make(txns, next, ntxn, &tg);
 		c0 = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 		w0 = vigil_mono_ns();
 		if (!pl_score(db, w, &sc, dry ? APP_DRY_RUN : 0, txns, ntxn, &cnt))
