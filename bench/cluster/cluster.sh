@@ -21,6 +21,13 @@
 # nats-server and of the receiver is in "other", not in "server".
 set -eu
 
+case "${1:-}" in
+-h | --help)
+	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+esac
+
 BUILD=$(cd "${1:?usage: cluster.sh BUILD_DIR [SECONDS]}" && pwd)
 SECS=${2:-4}
 RUNS=${RUNS:-3}

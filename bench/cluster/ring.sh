@@ -21,6 +21,13 @@
 # Environment: N (default 20000), C (default 64), RUNS (default 3).
 set -eu
 
+case "${1:-}" in
+-h | --help)
+	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+esac
+
 BUILD=$(cd "${1:?usage: ring.sh BUILD_DIR}" && pwd)
 N=${N:-20000}
 C=${C:-64}

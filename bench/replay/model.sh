@@ -18,6 +18,13 @@
 #     the shape of the held-out benchmark.
 # usage: bench/replay/model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov|sparkov4|sparkov-min ...]
 set -eu
+
+case "${1:-}" in
+-h | --help)
+	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+esac
 [ $# -ge 2 ] || { echo "usage: model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov ...]" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)

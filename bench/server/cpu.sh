@@ -65,6 +65,13 @@
 # with other above a few % was disturbed, and its rate is not comparable.
 set -eu
 
+case "${1:-}" in
+-h | --help)
+	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+esac
+
 BUILD=${1:?usage: cpu.sh BUILD_DIR [SECONDS] [-- VIGILD...]}
 SECS=${2:-4}
 shift; [ $# -gt 0 ] && shift

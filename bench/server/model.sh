@@ -11,6 +11,13 @@
 #   bench/server/model.sh [BUILD_DIR] [SECONDS] [ROUNDS]   (build-bench, 3, 5)
 # Environment: CONCURRENCY (default 32), URL_KIND (ipc or tcp; default ipc).
 set -eu
+
+case "${1:-}" in
+-h | --help)
+	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 BUILD=${1:-build-bench}

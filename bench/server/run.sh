@@ -26,6 +26,13 @@
 # pinned; see bench/server/pin.sh). Exit 1 if a run fails.
 set -eu
 
+case "${1:-}" in
+-h | --help)
+	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+esac
+
 BUILD=${1:-build-bench}
 SECS=${2:-3}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)

@@ -6,7 +6,9 @@
 #   - an unknown flag exits 2 with one line on stderr ending "(see --help)";
 #   - a stray argument exits 2 the same way. No benchmark program takes a
 #     positional argument (each input is a flag: --dir, --csv, --data,
-#     --model, --rules, --url, --listen), so every one is checked.
+#     --model, --rules, --url, --listen), so every one is checked;
+#   - every script under bench/ that can be run (executable) prints its
+#     header, starting with its own path, on --help and exits 0.
 # Nothing is measured: each case stops at the command line.
 #
 #   bench_cli.sh [PROGRAM...]   (default: every one under $VIGIL_BUILD_ROOT/bench)
@@ -70,4 +72,16 @@ if [ -x "$omap" ]; then
 	done
 	[ "$(grep -c '^uthash ' "$D/out")" -eq 3 ] || fail "bench-omap: not 3 uthash figures"
 fi
-echo "bench_cli: $n programs ok"
+# the scripts: --help is the header comment, nothing run
+S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
+ns=0
+for f in $(cd "$S" && find bench -name '*.sh' -perm -u+x | sort); do
+	rc=0
+	"$S/$f" --help >"$D/out" 2>"$D/err" || rc=$?
+	[ $rc -eq 0 ] || fail "$f --help: exit $rc: $(head -2 "$D/err")"
+	[ ! -s "$D/err" ] || fail "$f --help: wrote to stderr: $(head -2 "$D/err")"
+	head -1 "$D/out" | grep -q "^$f - " || fail "$f --help: not its header: $(head -1 "$D/out")"
+	ns=$((ns + 1))
+done
+[ $ns -ge 10 ] || fail "only $ns scripts under bench/"
+echo "bench_cli: $n programs and $ns scripts ok"
