@@ -25,15 +25,31 @@ struct dd_str {
 
 /* Idempotency records are carved in arrival order out of DD_CHUNK-byte
  * chunks (aligned to their size, so an entry finds its chunk by masking
- * its address); a chunk counts its live entries and is freed when the
- * last one goes, other than the chunk being filled. Records expire in
- * about the order they came, so a put and the sweep's frees cost no
- * malloc/free, and consecutive records share cache lines. */
+ * its address); a chunk counts its live entries, plus one while it is
+ * being filled and one while it is on the list of chunks (live.dd_head),
+ * and is freed when the count reaches 0. Records expire in about the
+ * order they came, so a put and the expiry cost no malloc/free, and
+ * consecutive records share cache lines.
+ *
+ * Expiry (dd_expire) walks the records in the order they were carved,
+ * from a cursor in the oldest chunk on the list: a record past the
+ * horizon is removed from its table, under its stripe's lock; a record
+ * already gone (replaced, or removed by a begin) is stepped over; the
+ * first record still within the horizon ends the walk, since those
+ * carved after it came later. A record of an event time ahead of the
+ * watermark (max_future_skew_ms 0) is stepped over instead, left to the
+ * stripe sweep (dd_sweep_stripe), so that one such record does not hold
+ * every later one. A chunk the cursor has left (not the one being
+ * filled) leaves the list. Each record's size, stripe and event time are
+ * written as it is carved, under dd_chunk_mu, and never change, so the
+ * cursor reads them having taken dd_chunk_mu once for the chunk's fill
+ * level. */
 #define DD_CHUNK ((size_t)64 * 1024)
 
 struct dd_chunk {
 	_Atomic uint32_t nlive;
 	uint32_t         used; /* bytes from the chunk's start, header included */
+	dd_chunk        *next; /* the next newer chunk on the list, under dd_chunk_mu */
 };
 
 _Static_assert(DD_SIZE(VIGIL_ID_MAX, STORE_MAX_HITS) + DD_MODEL_BYTES(STORE_MAX_REASONS) +
@@ -191,7 +207,8 @@ live_dedupe_find(live *lv, const char *txn_id, const live_keys *k, store_outcome
 	return rv;
 }
 
-/* A new chunk, its pages present, counted once for being filled; or NULL. */
+/* A new chunk, its pages present, counted for being filled and for the
+ * list it joins once it is; or NULL. */
 static dd_chunk *
 dd_chunk_new(void)
 {
@@ -200,18 +217,30 @@ dd_chunk_new(void)
 	if (c == NULL)
 		return NULL;
 	(void)vigil_mem_populate(c, DD_CHUNK);
-	atomic_init(&c->nlive, 1);
+	atomic_init(&c->nlive, 2);
 	c->used = sizeof *c;
+	c->next = NULL;
 	return c;
 }
 
-/* An entry for an id of len bytes and the nhits hits (<= STORE_MAX_HITS),
- * its rules version and hits set; NULL on ENOMEM. dd_chunk_mu serves every
- * scoring thread, so the hashes and a new chunk (16 pages first written,
- * 10-19 us each on a VM) are made before it; one made in vain is freed. */
+/* Drops one of c's counts; the last frees it. */
+static void
+dd_chunk_unref(dd_chunk *c)
+{
+	if (atomic_fetch_sub_explicit(&c->nlive, 1, memory_order_acq_rel) == 1)
+		free(c);
+}
+
+/* An entry for an id of len bytes (hash h) of event time t and the nhits
+ * hits (<= STORE_MAX_HITS), its rules version, hits, size, stripe and t
+ * set; NULL on ENOMEM. dd_chunk_mu serves every scoring thread, so the
+ * hashes and a new chunk (16 pages first written, 10-19 us each on a VM)
+ * are made before it; one made in vain is freed. Called with h's stripe
+ * locked (dd_put), so dd_expire, which takes that lock before it reads
+ * more than size, stripe and t, finds the record complete or gone. */
 static dd_entry *
-dd_alloc(live *lv, size_t len, const store_hit *hits, uint32_t nhits, size_t extra,
-    const char *version)
+dd_alloc(live *lv, size_t len, uint64_t h, int64_t t, const store_hit *hits, uint32_t nhits,
+    size_t extra, const char *version)
 {
 	size_t      size = DD_SIZE(len, nhits) + extra, nv, nh[STORE_MAX_HITS];
 	const char *ver, *names[STORE_MAX_HITS];
@@ -233,9 +262,13 @@ dd_alloc(live *lv, size_t len, const store_hit *hits, uint32_t nhits, size_t ext
 			break;
 		if (spare != NULL) { /* the chunk left loses its count for being filled */
 			lv->dd_cur = spare;
-			if (c != NULL &&
-			    atomic_fetch_sub_explicit(&c->nlive, 1, memory_order_acq_rel) == 1)
-				free(c);
+			if (lv->dd_tail != NULL)
+				lv->dd_tail->next = spare;
+			else
+				lv->dd_head = spare;
+			lv->dd_tail = spare;
+			if (c != NULL)
+				dd_chunk_unref(c);
 			c = spare;
 			spare = NULL;
 			break;
@@ -254,6 +287,9 @@ dd_alloc(live *lv, size_t len, const store_hit *hits, uint32_t nhits, size_t ext
 		return NULL;
 	}
 	d = (dd_entry *)(void *)((char *)c + c->used);
+	d->size = (uint16_t)size;
+	d->stripe = (uint16_t)dd_stripe_of(h);
+	d->t = t;
 	c->used += (uint32_t)size;
 	atomic_fetch_add_explicit(&c->nlive, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&lv->dd_chunk_mu);
@@ -268,15 +304,13 @@ dd_alloc(live *lv, size_t len, const store_hit *hits, uint32_t nhits, size_t ext
 	return d;
 }
 
-/* Gives d back (no longer in its map). */
+/* Gives d back (no longer in its map; its stripe locked). */
 void
 dd_release(live *lv, dd_entry *d)
 {
-	dd_chunk *c = (dd_chunk *)(void *)((uintptr_t)d & ~(uintptr_t)(DD_CHUNK - 1));
-
 	(void)lv;
-	if (atomic_fetch_sub_explicit(&c->nlive, 1, memory_order_acq_rel) == 1)
-		free(c);
+	d->state = DD_GONE;
+	dd_chunk_unref((dd_chunk *)(void *)((uintptr_t)d & ~(uintptr_t)(DD_CHUNK - 1)));
 }
 
 /* Replaces the map's pointer to old's okey by nk's (same id, so the same
@@ -325,14 +359,13 @@ dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint
 		goto out; /* the first outcome stays */
 	if (mo != NULL && mo->nreasons > STORE_MAX_REASONS)
 		mo = NULL; /* not from app_score: keep no model part rather than a wrong one */
-	d = dd_alloc(lv, len, hits, nhits,
+	d = dd_alloc(lv, len, h, event_time_ms, hits, nhits,
 	    mo != NULL && mo->present ? DD_MODEL_BYTES(mo->nreasons) : 0, rules_version);
 	if (d == NULL) {
 		rv = VIGIL_ENOMEM;
 		goto out;
 	}
 	okey_set(&d->k, h, txn_id, len);
-	d->t = event_time_ms;
 	d->fp = fp;
 	d->score = score;
 	d->decision = (uint8_t)decision;
@@ -539,4 +572,76 @@ dd_sweep_stripe(live *lv, uint32_t i)
 		j++;
 	}
 	pthread_mutex_unlock(&s->mu);
+}
+
+void
+dd_expire(live *lv, uint32_t budget)
+{
+	int64_t w = live_wm_load(lv), cutoff;
+
+	if (w == INT64_MIN || pthread_mutex_trylock(&lv->dd_exp_mu) != 0)
+		return; /* nothing can have expired, or another thread is at it */
+	cutoff = w - lv->opts.dedupe_horizon_ms;
+	while (budget > 0) {
+		dd_chunk *c, *next = NULL;
+		uint32_t  used;
+		bool      filling;
+
+		pthread_mutex_lock(&lv->dd_chunk_mu);
+		c = lv->dd_head;
+		used = c != NULL ? c->used : 0;
+		filling = c == lv->dd_cur;
+		if (c != NULL && lv->dd_exp_off >= used && !filling) { /* left: off the list */
+			next = c->next;
+			lv->dd_head = next;
+			if (next == NULL)
+				lv->dd_tail = NULL;
+		}
+		pthread_mutex_unlock(&lv->dd_chunk_mu);
+		if (c == NULL)
+			break;
+		if (lv->dd_exp_off < sizeof *c)
+			lv->dd_exp_off = sizeof *c;
+		if (lv->dd_exp_off >= used) {
+			if (filling)
+				break; /* every record carved so far was seen */
+			lv->dd_exp_off = sizeof *c;
+			dd_chunk_unref(c); /* its count for being on the list */
+			continue;
+		}
+		for (; lv->dd_exp_off < used && budget > 0; budget--) {
+			dd_entry  *d = (dd_entry *)(void *)((char *)c + lv->dd_exp_off);
+			dd_stripe *s;
+
+			if (d->t > cutoff && d->t <= w)
+				goto out; /* within the horizon: so, about, is every later one */
+			if (d->t <= cutoff) {
+				s = &lv->dd[d->stripe];
+				pthread_mutex_lock(&s->mu);
+				if (d->state != DD_GONE && !dd_live(lv, d)) {
+					omap_remove(&s->map, &d->k);
+					dd_release(lv, d);
+					atomic_fetch_sub_explicit(&lv->ndd, 1, memory_order_relaxed);
+				}
+				pthread_mutex_unlock(&s->mu);
+			}
+			lv->dd_exp_off += d->size;
+		}
+	}
+out:
+	pthread_mutex_unlock(&lv->dd_exp_mu);
+}
+
+void
+dd_chunks_free(live *lv)
+{
+	dd_chunk *c = lv->dd_head, *next;
+
+	for (; c != NULL; c = next) {
+		next = c->next;
+		if (c == lv->dd_cur)
+			dd_chunk_unref(c); /* its count for being filled */
+		dd_chunk_unref(c);
+	}
+	lv->dd_head = lv->dd_tail = lv->dd_cur = NULL;
 }

@@ -92,6 +92,7 @@ live_new(const live_opts *opts, live **ret_lv)
 	}
 	pthread_mutex_init(&lv->wm_mu, NULL);
 	pthread_mutex_init(&lv->dd_chunk_mu, NULL);
+	pthread_mutex_init(&lv->dd_exp_mu, NULL);
 	pthread_mutex_init(&lv->dd_wait_mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -140,9 +141,10 @@ live_free(live *lv)
 		omap_fini(m);
 		pthread_mutex_destroy(&lv->dd[i].mu);
 	}
-	free(lv->dd_cur);
+	dd_chunks_free(lv);
 	dd_strs_free(lv);
 	pthread_mutex_destroy(&lv->dd_chunk_mu);
+	pthread_mutex_destroy(&lv->dd_exp_mu);
 	pthread_mutex_destroy(&lv->dd_wait_mu);
 	pthread_cond_destroy(&lv->dd_wait_cv);
 	pthread_mutex_destroy(&lv->wm_mu);
@@ -748,49 +750,28 @@ sweep_step(live *lv, int64_t cutoff)
 
 /*
  * The idempotency records are most of the live state (one per transaction
- * of the dedupe horizon, the cards one per card), and one stripe of 4096
- * per step left a full pass to take 2M commits: records long past the
- * horizon stayed (an offline replay of 815k rows kept them all, ~75 MB of
- * its 120 MB peak). So each step also sweeps enough idempotency stripes
- * that every commit pays for about LIVE_DD_SWEEP_VISITS map slots: a pass
- * takes about (map slots / LIVE_DD_SWEEP_VISITS) commits, a fraction of
- * the records it keeps, whatever the traffic rate. Below
- * LIVE_DD_SWEEP_FROM records (a few MB) nothing extra: there the waste is
- * small and most stripes would be scanned empty. Between 0 and
- * LIVE_DEDUPE_STRIPES - 1 stripes besides sweep_step's one.
+ * of the dedupe horizon, the cards one per card), so they expire in the
+ * order they came (dd_expire, dedupe.c): every LIVE_DD_EXPIRE_EVERY
+ * commits, up to LIVE_DD_EXPIRE_BUDGET records each, more than come in
+ * meanwhile, so the table holds about the horizon's worth, whatever the
+ * rate, and a commit pays for about one record removed, not for a scan of
+ * live ones. The stripe sweep's one stripe per step is left for what the
+ * walk steps over (records of an event time ahead of the watermark).
  */
-static uint32_t
-dd_sweep_extra(live *lv)
-{
-	uint64_t ndd = atomic_load_explicit(&lv->ndd, memory_order_relaxed);
-	/* map slots per stripe (the maps stay under 3/4 full): 16 or more here */
-	uint64_t per = 2 * ndd / LIVE_DEDUPE_STRIPES;
-	uint64_t n;
-
-	if (ndd < LIVE_DD_SWEEP_FROM)
-		return 0;
-	n = (uint64_t)LIVE_SWEEP_EVERY * LIVE_DD_SWEEP_VISITS / per;
-
-	return n >= LIVE_DEDUPE_STRIPES ? LIVE_DEDUPE_STRIPES - 1 : (uint32_t)(n > 0 ? n - 1 : 0);
-}
-
 void
 live_sweep_maybe(live *lv)
 {
 	uint64_t n = atomic_fetch_add_explicit(&lv->commits, 1, memory_order_relaxed);
 	int64_t  cutoff;
 
+	if (n % LIVE_DD_EXPIRE_EVERY == LIVE_DD_EXPIRE_EVERY - 1)
+		dd_expire(lv, LIVE_DD_EXPIRE_BUDGET);
 	if (n % LIVE_SWEEP_EVERY != LIVE_SWEEP_EVERY - 1)
 		return;
 	cutoff = live_cutoff(lv);
 	if (cutoff == INT64_MIN)
 		return;
 	sweep_step(lv, cutoff);
-	for (uint32_t k = dd_sweep_extra(lv); k > 0; k--) {
-		uint64_t i = atomic_fetch_add_explicit(&lv->dd_sweep_cursor, 1, memory_order_relaxed);
-
-		dd_sweep_stripe(lv, (uint32_t)(i % LIVE_DEDUPE_STRIPES));
-	}
 }
 
 void
@@ -800,6 +781,7 @@ live_sweep_steps(live *lv, uint32_t n)
 
 	if (cutoff == INT64_MIN)
 		return;
+	dd_expire(lv, UINT32_MAX);
 	while (n-- > 0)
 		sweep_step(lv, cutoff);
 }
@@ -817,6 +799,7 @@ live_sweep_all(live *lv)
 		sweep_ents(lv, i, cutoff);
 	for (uint32_t i = 0; i < LIVE_DEDUPE_STRIPES; i++)
 		dd_sweep_stripe(lv, i);
+	dd_expire(lv, UINT32_MAX); /* the chunks every record of which is gone */
 }
 
 /* ---------------------------------------------------------------------- */

@@ -41,8 +41,8 @@
 #define LIVE_CARD_CAP        4096   /* exact events per card before folding (docs) */
 #define LIVE_ENT_CAP         65536  /* events per merchant/terminal/device/IP (docs) */
 #define LIVE_SWEEP_EVERY     512    /* commits per incremental sweep step */
-#define LIVE_DD_SWEEP_VISITS 4      /* idempotency-map slots swept per commit (live_sweep_maybe) */
-#define LIVE_DD_SWEEP_FROM   (8 * LIVE_DEDUPE_STRIPES) /* ... from this many records on */
+#define LIVE_DD_EXPIRE_EVERY 64     /* commits per walk of the idempotency records' expiry */
+#define LIVE_DD_EXPIRE_BUDGET 256   /* ... records it visits at most (live_sweep_maybe) */
 
 typedef struct live live;
 
@@ -195,12 +195,13 @@ void live_unapply(live *lv, const vigil_txn *txn, const live_keys *k);
  * card's; the watermark does not move. Never fails, as live_apply. */
 void live_observe(live *lv, const store_observation *o);
 
-/* Counts a commit; every LIVE_SWEEP_EVERY-th runs one incremental step of
- * expiry, plus (from LIVE_DD_SWEEP_FROM records on) as many idempotency
- * stripes as make about LIVE_DD_SWEEP_VISITS map slots per commit (no
+/* Counts a commit; every LIVE_DD_EXPIRE_EVERY-th expires idempotency
+ * records in arrival order (up to LIVE_DD_EXPIRE_BUDGET), every
+ * LIVE_SWEEP_EVERY-th runs one incremental step of the stripe sweep (no
  * locks held by the caller). */
 void live_sweep_maybe(live *lv);
-/* n incremental steps at once (store_db_maintain, from a timer): each
+/* Expires every idempotency record past the horizon, in arrival order,
+ * then n incremental steps at once (store_db_maintain, from a timer): each
  * sweeps the next stripe of every table, locking one stripe at a time. */
 void live_sweep_steps(live *lv, uint32_t n);
 /* Expires everything expirable now, every stripe (tests, tools). */

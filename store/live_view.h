@@ -170,13 +170,17 @@ struct live {
 	pthread_mutex_t wm_mu;
 	_Atomic int64_t wm;
 	_Atomic uint64_t ncards, nents, nevents, ndd, nlate;
-	_Atomic uint64_t commits, sweep_cursor, dd_sweep_cursor;
+	_Atomic uint64_t commits, sweep_cursor;
 	store_outcome   replay_prior; /* live_replay's scratch (single-threaded) */
 	pthread_mutex_t dd_wait_mu;  /* live_dedupe_wait sleeps on dd_wait_cv */
 	pthread_cond_t  dd_wait_cv;
 	_Atomic uint32_t dd_waiters;
-	pthread_mutex_t dd_chunk_mu; /* carving from dd_cur, dd_strs */
+	pthread_mutex_t dd_chunk_mu; /* carving from dd_cur, dd_strs, the chunk list */
 	dd_chunk       *dd_cur;      /* the chunk being filled, NULL before the first */
+	dd_chunk       *dd_head;     /* the chunks in arrival order, oldest first ... */
+	dd_chunk       *dd_tail;     /* ... to dd_cur, the newest */
+	pthread_mutex_t dd_exp_mu;   /* the expiry cursor (dd_expire): */
+	uint32_t        dd_exp_off;  /* the next record's offset in dd_head */
 	dd_str         *dd_strs;     /* uthash: rules versions and rule names, interned */
 };
 

@@ -55,14 +55,20 @@ typedef struct dd_entry {
 	uint8_t        state; /* DD_* (in what was padding) */
 	uint8_t        model; /* DD_MODEL: the model's outcome follows the hits; DD_LATE;
 	                       * low bits (DD_NREASONS): reasons */
+	uint16_t       size;   /* bytes it takes in its chunk (in what was padding) */
+	uint16_t       stripe; /* dd_stripe_of(k.h) */
 	okey           k; /* last: only DD_KEY_END(len) bytes of it exist */
 } dd_entry;
+
+_Static_assert(offsetof(dd_entry, k) == 48, "size and stripe in the padding before the key");
 
 /* dd_entry.state. A record is DD_PENDING from its commit until the sync
  * covering it returned (fsync always), then DD_DURABLE or DD_FAILED; a
  * DD_CLAIM is not a record but a begin in flight (a live_claim in its
- * store_ctx, not in a chunk). */
-enum { DD_DURABLE = 0, DD_PENDING = 1, DD_FAILED = 2, DD_CLAIM = 3 };
+ * store_ctx, not in a chunk); DD_GONE, a record no longer in its table
+ * (dd_release), its bytes left in the chunk for the expiry cursor to step
+ * over. */
+enum { DD_DURABLE = 0, DD_PENDING = 1, DD_FAILED = 2, DD_CLAIM = 3, DD_GONE = 4 };
 
 /* A claim on a txn_id between begin and commit/abort: in the map like a
  * record, so a begin of the same id for another card finds it. */
@@ -112,13 +118,18 @@ live_wm_load(live *lv)
 
 /* dedupe.c: dd_put records an outcome for txn_id (mode: what to do with a
  * live record already there), dd_release drops a record removed from its
- * table, dd_sweep_stripe expires one stripe's records (live.c's sweep). */
+ * table (its stripe locked), dd_expire drops up to budget records past the
+ * horizon in arrival order (live.c's sweep), dd_sweep_stripe expires one
+ * stripe's records wherever they are, dd_chunks_free frees the chunks
+ * once every record is released (live_free). */
 enum { DD_KEEP_FIRST, DD_REPLACE_FAILED, DD_REPLACE };
 vigil_err dd_put(live *lv, live_claim *c, const char *txn_id, size_t len, uint64_t h, uint64_t fp,
     int64_t event_time_ms, double score, vigil_decision decision, uint64_t features_gen,
     const char *rules_version, const store_hit *hits, uint32_t nhits,
     const store_model_outcome *mo, bool late, uint8_t state, int mode);
 void dd_release(live *lv, dd_entry *d);
+void dd_expire(live *lv, uint32_t budget);
+void dd_chunks_free(live *lv);
 /* Frees the interned strings (live_free, after the last record). */
 void dd_strs_free(live *lv);
 void dd_sweep_stripe(live *lv, uint32_t i);
