@@ -55,6 +55,8 @@ struct dd_chunk {
 _Static_assert(DD_SIZE(VIGIL_ID_MAX, STORE_MAX_HITS) + DD_MODEL_BYTES(STORE_MAX_REASONS) +
     sizeof(dd_chunk) <= DD_CHUNK,
     "a dedupe entry must fit a chunk");
+_Static_assert(DD_CHUNK <= 65536 && LIVE_DEDUPE_STRIPES <= 65536,
+    "an entry's size and stripe fit its 16-bit fields");
 
 static uint8_t *
 dd_model_at(dd_entry *d)
