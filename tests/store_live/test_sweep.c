@@ -14,6 +14,19 @@
 #include "live_obj_int.h"
 #include "velocity.h"
 
+/* A live state of an 8-day dedupe horizon, as every test here uses. */
+#define HORIZON_MS (8 * DAY_MS)
+
+static live *
+live_8d(void)
+{
+	live_opts lo = { .dedupe_horizon_ms = HORIZON_MS, .max_cards = 1000000 };
+	live     *lv = NULL;
+
+	assert_int_equal(live_new(&lo, &lv), VIGIL_OK);
+	return lv;
+}
+
 /* Records o as the first outcome of x, with its model part (what a commit
  * records; a second put keeps the first). */
 static vigil_err
@@ -53,8 +66,7 @@ apply_txn(live *lv, const vigil_txn *x)
 static void
 test_sweep_expires_old_keeps_young(void **state)
 {
-	live_opts     lo = { .dedupe_horizon_ms = 8 * DAY_MS, .max_cards = 1000000 };
-	live         *lv = NULL;
+	live         *lv = live_8d();
 	vel_scratch *sc = vel_scratch_new();
 	live_stats    st;
 	vigil_value   f[256];
@@ -64,7 +76,6 @@ test_sweep_expires_old_keeps_young(void **state)
 
 	(void)state;
 	assert_non_null(sc);
-	assert_int_equal(live_new(&lo, &lv), VIGIL_OK);
 	for (int i = 0; i < n_old + n_new; i++) {
 		char      id[32], card[32], term[32];
 		bool      old = i < n_old;
@@ -159,15 +170,13 @@ outcome_check(live *lv, const char *id, int64_t t, int i, int round)
 static void
 test_dedupe_slots_recycled(void **state)
 {
-	live_opts     lo = { .dedupe_horizon_ms = 8 * DAY_MS, .max_cards = 1000000 };
-	live         *lv = NULL;
+	live         *lv = live_8d();
 	live_stats    st;
 	store_outcome o;
 	const int     n = 5000;
 	char          id[32];
 
 	(void)state;
-	assert_int_equal(live_new(&lo, &lv), VIGIL_OK);
 	for (int round = 0; round < 4; round++) {
 		int64_t t0 = T0 + round * 10 * DAY_MS;
 
@@ -223,6 +232,23 @@ put_commit(live *lv, int i, int64_t t, bool admit)
 	live_sweep_maybe(lv);
 }
 
+/* Commits ids [from, to), per_day a day from T0; the most idempotency
+ * records held after any commit. */
+static uint64_t
+stream_most(live *lv, int from, int to, int per_day)
+{
+	live_stats st;
+	uint64_t   most = 0;
+
+	for (int i = from; i < to; i++) {
+		put_commit(lv, i, T0 + (int64_t)i * (DAY_MS / per_day), true);
+		live_get_stats(lv, &st);
+		if (st.dedupe_entries > most)
+			most = st.dedupe_entries;
+	}
+	return most;
+}
+
 /* The commit path's expiry (live_sweep_maybe after each put) keeps the
  * idempotency records at the horizon's worth, whatever the rate: 40 days
  * of 2,000 a day, 8-day horizon, so 16,000 live at the end and never more
@@ -232,20 +258,13 @@ put_commit(live *lv, int i, int64_t t, bool admit)
 static void
 test_commit_sweep_keeps_up(void **state)
 {
-	live_opts     lo = { .dedupe_horizon_ms = 8 * DAY_MS, .max_cards = 1000000 };
-	live         *lv = NULL;
+	live         *lv = live_8d();
 	live_stats    st;
 	const int     per_day = 2000, days = 40;
-	uint64_t      most = 0;
+	uint64_t      most;
 
 	(void)state;
-	assert_int_equal(live_new(&lo, &lv), VIGIL_OK);
-	for (int i = 0; i < per_day * days; i++) {
-		put_commit(lv, i, T0 + (int64_t)i * (DAY_MS / per_day), true);
-		live_get_stats(lv, &st);
-		if (st.dedupe_entries > most)
-			most = st.dedupe_entries;
-	}
+	most = stream_most(lv, 0, per_day * days, per_day);
 	if (most > 8 * (uint64_t)per_day + LIVE_DD_EXPIRE_EVERY + 1)
 		fail_msg("%" PRIu64 " idempotency records at most, %d within the horizon", most,
 		    8 * per_day);
@@ -262,26 +281,19 @@ test_commit_sweep_keeps_up(void **state)
 static void
 test_expiry_steps_over_the_future(void **state)
 {
-	live_opts     lo = { .dedupe_horizon_ms = 8 * DAY_MS, .max_cards = 1000000 };
-	live         *lv = NULL;
+	live         *lv = live_8d();
 	live_stats    st;
 	store_outcome got;
 	const int     per_day = 2000, days = 20;
 	const int64_t future = T0 + 30 * DAY_MS;
-	uint64_t      most = 0;
+	uint64_t      most;
 	vigil_txn     x;
 	live_keys     k;
 
 	(void)state;
-	assert_int_equal(live_new(&lo, &lv), VIGIL_OK);
 	put_commit(lv, 0, T0, true);
 	put_commit(lv, -1, future, false); /* carved second, not admitted */
-	for (int i = 1; i < per_day * days; i++) {
-		put_commit(lv, i, T0 + (int64_t)i * (DAY_MS / per_day), true);
-		live_get_stats(lv, &st);
-		if (st.dedupe_entries > most)
-			most = st.dedupe_entries;
-	}
+	most = stream_most(lv, 1, per_day * days, per_day);
 	if (most > 8 * (uint64_t)per_day + LIVE_DD_EXPIRE_EVERY + 2)
 		fail_msg("%" PRIu64 " records at most: the future one held the rest", most);
 	x = txn_make("t-1", "c", "m", future, 100);
@@ -358,8 +370,7 @@ xt_main(void *arg)
 static void
 test_expiry_beside_puts(void **state)
 {
-	live_opts  lo = { .dedupe_horizon_ms = 8 * DAY_MS, .max_cards = 1000000 };
-	live      *lv = NULL;
+	live         *lv = live_8d();
 	live_stats st;
 	pthread_t  th[XT_THREADS];
 	xt_arg    *a = calloc(XT_THREADS, sizeof *a);
@@ -368,7 +379,6 @@ test_expiry_beside_puts(void **state)
 
 	(void)state;
 	assert_non_null(a);
-	assert_int_equal(live_new(&lo, &lv), VIGIL_OK);
 	for (int j = 0; j < XT_THREADS; j++) {
 		a[j].lv = lv;
 		a[j].id = j;
@@ -382,7 +392,7 @@ test_expiry_beside_puts(void **state)
 	}
 	live_sweep_all(lv);
 	w = live_wm_load(lv);
-	horizon_from = w - lo.dedupe_horizon_ms;
+	horizon_from = w - HORIZON_MS;
 	for (int j = 0; j < XT_THREADS; j++) {
 		for (int i = 0; i < XT_PER; i++) {
 			int64_t       t = T0 + (int64_t)i * (DAY_MS / 1000);
