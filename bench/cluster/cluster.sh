@@ -21,12 +21,8 @@
 # nats-server and of the receiver is in "other", not in "server".
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 
 BUILD=$(cd "${1:?usage: cluster.sh BUILD_DIR [SECONDS]}" && pwd)
 SECS=${2:-4}

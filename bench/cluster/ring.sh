@@ -21,12 +21,8 @@
 # Environment: N (default 20000), C (default 64), RUNS (default 3).
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 
 BUILD=$(cd "${1:?usage: ring.sh BUILD_DIR}" && pwd)
 N=${N:-20000}

@@ -10,12 +10,8 @@
 # usage: bench/replay/detection.sh BUILDDIR OUTDIR [SEED...]   (default seeds: 1 2)
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 [ $# -ge 2 ] || { echo "usage: detection.sh BUILDDIR OUTDIR [SEED...]" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)

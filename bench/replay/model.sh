@@ -19,12 +19,8 @@
 # usage: bench/replay/model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov|sparkov4|sparkov-min ...]
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 [ $# -ge 2 ] || { echo "usage: model.sh BUILDDIR OUTDIR [gen1|gen2|sparkov ...]" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)

@@ -22,12 +22,8 @@
 # docs/BENCHMARKS.md quotes; run it on a quiet machine, under nice if not.
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 [ $# -ge 2 ] || {
 	echo "usage: nightly.sh BUILDDIR OUTDIR [CARDS [DAYS [RUNS [CADENCE...]]]]" >&2
 	exit 2

@@ -65,12 +65,8 @@
 # with other above a few % was disturbed, and its rate is not comparable.
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 
 BUILD=${1:?usage: cpu.sh BUILD_DIR [SECONDS] [-- VIGILD...]}
 SECS=${2:-4}
@@ -86,8 +82,9 @@ case "${LOAD:-burst}" in
 burst) WARMUP=${WARMUP:-0.5} ;;
 production)
 	WARMUP=${WARMUP:-3}
-	LOADGEN_ARGS="--cards 1000 --step-us 60000000 --alert-every 50 ${LOADGEN_ARGS:-}"
-	PIPELINE_ARGS="--cards 1000 --step-us 60000000 --alert-every 50 ${PIPELINE_ARGS:-}"
+	stream="--cards 1000 --step-us 60000000 --alert-every 50"
+	LOADGEN_ARGS="$stream ${LOADGEN_ARGS:-}"
+	PIPELINE_ARGS="$stream ${PIPELINE_ARGS:-}"
 	;;
 *) echo "cpu.sh: LOAD: \"$LOAD\" is not burst or production" >&2; exit 2 ;;
 esac

@@ -9,12 +9,8 @@
 #   bench/server/idle.sh BUILD_DIR [SECONDS] [RUNS]
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 BUILD=${1:?usage: idle.sh BUILD_DIR [SECONDS] [RUNS]}
 SECS=${2:-20}
 RUNS=${3:-3}

@@ -12,12 +12,8 @@
 # Environment: CONCURRENCY (default 32), URL_KIND (ipc or tcp; default ipc).
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 BUILD=${1:-build-bench}

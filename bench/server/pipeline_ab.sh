@@ -18,12 +18,8 @@
 # default 50000), PIN (a taskset -c list, default 0; empty: not pinned).
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 DATA=${1:?usage: pipeline_ab.sh DATA ROUNDS BENCH_PIPELINE...}
 ROUNDS=${2:?usage: pipeline_ab.sh DATA ROUNDS BENCH_PIPELINE...}
 shift 2

@@ -26,12 +26,8 @@
 # pinned; see bench/server/pin.sh). Exit 1 if a run fails.
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 
 BUILD=${1:-build-bench}
 SECS=${2:-3}

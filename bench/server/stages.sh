@@ -20,12 +20,8 @@
 # preempted in one does not count; on one pinned CPU that is nearly all.
 set -eu
 
-case "${1:-}" in
--h | --help)
-	sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+# shellcheck source=bench/help.sh
+. "$(dirname "$0")/../help.sh"
 BUILD=${1:?usage: stages.sh BUILD_DIR [SECONDS]}
 SECS=${2:-5}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
