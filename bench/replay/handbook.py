@@ -22,7 +22,11 @@ The terminal goes into merchant_id (vigil's one required place for where a
 card pays) and terminal_id both; currency EUR; no mcc, country, channel,
 location, device or IP.
 
-usage: handbook.py [--customers N] [--terminals N] [--days N] [--seed N] [-o FILE]
+usage: handbook.py [--customers N] [--terminals N] [--days N] [--radius R]
+                   [--start YYYY-MM-DD] [--seed N] [-o FILE]
+
+Exit status (docs/tools.md): 0 success; 1 failure (the CSV cannot be
+written); 2 usage (a bad flag or value: one line on stderr).
 """
 import argparse
 import datetime
@@ -31,8 +35,19 @@ import random
 import sys
 
 
+class Parser(argparse.ArgumentParser):
+    """--help prints this file's header; a usage error is one line, exit 2."""
+
+    def print_help(self, file=None):
+        (file or sys.stdout).write(__doc__)
+
+    def error(self, message):
+        sys.stderr.write(f"handbook.py: {message} (see --help)\n")
+        sys.exit(2)
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = Parser(add_help=True)
     ap.add_argument("--customers", type=int, default=2000)
     ap.add_argument("--terminals", type=int, default=10000)
     ap.add_argument("--days", type=int, default=120)
@@ -110,7 +125,11 @@ def main():
                 txns[i][4] = round(txns[i][4] * 5, 2)
                 txns[i][5] = "compromised_card"
 
-    out = sys.stdout if a.output == "-" else open(a.output, "w", encoding="ascii")
+    try:
+        out = sys.stdout if a.output == "-" else open(a.output, "w", encoding="ascii")
+    except OSError as e:
+        sys.stderr.write(f"handbook.py: {a.output}: {e.strerror}\n")
+        sys.exit(1)
     out.write("txn_id,event_time,card_id,merchant_id,terminal_id,amount,currency,label,fraud_pattern\n")
     frauds = 0
     for n, (sec, _day, c, t, amt, pattern) in enumerate(txns):
