@@ -125,19 +125,20 @@ def main():
                 txns[i][4] = round(txns[i][4] * 5, 2)
                 txns[i][5] = "compromised_card"
 
+    frauds = 0
     try:
         out = sys.stdout if a.output == "-" else open(a.output, "w", encoding="ascii")
+        out.write("txn_id,event_time,card_id,merchant_id,terminal_id,amount,currency,label,fraud_pattern\n")
+        for n, (sec, _day, c, t, amt, pattern) in enumerate(txns):
+            ts = (start + datetime.timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out.write(f"h{n},{ts},c{c},t{t},t{t},{amt:.2f},EUR,{1 if pattern else 0},{pattern}\n")
+            frauds += 1 if pattern else 0
+        out.flush()
+        if out is not sys.stdout:
+            out.close()
     except OSError as e:
-        sys.stderr.write(f"handbook.py: {a.output}: {e.strerror}\n")
+        sys.stderr.write(f"handbook.py: {a.output}: {e.strerror or e}\n")
         sys.exit(1)
-    out.write("txn_id,event_time,card_id,merchant_id,terminal_id,amount,currency,label,fraud_pattern\n")
-    frauds = 0
-    for n, (sec, _day, c, t, amt, pattern) in enumerate(txns):
-        ts = (start + datetime.timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        out.write(f"h{n},{ts},c{c},t{t},t{t},{amt:.2f},EUR,{1 if pattern else 0},{pattern}\n")
-        frauds += 1 if pattern else 0
-    if out is not sys.stdout:
-        out.close()
     print(f"handbook.py: {len(txns)} transactions, {frauds} frauds ({100.0 * frauds / max(len(txns), 1):.2f}%), "
           f"{a.customers} cards, {a.terminals} terminals, {a.days} days", file=sys.stderr)
 
