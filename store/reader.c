@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* ZSTD_d_forceIgnoreChecksum (zstd >= 1.4.7): the salvage of a damaged frame */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include "archive_int.h"
@@ -30,8 +32,7 @@
 #define RD_BUF_INIT      (1u << 20)
 #define RD_MAX_SEGMENTS  (1u << 20) /* cap on segment files listed in one directory */
 #define RD_SKIM_AHEAD    2048 /* bytes loaded ahead of a skip over frames */
-
-
+#define RD_ZSTEP         4096 /* input fed at a time when salvaging a damaged frame */
 
 /* ------------------------------------------------------------------ */
 /* Segment names                                                       */
@@ -467,6 +468,33 @@ rd_zgap(store_reader *rd, uint64_t uoff, uint64_t lost_at)
 	rd->base_off = uoff;
 }
 
+/* Decodes a damaged frame (n bytes) again: decoded whole, zstd gives no output on an
+ * error. Its checksum ignored (each record has its own CRC) and its input fed a little
+ * at a time, zstd streams out every block before one it cannot decode. */
+static void
+rd_zsalvage(store_reader *rd, ZSTD_inBuffer *in, ZSTD_outBuffer *out, size_t n)
+{
+	size_t r;
+
+	ZSTD_DCtx_reset(rd->zds, ZSTD_reset_session_only);
+	(void)ZSTD_DCtx_setParameter(rd->zds, ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum);
+	in->pos = 0;
+	in->size = n < RD_ZSTEP ? n : RD_ZSTEP;
+	out->pos = 0;
+	for (;;) {
+		size_t ip = in->pos, op = out->pos;
+
+		r = ZSTD_decompressStream(rd->zds, out, in);
+		if (ZSTD_isError(r) || r == 0)
+			break;
+		if (in->pos == in->size && in->size < n)
+			in->size = n - in->size < RD_ZSTEP ? n : in->size + RD_ZSTEP;
+		else if (in->pos == ip && out->pos == op)
+			break; /* input cut short, or output full */
+	}
+	(void)ZSTD_DCtx_setParameter(rd->zds, ZSTD_d_forceIgnoreChecksum, ZSTD_d_validateChecksum);
+}
+
 /*
  * Decodes the next zstd frame of a compressed segment with a frame table
  * and appends it to the buffer. A damaged frame (zstd error, checksum
@@ -483,7 +511,7 @@ rd_zread(store_reader *rd, store_diag *reterr)
 	const rd_zent *z;
 	ZSTD_inBuffer in;
 	ZSTD_outBuffer out;
-	size_t r = 0, salvaged = 0;
+	size_t r = 0, err, salvaged = 0;
 	uint32_t recs = 0;
 	uint64_t lost_at;
 	ssize_t n;
@@ -527,15 +555,14 @@ rd_zread(store_reader *rd, store_diag *reterr)
 		rd->end += z->usize;
 		return VIGIL_OK;
 	}
-	/* Damaged. Keep every record of what did decode whose own CRC holds,
-	 * not only those before the first bad byte: a flipped byte in the
-	 * compressed data may garble a few bytes of the output (a literal)
-	 * and leave the records after them whole. The output is scanned from
-	 * the first byte the parser has not taken, as the parser will (a bad
-	 * stretch: byte by byte to the next frame that decodes), up to the
-	 * end of the last record that decodes; that much is appended, and
-	 * the parser reports the bad stretches inside it itself. What is
-	 * after it (garbled, or never decoded) is this frame's loss. */
+	err = r;
+	rd_zsalvage(rd, &in, &out, (size_t)n);
+	/* Damaged. Keep every record of the output whose own CRC holds, not only
+	 * those before the first bad byte (a garbled literal leaves the records
+	 * after it whole). Scanned from the first byte the parser has not taken,
+	 * as the parser will, to the end of the last record that decodes: that
+	 * much is appended (the parser reports the bad stretches inside it);
+	 * what is after it (garbled, or never decoded) is this frame's loss. */
 	{
 		size_t base = rd->start, stop = rd->end + out.pos, p = base, keep = rd->end;
 
@@ -567,7 +594,7 @@ rd_zread(store_reader *rd, store_diag *reterr)
 		rd->start = rd->end;
 	}
 	snprintf(rd->zmsg, sizeof rd->zmsg, "damaged zstd frame %u (%s): %u of its %u records lost",
-	    rd->zi - 1, ZSTD_isError(r) ? ZSTD_getErrorName(r) : "truncated",
+	    rd->zi - 1, ZSTD_isError(err) ? ZSTD_getErrorName(err) : "truncated",
 	    z->records > recs ? z->records - recs : 0, z->records);
 	rd->st.lost_records += z->records > recs ? z->records - recs : 0;
 	rd_report(rd, lost_at, z->uoff + z->usize - lost_at, rd->zmsg);
@@ -637,6 +664,16 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 		if (out.pos > 0)
 			return VIGIL_OK;
 	}
+}
+
+/* Does the buffer end where a damaged frame's salvage did, short of the next frame?
+ * Records do not cross frames, so one reaching past that point is a bad stretch
+ * (fetching the next frame would drop the salvaged records after it unseen). */
+static bool
+rd_at_cut(const store_reader *rd)
+{
+	return rd->nz > 0 && rd->zi < rd->nz && rd->end > rd->start &&
+	    rd->base_off + rd->end != rd->zt[rd->zi].uoff;
 }
 
 /* Makes at least need bytes available at buf[start..) unless the segment ends first. */
@@ -914,7 +951,7 @@ rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *ret
 			*ret_found = true;
 			return VIGIL_OK;
 		}
-		if (rv == VIGIL_EAGAIN && !rd->eof) {
+		if (rv == VIGIL_EAGAIN && !rd->eof && !rd_at_cut(rd)) {
 			size_t need = rd->end - rd->start < STORE_FRAME_HDR ? STORE_FRAME_HDR :
 			    STORE_FRAME_HDR + store_get_le32(m + 8);
 			rv = rd_fill(rd, need, reterr);
@@ -1221,6 +1258,8 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 			*ret_rec = rec;
 			return VIGIL_OK;
 		}
+		if (rv == VIGIL_EAGAIN && rd_at_cut(rd))
+			rv = VIGIL_ECORRUPT; /* reaches past a damaged frame's salvage */
 		if (rd->skimmed) {
 			/* The frame the skip reached is damaged or out of sequence.
 			 * The damage may begin among the unchecked frames before it

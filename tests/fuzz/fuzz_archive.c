@@ -4,7 +4,9 @@
  * frame decoder walked over the input with resynchronisation, every framed
  * payload (and the raw input) through the ArchivedScore / ArchivedLabel
  * decoders, decoded records re-encoded and decoded again (must agree), and
- * the segment reader over the bytes as a file, plain and as zstd, and as
+ * the segment reader over the bytes as a file, plain and as zstd, as a
+ * .log.zst of independent frames with a frame table whose frames are
+ * damaged where the input says (the salvage of damaged frames), and as
  * the writer's journal beside an empty open segment. Must never
  * crash, hang, leak or read out of bounds.
  */
@@ -15,7 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "tmpdir.h"
+#include "archive_int.h"
 #include "archive.h"
 #include "segment.h"
 
@@ -106,6 +111,77 @@ fuzz_reader(const uint8_t *data, size_t size, const char *suffix)
 	unlink(path);
 }
 
+/* The bytes as a compressed segment with a frame table (docs/archive.md,
+ * "Compressed segments"): cut into three frames (their records counted
+ * as the compressor counts them, whole frames from the start), each
+ * compressed with its checksum; then the input's last 8 bytes pick two
+ * bytes of the compressed frames to change, so that the reader salvages
+ * damaged frames. Nothing it returns may be more records than bytes. */
+static void
+fuzz_framed(const uint8_t *data, size_t size)
+{
+	uint8_t *z, *t;
+	size_t cut[4], zlen = 0, cap, tlen;
+	uint32_t flips[2];
+
+	if (size < 16)
+		return;
+	memcpy(flips, data + size - 8, 8);
+	cut[0] = 0;
+	cut[1] = size / 3;
+	cut[2] = 2 * size / 3;
+	cut[3] = size;
+	cap = 3 * ZSTD_compressBound(size) + 8 + 3 * STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL;
+	z = malloc(cap);
+	if (z == NULL)
+		abort();
+	t = malloc(8 + 3 * STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL);
+	if (t == NULL)
+		abort();
+	for (int i = 0; i < 3; i++) {
+		ZSTD_CCtx *cc = ZSTD_createCCtx();
+		size_t n, off = 0;
+		uint32_t recs = 0;
+
+		if (cc == NULL)
+			abort();
+		ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+		ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
+		n = ZSTD_compress2(cc, z + zlen, cap - zlen, data + cut[i], cut[i + 1] - cut[i]);
+		ZSTD_freeCCtx(cc);
+		if (ZSTD_isError(n))
+			abort();
+		for (;;) {
+			store_record r;
+			size_t used;
+
+			if (store_frame_decode(data + cut[i] + off, cut[i + 1] - cut[i] - off, &r,
+			    &used) != VIGIL_OK)
+				break;
+			off += used;
+			recs++;
+		}
+		store_put_le32(t + 8 + (size_t)i * STORE_ZTAB_ENTRY, (uint32_t)n);
+		store_put_le32(t + 12 + (size_t)i * STORE_ZTAB_ENTRY, (uint32_t)(cut[i + 1] - cut[i]));
+		store_put_le32(t + 16 + (size_t)i * STORE_ZTAB_ENTRY, recs);
+		zlen += n;
+	}
+	for (int i = 0; i < 2; i++)
+		z[flips[i] % zlen] ^= (uint8_t)(1u << (flips[i] >> 29));
+	tlen = 8 + 3 * STORE_ZTAB_ENTRY;
+	store_put_le32(t + tlen, 3);
+	store_put_le32(t + tlen + 4, STORE_ZTAB_VERSION);
+	store_put_le32(t + tlen + 8, store_crc32c(0, t + 8, tlen));
+	memcpy(t + tlen + 12, STORE_ZTAB_TAG, 4);
+	tlen += STORE_ZTAB_TAIL;
+	store_put_le32(t, STORE_ZTAB_MAGIC);
+	store_put_le32(t + 4, (uint32_t)(tlen - 8));
+	memcpy(z + zlen, t, tlen);
+	fuzz_reader(z, zlen + tlen, ".log.zst");
+	free(t);
+	free(z);
+}
+
 /* The bytes as the writer's journal beside an empty open segment: a
  * reader at its end takes the journal's frames (store_journal_frame:
  * wrapping, lengths, sequence numbers); and store_journal_frame at an
@@ -192,6 +268,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_payload(STORE_REC_LABEL, data, size);
 	fuzz_reader(data, size, ".log");
 	fuzz_reader(data, size, ".log.zst");
+	fuzz_framed(data, size);
 	fuzz_journal(data, size);
 	return 0;
 }
