@@ -123,7 +123,7 @@ typedef struct worker {
 	bench         *b;
 	store_archive *ar;
 	atomic_bool   *stop;
-	uint64_t       n;
+	_Atomic uint64_t n; /* read by the main thread while appending */
 	vigil_err      err;
 } worker;
 
@@ -139,7 +139,7 @@ worker_main(void *p)
 			w->err = rv;
 			break;
 		}
-		w->n++;
+		atomic_fetch_add_explicit(&w->n, 1, memory_order_relaxed);
 	}
 	return NULL;
 }
@@ -172,21 +172,25 @@ phase_append(bench *b, const char *sub, store_fsync policy, int nthreads, bool k
 	t0 = vigil_mono_ns();
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	for (int i = 0; i < nthreads; i++) {
-		w[i] = (worker){ b, ar, &stop, 0, VIGIL_OK };
+		w[i].b = b;
+		w[i].ar = ar;
+		w[i].stop = &stop;
+		w[i].err = VIGIL_OK;
+		atomic_init(&w[i].n, 0);
 		pthread_create(&th[i], NULL, worker_main, &w[i]);
 	}
 	for (;;) {
 		uint64_t n = 0;
 		usleep(2000);
 		for (int i = 0; i < nthreads; i++)
-			n += atomic_load_explicit((_Atomic uint64_t *)&w[i].n, memory_order_relaxed);
+			n += atomic_load_explicit(&w[i].n, memory_order_relaxed);
 		if (n >= b->max_records || (vigil_mono_ns() - t0) / 1e9 >= b->seconds)
 			break;
 	}
 	atomic_store(&stop, true);
 	for (int i = 0; i < nthreads; i++) {
 		pthread_join(th[i], NULL);
-		total += w[i].n;
+		total += atomic_load(&w[i].n);
 		if (w[i].err != VIGIL_OK) {
 			fprintf(stderr, "bench-archive: append: %s\n", vigil_strerror(w[i].err));
 			return VIGIL_EXIT_FAIL;
