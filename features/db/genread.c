@@ -242,8 +242,18 @@ gen_guard_handler(int sig, siginfo_t *si, void *uc)
 {
 	uintptr_t a = (uintptr_t)si->si_addr;
 
-	if (gen_guard_jb != NULL && a >= gen_guard_lo && a < gen_guard_hi)
+	if (gen_guard_jb != NULL && a >= gen_guard_lo && a < gen_guard_hi) {
+		sigset_t m;
+
+		/* The jump keeps the mask (sigsetjmp(jb, 0)): SIGBUS must not
+		 * stay blocked, or the next fault kills the process. SA_NODEFER
+		 * sees to it unless a runtime wrapping handlers (ThreadSanitizer's)
+		 * installed its own without it. */
+		sigemptyset(&m);
+		sigaddset(&m, SIGBUS);
+		(void)pthread_sigmask(SIG_UNBLOCK, &m, NULL);
 		siglongjmp(*gen_guard_jb, 1);
+	}
 	if ((gen_guard_prev.sa_flags & SA_SIGINFO) != 0 && gen_guard_prev.sa_sigaction != NULL) {
 		gen_guard_prev.sa_sigaction(sig, si, uc);
 		return;

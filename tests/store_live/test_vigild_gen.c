@@ -613,13 +613,6 @@ test_truncated_while_serving(void **state)
 	unsigned errors = 0, fallback = 0;
 
 	(void)state;
-#if defined(__SANITIZE_THREAD__)
-	/* Under ThreadSanitizer (tests/tsan.sh) vigild dies silently at the
-	 * SIGBUS this case provokes, in 6 runs of 8 here; plain and ASan
-	 * builds pass. The cause was not established; the likely one is the
-	 * guard's siglongjmp out of a handler TSan's runtime wraps. */
-	skip();
-#endif
 	datadir_new(&s);
 	assert_int_equal(gen_write(s.datadir), 1);
 	assert_int_equal(gen_write(s.datadir), 2);
