@@ -839,6 +839,32 @@ ztab(const uint8_t *z, size_t zlen, zframe *ret, uint32_t max)
 	return n;
 }
 
+/* Records 1..total appended to one segment (of at most seg_max bytes; 0:
+ * the default), closed and compressed: *ret_log holds the segment's bytes
+ * before compression, *ret_zb the .log.zst's, z its path. */
+static void
+compressed_segment(fx *f, uint64_t total, uint64_t seg_max, uint8_t **ret_log,
+    size_t *ret_loglen, char *z, size_t zsize, uint8_t **ret_zb, size_t *ret_zlen)
+{
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_diag d;
+	char p[512];
+
+	if (seg_max != 0)
+		o.segment_max_bytes = seg_max;
+	o.compress_closed = true;
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, total, T0);
+	assert_int_equal(store_archive_rotate(ar, &d), VIGIL_OK);
+	seg_path(f->dir, 0, ".log", p, sizeof p);
+	*ret_log = slurp(p, ret_loglen);
+	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
+	store_archive_close(ar);
+	seg_path(f->dir, 0, ".log.zst", z, zsize);
+	*ret_zb = slurp(z, ret_zlen);
+}
+
 static void
 test_compressed_damage_loses_one_frame(void **state)
 {
@@ -849,15 +875,13 @@ test_compressed_damage_loses_one_frame(void **state)
 	 * the damage too), reported once with how many were lost; the other
 	 * frames read as before. */
 	fx *f = *state;
-	store_archive_opts o = opts_never();
-	store_archive *ar;
 	store_reader *rd;
 	store_reader_stats st;
 	store_record r;
 	store_diag d;
 	corrupt_log c = { 0 };
 	zframe fr[64];
-	char p[512], z[512];
+	char z[512];
 	uint8_t *log, *zb, *back;
 	size_t loglen, zlen;
 	uint64_t n = 0, total = 30000, hit = 0, prev = 0, sum = 0, last_hit = 0;
@@ -865,18 +889,8 @@ test_compressed_damage_loses_one_frame(void **state)
 	uint32_t nf, k;
 	unsigned zrep;
 
-	o.segment_max_bytes = 64u << 20;
-	o.compress_closed = true;
-	ar = open_ar(f, &o, NULL);
-	append_n(ar, 1, total, T0);
-	assert_int_equal(store_archive_rotate(ar, &d), VIGIL_OK);
-	seg_path(f->dir, 0, ".log", p, sizeof p);
-	log = slurp(p, &loglen);
+	compressed_segment(f, total, 64u << 20, &log, &loglen, z, sizeof z, &zb, &zlen);
 	assert_true(loglen > (5u << 20));
-	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
-	store_archive_close(ar);
-	seg_path(f->dir, 0, ".log.zst", z, sizeof z);
-	zb = slurp(z, &zlen);
 
 	/* record-aligned frames of about 1 MiB, counts adding up */
 	nf = ztab(zb, zlen, fr, 64);
@@ -1035,31 +1049,20 @@ test_compressed_cut_length(void **state)
 	 * reported, and read + lost = written. Built by hand: frame k's output
 	 * with one length field and its last byte changed, recompressed. */
 	fx *f = *state;
-	store_archive_opts o = opts_never();
-	store_archive *ar;
 	store_reader *rd;
 	store_reader_stats st;
 	store_record r;
 	store_diag d;
 	corrupt_log c = { 0 };
 	zframe fr[64];
-	char p[512], z[512];
+	char z[512];
 	uint8_t *log, *zb, *nb, *cbuf, *ubuf, *t;
 	size_t loglen, zlen, nlen = 0, ccap, clen, tlen;
 	uint64_t total = 12000, n = 0, bad_seq = 0;
 	uint32_t nf, k = 2, pos, crc;
 	ZSTD_CCtx *cc;
 
-	o.compress_closed = true;
-	ar = open_ar(f, &o, NULL);
-	append_n(ar, 1, total, T0);
-	assert_int_equal(store_archive_rotate(ar, &d), VIGIL_OK);
-	seg_path(f->dir, 0, ".log", p, sizeof p);
-	log = slurp(p, &loglen);
-	assert_int_equal(store_archive_maintain(ar, &d), VIGIL_OK);
-	store_archive_close(ar);
-	seg_path(f->dir, 0, ".log.zst", z, sizeof z);
-	zb = slurp(z, &zlen);
+	compressed_segment(f, total, 0, &log, &loglen, z, sizeof z, &zb, &zlen);
 	nf = ztab(zb, zlen, fr, 64);
 	assert_true(nf > k + 1);
 
