@@ -449,13 +449,9 @@ rd_read_fd(int fd, void *p, size_t n)
 	return r;
 }
 
-/*
- * The next frame of a segment read frame by frame starts at segment
- * offset uoff but the buffer does not end there (a damaged frame came
- * before it): what is left of the buffer is a record the damage cut, and
- * a resynchronisation in progress ends at the damage; both reported. The
- * buffer then starts afresh at uoff.
- */
+/* The next frame starts at segment offset uoff but the buffer does not end
+ * there (a damaged frame came before it): a resynchronisation in progress
+ * ends at the damage, reported; the buffer starts afresh at uoff. */
 static void
 rd_zgap(store_reader *rd, uint64_t uoff, uint64_t lost_at)
 {
@@ -495,16 +491,11 @@ rd_zsalvage(store_reader *rd, ZSTD_inBuffer *in, ZSTD_outBuffer *out, size_t n)
 	(void)ZSTD_DCtx_setParameter(rd->zds, ZSTD_d_forceIgnoreChecksum, ZSTD_d_validateChecksum);
 }
 
-/*
- * Decodes the next zstd frame of a compressed segment with a frame table
- * and appends it to the buffer. A damaged frame (zstd error, checksum
- * mismatch, wrong size) costs its own records only, and only those whose
- * bytes did not come out whole: every record of the decoded output that
- * passes its CRC is kept (the parser reports the bad stretches between
- * them), the rest of the frame is reported once, with how many of its
- * records are lost (from the table), and reading goes on with the next
- * frame at its exact segment offset.
- */
+/* Decodes the next zstd frame of a compressed segment with a frame table
+ * and appends it to the buffer. A damaged frame (zstd error, checksum, size)
+ * costs only its records that did not come out whole (below); the rest of
+ * the frame is reported once, with how many of its records are lost (from
+ * the table), and reading goes on at the next frame's exact offset. */
 static vigil_err
 rd_zread(store_reader *rd, store_diag *reterr)
 {
@@ -565,14 +556,20 @@ rd_zread(store_reader *rd, store_diag *reterr)
 	 * what is after it (garbled, or never decoded) is this frame's loss. */
 	{
 		size_t base = rd->start, stop = rd->end + out.pos, p = base, keep = rd->end;
+		bool known = rd->seq_known;
+		uint64_t last = rd->last_seq;
 
 		while (p < stop) {
 			store_record rec;
 			size_t used;
 
-			if (store_frame_decode(rd->buf + p, stop - p, &rec, &used) == VIGIL_OK) {
+			/* in sequence, as the parser takes them (store_reader_next) */
+			if (store_frame_decode(rd->buf + p, stop - p, &rec, &used) == VIGIL_OK &&
+			    (!known || rec.seq > last)) {
 				if (p >= rd->end)
 					recs++;
+				known = true;
+				last = rec.seq;
 				p += used;
 				keep = p;
 			} else {
@@ -1237,8 +1234,11 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 			rd_skim(rd);
 		avail = rd->end - rd->start;
 		rv = store_frame_decode(rd->buf + rd->start, avail, &rec, &used);
-		if (rv == VIGIL_OK && rd->skimmed && rec.seq != rd->last_seq + 1)
-			rv = VIGIL_ECORRUPT; /* out of sequence after a skip: go back */
+		/* out of sequence after a skip (go back), or behind the last: a
+		 * record copied whole by damage (a garbled zstd match) */
+		if (rv == VIGIL_OK && rd->seq_known &&
+		    (rd->skimmed ? rec.seq != rd->last_seq + 1 : rec.seq <= rd->last_seq))
+			rv = VIGIL_ECORRUPT;
 		if (rv == VIGIL_OK) {
 			uint64_t off = rd->base_off + rd->start;
 			rd->start += used;

@@ -1037,6 +1037,40 @@ test_compressed_one_byte_bounded(void **state)
 	free(zb);
 }
 
+/* Writes z again with frame k's output replaced by out (fr[k].usize bytes),
+ * compressed with a checksum that does not match, as if the output were
+ * garbled: the frames before and after as they were, the table with frame
+ * k's compressed size and its CRC. */
+static void
+frame_replace(const char *z, const uint8_t *zb, size_t zlen, const zframe *fr, uint32_t nf,
+    uint32_t k, const uint8_t *out)
+{
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	size_t ccap = ZSTD_compressBound(fr[k].usize), clen, tlen, nlen;
+	uint8_t *cbuf = malloc(ccap), *nb, *t;
+
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
+	clen = ZSTD_compress2(cc, cbuf, ccap, out, fr[k].usize);
+	assert_false(ZSTD_isError(clen));
+	ZSTD_freeCCtx(cc);
+	cbuf[clen - 1] ^= 0xff;
+	tlen = zlen - (fr[nf - 1].coff + fr[nf - 1].csize);
+	nb = malloc(zlen + clen);
+	memcpy(nb, zb, fr[k].coff);
+	nlen = fr[k].coff;
+	memcpy(nb + nlen, cbuf, clen);
+	nlen += clen;
+	memcpy(nb + nlen, zb + fr[k + 1].coff, zlen - fr[k + 1].coff);
+	nlen += zlen - fr[k + 1].coff;
+	t = nb + nlen - tlen;
+	store_put_le32(t + 8 + 12 * k, (uint32_t)clen);
+	store_put_le32(t + 8 + 12 * (size_t)nf + 8, store_crc32c(0, t + 8, 12 * (size_t)nf + 8));
+	spit(z, nb, nlen);
+	free(nb);
+	free(cbuf);
+}
+
 static void
 test_compressed_cut_length(void **state)
 {
@@ -1056,11 +1090,10 @@ test_compressed_cut_length(void **state)
 	corrupt_log c = { 0 };
 	zframe fr[64];
 	char z[512];
-	uint8_t *log, *zb, *nb, *cbuf, *ubuf, *t;
-	size_t loglen, zlen, nlen = 0, ccap, clen, tlen;
+	uint8_t *log, *zb, *ubuf;
+	size_t loglen, zlen;
 	uint64_t total = 12000, n = 0, bad_seq = 0;
-	uint32_t nf, k = 2, pos, crc;
-	ZSTD_CCtx *cc;
+	uint32_t nf, k = 2, pos;
 
 	compressed_segment(f, total, 0, &log, &loglen, z, sizeof z, &zb, &zlen);
 	nf = ztab(zb, zlen, fr, 64);
@@ -1075,31 +1108,7 @@ test_compressed_cut_length(void **state)
 	bad_seq = store_get_le64(ubuf + pos + 16);
 	store_put_le32(ubuf + pos + 8, fr[k].usize - pos + 1024);
 	ubuf[fr[k].usize - 1] ^= 0x01; /* the last record's payload */
-	cc = ZSTD_createCCtx();
-	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
-	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
-	ccap = ZSTD_compressBound(fr[k].usize);
-	cbuf = malloc(ccap);
-	clen = ZSTD_compress2(cc, cbuf, ccap, ubuf, fr[k].usize);
-	assert_false(ZSTD_isError(clen));
-	ZSTD_freeCCtx(cc);
-	cbuf[clen - 1] ^= 0xff; /* its checksum: as if the output were garbled */
-
-	/* the file again: frames before, the new frame k, frames after, the
-	 * table with frame k's compressed size and its CRC */
-	tlen = zlen - (fr[nf - 1].coff + fr[nf - 1].csize);
-	nb = malloc(zlen + clen);
-	memcpy(nb, zb, fr[k].coff);
-	nlen = fr[k].coff;
-	memcpy(nb + nlen, cbuf, clen);
-	nlen += clen;
-	memcpy(nb + nlen, zb + fr[k + 1].coff, zlen - fr[k + 1].coff);
-	nlen += zlen - fr[k + 1].coff;
-	t = nb + nlen - tlen;
-	store_put_le32(t + 8 + 12 * k, (uint32_t)clen);
-	crc = store_crc32c(0, t + 8, 12 * (size_t)nf + 8);
-	store_put_le32(t + 8 + 12 * (size_t)nf + 8, crc);
-	spit(z, nb, nlen);
+	frame_replace(z, zb, zlen, fr, nf, k, ubuf);
 
 	assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, on_corrupt, &c, &rd, &d),
 	    VIGIL_OK);
@@ -1128,8 +1137,68 @@ test_compressed_cut_length(void **state)
 	assert_true(strstr(c.what[0], "damaged zstd frame") == NULL ||
 	    strstr(c.what[1], "damaged zstd frame") == NULL);
 	free(ubuf);
-	free(cbuf);
-	free(nb);
+	free(zb);
+	free(log);
+}
+
+static void
+test_compressed_copied_record(void **state)
+{
+	/* Damage that copies an earlier record of the frame whole over a later
+	 * one (a zstd match with a garbled offset does): the copy passes its
+	 * CRC, but it is behind the record before it, so it is a bad stretch,
+	 * not a record read twice. Sequence numbers only go up, and read +
+	 * lost = written. Built by hand, as above. */
+	fx *f = *state;
+	store_reader *rd;
+	store_reader_stats st;
+	store_record r;
+	store_diag d;
+	corrupt_log c = { 0 };
+	zframe fr[64];
+	char z[512];
+	uint8_t *log, *zb, *ubuf;
+	size_t loglen, zlen;
+	uint64_t total = 12000, n = 0, prev = 0, over_seq;
+	uint32_t nf, k = 2, from, over, flen;
+
+	compressed_segment(f, total, 0, &log, &loglen, z, sizeof z, &zb, &zlen);
+	nf = ztab(zb, zlen, fr, 64);
+	assert_true(nf > k + 1);
+	ubuf = malloc(fr[k].usize);
+	memcpy(ubuf, log + fr[k].uoff, fr[k].usize);
+	/* the frame's first record, copied over the first at least as long
+	 * a third of the way in */
+	from = 0;
+	flen = (uint32_t)STORE_FRAME_HDR + store_get_le32(ubuf + 8);
+	for (over = 0; over < fr[k].usize / 3 ||
+	    STORE_FRAME_HDR + store_get_le32(ubuf + over + 8) < flen;)
+		over += (uint32_t)STORE_FRAME_HDR + store_get_le32(ubuf + over + 8);
+	over_seq = store_get_le64(ubuf + over + 16);
+	memmove(ubuf + over, ubuf + from, flen);
+	frame_replace(z, zb, zlen, fr, nf, k, ubuf);
+
+	assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, on_corrupt, &c, &rd, &d),
+	    VIGIL_OK);
+	while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
+		uint8_t buf[512];
+		size_t len = payload_for(r.seq, buf);
+
+		assert_int_equal(r.len, len);
+		assert_memory_equal(r.payload, buf, len);
+		if (r.seq <= prev)
+			fail_msg("seq %llu read after %llu, at offset %llu", (unsigned long long)r.seq,
+			    (unsigned long long)prev, (unsigned long long)r.offset);
+		assert_int_not_equal(r.seq, over_seq);
+		prev = r.seq;
+		n++;
+	}
+	store_reader_get_stats(rd, &st);
+	store_reader_close(rd);
+	assert_int_equal(n, total - 1);
+	assert_int_equal(st.lost_records, 1);
+	assert_true(c.n >= 2); /* the frame, and the stretch where the copy is */
+	free(ubuf);
 	free(zb);
 	free(log);
 }
@@ -2570,6 +2639,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_compressed_one_byte_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_mutations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_cut_length, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compressed_copied_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_date_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_never, setup, teardown),
