@@ -1071,6 +1071,36 @@ frame_replace(const char *z, const uint8_t *zb, size_t zlen, const zframe *fr, u
 	free(cbuf);
 }
 
+/* Reads f's archive through: every record ours and whole, in sequence,
+ * none of them skip_seq; how many, with the reader's stats. */
+static uint64_t
+read_in_sequence(fx *f, corrupt_log *c, store_reader_stats *st, uint64_t skip_seq)
+{
+	store_reader *rd;
+	store_record r;
+	store_diag d;
+	uint64_t n = 0, prev = 0;
+
+	assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, on_corrupt, c, &rd, &d),
+	    VIGIL_OK);
+	while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
+		uint8_t buf[512];
+		size_t len = payload_for(r.seq, buf);
+
+		assert_int_equal(r.len, len);
+		assert_memory_equal(r.payload, buf, len);
+		if (r.seq <= prev)
+			fail_msg("seq %llu read after %llu, at offset %llu", (unsigned long long)r.seq,
+			    (unsigned long long)prev, (unsigned long long)r.offset);
+		assert_int_not_equal(r.seq, skip_seq);
+		prev = r.seq;
+		n++;
+	}
+	store_reader_get_stats(rd, st);
+	store_reader_close(rd);
+	return n;
+}
+
 static void
 test_compressed_cut_length(void **state)
 {
@@ -1083,16 +1113,13 @@ test_compressed_cut_length(void **state)
 	 * reported, and read + lost = written. Built by hand: frame k's output
 	 * with one length field and its last byte changed, recompressed. */
 	fx *f = *state;
-	store_reader *rd;
 	store_reader_stats st;
-	store_record r;
-	store_diag d;
 	corrupt_log c = { 0 };
 	zframe fr[64];
 	char z[512];
 	uint8_t *log, *zb, *ubuf;
 	size_t loglen, zlen;
-	uint64_t total = 12000, n = 0, bad_seq = 0;
+	uint64_t total = 12000, bad_seq = 0;
 	uint32_t nf, k = 2, pos;
 
 	compressed_segment(f, total, 0, &log, &loglen, z, sizeof z, &zb, &zlen);
@@ -1109,21 +1136,7 @@ test_compressed_cut_length(void **state)
 	store_put_le32(ubuf + pos + 8, fr[k].usize - pos + 1024);
 	ubuf[fr[k].usize - 1] ^= 0x01; /* the last record's payload */
 	frame_replace(z, zb, zlen, fr, nf, k, ubuf);
-
-	assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, on_corrupt, &c, &rd, &d),
-	    VIGIL_OK);
-	while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
-		uint8_t buf[512];
-		size_t len = payload_for(r.seq, buf);
-
-		assert_int_equal(r.len, len);
-		assert_memory_equal(r.payload, buf, len);
-		assert_int_not_equal(r.seq, bad_seq);
-		n++;
-	}
-	store_reader_get_stats(rd, &st);
-	store_reader_close(rd);
-	assert_int_equal(n, total - 2);
+	assert_int_equal(read_in_sequence(f, &c, &st, bad_seq), total - 2);
 	assert_int_equal(st.lost_records, 2);
 	assert_int_equal(c.n, 2);
 	for (unsigned i = 0; i < 2; i++) {
@@ -1150,17 +1163,14 @@ test_compressed_copied_record(void **state)
 	 * not a record read twice. Sequence numbers only go up, and read +
 	 * lost = written. Built by hand, as above. */
 	fx *f = *state;
-	store_reader *rd;
 	store_reader_stats st;
-	store_record r;
-	store_diag d;
 	corrupt_log c = { 0 };
 	zframe fr[64];
 	char z[512];
 	uint8_t *log, *zb, *ubuf;
 	size_t loglen, zlen;
-	uint64_t total = 12000, n = 0, prev = 0, over_seq;
-	uint32_t nf, k = 2, from, over, flen;
+	uint64_t total = 12000, over_seq;
+	uint32_t nf, k = 2, over, flen;
 
 	compressed_segment(f, total, 0, &log, &loglen, z, sizeof z, &zb, &zlen);
 	nf = ztab(zb, zlen, fr, 64);
@@ -1169,33 +1179,14 @@ test_compressed_copied_record(void **state)
 	memcpy(ubuf, log + fr[k].uoff, fr[k].usize);
 	/* the frame's first record, copied over the first at least as long
 	 * a third of the way in */
-	from = 0;
 	flen = (uint32_t)STORE_FRAME_HDR + store_get_le32(ubuf + 8);
 	for (over = 0; over < fr[k].usize / 3 ||
 	    STORE_FRAME_HDR + store_get_le32(ubuf + over + 8) < flen;)
 		over += (uint32_t)STORE_FRAME_HDR + store_get_le32(ubuf + over + 8);
 	over_seq = store_get_le64(ubuf + over + 16);
-	memmove(ubuf + over, ubuf + from, flen);
+	memmove(ubuf + over, ubuf, flen);
 	frame_replace(z, zb, zlen, fr, nf, k, ubuf);
-
-	assert_int_equal(store_reader_open(f->dir, INT64_MIN, INT64_MAX, on_corrupt, &c, &rd, &d),
-	    VIGIL_OK);
-	while (store_reader_next(rd, &r, &d) == VIGIL_OK) {
-		uint8_t buf[512];
-		size_t len = payload_for(r.seq, buf);
-
-		assert_int_equal(r.len, len);
-		assert_memory_equal(r.payload, buf, len);
-		if (r.seq <= prev)
-			fail_msg("seq %llu read after %llu, at offset %llu", (unsigned long long)r.seq,
-			    (unsigned long long)prev, (unsigned long long)r.offset);
-		assert_int_not_equal(r.seq, over_seq);
-		prev = r.seq;
-		n++;
-	}
-	store_reader_get_stats(rd, &st);
-	store_reader_close(rd);
-	assert_int_equal(n, total - 1);
+	assert_int_equal(read_in_sequence(f, &c, &st, over_seq), total - 1);
 	assert_int_equal(st.lost_records, 1);
 	assert_true(c.n >= 2); /* the frame, and the stretch where the copy is */
 	free(ubuf);
