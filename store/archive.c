@@ -28,7 +28,6 @@
  * leader: it fdatasyncs for everyone written so far while later waiters
  * sleep on sync_cv.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -44,8 +43,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <zstd.h>
 
 #include "archive_w_int.h"
 #include "util_int.h"
@@ -101,7 +98,6 @@ store_fsync_parse(const char *s, store_fsync *ret)
 		return VIGIL_EINVAL;
 	return VIGIL_OK;
 }
-
 
 /* ------------------------------------------------------------------ */
 /* Faults                                                              */

@@ -5,7 +5,6 @@
  * independent frames, retention, and the repair and retry of a failing
  * archive (docs/archive.md, "Errors").
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,10 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -126,8 +122,9 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 {
 	char src[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX];
 	ZSTD_CCtx *cc = NULL;
-	uint8_t *in = NULL, *outb = NULL, *tab = NULL;
-	size_t incap = 0, have = 0, outcap = 0, tablen = 0, tabcap = 0;
+	uint8_t *in = NULL, *outb = NULL;
+	store_zent *zt = NULL;
+	size_t incap = 0, have = 0, outcap = 0, ztcap = 0;
 	uint32_t nframes = 0;
 	uint64_t off = 0, opos = 0, fsize;
 	struct stat st;
@@ -184,30 +181,21 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 			goto out;
 		}
 		opos += csize;
-		if (tablen == 0)
-			tablen = 8; /* the skippable frame's header, filled below */
-		rv = vigil_array_reserve(&tab, &tabcap, tablen + STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL, 1,
-		    4096, SIZE_MAX);
+		rv = vigil_array_reserve(&zt, &ztcap, nframes + 1, sizeof *zt, 256, STORE_ZTAB_MAX);
 		if (rv != VIGIL_OK)
 			goto out;
-		store_put_le32(tab + tablen, (uint32_t)csize);
-		store_put_le32(tab + tablen + 4, (uint32_t)len);
-		store_put_le32(tab + tablen + 8, recs);
-		tablen += STORE_ZTAB_ENTRY;
-		nframes++;
+		zt[nframes++] = (store_zent){ .csize = (uint32_t)csize, .usize = (uint32_t)len,
+		    .records = recs };
 		memmove(in, in + len, have - len);
 		have -= len;
 		off += len;
 	}
 	if (nframes > 0) {
-		store_put_le32(tab + tablen, nframes);
-		store_put_le32(tab + tablen + 4, STORE_ZTAB_VERSION);
-		store_put_le32(tab + tablen + 8, store_crc32c(0, tab + 8, tablen + 8 - 8));
-		memcpy(tab + tablen + 12, STORE_ZTAB_TAG, 4);
-		tablen += STORE_ZTAB_TAIL;
-		store_put_le32(tab, STORE_ZTAB_MAGIC);
-		store_put_le32(tab + 4, (uint32_t)(tablen - 8));
-		if (ar_pwrite_all(ofd, tab, tablen, opos) != VIGIL_OK) {
+		rv = vigil_buf_reserve(&outb, &outcap, STORE_ZTAB_LEN(nframes));
+		if (rv != VIGIL_OK)
+			goto out;
+		store_ztab_encode(zt, nframes, outb);
+		if (ar_pwrite_all(ofd, outb, STORE_ZTAB_LEN(nframes), opos) != VIGIL_OK) {
 			rv = VIGIL_EIO;
 			store_diag_set(reterr, "%s: write: %s", tmp, strerror(errno));
 			goto out;
@@ -242,7 +230,7 @@ out:
 	ZSTD_freeCCtx(cc);
 	free(in);
 	free(outb);
-	free(tab);
+	free(zt);
 	return rv;
 }
 

@@ -3,12 +3,14 @@
  * store/frame.c - the archive record frame: a 32-byte header (magic,
  * version, type, flags, length, CRC32C, sequence, event time) followed by
  * the protobuf payload (layout in archive_int.h and docs/archive.md), and
- * the CRC32C (Castagnoli) it is checked with.
+ * the CRC32C (Castagnoli) it is checked with; and the frame table of a
+ * compressed segment (archive_int.h).
  */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "archive_int.h"
 
@@ -160,4 +162,57 @@ store_frame_decode(const void *buf, size_t len, store_record *ret_rec, size_t *r
 	ret_rec->offset        = 0;
 	*ret_used = STORE_FRAME_HDR + (size_t)plen;
 	return VIGIL_OK;
+}
+
+void
+store_ztab_encode(const store_zent *e, uint32_t n, uint8_t *out)
+{
+	uint8_t *t = out + 8 + (size_t)n * STORE_ZTAB_ENTRY;
+
+	store_put_le32(out, STORE_ZTAB_MAGIC);
+	store_put_le32(out + 4, (uint32_t)(STORE_ZTAB_LEN(n) - 8));
+	for (uint32_t i = 0; i < n; i++) {
+		store_put_le32(out + 8 + (size_t)i * STORE_ZTAB_ENTRY, e[i].csize);
+		store_put_le32(out + 12 + (size_t)i * STORE_ZTAB_ENTRY, e[i].usize);
+		store_put_le32(out + 16 + (size_t)i * STORE_ZTAB_ENTRY, e[i].records);
+	}
+	store_put_le32(t, n);
+	store_put_le32(t + 4, STORE_ZTAB_VERSION);
+	store_put_le32(t + 8, store_crc32c(0, out + 8, (size_t)(t + 8 - (out + 8))));
+	memcpy(t + 12, STORE_ZTAB_TAG, 4);
+}
+
+uint32_t
+store_ztab_frames(const uint8_t *tail)
+{
+	uint32_t n = store_get_le32(tail);
+
+	if (memcmp(tail + 12, STORE_ZTAB_TAG, 4) != 0 ||
+	    store_get_le32(tail + 4) != STORE_ZTAB_VERSION || n > STORE_ZTAB_MAX)
+		return 0;
+	return n;
+}
+
+bool
+store_ztab_decode(const uint8_t *t, uint32_t n, uint64_t fsize, store_zent *ret)
+{
+	size_t len = STORE_ZTAB_LEN(n);
+	uint64_t coff = 0, uoff = 0;
+
+	if (n == 0 || len > fsize || store_get_le32(t) != STORE_ZTAB_MAGIC ||
+	    store_get_le32(t + 4) != len - 8 || store_ztab_frames(t + len - STORE_ZTAB_TAIL) != n ||
+	    store_crc32c(0, t + 8, len - 16) != store_get_le32(t + len - 8))
+		return false;
+	for (uint32_t i = 0; i < n; i++, t += STORE_ZTAB_ENTRY) {
+		store_zent *z = &ret[i];
+
+		*z = (store_zent){ coff, uoff, store_get_le32(t + 8), store_get_le32(t + 12),
+		    store_get_le32(t + 16) };
+		if (z->csize == 0 || z->usize == 0 || z->usize > STORE_ZFRAME_MAX ||
+		    z->csize > ZSTD_compressBound(z->usize))
+			return false;
+		coff += z->csize;
+		uoff += z->usize;
+	}
+	return coff + len == fsize;
 }

@@ -13,7 +13,6 @@
 #include <limits.h>
 #include <lmdb.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>

@@ -4,16 +4,13 @@
  * "features/.tmp-gen-NNNNNN/", synced, checksummed, renamed into place and
  * named by CURRENT (features/db/genread.c says why readers never see half of one).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

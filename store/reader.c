@@ -245,13 +245,6 @@ store_seg_index_write(const char *dir, const char *base, const store_seg_index *
 /* ------------------------------------------------------------------ */
 /* Reader                                                              */
 
-/* A zstd frame of a compressed segment: where its bytes are in the file
- * and in the segment, and how many records it holds. */
-typedef struct rd_zent {
-	uint64_t coff, uoff;
-	uint32_t csize, usize, records;
-} rd_zent;
-
 struct store_reader {
 	/* directory mode: segments to visit; single-segment mode: nsegs == 0 */
 	char          *dir;
@@ -277,9 +270,9 @@ struct store_reader {
 	size_t         zlast; /* the stream decoder's last hint: 0 between frames */
 	char           zmsg[160];
 	/* a .log.zst with a frame table (archive_int.h): read frame by frame */
-	rd_zent       *zt;
+	store_zent    *zt;
 	uint32_t       nz, zi; /* frames, next frame */
-	size_t         zcap;   /* rd_zent capacity */
+	size_t         zcap;   /* store_zent capacity */
 	uint8_t       *zf;           /* one frame's compressed bytes */
 	size_t         zf_cap;
 
@@ -336,49 +329,21 @@ rd_seg_close(store_reader *rd)
 static bool
 rd_ztab_load(store_reader *rd, uint64_t fsize)
 {
-	uint8_t tail[STORE_ZTAB_TAIL], hdr[8], *t = NULL;
-	uint64_t tlen, coff = 0, uoff = 0;
+	uint8_t tail[STORE_ZTAB_TAIL], *t = NULL;
 	uint32_t n;
+	size_t len;
 	bool ok = false;
 
-	if (fsize < STORE_ZTAB_TAIL + 8 ||
+	if (fsize < STORE_ZTAB_TAIL ||
 	    pread(rd->fd, tail, sizeof tail, (off_t)(fsize - sizeof tail)) != (ssize_t)sizeof tail ||
-	    memcmp(tail + 12, STORE_ZTAB_TAG, 4) != 0 ||
-	    store_get_le32(tail + 4) != STORE_ZTAB_VERSION)
+	    (n = store_ztab_frames(tail)) == 0 || (len = STORE_ZTAB_LEN(n)) > fsize)
 		return false;
-	n = store_get_le32(tail);
-	tlen = (uint64_t)n * STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL;
-	if (n == 0 || n > STORE_ZTAB_MAX || tlen + 8 > fsize ||
-	    pread(rd->fd, hdr, 8, (off_t)(fsize - tlen - 8)) != 8 ||
-	    store_get_le32(hdr) != STORE_ZTAB_MAGIC || store_get_le32(hdr + 4) != tlen)
-		return false;
-	t = malloc((size_t)tlen);
-	if (t == NULL || pread(rd->fd, t, (size_t)tlen, (off_t)(fsize - tlen)) != (ssize_t)tlen ||
-	    store_crc32c(0, t, (size_t)tlen - 8) != store_get_le32(t + tlen - 8))
-		goto out;
-	if (vigil_array_reserve(&rd->zt, &rd->zcap, n, sizeof *rd->zt, n, STORE_ZTAB_MAX) != VIGIL_OK)
-		goto out;
-	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *e = t + (size_t)i * STORE_ZTAB_ENTRY;
-		rd_zent *z = &rd->zt[i];
-
-		z->csize = store_get_le32(e);
-		z->usize = store_get_le32(e + 4);
-		z->records = store_get_le32(e + 8);
-		z->coff = coff;
-		z->uoff = uoff;
-		if (z->csize == 0 || z->usize == 0 || z->usize > STORE_ZFRAME_MAX ||
-		    z->csize > ZSTD_compressBound(z->usize))
-			goto out;
-		coff += z->csize;
-		uoff += z->usize;
-	}
-	ok = coff + tlen + 8 == fsize;
-	if (ok) {
-		rd->nz = n;
-		rd->zi = 0;
-	}
-out:
+	t = malloc(len);
+	ok = t != NULL && pread(rd->fd, t, len, (off_t)(fsize - len)) == (ssize_t)len &&
+	    vigil_array_reserve(&rd->zt, &rd->zcap, n, sizeof *rd->zt, n, STORE_ZTAB_MAX) == VIGIL_OK &&
+	    store_ztab_decode(t, n, fsize, rd->zt);
+	rd->nz = ok ? n : 0;
+	rd->zi = 0;
 	free(t);
 	return ok;
 }
@@ -416,7 +381,6 @@ rd_seg_open(store_reader *rd, const char *path, const char *name, bool zst, bool
 		}
 		ZSTD_DCtx_reset(rd->zds, ZSTD_reset_session_only);
 		rd->zlast = 1; /* nothing decoded yet: an empty file is cut short too */
-		rd->nz = rd->zi = 0;
 		(void)rd_ztab_load(rd, (uint64_t)st.st_size);
 	}
 	snprintf(rd->segname, sizeof rd->segname, "%s", name);
@@ -499,7 +463,7 @@ rd_zsalvage(store_reader *rd, ZSTD_inBuffer *in, ZSTD_outBuffer *out, size_t n)
 static vigil_err
 rd_zread(store_reader *rd, store_diag *reterr)
 {
-	const rd_zent *z;
+	const store_zent *z;
 	ZSTD_inBuffer in;
 	ZSTD_outBuffer out;
 	size_t r = 0, err, salvaged = 0;
@@ -747,7 +711,7 @@ rd_next_segment(store_reader *rd, bool *ret_done, store_diag *reterr)
 }
 
 static vigil_err
-rd_alloc(store_reader **ret_rd)
+rd_alloc(store_corrupt_fn on_corrupt, void *arg, store_reader **ret_rd)
 {
 	store_reader *rd = calloc(1, sizeof *rd);
 
@@ -762,6 +726,8 @@ rd_alloc(store_reader **ret_rd)
 	}
 	rd->from_ms = INT64_MIN;
 	rd->to_ms = INT64_MAX;
+	rd->on_corrupt = on_corrupt;
+	rd->arg = arg;
 	*ret_rd = rd;
 	return VIGIL_OK;
 }
@@ -773,13 +739,11 @@ store_reader_open(const char *dir, int64_t from_ms, int64_t to_ms, store_corrupt
 	store_reader *rd = NULL;
 	vigil_err rv;
 
-	rv = rd_alloc(&rd);
+	rv = rd_alloc(on_corrupt, arg, &rd);
 	if (rv != VIGIL_OK)
 		goto out;
 	rd->from_ms = from_ms;
 	rd->to_ms = to_ms;
-	rd->on_corrupt = on_corrupt;
-	rd->arg = arg;
 	rd->dir = strdup(dir);
 	if (rd->dir == NULL) {
 		rv = VIGIL_ENOMEM;
@@ -810,11 +774,9 @@ rd_open_one(const char *path, bool growing, store_corrupt_fn on_corrupt, void *a
 		store_diag_at(reterr, path, VIGIL_NOPOS, NULL, "segment path too long");
 		return VIGIL_EINVAL;
 	}
-	rv = rd_alloc(&rd);
+	rv = rd_alloc(on_corrupt, arg, &rd);
 	if (rv != VIGIL_OK)
 		goto out;
-	rd->on_corrupt = on_corrupt;
-	rd->arg = arg;
 	rv = rd_seg_open(rd, path, name, zst, growing, reterr);
 	if (rv != VIGIL_OK)
 		goto out;

@@ -94,12 +94,10 @@ store_seg_index_add(store_seg_index *idx, uint64_t seq, int64_t event_time_ms)
  * Compressed segments (".log.zst", docs/archive.md): independent zstd
  * frames, each of about STORE_ZFRAME_TARGET bytes of the segment cut at
  * record boundaries (a larger record gets a frame of its own), with the
- * zstd content size and checksum; then one zstd skippable frame, the frame
- * table: u32 STORE_ZTAB_MAGIC, u32 N, and N bytes: per frame { u32
- * compressed size, u32 uncompressed size, u32 records }, u32 frames, u32
- * version (1), u32 CRC32C of the table bytes before it, "VGLZ". `zstd -d`
- * still gives the exact .log (skippable frames are skipped). A file
- * without the table (one zstd frame, written before) is read as a stream.
+ * zstd content size and checksum; then the frame table, a zstd skippable
+ * frame (store_ztab_encode; byte by byte in docs/archive.md), so `zstd -d`
+ * still gives the exact .log. A file without the table (one zstd frame,
+ * written before) is read as a stream.
  */
 #define STORE_ZFRAME_TARGET (256u << 10)
 #define STORE_ZFRAME_MAX    (STORE_FRAME_HDR + STORE_FRAME_MAX_PAYLOAD) /* largest frame's input */
@@ -109,6 +107,19 @@ store_seg_index_add(store_seg_index *idx, uint64_t seq, int64_t event_time_ms)
 #define STORE_ZTAB_ENTRY    12u
 #define STORE_ZTAB_TAIL     16u /* frames, version, CRC, tag */
 #define STORE_ZTAB_MAX      (1u << 22) /* frames in one table, at most */
+#define STORE_ZTAB_LEN(n)   (8 + (size_t)(n) * STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL)
+/* A frame: where its bytes are in the file and in the segment, its sizes, its records. */
+typedef struct store_zent {
+	uint64_t coff, uoff;
+	uint32_t csize, usize, records;
+} store_zent;
+/* Writes the table of frames e[0..n) (csize, usize, records) to out[0..STORE_ZTAB_LEN(n)). */
+void store_ztab_encode(const store_zent *e, uint32_t n, uint8_t *out);
+/* The frames a table claims, from its last STORE_ZTAB_TAIL bytes; 0: not a table. */
+uint32_t store_ztab_frames(const uint8_t *tail);
+/* Reads the table t[0..STORE_ZTAB_LEN(n)), the end of a file of fsize bytes, into
+ * ret[0..n): false if it does not hold together (CRC, sizes, the file's length). */
+bool store_ztab_decode(const uint8_t *t, uint32_t n, uint64_t fsize, store_zent *ret);
 
 /* Index sidecar: written when a segment closes (tmp + rename; synced when
  * sync is true); read by store_seg_index_read (segment.h). */

@@ -120,8 +120,9 @@ fuzz_reader(const uint8_t *data, size_t size, const char *suffix)
 static void
 fuzz_framed(const uint8_t *data, size_t size)
 {
-	uint8_t *z, *t;
-	size_t cut[4], zlen = 0, cap, tlen;
+	store_zent zt[3];
+	uint8_t *z;
+	size_t cut[4], zlen = 0, cap;
 	uint32_t flips[2];
 
 	if (size < 16)
@@ -131,12 +132,9 @@ fuzz_framed(const uint8_t *data, size_t size)
 	cut[1] = size / 3;
 	cut[2] = 2 * size / 3;
 	cut[3] = size;
-	cap = 3 * ZSTD_compressBound(size) + 8 + 3 * STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL;
+	cap = 3 * ZSTD_compressBound(size) + STORE_ZTAB_LEN(3);
 	z = malloc(cap);
 	if (z == NULL)
-		abort();
-	t = malloc(8 + 3 * STORE_ZTAB_ENTRY + STORE_ZTAB_TAIL);
-	if (t == NULL)
 		abort();
 	for (int i = 0; i < 3; i++) {
 		ZSTD_CCtx *cc = ZSTD_createCCtx();
@@ -161,24 +159,14 @@ fuzz_framed(const uint8_t *data, size_t size)
 			off += used;
 			recs++;
 		}
-		store_put_le32(t + 8 + (size_t)i * STORE_ZTAB_ENTRY, (uint32_t)n);
-		store_put_le32(t + 12 + (size_t)i * STORE_ZTAB_ENTRY, (uint32_t)(cut[i + 1] - cut[i]));
-		store_put_le32(t + 16 + (size_t)i * STORE_ZTAB_ENTRY, recs);
+		zt[i] = (store_zent){ .csize = (uint32_t)n, .usize = (uint32_t)(cut[i + 1] - cut[i]),
+		    .records = recs };
 		zlen += n;
 	}
 	for (int i = 0; i < 2; i++)
 		z[flips[i] % zlen] ^= (uint8_t)(1u << (flips[i] >> 29));
-	tlen = 8 + 3 * STORE_ZTAB_ENTRY;
-	store_put_le32(t + tlen, 3);
-	store_put_le32(t + tlen + 4, STORE_ZTAB_VERSION);
-	store_put_le32(t + tlen + 8, store_crc32c(0, t + 8, tlen));
-	memcpy(t + tlen + 12, STORE_ZTAB_TAG, 4);
-	tlen += STORE_ZTAB_TAIL;
-	store_put_le32(t, STORE_ZTAB_MAGIC);
-	store_put_le32(t + 4, (uint32_t)(tlen - 8));
-	memcpy(z + zlen, t, tlen);
-	fuzz_reader(z, zlen + tlen, ".log.zst");
-	free(t);
+	store_ztab_encode(zt, 3, z + zlen);
+	fuzz_reader(z, zlen + STORE_ZTAB_LEN(3), ".log.zst");
 	free(z);
 }
 

@@ -244,6 +244,42 @@ test_crc32c_vectors(void **state)
 	    inc + 6, 26));
 }
 
+/* The frame table's bytes, as docs/archive.md lays them out: files written
+ * today must be read by every later vigil, so the layout is pinned here, not
+ * only round-tripped; and a table that does not hold together is refused. */
+static void
+test_ztab_layout(void **state)
+{
+	static const uint8_t want[] = {
+		0x5A, 0x2A, 0x4D, 0x18, 40, 0, 0, 0,             /* skippable magic, length */
+		100, 0, 0, 0, 0x00, 0x10, 0, 0, 3, 0, 0, 0,      /* frame 0 */
+		7, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0,              /* frame 1 */
+		2, 0, 0, 0, 1, 0, 0, 0,                          /* frames, version */
+	};
+	store_zent e[2] = { { .csize = 100, .usize = 4096, .records = 3 },
+			    { .csize = 7, .usize = 8, .records = 1 } }, got[2];
+	uint8_t t[STORE_ZTAB_LEN(2)];
+	uint64_t fsize = 107 + sizeof t;
+
+	(void)state;
+	assert_int_equal(sizeof t, sizeof want + 8);
+	store_ztab_encode(e, 2, t);
+	assert_memory_equal(t, want, sizeof want);
+	assert_int_equal(store_get_le32(t + sizeof want), store_crc32c(0, t + 8, sizeof want - 8));
+	assert_memory_equal(t + sizeof want + 4, "VGLZ", 4);
+	assert_int_equal(store_ztab_frames(t + sizeof t - STORE_ZTAB_TAIL), 2);
+	assert_true(store_ztab_decode(t, 2, fsize, got));
+	assert_int_equal(got[1].coff, 100);
+	assert_int_equal(got[1].uoff, 4096);
+	assert_int_equal(got[1].records, 1);
+	assert_false(store_ztab_decode(t, 2, fsize + 1, got)); /* frames and file disagree */
+	t[12] ^= 1;                                           /* a size, under the CRC */
+	assert_false(store_ztab_decode(t, 2, fsize, got));
+	t[12] ^= 1;
+	t[sizeof want - 4] = 2;                               /* another version */
+	assert_int_equal(store_ztab_frames(t + sizeof t - STORE_ZTAB_TAIL), 0);
+}
+
 static void
 test_frame_round_trip(void **state)
 {
@@ -811,31 +847,14 @@ spit(const char *path, const uint8_t *b, size_t len)
 	close(fd);
 }
 
-typedef struct zframe {
-	uint64_t coff, uoff;
-	uint32_t csize, usize, records;
-} zframe;
-
 /* The frame table at the end of a compressed segment (archive_int.h). */
 static uint32_t
-ztab(const uint8_t *z, size_t zlen, zframe *ret, uint32_t max)
+ztab(const uint8_t *z, size_t zlen, store_zent *ret, uint32_t max)
 {
-	uint32_t n = store_get_le32(z + zlen - 16);
-	const uint8_t *t = z + zlen - 16 - (size_t)n * 12;
-	uint64_t coff = 0, uoff = 0;
+	uint32_t n = store_ztab_frames(z + zlen - STORE_ZTAB_TAIL);
 
-	assert_memory_equal(z + zlen - 4, "VGLZ", 4);
-	assert_int_equal(store_get_le32(t - 8), STORE_ZTAB_MAGIC);
-	assert_true(n <= max);
-	for (uint32_t i = 0; i < n; i++) {
-		ret[i].csize = store_get_le32(t + 12 * i);
-		ret[i].usize = store_get_le32(t + 12 * i + 4);
-		ret[i].records = store_get_le32(t + 12 * i + 8);
-		ret[i].coff = coff;
-		ret[i].uoff = uoff;
-		coff += ret[i].csize;
-		uoff += ret[i].usize;
-	}
+	assert_true(n > 0 && n <= max);
+	assert_true(store_ztab_decode(z + zlen - STORE_ZTAB_LEN(n), n, zlen, ret));
 	return n;
 }
 
@@ -880,7 +899,7 @@ test_compressed_damage_loses_one_frame(void **state)
 	store_record r;
 	store_diag d;
 	corrupt_log c = { 0 };
-	zframe fr[64];
+	store_zent fr[64];
 	char z[512];
 	uint8_t *log, *zb, *back;
 	size_t loglen, zlen;
@@ -978,7 +997,7 @@ test_compressed_one_byte_bounded(void **state)
 	store_archive *ar;
 	store_diag d;
 	char z[512];
-	zframe fr[256];
+	store_zent fr[256];
 	uint8_t *zb, *m;
 	size_t zlen;
 	uint64_t total = 30000, lost_sum = 0;
@@ -1042,12 +1061,14 @@ test_compressed_one_byte_bounded(void **state)
  * garbled: the frames before and after as they were, the table with frame
  * k's compressed size and its CRC. */
 static void
-frame_replace(const char *z, const uint8_t *zb, size_t zlen, const zframe *fr, uint32_t nf,
-    uint32_t k, const uint8_t *out)
+frame_replace(const char *z, const uint8_t *zb, const store_zent *fr, uint32_t nf, uint32_t k,
+    const uint8_t *out)
 {
 	ZSTD_CCtx *cc = ZSTD_createCCtx();
-	size_t ccap = ZSTD_compressBound(fr[k].usize), clen, tlen, nlen;
-	uint8_t *cbuf = malloc(ccap), *nb, *t;
+	size_t ccap = ZSTD_compressBound(fr[k].usize), clen, nlen;
+	uint64_t end = fr[nf - 1].coff + fr[nf - 1].csize;
+	uint8_t *cbuf = malloc(ccap), *nb;
+	store_zent *nt = malloc(nf * sizeof *nt);
 
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
@@ -1055,18 +1076,18 @@ frame_replace(const char *z, const uint8_t *zb, size_t zlen, const zframe *fr, u
 	assert_false(ZSTD_isError(clen));
 	ZSTD_freeCCtx(cc);
 	cbuf[clen - 1] ^= 0xff;
-	tlen = zlen - (fr[nf - 1].coff + fr[nf - 1].csize);
-	nb = malloc(zlen + clen);
+	nb = malloc(end + clen + STORE_ZTAB_LEN(nf));
 	memcpy(nb, zb, fr[k].coff);
 	nlen = fr[k].coff;
 	memcpy(nb + nlen, cbuf, clen);
 	nlen += clen;
-	memcpy(nb + nlen, zb + fr[k + 1].coff, zlen - fr[k + 1].coff);
-	nlen += zlen - fr[k + 1].coff;
-	t = nb + nlen - tlen;
-	store_put_le32(t + 8 + 12 * k, (uint32_t)clen);
-	store_put_le32(t + 8 + 12 * (size_t)nf + 8, store_crc32c(0, t + 8, 12 * (size_t)nf + 8));
-	spit(z, nb, nlen);
+	memcpy(nb + nlen, zb + fr[k + 1].coff, end - fr[k + 1].coff);
+	nlen += end - fr[k + 1].coff;
+	memcpy(nt, fr, nf * sizeof *nt);
+	nt[k].csize = (uint32_t)clen;
+	store_ztab_encode(nt, nf, nb + nlen);
+	spit(z, nb, nlen + STORE_ZTAB_LEN(nf));
+	free(nt);
 	free(nb);
 	free(cbuf);
 }
@@ -1115,7 +1136,7 @@ test_compressed_cut_length(void **state)
 	fx *f = *state;
 	store_reader_stats st;
 	corrupt_log c = { 0 };
-	zframe fr[64];
+	store_zent fr[64];
 	char z[512];
 	uint8_t *log, *zb, *ubuf;
 	size_t loglen, zlen;
@@ -1135,7 +1156,7 @@ test_compressed_cut_length(void **state)
 	bad_seq = store_get_le64(ubuf + pos + 16);
 	store_put_le32(ubuf + pos + 8, fr[k].usize - pos + 1024);
 	ubuf[fr[k].usize - 1] ^= 0x01; /* the last record's payload */
-	frame_replace(z, zb, zlen, fr, nf, k, ubuf);
+	frame_replace(z, zb, fr, nf, k, ubuf);
 	assert_int_equal(read_in_sequence(f, &c, &st, bad_seq), total - 2);
 	assert_int_equal(st.lost_records, 2);
 	assert_int_equal(c.n, 2);
@@ -1165,7 +1186,7 @@ test_compressed_copied_record(void **state)
 	fx *f = *state;
 	store_reader_stats st;
 	corrupt_log c = { 0 };
-	zframe fr[64];
+	store_zent fr[64];
 	char z[512];
 	uint8_t *log, *zb, *ubuf;
 	size_t loglen, zlen;
@@ -1185,7 +1206,7 @@ test_compressed_copied_record(void **state)
 		over += (uint32_t)STORE_FRAME_HDR + store_get_le32(ubuf + over + 8);
 	over_seq = store_get_le64(ubuf + over + 16);
 	memmove(ubuf + over, ubuf, flen);
-	frame_replace(z, zb, zlen, fr, nf, k, ubuf);
+	frame_replace(z, zb, fr, nf, k, ubuf);
 	assert_int_equal(read_in_sequence(f, &c, &st, over_seq), total - 1);
 	assert_int_equal(st.lost_records, 1);
 	assert_true(c.n >= 2); /* the frame, and the stretch where the copy is */
@@ -1220,7 +1241,7 @@ test_compressed_mutations(void **state)
 	seg_path(f->dir, 0, ".log.zst", z, sizeof z);
 	zb = slurp(z, &zlen);
 	m = malloc(zlen);
-	assert_int_equal(store_get_le32(zb + zlen - 16), 10); /* 2.4 MB: ten frames */
+	assert_int_equal(store_ztab_frames(zb + zlen - STORE_ZTAB_TAIL), 10); /* 2.4 MB: ten frames */
 	for (int it = 0; it < 120; it++) {
 		corrupt_log c = { 0 };
 		size_t len = zlen;
@@ -2612,6 +2633,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_vectors),
+		cmocka_unit_test(test_ztab_layout),
 		cmocka_unit_test(test_frame_round_trip),
 		cmocka_unit_test(test_fsync_parse),
 		cmocka_unit_test_setup_teardown(test_append_read_reopen, setup, teardown),

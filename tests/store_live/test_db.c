@@ -421,20 +421,23 @@ test_recovery_loses_one_compressed_frame(void **state)
 		assert_true((uint64_t)(n - got) < idx.records / 2);
 		/* at most the records of one frame, by the file's frame table */
 		{
-			uint8_t  tail[16], e[12];
-			uint32_t nf, most = 0;
+			uint8_t    tail[STORE_ZTAB_TAIL], *t;
+			store_zent zt[64];
+			uint32_t   nf, most = 0;
 
 			fd = open(path, O_RDONLY);
-			assert_int_equal(pread(fd, tail, 16, sb.st_size - 16), 16);
-			assert_memory_equal(tail + 12, STORE_ZTAB_TAG, 4);
-			nf = store_get_le32(tail);
-			assert_true(nf >= 3);
-			for (uint32_t k = 0; k < nf; k++) {
-				assert_int_equal(pread(fd, e, 12, sb.st_size - 16 - (off_t)(nf - k) * 12),
-				    12);
-				if (store_get_le32(e + 8) > most)
-					most = store_get_le32(e + 8);
-			}
+			assert_int_equal(pread(fd, tail, sizeof tail, sb.st_size - (off_t)sizeof tail),
+			    sizeof tail);
+			nf = store_ztab_frames(tail);
+			assert_true(nf >= 3 && nf <= 64);
+			t = malloc(STORE_ZTAB_LEN(nf));
+			assert_int_equal(pread(fd, t, STORE_ZTAB_LEN(nf),
+			    sb.st_size - (off_t)STORE_ZTAB_LEN(nf)), STORE_ZTAB_LEN(nf));
+			assert_true(store_ztab_decode(t, nf, (uint64_t)sb.st_size, zt));
+			free(t);
+			for (uint32_t k = 0; k < nf; k++)
+				if (zt[k].records > most)
+					most = zt[k].records;
 			close(fd);
 			if ((uint64_t)(n - got) > most)
 				fail_msg("%d of %d records unreadable, more than the %u of the largest "
