@@ -193,8 +193,9 @@ cmd_verify(int argc, char **argv)
 			return EXIT_ERROR;
 		}
 		printf("%s: %" PRIu64 " records in %" PRIu64 " segments, %" PRIu64
-		    " corrupt stretches (%" PRIu64 " bytes), %" PRIu64 " undecodable payloads: %s\n",
-		    argv[i], r.records, st.segments, r.corrupt, r.corrupt_bytes, r.undecodable,
+		    " corrupt stretches (%" PRIu64 " bytes), %" PRIu64 " undecodable payloads, %" PRIu64
+		    " records lost in damaged zstd frames: %s\n", argv[i], r.records, st.segments,
+		    r.corrupt, r.corrupt_bytes, r.undecodable, st.lost_records,
 		    r.corrupt || r.undecodable ? "DAMAGED" : "OK");
 		if (r.corrupt || r.undecodable)
 			rc = EXIT_DAMAGED;
