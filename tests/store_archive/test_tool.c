@@ -130,6 +130,34 @@ verify_lost_frame(const char *seg, char *out, size_t outsize)
 	free(log);
 }
 
+/* 120 records whose payloads do not decode: 100 lines name them, one more
+ * says how many were not printed, the summary counts all 120. */
+static void
+verify_many_lines(char *out, size_t outsize)
+{
+	uint8_t hdr[STORE_FRAME_HDR];
+	char path[600], args[700];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/many.log", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	for (uint64_t seq = 1; seq <= 120; seq++) {
+		store_frame_header(hdr, STORE_REC_SCORE, seq, 1763700000000LL, "", 0);
+		assert_int_equal(write(fd, hdr, sizeof hdr), sizeof hdr);
+	}
+	close(fd);
+	snprintf(args, sizeof args, "verify --quiet '%s'", path);
+	assert_int_equal(run_tool(args, out, outsize), 1);
+	assert_non_null(strstr(out, "many.log:3168: seq 100: "));
+	assert_null(strstr(out, "many.log:3200: seq 101: "));
+	assert_non_null(strstr(out, "many.log: 20 more lines of damage not printed; the summary "
+	    "counts them\n"));
+	assert_non_null(strstr(out, ": 120 records in 1 segments, 0 corrupt stretches (0 bytes), "
+	    "120 undecodable payloads, 0 records lost"));
+	unlink(path);
+}
+
 static void
 test_tool(void **state)
 {
@@ -199,6 +227,7 @@ test_tool(void **state)
 	snprintf(args, sizeof args, "verify --quiet '%s'", seg);
 	assert_int_equal(run_tool(args, out, sizeof out), 1);
 	verify_lost_frame(seg, out, sizeof out);
+	verify_many_lines(out, sizeof out);
 }
 
 static int

@@ -29,7 +29,7 @@
 #define EXIT_DAMAGED VIGIL_EXIT_FAIL
 #define EXIT_USAGE   VIGIL_EXIT_USAGE
 #define EXIT_ERROR   VIGIL_EXIT_FAIL
-#define MAX_ERROR_LINES 100 /* per run; beyond that only counted */
+#define MAX_ERROR_LINES 100 /* per PATH; beyond that only counted */
 
 /* A PATH that does not exist is "fix your input": nothing was read
  * (docs/tools.md, 2), as a missing input file in every program. */
@@ -192,6 +192,9 @@ cmd_verify(int argc, char **argv)
 			fprintf(stderr, "%s: %s: %s\n", prog, argv[i], d.msg[0] ? d.msg : vigil_strerror(rv));
 			return EXIT_ERROR;
 		}
+		if (r.printed > MAX_ERROR_LINES)
+			fprintf(stderr, "%s: %s: %" PRIu64 " more lines of damage not printed; the summary "
+			    "counts them\n", prog, argv[i], r.printed - MAX_ERROR_LINES);
 		printf("%s: %" PRIu64 " records in %" PRIu64 " segments, %" PRIu64
 		    " corrupt stretches (%" PRIu64 " bytes), %" PRIu64 " undecodable payloads, %" PRIu64
 		    " records lost in damaged zstd frames: %s\n", argv[i], r.records, st.segments,
