@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,16 +29,17 @@
 static const char *tool;
 static char dir[256];
 
-/* Runs the tool with args (shell words), stdout+stderr into out. Returns the exit status. */
+/* Runs the tool with args (shell words), stdout and (stderr_too) stderr into
+ * out. Returns the exit status. */
 static int
-run_tool(const char *args, char *out, size_t outlen)
+run_tool_out(const char *args, bool stderr_too, char *out, size_t outlen)
 {
 	char cmd[1024];
 	FILE *p;
 	size_t n;
 	int st;
 
-	snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", tool, args);
+	snprintf(cmd, sizeof cmd, "'%s' %s %s", tool, args, stderr_too ? "2>&1" : "2>/dev/null");
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	n = fread(out, 1, outlen - 1, p);
@@ -45,6 +47,12 @@ run_tool(const char *args, char *out, size_t outlen)
 	st = pclose(p);
 	assert_true(WIFEXITED(st));
 	return WEXITSTATUS(st);
+}
+
+static int
+run_tool(const char *args, char *out, size_t outlen)
+{
+	return run_tool_out(args, true, out, outlen);
 }
 
 static void
@@ -137,6 +145,7 @@ verify_many_lines(char *out, size_t outsize)
 {
 	uint8_t hdr[STORE_FRAME_HDR];
 	char path[600], args[700];
+	json_int_t n;
 	int fd;
 
 	snprintf(path, sizeof path, "%s/many.log", dir);
@@ -155,7 +164,77 @@ verify_many_lines(char *out, size_t outsize)
 	    "counts them\n"));
 	assert_non_null(strstr(out, ": 120 records in 1 segments, 0 corrupt stretches (0 bytes), "
 	    "120 undecodable payloads, 0 records lost"));
+	/* dump: a line each, its error the object of docs/tools.md ("JSON errors") */
+	snprintf(args, sizeof args, "dump '%s'", path);
+	assert_int_equal(run_tool_out(args, false, out, outsize), 1);
+	n = 0;
+	for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		json_t *o = json_loads(line, 0, NULL), *err, *where;
+
+		assert_non_null(o);
+		n++;
+		err = json_object_get(o, "error");
+		where = json_object_get(err, "where");
+		assert_int_equal(json_integer_value(json_object_get(o, "seq")), n);
+		assert_string_equal(json_string_value(json_object_get(err, "code")), "MALFORMED");
+		assert_string_equal(json_string_value(json_object_get(err, "message")),
+		    "ArchivedScore.txn: missing");
+		assert_string_equal(json_string_value(json_object_get(where, "file")), "many.log");
+		assert_int_equal(json_integer_value(json_object_get(where, "offset")),
+		    (json_int_t)(n - 1) * STORE_FRAME_HDR);
+		assert_int_equal(json_object_size(err), 3);
+		json_decref(o);
+	}
+	assert_int_equal(n, 120);
 	unlink(path);
+}
+
+/* verify --json's line at out: the counts, the status. */
+static void
+check_verify_json(const char *out, json_int_t records, json_int_t stretches, const char *status)
+{
+	json_error_t e;
+	json_t *o = json_loadb(out, strcspn(out, "\n"), 0, &e);
+
+	if (o == NULL)
+		fail_msg("not JSON (%s): %s", e.text, out);
+	assert_string_equal(json_string_value(json_object_get(o, "path")), dir);
+	assert_int_equal(json_integer_value(json_object_get(o, "records")), records);
+	assert_int_equal(json_integer_value(json_object_get(o, "segments")), 2);
+	assert_int_equal(json_integer_value(json_object_get(o, "corrupt_stretches")), stretches);
+	assert_true(json_is_integer(json_object_get(o, "corrupt_bytes")));
+	assert_int_equal(json_integer_value(json_object_get(o, "undecodable")), 0);
+	assert_int_equal(json_integer_value(json_object_get(o, "lost_records")), 0);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), status);
+	json_decref(o);
+}
+
+/* stats --json of make_archive's directory: two segments and the total. */
+static void
+check_stats_json(const char *out)
+{
+	json_error_t e;
+	json_t *o = json_loads(out, 0, &e), *segs, *tot;
+
+	if (o == NULL)
+		fail_msg("not one JSON document (%s): %s", e.text, out);
+	segs = json_object_get(o, "segments");
+	tot = json_object_get(o, "total");
+	assert_int_equal(json_array_size(segs), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(segs, 0), "state")),
+	    "closed");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(segs, 1), "state")),
+	    "open");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(segs, 0), "form")),
+	    "log");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(segs, 0), "records")), 11);
+	assert_int_equal(json_integer_value(json_object_get(tot, "records")), 12);
+	assert_int_equal(json_integer_value(json_object_get(tot, "first_seq")), 1);
+	assert_int_equal(json_integer_value(json_object_get(tot, "last_seq")), 12);
+	assert_int_equal(json_integer_value(json_object_get(tot, "min_event_ms")), 1763700000000LL);
+	assert_int_equal(json_integer_value(json_object_get(tot, "max_event_ms")), 1763700030000LL);
+	assert_null(json_object_get(tot, "segment"));
+	json_decref(o);
 }
 
 static void
@@ -184,6 +263,9 @@ test_tool(void **state)
 	assert_int_equal(run_tool(args, out, sizeof out), 0);
 	assert_non_null(strstr(out, ": 12 records in 2 segments, 0 corrupt stretches (0 bytes), "
 	    "0 undecodable payloads, 0 records lost in damaged zstd frames: OK"));
+	snprintf(args, sizeof args, "verify --json '%s'", dir);
+	assert_int_equal(run_tool(args, out, sizeof out), 0);
+	check_verify_json(out, 12, 0, "ok");
 
 	/* dump: JSON lines, range applied */
 	snprintf(args, sizeof args, "dump --from 1763700002000 --to 2025-11-21T04:40:05Z '%s'", dir);
@@ -206,6 +288,17 @@ test_tool(void **state)
 	assert_non_null(strstr(out, "closed"));
 	assert_non_null(strstr(out, "open"));
 	assert_non_null(strstr(out, "total"));
+	snprintf(args, sizeof args, "stats --json '%s'", dir);
+	assert_int_equal(run_tool(args, out, sizeof out), 0);
+	check_stats_json(out);
+	/* each command's --help is the program's, exit 0 */
+	assert_int_equal(run_tool("stats --help", out, sizeof out), 0);
+	assert_non_null(strstr(out, "usage: vigil-archive verify"));
+	assert_int_equal(run_tool("verify -h", out, sizeof out), 0);
+	assert_non_null(strstr(out, "       vigil-archive stats [-j | --json] PATH\n"));
+	assert_int_equal(run_tool("dump --help", out, sizeof out), 0);
+	assert_int_equal(run_tool("stats", out, sizeof out), 2);
+	assert_string_equal(out, "vigil-archive: stats: exactly one PATH expected\n");
 
 	/* damage a payload byte of the first record: verify reports it, exit 1 */
 	assert_int_equal(store_seg_list(dir, &ents, &n, NULL), VIGIL_OK);
@@ -223,6 +316,10 @@ test_tool(void **state)
 	assert_non_null(strstr(out, "-00000000000000000001.log:0: CRC mismatch ("));
 	assert_non_null(strstr(out, ": 11 records in 2 segments, 1 corrupt stretches"));
 	assert_non_null(strstr(out, "DAMAGED"));
+	snprintf(args, sizeof args, "verify -q -j '%s' '%s'", dir, dir);
+	assert_int_equal(run_tool_out(args, false, out, sizeof out), 1);
+	check_verify_json(out, 11, 1, "damaged");
+	check_verify_json(strchr(out, '\n') + 1, 11, 1, "damaged"); /* one line per PATH */
 	/* a single segment file works too */
 	snprintf(args, sizeof args, "verify --quiet '%s'", seg);
 	assert_int_equal(run_tool(args, out, sizeof out), 1);

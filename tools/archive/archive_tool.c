@@ -4,7 +4,8 @@
  * directory or of one segment file (docs/vigil-archive.md):
  *   verify  read everything, check every CRC and decode every payload;
  *   dump    records as JSON lines (optionally an event-time range);
- *   stats   one line per segment from its index (or a scan), and totals.
+ *   stats   one line per segment from its index (or a scan), and totals;
+ * verify and stats print JSON instead with --json.
  * Exit status (common/cli.h, docs/tools.md): 0 ok, 1 damage found (corrupt
  * bytes or undecodable payloads) or an I/O error, 2 usage error.
  */
@@ -45,10 +46,11 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: vigil-archive verify [-q | --quiet] PATH...\n"
+	    "usage: vigil-archive verify [-q | --quiet] [-j | --json] PATH...\n"
 	    "       vigil-archive dump [--from TIME] [--to TIME] PATH\n"
-	    "       vigil-archive stats PATH\n"
-	    "       vigil-archive -h | --help | -V | --version\n"
+	    "       vigil-archive stats [-j | --json] PATH\n"
+	    "       vigil-archive [COMMAND] -h | --help\n"
+	    "       vigil-archive -V | --version\n"
 	    "\n"
 	    "PATH is an archive directory (<datadir>/archive) or one segment file\n"
 	    "(seg-*.log or seg-*.log.zst).\n"
@@ -61,6 +63,9 @@ usage(FILE *f)
 	    "  --from TIME, --to TIME  event-time range [from, to): YYYY-MM-DD (UTC),\n"
 	    "                          RFC 3339 or Unix milliseconds\n"
 	    "  -q, --quiet             no progress on a terminal, summary only\n"
+	    "  -j, --json              verify: one JSON object per PATH on stdout instead of\n"
+	    "                          the summary line; stats: one JSON object, the segments\n"
+	    "                          and the total\n"
 	    "  -h, --help              this text\n"
 	    "  -V, --version           print the version\n"
 	    "\n");
@@ -137,21 +142,44 @@ decode(const store_record *rec, store_scored *s, store_label *l, store_diag *d)
 	return store_label_decode(rec->payload, rec->len, l, d);
 }
 
+/* Prints o (taken) as one line of JSON, keys sorted; VIGIL_EIO if stdout
+ * fails, VIGIL_ENOMEM if o could not be made (NULL). */
+static vigil_err
+print_json(json_t *o)
+{
+	vigil_err rv = VIGIL_OK;
+
+	if (o == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return VIGIL_ENOMEM;
+	}
+	if (json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS) != 0 || putchar('\n') == EOF) {
+		fprintf(stderr, "%s: write to stdout failed\n", prog);
+		rv = VIGIL_EIO;
+	}
+	json_decref(o);
+	return rv;
+}
+
 static int
 cmd_verify(int argc, char **argv)
 {
 	static store_scored s;
 	store_label l;
-	static const struct option longopts[] = { VIGIL_CLI_QUIET, { NULL, 0, NULL, 0 } };
-	bool quiet = false;
+	static const struct option longopts[] = { VIGIL_CLI_QUIET, VIGIL_CLI_JSON, VIGIL_CLI_HELP,
+		{ NULL, 0, NULL, 0 } };
+	bool quiet = false, json = false;
 	int rc = 0, c;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "q", longopts, NULL)) != -1) {
-		if (c != 'q')
-			return vigil_cli_bad_option(prog, argv);
-		quiet = true;
+	while ((c = getopt_long(argc, argv, "qjh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'q': quiet = true; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return 0;
+		default: return vigil_cli_bad_option(prog, argv);
+		}
 	}
 	argc -= optind;
 	argv += optind;
@@ -195,13 +223,25 @@ cmd_verify(int argc, char **argv)
 		if (r.printed > MAX_ERROR_LINES)
 			fprintf(stderr, "%s: %s: %" PRIu64 " more lines of damage not printed; the summary "
 			    "counts them\n", prog, argv[i], r.printed - MAX_ERROR_LINES);
-		printf("%s: %" PRIu64 " records in %" PRIu64 " segments, %" PRIu64
-		    " corrupt stretches (%" PRIu64 " bytes), %" PRIu64 " undecodable payloads, %" PRIu64
-		    " records lost in damaged zstd frames: %s\n", argv[i], r.records, st.segments,
-		    r.corrupt, r.corrupt_bytes, r.undecodable, st.lost_records,
-		    r.corrupt || r.undecodable ? "DAMAGED" : "OK");
+		if (json && print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "path",
+			    argv[i], "records", (json_int_t)r.records, "segments",
+			    (json_int_t)st.segments, "corrupt_stretches", (json_int_t)r.corrupt,
+			    "corrupt_bytes", (json_int_t)r.corrupt_bytes, "undecodable",
+			    (json_int_t)r.undecodable, "lost_records", (json_int_t)st.lost_records,
+			    "status", r.corrupt || r.undecodable ? "damaged" : "ok")) != VIGIL_OK)
+			return EXIT_ERROR;
+		if (!json)
+			printf("%s: %" PRIu64 " records in %" PRIu64 " segments, %" PRIu64
+			    " corrupt stretches (%" PRIu64 " bytes), %" PRIu64 " undecodable payloads, %"
+			    PRIu64 " records lost in damaged zstd frames: %s\n", argv[i], r.records,
+			    st.segments, r.corrupt, r.corrupt_bytes, r.undecodable, st.lost_records,
+			    r.corrupt || r.undecodable ? "DAMAGED" : "OK");
 		if (r.corrupt || r.undecodable)
 			rc = EXIT_DAMAGED;
+	}
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "%s: verify: write to stdout failed\n", prog);
+		return EXIT_ERROR;
 	}
 	return rc;
 }
@@ -245,6 +285,7 @@ cmd_dump(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "from", required_argument, NULL, 'f' },
 		{ "to", required_argument, NULL, 't' },
+		VIGIL_CLI_HELP,
 		{ NULL, 0, NULL, 0 },
 	};
 	static store_scored s;
@@ -259,8 +300,12 @@ cmd_dump(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		int64_t *dst = c == 'f' ? &from : &to;
+		if (c == 'h') {
+			usage(stdout);
+			return 0;
+		}
 		if (c != 'f' && c != 't')
 			return vigil_cli_bad_option(prog, argv);
 		if (parse_time(optarg, dst) != 0) {
@@ -281,14 +326,18 @@ cmd_dump(int argc, char **argv)
 	while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
 		json_t *o;
 		store_diag dd;
+		vigil_err drv;
 
 		/* a single segment has no range selection of its own */
 		if (rec.event_time_ms < from || rec.event_time_ms >= to)
 			continue;
 		r.records++;
-		if (decode(&rec, &s, &l, &dd) != VIGIL_OK) {
+		if ((drv = decode(&rec, &s, &l, &dd)) != VIGIL_OK) {
+			/* docs/tools.md, "JSON errors": the record's place in where */
+			snprintf(dd.info.file, sizeof dd.info.file, "%s", rec.segment);
+			dd.info.offset = rec.offset;
 			r.undecodable++;
-			o = json_pack("{s:s}", "error", dd.msg);
+			o = json_pack("{s:o}", "error", vigil_error_json(vigil_error_code(drv), &dd.info));
 		} else {
 			o = rec.type == STORE_REC_SCORE ? scored_json(&s) : label_json(&l);
 		}
@@ -301,13 +350,10 @@ cmd_dump(int argc, char **argv)
 		json_object_set_new(o, "event_time_ms", json_integer(rec.event_time_ms));
 		json_object_set_new(o, "segment", json_string(rec.segment));
 		json_object_set_new(o, "offset", json_integer((json_int_t)rec.offset));
-		if (json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS) != 0 || putchar('\n') == EOF) {
-			json_decref(o);
-			fprintf(stderr, "%s: dump: write to stdout failed\n", prog);
+		if (print_json(o) != VIGIL_OK) {
 			store_reader_close(rd);
 			return EXIT_ERROR;
 		}
-		json_decref(o);
 	}
 	store_reader_close(rd);
 	if (fflush(stdout) != 0) {
@@ -321,22 +367,45 @@ cmd_dump(int argc, char **argv)
 	return r.corrupt || r.undecodable ? EXIT_DAMAGED : 0;
 }
 
-static void
-print_seg(const char *name, const char *form, const char *state, const store_seg_index *x)
+/* One segment's row: a line of the table (segs NULL), or an object
+ * appended to the JSON's "segments" array segs; the total's object (form
+ * "") is returned instead. */
+static json_t *
+print_seg(json_t *segs, const char *name, const char *form, const char *state,
+    const store_seg_index *x)
 {
 	char a[32] = "-", b[32] = "-";
+	json_t *o;
 
-	if (x->records > 0) {
-		vigil_time_format_rfc3339(x->min_event_ms, a, sizeof a);
-		vigil_time_format_rfc3339(x->max_event_ms, b, sizeof b);
+	if (segs == NULL) {
+		if (x->records > 0) {
+			vigil_time_format_rfc3339(x->min_event_ms, a, sizeof a);
+			vigil_time_format_rfc3339(x->max_event_ms, b, sizeof b);
+		}
+		printf("%-34s %-4s %-6s %10" PRIu64 " %20" PRIu64 " %20" PRIu64 " %-24s %-24s %12"
+		    PRIu64 "\n", name, form, state, x->records, x->first_seq, x->last_seq, a, b,
+		    x->bytes);
+		return NULL;
 	}
-	printf("%-34s %-4s %-6s %10" PRIu64 " %20" PRIu64 " %20" PRIu64 " %-24s %-24s %12" PRIu64 "\n",
-	    name, form, state, x->records, x->first_seq, x->last_seq, a, b, x->bytes);
+	o = json_pack("{s:I, s:I, s:I, s:o, s:o, s:I}", "records", (json_int_t)x->records,
+	    "first_seq", (json_int_t)x->first_seq, "last_seq", (json_int_t)x->last_seq,
+	    "min_event_ms", x->records > 0 ? json_integer(x->min_event_ms) : json_null(),
+	    "max_event_ms", x->records > 0 ? json_integer(x->max_event_ms) : json_null(),
+	    "bytes", (json_int_t)x->bytes);
+	if (*form == '\0' || o == NULL)
+		return o; /* the total */
+	json_object_set_new(o, "segment", json_string(name));
+	json_object_set_new(o, "form", json_string(form));
+	json_object_set_new(o, "state", json_string(state));
+	json_array_append_new(segs, o);
+	return NULL;
 }
 
 static int
 cmd_stats(int argc, char **argv)
 {
+	static const struct option longopts[] = { VIGIL_CLI_JSON, VIGIL_CLI_HELP,
+		{ NULL, 0, NULL, 0 } };
 	store_seg_ent *ents = NULL;
 	store_seg_index x, tot = { .min_event_ms = INT64_MAX, .max_event_ms = INT64_MIN };
 	store_diag d = { .msg = "" };
@@ -344,28 +413,40 @@ cmd_stats(int argc, char **argv)
 	uint64_t valid_end;
 	size_t n = 0;
 	vigil_err rv;
-	int rc = 0;
+	json_t *segs = NULL; /* --json: the rows; without, NULL (text) */
+	bool one;
+	int rc = 0, c;
 
-	if (argc != 1) {
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j': segs = json_array(); break;
+		case 'h': usage(stdout); return 0;
+		default: return vigil_cli_bad_option(prog, argv);
+		}
+	}
+	if (optind != argc - 1) {
 		fprintf(stderr, "%s: stats: exactly one PATH expected\n", prog);
 		return EXIT_USAGE;
 	}
-	printf("%-34s %-4s %-6s %10s %20s %20s %-24s %-24s %12s\n", "segment", "form", "state",
-	    "records", "first_seq", "last_seq", "min_event_time", "max_event_time", "bytes");
-	if (!is_dir(argv[0])) {
-		const char *name = strrchr(argv[0], '/');
-		rv = store_seg_scan(argv[0], &x, &valid_end, &d);
-		if (rv != VIGIL_OK) {
-			fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
-			return open_fail_code(rv);
-		}
-		print_seg(name ? name + 1 : argv[0], strstr(argv[0], ".zst") ? "zst" : "log", "-", &x);
-		return 0;
-	}
-	rv = store_seg_list(argv[0], &ents, &n, &d);
+	argv += optind;
+	one = !is_dir(argv[0]);
+	rv = one ? store_seg_scan(argv[0], &tot, &valid_end, &d) :
+	    store_seg_list(argv[0], &ents, &n, &d);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
+		json_decref(segs);
 		return open_fail_code(rv);
+	}
+	if (segs == NULL)
+		printf("%-34s %-4s %-6s %10s %20s %20s %-24s %-24s %12s\n", "segment", "form",
+		    "state", "records", "first_seq", "last_seq", "min_event_time", "max_event_time",
+		    "bytes");
+	if (one) { /* one segment file: its row; the total is the same */
+		const char *name = strrchr(argv[0], '/');
+		(void)print_seg(segs, name != NULL ? name + 1 : argv[0],
+		    strstr(argv[0], ".zst") ? "zst" : "log", "-", &tot);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const store_seg_ent *e = &ents[i];
@@ -387,7 +468,7 @@ cmd_stats(int argc, char **argv)
 			if (e->has_idx)
 				rc = EXIT_DAMAGED;
 		}
-		print_seg(e->base, e->has_log ? "log" : "zst", state, &x);
+		(void)print_seg(segs, e->base, e->has_log ? "log" : "zst", state, &x);
 		tot.records += x.records;
 		tot.bytes += x.bytes;
 		if (x.records > 0) {
@@ -401,8 +482,21 @@ cmd_stats(int argc, char **argv)
 		}
 	}
 	free(ents);
-	if (rc != EXIT_ERROR)
-		print_seg("total", "", "", &tot);
+	if (rc == EXIT_ERROR) {
+		json_decref(segs);
+		return rc;
+	}
+	if (segs == NULL) {
+		if (!one)
+			(void)print_seg(NULL, "total", "", "", &tot);
+	} else if (print_json(json_pack("{s:o, s:o}", "segments", segs, "total",
+	    print_seg(segs, "total", "", "", &tot))) != VIGIL_OK) {
+		return EXIT_ERROR;
+	}
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "%s: stats: write to stdout failed\n", prog);
+		return EXIT_ERROR;
+	}
 	return rc;
 }
 
@@ -425,6 +519,6 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "dump") == 0)
 		return cmd_dump(argc - 1, argv + 1);
 	if (strcmp(argv[1], "stats") == 0)
-		return cmd_stats(argc - 2, argv + 2);
+		return cmd_stats(argc - 1, argv + 1);
 	return vigil_cli_usage_error(prog, "unknown command '%s'", argv[1]);
 }
