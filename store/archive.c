@@ -151,8 +151,8 @@ ar_heal(store_archive *ar, bool sync, bool force)
 }
 
 /* True while appends are refused: failing, and the backoff not over. */
-static bool
-ar_refusing(store_archive *ar)
+bool
+store_archive_refusing(store_archive *ar)
 {
 	bool r;
 
@@ -162,12 +162,6 @@ ar_refusing(store_archive *ar)
 	r = atomic_load(&ar->failing) && vigil_mono_ns() < ar->fault.retry_ns;
 	pthread_mutex_unlock(&ar->f_mu);
 	return r;
-}
-
-bool
-store_archive_refusing(store_archive *ar)
-{
-	return ar_refusing(ar);
 }
 
 /* A rotation could not create the next segment: appends go on in the open
@@ -1124,7 +1118,7 @@ ar_flush_upto(store_archive *ar, uint64_t seq)
 			rv = VIGIL_OK;
 			break;
 		}
-		if (ar_refusing(ar)) {
+		if (store_archive_refusing(ar)) {
 			/* Within the backoff nothing is tried. */
 			rv = seq < ar_drop_pending(ar) ? VIGIL_EAGAIN : VIGIL_EINVAL;
 			if (rv == VIGIL_EINVAL)
@@ -1175,7 +1169,7 @@ store_archive_enqueue(store_archive *ar, store_rec_type type, int64_t event_time
 	if (len > 0 && payload == NULL)
 		return VIGIL_EINVAL;
 	for (;;) {
-		if (ar_refusing(ar)) {
+		if (store_archive_refusing(ar)) {
 			pthread_mutex_lock(&ar->f_mu);
 			ar->refused++;
 			pthread_mutex_unlock(&ar->f_mu);
