@@ -728,9 +728,10 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 		    gens[i] == cur);
 		void *blob = NULL;
 		size_t blen = 0;
+		vigil_err grv = store_gen_open(app->o.data, gens[i], &g, &dg);
 
-		if (store_gen_open(app->o.data, gens[i], &g, &dg) != VIGIL_OK) {
-			json_object_set_new(o, "error", json_string(dg.msg));
+		if (grv != VIGIL_OK) { /* docs/tools.md, "JSON errors" */
+			json_object_set_new(o, "error", vigil_error_json(vigil_error_code(grv), &dg.info));
 			json_array_append_new(arr, o);
 			continue;
 		}

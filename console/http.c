@@ -547,8 +547,15 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	if (strcmp(path, "/healthz") == 0) {
 		/* no token: says only whether the index keeps up, nothing of the data */
 		bool ok = app->last_ingest_err[0] == '\0';
-		con_send_json(req, ok ? 200 : 503, json_pack("{s:b, s:s, s:i}", "ok", ok, "error",
-		    app->last_ingest_err, "connections", (int)vigil_evconn_count(app->conns)));
+		json_t *err = NULL;
+		vigil_errinfo ei;
+
+		if (!ok) { /* docs/tools.md, "JSON errors" */
+			vigil_errinfo_set(&ei, NULL, "%s", app->last_ingest_err);
+			err = vigil_error_json("UNAVAILABLE", &ei);
+		}
+		con_send_json(req, ok ? 200 : 503, json_pack("{s:b, s:o*, s:i}", "ok", ok, "error",
+		    err, "connections", (int)vigil_evconn_count(app->conns)));
 		return;
 	}
 	if (strcmp(path, "/favicon.ico") == 0) {

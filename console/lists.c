@@ -18,6 +18,7 @@
 
 #include "console.h"
 #include "http.h"
+#include "vigil_json.h"
 
 #define LIST_ITEM_MAX 128      /* bytes of an entry (vigild's RULES_MAX_ITEM is more) */
 #define LIST_SHOW_MAX 1000     /* entries listed per list */
@@ -182,8 +183,9 @@ lists_one(void *arg, const char *name, const char *kind, const char *path)
 	lists_ctx *c = arg;
 	char *buf = NULL;
 	size_t len = 0;
-	json_t *items, *shown = json_array(), *m = json_object_get(c->meta, name);
+	json_t *items, *shown = json_array(), *m = json_object_get(c->meta, name), *err = NULL;
 	vigil_err rv = con_file_read(path, LIST_FILE_MAX, &buf, &len);
+	vigil_errinfo ei;
 
 	items = rv == VIGIL_OK ? con_list_items(buf, len) : json_array();
 	for (size_t i = 0; i < json_array_size(items) && i < LIST_SHOW_MAX; i++) {
@@ -194,10 +196,15 @@ lists_one(void *arg, const char *name, const char *kind, const char *path)
 			json_object_update(o, e);
 		json_array_append_new(shown, o);
 	}
-	json_array_append_new(c->arr, json_pack("{s:s, s:s, s:s, s:I, s:o, s:s?}", "name", name,
+	if (rv != VIGIL_OK && rv != VIGIL_ENOTFOUND) { /* docs/tools.md, "JSON errors" */
+		vigil_errinfo_set(&ei, NULL, "cannot read the list file: %s", rv == VIGIL_ETOOBIG ?
+		    "over 64 MiB" : vigil_strerror(rv));
+		snprintf(ei.file, sizeof ei.file, "%s", path);
+		err = vigil_error_json(vigil_error_code(rv), &ei);
+	}
+	json_array_append_new(c->arr, json_pack("{s:s, s:s, s:s, s:I, s:o, s:o*}", "name", name,
 	    "kind", kind[0] ? kind : "string", "path", path, "count",
-	    (json_int_t)json_array_size(items), "entries", shown, "error",
-	    rv == VIGIL_OK || rv == VIGIL_ENOTFOUND ? NULL : vigil_strerror(rv)));
+	    (json_int_t)json_array_size(items), "entries", shown, "error", err));
 	json_decref(items);
 	free(buf);
 }

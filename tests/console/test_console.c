@@ -417,6 +417,7 @@ test_auth(void **s)
 	assert_int_equal(http("GET", "/healthz", NULL, NULL, &st, &o), 0);
 	assert_int_equal(st, 200);
 	assert_true(json_is_true(json_object_get(o, "ok")));
+	assert_null(json_object_get(o, "error")); /* only while the index fails */
 	json_decref(o);
 	/* a read-only analyst reads, but cannot label or deploy */
 	o = http_ok("GET", "/api/me", EVE, NULL, 200);
@@ -2015,6 +2016,21 @@ test_generation_rollback(void **s)
 	console_vadmin = true;
 	console_start();
 
+	/* a generation that does not open is listed with the shared error object */
+	snprintf(path, sizeof path, "%s/features/gen-000900", srv.datadir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
+	{
+		json_t *g0 = json_array_get(json_object_get(o, "generations"), 0), *err;
+
+		assert_int_equal(json_integer_value(json_object_get(g0, "generation")), 900);
+		err = json_object_get(g0, "error");
+		assert_true(json_is_object(err));
+		assert_string_equal(json_string_value(json_object_get(err, "code")), "INVALID");
+		assert_true(strlen(json_string_value(json_object_get(err, "message"))) > 0);
+	}
+	json_decref(o);
+	assert_int_equal(rmdir(path), 0);
 	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
 	assert_int_equal(json_integer_value(json_object_get(o, "current")), (json_int_t)g2);
 	assert_true(json_is_true(json_object_get(o, "set_current")));
@@ -2323,6 +2339,38 @@ test_lists(void **s)
 	bool found = false;
 
 	(void)s;
+	/* a list file that cannot be read: its list carries the shared error
+	 * object (docs/tools.md), the others are shown as ever */
+	{
+		char p[400], saved[420];
+
+		snprintf(p, sizeof p, "%s/test_bins.txt", rules_dir);
+		snprintf(saved, sizeof saved, "%s.saved", p);
+		assert_int_equal(rename(p, saved), 0);
+		copy_file(saved, p);
+		assert_int_equal(truncate(p, (off_t)65 << 20), 0); /* sparse, over 64 MiB */
+		o = http_ok("GET", "/api/lists", EVE, NULL, 200);
+		for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
+			json_t *err;
+
+			l = json_array_get(json_object_get(o, "lists"), i);
+			err = json_object_get(l, "error");
+			if (strcmp(json_string_value(json_object_get(l, "name")), "test_bins") != 0) {
+				assert_null(err);
+				continue;
+			}
+			found = true;
+			assert_string_equal(json_string_value(json_object_get(err, "code")), "TOO_BIG");
+			assert_string_equal(json_string_value(json_object_get(err, "message")),
+			    "cannot read the list file: over 64 MiB");
+			assert_string_equal(json_string_value(json_object_get(json_object_get(err,
+			    "where"), "file")), p);
+		}
+		assert_true(found);
+		found = false;
+		json_decref(o);
+		assert_int_equal(rename(saved, p), 0);
+	}
 	o = http_ok("GET", "/api/lists", EVE, NULL, 200);
 	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
 		l = json_array_get(json_object_get(o, "lists"), i);
