@@ -256,8 +256,6 @@ vigil_err store_frame_decode(const void *buf, size_t len, store_record *ret_rec,
  * header says (0 while buf[0..len) is too short to say): how much to read
  * when store_frame_decode wants more. Checks nothing (decode does). */
 size_t store_frame_size(const void *buf, size_t len);
-/* CRC32C (Castagnoli) of buf[0..len), continuing from crc (0 to start). */
-uint32_t  store_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /*
  * store_archive_write in two halves, for a caller that orders records under

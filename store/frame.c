@@ -2,96 +2,26 @@
 /*
  * store/frame.c - the archive record frame: a 32-byte header (magic,
  * version, type, flags, length, CRC32C, sequence, event time) followed by
- * the protobuf payload (layout in archive_int.h and docs/archive.md), and
- * the CRC32C (Castagnoli) it is checked with; and the frame table of a
+ * the protobuf payload (layout in archive_int.h and docs/archive.md),
+ * checked with CRC32C (common/crc32c.h); and the frame table of a
  * compressed segment (archive_int.h).
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <zstd.h>
 
 #include "archive_int.h"
-
-/* CRC32C: no Debian C library provides it, so here is a small one: SSE4.2
- * crc32 instructions when the CPU has them, a byte table otherwise. */
-#define CRC32C_POLY 0x82F63B78u /* reflected Castagnoli polynomial */
-
-static uint32_t        crc_table[256];
-static pthread_once_t  crc_once = PTHREAD_ONCE_INIT;
-static bool            crc_hw;
-
-static void
-crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? (c >> 1) ^ CRC32C_POLY : c >> 1;
-		crc_table[i] = c;
-	}
-#if defined(__x86_64__) && defined(__GNUC__)
-	__builtin_cpu_init();
-	crc_hw = __builtin_cpu_supports("sse4.2");
-#endif
-}
-
-static uint32_t
-crc_sw(uint32_t crc, const uint8_t *p, size_t len)
-{
-	while (len-- > 0)
-		crc = crc_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
-	return crc;
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <nmmintrin.h>
-
-__attribute__((target("sse4.2"))) static uint32_t
-crc_hw_run(uint32_t crc, const uint8_t *p, size_t len)
-{
-	uint64_t c = crc;
-
-	while (len > 0 && ((uintptr_t)p & 7) != 0) {
-		c = _mm_crc32_u8((uint32_t)c, *p++);
-		len--;
-	}
-	while (len >= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		c = _mm_crc32_u64(c, w);
-		p += 8;
-		len -= 8;
-	}
-	while (len-- > 0)
-		c = _mm_crc32_u8((uint32_t)c, *p++);
-	return (uint32_t)c;
-}
-#endif
-
-uint32_t
-store_crc32c(uint32_t crc, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	pthread_once(&crc_once, crc_init);
-	crc = ~crc;
-#if defined(__x86_64__) && defined(__GNUC__)
-	if (crc_hw)
-		return ~crc_hw_run(crc, p, len);
-#endif
-	return ~crc_sw(crc, p, len);
-}
+#include "crc32c.h"
 
 /* CRC of the header fields (bytes 4..12 and 16..32) followed by the payload. */
 static uint32_t
 frame_crc(const uint8_t *hdr, const void *payload, size_t len)
 {
-	uint32_t crc = store_crc32c(0, hdr + 4, 8);
+	uint32_t crc = vigil_crc32c(0, hdr + 4, 8);
 
-	crc = store_crc32c(crc, hdr + 16, 16);
-	return store_crc32c(crc, payload, len);
+	crc = vigil_crc32c(crc, hdr + 16, 16);
+	return vigil_crc32c(crc, payload, len);
 }
 
 void
@@ -178,7 +108,7 @@ store_ztab_encode(const store_zent *e, uint32_t n, uint8_t *out)
 	}
 	store_put_le32(t, n);
 	store_put_le32(t + 4, STORE_ZTAB_VERSION);
-	store_put_le32(t + 8, store_crc32c(0, out + 8, (size_t)(t + 8 - (out + 8))));
+	store_put_le32(t + 8, vigil_crc32c(0, out + 8, (size_t)(t + 8 - (out + 8))));
 	memcpy(t + 12, STORE_ZTAB_TAG, 4);
 }
 
@@ -201,7 +131,7 @@ store_ztab_decode(const uint8_t *t, uint32_t n, uint64_t fsize, store_zent *ret)
 
 	if (n == 0 || len > fsize || store_get_le32(t) != STORE_ZTAB_MAGIC ||
 	    store_get_le32(t + 4) != len - 8 || store_ztab_frames(t + len - STORE_ZTAB_TAIL) != n ||
-	    store_crc32c(0, t + 8, len - 16) != store_get_le32(t + len - 8))
+	    vigil_crc32c(0, t + 8, len - 16) != store_get_le32(t + len - 8))
 		return false;
 	for (uint32_t i = 0; i < n; i++, t += STORE_ZTAB_ENTRY) {
 		store_zent *z = &ret[i];

@@ -26,6 +26,7 @@
 #include <zstd.h>
 
 #include "archive_int.h"
+#include "crc32c.h"
 #include "util_int.h"
 #include "vec.h"
 
@@ -187,7 +188,7 @@ store_seg_index_read(const char *dir, const char *base, store_seg_index *ret_idx
 	if (n < 0)
 		return VIGIL_EIO;
 	if (n != STORE_IDX_SIZE || memcmp(b, STORE_IDX_MAGIC, 4) != 0 ||
-	    store_crc32c(0, b, 64) != store_get_le32(b + 64))
+	    vigil_crc32c(0, b, 64) != store_get_le32(b + 64))
 		return VIGIL_ECORRUPT;
 	if (store_get_le32(b + 4) != STORE_IDX_VERSION)
 		return VIGIL_EVERSION;
@@ -220,7 +221,7 @@ store_seg_index_write(const char *dir, const char *base, const store_seg_index *
 	store_put_le64(b + 40, idx->records);
 	store_put_le64(b + 48, idx->bytes);
 	store_put_le64(b + 56, (uint64_t)idx->closed_at_ms);
-	store_put_le32(b + 64, store_crc32c(0, b, 64));
+	store_put_le32(b + 64, vigil_crc32c(0, b, 64));
 	snprintf(tmp, sizeof tmp, "%s/%s.idx.tmp", dir, base);
 	snprintf(path, sizeof path, "%s/%s.idx", dir, base);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
