@@ -192,7 +192,8 @@ typedef struct store_record {
 	uint64_t       offset;  /* byte offset of the record in the (uncompressed) segment */
 } store_record;
 
-/* Called for every corrupt stretch a reader skips; the reader goes on. */
+/* Called for every corrupt stretch a reader skips; the reader goes on. The
+ * stretches and records of a segment come in file order, never overlapping. */
 typedef void (*store_corrupt_fn)(void *arg, const char *segment,
     uint64_t offset, uint64_t skipped_bytes, const char *what);
 /* The one spelling of such a stretch, "SEGMENT:OFFSET: WHAT (N bytes

@@ -269,7 +269,9 @@ struct store_reader {
 	size_t         zin_cap, zin_pos, zin_len;
 	bool           zin_eof;
 	size_t         zlast; /* the stream decoder's last hint: 0 between frames */
-	char           zmsg[160];
+	char           zmsg[160]; /* a report made while decoding, held (rd_defer) */
+	bool           zpend;
+	uint64_t       zpend_off, zpend_len;
 	/* a .log.zst with a frame table (archive_int.h): read frame by frame */
 	store_zent    *zt;
 	uint32_t       nz, zi; /* frames, next frame */
@@ -317,7 +319,7 @@ rd_seg_close(store_reader *rd)
 	rd->skimmed = rd->seq_known = false;
 	rd->check_end = 0;
 	rd->zin_pos = rd->zin_len = 0;
-	rd->zin_eof = false;
+	rd->zin_eof = rd->zpend = false;
 	rd->nz = rd->zi = 0;
 }
 
@@ -394,13 +396,50 @@ rd_seg_open(store_reader *rd, const char *path, const char *name, bool zst, bool
 	return VIGIL_OK;
 }
 
+static void rd_report(store_reader *rd, uint64_t off, uint64_t skipped, const char *what);
+
+/* Makes the report held by rd_defer if it comes before off. */
+static void
+rd_flush(store_reader *rd, uint64_t off)
+{
+	if (rd->zpend && off >= rd->zpend_off) {
+		rd->zpend = false;
+		rd_report(rd, rd->zpend_off, rd->zpend_len, rd->zmsg);
+	}
+}
+
 static void
 rd_report(store_reader *rd, uint64_t off, uint64_t skipped, const char *what)
 {
+	if (rd->zpend && off < rd->zpend_off && rd->zpend_off < off + skipped) {
+		/* a held report inside this stretch (a frame's end): the part before it first */
+		rd_report(rd, off, rd->zpend_off - off, what);
+		skipped -= rd->zpend_off - off;
+		off = rd->zpend_off;
+	}
+	rd_flush(rd, off); /* reports come in file order */
 	rd->st.corrupt_records++;
 	rd->st.corrupt_bytes += skipped;
 	if (rd->on_corrupt != NULL)
 		rd->on_corrupt(rd->arg, rd->segname, off, skipped, what);
+}
+
+/* A report made while decoding, of the bytes at [off, off + len), held until the
+ * parser has reported what comes before it (file order); its text goes into the
+ * buffer returned. */
+static char *
+rd_defer(store_reader *rd, uint64_t off, uint64_t len)
+{
+	if (rd->zpend && rd->resync && rd->bad_off < rd->zpend_off) {
+		/* a stretch open across the held report's frame: its part before that first */
+		rd_report(rd, rd->bad_off, rd->zpend_off - rd->bad_off, rd->bad_what);
+		rd->bad_off = rd->zpend_off;
+	}
+	rd_flush(rd, UINT64_MAX);
+	rd->zpend = true;
+	rd->zpend_off = off;
+	rd->zpend_len = len;
+	return rd->zmsg;
 }
 
 static ssize_t
@@ -416,7 +455,8 @@ rd_read_fd(int fd, void *p, size_t n)
 
 /* The next frame starts at segment offset uoff but the buffer does not end
  * there (a damaged frame came before it): a resynchronisation in progress
- * ends at the damage, reported; the buffer starts afresh at uoff. */
+ * ends at the damage, reported, then the damaged frame's report; the buffer
+ * starts afresh at uoff. */
 static void
 rd_zgap(store_reader *rd, uint64_t uoff, uint64_t lost_at)
 {
@@ -425,6 +465,7 @@ rd_zgap(store_reader *rd, uint64_t uoff, uint64_t lost_at)
 			rd_report(rd, rd->bad_off, lost_at - rd->bad_off, rd->bad_what);
 		rd->resync = false;
 	}
+	rd_flush(rd, UINT64_MAX);
 	rd->start = rd->end = 0;
 	rd->base_off = uoff;
 }
@@ -518,7 +559,8 @@ rd_zread(store_reader *rd, store_diag *reterr)
 	 * after it whole). Scanned from the first byte the parser has not taken,
 	 * as the parser will, to the end of the last record that decodes: that
 	 * much is appended (the parser reports the bad stretches inside it);
-	 * what is after it (garbled, or never decoded) is this frame's loss. */
+	 * what is after it (garbled, or never decoded) is this frame's loss,
+	 * reported once the parser has reported what is before it (rd_defer). */
 	{
 		size_t base = rd->start, stop = rd->end + out.pos, p = base, keep = rd->end;
 		bool known = rd->seq_known;
@@ -536,7 +578,7 @@ rd_zread(store_reader *rd, store_diag *reterr)
 				known = true;
 				last = rec.seq;
 				p += used;
-				keep = p;
+				keep = p > keep ? p : keep; /* the part before end is the buffer's */
 			} else {
 				p++;
 			}
@@ -555,11 +597,11 @@ rd_zread(store_reader *rd, store_diag *reterr)
 		rd->resync = false;
 		rd->start = rd->end;
 	}
-	snprintf(rd->zmsg, sizeof rd->zmsg, "damaged zstd frame %u (%s): %u of its %u records lost",
-	    rd->zi - 1, ZSTD_isError(err) ? ZSTD_getErrorName(err) : "truncated",
+	snprintf(rd_defer(rd, lost_at, z->uoff + z->usize - lost_at), sizeof rd->zmsg,
+	    "damaged zstd frame %u (%s): %u of its %u records lost", rd->zi - 1,
+	    ZSTD_isError(err) ? ZSTD_getErrorName(err) : "truncated",
 	    z->records > recs ? z->records - recs : 0, z->records);
 	rd->st.lost_records += z->records > recs ? z->records - recs : 0;
-	rd_report(rd, lost_at, z->uoff + z->usize - lost_at, rd->zmsg);
 	rd->end += salvaged;
 	return VIGIL_OK;
 }
@@ -598,11 +640,9 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 			if (r == 0) {
 				/* Compressed input ended: no more bytes. In the middle of
 				 * a frame, the file was cut short: the rest is lost. */
-				if (rd->zlast != 0) {
-					snprintf(rd->zmsg, sizeof rd->zmsg, "zstd: compressed segment cut "
-					    "short; rest of segment unreadable");
-					rd_report(rd, rd->base_off + rd->end, 0, rd->zmsg);
-				}
+				if (rd->zlast != 0)
+					snprintf(rd_defer(rd, rd->base_off + rd->end, 0), sizeof rd->zmsg,
+					    "zstd: compressed segment cut short; rest of segment unreadable");
 				rd->eof = true;
 				return VIGIL_OK;
 			}
@@ -616,9 +656,8 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 		rd->zlast = ZSTD_isError(z) ? 0 : z;
 		if (ZSTD_isError(z)) {
 			/* The rest of this segment cannot be decoded: report, go on. */
-			snprintf(rd->zmsg, sizeof rd->zmsg, "zstd: %s; rest of segment unreadable",
-			    ZSTD_getErrorName(z));
-			rd_report(rd, rd->base_off + rd->end, 0, rd->zmsg);
+			snprintf(rd_defer(rd, rd->base_off + rd->end, 0), sizeof rd->zmsg,
+			    "zstd: %s; rest of segment unreadable", ZSTD_getErrorName(z));
 			rd->eof = true;
 			return VIGIL_OK;
 		}
@@ -892,8 +931,8 @@ rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *ret
 			}
 			rd->start = rd->end - keep;
 			rv = rd_fill(rd, keep + 1, reterr);
-			if (rv != VIGIL_OK)
-				return rv;
+			if (rv != VIGIL_OK || !rd->resync)
+				return rv; /* !resync: it ended, reported, at a damaged frame (rd_zread) */
 			continue;
 		}
 		rd->start = (size_t)(m - rd->buf);
@@ -915,7 +954,7 @@ rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *ret
 			size_t need = rd->end - rd->start < STORE_FRAME_HDR ? STORE_FRAME_HDR :
 			    STORE_FRAME_HDR + store_get_le32(m + 8);
 			rv = rd_fill(rd, need, reterr);
-			if (rv != VIGIL_OK)
+			if (rv != VIGIL_OK || !rd->resync)
 				return rv;
 			continue;
 		}
@@ -1189,6 +1228,7 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 			if (rv != VIGIL_OK)
 				return rv;
 			if (end) {
+				rd_flush(rd, UINT64_MAX);
 				rd_seg_close(rd);
 				continue;
 			}
@@ -1214,6 +1254,7 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 			}
 			if (rec.event_time_ms < rd->from_ms || rec.event_time_ms >= rd->to_ms)
 				continue;
+			rd_flush(rd, off);
 			rec.segment = rd->segname;
 			rec.offset = off;
 			rd->st.records++;
@@ -1249,6 +1290,7 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 			    (rd_journal_frame(rd) || rd_file_grew(rd)))
 				continue;
 			if (avail == 0) {
+				rd_flush(rd, UINT64_MAX);
 				rd_seg_close(rd);
 				continue;
 			}
