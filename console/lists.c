@@ -197,8 +197,11 @@ lists_one(void *arg, const char *name, const char *kind, const char *path)
 		json_array_append_new(shown, o);
 	}
 	if (rv != VIGIL_OK && rv != VIGIL_ENOTFOUND) { /* docs/tools.md, "JSON errors" */
-		vigil_errinfo_set(&ei, NULL, "cannot read the list file: %s", rv == VIGIL_ETOOBIG ?
-		    "over 64 MiB" : vigil_strerror(rv));
+		if (rv == VIGIL_ETOOBIG)
+			vigil_errinfo_set(&ei, NULL, "cannot read the list file: over %u MiB",
+			    LIST_FILE_MAX >> 20);
+		else
+			vigil_errinfo_set(&ei, NULL, "cannot read the list file: %s", vigil_strerror(rv));
 		snprintf(ei.file, sizeof ei.file, "%s", path);
 		err = vigil_error_json(vigil_error_code(rv), &ei);
 	}
