@@ -463,7 +463,8 @@ test_recovery_loses_one_compressed_frame(void **state)
 	}
 	snprintf(want, sizeof want, ", %d record(s) lost", n - got);
 	assert_non_null(strstr(d.msg, want));
-	assert_non_null(strstr(d.msg, "damaged zstd frame"));
+	/* the first stretch in file order: inside the damaged frame, which may be
+	 * one of its garbled stretches or the frame's own report */
 	assert_non_null(strstr(d.msg, zname));
 	store_db_get_stats(db, &st);
 	/* Every record read is remembered, except some of gen_txn's late ones
