@@ -367,38 +367,43 @@ cmd_dump(int argc, char **argv)
 	return r.corrupt || r.undecodable ? EXIT_DAMAGED : 0;
 }
 
-/* One segment's row: a line of the table (segs NULL), or an object
- * appended to the JSON's "segments" array segs; the total's object (form
- * "") is returned instead. */
+/* A segment's counts (x) as an object: records, sequence and event-time
+ * range (null without records), bytes. */
 static json_t *
+seg_json(const store_seg_index *x)
+{
+	return json_pack("{s:I, s:I, s:I, s:o, s:o, s:I}", "records", (json_int_t)x->records,
+	    "first_seq", (json_int_t)x->first_seq, "last_seq", (json_int_t)x->last_seq,
+	    "min_event_ms", x->records > 0 ? json_integer(x->min_event_ms) : json_null(),
+	    "max_event_ms", x->records > 0 ? json_integer(x->max_event_ms) : json_null(),
+	    "bytes", (json_int_t)x->bytes);
+}
+
+/* One segment's row: a line of the table, or (segs, --json) an object with
+ * its name, form and state appended to segs. */
+static void
 print_seg(json_t *segs, const char *name, const char *form, const char *state,
     const store_seg_index *x)
 {
 	char a[32] = "-", b[32] = "-";
 	json_t *o;
 
-	if (segs == NULL) {
-		if (x->records > 0) {
-			vigil_time_format_rfc3339(x->min_event_ms, a, sizeof a);
-			vigil_time_format_rfc3339(x->max_event_ms, b, sizeof b);
-		}
-		printf("%-34s %-4s %-6s %10" PRIu64 " %20" PRIu64 " %20" PRIu64 " %-24s %-24s %12"
-		    PRIu64 "\n", name, form, state, x->records, x->first_seq, x->last_seq, a, b,
-		    x->bytes);
-		return NULL;
+	if (segs != NULL) {
+		o = seg_json(x);
+		if (o == NULL)
+			return;
+		json_object_set_new(o, "segment", json_string(name));
+		json_object_set_new(o, "form", json_string(form));
+		json_object_set_new(o, "state", json_string(state));
+		json_array_append_new(segs, o);
+		return;
 	}
-	o = json_pack("{s:I, s:I, s:I, s:o, s:o, s:I}", "records", (json_int_t)x->records,
-	    "first_seq", (json_int_t)x->first_seq, "last_seq", (json_int_t)x->last_seq,
-	    "min_event_ms", x->records > 0 ? json_integer(x->min_event_ms) : json_null(),
-	    "max_event_ms", x->records > 0 ? json_integer(x->max_event_ms) : json_null(),
-	    "bytes", (json_int_t)x->bytes);
-	if (*form == '\0' || o == NULL)
-		return o; /* the total */
-	json_object_set_new(o, "segment", json_string(name));
-	json_object_set_new(o, "form", json_string(form));
-	json_object_set_new(o, "state", json_string(state));
-	json_array_append_new(segs, o);
-	return NULL;
+	if (x->records > 0) {
+		vigil_time_format_rfc3339(x->min_event_ms, a, sizeof a);
+		vigil_time_format_rfc3339(x->max_event_ms, b, sizeof b);
+	}
+	printf("%-34s %-4s %-6s %10" PRIu64 " %20" PRIu64 " %20" PRIu64 " %-24s %-24s %12" PRIu64
+	    "\n", name, form, state, x->records, x->first_seq, x->last_seq, a, b, x->bytes);
 }
 
 static int
@@ -445,7 +450,7 @@ cmd_stats(int argc, char **argv)
 		    "bytes");
 	if (one) { /* one segment file: its row; the total is the same */
 		const char *name = strrchr(argv[0], '/');
-		(void)print_seg(segs, name != NULL ? name + 1 : argv[0],
+		print_seg(segs, name != NULL ? name + 1 : argv[0],
 		    strstr(argv[0], ".zst") ? "zst" : "log", "-", &tot);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -468,7 +473,7 @@ cmd_stats(int argc, char **argv)
 			if (e->has_idx)
 				rc = EXIT_DAMAGED;
 		}
-		(void)print_seg(segs, e->base, e->has_log ? "log" : "zst", state, &x);
+		print_seg(segs, e->base, e->has_log ? "log" : "zst", state, &x);
 		tot.records += x.records;
 		tot.bytes += x.bytes;
 		if (x.records > 0) {
@@ -488,9 +493,9 @@ cmd_stats(int argc, char **argv)
 	}
 	if (segs == NULL) {
 		if (!one)
-			(void)print_seg(NULL, "total", "", "", &tot);
+			print_seg(NULL, "total", "", "", &tot);
 	} else if (print_json(json_pack("{s:o, s:o}", "segments", segs, "total",
-	    print_seg(segs, "total", "", "", &tot))) != VIGIL_OK) {
+	    seg_json(&tot))) != VIGIL_OK) {
 		return EXIT_ERROR;
 	}
 	if (fflush(stdout) != 0) {
