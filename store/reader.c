@@ -275,6 +275,7 @@ struct store_reader {
 	/* a .log.zst with a frame table (archive_int.h): read frame by frame */
 	store_zent    *zt;
 	uint32_t       nz, zi; /* frames, next frame */
+	bool           zcut;   /* the buffer ends at a damaged frame's end or salvage */
 	size_t         zcap;   /* store_zent capacity */
 	uint8_t       *zf;           /* one frame's compressed bytes */
 	size_t         zf_cap;
@@ -319,7 +320,7 @@ rd_seg_close(store_reader *rd)
 	rd->skimmed = rd->seq_known = false;
 	rd->check_end = 0;
 	rd->zin_pos = rd->zin_len = 0;
-	rd->zin_eof = rd->zpend = false;
+	rd->zin_eof = rd->zpend = rd->zcut = false;
 	rd->nz = rd->zi = 0;
 }
 
@@ -548,7 +549,8 @@ rd_zread(store_reader *rd, store_diag *reterr)
 		if (ZSTD_isError(r) || r == 0 || (in.pos == ip && out.pos == op))
 			break; /* done, damaged, or stuck (input cut short, output full) */
 	}
-	if (!ZSTD_isError(r) && r == 0 && out.pos == z->usize && in.pos == in.size) {
+	rd->zcut = !(!ZSTD_isError(r) && r == 0 && out.pos == z->usize && in.pos == in.size);
+	if (!rd->zcut) {
 		rd->end += z->usize;
 		return VIGIL_OK;
 	}
@@ -667,14 +669,14 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 	}
 }
 
-/* Does the buffer end where a damaged frame's salvage did, short of the next frame?
- * Records do not cross frames, so one reaching past that point is a bad stretch
- * (fetching the next frame would drop the salvaged records after it unseen). */
+/* Does the buffer end where a damaged frame (or its salvage) did, before the next
+ * frame? Records do not cross frames, so one reaching past that point is a bad
+ * stretch: fetching the next frame would drop the records salvaged after it
+ * unseen, and the frame's report, at its end, would fall inside the record. */
 static bool
 rd_at_cut(const store_reader *rd)
 {
-	return rd->nz > 0 && rd->zi < rd->nz && rd->end > rd->start &&
-	    rd->base_off + rd->end != rd->zt[rd->zi].uoff;
+	return rd->zcut && rd->zi < rd->nz && rd->end > rd->start;
 }
 
 /* Makes at least need bytes available at buf[start..) unless the segment ends first. */
@@ -916,8 +918,8 @@ rd_resync_step(store_reader *rd, bool *ret_found, bool *ret_end, store_diag *ret
 		uint8_t *m = avail >= 4 ? memmem(p, avail, STORE_FRAME_MAGIC, 4) : NULL;
 
 		if (m == NULL) {
-			/* Keep the last 3 bytes: they may start a magic. */
-			size_t keep = avail < 3 ? avail : 3;
+			/* Keep the last 3 bytes: they may start a magic (not at a cut). */
+			size_t keep = rd->zcut ? 0 : avail < 3 ? avail : 3;
 			if (rd->eof) {
 				uint64_t endoff = rd->base_off + rd->end;
 				/* A partial frame at the end of a segment still being

@@ -1188,6 +1188,49 @@ test_compressed_cut_length(void **state)
 }
 
 static void
+test_compressed_length_past_damaged_end(void **state)
+{
+	/* A damaged zstd frame whose output still decodes whole (only its
+	 * checksum is wrong) holds a record header whose length reaches past
+	 * the frame's end, and the next frame is lost whole. Records do not
+	 * cross frames, so that header is a bad stretch, as at a salvage's end:
+	 * the records after it in the frame are read, not lost with the next
+	 * frame, and the reports come in file order (on_corrupt). */
+	fx *f = *state;
+	store_reader_stats st;
+	corrupt_log c = { 0 };
+	store_zent fr[64];
+	char z[512];
+	uint8_t *log, *zb, *ubuf;
+	size_t loglen, zlen;
+	uint64_t total = 12000, bad_seq;
+	uint32_t nf, k = 2, pos, next_recs;
+
+	compressed_segment(f, total, 0, &log, &loglen, z, sizeof z, &zb, &zlen);
+	nf = ztab(zb, zlen, fr, 64);
+	assert_true(nf > k + 2);
+	next_recs = fr[k + 1].records;
+	ubuf = malloc(fr[k].usize);
+	memcpy(ubuf, log + fr[k].uoff, fr[k].usize);
+	for (pos = 0; pos < fr[k].usize / 3;)
+		pos += (uint32_t)STORE_FRAME_HDR + store_get_le32(ubuf + pos + 8);
+	bad_seq = store_get_le64(ubuf + pos + 16);
+	store_put_le32(ubuf + pos + 8, fr[k].usize - pos + 1024);
+	frame_replace(z, zb, fr, nf, k, ubuf);
+	free(zb);
+	zb = slurp(z, &zlen);
+	assert_int_equal(ztab(zb, zlen, fr, 64), nf);
+	zb[fr[k + 1].coff] ^= 0xff; /* frame k + 1's magic: nothing of it decodes */
+	spit(z, zb, zlen);
+	assert_int_equal(read_in_sequence(f, &c, &st, bad_seq), total - 1 - next_recs);
+	assert_int_equal(st.lost_records, 1 + next_recs);
+	assert_int_equal(c.frames, 2);
+	free(ubuf);
+	free(zb);
+	free(log);
+}
+
+static void
 test_compressed_copied_record(void **state)
 {
 	/* Damage that copies an earlier record of the frame whole over a later
@@ -2674,6 +2717,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_compressed_one_byte_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_mutations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_cut_length, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compressed_length_past_damaged_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed_copied_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_date_range, setup, teardown),
