@@ -18,8 +18,19 @@ static void
 rp_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, const char *what)
 {
 	rp_source *src = arg;
-	char       w[600];
+	rp_seen   *seen;
+	char       w[600], key[sizeof seen->key];
 
+	snprintf(key, sizeof key, "%s:%" PRIu64, segment, offset);
+	HASH_FIND_STR(src->seen, key, seen);
+	if (seen != NULL)
+		return; /* the label pass reported it */
+	if ((seen = malloc(sizeof *seen)) != NULL) {
+		memcpy(seen->key, key, sizeof key);
+		HASH_ADD_STR(src->seen, key, seen);
+		if (!VIGIL_HASH_ADDED(seen))
+			free(seen);
+	}
 	if (src->corrupt++ == 0) /* kept for the summary (cut to its size) */
 		store_corrupt_text(src->corrupt_first, sizeof src->corrupt_first, segment, offset,
 		    skipped, what);
@@ -115,7 +126,12 @@ void
 rp_source_close(rp_source *src)
 {
 	rp_archlabel *l, *tmp;
+	rp_seen *seen, *stmp;
 
+	HASH_ITER(hh, src->seen, seen, stmp) {
+		HASH_DEL(src->seen, seen);
+		free(seen);
+	}
 	csv_reader_close(src->csv);
 	store_reader_close(src->ar);
 	free(src->scored);
