@@ -590,9 +590,19 @@ main(int argc, char **argv)
 	opts.progress_arg = &prog;
 	diag.msg[0] = '\0';
 	if (merge) {
-		if (optind >= argc) {
+		uint32_t n = (uint32_t)(argc - optind);
+
+		if (argc - optind < 2 || argc - optind > BATCH_MAX_PARTS) {
 			free(sum);
-			return usage_error("%s", "--merge needs the partial files as arguments");
+			return usage_error("--merge needs 2..%u partial files as arguments, got %u",
+			    BATCH_MAX_PARTS, n);
+		}
+		for (int i = optind; i < argc; i++) {
+			if (access(argv[i], R_OK) != 0) { /* docs/tools.md, "missing" */
+				fprintf(stderr, "vigil-rebuild: %s: %s\n", argv[i], strerror(errno));
+				free(sum);
+				return VIGIL_EXIT_USAGE;
+			}
 		}
 		rv = batch_merge(&opts, (const char *const *)&argv[optind],
 		    (uint32_t)(argc - optind), sum, &diag);

@@ -565,9 +565,13 @@ main(int argc, char **argv)
 		app.o.replay = default_replay();
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(app.archive_dir, sizeof app.archive_dir, "%s/archive", app.o.data);
-	if (stat(app.o.data, &st) != 0 || !S_ISDIR(st.st_mode)) {
+	if (stat(app.o.data, &st) != 0) { /* docs/tools.md, "missing" */
+		fprintf(stderr, "vigil-console: --data %s: %s\n", app.o.data, strerror(errno));
+		return VIGIL_EXIT_USAGE;
+	}
+	if (!S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "vigil-console: --data %s: not a directory\n", app.o.data);
-		return 1;
+		return VIGIL_EXIT_USAGE;
 	}
 	/* The deployed rule file may not compile (the console is where it gets
 	 * fixed), but it must be there: a usage error, as in vigild. */

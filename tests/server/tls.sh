@@ -86,7 +86,7 @@ expect 1 '"client_error":"EUNREACHABLE"' "$SC" --server "$URL" --tls-ca "$P/ca.p
 	--attempts 1 health
 expect 1 '"client_error":"EUNREACHABLE"' "$SC" --server "$URL" --tls-ca "$P/ca.pem" --tls-cert "$P/evil.pem" \
 	--tls-key "$P/evil.key" --timeout 300 --attempts 1 health
-expect 2 "^vigil-score: $URL: a tls+tcp:// URL needs opts.tls_ca" "$SC" --server "$URL" health
+expect 2 "^vigil-score: $URL: a tls+tcp:// URL needs --tls-ca FILE (see --help)\$" "$SC" --server "$URL" health
 expect 2 "^vigil-score: $URL: $D/none.pem: No such file or directory\$" "$SC" --server "$URL" \
 	--tls-ca "$D/none.pem" health
 
@@ -109,7 +109,8 @@ if [ "$rc" -ne 0 ] || ! grep -q "1 rows" "$D/rp.out"; then
 	fail "vigil-replay over TLS: exit $rc: $(cat "$D/rp.out"); a health probe right after: \
 $(cat "$D/probe.out")"
 fi
-expect 1 "" "$RP" --csv "$D/r.csv" --server "$URL" -q
+expect 2 "^vigil-replay: $URL: a tls+tcp:// URL needs --tls-ca FILE (see --help)\$" \
+	"$RP" --csv "$D/r.csv" --server "$URL" -q
 
 # Certificate rotation without a restart (SIGHUP): a new server certificate
 # from another CA and a CA bundle that also accepts that CA's clients. A

@@ -159,6 +159,18 @@ expect_rc 2 "vigil-rules explain bad" "$(vt_prog vigil-rules)" explain "$T/bad.r
 expect_rc 2 "vigil-rules test bad" "$(vt_prog vigil-rules)" test "$T/bad.rules" "$SRC/rules/default.cases"
 expect_rc 2 "vigil-console, no rule file" "$(vt_prog vigil-console)" -d "$T/data" -r "$T/none.rules" \
 	--tokens "$T/none.tokens" --state "$T/state"
+# a missing input is a usage error (docs/tools.md, "missing"), one line naming it
+expect_rc 2 "vigil-console, no data directory" "$(vt_prog vigil-console)" -d "$T/none" \
+	-r "$SRC/rules/default.rules" --tokens "$T/none.tokens" --state "$T/state"
+grep -qx "vigil-console: --data $T/none: No such file or directory" "$T/err" ||
+	fail "vigil-console, no data directory: $(cat "$T/err")"
+expect_rc 2 "vigil-rebuild --merge, missing files" "$(vt_prog vigil-rebuild)" -d "$T/data" \
+	--merge "$T/none1.part" "$T/none2.part"
+grep -qx "vigil-rebuild: $T/none1.part: No such file or directory" "$T/err" ||
+	fail "vigil-rebuild --merge, missing files: $(cat "$T/err")"
+expect_rc 2 "vigil-rebuild --merge, one file" "$(vt_prog vigil-rebuild)" -d "$T/data" \
+	--merge "$T/none1.part"
+grep -q "(see --help)\$" "$T/err" || fail "vigil-rebuild --merge, one file: $(cat "$T/err")"
 
 # ---- addresses and default paths ----
 # vigil-replay's default rule file does not depend on the working directory
@@ -176,6 +188,9 @@ expect_rc 0 "vigild --check-config -q" "$(vt_prog vigild)" --check-config -q \
 # a server address without a scheme says what a URL looks like
 expect_rc 2 "vigil-score --server HOST:PORT" "$(vt_prog vigil-score)" --server 127.0.0.1:19465 health
 grep -q 'tcp://HOST:PORT' "$T/err" || fail "vigil-score --server HOST:PORT: $(cat "$T/err")"
+expect_rc 2 "vigil-replay --server HOST:PORT" "$(vt_prog vigil-replay)" --csv "$T/t.csv" \
+	--server 127.0.0.1:19465
+grep -q 'tcp://HOST:PORT' "$T/err" || fail "vigil-replay --server HOST:PORT: $(cat "$T/err")"
 
 # ---- --json: JSON on stdout, no file ----
 is_json() { # FILE: one JSON document

@@ -19,6 +19,7 @@
 #include "batch.h"
 #include "cli.h"
 #include "replay.h"
+#include "txn_client.h"
 #include "vigil_config.h"
 
 /*
@@ -188,6 +189,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
+	const char *tls;
 	char *end;
 
 	o->from_ms = INT64_MIN;
@@ -224,6 +226,9 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		case OPT_WORK: o->work = optarg; break;
 		case OPT_KEEP: o->keep_work = true; break;
 		case 's':
+			if (!vigil_tools_url_ok(optarg))
+				return vigil_cli_usage_error("vigil-replay", "--server: \"%s\" is not a "
+				    "URL: write " VIGIL_TOOLS_URL_FORMS, optarg);
 			if (o->nservers == RP_MAX_SERVERS)
 				return usage_error("--server: at most 64 replicas", NULL);
 			o->servers[o->nservers++] = optarg;
@@ -342,6 +347,9 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		return usage_error("--train-every goes with --nightly", NULL);
 	if (o->rebuild_threads_set && !o->nightly)
 		return usage_error("--rebuild-threads goes with --nightly", NULL);
+	if (o->tls_ca == NULL && (tls = vigil_tools_url_tls(o->servers, o->nservers)) != NULL)
+		return vigil_cli_usage_error("vigil-replay", "%s: a tls+tcp:// URL needs "
+		    "--tls-ca FILE", tls);
 	if (o->nservers == 0 && o->rules == NULL)
 		o->rules = rp_default_rules();
 	o->progress = !o->quiet && isatty(STDERR_FILENO);

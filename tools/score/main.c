@@ -158,12 +158,6 @@ typedef struct sc_args {
 
 /* A server address must be a URL with a scheme: "127.0.0.1:9465" alone
  * gives nng's "Invalid argument", which says nothing of what was meant. */
-static bool
-sc_url_ok(const char *s)
-{
-	return strstr(s, "://") != NULL;
-}
-
 #define sc_usage_error(...) vigil_cli_usage_error("vigil-score", __VA_ARGS__)
 
 /*
@@ -272,6 +266,7 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 	int64_t iv;
 	double  dv;
 	int     rv;
+	const char *tls;
 
 	a->fraud  = -1;
 	a->window = 64;
@@ -293,9 +288,9 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 			exit(sc_stdout_close_status(0));
 		case 's':
 		case OPT_SERVER:
-			if (!sc_url_ok(optarg))
+			if (!vigil_tools_url_ok(optarg))
 				return sc_usage_error("--server: \"%s\" is not a URL: write "
-				    "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH", optarg);
+				    VIGIL_TOOLS_URL_FORMS, optarg);
 			if (a->nservers == SC_MAX_SERVERS)
 				return sc_usage_error("more than 64 --server options");
 			a->servers[a->nservers++] = optarg;
@@ -444,15 +439,17 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 					continue;
 				if (a->nservers == SC_MAX_SERVERS)
 					return sc_usage_error("VIGIL_SERVER: more than 64 URLs");
-				if (!sc_url_ok(tok))
+				if (!vigil_tools_url_ok(tok))
 					return sc_usage_error("VIGIL_SERVER: \"%s\" is not a URL: write "
-					    "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH", tok);
+					    VIGIL_TOOLS_URL_FORMS, tok);
 				a->servers[a->nservers++] = tok;
 			}
 		}
 		if (a->nservers == 0)
 			a->servers[a->nservers++] = SC_DEFAULT_URL;
 	}
+	if (a->opts.tls_ca == NULL && (tls = vigil_tools_url_tls(a->servers, a->nservers)) != NULL)
+		return sc_usage_error("%s: a tls+tcp:// URL needs --tls-ca FILE", tls);
 	return 0;
 }
 

@@ -7,10 +7,32 @@
 #ifndef VIGIL_TOOLS_TXN_CLIENT_H
 #define VIGIL_TOOLS_TXN_CLIENT_H
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "vigil.h"
 #include "vigil_client.h"
+
+/* The forms of a server URL, for the error that refuses one. */
+#define VIGIL_TOOLS_URL_FORMS "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH"
+
+/* Whether url can name a server (it has a scheme: the client checks the
+ * rest when it dials). */
+static inline bool
+vigil_tools_url_ok(const char *url)
+{
+	return strstr(url, "://") != NULL;
+}
+
+/* The first of urls[0..n) that needs a CA (tls+tcp://), or NULL. */
+static inline const char *
+vigil_tools_url_tls(const char *const *urls, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(urls[i], "tls+tcp://", 10) == 0)
+			return urls[i];
+	return NULL;
+}
 
 /* *ret as the client sends t: its strings point into t, which must outlive
  * the call that sends it. */
