@@ -200,3 +200,39 @@ vigil_in_build_tree(void)
 	free(build);
 	return in;
 }
+
+bool
+vigil_cli_hostport(const char *s, char *ret_host, size_t hostlen, uint16_t *ret_port)
+{
+	const char *colon = strrchr(s, ':');
+	char host[64], *end;
+	unsigned long port;
+	size_t hl;
+	bool bracketed = s[0] == '[';
+
+	if (colon == NULL || colon == s)
+		return false;
+	hl = (size_t)(colon - s);
+	if (bracketed) { /* [::1]:9466 */
+		if (hl < 3 || s[hl - 1] != ']')
+			return false;
+		s++;
+		hl -= 2;
+	}
+	if (hl >= sizeof host || hl >= hostlen)
+		return false;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (hl == 0 || strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789.-_:") != hl || (!bracketed && strchr(host, ':') != NULL))
+		return false;
+	if (colon[1] < '1' || colon[1] > '9')
+		return false;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || port > 65535)
+		return false;
+	memcpy(ret_host, host, hl + 1);
+	*ret_port = (uint16_t)port;
+	return true;
+}

@@ -86,6 +86,15 @@ const char *vigil_cli_bad_option_text(char *buf, size_t cap, char *const argv[])
  */
 const char *vigil_installed_path(const char *abs, char *buf, size_t cap);
 
+/*
+ * Splits a listening address "HOST:PORT" or "[V6]:PORT" (no scheme: an
+ * http:// would pass as a host name and fail only at bind time) into host
+ * (at most hostlen - 1 and 63 bytes: a name or an address) and port
+ * (1-65535). False if it is not one. vigild's [server] admin and
+ * [cluster] peers, vigil-console's --listen.
+ */
+bool vigil_cli_hostport(const char *s, char *ret_host, size_t hostlen, uint16_t *ret_port);
+
 /* Whether this program runs from its build tree (its directory is under
  * VIGIL_BUILD_ROOT): it then reads the source tree's files, never relative
  * to the working directory. */

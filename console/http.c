@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "console.h"
 #include "editor.h"
 #include "http.h"
@@ -577,22 +578,13 @@ http_dispatch(struct evhttp_request *req, void *arg)
 vigil_err
 con_http_start(con_app *app, char *errbuf, size_t errlen)
 {
-	char host[256];
-	const char *colon = strrchr(app->o.listen, ':');
+	char host[64];
 	struct evhttp_bound_socket *bound;
 	vigil_evconn_opts o = { 0 };
-	long port;
-	char *end;
+	uint16_t port;
 
-	if (colon == NULL || colon == app->o.listen || (size_t)(colon - app->o.listen) >= sizeof host) {
+	if (!vigil_cli_hostport(app->o.listen, host, sizeof host, &port)) {
 		snprintf(errbuf, errlen, "--listen %s: expected HOST:PORT", app->o.listen);
-		return VIGIL_EINVAL;
-	}
-	memcpy(host, app->o.listen, (size_t)(colon - app->o.listen));
-	host[colon - app->o.listen] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port < 1 || port > 65535) {
-		snprintf(errbuf, errlen, "--listen %s: port must be 1-65535", app->o.listen);
 		return VIGIL_EINVAL;
 	}
 	app->http = evhttp_new(app->base);
@@ -609,7 +601,7 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	evhttp_set_timeout(app->http, 60);
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_gencb(app->http, http_dispatch, app);
-	bound = evhttp_bind_socket_with_handle(app->http, host, (uint16_t)port);
+	bound = evhttp_bind_socket_with_handle(app->http, host, port);
 	if (bound == NULL) {
 		snprintf(errbuf, errlen, "cannot listen on %s (address in use or not local?)",
 		    app->o.listen);

@@ -177,7 +177,16 @@ parse_args(int argc, char **argv, con_opts *o)
 	while ((c = getopt_long(argc, argv, "d:l:r:s:qhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd': o->data = optarg; break;
-		case 'l': o->listen = optarg; break;
+		case 'l': {
+			char h[64];
+			uint16_t port;
+
+			if (!vigil_cli_hostport(optarg, h, sizeof h, &port))
+				return usage_error("--listen \"%s\" is not HOST:PORT (port 1-65535, no "
+				    "scheme: 127.0.0.1:9480)", optarg);
+			o->listen = optarg;
+			break;
+		}
 		case 'r': o->rules = optarg; break;
 		case 's': o->server = optarg; break;
 		case OPT_TOKENS: o->tokens = optarg; break;

@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "evconn.h"
 #include "srv.h"
 #include "vigil_config.h"
@@ -1096,7 +1097,7 @@ admin_health_start(srv_admin *a, char *errbuf, size_t errlen)
 		if (bound == NULL)
 			return VIGIL_EIO;
 	} else {
-		if (srv_config_hostport(addr, host, sizeof host, &port) != VIGIL_OK) {
+		if (!vigil_cli_hostport(addr, host, sizeof host, &port)) {
 			snprintf(errbuf, errlen, "health: \"%s\" is not HOST:PORT or unix:/PATH", addr);
 			return VIGIL_EINVAL;
 		}
@@ -1137,7 +1138,7 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 
 	bool unix_path = strncmp(s->cfg.admin, "unix:", 5) == 0;
 
-	if (!unix_path && srv_config_hostport(s->cfg.admin, host, sizeof host, &port) != VIGIL_OK) {
+	if (!unix_path && !vigil_cli_hostport(s->cfg.admin, host, sizeof host, &port)) {
 		snprintf(errbuf, errlen, "admin: \"%s\" is not HOST:PORT or unix:/PATH", s->cfg.admin);
 		return VIGIL_EINVAL;
 	}

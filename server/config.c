@@ -315,41 +315,6 @@ cfg_listen_list(srv_config *c, const char *value, char *reason, size_t rlen)
 	return true;
 }
 
-vigil_err
-srv_config_hostport(const char *s, char *ret_host, size_t hostlen, uint16_t *ret_port)
-{
-	const char *colon = strrchr(s, ':');
-	char host[64];
-	uint32_t port;
-	char reason[96];
-	size_t hl;
-	bool bracketed = s[0] == '[';
-
-	if (colon == NULL || colon == s)
-		return VIGIL_EINVAL;
-	hl = (size_t)(colon - s);
-	if (bracketed) { /* [::1]:9466 */
-		if (hl < 3 || s[hl - 1] != ']')
-			return VIGIL_EINVAL;
-		s++;
-		hl -= 2;
-	}
-	if (hl >= sizeof host || hl >= hostlen)
-		return VIGIL_EINVAL;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	/* a name or an address, nothing else: "http://127.0.0.1:9466" would
-	 * pass as host "http://127.0.0.1" and fail only at bind time */
-	if (hl == 0 || strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789.-_:") != hl || (!bracketed && strchr(host, ':') != NULL))
-		return VIGIL_EINVAL;
-	if (!cfg_uint(colon + 1, 1, 65535, &port, reason, sizeof reason))
-		return VIGIL_EINVAL;
-	memcpy(ret_host, host, hl + 1);
-	*ret_port = (uint16_t)port;
-	return VIGIL_OK;
-}
-
 static bool
 cfg_admin(const char *value, char *dst, size_t cap, char *reason, size_t rlen)
 {
@@ -367,7 +332,7 @@ cfg_admin(const char *value, char *dst, size_t cap, char *reason, size_t rlen)
 		return cfg_str(value, dst, cap, true, reason, rlen);
 	}
 	if (strcmp(value, "off") != 0 &&
-	    srv_config_hostport(value, host, sizeof host, &port) != VIGIL_OK) {
+	    !vigil_cli_hostport(value, host, sizeof host, &port)) {
 		snprintf(reason, rlen, "\"%s\" is not HOST:PORT (port 1-65535, no scheme: "
 		    "127.0.0.1:9466), unix:/PATH or \"off\"", value);
 		return false;
@@ -426,8 +391,7 @@ cfg_nats_urls(const char *value, char *dst, size_t cap, char *reason, size_t rle
 		memcpy(one, p, len);
 		one[len] = '\0';
 		skip = strncmp(one, "nats://", 7) == 0 ? 7 : strncmp(one, "tls://", 6) == 0 ? 6 : 0;
-		if (skip == 0 || srv_config_hostport(one + skip, host, sizeof host, &port) !=
-		    VIGIL_OK) {
+		if (skip == 0 || !vigil_cli_hostport(one + skip, host, sizeof host, &port)) {
 			snprintf(reason, rlen, "\"%.120s\" is not nats://HOST:PORT or tls://HOST:PORT", one);
 			return false;
 		}

@@ -104,8 +104,4 @@ void srv_config_usage(FILE *out);
 /* Whether url is a tls+tcp:// (tls+tcp4, tls+tcp6) URL. */
 bool srv_config_url_tls(const char *url);
 
-/* Splits "host:port"; VIGIL_EINVAL if malformed. host is at most 63 bytes. */
-vigil_err srv_config_hostport(const char *s, char *ret_host, size_t hostlen,
-    uint16_t *ret_port);
-
 #endif /* VIGIL_SERVER_CONFIG_H */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cli.h"
 #include "srv.h"
 
 static char ini_path[64];
@@ -774,14 +775,20 @@ test_hostport(void **state)
 	uint16_t port;
 
 	(void)state;
-	assert_int_equal(srv_config_hostport("127.0.0.1:9466", host, sizeof host, &port), VIGIL_OK);
+	assert_true(vigil_cli_hostport("127.0.0.1:9466", host, sizeof host, &port));
 	assert_string_equal(host, "127.0.0.1");
 	assert_int_equal(port, 9466);
-	assert_int_equal(srv_config_hostport("[::1]:80", host, sizeof host, &port), VIGIL_OK);
+	assert_true(vigil_cli_hostport("[::1]:80", host, sizeof host, &port));
 	assert_string_equal(host, "::1");
-	assert_int_equal(srv_config_hostport("h:0", host, sizeof host, &port), VIGIL_EINVAL);
-	assert_int_equal(srv_config_hostport("h:70000", host, sizeof host, &port), VIGIL_EINVAL);
-	assert_int_equal(srv_config_hostport(":80", host, sizeof host, &port), VIGIL_EINVAL);
+	assert_false(vigil_cli_hostport("h:0", host, sizeof host, &port));
+	assert_false(vigil_cli_hostport("h:70000", host, sizeof host, &port));
+	assert_false(vigil_cli_hostport(":80", host, sizeof host, &port));
+	assert_false(vigil_cli_hostport("http://127.0.0.1:9480", host, sizeof host, &port));
+	assert_false(vigil_cli_hostport("h:080", host, sizeof host, &port));
+	assert_false(vigil_cli_hostport("h:80x", host, sizeof host, &port));
+	assert_false(vigil_cli_hostport("::1:80", host, sizeof host, &port));
+	assert_true(vigil_cli_hostport("localhost:65535", host, sizeof host, &port));
+	assert_int_equal(port, 65535);
 }
 
 int

@@ -182,6 +182,11 @@ grep -q "\"rules\": \"$SRC/rules/default.rules\"" "$T/out" ||
 expect_rc 2 "vigild --admin http://..." "$(vt_prog vigild)" --check-config -q \
 	-r "$SRC/rules/default.rules" -d "$T/data" --admin http://127.0.0.1:9466
 grep -q 'no scheme: 127.0.0.1:9466' "$T/err" || fail "vigild --admin http://: $(cat "$T/err")"
+expect_rc 2 "vigil-console --listen http://..." "$(vt_prog vigil-console)" -d "$T/data" \
+	-r "$SRC/rules/default.rules" --tokens "$T/none.tokens" --state "$T/state" \
+	--listen http://127.0.0.1:9480
+[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q 'no scheme: 127.0.0.1:9480' "$T/err" ||
+	fail "vigil-console --listen http://: $(cat "$T/err")"
 expect_rc 0 "vigild --check-config -q" "$(vt_prog vigild)" --check-config -q \
 	-r "$SRC/rules/default.rules" -d "$T/data" --admin '[::1]:9466'
 [ -s "$T/out" ] && fail "vigild --check-config -q printed: $(head -c 200 "$T/out")"
