@@ -695,7 +695,8 @@ rd_fill(store_reader *rd, size_t need, store_diag *reterr)
 		rd->end -= rd->start;
 		rd->start = 0;
 	}
-	while (!rd->eof && rd->end - rd->start < need && rd->end < rd->cap) {
+	/* not past a damaged frame: what is before its end is read first (rd_at_cut) */
+	while (!rd->eof && rd->end - rd->start < need && rd->end < rd->cap && !rd_at_cut(rd)) {
 		rv = rd_read_more(rd, reterr);
 		if (rv != VIGIL_OK)
 			return rv;

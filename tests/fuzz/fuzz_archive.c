@@ -11,6 +11,7 @@
  * crash, hang, leak or read out of bounds.
  */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,16 @@ fuzz_cleanup(void)
  * READING). A stretch is never empty (only a zstd note may be) and its
  * length never wraps. */
 static uint64_t fuzz_end;
+/* What a read gave, stretches and records, mixed into one number: an
+ * undamaged compressed segment must read as its plain bytes do. */
+static uint64_t fuzz_trace;
+
+static void
+fuzz_mix(uint64_t a, uint64_t b)
+{
+	fuzz_trace = (fuzz_trace ^ a) * 0x100000001b3ull;
+	fuzz_trace = (fuzz_trace ^ b) * 0x100000001b3ull;
+}
 
 static void
 fuzz_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, const char *what)
@@ -77,12 +88,14 @@ fuzz_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, 
 	    (skipped == 0 && strstr(what, "zstd") == NULL))
 		abort();
 	fuzz_end = offset + skipped;
+	if (strstr(what, "zstd") == NULL)
+		fuzz_mix(offset, skipped);
 }
 
-static void
-fuzz_reader(const uint8_t *data, size_t size, const char *suffix)
+static uint64_t
+fuzz_reader(const uint8_t *data, size_t size, const char *suffix, bool closed)
 {
-	char path[128];
+	char path[128], idx[128];
 	store_reader *rd = NULL;
 	store_record r;
 	FILE *f;
@@ -96,6 +109,9 @@ fuzz_reader(const uint8_t *data, size_t size, const char *suffix)
 		atexit(fuzz_cleanup);
 	}
 	snprintf(path, sizeof path, "%s/seg%s", fuzz_dir, suffix);
+	snprintf(idx, sizeof idx, "%s/seg.idx", fuzz_dir);
+	if (closed && (f = fopen(idx, "wb")) != NULL) /* an index beside it: a closed segment */
+		fclose(f);
 	f = fopen(path, "wb");
 	if (f == NULL)
 		abort();
@@ -103,6 +119,7 @@ fuzz_reader(const uint8_t *data, size_t size, const char *suffix)
 		abort();
 	fclose(f);
 	fuzz_end = 0;
+	fuzz_trace = 0;
 	if (store_reader_open_segment(path, fuzz_corrupt, NULL, &rd, NULL) == VIGIL_OK) {
 		int fd = strcmp(suffix, ".log") == 0 ? open(path, O_RDONLY) : -1;
 		uint8_t *buf = NULL;
@@ -115,6 +132,7 @@ fuzz_reader(const uint8_t *data, size_t size, const char *suffix)
 			if (r.offset + r.len > (uint64_t)1 << 40 || ++n > size || r.offset < fuzz_end)
 				abort(); /* more records than bytes (a loop), or out of order */
 			fuzz_end = r.offset + STORE_FRAME_HDR + r.len;
+			fuzz_mix(r.offset, r.seq);
 			/* a plain segment's record read by its position is the one
 			 * the reader found there */
 			if (fd >= 0 && (store_frame_at(fd, path, r.offset, r.seq, &buf, &cap, &at) !=
@@ -128,6 +146,8 @@ fuzz_reader(const uint8_t *data, size_t size, const char *suffix)
 			close(fd);
 	}
 	unlink(path);
+	unlink(idx);
+	return fuzz_trace;
 }
 
 /* The bytes as a compressed segment with a frame table (docs/archive.md,
@@ -135,9 +155,10 @@ fuzz_reader(const uint8_t *data, size_t size, const char *suffix)
  * as the compressor counts them, whole frames from the start), each
  * compressed with its checksum; then the input's last 8 bytes pick two
  * bytes of the compressed frames to change, so that the reader salvages
- * damaged frames. Nothing it returns may be more records than bytes. */
+ * damaged frames. Nothing it returns may be more records than bytes.
+ * Before the change it must read as its plain bytes did (plain: their trace). */
 static void
-fuzz_framed(const uint8_t *data, size_t size)
+fuzz_framed(const uint8_t *data, size_t size, uint64_t plain)
 {
 	store_zent zt[3];
 	uint8_t *z;
@@ -182,10 +203,12 @@ fuzz_framed(const uint8_t *data, size_t size)
 		    .records = recs };
 		zlen += n;
 	}
+	store_ztab_encode(zt, 3, z + zlen);
+	if (fuzz_reader(z, zlen + STORE_ZTAB_LEN(3), ".log.zst", true) != plain)
+		abort();
 	for (int i = 0; i < 2; i++)
 		z[flips[i] % zlen] ^= (uint8_t)(1u << (flips[i] >> 29));
-	store_ztab_encode(zt, 3, z + zlen);
-	fuzz_reader(z, zlen + STORE_ZTAB_LEN(3), ".log.zst");
+	(void)fuzz_reader(z, zlen + STORE_ZTAB_LEN(3), ".log.zst", false);
 	free(z);
 }
 
@@ -249,6 +272,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t off = 0;
+	uint64_t plain;
 
 	while (off < size) {
 		store_record rec;
@@ -273,9 +297,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fuzz_payload(STORE_REC_SCORE, data, size);
 	fuzz_payload(STORE_REC_LABEL, data, size);
-	fuzz_reader(data, size, ".log");
-	fuzz_reader(data, size, ".log.zst");
-	fuzz_framed(data, size);
+	(void)fuzz_reader(data, size, ".log", false);
+	plain = fuzz_reader(data, size, ".log", true);
+	(void)fuzz_reader(data, size, ".log.zst", false);
+	fuzz_framed(data, size, plain);
 	fuzz_journal(data, size);
 	return 0;
 }
