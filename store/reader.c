@@ -125,7 +125,8 @@ store_seg_list(const char *dir, store_seg_ent **ret_ents, size_t *ret_n, store_d
 	if (d == NULL) {
 		int e = errno;
 		rv = vigil_err_from_errno(e);
-		store_diag_set(reterr, "%s: cannot open archive directory: %s", dir, strerror(e));
+		store_diag_at(reterr, dir, VIGIL_NOPOS, NULL, "cannot open archive directory: %s",
+		    strerror(e));
 		goto out;
 	}
 	while ((de = readdir(d)) != NULL) {

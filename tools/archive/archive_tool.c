@@ -142,6 +142,16 @@ decode(const store_record *rec, store_scored *s, store_label *l, store_diag *d)
 	return store_label_decode(rec->payload, rec->len, l, d);
 }
 
+/* A read of PATH that failed: the message names the file when it has one. */
+static void
+read_error(const char *path, const store_diag *d, vigil_err rv)
+{
+	if (d->info.file[0] != '\0')
+		fprintf(stderr, "%s: %s\n", prog, d->msg);
+	else
+		fprintf(stderr, "%s: %s: %s\n", prog, path, d->msg[0] ? d->msg : vigil_strerror(rv));
+}
+
 /* Prints o (taken) as one line of JSON, keys sorted; VIGIL_EIO if stdout
  * fails, VIGIL_ENOMEM if o could not be made (NULL). */
 static vigil_err
@@ -217,7 +227,7 @@ cmd_verify(int argc, char **argv)
 		if (r.progress)
 			fprintf(stderr, "\r\033[K");
 		if (rv != VIGIL_ENOTFOUND) {
-			fprintf(stderr, "%s: %s: %s\n", prog, argv[i], d.msg[0] ? d.msg : vigil_strerror(rv));
+			read_error(argv[i], &d, rv);
 			return EXIT_ERROR;
 		}
 		if (r.printed > MAX_ERROR_LINES)
@@ -361,7 +371,7 @@ cmd_dump(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	if (rv != VIGIL_ENOTFOUND) {
-		fprintf(stderr, "%s: %s: %s\n", prog, argv[optind], d.msg[0] ? d.msg : vigil_strerror(rv));
+		read_error(argv[optind], &d, rv);
 		return EXIT_ERROR;
 	}
 	return r.corrupt || r.undecodable ? EXIT_DAMAGED : 0;

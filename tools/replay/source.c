@@ -38,6 +38,16 @@ rp_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
 	    store_corrupt_text(w, sizeof w, segment, offset, skipped, what));
 }
 
+/* An archive reader's error: its message names the place when it has one. */
+static void
+rp_store_error(const char *dir, const store_diag *d)
+{
+	if (d->info.file[0] != '\0')
+		fprintf(stderr, "vigil-replay: %s\n", d->msg);
+	else
+		fprintf(stderr, "vigil-replay: %s: %s\n", dir, d->msg);
+}
+
 vigil_err
 rp_source_open(rp_source *src, const rp_opts *o)
 {
@@ -72,7 +82,7 @@ rp_source_open(rp_source *src, const rp_opts *o)
 		snprintf(dir, sizeof dir, "%s/archive", o->archive);
 		rv = store_reader_open(dir, INT64_MIN, INT64_MAX, rp_on_corrupt, src, &rd, &diag);
 		if (rv != VIGIL_OK) {
-			fprintf(stderr, "vigil-replay: %s: %s\n", dir, diag.msg);
+			rp_store_error(dir, &diag);
 			return rv;
 		}
 		while ((rv = store_reader_next(rd, &rec, &diag)) == VIGIL_OK) {
@@ -107,7 +117,7 @@ rp_source_open(rp_source *src, const rp_opts *o)
 		}
 		store_reader_close(rd);
 		if (rv != VIGIL_ENOTFOUND) {
-			fprintf(stderr, "vigil-replay: %s: %s\n", dir, diag.msg);
+			rp_store_error(dir, &diag);
 			return rv;
 		}
 		src->scored = malloc(sizeof *src->scored);
@@ -115,7 +125,7 @@ rp_source_open(rp_source *src, const rp_opts *o)
 			return VIGIL_ENOMEM;
 		rv = store_reader_open(dir, o->from_ms, o->to_ms, rp_on_corrupt, src, &src->ar, &diag);
 		if (rv != VIGIL_OK) {
-			fprintf(stderr, "vigil-replay: %s: %s\n", dir, diag.msg);
+			rp_store_error(dir, &diag);
 			return rv;
 		}
 	}
