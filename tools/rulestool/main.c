@@ -95,7 +95,7 @@ static const char *fmt_usage =
     "\n"
     "Prints FILE in canonical form (comments kept; idempotent).\n"
     "  -w, --write   rewrite FILE in place (atomically) instead of printing\n"
-    "  --check       print nothing; exit 1 if FILE is not in canonical form\n"
+    "  --check       exit 1, with one line saying so, if FILE is not in canonical form\n"
     "\n";
 
 static const char *explain_usage =
