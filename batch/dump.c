@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "cli.h"
 #include "dump.h"
 #include "gen.h"
 #include "genread.h"
@@ -90,7 +91,8 @@ batch_dump_profile(const char *datadir, uint64_t gen, const char *kind, const ch
 	else if (strcmp(kind, "terminal") == 0)
 		src = STORE_SRC_TERMINAL;
 	else
-		return dump_fail("--dump: '%s' is not card, merchant or terminal", kind) + 1;
+		return vigil_cli_usage_error("vigil-rebuild", "--dump: '%s' is not card, merchant "
+		    "or terminal", kind);
 	diag.msg[0] = '\0';
 	rv = gen == 0 ? store_gen_open_current(datadir, &g, &diag) :
 	    store_gen_open(datadir, gen, &g, &diag);

@@ -35,7 +35,7 @@ expect() {
 
 expect 0 '^usage: vigild' "$V" --help
 expect 0 '^vigild [0-9]' "$V" --version
-expect 2 '^vigild: --workers: 0 is outside \[1, 256\]$' "$V" --rules "$R" --workers 0
+expect 2 '^vigild: --workers: 0 is outside \[1, 256\] (see --help)$' "$V" --rules "$R" --workers 0
 expect 2 '^vigild: --bogus: unknown option' "$V" --bogus
 expect 2 '^vigild: no rule file: set \[rules\] path or --rules$' "$V"
 
@@ -44,7 +44,7 @@ expect 2 "^vigild: config $D/bad.ini:3: max_inflight: \"lots\" is not a non-nega
 	"$V" --config "$D/bad.ini" --rules "$R"
 
 # A listen URL that nng would refuse at start is refused by --check-config.
-expect 2 '^vigild: --listen: "tcp://" has no port (tcp://HOST:PORT)$' \
+expect 2 '^vigild: --listen: "tcp://" has no port (tcp://HOST:PORT) (see --help)$' \
 	"$V" --rules "$R" --listen tcp:// --check-config
 printf '[server]\nlisten = ipc://%s/a.sock, gopher://x:70\n' "$D" >"$D/badurl.ini"
 expect 2 "^vigild: config $D/badurl.ini:2: listen: \"gopher://x:70\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH URL\$" \

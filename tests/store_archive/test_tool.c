@@ -298,7 +298,7 @@ test_tool(void **state)
 	assert_non_null(strstr(out, "       vigil-archive stats [-j | --json] PATH\n"));
 	assert_int_equal(run_tool("dump --help", out, sizeof out), 0);
 	assert_int_equal(run_tool("stats", out, sizeof out), 2);
-	assert_string_equal(out, "vigil-archive: stats: exactly one PATH expected\n");
+	assert_string_equal(out, "vigil-archive: stats: exactly one PATH expected (see --help)\n");
 
 	/* damage a payload byte of the first record: verify reports it, exit 1 */
 	assert_int_equal(store_seg_list(dir, &ents, &n, NULL), VIGIL_OK);

@@ -193,10 +193,8 @@ cmd_verify(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc == 0) {
-		fprintf(stderr, "%s: verify: no PATH given\n", prog);
-		return EXIT_USAGE;
-	}
+	if (argc == 0)
+		return vigil_cli_usage_error(prog, "verify: no PATH given");
 	for (int i = 0; i < argc; i++) {
 		run r = { .progress = !quiet && isatty(STDERR_FILENO) };
 		store_reader *rd = NULL;
@@ -318,16 +316,12 @@ cmd_dump(int argc, char **argv)
 		}
 		if (c != 'f' && c != 't')
 			return vigil_cli_bad_option(prog, argv);
-		if (parse_time(optarg, dst) != 0) {
-			fprintf(stderr, "%s: dump: --%s %s: not a date, RFC 3339 time or Unix ms\n",
-			    prog, c == 'f' ? "from" : "to", optarg);
-			return EXIT_USAGE;
-		}
+		if (parse_time(optarg, dst) != 0)
+			return vigil_cli_usage_error(prog, "dump: --%s %s: not a date, RFC 3339 time or "
+			    "Unix ms", c == 'f' ? "from" : "to", optarg);
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "%s: dump: exactly one PATH expected\n", prog);
-		return EXIT_USAGE;
-	}
+	if (optind != argc - 1)
+		return vigil_cli_usage_error(prog, "dump: exactly one PATH expected");
 	rv = open_path(argv[optind], from, to, &r, &rd, &d);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
@@ -441,10 +435,8 @@ cmd_stats(int argc, char **argv)
 		default: return vigil_cli_bad_option(prog, argv);
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "%s: stats: exactly one PATH expected\n", prog);
-		return EXIT_USAGE;
-	}
+	if (optind != argc - 1)
+		return vigil_cli_usage_error(prog, "stats: exactly one PATH expected");
 	argv += optind;
 	one = !is_dir(argv[0]);
 	rv = one ? store_seg_scan(argv[0], &tot, &valid_end, &d) :

@@ -42,6 +42,8 @@ typedef struct gen_rng {
 	uint64_t s[4];
 } gen_rng;
 
+#define gen_usage_error(...) vigil_cli_usage_error("vigil-gen", __VA_ARGS__)
+
 static void
 gen_rng_seed(gen_rng *r, uint64_t seed)
 {
@@ -1107,44 +1109,34 @@ main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "o:qhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case GEN_OPT_CARDS:
-			if (!parse_u32(optarg, 1, GEN_MAX_CARDS, &w.o.cards)) {
-				fprintf(stderr, "vigil-gen: --cards: \"%s\" is not an integer in 1..%u\n",
+			if (!parse_u32(optarg, 1, GEN_MAX_CARDS, &w.o.cards))
+				return gen_usage_error("--cards: \"%s\" is not an integer in 1..%u",
 				    optarg, GEN_MAX_CARDS);
-				return 2;
-			}
 			break;
 		case GEN_OPT_DAYS:
-			if (!parse_u32(optarg, 1, GEN_MAX_DAYS, &w.o.days)) {
-				fprintf(stderr, "vigil-gen: --days: \"%s\" is not an integer in 1..%u\n",
+			if (!parse_u32(optarg, 1, GEN_MAX_DAYS, &w.o.days))
+				return gen_usage_error("--days: \"%s\" is not an integer in 1..%u",
 				    optarg, GEN_MAX_DAYS);
-				return 2;
-			}
 			break;
 		case GEN_OPT_START:
 			if (vigil_date_parse(optarg, &w.o.start_ms) != VIGIL_OK ||
-			    w.o.start_ms < 946684800000LL || w.o.start_ms >= 4000000000000LL) {
-				fprintf(stderr, "vigil-gen: --start: \"%s\" is not a date YYYY-MM-DD in 2000..2096\n",
+			    w.o.start_ms < 946684800000LL || w.o.start_ms >= 4000000000000LL)
+				return gen_usage_error("--start: \"%s\" is not a date YYYY-MM-DD in 2000..2096",
 				    optarg);
-				return 2;
-			}
 			break;
 		case GEN_OPT_SEED:
 			errno = 0;
 			w.o.seed = strtoull(optarg, &end, 10);
-			if (*optarg == '\0' || *optarg == '-' || *end != '\0' || errno != 0) {
-				fprintf(stderr, "vigil-gen: --seed: \"%s\" is not an unsigned 64-bit integer\n",
+			if (*optarg == '\0' || *optarg == '-' || *end != '\0' || errno != 0)
+				return gen_usage_error("--seed: \"%s\" is not an unsigned 64-bit integer",
 				    optarg);
-				return 2;
-			}
 			break;
 		case GEN_OPT_FRAUD_RATE:
 			errno = 0;
 			w.o.fraud_rate = strtod(optarg, &end);
-			if (*end != '\0' || errno != 0 || !(w.o.fraud_rate >= 0 && w.o.fraud_rate <= 0.2)) {
-				fprintf(stderr, "vigil-gen: --fraud-rate: \"%s\" is not a number in [0, 0.2]\n",
+			if (*end != '\0' || errno != 0 || !(w.o.fraud_rate >= 0 && w.o.fraud_rate <= 0.2))
+				return gen_usage_error("--fraud-rate: \"%s\" is not a number in [0, 0.2]",
 				    optarg);
-				return 2;
-			}
 			break;
 		case 'o':
 			w.o.out = optarg;
@@ -1163,11 +1155,9 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		return vigil_cli_usage_error("vigil-gen", "unexpected argument \"%s\"", argv[optind]);
-	if (w.o.start_ms + (int64_t)w.o.days * VIGIL_MS_PER_DAY + 90 * VIGIL_MS_PER_DAY >= 4102444800000LL) {
-		fprintf(stderr, "vigil-gen: --start + --days (+ label delays) must end before 2100\n");
-		return 2;
-	}
+		return gen_usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (w.o.start_ms + (int64_t)w.o.days * VIGIL_MS_PER_DAY + 90 * VIGIL_MS_PER_DAY >= 4102444800000LL)
+		return gen_usage_error("--start + --days (+ label delays) must end before 2100");
 	w.o.progress = !quiet && isatty(STDERR_FILENO);
 	gen_rng_seed(&w.rng, w.o.seed);
 

@@ -147,20 +147,13 @@ typedef struct rp_archlabel {
 	UT_hash_handle hh;
 } rp_archlabel;
 
-/* A corrupt stretch reported by the label pass, "SEGMENT:OFFSET": the
- * scores pass reads the same bytes again and does not report it twice. */
-typedef struct rp_seen {
-	char           key[NAME_MAX + 24];
-	UT_hash_handle hh;
-} rp_seen;
-
 typedef struct rp_source {
 	const char    *name;
 	csv_reader    *csv;
 	store_reader  *ar;
 	store_scored  *scored;   /* archive decode buffer */
 	rp_archlabel  *labels;   /* archive: txn_id -> label */
-	rp_seen       *seen;     /* archive: the stretches reported */
+	struct rp_seen *seen;    /* archive: the stretches reported (source.c) */
 	uint64_t       bad, corrupt;
 	char           corrupt_first[256]; /* "SEGMENT:OFFSET: what" of the first */
 	bool           has_patterns, has_labels;

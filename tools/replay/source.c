@@ -14,6 +14,13 @@
 
 #include "replay.h"
 
+/* A corrupt stretch reported by the label pass, "SEGMENT:OFFSET": the
+ * scores pass reads the same bytes again and does not report it twice. */
+typedef struct rp_seen {
+	char           key[NAME_MAX + 24];
+	UT_hash_handle hh;
+} rp_seen;
+
 static void
 rp_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, const char *what)
 {
