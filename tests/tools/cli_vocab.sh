@@ -159,6 +159,16 @@ expect_rc 2 "vigil-rules explain bad" "$(vt_prog vigil-rules)" explain "$T/bad.r
 expect_rc 2 "vigil-rules test bad" "$(vt_prog vigil-rules)" test "$T/bad.rules" "$SRC/rules/default.cases"
 expect_rc 2 "vigil-console, no rule file" "$(vt_prog vigil-console)" -d "$T/data" -r "$T/none.rules" \
 	--tokens "$T/none.tokens" --state "$T/state"
+# a bad value is a usage error: one line ending (see --help)
+for c in "vigil-gen --cards 0" "vigil-archive stats $T $T" "vigil-archive dump --from x $T" \
+	"vigil-rebuild -d $T/data --dump foo x"; do
+	set -- $c
+	p=$1
+	shift
+	expect_rc 2 "$c" "$(vt_prog "$p")" "$@"
+	[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$p: .*(see --help)\$" "$T/err" ||
+		fail "$c: want one line '$p: ... (see --help)': $(cat "$T/err")"
+done
 # a missing input is a usage error (docs/tools.md, "missing"), one line naming it
 expect_rc 2 "vigil-console, no data directory" "$(vt_prog vigil-console)" -d "$T/none" \
 	-r "$SRC/rules/default.rules" --tokens "$T/none.tokens" --state "$T/state"
