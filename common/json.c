@@ -479,3 +479,13 @@ vigil_error_body(const char *code, const vigil_errinfo *e)
 
 	return err != NULL ? json_pack("{s:o}", "error", err) : NULL;
 }
+
+const char *
+vigil_json_err_where(const char *name, const json_error_t *e, char *buf, size_t cap)
+{
+	if (e->line >= 1 && e->column >= 1)
+		snprintf(buf, cap, "%s:%d:%d", name, e->line, e->column);
+	else
+		snprintf(buf, cap, "%s", name);
+	return buf;
+}

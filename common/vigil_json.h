@@ -71,4 +71,9 @@ json_t *vigil_error_body(const char *code, const vigil_errinfo *e);
  * else "INTERNAL". Static storage. */
 const char *vigil_error_code(vigil_err err);
 
+/* Where a jansson load of name failed: "NAME:LINE:COLUMN", or NAME alone
+ * when jansson has no position (a file that does not open). Into buf (cap
+ * bytes); returns buf. */
+const char *vigil_json_err_where(const char *name, const json_error_t *e, char *buf, size_t cap);
+
 #endif

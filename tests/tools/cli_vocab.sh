@@ -169,6 +169,14 @@ for c in "vigil-gen --cards 0" "vigil-archive stats $T $T" "vigil-archive dump -
 	[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$p: .*(see --help)\$" "$T/err" ||
 		fail "$c: want one line '$p: ... (see --help)': $(cat "$T/err")"
 done
+# bad JSON in --txn: where it is, FILE:LINE:COL, or the file alone when it does not open
+printf '{"txn_id":\n1,}' >"$T/bad.json"
+expect_rc 2 "vigil-rules explain --txn @bad" "$(vt_prog vigil-rules)" explain \
+	"$SRC/rules/default.rules" --txn "@$T/bad.json"
+grep -q "^vigil-rules: --txn $T/bad.json:2:3: " "$T/err" || fail "vigil-rules --txn @bad: $(cat "$T/err")"
+expect_rc 2 "vigil-score --txn @none" "$(vt_prog vigil-score)" -s "ipc://$T/none.sock" \
+	--txn "@$T/none.json"
+grep -q "^vigil-score: --txn $T/none.json: " "$T/err" || fail "vigil-score --txn @none: $(cat "$T/err")"
 # a missing input is a usage error (docs/tools.md, "missing"), one line naming it
 expect_rc 2 "vigil-console, no data directory" "$(vt_prog vigil-console)" -d "$T/none" \
 	-r "$SRC/rules/default.rules" --tokens "$T/none.tokens" --state "$T/state"

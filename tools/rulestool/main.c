@@ -910,7 +910,14 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 		obj = json_loads(txnarg, 0, &jerr);
 	}
 	if (obj == NULL) {
-		fprintf(stderr, "vigil-rules: --txn:%d:%d: %s\n", jerr.line, jerr.column, jerr.text);
+		char where[4200];
+
+		if (txnarg[0] == '@' || strcmp(txnarg, "-") == 0)
+			fprintf(stderr, "vigil-rules: --txn %s: %s\n", vigil_json_err_where(txnarg[0] ==
+			    '@' ? txnarg + 1 : "-", &jerr, where, sizeof where), jerr.text);
+		else
+			fprintf(stderr, "vigil-rules: %s: %s\n", vigil_json_err_where("--txn", &jerr,
+			    where, sizeof where), jerr.text);
 		status = EXIT_USAGE;
 		goto out;
 	}

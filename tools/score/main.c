@@ -1185,20 +1185,23 @@ main(int argc, char **argv)
 			fprintf(stderr, "vigil-score: warning: %s\n", csv_reader_warning(src.csv));
 	} else if (a.json != NULL && a.json[0] == '@') {
 		json_error_t jerr;
+		char where[4200];
 
 		obj = json_load_file(a.json + 1, JSON_REJECT_DUPLICATES, &jerr);
 		if (obj == NULL) {
-			fprintf(stderr, "vigil-score: --txn %s:%d:%d: %s\n", a.json + 1, jerr.line,
-			    jerr.column, jerr.text);
+			fprintf(stderr, "vigil-score: --txn %s: %s\n", vigil_json_err_where(a.json + 1,
+			    &jerr, where, sizeof where), jerr.text);
 			status = VIGIL_EXIT_USAGE;
 			goto out;
 		}
 	} else if (a.json != NULL) {
 		json_error_t jerr;
+		char where[64];
 
 		obj = json_loads(a.json, JSON_REJECT_DUPLICATES, &jerr);
 		if (obj == NULL) {
-			fprintf(stderr, "vigil-score: --txn:%d: %s\n", jerr.column, jerr.text);
+			fprintf(stderr, "vigil-score: %s: %s\n", vigil_json_err_where("--txn", &jerr,
+			    where, sizeof where), jerr.text);
 			status = VIGIL_EXIT_USAGE;
 			goto out;
 		}
