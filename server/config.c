@@ -666,7 +666,8 @@ cfg_tls_consistent(const srv_config *c, char *reason, size_t rlen)
 	if (any && (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0')) {
 		snprintf(reason, rlen, "[tls] %s is set without %s: set cert and key together "
 		    "(--tls-cert, --tls-key)", c->tls_cert[0] != '\0' ? "cert" :
-		    c->tls_key[0] != '\0' ? "key" : "ca", c->tls_cert[0] != '\0' ? "key" :
+		    c->tls_key[0] != '\0' ? "key" : c->tls_ca[0] != '\0' ? "ca" : "crl",
+		    c->tls_cert[0] != '\0' ? "key" :
 		    c->tls_key[0] != '\0' ? "cert" : "cert and key");
 		return false;
 	}

@@ -134,6 +134,10 @@ test_tls_settings(void **state)
 	    NULL), VIGIL_EINVAL);
 	assert_string_equal(err, "[tls] ca is set without cert and key: set cert and key "
 	    "together (--tls-cert, --tls-key)");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--tls-crl", "crl.pem",
+	    NULL), VIGIL_EINVAL);
+	assert_string_equal(err, "[tls] crl is set without cert and key: set cert and key "
+	    "together (--tls-cert, --tls-key)");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--tls-key", "k.pem",
 	    NULL), VIGIL_EINVAL);
 	assert_string_equal(err, "[tls] key is set without cert: set cert and key together "
