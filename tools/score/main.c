@@ -910,25 +910,27 @@ sc_source_next(sc_source *src, vigil_txn *store, vigil_client_txn *txn, size_t *
 		*ret_line = ++src->lineno;
 		if (!toolong && strspn(src->line, " \t") == len)
 			continue; /* blank lines get no reply */
+		/* the message says what, where says the line (docs/tools.md) */
 		if (toolong) {
-			snprintf(errbuf, sizeof errbuf, "line %zu: longer than %d bytes", src->lineno,
-			    SC_MAX_LINE);
+			snprintf(errbuf, sizeof errbuf, "longer than %d bytes", SC_MAX_LINE);
 			*ret_err = sc_error_json(NULL, src->lineno, "EINVAL", errbuf, NULL);
 			return 2;
 		}
 		obj = json_loadb(src->line, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (obj == NULL) {
-			snprintf(errbuf, sizeof errbuf, "line %zu:%d: %s", src->lineno, jerr.column,
-			    jerr.text);
-			*ret_err = sc_error_json(NULL, src->lineno, "ESYNTAX", errbuf, NULL);
+			vigil_errinfo_set(&ei, NULL, "%s", jerr.text);
+			ei.line = (uint32_t)src->lineno;
+			ei.col = jerr.column > 0 ? (uint32_t)jerr.column : 0;
+			*ret_err = sc_error_obj(NULL, "ESYNTAX", &ei);
 			return 2;
 		}
 		if (sc_txn_from_json(obj, store, txn, &ei) != VIGIL_OK) {
 			char msg[400], field[sizeof ei.field + 8];
 
-			snprintf(msg, sizeof msg, "line %zu: %s", src->lineno, ei.msg);
+			snprintf(msg, sizeof msg, "%s%s", ei.field[0] ? "txn." : "", ei.msg);
 			snprintf(field, sizeof field, "txn%s%s", ei.field[0] ? "." : "", ei.field);
-			*ret_err = sc_error_json(NULL, src->lineno, "EINVAL", msg, field);
+			*ret_err = sc_error_json(json_string_value(json_object_get(obj, "txn_id")),
+			    src->lineno, "EINVAL", msg, field);
 			json_decref(obj);
 			return 2;
 		}
