@@ -1134,6 +1134,26 @@ read_in_sequence(fx *f, corrupt_log *c, store_reader_stats *st, uint64_t skip_se
 	return n;
 }
 
+/* A copy of frame fr's output (from the segment's bytes log) where the
+ * record a third of the way in, at *ret_pos, has its length set to run
+ * 1 KiB past the frame's end; *ret_seq is that record's sequence number. */
+static uint8_t *
+long_header_frame(const uint8_t *log, const store_zent *fr, uint32_t *ret_pos,
+    uint64_t *ret_seq)
+{
+	uint8_t *ubuf = malloc(fr->usize);
+	uint32_t pos;
+
+	assert_non_null(ubuf);
+	memcpy(ubuf, log + fr->uoff, fr->usize);
+	for (pos = 0; pos < fr->usize / 3;)
+		pos += (uint32_t)STORE_FRAME_HDR + store_get_le32(ubuf + pos + 8);
+	*ret_seq = store_get_le64(ubuf + pos + 16);
+	store_put_le32(ubuf + pos + 8, fr->usize - pos + 1024);
+	*ret_pos = pos;
+	return ubuf;
+}
+
 static void
 test_compressed_cut_length(void **state)
 {
@@ -1159,14 +1179,7 @@ test_compressed_cut_length(void **state)
 	nf = ztab(zb, zlen, fr, 64);
 	assert_true(nf > k + 1);
 
-	/* frame k's output; a third of the way in, a record's length set to
-	 * run 1 KiB past the frame's end */
-	ubuf = malloc(fr[k].usize);
-	memcpy(ubuf, log + fr[k].uoff, fr[k].usize);
-	for (pos = 0; pos < fr[k].usize / 3;)
-		pos += (uint32_t)STORE_FRAME_HDR + store_get_le32(ubuf + pos + 8);
-	bad_seq = store_get_le64(ubuf + pos + 16);
-	store_put_le32(ubuf + pos + 8, fr[k].usize - pos + 1024);
+	ubuf = long_header_frame(log, &fr[k], &pos, &bad_seq);
 	ubuf[fr[k].usize - 1] ^= 0x01; /* the last record's payload */
 	frame_replace(z, zb, fr, nf, k, ubuf);
 	assert_int_equal(read_in_sequence(f, &c, &st, bad_seq), total - 2);
@@ -1210,12 +1223,7 @@ test_compressed_length_past_damaged_end(void **state)
 	nf = ztab(zb, zlen, fr, 64);
 	assert_true(nf > k + 2);
 	next_recs = fr[k + 1].records;
-	ubuf = malloc(fr[k].usize);
-	memcpy(ubuf, log + fr[k].uoff, fr[k].usize);
-	for (pos = 0; pos < fr[k].usize / 3;)
-		pos += (uint32_t)STORE_FRAME_HDR + store_get_le32(ubuf + pos + 8);
-	bad_seq = store_get_le64(ubuf + pos + 16);
-	store_put_le32(ubuf + pos + 8, fr[k].usize - pos + 1024);
+	ubuf = long_header_frame(log, &fr[k], &pos, &bad_seq);
 	frame_replace(z, zb, fr, nf, k, ubuf);
 	free(zb);
 	zb = slurp(z, &zlen);
