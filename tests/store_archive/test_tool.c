@@ -304,6 +304,25 @@ test_tool(void **state)
 	assert_int_equal(store_seg_list(dir, &ents, &n, NULL), VIGIL_OK);
 	(void)n;
 	snprintf(seg, sizeof seg, "%s/%s.log", dir, ents[0].base);
+	{
+		/* first, its index unreadable: stats scans the segment, says so, exit 1 */
+		char idx[600], keep[64];
+		ssize_t klen;
+
+		snprintf(idx, sizeof idx, "%s/%s.idx", dir, ents[0].base);
+		fd = open(idx, O_RDWR);
+		assert_true(fd >= 0);
+		klen = pread(fd, keep, sizeof keep, 0);
+		assert_true(klen > 0);
+		assert_int_equal(pwrite(fd, "garbage", 7, 0), 7);
+		snprintf(args, sizeof args, "stats '%s'", dir);
+		assert_int_equal(run_tool(args, out, sizeof out), 1);
+		assert_non_null(strstr(out, ".idx: unreadable segment index; the segment was scanned"));
+		assert_non_null(strstr(out, " badidx "));
+		assert_int_equal(pwrite(fd, keep, (size_t)klen, 0), klen);
+		close(fd);
+		assert_int_equal(run_tool(args, out, sizeof out), 0);
+	}
 	free(ents);
 	fd = open(seg, O_RDWR);
 	assert_true(fd >= 0);

@@ -472,8 +472,11 @@ cmd_stats(int argc, char **argv)
 				rc = EXIT_ERROR;
 				break;
 			}
-			if (e->has_idx)
+			if (e->has_idx) {
+				fprintf(stderr, "%s: %s/%s.idx: unreadable segment index; the segment "
+				    "was scanned instead (verify checks it)\n", prog, argv[0], e->base);
 				rc = EXIT_DAMAGED;
+			}
 		}
 		print_seg(segs, e->base, e->has_log ? "log" : "zst", state, &x);
 		tot.records += x.records;
