@@ -159,17 +159,21 @@ cat >"$T/c.cases" <<'C'
 {"name": "passes", "txn": {"txn_id":"t1","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z","country":"IR"}, "expect": {"decision": "decline", "hits": ["sanctioned_country"]}}
 {"name": "wrong decision", "txn": {"txn_id":"t2","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z"}, "expect": {"decision": "review"}}
 {"name": "no expectation", "txn": {"txn_id":"t3","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z"}}
-{broken
 C
 expect_rc 1 "$V" test "$ROOT/rules/default.rules" "$T/c.cases"
-expect_grep "4 cases, 1 passed, 3 failed" "$T/out"
+expect_grep "3 cases, 1 passed, 2 failed" "$T/out"
 expect_grep "c.cases:3: FAIL wrong decision: decision allow, expected review (score 0)" "$T/err"
 expect_grep "c.cases:4: FAIL no expectation: expect: an object with \"decision\" or \"hits\" is required" "$T/err"
-expect_grep "c.cases:5:" "$T/err"
+# a line that is not JSON: a cases file that does not parse is exit 2, the others still run
+{ cat "$T/c.cases"; printf '{broken\n'; } >"$T/bad.cases"
+expect_rc 2 "$V" test "$ROOT/rules/default.rules" "$T/bad.cases"
+expect_grep "4 cases, 1 passed, 3 failed" "$T/out"
+expect_grep "bad.cases:5:" "$T/err"
 expect_rc 0 "$V" test -v "$ROOT/rules/default.rules" "$ROOT/rules/default.cases"
 expect_grep "ok   established card" "$T/out"
 printf '# nothing\n' >"$T/empty.cases"
-expect_rc 1 "$V" test "$ROOT/rules/default.rules" "$T/empty.cases"
+expect_rc 2 "$V" test "$ROOT/rules/default.rules" "$T/empty.cases"
+expect_grep "empty.cases: no cases" "$T/err"
 # -q: a valid file prints nothing; failures only, no summary line
 expect_rc 0 "$V" check -q "$ROOT/rules/default.rules"
 [ -s "$T/out" ] && fail "check -q printed: $(cat "$T/out")"

@@ -1068,7 +1068,8 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 	char         *src = NULL, *cases = NULL;
 	size_t        len = 0, clen = 0, pos = 0;
 	vigil_value  *features = NULL;
-	uint32_t      nfeatures = rules_schema_nslots(schema), lineno = 0, ncases = 0, nfail = 0;
+	uint32_t      nfeatures = rules_schema_nslots(schema), lineno = 0, ncases = 0, nfail = 0,
+	              nbad = 0;
 	uint32_t      mslot = UINT32_MAX;
 
 	while ((c = getopt_long(argc, argv, "vqh", longopts, NULL)) != -1) {
@@ -1120,9 +1121,10 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 		ncases++;
 		snprintf(name, sizeof name, "line %u", lineno);
 		obj = json_loadb(line, ll, 0, &jerr);
-		if (obj == NULL) {
+		if (obj == NULL) { /* a cases file that does not parse: exit 2, the rest still run */
 			fprintf(stderr, "%s:%u:%d: error: %s\n", argv[optind + 1], lineno, jerr.column, jerr.text);
 			nfail++;
+			nbad++;
 			continue;
 		}
 		if (json_is_string(json_object_get(obj, "name")))
@@ -1221,7 +1223,9 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 		    ncases - nfail, nfail);
 	if (ncases == 0) {
 		fprintf(stderr, "vigil-rules: %s: no cases\n", argv[optind + 1]);
-		status = EXIT_FINDINGS;
+		status = EXIT_USAGE;
+	} else if (nbad > 0) {
+		status = EXIT_USAGE;
 	} else if (nfail > 0) {
 		status = EXIT_FINDINGS;
 	}
