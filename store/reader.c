@@ -514,6 +514,7 @@ rd_zread(store_reader *rd, store_diag *reterr)
 	uint32_t recs = 0;
 	uint64_t lost_at;
 	ssize_t n;
+	bool whole;
 
 	if (rd->zi == rd->nz) {
 		rd->eof = true;
@@ -550,8 +551,9 @@ rd_zread(store_reader *rd, store_diag *reterr)
 		if (ZSTD_isError(r) || r == 0 || (in.pos == ip && out.pos == op))
 			break; /* done, damaged, or stuck (input cut short, output full) */
 	}
-	rd->zcut = !(!ZSTD_isError(r) && r == 0 && out.pos == z->usize && in.pos == in.size);
-	if (!rd->zcut) {
+	whole = !ZSTD_isError(r) && r == 0 && out.pos == z->usize && in.pos == in.size;
+	rd->zcut = !whole;
+	if (whole) {
 		rd->end += z->usize;
 		return VIGIL_OK;
 	}
