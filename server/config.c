@@ -781,12 +781,12 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_VERSION: *ret_action = SRV_VERSION; return VIGIL_OK;
 		case OPT_LISTEN:
 			if (nlisten == SRV_MAX_LISTEN) {
-				vigil_errinfo_set(reterr, "--listen", "--listen: more than %d URLs",
+				vigil_errinfo_set(reterr, "--listen", "--listen: more than %d URLs (see --help)",
 				    SRV_MAX_LISTEN);
 				return VIGIL_EINVAL;
 			}
 			if (strlen(listen_join) + strlen(optarg) + 2 > sizeof listen_join) {
-				vigil_errinfo_set(reterr, "--listen", "--listen: URL list too long");
+				vigil_errinfo_set(reterr, "--listen", "--listen: URL list too long (see --help)");
 				return VIGIL_EINVAL;
 			}
 			if (nlisten++ > 0)
@@ -814,7 +814,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_NATS:
 			/* repeated: joined, then applied as one list */
 			if (strlen(nats_join) + strlen(optarg) + 2 > sizeof nats_join) {
-				vigil_errinfo_set(reterr, "--nats", "--nats: URL list too long");
+				vigil_errinfo_set(reterr, "--nats", "--nats: URL list too long (see --help)");
 				return VIGIL_EINVAL;
 			}
 			if (nats_join[0] != '\0')
@@ -896,17 +896,18 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 	for (uint32_t i = 0; i < nflags; i++) {
 		if (!cfg_apply(&c, flags[i].section, flags[i].key, flags[i].value, reason,
 		    sizeof reason)) {
-			vigil_errinfo_set(reterr, flags[i].flag, "%s: %s", flags[i].flag, reason);
+			vigil_errinfo_set(reterr, flags[i].flag, "%s: %s (see --help)", flags[i].flag,
+			    reason);
 			return VIGIL_EINVAL;
 		}
 	}
 	if (nlisten > 0 && !cfg_listen_list(&c, listen_join, reason, sizeof reason)) {
-		vigil_errinfo_set(reterr, "--listen", "--listen: %s", reason);
+		vigil_errinfo_set(reterr, "--listen", "--listen: %s (see --help)", reason);
 		return VIGIL_EINVAL;
 	}
 	if (nats_join[0] != '\0' && !cfg_nats_urls(nats_join, c.cluster_nats,
 	    sizeof c.cluster_nats, reason, sizeof reason)) {
-		vigil_errinfo_set(reterr, "--nats", "--nats: %s", reason);
+		vigil_errinfo_set(reterr, "--nats", "--nats: %s (see --help)", reason);
 		return VIGIL_EINVAL;
 	}
 	if (c.cluster_nats[0] != '\0' && c.cluster_replica[0] == '\0') {

@@ -724,12 +724,7 @@ main(int argc, char **argv)
 	/* Before anything is created: the archive, LMDB files, sockets. */
 	umask(027);
 	if (srv_config_load(argc, argv, &s->cfg, &action, &cfgerr) != VIGIL_OK) {
-		size_t n = strlen(srv_config_err_format(&cfgerr, errbuf, sizeof errbuf));
-		/* a bad flag is a usage error (docs/tools.md) */
-		bool flag = cfgerr.file[0] == '\0' && strncmp(cfgerr.field, "--", 2) == 0 &&
-		    (n < 12 || strcmp(errbuf + n - 12, "(see --help)") != 0);
-
-		fprintf(stderr, "vigild: %s%s\n", errbuf, flag ? " (see --help)" : "");
+		fprintf(stderr, "vigild: %s\n", srv_config_err_format(&cfgerr, errbuf, sizeof errbuf));
 		return 2;
 	}
 	switch (action) {

@@ -206,10 +206,10 @@ test_exposure_keys(void **state)
 	unlink(ini_path);
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--max-past-skew",
 	    "2592000001", NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "--max-past-skew: 2592000001 is outside [0, 2592000000]");
+	assert_string_equal(err, "--max-past-skew: 2592000001 is outside [0, 2592000000] (see --help)");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--admin-token-file", "",
 	    NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "--admin-token-file: must not be empty");
+	assert_string_equal(err, "--admin-token-file: must not be empty (see --help)");
 }
 
 /* [server] huge_pages: auto by default, on, off, anything else named. */
@@ -305,7 +305,7 @@ test_probe_and_expiry_keys(void **state)
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--health-listen",
 	    "9467", NULL), VIGIL_EINVAL);
 	assert_string_equal(err, "--health-listen: \"9467\" is not HOST:PORT (port 1-65535, no "
-	    "scheme: 127.0.0.1:9466), unix:/PATH or \"off\"");
+	    "scheme: 127.0.0.1:9466), unix:/PATH or \"off\" (see --help)");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--health-listen",
 	    "127.0.0.1:9466", NULL), VIGIL_EINVAL);
 	assert_string_equal(err, "[health] listen 127.0.0.1:9466 is the admin address: the "
@@ -362,7 +362,7 @@ test_max_future_skew(void **state)
 
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--max-future-skew",
 	    "soon", NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "--max-future-skew: \"soon\" is not a non-negative integer");
+	assert_string_equal(err, "--max-future-skew: \"soon\" is not a non-negative integer (see --help)");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--max-future-skew",
 	    NULL), VIGIL_EINVAL);
 	assert_non_null(strstr(err, "--max-future-skew"));
@@ -615,7 +615,7 @@ test_flag_errors(void **state)
 	(void)state;
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--fsync", "maybe", NULL),
 	    VIGIL_EINVAL);
-	assert_string_equal(err, "--fsync: \"maybe\" is not always, interval or never");
+	assert_string_equal(err, "--fsync: \"maybe\" is not always, interval or never (see --help)");
 	/* a flag's error is about the flag, in no file */
 	assert_string_equal(last_err.field, "--fsync");
 	assert_string_equal(last_err.file, "");
@@ -684,7 +684,7 @@ test_listen_urls(void **state)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--listen",
 		    bad[i].url, NULL), VIGIL_EINVAL);
-		snprintf(want, sizeof want, "--listen: %s", bad[i].reason);
+		snprintf(want, sizeof want, "--listen: %s (see --help)", bad[i].reason);
 		assert_string_equal(err, want);
 		/* the same from the file, with its line; the first bad URL of a list */
 		snprintf(ini, sizeof ini, "[server]\nworkers = 2\nlisten = ipc:///tmp/a.sock, %s\n",
@@ -764,11 +764,11 @@ test_cluster(void **state)
 	    "or --nats");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", "--nats", "h:1",
 	    "--replica", "a", NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "--nats: \"h:1\" is not nats://HOST:PORT or tls://HOST:PORT");
+	assert_string_equal(err, "--nats: \"h:1\" is not nats://HOST:PORT or tls://HOST:PORT (see --help)");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", "--cluster", "a b",
 	    NULL), VIGIL_EINVAL);
 	assert_string_equal(err, "--cluster: \"a b\": byte 2: only letters, digits, '-' and '_' "
-	    "(a NATS subject token)");
+	    "(a NATS subject token) (see --help)");
 	unlink(ini_path);
 }
 

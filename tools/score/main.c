@@ -156,8 +156,6 @@ typedef struct sc_args {
 
 /* ---- argument parsing ---- */
 
-/* A server address must be a URL with a scheme: "127.0.0.1:9465" alone
- * gives nng's "Invalid argument", which says nothing of what was meant. */
 #define sc_usage_error(...) vigil_cli_usage_error("vigil-score", __VA_ARGS__)
 
 /*

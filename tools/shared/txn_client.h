@@ -16,8 +16,9 @@
 /* The forms of a server URL, for the error that refuses one. */
 #define VIGIL_TOOLS_URL_FORMS "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH"
 
-/* Whether url can name a server (it has a scheme: the client checks the
- * rest when it dials). */
+/* Whether url can name a server: it has a scheme ("127.0.0.1:9465" alone
+ * would give nng's "Invalid argument" at the dial); the client checks the
+ * rest when it dials. */
 static inline bool
 vigil_tools_url_ok(const char *url)
 {
