@@ -55,6 +55,11 @@ void store_diag_set(store_diag *d, const char *fmt, ...) __attribute__((format(p
  * msg: "FILE: what" or "FILE:OFFSET: what" (what: fmt). */
 void store_diag_at(store_diag *d, const char *file, uint64_t offset, const char *field,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The line a program prints for a failed call about path: d's message when
+ * it names its file, else "PATH: message" (vigil_strerror(rv) when d has
+ * none). Into buf (cap bytes); returns buf. */
+const char *store_diag_text(const store_diag *d, const char *path, vigil_err rv, char *buf,
+    size_t cap);
 
 #ifdef __cplusplus
 }

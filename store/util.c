@@ -49,6 +49,16 @@ store_diag_at(store_diag *d, const char *file, uint64_t offset, const char *fiel
 		snprintf(d->msg, sizeof d->msg, "%s:%" PRIu64 ": %s", file, offset, d->info.msg);
 }
 
+const char *
+store_diag_text(const store_diag *d, const char *path, vigil_err rv, char *buf, size_t cap)
+{
+	if (d->info.file[0] != '\0')
+		snprintf(buf, cap, "%s", d->msg);
+	else
+		snprintf(buf, cap, "%s: %s", path, d->msg[0] ? d->msg : vigil_strerror(rv));
+	return buf;
+}
+
 vigil_err
 store_fsync_dir(const char *dir)
 {

@@ -142,14 +142,13 @@ decode(const store_record *rec, store_scored *s, store_label *l, store_diag *d)
 	return store_label_decode(rec->payload, rec->len, l, d);
 }
 
-/* A read of PATH that failed: the message names the file when it has one. */
+/* A read of PATH that failed, its place named once. */
 static void
 read_error(const char *path, const store_diag *d, vigil_err rv)
 {
-	if (d->info.file[0] != '\0')
-		fprintf(stderr, "%s: %s\n", prog, d->msg);
-	else
-		fprintf(stderr, "%s: %s: %s\n", prog, path, d->msg[0] ? d->msg : vigil_strerror(rv));
+	char line[sizeof d->msg + 4096];
+
+	fprintf(stderr, "%s: %s\n", prog, store_diag_text(d, path, rv, line, sizeof line));
 }
 
 /* Prints o (taken) as one line of JSON, keys sorted; VIGIL_EIO if stdout

@@ -45,14 +45,13 @@ rp_on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped,
 	    store_corrupt_text(w, sizeof w, segment, offset, skipped, what));
 }
 
-/* An archive reader's error: its message names the place when it has one. */
+/* An archive reader's error, its place named once. */
 static void
 rp_store_error(const char *dir, const store_diag *d)
 {
-	if (d->info.file[0] != '\0')
-		fprintf(stderr, "vigil-replay: %s\n", d->msg);
-	else
-		fprintf(stderr, "vigil-replay: %s: %s\n", dir, d->msg);
+	char line[sizeof d->msg + PATH_MAX];
+
+	fprintf(stderr, "vigil-replay: %s\n", store_diag_text(d, dir, VIGIL_EIO, line, sizeof line));
 }
 
 vigil_err
