@@ -14,10 +14,14 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "evconn.h"
 #include "hashtab.h"
@@ -375,4 +379,70 @@ vigil_evconn_pause(vigil_evconn_set *set, bool paused)
 		return;
 	set->paused_ext = paused;
 	evconn_accept_update(set);
+}
+
+struct evhttp_bound_socket *
+vigil_evconn_bind(struct event_base *base, struct evhttp *http, const char *host,
+    uint16_t port, char *errbuf, size_t errlen)
+{
+	struct addrinfo hints = { 0 }, *ai = NULL;
+	struct evhttp_bound_socket *bound;
+	struct evconnlistener *lev;
+	char serv[8];
+	int rv;
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(serv, sizeof serv, "%u", (unsigned)port);
+	rv = getaddrinfo(host, serv, &hints, &ai);
+	if (rv != 0) {
+		snprintf(errbuf, errlen, "%s: %s", host,
+		    rv == EAI_SYSTEM ? strerror(errno) : gai_strerror(rv));
+		return NULL;
+	}
+	errno = 0;
+	lev = evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_REUSEABLE |
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, ai->ai_addr,
+	    (int)ai->ai_addrlen);
+	rv = errno;
+	freeaddrinfo(ai);
+	if (lev == NULL) {
+		snprintf(errbuf, errlen, "%s", rv != 0 ? strerror(rv) : "cannot bind");
+		return NULL;
+	}
+	bound = evhttp_bind_listener(http, lev);
+	if (bound == NULL) {
+		evconnlistener_free(lev);
+		snprintf(errbuf, errlen, "out of memory");
+	}
+	return bound;
+}
+
+static const char *evconn_log_prog = "vigil";
+
+static void
+evconn_log(int severity, const char *msg)
+{
+	char buf[512];
+	int n;
+
+	if (severity < EVENT_LOG_WARN)
+		return;
+	n = snprintf(buf, sizeof buf, "%s: libevent: %s\n", evconn_log_prog, msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof buf) { /* cut: still one line */
+		n = sizeof buf - 1;
+		buf[n - 1] = '\n';
+	}
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
+		return;
+}
+
+void
+vigil_evconn_log_to_stderr(const char *prog)
+{
+	evconn_log_prog = prog;
+	event_set_log_callback(evconn_log);
 }

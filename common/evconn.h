@@ -22,11 +22,12 @@
  * serves plain HTTP does not link libevent_openssl.
  *
  * Everything runs on the thread of the evhttp's event_base; nothing here
- * locks. Library code: nothing is logged.
+ * locks. Library code: nothing is logged, except that a program's main may
+ * route libevent's own messages (vigil_evconn_log_to_stderr).
  *
  *     vigil_evconn_opts o = { .max_conns = 64, .max_input = 64 << 10 };
  *     evhttp_set_gencb(http, dispatch, app);        // dispatch calls
- *     bound = evhttp_bind_socket_with_handle(...);  // vigil_evconn_seen
+ *     bound = vigil_evconn_bind(base, http, ...);   // vigil_evconn_seen
  *     rv = vigil_evconn_set_new(http, evhttp_bound_socket_get_listener(bound),
  *         &o, &set);
  *     ...
@@ -49,6 +50,7 @@ extern "C" {
 
 struct bufferevent;
 struct event_base;
+struct evhttp_bound_socket;
 struct evconnlistener;
 struct evhttp;
 struct evhttp_connection;
@@ -144,6 +146,27 @@ vigil_err vigil_evconn_on_close(vigil_evconn_set *set, struct evhttp_connection 
  * the listener accepts only when neither holds.
  */
 void vigil_evconn_pause(vigil_evconn_set *set, bool paused);
+
+/*
+ * Binds http to host:port (host as vigil_cli_hostport leaves it: a name, an
+ * IPv4 address or an IPv6 one without brackets; its first address, as
+ * evhttp_bind_socket_with_handle takes), listening with a backlog of 128 on
+ * a non-blocking, close-on-exec, address-reusing socket. NULL on failure,
+ * with the cause in errbuf and nothing printed: "NAME: <resolver error>"
+ * when host does not resolve, else the system's reason ("Address already in
+ * use", "Cannot assign requested address"). The caller names the address.
+ */
+struct evhttp_bound_socket *vigil_evconn_bind(struct event_base *base, struct evhttp *http,
+    const char *host, uint16_t port, char *errbuf, size_t errlen);
+
+/*
+ * Routes libevent's own warnings and errors to standard error as one line
+ * each, "PROG: libevent: MESSAGE" in a single write (debug and message
+ * severities dropped), instead of libevent's bare "[warn] ..." lines. For a
+ * program's main, before its first libevent call; prog must outlive the
+ * process's use of libevent (a string literal). Process-wide.
+ */
+void vigil_evconn_log_to_stderr(const char *prog);
 
 /*
  * A vigil_evconn_bev_fn for HTTPS: a new OpenSSL bufferevent accepting TLS

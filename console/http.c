@@ -578,7 +578,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 vigil_err
 con_http_start(con_app *app, char *errbuf, size_t errlen)
 {
-	char host[64];
+	char host[64], cause[160];
 	struct evhttp_bound_socket *bound;
 	vigil_evconn_opts o = { 0 };
 	uint16_t port;
@@ -601,10 +601,9 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	evhttp_set_timeout(app->http, 60);
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 	evhttp_set_gencb(app->http, http_dispatch, app);
-	bound = evhttp_bind_socket_with_handle(app->http, host, port);
+	bound = vigil_evconn_bind(app->base, app->http, host, port, cause, sizeof cause);
 	if (bound == NULL) {
-		snprintf(errbuf, errlen, "cannot listen on %s (address in use or not local?)",
-		    app->o.listen);
+		snprintf(errbuf, errlen, "--listen %s: cannot listen: %s", app->o.listen, cause);
 		return VIGIL_EBUSY;
 	}
 	o.max_conns = app->o.max_connections;

@@ -23,6 +23,7 @@
 #include "cli.h"
 #include "console.h"
 #include "editor.h"
+#include "evconn.h"
 #include "http.h"
 #include "entities.h"
 #include "vigil_client.h"
@@ -654,6 +655,7 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
+	vigil_evconn_log_to_stderr("vigil-console");
 	app.base = event_base_new();
 	if (app.base == NULL) {
 		fprintf(stderr, "vigil-console: out of memory\n");

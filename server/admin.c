@@ -1077,7 +1077,7 @@ admin_health_start(srv_admin *a, char *errbuf, size_t errlen)
 	const char *addr = a->s->cfg.health_listen;
 	struct evhttp_bound_socket *bound;
 	vigil_evconn_opts o = { 0 };
-	char host[64];
+	char host[64], cause[160];
 	uint16_t port = 0;
 	vigil_err rv;
 
@@ -1101,10 +1101,9 @@ admin_health_start(srv_admin *a, char *errbuf, size_t errlen)
 			snprintf(errbuf, errlen, "health: \"%s\" is not HOST:PORT or unix:/PATH", addr);
 			return VIGIL_EINVAL;
 		}
-		bound = evhttp_bind_socket_with_handle(a->hhttp, host, port);
+		bound = vigil_evconn_bind(a->base, a->hhttp, host, port, cause, sizeof cause);
 		if (bound == NULL) {
-			snprintf(errbuf, errlen, "health: cannot listen on %s (address in use or not "
-			    "local?)", addr);
+			snprintf(errbuf, errlen, "health: cannot listen on %s: %s", addr, cause);
 			return VIGIL_EBUSY;
 		}
 	}
@@ -1131,7 +1130,7 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof ss;
 	srv_admin *a;
-	char host[64];
+	char host[64], cause[160];
 	uint16_t port;
 	vigil_err rv = VIGIL_OK;
 	int prv;
@@ -1173,14 +1172,13 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	if (unix_path)
 		bound = admin_bind_unix(a, a->http, s->cfg.admin + 5, errbuf, errlen);
 	else
-		bound = evhttp_bind_socket_with_handle(a->http, host, port);
+		bound = vigil_evconn_bind(a->base, a->http, host, port, cause, sizeof cause);
 	if (bound == NULL && unix_path) {
 		rv = VIGIL_EIO;
 		goto out;
 	}
 	if (bound == NULL) {
-		snprintf(errbuf, errlen, "admin: cannot listen on %s (address in use or not local?)",
-		    s->cfg.admin);
+		snprintf(errbuf, errlen, "admin: cannot listen on %s: %s", s->cfg.admin, cause);
 		rv = VIGIL_EBUSY;
 		goto out;
 	}

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "evconn.h"
 #include "srv.h"
 #include "vigil_config.h"
 
@@ -723,6 +724,7 @@ main(int argc, char **argv)
 
 	/* Before anything is created: the archive, LMDB files, sockets. */
 	umask(027);
+	vigil_evconn_log_to_stderr("vigild");
 	if (srv_config_load(argc, argv, &s->cfg, &action, &cfgerr) != VIGIL_OK) {
 		fprintf(stderr, "vigild: %s\n", srv_config_err_format(&cfgerr, errbuf, sizeof errbuf));
 		return 2;

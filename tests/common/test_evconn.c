@@ -44,6 +44,7 @@ typedef struct fx {
 	uint32_t               closed;  /* on-close hooks run */
 	uint32_t               addr_caps; /* on_addr_cap calls */
 	char                   addr_capped[64]; /* the last one's address */
+	char                   err[160]; /* vigil_evconn_bind's */
 	bool                   hook;    /* hook each request's connection */
 	int                    cl[FX_CLIENTS];
 } fx;
@@ -140,7 +141,7 @@ fx_start(fx *f, const vigil_evconn_opts *opts)
 	f->http = evhttp_new(f->base);
 	assert_non_null(f->http);
 	evhttp_set_gencb(f->http, fx_request, f);
-	bound = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
+	bound = vigil_evconn_bind(f->base, f->http, "127.0.0.1", 0, f->err, sizeof f->err);
 	assert_non_null(bound);
 	assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin,
 	    &len), 0);
@@ -383,6 +384,33 @@ test_arguments(void **state)
 	vigil_evconn_set_free(NULL);
 }
 
+/* A port in use, and an address that is not local, fail with the system's
+ * reason in errbuf; the listener bound first keeps serving. (A name that
+ * does not resolve is left to the resolver: no test here asks DNS.) */
+static void
+test_bind_names_its_cause(void **state)
+{
+	vigil_evconn_opts o = { .max_conns = 4 };
+	struct evhttp *h2;
+	char err[160];
+	fx f;
+
+	(void)state;
+	fx_start(&f, &o);
+	h2 = evhttp_new(f.base);
+	assert_non_null(h2);
+	err[0] = '\0';
+	assert_null(vigil_evconn_bind(f.base, h2, "127.0.0.1", f.port, err, sizeof err));
+	assert_string_equal(err, strerror(EADDRINUSE));
+	err[0] = '\0';
+	assert_null(vigil_evconn_bind(f.base, h2, "192.0.2.1", f.port, err, sizeof err));
+	assert_string_equal(err, strerror(EADDRNOTAVAIL));
+	evhttp_free(h2);
+	fx_connect(&f, 0, true);
+	PUMP_UNTIL(&f, f.served == 1);
+	fx_stop(&f);
+}
+
 int
 main(void)
 {
@@ -392,6 +420,7 @@ main(void)
 		cmocka_unit_test(test_idle_deadline_closes_a_silent_connection),
 		cmocka_unit_test(test_per_address_cap),
 		cmocka_unit_test(test_on_close_hook_runs_once_when_the_client_leaves),
+		cmocka_unit_test(test_bind_names_its_cause),
 		cmocka_unit_test(test_arguments),
 	};
 

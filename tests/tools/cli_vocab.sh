@@ -205,6 +205,20 @@ expect_rc 2 "vigil-console --listen http://..." "$(vt_prog vigil-console)" -d "$
 	--listen http://127.0.0.1:9480
 [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q 'no scheme: 127.0.0.1:9480' "$T/err" ||
 	fail "vigil-console --listen http://: $(cat "$T/err")"
+# an address that cannot be bound (TEST-NET-1 is no local address): one line
+# with the system's reason, exit 1 (docs/tools.md), no bare "[warn]" of libevent's
+printf 'alice analyst alice-token-0123456789abcdef0123456789\n' >"$T/ok.tokens"
+chmod 600 "$T/ok.tokens"
+expect_rc 1 "vigil-console --listen 192.0.2.1:9480" "$(vt_prog vigil-console)" -d "$T/data" \
+	-r "$SRC/rules/default.rules" --tokens "$T/ok.tokens" --state "$T/state" \
+	--listen 192.0.2.1:9480
+[ "$(wc -l <"$T/err")" -eq 1 ] &&
+	grep -q '^vigil-console: --listen 192.0.2.1:9480: cannot listen: [A-Z]' "$T/err" ||
+	fail "vigil-console --listen 192.0.2.1:9480: $(cat "$T/err")"
+expect_rc 1 "vigild --admin 192.0.2.1:9466" "$(vt_prog vigild)" -r "$SRC/rules/default.rules" \
+	-d "$T/data" -l "ipc://$T/b.sock" --admin 192.0.2.1:9466
+grep -q '^vigild: admin: cannot listen on 192.0.2.1:9466: [A-Z]' "$T/err" &&
+	! grep -q '^\[' "$T/err" || fail "vigild --admin 192.0.2.1:9466: $(cat "$T/err")"
 expect_rc 0 "vigild --check-config -q" "$(vt_prog vigild)" --check-config -q \
 	-r "$SRC/rules/default.rules" -d "$T/data" --admin '[::1]:9466'
 [ -s "$T/out" ] && fail "vigild --check-config -q printed: $(head -c 200 "$T/out")"
