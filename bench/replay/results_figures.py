@@ -21,6 +21,9 @@ the observed fraud rate; the expected calibration error (ECE: the row-weighted
 mean of |predicted - observed| over the bands, and the same over the bands
 from 0.5% up, where the alerts are) and the Brier score.
 
+Needs Debian's python3-numpy and python3-xgboost (the metrics are
+model_lab.py's, which trains with XGBoost); run with /usr/bin/python3.
+
 usage: results_figures.py RESULTS CSV [--measure-from YYYY-MM-DD] [--measure-to YYYY-MM-DD]
                           [--gate RULE:POINTS ...] [--calibration]
 """
@@ -29,10 +32,14 @@ import csv
 import json
 import sys
 
-import numpy as np
+try:
+    import numpy as np
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from model_lab import metric_ap, metric_auc  # noqa: E402
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    from model_lab import metric_ap, metric_auc
+except ImportError as e:
+    sys.exit(f"results_figures.py: {e}: needs python3-numpy and python3-xgboost "
+             "(apt-get install python3-numpy python3-xgboost; /usr/bin/python3)")
 
 
 def main():
