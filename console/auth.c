@@ -92,7 +92,9 @@ con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen)
 	}
 	memset(ret_auth, 0, sizeof *ret_auth);
 	while (fgets(line, sizeof line, f) != NULL) {
-		char name[64], role[32], tok[256], extra[8];
+		/* each as long as a line: a field is never cut short unseen (a
+		 * token cut to fit would be hashed and never match) */
+		char name[sizeof line], role[sizeof line], tok[sizeof line], extra[8];
 		con_user *u;
 		int k;
 
@@ -105,7 +107,8 @@ con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen)
 		char *p = line + strspn(line, " \t");
 		if (*p == '#' || *p == '\n' || *p == '\0')
 			continue;
-		k = sscanf(p, "%63s %31s %255s %7s", name, role, tok, extra);
+		_Static_assert(sizeof line == 512, "the widths of the sscanf below");
+		k = sscanf(p, "%511s %511s %511s %7s", name, role, tok, extra);
 		if (k != 3) {
 			snprintf(errbuf, errlen, "%s:%u: expected \"NAME ROLE TOKEN\"", path, lineno);
 			rv = VIGIL_EINVAL;
@@ -119,13 +122,13 @@ con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen)
 		}
 		u = &ret_auth->users[ret_auth->n];
 		if (!auth_name_ok(name)) {
-			snprintf(errbuf, errlen, "%s:%u: name \"%s\": 1-%d of [A-Za-z0-9._-]", path,
+			snprintf(errbuf, errlen, "%s:%u: name \"%.32s\": 1-%d of [A-Za-z0-9._-]", path,
 			    lineno, name, CON_NAME_MAX);
 			rv = VIGIL_EINVAL;
 			goto out;
 		}
 		if (con_role_parse(role, &u->role) != VIGIL_OK) {
-			snprintf(errbuf, errlen, "%s:%u: role \"%s\": one of read-only, analyst, "
+			snprintf(errbuf, errlen, "%s:%u: role \"%.32s\": one of read-only, analyst, "
 			    "rule-editor, admin", path, lineno, role);
 			rv = VIGIL_EINVAL;
 			goto out;
@@ -184,6 +187,17 @@ con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen)
 				goto out;
 			}
 			con_sha256(tok, strlen(tok), u->sha256);
+		}
+		/* one token, one analyst: a shared one would sign in as whichever
+		 * is listed last, and the audit log would name the wrong one */
+		for (uint32_t i = 0; i < ret_auth->n && !u->by_cert; i++) {
+			if (!ret_auth->users[i].by_cert &&
+			    memcmp(ret_auth->users[i].sha256, u->sha256, sizeof u->sha256) == 0) {
+				snprintf(errbuf, errlen, "%s:%u: %s's token is also %s's", path, lineno,
+				    u->name, ret_auth->users[i].name);
+				rv = VIGIL_EINVAL;
+				goto out;
+			}
 		}
 		ret_auth->n++;
 	}

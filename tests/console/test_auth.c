@@ -66,6 +66,30 @@ test_forms(void **state)
 	    CON_ROLE_EDITOR < CON_ROLE_ADMIN);
 }
 
+/* A token as long as a line allows is hashed whole: its 255-byte prefix
+ * (once the cut the field's buffer made) is no token. */
+static void
+test_long_token(void **state)
+{
+	static con_auth a;
+	char err[256], text[600], tok[400];
+
+	(void)state;
+	memset(tok, 'k', 300);
+	tok[300] = '\0';
+	snprintf(text, sizeof text, "kim analyst %s\n", tok);
+	assert_int_equal(load(text, &a, err, sizeof err), VIGIL_OK);
+	assert_non_null(con_auth_check(&a, tok, 300));
+	assert_null(con_auth_check(&a, tok, 255));
+	/* a line longer than the 511 bytes read is refused, not cut */
+	memset(text, 'k', sizeof text - 2);
+	memcpy(text, "kim analyst ", 12);
+	text[sizeof text - 2] = '\n';
+	text[sizeof text - 1] = '\0';
+	assert_int_equal(load(text, &a, err, sizeof err), VIGIL_ETOOBIG);
+	assert_non_null(strstr(err, ":1: line too long"));
+}
+
 static void
 test_sha256_form(void **state)
 {
@@ -109,6 +133,12 @@ test_errors(void **state)
 	    ":2: role \"boss\": one of read-only, analyst, rule-editor, admin");
 	expect_error("al/ice analyst alice-analyst-token-0001\n", VIGIL_EINVAL,
 	    ":1: name \"al/ice\": 1-24 of [A-Za-z0-9._-]");
+	/* one token per analyst, plain or as its digest */
+	expect_error("alice analyst alice-analyst-token-0001\nrob admin alice-analyst-token-0001\n",
+	    VIGIL_EINVAL, ":2: rob's token is also alice's");
+	expect_error("bob read-only sha256:f8d2b05d6bd2e7d4c4d54a4a8b3d0c1e1dea6c0e4d8e2f64fc5f0c2e8b1a0e30\n"
+	    "rob admin sha256:F8D2B05D6BD2E7D4C4D54A4A8B3D0C1E1DEA6C0E4D8E2F64FC5F0C2E8B1A0E30\n",
+	    VIGIL_EINVAL, ":2: rob's token is also bob's");
 	expect_error("alice analyst short\n", VIGIL_EINVAL, ":1: token shorter than 16 characters");
 	expect_error("alice analyst sha256:abcd\n", VIGIL_EINVAL, ":1: sha256: needs 64 hex digits");
 	expect_error("alice analyst sha256:zz3c9d0a1e6f2b76c5e8c4e01c7a39e3c1c8d4b3f2a1e0d9c8b7a6f5e4d3c2b1\n",
@@ -214,6 +244,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_forms),
 		cmocka_unit_test(test_sha256_form),
+		cmocka_unit_test(test_long_token),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_cert_form),
 		cmocka_unit_test(test_missing_file),
