@@ -76,6 +76,9 @@ con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen)
 {
 	FILE *f;
 	char line[512];
+	/* each as long as a line: a field is never cut short unseen (a token
+	 * cut to fit would be hashed and never match) */
+	char name[sizeof line], role[sizeof line], tok[sizeof line], extra[8];
 	uint32_t lineno = 0;
 	vigil_err rv;
 	int fd;
@@ -92,9 +95,6 @@ con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen)
 	}
 	memset(ret_auth, 0, sizeof *ret_auth);
 	while (fgets(line, sizeof line, f) != NULL) {
-		/* each as long as a line: a field is never cut short unseen (a
-		 * token cut to fit would be hashed and never match) */
-		char name[sizeof line], role[sizeof line], tok[sizeof line], extra[8];
 		con_user *u;
 		int k;
 
@@ -209,6 +209,8 @@ con_auth_load(const char *path, con_auth *ret_auth, char *errbuf, size_t errlen)
 		rv = VIGIL_EINVAL;
 	}
 out:
+	explicit_bzero(line, sizeof line); /* plain tokens: not left on the stack */
+	explicit_bzero(tok, sizeof tok);
 	fclose(f);
 	return rv;
 }
