@@ -22,6 +22,7 @@
  * that segment once more: the command must accept a file that is already
  * there, as vigil-ship does).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -71,8 +72,8 @@ static vigil_err
 ship_state_load(const char *path, uint64_t *ret_seq, char *errbuf, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
-	unsigned long long v;
-	char line[128] = "";
+	unsigned long long v = 0;
+	char line[128] = "", *end = NULL;
 	int at = 1; /* the line being read */
 	vigil_err rv = VIGIL_OK;
 
@@ -86,7 +87,10 @@ ship_state_load(const char *path, uint64_t *ret_seq, char *errbuf, size_t errlen
 	}
 	if (fgets(line, sizeof line, f) == NULL || strcmp(line, "vigil-ship-state 1\n") != 0 ||
 	    (at = 2, fgets(line, sizeof line, f) == NULL) ||
-	    sscanf(line, "shipped_through %llu", &v) != 1) {
+	    strncmp(line, "shipped_through ", 16) != 0 || !isdigit((unsigned char)line[16]) ||
+	    (errno = 0, v = strtoull(line + 16, &end, 10), errno != 0) ||
+	    (*end != '\n' && *end != '\0')) {
+		/* digits only: "-1" would read as 2^64-1 and ship nothing again */
 		snprintf(errbuf, errlen, "archive shipping: %s:%d: not a ship state file "
 		    "(\"vigil-ship-state 1\" then \"shipped_through SEQ\"); delete it to ship "
 		    "every sealed segment again", path, at);

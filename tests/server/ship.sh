@@ -153,9 +153,12 @@ stop
 
 # ---- a damaged ship-state stops the start, naming the file and line ----
 cp "$D/data/ship-state" "$D/ship-state.good"
-printf 'vigil-ship-state 1\nshipped_through x\n' >"$D/data/ship-state"
-expect 1 "ship-state:2: not a ship state file" timeout 60 "$VIGILD" --config "$D/vigild.ini" \
-    --data "$D/data" --listen "ipc://$D/v.ipc" --admin "127.0.0.1:$AP" --rules "$S/rules/default.rules"
+for bad in x -1 '12 junk' 18446744073709551616; do
+	printf 'vigil-ship-state 1\nshipped_through %s\n' "$bad" >"$D/data/ship-state"
+	expect 1 "ship-state:2: not a ship state file" timeout 60 "$VIGILD" --config "$D/vigild.ini" \
+	    --data "$D/data" --listen "ipc://$D/v.ipc" --admin "127.0.0.1:$AP" \
+	    --rules "$S/rules/default.rules"
+done
 : >"$D/data/ship-state"
 expect 1 "ship-state:1: not a ship state file" timeout 60 "$VIGILD" --config "$D/vigild.ini" \
     --data "$D/data" --listen "ipc://$D/v.ipc" --admin "127.0.0.1:$AP" --rules "$S/rules/default.rules"
