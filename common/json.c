@@ -433,6 +433,18 @@ vigil_error_code(vigil_err err)
 	}
 }
 
+/* e's message without a leading "FIELD: " naming e's own field. */
+static const char *
+json_msg_unplaced(const vigil_errinfo *e)
+{
+	size_t n = strnlen(e->field, sizeof e->field);
+
+	if (n > 0 && n < sizeof e->field && strncmp(e->msg, e->field, n) == 0 &&
+	    e->msg[n] == ':' && e->msg[n + 1] == ' ' && e->msg[n + 2] != '\0')
+		return e->msg + n + 2;
+	return e->msg;
+}
+
 json_t *
 vigil_error_json(const char *code, const vigil_errinfo *e)
 {
@@ -441,8 +453,10 @@ vigil_error_json(const char *code, const vigil_errinfo *e)
 
 	if (o == NULL || where == NULL)
 		goto fail;
-	/* one line of UTF-8 whatever the filler did: jansson refuses others */
-	snprintf(msg, sizeof msg, "%s", e != NULL ? e->msg : "");
+	/* one line of UTF-8 whatever the filler did: jansson refuses others;
+	 * the place is where's, so a message that starts by naming its field
+	 * ("currency: ...", the form of a one-line error) loses that prefix */
+	snprintf(msg, sizeof msg, "%s", e != NULL ? json_msg_unplaced(e) : "");
 	vigil_utf8_line(msg);
 	if (json_object_set_new(o, "code", json_string(code)) != 0 ||
 	    json_object_set_new(o, "message", json_string(msg)) != 0)

@@ -177,6 +177,23 @@ grep -q "^vigil-rules: --txn $T/bad.json:2:3: " "$T/err" || fail "vigil-rules --
 expect_rc 2 "vigil-score --txn @none" "$(vt_prog vigil-score)" -s "ipc://$T/none.sock" \
 	--txn "@$T/none.json"
 grep -q "^vigil-score: --txn $T/none.json: " "$T/err" || fail "vigil-score --txn @none: $(cat "$T/err")"
+# a transaction given by flags: a bad value names the flag, not the JSON field
+for c in "--amount 1.234 --currency EUR|--amount: " "--amount 12.00|--amount needs --currency" \
+	"--amount 1 --currency EUR --channel foo|--channel: " \
+	"--amount 1 --currency EUR --time yesterday|--time: " \
+	"--amount 1 --currency EUR --lat 100 --lon 0|--lat: "; do
+	say=${c#*|}
+	# shellcheck disable=SC2086 # the flags are words
+	expect_rc 2 "vigil-score ${c%|*}" "$(vt_prog vigil-score)" -s "ipc://$T/none.sock" \
+		--txn-id t1 --card c1 --merchant m1 ${c%|*}
+	[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^vigil-score: $say.*(see --help)\$" "$T/err" ||
+		fail "vigil-score ${c%|*}: want 'vigil-score: $say... (see --help)': $(cat "$T/err")"
+done
+# a line of stdin: the error object's message does not repeat where.field
+printf '{"txn_id":"a","card_id":"c","merchant_id":"m","amount":"1.00","currency":"EUX"}\n' |
+	"$(vt_prog vigil-score)" -s "ipc://$T/none.sock" >"$T/out" 2>"$T/err"
+grep -q '"message":"\\"EUX\\" is not' "$T/out" && grep -q '"field":"txn.currency","line":1' "$T/out" ||
+	fail "vigil-score stdin, bad currency: $(cat "$T/out")"
 # a missing input is a usage error (docs/tools.md, "missing"), one line naming it
 expect_rc 2 "vigil-console, no data directory" "$(vt_prog vigil-console)" -d "$T/none" \
 	-r "$SRC/rules/default.rules" --tokens "$T/none.tokens" --state "$T/state"

@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,9 +394,10 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 			break;
 		case OPT_LAT:
 		case OPT_LON:
-			if (!sc_parse_double(optarg, &dv))
-				return sc_usage_error("--%s: \"%s\" is not a number",
-				    opt == OPT_LAT ? "lat" : "lon", optarg);
+			if (!sc_parse_double(optarg, &dv) || !(fabs(dv) <= (opt == OPT_LAT ? 90 : 180)))
+				return sc_usage_error("--%s: \"%s\" is not a number in [%s]",
+				    opt == OPT_LAT ? "lat" : "lon", optarg,
+				    opt == OPT_LAT ? "-90, 90" : "-180, 180");
 			rv = sc_flag_set(a, opt == OPT_LAT ? "lat" : "lon", json_real(dv));
 			break;
 		case OPT_FRAUD:
@@ -667,6 +669,43 @@ sc_txn_from_json(const json_t *obj, vigil_txn *store, vigil_client_txn *ret, vig
 	return VIGIL_OK;
 }
 
+/* The flag that sets transaction field key ("txn." prefix allowed), or
+ * NULL. */
+static const char *
+sc_field_flag(const char *key)
+{
+	static const char *const map[][2] = {
+		{ "txn_id", "txn-id" }, { "card_id", "card" }, { "merchant_id", "merchant" },
+		{ "amount", "amount" }, { "amount_minor", "amount-minor" },
+		{ "currency", "currency" }, { "terminal_id", "terminal" },
+		{ "country", "country" }, { "mcc", "mcc" }, { "channel", "channel" },
+		{ "device_id", "device" }, { "ip", "ip" }, { "event_time", "time" },
+		{ "event_time_ms", "time-ms" }, { "lat", "lat" }, { "lon", "lon" },
+	};
+
+	if (strncmp(key, "txn.", 4) == 0)
+		key += 4;
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (strcmp(key, map[i][0]) == 0)
+			return map[i][1];
+	return NULL;
+}
+
+/* A transaction built from flags is wrong: the usage error names the flag
+ * ("--amount: ..."), not the JSON field the flag filled. */
+static int
+sc_flag_error(const char *field, const char *msg)
+{
+	const char *flag = sc_field_flag(field);
+	size_t n = strlen(field);
+
+	if (flag == NULL)
+		return sc_usage_error("%s", msg);
+	if (strncmp(msg, field, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+		msg += n + 2;
+	return sc_usage_error("--%s: %s", flag, msg);
+}
+
 /* One transaction from flags or --json. Exit status. */
 static int
 sc_score_one(vigil_client *c, const sc_args *a, json_t *obj)
@@ -678,13 +717,20 @@ sc_score_one(vigil_client *c, const sc_args *a, json_t *obj)
 	vigil_client_err     err;
 	vigil_errinfo        ei;
 
+	if (obj == a->flags && json_object_get(obj, "amount") != NULL &&
+	    json_object_get(obj, "currency") == NULL)
+		return sc_usage_error("--amount needs --currency (its minor units)");
 	if (sc_txn_from_json(obj, &store, &txn, &ei) != VIGIL_OK) {
+		if (obj == a->flags)
+			return sc_flag_error(ei.field, ei.msg);
 		fprintf(stderr, "vigil-score: %s\n", ei.msg);
 		return 2;
 	}
 	err = vigil_client_score(c, &txn, &a->callopts, &res, &info);
 	if (err == VIGIL_CLIENT_EINVAL) {
 		/* a required flag or field is missing: the command line is wrong */
+		if (obj == a->flags)
+			return sc_flag_error(info.field, info.message);
 		return sc_usage_error("%s", info.message);
 	}
 	if (err != VIGIL_CLIENT_OK) {
