@@ -593,24 +593,40 @@ main(int argc, char **argv)
 		fprintf(stderr, "vigil-console: --rules %s: not a regular file\n", app.o.rules);
 		return VIGIL_EXIT_USAGE;
 	}
-	if (mkdir_p1(app.o.state) != 0) {
-		fprintf(stderr, "vigil-console: --state %s: %s\n", app.o.state, strerror(errno));
-		return 1;
-	}
-	snprintf(path, sizeof path, "%s/tmp", app.o.state);
-	if (mkdir_p1(path) != 0) {
-		fprintf(stderr, "vigil-console: %s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	if (getrandom(app.secret, sizeof app.secret, 0) != (ssize_t)sizeof app.secret) {
-		fprintf(stderr, "vigil-console: getrandom: %s\n", strerror(errno));
-		return 1;
-	}
+	/* Every input is checked before STATE is made: a usage error leaves
+	 * nothing behind. The client dials in the background. */
 	rv = con_auth_load(app.o.tokens, &app.auth, err, sizeof err);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-console: tokens: %s\n", err);
 		/* a missing tokens file is a missing input: 2 (docs/tools.md) */
 		return rv == VIGIL_EINVAL || rv == VIGIL_ETOOBIG || rv == VIGIL_ENOTFOUND ? 2 : 1;
+	}
+	if (app.o.server != NULL) {
+		const char *urls[1] = { app.o.server };
+		vigil_client_opts co = { .connect_wait_ms = -1, .timeout_ms = 2000, .max_attempts = 2,
+			.tls_cert = app.o.tls_cert, .tls_key = app.o.tls_key, .tls_ca = app.o.tls_ca,
+			.tls_server_name = app.o.tls_server_name };
+		vigil_client_errinfo ei;
+		if (vigil_client_open(urls, 1, &co, &app.client, &ei) != VIGIL_CLIENT_OK) {
+			/* the message starts with the URL */
+			fprintf(stderr, "vigil-console: --server %s%s\n", ei.message,
+			    ei.code == VIGIL_CLIENT_EINVAL || ei.code == VIGIL_CLIENT_ETRANSPORT ?
+			    " (see --help)" : "");
+			return ei.code == VIGIL_CLIENT_ENOMEM ? 1 : 2;
+		}
+	}
+	if (mkdir_p1(app.o.state) != 0) {
+		fprintf(stderr, "vigil-console: --state %s: %s\n", app.o.state, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof path, "%s/tmp", app.o.state);
+	if (mkdir_p1(path) != 0) {
+		fprintf(stderr, "vigil-console: %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (getrandom(app.secret, sizeof app.secret, 0) != (ssize_t)sizeof app.secret) {
+		fprintf(stderr, "vigil-console: getrandom: %s\n", strerror(errno));
+		goto out;
 	}
 	snprintf(path, sizeof path, "%s/index", app.o.state);
 	rv = con_index_open(path, app.o.map_gib, &app.ix, err, sizeof err);
@@ -642,18 +658,6 @@ main(int argc, char **argv)
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "vigil-console: rules: %s\n", err);
 		goto out;
-	}
-	if (app.o.server != NULL) {
-		const char *urls[1] = { app.o.server };
-		vigil_client_opts co = { .connect_wait_ms = -1, .timeout_ms = 2000, .max_attempts = 2,
-			.tls_cert = app.o.tls_cert, .tls_key = app.o.tls_key, .tls_ca = app.o.tls_ca,
-			.tls_server_name = app.o.tls_server_name };
-		vigil_client_errinfo ei;
-		if (vigil_client_open(urls, 1, &co, &app.client, &ei) != VIGIL_CLIENT_OK) {
-			fprintf(stderr, "vigil-console: --server %s: %s\n", app.o.server, ei.message);
-			ret = 2;
-			goto out;
-		}
 	}
 	vigil_evconn_log_to_stderr("vigil-console");
 	app.base = event_base_new();

@@ -564,6 +564,11 @@ vigil_client_open(const char *const *urls, size_t nurls, const vigil_client_opts
 			    "server URL %zu: empty or longer than %d bytes", i + 1, VC_MAX_URL);
 			return VIGIL_CLIENT_EINVAL;
 		}
+		if (strstr(urls[i], "://") == NULL) { /* nng would say "Invalid argument" */
+			vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "%s: not a URL: write "
+			    "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH", urls[i]);
+			return VIGIL_CLIENT_EINVAL;
+		}
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(urls[i], urls[j]) == 0) {
 				vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL,

@@ -76,7 +76,8 @@ typedef struct vigil_client vigil_client;
  * background (reconnecting forever) and waits up to opts->connect_wait_ms for
  * all of them to connect; a replica that is down does not fail the open, its
  * calls fail over. The ring depends only on the set of URLs, not their order.
- * VIGIL_CLIENT_EINVAL: bad URL list (errinfo names the URL), a tls+tcp://
+ * VIGIL_CLIENT_EINVAL: bad URL list (errinfo names the URL; one without a
+ * "SCHEME://" is told the forms), a tls+tcp://
  * URL without opts->tls_ca, a TLS file that cannot be read or parsed
  * (errinfo names it); a TLS handshake that fails later (server certificate
  * not signed by tls_ca, or ours refused) shows as EUNREACHABLE on calls;

@@ -101,6 +101,7 @@ test_open_rejects_bad_urls(void **state)
 	const char *const dup[] = { "ipc:///tmp/a.sock", "ipc:///tmp/a.sock" };
 	const char *const bad[] = { "nonsense://x" };
 	const char *const empty[] = { "" };
+	const char *const noscheme[] = { "127.0.0.1:9465" };
 	vigil_client        *c = NULL;
 	vigil_client_errinfo info;
 
@@ -111,6 +112,10 @@ test_open_rejects_bad_urls(void **state)
 	assert_int_equal(vigil_client_open(empty, 1, NULL, &c, &info), VIGIL_CLIENT_EINVAL);
 	assert_int_equal(vigil_client_open(bad, 1, NULL, &c, &info), VIGIL_CLIENT_ETRANSPORT);
 	assert_non_null(strstr(info.message, "nonsense://x: "));
+	/* no scheme: what a URL looks like, not nng's "Invalid argument" */
+	assert_int_equal(vigil_client_open(noscheme, 1, NULL, &c, &info), VIGIL_CLIENT_EINVAL);
+	assert_string_equal(info.message, "127.0.0.1:9465: not a URL: write tcp://HOST:PORT, "
+	    "tls+tcp://HOST:PORT or ipc:///PATH");
 	assert_null(c);
 	vigil_client_close(NULL);
 }

@@ -239,6 +239,16 @@ grep -q '^vigild: admin: cannot listen on 192.0.2.1:9466: [A-Z]' "$T/err" &&
 expect_rc 0 "vigild --check-config -q" "$(vt_prog vigild)" --check-config -q \
 	-r "$SRC/rules/default.rules" -d "$T/data" --admin '[::1]:9466'
 [ -s "$T/out" ] && fail "vigild --check-config -q printed: $(head -c 200 "$T/out")"
+# the console checks every input before it makes STATE: nothing left behind
+expect_rc 2 "vigil-console --server HOST:PORT" "$(vt_prog vigil-console)" -d "$T/data" \
+	-r "$SRC/rules/default.rules" --tokens "$T/ok.tokens" --state "$T/state-srv" \
+	--server 127.0.0.1:19465
+[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q 'tcp://HOST:PORT.*(see --help)$' "$T/err" ||
+	fail "vigil-console --server HOST:PORT: $(cat "$T/err")"
+[ -e "$T/state-srv" ] && fail "vigil-console --server HOST:PORT made its state directory"
+expect_rc 2 "vigil-console, no tokens file" "$(vt_prog vigil-console)" -d "$T/data" \
+	-r "$SRC/rules/default.rules" --tokens "$T/none.tokens" --state "$T/state-tok"
+[ -e "$T/state-tok" ] && fail "vigil-console without its tokens file made its state directory"
 # a server address without a scheme says what a URL looks like
 expect_rc 2 "vigil-score --server HOST:PORT" "$(vt_prog vigil-score)" --server 127.0.0.1:19465 health
 grep -q 'tcp://HOST:PORT' "$T/err" || fail "vigil-score --server HOST:PORT: $(cat "$T/err")"
