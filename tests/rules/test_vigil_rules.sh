@@ -111,6 +111,20 @@ expect_rc 0 "$V" fmt -w "$T/ugly.rules"
 cmp -s "$T/ugly.rules" "$T/once.rules" || fail "fmt -w differs from fmt"
 expect_rc 0 "$V" fmt --check "$T/ugly.rules"
 expect_grep "# c" "$T/ugly.rules"
+# -w through a symbolic link rewrites its target, mode kept; the link stays
+printf 'rule a{when amount>1 score 1 reason "x"} # c\n' >"$T/target.rules"
+chmod 640 "$T/target.rules"
+mkdir "$T/links"
+ln -s ../target.rules "$T/links/link.rules"
+expect_rc 0 "$V" fmt -w "$T/links/link.rules"
+[ -L "$T/links/link.rules" ] || fail "fmt -w replaced the symbolic link by a file"
+cmp -s "$T/target.rules" "$T/once.rules" || fail "fmt -w through a link: the target is not formatted"
+[ "$(stat -c %a "$T/target.rules")" = 640 ] || fail "fmt -w: mode $(stat -c %a "$T/target.rules"), want 640"
+[ -z "$(ls "$T/links" | grep -v '^link.rules$')" ] || fail "fmt -w left files beside the link: $(ls "$T/links")"
+# -w - : standard input has no file to rewrite (it made a file named "-")
+(cd "$T" && expect_rc 2 "$V" fmt -w - <"$T/ugly.rules")
+expect_line "vigil-rules fmt: -w: standard input cannot be rewritten in place; give a FILE (see --help)" "$T/err"
+[ -e "$T/-" ] && fail "fmt -w - created a file named -"
 expect_rc 2 "$V" fmt "$T/bad.rules"
 expect_grep "bad.rules:2:17: error:" "$T/err"
 
@@ -151,6 +165,25 @@ expect_grep "vigil-rules: --txn: txn." "$T/err"
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn "$(echo "$TXN" | sed 's/card.count_90d/card.count_9d/')"
 expect_grep "features.card.count_9d: unknown feature" "$T/err"
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn '{not json'
+# a misspelt key of the input is an error, not dropped with its values
+expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn "$(echo "$TXN" | sed 's/"features"/"feature"/')"
+expect_line "vigil-rules: --txn: feature: unknown key (one of txn, features, thresholds)" "$T/err"
+# a --txn file that cannot be read: the flag's error, with the program's name
+expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn "@$T/no-such.json"
+expect_line "vigil-rules: --txn $T/no-such.json: No such file or directory" "$T/err"
+# the input of explain --help, copied as it is, runs on the shipped rules
+expect_rc 0 "$V" explain --help
+python3 - "$T/out" "$TXN" >"$T/help-txn" <<'PY' || fail "explain --help: no \"thresholds\" example: $(cat "$T/out")"
+import json, re, sys
+text = open(sys.argv[1]).read()
+# the example's "thresholds": {...} object, over one or more lines
+m = re.search(r'"thresholds": (\{[^{}]*(\{[^{}]*\}[^{}]*)*\})', text)
+doc = json.loads(sys.argv[2])
+doc["thresholds"] = json.loads(m.group(1))
+print(json.dumps(doc))
+PY
+expect_rc 0 "$V" explain "$ROOT/rules/default.rules" --txn "@$T/help-txn"
+expect_grep "zscore_high = 3.5 (threshold, global)" "$T/out"
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules"
 
 # test: failing cases are reported with their line and exit 1
@@ -158,17 +191,43 @@ cat >"$T/c.cases" <<'C'
 # a comment
 {"name": "passes", "txn": {"txn_id":"t1","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z","country":"IR"}, "expect": {"decision": "decline", "hits": ["sanctioned_country"]}}
 {"name": "wrong decision", "txn": {"txn_id":"t2","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z"}, "expect": {"decision": "review"}}
-{"name": "no expectation", "txn": {"txn_id":"t3","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z"}}
+{"name": "right points", "txn": {"txn_id":"t3","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z","country":"IR"}, "expect": {"hits": ["sanctioned_country"], "points": 1}}
 C
 expect_rc 1 "$V" test "$ROOT/rules/default.rules" "$T/c.cases"
 expect_grep "3 cases, 1 passed, 2 failed" "$T/out"
 expect_grep "c.cases:3: FAIL wrong decision: decision allow, expected review (score 0)" "$T/err"
-expect_grep "c.cases:4: FAIL no expectation: expect: an object with \"decision\" or \"hits\" is required" "$T/err"
+expect_grep "c.cases:4: FAIL right points: points " "$T/err"
 # a line that is not JSON: a cases file that does not parse is exit 2, the others still run
 { cat "$T/c.cases"; printf '{broken\n'; } >"$T/bad.cases"
 expect_rc 2 "$V" test "$ROOT/rules/default.rules" "$T/bad.cases"
 expect_grep "4 cases, 1 passed, 3 failed" "$T/out"
 expect_grep "bad.cases:5:" "$T/err"
+# a case that is JSON but not a case is an error in CASES, not a FAIL: a
+# misspelt expect key made the case pass whatever the rules decided
+CT='"txn": {"txn_id":"t1","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z"}'
+for c in \
+    "{$CT, \"expect\": {\"decison\": \"decline\", \"hits\": []}}|expect.decison: unknown key (one of decision, hits, shadow, points, score)" \
+    "{$CT, \"expct\": {\"hits\": []}}|expct: unknown key (one of name, txn, features, thresholds, expect)" \
+    '[1, 2]|a case must be a JSON object with "txn" and "expect"' \
+    '{"name": "x", "expect": {"hits": []}}|txn: missing (the transaction object)' \
+    "{$CT}|expect: missing (an object with \"decision\" or \"hits\")" \
+    "{$CT, \"expect\": {\"score\": 0}}|expect: \"decision\" or \"hits\" is required" \
+    "{$CT, \"expect\": {\"hits\": [], \"points\": \"abc\"}}|expect.points: must be an integer" \
+    "{$CT, \"expect\": {\"hits\": [], \"score\": \"0\"}}|expect.score: must be a number" \
+    "{$CT, \"expect\": {\"hits\": \"a\"}}|expect.hits: must be an array of rule names" \
+    "{$CT, \"expect\": {\"hits\": [], \"shadow\": [1]}}|expect.shadow: must be an array of rule names" \
+    "{$CT, \"expect\": {\"decision\": \"deny\"}}|expect.decision: must be allow, review or decline" \
+    "{$CT, \"features\": {\"card.count_9d\": 1}, \"expect\": {\"hits\": []}}|features.card.count_9d: unknown feature; did you mean 'card.count_7d'?"; do
+	{ sed -n 2p "$T/c.cases"; printf '%s\n' "${c%%|*}"; } >"$T/shape.cases"
+	expect_rc 2 "$V" test "$ROOT/rules/default.rules" "$T/shape.cases"
+	expect_line "$T/shape.cases:2: error: ${c#*|}" "$T/err"
+	expect_grep "2 cases, 1 passed, 1 failed" "$T/out"
+done
+# test --help names every expect key the command reads
+expect_rc 0 "$V" test --help
+for k in decision hits shadow points score; do
+	expect_grep "\"$k\"" "$T/out"
+done
 expect_rc 0 "$V" test -v "$ROOT/rules/default.rules" "$ROOT/rules/default.cases"
 expect_grep "ok   established card" "$T/out"
 printf '# nothing\n' >"$T/empty.cases"

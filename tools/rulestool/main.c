@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +95,8 @@ static const char *fmt_usage =
     "usage: vigil-rules fmt [-w | --write | --check] FILE\n"
     "\n"
     "Prints FILE in canonical form (comments kept; idempotent).\n"
-    "  -w, --write   rewrite FILE in place (atomically) instead of printing\n"
+    "  -w, --write   rewrite FILE in place (atomically) instead of printing; a\n"
+    "                symbolic link's target is rewritten; not with FILE -\n"
     "  --check       exit 1, with one line saying so, if FILE is not in canonical form\n"
     "\n";
 
@@ -107,9 +109,14 @@ static const char *explain_usage =
     "threshold its condition read.\n"
     "  -t, --txn JSON  the input: inline JSON, @PATH to read a file, or - for stdin:\n"
     "                {\"txn\": {transaction fields}, \"features\": {\"card.count_7d\": 3, ...},\n"
-    "                 \"thresholds\": {\"name\": 12.5, \"by_group\": {\"5411\": 300}}}\n"
+    "                 \"thresholds\": {\"zscore_high\": 3.5,\n"
+    "                                \"amount_high_for_mcc\": {\"5411\": 500}}}\n"
     "                \"features\" and \"thresholds\" are optional and override what the\n"
     "                data gives; a threshold without a value uses its fallback.\n"
+    "                \"thresholds\" names tuned thresholds of FILE (the example's are\n"
+    "                in rules/default.rules): a number is the global value, an\n"
+    "                object the values of a `by` threshold's groups. Another\n"
+    "                key than these three is an error.\n"
     "  -d, --data DIR  a vigild data directory, read only: the batch features,\n"
     "                tuned thresholds and model of its current generation (live\n"
     "                velocity is not read: give vel.* in \"features\"); the\n"
@@ -125,9 +132,12 @@ static const char *test_usage =
     "starting with # are skipped) against the rule file FILE. One case a line:\n"
     "  {\"name\": \"...\", \"txn\": {...}, \"features\": {...}, \"thresholds\": {...},\n"
     "   \"expect\": {\"decision\": \"review\", \"hits\": [\"rule\", ...],\n"
-    "              \"shadow\": [\"rule\", ...], \"score\": 40}}\n"
+    "              \"shadow\": [\"rule\", ...], \"points\": 40, \"score\": 40}}\n"
     "\"hits\" and \"shadow\" list exactly the rules that must fire (any order);\n"
-    "each expect key is optional but \"decision\" or \"hits\" must be given.\n"
+    "\"points\" is the sum of the points of the active rules that fired, \"score\"\n"
+    "the 0-100 score. Each expect key is optional but \"decision\" or \"hits\"\n"
+    "must be given. A case with another key, or a value of the wrong type, is\n"
+    "an error in CASES (CASES:LINE: error: FIELD: ..., exit 2); the rest still run.\n"
     "  -q, --quiet     print only failures, no summary line\n"
     "  -v, --verbose   print every case, not only failures\n"
     "\n";
@@ -153,7 +163,13 @@ tool_help(const char *text)
 static vigil_errinfo tool_read_err;
 static vigil_err     tool_read_rv;
 
-/* Prints "PATH: error: WHAT[: WHY]" and keeps it in tool_read_err. */
+/* The flag the file being read was named by (--txn @FILE), or NULL for a
+ * rule or cases file: their errors are the library's whole-file form, a
+ * flag's file the form of a bad option value (docs/tools.md, "Messages"). */
+static const char *tool_read_flag;
+
+/* Prints "PATH: error: WHAT[: WHY]" (or "vigil-rules: FLAG PATH: WHY", WHAT
+ * when no WHY) and keeps it in tool_read_err. */
 static void
 tool_read_fail(const char *path, vigil_err rv, const char *what, const char *why)
 {
@@ -161,7 +177,11 @@ tool_read_fail(const char *path, vigil_err rv, const char *what, const char *why
 	    why != NULL ? why : "");
 	snprintf(tool_read_err.file, sizeof tool_read_err.file, "%s", path);
 	tool_read_rv = rv;
-	fprintf(stderr, "%s: error: %s\n", path, tool_read_err.msg);
+	if (tool_read_flag != NULL)
+		fprintf(stderr, "vigil-rules: %s %s: %s\n", tool_read_flag, path,
+		    strcmp(what, "cannot open") == 0 && why != NULL ? why : tool_read_err.msg);
+	else
+		fprintf(stderr, "%s: error: %s\n", path, tool_read_err.msg);
 }
 
 static char *
@@ -357,36 +377,66 @@ cmd_check(int argc, char **argv, const rules_schema *schema)
 
 /* ---- fmt ---- */
 
+/*
+ * Replaces the file at path by data[0..len): written to a temporary file
+ * beside it, synced, then renamed over it, with its permissions. A symbolic
+ * link is followed: its target is rewritten and the link stays a link
+ * (renaming over the link itself would leave the target unformatted).
+ */
 static int
 tool_write_atomic(const char *path, const char *data, size_t len)
 {
-	char        tmp[4096];
-	FILE       *f;
+	char        tmp[PATH_MAX + 16], *real;
+	FILE       *f = NULL;
 	struct stat st;
+	int         status = VIGIL_EXIT_FAIL;
 
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.fmt-tmp", path) >= sizeof tmp) {
-		fprintf(stderr, "vigil-rules: %s: path too long\n", path);
+	real = realpath(path, NULL);
+	if (real == NULL) {
+		fprintf(stderr, "vigil-rules: %s: %s\n", path, strerror(errno));
 		return VIGIL_EXIT_FAIL;
+	}
+	if (stat(real, &st) != 0) {
+		fprintf(stderr, "vigil-rules: %s: %s\n", real, strerror(errno));
+		goto out;
+	}
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.fmt-tmp", real) >= sizeof tmp) {
+		fprintf(stderr, "vigil-rules: %s: path too long\n", real);
+		goto out;
 	}
 	f = fopen(tmp, "wb");
 	if (f == NULL) {
 		fprintf(stderr, "vigil-rules: %s: %s\n", tmp, strerror(errno));
-		return VIGIL_EXIT_FAIL;
+		goto out;
 	}
-	if (stat(path, &st) == 0)
-		(void)fchmod(fileno(f), st.st_mode & 07777);
+	if (fchmod(fileno(f), st.st_mode & 07777) != 0) {
+		fprintf(stderr, "vigil-rules: %s: cannot keep the mode of %s: %s\n", tmp, real,
+		    strerror(errno));
+		goto fail;
+	}
 	if (fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		fprintf(stderr, "vigil-rules: %s: write failed: %s\n", tmp, strerror(errno));
+		goto fail;
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		fprintf(stderr, "vigil-rules: %s: write failed: %s\n", tmp, strerror(errno));
+		goto fail;
+	}
+	f = NULL;
+	if (rename(tmp, real) != 0) {
+		fprintf(stderr, "vigil-rules: %s: %s\n", real, strerror(errno));
+		goto fail;
+	}
+	status = 0;
+	goto out;
+fail:
+	if (f != NULL)
 		fclose(f);
-		unlink(tmp);
-		return VIGIL_EXIT_FAIL;
-	}
-	if (fclose(f) != 0 || rename(tmp, path) != 0) {
-		fprintf(stderr, "vigil-rules: %s: %s\n", path, strerror(errno));
-		unlink(tmp);
-		return VIGIL_EXIT_FAIL;
-	}
-	return 0;
+	unlink(tmp);
+out:
+	free(real);
+	return status;
 }
 
 static int
@@ -414,6 +464,10 @@ cmd_fmt(int argc, char **argv)
 	if (optind + 1 != argc || (write && check))
 		return vigil_cli_usage_error("vigil-rules fmt",
 		    "give one FILE and at most one of -w, --check");
+	/* "-" is standard input: there is no file to rewrite (it made one named "-") */
+	if (write && strcmp(argv[optind], "-") == 0)
+		return vigil_cli_usage_error("vigil-rules fmt",
+		    "-w: standard input cannot be rewritten in place; give a FILE");
 	src = tool_read(argv[optind], &len);
 	if (src == NULL)
 		return EXIT_USAGE;
@@ -450,6 +504,44 @@ out:
 }
 
 /* ---- transaction input (explain, test) ---- */
+
+/* The keys of explain's input, and of a test case with its expectation. */
+static const char *const tool_input_keys[] = { "txn", "features", "thresholds", NULL };
+static const char *const tool_case_keys[] = { "name", "txn", "features", "thresholds",
+	"expect", NULL };
+static const char *const tool_expect_keys[] = { "decision", "hits", "shadow", "points",
+	"score", NULL };
+
+/*
+ * Every key of the object obj is one of keys[]: a misspelt key would
+ * otherwise be dropped and its check or value silently lost. err gets
+ * "[PREFIX.]KEY: unknown key (one of ...)".
+ */
+static int
+tool_keys_check(const json_t *obj, const char *const *keys, const char *prefix, char *err,
+    size_t errlen)
+{
+	const char *k;
+	json_t     *v;
+
+	json_object_foreach((json_t *)obj, k, v) {
+		size_t i, off;
+
+		for (i = 0; keys[i] != NULL && strcmp(keys[i], k) != 0; i++)
+			;
+		if (keys[i] != NULL)
+			continue;
+		off = (size_t)snprintf(err, errlen, "%s%s%s: unknown key (one of", prefix != NULL ?
+		    prefix : "", prefix != NULL ? "." : "", k);
+		for (i = 0; keys[i] != NULL && off < errlen; i++)
+			off += (size_t)snprintf(err + off, errlen - off, "%s %s", i > 0 ? "," : "",
+			    keys[i]);
+		if (off < errlen)
+			snprintf(err + off, errlen - off, ")");
+		return -1;
+	}
+	return 0;
+}
 
 /* Threshold values from {"name": number | {"group": number}}. */
 static int
@@ -900,7 +992,9 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 	if (txnarg[0] == '@' || strcmp(txnarg, "-") == 0) {
 		size_t ilen;
 
+		tool_read_flag = "--txn";
 		input = tool_read(txnarg[0] == '@' ? txnarg + 1 : "-", &ilen);
+		tool_read_flag = NULL;
 		if (input == NULL) {
 			status = EXIT_USAGE;
 			goto out;
@@ -933,6 +1027,12 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 			status = EXIT_USAGE;
 			goto out;
 		}
+	}
+	/* a misspelt "features" would drop the values and explain another case */
+	if (tool_keys_check(obj, tool_input_keys, NULL, err, sizeof err) != 0) {
+		fprintf(stderr, "vigil-rules: --txn: %s\n", err);
+		status = EXIT_USAGE;
+		goto out;
 	}
 	status = tool_explain_db(data, &db);
 	if (status != 0)
@@ -1054,6 +1154,85 @@ tool_names_match(const rules_prog *prog, const uint16_t *idx, uint32_t n, const 
 	return ok;
 }
 
+/* A JSON array of strings: the rule names of expect.hits and expect.shadow. */
+static bool
+tool_is_names(const json_t *a)
+{
+	size_t  i;
+	json_t *v;
+
+	if (!json_is_array(a))
+		return false;
+	json_array_foreach(a, i, v)
+		if (!json_is_string(v))
+			return false;
+	return true;
+}
+
+/*
+ * The shape of one case, before it runs: keys known, each of the type it
+ * must have. A case that fails here is a mistake in CASES (exit 2), not a
+ * finding about the rules: a misspelt expect key would make the case pass
+ * whatever the rules decide. err gets "FIELD: WHAT".
+ */
+static int
+tool_case_check(const json_t *obj, char *err, size_t errlen)
+{
+	const json_t  *exp, *v;
+	vigil_decision d;
+
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "a case must be a JSON object with \"txn\" and \"expect\"");
+		return -1;
+	}
+	if (tool_keys_check(obj, tool_case_keys, NULL, err, errlen) != 0)
+		return -1;
+	if ((v = json_object_get(obj, "name")) != NULL && !json_is_string(v)) {
+		snprintf(err, errlen, "name: must be a string");
+		return -1;
+	}
+	if (!json_is_object(json_object_get(obj, "txn"))) {
+		snprintf(err, errlen, "txn: %s", json_object_get(obj, "txn") == NULL ?
+		    "missing (the transaction object)" : "must be an object");
+		return -1;
+	}
+	exp = json_object_get(obj, "expect");
+	if (!json_is_object(exp)) {
+		snprintf(err, errlen, "expect: %s", exp == NULL ? "missing (an object with "
+		    "\"decision\" or \"hits\")" : "must be an object");
+		return -1;
+	}
+	if (tool_keys_check(exp, tool_expect_keys, "expect", err, errlen) != 0)
+		return -1;
+	if (json_object_get(exp, "decision") == NULL && json_object_get(exp, "hits") == NULL) {
+		snprintf(err, errlen, "expect: \"decision\" or \"hits\" is required");
+		return -1;
+	}
+	v = json_object_get(exp, "decision");
+	if (v != NULL && (!json_is_string(v) ||
+	    vigil_decision_parse(json_string_value(v), &d) != VIGIL_OK)) {
+		snprintf(err, errlen, "expect.decision: must be allow, review or decline");
+		return -1;
+	}
+	if ((v = json_object_get(exp, "hits")) != NULL && !tool_is_names(v)) {
+		snprintf(err, errlen, "expect.hits: must be an array of rule names");
+		return -1;
+	}
+	if ((v = json_object_get(exp, "shadow")) != NULL && !tool_is_names(v)) {
+		snprintf(err, errlen, "expect.shadow: must be an array of rule names");
+		return -1;
+	}
+	if ((v = json_object_get(exp, "points")) != NULL && !json_is_integer(v)) {
+		snprintf(err, errlen, "expect.points: must be an integer");
+		return -1;
+	}
+	if ((v = json_object_get(exp, "score")) != NULL && !json_is_number(v)) {
+		snprintf(err, errlen, "expect.score: must be a number");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cmd_test(int argc, char **argv, const rules_schema *schema)
 {
@@ -1127,29 +1306,33 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 			nbad++;
 			continue;
 		}
-		if (json_is_string(json_object_get(obj, "name")))
-			snprintf(name, sizeof name, "%s", json_string_value(json_object_get(obj, "name")));
-		exp = json_object_get(obj, "expect");
 		tv = rules_tvals_new(prog);
 		if (tv == NULL) {
 			json_decref(obj);
 			status = EXIT_USAGE;
 			goto out;
 		}
-		if (!json_is_object(exp) ||
-		    (json_object_get(exp, "decision") == NULL && json_object_get(exp, "hits") == NULL)) {
-			snprintf(err, sizeof err, "expect: an object with \"decision\" or \"hits\" is required");
-			ok = false;
-		} else if (tool_input(obj, prog, &txn, features, nfeatures, tv, err, sizeof err) != 0) {
-			ok = false;
-		} else if (rules_prog_eval(prog, tv, features, nfeatures, res) != VIGIL_OK) {
+		/* a case that cannot run as written: exit 2, the rest still run */
+		if (tool_case_check(obj, err, sizeof err) != 0 ||
+		    tool_input(obj, prog, &txn, features, nfeatures, tv, err, sizeof err) != 0) {
+			fprintf(stderr, "%s:%u: error: %s\n", argv[optind + 1], lineno, err);
+			nfail++;
+			nbad++;
+			rules_tvals_free(tv);
+			json_decref(obj);
+			continue;
+		}
+		if (json_is_string(json_object_get(obj, "name")))
+			snprintf(name, sizeof name, "%s", json_string_value(json_object_get(obj, "name")));
+		exp = json_object_get(obj, "expect");
+		if (rules_prog_eval(prog, tv, features, nfeatures, res) != VIGIL_OK) {
 			snprintf(err, sizeof err, "evaluation failed");
 			ok = false;
 		} else {
 			const json_t  *jd = json_object_get(exp, "decision"), *jh = json_object_get(exp, "hits");
 			const json_t  *js = json_object_get(exp, "shadow"), *jsc = json_object_get(exp, "score");
 			const json_t  *jp = json_object_get(exp, "points");
-			vigil_decision want;
+			vigil_decision want = VIGIL_DECISION_ALLOW;
 			size_t         off = 0;
 
 			/* a model.score given is the model's calibrated probability:
@@ -1157,55 +1340,35 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 			if (mslot < nfeatures && features[mslot].present && features[mslot].str == NULL)
 				rules_result_model(prog, features[mslot].num, res);
 			err[0] = '\0';
-			if (jd != NULL) {
-				if (!json_is_string(jd) || vigil_decision_parse(json_string_value(jd), &want) != VIGIL_OK) {
-					off += (size_t)snprintf(err + off, sizeof err - off,
-					    "expect.decision: must be allow, review or decline; ");
-					ok = false;
-				} else if (want != res->decision) {
-					off += (size_t)snprintf(err + off, sizeof err - off,
-					    "decision %s, expected %s (score %.6g); ", vigil_decision_name(res->decision),
-					    vigil_decision_name(want), res->score);
-					ok = false;
-				}
-			}
-			if (jsc != NULL && off < sizeof err && (!json_is_number(jsc) ||
-			    fabs(json_number_value(jsc) - res->score) > 1e-9)) {
-				if (json_is_number(jsc))
-					off += (size_t)snprintf(err + off, sizeof err - off, "score %.6g, expected %.6g; ",
-					    res->score, json_number_value(jsc));
-				else
-					off += (size_t)snprintf(err + off, sizeof err - off,
-					    "expect.score: must be a number; ");
+			/* tool_case_check made sure of each one's type */
+			if (jd != NULL)
+				(void)vigil_decision_parse(json_string_value(jd), &want);
+			if (jd != NULL && want != res->decision) {
+				off += (size_t)snprintf(err + off, sizeof err - off,
+				    "decision %s, expected %s (score %.6g); ", vigil_decision_name(res->decision),
+				    vigil_decision_name(want), res->score);
 				ok = false;
 			}
-			if (jp != NULL && off < sizeof err && (!json_is_integer(jp) ||
-			    json_integer_value(jp) != res->points)) {
-				if (json_is_integer(jp))
-					off += (size_t)snprintf(err + off, sizeof err - off, "points %d, expected %lld; ",
-					    res->points, (long long)json_integer_value(jp));
-				else
-					off += (size_t)snprintf(err + off, sizeof err - off,
-					    "expect.points: must be an integer; ");
+			if (jsc != NULL && off < sizeof err &&
+			    fabs(json_number_value(jsc) - res->score) > 1e-9) {
+				off += (size_t)snprintf(err + off, sizeof err - off, "score %.6g, expected %.6g; ",
+				    res->score, json_number_value(jsc));
 				ok = false;
 			}
-			if (jh != NULL && off < sizeof err) {
-				if (!json_is_array(jh)) {
-					off += (size_t)snprintf(err + off, sizeof err - off, "expect.hits: must be an array; ");
-					ok = false;
-				} else if (!tool_names_match(prog, res->hits, res->nhits, jh, diff, sizeof diff)) {
-					off += (size_t)snprintf(err + off, sizeof err - off, "hits:%s ", diff);
-					ok = false;
-				}
+			if (jp != NULL && off < sizeof err && json_integer_value(jp) != res->points) {
+				off += (size_t)snprintf(err + off, sizeof err - off, "points %d, expected %lld; ",
+				    res->points, (long long)json_integer_value(jp));
+				ok = false;
 			}
-			if (js != NULL && off < sizeof err) {
-				if (!json_is_array(js)) {
-					off += (size_t)snprintf(err + off, sizeof err - off, "expect.shadow: must be an array; ");
-					ok = false;
-				} else if (!tool_names_match(prog, res->shadow, res->nshadow, js, diff, sizeof diff)) {
-					snprintf(err + off, sizeof err - off, "shadow:%s", diff);
-					ok = false;
-				}
+			if (jh != NULL && off < sizeof err &&
+			    !tool_names_match(prog, res->hits, res->nhits, jh, diff, sizeof diff)) {
+				off += (size_t)snprintf(err + off, sizeof err - off, "hits:%s ", diff);
+				ok = false;
+			}
+			if (js != NULL && off < sizeof err &&
+			    !tool_names_match(prog, res->shadow, res->nshadow, js, diff, sizeof diff)) {
+				snprintf(err + off, sizeof err - off, "shadow:%s", diff);
+				ok = false;
 			}
 		}
 		if (!ok) {
