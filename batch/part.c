@@ -366,7 +366,7 @@ pr_get(part_r *p, void *buf, size_t n, const char *what, store_diag *reterr)
 	if (n == 0)
 		return VIGIL_OK;
 	if (fread(buf, 1, n, p->f) != n) {
-		store_diag_set(reterr, "%s: offset %llu: %s while reading %s", p->path,
+		store_diag_set(reterr, "%s:%llu: %s while reading %s", p->path,
 		    (unsigned long long)p->off, ferror(p->f) ? strerror(errno) : "truncated",
 		    what);
 		return ferror(p->f) ? VIGIL_EIO : VIGIL_ECORRUPT;
@@ -413,7 +413,7 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 	if ((rv = pr_get(p, magic, 8, "magic", reterr)) != VIGIL_OK)
 		return rv;
 	if (memcmp(magic, PART_MAGIC, 8) != 0) {
-		store_diag_set(reterr, "%s: offset 0: not a vigil-rebuild partial file", path);
+		store_diag_set(reterr, "%s:0: not a vigil-rebuild partial file", path);
 		return VIGIL_ECORRUPT;
 	}
 	if ((rv = pr_get(p, &bom, 4, "header", reterr)) != VIGIL_OK ||
@@ -423,7 +423,7 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 		return rv;
 	if (bom != PART_BOM || csz != sizeof(store_card_profile) ||
 	    esz != sizeof(batch_ent) || hsz != sizeof(part_hdr)) {
-		store_diag_set(reterr, "%s: offset 8: written by a different build or architecture "
+		store_diag_set(reterr, "%s:8: written by a different build or architecture "
 		    "(re-run the partitions with this binary)", path);
 		return VIGIL_EVERSION;
 	}
@@ -434,7 +434,7 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 	if (p->h.part_count < 2 || p->h.part_count > BATCH_MAX_PARTS ||
 	    p->h.part_index >= p->h.part_count || p->h.nplans > BATCH_MAX_THRESHOLDS ||
 	    p->h.window_ms <= 0 || p->h.window_ms > BATCH_MAX_WINDOW_MS) {
-		store_diag_set(reterr, "%s: offset 28: header fields out of range", path);
+		store_diag_set(reterr, "%s:28: header fields out of range", path);
 		return VIGIL_ECORRUPT;
 	}
 	p->plans = calloc(p->h.nplans ? p->h.nplans : 1, sizeof *p->plans);
@@ -487,13 +487,13 @@ pr_verify(const char *path, store_diag *reterr)
 	}
 	if (ferror(f)) {
 		rv = VIGIL_EIO;
-		store_diag_set(reterr, "%s: offset %llu: %s", path, (unsigned long long)off,
+		store_diag_set(reterr, "%s:%llu: %s", path, (unsigned long long)off,
 		    strerror(errno));
 		goto out;
 	}
 	if (keep < 9) {
 		rv = VIGIL_ECORRUPT;
-		store_diag_set(reterr, "%s: offset %llu: truncated (no trailer)", path,
+		store_diag_set(reterr, "%s:%llu: truncated (no trailer)", path,
 		    (unsigned long long)off);
 		goto out;
 	}
@@ -502,7 +502,7 @@ pr_verify(const char *path, store_diag *reterr)
 	memcpy(&digest, tail + 1, 8);
 	if (tail[0] != 'E' || digest != XXH64_digest(xx)) {
 		rv = VIGIL_ECORRUPT;
-		store_diag_set(reterr, "%s: offset %llu: checksum mismatch (file damaged or truncated)",
+		store_diag_set(reterr, "%s:%llu: checksum mismatch (file damaged or truncated)",
 		    path, (unsigned long long)off);
 	}
 out:
@@ -545,7 +545,7 @@ pr_key(part_r *p, char *key, size_t cap, const char *what, store_diag *reterr)
 	if ((rv = pr_get(p, &n, 2, what, reterr)) != VIGIL_OK)
 		return rv;
 	if (n == 0 || n >= cap) {
-		store_diag_set(reterr, "%s: offset %llu: %s key length %u out of range (1..%zu)",
+		store_diag_set(reterr, "%s:%llu: %s key length %u out of range (1..%zu)",
 		    p->path, (unsigned long long)p->off - 2, what, n, cap - 1);
 		return VIGIL_ECORRUPT;
 	}
@@ -553,7 +553,7 @@ pr_key(part_r *p, char *key, size_t cap, const char *what, store_diag *reterr)
 		return rv;
 	key[n] = '\0';
 	if (memchr(key, '\0', n) != NULL) {
-		store_diag_set(reterr, "%s: offset %llu: %s key holds a NUL byte", p->path,
+		store_diag_set(reterr, "%s:%llu: %s key holds a NUL byte", p->path,
 		    (unsigned long long)p->off - n, what);
 		return VIGIL_ECORRUPT;
 	}
@@ -573,7 +573,7 @@ pr_sketch(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 	    (rv = pr_get(p, &glen, 2, "sketch", reterr)) != VIGIL_OK)
 		return rv;
 	if (plan >= r->nplans || (glen != PART_GLOBAL && (glen == 0 || glen > BATCH_GROUP_MAX))) {
-		store_diag_set(reterr, "%s: offset %llu: sketch for threshold %u / group length %u "
+		store_diag_set(reterr, "%s:%llu: sketch for threshold %u / group length %u "
 		    "out of range", p->path, (unsigned long long)p->off - 6, plan, glen);
 		return VIGIL_ECORRUPT;
 	}
@@ -590,7 +590,7 @@ pr_sketch(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 	if ((rv = pr_get(p, &nb, 4, "sketch", reterr)) != VIGIL_OK)
 		return rv;
 	if (nb > PART_MAX_BUCKETS) {
-		store_diag_set(reterr, "%s: offset %llu: %u buckets is over the cap of %u", p->path,
+		store_diag_set(reterr, "%s:%llu: %u buckets is over the cap of %u", p->path,
 		    (unsigned long long)p->off - 4, nb, PART_MAX_BUCKETS);
 		return VIGIL_ECORRUPT;
 	}
@@ -608,7 +608,7 @@ pr_sketch(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 		rv = batch_sketch_add_bucket(sk, &b);
 		if (rv != VIGIL_OK) {
 			if (rv == VIGIL_ECORRUPT)
-				store_diag_set(reterr, "%s: offset %llu: inconsistent sketch bucket",
+				store_diag_set(reterr, "%s:%llu: inconsistent sketch bucket",
 				    p->path, (unsigned long long)at);
 			return rv;
 		}
@@ -651,7 +651,7 @@ pr_train(part_r *p, const batch_run *r, part_tm *tm, uint64_t at, store_diag *re
 	if ((rv = pr_get(p, &version, 4, "training section", reterr)) != VIGIL_OK)
 		goto out;
 	if (version != PART_TRAIN_VERSION) {
-		store_diag_set(reterr, "%s: offset %llu: training section version %u (this build reads "
+		store_diag_set(reterr, "%s:%llu: training section version %u (this build reads "
 		    "%u): re-run the partitions with this binary", p->path,
 		    (unsigned long long)p->off - 4, version, PART_TRAIN_VERSION);
 		rv = VIGIL_EVERSION;
@@ -660,7 +660,7 @@ pr_train(part_r *p, const batch_run *r, part_tm *tm, uint64_t at, store_diag *re
 	if ((rv = pr_get(p, &size, 4, "training section", reterr)) != VIGIL_OK)
 		goto out;
 	if (size != sizeof t) {
-		store_diag_set(reterr, "%s: offset %llu: training section of %u bytes, %zu in this "
+		store_diag_set(reterr, "%s:%llu: training section of %u bytes, %zu in this "
 		    "build: re-run the partitions with this binary", p->path,
 		    (unsigned long long)p->off - 4, size, sizeof t);
 		rv = VIGIL_EVERSION;
@@ -676,13 +676,13 @@ pr_train(part_r *p, const batch_run *r, part_tm *tm, uint64_t at, store_diag *re
 	if (t.has_set > 1 || t.labelled_only > 1 || (t.has_set == 1) != (t.set_len > 0) ||
 	    t.set_len > left || t.max_rows < 2 || t.max_rows > BATCH_TRAIN_MAX_ROWS ||
 	    (t.has_set && t.train_from >= t.train_to)) {
-		store_diag_set(reterr, "%s: offset %llu: training section fields out of range", p->path,
+		store_diag_set(reterr, "%s:%llu: training section fields out of range", p->path,
 		    (unsigned long long)at);
 		rv = VIGIL_ECORRUPT;
 		goto out;
 	}
 	if (t.layout != r->layout) {
-		store_diag_set(reterr, "%s: offset %llu: training rows of another model input layout "
+		store_diag_set(reterr, "%s:%llu: training rows of another model input layout "
 		    "(%016llx; this build's is %016llx): re-run the partitions with this binary",
 		    p->path, (unsigned long long)at, (unsigned long long)t.layout,
 		    (unsigned long long)r->layout);
@@ -722,7 +722,7 @@ pr_train(part_r *p, const batch_run *r, part_tm *tm, uint64_t at, store_diag *re
 	buf = NULL;
 	if (rv == VIGIL_ECORRUPT || rv == VIGIL_EVERSION) {
 		snprintf(why, sizeof why, "%s", reterr->msg);
-		store_diag_set(reterr, "%s: offset %llu: %s", p->path,
+		store_diag_set(reterr, "%s:%llu: %s", p->path,
 		    (unsigned long long)(set_at + bad_off), why);
 	}
 	if (rv != VIGIL_OK)
@@ -737,7 +737,7 @@ pr_train(part_r *p, const batch_run *r, part_tm *tm, uint64_t at, store_diag *re
 	rv = batch_trainset_merge(tm->set, set, reterr);
 	if (rv != VIGIL_OK) {
 		snprintf(why, sizeof why, "%s", reterr->msg);
-		store_diag_set(reterr, "%s: offset %llu: %s", p->path, (unsigned long long)set_at, why);
+		store_diag_set(reterr, "%s:%llu: %s", p->path, (unsigned long long)set_at, why);
 		if (rv == VIGIL_EINVAL)
 			rv = VIGIL_ECORRUPT;
 	}
@@ -767,12 +767,12 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, part_tm *tm, store_diag *rete
 		if (tag == 'E')
 			break;
 		if (tag != 'C' && tag != 'M' && tag != 'T' && tag != 'G' && tag != 'R') {
-			store_diag_set(reterr, "%s: offset %llu: unknown item tag 0x%02x", p->path,
+			store_diag_set(reterr, "%s:%llu: unknown item tag 0x%02x", p->path,
 			    (unsigned long long)at, tag);
 			return VIGIL_ECORRUPT;
 		}
 		if (trained) {
-			store_diag_set(reterr, "%s: offset %llu: item 0x%02x after the training section",
+			store_diag_set(reterr, "%s:%llu: item 0x%02x after the training section",
 			    p->path, (unsigned long long)at, tag);
 			return VIGIL_ECORRUPT;
 		}
@@ -797,7 +797,7 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, part_tm *tm, store_diag *rete
 			return rv;
 		/* Keys are written sorted: a repeat or a step back is damage. */
 		if (prev[0] != '\0' && strcmp(prev, key) >= 0) {
-			store_diag_set(reterr, "%s: offset %llu: key %s out of order", p->path,
+			store_diag_set(reterr, "%s:%llu: key %s out of order", p->path,
 			    (unsigned long long)at, key);
 			return VIGIL_ECORRUPT;
 		}
@@ -808,14 +808,14 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, part_tm *tm, store_diag *rete
 			if ((rv = pr_get(p, &prof, sizeof prof, "card profile", reterr)) != VIGIL_OK)
 				return rv;
 			if (batch_key_partition(key, strlen(key), p->h.part_count) != p->h.part_index) {
-				store_diag_set(reterr, "%s: offset %llu: card %s is not in partition %u/%u",
+				store_diag_set(reterr, "%s:%llu: card %s is not in partition %u/%u",
 				    p->path, (unsigned long long)at, key, p->h.part_index,
 				    p->h.part_count);
 				return VIGIL_ECORRUPT;
 			}
 			rv = batch_card_put(r, key, &prof);
 			if (rv != VIGIL_OK) {
-				store_diag_set(reterr, "%s: offset %llu: card %s: writing it to "
+				store_diag_set(reterr, "%s:%llu: card %s: writing it to "
 				    "%s/features generation %llu: %s", p->path, (unsigned long long)at,
 				    key, r->opts.datadir,
 				    (unsigned long long)store_genw_generation(r->gw), vigil_strerror(rv));
@@ -837,12 +837,12 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, part_tm *tm, store_diag *rete
 		tm->missing = p->path;
 	want = XXH64_digest(p->xx);
 	if (fread(&digest, 1, sizeof digest, p->f) != sizeof digest || digest != want) {
-		store_diag_set(reterr, "%s: offset %llu: checksum mismatch (file damaged)", p->path,
+		store_diag_set(reterr, "%s:%llu: checksum mismatch (file damaged)", p->path,
 		    (unsigned long long)p->off);
 		return VIGIL_ECORRUPT;
 	}
 	if ((c = fgetc(p->f)) != EOF) {
-		store_diag_set(reterr, "%s: offset %llu: trailing bytes after the checksum", p->path,
+		store_diag_set(reterr, "%s:%llu: trailing bytes after the checksum", p->path,
 		    (unsigned long long)p->off + sizeof digest);
 		return VIGIL_ECORRUPT;
 	}
