@@ -630,6 +630,19 @@ main_config_print(const srv_config *c)
 	fflush(stdout);
 }
 
+/* [store] data_dir exists as something other than a directory: a bad
+ * configuration (exit 2, with --check-config too), not a failure at start. */
+static bool
+main_data_dir_bad(const srv_config *c)
+{
+	struct stat st;
+
+	if (stat(c->data_dir, &st) != 0 || S_ISDIR(st.st_mode))
+		return false; /* missing: made at start, which names any failure */
+	fprintf(stderr, "vigild: [store] data_dir (--data) %s: not a directory\n", c->data_dir);
+	return true;
+}
+
 static int
 main_check_config(srv_server *s)
 {
@@ -651,6 +664,8 @@ main_check_config(srv_server *s)
 		fprintf(stderr, "vigild: [server] user %s: no such user\n", c->user);
 		return 2;
 	}
+	if (main_data_dir_bad(c))
+		return 2;
 	main_warn_exposure(c, stderr);
 	rv = srv_rules_check(c->rules_path, stderr, c->quiet);
 	if (rv != VIGIL_OK)
@@ -742,6 +757,8 @@ main(int argc, char **argv)
 	case SRV_RUN:
 		break;
 	}
+	if (main_data_dir_bad(&s->cfg))
+		return 2;
 	srv_malloc_tune(argv, s->cfg.huge_pages, memnote, sizeof memnote);
 	srv_sched_tune(s->cfg.sched_batch); /* before any thread: they inherit it */
 

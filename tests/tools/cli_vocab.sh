@@ -239,6 +239,12 @@ grep -q '^vigild: admin: cannot listen on 192.0.2.1:9466: [A-Z]' "$T/err" &&
 expect_rc 0 "vigild --check-config -q" "$(vt_prog vigild)" --check-config -q \
 	-r "$SRC/rules/default.rules" -d "$T/data" --admin '[::1]:9466'
 [ -s "$T/out" ] && fail "vigild --check-config -q printed: $(head -c 200 "$T/out")"
+# a --data that is a file is a bad configuration, for --check-config too
+: >"$T/afile"
+expect_rc 2 "vigild --check-config --data FILE" "$(vt_prog vigild)" --check-config -q \
+	-r "$SRC/rules/default.rules" -d "$T/afile"
+grep -qx "vigild: \[store\] data_dir (--data) $T/afile: not a directory" "$T/err" ||
+	fail "vigild --check-config --data FILE: $(cat "$T/err")"
 # the console checks every input before it makes STATE: nothing left behind
 expect_rc 2 "vigil-console --server HOST:PORT" "$(vt_prog vigil-console)" -d "$T/data" \
 	-r "$SRC/rules/default.rules" --tokens "$T/ok.tokens" --state "$T/state-srv" \
