@@ -78,7 +78,7 @@ static const char usage_text[] =
 static const char *const exit_detail[VIGIL_EXIT_COUNT_] = {
 	"built, or nothing to do (as-of already current)",
 	"the rebuild failed; the current generation is untouched",
-	"bad command line or rule file, or a --data directory that does not exist",
+	"bad command line or rule file, or a missing input (--data, its archive/, --merge FILE)",
 	"another rebuild is running (the lock is held)",
 };
 
@@ -380,7 +380,9 @@ main(int argc, char **argv)
 	store_diag diag;
 	cli_progress prog = { 0 };
 	bool json = false, quiet = false, merge = false, rollback = false, have_part = false;
+	bool dump_model = false, dump_meta = false;
 	const char *dump = NULL, *dump_kind = NULL;
+	const char *build_opt = NULL; /* the last option that only a build reads */
 	unsigned long long to = 0, gen = 0, num;
 	long ncpu;
 	int c, rc;
@@ -392,6 +394,21 @@ main(int argc, char **argv)
 	opts.threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "d:r:fo:jqhV", longopts, NULL)) != -1) {
+		/* named in the refusal with a dump or --rollback, which ignore them */
+		switch (c) {
+		case OPT_ARCHIVE: build_opt = "--archive"; break;
+		case OPT_AS_OF: build_opt = "--as-of"; break;
+		case OPT_WINDOW: build_opt = "--window"; break;
+		case 'r': build_opt = "--rules"; break;
+		case 'f': build_opt = "--force"; break;
+		case OPT_THREADS: build_opt = "--threads"; break;
+		case OPT_KEEP: build_opt = "--keep"; break;
+		case OPT_NO_MODEL: build_opt = "--no-model"; break;
+		case OPT_TRAIN_WINDOW: build_opt = "--train-window"; break;
+		case OPT_LABEL_MATURITY: build_opt = "--label-maturity"; break;
+		case OPT_LABELLED_ONLY: build_opt = "--labelled-only"; break;
+		case OPT_TRAIN_EVERY: build_opt = "--train-every"; break;
+		}
 		switch (c) {
 		case 'd':
 			opts.datadir = optarg;
@@ -469,11 +486,16 @@ main(int argc, char **argv)
 			break;
 		case OPT_DUMP_MODEL:
 			dump = APP_MODEL_BLOB;
+			dump_model = true;
 			break;
 		case OPT_DUMP_META:
 			dump = APP_MODEL_META_BLOB;
+			dump_meta = true;
 			break;
 		case OPT_DUMP:
+			/* a second --dump would silently replace the first */
+			if (dump_kind != NULL)
+				return usage_error("%s", "--dump given twice: one profile per run");
 			dump_kind = optarg;
 			break;
 		case OPT_TO: /* --generation (and the old --to) */
@@ -510,6 +532,20 @@ main(int argc, char **argv)
 		if (!S_ISDIR(dst.st_mode))
 			return usage_error("--data %s: not a directory", opts.datadir);
 	}
+	/*
+	 * One thing per run. A dump only reads, and before, it returned ahead
+	 * of these checks: `--rollback --dump card X` printed the card, exited
+	 * 0 and did not roll back; of two dumps, the last won silently.
+	 */
+	if ((dump_kind != NULL) + dump_model + dump_meta + merge + rollback + have_part > 1)
+		return usage_error("%s", "--dump, --dump-model, --dump-model-meta, --merge, "
+		    "--partition and --rollback exclude each other");
+	if (opts.out_path != NULL && build_opt == NULL)
+		build_opt = "--output";
+	if ((dump_kind != NULL || dump != NULL || rollback) && build_opt != NULL)
+		return usage_error("%s does not go with %s", build_opt, dump_kind != NULL ?
+		    "--dump" : dump_model ? "--dump-model" : dump_meta ? "--dump-model-meta" :
+		    "--rollback");
 	if (dump_kind != NULL) {
 		if (optind + 1 != argc)
 			return usage_error("%s", "--dump KIND needs one ID: --dump card ID");
@@ -521,8 +557,6 @@ main(int argc, char **argv)
 		return usage_error("%s", "--generation only goes with --dump, --dump-model, "
 		    "--dump-model-meta and --rollback");
 	to = gen;
-	if (merge + rollback + have_part > 1)
-		return usage_error("%s", "--merge, --partition and --rollback exclude each other");
 	if (!merge && optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (g_narchives > 0 && (merge || rollback))
@@ -556,6 +590,23 @@ main(int argc, char **argv)
 			else
 				fprintf(stderr, "vigil-rebuild: %s: %s\n", opts.rules_path,
 				    vigil_strerror(rv));
+			return VIGIL_EXIT_USAGE;
+		}
+	}
+
+	if (!merge && !rollback && g_narchives == 0) {
+		/*
+		 * DIR/archive that is not there is a missing input (docs/tools.md,
+		 * "missing": 2, as vigil-replay says for the same directory), not a
+		 * run that failed; the store reports every error of its own as 1.
+		 */
+		char adir[4096];
+		struct stat ast;
+
+		snprintf(adir, sizeof adir, "%s/archive", opts.datadir);
+		if (stat(adir, &ast) != 0 && (errno == ENOENT || errno == ENOTDIR)) {
+			fprintf(stderr, "vigil-rebuild: %s: cannot open archive directory: %s\n",
+			    adir, strerror(errno));
 			return VIGIL_EXIT_USAGE;
 		}
 	}

@@ -1,0 +1,76 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# vigil-rebuild's command line against docs/tools.md: one thing per run (a
+# dump never hides a --rollback or another dump), a data directory without
+# archive/ is a missing input (2, as in vigil-replay), and a damaged partial
+# file is named FILE:OFFSET:. Each case checks the exit status and the one
+# line on standard error, text included: error texts are interface.
+set -u
+build=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
+R="$build/batch/vigil-rebuild"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+
+# expect CODE REGEX ARG...: runs vigil-rebuild ARG..., wants exit CODE and
+# exactly one line on stderr matching REGEX (grep -E, whole line).
+expect() {
+	want=$1 re=$2
+	shift 2
+	"$R" "$@" >"$T/out" 2>"$T/err"
+	got=$?
+	lines=$(wc -l <"$T/err")
+	if [ "$got" != "$want" ] || [ "$lines" != 1 ] || ! grep -Eqx -- "$re" "$T/err"; then
+		echo "FAIL: vigil-rebuild $*: exit $got (want $want), stderr ($lines lines):"
+		sed 's/^/  /' "$T/err"
+		echo "  want: $re"
+		fails=$((fails + 1))
+	fi
+}
+
+mkdir -p "$T/empty" "$T/d/archive"
+X='--dump, --dump-model, --dump-model-meta, --merge, --partition and --rollback exclude each other \(see --help\)'
+
+# 1. Modes exclude each other, dumps included; before, a dump returned
+# first (--rollback --dump printed the card, exited 0, rolled nothing back).
+expect 2 "vigil-rebuild: $X" -d "$T/d" --rollback --dump card c1
+expect 2 "vigil-rebuild: $X" -d "$T/d" --dump card c1 --rollback
+expect 2 "vigil-rebuild: $X" -d "$T/d" --dump-model --dump-model-meta
+expect 2 "vigil-rebuild: $X" -d "$T/d" --dump-model --rollback
+expect 2 "vigil-rebuild: $X" -d "$T/d" --dump-model-meta --dump card c1
+expect 2 "vigil-rebuild: $X" -d "$T/d" --dump-model --merge a b
+expect 2 "vigil-rebuild: $X" -d "$T/d" --partition 0/2 -o "$T/p" --dump card c1
+expect 2 "vigil-rebuild: $X" -d "$T/d" --merge a b --rollback
+expect 2 'vigil-rebuild: --dump given twice: one profile per run \(see --help\)' \
+    -d "$T/d" --dump card c1 --dump merchant m1
+# an option only a build reads is refused, not ignored, by a dump or rollback
+expect 2 'vigil-rebuild: --rules does not go with --dump-model \(see --help\)' \
+    -d "$T/d" --dump-model --rules "$T/none.rules"
+expect 2 'vigil-rebuild: --force does not go with --rollback \(see --help\)' \
+    -d "$T/d" --rollback --force
+expect 2 'vigil-rebuild: --as-of does not go with --dump \(see --help\)' \
+    -d "$T/d" --dump card c1 --as-of 2026-03-01
+expect 2 'vigil-rebuild: --output does not go with --dump-model-meta \(see --help\)' \
+    -d "$T/d" --dump-model-meta -o "$T/x"
+# alone, each still runs (no generation yet: a failure, 1)
+expect 1 'vigil-rebuild: .*/d: no generation yet' -d "$T/d" --dump-model
+expect 1 'vigil-rebuild: rollback failed: .*' -d "$T/d" --rollback
+
+# 2. No DIR/archive: a missing input, 2 (docs/tools.md, "missing").
+expect 2 "vigil-rebuild: $T/empty/archive: cannot open archive directory: No such file or directory" \
+    -d "$T/empty" -q --as-of 2026-03-01
+expect 2 "vigil-rebuild: $T/empty/archive: cannot open archive directory: No such file or directory" \
+    -d "$T/empty" -q --as-of 2026-03-01 --partition 0/2 -o "$T/p0"
+
+# 3. A damaged partial file: FILE:OFFSET: (a place in a binary input).
+"$R" -d "$T/d" -q --as-of 2026-03-01 --partition 0/2 -o "$T/p0" 2>"$T/err" &&
+    "$R" -d "$T/d" -q --as-of 2026-03-01 --partition 1/2 -o "$T/p1" 2>>"$T/err" || {
+	echo "FAIL: partitions of an empty archive:"; cat "$T/err"; exit 1; }
+cp "$T/p1" "$T/garbage"
+size=$(wc -c <"$T/garbage")
+printf '\245' | dd of="$T/garbage" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+expect 1 "vigil-rebuild: $T/garbage:[0-9]+: checksum mismatch \(file damaged or truncated\)" \
+    -d "$T/d" -q --merge "$T/p0" "$T/garbage"
+
+[ $fails -eq 0 ] || { echo "$fails case(s) failed"; exit 1; }
+echo "ok"
