@@ -109,11 +109,11 @@ echo_usage(FILE *out)
 
 	fputs("usage: vigil-echo --listen URL [--contexts N] [--work-us N]\n"
 	    "A bare nng REQ/REP echo server (the baseline of bench/server/run.sh).\n"
-	    "  --listen URL    tcp://HOST:PORT or ipc://PATH to listen on\n"
-	    "  --contexts N    nng contexts, requests in flight (default 256, max 65536)\n"
-	    "  --work-us N     spend about N us of CPU per request before replying\n"
-	    "                  (default 0, max 1000000)\n"
-	    "  --help          this text\n"
+	    "  -l, --listen URL    tcp://HOST:PORT or ipc:///PATH to listen on\n"
+	    "  -c, --contexts N    nng contexts, requests in flight (default 256, max 65536)\n"
+	    "  -w, --work-us N     spend about N us of CPU per request before replying\n"
+	    "                      (default 0, max 1000000)\n"
+	    "  -h, --help          this text\n"
 	    "Runs until SIGTERM/SIGINT.\n", out);
 	vigil_cli_exit_help(out, exits);
 }
@@ -169,6 +169,9 @@ main(int argc, char **argv)
 		return vigil_cli_usage_error(ECHO_PROG, "%s: unexpected argument", argv[optind]);
 	if (url == NULL)
 		return vigil_cli_usage_error(ECHO_PROG, "--listen URL is required");
+	if (strstr(url, "://") == NULL) /* nng would say "Invalid argument" */
+		return vigil_cli_usage_error(ECHO_PROG, "--listen: \"%s\" is not a URL: write "
+		    "tcp://HOST:PORT or ipc:///PATH", url);
 	if (work_us > 0)
 		echo_spins = (uint64_t)(work_us * echo_calibrate() + 0.5);
 	sigemptyset(&sigs);
@@ -194,6 +197,9 @@ main(int argc, char **argv)
 		}
 	}
 	if ((rv = nng_listen(sock, url, NULL, 0)) != 0) {
+		if (rv == NNG_EINVAL || rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP)
+			return vigil_cli_usage_error(ECHO_PROG, "--listen: %s: %s", url,
+			    nng_strerror(rv));
 		fprintf(stderr, "vigil-echo: %s: %s\n", url, nng_strerror(rv));
 		return 1;
 	}

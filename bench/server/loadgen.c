@@ -323,40 +323,40 @@ lg_usage(FILE *out)
 
 	fprintf(out,
 	    "usage: vigil-loadgen --url URL [--concurrency N] [--connections N]\n"
-	    "                     [--duration S | --requests N] [--warmup S] [--rate R]\n"
-	    "                     [--cards N] [--merchants N] [--step-us N]\n"
-	    "                     [--alert-every N] [--dry-run] [--echo] [--json]\n"
+	    "                         [--duration S | --requests N] [--warmup S] [--rate R]\n"
+	    "                         [--cards N] [--merchants N] [--step-us N]\n"
+	    "                         [--alert-every N] [--dry-run] [--echo] [--json]\n"
 	    "\n"
 	    "Closed-loop load: N REQ contexts each send a vigil.v1 score request as soon as\n"
 	    "the previous reply arrives. With --rate, open loop: R requests are due per\n"
 	    "second, each sent on an idle context (at most N in flight), latency counted\n"
 	    "from when it was due. Prints replies/s and latency percentiles.\n"
 	    "\n"
-	    "  --url URL          tcp://HOST:PORT or ipc://PATH of vigild or vigil-echo\n"
-	    "  --concurrency N    requests in flight (default 1, max %d; the cap with --rate)\n"
-	    "  --connections N    connections (nng pipes) the contexts share, as N client\n"
-	    "                     processes would open; capped at --concurrency (default 1:\n"
-	    "                     every request on one connection)\n"
-	    "  --rate R           open loop at R requests/s (default: closed loop)\n"
-	    "  --duration S       measure for S seconds (default 3)\n"
-	    "  --requests N       stop after N requests instead (warm-up included)\n"
-	    "  --warmup S         run S seconds before measuring (default 0.5)\n"
-	    "  --cards N          size of the card pool (default 10000)\n"
-	    "  --merchants N      size of the merchant pool, 4 terminals each (default 1000)\n"
-	    "  --step-us N        event time between consecutive requests, microseconds\n"
-	    "                     (default 125: nothing of a short run expires; 60000000,\n"
-	    "                     a minute, with --cards 1000: the live state expires as\n"
-	    "                     fast as it grows after 20,160 requests, a steady state);\n"
-	    "                     event times start at 2025-11-21, and vigild refuses\n"
-	    "                     those ahead of its clock (max_future_skew_ms)\n"
-	    "  --alert-every N    every N-th request from a sanctioned country (IR, a\n"
-	    "                     hard stop of rules/default.rules), so about 1/N of the\n"
-	    "                     scores alert and carry reasons (default 0: none; with\n"
-	    "                     the default step every score alerts on velocity)\n"
-	    "  --dry-run          ask for dry runs (no archive, no live update)\n"
-	    "  --echo             the peer is vigil-echo: do not check reply status\n"
-	    "  --json             one JSON object on stdout instead of text\n"
-	    "  --help             this text\n",
+	    "  -u, --url URL          tcp://HOST:PORT or ipc:///PATH of vigild or vigil-echo\n"
+	    "  -c, --concurrency N    requests in flight (default 1, max %d; the cap with --rate)\n"
+	    "  -C, --connections N    connections (nng pipes) the contexts share, as N client\n"
+	    "                         processes would open; capped at --concurrency (default 1:\n"
+	    "                         every request on one connection)\n"
+	    "  -r, --rate R           open loop at R requests/s (default: closed loop)\n"
+	    "  -d, --duration S       measure for S seconds (default 3)\n"
+	    "  -n, --requests N       stop after N requests instead (warm-up included)\n"
+	    "  -w, --warmup S         run S seconds before measuring (default 0.5)\n"
+	    "  -k, --cards N          size of the card pool (default 10000)\n"
+	    "  -m, --merchants N      size of the merchant pool, 4 terminals each (default 1000)\n"
+	    "  -S, --step-us N        event time between consecutive requests, microseconds\n"
+	    "                         (default 125: nothing of a short run expires; 60000000,\n"
+	    "                         a minute, with --cards 1000: the live state expires as\n"
+	    "                         fast as it grows after 20,160 requests, a steady state);\n"
+	    "                         event times start at 2025-11-21, and vigild refuses\n"
+	    "                         those ahead of its clock (max_future_skew_ms)\n"
+	    "  -A, --alert-every N    every N-th request from a sanctioned country (IR, a\n"
+	    "                         hard stop of rules/default.rules), so about 1/N of the\n"
+	    "                         scores alert and carry reasons (default 0: none; with\n"
+	    "                         the default step every score alerts on velocity)\n"
+	    "  -D, --dry-run          ask for dry runs (no archive, no live update)\n"
+	    "  -e, --echo             the peer is vigil-echo: do not check reply status\n"
+	    "  -j, --json             one JSON object on stdout instead of text\n"
+	    "  -h, --help             this text\n",
 	    LG_MAX_CONC);
 	vigil_cli_exit_help(out, exits);
 }
@@ -455,6 +455,9 @@ main(int argc, char **argv)
 		return vigil_cli_usage_error(LG_PROG, "%s: unexpected argument", argv[optind]);
 	if (lg.url == NULL)
 		return vigil_cli_usage_error(LG_PROG, "--url URL is required");
+	if (strstr(lg.url, "://") == NULL) /* nng would say "Invalid argument" */
+		return vigil_cli_usage_error(LG_PROG, "--url: \"%s\" is not a URL: write "
+		    "tcp://HOST:PORT or ipc:///PATH", lg.url);
 	snprintf(lg.run, sizeof lg.run, "%x%x", (unsigned)getpid(), (unsigned)time(NULL));
 	lg.samples = malloc(LG_MAX_SAMPLES * sizeof *lg.samples);
 	lg.conns = calloc(lg.conc, sizeof *lg.conns);
@@ -474,6 +477,9 @@ main(int argc, char **argv)
 	 * a ready pipe, so the load spreads over them. */
 	for (uint32_t i = 0; i < lg.nconn; i++)
 		if ((rv = nng_dial(lg.sock, lg.url, NULL, 0)) != 0) {
+			if (rv == NNG_EINVAL || rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP)
+				return vigil_cli_usage_error(LG_PROG, "--url: %s: %s", lg.url,
+				    nng_strerror(rv));
 			fprintf(stderr, "vigil-loadgen: %s (connection %u): %s\n", lg.url, i + 1,
 			    nng_strerror(rv));
 			return 1;

@@ -61,6 +61,10 @@ for p in "$@"; do
 	usage_error "$name" "stray argument" "$p" stray-argument
 	n=$((n + 1))
 done
+# an address that is no URL is a usage error, not nng's "Invalid argument"
+usage_error vigil-echo "--listen HOST:PORT" "$B/bench/server/vigil-echo" --listen 127.0.0.1:1
+usage_error vigil-loadgen "--url HOST:PORT" "$B/bench/server/vigil-loadgen" --url 127.0.0.1:1
+usage_error vigil-loadgen "--url unknown scheme" "$B/bench/server/vigil-loadgen" --url foo://x
 # bench-omap on tiny tables: each hand-written structure and uthash agree
 # (it exits 1 if they do not), and every figure is printed.
 omap="$B/bench/store/bench-omap"
