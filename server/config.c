@@ -406,6 +406,22 @@ cfg_nats_urls(const char *value, char *dst, size_t cap, char *reason, size_t rle
 	return cfg_str(value, dst, cap, true, reason, rlen);
 }
 
+#define CFG_SECTIONS "server, store, rules, tls, health, cluster"
+
+/* Whether section is one of CFG_SECTIONS. */
+static bool
+cfg_section_known(const char *section)
+{
+	static const char *const known[] = {
+		"server", "store", "rules", "tls", "health", "cluster",
+	};
+
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(section, known[i]) == 0)
+			return true;
+	return false;
+}
+
 /* Applies one key; false with reason if the value is bad or the key unknown. */
 static bool
 cfg_apply(srv_config *c, const char *section, const char *key, const char *value,
@@ -526,11 +542,9 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 	if (IS("cluster", "retain_hours"))
 		return cfg_uint(value, 25, 24 * 365, &c->cluster_retain_hours, reason, rlen);
 #undef IS
-	if (strcmp(section, "server") != 0 && strcmp(section, "store") != 0 &&
-	    strcmp(section, "rules") != 0 && strcmp(section, "tls") != 0 &&
-	    strcmp(section, "health") != 0 && strcmp(section, "cluster") != 0)
-		snprintf(reason, rlen, "unknown section [%s] (expected server, store, rules, tls, "
-		    "health, cluster)", section);
+	if (!cfg_section_known(section))
+		snprintf(reason, rlen, "unknown section [%s] (expected %s)", section,
+		    CFG_SECTIONS);
 	else
 		snprintf(reason, rlen, "unknown key in [%s]", section);
 	return false;
@@ -543,7 +557,7 @@ typedef struct cfg_ini_ctx {
 	int         err_line;  /* of the first error found by the handler */
 	bool        indented;  /* the line starts with a space or tab */
 	int         bad_line;  /* the first line inih cannot be given whole */
-	char        bad[64];
+	char        bad[160];
 	struct {
 		char section[16], key[32];
 		int  line;
@@ -585,6 +599,22 @@ cfg_ini_reader(char *str, int num, void *stream)
 	}
 	str[n] = '\0';
 	ctx->indented = str[0] == ' ' || str[0] == '\t';
+	/* inih calls the handler for keys only: a section with none would
+	 * pass unseen, so a header's name is checked here */
+	if (!too_long && !nul && ctx->bad_line == 0) {
+		const char *h = str + strspn(str, " \t"), *e;
+
+		if (*h == '[' && (e = strchr(h, ']')) != NULL) {
+			char name[48];
+
+			snprintf(name, sizeof name, "%.*s", (int)(e - h - 1), h + 1);
+			if (!cfg_section_known(name)) {
+				ctx->bad_line = ctx->line;
+				snprintf(ctx->bad, sizeof ctx->bad, "unknown section [%s] "
+				    "(expected %s)", name, CFG_SECTIONS);
+			}
+		}
+	}
 	if (too_long || nul) {
 		/* skip the line as blank and report it */
 		if (ctx->bad_line == 0) {

@@ -453,9 +453,15 @@ test_ini_errors_name_line(void **state)
 	snprintf(want, sizeof want, "config %s:2: wrokers: unknown key in [server]", ini_path);
 	assert_string_equal(err, want);
 
+	/* an unknown section is named at its header, with keys or without */
 	write_ini("[sever]\nworkers = 2\n");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
-	assert_non_null(strstr(err, ":2: workers: unknown section [sever]"));
+	snprintf(want, sizeof want, "config %s:1: unknown section [sever] (expected server, store, "
+	    "rules, tls, health, cluster)", ini_path);
+	assert_string_equal(err, want);
+	write_ini("[server]\nworkers = 2\n\n[nosuch]\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_non_null(strstr(err, ":4: unknown section [nosuch] (expected "));
 
 	write_ini("[server]\nthis line has no equals sign\n");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, "--rules", "r", NULL),
