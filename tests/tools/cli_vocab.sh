@@ -189,6 +189,9 @@ for c in "--amount 1.234 --currency EUR|--amount: " "--amount 12.00|--amount nee
 	[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^vigil-score: $say.*(see --help)\$" "$T/err" ||
 		fail "vigil-score ${c%|*}: want 'vigil-score: $say... (see --help)': $(cat "$T/err")"
 done
+# VIGIL_SERVER set but naming nobody is no licence to use the default server
+VIGIL_SERVER=', ' expect_rc 2 "VIGIL_SERVER=', '" "$(vt_prog vigil-score)" health
+grep -q 'VIGIL_SERVER: ", " names no URL' "$T/err" || fail "VIGIL_SERVER=', ': $(cat "$T/err")"
 # a line of stdin: the error object's message does not repeat where.field
 printf '{"txn_id":"a","card_id":"c","merchant_id":"m","amount":"1.00","currency":"EUX"}\n' |
 	"$(vt_prog vigil-score)" -s "ipc://$T/none.sock" >"$T/out" 2>"$T/err"

@@ -444,6 +444,10 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 					    VIGIL_TOOLS_URL_FORMS, tok);
 				a->servers[a->nservers++] = tok;
 			}
+			/* set but naming nobody: not the default server unseen */
+			if (a->nservers == 0)
+				return sc_usage_error("VIGIL_SERVER: \"%s\" names no URL: write "
+				    VIGIL_TOOLS_URL_FORMS ", comma-separated", env);
 		}
 		if (a->nservers == 0)
 			a->servers[a->nservers++] = SC_DEFAULT_URL;
