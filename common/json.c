@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "vigil.h"
 #include "vigil_json.h"
@@ -502,4 +503,20 @@ vigil_json_err_where(const char *name, const json_error_t *e, char *buf, size_t 
 	else
 		snprintf(buf, cap, "%s", name);
 	return buf;
+}
+
+json_t *
+vigil_json_load_path(const char *path, size_t flags, json_error_t *err)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		memset(err, 0, sizeof *err);
+		err->line = err->column = -1;
+		snprintf(err->text, sizeof err->text, "%s",
+		    S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
+		snprintf(err->source, sizeof err->source, "%s", path);
+		return NULL;
+	}
+	return json_load_file(path, flags, err);
 }

@@ -76,4 +76,11 @@ const char *vigil_error_code(vigil_err err);
  * bytes); returns buf. */
 const char *vigil_json_err_where(const char *name, const json_error_t *e, char *buf, size_t cap);
 
+/* json_load_file(path, flags, err) for a file a user names (--txn @FILE):
+ * a directory, FIFO or device is refused before it is read, with
+ * err->text the reason ("Is a directory", "not a regular file") and no
+ * position, where jansson would say "'[' or '{' expected near end of file"
+ * or wait on a FIFO. */
+json_t *vigil_json_load_path(const char *path, size_t flags, json_error_t *err);
+
 #endif

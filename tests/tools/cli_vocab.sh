@@ -177,6 +177,8 @@ grep -q "^vigil-rules: --txn $T/bad.json:2:3: " "$T/err" || fail "vigil-rules --
 expect_rc 2 "vigil-score --txn @none" "$(vt_prog vigil-score)" -s "ipc://$T/none.sock" \
 	--txn "@$T/none.json"
 grep -q "^vigil-score: --txn $T/none.json: " "$T/err" || fail "vigil-score --txn @none: $(cat "$T/err")"
+expect_rc 2 "vigil-score --txn @DIR" "$(vt_prog vigil-score)" -s "ipc://$T/none.sock" --txn "@$T"
+grep -qx "vigil-score: --txn $T: Is a directory" "$T/err" || fail "vigil-score --txn @DIR: $(cat "$T/err")"
 # a transaction given by flags: a bad value names the flag, not the JSON field
 for c in "--amount 1.234 --currency EUR|--amount: " "--amount 12.00|--amount needs --currency" \
 	"--amount 1 --currency EUR --channel foo|--channel: " \

@@ -1237,7 +1237,7 @@ main(int argc, char **argv)
 		json_error_t jerr;
 		char where[4200];
 
-		obj = json_load_file(a.json + 1, JSON_REJECT_DUPLICATES, &jerr);
+		obj = vigil_json_load_path(a.json + 1, JSON_REJECT_DUPLICATES, &jerr);
 		if (obj == NULL) {
 			fprintf(stderr, "vigil-score: --txn %s: %s\n", vigil_json_err_where(a.json + 1,
 			    &jerr, where, sizeof where), jerr.text);
