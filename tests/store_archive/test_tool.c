@@ -2,8 +2,9 @@
 /*
  * tests/store_archive/test_tool.c - the vigil-archive CLI (path in argv[1]):
  * verify on a clean and on a damaged archive (exit status and the
- * SEGMENT:OFFSET line), dump as JSON lines with a time range, stats, and
- * the usage / I/O error exits.
+ * "vigil-archive: FILE:OFFSET:" line), dump as JSON lines with a time range,
+ * stats, and the usage / I/O error exits: a directory that is not an
+ * archive, an empty or inverted time range.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -158,7 +160,8 @@ verify_many_lines(char *out, size_t outsize)
 	close(fd);
 	snprintf(args, sizeof args, "verify --quiet '%s'", path);
 	assert_int_equal(run_tool(args, out, outsize), 1);
-	assert_non_null(strstr(out, "many.log:3168: seq 100: "));
+	snprintf(args, sizeof args, "vigil-archive: %s:3168: seq 100: ", path);
+	assert_non_null(strstr(out, args));
 	assert_null(strstr(out, "many.log:3200: seq 101: "));
 	assert_non_null(strstr(out, "many.log: 20 more lines of damage not printed; the summary "
 	    "counts them\n"));
@@ -241,7 +244,7 @@ static void
 test_tool(void **state)
 {
 	static char out[1 << 16];
-	char args[600], seg[512], *line;
+	char args[600], seg[512], seg_base[64], *line;
 	store_seg_ent *ents;
 	size_t n, nlines = 0;
 	uint8_t b;
@@ -304,6 +307,7 @@ test_tool(void **state)
 	assert_int_equal(store_seg_list(dir, &ents, &n, NULL), VIGIL_OK);
 	(void)n;
 	snprintf(seg, sizeof seg, "%s/%s.log", dir, ents[0].base);
+	snprintf(seg_base, sizeof seg_base, "%s", ents[0].base);
 	{
 		/* first, its index unreadable: stats scans the segment, says so, exit 1 */
 		char idx[600], keep[64];
@@ -332,7 +336,10 @@ test_tool(void **state)
 	close(fd);
 	snprintf(args, sizeof args, "verify --quiet '%s'", dir);
 	assert_int_equal(run_tool(args, out, sizeof out), 1);
-	assert_non_null(strstr(out, "-00000000000000000001.log:0: CRC mismatch ("));
+	/* the line begins with the program and names the file to open
+	 * (docs/tools.md: FILE:OFFSET:), not the bare segment name */
+	snprintf(args, sizeof args, "vigil-archive: %s/%s.log:0: CRC mismatch (", dir, seg_base);
+	assert_non_null(strstr(out, args));
 	assert_non_null(strstr(out, ": 11 records in 2 segments, 1 corrupt stretches"));
 	assert_non_null(strstr(out, "DAMAGED"));
 	snprintf(args, sizeof args, "verify -q -j '%s' '%s'", dir, dir);
@@ -344,6 +351,105 @@ test_tool(void **state)
 	assert_int_equal(run_tool(args, out, sizeof out), 1);
 	verify_lost_frame(seg, out, sizeof out);
 	verify_many_lines(out, sizeof out);
+}
+
+/* An archive store_archive_open made and nothing wrote (only LOCK, and
+ * JOURNAL unless fsync is always) is an empty archive: OK, exit 0. */
+static void
+check_empty_archive(const char *d, store_fsync fsync)
+{
+	store_archive_opts o;
+	store_archive *ar;
+	char args[600], out[4096];
+
+	store_archive_opts_default(&o);
+	o.fsync = fsync;
+	assert_int_equal(store_archive_open(d, &o, &ar, NULL, NULL), VIGIL_OK);
+	store_archive_close(ar);
+	snprintf(args, sizeof args, "verify -q '%s'", d);
+	assert_int_equal(run_tool(args, out, sizeof out), 0);
+	assert_non_null(strstr(out, ": 0 records in 0 segments, 0 corrupt stretches (0 bytes), "
+	    "0 undecodable payloads, 0 records lost in damaged zstd frames: OK\n"));
+	snprintf(args, sizeof args, "stats '%s'", d);
+	assert_int_equal(run_tool(args, out, sizeof out), 0);
+	assert_non_null(strstr(out, "total"));
+	snprintf(args, sizeof args, "dump '%s'", d);
+	assert_int_equal(run_tool(args, out, sizeof out), 0);
+	assert_string_equal(out, "");
+}
+
+/*
+ * A directory that is no archive (a data directory, /etc, features/) is a
+ * wrong PATH, 2, with one line saying so; before, verify said "0 records
+ * in 0 segments ... OK" and exited 0, so a health check on the wrong path
+ * passed. An empty but real archive still passes.
+ */
+static void
+test_not_archive(void **state)
+{
+	char top[256], sub[600], args[1400], want[1400], out[4096];
+	static const char *const cmds[] = { "verify", "verify -q --json", "stats", "dump" };
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(vt_tmpdir_make("vigil-tool-na", top, sizeof top), 0);
+	/* a data directory without its archive/ made yet: a file, a subdirectory */
+	snprintf(sub, sizeof sub, "%s/vigild.ini", top);
+	f = fopen(sub, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(sub, sizeof sub, "%s/features", top);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		snprintf(args, sizeof args, "%s '%s'", cmds[i], top);
+		assert_int_equal(run_tool(args, out, sizeof out), 2);
+		snprintf(want, sizeof want, "vigil-archive: %s: not an archive directory (no seg-* "
+		    "file, no JOURNAL, no LOCK)\n", top);
+		assert_string_equal(out, want);
+	}
+	/* features/ has a LOCK of its own, and its generations */
+	snprintf(sub, sizeof sub, "%s/features/LOCK", top);
+	f = fopen(sub, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(sub, sizeof sub, "%s/features/CURRENT", top);
+	f = fopen(sub, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(sub, sizeof sub, "%s/features", top);
+	snprintf(args, sizeof args, "verify '%s'", sub);
+	assert_int_equal(run_tool(args, out, sizeof out), 2);
+	snprintf(want, sizeof want, "vigil-archive: %s: not an archive directory (it holds feature "
+	    "generations)\n", sub);
+	assert_string_equal(out, want);
+
+	snprintf(sub, sizeof sub, "%s/archive", top);
+	check_empty_archive(sub, STORE_FSYNC_ALWAYS); /* LOCK alone */
+	snprintf(sub, sizeof sub, "%s/archive2", top);
+	check_empty_archive(sub, STORE_FSYNC_INTERVAL); /* LOCK and JOURNAL */
+	vt_tmpdir_remove(top);
+}
+
+/* An empty or inverted --from/--to range, or a time before 1970, is a usage
+ * error: before, dump took them and printed nothing, exit 0. */
+static void
+test_dump_range(void **state)
+{
+	char out[4096];
+
+	(void)state;
+	assert_int_equal(run_tool("dump --from 2026-11-22 --to 2026-11-20 x", out, sizeof out), 2);
+	assert_string_equal(out, "vigil-archive: dump: --from 2026-11-22 is not before --to "
+	    "2026-11-20: the range [from, to) is empty (see --help)\n");
+	assert_int_equal(run_tool("dump --to 1000 --from 1000 x", out, sizeof out), 2);
+	assert_string_equal(out, "vigil-archive: dump: --from 1000 is not before --to 1000: "
+	    "the range [from, to) is empty (see --help)\n");
+	assert_int_equal(run_tool("dump --from -1 x", out, sizeof out), 2);
+	assert_string_equal(out, "vigil-archive: dump: --from -1: not a date, RFC 3339 time or "
+	    "Unix ms (see --help)\n");
+	assert_int_equal(run_tool("dump --to +5 x", out, sizeof out), 2);
+	assert_string_equal(out, "vigil-archive: dump: --to +5: not a date, RFC 3339 time or "
+	    "Unix ms (see --help)\n");
 }
 
 static int
@@ -359,6 +465,8 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_tool, rm_dir),
+		cmocka_unit_test(test_not_archive),
+		cmocka_unit_test(test_dump_range),
 	};
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s PATH-TO-vigil-archive\n", argv[0]);

@@ -7,8 +7,10 @@
  *   stats   one line per segment from its index (or a scan), and totals;
  * verify and stats print JSON instead with --json.
  * Exit status (common/cli.h, docs/tools.md): 0 ok, 1 damage found (corrupt
- * bytes or undecodable payloads) or an I/O error, 2 usage error.
+ * bytes or undecodable payloads) or an I/O error, 2 usage error or a PATH
+ * that does not exist or is not an archive.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -52,16 +54,16 @@ usage(FILE *f)
 	    "       vigil-archive [COMMAND] -h | --help\n"
 	    "       vigil-archive -V | --version\n"
 	    "\n"
-	    "PATH is an archive directory (<datadir>/archive) or one segment file\n"
-	    "(seg-*.log or seg-*.log.zst).\n"
+	    "PATH is an archive directory (<datadir>/archive: seg-* files, JOURNAL or LOCK)\n"
+	    "or one segment file (seg-*.log or seg-*.log.zst).\n"
 	    "\n"
 	    "  verify  read every record, check its CRC32C and decode its payload; report\n"
-	    "          each corrupt stretch as SEGMENT:OFFSET: WHAT (N bytes skipped)\n"
+	    "          each corrupt stretch as FILE:OFFSET: WHAT (N bytes skipped)\n"
 	    "  dump    print records as JSON lines (one object per record)\n"
 	    "  stats   per segment: form, state, records, sequence and event-time range\n"
 	    "\n"
-	    "  --from TIME, --to TIME  event-time range [from, to): YYYY-MM-DD (UTC),\n"
-	    "                          RFC 3339 or Unix milliseconds\n"
+	    "  --from TIME, --to TIME  event-time range [from, to), from before to:\n"
+	    "                          YYYY-MM-DD (UTC), RFC 3339 or Unix milliseconds\n"
 	    "  -q, --quiet             no progress on a terminal, summary only\n"
 	    "  -j, --json              verify: one JSON object per PATH on stdout instead of\n"
 	    "                          the summary line; stats: one JSON object, the segments\n"
@@ -71,7 +73,7 @@ usage(FILE *f)
 	    "\n");
 	vigil_cli_exit_help(f, (const char *const[]){ "no damage",
 	    "damage found, or an I/O error (the message says which)",
-	    "bad command line, or a PATH that does not exist", NULL });
+	    "bad command line, or a PATH that does not exist or is no archive", NULL });
 }
 
 static bool
@@ -82,6 +84,8 @@ is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* A date, RFC 3339, or Unix milliseconds: digits only, so never before
+ * 1970 (docs/vigil-archive.md); "-1" or "+5" is not a time. */
 static int
 parse_time(const char *s, int64_t *ret)
 {
@@ -90,31 +94,84 @@ parse_time(const char *s, int64_t *ret)
 
 	if (vigil_date_parse(s, ret) == VIGIL_OK || vigil_time_parse_rfc3339(s, ret) == VIGIL_OK)
 		return 0;
+	if (*s < '0' || *s > '9')
+		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno == 0 && end != s && *end == '\0') {
+	if (errno == 0 && *end == '\0') {
 		*ret = v;
 		return 0;
 	}
 	return -1;
 }
 
+/*
+ * Whether dir looks like an archive directory, else why not in d (the
+ * caller exits 2). vigild's store_archive_open leaves LOCK there at once,
+ * JOURNAL unless fsync is "always", and seg-* files from the first record;
+ * shipped copies hold the seg-* files. A directory with none of them (the
+ * data directory, /etc) would read as an empty, healthy archive: a wrong
+ * path in a health check would pass. features/ has a LOCK too, but also
+ * its generations.
+ */
+static bool
+archive_dir_check(const char *dir, store_diag *d)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	bool marked = false, gens = false;
+
+	if (dp == NULL)
+		return true; /* the reader says why it cannot open it */
+	while ((e = readdir(dp)) != NULL) {
+		if (strncmp(e->d_name, "seg-", 4) == 0 || strcmp(e->d_name, "JOURNAL") == 0 ||
+		    strcmp(e->d_name, "LOCK") == 0)
+			marked = true;
+		else if (strncmp(e->d_name, "gen-", 4) == 0 || strcmp(e->d_name, "CURRENT") == 0)
+			gens = true;
+	}
+	closedir(dp);
+	if (gens)
+		store_diag_at(d, dir, VIGIL_NOPOS, NULL, "not an archive directory (it holds "
+		    "feature generations)");
+	else if (!marked)
+		store_diag_at(d, dir, VIGIL_NOPOS, NULL, "not an archive directory (no seg-* "
+		    "file, no JOURNAL, no LOCK)");
+	return marked && !gens;
+}
+
 typedef struct run {
-	bool     progress;
-	uint64_t records, corrupt, corrupt_bytes, undecodable, printed;
+	bool        progress;
+	const char *path; /* the PATH being read */
+	bool        dir;  /* it is a directory: its segments are named inside it */
+	uint64_t    records, corrupt, corrupt_bytes, undecodable, printed;
 } run;
+
+/* The place of segment (a file name) as a path to open (docs/tools.md,
+ * FILE:OFFSET:): PATH/segment in a directory, PATH for a segment file. */
+static const char *
+seg_place(const run *r, const char *segment, char *buf, size_t len)
+{
+	size_t n = strlen(r->path);
+
+	if (!r->dir)
+		return r->path;
+	snprintf(buf, len, "%s%s%s", r->path, n > 0 && r->path[n - 1] == '/' ? "" : "/", segment);
+	return buf;
+}
 
 static void
 on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, const char *what)
 {
 	run *r = arg;
-	char w[600];
+	char w[600], place[4352];
 
 	r->corrupt++;
 	r->corrupt_bytes += skipped;
 	if (r->printed++ < MAX_ERROR_LINES)
-		fprintf(stderr, "%s%s\n", r->progress ? "\r" : "",
-		    store_corrupt_text(w, sizeof w, segment, offset, skipped, what));
+		fprintf(stderr, "%s%s: %s\n", r->progress ? "\r" : "", prog,
+		    store_corrupt_text(w, sizeof w, seg_place(r, segment, place, sizeof place),
+		    offset, skipped, what));
 }
 
 static vigil_err
@@ -128,7 +185,11 @@ open_path(const char *path, int64_t from, int64_t to, run *r, store_reader **ret
 		store_diag_at(d, path, VIGIL_NOPOS, NULL, "%s", strerror(e));
 		return vigil_err_from_errno(e);
 	}
-	if (S_ISDIR(st.st_mode))
+	r->path = path;
+	r->dir = S_ISDIR(st.st_mode);
+	if (r->dir && !archive_dir_check(path, d))
+		return VIGIL_ENOTFOUND; /* no archive there: a missing input, 2 */
+	if (r->dir)
 		return store_reader_open(path, from, to, on_corrupt, r, ret_rd, d);
 	return store_reader_open_segment(path, on_corrupt, r, ret_rd, d);
 }
@@ -209,12 +270,15 @@ cmd_verify(int argc, char **argv)
 		}
 		while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
 			store_diag dd;
+			char place[4352];
+
 			r.records++;
 			if (decode(&rec, &s, &l, &dd) != VIGIL_OK) {
 				r.undecodable++;
 				if (r.printed++ < MAX_ERROR_LINES)
-					fprintf(stderr, "%s%s:%" PRIu64 ": seq %" PRIu64 ": %s\n",
-					    r.progress ? "\r" : "", rec.segment, rec.offset, rec.seq, dd.msg);
+					fprintf(stderr, "%s%s: %s:%" PRIu64 ": seq %" PRIu64 ": %s\n",
+					    r.progress ? "\r" : "", prog, seg_place(&r, rec.segment,
+					    place, sizeof place), rec.offset, rec.seq, dd.msg);
 			}
 			if (r.progress && r.records % 100000 == 0)
 				fprintf(stderr, "\rverify: %" PRIu64 " records", r.records);
@@ -298,6 +362,7 @@ cmd_dump(int argc, char **argv)
 	static store_scored s;
 	store_label l;
 	int64_t from = INT64_MIN, to = INT64_MAX;
+	const char *from_arg = NULL, *to_arg = NULL;
 	run r = { 0 };
 	store_reader *rd = NULL;
 	store_record rec;
@@ -318,9 +383,14 @@ cmd_dump(int argc, char **argv)
 		if (parse_time(optarg, dst) != 0)
 			return vigil_cli_usage_error(prog, "dump: --%s %s: not a date, RFC 3339 time or "
 			    "Unix ms", c == 'f' ? "from" : "to", optarg);
+		*(c == 'f' ? &from_arg : &to_arg) = optarg;
 	}
 	if (optind != argc - 1)
 		return vigil_cli_usage_error(prog, "dump: exactly one PATH expected");
+	/* an empty or inverted range selects nothing: a mistake, not a query */
+	if (from_arg != NULL && to_arg != NULL && from >= to)
+		return vigil_cli_usage_error(prog, "dump: --from %s is not before --to %s: the "
+		    "range [from, to) is empty", from_arg, to_arg);
 	rv = open_path(argv[optind], from, to, &r, &rd, &d);
 	if (rv != VIGIL_OK) {
 		fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
@@ -438,6 +508,11 @@ cmd_stats(int argc, char **argv)
 		return vigil_cli_usage_error(prog, "stats: exactly one PATH expected");
 	argv += optind;
 	one = !is_dir(argv[0]);
+	if (!one && !archive_dir_check(argv[0], &d)) {
+		fprintf(stderr, "%s: %s\n", prog, d.msg);
+		json_decref(segs);
+		return EXIT_USAGE;
+	}
 	rv = one ? store_seg_scan(argv[0], &tot, &valid_end, &d) :
 	    store_seg_list(argv[0], &ents, &n, &d);
 	if (rv != VIGIL_OK) {
