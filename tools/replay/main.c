@@ -70,7 +70,7 @@ usage(FILE *f)
 	    "  --nightly            rebuild batch features at each UTC midnight (needs labels\n"
 	    "                       in the input to matter); uses a temporary data directory\n"
 	    "  --work DIR           data directory for --nightly (kept; must be new or empty)\n"
-	    "  --keep-work          keep the temporary data directory\n"
+	    "  --keep-work          keep the temporary data directory (with --nightly)\n"
 	    "Server mode:\n"
 	    "  -s, --server URL     send to vigild at URL (repeatable: replicas)\n"
 	    "  --tls-ca FILE        with tls+tcp:// URLs: the CA the server's certificate is\n"
@@ -103,7 +103,7 @@ usage(FILE *f)
 	    "  --top-k N            cards per day for card precision (default 100)\n"
 	    "  --measure-from T     measure only rows from T on (all are scored; e.g. the\n"
 	    "                       days after the first model): YYYY-MM-DD or RFC 3339\n"
-	    "Model (offline --nightly):\n"
+	    "Model (--nightly; in server mode passed to vigil-rebuild):\n"
 	    "  --no-model           the nightly rebuilds train no model: rules alone\n"
 	    "  --train-every DUR    retrain the model every DUR (default 1d); the nights\n"
 	    "                       between carry it over (features, thresholds nightly)\n"
@@ -189,7 +189,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
-	const char *tls;
+	const char *tls, *from_arg = NULL, *to_arg = NULL, *mfrom_arg = NULL;
 	char *end;
 
 	o->from_ms = INT64_MIN;
@@ -214,10 +214,12 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		case OPT_FROM:
 			if (!rp_parse_time(optarg, &o->from_ms))
 				return usage_error("--from: not YYYY-MM-DD or RFC 3339:", optarg);
+			from_arg = optarg;
 			break;
 		case OPT_TO:
 			if (!rp_parse_time(optarg, &o->to_ms))
 				return usage_error("--to: not YYYY-MM-DD or RFC 3339:", optarg);
+			to_arg = optarg;
 			break;
 		case 'r': o->rules = optarg; break;
 		case OPT_COMPARE: o->compare = optarg; break;
@@ -286,6 +288,7 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		case OPT_MEASURE_FROM:
 			if (!rp_parse_time(optarg, &o->measure_from_ms))
 				return usage_error("--measure-from: not YYYY-MM-DD or RFC 3339:", optarg);
+			mfrom_arg = optarg;
 			break;
 		case OPT_RESULTS: o->results = optarg; break;
 		case 'j': o->json_stdout = true; break;
@@ -327,6 +330,13 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		return usage_error("give exactly one of --csv FILE or --archive DATADIR", NULL);
 	if ((o->from_ms != INT64_MIN || o->to_ms != INT64_MAX) && o->archive == NULL)
 		return usage_error("--from/--to go with --archive", NULL);
+	/* an empty range replayed nothing and said nothing of it */
+	if (from_arg != NULL && to_arg != NULL && o->from_ms >= o->to_ms)
+		return vigil_cli_usage_error("vigil-replay", "--from %s is not before --to %s: the "
+		    "range [from, to) is empty", from_arg, to_arg);
+	if (mfrom_arg != NULL && to_arg != NULL && o->measure_from_ms >= o->to_ms)
+		return vigil_cli_usage_error("vigil-replay", "--measure-from %s is not before --to %s: "
+		    "nothing would be measured", mfrom_arg, to_arg);
 	if (o->rate > 0 && o->speed > 0)
 		return usage_error("--rate and --speed exclude each other", NULL);
 	if (o->nservers == 0 && (o->rate > 0 || o->speed > 0 || o->concurrency != 1 ||
@@ -339,6 +349,18 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		return usage_error("--work and --keep-work are for offline --nightly", NULL);
 	if (o->nservers > 0 && o->nightly && o->data == NULL)
 		return usage_error("--nightly in server mode needs --data DIR (the server's)", NULL);
+	/* flags that only a nightly rebuild or a server connection reads: were
+	 * accepted and ignored without them (--work DIR was never made) */
+	if (!o->nightly && (o->work != NULL || o->keep_work || o->no_model || o->data != NULL ||
+	    o->rebuild != NULL))
+		return vigil_cli_usage_error("vigil-replay", "%s goes with --nightly",
+		    o->work != NULL ? "--work" : o->keep_work ? "--keep-work" : o->no_model ?
+		    "--no-model" : o->data != NULL ? "--data" : "--rebuild");
+	if (o->nservers == 0 && (o->tls_ca != NULL || o->tls_cert != NULL || o->tls_key != NULL ||
+	    o->tls_server_name != NULL))
+		return vigil_cli_usage_error("vigil-replay", "%s goes with --server",
+		    o->tls_ca != NULL ? "--tls-ca" : o->tls_cert != NULL ? "--tls-cert" :
+		    o->tls_key != NULL ? "--tls-key" : "--tls-server-name");
 	if (o->exact && (o->archive == NULL || o->nservers > 0 || o->nightly || o->compare != NULL ||
 	    o->work != NULL || o->keep_work || o->no_model))
 		return usage_error("--exact goes with --archive in offline mode, without --nightly, "
@@ -425,7 +447,12 @@ main(int argc, char **argv)
 	if (rp_results_open(r) != VIGIL_OK)
 		goto out;
 	if (r->o.nservers > 0) {
-		if (rp_server_open(r) != VIGIL_OK)
+		/* a bad URL or a TLS file that cannot be read or parsed is
+		 * fix-your-input, as in vigil-score; a server not reached is 1 */
+		rv = rp_server_open(r);
+		if (rv == VIGIL_EINVAL)
+			status = VIGIL_EXIT_USAGE;
+		if (rv != VIGIL_OK)
 			goto out;
 	} else if (r->o.exact) {
 		/* production's outcome (m) and the file's (m2), the file's rules */

@@ -238,7 +238,7 @@ rp_server_night(rp *r, int64_t day, const rp_row *probe)
 {
 	char date[16], rb[PATH_MAX], threads[16];
 	const char *prog = rp_find_rebuild(&r->o, rb, sizeof rb);
-	const char *argv[14];
+	const char *argv[16];
 	int argc = 0, st;
 	pid_t pid;
 	vigil_err rv;
@@ -261,6 +261,8 @@ rp_server_night(rp *r, int64_t day, const rp_row *probe)
 		argv[argc++] = "--train-every";
 		argv[argc++] = r->o.train_every;
 	}
+	if (r->o.no_model)
+		argv[argc++] = "--no-model"; /* as offline --nightly's rebuilds */
 	if (r->o.rebuild_threads_set) {
 		snprintf(threads, sizeof threads, "%u", r->o.rebuild_threads);
 		argv[argc++] = "--threads";
@@ -328,7 +330,11 @@ rp_server_open(rp *r)
 	if (vigil_client_open(r->o.servers, r->o.nservers, &co, &r->client, &info) !=
 	    VIGIL_CLIENT_OK) {
 		fprintf(stderr, "vigil-replay: %s\n", info.message);
-		return VIGIL_EIO;
+		/* EINVAL: a bad URL, or a --tls-* file that cannot be read or
+		 * parsed; ETRANSPORT: a URL nng refuses. Both are bad option
+		 * values (exit 2, as vigil-score and vigil-console give them). */
+		return info.code == VIGIL_CLIENT_EINVAL || info.code == VIGIL_CLIENT_ETRANSPORT ?
+		    VIGIL_EINVAL : VIGIL_EIO;
 	}
 	/* fail fast: a replay against nothing would time out row by row */
 	for (size_t i = 0; i < r->o.nservers; i++)
