@@ -64,6 +64,10 @@ done
 # a server that cannot be reached stays a failed run (1)
 expect 1 "vigil-replay: no server reachable at tcp://127.0.0.1:1 within 3 s" \
     --csv "$CSV" --server tcp://127.0.0.1:1 -q
+# --summary FILE that cannot be written fails before the run, with the reason
+expect 1 "vigil-replay: --summary $T/none/s.json: No such file or directory" \
+    --csv "$CSV" -q --summary "$T/none/s.json"
+[ -s "$T/out" ] && fail "--summary into a missing directory: the run went on: $(head -c 200 "$T/out")"
 # --help names each flag that this test refuses alone
 "$P" --help >"$T/out" || fail "--help: exit $?"
 for f in --work --keep-work --no-model --tls-ca --tls-cert --tls-key --tls-server-name --from --to; do

@@ -41,6 +41,20 @@ rp_default_rules(void)
 	    sizeof path);
 }
 
+/* Whether the directory that would hold path can take a new file (errno
+ * set when not). */
+static bool
+rp_dir_writable(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return access(".", W_OK | X_OK) == 0;
+	snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	return access(dir, W_OK | X_OK) == 0;
+}
+
 /* --results - : the JSON lines are standard output, so the text summary is
  * left out there (as with --json) */
 static bool
@@ -446,6 +460,13 @@ main(int argc, char **argv)
 	}
 	if (rp_results_open(r) != VIGIL_OK)
 		goto out;
+	/* --summary FILE is written at the end: a path that cannot be
+	 * written fails now, not after the run */
+	if (r->o.json != NULL && access(r->o.json, W_OK) != 0 &&
+	    (errno != ENOENT || !rp_dir_writable(r->o.json))) {
+		fprintf(stderr, "vigil-replay: --summary %s: %s\n", r->o.json, strerror(errno));
+		goto out;
+	}
 	if (r->o.nservers > 0) {
 		/* a bad URL or a TLS file that cannot be read or parsed is
 		 * fix-your-input, as in vigil-score; a server not reached is 1 */

@@ -150,13 +150,17 @@ vigil_err
 rp_summary_write_json(rp *r, double secs, const char *path)
 {
 	json_t *j = rp_summary_json(r, secs);
-	int jrc = j == NULL ? -1 : strcmp(path, "-") == 0
+	int jrc, e;
+
+	errno = 0;
+	jrc = j == NULL ? -1 : strcmp(path, "-") == 0
 	    ? json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10))
 	    : json_dump_file(j, path, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-
+	e = errno;
 	json_decref(j);
 	if (jrc != 0) {
-		fprintf(stderr, "vigil-replay: %s: cannot write the JSON summary\n", path);
+		fprintf(stderr, "vigil-replay: %s: cannot write the JSON summary: %s\n", path,
+		    j == NULL ? "out of memory" : e != 0 ? strerror(e) : "write error");
 		return VIGIL_EIO;
 	}
 	if (strcmp(path, "-") == 0 && (putchar('\n') == EOF || fflush(stdout) != 0)) {
