@@ -161,7 +161,12 @@ expect_rc 2 "vigil-console, no rule file" "$(vt_prog vigil-console)" -d "$T/data
 	--tokens "$T/none.tokens" --state "$T/state"
 # a bad value is a usage error: one line ending (see --help)
 for c in "vigil-gen --cards 0" "vigil-archive stats $T $T" "vigil-archive dump --from x $T" \
-	"vigil-rebuild -d $T/data --dump foo x"; do
+	"vigil-rebuild -d $T/data --dump foo x" \
+	"vigil-rebuild -d $T/data --rollback --dump card x" \
+	"vigil-rebuild -d $T/data --dump-model --dump-model-meta" \
+	"vigil-archive dump --from 2026-11-22 --to 2026-11-20 $T" \
+	"vigil-replay --csv $T/t.csv --no-model" "vigil-replay --csv $T/t.csv --tls-ca x" \
+	"vigil-replay --archive $T --from 2026-11-22 --to 2026-11-20"; do
 	set -- $c
 	p=$1
 	shift
@@ -169,11 +174,22 @@ for c in "vigil-gen --cards 0" "vigil-archive stats $T $T" "vigil-archive dump -
 	[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$p: .*(see --help)\$" "$T/err" ||
 		fail "$c: want one line '$p: ... (see --help)': $(cat "$T/err")"
 done
+# a directory that is no archive is not an empty, healthy one
+mkdir -p "$T/noarch"
+expect_rc 2 "vigil-archive verify, not an archive" "$(vt_prog vigil-archive)" verify "$T/noarch"
+grep -qxF "vigil-archive: $T/noarch: not an archive directory (no seg-* file, no JOURNAL, no LOCK)" \
+	"$T/err" || fail "vigil-archive verify, not an archive: $(cat "$T/err")"
+expect_rc 2 "vigil-rebuild, no archive/" "$(vt_prog vigil-rebuild)" -d "$T/noarch" -q
+grep -qxF "vigil-rebuild: $T/noarch/archive: cannot open archive directory: No such file or directory" \
+	"$T/err" || fail "vigil-rebuild, no archive/: $(cat "$T/err")"
 # bad JSON in --txn: where it is, FILE:LINE:COL, or the file alone when it does not open
 printf '{"txn_id":\n1,}' >"$T/bad.json"
 expect_rc 2 "vigil-rules explain --txn @bad" "$(vt_prog vigil-rules)" explain \
 	"$SRC/rules/default.rules" --txn "@$T/bad.json"
 grep -q "^vigil-rules: --txn $T/bad.json:2:3: " "$T/err" || fail "vigil-rules --txn @bad: $(cat "$T/err")"
+expect_rc 2 "vigil-rules explain --txn @none" "$(vt_prog vigil-rules)" explain \
+	"$SRC/rules/default.rules" --txn "@$T/none.json"
+grep -q "^vigil-rules: --txn $T/none.json: " "$T/err" || fail "vigil-rules --txn @none: $(cat "$T/err")"
 expect_rc 2 "vigil-score --txn @none" "$(vt_prog vigil-score)" -s "ipc://$T/none.sock" \
 	--txn "@$T/none.json"
 grep -q "^vigil-score: --txn $T/none.json: " "$T/err" || fail "vigil-score --txn @none: $(cat "$T/err")"
