@@ -434,15 +434,26 @@ vigil_error_code(vigil_err err)
 	}
 }
 
-/* e's message without a leading "FIELD: " naming e's own field. */
+/* e's message without a leading "FIELD: " naming e's own field, whole or
+ * its last part ("lat: ..." of txn.lat, as the transaction reader says). */
 static const char *
 json_msg_unplaced(const vigil_errinfo *e)
 {
 	size_t n = strnlen(e->field, sizeof e->field);
+	const char *f = e->field, *dot;
 
-	if (n > 0 && n < sizeof e->field && strncmp(e->msg, e->field, n) == 0 &&
-	    e->msg[n] == ':' && e->msg[n + 1] == ' ' && e->msg[n + 2] != '\0')
-		return e->msg + n + 2;
+	if (n == 0 || n == sizeof e->field)
+		return e->msg;
+	for (int pass = 0; pass < 2; pass++) {
+		size_t k = strlen(f);
+
+		if (strncmp(e->msg, f, k) == 0 && e->msg[k] == ':' && e->msg[k + 1] == ' ' &&
+		    e->msg[k + 2] != '\0')
+			return e->msg + k + 2;
+		if ((dot = strrchr(e->field, '.')) == NULL)
+			break;
+		f = dot + 1;
+	}
 	return e->msg;
 }
 
