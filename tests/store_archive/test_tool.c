@@ -102,16 +102,15 @@ make_archive(void)
 	store_archive_close(ar);
 }
 
-/* The segment seg compressed as one zstd frame with its frame table, the
- * frame's magic number damaged: verify counts the frame's records as lost,
- * from the table, beside the stretch. */
+/* Writes the segment seg to zpath compressed as one zstd frame with its
+ * frame table (records: the frame's), the frame's magic number damaged if
+ * damage. */
 static void
-verify_lost_frame(const char *seg, char *out, size_t outsize)
+write_zst(const char *seg, const char *zpath, uint32_t records, bool damage)
 {
-	store_zent z = { .records = 11 };
+	store_zent z = { .records = records };
 	uint8_t *log, *zb;
 	size_t cap;
-	char zpath[600], args[700];
 	int fd = open(seg, O_RDONLY);
 	off_t len = lseek(fd, 0, SEEK_END);
 
@@ -124,20 +123,48 @@ verify_lost_frame(const char *seg, char *out, size_t outsize)
 	z.usize = (uint32_t)len;
 	z.csize = (uint32_t)ZSTD_compress(zb, cap, log, (size_t)len, 3);
 	assert_false(ZSTD_isError(z.csize));
-	zb[0] ^= 0xff;
+	if (damage)
+		zb[0] ^= 0xff;
 	store_ztab_encode(&z, 1, zb + z.csize);
-	snprintf(zpath, sizeof zpath, "%s/copy.log.zst", dir);
 	fd = open(zpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	assert_int_equal(write(fd, zb, z.csize + STORE_ZTAB_LEN(1)), z.csize + STORE_ZTAB_LEN(1));
 	close(fd);
+	free(zb);
+	free(log);
+}
+
+/* A sealed (compressed) segment whose index is gone is "noidx" in stats,
+ * scanned, not "open": only the segment being written has no index. */
+static void
+stats_zst_without_index(const char *seg, const char *base)
+{
+	char zdir[256], zpath[700], args[800], want[300], out[4096];
+
+	assert_int_equal(vt_tmpdir_make("vigil-tool-zst", zdir, sizeof zdir), 0);
+	snprintf(zpath, sizeof zpath, "%s/%s.log.zst", zdir, base);
+	write_zst(seg, zpath, 11, false);
+	snprintf(args, sizeof args, "stats '%s'", zdir);
+	assert_int_equal(run_tool(args, out, sizeof out), 0);
+	snprintf(want, sizeof want, "%-34s %-4s %-6s ", base, "zst", "noidx");
+	assert_non_null(strstr(out, want));
+	vt_tmpdir_remove(zdir);
+}
+
+/* The segment seg compressed, its frame damaged: verify counts the frame's
+ * records as lost, from the table, beside the stretch. */
+static void
+verify_lost_frame(const char *seg, char *out, size_t outsize)
+{
+	char zpath[600], args[700];
+
+	snprintf(zpath, sizeof zpath, "%s/copy.log.zst", dir);
+	write_zst(seg, zpath, 11, true);
 	snprintf(args, sizeof args, "verify --quiet '%s'", zpath);
 	assert_int_equal(run_tool(args, out, outsize), 1);
 	assert_non_null(strstr(out, "copy.log.zst:0: damaged zstd frame 0 ("));
 	assert_non_null(strstr(out, ": 0 records in 1 segments, 1 corrupt stretches"));
 	assert_non_null(strstr(out, ", 11 records lost in damaged zstd frames: DAMAGED"));
 	unlink(zpath);
-	free(zb);
-	free(log);
 }
 
 /* 120 records whose payloads do not decode: 100 lines name them, one more
@@ -328,6 +355,7 @@ test_tool(void **state)
 		assert_int_equal(run_tool(args, out, sizeof out), 0);
 	}
 	free(ents);
+	stats_zst_without_index(seg, seg_base);
 	fd = open(seg, O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, &b, 1, 40), 1);

@@ -537,7 +537,9 @@ cmd_stats(int argc, char **argv)
 			continue;
 		rv = e->has_idx ? store_seg_index_read(argv[0], e->base, &x) : VIGIL_ENOTFOUND;
 		if (rv != VIGIL_OK) {
-			state = e->has_idx ? "badidx" : "open";
+			/* only the segment being written has no index: a sealed
+			 * (compressed) one without is missing it */
+			state = e->has_idx ? "badidx" : e->has_log ? "open" : "noidx";
 			snprintf(path, sizeof path, "%s/%s%s", argv[0], e->base,
 			    e->has_log ? ".log" : ".log.zst");
 			rv = store_seg_scan(path, &x, &valid_end, &d);
