@@ -379,7 +379,8 @@ api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const c
 static void
 api_label(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
 {
-	json_t *body = con_body_json(req), *jf;
+	static const char *const keys[] = { "fraud", NULL };
+	json_t *body = con_body_json_keys(req, keys), *jf;
 	vigil_client_label_req lr;
 	vigil_client_errinfo ei;
 	vigil_client_err cerr;
@@ -467,7 +468,8 @@ api_block(con_app *app, struct evhttp_request *req, const con_user *who, const c
 static void
 api_note(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
 {
-	json_t *body = con_body_json(req), *jt, *w = NULL, *notes, *note = NULL;
+	static const char *const keys[] = { "text", NULL };
+	json_t *body = con_body_json_keys(req, keys), *jt, *w = NULL, *notes, *note = NULL;
 	const char *text;
 	size_t len;
 
@@ -521,20 +523,13 @@ static void
 api_status(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
 {
 	static const char *const states[] = { "open", "investigating", "closed" };
-	json_t *body = con_body_json(req), *js, *ja, *w = NULL, *before = NULL, *after = NULL;
-	const char *key;
-	json_t *val;
+	static const char *const keys[] = { "status", "assignee", NULL };
+	json_t *body = con_body_json_keys(req, keys), *js, *ja, *w = NULL, *before = NULL,
+	    *after = NULL;
 	bool ok = false;
 
 	if (body == NULL)
 		return;
-	json_object_foreach(body, key, val) {
-		if (strcmp(key, "status") != 0 && strcmp(key, "assignee") != 0) {
-			con_send_error(req, 400, key, "%s: not a key of this request (status, assignee)",
-			    key);
-			goto out;
-		}
-	}
 	js = json_object_get(body, "status");
 	ja = json_object_get(body, "assignee");
 	if (js == NULL && ja == NULL) {
@@ -600,6 +595,15 @@ con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *wh
 		con_send_error(req, 404, "txn_id", "%s: no review or decline with this id in the index",
 		    id);
 		return;
+	}
+	if (strcmp(action, "claim") == 0 || strcmp(action, "unclaim") == 0 ||
+	    strcmp(action, "block") == 0) {
+		/* these take no body keys: one sent is a mistake, not a no-op */
+		json_t *b = con_body_json_keys(req, NULL);
+
+		if (b == NULL)
+			return;
+		json_decref(b);
 	}
 	if (strcmp(action, "claim") == 0) {
 		api_claim(app, req, who, &c);
@@ -781,23 +785,16 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 void
 con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user *who)
 {
-	json_t *body = con_body_json(req), *jg, *je, *jc, *reply = NULL, *fwd = NULL;
-	const char *key;
-	json_t *val;
+	static const char *const keys[] = {
+		"generation", "expect_current", "confirm", "confirm_token", NULL,
+	};
+	json_t *body = con_body_json_keys(req, keys), *jg, *je, *jc, *reply = NULL, *fwd = NULL;
 	char err[512], *text = NULL, target[48];
 	int status = 0;
 	vigil_err rv;
 
 	if (body == NULL)
 		return;
-	json_object_foreach(body, key, val) {
-		if (strcmp(key, "generation") != 0 && strcmp(key, "expect_current") != 0 &&
-		    strcmp(key, "confirm") != 0 && strcmp(key, "confirm_token") != 0) {
-			con_send_error(req, 400, key, "%s: not a key of this request (generation, "
-			    "expect_current, confirm, confirm_token)", key);
-			goto out;
-		}
-	}
 	jg = json_object_get(body, "generation");
 	je = json_object_get(body, "expect_current");
 	jc = json_object_get(body, "confirm");

@@ -135,22 +135,10 @@ static json_t *
 edit_body(struct evhttp_request *req, const char *const *allowed, const char **ret_text,
     size_t *ret_len)
 {
-	json_t *b = con_body_json(req), *t;
-	const char *key;
-	json_t *val;
+	json_t *b = con_body_json_keys(req, allowed), *t;
 
 	if (b == NULL)
 		return NULL;
-	json_object_foreach(b, key, val) {
-		bool ok = false;
-		for (const char *const *a = allowed; *a != NULL && !ok; a++)
-			ok = strcmp(*a, key) == 0;
-		if (!ok) {
-			con_send_error(req, 400, key, "%s: unknown key", key);
-			json_decref(b);
-			return NULL;
-		}
-	}
 	if (ret_text != NULL) {
 		t = json_object_get(b, "text");
 		if (!json_is_string(t)) {

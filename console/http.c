@@ -154,13 +154,52 @@ con_body_json(struct evhttp_request *req)
 	o = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr);
 	free(buf);
 	if (o == NULL) {
-		con_send_error(req, 400, NULL, "body: JSON at line %d column %d: %s", jerr.line,
-		    jerr.column, jerr.text);
+		vigil_errinfo ei;
+
+		/* the place is where's: the message says what */
+		vigil_errinfo_set(&ei, NULL, "%s", jerr.text);
+		ei.line = jerr.line > 0 ? (uint32_t)jerr.line : 0;
+		ei.col = jerr.line > 0 && jerr.column > 0 ? (uint32_t)jerr.column : 0;
+		con_send_json(req, 400, vigil_error_body("MALFORMED", &ei));
 		return NULL;
 	}
 	if (!json_is_object(o)) {
 		json_decref(o);
 		con_send_error(req, 400, NULL, "body: must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+json_t *
+con_body_json_keys(struct evhttp_request *req, const char *const *keys)
+{
+	json_t *o, *v;
+	const char *key;
+
+	if (keys == NULL && evbuffer_get_length(evhttp_request_get_input_buffer(req)) == 0)
+		return json_object(); /* no body */
+	o = con_body_json(req);
+	if (o == NULL)
+		return NULL;
+	json_object_foreach(o, key, v) {
+		char known[160] = "";
+		size_t n = 0, i;
+
+		for (i = 0; keys != NULL && keys[i] != NULL; i++)
+			if (strcmp(key, keys[i]) == 0)
+				break;
+		if (keys != NULL && keys[i] != NULL)
+			continue;
+		for (i = 0; keys != NULL && keys[i] != NULL && n < sizeof known; i++)
+			n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", i > 0 ? ", " : "",
+			    keys[i]);
+		if (keys == NULL || keys[0] == NULL)
+			con_send_error(req, 400, key, "unknown key (this endpoint takes no body "
+			    "keys)");
+		else
+			con_send_error(req, 400, key, "unknown key (one of %s)", known);
+		json_decref(o);
 		return NULL;
 	}
 	return o;

@@ -24,8 +24,13 @@ json_t   *con_error_body(int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void      con_send_error(struct evhttp_request *req, int code, const char *field,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* The request body as a JSON object, or NULL after replying 400/413. */
+/* The request body as a JSON object, or NULL after replying 400/413
+ * (MALFORMED, with where.line and where.column, when it is not JSON). */
 json_t   *con_body_json(struct evhttp_request *req);
+/* con_body_json whose every key is one of keys (NULL-terminated; NULL: no
+ * key at all, an empty body being {}): another key is 400 INVALID naming
+ * it, as a misspelt key must not pass for an absent one. */
+json_t   *con_body_json_keys(struct evhttp_request *req, const char *const *keys);
 
 /* What con_query_walk found. */
 typedef enum con_qs {

@@ -262,7 +262,9 @@ void
 con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *name, const char *action)
 {
-	json_t *body = con_body_json(req), *meta = NULL, *entries, *before, *after, *entry = NULL;
+	static const char *const keys[] = { "value", "reason", "expires", NULL };
+	json_t *body = con_body_json_keys(req, keys), *meta = NULL, *entries, *before, *after,
+	    *entry = NULL;
 	const char *value, *reason, *expires;
 	char path[4200], kind[16], err[4600], *text = NULL;
 	int64_t exp_ms = 0;

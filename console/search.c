@@ -203,7 +203,8 @@ void
 con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *id)
 {
-	json_t *body = con_body_json(req), *jf, *jr, *jt, *w = NULL;
+	static const char *const keys[] = { "fraud", "reason", "time", NULL };
+	json_t *body = con_body_json_keys(req, keys), *jf, *jr, *jt, *w = NULL;
 	store_scored *s = NULL;
 	find_ctx f;
 	vigil_client_label_req lr;
