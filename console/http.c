@@ -448,6 +448,41 @@ http_case_path(const char *rest, char *id, size_t idlen, char *action, size_t al
 	return true;
 }
 
+/* The method the API path answers ("GET, HEAD" or "POST", an Allow
+ * header's value), or NULL for no such endpoint. */
+static const char *
+http_api_allow(const char *path)
+{
+	static const char *const get[] = {
+		"/api/me", "/api/status", "/api/queue", "/api/lists", "/api/overview",
+		"/api/search", "/api/rules", "/api/rules/versions", "/api/generations",
+		"/api/audit",
+	};
+	static const char *const post[] = {
+		"/api/rules/check", "/api/rules/backtest", "/api/rules/deploy", "/api/rules/diff",
+		"/api/rules/mode", "/api/rules/approve", "/api/rules/reject", "/api/rules/rollback",
+		"/api/generations/current",
+	};
+
+	for (size_t i = 0; i < sizeof get / sizeof get[0]; i++)
+		if (strcmp(path, get[i]) == 0)
+			return "GET, HEAD";
+	for (size_t i = 0; i < sizeof post / sizeof post[0]; i++)
+		if (strcmp(path, post[i]) == 0)
+			return "POST";
+	if (strncmp(path, "/api/rules/versions/", 20) == 0 || strncmp(path, "/api/entity/", 12) == 0)
+		return "GET, HEAD";
+	return NULL;
+}
+
+/* 405 naming the method path answers (allow), with the Allow header. */
+static void
+http_not_allowed(struct evhttp_request *req, const char *path, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	con_send_error(req, 405, NULL, "%s answers %s only", path, allow);
+}
+
 static void
 http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp_cmd_type cmd)
 {
@@ -471,6 +506,16 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 		    "acts only for this console's own pages", why);
 		return;
 	}
+	if (!get && !post) { /* PUT, DELETE, PATCH, OPTIONS: no endpoint takes them */
+		const char *allow = http_api_allow(path);
+
+		if (allow == NULL && strncmp(path, "/api/cases/", 11) != 0 &&
+		    strncmp(path, "/api/lists/", 11) != 0 && strncmp(path, "/api/txns/", 10) != 0)
+			con_send_error(req, 404, NULL, "no such endpoint: %s", path);
+		else
+			http_not_allowed(req, path, allow != NULL ? allow : "GET, HEAD, POST");
+		return;
+	}
 	if (post && !http_json_type(req)) {
 		con_send_error(req, 415, NULL, "a POST needs \"Content-Type: application/json\"");
 		return;
@@ -491,10 +536,14 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 		    strcmp(action, "note") == 0 || strcmp(action, "status") == 0)) {
 			if (http_need(req, u, CON_ROLE_ANALYST))
 				con_api_case_action(app, req, u, id, action);
+		} else if (action[0] == '\0' || strcmp(action, "claim") == 0 ||
+		    strcmp(action, "unclaim") == 0 || strcmp(action, "label") == 0 ||
+		    strcmp(action, "block") == 0 || strcmp(action, "note") == 0 ||
+		    strcmp(action, "status") == 0) {
+			http_not_allowed(req, path, action[0] == '\0' ? "GET, HEAD" : "POST");
 		} else {
-			con_send_error(req, action[0] != '\0' && !post ? 405 : 404, NULL,
-			    "no such case endpoint: GET /api/cases/ID, POST /api/cases/ID/"
-			    "{claim,unclaim,label,block,note,status}");
+			con_send_error(req, 404, NULL, "no such case endpoint: GET /api/cases/ID, POST "
+			    "/api/cases/ID/{claim,unclaim,label,block,note,status}");
 		}
 	} else if (strcmp(path, "/api/lists") == 0 && get) {
 		con_api_lists(app, req, u);
@@ -503,7 +552,7 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 		    (strcmp(action, "add") != 0 && strcmp(action, "remove") != 0))
 			con_send_error(req, 404, NULL, "no such endpoint: POST /api/lists/NAME/{add,remove}");
 		else if (!post)
-			con_send_error(req, 405, NULL, "POST /api/lists/NAME/{add,remove}");
+			http_not_allowed(req, path, "POST");
 		else if (http_need(req, u, CON_ROLE_ANALYST))
 			con_api_list_edit(app, req, u, id, action);
 	} else if (strncmp(path, "/api/entity/", 12) == 0 && get) {
@@ -527,7 +576,7 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 		    strcmp(action, "label") != 0)
 			con_send_error(req, 404, NULL, "no such endpoint: POST /api/txns/ID/label");
 		else if (!post)
-			con_send_error(req, 405, NULL, "POST /api/txns/ID/label");
+			http_not_allowed(req, path, "POST");
 		else if (http_need(req, u, CON_ROLE_ANALYST))
 			con_api_txn_label(app, req, u, id);
 	} else if (strcmp(path, "/api/rules") == 0 && get) {
@@ -565,8 +614,10 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 	} else if (strcmp(path, "/api/audit") == 0 && get) {
 		if (http_need(req, u, CON_ROLE_ANALYST))
 			con_api_audit(app, req, u);
+	} else if (http_api_allow(path) != NULL) {
+		http_not_allowed(req, path, http_api_allow(path));
 	} else {
-		con_send_error(req, 404, NULL, "no such endpoint or method: %s", path);
+		con_send_error(req, 404, NULL, "no such endpoint: %s", path);
 	}
 }
 
@@ -589,6 +640,11 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		bool ok = app->last_ingest_err[0] == '\0';
 		json_t *err = NULL;
 		vigil_errinfo ei;
+
+		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+			http_not_allowed(req, path, "GET, HEAD");
+			return;
+		}
 
 		if (!ok) { /* docs/tools.md, "JSON errors" */
 			vigil_errinfo_set(&ei, NULL, "%s", app->last_ingest_err);
@@ -638,7 +694,10 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	 * clients alike); this one is evhttp's limit on a silent socket while a
 	 * reply is written; a back-test's connection gets longer (editor.c) */
 	evhttp_set_timeout(app->http, 60);
-	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+	/* the API answers other methods 405 (JSON, with Allow); libevent would
+	 * answer its own HTML 501 */
+	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(app->http, http_dispatch, app);
 	bound = vigil_evconn_bind(app->base, app->http, host, port, cause, sizeof cause);
 	if (bound == NULL) {

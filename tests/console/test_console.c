@@ -1492,6 +1492,12 @@ test_malformed(void **s)
 	json_decref(o);
 	json_decref(http_ok("GET", "/api/cases/a%2Fb", ALICE, NULL, 404));
 	json_decref(http_ok("GET", "/api/cases/t2/label", ALICE, NULL, 405));
+	/* a wrong method on an endpoint is 405 JSON, never 404 or libevent's 501 */
+	json_decref(http_ok("POST", "/api/status", ALICE, "{}", 405));
+	json_decref(http_ok("DELETE", "/api/me", ALICE, NULL, 405));
+	json_decref(http_ok("PUT", "/api/cases/t2/claim", ALICE, NULL, 405));
+	json_decref(http_ok("POST", "/healthz", NULL, "{}", 405));
+	json_decref(http_ok("DELETE", "/api/nothing", ALICE, NULL, 404));
 	json_decref(http_ok("POST", "/api/cases/t2/explode", ALICE, NULL, 404));
 	json_decref(http_ok("GET", "/api/nothing", ALICE, NULL, 404));
 	/* over the body cap: refused before it is read */
