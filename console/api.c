@@ -181,7 +181,7 @@ bad:
 		break;
 	}
 	evhttp_clear_headers(&kv);
-	return ok;
+	return ok && con_range_ok(req, q->from_ms, q->to_ms);
 }
 
 void

@@ -402,7 +402,9 @@ ent_parse(con_app *app, struct evhttp_request *req, ent_ctx *c)
 	}
 	if (!from)
 		c->from_ms = c->to_ms - ENT_RANGE_DEF_MS;
-	if (c->to_ms <= c->from_ms || c->to_ms - c->from_ms > ENT_RANGE_MAX_MS) {
+	if (!con_range_ok(req, c->from_ms, c->to_ms))
+		return false;
+	if (c->to_ms - c->from_ms > ENT_RANGE_MAX_MS) {
 		con_send_error(req, 400, "to", "from..to must be a range of at most 31 days (default: "
 		    "the last 7 days indexed)");
 		return false;

@@ -82,7 +82,7 @@ static const char *
 con_error_code(int http)
 {
 	switch (http) {
-	case 400: case 422: return "INVALID";
+	case 400: case 415: case 422: return "INVALID";
 	case 401:           return "UNAUTHENTICATED";
 	case 403:           return "FORBIDDEN";
 	case 404:           return "NOT_FOUND";
@@ -169,6 +169,15 @@ con_body_json(struct evhttp_request *req)
 		return NULL;
 	}
 	return o;
+}
+
+bool
+con_range_ok(struct evhttp_request *req, int64_t from_ms, int64_t to_ms)
+{
+	if (from_ms < to_ms)
+		return true;
+	con_send_error(req, 400, "to", "from is not before to: the range [from, to) is empty");
+	return false;
 }
 
 json_t *
@@ -516,7 +525,8 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 			http_not_allowed(req, path, allow != NULL ? allow : "GET, HEAD, POST");
 		return;
 	}
-	if (post && !http_json_type(req)) {
+	if (post && !http_json_type(req) && (http_api_allow(path) == NULL ||
+	    strcmp(http_api_allow(path), "POST") == 0)) { /* a GET-only one: 405 below */
 		con_send_error(req, 415, NULL, "a POST needs \"Content-Type: application/json\"");
 		return;
 	}

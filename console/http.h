@@ -32,6 +32,11 @@ json_t   *con_body_json(struct evhttp_request *req);
  * it, as a misspelt key must not pass for an absent one. */
 json_t   *con_body_json_keys(struct evhttp_request *req, const char *const *keys);
 
+/* Whether [from, to) holds a moment; else answers 400 INVALID naming "to"
+ * ("from ... is not before to ...") and returns false: an inverted range
+ * is a mistake, not an empty answer. */
+bool      con_range_ok(struct evhttp_request *req, int64_t from_ms, int64_t to_ms);
+
 /* What con_query_walk found. */
 typedef enum con_qs {
 	CON_QS_OK = 0,

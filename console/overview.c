@@ -268,7 +268,9 @@ ov_parse(con_app *app, struct evhttp_request *req, int64_t *ret_from, int64_t *r
 		return false;
 	if (!from)
 		*ret_from = *ret_to - OV_DAYS_DEF * VIGIL_MS_PER_DAY;
-	if (*ret_to <= *ret_from || *ret_to - *ret_from > OV_DAYS_MAX * VIGIL_MS_PER_DAY) {
+	if (!con_range_ok(req, *ret_from, *ret_to))
+		return false;
+	if (*ret_to - *ret_from > OV_DAYS_MAX * VIGIL_MS_PER_DAY) {
 		con_send_error(req, 400, "to", "from..to must be 1 to %d days (default: the last %d "
 		    "days indexed)", OV_DAYS_MAX, OV_DAYS_DEF);
 		return false;

@@ -128,7 +128,14 @@ search_parse(con_app *app, struct evhttp_request *req, search_q *q)
 	indexed = con_search_by_index(app, q);
 	if (!from)
 		q->from_ms = indexed ? INT64_MIN : q->to_ms - VIGIL_MS_PER_DAY;
-	if (q->to_ms <= q->from_ms || (!indexed && q->to_ms - q->from_ms > SEARCH_RANGE_MAX_MS)) {
+	if (!con_range_ok(req, q->from_ms, q->to_ms))
+		return false;
+	if (q->min_amount >= 0 && q->max_amount >= 0 && q->min_amount > q->max_amount) {
+		con_send_error(req, 400, "max_amount", "min_amount is over max_amount: no amount "
+		    "is between");
+		return false;
+	}
+	if (!indexed && q->to_ms - q->from_ms > SEARCH_RANGE_MAX_MS) {
 		con_send_error(req, 400, "to", "from..to must be a range of at most 31 days (default: "
 		    "the last day indexed)");
 		return false;

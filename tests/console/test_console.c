@@ -53,6 +53,9 @@ static int64_t   base_ms = 1704103200000; /* 2024-01-01T10:00:00Z */
 
 /* ---- HTTP with headers (the harness's helpers send none) ---- */
 
+/* The Content-Type http() sends ("" for none: a POST the console refuses). */
+static const char *http_ctype = "Content-Type: application/json\r\n";
+
 static int
 http(const char *method, const char *path, const char *token, const char *body, int *ret_status,
     json_t **ret_json)
@@ -70,9 +73,9 @@ http(const char *method, const char *path, const char *token, const char *body, 
 		return -1;
 	}
 	n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-	    "%s%s%sContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n", method, path,
+	    "%s%s%s%sContent-Length: %zu\r\n\r\n", method, path,
 	    token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
-	    body ? strlen(body) : 0);
+	    http_ctype, body ? strlen(body) : 0);
 	if (write(fd, req, (size_t)n) != n) {
 		close(fd);
 		return -1;
@@ -1492,6 +1495,24 @@ test_malformed(void **s)
 	json_decref(o);
 	json_decref(http_ok("GET", "/api/cases/a%2Fb", ALICE, NULL, 404));
 	json_decref(http_ok("GET", "/api/cases/t2/label", ALICE, NULL, 405));
+	/* a POST not typed JSON: 415 INVALID (a POST to a GET-only endpoint: 405) */
+	http_ctype = "";
+	o = http_ok("POST", "/api/cases/t2/claim", ALICE, NULL, 415);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"), "code")),
+	    "INVALID");
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/status", ALICE, NULL, 405));
+	http_ctype = "Content-Type: application/json\r\n";
+	/* an inverted range is a mistake, not an empty answer */
+	o = http_ok("GET", "/api/queue?from=2026-12-01&to=2026-01-01", ALICE, NULL, 400);
+	assert_string_equal(err_field(o), "to");
+	json_decref(o);
+	o = http_ok("GET", "/api/search?from=2026-12-01&to=2026-11-01", ALICE, NULL, 400);
+	assert_non_null(strstr(err_msg(o), "the range [from, to) is empty"));
+	json_decref(o);
+	o = http_ok("GET", "/api/search?min_amount=100&max_amount=1", ALICE, NULL, 400);
+	assert_string_equal(err_field(o), "max_amount");
+	json_decref(o);
 	/* a wrong method on an endpoint is 405 JSON, never 404 or libevent's 501 */
 	json_decref(http_ok("POST", "/api/status", ALICE, "{}", 405));
 	json_decref(http_ok("DELETE", "/api/me", ALICE, NULL, 405));
