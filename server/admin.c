@@ -123,6 +123,15 @@ admin_http_code(Vigil__V1__Status st, const char **ret_reason)
 	}
 }
 
+/* {"status": STATUS, "error": the error object of ei}, or NULL (ENOMEM). */
+static json_t *
+admin_error_obj(const char *status, const vigil_errinfo *ei)
+{
+	json_t *err = vigil_error_json(status, ei);
+
+	return err == NULL ? NULL : json_pack("{s:s, s:o}", "status", status, "error", err);
+}
+
 /* The error body of every JSON reply (docs/protocol.md, "JSON"; the error
  * object of docs/tools.md): {"status": S, "error": {"code": S, "message":
  * msg, "where": {"field": field}}}, field left out when NULL or "". */
@@ -130,14 +139,9 @@ static json_t *
 admin_error_json(const char *status, const char *field, const char *msg)
 {
 	vigil_errinfo ei;
-	json_t *err, *o;
 
 	vigil_errinfo_set(&ei, field, "%s", msg);
-	err = vigil_error_json(status, &ei);
-	if (err == NULL)
-		return NULL;
-	o = json_pack("{s:s, s:o}", "status", status, "error", err);
-	return o;
+	return admin_error_obj(status, &ei);
 }
 
 /* The error of /v1/score: admin_error_json, and txn_id when known. */
@@ -146,7 +150,7 @@ admin_send_status(struct evhttp_request *req, const srv_wire_err *err, const cha
 {
 	const char *reason;
 	int code = admin_http_code(err->status, &reason);
-	json_t *o = admin_error_json(srv_status_name(err->status), err->info.field, err->info.msg);
+	json_t *o = admin_error_obj(srv_status_name(err->status), &err->info);
 
 	if (o != NULL && txn_id != NULL && txn_id[0] != '\0')
 		json_object_set_new(o, "txn_id", json_string(txn_id));
@@ -392,8 +396,10 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	}
 	body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (body == NULL) {
-		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_MALFORMED, "",
-		    "JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		/* the place is where's (docs/tools.md), the message jansson's reason */
+		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_MALFORMED, "", "%s", jerr.text);
+		err.info.line = jerr.line > 0 ? (uint32_t)jerr.line : 0;
+		err.info.col = jerr.line > 0 && jerr.column > 0 ? (uint32_t)jerr.column : 0;
 		goto fail;
 	}
 	/* Either {"txn": {...}, "dry_run": true} or the transaction itself. */
@@ -559,10 +565,18 @@ admin_generation_set(srv_admin *a, struct evhttp_request *req)
 		goto out;
 	}
 	body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (body == NULL || !json_is_object(body)) {
-		snprintf(msg, sizeof msg, "JSON at line %d column %d: %s", jerr.line, jerr.column,
-		    body == NULL ? jerr.text : "not an object");
-		admin_send_error(req, 400, "Bad Request", "MALFORMED", msg);
+	if (body == NULL) {
+		vigil_errinfo ei;
+
+		vigil_errinfo_set(&ei, NULL, "%s", jerr.text);
+		ei.line = jerr.line > 0 ? (uint32_t)jerr.line : 0;
+		ei.col = jerr.line > 0 && jerr.column > 0 ? (uint32_t)jerr.column : 0;
+		admin_send_json(req, 400, "Bad Request", admin_error_obj("MALFORMED", &ei));
+		goto out;
+	}
+	if (!json_is_object(body)) { /* JSON, but not a request */
+		admin_send_error(req, 400, "Bad Request", "INVALID", "the body must be a JSON object "
+		    "({\"generation\": N})");
 		goto out;
 	}
 	json_object_foreach(body, key, val) {

@@ -767,8 +767,16 @@ test_http_bad_input(void **state)
 	    "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\",\"message\":\"currency "
 	    "\\\"EUX\\\" is not an active ISO 4217 code\",\"where\":{\"field\":\"txn.currency\"}},"
 	    "\"txn_id\":\"hb-7\"}");
+	/* not JSON: the place in where (line, column), not in the message */
 	post_expect(s.admin_port, "/v1/score", "{not json", 400,
-	    "{\"status\":\"MALFORMED\",\"error\":{\"code\":\"MALFORMED\",\"message\":\"JSON at");
+	    "{\"status\":\"MALFORMED\",\"error\":{\"code\":\"MALFORMED\",\"message\":\"string or "
+	    "'}' expected near 'not'\",\"where\":{\"line\":1,\"column\":");
+	post_expect(s.admin_port, "/v1/generations/current", "{\"generation\": 1,", 400,
+	    "\"code\":\"MALFORMED\",\"message\":\"string or '}' expected near end of file\","
+	    "\"where\":{\"line\":1,\"column\":17}");
+	post_expect(s.admin_port, "/v1/generations/current", "[1]", 400,
+	    "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\",\"message\":\"the body must "
+	    "be a JSON object");
 	/* the event-time rule (docs/protocol.md): a JSON transaction without
 	 * event_time is stamped on arrival, as vigil-score and the Python
 	 * client do; an explicit 0 is still refused */
