@@ -849,9 +849,17 @@ con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user 
 		/* vigild's 4xx keep their meaning (409 stale, 404, 422 damaged);
 		 * its 401/403 and 5xx are the console's configuration or vigild's
 		 * trouble: 502 */
-		con_send_error(req, status >= 400 && status < 500 && status != 401 && status != 403 ?
-		    status : 502, f, "vigild refused the roll-back (%d): %s", status,
+		const char *c = json_string_value(json_object_get(e, "code"));
+		bool keep = status >= 400 && status < 500 && status != 401 && status != 403 &&
+		    c != NULL;
+		vigil_errinfo ei;
+
+		/* a kept status keeps vigild's code too (422 is REFUSED there, a
+		 * damaged generation, not a bad request) */
+		vigil_errinfo_set(&ei, f, "vigild refused the roll-back (%d): %s", status,
 		    m != NULL ? m : "(no message)");
+		con_send_json(req, keep ? status : 502, vigil_error_body(keep ? c : "UNAVAILABLE",
+		    &ei));
 		goto out;
 	}
 	snprintf(target, sizeof target, "generation %lld", (long long)json_integer_value(jg));

@@ -90,7 +90,7 @@ con_error_code(int http)
 	case 409:           return "CONFLICT";
 	case 413:           return "TOO_BIG";
 	case 429:           return "OVERLOADED";
-	case 503: case 504: case 507: return "UNAVAILABLE";
+	case 502: case 503: case 504: case 507: return "UNAVAILABLE";
 	default:            return "INTERNAL";
 	}
 }

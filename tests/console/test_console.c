@@ -2107,6 +2107,9 @@ test_generation_rollback(void **s)
 		o = http_ok("POST", "/api/generations/current", ADAM, body, 409);
 		assert_string_equal(err_field(o),
 		    "expect_current");
+		/* vigild's code passed on with its status */
+		assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
+		    "code")), "CONFLICT");
 		json_decref(o);
 		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
 		    "\"confirm\":true, \"force\":1,\"confirm_token\":\"%s\"}",
