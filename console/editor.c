@@ -1020,7 +1020,8 @@ con_api_rules_approve(con_app *app, struct evhttp_request *req, const con_user *
 	if (b == NULL)
 		return;
 	if (app->o.deploy_approvers < 2) {
-		con_send_error(req, 409, NULL, "deploys need no approval here (--deploy-approvers 1)");
+		con_send_error(req, 403, NULL, "turned off: deploys need no approval here "
+		    "(--deploy-approvers 1)");
 		goto out;
 	}
 	pr = edit_proposal_named(app, req, b);
