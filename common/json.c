@@ -248,6 +248,27 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 	if (!json_is_object(obj))
 		JFAIL("", "txn: must be a JSON object");
 	memset(&t, 0, sizeof t);
+	/* a misspelt key ("channnel") must not pass for an absent one: the
+	 * transaction would be scored and recorded without it */
+	{
+		static const char *const keys[] = {
+			"txn_id", "card_id", "merchant_id", "terminal_id", "device_id", "ip",
+			"currency", "country", "event_time_ms", "event_time", "amount_minor",
+			"amount", "mcc", "channel", "location", "lat", "lon",
+		};
+		const char *key;
+		json_t *val;
+
+		json_object_foreach((json_t *)obj, key, val) {
+			size_t i = 0;
+
+			while (i < sizeof keys / sizeof keys[0] && strcmp(key, keys[i]) != 0)
+				i++;
+			if (i == sizeof keys / sizeof keys[0])
+				JFAIL(key, "%.64s: unknown key (docs/protocol.md lists a transaction's)",
+				    key);
+		}
+	}
 
 #define STR(key, dst)                                                             \
 	if ((rv = get_str(obj, key, dst, sizeof dst, reterr)) != VIGIL_OK) \

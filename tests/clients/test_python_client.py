@@ -426,7 +426,7 @@ class JsonShapeTests(unittest.TestCase):
         t = vc.transaction_from_json({
             "txn_id": "j-1", "card_id": "c", "merchant_id": "m", "currency": "EUR",
             "amount": "12.5", "amount_minor": "1250", "event_time": "2025-11-21T10:00:00Z",
-            "mcc": "0742", "channel": "2", "lat": "60.2", "lon": "-1.5e1", "extra": "ignored"})
+            "mcc": "0742", "channel": "2", "lat": "60.2", "lon": "-1.5e1"})
         self.assertEqual(t.amount_minor, 1250)
         self.assertEqual(t.event_time_ms, 1763719200000)
         self.assertEqual(t.mcc, 742)
@@ -452,7 +452,9 @@ class JsonShapeTests(unittest.TestCase):
                 ("amount", "1.234", "txn.amount"),
                 ("amount", 12.345, "txn.amount"),
                 ("amount", True, "txn.amount"),
-                ("event_time", "yesterday", "txn.event_time")):
+                ("event_time", "yesterday", "txn.event_time"),
+                ("channnel", "ecom", "txn.channnel"),
+                ("bogus", None, "txn.bogus")):
             d = {"currency": "EUR", "lat": 1, "lon": 1, key: value}
             with self.assertRaises(vc.InvalidArgument, msg=(key, value)) as cm:
                 vc.transaction_from_json(d)

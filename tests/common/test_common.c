@@ -425,6 +425,11 @@ test_json(void **state)
 	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
 	assert_string_equal(err, "card_id: must be a string");
 	json_decref(o);
+	/* a misspelt key is refused by name, not read as an absent field */
+	o = json_loads("{\"card_id\":\"c\",\"channnel\":\"ecom\"}", 0, &jerr);
+	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
+	assert_string_equal(err, "channnel: unknown key (docs/protocol.md lists a transaction's)");
+	json_decref(o);
 	o = json_loads("{\"lat\":1}", 0, &jerr);
 	assert_int_equal(from_json_msg(o, &t, err, sizeof err), VIGIL_EINVAL);
 	assert_string_equal(err, "location: latitude and longitude go together");

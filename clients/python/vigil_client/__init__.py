@@ -362,6 +362,14 @@ def _json_time(v):
     return int(t.timestamp() * 1000 + (0.5 if t.timestamp() >= 0 else -0.5))
 
 
+# the keys of the JSON transaction shape (docs/protocol.md, "JSON"), and this
+# class's own spellings of the location and its attributes
+_TXN_KEYS = frozenset((
+    "txn_id", "card_id", "merchant_id", "terminal_id", "device_id", "ip", "currency",
+    "country", "event_time_ms", "event_time", "amount_minor", "amount", "mcc", "channel",
+    "location", "lat", "lon", "latitude", "longitude", "attributes"))
+
+
 def transaction_from_json(obj: Mapping) -> "Transaction":
     """A Transaction from the JSON transaction shape that /v1/score,
     vigil-score, vigil-rules explain and this client all read
@@ -369,11 +377,15 @@ def transaction_from_json(obj: Mapping) -> "Transaction":
     "amount" (decimal major units; a string is read exactly) instead of
     amount_minor, "event_time" (RFC 3339) instead of event_time_ms, "channel"
     as a word or 0..4, "location": {"latitude", "longitude"} or "lat"/"lon"
-    (or this class's latitude/longitude). Every number may be given as a
-    string holding it. Two spellings of one field must agree. Unknown keys
-    are ignored, as everywhere. Raises InvalidArgument naming the field."""
+    (or this class's latitude/longitude and attributes). Every number may
+    be given as a string holding it. Two spellings of one field must agree.
+    Any other key is refused by name, as everywhere: a misspelt key must
+    not pass for an absent one. Raises InvalidArgument naming the field."""
     if not isinstance(obj, Mapping):
         raise InvalidArgument("txn: must be a JSON object (a dict)", field="txn")
+    for k in obj:
+        if k not in _TXN_KEYS:
+            raise _bad(str(k)[:64], "unknown key (docs/protocol.md lists a transaction's)")
     g = {k: v for k, v in obj.items() if v is not None}
     kw = {}
     for k in ("txn_id", "card_id", "merchant_id", "terminal_id", "currency", "country",
