@@ -368,6 +368,13 @@ edit_days_param(struct evhttp_request *req, uint32_t def, bool *ret_ok)
 		*ret_ok = false;
 		return 0;
 	}
+	{
+		const struct evkeyval *e;
+
+		TAILQ_FOREACH(e, &kv, next)
+			if (strcmp(e->key, "days") != 0)
+				*ret_ok = false; /* a parameter this page does not take */
+	}
 	v = evhttp_find_header(&kv, "days");
 	if (v != NULL) {
 		char *end;
@@ -500,7 +507,7 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	(void)who;
 	days = edit_days_param(req, 7, &ok);
 	if (!ok) {
-		con_send_error(req, 400, "days", "days: 1-365");
+		con_send_error(req, 400, "days", "days: 1-365, the one parameter of this page");
 		json_decref(sc.by_name);
 		return;
 	}

@@ -484,6 +484,16 @@ http_api_allow(const char *path)
 	return NULL;
 }
 
+/* Whether the GET endpoint at path reads a query string: the others
+ * refuse one (a parameter they would ignore is a mistake). */
+static bool
+http_api_takes_query(const char *path)
+{
+	return strcmp(path, "/api/queue") == 0 || strcmp(path, "/api/search") == 0 ||
+	    strcmp(path, "/api/overview") == 0 || strcmp(path, "/api/rules") == 0 ||
+	    strncmp(path, "/api/entity/", 12) == 0;
+}
+
 /* 405 naming the method path answers (allow), with the Allow header. */
 static void
 http_not_allowed(struct evhttp_request *req, const char *path, const char *allow)
@@ -528,6 +538,11 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 	if (post && !http_json_type(req) && (http_api_allow(path) == NULL ||
 	    strcmp(http_api_allow(path), "POST") == 0)) { /* a GET-only one: 405 below */
 		con_send_error(req, 415, NULL, "a POST needs \"Content-Type: application/json\"");
+		return;
+	}
+	if (get && !http_api_takes_query(path) &&
+	    evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
+		con_send_error(req, 400, NULL, "%s takes no query string", path);
 		return;
 	}
 	if (strcmp(path, "/api/me") == 0 && get) {

@@ -774,6 +774,15 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 	    (strcmp(path, "/metrics") == 0 && !a->s->cfg.metrics_need_token);
 	if (!(probe && get) && !admin_authorized(a, req))
 		return;
+	/* none of the API's endpoints reads a query string: a parameter such
+	 * as ?force=1 would be ignored, so it is refused (/v1/score says so
+	 * itself; the probes and /metrics are left to their callers) */
+	if ((strcmp(path, "/v1/rules") == 0 || strcmp(path, "/v1/generations/current") == 0) &&
+	    evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
+		admin_send_error(req, 400, "Bad Request", "INVALID", "this endpoint takes no query "
+		    "string");
+		return;
+	}
 	if (strcmp(path, "/healthz") == 0 && get)
 		admin_healthz(a, req);
 	else if (strcmp(path, "/readyz") == 0 && get)

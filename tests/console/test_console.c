@@ -1503,6 +1503,11 @@ test_malformed(void **s)
 	json_decref(o);
 	json_decref(http_ok("POST", "/api/status", ALICE, NULL, 405));
 	http_ctype = "Content-Type: application/json\r\n";
+	/* a query string where none is read is refused, not ignored */
+	json_decref(http_ok("GET", "/api/me?x=1", ALICE, NULL, 400));
+	json_decref(http_ok("GET", "/api/generations?force=1", ALICE, NULL, 400));
+	json_decref(http_ok("GET", "/api/rules?bogus=1", ALICE, NULL, 400));
+	json_decref(http_ok("GET", "/api/rules?days=3", ALICE, NULL, 200));
 	/* an inverted range is a mistake, not an empty answer */
 	o = http_ok("GET", "/api/queue?from=2026-12-01&to=2026-01-01", ALICE, NULL, 400);
 	assert_string_equal(err_field(o), "to");

@@ -774,6 +774,9 @@ test_http_bad_input(void **state)
 	post_expect(s.admin_port, "/v1/generations/current", "{\"generation\": 1,", 400,
 	    "\"code\":\"MALFORMED\",\"message\":\"string or '}' expected near end of file\","
 	    "\"where\":{\"line\":1,\"column\":17}");
+	post_expect(s.admin_port, "/v1/generations/current?force=1", "{\"generation\": 1}", 400,
+	    "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\",\"message\":\"this endpoint "
+	    "takes no query string\"");
 	post_expect(s.admin_port, "/v1/generations/current", "[1]", 400,
 	    "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\",\"message\":\"the body must "
 	    "be a JSON object");
