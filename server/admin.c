@@ -621,9 +621,15 @@ admin_generation_set(srv_admin *a, struct evhttp_request *req)
 	if (rv != VIGIL_OK) {
 		int code = rv == VIGIL_ENOTFOUND ? 404 : rv == VIGIL_EBUSY ? 409 : 422;
 
-		snprintf(msg, sizeof msg, "generation %llu: %s%s%s", (unsigned long long)want,
-		    rv == VIGIL_EBUSY ? "a rebuild is running; try again when it ends" :
-		    vigil_strerror(rv), d.msg[0] != '\0' ? ": " : "", d.msg);
+		/* a missing one is said plainly, without the server's paths; a
+		 * damaged one keeps the store's reason (which file, what) */
+		if (rv == VIGIL_ENOTFOUND)
+			snprintf(msg, sizeof msg, "no generation %llu in features/",
+			    (unsigned long long)want);
+		else
+			snprintf(msg, sizeof msg, "generation %llu: %s%s%s", (unsigned long long)want,
+			    rv == VIGIL_EBUSY ? "a rebuild is running; try again when it ends" :
+			    vigil_strerror(rv), d.msg[0] != '\0' ? ": " : "", d.msg);
 		admin_send_field_error(req, code, code == 404 ? "Not Found" : code == 409 ?
 		    "Conflict" : "Unprocessable Entity", code == 404 ? "NOT_FOUND" : code == 409 ?
 		    "CONFLICT" : "REFUSED", "generation", msg);

@@ -777,6 +777,9 @@ test_http_bad_input(void **state)
 	post_expect(s.admin_port, "/v1/generations/current?force=1", "{\"generation\": 1}", 400,
 	    "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\",\"message\":\"this endpoint "
 	    "takes no query string\"");
+	post_expect(s.admin_port, "/v1/generations/current", "{\"generation\": 5}", 404,
+	    "{\"status\":\"NOT_FOUND\",\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no "
+	    "generation 5 in features/\",\"where\":{\"field\":\"generation\"}}}");
 	post_expect(s.admin_port, "/v1/generations/current", "[1]", 400,
 	    "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\",\"message\":\"the body must "
 	    "be a JSON object");
