@@ -17,16 +17,16 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "tmpdir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char fuzz_dir[64], fuzz_file[96];
+static char fuzz_dir[256], fuzz_file[288];
 
 static void
 fuzz_cleanup(void)
 {
-	(void)unlink(fuzz_file);
-	(void)rmdir(fuzz_dir);
+	(void)vt_tmpdir_remove(fuzz_dir);
 }
 
 static bool
@@ -76,11 +76,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd;
 
 	if (fuzz_dir[0] == '\0') {
-		const char *tmp = getenv("TMPDIR");
-
-		snprintf(fuzz_dir, sizeof fuzz_dir, "%s/vigil-fuzz-tokens-XXXXXX",
-		    tmp != NULL && strlen(tmp) < 32 ? tmp : "/tmp");
-		if (mkdtemp(fuzz_dir) == NULL)
+		if (vt_tmpdir_make("vigil-fuzz-tokens", fuzz_dir, sizeof fuzz_dir) != 0)
 			abort();
 		snprintf(fuzz_file, sizeof fuzz_file, "%s/tokens", fuzz_dir);
 		atexit(fuzz_cleanup);
