@@ -501,8 +501,16 @@ out:
 static const char *const tool_input_keys[] = { "txn", "features", "thresholds", NULL };
 static const char *const tool_case_keys[] = { "name", "txn", "features", "thresholds",
 	"expect", NULL };
-static const char *const tool_expect_keys[] = { "decision", "hits", "shadow", "points",
-	"score", NULL };
+/* A case's expect keys, in the order checked and listed: the key, whether its
+ * value is right (tool_case_check), and what the error says it must be. */
+#define TOOL_EXPECT_FIELDS(X) \
+	X("decision", tool_is_decision, "allow, review or decline") \
+	X("hits",     tool_is_names,    "an array of rule names") \
+	X("shadow",   tool_is_names,    "an array of rule names") \
+	X("points",   tool_is_integer,  "an integer") \
+	X("score",    tool_is_number,   "a number")
+#define TOOL_EXPECT_KEY_(key, ok, must) key,
+static const char *const tool_expect_keys[] = { TOOL_EXPECT_FIELDS(TOOL_EXPECT_KEY_) NULL };
 
 /*
  * Every key of the object obj is one of keys[]: a misspelt key would
@@ -1146,6 +1154,15 @@ tool_names_match(const rules_prog *prog, const uint16_t *idx, uint32_t n, const 
 	return ok;
 }
 
+/* The values of the expect keys (TOOL_EXPECT_FIELDS). */
+static bool
+tool_is_decision(const json_t *v)
+{
+	vigil_decision d;
+
+	return json_is_string(v) && vigil_decision_parse(json_string_value(v), &d) == VIGIL_OK;
+}
+
 /* A JSON array of strings: the rule names of expect.hits and expect.shadow. */
 static bool
 tool_is_names(const json_t *a)
@@ -1161,6 +1178,25 @@ tool_is_names(const json_t *a)
 	return true;
 }
 
+static bool
+tool_is_integer(const json_t *v)
+{
+	return json_is_integer(v);
+}
+
+static bool
+tool_is_number(const json_t *v)
+{
+	return json_is_number(v);
+}
+
+#define TOOL_EXPECT_ENTRY_(key, ok, must) { key, ok, must },
+static const struct tool_expect_field {
+	const char *key;
+	bool (*ok)(const json_t *v);
+	const char *must;
+} tool_expect_fields[] = { TOOL_EXPECT_FIELDS(TOOL_EXPECT_ENTRY_) };
+
 /*
  * The shape of one case, before it runs: keys known, each of the type it
  * must have. A case that fails here is a mistake in CASES (exit 2), not a
@@ -1170,8 +1206,7 @@ tool_is_names(const json_t *a)
 static int
 tool_case_check(const json_t *obj, char *err, size_t errlen)
 {
-	const json_t  *exp, *v;
-	vigil_decision d;
+	const json_t *exp, *v;
 
 	if (!json_is_object(obj)) {
 		snprintf(err, errlen, "a case must be a JSON object with \"txn\" and \"expect\"");
@@ -1200,27 +1235,13 @@ tool_case_check(const json_t *obj, char *err, size_t errlen)
 		snprintf(err, errlen, "expect: \"decision\" or \"hits\" is required");
 		return -1;
 	}
-	v = json_object_get(exp, "decision");
-	if (v != NULL && (!json_is_string(v) ||
-	    vigil_decision_parse(json_string_value(v), &d) != VIGIL_OK)) {
-		snprintf(err, errlen, "expect.decision: must be allow, review or decline");
-		return -1;
-	}
-	if ((v = json_object_get(exp, "hits")) != NULL && !tool_is_names(v)) {
-		snprintf(err, errlen, "expect.hits: must be an array of rule names");
-		return -1;
-	}
-	if ((v = json_object_get(exp, "shadow")) != NULL && !tool_is_names(v)) {
-		snprintf(err, errlen, "expect.shadow: must be an array of rule names");
-		return -1;
-	}
-	if ((v = json_object_get(exp, "points")) != NULL && !json_is_integer(v)) {
-		snprintf(err, errlen, "expect.points: must be an integer");
-		return -1;
-	}
-	if ((v = json_object_get(exp, "score")) != NULL && !json_is_number(v)) {
-		snprintf(err, errlen, "expect.score: must be a number");
-		return -1;
+	for (size_t i = 0; i < sizeof tool_expect_fields / sizeof tool_expect_fields[0]; i++) {
+		const struct tool_expect_field *f = &tool_expect_fields[i];
+
+		if ((v = json_object_get(exp, f->key)) != NULL && !f->ok(v)) {
+			snprintf(err, errlen, "expect.%s: must be %s", f->key, f->must);
+			return -1;
+		}
 	}
 	return 0;
 }
