@@ -383,6 +383,8 @@ main(int argc, char **argv)
 	bool dump_model = false, dump_meta = false;
 	const char *dump = NULL, *dump_kind = NULL;
 	const char *build_opt = NULL; /* the last option that only a build reads */
+	const char *report_opt = NULL; /* the last of --json, --quiet: a dump ignores them */
+	const char *mode;
 	unsigned long long to = 0, gen = 0, num;
 	long ncpu;
 	int c, rc;
@@ -505,9 +507,11 @@ main(int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			report_opt = "--json";
 			break;
 		case 'q':
 			quiet = true;
+			report_opt = "--quiet";
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -542,10 +546,14 @@ main(int argc, char **argv)
 		    "--partition and --rollback exclude each other");
 	if (opts.out_path != NULL && build_opt == NULL)
 		build_opt = "--output";
-	if ((dump_kind != NULL || dump != NULL || rollback) && build_opt != NULL)
-		return usage_error("%s does not go with %s", build_opt, dump_kind != NULL ?
-		    "--dump" : dump_model ? "--dump-model" : dump_meta ? "--dump-model-meta" :
-		    "--rollback");
+	mode = dump_kind != NULL ? "--dump" : dump_model ? "--dump-model" : dump_meta ?
+	    "--dump-model-meta" : rollback ? "--rollback" : NULL;
+	if (mode != NULL && build_opt != NULL)
+		return usage_error("%s does not go with %s", build_opt, mode);
+	/* a dump prints its JSON and nothing else, whatever these say;
+	 * --rollback reads them (its one line, or JSON) */
+	if (mode != NULL && !rollback && report_opt != NULL)
+		return usage_error("%s does not go with %s", report_opt, mode);
 	if (dump_kind != NULL) {
 		if (optind + 1 != argc)
 			return usage_error("%s", "--dump KIND needs one ID: --dump card ID");

@@ -1,10 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # vigil-rebuild's command line against docs/tools.md: one thing per run (a
-# dump never hides a --rollback or another dump), a data directory without
-# archive/ is a missing input (2, as in vigil-replay), and a damaged partial
-# file is named FILE:OFFSET:. Each case checks the exit status and the one
-# line on standard error, text included: error texts are interface.
+# dump never hides a --rollback or another dump, nor takes a flag it would
+# ignore), a data directory without archive/ is a missing input (2, as in
+# vigil-replay), and a damaged partial file is named FILE:OFFSET:. Each
+# case checks the exit status and the one line on standard error, text
+# included: error texts are interface.
 set -u
 build=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
 R="$build/batch/vigil-rebuild"
@@ -52,6 +53,17 @@ expect 2 'vigil-rebuild: --as-of does not go with --dump \(see --help\)' \
     -d "$T/d" --dump card c1 --as-of 2026-03-01
 expect 2 'vigil-rebuild: --output does not go with --dump-model-meta \(see --help\)' \
     -d "$T/d" --dump-model-meta -o "$T/x"
+# so are --json and --quiet: a dump prints its JSON whatever they say
+expect 2 'vigil-rebuild: --json does not go with --dump \(see --help\)' \
+    -d "$T/d" --dump card c1 -j
+expect 2 'vigil-rebuild: --quiet does not go with --dump \(see --help\)' \
+    -d "$T/d" -q --dump card c1
+expect 2 'vigil-rebuild: --json does not go with --dump-model \(see --help\)' \
+    -d "$T/d" --dump-model --json
+expect 2 'vigil-rebuild: --quiet does not go with --dump-model-meta \(see --help\)' \
+    -d "$T/d" --dump-model-meta --quiet
+# --rollback reads them: still a rollback (none to do here: 1)
+expect 1 'vigil-rebuild: rollback failed: .*' -d "$T/d" --rollback -q --json
 # alone, each still runs (no generation yet: a failure, 1)
 expect 1 'vigil-rebuild: .*/d: no generation yet' -d "$T/d" --dump-model
 expect 1 'vigil-rebuild: rollback failed: .*' -d "$T/d" --rollback
