@@ -2,7 +2,9 @@
 /*
  * console/http.c - vigil-console's HTTP side (libevent evhttp, one thread):
  * the web UI's files, Debian's Chart.js, and the JSON API under /api/,
- * where every request needs "Authorization: Bearer TOKEN" (401 without a
+ * one line per endpoint in routes.def (the dispatch, 404, 405 with Allow,
+ * 415 and a refused query string all come from that table), where every
+ * request needs "Authorization: Bearer TOKEN" (401 without a
  * valid one) and a role at least the route's (403); on a client-certificate
  * session a cross-site request is refused (403), and every POST must say
  * "Content-Type: application/json" (415). Refused authentications are
@@ -423,75 +425,173 @@ http_need(struct evhttp_request *req, const con_user *u, con_role role)
 	return false;
 }
 
+/* ---- the API: one table of routes (routes.def) ---- */
+
+enum { HTTP_M_GET = 1, HTTP_M_POST = 2 }; /* a route's methods; GET answers HEAD too */
+
+#define HTTP_ARGS_MAX 2
+
+/* The {name} segments of a route's path, decoded, in order. */
+typedef struct http_args {
+	char        v[HTTP_ARGS_MAX][VIGIL_ID_MAX + 1];
+	const char *last; /* the route's last segment: "claim", "add" */
+} http_args;
+
+typedef void http_fn(con_app *app, struct evhttp_request *req, const con_user *who);
+typedef void http_args_fn(con_app *app, struct evhttp_request *req, const con_user *who,
+    const http_args *a);
+
+typedef struct http_route {
+	const char   *path;    /* segments, {name} for a parameter */
+	unsigned      methods; /* HTTP_M_* */
+	con_role      role;    /* at least */
+	bool          query;   /* a GET reads a query string */
+	http_fn      *fn;      /* one of the two */
+	http_args_fn *fn_args;
+} http_route;
+
 static void
-http_me(struct evhttp_request *req, const con_user *u)
+http_me(con_app *app, struct evhttp_request *req, const con_user *who)
 {
-	con_send_json(req, 200, json_pack("{s:s, s:s}", "name", u->name, "role",
-	    con_role_name(u->role)));
+	(void)app;
+	con_send_json(req, 200, json_pack("{s:s, s:s}", "name", who->name, "role",
+	    con_role_name(who->role)));
 }
 
-/* "/api/cases/ID" or "/api/cases/ID/ACTION": the id is a txn_id (the id
- * charset has no '/'), decoded from %XX. */
-static bool
-http_case_path(const char *rest, char *id, size_t idlen, char *action, size_t alen)
+static void
+http_case(con_app *app, struct evhttp_request *req, const con_user *who, const http_args *a)
 {
-	const char *slash = strchr(rest, '/');
-	size_t n = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
-	char enc[3 * VIGIL_ID_MAX + 1];
-	char *dec;
+	con_api_case(app, req, who, a->v[0]);
+}
 
-	if (n == 0 || n >= sizeof enc)
+static void
+http_case_action(con_app *app, struct evhttp_request *req, const con_user *who,
+    const http_args *a)
+{
+	con_api_case_action(app, req, who, a->v[0], a->last);
+}
+
+static void
+http_list_edit(con_app *app, struct evhttp_request *req, const con_user *who, const http_args *a)
+{
+	con_api_list_edit(app, req, who, a->v[0], a->last);
+}
+
+static void
+http_entity(con_app *app, struct evhttp_request *req, const con_user *who, const http_args *a)
+{
+	con_api_entity(app, req, who, a->v[0], a->v[1]);
+}
+
+static void
+http_txn_label(con_app *app, struct evhttp_request *req, const con_user *who, const http_args *a)
+{
+	con_api_txn_label(app, req, who, a->v[0]);
+}
+
+static void
+http_rules_versions(con_app *app, struct evhttp_request *req, const con_user *who)
+{
+	con_api_rules_versions(app, req, who, NULL);
+}
+
+static void
+http_rules_version(con_app *app, struct evhttp_request *req, const con_user *who,
+    const http_args *a)
+{
+	con_api_rules_versions(app, req, who, a->v[0]);
+}
+
+static const http_route http_routes[] = {
+#define ROUTE(m, path, role, query, fn) \
+	{ path, HTTP_M_##m, CON_ROLE_##role, query, fn, NULL },
+#define ROUTE_ARGS(m, path, role, query, fn) \
+	{ path, HTTP_M_##m, CON_ROLE_##role, query, NULL, fn },
+#include "routes.def"
+#undef ROUTE
+#undef ROUTE_ARGS
+};
+
+#define HTTP_NROUTES (sizeof http_routes / sizeof http_routes[0])
+
+/* A {name} segment's value: seg[0..len) decoded from %XX, an id
+ * (vigil_id_chars_ok: "a%2Fb" is "a/b", "a%20b" is none). */
+static bool
+http_arg_decode(const char *seg, size_t len, char *out, size_t outlen)
+{
+	char enc[3 * VIGIL_ID_MAX + 1];
+	size_t n = 0;
+	char *dec;
+	bool ok;
+
+	if (len == 0 || len >= sizeof enc)
 		return false;
-	memcpy(enc, rest, n);
-	enc[n] = '\0';
-	dec = evhttp_uridecode(enc, 0, NULL);
+	memcpy(enc, seg, len);
+	enc[len] = '\0';
+	dec = evhttp_uridecode(enc, 0, &n);
 	if (dec == NULL)
 		return false;
-	if (strlen(dec) == 0 || strlen(dec) >= idlen || !vigil_id_chars_ok(dec, strlen(dec))) {
-		free(dec);
-		return false;
-	}
-	snprintf(id, idlen, "%s", dec);
+	ok = n > 0 && n < outlen && strlen(dec) == n && vigil_id_chars_ok(dec, n);
+	if (ok)
+		memcpy(out, dec, n + 1);
 	free(dec);
-	snprintf(action, alen, "%s", slash != NULL ? slash + 1 : "");
-	return true;
+	return ok;
 }
 
-/* The method the API path answers ("GET, HEAD" or "POST", an Allow
- * header's value), or NULL for no such endpoint. */
+/* What a path is to one route. */
+typedef enum http_fit {
+	HTTP_FIT_NONE = 0, /* another path */
+	HTTP_FIT_BAD_ARG,  /* the route's shape, with a {name} segment that is no id */
+	HTTP_FIT,
+} http_fit;
+
+/*
+ * Matches path against r->path segment by segment: a literal one byte for
+ * byte, a {name} one any non-empty segment. HTTP_FIT: *a holds the
+ * parameters. HTTP_FIT_BAD_ARG: the first that is no id is named in
+ * bad[0..badlen).
+ */
+static http_fit
+http_route_fit(const http_route *r, const char *path, http_args *a, char *bad, size_t badlen)
+{
+	const char *p = r->path, *q = path;
+	size_t pl, ql, n = 0;
+	bool ok = true;
+
+	while (*p == '/' && *q == '/') {
+		p++;
+		q++;
+		pl = strcspn(p, "/");
+		ql = strcspn(q, "/");
+		if (p[0] == '{') {
+			if (ql == 0 || n == HTTP_ARGS_MAX)
+				return HTTP_FIT_NONE;
+			if (ok && !http_arg_decode(q, ql, a->v[n], sizeof a->v[n])) {
+				snprintf(bad, badlen, "%.*s", (int)(pl - 2), p + 1);
+				ok = false;
+			}
+			n++;
+		} else if (pl != ql || memcmp(p, q, pl) != 0) {
+			return HTTP_FIT_NONE;
+		}
+		p += pl;
+		q += ql;
+	}
+	if (*p != '\0' || *q != '\0')
+		return HTTP_FIT_NONE;
+	a->last = strrchr(r->path, '/') + 1;
+	return ok ? HTTP_FIT : HTTP_FIT_BAD_ARG;
+}
+
+/* An Allow header's value for HTTP_M_* bits. */
 static const char *
-http_api_allow(const char *path)
+http_allow(unsigned methods)
 {
-	static const char *const get[] = {
-		"/api/me", "/api/status", "/api/queue", "/api/lists", "/api/overview",
-		"/api/search", "/api/rules", "/api/rules/versions", "/api/generations",
-		"/api/audit",
-	};
-	static const char *const post[] = {
-		"/api/rules/check", "/api/rules/backtest", "/api/rules/deploy", "/api/rules/diff",
-		"/api/rules/mode", "/api/rules/approve", "/api/rules/reject", "/api/rules/rollback",
-		"/api/generations/current",
-	};
-
-	for (size_t i = 0; i < sizeof get / sizeof get[0]; i++)
-		if (strcmp(path, get[i]) == 0)
-			return "GET, HEAD";
-	for (size_t i = 0; i < sizeof post / sizeof post[0]; i++)
-		if (strcmp(path, post[i]) == 0)
-			return "POST";
-	if (strncmp(path, "/api/rules/versions/", 20) == 0 || strncmp(path, "/api/entity/", 12) == 0)
-		return "GET, HEAD";
-	return NULL;
-}
-
-/* Whether the GET endpoint at path reads a query string: the others
- * refuse one (a parameter they would ignore is a mistake). */
-static bool
-http_api_takes_query(const char *path)
-{
-	return strcmp(path, "/api/queue") == 0 || strcmp(path, "/api/search") == 0 ||
-	    strcmp(path, "/api/overview") == 0 || strcmp(path, "/api/rules") == 0 ||
-	    strncmp(path, "/api/entity/", 12) == 0;
+	switch (methods) {
+	case HTTP_M_GET:  return "GET, HEAD";
+	case HTTP_M_POST: return "POST";
+	default:          return "GET, HEAD, POST";
+	}
 }
 
 /* 405 naming the method path answers (allow), with the Allow header. */
@@ -502,15 +602,44 @@ http_not_allowed(struct evhttp_request *req, const char *path, const char *allow
 	con_send_error(req, 405, NULL, "%s answers %s only", path, allow);
 }
 
+/* 404, naming the routes that start as path does up to its third '/'
+ * ("/api/cases/t2/explode": GET /api/cases/{txn_id}, POST ...). */
+static void
+http_not_found(struct evhttp_request *req, const char *path)
+{
+	const char *sl = strchr(path + 5, '/');
+	size_t pre = sl != NULL ? (size_t)(sl - path) + 1 : 0, n = 0;
+	char known[400] = "";
+
+	for (size_t i = 0; i < HTTP_NROUTES && pre > 0 && n < sizeof known; i++)
+		if (strncmp(http_routes[i].path, path, pre) == 0)
+			n += (size_t)snprintf(known + n, sizeof known - n, "%s%s %s", n > 0 ? ", " : "",
+			    http_routes[i].methods == HTTP_M_POST ? "POST" : "GET",
+			    http_routes[i].path);
+	if (n == 0)
+		con_send_error(req, 404, NULL, "no such endpoint: %s", path);
+	else
+		con_send_error(req, 404, NULL, "no such endpoint: %s (under %.*s: %s)", path, (int)pre,
+		    path, known);
+}
+
+/*
+ * Every /api/ request, in this order: 401 without a user, 403 for a
+ * cross-site request on a certificate session, 404 for no route (or a
+ * {name} that is no id), 405 for a method no route of the path takes, 415
+ * for a POST not typed JSON, 400 for a query string on a GET that reads
+ * none, 403 below the route's role; then its handler.
+ */
 static void
 http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp_cmd_type cmd)
 {
 	const con_user *u = http_auth(app, req);
-	bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
-	bool post = cmd == EVHTTP_REQ_POST;
-	char id[VIGIL_ID_MAX + 1], action[32];
-
-	char why[300];
+	unsigned m = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD ? HTTP_M_GET :
+	    cmd == EVHTTP_REQ_POST ? HTTP_M_POST : 0;
+	const http_route *r = NULL;
+	unsigned allow = 0;
+	http_args a, cur;
+	char why[300], bad[32];
 
 	if (u == NULL) {
 		http_log_refused(path, http_peer(req), "401 missing or unknown token or certificate");
@@ -525,125 +654,46 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 		    "acts only for this console's own pages", why);
 		return;
 	}
-	if (!get && !post) { /* PUT, DELETE, PATCH, OPTIONS: no endpoint takes them */
-		const char *allow = http_api_allow(path);
-
-		if (allow == NULL && strncmp(path, "/api/cases/", 11) != 0 &&
-		    strncmp(path, "/api/lists/", 11) != 0 && strncmp(path, "/api/txns/", 10) != 0)
-			con_send_error(req, 404, NULL, "no such endpoint: %s", path);
-		else
-			http_not_allowed(req, path, allow != NULL ? allow : "GET, HEAD, POST");
+	for (size_t i = 0; i < HTTP_NROUTES; i++) {
+		switch (http_route_fit(&http_routes[i], path, &cur, bad, sizeof bad)) {
+		case HTTP_FIT_NONE:
+			break;
+		case HTTP_FIT_BAD_ARG:
+			con_send_error(req, 404, bad, "not a %s: 1 to %d bytes of printable ASCII, no "
+			    "space, quote, comma or backslash", bad, VIGIL_ID_MAX);
+			return;
+		case HTTP_FIT:
+			allow |= http_routes[i].methods;
+			if ((http_routes[i].methods & m) != 0) {
+				r = &http_routes[i];
+				a = cur;
+			}
+			break;
+		}
+	}
+	if (allow == 0) {
+		http_not_found(req, path);
 		return;
 	}
-	if (post && !http_json_type(req) && (http_api_allow(path) == NULL ||
-	    strcmp(http_api_allow(path), "POST") == 0)) { /* a GET-only one: 405 below */
+	if (r == NULL) {
+		http_not_allowed(req, path, http_allow(allow));
+		return;
+	}
+	if (m == HTTP_M_POST && !http_json_type(req)) {
 		con_send_error(req, 415, NULL, "a POST needs \"Content-Type: application/json\"");
 		return;
 	}
-	if (get && !http_api_takes_query(path) &&
+	if (m == HTTP_M_GET && !r->query &&
 	    evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
 		con_send_error(req, 400, NULL, "%s takes no query string", path);
 		return;
 	}
-	if (strcmp(path, "/api/me") == 0 && get) {
-		http_me(req, u);
-	} else if (strcmp(path, "/api/status") == 0 && get) {
-		con_api_status(app, req, u);
-	} else if (strcmp(path, "/api/queue") == 0 && get) {
-		con_api_queue(app, req, u);
-	} else if (strncmp(path, "/api/cases/", 11) == 0) {
-		if (!http_case_path(path + 11, id, sizeof id, action, sizeof action)) {
-			con_send_error(req, 404, "txn_id", "not a case id");
-		} else if (action[0] == '\0' && get) {
-			con_api_case(app, req, u, id);
-		} else if (post && (strcmp(action, "claim") == 0 || strcmp(action, "unclaim") == 0 ||
-		    strcmp(action, "label") == 0 || strcmp(action, "block") == 0 ||
-		    strcmp(action, "note") == 0 || strcmp(action, "status") == 0)) {
-			if (http_need(req, u, CON_ROLE_ANALYST))
-				con_api_case_action(app, req, u, id, action);
-		} else if (action[0] == '\0' || strcmp(action, "claim") == 0 ||
-		    strcmp(action, "unclaim") == 0 || strcmp(action, "label") == 0 ||
-		    strcmp(action, "block") == 0 || strcmp(action, "note") == 0 ||
-		    strcmp(action, "status") == 0) {
-			http_not_allowed(req, path, action[0] == '\0' ? "GET, HEAD" : "POST");
-		} else {
-			con_send_error(req, 404, NULL, "no such case endpoint: GET /api/cases/ID, POST "
-			    "/api/cases/ID/{claim,unclaim,label,block,note,status}");
-		}
-	} else if (strcmp(path, "/api/lists") == 0 && get) {
-		con_api_lists(app, req, u);
-	} else if (strncmp(path, "/api/lists/", 11) == 0) {
-		if (!http_case_path(path + 11, id, sizeof id, action, sizeof action) ||
-		    (strcmp(action, "add") != 0 && strcmp(action, "remove") != 0))
-			con_send_error(req, 404, NULL, "no such endpoint: POST /api/lists/NAME/{add,remove}");
-		else if (!post)
-			http_not_allowed(req, path, "POST");
-		else if (http_need(req, u, CON_ROLE_ANALYST))
-			con_api_list_edit(app, req, u, id, action);
-	} else if (strncmp(path, "/api/entity/", 12) == 0 && get) {
-		/* /api/entity/KIND/ID (entity.c) */
-		const char *sl = strchr(path + 12, '/');
-		char kind[16];
-
-		if (sl == NULL || (size_t)(sl - path - 12) >= sizeof kind ||
-		    !http_case_path(sl + 1, id, sizeof id, action, sizeof action) || action[0] != '\0') {
-			con_send_error(req, 404, NULL, "no such endpoint: GET /api/entity/KIND/ID");
-		} else {
-			snprintf(kind, sizeof kind, "%.*s", (int)(sl - path - 12), path + 12);
-			con_api_entity(app, req, u, kind, id);
-		}
-	} else if (strcmp(path, "/api/overview") == 0 && get) {
-		con_api_overview(app, req, u);
-	} else if (strcmp(path, "/api/search") == 0 && get) {
-		con_api_search(app, req, u);
-	} else if (strncmp(path, "/api/txns/", 10) == 0) {
-		if (!http_case_path(path + 10, id, sizeof id, action, sizeof action) ||
-		    strcmp(action, "label") != 0)
-			con_send_error(req, 404, NULL, "no such endpoint: POST /api/txns/ID/label");
-		else if (!post)
-			http_not_allowed(req, path, "POST");
-		else if (http_need(req, u, CON_ROLE_ANALYST))
-			con_api_txn_label(app, req, u, id);
-	} else if (strcmp(path, "/api/rules") == 0 && get) {
-		con_api_rules(app, req, u);
-	} else if (strcmp(path, "/api/rules/versions") == 0 && get) {
-		con_api_rules_versions(app, req, u, NULL);
-	} else if (strncmp(path, "/api/rules/versions/", 20) == 0 && get) {
-		con_api_rules_versions(app, req, u, path + 20);
-	} else if (strcmp(path, "/api/rules/check") == 0 && post) {
-		con_api_rules_check(app, req, u);
-	} else if (strcmp(path, "/api/rules/backtest") == 0 && post) {
-		if (http_need(req, u, CON_ROLE_EDITOR))
-			con_api_rules_backtest(app, req, u);
-	} else if (strcmp(path, "/api/rules/deploy") == 0 && post) {
-		if (http_need(req, u, CON_ROLE_EDITOR))
-			con_api_rules_deploy(app, req, u);
-	} else if (strcmp(path, "/api/rules/diff") == 0 && post) {
-		con_api_rules_diff(app, req, u);
-	} else if (strcmp(path, "/api/rules/mode") == 0 && post) {
-		con_api_rules_mode(app, req, u);
-	} else if (strcmp(path, "/api/rules/approve") == 0 && post) {
-		if (http_need(req, u, CON_ROLE_EDITOR))
-			con_api_rules_approve(app, req, u);
-	} else if (strcmp(path, "/api/rules/reject") == 0 && post) {
-		if (http_need(req, u, CON_ROLE_EDITOR))
-			con_api_rules_reject(app, req, u);
-	} else if (strcmp(path, "/api/rules/rollback") == 0 && post) {
-		if (http_need(req, u, CON_ROLE_EDITOR))
-			con_api_rules_rollback(app, req, u);
-	} else if (strcmp(path, "/api/generations") == 0 && get) {
-		con_api_generations(app, req, u);
-	} else if (strcmp(path, "/api/generations/current") == 0 && post) {
-		if (http_need(req, u, CON_ROLE_ADMIN))
-			con_api_generation_set(app, req, u);
-	} else if (strcmp(path, "/api/audit") == 0 && get) {
-		if (http_need(req, u, CON_ROLE_ANALYST))
-			con_api_audit(app, req, u);
-	} else if (http_api_allow(path) != NULL) {
-		http_not_allowed(req, path, http_api_allow(path));
-	} else {
-		con_send_error(req, 404, NULL, "no such endpoint: %s", path);
-	}
+	if (!http_need(req, u, r->role))
+		return;
+	if (r->fn != NULL)
+		r->fn(app, req, u);
+	else
+		r->fn_args(app, req, u, &a);
 }
 
 static void

@@ -55,6 +55,8 @@ static int64_t   base_ms = 1704103200000; /* 2024-01-01T10:00:00Z */
 
 /* The Content-Type http() sends ("" for none: a POST the console refuses). */
 static const char *http_ctype = "Content-Type: application/json\r\n";
+/* The Allow header of http()'s last answer ("" for none). */
+static char http_allow[64];
 
 static int
 http(const char *method, const char *path, const char *token, const char *body, int *ret_status,
@@ -105,6 +107,10 @@ http(const char *method, const char *path, const char *token, const char *body, 
 	*ret_status = 0;
 	sscanf(resp, "HTTP/1.%*d %d", ret_status);
 	char *b = strstr(resp, "\r\n\r\n");
+	char *al = strstr(resp, "\r\nAllow: ");
+	http_allow[0] = '\0';
+	if (al != NULL && (b == NULL || al < b))
+		sscanf(al + 9, "%63[^\r]", http_allow);
 	if (ret_json != NULL)
 		*ret_json = b != NULL ? json_loads(b + 4, 0, NULL) : NULL;
 	free(resp);
@@ -1573,6 +1579,124 @@ test_malformed(void **s)
 	json_decref(http_ok("GET", "/api/me", ALICE, NULL, 200));
 }
 
+/* console/routes.def, as the test walks it. */
+typedef struct route_row {
+	const char *method, *path, *role;
+	bool        query;
+} route_row;
+
+static const route_row routes[] = {
+#define ROUTE(m, path, role, query, fn) { #m, path, #role, query },
+#define ROUTE_ARGS(m, path, role, query, fn) { #m, path, #role, query },
+#include "routes.def"
+#undef ROUTE
+#undef ROUTE_ARGS
+};
+
+/* A route's path with its {name} segments filled: with bad for the one
+ * named bad_name (NULL: none), a fixture's value for the others. */
+static void
+route_path(const char *pat, const char *bad_name, const char *bad, char *out, size_t len)
+{
+	static const char *const vals[][2] = { { "txn_id", "t2" }, { "list", "blocked_cards" },
+		{ "kind", "card" }, { "id", "c1" }, { "version", "1" } };
+	size_t n = 0;
+
+	for (const char *p = pat; *p != '\0' && n + 1 < len;) {
+		const char *e;
+		const char *v = NULL;
+
+		if (*p != '{') {
+			out[n++] = *p++;
+			continue;
+		}
+		e = strchr(p, '}');
+		assert_non_null(e);
+		if (bad_name != NULL && strncmp(p + 1, bad_name, (size_t)(e - p - 1)) == 0 &&
+		    bad_name[e - p - 1] == '\0')
+			v = bad;
+		for (size_t i = 0; v == NULL && i < sizeof vals / sizeof vals[0]; i++)
+			if (strncmp(p + 1, vals[i][0], (size_t)(e - p - 1)) == 0 &&
+			    vals[i][0][e - p - 1] == '\0')
+				v = vals[i][1];
+		if (v == NULL)
+			fail_msg("%s: no test value for this parameter", pat);
+		n += (size_t)snprintf(out + n, len - n, "%s", v);
+		p = e + 1;
+	}
+	out[n < len ? n : len - 1] = '\0';
+}
+
+/*
+ * Every route of console/routes.def keeps the table's contract, refused
+ * before its handler runs: another method is 405 naming the route's in
+ * Allow, a POST not typed JSON 415, a query string on a GET that reads none
+ * 400, a user below the route's role 403, a {name} segment that is no id
+ * 404 naming it.
+ */
+static void
+test_routes(void **s)
+{
+	static const struct { const char *role, *below; } roles[] = {
+		{ "ANALYST", EVE }, { "EDITOR", ALICE }, { "ADMIN", RITA } };
+	char path[256], url[300];
+	json_t *o;
+
+	(void)s;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		const route_row *r = &routes[i];
+		bool get = strcmp(r->method, "GET") == 0;
+		const char *allow = get ? "GET, HEAD" : "POST";
+
+		assert_true(get || strcmp(r->method, "POST") == 0);
+		route_path(r->path, NULL, NULL, path, sizeof path);
+		/* another method: 405 with the route's in Allow */
+		json_decref(http_ok(get ? "POST" : "GET", path, ADAM, get ? "{}" : NULL, 405));
+		assert_string_equal(http_allow, allow);
+		json_decref(http_ok(get ? "DELETE" : "PUT", path, ADAM, NULL, 405));
+		assert_string_equal(http_allow, allow);
+		/* a POST not typed JSON */
+		if (!get) {
+			http_ctype = "";
+			o = http_ok("POST", path, ADAM, "{}", 415);
+			http_ctype = "Content-Type: application/json\r\n";
+			assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
+			    "code")), "INVALID");
+			json_decref(o);
+		}
+		/* a query string where none is read */
+		snprintf(url, sizeof url, "%s?x=1", path);
+		if (get && !r->query) {
+			o = http_ok("GET", url, ADAM, NULL, 400);
+			assert_non_null(strstr(err_msg(o), "takes no query string"));
+			json_decref(o);
+		} else if (get) { /* read: x is the page's own to refuse */
+			o = http_ok("GET", url, ADAM, NULL, 400);
+			assert_null(strstr(err_msg(o), "takes no query string"));
+			json_decref(o);
+		}
+		/* below the role */
+		for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++) {
+			if (strcmp(r->role, roles[k].role) != 0)
+				continue;
+			o = http_ok(r->method, path, roles[k].below, get ? NULL : "{}", 403);
+			assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
+			    "code")), "FORBIDDEN");
+			json_decref(o);
+		}
+		/* a parameter that is no id */
+		for (const char *p = strchr(r->path, '{'); p != NULL; p = strchr(p + 1, '{')) {
+			char name[32];
+
+			snprintf(name, sizeof name, "%.*s", (int)(strchr(p, '}') - p - 1), p + 1);
+			route_path(r->path, name, "a%20b", path, sizeof path);
+			o = http_ok(r->method, path, ADAM, get ? NULL : "{}", 404);
+			assert_string_equal(err_field(o), name);
+			json_decref(o);
+		}
+	}
+}
+
 static int
 tcp_connect(void)
 {
@@ -2703,6 +2827,7 @@ main(void)
 		cmocka_unit_test(test_block_card),
 		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_tls_verdict),
 		cmocka_unit_test(test_tokens_reload),
