@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -94,6 +95,23 @@ const char *vigil_installed_path(const char *abs, char *buf, size_t cap);
  * [cluster] peers, vigil-console's --listen.
  */
 bool vigil_cli_hostport(const char *s, char *ret_host, size_t hostlen, uint16_t *ret_port);
+
+/* The forms of a vigild URL (docs/tools.md, "Flags", --server), for the
+ * error that refuses one. */
+#define VIGIL_CLI_URL_FORMS "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH"
+
+/*
+ * Whether url can be an nng address: it has a scheme. "127.0.0.1:9465"
+ * alone would get nng's "Invalid argument" only at the dial or listen; nng
+ * (or the client) judges the rest then. The one check of every program's
+ * --server / --url / --listen and of vigil_client_open: inline, so that
+ * libvigil-client, which links nothing of common/, calls this same code.
+ */
+static inline bool
+vigil_cli_url_ok(const char *url)
+{
+	return strstr(url, "://") != NULL;
+}
 
 /* Whether this program runs from its build tree (its directory is under
  * VIGIL_BUILD_ROOT): it then reads the source tree's files, never relative

@@ -169,7 +169,7 @@ main(int argc, char **argv)
 		return vigil_cli_usage_error(ECHO_PROG, "%s: unexpected argument", argv[optind]);
 	if (url == NULL)
 		return vigil_cli_usage_error(ECHO_PROG, "--listen URL is required");
-	if (strstr(url, "://") == NULL) /* nng would say "Invalid argument" */
+	if (!vigil_cli_url_ok(url))
 		return vigil_cli_usage_error(ECHO_PROG, "--listen: \"%s\" is not a URL: write "
 		    "tcp://HOST:PORT or ipc:///PATH", url);
 	if (work_us > 0)

@@ -455,7 +455,7 @@ main(int argc, char **argv)
 		return vigil_cli_usage_error(LG_PROG, "%s: unexpected argument", argv[optind]);
 	if (lg.url == NULL)
 		return vigil_cli_usage_error(LG_PROG, "--url URL is required");
-	if (strstr(lg.url, "://") == NULL) /* nng would say "Invalid argument" */
+	if (!vigil_cli_url_ok(lg.url))
 		return vigil_cli_usage_error(LG_PROG, "--url: \"%s\" is not a URL: write "
 		    "tcp://HOST:PORT or ipc:///PATH", lg.url);
 	snprintf(lg.run, sizeof lg.run, "%x%x", (unsigned)getpid(), (unsigned)time(NULL));

@@ -37,6 +37,8 @@
 #include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 
+/* header-only use of common/: vigil_cli_url_ok (inline), no link to it */
+#include "../../common/cli.h"
 #include "client_int.h"
 #include "ring.h"
 #include "vc_int.h"
@@ -564,9 +566,9 @@ vigil_client_open(const char *const *urls, size_t nurls, const vigil_client_opts
 			    "server URL %zu: empty or longer than %d bytes", i + 1, VC_MAX_URL);
 			return VIGIL_CLIENT_EINVAL;
 		}
-		if (strstr(urls[i], "://") == NULL) { /* nng would say "Invalid argument" */
+		if (!vigil_cli_url_ok(urls[i])) {
 			vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "%s: not a URL: write "
-			    "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH", urls[i]);
+			    VIGIL_CLI_URL_FORMS, urls[i]);
 			return VIGIL_CLIENT_EINVAL;
 		}
 		for (size_t j = 0; j < i; j++) {

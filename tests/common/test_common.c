@@ -724,6 +724,22 @@ test_error_json(void **state)
 	assert_string_equal(vigil_error_code(VIGIL_EBUSY), "BUSY");
 }
 
+/* A vigild address needs its scheme; the one check of the programs' flags
+ * and of vigil_client_open (common/cli.h). */
+static void
+test_cli_url_ok(void **state)
+{
+	static const char *good[] = { "tcp://127.0.0.1:9465", "tls+tcp://h:1", "ipc:///tmp/v",
+		"foo://x" };
+	static const char *bad[] = { "127.0.0.1:9465", "localhost", "", "tcp:/h:1", "ipc:/tmp" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		assert_true(vigil_cli_url_ok(good[i]));
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_false(vigil_cli_url_ok(bad[i]));
+}
+
 /* The command-line number parsers: the range, whole strings only, no sign;
  * a refusal is a usage error and leaves *ret as it was. */
 static void
@@ -910,6 +926,7 @@ main(void)
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
 		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
 		cmocka_unit_test(test_error_json), cmocka_unit_test(test_cli_parse),
+		cmocka_unit_test(test_cli_url_ok),
 		cmocka_unit_test(test_mem_populate), cmocka_unit_test(test_call_bounded),
 		cmocka_unit_test(test_deadline_after), cmocka_unit_test(test_splitmix),
 	};

@@ -62,8 +62,13 @@ for p in "$@"; do
 	n=$((n + 1))
 done
 # an address that is no URL is a usage error, not nng's "Invalid argument"
+# (common/cli.h's vigil_cli_url_ok, before nng sees it), naming the flag
 usage_error vigil-echo "--listen HOST:PORT" "$B/bench/server/vigil-echo" --listen 127.0.0.1:1
+grep -qF -- '--listen: "127.0.0.1:1" is not a URL: write tcp://HOST:PORT or ipc:///PATH' "$D/err" ||
+	fail "vigil-echo --listen HOST:PORT: $(cat "$D/err")"
 usage_error vigil-loadgen "--url HOST:PORT" "$B/bench/server/vigil-loadgen" --url 127.0.0.1:1
+grep -qF -- '--url: "127.0.0.1:1" is not a URL: write tcp://HOST:PORT or ipc:///PATH' "$D/err" ||
+	fail "vigil-loadgen --url HOST:PORT: $(cat "$D/err")"
 usage_error vigil-loadgen "--url unknown scheme" "$B/bench/server/vigil-loadgen" --url foo://x
 # bench-omap on tiny tables: each hand-written structure and uthash agree
 # (it exits 1 if they do not), and every figure is printed.

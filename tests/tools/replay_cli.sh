@@ -43,6 +43,10 @@ done
 for f in --tls-ca --tls-cert --tls-key --tls-server-name; do
 	expect 2 "vigil-replay: $f goes with --server (see --help)" --csv "$CSV" "$f" x
 done
+# an address without its scheme: one line naming the flag, not nng's
+# "Invalid argument" at the dial (common/cli.h, vigil_cli_url_ok)
+expect 2 "vigil-replay: --server: \"127.0.0.1:1\" is not a URL: write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH (see --help)" \
+    --csv "$CSV" --server 127.0.0.1:1
 # an empty event-time range processed nothing and said nothing
 mkdir -p "$T/d/archive"
 expect 2 "vigil-replay: --from 2026-11-22 is not before --to 2026-11-20: the range [from, to) is empty (see --help)" \

@@ -242,9 +242,9 @@ rp_parse_args(int argc, char **argv, rp_opts *o)
 		case OPT_WORK: o->work = optarg; break;
 		case OPT_KEEP: o->keep_work = true; break;
 		case 's':
-			if (!vigil_tools_url_ok(optarg))
+			if (!vigil_cli_url_ok(optarg))
 				return vigil_cli_usage_error("vigil-replay", "--server: \"%s\" is not a "
-				    "URL: write " VIGIL_TOOLS_URL_FORMS, optarg);
+				    "URL: write " VIGIL_CLI_URL_FORMS, optarg);
 			if (o->nservers == RP_MAX_SERVERS)
 				return usage_error("--server: at most 64 replicas", NULL);
 			o->servers[o->nservers++] = optarg;

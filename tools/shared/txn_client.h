@@ -10,20 +10,14 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "cli.h"
 #include "vigil.h"
 #include "vigil_client.h"
 
-/* The forms of a server URL, for the error that refuses one. */
-#define VIGIL_TOOLS_URL_FORMS "tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH"
-
-/* Whether url can name a server: it has a scheme ("127.0.0.1:9465" alone
- * would give nng's "Invalid argument" at the dial); the client checks the
- * rest when it dials. */
-static inline bool
-vigil_tools_url_ok(const char *url)
-{
-	return strstr(url, "://") != NULL;
-}
+/* Old names of common/cli.h's VIGIL_CLI_URL_FORMS and vigil_cli_url_ok,
+ * kept only for tools/score/main.c; new code calls those. */
+#define VIGIL_TOOLS_URL_FORMS VIGIL_CLI_URL_FORMS
+#define vigil_tools_url_ok    vigil_cli_url_ok
 
 /* The first of urls[0..n) that needs a CA (tls+tcp://), or NULL. */
 static inline const char *
