@@ -213,17 +213,22 @@ vigil_errinfo_set(vigil_errinfo *e, const char *field, const char *fmt, ...)
 const char *
 vigil_errinfo_format(const vigil_errinfo *e, char *buf, size_t cap)
 {
+	char place[sizeof e->file + 48];
+	int  flen = (int)strnlen(e->field, sizeof e->field);
+
 	if (cap == 0)
 		return buf;
+	place[0] = '\0';
 	if (e->file[0] == '\0')
-		snprintf(buf, cap, "%s", e->msg);
+		;
 	else if (e->line > 0 && e->col > 0)
-		snprintf(buf, cap, "%s:%" PRIu32 ":%" PRIu32 ": %s", e->file, e->line, e->col, e->msg);
+		snprintf(place, sizeof place, "%s:%" PRIu32 ":%" PRIu32 ": ", e->file, e->line, e->col);
 	else if (e->line > 0)
-		snprintf(buf, cap, "%s:%" PRIu32 ": %s", e->file, e->line, e->msg);
+		snprintf(place, sizeof place, "%s:%" PRIu32 ": ", e->file, e->line);
 	else if (e->offset != VIGIL_NOPOS)
-		snprintf(buf, cap, "%s:%" PRIu64 ": %s", e->file, e->offset, e->msg);
+		snprintf(place, sizeof place, "%s:%" PRIu64 ": ", e->file, e->offset);
 	else
-		snprintf(buf, cap, "%s: %s", e->file, e->msg);
+		snprintf(place, sizeof place, "%s: ", e->file);
+	snprintf(buf, cap, "%s%.*s%s%s", place, flen, e->field, flen > 0 ? ": " : "", e->msg);
 	return buf;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * common/json.c - vigil_txn to and from JSON objects (jansson), with one
- * "field: reason" error for the first bad field. Semantics (required fields,
+ * error (field and reason) for the first bad field. Semantics (required fields,
  * ranges) are left to vigil_txn_validate so every entry point agrees.
  */
 #include <errno.h>
@@ -16,7 +16,8 @@
 #include "vigil_json.h"
 
 /* field: the key (or path) the error is about, "" for the object itself;
- * the message names it too, as it always has ("currency: ..."). */
+ * the message says what is wrong, not where (vigil_errinfo_format prints
+ * "currency: ..."). */
 #define JFAIL(field, ...)                                \
 	do {                                             \
 		vigil_errinfo_set(reterr, field, __VA_ARGS__); \
@@ -33,13 +34,13 @@ get_str(const json_t *obj, const char *key, char *dst, size_t cap, vigil_errinfo
 	if (v == NULL || json_is_null(v))
 		return VIGIL_OK;
 	if (!json_is_string(v))
-		JFAIL(key, "%s: must be a string", key);
+		JFAIL(key, "must be a string");
 	s = json_string_value(v);
 	n = json_string_length(v);
 	if (n >= cap)
-		JFAIL(key, "%s: longer than %zu bytes", key, cap - 1);
+		JFAIL(key, "longer than %zu bytes", cap - 1);
 	if (memchr(s, '\0', n) != NULL)
-		JFAIL(key, "%s: contains a NUL byte", key);
+		JFAIL(key, "contains a NUL byte");
 	memcpy(dst, s, n + 1);
 	return VIGIL_OK;
 }
@@ -99,14 +100,14 @@ get_int(const json_t *obj, const char *key, int64_t *dst, bool *ret_found, vigil
 		errno = 0;
 		x = num_text_ok(s, true) ? strtoll(s, NULL, 10) : 0;
 		if (!num_text_ok(s, true) || errno != 0)
-			JFAIL(key, "%s: \"%.40s%s\" is not an integer", key, s,
+			JFAIL(key, "\"%.40s%s\" is not an integer", s,
 			    strlen(s) > 40 ? "..." : "");
 		*dst = x;
 		*ret_found = true;
 		return VIGIL_OK;
 	}
 	if (!json_is_integer(v))
-		JFAIL(key, "%s: must be an integer (a JSON number or a string of digits)", key);
+		JFAIL(key, "must be an integer (a JSON number or a string of digits)");
 	*dst = json_integer_value(v);
 	*ret_found = true;
 	return VIGIL_OK;
@@ -129,14 +130,14 @@ get_double(const json_t *obj, const char *key, const char *name, double *dst, bo
 		errno = 0;
 		x = num_text_ok(s, false) ? strtod(s, NULL) : 0;
 		if (!num_text_ok(s, false) || errno != 0 || !isfinite(x))
-			JFAIL(name, "%s: \"%.40s%s\" is not a number", name, s,
+			JFAIL(name, "\"%.40s%s\" is not a number", s,
 			    strlen(s) > 40 ? "..." : "");
 		*dst = x;
 		*ret_found = true;
 		return VIGIL_OK;
 	}
 	if (!json_is_number(v))
-		JFAIL(name, "%s: must be a number (a JSON number or a string holding one)", name);
+		JFAIL(name, "must be a number (a JSON number or a string holding one)");
 	*dst = json_number_value(v);
 	*ret_found = true;
 	return VIGIL_OK;
@@ -196,8 +197,10 @@ get_amount(const json_t *v, const char *currency, int64_t *ret, vigil_errinfo *r
 	const char *src = buf;
 	vigil_err rv;
 
+	if (currency[0] == '\0')
+		JFAIL("currency", "required to read amount (its minor units)");
 	if (exp < 0)
-		JFAIL("currency", "currency: \"%s\" is not an active ISO 4217 code (needed to read amount)",
+		JFAIL("currency", "\"%s\" is not an active ISO 4217 code (needed to read amount)",
 		    currency);
 	if (json_is_string(v)) {
 		src = json_string_value(v); /* read whole, never cut to buf */
@@ -214,24 +217,24 @@ get_amount(const json_t *v, const char *currency, int64_t *ret, vigil_errinfo *r
 		double x = json_real_value(v), d = x * pow(10, exp), r;
 
 		if (!isfinite(d) || d < 0 || d >= 1e15)
-			JFAIL("amount", "amount: out of range");
+			JFAIL("amount", "out of range");
 		r = nearbyint(d);
 		if (fabs(d - r) > fmax(1e-6, d * 4 * DBL_EPSILON))
-			JFAIL("amount", "amount: %.17g has more decimals than %s has (%d); send the amount as "
+			JFAIL("amount", "%.17g has more decimals than %s has (%d); send the amount as "
 			    "a string for exact decimals", x, currency, exp);
 		*ret = (int64_t)r;
 		return VIGIL_OK;
 	} else {
-		JFAIL("amount", "amount: must be a decimal number or string in major units");
+		JFAIL("amount", "must be a decimal number or string in major units");
 	}
 	/* JSON's number syntax, as every other field ("12." and ".5" are not
 	 * numbers anywhere), without an exponent: a decimal read exactly */
 	rv = num_text_ok(src, false) && strpbrk(src, "eE") == NULL ?
 	    decimal_to_minor(src, exp, ret) : VIGIL_EINVAL;
 	if (rv == VIGIL_ETOOBIG)
-		JFAIL("amount", "amount: \"%.40s\" is too large", src);
+		JFAIL("amount", "\"%.40s\" is too large", src);
 	if (rv != VIGIL_OK)
-		JFAIL("amount", "amount: \"%.40s%s\" is not a non-negative decimal with at most %d "
+		JFAIL("amount", "\"%.40s%s\" is not a non-negative decimal with at most %d "
 		    "decimals", src, strlen(src) > 40 ? "..." : "", exp);
 	return VIGIL_OK;
 }
@@ -246,7 +249,7 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 	const json_t *v;
 
 	if (!json_is_object(obj))
-		JFAIL("", "txn: must be a JSON object");
+		JFAIL("", "the transaction must be a JSON object");
 	memset(&t, 0, sizeof t);
 	/* a misspelt key ("channnel") must not pass for an absent one: the
 	 * transaction would be scored and recorded without it */
@@ -265,8 +268,7 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 			while (i < sizeof keys / sizeof keys[0] && strcmp(key, keys[i]) != 0)
 				i++;
 			if (i == sizeof keys / sizeof keys[0])
-				JFAIL(key, "%.64s: unknown key (docs/protocol.md lists a transaction's)",
-				    key);
+				JFAIL(key, "unknown key (docs/protocol.md lists a transaction's)");
 		}
 	}
 
@@ -291,9 +293,9 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 		int64_t ms;
 
 		if (!json_is_string(v) || vigil_time_parse_rfc3339(json_string_value(v), &ms) != VIGIL_OK)
-			JFAIL("event_time", "event_time: must be an RFC 3339 time such as \"2026-11-21T10:00:00Z\"");
+			JFAIL("event_time", "must be an RFC 3339 time such as \"2026-11-21T10:00:00Z\"");
 		if (found && ms != t.event_time_ms)
-			JFAIL("event_time", "event_time: \"%.40s\" is not event_time_ms %lld; give one or the same time",
+			JFAIL("event_time", "\"%.40s\" is not event_time_ms %lld; give one or the same time",
 			    json_string_value(v), (long long)t.event_time_ms);
 		t.event_time_ms = ms;
 	}
@@ -306,7 +308,7 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 		if ((rv = get_amount(v, t.currency, &minor, reterr)) != VIGIL_OK)
 			return rv;
 		if (found && minor != t.amount_minor)
-			JFAIL("amount", "amount: %lld minor units, not amount_minor %lld; give one or the same "
+			JFAIL("amount", "%lld minor units, not amount_minor %lld; give one or the same "
 			    "amount", (long long)minor, (long long)t.amount_minor);
 		t.amount_minor = minor;
 	}
@@ -315,7 +317,7 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 		return rv;
 	if (found) {
 		if (iv < 0 || iv > 9999)
-			JFAIL("mcc", "mcc: must be in [0, 9999]");
+			JFAIL("mcc", "must be in [0, 9999]");
 		t.mcc = (uint32_t)iv;
 	}
 
@@ -329,12 +331,12 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 			if (num_text_ok(cs, true) && strlen(cs) == 1 && cs[0] - '0' < VIGIL_CHANNEL_COUNT_)
 				ch = (vigil_channel)(cs[0] - '0');
 			else if (vigil_channel_parse(cs, &ch) != VIGIL_OK)
-				JFAIL("channel", "channel: must be one of pos, ecom, atm, moto, unknown");
+				JFAIL("channel", "must be one of pos, ecom, atm, moto, unknown");
 		} else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
 		    json_integer_value(v) < VIGIL_CHANNEL_COUNT_) {
 			ch = (vigil_channel)json_integer_value(v);
 		} else {
-			JFAIL("channel", "channel: must be one of pos, ecom, atm, moto, unknown");
+			JFAIL("channel", "must be one of pos, ecom, atm, moto, unknown");
 		}
 		t.channel = (uint8_t)ch;
 	}
@@ -352,22 +354,33 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 			double la = 0, lo = 0;
 			bool fla, flo;
 
+			const char *lkey;
+			json_t *lval;
+
 			if (!json_is_object(loc))
-				JFAIL("location", "location: must be an object {\"latitude\": .., \"longitude\": ..}");
+				JFAIL("location", "must be an object {\"latitude\": .., \"longitude\": ..}");
+			json_object_foreach((json_t *)loc, lkey, lval) {
+				if (strcmp(lkey, "latitude") != 0 && strcmp(lkey, "longitude") != 0) {
+					char path[sizeof reterr->field];
+
+					snprintf(path, sizeof path, "location.%.64s", lkey);
+					JFAIL(path, "unknown key (location holds latitude and longitude)");
+				}
+			}
 			if ((rv = get_double(loc, "latitude", "location.latitude", &la, &fla, reterr)) != VIGIL_OK)
 				return rv;
 			if ((rv = get_double(loc, "longitude", "location.longitude", &lo, &flo, reterr)) != VIGIL_OK)
 				return rv;
 			/* lat/lon beside it: the same point or refused. */
 			if ((flat || flon) && (flat != fla || flon != flo || lat != la || lon != lo))
-				JFAIL("location", "location: lat/lon is another point than location; give one");
+				JFAIL("location", "lat/lon is another point than location; give one");
 			lat = la;
 			lon = lo;
 			flat = fla;
 			flon = flo;
 		}
 		if (flat != flon)
-			JFAIL("location", "location: latitude and longitude go together");
+			JFAIL("location", "latitude and longitude go together");
 		if (flat) {
 			t.has_location = true;
 			t.lat = lat;
@@ -455,29 +468,6 @@ vigil_error_code(vigil_err err)
 	}
 }
 
-/* e's message without a leading "FIELD: " naming e's own field, whole or
- * its last part ("lat: ..." of txn.lat, as the transaction reader says). */
-static const char *
-json_msg_unplaced(const vigil_errinfo *e)
-{
-	size_t n = strnlen(e->field, sizeof e->field);
-	const char *f = e->field, *dot;
-
-	if (n == 0 || n == sizeof e->field)
-		return e->msg;
-	for (int pass = 0; pass < 2; pass++) {
-		size_t k = strlen(f);
-
-		if (strncmp(e->msg, f, k) == 0 && e->msg[k] == ':' && e->msg[k + 1] == ' ' &&
-		    e->msg[k + 2] != '\0')
-			return e->msg + k + 2;
-		if ((dot = strrchr(e->field, '.')) == NULL)
-			break;
-		f = dot + 1;
-	}
-	return e->msg;
-}
-
 json_t *
 vigil_error_json(const char *code, const vigil_errinfo *e)
 {
@@ -486,10 +476,8 @@ vigil_error_json(const char *code, const vigil_errinfo *e)
 
 	if (o == NULL || where == NULL)
 		goto fail;
-	/* one line of UTF-8 whatever the filler did: jansson refuses others;
-	 * the place is where's, so a message that starts by naming its field
-	 * ("currency: ...", the form of a one-line error) loses that prefix */
-	snprintf(msg, sizeof msg, "%s", e != NULL ? json_msg_unplaced(e) : "");
+	/* one line of UTF-8 whatever the filler did: jansson refuses others */
+	snprintf(msg, sizeof msg, "%s", e != NULL ? e->msg : "");
 	vigil_utf8_line(msg);
 	if (json_object_set_new(o, "code", json_string(code)) != 0 ||
 	    json_object_set_new(o, "message", json_string(msg)) != 0)

@@ -65,7 +65,8 @@ typedef struct vigil_errinfo {
 	char     file[128];  /* the file or segment; "" if none (a request body) */
 	uint32_t line, col;  /* 1-based text position in file; 0 = none (col 0: the whole line) */
 	uint64_t offset;     /* byte offset in file or input; VIGIL_NOPOS if none */
-	char     msg[320];   /* one line of UTF-8 (vigil_utf8_line), what is wrong */
+	char     msg[320];   /* one line of UTF-8 (vigil_utf8_line), what is wrong; the
+	                        place is in the fields above, not repeated here */
 } vigil_errinfo;
 
 /* Clears e (every part empty, offset VIGIL_NOPOS). NULL is a no-op. */
@@ -73,8 +74,9 @@ void vigil_errinfo_clear(vigil_errinfo *e);
 /* Clears e, then sets field (NULL = none) and the message. NULL e is a no-op. */
 void vigil_errinfo_set(vigil_errinfo *e, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* "file:line:col: msg" (or the parts e has: "file:line: msg", "file: msg",
- * "file:offset: msg", "msg") into buf, truncated to cap; returns buf. A
+/* "file:line:col: field: msg" (or the parts e has: "file:line: msg",
+ * "file: msg", "file:offset: msg", "field: msg", "msg") into buf, truncated
+ * to cap; returns buf. A
  * binary input (an archive segment, a model blob) has offsets and never
  * lines, a text one lines: every vigil program writes a byte offset as
  * FILE:OFFSET, as vigil-archive verify does (docs/tools.md). */

@@ -169,14 +169,14 @@ api_query_parse(struct evhttp_request *req, con_query *q)
 				q->offset = (uint32_t)n;
 			}
 		} else {
-			con_send_error(req, 400, k, "%s: unknown parameter (decision, status, sort, rule, "
-			    "card, merchant, min_amount, from, to, limit, offset)", k);
+			con_send_error(req, 400, k, "unknown parameter (decision, status, sort, rule, "
+			    "card, merchant, min_amount, from, to, limit, offset)");
 			ok = false;
 			break;
 		}
 		continue;
 bad:
-		con_send_error(req, 400, k, "%s: bad value \"%.80s\"", k, v);
+		con_send_error(req, 400, k, "bad value \"%.80s\"", v);
 		ok = false;
 		break;
 	}
@@ -207,7 +207,7 @@ con_api_queue(con_app *app, struct evhttp_request *req, const con_user *who)
 
 		if (con_index_rule_id(app->ix, q.rule, &rid) != VIGIL_OK &&
 		    con_rules_rule_info(app, q.rule, &reason, &points) != VIGIL_OK) {
-			con_send_error(req, 400, "rule", "rule: \"%s\" is no rule of the current file and "
+			con_send_error(req, 400, "rule", "\"%s\" is no rule of the current file and "
 			    "no case ever hit it", q.rule);
 			return;
 		}
@@ -259,7 +259,7 @@ con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, cons
 
 	(void)who;
 	if (con_index_case(app->ix, id, &c) != VIGIL_OK) {
-		con_send_error(req, 404, "txn_id", "%s: no review or decline with this id in the index",
+		con_send_error(req, 404, "txn_id", "no review or decline %s in the index",
 		    id);
 		return;
 	}
@@ -483,7 +483,7 @@ api_note(con_app *app, struct evhttp_request *req, const con_user *who, const co
 	}
 	len = json_string_length(jt);
 	if (len == 0 || len > CON_NOTE_MAX || strlen(text) != len) {
-		con_send_error(req, 400, "text", "text: 1-%d bytes, no NUL", CON_NOTE_MAX);
+		con_send_error(req, 400, "text", "1-%d bytes, no NUL", CON_NOTE_MAX);
 		goto out;
 	}
 	w = con_casework_get(app->cw, c->txn_id);
@@ -540,7 +540,7 @@ api_status(con_app *app, struct evhttp_request *req, const con_user *who, const 
 		for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
 			ok = ok || (json_is_string(js) && strcmp(json_string_value(js), states[i]) == 0);
 		if (!ok) {
-			con_send_error(req, 400, "status", "status: open, investigating or closed");
+			con_send_error(req, 400, "status", "open, investigating or closed");
 			goto out;
 		}
 	}
@@ -551,7 +551,7 @@ api_status(con_app *app, struct evhttp_request *req, const con_user *who, const 
 			if (strcmp(app->auth.users[i].name, json_string_value(ja)) == 0)
 				u = &app->auth.users[i];
 		if (u == NULL || u->role < CON_ROLE_ANALYST) {
-			con_send_error(req, 400, "assignee", "assignee: an analyst of the tokens file "
+			con_send_error(req, 400, "assignee", "an analyst of the tokens file "
 			    "(role analyst or above), or null");
 			goto out;
 		}
@@ -592,7 +592,7 @@ con_api_case_action(con_app *app, struct evhttp_request *req, const con_user *wh
 	con_case c;
 
 	if (con_index_case(app->ix, id, &c) != VIGIL_OK) {
-		con_send_error(req, 404, "txn_id", "%s: no review or decline with this id in the index",
+		con_send_error(req, 404, "txn_id", "no review or decline %s in the index",
 		    id);
 		return;
 	}
@@ -799,17 +799,17 @@ con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user 
 	je = json_object_get(body, "expect_current");
 	jc = json_object_get(body, "confirm");
 	if (!json_is_integer(jg) || json_integer_value(jg) <= 0) {
-		con_send_error(req, 400, "generation", "generation: the generation to make current "
+		con_send_error(req, 400, "generation", "the generation to make current "
 		    "(a positive integer)");
 		goto out;
 	}
 	if (!json_is_integer(je) || json_integer_value(je) <= 0) {
-		con_send_error(req, 400, "expect_current", "expect_current: the generation the page "
+		con_send_error(req, 400, "expect_current", "the generation the page "
 		    "showed as current (a positive integer)");
 		goto out;
 	}
 	if (!json_is_true(jc)) {
-		con_send_error(req, 400, "confirm", "confirm: must be true (the UI asks first)");
+		con_send_error(req, 400, "confirm", "must be true (the UI asks first)");
 		goto out;
 	}
 	/* (without vigild's admin endpoint nothing can be done: 503 below) */
@@ -822,7 +822,7 @@ con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user 
 		for (int i = 0; got != NULL && diff == 0 && i < 32; i++)
 			diff |= (unsigned)(got[i] ^ tok[i]);
 		if (diff != 0) {
-			con_send_error(req, 403, "confirm_token", "confirm_token: the one GET "
+			con_send_error(req, 403, "confirm_token", "the one GET "
 			    "/api/generations gave this analyst (reload the page)");
 			goto out;
 		}

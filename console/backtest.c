@@ -751,11 +751,11 @@ con_api_rules_backtest(con_app *app, struct evhttp_request *req, const con_user 
 	jn = json_object_get(b, "nightly");
 	if (jd != NULL && (!json_is_integer(jd) || json_integer_value(jd) < 1 ||
 	    json_integer_value(jd) > 90)) {
-		con_send_error(req, 400, "days", "days: 1-90");
+		con_send_error(req, 400, "days", "1-90");
 		goto out;
 	}
 	if (jn != NULL && !json_is_boolean(jn)) {
-		con_send_error(req, 400, "nightly", "nightly: true or false");
+		con_send_error(req, 400, "nightly", "true or false");
 		goto out;
 	}
 	if (app->bt != NULL) {

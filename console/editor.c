@@ -142,14 +142,14 @@ edit_body(struct evhttp_request *req, const char *const *allowed, const char **r
 	if (ret_text != NULL) {
 		t = json_object_get(b, "text");
 		if (!json_is_string(t)) {
-			con_send_error(req, 400, "text", "text: the rule file's text (a string) is required");
+			con_send_error(req, 400, "text", "the rule file's text (a string) is required");
 			json_decref(b);
 			return NULL;
 		}
 		*ret_text = json_string_value(t);
 		*ret_len = json_string_length(t);
 		if (*ret_len > RULES_TEXT_MAX) {
-			con_send_error(req, 413, "text", "text: over %u bytes", RULES_TEXT_MAX);
+			con_send_error(req, 413, "text", "over %u bytes", RULES_TEXT_MAX);
 			json_decref(b);
 			return NULL;
 		}
@@ -507,7 +507,7 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	(void)who;
 	days = edit_days_param(req, 7, &ok);
 	if (!ok) {
-		con_send_error(req, 400, "days", "days: 1-365, the one parameter of this page");
+		con_send_error(req, 400, "days", "1-365, the one parameter of this page");
 		json_decref(sc.by_name);
 		return;
 	}
@@ -754,12 +754,12 @@ con_api_rules_mode(con_app *app, struct evhttp_request *req, const con_user *who
 	rule = json_string_value(json_object_get(b, "rule"));
 	mode = json_string_value(json_object_get(b, "mode"));
 	if (rule == NULL) {
-		con_send_error(req, 400, "rule", "rule: the rule's name is required");
+		con_send_error(req, 400, "rule", "the rule's name is required");
 		goto out;
 	}
 	if (mode == NULL || (strcmp(mode, "active") != 0 && strcmp(mode, "shadow") != 0 &&
 	    strcmp(mode, "disabled") != 0)) {
-		con_send_error(req, 400, "mode", "mode: active, shadow or disabled");
+		con_send_error(req, 400, "mode", "active, shadow or disabled");
 		goto out;
 	}
 	if (edit_compile_text(app->rs, text, len, &p, &d) != VIGIL_OK) {
@@ -1001,7 +1001,7 @@ edit_proposal_named(con_app *app, struct evhttp_request *req, json_t *b)
 	json_t *pr;
 
 	if (hash == NULL) {
-		con_send_error(req, 400, "hash", "hash: the hash of the proposed text "
+		con_send_error(req, 400, "hash", "the hash of the proposed text "
 		    "(GET /api/rules: proposal) is required");
 		return NULL;
 	}
@@ -1102,10 +1102,10 @@ con_api_rules_deploy(con_app *app, struct evhttp_request *req, const con_user *w
 	base = json_string_value(json_object_get(b, "base_hash"));
 	msg = json_string_value(json_object_get(b, "message"));
 	if (base == NULL)
-		con_send_error(req, 400, "base_hash", "base_hash: the hash of the file the edit started "
+		con_send_error(req, 400, "base_hash", "the hash of the file the edit started "
 		    "from (GET /api/rules) is required");
 	else if (json_object_get(b, "message") != NULL && (msg == NULL || strlen(msg) > 500))
-		con_send_error(req, 400, "message", "message: a string of at most 500 bytes");
+		con_send_error(req, 400, "message", "a string of at most 500 bytes");
 	else
 		edit_propose_or_deploy(app, req, who, text, len, base, msg);
 	json_decref(b);
@@ -1127,9 +1127,9 @@ con_api_rules_rollback(con_app *app, struct evhttp_request *req, const con_user 
 	base = json_string_value(json_object_get(b, "base_hash"));
 	v = json_is_integer(jv) ? json_integer_value(jv) : 0;
 	if (v < 1 || v > 999999) {
-		con_send_error(req, 400, "version", "version: a version number (GET /api/rules/versions)");
+		con_send_error(req, 400, "version", "a version number (GET /api/rules/versions)");
 	} else if (base == NULL) {
-		con_send_error(req, 400, "base_hash", "base_hash: the hash of the current file is required");
+		con_send_error(req, 400, "base_hash", "the hash of the current file is required");
 	} else {
 		snprintf(path, sizeof path, "%s/%06d.rules", app->rs->vdir, (int)v);
 		if (con_file_read(path, RULES_TEXT_MAX, &text, &len) != VIGIL_OK) {
@@ -1160,7 +1160,7 @@ con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user 
 	}
 	v = strtol(version, &end, 10);
 	if (*version == '\0' || *end != '\0' || v < 1 || v > 999999) {
-		con_send_error(req, 400, "version", "version: a number");
+		con_send_error(req, 400, "version", "a number");
 		return;
 	}
 	snprintf(path, sizeof path, "%s/%06ld.rules", app->rs->vdir, v);

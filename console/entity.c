@@ -392,12 +392,12 @@ ent_parse(con_app *app, struct evhttp_request *req, ent_ctx *c)
 		return false;
 	}
 	if (r == CON_QS_UNKNOWN) {
-		con_send_error(req, 400, bad, "%s: unknown parameter (from, to, limit)", bad);
+		con_send_error(req, 400, bad, "unknown parameter (from, to, limit)");
 		return false;
 	}
 	if (r == CON_QS_BAD_VALUE) {
-		con_send_error(req, 400, bad, "%s: bad value \"%.80s\" (from, to: YYYY-MM-DD or "
-		    "RFC 3339; limit: 1-%d)", bad, val, ENT_LIMIT_MAX);
+		con_send_error(req, 400, bad, "bad value \"%.80s\" (from, to: YYYY-MM-DD or "
+		    "RFC 3339; limit: 1-%d)", val, ENT_LIMIT_MAX);
 		return false;
 	}
 	if (!from)

@@ -277,18 +277,18 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 	reason = json_string_value(json_object_get(body, "reason"));
 	expires = json_string_value(json_object_get(body, "expires"));
 	if (value == NULL || !lists_value_ok(value)) {
-		con_send_error(req, 400, "value", "value: 1-%d printable characters, no spaces, not "
+		con_send_error(req, 400, "value", "1-%d printable characters, no spaces, not "
 		    "starting with '#'", LIST_ITEM_MAX);
 		goto out;
 	}
 	if (reason == NULL || strlen(reason) == 0 || strlen(reason) > 200) {
-		con_send_error(req, 400, "reason", "reason: why, 1-200 bytes");
+		con_send_error(req, 400, "reason", "why, 1-200 bytes");
 		goto out;
 	}
 	if (json_object_get(body, "expires") != NULL && !json_is_null(json_object_get(body,
 	    "expires")) && (!add || expires == NULL || con_time_parse(expires, &exp_ms) != VIGIL_OK ||
 	    exp_ms <= vigil_now_ms())) {
-		con_send_error(req, 400, "expires", "expires: a future time (RFC 3339 or YYYY-MM-DD), "
+		con_send_error(req, 400, "expires", "a future time (RFC 3339 or YYYY-MM-DD), "
 		    "on add only");
 		goto out;
 	}

@@ -246,13 +246,12 @@ ov_parse(con_app *app, struct evhttp_request *req, int64_t *ret_from, int64_t *r
 		int64_t t;
 
 		if (strcmp(e->key, "from") != 0 && strcmp(e->key, "to") != 0) {
-			con_send_error(req, 400, e->key, "%s: unknown parameter (from, to)", e->key);
+			con_send_error(req, 400, e->key, "unknown parameter (from, to)");
 			ok = false;
 			break;
 		}
 		if (vigil_date_parse(e->value, &t) != VIGIL_OK) {
-			con_send_error(req, 400, e->key, "%s: bad value \"%.80s\" (YYYY-MM-DD)", e->key,
-			    e->value);
+			con_send_error(req, 400, e->key, "bad value \"%.80s\" (YYYY-MM-DD)", e->value);
 			ok = false;
 			break;
 		}

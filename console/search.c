@@ -118,9 +118,9 @@ search_parse(con_app *app, struct evhttp_request *req, search_q *q)
 		return false;
 	}
 	if (r != CON_QS_OK) {
-		con_send_error(req, 400, bad, "%s: not a valid value or not a search key (from, to, "
+		con_send_error(req, 400, bad, "not a valid value or not a search key (from, to, "
 		    "card, merchant, terminal, device, ip, min_amount, max_amount, decision, label, "
-		    "limit)", bad);
+		    "limit)");
 		return false;
 	}
 	/* by the entity index, an entity's records over any range: by
@@ -242,12 +242,12 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 	for (int i = 0; reason != NULL && search_reasons[i] != NULL; i++)
 		ok = ok || strcmp(reason, search_reasons[i]) == 0;
 	if (!ok) {
-		con_send_error(req, 400, "reason", "reason: chargeback, cardholder_confirmed, "
+		con_send_error(req, 400, "reason", "chargeback, cardholder_confirmed, "
 		    "cardholder_denied, false_positive, first_party or other");
 		goto out;
 	}
 	if (!json_is_string(jt) || con_time_parse(json_string_value(jt), &t) != VIGIL_OK) {
-		con_send_error(req, 400, "time", "time: the transaction's event time (RFC 3339), as "
+		con_send_error(req, 400, "time", "the transaction's event time (RFC 3339), as "
 		    "a search returns it");
 		goto out;
 	}

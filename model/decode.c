@@ -84,8 +84,7 @@ dec_vfail(struct dec *d, vigil_err rv, const char *field, const char *fmt, va_li
 	if (d->diag == NULL)
 		return rv;
 	vsnprintf(why, sizeof why, fmt, ap);
-	vigil_errinfo_set(d->diag, field, "%s%s%s", field != NULL ? field : "",
-	    field != NULL ? ": " : "", why); /* (also makes a cut quote one line of UTF-8) */
+	vigil_errinfo_set(d->diag, field, "%s", why); /* (also makes a cut quote one line of UTF-8) */
 	return rv;
 }
 
@@ -93,7 +92,7 @@ dec_vfail(struct dec *d, vigil_err rv, const char *field, const char *fmt, va_li
  * The one way a decode fails: fills the diag (if any) and returns rv. path is
  * the JSON path of the value at fault, from the document root (the diag's
  * field; NULL for none: a JSON syntax error, out of memory); the message is
- * "path: reason", the path first as it has always been printed.
+ * the reason alone: vigil_errinfo_format prints "path: reason".
  */
 __attribute__((format(printf, 4, 5))) static vigil_err
 dec_fail(struct dec *d, vigil_err rv, const char *path, const char *fmt, ...)

@@ -415,7 +415,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		json_object_foreach(body, key, val) {
 			if (strcmp(key, "txn") != 0 && strcmp(key, "dry_run") != 0) {
 				srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, key,
-				    "%s: not a key of the request envelope (txn, dry_run)", key);
+				    "not a key of the request envelope (txn, dry_run)");
 				goto fail;
 			}
 		}
@@ -425,7 +425,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	jdry = json_object_get(body, "dry_run");
 	if (jdry != NULL && !json_is_boolean(jdry) && !json_is_null(jdry)) {
 		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, "dry_run",
-		    "dry_run: must be true or false");
+		    "must be true or false");
 		goto fail;
 	}
 	dry_run = json_is_true(jdry);

@@ -912,8 +912,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		}
 		/* line is the first error of either kind: the handler's, or a syntax error above it */
 		if (ictx.failed && line == ictx.err_line) {
-			cfg_file_err(reterr, config_path, line, ictx.key, "%s: %s", ictx.key,
-			    ictx.reason);
+			cfg_file_err(reterr, config_path, line, ictx.key, "%s", ictx.reason);
 			return VIGIL_EINVAL;
 		}
 		if (line > 0) {

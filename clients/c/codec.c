@@ -36,12 +36,12 @@ static vigil_client_err
 vc_id_check(const char *field, const char *v, bool required, vigil_client_errinfo *reterr_info)
 {
 	if (required && vc_empty(v)) {
-		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, field, "%s: required", field);
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, field, "required");
 		return VIGIL_CLIENT_EINVAL;
 	}
 	if (v != NULL && strlen(v) > VC_ID_MAX) {
-		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, field, "%s: longer than %d bytes",
-		    field, VC_ID_MAX);
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, field, "longer than %d bytes",
+		    VC_ID_MAX);
 		return VIGIL_CLIENT_EINVAL;
 	}
 	return VIGIL_CLIENT_OK;
@@ -59,17 +59,17 @@ vc_txn_check(const vigil_client_txn *txn, vigil_client_errinfo *reterr_info)
 	    (rv = vc_id_check("txn.device_id", txn->device_id, false, reterr_info)) != VIGIL_CLIENT_OK)
 		return rv;
 	if (vc_empty(txn->currency)) {
-		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, "txn.currency", "txn.currency: required");
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, "txn.currency", "required");
 		return VIGIL_CLIENT_EINVAL;
 	}
 	if (txn->event_time_ms <= 0) {
 		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, "txn.event_time_ms",
-		    "txn.event_time_ms: required (Unix milliseconds > 0)");
+		    "required (Unix milliseconds > 0)");
 		return VIGIL_CLIENT_EINVAL;
 	}
 	if (txn->nattrs > VC_MAX_ATTRS || (txn->nattrs > 0 && txn->attrs == NULL)) {
 		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, "txn.attributes",
-		    "txn.attributes: %zu given, at most %d", txn->nattrs, VC_MAX_ATTRS);
+		    "%zu given, at most %d", txn->nattrs, VC_MAX_ATTRS);
 		return VIGIL_CLIENT_EINVAL;
 	}
 	return VIGIL_CLIENT_OK;

@@ -54,8 +54,10 @@ typedef struct vigil_client_errinfo {
 	vigil_client_err code;
 	uint32_t         attempts;     /* requests sent (or tried) before giving up */
 	char             field[64];    /* offending field ("txn.currency"), or "" */
-	char             message[256]; /* one line, starts with the replica URL when
-	                                * one was involved: "ipc:///x: timed out" */
+	char             message[256]; /* one line saying what, never repeating field
+	                                * (print "field: message" when field is set);
+	                                * starts with the replica URL when one was
+	                                * involved: "ipc:///x: timed out" */
 } vigil_client_errinfo;
 
 /* Decisions; numeric values match vigil.v1.Decision. */

@@ -573,7 +573,7 @@ test_cli_csv(void **state)
 	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --csv '%s' 2>&1",
 	    vt_build_path("tools/score/vigil-score"), s.url, hdr);
 	assert_int_equal(run_shell(cmd, &out), 2);
-	snprintf(cmd, sizeof cmd, "vigil-score: %s:1: header: missing required column amount\n", hdr);
+	snprintf(cmd, sizeof cmd, "vigil-score: %s:1: amount: required column missing from the header\n", hdr);
 	assert_string_equal(out, cmd);
 	free(out);
 	snprintf(cmd, sizeof cmd, "'%s' --server '%s' --csv /nonexistent/x.csv 2>&1",

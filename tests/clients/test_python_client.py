@@ -462,6 +462,10 @@ class JsonShapeTests(unittest.TestCase):
         with self.assertRaises(vc.InvalidArgument) as cm:
             vc.transaction_from_json({"currency": "EUR", "amount": "1", "amount_minor": 2})
         self.assertEqual(cm.exception.field, "txn.amount")
+        # a key inside location is refused by name too, as the C reader does
+        with self.assertRaises(vc.InvalidArgument) as cm:
+            vc.transaction_from_json({"location": {"latitude": 1, "longitude": 2, "alt": 3}})
+        self.assertEqual(cm.exception.field, "txn.location.alt")
 
 
 class VigildTests(unittest.TestCase):

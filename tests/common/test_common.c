@@ -325,9 +325,9 @@ from_json_msg(const json_t *o, vigil_txn *t, char *err, size_t errlen)
 	memset(&ei, 0x5a, sizeof ei); /* filled whole on error, not left as found */
 	rv = vigil_txn_from_json(o, t, &ei);
 	if (rv == VIGIL_OK)
-		ei.msg[0] = '\0';
-	ei.msg[errlen - 1 < sizeof ei.msg ? errlen - 1 : sizeof ei.msg - 1] = '\0';
-	memcpy(err, ei.msg, strlen(ei.msg) + 1);
+		err[0] = '\0';
+	else
+		vigil_errinfo_format(&ei, err, errlen); /* "field: what" */
 	return rv;
 }
 
@@ -340,17 +340,20 @@ test_json_errinfo(void **state)
 	static const struct {
 		const char *json, *field, *msg;
 	} cases[] = {
-		{ "{\"txn_id\":7}", "txn_id", "txn_id: must be a string" },
-		{ "{\"mcc\":\"x\"}", "mcc", "mcc: \"x\" is not an integer" },
+		{ "{\"txn_id\":7}", "txn_id", "must be a string" },
+		{ "{\"mcc\":\"x\"}", "mcc", "\"x\" is not an integer" },
 		{ "{\"mcc\":true}", "mcc",
-		  "mcc: must be an integer (a JSON number or a string of digits)" },
+		  "must be an integer (a JSON number or a string of digits)" },
 		{ "{\"location\":{\"latitude\":\"n\"}}", "location.latitude",
-		  "location.latitude: \"n\" is not a number" },
+		  "\"n\" is not a number" },
 		{ "{\"location\":{\"latitude\":[1]}}", "location.latitude",
-		  "location.latitude: must be a number (a JSON number or a string holding one)" },
+		  "must be a number (a JSON number or a string holding one)" },
 		{ "{\"currency\":\"EUR\",\"amount\":true}", "amount",
-		  "amount: must be a decimal number or string in major units" },
-		{ "[1]", "", "txn: must be a JSON object" },
+		  "must be a decimal number or string in major units" },
+		{ "{\"amount\":\"1.00\"}", "currency", "required to read amount (its minor units)" },
+		{ "{\"location\":{\"latitude\":1,\"longitude\":2,\"alt\":3}}", "location.alt",
+		  "unknown key (location holds latitude and longitude)" },
+		{ "[1]", "", "the transaction must be a JSON object" },
 	};
 	json_error_t jerr;
 	vigil_errinfo ei;
@@ -360,27 +363,31 @@ test_json_errinfo(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		json_t *o = json_loads(cases[i].json, 0, &jerr);
+		char want[400];
 
 		assert_non_null(o);
 		assert_int_equal(vigil_txn_from_json(o, &t, &ei), VIGIL_EINVAL);
 		assert_string_equal(ei.field, cases[i].field);
+		/* the message says what, never where: that is the field's */
 		assert_string_equal(ei.msg, cases[i].msg);
 		assert_string_equal(ei.file, "");
 		assert_int_equal(ei.line, 0);
 		assert_true(ei.offset == VIGIL_NOPOS);
-		assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), cases[i].msg);
+		snprintf(want, sizeof want, "%s%s%s", cases[i].field, cases[i].field[0] ? ": " : "",
+		    cases[i].msg);
+		assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), want);
 		json_decref(o);
 	}
 	/* The positions format as compilers print them. */
 	vigil_errinfo_set(&ei, "amount", "bad %s", "value");
 	snprintf(ei.file, sizeof ei.file, "in.csv");
 	ei.line = 3;
-	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv:3: bad value");
+	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv:3: amount: bad value");
 	ei.col = 7;
-	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv:3:7: bad value");
+	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv:3:7: amount: bad value");
 	ei.line = ei.col = 0;
 	ei.offset = 4096;
-	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv:4096: bad value");
+	assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), "in.csv:4096: amount: bad value");
 	vigil_errinfo_set(&ei, NULL, "two\nlines");
 	assert_string_equal(ei.msg, "two?lines");
 	assert_string_equal(ei.field, "");

@@ -7,9 +7,9 @@
  * checked: a finite margin (the decoder bounds the leaf values), a
  * probability in [0, 1], finite contributions, reasons positive and
  * descending. Any crash, sanitizer report or broken invariant (abort) is a
- * finding. On a failed decode the diag must print as one non-empty line, its
- * message led by its field (the JSON path) when it has one, and a syntax
- * error's offset within the input.
+ * finding. On a failed decode the diag must print as one non-empty line, led
+ * by its field (the JSON path) when it has one, which the message does not
+ * repeat, and a syntax error's offset within the input.
  */
 #include <math.h>
 #include <stdint.h>
@@ -67,8 +67,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		vigil_errinfo_format(&diag, line, sizeof line);
 		if (f != NULL || line[0] == '\0' || strchr(line, '\n') != NULL)
 			abort();
-		if (nfield > 0 && nfield < sizeof diag.field - 1 &&
-		    (strncmp(diag.msg, diag.field, nfield) != 0 || diag.msg[nfield] != ':'))
+		if (nfield > 0 && (strncmp(line, diag.field, nfield) != 0 || line[nfield] != ':' ||
+		    (strncmp(diag.msg, diag.field, nfield) == 0 && diag.msg[nfield] == ':')))
 			abort();
 		if (diag.offset != VIGIL_NOPOS && (nfield > 0 || diag.offset > size))
 			abort();

@@ -164,6 +164,11 @@ expect_grep '"decision": "decline"' "$T/out"
 expect_rc 0 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn_id":"t1","card_id":"c","merchant_id":"m1","currency":"EUR","amount":12}'
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn":{"card_id":"x"}}'
 expect_grep "vigil-rules: --txn: txn." "$T/err"
+# the reader's error: its place (txn.FIELD, or txn for the object), then what
+expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn":{"card_id":7}}'
+expect_line "vigil-rules: --txn: txn.card_id: must be a string" "$T/err"
+expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn":[1]}'
+expect_line "vigil-rules: --txn: txn: the transaction must be a JSON object" "$T/err"
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn "$(echo "$TXN" | sed 's/card.count_90d/card.count_9d/')"
 expect_grep "features.card.count_9d: unknown feature" "$T/err"
 expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn '{not json'

@@ -167,6 +167,10 @@ for e in found:
     assert e["code"] in codes, "%s: code %s is not in docs/tools.md's table" % (name, e["code"])
     assert "where" not in e or e["where"], "%s: an empty where" % name
     assert not ("line" in e.get("where", {}) and "offset" in e.get("where", {})), name
+    # the message says what; the place is where's, never repeated in it
+    f = e.get("where", {}).get("field", "")
+    for p in filter(None, {f, f.split(".")[-1]}):
+        assert not e["message"].startswith(p + ": "), "%s: message repeats %s: %r" % (name, p, e)
 assert want in [e["code"] for e in found], "%s: no error with code %s: %r" % (name, want, found)
 PY
 }

@@ -80,9 +80,12 @@ csv_col_name(csv_col col)
 static void csv_diagf(csv_diag *d, const char *file, uint64_t line, const char *field,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* Fills d: the file, the line (0: none), the column (NULL: the record or the
- * file as a whole) and the reason; printed with vigil_errinfo_format as
- * "FILE:LINE: reason" (the reason names the column or "record"/"header"). */
+/* Fills d: the file, the line (0: none), the column of a bad value (NULL:
+ * the record, the header or the file as a whole; a header column is the
+ * column) and the reason; printed
+ * with vigil_errinfo_format as "FILE:LINE: COLUMN: reason", or "FILE:LINE:
+ * reason" where the reason says what it is about ("record: ...",
+ * "header: ..."). */
 static void
 csv_diagf(csv_diag *d, const char *file, uint64_t line, const char *field, const char *fmt, ...)
 {
@@ -566,7 +569,7 @@ csv_header_map(csv_reader *rd, csv_diag *reterr)
 		if (col >= 0) {
 			if (rd->pos[col] >= 0) {
 				csv_diagf(reterr, rd->name, 1, csv_col_names[col],
-				    "header: duplicate column %s", csv_col_names[col]);
+				    "the header names this column twice");
 				return VIGIL_ESYNTAX;
 			}
 			rd->pos[col] = (int)f;
@@ -583,7 +586,7 @@ csv_header_map(csv_reader *rd, csv_diag *reterr)
 	for (int i = 0; i < CSV_COL_COUNT_; i++) {
 		if (csv_col_required[i] && rd->pos[i] < 0) {
 			csv_diagf(reterr, rd->name, 1, csv_col_names[i],
-			    "header: missing required column %s", csv_col_names[i]);
+			    "required column missing from the header");
 			return VIGIL_ESYNTAX;
 		}
 	}
@@ -825,8 +828,10 @@ csv_bad(csv_reader *rd, uint64_t line, csv_diag *reterr, const char *col,
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
-	csv_diagf(reterr, rd->name, line, strcmp(col, "record") == 0 ? NULL : col, "%s: %s", col,
-	    reason);
+	if (strcmp(col, "record") == 0) /* not one field: the message says what it is about */
+		csv_diagf(reterr, rd->name, line, NULL, "record: %s", reason);
+	else
+		csv_diagf(reterr, rd->name, line, col, "%s", reason);
 	rd->stats.bad_rows++;
 	return VIGIL_EINVAL;
 }

@@ -120,7 +120,8 @@ rp_label_send(rp *r, const rp_label *l)
 		vigil_client_errinfo info;
 		vigil_client_err e = vigil_client_label(r->client, &req, NULL, &info);
 		if (e != VIGIL_CLIENT_OK) {
-			fprintf(stderr, "vigil-replay: label %s: %s\n", l->txn_id, info.message);
+			fprintf(stderr, "vigil-replay: label %s: %s%s%s\n", l->txn_id, info.field,
+			    info.field[0] != '\0' ? ": " : "", info.message);
 			return VIGIL_EIO;
 		}
 	}

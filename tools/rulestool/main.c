@@ -644,7 +644,7 @@ tool_input(const json_t *obj, const rules_prog *prog, vigil_txn *txn, vigil_valu
 		return -1;
 	}
 	if (vigil_txn_from_json_now(jt, vigil_now_ms(), txn, &ei) != VIGIL_OK) {
-		snprintf(err, errlen, "txn.%s", ei.msg);
+		snprintf(err, errlen, "txn%s%s: %s", ei.field[0] != '\0' ? "." : "", ei.field, ei.msg);
 		return -1;
 	}
 	if (vigil_txn_validate(txn, &ei) != VIGIL_OK) {

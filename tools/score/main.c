@@ -659,7 +659,8 @@ sc_print(json_t *o)
 
 /*
  * obj -> client txn (strings point into *store). A missing event time is
- * "now" (vigil_txn_from_json_now, the rule of every JSON reader). VIGIL_OK or VIGIL_EINVAL with *reterr (msg "field: reason").
+ * "now" (vigil_txn_from_json_now, the rule of every JSON reader). VIGIL_OK or
+ * VIGIL_EINVAL with *reterr (the field and what is wrong with it).
  */
 static vigil_err
 sc_txn_from_json(const json_t *obj, vigil_txn *store, vigil_client_txn *ret, vigil_errinfo *reterr)
@@ -695,19 +696,17 @@ sc_field_flag(const char *key)
 	return NULL;
 }
 
-/* A transaction built from flags is wrong: the usage error names the flag
- * ("--amount: ..."), not the JSON field the flag filled. */
+/* A transaction built from flags (or --json) is wrong: the usage error
+ * names the flag ("--amount: ..."), not the JSON field the flag filled, or
+ * that field when no flag fills it. */
 static int
 sc_flag_error(const char *field, const char *msg)
 {
 	const char *flag = sc_field_flag(field);
-	size_t n = strlen(field);
 
-	if (flag == NULL)
-		return sc_usage_error("%s", msg);
-	if (strncmp(msg, field, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
-		msg += n + 2;
-	return sc_usage_error("--%s: %s", flag, msg);
+	if (flag != NULL)
+		return sc_usage_error("--%s: %s", flag, msg);
+	return sc_usage_error("%s%s%s", field, field[0] != '\0' ? ": " : "", msg);
 }
 
 /* One transaction from flags or --json. Exit status. */
@@ -725,9 +724,11 @@ sc_score_one(vigil_client *c, const sc_args *a, json_t *obj)
 	    json_object_get(obj, "currency") == NULL)
 		return sc_usage_error("--amount needs --currency (its minor units)");
 	if (sc_txn_from_json(obj, &store, &txn, &ei) != VIGIL_OK) {
+		char line[sizeof ei.field + sizeof ei.msg + 4];
+
 		if (obj == a->flags)
 			return sc_flag_error(ei.field, ei.msg);
-		fprintf(stderr, "vigil-score: %s\n", ei.msg);
+		fprintf(stderr, "vigil-score: %s\n", vigil_errinfo_format(&ei, line, sizeof line));
 		return 2;
 	}
 	err = vigil_client_score(c, &txn, &a->callopts, &res, &info);
@@ -735,7 +736,8 @@ sc_score_one(vigil_client *c, const sc_args *a, json_t *obj)
 		/* a required flag or field is missing: the command line is wrong */
 		if (obj == a->flags)
 			return sc_flag_error(info.field, info.message);
-		return sc_usage_error("%s", info.message);
+		return sc_usage_error("%s%s%s", info.field, info.field[0] != '\0' ? ": " : "",
+		    info.message);
 	}
 	if (err != VIGIL_CLIENT_OK) {
 		sc_print(sc_error_json(txn.txn_id, 0, vigil_client_errname(err), info.message, info.field));
@@ -973,12 +975,11 @@ sc_source_next(sc_source *src, vigil_txn *store, vigil_client_txn *txn, size_t *
 			return 2;
 		}
 		if (sc_txn_from_json(obj, store, txn, &ei) != VIGIL_OK) {
-			char msg[400], field[sizeof ei.field + 8];
+			char field[sizeof ei.field + 8];
 
-			snprintf(msg, sizeof msg, "%s%s", ei.field[0] ? "txn." : "", ei.msg);
 			snprintf(field, sizeof field, "txn%s%s", ei.field[0] ? "." : "", ei.field);
 			*ret_err = sc_error_json(json_string_value(json_object_get(obj, "txn_id")),
-			    src->lineno, "EINVAL", msg, field);
+			    src->lineno, "EINVAL", ei.msg, field);
 			json_decref(obj);
 			return 2;
 		}

@@ -433,6 +433,10 @@ def transaction_from_json(obj: Mapping) -> "Transaction":
     if loc is not None:
         if not isinstance(loc, Mapping):
             raise _bad("location", "must be an object {\"latitude\": .., \"longitude\": ..}")
+        for k in loc:
+            if k not in ("latitude", "longitude"):
+                raise _bad("location.%s" % str(k)[:64],
+                           "unknown key (location holds latitude and longitude)")
         points.append((_json_num("location.latitude", loc["latitude"])
                        if loc.get("latitude") is not None else None,
                        _json_num("location.longitude", loc["longitude"])
