@@ -52,7 +52,8 @@ usage(FILE *f)
 	    "                 $TMPDIR or /var/tmp); a fresh subdirectory is created and removed\n"
 	    "  --seconds S    time bound per phase (default 2)\n"
 	    "  --records N    record bound per phase (default 500000; ~330 bytes each on disk)\n"
-	    "  --help         this text\n");
+	    "  --help         this text\n"
+	    "  --version      print the version\n");
 	vigil_cli_exit_help(f, exits);
 }
 
@@ -338,6 +339,7 @@ main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 's' },
 		{ "records", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	static bench b;
@@ -349,7 +351,7 @@ main(int argc, char **argv)
 	opterr = 0;
 	b.seconds = 2;
 	b.max_records = 500000;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': base = optarg; break;
 		case 's':
@@ -361,6 +363,7 @@ main(int argc, char **argv)
 			    &b.max_records);
 			break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, "bench-archive"); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-archive", argv);
 		}
 		if (u != VIGIL_EXIT_OK)

@@ -143,6 +143,7 @@ usage(FILE *out)
 
 	fprintf(out, "usage: bench-batch [--records N (1000000)] [--cards N (100000)] "
 	    "[--runs R (3)] [--dir DIR [--reuse]] [--threads T]\n"
+	    "       bench-batch --help | --version\n"
 	    "Generates an archive (in DIR, else a temporary directory removed at "
 	    "the end) and times batch_rebuild with 1 and 2 threads (only T with "
 	    "--threads). --reuse: DIR already holds the archive of an earlier run "
@@ -172,6 +173,7 @@ main(int argc, char **argv)
 		{ "reuse", no_argument, NULL, 'u' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t n = 1000000, ncards = 100000;
@@ -183,7 +185,7 @@ main(int argc, char **argv)
 	FILE *f;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "n:c:r:d:ut:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:c:r:d:ut:hV", longopts, NULL)) != -1) {
 		uint64_t v = 0;
 		int u = VIGIL_EXIT_OK;
 
@@ -203,6 +205,7 @@ main(int argc, char **argv)
 			tmin = tmax = (uint32_t)v;
 			break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, "bench-batch"); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-batch", argv);
 		}
 		if (u != VIGIL_EXIT_OK)

@@ -128,6 +128,7 @@ usage(FILE *f)
 	    "  [--early-stop N (30)] [--stop ap|logloss] [--scale-pos-weight W (1)]\n"
 	    "  [--min-child-weight W (5)] [--max-bin N (256)] [--eta E (0.1)] [--max-depth N (6)]\n"
 	    "  [--lambda L (1)] [--no-refit] [--plain-bins] [--out FILE (the model of the last run)]\n"
+	    "       bench-train --help | --version\n"
 	    "--nightly starts from vigil-rebuild's nightly options (batch_train_opts_nightly:\n"
 	    "100,000 rows, eta 0.2, lambda 10, a fixed number of rounds) instead of the\n"
 	    "library's defaults; the other flags change them, in any order.\n");
@@ -158,6 +159,7 @@ main(int argc, char **argv)
 		{ "plain-bins", no_argument, NULL, 'P' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t rows = 1000000, first_hash = 0;
@@ -185,7 +187,7 @@ main(int argc, char **argv)
 		}
 	o.threads = 2;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (c) {
@@ -258,6 +260,7 @@ main(int argc, char **argv)
 		case 'P': o.balanced_bins = false; break;
 		case 'o': out = optarg; break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, "bench-train"); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-train", argv);
 		}
 		if (u != VIGIL_EXIT_OK)

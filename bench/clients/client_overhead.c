@@ -139,6 +139,7 @@ usage(FILE *out)
 	};
 
 	fprintf(out, "usage: bench-clients [--calls N] [--rounds R] [--url URL]\n"
+	    "       bench-clients --help | --version\n"
 	    "Per-call overhead of vigil_client_score over a bare nng request of the\n"
 	    "same bytes to the same in-process echo peer (default ipc:// in /tmp).\n"
 	    "Defaults: 20000 calls per round, 7 rounds (at most 101).\n");
@@ -193,6 +194,7 @@ main(int argc, char **argv)
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "url", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	long         calls = 20000;
@@ -220,7 +222,7 @@ main(int argc, char **argv)
 	};
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (opt) {
@@ -238,6 +240,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return VIGIL_EXIT_OK;
+		case 'V':
+			vigil_cli_version(stdout, "bench-clients");
 			return VIGIL_EXIT_OK;
 		default:
 			return vigil_cli_bad_option("bench-clients", argv);

@@ -289,7 +289,8 @@ usage(FILE *out)
 	    "  --reuse-index       DIR/index and DIR/entities as a kept run left them\n"
 	    "  --entity-only       only the searches by an entity (index and bounded scan)\n"
 	    "  --rebuild-entities  with --reuse-index, build the entity index again\n"
-	    "  --help              this text\n");
+	    "  --help              this text\n"
+	    "  --version           print the version\n");
 	vigil_cli_exit_help(out, exits);
 }
 
@@ -300,6 +301,7 @@ main(int argc, char **argv)
 		{ "records", required_argument, NULL, 'n' }, { "days", required_argument, NULL, 'd' },
 		{ "dir", required_argument, NULL, 'o' }, { "data", required_argument, NULL, 'D' },
 		{ "keep", no_argument, NULL, 'k' }, { "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ "reuse-index", no_argument, NULL, 'R' },
 		{ "entity-only", no_argument, NULL, 'E' },
 		{ "rebuild-entities", no_argument, NULL, 'B' },
@@ -313,7 +315,7 @@ main(int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (c) {
@@ -328,6 +330,7 @@ main(int argc, char **argv)
 		case 'E': entity_only = true; break;
 		case 'B': rebuild_ents = true; break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, "bench-console"); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-console", argv);
 		}
 		if (u != VIGIL_EXIT_OK)

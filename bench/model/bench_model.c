@@ -52,7 +52,8 @@ static const char *usage =
     "                   XGBoost single-row: N / 20)\n"
     "  --runs R         runs per measurement (default 7, max 64)\n"
     "  --model FILE     an XGBoost 1.7 JSON model instead of training one\n"
-    "  --help           this text\n";
+    "  --help           this text\n"
+    "  --version        print the version\n";
 
 static void
 print_usage(FILE *out)
@@ -293,6 +294,7 @@ main(int argc, char **argv)
 		{ "runs", required_argument, NULL, 'r' },
 		{ "model", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint32_t trees = 250, depth = 6, nf = 60, ntrain = 20000, iters = 200000;
@@ -313,7 +315,7 @@ main(int argc, char **argv)
 	const float *xout;
 
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
 		uint32_t v = 0;
 		int u = VIGIL_EXIT_OK;
 
@@ -332,6 +334,7 @@ main(int argc, char **argv)
 		    1, MAX_RUNS, &v); runs = (int)v; break;
 		case 'm': model_file = optarg; break;
 		case 'h': print_usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, "bench-model"); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-model", argv);
 		}
 		if (u != VIGIL_EXIT_OK)

@@ -34,6 +34,7 @@ usage(FILE *out)
 	};
 
 	fprintf(out, "usage: bench-replay --csv FILE [--rules FILE] [--runs N] [--stage 1|2|3]\n"
+	    "       bench-replay --help | --version\n"
 	    "Offline replay throughput by stage (median of N runs, rows/s);\n"
 	    "--stage runs one stage only (for profiling).\n");
 	vigil_cli_exit_help(out, exits);
@@ -135,6 +136,7 @@ main(int argc, char **argv)
 		{ "runs", required_argument, NULL, 'n' },
 		{ "stage", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const stages[] = { "", "csv parse", "csv + score", "csv + score + metrics" };
@@ -148,7 +150,7 @@ main(int argc, char **argv)
 	FILE *f;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (opt) {
@@ -159,6 +161,7 @@ main(int argc, char **argv)
 		case 's': u = vigil_cli_parse_u32("bench-replay", "stage", optarg,
 		    1, 3, &v); only = (int)v; break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, "bench-replay"); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-replay", argv);
 		}
 		if (u != VIGIL_EXIT_OK)

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "archive.h"
+#include "cli.h"
 #include "schema.h"
 #include "vigil.h"
 
@@ -27,6 +28,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: dump-vectors DATADIR OUTPREFIX\n"
+	    "       dump-vectors --help | --version\n"
 	    "Writes OUTPREFIX.names, OUTPREFIX.meta (txn_id, card_id, event time ms,\n"
 	    "score; tab-separated) and OUTPREFIX.f32 (float32 vectors, NaN = missing)\n"
 	    "for every scored record of DATADIR/archive with a vector of this build's\n"
@@ -65,6 +67,10 @@ main(int argc, char **argv)
 
 	if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
 		usage(stdout);
+		return 0;
+	}
+	if (argc == 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
+		vigil_cli_version(stdout, "dump-vectors");
 		return 0;
 	}
 	if (argc != 3) {

@@ -67,7 +67,8 @@ static const char *usage =
     "  --generated N   rules in the generated program (default 200)\n"
     "  --rules FILE    the rule file to measure\n"
     "  --list-items N  items of the list whose memory is measured (default 1000000; 0: none)\n"
-    "  --help          this text\n";
+    "  --help          this text\n"
+    "  --version       print the version\n";
 
 static void
 print_usage(FILE *out)
@@ -355,6 +356,7 @@ main(int argc, char **argv)
 		{ "rules", required_argument, NULL, 'f' },
 		{ "list-items", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	long          iters = 200000;
@@ -374,7 +376,7 @@ main(int argc, char **argv)
 
 	snprintf(path, sizeof path, "%s/rules/default.rules", root != NULL ? root : ".");
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "i:r:g:f:l:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:r:g:f:l:hV", longopts, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (c) {
@@ -395,6 +397,7 @@ main(int argc, char **argv)
 			u = vigil_cli_parse_u32("bench-rules", "list-items", optarg, 0, 1000000, &nlist);
 			break;
 		case 'h': print_usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, "bench-rules"); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-rules", argv);
 		}
 		if (u != VIGIL_EXIT_OK)

@@ -114,6 +114,7 @@ echo_usage(FILE *out)
 	    "  -w, --work-us N     spend about N us of CPU per request before replying\n"
 	    "                      (default 0, max 1000000)\n"
 	    "  -h, --help          this text\n"
+	    "  -V, --version       print the version\n"
 	    "Runs until SIGTERM/SIGINT.\n", out);
 	vigil_cli_exit_help(out, exits);
 }
@@ -132,6 +133,7 @@ main(int argc, char **argv)
 		{ "contexts", required_argument, NULL, 'c' },
 		{ "work-us", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *url = NULL;
@@ -144,7 +146,7 @@ main(int argc, char **argv)
 	int opt, rv, sig;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "l:c:w:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:c:w:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': url = optarg; break;
 		case 'c':
@@ -162,6 +164,7 @@ main(int argc, char **argv)
 				    "number of microseconds in [0, 1000000]", optarg);
 			break;
 		case 'h': echo_usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, ECHO_PROG); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option(ECHO_PROG, argv);
 		}
 	}

@@ -356,7 +356,8 @@ lg_usage(FILE *out)
 	    "  -D, --dry-run          ask for dry runs (no archive, no live update)\n"
 	    "  -e, --echo             the peer is vigil-echo: do not check reply status\n"
 	    "  -j, --json             one JSON object on stdout instead of text\n"
-	    "  -h, --help             this text\n",
+	    "  -h, --help             this text\n"
+	    "  -V, --version          print the version\n",
 	    LG_MAX_CONC);
 	vigil_cli_exit_help(out, exits);
 }
@@ -386,6 +387,7 @@ main(int argc, char **argv)
 		{ "echo", no_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t t0 = 0, t1, n, done, errors, lost;
@@ -398,7 +400,7 @@ main(int argc, char **argv)
 	lg.warmup_s = 0.5;
 	lg.tg = (txngen_opts)TXNGEN_OPTS_DEFAULT;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "u:c:C:d:n:w:k:m:S:A:r:Dejh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "u:c:C:d:n:w:k:m:S:A:r:DejhV", opts, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (opt) {
@@ -446,6 +448,7 @@ main(int argc, char **argv)
 		case 'e': lg.echo = true; break;
 		case 'j': lg.json = true; break;
 		case 'h': lg_usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, LG_PROG); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option(LG_PROG, argv);
 		}
 		if (u != VIGIL_EXIT_OK)

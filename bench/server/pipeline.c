@@ -38,6 +38,7 @@
 
 #define PL_OPTIONS(X) \
 	X(OPT_HELP,      "help",      no_argument,       'h') \
+	X(OPT_VERSION,   "version",   no_argument,       'V') \
 	X(OPT_DATA,      "data",      required_argument, 'd') \
 	X(OPT_RULES,     "rules",     required_argument, 'r') \
 	X(OPT_JSON,      "json",      no_argument,       'j') \
@@ -84,7 +85,8 @@ usage(FILE *out)
 	    "                     so they read the state a scored run would: the commit's\n"
 	    "                     cost is the difference)\n"
 	    "  -j, --json         one JSON object on stdout instead of text\n"
-	    "  -h, --help         this text\n", out);
+	    "  -h, --help         this text\n"
+	    "  -V, --version      print the version\n", out);
 	vigil_cli_exit_help(out, exits);
 }
 
@@ -163,11 +165,12 @@ main(int argc, char **argv)
 	int o, rc = VIGIL_EXIT_FAIL;
 
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "hd:r:j", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "hVd:r:j", opts, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (o) {
 		case OPT_HELP: usage(stdout); return VIGIL_EXIT_OK;
+		case OPT_VERSION: vigil_cli_version(stdout, PL_PROG); return VIGIL_EXIT_OK;
 		case OPT_DATA: data = optarg; break;
 		case OPT_RULES: rules = optarg; break;
 		case OPT_JSON: json = true; break;

@@ -42,7 +42,7 @@ usage(FILE *out)
 	};
 
 	fprintf(out, "usage: bench-gencheck [--cards N (600000)] [--runs N (5, max 64)] "
-	    "[--dir EMPTY_DIR]\nTimes the verification of a feature generation "
+	    "[--dir EMPTY_DIR]\n       bench-gencheck --help | --version\nTimes the verification of a feature generation "
 	    "before it is mapped (docs/storage.md).\n");
 	vigil_cli_exit_help(out, exits);
 }
@@ -91,6 +91,7 @@ main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "cards", required_argument, NULL, 'c' }, { "runs", required_argument, NULL, 'r' },
 		{ "dir", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint32_t           cards = 600000, runs = 5;
@@ -110,7 +111,7 @@ main(int argc, char **argv)
 	int                o;
 
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (o) {
@@ -120,6 +121,7 @@ main(int argc, char **argv)
 		    1, 64, &runs); break;
 		case 'd': dirarg = optarg; break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, "bench-gencheck"); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-gencheck", argv);
 		}
 		if (u != VIGIL_EXIT_OK)

@@ -297,6 +297,7 @@ usage(FILE *out)
 	fprintf(out, "usage: bench-omap [--keys N (1000000)] [--lookups N (2000000)] "
 	    "[--runs N (5, max 64)]\n                  [--entities N (100)] [--window N (20000)]\n"
 	    "                  [--sets N (100000)] [--set-events N (64)] [--set-keys N (24)]\n"
+	    "       bench-omap --help | --version\n"
 	    "Times a lookup in the live state's keyed table (omap) against uthash on the same "
 	    "objects,\nthen a busy entity's distinct-card count (ent_dmap) against uthash, then "
 	    "the velocity\nfeatures' distinct counts (vel_set) against uthash.\n");
@@ -312,6 +313,7 @@ main(int argc, char **argv)
 		{ "window", required_argument, NULL, 'w' }, { "sets", required_argument, NULL, 's' },
 		{ "set-events", required_argument, NULL, 'E' },
 		{ "set-keys", required_argument, NULL, 'K' }, { "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint32_t  nkeys = 1000000, nlook = 2000000, runs = 5, nent = 100, win = 20000;
@@ -326,7 +328,7 @@ main(int argc, char **argv)
 	int       o;
 
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
 		int u = VIGIL_EXIT_OK;
 
 		switch (o) {
@@ -348,6 +350,7 @@ main(int argc, char **argv)
 		    &set_keys);
 			break;
 		case 'h': usage(stdout); return VIGIL_EXIT_OK;
+		case 'V': vigil_cli_version(stdout, "bench-omap"); return VIGIL_EXIT_OK;
 		default: return vigil_cli_bad_option("bench-omap", argv);
 		}
 		if (u != VIGIL_EXIT_OK)

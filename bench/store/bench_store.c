@@ -64,6 +64,7 @@ usage(FILE *out)
 	    "  --only LIST    run only these figures, comma-separated: lookup, update,\n"
 	    "                 threads, memory, recover (default: all; for profiles)\n"
 	    "  --help         this text\n"
+	    "  --version      print the version\n"
 	    "The update runs share one live state that only grows: with the defaults\n"
 	    "each run adds 11 hours of event time (200k transactions), far less than\n"
 	    "the 14 days the live state keeps, so nothing expires; every transaction\n"
@@ -306,6 +307,7 @@ main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 'T' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
+		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	cfg            c = { .cards = 100000, .merchants = 10000, .txns = 200000,
@@ -325,12 +327,16 @@ main(int argc, char **argv)
 	int            opt, status = 1;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", lopts, NULL)) != -1) {
 		char *end = NULL;
 		unsigned long val = 0;
 
 		if (opt == 'h') {
 			usage(stdout);
+			return 0;
+		}
+		if (opt == 'V') {
+			vigil_cli_version(stdout, "bench-store");
 			return 0;
 		}
 		if (opt == 'd') {

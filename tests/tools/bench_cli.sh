@@ -3,6 +3,8 @@
 # tests/tools/bench_cli.sh - every benchmark program under bench/ keeps
 # docs/tools.md's command-line vocabulary ("Exit status", "Messages"):
 #   - --help exits 0 and its text (on stdout) has the exit-status list;
+#   - --version and -V print "PROGRAM VERSION" on stdout and exit 0, as the
+#     product programs do (vigil_cli_version, common/cli.h);
 #   - an unknown flag exits 2 with one line on stderr ending "(see --help)";
 #   - a stray argument exits 2 the same way. No benchmark program takes a
 #     positional argument (each input is a flag: --dir, --csv, --data,
@@ -15,9 +17,12 @@
 set -eu
 
 B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
+S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
+VERSION=$(sed -n "s/^ *version *: *'\([^']*\)',\$/\1/p" "$S/meson.build" | head -1)
 D=$(mktemp -d /tmp/vigil-bench-cli-XXXXXX)
 trap 'rm -rf "$D"' EXIT INT TERM
 fail() { echo "bench_cli: $*" >&2; exit 1; }
+[ -n "$VERSION" ] || fail "no version in $S/meson.build"
 
 if [ $# -eq 0 ]; then
 	set -- "$B/bench/server/vigil-echo" "$B/bench/server/vigil-loadgen" \
@@ -57,6 +62,14 @@ for p in "$@"; do
 	grep -qx 'Exit status (docs/tools.md):' "$D/out" ||
 		fail "$name --help: no exit-status list on stdout"
 	[ ! -s "$D/err" ] || fail "$name --help: wrote to stderr: $(cat "$D/err")"
+	for v in --version -V; do
+		set +e
+		"$p" "$v" >"$D/out" 2>"$D/err"
+		rc=$?
+		set -e
+		[ $rc -eq 0 ] && [ "$(cat "$D/out")" = "$name $VERSION" ] && [ ! -s "$D/err" ] ||
+			fail "$name $v: exit $rc, '$(cat "$D/out" "$D/err")' (want '$name $VERSION')"
+	done
 	usage_error "$name" --no-such-flag "$p" --no-such-flag
 	usage_error "$name" "stray argument" "$p" stray-argument
 	n=$((n + 1))
@@ -81,8 +94,14 @@ if [ -x "$omap" ]; then
 	done
 	[ "$(grep -c '^uthash ' "$D/out")" -eq 3 ] || fail "bench-omap: not 3 uthash figures"
 fi
+# dump-vectors takes positional arguments (not a benchmark: an export for
+# model_lab.py), but has --help and --version as the others
+dv="$B/bench/replay/dump-vectors"
+if [ -x "$dv" ]; then
+	out=$("$dv" --version 2>&1) && [ "$out" = "dump-vectors $VERSION" ] ||
+		fail "dump-vectors --version: '$out' (want 'dump-vectors $VERSION')"
+fi
 # the scripts: --help is the header comment, nothing run
-S=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
 ns=0
 for f in $(cd "$S" && find bench -name '*.sh' -perm -u+x | sort); do
 	rc=0
