@@ -252,6 +252,9 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		return vigil_cli_usage_error("bench-clients", "%s: unexpected argument", argv[optind]);
+	if (url[0] != '\0' && !vigil_cli_url_ok(url))
+		return vigil_cli_usage_error("bench-clients", "--url: \"%s\" is not a URL: write "
+		    "tcp://HOST:PORT or ipc:///PATH", url);
 	if (url[0] == '\0') {
 		if (mkdtemp(dir) == NULL) {
 			perror("bench-clients: mkdtemp");

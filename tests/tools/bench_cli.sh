@@ -83,6 +83,9 @@ usage_error vigil-loadgen "--url HOST:PORT" "$B/bench/server/vigil-loadgen" --ur
 grep -qF -- '--url: "127.0.0.1:1" is not a URL: write tcp://HOST:PORT or ipc:///PATH' "$D/err" ||
 	fail "vigil-loadgen --url HOST:PORT: $(cat "$D/err")"
 usage_error vigil-loadgen "--url unknown scheme" "$B/bench/server/vigil-loadgen" --url foo://x
+usage_error bench-clients "--url HOST:PORT" "$B/bench/clients/bench-clients" --url 127.0.0.1:1
+grep -qF -- '--url: "127.0.0.1:1" is not a URL: write tcp://HOST:PORT or ipc:///PATH' "$D/err" ||
+	fail "bench-clients --url HOST:PORT: $(cat "$D/err")"
 # bench-omap on tiny tables: each hand-written structure and uthash agree
 # (it exits 1 if they do not), and every figure is printed.
 omap="$B/bench/store/bench-omap"
