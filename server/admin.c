@@ -581,21 +581,19 @@ admin_generation_set(srv_admin *a, struct evhttp_request *req)
 	}
 	json_object_foreach(body, key, val) {
 		if (strcmp(key, "generation") != 0 && strcmp(key, "expect_current") != 0) {
-			snprintf(msg, sizeof msg, "%.64s: not a key of this request (generation, "
-			    "expect_current)", key);
-			admin_send_field_error(req, 400, "Bad Request", "INVALID", key, msg);
+			admin_send_field_error(req, 400, "Bad Request", "INVALID", key,
+			    "not a key of this request (generation, expect_current)");
 			goto out;
 		}
 	}
 	if (!admin_json_gen(body, "generation", &want, &absent) || absent) {
 		admin_send_field_error(req, 400, "Bad Request", "INVALID", "generation",
-		    "generation: a generation number (a positive integer) is required");
+		    "a generation number (a positive integer) is required");
 		goto out;
 	}
 	if (!admin_json_gen(body, "expect_current", &expect, &no_expect)) {
 		admin_send_field_error(req, 400, "Bad Request", "INVALID", "expect_current",
-		    "expect_current: the generation CURRENT is expected to name (a positive "
-		    "integer)");
+		    "the generation CURRENT is expected to name (a positive integer)");
 		goto out;
 	}
 	rv = store_gen_current(s->cfg.data_dir, &cur);

@@ -183,6 +183,11 @@ check_errors "vigild /v1/score" "$T/score.json" INVALID error
 	"$T/score.json" || fail "/v1/score: status, txn_id or where: $(cat "$T/score.json")"
 curl -s --unix-socket "$T/admin.sock" http://vigild/nope >"$T/nope.json"
 check_errors "vigild GET /nope" "$T/nope.json" NOT_FOUND error
+for body in '{"generation":1,"bogus":1}' '{"generation":"x"}' '{"generation":1,"expect_current":0}'; do
+	curl -s --unix-socket "$T/admin.sock" -X POST -d "$body" \
+		http://vigild/v1/generations/current >"$T/gen.json"
+	check_errors "vigild POST /v1/generations/current $body" "$T/gen.json" INVALID error
+done
 
 # vigil-score: the refused rows, and a replica that is not there
 run_case bad-rows vigil-score >"$T/rows.jsonl" 2>/dev/null
