@@ -287,9 +287,9 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 			exit(sc_stdout_close_status(0));
 		case 's':
 		case OPT_SERVER:
-			if (!vigil_tools_url_ok(optarg))
+			if (!vigil_cli_url_ok(optarg))
 				return sc_usage_error("--server: \"%s\" is not a URL: write "
-				    VIGIL_TOOLS_URL_FORMS, optarg);
+				    VIGIL_CLI_URL_FORMS, optarg);
 			if (a->nservers == SC_MAX_SERVERS)
 				return sc_usage_error("more than 64 --server options");
 			a->servers[a->nservers++] = optarg;
@@ -439,15 +439,15 @@ sc_parse_args(int argc, char **argv, sc_args *a, int *ret_optind)
 					continue;
 				if (a->nservers == SC_MAX_SERVERS)
 					return sc_usage_error("VIGIL_SERVER: more than 64 URLs");
-				if (!vigil_tools_url_ok(tok))
+				if (!vigil_cli_url_ok(tok))
 					return sc_usage_error("VIGIL_SERVER: \"%s\" is not a URL: write "
-					    VIGIL_TOOLS_URL_FORMS, tok);
+					    VIGIL_CLI_URL_FORMS, tok);
 				a->servers[a->nservers++] = tok;
 			}
 			/* set but naming nobody: not the default server unseen */
 			if (a->nservers == 0)
 				return sc_usage_error("VIGIL_SERVER: \"%s\" names no URL: write "
-				    VIGIL_TOOLS_URL_FORMS ", comma-separated", env);
+				    VIGIL_CLI_URL_FORMS ", comma-separated", env);
 		}
 		if (a->nservers == 0)
 			a->servers[a->nservers++] = SC_DEFAULT_URL;

@@ -14,11 +14,6 @@
 #include "vigil.h"
 #include "vigil_client.h"
 
-/* Old names of common/cli.h's VIGIL_CLI_URL_FORMS and vigil_cli_url_ok,
- * kept only for tools/score/main.c; new code calls those. */
-#define VIGIL_TOOLS_URL_FORMS VIGIL_CLI_URL_FORMS
-#define vigil_tools_url_ok    vigil_cli_url_ok
-
 /* The first of urls[0..n) that needs a CA (tls+tcp://), or NULL. */
 static inline const char *
 vigil_tools_url_tls(const char *const *urls, size_t n)
