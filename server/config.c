@@ -769,10 +769,8 @@ srv_config_err_format(const vigil_errinfo *e, char *buf, size_t cap)
 {
 	char line[sizeof e->file + sizeof e->msg + 32];
 
-	if (e->file[0] == '\0')
-		snprintf(buf, cap, "%s", e->msg);
-	else
-		snprintf(buf, cap, "config %s", vigil_errinfo_format(e, line, sizeof line));
+	snprintf(buf, cap, "%s%s", e->file[0] != '\0' ? "config " : "",
+	    vigil_errinfo_format(e, line, sizeof line));
 	return buf;
 }
 
@@ -811,12 +809,12 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_VERSION: *ret_action = SRV_VERSION; return VIGIL_OK;
 		case OPT_LISTEN:
 			if (nlisten == SRV_MAX_LISTEN) {
-				vigil_errinfo_set(reterr, "--listen", "--listen: more than %d URLs (see --help)",
+				vigil_errinfo_set(reterr, "--listen", "more than %d URLs (see --help)",
 				    SRV_MAX_LISTEN);
 				return VIGIL_EINVAL;
 			}
 			if (strlen(listen_join) + strlen(optarg) + 2 > sizeof listen_join) {
-				vigil_errinfo_set(reterr, "--listen", "--listen: URL list too long (see --help)");
+				vigil_errinfo_set(reterr, "--listen", "URL list too long (see --help)");
 				return VIGIL_EINVAL;
 			}
 			if (nlisten++ > 0)
@@ -844,7 +842,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		case OPT_NATS:
 			/* repeated: joined, then applied as one list */
 			if (strlen(nats_join) + strlen(optarg) + 2 > sizeof nats_join) {
-				vigil_errinfo_set(reterr, "--nats", "--nats: URL list too long (see --help)");
+				vigil_errinfo_set(reterr, "--nats", "URL list too long (see --help)");
 				return VIGIL_EINVAL;
 			}
 			if (nats_join[0] != '\0')
@@ -885,7 +883,7 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 
 		if (!cfg_str(config_path, c.config_path, sizeof c.config_path, true, reason,
 		    sizeof reason)) {
-			vigil_errinfo_set(reterr, "--config", "--config: %s", reason);
+			vigil_errinfo_set(reterr, "--config", "%s", reason);
 			return VIGIL_EINVAL;
 		}
 		ictx.f = fopen(config_path, "r");
@@ -925,50 +923,49 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 	for (uint32_t i = 0; i < nflags; i++) {
 		if (!cfg_apply(&c, flags[i].section, flags[i].key, flags[i].value, reason,
 		    sizeof reason)) {
-			vigil_errinfo_set(reterr, flags[i].flag, "%s: %s (see --help)", flags[i].flag,
-			    reason);
+			vigil_errinfo_set(reterr, flags[i].flag, "%s (see --help)", reason);
 			return VIGIL_EINVAL;
 		}
 	}
 	if (nlisten > 0 && !cfg_listen_list(&c, listen_join, reason, sizeof reason)) {
-		vigil_errinfo_set(reterr, "--listen", "--listen: %s (see --help)", reason);
+		vigil_errinfo_set(reterr, "--listen", "%s (see --help)", reason);
 		return VIGIL_EINVAL;
 	}
 	if (nats_join[0] != '\0' && !cfg_nats_urls(nats_join, c.cluster_nats,
 	    sizeof c.cluster_nats, reason, sizeof reason)) {
-		vigil_errinfo_set(reterr, "--nats", "--nats: %s (see --help)", reason);
+		vigil_errinfo_set(reterr, "--nats", "%s (see --help)", reason);
 		return VIGIL_EINVAL;
 	}
 	if (c.cluster_nats[0] != '\0' && c.cluster_replica[0] == '\0') {
-		vigil_errinfo_set(reterr, "cluster.replica", "[cluster] nats is set but not this "
+		vigil_errinfo_set(reterr, NULL, "[cluster] nats is set but not this "
 		    "replica's name: set [cluster] replica or --replica");
 		return VIGIL_EINVAL;
 	}
 	if (c.cluster_nats[0] == '\0' && c.cluster_replica[0] != '\0') {
-		vigil_errinfo_set(reterr, "cluster.nats", "[cluster] replica is set but no NATS "
+		vigil_errinfo_set(reterr, NULL, "[cluster] replica is set but no NATS "
 		    "server: set [cluster] nats or --nats");
 		return VIGIL_EINVAL;
 	}
 	if (c.rules_path[0] == '\0') {
-		vigil_errinfo_set(reterr, "rules.path", "no rule file: set [rules] path or --rules");
+		vigil_errinfo_set(reterr, NULL, "no rule file: set [rules] path or --rules");
 		return VIGIL_EINVAL;
 	}
 	if (!cfg_tls_consistent(&c, reason, sizeof reason)) {
-		vigil_errinfo_set(reterr, "tls", "%s", reason);
+		vigil_errinfo_set(reterr, NULL, "%s", reason); /* the reason names its place */
 		return VIGIL_EINVAL;
 	}
 	if (strcmp(c.health_listen, "off") != 0 && strcmp(c.admin, "off") == 0) {
-		vigil_errinfo_set(reterr, "health.listen", "[health] listen is set but [server] admin "
+		vigil_errinfo_set(reterr, NULL, "[health] listen is set but [server] admin "
 		    "is off: the probes' listener runs beside the admin endpoint");
 		return VIGIL_EINVAL;
 	}
 	if (strcmp(c.health_listen, "off") != 0 && strcmp(c.health_listen, c.admin) == 0) {
-		vigil_errinfo_set(reterr, "health.listen", "[health] listen %s is the admin address: "
+		vigil_errinfo_set(reterr, NULL, "[health] listen %s is the admin address: "
 		    "the probes' listener needs an address of its own", c.health_listen);
 		return VIGIL_EINVAL;
 	}
 	if (quiet && action != SRV_CHECK_CONFIG) {
-		vigil_errinfo_set(reterr, "--quiet", "--quiet goes with --check-config (see --help)");
+		vigil_errinfo_set(reterr, "--quiet", "goes with --check-config (see --help)");
 		return VIGIL_EINVAL;
 	}
 	c.quiet = quiet;

@@ -90,13 +90,15 @@ void srv_config_defaults(srv_config *ret_cfg);
  * VIGIL_ENOMEM) with *reterr filled: for an error in or of the config file,
  * file is its path and line its line (0 for the whole file); field is the
  * INI key or the flag ("workers", "--listen") when the error is about one;
- * msg says what is wrong, starting with that key or flag. Print it with
- * srv_config_err_format after "vigild: ".
+ * msg says what is wrong, without repeating it (an error about settings
+ * that disagree has no field and names them: "[health] listen ..."). Print
+ * it with srv_config_err_format after "vigild: ".
  */
 vigil_err srv_config_load(int argc, char **argv, srv_config *ret_cfg,
     srv_action *ret_action, vigil_errinfo *reterr);
-/* The one line for e: "config FILE:LINE: msg" (or "config FILE: msg") for
- * the config file, msg alone otherwise; into buf (cut at cap), returns buf. */
+/* The one line for e: "config FILE:LINE: KEY: msg" (or "config FILE: msg")
+ * for the config file, "FIELD: msg" or msg otherwise; into buf (cut at cap),
+ * returns buf. */
 const char *srv_config_err_format(const vigil_errinfo *e, char *buf, size_t cap);
 
 void srv_config_usage(FILE *out);

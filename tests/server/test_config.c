@@ -624,6 +624,7 @@ test_flag_errors(void **state)
 	assert_string_equal(err, "--fsync: \"maybe\" is not always, interval or never (see --help)");
 	/* a flag's error is about the flag, in no file */
 	assert_string_equal(last_err.field, "--fsync");
+	assert_string_equal(last_err.msg, "\"maybe\" is not always, interval or never (see --help)");
 	assert_string_equal(last_err.file, "");
 	assert_int_equal(last_err.line, 0);
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--admin", "localhost",
@@ -763,7 +764,7 @@ test_cluster(void **state)
 	    "nats://127.0.0.1:4222", NULL), VIGIL_EINVAL);
 	assert_string_equal(err, "[cluster] nats is set but not this replica's name: set "
 	    "[cluster] replica or --replica");
-	assert_string_equal(last_err.field, "cluster.replica");
+	assert_string_equal(last_err.field, ""); /* two settings disagree: the message names both */
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", "--replica", "a",
 	    NULL), VIGIL_EINVAL);
 	assert_string_equal(err, "[cluster] replica is set but no NATS server: set [cluster] nats "
