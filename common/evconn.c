@@ -3,13 +3,16 @@
  * common/evconn.c - the connection set of evconn.h: each evhttp connection
  * counted from the bufferevent evhttp asks for to its close callback, the
  * listener stopped at the cap, unparsed input capped by a read watermark, an
- * optional whole-request deadline, an optional cap per client address. The
- * one trick: libevent 2.1 gives no way to learn
+ * optional whole-request deadline, an optional cap per client address, and
+ * libevent's HTML 413 page replaced by the program's JSON one (evconn.h
+ * says why that is done on the output buffer). The other trick: libevent
+ * 2.1 gives no way to learn
  * which evhttp_connection a bufferevent becomes, except that evhttp sets the
  * connection as the bufferevent's callback argument right after our
  * callback returns; a zero-timeout event, activated in our callback, runs
  * before any I/O on the connection and reads it there (bufferevent_getcb).
  */
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -46,6 +49,9 @@ typedef struct evconn_conn {
 	void                    (*on_close)(void *arg);
 	void                     *on_close_arg;
 	evconn_addr              *addr;     /* its client's count; NULL: not capped */
+	struct evbuffer          *out;      /* the bufferevent's output (too_big) */
+	struct evbuffer_cb_entry *outcb;    /* evconn_out_cb on out; NULL: none */
+	struct event             *check;    /* evconn_too_big_check; NULL: none */
 	struct evconn_conn       *prev, *next;
 	UT_hash_handle            hh;       /* in set->by_evcon, keyed by evcon */
 } evconn_conn;
@@ -56,11 +62,19 @@ struct vigil_evconn_set {
 	evconn_conn           *list;       /* every open connection */
 	evconn_conn           *by_evcon;   /* the hooked ones, by evhttp connection */
 	evconn_addr           *addrs;      /* by address (max_per_addr) */
+	char                  *too_big;    /* the whole 413 reply (EVCONN_413), sent
+	                                    * with the request's HTTP version; NULL: none */
+	size_t                 too_big_len;
 	uint32_t               n;
 	bool                   paused_cap; /* n reached o.max_conns */
 	bool                   paused_ext; /* vigil_evconn_pause */
 	bool                   stopping;   /* the listener is evhttp_free's */
 };
+
+/* The 413 of vigil_evconn_opts.too_big_body: the extra header lines, the
+ * body's length, the body. "HTTP/1.1": its last digit is the request's. */
+#define EVCONN_413 "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n%s" \
+	"Connection: close\r\nContent-Length: %zu\r\n\r\n%s"
 
 static void
 evconn_accept_update(vigil_evconn_set *set)
@@ -97,6 +111,10 @@ evconn_conn_gone(evconn_conn *c)
 		set->list = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	if (c->outcb != NULL)
+		evbuffer_remove_cb_entry(c->out, c->outcb);
+	if (c->check != NULL)
+		event_free(c->check);
 	if (c->bev != NULL)
 		bufferevent_decref(c->bev);
 	if (c->hook != NULL)
@@ -229,9 +247,69 @@ evconn_conn_hook(evutil_socket_t fd, short what, void *arg)
 		event_add(c->deadline, &idle);
 }
 
+/*
+ * The start of a response on c's connection (evhttp writes one at a time,
+ * into an empty buffer): one whose first line says 413 is checked once
+ * evhttp has written all of it, in c->check, before the loop polls the
+ * socket for writing.
+ */
+static void
+evconn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	evconn_conn *c = arg;
+	char head[13];
+
+	if (info->orig_size != 0 || info->n_added < sizeof head ||
+	    evbuffer_copyout(buf, head, sizeof head) != (ev_ssize_t)sizeof head)
+		return;
+	if (memcmp(head, "HTTP/1.", 7) == 0 && memcmp(head + 8, " 413 ", 5) == 0)
+		event_active(c->check, 0, 0);
+}
+
+/*
+ * If c's output buffer holds exactly libevent's 413 page (evhttp_send_error:
+ * "HTTP/1.x 413 ...", Content-Type text/html, Content-Length bytes of HTML,
+ * Connection: close) and nothing else, replaces it with the set's reply,
+ * keeping the HTTP version. Anything else is left as it is.
+ */
+static void
+evconn_too_big_check(evutil_socket_t fd, short what, void *arg)
+{
+	evconn_conn *c = arg;
+	vigil_evconn_set *set = c->set;
+	struct evbuffer_ptr end;
+	char head[1024], *cl, *e;
+	size_t hlen, len = evbuffer_get_length(c->out);
+	unsigned long long blen;
+
+	(void)fd;
+	(void)what;
+	end = evbuffer_search(c->out, "\r\n\r\n", 4, NULL);
+	if (end.pos < 0 || (size_t)end.pos + 4 >= sizeof head)
+		return;
+	hlen = (size_t)end.pos + 4;
+	if (evbuffer_copyout(c->out, head, hlen) != (ev_ssize_t)hlen)
+		return;
+	head[hlen] = '\0';
+	if (memcmp(head, "HTTP/1.", 7) != 0 || memcmp(head + 8, " 413 ", 5) != 0 ||
+	    strstr(head, "\r\nContent-Type: text/html\r\n") == NULL ||
+	    strstr(head, "\r\nConnection: close\r\n") == NULL)
+		return;
+	cl = strstr(head, "\r\nContent-Length: ");
+	if (cl == NULL)
+		return;
+	blen = strtoull(cl + 18, &e, 10);
+	if (e == cl + 18 || *e != '\r' || len != hlen + blen)
+		return; /* not all of it there, or more */
+	if (evbuffer_drain(c->out, len) != 0)
+		return;
+	evbuffer_add(c->out, head, 8); /* "HTTP/1.x" */
+	evbuffer_add(c->out, set->too_big + 8, set->too_big_len - 8);
+}
+
 /* evhttp's bufferevent for a new connection: capped input, counted. A
  * connection we cannot count (out of memory) is served uncounted rather
- * than refused. */
+ * than refused, and without the JSON 413. */
 static struct bufferevent *
 evconn_bev(struct event_base *base, void *arg)
 {
@@ -254,11 +332,22 @@ evconn_bev(struct event_base *base, void *arg)
 	c->hook = event_new(base, -1, 0, evconn_conn_hook, c);
 	if (set->o.idle_s > 0)
 		c->deadline = evtimer_new(base, evconn_conn_deadline, c);
-	if (c->hook == NULL || (set->o.idle_s > 0 && c->deadline == NULL)) {
+	if (set->too_big != NULL) {
+		c->out = bufferevent_get_output(bev);
+		c->check = event_new(base, -1, 0, evconn_too_big_check, c);
+		if (c->check != NULL)
+			c->outcb = evbuffer_add_cb(c->out, evconn_out_cb, c);
+	}
+	if (c->hook == NULL || (set->o.idle_s > 0 && c->deadline == NULL) ||
+	    (set->too_big != NULL && c->outcb == NULL)) {
+		if (c->outcb != NULL)
+			evbuffer_remove_cb_entry(c->out, c->outcb);
 		if (c->hook != NULL)
 			event_free(c->hook);
 		if (c->deadline != NULL)
 			event_free(c->deadline);
+		if (c->check != NULL)
+			event_free(c->check);
 		free(c);
 		return bev;
 	}
@@ -287,13 +376,30 @@ vigil_evconn_set_new(struct evhttp *http, struct evconnlistener *lev,
 	vigil_evconn_set *set;
 
 	if (http == NULL || lev == NULL || opts == NULL || ret_set == NULL ||
-	    opts->max_conns == 0)
+	    opts->max_conns == 0 || (opts->too_big_body != NULL && opts->max_body == 0))
 		return VIGIL_EINVAL;
 	set = calloc(1, sizeof *set);
 	if (set == NULL)
 		return VIGIL_ENOMEM;
 	set->o = *opts;
+	set->o.too_big_body = NULL;
+	set->o.too_big_headers = NULL;
 	set->lev = lev;
+	if (opts->too_big_body != NULL) {
+		const char *hdrs = opts->too_big_headers != NULL ? opts->too_big_headers : "";
+		size_t blen = strlen(opts->too_big_body);
+		int n = snprintf(NULL, 0, EVCONN_413, hdrs, blen, opts->too_big_body);
+
+		set->too_big = n > 0 ? malloc((size_t)n + 1) : NULL;
+		if (set->too_big == NULL) {
+			free(set);
+			return VIGIL_ENOMEM;
+		}
+		snprintf(set->too_big, (size_t)n + 1, EVCONN_413, hdrs, blen, opts->too_big_body);
+		set->too_big_len = (size_t)n;
+	}
+	if (opts->max_body > 0)
+		evhttp_set_max_body_size(http, (ev_ssize_t)opts->max_body);
 	evhttp_set_bevcb(http, evconn_bev, set);
 	*ret_set = set;
 	return VIGIL_OK;
@@ -317,6 +423,7 @@ vigil_evconn_set_free(vigil_evconn_set *set)
 	set->lev = NULL;
 	while (set->list != NULL) /* the ones evhttp_free did not close: unhooked */
 		evconn_conn_gone(set->list);
+	free(set->too_big);
 	free(set);
 }
 

@@ -17,6 +17,23 @@
  * over it is closed before evhttp reads a byte of it): one client cannot
  * hold every slot.
  *
+ * A request body over max_body bytes is answered 413 with the program's
+ * own JSON error (too_big_body), not libevent's HTML page. libevent 2.1
+ * refuses such a body itself, before any callback of ours sees the
+ * request (a Content-Length over the cap as soon as the headers are read,
+ * a chunked body as soon as its chunks pass the cap: memory stays
+ * bounded), and answers with evhttp_send_error's HTML; 2.1 has no error
+ * callback (evhttp_set_errorcb is 2.2) and no hook on a server request
+ * before its body (evhttp_set_newreqcb is 2.2). So the set watches each
+ * connection's output buffer: a response that starts "HTTP/1.x 413 " is
+ * checked in a zero-timeout event, which runs before the socket is
+ * written, and if it is exactly libevent's page (Content-Type text/html,
+ * complete, nothing of it sent) it is replaced by a 413 carrying
+ * too_big_body, with Connection: close as libevent's had. A response that
+ * does not match is left alone (at worst libevent's page, never a broken
+ * one). libevent 2.1 also answers 413 to a chunked body whose framing
+ * does not parse: that gets the same answer.
+ *
  * A separate library (vigil_evconn_dep; vigil_evconn_ssl_dep adds HTTPS),
  * so that common's core does not depend on libevent and a program that
  * serves plain HTTP does not link libevent_openssl.
@@ -72,6 +89,14 @@ typedef struct vigil_evconn_opts {
 	uint32_t max_per_addr; /* open connections from one IPv4 or IPv6
 	                        * address, at most; 0: no cap (local sockets
 	                        * are never capped) */
+	size_t   max_body;  /* > 0: the set calls evhttp_set_max_body_size(http,
+	                     * max_body) (the caller must not set another), and a
+	                     * body over it is answered 413 with too_big_body;
+	                     * 0: evhttp's own cap and page, untouched */
+	const char *too_big_body;    /* with max_body: the 413's body, JSON text
+	                              * (copied); NULL: libevent's HTML page */
+	const char *too_big_headers; /* header lines added to that 413, each
+	                              * ending "\r\n" (copied); may be NULL */
 
 	/* Optional callbacks (NULL: none), each called with arg, on the event
 	 * loop's thread. None may free the set. */
@@ -98,8 +123,9 @@ typedef struct vigil_evconn_opts {
  * http or lev. opts is copied.
  *
  * VIGIL_OK: *ret_set set, to free with vigil_evconn_set_free() after
- * evhttp_free(http). VIGIL_EINVAL: a NULL argument or max_conns 0.
- * VIGIL_ENOMEM. On error *ret_set is untouched and http is unchanged.
+ * evhttp_free(http). VIGIL_EINVAL: a NULL argument, max_conns 0, or
+ * too_big_body without max_body. VIGIL_ENOMEM. On error *ret_set is
+ * untouched and http is unchanged.
  */
 vigil_err vigil_evconn_set_new(struct evhttp *http, struct evconnlistener *lev,
     const vigil_evconn_opts *opts, vigil_evconn_set **ret_set);

@@ -45,17 +45,23 @@
 #define CON_BODY_MAX    (2u << 20)
 #define CON_CONN_BUFFER (4u << 20) /* unparsed input: a 2 MiB body and its headers */
 
+/* The headers of every answer but libevent's own pages. */
+static const char *const http_headers[][2] = {
+	{ "X-Content-Type-Options", "nosniff" },
+	{ "X-Frame-Options", "DENY" },
+	{ "Referrer-Policy", "no-referrer" },
+	{ "Cache-Control", "no-store" },
+	{ "Content-Security-Policy",
+	  "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'" },
+};
+
 static void
 http_common_headers(struct evhttp_request *req)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	evhttp_add_header(h, "X-Frame-Options", "DENY");
-	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_add_header(h, "Content-Security-Policy",
-	    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'");
+	for (size_t i = 0; i < sizeof http_headers / sizeof http_headers[0]; i++)
+		evhttp_add_header(h, http_headers[i][0], http_headers[i][1]);
 }
 
 void
@@ -748,10 +754,12 @@ http_dispatch(struct evhttp_request *req, void *arg)
 vigil_err
 con_http_start(con_app *app, char *errbuf, size_t errlen)
 {
-	char host[64], cause[160];
+	char host[64], cause[160], hdrs[512], body[256], *text;
 	struct evhttp_bound_socket *bound;
 	vigil_evconn_opts o = { 0 };
+	json_t *err;
 	uint16_t port;
+	vigil_err rv;
 
 	if (!vigil_cli_hostport(app->o.listen, host, sizeof host, &port)) {
 		snprintf(errbuf, errlen, "--listen %s: expected HOST:PORT", app->o.listen);
@@ -762,7 +770,6 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "out of memory");
 		return VIGIL_ENOMEM;
 	}
-	evhttp_set_max_body_size(app->http, CON_BODY_MAX + 1);
 	evhttp_set_max_headers_size(app->http, 16384);
 	/* a request must be complete --request-timeout seconds after the
 	 * connection opened or its previous request (evconn.h: idle and slow
@@ -789,8 +796,24 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 		o.bev_new = vigil_evconn_ssl_bev;
 		o.bev_arg = app->ssl;
 	}
-	if (vigil_evconn_set_new(app->http, evhttp_bound_socket_get_listener(bound), &o,
-	    &app->conns) != VIGIL_OK) {
+	/* a body over CON_BODY_MAX: libevent refuses it unread, evconn answers
+	 * with our error object (evconn.h) */
+	o.max_body = CON_BODY_MAX;
+	err = con_error_body(413, NULL, "the request body is over the %u-byte limit (2 MiB)",
+	    CON_BODY_MAX);
+	text = err != NULL ? json_dumps(err, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	for (size_t i = 0, n = 0; i < sizeof http_headers / sizeof http_headers[0]; i++)
+		n += (size_t)snprintf(hdrs + n, sizeof hdrs - n, "%s: %s\r\n", http_headers[i][0],
+		    http_headers[i][1]);
+	if (text != NULL)
+		snprintf(body, sizeof body, "%s\n", text);
+	o.too_big_body = body;
+	o.too_big_headers = hdrs;
+	rv = text != NULL ? vigil_evconn_set_new(app->http, evhttp_bound_socket_get_listener(bound),
+	    &o, &app->conns) : VIGIL_ENOMEM;
+	free(text);
+	json_decref(err);
+	if (rv != VIGIL_OK) {
 		snprintf(errbuf, errlen, "out of memory");
 		return VIGIL_ENOMEM;
 	}

@@ -15,10 +15,13 @@
  *
  * Caps (libevent 2.1's evhttp has none of its own; common/evconn.h): at
  * admin_max_connections open connections the listener stops accepting
- * until one closes. A connection stops reading at ADMIN_CONN_BUFFER bytes
- * of unparsed input: evhttp keeps reading while it writes a reply, so a
- * client that pipelines requests and never reads the replies grew vigild
- * by 400 MB. A connection that has not completed a request within
+ * until one closes. A connection stops reading at max_message_bytes +
+ * ADMIN_CONN_BUFFER bytes of unparsed input (evhttp holds a body there
+ * until all of it has come, so one at the cap must fit): evhttp keeps
+ * reading while it writes a reply, so a client that pipelines requests and
+ * never reads the replies grew vigild by 400 MB. A body over
+ * max_message_bytes is refused unread, 413 TOO_BIG with the error object
+ * (common/evconn.h: libevent 2.1 would send its own HTML page). A connection that has not completed a request within
  * ADMIN_IDLE_S of opening or of its previous request is closed (a client
  * sending one header line every 20 s held its slot forever). accept(2)
  * failing (no descriptors: EMFILE, ENFILE) pauses the listener for
@@ -1157,7 +1160,8 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof ss;
 	srv_admin *a;
-	char host[64], cause[160];
+	char host[64], cause[160], msg[96], body[256], *text;
+	json_t *err;
 	uint16_t port;
 	vigil_err rv = VIGIL_OK;
 	int prv;
@@ -1188,7 +1192,6 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 		rv = VIGIL_ENOMEM;
 		goto out;
 	}
-	evhttp_set_max_body_size(a->http, s->cfg.max_message_bytes + 1);
 	evhttp_set_max_headers_size(a->http, 16384);
 	evhttp_set_timeout(a->http, 30);
 	/* Methods we answer 405 (JSON) to are let through; the rest get
@@ -1211,7 +1214,7 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	}
 	a->lev = evhttp_bound_socket_get_listener(bound);
 	o.max_conns = s->cfg.admin_max_connections;
-	o.max_input = ADMIN_CONN_BUFFER;
+	o.max_input = (size_t)s->cfg.max_message_bytes + ADMIN_CONN_BUFFER;
 	o.idle_s = ADMIN_IDLE_S;
 	o.max_per_addr = s->cfg.admin_max_per_address;
 	o.on_count = admin_conn_count;
@@ -1219,7 +1222,19 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	o.on_idle = admin_conn_idle;
 	o.on_addr_cap = admin_conn_addr_cap;
 	o.arg = a;
-	rv = vigil_evconn_set_new(a->http, a->lev, &o, &a->conns);
+	/* a body over max_message_bytes: libevent refuses it unread, evconn
+	 * answers with our error object (common/evconn.h) */
+	snprintf(msg, sizeof msg, "the request body is over max_message_bytes (%u bytes)",
+	    (unsigned)s->cfg.max_message_bytes);
+	err = admin_error_json("TOO_BIG", NULL, msg);
+	text = err != NULL ? json_dumps(err, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	o.max_body = s->cfg.max_message_bytes;
+	o.too_big_body = text != NULL ? body : NULL;
+	if (text != NULL)
+		snprintf(body, sizeof body, "%s\n", text);
+	rv = text != NULL ? vigil_evconn_set_new(a->http, a->lev, &o, &a->conns) : VIGIL_ENOMEM;
+	free(text);
+	json_decref(err);
 	if (rv != VIGIL_OK) {
 		snprintf(errbuf, errlen, "admin: %s", rv == VIGIL_ENOMEM ? "out of memory" :
 		    "admin_max_connections must be at least 1");

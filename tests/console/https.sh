@@ -120,6 +120,16 @@ post 404 "token, Origin evil, JSON" -H "Authorization: Bearer alice-admin-token-
 post 415 "token, form" -H "Authorization: Bearer alice-admin-token-000000001" \
 	-d 'fraud=false'
 
+# a body over 2 MiB is refused unread with the error object, over TLS as in
+# plain HTTP (common/evconn.h), not with libevent's HTML page
+head -c 3145728 /dev/zero | tr '\0' x >"$D/big"
+code=$(curl -s -o "$D/p.out" -w '%{http_code}' --cacert "$P/ca.pem" -X POST \
+	-H "Authorization: Bearer alice-admin-token-000000001" -H 'Content-Type: application/json' \
+	--data-binary @"$D/big" "$CASE") || true
+if [ "$code" != 413 ] || ! grep -q '^{"error":{"code":"TOO_BIG",' "$D/p.out"; then
+	fail "a 3 MiB body: $code $(cat "$D/p.out")"
+fi
+
 # still serving after the refusals
 out=$(curl -s --cacert "$P/ca.pem" --cert "$P/client.pem" --key "$P/client.key" "$U") ||
 	fail "curl with client.pem after the refusals failed"

@@ -445,9 +445,9 @@ test_admin_no_token(void **state)
 
 /*
  * One connection pipelines GET /healthz without reading a reply: vigild
- * stops reading it once 64 KiB are buffered, so the client's sends block
- * and vigild's RSS stays put. Before issue 17 it read everything: 400 MB
- * sent took its RSS from 155 to 548 MB. The bound here is generous (+64
+ * stops reading it once max_message_bytes + 64 KiB (128 KiB) are buffered,
+ * so the client's sends block and vigild's RSS stays put. Before issue 17
+ * it read everything: 400 MB sent took its RSS from 155 to 548 MB. The bound here is generous (+64
  * MB for sending up to 256 MB). Other clients are served meanwhile.
  */
 static void
