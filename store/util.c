@@ -4,7 +4,6 @@
  * directory fsync, for every file of the store and for batch/.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,10 +42,7 @@ store_diag_at(store_diag *d, const char *file, uint64_t offset, const char *fiel
 	if (field != NULL)
 		snprintf(d->info.field, sizeof d->info.field, "%s", field);
 	d->info.offset = offset;
-	if (offset == VIGIL_NOPOS)
-		snprintf(d->msg, sizeof d->msg, "%s: %s", file, d->info.msg);
-	else
-		snprintf(d->msg, sizeof d->msg, "%s:%" PRIu64 ": %s", file, offset, d->info.msg);
+	vigil_errinfo_format(&d->info, d->msg, sizeof d->msg);
 }
 
 const char *

@@ -209,7 +209,8 @@ gen_check_table(store_gen *g, MDB_txn *txn, int dbi, uint16_t want, store_diag *
 		snprintf(key, sizeof key, "%.*s", (int)(k.mv_size > 64 ? 64 : k.mv_size),
 		    (const char *)k.mv_data);
 		rv = VIGIL_EVERSION;
-		GEN_DIAG(reterr, g->name, key, "table %s, key \"%s\": value layout version %u is "
+		/* no field: the message names the table and the key */
+		GEN_DIAG(reterr, g->name, NULL, "table %s, key \"%s\": value layout version %u is "
 		    "not known (this build reads version %u)", gen_dbi_names[dbi], key, ver, want);
 	}
 out:
