@@ -257,19 +257,12 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 		static const char *const keys[] = {
 			"txn_id", "card_id", "merchant_id", "terminal_id", "device_id", "ip",
 			"currency", "country", "event_time_ms", "event_time", "amount_minor",
-			"amount", "mcc", "channel", "location", "lat", "lon",
+			"amount", "mcc", "channel", "location", "lat", "lon", NULL,
 		};
-		const char *key;
-		json_t *val;
+		const char *key = vigil_json_unknown_key(obj, keys, NULL, 0);
 
-		json_object_foreach((json_t *)obj, key, val) {
-			size_t i = 0;
-
-			while (i < sizeof keys / sizeof keys[0] && strcmp(key, keys[i]) != 0)
-				i++;
-			if (i == sizeof keys / sizeof keys[0])
-				JFAIL(key, "unknown key (docs/protocol.md lists a transaction's)");
-		}
+		if (key != NULL)
+			JFAIL(key, "unknown key (docs/protocol.md lists a transaction's)");
 	}
 
 #define STR(key, dst)                                                             \
@@ -354,18 +347,16 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 			double la = 0, lo = 0;
 			bool fla, flo;
 
+			static const char *const lkeys[] = { "latitude", "longitude", NULL };
 			const char *lkey;
-			json_t *lval;
 
 			if (!json_is_object(loc))
 				JFAIL("location", "must be an object {\"latitude\": .., \"longitude\": ..}");
-			json_object_foreach((json_t *)loc, lkey, lval) {
-				if (strcmp(lkey, "latitude") != 0 && strcmp(lkey, "longitude") != 0) {
-					char path[sizeof reterr->field];
+			if ((lkey = vigil_json_unknown_key(loc, lkeys, NULL, 0)) != NULL) {
+				char path[sizeof reterr->field];
 
-					snprintf(path, sizeof path, "location.%.64s", lkey);
-					JFAIL(path, "unknown key (location holds latitude and longitude)");
-				}
+				snprintf(path, sizeof path, "location.%.64s", lkey);
+				JFAIL(path, "unknown key (location holds latitude and longitude)");
 			}
 			if ((rv = get_double(loc, "latitude", "location.latitude", &la, &fla, reterr)) != VIGIL_OK)
 				return rv;
@@ -539,4 +530,28 @@ vigil_json_load_path(const char *path, size_t flags, json_error_t *err)
 		return NULL;
 	}
 	return json_load_file(path, flags, err);
+}
+
+const char *
+vigil_json_unknown_key(const json_t *o, const char *const *keys, char *known, size_t cap)
+{
+	const char *key;
+	json_t *val;
+
+	json_object_foreach((json_t *)o, key, val) {
+		size_t i = 0, n = 0;
+
+		while (keys != NULL && keys[i] != NULL && strcmp(key, keys[i]) != 0)
+			i++;
+		if (keys != NULL && keys[i] != NULL)
+			continue;
+		if (known != NULL && cap > 0) {
+			known[0] = '\0';
+			for (i = 0; keys != NULL && keys[i] != NULL && n < cap; i++)
+				n += (size_t)snprintf(known + n, cap - n, "%s%s", i > 0 ? ", " : "",
+				    keys[i]);
+		}
+		return key;
+	}
+	return NULL;
 }

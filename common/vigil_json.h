@@ -83,4 +83,12 @@ const char *vigil_json_err_where(const char *name, const json_error_t *e, char *
  * or wait on a FIFO. */
 json_t *vigil_json_load_path(const char *path, size_t flags, json_error_t *err);
 
+/* The first key of object o that is not one of keys[] (NULL-terminated; NULL
+ * or empty: none is), or NULL when every key is (or o is no object): a
+ * misspelt key must be refused, not dropped with what it meant. When one is
+ * found and known is not NULL, known[0..cap) gets keys[] as "a, b, c" for
+ * the message that refuses it. The key points into o. */
+const char *vigil_json_unknown_key(const json_t *o, const char *const *keys, char *known,
+    size_t cap);
+
 #endif

@@ -191,26 +191,16 @@ con_range_ok(struct evhttp_request *req, int64_t from_ms, int64_t to_ms)
 json_t *
 con_body_json_keys(struct evhttp_request *req, const char *const *keys)
 {
-	json_t *o, *v;
+	json_t *o;
 	const char *key;
+	char known[160];
 
 	if (keys == NULL && evbuffer_get_length(evhttp_request_get_input_buffer(req)) == 0)
 		return json_object(); /* no body */
 	o = con_body_json(req);
 	if (o == NULL)
 		return NULL;
-	json_object_foreach(o, key, v) {
-		char known[160] = "";
-		size_t n = 0, i;
-
-		for (i = 0; keys != NULL && keys[i] != NULL; i++)
-			if (strcmp(key, keys[i]) == 0)
-				break;
-		if (keys != NULL && keys[i] != NULL)
-			continue;
-		for (i = 0; keys != NULL && keys[i] != NULL && n < sizeof known; i++)
-			n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", i > 0 ? ", " : "",
-			    keys[i]);
+	if ((key = vigil_json_unknown_key(o, keys, known, sizeof known)) != NULL) {
 		if (keys == NULL || keys[0] == NULL)
 			con_send_error(req, 400, key, "unknown key (this endpoint takes no body "
 			    "keys)");

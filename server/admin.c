@@ -412,15 +412,14 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	} else {
 		/* The envelope has two keys: any other is a typo ("dryrun") whose
 		 * meaning would be lost, the transaction scored and recorded. */
-		const char *key;
-		json_t *val;
+		static const char *const keys[] = { "txn", "dry_run", NULL };
+		char known[32];
+		const char *key = vigil_json_unknown_key(body, keys, known, sizeof known);
 
-		json_object_foreach(body, key, val) {
-			if (strcmp(key, "txn") != 0 && strcmp(key, "dry_run") != 0) {
-				srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, key,
-				    "not a key of the request envelope (txn, dry_run)");
-				goto fail;
-			}
+		if (key != NULL) {
+			srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, key,
+			    "unknown key (one of %s)", known);
+			goto fail;
 		}
 	}
 	/* Anything but a boolean (or null) is refused: "dry_run": "true" must
@@ -547,9 +546,9 @@ admin_generation_set(srv_admin *a, struct evhttp_request *req)
 	srv_server *s = a->s;
 	json_t *body = NULL;
 	json_error_t jerr;
-	char *text = NULL, msg[640];
+	static const char *const keys[] = { "generation", "expect_current", NULL };
+	char *text = NULL, msg[640], known[40];
 	const char *key;
-	json_t *val;
 	size_t len;
 	uint64_t want = 0, expect = 0, cur = 0;
 	bool absent, no_expect;
@@ -582,12 +581,10 @@ admin_generation_set(srv_admin *a, struct evhttp_request *req)
 		    "({\"generation\": N})");
 		goto out;
 	}
-	json_object_foreach(body, key, val) {
-		if (strcmp(key, "generation") != 0 && strcmp(key, "expect_current") != 0) {
-			admin_send_field_error(req, 400, "Bad Request", "INVALID", key,
-			    "not a key of this request (generation, expect_current)");
-			goto out;
-		}
+	if ((key = vigil_json_unknown_key(body, keys, known, sizeof known)) != NULL) {
+		snprintf(msg, sizeof msg, "unknown key (one of %s)", known);
+		admin_send_field_error(req, 400, "Bad Request", "INVALID", key, msg);
+		goto out;
 	}
 	if (!admin_json_gen(body, "generation", &want, &absent) || absent) {
 		admin_send_field_error(req, 400, "Bad Request", "INVALID", "generation",

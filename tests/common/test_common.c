@@ -393,6 +393,35 @@ test_json_errinfo(void **state)
 	assert_string_equal(ei.field, "");
 }
 
+/* The one unknown-key check of every JSON reader: the first key not listed,
+ * and the list for the message. */
+static void
+test_json_unknown_key(void **state)
+{
+	static const char *const keys[] = { "txn", "dry_run", NULL }, *const none[] = { NULL };
+	json_error_t jerr;
+	json_t *o = json_loads("{\"txn\":1,\"dryrun\":true}", 0, &jerr);
+	json_t *ok = json_loads("{\"txn\":1,\"dry_run\":true}", 0, &jerr);
+	json_t *one = json_loads("{\"txn\":1}", 0, &jerr);
+	char known[32] = "untouched", tiny[8];
+
+	(void)state;
+	assert_non_null(o);
+	assert_non_null(ok);
+	assert_string_equal(vigil_json_unknown_key(o, keys, known, sizeof known), "dryrun");
+	assert_string_equal(known, "txn, dry_run");
+	assert_null(vigil_json_unknown_key(ok, keys, known, sizeof known));
+	assert_string_equal(vigil_json_unknown_key(one, none, NULL, 0), "txn");
+	assert_string_equal(vigil_json_unknown_key(one, NULL, known, sizeof known), "txn");
+	assert_string_equal(known, ""); /* no key is known */
+	assert_string_equal(vigil_json_unknown_key(o, keys, tiny, sizeof tiny), "dryrun");
+	assert_string_equal(tiny, "txn, dr"); /* cut, still a string */
+	assert_null(vigil_json_unknown_key(json_array_get(NULL, 0), keys, NULL, 0));
+	json_decref(o);
+	json_decref(ok);
+	json_decref(one);
+}
+
 static void
 test_json(void **state)
 {
@@ -930,6 +959,7 @@ main(void)
 		cmocka_unit_test(test_validate_ids),
 		cmocka_unit_test(test_validate), cmocka_unit_test(test_time),
 		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json), cmocka_unit_test(test_json_errinfo),
+		cmocka_unit_test(test_json_unknown_key),
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
 		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
 		cmocka_unit_test(test_error_json), cmocka_unit_test(test_cli_parse),

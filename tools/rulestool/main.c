@@ -521,26 +521,14 @@ static int
 tool_keys_check(const json_t *obj, const char *const *keys, const char *prefix, char *err,
     size_t errlen)
 {
-	const char *k;
-	json_t     *v;
+	char        known[200];
+	const char *k = vigil_json_unknown_key(obj, keys, known, sizeof known);
 
-	json_object_foreach((json_t *)obj, k, v) {
-		size_t i, off;
-
-		for (i = 0; keys[i] != NULL && strcmp(keys[i], k) != 0; i++)
-			;
-		if (keys[i] != NULL)
-			continue;
-		off = (size_t)snprintf(err, errlen, "%s%s%s: unknown key (one of", prefix != NULL ?
-		    prefix : "", prefix != NULL ? "." : "", k);
-		for (i = 0; keys[i] != NULL && off < errlen; i++)
-			off += (size_t)snprintf(err + off, errlen - off, "%s %s", i > 0 ? "," : "",
-			    keys[i]);
-		if (off < errlen)
-			snprintf(err + off, errlen - off, ")");
-		return -1;
-	}
-	return 0;
+	if (k == NULL)
+		return 0;
+	snprintf(err, errlen, "%s%s%s: unknown key (one of %s)", prefix != NULL ? prefix : "",
+	    prefix != NULL ? "." : "", k, known);
+	return -1;
 }
 
 /* Threshold values from {"name": number | {"group": number}}. */
