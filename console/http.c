@@ -441,7 +441,7 @@ typedef struct http_route {
 	const char   *path;    /* segments, {name} for a parameter */
 	unsigned      methods; /* HTTP_M_* */
 	con_role      role;    /* at least */
-	bool          query;   /* a GET reads a query string */
+	bool          query;   /* reads a query string (a POST never does) */
 	http_fn      *fn;      /* one of the two */
 	http_args_fn *fn_args;
 } http_route;
@@ -623,7 +623,7 @@ http_not_found(struct evhttp_request *req, const char *path)
  * Every /api/ request, in this order: 401 without a user, 403 for a
  * cross-site request on a certificate session, 404 for no route (or a
  * {name} that is no id), 405 for a method no route of the path takes, 415
- * for a POST not typed JSON, 400 for a query string on a GET that reads
+ * for a POST not typed JSON, 400 for a query string on a route that reads
  * none, 403 below the route's role; then its handler.
  */
 static void
@@ -679,8 +679,7 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 		con_send_error(req, 415, NULL, "a POST needs \"Content-Type: application/json\"");
 		return;
 	}
-	if (m == HTTP_M_GET && !r->query &&
-	    evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
+	if (!r->query && evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
 		con_send_error(req, 400, NULL, "%s takes no query string", path);
 		return;
 	}

@@ -294,8 +294,8 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 	}
 	text = lists_rule_text(app);
 	if (text == NULL || !lists_find(app, text, name, path, sizeof path, kind, sizeof kind)) {
-		con_send_error(req, 404, "list", "%s: no `list %s = ... file \"...\"` in %s", name,
-		    name, app->o.rules);
+		con_send_error(req, 404, "list", "no `list %s = ... file \"...\"` in %s", name,
+		    app->o.rules);
 		goto out;
 	}
 	rv = lists_edit(path, value, add, &changed, err, sizeof err);
