@@ -82,7 +82,6 @@ con_case_json(con_app *app, const con_case *c)
 static bool
 api_query_parse(struct evhttp_request *req, con_query *q)
 {
-	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	struct evkeyvalq kv;
 	struct evkeyval *e;
 	bool ok = true;
@@ -93,11 +92,8 @@ api_query_parse(struct evhttp_request *req, con_query *q)
 	q->from_ms = INT64_MIN;
 	q->to_ms = INT64_MAX;
 	q->limit = 50;
-	TAILQ_INIT(&kv);
-	if (qs != NULL && evhttp_parse_query_str(qs, &kv) != 0) {
-		con_send_error(req, 400, NULL, "query string does not parse");
+	if (!con_query_parse(req, &kv))
 		return false;
-	}
 	TAILQ_FOREACH(e, &kv, next) {
 		const char *k = e->key, *v = e->value;
 		char *end;

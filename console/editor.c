@@ -12,6 +12,7 @@
  * versions kept under STATE/rules for roll-back, and the blocked-cards
  * list. The back-test is backtest.c's.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <event2/bufferevent.h>
@@ -352,38 +353,35 @@ edit_ratio(uint64_t a, uint64_t b)
 	return b > 0 ? json_real((double)a / (double)b) : json_null();
 }
 
+/* ?days=N of GET /api/rules (1-365; def without it). *ret_ok false: it
+ * replied 400. */
 static uint32_t
 edit_days_param(struct evhttp_request *req, uint32_t def, bool *ret_ok)
 {
-	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	struct evkeyvalq kv;
-	const char *v;
+	const struct evkeyval *e;
 	uint32_t days = def;
 
-	*ret_ok = true;
-	TAILQ_INIT(&kv);
-	if (qs == NULL)
-		return days;
-	if (evhttp_parse_query_str(qs, &kv) != 0) {
-		*ret_ok = false;
-		return 0;
-	}
-	{
-		const struct evkeyval *e;
-
-		TAILQ_FOREACH(e, &kv, next)
-			if (strcmp(e->key, "days") != 0)
-				*ret_ok = false; /* a parameter this page does not take */
-	}
-	v = evhttp_find_header(&kv, "days");
-	if (v != NULL) {
+	*ret_ok = false;
+	if (!con_query_parse(req, &kv))
+		return 0; /* replied */
+	TAILQ_FOREACH(e, &kv, next) {
 		char *end;
-		unsigned long n = strtoul(v, &end, 10);
-		if (*v == '\0' || *end != '\0' || n < 1 || n > 365)
-			*ret_ok = false;
+		unsigned long n = strtoul(e->value, &end, 10);
+
+		if (strcmp(e->key, "days") != 0 || !isdigit((unsigned char)e->value[0]) ||
+		    *end != '\0' || n < 1 || n > 365) {
+			if (strcmp(e->key, "days") != 0)
+				con_send_error(req, 400, e->key, "unknown parameter (days)");
+			else
+				con_send_error(req, 400, "days", "1-365");
+			evhttp_clear_headers(&kv);
+			return 0;
+		}
 		days = (uint32_t)n;
 	}
 	evhttp_clear_headers(&kv);
+	*ret_ok = true;
 	return days;
 }
 
@@ -506,8 +504,7 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 
 	(void)who;
 	days = edit_days_param(req, 7, &ok);
-	if (!ok) {
-		con_send_error(req, 400, "days", "1-365, the one parameter of this page");
+	if (!ok) { /* replied */
 		json_decref(sc.by_name);
 		return;
 	}

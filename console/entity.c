@@ -387,10 +387,8 @@ ent_parse(con_app *app, struct evhttp_request *req, ent_ctx *c)
 	c->limit = 200;
 	r = con_query_walk(req, &c->from_ms, &c->to_ms, &from, ent_key, c, bad, sizeof bad, val,
 	    sizeof val);
-	if (r == CON_QS_UNPARSED) {
-		con_send_error(req, 400, NULL, "query string does not parse");
+	if (r == CON_QS_REPLIED)
 		return false;
-	}
 	if (r == CON_QS_UNKNOWN) {
 		con_send_error(req, 400, bad, "unknown parameter (from, to, limit)");
 		return false;

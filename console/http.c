@@ -820,20 +820,41 @@ con_http_stop(con_app *app)
 	app->conns = NULL;
 }
 
+bool
+con_query_parse(struct evhttp_request *req, struct evkeyvalq *kv)
+{
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const struct evkeyval *e, *f;
+
+	TAILQ_INIT(kv);
+	if (qs != NULL && evhttp_parse_query_str(qs, kv) != 0) {
+		con_send_error(req, 400, NULL, "query string does not parse");
+		return false;
+	}
+	TAILQ_FOREACH(e, kv, next) {
+		for (f = TAILQ_FIRST(kv); f != e; f = TAILQ_NEXT(f, next)) {
+			if (strcmp(e->key, f->key) == 0) {
+				con_send_error(req, 400, e->key, "given twice");
+				evhttp_clear_headers(kv);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
 con_qs
 con_query_walk(struct evhttp_request *req, int64_t *from_ms, int64_t *to_ms, bool *ret_from,
     con_qs (*fn)(void *arg, const char *k, const char *v), void *arg, char *bad, size_t badlen,
     char *val, size_t vallen)
 {
-	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	struct evkeyvalq kv;
 	struct evkeyval *e;
 	con_qs r = CON_QS_OK;
 
 	*ret_from = false;
-	TAILQ_INIT(&kv);
-	if (qs != NULL && evhttp_parse_query_str(qs, &kv) != 0)
-		return CON_QS_UNPARSED;
+	if (!con_query_parse(req, &kv))
+		return CON_QS_REPLIED;
 	TAILQ_FOREACH(e, &kv, next) {
 		if (strcmp(e->key, "from") == 0) {
 			*ret_from = true;

@@ -37,19 +37,27 @@ json_t   *con_body_json_keys(struct evhttp_request *req, const char *const *keys
  * is a mistake, not an empty answer. */
 bool      con_range_ok(struct evhttp_request *req, int64_t from_ms, int64_t to_ms);
 
+/*
+ * req's query string into kv (TAILQ_INIT'd here; evhttp_clear_headers it
+ * after a true return; none is an empty kv). false: replied 400 already,
+ * for a query string that does not parse or a key given twice
+ * ("limit=1&limit=2" would leave one of them silently unread).
+ */
+bool con_query_parse(struct evhttp_request *req, struct evkeyvalq *kv);
+
 /* What con_query_walk found. */
 typedef enum con_qs {
 	CON_QS_OK = 0,
 	CON_QS_BAD_VALUE, /* a known key with a value it refuses */
 	CON_QS_UNKNOWN,   /* a key the page does not take */
-	CON_QS_UNPARSED,  /* the query string does not parse */
+	CON_QS_REPLIED,   /* con_query_parse refused the query string (replied) */
 } con_qs;
 /*
  * Walks req's query string: from and to (RFC 3339 or YYYY-MM-DD) parsed
  * into *from_ms and *to_ms (*ret_from: from was given), every other key
  * handed to fn, until fn refuses one. On a refusal the key is copied into
- * bad and its value into val (truncated to their sizes). Replies nothing:
- * the page words its own error.
+ * bad and its value into val (truncated to their sizes). Replies nothing
+ * but for CON_QS_REPLIED: the page words its own error.
  */
 con_qs con_query_walk(struct evhttp_request *req, int64_t *from_ms, int64_t *to_ms,
     bool *ret_from, con_qs (*fn)(void *arg, const char *k, const char *v), void *arg,

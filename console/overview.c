@@ -227,7 +227,6 @@ ov_labels(ov_ctx *c, int64_t from, int64_t to, bool *ret_truncated, char *errbuf
 static bool
 ov_parse(con_app *app, struct evhttp_request *req, int64_t *ret_from, int64_t *ret_to)
 {
-	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	struct evkeyvalq kv;
 	struct evkeyval *e;
 	con_tailpos pos;
@@ -237,11 +236,8 @@ ov_parse(con_app *app, struct evhttp_request *req, int64_t *ret_from, int64_t *r
 	/* default: the OV_DAYS_DEF days up to the newest indexed one */
 	*ret_to = (ov_day_of(pos.max_event_ms > 0 ? pos.max_event_ms : vigil_now_ms()) + 1) *
 	    VIGIL_MS_PER_DAY;
-	TAILQ_INIT(&kv);
-	if (qs != NULL && evhttp_parse_query_str(qs, &kv) != 0) {
-		con_send_error(req, 400, NULL, "query string does not parse");
+	if (!con_query_parse(req, &kv))
 		return false;
-	}
 	TAILQ_FOREACH(e, &kv, next) {
 		int64_t t;
 

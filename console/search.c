@@ -113,10 +113,8 @@ search_parse(con_app *app, struct evhttp_request *req, search_q *q)
 	q->to_ms = pos.max_event_ms + 1;
 	r = con_query_walk(req, &q->from_ms, &q->to_ms, &from, search_key, q, bad, sizeof bad, val,
 	    sizeof val);
-	if (r == CON_QS_UNPARSED) {
-		con_send_error(req, 400, NULL, "query string does not parse");
+	if (r == CON_QS_REPLIED)
 		return false;
-	}
 	if (r != CON_QS_OK) {
 		con_send_error(req, 400, bad, "not a valid value or not a search key (from, to, "
 		    "card, merchant, terminal, device, ip, min_amount, max_amount, decision, label, "

@@ -1561,8 +1561,27 @@ test_malformed(void **s)
 	/* a query string where none is read is refused, not ignored */
 	json_decref(http_ok("GET", "/api/me?x=1", ALICE, NULL, 400));
 	json_decref(http_ok("GET", "/api/generations?force=1", ALICE, NULL, 400));
-	json_decref(http_ok("GET", "/api/rules?bogus=1", ALICE, NULL, 400));
+	o = http_ok("GET", "/api/rules?bogus=1", ALICE, NULL, 400);
+	assert_string_equal(err_field(o), "bogus");
+	json_decref(o);
 	json_decref(http_ok("GET", "/api/rules?days=3", ALICE, NULL, 200));
+	json_decref(http_ok("GET", "/api/rules?days=+3", ALICE, NULL, 400));
+	/* a parameter given twice: one of the two would go unread */
+	{
+		static const char *const twice[] = {
+			"/api/queue?limit=1&limit=2", "/api/search?card=a&limit=5&card=b",
+			"/api/overview?from=2026-11-01&from=2026-11-02", "/api/rules?days=3&days=4",
+			"/api/entity/card/c1?limit=1&limit=2",
+		};
+
+		for (size_t i = 0; i < sizeof twice / sizeof twice[0]; i++) {
+			o = http_ok("GET", twice[i], ALICE, NULL, 400);
+			assert_string_equal(err_msg(o), "given twice");
+			assert_true(strcmp(err_field(o), "limit") == 0 || strcmp(err_field(o), "card") == 0 ||
+			    strcmp(err_field(o), "from") == 0 || strcmp(err_field(o), "days") == 0);
+			json_decref(o);
+		}
+	}
 	/* an inverted range is a mistake, not an empty answer */
 	o = http_ok("GET", "/api/queue?from=2026-12-01&to=2026-01-01", ALICE, NULL, 400);
 	assert_string_equal(err_field(o), "to");
