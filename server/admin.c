@@ -83,6 +83,26 @@ struct srv_admin {
 	vigil_evconn_set       *hconns;
 };
 
+/*
+ * Sends body (NULL: none). A HEAD answer carries GET's headers and
+ * Content-Length, never the body: libevent 2.1 writes whatever it is
+ * given, and a keep-alive client (a load balancer's HEAD probe) then read
+ * the JSON as the start of its next answer.
+ */
+static void
+admin_reply(struct evhttp_request *req, int code, const char *reason, struct evbuffer *body)
+{
+	char len[24];
+
+	if (body != NULL && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		snprintf(len, sizeof len, "%zu", evbuffer_get_length(body));
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+		evbuffer_drain(body, evbuffer_get_length(body));
+		body = NULL;
+	}
+	evhttp_send_reply(req, code, reason, body);
+}
+
 static void
 admin_send_json(struct evhttp_request *req, int code, const char *reason, json_t *obj)
 {
@@ -93,7 +113,7 @@ admin_send_json(struct evhttp_request *req, int code, const char *reason, json_t
 	    "application/json");
 	if (buf != NULL && text != NULL) {
 		evbuffer_add_printf(buf, "%s\n", text);
-		evhttp_send_reply(req, code, reason, buf);
+		admin_reply(req, code, reason, buf);
 	} else {
 		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
 	}
@@ -108,7 +128,7 @@ admin_send_text(struct evhttp_request *req, int code, const char *reason, const 
     struct evbuffer *body)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-	evhttp_send_reply(req, code, reason, body);
+	admin_reply(req, code, reason, body);
 }
 
 static int
@@ -397,7 +417,9 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		    s->cfg.max_message_bytes);
 		goto fail;
 	}
-	body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* JSON_DECODE_ANY: a body that is JSON but not an object ("5") is
+	 * INVALID as [1] is, not MALFORMED (docs/vigild.md, ADMIN HTTP) */
+	body = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (body == NULL) {
 		/* the place is where's (docs/tools.md), the message jansson's reason */
 		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_MALFORMED, "", "%s", jerr.text);
@@ -566,8 +588,8 @@ admin_generation_set(srv_admin *a, struct evhttp_request *req)
 		    "body over 4096 bytes (or out of memory)");
 		goto out;
 	}
-	body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (body == NULL) {
+	body = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (body == NULL) { /* not JSON; "5" or [1] is, and INVALID below */
 		vigil_errinfo ei;
 
 		vigil_errinfo_set(&ei, NULL, "%s", jerr.text);
