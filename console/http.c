@@ -73,7 +73,15 @@ con_send_json(struct evhttp_request *req, int code, json_t *obj)
 	http_common_headers(req);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "application/json");
-	if (buf != NULL && text != NULL) {
+	if (buf != NULL && text != NULL && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* GET's headers, no body: libevent 2.1 sends whatever it is given,
+		 * and a keep-alive client read the JSON as its next answer */
+		char len[24];
+
+		snprintf(len, sizeof len, "%zu", strlen(text) + 1);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+		evhttp_send_reply(req, code, NULL, NULL);
+	} else if (buf != NULL && text != NULL) {
 		evbuffer_add_printf(buf, "%s\n", text);
 		evhttp_send_reply(req, code, NULL, buf);
 	} else {
@@ -159,7 +167,8 @@ con_body_json(struct evhttp_request *req)
 	}
 	evbuffer_remove(in, buf, n);
 	buf[n] = '\0';
-	o = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr);
+	/* JSON_DECODE_ANY: "5" is JSON, INVALID below as [1] is, not MALFORMED */
+	o = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	free(buf);
 	if (o == NULL) {
 		vigil_errinfo ei;

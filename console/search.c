@@ -231,9 +231,10 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 	jf = json_object_get(body, "fraud");
 	jr = json_object_get(body, "reason");
 	jt = json_object_get(body, "time");
-	if (!json_is_boolean(jf) || json_object_size(body) != 3) {
-		con_send_error(req, 400, "fraud", "body must be {\"fraud\": true|false, \"reason\": "
-		    "\"...\", \"time\": \"RFC 3339\"}");
+	/* each key is named when it is the one missing or wrong (a missing
+	 * reason was named "fraud"); unknown keys were refused above */
+	if (!json_is_boolean(jf)) {
+		con_send_error(req, 400, "fraud", "must be true or false");
 		goto out;
 	}
 	reason = json_string_value(jr);

@@ -822,6 +822,14 @@ test_search_label_any(void **s)
 	    "{\"fraud\":true,\"reason\":\"bored\",\"time\":\"2024-01-01T10:00:00Z\"}", 400);
 	assert_string_equal(err_field(o), "reason");
 	json_decref(o);
+	/* a key left out is the one named (a missing reason was "fraud") */
+	o = http_ok("POST", "/api/txns/t1/label", ALICE, "{\"fraud\":true}", 400);
+	assert_string_equal(err_field(o), "reason");
+	json_decref(o);
+	o = http_ok("POST", "/api/txns/t1/label", ALICE, "{\"fraud\":true,\"reason\":\"other\"}",
+	    400);
+	assert_string_equal(err_field(o), "time");
+	json_decref(o);
 	json_decref(http_ok("POST", "/api/txns/t1/label", ALICE,
 	    "{\"fraud\":true,\"reason\":\"chargeback\",\"time\":\"2024-01-01T10:00:05Z\"}", 404));
 	o = http_ok("POST", "/api/txns/t1/label", ALICE, body, 200);
@@ -1503,13 +1511,15 @@ test_malformed(void **s)
 	char *big;
 
 	(void)s;
-	o = http_ok("POST", "/api/rules/check", RITA, "[1, 2]", 400);
-	/* the one error object of docs/tools.md */
-	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"), "code")),
-	    "INVALID");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
-	    "message")), "body: must be a JSON object");
-	json_decref(o);
+	/* JSON that is no object, an array or a number ("5" was MALFORMED):
+	 * the one error object of docs/tools.md */
+	for (int i = 0; i < 2; i++) {
+		o = http_ok("POST", "/api/rules/check", RITA, i == 0 ? "[1, 2]" : "5", 400);
+		assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
+		    "code")), "INVALID");
+		assert_string_equal(err_msg(o), "body: must be a JSON object");
+		json_decref(o);
+	}
 	o = http_ok("POST", "/api/rules/check", RITA, "{\"text\": 1}", 400);
 	assert_string_equal(err_field(o), "text");
 	json_decref(o);
@@ -1744,6 +1754,14 @@ test_routes(void **s)
 
 		assert_true(get || strcmp(r->method, "POST") == 0);
 		route_path(r->path, NULL, NULL, path, sizeof path);
+		/* HEAD: a GET's answer without its body (it had the body) */
+		if (get) {
+			int st = 0;
+
+			assert_int_equal(http("HEAD", path, ADAM, NULL, &st, &o), 0);
+			if (st == 0 || o != NULL)
+				fail_msg("HEAD %s: status %d, a body", path, st);
+		}
 		/* another method: 405 with the route's in Allow */
 		json_decref(http_ok(get ? "POST" : "GET", path, ADAM, get ? "{}" : NULL, 405));
 		assert_string_equal(http_allow, allow);

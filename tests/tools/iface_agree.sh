@@ -268,6 +268,40 @@ for p in sys.argv[1:3]:
     assert (d["rules_version"], d["rules_hash"]) == (sys.argv[3], sys.argv[4]), (p, d)
 PY
 
+# ---- the keys of docs/vigild.md's ADMIN HTTP and docs/console.md's API tables ----
+# every key a reply has is in its row, and every key of the row is in the
+# reply but those that depend on the setup (TLS, a model, shipping, not
+# ready); a row's keys are its `identifiers` outside parentheses, in the
+# part of the cell that describes the answer
+curl -s -H 'Authorization: Bearer alice-admin-token-000000001' "http://127.0.0.1:$CPORT/api/me" >"$T/cme.json"
+curl -s -H 'Authorization: Bearer alice-admin-token-000000001' "http://127.0.0.1:$CPORT/api/queue" >"$T/cqueue.json"
+curl -s -H 'Authorization: Bearer alice-admin-token-000000001' "http://127.0.0.1:$CPORT/api/status" >"$T/cstatus.json"
+"$PY" - "$SRC/docs/vigild.md" "$SRC/docs/console.md" "$T" <<'PY' || fail "the API tables' keys"
+import json, re, sys
+vd, cd, t = open(sys.argv[1]).read(), open(sys.argv[2]).read(), sys.argv[3]
+def cell(doc, section, row):
+    sec = doc.split(section, 1)[1].split("\n## ", 1)[0]
+    for line in sec.splitlines():
+        if line.startswith("| `" + row + "` |") or line.startswith("| `" + row + "?"):
+            return line.split(" | ")[-1]
+    raise AssertionError("no row %s in %s" % (row, section))
+def keys(text):
+    while re.search(r"\([^()]*\)", text):
+        text = re.sub(r"\([^()]*\)", "", text)
+    return set(re.findall(r"`([a-z_]+)`", text))
+def agree(name, doc, got, optional=()):
+    got = set(json.load(open(t + "/" + got)))
+    assert got <= doc, "%s: undocumented keys %s" % (name, sorted(got - doc))
+    assert doc - got <= set(optional), "%s: documented, not there: %s" % (name, sorted(doc - got - set(optional)))
+c = cell(vd, "## ADMIN HTTP", "GET /healthz")
+agree("vigild /healthz", keys(c), "health.json", ("tls", "archive_ship", "reason"))
+agree("vigild /v1/rules", keys(cell(vd, "## ADMIN HTTP", "GET /v1/rules")), "rules.json")
+c = cell(vd, "## ADMIN HTTP", "POST /v1/score")
+agree("vigild /v1/score", keys(c.split("200 with", 1)[1].split("A transaction without")[0]), "ok.json", ("model",))
+for row, f in (("GET /api/me", "cme.json"), ("GET /api/queue", "cqueue.json"), ("GET /api/status", "cstatus.json")):
+    agree("vigil-console " + row, keys(cell(cd, "\n## API", row).split(" | ")[-1].split(";")[0]), f)
+PY
+
 # ---- vigil-replay --results -: standard output, as --csv - and --summary - ----
 (cd "$T" && "$(vt_prog vigil-replay)" --csv good.csv -r "$RULES" -q --results - >"$T/res.jsonl" 2>"$T/err") ||
 	fail "vigil-replay --results -: $(cat "$T/err")"
