@@ -554,8 +554,10 @@ metrics_snap_take(srv_server *s, srv_ruleset *rs, metrics_snap *snap)
 	snap->rs = rs;
 	snap->part[MP_ALWAYS] = true;
 	snap->part[MP_STORE] = atomic_load(&s->ready) && s->db != NULL;
-	snap->part[MP_CLUSTER] = s->cluster != NULL;
-	snap->part[MP_SHIP] = s->ship != NULL;
+	/* set by the main thread before it stores ready (main.c): read after
+	 * loading it, or a scrape during start-up races their setting */
+	snap->part[MP_CLUSTER] = atomic_load(&s->ready) && s->cluster != NULL;
+	snap->part[MP_SHIP] = atomic_load(&s->ready) && s->ship != NULL;
 	snap->up = atomic_load(&s->ready) && rs != NULL;
 	snap->ready = srv_ready(s, snap->lasterr, sizeof snap->lasterr);
 	snap->uptime_s = (uint64_t)((vigil_now_ms() - s->started_ms) / 1000);
