@@ -295,7 +295,7 @@ srv_score_txn(srv_server *s, srv_worker *w, const srv_ruleset *rs, const vigil_t
 		/* Not a retry: answering with the first outcome would hand another
 		 * transaction's decision to one that was never scored. */
 		srv_wire_err_set(&out->err, VIGIL__V1__STATUS__STATUS_INVALID, "txn.txn_id",
-		    "txn.txn_id: already scored for a different transaction (card, merchant, "
+		    "already scored for a different transaction (card, merchant, "
 		    "terminal, amount or currency differ); a retry must resend the same "
 		    "transaction, a new one needs a new txn_id");
 		atomic_fetch_add(&s->metrics.id_conflicts, 1);

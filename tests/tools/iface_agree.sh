@@ -181,6 +181,12 @@ curl -s --unix-socket "$T/admin.sock" -X POST -d '{"txn_id":"e-1","card_id":"c",
 check_errors "vigild /v1/score" "$T/score.json" INVALID error
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["status"]=="INVALID" and d["txn_id"]=="e-1" and d["error"]["where"]=={"field":"txn.currency"}, d' \
 	"$T/score.json" || fail "/v1/score: status, txn_id or where: $(cat "$T/score.json")"
+# a txn_id scored before for another transaction: refused on txn.txn_id
+for amt in 100 200; do
+	curl -s --unix-socket "$T/admin.sock" -X POST -d '{"txn_id":"e-dup","card_id":"c","merchant_id":"m","amount_minor":'"$amt"',"currency":"EUR","event_time":"2026-11-01T10:00:00Z"}' \
+		http://vigild/v1/score >"$T/dup.json" || fail "POST /v1/score: curl $?"
+done
+check_errors "vigild /v1/score, txn_id reused" "$T/dup.json" INVALID error
 curl -s --unix-socket "$T/admin.sock" http://vigild/nope >"$T/nope.json"
 check_errors "vigild GET /nope" "$T/nope.json" NOT_FOUND error
 for body in '{"generation":1,"bogus":1}' '{"generation":"x"}' '{"generation":1,"expect_current":0}'; do
