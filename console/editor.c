@@ -120,11 +120,16 @@ static void
 edit_send_diags(struct evhttp_request *req, const rules_diags *d, const char *text, size_t len)
 {
 	json_t *errs = edit_diags_json(d, text, len);
-	json_t *first = json_array_get(errs, 0);
+	json_t *o = con_error_body(422, "text", "%s", d->count > 0 ? d->items[0].msg :
+	    "does not compile");
+	json_t *where = json_object_get(json_object_get(o, "error"), "where");
 
-	json_t *o = con_error_body(422, "text", "%s", first != NULL ?
-	    json_string_value(json_object_get(first, "where")) : "does not compile");
-
+	/* the first error's place in the text, as where.line and column */
+	if (d->count > 0 && d->items[0].line > 0) {
+		json_object_set_new(where, "line", json_integer(d->items[0].line));
+		if (d->items[0].col > 0)
+			json_object_set_new(where, "column", json_integer(d->items[0].col));
+	}
 	json_object_set_new(o, "ok", json_false());
 	json_object_set_new(o, "errors", errs);
 	json_object_set_new(o, "dropped", json_integer((json_int_t)d->dropped));

@@ -1026,8 +1026,12 @@ test_rules_check_and_deploy(void **s)
 	e = json_array_get(json_object_get(o, "errors"), 0);
 	assert_int_equal(json_integer_value(json_object_get(e, "line")), 3);
 	assert_int_equal(json_integer_value(json_object_get(e, "col")), 17);
-	assert_string_equal(err_msg(o),
-	    "default.rules:3:17: expected an expression, found '>'");
+	/* the error object: what, and the first error's place in the text */
+	assert_string_equal(err_msg(o), "expected an expression, found '>'");
+	assert_string_equal(err_field(o), "text");
+	e = json_object_get(json_object_get(o, "error"), "where");
+	assert_int_equal(json_integer_value(json_object_get(e, "line")), 3);
+	assert_int_equal(json_integer_value(json_object_get(e, "column")), 17);
 	json_decref(o);
 	/* a stale base hash is refused, whatever the text */
 	b = deploy_body(text, "0123456789abcdef0123456789abcdef");
