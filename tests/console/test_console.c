@@ -57,6 +57,7 @@ static int64_t   base_ms = 1704103200000; /* 2024-01-01T10:00:00Z */
 static const char *http_ctype = "Content-Type: application/json\r\n";
 /* The Allow header of http()'s last answer ("" for none). */
 static char http_allow[64];
+static size_t http_body_len; /* the last answer's body, in bytes */
 
 static int
 http(const char *method, const char *path, const char *token, const char *body, int *ret_status,
@@ -109,6 +110,7 @@ http(const char *method, const char *path, const char *token, const char *body, 
 	char *b = strstr(resp, "\r\n\r\n");
 	char *al = strstr(resp, "\r\nAllow: ");
 	http_allow[0] = '\0';
+	http_body_len = b != NULL ? len - (size_t)(b + 4 - resp) : 0;
 	if (al != NULL && (b == NULL || al < b))
 		sscanf(al + 9, "%63[^\r]", http_allow);
 	if (ret_json != NULL)
@@ -1751,6 +1753,17 @@ test_routes(void **s)
 	json_t *o;
 
 	(void)s;
+	/* a static file's HEAD: its GET's headers, no body */
+	{
+		int st = 0;
+
+		assert_int_equal(http("GET", "/app.js", NULL, NULL, &st, NULL), 0);
+		assert_int_equal(st, 200);
+		assert_true(http_body_len > 0);
+		assert_int_equal(http("HEAD", "/app.js", NULL, NULL, &st, NULL), 0);
+		assert_int_equal(st, 200);
+		assert_int_equal(http_body_len, 0);
+	}
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		const route_row *r = &routes[i];
 		bool get = strcmp(r->method, "GET") == 0;
