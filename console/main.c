@@ -70,7 +70,7 @@ usage(FILE *out)
 	    "                      vigild's admin endpoint and its token (read at each use), for\n"
 	    "                      rolling a generation back (role admin); without them it is refused\n"
 	    "  --replay PROGRAM    vigil-replay for back-tests (default: next to this program, or PATH)\n"
-	    "  --www DIR           the web UI's files (default " VIGIL_DATADIR "/vigil/console/www)\n"
+	    "  --www DIR           the web UI's files (default %s)\n"
 	    "  --chartjs DIR       Chart.js (default " CON_CHARTJS_DIR ")\n"
 	    "  --blocked-list NAME the rule file's list of blocked cards (default blocked_cards)\n"
 	    "  --claim-minutes N   a claim expires after N minutes (default 30)\n"
@@ -88,13 +88,13 @@ usage(FILE *out)
 	    "                      checked before and while it runs (default 1024)\n"
 	    "  --deploy-approvers N  1 (default): a rule-editor deploys; 2: a deploy is a\n"
 	    "                      proposal another rule-editor or admin approves (four eyes)\n"
-	    "  -q, --quiet         no start-up line\n"
+	    "  -q, --quiet         no start-up (listening) line and no stopping line\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n"
 	    "\n"
 	    "Signals: SIGHUP reopens STATE/audit.log (rotation) and reloads the tokens file;\n"
 	    "SIGTERM or SIGINT stops.\n"
-	    "\n");
+	    "\n", con_default_www());
 	vigil_cli_exit_help(out, (const char *const[]){ "stopped cleanly (SIGTERM, SIGINT)",
 	    "runtime failure", "bad command line, a tokens file that is missing or bad, a rule file "
 	    "that cannot be read, or --www without the UI's files",

@@ -58,7 +58,7 @@ static const char *tool_usage =
     "  -q, --quiet    (check, test) print only errors and failures\n"
     "  -v, --verbose  (test) print every case, not only failures\n"
     "  -w, --write    (fmt) rewrite FILE in place\n"
-    "  -t, --txn JSON (explain) the transaction: inline, @FILE or - for stdin\n"
+    "  -t, --txn JSON (explain) the transaction: inline, @PATH or - for stdin\n"
     "  -d, --data DIR (explain) a vigild data directory, read only: its current\n"
     "                 generation's features, thresholds and model\n"
     "  -h, --help     this text; `vigil-rules COMMAND --help` describes a command\n"

@@ -70,7 +70,7 @@ static const char sc_usage[] =
     "\n"
     "Transaction flags (amount in major units of the currency):\n"
     "  --txn-id ID --card ID --merchant ID --amount 12.34 --currency EUR\n"
-    "  [--amount-minor N] [--terminal ID] [--country FR] [--mcc 5411]\n"
+    "  [--amount-minor N] [--terminal ID] [--country CC] [--mcc N]\n"
     "  [--channel pos|ecom|atm|moto] [--device ID] [--ip ADDR]\n"
     "  [--time RFC3339 | --time-ms MS] (default: now) [--lat DEG --lon DEG]\n"
     "  -t, --txn JSON     the transaction as one JSON object (docs/protocol.md field\n"
