@@ -553,3 +553,18 @@ vigil_evconn_log_to_stderr(const char *prog)
 	evconn_log_prog = prog;
 	event_set_log_callback(evconn_log);
 }
+
+void
+vigil_evconn_send_reply(struct evhttp_request *req, int code, const char *reason,
+    struct evbuffer *body)
+{
+	char len[24];
+
+	if (body != NULL && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		snprintf(len, sizeof len, "%zu", evbuffer_get_length(body));
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+		evbuffer_drain(body, evbuffer_get_length(body));
+		body = NULL;
+	}
+	evhttp_send_reply(req, code, reason, body);
+}

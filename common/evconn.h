@@ -72,6 +72,7 @@ struct evconnlistener;
 struct evhttp;
 struct evhttp_connection;
 struct evhttp_request;
+struct evbuffer;
 
 typedef struct vigil_evconn_set vigil_evconn_set;
 
@@ -184,6 +185,16 @@ void vigil_evconn_pause(vigil_evconn_set *set, bool paused);
  */
 struct evhttp_bound_socket *vigil_evconn_bind(struct event_base *base, struct evhttp *http,
     const char *host, uint16_t port, char *errbuf, size_t errlen);
+
+/*
+ * evhttp_send_reply(req, code, reason, body), but a HEAD answer carries its
+ * GET's headers and Content-Length and never the body (drained): libevent
+ * 2.1 writes whatever it is given, and a keep-alive client (a load
+ * balancer's HEAD probe) would read the body as its next answer. body may
+ * be NULL (no body); reason NULL: the status's standard phrase.
+ */
+void vigil_evconn_send_reply(struct evhttp_request *req, int code, const char *reason,
+    struct evbuffer *body);
 
 /*
  * Routes libevent's own warnings and errors to standard error as one line

@@ -64,24 +64,6 @@ http_common_headers(struct evhttp_request *req)
 		evhttp_add_header(h, http_headers[i][0], http_headers[i][1]);
 }
 
-/* evhttp_send_reply with buf, or for a HEAD its headers and Content-Length
- * only: libevent 2.1 sends whatever body it is given, and a keep-alive
- * client would read it as its next answer. */
-static void
-http_send_reply(struct evhttp_request *req, int code, struct evbuffer *buf)
-{
-	char len[24];
-
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
-		evhttp_send_reply(req, code, NULL, buf);
-		return;
-	}
-	snprintf(len, sizeof len, "%zu", evbuffer_get_length(buf));
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
-	evbuffer_drain(buf, evbuffer_get_length(buf));
-	evhttp_send_reply(req, code, NULL, NULL);
-}
-
 void
 con_send_json(struct evhttp_request *req, int code, json_t *obj)
 {
@@ -93,7 +75,7 @@ con_send_json(struct evhttp_request *req, int code, json_t *obj)
 	    "application/json");
 	if (buf != NULL && text != NULL) {
 		evbuffer_add_printf(buf, "%s\n", text);
-		http_send_reply(req, code, buf);
+		vigil_evconn_send_reply(req, code, NULL, buf);
 	} else {
 		evhttp_send_error(req, 500, "out of memory");
 	}
@@ -285,7 +267,7 @@ http_static(con_app *app, struct evhttp_request *req, const http_file *f)
 	}
 	http_common_headers(req);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", f->ctype);
-	http_send_reply(req, 200, buf);
+	vigil_evconn_send_reply(req, 200, "OK", buf);
 	evbuffer_free(buf);
 }
 

@@ -83,26 +83,6 @@ struct srv_admin {
 	vigil_evconn_set       *hconns;
 };
 
-/*
- * Sends body (NULL: none). A HEAD answer carries GET's headers and
- * Content-Length, never the body: libevent 2.1 writes whatever it is
- * given, and a keep-alive client (a load balancer's HEAD probe) then read
- * the JSON as the start of its next answer.
- */
-static void
-admin_reply(struct evhttp_request *req, int code, const char *reason, struct evbuffer *body)
-{
-	char len[24];
-
-	if (body != NULL && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-		snprintf(len, sizeof len, "%zu", evbuffer_get_length(body));
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
-		evbuffer_drain(body, evbuffer_get_length(body));
-		body = NULL;
-	}
-	evhttp_send_reply(req, code, reason, body);
-}
-
 static void
 admin_send_json(struct evhttp_request *req, int code, const char *reason, json_t *obj)
 {
@@ -113,7 +93,7 @@ admin_send_json(struct evhttp_request *req, int code, const char *reason, json_t
 	    "application/json");
 	if (buf != NULL && text != NULL) {
 		evbuffer_add_printf(buf, "%s\n", text);
-		admin_reply(req, code, reason, buf);
+		vigil_evconn_send_reply(req, code, reason, buf);
 	} else {
 		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
 	}
@@ -128,7 +108,7 @@ admin_send_text(struct evhttp_request *req, int code, const char *reason, const 
     struct evbuffer *body)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-	admin_reply(req, code, reason, body);
+	vigil_evconn_send_reply(req, code, reason, body);
 }
 
 static int
