@@ -755,6 +755,21 @@ admin_post_sized(uint16_t port, const char *body, size_t len, bool chunked, int 
 	return resp;
 }
 
+/* A configuration file with text, made with mkstemp(3) from the template
+ * in path (its XXXXXX), for vigild's --config; unlink it after. */
+static void
+ini_temp(char *path, const char *text)
+{
+	int fd = mkstemp(path);
+	FILE *f;
+
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
 /*
  * The admin API's body cap (max_message_bytes, 128 KiB here, over the
  * default): a body over it is refused unread with the error object,
@@ -776,16 +791,10 @@ test_http_body_cap(void **state)
 	const char *args[] = { "--config", ini, NULL };
 	vt_server s = { 0 };
 	char *resp, *body;
-	int code = 0, fd;
-	FILE *f;
+	int code = 0;
 
 	(void)state;
-	fd = mkstemp(ini);
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	assert_non_null(f);
-	fputs("[server]\nmax_message_bytes = 131072\n", f);
-	assert_int_equal(fclose(f), 0);
+	ini_temp(ini, "[server]\nmax_message_bytes = 131072\n");
 	assert_int_equal(vt_server_start(&s, velocity_rules(), args), 0);
 	for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
 		resp = admin_post_sized(s.admin_port, NULL, over[i].len, over[i].chunked, &code);
@@ -1378,16 +1387,10 @@ backpressure_overloaded(const char *fsync)
 	const char *args[] = { "--config", ini, "--fsync", fsync, NULL };
 	uint64_t ok = 0, over = 0;
 	char *body = NULL;
-	int code = 0, fd;
-	FILE *f;
+	int code = 0;
 
-	fd = mkstemp(ini);
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	assert_non_null(f);
 	/* One worker and a queue of one: a dozen concurrent clients overflow it. */
-	fputs("[server]\nworkers = 1\nmax_inflight = 1\n", f);
-	assert_int_equal(fclose(f), 0);
+	ini_temp(ini, "[server]\nworkers = 1\nmax_inflight = 1\n");
 	assert_int_equal(vt_server_start(&s, velocity_rules(), args), 0);
 
 	memset(tr, 0, sizeof tr);
