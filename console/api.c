@@ -775,8 +775,9 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
  * (POST /v1/generations/current, with its admin token) to point CURRENT at
  * generation N. The console itself never writes the data directory:
  * vigild verifies N, refuses a stale M (another operator, a nightly run
- * meanwhile) and switches. Audited with the generation before and after;
- * vigild's refusals are passed on with its status, message and field.
+ * meanwhile; M is 0 when the page showed none current) and switches.
+ * Audited with the generation before and after; vigild's refusals are
+ * passed on with its status, message and field.
  */
 void
 con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user *who)
@@ -799,9 +800,9 @@ con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user 
 		    "(a positive integer)");
 		goto out;
 	}
-	if (!json_is_integer(je) || json_integer_value(je) <= 0) {
+	if (!json_is_integer(je) || json_integer_value(je) < 0) {
 		con_send_error(req, 400, "expect_current", "the generation the page "
-		    "showed as current (a positive integer)");
+		    "showed as current (an integer, 0 for none)");
 		goto out;
 	}
 	if (!json_is_true(jc)) {

@@ -514,9 +514,10 @@ admin_send_field_error(struct evhttp_request *req, int code, const char *reason,
 	admin_send_json(req, code, reason, admin_error_json(status, field, msg));
 }
 
-/* A positive integer member of o, or 0 (absent: *ret_absent). */
+/* An integer member of o of at least min, or 0 (absent: *ret_absent). */
 static bool
-admin_json_gen(const json_t *o, const char *key, uint64_t *ret, bool *ret_absent)
+admin_json_gen(const json_t *o, const char *key, json_int_t min, uint64_t *ret,
+    bool *ret_absent)
 {
 	const json_t *v = json_object_get(o, key);
 
@@ -524,7 +525,7 @@ admin_json_gen(const json_t *o, const char *key, uint64_t *ret, bool *ret_absent
 	*ret_absent = v == NULL;
 	if (v == NULL)
 		return true;
-	if (!json_is_integer(v) || json_integer_value(v) <= 0)
+	if (!json_is_integer(v) || json_integer_value(v) < min)
 		return false;
 	*ret = (uint64_t)json_integer_value(v);
 	return true;
@@ -537,8 +538,9 @@ admin_json_gen(const json_t *o, const char *key, uint64_t *ret, bool *ret_absent
  * does, for a caller that may not write the data directory itself (the
  * console). N must verify (store_gen_set_current opens it, under the
  * rebuild lock); with expect_current the change is made only if CURRENT
- * still names M (a stale page is refused, 409). vigild's refresh then
- * switches to it within 200 ms, features, thresholds and model together.
+ * still names M, 0 for none (a stale page is refused, 409). vigild's
+ * refresh then switches to it within 200 ms, features, thresholds and
+ * model together.
  * Reads the whole generation to verify it, on the admin thread (0.1-0.2 s
  * for 200 MB). docs/vigild.md, ADMIN HTTP.
  */
@@ -588,14 +590,14 @@ admin_generation_set(srv_admin *a, struct evhttp_request *req)
 		admin_send_field_error(req, 400, "Bad Request", "INVALID", key, msg);
 		goto out;
 	}
-	if (!admin_json_gen(body, "generation", &want, &absent) || absent) {
+	if (!admin_json_gen(body, "generation", 1, &want, &absent) || absent) {
 		admin_send_field_error(req, 400, "Bad Request", "INVALID", "generation",
 		    "a generation number (a positive integer) is required");
 		goto out;
 	}
-	if (!admin_json_gen(body, "expect_current", &expect, &no_expect)) {
+	if (!admin_json_gen(body, "expect_current", 0, &expect, &no_expect)) {
 		admin_send_field_error(req, 400, "Bad Request", "INVALID", "expect_current",
-		    "the generation CURRENT is expected to name (a positive integer)");
+		    "the generation CURRENT is expected to name (an integer, 0 for none)");
 		goto out;
 	}
 	rv = store_gen_current(s->cfg.data_dir, &cur);

@@ -38,9 +38,9 @@ async function pageNights() {
   // (and only where the console was given vigild's admin endpoint)
   const isAdmin = me && me.role === 'admin' && r.data.set_current;
   const makeCurrent = async g => {
-    if (!confirm(`Make generation ${g.generation} current instead of ${r.data.current}? vigild switches to its features, thresholds and model within a second.`)) return;
+    if (!confirm(`Make generation ${g.generation} current instead of ${r.data.current || 'none'}? vigild switches to its features, thresholds and model within a second.`)) return;
     const x = await api('POST', '/api/generations/current', { generation: g.generation, expect_current: r.data.current, confirm: true, confirm_token: r.data.confirm_token });
-    if (x.ok) { say(`Generation ${x.data.current} is current (was ${x.data.previous})`); await pageNights(); }
+    if (x.ok) { say(`Generation ${x.data.current} is current (was ${x.data.previous || 'none'})`); await pageNights(); }
     else say(x.data.error || 'refused', true);
   };
   const detail = h('div', { id: 'nights-detail' });

@@ -2397,6 +2397,36 @@ test_generation_rollback(void **s)
 		free(text);
 	}
 	json_decref(o);
+
+	/* with none current (CURRENT removed), the page shows 0 and can still
+	 * roll forward: expect_current 0 names "none" and is refused once
+	 * one is current again */
+	snprintf(path, sizeof path, "%s/features/CURRENT", srv.datadir);
+	assert_int_equal(unlink(path), 0);
+	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "current")), 0);
+	json_decref(o);
+	{
+		char body[256];
+
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":-1,"
+		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g2, tok);
+		o = http_ok("POST", "/api/generations/current", ADAM, body, 400);
+		assert_string_equal(err_field(o), "expect_current");
+		json_decref(o);
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":0,"
+		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g2, tok);
+		o = http_ok("POST", "/api/generations/current", ADAM, body, 200);
+		assert_int_equal(json_integer_value(json_object_get(o, "previous")), 0);
+		assert_int_equal(json_integer_value(json_object_get(o, "current")), (json_int_t)g2);
+		json_decref(o);
+		wait_vigild_generation(g2);
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":0,"
+		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g1, tok);
+		o = http_ok("POST", "/api/generations/current", ADAM, body, 409);
+		assert_string_equal(err_field(o), "expect_current");
+		json_decref(o);
+	}
 }
 
 /* ---- back-tests within bounds (issue 28, row 4) ---- */
