@@ -87,6 +87,18 @@ vigil_client_errname(vigil_client_err err)
 }
 
 const char *
+vigil_client_errinfo_format(const vigil_client_errinfo *info, char *buf, size_t cap)
+{
+	int flen = (int)strnlen(info->field, sizeof info->field);
+
+	if (cap == 0)
+		return buf;
+	snprintf(buf, cap, "%.*s%s%.*s", flen, info->field, flen > 0 ? ": " : "",
+	    (int)strnlen(info->message, sizeof info->message), info->message);
+	return buf;
+}
+
+const char *
 vigil_client_decision_name(vigil_client_decision d)
 {
 	switch (d) {

@@ -55,10 +55,18 @@ typedef struct vigil_client_errinfo {
 	uint32_t         attempts;     /* requests sent (or tried) before giving up */
 	char             field[64];    /* offending field ("txn.currency"), or "" */
 	char             message[256]; /* one line saying what, never repeating field
-	                                * (print "field: message" when field is set);
+	                                * (vigil_client_errinfo_format prints both);
 	                                * starts with the replica URL when one was
 	                                * involved: "ipc:///x: timed out" */
 } vigil_client_errinfo;
+
+/*
+ * The one-line form of info, "field: message" (or the message alone when no
+ * field is set), written into buf (cut to cap - 1 bytes). Returns buf.
+ * sizeof(info->field) + sizeof(info->message) + 2 bytes hold any of them.
+ */
+const char *vigil_client_errinfo_format(const vigil_client_errinfo *info, char *buf,
+    size_t cap);
 
 /* Decisions; numeric values match vigil.v1.Decision. */
 typedef enum vigil_client_decision {

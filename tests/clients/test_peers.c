@@ -95,6 +95,33 @@ test_errors_have_names(void **state)
 	assert_string_equal(vigil_client_decision_name(VIGIL_CLIENT_DECISION_DECLINE), "decline");
 }
 
+/* The one-line form: "field: message", the message alone without a field,
+ * cut (terminated) to the buffer. */
+static void
+test_errinfo_format(void **state)
+{
+	vigil_client_errinfo info = { .code = VIGIL_CLIENT_EINVAL };
+	char line[sizeof info.field + sizeof info.message + 2], small[6];
+
+	(void) state;
+	snprintf(info.field, sizeof info.field, "txn.card_id");
+	snprintf(info.message, sizeof info.message, "required");
+	assert_string_equal(vigil_client_errinfo_format(&info, line, sizeof line),
+	    "txn.card_id: required");
+	assert_ptr_equal(vigil_client_errinfo_format(&info, small, sizeof small), small);
+	assert_string_equal(small, "txn.c");
+	info.field[0] = '\0';
+	assert_string_equal(vigil_client_errinfo_format(&info, line, sizeof line), "required");
+	/* the largest field and message fit the documented size */
+	memset(info.field, 'f', sizeof info.field - 1);
+	info.field[sizeof info.field - 1] = '\0';
+	memset(info.message, 'm', sizeof info.message - 1);
+	info.message[sizeof info.message - 1] = '\0';
+	vigil_client_errinfo_format(&info, line, sizeof line);
+	assert_int_equal(strlen(line), sizeof info.field - 1 + 2 + sizeof info.message - 1);
+	assert_memory_equal(line + sizeof info.field - 1, ": m", 3);
+}
+
 static void
 test_open_rejects_bad_urls(void **state)
 {
@@ -778,6 +805,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_errors_have_names),
+		cmocka_unit_test(test_errinfo_format),
 		cmocka_unit_test(test_open_rejects_bad_urls),
 		cmocka_unit_test(test_required_fields_checked_client_side),
 		cmocka_unit_test(test_good_reply_decoded),

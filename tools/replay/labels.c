@@ -120,8 +120,10 @@ rp_label_send(rp *r, const rp_label *l)
 		vigil_client_errinfo info;
 		vigil_client_err e = vigil_client_label(r->client, &req, NULL, &info);
 		if (e != VIGIL_CLIENT_OK) {
-			fprintf(stderr, "vigil-replay: label %s: %s%s%s\n", l->txn_id, info.field,
-			    info.field[0] != '\0' ? ": " : "", info.message);
+			char line[sizeof info.field + sizeof info.message + 2];
+
+			fprintf(stderr, "vigil-replay: label %s: %s\n", l->txn_id,
+			    vigil_client_errinfo_format(&info, line, sizeof line));
 			return VIGIL_EIO;
 		}
 	}

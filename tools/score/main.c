@@ -734,10 +734,11 @@ sc_score_one(vigil_client *c, const sc_args *a, json_t *obj)
 	err = vigil_client_score(c, &txn, &a->callopts, &res, &info);
 	if (err == VIGIL_CLIENT_EINVAL) {
 		/* a required flag or field is missing: the command line is wrong */
+		char line[sizeof info.field + sizeof info.message + 2];
+
 		if (obj == a->flags)
 			return sc_flag_error(info.field, info.message);
-		return sc_usage_error("%s%s%s", info.field, info.field[0] != '\0' ? ": " : "",
-		    info.message);
+		return sc_usage_error("%s", vigil_client_errinfo_format(&info, line, sizeof line));
 	}
 	if (err != VIGIL_CLIENT_OK) {
 		sc_print(sc_error_json(txn.txn_id, 0, vigil_client_errname(err), info.message, info.field));
