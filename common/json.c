@@ -391,6 +391,21 @@ json_has(const json_t *obj, const char *key)
 	return v != NULL && !json_is_null(v);
 }
 
+const char *
+vigil_txn_json_key(const json_t *obj, const char *field)
+{
+	static const char *const second[][2] = {
+		{ "event_time_ms", "event_time" },
+		{ "amount_minor", "amount" },
+	};
+
+	for (size_t i = 0; i < sizeof second / sizeof second[0]; i++)
+		if (strcmp(field, second[i][0]) == 0 && !json_has(obj, second[i][0]) &&
+		    json_has(obj, second[i][1]))
+			return second[i][1];
+	return field;
+}
+
 vigil_err
 vigil_txn_from_json_now(const json_t *obj, int64_t now_ms, vigil_txn *ret, vigil_errinfo *reterr)
 {

@@ -26,10 +26,18 @@
  * vigil_txn_validate); checks JSON types and string caps. VIGIL_EINVAL on
  * the first bad field, *reterr (may be NULL) filled: field = its key or
  * path ("currency", "location.latitude"; "" when obj is not an object),
- * msg = "field: reason" (it names the field too). *ret is written only on
- * VIGIL_OK. Unknown keys are ignored.
+ * msg = what is wrong (never repeating the field). *ret is written only on
+ * VIGIL_OK. An unknown key is refused (named in field).
  */
 vigil_err vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr);
+
+/*
+ * The key of the JSON transaction obj to name for a field of the decoded
+ * transaction (vigil_txn_validate's "event_time_ms", "amount_minor"): the
+ * second spelling ("event_time", "amount") when obj gave only that one, so
+ * an error names what the sender wrote; field itself otherwise.
+ */
+const char *vigil_txn_json_key(const json_t *obj, const char *field);
 
 /*
  * The event-time rule of every JSON reader (docs/protocol.md, "The

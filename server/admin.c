@@ -446,7 +446,8 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	if (vigil_txn_validate(&txn, &ei) != VIGIL_OK) {
 		char field[sizeof err.info.field];
 
-		snprintf(field, sizeof field, "txn.%.40s", ei.field);
+		/* "event_time" when that is what was sent, not event_time_ms */
+		snprintf(field, sizeof field, "txn.%.40s", vigil_txn_json_key(txnobj, ei.field));
 		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, field, "%s", ei.msg);
 		goto fail;
 	}
@@ -459,6 +460,14 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	srv_score_txn(s, a->w, rs, &txn, dry_run, out);
 	if (out->err.status != VIGIL__V1__STATUS__STATUS_OK) {
 		err = out->err;
+		/* the wire's field names the spelling this body used (an event
+		 * time too far ahead, given as "event_time") */
+		if (strncmp(err.info.field, "txn.", 4) == 0) {
+			const char *key = vigil_txn_json_key(txnobj, err.info.field + 4);
+
+			if (key != err.info.field + 4)
+				snprintf(err.info.field, sizeof err.info.field, "txn.%s", key);
+		}
 		goto fail;
 	}
 	hits = json_array();

@@ -596,6 +596,37 @@ test_json_two_spellings(void **state)
 	}
 }
 
+/* A check made after reading (vigil_txn_validate, the server's event-time
+ * window) names the key the sender wrote: "event_time" or "amount" when
+ * only the second spelling was given, the first one otherwise. */
+static void
+test_json_key_named(void **state)
+{
+	static const struct {
+		const char *text, *field, *want;
+	} cases[] = {
+		{ "{\"event_time\":\"2025-11-21T10:00:00Z\"}", "event_time_ms", "event_time" },
+		{ "{\"event_time_ms\":1}", "event_time_ms", "event_time_ms" },
+		{ "{\"event_time_ms\":1,\"event_time\":\"x\"}", "event_time_ms", "event_time_ms" },
+		{ "{\"amount\":\"1.00\"}", "amount_minor", "amount" },
+		{ "{\"amount_minor\":100}", "amount_minor", "amount_minor" },
+		{ "{\"amount\":\"1.00\"}", "currency", "currency" },
+		{ "{}", "event_time_ms", "event_time_ms" },
+	};
+	json_error_t jerr;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *o = json_loads(cases[i].text, 0, &jerr);
+
+		assert_non_null(o);
+		if (strcmp(vigil_txn_json_key(o, cases[i].field), cases[i].want) != 0)
+			fail_msg("%s, %s: named %s, not %s", cases[i].text, cases[i].field,
+			    vigil_txn_json_key(o, cases[i].field), cases[i].want);
+		json_decref(o);
+	}
+}
+
 /* A decimal amount too large for int64 minor units is refused with the
  * amount's own message, not wrapped around (CLF and UYW have 4 decimals:
  * 10^15 whole units would be 10^19 minor units). */
@@ -961,7 +992,7 @@ main(void)
 		cmocka_unit_test(test_haversine), cmocka_unit_test(test_json), cmocka_unit_test(test_json_errinfo),
 		cmocka_unit_test(test_json_unknown_key),
 		cmocka_unit_test(test_json_amount_overflow), cmocka_unit_test(test_json_amount_long),
-		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
+		cmocka_unit_test(test_json_two_spellings), cmocka_unit_test(test_json_key_named), cmocka_unit_test(test_json_number_strings), cmocka_unit_test(test_json_amount_real),
 		cmocka_unit_test(test_error_json), cmocka_unit_test(test_cli_parse),
 		cmocka_unit_test(test_cli_url_ok),
 		cmocka_unit_test(test_mem_populate), cmocka_unit_test(test_call_bounded),

@@ -362,6 +362,24 @@ test_admin_token(void **state)
 	    "\"duplicate\":false");
 	http_expect(s.admin_port, "GET", "/v1/rules", AUTH(TOKEN), NULL, 200,
 	    "\"version\":\"test-velocity-1\"");
+	/* a check after reading names the key the body used: "event_time"
+	 * (too far ahead of the clock; before 2000), "amount" (too large) */
+	http_expect(s.admin_port, "POST", "/v1/score", AUTH(TOKEN), "{\"txn_id\": \"adm-7\", "
+	    "\"card_id\": \"c-7\", \"merchant_id\": \"m-1\", \"amount_minor\": 1, "
+	    "\"currency\": \"EUR\", \"event_time\": \"2099-01-01T00:00:00Z\"}", 400,
+	    "\"where\":{\"field\":\"txn.event_time\"}");
+	http_expect(s.admin_port, "POST", "/v1/score", AUTH(TOKEN), "{\"txn_id\": \"adm-8\", "
+	    "\"card_id\": \"c-7\", \"merchant_id\": \"m-1\", \"amount_minor\": 1, "
+	    "\"currency\": \"EUR\", \"event_time\": \"1999-01-01T00:00:00Z\"}", 400,
+	    "\"where\":{\"field\":\"txn.event_time\"}");
+	http_expect(s.admin_port, "POST", "/v1/score", AUTH(TOKEN), "{\"txn_id\": \"adm-9\", "
+	    "\"card_id\": \"c-7\", \"merchant_id\": \"m-1\", \"amount\": \"1000000000000000\", "
+	    "\"currency\": \"JPY\", \"event_time_ms\": 1763700000000}", 400,
+	    "\"where\":{\"field\":\"txn.amount\"}");
+	http_expect(s.admin_port, "POST", "/v1/score", AUTH(TOKEN), "{\"txn_id\": \"adm-10\", "
+	    "\"card_id\": \"c-7\", \"merchant_id\": \"m-1\", \"amount_minor\": 1, "
+	    "\"currency\": \"EUR\", \"event_time_ms\": 4070908800000}", 400,
+	    "\"where\":{\"field\":\"txn.event_time_ms\"}");
 	http_expect(s.admin_port, "GET", "/nope", AUTH(TOKEN), NULL, 404,
 	    "{\"status\":\"NOT_FOUND\",");
 	http_expect(s.admin_port, "PUT", "/v1/score", AUTH(TOKEN), "{}", 405,
