@@ -91,6 +91,15 @@ for p in $VT_PROGS; do
 	"$x" stray-arg </dev/null >"$T/out" 2>"$T/err"; rc=$?
 	[ "$rc" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^$p: .*(see --help)\$" "$T/err" ||
 		fail "$p stray-arg: exit $rc, want 2 and one line '$p: ... (see --help)': $(cat "$T/err")"
+	# vigil-rules: each command words an unknown flag as every program does
+	if [ "$p" = vigil-rules ]; then
+		for sub in check fmt explain test features; do
+			"$x" "$sub" --no-such-flag </dev/null >"$T/out" 2>"$T/err"; rc=$?
+			want="$p $sub: --no-such-flag: unknown option or missing value (see --help)"
+			[ "$rc" -eq 2 ] && [ "$(cat "$T/err")" = "$want" ] ||
+				fail "$p $sub --no-such-flag: exit $rc, '$(cat "$T/err")' (want 2, '$want')"
+		done
+	fi
 
 	# every "-X, --long" (or "-X | --long") shown is the table's pair
 	grep -oE -- '(^|[[ ])-[A-Za-z](, | \| )--[a-z][a-z-]*' "$T/$p.help" |

@@ -108,7 +108,7 @@ exists() {
 		[ "$sub" = - ] && sub=
 		# shellcheck disable=SC2086 # $sub: no word or one
 		"$x" $sub "$2" --zz-one --zz-two </dev/null >"$T/probe" 2>&1
-		grep -qF -e "$2: unknown option" -e "unknown option '$2'" "$T/probe" || return 0
+		grep -qF -e "$2: unknown option" "$T/probe" || return 0
 	done
 	return 1
 }

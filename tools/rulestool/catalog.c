@@ -3,6 +3,7 @@
  * tools/rulestool/catalog.c - vigil-rules features: the feature table of
  * features/schema.def as text, Markdown (docs/features.md) or JSON.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,20 +26,26 @@ static const char *const features_usage =
 int
 cmd_features(int argc, char **argv)
 {
+	enum { OPT_MARKDOWN = 256 };
+	static const struct option longopts[] = {
+		VIGIL_CLI_JSON, { "markdown", no_argument, NULL, OPT_MARKDOWN }, VIGIL_CLI_HELP,
+		{ NULL, 0, NULL, 0 },
+	};
 	bool json = false, md = false;
+	int  c;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
-			json = true;
-		} else if (strcmp(argv[i], "--markdown") == 0) {
-			md = true;
-		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			return tool_help(features_usage);
-		} else {
-			return vigil_cli_usage_error("vigil-rules features", "unknown option '%s'",
-			    argv[i]);
+	/* the shared flag parser, so an unknown flag reads as in every command */
+	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case OPT_MARKDOWN: md = true; break;
+		case 'h': return tool_help(features_usage);
+		default: return vigil_cli_bad_option("vigil-rules features", argv);
 		}
 	}
+	if (optind < argc)
+		return vigil_cli_usage_error("vigil-rules features", "takes no argument ('%s')",
+		    argv[optind]);
 	if (json && md) {
 		return vigil_cli_usage_error("vigil-rules features",
 		    "--json and --markdown exclude each other");
