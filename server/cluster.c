@@ -20,6 +20,14 @@
  * resumes after the last delivered one when NATS comes back; a sequence
  * at or below the last handled is skipped); this replica's own messages
  * are skipped (its archive has them). Observations go to store_db_observe.
+ *
+ * The stream lost (every NATS node's store gone): a publish finds no
+ * stream, and the publisher thread checks the stream every few seconds
+ * anyway (a replica with no traffic publishes nothing). Missing, it is
+ * created again; created again (another creation time), the subscription
+ * is replaced by one from the new stream's start, its sequences counted
+ * from 0 again; the old one's messages are ignored from then on (its
+ * epoch). What was applied stays applied.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -41,11 +49,21 @@
 #define CLUSTER_STOP_FLUSH_MS 2000
 #define CLUSTER_LINGER_US     2000 /* the oldest of a short batch waits this long */
 #define CLUSTER_DROP_WINDOW_MS (24 * 3600 * 1000LL) /* the longest entity window */
+#define CLUSTER_CHECK_MS      2000 /* is the stream still the one subscribed to? */
 
 const double srv_cluster_delay_le[SRV_CLUSTER_DELAY_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 	2.5, 10, 60, 600,
 };
+
+/* One subscription's callback argument: its epoch, to ignore what a
+ * replaced subscription still delivers. Freed at stop (nats.c may call a
+ * replaced subscription's callback until then). */
+typedef struct cluster_subarg {
+	struct srv_cluster     *c;
+	uint64_t                epoch;
+	struct cluster_subarg  *next;
+} cluster_subarg;
 
 struct srv_cluster {
 	srv_server      *s;
@@ -60,6 +78,8 @@ struct srv_cluster {
 	natsConnection  *nc;
 	jsCtx           *js;
 	natsSubscription *sub;
+	int64_t          stream_created; /* the subscribed stream's creation time (ns) */
+	cluster_subarg  *subargs;        /* every subscription's, newest first */
 
 	/* the queue: ring of cap observations, head = oldest */
 	pthread_mutex_t  mu;
@@ -75,6 +95,7 @@ struct srv_cluster {
 	bool             closing;
 	srv_obs         *rx;           /* decode scratch, SRV_OBS_BATCH_MAX */
 	uint64_t         last_seq;
+	uint64_t         epoch;         /* the current subscription's */
 
 	_Atomic uint64_t published, applied, dropped, pub_failures, bad_messages;
 	_Atomic uint64_t lag, last_seq_pub;
@@ -148,7 +169,8 @@ cluster_delay_observe(srv_cluster *c, int64_t delay_us)
 static void
 cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
-	srv_cluster   *c = arg;
+	cluster_subarg *sa = arg;
+	srv_cluster   *c = sa->c;
 	jsMsgMetaData *meta = NULL;
 	const char    *subj = natsMsg_GetSubject(msg);
 	size_t         sl = strlen(subj), ol = strlen(c->subject);
@@ -162,7 +184,9 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 		return; /* not a JetStream message (a flow control reply is handled by nats.c) */
 	}
 	pthread_mutex_lock(&c->apply_mu);
-	if (c->closing || meta->Sequence.Stream <= c->last_seq)
+	if (c->closing || sa->epoch != c->epoch)
+		goto out; /* a replaced subscription's (the stream was created again) */
+	if (meta->Sequence.Stream <= c->last_seq)
 		goto out; /* redelivered after a consumer reset: handled already */
 	c->last_seq = meta->Sequence.Stream;
 	atomic_store(&c->last_seq_pub, c->last_seq);
@@ -195,6 +219,28 @@ out:
 /* ------------------------------------------------------------------ */
 /* The stream and the subscription, once NATS answers (publisher thread). */
 
+/* Retires the subscription: what it still delivers is ignored. Publisher
+ * thread. */
+static void
+cluster_unsubscribe(srv_cluster *c)
+{
+	if (c->sub == NULL)
+		return;
+	pthread_mutex_lock(&c->apply_mu);
+	c->epoch++;
+	pthread_mutex_unlock(&c->apply_mu);
+	natsSubscription_Unsubscribe(c->sub);
+	natsSubscription_Destroy(c->sub);
+	c->sub = NULL;
+}
+
+/*
+ * Makes sure the stream exists (creating it if missing) and that the
+ * subscription reads the stream as it is now: none yet, or the stream was
+ * created again since (lost, then created by this replica or another),
+ * subscribes from its start. Publisher thread; at start-up and every
+ * CLUSTER_CHECK_MS after.
+ */
 static vigil_err
 cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 {
@@ -203,10 +249,16 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	jsSubOptions   so;
 	jsErrCode      jerr = 0;
 	const char    *subjects[1] = { c->filter };
+	cluster_subarg *sa;
+	int64_t        created = 0;
+	bool           made = false;
 	natsStatus     st;
 
 	st = js_GetStreamInfo(&si, c->js, c->stream, NULL, &jerr);
 	if (st == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+		/* nothing the old subscription delivers from now on is of the
+		 * stream it read, whoever creates the next one */
+		cluster_unsubscribe(c);
 		jsStreamConfig_Init(&sc);
 		sc.Name = c->stream;
 		sc.Subjects = subjects;
@@ -217,29 +269,59 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 		sc.Duplicates = 120LL * 1000000000LL; /* a retried batch's id window */
 		jerr = 0;
 		st = js_AddStream(&si, c->js, &sc, NULL, &jerr);
-		if (st != NATS_OK && jerr == JSStreamNameExistErr)
-			st = NATS_OK; /* another replica made it meanwhile */
+		made = st == NATS_OK;
+		if (st != NATS_OK && jerr == JSStreamNameExistErr) {
+			jerr = 0; /* another replica made it meanwhile */
+			st = js_GetStreamInfo(&si, c->js, c->stream, NULL, &jerr);
+		}
 	}
+	if (st == NATS_OK && si != NULL)
+		created = si->Created;
 	jsStreamInfo_Destroy(si);
 	if (st != NATS_OK) {
 		snprintf(err, errlen, "stream %s: %s (%s, JetStream error %d)", c->stream,
 		    natsStatus_GetText(st), nats_GetLastError(NULL), (int)jerr);
 		return VIGIL_EIO;
 	}
-	if (c->sub != NULL)
+	if (c->sub != NULL && created == c->stream_created)
 		return VIGIL_OK;
+	if (c->stream_created != 0) {
+		srv_log("cluster: stream %s was created again%s (what it held is lost): applying "
+		    "the new one from its start; what was applied stays", c->stream,
+		    made ? " by this replica" : "");
+		cluster_unsubscribe(c);
+		pthread_mutex_lock(&c->apply_mu);
+		c->last_seq = 0; /* the new stream counts from 1 */
+		pthread_mutex_unlock(&c->apply_mu);
+	}
+	sa = calloc(1, sizeof *sa);
+	if (sa == NULL) {
+		snprintf(err, errlen, "subscribe %s: out of memory", c->filter);
+		return VIGIL_ENOMEM;
+	}
+	pthread_mutex_lock(&c->apply_mu);
+	sa->c = c;
+	sa->epoch = c->epoch;
+	sa->next = c->subargs;
+	c->subargs = sa;
+	pthread_mutex_unlock(&c->apply_mu);
 	jsSubOptions_Init(&so);
 	so.Stream = c->stream;
 	so.Ordered = true;
 	so.Config.DeliverPolicy = js_DeliverAll;
 	jerr = 0;
-	st = js_Subscribe(&c->sub, c->js, c->filter, cluster_on_msg, c, NULL, &so, &jerr);
+	st = js_Subscribe(&c->sub, c->js, c->filter, cluster_on_msg, sa, NULL, &so, &jerr);
 	if (st != NATS_OK) {
 		c->sub = NULL;
+		pthread_mutex_lock(&c->apply_mu); /* never called back: not kept */
+		c->subargs = sa->next;
+		pthread_mutex_unlock(&c->apply_mu);
+		free(sa);
 		snprintf(err, errlen, "subscribe %s: %s (%s, JetStream error %d)", c->filter,
 		    natsStatus_GetText(st), nats_GetLastError(NULL), (int)jerr);
 		return VIGIL_EIO;
 	}
+	c->stream_created = created;
 	/* a big backlog after a restart: let nats.c hold it, the callback keeps up */
 	natsSubscription_SetPendingLimits(c->sub, -1, -1);
 	srv_log("cluster: replica %s of cluster %s: publishing on %s, applying %s from the "
@@ -307,7 +389,7 @@ cluster_thread(void *arg)
 	uint8_t     *buf = malloc(SRV_OBS_MSG_MAX);
 	uint32_t     nb = 0;
 	uint64_t     bseq = 0;
-	int64_t      stop_at = 0;
+	int64_t      stop_at = 0, next_check = 0;
 	char         err[320], id[96];
 	bool         logged = false;
 
@@ -355,6 +437,7 @@ cluster_thread(void *arg)
 			if (atomic_load(&c->connected) && cluster_setup_js(c, err, sizeof err) == VIGIL_OK) {
 				atomic_store(&c->ready_js, true);
 				logged = false;
+				next_check = vigil_now_ms() + CLUSTER_CHECK_MS;
 			} else {
 				if (atomic_load(&c->connected) && !logged) {
 					srv_log("cluster: %s; retrying", err);
@@ -365,6 +448,18 @@ cluster_thread(void *arg)
 					cluster_wait(c, CLUSTER_RETRY_MS);
 				pthread_mutex_unlock(&c->mu);
 				continue;
+			}
+		}
+		/* The stream lost and made again (by this replica: missing here;
+		 * by another: created at another time) is subscribed to anew. */
+		if (!c->stop && atomic_load(&c->connected) && vigil_now_ms() >= next_check) {
+			next_check = vigil_now_ms() + CLUSTER_CHECK_MS;
+			if (cluster_setup_js(c, err, sizeof err) != VIGIL_OK) {
+				if (!logged)
+					srv_log("cluster: %s; retrying", err);
+				logged = true;
+			} else {
+				logged = false;
 			}
 		}
 		if (nb == 0)
@@ -385,6 +480,9 @@ cluster_thread(void *arg)
 			continue;
 		}
 		atomic_fetch_add(&c->pub_failures, 1);
+		/* no stream takes the subject: look at it now, not in 2 s */
+		if (st == NATS_NO_RESPONDERS || jerr == JSStreamNotFoundErr)
+			next_check = 0;
 		pthread_mutex_lock(&c->mu);
 		snprintf(c->pub_error, sizeof c->pub_error, "%s (JetStream error %d)",
 		    natsStatus_GetText(st), (int)jerr);
@@ -532,6 +630,12 @@ srv_cluster_stop(srv_cluster *c)
 	}
 	/* nats.c's threads are gone when this returns: nothing calls back */
 	nats_CloseAndWait(2000);
+	while (c->subargs != NULL) {
+		cluster_subarg *next = c->subargs->next;
+
+		free(c->subargs);
+		c->subargs = next;
+	}
 	pthread_mutex_destroy(&c->apply_mu);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);

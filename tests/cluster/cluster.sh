@@ -17,7 +17,11 @@
 #   - with NATS unreachable from the start and a queue of 10, a replica
 #     scores, is ready and degraded, and counts what it dropped;
 #   - a message on the cluster's subjects that does not decode is skipped,
-#     counted and logged with its subject, sequence and offset.
+#     counted and logged with its subject, sequence and offset;
+#   - the stream lost (NATS restarted with every node's store deleted): the
+#     replicas create it again and go on sharing, a replica with no traffic
+#     of its own included (it publishes nothing, so only its periodic look
+#     at the stream finds it new).
 # Feature values are read through rules: one rule per value of each
 # feature up to 130 ("dev_dc_K when vel.device.distinct_cards_24h >= K"), so the
 # number of a feature's rules that fire is its value.
@@ -77,13 +81,13 @@ stop_checked() {
 	done
 } >"$D/probe.rules"
 
-# ---- traffic: three parts, event times within the last hour ----
+# ---- traffic: four parts, event times within the last hour ----
 python3 - "$D" <<'EOF'
 import json, sys, time
 d = sys.argv[1]
 base = int(time.time() * 1000) - 50 * 60 * 1000
 i = 0
-for part in (1, 2, 3):
+for part in (1, 2, 3, 4):
     with open(f"{d}/t{part}.jsonl", "w") as f:
         for j in range(40):
             card = (i * 7) % 30
@@ -319,6 +323,36 @@ until [ "$(metric b vigil_cluster_applied_total)" -eq \
 	i=$((i + 1)); [ "$i" -lt 1200 ] || cl_fail "restarted replica b did not catch up"; sleep 0.1
 done
 check_all "after replica b was killed and restarted"
+
+# ---- the stream lost: every NATS node's store deleted ----
+pa=$(metric a vigil_cluster_published_total) pc=$(metric c vigil_cluster_published_total)
+aa=$(metric a vigil_cluster_applied_total) ab=$(metric b vigil_cluster_applied_total)
+ac=$(metric c vigil_cluster_applied_total)
+nats_stop
+rm -rf "$D/js1" "$D/js2" "$D/js3"
+nats_start 1; nats_start 2; nats_start 3
+# through a and c only: b scores nothing, so publishes nothing
+URLS="ipc://$D/a.ipc ipc://$D/c.ipc"
+send "$D/t4.jsonl"
+i=0
+while :; do
+	da=$(( $(metric a vigil_cluster_published_total) - pa ))
+	dc=$(( $(metric c vigil_cluster_published_total) - pc ))
+	[ $((da + dc)) -eq 40 ] && [ "$(metric b vigil_cluster_applied_total)" -eq $((ab + 40)) ] &&
+	    [ "$(metric a vigil_cluster_applied_total)" -eq $((aa + dc)) ] &&
+	    [ "$(metric c vigil_cluster_applied_total)" -eq $((ac + da)) ] && break
+	i=$((i + 1))
+	[ "$i" -lt 600 ] || cl_fail "stream lost: after 60 s published $da (a) + $dc (c) of 40, applied $(( $(metric a vigil_cluster_applied_total) - aa ))/$(( $(metric b vigil_cluster_applied_total) - ab ))/$(( $(metric c vigil_cluster_applied_total) - ac )) (a/b/c)"
+	sleep 0.1
+done
+grep -q "cluster: stream VIGIL_vt was created again" "$D/b.log" ||
+    cl_fail "replica b: no line saying the stream was created again"
+got_a=$(probe "ipc://$D/a.ipc") got_b=$(probe "ipc://$D/b.ipc") got_c=$(probe "ipc://$D/c.ipc")
+{ [ "$got_a" = "$got_b" ] && [ "$got_b" = "$got_c" ]; } ||
+    cl_fail "stream lost: the replicas disagree: a $got_a, b $got_b, c $got_c"
+[ "$got_a" != "$WANT" ] || cl_fail "stream lost: the fourth part counted nowhere: $got_a"
+echo "cluster: the stream lost and created again: every replica applies the others' new traffic"
+URLS="ipc://$D/a.ipc ipc://$D/b.ipc ipc://$D/c.ipc"
 stop_checked "$PID_a" "$D/a.log"
 stop_checked "$PID_b" "$D/b.log"
 stop_checked "$PID_c" "$D/c.log"
