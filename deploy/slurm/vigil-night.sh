@@ -7,21 +7,25 @@
 # succeeded (--dependency=afterok) merging the partial files into a
 # generation and installing it on every replica (vigil-merge.sbatch).
 #
-#   vigil-night.sh [--as-of DATE] [--wait]
+#   vigil-night.sh [--as-of DATE] [--force] [--wait]
 #
 # Configuration, from the environment (or /etc/vigil/night.env, read first
 # if it exists; sbatch passes the environment to the jobs):
 #   VIGIL_ARCHIVES   the shipped location: one subdirectory per replica
 #                    ([store] ship_command = vigil-ship %p $VIGIL_ARCHIVES/%r)
 #   VIGIL_BUILD      a data directory on shared storage where the generation
-#                    is built (partial files go to $VIGIL_BUILD/parts/AS_OF/)
+#                    is built (partial files go to $VIGIL_BUILD/parts/AS_OF/JOB/,
+#                    JOB the partitions' job id, removed once merged)
 #   VIGIL_REPLICAS   the replicas' data directories as the merge job's node
 #                    sees them, space-separated (may be empty: replicas then
 #                    pull at start, vigil-install-generation)
 #   VIGIL_RULES      the rule file the replicas serve (thresholds tuned)
 #   VIGIL_PARTS      partitions (array tasks), default 3
 #   VIGIL_REBUILD_OPTS  more vigil-rebuild options for the partitions
-#                    (--window, --threads, model options), default none
+#                    (--window, --threads, --train-window, --label-maturity,
+#                    --labelled-only), default none
+#   VIGIL_MERGE_OPTS more vigil-rebuild options for the merge (--keep,
+#                    --threads, --no-model), default none
 #   VIGIL_SBATCH_OPTS   more sbatch options for both jobs (--partition,
 #                    --account, --mem ...), default none
 #   VIGIL_BIN        where vigil-rebuild and vigil-install-generation are,
@@ -30,7 +34,11 @@
 #                    idle instead of spinning on the node's cores (as
 #                    deploy/vigil-rebuild.service)
 # --as-of defaults to today 00:00 UTC, fixed here so that every task builds
-# the same night. --wait waits for the merge job and exits with its status.
+# the same night. --force builds it again when that date is already built
+# (the merge's --force: after late labels, or segments shipped late).
+# --wait waits for the merge job and exits with its status. Merges run one
+# at a time (--dependency singleton: a night submitted while another runs
+# merges after it).
 # Prints the two job ids. Exit 0 submitted (or with --wait: merged and
 # installed), 1 failed, 2 usage.
 set -eu
@@ -39,12 +47,13 @@ me=vigil-night
 [ -f /etc/vigil/night.env ] && . /etc/vigil/night.env
 here=$(cd "$(dirname "$0")" && pwd)
 asof=$(date -u +%Y-%m-%d)
-wait=
+wait='' force=''
 while [ $# -gt 0 ]; do
 	case $1 in
 	--as-of) [ $# -ge 2 ] || { echo "$me: --as-of needs a date" >&2; exit 2; }; asof=$2; shift 2 ;;
 	--wait) wait=1; shift ;;
-	-h|--help) sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--force) force=--force; shift ;;
+	-h|--help) sed -n '3,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "$me: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -58,12 +67,11 @@ case $VIGIL_PARTS in
 esac
 export VIGIL_ARCHIVES VIGIL_BUILD VIGIL_RULES VIGIL_PARTS
 export VIGIL_REPLICAS="${VIGIL_REPLICAS:-}" VIGIL_REBUILD_OPTS="${VIGIL_REBUILD_OPTS:-}"
+export VIGIL_MERGE_OPTS="$force ${VIGIL_MERGE_OPTS:-}"
 export VIGIL_BIN="${VIGIL_BIN:-/usr/local/bin}" VIGIL_AS_OF="$asof"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 mkdir -p "$VIGIL_BUILD/parts/$asof" "$VIGIL_BUILD/logs" ||
 	{ echo "$me: $VIGIL_BUILD: cannot create parts/ and logs/" >&2; exit 1; }
-# Partial files of an earlier attempt of this night would be merged too.
-rm -f "$VIGIL_BUILD/parts/$asof"/part-*.vpart
 
 # shellcheck disable=SC2086 # VIGIL_SBATCH_OPTS: several options
 parts=$(sbatch --parsable ${VIGIL_SBATCH_OPTS:-} --job-name=vigil-part \
@@ -72,7 +80,8 @@ parts=$(sbatch --parsable ${VIGIL_SBATCH_OPTS:-} --job-name=vigil-part \
 parts=${parts%%;*}
 # shellcheck disable=SC2086
 merge=$(sbatch --parsable ${VIGIL_SBATCH_OPTS:-} --job-name=vigil-merge \
-    --dependency="afterok:$parts" --kill-on-invalid-dep=yes \
+    --dependency="afterok:$parts,singleton" --kill-on-invalid-dep=yes \
+    --export="ALL,VIGIL_PARTS_JOB=$parts" \
     --output="$VIGIL_BUILD/logs/merge-$asof.log" \
     "$here/vigil-merge.sbatch") || { echo "$me: sbatch of the merge failed" >&2; exit 1; }
 merge=${merge%%;*}

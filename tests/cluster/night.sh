@@ -18,7 +18,17 @@
 #     byte for byte (card, merchant, terminal and threshold tables, model);
 #   - the two running replicas serve the new generation (hot swap), and the
 #     third, stopped during the night, gets it at start
-#     (vigil-install-generation before vigild, as the unit's drop-in does).
+#     (vigil-install-generation before vigild, as the unit's drop-in does);
+#   - a night whose partition 1 fails: the merge job is cancelled, --wait
+#     exits 1, no generation changes anywhere, the failed night's partial
+#     files are kept;
+#   - two nights of the same date submitted at once with --force: both
+#     succeed, merged one after the other (two new generations, the same
+#     tables), each merged night's partial files removed;
+#   - the Kubernetes CronJob's script (deploy/k8s/night.yaml, its paths
+#     moved into this directory) run as pods 0, 1 and 2 of an Indexed Job,
+#     pod 0 first: it waits for the other two, merges (MERGE_OPTS=--force)
+#     the same tables, and ignores partial files of an earlier Job.
 # Skipped (exit 77) where nats-server or Slurm (slurmctld, slurmd, munged,
 # sbatch) is missing.
 set -eu
@@ -334,6 +344,91 @@ start r3
 # once more: nothing to do
 "$S/deploy/vigil-install-generation" "$D/build" "$D/r3" ||
     nt_fail "a second install of the same generation failed"
+echo "night: every replica serves generation $GENN"
+
+# ---- a partition fails: no merge, nothing changes ----
+mkdir -p "$D/badbin"
+cat >"$D/badbin/vigil-rebuild" <<EOT
+#!/bin/sh
+for a; do [ "\$a" = 1/3 ] && { echo "vigil-rebuild: partition 1 fails (test)" >&2; exit 1; }; done
+exec "$B/batch/vigil-rebuild" "\$@"
+EOT
+chmod +x "$D/badbin/vigil-rebuild"
+ln -s "$S/deploy/vigil-install-generation" "$D/badbin/vigil-install-generation"
+night() { # night BIN LOG: vigil-night.sh --force --wait for today, every replica
+	VIGIL_ARCHIVES="$D/shared" VIGIL_BUILD="$D/build" VIGIL_REPLICAS="$D/r1 $D/r2 $D/r3" \
+	    VIGIL_RULES="$RULES" VIGIL_PARTS=3 VIGIL_BIN="$1" VIGIL_REBUILD_OPTS="--threads 1" \
+	    VIGIL_MERGE_OPTS="--threads 1" "$S/deploy/slurm/vigil-night.sh" --as-of "$TODAY" \
+	    --force --wait >"$2" 2>&1
+}
+cur_all() { for d in build r1 r2 r3; do cat "$D/$d/features/CURRENT"; done | tr '\n' ' '; }
+before=$(cur_all)
+if night "$D/badbin" "$D/bad.log"; then nt_fail "a night with a failed partition succeeded"; fi
+grep -q "merge job [0-9]* ended CANCELLED" "$D/bad.log" ||
+    nt_fail "failed partition: the merge job was not cancelled: $(cat "$D/bad.log")"
+[ "$(cur_all)" = "$before" ] || nt_fail "failed partition: CURRENT changed: $before -> $(cur_all)"
+badjob=$(sed -n 's/.*partitions job \([0-9]*\) .*/\1/p' "$D/bad.log")
+[ -f "$D/build/parts/$TODAY/$badjob/part-0.vpart" ] && [ ! -f "$D/build/parts/$TODAY/$badjob/part-1.vpart" ] ||
+    nt_fail "failed partition: partial files of job $badjob: $(ls -R "$D/build/parts")"
+echo "night: a failed partition: merge cancelled, no generation changed"
+
+# ---- two nights of one date at once, forced: both merge, one after the other ----
+night "$D/bin" "$D/n1.log" &
+N1P=$!
+night "$D/bin" "$D/n2.log" &
+N2P=$!
+st1=0 st2=0
+wait "$N1P" || st1=$?
+wait "$N2P" || st2=$?
+[ "$st1" -eq 0 ] && [ "$st2" -eq 0 ] ||
+    nt_fail "two nights at once: exit $st1 and $st2: $(cat "$D/n1.log" "$D/n2.log")"
+want="gen-$(printf %06d $((GENN + 2)))"
+for d in build r1 r2 r3; do
+	[ "$(cat "$D/$d/features/CURRENT")" = "$want" ] || nt_fail "two nights at once: $d: $(cat "$D/$d/features/CURRENT"), want $want"
+done
+# (the thresholds move on from the previous generation's: not compared)
+for db in card merchant terminal; do
+	mdb_dump -s "$db" "$D/build/features/$want" >"$D/again.$db" || nt_fail "mdb_dump $db ($want)"
+	cmp -s "$D/night.$db" "$D/again.$db" || nt_fail "table $db: $want differs from generation $GENN"
+done
+[ "$(ls "$D/build/parts/$TODAY")" = "$badjob" ] ||
+    nt_fail "merged nights' partial files not removed: $(ls "$D/build/parts/$TODAY")"
+for r in r1 r2 r3; do
+	wait_for "$r serving $want" sh -c "[ \"\$(curl -sf http://127.0.0.1:$(admin_of $r)/healthz | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"features_generation\"])')\" = $((GENN + 2)) ]"
+done
 for r in r1 r2 r3; do stop "$r"; done
 PIDS=""
-echo "night: OK: every replica serves generation $GENN"
+echo "night: two nights at once merged one after the other; every replica serves generation $((GENN + 2))"
+
+# ---- the Kubernetes Job's script: three pods of an Indexed Job ----
+python3 - "$S/deploy/k8s/night.yaml" "$D" >"$D/k8s-night.sh" <<'PY' || nt_fail "no script in night.yaml"
+import sys, yaml
+cj = yaml.safe_load(open(sys.argv[1]))
+c = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+script = c["command"][c["command"].index("-c") + 1]
+print(script.replace("/srv/vigil-build", sys.argv[2] + "/build")
+      .replace("/srv/vigil-archive", sys.argv[2] + "/shared"))
+PY
+# an earlier Job's partial files, damaged: never to be merged by this one
+printf 'damaged' >"$D/build/parts/$TODAY/part-1.vpart"
+printf 'damaged' >"$D/build/parts/$TODAY/part-2.vpart"
+pod() { # pod I: the Job's container, index I
+	PATH="$D/bin:$PATH" JOB_COMPLETION_INDEX=$1 PARTS=3 RULES="$RULES" MERGE_OPTS=--force \
+	    JOB=vigil-night-test OMP_WAIT_POLICY=passive sh "$D/k8s-night.sh" >"$D/pod-$1.log" 2>&1
+}
+pod 0 &
+P0=$!
+pod 1 || nt_fail "k8s pod 1: $(cat "$D/pod-1.log")"
+pod 2 || nt_fail "k8s pod 2: $(cat "$D/pod-2.log")"
+st=0
+wait "$P0" || st=$?
+[ "$st" -eq 0 ] || nt_fail "k8s pod 0 exited $st: $(cat "$D/pod-0.log")"
+want="gen-$(printf %06d $((GENN + 3)))"
+[ "$(cat "$D/build/features/CURRENT")" = "$want" ] ||
+    nt_fail "k8s night: CURRENT $(cat "$D/build/features/CURRENT"), want $want"
+for db in card merchant terminal; do
+	mdb_dump -s "$db" "$D/build/features/$want" >"$D/k8s.$db" || nt_fail "mdb_dump $db ($want)"
+	cmp -s "$D/night.$db" "$D/k8s.$db" || nt_fail "table $db: the k8s night differs from generation $GENN"
+done
+[ ! -e "$D/build/parts/$TODAY/vigil-night-test" ] || nt_fail "k8s night: its partial files not removed"
+echo "night: OK: the Kubernetes Job's script builds the same night"
