@@ -10,6 +10,12 @@ workload and names ports they have; every volume mount, claim, ConfigMap and
 Secret is defined (the one Secret made by hand is listed here); the shell
 scripts in the manifests pass `sh -n`; the vigild.ini of the ConfigMap passes
 `vigild --check-config`; the commands run are programs the build installs.
+Every pod meets the Pod Security Standard "restricted" (non-root, seccomp
+RuntimeDefault, no privilege escalation, every capability dropped); the
+init container that pulls the night exits 0 on a first day (no night built
+yet: vigild must start); the state a program keeps (--data, --state) is on
+a PersistentVolumeClaim; the replicas stay ready when degraded (card-routed:
+docs/security.md, "Readiness").
 
     test_k8s.py SOURCE_ROOT VIGILD RULES
 
@@ -78,9 +84,33 @@ def pod_spec(kind, d):
     return d["spec"]["template"]
 
 
+def run_init(where, c):
+    """Runs an init container's command as on the first day: empty
+    volumes, the deploy/ scripts on PATH. It must let the pod start."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = []
+        for a in c["command"]:
+            for m in c.get("volumeMounts", []):
+                d = os.path.join(tmp, m["name"])
+                os.makedirs(d, exist_ok=True)
+                a = a.replace(m["mountPath"], d)
+            cmd.append(a)
+        env = dict(os.environ, PATH=os.path.join(SRC, "deploy") + ":" + os.environ["PATH"])
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            err(f"{where}: init container {c['name']} exits {r.returncode} with nothing built "
+                f"yet, so the pod never starts: {r.stderr.strip()}")
+
+
 def check_pod(where, tmpl, claim_templates=()):
     spec = tmpl["spec"]
     vols = {v["name"]: v for v in spec.get("volumes", [])}
+    psc = spec.get("securityContext", {})
+    if not psc.get("runAsNonRoot") or psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        err(f"{where}: pod securityContext: runAsNonRoot and seccompProfile RuntimeDefault "
+            "(Pod Security Standard restricted)")
+    for c in spec.get("initContainers", []):
+        run_init(where, c)
     for v in vols.values():
         if "persistentVolumeClaim" in v and v["persistentVolumeClaim"]["claimName"] not in pvcs:
             err(f"{where}: volume {v['name']}: no PersistentVolumeClaim "
@@ -104,9 +134,22 @@ def check_pod(where, tmpl, claim_templates=()):
             r = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True)
             if r.returncode != 0:
                 err(f"{cw}: sh -n: {r.stderr.strip()}")
+        csc = c.get("securityContext", {})
+        if csc.get("allowPrivilegeEscalation") is not False or \
+                csc.get("capabilities", {}).get("drop") != ["ALL"]:
+            err(f"{cw}: securityContext: allowPrivilegeEscalation false and capabilities "
+                "drop [ALL] (Pod Security Standard restricted)")
         for m in c.get("volumeMounts", []):
             if m["name"] not in vols and m["name"] not in claim_templates:
                 err(f"{cw}: mounts {m['name']}, which is no volume")
+        # the state a program keeps outlives the pod
+        for flag in ("--data", "--state"):
+            if cmd and flag in cmd:
+                path = cmd[cmd.index(flag) + 1]
+                ms = [m for m in c.get("volumeMounts", []) if m["mountPath"] == path]
+                v = vols.get(ms[0]["name"], {}) if ms else {}
+                if not ms or not ("persistentVolumeClaim" in v or ms[0]["name"] in claim_templates):
+                    err(f"{cw}: {flag} {path} is not on a PersistentVolumeClaim (lost with the pod)")
         for p in c.get("ports", []):
             ports.add(p.get("name"))
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
@@ -180,6 +223,13 @@ if cm:
         if r.returncode != 0:
             err(f"ConfigMap vigild-config: vigild --check-config: exit {r.returncode}: "
                 f"{r.stderr.strip()}")
+        r = subprocess.run([VIGILD, "--config", ini, "--data", tmp, "--rules", RULES,
+                            "--replica", "vigild-0", "--check-config"],
+                           capture_output=True, text=True)
+        if "ready_when_degraded true" not in r.stdout:
+            err("ConfigMap vigild-config: [health] ready_when_degraded must be true: the "
+                "clients route cards to replicas by name and an unready pod leaves the "
+                "headless Service's DNS (docs/security.md, \"Readiness\")")
 
 if errors:
     for e in errors:
