@@ -4,9 +4,9 @@
  * counted from the bufferevent evhttp asks for to its close callback, the
  * listener stopped at the cap, unparsed input capped by a read watermark, an
  * optional whole-request deadline, an optional cap per client address, and
- * libevent's HTML 413 page replaced by the program's JSON one (evconn.h
- * says why that is done on the output buffer). The other trick: libevent
- * 2.1 gives no way to learn
+ * libevent's own HTML error pages replaced by the program's JSON ones
+ * (evconn.h says which pages, and why that is done on the output buffer).
+ * The other trick: libevent 2.1 gives no way to learn
  * which evhttp_connection a bufferevent becomes, except that evhttp sets the
  * connection as the bufferevent's callback argument right after our
  * callback returns; a zero-timeout event, activated in our callback, runs
@@ -29,6 +29,41 @@
 #include "evconn.h"
 #include "hashtab.h"
 
+/*
+ * libevent 2.1's own error pages (http.c, evhttp_send_error before any
+ * callback of ours; evconn.h says when each is sent) and the error code and
+ * message of the JSON reply that replaces each. The reason phrase is ours
+ * (libevent 2.1 says "Request Entity Too Large" for 413).
+ */
+static const struct evconn_page {
+	int         status;
+	const char *reason;
+	const char *code;    /* docs/tools.md, "JSON errors" */
+	const char *message; /* the program may say better (page_body) */
+} evconn_pages[] = {
+	{ 400, "Bad Request", "MALFORMED",
+	  "the request line or a header does not parse, or the headers are too long" },
+	{ 413, "Payload Too Large", "TOO_BIG",
+	  "the request body is over the size limit, or its chunks do not parse" },
+	{ 417, "Expectation Failed", "INVALID",
+	  "an Expect header other than \"100-continue\"" },
+	{ 501, "Not Implemented", "METHOD_NOT_ALLOWED",
+	  "the method is not one this server answers" },
+};
+
+/* evhttp_send_error's page: status, reason, reason (libevent 2.1.12). */
+#define EVCONN_PAGE "<HTML><HEAD>\n<TITLE>%d %.*s</TITLE>\n</HEAD><BODY>\n<H1>%.*s</H1>\n" \
+	"</BODY></HTML>\n"
+
+/* The reply replacing a page: status, reason, the extra header lines, the
+ * body's length, the body. "HTTP/1.1": its last digit is the page's. */
+#define EVCONN_REPLY "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n%s" \
+	"Connection: close\r\nContent-Length: %zu\r\n\r\n%s"
+
+#define EVCONN_PAGE_MAX 1024 /* a page's bytes, headers included, at most */
+
+#define EVCONN_NPAGES ((int)(sizeof evconn_pages / sizeof evconn_pages[0]))
+
 /* Connections open from one IP address (max_per_addr). */
 typedef struct evconn_addr {
 	struct {
@@ -49,9 +84,9 @@ typedef struct evconn_conn {
 	void                    (*on_close)(void *arg);
 	void                     *on_close_arg;
 	evconn_addr              *addr;     /* its client's count; NULL: not capped */
-	struct evbuffer          *out;      /* the bufferevent's output (too_big) */
+	struct evbuffer          *out;      /* the bufferevent's output (pages) */
 	struct evbuffer_cb_entry *outcb;    /* evconn_out_cb on out; NULL: none */
-	struct event             *check;    /* evconn_too_big_check; NULL: none */
+	struct event             *check;    /* evconn_page_check; NULL: none */
 	struct evconn_conn       *prev, *next;
 	UT_hash_handle            hh;       /* in set->by_evcon, keyed by evcon */
 } evconn_conn;
@@ -62,19 +97,36 @@ struct vigil_evconn_set {
 	evconn_conn           *list;       /* every open connection */
 	evconn_conn           *by_evcon;   /* the hooked ones, by evhttp connection */
 	evconn_addr           *addrs;      /* by address (max_per_addr) */
-	char                  *too_big;    /* the whole 413 reply (EVCONN_413), sent
-	                                    * with the request's HTTP version; NULL: none */
-	size_t                 too_big_len;
+	struct {
+		char  *text;                /* the whole reply (EVCONN_REPLY) replacing
+		                             * evconn_pages[i], sent with the page's HTTP
+		                             * version; NULL: none (no page_body) */
+		size_t len;
+	}                      replies[EVCONN_NPAGES];
 	uint32_t               n;
 	bool                   paused_cap; /* n reached o.max_conns */
 	bool                   paused_ext; /* vigil_evconn_pause */
 	bool                   stopping;   /* the listener is evhttp_free's */
 };
 
-/* The 413 of vigil_evconn_opts.too_big_body: the extra header lines, the
- * body's length, the body. "HTTP/1.1": its last digit is the request's. */
-#define EVCONN_413 "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n%s" \
-	"Connection: close\r\nContent-Length: %zu\r\n\r\n%s"
+/* The index in evconn_pages of the status of a response starting at s
+ * ("HTTP/1.x NNN ", at least 13 bytes), or -1 if it is none of them. */
+static int
+evconn_page_find(const char *s)
+{
+	int status;
+
+	if (memcmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ' || s[12] != ' ')
+		return -1;
+	for (int k = 9; k < 12; k++)
+		if (s[k] < '0' || s[k] > '9')
+			return -1;
+	status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+	for (int i = 0; i < EVCONN_NPAGES; i++)
+		if (evconn_pages[i].status == status)
+			return i;
+	return -1;
+}
 
 static void
 evconn_accept_update(vigil_evconn_set *set)
@@ -248,68 +300,104 @@ evconn_conn_hook(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * libevent 2.1's socket bufferevent freezes the start of its output buffer
+ * after each write, until the next (it thaws it only while it writes):
+ * evbuffer_copyout and evbuffer_drain fail there once a connection has had
+ * an answer. Between two writes, on the loop's thread, it may be thawed for
+ * a moment: returns whether out was frozen (then thawed), to freeze again
+ * with evbuffer_freeze(out, 1). An OpenSSL bufferevent's is never frozen.
+ */
+static bool
+evconn_out_thaw(struct evbuffer *out)
+{
+	char b;
+
+	if (evbuffer_get_length(out) == 0 || evbuffer_copyout(out, &b, 1) == 1)
+		return false;
+	evbuffer_unfreeze(out, 1);
+	return true;
+}
+
+/*
  * The start of a response on c's connection (evhttp writes one at a time,
- * into an empty buffer): one whose first line says 413 is checked once
- * evhttp has written all of it, in c->check, before the loop polls the
- * socket for writing.
+ * into an empty buffer): one whose first line has the status of one of
+ * libevent's pages is checked once evhttp has written all of it, in
+ * c->check, before the loop polls the socket for writing.
  */
 static void
 evconn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	evconn_conn *c = arg;
 	char head[13];
+	bool frozen;
+	ev_ssize_t n;
 
-	if (info->orig_size != 0 || info->n_added < sizeof head ||
-	    evbuffer_copyout(buf, head, sizeof head) != (ev_ssize_t)sizeof head)
+	if (info->orig_size != 0 || info->n_added < sizeof head)
 		return;
-	if (memcmp(head, "HTTP/1.", 7) == 0 && memcmp(head + 8, " 413 ", 5) == 0)
+	frozen = evconn_out_thaw(buf);
+	n = evbuffer_copyout(buf, head, sizeof head);
+	if (frozen)
+		evbuffer_freeze(buf, 1);
+	if (n == (ev_ssize_t)sizeof head && evconn_page_find(head) >= 0)
 		event_active(c->check, 0, 0);
 }
 
 /*
- * If c's output buffer holds exactly libevent's 413 page (evhttp_send_error:
- * "HTTP/1.x 413 ...", Content-Type text/html, Content-Length bytes of HTML,
- * Connection: close) and nothing else, replaces it with the set's reply,
- * keeping the HTTP version. Anything else is left as it is.
+ * If c's output buffer holds exactly one of libevent's pages and nothing
+ * else (evhttp_send_error: "HTTP/1.x STATUS REASON", Content-Type
+ * text/html, Connection: close, a Content-Length if any that counts the
+ * body, the body EVCONN_PAGE of that status and reason), replaces it with
+ * the set's reply for the status, keeping the HTTP version. Anything else
+ * (part of a page, a program's own reply) is left as it is.
  */
 static void
-evconn_too_big_check(evutil_socket_t fd, short what, void *arg)
+evconn_page_check(evutil_socket_t fd, short what, void *arg)
 {
 	evconn_conn *c = arg;
 	vigil_evconn_set *set = c->set;
-	struct evbuffer_ptr end;
-	char head[1024], *cl, *e;
+	char resp[EVCONN_PAGE_MAX + 1], page[EVCONN_PAGE_MAX], *end, *eol, *cl, *e;
 	size_t hlen, len = evbuffer_get_length(c->out);
-	unsigned long long blen;
+	bool frozen = evconn_out_thaw(c->out);
+	int i, rlen, plen;
 
 	(void)fd;
 	(void)what;
-	end = evbuffer_search(c->out, "\r\n\r\n", 4, NULL);
-	if (end.pos < 0 || (size_t)end.pos + 4 >= sizeof head)
-		return;
-	hlen = (size_t)end.pos + 4;
-	if (evbuffer_copyout(c->out, head, hlen) != (ev_ssize_t)hlen)
-		return;
-	head[hlen] = '\0';
-	if (memcmp(head, "HTTP/1.", 7) != 0 || memcmp(head + 8, " 413 ", 5) != 0 ||
-	    strstr(head, "\r\nContent-Type: text/html\r\n") == NULL ||
-	    strstr(head, "\r\nConnection: close\r\n") == NULL)
-		return;
-	cl = strstr(head, "\r\nContent-Length: ");
-	if (cl == NULL)
-		return;
-	blen = strtoull(cl + 18, &e, 10);
-	if (e == cl + 18 || *e != '\r' || len != hlen + blen)
-		return; /* not all of it there, or more */
+	if (len < 13 || len > EVCONN_PAGE_MAX ||
+	    evbuffer_copyout(c->out, resp, len) != (ev_ssize_t)len)
+		goto out;
+	resp[len] = '\0';
+	i = evconn_page_find(resp);
+	end = strstr(resp, "\r\n\r\n");
+	if (i < 0 || set->replies[i].text == NULL || end == NULL)
+		goto out;
+	hlen = (size_t)(end - resp) + 4;
+	end[2] = '\0'; /* the headers, each line ending "\r\n" */
+	if (strstr(resp, "\r\nContent-Type: text/html\r\n") == NULL ||
+	    strstr(resp, "\r\nConnection: close\r\n") == NULL)
+		goto out;
+	eol = strstr(resp, "\r\n");
+	rlen = (int)(eol - (resp + 13));
+	plen = snprintf(page, sizeof page, EVCONN_PAGE, evconn_pages[i].status, rlen, resp + 13,
+	    rlen, resp + 13);
+	if (plen < 0 || (size_t)plen >= sizeof page || len != hlen + (size_t)plen ||
+	    memcmp(resp + hlen, page, (size_t)plen) != 0)
+		goto out; /* not all of it there, more, or another body */
+	cl = strstr(resp, "\r\nContent-Length: ");
+	if (cl != NULL && (strtoull(cl + 18, &e, 10) != (unsigned long long)plen ||
+	    e == cl + 18 || *e != '\r'))
+		goto out;
 	if (evbuffer_drain(c->out, len) != 0)
-		return;
-	evbuffer_add(c->out, head, 8); /* "HTTP/1.x" */
-	evbuffer_add(c->out, set->too_big + 8, set->too_big_len - 8);
+		goto out;
+	evbuffer_add(c->out, resp, 8); /* "HTTP/1.x" */
+	evbuffer_add(c->out, set->replies[i].text + 8, set->replies[i].len - 8);
+out:
+	if (frozen)
+		evbuffer_freeze(c->out, 1);
 }
 
 /* evhttp's bufferevent for a new connection: capped input, counted. A
  * connection we cannot count (out of memory) is served uncounted rather
- * than refused, and without the JSON 413. */
+ * than refused, and with libevent's own pages. */
 static struct bufferevent *
 evconn_bev(struct event_base *base, void *arg)
 {
@@ -332,14 +420,14 @@ evconn_bev(struct event_base *base, void *arg)
 	c->hook = event_new(base, -1, 0, evconn_conn_hook, c);
 	if (set->o.idle_s > 0)
 		c->deadline = evtimer_new(base, evconn_conn_deadline, c);
-	if (set->too_big != NULL) {
+	if (set->o.page_body != NULL) {
 		c->out = bufferevent_get_output(bev);
-		c->check = event_new(base, -1, 0, evconn_too_big_check, c);
+		c->check = event_new(base, -1, 0, evconn_page_check, c);
 		if (c->check != NULL)
 			c->outcb = evbuffer_add_cb(c->out, evconn_out_cb, c);
 	}
 	if (c->hook == NULL || (set->o.idle_s > 0 && c->deadline == NULL) ||
-	    (set->too_big != NULL && c->outcb == NULL)) {
+	    (set->o.page_body != NULL && c->outcb == NULL)) {
 		if (c->outcb != NULL)
 			evbuffer_remove_cb_entry(c->out, c->outcb);
 		if (c->hook != NULL)
@@ -369,6 +457,40 @@ evconn_bev(struct event_base *base, void *arg)
 	return bev;
 }
 
+/* The set's reply for each of libevent's pages: VIGIL_OK, or VIGIL_ENOMEM
+ * (page_body said no: out of memory, or the body did not fit). */
+static vigil_err
+evconn_replies_make(vigil_evconn_set *set, const char *hdrs)
+{
+	char body[512];
+
+	for (int i = 0; i < EVCONN_NPAGES; i++) {
+		const struct evconn_page *p = &evconn_pages[i];
+		size_t blen;
+		int n;
+
+		if (!set->o.page_body(set->o.arg, p->status, p->code, p->message, body,
+		    sizeof body) || memchr(body, '\0', sizeof body) == NULL)
+			return VIGIL_ENOMEM;
+		blen = strlen(body);
+		n = snprintf(NULL, 0, EVCONN_REPLY, p->status, p->reason, hdrs, blen, body);
+		set->replies[i].text = n > 0 ? malloc((size_t)n + 1) : NULL;
+		if (set->replies[i].text == NULL)
+			return VIGIL_ENOMEM;
+		snprintf(set->replies[i].text, (size_t)n + 1, EVCONN_REPLY, p->status, p->reason,
+		    hdrs, blen, body);
+		set->replies[i].len = (size_t)n;
+	}
+	return VIGIL_OK;
+}
+
+static void
+evconn_replies_free(vigil_evconn_set *set)
+{
+	for (int i = 0; i < EVCONN_NPAGES; i++)
+		free(set->replies[i].text);
+}
+
 vigil_err
 vigil_evconn_set_new(struct evhttp *http, struct evconnlistener *lev,
     const vigil_evconn_opts *opts, vigil_evconn_set **ret_set)
@@ -376,27 +498,20 @@ vigil_evconn_set_new(struct evhttp *http, struct evconnlistener *lev,
 	vigil_evconn_set *set;
 
 	if (http == NULL || lev == NULL || opts == NULL || ret_set == NULL ||
-	    opts->max_conns == 0 || (opts->too_big_body != NULL && opts->max_body == 0))
+	    opts->max_conns == 0)
 		return VIGIL_EINVAL;
 	set = calloc(1, sizeof *set);
 	if (set == NULL)
 		return VIGIL_ENOMEM;
 	set->o = *opts;
-	set->o.too_big_body = NULL;
-	set->o.too_big_headers = NULL;
+	set->o.page_headers = NULL;
 	set->lev = lev;
-	if (opts->too_big_body != NULL) {
-		const char *hdrs = opts->too_big_headers != NULL ? opts->too_big_headers : "";
-		size_t blen = strlen(opts->too_big_body);
-		int n = snprintf(NULL, 0, EVCONN_413, hdrs, blen, opts->too_big_body);
-
-		set->too_big = n > 0 ? malloc((size_t)n + 1) : NULL;
-		if (set->too_big == NULL) {
-			free(set);
-			return VIGIL_ENOMEM;
-		}
-		snprintf(set->too_big, (size_t)n + 1, EVCONN_413, hdrs, blen, opts->too_big_body);
-		set->too_big_len = (size_t)n;
+	if (opts->page_body != NULL &&
+	    evconn_replies_make(set, opts->page_headers != NULL ? opts->page_headers : "") !=
+	    VIGIL_OK) {
+		evconn_replies_free(set);
+		free(set);
+		return VIGIL_ENOMEM;
 	}
 	if (opts->max_body > 0)
 		evhttp_set_max_body_size(http, (ev_ssize_t)opts->max_body);
@@ -423,7 +538,7 @@ vigil_evconn_set_free(vigil_evconn_set *set)
 	set->lev = NULL;
 	while (set->list != NULL) /* the ones evhttp_free did not close: unhooked */
 		evconn_conn_gone(set->list);
-	free(set->too_big);
+	evconn_replies_free(set);
 	free(set);
 }
 

@@ -17,22 +17,31 @@
  * over it is closed before evhttp reads a byte of it): one client cannot
  * hold every slot.
  *
- * A request body over max_body bytes is answered 413 with the program's
- * own JSON error (too_big_body), not libevent's HTML page. libevent 2.1
- * refuses such a body itself, before any callback of ours sees the
- * request (a Content-Length over the cap as soon as the headers are read,
- * a chunked body as soon as its chunks pass the cap: memory stays
- * bounded), and answers with evhttp_send_error's HTML; 2.1 has no error
- * callback (evhttp_set_errorcb is 2.2) and no hook on a server request
- * before its body (evhttp_set_newreqcb is 2.2). So the set watches each
- * connection's output buffer: a response that starts "HTTP/1.x 413 " is
- * checked in a zero-timeout event, which runs before the socket is
- * written, and if it is exactly libevent's page (Content-Type text/html,
- * complete, nothing of it sent) it is replaced by a 413 carrying
- * too_big_body, with Connection: close as libevent's had. A response that
+ * libevent 2.1 answers some requests itself, before any callback of ours
+ * sees them, with evhttp_send_error's HTML page and Connection: close; 2.1
+ * has no error callback (evhttp_set_errorcb is 2.2) and no hook on a server
+ * request before its body (evhttp_set_newreqcb is 2.2). Its pages (http.c
+ * of 2.1.12): 400 for a request line or header that does not parse (a
+ * first line that is not "METHOD URI HTTP/1.x", a header line without a
+ * colon, a Content-Length that is no number) or headers over
+ * evhttp_set_max_headers_size; 413 for a body over the cap (a
+ * Content-Length over it as soon as the headers are read, a chunked body as
+ * soon as its chunks pass it: memory stays bounded) or chunks or a trailer
+ * that do not parse; 417 for an Expect other than 100-continue on a request
+ * with a body; 501 for a method outside evhttp_set_allowed_methods, or one
+ * libevent does not know ("FOO"); (a 404 too, but only without a generic
+ * callback). With page_body the set replaces each with a JSON reply of the
+ * same status: it watches each connection's output buffer, and a response
+ * that starts "HTTP/1.x STATUS " with one of those statuses is checked in a
+ * zero-timeout event, which runs before the socket is written; if it is
+ * exactly libevent's page (Content-Type text/html, Connection: close, the
+ * page's HTML, complete, nothing of it sent) it is replaced by the
+ * program's body (page_body) with Content-Type application/json,
+ * page_headers, Connection: close as libevent's had (libevent then closes
+ * the connection, as it would have) and a Content-Length. A response that
  * does not match is left alone (at worst libevent's page, never a broken
- * one). libevent 2.1 also answers 413 to a chunked body whose framing
- * does not parse: that gets the same answer.
+ * one). The error codes (docs/tools.md): 400 MALFORMED, 413 TOO_BIG, 417
+ * INVALID, 501 METHOD_NOT_ALLOWED.
  *
  * A separate library (vigil_evconn_dep; vigil_evconn_ssl_dep adds HTTPS),
  * so that common's core does not depend on libevent and a program that
@@ -91,13 +100,18 @@ typedef struct vigil_evconn_opts {
 	                        * address, at most; 0: no cap (local sockets
 	                        * are never capped) */
 	size_t   max_body;  /* > 0: the set calls evhttp_set_max_body_size(http,
-	                     * max_body) (the caller must not set another), and a
-	                     * body over it is answered 413 with too_big_body;
-	                     * 0: evhttp's own cap and page, untouched */
-	const char *too_big_body;    /* with max_body: the 413's body, JSON text
-	                              * (copied); NULL: libevent's HTML page */
-	const char *too_big_headers; /* header lines added to that 413, each
-	                              * ending "\r\n" (copied); may be NULL */
+	                     * max_body) (the caller must not set another); 0:
+	                     * the caller's cap or evhttp's, untouched */
+	/* The body of the JSON reply that replaces libevent's page of status
+	 * (400, 413, 417 or 501): writes NUL-terminated JSON text (the
+	 * program's error object, with code, docs/tools.md, and message or a
+	 * better one of its own) into buf[0..len). false: no memory, or it does
+	 * not fit. Called with arg by vigil_evconn_set_new only, once per
+	 * status. NULL: libevent's HTML pages are left as they are. */
+	bool (*page_body)(void *arg, int status, const char *code, const char *message,
+	    char *buf, size_t len);
+	const char *page_headers; /* header lines added to those replies, each
+	                           * ending "\r\n" (copied); may be NULL */
 
 	/* Optional callbacks (NULL: none), each called with arg, on the event
 	 * loop's thread. None may free the set. */
@@ -124,8 +138,8 @@ typedef struct vigil_evconn_opts {
  * http or lev. opts is copied.
  *
  * VIGIL_OK: *ret_set set, to free with vigil_evconn_set_free() after
- * evhttp_free(http). VIGIL_EINVAL: a NULL argument, max_conns 0, or
- * too_big_body without max_body. VIGIL_ENOMEM. On error *ret_set is
+ * evhttp_free(http). VIGIL_EINVAL: a NULL argument or max_conns 0.
+ * VIGIL_ENOMEM (page_body returning false included). On error *ret_set is
  * untouched and http is unchanged.
  */
 vigil_err vigil_evconn_set_new(struct evhttp *http, struct evconnlistener *lev,

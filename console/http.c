@@ -45,7 +45,8 @@
 #define CON_BODY_MAX    (2u << 20)
 #define CON_CONN_BUFFER (4u << 20) /* unparsed input: a 2 MiB body and its headers */
 
-/* The headers of every answer but libevent's own pages. */
+/* The headers of every answer but evhttp_send_error's HTML pages (evconn
+ * adds them to the JSON ones it makes of libevent's own). */
 static const char *const http_headers[][2] = {
 	{ "X-Content-Type-Options", "nosniff" },
 	{ "X-Frame-Options", "DENY" },
@@ -741,13 +742,37 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	evhttp_send_error(req, 404, "Not Found");
 }
 
+/* The body replacing libevent's own page of status (evconn.h). */
+static bool
+http_page_body(void *arg, int status, const char *code, const char *message, char *buf,
+    size_t len)
+{
+	vigil_errinfo ei;
+	json_t *o;
+	char msg[96], *text;
+	bool ok;
+
+	(void)arg;
+	if (status == 413) {
+		snprintf(msg, sizeof msg, "the request body is over the %u-byte limit (2 MiB)",
+		    CON_BODY_MAX);
+		message = msg;
+	}
+	vigil_errinfo_set(&ei, NULL, "%s", message);
+	o = vigil_error_body(code, &ei);
+	text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	ok = text != NULL && (size_t)snprintf(buf, len, "%s\n", text) < len;
+	free(text);
+	json_decref(o);
+	return ok;
+}
+
 vigil_err
 con_http_start(con_app *app, char *errbuf, size_t errlen)
 {
-	char host[64], cause[160], hdrs[512], body[256], *text;
+	char host[64], cause[160], hdrs[512];
 	struct evhttp_bound_socket *bound;
 	vigil_evconn_opts o = { 0 };
-	json_t *err;
 	uint16_t port;
 	vigil_err rv;
 
@@ -766,8 +791,8 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 	 * clients alike); this one is evhttp's limit on a silent socket while a
 	 * reply is written; a back-test's connection gets longer (editor.c) */
 	evhttp_set_timeout(app->http, 60);
-	/* the API answers other methods 405 (JSON, with Allow); libevent would
-	 * answer its own HTML 501 */
+	/* the API answers other methods 405 (with Allow); libevent answers
+	 * the rest 501, made our error object by evconn */
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(app->http, http_dispatch, app);
@@ -786,23 +811,16 @@ con_http_start(con_app *app, char *errbuf, size_t errlen)
 		o.bev_new = vigil_evconn_ssl_bev;
 		o.bev_arg = app->ssl;
 	}
-	/* a body over CON_BODY_MAX: libevent refuses it unread, evconn answers
-	 * with our error object (evconn.h) */
+	/* a body over CON_BODY_MAX: libevent refuses it unread; that answer
+	 * and libevent's others are made our error objects (evconn.h) */
 	o.max_body = CON_BODY_MAX;
-	err = con_error_body(413, NULL, "the request body is over the %u-byte limit (2 MiB)",
-	    CON_BODY_MAX);
-	text = err != NULL ? json_dumps(err, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	o.page_body = http_page_body;
 	for (size_t i = 0, n = 0; i < sizeof http_headers / sizeof http_headers[0]; i++)
 		n += (size_t)snprintf(hdrs + n, sizeof hdrs - n, "%s: %s\r\n", http_headers[i][0],
 		    http_headers[i][1]);
-	if (text != NULL)
-		snprintf(body, sizeof body, "%s\n", text);
-	o.too_big_body = body;
-	o.too_big_headers = hdrs;
-	rv = text != NULL ? vigil_evconn_set_new(app->http, evhttp_bound_socket_get_listener(bound),
-	    &o, &app->conns) : VIGIL_ENOMEM;
-	free(text);
-	json_decref(err);
+	o.page_headers = hdrs;
+	rv = vigil_evconn_set_new(app->http, evhttp_bound_socket_get_listener(bound), &o,
+	    &app->conns);
 	if (rv != VIGIL_OK) {
 		snprintf(errbuf, errlen, "out of memory");
 		return VIGIL_ENOMEM;

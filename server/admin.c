@@ -20,12 +20,14 @@
  * until all of it has come, so one at the cap must fit): evhttp keeps
  * reading while it writes a reply, so a client that pipelines requests and
  * never reads the replies grew vigild by 400 MB. A body over
- * max_message_bytes is refused unread, 413 TOO_BIG with the error object
- * (common/evconn.h: libevent 2.1 would send its own HTML page). A connection that has not completed a request within
- * ADMIN_IDLE_S of opening or of its previous request is closed (a client
- * sending one header line every 20 s held its slot forever). accept(2)
- * failing (no descriptors: EMFILE, ENFILE) pauses the listener for
- * ADMIN_PAUSE_MS instead of spinning on it, logged once a second at most.
+ * max_message_bytes is refused unread, 413 TOO_BIG with the error object;
+ * libevent's other answers of its own (400, 417, 501) carry the error
+ * object too (common/evconn.h replaces its HTML pages). A connection that
+ * has not completed a request within ADMIN_IDLE_S of opening or of its
+ * previous request is closed (a client sending one header line every 20 s
+ * held its slot forever). accept(2) failing (no descriptors: EMFILE,
+ * ENFILE) pauses the listener for ADMIN_PAUSE_MS instead of spinning on
+ * it, logged once a second at most.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1110,6 +1112,44 @@ admin_bind_unix(srv_admin *a, struct evhttp *http, const char *path, char *errbu
 	return bound;
 }
 
+/* The error object of a listener's reply replacing libevent's own page
+ * (vigil_evconn_opts.page_body), with msg, as one line of JSON in buf. */
+static bool
+admin_page_json(const char *code, const char *msg, char *buf, size_t len)
+{
+	json_t *o = admin_error_json(code, NULL, msg);
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	bool ok = text != NULL && (size_t)snprintf(buf, len, "%s\n", text) < len;
+
+	free(text);
+	json_decref(o);
+	return ok;
+}
+
+static bool
+admin_page_body(void *arg, int status, const char *code, const char *message, char *buf,
+    size_t len)
+{
+	srv_admin *a = arg;
+	char msg[96];
+
+	if (status == 413) {
+		snprintf(msg, sizeof msg, "the request body is over max_message_bytes (%u bytes)",
+		    (unsigned)a->s->cfg.max_message_bytes);
+		message = msg;
+	}
+	return admin_page_json(code, message, buf, len);
+}
+
+static bool
+admin_health_page_body(void *arg, int status, const char *code, const char *message,
+    char *buf, size_t len)
+{
+	(void)arg;
+	return admin_page_json(code, status == 413 ? "this listener takes no request body" :
+	    message, buf, len);
+}
+
 /* [health] listen: binds the probes' listener on a's event base. */
 static vigil_err
 admin_health_start(srv_admin *a, char *errbuf, size_t errlen)
@@ -1152,6 +1192,7 @@ admin_health_start(srv_admin *a, char *errbuf, size_t errlen)
 	o.max_input = 16 * 1024;
 	o.idle_s = ADMIN_IDLE_S;
 	o.on_idle = admin_conn_idle;
+	o.page_body = admin_health_page_body; /* a body (none is taken) is 413 */
 	o.arg = a;
 	rv = vigil_evconn_set_new(a->hhttp, a->hlev, &o, &a->hconns);
 	if (rv != VIGIL_OK) {
@@ -1170,8 +1211,7 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof ss;
 	srv_admin *a;
-	char host[64], cause[160], msg[96], body[256], *text;
-	json_t *err;
+	char host[64], cause[160];
 	uint16_t port;
 	vigil_err rv = VIGIL_OK;
 	int prv;
@@ -1204,8 +1244,8 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	}
 	evhttp_set_max_headers_size(a->http, 16384);
 	evhttp_set_timeout(a->http, 30);
-	/* Methods we answer 405 (JSON) to are let through; the rest get
-	 * libevent's own 501. */
+	/* Methods we answer 405 (with Allow) to are let through; the rest get
+	 * libevent's own 501, made our error object by evconn. */
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(a->http, admin_dispatch, a);
@@ -1232,19 +1272,11 @@ srv_admin_start(srv_server *s, srv_admin **ret_admin, char *errbuf, size_t errle
 	o.on_idle = admin_conn_idle;
 	o.on_addr_cap = admin_conn_addr_cap;
 	o.arg = a;
-	/* a body over max_message_bytes: libevent refuses it unread, evconn
-	 * answers with our error object (common/evconn.h) */
-	snprintf(msg, sizeof msg, "the request body is over max_message_bytes (%u bytes)",
-	    (unsigned)s->cfg.max_message_bytes);
-	err = admin_error_json("TOO_BIG", NULL, msg);
-	text = err != NULL ? json_dumps(err, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	/* a body over max_message_bytes: libevent refuses it unread; its
+	 * answers, this one included, are made our error objects (evconn.h) */
 	o.max_body = s->cfg.max_message_bytes;
-	o.too_big_body = text != NULL ? body : NULL;
-	if (text != NULL)
-		snprintf(body, sizeof body, "%s\n", text);
-	rv = text != NULL ? vigil_evconn_set_new(a->http, a->lev, &o, &a->conns) : VIGIL_ENOMEM;
-	free(text);
-	json_decref(err);
+	o.page_body = admin_page_body;
+	rv = vigil_evconn_set_new(a->http, a->lev, &o, &a->conns);
 	if (rv != VIGIL_OK) {
 		snprintf(errbuf, errlen, "admin: %s", rv == VIGIL_ENOMEM ? "out of memory" :
 		    "admin_max_connections must be at least 1");

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/console/test_console_http.c - the answers libevent 2.1 writes
+ * itself, before any callback of vigil-console's (integration, a real
+ * vigil-console on loopback, no vigild needed): a request line or header
+ * that does not parse, headers over 16 KiB, an unknown method, an Expect it
+ * does not meet, a body over 2 MiB, also after an answer of the console's
+ * own on the same connection. Each is the error object (docs/tools.md) with
+ * its code, typed application/json with the console's security headers,
+ * its Content-Length exact, and the connection is closed after it as
+ * libevent closes it (common/evconn.h replaces libevent's HTML page). Raw
+ * sockets: an HTTP client would not send these.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "tmpdir.h"
+
+#define RESP_MAX (64 * 1024)
+
+static char     tmp[256];
+static pid_t    console_pid;
+static uint16_t console_port;
+
+/*
+ * Sends req (len bytes) on a new connection to the console and reads until
+ * it closes it (a reset too: it closes with part of a refused request
+ * unread). The answers, NUL-terminated, malloc'd. A connection still open
+ * after 20 s (a safety bound, not a measurement) fails the test: every
+ * answer here closes it.
+ */
+static char *
+http_raw(const char *req, size_t len)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(console_port) };
+	struct timeval tv = { 20, 0 };
+	char *resp = calloc(1, RESP_MAX);
+	size_t n = 0, off = 0;
+	ssize_t r = 0;
+	int fd;
+
+	assert_non_null(resp);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	while (off < len && (r = send(fd, req + off, len - off, MSG_NOSIGNAL)) > 0)
+		off += (size_t)r;
+	while (n + 1 < RESP_MAX && (r = read(fd, resp + n, RESP_MAX - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	if (r != 0 && !(r < 0 && errno == ECONNRESET))
+		fail_msg("the connection was not closed after %zu bytes: %s", n, resp);
+	return resp;
+}
+
+/*
+ * Checks the answer at *p and moves *p past it: status, Content-Type
+ * application/json, the console's headers, a Content-Length that counts
+ * the body, and the body {"error": {"code": code, "message": msg}} (one
+ * line).
+ */
+static void
+reply_expect(const char *what, const char **p, int status, const char *code, const char *msg)
+{
+	const char *end = strstr(*p, "\r\n\r\n"), *cl;
+	char head[4096];
+	size_t hlen, blen;
+	json_t *o, *err;
+	int st = 0;
+
+	if (end == NULL || (size_t)(end - *p) + 2 >= sizeof head)
+		fail_msg("%s: no answer: %s", what, *p);
+	hlen = (size_t)(end - *p) + 2;
+	memcpy(head, *p, hlen);
+	head[hlen] = '\0';
+	if (sscanf(head, "HTTP/1.%*d %d ", &st) != 1 || st != status ||
+	    strstr(head, "\r\nContent-Type: application/json\r\n") == NULL ||
+	    strstr(head, "\r\nX-Content-Type-Options: nosniff\r\n") == NULL ||
+	    strstr(head, "\r\nContent-Security-Policy: default-src 'self'") == NULL ||
+	    (cl = strstr(head, "\r\nContent-Length: ")) == NULL)
+		fail_msg("%s: expected %d with JSON and the console's headers: %s", what, status, *p);
+	blen = strtoul(cl + 18, NULL, 10);
+	if (strlen(end + 4) < blen)
+		fail_msg("%s: a body shorter than its Content-Length: %s", what, *p);
+	o = json_loadb(end + 4, blen, 0, NULL);
+	err = json_object_get(o, "error");
+	if (o == NULL || json_object_size(o) != 1 ||
+	    !json_is_string(json_object_get(err, "code")) ||
+	    strcmp(json_string_value(json_object_get(err, "code")), code) != 0 ||
+	    !json_is_string(json_object_get(err, "message")) ||
+	    strcmp(json_string_value(json_object_get(err, "message")), msg) != 0 ||
+	    end[4 + blen - 1] != '\n')
+		fail_msg("%s: expected %s \"%s\": %s", what, code, msg, *p);
+	json_decref(o);
+	*p = end + 4 + blen;
+}
+
+#define MSG_400 "the request line or a header does not parse, or the headers are too long"
+#define MSG_413 "the request body is over the 2097152-byte limit (2 MiB)"
+#define MSG_417 "an Expect header other than \"100-continue\""
+#define MSG_501 "the method is not one this server answers"
+
+static int
+setup(void **state)
+{
+	char data[300], st[300], tokens[300], listen[32], log[300];
+	FILE *f;
+
+	(void)state;
+	if (vt_tmpdir_make("vigil-console-http", tmp, sizeof tmp) != 0)
+		return -1;
+	snprintf(data, sizeof data, "%s/data", tmp);
+	snprintf(st, sizeof st, "%s/state", tmp);
+	snprintf(tokens, sizeof tokens, "%s/tokens", tmp);
+	snprintf(log, sizeof log, "%s/console.log", tmp);
+	mkdir(data, 0755);
+	f = fopen(tokens, "w");
+	if (f == NULL)
+		return -1;
+	fputs("alice analyst alice-analyst-token-0001\n", f);
+	fclose(f);
+	chmod(tokens, 0600);
+	console_port = vt_free_port();
+	if (console_port == 0)
+		return -1;
+	snprintf(listen, sizeof listen, "127.0.0.1:%u", console_port);
+	fflush(NULL);
+	console_pid = fork();
+	if (console_pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, 2);
+		execl(vt_build_path("console/vigil-console"), "vigil-console", "--data", data,
+		    "--rules", vt_src_path("rules/default.rules"), "--tokens", tokens, "--state", st,
+		    "--listen", listen, (char *)NULL);
+		_exit(127);
+	}
+	if (console_pid < 0)
+		return -1;
+	for (int i = 0; i < 300; i++) {
+		int code = 0;
+		char *body = NULL;
+
+		if (vt_http_get(console_port, "/healthz", &code, &body) == 0 && code == 200) {
+			free(body);
+			return 0;
+		}
+		free(body);
+		usleep(50000);
+	}
+	fprintf(stderr, "vigil-console did not answer within 15 s (log: %s)\n", log);
+	return -1;
+}
+
+static int
+teardown(void **state)
+{
+	int st = 0, rv = 0;
+
+	(void)state;
+	if (console_pid > 0) {
+		kill(console_pid, SIGTERM);
+		waitpid(console_pid, &st, 0);
+		/* a clean stop: under ASan a leak or an error would make it non-zero */
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "vigil-console did not stop cleanly (status %d; log %s/console.log)\n",
+			    st, tmp);
+			rv = -1;
+		}
+	}
+	if (rv == 0 && getenv("VIGIL_KEEP_TMP") == NULL)
+		vt_tmpdir_remove(tmp);
+	return rv;
+}
+
+/* Requests libevent answers itself, and its status, code and message. */
+typedef struct page_case {
+	const char *what;
+	const char *req;
+	int         status;
+	const char *code;
+	const char *msg;
+} page_case;
+
+static void
+test_libevent_pages(void **state)
+{
+	static const page_case cases[] = {
+		{ "a request line that does not parse", "GARBAGE\r\n\r\n", 400, "MALFORMED",
+		  MSG_400 },
+		{ "a header line without a colon", "GET /healthz HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n",
+		  400, "MALFORMED", MSG_400 },
+		{ "HTTP/1.0, a header line without a colon", "GET /api/queue HTTP/1.0\r\nNoColon\r\n"
+		  "\r\n", 400, "MALFORMED", MSG_400 },
+		{ "HEAD, a header line without a colon", "HEAD / HTTP/1.1\r\nNoColon\r\n\r\n",
+		  400, "MALFORMED", MSG_400 },
+		{ "HTTP/2.0", "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 400, "MALFORMED", MSG_400 },
+		{ "a Content-Length that is no number", "POST /api/lists HTTP/1.1\r\nHost: x\r\n"
+		  "Content-Length: 12x\r\n\r\n", 400, "MALFORMED", MSG_400 },
+		{ "an unknown method", "FOO /api/queue HTTP/1.1\r\nHost: x\r\n\r\n", 501,
+		  "METHOD_NOT_ALLOWED", MSG_501 },
+		{ "TRACE", "TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 501, "METHOD_NOT_ALLOWED",
+		  MSG_501 },
+		{ "an Expect other than 100-continue", "POST /api/lists HTTP/1.1\r\nHost: x\r\n"
+		  "Expect: something\r\nContent-Length: 2\r\n\r\n{}", 417, "INVALID", MSG_417 },
+		{ "a Content-Length over 2 MiB", "POST /api/lists HTTP/1.1\r\nHost: x\r\n"
+		  "Content-Length: 2097153\r\n\r\n", 413, "TOO_BIG", MSG_413 },
+	};
+	static char big[20000 + 64];
+	char *resp, two[256];
+	const char *p;
+	int k;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		/* alone on a connection, then after the console's own answer
+		 * (libevent 2.1 keeps the start of its output buffer frozen from
+		 * then on) */
+		resp = http_raw(cases[i].req, strlen(cases[i].req));
+		p = resp;
+		reply_expect(cases[i].what, &p, cases[i].status, cases[i].code, cases[i].msg);
+		if (*p != '\0')
+			fail_msg("%s: more after the answer: %s", cases[i].what, resp);
+		free(resp);
+		snprintf(two, sizeof two, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n%s", cases[i].req);
+		resp = http_raw(two, strlen(two));
+		if (strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) != 0 ||
+		    (p = strstr(resp, "\r\n\r\n{\"ok\":true,")) == NULL ||
+		    (p = strstr(p, "}\nHTTP/1.1 ")) == NULL)
+			fail_msg("%s after GET /healthz: %s", cases[i].what, resp);
+		p += 2;
+		reply_expect(cases[i].what, &p, cases[i].status, cases[i].code, cases[i].msg);
+		free(resp);
+	}
+	/* headers over 16 KiB */
+	k = snprintf(big, 64, "GET /api/queue HTTP/1.1\r\nHost: x\r\nX-Pad: ");
+	memset(big + k, 'a', 20000);
+	memcpy(big + k + 20000, "\r\n\r\n", 4);
+	resp = http_raw(big, (size_t)k + 20004);
+	p = resp;
+	reply_expect("headers over 16 KiB", &p, 400, "MALFORMED", MSG_400);
+	free(resp);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_libevent_pages),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
