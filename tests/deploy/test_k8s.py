@@ -100,6 +100,10 @@ def run_init(where, c):
         if r.returncode != 0:
             err(f"{where}: init container {c['name']} exits {r.returncode} with nothing built "
                 f"yet, so the pod never starts: {r.stderr.strip()}")
+        elif r.stderr.strip():
+            # nothing built is the first day, not a failure to log
+            err(f"{where}: init container {c['name']} reports a failure with nothing built "
+                f"yet: {r.stderr.strip()}")
 
 
 def check_pod(where, tmpl, claim_templates=()):
