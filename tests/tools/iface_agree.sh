@@ -189,7 +189,7 @@ done
 check_errors "vigild /v1/score, txn_id reused" "$T/dup.json" INVALID error
 curl -s --unix-socket "$T/admin.sock" http://vigild/nope >"$T/nope.json"
 check_errors "vigild GET /nope" "$T/nope.json" NOT_FOUND error
-for body in '{"generation":1,"bogus":1}' '{"generation":"x"}' '{"generation":1,"expect_current":0}'; do
+for body in '{"generation":1,"bogus":1}' '{"generation":"x"}' '{"generation":1,"expect_current":-1}'; do
 	curl -s --unix-socket "$T/admin.sock" -X POST -d "$body" \
 		http://vigild/v1/generations/current >"$T/gen.json"
 	check_errors "vigild POST /v1/generations/current $body" "$T/gen.json" INVALID error
