@@ -253,8 +253,8 @@ http_static(con_app *app, struct evhttp_request *req, const http_file *f)
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		if (fd >= 0)
 			close(fd);
-		evhttp_send_error(req, 404, f->chartjs ? "Chart.js not found (apt-get install "
-		    "libjs-chart.js, or --chartjs DIR)" : "file not found");
+		con_send_error(req, 404, NULL, "%s", f->chartjs ? "Chart.js not found "
+		    "(apt-get install libjs-chart.js, or --chartjs DIR)" : "file not found");
 		return;
 	}
 	buf = evbuffer_new();
@@ -263,7 +263,7 @@ http_static(con_app *app, struct evhttp_request *req, const http_file *f)
 			evbuffer_free(buf);
 		else
 			close(fd);
-		evhttp_send_error(req, 500, "cannot read file");
+		con_send_error(req, 500, NULL, "%s: cannot read the file", f->url);
 		return;
 	}
 	http_common_headers(req);
@@ -733,13 +733,14 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	for (size_t i = 0; i < sizeof http_files / sizeof http_files[0]; i++) {
 		if (strcmp(path, http_files[i].url) == 0) {
 			if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
-				evhttp_send_error(req, 405, "Method Not Allowed");
+				http_not_allowed(req, path, "GET, HEAD");
 			else
 				http_static(app, req, &http_files[i]);
 			return;
 		}
 	}
-	evhttp_send_error(req, 404, "Not Found");
+	con_send_error(req, 404, NULL, "no page %s (the console serves /, its files and "
+	    "/api/...)", path);
 }
 
 /* The body replacing libevent's own page of status (evconn.h). */

@@ -221,6 +221,17 @@ test_malformed(void **s)
 	json_decref(http_ok("DELETE", "/api/nothing", ALICE, NULL, 404));
 	json_decref(http_ok("POST", "/api/cases/t2/explode", ALICE, NULL, 404));
 	json_decref(http_ok("GET", "/api/nothing", ALICE, NULL, 404));
+	/* outside /api/ too: the error object, never an HTML page */
+	o = http_ok("GET", "/nothing.html", NULL, NULL, 404);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
+	    "code")), "NOT_FOUND");
+	assert_non_null(strstr(err_msg(o), "/nothing.html"));
+	json_decref(o);
+	o = http_ok("POST", "/app.js", NULL, "{}", 405);
+	assert_string_equal(http_allow, "GET, HEAD");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
+	    "code")), "METHOD_NOT_ALLOWED");
+	json_decref(o);
 	/* over the body cap (2 MiB): refused before it is read, with the error
 	 * object (TOO_BIG) and not libevent's HTML page, whether by one byte,
 	 * by far, or in chunks; at the cap it is read */
