@@ -35,42 +35,21 @@
 #include "harness.h"
 #include "tmpdir.h"
 
-#define RESP_MAX (64 * 1024)
-
 static char     tmp[256];
 static pid_t    console_pid;
 static uint16_t console_port;
 
-/*
- * Sends req (len bytes) on a new connection to the console and reads until
- * it closes it (a reset too: it closes with part of a refused request
- * unread). The answers, NUL-terminated, malloc'd. A connection still open
- * after 20 s (a safety bound, not a measurement) fails the test: every
- * answer here closes it.
- */
+/* vt_http_raw, failing the test if the connection could not be made or
+ * was not closed: every answer here closes it. */
 static char *
 http_raw(const char *req, size_t len)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(console_port) };
-	struct timeval tv = { 20, 0 };
-	char *resp = calloc(1, RESP_MAX);
-	size_t n = 0, off = 0;
-	ssize_t r = 0;
-	int fd;
+	bool closed = false;
+	char *resp = vt_http_raw(console_port, req, len, &closed);
 
 	assert_non_null(resp);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-	while (off < len && (r = send(fd, req + off, len - off, MSG_NOSIGNAL)) > 0)
-		off += (size_t)r;
-	while (n + 1 < RESP_MAX && (r = read(fd, resp + n, RESP_MAX - 1 - n)) > 0)
-		n += (size_t)r;
-	close(fd);
-	if (r != 0 && !(r < 0 && errno == ECONNRESET))
-		fail_msg("the connection was not closed after %zu bytes: %s", n, resp);
+	if (!closed)
+		fail_msg("the connection was not closed: %s", resp);
 	return resp;
 }
 

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -562,6 +563,36 @@ vt_http_post(uint16_t port, const char *path, const char *body, int *ret_status,
     char **ret_body)
 {
 	return http_do(port, "POST", path, NULL, body, ret_status, ret_body);
+}
+
+char *
+vt_http_raw(uint16_t port, const char *req, size_t len, bool *ret_closed)
+{
+	enum { RAW_MAX = 64 * 1024 };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct timeval tv = { 20, 0 };
+	char *resp = calloc(1, RAW_MAX);
+	size_t n = 0, off = 0;
+	ssize_t r = 0;
+	int fd = -1;
+
+	*ret_closed = false;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (resp == NULL || (fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		if (fd >= 0)
+			close(fd);
+		free(resp);
+		return NULL;
+	}
+	while (off < len && (r = send(fd, req + off, len - off, MSG_NOSIGNAL)) > 0)
+		off += (size_t)r;
+	while (n + 1 < RAW_MAX && (r = read(fd, resp + n, RAW_MAX - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	*ret_closed = r == 0 || (r < 0 && errno == ECONNRESET);
+	return resp;
 }
 
 int

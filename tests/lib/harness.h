@@ -100,6 +100,17 @@ int  vt_http_post(uint16_t port, const char *path, const char *body, int *ret_st
 int  vt_http(uint16_t port, const char *method, const char *path, const char *headers,
     const char *body, int *ret_status, char **ret_body);
 
+/*
+ * Sends req (len bytes, sent as they are: a request that does not parse, or
+ * several) on a new connection to 127.0.0.1:port and reads until the
+ * server closes it (a reset counts: a server closes with part of a refused
+ * request unread). The answers, NUL-terminated (at most 64 KiB), malloc'd;
+ * NULL if the connection could not be made. *ret_closed is false if the
+ * server still held the connection open after 20 s (a safety bound, not a
+ * measurement).
+ */
+char *vt_http_raw(uint16_t port, const char *req, size_t len, bool *ret_closed);
+
 /* A TCP port to listen on that no other test running now is given
  * (tests/lib/vt_port.py), 0 if none. */
 uint16_t vt_free_port(void);
