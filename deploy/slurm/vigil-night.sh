@@ -9,8 +9,10 @@
 #
 #   vigil-night.sh [--as-of DATE] [--force] [--wait]
 #
-# Configuration, from the environment (or /etc/vigil/night.env, read first
-# if it exists; sbatch passes the environment to the jobs):
+# Configuration, from the environment, with defaults from /etc/vigil/night.env
+# if it exists (VIGIL_NIGHT_ENV names another file; a variable the
+# environment exports wins over the file's); sbatch passes the environment
+# to the jobs:
 #   VIGIL_ARCHIVES   the shipped location: one subdirectory per replica
 #                    ([store] ship_command = vigil-ship %p $VIGIL_ARCHIVES/%r)
 #   VIGIL_BUILD      a data directory on shared storage where the generation
@@ -44,7 +46,15 @@
 set -eu
 
 me=vigil-night
-[ -f /etc/vigil/night.env ] && . /etc/vigil/night.env
+envfile=${VIGIL_NIGHT_ENV:-/etc/vigil/night.env}
+if [ -f "$envfile" ]; then
+	# the file gives defaults: what the environment exports wins (an
+	# operator's VIGIL_PARTS=6 for one run is not undone by the file)
+	exported=$(export -p)
+	# shellcheck disable=SC1090 # the site's file
+	. "$envfile"
+	eval "$exported"
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 asof=$(date -u +%Y-%m-%d)
 wait='' force=''

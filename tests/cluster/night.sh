@@ -355,7 +355,11 @@ exec "$B/batch/vigil-rebuild" "\$@"
 EOT
 chmod +x "$D/badbin/vigil-rebuild"
 ln -s "$S/deploy/vigil-install-generation" "$D/badbin/vigil-install-generation"
+# a site's night.env: its defaults never undo what the environment says
+# (VIGIL_PARTS=2 from the file would make the failing partition 1/3 none)
+printf 'VIGIL_PARTS=2\nVIGIL_REBUILD_OPTS="--threads 2"\n' >"$D/night.env"
 night() { # night BIN LOG: vigil-night.sh --force --wait for today, every replica
+	VIGIL_NIGHT_ENV="$D/night.env" \
 	VIGIL_ARCHIVES="$D/shared" VIGIL_BUILD="$D/build" VIGIL_REPLICAS="$D/r1 $D/r2 $D/r3" \
 	    VIGIL_RULES="$RULES" VIGIL_PARTS=3 VIGIL_BIN="$1" VIGIL_REBUILD_OPTS="--threads 1" \
 	    VIGIL_MERGE_OPTS="--threads 1" "$S/deploy/slurm/vigil-night.sh" --as-of "$TODAY" \
@@ -431,4 +435,14 @@ for db in card merchant terminal; do
 	cmp -s "$D/night.$db" "$D/k8s.$db" || nt_fail "table $db: the k8s night differs from generation $GENN"
 done
 [ ! -e "$D/build/parts/$TODAY/vigil-night-test" ] || nt_fail "k8s night: its partial files not removed"
+# a pod of the Job the CronJob scheduled yesterday (its name ends in that
+# time, in minutes), retried today, builds yesterday's partition
+YESTERDAY=$(date -u -d yesterday +%Y-%m-%d)
+YJOB=vigil-night-$(( $(date -u -d "$YESTERDAY 02:30" +%s) / 60 ))
+PATH="$D/bin:$PATH" JOB_COMPLETION_INDEX=1 PARTS=3 RULES="$RULES" MERGE_OPTS='' \
+    JOB=$YJOB OMP_WAIT_POLICY=passive sh "$D/k8s-night.sh" >"$D/pod-y.log" 2>&1 ||
+    nt_fail "k8s pod 1 of $YJOB: $(cat "$D/pod-y.log")"
+[ -f "$D/build/parts/$YESTERDAY/$YJOB/part-1.vpart" ] ||
+    nt_fail "k8s pod of $YJOB: no partition as of $YESTERDAY: $(ls -R "$D/build/parts")"
+rm -rf "$D/build/parts/$YESTERDAY"
 echo "night: OK: the Kubernetes Job's script builds the same night"
