@@ -565,6 +565,24 @@ vt_http_post(uint16_t port, const char *path, const char *body, int *ret_status,
 	return http_do(port, "POST", path, NULL, body, ret_status, ret_body);
 }
 
+int
+vt_file_temp(char *path, const char *text)
+{
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (fputs(text, f) == EOF) {
+		fclose(f);
+		return -1;
+	}
+	return fclose(f) == 0 ? 0 : -1;
+}
+
 char *
 vt_http_raw(uint16_t port, const char *req, size_t len, bool *ret_closed)
 {

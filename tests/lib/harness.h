@@ -111,6 +111,11 @@ int  vt_http(uint16_t port, const char *method, const char *path, const char *he
  */
 char *vt_http_raw(uint16_t port, const char *req, size_t len, bool *ret_closed);
 
+/* Writes text into a new file made with mkstemp(3) from the template in
+ * path (its XXXXXX replaced): a --config file, say; unlink it after. 0, or
+ * -1 (errno set). */
+int vt_file_temp(char *path, const char *text);
+
 /* A TCP port to listen on that no other test running now is given
  * (tests/lib/vt_port.py), 0 if none. */
 uint16_t vt_free_port(void);

@@ -991,21 +991,6 @@ test_generation_switch_under_traffic(void **state)
 	vt_server_cleanup(&s);
 }
 
-/* A configuration file with text, made with mkstemp(3) from the template
- * in path (its XXXXXX), for vigild's --config; unlink it after. */
-static void
-ini_temp(char *path, const char *text)
-{
-	int fd = mkstemp(path);
-	FILE *f;
-
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
-
 /* ---- backpressure ---- */
 
 /* fsync interval: scored in nng's callbacks; always: through the work queue. */
@@ -1022,7 +1007,7 @@ backpressure_overloaded(const char *fsync)
 	int code = 0;
 
 	/* One worker and a queue of one: a dozen concurrent clients overflow it. */
-	ini_temp(ini, "[server]\nworkers = 1\nmax_inflight = 1\n");
+	assert_int_equal(vt_file_temp(ini, "[server]\nworkers = 1\nmax_inflight = 1\n"), 0);
 	assert_int_equal(vt_server_start(&s, velocity_rules(), args), 0);
 
 	memset(tr, 0, sizeof tr);

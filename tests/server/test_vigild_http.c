@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/server/test_vigild_http.c - vigild's admin HTTP API (integration, a
- * real vigild on loopback). The answers libevent 2.1 writes itself,
- * before any callback of vigild's: a request line or header that does not parse, headers over the cap, an
- * unknown method, an Expect vigild does not meet, a body sent to the
- * probes' listener. Each is the error object (docs/tools.md) with its code,
- * typed application/json, its Content-Length exact, and the connection is
- * closed after it as libevent closes it (common/evconn.h replaces
- * libevent's HTML page). Raw sockets: an HTTP client would not send these.
- * And the admin API's own answers: /healthz, /readyz, /metrics and
- * /v1/score with what they record, every endpoint against its table, bad
- * input named by field, the body cap.
+ * real vigild on loopback). Its own answers: /healthz, /readyz, /metrics
+ * and /v1/score with what they record, every endpoint against its table,
+ * bad input named by field, the body cap. And the answers libevent 2.1
+ * writes itself, before any callback of vigild's: a request line or header
+ * that does not parse, headers over the cap, an unknown method, an Expect
+ * vigild does not meet, a body sent to the probes' listener. Each is the
+ * error object (docs/tools.md) with its code, typed application/json, its
+ * Content-Length exact, and the connection is closed after it as libevent
+ * closes it (common/evconn.h replaces libevent's HTML page). Raw sockets:
+ * an HTTP client would not send these.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -242,22 +242,6 @@ velocity_rules(void)
 	return vt_src_path("tests/server/rules/velocity.rules");
 }
 
-/* A configuration file with text, made with mkstemp(3) from the template
- * in path (its XXXXXX), for vigild's --config; unlink it after. */
-static void
-ini_temp(char *path, const char *text)
-{
-	int fd = mkstemp(path);
-	FILE *f;
-
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
-
-
 /* What /v1/score archived is the outcome it answered (h-1: a decline). */
 static void
 http_archive_expect(const char *datadir)
@@ -453,7 +437,7 @@ test_http_body_cap(void **state)
 	int code = 0;
 
 	(void)state;
-	ini_temp(ini, "[server]\nmax_message_bytes = 131072\n");
+	assert_int_equal(vt_file_temp(ini, "[server]\nmax_message_bytes = 131072\n"), 0);
 	assert_int_equal(vt_server_start(&s, velocity_rules(), args), 0);
 	for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
 		resp = admin_post_sized(s.admin_port, NULL, over[i].len, over[i].chunked, &code);
