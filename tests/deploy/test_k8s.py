@@ -161,6 +161,12 @@ def check_pod(where, tmpl, claim_templates=()):
             port = (pr.get("httpGet") or pr.get("tcpSocket") or {}).get("port")
             if port is not None and isinstance(port, str) and port not in ports:
                 err(f"{cw}: {probe} on port {port}, which it does not name")
+            # vigild's probes' listener answers these paths only (docs/vigild.md,
+            # "The probes' listener"; anything else is 404)
+            path = (pr.get("httpGet") or {}).get("path")
+            if port == "health" and path not in ("/healthz", "/readyz", "/livez"):
+                err(f"{cw}: {probe} GET {path}: the probes' listener answers /healthz, "
+                    "/readyz and /livez only")
     return ports
 
 
