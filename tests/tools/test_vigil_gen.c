@@ -153,6 +153,35 @@ test_usage_errors(void **state)
 	assert_int_equal(WEXITSTATUS(st), 2);
 }
 
+/* Runs vigil-gen with --start start on one day of ten cards; its exit status. */
+static int
+run_gen_start(const char *start)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		freopen("/dev/null", "w", stderr);
+		execl(gen_path, gen_path, "--cards", "10", "--days", "1", "--start", start,
+		    "-q", "-o", "/dev/null", (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* --start takes the years its message names, 2000..2096, to their last day. */
+static void
+test_start_range(void **state)
+{
+	(void)state;
+	assert_int_equal(run_gen_start("2000-01-01"), 0);
+	assert_int_equal(run_gen_start("2096-12-31"), 0);
+	assert_int_equal(run_gen_start("1999-12-31"), 2);
+	assert_int_equal(run_gen_start("2097-01-01"), 2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -160,6 +189,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_same_seed_same_bytes),
 		cmocka_unit_test(test_rows_are_valid_sorted_and_labelled),
 		cmocka_unit_test(test_usage_errors),
+		cmocka_unit_test(test_start_range),
 	};
 	int rv;
 

@@ -1120,7 +1120,8 @@ main(int argc, char **argv)
 			break;
 		case GEN_OPT_START:
 			if (vigil_date_parse(optarg, &w.o.start_ms) != VIGIL_OK ||
-			    w.o.start_ms < 946684800000LL || w.o.start_ms >= 4000000000000LL)
+			    w.o.start_ms < 946684800000LL /* 2000-01-01 */ ||
+			    w.o.start_ms >= 4007836800000LL /* 2097-01-01 */)
 				return gen_usage_error("--start: \"%s\" is not a date YYYY-MM-DD in 2000..2096",
 				    optarg);
 			break;
