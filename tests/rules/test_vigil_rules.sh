@@ -153,6 +153,21 @@ for c in blocked model; do
 		fail "explain --json $c: exit $?"
 	cmp -s "$T/out" "$ROOT/tests/rules/data/explain-$c.json.out" || fail "explain --json $c: output differs: $(diff "$ROOT/tests/rules/data/explain-$c.json.out" "$T/out" | head -20)"
 done
+# the bands shown are those that decided: default.rules names its bands by
+# tuned thresholds, so tuned values (the input's here, a generation's with
+# --data) replace the file's fallbacks 40 and 80
+cat >"$T/bands.json" <<'EOF2'
+{"txn": {"txn_id": "t1", "card_id": "tok_c1", "merchant_id": "m1", "currency": "EUR",
+         "amount": 700, "event_time": "2026-11-20T14:00:00Z", "mcc": 5411, "country": "FR",
+         "channel": "pos"},
+ "features": {"card.count_90d": 12},
+ "thresholds": {"amount_high_for_mcc": {"5411": 500}, "review_at": 25, "decline_at": 62.5}}
+EOF2
+expect_rc 0 "$V" explain "$ROOT/rules/default.rules" --txn "@$T/bands.json"
+expect_grep "decision: review  score: 30  points: 30  (review at 25, decline at 62.5)" "$T/out"
+expect_rc 0 "$V" explain --json "$ROOT/rules/default.rules" --txn "@$T/bands.json"
+expect_grep '"review": 25.0,' "$T/out"
+expect_grep '"decline": 62.5' "$T/out"
 # --txn takes the one transaction shape (vigil-score, /v1/score): the
 # transaction itself as well as the {"txn":..,"features":..} envelope
 PLAIN='{"txn_id":"t1","card_id":"tok_blocked_0001","merchant_id":"m1","currency":"EUR","amount":12,"event_time":"2026-11-20T14:00:00Z","country":"FR","channel":"ecom"}'

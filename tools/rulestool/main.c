@@ -722,15 +722,15 @@ tool_explain_json(const char *path, const rules_prog *prog, const rules_tvals *t
 	const vigil_value  *f = sc->ao->features;
 	uint32_t            n = store_schema_nfields();
 	json_t             *doc = NULL, *jr;
-	int32_t             review, decline;
 
-	rules_prog_bands(prog, &review, &decline);
-	doc = json_pack("{s:s,s:s,s:s,s:s,s:f,s:i,s:i,s:{s:i,s:i}}", "file", path, "version",
+	/* the bands that decided (res): a band named by a threshold is its
+	 * tuned value when the generation or the input has one */
+	doc = json_pack("{s:s,s:s,s:s,s:s,s:f,s:i,s:i,s:{s:f,s:f}}", "file", path, "version",
 	    rules_prog_version(prog), "hash", rules_prog_hash(prog), "decision",
 	    vigil_decision_name(res->decision), "score", res->score, "points",
 	    (json_int_t)res->points, "shadow_score",
-	    (json_int_t)res->shadow_score, "bands", "review", (json_int_t)review, "decline",
-	    (json_int_t)decline);
+	    (json_int_t)res->shadow_score, "bands", "review", res->review_at, "decline",
+	    res->decline_at);
 	jr = json_array();
 	if (doc == NULL || jr == NULL) {
 		json_decref(jr);
@@ -807,7 +807,6 @@ tool_explain_print(const rules_prog *prog, const rules_tvals *tv, const tool_sco
 	const rules_result *res = sc->ao->res;
 	const vigil_value  *f = sc->ao->features;
 	uint32_t            n = store_schema_nfields();
-	int32_t             review, decline;
 	rules_read          reads[TOOL_MAX_READS];
 
 	if (sc->data != NULL) {
@@ -838,10 +837,9 @@ tool_explain_print(const rules_prog *prog, const rules_tvals *tv, const tool_sco
 		}
 		fputc('\n', out);
 	}
-	rules_prog_bands(prog, &review, &decline);
-	fprintf(out, "decision: %s  score: %.6g  points: %d  (review at %d, decline at %d)  "
+	fprintf(out, "decision: %s  score: %.6g  points: %d  (review at %.6g, decline at %.6g)  "
 	    "shadow score: %d\n", vigil_decision_name(res->decision), res->score, res->points,
-	    review, decline, res->shadow_score);
+	    res->review_at, res->decline_at, res->shadow_score);
 	fprintf(out, "rules: version \"%s\", hash %s\n", rules_prog_version(prog),
 	    rules_prog_hash(prog));
 	for (uint32_t i = 0; i < rules_prog_nrules(prog); i++) {
