@@ -75,8 +75,8 @@ void  batch_big_free(void *p, size_t n); /* n as allocated; NULL is a no-op */
  * A worker makes ~6 small allocations per card as its arrays grow (4, 8,
  * 16 ... elements) and frees them all at the end; malloc's bookkeeping for
  * that was ~8% of a rebuild. The pool carves card nodes and arrays from
- * 1 MiB slabs, keeps outgrown arrays on free lists by size class for the
- * next card, and frees only the slabs (batch_big_alloc: 2 MiB, huge pages
+ * 2 MiB slabs, keeps outgrown arrays on free lists by size class for the
+ * next card, and frees only the slabs (batch_big_alloc: huge pages
  * where the kernel gives them). Arrays hold 16-byte elements
  * (batch_sample, batch_merch_cnt), 4 << k of them for class k.
  */
