@@ -63,7 +63,7 @@ while [ $# -gt 0 ]; do
 	--as-of) [ $# -ge 2 ] || { echo "$me: --as-of needs a date" >&2; exit 2; }; asof=$2; shift 2 ;;
 	--wait) wait=1; shift ;;
 	--force) force=--force; shift ;;
-	-h|--help) sed -n '3,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,/^set -eu$/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "$me: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done

@@ -37,6 +37,12 @@ VT_LOG=night.log
 # shellcheck source=tests/lib/vt.sh
 . "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt.sh"
 
+# --help prints the script's whole header, its exit codes last (no Slurm needed)
+"$S/deploy/slurm/vigil-night.sh" --help >"$D/night-help" 2>&1 ||
+	{ echo "night: FAIL: vigil-night.sh --help exited $?"; exit 1; }
+tail -1 "$D/night-help" | grep -q "1 failed, 2 usage" ||
+	{ echo "night: FAIL: vigil-night.sh --help stops short: $(tail -1 "$D/night-help")"; exit 1; }
+
 for p in nats-server slurmctld slurmd munged sbatch squeue scontrol mdb_dump; do
 	command -v "$p" >/dev/null 2>&1 || {
 		echo "night: SKIP: $p not installed (Debian packages nats-server, slurmctld, slurmd, slurm-client, munge, lmdb-utils; deploy/bootstrap.sh installs them)"
