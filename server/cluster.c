@@ -79,6 +79,8 @@ struct srv_cluster {
 	jsCtx           *js;
 	natsSubscription *sub;
 	int64_t          stream_created; /* the subscribed stream's creation time (ns) */
+	int64_t          seq_stream;     /* the stream last_seq counts in (its
+	                                  * creation time; apply_mu) */
 	cluster_subarg  *subargs;        /* every subscription's, newest first */
 
 	/* the queue: ring of cap observations, head = oldest */
@@ -285,15 +287,21 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	}
 	if (c->sub != NULL && created == c->stream_created)
 		return VIGIL_OK;
-	if (c->stream_created != 0) {
-		srv_log("cluster: stream %s was created again%s (what it held is lost): applying "
-		    "the new one from its start; what was applied stays", c->stream,
-		    made ? " by this replica" : "");
-		cluster_unsubscribe(c);
-		pthread_mutex_lock(&c->apply_mu);
-		c->last_seq = 0; /* the new stream counts from 1 */
-		pthread_mutex_unlock(&c->apply_mu);
+	cluster_unsubscribe(c);
+	/* Sequences count again from 1 only in another stream: a subscription
+	 * made again to the same one (the last attempt failed, maybe after
+	 * delivering part of it) skips what was applied. */
+	pthread_mutex_lock(&c->apply_mu);
+	if (created != c->seq_stream) {
+		if (c->seq_stream != 0) {
+			srv_log("cluster: stream %s was created again%s (what it held is lost): "
+			    "applying the new one from its start; what was applied stays",
+			    c->stream, made ? " by this replica" : "");
+			c->last_seq = 0; /* the new stream counts from 1 */
+		}
+		c->seq_stream = created;
 	}
+	pthread_mutex_unlock(&c->apply_mu);
 	sa = calloc(1, sizeof *sa);
 	if (sa == NULL) {
 		snprintf(err, errlen, "subscribe %s: out of memory", c->filter);
@@ -312,11 +320,14 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	jerr = 0;
 	st = js_Subscribe(&c->sub, c->js, c->filter, cluster_on_msg, sa, NULL, &so, &jerr);
 	if (st != NATS_OK) {
+		/* A failed subscribe may have been half made (its consumer created,
+		 * then a timeout) and delivered part of the stream, and nats.c may
+		 * still call it back: what it delivers from now on is ignored, and
+		 * sa stays allocated until stop. */
 		c->sub = NULL;
-		pthread_mutex_lock(&c->apply_mu); /* never called back: not kept */
-		c->subargs = sa->next;
+		pthread_mutex_lock(&c->apply_mu);
+		c->epoch++;
 		pthread_mutex_unlock(&c->apply_mu);
-		free(sa);
 		snprintf(err, errlen, "subscribe %s: %s (%s, JetStream error %d)", c->filter,
 		    natsStatus_GetText(st), nats_GetLastError(NULL), (int)jerr);
 		return VIGIL_EIO;
