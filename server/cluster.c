@@ -413,8 +413,10 @@ cluster_thread(void *arg)
 		jsErrCode    jerr = 0;
 		natsStatus   st;
 		size_t       len;
+		bool         stopping; /* c->stop as of this turn (read under mu) */
 
 		pthread_mutex_lock(&c->mu);
+		stopping = c->stop;
 		if (c->stop && stop_at == 0)
 			stop_at = vigil_now_ms() + CLUSTER_STOP_FLUSH_MS;
 		if (c->stop && ((nb == 0 && c->n == 0) || vigil_now_ms() >= stop_at ||
@@ -430,7 +432,7 @@ cluster_thread(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		/* A short batch waits for company: one publish costs about as much
 		 * CPU as scoring a transaction, whatever its size (bench/cluster). */
-		if (nb > 0 && nb < SRV_OBS_BATCH_MAX / 4 && !c->stop) {
+		if (nb > 0 && nb < SRV_OBS_BATCH_MAX / 4 && !stopping) {
 			int64_t wait_us = batch[0].committed_us + CLUSTER_LINGER_US - cluster_wall_us();
 
 			if (wait_us > 0) {
@@ -463,7 +465,7 @@ cluster_thread(void *arg)
 		}
 		/* The stream lost and made again (by this replica: missing here;
 		 * by another: created at another time) is subscribed to anew. */
-		if (!c->stop && atomic_load(&c->connected) && vigil_now_ms() >= next_check) {
+		if (!stopping && atomic_load(&c->connected) && vigil_now_ms() >= next_check) {
 			next_check = vigil_now_ms() + CLUSTER_CHECK_MS;
 			if (cluster_setup_js(c, err, sizeof err) != VIGIL_OK) {
 				if (!logged)
