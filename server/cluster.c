@@ -78,9 +78,9 @@ struct srv_cluster {
 	natsConnection  *nc;
 	jsCtx           *js;
 	natsSubscription *sub;
-	int64_t          stream_created; /* the subscribed stream's creation time (ns) */
-	int64_t          seq_stream;     /* the stream last_seq counts in (its
-	                                  * creation time; apply_mu) */
+	int64_t          stream_created; /* creation time (ns) of the stream
+	                                  * subscribed to, or last tried, and
+	                                  * that last_seq counts in (publisher) */
 	cluster_subarg  *subargs;        /* every subscription's, newest first */
 
 	/* the queue: ring of cap observations, head = oldest */
@@ -253,7 +253,7 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	const char    *subjects[1] = { c->filter };
 	cluster_subarg *sa;
 	int64_t        created = 0;
-	bool           made = false;
+	bool           made = false, again;
 	natsStatus     st;
 
 	st = js_GetStreamInfo(&si, c->js, c->stream, NULL, &jerr);
@@ -291,17 +291,16 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	/* Sequences count again from 1 only in another stream: a subscription
 	 * made again to the same one (the last attempt failed, maybe after
 	 * delivering part of it) skips what was applied. */
-	pthread_mutex_lock(&c->apply_mu);
-	if (created != c->seq_stream) {
-		if (c->seq_stream != 0) {
-			srv_log("cluster: stream %s was created again%s (what it held is lost): "
-			    "applying the new one from its start; what was applied stays",
-			    c->stream, made ? " by this replica" : "");
-			c->last_seq = 0; /* the new stream counts from 1 */
-		}
-		c->seq_stream = created;
+	again = c->stream_created != 0 && created != c->stream_created;
+	c->stream_created = created;
+	if (again) {
+		pthread_mutex_lock(&c->apply_mu);
+		c->last_seq = 0; /* the new stream counts from 1 */
+		pthread_mutex_unlock(&c->apply_mu);
+		srv_log("cluster: stream %s was created again%s (what it held is lost): applying "
+		    "the new one from its start; what was applied stays", c->stream,
+		    made ? " by this replica" : "");
 	}
-	pthread_mutex_unlock(&c->apply_mu);
 	sa = calloc(1, sizeof *sa);
 	if (sa == NULL) {
 		snprintf(err, errlen, "subscribe %s: out of memory", c->filter);
@@ -332,7 +331,6 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 		    natsStatus_GetText(st), nats_GetLastError(NULL), (int)jerr);
 		return VIGIL_EIO;
 	}
-	c->stream_created = created;
 	/* a big backlog after a restart: let nats.c hold it, the callback keeps up */
 	natsSubscription_SetPendingLimits(c->sub, -1, -1);
 	srv_log("cluster: replica %s of cluster %s: publishing on %s, applying %s from the "
