@@ -566,6 +566,30 @@ vt_http_post(uint16_t port, const char *path, const char *body, int *ret_status,
 }
 
 int
+vt_http_next(const char **p, int *ret_status, char *head, size_t headcap,
+    const char **ret_body, size_t *ret_blen)
+{
+	const char *end = strstr(*p, "\r\n\r\n"), *cl;
+	size_t hlen, blen;
+	char *e;
+
+	if (end == NULL || headcap == 0)
+		return -1;
+	hlen = (size_t)(end - *p) + 2;
+	snprintf(head, headcap, "%.*s", (int)hlen, *p);
+	cl = strstr(head, "\r\nContent-Length: ");
+	if (cl == NULL || sscanf(head, "HTTP/1.%*d %d ", ret_status) != 1)
+		return -1;
+	blen = strtoul(cl + 18, &e, 10);
+	if (e == cl + 18 || *e != '\r' || strlen(end + 4) < blen)
+		return -1;
+	*ret_body = end + 4;
+	*ret_blen = blen;
+	*p = end + 4 + blen;
+	return 0;
+}
+
+int
 vt_file_temp(char *path, const char *text)
 {
 	int fd = mkstemp(path);

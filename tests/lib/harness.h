@@ -111,6 +111,16 @@ int  vt_http(uint16_t port, const char *method, const char *path, const char *he
  */
 char *vt_http_raw(uint16_t port, const char *req, size_t len, bool *ret_closed);
 
+/*
+ * The next answer in the text at *p (what vt_http_raw read), split: its
+ * status, its head (status line and headers, each line ending "\r\n"; cut
+ * to headcap - 1 bytes) and its body (*ret_body, the *ret_blen bytes its
+ * Content-Length counts); *p moves past it. -1 (nothing moved) if *p holds
+ * no whole answer with a Content-Length.
+ */
+int vt_http_next(const char **p, int *ret_status, char *head, size_t headcap,
+    const char **ret_body, size_t *ret_blen);
+
 /* Writes text into a new file made with mkstemp(3) from the template in
  * path (its XXXXXX replaced): a --config file, say; unlink it after. 0, or
  * -1 (errno set). */

@@ -55,37 +55,26 @@ http_raw(uint16_t port, const char *req, size_t len)
 static void
 reply_expect(const char *what, const char **p, int status, const char *code, const char *msg)
 {
-	const char *end = strstr(*p, "\r\n\r\n"), *cl;
+	const char *at = *p, *body = NULL;
 	char head[4096];
-	size_t hlen, blen;
-	json_error_t jerr;
-	json_t *o;
+	size_t blen = 0;
+	json_t *o, *err;
 	int st = 0;
 
-	if (end == NULL || (size_t)(end - *p) + 2 >= sizeof head)
-		fail_msg("%s: no answer: %s", what, *p);
-	hlen = (size_t)(end - *p) + 2;
-	memcpy(head, *p, hlen);
-	head[hlen] = '\0';
-	if (sscanf(head, "HTTP/1.%*d %d ", &st) != 1 || st != status ||
+	if (vt_http_next(p, &st, head, sizeof head, &body, &blen) != 0 || st != status ||
 	    strstr(head, "\r\nContent-Type: application/json\r\n") == NULL ||
-	    (cl = strstr(head, "\r\nContent-Length: ")) == NULL)
-		fail_msg("%s: expected %d with JSON: %s", what, status, *p);
-	blen = strtoul(cl + 18, NULL, 10);
-	if (strlen(end + 4) < blen)
-		fail_msg("%s: a body shorter than its Content-Length: %s", what, *p);
-	o = json_loadb(end + 4, blen, 0, &jerr);
+	    blen == 0 || body[blen - 1] != '\n')
+		fail_msg("%s: expected %d with JSON, one line: %s", what, status, at);
+	o = json_loadb(body, blen, 0, NULL);
+	err = json_object_get(o, "error");
 	if (o == NULL || !json_is_string(json_object_get(o, "status")) ||
 	    strcmp(json_string_value(json_object_get(o, "status")), code) != 0 ||
-	    !json_is_string(json_object_get(json_object_get(o, "error"), "code")) ||
-	    strcmp(json_string_value(json_object_get(json_object_get(o, "error"), "code")),
-	    code) != 0 ||
-	    !json_is_string(json_object_get(json_object_get(o, "error"), "message")) ||
-	    strcmp(json_string_value(json_object_get(json_object_get(o, "error"), "message")),
-	    msg) != 0 || end[4 + blen - 1] != '\n')
-		fail_msg("%s: expected %s \"%s\": %s", what, code, msg, *p);
+	    !json_is_string(json_object_get(err, "code")) ||
+	    strcmp(json_string_value(json_object_get(err, "code")), code) != 0 ||
+	    !json_is_string(json_object_get(err, "message")) ||
+	    strcmp(json_string_value(json_object_get(err, "message")), msg) != 0)
+		fail_msg("%s: expected %s \"%s\": %s", what, code, msg, at);
 	json_decref(o);
-	*p = end + 4 + blen;
 }
 
 #define MSG_400 "the request line or a header does not parse, or the headers are too long"
