@@ -920,19 +920,56 @@ u64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The filter's bit for h: the sampled hashes are an entity's smallest,
+ * so their high bits are mostly 0; a Fibonacci mix spreads them all. */
+static inline uint64_t
+reported_bit(const batch_reported *r, uint64_t h)
+{
+	return ((h * UINT64_C(0x9e3779b97f4a7c15)) >> 40) & r->mask;
+}
+
+/* Sorts the hashes and builds the filter: 16 bits a card (one bit set of
+ * 16 gives 94% of absent cards their answer without a search), at most
+ * 2^24 bits; without memory for it every lookup searches. The filter
+ * took put_entities' binary searches (4% of a rebuild's CPU, bench-batch)
+ * off the path. */
 void
 batch_reported_sort(batch_reported *r)
 {
+	uint64_t nbits = 64;
+
 	if (r->inited && r->h.len > 1)
 		qsort(r->h.data, r->h.len, sizeof(uint64_t), u64_cmp);
 	r->sorted = true;
+	free(r->bits);
+	r->bits = NULL;
+	if (!r->inited || r->h.len == 0)
+		return;
+	while (nbits < 16 * (uint64_t)r->h.len && nbits < (UINT64_C(1) << 24))
+		nbits <<= 1;
+	r->bits = calloc(nbits / 64, sizeof(uint64_t));
+	if (r->bits == NULL)
+		return;
+	r->mask = nbits - 1;
+	for (size_t i = 0; i < r->h.len; i++) {
+		uint64_t b = reported_bit(r, ((const uint64_t *)r->h.data)[i]);
+
+		r->bits[b / 64] |= UINT64_C(1) << (b % 64);
+	}
 }
 
 bool
 batch_reported_has(const batch_reported *r, uint64_t card_h)
 {
-	return r->inited && r->sorted && r->h.len > 0 &&
-	    bsearch(&card_h, r->h.data, r->h.len, sizeof(uint64_t), u64_cmp) != NULL;
+	if (!r->inited || !r->sorted || r->h.len == 0)
+		return false;
+	if (r->bits != NULL) {
+		uint64_t b = reported_bit(r, card_h);
+
+		if (!(r->bits[b / 64] & (UINT64_C(1) << (b % 64))))
+			return false;
+	}
+	return bsearch(&card_h, r->h.data, r->h.len, sizeof(uint64_t), u64_cmp) != NULL;
 }
 
 void
@@ -940,6 +977,8 @@ batch_reported_fini(batch_reported *r)
 {
 	if (r->inited)
 		vigil_vec_fini(&r->h);
+	free(r->bits);
+	r->bits = NULL;
 	r->inited = false;
 	r->sorted = false;
 }

@@ -251,11 +251,11 @@ void batch_ent_profile(const batch_ent *a, double prior, const batch_reported *r
  * the cards are written (batch_card_put), sorted once, then looked up. */
 struct batch_reported {
 	vigil_vec h;      /* uint64_t; capped at BATCH_REPORTED_MAX */
+	uint64_t *bits, mask; /* one bit per mixed hash: most lookups end here */
 	bool      inited, sorted;
 };
 #define BATCH_REPORTED_MAX (64u << 20)
-/* VIGIL_ENOMEM, VIGIL_ETOOBIG past the cap. */
-vigil_err batch_reported_add(batch_reported *r, uint64_t card_h);
+vigil_err batch_reported_add(batch_reported *r, uint64_t card_h); /* ENOMEM, ETOOBIG */
 void      batch_reported_sort(batch_reported *r);
 bool      batch_reported_has(const batch_reported *r, uint64_t card_h); /* after sort */
 void      batch_reported_fini(batch_reported *r);

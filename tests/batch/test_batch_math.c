@@ -561,6 +561,10 @@ test_entity_reported_cards(void **state)
 	batch_reported_sort(&rep);
 	assert_true(batch_reported_has(&rep, 1000 + n - 1));
 	assert_false(batch_reported_has(&rep, 1001));
+	/* the filter before the search never hides a reported card */
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(batch_reported_has(&rep, 1000 + i),
+		    (i % 4 == 0 && i < BATCH_ENT_CARD_SAMPLE) || i == n - 1);
 	batch_ent_profile(&m, 0.01, &rep, &p);
 	assert_int_equal(p.cards_sampled_30d, BATCH_ENT_CARD_SAMPLE);
 	assert_int_equal(p.cards_reported_30d, BATCH_ENT_CARD_SAMPLE / 4);
