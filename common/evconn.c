@@ -58,7 +58,7 @@ static const struct evconn_page {
 /* The reply replacing a page: status, reason, the extra header lines, the
  * body's length, the body. "HTTP/1.1": its last digit is the page's. */
 #define EVCONN_REPLY "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n%s" \
-	"Connection: close\r\nContent-Length: %zu\r\n\r\n%s"
+	"Connection: close\r\nContent-Length: %zu\r\n\r\n%s\n"
 
 #define EVCONN_PAGE_MAX 1024 /* a page's bytes, headers included, at most */
 
@@ -457,29 +457,29 @@ evconn_bev(struct event_base *base, void *arg)
 	return bev;
 }
 
-/* The set's reply for each of libevent's pages: VIGIL_OK, or VIGIL_ENOMEM
- * (page_body said no: out of memory, or the body did not fit). */
+/* The set's reply for each of libevent's pages, its body page_body's
+ * object as one line: VIGIL_OK, or VIGIL_ENOMEM. */
 static vigil_err
 evconn_replies_make(vigil_evconn_set *set, const char *hdrs)
 {
-	char body[512];
-
 	for (int i = 0; i < EVCONN_NPAGES; i++) {
 		const struct evconn_page *p = &evconn_pages[i];
-		size_t blen;
-		int n;
+		json_t *o = set->o.page_body(set->o.arg, p->status, p->code, p->message);
+		char *body = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+		size_t blen = body != NULL ? strlen(body) + 1 : 0; /* and "\n" */
+		int n = body != NULL ? snprintf(NULL, 0, EVCONN_REPLY, p->status, p->reason, hdrs,
+		    blen, body) : -1;
 
-		if (!set->o.page_body(set->o.arg, p->status, p->code, p->message, body,
-		    sizeof body) || memchr(body, '\0', sizeof body) == NULL)
-			return VIGIL_ENOMEM;
-		blen = strlen(body);
-		n = snprintf(NULL, 0, EVCONN_REPLY, p->status, p->reason, hdrs, blen, body);
+		json_decref(o);
 		set->replies[i].text = n > 0 ? malloc((size_t)n + 1) : NULL;
+		if (set->replies[i].text != NULL) {
+			snprintf(set->replies[i].text, (size_t)n + 1, EVCONN_REPLY, p->status,
+			    p->reason, hdrs, blen, body);
+			set->replies[i].len = (size_t)n;
+		}
+		free(body);
 		if (set->replies[i].text == NULL)
 			return VIGIL_ENOMEM;
-		snprintf(set->replies[i].text, (size_t)n + 1, EVCONN_REPLY, p->status, p->reason,
-		    hdrs, blen, body);
-		set->replies[i].len = (size_t)n;
 	}
 	return VIGIL_OK;
 }

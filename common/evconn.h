@@ -68,6 +68,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "vigil.h"
 
 #ifdef __cplusplus
@@ -103,13 +105,12 @@ typedef struct vigil_evconn_opts {
 	                     * max_body) (the caller must not set another); 0:
 	                     * the caller's cap or evhttp's, untouched */
 	/* The body of the JSON reply that replaces libevent's page of status
-	 * (400, 413, 417 or 501): writes NUL-terminated JSON text (the
-	 * program's error object, with code, docs/tools.md, and message or a
-	 * better one of its own) into buf[0..len). false: no memory, or it does
-	 * not fit. Called with arg by vigil_evconn_set_new only, once per
-	 * status. NULL: libevent's HTML pages are left as they are. */
-	bool (*page_body)(void *arg, int status, const char *code, const char *message,
-	    char *buf, size_t len);
+	 * (400, 413, 417 or 501): a new reference to the program's error
+	 * object, with code (docs/tools.md) and message or a better one of its
+	 * own, which the set writes as one line; NULL: no memory. Called with
+	 * arg by vigil_evconn_set_new only, once per status. NULL: libevent's
+	 * HTML pages are left as they are. */
+	json_t *(*page_body)(void *arg, int status, const char *code, const char *message);
 	const char *page_headers; /* header lines added to those replies, each
 	                           * ending "\r\n" (copied); may be NULL */
 

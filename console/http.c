@@ -743,15 +743,12 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	    "/api/...)", path);
 }
 
-/* The body replacing libevent's own page of status (evconn.h). */
-static bool
-http_page_body(void *arg, int status, const char *code, const char *message, char *buf,
-    size_t len)
+/* The error object replacing libevent's own page of status (evconn.h). */
+static json_t *
+http_page_body(void *arg, int status, const char *code, const char *message)
 {
 	vigil_errinfo ei;
-	json_t *o;
-	char msg[96], *text;
-	bool ok;
+	char msg[96];
 
 	(void)arg;
 	if (status == 413) {
@@ -760,12 +757,7 @@ http_page_body(void *arg, int status, const char *code, const char *message, cha
 		message = msg;
 	}
 	vigil_errinfo_set(&ei, NULL, "%s", message);
-	o = vigil_error_body(code, &ei);
-	text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-	ok = text != NULL && (size_t)snprintf(buf, len, "%s\n", text) < len;
-	free(text);
-	json_decref(o);
-	return ok;
+	return vigil_error_body(code, &ei);
 }
 
 vigil_err

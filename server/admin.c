@@ -1112,23 +1112,9 @@ admin_bind_unix(srv_admin *a, struct evhttp *http, const char *path, char *errbu
 	return bound;
 }
 
-/* The error object of a listener's reply replacing libevent's own page
- * (vigil_evconn_opts.page_body), with msg, as one line of JSON in buf. */
-static bool
-admin_page_json(const char *code, const char *msg, char *buf, size_t len)
-{
-	json_t *o = admin_error_json(code, NULL, msg);
-	char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-	bool ok = text != NULL && (size_t)snprintf(buf, len, "%s\n", text) < len;
-
-	free(text);
-	json_decref(o);
-	return ok;
-}
-
-static bool
-admin_page_body(void *arg, int status, const char *code, const char *message, char *buf,
-    size_t len)
+/* The error object replacing libevent's own page (vigil_evconn_opts.page_body). */
+static json_t *
+admin_page_body(void *arg, int status, const char *code, const char *message)
 {
 	srv_admin *a = arg;
 	char msg[96];
@@ -1138,16 +1124,15 @@ admin_page_body(void *arg, int status, const char *code, const char *message, ch
 		    (unsigned)a->s->cfg.max_message_bytes);
 		message = msg;
 	}
-	return admin_page_json(code, message, buf, len);
+	return admin_error_json(code, NULL, message);
 }
 
-static bool
-admin_health_page_body(void *arg, int status, const char *code, const char *message,
-    char *buf, size_t len)
+static json_t *
+admin_health_page_body(void *arg, int status, const char *code, const char *message)
 {
 	(void)arg;
-	return admin_page_json(code, status == 413 ? "this listener takes no request body" :
-	    message, buf, len);
+	return admin_error_json(code, NULL, status == 413 ? "this listener takes no request "
+	    "body" : message);
 }
 
 /* [health] listen: binds the probes' listener on a's event base. */
