@@ -239,6 +239,39 @@ get_amount(const json_t *v, const char *currency, int64_t *ret, vigil_errinfo *r
 	return VIGIL_OK;
 }
 
+/* "attributes": {"key": "value", ...}, checked as vigild checks
+ * Transaction.attributes (server/wire.c) and then dropped, as vigild drops
+ * them: no reader keeps what vigild would not. */
+static vigil_err
+check_attributes(const json_t *obj, vigil_errinfo *reterr)
+{
+	const json_t *a = json_object_get(obj, "attributes"), *v;
+	const char *key;
+
+	if (a == NULL || json_is_null(a))
+		return VIGIL_OK;
+	if (!json_is_object(a))
+		JFAIL("attributes", "must be an object of strings ({\"key\": \"value\"})");
+	if (json_object_size(a) > VIGIL_ATTR_MAX)
+		JFAIL("attributes", "%zu attributes, the limit is %d", json_object_size(a),
+		    VIGIL_ATTR_MAX);
+	json_object_foreach((json_t *)a, key, v) {
+		size_t kl = strlen(key);
+
+		if (kl == 0 || kl > VIGIL_ATTR_KEY_MAX)
+			JFAIL("attributes.key", "\"%.64s\": key must be 1-%d bytes", key,
+			    VIGIL_ATTR_KEY_MAX);
+		if (!json_is_string(v))
+			JFAIL("attributes.value", "\"%.64s\": value must be a string", key);
+		if (json_string_length(v) > VIGIL_ATTR_VALUE_MAX)
+			JFAIL("attributes.value", "\"%.64s\": value is %zu bytes, the limit is %d",
+			    key, json_string_length(v), VIGIL_ATTR_VALUE_MAX);
+		if (memchr(json_string_value(v), '\0', json_string_length(v)) != NULL)
+			JFAIL("attributes.value", "\"%.64s\": contains a NUL byte", key);
+	}
+	return VIGIL_OK;
+}
+
 vigil_err
 vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 {
@@ -257,7 +290,7 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 		static const char *const keys[] = {
 			"txn_id", "card_id", "merchant_id", "terminal_id", "device_id", "ip",
 			"currency", "country", "event_time_ms", "event_time", "amount_minor",
-			"amount", "mcc", "channel", "location", "lat", "lon", NULL,
+			"amount", "mcc", "channel", "location", "lat", "lon", "attributes", NULL,
 		};
 		const char *key = vigil_json_unknown_key(obj, keys, NULL, 0);
 
@@ -378,6 +411,8 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 			t.lon = lon;
 		}
 	}
+	if ((rv = check_attributes(obj, reterr)) != VIGIL_OK)
+		return rv;
 
 	*ret = t;
 	return VIGIL_OK;

@@ -168,6 +168,11 @@ vigil_err   vigil_channel_parse(const char *s, vigil_channel *ret_c);
  */
 #define VIGIL_ID_MAX 64 /* txn_id, card_id, merchant_id, terminal_id, device_id */
 #define VIGIL_IP_MAX 45 /* textual IPv6 */
+/* Attributes (Transaction.attributes): checked by every reader and by
+ * vigild, never kept (vigil_txn has none; rules do not read them). */
+#define VIGIL_ATTR_MAX       64  /* per transaction */
+#define VIGIL_ATTR_KEY_MAX   64  /* bytes, at least 1 */
+#define VIGIL_ATTR_VALUE_MAX 256 /* bytes */
 
 typedef struct vigil_txn {
 	char     txn_id[VIGIL_ID_MAX + 1];      /* required */

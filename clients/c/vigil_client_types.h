@@ -88,7 +88,8 @@ typedef enum vigil_client_channel {
 	VIGIL_CLIENT_CHANNEL_MOTO    = 4,
 } vigil_client_channel;
 
-/* Free-form key/value attribute (not used by rules, archived). */
+/* Free-form key/value attribute (checked by vigild, then dropped: not read
+ * by rules, not archived). */
 typedef struct vigil_client_attr {
 	const char *key;
 	const char *value;

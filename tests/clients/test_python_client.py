@@ -467,6 +467,26 @@ class JsonShapeTests(unittest.TestCase):
             vc.transaction_from_json({"location": {"latitude": 1, "longitude": 2, "alt": 3}})
         self.assertEqual(cm.exception.field, "txn.location.alt")
 
+    def test_json_attributes(self):
+        # read at vigild's limits, refused one past them, in the words of the
+        # C reader (tests/common/test_common.c test_json_attributes)
+        a = {"%02d%s" % (i, "k" * 62): "v" * 256 for i in range(64)}
+        self.assertEqual(vc.transaction_from_json({"attributes": a}).attributes, a)
+        for attrs, field, msg in (
+                (["k"], "txn.attributes", 'must be an object of strings ({"key": "value"})'),
+                (dict(a, x=""), "txn.attributes", "65 attributes, the limit is 64"),
+                ({"": "v"}, "txn.attributes.key", '"": key must be 1-64 bytes'),
+                ({"k" * 65: ""}, "txn.attributes.key",
+                 '"%s": key must be 1-64 bytes' % ("k" * 64)),
+                ({"k": 1}, "txn.attributes.value", '"k": value must be a string'),
+                ({"k": "v" * 257}, "txn.attributes.value",
+                 '"k": value is 257 bytes, the limit is 256'),
+                ({"k": "a\0b"}, "txn.attributes.value", '"k": contains a NUL byte')):
+            with self.assertRaises(vc.InvalidArgument, msg=attrs) as cm:
+                vc.transaction_from_json({"attributes": attrs})
+            self.assertEqual(cm.exception.field, field)
+            self.assertEqual(str(cm.exception), "%s: %s" % (field, msg))
+
 
 class VigildTests(unittest.TestCase):
     @classmethod

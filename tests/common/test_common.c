@@ -331,6 +331,50 @@ from_json_msg(const json_t *o, vigil_txn *t, char *err, size_t errlen)
 	return rv;
 }
 
+/* Attributes at vigild's limits are read (and not kept: vigil_txn has
+ * none); one past any limit is refused with vigild's field. */
+static void
+test_json_attributes(void)
+{
+	json_t *o = json_pack("{s:s, s:s}", "txn_id", "t", "currency", "EUR");
+	json_t *a = json_object();
+	char key[VIGIL_ATTR_KEY_MAX + 2], val[VIGIL_ATTR_VALUE_MAX + 2];
+	vigil_errinfo ei;
+	vigil_txn t, plain;
+
+	assert_int_equal(vigil_txn_from_json(o, &plain, &ei), VIGIL_OK);
+	memset(key, 'k', sizeof key);
+	memset(val, 'v', sizeof val);
+	key[VIGIL_ATTR_KEY_MAX] = val[VIGIL_ATTR_VALUE_MAX] = '\0';
+	for (int i = 0; i < VIGIL_ATTR_MAX; i++) {
+		key[0] = (char)('0' + i / 10);
+		key[1] = (char)('0' + i % 10);
+		json_object_set_new(a, key, json_string(val));
+	}
+	json_object_set(o, "attributes", a);
+	assert_int_equal(vigil_txn_from_json(o, &t, &ei), VIGIL_OK);
+	assert_memory_equal(&t, &plain, sizeof t);
+	json_object_set_new(a, "one-more", json_string(""));
+	assert_int_equal(vigil_txn_from_json(o, &t, &ei), VIGIL_EINVAL);
+	assert_string_equal(ei.field, "attributes");
+	assert_string_equal(ei.msg, "65 attributes, the limit is 64");
+	json_object_clear(a);
+	key[VIGIL_ATTR_KEY_MAX] = 'k';
+	key[VIGIL_ATTR_KEY_MAX + 1] = '\0';
+	json_object_set_new(a, key, json_string(""));
+	assert_int_equal(vigil_txn_from_json(o, &t, &ei), VIGIL_EINVAL);
+	assert_string_equal(ei.field, "attributes.key");
+	json_object_clear(a);
+	val[VIGIL_ATTR_VALUE_MAX] = 'v';
+	val[VIGIL_ATTR_VALUE_MAX + 1] = '\0';
+	json_object_set_new(a, "k", json_string(val));
+	assert_int_equal(vigil_txn_from_json(o, &t, &ei), VIGIL_EINVAL);
+	assert_string_equal(ei.field, "attributes.value");
+	assert_string_equal(ei.msg, "\"k\": value is 257 bytes, the limit is 256");
+	json_decref(a);
+	json_decref(o);
+}
+
 /* The error detail names the field apart from the message, so no caller
  * parses the message for it (vigild's /v1/score did, with strchr, and
  * named "txn" for a bad "txn_id"). */
@@ -354,6 +398,13 @@ test_json_errinfo(void **state)
 		{ "{\"location\":{\"latitude\":1,\"longitude\":2,\"alt\":3}}", "location.alt",
 		  "unknown key (location holds latitude and longitude)" },
 		{ "[1]", "", "the transaction must be a JSON object" },
+		/* attributes: vigild's checks of Transaction.attributes */
+		{ "{\"attributes\":[\"k\"]}", "attributes",
+		  "must be an object of strings ({\"key\": \"value\"})" },
+		{ "{\"attributes\":{\"\":\"v\"}}", "attributes.key", "\"\": key must be 1-64 bytes" },
+		{ "{\"attributes\":{\"k\":1}}", "attributes.value", "\"k\": value must be a string" },
+		{ "{\"attributes\":{\"k\":\"a\\u0000b\"}}", "attributes.value",
+		  "\"k\": contains a NUL byte" },
 	};
 	json_error_t jerr;
 	vigil_errinfo ei;
@@ -362,7 +413,7 @@ test_json_errinfo(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		json_t *o = json_loads(cases[i].json, 0, &jerr);
+		json_t *o = json_loads(cases[i].json, JSON_ALLOW_NUL, &jerr);
 		char want[400];
 
 		assert_non_null(o);
@@ -378,6 +429,7 @@ test_json_errinfo(void **state)
 		assert_string_equal(vigil_errinfo_format(&ei, buf, sizeof buf), want);
 		json_decref(o);
 	}
+	test_json_attributes();
 	/* The positions format as compilers print them. */
 	vigil_errinfo_set(&ei, "amount", "bad %s", "value");
 	snprintf(ei.file, sizeof ei.file, "in.csv");

@@ -59,6 +59,8 @@ __all__ = [
 ID_MAX = 64
 MAX_REQUEST = 65536
 MAX_ATTRS = 64
+MAX_ATTR_KEY = 64     # bytes (vigild's checks, server/wire.c)
+MAX_ATTR_VALUE = 256  # bytes
 
 # ---- errors ----
 
@@ -446,8 +448,29 @@ def transaction_from_json(obj: Mapping) -> "Transaction":
     if points:
         kw["latitude"], kw["longitude"] = points[0]
     if "attributes" in g:
-        kw["attributes"] = g["attributes"]
+        kw["attributes"] = _json_attributes(g["attributes"])
     return Transaction(**kw)
+
+
+def _json_attributes(a):
+    # vigild's checks of Transaction.attributes, worded as the C reader's
+    # (common/json.c check_attributes)
+    if not isinstance(a, Mapping):
+        raise _bad("attributes", "must be an object of strings ({\"key\": \"value\"})")
+    if len(a) > MAX_ATTRS:
+        raise _bad("attributes", "%d attributes, the limit is %d" % (len(a), MAX_ATTRS))
+    for k, v in a.items():
+        kq = '"%s"' % str(k)[:64]
+        if not isinstance(k, str) or not 1 <= len(k.encode()) <= MAX_ATTR_KEY:
+            raise _bad("attributes.key", "%s: key must be 1-%d bytes" % (kq, MAX_ATTR_KEY))
+        if not isinstance(v, str):
+            raise _bad("attributes.value", "%s: value must be a string" % kq)
+        if len(v.encode()) > MAX_ATTR_VALUE:
+            raise _bad("attributes.value", "%s: value is %d bytes, the limit is %d"
+                       % (kq, len(v.encode()), MAX_ATTR_VALUE))
+        if "\0" in v:
+            raise _bad("attributes.value", "%s: contains a NUL byte" % kq)
+    return dict(a)
 
 
 def _encode_txn(txn, dry_run):
