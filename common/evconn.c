@@ -669,6 +669,23 @@ vigil_evconn_log_to_stderr(const char *prog)
 	event_set_log_callback(evconn_log);
 }
 
+const char *
+vigil_evconn_query(struct evhttp_request *req, char *ret_key, size_t len)
+{
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	size_t n = q != NULL ? strcspn(q, "=&;") : 0;
+	char raw[128], *key;
+
+	ret_key[0] = '\0';
+	if (q == NULL)
+		return NULL;
+	snprintf(raw, sizeof raw, "%.*s", (int)(n < sizeof raw ? n : sizeof raw - 1), q);
+	key = evhttp_uridecode(raw, 1, NULL);
+	snprintf(ret_key, len, "%s", key != NULL ? key : raw);
+	free(key);
+	return q;
+}
+
 void
 vigil_evconn_send_reply(struct evhttp_request *req, int code, const char *reason,
     struct evbuffer *body)

@@ -212,6 +212,14 @@ void vigil_evconn_send_reply(struct evhttp_request *req, int code, const char *r
     struct evbuffer *body);
 
 /*
+ * The query string of req's URI, or NULL when it has none; *ret_key (len
+ * bytes, len > 0) gets its first parameter's name, percent-decoded and cut
+ * to fit ("dry_run" for "?dry_run=true&x=1"; "" for "?" or "?=1"): the
+ * where of an endpoint's "takes no query string".
+ */
+const char *vigil_evconn_query(struct evhttp_request *req, char *ret_key, size_t len);
+
+/*
  * Routes libevent's own warnings and errors to standard error as one line
  * each, "PROG: libevent: MESSAGE" in a single write (debug and message
  * severities dropped), instead of libevent's bare "[warn] ..." lines. For a

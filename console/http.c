@@ -637,7 +637,7 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 	const http_route *r = NULL;
 	unsigned allow = 0;
 	http_args a, cur;
-	char why[300], bad[32];
+	char why[300], bad[32], qkey[64];
 
 	if (u == NULL) {
 		http_log_refused(path, http_peer(req), "401 missing or unknown token or certificate");
@@ -681,8 +681,8 @@ http_api(con_app *app, struct evhttp_request *req, const char *path, enum evhttp
 		con_send_error(req, 415, NULL, "a POST needs \"Content-Type: application/json\"");
 		return;
 	}
-	if (!r->query && evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
-		con_send_error(req, 400, NULL, "%s takes no query string", path);
+	if (!r->query && vigil_evconn_query(req, qkey, sizeof qkey) != NULL) {
+		con_send_error(req, 400, qkey, "%s takes no query string", path);
 		return;
 	}
 	if (!http_need(req, u, r->role))

@@ -383,11 +383,12 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	bool dry_run = false, have_txn = false;
 	size_t len;
 	uint64_t t0 = vigil_mono_ns();
+	char qkey[sizeof err.info.field];
 
 	/* Nothing is read from a query string: "?dry_run=true" must not score
-	 * and record as if it were absent. */
-	if (evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
-		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, "",
+	 * and record as if it were absent. The where: its first parameter. */
+	if (vigil_evconn_query(req, qkey, sizeof qkey) != NULL) {
+		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, qkey,
 		    "/v1/score takes no query string; dry_run goes in the JSON body");
 		goto fail;
 	}
@@ -782,6 +783,7 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
 	bool probe;
+	char qkey[sizeof ((vigil_errinfo *)0)->field];
 
 	atomic_fetch_add_explicit(&a->s->metrics.http_requests, 1, memory_order_relaxed);
 	vigil_evconn_seen(a->conns, req); /* its deadline starts again */
@@ -797,9 +799,9 @@ admin_dispatch(struct evhttp_request *req, void *arg)
 	 * as ?force=1 would be ignored, so it is refused (/v1/score says so
 	 * itself; the probes and /metrics are left to their callers) */
 	if ((strcmp(path, "/v1/rules") == 0 || strcmp(path, "/v1/generations/current") == 0) &&
-	    evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
-		admin_send_error(req, 400, "Bad Request", "INVALID", "this endpoint takes no query "
-		    "string");
+	    vigil_evconn_query(req, qkey, sizeof qkey) != NULL) {
+		admin_send_json(req, 400, "Bad Request", admin_error_json("INVALID", qkey,
+		    "this endpoint takes no query string"));
 		return;
 	}
 	if (strcmp(path, "/healthz") == 0 && get)

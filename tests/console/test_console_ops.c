@@ -414,6 +414,8 @@ test_routes(void **s)
 		if (!r->query) { /* a POST too: ?force=1 must not look honoured */
 			o = http_ok(r->method, url, ADAM, get ? NULL : "{}", 400);
 			assert_non_null(strstr(err_msg(o), "takes no query string"));
+			assert_string_equal(json_string_value(json_object_get(json_object_get(
+			    json_object_get(o, "error"), "where"), "field")), "x");
 			json_decref(o);
 		} else if (get) { /* read: x is the page's own to refuse */
 			o = http_ok("GET", url, ADAM, NULL, 400);

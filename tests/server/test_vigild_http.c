@@ -531,7 +531,10 @@ test_http_bad_input(void **state)
 	    200, HB_NEW);
 
 	/* A query string is not read: refused, not scored as if absent. */
-	post_expect(s.admin_port, "/v1/score?dry_run=true", HB_TXN("hb-4") "}", 400, "query");
+	post_expect(s.admin_port, "/v1/score?dry_run=true", HB_TXN("hb-4") "}", 400,
+	    "query string; dry_run goes in the JSON body\",\"where\":{\"field\":\"dry_run\"}");
+	post_expect(s.admin_port, "/v1/score?dry%5Frun", HB_TXN("hb-4") "}", 400,
+	    "\"where\":{\"field\":\"dry_run\"}");
 	post_expect(s.admin_port, "/v1/score", HB_TXN("hb-4") "}", 200, HB_NEW);
 	/* GET endpoints do not mind one (a scraper's cache buster). */
 	assert_int_equal(vt_http_get(s.admin_port, "/healthz?x=1", &code, &body), 0);
@@ -576,7 +579,7 @@ test_http_bad_input(void **state)
 	    "\"where\":{\"line\":1,\"column\":17}");
 	post_expect(s.admin_port, "/v1/generations/current?force=1", "{\"generation\": 1}", 400,
 	    "{\"status\":\"INVALID\",\"error\":{\"code\":\"INVALID\",\"message\":\"this endpoint "
-	    "takes no query string\"");
+	    "takes no query string\",\"where\":{\"field\":\"force\"}}}");
 	post_expect(s.admin_port, "/v1/generations/current", "{\"generation\": 5}", 404,
 	    "{\"status\":\"NOT_FOUND\",\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no "
 	    "generation 5 in features/\",\"where\":{\"field\":\"generation\"}}}");
