@@ -669,6 +669,33 @@ vigil_evconn_log_to_stderr(const char *prog)
 	event_set_log_callback(evconn_log);
 }
 
+void
+vigil_evconn_send_json(struct evhttp_request *req, int code, const char *reason, json_t *obj,
+    const char *oom_body)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+	json_decref(obj);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "application/json");
+	if (buf != NULL && text != NULL && evbuffer_add_printf(buf, "%s\n", text) > 0) {
+		vigil_evconn_send_reply(req, code, reason, buf);
+	} else {
+		if (buf != NULL)
+			evbuffer_drain(buf, evbuffer_get_length(buf));
+		if (buf != NULL && evbuffer_add_reference(buf, oom_body, strlen(oom_body), NULL,
+		    NULL) != 0) {
+			evbuffer_free(buf);
+			buf = NULL;
+		}
+		vigil_evconn_send_reply(req, 500, "Internal Server Error", buf);
+	}
+	free(text);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
 const char *
 vigil_evconn_query(struct evhttp_request *req, char *ret_key, size_t len)
 {

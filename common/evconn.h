@@ -212,6 +212,17 @@ void vigil_evconn_send_reply(struct evhttp_request *req, int code, const char *r
     struct evbuffer *body);
 
 /*
+ * Sends obj (consumed; may be NULL) as one line of JSON with code and
+ * reason (NULL: the standard phrase) through vigil_evconn_send_reply,
+ * Content-Type application/json. Out of memory (obj NULL, or no memory to
+ * write it): 500 with oom_body, a constant JSON text of the program's
+ * error shape, or an empty body if even that cannot be held; never
+ * libevent's HTML page.
+ */
+void vigil_evconn_send_json(struct evhttp_request *req, int code, const char *reason,
+    json_t *obj, const char *oom_body);
+
+/*
  * The query string of req's URI, or NULL when it has none; *ret_key (len
  * bytes, len > 0) gets its first parameter's name, percent-decoded and cut
  * to fit ("dry_run" for "?dry_run=true&x=1"; "" for "?" or "?=1"): the

@@ -68,22 +68,9 @@ http_common_headers(struct evhttp_request *req)
 void
 con_send_json(struct evhttp_request *req, int code, json_t *obj)
 {
-	struct evbuffer *buf = evbuffer_new();
-	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-
 	http_common_headers(req);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	    "application/json");
-	if (buf != NULL && text != NULL) {
-		evbuffer_add_printf(buf, "%s\n", text);
-		vigil_evconn_send_reply(req, code, NULL, buf);
-	} else {
-		evhttp_send_error(req, 500, "out of memory");
-	}
-	free(text);
-	if (buf != NULL)
-		evbuffer_free(buf);
-	json_decref(obj);
+	vigil_evconn_send_json(req, code, NULL, obj,
+	    "{\"error\":{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}}\n");
 }
 
 /* The error object's code for an HTTP status (docs/tools.md's table). */

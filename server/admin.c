@@ -88,21 +88,8 @@ struct srv_admin {
 static void
 admin_send_json(struct evhttp_request *req, int code, const char *reason, json_t *obj)
 {
-	struct evbuffer *buf = evbuffer_new();
-	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	    "application/json");
-	if (buf != NULL && text != NULL) {
-		evbuffer_add_printf(buf, "%s\n", text);
-		vigil_evconn_send_reply(req, code, reason, buf);
-	} else {
-		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
-	}
-	free(text);
-	if (buf != NULL)
-		evbuffer_free(buf);
-	json_decref(obj);
+	vigil_evconn_send_json(req, code, reason, obj, "{\"status\":\"INTERNAL\",\"error\":"
+	    "{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}}\n");
 }
 
 static void
@@ -290,7 +277,7 @@ admin_metrics(srv_admin *a, struct evhttp_request *req)
 	struct evbuffer *buf = evbuffer_new();
 
 	if (buf == NULL) {
-		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+		admin_send_json(req, 500, NULL, NULL);
 		return;
 	}
 	srv_metrics_render(a->s, buf);

@@ -4,7 +4,8 @@
  * thread: N+1 clients against a cap of N (the last is served only once one
  * closes), the external pause combined with the cap's, the idle deadline
  * closing a silent connection, the cap per client address (127.0.0.1 and
- * 127.0.0.2), the on-close hook, and the count back to 0.
+ * 127.0.0.2), the on-close hook, and the count back to 0; the JSON reply
+ * (out of memory too) and the query's first parameter.
  * No timing is asserted: each wait is a bounded loop on a condition. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,7 +48,11 @@ typedef struct fx {
 	char                   err[160]; /* vigil_evconn_bind's */
 	bool                   hook;    /* hook each request's connection */
 	int                    cl[FX_CLIENTS];
+	const char            *query;   /* /q: vigil_evconn_query's answer */
+	char                   qkey[16];
 } fx;
+
+#define FX_OOM "{\"error\":{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}}\n"
 
 static void
 fx_on_count(void *arg, uint32_t n)
@@ -88,14 +93,26 @@ fx_request(struct evhttp_request *req, void *arg)
 	fx *f = arg;
 	struct evbuffer *b = evbuffer_new();
 
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
 	vigil_evconn_seen(f->set, req);
 	if (f->hook)
 		assert_int_equal(vigil_evconn_on_close(f->set, evhttp_request_get_connection(req),
 		    fx_closed, f), VIGIL_OK);
+	f->served++;
+	if (strcmp(path, "/json") == 0 || strcmp(path, "/oom") == 0) {
+		evbuffer_free(b);
+		vigil_evconn_send_json(req, 201, NULL, path[1] == 'j' ? json_pack("{s:i}", "n", 1) :
+		    NULL, FX_OOM);
+		return;
+	}
+	if (strcmp(path, "/q") == 0) {
+		memset(f->qkey, 'X', sizeof f->qkey);
+		f->query = vigil_evconn_query(req, f->qkey, sizeof f->qkey);
+	}
 	evbuffer_add_printf(b, "ok\n");
 	evhttp_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);
-	f->served++;
 }
 
 static void
@@ -358,6 +375,87 @@ test_on_close_hook_runs_once_when_the_client_leaves(void **state)
 	assert_int_equal(f.closed, 2);
 }
 
+/* Client i sends request (which asks the server to close) and reads the
+ * whole answer into buf. */
+static void
+fx_exchange(fx *f, int i, const char *request, char *buf, size_t cap)
+{
+	size_t got = 0;
+	ssize_t n = -1;
+
+	fx_connect(f, i, false);
+	assert_int_equal(send(f->cl[i], request, strlen(request), MSG_NOSIGNAL),
+	    (ssize_t)strlen(request));
+	for (int k = 0; k < PUMP_MAX && n != 0; k++) {
+		fx_pump(f);
+		while (got < cap - 1 &&
+		    (n = recv(f->cl[i], buf + got, cap - 1 - got, MSG_DONTWAIT)) > 0)
+			got += (size_t)n;
+	}
+	assert_int_equal(n, 0);
+	buf[got] = '\0';
+	fx_close(f, i);
+}
+
+/* vigil_evconn_send_json: the object as one line; out of memory (no
+ * object) the program's constant body with 500, never libevent's HTML. */
+static void
+test_send_json(void **state)
+{
+	vigil_evconn_opts o = { .max_conns = 4 };
+	char buf[2048];
+	fx f;
+
+	(void)state;
+	fx_start(&f, &o);
+	fx_exchange(&f, 0, "GET /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", buf,
+	    sizeof buf);
+	assert_true(strncmp(buf, "HTTP/1.1 201 Created\r\n", 22) == 0);
+	assert_non_null(strstr(buf, "Content-Type: application/json\r\n"));
+	assert_non_null(strstr(buf, "Content-Length: 8\r\n"));
+	assert_non_null(strstr(buf, "\r\n\r\n{\"n\":1}\n"));
+	fx_exchange(&f, 0, "GET /oom HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", buf,
+	    sizeof buf);
+	assert_true(strncmp(buf, "HTTP/1.1 500 Internal Server Error\r\n", 36) == 0);
+	assert_non_null(strstr(buf, "Content-Type: application/json\r\n"));
+	assert_string_equal(strstr(buf, "\r\n\r\n") + 4, FX_OOM);
+	fx_stop(&f);
+}
+
+/* vigil_evconn_query: the query, and its first parameter's name decoded
+ * and cut to fit. */
+static void
+test_query_names_its_first_parameter(void **state)
+{
+	static const struct {
+		const char *target, *key;
+		bool query;
+	} cases[] = {
+		{ "/q", "", false },
+		{ "/q?dry_run=true&x=1", "dry_run", true },
+		{ "/q?dry%5Frun", "dry_run", true },
+		{ "/q?a+b;c", "a b", true },
+		{ "/q?=1", "", true },
+		{ "/q?averyveryverylongname=1", "averyveryverylo", true },
+	};
+	vigil_evconn_opts o = { .max_conns = 4 };
+	char req[256], buf[2048];
+	fx f;
+
+	(void)state;
+	fx_start(&f, &o);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+		    cases[i].target);
+		f.query = (const char *)&f;
+		fx_exchange(&f, 0, req, buf, sizeof buf);
+		assert_true(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+		assert_int_equal(f.query != NULL, cases[i].query);
+		assert_string_equal(f.qkey, cases[i].key);
+	}
+	fx_stop(&f);
+}
+
 static void
 test_arguments(void **state)
 {
@@ -422,6 +520,8 @@ main(void)
 		cmocka_unit_test(test_on_close_hook_runs_once_when_the_client_leaves),
 		cmocka_unit_test(test_bind_names_its_cause),
 		cmocka_unit_test(test_arguments),
+		cmocka_unit_test(test_send_json),
+		cmocka_unit_test(test_query_names_its_first_parameter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
