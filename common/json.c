@@ -247,6 +247,7 @@ check_attributes(const json_t *obj, vigil_errinfo *reterr)
 {
 	const json_t *a = json_object_get(obj, "attributes"), *v;
 	const char *key;
+	size_t kl;
 
 	if (a == NULL || json_is_null(a))
 		return VIGIL_OK;
@@ -255,12 +256,12 @@ check_attributes(const json_t *obj, vigil_errinfo *reterr)
 	if (json_object_size(a) > VIGIL_ATTR_MAX)
 		JFAIL("attributes", "%zu attributes, the limit is %d", json_object_size(a),
 		    VIGIL_ATTR_MAX);
-	json_object_foreach((json_t *)a, key, v) {
-		size_t kl = strlen(key);
-
+	json_object_keylen_foreach((json_t *)a, key, kl, v) {
 		if (kl == 0 || kl > VIGIL_ATTR_KEY_MAX)
 			JFAIL("attributes.key", "\"%.64s\": key must be 1-%d bytes", key,
 			    VIGIL_ATTR_KEY_MAX);
+		if (memchr(key, '\0', kl) != NULL)
+			JFAIL("attributes.key", "\"%.64s\": contains a NUL byte", key);
 		if (!json_is_string(v))
 			JFAIL("attributes.value", "\"%.64s\": value must be a string", key);
 		if (json_string_length(v) > VIGIL_ATTR_VALUE_MAX)

@@ -481,7 +481,8 @@ class JsonShapeTests(unittest.TestCase):
                 ({"k": 1}, "txn.attributes.value", '"k": value must be a string'),
                 ({"k": "v" * 257}, "txn.attributes.value",
                  '"k": value is 257 bytes, the limit is 256'),
-                ({"k": "a\0b"}, "txn.attributes.value", '"k": contains a NUL byte')):
+                ({"k": "a\0b"}, "txn.attributes.value", '"k": contains a NUL byte'),
+                ({"k\0b": "v"}, "txn.attributes.key", '"k": contains a NUL byte')):
             with self.assertRaises(vc.InvalidArgument, msg=attrs) as cm:
                 vc.transaction_from_json({"attributes": attrs})
             self.assertEqual(cm.exception.field, field)

@@ -371,6 +371,12 @@ test_json_attributes(void)
 	assert_int_equal(vigil_txn_from_json(o, &t, &ei), VIGIL_EINVAL);
 	assert_string_equal(ei.field, "attributes.value");
 	assert_string_equal(ei.msg, "\"k\": value is 257 bytes, the limit is 256");
+	/* a key with a NUL (jansson's parser refuses one; its API makes one) */
+	json_object_clear(a);
+	json_object_setn_new(a, "k\0b", 3, json_string("v"));
+	assert_int_equal(vigil_txn_from_json(o, &t, &ei), VIGIL_EINVAL);
+	assert_string_equal(ei.field, "attributes.key");
+	assert_string_equal(ei.msg, "\"k\": contains a NUL byte");
 	json_decref(a);
 	json_decref(o);
 }

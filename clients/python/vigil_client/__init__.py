@@ -463,6 +463,8 @@ def _json_attributes(a):
         kq = '"%s"' % str(k)[:64]
         if not isinstance(k, str) or not 1 <= len(k.encode()) <= MAX_ATTR_KEY:
             raise _bad("attributes.key", "%s: key must be 1-%d bytes" % (kq, MAX_ATTR_KEY))
+        if "\0" in k:
+            raise _bad("attributes.key", '"%s": contains a NUL byte' % k.split("\0")[0])
         if not isinstance(v, str):
             raise _bad("attributes.value", "%s: value must be a string" % kq)
         if len(v.encode()) > MAX_ATTR_VALUE:
