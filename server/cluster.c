@@ -27,7 +27,9 @@
  * created again; created again (another creation time), the subscription
  * is replaced by one from the new stream's start, its sequences counted
  * from 0 again; the old one's messages are ignored from then on (its
- * epoch). What was applied stays applied.
+ * epoch). What was applied stays applied, and what the old subscription
+ * applied from the new stream before it was replaced is not applied again
+ * (cluster_seq.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster_seq.h"
 #include "obs.h"
 #include "srv.h"
 
@@ -96,7 +99,7 @@ struct srv_cluster {
 	pthread_mutex_t  apply_mu;
 	bool             closing;
 	srv_obs         *rx;           /* decode scratch, SRV_OBS_BATCH_MAX */
-	uint64_t         last_seq;
+	cluster_seq      seq;           /* what is applied, by stream sequence */
 	uint64_t         epoch;         /* the current subscription's */
 
 	_Atomic uint64_t published, applied, dropped, pub_failures, bad_messages;
@@ -177,6 +180,7 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	const char    *subj = natsMsg_GetSubject(msg);
 	size_t         sl = strlen(subj), ol = strlen(c->subject);
 	uint32_t       n = 0;
+	cluster_seq_verdict v;
 	char           err[192];
 
 	(void)nc;
@@ -188,15 +192,17 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	pthread_mutex_lock(&c->apply_mu);
 	if (c->closing || sa->epoch != c->epoch)
 		goto out; /* a replaced subscription's (the stream was created again) */
-	if (meta->Sequence.Stream <= c->last_seq)
+	v = cluster_seq_take(&c->seq, meta->Sequence.Stream, meta->Sequence.Consumer,
+	    meta->Timestamp);
+	if (v == CLUSTER_SEQ_SEEN)
 		goto out; /* redelivered after a consumer reset: handled already */
-	c->last_seq = meta->Sequence.Stream;
-	atomic_store(&c->last_seq_pub, c->last_seq);
+	atomic_store(&c->last_seq_pub, c->seq.last);
 	atomic_store(&c->lag, meta->NumPending);
 	if (meta->NumPending == 0)
 		atomic_store(&c->caught_up, true);
-	/* ours: the local archive has them */
-	if (sl == ol && memcmp(subj, c->subject, sl) == 0)
+	/* applied from this stream by the subscription this one replaced; or
+	 * ours: the local archive has them */
+	if (v == CLUSTER_SEQ_APPLIED || (sl == ol && memcmp(subj, c->subject, sl) == 0))
 		goto out;
 	if (srv_obs_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), c->rx, &n,
 	    err, sizeof err) != VIGIL_OK) {
@@ -295,7 +301,7 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	c->stream_created = created;
 	if (again) {
 		pthread_mutex_lock(&c->apply_mu);
-		c->last_seq = 0; /* the new stream counts from 1 */
+		cluster_seq_new_stream(&c->seq, created); /* it counts from 1 */
 		pthread_mutex_unlock(&c->apply_mu);
 		srv_log("cluster: stream %s was created again%s (what it held is lost): applying "
 		    "the new one from its start; what was applied stays", c->stream,

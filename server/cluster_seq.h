@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server/cluster_seq.h - which stream messages the cluster's subscription
+ * applies (server/cluster.c), kept apart so that tests can drive it.
+ *
+ * Each message is applied once, by stream sequence: one at or below the
+ * last handled is skipped (a redelivery after the ordered consumer
+ * reset). The stream lost and created again counts from 1 again, and the
+ * subscription is replaced by one from the new stream's start. Before that
+ * replacement (the stream is checked every CLUSTER_CHECK_MS), nats.c's
+ * ordered consumer may already have re-attached to the new stream, from
+ * the old stream's last sequence + 1, and delivered part of it, which the
+ * replacement delivers again. Such a re-attachment is a new consumer: its
+ * first message has consumer sequence 1. The first message of each
+ * consumer is kept (the last sequence before it, its time); when the new
+ * stream's creation time is known, the earliest consumer whose first
+ * message is not older than the stream started on it, and what it
+ * applied, (before, last], is skipped once by the replacement. The last
+ * CLUSTER_SEQ_STARTS consumers are remembered: more resets than that
+ * between the re-attachment and the check (a few seconds) would forget
+ * the first, and what it applied would be applied again.
+ */
+#ifndef VIGIL_SERVER_CLUSTER_SEQ_H
+#define VIGIL_SERVER_CLUSTER_SEQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#define CLUSTER_SEQ_STARTS 8 /* consumers remembered (a reconnect makes one) */
+
+typedef struct cluster_seq {
+	uint64_t last;               /* the last sequence handled, in this stream */
+	uint64_t skip_lo, skip_hi;   /* (lo, hi]: applied before, from this stream */
+	struct {
+		uint64_t before;     /* last when the consumer's first message came */
+		int64_t  time_ns;    /* that message's time in the stream */
+	} starts[CLUSTER_SEQ_STARTS]; /* oldest first */
+	uint32_t nstarts;
+} cluster_seq;
+
+typedef enum cluster_seq_verdict {
+	CLUSTER_SEQ_SEEN,    /* at or below the last: nothing to do */
+	CLUSTER_SEQ_APPLIED, /* new here, but its content was applied already */
+	CLUSTER_SEQ_APPLY,   /* apply it */
+} cluster_seq_verdict;
+
+/* A message of the current subscription: stream and consumer sequences,
+ * its time in the stream (ns). */
+static inline cluster_seq_verdict
+cluster_seq_take(cluster_seq *q, uint64_t stream_seq, uint64_t consumer_seq, int64_t time_ns)
+{
+	if (consumer_seq == 1) {
+		if (q->nstarts == CLUSTER_SEQ_STARTS) {
+			memmove(&q->starts[0], &q->starts[1], (CLUSTER_SEQ_STARTS - 1) *
+			    sizeof q->starts[0]);
+			q->nstarts--;
+		}
+		q->starts[q->nstarts].before = q->last;
+		q->starts[q->nstarts].time_ns = time_ns;
+		q->nstarts++;
+	}
+	if (stream_seq <= q->last)
+		return CLUSTER_SEQ_SEEN;
+	q->last = stream_seq;
+	if (stream_seq > q->skip_lo && stream_seq <= q->skip_hi)
+		return CLUSTER_SEQ_APPLIED;
+	return CLUSTER_SEQ_APPLY;
+}
+
+/* The stream was created again at created_ns: sequences count from 1, and
+ * what a consumer started on the new stream already applied is skipped. */
+static inline void
+cluster_seq_new_stream(cluster_seq *q, int64_t created_ns)
+{
+	q->skip_lo = q->skip_hi = 0;
+	for (uint32_t i = 0; i < q->nstarts; i++) {
+		if (q->starts[i].time_ns >= created_ns) {
+			if (q->last > q->starts[i].before) {
+				q->skip_lo = q->starts[i].before;
+				q->skip_hi = q->last;
+			}
+			break;
+		}
+	}
+	q->nstarts = 0;
+	q->last = 0;
+}
+
+#endif /* VIGIL_SERVER_CLUSTER_SEQ_H */
