@@ -87,6 +87,7 @@ typedef struct evconn_conn {
 	struct evbuffer          *out;      /* the bufferevent's output (pages) */
 	struct evbuffer_cb_entry *outcb;    /* evconn_out_cb on out; NULL: none */
 	struct event             *check;    /* evconn_page_check; NULL: none */
+	bool                      replaced; /* a page replaced: close once sent */
 	struct evconn_conn       *prev, *next;
 	UT_hash_handle            hh;       /* in set->by_evcon, keyed by evcon */
 } evconn_conn;
@@ -332,6 +333,11 @@ evconn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *a
 	bool frozen;
 	ev_ssize_t n;
 
+	if (c->replaced) {
+		if (info->n_deleted > 0 && evbuffer_get_length(buf) == 0)
+			event_active(c->check, 0, 0); /* sent: close (evconn_page_check) */
+		return;
+	}
 	if (info->orig_size != 0 || info->n_added < sizeof head)
 		return;
 	frozen = evconn_out_thaw(buf);
@@ -349,6 +355,12 @@ evconn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *a
  * body, the body EVCONN_PAGE of that status and reason), replaces it with
  * the set's reply for the status, keeping the HTTP version. Anything else
  * (part of a page, a program's own reply) is left as it is.
+ *
+ * Once a replaced reply is sent, the connection is closed, as its
+ * Connection: close says: libevent 2.1 closes it itself after every page
+ * but a CONNECT's (evhttp_is_request_connection_close), whose connection
+ * it keeps for the next request. For the others it closes first, in its
+ * write callback, which runs before this event and frees it.
  */
 static void
 evconn_page_check(evutil_socket_t fd, short what, void *arg)
@@ -357,11 +369,17 @@ evconn_page_check(evutil_socket_t fd, short what, void *arg)
 	vigil_evconn_set *set = c->set;
 	char resp[EVCONN_PAGE_MAX + 1], page[EVCONN_PAGE_MAX], *end, *eol, *cl, *e;
 	size_t hlen, len = evbuffer_get_length(c->out);
-	bool frozen = evconn_out_thaw(c->out);
+	bool frozen;
 	int i, rlen, plen;
 
 	(void)fd;
 	(void)what;
+	if (c->replaced) {
+		if (len == 0 && c->evcon != NULL)
+			evhttp_connection_free(c->evcon); /* runs evconn_conn_closed: c is gone */
+		return;
+	}
+	frozen = evconn_out_thaw(c->out);
 	if (len < 13 || len > EVCONN_PAGE_MAX ||
 	    evbuffer_copyout(c->out, resp, len) != (ev_ssize_t)len)
 		goto out;
@@ -390,6 +408,7 @@ evconn_page_check(evutil_socket_t fd, short what, void *arg)
 		goto out;
 	evbuffer_add(c->out, resp, 8); /* "HTTP/1.x" */
 	evbuffer_add(c->out, set->replies[i].text + 8, set->replies[i].len - 8);
+	c->replaced = true;
 out:
 	if (frozen)
 		evbuffer_freeze(c->out, 1);

@@ -37,8 +37,10 @@
  * exactly libevent's page (Content-Type text/html, Connection: close, the
  * page's HTML, complete, nothing of it sent) it is replaced by the
  * program's body (page_body) with Content-Type application/json,
- * page_headers, Connection: close as libevent's had (libevent then closes
- * the connection, as it would have) and a Content-Length. A response that
+ * page_headers, Connection: close as libevent's had and a Content-Length,
+ * and the connection is closed once it is sent (libevent closes it itself
+ * after every page but a CONNECT's, whose connection it would keep for
+ * another request). A response that
  * does not match is left alone (at worst libevent's page, never a broken
  * one). The error codes (docs/tools.md): 400 MALFORMED, 413 TOO_BIG, 417
  * INVALID, 501 METHOD_NOT_ALLOWED.

@@ -192,6 +192,10 @@ test_libevent_pages(void **state)
 		  "METHOD_NOT_ALLOWED", MSG_501 },
 		{ "TRACE", "TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 501, "METHOD_NOT_ALLOWED",
 		  MSG_501 },
+		/* libevent 2.1 keeps a CONNECT's connection: closed by evconn */
+		{ "CONNECT, then a GET on the same connection", "CONNECT 127.0.0.1:80 HTTP/1.1\r\n"
+		  "Host: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", 501,
+		  "METHOD_NOT_ALLOWED", MSG_501 },
 		{ "an Expect other than 100-continue", "POST /api/lists HTTP/1.1\r\nHost: x\r\n"
 		  "Expect: something\r\nContent-Length: 2\r\n\r\n{}", 417, "INVALID", MSG_417 },
 		{ "a Content-Length over 2 MiB", "POST /api/lists HTTP/1.1\r\nHost: x\r\n"
