@@ -226,7 +226,7 @@ srv_config_url_tls(const char *url)
  * what would otherwise fail only at start: tcp://HOST:PORT (tcp4://, tcp6://;
  * an empty HOST or * is every address) with a port from 1 to 65535 and
  * nothing after it, the same with tls+tcp:// (tls+tcp4://, tls+tcp6://), or
- * ipc://PATH with a path. Host names are resolved at start, not here.
+ * ipc:///PATH with a path. Host names are resolved at start, not here.
  */
 static bool
 cfg_url(const char *u, char *reason, size_t rlen)
@@ -246,13 +246,13 @@ cfg_url(const char *u, char *reason, size_t rlen)
 	}
 	if (rv != 0 || (!cfg_scheme_tcp(url->u_scheme) && !cfg_scheme_tls(url->u_scheme) &&
 	    strcmp(url->u_scheme, "ipc") != 0)) {
-		snprintf(reason, rlen, "\"%s\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or "
-		    "ipc://PATH URL", u);
+		snprintf(reason, rlen, "\"%s\" is not a URL vigild listens on: write "
+		    VIGIL_CLI_URL_FORMS, u);
 		goto out;
 	}
 	if (strcmp(url->u_scheme, "ipc") == 0) {
 		if (url->u_path[0] == '\0') {
-			snprintf(reason, rlen, "\"%s\" has no path (ipc://PATH)", u);
+			snprintf(reason, rlen, "\"%s\" has no path (ipc:///PATH)", u);
 			goto out;
 		}
 	} else {

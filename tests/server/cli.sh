@@ -47,7 +47,7 @@ expect 2 "^vigild: config $D/bad.ini:3: max_inflight: \"lots\" is not a non-nega
 expect 2 '^vigild: --listen: "tcp://" has no port (tcp://HOST:PORT) (see --help)$' \
 	"$V" --rules "$R" --listen tcp:// --check-config
 printf '[server]\nlisten = ipc://%s/a.sock, gopher://x:70\n' "$D" >"$D/badurl.ini"
-expect 2 "^vigild: config $D/badurl.ini:2: listen: \"gopher://x:70\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH URL\$" \
+expect 2 "^vigild: config $D/badurl.ini:2: listen: \"gopher://x:70\" is not a URL vigild listens on: write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH\$" \
 	"$V" --config "$D/badurl.ini" --rules "$R" --check-config
 
 printf 'version "x"\nrule r {\n  when amount > > 5\n}\n' >"$D/bad.rules"

@@ -446,7 +446,7 @@ test_ini_errors_name_line(void **state)
 
 	write_ini("[server]\nlisten = http://x\n");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
-	assert_non_null(strstr(err, ":2: listen: \"http://x\" is not a tls+tcp://"));
+	assert_non_null(strstr(err, ":2: listen: \"http://x\" is not a URL vigild listens on: write tcp://"));
 
 	write_ini("[server]\nwrokers = 2\n");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
@@ -662,7 +662,7 @@ test_listen_urls(void **state)
 	} bad[] = {
 		{ "tcp://", "\"tcp://\" has no port (tcp://HOST:PORT)" },
 		{ "tcp://127.0.0.1", "\"tcp://127.0.0.1\" has no port (tcp://HOST:PORT)" },
-		{ "tcp://127.0.0.1:", "\"tcp://127.0.0.1:\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH URL" },
+		{ "tcp://127.0.0.1:", "\"tcp://127.0.0.1:\" is not a URL vigild listens on: write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH" },
 		{ "tcp://127.0.0.1:0", "\"tcp://127.0.0.1:0\": port \"0\" is not a number from 1 to 65535" },
 		{ "tcp://h:65536", "\"tcp://h:65536\": port \"65536\" is not a number from 1 to 65535" },
 		{ "tcp://h:99999999999999999999", "\"tcp://h:99999999999999999999\": port "
@@ -671,10 +671,10 @@ test_listen_urls(void **state)
 		{ "tcp://h:9465/x", "\"tcp://h:9465/x\" has more than tcp://HOST:PORT" },
 		{ "tcp://h:9465?a=b", "\"tcp://h:9465?a=b\" has more than tcp://HOST:PORT" },
 		{ "tcp://u@h:9465", "\"tcp://u@h:9465\" has more than tcp://HOST:PORT" },
-		{ "ipc://", "\"ipc://\" has no path (ipc://PATH)" },
-		{ "inproc://x", "\"inproc://x\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH URL" },
-		{ "ws://h:80/x", "\"ws://h:80/x\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH URL" },
-		{ "127.0.0.1:9465", "\"127.0.0.1:9465\" is not a tls+tcp://HOST:PORT, tcp://HOST:PORT or ipc://PATH URL" },
+		{ "ipc://", "\"ipc://\" has no path (ipc:///PATH)" },
+		{ "inproc://x", "\"inproc://x\" is not a URL vigild listens on: write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH" },
+		{ "ws://h:80/x", "\"ws://h:80/x\" is not a URL vigild listens on: write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH" },
+		{ "127.0.0.1:9465", "\"127.0.0.1:9465\" is not a URL vigild listens on: write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH" },
 	};
 	srv_config c;
 	srv_action act;

@@ -285,12 +285,17 @@ expect_rc 2 "vigil-console --server HOST:PORT" "$(vt_prog vigil-console)" -d "$T
 expect_rc 2 "vigil-console, no tokens file" "$(vt_prog vigil-console)" -d "$T/data" \
 	-r "$SRC/rules/default.rules" --tokens "$T/none.tokens" --state "$T/state-tok"
 [ -e "$T/state-tok" ] && fail "vigil-console without its tokens file made its state directory"
-# a server address without a scheme says what a URL looks like
+# a server address without a scheme says what a URL looks like, in the same
+# words wherever a URL is given (VIGIL_CLI_URL_FORMS)
+forms='write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH'
 expect_rc 2 "vigil-score --server HOST:PORT" "$(vt_prog vigil-score)" --server 127.0.0.1:19465 health
-grep -q 'tcp://HOST:PORT' "$T/err" || fail "vigil-score --server HOST:PORT: $(cat "$T/err")"
+grep -qF "$forms" "$T/err" || fail "vigil-score --server HOST:PORT: $(cat "$T/err")"
 expect_rc 2 "vigil-replay --server HOST:PORT" "$(vt_prog vigil-replay)" --csv "$T/t.csv" \
 	--server 127.0.0.1:19465
-grep -q 'tcp://HOST:PORT' "$T/err" || fail "vigil-replay --server HOST:PORT: $(cat "$T/err")"
+grep -qF "$forms" "$T/err" || fail "vigil-replay --server HOST:PORT: $(cat "$T/err")"
+expect_rc 2 "vigild --listen HOST:PORT" "$(vt_prog vigild)" --check-config -d "$T/data" \
+	-r "$SRC/rules/default.rules" --listen 127.0.0.1:19465
+grep -qF "$forms" "$T/err" || fail "vigild --listen HOST:PORT: $(cat "$T/err")"
 
 # ---- --json: JSON on stdout, no file ----
 is_json() { # FILE: one JSON document
