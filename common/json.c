@@ -240,7 +240,7 @@ get_amount(const json_t *v, const char *currency, int64_t *ret, vigil_errinfo *r
 }
 
 /* "attributes": {"key": "value", ...}, checked as vigild checks
- * Transaction.attributes (server/wire.c) and then dropped, as vigild drops
+ * Transaction.attributes (vigil_txn_attr_check) and then dropped, as vigild drops
  * them: no reader keeps what vigild would not. */
 static vigil_err
 check_attributes(const json_t *obj, vigil_errinfo *reterr)
@@ -253,22 +253,17 @@ check_attributes(const json_t *obj, vigil_errinfo *reterr)
 		return VIGIL_OK;
 	if (!json_is_object(a))
 		JFAIL("attributes", "must be an object of strings ({\"key\": \"value\"})");
-	if (json_object_size(a) > VIGIL_ATTR_MAX)
-		JFAIL("attributes", "%zu attributes, the limit is %d", json_object_size(a),
-		    VIGIL_ATTR_MAX);
+	if (vigil_txn_attrs_count_check(json_object_size(a), reterr) != VIGIL_OK)
+		return VIGIL_EINVAL;
 	json_object_keylen_foreach((json_t *)a, key, kl, v) {
-		if (kl == 0 || kl > VIGIL_ATTR_KEY_MAX)
-			JFAIL("attributes.key", "\"%.64s\": key must be 1-%d bytes", key,
-			    VIGIL_ATTR_KEY_MAX);
-		if (memchr(key, '\0', kl) != NULL)
-			JFAIL("attributes.key", "\"%.64s\": contains a NUL byte", key);
-		if (!json_is_string(v))
+		bool str = json_is_string(v);
+
+		/* the key first, as the Python client does */
+		if (vigil_txn_attr_check(key, kl, str ? json_string_value(v) : "",
+		        str ? json_string_length(v) : 0, reterr) != VIGIL_OK)
+			return VIGIL_EINVAL;
+		if (!str)
 			JFAIL("attributes.value", "\"%.64s\": value must be a string", key);
-		if (json_string_length(v) > VIGIL_ATTR_VALUE_MAX)
-			JFAIL("attributes.value", "\"%.64s\": value is %zu bytes, the limit is %d",
-			    key, json_string_length(v), VIGIL_ATTR_VALUE_MAX);
-		if (memchr(json_string_value(v), '\0', json_string_length(v)) != NULL)
-			JFAIL("attributes.value", "\"%.64s\": contains a NUL byte", key);
 	}
 	return VIGIL_OK;
 }

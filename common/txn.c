@@ -202,3 +202,29 @@ vigil_txn_validate(const vigil_txn *txn, vigil_errinfo *reterr)
 	}
 	return VIGIL_OK;
 }
+
+vigil_err
+vigil_txn_attrs_count_check(size_t n, vigil_errinfo *reterr)
+{
+	if (n > VIGIL_ATTR_MAX)
+		FAIL("attributes", "%zu attributes, the limit is %d", n, VIGIL_ATTR_MAX);
+	return VIGIL_OK;
+}
+
+vigil_err
+vigil_txn_attr_check(const char *key, size_t klen, const char *value, size_t vlen,
+    vigil_errinfo *reterr)
+{
+	/* the key is quoted as far as its first NUL and 64 bytes at most */
+	if (klen == 0 || klen > VIGIL_ATTR_KEY_MAX)
+		FAIL("attributes.key", "\"%.64s\": key must be 1-%d bytes", key,
+		    VIGIL_ATTR_KEY_MAX);
+	if (memchr(key, '\0', klen) != NULL)
+		FAIL("attributes.key", "\"%.64s\": contains a NUL byte", key);
+	if (vlen > VIGIL_ATTR_VALUE_MAX)
+		FAIL("attributes.value", "\"%.64s\": value is %zu bytes, the limit is %d", key,
+		    vlen, VIGIL_ATTR_VALUE_MAX);
+	if (memchr(value, '\0', vlen) != NULL)
+		FAIL("attributes.value", "\"%.64s\": contains a NUL byte", key);
+	return VIGIL_OK;
+}

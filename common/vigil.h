@@ -211,6 +211,19 @@ double vigil_txn_amount(const vigil_txn *txn);
  */
 vigil_err vigil_txn_validate(const vigil_txn *txn, vigil_errinfo *reterr);
 
+/*
+ * Attributes against the VIGIL_ATTR_* limits, the same words for every
+ * reader (nng, JSON, the Python client). vigil_txn_attrs_count_check: at
+ * most VIGIL_ATTR_MAX. vigil_txn_attr_check: one key (klen bytes, 1 to
+ * VIGIL_ATTR_KEY_MAX, no NUL) and its value (vlen bytes, at most
+ * VIGIL_ATTR_VALUE_MAX, no NUL). VIGIL_OK, or VIGIL_EINVAL with *reterr
+ * (may be NULL): field "attributes", "attributes.key" or "attributes.value",
+ * msg naming the key.
+ */
+vigil_err vigil_txn_attrs_count_check(size_t n, vigil_errinfo *reterr);
+vigil_err vigil_txn_attr_check(const char *key, size_t klen, const char *value,
+    size_t vlen, vigil_errinfo *reterr);
+
 /* Whether the len bytes at s are all in the id charset of vigil_txn_validate
  * (printable ASCII without spaces, quotes, commas or backslashes). */
 bool vigil_id_chars_ok(const char *s, size_t len);

@@ -216,31 +216,15 @@ srv_wire_txn(const Vigil__V1__Transaction *in, vigil_txn *ret_txn, srv_wire_err 
 		t.lat = in->location->latitude;
 		t.lon = in->location->longitude;
 	}
-	if (in->n_attributes > SRV_ATTR_MAX) {
-		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "txn.attributes",
-		    "%zu attributes, the limit is %d", in->n_attributes, SRV_ATTR_MAX);
-		return VIGIL_EINVAL;
-	}
-	for (size_t i = 0; i < in->n_attributes; i++) {
+	rv = vigil_txn_attrs_count_check(in->n_attributes, &ei);
+	for (size_t i = 0; rv == VIGIL_OK && i < in->n_attributes; i++) {
 		const Vigil__V1__Attribute *a = in->attributes[i];
-		size_t kl = a->key != NULL ? strlen(a->key) : 0;
-		size_t vl = a->value != NULL ? strlen(a->value) : 0;
+		const char *k = a->key != NULL ? a->key : "", *v = a->value != NULL ? a->value : "";
 
-		if (kl == 0 || kl > SRV_ATTR_KEY_MAX) {
-			srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID,
-			    "txn.attributes.key", "attribute %zu: key must be 1-%d bytes",
-			    i, SRV_ATTR_KEY_MAX);
-			return VIGIL_EINVAL;
-		}
-		if (vl > SRV_ATTR_VALUE_MAX) {
-			srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID,
-			    "txn.attributes.value", "attribute %zu (\"%.64s\"): value is %zu bytes, "
-			    "the limit is %d", i, a->key, vl, SRV_ATTR_VALUE_MAX);
-			return VIGIL_EINVAL;
-		}
+		rv = vigil_txn_attr_check(k, strlen(k), v, strlen(v), &ei);
 	}
-
-	rv = vigil_txn_validate(&t, &ei);
+	if (rv == VIGIL_OK)
+		rv = vigil_txn_validate(&t, &ei);
 	if (rv != VIGIL_OK) {
 		char field[sizeof reterr->info.field];
 

@@ -17,9 +17,6 @@
 #include "vigil.h"
 #include "vigil.pb-c.h"
 
-#define SRV_ATTR_MAX        VIGIL_ATTR_MAX
-#define SRV_ATTR_KEY_MAX    VIGIL_ATTR_KEY_MAX
-#define SRV_ATTR_VALUE_MAX  VIGIL_ATTR_VALUE_MAX
 #define SRV_LABEL_SOURCE_MAX 31 /* bytes (store_label.source) */
 
 /* Why a request cannot be served: the reply's status, and common's error

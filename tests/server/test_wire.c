@@ -72,6 +72,17 @@ expect_invalid(Vigil__V1__Transaction *t, const char *field)
 }
 
 static void
+expect_invalid_msg(Vigil__V1__Transaction *t, const char *field, const char *msg)
+{
+	srv_wire_err err;
+	vigil_txn txn;
+
+	expect_invalid(t, field);
+	assert_int_equal(srv_wire_txn(t, &txn, &err), VIGIL_EINVAL);
+	assert_string_equal(err.info.msg, msg);
+}
+
+static void
 test_decode_roundtrip(void **state)
 {
 	Vigil__V1__Transaction t = good_txn();
@@ -325,7 +336,7 @@ test_error_message_utf8(void **state)
 {
 	Vigil__V1__Transaction t = good_txn();
 	Vigil__V1__Attribute a = VIGIL__V1__ATTRIBUTE__INIT, *ap = &a;
-	char big[SRV_ATTR_VALUE_MAX + 2];
+	char big[VIGIL_ATTR_VALUE_MAX + 2];
 	srv_wire_err err;
 	vigil_txn txn;
 
@@ -413,31 +424,42 @@ test_txn_attribute_caps(void **state)
 {
 	Vigil__V1__Transaction t = good_txn();
 	Vigil__V1__Attribute a = VIGIL__V1__ATTRIBUTE__INIT;
-	Vigil__V1__Attribute *many[SRV_ATTR_MAX + 1];
-	char big[SRV_ATTR_VALUE_MAX + 2];
+	Vigil__V1__Attribute *many[VIGIL_ATTR_MAX + 1];
+	char big[VIGIL_ATTR_VALUE_MAX + 2];
 
 	(void)state;
-	for (int i = 0; i <= SRV_ATTR_MAX; i++)
+	for (int i = 0; i <= VIGIL_ATTR_MAX; i++)
 		many[i] = &a;
 	a.key = "k";
 	a.value = "v";
 	t.attributes = many;
-	t.n_attributes = SRV_ATTR_MAX;
+	t.n_attributes = VIGIL_ATTR_MAX;
 	{
 		srv_wire_err err;
 		vigil_txn txn;
 		assert_int_equal(srv_wire_txn(&t, &txn, &err), VIGIL_OK);
 	}
-	t.n_attributes = SRV_ATTR_MAX + 1;
-	expect_invalid(&t, "txn.attributes");
+	t.n_attributes = VIGIL_ATTR_MAX + 1;
+	expect_invalid_msg(&t, "txn.attributes", "65 attributes, the limit is 64");
 	t.n_attributes = 1;
 	memset(big, 'v', sizeof big - 1);
 	big[sizeof big - 1] = '\0';
 	a.value = big;
-	expect_invalid(&t, "txn.attributes.value");
+	/* the words of every JSON reader (common's vigil_txn_attr_check) */
+	expect_invalid_msg(&t, "txn.attributes.value",
+	    "\"k\": value is 257 bytes, the limit is 256");
 	a.value = "v";
 	a.key = "";
-	expect_invalid(&t, "txn.attributes.key");
+	expect_invalid_msg(&t, "txn.attributes.key", "\"\": key must be 1-64 bytes");
+	a.key = NULL; /* protobuf-c leaves an absent string NULL */
+	expect_invalid_msg(&t, "txn.attributes.key", "\"\": key must be 1-64 bytes");
+	a.key = "k";
+	a.value = NULL;
+	{
+		srv_wire_err err;
+		vigil_txn txn;
+		assert_int_equal(srv_wire_txn(&t, &txn, &err), VIGIL_OK);
+	}
 }
 
 /* The clock-skew guard: the future beyond the limit is refused, with how far

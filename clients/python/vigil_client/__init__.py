@@ -454,7 +454,7 @@ def transaction_from_json(obj: Mapping) -> "Transaction":
 
 def _json_attributes(a):
     # vigild's checks of Transaction.attributes, worded as the C reader's
-    # (common/json.c check_attributes)
+    # (common/txn.c vigil_txn_attr_check, which vigild and the C readers call)
     if not isinstance(a, Mapping):
         raise _bad("attributes", "must be an object of strings ({\"key\": \"value\"})")
     if len(a) > MAX_ATTRS:
