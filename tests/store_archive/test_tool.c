@@ -455,6 +455,14 @@ test_not_archive(void **state)
 	check_empty_archive(sub, STORE_FSYNC_ALWAYS); /* LOCK alone */
 	snprintf(sub, sizeof sub, "%s/archive2", top);
 	check_empty_archive(sub, STORE_FSYNC_INTERVAL); /* LOCK and JOURNAL */
+	/* the data directory, now with its archive/: refused, naming the archive */
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		snprintf(args, sizeof args, "%s '%s'", cmds[i], top);
+		assert_int_equal(run_tool(args, out, sizeof out), 2);
+		snprintf(want, sizeof want, "vigil-archive: %s: not an archive directory (a data "
+		    "directory? its archive is %s/archive)\n", top, top);
+		assert_string_equal(out, want);
+	}
 	vt_tmpdir_remove(top);
 }
 

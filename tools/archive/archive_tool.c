@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,17 @@ parse_time(const char *s, int64_t *ret)
  * path in a health check would pass. features/ has a LOCK too, but also
  * its generations.
  */
+/* Whether dir/archive is a directory (dir a vigild data directory). */
+static bool
+data_dir_archive(const char *dir)
+{
+	char sub[PATH_MAX];
+	struct stat st;
+	int n = snprintf(sub, sizeof sub, "%s/archive", dir);
+
+	return n > 0 && (size_t)n < sizeof sub && stat(sub, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 static bool
 archive_dir_check(const char *dir, store_diag *d)
 {
@@ -135,6 +147,10 @@ archive_dir_check(const char *dir, store_diag *d)
 	if (gens)
 		store_diag_at(d, dir, VIGIL_NOPOS, NULL, "not an archive directory (it holds "
 		    "feature generations)");
+	else if (!marked && data_dir_archive(dir))
+		/* the data directory every other program takes: say where its archive is */
+		store_diag_at(d, dir, VIGIL_NOPOS, NULL, "not an archive directory (a data "
+		    "directory? its archive is %s/archive)", dir);
 	else if (!marked)
 		store_diag_at(d, dir, VIGIL_NOPOS, NULL, "not an archive directory (no seg-* "
 		    "file, no JOURNAL, no LOCK)");
