@@ -440,6 +440,24 @@ compile_is_read(const rules_node *nd)
 	return nd->op == OP_SLOT || nd->op == OP_THRESH;
 }
 
+/* The k-th operand slot of node nd, in source order, into *ret (RULES_NIL
+ * for an unused one); false past the last. min() and max() chain their
+ * arguments from kid[0] (check.c), other nodes have up to four kids. */
+static bool
+compile_kid(const rules_prog *prog, const rules_node *nd, uint32_t k, uint32_t *ret)
+{
+	uint32_t a;
+
+	if (nd->op != OP_MIN && nd->op != OP_MAX) {
+		*ret = k < 4 ? nd->kid[k] : RULES_NIL;
+		return k < 4;
+	}
+	for (a = nd->kid[0]; a != RULES_NIL && k > 0; k--)
+		a = prog->nodes[a].next;
+	*ret = a;
+	return a != RULES_NIL;
+}
+
 /* Whether a leaf equal to target is met before node target in a
  * left-to-right walk from i. *done is set when target is reached. */
 static bool
@@ -447,6 +465,7 @@ compile_seen_before(const rules_prog *prog, uint32_t i, uint32_t target, bool *d
 {
 	const rules_node *nd = &prog->nodes[i];
 	const rules_node *t = &prog->nodes[target];
+	uint32_t          a;
 
 	if (i == target) {
 		*done = true;
@@ -454,8 +473,8 @@ compile_seen_before(const rules_prog *prog, uint32_t i, uint32_t target, bool *d
 	}
 	if (compile_is_read(nd))
 		return nd->op == t->op && nd->ix == t->ix;
-	for (int k = 0; k < 4 && !*done; k++)
-		if (nd->kid[k] != RULES_NIL && compile_seen_before(prog, nd->kid[k], target, done))
+	for (uint32_t k = 0; !*done && compile_kid(prog, nd, k, &a); k++)
+		if (a != RULES_NIL && compile_seen_before(prog, a, target, done))
 			return true;
 	return false;
 }
@@ -468,10 +487,12 @@ compile_reads(const rules_prog *prog, uint32_t root, uint32_t i, rules_read *ret
 	bool              done = false;
 
 	if (!compile_is_read(nd)) {
+		uint32_t a;
+
 		/* children in source order: operands were parsed left to right */
-		for (int k = 0; k < 4; k++)
-			if (nd->kid[k] != RULES_NIL)
-				compile_reads(prog, root, nd->kid[k], ret, cap, n);
+		for (uint32_t k = 0; compile_kid(prog, nd, k, &a); k++)
+			if (a != RULES_NIL)
+				compile_reads(prog, root, a, ret, cap, n);
 		return;
 	}
 	if (compile_seen_before(prog, root, i, &done))

@@ -581,6 +581,20 @@ test_reads(void **state)
 	assert_int_equal(rules_prog_rule_reads(prog, 0, reads, 1), 3);
 	assert_int_equal(rules_prog_rule_reads(prog, 5, reads, 8), 0);
 	rules_prog_free(prog);
+	/* every argument of min() and max() is read, not only the first:
+	 * explain must show the missing one that made the rule unknown */
+	prog = compile_ok("threshold t = 3\n"
+	                  "rule a { when min(amount, card.count_7d) > 1 or "
+	                  "max(t, card.amount_zscore, amount, mcc) > 0 score 1 reason \"x\" }\n");
+	n = rules_prog_rule_reads(prog, 0, reads, 8);
+	assert_int_equal(n, 5);
+	assert_string_equal(reads[0].name, "amount");
+	assert_string_equal(reads[1].name, "card.count_7d");
+	assert_string_equal(reads[2].name, "t");
+	assert_true(reads[2].threshold);
+	assert_string_equal(reads[3].name, "card.amount_zscore");
+	assert_string_equal(reads[4].name, "mcc");
+	rules_prog_free(prog);
 }
 
 static void
