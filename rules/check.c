@@ -1132,11 +1132,19 @@ rules_check_program(rules_ast *ast, const rules_schema *schema, const rules_opts
 	ck_thresholds(&c);
 	ck_band(&c, &ast->band_review_name, "review", &prog->review_at, &prog->review_thr);
 	ck_band(&c, &ast->band_decline_name, "decline", &prog->decline_at, &prog->decline_thr);
-	if (prog->review_at > prog->decline_at)
-		rules_diag_add(sink, ast->has_decline ? ast->band_decline_off : ast->band_review_off,
-		    VIGIL_ETYPE, "band decline (%d) is below band review (%d)%s", prog->decline_at,
-		    prog->review_at, prog->review_thr != UINT32_MAX || prog->decline_thr != UINT32_MAX ?
-		    " (a tuned band: its fallback)" : "");
+	{
+		/* a tuned band's fallback as written, not rounded: 50.2 is below 50.4 */
+		double review = prog->review_thr != UINT32_MAX ?
+		    prog->thresh[prog->review_thr].fallback : prog->review_at;
+		double decline = prog->decline_thr != UINT32_MAX ?
+		    prog->thresh[prog->decline_thr].fallback : prog->decline_at;
+
+		if (review > decline)
+			rules_diag_add(sink, ast->has_decline ? ast->band_decline_off : ast->band_review_off,
+			    VIGIL_ETYPE, "band decline (%.15g) is below band review (%.15g)%s", decline,
+			    review, prog->review_thr != UINT32_MAX || prog->decline_thr != UINT32_MAX ?
+			    " (a tuned band: its fallback)" : "");
+	}
 	ck_lists(&c);
 	ck_rules(&c);
 	if (c.nomem) {
