@@ -1133,13 +1133,16 @@ rules_check_program(rules_ast *ast, const rules_schema *schema, const rules_opts
 	ck_band(&c, &ast->band_review_name, "review", &prog->review_at, &prog->review_thr);
 	ck_band(&c, &ast->band_decline_name, "decline", &prog->decline_at, &prog->decline_thr);
 	{
-		/* a tuned band's fallback as written, not rounded: 50.2 is below 50.4 */
+		/* a tuned band's fallback as written, not rounded (50.2 is below
+		 * 50.4); a band whose threshold did not resolve was reported already */
 		double review = prog->review_thr != UINT32_MAX ?
 		    prog->thresh[prog->review_thr].fallback : prog->review_at;
 		double decline = prog->decline_thr != UINT32_MAX ?
 		    prog->thresh[prog->decline_thr].fallback : prog->decline_at;
+		bool   unresolved = (ast->band_review_name.s != NULL && prog->review_thr == UINT32_MAX) ||
+		    (ast->band_decline_name.s != NULL && prog->decline_thr == UINT32_MAX);
 
-		if (review > decline)
+		if (!unresolved && review > decline)
 			rules_diag_add(sink, ast->has_decline ? ast->band_decline_off : ast->band_review_off,
 			    VIGIL_ETYPE, "band decline (%.15g) is below band review (%.15g)%s", decline,
 			    review, prog->review_thr != UINT32_MAX || prog->decline_thr != UINT32_MAX ?
