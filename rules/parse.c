@@ -752,7 +752,7 @@ static void
 parse_threshold(parser *p)
 {
 	rules_pthresh th = { 0 };
-	bool          has_fallback = false;
+	bool          has_fallback = false, has_min_samples = false;
 
 	parse_next(p);
 	th.name = parse_name(p, "a threshold name", false);
@@ -792,8 +792,11 @@ parse_threshold(parser *p)
 			th.fallback = parse_number(p, NULL);
 			has_fallback = true;
 		} else if (parse_is_word(p, "min_samples")) {
+			if (has_min_samples)
+				parse_error_at(p, t, "'min_samples' given twice");
 			parse_next(p);
 			th.min_samples = (uint64_t)parse_integer(p, 0, 1e15, "min_samples");
+			has_min_samples = true;
 		} else {
 			break;
 		}
