@@ -573,14 +573,15 @@ ck_call(ck *c, uint32_t i)
 			const rules_node *a1 = &c->ast->nodes[args[1]];
 			ck_sym           *s = a1->op == OP_NAME ? ck_sym_find(c, a1->str, a1->len) : NULL;
 
-			if (s != NULL && s->kind == SYM_LIST) {
+			if (a1->op == OP_LISTLIT || (s != NULL && s->kind == SYM_LIST)) {
 				rules_list_kind lk;
 
 				if (!ck_list_operand(c, args[1], "starts_with()", &lk))
 					return VIGIL_T_NONE;
 				if (lk == RULES_LIST_NUMBER) {
 					rules_diag_add(c->sink, c->ast->nodes[args[1]].off, VIGIL_ETYPE,
-					    "starts_with() needs a list of strings; '%s' holds numbers", s->name);
+					    "starts_with() needs a list of strings; '%s' holds numbers",
+					    c->prog->lists[c->ast->nodes[args[1]].ix].name);
 					return VIGIL_T_NONE;
 				}
 				c->ast->nodes[i].op = OP_STARTS_WITH_LIST;
@@ -689,7 +690,7 @@ ck_expr(ck *c, uint32_t i)
 		t = ck_call(c, i);
 		break;
 	case OP_LISTLIT:
-		rules_diag_add(c->sink, nd->off, VIGIL_ETYPE, "a list literal can only follow 'in'");
+		rules_diag_add(c->sink, nd->off, VIGIL_ETYPE, "a list literal can only follow 'in' or be starts_with()'s second argument");
 		return VIGIL_T_NONE;
 	case OP_NEG:
 		t = ck_want(c, nd->kid[0], VIGIL_T_NUM, "unary '-'");

@@ -379,7 +379,8 @@ parse_listlit(parser *p)
 
 /*
  * primary := NUMBER | STRING | 'true' | 'false' | '(' expr ')'
- *          | NAME '(' [ expr { ',' expr } ] ')' | NAME
+ *          | NAME '(' [ arg { ',' arg } ] ')' | NAME
+ * arg     := expr | listlit
  */
 static uint32_t
 parse_primary(parser *p)
@@ -427,7 +428,8 @@ parse_primary(parser *p)
 			p->ast->nodes[i].len = t->len;
 			while (parse_peek(p)->kind != TK_RPAREN) {
 				const rules_tok *at = parse_peek(p);
-				uint32_t         a = parse_expr(p);
+				/* a list literal for starts_with(); check.c refuses it elsewhere */
+				uint32_t         a = at->kind == TK_LBRACK ? parse_listlit(p) : parse_expr(p);
 
 				if (++nargs > RULES_MAX_ARGS)
 					parse_error_at(p, at, "more than %d arguments", RULES_MAX_ARGS);

@@ -149,6 +149,9 @@ static const struct {
 	{ "starts_with(card_id, bins)", T },
 	{ "starts_with(card_id, cl)", F },
 	{ "starts_with(\"GBR\", cl)", T },
+	{ "starts_with(card_id, [\"5\", \"4111\"])", T },
+	{ "starts_with(card_id, [\"5\", \"37\"])", F },
+	{ "starts_with(device_id, [\"x\"])", U },
 	/* between */
 	{ "amount between 100 and 200", T },
 	{ "amount between 120.5 and 120.5", T },
