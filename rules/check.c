@@ -322,6 +322,41 @@ out:
 	return res;
 }
 
+static bool
+ck_is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Whether s is a number as a rule file writes one, [-]DIGITS [.DIGITS]
+ * [(e|E) [+-] DIGITS]: strtod alone also takes "0x10", "5.", ".5". */
+static bool
+ck_is_decimal(const char *s)
+{
+	size_t i = s[0] == '-';
+
+	if (!ck_is_digit(s[i]))
+		return false;
+	while (ck_is_digit(s[i]))
+		i++;
+	if (s[i] == '.') {
+		if (!ck_is_digit(s[++i]))
+			return false;
+		while (ck_is_digit(s[i]))
+			i++;
+	}
+	if (s[i] == 'e' || s[i] == 'E') {
+		i++;
+		if (s[i] == '+' || s[i] == '-')
+			i++;
+		if (!ck_is_digit(s[i]))
+			return false;
+		while (ck_is_digit(s[i]))
+			i++;
+	}
+	return s[i] == '\0';
+}
+
 /* One item per line; blank lines and lines starting with '#' are skipped;
  * surrounding spaces and tabs are trimmed. */
 static void
@@ -380,7 +415,7 @@ ck_list_file(ck *c, rules_list *l, const rules_plist *pl)
 			tmp[e - b] = '\0';
 			errno = 0;
 			d = strtod(tmp, &end);
-			if (*end != '\0' || errno != 0 || !isfinite(d)) {
+			if (!ck_is_decimal(tmp) || *end != '\0' || errno != 0 || !isfinite(d)) {
 				rules_diag_add(c->sink, pl->path.off, VIGIL_ESYNTAX,
 				    "list file '%s': line %u: '%.40s' is not a number", pl->path.s, lineno, tmp);
 				goto out;
