@@ -243,6 +243,12 @@ ck_list_inline(ck *c, rules_list *l, uint32_t lit, bool kind_explicit)
 			    l->kind == RULES_LIST_NUMBER ? "numbers" : "strings", isnum ? "number" : "string");
 			return;
 		}
+		if (!isnum && it->len == 0 && l->kind == RULES_LIST_PREFIX) {
+			/* one stray "" would make `x in list` true for every x */
+			rules_diag_add(c->sink, it->off, VIGIL_ETYPE,
+			    "\"\" is a prefix of every value: remove it");
+			return;
+		}
 		rv = isnum ? rules_list_add_num(l, it->num, &cap)
 		           : rules_list_add_str(l, &c->prog->arena, it->str, it->len, &cap);
 		if (rv != VIGIL_OK) {
@@ -477,6 +483,18 @@ ck_fold(ck *c, uint32_t i)
 static vigil_type ck_expr(ck *c, uint32_t i);
 
 /* Resolves the right operand of in / starts_with to a list: OP_LIST. */
+/* Whether a string list holds "" (a prefix of every string). */
+static bool
+ck_list_has_empty(const rules_list *l)
+{
+	if (l->kind == RULES_LIST_NUMBER)
+		return false;
+	for (uint32_t k = 0; k < l->n; k++)
+		if (l->slen[k] == 0)
+			return true;
+	return false;
+}
+
 static bool
 ck_list_operand(ck *c, uint32_t i, const char *op, rules_list_kind *ret_kind)
 {
@@ -619,9 +637,18 @@ ck_call(ck *c, uint32_t i)
 					    c->prog->lists[c->ast->nodes[args[1]].ix].name);
 					return VIGIL_T_NONE;
 				}
+				if (ck_list_has_empty(&c->prog->lists[c->ast->nodes[args[1]].ix])) {
+					rules_diag_add(c->sink, c->ast->nodes[args[1]].off, VIGIL_ETYPE,
+					    "starts_with(): the list holds \"\", a prefix of every value");
+					return VIGIL_T_NONE;
+				}
 				c->ast->nodes[i].op = OP_STARTS_WITH_LIST;
 			} else if (ck_want(c, args[1], VIGIL_T_STR, "argument 2 of starts_with()") ==
 			    VIGIL_T_NONE) {
+				bad = true;
+			} else if (a1->op == OP_CONST && a1->len == 0) {
+				rules_diag_add(c->sink, a1->off, VIGIL_ETYPE,
+				    "starts_with(): \"\" is a prefix of every value");
 				bad = true;
 			}
 		}
