@@ -11,8 +11,10 @@
  * one item a line, '#' comments and blank lines kept as they are.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <event2/http.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -258,6 +260,20 @@ lists_value_ok(const char *v)
 	return true;
 }
 
+/* Whether v is an item of a number list as vigild reads one (rules/check.c:
+ * the whole item a finite strtod number): another would make vigild refuse
+ * the rule file, every list with it, from the next reload on. */
+static bool
+lists_number_ok(const char *v)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	return end != v && *end == '\0' && errno == 0 && isfinite(d);
+}
+
 void
 con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *name, const char *action)
@@ -296,6 +312,11 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 	if (text == NULL || !lists_find(app, text, name, path, sizeof path, kind, sizeof kind)) {
 		con_send_error(req, 404, "list", "no `list %s = ... file \"...\"` in %s", name,
 		    app->o.rules);
+		goto out;
+	}
+	if (add && strcmp(kind, "number") == 0 && !lists_number_ok(value)) {
+		con_send_error(req, 400, "value", "\"%s\" is not a number, and %s is a number "
+		    "list (vigild would refuse the list file)", value, name);
 		goto out;
 	}
 	rv = lists_edit(path, value, add, &changed, err, sizeof err);

@@ -165,6 +165,38 @@ test_lists(void **s)
 	json_decref(o);
 	json_decref(http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
 	    "{\"value\":\"c7\"}", 400));
+	/* a number list takes numbers only: vigild refuses a list file with
+	 * another item, and with it the whole rule file (every later block
+	 * went unheard) */
+	{
+		char saved[420], p[400], line[64] = "";
+		FILE *f;
+
+		snprintf(saved, sizeof saved, "%s.saved", rules_path);
+		copy_file(rules_path, saved);
+		snprintf(p, sizeof p, "%s/test_mcc.txt", rules_dir);
+		assert_non_null(f = fopen(p, "w"));
+		fputs("6051\n", f);
+		fclose(f);
+		assert_non_null(f = fopen(rules_path, "a"));
+		fputs("\nlist test_mcc = number file \"test_mcc.txt\"\n", f);
+		fclose(f);
+		o = http_ok("POST", "/api/lists/test_mcc/add", ALICE,
+		    "{\"value\":\"abc\",\"reason\":\"x\"}", 400);
+		assert_string_equal(err_field(o), "value");
+		json_decref(o);
+		json_decref(http_ok("POST", "/api/lists/test_mcc/add", ALICE,
+		    "{\"value\":\"7995\",\"reason\":\"x\"}", 200));
+		assert_non_null(f = fopen(p, "r"));
+		assert_non_null(fgets(line, sizeof line, f));
+		assert_string_equal(line, "6051\n");
+		assert_non_null(fgets(line, sizeof line, f));
+		assert_string_equal(line, "7995\n");
+		assert_null(fgets(line, sizeof line, f));
+		fclose(f);
+		assert_int_equal(rename(saved, rules_path), 0);
+		unlink(p);
+	}
 }
 
 /* A transaction scored with a device and an ip, whatever vigild decides. */
