@@ -274,6 +274,7 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 		json_t *o = con_error_body(409, NULL, "claimed by another analyst");
 
 		json_object_set_new(o, "claimed_by", json_string(cl.who));
+		json_object_set_new(o, "until", con_json_time(cl.until_ms));
 		con_send_json(req, 409, o);
 		goto out;
 	}

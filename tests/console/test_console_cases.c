@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "console_test.h"
+#include "vigil.h"
 
 void
 test_auth(void **s)
@@ -383,4 +384,19 @@ test_search_label_any(void **s)
 		usleep(50000);
 	}
 	assert_string_equal(path, "t1");
+	/* a case another analyst holds: 409 with who and until, as a case's
+	 * verdict gets */
+	json_decref(http_ok("POST", "/api/cases/t2/claim", ALICE, NULL, 200));
+	{
+		char when[32];
+
+		vigil_time_format_rfc3339(base_ms + 60000, when, sizeof when);
+		snprintf(body, sizeof body, "{\"fraud\":true,\"reason\":\"other\",\"time\":\"%s\"}",
+		    when);
+	}
+	o = http_ok("POST", "/api/txns/t2/label", BOB, body, 409);
+	assert_string_equal(json_string_value(json_object_get(o, "claimed_by")), "alice");
+	assert_non_null(json_string_value(json_object_get(o, "until")));
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/cases/t2/unclaim", ALICE, NULL, 200));
 }
