@@ -11,15 +11,14 @@
  * one item a line, '#' comments and blank lines kept as they are.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <event2/http.h>
 #include <libgen.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "console.h"
 #include "http.h"
+#include "rules.h"
 #include "vigil_json.h"
 
 #define LIST_ITEM_MAX 128      /* bytes of an entry (vigild's RULES_MAX_ITEM is more) */
@@ -260,20 +259,6 @@ lists_value_ok(const char *v)
 	return true;
 }
 
-/* Whether v is an item of a number list as vigild reads one (rules/check.c:
- * the whole item a finite strtod number): another would make vigild refuse
- * the rule file, every list with it, from the next reload on. */
-static bool
-lists_number_ok(const char *v)
-{
-	char *end;
-	double d;
-
-	errno = 0;
-	d = strtod(v, &end);
-	return end != v && *end == '\0' && errno == 0 && isfinite(d);
-}
-
 void
 con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *name, const char *action)
@@ -314,7 +299,7 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 		    app->o.rules);
 		goto out;
 	}
-	if (add && strcmp(kind, "number") == 0 && !lists_number_ok(value)) {
+	if (add && strcmp(kind, "number") == 0 && !rules_list_number_parse(value, NULL)) {
 		con_send_error(req, 400, "value", "\"%s\" is not a number, and %s is a number "
 		    "list (vigild would refuse the list file)", value, name);
 		goto out;

@@ -363,6 +363,23 @@ ck_is_decimal(const char *s)
 	return s[i] == '\0';
 }
 
+bool
+rules_list_number_parse(const char *s, double *ret)
+{
+	char  *end;
+	double d;
+
+	if (!ck_is_decimal(s))
+		return false;
+	errno = 0;
+	d = strtod(s, &end);
+	if (*end != '\0' || errno != 0 || !isfinite(d))
+		return false;
+	if (ret != NULL)
+		*ret = d;
+	return true;
+}
+
 /* One item per line; blank lines and lines starting with '#' are skipped;
  * surrounding spaces and tabs are trimmed. */
 static void
@@ -414,14 +431,12 @@ ck_list_file(ck *c, rules_list *l, const rules_plist *pl)
 			goto out;
 		}
 		if (l->kind == RULES_LIST_NUMBER) {
-			char   tmp[RULES_MAX_ITEM + 1], *end;
+			char   tmp[RULES_MAX_ITEM + 1];
 			double d;
 
 			memcpy(tmp, buf + b, e - b);
 			tmp[e - b] = '\0';
-			errno = 0;
-			d = strtod(tmp, &end);
-			if (!ck_is_decimal(tmp) || *end != '\0' || errno != 0 || !isfinite(d)) {
+			if (!rules_list_number_parse(tmp, &d)) {
 				rules_diag_add(c->sink, pl->path.off, VIGIL_ESYNTAX,
 				    "list file '%s': line %u: '%.40s' is not a number", pl->path.s, lineno, tmp);
 				goto out;

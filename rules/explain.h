@@ -81,6 +81,15 @@ vigil_err rules_tvals_value(const rules_prog *prog, const rules_tvals *tv, uint3
 vigil_err rules_format(const char *name, const char *src, size_t len, char **ret_out,
     size_t *ret_len, rules_diags *reterr_diags);
 
+/*
+ * Whether s (NUL-terminated) is an item a number list file takes: a
+ * decimal number as a rule file writes one ([-]DIGITS[.DIGITS][e[+-]DIGITS];
+ * not "0x10", "5.", ".5" or "inf") and finite; its value into *ret (may be
+ * NULL). The compiler reads list files with it; the console checks an
+ * analyst's addition to a number list with it.
+ */
+bool rules_list_number_parse(const char *s, double *ret);
+
 #ifdef __cplusplus
 }
 #endif

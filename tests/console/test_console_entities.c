@@ -185,6 +185,11 @@ test_lists(void **s)
 		    "{\"value\":\"abc\",\"reason\":\"x\"}", 400);
 		assert_string_equal(err_field(o), "value");
 		json_decref(o);
+		/* strtod's forms the rule file does not write: vigild refuses them too */
+		o = http_ok("POST", "/api/lists/test_mcc/add", ALICE,
+		    "{\"value\":\"0x10\",\"reason\":\"x\"}", 400);
+		assert_string_equal(err_field(o), "value");
+		json_decref(o);
 		json_decref(http_ok("POST", "/api/lists/test_mcc/add", ALICE,
 		    "{\"value\":\"7995\",\"reason\":\"x\"}", 200));
 		assert_non_null(f = fopen(p, "r"));
