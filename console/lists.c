@@ -316,6 +316,13 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 		json_object_set_new(meta, name, entries);
 	}
 	before = json_object_get(entries, value);
+	if (add && !changed && exp_ms > 0 &&
+	    (before == NULL || json_object_get(before, "expires") == NULL)) {
+		/* an end date would unblock, when it passes, what someone listed for good */
+		con_send_error(req, 409, "expires", "%s is already in %s without an end date; "
+		    "remove it first to list it until a time", value, name);
+		goto out;
+	}
 	before = before != NULL ? json_incref(before) : json_null();
 	if (add) {
 		char now[32];
@@ -332,8 +339,21 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 		json_object_del(entries, value);
 		after = json_pack("{s:b, s:s}", "listed", false, "reason", reason);
 	}
-	if (lists_meta_save(app, meta, err, sizeof err) != VIGIL_OK)
+	if (lists_meta_save(app, meta, err, sizeof err) != VIGIL_OK) {
+		char err2[sizeof err];
+		bool undone = false;
+
 		fprintf(stderr, "vigil-console: lists: %s\n", err);
+		/* without its record an entry with an end date would never leave */
+		if (add && exp_ms > 0 && changed && lists_edit(path, value, false, &undone, err2,
+		    sizeof err2) == VIGIL_OK) {
+			json_decref(before);
+			json_decref(after);
+			con_send_error(req, 500, NULL, "%s: not added (its end date could not be kept)",
+			    err);
+			goto out;
+		}
+	}
 	lists_note_expiry(meta);
 	{
 		char target[200];

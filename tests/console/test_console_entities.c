@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -150,6 +151,39 @@ test_lists(void **s)
 	e = audit_newest();
 	assert_string_equal(json_string_value(json_object_get(e, "action")), "list_expire");
 	json_decref(e);
+	/* an end date on an entry listed for good (Block card writes no record)
+	 * would unblock it when it passes: 409, the entry stays permanent */
+	{
+		char later[32];
+
+		vigil_time_format_rfc3339(vigil_now_ms() + 86400000, later, sizeof later);
+		json_decref(http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+		    "{\"value\":\"c6\",\"reason\":\"for good\"}", 200));
+		snprintf(body, sizeof body, "{\"value\":\"c6\",\"reason\":\"a day\","
+		    "\"expires\":\"%s\"}", later);
+		o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE, body, 409);
+		assert_string_equal(err_field(o), "expires");
+		json_decref(o);
+		assert_true(blocked_has("c6"));
+		/* STATE/lists.json that cannot be written: an entry with an end
+		 * date is not added (without its record it would never leave) */
+		{
+			char lj[400], saved[420];
+
+			snprintf(lj, sizeof lj, "%s/lists.json", state);
+			snprintf(saved, sizeof saved, "%s.saved", lj);
+			assert_int_equal(rename(lj, saved), 0);
+			assert_int_equal(mkdir(lj, 0755), 0);
+			snprintf(body, sizeof body, "{\"value\":\"c5\",\"reason\":\"a day\","
+			    "\"expires\":\"%s\"}", later);
+			json_decref(http_ok("POST", "/api/lists/blocked_cards/add", ALICE, body, 500));
+			assert_false(blocked_has("c5"));
+			assert_int_equal(rmdir(lj), 0);
+			assert_int_equal(rename(saved, lj), 0);
+		}
+		json_decref(http_ok("POST", "/api/lists/blocked_cards/remove", ALICE,
+		    "{\"value\":\"c6\",\"reason\":\"done\"}", 200));
+	}
 	/* refusals */
 	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
 	    "{\"value\":\"a b\",\"reason\":\"x\"}", 400);
