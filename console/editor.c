@@ -1160,9 +1160,13 @@ con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user 
 		con_send_json(req, 200, json_pack("{s:o}", "versions", vs));
 		return;
 	}
+	/* versions are named 1, 2, ...: any other name ("abc", "+5", "007")
+	 * names none, as an unknown number does */
 	v = strtol(version, &end, 10);
-	if (*version == '\0' || *end != '\0' || v < 1 || v > 999999) {
-		con_send_error(req, 400, "version", "a number");
+	if (!isdigit((unsigned char)version[0]) || version[0] == '0' || *end != '\0' || v < 1 ||
+	    v > 999999) {
+		con_send_error(req, 404, "version", "\"%.64s\": no such version (versions are "
+		    "numbered 1, 2, ...)", version);
 		return;
 	}
 	snprintf(path, sizeof path, "%s/%06ld.rules", app->rs->vdir, v);

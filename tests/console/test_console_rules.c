@@ -237,6 +237,20 @@ test_rules_check_and_deploy(void **s)
 	o = http_ok("GET", "/api/rules/versions", RITA, NULL, 200);
 	assert_true(json_array_size(json_object_get(o, "versions")) >= 3);
 	json_decref(o);
+	/* a version that is no number names no version: 404, as an unknown one */
+	{
+		static const char *const none[] = { "abc", "+1", "01", "0", "999999" };
+
+		for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+			char path[64];
+
+			snprintf(path, sizeof path, "/api/rules/versions/%s", none[i]);
+			o = http_ok("GET", path, RITA, NULL, 404);
+			assert_string_equal(err_field(o), "version");
+			json_decref(o);
+		}
+		json_decref(http_ok("GET", "/api/rules/versions/1", RITA, NULL, 200));
+	}
 	o = http_ok("GET", "/api/audit", RITA, NULL, 200);
 	char *dump = json_dumps(o, 0);
 	assert_non_null(strstr(dump, "\"deploy_rules\""));
