@@ -529,7 +529,7 @@ api_status(con_app *app, struct evhttp_request *req, const con_user *who, const 
 	js = json_object_get(body, "status");
 	ja = json_object_get(body, "assignee");
 	if (js == NULL && ja == NULL) {
-		con_send_error(req, 400, NULL, "body must have status or assignee (or both)");
+		con_send_error(req, 400, "status", "body must have status or assignee (or both)");
 		goto out;
 	}
 	if (js != NULL) {

@@ -244,6 +244,10 @@ test_case_work(void **s)
 	assert_string_equal(err_field(o), "assignee");
 	json_decref(o);
 	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{\"assignee\":\"nobody\"}", 400);
+	assert_string_equal(err_field(o), "assignee");
+	json_decref(o);
+	o = http_ok("POST", "/api/cases/t3/status", ALICE, "{}", 400); /* neither */
+	assert_string_equal(err_field(o), "status");
 	json_decref(o);
 	o = http_ok("POST", "/api/cases/t3/note", ALICE, "{\"text\":\"\"}", 400);
 	assert_string_equal(err_field(o), "text");
