@@ -152,18 +152,9 @@ api_query_parse(struct evhttp_request *req, con_query *q)
 			else
 				q->to_ms = t;
 		} else if (strcmp(k, "limit") == 0 || strcmp(k, "offset") == 0) {
-			unsigned long n = strtoul(v, &end, 10);
-			if (*v == '\0' || *end != '\0' || *v == '-')
+			if (k[0] == 'l' ? !con_query_uint(v, 1, QUEUE_LIMIT_MAX, &q->limit) :
+			    !con_query_uint(v, 0, 1000000, &q->offset))
 				goto bad;
-			if (k[0] == 'l') {
-				if (n < 1 || n > QUEUE_LIMIT_MAX)
-					goto bad;
-				q->limit = (uint32_t)n;
-			} else {
-				if (n > 1000000)
-					goto bad;
-				q->offset = (uint32_t)n;
-			}
 		} else {
 			con_send_error(req, 400, k, "unknown parameter (decision, status, sort, rule, "
 			    "card, merchant, min_amount, from, to, limit, offset)");

@@ -362,15 +362,10 @@ static con_qs
 ent_key(void *arg, const char *k, const char *v)
 {
 	ent_ctx *c = arg;
-	unsigned long n;
-	char *end;
-
 	if (strcmp(k, "limit") != 0)
 		return CON_QS_UNKNOWN;
-	n = strtoul(v, &end, 10);
-	if (*v == '\0' || *v == '-' || *end != '\0' || n < 1 || n > ENT_LIMIT_MAX)
+	if (!con_query_uint(v, 1, ENT_LIMIT_MAX, &c->limit))
 		return CON_QS_BAD_VALUE;
-	c->limit = (uint32_t)n;
 	return CON_QS_OK;
 }
 

@@ -21,6 +21,7 @@
  * each connection's bufferevent is an OpenSSL one (libevent_openssl),
  * accepting TLS before evhttp reads a byte.
  */
+#include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -839,6 +840,21 @@ con_query_parse(struct evhttp_request *req, struct evkeyvalq *kv)
 			}
 		}
 	}
+	return true;
+}
+
+bool
+con_query_uint(const char *v, unsigned long min, unsigned long max, uint32_t *ret)
+{
+	unsigned long n;
+	char *end;
+
+	if (!isdigit((unsigned char)v[0]) || strlen(v) > 9)
+		return false;
+	n = strtoul(v, &end, 10);
+	if (*end != '\0' || n < min || n > max || n > UINT32_MAX)
+		return false;
+	*ret = (uint32_t)n;
 	return true;
 }
 

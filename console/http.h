@@ -45,6 +45,10 @@ bool      con_range_ok(struct evhttp_request *req, int64_t from_ms, int64_t to_m
  */
 bool con_query_parse(struct evhttp_request *req, struct evkeyvalq *kv);
 
+/* Whether v is a count in [min, max] written in decimal digits only
+ * (strtoul alone takes "+5", " 5" and "-1" as 2^64 - 1); into *ret. */
+bool con_query_uint(const char *v, unsigned long min, unsigned long max, uint32_t *ret);
+
 /* What con_query_walk found. */
 typedef enum con_qs {
 	CON_QS_OK = 0,

@@ -87,11 +87,8 @@ search_key(void *arg, const char *k, const char *v)
 		return CON_QS_OK;
 	}
 	if (strcmp(k, "limit") == 0) {
-		unsigned long n = strtoul(v, &end, 10);
-
-		if (*v == '\0' || *end != '\0' || n < 1 || n > SEARCH_LIMIT_MAX)
+		if (!con_query_uint(v, 1, SEARCH_LIMIT_MAX, &q->limit))
 			return CON_QS_BAD_VALUE;
-		q->limit = (uint32_t)n;
 		return CON_QS_OK;
 	}
 	return CON_QS_UNKNOWN;

@@ -94,6 +94,21 @@ test_queue(void **s)
 	o = http_ok("GET", "/api/queue?limit=0", ALICE, NULL, 400);
 	assert_string_equal(err_field(o), "limit");
 	json_decref(o);
+	/* a count in digits only: strtoul alone reads these as 5 (or 2^64 - 1) */
+	{
+		static const char *const bad[] = {
+			"/api/queue?limit=%2B5", "/api/queue?limit=%205", "/api/queue?offset=-1",
+			"/api/queue?offset=%2B0", "/api/search?from=2024-01-01&limit=%2B5",
+			"/api/entity/card/c1?limit=%2B5",
+		};
+
+		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			o = http_ok("GET", bad[i], EVE, NULL, 400);
+			assert_string_equal(err_field(o), strstr(bad[i], "offset") ? "offset" : "limit");
+			json_decref(o);
+		}
+		json_decref(http_ok("GET", "/api/queue?limit=5&offset=0", EVE, NULL, 200));
+	}
 }
 
 void
