@@ -425,6 +425,25 @@ test_unknown_columns_warn_once(void **state)
 	csv_reader_close(rd);
 }
 
+/* A byte order mark before a quoted first column name (spreadsheets quote
+ * every header field): the mark is skipped, the name is a quoted field. */
+static void
+test_bom_before_quoted_header(void **state)
+{
+	csv_reader *rd = open_text("\xEF\xBB\xBF\"txn_id\",\"event_time\",card_id,merchant_id,amount\r\n"
+	    "t1,2024-03-01T10:00:00Z,c1,m1,1\r\n", NULL);
+	csv_row row;
+	csv_diag diag;
+
+	(void)state;
+	assert_null(csv_reader_warning(rd));
+	assert_int_equal(csv_reader_next(rd, &row, &diag), VIGIL_OK);
+	assert_string_equal(row.txn.txn_id, "t1");
+	assert_int_equal(row.line, 2);
+	assert_int_equal(csv_reader_next(rd, &row, &diag), VIGIL_ENOTFOUND);
+	csv_reader_close(rd);
+}
+
 static void
 test_caps(void **state)
 {
@@ -535,6 +554,7 @@ main(void)
 		cmocka_unit_test(test_row_errors_exact),
 		cmocka_unit_test(test_header_errors),
 		cmocka_unit_test(test_unknown_columns_warn_once),
+		cmocka_unit_test(test_bom_before_quoted_header),
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_crlf_and_blank_lines),
 		cmocka_unit_test(test_format_roundtrip),

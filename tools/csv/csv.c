@@ -555,10 +555,6 @@ csv_header_map(csv_reader *rd, csv_diag *reterr)
 		int col = -1;
 		char shown[48];
 
-		if (f == 0 && hl >= 3 && memcmp(h, "\xEF\xBB\xBF", 3) == 0) { /* UTF-8 BOM */
-			h += 3;
-			hl -= 3;
-		}
 		for (int i = 0; i < CSV_COL_COUNT_; i++) {
 			if (strlen(csv_col_names[i]) == hl && strncasecmp(h, csv_col_names[i], hl) == 0) {
 				col = i;
@@ -603,12 +599,29 @@ csv_header_map(csv_reader *rd, csv_diag *reterr)
 	return VIGIL_OK;
 }
 
+/* Skips a UTF-8 byte order mark at the start of the input, before the
+ * tokenizer sees it: a quoted first column name ("\xEF\xBB\xBF\"txn_id\"",
+ * as spreadsheets write it) is then a quoted field, not a quote inside an
+ * unquoted one. The first block holds at least 3 bytes unless the input
+ * is shorter. */
+static void
+csv_skip_bom(csv_reader *rd)
+{
+	if (csv_peekc(rd) < 0 || rd->blk_len - rd->blk_pos < 3 ||
+	    memcmp(rd->blk + rd->blk_pos, "\xEF\xBB\xBF", 3) != 0)
+		return;
+	rd->blk_pos += 3;
+	rd->stats.bytes += 3;
+}
+
 static vigil_err
 csv_read_header(csv_reader *rd, csv_diag *reterr)
 {
 	const char *reason = NULL;
-	csv_tok_rv t = csv_tokenize(rd, &reason);
+	csv_tok_rv t;
 
+	csv_skip_bom(rd);
+	t = csv_tokenize(rd, &reason);
 	if (rd->ioerr) {
 		csv_diagf(reterr, rd->name, 0, NULL, "read error: %s", strerror(errno));
 		return VIGIL_EIO;
