@@ -83,6 +83,13 @@ expect 1 "vigil-replay: $T/unsorted.csv:4: event_time: \"2024-01-01T10:00:00.000
     --csv "$T/unsorted.csv" -r "$ROOT/tests/tools/data/card_only.rules" -q --summary "$T/u.json"
 grep -q '"bad_rows": 1,' "$T/u.json" || fail "unsorted rows: bad_rows is not 1: $(head -c 300 "$T/u.json")"
 grep -q '"frauds": 1,' "$T/u.json" || fail "unsorted rows: the refused row was measured"
+# the compare section of the text summary says n/a for an undefined measure
+# (no alert: precision 0/0), as the summary above it does, never "nan"
+printf 'version "never"\nband review = 30\nband decline = 60\nrule never {\n  when amount > 1000000\n  score 10\n  reason "never"\n}\n' >"$T/never.rules"
+"$P" --csv "$CSV" -r "$T/never.rules" --compare "$ROOT/tests/tools/data/card_only.rules" \
+    >"$T/out" 2>"$T/err" || fail "--compare: exit $? ($(head -c 300 "$T/err"))"
+grep -q '^  precision n/a -> ' "$T/out" || fail "--compare: undefined precision not n/a: $(grep precision "$T/out")"
+grep -qi 'nan' "$T/out" && fail "--compare: the text summary prints nan: $(grep -i nan "$T/out")"
 # --help names each flag that this test refuses alone
 "$P" --help >"$T/out" || fail "--help: exit $?"
 for f in --work --keep-work --no-model --tls-ca --tls-cert --tls-key --tls-server-name --from --to; do

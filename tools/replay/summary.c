@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,17 @@ rp_summary_json(rp *r, double secs)
 	return o;
 }
 
+/* A measure of the compare section: "n/a" when undefined (0/0), as in the
+ * summary above it (metrics_print), never "nan". */
+static void
+rp_print_num(FILE *out, double v, int decimals, const char *unit)
+{
+	if (isnan(v))
+		fprintf(out, "n/a");
+	else
+		fprintf(out, "%.*f%s", decimals, v, unit);
+}
+
 static void
 rp_print_compare(rp *r, FILE *out)
 {
@@ -104,12 +116,27 @@ rp_print_compare(rp *r, FILE *out)
 		for (int y = 1; y < 4; y++)
 			if (x != y && r->trans[x][y] > 0)
 				fprintf(out, "    %-8s -> %-8s %10" PRIu64 "\n", dn[x], dn[y], r->trans[x][y]);
-	fprintf(out, "  precision %.2f%% -> %.2f%%   recall %.2f%% -> %.2f%%   alert rate %.3f%% -> %.3f%%\n",
-	    100 * a.precision, 100 * b.precision, 100 * a.recall, 100 * b.recall,
-	    100 * a.alert_rate, 100 * b.alert_rate);
-	fprintf(out, "  ROC AUC %.4f -> %.4f   average precision %.4f -> %.4f\n",
-	    metrics_auc(r->m, NULL), metrics_auc(r->m2, NULL), metrics_ap(r->m, NULL),
-	    metrics_ap(r->m2, NULL));
+	fprintf(out, "  precision ");
+	rp_print_num(out, 100 * a.precision, 2, "%");
+	fprintf(out, " -> ");
+	rp_print_num(out, 100 * b.precision, 2, "%");
+	fprintf(out, "   recall ");
+	rp_print_num(out, 100 * a.recall, 2, "%");
+	fprintf(out, " -> ");
+	rp_print_num(out, 100 * b.recall, 2, "%");
+	fprintf(out, "   alert rate ");
+	rp_print_num(out, 100 * a.alert_rate, 3, "%");
+	fprintf(out, " -> ");
+	rp_print_num(out, 100 * b.alert_rate, 3, "%");
+	fprintf(out, "\n  ROC AUC ");
+	rp_print_num(out, metrics_auc(r->m, NULL), 4, "");
+	fprintf(out, " -> ");
+	rp_print_num(out, metrics_auc(r->m2, NULL), 4, "");
+	fprintf(out, "   average precision ");
+	rp_print_num(out, metrics_ap(r->m, NULL), 4, "");
+	fprintf(out, " -> ");
+	rp_print_num(out, metrics_ap(r->m2, NULL), 4, "");
+	fputc('\n', out);
 }
 
 void
