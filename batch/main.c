@@ -384,6 +384,8 @@ main(int argc, char **argv)
 	const char *dump = NULL, *dump_kind = NULL;
 	const char *build_opt = NULL; /* the last option that only a build reads */
 	const char *report_opt = NULL; /* the last of --json, --quiet: a dump ignores them */
+	const char *merge_opt = NULL; /* the last option --merge would ignore */
+	const char *part_opt = NULL;  /* the last option --partition would ignore */
 	const char *mode;
 	unsigned long long to = 0, gen = 0, num;
 	long ncpu;
@@ -410,6 +412,20 @@ main(int argc, char **argv)
 		case OPT_LABEL_MATURITY: build_opt = "--label-maturity"; break;
 		case OPT_LABELLED_ONLY: build_opt = "--labelled-only"; break;
 		case OPT_TRAIN_EVERY: build_opt = "--train-every"; break;
+		}
+		/* the partial files carry these; a partition makes no generation */
+		switch (c) {
+		case OPT_AS_OF:
+		case OPT_WINDOW:
+		case OPT_TRAIN_WINDOW:
+		case OPT_LABEL_MATURITY:
+		case OPT_LABELLED_ONLY:
+			merge_opt = build_opt;
+			break;
+		case 'f':
+		case OPT_KEEP:
+			part_opt = build_opt;
+			break;
 		}
 		switch (c) {
 		case 'd':
@@ -554,6 +570,16 @@ main(int argc, char **argv)
 	 * --rollback reads them (its one line, or JSON) */
 	if (mode != NULL && !rollback && report_opt != NULL)
 		return usage_error("%s does not go with %s", report_opt, mode);
+	/* --merge takes as-of, window and the model's options from the partial
+	 * files, and a --partition takes no lock and makes no generation: an
+	 * option either would ignore is refused, not silently dropped (a merge
+	 * "--as-of" of another night built the files' night and exited 0). */
+	if (merge && merge_opt != NULL)
+		return usage_error("%s does not go with --merge (the partial files carry it: "
+		    "give it to the --partition runs)", merge_opt);
+	if (have_part && part_opt != NULL)
+		return usage_error("%s does not go with --partition (it writes no generation: "
+		    "give it to the --merge)", part_opt);
 	if (dump_kind != NULL) {
 		if (optind + 1 != argc)
 			return usage_error("%s", "--dump KIND needs one ID: --dump card ID");

@@ -84,5 +84,30 @@ printf '\245' | dd of="$T/garbage" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/n
 expect 1 "vigil-rebuild: $T/garbage:[0-9]+: checksum mismatch \(file damaged or truncated\)" \
     -d "$T/d" -q --merge "$T/p0" "$T/garbage"
 
+# 4. An option the mode would ignore is refused (docs/tools.md: flags
+# accepted and ignored are usage errors). Before, `--merge --as-of` of
+# another night built the partial files' night and exited 0, and
+# `--partition --force` or `--keep` did nothing; nothing is written now.
+M='does not go with --merge \(the partial files carry it: give it to the --partition runs\)'
+P='does not go with --partition \(it writes no generation: give it to the --merge\)'
+for o in "--as-of 2026-03-05" "--window 30d" "--train-window 14d" "--label-maturity 3d" \
+    --labelled-only; do
+	# shellcheck disable=SC2086 # $o: an option and its value
+	expect 2 "vigil-rebuild: ${o%% *} $M \(see --help\)" -d "$T/d" -q --merge "$T/p0" "$T/p1" $o
+done
+[ ! -e "$T/d/features/CURRENT" ] || { echo "FAIL: a refused --merge wrote a generation"; fails=$((fails + 1)); }
+expect 2 "vigil-rebuild: --force $P \(see --help\)" \
+    -d "$T/d" -q --as-of 2026-03-01 --partition 0/2 -o "$T/p2" --force
+expect 2 "vigil-rebuild: --keep $P \(see --help\)" \
+    -d "$T/d" -q --as-of 2026-03-01 --keep 5 --partition 0/2 -o "$T/p2"
+[ ! -e "$T/p2" ] || { echo "FAIL: a refused --partition wrote $T/p2"; fails=$((fails + 1)); }
+# what each mode reads still goes
+expect_ok() {
+	"$R" "$@" >"$T/out" 2>"$T/err" || { echo "FAIL: vigil-rebuild $*:"; sed 's/^/  /' "$T/err"
+		fails=$((fails + 1)); }
+}
+expect_ok -d "$T/d" -q --as-of 2026-03-01 --no-model --threads 1 --partition 0/2 -o "$T/p2"
+expect_ok -d "$T/d" -q --merge "$T/p0" "$T/p1" --force --keep 2 --threads 1
+
 [ $fails -eq 0 ] || { echo "$fails case(s) failed"; exit 1; }
 echo "ok"
