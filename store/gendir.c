@@ -108,9 +108,9 @@ gen_current_path(const char *datadir, char *buf, size_t buflen)
 }
 
 
-/* Reads fdir/CURRENT: *ret_gen = 0 if there is none. */
+/* Reads fdir/file (CURRENT, PENDING): *ret_gen = 0 if there is none. */
 vigil_err
-gen_cur_read(const char *fdir, uint64_t *ret_gen, store_diag *reterr)
+gen_file_read_gen(const char *fdir, const char *file, uint64_t *ret_gen, store_diag *reterr)
 {
 	char      path[GEN_PATH_MAX], buf[64];
 	ssize_t   n;
@@ -118,7 +118,7 @@ gen_cur_read(const char *fdir, uint64_t *ret_gen, store_diag *reterr)
 	vigil_err rv;
 	uint64_t  gen;
 
-	rv = gen_path_join(path, sizeof path, fdir, "CURRENT");
+	rv = gen_path_join(path, sizeof path, fdir, file);
 	if (rv != VIGIL_OK)
 		goto out;
 	fd = open(path, O_RDONLY | O_CLOEXEC);

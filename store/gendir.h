@@ -41,6 +41,7 @@ vigil_err gen_checksum_write(const char *gendir, store_diag *reterr);
 #define GEN_DATA_FILE      "data.mdb"
 #define GEN_CHECKSUM_FILE  "CHECKSUM"
 #define GEN_CHECKSUMS_FROM "CHECKSUMS_FROM"
+#define GEN_PENDING        "PENDING"   /* names a gen-N renamed in until CURRENT does */
 #define GEN_CHECKSUM_HEX   32          /* XXH3-128 in hex */
 
 /* A generation's error: store_diag_at with file "features/NAME" (name:
@@ -74,7 +75,8 @@ vigil_err gen_err_from_mdb(int rc);
 vigil_err gen_path_join(char *buf, size_t buflen, const char *a, const char *b);
 void gen_name(uint64_t gen, char *buf, size_t buflen);
 bool gen_parse_name(const char *s, uint64_t *ret_gen);
-vigil_err gen_cur_read(const char *fdir, uint64_t *ret_gen, store_diag *reterr);
+vigil_err gen_file_read_gen(const char *fdir, const char *file, uint64_t *ret_gen, store_diag *d);
+#define gen_cur_read(fdir, ret, d) gen_file_read_gen((fdir), "CURRENT", (ret), (d))
 vigil_err gen_cur_write(const char *fdir, uint64_t gen, store_diag *reterr);
 vigil_err gen_lock_take(const char *fdir, int *ret_fd, store_diag *reterr);
 vigil_err gen_dir_remove(const char *dir);

@@ -107,9 +107,9 @@ vigil_err
 store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
 {
 	store_genw *w = NULL;
-	uint64_t   *gens = NULL, cur = 0, next;
+	uint64_t   *gens = NULL, cur = 0, next, pend = 0;
 	size_t      n = 0;
-	char        name[32];
+	char        name[32], path[GEN_PATH_MAX], dir[GEN_PATH_MAX];
 	MDB_txn    *txn = NULL;
 	vigil_err   rv;
 	int         rc;
@@ -143,6 +143,14 @@ store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
 		goto out;
 	}
 	w->gen = next;
+	/* PENDING: a commit died before CURRENT named its gen-N (docs/storage.md) */
+	if (gen_file_read_gen(w->fdir, GEN_PENDING, &pend, NULL) == VIGIL_OK && pend != 0 &&
+	    gen_path_join(path, sizeof path, w->fdir, GEN_PENDING) == VIGIL_OK) {
+		gen_name(pend, name, sizeof name);
+		if (pend == cur || (gen_path_join(dir, sizeof dir, w->fdir, name) == VIGIL_OK &&
+		    gen_dir_remove(dir) == VIGIL_OK))
+			(void)unlink(path);
+	}
 	snprintf(name, sizeof name, ".tmp-gen-%06" PRIu64, w->gen);
 	if (gen_path_join(w->tmp, sizeof w->tmp, w->fdir, name) != VIGIL_OK) {
 		rv = VIGIL_ETOOBIG;
@@ -227,7 +235,7 @@ vigil_err
 store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, store_diag *reterr)
 {
 	store_gen_meta m;
-	char           name[32], dst[GEN_PATH_MAX];
+	char           name[32], line[40], dst[GEN_PATH_MAX];
 	wbuf          *val = NULL;
 	vigil_err      rv;
 	int            rc;
@@ -271,6 +279,10 @@ store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, stor
 		rv = VIGIL_ETOOBIG;
 		goto out;
 	}
+	snprintf(line, sizeof line, "%s\n", name); /* until CURRENT names it */
+	rv = gen_file_replace(w->fdir, GEN_PENDING, line, strlen(line), reterr);
+	if (rv != VIGIL_OK)
+		goto out;
 	if (rename(w->tmp, dst) != 0) {
 		rv = vigil_err_from_errno(errno);
 		store_diag_set(reterr, "%s: rename to %s: %s", w->tmp, name, strerror(errno));
@@ -289,6 +301,8 @@ store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, stor
 	rv = gen_cur_write(w->fdir, w->gen, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
+	if (gen_path_join(dst, sizeof dst, w->fdir, GEN_PENDING) == VIGIL_OK)
+		(void)unlink(dst); /* left, the next begin finds CURRENT names it */
 	/* The new generation is current; a failed prune is reported in
 	 * reterr but does not fail the commit. */
 	(void)gen_prune(w->fdir, keep ? keep : GEN_DEFAULT_KEEP, w->gen, reterr);

@@ -109,5 +109,31 @@ expect_ok() {
 expect_ok -d "$T/d" -q --as-of 2026-03-01 --no-model --threads 1 --partition 0/2 -o "$T/p2"
 expect_ok -d "$T/d" -q --merge "$T/p0" "$T/p1" --force --keep 2 --threads 1
 
+# 5. A commit that dies between renaming gen-N into place and switching
+# CURRENT (a kill, or CURRENT.tmp that cannot be written: disk full) leaves
+# a complete gen-N that was never current. Before, it stayed: it took one of
+# the --keep places, so the next run of that night pruned the generation
+# vigild had been serving (the night before), and --rollback went to it,
+# the same night again. The next run now removes it first.
+rm -rf "$T/f"
+mkdir -p "$T/f/archive"
+expect_ok -d "$T/f" -q --as-of 2026-03-01 --no-model
+expect_ok -d "$T/f" -q --as-of 2026-03-02 --no-model
+mkdir "$T/f/features/CURRENT.tmp" # CURRENT cannot be replaced: the commit fails after its rename
+expect 1 "vigil-rebuild: .*/features/CURRENT.tmp: Is a directory" \
+    -d "$T/f" -q --as-of 2026-03-03 --no-model
+rmdir "$T/f/features/CURRENT.tmp"
+[ "$(cat "$T/f/features/CURRENT")" = gen-000002 ] || {
+	echo "FAIL: a failed commit switched CURRENT"; fails=$((fails + 1)); }
+expect_ok -d "$T/f" -q --as-of 2026-03-03 --no-model --keep 2
+[ ! -e "$T/f/features/gen-000003" ] || {
+	echo "FAIL: the failed commit's gen-000003 is still there"; fails=$((fails + 1)); }
+[ -d "$T/f/features/gen-000002" ] || {
+	echo "FAIL: --keep 2 pruned gen-000002, the night before"; fails=$((fails + 1)); }
+"$R" -d "$T/f" --rollback --json >"$T/out" 2>"$T/err"
+grep -q '"current": 2}' "$T/out" || {
+	echo "FAIL: --rollback did not go back to generation 2:"; cat "$T/out" "$T/err"
+	fails=$((fails + 1)); }
+
 [ $fails -eq 0 ] || { echo "$fails case(s) failed"; exit 1; }
 echo "ok"
