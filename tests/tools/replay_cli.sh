@@ -3,8 +3,7 @@
 # tests/tools/replay_cli.sh - vigil-replay's command line refuses what it
 # would ignore: a flag of --nightly or --server given without it, an empty
 # --from/--to range, and a TLS file that cannot be read is a usage error
-# (2) as in vigil-score, not a failed run (1), and a CSV row of a day before
-# one already replayed is a bad row (1). Each error is one line.
+# (2) as in vigil-score, not a failed run (1). Each error is one line.
 # Usage: replay_cli.sh PATH/TO/vigil-replay SOURCE_ROOT
 set -u
 P=$1
@@ -73,16 +72,6 @@ expect 1 "vigil-replay: no server reachable at tcp://127.0.0.1:1 within 3 s" \
 expect 1 "vigil-replay: --summary $T/none/s.json: No such file or directory" \
     --csv "$CSV" -q --summary "$T/none/s.json"
 [ -s "$T/out" ] && fail "--summary into a missing directory: the run went on: $(head -c 200 "$T/out")"
-# a row of a day before one already replayed cannot be scored or measured as
-# of its time (the later nights ran, its day's card precision was closed): a
-# bad row, one line naming the place and the field, counted, exit 1
-printf 'txn_id,event_time,card_id,merchant_id,amount,label\n%s\n%s\n%s\n' \
-    't1,2024-01-02T10:00:00Z,c1,m1,100,0' 't2,2024-01-02T11:00:00Z,c2,m1,1,1' \
-    't3,2024-01-01T10:00:00Z,c3,m1,100,1' >"$T/unsorted.csv"
-expect 1 "vigil-replay: $T/unsorted.csv:4: event_time: \"2024-01-01T10:00:00.000Z\" is on a day before 2024-01-02, already replayed: the input must be in event-time order (row skipped)" \
-    --csv "$T/unsorted.csv" -r "$ROOT/tests/tools/data/card_only.rules" -q --summary "$T/u.json"
-grep -q '"bad_rows": 1,' "$T/u.json" || fail "unsorted rows: bad_rows is not 1: $(head -c 300 "$T/u.json")"
-grep -q '"frauds": 1,' "$T/u.json" || fail "unsorted rows: the refused row was measured"
 # the compare section of the text summary says n/a for an undefined measure
 # (no alert: precision 0/0), as the summary above it does, never "nan"
 printf 'version "never"\nband review = 30\nband decline = 60\nrule never {\n  when amount > 1000000\n  score 10\n  reason "never"\n}\n' >"$T/never.rules"

@@ -155,7 +155,6 @@ typedef struct rp_source {
 	rp_archlabel  *labels;   /* archive: txn_id -> label */
 	struct rp_seen *seen;    /* archive: the stretches reported (source.c) */
 	uint64_t       bad, corrupt;
-	int64_t        csv_day;  /* CSV: latest UTC day of a row returned (0: none) */
 	char           corrupt_first[256]; /* "SEGMENT:OFFSET: what" of the first */
 	bool           has_patterns, has_labels;
 } rp_source;

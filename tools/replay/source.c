@@ -180,26 +180,6 @@ rp_source_next(rp_source *src, rp_row *row)
 				    vigil_errinfo_format(&diag, line, sizeof line));
 			if (rv != VIGIL_OK)
 				return rv;
-			/*
-			 * A row of a day before one already replayed: the nights
-			 * after that day have run (its scoring would see their
-			 * generations, labels included) and the metrics closed
-			 * it (card precision per day). Refused as a bad row; the
-			 * input must be in event-time order, at least by UTC day.
-			 */
-			if (cr.txn.event_time_ms / VIGIL_MS_PER_DAY < src->csv_day) {
-				if (src->bad++ < RP_MAX_ERRORS_SHOWN) {
-					char et[40], d[16];
-
-					vigil_time_format_rfc3339(cr.txn.event_time_ms, et, sizeof et);
-					vigil_date_format(src->csv_day * VIGIL_MS_PER_DAY, d, sizeof d);
-					fprintf(stderr, "vigil-replay: %s:%" PRIu64 ": event_time: \"%s\" is "
-					    "on a day before %s, already replayed: the input must be in "
-					    "event-time order (row skipped)\n", src->name, cr.line, et, d);
-				}
-				continue;
-			}
-			src->csv_day = cr.txn.event_time_ms / VIGIL_MS_PER_DAY;
 			row->txn = cr.txn;
 			row->line = cr.line;
 			row->segment = NULL;
