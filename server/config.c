@@ -565,9 +565,9 @@ typedef struct cfg_ini_ctx {
 	int         bad_line;  /* the first line inih cannot be given whole */
 	char        bad[160];
 	struct {
-		char section[16], key[32];
+		char section[16], key[40]; /* the longest key, whole */
 		int  line;
-	}           seen[32];  /* keys set so far: one value per key */
+	}           seen[64];  /* keys set so far: one value per key (43 known) */
 	uint32_t    nseen;
 	char        key[64];
 	char        reason[256];

@@ -535,6 +535,34 @@ test_ini_key_twice(void **state)
 	assert_false(c.rules_watch);
 	assert_int_equal(c.workers, 3);
 
+	/* the longest key name is remembered whole, not cut to a prefix that
+	 * never matches it again */
+	write_ini("[server]\nadmin_max_connections_per_address = 8\n[rules]\npath = r.rules\n"
+	    "[server]\nadmin_max_connections_per_address = 0\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:6: admin_max_connections_per_address: set twice "
+	    "(first at line 2)", ini_path);
+	assert_string_equal(err, want);
+
+	/* a file setting every key: a key twice is found after the 32nd too */
+	write_ini("[server]\nlisten = tls+tcp://127.0.0.1:9465\nadmin = 127.0.0.1:9466\n"
+	    "admin_token_file = /t\nmetrics_need_token = no\nmax_connections = 9\n"
+	    "admin_max_connections = 9\nadmin_max_connections_per_address = 9\n"
+	    "queue_timeout_ms = 9\nipc_group = g\nuser = u\nhuge_pages = off\n"
+	    "scheduling_policy = normal\nmax_past_skew_ms = 9\nworkers = 9\n"
+	    "max_message_bytes = 999\nmax_inflight = 9\nmax_inflight_per_connection = 9\n"
+	    "request_timeout_ms = 9\nmax_future_skew_ms = 9\n"
+	    "[tls]\ncert = c\nkey = k\nca = a\ncrl = l\ncheck_interval_s = 9\n"
+	    "[store]\ndata_dir = /d\nfsync = never\nfsync_interval_ms = 9\nsegment_max_mb = 9\n"
+	    "retention_days = 9\ncompress = no\nship_command = true\nship_retry_max_s = 9\n"
+	    "ship_timeout_s = 9\n[rules]\npath = r.rules\nwatch = no\n"
+	    "[health]\nlisten = 127.0.0.1:9467\nready_when_degraded = yes\n"
+	    "[cluster]\nnats = nats://127.0.0.1:4222\nreplica = r1\nname = n\nqueue = 9\n"
+	    "stream_replicas = 2\nretain_hours = 99\n[rules]\nwatch = yes\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:51: watch: set twice (first at line 39)", ini_path);
+	assert_string_equal(err, want);
+
 	/* a flag still overrides the file's one value */
 	write_ini("[server]\nworkers = 8\n[rules]\npath = r.rules\n");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, "--workers", "2",
