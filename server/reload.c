@@ -336,7 +336,9 @@ vigil_err
 srv_rules_check(const char *path, FILE *out, bool quiet)
 {
 	rules_prog *prog = NULL;
+	app_rules *ar = NULL;
 	rules_diags diags;
+	char err[SRV_ERR_MAX];
 	vigil_err rv;
 
 	memset(&diags, 0, sizeof diags);
@@ -348,9 +350,17 @@ srv_rules_check(const char *path, FILE *out, bool quiet)
 			fprintf(out, "%s: %s\n", path, vigil_strerror(rv));
 		return rv;
 	}
+	/* what the start does with it too (srv_rules_reload): a file that
+	 * compiles but cannot be served fails here, not only at start */
+	rv = app_rules_new(prog, &ar, err, sizeof err); /* takes prog */
+	if (rv != VIGIL_OK) {
+		fprintf(out, "%s: %s\n", path, err);
+		return rv;
+	}
+	prog = ar->prog;
 	if (!quiet)
 		fprintf(stdout, "vigild: rules %s: rules_version \"%s\", rules_hash %s, %u rules\n", path,
 		    rules_prog_version(prog), rules_prog_hash(prog), rules_prog_nrules(prog));
-	rules_prog_free(prog);
+	app_rules_free(ar);
 	return VIGIL_OK;
 }

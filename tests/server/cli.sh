@@ -55,6 +55,32 @@ expect 2 "$D/bad.rules:3:" "$V" --rules "$D/bad.rules" --check-config
 expect 2 "rules: rejected $D/bad.rules (startup): $D/bad.rules:3:" \
 	"$V" --rules "$D/bad.rules" --data "$D/data" --listen "ipc://$D/x.sock" --admin off
 
+# A rule file that compiles but that vigild cannot serve (tuned thresholds
+# on more features than an archive record holds) fails --check-config as it
+# fails the start, not one and not the other.
+{
+	echo 'version "x"'
+	n=0
+	for f in amount card.count_7d card.count_30d card.count_90d card.amount_sum_7d \
+	    card.amount_sum_30d card.amount_sum_90d card.amount_mean_7d card.amount_mean_30d \
+	    card.amount_mean_90d card.amount_std_30d card.amount_std_90d card.amount_p50_90d \
+	    card.amount_p95_90d card.amount_p99_90d card.amount_max_90d card.amount_zscore \
+	    card.distinct_merchants_90d card.distinct_countries_90d card.age_days \
+	    card.fraud_count_90d card.hour_share card.amount_to_mean_30d \
+	    card.top_merchant_share_90d merchant.count_7d merchant.count_30d \
+	    merchant.amount_mean_30d merchant.fraud_count_30d merchant.fraud_rate_7d \
+	    merchant.fraud_rate_30d merchant.fraud_rate_90d merchant.fraud_count_mature_30d \
+	    merchant.fraud_rate_mature_7d; do
+		n=$((n + 1))
+		echo "threshold t$n = percentile($f, 99) fallback 1"
+	done
+	printf 'rule r {\n  when amount > t1\n  score 10\n  reason "x"\n}\n'
+} >"$D/wide.rules"
+expect 2 "^$D/wide.rules: tuned thresholds read more than 32 distinct features" \
+	"$V" --rules "$D/wide.rules" --check-config
+expect 2 "rules: rejected $D/wide.rules (startup): tuned thresholds read more than 32" \
+	"$V" --rules "$D/wide.rules" --data "$D/data" --listen "ipc://$D/x.sock" --admin off
+
 printf '[server]\nlisten = ipc://%s/a.sock\nadmin = off\n[store]\ndata_dir = %s/data\n[rules]\npath = %s\n' \
 	"$D" "$D" "$R" >"$D/good.ini"
 expect 0 'vigild: configuration ok' "$V" --config "$D/good.ini" --check-config
