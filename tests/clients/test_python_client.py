@@ -467,6 +467,47 @@ class JsonShapeTests(unittest.TestCase):
             vc.transaction_from_json({"location": {"latitude": 1, "longitude": 2, "alt": 3}})
         self.assertEqual(cm.exception.field, "txn.location.alt")
 
+    def test_json_event_time_as_c(self):
+        # the times the C readers accept, and their milliseconds (common/time.c
+        # vigil_time_parse_rfc3339: decimals cut, not rounded; a space or "t"
+        # for "T"; a leap second is :59), and the forms they all refuse
+        for text, ms in (("2026-11-21T10:00:00.9999Z", 1795255200999),
+                         ("2026-11-21 10:00:00Z", 1795255200000),
+                         ("2026-11-21t10:00:00z", 1795255200000),
+                         ("2016-12-31T23:59:60Z", 1483228799000),
+                         ("2024-02-29T00:00:00-05:30", 1709184600000),
+                         ("2026-11-21T10:00:00.123456789Z", 1795255200123)):
+            self.assertEqual(vc.transaction_from_json({"event_time": text}).event_time_ms, ms,
+                             msg=text)
+        for text in ("2026-11-21T10:00Z", "2026-11-21T10:00:00+0100", "20261121T100000Z",
+                     "2026-11-21T10:00:00", "2023-02-29T00:00:00Z",
+                     "2026-11-21T10:00:00.1234567890Z"):
+            with self.assertRaises(vc.InvalidArgument, msg=text) as cm:
+                vc.transaction_from_json({"event_time": text})
+            self.assertEqual(cm.exception.field, "txn.event_time")
+
+    def test_json_numbers_out_of_range(self):
+        # refused as the C reader refuses them (common/json.c), and never
+        # protobuf's bare ValueError, which is no VigilError
+        base = {"txn_id": "j", "card_id": "c", "merchant_id": "m", "currency": "EUR",
+                "event_time_ms": 1795000000000}
+        for key, value, field, msg in (
+                ("mcc", -1, "txn.mcc", "must be in [0, 9999]"),
+                ("mcc", "10000", "txn.mcc", "must be in [0, 9999]"),
+                ("amount", 10 ** 30, "txn.amount", "'%d' is too large" % 10 ** 30),
+                ("amount", "1000000000000010", "txn.amount", "'1000000000000010' is too large")):
+            with self.assertRaises(vc.InvalidArgument, msg=(key, value)) as cm:
+                vc.transaction_from_json(dict(base, **{key: value}))
+            self.assertEqual(cm.exception.field, field)
+            self.assertEqual(cm.exception.message, "%s: %s" % (field, msg))
+        with vc.Client("ipc:///nonexistent/vigil.sock", connect_wait=0) as c:
+            for kw, field in (({"mcc": -1}, "txn.mcc"), ({"mcc": 2 ** 32}, "txn.mcc"),
+                              ({"amount_minor": 2 ** 63}, "txn.amount_minor")):
+                t = vc.Transaction(**dict(base, **dict({"amount_minor": 1}, **kw)))
+                with self.assertRaises(vc.InvalidArgument, msg=kw) as cm:
+                    c.score(t)
+                self.assertEqual(cm.exception.field, field)
+
     def test_json_attributes(self):
         # read at vigild's limits, refused one past them, in the words of the
         # C reader (tests/common/test_common.c test_json_attributes)

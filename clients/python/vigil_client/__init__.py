@@ -24,7 +24,6 @@ import atexit
 import concurrent.futures
 import ctypes
 import dataclasses
-import datetime
 import decimal
 import re
 import sys
@@ -345,23 +344,47 @@ def _json_amount(v, currency):
     if not _NUM_RE.match(text) or "e" in text.lower() or text.startswith("-"):
         raise _bad("amount", "%r is not a non-negative decimal with at most %d decimals"
                    % (text[:40], exp))
+    # as common/json.c decimal_to_minor: too many whole digits, then too
+    # many decimals, then more than an int64 of minor units
+    if int(text.split(".")[0]) // 10 > 10 ** 14:
+        raise _bad("amount", "%r is too large" % text[:40])
     minor = decimal.Decimal(text).scaleb(exp)
     if minor != minor.to_integral_value():
         raise _bad("amount", "%r is not a non-negative decimal with at most %d decimals"
                    % (text[:40], exp))
+    if minor >= 2 ** 63:
+        raise _bad("amount", "%r is too large" % text[:40])
     return int(minor)
 
 
+# RFC 3339 as common/time.c vigil_time_parse_rfc3339 reads it: "T", "t" or a
+# space between date and time, seconds required (60, a leap second, is :59),
+# 1-9 decimals cut (not rounded) to the millisecond, "Z"/"z" or +hh:mm
+_TIME_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                      r"(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))\Z")
+
+
 def _json_time(v):
-    if not isinstance(v, str):
+    m = _TIME_RE.match(v) if isinstance(v, str) else None
+    if m is not None:
+        y, mo, d, hh, mm, ss = (int(x) for x in m.groups()[:6])
+        oh, om = int(m.group(9) or 0), int(m.group(10) or 0)
+        leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+        mdays = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+        if not (1 <= mo <= 12 and 1 <= d <= mdays[mo - 1] and hh <= 23 and mm <= 59 and
+                ss <= 60 and oh <= 23 and om <= 59):
+            m = None
+    if m is None:
         raise _bad("event_time", "must be an RFC 3339 time such as \"2026-11-21T10:00:00Z\"")
-    try:
-        t = datetime.datetime.fromisoformat(v.replace("z", "Z"))
-    except ValueError:
-        t = None
-    if t is None or t.tzinfo is None or "T" not in v.upper():
-        raise _bad("event_time", "must be an RFC 3339 time such as \"2026-11-21T10:00:00Z\"")
-    return int(t.timestamp() * 1000 + (0.5 if t.timestamp() >= 0 else -0.5))
+    # days from 1970-01-01 (proleptic Gregorian, year 0 included, as in C)
+    ya = y - (mo <= 2)
+    era = ya // 400
+    yoe = ya - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    off = (-1 if m.group(8) == "-" else 1) * (oh * 60 + om)
+    frac_ms = int((m.group(7) or "0")[:3].ljust(3, "0"))
+    return (days * 86400 + hh * 3600 + mm * 60 + min(ss, 59) - off * 60) * 1000 + frac_ms
 
 
 # the keys of the JSON transaction shape (docs/protocol.md, "JSON"), and this
@@ -418,6 +441,8 @@ def transaction_from_json(obj: Mapping) -> "Transaction":
     kw["event_time_ms"] = ms
     if "mcc" in g:
         kw["mcc"] = _json_int("mcc", g["mcc"])
+        if not 0 <= kw["mcc"] <= 9999:
+            raise _bad("mcc", "must be in [0, 9999]")
     if "channel" in g:
         ch = g["channel"]
         if isinstance(ch, str) and _INT_RE.match(ch):
@@ -488,14 +513,19 @@ def _encode_txn(txn, dry_run):
         device_id=_check_id("txn.device_id", txn.device_id, False),
         country=txn.country or "",
         ip=txn.ip or "",
-        mcc=int(txn.mcc),
     )
+    # what the wire cannot carry is ours to refuse (protobuf's own ValueError
+    # is not a VigilError); the rest of the range is the server's
+    if isinstance(txn.mcc, bool) or not isinstance(txn.mcc, int) or not 0 <= txn.mcc < 2 ** 32:
+        raise InvalidArgument("txn.mcc: must be in [0, 9999]", field="txn.mcc")
+    t.mcc = txn.mcc
     if not txn.currency:
         raise InvalidArgument("txn.currency: required", field="txn.currency")
     t.currency = txn.currency
     if txn.amount_minor is None:
         raise InvalidArgument("txn.amount_minor: required (or amount)", field="txn.amount_minor")
-    if not isinstance(txn.amount_minor, int) or isinstance(txn.amount_minor, bool):
+    if (not isinstance(txn.amount_minor, int) or isinstance(txn.amount_minor, bool) or
+            not -2 ** 63 <= txn.amount_minor < 2 ** 63):
         raise InvalidArgument("txn.amount_minor: must be an integer (minor units)",
                               field="txn.amount_minor")
     t.amount_minor = txn.amount_minor
