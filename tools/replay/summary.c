@@ -91,15 +91,23 @@ rp_summary_json(rp *r, double secs)
 	return o;
 }
 
-/* A measure of the compare section: "n/a" when undefined (0/0), as in the
- * summary above it (metrics_print), never "nan". */
+/* One measure of the compare section, "LABEL A -> B": "n/a" for an
+ * undefined one (0/0), as in the summary above it (metrics_print), never
+ * "nan". */
 static void
-rp_print_num(FILE *out, double v, int decimals, const char *unit)
+rp_print_pair(FILE *out, const char *label, double a, double b, int decimals,
+    const char *unit)
 {
-	if (isnan(v))
-		fprintf(out, "n/a");
-	else
-		fprintf(out, "%.*f%s", decimals, v, unit);
+	const double v[2] = { a, b };
+
+	fprintf(out, "%s", label);
+	for (int i = 0; i < 2; i++) {
+		if (isnan(v[i]))
+			fprintf(out, "n/a");
+		else
+			fprintf(out, "%.*f%s", decimals, v[i], unit);
+		fprintf(out, "%s", i == 0 ? " -> " : "");
+	}
 }
 
 static void
@@ -116,26 +124,12 @@ rp_print_compare(rp *r, FILE *out)
 		for (int y = 1; y < 4; y++)
 			if (x != y && r->trans[x][y] > 0)
 				fprintf(out, "    %-8s -> %-8s %10" PRIu64 "\n", dn[x], dn[y], r->trans[x][y]);
-	fprintf(out, "  precision ");
-	rp_print_num(out, 100 * a.precision, 2, "%");
-	fprintf(out, " -> ");
-	rp_print_num(out, 100 * b.precision, 2, "%");
-	fprintf(out, "   recall ");
-	rp_print_num(out, 100 * a.recall, 2, "%");
-	fprintf(out, " -> ");
-	rp_print_num(out, 100 * b.recall, 2, "%");
-	fprintf(out, "   alert rate ");
-	rp_print_num(out, 100 * a.alert_rate, 3, "%");
-	fprintf(out, " -> ");
-	rp_print_num(out, 100 * b.alert_rate, 3, "%");
-	fprintf(out, "\n  ROC AUC ");
-	rp_print_num(out, metrics_auc(r->m, NULL), 4, "");
-	fprintf(out, " -> ");
-	rp_print_num(out, metrics_auc(r->m2, NULL), 4, "");
-	fprintf(out, "   average precision ");
-	rp_print_num(out, metrics_ap(r->m, NULL), 4, "");
-	fprintf(out, " -> ");
-	rp_print_num(out, metrics_ap(r->m2, NULL), 4, "");
+	rp_print_pair(out, "  precision ", 100 * a.precision, 100 * b.precision, 2, "%");
+	rp_print_pair(out, "   recall ", 100 * a.recall, 100 * b.recall, 2, "%");
+	rp_print_pair(out, "   alert rate ", 100 * a.alert_rate, 100 * b.alert_rate, 3, "%");
+	rp_print_pair(out, "\n  ROC AUC ", metrics_auc(r->m, NULL), metrics_auc(r->m2, NULL), 4, "");
+	rp_print_pair(out, "   average precision ", metrics_ap(r->m, NULL), metrics_ap(r->m2, NULL),
+	    4, "");
 	fputc('\n', out);
 }
 
