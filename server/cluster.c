@@ -19,7 +19,9 @@
  * message is handled once, by stream sequence (the ordered consumer
  * resumes after the last delivered one when NATS comes back; a sequence
  * at or below the last handled is skipped); this replica's own messages
- * are skipped (its archive has them). Observations go to store_db_observe.
+ * are skipped (its archive has them). Observations go to store_db_observe,
+ * but for one further ahead of this replica's clock than
+ * max_future_skew_ms: refused, as a transaction would be.
  *
  * The stream lost (every NATS node's store gone): a publish finds no
  * stream, and the publisher thread checks the stream every few seconds
@@ -102,7 +104,7 @@ struct srv_cluster {
 	cluster_seq      seq;           /* what is applied, by stream sequence */
 	uint64_t         epoch;         /* the current subscription's */
 
-	_Atomic uint64_t published, applied, dropped, pub_failures, bad_messages;
+	_Atomic uint64_t published, applied, dropped, pub_failures, bad_messages, refused;
 	_Atomic uint64_t lag, last_seq_pub;
 	_Atomic uint32_t inflight;      /* the publisher's batch, out of the queue */
 	atomic_bool      closing_conn;  /* srv_cluster_stop: a disconnection is ours */
@@ -179,7 +181,8 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	jsMsgMetaData *meta = NULL;
 	const char    *subj = natsMsg_GetSubject(msg);
 	size_t         sl = strlen(subj), ol = strlen(c->subject);
-	uint32_t       n = 0;
+	uint32_t       n = 0, skew = c->s->cfg.max_future_skew_ms;
+	int64_t        now;
 	cluster_seq_verdict v;
 	char           err[192];
 
@@ -212,7 +215,21 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 			    meta->Sequence.Stream, err);
 		goto out;
 	}
+	now = vigil_now_ms();
 	for (uint32_t i = 0; i < n; i++) {
+		int64_t t = c->rx[i].obs.event_time_ms;
+
+		/* The clock-skew guard again (docs/vigild.md, "Event times from the
+		 * future"): one observation from the future would empty its
+		 * entities' windows on every replica, for as long as it is ahead. */
+		if (skew != 0 && t > now + (int64_t)skew) {
+			if (atomic_fetch_add(&c->refused, 1) < 100)
+				srv_log("cluster: %s sequence %" PRIu64 ": observation %u: event_time_ms "
+				    "%" PRId64 " is %" PRId64 " ms ahead of this replica's clock; the "
+				    "limit is %u ms (max_future_skew_ms); refused", subj,
+				    meta->Sequence.Stream, i + 1, t, t - now, skew);
+			continue;
+		}
 		if (store_db_observe(c->s->db, &c->rx[i].obs) != VIGIL_OK)
 			continue;
 		atomic_fetch_add_explicit(&c->applied, 1, memory_order_relaxed);
@@ -674,6 +691,7 @@ srv_cluster_get_stats(srv_cluster *c, srv_cluster_stats *r)
 	r->dropped = atomic_load(&c->dropped);
 	r->publish_failures = atomic_load(&c->pub_failures);
 	r->bad_messages = atomic_load(&c->bad_messages);
+	r->refused = atomic_load(&c->refused);
 	pthread_mutex_lock(&c->mu);
 	r->queued = c->n + atomic_load(&c->inflight);
 	pthread_mutex_unlock(&c->mu);

@@ -35,6 +35,7 @@ typedef struct srv_cluster_stats {
 	uint64_t dropped;         /* not published: the queue was full */
 	uint64_t publish_failures; /* publish attempts that failed (retried) */
 	uint64_t bad_messages;    /* messages that did not decode (skipped, logged) */
+	uint64_t refused;         /* observations too far ahead (max_future_skew_ms) */
 	uint64_t queued;          /* waiting to be published */
 	uint64_t lag;             /* messages of the stream not yet delivered here */
 	uint64_t last_seq;        /* last stream sequence handled */

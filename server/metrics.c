@@ -421,6 +421,9 @@ static const metrics_row metrics_rows[] = {
 	{ "vigil_cluster_bad_messages_total", "counter",
 	  "messages on the cluster's subjects that did not decode (skipped)",
 	  MP_CLUSTER, MF_U64, SNAP(cs.bad_messages), "", NULL },
+	{ "vigil_cluster_refused_total", "counter", "observations of other replicas refused: "
+	  "their event time more than max_future_skew_ms ahead of this replica's clock",
+	  MP_CLUSTER, MF_U64, SNAP(cs.refused), "", NULL },
 	{ "vigil_cluster_queue_depth", "gauge", "observations waiting to be published",
 	  MP_CLUSTER, MF_U64, SNAP(cs.queued), "", NULL },
 	{ "vigil_cluster_lag_messages", "gauge", "messages of the stream not yet delivered to this "

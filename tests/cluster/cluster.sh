@@ -18,6 +18,8 @@
 #     scores, is ready and degraded, and counts what it dropped;
 #   - a message on the cluster's subjects that does not decode is skipped,
 #     counted and logged with its subject, sequence and offset;
+#   - an observation whose event time is 2 days ahead is refused (the
+#     clock-skew guard), counted and logged: the features stay as they were;
 #   - the stream lost (NATS restarted with every node's store deleted): the
 #     replicas create it again and go on sharing, a replica with no traffic
 #     of its own included (it publishes nothing, so only its periodic look
@@ -296,6 +298,45 @@ until [ "$(metric a vigil_cluster_bad_messages_total)" = 1 ] &&
 done
 grep -q 'cluster: vigil.vt.obs.intruder sequence [0-9]*: offset 0: truncated header (magic "VOB1" and count); skipped' "$D/a.log" ||
     cl_fail "no line naming the bad message: $(grep intruder "$D/a.log")"
+
+# ---- an observation from the future (from a replica whose clock is ahead,
+# or whose guard is off): refused as a transaction would be
+# (max_future_skew_ms), counted and logged; applied, it would empty the
+# windows of merchant m-0, the shared device and IP on every replica for as
+# long as it is ahead ----
+seq=$(metric a vigil_cluster_last_sequence)
+before=$(probe "ipc://$D/a.ipc")
+python3 - "$N1" <<'EOF'
+import socket, struct, sys, time
+rec = struct.pack("<qQq", int(time.time() * 1000) + 2 * 86400 * 1000, 42, int(time.time() * 1e6))
+for x in (b"m-0", b"term-0", b"dev-shared", b"192.0.2.7"):
+    rec += bytes([len(x)]) + x
+body = b"VOB1" + struct.pack("<I", 1) + rec
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.recv(4096)  # INFO
+s.sendall(b'CONNECT {"verbose":false}\r\nPUB vigil.vt.obs.ahead %d\r\n' % len(body) + body +
+    b'\r\nPING\r\n')
+buf = b""
+while b"PONG" not in buf:
+    buf += s.recv(4096)
+EOF
+for r in a b c; do
+	i=0
+	until [ "$(metric "$r" vigil_cluster_last_sequence)" -gt "$seq" ]; do
+		i=$((i + 1)); [ "$i" -lt 600 ] || cl_fail "replica $r: the observation from the future not handled"; sleep 0.1
+	done
+done
+for r in a b c; do
+	got=$(probe "ipc://$D/$r.ipc")
+	[ "$got" = "$before" ] || cl_fail "after an observation 2 days ahead: replica $r: $got, before: $before"
+done
+for r in a b c; do
+	[ "$(metric "$r" vigil_cluster_refused_total)" = 1 ] ||
+	    cl_fail "replica $r: the observation from the future not counted as refused"
+done
+grep -q 'cluster: vigil.vt.obs.ahead sequence [0-9]*: observation 1: event_time_ms [0-9]* is [0-9]* ms ahead of this replica.s clock; the limit is 300000 ms (max_future_skew_ms); refused' "$D/a.log" ||
+    cl_fail "no line naming the observation from the future: $(grep ahead "$D/a.log")"
+echo "cluster: an observation 2 days ahead: refused, counted, logged"
 
 # ---- NATS down mid-traffic: scoring goes on, degraded, ready ----
 nats_stop
