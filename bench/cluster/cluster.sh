@@ -53,7 +53,7 @@ recv_start() {
 	AP=$(free_port)
 	"$BUILD/server/vigild" --data "$TMP/recv-$1" --listen "ipc://$TMP/recv-$1.ipc" \
 	    --admin "127.0.0.1:$AP" --rules "$SRC/rules/default.rules" --nats "$NATS" \
-	    --replica recv --cluster "$1" >"$TMP/recv-$1.log" 2>&1 &
+	    --replica recv --cluster "$1" --max-future-skew 0 >"$TMP/recv-$1.log" 2>&1 &
 	RPID=$!
 	PIDS="$PIDS $RPID"
 	i=0
