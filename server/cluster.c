@@ -181,7 +181,7 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	jsMsgMetaData *meta = NULL;
 	const char    *subj = natsMsg_GetSubject(msg);
 	size_t         sl = strlen(subj), ol = strlen(c->subject);
-	uint32_t       n = 0, skew = c->s->cfg.max_future_skew_ms;
+	uint32_t       n = 0;
 	int64_t        now;
 	cluster_seq_verdict v;
 	char           err[192];
@@ -217,17 +217,19 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	}
 	now = vigil_now_ms();
 	for (uint32_t i = 0; i < n; i++) {
-		int64_t t = c->rx[i].obs.event_time_ms;
+		vigil_txn t;
+		srv_wire_err werr;
 
-		/* The clock-skew guard again (docs/vigild.md, "Event times from the
-		 * future"): one observation from the future would empty its
-		 * entities' windows on every replica, for as long as it is ahead. */
-		if (skew != 0 && t > now + (int64_t)skew) {
+		/* A transaction's clock-skew guard (srv_wire_txn_window, future
+		 * side only: a replica's past is history): one observation from
+		 * the future would empty its entities' windows on every replica,
+		 * for as long as it is ahead. */
+		t.event_time_ms = c->rx[i].obs.event_time_ms;
+		if (srv_wire_txn_window(&t, now, c->s->cfg.max_future_skew_ms, 0, &werr) !=
+		    VIGIL_OK) {
 			if (atomic_fetch_add(&c->refused, 1) < 100)
-				srv_log("cluster: %s sequence %" PRIu64 ": observation %u: event_time_ms "
-				    "%" PRId64 " is %" PRId64 " ms ahead of this replica's clock; the "
-				    "limit is %u ms (max_future_skew_ms); refused", subj,
-				    meta->Sequence.Stream, i + 1, t, t - now, skew);
+				srv_log("cluster: %s sequence %" PRIu64 ": observation %u: %s; refused",
+				    subj, meta->Sequence.Stream, i + 1, werr.info.msg);
 			continue;
 		}
 		if (store_db_observe(c->s->db, &c->rx[i].obs) != VIGIL_OK)
