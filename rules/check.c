@@ -7,6 +7,7 @@
  * Unknown names get a "did you mean" suggestion by edit distance. All errors
  * go to the sink; checking goes on after an error so one run reports them all.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -328,48 +329,17 @@ out:
 	return res;
 }
 
-static bool
-ck_is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* Whether s is a number as a rule file writes one, [-]DIGITS [.DIGITS]
- * [(e|E) [+-] DIGITS]: strtod alone also takes "0x10", "5.", ".5". */
-static bool
-ck_is_decimal(const char *s)
-{
-	size_t i = s[0] == '-';
-
-	if (!ck_is_digit(s[i]))
-		return false;
-	while (ck_is_digit(s[i]))
-		i++;
-	if (s[i] == '.') {
-		if (!ck_is_digit(s[++i]))
-			return false;
-		while (ck_is_digit(s[i]))
-			i++;
-	}
-	if (s[i] == 'e' || s[i] == 'E') {
-		i++;
-		if (s[i] == '+' || s[i] == '-')
-			i++;
-		if (!ck_is_digit(s[i]))
-			return false;
-		while (ck_is_digit(s[i]))
-			i++;
-	}
-	return s[i] == '\0';
-}
-
 bool
 rules_list_number_parse(const char *s, double *ret)
 {
+	size_t i = s[0] == '-', n = strlen(s);
 	char  *end;
 	double d;
+	bool   bad;
 
-	if (!ck_is_decimal(s))
+	/* the rule file's number token (the lexer's), a sign before it */
+	if (!isdigit((unsigned char)s[i]) || rules_lex_number_len(s + i, n - i, &bad) != n - i ||
+	    bad)
 		return false;
 	errno = 0;
 	d = strtod(s, &end);

@@ -98,8 +98,8 @@ lex_ident_len(const char *s, size_t n)
 }
 
 /* Length of the number at s: DIGITS [ '.' DIGITS ] [ (e|E) [+-] DIGITS ]. */
-static size_t
-lex_number_len(const char *s, size_t n, bool *ret_bad)
+size_t
+rules_lex_number_len(const char *s, size_t n, bool *ret_bad)
 {
 	size_t i = 0;
 
@@ -211,7 +211,7 @@ rules_lex_all(const char *src, size_t len, bool comments, rules_diag_sink *sink,
 		if (lex_is_digit(c) || (c == '.' && i + 1 < len && lex_is_digit((unsigned char)src[i + 1]))) {
 			bool bad;
 
-			k = lex_number_len(src + i, len - i, &bad);
+			k = rules_lex_number_len(src + i, len - i, &bad);
 			if (k == 0)
 				k = 1;
 			t.kind = TK_NUM;

@@ -75,6 +75,9 @@ typedef struct rules_diag_sink rules_diag_sink;
 vigil_err rules_lex_all(const char *src, size_t len, bool comments, rules_diag_sink *sink,
     rules_tok **ret_toks, uint32_t *ret_n);
 const char *rules_lex_kind_name(rules_tok_kind k);
+/* Length of the number token at s[0..n): DIGITS [. DIGITS] [(e|E) [+-]
+ * DIGITS]; *ret_bad when it is malformed (1., 1e, 12abc). */
+size_t rules_lex_number_len(const char *s, size_t n, bool *ret_bad);
 
 /* ---- Diagnostics (diag.c) ---- */
 
