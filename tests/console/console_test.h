@@ -60,6 +60,9 @@ json_t *http_ok(const char *method, const char *path, const char *token, const c
 /* where.field and message of the one error object (NULL: none). */
 const char *err_field(const json_t *o);
 const char *err_msg(const json_t *o);
+/* http_ok, asserting status want and where.field field of its error. */
+void        http_refused(const char *method, const char *path, const char *token,
+    const char *body, int want, const char *field);
 
 void    copy_file(const char *from, const char *to);
 int64_t ents_records(void);

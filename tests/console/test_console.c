@@ -173,6 +173,17 @@ err_field(const json_t *o)
 	    "where"), "field"));
 }
 
+void
+http_refused(const char *method, const char *path, const char *token, const char *body,
+    int want, const char *field)
+{
+	json_t *o = http_ok(method, path, token, body, want);
+
+	assert_non_null(err_field(o));
+	assert_string_equal(err_field(o), field);
+	json_decref(o);
+}
+
 /* The message of the one error object; NULL when the reply has none. */
 const char *
 err_msg(const json_t *o)
