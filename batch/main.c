@@ -43,8 +43,9 @@ static const char usage_text[] =
 "      --window DUR      window length: 90d (default), 36h, 30m, 45s, 1500ms\n"
 "  -r, --rules FILE      rule file whose batch-tuned thresholds to tune; without\n"
 "                        it the current thresholds carry over unchanged\n"
-"  -f, --force           rebuild even if this as-of date is already current, or\n"
-"                        go back to an as-of older than the current one\n"
+"  -f, --force           rebuild even if this as-of date is already current, go\n"
+"                        back to an as-of older than the current one, or build\n"
+"                        an as-of after tomorrow\n"
 "      --partition I/N   compute key-hash partition I of N into --output FILE\n"
 "  -o, --output FILE     partial file written by --partition\n"
 "      --merge           join the partial files given as arguments into a generation\n"
@@ -83,6 +84,16 @@ static const char *const exit_detail[VIGIL_EXIT_COUNT_] = {
 };
 
 #define usage_error(...) vigil_cli_usage_error("vigil-rebuild", __VA_ARGS__)
+
+/* The latest --as-of taken without --force: the end of tomorrow (UTC), so
+ * tomorrow's date run by hand today is a night like any other. */
+static int64_t
+as_of_latest(void)
+{
+	int64_t now = vigil_now_ms();
+
+	return now - now % VIGIL_MS_PER_DAY + 2 * VIGIL_MS_PER_DAY;
+}
 
 /* --archive: the directories read, owned here (freed at exit). */
 static char    *g_archives[BATCH_MAX_ARCHIVES];
@@ -608,6 +619,17 @@ main(int argc, char **argv)
 	if (!merge && !rollback && opts.as_of_ms <= opts.window_ms)
 		return usage_error("--as-of: the window of %.4g days before it starts before 1970",
 		    (double)opts.window_ms / VIGIL_MS_PER_DAY);
+	if (!merge && !rollback && !opts.force && opts.as_of_ms > as_of_latest()) {
+		/* A generation is current until a later as-of replaces it: one
+		 * for a mistyped year refuses every night before it. */
+		char want[40], today[40];
+
+		vigil_date_format(opts.as_of_ms, want, sizeof want);
+		vigil_date_format(vigil_now_ms(), today, sizeof today);
+		return usage_error("--as-of %s is after tomorrow (the clock says %s): its generation "
+		    "would refuse every nightly before it; check the date%s", want, today,
+		    have_part ? "" : ", or --force");
+	}
 
 	if (!rollback && opts.rules_path != NULL) {
 		/* A rule file that does not load is a usage error (exit 2) in every

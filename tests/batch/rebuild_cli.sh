@@ -135,5 +135,19 @@ grep -q '"current": 2}' "$T/out" || {
 	echo "FAIL: --rollback did not go back to generation 2:"; cat "$T/out" "$T/err"
 	fails=$((fails + 1)); }
 
+# 6. An as-of after tomorrow (a mistyped year) would be current for years
+# and refuse every nightly before it as going back in time: refused
+# without --force (2, nothing written); tomorrow's date is a night.
+rm -rf "$T/g"
+mkdir -p "$T/g/archive"
+expect 2 "vigil-rebuild: --as-of 2999-03-01 is after tomorrow \\(the clock says [0-9]{4}-[0-9]{2}-[0-9]{2}\\): its generation would refuse every nightly before it; check the date, or --force \\(see --help\\)" \
+    -d "$T/g" -q --as-of 2999-03-01 --no-model
+expect 2 "vigil-rebuild: --as-of 2999-03-01 is after tomorrow \\(the clock says [0-9]{4}-[0-9]{2}-[0-9]{2}\\): its generation would refuse every nightly before it; check the date \\(see --help\\)" \
+    -d "$T/g" -q --as-of 2999-03-01 --partition 0/2 -o "$T/g0"
+[ ! -e "$T/g/features/CURRENT" ] && [ ! -e "$T/g0" ] || {
+	echo "FAIL: a refused far-future --as-of wrote something"; fails=$((fails + 1)); }
+expect_ok -d "$T/g" -q --as-of "$(date -u -d tomorrow +%F)" --no-model
+expect_ok -d "$T/g" -q --as-of 2999-03-01 --no-model --force
+
 [ $fails -eq 0 ] || { echo "$fails case(s) failed"; exit 1; }
 echo "ok"
