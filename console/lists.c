@@ -269,7 +269,7 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 	const char *value, *reason, *expires;
 	char path[4200], kind[16], err[4600], *text = NULL;
 	int64_t exp_ms = 0;
-	bool add = strcmp(action, "add") == 0, changed = false;
+	bool add = strcmp(action, "add") == 0, changed = false, unkept = false;
 	vigil_err rv;
 
 	if (body == NULL)
@@ -344,14 +344,21 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 		bool undone = false;
 
 		fprintf(stderr, "vigil-console: lists: %s\n", err);
-		/* without its record an entry with an end date would never leave */
-		if (add && exp_ms > 0 && changed && lists_edit(path, value, false, &undone, err2,
-		    sizeof err2) == VIGIL_OK) {
+		/* nothing half-applied: without its record an entry loses who and
+		 * why, and one with an end date would never leave */
+		if (add && (!changed || lists_edit(path, value, false, &undone, err2,
+		    sizeof err2) == VIGIL_OK)) {
 			json_decref(before);
 			json_decref(after);
-			con_send_error(req, 500, NULL, "%s: not added (its end date could not be kept)",
-			    err);
+			con_send_error(req, 500, NULL, changed ? "%s: not added (its record could not "
+			    "be kept)" : "%s: its record is not replaced (the new one could not be "
+			    "kept)", err);
 			goto out;
+		}
+		if (add) { /* not undone either: audited (who, why), and said */
+			unkept = true;
+			fprintf(stderr, "vigil-console: lists: %s stays in %s without its record: %s\n",
+			    value, path, err2);
 		}
 	}
 	lists_note_expiry(meta);
@@ -365,6 +372,11 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 			    "written");
 			goto out;
 		}
+	}
+	if (unkept) {
+		con_send_error(req, 500, NULL, "%s: %s is in %s, but its record could not be kept "
+		    "(the audit log has it)", err, value, path);
+		goto out;
 	}
 	con_send_json(req, 200, json_pack("{s:s, s:s, s:b, s:s}", "list", name, "value", value,
 	    "changed", changed, "path", path));

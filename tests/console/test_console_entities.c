@@ -163,8 +163,9 @@ test_lists(void **s)
 		    "\"expires\":\"%s\"}", later);
 		http_refused("POST", "/api/lists/blocked_cards/add", ALICE, body, 409, "expires");
 		assert_true(blocked_has("c6"));
-		/* STATE/lists.json that cannot be written: an entry with an end
-		 * date is not added (without its record it would never leave) */
+		/* STATE/lists.json that cannot be written: nothing half-applied, an
+		 * entry is not added without its record (who, why; with an end
+		 * date it would never leave), nor an entry's record replaced */
 		{
 			char lj[400], saved[420];
 
@@ -176,6 +177,18 @@ test_lists(void **s)
 			    "\"expires\":\"%s\"}", later);
 			json_decref(http_ok("POST", "/api/lists/blocked_cards/add", ALICE, body, 500));
 			assert_false(blocked_has("c5"));
+			o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+			    "{\"value\":\"c4\",\"reason\":\"for good\"}", 500);
+			assert_non_null(strstr(err_msg(o), ": not added (its record could not be kept)"));
+			json_decref(o);
+			assert_false(blocked_has("c4"));
+			e = audit_newest();
+			assert_string_not_equal(json_string_value(json_object_get(e, "target")),
+			    "blocked_cards:c4");
+			json_decref(e);
+			json_decref(http_ok("POST", "/api/lists/blocked_cards/add", BOB,
+			    "{\"value\":\"c6\",\"reason\":\"again\"}", 500));
+			assert_true(blocked_has("c6"));
 			assert_int_equal(rmdir(lj), 0);
 			assert_int_equal(rename(saved, lj), 0);
 		}
