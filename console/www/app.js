@@ -180,14 +180,19 @@ async function pageCase(id) {
     const x = await api('POST', '/api/cases/' + encodeURIComponent(id) + '/' + action, body);
     if (x.ok) { say(okText(x.data)); await pageCase(id); }
     else if (x.status === 409 && x.data.claimed_by) say(`Claimed by ${x.data.claimed_by} until ${fmtTime(x.data.until)}`, true);
-    else say(x.data.error || ('error ' + x.status), true);
+    else if (x.status === 409 && x.data.label) {
+      // labelled by someone else since this page was drawn: not overridden;
+      // the page shows the label now, a second click decides on it
+      say(`Labelled ${x.data.label} by ${x.data.label_source.replace(/^analyst:/, '')} at ${fmtTime(x.data.label_time)} meanwhile; not changed`, true);
+      await pageCase(id);
+    } else say(x.data.error || ('error ' + x.status), true);
   };
   const canAct = me && me.role !== 'read-only';
   const actions = h('div', { class: 'actions' },
     h('button', { type: 'button', id: 'btn-claim', disabled: !canAct, onclick: () => act('claim', {}, d => `Claimed until ${fmtTime(d.until)}`) }, c.claim ? 'Renew claim' : 'Claim'),
     c.claim && me && (c.claim.who === me.name || me.role === 'admin') ? h('button', { type: 'button', id: 'btn-unclaim', onclick: () => act('unclaim', {}, () => 'Claim released') }, 'Release claim') : '',
-    h('button', { type: 'button', id: 'btn-fraud', class: 'fraud', disabled: !canAct, onclick: () => act('label', { fraud: true }, () => 'Marked fraud; the label is sent to vigild') }, 'Fraud'),
-    h('button', { type: 'button', id: 'btn-legit', class: 'legit', disabled: !canAct, onclick: () => act('label', { fraud: false }, () => 'Marked legitimate; the label is sent to vigild') }, 'Legitimate'),
+    h('button', { type: 'button', id: 'btn-fraud', class: 'fraud', disabled: !canAct, onclick: () => act('label', { fraud: true, expected: c.label }, () => 'Marked fraud; the label is sent to vigild') }, 'Fraud'),
+    h('button', { type: 'button', id: 'btn-legit', class: 'legit', disabled: !canAct, onclick: () => act('label', { fraud: false, expected: c.label }, () => 'Marked legitimate; the label is sent to vigild') }, 'Legitimate'),
     h('button', { type: 'button', id: 'btn-block', disabled: !canAct, onclick: () => { if (confirm('Block card ' + c.card_id + '?')) act('block', {}, d => d.added ? `Card ${d.card_id} added to ${d.list}` : `Card ${d.card_id} was already blocked`); } }, 'Block card'),
     result);
   const hits = table(['rule', { t: 'points', num: 1 }, 'reason'], c.hits.map(x =>

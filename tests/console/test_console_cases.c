@@ -286,8 +286,8 @@ test_case_work(void **s)
 void
 test_label_reaches_archive(void **s)
 {
-	json_t *o;
-	char source[64] = "";
+	json_t *o, *e;
+	char source[64] = "", msg[160];
 	int64_t labels0 = status_field("labels");
 
 	(void)s;
@@ -311,6 +311,41 @@ test_label_reaches_archive(void **s)
 	o = http_ok("GET", "/api/cases/t2", ALICE, NULL, 200);
 	assert_string_equal(json_string_value(json_object_get(o, "label")), "fraud");
 	json_decref(o);
+
+	/* bob, whose page showed t2 unlabelled (or legit): 409 naming
+	 * expected, with alice's label, who and when; nothing sent, nothing
+	 * audited. Seeing her label, he may confirm or change it. */
+	o = http_ok("POST", "/api/cases/t2/label", BOB, "{\"fraud\": false, \"expected\": null}",
+	    409);
+	assert_string_equal(err_field(o), "expected");
+	assert_string_equal(json_string_value(json_object_get(o, "label")), "fraud");
+	assert_string_equal(json_string_value(json_object_get(o, "label_source")), "analyst:alice");
+	assert_non_null(json_string_value(json_object_get(o, "label_time")));
+	snprintf(msg, sizeof msg, "labelled fraud by analyst:alice at %s meanwhile",
+	    json_string_value(json_object_get(o, "label_time")));
+	assert_string_equal(err_msg(o), msg);
+	json_decref(o);
+	http_refused("POST", "/api/cases/t2/label", BOB, "{\"fraud\": false, \"expected\": "
+	    "\"legit\"}", 409, "expected");
+	http_refused("POST", "/api/cases/t2/label", BOB, "{\"fraud\": false, \"expected\": "
+	    "\"unlabelled\"}", 400, "expected");
+	http_refused("POST", "/api/cases/t2/label", BOB, "{\"fraud\": false, \"expected\": 0}",
+	    400, "expected");
+	assert_int_equal(archive_label("t2", source, sizeof source), 1);
+	assert_string_equal(source, "analyst:alice");
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "label");
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
+	json_decref(e);
+	o = http_ok("POST", "/api/cases/t2/label", BOB, "{\"fraud\": true, \"expected\": "
+	    "\"fraud\"}", 200);
+	assert_string_equal(json_string_value(json_object_get(o, "source")), "analyst:bob");
+	json_decref(o);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "bob");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"),
+	    "label")), "fraud");
+	json_decref(e);
 }
 
 /*
