@@ -363,29 +363,6 @@ api_claim(con_app *app, struct evhttp_request *req, const con_user *who, const c
 	    cl.who, "until", con_json_time(cl.until_ms)));
 }
 
-/*
- * A label's "expected": the label the analyst saw ("fraud", "legit", or
- * null for none), as con_json_label spells it; -2 when absent (no check).
- * false: not one of those.
- */
-static bool
-api_label_expected(const json_t *je, int *ret_label)
-{
-	if (je == NULL || json_is_null(je)) {
-		*ret_label = je == NULL ? -2 : -1;
-		return true;
-	}
-	if (!json_is_string(je))
-		return false;
-	if (strcmp(json_string_value(je), "fraud") == 0)
-		*ret_label = 1;
-	else if (strcmp(json_string_value(je), "legit") == 0)
-		*ret_label = 0;
-	else
-		return false;
-	return true;
-}
-
 static void
 api_label(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
 {
@@ -410,10 +387,8 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		return;
 	}
 	fraud = json_is_true(jf);
-	if (!api_label_expected(json_object_get(body, "expected"), &expected)) {
+	if (!con_label_expected(req, body, &expected)) {
 		json_decref(body);
-		con_send_error(req, 400, "expected", "the label you saw: \"fraud\", \"legit\" or "
-		    "null (unlabelled)");
 		return;
 	}
 	json_decref(body);
@@ -426,22 +401,9 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		con_send_json(req, 409, o);
 		return;
 	}
-	if (expected != -2 && expected != c->label) {
-		/* labelled meanwhile: not overridden unseen, the analyst decides again */
-		json_t *jl = con_json_label(c->label), *jt = c->label >= 0 ?
-		    con_json_time(c->label_time_ms) : json_null(), *o;
-
-		o = c->label >= 0 ? con_error_body(409, "expected", "labelled %s by %s at %s "
-		    "meanwhile", json_string_value(jl), c->label_source, json_string_value(jt)) :
-		    con_error_body(409, "expected", "unlabelled now, not %s",
-		    expected == 1 ? "fraud" : "legit");
-		json_object_set_new(o, "label", jl);
-		json_object_set_new(o, "label_source", c->label >= 0 ?
-		    json_string(c->label_source) : json_null());
-		json_object_set_new(o, "label_time", jt);
-		con_send_json(req, 409, o);
+	/* labelled meanwhile: not overridden unseen, the analyst decides again */
+	if (!con_label_unchanged(req, expected, c->label, c->label_source, c->label_time_ms))
 		return;
-	}
 	if (app->client == NULL) {
 		con_send_error(req, 503, NULL, "no vigild to send labels to (start with --server URL)");
 		return;

@@ -127,6 +127,51 @@ con_send_error(struct evhttp_request *req, int code, const char *field, const ch
 	con_send_json(req, code, o);
 }
 
+bool
+con_label_expected(struct evhttp_request *req, const json_t *body, int *ret_label)
+{
+	const json_t *je = json_object_get(body, "expected");
+	const char *v = json_string_value(je);
+
+	if (je == NULL || json_is_null(je)) {
+		*ret_label = je == NULL ? -2 : -1;
+		return true;
+	}
+	if (v != NULL && (strcmp(v, "fraud") == 0 || strcmp(v, "legit") == 0)) {
+		*ret_label = strcmp(v, "fraud") == 0;
+		return true;
+	}
+	con_send_error(req, 400, "expected", "the label you saw: \"fraud\", \"legit\" or null "
+	    "(unlabelled)");
+	return false;
+}
+
+bool
+con_label_unchanged(struct evhttp_request *req, int expected, int now_label, const char *source,
+    int64_t time_ms)
+{
+	json_t *jl, *jt, *o;
+
+	if (expected == -2 || expected == now_label)
+		return true;
+	jl = con_json_label(now_label);
+	jt = now_label >= 0 && source != NULL ? con_json_time(time_ms) : json_null();
+	if (now_label < 0)
+		o = con_error_body(409, "expected", "unlabelled now, not %s",
+		    expected == 1 ? "fraud" : "legit");
+	else if (source != NULL)
+		o = con_error_body(409, "expected", "labelled %s by %s at %s meanwhile",
+		    json_string_value(jl), source, json_string_value(jt));
+	else
+		o = con_error_body(409, "expected", "labelled %s meanwhile", json_string_value(jl));
+	json_object_set_new(o, "label", jl);
+	json_object_set_new(o, "label_source", now_label >= 0 && source != NULL ?
+	    json_string(source) : json_null());
+	json_object_set_new(o, "label_time", jt);
+	con_send_json(req, 409, o);
+	return false;
+}
+
 json_t *
 con_body_json(struct evhttp_request *req)
 {

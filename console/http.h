@@ -24,6 +24,18 @@ json_t   *con_error_body(int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void      con_send_error(struct evhttp_request *req, int code, const char *field,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/*
+ * A verdict's "expected", the label the analyst saw ("fraud", "legit", or
+ * null for none), into *ret_label (1, 0, -1; -2 when absent: no check);
+ * false after answering 400 naming it (anything else).
+ */
+bool      con_label_expected(struct evhttp_request *req, const json_t *body, int *ret_label);
+/* Whether the label now (-1: none; source and time_ms when the index knows
+ * them, else NULL) is the one expected (-2: any); else answers 409 naming
+ * "expected", "labelled fraud by analyst:alice at T meanwhile", with label,
+ * label_source and label_time: nothing is overridden unseen. */
+bool      con_label_unchanged(struct evhttp_request *req, int expected, int now_label,
+    const char *source, int64_t time_ms);
 /* The request body as a JSON object, or NULL after replying 400/413
  * (MALFORMED, with where.line and where.column, when it is not JSON). */
 json_t   *con_body_json(struct evhttp_request *req);

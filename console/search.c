@@ -196,16 +196,17 @@ find_each(void *arg, const store_scored *s)
 }
 
 /*
- * POST /api/txns/ID/label {"fraud", "reason", "time"}: time is the
- * transaction's event time as a search returned it; reason one of
- * search_reasons. The label goes to vigild (source analyst:NAME) like a
- * case's; the audit line has the reason.
+ * POST /api/txns/ID/label {"fraud", "reason", "time", "expected"}: time is
+ * the transaction's event time as a search returned it; reason one of
+ * search_reasons; expected, optional, the label the row showed (409 if it
+ * changed meanwhile). The label goes to vigild (source analyst:NAME) like
+ * a case's; the audit line has the reason.
  */
 void
 con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *id)
 {
-	static const char *const keys[] = { "fraud", "reason", "time", NULL };
+	static const char *const keys[] = { "fraud", "reason", "time", "expected", NULL };
 	json_t *body = con_body_json_keys(req, keys), *jf, *jr, *jt, *w = NULL;
 	store_scored *s = NULL;
 	find_ctx f;
@@ -215,10 +216,11 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 	char source[40], err[600];
 	const char *reason;
 	con_claim cl;
+	con_case c;
 	int64_t t, now = vigil_now_ms();
 	uint64_t scanned;
 	con_damage dmg = { 0 };
-	int before;
+	int before, expected;
 	bool ok = false;
 
 	memset(&f, 0, sizeof f);
@@ -247,6 +249,8 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 		    "a search returns it");
 		goto out;
 	}
+	if (!con_label_expected(req, body, &expected))
+		goto out;
 	s = malloc(sizeof *s);
 	if (s == NULL) {
 		con_send_error(req, 500, NULL, "out of memory");
@@ -275,6 +279,11 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 		con_send_json(req, 409, o);
 		goto out;
 	}
+	/* labelled meanwhile (a case's label with who and when) */
+	if (con_index_case(app->ix, id, &c) == VIGIL_OK ?
+	    !con_label_unchanged(req, expected, c.label, c.label_source, c.label_time_ms) :
+	    !con_label_unchanged(req, expected, con_index_label_of(app->ix, id), NULL, 0))
+		goto out;
 	if (app->client == NULL) {
 		con_send_error(req, 503, NULL, "no vigild to send labels to (start with --server URL)");
 		goto out;

@@ -373,8 +373,9 @@ async function pageSearch() {
   const r = await api('GET', '/api/search?' + qs.toString());
   if (!r.ok) { out.replaceChildren(h('p', { class: 'error' }, r.data.error)); return; }
   const label = async (t, fraud) => {
-    const x = await api('POST', '/api/txns/' + encodeURIComponent(t.txn_id) + '/label', { fraud, reason: reason.value, time: t.time });
+    const x = await api('POST', '/api/txns/' + encodeURIComponent(t.txn_id) + '/label', { fraud, reason: reason.value, time: t.time, expected: t.label });
     if (x.ok) { say(`${t.txn_id} labelled ${x.data.label} (${x.data.reason})`); await pageSearch(); }
+    else if (x.status === 409 && 'label' in x.data) { say(`${t.txn_id}: ${x.data.error}; not changed`, true); await pageSearch(); }
     else say(x.data.error || ('error ' + x.status), true);
   };
   out.replaceChildren(

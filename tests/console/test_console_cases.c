@@ -434,6 +434,21 @@ test_search_label_any(void **s)
 		usleep(50000);
 	}
 	assert_string_equal(path, "t1");
+	/* a row still showing t1 unlabelled: 409, nothing overridden unseen (an
+	 * allowed transaction is no case: the label without who and when) */
+	o = http_ok("POST", "/api/txns/t1/label", BOB, "{\"fraud\":false,\"reason\":\"other\","
+	    "\"time\":\"2024-01-01T10:00:00Z\",\"expected\":null}", 409);
+	assert_string_equal(err_field(o), "expected");
+	assert_string_equal(json_string_value(json_object_get(o, "label")), "fraud");
+	assert_true(json_is_null(json_object_get(o, "label_source")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
+	    "message")), "labelled fraud meanwhile");
+	json_decref(o);
+	o = http_ok("POST", "/api/txns/t1/label", BOB, "{\"fraud\":false,\"reason\":\"other\","
+	    "\"time\":\"2024-01-01T10:00:00Z\",\"expected\":\"none\"}", 400);
+	assert_string_equal(err_field(o), "expected");
+	json_decref(o);
+	assert_int_equal(archive_label("t1", source, sizeof source), 1);
 	/* a case another analyst holds: 409 with who and until, as a case's
 	 * verdict gets */
 	json_decref(http_ok("POST", "/api/cases/t2/claim", ALICE, NULL, 200));

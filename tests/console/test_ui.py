@@ -55,6 +55,18 @@ def http_json(url, token=None, timeout=10):
         return json.load(r)
 
 
+def http_post(url, token, body, timeout=10):
+    """POSTs body as JSON; (status, the reply's JSON)."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req.add_header("Authorization", "Bearer " + token)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
 def wait_for(what, fn, timeout=60.0):
     t0 = time.time()
     last = None
@@ -233,6 +245,17 @@ def run(build, src, shots, tmp, procs):
         # the label reached vigild's archive: the console reads it back from there
         wait_for("the label in the archive",
                  lambda: http_json(base + "/api/status", TOKEN)["index"]["labels"] > labels0, 30)
+        # labelled legit meanwhile (another tab): a click on this page, which
+        # still shows fraud, overrides nothing; it says so and shows legit
+        st, _ = http_post(base + "/api/cases/" + txn + "/label", TOKEN, {"fraud": False})
+        assert st == 200, st
+        wait_for("the relabel in the index",
+                 lambda: http_json(base + "/api/cases/" + txn, TOKEN)["label"] == "legit", 30)
+        drv.find_element(By.ID, "btn-fraud").click()
+        w.until(EC.text_to_be_present_in_element((By.ID, "status-msg"), "meanwhile; not changed"))
+        assert "Labelled legit by rita" in drv.find_element(By.ID, "status-msg").text
+        w.until(EC.text_to_be_present_in_element((By.ID, "case-label"), "legit"))
+        assert http_json(base + "/api/cases/" + txn, TOKEN)["label"] == "legit"
         # the case's card: its page, from the link in the case
         card = drv.find_element(By.CSS_SELECTOR, "#main p a.entity-card")
         card_id = card.text
