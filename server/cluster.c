@@ -19,7 +19,10 @@
  * message is handled once, by stream sequence (the ordered consumer
  * resumes after the last delivered one when NATS comes back; a sequence
  * at or below the last handled is skipped); this replica's own messages
- * are skipped (its archive has them). Observations go to store_db_observe,
+ * are skipped (its archive has them). Another process's message on our
+ * subject, newer than this process (cluster_seq.h), means another live
+ * vigild uses our replica name: its observations are skipped too, so it
+ * is logged once, counted, and degraded for a day. Observations go to store_db_observe,
  * but for one further ahead of this replica's clock than
  * max_future_skew_ms: refused, as a transaction would be.
  *
@@ -76,6 +79,7 @@ struct srv_cluster {
 	char             filter[96];   /* every replica's: vigil.<cluster>.obs.> */
 	char             stream[64];   /* VIGIL_<cluster> */
 	char             nonce[24];    /* this process's, in message ids */
+	char             idprefix[72]; /* ours: <replica>-<nonce>- */
 	char            *urlbuf;
 	const char      *urls[CLUSTER_MAX_URLS];
 	int              nurls;
@@ -105,6 +109,9 @@ struct srv_cluster {
 	uint64_t         epoch;         /* the current subscription's */
 
 	_Atomic uint64_t published, applied, dropped, pub_failures, bad_messages, refused;
+	_Atomic uint64_t conflicts;     /* another process's messages on our subject */
+	_Atomic int64_t  last_conflict_ms; /* 0: never */
+	char             conflict_nonce[24]; /* the last one's, under mu */
 	_Atomic uint64_t lag, last_seq_pub;
 	_Atomic uint32_t inflight;      /* the publisher's batch, out of the queue */
 	atomic_bool      closing_conn;  /* srv_cluster_stop: a disconnection is ours */
@@ -157,6 +164,35 @@ cluster_on_connected(natsConnection *nc, void *arg)
 /* ------------------------------------------------------------------ */
 /* Applying the others' observations. */
 
+/* A message on our subject: none of this process's (its id is not ours),
+ * past what the stream held when this process subscribed. apply_mu held. */
+static void
+cluster_conflict(srv_cluster *c, natsMsg *msg, uint64_t stream_seq)
+{
+	const char *id = NULL;
+	char        nonce[24] = "none";
+	size_t      rl = strlen(c->s->cfg.cluster_replica);
+
+	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != NULL &&
+	    strncmp(id, c->idprefix, strlen(c->idprefix)) == 0)
+		return; /* ours */
+	if (!cluster_seq_conflict(&c->seq, stream_seq))
+		return; /* an earlier start's, before this process subscribed */
+	if (id != NULL && strncmp(id, c->s->cfg.cluster_replica, rl) == 0 && id[rl] == '-')
+		snprintf(nonce, sizeof nonce, "%.*s", (int)strcspn(id + rl + 1, "-"), id + rl + 1);
+	pthread_mutex_lock(&c->mu);
+	snprintf(c->conflict_nonce, sizeof c->conflict_nonce, "%s", nonce);
+	pthread_mutex_unlock(&c->mu);
+	atomic_store(&c->last_conflict_ms, vigil_now_ms());
+	if (atomic_fetch_add(&c->conflicts, 1) == 0)
+		srv_log("cluster: %s sequence %" PRIu64 ": another process publishes on this "
+		    "replica's subject (nonce %s, this process's %s): two vigild run as replica "
+		    "%s, and each skips the other's observations as its own (cross-card features "
+		    "undercount on both; counted in vigil_cluster_replica_conflict_total); give "
+		    "each its own --replica", c->subject, stream_seq, nonce, c->nonce,
+		    c->s->cfg.cluster_replica);
+}
+
 static void
 cluster_delay_observe(srv_cluster *c, int64_t delay_us)
 {
@@ -203,9 +239,14 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	atomic_store(&c->lag, meta->NumPending);
 	if (meta->NumPending == 0)
 		atomic_store(&c->caught_up, true);
-	/* applied from this stream by the subscription this one replaced; or
-	 * ours: the local archive has them */
-	if (v == CLUSTER_SEQ_APPLIED || (sl == ol && memcmp(subj, c->subject, sl) == 0))
+	/* ours: the local archive has them (unless another process shares
+	 * our name); or applied from this stream by the subscription this
+	 * one replaced */
+	if (sl == ol && memcmp(subj, c->subject, sl) == 0) {
+		cluster_conflict(c, msg, meta->Sequence.Stream);
+		goto out;
+	}
+	if (v == CLUSTER_SEQ_APPLIED)
 		goto out;
 	if (srv_obs_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), c->rx, &n,
 	    err, sizeof err) != VIGIL_OK) {
@@ -302,8 +343,16 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 			st = js_GetStreamInfo(&si, c->js, c->stream, NULL, &jerr);
 		}
 	}
-	if (st == NATS_OK && si != NULL)
+	if (st == NATS_OK && si != NULL) {
 		created = si->Created;
+		/* the first subscription of this process: what the stream
+		 * holds already is history (earlier starts' included) */
+		if (c->stream_created == 0) {
+			pthread_mutex_lock(&c->apply_mu);
+			c->seq.history = si->State.LastSeq;
+			pthread_mutex_unlock(&c->apply_mu);
+		}
+	}
 	jsStreamInfo_Destroy(si);
 	if (st != NATS_OK) {
 		snprintf(err, errlen, "stream %s: %s (%s, JetStream error %d)", c->stream,
@@ -570,6 +619,7 @@ srv_cluster_start(srv_server *s, srv_cluster **ret_c, char *errbuf, size_t errle
 	snprintf(c->filter, sizeof c->filter, "vigil.%s.obs.>", cfg->cluster_name);
 	snprintf(c->stream, sizeof c->stream, "VIGIL_%s", cfg->cluster_name);
 	snprintf(c->nonce, sizeof c->nonce, "%" PRIx64, (uint64_t)cluster_wall_us());
+	snprintf(c->idprefix, sizeof c->idprefix, "%s-%s-", cfg->cluster_replica, c->nonce);
 	c->cap = cfg->cluster_queue;
 	c->ring = calloc(c->cap, sizeof *c->ring);
 	c->rx = calloc(SRV_OBS_BATCH_MAX, sizeof *c->rx);
@@ -694,6 +744,7 @@ srv_cluster_get_stats(srv_cluster *c, srv_cluster_stats *r)
 	r->publish_failures = atomic_load(&c->pub_failures);
 	r->bad_messages = atomic_load(&c->bad_messages);
 	r->refused = atomic_load(&c->refused);
+	r->replica_conflicts = atomic_load(&c->conflicts);
 	pthread_mutex_lock(&c->mu);
 	r->queued = c->n + atomic_load(&c->inflight);
 	pthread_mutex_unlock(&c->mu);
@@ -711,6 +762,7 @@ srv_cluster_degraded(srv_cluster *c, char *why, size_t len)
 {
 	int64_t now = vigil_now_ms(), down = atomic_load(&c->down_since_ms);
 	int64_t drop = atomic_load(&c->last_drop_ms);
+	int64_t conflict = atomic_load(&c->last_conflict_ms);
 	uint64_t lag = atomic_load(&c->lag);
 
 	if (!atomic_load(&c->connected)) {
@@ -732,6 +784,15 @@ srv_cluster_degraded(srv_cluster *c, char *why, size_t len)
 	}
 	if (!atomic_load(&c->ready_js)) {
 		snprintf(why, len, "JetStream stream %s not set up yet", c->stream);
+		return true;
+	}
+	if (conflict != 0 && now - conflict < CLUSTER_DROP_WINDOW_MS) {
+		pthread_mutex_lock(&c->mu);
+		snprintf(why, len, "another process runs as replica %s (nonce %s, this process's "
+		    "%s), the last message %.0f s ago: each skips the other's observations as its "
+		    "own, for 24 h after", c->s->cfg.cluster_replica, c->conflict_nonce, c->nonce,
+		    (double)(now - conflict) / 1000.0);
+		pthread_mutex_unlock(&c->mu);
 		return true;
 	}
 	if (drop != 0 && now - drop < CLUSTER_DROP_WINDOW_MS) {

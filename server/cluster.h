@@ -36,6 +36,7 @@ typedef struct srv_cluster_stats {
 	uint64_t publish_failures; /* publish attempts that failed (retried) */
 	uint64_t bad_messages;    /* messages that did not decode (skipped, logged) */
 	uint64_t refused;         /* observations too far ahead (max_future_skew_ms) */
+	uint64_t replica_conflicts; /* messages of another process on our subject */
 	uint64_t queued;          /* waiting to be published */
 	uint64_t lag;             /* messages of the stream not yet delivered here */
 	uint64_t last_seq;        /* last stream sequence handled */
@@ -55,8 +56,9 @@ void      srv_cluster_stop(srv_cluster *c);
 void      srv_cluster_publish(srv_cluster *c, const vigil_txn *txn);
 void      srv_cluster_get_stats(srv_cluster *c, srv_cluster_stats *ret_stats);
 /* Whether the cross-card features lack other replicas' traffic now: NATS
- * unreachable, publishing failing, observations dropped in the last 24
- * hours (the longest entity window), or the start-up replay not at the end
+ * unreachable, publishing failing, another process using this replica's
+ * name or observations dropped in the last 24 hours (the longest entity
+ * window), or the start-up replay not at the end
  * of the stream yet. why: one line. */
 bool      srv_cluster_degraded(srv_cluster *c, char *why, size_t len);
 

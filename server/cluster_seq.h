@@ -19,6 +19,13 @@
  * CLUSTER_SEQ_STARTS consumers are remembered: more resets than that
  * between the re-attachment and the check (a few seconds) would forget
  * the first, and what it applied would be applied again.
+ *
+ * This replica's own subject carries, past the stream's last sequence
+ * when this process first subscribed (history), this process's messages
+ * only: what its earlier starts published is at or below it (each start
+ * ended before the next began), and a stream created again is wholly
+ * newer than this process. A message of another process there means
+ * another live vigild runs under our replica name.
  */
 #ifndef VIGIL_SERVER_CLUSTER_SEQ_H
 #define VIGIL_SERVER_CLUSTER_SEQ_H
@@ -37,6 +44,7 @@ typedef struct cluster_seq {
 		int64_t  time_ns;    /* that message's time in the stream */
 	} starts[CLUSTER_SEQ_STARTS]; /* oldest first */
 	uint32_t nstarts;
+	uint64_t history;            /* at or below: before this process subscribed */
 } cluster_seq;
 
 typedef enum cluster_seq_verdict {
@@ -85,6 +93,16 @@ cluster_seq_new_stream(cluster_seq *q, int64_t created_ns)
 	}
 	q->nstarts = 0;
 	q->last = 0;
+	q->history = 0;
+}
+
+/* Whether a message on this replica's own subject, not published by this
+ * process, is another live process's under our name (not an earlier
+ * start's, which the local archive has). */
+static inline bool
+cluster_seq_conflict(const cluster_seq *q, uint64_t stream_seq)
+{
+	return stream_seq > q->history;
 }
 
 #endif /* VIGIL_SERVER_CLUSTER_SEQ_H */

@@ -404,8 +404,8 @@ static const metrics_row metrics_rows[] = {
 	{ "vigil_cluster_connected", "gauge", "1 while NATS is connected",
 	  MP_CLUSTER, MF_BOOL, SNAP(cs.connected), "", NULL },
 	{ "vigil_cluster_degraded", "gauge", "1 while cross-card features lack other replicas' "
-	  "traffic: NATS unreachable, publishing failing, observations dropped in the last "
-	  "24 h, or catching up (/healthz says why)",
+	  "traffic: NATS unreachable, publishing failing, another process using this replica's "
+	  "name or observations dropped in the last 24 h, or catching up (/healthz says why)",
 	  MP_CLUSTER, MF_BOOL, SNAP(cluster_degraded), "", NULL },
 	{ "vigil_cluster_published_total", "counter",
 	  "observations of this replica's transactions stored by JetStream",
@@ -424,6 +424,9 @@ static const metrics_row metrics_rows[] = {
 	{ "vigil_cluster_refused_total", "counter", "observations of other replicas refused: "
 	  "their event time more than max_future_skew_ms ahead of this replica's clock",
 	  MP_CLUSTER, MF_U64, SNAP(cs.refused), "", NULL },
+	{ "vigil_cluster_replica_conflict_total", "counter", "messages on this replica's subject "
+	  "from another process using its replica name (skipped as its own; the first logged)",
+	  MP_CLUSTER, MF_U64, SNAP(cs.replica_conflicts), "", NULL },
 	{ "vigil_cluster_queue_depth", "gauge", "observations waiting to be published",
 	  MP_CLUSTER, MF_U64, SNAP(cs.queued), "", NULL },
 	{ "vigil_cluster_lag_messages", "gauge", "messages of the stream not yet delivered to this "

@@ -394,6 +394,59 @@ got_a=$(probe "ipc://$D/a.ipc") got_b=$(probe "ipc://$D/b.ipc") got_c=$(probe "i
 [ "$got_a" != "$WANT" ] || cl_fail "stream lost: the fourth part counted nowhere: $got_a"
 echo "cluster: the stream lost and created again: every replica applies the others' new traffic"
 URLS="ipc://$D/a.ipc ipc://$D/b.ipc ipc://$D/c.ipc"
+
+# ---- two live processes under one replica name: each says so once
+# (naming the subject and both nonces), counts it and is degraded, still
+# ready; replica b's restart above, replaying its earlier start's messages,
+# is no such thing ----
+for r in a b c; do
+	[ "$(metric "$r" vigil_cluster_replica_conflict_total)" = 0 ] ||
+	    cl_fail "replica $r: a replica name conflict counted with none: $(grep 'another process' "$D/$r.log")"
+done
+A_x=$(vt_free_port)
+"$VIGILD" --config "$D/cluster.ini" --data "$D/dx" --listen "ipc://$D/x.ipc" \
+    --admin "127.0.0.1:$A_x" --rules "$D/probe.rules" --nats "$NATS" --replica a \
+    >"$D/x.log" 2>&1 &
+PID_x=$!
+PIDS="$PIDS $PID_x"
+i=0
+until grep -q "from the start of stream VIGIL_vt" "$D/x.log"; do
+	i=$((i + 1)); [ "$i" -lt 300 ] || cl_fail "a second replica a: not subscribed"; sleep 0.1
+done
+sed 's/"txn_id": "t-/"txn_id": "u-/' "$D/t4.jsonl" >"$D/u.jsonl"
+URLS="ipc://$D/x.ipc"
+send "$D/t1.jsonl"
+URLS="ipc://$D/a.ipc"
+send "$D/u.jsonl"
+i=0
+until [ "$(metric a vigil_cluster_replica_conflict_total)" -gt 0 ] &&
+    [ "$(curl -sf "http://127.0.0.1:$A_x/metrics" |
+    awk '$1 == "vigil_cluster_replica_conflict_total" { print $2 }')" -gt 0 ]; do
+	i=$((i + 1)); [ "$i" -lt 600 ] || cl_fail "two processes as replica a: no conflict counted"; sleep 0.1
+done
+line='cluster: vigil.vt.obs.a sequence [0-9]*: another process publishes on this replica'"'"'s subject (nonce [0-9a-f]*, this process'"'"'s [0-9a-f]*): two vigild run as replica a'
+[ "$(grep -c "$line" "$D/a.log")" = 1 ] || cl_fail "replica a: want one line on the conflict: $(grep 'another process' "$D/a.log")"
+[ "$(grep -c "$line" "$D/x.log")" = 1 ] || cl_fail "second a: want one line on the conflict: $(grep 'another process' "$D/x.log")"
+na=$(grep -o "(nonce [0-9a-f]*, this process's [0-9a-f]*)" "$D/a.log")
+nx=$(grep -o "(nonce [0-9a-f]*, this process's [0-9a-f]*)" "$D/x.log")
+mine_a=${na##* } other_a=${na#(nonce } other_a=${other_a%%,*}
+[ "$nx" = "(nonce ${mine_a%)}, this process's $other_a)" ] ||
+    cl_fail "the two processes name different nonces: a $na, second a $nx"
+[ "$other_a" != "${mine_a%)}" ] || cl_fail "one nonce for two processes: $na"
+for ap in "$(aport a)" "$A_x"; do
+	curl -s -o "$D/readyz.json" -w '%{http_code}' "http://127.0.0.1:$ap/readyz" >"$D/code" || true
+	[ "$(cat "$D/code")" = 200 ] || cl_fail "replica name conflict: /readyz $(cat "$D/code"): $(cat "$D/readyz.json")"
+	grep -q '"reason": *"another process runs as replica a (nonce [0-9a-f]*' "$D/readyz.json" ||
+	    cl_fail "replica name conflict: /readyz does not say so: $(cat "$D/readyz.json")"
+	grep -q '"degraded": *true' "$D/readyz.json" || cl_fail "replica name conflict: not degraded"
+done
+[ "$(metric a vigil_cluster_degraded)" = 1 ] || cl_fail "replica name conflict: vigil_cluster_degraded not 1"
+for r in b c; do
+	[ "$(metric "$r" vigil_cluster_replica_conflict_total)" = 0 ] ||
+	    cl_fail "replica $r counted a conflict of replica a's"
+done
+stop_checked "$PID_x" "$D/x.log"
+echo "cluster: two processes as replica a: each logs it once, counts it, is degraded"
 stop_checked "$PID_a" "$D/a.log"
 stop_checked "$PID_b" "$D/b.log"
 stop_checked "$PID_c" "$D/c.log"

@@ -5,7 +5,8 @@
  * skipped, and when the stream is created again, what the old
  * subscription's re-attached consumer applied from the new stream is not
  * applied a second time by the subscription that replaces it, while the
- * rest of the new stream is.
+ * rest of the new stream is; and which messages on this replica's own
+ * subject are another live process's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -111,6 +112,24 @@ test_reattached_consumer_that_reset(void **state)
 	assert_int_equal(deliver(&q, 1, 20, 1, created), 14);
 }
 
+/* Our own subject: what the stream held when this process subscribed is
+ * earlier starts' history; past it, or anywhere in a stream created again
+ * since, a message not of this process is another live process's. */
+static void
+test_own_subject_history(void **state)
+{
+	cluster_seq q;
+
+	(void)state;
+	memset(&q, 0, sizeof q);
+	q.history = 10;
+	assert_int_equal(deliver(&q, 1, 12, 1, 0), 12);
+	assert_false(cluster_seq_conflict(&q, 10));
+	assert_true(cluster_seq_conflict(&q, 11));
+	cluster_seq_new_stream(&q, 200 * S);
+	assert_true(cluster_seq_conflict(&q, 1));
+}
+
 int
 main(void)
 {
@@ -119,6 +138,7 @@ main(void)
 		cmocka_unit_test(test_new_stream_after_a_reattached_consumer),
 		cmocka_unit_test(test_new_stream_without_reattachment),
 		cmocka_unit_test(test_reattached_consumer_that_reset),
+		cmocka_unit_test(test_own_subject_history),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
