@@ -12,6 +12,7 @@ integration) with VIGIL_BUILD_ROOT / VIGIL_SOURCE_ROOT set.
 import ctypes
 import dataclasses
 import faulthandler
+import json
 import os
 import shutil
 import signal
@@ -34,6 +35,7 @@ from vigil_client import _nng  # noqa: E402
 RULES = os.path.join(SOURCE, "tests", "clients", "clients.rules")
 RULES_VERSION = [l.split('"')[1] for l in open(RULES) if l.startswith("version ")][0]
 VIGILD = os.path.join(BUILD, "server", "vigild")
+SCORE = os.path.join(BUILD, "tools", "score", "vigil-score")
 
 
 def txn(txn_id, card_id="card-1", amount_minor=1234, **kw):
@@ -494,8 +496,8 @@ class JsonShapeTests(unittest.TestCase):
         for key, value, field, msg in (
                 ("mcc", -1, "txn.mcc", "must be in [0, 9999]"),
                 ("mcc", "10000", "txn.mcc", "must be in [0, 9999]"),
-                ("amount", 10 ** 30, "txn.amount", "'%d' is too large" % 10 ** 30),
-                ("amount", "1000000000000010", "txn.amount", "'1000000000000010' is too large")):
+                ("amount", 10 ** 30, "txn.amount", '"%d" is too large' % 10 ** 30),
+                ("amount", "1000000000000010", "txn.amount", '"1000000000000010" is too large')):
             with self.assertRaises(vc.InvalidArgument, msg=(key, value)) as cm:
                 vc.transaction_from_json(dict(base, **{key: value}))
             self.assertEqual(cm.exception.field, field)
@@ -507,6 +509,40 @@ class JsonShapeTests(unittest.TestCase):
                 with self.assertRaises(vc.InvalidArgument, msg=kw) as cm:
                     c.score(t)
                 self.assertEqual(cm.exception.field, field)
+
+    def test_json_refusals_as_c(self):
+        # the same transactions accepted, or refused in the same words, as
+        # the C reader (common/json.c) refuses them in vigil-score: values
+        # quoted "...", a channel one digit or a word
+        base = {"txn_id": "j", "card_id": "c", "merchant_id": "m", "currency": "EUR",
+                "amount": "1", "event_time_ms": 1795000000000}
+        cases = [{"channel": v} for v in ("04", "00", "4", "0", "5", "-1", "+1", " 1", "1.0",
+                                          "ECOM", "ecom4", 4, 5)]
+        cases += [{"mcc": "x"}, {"mcc": "7" * 41}, {"mcc": "7" * 40 + "x"},
+                  {"lat": "n", "lon": 1}, {"lat": "1" * 39 + "x", "lon": 1},
+                  {"lat": "6" * 41 + "x", "lon": 1}, {"amount": "1.234"},
+                  {"amount": "1" * 44 + ".x"}, {"amount": "1" * 44},
+                  {"event_time": "2026-11-21T10:00:00Z"}]
+        lines = "".join(json.dumps(dict(base, **c)) + "\n" for c in cases)
+        out = subprocess.run([SCORE, "-q", "-s", "ipc:///nonexistent/vigil.sock",
+                              "--timeout", "50", "--attempts", "1"], input=lines,
+                             capture_output=True, text=True, timeout=60).stdout
+        for case, line in zip(cases, out.splitlines()):
+            r = json.loads(line)
+            try:
+                vc.transaction_from_json(dict(base, **case))
+            except vc.InvalidArgument as e:
+                self.assertEqual(r["status"], "INVALID", msg=(case, str(e)))
+                self.assertEqual(str(e), "%s: %s" % (r["error"]["where"]["field"],
+                                                     r["error"]["message"]), msg=case)
+            else:  # read: C sends it (nothing listens) or refuses nothing
+                self.assertNotEqual(r["status"], "INVALID", msg=(case, r))
+        self.assertEqual(len(out.splitlines()), len(cases), msg=out)
+        with self.assertRaises(vc.InvalidArgument) as cm:
+            vc.transaction_from_json({"channel": "04"})
+        self.assertEqual(str(cm.exception),
+                         "txn.channel: must be one of pos, ecom, atm, moto, unknown")
+        self.assertEqual(vc.transaction_from_json({"channel": "4"}).channel, 4)
 
     def test_json_attributes(self):
         # read at vigild's limits, refused one past them, in the words of the

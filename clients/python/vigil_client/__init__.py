@@ -306,12 +306,18 @@ def _bad(field, msg):
     return InvalidArgument("txn.%s: %s" % (field, msg), field="txn." + field)
 
 
+def _quoted(text, cut=True):
+    # a refused value as common/json.c quotes it: "%.40s", and "..." after
+    # it when cut (cut=False where the C message adds none)
+    return '"%s%s"' % (text[:40], "..." if cut and len(text) > 40 else "")
+
+
 def _json_int(field, v):
     if isinstance(v, bool) or not isinstance(v, (int, str)):
         raise _bad(field, "must be an integer (a JSON number or a string of digits)")
     if isinstance(v, str):
         if not _INT_RE.match(v) or not -2**63 <= int(v) < 2**63:
-            raise _bad(field, "%r is not an integer" % v[:40])
+            raise _bad(field, "%s is not an integer" % _quoted(v))
         return int(v)
     return v
 
@@ -322,7 +328,7 @@ def _json_num(field, v):
     if isinstance(v, str):
         x = float(v) if _NUM_RE.match(v) else float("nan")
         if x != x or x in (float("inf"), float("-inf")):
-            raise _bad(field, "%r is not a number" % v[:40])
+            raise _bad(field, "%s is not a number" % _quoted(v))
         return x
     return float(v)
 
@@ -342,18 +348,18 @@ def _json_amount(v, currency):
         return int(r)
     text = str(v)
     if not _NUM_RE.match(text) or "e" in text.lower() or text.startswith("-"):
-        raise _bad("amount", "%r is not a non-negative decimal with at most %d decimals"
-                   % (text[:40], exp))
+        raise _bad("amount", "%s is not a non-negative decimal with at most %d decimals"
+                   % (_quoted(text), exp))
     # as common/json.c decimal_to_minor: too many whole digits, then too
     # many decimals, then more than an int64 of minor units
     if int(text.split(".")[0]) // 10 > 10 ** 14:
-        raise _bad("amount", "%r is too large" % text[:40])
+        raise _bad("amount", "%s is too large" % _quoted(text, False))
     minor = decimal.Decimal(text).scaleb(exp)
     if minor != minor.to_integral_value():
-        raise _bad("amount", "%r is not a non-negative decimal with at most %d decimals"
-                   % (text[:40], exp))
+        raise _bad("amount", "%s is not a non-negative decimal with at most %d decimals"
+                   % (_quoted(text), exp))
     if minor >= 2 ** 63:
-        raise _bad("amount", "%r is too large" % text[:40])
+        raise _bad("amount", "%s is too large" % _quoted(text, False))
     return int(minor)
 
 
@@ -401,8 +407,9 @@ def transaction_from_json(obj: Mapping) -> "Transaction":
     (docs/protocol.md, "JSON"): the vigil.v1.Transaction field names, plus
     "amount" (decimal major units; a string is read exactly) instead of
     amount_minor, "event_time" (RFC 3339) instead of event_time_ms, "channel"
-    as a word or 0..4, "location": {"latitude", "longitude"} or "lat"/"lon"
-    (or this class's latitude/longitude and attributes). Every number may
+    as a word or 0..4 (in a string, its one digit: "2", not "02"), "location":
+    {"latitude", "longitude"} or "lat"/"lon" (or this class's
+    latitude/longitude and attributes). Every number may
     be given as a string holding it. Two spellings of one field must agree.
     Any other key is refused by name, as everywhere: a misspelt key must
     not pass for an absent one. Raises InvalidArgument naming the field."""
@@ -435,8 +442,8 @@ def transaction_from_json(obj: Mapping) -> "Transaction":
     if "event_time" in g:
         t = _json_time(g["event_time"])
         if ms is not None and t != ms:
-            raise _bad("event_time", "%r is not event_time_ms %d; give one or the same time"
-                       % (g["event_time"][:40], ms))
+            raise _bad("event_time", "%s is not event_time_ms %d; give one or the same time"
+                       % (_quoted(g["event_time"], False), ms))
         ms = t
     kw["event_time_ms"] = ms
     if "mcc" in g:
@@ -445,7 +452,8 @@ def transaction_from_json(obj: Mapping) -> "Transaction":
             raise _bad("mcc", "must be in [0, 9999]")
     if "channel" in g:
         ch = g["channel"]
-        if isinstance(ch, str) and _INT_RE.match(ch):
+        # a word, or its one digit as a string (common/json.c): not "04"
+        if isinstance(ch, str) and re.fullmatch("[0-4]", ch):
             ch = int(ch)
         if isinstance(ch, bool) or not (isinstance(ch, str) and ch.lower() in _CHANNELS or
                                         isinstance(ch, int) and 0 <= ch <= 4):
