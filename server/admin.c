@@ -942,7 +942,7 @@ vigil_err
 srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen)
 {
 	const char *path = s->cfg.admin_token_file;
-	char buf[ADMIN_TOKEN_MAX + 2];
+	char buf[ADMIN_TOKEN_MAX + 3]; /* the token, CR LF, one byte to tell it is over */
 	struct stat st;
 	ssize_t n;
 	size_t len;
@@ -979,6 +979,8 @@ srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen)
 		return VIGIL_EINVAL;
 	}
 	len = (size_t)n;
+	/* the line ending (LF or CR LF) is not the token's: stripped before
+	 * the length check; a full buffer means the file holds more */
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	if (len > ADMIN_TOKEN_MAX || (size_t)n == sizeof buf) {

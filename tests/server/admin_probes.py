@@ -6,6 +6,8 @@ round (issue 28, rows 6 and 11), on a real vigild:
 * a FIFO as admin_token_file: --check-config refuses it in one line
   instead of waiting for a writer, and so does a SIGHUP reload (the main
   thread goes on; the previous token stays);
+* a token of 255 bytes (the limit) loads with LF, CR LF or no line
+  ending; 256 bytes is refused in one line naming the file and the limit;
 * [server] metrics_need_token: /metrics without the token is 401, with it
   200;
 * refused authentications are logged with the peer's address, one line a
@@ -90,6 +92,28 @@ def check_config_fifo(d):
         fail("--check-config with a FIFO: exit %d, %r" % (r.returncode, r.stderr))
 
 
+def check_config_token_length(d):
+    """A token of exactly 255 bytes loads whatever ends its line (LF, CR LF
+    or nothing); one byte more is refused in one line naming the file and
+    the limit."""
+    path = os.path.join(d, "token.len")
+    for size, ending, want in ((255, "", 0), (255, "\n", 0), (255, "\r\n", 0),
+                               (256, "", 2), (256, "\n", 2), (256, "\r\n", 2)):
+        with open(path, "w", encoding="ascii", newline="") as f:
+            f.write("t" * size + ending)
+        os.chmod(path, 0o600)
+        r = subprocess.run([VIGILD, "--check-config", "--quiet", "--rules", RULES,
+                            "--data", os.path.join(d, "data"), "--listen",
+                            "ipc://" + os.path.join(d, "cc.sock"),
+                            "--admin-token-file", path],
+                           capture_output=True, text=True, timeout=30)
+        line = "vigild: admin_token_file %s: the token is longer than 255 bytes\n" % path
+        if r.returncode != want or (want == 2 and r.stderr != line):
+            fail("--check-config, a token of %d bytes ending %r: exit %d (want %d), %r"
+                 % (size, ending, r.returncode, want, r.stderr))
+    os.unlink(path)
+
+
 def slow_connections(port, n):
     """n connections that each send part of a request and stop."""
     socks = []
@@ -115,6 +139,7 @@ def main():
     proc = None
     try:
         check_config_fifo(d)
+        check_config_token_length(d)
 
         token = os.path.join(d, "token")
         with open(token, "w", encoding="ascii") as f:
