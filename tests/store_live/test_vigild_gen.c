@@ -13,7 +13,8 @@
  * answers 503 naming it and the health reply says not ready, scoring goes
  * on; a good generation or a rollback heals it without a restart; with
  * [health] ready_when_degraded = true it stays 200 and "degraded". The
- * admin endpoint's POST /v1/generations/current (the console's roll-back).
+ * admin endpoint's POST /v1/generations/current (the console's roll-back),
+ * which settles features/PENDING first as the next rebuild would.
  * The served generation truncated under vigild (issue 28): contained, not
  * a SIGBUS.
  */
@@ -599,6 +600,88 @@ test_admin_rollback(void **state)
 	vt_server_cleanup(&s);
 }
 
+/* Writes features/PENDING naming gen, as a commit that died before it
+ * removed the file leaves it. */
+static void
+pending_write(const char *datadir, uint64_t gen)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/features/PENDING", datadir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "gen-%06llu\n", (unsigned long long)gen);
+	assert_int_equal(fclose(f), 0);
+}
+
+static bool
+gen_exists(const char *datadir, uint64_t gen)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/features/gen-%06llu", datadir, (unsigned long long)gen);
+	return stat(path, &st) == 0;
+}
+
+/*
+ * A roll-back through the admin endpoint settles features/PENDING as the
+ * next rebuild would, against the CURRENT it was written beside.
+ * Generation 2 committed, CURRENT naming it, PENDING (naming it too) left
+ * by a commit that died before removing it: rolled back to 1, a rebuild
+ * (generation 3) and a roll-forward to 2 still find 2. Generation 4
+ * renamed into place but never named by CURRENT (PENDING names it): a
+ * roll-back removes it, so no roll-forward can serve it.
+ */
+static void
+test_admin_rollback_settles_pending(void **state)
+{
+	static const char tok[] = "rollback-admin-token-0123456789";
+	vt_server s;
+	char tokfile[600], arg[640], path[600];
+	uint64_t cur = 0;
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	datadir_new(&s);
+	gen_write(s.datadir);
+	gen_write(s.datadir);
+	pending_write(s.datadir, 2);
+	snprintf(tokfile, sizeof tokfile, "%s/admin.token", s.datadir);
+	f = fopen(tokfile, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", tok);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(tokfile, 0600), 0);
+	snprintf(arg, sizeof arg, "%s", tokfile);
+	snprintf(path, sizeof path, "%s/features/PENDING", s.datadir);
+	assert_int_equal(vt_server_start(&s, NULL, (const char *const[]){ "--admin-token-file",
+	    arg, NULL }), 0);
+	assert_int_equal(score_gen(&s, "p-1"), 2);
+
+	gen_post_expect(&s, tok, "{\"generation\": 1}", 200, "\"previous\":2,\"current\":1");
+	assert_int_equal(gen_write(s.datadir), 3);
+	gen_post_expect(&s, tok, "{\"generation\": 2}", 200, "\"previous\":3,\"current\":2");
+	for (int i = 0; i < 50 && count_lines(s.log, "features: switched to generation 2") == 0; i++)
+		sleep_ms(100);
+	assert_int_equal(score_gen(&s, "p-2"), 2);
+
+	/* generation 4 renamed in, CURRENT still naming 2 */
+	assert_int_equal(gen_write(s.datadir), 4);
+	current_force(s.datadir, 2);
+	pending_write(s.datadir, 4);
+	gen_post_expect(&s, tok, "{\"generation\": 1}", 200, "\"previous\":2,\"current\":1");
+	gen_post_expect(&s, tok, "{\"generation\": 4}", 404, "no generation 4 in features/");
+	assert_false(gen_exists(s.datadir, 4));
+	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(store_gen_current(s.datadir, &cur), VIGIL_OK);
+	assert_int_equal(cur, 1);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
 /* Issue 28, row 7: data.mdb of the generation being served cut to 64 KiB
  * under vigild (`truncate -s 64K`). Before: SIGBUS, exit 135, at the next
  * score that read it. Now: every reply is an answer (an error for a score
@@ -666,6 +749,7 @@ main(void)
 		cmocka_unit_test(test_bad_switch_keeps_served),
 		cmocka_unit_test(test_ready_when_degraded),
 		cmocka_unit_test(test_admin_rollback),
+		cmocka_unit_test(test_admin_rollback_settles_pending),
 		cmocka_unit_test(test_truncated_while_serving),
 	};
 
