@@ -10,9 +10,9 @@
  *
  * The main thread owns every slow, rare change: it waits for signals with a
  * 100 ms timeout and on each tick checks the feature generation (every
- * 200 ms), the rule file and the list files the loaded rules read (mtime,
- * size and inode, debounced one tick so a file being written is not
- * compiled half-way) and the systemd watchdog,
+ * 200 ms), the rule file and the list files the loaded rules read
+ * (watch.c: device, inode, size and mtime, debounced one tick so a file
+ * being written is not compiled half-way) and the systemd watchdog,
  * and every 10 s wakes the housekeeping thread (store_db_maintain: archive
  * day rotation, compression, retention, live-state sweep). Housekeeping has
  * a thread of its own because compressing a closed segment can take seconds,
@@ -47,6 +47,7 @@
 #include "evconn.h"
 #include "srv.h"
 #include "vigil_config.h"
+#include "watch.h"
 
 #include "notify.h"
 
@@ -77,167 +78,25 @@ srv_log(const char *fmt, ...)
 		return;
 }
 
-/*
- * The rule-file watch: the rule file and every list file the loaded rules
- * read (rules_prog_list_file), each by inode, size and mtime. After a
- * reload (good or bad) the list set is the one of the rules now serving:
- * when a file does not compile, the last good set's files stay watched.
- */
-typedef struct main_wfile {
-	char           *path;    /* malloc'd */
-	bool            known;   /* stat'ed at least once */
-	bool            missing; /* the last stat failed (logged once) */
-	ino_t           ino;
-	off_t           size;
-	struct timespec mtime;
-} main_wfile;
-
-typedef struct main_watch {
-	bool        pending; /* changed on the last tick; reload if still the same */
-	uint32_t    changed; /* index of the file that changed last (for the log) */
-	main_wfile *files;   /* [0] the rule file, then the list files */
-	uint32_t    n;
-} main_watch;
-
-/* Stats f; true if it changed since the last stat (or was never stat'ed). */
-static bool
-main_wfile_stat(main_wfile *f)
-{
-	struct stat st;
-
-	if (stat(f->path, &st) != 0) {
-		if (!f->missing)
-			srv_log("rules: %s: %s; the loaded rules keep serving", f->path,
-			    strerror(errno));
-		f->missing = true;
-		return false;
-	}
-	f->missing = false;
-	if (f->known && f->ino == st.st_ino && f->size == st.st_size &&
-	    f->mtime.tv_sec == st.st_mtim.tv_sec && f->mtime.tv_nsec == st.st_mtim.tv_nsec)
-		return false;
-	f->known = true;
-	f->ino = st.st_ino;
-	f->size = st.st_size;
-	f->mtime = st.st_mtim;
-	return true;
-}
-
+/* After a load: the watch follows the list files of the rules now serving. */
 static void
-main_watch_free(main_watch *w)
-{
-	for (uint32_t i = 0; i < w->n; i++)
-		free(w->files[i].path);
-	free(w->files);
-	memset(w, 0, sizeof *w);
-}
-
-/* Starts watching the rule file (before the first load reads it). */
-static bool
-main_watch_init(main_watch *w, const char *rules_path)
-{
-	memset(w, 0, sizeof *w);
-	w->files = calloc(1, sizeof *w->files);
-	if (w->files == NULL || (w->files[0].path = strdup(rules_path)) == NULL) {
-		free(w->files);
-		w->files = NULL;
-		srv_log("rules: watch: out of memory");
-		return false;
-	}
-	w->n = 1;
-	/* quiet if missing: the load right after reports it, and stops start-up */
-	w->files[0].missing = true;
-	main_wfile_stat(&w->files[0]);
-	return true;
-}
-
-/*
- * After a load: watch the list files of the rules now serving. A file
- * watched before keeps the state stat'ed before the load read it, so a
- * change during the load is seen on the next tick; a new one is stat'ed
- * now. Out of memory keeps the previous set (and says so).
- */
-static void
-main_watch_lists(srv_server *s, main_watch *w)
+main_watch_lists(srv_server *s, srv_watch *w)
 {
 	srv_ruleset *rs = srv_ruleset_acquire(s);
-	main_wfile *files = NULL;
-	uint32_t n = 1, nl;
 
-	if (w->files == NULL || rs == NULL)
-		goto out;
-	nl = rules_prog_nlist_files(rs->rules->prog);
-	files = calloc((size_t)nl + 1, sizeof *files);
-	if (files == NULL)
-		goto nomem;
-	files[0] = w->files[0];
-	for (uint32_t i = 0; i < nl; i++) {
-		const char *path = rules_prog_list_file(rs->rules->prog, i);
-		uint32_t j;
-
-		for (j = 0; j < n && strcmp(files[j].path, path) != 0; j++)
-			;
-		if (j < n) /* two lists of one file */
-			continue;
-		for (j = 1; j < w->n && strcmp(w->files[j].path, path) != 0; j++)
-			;
-		if (j < w->n) {
-			files[n] = w->files[j];
-			files[n].path = strdup(path);
-		} else {
-			memset(&files[n], 0, sizeof files[n]);
-			files[n].path = strdup(path);
-			if (files[n].path != NULL)
-				main_wfile_stat(&files[n]);
-		}
-		if (files[n].path == NULL)
-			goto nomem;
-		n++;
-	}
-	for (uint32_t i = 1; i < w->n; i++)
-		free(w->files[i].path);
-	free(w->files);
-	w->files = files;
-	w->n = n;
-	files = NULL;
-	goto out;
-nomem:
-	srv_log("rules: watch: out of memory; list files watched as before the load");
-	for (uint32_t i = 1; files != NULL && i < n; i++)
-		free(files[i].path);
-out:
-	free(files);
+	if (rs != NULL)
+		srv_watch_lists(w, rs->rules->prog);
 	srv_ruleset_release(rs);
 }
 
-/*
- * One tick of the watch; reloads once a change has settled and the rule
- * file is there. A list file that is gone does not hold the reload back:
- * the new rules may no longer read it (and if they do, the load says so).
- */
+/* One tick of the watch (watch.c); reloads once a change has settled. */
 static void
-main_watch_tick(srv_server *s, main_watch *w)
+main_watch_tick(srv_server *s, srv_watch *w)
 {
 	char why[SRV_PATH_MAX + 32];
-	bool changed = false;
 
-	for (uint32_t i = 0; i < w->n; i++) {
-		if (main_wfile_stat(&w->files[i])) {
-			changed = true;
-			w->changed = i;
-		}
-	}
-	if (changed) {
-		w->pending = true;
+	if (!srv_watch_tick(w, why, sizeof why))
 		return;
-	}
-	if (!w->pending || w->files[0].missing)
-		return;
-	w->pending = false;
-	if (w->changed == 0)
-		snprintf(why, sizeof why, "file changed");
-	else
-		snprintf(why, sizeof why, "list file %s changed", w->files[w->changed].path);
 	srv_rules_reload(s, why);
 	main_watch_lists(s, w);
 }
@@ -726,7 +585,7 @@ main(int argc, char **argv)
 	store_db_opts dbopts;
 	store_recovery recovery;
 	store_diag diag;
-	main_watch watch;
+	srv_watch watch;
 	main_archive archive = { 0 };
 	sigset_t sigs;
 	srv_action action;
@@ -822,7 +681,7 @@ main(int argc, char **argv)
 
 	/* Rules before the store: a bad file fails in milliseconds, not after
 	 * the live state has been rebuilt. */
-	if (s->cfg.rules_watch && !main_watch_init(&watch, s->cfg.rules_path))
+	if (s->cfg.rules_watch && !srv_watch_init(&watch, s->cfg.rules_path))
 		goto out;
 	if (srv_rules_reload(s, "startup") != VIGIL_OK) {
 		status = 2;
@@ -895,6 +754,9 @@ main(int argc, char **argv)
 			break;
 		}
 		if (sig == SIGHUP) {
+			/* what this reload reads, the watch does not reload again */
+			if (s->cfg.rules_watch)
+				srv_watch_sync(&watch);
 			srv_rules_reload(s, "SIGHUP");
 			if (s->cfg.rules_watch)
 				main_watch_lists(s, &watch);
@@ -960,7 +822,7 @@ out:
 		store_db_close(s->db);
 		s->db = NULL;
 	}
-	main_watch_free(&watch);
+	srv_watch_free(&watch);
 	if (status == 0)
 		srv_log("stopped");
 	else
