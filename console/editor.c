@@ -535,8 +535,7 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	json_object_set_new(o, "generation", gen_no > 0 ? json_integer((json_int_t)gen_no) :
 	    json_null());
 	if (edit_compile_text(rs, text, len, &p, &d) == VIGIL_OK) {
-		int32_t review_at, decline_at;
-		double band_review, band_decline;
+		double review_at, decline_at, band_review, band_decline;
 		rules_tvals *tv = NULL;
 
 		rules_prog_bands(p, &review_at, &decline_at);
@@ -553,8 +552,8 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 		json_object_set_new(o, "content_hash", json_string(rules_prog_hash(p)));
 		json_object_set_new(o, "review_at", json_real(band_review));
 		json_object_set_new(o, "decline_at", json_real(band_decline));
-		json_object_set_new(o, "file_review_at", json_integer(review_at));
-		json_object_set_new(o, "file_decline_at", json_integer(decline_at));
+		json_object_set_new(o, "file_review_at", json_real(review_at));
+		json_object_set_new(o, "file_decline_at", json_real(decline_at));
 		json_object_set_new(o, "errors", json_array());
 		for (uint32_t i = 0; i < rules_prog_nrules(p); i++) {
 			rules_rule_info ri;

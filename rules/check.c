@@ -904,7 +904,7 @@ ck_thresholds(ck *c)
  * declared, ungrouped (the band is one number), and its fallback is the
  * band's number until a rebuild tunes it. */
 static void
-ck_band(ck *c, const rules_pstr *name, const char *which, int32_t *at, uint32_t *thr)
+ck_band(ck *c, const rules_pstr *name, const char *which, double *at, uint32_t *thr)
 {
 	const ck_sym *s;
 	const rules_threshold_info *ti;
@@ -931,7 +931,7 @@ ck_band(ck *c, const rules_pstr *name, const char *which, int32_t *at, uint32_t 
 		return;
 	}
 	*thr = s->index;
-	*at = (int32_t)lround(ti->fallback);
+	*at = ti->fallback;
 }
 
 static void
@@ -1181,19 +1181,15 @@ rules_check_program(rules_ast *ast, const rules_schema *schema, const rules_opts
 	ck_band(&c, &ast->band_review_name, "review", &prog->review_at, &prog->review_thr);
 	ck_band(&c, &ast->band_decline_name, "decline", &prog->decline_at, &prog->decline_thr);
 	{
-		/* a tuned band's fallback as written, not rounded (50.2 is below
-		 * 50.4); a band whose threshold did not resolve was reported already */
-		double review = prog->review_thr != UINT32_MAX ?
-		    prog->thresh[prog->review_thr].fallback : prog->review_at;
-		double decline = prog->decline_thr != UINT32_MAX ?
-		    prog->thresh[prog->decline_thr].fallback : prog->decline_at;
-		bool   unresolved = (ast->band_review_name.s != NULL && prog->review_thr == UINT32_MAX) ||
+		/* a band whose threshold did not resolve was reported already */
+		bool unresolved = (ast->band_review_name.s != NULL && prog->review_thr == UINT32_MAX) ||
 		    (ast->band_decline_name.s != NULL && prog->decline_thr == UINT32_MAX);
 
-		if (!unresolved && review > decline)
+		if (!unresolved && prog->review_at > prog->decline_at)
 			rules_diag_add(sink, ast->has_decline ? ast->band_decline_off : ast->band_review_off,
-			    VIGIL_ETYPE, "band decline (%.15g) is below band review (%.15g)%s", decline,
-			    review, prog->review_thr != UINT32_MAX || prog->decline_thr != UINT32_MAX ?
+			    VIGIL_ETYPE, "band decline (%.15g) is below band review (%.15g)%s",
+			    prog->decline_at, prog->review_at,
+			    prog->review_thr != UINT32_MAX || prog->decline_thr != UINT32_MAX ?
 			    " (a tuned band: its fallback)" : "");
 	}
 	ck_lists(&c);

@@ -402,7 +402,7 @@ rules_prog_rule_find(const rules_prog *prog, const char *name, uint32_t *ret_i)
 }
 
 void
-rules_prog_bands(const rules_prog *prog, int32_t *ret_review_at, int32_t *ret_decline_at)
+rules_prog_bands(const rules_prog *prog, double *ret_review_at, double *ret_decline_at)
 {
 	*ret_review_at = prog->review_at;
 	*ret_decline_at = prog->decline_at;

@@ -96,7 +96,7 @@ struct rules_prog {
 	rules_arena           arena;
 	const char           *version;
 	char                  hash[33];
-	int32_t               review_at, decline_at; /* the bands' numbers (a tuned band: its fallback) */
+	double                review_at, decline_at; /* the bands' numbers (a tuned band: its fallback) */
 	uint32_t              review_thr, decline_thr; /* threshold of a tuned band, else UINT32_MAX */
 	int32_t               adjust_max; /* bound of the points' move of a model's score */
 	rules_node           *nodes;

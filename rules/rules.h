@@ -156,11 +156,11 @@ void        rules_prog_rule(const rules_prog *prog, uint32_t i, rules_rule_info 
 vigil_err   rules_prog_rule_find(const rules_prog *prog, const char *name, uint32_t *ret_i);
 
 /* Decision bands: score >= review_at -> review; >= decline_at -> decline.
- * A band set by a threshold ('band review = NAME') gives its fallback
- * rounded here; rules_result's review_at and decline_at are the bands a
- * result was decided with (tuned values included). */
-void rules_prog_bands(const rules_prog *prog, int32_t *ret_review_at,
-    int32_t *ret_decline_at);
+ * A band set by a threshold ('band review = NAME') gives its fallback as
+ * the file wrote it (50.4, not 50); rules_result's review_at and decline_at
+ * are the bands a result was decided with (tuned values included). */
+void rules_prog_bands(const rules_prog *prog, double *ret_review_at,
+    double *ret_decline_at);
 /* `adjust max N`: how far the points of the active rules that fire may move
  * a model's score, either way (0 when the file does not say). */
 int32_t rules_prog_adjust_max(const rules_prog *prog);

@@ -298,8 +298,7 @@ admin_rules(srv_admin *a, struct evhttp_request *req)
 	if (o != NULL && rs != NULL) {
 		const rules_prog *p = rs->rules->prog;
 		char when[32];
-		int32_t review_at, decline_at;
-		double band_review, band_decline;
+		double review_at, decline_at, band_review, band_decline;
 
 		vigil_time_format_rfc3339(rs->rules->loaded_at_ms, when, sizeof when);
 		rules_prog_bands(p, &review_at, &decline_at);
@@ -314,8 +313,8 @@ admin_rules(srv_admin *a, struct evhttp_request *req)
 		rules_prog_bands_in_force(p, rs->tv, &band_review, &band_decline);
 		json_object_set_new(o, "review_at", json_real(band_review));
 		json_object_set_new(o, "decline_at", json_real(band_decline));
-		json_object_set_new(o, "file_review_at", json_integer(review_at));
-		json_object_set_new(o, "file_decline_at", json_integer(decline_at));
+		json_object_set_new(o, "file_review_at", json_real(review_at));
+		json_object_set_new(o, "file_decline_at", json_real(decline_at));
 		rules = json_array();
 		for (uint32_t i = 0; rules != NULL && i < rs->rules->nrules; i++) {
 			rules_rule_info ri;

@@ -221,7 +221,7 @@ test_bands_tuned(void **state)
 	rules_threshold_info ti;
 	vigil_value          f[FX_NSLOTS];
 	rules_result         res;
-	int32_t              r, d;
+	double               r, d;
 
 	(void)state;
 	assert_non_null(tv);
@@ -229,8 +229,7 @@ test_bands_tuned(void **state)
 	assert_string_equal(ti.feature, "score");
 	assert_true(ti.feature_slot == RULES_SLOT_SCORE);
 	rules_prog_bands(prog, &r, &d);
-	assert_int_equal(r, 40);
-	assert_int_equal(d, 80);
+	assert_true(r == 40 && d == 80);
 	fx_features(f);
 	f[FX_AMOUNT] = vigil_value_num(500); /* 30 points */
 	assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, &res), VIGIL_OK);
@@ -265,6 +264,31 @@ test_bands_tuned(void **state)
 	assert_int_equal(rules_prog_eval(prog, tv, f, FX_NSLOTS, &res), VIGIL_OK);
 	assert_true(res.decline_at == 12.5);
 	rules_tvals_free(tv);
+	rules_prog_free(prog);
+}
+
+/* A tuned band's fallback is reported as the file wrote it, the number
+ * evaluation decides with: 50.4, not 50 (a score of 50.2 is allowed). */
+static void
+test_bands_fallback_exact(void **state)
+{
+	static const char src[] =
+	    "threshold review_at = alert_rate(score, 0.005) fallback 50.4 min_samples 100\n"
+	    "band review = review_at\n"
+	    "rule large { when amount > 100 score 30 reason \"large\" }\n";
+	rules_prog  *prog = compile_ok(src);
+	vigil_value  f[FX_NSLOTS];
+	rules_result res;
+	double       r, d;
+
+	(void)state;
+	rules_prog_bands(prog, &r, &d);
+	assert_true(r == 50.4 && d == 100);
+	fx_features(f);
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	assert_true(res.review_at == r && res.decline_at == d);
+	rules_result_model(prog, 0.502, &res);
+	assert_int_equal(res.decision, VIGIL_DECISION_ALLOW);
 	rules_prog_free(prog);
 }
 
@@ -314,7 +338,7 @@ test_introspection(void **state)
 	rules_prog     *prog = compile_ok(program);
 	rules_rule_info info;
 	uint32_t        i, n;
-	int32_t         review, decline;
+	double          review, decline;
 	const uint32_t *slots;
 
 	(void)state;
@@ -337,8 +361,7 @@ test_introspection(void **state)
 	assert_string_equal(rules_mode_name(info.mode), "shadow");
 	assert_int_equal(rules_prog_rule_find(prog, "nope", &i), VIGIL_ENOTFOUND);
 	rules_prog_bands(prog, &review, &decline);
-	assert_int_equal(review, 30);
-	assert_int_equal(decline, 60);
+	assert_true(review == 30 && decline == 60);
 	/* lat is read only by the disabled rule: not used */
 	slots = rules_prog_slots_used(prog, &n);
 	assert_int_equal(n, 5);
@@ -467,12 +490,11 @@ static void
 test_default_bands(void **state)
 {
 	rules_prog *prog = compile_ok("rule a { when true score 1 reason \"x\" }\n");
-	int32_t     review, decline;
+	double      review, decline;
 
 	(void)state;
 	rules_prog_bands(prog, &review, &decline);
-	assert_int_equal(review, 50);
-	assert_int_equal(decline, 100);
+	assert_true(review == 50 && decline == 100);
 	assert_string_equal(rules_prog_version(prog), "");
 	rules_prog_free(prog);
 }
@@ -996,6 +1018,7 @@ main(void)
 		cmocka_unit_test(test_score_decide_floor),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_bands_tuned),
+		cmocka_unit_test(test_bands_fallback_exact),
 		cmocka_unit_test(test_suggest),
 		cmocka_unit_test(test_cost_budget),
 	};

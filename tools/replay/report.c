@@ -57,14 +57,33 @@ rep_num(FILE *out, double v)
 		fprintf(out, "%.4f", v);
 }
 
-/* A band as it decided: its value in force ("%.4g"), and the rule file's
- * number beside it when a tuned value differs ("35.06 (file: 40)"). */
+/* The rule file's number as the file wrote it: the shortest of %.15g,
+ * %.16g and %.17g that reads back as v (50.4, not 50.399999999999999). */
 static void
-rep_band(FILE *out, double in_force, int32_t file)
+rep_file_num(FILE *out, double v)
 {
-	fprintf(out, "%.4g", in_force);
-	if (in_force != (double)file)
-		fprintf(out, " (file: %d)", (int)file);
+	char buf[32];
+
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(buf, sizeof buf, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	fputs(buf, out);
+}
+
+/* A band as it decided: its value in force ("%.4g"), and the rule file's
+ * number beside it when a tuned value differs ("35.06 (file: 40.5)"). */
+static void
+rep_band(FILE *out, double in_force, double file)
+{
+	if (in_force == file) {
+		rep_file_num(out, file);
+		return;
+	}
+	fprintf(out, "%.4g (file: ", in_force);
+	rep_file_num(out, file);
+	fputc(')', out);
 }
 
 /* A "nice" tick step (1, 2 or 5 times a power of ten) giving about n ticks

@@ -50,7 +50,7 @@ typedef struct report_info {
 	/* decision bands of the rule file (score >= review_at: review), or
 	 * have_bands false (server mode without --rules) */
 	bool        have_bands;
-	int32_t     review_at, decline_at;
+	double      review_at, decline_at;
 	/* the bands in force at the end (a tuned band's value as the last
 	 * night set it; the rule file's numbers without nightly rebuilds) */
 	double      review_in_force, decline_in_force;
