@@ -538,18 +538,53 @@ parse_inrhs(parser *p)
 	return i;
 }
 
+/* Whether token t opens a comparison: an operator, 'in', 'not in',
+ * 'between' or 'is'. */
+static bool
+parse_is_cmp(const rules_tok *t)
+{
+	if (t->kind >= TK_EQ && t->kind <= TK_GE)
+		return true;
+	return t->kind == TK_IDENT && (t->kw == KW_IN || t->kw == KW_BETWEEN || t->kw == KW_IS ||
+	    (t->kw == KW_NOT && t[1].kind == TK_IDENT && t[1].kw == KW_IN));
+}
+
 /*
- * cmp := add [ ( '<' | '<=' | '>' | '>=' | '==' | '!=' ) add
- *            | [ 'not' ] 'in' inrhs
- *            | 'between' add 'and' add
- *            | 'is' [ 'not' ] 'missing' ]
+ * cmp := cmp1 ; not followed by another comparison: "a < b < c" is an
+ *        error at the second operator, not a chain
  */
+static uint32_t parse_cmp1(parser *p, const rules_tok **ret_op);
+
 static uint32_t
 parse_cmp(parser *p)
+{
+	const rules_tok *first, *second;
+	uint32_t         c = parse_cmp1(p, &first);
+
+	second = parse_peek(p);
+	if (!parse_is_cmp(second))
+		return c;
+	if (first->kind >= TK_EQ && first->kind <= TK_GE && second->kind >= TK_EQ &&
+	    second->kind <= TK_GE)
+		parse_error_at(p, second, "comparisons do not chain: write 'a %.*s b and b %.*s c'",
+		    (int)first->len, p->src + first->off, (int)second->len, p->src + second->off);
+	parse_error_at(p, second, "comparisons do not chain: join the two with 'and'");
+}
+
+/*
+ * cmp1 := add [ ( '<' | '<=' | '>' | '>=' | '==' | '!=' ) add
+ *             | [ 'not' ] 'in' inrhs
+ *             | 'between' add 'and' add
+ *             | 'is' [ 'not' ] 'missing' ]
+ */
+static uint32_t
+parse_cmp1(parser *p, const rules_tok **ret_op)
 {
 	uint32_t         l = parse_add(p);
 	const rules_tok *t = parse_peek(p);
 	rules_op         op;
+
+	*ret_op = t;
 
 	switch ((rules_tok_kind)t->kind) {
 	case TK_LT: op = OP_LT; break;
