@@ -121,6 +121,18 @@ parse_is_word(parser *p, const char *w)
 	    memcmp(p->src + t->off, w, t->len) == 0;
 }
 
+/* One of the words that open a rule clause (not reserved: a name may be one). */
+static bool
+parse_is_clause_word(parser *p, const rules_tok *t)
+{
+	static const char *const words[] = { "when", "score", "decide", "reason", "tags", "mode" };
+
+	for (size_t i = 0; t->kind == TK_IDENT && t->kw == KW_NONE && i < 6; i++)
+		if (strlen(words[i]) == t->len && memcmp(p->src + t->off, words[i], t->len) == 0)
+			return true;
+	return false;
+}
+
 static const rules_tok *
 parse_expect(parser *p, rules_tok_kind k)
 {
@@ -378,6 +390,29 @@ parse_listlit(parser *p)
 }
 
 /*
+ * A name t that is a clause word followed by what only a clause takes (a
+ * number, a string, '[' or a plain word: "and score 1", "> reason \"x\"")
+ * ends an unfinished condition: said at the word, not at the token after
+ * it. A name followed by anything else is left alone (a threshold may be
+ * called `score`).
+ */
+static void
+parse_clause_in_expr(parser *p, const rules_tok *t)
+{
+	const rules_tok *n = t + 1, *prev = t - 1;
+	char             before[64];
+
+	if (!parse_is_clause_word(p, t))
+		return;
+	if (n->kind != TK_NUM && n->kind != TK_STR && n->kind != TK_LBRACK &&
+	    !(n->kind == TK_IDENT && n->kw == KW_NONE && !parse_is_clause_word(p, n)))
+		return;
+	parse_tok_desc(p, prev, before, sizeof before);
+	parse_error_at(p, t, "expected an expression after %s, found '%.*s', which starts a clause "
+	    "(the condition is unfinished)", before, (int)t->len, p->src + t->off);
+}
+
+/*
  * primary := NUMBER | STRING | 'true' | 'false' | '(' expr ')'
  *          | NAME '(' [ arg { ',' arg } ] ')' | NAME
  * arg     := expr | listlit
@@ -418,6 +453,7 @@ parse_primary(parser *p)
 		}
 		if (t->kw != KW_NONE)
 			parse_expected(p, "an expression");
+		parse_clause_in_expr(p, t);
 		parse_next(p);
 		if (parse_peek(p)->kind == TK_LPAREN) {
 			uint32_t last = RULES_NIL, nargs = 0;
