@@ -133,6 +133,26 @@ parse_is_clause_word(parser *p, const rules_tok *t)
 	return false;
 }
 
+/* The closer of the bracket `open` is missing: reported where it belongs,
+ * right after the last token read (not at the next line's clause), with
+ * where the bracket opened. */
+static _Noreturn void
+parse_unclosed(parser *p, const rules_tok *open, const char *what)
+{
+	const rules_tok *last = &p->t[p->pos - 1], *t = parse_peek(p);
+	uint32_t         line, col;
+	char             got[64];
+
+	if (t->kind == TK_ERROR)
+		parse_error_at(p, t, "%s", ""); /* reported by the lexer */
+	rules_diag_linecol(p->src, (size_t)open->off + 1, open->off, &line, &col);
+	parse_tok_desc(p, t, got, sizeof got);
+	rules_diag_add(p->sink, last->off + last->len, VIGIL_ESYNTAX,
+	    "expected %s to close the '%.*s' at %u:%u, found %s", what, (int)open->len,
+	    p->src + open->off, line, col, got);
+	longjmp(p->jb, 1);
+}
+
 static const rules_tok *
 parse_expect(parser *p, rules_tok_kind k)
 {
@@ -383,7 +403,7 @@ parse_listlit(parser *p)
 		parse_next(p);
 	}
 	if (parse_peek(p)->kind != TK_RBRACK)
-		parse_expected(p, "',' or ']'");
+		parse_unclosed(p, open, "',' or ']'");
 	parse_next(p);
 	p->ast->nodes[lit].len = count;
 	return lit;
@@ -441,7 +461,9 @@ parse_primary(parser *p)
 	case TK_LPAREN:
 		parse_next(p);
 		i = parse_expr(p);
-		parse_expect(p, TK_RPAREN);
+		if (parse_peek(p)->kind != TK_RPAREN)
+			parse_unclosed(p, t, "')'");
+		parse_next(p);
 		break;
 	case TK_IDENT:
 		if (t->kw == KW_TRUE || t->kw == KW_FALSE) {
@@ -479,7 +501,7 @@ parse_primary(parser *p)
 				parse_next(p);
 			}
 			if (parse_peek(p)->kind != TK_RPAREN)
-				parse_expected(p, "',' or ')'");
+				parse_unclosed(p, &t[1], "',' or ')'");
 			parse_next(p);
 			p->ast->nodes[i].ix = nargs;
 			parse_depth(p, i);
