@@ -336,6 +336,9 @@ parse_number(parser *p, uint32_t *ret_off)
 		parse_next(p);
 		t = parse_peek(p);
 	}
+	if (t->kind == TK_STR)
+		parse_error_at(p, t, "expected a number, found the string %.*s (a number has no quotes)",
+		    (int)(t->len > 40 ? 40 : t->len), p->src + t->off);
 	if (t->kind != TK_NUM)
 		parse_expected(p, "a number");
 	memcpy(buf, p->src + t->off, t->len); /* the lexer caps numbers at RULES_MAX_NUMBER */
