@@ -1077,6 +1077,8 @@ parse_rule(parser *p)
 			else
 				parse_expected(p, "'active', 'shadow' or 'disabled'");
 			parse_next(p);
+		} else if (t->kind == TK_RPAREN) {
+			parse_error_at(p, t, "')' closes no '('");
 		} else {
 			parse_expected(p, "'when', 'score', 'decide', 'reason', 'tags', 'mode' or '}'");
 		}
