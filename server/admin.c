@@ -534,9 +534,8 @@ admin_json_gen(const json_t *o, const char *key, json_int_t min, uint64_t *ret,
  * points CURRENT at generation N, an operator's roll-back (or forward)
  * from the admin endpoint: what `vigil-rebuild --rollback --generation N`
  * does, for a caller that may not write the data directory itself (the
- * console). features/PENDING is settled first (store_genw_begin, as the
- * next rebuild). N must verify (store_gen_set_current opens it, under the
- * rebuild lock); with expect_current the change is made only if CURRENT
+ * console). N must verify (store_gen_set_current opens it, under the
+ * rebuild lock, after settling features/PENDING as the next rebuild would); with expect_current the change is made only if CURRENT
  * still names M, 0 for none (a stale page is refused, 409). vigild's
  * refresh then switches to it within 200 ms, features, thresholds and
  * model together.
@@ -555,7 +554,6 @@ admin_generation_set(srv_admin *a, struct evhttp_request *req)
 	size_t len;
 	uint64_t want = 0, expect = 0, cur = 0;
 	bool absent, no_expect;
-	store_genw *w = NULL;
 	store_diag d;
 	vigil_err rv;
 
@@ -618,19 +616,8 @@ admin_generation_set(srv_admin *a, struct evhttp_request *req)
 		admin_send_field_error(req, 409, "Conflict", "CONFLICT", "generation", msg);
 		goto out;
 	}
-	/* features/PENDING settled first, against the CURRENT it was written
-	 * beside, as the next rebuild's begin does: a generation CURRENT names
-	 * is kept, one it never named is removed. Left for that rebuild, a
-	 * roll-back would make it remove the generation rolled back from, or
-	 * a roll-forward could serve a night whose commit died. */
 	d.msg[0] = '\0';
-	rv = store_genw_begin(s->cfg.data_dir, &w, &d);
-	store_genw_abort(w);
-	if (rv != VIGIL_OK && rv != VIGIL_EBUSY)
-		srv_log("features: features/PENDING not settled before setting CURRENT: %s",
-		    d.msg[0] != '\0' ? d.msg : vigil_strerror(rv));
-	d.msg[0] = '\0';
-	rv = rv == VIGIL_EBUSY ? rv : store_gen_set_current(s->cfg.data_dir, want, &d);
+	rv = store_gen_set_current(s->cfg.data_dir, want, &d);
 	if (rv != VIGIL_OK) {
 		int code = rv == VIGIL_ENOTFOUND ? 404 : rv == VIGIL_EBUSY ? 409 : 422;
 

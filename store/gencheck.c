@@ -9,8 +9,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
-#include <math.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +17,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "codec.h"
 #include "gen.h"
 #include "gendir.h"
 #include "util_int.h"

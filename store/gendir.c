@@ -12,9 +12,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
-#include <math.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +19,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
-#include "codec.h"
 #include "gen.h"
 #include "gendir.h"
 #include "util_int.h"
@@ -242,6 +237,21 @@ gen_lock_take(const char *fdir, int *ret_fd, store_diag *reterr)
 	}
 	*ret_fd = fd;
 	return VIGIL_OK;
+}
+
+void
+gen_pending_settle(const char *fdir, uint64_t cur)
+{
+	char path[GEN_PATH_MAX], dir[GEN_PATH_MAX], name[32];
+	uint64_t pend = 0;
+
+	if (gen_file_read_gen(fdir, GEN_PENDING, &pend, NULL) != VIGIL_OK || pend == 0 ||
+	    gen_path_join(path, sizeof path, fdir, GEN_PENDING) != VIGIL_OK)
+		return;
+	gen_name(pend, name, sizeof name);
+	if (pend == cur || (gen_path_join(dir, sizeof dir, fdir, name) == VIGIL_OK &&
+	    gen_dir_remove(dir) == VIGIL_OK))
+		(void)unlink(path);
 }
 
 /* Removes a generation (or temp) directory and the files in it. */

@@ -80,6 +80,9 @@ vigil_err gen_file_read_gen(const char *fdir, const char *file, uint64_t *ret_ge
 vigil_err gen_cur_write(const char *fdir, uint64_t gen, store_diag *reterr);
 vigil_err gen_lock_take(const char *fdir, int *ret_fd, store_diag *reterr);
 vigil_err gen_dir_remove(const char *dir);
+/* Under the lock: PENDING's gen-N (a commit died before CURRENT named it,
+ * docs/storage.md) kept if it is cur, else removed; then PENDING. */
+void gen_pending_settle(const char *fdir, uint64_t cur);
 vigil_err gen_list(const char *fdir, bool clean_tmp, uint64_t **ret_gens, size_t *ret_n);
 vigil_err gen_prune(const char *fdir, uint32_t keep, uint64_t current, store_diag *reterr);
 vigil_err gen_file_replace(const char *dir, const char *name, const char *text, size_t len,

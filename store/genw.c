@@ -9,8 +9,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
-#include <math.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +16,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "codec.h"
 #include "gen.h"
@@ -107,9 +104,9 @@ vigil_err
 store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
 {
 	store_genw *w = NULL;
-	uint64_t   *gens = NULL, cur = 0, next, pend = 0;
+	uint64_t   *gens = NULL, cur = 0, next;
 	size_t      n = 0;
-	char        name[32], path[GEN_PATH_MAX], dir[GEN_PATH_MAX];
+	char        name[32];
 	MDB_txn    *txn = NULL;
 	vigil_err   rv;
 	int         rc;
@@ -143,14 +140,7 @@ store_genw_begin(const char *datadir, store_genw **ret_w, store_diag *reterr)
 		goto out;
 	}
 	w->gen = next;
-	/* PENDING: a commit died before CURRENT named its gen-N (docs/storage.md) */
-	if (gen_file_read_gen(w->fdir, GEN_PENDING, &pend, NULL) == VIGIL_OK && pend != 0 &&
-	    gen_path_join(path, sizeof path, w->fdir, GEN_PENDING) == VIGIL_OK) {
-		gen_name(pend, name, sizeof name);
-		if (pend == cur || (gen_path_join(dir, sizeof dir, w->fdir, name) == VIGIL_OK &&
-		    gen_dir_remove(dir) == VIGIL_OK))
-			(void)unlink(path);
-	}
+	gen_pending_settle(w->fdir, cur);
 	snprintf(name, sizeof name, ".tmp-gen-%06" PRIu64, w->gen);
 	if (gen_path_join(w->tmp, sizeof w->tmp, w->fdir, name) != VIGIL_OK) {
 		rv = VIGIL_ETOOBIG;

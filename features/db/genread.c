@@ -812,6 +812,7 @@ store_gen_set_current(const char *datadir, uint64_t generation, store_diag *rete
 {
 	char       fdir[GEN_PATH_MAX];
 	store_gen *g = NULL;
+	uint64_t   cur = 0;
 	int        lockfd = -1;
 	vigil_err  rv;
 
@@ -822,6 +823,14 @@ store_gen_set_current(const char *datadir, uint64_t generation, store_diag *rete
 	rv = gen_lock_take(fdir, &lockfd, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
+	/* PENDING settled against the CURRENT it was written beside, as the
+	 * next rebuild would: left, that rebuild would remove the generation
+	 * rolled back from, and a roll-forward could serve a night whose
+	 * commit died. */
+	rv = gen_cur_read(fdir, &cur, reterr);
+	if (rv != VIGIL_OK)
+		goto out;
+	gen_pending_settle(fdir, cur);
 	/* Only a generation this build can read may become current. */
 	rv = store_gen_open(datadir, generation, &g, reterr);
 	if (rv != VIGIL_OK)

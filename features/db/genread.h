@@ -96,8 +96,10 @@ vigil_err store_gen_thresholds_each(store_gen *g,
     void *arg);
 
 /* Points CURRENT at an existing generation (operators' roll-back), under
- * the rebuild lock, only if store_gen_open accepts it; its errors (with
- * reterr), or VIGIL_EBUSY while a rebuild runs. */
+ * the rebuild lock, only if store_gen_open accepts it, after settling
+ * features/PENDING as the next rebuild would (a generation CURRENT named
+ * kept, one it never named removed); its errors (with reterr), or
+ * VIGIL_EBUSY while a rebuild runs. */
 vigil_err store_gen_set_current(const char *datadir, uint64_t generation, store_diag *reterr);
 
 typedef struct gen_session gen_session;

@@ -135,7 +135,22 @@ grep -q '"current": 2}' "$T/out" || {
 	echo "FAIL: --rollback did not go back to generation 2:"; cat "$T/out" "$T/err"
 	fails=$((fails + 1)); }
 
-# 6. An as-of after tomorrow (a mistyped year) would be current for years
+# 6. A commit that died after CURRENT named gen-N and before it removed
+# PENDING: a --rollback from gen-N settles PENDING first, so the next
+# rebuild keeps gen-N (before, it removed the generation rolled back from).
+rm -rf "$T/h"
+mkdir -p "$T/h/archive"
+expect_ok -d "$T/h" -q --as-of 2026-03-01 --no-model
+expect_ok -d "$T/h" -q --as-of 2026-03-02 --no-model
+echo gen-000002 >"$T/h/features/PENDING"
+expect_ok -d "$T/h" -q --rollback
+[ ! -e "$T/h/features/PENDING" ] || { echo "FAIL: --rollback left PENDING"; fails=$((fails + 1)); }
+expect_ok -d "$T/h" -q --as-of 2026-03-03 --no-model
+[ -d "$T/h/features/gen-000002" ] || {
+	echo "FAIL: the rebuild after --rollback removed gen-000002, rolled back from"
+	fails=$((fails + 1)); }
+
+# 7. An as-of after tomorrow (a mistyped year) would be current for years
 # and refuse every nightly before it as going back in time: refused
 # without --force (2, nothing written); tomorrow's date is a night.
 rm -rf "$T/g"
