@@ -14,7 +14,10 @@
 #     segments sealed since are; a damaged ship-state stops the start with
 #     its path and line;
 #   - vigil-ship itself: a file already there with the same content is
-#     success, with other content an error that leaves it alone;
+#     success, with other content an error that leaves it alone; a run
+#     killed with SIGKILL after its copy (as vigild kills one at stop or
+#     over ship_timeout_s) leaves its hidden temporary, which the next run
+#     of that file removes;
 #   - a ship_command with an unknown %-escape is refused at start.
 set -eu
 VT_NAME=ship
@@ -173,4 +176,17 @@ printf 'changed' >"$D/dup.log"
 expect 1 'exists with other content' "$SHIP" "$D/dup.log" "$D/shared/$R"
 [ "$(cat "$D/shared/$R/dup.log")" = first ] || fail "vigil-ship overwrote a different file"
 expect 2 'usage' "$SHIP" only-one
+mkdir "$D/killbin"
+printf '#!/bin/sh\nkill -KILL "$PPID"\n' >"$D/killbin/sync"
+chmod +x "$D/killbin/sync"
+printf 'killed' >"$D/killed.log"
+st=0
+PATH="$D/killbin:$PATH" "$SHIP" "$D/killed.log" "$D/shared/$R" 2>/dev/null || st=$?
+[ "$st" -eq 137 ] || fail "vigil-ship under a sync that kills it: exit $st, want 137 (SIGKILL)"
+[ -n "$(find "$D/shared/$R" -name '.killed.log.tmp.*')" ] ||
+	fail "the killed vigil-ship left no temporary: the check below proves nothing"
+"$SHIP" "$D/killed.log" "$D/shared/$R" || fail "vigil-ship after a killed run failed"
+left=$(find "$D/shared/$R" -name '.killed.log.tmp.*')
+[ -z "$left" ] || fail "vigil-ship left a killed run's temporary: $left"
+[ "$(cat "$D/shared/$R/killed.log")" = killed ] || fail "killed.log not shipped after the killed run"
 echo "ship: OK ($(count "$D/shared/$R" 'seg-*.log') segments shipped)"
