@@ -30,6 +30,34 @@ grep -q '^ReadOnlyPaths=.*/var/lib/vigil\( \|$\)' "$c" ||
 grep -q '^u vigil-console ' "$u" || { echo "FAIL: sysusers: no user vigil-console"; exit 1; }
 grep -qx 'm vigil-console vigil' "$u" || { echo "FAIL: sysusers: vigil-console not in group vigil"; exit 1; }
 
+# Hardening, checked wherever the units are configured: every service has
+# vigild.service's settings of these keys, value for value (the paths and
+# address families differ by design and are checked above and by verify).
+# A unit without one (the console once lacked ProtectProc=invisible, the
+# system-call filter and LimitCORE=0) is named with the key.
+keys='NoNewPrivileges ProtectSystem ProtectHome PrivateTmp PrivateDevices
+ProtectKernelTunables ProtectKernelModules ProtectKernelLogs ProtectControlGroups
+ProtectClock ProtectHostname ProtectProc RestrictNamespaces RestrictRealtime
+RestrictSUIDSGID LockPersonality MemoryDenyWriteExecute RemoveIPC
+CapabilityBoundingSet AmbientCapabilities SystemCallArchitectures SystemCallFilter
+SystemCallErrorNumber UMask LimitCORE'
+setting() { # FILE KEY: "=VALUE" of each of the key's lines in [Service], on one line
+	awk -v k="$2" '/^\[/ { s = ($0 == "[Service]") }
+	    s && index($0, k "=") == 1 { v = v (n++ ? " " : "") substr($0, length(k) + 1) }
+	    END { print v }' "$1"
+}
+bad=0
+for k in $keys; do
+	want=$(setting "$build/deploy/vigild.service" "$k")
+	[ -n "$want" ] || { echo "FAIL: vigild.service has no $k="; bad=1; }
+	for s in vigil-rebuild.service vigil-console.service; do
+		got=$(setting "$build/deploy/$s" "$k")
+		[ "$got" = "$want" ] ||
+			{ echo "FAIL: $s: $k${got:- not set}, vigild.service has $k$want"; bad=1; }
+	done
+done
+[ "$bad" -eq 0 ] || exit 1
+
 if ! command -v systemd-analyze >/dev/null 2>&1; then
 	echo "SKIP: systemd-analyze not installed"
 	exit 77
@@ -45,7 +73,8 @@ if (cd "$tmp/probe" && systemd-analyze verify ./probe.service) >/dev/null 2>&1; 
 	exit 77
 fi
 
-for bin in "$build/server/vigild" "$build/batch/vigil-rebuild"; do
+for bin in "$build/server/vigild" "$build/batch/vigil-rebuild" "$build/console/vigil-console" \
+	"$build/tools/replay/vigil-replay"; do
 	if [ ! -x "$bin" ]; then
 		echo "SKIP: $bin is not built"
 		exit 77
@@ -56,6 +85,9 @@ sed "s|[^ =]*/bin/vigild|$build/server/vigild|g" "$build/deploy/vigild.service" 
 	> "$tmp/vigild.service"
 sed "s|[^ =]*/bin/vigil-rebuild|$build/batch/vigil-rebuild|g" \
 	"$build/deploy/vigil-rebuild.service" > "$tmp/vigil-rebuild.service"
+sed -e "s|[^ =]*/bin/vigil-console|$build/console/vigil-console|g" \
+	-e "s|[^ =]*/bin/vigil-replay|$build/tools/replay/vigil-replay|g" \
+	"$build/deploy/vigil-console.service" > "$tmp/vigil-console.service"
 cp "$build/deploy/vigil-rebuild.timer" "$tmp/"
 for page in "$build"/docs/*.[0-9]; do
 	[ -f "$page" ] || continue
@@ -67,19 +99,19 @@ export MANPATH
 
 cd "$tmp" || exit 1
 if ! systemd-analyze verify ./vigild.service ./vigil-rebuild.service ./vigil-rebuild.timer \
-	> "$tmp/out" 2>&1; then
+	./vigil-console.service > "$tmp/out" 2>&1; then
 	echo "FAIL: systemd-analyze verify:"
 	cat "$tmp/out"
 	exit 1
 fi
 # verify also warns without failing (unknown keys, bad values): none allowed
 # about our units.
-if grep -E 'vigild\.service|vigil-rebuild\.(service|timer)' "$tmp/out"; then
+if grep -E 'vigild\.service|vigil-rebuild\.(service|timer)|vigil-console\.service' "$tmp/out"; then
 	echo "FAIL: systemd-analyze verify warned about the units above"
 	exit 1
 fi
 grep -q '^Persistent=true' vigil-rebuild.timer || { echo "FAIL: timer not Persistent"; exit 1; }
 grep -q '^Type=notify' vigild.service || { echo "FAIL: vigild.service not Type=notify"; exit 1; }
 grep -q '^Type=oneshot' vigil-rebuild.service || { echo "FAIL: rebuild not oneshot"; exit 1; }
-echo "ok: vigild.service, vigil-rebuild.service, vigil-rebuild.timer verified"
+echo "ok: vigild.service, vigil-rebuild.service, vigil-rebuild.timer, vigil-console.service verified"
 exit 0
