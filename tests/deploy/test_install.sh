@@ -125,9 +125,13 @@ if command -v pandoc >/dev/null 2>&1; then
 fi
 
 # Run the installed vigild with the installed configuration: only the paths
-# move into the DESTDIR (and the listeners to local sockets).
+# move into the DESTDIR (the runtime directory /run/vigil to $T/run, the
+# loopback port to a free one).
+PORT=$(python3 "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/tests/lib/vt_port.py")
+mkdir "$T/run"
 sed -i -e "s|^data_dir = .*|data_dir = $T/data|" \
-	-e "s|^listen = .*|listen = ipc://$T/vigild.sock|" \
+	-e "/^listen = /s|tcp://127.0.0.1:9465|tcp://127.0.0.1:$PORT|" \
+	-e "/^listen = /s|ipc:///run/vigil/|ipc://$T/run/|g" \
 	-e "s|^admin = .*|admin = unix:$T/admin.sock|" \
 	-e "s|^path = /|path = $D/|" "$ini"
 grep -q "^path = $etc/rules/default.rules\$" "$ini" || fail "the installed vigild.ini does not serve the installed rules"
@@ -143,10 +147,17 @@ until curl -s --unix-socket "$T/admin.sock" http://vigild/readyz 2>/dev/null | g
 	kill -0 "$PID" 2>/dev/null || { PID=; fail "the installed vigild exited"; }
 	sleep 0.1
 done
+# Scored through the URL vigil-console.service sends its verdicts to: the
+# installed configuration serves it.
+console_url=$(sed -n 's/.*--server \([^ ]*\).*/\1/p' "$unitdir/vigil-console.service")
+case $console_url in
+ipc:///run/vigil/*) url="ipc://$T/run/${console_url#ipc:///run/vigil/}" ;;
+*) fail "vigil-console.service: --server '$console_url' is not an ipc:// socket in /run/vigil" ;;
+esac
 libdir=$(dirname "$(one -name 'libvigil-client.so*' -type f)")
-out=$(LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$score" --server "ipc://$T/vigild.sock" \
-	--txn-id inst-1 --card card-1 --merchant m-1 --amount 12.50 --currency EUR) ||
-	fail "the installed vigil-score failed: $out"
+out=$(LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$score" --server "$url" \
+	--txn-id inst-1 --card card-1 --merchant m-1 --amount 12.50 --currency EUR 2>&1) ||
+	fail "vigil-console.service's --server $console_url: the installed vigild.ini does not serve it ($out)"
 echo "$out" | grep -Eq '"decision": *"(allow|review|decline)"' || fail "no decision in the reply: $out"
 kill -TERM "$PID"
 st=0
