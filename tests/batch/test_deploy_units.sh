@@ -58,6 +58,32 @@ for k in $keys; do
 done
 [ "$bad" -eq 0 ] || exit 1
 
+# Directories: what the services' StateDirectory=, ConfigurationDirectory=
+# and RuntimeDirectory= make, with their *Mode= (systemd's 0755 when
+# unset), and tmpfiles.d's d lines agree on each path's mode (the source
+# files: written for the default layout, /etc/vigil). systemd warns at
+# every start of a unit whose mode differs from the directory's.
+srcdir=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/deploy
+{
+	for s in vigild.service vigil-rebuild.service vigil-console.service; do
+		awk -v u="$s" '/^\[/ { s = ($0 == "[Service]") }
+		    s && /^[A-Za-z]+=/ { k = substr($0, 1, index($0, "=") - 1); v[k] = substr($0, length(k) + 2) }
+		    END {
+			split("State:/var/lib/ Configuration:/etc/ Runtime:/run/", t, " ")
+			for (i = 1; i <= 3; i++) {
+				split(t[i], p, ":")
+				d = v[p[1] "Directory"]
+				if (d != "")
+					print p[2] d, (v[p[1] "DirectoryMode"] != "" ? v[p[1] "DirectoryMode"] : "0755"), u
+			}
+		    }' "$srcdir/$s"
+	done
+	awk '$1 == "d" { print $2, $3, "vigil.tmpfiles" }' "$srcdir/vigil.tmpfiles"
+} | awk '!($1 in m) { m[$1] = $2; w[$1] = $3; next }
+    $2 != m[$1] { printf "FAIL: %s: mode %s in %s, %s in %s\n", $1, $2, $3, m[$1], w[$1]; bad = 1 }
+    END { exit bad }' || bad=1
+[ "$bad" -eq 0 ] || exit 1
+
 if ! command -v systemd-analyze >/dev/null 2>&1; then
 	echo "SKIP: systemd-analyze not installed"
 	exit 77
