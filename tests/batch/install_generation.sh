@@ -6,7 +6,8 @@
 # gen-N (mv DIR EXISTING_DIR), which left a whole stray copy in the
 # generation directory that a rebuild's prune cannot remove. The race is
 # made certain: install A's first sync (between its copy and its rename)
-# runs install B to its end.
+# runs install B to its end. Then an install stopped by SIGTERM during its
+# copy leaves no temporary copy.
 set -u
 build=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -40,6 +41,19 @@ left=$(find "$T/rep/features" -maxdepth 1 -name '.install-*')
 [ -z "$left" ] || fail "temporary copies left in features/: $left"
 cmp -s "$T/build/features/gen-000001/data.mdb" "$T/rep/features/gen-000001/data.mdb" ||
 	fail "the installed data.mdb differs from the build's"
+
+# Stopped by SIGTERM during its copy (systemd stopping an ExecStartPre= at
+# TimeoutStartSec, a pod's container stopped): its temporary copy, a whole
+# generation, is removed, it says so and fails, and CURRENT is untouched.
+mkdir -p "$T/rep2" "$T/termbin"
+printf '#!/bin/sh\nkill -TERM "$PPID"\nexec %s "$@"\n' "$real_sync" >"$T/termbin/sync"
+chmod +x "$T/termbin/sync"
+st=0
+PATH="$T/termbin:$PATH" "$I" "$T/build" "$T/rep2" >"$T/term.out" 2>&1 || st=$?
+[ "$st" -ne 0 ] || fail "install stopped by SIGTERM exited 0"
+left=$(find "$T/rep2/features" -maxdepth 1 -name '.install-*')
+[ -z "$left" ] || fail "install stopped by SIGTERM left its temporary copy: $left"
+[ ! -e "$T/rep2/features/CURRENT" ] || fail "install stopped by SIGTERM wrote CURRENT"
 
 [ $fails -eq 0 ] || { echo "$fails case(s) failed"; exit 1; }
 echo "ok"
