@@ -1,6 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Checks deploy/'s systemd units with `systemd-analyze verify`: the units as
+# Checks deploy/'s systemd units: first, wherever they are configured, the
+# users, the hardening every service shares, the directories' modes against
+# tmpfiles.d and the data directory against vigild.ini; then with
+# `systemd-analyze verify`: the units as
 # `meson install` installs them (configured into <build>/deploy), with the
 # install paths of the binaries pointed at this build tree (verify insists
 # that ExecStart= programs exist) and MANPATH at the man pages built in
@@ -82,6 +85,27 @@ srcdir=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}/deploy
 } | awk '!($1 in m) { m[$1] = $2; w[$1] = $3; next }
     $2 != m[$1] { printf "FAIL: %s: mode %s in %s, %s in %s\n", $1, $2, $3, m[$1], w[$1]; bad = 1 }
     END { exit bad }' || bad=1
+[ "$bad" -eq 0 ] || exit 1
+
+# The data directory: vigild.ini's [store] data_dir is the one the units
+# name (docs/operations.md, "Install": keep it there).
+dd=$(sed -n 's/^data_dir *= *//p' "$srcdir/vigild.ini")
+[ -n "$dd" ] || { echo "FAIL: vigild.ini: no [store] data_dir"; exit 1; }
+words() { # FILE KEY: the words of the key's values in [Service], one a line
+	awk -v k="$2" '/^\[/ { s = ($0 == "[Service]") }
+	    s && index($0, k "=") == 1 { print substr($0, length(k) + 2) }' "$1" | tr ' ' '\n'
+}
+for c in vigild.service:ReadWritePaths vigil-rebuild.service:ReadWritePaths \
+	vigil-console.service:ReadOnlyPaths; do
+	words "$srcdir/${c%%:*}" "${c#*:}" | grep -qx -- "$dd" ||
+		{ echo "FAIL: ${c%%:*}: ${c#*:}= does not name vigild.ini's data_dir $dd"; bad=1; }
+done
+for s in vigil-rebuild.service vigil-console.service; do
+	# the word after --data in ExecStart= and its continuation lines
+	got=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$srcdir/$s" | tr -s ' \\\n' '\n\n\n' |
+		sed -n '/^--data$/{n;p;}')
+	[ "$got" = "$dd" ] || { echo "FAIL: $s: --data ${got:-missing}, vigild.ini's data_dir is $dd"; bad=1; }
+done
 [ "$bad" -eq 0 ] || exit 1
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
