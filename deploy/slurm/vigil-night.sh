@@ -7,7 +7,7 @@
 # succeeded (--dependency=afterok) merging the partial files into a
 # generation and installing it on every replica (vigil-merge.sbatch).
 #
-#   vigil-night.sh [--as-of DATE] [--force] [--wait]
+#   vigil-night.sh [--as-of YYYY-MM-DD] [--force] [--wait]
 #
 # Configuration, from the environment, with defaults from /etc/vigil/night.env
 # if it exists (VIGIL_NIGHT_ENV names another file; a variable the
@@ -67,6 +67,14 @@ while [ $# -gt 0 ]; do
 	*) echo "$me: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
+# every task and the paths (parts/AS_OF, logs/*-AS_OF*) take this date: a
+# bad one is refused here, not by each task after submission
+case $asof in
+[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]) ok=$(date -u -d "$asof" +%Y-%m-%d 2>/dev/null) || ok='' ;;
+*) ok='' ;;
+esac
+[ -n "$ok" ] && [ "$ok" = "$asof" ] ||
+	{ echo "$me: --as-of '$asof' is not a date YYYY-MM-DD (the night as of its 00:00 UTC)" >&2; exit 2; }
 need() { [ -n "$2" ] || { echo "$me: set $1 ($3)" >&2; exit 2; }; }
 need VIGIL_ARCHIVES "${VIGIL_ARCHIVES:-}" "the shipped archives"
 need VIGIL_BUILD "${VIGIL_BUILD:-}" "the shared data directory the night is built in"
