@@ -12,7 +12,8 @@
 # scores one transaction sent by the installed vigil-score and stops with
 # status 0; the installed vigil-replay and vigil-console, run with no path
 # option from another directory, read the installed default rules and web
-# UI. A second install keeps an edited configuration file.
+# UI. A second install keeps an edited configuration file and the
+# directories' modes that tmpfiles.d set.
 # Usage: test_install.sh (VIGIL_BUILD_ROOT set by meson).
 set -eu
 
@@ -201,8 +202,17 @@ kill -TERM "$PID"
 wait "$PID" || true
 PID=
 
-# A second install keeps the operator's edits.
+# A second install keeps the operator's edits, and the modes tmpfiles.d
+# gave the directories (as systemd-tmpfiles --create would: the
+# configuration's d lines, here without the owners).
 echo "; edited by the operator" >>"$ini"
+sed -n 's/^d \([^ ]*\) *\([0-7]*\) .*/\2 \1/p' "$lib/tmpfiles.d/vigil.conf" >"$T/tmpfiles.modes"
+[ -s "$T/tmpfiles.modes" ] || fail "tmpfiles.d/vigil.conf has no d lines"
+while read -r mode dir; do chmod "$mode" "$D$dir" || fail "cannot chmod $D$dir"; done <"$T/tmpfiles.modes"
 install_tree
 grep -q '^; edited by the operator$' "$ini" || fail "a reinstall replaced the edited $ini"
+while read -r mode dir; do
+	got=$(stat -c %a "$D$dir")
+	[ "$got" = "${mode#0}" ] || fail "a reinstall made $dir $got, tmpfiles.d made it $mode"
+done <"$T/tmpfiles.modes"
 echo "test_install: ok ($ndoc Documentation= references resolved; scored: $out)"
