@@ -172,6 +172,52 @@ test_compare(void **state)
 	json_decref(sum);
 }
 
+/* --compare counts a decision change out of the rows both files scored: a
+ * refused row (its txn_id reused for another transaction) has a decision
+ * under neither, and is counted on its own; text and JSON agree. */
+static void
+test_compare_counts_scored_rows(void **state)
+{
+	const char *in = path("cmpref.csv"), *other = path("cmpref.rules");
+	const char *out = path("cmpref.out"), *j = path("cmpref.json");
+	const char *argv[] = { replay, "--csv", in, "--rules", rules_asof, "--compare", other,
+		"--summary", j, NULL };
+	FILE *f = fopen(in, "w");
+	json_error_t jerr;
+	json_t *sum, *cmp;
+	char *o;
+
+	(void)state;
+	assert_non_null(f);
+	fputs("txn_id,event_time,card_id,merchant_id,amount\n"
+	    "t1,2024-03-01T10:00:00Z,c1,m1,1.00\n"
+	    "t1,2024-03-01T10:00:09Z,c1,m1,900.00\n"
+	    "t2,2024-03-01T10:00:10Z,c1,m1,2.00\n"
+	    "t3,2024-03-01T10:00:11Z,c1,m1,3.00\n", f);
+	fclose(f);
+	f = fopen(other, "w");
+	assert_non_null(f);
+	fputs("version \"cmp\"\nband review = 10\nband decline = 100\n"
+	    "rule any {\n  when amount >= 2\n  score 10\n  reason \"two or more\"\n}\n", f);
+	fclose(f);
+	assert_int_equal(tr_run(argv, out, NULL), 1); /* a row refused */
+	o = tr_slurp(out, NULL);
+	assert_non_null(o);
+	if (strstr(o, "  decisions changed: 2 of 3 compared; 1 rows refused, scored by "
+	    "neither\n") == NULL)
+		fail_msg("summary:\n%s", o);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	cmp = json_object_get(sum, "compare");
+	assert_int_equal(json_integer_value(json_object_get(cmp, "changed")), 2);
+	assert_int_equal(json_integer_value(json_object_get(cmp, "rows")), 3);
+	assert_int_equal(json_integer_value(json_object_get(cmp, "refused")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(cmp, "metrics"),
+	    "rows")), 3);
+	json_decref(sum);
+	free(o);
+}
+
 /* Offline scoring computes only the features the rule files read (a store
  * feature mask): a --compare file that reads features the main file does
  * not (merchant and terminal velocity, card counts) decides as it does when
@@ -632,6 +678,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_asof_future_label_unused),
 		cmocka_unit_test(test_compare),
 		cmocka_unit_test(test_compare_reads_other_features),
+		cmocka_unit_test(test_compare_counts_scored_rows),
 		cmocka_unit_test(test_archive_input),
 		cmocka_unit_test(test_archive_damaged_reported),
 		cmocka_unit_test(test_bad_rows_reported),

@@ -210,6 +210,7 @@ typedef struct rp {
 	metrics      *m, *m2;
 	report_data  *rd;           /* --report: what the page shows beyond the metrics */
 	uint64_t      rows, failed, changed, trans[4][4];
+	uint64_t      compared;     /* --compare, --exact: rows both sides scored and measured */
 	uint64_t      conflicts;    /* offline: rows refused, their txn_id reused (ECONFLICT) */
 	uint64_t      late, past_horizon; /* server: replies that said so (backfill) */
 	uint64_t      t_start_ns;

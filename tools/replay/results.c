@@ -150,6 +150,7 @@ rp_observe(rp *r, const rp_row *row, const rp_outcome *out, const rp_outcome *ou
 		rv = metrics_add(r->m2, &ob);
 		if (rv != VIGIL_OK)
 			return rv;
+		r->compared++;
 		if (out->decision != out2->decision)
 			r->changed++;
 		r->trans[out->decision & 3][out2->decision & 3]++;

@@ -81,6 +81,8 @@ rp_summary_json(rp *r, double secs)
 					json_object_set_new(t, k, json_integer((json_int_t)r->trans[a][b]));
 				}
 		json_object_set_new(c, "rules", json_string(r->o.exact ? r->o.rules : r->o.compare));
+		json_object_set_new(c, "rows", json_integer((json_int_t)r->compared));
+		json_object_set_new(c, "refused", json_integer((json_int_t)r->conflicts));
 		json_object_set_new(c, "changed", json_integer((json_int_t)r->changed));
 		json_object_set_new(c, "transitions", t);
 		json_object_set_new(c, "metrics", metrics_to_json(r->m2));
@@ -119,7 +121,13 @@ rp_print_compare(rp *r, FILE *out)
 	metrics_get_confusion(r->m, &a);
 	metrics_get_confusion(r->m2, &b);
 	fprintf(out, "\ncompare       %s\n", r->o.exact ? r->o.rules : r->o.compare);
-	fprintf(out, "  decisions changed: %" PRIu64 " of %" PRIu64 "\n", r->changed, r->rows);
+	/* out of the rows both sides scored: a refused row has a decision on
+	 * neither, so it is counted apart */
+	fprintf(out, "  decisions changed: %" PRIu64 " of %" PRIu64 " compared", r->changed,
+	    r->compared);
+	if (r->conflicts > 0)
+		fprintf(out, "; %" PRIu64 " rows refused, scored by neither", r->conflicts);
+	fputc('\n', out);
 	for (int x = 1; x < 4; x++)
 		for (int y = 1; y < 4; y++)
 			if (x != y && r->trans[x][y] > 0)
