@@ -7,7 +7,8 @@
  * must be byte-identical. Also with --concurrency 4 when the rule file reads
  * only per-card state (per-card order is kept by the sender), and with
  * nightly rebuilds (vigil-rebuild between days vs batch_rebuild in process);
- * the latency section appears in server mode only.
+ * the latency section appears in server mode only. A row the server
+ * refuses is counted apart and its label is not sent.
  * argv: vigil-replay vigil-gen.
  */
 #include <setjmp.h>
@@ -119,6 +120,62 @@ test_card_rules_concurrent(void **state)
 	agree("tests/tools/data/card_only.rules", "4", false, NULL, NULL);
 }
 
+/* A row the server refuses (its txn_id reused for another transaction:
+ * INVALID on txn.txn_id) was never scored nor archived: it is counted as
+ * refused, not as failed, and its label is not sent (it would land on the
+ * first transaction of that txn_id). */
+static void
+test_refused_row_label_not_sent(void **state)
+{
+	char in[300], j[300], out[300];
+	const char *rp = vt_src_path("rules/default.rules");
+	char rules_path[512];
+	vt_server s;
+	json_error_t jerr;
+	json_t *sum;
+	FILE *f;
+	char *o;
+	int rc;
+
+	(void)state;
+	snprintf(rules_path, sizeof rules_path, "%s", rp);
+	snprintf(in, sizeof in, "%s/refused.csv", tmp);
+	snprintf(j, sizeof j, "%s/refused.json", tmp);
+	snprintf(out, sizeof out, "%s/refused.out", tmp);
+	f = fopen(in, "w");
+	assert_non_null(f);
+	fputs("txn_id,event_time,card_id,merchant_id,amount,label\n"
+	    "t1,2024-03-01T10:00:00Z,c1,m1,1.00,0\n"
+	    "t1,2024-03-01T10:00:09Z,c1,m1,900.00,1\n"
+	    "t2,2024-03-01T10:00:10Z,c1,m1,2.00,0\n", f);
+	fclose(f);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(vt_server_start(&s, rules_path, NULL), 0);
+	{
+		const char *argv[] = { replay, "--csv", in, "--server", s.url, "--rules", rules_path,
+			"--summary", j, NULL };
+		rc = tr_run(argv, out, NULL);
+	}
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	assert_int_equal(rc, 1); /* a row refused */
+	o = tr_slurp(out, NULL);
+	assert_non_null(o);
+	if (strstr(o, "refused       1 rows the server refused: not scored, their labels not "
+	    "sent\n") == NULL || strstr(o, "failed ") != NULL)
+		fail_msg("summary:\n%s", o);
+	free(o);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	assert_int_equal(json_integer_value(json_object_get(sum, "rows")), 3);
+	assert_int_equal(json_integer_value(json_object_get(sum, "refused")), 1);
+	assert_int_equal(json_integer_value(json_object_get(sum, "failed")), 0);
+	assert_int_equal(json_integer_value(json_object_get(sum, "labels_sent")), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(sum, "metrics"),
+	    "rows")), 2);
+	json_decref(sum);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -127,6 +184,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_card_rules_concurrent),
 		cmocka_unit_test(test_default_rules_nightly),
 		cmocka_unit_test(test_paced),
+		cmocka_unit_test(test_refused_row_label_not_sent),
 	};
 	const char *g[] = { NULL, "--cards", "200", "--days", "8", "--seed", "11",
 		"--fraud-rate", "0.02", "-q", "-o", csv, NULL };

@@ -56,7 +56,8 @@ typedef struct rp_batch {
 	size_t        n;
 	uint64_t      first_index;  /* global index of rows[0] (for --rate) */
 	uint64_t      t0_ns;        /* pacing origin */
-	uint64_t      errors;
+	uint64_t      errors;       /* calls that failed or were refused */
+	uint64_t      refused;      /* of them, refused by the server (rp_refusal) */
 	atomic_uint_fast64_t consecutive; /* failures in a row, all senders */
 	atomic_bool   give_up;
 	pthread_mutex_t mu;
@@ -82,6 +83,17 @@ rp_sleep_until(uint64_t t_ns)
 			(long)((t_ns - now) % 1000000000u) };
 		nanosleep(&ts, NULL);
 	}
+}
+
+/* Whether the server answered e and refused the transaction: it was not
+ * scored nor archived, so it has no outcome and its label is not sent.
+ * The others (no reply, overloaded, unavailable, internal) leave it unknown
+ * whether the server kept it. */
+static bool
+rp_refusal(vigil_client_err e)
+{
+	return e == VIGIL_CLIENT_SINVALID || e == VIGIL_CLIENT_SMALFORMED ||
+	    e == VIGIL_CLIENT_STOOBIG || e == VIGIL_CLIENT_SUNSUPPORTED;
 }
 
 static void *
@@ -116,9 +128,10 @@ rp_worker_main(void *arg)
 		t1 = vigil_mono_ns();
 		e = vigil_client_score(r->client, &ct, NULL, &res, &info);
 		if (e != VIGIL_CLIENT_OK) {
-			out->failed = true;
-			out->refused = false;
+			out->refused = rp_refusal(e);
+			out->failed = !out->refused;
 			pthread_mutex_lock(&b->mu);
+			b->refused += out->refused;
 			if (b->errors++ < RP_MAX_ERRORS_SHOWN)
 				fprintf(stderr, "vigil-replay: %s: %s%s%s\n", ct.txn_id, info.message,
 				    info.field[0] ? " field " : "", info.field);
@@ -425,6 +438,8 @@ rp_run_server(rp *r)
 			rv = rp_observe(r, &b.rows[i], &b.outs[i], NULL);
 			if (rv != VIGIL_OK)
 				goto out;
+			if (b.outs[i].refused) /* never scored: no label for it */
+				continue;
 			rv = rp_label_queue(r, &b.rows[i]);
 			if (rv != VIGIL_OK)
 				goto out;
@@ -437,7 +452,8 @@ rp_run_server(rp *r)
 	 * the server's archive ends up with every known label */
 	rv = rp_labels_due(r, INT64_MAX);
 out:
-	r->failed = b.errors;
+	r->failed = b.errors - b.refused;
+	r->refused = b.refused;
 	pthread_mutex_destroy(&b.mu);
 	free(b.rows);
 	free(b.outs);

@@ -108,7 +108,7 @@ typedef struct rp_outcome {
 	uint32_t       latency_us;
 	uint64_t       generation;
 	bool           failed;
-	bool           refused; /* offline: its txn_id was scored for another transaction */
+	bool           refused; /* not scored: a reused txn_id (offline), or the server refused it */
 	bool           late;    /* server: the reply said late (in no velocity window) */
 	bool           past_horizon; /* server: past the dedupe horizon (a repeat is not detected) */
 	double         model_score; /* NaN: no model */
@@ -211,7 +211,7 @@ typedef struct rp {
 	report_data  *rd;           /* --report: what the page shows beyond the metrics */
 	uint64_t      rows, failed, changed, trans[4][4];
 	uint64_t      compared;     /* --compare, --exact: rows both sides scored and measured */
-	uint64_t      conflicts;    /* offline: rows refused, their txn_id reused (ECONFLICT) */
+	uint64_t      conflicts, refused; /* rows refused: offline a reused txn_id, or the server */
 	uint64_t      late, past_horizon; /* server: replies that said so (backfill) */
 	uint64_t      t_start_ns;
 	int64_t       first_event;

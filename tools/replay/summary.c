@@ -49,6 +49,7 @@ rp_summary_json(rp *r, double secs)
 	json_object_set_new(o, "failed", json_integer((json_int_t)r->failed));
 	json_object_set_new(o, "txn_id_conflicts", json_integer((json_int_t)r->conflicts));
 	if (r->o.nservers) {
+		json_object_set_new(o, "refused", json_integer((json_int_t)r->refused));
 		json_object_set_new(o, "late", json_integer((json_int_t)r->late));
 		json_object_set_new(o, "past_dedupe_horizon", json_integer((json_int_t)r->past_horizon));
 	}
@@ -163,6 +164,9 @@ rp_summary_print(rp *r, double secs)
 	if (r->conflicts > 0)
 		printf("refused       %" PRIu64 " rows reused the txn_id of a different "
 		    "transaction (vigild refuses them)\n", r->conflicts);
+	if (r->refused > 0)
+		printf("refused       %" PRIu64 " rows the server refused: not scored, their "
+		    "labels not sent\n", r->refused);
 	if (r->late > 0 || r->past_horizon > 0)
 		printf("backfill      %" PRIu64 " replies said late (in no velocity window), %" PRIu64
 		    " past the dedupe horizon: send history oldest first, before live traffic "
