@@ -54,7 +54,9 @@ struct csv_reader {
 	/* current record */
 	char      *rec;
 	uint32_t   rec_len, rec_cap;
-	uint32_t   rec_bytes, max_record; /* bytes of the record as read, its cap */
+	uint64_t   rec_start;  /* stats.bytes where the current record starts */
+	uint32_t   max_record; /* cap on its bytes as read (docs/csv.md, Caps) */
+	bool       over_fields; /* the record went over max_fields (else bytes) */
 	csv_field *fields;
 	uint32_t   nfields, max_fields;
 	/* header map: file column -> csv_col, or -1 (ignored) */
@@ -185,10 +187,19 @@ csv_skip_line(csv_reader *rd)
 	}
 }
 
+/* Whether the record read so far (every byte consumed since its start:
+ * quotes, commas, quoted line breaks) is over the cap. The content kept in
+ * rec is never longer, so rec holds it. */
+static inline bool
+csv_rec_over(const csv_reader *rd)
+{
+	return rd->stats.bytes - rd->rec_start > rd->max_record;
+}
+
 static bool
 csv_rec_put(csv_reader *rd, char c, bool *over)
 {
-	if (++rd->rec_bytes > rd->max_record || rd->rec_len + 1 >= rd->rec_cap) {
+	if (csv_rec_over(rd) || rd->rec_len + 1 >= rd->rec_cap) {
 		*over = true;
 		return false;
 	}
@@ -201,7 +212,12 @@ csv_field_end(csv_reader *rd, uint32_t start, bool *over)
 {
 	if (*over)
 		return false;
+	if (csv_rec_over(rd)) { /* a closing quote or a comma took it over */
+		*over = true;
+		return false;
+	}
 	if (rd->nfields >= rd->max_fields) {
+		rd->over_fields = true;
 		*over = true;
 		return false;
 	}
@@ -214,6 +230,18 @@ csv_field_end(csv_reader *rd, uint32_t start, bool *over)
 	rd->nfields++;
 	rd->rec[rd->rec_len++] = '\0';
 	return true;
+}
+
+/* The cap the record (what: "record", "header") on line went over. */
+static void
+csv_diag_over(const csv_reader *rd, uint64_t line, const char *what, csv_diag *reterr)
+{
+	if (rd->over_fields)
+		csv_diagf(reterr, rd->name, line, NULL, "%s: more than %" PRIu32 " fields", what,
+		    rd->max_fields);
+	else
+		csv_diagf(reterr, rd->name, line, NULL, "%s: longer than %" PRIu32 " bytes", what,
+		    rd->max_record);
 }
 
 /* Bytes that end a run of plain field bytes: the delimiters, the quote. */
@@ -262,8 +290,7 @@ found:
 		return;
 	rd->stats.bytes += n;
 	if (!*over) {
-		if ((uint64_t)rd->rec_bytes + n > rd->max_record ||
-		    (uint64_t)rd->rec_len + n >= rd->rec_cap) {
+		if (csv_rec_over(rd) || (uint64_t)rd->rec_len + n >= rd->rec_cap) {
 			*over = true;
 		} else {
 #ifdef __SSE2__
@@ -276,7 +303,6 @@ found:
 #endif
 				memcpy(rd->rec + rd->rec_len, rd->blk + rd->blk_pos, n);
 			rd->rec_len += (uint32_t)n;
-			rd->rec_bytes += (uint32_t)n;
 		}
 	}
 	rd->blk_pos = i;
@@ -335,7 +361,6 @@ csv_line_fast(csv_reader *rd)
 	}
 	rd->nfields = n;
 	rd->rec_len = (uint32_t)len + 1;
-	rd->rec_bytes = (uint32_t)len + 1 - n;
 	rd->rec_line = rd->line;
 	rd->line++;
 	rd->stats.lines++;
@@ -361,8 +386,8 @@ csv_tokenize(csv_reader *rd, const char **reason)
 		return CSV_TOK_RECORD;
 again:
 	rd->rec_len = 0;
-	rd->rec_bytes = 0;
 	rd->nfields = 0;
+	rd->over_fields = false;
 	c = csv_getc(rd);
 	if (c < 0)
 		return CSV_TOK_END;
@@ -377,6 +402,7 @@ again:
 		goto again;
 	}
 	rd->rec_line = rd->line;
+	rd->rec_start = rd->stats.bytes; /* c is counted below, as it is taken */
 	for (;;) {
 		start = rd->rec_len;
 		if (c == '"') {
@@ -634,9 +660,7 @@ csv_read_header(csv_reader *rd, csv_diag *reterr)
 		csv_diagf(reterr, rd->name, 1, NULL, "header: %s", reason);
 		return VIGIL_ESYNTAX;
 	case CSV_TOK_TOOBIG:
-		csv_diagf(reterr, rd->name, 1, NULL,
-		    "header: longer than %" PRIu32 " bytes or %" PRIu32 " fields", rd->max_record,
-		    rd->max_fields);
+		csv_diag_over(rd, 1, "header", reterr);
 		return VIGIL_ETOOBIG;
 	case CSV_TOK_RECORD:
 		break;
@@ -1110,8 +1134,7 @@ csv_reader_next(csv_reader *rd, csv_row *ret_row, csv_diag *reterr)
 	case CSV_TOK_BAD:
 		return csv_bad(rd, line, reterr, "record", "%s", reason);
 	case CSV_TOK_TOOBIG:
-		csv_diagf(reterr, rd->name, line, NULL, "record: longer than %" PRIu32
-		    " bytes or more than %" PRIu32 " fields", rd->max_record, rd->max_fields);
+		csv_diag_over(rd, line, "record", reterr);
 		rd->stats.bad_rows++;
 		return VIGIL_ETOOBIG;
 	case CSV_TOK_RECORD:

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define CSV_PATTERN_MAX 31        /* fraud_pattern bytes */
-#define CSV_DEFAULT_MAX_RECORD 4096 /* bytes of one record (quoted newlines included) */
+#define CSV_DEFAULT_MAX_RECORD 4096 /* bytes of one record as read, its line ending excluded */
 #define CSV_DEFAULT_MAX_FIELDS 64
 #define CSV_HARD_MAX_RECORD (1u << 20)
 #define CSV_HARD_MAX_FIELDS 1024
@@ -110,8 +110,10 @@ vigil_err csv_reader_open_mem(const char *name, const void *buf, size_t len,
  * VIGIL_ENOTFOUND: end of input (not an error).
  * VIGIL_EINVAL: the record is bad; reterr prints "FILE:LINE: column: reason"; the
  *   reader has skipped it and is positioned at the next record.
- * VIGIL_ETOOBIG: the record is over max_record_bytes or max_fields
- *   ("FILE:LINE: record: longer than N bytes"); skipped, reading may go on.
+ * VIGIL_ETOOBIG: the record is over max_record_bytes (its bytes as read:
+ *   commas, quotes and quoted line breaks, not its line ending) or
+ *   max_fields ("FILE:LINE: record: longer than N bytes", "... record: more
+ *   than N fields"); skipped, reading may go on.
  * VIGIL_EIO: read error; stop.
  */
 vigil_err csv_reader_next(csv_reader *rd, csv_row *ret_row, csv_diag *reterr);
