@@ -218,6 +218,43 @@ test_compare_counts_scored_rows(void **state)
 	free(o);
 }
 
+/* A CSV out of day order (a late arrival, as an export in arrival order
+ * has): each row is scored as it comes and the rows behind are counted, in
+ * the text and the JSON summary, so a back-test never passes one off as
+ * scored in its own day. */
+static void
+test_rows_behind_counted(void **state)
+{
+	const char *in = path("behind.csv"), *out = path("behind.out"), *j = path("behind.json");
+	const char *argv[] = { replay, "--csv", in, "--rules", rules_asof, "--summary", j, NULL };
+	FILE *f = fopen(in, "w");
+	json_error_t jerr;
+	json_t *sum;
+	char *o;
+
+	(void)state;
+	assert_non_null(f);
+	fputs("txn_id,event_time,card_id,merchant_id,amount\n"
+	    "t1,2024-03-01T10:00:00Z,c1,m1,1.00\n"
+	    "t2,2024-03-03T10:00:00Z,c1,m1,2.00\n"
+	    "t3,2024-03-02T23:59:59Z,c2,m1,3.00\n"
+	    "t4,2024-03-03T09:00:00Z,c2,m1,4.00\n"
+	    "t5,2024-03-01T00:00:00Z,c3,m1,5.00\n", f);
+	fclose(f);
+	assert_int_equal(tr_run(argv, out, NULL), 0);
+	o = tr_slurp(out, NULL);
+	assert_non_null(o);
+	if (strstr(o, "\norder         2 rows of a UTC day before one already replayed: ") ==
+	    NULL)
+		fail_msg("summary:\n%s", o);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	assert_int_equal(json_integer_value(json_object_get(sum, "rows")), 5);
+	assert_int_equal(json_integer_value(json_object_get(sum, "rows_behind")), 2);
+	json_decref(sum);
+	free(o);
+}
+
 /* Offline scoring computes only the features the rule files read (a store
  * feature mask): a --compare file that reads features the main file does
  * not (merchant and terminal velocity, card counts) decides as it does when
@@ -679,6 +716,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_compare),
 		cmocka_unit_test(test_compare_reads_other_features),
 		cmocka_unit_test(test_compare_counts_scored_rows),
+		cmocka_unit_test(test_rows_behind_counted),
 		cmocka_unit_test(test_archive_input),
 		cmocka_unit_test(test_archive_damaged_reported),
 		cmocka_unit_test(test_bad_rows_reported),

@@ -477,6 +477,8 @@ rp_run_offline(rp *r)
 		}
 		if (day > r->day)
 			r->day = day;
+		else if (day < r->day)
+			r->behind++; /* scored as it comes, as vigild scores a late one */
 		/* the card's metrics slot loads while the row is scored */
 		metrics_prefetch(r->m, row.txn.card_id);
 		metrics_prefetch(r->m2, row.txn.card_id);

@@ -416,6 +416,8 @@ rp_run_server(rp *r)
 			}
 			if (day > r->day)
 				r->day = day;
+			else if (day < r->day)
+				r->behind++; /* scored as it comes, as vigild scores a late one */
 			if (batch_day == INT64_MIN)
 				batch_day = day;
 			b.n++;

@@ -203,8 +203,8 @@ typedef struct rp {
 	/* state */
 	int64_t       day;          /* current UTC day number, INT64_MIN before the first row */
 	uint32_t      nightly_runs;
-	uint64_t      night_ns;     /* time spent in nightly rebuilds (not scoring) */
-	uint64_t      last_generation;
+	uint64_t      night_ns, last_generation; /* night_ns: in nightly rebuilds, not scoring */
+	uint64_t      behind;       /* rows of a UTC day before one already replayed */
 	/* outputs */
 	FILE         *results;
 	metrics      *m, *m2;

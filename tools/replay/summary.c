@@ -48,6 +48,7 @@ rp_summary_json(rp *r, double secs)
 	    json_string(r->src.corrupt_first) : json_null());
 	json_object_set_new(o, "failed", json_integer((json_int_t)r->failed));
 	json_object_set_new(o, "txn_id_conflicts", json_integer((json_int_t)r->conflicts));
+	json_object_set_new(o, "rows_behind", json_integer((json_int_t)r->behind));
 	if (r->o.nservers) {
 		json_object_set_new(o, "refused", json_integer((json_int_t)r->refused));
 		json_object_set_new(o, "late", json_integer((json_int_t)r->late));
@@ -167,6 +168,10 @@ rp_summary_print(rp *r, double secs)
 	if (r->refused > 0)
 		printf("refused       %" PRIu64 " rows the server refused: not scored, their "
 		    "labels not sent\n", r->refused);
+	if (r->behind > 0)
+		printf("order         %" PRIu64 " rows of a UTC day before one already replayed: "
+		    "scored as they came, with the features and model then in force (as vigild "
+		    "scores a late arrival), measured in the day then open\n", r->behind);
 	if (r->late > 0 || r->past_horizon > 0)
 		printf("backfill      %" PRIu64 " replies said late (in no velocity window), %" PRIu64
 		    " past the dedupe horizon: send history oldest first, before live traffic "
