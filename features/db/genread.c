@@ -826,11 +826,10 @@ store_gen_set_current(const char *datadir, uint64_t generation, store_diag *rete
 	/* PENDING settled against the CURRENT it was written beside, as the
 	 * next rebuild would: left, that rebuild would remove the generation
 	 * rolled back from, and a roll-forward could serve a night whose
-	 * commit died. */
-	rv = gen_cur_read(fdir, &cur, reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	gen_pending_settle(fdir, cur);
+	 * commit died. A CURRENT that does not read is what this repairs:
+	 * PENDING is then left to the rule of the next rebuild. */
+	if (gen_cur_read(fdir, &cur, NULL) == VIGIL_OK)
+		gen_pending_settle(fdir, cur);
 	/* Only a generation this build can read may become current. */
 	rv = store_gen_open(datadir, generation, &g, reterr);
 	if (rv != VIGIL_OK)
