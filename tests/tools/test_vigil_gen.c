@@ -153,6 +153,57 @@ test_usage_errors(void **state)
 	assert_int_equal(WEXITSTATUS(st), 2);
 }
 
+/* Runs vigil-gen FLAG VALUE on one day of ten cards, its stderr into err;
+ * its exit status. */
+static int
+run_gen_flag(const char *flag, const char *value, char *err, size_t errlen)
+{
+	int fd[2], st;
+	ssize_t n;
+	size_t got = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(fd), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], STDERR_FILENO);
+		close(fd[0]);
+		execl(gen_path, gen_path, "--cards", "10", "--days", "1", flag, value, "-q", "-o",
+		    "/dev/null", (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	while (got + 1 < errlen && (n = read(fd[0], err + got, errlen - 1 - got)) > 0)
+		got += (size_t)n;
+	err[got] = '\0';
+	close(fd[0]);
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A value that is not the number a flag takes is a usage error naming the
+ * flag: a seed with a space and a sign is not wrapped round to 2^64 - 5
+ * (it gave that seed's traffic), an empty --fraud-rate is not 0. */
+static void
+test_number_flags(void **state)
+{
+	char err[512];
+
+	(void)state;
+	assert_int_equal(run_gen_flag("--seed", " -5", err, sizeof err), 2);
+	assert_string_equal(err, "vigil-gen: --seed:  -5: not a whole number in "
+	    "[0, 18446744073709551615] (see --help)\n");
+	assert_int_equal(run_gen_flag("--fraud-rate", "", err, sizeof err), 2);
+	assert_string_equal(err, "vigil-gen: --fraud-rate: : not a number in [0, 0.2] "
+	    "(see --help)\n");
+	assert_int_equal(run_gen_flag("--cards", "+5", err, sizeof err), 2);
+	assert_string_equal(err, "vigil-gen: --cards: +5: not a whole number in [1, 50000000] "
+	    "(see --help)\n");
+	assert_int_equal(run_gen_flag("--seed", "18446744073709551615", err, sizeof err), 0);
+	assert_int_equal(run_gen_flag("--fraud-rate", "0.2", err, sizeof err), 0);
+}
+
 /* Runs vigil-gen with --start start on one day of ten cards; its exit status. */
 static int
 run_gen_start(const char *start)
@@ -190,6 +241,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_rows_are_valid_sorted_and_labelled),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_start_range),
+		cmocka_unit_test(test_number_flags),
 	};
 	int rv;
 

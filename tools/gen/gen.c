@@ -42,7 +42,8 @@ typedef struct gen_rng {
 	uint64_t s[4];
 } gen_rng;
 
-#define gen_usage_error(...) vigil_cli_usage_error("vigil-gen", __VA_ARGS__)
+#define GEN_PROG "vigil-gen"
+#define gen_usage_error(...) vigil_cli_usage_error(GEN_PROG, __VA_ARGS__)
 
 static void
 gen_rng_seed(gen_rng *r, uint64_t seed)
@@ -1069,20 +1070,6 @@ usage(FILE *f)
 	    "bad command line", NULL });
 }
 
-static bool
-parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi)
-		return false;
-	*ret = (uint32_t)v;
-	return true;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -1097,7 +1084,6 @@ main(int argc, char **argv)
 	bool quiet = false;
 	int opt, status = 1;
 	vigil_err rv;
-	char *end;
 
 	memset(&w, 0, sizeof w);
 	w.o.cards = 10000;
@@ -1108,15 +1094,15 @@ main(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "o:qhV", longopts, NULL)) != -1) {
 		switch (opt) {
+		/* the shared parsers (common/cli.h): a sign, a space or an empty
+		 * value is refused, never read as 0 or wrapped round */
 		case GEN_OPT_CARDS:
-			if (!parse_u32(optarg, 1, GEN_MAX_CARDS, &w.o.cards))
-				return gen_usage_error("--cards: \"%s\" is not an integer in 1..%u",
-				    optarg, GEN_MAX_CARDS);
+			if (vigil_cli_parse_u32(GEN_PROG, "cards", optarg, 1, GEN_MAX_CARDS, &w.o.cards))
+				return VIGIL_EXIT_USAGE;
 			break;
 		case GEN_OPT_DAYS:
-			if (!parse_u32(optarg, 1, GEN_MAX_DAYS, &w.o.days))
-				return gen_usage_error("--days: \"%s\" is not an integer in 1..%u",
-				    optarg, GEN_MAX_DAYS);
+			if (vigil_cli_parse_u32(GEN_PROG, "days", optarg, 1, GEN_MAX_DAYS, &w.o.days))
+				return VIGIL_EXIT_USAGE;
 			break;
 		case GEN_OPT_START:
 			if (vigil_date_parse(optarg, &w.o.start_ms) != VIGIL_OK ||
@@ -1126,18 +1112,13 @@ main(int argc, char **argv)
 				    optarg);
 			break;
 		case GEN_OPT_SEED:
-			errno = 0;
-			w.o.seed = strtoull(optarg, &end, 10);
-			if (*optarg == '\0' || *optarg == '-' || *end != '\0' || errno != 0)
-				return gen_usage_error("--seed: \"%s\" is not an unsigned 64-bit integer",
-				    optarg);
+			if (vigil_cli_parse_u64(GEN_PROG, "seed", optarg, 0, UINT64_MAX, &w.o.seed))
+				return VIGIL_EXIT_USAGE;
 			break;
 		case GEN_OPT_FRAUD_RATE:
-			errno = 0;
-			w.o.fraud_rate = strtod(optarg, &end);
-			if (*end != '\0' || errno != 0 || !(w.o.fraud_rate >= 0 && w.o.fraud_rate <= 0.2))
-				return gen_usage_error("--fraud-rate: \"%s\" is not a number in [0, 0.2]",
-				    optarg);
+			if (vigil_cli_parse_double(GEN_PROG, "fraud-rate", optarg, 0, false, 0.2,
+			    &w.o.fraud_rate))
+				return VIGIL_EXIT_USAGE;
 			break;
 		case 'o':
 			w.o.out = optarg;
