@@ -224,6 +224,14 @@ expect_grep "c.cases:4: FAIL right points: points " "$T/err"
 expect_rc 2 "$V" test "$ROOT/rules/default.rules" "$T/bad.cases"
 expect_grep "4 cases, 1 passed, 3 failed" "$T/out"
 expect_grep "bad.cases:5:" "$T/err"
+# a key given twice is refused, as vigil-score refuses it: read as its last
+# value, a case expecting "decline" then "allow" passed on an allow
+{ sed -n 2p "$T/c.cases"; printf '%s\n' '{"name":"twice","txn":{"txn_id":"t1","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z"},"expect":{"decision":"decline","decision":"allow"}}'; } >"$T/dup.cases"
+expect_rc 2 "$V" test "$ROOT/rules/default.rules" "$T/dup.cases"
+expect_grep "2 cases, 1 passed, 1 failed" "$T/out"
+expect_line "$T/dup.cases:2:175: error: duplicate object key near '\"decision\"'" "$T/err"
+expect_rc 2 "$V" explain "$ROOT/rules/default.rules" --txn '{"txn_id":"t1","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"amount":90000}'
+expect_line "vigil-rules: --txn:1:83: duplicate object key near '\"amount\"'" "$T/err"
 # a case that is JSON but not a case is an error in CASES, not a FAIL: a
 # misspelt expect key made the case pass whatever the rules decided
 CT='"txn": {"txn_id":"t1","card_id":"c","merchant_id":"m","currency":"EUR","amount":1,"event_time":"2026-11-20T14:00:00Z"}'

@@ -985,9 +985,9 @@ cmd_explain(int argc, char **argv, const rules_schema *schema)
 			status = EXIT_USAGE;
 			goto out;
 		}
-		obj = json_loadb(input, ilen, 0, &jerr);
+		obj = json_loadb(input, ilen, JSON_REJECT_DUPLICATES, &jerr);
 	} else {
-		obj = json_loads(txnarg, 0, &jerr);
+		obj = json_loads(txnarg, JSON_REJECT_DUPLICATES, &jerr);
 	}
 	if (obj == NULL) {
 		char where[4200];
@@ -1298,7 +1298,8 @@ cmd_test(int argc, char **argv, const rules_schema *schema)
 			continue;
 		ncases++;
 		snprintf(name, sizeof name, "line %u", lineno);
-		obj = json_loadb(line, ll, 0, &jerr);
+		/* a key given twice would be read as its last value: refused, as vigil-score does */
+		obj = json_loadb(line, ll, JSON_REJECT_DUPLICATES, &jerr);
 		if (obj == NULL) { /* a cases file that does not parse: exit 2, the rest still run */
 			fprintf(stderr, "%s:%u:%d: error: %s\n", argv[optind + 1], lineno, jerr.column, jerr.text);
 			nfail++;
