@@ -143,6 +143,35 @@ vigil_channel_parse(const char *s, vigil_channel *ret_c)
 	return VIGIL_EINVAL;
 }
 
+size_t
+vigil_utf8_seq(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	uint32_t c = 0;
+	size_t   n = 0, i;
+
+	if (len == 0)
+		return 0;
+	if (*s < 0x80)
+		return 1;
+	if (*s >= 0xc2 && *s <= 0xdf) {
+		n = 1;
+		c = *s & 0x1f;
+	} else if (*s >= 0xe0 && *s <= 0xef) {
+		n = 2;
+		c = *s & 0x0f;
+	} else if (*s >= 0xf0 && *s <= 0xf4) {
+		n = 3;
+		c = *s & 0x07;
+	}
+	for (i = 1; n > 0 && i <= n && i < len && (s[i] & 0xc0) == 0x80; i++)
+		c = c << 6 | (s[i] & 0x3f);
+	if (n == 0 || i <= n || (n == 2 && c < 0x800) ||
+	    (n == 3 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n + 1;
+}
+
 /*
  * Every byte that is a control character, or not part of a well-formed
  * UTF-8 sequence (overlong, surrogate, over U+10FFFF, or cut off by a
@@ -152,36 +181,16 @@ vigil_channel_parse(const char *s, vigil_channel *ret_c)
 void
 vigil_utf8_line(char *str)
 {
-	unsigned char *s = (unsigned char *)str;
+	size_t len = strlen(str), i = 0;
 
-	while (*s != 0) {
-		uint32_t c = 0;
-		int      n = 0, i;
+	while (i < len) {
+		size_t n = vigil_utf8_seq(str + i, len - i);
 
-		if (*s < 0x80) {
-			if (*s < 0x20 || *s == 0x7f)
-				*s = '?';
-			s++;
+		if (n == 0 || (n == 1 && ((unsigned char)str[i] < 0x20 || str[i] == 0x7f))) {
+			str[i++] = '?';
 			continue;
 		}
-		if (*s >= 0xc2 && *s <= 0xdf) {
-			n = 1;
-			c = *s & 0x1f;
-		} else if (*s >= 0xe0 && *s <= 0xef) {
-			n = 2;
-			c = *s & 0x0f;
-		} else if (*s >= 0xf0 && *s <= 0xf4) {
-			n = 3;
-			c = *s & 0x07;
-		}
-		for (i = 1; n > 0 && i <= n && (s[i] & 0xc0) == 0x80; i++)
-			c = c << 6 | (s[i] & 0x3f);
-		if (n == 0 || i <= n || (n == 2 && c < 0x800) ||
-		    (n == 3 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff)) {
-			*s++ = '?';
-			continue;
-		}
-		s += n + 1;
+		i += n;
 	}
 }
 

@@ -45,6 +45,10 @@ vigil_err vigil_err_from_errno(int errnum);
  * bytes of no well-formed sequence become '?'. For messages that quote
  * input and go into JSON or protobuf strings, which hold nothing else. */
 void vigil_utf8_line(char *s);
+/* The length (1-4) of the well-formed UTF-8 sequence at s[0..len), ASCII
+ * included; 0 if none starts there (a stray continuation byte, overlong,
+ * surrogate, over U+10FFFF, cut off). */
+size_t vigil_utf8_seq(const char *s, size_t len);
 
 /*
  * The detail of an input error, one shape in every component: what it is

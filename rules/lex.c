@@ -230,13 +230,27 @@ rules_lex_all(const char *src, size_t len, bool comments, rules_diag_sink *sink,
 			continue;
 		}
 		if (c == '"') {
+			size_t bad = 0; /* offset of a byte of no UTF-8 sequence, 0: none */
+
 			k = i + 1;
 			while (k < len && src[k] != '"' && src[k] != '\n') {
+				size_t sn;
+
 				if (src[k] == '\\' && k + 1 < len && src[k + 1] != '\n')
 					k++;
-				k++;
+				sn = (unsigned char)src[k] < 0x80 ? 1 : vigil_utf8_seq(src + k, len - k);
+				if (sn == 0 && bad == 0)
+					bad = k;
+				k += sn > 0 ? sn : 1;
 			}
 			t.kind = TK_STR;
+			if (bad != 0) {
+				/* reasons and names go into JSON and protobuf strings,
+				 * which hold only UTF-8: one would be dropped there */
+				rules_diag_add(sink, (uint32_t)bad, VIGIL_ESYNTAX, "byte 0x%02x is not "
+				    "UTF-8 (save the file as UTF-8)", (unsigned char)src[bad]);
+				t.kind = TK_ERROR;
+			}
 			if (k >= len || src[k] != '"') {
 				rules_diag_add(sink, t.off, VIGIL_ESYNTAX, "unterminated string");
 				t.kind = TK_ERROR;

@@ -1040,6 +1040,28 @@ test_splitmix(void **state)
 	assert_true(vigil_unit_double(1ull << 63) == 0.5);
 }
 
+/* One UTF-8 rule for messages (vigil_utf8_line) and rule-file strings
+ * (vigil_utf8_seq): each byte of no well-formed sequence is one '?', a
+ * good sequence after it is kept; controls become '?'. */
+static void
+test_utf8(void **state)
+{
+	char m[] = "caf\xe9 \xc3\xa9\t\xf0\x9f\x92\xb3 \xc0\xaf \xed\xa0\x80 \xc3";
+
+	(void)state;
+	assert_int_equal(vigil_utf8_seq("a", 1), 1);
+	assert_int_equal(vigil_utf8_seq("\xc3\xa9", 2), 2);
+	assert_int_equal(vigil_utf8_seq("\xe2\x82\xac", 3), 3);
+	assert_int_equal(vigil_utf8_seq("\xf0\x9f\x92\xb3", 4), 4);
+	assert_int_equal(vigil_utf8_seq("\xf0\x9f\x92\xb3", 3), 0); /* cut off by len */
+	assert_int_equal(vigil_utf8_seq("\xf4\x90\x80\x80", 4), 0); /* over U+10FFFF */
+	assert_int_equal(vigil_utf8_seq("\xe0\x80\x80", 3), 0);     /* overlong */
+	assert_int_equal(vigil_utf8_seq("\x80", 1), 0);
+	assert_int_equal(vigil_utf8_seq("", 0), 0);
+	vigil_utf8_line(m);
+	assert_string_equal(m, "caf? \xc3\xa9?\xf0\x9f\x92\xb3 ?? ??? ?");
+}
+
 int
 main(void)
 {
@@ -1055,6 +1077,7 @@ main(void)
 		cmocka_unit_test(test_cli_url_ok),
 		cmocka_unit_test(test_mem_populate), cmocka_unit_test(test_call_bounded),
 		cmocka_unit_test(test_deadline_after), cmocka_unit_test(test_splitmix),
+		cmocka_unit_test(test_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,6 +142,46 @@ test_lex_errors(void **state)
 	free(t);
 }
 
+/* Strings are UTF-8 (reasons and names go into JSON and protobuf, which
+ * hold nothing else: jansson dropped a Latin-1 reason silently): a byte of
+ * no sequence is an error at its column; escapes and 2- to 4-byte
+ * characters pass. */
+static void
+test_string_utf8(void **state)
+{
+	static const char good[] = "\"caf\xc3\xa9 \xf0\x9f\x92\xb3 \\\"q\\\"\"";
+	static const char *const bad[] = {
+		"\"caf\xe9\"",         /* Latin-1 */
+		"\"x\xc3\"",           /* cut off */
+		"\"\xc0\xaf\"",       /* overlong */
+		"\"\xed\xa0\x80\"",  /* a surrogate */
+		"\"\x80\"",            /* a stray continuation byte */
+	};
+	static const uint32_t col[] = { 5, 3, 2, 2, 2 };
+	rules_diag_sink sink;
+	uint32_t        n, line, c;
+	rules_tok      *t = lex(good, false, &n, &sink);
+
+	(void)state;
+	assert_int_equal(sink.n, 0);
+	assert_int_equal(t[0].kind, TK_STR);
+	free(t);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char want[64];
+
+		t = lex(bad[i], false, &n, &sink);
+		assert_int_equal(sink.n, 1);
+		assert_int_equal(t[0].kind, TK_ERROR);
+		snprintf(want, sizeof want, "byte 0x%02x is not UTF-8 (save the file as UTF-8)",
+		    (unsigned char)bad[i][col[i] - 1]);
+		assert_string_equal(sink.items[0].msg, want);
+		rules_diag_linecol(bad[i], strlen(bad[i]), sink.items[0].off, &line, &c);
+		assert_int_equal(line, 1);
+		assert_int_equal(c, col[i]);
+		free(t);
+	}
+}
+
 static void
 test_long_name(void **state)
 {
@@ -168,6 +208,7 @@ main(void)
 		cmocka_unit_test(test_dotted_names),
 		cmocka_unit_test(test_lines_and_comments),
 		cmocka_unit_test(test_lex_errors),
+		cmocka_unit_test(test_string_utf8),
 		cmocka_unit_test(test_long_name),
 	};
 
