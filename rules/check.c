@@ -400,6 +400,15 @@ ck_list_file(ck *c, rules_list *l, const rules_plist *pl)
 			    "list file '%s': line %u: NUL byte", pl->path.s, lineno);
 			goto out;
 		}
+		for (size_t k = b, sn; k < e; k += sn) {
+			if ((sn = vigil_utf8_seq(buf + k, e - k)) == 0) {
+				/* items reach JSON (the console, explain) and replies */
+				rules_diag_add(c->sink, pl->path.off, VIGIL_ESYNTAX, "list file '%s': "
+				    "line %u: byte 0x%02x is not UTF-8 (save the file as UTF-8)",
+				    pl->path.s, lineno, (unsigned char)buf[k]);
+				goto out;
+			}
+		}
 		if (l->kind == RULES_LIST_NUMBER) {
 			char   tmp[RULES_MAX_ITEM + 1];
 			double d;

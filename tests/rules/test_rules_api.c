@@ -732,6 +732,16 @@ test_list_files_and_hash(void **state)
 	assert_int_equal(diags.count, 1);
 	assert_string_equal(diags.items[0].msg, "list file 'bins.txt': line 1: starts with a UTF-8 "
 	    "byte order mark (save the file without it)");
+	/* items are UTF-8 (they reach JSON): a Latin-1 byte is named with its line */
+	write_file(lpath, "411111\ncaf\xe9\n");
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_ESYNTAX);
+	assert_null(prog);
+	assert_string_equal(diags.items[0].msg, "list file 'bins.txt': line 2: byte 0xe9 is not "
+	    "UTF-8 (save the file as UTF-8)");
+	write_file(lpath, "411111\ncaf\xc3\xa9\n");
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_OK);
+	rules_prog_free(prog);
+	prog = NULL;
 
 	/* a missing rule file is a whole-file diagnostic */
 	unlink(lpath);
