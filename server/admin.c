@@ -335,6 +335,38 @@ admin_rules(srv_admin *a, struct evhttp_request *req)
 	admin_send_json(req, 200, "OK", o);
 }
 
+/*
+ * The first string of the transaction obj (its members, and location's)
+ * that holds a NUL byte, its field path in ret_field ("txn.card_id");
+ * NULL if none. The reader takes strings as C strings: "12\u000034" would
+ * be read as 12, the way a NUL byte ends an id early, so they are refused
+ * as on the wire (docs/protocol.md); attributes the reader checks itself.
+ */
+static const char *
+admin_json_nul(const json_t *obj, char *ret_field, size_t cap)
+{
+	const char *key, *k2;
+	const json_t *v, *v2;
+
+	json_object_foreach((json_t *)obj, key, v) {
+		if (json_is_string(v) && memchr(json_string_value(v), '\0',
+		    json_string_length(v)) != NULL) {
+			snprintf(ret_field, cap, "txn.%s", key);
+			return ret_field;
+		}
+		if (strcmp(key, "location") != 0 || !json_is_object(v))
+			continue;
+		json_object_foreach((json_t *)v, k2, v2) {
+			if (json_is_string(v2) && memchr(json_string_value(v2), '\0',
+			    json_string_length(v2)) != NULL) {
+				snprintf(ret_field, cap, "txn.location.%s", k2);
+				return ret_field;
+			}
+		}
+	}
+	return NULL;
+}
+
 /* The body as a NUL-terminated string, at most max bytes; NULL if bigger. */
 static char *
 admin_body(struct evhttp_request *req, size_t max, size_t *ret_len)
@@ -387,8 +419,11 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		goto fail;
 	}
 	/* JSON_DECODE_ANY: a body that is JSON but not an object ("5") is
-	 * INVALID as [1] is, not MALFORMED (docs/vigild.md, ADMIN HTTP) */
-	body = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	 * INVALID as [1] is, not MALFORMED (docs/vigild.md, ADMIN HTTP).
+	 * JSON_ALLOW_NUL: a "\u0000" in a value is the reader's INVALID on
+	 * that field, as over nng (docs/protocol.md), not jansson's MALFORMED. */
+	body = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+	    &jerr);
 	if (body == NULL) {
 		/* the place is where's (docs/tools.md), the message jansson's reason */
 		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_MALFORMED, "", "%s", jerr.text);
@@ -422,6 +457,11 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 		goto fail;
 	}
 	dry_run = json_is_true(jdry);
+	if (json_is_object(txnobj) && admin_json_nul(txnobj, qkey, sizeof qkey) != NULL) {
+		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_INVALID, qkey,
+		    "contains a NUL byte");
+		goto fail;
+	}
 	/* without event_time: the time of arrival (docs/protocol.md), as
 	 * vigil-score and the Python client do */
 	if (vigil_txn_from_json_now(txnobj, vigil_now_ms(), &txn, &ei) != VIGIL_OK) {
