@@ -403,6 +403,13 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	uint64_t t0 = vigil_mono_ns();
 	char qkey[sizeof err.info.field];
 
+	/* Shutting down: new work is refused in the words nng refuses it
+	 * with (rep.c); the drain waits only for what was accepted before. */
+	if (atomic_load(&s->draining)) {
+		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "",
+		    "server shutting down: retry on another replica (same txn_id is safe)");
+		goto fail;
+	}
 	/* Nothing is read from a query string: "?dry_run=true" must not score
 	 * and record as if it were absent. The where: its first parameter. */
 	if (vigil_evconn_query(req, qkey, sizeof qkey) != NULL) {

@@ -538,6 +538,47 @@ test_unread_replies(void **state)
 	vt_server_cleanup(&s);
 }
 
+/*
+ * POST /v1/score while vigild drains (SIGTERM, an nng score still in its
+ * 5 s fdatasync): refused 503 UNAVAILABLE in the words nng uses, as the
+ * docs say of every request arriving then (docs/vigild.md, "Shutdown").
+ * The admin endpoint went on scoring new work while /readyz said
+ * "draining".
+ */
+static void
+test_http_score_while_draining(void **state)
+{
+	char faultdir[64], *body = NULL;
+	vt_server s = { 0 };
+	uint16_t port = free_port();
+	uint8_t req[512], buf[1024];
+	size_t off = 0, len;
+	int fd, code = 0;
+
+	(void)state;
+	start_slow(&s, faultdir, sizeof faultdir, port, "[server]\nworkers = 1\n"
+	    "queue_timeout_ms = 60000\nrequest_timeout_ms = 60000\n", 5000);
+	fd = raw_open(port, 0);
+	len = pack_score(req, "drain-1", "card-drain", vigil_now_ms());
+	raw_frame(buf, sizeof buf, &off, 1, req, len);
+	assert_true(write_all(fd, buf, off));
+	sleep_ms(500); /* received, and in its fdatasync */
+	kill(s.pid, SIGTERM);
+	assert_true(vt_log_wait(&s, "draining in-flight requests", 1, 10000));
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", "{\"txn_id\": \"drain-2\","
+	    " \"card_id\": \"card-drain\", \"merchant_id\": \"m-1\", \"amount_minor\": 100,"
+	    " \"currency\": \"EUR\"}", &code, &body), 0);
+	if (code != 503 || strstr(body, "{\"status\":\"UNAVAILABLE\",\"error\":{\"code\":"
+	    "\"UNAVAILABLE\",\"message\":\"server shutting down: retry on another replica "
+	    "(same txn_id is safe)\"}") == NULL)
+		fail_msg("POST /v1/score while draining: HTTP %d %s", code, body);
+	free(body);
+	close(fd);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	rm_rf(faultdir);
+}
+
 int
 main(void)
 {
@@ -545,6 +586,7 @@ main(void)
 		cmocka_unit_test(test_inflight_per_connection),
 		cmocka_unit_test(test_unread_replies),
 		cmocka_unit_test(test_inline_overflow),
+		cmocka_unit_test(test_http_score_while_draining),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
