@@ -13,7 +13,9 @@ checked to be absent):
   (a histogram's _bucket, _sum, _count), label values escaped (only \\\\,
   \\" and \\n), every value a number, no series twice;
 * no counter series goes down between two scrapes with traffic between
-  them (POST /v1/score: scored, refused, dry run, retried).
+  them (POST /v1/score: scored, refused, dry run, retried);
+* vigil_http_connections_closed_total counts a connection over
+  admin_max_connections_per_address, as its row says.
 
 Usage: metrics_doc.py (VIGIL_BUILD_ROOT and VIGIL_SOURCE_ROOT set by meson).
 """
@@ -21,6 +23,7 @@ import http.client
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -142,7 +145,8 @@ def main():
         aport = free_port()
         ini = os.path.join(d, "vigild.ini")
         with open(ini, "w", encoding="ascii") as f:
-            f.write("[store]\nship_command = true %p\n")
+            f.write("[server]\nadmin_max_connections_per_address = 2\n"
+                    "[store]\nship_command = true %p\n")
         with open(log, "w", encoding="ascii") as err:
             proc = subprocess.Popen([VIGILD, "--config", ini, "--rules", RULES, "--data",
                                      os.path.join(d, "data"), "--listen",
@@ -192,6 +196,18 @@ def main():
             for name in fams:
                 if name.startswith("vigil_cluster_"):
                     fail("%s is on /metrics without [cluster]" % name, log)
+
+        # a connection over admin_max_connections_per_address is closed by
+        # vigild and counted as its METRICS row says
+        socks = [socket.create_connection(("127.0.0.1", aport), timeout=30) for _ in range(3)]
+        if socks[2].recv(1) != b"":
+            fail("a third connection from 127.0.0.1 was not closed at once", log)
+        for s in socks:
+            s.close()
+        third = scrape(aport, log)["vigil_http_connections_closed_total"]["series"]
+        if third.get(("vigil_http_connections_closed_total", ())) != 1:
+            fail("vigil_http_connections_closed_total after a connection over "
+                 "admin_max_connections_per_address: %s" % third, log)
 
         for name, f in first.items():
             if f["type"] not in ("counter", "histogram"):
