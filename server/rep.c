@@ -932,6 +932,10 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	uint64_t quiet = 0;
 	bool log = false;
 
+	if (ev == NNG_PIPE_EV_ADD_PRE && atomic_load(&rep->draining)) {
+		nng_pipe_close(p); /* shutting down: the client goes to another replica */
+		return;
+	}
 	pthread_mutex_lock(&rep->pipe_mu);
 	if (ev == NNG_PIPE_EV_ADD_PRE) {
 		if (rep->npipes < rep->s->cfg.max_connections &&
@@ -1344,9 +1348,10 @@ srv_rep_stop(srv_rep *rep, uint32_t timeout_ms)
 
 	if (rep == NULL)
 		return true;
-	for (uint32_t i = 0; i < rep->nlisteners; i++)
-		nng_listener_close(rep->listeners[i]);
-
+	/* The listeners stay open: closing one closes every connection it
+	 * made, and the replies drained below would go nowhere. A connection
+	 * made from here on is closed as it comes (rep_pipe_cb), a request on
+	 * an open one is answered UNAVAILABLE (rep_cb). */
 	vigil_deadline_after(CLOCK_REALTIME, &deadline, timeout_ms);
 	atomic_store(&rep->draining, true);
 	pthread_mutex_lock(&rep->mu);

@@ -573,6 +573,19 @@ test_http_score_while_draining(void **state)
 	    "(same txn_id is safe)\"}") == NULL)
 		fail_msg("POST /v1/score while draining: HTTP %d %s", code, body);
 	free(body);
+	/* the nng score accepted before SIGTERM is answered: the drain keeps
+	 * the connections it waits for (closing the listeners first closed
+	 * them, and the reply went nowhere) */
+	{
+		uint32_t id = 0;
+		Vigil__V1__Reply *r = raw_reply(fd, &id);
+
+		if (r == NULL)
+			fail_msg("the request in flight at SIGTERM got no reply");
+		assert_int_equal(id, 1);
+		assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_OK);
+		vigil__v1__reply__free_unpacked(r, NULL);
+	}
 	close(fd);
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
