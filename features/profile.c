@@ -97,7 +97,7 @@ profile_fill_card_txn(const vigil_txn *txn, const store_card_profile *p, vigil_v
 	for (int h = 0; h < 24; h++)
 		total += p->hour_hist[h];
 	if (total > 0) {
-		int64_t  hour = ((t / 3600000) % 24 + 24) % 24;
+		uint32_t hour = store_hour_of(t);
 		uint64_t near = (uint64_t)p->hour_hist[(hour + 23) % 24] + p->hour_hist[hour] +
 		    p->hour_hist[(hour + 1) % 24];
 

@@ -167,8 +167,7 @@ store_schema_name_of(uint32_t id, char buf[STORE_UNKNOWN_NAME_LEN])
 	return buf;
 }
 
-/* Hour of day (UTC) of a Unix time in ms, also before 1970. */
-static uint32_t
+uint32_t
 store_hour_of(int64_t ms)
 {
 	int64_t h = ms / 3600000;

@@ -96,6 +96,10 @@ uint64_t           store_schema_model_layout(void);
 void               store_features_from_txn(const vigil_txn *txn, vigil_value *features,
     uint32_t nfeatures);
 
+/* Hour of day (UTC, 0-23) of a Unix time in ms, also before 1970: the
+ * `hour` feature, and the hour card.hour_share looks up. */
+uint32_t           store_hour_of(int64_t ms);
+
 /* ======================= Feature masks ======================= */
 
 /*

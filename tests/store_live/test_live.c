@@ -905,6 +905,15 @@ test_batch_features(void **state)
 	assert_true(num_of(fx->f, "card.age_days") > 30.4 && num_of(fx->f, "card.age_days") < 30.5);
 	assert_true(num_of(fx->f, "card.first_seen") == (double)(T0 - 30 * DAY_MS) / 1000.0);
 	assert_true(num_of(fx->f, "card.hour_share") == 0.8); /* (1 + 4 + 3) / 10 */
+	/* 23:30 UTC the day before 1970: hour 23 for both (hours 22, 23, 0: 2 / 10) */
+	x = txn_make("b0", "c1", "m1", -30 * MIN_MS, 3000);
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_true(num_of(fx->f, "hour") == 23);
+	assert_true(num_of(fx->f, "card.hour_share") == 0.2);
+	x = txn_make("b1", "c1", "m1", T0 + 10 * HOUR_MS + 5 * MIN_MS, 3000);
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
 	assert_true(num_of(fx->f, "card.country_seen") == 1);
 	assert_true(num_of(fx->f, "card.merchant_seen") == 1);
 	/* count_30d 0: no month to compare with */
