@@ -675,6 +675,17 @@ test_other_entities(void **state)
 	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
 	    VIGIL_OK);
 	assert_true(num_of(fx->f, "vel.ip.count_1h") == 0);
+	/* Out of order, at 90 min (10 min behind the newest event, 100): a
+	 * merchant keeps its events after 100 - 60 = 40 min, so its hour
+	 * (30, 90] counts 60 and 80, not 40; a device keeps 24 h: all three. */
+	x.event_time_ms = T0 + 90 * MIN_MS;
+	snprintf(x.ip, sizeof x.ip, "192.0.2.7");
+	assert_int_equal(store_features_lookup(fx->db, fx->ctx, &x, fx->f, store_schema_nfields()),
+	    VIGIL_OK);
+	assert_true(num_of(fx->f, "vel.merchant.count_1h") == 2);
+	assert_true(num_of(fx->f, "vel.terminal.distinct_cards_1h") == 2);
+	assert_true(num_of(fx->f, "vel.device.count_1h") == 3);
+	assert_true(num_of(fx->f, "vel.ip.count_1h") == 3);
 }
 
 /* Another replica's transactions as observations (store_db_observe): the
