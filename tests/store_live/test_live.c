@@ -927,8 +927,9 @@ test_batch_features(void **state)
 	    VIGIL_OK);
 	assert_true(num_of(fx->f, "card.country_seen") == 1);
 	assert_true(num_of(fx->f, "card.merchant_seen") == 1);
-	/* count_30d 0: no month to compare with */
+	/* count_30d 0: no month to compare with; its mean is served as 0 */
 	assert_false(present_of(fx->f, "card.amount_to_mean_30d"));
+	assert_true(num_of(fx->f, "card.amount_mean_30d") == 0.0);
 	assert_true(num_of(fx->f, "merchant.count_7d") == 5);
 	assert_true(num_of(fx->f, "merchant.fraud_rate_30d") == 0.25);
 	assert_false(present_of(fx->f, "terminal.count_30d"));
