@@ -406,8 +406,7 @@ admin_score(srv_admin *a, struct evhttp_request *req)
 	/* Shutting down: new work is refused in the words nng refuses it
 	 * with (rep.c); the drain waits only for what was accepted before. */
 	if (atomic_load(&s->draining)) {
-		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "",
-		    "server shutting down: retry on another replica (same txn_id is safe)");
+		srv_wire_err_set(&err, VIGIL__V1__STATUS__STATUS_UNAVAILABLE, "", SRV_MSG_DRAINING);
 		goto fail;
 	}
 	/* Nothing is read from a query string: "?dry_run=true" must not score

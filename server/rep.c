@@ -1194,8 +1194,7 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	    "server busy: work queue full, retry later (same txn_id is safe)",
 	    &rep->overloaded, &rep->overloaded_len) != VIGIL_OK ||
 	    rep_encode_static(VIGIL__V1__STATUS__STATUS_UNAVAILABLE,
-	    "server shutting down: retry on another replica (same txn_id is safe)",
-	    &rep->unavailable, &rep->unavailable_len) != VIGIL_OK ||
+	    SRV_MSG_DRAINING, &rep->unavailable, &rep->unavailable_len) != VIGIL_OK ||
 	    rep_encode_static(VIGIL__V1__STATUS__STATUS_OVERLOADED,
 	    "server busy: request waited longer than queue_timeout_ms; retry (same txn_id "
 	    "is safe)",

@@ -18,6 +18,8 @@
 #include "vigil.pb-c.h"
 
 #define SRV_LABEL_SOURCE_MAX 31 /* bytes (store_label.source) */
+/* UNAVAILABLE's message while draining, over nng (rep.c) and HTTP (admin.c) */
+#define SRV_MSG_DRAINING "server shutting down: retry on another replica (same txn_id is safe)"
 
 /* Why a request cannot be served: the reply's status, and common's error
  * detail (vigil_errinfo): info.field the request field it is about
