@@ -58,6 +58,8 @@ static const char *tool_usage =
     "  -q, --quiet    (check, test) print only errors and failures\n"
     "  -v, --verbose  (test) print every case, not only failures\n"
     "  -w, --write    (fmt) rewrite FILE in place\n"
+    "      --check    (fmt) print nothing; exit 1 if FILE is not in canonical form\n"
+    "      --markdown (features) the list as a Markdown table\n"
     "  -t, --txn JSON (explain) the transaction: inline, @PATH or - for stdin\n"
     "  -d, --data DIR (explain) a vigild data directory, read only: its current\n"
     "                 generation's features, thresholds and model\n"
