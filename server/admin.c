@@ -327,7 +327,7 @@ admin_rules(srv_admin *a, struct evhttp_request *req)
 			    "name", ri.name, "points", (int)ri.points, "mode", rules_mode_name(ri.mode),
 			    "reason", ri.reason != NULL ? ri.reason : "", "tags", tags != NULL ? tags :
 			    json_array(), "line", (int)ri.line, "hits",
-			    (json_int_t)atomic_load(&rs->rules->hits[i])));
+			    (json_int_t)atomic_load(rs->rules->hits[i])));
 		}
 		json_object_set_new(o, "rules", rules);
 	}

@@ -818,6 +818,7 @@ out:
 	/* the rule set holds a generation reference: released before the db */
 	srv_ruleset_release(s->rs);
 	s->rs = NULL;
+	srv_rules_hits_free(s);
 	if (s->db != NULL) {
 		store_db_close(s->db);
 		s->db = NULL;

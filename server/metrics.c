@@ -193,7 +193,7 @@ metrics_rule_hits(struct evbuffer *out, const char *name, const metrics_snap *sn
 		evbuffer_add_printf(out, "%s{rule=\"", name);
 		metrics_label(out, ri.name);
 		evbuffer_add_printf(out, "\",mode=\"%s\"} %llu\n", rules_mode_name(ri.mode),
-		    (unsigned long long)atomic_load_explicit(&snap->rs->rules->hits[i],
+		    (unsigned long long)atomic_load_explicit(snap->rs->rules->hits[i],
 		    memory_order_relaxed));
 	}
 }

@@ -25,7 +25,21 @@
 #include <string.h>
 
 #include "app.h"
+#include "hashtab.h"
 #include "srv.h"
+
+/*
+ * A rule's hit counter, by name, in the server's book: every rule set
+ * counts on the same counters, so one never goes down across a reload
+ * (a copy at reload lost what requests still holding the old rules
+ * counted after it, and a Prometheus rate() read the dip as a reset).
+ * Entries are added by the main thread's reloads only and freed at exit.
+ */
+typedef struct srv_hit {
+	UT_hash_handle   hh;
+	_Atomic uint64_t n;
+	char             name[];
+} srv_hit;
 
 static void
 rules_unref(srv_rules *r)
@@ -153,19 +167,44 @@ ruleset_swap(srv_server *s, srv_ruleset *rs)
 	srv_ruleset_release(old);
 }
 
-/* Hit counters survive a reload for rules that keep their name. */
-static void
-rules_hits_inherit(srv_rules *r, const srv_rules *old)
+/* Points r's counters into the book, adding the names it lacks. */
+static vigil_err
+rules_hits_bind(srv_server *s, srv_rules *r)
 {
-	if (old == NULL)
-		return;
-	for (uint32_t i = 0; i < old->nrules; i++) {
-		rules_rule_info oi;
-		uint32_t j;
+	r->hits = calloc(r->nrules > 0 ? r->nrules : 1, sizeof *r->hits);
+	if (r->hits == NULL)
+		return VIGIL_ENOMEM;
+	for (uint32_t i = 0; i < r->nrules; i++) {
+		rules_rule_info ri;
+		srv_hit *e;
+		size_t len;
 
-		rules_prog_rule(old->prog, i, &oi);
-		if (rules_prog_rule_find(r->prog, oi.name, &j) == VIGIL_OK)
-			atomic_store(&r->hits[j], atomic_load(&old->hits[i]));
+		rules_prog_rule(r->prog, i, &ri);
+		len = strlen(ri.name);
+		HASH_FIND(hh, s->hit_book, ri.name, len, e);
+		if (e == NULL) {
+			if ((e = calloc(1, sizeof *e + len + 1)) == NULL)
+				return VIGIL_ENOMEM;
+			memcpy(e->name, ri.name, len + 1);
+			HASH_ADD_KEYPTR(hh, s->hit_book, e->name, len, e);
+			if (!VIGIL_HASH_ADDED(e)) {
+				free(e);
+				return VIGIL_ENOMEM;
+			}
+		}
+		r->hits[i] = &e->n;
+	}
+	return VIGIL_OK;
+}
+
+void
+srv_rules_hits_free(srv_server *s)
+{
+	srv_hit *e, *tmp;
+
+	HASH_ITER(hh, s->hit_book, e, tmp) {
+		HASH_DEL(s->hit_book, e);
+		free(e);
 	}
 }
 
@@ -238,8 +277,7 @@ srv_rules_reload(srv_server *s, const char *why)
 		goto out;
 	r->prog = r->ar->prog;
 	r->nrules = rules_prog_nrules(r->prog);
-	r->hits = calloc(r->nrules > 0 ? r->nrules : 1, sizeof *r->hits);
-	if (r->hits == NULL) {
+	if (rules_hits_bind(s, r) != VIGIL_OK) {
 		rv = VIGIL_ENOMEM;
 		snprintf(err, sizeof err, "%s: out of memory", s->cfg.rules_path);
 		goto out;
@@ -261,7 +299,6 @@ srv_rules_reload(srv_server *s, const char *why)
 		    s->cfg.rules_path, (unsigned long long)rs->generation, vigil_strerror(rv));
 		goto out;
 	}
-	rules_hits_inherit(r, cur != NULL ? cur->rules : NULL);
 	rs->model = model_for_generation(s, cur != NULL ? cur->model : NULL, rs->gen);
 	rs->rules = r;
 	r = NULL;

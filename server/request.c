@@ -181,9 +181,9 @@ static void
 score_count_hits(const srv_ruleset *rs, const rules_result *res)
 {
 	for (uint32_t i = 0; i < res->nhits; i++)
-		atomic_fetch_add_explicit(&rs->rules->hits[res->hits[i]], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(rs->rules->hits[res->hits[i]], 1, memory_order_relaxed);
 	for (uint32_t i = 0; i < res->nshadow; i++)
-		atomic_fetch_add_explicit(&rs->rules->hits[res->shadow[i]], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(rs->rules->hits[res->shadow[i]], 1, memory_order_relaxed);
 }
 
 /* A retry: the first outcome, as stored, the model's score and top features

@@ -38,7 +38,7 @@ typedef struct srv_rules {
 	app_rules        *ar;            /* the file bound for scoring (app.h) */
 	rules_prog       *prog;          /* = ar->prog */
 	uint32_t          nrules;
-	_Atomic uint64_t *hits;          /* per rule index */
+	_Atomic uint64_t **hits;         /* per rule index: its counter in s->hit_book */
 	int64_t           loaded_at_ms;
 	char              path[SRV_PATH_MAX];
 } srv_rules;
@@ -58,8 +58,7 @@ typedef struct srv_ruleset {
 	srv_rules   *rules;
 	rules_tvals *tv;
 	srv_model   *model;      /* NULL: no model */
-	store_db_gen *gen;       /* the feature generation scoring reads (pinned), tv
-	                          * and model were built from; NULL: none */
+	store_db_gen *gen;       /* generation scoring reads (pinned), tv's and model's; or NULL */
 	uint64_t     generation; /* its number */
 } srv_ruleset;
 
@@ -79,8 +78,8 @@ typedef struct srv_server {
 	pthread_mutex_t  info_lock; /* guards last_error, model_error */
 	char             last_error[SRV_ERR_MAX];
 	char             model_error[SRV_ERR_MAX]; /* why model_refused's model was refused */
-	_Atomic uint64_t load_failures;
-	_Atomic uint64_t loads;
+	_Atomic uint64_t load_failures, loads;
+	struct srv_hit  *hit_book;  /* rule hit counters by name, kept across reloads (reload.c) */
 	_Atomic int64_t  gen_switched_ms;
 	_Atomic uint64_t model_failures; /* generations whose model was refused */
 	_Atomic uint64_t model_generation; /* generation of the model serving; 0: none */
@@ -128,6 +127,7 @@ bool srv_tls_expired(srv_server *s, char *why, size_t len);
 /* The current rule set with a reference held (NULL before the first load). */
 srv_ruleset *srv_ruleset_acquire(srv_server *s);
 void         srv_ruleset_release(srv_ruleset *rs); /* NULL is a no-op */
+void         srv_rules_hits_free(srv_server *s); /* once no rule set is left */
 /*
  * Compiles cfg.rules_path and swaps it in with thresholds from the current
  * generation. On failure the previous rules stay; the error is logged,

@@ -619,6 +619,61 @@ test_http_bad_input(void **state)
 	vt_server_cleanup(&s);
 }
 
+/* Writes text to path (the rule file vigild watches). */
+static void
+hits_rules(const char *path, const char *version, bool big)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fprintf(f, "version \"%s\"\nband review = 30\nband decline = 60\n%s"
+	    "rule any {\n  when amount >= 0\n  score 1\n  reason \"any\"\n}\n", version,
+	    big ? "rule big {\n  when amount >= 1000\n  score 70\n  reason \"big\"\n}\n" : "");
+	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * A rule's hit counter is one counter for the server's life, by name: it
+ * never goes down. Before, each reload copied the counts of the rules it
+ * kept, so a rule taken out by one edit and put back by the next started
+ * again from 0 (a Prometheus counter reset), and what requests holding the
+ * old rules counted after the copy was lost.
+ */
+static void
+test_rule_hits_across_reloads(void **state)
+{
+	char dir[] = "/tmp/vigil-hits-XXXXXX", path[64], *body = NULL;
+	vt_server s = { 0 };
+	int code = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/hits.rules", dir);
+	hits_rules(path, "hits-1", true);
+	assert_int_equal(vt_server_start(&s, path, NULL), 0);
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score",
+	    "{\"txn_id\": \"k-1\", \"card_id\": \"card-k\", \"merchant_id\": \"m-1\","
+	    " \"amount\": 1500.00, \"currency\": \"EUR\"}", &code, &body), 0);
+	assert_int_equal(code, 200);
+	free(body);
+	/* an edit takes big out (the watch reloads it), the next puts it back */
+	hits_rules(path, "hits-2", false);
+	assert_true(vt_log_wait(&s, "rules: loaded", 2, 10000));
+	hits_rules(path, "hits-three", true);
+	assert_true(vt_log_wait(&s, "rules: loaded", 3, 10000));
+	assert_int_equal(vt_http_get(s.admin_port, "/metrics", &code, &body), 0);
+	assert_int_equal(code, 200);
+	if (strstr(body, "vigil_rules_info{version=\"hits-three\"") == NULL ||
+	    strstr(body, "vigil_rule_hits_total{rule=\"big\",mode=\"active\"} 1\n") == NULL ||
+	    strstr(body, "vigil_rule_hits_total{rule=\"any\",mode=\"active\"} 1\n") == NULL)
+		fail_msg("big's and any's hits after two reloads:\n%s", body);
+	free(body);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -627,6 +682,7 @@ main(void)
 		cmocka_unit_test(test_http_bad_input),
 		cmocka_unit_test(test_http_endpoints),
 		cmocka_unit_test(test_http_body_cap),
+		cmocka_unit_test(test_rule_hits_across_reloads),
 		cmocka_unit_test(test_admin_libevent_pages),
 		cmocka_unit_test(test_health_libevent_pages),
 	};
