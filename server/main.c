@@ -818,7 +818,8 @@ out:
 	/* the rule set holds a generation reference: released before the db */
 	srv_ruleset_release(s->rs);
 	s->rs = NULL;
-	srv_rules_hits_free(s);
+	if (clean) /* else nng's threads may still hold a rule set counting on it */
+		srv_rules_hits_free(s);
 	if (s->db != NULL) {
 		store_db_close(s->db);
 		s->db = NULL;
