@@ -338,8 +338,8 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 	if ((rv = get_int(obj, "mcc", &iv, &found, reterr)) != VIGIL_OK)
 		return rv;
 	if (found) {
-		if (iv < 0 || iv > 9999)
-			JFAIL("mcc", "must be in [0, 9999]");
+		if (iv < 0 || iv > 9999) /* in the words of the wire's check (txn.c) */
+			JFAIL("mcc", "mcc %lld is not a 4-digit merchant category code", (long long)iv);
 		t.mcc = (uint32_t)iv;
 	}
 
@@ -354,8 +354,10 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 				ch = (vigil_channel)(cs[0] - '0');
 			else if (vigil_channel_parse(cs, &ch) != VIGIL_OK)
 				JFAIL("channel", "must be one of pos, ecom, atm, moto, unknown");
-		} else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-		    json_integer_value(v) < VIGIL_CHANNEL_COUNT_) {
+		} else if (json_is_integer(v)) {
+			if (json_integer_value(v) < 0 || json_integer_value(v) >= VIGIL_CHANNEL_COUNT_)
+				JFAIL("channel", "channel %lld is not a known channel (0-%d)",
+				    (long long)json_integer_value(v), VIGIL_CHANNEL_COUNT_ - 1);
 			ch = (vigil_channel)json_integer_value(v);
 		} else {
 			JFAIL("channel", "must be one of pos, ecom, atm, moto, unknown");

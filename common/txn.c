@@ -193,7 +193,8 @@ vigil_txn_validate(const vigil_txn *txn, vigil_errinfo *reterr)
 	if (txn->mcc > 9999)
 		FAIL("mcc", "mcc %u is not a 4-digit merchant category code", txn->mcc);
 	if (txn->channel >= VIGIL_CHANNEL_COUNT_)
-		FAIL("channel", "channel %u is not a known channel", txn->channel);
+		FAIL("channel", "channel %u is not a known channel (0-%d)", txn->channel,
+		    VIGIL_CHANNEL_COUNT_ - 1);
 	if (txn->has_location) {
 		if (!isfinite(txn->lat) || txn->lat < -90.0 || txn->lat > 90.0)
 			FAIL("location.latitude", "latitude must be a finite number in [-90, 90]");

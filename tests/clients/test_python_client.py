@@ -494,8 +494,8 @@ class JsonShapeTests(unittest.TestCase):
         base = {"txn_id": "j", "card_id": "c", "merchant_id": "m", "currency": "EUR",
                 "event_time_ms": 1795000000000}
         for key, value, field, msg in (
-                ("mcc", -1, "txn.mcc", "must be in [0, 9999]"),
-                ("mcc", "10000", "txn.mcc", "must be in [0, 9999]"),
+                ("mcc", -1, "txn.mcc", "mcc -1 is not a 4-digit merchant category code"),
+                ("mcc", "10000", "txn.mcc", "mcc 10000 is not a 4-digit merchant category code"),
                 ("amount", 10 ** 30, "txn.amount", '"%d" is too large' % 10 ** 30),
                 ("amount", "1000000000000010", "txn.amount", '"1000000000000010" is too large')):
             with self.assertRaises(vc.InvalidArgument, msg=(key, value)) as cm:
@@ -518,7 +518,8 @@ class JsonShapeTests(unittest.TestCase):
                 "amount": "1", "event_time_ms": 1795000000000}
         cases = [{"channel": v} for v in ("04", "00", "4", "0", "5", "-1", "+1", " 1", "1.0",
                                           "ECOM", "ecom4", 4, 5)]
-        cases += [{"mcc": "x"}, {"mcc": "7" * 41}, {"mcc": "7" * 40 + "x"},
+        cases += [{"mcc": "x"}, {"mcc": "7" * 41}, {"mcc": "7" * 40 + "x"}, {"mcc": 10000},
+                  {"mcc": -1}, {"channel": -1},
                   {"lat": "n", "lon": 1}, {"lat": "1" * 39 + "x", "lon": 1},
                   {"lat": "6" * 41 + "x", "lon": 1}, {"amount": "1.234"},
                   {"amount": "1" * 44 + ".x"}, {"amount": "1" * 44},

@@ -619,6 +619,51 @@ test_http_bad_input(void **state)
 	vt_server_cleanup(&s);
 }
 
+/* An mcc or a channel number out of range is refused in the same words
+ * over nng and over HTTP (the JSON reader said "must be in [0, 9999]"). */
+static void
+test_range_words_agree(void **state)
+{
+	static const struct {
+		const char *json, *field, *msg;
+		uint32_t    mcc, channel;
+	} c[] = {
+		{ "\"mcc\": 10000", "txn.mcc", "mcc 10000 is not a 4-digit merchant category code",
+		  10000, 0 },
+		{ "\"channel\": 7", "txn.channel", "channel 7 is not a known channel (0-4)", 0, 7 },
+	};
+	vt_server s = { 0 };
+
+	(void)state;
+	assert_int_equal(vt_server_start(&s, velocity_rules(), NULL), 0);
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		Vigil__V1__Transaction *t = vt_txn(0, "w-1", "card-w", 100, vigil_now_ms());
+		Vigil__V1__Reply *r;
+		char body[512], want[256], *got = NULL;
+		int code = 0;
+
+		t->mcc = c[i].mcc;
+		t->channel = c[i].channel;
+		r = vt_score(s.url, t, true);
+		assert_non_null(r);
+		assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_INVALID);
+		assert_string_equal(r->message, c[i].msg);
+		vigil__v1__reply__free_unpacked(r, NULL);
+		snprintf(body, sizeof body, "{\"txn_id\": \"w-1\", \"card_id\": \"card-w\", "
+		    "\"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUR\", %s}",
+		    c[i].json);
+		assert_int_equal(vt_http_post(s.admin_port, "/v1/score", body, &code, &got), 0);
+		assert_int_equal(code, 400);
+		snprintf(want, sizeof want, "\"message\":\"%s\",\"where\":{\"field\":\"%s\"}",
+		    c[i].msg, c[i].field);
+		if (strstr(got, want) == NULL)
+			fail_msg("%s over HTTP: %s (want %s)", c[i].json, got, want);
+		free(got);
+	}
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+}
+
 /* Writes text to path (the rule file vigild watches). */
 static void
 hits_rules(const char *path, const char *version, bool big)
@@ -683,6 +728,7 @@ main(void)
 		cmocka_unit_test(test_http_endpoints),
 		cmocka_unit_test(test_http_body_cap),
 		cmocka_unit_test(test_rule_hits_across_reloads),
+		cmocka_unit_test(test_range_words_agree),
 		cmocka_unit_test(test_admin_libevent_pages),
 		cmocka_unit_test(test_health_libevent_pages),
 	};

@@ -448,13 +448,15 @@ def transaction_from_json(obj: Mapping) -> "Transaction":
     kw["event_time_ms"] = ms
     if "mcc" in g:
         kw["mcc"] = _json_int("mcc", g["mcc"])
-        if not 0 <= kw["mcc"] <= 9999:
-            raise _bad("mcc", "must be in [0, 9999]")
+        if not 0 <= kw["mcc"] <= 9999:  # the words of the wire's check (common/txn.c)
+            raise _bad("mcc", "mcc %d is not a 4-digit merchant category code" % kw["mcc"])
     if "channel" in g:
         ch = g["channel"]
         # a word, or its one digit as a string (common/json.c): not "04"
         if isinstance(ch, str) and re.fullmatch("[0-4]", ch):
             ch = int(ch)
+        elif isinstance(ch, int) and not isinstance(ch, bool) and not 0 <= ch <= 4:
+            raise _bad("channel", "channel %d is not a known channel (0-4)" % ch)
         if isinstance(ch, bool) or not (isinstance(ch, str) and ch.lower() in _CHANNELS or
                                         isinstance(ch, int) and 0 <= ch <= 4):
             raise _bad("channel", "must be one of pos, ecom, atm, moto, unknown")
@@ -525,7 +527,8 @@ def _encode_txn(txn, dry_run):
     # what the wire cannot carry is ours to refuse (protobuf's own ValueError
     # is not a VigilError); the rest of the range is the server's
     if isinstance(txn.mcc, bool) or not isinstance(txn.mcc, int) or not 0 <= txn.mcc < 2 ** 32:
-        raise InvalidArgument("txn.mcc: must be in [0, 9999]", field="txn.mcc")
+        raise InvalidArgument("txn.mcc: mcc %s is not a 4-digit merchant category code"
+                              % txn.mcc, field="txn.mcc")
     t.mcc = txn.mcc
     if not txn.currency:
         raise InvalidArgument("txn.currency: required", field="txn.currency")
