@@ -113,6 +113,8 @@ rp_worker_main(void *arg)
 
 		if (b->part[i] != w->id)
 			continue;
+		/* what an unanswered or refused row leaves unread stays false */
+		out->late = out->past_horizon = false;
 		if (atomic_load(&b->give_up)) {
 			out->failed = true;
 			out->refused = false;
