@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -120,19 +121,23 @@ test_card_rules_concurrent(void **state)
 	agree("tests/tools/data/card_only.rules", "4", false, NULL, NULL);
 }
 
-/* A row the server refuses (its txn_id reused for another transaction:
- * INVALID on txn.txn_id) was never scored nor archived: it is counted as
- * refused, not as failed, and its label is not sent (it would land on the
- * first transaction of that txn_id). */
+/* A row the server refuses was never scored nor archived, and its label is
+ * not sent (it would land on the first transaction of that txn_id, or on
+ * none). A txn_id reused for another transaction (INVALID on txn.txn_id)
+ * is counted in txn_id_conflicts, as offline mode counts it; any other
+ * refusal (here INVALID on txn.event_time_ms, past --max-past-skew) as
+ * refused; neither as failed. */
 static void
 test_refused_row_label_not_sent(void **state)
 {
-	char in[300], j[300], out[300];
+	char in[300], j[300], out[300], err[300], now[3][32];
 	const char *rp = vt_src_path("rules/default.rules");
+	const char *extra[] = { "--max-past-skew", "86400000", NULL };
 	char rules_path[512];
 	vt_server s;
 	json_error_t jerr;
 	json_t *sum;
+	time_t t = time(NULL);
 	FILE *f;
 	char *o;
 	int rc;
@@ -142,32 +147,48 @@ test_refused_row_label_not_sent(void **state)
 	snprintf(in, sizeof in, "%s/refused.csv", tmp);
 	snprintf(j, sizeof j, "%s/refused.json", tmp);
 	snprintf(out, sizeof out, "%s/refused.out", tmp);
+	snprintf(err, sizeof err, "%s/refused.err", tmp);
+	for (int k = 0; k < 3; k++) {
+		time_t tk = t - 60 + 9 * k;
+		strftime(now[k], sizeof now[k], "%Y-%m-%dT%H:%M:%SZ", gmtime(&tk));
+	}
 	f = fopen(in, "w");
 	assert_non_null(f);
-	fputs("txn_id,event_time,card_id,merchant_id,amount,label\n"
-	    "t1,2024-03-01T10:00:00Z,c1,m1,1.00,0\n"
-	    "t1,2024-03-01T10:00:09Z,c1,m1,900.00,1\n"
-	    "t2,2024-03-01T10:00:10Z,c1,m1,2.00,0\n", f);
+	fprintf(f, "txn_id,event_time,card_id,merchant_id,amount,label\n"
+	    "t1,%s,c1,m1,1.00,0\n"
+	    "t1,%s,c1,m1,900.00,1\n"
+	    "t2,%s,c1,m1,2.00,0\n"
+	    "t3,2024-03-01T10:00:10Z,c1,m1,3.00,1\n", now[0], now[1], now[2]);
 	fclose(f);
 	memset(&s, 0, sizeof s);
-	assert_int_equal(vt_server_start(&s, rules_path, NULL), 0);
+	assert_int_equal(vt_server_start(&s, rules_path, extra), 0);
 	{
 		const char *argv[] = { replay, "--csv", in, "--server", s.url, "--rules", rules_path,
-			"--summary", j, NULL };
-		rc = tr_run(argv, out, NULL);
+			"--summary", j, "--label-delay", "30m", NULL };
+		rc = tr_run(argv, out, err);
 	}
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
-	assert_int_equal(rc, 1); /* a row refused */
+	assert_int_equal(rc, 1); /* rows refused */
 	o = tr_slurp(out, NULL);
 	assert_non_null(o);
-	if (strstr(o, "refused       1 rows the server refused: not scored, their labels not "
+	if (strstr(o, "refused       1 rows reused the txn_id of a different transaction "
+	    "(vigild refuses them)\n") == NULL ||
+	    strstr(o, "refused       1 rows the server refused: not scored, their labels not "
 	    "sent\n") == NULL || strstr(o, "failed ") != NULL)
-		fail_msg("summary:\n%s", o);
+		fail_msg("summary:\n%s\nstderr:\n%s", o, tr_slurp(err, NULL));
+	free(o);
+	o = tr_slurp(err, NULL);
+	assert_non_null(o);
+	if (strstr(o, "vigil-replay: ") == NULL ||
+	    strstr(o, "refused.csv:3: txn_id \"t1\": txn.txn_id: ") == NULL ||
+	    strstr(o, "already scored for a different transaction") == NULL)
+		fail_msg("stderr:\n%s", o);
 	free(o);
 	sum = json_load_file(j, 0, &jerr);
 	assert_non_null(sum);
-	assert_int_equal(json_integer_value(json_object_get(sum, "rows")), 3);
+	assert_int_equal(json_integer_value(json_object_get(sum, "rows")), 4);
+	assert_int_equal(json_integer_value(json_object_get(sum, "txn_id_conflicts")), 1);
 	assert_int_equal(json_integer_value(json_object_get(sum, "refused")), 1);
 	assert_int_equal(json_integer_value(json_object_get(sum, "failed")), 0);
 	assert_int_equal(json_integer_value(json_object_get(sum, "labels_sent")), 2);

@@ -58,6 +58,7 @@ typedef struct rp_batch {
 	uint64_t      t0_ns;        /* pacing origin */
 	uint64_t      errors;       /* calls that failed or were refused */
 	uint64_t      refused;      /* of them, refused by the server (rp_refusal) */
+	uint64_t      conflicts;    /* of those, a txn_id reused (rp_conflict) */
 	atomic_uint_fast64_t consecutive; /* failures in a row, all senders */
 	atomic_bool   give_up;
 	pthread_mutex_t mu;
@@ -96,6 +97,16 @@ rp_refusal(vigil_client_err e)
 	    e == VIGIL_CLIENT_STOOBIG || e == VIGIL_CLIENT_SUNSUPPORTED;
 }
 
+/* Whether the refusal is vigild's answer to a txn_id reused for another
+ * transaction (docs/protocol.md, "Retries and reused ids"): INVALID on
+ * txn.txn_id. The row's own txn_id passed the reader's checks, which are
+ * vigild's, so on this field it can only be the conflict. */
+static bool
+rp_conflict(vigil_client_err e, const vigil_client_errinfo *info)
+{
+	return e == VIGIL_CLIENT_SINVALID && strcmp(info->field, "txn.txn_id") == 0;
+}
+
 static void *
 rp_worker_main(void *arg)
 {
@@ -130,13 +141,22 @@ rp_worker_main(void *arg)
 		t1 = vigil_mono_ns();
 		e = vigil_client_score(r->client, &ct, NULL, &res, &info);
 		if (e != VIGIL_CLIENT_OK) {
+			bool conflict = rp_conflict(e, &info);
+
 			out->refused = rp_refusal(e);
 			out->failed = !out->refused;
 			pthread_mutex_lock(&b->mu);
-			b->refused += out->refused;
-			if (b->errors++ < RP_MAX_ERRORS_SHOWN)
-				fprintf(stderr, "vigil-replay: %s: %s%s%s\n", ct.txn_id, info.message,
-				    info.field[0] ? " field " : "", info.field);
+			b->refused += out->refused && !conflict;
+			b->conflicts += conflict;
+			/* the CSV line when there is one (an archive row's segment name
+			 * is gone once the batch has read on) */
+			if (b->errors++ < RP_MAX_ERRORS_SHOWN && b->rows[i].segment == NULL)
+				fprintf(stderr, "vigil-replay: %s:%" PRIu64 ": txn_id \"%s\": %s%s%s\n",
+				    r->src.name, b->rows[i].line, ct.txn_id, info.field,
+				    info.field[0] ? ": " : "", info.message);
+			else if (b->errors <= RP_MAX_ERRORS_SHOWN)
+				fprintf(stderr, "vigil-replay: txn_id \"%s\": %s%s%s\n", ct.txn_id,
+				    info.field, info.field[0] ? ": " : "", info.message);
 			if (!atomic_load(&b->give_up) && e != VIGIL_CLIENT_SINVALID) {
 				bool any = false;
 				for (size_t k = 0; k < vigil_client_nreplicas(r->client); k++)
@@ -456,8 +476,9 @@ rp_run_server(rp *r)
 	 * the server's archive ends up with every known label */
 	rv = rp_labels_due(r, INT64_MAX);
 out:
-	r->failed = b.errors - b.refused;
+	r->failed = b.errors - b.refused - b.conflicts;
 	r->refused = b.refused;
+	r->conflicts = b.conflicts;
 	pthread_mutex_destroy(&b.mu);
 	free(b.rows);
 	free(b.outs);
