@@ -8,8 +8,8 @@
  * only per-card state (per-card order is kept by the sender), and with
  * nightly rebuilds (vigil-rebuild between days vs batch_rebuild in process);
  * the latency section appears in server mode only. A row the server
- * refuses is counted apart and its label is not sent.
- * argv: vigil-replay vigil-gen.
+ * refuses, or that gets no answer, is counted apart and its label is not
+ * sent. argv: vigil-replay vigil-gen [fault-shim].
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -28,7 +29,7 @@
 #include "harness.h"
 #include "run.h"
 
-static const char *replay, *gen;
+static const char *replay, *gen, *shim;
 static char tmp[] = "/tmp/vigil-test-agree-XXXXXX";
 static char csv[256];
 
@@ -197,6 +198,83 @@ test_refused_row_label_not_sent(void **state)
 	json_decref(sum);
 }
 
+/* A row that got no answer (here vigild's archive fails with ENOSPC from
+ * the fault shim, tests/store_archive/fault_shim.c, so every score is
+ * answered UNAVAILABLE, retried, and not acknowledged) is counted as
+ * failed, and its label is not sent: vigild would record it for a
+ * transaction it never scored. */
+static void
+test_failed_row_label_not_sent(void **state)
+{
+	char in[300], j[300], out[300], err[300], fault[300], flag[340];
+	const char *rp = vt_src_path("rules/default.rules");
+	char rules_path[512];
+	vt_server s;
+	json_error_t jerr;
+	json_t *sum;
+	FILE *f;
+	char *o;
+	int rc;
+
+	(void)state;
+	if (shim == NULL)
+		skip();
+	snprintf(rules_path, sizeof rules_path, "%s", rp);
+	snprintf(in, sizeof in, "%s/failed.csv", tmp);
+	snprintf(j, sizeof j, "%s/failed.json", tmp);
+	snprintf(out, sizeof out, "%s/failed.out", tmp);
+	snprintf(err, sizeof err, "%s/failed.err", tmp);
+	snprintf(fault, sizeof fault, "%s/fault", tmp);
+	assert_int_equal(mkdir(fault, 0700), 0);
+	/* the archive appends with write(2), which the shim fails on demand */
+	snprintf(flag, sizeof flag, "%s/no-fallocate", fault);
+	f = fopen(flag, "w");
+	assert_non_null(f);
+	fclose(f);
+	f = fopen(in, "w");
+	assert_non_null(f);
+	fputs("txn_id,event_time,card_id,merchant_id,amount,label\n"
+	    "f1,2024-03-01T10:00:00Z,c1,m1,1.00,0\n"
+	    "f2,2024-03-01T10:00:09Z,c1,m1,900.00,1\n"
+	    "f3,2024-03-01T10:00:10Z,c2,m1,2.00,0\n", f);
+	fclose(f);
+	memset(&s, 0, sizeof s);
+	setenv("VIGIL_FAULT_DIR", fault, 1);
+	setenv("LD_PRELOAD", shim, 1);
+	rc = vt_server_start(&s, rules_path, NULL);
+	unsetenv("LD_PRELOAD");
+	assert_int_equal(rc, 0);
+	snprintf(flag, sizeof flag, "%s/write-enospc", fault);
+	f = fopen(flag, "w");
+	assert_non_null(f);
+	fclose(f);
+	{
+		const char *argv[] = { replay, "--csv", in, "--server", s.url, "--rules", rules_path,
+			"--summary", j, NULL };
+		rc = tr_run(argv, out, err);
+	}
+	vt_server_kill(&s);
+	vt_server_cleanup(&s);
+	unsetenv("VIGIL_FAULT_DIR");
+	assert_int_equal(rc, 1); /* rows failed */
+	o = tr_slurp(out, NULL);
+	assert_non_null(o);
+	if (strstr(o, "failed        3 transactions got no answer from the server: not "
+	    "acknowledged, their labels not sent\n") == NULL ||
+	    strstr(o, "0 labels sent\n") == NULL)
+		fail_msg("summary:\n%s\nstderr:\n%s", o, tr_slurp(err, NULL));
+	free(o);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	assert_int_equal(json_integer_value(json_object_get(sum, "rows")), 3);
+	assert_int_equal(json_integer_value(json_object_get(sum, "failed")), 3);
+	assert_int_equal(json_integer_value(json_object_get(sum, "refused")), 0);
+	assert_int_equal(json_integer_value(json_object_get(sum, "labels_sent")), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(sum, "metrics"),
+	    "rows")), 0);
+	json_decref(sum);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -206,17 +284,19 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_default_rules_nightly),
 		cmocka_unit_test(test_paced),
 		cmocka_unit_test(test_refused_row_label_not_sent),
+		cmocka_unit_test(test_failed_row_label_not_sent),
 	};
 	const char *g[] = { NULL, "--cards", "200", "--days", "8", "--seed", "11",
 		"--fraud-rate", "0.02", "-q", "-o", csv, NULL };
 	int rv;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: test-server-agree VIGIL-REPLAY VIGIL-GEN\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: test-server-agree VIGIL-REPLAY VIGIL-GEN [FAULT-SHIM]\n");
 		return 1;
 	}
 	replay = argv[1];
 	gen = argv[2];
+	shim = argc == 4 ? argv[3] : NULL;
 	if (mkdtemp(tmp) == NULL) {
 		perror("mkdtemp");
 		return 1;

@@ -87,9 +87,12 @@ rp_sleep_until(uint64_t t_ns)
 }
 
 /* Whether the server answered e and refused the transaction: it was not
- * scored nor archived, so it has no outcome and its label is not sent.
- * The others (no reply, overloaded, unavailable, internal) leave it unknown
- * whether the server kept it. */
+ * scored nor archived, so it has no outcome. The others (no reply,
+ * overloaded, unavailable, internal: failed) got no acknowledgement after
+ * the client's retries with the same txn_id. Neither kind has its label
+ * sent: vigild records a label for any txn_id without looking for the
+ * transaction, and a label of one never scored would be joined to nothing,
+ * or to a later transaction given that txn_id. */
 static bool
 rp_refusal(vigil_client_err e)
 {
@@ -462,7 +465,8 @@ rp_run_server(rp *r)
 			rv = rp_observe(r, &b.rows[i], &b.outs[i], NULL);
 			if (rv != VIGIL_OK)
 				goto out;
-			if (b.outs[i].refused) /* never scored: no label for it */
+			/* refused or unanswered: not acknowledged, no label for it */
+			if (b.outs[i].refused || b.outs[i].failed)
 				continue;
 			rv = rp_label_queue(r, &b.rows[i]);
 			if (rv != VIGIL_OK)

@@ -160,8 +160,8 @@ rp_summary_print(rp *r, double secs)
 		printf("damaged       %" PRIu64 " corrupt stretches of the archive skipped, the "
 		    "first at %s\n", r->src.corrupt, r->src.corrupt_first);
 	if (r->failed > 0)
-		printf("failed        %" PRIu64 " transactions got no answer from the server\n",
-		    r->failed);
+		printf("failed        %" PRIu64 " transactions got no answer from the server: "
+		    "not acknowledged, their labels not sent\n", r->failed);
 	if (r->conflicts > 0)
 		printf("refused       %" PRIu64 " rows reused the txn_id of a different "
 		    "transaction (vigild refuses them)\n", r->conflicts);
