@@ -193,9 +193,41 @@ test_refused_row_label_not_sent(void **state)
 	assert_int_equal(json_integer_value(json_object_get(sum, "refused")), 1);
 	assert_int_equal(json_integer_value(json_object_get(sum, "failed")), 0);
 	assert_int_equal(json_integer_value(json_object_get(sum, "labels_sent")), 2);
+	assert_int_equal(json_integer_value(json_object_get(sum, "not_sent")), 0);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(sum, "metrics"),
 	    "rows")), 2);
 	json_decref(sum);
+}
+
+/* Starts vigild on a fresh data directory with the fault shim preloaded
+ * and its archive then failing (ENOSPC on every write): every score is
+ * answered UNAVAILABLE and nothing is acknowledged. name: the fault
+ * directory under tmp. */
+static void
+start_failing(vt_server *s, const char *rules_path, const char *name)
+{
+	char fault[300], flag[340];
+	FILE *f;
+	int rc;
+
+	snprintf(fault, sizeof fault, "%s/fault-%s", tmp, name);
+	assert_int_equal(mkdir(fault, 0700), 0);
+	/* the archive appends with write(2), which the shim fails on demand */
+	snprintf(flag, sizeof flag, "%s/no-fallocate", fault);
+	f = fopen(flag, "w");
+	assert_non_null(f);
+	fclose(f);
+	memset(s, 0, sizeof *s);
+	setenv("VIGIL_FAULT_DIR", fault, 1);
+	setenv("LD_PRELOAD", shim, 1);
+	rc = vt_server_start(s, rules_path, NULL);
+	unsetenv("LD_PRELOAD");
+	unsetenv("VIGIL_FAULT_DIR");
+	assert_int_equal(rc, 0);
+	snprintf(flag, sizeof flag, "%s/write-enospc", fault);
+	f = fopen(flag, "w");
+	assert_non_null(f);
+	fclose(f);
 }
 
 /* A row that got no answer (here vigild's archive fails with ENOSPC from
@@ -206,7 +238,7 @@ test_refused_row_label_not_sent(void **state)
 static void
 test_failed_row_label_not_sent(void **state)
 {
-	char in[300], j[300], out[300], err[300], fault[300], flag[340];
+	char in[300], j[300], out[300], err[300];
 	const char *rp = vt_src_path("rules/default.rules");
 	char rules_path[512];
 	vt_server s;
@@ -224,13 +256,6 @@ test_failed_row_label_not_sent(void **state)
 	snprintf(j, sizeof j, "%s/failed.json", tmp);
 	snprintf(out, sizeof out, "%s/failed.out", tmp);
 	snprintf(err, sizeof err, "%s/failed.err", tmp);
-	snprintf(fault, sizeof fault, "%s/fault", tmp);
-	assert_int_equal(mkdir(fault, 0700), 0);
-	/* the archive appends with write(2), which the shim fails on demand */
-	snprintf(flag, sizeof flag, "%s/no-fallocate", fault);
-	f = fopen(flag, "w");
-	assert_non_null(f);
-	fclose(f);
 	f = fopen(in, "w");
 	assert_non_null(f);
 	fputs("txn_id,event_time,card_id,merchant_id,amount,label\n"
@@ -238,16 +263,7 @@ test_failed_row_label_not_sent(void **state)
 	    "f2,2024-03-01T10:00:09Z,c1,m1,900.00,1\n"
 	    "f3,2024-03-01T10:00:10Z,c2,m1,2.00,0\n", f);
 	fclose(f);
-	memset(&s, 0, sizeof s);
-	setenv("VIGIL_FAULT_DIR", fault, 1);
-	setenv("LD_PRELOAD", shim, 1);
-	rc = vt_server_start(&s, rules_path, NULL);
-	unsetenv("LD_PRELOAD");
-	assert_int_equal(rc, 0);
-	snprintf(flag, sizeof flag, "%s/write-enospc", fault);
-	f = fopen(flag, "w");
-	assert_non_null(f);
-	fclose(f);
+	start_failing(&s, rules_path, "failed");
 	{
 		const char *argv[] = { replay, "--csv", in, "--server", s.url, "--rules", rules_path,
 			"--summary", j, NULL };
@@ -255,7 +271,6 @@ test_failed_row_label_not_sent(void **state)
 	}
 	vt_server_kill(&s);
 	vt_server_cleanup(&s);
-	unsetenv("VIGIL_FAULT_DIR");
 	assert_int_equal(rc, 1); /* rows failed */
 	o = tr_slurp(out, NULL);
 	assert_non_null(o);
@@ -275,6 +290,73 @@ test_failed_row_label_not_sent(void **state)
 	json_decref(sum);
 }
 
+/* After 50 failures in a row vigil-replay gives up sending; the rest of
+ * the input is read and counted as not_sent, so the summary accounts for
+ * every row: rows = scored + failed + refused + txn_id_conflicts +
+ * not_sent. */
+static void
+test_give_up_counts_every_row(void **state)
+{
+	char in[300], j[300], out[300], err[300];
+	const char *rp = vt_src_path("rules/default.rules");
+	char rules_path[512];
+	vt_server s;
+	json_error_t jerr;
+	json_t *sum;
+	FILE *f;
+	char *o;
+	int rc;
+
+	(void)state;
+	if (shim == NULL)
+		skip();
+	snprintf(rules_path, sizeof rules_path, "%s", rp);
+	snprintf(in, sizeof in, "%s/giveup.csv", tmp);
+	snprintf(j, sizeof j, "%s/giveup.json", tmp);
+	snprintf(out, sizeof out, "%s/giveup.out", tmp);
+	snprintf(err, sizeof err, "%s/giveup.err", tmp);
+	f = fopen(in, "w");
+	assert_non_null(f);
+	fputs("txn_id,event_time,card_id,merchant_id,amount,label\n", f);
+	for (int k = 0; k < 60; k++)
+		fprintf(f, "g%d,2024-03-01T10:%02d:00Z,c%d,m1,1.00,%d\n", k, k, k % 7, k % 2);
+	fclose(f);
+	start_failing(&s, rules_path, "giveup");
+	{
+		const char *argv[] = { replay, "--csv", in, "--server", s.url, "--rules", rules_path,
+			"--summary", j, NULL };
+		rc = tr_run(argv, out, err);
+	}
+	vt_server_kill(&s);
+	vt_server_cleanup(&s);
+	assert_int_equal(rc, 1);
+	o = tr_slurp(err, NULL);
+	assert_non_null(o);
+	if (strstr(o, "vigil-replay: 50 failures in a row: giving up\n") == NULL)
+		fail_msg("stderr:\n%s", o);
+	free(o);
+	o = tr_slurp(out, NULL);
+	assert_non_null(o);
+	if (strstr(o, "failed        50 transactions got no answer") == NULL ||
+	    strstr(o, "not sent      10 rows after giving up (no server answering): not scored, "
+	    "their labels and those still waiting not sent\n") == NULL)
+		fail_msg("summary:\n%s", o);
+	free(o);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	assert_int_equal(json_integer_value(json_object_get(sum, "rows")), 60);
+	assert_int_equal(json_integer_value(json_object_get(sum, "failed")), 50);
+	assert_int_equal(json_integer_value(json_object_get(sum, "not_sent")), 10);
+	assert_int_equal(json_integer_value(json_object_get(sum, "labels_sent")), 0);
+	assert_int_equal(json_integer_value(json_object_get(sum, "rows")),
+	    json_integer_value(json_object_get(json_object_get(sum, "metrics"), "rows")) +
+	    json_integer_value(json_object_get(sum, "failed")) +
+	    json_integer_value(json_object_get(sum, "refused")) +
+	    json_integer_value(json_object_get(sum, "txn_id_conflicts")) +
+	    json_integer_value(json_object_get(sum, "not_sent")));
+	json_decref(sum);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -285,6 +367,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_paced),
 		cmocka_unit_test(test_refused_row_label_not_sent),
 		cmocka_unit_test(test_failed_row_label_not_sent),
+		cmocka_unit_test(test_give_up_counts_every_row),
 	};
 	const char *g[] = { NULL, "--cards", "200", "--days", "8", "--seed", "11",
 		"--fraud-rate", "0.02", "-q", "-o", csv, NULL };

@@ -59,6 +59,7 @@ typedef struct rp_batch {
 	uint64_t      errors;       /* calls that failed or were refused */
 	uint64_t      refused;      /* of them, refused by the server (rp_refusal) */
 	uint64_t      conflicts;    /* of those, a txn_id reused (rp_conflict) */
+	uint64_t      not_sent;     /* rows after giving up: never sent */
 	atomic_uint_fast64_t consecutive; /* failures in a row, all senders */
 	atomic_bool   give_up;
 	pthread_mutex_t mu;
@@ -130,8 +131,12 @@ rp_worker_main(void *arg)
 		/* what an unanswered or refused row leaves unread stays false */
 		out->late = out->past_horizon = false;
 		if (atomic_load(&b->give_up)) {
+			/* no outcome, no label; counted apart from failed */
 			out->failed = true;
 			out->refused = false;
+			pthread_mutex_lock(&b->mu);
+			b->not_sent++;
+			pthread_mutex_unlock(&b->mu);
 			continue;
 		}
 		if (r->o.rate > 0)
@@ -435,7 +440,8 @@ rp_run_server(rp *r)
 					have_pending = true;
 					break;
 				}
-				rv = rp_server_night(r, day, row);
+				/* after giving up nothing more goes to the servers */
+				rv = atomic_load(&b.give_up) ? VIGIL_OK : rp_server_night(r, day, row);
 				if (rv != VIGIL_OK)
 					goto out;
 			}
@@ -449,16 +455,15 @@ rp_run_server(rp *r)
 		}
 		if (b.n == 0)
 			break;
-		rv = rp_labels_due(r, b.rows[0].txn.event_time_ms);
+		if (!atomic_load(&b.give_up))
+			rv = rp_labels_due(r, b.rows[0].txn.event_time_ms);
 		if (rv != VIGIL_OK)
 			goto out;
+		/* after giving up the rest of the input is read and counted as
+		 * not sent: the summary accounts for every row */
 		rv = rp_server_batch(r, &b);
 		if (rv != VIGIL_OK)
 			goto out;
-		if (atomic_load(&b.give_up)) {
-			rv = VIGIL_ECLOSED;
-			goto out;
-		}
 		for (size_t i = 0; i < b.n; i++) {
 			r->late += !b.outs[i].failed && b.outs[i].late;
 			r->past_horizon += !b.outs[i].failed && b.outs[i].past_horizon;
@@ -477,12 +482,15 @@ rp_run_server(rp *r)
 		rp_progress(r, &b.rows[b.n - 1], false);
 	}
 	/* labels still pending belong to the future of the replay: send them, so
-	 * the server's archive ends up with every known label */
-	rv = rp_labels_due(r, INT64_MAX);
+	 * the server's archive ends up with every known label (unless the
+	 * servers are gone) */
+	if (!atomic_load(&b.give_up))
+		rv = rp_labels_due(r, INT64_MAX);
 out:
 	r->failed = b.errors - b.refused - b.conflicts;
 	r->refused = b.refused;
 	r->conflicts = b.conflicts;
+	r->not_sent = b.not_sent;
 	pthread_mutex_destroy(&b.mu);
 	free(b.rows);
 	free(b.outs);

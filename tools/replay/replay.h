@@ -209,7 +209,7 @@ typedef struct rp {
 	FILE         *results;
 	metrics      *m, *m2;
 	report_data  *rd;           /* --report: what the page shows beyond the metrics */
-	uint64_t      rows, failed, changed, trans[4][4];
+	uint64_t      rows, failed, not_sent, changed, trans[4][4]; /* not_sent: server, gave up */
 	uint64_t      compared;     /* --compare, --exact: rows both sides scored and measured */
 	uint64_t      conflicts, refused; /* rows refused: offline a reused txn_id, or the server */
 	uint64_t      late, past_horizon; /* server: replies that said so (backfill) */

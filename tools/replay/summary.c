@@ -51,6 +51,7 @@ rp_summary_json(rp *r, double secs)
 	json_object_set_new(o, "rows_behind", json_integer((json_int_t)r->behind));
 	if (r->o.nservers) {
 		json_object_set_new(o, "refused", json_integer((json_int_t)r->refused));
+		json_object_set_new(o, "not_sent", json_integer((json_int_t)r->not_sent));
 		json_object_set_new(o, "late", json_integer((json_int_t)r->late));
 		json_object_set_new(o, "past_dedupe_horizon", json_integer((json_int_t)r->past_horizon));
 	}
@@ -162,6 +163,9 @@ rp_summary_print(rp *r, double secs)
 	if (r->failed > 0)
 		printf("failed        %" PRIu64 " transactions got no answer from the server: "
 		    "not acknowledged, their labels not sent\n", r->failed);
+	if (r->not_sent > 0)
+		printf("not sent      %" PRIu64 " rows after giving up (no server answering): not "
+		    "scored, their labels and those still waiting not sent\n", r->not_sent);
 	if (r->conflicts > 0)
 		printf("refused       %" PRIu64 " rows reused the txn_id of a different "
 		    "transaction (vigild refuses them)\n", r->conflicts);
