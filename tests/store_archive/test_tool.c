@@ -31,17 +31,17 @@
 static const char *tool;
 static char dir[256];
 
-/* Runs the tool with args (shell words), stdout and (stderr_too) stderr into
- * out. Returns the exit status. */
+/* Runs the tool with args (shell words) and the shell redirections redir,
+ * what reaches its stdout into out. Returns the exit status. */
 static int
-run_tool_out(const char *args, bool stderr_too, char *out, size_t outlen)
+run_tool_redir(const char *args, const char *redir, char *out, size_t outlen)
 {
 	char cmd[1024];
 	FILE *p;
 	size_t n;
 	int st;
 
-	snprintf(cmd, sizeof cmd, "'%s' %s %s", tool, args, stderr_too ? "2>&1" : "2>/dev/null");
+	snprintf(cmd, sizeof cmd, "'%s' %s %s", tool, args, redir);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	n = fread(out, 1, outlen - 1, p);
@@ -49,6 +49,20 @@ run_tool_out(const char *args, bool stderr_too, char *out, size_t outlen)
 	st = pclose(p);
 	assert_true(WIFEXITED(st));
 	return WEXITSTATUS(st);
+}
+
+/* stdout and (stderr_too) stderr into out. */
+static int
+run_tool_out(const char *args, bool stderr_too, char *out, size_t outlen)
+{
+	return run_tool_redir(args, stderr_too ? "2>&1" : "2>/dev/null", out, outlen);
+}
+
+/* stderr alone into out. */
+static int
+run_tool_err(const char *args, char *out, size_t outlen)
+{
+	return run_tool_redir(args, "2>&1 >/dev/null", out, outlen);
 }
 
 static int
@@ -287,7 +301,8 @@ test_tool(void **state)
 	assert_int_equal(run_tool("dump --from yesterday x", out, sizeof out), 2);
 	/* a PATH that does not exist is a missing input: 2 (docs/tools.md) */
 	assert_int_equal(run_tool("verify /nonexistent/archive", out, sizeof out), 2);
-	assert_string_equal(out, "vigil-archive: /nonexistent/archive: No such file or directory\n");
+	assert_string_equal(out, "vigil-archive: /nonexistent/archive: No such file or directory\n"
+	    "/nonexistent/archive: not verified (no archive there): MISSING\n");
 
 	snprintf(args, sizeof args, "verify '%s'", dir);
 	assert_int_equal(run_tool(args, out, sizeof out), 0);
@@ -296,6 +311,26 @@ test_tool(void **state)
 	snprintf(args, sizeof args, "verify --json '%s'", dir);
 	assert_int_equal(run_tool(args, out, sizeof out), 0);
 	check_verify_json(out, 12, 0, "ok");
+	/* a missing PATH among others: said, summed up, the others verified;
+	 * the missing input's code at the end */
+	snprintf(args, sizeof args, "verify '%s' /nonexistent/archive '%s'", dir, dir);
+	assert_int_equal(run_tool_out(args, false, out, sizeof out), 2);
+	{
+		char want[1400];
+		const char *ok = ": 12 records in 2 segments, 0 corrupt stretches (0 bytes), 0 "
+		    "undecodable payloads, 0 records lost in damaged zstd frames: OK\n";
+
+		snprintf(want, sizeof want, "%s%s/nonexistent/archive: not verified (no archive "
+		    "there): MISSING\n%s%s", dir, ok, dir, ok);
+		assert_string_equal(out, want);
+	}
+	snprintf(args, sizeof args, "verify /nonexistent/archive '%s'", dir);
+	assert_int_equal(run_tool_err(args, out, sizeof out), 2);
+	assert_string_equal(out, "vigil-archive: /nonexistent/archive: No such file or directory\n");
+	snprintf(args, sizeof args, "verify -j /nonexistent/archive '%s'", dir);
+	assert_int_equal(run_tool_out(args, false, out, sizeof out), 2);
+	assert_non_null(strstr(out, "{\"path\":\"/nonexistent/archive\",\"status\":\"missing\"}\n"));
+	check_verify_json(strchr(out, '\n') + 1, 12, 0, "ok");
 
 	/* dump: JSON lines, range applied */
 	snprintf(args, sizeof args, "dump --from 1763700002000 --to 2025-11-21T04:40:05Z '%s'", dir);
@@ -429,8 +464,9 @@ test_not_archive(void **state)
 	snprintf(sub, sizeof sub, "%s/features", top);
 	assert_int_equal(mkdir(sub, 0755), 0);
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		/* the error line alone (verify also sums the PATH up on stdout) */
 		snprintf(args, sizeof args, "%s '%s'", cmds[i], top);
-		assert_int_equal(run_tool(args, out, sizeof out), 2);
+		assert_int_equal(run_tool_err(args, out, sizeof out), 2);
 		snprintf(want, sizeof want, "vigil-archive: %s: not an archive directory (no seg-* "
 		    "file, no JOURNAL, no LOCK)\n", top);
 		assert_string_equal(out, want);
@@ -446,7 +482,7 @@ test_not_archive(void **state)
 	fclose(f);
 	snprintf(sub, sizeof sub, "%s/features", top);
 	snprintf(args, sizeof args, "verify '%s'", sub);
-	assert_int_equal(run_tool(args, out, sizeof out), 2);
+	assert_int_equal(run_tool_err(args, out, sizeof out), 2);
 	snprintf(want, sizeof want, "vigil-archive: %s: not an archive directory (it holds feature "
 	    "generations)\n", sub);
 	assert_string_equal(out, want);
@@ -458,7 +494,7 @@ test_not_archive(void **state)
 	/* the data directory, now with its archive/: refused, naming the archive */
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		snprintf(args, sizeof args, "%s '%s'", cmds[i], top);
-		assert_int_equal(run_tool(args, out, sizeof out), 2);
+		assert_int_equal(run_tool_err(args, out, sizeof out), 2);
 		snprintf(want, sizeof want, "vigil-archive: %s: not an archive directory (a data "
 		    "directory? its archive is %s/archive)\n", top, top);
 		assert_string_equal(out, want);

@@ -282,8 +282,20 @@ cmd_verify(int argc, char **argv)
 
 		rv = open_path(argv[i], INT64_MIN, INT64_MAX, &r, &rd, &d);
 		if (rv != VIGIL_OK) {
+			/* said, summed up like the others, and the next PATH verified;
+			 * the worst code is returned (a missing input, 2, first) */
+			bool missing = rv == VIGIL_ENOTFOUND;
+
 			fprintf(stderr, "%s: %s\n", prog, d.msg[0] ? d.msg : vigil_strerror(rv));
-			return open_fail_code(rv);
+			if (json && print_json(json_pack("{s:s, s:s}", "path", argv[i], "status",
+			    missing ? "missing" : "error")) != VIGIL_OK)
+				return EXIT_ERROR;
+			if (!json)
+				printf("%s: not verified (%s): %s\n", argv[i], missing ?
+				    "no archive there" : "it cannot be read", missing ? "MISSING" : "ERROR");
+			if (open_fail_code(rv) > rc)
+				rc = open_fail_code(rv);
+			continue;
 		}
 		while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
 			store_diag dd;
@@ -324,7 +336,7 @@ cmd_verify(int argc, char **argv)
 			    PRIu64 " records lost in damaged zstd frames: %s\n", argv[i], r.records,
 			    st.segments, r.corrupt, r.corrupt_bytes, r.undecodable, st.lost_records,
 			    r.corrupt || r.undecodable ? "DAMAGED" : "OK");
-		if (r.corrupt || r.undecodable)
+		if ((r.corrupt || r.undecodable) && EXIT_DAMAGED > rc)
 			rc = EXIT_DAMAGED;
 	}
 	if (fflush(stdout) != 0) {
