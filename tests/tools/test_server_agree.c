@@ -357,6 +357,72 @@ test_give_up_counts_every_row(void **state)
 	json_decref(sum);
 }
 
+/* A label the server refuses is counted and the run goes on: rows of the
+ * last minute with the default --label-delay (7 days) have label times a
+ * week ahead of vigild's clock, which it refuses (a label is known when it
+ * is sent). Both rows are scored, the summary is written and says so, and
+ * the run exits 1 (faults). */
+static void
+test_refused_labels_counted(void **state)
+{
+	char in[300], j[300], out[300], err[300], now[2][32];
+	const char *rp = vt_src_path("rules/default.rules");
+	char rules_path[512];
+	vt_server s;
+	json_error_t jerr;
+	json_t *sum;
+	time_t t = time(NULL);
+	FILE *f;
+	char *o;
+	int rc;
+
+	(void)state;
+	snprintf(rules_path, sizeof rules_path, "%s", rp);
+	snprintf(in, sizeof in, "%s/labels.csv", tmp);
+	snprintf(j, sizeof j, "%s/labels.json", tmp);
+	snprintf(out, sizeof out, "%s/labels.out", tmp);
+	snprintf(err, sizeof err, "%s/labels.err", tmp);
+	for (int k = 0; k < 2; k++) {
+		time_t tk = t - 60 + 9 * k;
+		strftime(now[k], sizeof now[k], "%Y-%m-%dT%H:%M:%SZ", gmtime(&tk));
+	}
+	f = fopen(in, "w");
+	assert_non_null(f);
+	fprintf(f, "txn_id,event_time,card_id,merchant_id,amount,label\n"
+	    "l1,%s,c1,m1,1.00,0\n"
+	    "l2,%s,c1,m1,900.00,1\n", now[0], now[1]);
+	fclose(f);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(vt_server_start(&s, rules_path, NULL), 0);
+	{
+		const char *argv[] = { replay, "--csv", in, "--server", s.url, "--rules", rules_path,
+			"--summary", j, NULL };
+		rc = tr_run(argv, out, err);
+	}
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	o = tr_slurp(err, NULL);
+	assert_non_null(o);
+	if (rc != 1 || strstr(o, "vigil-replay: label l1: ") == NULL ||
+	    strstr(o, "in the future") == NULL)
+		fail_msg("exit %d, stderr:\n%s", rc, o);
+	free(o);
+	o = tr_slurp(out, NULL);
+	assert_non_null(o);
+	if (strstr(o, "labels        2 refused by the server, 0 got no answer: not recorded "
+	    "there\n") == NULL || strstr(o, "0 labels sent\n") == NULL)
+		fail_msg("summary:\n%s", o);
+	free(o);
+	sum = json_load_file(j, 0, &jerr);
+	assert_non_null(sum);
+	assert_int_equal(json_integer_value(json_object_get(sum, "labels_refused")), 2);
+	assert_int_equal(json_integer_value(json_object_get(sum, "labels_failed")), 0);
+	assert_int_equal(json_integer_value(json_object_get(sum, "labels_sent")), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(sum, "metrics"),
+	    "rows")), 2);
+	json_decref(sum);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -368,6 +434,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_refused_row_label_not_sent),
 		cmocka_unit_test(test_failed_row_label_not_sent),
 		cmocka_unit_test(test_give_up_counts_every_row),
+		cmocka_unit_test(test_refused_labels_counted),
 	};
 	const char *g[] = { NULL, "--cards", "200", "--days", "8", "--seed", "11",
 		"--fraud-rate", "0.02", "-q", "-o", csv, NULL };

@@ -92,8 +92,16 @@ rp_label_queue(rp *r, const rp_row *row)
 	return rv;
 }
 
+/*
+ * Sends one label: offline into the work archive, else to the servers.
+ * A server's refusal (vigild validates a label as it does a transaction:
+ * a label time more than a day ahead of its clock, say) is VIGIL_EINVAL
+ * and no answer VIGIL_EIO: the caller counts both and goes on, and the
+ * first few of each sender are said, one line each. Offline, a failure is
+ * the work archive's and ends the run.
+ */
 static vigil_err
-rp_label_send(rp *r, const rp_label *l)
+rp_label_send(rp *r, const rp_label *l, uint32_t *shown)
 {
 	if (r->db != NULL) {
 		store_label sl;
@@ -122,9 +130,11 @@ rp_label_send(rp *r, const rp_label *l)
 		if (e != VIGIL_CLIENT_OK) {
 			char line[sizeof info.field + sizeof info.message + 2];
 
-			fprintf(stderr, "vigil-replay: label %s: %s\n", l->txn_id,
-			    vigil_client_errinfo_format(&info, line, sizeof line));
-			return VIGIL_EIO;
+			if ((*shown)++ < RP_MAX_ERRORS_SHOWN)
+				fprintf(stderr, "vigil-replay: label %s: %s\n", l->txn_id,
+				    vigil_client_errinfo_format(&info, line, sizeof line));
+			return e == VIGIL_CLIENT_SINVALID || e == VIGIL_CLIENT_STOOBIG ||
+			    e == VIGIL_CLIENT_SUNSUPPORTED ? VIGIL_EINVAL : VIGIL_EIO;
 		}
 	}
 	return VIGIL_OK;
@@ -134,31 +144,37 @@ typedef struct rp_label_job {
 	rp             *r;
 	const rp_label *v;
 	size_t          n;
-	uint32_t        id, nthreads;
-	vigil_err       rv;
+	uint32_t        id, nthreads, shown;
+	uint64_t        sent, refused, failed;
 	pthread_t       th;
 } rp_label_job;
 
+/* Counts one label's outcome in the job's totals. */
+static void
+rp_label_count(rp_label_job *j, vigil_err rv)
+{
+	j->sent += rv == VIGIL_OK;
+	j->refused += rv == VIGIL_EINVAL;
+	j->failed += rv != VIGIL_OK && rv != VIGIL_EINVAL;
+}
 
 static void *
 rp_label_worker(void *arg)
 {
 	rp_label_job *j = arg;
 
-	for (size_t i = j->id; i < j->n && j->rv == VIGIL_OK; i += j->nthreads)
-		j->rv = rp_label_send(j->r, &j->v[i]);
+	for (size_t i = j->id; i < j->n; i += j->nthreads)
+		rp_label_count(j, rp_label_send(j->r, &j->v[i], &j->shown));
 	return NULL;
 }
 
-/* Sends every queued label whose time is <= t. Offline they go to the
- * archive in label-time order; to servers, labels being independent facts,
- * they are spread over the --concurrency senders. */
 vigil_err
 rp_labels_due(rp *r, int64_t t)
 {
 	vigil_vec due; /* of rp_label, for the senders */
 	vigil_err rv = VIGIL_OK;
 	rp_label_job jobs[RP_MAX_CONCURRENCY];
+	rp_label_job one = { .r = r, .shown = (uint32_t)(r->labels_refused + r->labels_failed) };
 	uint32_t nt;
 
 	vigil_vec_init(&due, sizeof(rp_label), RP_MAX_LABELS);
@@ -166,10 +182,11 @@ rp_labels_due(rp *r, int64_t t)
 		rp_label l;
 		rp_label_heap_pop(&r->labels, &l);
 		if (r->client == NULL || r->o.concurrency == 1) {
-			rv = rp_label_send(r, &l);
-			if (rv != VIGIL_OK)
+			rv = rp_label_send(r, &l, &one.shown);
+			if (r->client == NULL && rv != VIGIL_OK)
 				goto out;
-			r->labels_sent++;
+			rp_label_count(&one, rv);
+			rv = VIGIL_OK;
 			continue;
 		}
 		rv = vigil_vec_push(&due, &l); /* the heap held it: within the cap */
@@ -181,7 +198,7 @@ rp_labels_due(rp *r, int64_t t)
 	nt = r->o.concurrency;
 	for (uint32_t k = 0; k < nt; k++) {
 		jobs[k] = (rp_label_job){ .r = r, .v = due.data, .n = due.len, .id = k,
-			.nthreads = nt };
+			.nthreads = nt, .shown = one.shown };
 		if (pthread_create(&jobs[k].th, NULL, rp_label_worker, &jobs[k]) != 0) {
 			nt = k;
 			rv = VIGIL_ENOMEM;
@@ -190,12 +207,14 @@ rp_labels_due(rp *r, int64_t t)
 	}
 	for (uint32_t k = 0; k < nt; k++) {
 		pthread_join(jobs[k].th, NULL);
-		if (rv == VIGIL_OK)
-			rv = jobs[k].rv;
+		one.sent += jobs[k].sent;
+		one.refused += jobs[k].refused;
+		one.failed += jobs[k].failed;
 	}
-	if (rv == VIGIL_OK)
-		r->labels_sent += due.len;
 out:
+	r->labels_sent += one.sent;
+	r->labels_refused += one.refused;
+	r->labels_failed += one.failed;
 	vigil_vec_fini(&due);
 	return rv;
 }

@@ -526,10 +526,12 @@ main(int argc, char **argv)
 	if (r->o.report != NULL && rp_report_write(r, secs) != VIGIL_OK)
 		goto out;
 	/* rows refused and skipped (bad rows, damaged archive records, txn_ids
-	 * reused for another transaction): the run finished, the input had
-	 * faults (docs/tools.md, 1), as for requests the server refused */
+	 * reused for another transaction), labels a server refused or did not
+	 * answer: the run finished, the input had faults (docs/tools.md, 1), as
+	 * for requests the server refused */
 	status = r->failed > 0 || r->not_sent > 0 || r->refused > 0 || r->src.bad > 0 ||
-	    r->src.corrupt > 0 || r->conflicts > 0 ? VIGIL_EXIT_FAIL : VIGIL_EXIT_OK;
+	    r->src.corrupt > 0 || r->conflicts > 0 || r->labels_refused > 0 ||
+	    r->labels_failed > 0 ? VIGIL_EXIT_FAIL : VIGIL_EXIT_OK;
 out:
 	if (r->results != NULL && r->results != stdout)
 		fclose(r->results);

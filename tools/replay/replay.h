@@ -199,7 +199,7 @@ typedef struct rp {
 	vigil_client *client;
 	/* labels */
 	rp_label_heap labels;
-	uint64_t      labels_sent;
+	uint64_t      labels_sent, labels_refused, labels_failed; /* server: said no, no answer */
 	/* state */
 	int64_t       day;          /* current UTC day number, INT64_MIN before the first row */
 	uint32_t      nightly_runs;

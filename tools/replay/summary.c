@@ -52,6 +52,8 @@ rp_summary_json(rp *r, double secs)
 	if (r->o.nservers) {
 		json_object_set_new(o, "refused", json_integer((json_int_t)r->refused));
 		json_object_set_new(o, "not_sent", json_integer((json_int_t)r->not_sent));
+		json_object_set_new(o, "labels_refused", json_integer((json_int_t)r->labels_refused));
+		json_object_set_new(o, "labels_failed", json_integer((json_int_t)r->labels_failed));
 		json_object_set_new(o, "late", json_integer((json_int_t)r->late));
 		json_object_set_new(o, "past_dedupe_horizon", json_integer((json_int_t)r->past_horizon));
 	}
@@ -163,6 +165,9 @@ rp_summary_print(rp *r, double secs)
 	if (r->failed > 0)
 		printf("failed        %" PRIu64 " transactions got no answer from the server: "
 		    "not acknowledged, their labels not sent\n", r->failed);
+	if (r->labels_refused > 0 || r->labels_failed > 0)
+		printf("labels        %" PRIu64 " refused by the server, %" PRIu64 " got no answer: "
+		    "not recorded there\n", r->labels_refused, r->labels_failed);
 	if (r->not_sent > 0)
 		printf("not sent      %" PRIu64 " rows after giving up (no server answering): not "
 		    "scored, their labels and those still waiting not sent\n", r->not_sent);
