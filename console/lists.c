@@ -304,18 +304,37 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 		    "list (vigild would refuse the list file)", value, name);
 		goto out;
 	}
-	rv = lists_edit(path, value, add, &changed, err, sizeof err);
-	if (rv != VIGIL_OK) {
-		con_send_error(req, 500, NULL, "%s", err);
-		goto out;
-	}
 	meta = lists_meta_load(app);
 	entries = json_object_get(meta, name);
 	if (!json_is_object(entries)) {
 		entries = json_object();
 		json_object_set_new(meta, name, entries);
 	}
-	before = json_object_get(entries, value);
+	if (!add) {
+		/* the record goes first: a removal STATE/lists.json cannot record
+		 * changes nothing, not even for the moment an undo of the list
+		 * file would take (vigild would let the value through) */
+		entry = json_incref(json_object_get(entries, value));
+		json_object_del(entries, value);
+		if (lists_meta_save(app, meta, err, sizeof err) != VIGIL_OK) {
+			fprintf(stderr, "vigil-console: lists: %s\n", err);
+			con_send_error(req, 500, NULL, "%s: not removed (its record could not be "
+			    "dropped)", err);
+			goto out;
+		}
+	}
+	rv = lists_edit(path, value, add, &changed, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		char err2[sizeof err];
+
+		if (entry != NULL && (json_object_set(entries, value, entry) != 0 ||
+		    lists_meta_save(app, meta, err2, sizeof err2) != VIGIL_OK))
+			fprintf(stderr, "vigil-console: lists: %s stays in %s without its record\n",
+			    value, path);
+		con_send_error(req, 500, NULL, "%s", err);
+		goto out;
+	}
+	before = add ? json_object_get(entries, value) : entry;
 	if (add && !changed && exp_ms > 0 &&
 	    (before == NULL || json_object_get(before, "expires") == NULL)) {
 		/* an end date would unblock, when it passes, what someone listed for good */
@@ -336,18 +355,17 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 		json_object_set(entries, value, entry);
 		after = json_pack("{s:b, s:O}", "listed", true, "entry", entry);
 	} else {
-		json_object_del(entries, value);
 		after = json_pack("{s:b, s:s}", "listed", false, "reason", reason);
 	}
-	if (lists_meta_save(app, meta, err, sizeof err) != VIGIL_OK) {
+	if (add && lists_meta_save(app, meta, err, sizeof err) != VIGIL_OK) {
 		char err2[sizeof err];
 		bool undone = false;
 
 		fprintf(stderr, "vigil-console: lists: %s\n", err);
 		/* nothing half-applied: without its record an entry loses who and
 		 * why, and one with an end date would never leave */
-		if (add && (!changed || lists_edit(path, value, false, &undone, err2,
-		    sizeof err2) == VIGIL_OK)) {
+		if (!changed || lists_edit(path, value, false, &undone, err2, sizeof err2) ==
+		    VIGIL_OK) {
 			json_decref(before);
 			json_decref(after);
 			con_send_error(req, 500, NULL, changed ? "%s: not added (its record could not "
@@ -355,11 +373,10 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 			    "kept)", err);
 			goto out;
 		}
-		if (add) { /* not undone either: audited (who, why), and said */
-			unkept = true;
-			fprintf(stderr, "vigil-console: lists: %s stays in %s without its record: %s\n",
-			    value, path, err2);
-		}
+		/* not undone either: audited (who, why), and said */
+		unkept = true;
+		fprintf(stderr, "vigil-console: lists: %s stays in %s without its record: %s\n",
+		    value, path, err2);
 	}
 	lists_note_expiry(meta);
 	{

@@ -40,6 +40,31 @@ blocked_has(const char *value)
 	return has;
 }
 
+/* Who listed value in blocked_cards, as GET /api/lists shows it ("": no
+ * record, NULL: not shown). */
+static const char *
+blocked_who(const char *value, char *buf, size_t len)
+{
+	json_t *o = http_ok("GET", "/api/lists", EVE, NULL, 200), *l, *e;
+	const char *who = NULL;
+
+	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
+		l = json_array_get(json_object_get(o, "lists"), i);
+		if (strcmp(json_string_value(json_object_get(l, "name")), "blocked_cards") != 0)
+			continue;
+		for (size_t k = 0; k < json_array_size(json_object_get(l, "entries")); k++) {
+			e = json_array_get(json_object_get(l, "entries"), k);
+			if (strcmp(json_string_value(json_object_get(e, "value")), value) != 0)
+				continue;
+			who = json_string_value(json_object_get(e, "who"));
+			snprintf(buf, len, "%s", who != NULL ? who : "");
+			who = buf;
+		}
+	}
+	json_decref(o);
+	return who;
+}
+
 /*
  * Lists: every list file of the rule file is shown; an entry added with a
  * reason (and who) reaches the file and the audit log, removing it (an
@@ -51,7 +76,7 @@ void
 test_lists(void **s)
 {
 	json_t *o, *l, *e;
-	char body[256], ex[40];
+	char body[256], ex[40], who[64];
 	bool found = false;
 
 	(void)s;
@@ -115,22 +140,7 @@ test_lists(void **s)
 	assert_true(json_is_false(json_object_get(o, "changed")));
 	json_decref(o);
 	/* the entry shows who and why */
-	o = http_ok("GET", "/api/lists", EVE, NULL, 200);
-	found = false;
-	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
-		l = json_array_get(json_object_get(o, "lists"), i);
-		if (strcmp(json_string_value(json_object_get(l, "name")), "blocked_cards") != 0)
-			continue;
-		for (size_t k = 0; k < json_array_size(json_object_get(l, "entries")); k++) {
-			e = json_array_get(json_object_get(l, "entries"), k);
-			if (strcmp(json_string_value(json_object_get(e, "value")), "c9") == 0) {
-				found = true;
-				assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
-			}
-		}
-	}
-	assert_true(found);
-	json_decref(o);
+	assert_string_equal(blocked_who("c9", who, sizeof who), "alice");
 	/* unblock */
 	json_decref(http_ok("POST", "/api/lists/blocked_cards/remove", BOB,
 	    "{\"value\":\"c9\",\"reason\":\"card found\"}", 200));
@@ -165,9 +175,12 @@ test_lists(void **s)
 		assert_true(blocked_has("c6"));
 		/* STATE/lists.json that cannot be written: nothing half-applied, an
 		 * entry is not added without its record (who, why; with an end
-		 * date it would never leave), nor an entry's record replaced */
+		 * date it would never leave), nor an entry's record replaced, nor
+		 * an entry removed whose record would stay (it would come back
+		 * with the value listed again) */
 		{
-			char lj[400], saved[420];
+			char lj[400], saved[420], bc[400];
+			struct stat st0, st1;
 
 			snprintf(lj, sizeof lj, "%s/lists.json", state);
 			snprintf(saved, sizeof saved, "%s.saved", lj);
@@ -189,8 +202,23 @@ test_lists(void **s)
 			json_decref(http_ok("POST", "/api/lists/blocked_cards/add", BOB,
 			    "{\"value\":\"c6\",\"reason\":\"again\"}", 500));
 			assert_true(blocked_has("c6"));
+			snprintf(bc, sizeof bc, "%s/blocked_cards.txt", rules_dir);
+			assert_int_equal(stat(bc, &st0), 0);
+			o = http_ok("POST", "/api/lists/blocked_cards/remove", BOB,
+			    "{\"value\":\"c6\",\"reason\":\"card found\"}", 500);
+			assert_non_null(strstr(err_msg(o),
+			    ": not removed (its record could not be dropped)"));
+			json_decref(o);
+			assert_int_equal(stat(bc, &st1), 0); /* not rewritten, not even undone */
+			assert_true(st1.st_ino == st0.st_ino);
+			assert_true(blocked_has("c6"));
+			e = audit_newest();
+			assert_string_not_equal(json_string_value(json_object_get(e, "action")),
+			    "list_remove");
+			json_decref(e);
 			assert_int_equal(rmdir(lj), 0);
 			assert_int_equal(rename(saved, lj), 0);
+			assert_string_equal(blocked_who("c6", who, sizeof who), "alice");
 		}
 		json_decref(http_ok("POST", "/api/lists/blocked_cards/remove", ALICE,
 		    "{\"value\":\"c6\",\"reason\":\"done\"}", 200));
