@@ -371,11 +371,11 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 	vigil_client_label_req lr;
 	vigil_client_errinfo ei;
 	vigil_client_err cerr;
-	char source[40];
+	char source[40], before_src[32];
 	con_claim cl;
-	int64_t now = vigil_now_ms();
+	int64_t now = vigil_now_ms(), before_ms;
 	bool fraud;
-	int expected;
+	int expected, before;
 	vigil_err rv;
 
 	if (body == NULL)
@@ -402,7 +402,9 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 		return;
 	}
 	/* labelled meanwhile: not overridden unseen, the analyst decides again */
-	if (!con_label_unchanged(req, expected, c->label, c->label_source, c->label_time_ms))
+	before = con_index_label_now(app->ix, c->txn_id, before_src, &before_ms);
+	if (!con_label_unchanged(req, expected, before, before_src[0] ? before_src : NULL,
+	    before_ms))
 		return;
 	if (app->client == NULL) {
 		con_send_error(req, 503, NULL, "no vigild to send labels to (start with --server URL)");
@@ -425,7 +427,7 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 	rv = con_index_case_label(app->ix, c->txn_id, fraud, source, now);
 	(void)con_index_unclaim(app->ix, c->txn_id, who->name, now, false, NULL);
 	if (con_audit_write(app->audit, who, "label", c->txn_id,
-	    json_pack("{s:o}", "label", con_json_label(c->label)),
+	    json_pack("{s:o}", "label", con_json_label(before)),
 	    json_pack("{s:s, s:s}", "label", fraud ? "fraud" : "legit", "source", source)) != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "label sent to vigild, but the audit log could not be "
 		    "written");

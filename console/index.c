@@ -38,6 +38,21 @@ typedef struct ix_stat_delta {
 	int64_t  n, fraud, legit, alerts;
 } ix_stat_delta;
 
+/*
+ * A label this console sent (vigild took it) that the index has not read
+ * back from the archive yet: until then it is the label a verdict's
+ * "expected" is checked against, whatever the archive's earlier records
+ * say. In memory only; the oldest gives way past IX_OWN_MAX.
+ */
+#define IX_OWN_MAX 256
+typedef struct ix_own {
+	char    txn_id[VIGIL_ID_MAX + 1]; /* "": free */
+	char    source[32];               /* as store_label keeps it */
+	int64_t time_ms;
+	int8_t  label;
+	bool    is_case;
+} ix_own;
+
 struct con_index {
 	MDB_env     *env;
 	MDB_dbi      meta, cases, byid, hits, cards, stats, rules, claims;
@@ -51,6 +66,8 @@ struct con_index {
 	uint32_t     ndeltas;
 	uint8_t      prune_key[VIGIL_ID_MAX]; /* where the hits sweep goes on */
 	uint32_t     prune_klen;             /* 0: from the start */
+	ix_own       own[IX_OWN_MAX];        /* con_index_case_label's, not read back */
+	uint32_t     own_n, own_next;        /* slots in use; the next to take */
 };
 
 static vigil_err
@@ -594,6 +611,15 @@ ix_card_amount(con_index *ix, MDB_txn *txn, const char *card_id, const char *txn
 	return rc;
 }
 
+static ix_own *
+ix_own_find(con_index *ix, const char *txn_id)
+{
+	for (uint32_t i = 0; ix->own_n > 0 && i < IX_OWN_MAX; i++)
+		if (txn_id[0] != '\0' && strcmp(ix->own[i].txn_id, txn_id) == 0)
+			return &ix->own[i];
+	return NULL;
+}
+
 static vigil_err
 ix_add_label(con_index *ix, MDB_txn *txn, const store_record *r)
 {
@@ -665,6 +691,18 @@ ix_add_label(con_index *ix, MDB_txn *txn, const store_record *r)
 	}
 	rv = ix_set_case_label(ix, txn, l.txn_id, l.fraud ? 1 : 0, l.source,
 	    l.label_time_ms);
+	/* our own label read back: the index has it and what came before it
+	 * (a batch that fails after this is read again, the check on the
+	 * index's label meanwhile) */
+	{
+		ix_own *o = ix_own_find(ix, l.txn_id);
+
+		if (o != NULL && o->label == (int8_t)l.fraud && o->time_ms == l.label_time_ms &&
+		    strcmp(o->source, l.source) == 0) {
+			o->txn_id[0] = '\0';
+			ix->own_n--;
+		}
+	}
 	return rv == VIGIL_ENOTFOUND ? VIGIL_OK : rv;
 }
 
@@ -986,9 +1024,20 @@ con_index_case_label(con_index *ix, const char *txn_id, bool fraud, const char *
     int64_t when_ms)
 {
 	MDB_txn *txn;
+	ix_own *o = ix_own_find(ix, txn_id);
 	vigil_err rv;
 	int rc;
 
+	if (o == NULL) {
+		o = &ix->own[ix->own_next];
+		ix->own_next = (ix->own_next + 1) % IX_OWN_MAX;
+		ix->own_n += o->txn_id[0] == '\0';
+		snprintf(o->txn_id, sizeof o->txn_id, "%s", txn_id);
+	}
+	snprintf(o->source, sizeof o->source, "%s", source);
+	o->time_ms = when_ms;
+	o->label = fraud ? 1 : 0;
+	o->is_case = false;
 	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
 	if (rc != 0)
 		return ix_err(rc);
@@ -997,7 +1046,33 @@ con_index_case_label(con_index *ix, const char *txn_id, bool fraud, const char *
 		mdb_txn_abort(txn);
 		return rv;
 	}
-	return ix_err(mdb_txn_commit(txn));
+	rv = ix_err(mdb_txn_commit(txn));
+	o->is_case = rv == VIGIL_OK;
+	return rv;
+}
+
+int
+con_index_label_now(con_index *ix, const char *txn_id, char ret_source[32], int64_t *ret_time_ms)
+{
+	ix_own *o = ix_own_find(ix, txn_id);
+	con_case c;
+
+	ret_source[0] = '\0';
+	*ret_time_ms = 0;
+	if (o != NULL) {
+		if (o->is_case) {
+			snprintf(ret_source, 32, "%s", o->source);
+			*ret_time_ms = o->time_ms;
+		}
+		return o->label;
+	}
+	if (con_index_case(ix, txn_id, &c) != VIGIL_OK)
+		return con_index_label_of(ix, txn_id);
+	if (c.label >= 0) {
+		snprintf(ret_source, 32, "%s", c.label_source);
+		*ret_time_ms = c.label_time_ms;
+	}
+	return c.label;
 }
 
 vigil_err

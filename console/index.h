@@ -115,9 +115,17 @@ vigil_err con_index_cases_each(con_index *ix, int64_t from_ms, int64_t to_ms, ui
     bool (*fn)(void *arg, const con_case *c), void *arg, bool *ret_truncated);
 /* VIGIL_ENOTFOUND if txn_id is no case. */
 vigil_err con_index_case(con_index *ix, const char *txn_id, con_case *ret_case);
-/* Sets a case's label at once (the archive's label record confirms it). */
+/* A label this console sent and vigild took: a case's is set at once (the
+ * archive's label record confirms it), and for any transaction it is what
+ * con_index_label_now answers until the index reads that record back.
+ * VIGIL_ENOTFOUND if txn_id is no case. */
 vigil_err con_index_case_label(con_index *ix, const char *txn_id, bool fraud,
     const char *source, int64_t when_ms);
+/* The label a verdict's "expected" is checked against (-1 none): this
+ * console's own not yet read back, else the index's. A case's source and
+ * time in ret_source and *ret_time_ms ("" and 0 when none or no case). */
+int       con_index_label_now(con_index *ix, const char *txn_id, char ret_source[32],
+    int64_t *ret_time_ms);
 /* The card's recent transactions, newest first. */
 vigil_err con_index_card_history(con_index *ix, const char *card_id, con_card_txn *ret,
     uint32_t cap, uint32_t *ret_n);

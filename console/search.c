@@ -213,11 +213,10 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 	vigil_client_label_req lr;
 	vigil_client_errinfo ei;
 	vigil_client_err cerr;
-	char source[40], err[600];
+	char source[40], err[600], before_src[32];
 	const char *reason;
 	con_claim cl;
-	con_case c;
-	int64_t t, now = vigil_now_ms();
+	int64_t t, now = vigil_now_ms(), before_ms;
 	uint64_t scanned;
 	con_damage dmg = { 0 };
 	int before, expected;
@@ -280,9 +279,9 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 		goto out;
 	}
 	/* labelled meanwhile (a case's label with who and when) */
-	if (con_index_case(app->ix, id, &c) == VIGIL_OK ?
-	    !con_label_unchanged(req, expected, c.label, c.label_source, c.label_time_ms) :
-	    !con_label_unchanged(req, expected, con_index_label_of(app->ix, id), NULL, 0))
+	before = con_index_label_now(app->ix, id, before_src, &before_ms);
+	if (!con_label_unchanged(req, expected, before, before_src[0] ? before_src : NULL,
+	    before_ms))
 		goto out;
 	if (app->client == NULL) {
 		con_send_error(req, 503, NULL, "no vigild to send labels to (start with --server URL)");
@@ -302,8 +301,8 @@ con_api_txn_label(con_app *app, struct evhttp_request *req, const con_user *who,
 		    vigil_client_errname(cerr), ei.message);
 		goto out;
 	}
-	before = con_index_label_of(app->ix, id);
-	(void)con_index_case_label(app->ix, id, lr.fraud, source, now); /* a case: at once */
+	/* a case's at once; for any, what "expected" is checked against */
+	(void)con_index_case_label(app->ix, id, lr.fraud, source, now);
 	w = con_casework_get(app->cw, id);
 	json_object_set_new(w, "label_reason", json_string(reason));
 	(void)con_casework_put(app->cw, id, w);

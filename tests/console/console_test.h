@@ -96,6 +96,7 @@ void test_claim_conflict(void **s);
 void test_case_work(void **s);
 void test_label_reaches_archive(void **s);
 void test_search_label_any(void **s);
+void test_label_own_write(void **s);
 void test_lists(void **s);
 void test_entity(void **s);
 void test_overview(void **s);

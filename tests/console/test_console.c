@@ -595,6 +595,7 @@ main(void)
 		cmocka_unit_test(test_overview),
 		cmocka_unit_test(test_unknown_filter),
 		cmocka_unit_test(test_rules_band_in_force),
+		cmocka_unit_test(test_label_own_write), /* last: it labels t1 again */
 	};
 
 	signal(SIGPIPE, SIG_IGN);

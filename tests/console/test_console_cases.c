@@ -465,3 +465,89 @@ test_search_label_any(void **s)
 	json_decref(o);
 	json_decref(http_ok("POST", "/api/cases/t2/unclaim", ALICE, NULL, 200));
 }
+
+/* Waits until the console's index has read n label records. */
+static void
+wait_labels(int64_t n)
+{
+	for (int i = 0; i < 200 && status_field("labels") < n; i++)
+		usleep(50000);
+	assert_true(status_field("labels") >= n);
+}
+
+/* Another writer's label of txn, sent to vigild directly (source "test"). */
+static void
+vigild_label(const char *txn, bool fraud)
+{
+	Vigil__V1__Reply *r = vt_label(srv.url, txn, fraud, vigil_now_ms());
+
+	assert_non_null(r);
+	assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_OK);
+	vigil__v1__reply__free_unpacked(r, NULL);
+}
+
+/*
+ * A verdict right after this console's own, before the index reads that
+ * label back from the archive: its "expected" is checked against the label
+ * the console sent, not the archive's earlier one. The window is held open
+ * by construction: with --poll-ms 60000 the index reads the archive once
+ * at start (a label sent while the console was down shows that read done)
+ * and not again during the requests (its label count unchanged says so).
+ * A real conflict stays 409: a label another analyst sent meanwhile, and
+ * one another writer sent to vigild after ours was read back. Runs last:
+ * it labels t1 again (fraud at the end, as before).
+ */
+void
+test_label_own_write(void **s)
+{
+	static const char t1[] = "\"time\":\"2024-01-01T10:00:00Z\"";
+	char body[200];
+	json_t *o;
+	int64_t labels0 = status_field("labels");
+	bool vadmin = console_vadmin;
+
+	(void)s;
+	console_stop();
+	vigild_label("t1", true);
+	console_vadmin = false; /* a start with console_extra */
+	console_extra[0] = "--poll-ms";
+	console_extra[1] = "60000";
+	console_extra[2] = NULL;
+	console_start();
+	wait_labels(labels0 + 1);
+	labels0 = status_field("labels");
+	snprintf(body, sizeof body, "{\"fraud\":false,\"reason\":\"other\",%s,"
+	    "\"expected\":\"fraud\"}", t1);
+	json_decref(http_ok("POST", "/api/txns/t1/label", ALICE, body, 200));
+	/* bob saw alice's legit: accepted, though the archive read so far says fraud */
+	snprintf(body, sizeof body, "{\"fraud\":true,\"reason\":\"chargeback\",%s,"
+	    "\"expected\":\"legit\"}", t1);
+	json_decref(http_ok("POST", "/api/txns/t1/label", BOB, body, 200));
+	/* alice's page still shows her legit: bob's fraud is a real conflict */
+	snprintf(body, sizeof body, "{\"fraud\":false,\"reason\":\"other\",%s,"
+	    "\"expected\":\"legit\"}", t1);
+	o = http_ok("POST", "/api/txns/t1/label", ALICE, body, 409);
+	assert_string_equal(err_field(o), "expected");
+	assert_string_equal(json_string_value(json_object_get(o, "label")), "fraud");
+	json_decref(o);
+	assert_int_equal(status_field("labels"), labels0); /* nothing read back meanwhile */
+
+	/* read back, the console's own label gives way to the archive's: a
+	 * label another writer sent to vigild after it is a conflict */
+	console_stop();
+	console_extra[0] = NULL;
+	console_vadmin = vadmin;
+	console_start();
+	wait_labels(labels0 + 2);
+	snprintf(body, sizeof body, "{\"fraud\":false,\"reason\":\"other\",%s,"
+	    "\"expected\":\"fraud\"}", t1);
+	json_decref(http_ok("POST", "/api/txns/t1/label", ALICE, body, 200));
+	wait_labels(labels0 + 3);
+	vigild_label("t1", true);
+	wait_labels(labels0 + 4);
+	snprintf(body, sizeof body, "{\"fraud\":false,\"reason\":\"other\",%s,"
+	    "\"expected\":\"legit\"}", t1);
+	o = http_ok("POST", "/api/txns/t1/label", ALICE, body, 409);
+	assert_string_equal(json_string_value(json_object_get(o, "label")), "fraud");
+	json_decref(o);
+}
