@@ -29,46 +29,12 @@ import sys
 import tempfile
 import time
 
-B = os.environ["VIGIL_BUILD_ROOT"]
-S = os.environ["VIGIL_SOURCE_ROOT"]
-sys.path.insert(0, os.path.join(S, "tests", "lib"))
-from vt_port import free_port  # noqa: E402
-VIGILD = os.path.join(B, "server", "vigild")
-RULES = os.path.join(S, "tests", "server", "rules", "velocity.rules")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vigil_http import (RULES, VIGILD, fail, free_port, request, start,  # noqa: E402
+                        stop, wait_log)
+
 TOKEN = "0123456789abcdef0123456789abcdef"
 SLOW = 300
-
-
-def fail(msg, log=None):
-    print("admin_probes: " + msg, file=sys.stderr)
-    if log is not None and os.path.exists(log):
-        with open(log, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                print("  vigild.log: " + line.rstrip(), file=sys.stderr)
-    sys.exit(1)
-
-
-def get(port, path, token=None, method="GET"):
-    """(status, body) of one request on a new connection."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Authorization": "Bearer " + token} if token else {}
-    c.request(method, path, headers=headers)
-    r = c.getresponse()
-    body = r.read().decode()
-    c.close()
-    return r.status, body
-
-
-def wait_log(log, pattern, proc, what):
-    """Waits (30 s at most) for a line of log matching pattern."""
-    for _ in range(300):
-        with open(log, encoding="utf-8", errors="replace") as f:
-            if re.search(pattern, f.read(), re.M):
-                return
-        if proc is not None and proc.poll() is not None:
-            fail("vigild exited before " + what, log)
-        time.sleep(0.1)
-    fail("no " + what + " after 30 s", log)
 
 
 def log_count(log, pattern):
@@ -146,23 +112,14 @@ def main():
             f.write(TOKEN + "\n")
         os.chmod(token, 0o600)
         aport, hport = free_port(), free_port()
-        ini = os.path.join(d, "vigild.ini")
-        with open(ini, "w", encoding="ascii") as f:
-            f.write("[server]\nmetrics_need_token = true\n[health]\nlisten = 127.0.0.1:%d\n"
-                    % hport)
-        with open(log, "w", encoding="ascii") as err:
-            proc = subprocess.Popen([VIGILD, "--config", ini, "--rules", RULES, "--data",
-                                     os.path.join(d, "data"), "--listen",
-                                     "ipc://" + os.path.join(d, "vigild.sock"), "--admin",
-                                     "127.0.0.1:%d" % aport, "--admin-token-file", token],
-                                    stderr=err)
-        wait_log(log, r"^vigild: ready$", proc, "readiness")
+        proc = start(d, "[server]\nmetrics_need_token = true\n[health]\nlisten = 127.0.0.1:%d\n"
+                     % hport, aport, "--admin-token-file", token)
 
         # /metrics behind the token
-        st, body = get(aport, "/metrics")
+        st, body = request(aport, "GET", "/metrics")
         if st != 401:
             fail("/metrics without the token: %d %s" % (st, body), log)
-        st, body = get(aport, "/metrics", TOKEN)
+        st, body = request(aport, "GET", "/metrics", token=TOKEN)
         if st != 200 or "vigil_rule_hits_total" not in body:
             fail("/metrics with the token: %d" % st, log)
 
@@ -179,7 +136,7 @@ def main():
                 fail("/v1/rules with a wrong token: %d" % r.status, log)
         c.close()
         time.sleep(1.1)  # the next second: the next refusal is logged
-        get(aport, "/v1/rules", "wrong-token-x")
+        request(aport, "GET", "/v1/rules", token="wrong-token-x")
         last = (r"^vigild: admin: 401 for /v1/rules from 127\.0\.0\.1:\d+: wrong bearer token"
                 r" \((\d+) more refused since the last such line; at most one a second\)$")
         wait_log(log, last, proc, "line counting the refusals not logged")
@@ -200,13 +157,13 @@ def main():
         try:
             for path, key in (("/readyz", '"ready":true'), ("/healthz", '"server_version"'),
                               ("/livez", '"alive":true')):
-                st, body = get(hport, path)
+                st, body = request(hport, "GET", path)
                 if st != 200 or key not in body:
                     fail("health listener %s with %d slow admin connections: %d %s"
                          % (path, SLOW, st, body), log)
             for path, method, want in (("/metrics", "GET", 404), ("/v1/rules", "GET", 404),
                                        ("/v1/score", "POST", 404), ("/readyz", "POST", 405)):
-                st, body = get(hport, path, TOKEN, method)
+                st, body = request(hport, method, path, token=TOKEN)
                 if st != want:
                     fail("health listener %s %s: %d, expected %d" % (method, path, st, want),
                          log)
@@ -220,12 +177,10 @@ def main():
         proc.send_signal(signal.SIGHUP)
         wait_log(log, r"admin_token_file %s: not a regular file.*; the previous token stays "
                  r"in use" % re.escape(token), proc, "refusal of the FIFO on SIGHUP")
-        st, _ = get(aport, "/metrics", TOKEN)
+        st, _ = request(aport, "GET", "/metrics", token=TOKEN)
         if st != 200:
             fail("the previous token no longer works after the refused reload: %d" % st, log)
-        proc.send_signal(signal.SIGTERM)
-        if proc.wait(timeout=60) != 0:
-            fail("vigild exited with status %d" % proc.returncode, log)
+        stop(proc, log)
         proc = None
         print("admin_probes: ok")
     finally:

@@ -19,35 +19,20 @@ checked to be absent):
 
 Usage: metrics_doc.py (VIGIL_BUILD_ROOT and VIGIL_SOURCE_ROOT set by meson).
 """
-import http.client
 import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 
-B = os.environ["VIGIL_BUILD_ROOT"]
-S = os.environ["VIGIL_SOURCE_ROOT"]
-sys.path.insert(0, os.path.join(S, "tests", "lib"))
-from vt_port import free_port  # noqa: E402
-VIGILD = os.path.join(B, "server", "vigild")
-RULES = os.path.join(S, "tests", "server", "rules", "velocity.rules")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vigil_http import S, fail, free_port, request, start, stop  # noqa: E402
+
 DOC = os.path.join(S, "docs", "vigild.md")
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 SAMPLE = re.compile(r"^(%s)(\{(.*)\})? (\S+)$" % NAME)
 LABEL = re.compile(r'(%s)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)' % r"[a-zA-Z_][a-zA-Z0-9_]*")
-
-
-def fail(msg, log=None):
-    print("metrics_doc: " + msg, file=sys.stderr)
-    if log is not None and os.path.exists(log):
-        with open(log, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                print("  vigild.log: " + line.rstrip(), file=sys.stderr)
-    sys.exit(1)
 
 
 def doc_table():
@@ -66,16 +51,6 @@ def doc_table():
     if len(rows) < 50:
         fail("%d rows read from the METRICS table of %s" % (len(rows), DOC))
     return rows
-
-
-def request(port, method, path, body=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    c.request(method, path, body=body,
-              headers={"Content-Type": "application/json"} if body else {})
-    r = c.getresponse()
-    data = r.read().decode("utf-8")
-    c.close()
-    return r.status, data
 
 
 def scrape(port, log):
@@ -143,24 +118,8 @@ def main():
     try:
         rows = doc_table()
         aport = free_port()
-        ini = os.path.join(d, "vigild.ini")
-        with open(ini, "w", encoding="ascii") as f:
-            f.write("[server]\nadmin_max_connections_per_address = 2\n"
-                    "[store]\nship_command = true %p\n")
-        with open(log, "w", encoding="ascii") as err:
-            proc = subprocess.Popen([VIGILD, "--config", ini, "--rules", RULES, "--data",
-                                     os.path.join(d, "data"), "--listen",
-                                     "ipc://" + os.path.join(d, "vigild.sock"), "--admin",
-                                     "127.0.0.1:%d" % aport], stderr=err)
-        for _ in range(300):
-            with open(log, encoding="utf-8", errors="replace") as f:
-                if re.search(r"^vigild: ready$", f.read(), re.M):
-                    break
-            if proc.poll() is not None:
-                fail("vigild exited before readiness", log)
-            time.sleep(0.1)
-        else:
-            fail("not ready after 30 s", log)
+        proc = start(d, "[server]\nadmin_max_connections_per_address = 2\n"
+                     "[store]\nship_command = true %p\n", aport)
 
         txn = ('{"txn_id": "md-%d", "card_id": "card-md", "merchant_id": "m-1", '
                '"amount": %s, "currency": "EUR", "event_time": "2025-11-21T04:40:00Z"}')
@@ -224,9 +183,7 @@ def main():
             if got != want:
                 fail("%s%s: %s after the requests, expected %d" % (key[0], dict(key[1]), got,
                                                                    want), log)
-        proc.terminate()
-        if proc.wait(timeout=60) != 0:
-            fail("vigild exited with status %d" % proc.returncode, log)
+        stop(proc, log)
         proc = None
         print("metrics_doc: ok")
     finally:
