@@ -217,15 +217,20 @@ aport() { # the admin port of replica $1
 	*) echo "$A_c" ;;
 	esac
 }
-replica_start() { # replica_start NAME
-	ap=$(aport "$1")
+# replica_start NAME [PORT REPLICA]: vigild NAME (a, b, c or x; data
+# $D/dNAME, socket $D/NAME.ipc, log $D/NAME.log, pid in PID_NAME) as
+# replica NAME with the admin port of aport, or as REPLICA with its admin
+# port on PORT; waits until it is ready.
+replica_start() {
+	ap=${2:-$(aport "$1")}
 	"$VIGILD" --config "$D/cluster.ini" --data "$D/d$1" --listen "ipc://$D/$1.ipc" \
-	    --admin "127.0.0.1:$ap" --rules "$D/probe.rules" --nats "$NATS" --replica "$1" \
+	    --admin "127.0.0.1:$ap" --rules "$D/probe.rules" --nats "$NATS" --replica "${3:-$1}" \
 	    >>"$D/$1.log" 2>&1 &
 	case $1 in
 	a) PID_a=$! ;;
 	b) PID_b=$! ;;
-	*) PID_c=$! ;;
+	c) PID_c=$! ;;
+	*) PID_x=$! ;;
 	esac
 	PIDS="$PIDS $!"
 	n=$(grep -c "vigild: ready" "$D/$1.log" || true)
@@ -404,11 +409,7 @@ for r in a b c; do
 	    cl_fail "replica $r: a replica name conflict counted with none: $(grep 'another process' "$D/$r.log")"
 done
 A_x=$(vt_free_port)
-"$VIGILD" --config "$D/cluster.ini" --data "$D/dx" --listen "ipc://$D/x.ipc" \
-    --admin "127.0.0.1:$A_x" --rules "$D/probe.rules" --nats "$NATS" --replica a \
-    >"$D/x.log" 2>&1 &
-PID_x=$!
-PIDS="$PIDS $PID_x"
+replica_start x "$A_x" a
 i=0
 until grep -q "from the start of stream VIGIL_vt" "$D/x.log"; do
 	i=$((i + 1)); [ "$i" -lt 300 ] || cl_fail "a second replica a: not subscribed"; sleep 0.1
