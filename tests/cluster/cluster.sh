@@ -223,6 +223,7 @@ aport() { # the admin port of replica $1
 # port on PORT; waits until it is ready.
 replica_start() {
 	ap=${2:-$(aport "$1")}
+	n=$(grep -sc "vigild: ready" "$D/$1.log") || n=0
 	"$VIGILD" --config "$D/cluster.ini" --data "$D/d$1" --listen "ipc://$D/$1.ipc" \
 	    --admin "127.0.0.1:$ap" --rules "$D/probe.rules" --nats "$NATS" --replica "${3:-$1}" \
 	    >>"$D/$1.log" 2>&1 &
@@ -233,10 +234,10 @@ replica_start() {
 	*) PID_x=$! ;;
 	esac
 	PIDS="$PIDS $!"
-	n=$(grep -c "vigild: ready" "$D/$1.log" || true)
 	i=0
-	until [ "$(grep -c "vigild: ready" "$D/$1.log" || true)" -gt "$((n - 1))" ] &&
-	    grep -q "vigild: ready" "$D/$1.log"; do
+	# one more ready line than before: a restarted replica's log has the
+	# line of its earlier start
+	until [ "$(grep -c "vigild: ready" "$D/$1.log" || true)" -gt "$n" ]; do
 		i=$((i + 1)); [ "$i" -lt 300 ] || cl_fail "replica $1 not ready"; sleep 0.1
 	done
 }
