@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 # deploy/vigil-install-generation against two installs of the same night at
 # once (the merge job's push and a replica's pull at vigild's start): the
-# second to rename its copy into place must not move it inside the first's
-# gen-N (mv DIR EXISTING_DIR), which left a whole stray copy in the
-# generation directory that a rebuild's prune cannot remove. The race is
-# made certain: install A's first sync (between its copy and its rename)
-# runs install B to its end. Then an install stopped by SIGTERM during its
-# copy leaves no temporary copy.
+# second waits for the first (features/INSTALL.lock), says so in one line,
+# then finds the generation current; no stray copy inside gen-N, no
+# temporary left. Made certain: install A's first sync (between its copy
+# and its rename) starts install B and goes on only once B says it waits.
+# Then an install stopped by SIGTERM during its copy leaves no temporary
+# copy, and one killed by SIGKILL during its copy (its cp held on a FIFO)
+# leaves one that the next install, which waits for that cp to end,
+# removes before it installs the generation whole.
 set -u
 build=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,18 +24,36 @@ mkdir -p "$T/build/archive" "$T/rep" "$T/bin"
 OMP_WAIT_POLICY=passive "$R" -d "$T/build" -q --as-of 2026-03-01 --no-model 2>/dev/null ||
 	{ echo "FAIL: no generation to install"; exit 1; }
 real_sync=$(command -v sync)
+# wait_line FILE PATTERN WHAT: waits (60 s at most) for a line of FILE
+# matching PATTERN; fails (WHAT) if none comes
+wait_line() {
+	i=0
+	until grep -q "$2" "$1" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -lt 600 ] || { fail "$3: no line '$2' in $1 after 60 s: $(cat "$1" 2>/dev/null)"; return 1; }
+		sleep 0.1
+	done
+}
+waiting="vigil-install-generation: $T/rep: another install runs; waiting for it (300 s at most)"
 cat >"$T/bin/sync" <<EOT
 #!/bin/sh
 if [ ! -e "$T/raced" ]; then
 	: >"$T/raced"
-	PATH="$PATH" "$I" "$T/build" "$T/rep" >"$T/b.out" 2>&1 || echo "B: exit \$?" >>"$T/b.out"
+	# 8>&-: not A's install lock (fd 8), which B would hold as A's child
+	{ PATH="$PATH" "$I" "$T/build" "$T/rep"; echo "B: exit \$?"; } >"$T/b.out" 2>&1 8>&- &
+	i=0
+	until grep -q "another install runs\\|B: exit" "$T/b.out" 2>/dev/null || [ \$i -ge 600 ]; do
+		i=\$((i + 1)); sleep 0.1
+	done
 fi
 exec "$real_sync" "\$@"
 EOT
 chmod +x "$T/bin/sync"
 PATH="$T/bin:$PATH" "$I" "$T/build" "$T/rep" >"$T/a.out" 2>&1 || fail "install A: $(cat "$T/a.out")"
-[ -e "$T/raced" ] || fail "install B did not run between A's copy and its rename"
-grep -q 'B: exit' "$T/b.out" && fail "install B: $(cat "$T/b.out")"
+[ -e "$T/raced" ] || fail "install B did not start between A's copy and its rename"
+wait_line "$T/b.out" 'B: exit' "install B"
+[ "$(cat "$T/b.out")" = "$waiting
+B: exit 0" ] || fail "install B did not wait for A in one line, then succeed: $(cat "$T/b.out")"
 [ "$(cat "$T/rep/features/CURRENT" 2>/dev/null)" = gen-000001 ] || fail "CURRENT is not gen-000001"
 extra=$(find "$T/rep/features/gen-000001" -mindepth 1 ! -name data.mdb ! -name CHECKSUM)
 [ -z "$extra" ] || fail "gen-000001 holds more than data.mdb and CHECKSUM: $extra"
@@ -54,6 +74,51 @@ PATH="$T/termbin:$PATH" "$I" "$T/build" "$T/rep2" >"$T/term.out" 2>&1 || st=$?
 left=$(find "$T/rep2/features" -maxdepth 1 -name '.install-*')
 [ -z "$left" ] || fail "install stopped by SIGTERM left its temporary copy: $left"
 [ ! -e "$T/rep2/features/CURRENT" ] || fail "install stopped by SIGTERM wrote CURRENT"
+
+# Killed by SIGKILL during its copy (the OOM killer, a node lost, systemd
+# at the end of TimeoutStopSec): no trap runs, its temporary copy stays.
+# Its cp (here one that copied 4 KiB of data.mdb and then reads a FIFO)
+# outlives it and still holds the install lock: the next install waits for
+# it to end, then removes the copy, says so, and installs the generation
+# whole.
+mkdir -p "$T/rep3" "$T/killbin"
+mkfifo "$T/fifo"
+cat >"$T/killbin/cp" <<EOT
+#!/bin/sh
+for a; do dir=\$a; done
+dd if="\$1" of="\$dir/data.mdb" bs=4096 count=1 2>/dev/null
+: >"$T/copying"
+exec cat "$T/fifo"
+EOT
+chmod +x "$T/killbin/cp"
+PATH="$T/killbin:$PATH" "$I" "$T/build" "$T/rep3" >"$T/kill.out" 2>&1 &
+pid=$!
+i=0
+until [ -e "$T/copying" ]; do
+	i=$((i + 1)); [ "$i" -lt 600 ] || { fail "the install to kill never copied"; break; }; sleep 0.1
+done
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+left=$(find "$T/rep3/features" -maxdepth 1 -name '.install-*')
+[ -n "$left" ] || fail "install killed by SIGKILL left no temporary copy: nothing to test"
+{ "$I" "$T/build" "$T/rep3"; echo "exit $?"; } >"$T/again.out" 2>&1 &
+wait_line "$T/again.out" 'another install runs; waiting\|^exit' "install after SIGKILL"
+[ -e "$T/copying" ] && : >"$T/fifo"  # the killed install's cp ends
+wait_line "$T/again.out" '^exit' "install after SIGKILL"
+[ "$(cat "$T/again.out")" = "vigil-install-generation: $T/rep3: another install runs; waiting for it (300 s at most)
+vigil-install-generation: $left: removed (left by an install that did not finish)
+vigil-install-generation: $T/rep3: generation 1 current
+exit 0" ] || fail "install after SIGKILL: $(cat "$T/again.out")"
+left=$(find "$T/rep3/features" -maxdepth 1 -name '.install-*')
+[ -z "$left" ] || fail "install after SIGKILL left the killed one's temporary copy: $left"
+[ "$(cat "$T/rep3/features/CURRENT" 2>/dev/null)" = gen-000001 ] ||
+	fail "install after SIGKILL: CURRENT is not gen-000001"
+extra=$(find "$T/rep3/features/gen-000001" -mindepth 1 ! -name data.mdb ! -name CHECKSUM)
+[ -z "$extra" ] || fail "install after SIGKILL: gen-000001 holds more than data.mdb and CHECKSUM: $extra"
+for f in data.mdb CHECKSUM; do
+	cmp -s "$T/build/features/gen-000001/$f" "$T/rep3/features/gen-000001/$f" ||
+		fail "install after SIGKILL: the installed $f differs from the build's"
+done
 
 [ $fails -eq 0 ] || { echo "$fails case(s) failed"; exit 1; }
 echo "ok"
