@@ -122,83 +122,6 @@ test_card_rules_concurrent(void **state)
 	agree("tests/tools/data/card_only.rules", "4", false, NULL, NULL);
 }
 
-/* A row the server refuses was never scored nor archived, and its label is
- * not sent (it would land on the first transaction of that txn_id, or on
- * none). A txn_id reused for another transaction (INVALID on txn.txn_id)
- * is counted in txn_id_conflicts, as offline mode counts it; any other
- * refusal (here INVALID on txn.event_time_ms, past --max-past-skew) as
- * refused; neither as failed. */
-static void
-test_refused_row_label_not_sent(void **state)
-{
-	char in[300], j[300], out[300], err[300], now[3][32];
-	const char *rp = vt_src_path("rules/default.rules");
-	const char *extra[] = { "--max-past-skew", "86400000", NULL };
-	char rules_path[512];
-	vt_server s;
-	json_error_t jerr;
-	json_t *sum;
-	time_t t = time(NULL);
-	FILE *f;
-	char *o;
-	int rc;
-
-	(void)state;
-	snprintf(rules_path, sizeof rules_path, "%s", rp);
-	snprintf(in, sizeof in, "%s/refused.csv", tmp);
-	snprintf(j, sizeof j, "%s/refused.json", tmp);
-	snprintf(out, sizeof out, "%s/refused.out", tmp);
-	snprintf(err, sizeof err, "%s/refused.err", tmp);
-	for (int k = 0; k < 3; k++) {
-		time_t tk = t - 60 + 9 * k;
-		strftime(now[k], sizeof now[k], "%Y-%m-%dT%H:%M:%SZ", gmtime(&tk));
-	}
-	f = fopen(in, "w");
-	assert_non_null(f);
-	fprintf(f, "txn_id,event_time,card_id,merchant_id,amount,label\n"
-	    "t1,%s,c1,m1,1.00,0\n"
-	    "t1,%s,c1,m1,900.00,1\n"
-	    "t2,%s,c1,m1,2.00,0\n"
-	    "t3,2024-03-01T10:00:10Z,c1,m1,3.00,1\n", now[0], now[1], now[2]);
-	fclose(f);
-	memset(&s, 0, sizeof s);
-	assert_int_equal(vt_server_start(&s, rules_path, extra), 0);
-	{
-		const char *argv[] = { replay, "--csv", in, "--server", s.url, "--rules", rules_path,
-			"--summary", j, "--label-delay", "30m", NULL };
-		rc = tr_run(argv, out, err);
-	}
-	assert_int_equal(vt_server_stop(&s), 0);
-	vt_server_cleanup(&s);
-	assert_int_equal(rc, 1); /* rows refused */
-	o = tr_slurp(out, NULL);
-	assert_non_null(o);
-	if (strstr(o, "refused       1 rows reused the txn_id of a different transaction "
-	    "(vigild refuses them)\n") == NULL ||
-	    strstr(o, "refused       1 rows the server refused: not scored, their labels not "
-	    "sent\n") == NULL || strstr(o, "failed ") != NULL)
-		fail_msg("summary:\n%s\nstderr:\n%s", o, tr_slurp(err, NULL));
-	free(o);
-	o = tr_slurp(err, NULL);
-	assert_non_null(o);
-	if (strstr(o, "vigil-replay: ") == NULL ||
-	    strstr(o, "refused.csv:3: txn_id \"t1\": txn.txn_id: ") == NULL ||
-	    strstr(o, "already scored for a different transaction") == NULL)
-		fail_msg("stderr:\n%s", o);
-	free(o);
-	sum = json_load_file(j, 0, &jerr);
-	assert_non_null(sum);
-	assert_int_equal(json_integer_value(json_object_get(sum, "rows")), 4);
-	assert_int_equal(json_integer_value(json_object_get(sum, "txn_id_conflicts")), 1);
-	assert_int_equal(json_integer_value(json_object_get(sum, "refused")), 1);
-	assert_int_equal(json_integer_value(json_object_get(sum, "failed")), 0);
-	assert_int_equal(json_integer_value(json_object_get(sum, "labels_sent")), 2);
-	assert_int_equal(json_integer_value(json_object_get(sum, "not_sent")), 0);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(sum, "metrics"),
-	    "rows")), 2);
-	json_decref(sum);
-}
-
 /* Starts vigild on a fresh data directory with the fault shim preloaded
  * and its archive then failing (ENOSPC on every write): every score is
  * answered UNAVAILABLE and nothing is acknowledged. name: the fault
@@ -230,6 +153,128 @@ start_failing(vt_server *s, const char *rules_path, const char *name)
 	fclose(f);
 }
 
+/* What one vigil-replay --server run left: its exit status, stdout, stderr
+ * and JSON summary (NULL when it wrote none); agree_out_free frees them. */
+typedef struct agree_out {
+	int     rc;
+	char   *out, *err;
+	json_t *sum;
+} agree_out;
+
+/*
+ * Writes text as TAG.csv and replays it with vigil-replay --server against
+ * the started vigild s, with the option opt (and its argument, NULL if
+ * none) when not NULL; then stops s, killed when kill (a vigild whose
+ * archive fails cannot drain).
+ */
+static void
+agree_server_run(vt_server *s, bool kill, const char *tag, const char *text,
+    const char *rules_path, const char *opt, const char *optarg, agree_out *ret)
+{
+	char in[300], j[300], out[300], err[300];
+	json_error_t jerr;
+	FILE *f;
+
+	snprintf(in, sizeof in, "%s/%s.csv", tmp, tag);
+	snprintf(j, sizeof j, "%s/%s.json", tmp, tag);
+	snprintf(out, sizeof out, "%s/%s.out", tmp, tag);
+	snprintf(err, sizeof err, "%s/%s.err", tmp, tag);
+	f = fopen(in, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	{
+		const char *argv[] = { replay, "--csv", in, "--server", s->url, "--rules", rules_path,
+			"--summary", j, opt, optarg, NULL };
+		ret->rc = tr_run(argv, out, err);
+	}
+	if (kill)
+		vt_server_kill(s);
+	else
+		assert_int_equal(vt_server_stop(s), 0);
+	vt_server_cleanup(s);
+	ret->out = tr_slurp(out, NULL);
+	ret->err = tr_slurp(err, NULL);
+	assert_non_null(ret->out);
+	assert_non_null(ret->err);
+	ret->sum = json_load_file(j, 0, &jerr);
+}
+
+static void
+agree_out_free(agree_out *o)
+{
+	free(o->out);
+	free(o->err);
+	json_decref(o->sum);
+}
+
+static json_int_t
+sum_int(const agree_out *o, const char *key)
+{
+	return json_integer_value(json_object_get(o->sum, key));
+}
+
+static json_int_t
+sum_rows_scored(const agree_out *o)
+{
+	return json_integer_value(json_object_get(json_object_get(o->sum, "metrics"), "rows"));
+}
+
+/* The CSV rows' event times: seconds ago, ISO 8601 in UTC. */
+static void
+agree_time_ago(int secs, char *buf, size_t len)
+{
+	time_t t = time(NULL) - secs;
+
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+}
+
+/* A row the server refuses was never scored nor archived, and its label is
+ * not sent (it would land on the first transaction of that txn_id, or on
+ * none). A txn_id reused for another transaction (INVALID on txn.txn_id)
+ * is counted in txn_id_conflicts, as offline mode counts it; any other
+ * refusal (here INVALID on txn.event_time_ms, past --max-past-skew) as
+ * refused; neither as failed. */
+static void
+test_refused_row_label_not_sent(void **state)
+{
+	const char *extra[] = { "--max-past-skew", "86400000", NULL };
+	char rules_path[512], now[3][32], text[400];
+	vt_server s;
+	agree_out o;
+
+	(void)state;
+	snprintf(rules_path, sizeof rules_path, "%s", vt_src_path("rules/default.rules"));
+	for (int k = 0; k < 3; k++)
+		agree_time_ago(60 - 9 * k, now[k], sizeof now[k]);
+	snprintf(text, sizeof text, "txn_id,event_time,card_id,merchant_id,amount,label\n"
+	    "t1,%s,c1,m1,1.00,0\n"
+	    "t1,%s,c1,m1,900.00,1\n"
+	    "t2,%s,c1,m1,2.00,0\n"
+	    "t3,2024-03-01T10:00:10Z,c1,m1,3.00,1\n", now[0], now[1], now[2]);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(vt_server_start(&s, rules_path, extra), 0);
+	agree_server_run(&s, false, "refused", text, rules_path, "--label-delay", "30m", &o);
+	assert_int_equal(o.rc, 1); /* rows refused */
+	if (strstr(o.out, "refused       1 rows reused the txn_id of a different transaction "
+	    "(vigild refuses them)\n") == NULL ||
+	    strstr(o.out, "refused       1 rows the server refused: not scored, their labels not "
+	    "sent\n") == NULL || strstr(o.out, "failed ") != NULL)
+		fail_msg("summary:\n%s\nstderr:\n%s", o.out, o.err);
+	if (strstr(o.err, "refused.csv:3: txn_id \"t1\": txn.txn_id: ") == NULL ||
+	    strstr(o.err, "already scored for a different transaction") == NULL)
+		fail_msg("stderr:\n%s", o.err);
+	assert_non_null(o.sum);
+	assert_int_equal(sum_int(&o, "rows"), 4);
+	assert_int_equal(sum_int(&o, "txn_id_conflicts"), 1);
+	assert_int_equal(sum_int(&o, "refused"), 1);
+	assert_int_equal(sum_int(&o, "failed"), 0);
+	assert_int_equal(sum_int(&o, "labels_sent"), 2);
+	assert_int_equal(sum_int(&o, "not_sent"), 0);
+	assert_int_equal(sum_rows_scored(&o), 2);
+	agree_out_free(&o);
+}
+
 /* A row that got no answer (here vigild's archive fails with ENOSPC from
  * the fault shim, tests/store_archive/fault_shim.c, so every score is
  * answered UNAVAILABLE, retried, and not acknowledged) is counted as
@@ -238,56 +283,31 @@ start_failing(vt_server *s, const char *rules_path, const char *name)
 static void
 test_failed_row_label_not_sent(void **state)
 {
-	char in[300], j[300], out[300], err[300];
-	const char *rp = vt_src_path("rules/default.rules");
 	char rules_path[512];
 	vt_server s;
-	json_error_t jerr;
-	json_t *sum;
-	FILE *f;
-	char *o;
-	int rc;
+	agree_out o;
 
 	(void)state;
 	if (shim == NULL)
 		skip();
-	snprintf(rules_path, sizeof rules_path, "%s", rp);
-	snprintf(in, sizeof in, "%s/failed.csv", tmp);
-	snprintf(j, sizeof j, "%s/failed.json", tmp);
-	snprintf(out, sizeof out, "%s/failed.out", tmp);
-	snprintf(err, sizeof err, "%s/failed.err", tmp);
-	f = fopen(in, "w");
-	assert_non_null(f);
-	fputs("txn_id,event_time,card_id,merchant_id,amount,label\n"
+	snprintf(rules_path, sizeof rules_path, "%s", vt_src_path("rules/default.rules"));
+	start_failing(&s, rules_path, "failed");
+	agree_server_run(&s, true, "failed", "txn_id,event_time,card_id,merchant_id,amount,label\n"
 	    "f1,2024-03-01T10:00:00Z,c1,m1,1.00,0\n"
 	    "f2,2024-03-01T10:00:09Z,c1,m1,900.00,1\n"
-	    "f3,2024-03-01T10:00:10Z,c2,m1,2.00,0\n", f);
-	fclose(f);
-	start_failing(&s, rules_path, "failed");
-	{
-		const char *argv[] = { replay, "--csv", in, "--server", s.url, "--rules", rules_path,
-			"--summary", j, NULL };
-		rc = tr_run(argv, out, err);
-	}
-	vt_server_kill(&s);
-	vt_server_cleanup(&s);
-	assert_int_equal(rc, 1); /* rows failed */
-	o = tr_slurp(out, NULL);
-	assert_non_null(o);
-	if (strstr(o, "failed        3 transactions got no answer from the server: not "
+	    "f3,2024-03-01T10:00:10Z,c2,m1,2.00,0\n", rules_path, NULL, NULL, &o);
+	assert_int_equal(o.rc, 1); /* rows failed */
+	if (strstr(o.out, "failed        3 transactions got no answer from the server: not "
 	    "acknowledged, their labels not sent\n") == NULL ||
-	    strstr(o, "0 labels sent\n") == NULL)
-		fail_msg("summary:\n%s\nstderr:\n%s", o, tr_slurp(err, NULL));
-	free(o);
-	sum = json_load_file(j, 0, &jerr);
-	assert_non_null(sum);
-	assert_int_equal(json_integer_value(json_object_get(sum, "rows")), 3);
-	assert_int_equal(json_integer_value(json_object_get(sum, "failed")), 3);
-	assert_int_equal(json_integer_value(json_object_get(sum, "refused")), 0);
-	assert_int_equal(json_integer_value(json_object_get(sum, "labels_sent")), 0);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(sum, "metrics"),
-	    "rows")), 0);
-	json_decref(sum);
+	    strstr(o.out, "0 labels sent\n") == NULL)
+		fail_msg("summary:\n%s\nstderr:\n%s", o.out, o.err);
+	assert_non_null(o.sum);
+	assert_int_equal(sum_int(&o, "rows"), 3);
+	assert_int_equal(sum_int(&o, "failed"), 3);
+	assert_int_equal(sum_int(&o, "refused"), 0);
+	assert_int_equal(sum_int(&o, "labels_sent"), 0);
+	assert_int_equal(sum_rows_scored(&o), 0);
+	agree_out_free(&o);
 }
 
 /* After 50 failures in a row vigil-replay gives up sending; the rest of
@@ -297,64 +317,38 @@ test_failed_row_label_not_sent(void **state)
 static void
 test_give_up_counts_every_row(void **state)
 {
-	char in[300], j[300], out[300], err[300];
-	const char *rp = vt_src_path("rules/default.rules");
-	char rules_path[512];
+	char rules_path[512], text[4096];
+	size_t off;
 	vt_server s;
-	json_error_t jerr;
-	json_t *sum;
-	FILE *f;
-	char *o;
-	int rc;
+	agree_out o;
 
 	(void)state;
 	if (shim == NULL)
 		skip();
-	snprintf(rules_path, sizeof rules_path, "%s", rp);
-	snprintf(in, sizeof in, "%s/giveup.csv", tmp);
-	snprintf(j, sizeof j, "%s/giveup.json", tmp);
-	snprintf(out, sizeof out, "%s/giveup.out", tmp);
-	snprintf(err, sizeof err, "%s/giveup.err", tmp);
-	f = fopen(in, "w");
-	assert_non_null(f);
-	fputs("txn_id,event_time,card_id,merchant_id,amount,label\n", f);
+	snprintf(rules_path, sizeof rules_path, "%s", vt_src_path("rules/default.rules"));
+	off = (size_t)snprintf(text, sizeof text,
+	    "txn_id,event_time,card_id,merchant_id,amount,label\n");
 	for (int k = 0; k < 60; k++)
-		fprintf(f, "g%d,2024-03-01T10:%02d:00Z,c%d,m1,1.00,%d\n", k, k, k % 7, k % 2);
-	fclose(f);
+		off += (size_t)snprintf(text + off, sizeof text - off,
+		    "g%d,2024-03-01T10:%02d:00Z,c%d,m1,1.00,%d\n", k, k, k % 7, k % 2);
+	assert_true(off < sizeof text);
 	start_failing(&s, rules_path, "giveup");
-	{
-		const char *argv[] = { replay, "--csv", in, "--server", s.url, "--rules", rules_path,
-			"--summary", j, NULL };
-		rc = tr_run(argv, out, err);
-	}
-	vt_server_kill(&s);
-	vt_server_cleanup(&s);
-	assert_int_equal(rc, 1);
-	o = tr_slurp(err, NULL);
-	assert_non_null(o);
-	if (strstr(o, "vigil-replay: 50 failures in a row: giving up\n") == NULL)
-		fail_msg("stderr:\n%s", o);
-	free(o);
-	o = tr_slurp(out, NULL);
-	assert_non_null(o);
-	if (strstr(o, "failed        50 transactions got no answer") == NULL ||
-	    strstr(o, "not sent      10 rows after giving up (no server answering): not scored, "
-	    "their labels and those still waiting not sent\n") == NULL)
-		fail_msg("summary:\n%s", o);
-	free(o);
-	sum = json_load_file(j, 0, &jerr);
-	assert_non_null(sum);
-	assert_int_equal(json_integer_value(json_object_get(sum, "rows")), 60);
-	assert_int_equal(json_integer_value(json_object_get(sum, "failed")), 50);
-	assert_int_equal(json_integer_value(json_object_get(sum, "not_sent")), 10);
-	assert_int_equal(json_integer_value(json_object_get(sum, "labels_sent")), 0);
-	assert_int_equal(json_integer_value(json_object_get(sum, "rows")),
-	    json_integer_value(json_object_get(json_object_get(sum, "metrics"), "rows")) +
-	    json_integer_value(json_object_get(sum, "failed")) +
-	    json_integer_value(json_object_get(sum, "refused")) +
-	    json_integer_value(json_object_get(sum, "txn_id_conflicts")) +
-	    json_integer_value(json_object_get(sum, "not_sent")));
-	json_decref(sum);
+	agree_server_run(&s, true, "giveup", text, rules_path, NULL, NULL, &o);
+	assert_int_equal(o.rc, 1);
+	if (strstr(o.err, "vigil-replay: 50 failures in a row: giving up\n") == NULL)
+		fail_msg("stderr:\n%s", o.err);
+	if (strstr(o.out, "failed        50 transactions got no answer") == NULL ||
+	    strstr(o.out, "not sent      10 rows after giving up (no server answering): not "
+	    "scored, their labels and those still waiting not sent\n") == NULL)
+		fail_msg("summary:\n%s", o.out);
+	assert_non_null(o.sum);
+	assert_int_equal(sum_int(&o, "rows"), 60);
+	assert_int_equal(sum_int(&o, "failed"), 50);
+	assert_int_equal(sum_int(&o, "not_sent"), 10);
+	assert_int_equal(sum_int(&o, "labels_sent"), 0);
+	assert_int_equal(sum_int(&o, "rows"), sum_rows_scored(&o) + sum_int(&o, "failed") +
+	    sum_int(&o, "refused") + sum_int(&o, "txn_id_conflicts") + sum_int(&o, "not_sent"));
+	agree_out_free(&o);
 }
 
 /* A label the server refuses is counted and the run goes on: rows of the
@@ -365,62 +359,32 @@ test_give_up_counts_every_row(void **state)
 static void
 test_refused_labels_counted(void **state)
 {
-	char in[300], j[300], out[300], err[300], now[2][32];
-	const char *rp = vt_src_path("rules/default.rules");
-	char rules_path[512];
+	char rules_path[512], now[2][32], text[300];
 	vt_server s;
-	json_error_t jerr;
-	json_t *sum;
-	time_t t = time(NULL);
-	FILE *f;
-	char *o;
-	int rc;
+	agree_out o;
 
 	(void)state;
-	snprintf(rules_path, sizeof rules_path, "%s", rp);
-	snprintf(in, sizeof in, "%s/labels.csv", tmp);
-	snprintf(j, sizeof j, "%s/labels.json", tmp);
-	snprintf(out, sizeof out, "%s/labels.out", tmp);
-	snprintf(err, sizeof err, "%s/labels.err", tmp);
-	for (int k = 0; k < 2; k++) {
-		time_t tk = t - 60 + 9 * k;
-		strftime(now[k], sizeof now[k], "%Y-%m-%dT%H:%M:%SZ", gmtime(&tk));
-	}
-	f = fopen(in, "w");
-	assert_non_null(f);
-	fprintf(f, "txn_id,event_time,card_id,merchant_id,amount,label\n"
+	snprintf(rules_path, sizeof rules_path, "%s", vt_src_path("rules/default.rules"));
+	for (int k = 0; k < 2; k++)
+		agree_time_ago(60 - 9 * k, now[k], sizeof now[k]);
+	snprintf(text, sizeof text, "txn_id,event_time,card_id,merchant_id,amount,label\n"
 	    "l1,%s,c1,m1,1.00,0\n"
 	    "l2,%s,c1,m1,900.00,1\n", now[0], now[1]);
-	fclose(f);
 	memset(&s, 0, sizeof s);
 	assert_int_equal(vt_server_start(&s, rules_path, NULL), 0);
-	{
-		const char *argv[] = { replay, "--csv", in, "--server", s.url, "--rules", rules_path,
-			"--summary", j, NULL };
-		rc = tr_run(argv, out, err);
-	}
-	assert_int_equal(vt_server_stop(&s), 0);
-	vt_server_cleanup(&s);
-	o = tr_slurp(err, NULL);
-	assert_non_null(o);
-	if (rc != 1 || strstr(o, "vigil-replay: label l1: ") == NULL ||
-	    strstr(o, "in the future") == NULL)
-		fail_msg("exit %d, stderr:\n%s", rc, o);
-	free(o);
-	o = tr_slurp(out, NULL);
-	assert_non_null(o);
-	if (strstr(o, "labels        2 refused by the server, 0 got no answer: not recorded "
-	    "there\n") == NULL || strstr(o, "0 labels sent\n") == NULL)
-		fail_msg("summary:\n%s", o);
-	free(o);
-	sum = json_load_file(j, 0, &jerr);
-	assert_non_null(sum);
-	assert_int_equal(json_integer_value(json_object_get(sum, "labels_refused")), 2);
-	assert_int_equal(json_integer_value(json_object_get(sum, "labels_failed")), 0);
-	assert_int_equal(json_integer_value(json_object_get(sum, "labels_sent")), 0);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(sum, "metrics"),
-	    "rows")), 2);
-	json_decref(sum);
+	agree_server_run(&s, false, "labels", text, rules_path, NULL, NULL, &o);
+	if (o.rc != 1 || strstr(o.err, "vigil-replay: label l1: ") == NULL ||
+	    strstr(o.err, "in the future") == NULL)
+		fail_msg("exit %d, stderr:\n%s", o.rc, o.err);
+	if (strstr(o.out, "labels        2 refused by the server, 0 got no answer: not recorded "
+	    "there\n") == NULL || strstr(o.out, "0 labels sent\n") == NULL)
+		fail_msg("summary:\n%s", o.out);
+	assert_non_null(o.sum);
+	assert_int_equal(sum_int(&o, "labels_refused"), 2);
+	assert_int_equal(sum_int(&o, "labels_failed"), 0);
+	assert_int_equal(sum_int(&o, "labels_sent"), 0);
+	assert_int_equal(sum_rows_scored(&o), 2);
+	agree_out_free(&o);
 }
 
 int
