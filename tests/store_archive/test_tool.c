@@ -4,7 +4,7 @@
  * verify on a clean and on a damaged archive (exit status and the
  * "vigil-archive: FILE:OFFSET:" line), dump as JSON lines with a time range,
  * stats, and the usage / I/O error exits: a directory that is not an
- * archive, an empty or inverted time range.
+ * archive, an empty or inverted time range, a read that fails part-way.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -71,8 +71,9 @@ run_tool(const char *args, char *out, size_t outlen)
 	return run_tool_out(args, true, out, outlen);
 }
 
+/* In d: 11 records in a closed segment, 1 in the open one after it. */
 static void
-make_archive(void)
+make_archive_in(const char *d)
 {
 	store_archive_opts o;
 	store_archive *ar;
@@ -83,7 +84,7 @@ make_archive(void)
 
 	store_archive_opts_default(&o);
 	o.fsync = STORE_FSYNC_NEVER;
-	assert_int_equal(store_archive_open(dir, &o, &ar, NULL, NULL), VIGIL_OK);
+	assert_int_equal(store_archive_open(d, &o, &ar, NULL, NULL), VIGIL_OK);
 	strcpy(s.txn.txn_id, "t-1");
 	strcpy(s.txn.card_id, "c-1");
 	strcpy(s.txn.merchant_id, "m-1");
@@ -114,6 +115,12 @@ make_archive(void)
 	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, 1763700030000LL, buf, len, NULL),
 	    VIGIL_OK);
 	store_archive_close(ar);
+}
+
+static void
+make_archive(void)
+{
+	make_archive_in(dir);
 }
 
 /* Writes the segment seg to zpath compressed as one zstd frame with its
@@ -524,6 +531,67 @@ test_dump_range(void **state)
 	    "Unix ms (see --help)\n");
 }
 
+/*
+ * A PATH whose reading fails part-way (its second segment a directory: the
+ * reader's error, not damage) is named with the place reading stopped,
+ * summed up as far as it was read, ERROR, and the next PATH is verified;
+ * exit 1. Before, verify stopped at the error: no summary line for it, the
+ * next PATH never verified.
+ */
+static void
+test_verify_read_error(void **state)
+{
+	char top[256], a[300], b[300], seg[600], args[1400], want[1400], out[8192];
+	const char *rest = ", 0 corrupt stretches (0 bytes), 0 undecodable payloads, 0 records "
+	    "lost in damaged zstd frames";
+	store_seg_ent *ents;
+	json_t *o, *err, *where;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(vt_tmpdir_make("vigil-tool-rd", top, sizeof top), 0);
+	snprintf(a, sizeof a, "%s/a", top);
+	snprintf(b, sizeof b, "%s/b", top);
+	make_archive_in(a);
+	make_archive_in(b);
+	assert_int_equal(store_seg_list(a, &ents, &n, NULL), VIGIL_OK);
+	assert_int_equal(n, 2);
+	snprintf(seg, sizeof seg, "%s/%s.log", a, ents[1].base);
+	assert_int_equal(unlink(seg), 0);
+	assert_int_equal(mkdir(seg, 0755), 0);
+
+	snprintf(args, sizeof args, "verify -q '%s' '%s'", a, b);
+	assert_int_equal(run_tool_err(args, out, sizeof out), 1);
+	snprintf(want, sizeof want, "vigil-archive: %s:0: not a regular file; the rest of %s is not "
+	    "verified\n", seg, a);
+	assert_string_equal(out, want);
+	assert_int_equal(run_tool_out(args, false, out, sizeof out), 1);
+	snprintf(want, sizeof want, "%s: 11 records in 1 segments%s, not read to the end: ERROR\n"
+	    "%s: 12 records in 2 segments%s: OK\n", a, rest, b, rest);
+	assert_string_equal(out, want);
+
+	snprintf(args, sizeof args, "verify -q -j '%s' '%s'", a, b);
+	assert_int_equal(run_tool_out(args, false, out, sizeof out), 1);
+	o = json_loadb(out, strcspn(out, "\n"), 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "error");
+	assert_int_equal(json_integer_value(json_object_get(o, "records")), 11);
+	err = json_object_get(o, "error");
+	where = json_object_get(err, "where");
+	assert_string_equal(json_string_value(json_object_get(err, "message")),
+	    "not a regular file");
+	snprintf(want, sizeof want, "%s.log", ents[1].base);
+	assert_string_equal(json_string_value(json_object_get(where, "file")), want);
+	assert_int_equal(json_integer_value(json_object_get(where, "offset")), 0);
+	json_decref(o);
+	o = json_loads(strchr(out, '\n') + 1, 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "ok");
+	json_decref(o);
+	free(ents);
+	vt_tmpdir_remove(top);
+}
+
 static int
 rm_dir(void **state)
 {
@@ -539,6 +607,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_tool, rm_dir),
 		cmocka_unit_test(test_not_archive),
 		cmocka_unit_test(test_dump_range),
+		cmocka_unit_test(test_verify_read_error),
 	};
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s PATH-TO-vigil-archive\n", argv[0]);

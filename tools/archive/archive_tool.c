@@ -162,7 +162,23 @@ typedef struct run {
 	const char *path; /* the PATH being read */
 	bool        dir;  /* it is a directory: its segments are named inside it */
 	uint64_t    records, corrupt, corrupt_bytes, undecodable, printed;
+	/* how far it was read: the segment last read in, and the end of the
+	 * last record or corrupt stretch in it (where a read error stopped) */
+	char        seg[NAME_MAX + 1];
+	uint64_t    seg_end;
 } run;
+
+/* Reading of r's PATH reached segment's byte end. */
+static void
+run_mark(run *r, const char *segment, uint64_t end)
+{
+	if (strcmp(r->seg, segment) != 0) {
+		snprintf(r->seg, sizeof r->seg, "%s", segment);
+		r->seg_end = end;
+	} else if (end > r->seg_end) {
+		r->seg_end = end;
+	}
+}
 
 /* The place of segment (a file name) as a path to open (docs/tools.md,
  * FILE:OFFSET:): PATH/segment in a directory, PATH for a segment file. */
@@ -185,6 +201,7 @@ on_corrupt(void *arg, const char *segment, uint64_t offset, uint64_t skipped, co
 
 	r->corrupt++;
 	r->corrupt_bytes += skipped;
+	run_mark(r, segment, offset + skipped);
 	if (r->printed++ < MAX_ERROR_LINES)
 		fprintf(stderr, "%s%s: %s\n", r->progress ? "\r" : "", prog,
 		    store_corrupt_text(w, sizeof w, seg_place(r, segment, place, sizeof place),
@@ -227,6 +244,33 @@ read_error(const char *path, const store_diag *d, vigil_err rv)
 	char line[sizeof d->msg + 4096];
 
 	fprintf(stderr, "%s: %s\n", prog, store_diag_text(d, path, rv, line, sizeof line));
+}
+
+/*
+ * A read of r's PATH that failed part-way (rv, d: a segment that cannot be
+ * opened, a read error): the line on stderr names the place it stopped,
+ * FILE:OFFSET: (the segment d names; the end of what was read of it, 0 if
+ * nothing). ret_info: the error, its file the segment's name (as dump's).
+ */
+static void
+read_stop(const run *r, const store_diag *d, vigil_err rv, vigil_errinfo *ret_info)
+{
+	const char *name = strrchr(d->info.file, '/');
+	char place[4352];
+
+	*ret_info = d->info;
+	if (d->info.file[0] == '\0') {
+		vigil_errinfo_set(ret_info, NULL, "%s", d->msg[0] ? d->msg : vigil_strerror(rv));
+		fprintf(stderr, "%s: %s: %s; the rest of it is not verified\n", prog, r->path,
+		    ret_info->msg);
+		return;
+	}
+	name = name != NULL ? name + 1 : d->info.file;
+	snprintf(ret_info->file, sizeof ret_info->file, "%s", name);
+	if (d->info.offset == VIGIL_NOPOS)
+		ret_info->offset = strcmp(name, r->seg) == 0 ? r->seg_end : 0;
+	fprintf(stderr, "%s: %s:%" PRIu64 ": %s; the rest of %s is not verified\n", prog,
+	    seg_place(r, name, place, sizeof place), ret_info->offset, d->info.msg, r->path);
 }
 
 /* Prints o (taken) as one line of JSON, keys sorted; VIGIL_EIO if stdout
@@ -275,9 +319,12 @@ cmd_verify(int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		run r = { .progress = !quiet && isatty(STDERR_FILENO) };
 		store_reader *rd = NULL;
-		store_reader_stats st;
+		store_reader_stats st = { 0 };
 		store_record rec;
 		store_diag d = { .msg = "" };
+		vigil_errinfo stop;
+		bool stopped, bad;
+		json_t *o;
 		vigil_err rv;
 
 		rv = open_path(argv[i], INT64_MIN, INT64_MAX, &r, &rd, &d);
@@ -300,7 +347,11 @@ cmd_verify(int argc, char **argv)
 		while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
 			store_diag dd;
 			char place[4352];
+			uint64_t read_before = st.bytes;
 
+			/* the frame's bytes (header and payload): where the next begins */
+			store_reader_get_stats(rd, &st);
+			run_mark(&r, rec.segment, rec.offset + (st.bytes - read_before));
 			r.records++;
 			if (decode(&rec, &s, &l, &dd) != VIGIL_OK) {
 				r.undecodable++;
@@ -316,28 +367,34 @@ cmd_verify(int argc, char **argv)
 		store_reader_close(rd);
 		if (r.progress)
 			fprintf(stderr, "\r\033[K");
-		if (rv != VIGIL_ENOTFOUND) {
-			read_error(argv[i], &d, rv);
-			return EXIT_ERROR;
-		}
+		/* a read that failed part-way: said where, the PATH summed up as
+		 * far as it was read, and the next PATH verified */
+		stopped = rv != VIGIL_ENOTFOUND;
+		if (stopped)
+			read_stop(&r, &d, rv, &stop);
+		bad = r.corrupt || r.undecodable;
 		if (r.printed > MAX_ERROR_LINES)
 			fprintf(stderr, "%s: %s: %" PRIu64 " more lines of damage not printed; the summary "
 			    "counts them\n", prog, argv[i], r.printed - MAX_ERROR_LINES);
-		if (json && print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "path",
-			    argv[i], "records", (json_int_t)r.records, "segments",
-			    (json_int_t)st.segments, "corrupt_stretches", (json_int_t)r.corrupt,
-			    "corrupt_bytes", (json_int_t)r.corrupt_bytes, "undecodable",
-			    (json_int_t)r.undecodable, "lost_records", (json_int_t)st.lost_records,
-			    "status", r.corrupt || r.undecodable ? "damaged" : "ok")) != VIGIL_OK)
+		o = !json ? NULL : json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "path",
+		    argv[i], "records", (json_int_t)r.records, "segments", (json_int_t)st.segments,
+		    "corrupt_stretches", (json_int_t)r.corrupt, "corrupt_bytes",
+		    (json_int_t)r.corrupt_bytes, "undecodable", (json_int_t)r.undecodable,
+		    "lost_records", (json_int_t)st.lost_records, "status", stopped ? "error" :
+		    bad ? "damaged" : "ok");
+		if (o != NULL && stopped)
+			json_object_set_new(o, "error", vigil_error_json(vigil_error_code(rv), &stop));
+		if (json && print_json(o) != VIGIL_OK)
 			return EXIT_ERROR;
 		if (!json)
 			printf("%s: %" PRIu64 " records in %" PRIu64 " segments, %" PRIu64
 			    " corrupt stretches (%" PRIu64 " bytes), %" PRIu64 " undecodable payloads, %"
-			    PRIu64 " records lost in damaged zstd frames: %s\n", argv[i], r.records,
+			    PRIu64 " records lost in damaged zstd frames%s: %s\n", argv[i], r.records,
 			    st.segments, r.corrupt, r.corrupt_bytes, r.undecodable, st.lost_records,
-			    r.corrupt || r.undecodable ? "DAMAGED" : "OK");
-		if ((r.corrupt || r.undecodable) && EXIT_DAMAGED > rc)
-			rc = EXIT_DAMAGED;
+			    stopped ? ", not read to the end" : "", stopped ? "ERROR" : bad ? "DAMAGED" :
+			    "OK");
+		if ((stopped || bad) && EXIT_DAMAGED > rc)
+			rc = EXIT_DAMAGED; /* damage and an I/O error: the same code, 1 */
 	}
 	if (fflush(stdout) != 0) {
 		fprintf(stderr, "%s: verify: write to stdout failed\n", prog);
