@@ -9,8 +9,10 @@
  * nightly rebuilds (vigil-rebuild between days vs batch_rebuild in process);
  * the latency section appears in server mode only. A row the server
  * refuses, or that gets no answer, is counted apart and its label is not
- * sent. argv: vigil-replay vigil-gen [fault-shim].
+ * sent; one of an archive is named by its SEGMENT:OFFSET. argv:
+ * vigil-replay vigil-gen [fault-shim].
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -26,6 +28,7 @@
 #include <jansson.h>
 
 #include "tmpdir.h"
+#include "archive.h"
 #include "harness.h"
 #include "run.h"
 
@@ -387,6 +390,91 @@ test_refused_labels_counted(void **state)
 	agree_out_free(&o);
 }
 
+/* The place (SEGMENT:OFFSET) of txn_id's score record in the archive dir,
+ * into buf. */
+static void
+archived_place(const char *dir, const char *txn_id, char *buf, size_t len)
+{
+	static store_scored sc;
+	store_reader *rd = NULL;
+	store_record rec;
+
+	buf[0] = '\0';
+	assert_int_equal(store_reader_open(dir, INT64_MIN, INT64_MAX, NULL, NULL, &rd, NULL),
+	    VIGIL_OK);
+	while (store_reader_next(rd, &rec, NULL) == VIGIL_OK)
+		if (rec.type == STORE_REC_SCORE &&
+		    store_scored_decode(rec.payload, rec.len, &sc, NULL) == VIGIL_OK &&
+		    strcmp(sc.txn.txn_id, txn_id) == 0)
+			snprintf(buf, len, "%s:%" PRIu64, rec.segment, rec.offset);
+	store_reader_close(rd);
+	assert_true(buf[0] != '\0');
+}
+
+/* An archive row the server refuses is named by its record's place,
+ * SEGMENT:OFFSET, as offline mode names one: the archive of a first
+ * vigild replayed to a second that refuses its old row (past
+ * --max-past-skew). Before, the line named the txn_id alone. */
+static void
+test_refused_archive_row_named(void **state)
+{
+	char in[300], err[300], arch[300], place[300], now[32];
+	const char *rp = vt_src_path("rules/default.rules");
+	const char *extra[] = { "--max-past-skew", "86400000", NULL };
+	char rules_path[512];
+	vt_server a, b;
+	time_t t = time(NULL) - 60;
+	FILE *f;
+	char *o;
+	int rc;
+
+	(void)state;
+	snprintf(rules_path, sizeof rules_path, "%s", rp);
+	snprintf(in, sizeof in, "%s/archrow.csv", tmp);
+	snprintf(err, sizeof err, "%s/archrow.err", tmp);
+	strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	f = fopen(in, "w");
+	assert_non_null(f);
+	fprintf(f, "txn_id,event_time,card_id,merchant_id,amount\n"
+	    "new1,%s,c1,m1,1.00\n"
+	    "old1,2024-03-01T10:00:10Z,c1,m1,3.00\n", now);
+	fclose(f);
+	memset(&a, 0, sizeof a);
+	assert_int_equal(vt_server_start(&a, rules_path, NULL), 0);
+	{
+		const char *argv[] = { replay, "--csv", in, "--server", a.url, "--rules", rules_path,
+			"-q", NULL };
+		rc = tr_run(argv, NULL, NULL);
+	}
+	assert_int_equal(vt_server_stop(&a), 0);
+	assert_int_equal(rc, 0);
+	snprintf(arch, sizeof arch, "%s/archive", a.datadir);
+	archived_place(arch, "old1", place, sizeof place);
+	assert_null(strstr(place, ":0")); /* the second record: an offset of its own */
+	memset(&b, 0, sizeof b);
+	assert_int_equal(vt_server_start(&b, rules_path, extra), 0);
+	{
+		const char *argv[] = { replay, "--archive", a.datadir, "--server", b.url, "--rules",
+			rules_path, "-q", NULL };
+		rc = tr_run(argv, NULL, err);
+	}
+	assert_int_equal(vt_server_stop(&b), 0);
+	vt_server_cleanup(&b);
+	vt_server_cleanup(&a);
+	assert_int_equal(rc, 1); /* a row refused */
+	o = tr_slurp(err, NULL);
+	assert_non_null(o);
+	{
+		char want[400];
+
+		snprintf(want, sizeof want, "vigil-replay: %s: txn_id \"old1\": txn.event_time_ms: ",
+		    place);
+		if (strstr(o, want) == NULL)
+			fail_msg("no line beginning \"%s\"; stderr:\n%s", want, o);
+	}
+	free(o);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -399,6 +487,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_failed_row_label_not_sent),
 		cmocka_unit_test(test_give_up_counts_every_row),
 		cmocka_unit_test(test_refused_labels_counted),
+		cmocka_unit_test(test_refused_archive_row_named),
 	};
 	const char *g[] = { NULL, "--cards", "200", "--days", "8", "--seed", "11",
 		"--fraud-rate", "0.02", "-q", "-o", csv, NULL };

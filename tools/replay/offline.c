@@ -272,7 +272,7 @@ rp_offline_score(rp *r, const rp_row *row, rp_outcome *out, rp_outcome *out2)
 		if (r->conflicts++ < RP_MAX_ERRORS_SHOWN) {
 			char where[PATH_MAX + 48];
 
-			if (row->segment != NULL)
+			if (row->segment[0] != '\0')
 				snprintf(where, sizeof where, "%s:%" PRIu64, row->segment, row->offset);
 			else
 				snprintf(where, sizeof where, "%s:%" PRIu64, r->src.name, row->line);

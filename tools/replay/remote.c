@@ -156,14 +156,11 @@ rp_worker_main(void *arg)
 			pthread_mutex_lock(&b->mu);
 			b->refused += out->refused && !conflict;
 			b->conflicts += conflict;
-			/* the CSV line when there is one (an archive row's segment name
-			 * is gone once the batch has read on) */
-			if (b->errors++ < RP_MAX_ERRORS_SHOWN && b->rows[i].segment == NULL)
+			/* where the row was read: SEGMENT:OFFSET as offline, or the CSV line */
+			if (b->errors++ < RP_MAX_ERRORS_SHOWN)
 				fprintf(stderr, "vigil-replay: %s:%" PRIu64 ": txn_id \"%s\": %s%s%s\n",
-				    r->src.name, b->rows[i].line, ct.txn_id, info.field,
-				    info.field[0] ? ": " : "", info.message);
-			else if (b->errors <= RP_MAX_ERRORS_SHOWN)
-				fprintf(stderr, "vigil-replay: txn_id \"%s\": %s%s%s\n", ct.txn_id,
+				    b->rows[i].segment[0] ? b->rows[i].segment : r->src.name,
+				    b->rows[i].segment[0] ? b->rows[i].offset : b->rows[i].line, ct.txn_id,
 				    info.field, info.field[0] ? ": " : "", info.message);
 			if (!atomic_load(&b->give_up) && e != VIGIL_CLIENT_SINVALID) {
 				bool any = false;

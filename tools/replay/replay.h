@@ -94,9 +94,9 @@ typedef struct rp_row {
 	int64_t   label_time;  /* 0 = none */
 	char      pattern[CSV_PATTERN_MAX + 1];
 	/* where it was read, for messages: a CSV line, or an archive segment
-	 * (valid until the next row) and offset */
+	 * (its file name, copied: a batch reports after reading on; "" for CSV) and offset */
 	uint64_t    line;
-	const char *segment;
+	char        segment[NAME_MAX + 1];
 	uint64_t    offset;
 } rp_row;
 

@@ -182,7 +182,7 @@ rp_source_next(rp_source *src, rp_row *row)
 				return rv;
 			row->txn = cr.txn;
 			row->line = cr.line;
-			row->segment = NULL;
+			row->segment[0] = '\0';
 			row->label = cr.label;
 			row->label_time = cr.label_time_ms;
 			memcpy(row->pattern, cr.fraud_pattern, sizeof row->pattern);
@@ -211,7 +211,7 @@ rp_source_next(rp_source *src, rp_row *row)
 		}
 		row->txn = src->scored->txn;
 		row->line = 0;
-		row->segment = rec.segment;
+		snprintf(row->segment, sizeof row->segment, "%s", rec.segment);
 		row->offset = rec.offset;
 		row->label = -1;
 		row->label_time = 0;
