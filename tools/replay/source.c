@@ -211,7 +211,12 @@ rp_source_next(rp_source *src, rp_row *row)
 		}
 		row->txn = src->scored->txn;
 		row->line = 0;
-		snprintf(row->segment, sizeof row->segment, "%s", rec.segment);
+		{
+			size_t n = strnlen(rec.segment, sizeof row->segment - 1);
+
+			memcpy(row->segment, rec.segment, n); /* a copy a row, so no snprintf */
+			row->segment[n] = '\0';
+		}
 		row->offset = rec.offset;
 		row->label = -1;
 		row->label_time = 0;
