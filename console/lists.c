@@ -92,19 +92,67 @@ lists_each(con_app *app, const char *text, void (*fn)(void *arg, const char *nam
 	}
 }
 
-static json_t *
-lists_meta_load(con_app *app)
+/*
+ * STATE/lists.json, the records (who listed what, when, why). VIGIL_OK:
+ * *ret_meta an object, empty when there is no file. Otherwise the file
+ * cannot be read or is not a JSON object: *reterr_ei says where (the file,
+ * jansson's line:col) and what, *ret_meta is untouched, and the edits that
+ * would save the records are refused, since a save would write the file
+ * without every record it holds. Said once in the log until it loads again.
+ */
+static vigil_err
+lists_meta_load(con_app *app, json_t **ret_meta, vigil_errinfo *reterr_ei)
 {
-	char path[4200];
-	json_t *o;
+	static bool said;
+	char path[4200], *buf = NULL;
+	size_t len = 0;
+	json_error_t jerr;
+	json_t *o = NULL;
+	vigil_err rv;
 
 	snprintf(path, sizeof path, "%s/lists.json", app->o.state);
-	o = json_load_file(path, 0, NULL);
-	if (!json_is_object(o)) {
-		json_decref(o);
+	rv = con_file_read(path, LIST_FILE_MAX, &buf, &len);
+	if (rv == VIGIL_ENOTFOUND) {
 		o = json_object();
+		rv = o != NULL ? VIGIL_OK : VIGIL_ENOMEM;
+		goto out;
 	}
-	return o;
+	if (rv != VIGIL_OK) {
+		if (rv == VIGIL_ETOOBIG)
+			vigil_errinfo_set(reterr_ei, NULL, "cannot read the list records: over %u MiB",
+			    LIST_FILE_MAX >> 20);
+		else
+			vigil_errinfo_set(reterr_ei, NULL, "cannot read the list records: %s",
+			    vigil_strerror(rv));
+	} else if ((o = json_loadb(buf, len, 0, &jerr)) == NULL) {
+		vigil_errinfo_set(reterr_ei, NULL, "the list records do not parse: %s", jerr.text);
+		reterr_ei->line = jerr.line > 0 ? (uint32_t)jerr.line : 0;
+		reterr_ei->col = jerr.column > 0 ? (uint32_t)jerr.column : 0;
+		rv = VIGIL_EINVAL;
+	} else if (!json_is_object(o)) {
+		vigil_errinfo_set(reterr_ei, NULL, "the list records are not a JSON object");
+		rv = VIGIL_EINVAL;
+	}
+	if (rv != VIGIL_OK) {
+		char line[1024];
+
+		snprintf(reterr_ei->file, sizeof reterr_ei->file, "%.*s",
+		    (int)sizeof reterr_ei->file - 1, path);
+		if (!said)
+			fprintf(stderr, "vigil-console: lists: %s (list edits are refused until the "
+			    "file is repaired or removed)\n", vigil_errinfo_format(reterr_ei, line,
+			    sizeof line));
+		said = true;
+		json_decref(o);
+		o = NULL;
+	}
+out:
+	if (rv == VIGIL_OK) {
+		said = false;
+		*ret_meta = o;
+	}
+	free(buf);
+	return rv;
 }
 
 static vigil_err
@@ -227,18 +275,27 @@ lists_rule_text(con_app *app)
 void
 con_api_lists(con_app *app, struct evhttp_request *req, const con_user *who)
 {
-	lists_ctx c = { json_array(), lists_meta_load(app) };
+	lists_ctx c = { json_array(), NULL };
 	char *text = lists_rule_text(app);
+	json_t *rerr = NULL;
+	vigil_errinfo ei;
 
 	(void)who;
+	if (lists_meta_load(app, &c.meta, &ei) != VIGIL_OK) {
+		/* the entries without who and why, and why not */
+		c.meta = json_object();
+		rerr = vigil_error_json("INTERNAL", &ei);
+	}
 	if (text == NULL) {
 		con_send_error(req, 500, NULL, "%s: cannot read", app->o.rules);
 		goto out;
 	}
 	lists_each(app, text, lists_one, &c);
-	con_send_json(req, 200, json_pack("{s:o}", "lists", c.arr));
+	con_send_json(req, 200, json_pack("{s:o, s:o*}", "lists", c.arr, "records_error", rerr));
 	c.arr = NULL;
+	rerr = NULL;
 out:
+	json_decref(rerr);
 	free(text);
 	json_decref(c.arr);
 	json_decref(c.meta);
@@ -270,6 +327,7 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 	char path[4200], kind[16], err[4600], *text = NULL;
 	int64_t exp_ms = 0;
 	bool add = strcmp(action, "add") == 0, changed = false, unkept = false;
+	vigil_errinfo ei;
 	vigil_err rv;
 
 	if (body == NULL)
@@ -304,7 +362,10 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 		    "list (vigild would refuse the list file)", value, name);
 		goto out;
 	}
-	meta = lists_meta_load(app);
+	if (lists_meta_load(app, &meta, &ei) != VIGIL_OK) {
+		con_send_json(req, 500, vigil_error_body("INTERNAL", &ei));
+		goto out;
+	}
 	entries = json_object_get(meta, name);
 	if (!json_is_object(entries)) {
 		entries = json_object();
@@ -416,16 +477,19 @@ con_lists_expire(con_app *app)
 	json_t *entries, *e, *tmp;
 	char *text = NULL, path[4200], kind[16], err[4600];
 	bool dirty = false;
+	vigil_errinfo ei;
 
+	/* records that do not load expire nothing: read again each tick (said
+	 * once) until they do */
 	if (!loaded) {
-		meta = lists_meta_load(app);
+		if (lists_meta_load(app, &meta, &ei) != VIGIL_OK)
+			return;
 		lists_note_expiry(meta);
 		json_decref(meta);
 		loaded = true;
 	}
-	if (lists_next_expiry > now)
+	if (lists_next_expiry > now || lists_meta_load(app, &meta, &ei) != VIGIL_OK)
 		return;
-	meta = lists_meta_load(app);
 	text = lists_rule_text(app);
 	json_object_foreach(meta, ln, entries) {
 		json_object_foreach_safe(entries, tmp, v, e) {

@@ -406,7 +406,11 @@ async function pageLists() {
     if (x.ok) { say(`${x.data.value} ${action === 'add' ? 'added to' : 'removed from'} ${name}${x.data.changed ? '' : ' (no change)'}`); await pageLists(); }
     else say(x.data.error || ('error ' + x.status), true);
   };
-  main.replaceChildren(h('h1', {}, 'Lists'), ...r.data.lists.map(l => {
+  // STATE/lists.json that does not load: entries without who and why, edits refused
+  const re = r.data.records_error, rw = re && re.where ? re.where : {};
+  main.replaceChildren(h('h1', {}, 'Lists'), re ? h('p', { class: 'error', id: 'lists-records-error' },
+    `${[rw.file, rw.line, rw.column].filter(x => x).join(':')}: ${re.message}; adding and removing entries is refused until it is repaired or removed`) : '',
+  ...r.data.lists.map(l => {
     const value = h('input', { class: 'list-value', size: 16, placeholder: 'entry' });
     const why = h('input', { class: 'list-reason', size: 24, placeholder: 'reason' });
     const until = h('input', { class: 'list-expires', size: 12, placeholder: 'expires (optional)' });

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -63,6 +64,105 @@ blocked_who(const char *value, char *buf, size_t len)
 	}
 	json_decref(o);
 	return who;
+}
+
+/* The bytes of path, NUL-ended, in *ret_buf (free it) and *ret_len. */
+static void
+read_bytes(const char *path, char **ret_buf, size_t *ret_len)
+{
+	FILE *f = fopen(path, "r");
+	long n;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n >= 0);
+	rewind(f);
+	assert_non_null(*ret_buf = calloc(1, (size_t)n + 1));
+	assert_int_equal(fread(*ret_buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*ret_len = (size_t)n;
+}
+
+/* Writes len bytes of text to path. */
+static void
+write_bytes(const char *path, const char *text, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * STATE/lists.json that does not load (garbage, truncated JSON, a
+ * directory): a save would write it without the records it holds, so
+ * every list edit is refused (500, the file and the place: jansson's
+ * line:col), its bytes stay as they are and the list files too; the
+ * lists are still shown (without who and why, and `records_error`), the
+ * rest of the console works, and the log says it once.
+ */
+static void
+lists_records_unloadable(void)
+{
+	char lj[400], *good = NULL, who[64];
+	size_t glen = 0;
+	int said = console_log_count("list edits are refused until the file is repaired");
+
+	snprintf(lj, sizeof lj, "%s/lists.json", state);
+	read_bytes(lj, &good, &glen);
+	for (int i = 0; i < 3; i++) {
+		char *now = NULL;
+		size_t nlen = 0;
+		json_t *o, *w;
+		const char *text = i == 0 ? "garbage\n" : good;
+		size_t len = i == 0 ? 8 : glen / 2;
+
+		if (i < 2)
+			write_bytes(lj, text, len);
+		else
+			assert_int_equal(unlink(lj) == 0 && mkdir(lj, 0755) == 0, true);
+		o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+		    "{\"value\":\"c3\",\"reason\":\"stolen\"}", 500);
+		w = json_object_get(json_object_get(o, "error"), "where");
+		assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
+		    "code")), "INTERNAL");
+		assert_string_equal(json_string_value(json_object_get(w, "file")), lj);
+		if (i == 0) {
+			assert_string_equal(err_msg(o), "the list records do not parse: '[' or '{' "
+			    "expected near 'garbage'");
+			assert_int_equal(json_integer_value(json_object_get(w, "line")), 1);
+			assert_int_equal(json_integer_value(json_object_get(w, "column")), 7);
+		} else if (i == 1) {
+			assert_true(strncmp(err_msg(o), "the list records do not parse: ", 31) == 0);
+			assert_true(json_integer_value(json_object_get(w, "line")) > 1);
+		} else {
+			assert_true(strncmp(err_msg(o), "cannot read the list records: ", 30) == 0);
+		}
+		json_decref(o);
+		assert_false(blocked_has("c3"));
+		json_decref(http_ok("POST", "/api/lists/blocked_cards/remove", BOB,
+		    "{\"value\":\"c6\",\"reason\":\"card found\"}", 500));
+		assert_true(blocked_has("c6"));
+		o = http_ok("GET", "/api/lists", EVE, NULL, 200);
+		assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(o,
+		    "records_error"), "where"), "file")), lj);
+		json_decref(o);
+		assert_true(status_field("scored") > 0);
+		if (i < 2) {
+			read_bytes(lj, &now, &nlen);
+			assert_int_equal(nlen, len);
+			assert_memory_equal(now, text, len);
+			free(now);
+		}
+	}
+	assert_int_equal(console_log_count("list edits are refused until the file is repaired"),
+	    said + 1);
+	assert_int_equal(rmdir(lj), 0);
+	write_bytes(lj, good, glen);
+	assert_string_equal(blocked_who("c6", who, sizeof who), "alice");
+	free(good);
 }
 
 /*
@@ -173,19 +273,19 @@ test_lists(void **s)
 		    "\"expires\":\"%s\"}", later);
 		http_refused("POST", "/api/lists/blocked_cards/add", ALICE, body, 409, "expires");
 		assert_true(blocked_has("c6"));
-		/* STATE/lists.json that cannot be written: nothing half-applied, an
-		 * entry is not added without its record (who, why; with an end
-		 * date it would never leave), nor an entry's record replaced, nor
-		 * an entry removed whose record would stay (it would come back
-		 * with the value listed again) */
+		/* STATE/lists.json that cannot be written (a directory where its
+		 * temporary file goes): nothing half-applied, an entry is not added
+		 * without its record (who, why; with an end date it would never
+		 * leave), nor an entry's record replaced, nor an entry removed
+		 * whose record would stay (it would come back with the value
+		 * listed again) */
 		{
-			char lj[400], saved[420], bc[400];
+			char lj[400], ljtmp[440], bc[400];
 			struct stat st0, st1;
 
 			snprintf(lj, sizeof lj, "%s/lists.json", state);
-			snprintf(saved, sizeof saved, "%s.saved", lj);
-			assert_int_equal(rename(lj, saved), 0);
-			assert_int_equal(mkdir(lj, 0755), 0);
+			snprintf(ljtmp, sizeof ljtmp, "%s.tmp-%ld", lj, (long)console_pid);
+			assert_int_equal(mkdir(ljtmp, 0755), 0);
 			snprintf(body, sizeof body, "{\"value\":\"c5\",\"reason\":\"a day\","
 			    "\"expires\":\"%s\"}", later);
 			json_decref(http_ok("POST", "/api/lists/blocked_cards/add", ALICE, body, 500));
@@ -216,10 +316,10 @@ test_lists(void **s)
 			assert_string_not_equal(json_string_value(json_object_get(e, "action")),
 			    "list_remove");
 			json_decref(e);
-			assert_int_equal(rmdir(lj), 0);
-			assert_int_equal(rename(saved, lj), 0);
+			assert_int_equal(rmdir(ljtmp), 0);
 			assert_string_equal(blocked_who("c6", who, sizeof who), "alice");
 		}
+		lists_records_unloadable();
 		json_decref(http_ok("POST", "/api/lists/blocked_cards/remove", ALICE,
 		    "{\"value\":\"c6\",\"reason\":\"done\"}", 200));
 	}
