@@ -151,13 +151,17 @@ api_query_parse(struct evhttp_request *req, con_query *q)
 				q->from_ms = t;
 			else
 				q->to_ms = t;
+		} else if (strcmp(k, "after") == 0) {
+			if (strlen(v) >= sizeof q->after)
+				goto bad;
+			snprintf(q->after, sizeof q->after, "%s", v);
 		} else if (strcmp(k, "limit") == 0 || strcmp(k, "offset") == 0) {
 			if (k[0] == 'l' ? !con_query_uint(v, 1, QUEUE_LIMIT_MAX, &q->limit) :
 			    !con_query_uint(v, 0, 1000000, &q->offset))
 				goto bad;
 		} else {
 			con_send_error(req, 400, k, "unknown parameter (decision, status, sort, rule, "
-			    "card, merchant, min_amount, from, to, limit, offset)");
+			    "card, merchant, min_amount, from, to, limit, offset, after)");
 			ok = false;
 			break;
 		}
@@ -175,6 +179,7 @@ void
 con_api_queue(con_app *app, struct evhttp_request *req, const con_user *who)
 {
 	con_query q;
+	con_page pg;
 	con_case *page = NULL;
 	uint32_t n = 0;
 	uint64_t total = 0;
@@ -204,7 +209,12 @@ con_api_queue(con_app *app, struct evhttp_request *req, const con_user *who)
 		con_send_error(req, 500, NULL, "out of memory");
 		return;
 	}
-	rv = con_index_query(app->ix, &q, page, QUEUE_LIMIT_MAX, &n, &total, &ms);
+	rv = con_index_query_page(app->ix, &q, page, QUEUE_LIMIT_MAX, &n, &total, &ms, &pg);
+	if (rv == VIGIL_EINVAL) {
+		free(page);
+		con_send_error(req, 400, "after", "not the next of a queue page in this sort");
+		return;
+	}
 	if (rv != VIGIL_OK) {
 		free(page);
 		con_send_error(req, 500, NULL, "queue: %s", vigil_strerror(rv));
@@ -214,8 +224,9 @@ con_api_queue(con_app *app, struct evhttp_request *req, const con_user *who)
 	for (uint32_t i = 0; i < n; i++)
 		json_array_append_new(items, con_case_json(app, &page[i]));
 	free(page);
-	o = json_pack("{s:I, s:i, s:i, s:f, s:o}", "total", (json_int_t)total, "offset",
-	    (int)q.offset, "limit", (int)q.limit, "ms", ms, "items", items);
+	o = json_pack("{s:I, s:I, s:i, s:f, s:o, s:s?}", "total", (json_int_t)total, "offset",
+	    (json_int_t)pg.offset, "limit", (int)q.limit, "ms", ms, "items", items, "next",
+	    pg.next[0] != '\0' ? pg.next : NULL);
 	con_send_json(req, 200, o);
 }
 

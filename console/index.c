@@ -17,6 +17,7 @@
  * write transaction, so a restart resumes exactly where it stopped and a
  * crash loses nothing but the uncommitted batch, which is read again.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <math.h>
@@ -837,6 +838,65 @@ ix_match_cmp(const void *a, const void *b)
 	return memcmp(x->key, y->key, sizeof x->key);
 }
 
+/* Queue cursors, in hex: "t" and the cases key (time, txn id) of a page's
+ * last row newest first; by score "s", its score's bits, then that key. */
+static void
+ix_cursor_format(const ix_match *m, bool by_score, char ret[CON_CURSOR_MAX])
+{
+	uint8_t b[4 + sizeof m->key];
+	size_t n = 0;
+	uint32_t bits;
+
+	if (by_score) {
+		memcpy(&bits, &m->score, 4);
+		for (int i = 3; i >= 0; i--)
+			b[n++] = (uint8_t)(bits >> (8 * i));
+	}
+	memcpy(b + n, m->key, m->klen);
+	n += m->klen;
+	ret[0] = by_score ? 's' : 't';
+	for (size_t i = 0; i < n; i++)
+		snprintf(ret + 1 + 2 * i, 3, "%02x", b[i]);
+}
+
+static bool
+ix_cursor_parse(const char *c, bool by_score, ix_match *ret)
+{
+	size_t hl = strlen(c), n = hl / 2, skip = by_score ? 4 : 0;
+	uint8_t b[4 + sizeof ret->key];
+	uint32_t bits = 0;
+
+	if (c[0] != (by_score ? 's' : 't') || hl % 2 == 0 || n < skip + 8 || n > skip +
+	    sizeof ret->key)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned x;
+
+		if (!isxdigit((unsigned char)c[1 + 2 * i]) ||
+		    !isxdigit((unsigned char)c[2 + 2 * i]) || sscanf(c + 1 + 2 * i, "%2x", &x) != 1)
+			return false;
+		b[i] = (uint8_t)x;
+	}
+	memset(ret, 0, sizeof *ret);
+	for (size_t i = 0; i < skip; i++)
+		bits = bits << 8 | b[i];
+	memcpy(&ret->score, &bits, 4);
+	ret->klen = (uint8_t)(n - skip);
+	memcpy(ret->key, b + skip, ret->klen);
+	ret->t = (int64_t)(ix_get_be64(ret->key) ^ (1ull << 63));
+	return true;
+}
+
+/* LMDB's order of keys: bytes, then the shorter first. */
+static int
+ix_key_cmp(const MDB_val *k, const ix_match *m)
+{
+	size_t l = k->mv_size < m->klen ? k->mv_size : m->klen;
+	int d = memcmp(k->mv_data, m->key, l);
+
+	return d != 0 ? d : (k->mv_size > m->klen) - (k->mv_size < m->klen);
+}
+
 static bool
 ix_case_matches(const con_case *c, const con_query *q, int rule_id)
 {
@@ -870,6 +930,13 @@ vigil_err
 con_index_query(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t cap,
     uint32_t *ret_n, uint64_t *ret_total, double *ret_ms)
 {
+	return con_index_query_page(ix, q, ret_cases, cap, ret_n, ret_total, ret_ms, NULL);
+}
+
+vigil_err
+con_index_query_page(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t cap,
+    uint32_t *ret_n, uint64_t *ret_total, double *ret_ms, con_page *ret_page)
+{
 	uint64_t t0 = vigil_mono_ns();
 	MDB_txn *txn = NULL;
 	MDB_cursor *c = NULL;
@@ -879,12 +946,19 @@ con_index_query(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t
 	uint64_t total = 0;
 	uint32_t n = 0, limit = q->limit < cap ? q->limit : cap;
 	vigil_vec matches; /* ix_match, for an order by score */
+	ix_match cur = { 0 }, last = { 0 };
+	bool has_cur = q->after[0] != '\0';
+	con_page pg = { 0, "" };
 	vigil_err rv = VIGIL_OK;
 	int rc;
 
 	*ret_n = 0;
 	*ret_total = 0;
 	vigil_vec_init(&matches, sizeof(ix_match), IX_MAX_MATCHES);
+	if (has_cur && !ix_cursor_parse(q->after, q->by_score, &cur)) {
+		rv = VIGIL_EINVAL;
+		goto out;
+	}
 	if (q->rule[0] != '\0') {
 		uint16_t id;
 		if (con_index_rule_id(ix, q->rule, &id) != VIGIL_OK)
@@ -916,15 +990,19 @@ con_index_query(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t
 		if (!ix_case_matches(&cs, q, rule_id))
 			continue;
 		total++;
-		if (!q->by_score) {
-			if (total > q->offset && n < limit)
-				ret_cases[n++] = cs;
-			continue;
-		}
 		ix_match mt = { .score = cs.score, .t = t };
 
 		mt.klen = (uint8_t)(k.mv_size < sizeof mt.key ? k.mv_size : sizeof mt.key);
 		memcpy(mt.key, k.mv_data, mt.klen);
+		if (!q->by_score) {
+			if (has_cur ? ix_key_cmp(&k, &cur) >= 0 : total <= q->offset)
+				pg.offset++; /* above the page */
+			else if (n < limit) {
+				ret_cases[n++] = cs;
+				last = mt;
+			}
+			continue;
+		}
 		rv = vigil_vec_push(&matches, &mt);
 		if (rv != VIGIL_OK) {
 			rv = rv == VIGIL_ETOOBIG ? VIGIL_ELIMIT : rv;
@@ -935,15 +1013,24 @@ con_index_query(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t
 		ix_match *m = matches.data;
 
 		qsort(m, matches.len, sizeof *m, ix_match_cmp);
-		for (size_t i = q->offset; i < matches.len && n < limit; i++) {
+		pg.offset = has_cur ? 0 : q->offset < matches.len ? q->offset : matches.len;
+		while (has_cur && pg.offset < matches.len && ix_match_cmp(&m[pg.offset], &cur) <= 0)
+			pg.offset++;
+		for (size_t i = pg.offset; i < matches.len && n < limit; i++) {
 			MDB_val kk = { m[i].klen, m[i].key };
-			if (mdb_get(txn, ix->cases, &kk, &v) == 0 && v.mv_size == sizeof(con_case))
+			if (mdb_get(txn, ix->cases, &kk, &v) == 0 && v.mv_size == sizeof(con_case)) {
 				memcpy(&ret_cases[n++], v.mv_data, sizeof(con_case));
+				last = m[i];
+			}
 		}
 	}
+	if (n > 0 && total > pg.offset + n)
+		ix_cursor_format(&last, q->by_score, pg.next);
 done:
 	*ret_n = n;
 	*ret_total = total;
+	if (ret_page != NULL)
+		*ret_page = pg;
 out:
 	vigil_vec_fini(&matches);
 	if (c != NULL)

@@ -92,6 +92,8 @@ void      con_index_pos(con_index *ix, con_tailpos *ret_pos);
 vigil_err con_index_ingest(con_index *ix, const char *archive_dir, uint32_t max,
     uint32_t *ret_n, bool *ret_more, char *errbuf, size_t errlen);
 
+/* A queue cursor: the order's letter, then its last row's sort key in hex. */
+#define CON_CURSOR_MAX (2 + 2 * (4 + 8 + VIGIL_ID_MAX))
 typedef struct con_query {
 	int      decision;   /* VIGIL_DECISION_REVIEW, _DECLINE, or 0: both */
 	int      status;     /* 0 open (no label), 1 labelled, 2 all */
@@ -103,9 +105,25 @@ typedef struct con_query {
 	double   min_amount;       /* major units (< 0: none) */
 	int64_t  from_ms, to_ms;   /* event time [from, to) */
 	uint32_t offset, limit;
+	/* "": the page starts offset matches down; else the page after the row
+	 * of this cursor (con_page.next, of the same order), which need not be
+	 * there any more: rows coming or going above it move no row of it */
+	char     after[CON_CURSOR_MAX];
 } con_query;
 
-/* Runs q: *ret_total matches, ret_cases[0..*ret_n) the page (limit <= cap). */
+/* Where a page is: offset the matches above its first row, next the cursor
+ * of its last row when more follow ("" when none). */
+typedef struct con_page {
+	uint64_t offset;
+	char     next[CON_CURSOR_MAX];
+} con_page;
+
+/* Runs q: *ret_total matches, ret_cases[0..*ret_n) the page (limit <= cap),
+ * *ret_page (may be NULL) where it is. VIGIL_EINVAL: q->after is no cursor
+ * of q's order. */
+vigil_err con_index_query_page(con_index *ix, const con_query *q, con_case *ret_cases,
+    uint32_t cap, uint32_t *ret_n, uint64_t *ret_total, double *ret_ms, con_page *ret_page);
+/* con_index_query_page without where the page is. */
 vigil_err con_index_query(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t cap,
     uint32_t *ret_n, uint64_t *ret_total, double *ret_ms);
 /* Calls fn for each case with event time in [from_ms, to_ms), oldest

@@ -105,7 +105,7 @@ function kvTable(obj) {
 // ---------------------------------------------------------------- queue
 
 const queueDefaults = { decision: 'review', status: 'open', sort: 'score', rule: '', card: '',
-  merchant: '', min_amount: '', from: '', to: '', offset: 0, limit: 50 };
+  merchant: '', min_amount: '', from: '', to: '', offset: 0, after: '', limit: 50 };
 const queueState = Object.assign({}, queueDefaults);
 
 // the queue's filters live in the address (#/queue?status=all&rule=...):
@@ -125,12 +125,12 @@ async function pageQueue() {
   const f = (name, input) => h('label', {}, name, input);
   const sel = (key, opts) => {
     const s = h('select', { id: 'q-' + key }, opts.map(o => h('option', { value: o, selected: queueState[key] === o }, o)));
-    s.addEventListener('change', () => { queueState[key] = s.value; queueState.offset = 0; queueGo(); });
+    s.addEventListener('change', () => { queueState[key] = s.value; queueState.offset = 0; queueState.after = ''; queueGo(); });
     return s;
   };
   const inp = (key, ph, type) => {
     const i = h('input', { id: 'q-' + key, value: queueState[key], placeholder: ph, type: type || 'text', size: 12 });
-    i.addEventListener('change', () => { queueState[key] = i.value.trim(); queueState.offset = 0; queueGo(); });
+    i.addEventListener('change', () => { queueState[key] = i.value.trim(); queueState.offset = 0; queueState.after = ''; queueGo(); });
     return i;
   };
   const filters = h('div', { class: 'filters' },
@@ -159,10 +159,11 @@ async function pageQueue() {
     return tr;
   });
   const pager = h('div', { class: 'actions' },
-    h('button', { type: 'button', disabled: d.offset === 0, onclick: () => { queueState.offset = Math.max(0, d.offset - d.limit); queueGo(); } }, '← newer'),
+    h('button', { type: 'button', disabled: d.offset === 0, onclick: () => { queueState.offset = Math.max(0, d.offset - d.limit); queueState.after = ''; queueGo(); } }, '← newer'),
     h('span', { class: 'muted', id: 'queue-count' }, `${d.total ? d.offset + 1 : 0}–${d.offset + d.items.length} of ${d.total} (${d.ms.toFixed(1)} ms)`),
     csvButton('queue-table', 'queue'),
-    h('button', { type: 'button', disabled: d.offset + d.items.length >= d.total, onclick: () => { queueState.offset = d.offset + d.limit; queueGo(); } }, 'older →'));
+    // older: the rows after this page's last (`next`), however many came or went above it
+    h('button', { type: 'button', disabled: !d.next, onclick: () => { queueState.offset = 0; queueState.after = d.next; queueGo(); } }, 'older →'));
   const hint = d.total === 0 && queueState.status === 'open' ? h('p', { class: 'muted' }, 'No open cases here. ',
     h('a', { href: '#/queue', onclick: (ev) => { ev.preventDefault(); queueState.status = 'all'; queueGo(); } }, 'Show labelled ones too')) : '';
   main.replaceChildren(h('h1', {}, 'Review queue'), filters, hint, pager,

@@ -72,6 +72,27 @@ test_queue(void **s)
 	assert_int_equal(json_array_size(items), 2);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "txn_id")), "t3");
 	json_decref(o);
+	/* the next page by the last row's cursor (`next`, null on the last
+	 * page); a cursor of another sort is 400 naming `after` */
+	{
+		char path[300], next[200];
+
+		o = http_ok("GET", "/api/queue?decision=all&sort=score&limit=1", ALICE, NULL, 200);
+		assert_non_null(json_string_value(json_object_get(o, "next")));
+		snprintf(next, sizeof next, "%s", json_string_value(json_object_get(o, "next")));
+		json_decref(o);
+		snprintf(path, sizeof path, "/api/queue?decision=all&sort=score&limit=1&after=%s", next);
+		o = http_ok("GET", path, ALICE, NULL, 200);
+		items = json_object_get(o, "items");
+		assert_int_equal(json_array_size(items), 1);
+		assert_string_not_equal(json_string_value(json_object_get(json_array_get(items, 0),
+		    "txn_id")), "t3");
+		assert_int_equal(json_integer_value(json_object_get(o, "offset")), 1);
+		assert_true(json_is_null(json_object_get(o, "next")));
+		json_decref(o);
+		snprintf(path, sizeof path, "/api/queue?decision=all&sort=time&after=%s", next);
+		http_refused("GET", path, ALICE, NULL, 400, "after");
+	}
 	o = http_ok("GET", "/api/queue?decision=all&card=c1", ALICE, NULL, 200);
 	assert_int_equal(json_integer_value(json_object_get(o, "total")), 1);
 	json_decref(o);

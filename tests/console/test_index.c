@@ -369,6 +369,103 @@ test_prune(void **state)
 	con_index_close(ix);
 }
 
+/* The queue's open reviews, limit 3, after cursor ("" none), into page. */
+static uint32_t
+queue_page(con_index *ix, bool by_score, const char *after, con_case *page, con_page *ret_pg,
+    uint64_t *ret_total)
+{
+	con_query q;
+	uint32_t n = 0;
+
+	memset(&q, 0, sizeof q);
+	q.decision = VIGIL_DECISION_REVIEW;
+	q.by_score = by_score;
+	q.min_amount = -1;
+	q.from_ms = INT64_MIN;
+	q.to_ms = INT64_MAX;
+	q.limit = 3;
+	snprintf(q.after, sizeof q.after, "%s", after);
+	assert_int_equal(con_index_query_page(ix, &q, page, 3, &n, ret_total, NULL, ret_pg),
+	    VIGIL_OK);
+	return n;
+}
+
+/*
+ * Keyset pages: the page after page 1's `next` starts at the row after
+ * page 1's last, whatever came or went above it meanwhile (a new case
+ * newer than all, a case labelled out of the open queue), where an offset
+ * shows a row twice or skips one; its offset says where it is now. A
+ * cursor of the other order, or no cursor at all, is refused.
+ */
+static void
+test_queue_cursor(void **state)
+{
+	store_archive *ar;
+	con_index *ix;
+	con_case p[3];
+	con_page pg, pg2;
+	uint64_t total;
+	con_query q;
+	uint32_t n;
+	char next[CON_CURSOR_MAX];
+
+	(void)state;
+	rm_rf(datadir);
+	rm_rf(ixdir);
+	mkdir(datadir, 0755);
+	ar = archive_open(false);
+	for (int i = 0; i < 6; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "k%d", i);
+		put_scored(ar, id, "c1", 50 + i, t0 + i * 1000, "big");
+	}
+	ix = index_open();
+	assert_int_equal(ingest_all(ix), 6);
+	/* newest first: k5 k4 k3, then a newer case comes: k2 k1 k0 */
+	assert_int_equal(queue_page(ix, false, "", p, &pg, &total), 3);
+	assert_string_equal(p[2].txn_id, "k3");
+	assert_int_equal(pg.offset, 0);
+	assert_true(pg.next[0] == 't');
+	snprintf(next, sizeof next, "%s", pg.next);
+	put_scored(ar, "k6", "c1", 56, t0 + 6000, "big");
+	assert_int_equal(ingest_all(ix), 1);
+	assert_int_equal(queue_page(ix, false, next, p, &pg2, &total), 3);
+	assert_string_equal(p[0].txn_id, "k2");
+	assert_string_equal(p[2].txn_id, "k0");
+	assert_int_equal(pg2.offset, 4);
+	assert_int_equal(total, 7);
+	assert_string_equal(pg2.next, ""); /* the last page */
+	/* by score: k6 k5 k4, then k5 is labelled (it leaves): k3 k2 k1, k0 */
+	assert_int_equal(queue_page(ix, true, "", p, &pg, &total), 3);
+	assert_string_equal(p[2].txn_id, "k4");
+	assert_true(pg.next[0] == 's');
+	snprintf(next, sizeof next, "%s", pg.next);
+	assert_int_equal(con_index_case_label(ix, "k5", true, "analyst:alice", t0 + 7000),
+	    VIGIL_OK);
+	assert_int_equal(queue_page(ix, true, next, p, &pg2, &total), 3);
+	assert_string_equal(p[0].txn_id, "k3");
+	assert_string_equal(p[2].txn_id, "k1");
+	assert_int_equal(pg2.offset, 2);
+	assert_int_equal(total, 6);
+	assert_int_equal(queue_page(ix, true, pg2.next, p, &pg, &total), 1);
+	assert_string_equal(p[0].txn_id, "k0");
+	assert_string_equal(pg.next, "");
+	/* a cursor of the other order, or not a cursor */
+	memset(&q, 0, sizeof q);
+	q.min_amount = -1;
+	q.from_ms = INT64_MIN;
+	q.to_ms = INT64_MAX;
+	q.limit = 3;
+	snprintf(q.after, sizeof q.after, "%s", next);
+	assert_int_equal(con_index_query_page(ix, &q, p, 3, &n, &total, NULL, &pg),
+	    VIGIL_EINVAL);
+	snprintf(q.after, sizeof q.after, "t00zz");
+	assert_int_equal(con_index_query_page(ix, &q, p, 3, &n, &total, NULL, &pg),
+	    VIGIL_EINVAL);
+	con_index_close(ix);
+	store_archive_close(ar);
+}
+
 int
 main(void)
 {
@@ -376,6 +473,7 @@ main(void)
 		cmocka_unit_test(test_follow_rotate_restart),
 		cmocka_unit_test(test_damage_in_closed_segment),
 		cmocka_unit_test(test_prune),
+		cmocka_unit_test(test_queue_cursor),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
