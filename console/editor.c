@@ -41,6 +41,7 @@
 #include "http.h"
 #include "evconn.h"
 #include "rules.h"
+#include "vigil_json.h"
 
 #define RULES_TEXT_MAX   (1u << 20)
 #define DIFF_LINES_MAX   4000
@@ -165,44 +166,113 @@ edit_body(struct evhttp_request *req, const char *const *allowed, const char **r
 
 /* ---- versions (STATE/rules/NNNNNN.rules + versions.jsonl) ---- */
 
-static json_t *
-edit_versions_load(con_rulestate *rs)
+/* "...: deploys and roll-backs are refused ..." once per spell (log) */
+static void
+edit_say_once(bool *said, vigil_errinfo *ei, const char *path, const char *what)
 {
-	char path[4200], *buf = NULL;
-	size_t len = 0;
-	json_t *arr = json_array();
+	char line[1024];
 
-	snprintf(path, sizeof path, "%s/versions.jsonl", rs->vdir);
-	if (con_file_read(path, 64u << 20, &buf, &len) != VIGIL_OK)
-		return arr;
-	for (char *p = buf, *nl; p < buf + len; p = nl + 1) {
-		nl = memchr(p, '\n', (size_t)(buf + len - p));
-		if (nl == NULL)
-			nl = buf + len;
-		json_t *o = json_loadb(p, (size_t)(nl - p), 0, NULL);
-		if (o != NULL)
-			json_array_append_new(arr, o);
-	}
-	free(buf);
-	return arr;
+	snprintf(ei->file, sizeof ei->file, "%.*s", (int)sizeof ei->file - 1, path);
+	if (!*said)
+		fprintf(stderr, "vigil-console: rules: %s (%s)\n", vigil_errinfo_format(ei, line,
+		    sizeof line), what);
+	*said = true;
 }
 
-/* Saves text as the next version; *ret_version its number. */
+/*
+ * STATE/rules/versions.jsonl, the history of deployed versions: a JSON
+ * object a line, each with its "version" (1 to 999999) and a newline.
+ * *ret_vs: an array of every line that loads, whatever is answered (the
+ * listing shows them), to json_decref; *ret_next: the number the next
+ * version takes, 1 + the highest. VIGIL_OK: each line loads, or there is
+ * no file. Otherwise the file cannot be read, or a line does not parse,
+ * is no version record or is cut short (no newline): *reterr_ei says the
+ * first (the file, line:col) and nothing that numbers a version may run,
+ * since a short history numbers the next one as an existing version.
+ * Said once in the log until it loads again.
+ */
 static vigil_err
-edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *hash,
-    const char *who, const char *action, const char *message, int *ret_version, char *errbuf,
-    size_t errlen)
+edit_versions_load(con_rulestate *rs, json_t **ret_vs, int *ret_next, vigil_errinfo *reterr_ei)
 {
-	json_t *vs = edit_versions_load(rs), *o;
-	char path[4200], ts[32], *line;
-	int n = (int)json_array_size(vs) + 1, fd;
+	static bool said;
+	char path[4200], *buf = NULL;
+	size_t len = 0;
+	uint32_t line = 0;
+	json_int_t next = 1, v;
+	json_error_t jerr;
+	json_t *o;
 	vigil_err rv;
 
+	*ret_vs = json_array();
+	snprintf(path, sizeof path, "%s/versions.jsonl", rs->vdir);
+	rv = con_file_read(path, 64u << 20, &buf, &len);
+	if (rv == VIGIL_ENOTFOUND)
+		rv = VIGIL_OK;
+	else if (rv != VIGIL_OK)
+		vigil_errinfo_set(reterr_ei, NULL, "cannot read the rule versions: %s",
+		    rv == VIGIL_ETOOBIG ? "over 64 MiB" : vigil_strerror(rv));
+	for (char *p = buf, *nl; buf != NULL && p < buf + len; p = nl + 1) {
+		vigil_errinfo le;
+
+		line++;
+		nl = memchr(p, '\n', (size_t)(buf + len - p));
+		o = json_loadb(p, (size_t)((nl != NULL ? nl : buf + len) - p), 0, &jerr);
+		v = json_integer_value(json_object_get(o, "version"));
+		if (o == NULL)
+			vigil_errinfo_set(&le, NULL, "a rule version does not parse: %s", jerr.text);
+		else if (!json_is_object(o) || v < 1 || v > 999999)
+			vigil_errinfo_set(&le, NULL, "not a rule version (an object with its "
+			    "\"version\", 1 to 999999)");
+		else if (nl == NULL)
+			vigil_errinfo_set(&le, NULL, "a rule version cut short (no newline)");
+		else {
+			next = v >= next ? v + 1 : next;
+			json_array_append_new(*ret_vs, o);
+			continue;
+		}
+		if (rv == VIGIL_OK) { /* the first one is said */
+			le.line = line;
+			le.col = o == NULL && jerr.column > 0 ? (uint32_t)jerr.column : 0;
+			*reterr_ei = le;
+			rv = VIGIL_EINVAL;
+		}
+		json_decref(o);
+		if (nl == NULL)
+			break;
+	}
+	free(buf);
+	*ret_next = (int)next;
+	if (rv != VIGIL_OK)
+		edit_say_once(&said, reterr_ei, path, "deploys and roll-backs are refused until "
+		    "it is repaired");
+	else
+		said = false;
+	return rv;
+}
+/*
+ * Saves text as the next version; *ret_version its number. A history that
+ * does not load numbers nothing: *reterr_ei says why.
+ */
+static vigil_err
+edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *hash,
+    const char *who, const char *action, const char *message, int *ret_version,
+    vigil_errinfo *reterr_ei)
+{
+	json_t *vs, *o;
+	char path[4200], ts[32], err[4400], *line;
+	int n, fd;
+	vigil_err rv;
+
+	rv = edit_versions_load(rs, &vs, &n, reterr_ei);
 	json_decref(vs);
-	snprintf(path, sizeof path, "%s/%06d.rules", rs->vdir, n);
-	rv = con_file_write_atomic(path, text, len, errbuf, errlen);
 	if (rv != VIGIL_OK)
 		return rv;
+	snprintf(path, sizeof path, "%s/%06d.rules", rs->vdir, n);
+	rv = con_file_write_atomic(path, text, len, err, sizeof err);
+	if (rv != VIGIL_OK) {
+		vigil_errinfo_set(reterr_ei, NULL, "%s", err);
+		return rv;
+	}
 	vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
 	o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "version", n, "hash", hash, "who", who,
 	    "at", ts, "action", action, "message", message != NULL ? message : "");
@@ -215,7 +285,7 @@ edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *h
 	size_t l = strlen(line);
 	line[l++] = '\n';
 	if (fd < 0 || write(fd, line, l) != (ssize_t)l || fdatasync(fd) != 0) {
-		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+		vigil_errinfo_set(reterr_ei, NULL, "%s: %s", path, strerror(errno));
 		rv = VIGIL_EIO;
 	}
 	if (fd >= 0)
@@ -240,6 +310,7 @@ con_rules_init(con_app *app, char *errbuf, size_t errlen)
 	char tmp[4096], hash[33], *text = NULL;
 	size_t len;
 	json_t *vs;
+	vigil_errinfo ei;
 	vigil_err rv;
 	int v;
 
@@ -267,12 +338,17 @@ con_rules_init(con_app *app, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "%s: %s", app->o.rules, vigil_strerror(rv));
 		return rv;
 	}
-	/* the file as found is a version: roll-back can return to it */
-	vs = edit_versions_load(rs);
-	const char *latest = edit_latest_hash(vs);
+	/* the file as found is a version: roll-back can return to it. A
+	 * history that does not load is logged and the console runs on:
+	 * deploys are refused until it is repaired */
+	const char *latest = edit_versions_load(rs, &vs, &v, &ei) == VIGIL_OK ?
+	    edit_latest_hash(vs) : hash;
+
 	if (latest == NULL || strcmp(latest, hash) != 0)
 		rv = edit_version_save(rs, text, len, hash, "-", "found", "the file as the console "
-		    "found it at start", &v, errbuf, errlen);
+		    "found it at start", &v, &ei);
+	if (rv != VIGIL_OK)
+		snprintf(errbuf, errlen, "%s", ei.msg);
 	json_decref(vs);
 	free(text);
 	return rv;
@@ -593,9 +669,15 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 		json_object_set_new(o, "proposal", ps);
 		json_decref(pr);
 	}
-	vs = edit_versions_load(rs);
-	json_object_set_new(o, "versions", json_integer((json_int_t)json_array_size(vs)));
-	json_decref(vs);
+	{
+		vigil_errinfo ei;
+		int next;
+
+		if (edit_versions_load(rs, &vs, &next, &ei) != VIGIL_OK)
+			json_object_set_new(o, "versions_error", vigil_error_json("INTERNAL", &ei));
+		json_object_set_new(o, "versions", json_integer((json_int_t)json_array_size(vs)));
+		json_decref(vs);
+	}
 	json_decref(sc.by_name);
 	free(text);
 	con_send_json(req, 200, o);
@@ -816,6 +898,7 @@ edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 	rules_diags d;
 	json_t *before, *after;
 	int version = 0, status = 500;
+	vigil_errinfo ei;
 	vigil_err rv;
 
 	rv = edit_read_current(app, &cur, &cur_len, cur_hash);
@@ -844,10 +927,12 @@ edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 		status = 200;
 		goto out;
 	}
-	rv = edit_version_save(rs, text, len, new_hash, who->name, action, message, &version, err,
-	    sizeof err);
-	if (rv == VIGIL_OK)
-		rv = con_file_write_atomic(app->o.rules, text, len, err, sizeof err);
+	rv = edit_version_save(rs, text, len, new_hash, who->name, action, message, &version, &ei);
+	if (rv != VIGIL_OK) {
+		con_send_json(req, 500, vigil_error_body("INTERNAL", &ei));
+		goto out;
+	}
+	rv = con_file_write_atomic(app->o.rules, text, len, err, sizeof err);
 	if (rv != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "deploy: %s", err);
 		goto out;
@@ -1155,8 +1240,15 @@ con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user 
 
 	(void)who;
 	if (version == NULL) {
-		json_t *vs = edit_versions_load(app->rs);
-		con_send_json(req, 200, json_pack("{s:o}", "versions", vs));
+		/* a history that does not load: the versions that do, and why */
+		json_t *vs, *verr = NULL;
+		vigil_errinfo ei;
+		int next;
+
+		if (edit_versions_load(app->rs, &vs, &next, &ei) != VIGIL_OK)
+			verr = vigil_error_json("INTERNAL", &ei);
+		con_send_json(req, 200, json_pack("{s:o, s:o*}", "versions", vs, "versions_error",
+		    verr));
 		return;
 	}
 	/* versions are named 1, 2, ...: any other name ("abc", "+5", "007")

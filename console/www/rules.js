@@ -116,6 +116,9 @@ async function pageRules() {
 
   const vr = await api('GET', '/api/rules/versions');
   const versions = (vr.ok ? vr.data.versions : []).slice().reverse();
+  // STATE/rules/versions.jsonl that does not load: the versions that do, deploys refused
+  const ve = vr.ok && vr.data.versions_error, vw = ve && ve.where ? ve.where : {};
+  const verr = ve ? h('p', { class: 'error', id: 'versions-error' }, `${[vw.file, vw.line, vw.column].filter(x => x).join(':')}: ${ve.message}; deploys and roll-backs are refused until it is repaired`) : '';
   const vtable = table([{ t: 'v', num: 1 }, 'at', 'who', 'action', 'message', ''], versions.map(v => h('tr', {},
     h('td', { class: 'num' }, v.version), h('td', { class: 'time' }, fmtTime(v.at)), h('td', {}, v.who), h('td', {}, v.action),
     h('td', { class: 'ellipsis', title: v.message }, v.message), h('td', {}, v.hash === d.hash ? h('span', { class: 'muted' }, 'deployed') :
@@ -158,7 +161,7 @@ async function pageRules() {
       h('div', { class: 'rules-left' },
         h('h2', {}, `Last ${d.days} days: ${d.scored} scored, alert rate ${pct(d.alert_rate)}`),
         h('div', { class: 'scroll rules-scroll' }, rtable),
-        h('h2', {}, 'Versions'),
+        h('h2', {}, 'Versions'), verr,
         h('div', { class: 'scroll versions-scroll' }, vtable)),
       h('div', { class: 'rules-right' }, ta,
         h('div', { class: 'actions' },

@@ -65,6 +65,10 @@ void        http_refused(const char *method, const char *path, const char *token
     const char *body, int want, const char *field);
 
 void    copy_file(const char *from, const char *to);
+/* The bytes of path, NUL-ended, in *ret_buf (free it) and *ret_len; writes
+ * len bytes of text to path (test_console_entities.c). */
+void    read_bytes(const char *path, char **ret_buf, size_t *ret_len);
+void    write_bytes(const char *path, const char *text, size_t len);
 int64_t ents_records(void);
 int64_t status_field(const char *field);
 void    console_start(void);
@@ -118,6 +122,7 @@ void test_backtest(void **s);
 void test_rules_check_and_deploy(void **s);
 void test_rules_page_tools(void **s);
 void test_rules_four_eyes(void **s);
+void test_rules_versions_unloadable(void **s);
 void test_backtest_bounds(void **s);
 
 #endif

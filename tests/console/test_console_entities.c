@@ -66,8 +66,7 @@ blocked_who(const char *value, char *buf, size_t len)
 	return who;
 }
 
-/* The bytes of path, NUL-ended, in *ret_buf (free it) and *ret_len. */
-static void
+void
 read_bytes(const char *path, char **ret_buf, size_t *ret_len)
 {
 	FILE *f = fopen(path, "r");
@@ -84,8 +83,7 @@ read_bytes(const char *path, char **ret_buf, size_t *ret_len)
 	*ret_len = (size_t)n;
 }
 
-/* Writes len bytes of text to path. */
-static void
+void
 write_bytes(const char *path, const char *text, size_t len)
 {
 	FILE *f = fopen(path, "w");

@@ -779,3 +779,140 @@ test_backtest_bounds(void **s)
 	console_start();
 	free(body);
 }
+
+/* Whether path exists. */
+static bool
+path_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+/* The where of the error object of o, asserting its code INTERNAL and file. */
+static json_t *
+internal_where(json_t *o, const char *file)
+{
+	json_t *w = json_object_get(json_object_get(o, "error"), "where");
+
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "error"),
+	    "code")), "INTERNAL");
+	assert_string_equal(json_string_value(json_object_get(w, "file")), file);
+	return w;
+}
+
+/*
+ * STATE/rules/versions.jsonl that does not load (a garbage line in the
+ * middle, the last line cut short) would number the next version from a
+ * short history, over a deployed version's file: a deploy and a roll-back
+ * are refused (500, the file and line:col), versions.jsonl, the version
+ * files and the rule file unchanged, the versions that load listed with
+ * `versions_error`, said once in the log.
+ */
+void
+test_rules_versions_unloadable(void **s)
+{
+	static const char said_text[] = "deploys and roll-backs are refused until it is repaired";
+	char vj[400], vf[400], vnext[400], rb[200], *good = NULL, *vlast = NULL, *body;
+	char *text = rules_text_now(), *base = rules_hash(RITA), *edited = strdup(text);
+	size_t glen = 0, vlen = 0, i;
+	int said = console_log_count(said_text), nver, lines = 0, other = 0;
+	json_t *o, *w, *b, *v;
+
+	(void)s;
+	assert_non_null(set_review_band(edited, "44"));
+	snprintf(vj, sizeof vj, "%s/rules/versions.jsonl", state);
+	read_bytes(vj, &good, &glen);
+	for (i = 0; i < glen; i++)
+		lines += good[i] == '\n';
+	o = http_ok("GET", "/api/rules/versions", RITA, NULL, 200);
+	nver = (int)json_array_size(json_object_get(o, "versions"));
+	json_array_foreach(json_object_get(o, "versions"), i, v)
+		if (strcmp(json_string_value(json_object_get(v, "hash")), base) != 0)
+			other = (int)json_integer_value(json_object_get(v, "version"));
+	assert_null(json_object_get(o, "versions_error"));
+	json_decref(o);
+	assert_int_equal(nver, lines);
+	assert_true(nver >= 3 && other > 0);
+	snprintf(vf, sizeof vf, "%s/rules/%06d.rules", state, nver);
+	snprintf(vnext, sizeof vnext, "%s/rules/%06d.rules", state, nver + 1);
+	read_bytes(vf, &vlast, &vlen);
+	b = deploy_body(edited, base);
+	body = json_dumps(b, 0);
+	snprintf(rb, sizeof rb, "{\"version\": %d, \"base_hash\": \"%s\"}", other, base);
+	for (int k = 0; k < 2; k++) {
+		size_t first = (size_t)(strchr(good, '\n') - good) + 1, blen, nlen;
+		char *bad = calloc(1, glen + 9), *now = NULL;
+
+		assert_non_null(bad);
+		if (k == 0) { /* a garbage line after the first */
+			memcpy(bad, good, first);
+			memcpy(bad + first, "garbage\n", 8);
+			memcpy(bad + first + 8, good + first, glen - first);
+			blen = glen + 8;
+		} else { /* the last line cut short, as by a crash in its append */
+			blen = glen - 10;
+			memcpy(bad, good, blen);
+		}
+		write_bytes(vj, bad, blen);
+		o = http_ok("POST", "/api/rules/deploy", RITA, body, 500);
+		w = internal_where(o, vj);
+		if (k == 0) {
+			assert_string_equal(err_msg(o), "a rule version does not parse: '[' or '{' "
+			    "expected near 'garbage'");
+			assert_int_equal(json_integer_value(json_object_get(w, "line")), 2);
+			assert_int_equal(json_integer_value(json_object_get(w, "column")), 7);
+		} else {
+			assert_true(strncmp(err_msg(o), "a rule version does not parse: ", 31) == 0);
+			assert_int_equal(json_integer_value(json_object_get(w, "line")), lines);
+			assert_true(json_integer_value(json_object_get(w, "column")) > 1);
+		}
+		json_decref(o);
+		json_decref(internal_where(http_ok("POST", "/api/rules/rollback", RITA, rb, 500), vj));
+		/* listed: the versions that load, and why the rest do not */
+		o = http_ok("GET", "/api/rules/versions", EVE, NULL, 200);
+		assert_int_equal(json_array_size(json_object_get(o, "versions")),
+		    k == 0 ? nver : nver - 1);
+		assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(
+		    o, "versions_error"), "where"), "file")), vj);
+		json_decref(o);
+		o = http_ok("GET", "/api/rules", EVE, NULL, 200);
+		assert_non_null(json_object_get(o, "versions_error"));
+		json_decref(o);
+		/* nothing written */
+		read_bytes(vj, &now, &nlen);
+		assert_int_equal(nlen, blen);
+		assert_memory_equal(now, bad, blen);
+		free(now);
+		read_bytes(vf, &now, &nlen);
+		assert_int_equal(nlen, vlen);
+		assert_memory_equal(now, vlast, vlen);
+		free(now);
+		assert_false(path_exists(vnext));
+		now = rules_hash(RITA);
+		assert_string_equal(now, base);
+		free(now);
+		free(bad);
+	}
+	assert_int_equal(console_log_count(said_text), said + 1);
+	write_bytes(vj, good, glen);
+	/* repaired, the deploy takes the next number; roll back after it */
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "version")), nver + 1);
+	snprintf(rb, sizeof rb, "{\"version\": %d, \"base_hash\": \"%s\"}", nver,
+	    json_string_value(json_object_get(o, "hash")));
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/rules/rollback", RITA, rb, 200));
+	{
+		char *now = rules_hash(RITA);
+		assert_string_equal(now, base);
+		free(now);
+	}
+	json_decref(b);
+	free(body);
+	free(vlast);
+	free(good);
+	free(edited);
+	free(text);
+	free(base);
+}
