@@ -251,7 +251,8 @@ edit_versions_load(con_rulestate *rs, json_t **ret_vs, int *ret_next, vigil_erri
 }
 /*
  * Saves text as the next version; *ret_version its number. A history that
- * does not load numbers nothing: *reterr_ei says why.
+ * does not load numbers nothing, and a version file is never written over
+ * (VIGIL_EEXIST: the history and the files disagree): *reterr_ei says why.
  */
 static vigil_err
 edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *hash,
@@ -268,11 +269,19 @@ edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *h
 	if (rv != VIGIL_OK)
 		return rv;
 	snprintf(path, sizeof path, "%s/%06d.rules", rs->vdir, n);
-	rv = con_file_write_atomic(path, text, len, err, sizeof err);
-	if (rv != VIGIL_OK) {
+	rv = con_file_write_new(path, text, len, err, sizeof err);
+	if (rv == VIGIL_EEXIST) {
+		vigil_errinfo_set(reterr_ei, NULL, "version %d exists though versions.jsonl does "
+		    "not list it: not written over (repair versions.jsonl)", n);
+		snprintf(reterr_ei->file, sizeof reterr_ei->file, "%.*s",
+		    (int)sizeof reterr_ei->file - 1, path);
+		fprintf(stderr, "vigil-console: rules: %s\n", vigil_errinfo_format(reterr_ei, err,
+		    sizeof err));
+	} else if (rv != VIGIL_OK) {
 		vigil_errinfo_set(reterr_ei, NULL, "%s", err);
-		return rv;
 	}
+	if (rv != VIGIL_OK)
+		return rv;
 	vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
 	o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "version", n, "hash", hash, "who", who,
 	    "at", ts, "action", action, "message", message != NULL ? message : "");
@@ -339,15 +348,17 @@ con_rules_init(con_app *app, char *errbuf, size_t errlen)
 		return rv;
 	}
 	/* the file as found is a version: roll-back can return to it. A
-	 * history that does not load is logged and the console runs on:
-	 * deploys are refused until it is repaired */
+	 * history that does not load, or a version file in the way, is logged
+	 * and the console runs on: deploys are refused until it is repaired */
 	const char *latest = edit_versions_load(rs, &vs, &v, &ei) == VIGIL_OK ?
 	    edit_latest_hash(vs) : hash;
 
 	if (latest == NULL || strcmp(latest, hash) != 0)
 		rv = edit_version_save(rs, text, len, hash, "-", "found", "the file as the console "
 		    "found it at start", &v, &ei);
-	if (rv != VIGIL_OK)
+	if (rv == VIGIL_EEXIST)
+		rv = VIGIL_OK;
+	else if (rv != VIGIL_OK)
 		snprintf(errbuf, errlen, "%s", ei.msg);
 	json_decref(vs);
 	free(text);

@@ -69,8 +69,10 @@ out:
 	return rv;
 }
 
-vigil_err
-con_file_write_atomic(const char *path, const void *data, size_t len, char *errbuf,
+/* con_file_write_atomic, or with replace false con_file_write_new: the
+ * temporary file is linked at path (link(2) never replaces), then removed */
+static vigil_err
+util_file_write(const char *path, const void *data, size_t len, bool replace, char *errbuf,
     size_t errlen)
 {
 	char tmp[4200], dir[4096];
@@ -105,9 +107,19 @@ con_file_write_atomic(const char *path, const void *data, size_t len, char *errb
 		unlink(tmp);
 		return VIGIL_EIO;
 	}
-	if (rename(tmp, path) != 0) {
-		snprintf(errbuf, errlen, "rename %s: %s", path, strerror(errno));
+	if (!replace && link(tmp, path) != 0) {
+		int e = errno;
+
+		snprintf(errbuf, errlen, "%s: %s", path, e == EEXIST ? "exists: not written over" :
+		    strerror(e));
 		unlink(tmp);
+		return e == EEXIST ? VIGIL_EEXIST : VIGIL_EIO;
+	}
+	if (replace ? rename(tmp, path) != 0 : unlink(tmp) != 0) {
+		snprintf(errbuf, errlen, "%s %s: %s", replace ? "rename" : "unlink", replace ? path :
+		    tmp, strerror(errno));
+		if (replace)
+			unlink(tmp);
 		return VIGIL_EIO;
 	}
 	snprintf(dir, sizeof dir, "%s", path);
@@ -117,6 +129,20 @@ con_file_write_atomic(const char *path, const void *data, size_t len, char *errb
 		close(dfd);
 	}
 	return VIGIL_OK;
+}
+
+vigil_err
+con_file_write_atomic(const char *path, const void *data, size_t len, char *errbuf,
+    size_t errlen)
+{
+	return util_file_write(path, data, len, true, errbuf, errlen);
+}
+
+vigil_err
+con_file_write_new(const char *path, const void *data, size_t len, char *errbuf,
+    size_t errlen)
+{
+	return util_file_write(path, data, len, false, errbuf, errlen);
 }
 
 void

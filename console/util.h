@@ -40,6 +40,10 @@ vigil_err con_rules_set_mode(const char *text, size_t len, uint32_t line, const 
 /* Writes path atomically: PATH.tmp-PID, fsync, rename, fsync the dir. */
 vigil_err con_file_write_atomic(const char *path, const void *data, size_t len,
     char *errbuf, size_t errlen);
+/* The same for a file that must not exist yet: linked at path, which never
+ * replaces one. VIGIL_EEXIST: path exists, left as it is (errbuf says so). */
+vigil_err con_file_write_new(const char *path, const void *data, size_t len,
+    char *errbuf, size_t errlen);
 /* The items of a list file's text (vigild's format: trimmed lines, not
  * blank, not starting with '#'), a JSON array of strings ("(not UTF-8)"
  * for an item that is not, "(contains a NUL byte)" for one vigild would

@@ -807,7 +807,8 @@ internal_where(json_t *o, const char *file)
  * short history, over a deployed version's file: a deploy and a roll-back
  * are refused (500, the file and line:col), versions.jsonl, the version
  * files and the rule file unchanged, the versions that load listed with
- * `versions_error`, said once in the log.
+ * `versions_error`, said once in the log. Independently, a file in the
+ * way of the next version's number is never replaced: refused, kept.
  */
 void
 test_rules_versions_unloadable(void **s)
@@ -896,7 +897,32 @@ test_rules_versions_unloadable(void **s)
 	}
 	assert_int_equal(console_log_count(said_text), said + 1);
 	write_bytes(vj, good, glen);
-	/* repaired, the deploy takes the next number; roll back after it */
+	/* a version file in the way of the next number: refused, not replaced */
+	write_bytes(vnext, "# kept\n", 7);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 500);
+	internal_where(o, vnext);
+	{
+		char want[160], *now = NULL;
+		size_t nlen;
+
+		snprintf(want, sizeof want, "version %d exists though versions.jsonl does not list "
+		    "it: not written over (repair versions.jsonl)", nver + 1);
+		assert_string_equal(err_msg(o), want);
+		read_bytes(vnext, &now, &nlen);
+		assert_int_equal(nlen, 7);
+		assert_memory_equal(now, "# kept\n", 7);
+		free(now);
+		read_bytes(vj, &now, &nlen);
+		assert_int_equal(nlen, glen);
+		assert_memory_equal(now, good, glen);
+		free(now);
+		now = rules_hash(RITA);
+		assert_string_equal(now, base);
+		free(now);
+	}
+	json_decref(o);
+	/* out of the way, the deploy takes that number; roll back after it */
+	assert_int_equal(unlink(vnext), 0);
 	o = http_ok("POST", "/api/rules/deploy", RITA, body, 200);
 	assert_int_equal(json_integer_value(json_object_get(o, "version")), nver + 1);
 	snprintf(rb, sizeof rb, "{\"version\": %d, \"base_hash\": \"%s\"}", nver,
