@@ -166,7 +166,8 @@ edit_body(struct evhttp_request *req, const char *const *allowed, const char **r
 
 /* ---- versions (STATE/rules/NNNNNN.rules + versions.jsonl) ---- */
 
-/* "...: deploys and roll-backs are refused ..." once per spell (log) */
+/* Names path in *ei, and logs it with what follows (what), once until a
+ * load succeeds again (*said). */
 static void
 edit_say_once(bool *said, vigil_errinfo *ei, const char *path, const char *what)
 {
@@ -478,7 +479,8 @@ edit_days_param(struct evhttp_request *req, uint32_t def, bool *ret_ok)
 }
 
 static json_t *edit_diff(const char *a, size_t alen, const char *b, size_t blen);
-static json_t *edit_proposal_load(con_rulestate *rs);
+static vigil_err edit_proposal_load(con_rulestate *rs, json_t **ret_pr,
+    vigil_errinfo *reterr_ei);
 static json_t *edit_proposal_summary(const json_t *pr);
 
 /* ---- the thresholds a rule compares against (GET /api/rules) ---- */
@@ -671,8 +673,13 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	json_decref(gen_thr);
 	json_object_set_new(o, "approvers", json_integer((json_int_t)app->o.deploy_approvers));
 	{
-		json_t *pr = edit_proposal_load(rs), *ps = edit_proposal_summary(pr);
-		json_t *pt = json_object_get(pr, "text");
+		json_t *pr = NULL, *ps, *pt;
+		vigil_errinfo ei;
+
+		if (edit_proposal_load(rs, &pr, &ei) != VIGIL_OK)
+			json_object_set_new(o, "proposal_error", vigil_error_json("INTERNAL", &ei));
+		ps = edit_proposal_summary(pr);
+		pt = json_object_get(pr, "text");
 
 		if (json_is_string(pt))
 			json_object_set_new(ps, "diff", edit_diff(text, len, json_string_value(pt),
@@ -988,13 +995,49 @@ edit_proposal_path(con_rulestate *rs, char *buf, size_t len)
 	snprintf(buf, len, "%s/proposal.json", rs->vdir);
 }
 
-static json_t *
-edit_proposal_load(con_rulestate *rs)
+/*
+ * The pending proposal. VIGIL_OK: *ret_pr the proposal, NULL when there is
+ * none. Otherwise the file cannot be read or is no proposal (a JSON object
+ * with its "hash"): *reterr_ei says where and what, *ret_pr is untouched.
+ * Said once in the log until it loads again.
+ */
+static vigil_err
+edit_proposal_load(con_rulestate *rs, json_t **ret_pr, vigil_errinfo *reterr_ei)
 {
-	char path[4200];
+	static bool said;
+	char path[4200], *buf = NULL;
+	size_t len = 0;
+	json_error_t jerr;
+	json_t *o = NULL;
+	vigil_err rv;
 
 	edit_proposal_path(rs, path, sizeof path);
-	return json_load_file(path, 0, NULL);
+	rv = con_file_read(path, 16u << 20, &buf, &len);
+	if (rv == VIGIL_ENOTFOUND) {
+		rv = VIGIL_OK;
+	} else if (rv != VIGIL_OK) {
+		vigil_errinfo_set(reterr_ei, NULL, "cannot read the pending proposal: %s",
+		    rv == VIGIL_ETOOBIG ? "over 16 MiB" : vigil_strerror(rv));
+	} else if ((o = json_loadb(buf, len, 0, &jerr)) == NULL) {
+		vigil_errinfo_set(reterr_ei, NULL, "the pending proposal does not parse: %s",
+		    jerr.text);
+		reterr_ei->line = jerr.line > 0 ? (uint32_t)jerr.line : 0;
+		reterr_ei->col = jerr.column > 0 ? (uint32_t)jerr.column : 0;
+		rv = VIGIL_EINVAL;
+	} else if (!json_is_string(json_object_get(o, "hash"))) {
+		vigil_errinfo_set(reterr_ei, NULL, "not a proposal (an object with its \"hash\")");
+		rv = VIGIL_EINVAL;
+	}
+	free(buf);
+	if (rv != VIGIL_OK) {
+		json_decref(o);
+		edit_say_once(&said, reterr_ei, path, "it cannot be approved; a new proposal moves "
+		    "it to proposal.json.damaged");
+		return rv;
+	}
+	said = false;
+	*ret_pr = o;
+	return VIGIL_OK;
 }
 
 /* The proposal as the page and the audit log show it: no text. */
@@ -1018,7 +1061,8 @@ edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, cons
 	size_t cur_len = 0;
 	rules_prog *p = NULL;
 	rules_diags d;
-	json_t *prev = NULL, *pr = NULL, *diff, *after, *o;
+	json_t *prev = NULL, *pr = NULL, *prev_err = NULL, *diff, *after, *o;
+	vigil_errinfo ei;
 	vigil_err rv;
 
 	rv = edit_read_current(app, &cur, &cur_len, cur_hash);
@@ -1043,13 +1087,24 @@ edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, cons
 		    "content_hash", rules_prog_hash(p), "changed", false));
 		goto out;
 	}
-	prev = edit_proposal_load(rs);
+	edit_proposal_path(rs, path, sizeof path);
+	if (edit_proposal_load(rs, &prev, &ei) != VIGIL_OK) {
+		/* a damaged draft is not written over unseen: kept aside, and said */
+		char aside[4300];
+
+		snprintf(aside, sizeof aside, "%s.damaged", path);
+		if (rename(path, aside) != 0) {
+			con_send_error(req, 500, NULL, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		prev_err = vigil_error_json("INTERNAL", &ei);
+		fprintf(stderr, "vigil-console: rules: the damaged proposal is kept as %s\n", aside);
+	}
 	vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
 	pr = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s%}", "hash", new_hash, "base_hash", cur_hash,
 	    "proposed_by", who->name, "at", ts, "message", message != NULL ? message : "",
 	    "text", text, len);
 	dump = pr != NULL ? json_dumps(pr, JSON_COMPACT) : NULL;
-	edit_proposal_path(rs, path, sizeof path);
 	if (dump == NULL || con_file_write_atomic(path, dump, strlen(dump), err, sizeof err) !=
 	    VIGIL_OK) {
 		con_send_error(req, 500, NULL, "proposal: %s", dump == NULL ? "out of memory" : err);
@@ -1059,8 +1114,8 @@ edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, cons
 	after = edit_proposal_summary(pr);
 	json_object_set_new(after, "diff", json_incref(diff));
 	if (con_audit_write(app->audit, who, "propose_rules", app->o.rules,
-	    json_pack("{s:s, s:o}", "hash", cur_hash, "proposal", edit_proposal_summary(prev)),
-	    after) != VIGIL_OK) {
+	    json_pack("{s:s, s:o, s:O*}", "hash", cur_hash, "proposal", edit_proposal_summary(prev),
+	    "proposal_error", prev_err), after) != VIGIL_OK) {
 		json_decref(diff);
 		(void)unlink(path);
 		con_send_error(req, 500, NULL, "the audit log could not be written: not proposed");
@@ -1068,10 +1123,11 @@ edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, cons
 	}
 	o = edit_proposal_summary(pr);
 	json_object_set_new(o, "diff", diff);
-	con_send_json(req, 202, json_pack("{s:b, s:b, s:i, s:o, s:o}", "ok", true, "pending", true,
-	    "approvers", (int)app->o.deploy_approvers, "proposal", o, "replaced",
-	    edit_proposal_summary(prev)));
+	con_send_json(req, 202, json_pack("{s:b, s:b, s:i, s:o, s:o, s:O*}", "ok", true, "pending",
+	    true, "approvers", (int)app->o.deploy_approvers, "proposal", o, "replaced",
+	    edit_proposal_summary(prev), "replaced_error", prev_err));
 out:
+	json_decref(prev_err);
 	free(dump);
 	json_decref(pr);
 	json_decref(prev);
@@ -1095,14 +1151,18 @@ static json_t *
 edit_proposal_named(con_app *app, struct evhttp_request *req, json_t *b)
 {
 	const char *hash = json_string_value(json_object_get(b, "hash"));
-	json_t *pr;
+	json_t *pr = NULL;
+	vigil_errinfo ei;
 
 	if (hash == NULL) {
 		con_send_error(req, 400, "hash", "the hash of the proposed text "
 		    "(GET /api/rules: proposal) is required");
 		return NULL;
 	}
-	pr = edit_proposal_load(app->rs);
+	if (edit_proposal_load(app->rs, &pr, &ei) != VIGIL_OK) {
+		con_send_json(req, 500, vigil_error_body("INTERNAL", &ei));
+		return NULL;
+	}
 	if (pr == NULL || !json_is_string(json_object_get(pr, "text")) ||
 	    strcmp(hash, json_string_value(json_object_get(pr, "hash"))) != 0) {
 		con_send_error(req, 404, "hash", "no pending proposal with hash %s", hash);

@@ -129,8 +129,9 @@ async function pageRules() {
         else say(x.data.error, true);
       } }, 'roll back')))), { id: 'versions-table', class: 'fixed' });
 
-  // a proposal waiting for its second approver
-  const p = d.proposal;
+  // a proposal waiting for its second approver; STATE/rules/proposal.json that does not load
+  const p = d.proposal, pe = d.proposal_error, pw = pe && pe.where ? pe.where : {};
+  const perr = pe ? h('p', { class: 'error', id: 'proposal-error' }, `${[pw.file, pw.line, pw.column].filter(x => x).join(':')}: ${pe.message}; it cannot be approved, and a new proposal keeps it as proposal.json.damaged`) : '';
   const proposal = p ? h('div', { class: 'card proposal', id: 'proposal' },
     h('b', {}, `Proposed by ${p.proposed_by} at ${fmtTime(p.at)}`), p.message ? ` — ${p.message}` : '',
     h('span', { class: 'muted' }, ` (hash ${p.hash.slice(0, 8)}; against ${p.base_hash === d.hash ? 'the deployed file' : 'an older file: approving it fails'})`),
@@ -156,7 +157,7 @@ async function pageRules() {
         `, decline at ${fmtThr(d.decline_at)}` + (d.decline_at !== d.file_decline_at ? ` (file ${d.file_decline_at})` : '')) : '',
       d.approvers > 1 ? ' · deploys need a second approver' : '')),
     d.errors && d.errors.length ? h('div', {}, h('p', { class: 'error' }, 'The deployed file does not compile:'), diagView(d)) : '',
-    proposal,
+    proposal, perr,
     h('div', { class: 'rules-split' },
       h('div', { class: 'rules-left' },
         h('h2', {}, `Last ${d.days} days: ${d.scored} scored, alert rate ${pct(d.alert_rate)}`),

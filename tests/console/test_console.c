@@ -580,6 +580,7 @@ main(void)
 		cmocka_unit_test(test_rules_page_tools),
 		cmocka_unit_test(test_rules_four_eyes),
 		cmocka_unit_test(test_rules_versions_unloadable),
+		cmocka_unit_test(test_rules_proposal_damaged),
 		cmocka_unit_test(test_block_card),
 		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_malformed),

@@ -942,3 +942,84 @@ test_rules_versions_unloadable(void **s)
 	free(text);
 	free(base);
 }
+
+/*
+ * A STATE/rules/proposal.json that does not load (a draft cut short): the
+ * page shows no proposal and says why (`proposal_error`, the file and
+ * line:col), approving or rejecting it is refused (500), the log says it
+ * once; a new proposal keeps the damaged file as proposal.json.damaged,
+ * its bytes as they were, and the audit line and the answer say what it
+ * replaced.
+ */
+void
+test_rules_proposal_damaged(void **s)
+{
+	static const char said_text[] = "a new proposal moves it to proposal.json.damaged";
+	static const char cut[] = "{\"hash\": \"0123";
+	char pj[400], aside[420], *text = rules_text_now(), *base = rules_hash(RITA);
+	char *edited = strdup(text), *body, *now = NULL, ab[100];
+	int said = console_log_count(said_text);
+	size_t nlen;
+	json_t *o, *w, *b, *e;
+
+	(void)s;
+	assert_non_null(set_review_band(edited, "46"));
+	console_stop();
+	console_extra[0] = "--deploy-approvers";
+	console_extra[1] = "2";
+	console_extra[2] = NULL;
+	console_start();
+	snprintf(pj, sizeof pj, "%s/rules/proposal.json", state);
+	snprintf(aside, sizeof aside, "%s.damaged", pj);
+	write_bytes(pj, cut, sizeof cut - 1);
+	for (int k = 0; k < 2; k++) {
+		o = http_ok("GET", "/api/rules", EVE, NULL, 200);
+		assert_true(json_is_null(json_object_get(o, "proposal")));
+		assert_non_null(json_object_get(o, "proposal_error"));
+		w = json_object_get(json_object_get(o, "proposal_error"), "where");
+		assert_string_equal(json_string_value(json_object_get(w, "file")), pj);
+		assert_int_equal(json_integer_value(json_object_get(w, "line")), 1);
+		assert_true(strncmp(json_string_value(json_object_get(json_object_get(o,
+		    "proposal_error"), "message")), "the pending proposal does not parse: ", 37) == 0);
+		json_decref(o);
+	}
+	json_decref(internal_where(http_ok("POST", "/api/rules/approve", ADAM,
+	    "{\"hash\": \"0123\"}", 500), pj));
+	json_decref(internal_where(http_ok("POST", "/api/rules/reject", RITA,
+	    "{\"hash\": \"0123\"}", 500), pj));
+	assert_int_equal(console_log_count(said_text), said + 1);
+	read_bytes(pj, &now, &nlen);
+	assert_int_equal(nlen, sizeof cut - 1);
+	free(now);
+	/* a new proposal: the damaged one kept aside, and said */
+	b = deploy_body(edited, base);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 202);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(o,
+	    "replaced_error"), "where"), "file")), pj);
+	snprintf(ab, sizeof ab, "{\"hash\": \"%s\"}",
+	    json_string_value(json_object_get(json_object_get(o, "proposal"), "hash")));
+	json_decref(o);
+	read_bytes(aside, &now, &nlen);
+	assert_int_equal(nlen, sizeof cut - 1);
+	assert_memory_equal(now, cut, nlen);
+	free(now);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "propose_rules");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(
+	    json_object_get(e, "before"), "proposal_error"), "where"), "file")), pj);
+	json_decref(e);
+	o = http_ok("GET", "/api/rules", EVE, NULL, 200);
+	assert_null(json_object_get(o, "proposal_error"));
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/rules/reject", RITA, ab, 200));
+	assert_int_equal(unlink(aside), 0);
+	console_stop();
+	console_extra[0] = NULL;
+	console_start();
+	json_decref(b);
+	free(body);
+	free(edited);
+	free(text);
+	free(base);
+}
