@@ -47,6 +47,7 @@ srv_config_defaults(srv_config *c)
 	c->admin_max_connections = 256;
 	snprintf(c->health_listen, sizeof c->health_listen, "off");
 	c->tls_check_interval_s = 60;
+	c->tls_handshake_timeout_ms = 10000;
 	c->admin_max_per_address = 64;
 	snprintf(c->data_dir, sizeof c->data_dir, "/var/lib/vigil");
 	c->fsync = STORE_FSYNC_INTERVAL;
@@ -533,6 +534,8 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_bool(value, &c->metrics_need_token, reason, rlen);
 	if (IS("tls", "check_interval_s"))
 		return cfg_uint(value, 1, 86400, &c->tls_check_interval_s, reason, rlen);
+	if (IS("tls", "handshake_timeout_ms"))
+		return cfg_uint(value, 0, 600000, &c->tls_handshake_timeout_ms, reason, rlen);
 	if (IS("health", "ready_when_degraded"))
 		return cfg_bool(value, &c->ready_when_degraded, reason, rlen);
 	if (IS("cluster", "nats"))

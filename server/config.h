@@ -43,6 +43,7 @@ typedef struct srv_config {
 	char        health_listen[128];    /* [health] listen: the probes' own listener,
 	                                    * "host:port", "unix:/path" or "off" */
 	uint32_t    tls_check_interval_s;  /* [tls] check_interval_s: expiry check period */
+	uint32_t    tls_handshake_timeout_ms; /* [tls]: connections not a pipe by then closed */
 	char        tls_cert[SRV_PATH_MAX]; /* PEM; "" = none (tls+tcp:// needs it) */
 	char        tls_key[SRV_PATH_MAX];
 	char        tls_ca[SRV_PATH_MAX];   /* set: client certificates signed by it required */

@@ -463,6 +463,8 @@ main_config_print(const srv_config *c)
 	    c->tls_ca[0] ? " (client certificates required)" : "");
 	printf("  tls crl             %s\n", c->tls_crl[0] ? c->tls_crl : "(none)");
 	printf("  tls check_interval_s %u\n", c->tls_check_interval_s);
+	printf("  tls handshake_timeout_ms %u%s\n", c->tls_handshake_timeout_ms,
+	    c->tls_handshake_timeout_ms == 0 ? " (off)" : "");
 	printf("  data_dir            %s\n", c->data_dir);
 	printf("  fsync               %s\n", c->fsync == STORE_FSYNC_ALWAYS ? "always" :
 	    c->fsync == STORE_FSYNC_INTERVAL ? "interval" : "never");

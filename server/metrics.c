@@ -113,7 +113,7 @@ typedef struct metrics_snap {
 	uint64_t      http_requests, nng_connections, http_connections, max_connections,
 	              admin_max_connections, nng_conn_refused, http_conn_closed,
 	              http_accept_paused, http_unauthorized, queue_timeouts, conn_overloaded,
-	              nng_conn_unread;
+	              nng_conn_unread, tls_handshake_timeouts;
 	/* the cluster: read when it runs */
 	srv_cluster_stats cs;
 	bool          cluster_degraded;
@@ -395,6 +395,10 @@ static const metrics_row metrics_rows[] = {
 	  "nng connections closed by vigild: twice max_inflight_per_connection requests and "
 	  "replies held, the peer not reading its replies",
 	  MP_ALWAYS, MF_U64, SNAP(nng_conn_unread), NNG, NULL },
+	{ "vigil_tls_handshake_timeouts_total", "counter",
+	  "connections to a tls+tcp listener closed by vigild: the TLS handshake not complete "
+	  "within [tls] handshake_timeout_ms", MP_ALWAYS, MF_U64, SNAP(tls_handshake_timeouts), "",
+	  NULL },
 	{ "vigil_tls_expiry_seconds", "gauge",
 	  "seconds until the loaded [tls] file stops working: cert and ca at the end of their "
 	  "validity, crl at its next update (negative: past it, clients are refused)",
@@ -602,6 +606,7 @@ metrics_snap_take(srv_server *s, srv_ruleset *rs, metrics_snap *snap)
 	snap->queue_timeouts = atomic_load(&m->queue_timeouts);
 	snap->conn_overloaded = atomic_load(&m->conn_overloaded);
 	snap->nng_conn_unread = atomic_load(&m->nng_conn_unread);
+	snap->tls_handshake_timeouts = atomic_load(&m->tls_handshake_timeouts);
 	if (snap->part[MP_CLUSTER]) {
 		char why[512];
 

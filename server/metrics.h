@@ -46,6 +46,7 @@ typedef struct srv_metrics {
 	_Atomic uint64_t queue_timeouts;        /* waited longer than queue_timeout_ms */
 	_Atomic uint64_t conn_overloaded;       /* over max_inflight_per_connection */
 	_Atomic uint64_t nng_conn_unread;       /* closed: twice that, replies unread */
+	_Atomic uint64_t tls_handshake_timeouts; /* closed: no pipe by handshake_timeout_ms */
 } srv_metrics;
 
 struct srv_server;

@@ -66,7 +66,9 @@
  * configuration (certificate, key; with a CA, a client certificate signed
  * by it is required); ipc:// sockets are created 0660, in ipc_group if set.
  * The files that configuration names are checked, and the TLS configuration
- * made from them, in rep_check.c.
+ * made from them, in rep_check.c. A connection to a tls+tcp:// listener
+ * that is no pipe [tls] handshake_timeout_ms after it was first seen is
+ * shut down (handshake.c, from the probe once a second).
  *
  * Shutdown (srv_rep_stop): new requests get STATUS_UNAVAILABLE, accepted
  * ones are scored and answered, then the socket closes. A transaction is
@@ -90,6 +92,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handshake.h"
 #include "hashtab.h"
 #include "srv.h"
 #include "stages.h"
@@ -132,6 +135,8 @@ typedef struct rep_pipe {
 	uint64_t       swept_sent;  /* sent at the last sweep that found it changed */
 	int64_t        progress_ms; /* that sweep's time (or when it opened), mono ms */
 	bool           closing;     /* closed for not reading its replies */
+	bool           hs_known;    /* peer given to srv_hs_pipe_add */
+	nng_sockaddr   peer;
 	UT_hash_handle hh;
 } rep_pipe;
 
@@ -200,6 +205,7 @@ struct srv_rep {
 	int64_t         refused_log_ms; /* last "connection refused" line */
 	uint64_t        refused_quiet;  /* refused since that line */
 	int64_t         sweep_due_ns;   /* next rep_pipe_sweep (probe callback only) */
+	srv_hs         *hs;             /* tls+tcp listeners, handshake_timeout_ms > 0 */
 };
 
 static void rep_cb(void *arg);
@@ -222,9 +228,18 @@ rep_probe_cb(void *arg)
 	    memory_order_relaxed);
 	if (atomic_load(&rep->closed))
 		return;
-	if (rep->conn_max > 0 && now >= rep->sweep_due_ns) {
+	if ((rep->conn_max > 0 || rep->hs != NULL) && now >= rep->sweep_due_ns) {
+		uint32_t n;
+
 		rep->sweep_due_ns = now + 1000000000LL;
-		rep_pipe_sweep(rep);
+		if (rep->conn_max > 0)
+			rep_pipe_sweep(rep);
+		if (rep->hs != NULL && (n = srv_hs_sweep(rep->hs, now / 1000000)) > 0) {
+			atomic_fetch_add_explicit(&rep->s->metrics.tls_handshake_timeouts, n,
+			    memory_order_relaxed);
+			srv_log("tls: closed %u connection(s) that did not complete the TLS handshake "
+			    "within %u ms", n, rep->s->cfg.tls_handshake_timeout_ms);
+		}
 	}
 	atomic_store_explicit(&rep->probe_due_ns, now + REP_PROBE_MS * 1000000LL,
 	    memory_order_relaxed);
@@ -895,6 +910,7 @@ rep_free(srv_rep *rep)
 		free(p);
 	}
 	pthread_mutex_destroy(&rep->pipe_mu);
+	srv_hs_free(rep->hs);
 	pthread_mutex_destroy(&rep->probe_mu);
 	pthread_cond_destroy(&rep->probe_cv);
 	pthread_mutex_destroy(&rep->mu);
@@ -931,11 +947,15 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	bool refuse = false, nomem = false;
 	uint64_t quiet = 0;
 	bool log = false;
+	nng_sockaddr peer;
+	bool has_peer = false;
 
 	if (ev == NNG_PIPE_EV_ADD_PRE && atomic_load(&rep->draining)) {
 		nng_pipe_close(p); /* shutting down: the client goes to another replica */
 		return;
 	}
+	if (ev == NNG_PIPE_EV_ADD_PRE && rep->hs != NULL)
+		has_peer = nng_pipe_get_addr(p, NNG_OPT_REMADDR, &peer) == 0;
 	pthread_mutex_lock(&rep->pipe_mu);
 	if (ev == NNG_PIPE_EV_ADD_PRE) {
 		if (rep->npipes < rep->s->cfg.max_connections &&
@@ -946,10 +966,15 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			e->sent = e->swept_sent = 0;
 			e->progress_ms = (int64_t)(vigil_mono_ns() / 1000000);
 			e->closing = false;
+			e->hs_known = has_peer;
+			if (has_peer)
+				e->peer = peer;
 			HASH_ADD(hh, rep->pipes, id, sizeof e->id, e);
-			if (VIGIL_HASH_ADDED(e)) {
+			if (VIGIL_HASH_ADDED(e) && (!has_peer || srv_hs_pipe_add(rep->hs, &peer))) {
 				rep->npipes++;
 			} else {
+				if (VIGIL_HASH_ADDED(e))
+					HASH_DEL(rep->pipes, e);
 				free(e);
 				e = NULL;
 			}
@@ -970,6 +995,8 @@ rep_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		HASH_FIND(hh, rep->pipes, &id, sizeof id, e);
 		if (e != NULL) {
+			if (e->hs_known)
+				srv_hs_pipe_remove(rep->hs, &e->peer);
 			HASH_DEL(rep->pipes, e);
 			free(e);
 			rep->npipes--;
@@ -1270,6 +1297,11 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 		}
 		c->opened = true;
 	}
+	for (uint32_t i = 0; i < cfg->nlisten && rep->hs == NULL; i++)
+		if (srv_config_url_tls(cfg->listen[i]) && cfg->tls_handshake_timeout_ms > 0 &&
+		    (rv = srv_hs_new(cfg->tls_handshake_timeout_ms, &rep->hs, errbuf, errlen)) !=
+		    VIGIL_OK)
+			goto out;
 	for (uint32_t i = 0; i < cfg->nlisten; i++) {
 		if (srv_config_url_tls(cfg->listen[i]) && tls == NULL &&
 		    (rv = srv_rep_tls_config(cfg, &tls, errbuf, errlen)) != VIGIL_OK)
@@ -1278,6 +1310,12 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 		if (rv != VIGIL_OK)
 			goto out;
 		rep->nlisteners++;
+		if (rep->hs != NULL && srv_config_url_tls(cfg->listen[i]) &&
+		    (rv = srv_hs_listener_add(rep->hs, rep->listeners[i])) != VIGIL_OK) {
+			snprintf(errbuf, errlen, "tls: %s: cannot read the bound address of the "
+			    "listener for handshake_timeout_ms", cfg->listen[i]);
+			goto out;
+		}
 	}
 	if ((nrv = nng_aio_alloc(&rep->probe, rep_probe_cb, rep)) != 0) {
 		snprintf(errbuf, errlen, "nng: %s", nng_strerror(nrv));
