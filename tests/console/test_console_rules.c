@@ -801,6 +801,14 @@ internal_where(json_t *o, const char *file)
 	return w;
 }
 
+/* internal_where's checks on an answer the caller is done with: o freed. */
+static void
+expect_internal(json_t *o, const char *file)
+{
+	(void)internal_where(o, file);
+	json_decref(o);
+}
+
 /*
  * STATE/rules/versions.jsonl that does not load (a garbage line in the
  * middle, the last line cut short) would number the next version from a
@@ -869,7 +877,7 @@ test_rules_versions_unloadable(void **s)
 			assert_true(json_integer_value(json_object_get(w, "column")) > 1);
 		}
 		json_decref(o);
-		json_decref(internal_where(http_ok("POST", "/api/rules/rollback", RITA, rb, 500), vj));
+		expect_internal(http_ok("POST", "/api/rules/rollback", RITA, rb, 500), vj);
 		/* listed: the versions that load, and why the rest do not */
 		o = http_ok("GET", "/api/rules/versions", EVE, NULL, 200);
 		assert_int_equal(json_array_size(json_object_get(o, "versions")),
@@ -983,10 +991,10 @@ test_rules_proposal_damaged(void **s)
 		    "proposal_error"), "message")), "the pending proposal does not parse: ", 37) == 0);
 		json_decref(o);
 	}
-	json_decref(internal_where(http_ok("POST", "/api/rules/approve", ADAM,
-	    "{\"hash\": \"0123\"}", 500), pj));
-	json_decref(internal_where(http_ok("POST", "/api/rules/reject", RITA,
-	    "{\"hash\": \"0123\"}", 500), pj));
+	expect_internal(http_ok("POST", "/api/rules/approve", ADAM, "{\"hash\": \"0123\"}", 500),
+	    pj);
+	expect_internal(http_ok("POST", "/api/rules/reject", RITA, "{\"hash\": \"0123\"}", 500),
+	    pj);
 	assert_int_equal(console_log_count(said_text), said + 1);
 	read_bytes(pj, &now, &nlen);
 	assert_int_equal(nlen, sizeof cut - 1);
