@@ -50,6 +50,7 @@
 
 #include "handshake.h"
 #include "hashtab.h"
+#include "srv.h"
 
 #define HS_SCAN_MAX 4096 /* descriptors looked at per sweep */
 
@@ -75,7 +76,7 @@ typedef struct hs_sock {   /* a connection not (yet) a pipe */
 
 struct srv_hs {
 	uint32_t        timeout_ms;
-	hs_addr        *local;    /* the tls+tcp listeners' bound addresses */
+	hs_addr         local[SRV_MAX_LISTEN]; /* the tls+tcp listeners' bound addresses */
 	uint32_t        nlocal;
 	DIR            *dir;      /* /proc/self/fd */
 	int             spare;    /* our slot for a private reference */
@@ -334,14 +335,11 @@ vigil_err
 srv_hs_listener_add(srv_hs *hs, nng_listener l)
 {
 	nng_sockaddr sa;
-	hs_addr *grown;
 
+	if (hs->nlocal == SRV_MAX_LISTEN) /* one a listener: config.c caps them */
+		return VIGIL_ETOOBIG;
 	if (nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa) != 0)
 		return VIGIL_EIO;
-	grown = realloc(hs->local, (hs->nlocal + 1) * sizeof *hs->local);
-	if (grown == NULL)
-		return VIGIL_ENOMEM;
-	hs->local = grown;
 	if (!hs_addr_from_nng(&sa, &hs->local[hs->nlocal]))
 		return VIGIL_EIO;
 	hs->nlocal++;
@@ -396,6 +394,5 @@ srv_hs_free(srv_hs *hs)
 	if (hs->devnull >= 0)
 		close(hs->devnull);
 	pthread_mutex_destroy(&hs->mu);
-	free(hs->local);
 	free(hs);
 }
