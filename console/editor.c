@@ -166,20 +166,6 @@ edit_body(struct evhttp_request *req, const char *const *allowed, const char **r
 
 /* ---- versions (STATE/rules/NNNNNN.rules + versions.jsonl) ---- */
 
-/* Names path in *ei, and logs it with what follows (what), once until a
- * load succeeds again (*said). */
-static void
-edit_say_once(bool *said, vigil_errinfo *ei, const char *path, const char *what)
-{
-	char line[1024];
-
-	snprintf(ei->file, sizeof ei->file, "%.*s", (int)sizeof ei->file - 1, path);
-	if (!*said)
-		fprintf(stderr, "vigil-console: rules: %s (%s)\n", vigil_errinfo_format(ei, line,
-		    sizeof line), what);
-	*said = true;
-}
-
 /*
  * STATE/rules/versions.jsonl, the history of deployed versions: a JSON
  * object a line, each with its "version" (1 to 999999) and a newline.
@@ -244,7 +230,7 @@ edit_versions_load(con_rulestate *rs, json_t **ret_vs, int *ret_next, vigil_erri
 	free(buf);
 	*ret_next = (int)next;
 	if (rv != VIGIL_OK)
-		edit_say_once(&said, reterr_ei, path, "deploys and roll-backs are refused until "
+		con_say_once(&said, "rules", reterr_ei, path, "deploys and roll-backs are refused until "
 		    "it is repaired");
 	else
 		said = false;
@@ -1005,34 +991,22 @@ static vigil_err
 edit_proposal_load(con_rulestate *rs, json_t **ret_pr, vigil_errinfo *reterr_ei)
 {
 	static bool said;
-	char path[4200], *buf = NULL;
-	size_t len = 0;
-	json_error_t jerr;
+	char path[4200];
 	json_t *o = NULL;
 	vigil_err rv;
 
 	edit_proposal_path(rs, path, sizeof path);
-	rv = con_file_read(path, 16u << 20, &buf, &len);
+	rv = con_json_file_load(path, 16u << 20, "the pending proposal", false, &o, reterr_ei);
 	if (rv == VIGIL_ENOTFOUND) {
 		rv = VIGIL_OK;
-	} else if (rv != VIGIL_OK) {
-		vigil_errinfo_set(reterr_ei, NULL, "cannot read the pending proposal: %s",
-		    rv == VIGIL_ETOOBIG ? "over 16 MiB" : vigil_strerror(rv));
-	} else if ((o = json_loadb(buf, len, 0, &jerr)) == NULL) {
-		vigil_errinfo_set(reterr_ei, NULL, "the pending proposal does not parse: %s",
-		    jerr.text);
-		reterr_ei->line = jerr.line > 0 ? (uint32_t)jerr.line : 0;
-		reterr_ei->col = jerr.column > 0 ? (uint32_t)jerr.column : 0;
-		rv = VIGIL_EINVAL;
-	} else if (!json_is_string(json_object_get(o, "hash"))) {
+	} else if (rv == VIGIL_OK && !json_is_string(json_object_get(o, "hash"))) {
 		vigil_errinfo_set(reterr_ei, NULL, "not a proposal (an object with its \"hash\")");
 		rv = VIGIL_EINVAL;
 	}
-	free(buf);
 	if (rv != VIGIL_OK) {
 		json_decref(o);
-		edit_say_once(&said, reterr_ei, path, "it cannot be approved; a new proposal moves "
-		    "it to proposal.json.damaged");
+		con_say_once(&said, "rules", reterr_ei, path, "it cannot be approved; a new "
+		    "proposal moves it to proposal.json.damaged");
 		return rv;
 	}
 	said = false;

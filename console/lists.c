@@ -104,55 +104,29 @@ static vigil_err
 lists_meta_load(con_app *app, json_t **ret_meta, vigil_errinfo *reterr_ei)
 {
 	static bool said;
-	char path[4200], *buf = NULL;
-	size_t len = 0;
-	json_error_t jerr;
+	char path[4200];
 	json_t *o = NULL;
 	vigil_err rv;
 
 	snprintf(path, sizeof path, "%s/lists.json", app->o.state);
-	rv = con_file_read(path, LIST_FILE_MAX, &buf, &len);
+	rv = con_json_file_load(path, LIST_FILE_MAX, "the list records", true, &o, reterr_ei);
 	if (rv == VIGIL_ENOTFOUND) {
 		o = json_object();
 		rv = o != NULL ? VIGIL_OK : VIGIL_ENOMEM;
-		goto out;
-	}
-	if (rv != VIGIL_OK) {
-		if (rv == VIGIL_ETOOBIG)
-			vigil_errinfo_set(reterr_ei, NULL, "cannot read the list records: over %u MiB",
-			    LIST_FILE_MAX >> 20);
-		else
-			vigil_errinfo_set(reterr_ei, NULL, "cannot read the list records: %s",
-			    vigil_strerror(rv));
-	} else if ((o = json_loadb(buf, len, 0, &jerr)) == NULL) {
-		vigil_errinfo_set(reterr_ei, NULL, "the list records do not parse: %s", jerr.text);
-		reterr_ei->line = jerr.line > 0 ? (uint32_t)jerr.line : 0;
-		reterr_ei->col = jerr.column > 0 ? (uint32_t)jerr.column : 0;
-		rv = VIGIL_EINVAL;
-	} else if (!json_is_object(o)) {
+	} else if (rv == VIGIL_OK && !json_is_object(o)) {
 		vigil_errinfo_set(reterr_ei, NULL, "the list records are not a JSON object");
 		rv = VIGIL_EINVAL;
 	}
 	if (rv != VIGIL_OK) {
-		char line[1024];
-
-		snprintf(reterr_ei->file, sizeof reterr_ei->file, "%.*s",
-		    (int)sizeof reterr_ei->file - 1, path);
-		if (!said)
-			fprintf(stderr, "vigil-console: lists: %s (list edits are refused until the "
-			    "file is repaired or removed)\n", vigil_errinfo_format(reterr_ei, line,
-			    sizeof line));
-		said = true;
 		json_decref(o);
-		o = NULL;
+		if (rv != VIGIL_ENOMEM)
+			con_say_once(&said, "lists", reterr_ei, path, "list edits are refused until "
+			    "the file is repaired or removed");
+		return rv;
 	}
-out:
-	if (rv == VIGIL_OK) {
-		said = false;
-		*ret_meta = o;
-	}
-	free(buf);
-	return rv;
+	said = false;
+	*ret_meta = o;
+	return VIGIL_OK;
 }
 
 static vigil_err

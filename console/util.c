@@ -132,6 +132,48 @@ util_file_write(const char *path, const void *data, size_t len, bool replace, ch
 }
 
 vigil_err
+con_json_file_load(const char *path, size_t max, const char *what, bool plural,
+    json_t **ret_o, vigil_errinfo *reterr_ei)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	json_error_t jerr;
+	vigil_err rv = con_file_read(path, max, &buf, &len);
+
+	if (rv == VIGIL_ENOTFOUND)
+		return rv;
+	if (rv == VIGIL_ETOOBIG) {
+		vigil_errinfo_set(reterr_ei, NULL, "cannot read %s: over %zu MiB", what, max >> 20);
+	} else if (rv != VIGIL_OK) {
+		vigil_errinfo_set(reterr_ei, NULL, "cannot read %s: %s", what, vigil_strerror(rv));
+	} else if ((*ret_o = json_loadb(buf, len, 0, &jerr)) == NULL) {
+		vigil_errinfo_set(reterr_ei, NULL, "%s %s not parse: %s", what, plural ? "do" : "does",
+		    jerr.text);
+		reterr_ei->line = jerr.line > 0 ? (uint32_t)jerr.line : 0;
+		reterr_ei->col = jerr.column > 0 ? (uint32_t)jerr.column : 0;
+		rv = VIGIL_EINVAL;
+	}
+	free(buf);
+	if (rv != VIGIL_OK)
+		snprintf(reterr_ei->file, sizeof reterr_ei->file, "%.*s",
+		    (int)sizeof reterr_ei->file - 1, path);
+	return rv;
+}
+
+void
+con_say_once(bool *said, const char *area, vigil_errinfo *ei, const char *path,
+    const char *consequence)
+{
+	char line[1024];
+
+	snprintf(ei->file, sizeof ei->file, "%.*s", (int)sizeof ei->file - 1, path);
+	if (!*said)
+		fprintf(stderr, "vigil-console: %s: %s (%s)\n", area, vigil_errinfo_format(ei, line,
+		    sizeof line), consequence);
+	*said = true;
+}
+
+vigil_err
 con_file_write_atomic(const char *path, const void *data, size_t len, char *errbuf,
     size_t errlen)
 {

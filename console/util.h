@@ -27,6 +27,18 @@ vigil_err con_time_parse(const char *s, int64_t *ret_ms);
 /* Reads a whole file (malloc'd, NUL-terminated) of at most max bytes. */
 vigil_err con_file_read(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 /*
+ * A state file of JSON (lists.json, proposal.json) of at most max bytes
+ * into *ret_o. VIGIL_ENOTFOUND: no file. Otherwise a failure fills
+ * *reterr_ei with the file and "cannot read WHAT: ..." or "WHAT does (do,
+ * when plural) not parse: ..." at jansson's line:col.
+ */
+vigil_err con_json_file_load(const char *path, size_t max, const char *what, bool plural,
+    json_t **ret_o, vigil_errinfo *reterr_ei);
+/* Names path in *ei and logs "vigil-console: AREA: EI (CONSEQUENCE)" once,
+ * until a load that succeeds clears *said. */
+void con_say_once(bool *said, const char *area, vigil_errinfo *ei, const char *path,
+    const char *consequence);
+/*
  * Sets the `mode` clause of the rule that starts on line `line` (1-based) of
  * text[0..len): the word after its first `mode` replaced by mode, or `mode
  * MODE` added before its closing brace (on a line of its own when the brace
