@@ -133,8 +133,7 @@ rp_label_send(rp *r, const rp_label *l, uint32_t *shown)
 			if ((*shown)++ < RP_MAX_ERRORS_SHOWN)
 				fprintf(stderr, "vigil-replay: label %s: %s\n", l->txn_id,
 				    vigil_client_errinfo_format(&info, line, sizeof line));
-			return e == VIGIL_CLIENT_SINVALID || e == VIGIL_CLIENT_STOOBIG ||
-			    e == VIGIL_CLIENT_SUNSUPPORTED ? VIGIL_EINVAL : VIGIL_EIO;
+			return rp_refusal(e) ? VIGIL_EINVAL : VIGIL_EIO;
 		}
 	}
 	return VIGIL_OK;

@@ -94,7 +94,7 @@ rp_sleep_until(uint64_t t_ns)
  * sent: vigild records a label for any txn_id without looking for the
  * transaction, and a label of one never scored would be joined to nothing,
  * or to a later transaction given that txn_id. */
-static bool
+bool
 rp_refusal(vigil_client_err e)
 {
 	return e == VIGIL_CLIENT_SINVALID || e == VIGIL_CLIENT_SMALFORMED ||

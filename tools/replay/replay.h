@@ -236,8 +236,7 @@ void      rp_heap_setup(void);
  * thresholds. Messages printed. */
 vigil_err rp_offline_open(rp *r);
 vigil_err rp_run_offline(rp *r);
-/* Closes the live state and removes a temporary data directory; safe on a
- * replay that never opened. */
+/* Closes the live state, removes a temporary data dir; safe if never opened. */
 void      rp_offline_close(rp *r);
 
 /* ---- exact.c ---- */
@@ -252,12 +251,13 @@ void      rp_exact_print(rp *r, FILE *out);
 
 /* ---- remote.c ---- */
 
-/* Index of rule name in t, added with its points when first seen; -1 when
- * t is full. */
+/* Index of rule name in t (added with its points when new); -1: t is full. */
 int       rp_names_index(rp_names *t, const char *name, int32_t points);
 /* Connects to --server replicas; fails when none is reachable within 3 s. */
 vigil_err rp_server_open(rp *r);
 vigil_err rp_run_server(rp *r);
+/* The server answered e: it refused the request (not scored, nor kept). */
+bool      rp_refusal(vigil_client_err e);
 
 /* ---- labels.c ---- */
 
