@@ -316,6 +316,30 @@ test_probe_and_expiry_keys(void **state)
 	    "listener runs beside the admin endpoint");
 }
 
+/* [tls] handshake_timeout_ms: 10 s by default, 0 turns the sweep off, past
+ * 10 minutes refused with the file, line and range. */
+static void
+test_handshake_timeout_key(void **state)
+{
+	srv_config c;
+	srv_action act;
+	char err[512], want[600];
+
+	(void)state;
+	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", NULL), VIGIL_OK);
+	assert_int_equal(c.tls_handshake_timeout_ms, 10000);
+	write_ini("[tls]\nhandshake_timeout_ms = 0\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(c.tls_handshake_timeout_ms, 0);
+	unlink(ini_path);
+	write_ini("[tls]\nhandshake_timeout_ms = 600001\n[rules]\npath = r\n");
+	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: handshake_timeout_ms: 600001 is outside "
+	    "[0, 600000]", ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
+}
+
 /* [server] max_future_skew_ms and --max-future-skew: the clock-skew guard. */
 static void
 test_max_future_skew(void **state)
@@ -849,6 +873,7 @@ main(void)
 		cmocka_unit_test(test_tls_settings),
 		cmocka_unit_test(test_exposure_keys),
 		cmocka_unit_test(test_probe_and_expiry_keys),
+		cmocka_unit_test(test_handshake_timeout_key),
 		cmocka_unit_test(test_scheduling_policy),
 		cmocka_unit_test(test_huge_pages),
 	};
