@@ -33,6 +33,20 @@ grep -q '^ReadOnlyPaths=.*/var/lib/vigil\( \|$\)' "$c" ||
 grep -q '^u vigil-console ' "$u" || { echo "FAIL: sysusers: no user vigil-console"; exit 1; }
 grep -qx 'm vigil-console vigil' "$u" || { echo "FAIL: sysusers: vigil-console not in group vigil"; exit 1; }
 
+# The configuration directory: ConfigurationDirectory= can only name one
+# under /etc, so the units configured for another sysconfdir have none
+# (tmpfiles.d makes the real one: its first d line).
+etc=$(awk '$1 == "d" { print $2; exit }' "$build/deploy/vigil.tmpfiles.conf")
+[ -n "$etc" ] || { echo "FAIL: vigil.tmpfiles.conf: no d line"; exit 1; }
+for s in vigild.service vigil-rebuild.service; do
+	n=$(grep -c '^ConfigurationDirectory=' "$build/deploy/$s")
+	if [ "$etc" = /etc/vigil ] && [ "$n" -ne 1 ]; then
+		echo "FAIL: $s: configuration in /etc/vigil but no ConfigurationDirectory=vigil"; exit 1
+	elif [ "$etc" != /etc/vigil ] && [ "$n" -ne 0 ]; then
+		echo "FAIL: $s: configuration in $etc but ConfigurationDirectory= makes /etc/vigil"; exit 1
+	fi
+done
+
 # Hardening, checked wherever the units are configured: every service has
 # vigild.service's settings of these keys, value for value (the paths and
 # address families differ by design and are checked above and by verify).
