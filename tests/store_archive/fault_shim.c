@@ -2,9 +2,10 @@
 /*
  * tests/store_archive/fault_shim.c - an LD_PRELOAD shim that makes the
  * archive's system calls fail on demand, for the fault tests of the store
- * and of vigild (a disk that returns EIO on fdatasync, a full disk without
- * filling one). Inert unless VIGIL_FAULT_DIR names a directory; while a
- * file of one of these names exists in it:
+ * and of vigild and vigil-archive (a disk that returns EIO on fdatasync, a
+ * full disk without filling one, a sector that cannot be read). Inert
+ * unless VIGIL_FAULT_DIR names a directory; while a file of one of these
+ * names exists in it:
  *
  *   fdatasync-eio     fdatasync(2) fails with EIO
  *   fdatasync-delay   fdatasync(2) first sleeps the milliseconds the file holds
@@ -12,6 +13,11 @@
  *                     file whose path contains "/archive/" fail with ENOSPC
  *   no-fallocate      posix_fallocate/fallocate of such a file fail with
  *                     EOPNOTSUPP (the archive then appends with write(2))
+ *   read-eio-at       read/pread of such a file fail with EIO when the bytes
+ *                     asked for cover the offset N the file holds (decimal):
+ *                     a bad sector at N, the bytes before it readable by a
+ *                     read that ends before N (read(2) from the position of
+ *                     the descriptor, lseek(fd, 0, SEEK_CUR))
  *
  * The files are looked up on every call (tests only), so a test switches a
  * fault on and off from outside the process too.
@@ -98,6 +104,27 @@ shim_write_fails(int fd)
 	return false;
 }
 
+/* True (errno set) if a read of len bytes of fd at offset off (-1: at the
+ * descriptor's position) must fail now. */
+static bool
+shim_read_fails(int fd, size_t len, off64_t off)
+{
+	int saved = errno;
+	long at;
+
+	if (fd > 2 && len > 0 && shim_flag("read-eio-at") && shim_archive_fd(fd)) {
+		at = shim_number("read-eio-at");
+		if (off < 0)
+			off = lseek64(fd, 0, SEEK_CUR);
+		if (off >= 0 && at >= off && (unsigned long long)(at - off) < len) {
+			errno = EIO;
+			return true;
+		}
+	}
+	errno = saved;
+	return false;
+}
+
 /* The error a preallocation of fd must fail with now, 0 if none. */
 static int
 shim_falloc_error(int fd)
@@ -170,6 +197,33 @@ pwrite64(int fd, const void *buf, size_t len, off64_t off)
 	if (shim_write_fails(fd))
 		return -1;
 	return real_pwrite64(fd, buf, len, off);
+}
+
+ssize_t
+read(int fd, void *buf, size_t len)
+{
+	SHIM_REAL(ssize_t, read, (int, void *, size_t));
+	if (shim_read_fails(fd, len, -1))
+		return -1;
+	return real_read(fd, buf, len);
+}
+
+ssize_t
+pread(int fd, void *buf, size_t len, off_t off)
+{
+	SHIM_REAL(ssize_t, pread, (int, void *, size_t, off_t));
+	if (shim_read_fails(fd, len, off))
+		return -1;
+	return real_pread(fd, buf, len, off);
+}
+
+ssize_t
+pread64(int fd, void *buf, size_t len, off64_t off)
+{
+	SHIM_REAL(ssize_t, pread64, (int, void *, size_t, off64_t));
+	if (shim_read_fails(fd, len, off))
+		return -1;
+	return real_pread64(fd, buf, len, off);
 }
 
 int
