@@ -180,6 +180,17 @@ run_mark(run *r, const char *segment, uint64_t end)
 	}
 }
 
+/* rec, just read from rd (st: rd's stats before it, updated): reading of
+ * r's PATH reached the end of its frame, header and payload. */
+static void
+run_mark_record(run *r, store_reader *rd, const store_record *rec, store_reader_stats *st)
+{
+	uint64_t read_before = st->bytes;
+
+	store_reader_get_stats(rd, st);
+	run_mark(r, rec->segment, rec->offset + (st->bytes - read_before));
+}
+
 /* The place of segment (a file name) as a path to open (docs/tools.md,
  * FILE:OFFSET:): PATH/segment in a directory, PATH for a segment file. */
 static const char *
@@ -237,23 +248,16 @@ decode(const store_record *rec, store_scored *s, store_label *l, store_diag *d)
 	return store_label_decode(rec->payload, rec->len, l, d);
 }
 
-/* A read of PATH that failed, its place named once. */
-static void
-read_error(const char *path, const store_diag *d, vigil_err rv)
-{
-	char line[sizeof d->msg + 4096];
-
-	fprintf(stderr, "%s: %s\n", prog, store_diag_text(d, path, rv, line, sizeof line));
-}
-
 /*
  * A read of r's PATH that failed part-way (rv, d: a segment that cannot be
  * opened, a read error): the line on stderr names the place it stopped,
  * FILE:OFFSET: (the segment d names; the end of what was read of it, 0 if
- * nothing). ret_info: the error, its file the segment's name (as dump's).
+ * nothing), and that the rest is not done ("verified", "dumped").
+ * ret_info: the error, its file the segment's name (as dump's).
  */
 static void
-read_stop(const run *r, const store_diag *d, vigil_err rv, vigil_errinfo *ret_info)
+read_stop(const run *r, const store_diag *d, vigil_err rv, const char *done,
+    vigil_errinfo *ret_info)
 {
 	const char *name = strrchr(d->info.file, '/');
 	char place[4352];
@@ -261,16 +265,16 @@ read_stop(const run *r, const store_diag *d, vigil_err rv, vigil_errinfo *ret_in
 	*ret_info = d->info;
 	if (d->info.file[0] == '\0') {
 		vigil_errinfo_set(ret_info, NULL, "%s", d->msg[0] ? d->msg : vigil_strerror(rv));
-		fprintf(stderr, "%s: %s: %s; the rest of it is not verified\n", prog, r->path,
-		    ret_info->msg);
+		fprintf(stderr, "%s: %s: %s; the rest of it is not %s\n", prog, r->path,
+		    ret_info->msg, done);
 		return;
 	}
 	name = name != NULL ? name + 1 : d->info.file;
 	snprintf(ret_info->file, sizeof ret_info->file, "%s", name);
 	if (d->info.offset == VIGIL_NOPOS)
 		ret_info->offset = strcmp(name, r->seg) == 0 ? r->seg_end : 0;
-	fprintf(stderr, "%s: %s:%" PRIu64 ": %s; the rest of %s is not verified\n", prog,
-	    seg_place(r, name, place, sizeof place), ret_info->offset, d->info.msg, r->path);
+	fprintf(stderr, "%s: %s:%" PRIu64 ": %s; the rest of %s is not %s\n", prog,
+	    seg_place(r, name, place, sizeof place), ret_info->offset, d->info.msg, r->path, done);
 }
 
 /* Prints o (taken) as one line of JSON, keys sorted; VIGIL_EIO if stdout
@@ -347,11 +351,8 @@ cmd_verify(int argc, char **argv)
 		while ((rv = store_reader_next(rd, &rec, &d)) == VIGIL_OK) {
 			store_diag dd;
 			char place[4352];
-			uint64_t read_before = st.bytes;
 
-			/* the frame's bytes (header and payload): where the next begins */
-			store_reader_get_stats(rd, &st);
-			run_mark(&r, rec.segment, rec.offset + (st.bytes - read_before));
+			run_mark_record(&r, rd, &rec, &st);
 			r.records++;
 			if (decode(&rec, &s, &l, &dd) != VIGIL_OK) {
 				r.undecodable++;
@@ -371,7 +372,7 @@ cmd_verify(int argc, char **argv)
 		 * far as it was read, and the next PATH verified */
 		stopped = rv != VIGIL_ENOTFOUND;
 		if (stopped)
-			read_stop(&r, &d, rv, &stop);
+			read_stop(&r, &d, rv, "verified", &stop);
 		bad = r.corrupt || r.undecodable;
 		if (r.printed > MAX_ERROR_LINES)
 			fprintf(stderr, "%s: %s: %" PRIu64 " more lines of damage not printed; the summary "
@@ -451,8 +452,10 @@ cmd_dump(int argc, char **argv)
 	const char *from_arg = NULL, *to_arg = NULL;
 	run r = { 0 };
 	store_reader *rd = NULL;
+	store_reader_stats st = { 0 };
 	store_record rec;
 	store_diag d = { .msg = "" };
+	vigil_errinfo stop;
 	vigil_err rv;
 	int c;
 
@@ -487,6 +490,7 @@ cmd_dump(int argc, char **argv)
 		store_diag dd;
 		vigil_err drv;
 
+		run_mark_record(&r, rd, &rec, &st);
 		/* a single segment has no range selection of its own */
 		if (rec.event_time_ms < from || rec.event_time_ms >= to)
 			continue;
@@ -520,7 +524,8 @@ cmd_dump(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	if (rv != VIGIL_ENOTFOUND) {
-		read_error(argv[optind], &d, rv);
+		/* the records before it printed; the place it stopped, as verify's */
+		read_stop(&r, &d, rv, "dumped", &stop);
 		return EXIT_ERROR;
 	}
 	return r.corrupt || r.undecodable ? EXIT_DAMAGED : 0;
