@@ -1,9 +1,7 @@
 # SPDX-License-Identifier: MIT
 # tests/lib/vt.sh - the common part of the shell integration tests that
-# run a server in the background (tests/server/tls.sh, tls_crl.sh,
-# admin_unix.sh, nodump.sh, steady.sh, protoc_nngcat.sh,
-# tests/console/https.sh, tests/tools/cli_vocab.sh, iface_agree.sh),
-# sourced after
+# run vigil's programs, most of them a server in the background (`grep -l
+# tests/lib/vt.sh tests` lists them), sourced after
 # setting VT_NAME, the name their errors begin with, and optionally VT_LOG,
 # the server's log file in $D that a failure prints (default vigild.log). Sets B and S (the build and
 # source roots, from meson's environment), D (a new temporary directory,
