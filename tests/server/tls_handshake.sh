@@ -1,14 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # tests/server/tls_handshake.sh - [tls] handshake_timeout_ms: TCP
-# connections to a tls+tcp:// listener that send nothing are closed by
-# vigild (server/handshake.c) and counted in
-# vigil_tls_handshake_timeouts_total, while a TLS client connected before
-# them, an nng client on the plain tcp:// listener and an idle TCP
-# connection to that listener are left alone, and both clients still score
-# on their own connection afterwards. On libnng 1.5.2 without the sweep the
-# idle connections are held for as long as one waits (nng's negotiation
-# timeout does not fire under TLS); here they go within a few seconds.
+# connections to a tls+tcp:// listener that send nothing, and ones that
+# send the first half of a real ClientHello and stop, are closed by vigild
+# (server/handshake.c) and counted in vigil_tls_handshake_timeouts_total,
+# while a TLS client connected before them, an nng client on the plain
+# tcp:// listener and an idle TCP connection to that listener are left
+# alone, both clients still score on their own connection afterwards, and
+# a TLS client connecting after them scores. On libnng 1.5.2 without the
+# sweep the stalled connections are held for as long as one waits (nng's
+# negotiation timeout does not fire under TLS); here they go within a few
+# seconds.
 # Usage: tls_handshake.sh (VIGIL_BUILD_ROOT and VIGIL_SOURCE_ROOT set by meson).
 set -eu
 
@@ -36,7 +38,7 @@ printf '[tls]\nhandshake_timeout_ms = 600001\n' >"$D/bad.ini"
 expect 2 "^vigild: config $D/bad.ini:2: handshake_timeout_ms: 600001 is outside \\[0, 600000\\]\$" "$V" --config "$D/bad.ini" \
 	--rules "$S/tests/server/rules/velocity.rules" --data "$D/data" --admin off --check-config
 
-for n in 1 2; do
+for n in 1 2 3; do
 	protoc --proto_path="$S/proto" --encode=vigil.v1.Request vigil.proto >"$D/score$n.bin" <<TXT
 score { txn { txn_id: "hs-$n" event_time_ms: 1763700000000 card_id: "card-hs" merchant_id: "m-1" amount_minor: 2500 currency: "EUR" } }
 TXT
@@ -87,10 +89,29 @@ plain = socket.create_connection(("127.0.0.1", tcp_port), timeout=10)
 sp_open(plain)
 score(plain, 1, 1)
 
+def client_hello():  # the first flight of a real TLS client, as bytes
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    out = ssl.MemoryBIO()
+    try:
+        c.wrap_bio(ssl.MemoryBIO(), out).do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    b = out.read()
+    # one handshake record (0x16) holding a ClientHello (1), longer than its header
+    if len(b) < 16 or b[0] != 0x16 or b[5] != 1:
+        raise SystemExit("not a ClientHello: %r" % b[:16])
+    return b
+
+hello = client_hello()
 started = time.monotonic()
 plain_idle = socket.create_connection(("127.0.0.1", tcp_port))
 idle = [socket.create_connection(("127.0.0.1", tls_port)) for _ in range(5)]
-open_ = list(idle)
+partial = [socket.create_connection(("127.0.0.1", tls_port)) for _ in range(3)]
+for s in partial:
+    s.sendall(hello[:len(hello) // 2])
+open_ = idle + partial
 while open_ and time.monotonic() - started < 60:
     r, _, _ = select.select(open_, [], [], 1)
     for s in r:
@@ -100,7 +121,10 @@ while open_ and time.monotonic() - started < 60:
         except ConnectionResetError:
             open_.remove(s)
 if open_:
-    raise SystemExit("%d of 5 idle connections to the TLS port still open after 60 s" % len(open_))
+    raise SystemExit("%d of 5 idle connections and %d of 3 with half a ClientHello (%d of %d bytes) "
+                     "to the TLS port still open after 60 s"
+                     % (len([s for s in open_ if s in idle]), len([s for s in open_ if s in partial]),
+                        len(hello) // 2, len(hello)))
 # nng closes an idle plain tcp connection itself after 10 s: only before that
 # does its being open say the sweep left it alone
 if time.monotonic() - started < 9:
@@ -115,12 +139,15 @@ else:
     print("tls-handshake: note: the sweep took over 9 s; plain idle connection not checked")
 score(good, 2, 2)
 score(plain, 2, 2)
+late = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), timeout=10))
+sp_open(late)
+score(late, 3, 3)
 PY
 
 curl -s --unix-socket "$D/admin.sock" http://vigild/metrics >"$D/metrics" || fail "no /metrics"
-grep -q '^vigil_tls_handshake_timeouts_total 5$' "$D/metrics" ||
+grep -q '^vigil_tls_handshake_timeouts_total 8$' "$D/metrics" ||
 	fail "metric: $(grep vigil_tls_handshake "$D/metrics")"
-grep -q 'tls: closed [1-5] connection(s) that did not complete the TLS handshake within 1000 ms' \
+grep -q 'tls: closed [1-8] connection(s) that did not complete the TLS handshake within 1000 ms' \
 	"$D/vigild.log" || fail "no log line for the closed connections"
 kill -0 "$PID" || fail "vigild exited"
-vt_done "5 idle connections to the TLS port closed; a TLS and a tcp client kept theirs and scored"
+vt_done "5 idle and 3 half-ClientHello connections to the TLS port closed; a TLS and a tcp client kept theirs and scored, a new TLS client scored"
