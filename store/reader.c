@@ -285,7 +285,7 @@ struct store_reader {
 	uint8_t       *buf;
 	size_t         cap, start, end;
 	uint64_t       base_off;
-	bool           eof;
+	bool           eof, paged; /* paged: read a page at a time (rd_read_fd) */
 
 	/* store_reader_want: types returned (bit per type; 0 all). The frames
 	 * skipped unchecked begin at buf[skim_from] (skimmed); before segment
@@ -444,14 +444,25 @@ rd_defer(store_reader *rd, uint64_t off, uint64_t len)
 	return rd->zmsg;
 }
 
+/* Reads up to n bytes of the segment into p; after an EIO (a bad sector), a page at
+ * a time, so what precedes the bad page is read. -1 on failure, reterr set. */
 static ssize_t
-rd_read_fd(int fd, void *p, size_t n)
+rd_read_fd(store_reader *rd, void *p, size_t n, store_diag *reterr)
 {
 	ssize_t r;
 
-	do
-		r = read(fd, p, n);
-	while (r < 0 && errno == EINTR);
+	for (;;) {
+		if (rd->paged && n > 4096)
+			n = 4096;
+		do
+			r = read(rd->fd, p, n);
+		while (r < 0 && errno == EINTR);
+		if (r >= 0 || errno != EIO || n <= 4096)
+			break;
+		rd->paged = true;
+	}
+	if (r < 0)
+		store_diag_at(reterr, rd->path, VIGIL_NOPOS, NULL, "read: %s", strerror(errno));
 	return r;
 }
 
@@ -618,12 +629,9 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 	if (rd->nz > 0)
 		return rd_zread(rd, reterr);
 	if (rd->zds == NULL || rd->zin_eof) {
-		ssize_t r = rd_read_fd(rd->fd, rd->buf + rd->end, rd->cap - rd->end);
-		if (r < 0) {
-			store_diag_at(reterr, rd->path, VIGIL_NOPOS, NULL,
-			    "read: %s", strerror(errno));
+		ssize_t r = rd_read_fd(rd, rd->buf + rd->end, rd->cap - rd->end, reterr);
+		if (r < 0)
 			return VIGIL_EIO;
-		}
 		if (r == 0)
 			rd->eof = true;
 		rd->end += (size_t)r;
@@ -636,12 +644,9 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 		size_t z;
 
 		if (rd->zin_pos == rd->zin_len) {
-			ssize_t r = rd_read_fd(rd->fd, rd->zin, rd->zin_cap);
-			if (r < 0) {
-				store_diag_at(reterr, rd->path, VIGIL_NOPOS, NULL,
-				    "read: %s", strerror(errno));
+			ssize_t r = rd_read_fd(rd, rd->zin, rd->zin_cap, reterr);
+			if (r < 0)
 				return VIGIL_EIO;
-			}
 			if (r == 0) {
 				/* Compressed input ended: no more bytes. In the middle of
 				 * a frame, the file was cut short: the rest is lost. */
@@ -790,12 +795,8 @@ store_reader_open(const char *dir, int64_t from_ms, int64_t to_ms, store_corrupt
 		goto out;
 	rd->from_ms = from_ms;
 	rd->to_ms = to_ms;
-	rd->dir = strdup(dir);
-	if (rd->dir == NULL) {
-		rv = VIGIL_ENOMEM;
-		goto out;
-	}
-	rv = store_seg_list(dir, &rd->segs, &rd->nsegs, reterr);
+	rv = (rd->dir = strdup(dir)) == NULL ? VIGIL_ENOMEM
+	    : store_seg_list(dir, &rd->segs, &rd->nsegs, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
 	*ret_rd = rd;

@@ -5,7 +5,9 @@
 # last record (the fault shim's read-eio-at: a bad sector). Both exit 1
 # with one line on stderr naming the place reading stopped, FILE:OFFSET:,
 # the end of the last record read (where the first record not read
-# begins); dump has printed the records before it, verify counted them.
+# begins), within a page or so of the bad byte: the reader reads a page
+# at a time after a failed read; dump has printed the records before it,
+# verify counted them.
 # With the fault gone, both read everything again.
 #   tests/store_archive/tool_read_fault.sh  (meson's environment:
 #   VIGIL_BUILD_ROOT, VIGIL_SOURCE_ROOT, VIGIL_FAULT_SHIM the shim)
@@ -58,6 +60,10 @@ head -n "$k" "$D/all.jsonl" | cmp -s - "$D/out" ||
 	fail "dump, read-eio-at $N: its $k records are not the first $k of the clean dump"
 P=$(offset_of $((k + 1)))
 [ "$P" -gt 0 ] && [ "$P" -le "$N" ] || fail "dump, read-eio-at $N: stopped at $P"
+# after the failed read the segment is read a page (4 KiB) at a time: only
+# the page that holds the bad byte and the record across its start are lost
+[ "$P" -gt $((N - 8192)) ] ||
+	fail "dump, read-eio-at $N: stopped at $P, records between it and the bad page not read"
 printf 'vigil-archive: %s:%s: read: Input/output error; the rest of %s is not dumped\n' \
 	"$SEG" "$P" "$A" | cmp -s - "$D/err" || fail "dump, read-eio-at $N, stderr: $(cat "$D/err")"
 # one segment file as PATH: its place is PATH
