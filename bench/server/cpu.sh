@@ -96,14 +96,9 @@ MODEL=${MODEL:-1}
 LOADGEN="$BUILD/bench/server/vigil-loadgen"
 ECHO="$BUILD/bench/server/vigil-echo"
 . "$SRC/bench/server/pin.sh"
-TMP=$(mktemp -d /tmp/vigil-cpu-XXXXXX)
-SPID=
-cleanup() {
-	if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-TCK=$(getconf CLK_TCK)
+# shellcheck source=bench/server/serve.sh
+. "$SRC/bench/server/serve.sh"
+bench_tmp cpu
 if [ "${PERF:-0}" = 1 ] && ! command -v perf >/dev/null 2>&1; then
 	echo "cpu.sh: PERF=1 needs perf (linux-perf)" >&2
 	exit 1
@@ -112,14 +107,8 @@ fi
 all_ticks() { # every CPU's busy time (not idle, not iowait) in clock ticks
 	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
 }
-ticks() { # pid: utime + stime in clock ticks
-	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
 switches() { # pid: context switches of all its threads, voluntary or not
 	cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ { n += $2 } END { print n + 0 }'
-}
-field() { # json key
-	echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
 }
 port=19600
 one() { # label server-command...

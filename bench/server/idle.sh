@@ -15,25 +15,19 @@ BUILD=${1:?usage: idle.sh BUILD_DIR [SECONDS] [RUNS]}
 SECS=${2:-20}
 RUNS=${3:-3}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-TMP=$(mktemp -d /tmp/vigil-idle-XXXXXX)
-SPID=
-cleanup() {
-	if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-TCK=$(getconf CLK_TCK)
-ticks() { awk '{ print $14 + $15 }' "$1"; }
+# shellcheck source=bench/server/serve.sh
+. "$SRC/bench/server/serve.sh"
+bench_tmp idle
 
 measure() { # NAME
 	sleep 1
-	a=$(ticks /proc/"$SPID"/stat)
-	for t in /proc/"$SPID"/task/*; do echo "$(basename "$t") $(ticks "$t"/stat)"; done > "$TMP/t0"
+	a=$(ticks "$SPID")
+	for t in /proc/"$SPID"/task/*; do echo "$(basename "$t") $(ticks "$SPID/task/$(basename "$t")")"; done > "$TMP/t0"
 	sleep "$SECS"
-	b=$(ticks /proc/"$SPID"/stat)
+	b=$(ticks "$SPID")
 	top=$(for t in /proc/"$SPID"/task/*; do
 		n=$(basename "$t")
-		echo "$(($(ticks "$t"/stat) - $(awk -v n="$n" '$1 == n { print $2 }' "$TMP/t0" || echo 0))) $(cat "$t"/comm)"
+		echo "$(($(ticks "$SPID/task/$(basename "$t")") - $(awk -v n="$n" '$1 == n { print $2 }' "$TMP/t0" || echo 0))) $(cat "$t"/comm)"
 	done | sort -n | tail -1)
 	awk -v n="$1" -v d=$((b - a)) -v s="$SECS" -v k="$TCK" -v top="$top" \
 		'BEGIN { split(top, f, " "); printf "%-8s idle CPU %5.2f%% of one CPU (busiest thread: %s, %.2f%%)\n", n, 100 * d / k / s, f[2], 100 * f[1] / k / s }'

@@ -45,16 +45,9 @@ PIN=${PIN:-0}
 # shellcheck source=bench/server/pin.sh
 . "$SRC/bench/server/pin.sh"
 LOADGEN="$BUILD/bench/server/vigil-loadgen"
-TMP=$(mktemp -d /tmp/vigil-profile-XXXXXX)
-SPID=
-cleanup() {
-	if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-TCK=$(getconf CLK_TCK)
-ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-field() { echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"; }
+# shellcheck source=bench/server/serve.sh
+. "$SRC/bench/server/serve.sh"
+bench_tmp profile
 
 # perf's share (children included with -c) of each symbol named, by prefix
 # (LTO adds .lto_priv.0, .part.0, ...), as µs a request: "name us" lines.

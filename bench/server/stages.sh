@@ -33,13 +33,9 @@ grep -q 'define VIGIL_STAGE_TIMING 1' "$BUILD/vigil_config.h" || {
 	echo "stages.sh: $BUILD was not configured with -Dstage_timing=true" >&2
 	exit 2
 }
-TMP=$(mktemp -d /tmp/vigil-stages-XXXXXX)
-SPID=
-cleanup() {
-	if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=bench/server/serve.sh
+. "$SRC/bench/server/serve.sh"
+bench_tmp stages
 if [ -n "${MODEL_DATA:-}" ]; then
 	cp -a "$MODEL_DATA" "$TMP/data"
 else
