@@ -78,6 +78,14 @@ load(srv_config *cfg, srv_action *act, char *err, size_t errlen, ...)
 	return rv;
 }
 
+/* write_ini(text), then load with --config and that file alone. */
+static vigil_err
+load_ini(srv_config *cfg, srv_action *act, char *err, size_t errlen, const char *text)
+{
+	write_ini(text);
+	return load(cfg, act, err, errlen, "--config", ini_path, NULL);
+}
+
 static void
 test_defaults(void **state)
 {
@@ -155,19 +163,19 @@ test_tls_settings(void **state)
 	assert_true(srv_config_url_tls("tls+tcp6://[::1]:1"));
 
 	/* the same from the file; a tls URL with no port is named like a tcp one */
-	write_ini("[server]\nlisten = tls+tcp4://0.0.0.0:9465\n[tls]\ncert = /etc/c.pem\n"
-	    "key = /etc/k.pem\nca = /etc/ca.pem\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nlisten = tls+tcp4://0.0.0.0:9465\n[tls]\ncert = /etc/c.pem\n"
+	    "key = /etc/k.pem\nca = /etc/ca.pem\n[rules]\npath = r\n"), VIGIL_OK);
 	assert_string_equal(c.tls_ca, "/etc/ca.pem");
 	unlink(ini_path);
-	write_ini("[server]\nlisten = tls+tcp://h\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nlisten = tls+tcp://h\n[rules]\npath = r\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: listen: \"tls+tcp://h\" has no port "
 	    "(tls+tcp://HOST:PORT)", ini_path);
 	assert_string_equal(err, want);
 	unlink(ini_path);
-	write_ini("[tls]\ncrt = x\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[tls]\ncrt = x\n[rules]\npath = r\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: crt: unknown key in [tls]", ini_path);
 	assert_string_equal(err, want);
 	unlink(ini_path);
@@ -198,8 +206,8 @@ test_exposure_keys(void **state)
 	assert_string_equal(c.user, "nobody");
 	unlink(ini_path);
 
-	write_ini("[server]\nmax_connections = 0\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nmax_connections = 0\n[rules]\npath = r\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: max_connections: 0 is outside [1, 1000000]",
 	    ini_path);
 	assert_string_equal(err, want);
@@ -230,14 +238,12 @@ test_huge_pages(void **state)
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		snprintf(text, sizeof text, "[server]\nhuge_pages = %s\n[rules]\npath = r\n",
 		    ok[i].value);
-		write_ini(text);
-		assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL),
-		    VIGIL_OK);
+		assert_int_equal(load_ini(&c, &act, err, sizeof err, text), VIGIL_OK);
 		assert_int_equal(c.huge_pages, ok[i].want);
 		unlink(ini_path);
 	}
-	write_ini("[server]\nhuge_pages = yes\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nhuge_pages = yes\n[rules]\npath = r\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: huge_pages: \"yes\" is not auto, on or off",
 	    ini_path);
 	assert_string_equal(err, want);
@@ -255,16 +261,16 @@ test_scheduling_policy(void **state)
 	(void)state;
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", NULL), VIGIL_OK);
 	assert_true(c.sched_batch);
-	write_ini("[server]\nscheduling_policy = normal\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nscheduling_policy = normal\n[rules]\npath = r\n"), VIGIL_OK);
 	assert_false(c.sched_batch);
 	unlink(ini_path);
-	write_ini("[server]\nscheduling_policy = batch\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nscheduling_policy = batch\n[rules]\npath = r\n"), VIGIL_OK);
 	assert_true(c.sched_batch);
 	unlink(ini_path);
-	write_ini("[server]\nscheduling_policy = fifo\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nscheduling_policy = fifo\n[rules]\npath = r\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want,
 	    "config %s:2: scheduling_policy: \"fifo\" is not batch or normal", ini_path);
 	assert_string_equal(err, want);
@@ -285,9 +291,9 @@ test_probe_and_expiry_keys(void **state)
 	assert_string_equal(c.health_listen, "off");
 	assert_false(c.metrics_need_token);
 	assert_int_equal(c.tls_check_interval_s, 60);
-	write_ini("[server]\nmetrics_need_token = true\n[health]\nlisten = 127.0.0.1:9467\n"
-	    "[tls]\ncheck_interval_s = 5\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nmetrics_need_token = true\n[health]\nlisten = 127.0.0.1:9467\n"
+	    "[tls]\ncheck_interval_s = 5\n[rules]\npath = r\n"), VIGIL_OK);
 	assert_string_equal(c.health_listen, "127.0.0.1:9467");
 	assert_true(c.metrics_need_token);
 	assert_int_equal(c.tls_check_interval_s, 5);
@@ -296,8 +302,8 @@ test_probe_and_expiry_keys(void **state)
 	assert_string_equal(c.health_listen, "unix:/run/vigil/health.sock");
 	unlink(ini_path);
 
-	write_ini("[tls]\ncheck_interval_s = 0\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[tls]\ncheck_interval_s = 0\n[rules]\npath = r\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: check_interval_s: 0 is outside [1, 86400]",
 	    ini_path);
 	assert_string_equal(err, want);
@@ -328,12 +334,12 @@ test_handshake_timeout_key(void **state)
 	(void)state;
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", NULL), VIGIL_OK);
 	assert_int_equal(c.tls_handshake_timeout_ms, 10000);
-	write_ini("[tls]\nhandshake_timeout_ms = 0\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[tls]\nhandshake_timeout_ms = 0\n[rules]\npath = r\n"), VIGIL_OK);
 	assert_int_equal(c.tls_handshake_timeout_ms, 0);
 	unlink(ini_path);
-	write_ini("[tls]\nhandshake_timeout_ms = 600001\n[rules]\npath = r\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[tls]\nhandshake_timeout_ms = 600001\n[rules]\npath = r\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: handshake_timeout_ms: 600001 is outside "
 	    "[0, 600000]", ini_path);
 	assert_string_equal(err, want);
@@ -349,8 +355,8 @@ test_max_future_skew(void **state)
 	char err[512], want[512];
 
 	(void)state;
-	write_ini("[server]\nmax_future_skew_ms = 60000\n[rules]\npath = r.rules\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nmax_future_skew_ms = 60000\n[rules]\npath = r.rules\n"), VIGIL_OK);
 	assert_int_equal(c.max_future_skew_ms, 60000);
 	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path,
 	    "--max-future-skew", "0", NULL), VIGIL_OK);
@@ -359,26 +365,26 @@ test_max_future_skew(void **state)
 	    "--max-future-skew", "2592000000", NULL), VIGIL_OK);
 	assert_int_equal(c.max_future_skew_ms, 2592000000u); /* 30 days, the cap */
 
-	write_ini("[rules]\npath = r.rules\n[server]\nworkers = 2\nmax_future_skew_ms = 5min\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\npath = r.rules\n[server]\nworkers = 2\nmax_future_skew_ms = 5min\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:5: max_future_skew_ms: \"5min\" is not a "
 	    "non-negative integer", ini_path);
 	assert_string_equal(err, want);
 
-	write_ini("[server]\nmax_future_skew_ms = -1\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nmax_future_skew_ms = -1\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: max_future_skew_ms: \"-1\" is not a "
 	    "non-negative integer", ini_path);
 	assert_string_equal(err, want);
 
-	write_ini("[server]\nmax_future_skew_ms = 2592000001\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nmax_future_skew_ms = 2592000001\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: max_future_skew_ms: 2592000001 is outside "
 	    "[0, 2592000000]", ini_path);
 	assert_string_equal(err, want);
 
-	write_ini("[store]\nmax_future_skew_ms = 1000\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[store]\nmax_future_skew_ms = 1000\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: max_future_skew_ms: unknown key in [store]",
 	    ini_path);
 	assert_string_equal(err, want);
@@ -445,8 +451,8 @@ test_ini_errors_name_line(void **state)
 	char err[512], want[512];
 
 	(void)state;
-	write_ini("[server]\nworkers = 2\nmax_inflight = lots\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nworkers = 2\nmax_inflight = lots\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:3: max_inflight: \"lots\" is not a non-negative integer",
 	    ini_path);
 	assert_string_equal(err, want);
@@ -457,34 +463,34 @@ test_ini_errors_name_line(void **state)
 	assert_string_equal(last_err.field, "max_inflight");
 	assert_string_equal(last_err.msg, "\"lots\" is not a non-negative integer"); /* the key is field's */
 
-	write_ini("[server]\nworkers = 0\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nworkers = 0\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: workers: 0 is outside [1, 256]", ini_path);
 	assert_string_equal(err, want);
 
-	write_ini("[rules]\npath = a.rules\n\n[store]\nfsync = sometimes\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\npath = a.rules\n\n[store]\nfsync = sometimes\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:5: fsync: \"sometimes\" is not always, interval or never",
 	    ini_path);
 	assert_string_equal(err, want);
 
-	write_ini("[server]\nlisten = http://x\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nlisten = http://x\n"), VIGIL_EINVAL);
 	assert_non_null(strstr(err, ":2: listen: \"http://x\" is not a URL vigild listens on: write tcp://"));
 
-	write_ini("[server]\nwrokers = 2\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nwrokers = 2\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: wrokers: unknown key in [server]", ini_path);
 	assert_string_equal(err, want);
 
 	/* an unknown section is named at its header, with keys or without */
-	write_ini("[sever]\nworkers = 2\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[sever]\nworkers = 2\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:1: unknown section [sever] (expected server, store, "
 	    "rules, tls, health, cluster)", ini_path);
 	assert_string_equal(err, want);
-	write_ini("[server]\nworkers = 2\n\n[nosuch]\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nworkers = 2\n\n[nosuch]\n"), VIGIL_EINVAL);
 	assert_non_null(strstr(err, ":4: unknown section [nosuch] (expected "));
 
 	write_ini("[server]\nthis line has no equals sign\n");
@@ -517,14 +523,15 @@ test_ini_error_line_after_syntax_error(void **state)
 	char err[512], want[512];
 
 	(void)state;
-	write_ini("[rules]\npath = r.rules\n[server]\nworkers = 2\nmax_inflight = lots\nno equals\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\npath = r.rules\n[server]\nworkers = 2\nmax_inflight = lots\nno equals\n"),
+	    VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:5: max_inflight: \"lots\" is not a non-negative integer",
 	    ini_path);
 	assert_string_equal(err, want);
 
-	write_ini("[server]\nno equals\nworkers = x\n[rules]\npath = r.rules\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nno equals\nworkers = x\n[rules]\npath = r.rules\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:2: syntax error (expected [section] or key = value)",
 	    ini_path);
 	assert_string_equal(err, want);
@@ -541,35 +548,36 @@ test_ini_key_twice(void **state)
 	char err[512], want[512];
 
 	(void)state;
-	write_ini("[server]\nworkers = 8\n[rules]\npath = r.rules\n[server]\nworkers = 2\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nworkers = 8\n[rules]\npath = r.rules\n[server]\nworkers = 2\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:6: workers: set twice (first at line 2)", ini_path);
 	assert_string_equal(err, want);
 
-	write_ini("[rules]\npath = old.rules\n  new.rules\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\npath = old.rules\n  new.rules\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:3: path: an indented line continues the value "
 	    "above (multi-line values are not supported)", ini_path);
 	assert_string_equal(err, want);
 
 	/* the same key name in two sections is two keys; an indented first key is fine */
-	write_ini("[rules]\n  path = r.rules\nwatch = no\n[server]\nworkers = 3\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\n  path = r.rules\nwatch = no\n[server]\nworkers = 3\n"), VIGIL_OK);
 	assert_string_equal(c.rules_path, "r.rules");
 	assert_false(c.rules_watch);
 	assert_int_equal(c.workers, 3);
 
 	/* the longest key name is remembered whole, not cut to a prefix that
 	 * never matches it again */
-	write_ini("[server]\nadmin_max_connections_per_address = 8\n[rules]\npath = r.rules\n"
-	    "[server]\nadmin_max_connections_per_address = 0\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nadmin_max_connections_per_address = 8\n[rules]\npath = r.rules\n"
+	    "[server]\nadmin_max_connections_per_address = 0\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:6: admin_max_connections_per_address: set twice "
 	    "(first at line 2)", ini_path);
 	assert_string_equal(err, want);
 
 	/* a file setting every key: a key twice is found after the 32nd too */
-	write_ini("[server]\nlisten = tls+tcp://127.0.0.1:9465\nadmin = 127.0.0.1:9466\n"
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[server]\nlisten = tls+tcp://127.0.0.1:9465\nadmin = 127.0.0.1:9466\n"
 	    "admin_token_file = /t\nmetrics_need_token = no\nmax_connections = 9\n"
 	    "admin_max_connections = 9\nadmin_max_connections_per_address = 9\n"
 	    "queue_timeout_ms = 9\nipc_group = g\nuser = u\nhuge_pages = off\n"
@@ -582,8 +590,7 @@ test_ini_key_twice(void **state)
 	    "ship_timeout_s = 9\n[rules]\npath = r.rules\nwatch = no\n"
 	    "[health]\nlisten = 127.0.0.1:9467\nready_when_degraded = yes\n"
 	    "[cluster]\nnats = nats://127.0.0.1:4222\nreplica = r1\nname = n\nqueue = 9\n"
-	    "stream_replicas = 2\nretain_hours = 99\n[rules]\nwatch = yes\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	    "stream_replicas = 2\nretain_hours = 99\n[rules]\nwatch = yes\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:51: watch: set twice (first at line 39)", ini_path);
 	assert_string_equal(err, want);
 
@@ -609,8 +616,7 @@ test_ini_long_line(void **state)
 	dir[0] = '/';
 	dir[250] = '\0';
 	snprintf(text, sizeof text, "[rules]\npath = r.rules\n[store]\ndata_dir = %s\n", dir);
-	write_ini(text);
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err, text), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:4: line longer than 199 bytes", ini_path);
 	assert_string_equal(err, want);
 
@@ -618,25 +624,21 @@ test_ini_long_line(void **state)
 	 * read as a comment line and data_dir be the first 188 bytes */
 	dir[199 - strlen("data_dir = ")] = '\0';
 	snprintf(text, sizeof text, "[rules]\npath = r.rules\n[store]\ndata_dir = %s#2\n", dir);
-	write_ini(text);
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err, text), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:4: line longer than 199 bytes", ini_path);
 	assert_string_equal(err, want);
 
 	/* 199 bytes is fine, with or without the last newline */
 	dir[199 - strlen("data_dir = ")] = '\0';
 	snprintf(text, sizeof text, "[rules]\npath = r.rules\n[store]\ndata_dir = %s", dir);
-	write_ini(text);
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err, text), VIGIL_OK);
 	assert_string_equal(c.data_dir, dir);
 	strcat(text, "\n");
-	write_ini(text);
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err, text), VIGIL_OK);
 	assert_string_equal(c.data_dir, dir);
 	text[strlen(text) - 1] = '\0';
 	strcat(text, "\r\n");
-	write_ini(text);
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err, text), VIGIL_OK);
 	assert_string_equal(c.data_dir, dir);
 	unlink(ini_path);
 }
@@ -775,9 +777,10 @@ test_cluster(void **state)
 	assert_int_equal(c.cluster_stream_replicas, 1);
 	assert_int_equal(c.cluster_retain_hours, 48);
 
-	write_ini("[rules]\npath = r.rules\n[cluster]\nnats = nats://127.0.0.1:4222,nats://10.0.0.2:4222\n"
-	    "replica = r-1\nname = prod_eu\nqueue = 1000\nstream_replicas = 3\nretain_hours = 30\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_OK);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\npath = r.rules\n[cluster]\nnats = nats://127.0.0.1:4222,nats://10.0.0.2:4222\n"
+	    "replica = r-1\nname = prod_eu\nqueue = 1000\nstream_replicas = 3\nretain_hours = 30\n"),
+	    VIGIL_OK);
 	assert_string_equal(c.cluster_nats, "nats://127.0.0.1:4222,nats://10.0.0.2:4222");
 	assert_string_equal(c.cluster_replica, "r-1");
 	assert_string_equal(c.cluster_name, "prod_eu");
@@ -791,24 +794,24 @@ test_cluster(void **state)
 	assert_string_equal(c.cluster_replica, "r-2");
 	assert_string_equal(c.cluster_name, "c2");
 
-	write_ini("[rules]\npath = r.rules\n[cluster]\nnats = http://127.0.0.1:4222\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\npath = r.rules\n[cluster]\nnats = http://127.0.0.1:4222\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:4: nats: \"http://127.0.0.1:4222\" is not "
 	    "nats://HOST:PORT or tls://HOST:PORT", ini_path);
 	assert_string_equal(err, want);
-	write_ini("[rules]\npath = r.rules\n[cluster]\nnats = nats://a:1,,nats://b:2\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\npath = r.rules\n[cluster]\nnats = nats://a:1,,nats://b:2\n"), VIGIL_EINVAL);
 	assert_non_null(strstr(err, ":4: nats: URL 2: empty"));
-	write_ini("[rules]\npath = r.rules\n[cluster]\nnats = nats://a:1\nreplica = r.1\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\npath = r.rules\n[cluster]\nnats = nats://a:1\nreplica = r.1\n"), VIGIL_EINVAL);
 	snprintf(want, sizeof want, "config %s:5: replica: \"r.1\": byte 2: only letters, digits, "
 	    "'-' and '_' (a NATS subject token)", ini_path);
 	assert_string_equal(err, want);
-	write_ini("[rules]\npath = r.rules\n[cluster]\nstream_replicas = 7\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\npath = r.rules\n[cluster]\nstream_replicas = 7\n"), VIGIL_EINVAL);
 	assert_non_null(strstr(err, ":4: stream_replicas: 7 is outside [1, 5]"));
-	write_ini("[rules]\npath = r.rules\n[clusters]\nnats = nats://a:1\n");
-	assert_int_equal(load(&c, &act, err, sizeof err, "--config", ini_path, NULL), VIGIL_EINVAL);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[rules]\npath = r.rules\n[clusters]\nnats = nats://a:1\n"), VIGIL_EINVAL);
 	assert_non_null(strstr(err, "unknown section [clusters] (expected server, store, rules, tls, "
 	    "health, cluster)"));
 
