@@ -7,8 +7,8 @@
  * http.h and editor.h are private to console/.
  *
  * A consumer of vigild's archive that keeps its own LMDB indexes of the
- * review queue (index.c, tail.c) and of every entity's transactions
- * (entities.c), serves a JSON API and the web UI over evhttp (http.c,
+ * review queue (index.c, index_query.c, tail.c) and of every entity's
+ * transactions (entities.c), serves a JSON API and the web UI over evhttp (http.c,
  * api.c and the pages' files), authenticates analysts
  * by token (auth.c), sends verdicts to vigild with libvigil-client, edits
  * the rule file with back-tests through vigil-replay (editor.c) and writes

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * console/index.h - the console's LMDB index of the review queue
- * (index.c; docs/console.md, "The index"): cases, card histories,
- * per-rule daily counters, claims, fed by a tail of the archive (tail.h).
+ * (index.c, index_query.c; docs/console.md, "The index"): cases, card
+ * histories, per-rule daily counters, claims, fed by a tail of the archive
+ * (tail.h).
  */
 #ifndef VIGIL_CONSOLE_INDEX_H
 #define VIGIL_CONSOLE_INDEX_H
