@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * server/srv.h - private interfaces of vigild (docs/vigild.md), with
- * config.h, metrics.h and cluster.h. The files are one stage each: wire.c (decode, validate, encode; also the srv_core
- * library the fuzz target links), config.c (INI + flags), reload.c (rule
- * sets: compile, retune, swap), request.c (the request pipeline), rep.c (nng
- * REP contexts and the bounded work queue; rep_check.c, its TLS and
- * ipc_group files checked and its TLS configuration made), admin.c (evhttp), metrics.c
+ * config.h, metrics.h, cluster.h and rep.h. The files are one stage each:
+ * wire.c (decode, validate, encode; also the srv_core library the fuzz
+ * target links), config.c (INI + flags), reload.c (rule sets: compile,
+ * retune, swap), request.c (the request pipeline), rep.c (nng REP contexts
+ * and the bounded work queue; rep_check.c, its TLS and ipc_group files
+ * checked and its TLS configuration made), admin.c (evhttp), metrics.c
  * (Prometheus text), main.c (signals, timers, lifecycle).
  */
 #ifndef VIGIL_SERVER_SRV_H
