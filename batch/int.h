@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * batch/int.h - private to batch/: the per-entity accumulators (agg.c), the
- * fast card-id scan of archived records (scan.c), the partial-file codec
- * (part.c) and the shared run state that rebuild.c drives, over the sketch
- * buckets (sketch.h) and the lookup index (index.h). Nothing here is a contract outside batch/.
+ * partial-file codec (part.c) and the shared run state that rebuild.c
+ * drives, over the sketch buckets (sketch.h), the lookup index (index.h)
+ * and what a rebuild reads (src.h: src.c, and scan.c's fast scan of
+ * archived records). Nothing here is a contract outside batch/.
  */
 #ifndef VIGIL_BATCH_INT_H
 #define VIGIL_BATCH_INT_H
@@ -28,6 +29,7 @@
 #include "archive.h"
 #include "gen.h"
 #include "sketch.h"
+#include "src.h"
 
 #define BATCH_CARD_MAX_SAMPLES   256  /* amounts kept per card for percentiles */
 #define BATCH_CARD_MAX_MERCH     512  /* distinct merchants tracked per card */
@@ -260,40 +262,8 @@ void      batch_reported_sort(batch_reported *r);
 bool      batch_reported_has(const batch_reported *r, uint64_t card_h); /* after sort */
 void      batch_reported_fini(batch_reported *r);
 
-/* ---- Fast scan (scan.c) ---- */
+/* ---- Bad records (pass.c) ---- */
 
-/* Finds Transaction.card_id inside an ArchivedScore payload without
- * unpacking it, as the decoder would read it (the last card_id of any
- * occurrence of txn, up to its first NUL). VIGIL_OK: *ret_p and *ret_len
- * point into payload; VIGIL_EPROTO if the wire bytes are malformed;
- * VIGIL_ENOTFOUND if absent. */
-vigil_err batch_scan_card_id(const void *payload, size_t len, const char **ret_p,
-    size_t *ret_len);
-
-/* ---- What a rebuild reads (src.c) ---- */
-
-/* Transaction.txn_id of an ArchivedScore payload, as batch_scan_card_id. */
-vigil_err batch_scan_txn_id(const void *payload, size_t len, const char **ret_p,
-    size_t *ret_len);
-
-/*
- * The records of one archive directory (dirs[0], exactly as store_reader),
- * or of several merged by event time, ties to the earlier dir, each txn_id's
- * score once (the first), numbered 1.. in merged order, segment
- * "DIR-BASENAME/SEGMENT" (docs/vigil-rebuild.md, "Several archives").
- * Contracts as store_reader_open/_want/_next/_get_stats/_close; a record is
- * valid until the next call. dirs must outlive the source.
- */
-typedef struct batch_src batch_src;
-vigil_err batch_src_open(const char *const *dirs, uint32_t ndirs, int64_t from_ms,
-    int64_t to_ms, store_corrupt_fn on_corrupt, void *arg, batch_src **ret_src,
-    store_diag *reterr);
-void      batch_src_want(batch_src *s, uint32_t type_mask);
-vigil_err batch_src_next(batch_src *s, store_record *ret_rec, store_diag *reterr);
-void      batch_src_get_stats(const batch_src *s, store_reader_stats *ret_stats);
-/* Score records dropped so far: a txn_id already returned. */
-uint64_t  batch_src_duplicates(const batch_src *s);
-void      batch_src_close(batch_src *s); /* NULL is a no-op */
 /* Notes the first bad record's place in where: "SEGMENT:OFFSET: WHAT". */
 void batch_bad_where(char *where, size_t len, const char *seg, uint64_t off, const char *what);
 
