@@ -48,7 +48,12 @@
 # the round's own pipeline figure, measured first in the round, labelled
 # echo+pipeline, and the summary gives each vigild's ratio to it and its
 # us over it: what vigild adds around app_score's CPU, both measured in the
-# same round), PIPELINE (1: each round also runs
+# same round), ECHO_REPLY_BYTES (a list of byte counts, e.g. "292": each
+# round also runs an echo whose replies are padded to that many bytes,
+# vigil-echo --reply-bytes, labelled echo+NB: what vigild's larger reply,
+# and the growth of the received buffer it needs, cost the transport;
+# vigild's replies in the default load are about 292 bytes, the echo's 94),
+# PIPELINE (1: each round also runs
 # bench-pipeline, the scoring pipeline alone on one thread over the same
 # transactions and a copy of the same data, PIPELINE_TXNS of them after
 # 50000 untimed, on the servers' CPU; the summary then gives each vigild's
@@ -228,6 +233,9 @@ while [ $r -lt "$RUNS" ]; do
 		else
 			one "echo+${w}us" "$ECHO" --work-us "$w"
 		fi
+	done
+	for b in ${ECHO_REPLY_BYTES:-}; do
+		one "echo+${b}B" "$ECHO" --reply-bytes "$b"
 	done
 	# The vigild servers take turns going first: one started right after
 	# another grows into the memory that one freed, which a VM has not yet

@@ -3,15 +3,23 @@
  * bench/server/echo.c - vigil-echo, the physical limit vigild is measured
  * against: a bare nng REP socket with asynchronous contexts that sends every
  * request straight back from the nng callback (no decoding, no queue, no
- * threads of its own). Same transport, same message sizes as vigild.
+ * threads of its own). Same transport and requests as vigild; the reply is
+ * the request (94 bytes in cpu.sh's runs, where vigild's are about 292)
+ * unless --reply-bytes pads it.
  *
  *   vigil-echo --listen tcp://127.0.0.1:9475 [--contexts 256] [--work-us N]
+ *              [--reply-bytes N]
  *
  * --work-us N spends about N us of CPU in each callback before the reply
  * (a calibrated arithmetic loop): an echo whose callbacks hold an nng thread
  * as long as vigild's scoring does, to see how the transport's own cost per
  * request (context switches, nng's locks) grows with that time
  * (bench/server/cpu.sh, ECHO_WORK_US).
+ *
+ * --reply-bytes N pads a shorter reply with zeros to N bytes before it is
+ * sent, growing the received message as vigild's reply does (nng 1.5.2
+ * receives into a buffer of the request's size): what the larger reply
+ * costs the transport (cpu.sh, ECHO_REPLY_BYTES).
  *
  * Runs until SIGTERM or SIGINT; exit 0. Exit 1 on a socket error, 2 on usage.
  */
@@ -42,6 +50,8 @@ typedef struct echo_conn {
 } echo_conn;
 
 static uint64_t echo_spins; /* loop rounds per request (--work-us) */
+static size_t   echo_reply_bytes; /* --reply-bytes: pad replies to this */
+static const uint8_t echo_zeros[65536];
 static volatile uint64_t echo_sink;
 
 /* About n rounds of dependent arithmetic the compiler cannot drop. */
@@ -90,9 +100,18 @@ echo_cb(void *arg)
 			nng_ctx_recv(c->ctx, c->aio);
 		return;
 	}
-	/* The received message is already in the aio: send it back as is. */
+	/* The received message is already in the aio: send it back as is, or
+	 * padded to --reply-bytes. */
 	if (echo_spins > 0)
 		echo_work(echo_spins);
+	if (echo_reply_bytes > 0) {
+		nng_msg *m = nng_aio_get_msg(c->aio);
+		size_t len = nng_msg_len(m);
+
+		/* without the memory to grow it, the reply goes unpadded */
+		if (len < echo_reply_bytes)
+			(void)nng_msg_append(m, echo_zeros, echo_reply_bytes - len);
+	}
 	c->sending = true;
 	VIGIL_STAGE(VIGIL_ST_SEND);
 	nng_ctx_send(c->ctx, c->aio);
@@ -107,12 +126,14 @@ echo_usage(FILE *out)
 		"stopped by SIGTERM or SIGINT", "a socket error (the message says which)", "", NULL,
 	};
 
-	fputs("usage: vigil-echo --listen URL [--contexts N] [--work-us N]\n"
+	fputs("usage: vigil-echo --listen URL [--contexts N] [--work-us N] [--reply-bytes N]\n"
 	    "A bare nng REQ/REP echo server (the baseline of bench/server/run.sh).\n"
 	    "  -l, --listen URL    tcp://HOST:PORT or ipc:///PATH to listen on\n"
 	    "  -c, --contexts N    nng contexts, requests in flight (default 256, max 65536)\n"
 	    "  -w, --work-us N     spend about N us of CPU per request before replying\n"
 	    "                      (default 0, max 1000000)\n"
+	    "  -r, --reply-bytes N pad each reply with zeros to N bytes (default 0: the\n"
+	    "                      request as it came; max 65536)\n"
 	    "  -h, --help          this text\n"
 	    "  -V, --version       print the version\n"
 	    "Runs until SIGTERM/SIGINT.\n", out);
@@ -132,12 +153,13 @@ main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "contexts", required_argument, NULL, 'c' },
 		{ "work-us", required_argument, NULL, 'w' },
+		{ "reply-bytes", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		VIGIL_CLI_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *url = NULL;
-	unsigned long nctx = 256;
+	unsigned long nctx = 256, nrep;
 	double work_us = 0;
 	char *end;
 	echo_conn *conns;
@@ -146,7 +168,7 @@ main(int argc, char **argv)
 	int opt, rv, sig;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "l:c:w:hV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:c:w:r:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': url = optarg; break;
 		case 'c':
@@ -162,6 +184,15 @@ main(int argc, char **argv)
 			if (end == optarg || *end != '\0' || !(work_us >= 0 && work_us <= 1e6))
 				return vigil_cli_usage_error(ECHO_PROG, "--work-us: \"%s\" is not a "
 				    "number of microseconds in [0, 1000000]", optarg);
+			break;
+		case 'r':
+			errno = 0;
+			nrep = strtoul(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' ||
+			    nrep > sizeof echo_zeros)
+				return vigil_cli_usage_error(ECHO_PROG, "--reply-bytes: \"%s\" is not a "
+				    "whole number in [0, 65536]", optarg);
+			echo_reply_bytes = nrep;
 			break;
 		case 'h': echo_usage(stdout); return VIGIL_EXIT_OK;
 		case 'V': vigil_cli_version(stdout, ECHO_PROG); return VIGIL_EXIT_OK;

@@ -3,9 +3,11 @@
 # tests/server/loadgen.sh - the benchmark's load generator against the bare
 # echo: closed loop and open loop (--rate) send exactly the requests asked
 # for and exit 0; an error reply would be exit 1; a bad --rate or
-# --step-us is a usage error (exit 2), and so is a bad vigil-echo --work-us; an echo spending
-# CPU per request (--work-us) answers them all; bench/server/pin.sh splits the CPUs between servers and
-# load generator. No timing is checked.
+# --step-us is a usage error (exit 2), and so is a bad vigil-echo
+# --work-us or --reply-bytes; an echo spending CPU per request (--work-us)
+# answers them all, one padding replies (--reply-bytes) pads the short ones
+# only; bench/server/pin.sh splits the CPUs between servers and load
+# generator. No timing is checked.
 set -eu
 
 B=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
@@ -103,6 +105,35 @@ for bad in abc -1 2000000 3us; do
 	grep -q -- "--work-us: \"$bad\" is not a number of microseconds" "$D/out" ||
 		fail "--work-us $bad: unexpected message: $(cat "$D/out")"
 done
+# vigil-echo --reply-bytes N: a shorter request comes back padded with
+# zeros to N bytes (nngcat, nng's own client, sees the reply), a longer
+# one as it came; a value past 65536 is a usage error.
+kill -TERM "$PID"; wait "$PID" || true; PID=
+URL="ipc://$D/echo-pad.sock"
+"$ECHO" --listen "$URL" --contexts 4 --reply-bytes 292 2>"$D/echo.log" &
+PID=$!
+i=0
+until "$LG" --url "$URL" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -lt 300 ] || fail "echo --reply-bytes not up: $(cat "$D/echo.log")"
+	sleep 0.1
+done
+printf 'ping' >"$D/short.bin"
+head -c 300 /dev/zero | tr '\0' 'x' >"$D/long.bin"
+for f in short long; do
+	nngcat --req --dial "$URL" --file "$D/$f.bin" --raw --recv-timeout 5 >"$D/$f.out" ||
+		fail "--reply-bytes 292: nngcat $f failed"
+done
+[ "$(wc -c <"$D/short.out")" -eq 292 ] || fail "--reply-bytes 292: a 4-byte request came back as $(wc -c <"$D/short.out") bytes"
+[ "$(head -c 4 "$D/short.out")" = ping ] || fail "--reply-bytes 292: the reply does not start with the request"
+[ "$(tail -c 288 "$D/short.out" | tr -d '\0' | wc -c)" -eq 0 ] || fail "--reply-bytes 292: the padding is not zeros"
+cmp -s "$D/long.bin" "$D/long.out" || fail "--reply-bytes 292: a 300-byte request did not come back as it was"
+set +e
+"$ECHO" --listen "ipc://$D/bad.sock" --reply-bytes 65537 >"$D/out" 2>&1
+rv=$?
+set -e
+[ $rv -eq 2 ] || fail "--reply-bytes 65537: exit $rv, expected 2: $(cat "$D/out")"
+grep -q -- '--reply-bytes: "65537" is not a whole number in \[0, 65536\]' "$D/out" ||
+	fail "--reply-bytes 65537: unexpected message: $(cat "$D/out")"
 # bench/server/pin.sh: unset PIN pins nothing; PIN=0 puts the servers on CPU 0
 # and the load generator on all the others; a PIN that leaves no CPU fails.
 SRC=${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}
