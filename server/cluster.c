@@ -475,6 +475,11 @@ cluster_thread(void *arg)
 	int64_t      stop_at = 0, next_check = 0;
 	char         err[320], id[96];
 	bool         logged = false;
+	/* The batch was offered to JetStream: it is sent again as it was,
+	 * under its id, until stored. A first attempt may have been stored
+	 * with its ack lost, and the stream drops a repeat of the id as a
+	 * duplicate: observations added to the retry would be lost. */
+	bool         offered = false;
 
 	if (batch == NULL || buf == NULL) {
 		srv_log("cluster: out of memory: the publisher is not running");
@@ -500,11 +505,12 @@ cluster_thread(void *arg)
 			cluster_wait(c, 100);
 		/* nothing leaves the queue before the stream is there: the queue
 		 * alone is what an unreachable NATS fills */
-		cluster_take(c, batch, &nb);
+		if (!offered)
+			cluster_take(c, batch, &nb);
 		pthread_mutex_unlock(&c->mu);
 		/* A short batch waits for company: one publish costs about as much
 		 * CPU as scoring a transaction, whatever its size (bench/cluster). */
-		if (nb > 0 && nb < SRV_OBS_BATCH_MAX / 4 && !stopping) {
+		if (!offered && nb > 0 && nb < SRV_OBS_BATCH_MAX / 4 && !stopping) {
 			int64_t wait_us = batch[0].committed_us + CLUSTER_LINGER_US - cluster_wall_us();
 
 			if (wait_us > 0) {
@@ -562,8 +568,10 @@ cluster_thread(void *arg)
 				srv_log("cluster: publishing again");
 			nb = 0;
 			bseq++;
+			offered = false;
 			continue;
 		}
+		offered = true;
 		atomic_fetch_add(&c->pub_failures, 1);
 		/* no stream takes the subject: look at it now, not in 2 s */
 		if (st == NATS_NO_RESPONDERS || jerr == JSStreamNotFoundErr)

@@ -24,6 +24,9 @@
 #     replicas create it again and go on sharing, a replica with no traffic
 #     of its own included (it publishes nothing, so only its periodic look
 #     at the stream finds it new).
+#   - NATS paused (SIGSTOP) while a batch is being published: the batch is
+#     retried unchanged and what queued behind it goes in the next one, so
+#     the others apply every observation.
 # Feature values are read through rules: one rule per value of each
 # feature up to 130 ("dev_dc_K when vel.device.distinct_cards_24h >= K"), so the
 # number of a feature's rules that fire is its value.
@@ -44,6 +47,8 @@ SCORE="$B/tools/score/vigil-score"
 PIDS=""
 NATS_PIDS=""
 cl_cleanup() {
+	# a NATS node may be stopped (SIGSTOP): continued, it takes SIGTERM
+	for p in $NATS_PIDS; do kill -CONT "$p" 2>/dev/null || true; done
 	for p in $PIDS $NATS_PIDS; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in $PIDS $NATS_PIDS; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$D"
@@ -83,13 +88,13 @@ stop_checked() {
 	done
 } >"$D/probe.rules"
 
-# ---- traffic: four parts, event times within the last hour ----
+# ---- traffic: six parts, event times within the last hour ----
 python3 - "$D" <<'EOF'
 import json, sys, time
 d = sys.argv[1]
 base = int(time.time() * 1000) - 50 * 60 * 1000
 i = 0
-for part in (1, 2, 3, 4):
+for part in (1, 2, 3, 4, 5, 6):
     with open(f"{d}/t{part}.jsonl", "w") as f:
         for j in range(40):
             card = (i * 7) % 30
@@ -400,6 +405,35 @@ got_a=$(probe "ipc://$D/a.ipc") got_b=$(probe "ipc://$D/b.ipc") got_c=$(probe "i
 [ "$got_a" != "$WANT" ] || cl_fail "stream lost: the fourth part counted nowhere: $got_a"
 echo "cluster: the stream lost and created again: every replica applies the others' new traffic"
 URLS="ipc://$D/a.ipc ipc://$D/b.ipc ipc://$D/c.ipc"
+
+# ---- NATS paused mid-publish (SIGSTOP): the batch offered when it stopped
+# is stored when it resumes, and retried as it was, under its id: the
+# observations that queued behind it go in the next batch. A retry that
+# took them in under the first attempt's id would be dropped as a
+# duplicate of it, and b and c would never apply them. ----
+pa=$(metric a vigil_cluster_published_total)
+ab=$(metric b vigil_cluster_applied_total) ac=$(metric c vigil_cluster_applied_total)
+fa=$(metric a vigil_cluster_publish_failures_total)
+for p in $NATS_PIDS; do kill -STOP "$p"; done
+URLS="ipc://$D/a.ipc"
+send "$D/t5.jsonl"
+i=0
+until [ "$(metric a vigil_cluster_publish_failures_total)" -gt "$fa" ]; do
+	i=$((i + 1)); [ "$i" -lt 600 ] || cl_fail "NATS paused: replica a's publish never failed"
+	sleep 0.1
+done
+send "$D/t6.jsonl"
+for p in $NATS_PIDS; do kill -CONT "$p"; done
+i=0
+until [ $(( $(metric a vigil_cluster_published_total) - pa )) -eq 80 ] &&
+    [ $(( $(metric b vigil_cluster_applied_total) - ab )) -eq 80 ] &&
+    [ $(( $(metric c vigil_cluster_applied_total) - ac )) -eq 80 ]; do
+	i=$((i + 1))
+	[ "$i" -lt 1200 ] || cl_fail "NATS paused and resumed: after 120 s replica a published $(( $(metric a vigil_cluster_published_total) - pa )) of 80, b applied $(( $(metric b vigil_cluster_applied_total) - ab )), c $(( $(metric c vigil_cluster_applied_total) - ac ))"
+	sleep 0.1
+done
+URLS="ipc://$D/a.ipc ipc://$D/b.ipc ipc://$D/c.ipc"
+echo "cluster: NATS paused mid-publish: the batch retried as it was, the next one after it, all 80 applied"
 
 # ---- two live processes under one replica name: each says so once
 # (naming the subject and both nonces), counts it and is degraded, still
