@@ -191,8 +191,13 @@ ship_scan(srv_ship *sh, uint64_t after, uint32_t *ret_n, char *errbuf, size_t er
 		if (!ship_name_parse(e->d_name, ".idx", &g) || g.seq <= after)
 			continue;
 		/* Compressed first: while compression runs both exist, and
-		 * .log.zst appears only whole (renamed in). */
-		for (int z = 1; z >= 0; z--) {
+		 * .log.zst appears only whole (renamed in). It is renamed in
+		 * before .log goes, so a .log gone between the two looks means
+		 * .log.zst is there now: looked at once more, the segment is
+		 * not skipped (shipping a later one would move past it). */
+		for (int k = 0; k < 3; k++) {
+			int z = k != 1;
+
 			ship_data_name(&g, z, name, sizeof name);
 			snprintf(path, sizeof path, "%s/%s", sh->dir, name);
 			if (stat(path, &st) == 0) {
