@@ -153,8 +153,7 @@ ip_ok(const char *s)
 vigil_err
 vigil_txn_validate(const vigil_txn *txn, vigil_errinfo *reterr)
 {
-	/* 2000-01-01 and 2100-01-01 in Unix ms. */
-	const int64_t t_min = 946684800000LL, t_max = 4102444800000LL;
+	const int64_t t_min = VIGIL_TIME_MIN_MS, t_max = VIGIL_TIME_MAX_MS;
 
 	if (txn->txn_id[0] == '\0')
 		FAIL("txn_id", "txn_id is required");

@@ -234,6 +234,9 @@ bool vigil_id_chars_ok(const char *s, size_t len);
 
 /* Time helpers (UTC). */
 #define VIGIL_MS_PER_DAY 86400000LL
+/* The event and label times vigil takes: [2000-01-01, 2100-01-01) in Unix ms. */
+#define VIGIL_TIME_MIN_MS 946684800000LL
+#define VIGIL_TIME_MAX_MS 4102444800000LL
 /* Parses "YYYY-MM-DD" to Unix ms at 00:00 UTC. */
 vigil_err vigil_date_parse(const char *s, int64_t *ret_ms);
 /* Parses RFC 3339 "YYYY-MM-DDTHH:MM:SS[.fff](Z|+hh:mm)" to Unix ms. */

@@ -266,17 +266,26 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 		 * the future would empty its entities' windows on every replica,
 		 * for as long as it is ahead. */
 		t.event_time_ms = c->rx[i].obs.event_time_ms;
-		if (srv_wire_txn_window(&t, now, c->s->cfg.max_future_skew_ms, 0, &werr) !=
+		if (t.event_time_ms < VIGIL_TIME_MIN_MS || t.event_time_ms >= VIGIL_TIME_MAX_MS) {
+			/* outside what a transaction may have (vigil_txn_validate):
+			 * not from a vigild, and the windows' arithmetic would overflow */
+			srv_wire_err_set(&werr, VIGIL__V1__STATUS__STATUS_INVALID, "event_time_ms",
+			    "event_time_ms %lld is outside [2000-01-01, 2100-01-01)",
+			    (long long)t.event_time_ms);
+		} else if (srv_wire_txn_window(&t, now, c->s->cfg.max_future_skew_ms, 0, &werr) ==
 		    VIGIL_OK) {
-			if (atomic_fetch_add(&c->refused, 1) < 100)
-				srv_log("cluster: %s sequence %" PRIu64 ": observation %u: %s; refused",
-				    subj, meta->Sequence.Stream, i + 1, werr.info.msg);
+			if (store_db_observe(c->s->db, &c->rx[i].obs) != VIGIL_OK)
+				continue;
+			atomic_fetch_add_explicit(&c->applied, 1, memory_order_relaxed);
+			/* the delay of a plausible commit time only (the sum would overflow) */
+			if (c->rx[i].committed_us >= VIGIL_TIME_MIN_MS * 1000 &&
+			    c->rx[i].committed_us < VIGIL_TIME_MAX_MS * 1000)
+				cluster_delay_observe(c, cluster_wall_us() - c->rx[i].committed_us);
 			continue;
 		}
-		if (store_db_observe(c->s->db, &c->rx[i].obs) != VIGIL_OK)
-			continue;
-		atomic_fetch_add_explicit(&c->applied, 1, memory_order_relaxed);
-		cluster_delay_observe(c, cluster_wall_us() - c->rx[i].committed_us);
+		if (atomic_fetch_add(&c->refused, 1) < 100)
+			srv_log("cluster: %s sequence %" PRIu64 ": observation %u: %s; refused",
+			    subj, meta->Sequence.Stream, i + 1, werr.info.msg);
 	}
 out:
 	pthread_mutex_unlock(&c->apply_mu);

@@ -426,7 +426,7 @@ srv_wire_label(const Vigil__V1__Label *in, int64_t now_ms, store_label *ret_labe
 	l.fraud = in->fraud != 0;
 	l.label_time_ms = in->label_time_ms != 0 ? in->label_time_ms : now_ms;
 	/* Same plausible range as event times (vigil.h). */
-	if (l.label_time_ms < 946684800000LL || l.label_time_ms >= 4102444800000LL) {
+	if (l.label_time_ms < VIGIL_TIME_MIN_MS || l.label_time_ms >= VIGIL_TIME_MAX_MS) {
 		srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "label.label_time_ms",
 		    "label_time_ms %lld is outside [2000-01-01, 2100-01-01)",
 		    (long long)l.label_time_ms);

@@ -20,6 +20,7 @@
 #     counted and logged with its subject, sequence and offset;
 #   - an observation whose event time is 2 days ahead is refused (the
 #     clock-skew guard), counted and logged: the features stay as they were;
+#     so is one whose event and commit times are INT64_MIN (out of range);
 #   - the stream lost (NATS restarted with every node's store deleted): the
 #     replicas create it again and go on sharing, a replica with no traffic
 #     of its own included (it publishes nothing, so only its periodic look
@@ -314,15 +315,17 @@ grep -q 'cluster: vigil.vt.obs.intruder sequence [0-9]*: offset 0: truncated hea
 # or whose guard is off): refused as a transaction would be
 # (max_future_skew_ms), counted and logged; applied, it would empty the
 # windows of merchant m-0, the shared device and IP on every replica for as
-# long as it is ahead ----
+# long as it is ahead; one at INT64_MIN, outside the times a transaction
+# may have, is refused the same way ----
 seq=$(metric a vigil_cluster_last_sequence)
 before=$(probe "ipc://$D/a.ipc")
 python3 - "$N1" <<'EOF'
 import socket, struct, sys, time
-rec = struct.pack("<qQq", int(time.time() * 1000) + 2 * 86400 * 1000, 42, int(time.time() * 1e6))
-for x in (b"m-0", b"term-0", b"dev-shared", b"192.0.2.7"):
-    rec += bytes([len(x)]) + x
-body = b"VOB1" + struct.pack("<I", 1) + rec
+ids = b"".join(bytes([len(x)]) + x for x in (b"m-0", b"term-0", b"dev-shared", b"192.0.2.7"))
+ahead = struct.pack("<qQq", int(time.time() * 1000) + 2 * 86400 * 1000, 42, int(time.time() * 1e6))
+# no vigild sends this one: event time and commit time at INT64_MIN
+lowest = struct.pack("<qQq", -2**63, 43, -2**63)
+body = b"VOB1" + struct.pack("<I", 2) + ahead + ids + lowest + ids
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.recv(4096)  # INFO
 s.sendall(b'CONNECT {"verbose":false}\r\nPUB vigil.vt.obs.ahead %d\r\n' % len(body) + body +
@@ -342,12 +345,14 @@ for r in a b c; do
 	[ "$got" = "$before" ] || cl_fail "after an observation 2 days ahead: replica $r: $got, before: $before"
 done
 for r in a b c; do
-	[ "$(metric "$r" vigil_cluster_refused_total)" = 1 ] ||
-	    cl_fail "replica $r: the observation from the future not counted as refused"
+	[ "$(metric "$r" vigil_cluster_refused_total)" = 2 ] ||
+	    cl_fail "replica $r: the observations from the future and from before 2000 not counted as refused"
 done
 grep -q 'cluster: vigil.vt.obs.ahead sequence [0-9]*: observation 1: event_time_ms [0-9]* is [0-9]* ms ([0-9.]* d) ahead of the server clock; the limit is 300000 ms (max_future_skew_ms); refused' "$D/a.log" ||
     cl_fail "no line naming the observation from the future: $(grep ahead "$D/a.log")"
-echo "cluster: an observation 2 days ahead: refused, counted, logged"
+grep -q 'cluster: vigil.vt.obs.ahead sequence [0-9]*: observation 2: event_time_ms -9223372036854775808 is outside \[2000-01-01, 2100-01-01); refused' "$D/a.log" ||
+    cl_fail "no line naming the observation from before 2000: $(grep ahead "$D/a.log")"
+echo "cluster: an observation 2 days ahead and one at INT64_MIN: refused, counted, logged"
 
 # ---- NATS down mid-traffic: scoring goes on, degraded, ready ----
 nats_stop
