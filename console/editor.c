@@ -237,17 +237,43 @@ edit_versions_load(con_rulestate *rs, json_t **ret_vs, int *ret_next, vigil_erri
 	return rv;
 }
 /*
- * Saves text as the next version; *ret_version its number. A history that
- * does not load numbers nothing, and a version file is never written over
- * (VIGIL_EEXIST: the history and the files disagree): *reterr_ei says why.
+ * Takes back version n, which edit_version_save just made: versions.jsonl
+ * cut back to hist_size bytes, what it held before (-1: not appended to),
+ * then n's file removed. A history that cannot be cut keeps the file it
+ * lists.
+ */
+static void
+edit_version_unsave(con_rulestate *rs, int n, off_t hist_size)
+{
+	char path[4200];
+
+	snprintf(path, sizeof path, "%s/versions.jsonl", rs->vdir);
+	if (hist_size >= 0 && truncate(path, hist_size) != 0) {
+		fprintf(stderr, "vigil-console: rules: %s: cannot take version %d back: %s\n", path,
+		    n, strerror(errno));
+		return;
+	}
+	snprintf(path, sizeof path, "%s/%06d.rules", rs->vdir, n);
+	if (unlink(path) != 0 && errno != ENOENT)
+		fprintf(stderr, "vigil-console: rules: %s: %s\n", path, strerror(errno));
+}
+
+/*
+ * Saves text as the next version; *ret_version its number and
+ * *ret_hist_size the history's size before it (edit_version_unsave). A
+ * history that does not load numbers nothing, and a version file is never
+ * written over (VIGIL_EEXIST: the history and the files disagree):
+ * *reterr_ei says why. A failed append takes the version's file back.
  */
 static vigil_err
 edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *hash,
     const char *who, const char *action, const char *message, int *ret_version,
-    vigil_errinfo *reterr_ei)
+    off_t *ret_hist_size, vigil_errinfo *reterr_ei)
 {
 	json_t *vs, *o;
 	char path[4200], ts[32], err[4400], *line;
+	struct stat st;
+	ssize_t w = -1;
 	int n, fd;
 	vigil_err rv;
 
@@ -259,7 +285,8 @@ edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *h
 	rv = con_file_write_new(path, text, len, err, sizeof err);
 	if (rv == VIGIL_EEXIST) {
 		vigil_errinfo_set(reterr_ei, NULL, "version %d exists though versions.jsonl does "
-		    "not list it: not written over (repair versions.jsonl)", n);
+		    "not list it: not written over (remove it if it was never deployed, else "
+		    "list it in versions.jsonl)", n);
 		snprintf(reterr_ei->file, sizeof reterr_ei->file, "%.*s",
 		    (int)sizeof reterr_ei->file - 1, path);
 		fprintf(stderr, "vigil-console: rules: %s\n", vigil_errinfo_format(reterr_ei, err,
@@ -280,14 +307,21 @@ edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *h
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	size_t l = strlen(line);
 	line[l++] = '\n';
-	if (fd < 0 || write(fd, line, l) != (ssize_t)l || fdatasync(fd) != 0) {
-		vigil_errinfo_set(reterr_ei, NULL, "%s: %s", path, strerror(errno));
+	*ret_hist_size = -1;
+	if (fd < 0 || fstat(fd, &st) != 0 || (*ret_hist_size = st.st_size,
+	    (w = write(fd, line, l)) != (ssize_t)l) || fdatasync(fd) != 0) {
+		vigil_errinfo_set(reterr_ei, NULL, "%s: %s", path,
+		    w >= 0 && w < (ssize_t)l ? "short write (file system full?)" : strerror(errno));
 		rv = VIGIL_EIO;
 	}
 	if (fd >= 0)
 		close(fd);
 	free(line);
 	*ret_version = n;
+	/* Not in the history: its file goes, or it would refuse every deploy
+	 * after this one (VIGIL_EEXIST above). */
+	if (rv != VIGIL_OK)
+		edit_version_unsave(rs, n, *ret_hist_size);
 	return rv;
 }
 
@@ -308,6 +342,7 @@ con_rules_init(con_app *app, char *errbuf, size_t errlen)
 	json_t *vs;
 	vigil_errinfo ei;
 	vigil_err rv;
+	off_t hist_size;
 	int v;
 
 	if (rs == NULL)
@@ -342,7 +377,7 @@ con_rules_init(con_app *app, char *errbuf, size_t errlen)
 
 	if (latest == NULL || strcmp(latest, hash) != 0)
 		rv = edit_version_save(rs, text, len, hash, "-", "found", "the file as the console "
-		    "found it at start", &v, &ei);
+		    "found it at start", &v, &hist_size, &ei);
 	if (rv == VIGIL_EEXIST)
 		rv = VIGIL_OK;
 	else if (rv != VIGIL_OK)
@@ -902,6 +937,7 @@ edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 	rules_diags d;
 	json_t *before, *after;
 	int version = 0, status = 500;
+	off_t hist_size = -1;
 	vigil_errinfo ei;
 	vigil_err rv;
 
@@ -931,13 +967,16 @@ edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 		status = 200;
 		goto out;
 	}
-	rv = edit_version_save(rs, text, len, new_hash, who->name, action, message, &version, &ei);
+	rv = edit_version_save(rs, text, len, new_hash, who->name, action, message, &version,
+	    &hist_size, &ei);
 	if (rv != VIGIL_OK) {
 		con_send_json(req, 500, vigil_error_body("INTERNAL", &ei));
 		goto out;
 	}
 	rv = con_file_write_atomic(app->o.rules, text, len, err, sizeof err);
 	if (rv != VIGIL_OK) {
+		/* not deployed: not in the history of deployed versions either */
+		edit_version_unsave(rs, version, hist_size);
 		con_send_error(req, 500, NULL, "deploy: %s", err);
 		goto out;
 	}

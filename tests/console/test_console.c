@@ -537,7 +537,7 @@ setup(void **state_)
 static int
 teardown(void **state_)
 {
-	char cmd[400];
+	char cmd[700];
 
 	int st = 0, rv = 0;
 
@@ -555,7 +555,9 @@ teardown(void **state_)
 	vt_server_stop(&srv);
 	vt_server_cleanup(&srv);
 	if (getenv("VIGIL_KEEP_TMP") == NULL && rv == 0) {
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+		/* a test that failed between setting and clearing an immutable
+		 * flag (test_rules_deploy_taken_back) leaves it set */
+		snprintf(cmd, sizeof cmd, "chattr -R -i '%s' 2>/dev/null; rm -rf '%s'", tmp, tmp);
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", tmp);
 	}
@@ -580,6 +582,7 @@ main(void)
 		cmocka_unit_test(test_rules_page_tools),
 		cmocka_unit_test(test_rules_four_eyes),
 		cmocka_unit_test(test_rules_versions_unloadable),
+		cmocka_unit_test(test_rules_deploy_taken_back),
 		cmocka_unit_test(test_rules_proposal_damaged),
 		cmocka_unit_test(test_block_card),
 		cmocka_unit_test(test_lists),
