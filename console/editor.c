@@ -44,7 +44,6 @@
 #include "vigil_json.h"
 
 #define RULES_TEXT_MAX   (1u << 20)
-#define DIFF_LINES_MAX   4000
 
 struct con_rulestate {
 	char          dir[4096];      /* of the deployed file: list files resolve here */
@@ -499,7 +498,6 @@ edit_days_param(struct evhttp_request *req, uint32_t def, bool *ret_ok)
 	return days;
 }
 
-static json_t *edit_diff(const char *a, size_t alen, const char *b, size_t blen);
 static vigil_err edit_proposal_load(con_rulestate *rs, json_t **ret_pr,
     vigil_errinfo *reterr_ei);
 static json_t *edit_proposal_summary(const json_t *pr);
@@ -703,7 +701,7 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 		pt = json_object_get(pr, "text");
 
 		if (json_is_string(pt))
-			json_object_set_new(ps, "diff", edit_diff(text, len, json_string_value(pt),
+			json_object_set_new(ps, "diff", con_diff_lines(text, len, json_string_value(pt),
 			    json_string_length(pt)));
 		json_object_set_new(o, "proposal", ps);
 		json_decref(pr);
@@ -753,62 +751,6 @@ con_api_rules_check(con_app *app, struct evhttp_request *req, const con_user *wh
 
 /* ---- deploy, roll-back ---- */
 
-/* Line diff of a and b (LCS on lines, capped): ["-old", "+new", ...]. */
-static json_t *
-edit_diff(const char *a, size_t alen, const char *b, size_t blen)
-{
-	const char *al[DIFF_LINES_MAX], *bl[DIFF_LINES_MAX];
-	size_t aln[DIFF_LINES_MAX], bln[DIFF_LINES_MAX];
-	uint32_t na = 0, nb = 0;
-	json_t *out = json_array();
-	uint16_t *t;
-
-	for (const char *p = a, *e = a + alen; p < e && na < DIFF_LINES_MAX; na++) {
-		const char *nl = memchr(p, '\n', (size_t)(e - p));
-		al[na] = p;
-		aln[na] = (size_t)((nl ? nl : e) - p);
-		p = nl ? nl + 1 : e;
-	}
-	for (const char *p = b, *e = b + blen; p < e && nb < DIFF_LINES_MAX; nb++) {
-		const char *nl = memchr(p, '\n', (size_t)(e - p));
-		bl[nb] = p;
-		bln[nb] = (size_t)((nl ? nl : e) - p);
-		p = nl ? nl + 1 : e;
-	}
-	/* suffix LCS table, (na+1) x (nb+1) uint16 */
-	t = calloc((size_t)(na + 1) * (nb + 1), sizeof *t);
-	if (t == NULL)
-		return json_string("(diff too large)");
-#define T(i, j) t[(size_t)(i) * (nb + 1) + (j)]
-	for (int i = (int)na - 1; i >= 0; i--)
-		for (int j = (int)nb - 1; j >= 0; j--)
-			T(i, j) = aln[i] == bln[j] && memcmp(al[i], bl[j], aln[i]) == 0 ?
-			    (uint16_t)(T(i + 1, j + 1) + 1) :
-			    (T(i + 1, j) >= T(i, j + 1) ? T(i + 1, j) : T(i, j + 1));
-	uint32_t i = 0, j = 0;
-	char line[1024];
-	while (i < na || j < nb) {
-		if (i < na && j < nb && aln[i] == bln[j] && memcmp(al[i], bl[j], aln[i]) == 0) {
-			i++;
-			j++;
-		} else if (i < na && (j == nb || T(i + 1, j) >= T(i, j + 1))) {
-			/* removals first, as diff(1) prints them */
-			snprintf(line, sizeof line, "-%u: %.*s", i + 1, (int)(aln[i] < 900 ? aln[i] : 900), al[i]);
-			vigil_utf8_line(line);
-			json_array_append_new(out, json_string(line));
-			i++;
-		} else {
-			snprintf(line, sizeof line, "+%u: %.*s", j + 1, (int)(bln[j] < 900 ? bln[j] : 900), bl[j]);
-			vigil_utf8_line(line);
-			json_array_append_new(out, json_string(line));
-			j++;
-		}
-	}
-#undef T
-	free(t);
-	return out;
-}
-
 /* ---- POST /api/rules/diff, /api/rules/mode ---- */
 
 /*
@@ -835,7 +777,7 @@ con_api_rules_diff(con_app *app, struct evhttp_request *req, const con_user *who
 		goto out;
 	}
 	con_hash_hex(text, len, new_hash);
-	diff = edit_diff(cur, cur_len, text, len);
+	diff = con_diff_lines(cur, cur_len, text, len);
 	json_array_foreach(diff, i, l) {
 		const char *s = json_string_value(l);
 		added += s != NULL && s[0] == '+';
@@ -911,7 +853,7 @@ con_api_rules_mode(con_app *app, struct evhttp_request *req, const con_user *who
 		cur_len = 0;
 	}
 	con_send_json(req, 200, json_pack("{s:s%, s:s, s:s, s:o}", "text", out, olen, "rule", rule,
-	    "mode", mode, "diff", edit_diff(cur != NULL ? cur : "", cur_len, out, olen)));
+	    "mode", mode, "diff", con_diff_lines(cur != NULL ? cur : "", cur_len, out, olen)));
 out:
 	rules_prog_free(p);
 	rules_prog_free(q);
@@ -982,7 +924,7 @@ edit_deploy_text(con_app *app, struct evhttp_request *req, const con_user *who,
 	}
 	before = json_pack("{s:s}", "hash", cur_hash);
 	after = json_pack("{s:s, s:s, s:i, s:o}", "hash", new_hash, "content_hash",
-	    rules_prog_hash(p), "version", version, "diff", edit_diff(cur, cur_len, text, len));
+	    rules_prog_hash(p), "version", version, "diff", con_diff_lines(cur, cur_len, text, len));
 	if (from_version > 0)
 		json_object_set_new(after, "rolled_back_to", json_integer(from_version));
 	if (message != NULL)
@@ -1123,7 +1065,7 @@ edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, cons
 		con_send_error(req, 500, NULL, "proposal: %s", dump == NULL ? "out of memory" : err);
 		goto out;
 	}
-	diff = edit_diff(cur, cur_len, text, len);
+	diff = con_diff_lines(cur, cur_len, text, len);
 	after = edit_proposal_summary(pr);
 	json_object_set_new(after, "diff", json_incref(diff));
 	if (con_audit_write(app->audit, who, "propose_rules", app->o.rules,

@@ -12,6 +12,12 @@
 #include "console.h"
 #include "rules.h"
 
+/* diff.c: the line diff of a and b, ["-N: old", "+N: new", ...] with N the
+ * line's number in its text; past 4,000 changed lines on either side, a
+ * last entry says where it stops ("... lines N.. (old) and M.. (new) not
+ * compared"). A JSON string "(diff too large)" without memory. */
+json_t *con_diff_lines(const char *a, size_t alen, const char *b, size_t blen);
+
 /* editor.c */
 /* Reason and points of a rule of the current file. VIGIL_ENOTFOUND. */
 vigil_err con_rules_rule_info(con_app *app, const char *name, const char **ret_reason,

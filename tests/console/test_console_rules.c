@@ -955,6 +955,81 @@ test_rules_versions_unloadable(void **s)
 	free(base);
 }
 
+/* "# NAME NNNN\n" n times, then text: a longer file, its lines moved down by n. */
+static char *
+padded(const char *name, int n, const char *text)
+{
+	size_t tl = strlen(text), pl = strlen(name) + 8;
+	char *s = malloc((size_t)n * pl + tl + 1), *p = s;
+
+	assert_non_null(s);
+	for (int i = 0; i < n; i++)
+		p += snprintf(p, pl + 1, "# %s %04d\n", name, i);
+	memcpy(p, text, tl + 1);
+	return s;
+}
+
+/*
+ * The diff of a long file: a change at line 4,000-odd of a deployed
+ * 4,100-line file is shown with its line number (the lines both texts
+ * start and end with are set aside before the LCS); over 4,000 changed
+ * lines, the diff ends with an entry that says where it stops.
+ */
+void
+test_rules_diff_long(void **s)
+{
+	char *text = rules_text_now(), *base = rules_hash(RITA), *lng = padded("pad", 4100, text);
+	char *edited = strdup(lng), *more, want[64], rb[200], *body;
+	int line = line_of(lng, "band review = review_at"), nver;
+	json_t *o, *b, *d;
+
+	(void)s;
+	assert_true(line > 4100);
+	o = http_ok("GET", "/api/rules/versions", RITA, NULL, 200);
+	nver = (int)json_array_size(json_object_get(o, "versions"));
+	json_decref(o);
+	b = deploy_body(lng, base);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 200);
+	snprintf(rb, sizeof rb, "{\"version\": %d, \"base_hash\": \"%s\"}", nver,
+	    json_string_value(json_object_get(o, "hash")));
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	/* a change past line 4,000 */
+	assert_non_null(set_review_band(edited, "46"));
+	b = json_pack("{s:s}", "text", edited);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/diff", EVE, body, 200);
+	assert_int_equal(json_integer_value(json_object_get(o, "added")), 1);
+	assert_int_equal(json_integer_value(json_object_get(o, "removed")), 1);
+	snprintf(want, sizeof want, "+%d: band review = 46", line);
+	assert_true(json_strings_have(json_object_get(o, "diff"), want));
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	/* 4,100 lines more before it: over the cap, said at the end */
+	more = padded("more", 4100, edited);
+	b = json_pack("{s:s}", "text", more);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/diff", EVE, body, 200);
+	d = json_object_get(o, "diff");
+	assert_true(json_array_size(d) > 0);
+	assert_non_null(strstr(json_string_value(json_array_get(d, json_array_size(d) - 1)),
+	    "... lines 4001.. (old) and 4001.. (new) not compared: over 4000 changed lines"));
+	json_decref(o);
+	free(body);
+	json_decref(b);
+	json_decref(http_ok("POST", "/api/rules/rollback", RITA, rb, 200));
+	more = (free(more), rules_hash(RITA));
+	assert_string_equal(more, base);
+	free(more);
+	free(edited);
+	free(lng);
+	free(text);
+	free(base);
+}
+
 /* Sets or clears the immutable flag of path (a file or a directory): no
  * write to it, no file made in it, root's included. False where the file
  * system or the privileges do not allow it. */
