@@ -557,6 +557,42 @@ edit_gen_thresholds(con_app *app, uint64_t *ret_gen)
 	return by;
 }
 
+/*
+ * Whether the rule text at path is UTF-8, which JSON strings and the page
+ * need (the rules language takes any byte in a comment); if not, answers
+ * 500 naming the file, line and column of the first byte that is not, and
+ * returns false.
+ */
+static bool
+edit_text_utf8(struct evhttp_request *req, const char *path, const char *text, size_t len)
+{
+	uint32_t line = 1, col = 1;
+	vigil_errinfo ei;
+
+	for (size_t i = 0; i < len;) {
+		size_t n = vigil_utf8_seq(text + i, len - i);
+
+		if (n == 0) {
+			vigil_errinfo_set(&ei, NULL, "byte 0x%02X is not UTF-8: the console shows and "
+			    "edits UTF-8 text only (convert the file, e.g. iconv -f latin1 -t utf-8)",
+			    (unsigned)(unsigned char)text[i]);
+			snprintf(ei.file, sizeof ei.file, "%.*s", (int)sizeof ei.file - 1, path);
+			ei.line = line;
+			ei.col = col;
+			con_send_json(req, 500, vigil_error_body("INTERNAL", &ei));
+			return false;
+		}
+		if (text[i] == '\n') {
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
+		i += n;
+	}
+	return true;
+}
+
 /* What rule i compares against: each threshold its condition reads, its
  * declaration, and the value the current generation gives it. */
 static json_t *
@@ -624,6 +660,11 @@ con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who)
 	rv = edit_read_current(app, &text, &len, hash);
 	if (rv != VIGIL_OK) {
 		con_send_error(req, 500, NULL, "%s: %s", app->o.rules, vigil_strerror(rv));
+		json_decref(sc.by_name);
+		return;
+	}
+	if (!edit_text_utf8(req, app->o.rules, text, len)) {
+		free(text);
 		json_decref(sc.by_name);
 		return;
 	}
@@ -1293,8 +1334,9 @@ con_api_rules_versions(con_app *app, struct evhttp_request *req, const con_user 
 	}
 	char hash[33];
 	con_hash_hex(text, len, hash);
-	con_send_json(req, 200, json_pack("{s:i, s:s, s:s%}", "version", (int)v, "hash", hash,
-	    "text", text, len));
+	if (edit_text_utf8(req, path, text, len))
+		con_send_json(req, 200, json_pack("{s:i, s:s, s:s%}", "version", (int)v, "hash", hash,
+		    "text", text, len));
 	free(text);
 }
 

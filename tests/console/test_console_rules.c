@@ -1030,6 +1030,46 @@ test_rules_diff_long(void **s)
 	free(base);
 }
 
+/*
+ * A rule file with a byte that is not UTF-8 in a comment (a file saved as
+ * Latin-1: vigild takes it) cannot go into the page's JSON: GET /api/rules
+ * answers 500 naming the file, the line and the column of that byte, and
+ * the page works again once the file is UTF-8.
+ */
+void
+test_rules_not_utf8(void **s)
+{
+	char *text = rules_text_now(), *base = rules_hash(RITA), *bad, *now;
+	size_t len = strlen(text);
+	uint32_t lines = 0;
+	json_t *o, *w;
+
+	(void)s;
+	for (size_t i = 0; i < len; i++)
+		lines += text[i] == '\n';
+	bad = malloc(len + 16);
+	assert_non_null(bad);
+	memcpy(bad, text, len);
+	memcpy(bad + len, "# Z\xfcrich\n", 10);
+	write_bytes(rules_path, bad, len + 10);
+	o = http_ok("GET", "/api/rules", RITA, NULL, 500);
+	w = internal_where(o, rules_path);
+	assert_int_equal(json_integer_value(json_object_get(w, "line")), lines + 1);
+	assert_int_equal(json_integer_value(json_object_get(w, "column")), 4);
+	assert_non_null(strstr(err_msg(o), "byte 0xFC is not UTF-8"));
+	json_decref(o);
+	write_bytes(rules_path, text, len);
+	o = http_ok("GET", "/api/rules", RITA, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "hash")), base);
+	json_decref(o);
+	now = rules_hash(RITA);
+	assert_string_equal(now, base);
+	free(now);
+	free(bad);
+	free(text);
+	free(base);
+}
+
 /* Sets or clears the immutable flag of path (a file or a directory): no
  * write to it, no file made in it, root's included. False where the file
  * system or the privileges do not allow it. */
