@@ -1053,8 +1053,9 @@ edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, cons
     size_t len, const char *base_hash, const char *message)
 {
 	con_rulestate *rs = app->rs;
-	char cur_hash[33], new_hash[33], path[4200], ts[32], err[512], *cur = NULL, *dump = NULL;
-	size_t cur_len = 0;
+	char cur_hash[33], new_hash[33], path[4200], aside[4300], ts[32], err[512], *cur = NULL;
+	char *dump = NULL, *old = NULL;
+	size_t cur_len = 0, old_len = 0;
 	rules_prog *p = NULL;
 	rules_diags d;
 	json_t *prev = NULL, *pr = NULL, *prev_err = NULL, *diff, *after, *o;
@@ -1084,11 +1085,9 @@ edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, cons
 		goto out;
 	}
 	edit_proposal_path(rs, path, sizeof path);
+	snprintf(aside, sizeof aside, "%s.damaged", path);
 	if (edit_proposal_load(rs, &prev, &ei) != VIGIL_OK) {
 		/* a damaged draft is not written over unseen: kept aside, and said */
-		char aside[4300];
-
-		snprintf(aside, sizeof aside, "%s.damaged", path);
 		if (rename(path, aside) != 0) {
 			con_send_error(req, 500, NULL, "%s: %s", path, strerror(errno));
 			goto out;
@@ -1101,6 +1100,11 @@ edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, cons
 	    "proposed_by", who->name, "at", ts, "message", message != NULL ? message : "",
 	    "text", text, len);
 	dump = pr != NULL ? json_dumps(pr, JSON_COMPACT) : NULL;
+	/* the pending proposal's bytes, put back if this one is not recorded */
+	if (prev != NULL && con_file_read(path, 16u << 20, &old, &old_len) != VIGIL_OK) {
+		con_send_error(req, 500, NULL, "%s: cannot be read to replace it", path);
+		goto out;
+	}
 	if (dump == NULL || con_file_write_atomic(path, dump, strlen(dump), err, sizeof err) !=
 	    VIGIL_OK) {
 		con_send_error(req, 500, NULL, "proposal: %s", dump == NULL ? "out of memory" : err);
@@ -1113,7 +1117,13 @@ edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, cons
 	    json_pack("{s:s, s:o, s:O*}", "hash", cur_hash, "proposal", edit_proposal_summary(prev),
 	    "proposal_error", prev_err), after) != VIGIL_OK) {
 		json_decref(diff);
-		(void)unlink(path);
+		/* not proposed: what was pending is again */
+		if (old != NULL)
+			(void)con_file_write_atomic(path, old, old_len, err, sizeof err);
+		else if (prev_err != NULL)
+			(void)rename(aside, path);
+		else
+			(void)unlink(path);
 		con_send_error(req, 500, NULL, "the audit log could not be written: not proposed");
 		goto out;
 	}
@@ -1124,6 +1134,7 @@ edit_propose(con_app *app, struct evhttp_request *req, const con_user *who, cons
 	    edit_proposal_summary(prev), "replaced_error", prev_err));
 out:
 	json_decref(prev_err);
+	free(old);
 	free(dump);
 	json_decref(pr);
 	json_decref(prev);

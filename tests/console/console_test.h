@@ -126,6 +126,7 @@ void test_rules_versions_unloadable(void **s);
 void test_rules_deploy_taken_back(void **s);
 void test_rules_diff_long(void **s);
 void test_rules_not_utf8(void **s);
+void test_rules_proposal_kept(void **s);
 void test_rules_proposal_damaged(void **s);
 void test_backtest_bounds(void **s);
 

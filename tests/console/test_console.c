@@ -602,6 +602,8 @@ main(void)
 		cmocka_unit_test(test_overview),
 		cmocka_unit_test(test_unknown_filter),
 		cmocka_unit_test(test_rules_band_in_force),
+		/* after the SIGHUP tests: it reopens the audit log twice */
+		cmocka_unit_test(test_rules_proposal_kept),
 		cmocka_unit_test(test_label_own_write), /* last: it labels t1 again */
 	};
 

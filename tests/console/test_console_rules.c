@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -1066,6 +1067,88 @@ test_rules_not_utf8(void **s)
 	assert_string_equal(now, base);
 	free(now);
 	free(bad);
+	free(text);
+	free(base);
+}
+
+/* SIGHUP: the console reopens its audit log; waits for the line. */
+static void
+audit_reopen(const char *audit)
+{
+	char want[600];
+
+	snprintf(want, sizeof want, "vigil-console: audit: reopened %s (SIGHUP)", audit);
+	int n = console_log_count(want);
+	assert_int_equal(kill(console_pid, SIGHUP), 0);
+	console_log_wait(want, n + 1);
+}
+
+/*
+ * Four eyes: a proposal whose audit line cannot be written is not made,
+ * and the proposal that was pending stays pending, its bytes as they were
+ * (the audit log a symlink to /dev/full, reopened on SIGHUP).
+ */
+void
+test_rules_proposal_kept(void **s)
+{
+	char *text = rules_text_now(), *base = rules_hash(RITA), *e1 = strdup(text);
+	char *e2 = strdup(text), audit[400], moved[420], pj[400], ab[100], h1[40], *body, *was;
+	char *now;
+	size_t wlen = 0, nlen = 0;
+	bool vadmin = console_vadmin;
+	json_t *o, *b;
+
+	(void)s;
+	assert_non_null(set_review_band(e1, "47"));
+	assert_non_null(set_review_band(e2, "48"));
+	console_stop();
+	console_vadmin = false; /* a start with console_extra */
+	console_extra[0] = "--deploy-approvers";
+	console_extra[1] = "2";
+	console_extra[2] = NULL;
+	console_start();
+	b = json_pack("{s:s, s:s}", "text", e1, "base_hash", base);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 202);
+	snprintf(h1, sizeof h1, "%s",
+	    json_string_value(json_object_get(json_object_get(o, "proposal"), "hash")));
+	snprintf(ab, sizeof ab, "{\"hash\": \"%s\"}", h1);
+	json_decref(o);
+	json_decref(b);
+	free(body);
+	snprintf(pj, sizeof pj, "%s/rules/proposal.json", state);
+	read_bytes(pj, &was, &wlen);
+	snprintf(audit, sizeof audit, "%s/audit.log", state);
+	snprintf(moved, sizeof moved, "%s/audit.log.kept", state);
+	assert_int_equal(rename(audit, moved), 0);
+	assert_int_equal(symlink("/dev/full", audit), 0);
+	audit_reopen(audit);
+	b = json_pack("{s:s, s:s}", "text", e2, "base_hash", base);
+	body = json_dumps(b, 0);
+	o = http_ok("POST", "/api/rules/deploy", ADAM, body, 500);
+	assert_non_null(strstr(err_msg(o), "not proposed"));
+	json_decref(o);
+	assert_int_equal(unlink(audit), 0);
+	assert_int_equal(rename(moved, audit), 0);
+	audit_reopen(audit);
+	read_bytes(pj, &now, &nlen);
+	assert_int_equal(nlen, wlen);
+	assert_memory_equal(now, was, wlen);
+	o = http_ok("GET", "/api/rules", EVE, NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "proposal"),
+	    "hash")), h1);
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/rules/reject", RITA, ab, 200));
+	console_stop();
+	console_extra[0] = NULL;
+	console_vadmin = vadmin;
+	console_start();
+	json_decref(b);
+	free(body);
+	free(now);
+	free(was);
+	free(e1);
+	free(e2);
 	free(text);
 	free(base);
 }
