@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -249,6 +250,13 @@ bt_spawn(con_backtest *bt, int i, const char *rules)
 	/* fork, not posix_spawn: the child lowers its CPU and I/O priority and
 	 * leads a process group (what vigil-replay starts dies with it); only
 	 * async-signal-safe calls until exec */
+	/* what the log says if exec fails (made here: no snprintf after fork) */
+	char noexec[PATH_MAX + 64];
+	int nelen = snprintf(noexec, sizeof noexec, "cannot run %s: not found or not "
+	    "executable (--replay)\n", app->o.replay);
+
+	if (nelen < 0 || (size_t)nelen >= sizeof noexec)
+		nelen = (int)sizeof noexec - 1;
 	pid = fork();
 	if (pid == 0) {
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -261,6 +269,7 @@ bt_spawn(con_backtest *bt, int i, const char *rules)
 		if (in < 0 || o < 0 || dup2(in, 0) < 0 || dup2(o, 1) < 0 || dup2(o, 2) < 0)
 			_exit(127);
 		execvp(app->o.replay, (char *const *)argv);
+		(void)!write(2, noexec, (size_t)nelen);
 		_exit(127);
 	}
 	if (pid < 0) {
@@ -332,12 +341,33 @@ bt_summary_ok(const con_backtest *bt, int i)
 	return s != NULL;
 }
 
+/* The last 4 KiB of the log at path, NUL-terminated (its last line says why
+ * a replay failed, however long the log), or NULL. The caller frees it. */
+static char *
+bt_log_tail(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	ssize_t r = -1;
+
+	if (fd >= 0 && fstat(fd, &st) == 0 && (buf = malloc(4097)) != NULL)
+		r = pread(fd, buf, 4096, st.st_size > 4096 ? st.st_size - 4096 : 0);
+	if (fd >= 0)
+		close(fd);
+	if (r < 0) {
+		free(buf);
+		return NULL;
+	}
+	buf[r] = '\0';
+	return buf;
+}
+
 static void
 bt_finish(con_backtest *bt)
 {
 	con_app *app = bt->app;
 	char path[4200], log[4200], *text = NULL;
-	size_t len;
 	json_t *sum[2] = { NULL, NULL }, *o, *cases, *trans;
 	FILE *f0 = NULL, *f1 = NULL;
 	uint64_t rows = 0, changed = 0, unknown = 0;
@@ -351,8 +381,7 @@ bt_finish(con_backtest *bt)
 		 * is whole otherwise, and what it skipped is in its summary */
 		if (bt->status[i] != 0 && !(bt->status[i] == 1 && bt_summary_ok(bt, i))) {
 			snprintf(log, sizeof log, "%s/replay%d.log", bt->tmp, i);
-			text = NULL;
-			(void)con_file_read(log, 1u << 16, &text, &len);
+			text = bt_log_tail(log);
 			/* the last line says why */
 			char *last = text;
 			for (char *p = text; p != NULL && *p != '\0'; p++)

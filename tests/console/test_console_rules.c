@@ -693,6 +693,8 @@ test_backtest_bounds(void **s)
 	    "$(ionice -p $$)\" >>'%s'\n"
 	    "case $(cat '%s') in\n"
 	    "sleep) exec sleep 120 ;;\n"
+	    "fail) head -c 70000 /dev/zero | tr '\\0' x; echo; echo 'fatal: the wrapper says no'; "
+	    "exit 2 ;;\n"
 	    "fill) head -c 4194304 /dev/zero >\"${res%%/*}/fill.$$\"; exec sleep 120 ;;\n"
 	    "esac\n"
 	    "exec '%s' \"$@\"\n", wrap_marks, wrap_mode,
@@ -744,6 +746,14 @@ test_backtest_bounds(void **s)
 	json_decref(o);
 	wrap_wait_cleaned("fill");
 
+	/* a replay that fails after a long log (70 KB): its last line is the
+	 * answer */
+	wrap_set_mode("fail");
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 500);
+	assert_non_null(strstr(err_msg(o), "fatal: the wrapper says no"));
+	json_decref(o);
+	wrap_wait_cleaned("fail");
+
 	/* the client goes away: stopped, killed, removed */
 	wrap_set_mode("sleep");
 	a.sin_port = htons(console_port);
@@ -777,6 +787,16 @@ test_backtest_bounds(void **s)
 	    "must leave --backtest-reserve-mib 1073741824 free: not started"));
 	json_decref(o);
 	assert_int_equal(wrap_lines(lines, 8), 0);
+
+	/* a --replay that does not run: the answer names it */
+	console_stop();
+	console_extra[1] = "/nonexistent/vigil-replay";
+	console_extra[2] = NULL;
+	console_start();
+	o = http_ok("POST", "/api/rules/backtest", RITA, body, 500);
+	assert_non_null(strstr(err_msg(o), "cannot run /nonexistent/vigil-replay: not found or "
+	    "not executable (--replay)"));
+	json_decref(o);
 
 	console_stop();
 	console_extra[0] = NULL;
