@@ -25,14 +25,22 @@ field() { # json key
 	echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
 }
 
-URL="ipc://$D/echo.sock"
-"$ECHO" --listen "$URL" --contexts 16 2>"$D/echo.log" &
-PID=$!
-i=0
-until "$LG" --url "$URL" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
-	i=$((i + 1)); [ $i -lt 300 ] || fail "echo not up: $(cat "$D/echo.log")"
-	sleep 0.1
-done
+# echo_start NAME ARGS...: stops the echo running (if any), starts one on
+# URL=ipc://$D/NAME.sock with ARGS and waits until it answers.
+echo_start() {
+	if [ -n "$PID" ]; then kill -TERM "$PID"; wait "$PID" || true; PID=; fi
+	URL="ipc://$D/$1.sock"
+	shift
+	"$ECHO" --listen "$URL" "$@" 2>"$D/echo.log" &
+	PID=$!
+	i=0
+	until "$LG" --url "$URL" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
+		i=$((i + 1)); [ $i -lt 300 ] || fail "echo $* not up: $(cat "$D/echo.log")"
+		sleep 0.1
+	done
+}
+
+echo_start echo --contexts 16
 
 out=$("$LG" --url "$URL" --echo -c 4 --requests 200 --warmup 0 --json) || fail "closed loop: $out"
 [ "$(field "$out" replies)" = 200 ] || fail "closed loop: expected 200 replies: $out"
@@ -85,15 +93,7 @@ done
 # vigil-echo --work-us: an echo that spends CPU per request still answers
 # every request; a --work-us that is not a number of microseconds is a
 # usage error (exit 2) naming the flag and the value.
-kill -TERM "$PID"; wait "$PID" || true; PID=
-URL="ipc://$D/echo-work.sock"
-"$ECHO" --listen "$URL" --contexts 4 --work-us 3 2>"$D/echo.log" &
-PID=$!
-i=0
-until "$LG" --url "$URL" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
-	i=$((i + 1)); [ $i -lt 300 ] || fail "echo --work-us not up: $(cat "$D/echo.log")"
-	sleep 0.1
-done
+echo_start echo-work --contexts 4 --work-us 3
 out=$("$LG" --url "$URL" --echo -c 4 --requests 100 --warmup 0 --json) || fail "--work-us 3: $out"
 [ "$(field "$out" replies)" = 100 ] || fail "--work-us 3: expected 100 replies: $out"
 for bad in abc -1 2000000 3us; do
@@ -108,15 +108,7 @@ done
 # vigil-echo --reply-bytes N: a shorter request comes back padded with
 # zeros to N bytes (nngcat, nng's own client, sees the reply), a longer
 # one as it came; a value past 65536 is a usage error.
-kill -TERM "$PID"; wait "$PID" || true; PID=
-URL="ipc://$D/echo-pad.sock"
-"$ECHO" --listen "$URL" --contexts 4 --reply-bytes 292 2>"$D/echo.log" &
-PID=$!
-i=0
-until "$LG" --url "$URL" --echo --requests 1 --warmup 0 >/dev/null 2>&1; do
-	i=$((i + 1)); [ $i -lt 300 ] || fail "echo --reply-bytes not up: $(cat "$D/echo.log")"
-	sleep 0.1
-done
+echo_start echo-pad --contexts 4 --reply-bytes 292
 printf 'ping' >"$D/short.bin"
 head -c 300 /dev/zero | tr '\0' 'x' >"$D/long.bin"
 for f in short long; do
