@@ -306,9 +306,9 @@ edit_version_save(con_rulestate *rs, const char *text, size_t len, const char *h
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	size_t l = strlen(line);
 	line[l++] = '\n';
-	*ret_hist_size = -1;
-	if (fd < 0 || fstat(fd, &st) != 0 || (*ret_hist_size = st.st_size,
-	    (w = write(fd, line, l)) != (ssize_t)l) || fdatasync(fd) != 0) {
+	/* its size before the line: what edit_version_unsave cuts back to */
+	*ret_hist_size = fd >= 0 && fstat(fd, &st) == 0 ? st.st_size : -1;
+	if (*ret_hist_size < 0 || (w = write(fd, line, l)) != (ssize_t)l || fdatasync(fd) != 0) {
 		vigil_errinfo_set(reterr_ei, NULL, "%s: %s", path,
 		    w >= 0 && w < (ssize_t)l ? "short write (file system full?)" : strerror(errno));
 		rv = VIGIL_EIO;
