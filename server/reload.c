@@ -302,12 +302,17 @@ srv_rules_reload(srv_server *s, const char *why)
 	rs->model = model_for_generation(s, cur != NULL ? cur->model : NULL, rs->gen);
 	rs->rules = r;
 	r = NULL;
+	/* Said once it serves: whoever reads the log line and then asks
+	 * (/metrics, /v1/rules) gets these rules. The line's reference keeps
+	 * rs while it is written. */
+	atomic_fetch_add(&rs->refs, 1);
+	ruleset_swap(s, rs);
 	srv_log("rules: loaded %s (%s): rules_version \"%s\", rules_hash %s, %u rules, "
 	    "generation %llu%s%s", rs->rules->path, why, rules_prog_version(rs->rules->prog),
 	    rules_prog_hash(rs->rules->prog), rs->rules->nrules,
 	    (unsigned long long)rs->generation,
 	    cur != NULL ? ", replacing " : "", cur != NULL ? rules_prog_hash(cur->rules->prog) : "");
-	ruleset_swap(s, rs);
+	srv_ruleset_release(rs);
 	rs = NULL;
 	atomic_fetch_add(&s->loads, 1);
 	rules_set_error(s, "");
