@@ -9,8 +9,9 @@
  * publisher thread takes up to SRV_OBS_BATCH_MAX of them, encodes one
  * message (obs.h) and publishes it on vigil.<cluster>.obs.<replica> with
  * js_Publish, waiting for JetStream's acknowledgement; on failure it keeps
- * the batch and retries it with the same Nats-Msg-Id, so a batch stored
- * before its acknowledgement was lost is not stored twice.
+ * the batch and retries it unchanged with the same Nats-Msg-Id, so a batch
+ * stored before its acknowledgement was lost is not stored twice within the
+ * stream's duplicate window, and not applied twice after it.
  *
  * Applying: an ordered push consumer of the whole stream, from its first
  * message (the stream keeps retain_hours, at least the entity windows):
@@ -18,7 +19,8 @@
  * state, and the replay of the stream brings the others' part back. Each
  * message is handled once, by stream sequence (the ordered consumer
  * resumes after the last delivered one when NATS comes back; a sequence
- * at or below the last handled is skipped); this replica's own messages
+ * at or below the last handled is skipped), and each batch once, by its
+ * message id (a batch stored twice: cluster_dup.h); this replica's own messages
  * are skipped (its archive has them). Another process's message on our
  * subject, newer than this process (cluster_seq.h), means another live
  * vigild uses our replica name: its observations are skipped too, so it
@@ -47,6 +49,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster_dup.h"
 #include "cluster_seq.h"
 #include "obs.h"
 #include "srv.h"
@@ -58,6 +61,7 @@
 #define CLUSTER_LINGER_US     2000 /* the oldest of a short batch waits this long */
 #define CLUSTER_DROP_WINDOW_MS (24 * 3600 * 1000LL) /* the longest entity window */
 #define CLUSTER_CHECK_MS      2000 /* is the stream still the one subscribed to? */
+#define CLUSTER_STALL_MS      10000 /* a message this old not delivered, none since: stalled */
 
 const double srv_cluster_delay_le[SRV_CLUSTER_DELAY_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
@@ -90,6 +94,11 @@ struct srv_cluster {
 	int64_t          stream_created; /* creation time (ns) of the stream
 	                                  * subscribed to, or last tried, and
 	                                  * that last_seq counts in (publisher) */
+	uint64_t         behind_seq;     /* the stream's last sequence at the check
+	                                  * that found it ahead of the last handled
+	                                  * (0: none), and that check's time */
+	int64_t          behind_ms;
+	_Atomic uint64_t resubscribed;   /* stalled subscriptions replaced */
 	cluster_subarg  *subargs;        /* every subscription's, newest first */
 
 	/* the queue: ring of cap observations, head = oldest */
@@ -106,13 +115,16 @@ struct srv_cluster {
 	bool             closing;
 	srv_obs         *rx;           /* decode scratch, SRV_OBS_BATCH_MAX */
 	cluster_seq      seq;           /* what is applied, by stream sequence */
+	cluster_dup      dup;           /* and by batch, of each process */
 	uint64_t         epoch;         /* the current subscription's */
 
 	_Atomic uint64_t published, applied, dropped, pub_failures, bad_messages, refused;
+	_Atomic uint64_t duplicates;    /* batches stored twice, skipped */
 	_Atomic uint64_t conflicts;     /* another process's messages on our subject */
 	_Atomic int64_t  last_conflict_ms; /* 0: never */
 	char             conflict_nonce[24]; /* the last one's, under mu */
 	_Atomic uint64_t lag, last_seq_pub;
+	_Atomic int64_t  last_msg_ms;   /* when the subscription last delivered */
 	_Atomic uint32_t inflight;      /* the publisher's batch, out of the queue */
 	atomic_bool      closing_conn;  /* srv_cluster_stop: a disconnection is ours */
 	_Atomic int64_t  last_drop_ms;  /* 0: never */
@@ -215,7 +227,7 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	cluster_subarg *sa = arg;
 	srv_cluster   *c = sa->c;
 	jsMsgMetaData *meta = NULL;
-	const char    *subj = natsMsg_GetSubject(msg);
+	const char    *subj = natsMsg_GetSubject(msg), *id = NULL;
 	size_t         sl = strlen(subj), ol = strlen(c->subject);
 	uint32_t       n = 0;
 	int64_t        now;
@@ -231,6 +243,7 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	pthread_mutex_lock(&c->apply_mu);
 	if (c->closing || sa->epoch != c->epoch)
 		goto out; /* a replaced subscription's (the stream was created again) */
+	atomic_store(&c->last_msg_ms, vigil_now_ms());
 	v = cluster_seq_take(&c->seq, meta->Sequence.Stream, meta->Sequence.Consumer,
 	    meta->Timestamp);
 	if (v == CLUSTER_SEQ_SEEN)
@@ -248,6 +261,17 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	}
 	if (v == CLUSTER_SEQ_APPLIED)
 		goto out;
+	/* a batch stored twice (cluster_dup.h) */
+	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK)
+		id = NULL;
+	if (cluster_dup_take(&c->dup, id) == CLUSTER_DUP_COPY) {
+		if (atomic_fetch_add(&c->duplicates, 1) < 100)
+			srv_log("cluster: %s sequence %" PRIu64 ": batch %s was applied already "
+			    "(stored twice: an attempt whose acknowledgement was lost, retried "
+			    "after the stream's duplicate window); skipped", subj,
+			    meta->Sequence.Stream, id);
+		goto out;
+	}
 	if (srv_obs_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), c->rx, &n,
 	    err, sizeof err) != VIGIL_OK) {
 		/* one line per bad message: another program on our subjects */
@@ -311,11 +335,34 @@ cluster_unsubscribe(srv_cluster *c)
 	c->sub = NULL;
 }
 
+/* cluster_seq_stalled on this subscription, logged. Publisher thread. */
+static uint64_t
+cluster_stalled(srv_cluster *c, uint64_t msgs, uint64_t last)
+{
+	int64_t  now = vigil_now_ms(), last_msg = atomic_load(&c->last_msg_ms);
+	uint64_t handled, from;
+
+	pthread_mutex_lock(&c->apply_mu);
+	handled = c->seq.last;
+	pthread_mutex_unlock(&c->apply_mu);
+	from = cluster_seq_stalled(&c->behind_seq, &c->behind_ms, now, CLUSTER_STALL_MS, msgs, last,
+	    handled, last_msg);
+	if (from == 0)
+		return 0;
+	srv_log("cluster: stream %s: nothing delivered for %lld s though sequence %" PRIu64
+	    " waits (the last handled %" PRIu64 "): the subscription stalled; subscribing again "
+	    "from %" PRIu64, c->stream, (long long)((now - last_msg) / 1000), c->behind_seq,
+	    handled, from);
+	atomic_fetch_add(&c->resubscribed, 1);
+	return from;
+}
+
 /*
  * Makes sure the stream exists (creating it if missing) and that the
  * subscription reads the stream as it is now: none yet, or the stream was
  * created again since (lost, then created by this replica or another),
- * subscribes from its start. Publisher thread; at start-up and every
+ * subscribes from its start; one that stalled (cluster_stalled), from the
+ * first sequence not handled. Publisher thread; at start-up and every
  * CLUSTER_CHECK_MS after.
  */
 static vigil_err
@@ -328,6 +375,7 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	const char    *subjects[1] = { c->filter };
 	cluster_subarg *sa;
 	int64_t        created = 0;
+	uint64_t       msgs = 0, last = 0, from = 0;
 	bool           made = false, again;
 	natsStatus     st;
 
@@ -354,6 +402,8 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	}
 	if (st == NATS_OK && si != NULL) {
 		created = si->Created;
+		msgs = si->State.Msgs;
+		last = si->State.LastSeq;
 		/* the first subscription of this process: what the stream
 		 * holds already is history (earlier starts' included) */
 		if (c->stream_created == 0) {
@@ -368,9 +418,11 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 		    natsStatus_GetText(st), nats_GetLastError(NULL), (int)jerr);
 		return VIGIL_EIO;
 	}
-	if (c->sub != NULL && created == c->stream_created)
+	if (c->sub != NULL && created == c->stream_created &&
+	    (from = cluster_stalled(c, msgs, last)) == 0)
 		return VIGIL_OK;
 	cluster_unsubscribe(c);
+	c->behind_seq = 0;
 	/* Sequences count again from 1 only in another stream: a subscription
 	 * made again to the same one (the last attempt failed, maybe after
 	 * delivering part of it) skips what was applied. */
@@ -398,7 +450,9 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	jsSubOptions_Init(&so);
 	so.Stream = c->stream;
 	so.Ordered = true;
-	so.Config.DeliverPolicy = js_DeliverAll;
+	so.Config.DeliverPolicy = from > 0 ? js_DeliverByStartSequence : js_DeliverAll;
+	so.Config.OptStartSeq = from;
+	atomic_store(&c->last_msg_ms, vigil_now_ms());
 	jerr = 0;
 	st = js_Subscribe(&c->sub, c->js, c->filter, cluster_on_msg, sa, NULL, &so, &jerr);
 	if (st != NATS_OK) {
@@ -416,9 +470,13 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	}
 	/* a big backlog after a restart: let nats.c hold it, the callback keeps up */
 	natsSubscription_SetPendingLimits(c->sub, -1, -1);
-	srv_log("cluster: replica %s of cluster %s: publishing on %s, applying %s from the "
-	    "start of stream %s", c->s->cfg.cluster_replica, c->s->cfg.cluster_name, c->subject,
-	    c->filter, c->stream);
+	if (from > 0)
+		srv_log("cluster: applying %s from sequence %" PRIu64 " of stream %s", c->filter,
+		    from, c->stream);
+	else
+		srv_log("cluster: replica %s of cluster %s: publishing on %s, applying %s from the "
+		    "start of stream %s", c->s->cfg.cluster_replica, c->s->cfg.cluster_name,
+		    c->subject, c->filter, c->stream);
 	return VIGIL_OK;
 }
 
@@ -739,6 +797,7 @@ srv_cluster_stop(srv_cluster *c)
 		free(c->subargs);
 		c->subargs = next;
 	}
+	cluster_dup_free(&c->dup);
 	pthread_mutex_destroy(&c->apply_mu);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
@@ -761,6 +820,8 @@ srv_cluster_get_stats(srv_cluster *c, srv_cluster_stats *r)
 	r->publish_failures = atomic_load(&c->pub_failures);
 	r->bad_messages = atomic_load(&c->bad_messages);
 	r->refused = atomic_load(&c->refused);
+	r->duplicates = atomic_load(&c->duplicates);
+	r->resubscribed = atomic_load(&c->resubscribed);
 	r->replica_conflicts = atomic_load(&c->conflicts);
 	pthread_mutex_lock(&c->mu);
 	r->queued = c->n + atomic_load(&c->inflight);

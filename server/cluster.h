@@ -36,6 +36,8 @@ typedef struct srv_cluster_stats {
 	uint64_t publish_failures; /* publish attempts that failed (retried) */
 	uint64_t bad_messages;    /* messages that did not decode (skipped, logged) */
 	uint64_t refused;         /* observations too far ahead (max_future_skew_ms) */
+	uint64_t duplicates;      /* messages a second copy of a batch applied (skipped) */
+	uint64_t resubscribed;    /* stalled subscriptions replaced */
 	uint64_t replica_conflicts; /* messages of another process on our subject */
 	uint64_t queued;          /* waiting to be published */
 	uint64_t lag;             /* messages of the stream not yet delivered here */

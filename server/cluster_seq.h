@@ -105,4 +105,34 @@ cluster_seq_conflict(const cluster_seq *q, uint64_t stream_seq)
 	return stream_seq > q->history;
 }
 
+/*
+ * Whether the subscription stalled: a message the stream held stall_ms
+ * ago or more is not handled yet, and nothing was delivered since.
+ * JetStream's push consumer can stop delivering without a gap nats.c would
+ * see (nats-server 2.9.10, after an update of a replicated stream, or a
+ * restart of every node), so the ordered consumer does not reset itself.
+ * Called at each look at the stream (msgs, last: its message count and
+ * last sequence now; handled: the last sequence handled; last_msg_ms: when
+ * the subscription last delivered). *behind_seq and *behind_ms carry the
+ * mark from look to look (0: none). Returns the sequence to subscribe
+ * again from, or 0.
+ */
+static inline uint64_t
+cluster_seq_stalled(uint64_t *behind_seq, int64_t *behind_ms, int64_t now_ms, int64_t stall_ms,
+    uint64_t msgs, uint64_t last, uint64_t handled, int64_t last_msg_ms)
+{
+	if (msgs == 0 || last <= handled) {
+		*behind_seq = 0; /* nothing waits (what expired unhandled is gone) */
+		return 0;
+	}
+	if (*behind_seq == 0 || handled >= *behind_seq) {
+		*behind_seq = last; /* to be handled within stall_ms from now */
+		*behind_ms = now_ms;
+		return 0;
+	}
+	if (now_ms - *behind_ms < stall_ms || now_ms - last_msg_ms < stall_ms)
+		return 0; /* not that old yet, or still delivering (a backlog) */
+	return handled + 1;
+}
+
 #endif /* VIGIL_SERVER_CLUSTER_SEQ_H */

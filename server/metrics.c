@@ -428,6 +428,12 @@ static const metrics_row metrics_rows[] = {
 	{ "vigil_cluster_refused_total", "counter", "observations of other replicas refused: "
 	  "their event time more than max_future_skew_ms ahead of this replica's clock",
 	  MP_CLUSTER, MF_U64, SNAP(cs.refused), "", NULL },
+	{ "vigil_cluster_duplicates_total", "counter", "messages of other replicas skipped as a "
+	  "second copy of a batch applied already (stored twice; the first 100 logged)",
+	  MP_CLUSTER, MF_U64, SNAP(cs.duplicates), "", NULL },
+	{ "vigil_cluster_resubscribed_total", "counter", "subscriptions to the stream that "
+	  "stalled (a message waiting 10 s, none delivered) and were made again from the first "
+	  "sequence not handled (each logged)", MP_CLUSTER, MF_U64, SNAP(cs.resubscribed), "", NULL },
 	{ "vigil_cluster_replica_conflict_total", "counter", "messages on this replica's subject "
 	  "from another process using its replica name (skipped as its own; the first logged)",
 	  MP_CLUSTER, MF_U64, SNAP(cs.replica_conflicts), "", NULL },

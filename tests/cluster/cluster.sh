@@ -28,6 +28,8 @@
 #   - NATS paused (SIGSTOP) while a batch is being published: the batch is
 #     retried unchanged and what queued behind it goes in the next one, so
 #     the others apply every observation.
+#   - a batch stored twice (a retry past the stream's duplicate window) is
+#     applied once by every replica, the copy counted and logged.
 # Feature values are read through rules: one rule per value of each
 # feature up to 130 ("dev_dc_K when vel.device.distinct_cards_24h >= K"), so the
 # number of a feature's rules that fire is its value.
@@ -213,6 +215,74 @@ nats_stop() {
 nats_start 1; nats_start 2; nats_start 3
 NATS="nats://127.0.0.1:$N1,nats://127.0.0.1:$N2,nats://127.0.0.1:$N3"
 
+# js_dup create: the stream, made before any replica would make it, with a
+# duplicate window of 1 s (vigild's: 2 minutes), so that a batch can be
+# stored twice within the test; js_dup publish: one batch, stored twice.
+js_dup() { # js_dup create|publish
+python3 - "$N1" "$1" <<'EOF'
+import json, socket, struct, sys, time
+for i in range(300):  # NATS may be starting
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        break
+    except ConnectionRefusedError:
+        if i == 299:
+            raise
+        time.sleep(0.1)
+buf = b""
+def line():
+    global buf
+    while b"\r\n" not in buf:
+        buf += s.recv(65536)
+    l, buf = buf.split(b"\r\n", 1)
+    return l
+def request(subject, body, inbox):  # a JetStream API call: its JSON answer, or None
+    global buf
+    s.sendall(b"PUB %s %s %d\r\n%s\r\n" % (subject, inbox, len(body), body))
+    s.settimeout(1)
+    try:
+        while True:
+            l = line()
+            if l.startswith(b"MSG ") and l.split()[1] == inbox:
+                n = int(l.split()[-1])
+                while len(buf) < n + 2:
+                    buf += s.recv(65536)
+                r, buf = json.loads(buf[:n]), buf[n + 2:]
+                return r
+    except socket.timeout:
+        return None  # no JetStream leader yet
+    finally:
+        s.settimeout(None)
+line()  # INFO
+s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB _INBOX.vt.* 1\r\n')
+if sys.argv[2] == "create":  # as vigild makes it, but for a window of 1 s
+    cfg = {"name": "VIGIL_vt", "subjects": ["vigil.vt.obs.>"], "storage": "file",
+           "num_replicas": 3, "max_age": 48 * 3600 * 10**9, "duplicate_window": 10**9}
+    for i in range(120):  # until the JetStream cluster has a leader
+        r = request(b"$JS.API.STREAM.CREATE.VIGIL_vt", json.dumps(cfg).encode(),
+                    b"_INBOX.vt.%d" % i)
+        # 10058: made by an earlier attempt whose answer came late
+        if r is not None and ("error" not in r or r["error"].get("err_code") == 10058):
+            sys.exit(0)
+        time.sleep(0.2)
+    sys.exit(f"stream VIGIL_vt not created: {r}")
+# entities no probe reads: the features compared with the single instance stay
+ids = b"".join(bytes([len(x)]) + x for x in (b"m-zz", b"term-zz", b"dev-zz", b"198.51.100.9"))
+now = time.time()
+body = b"VOB1" + struct.pack("<I", 1) + struct.pack("<qQq", int(now * 1000) - 60000, 44,
+    int(now * 1e6)) + ids
+hdr = b"NATS/1.0\r\nNats-Msg-Id: zz-18ab3f-7\r\n\r\n"
+for attempt in (1, 2):
+    s.sendall(b"HPUB vigil.vt.obs.zz %d %d\r\n%s%s\r\nPING\r\n" % (len(hdr), len(hdr) +
+        len(body), hdr, body))
+    while line() != b"PONG":
+        pass
+    if attempt == 1:
+        time.sleep(1.5)  # past the window: stored again
+EOF
+}
+js_dup create
+
 # ---- three replicas ----
 # the stream on all three NATS nodes; the rest of [cluster] from the flags
 printf '[cluster]\nname = vt\nstream_replicas = 3\n' >"$D/cluster.ini"
@@ -257,7 +327,9 @@ metric() { # metric REPLICA NAME
 }
 
 # Waits (up to 120 s) until every replica applied what the others published
-# and nothing is queued: a count, not a time.
+# and nothing is queued: a count, not a time. EXTRA: observations every
+# replica applied that no replica published (the test's own).
+EXTRA=0
 wait_applied() {
 	i=0
 	while :; do
@@ -267,8 +339,9 @@ wait_applied() {
 		ac=$(metric c vigil_cluster_applied_total)
 		q=$(( $(metric a vigil_cluster_queue_depth) + $(metric b vigil_cluster_queue_depth) +
 		    $(metric c vigil_cluster_queue_depth) ))
-		[ "$q" -eq 0 ] && [ "$aa" -eq $((pb + pc)) ] && [ "$ab" -eq $((pa + pc)) ] &&
-		    [ "$ac" -eq $((pa + pb)) ] && [ $((pa + pb + pc)) -eq "$1" ] && return 0
+		[ "$q" -eq 0 ] && [ "$aa" -eq $((pb + pc + EXTRA)) ] &&
+		    [ "$ab" -eq $((pa + pc + EXTRA)) ] && [ "$ac" -eq $((pa + pb + EXTRA)) ] &&
+		    [ $((pa + pb + pc)) -eq "$1" ] && return 0
 		i=$((i + 1))
 		[ "$i" -lt 1200 ] || cl_fail "not caught up after 120 s: published $pa/$pb/$pc, applied $aa/$ab/$ac, queued $q (want $1 published)"
 		sleep 0.1
@@ -354,6 +427,34 @@ grep -q 'cluster: vigil.vt.obs.ahead sequence [0-9]*: observation 2: event_time_
     cl_fail "no line naming the observation from before 2000: $(grep ahead "$D/a.log")"
 echo "cluster: an observation 2 days ahead and one at INT64_MIN: refused, counted, logged"
 
+# ---- a batch stored twice: its first attempt stored but not acknowledged,
+# the retry past the stream's duplicate window (1 s in this test, js_dup).
+# Each replica applies it once, counts and logs the copy. ----
+seq=$(metric a vigil_cluster_last_sequence)
+aa=$(metric a vigil_cluster_applied_total) ab=$(metric b vigil_cluster_applied_total)
+ac=$(metric c vigil_cluster_applied_total)
+js_dup publish
+for r in a b c; do
+	i=0
+	until [ "$(metric "$r" vigil_cluster_last_sequence)" -ge $((seq + 2)) ]; do
+		i=$((i + 1))
+		[ "$i" -lt 600 ] || cl_fail "replica $r: the batch stored twice not handled (last sequence $(metric "$r" vigil_cluster_last_sequence), want $((seq + 2)))"
+		sleep 0.1
+	done
+done
+da=$(( $(metric a vigil_cluster_applied_total) - aa ))
+db=$(( $(metric b vigil_cluster_applied_total) - ab ))
+dc=$(( $(metric c vigil_cluster_applied_total) - ac ))
+[ "$da$db$dc" = 111 ] || cl_fail "a batch stored twice: applied $da/$db/$dc times (a/b/c), want once"
+for r in a b c; do
+	[ "$(metric "$r" vigil_cluster_duplicates_total)" = 1 ] ||
+	    cl_fail "replica $r: the second copy not counted: $(metric "$r" vigil_cluster_duplicates_total)"
+	grep -q "cluster: vigil.vt.obs.zz sequence $((seq + 2)): batch zz-18ab3f-7 was applied already" "$D/$r.log" ||
+	    cl_fail "replica $r: no line naming the second copy: $(grep 'obs.zz' "$D/$r.log")"
+done
+EXTRA=1
+echo "cluster: a batch stored twice (retried past the duplicate window): applied once by every replica"
+
 # ---- NATS down mid-traffic: scoring goes on, degraded, ready ----
 nats_stop
 send "$D/t2.jsonl"
@@ -376,7 +477,7 @@ wait "$PID_b" 2>/dev/null || true
 replica_start b
 i=0
 until [ "$(metric b vigil_cluster_applied_total)" -eq \
-    $(( $(metric a vigil_cluster_published_total) + $(metric c vigil_cluster_published_total) )) ]; do
+    $(( $(metric a vigil_cluster_published_total) + $(metric c vigil_cluster_published_total) + EXTRA )) ]; do
 	i=$((i + 1)); [ "$i" -lt 1200 ] || cl_fail "restarted replica b did not catch up"; sleep 0.1
 done
 check_all "after replica b was killed and restarted"

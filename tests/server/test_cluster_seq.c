@@ -6,7 +6,7 @@
  * subscription's re-attached consumer applied from the new stream is not
  * applied a second time by the subscription that replaces it, while the
  * rest of the new stream is; and which messages on this replica's own
- * subject are another live process's.
+ * subject are another live process's; and when a subscription stalled.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -130,6 +130,37 @@ test_own_subject_history(void **state)
 	assert_true(cluster_seq_conflict(&q, 1));
 }
 
+/* A stalled subscription: a message waiting 10 s with nothing delivered
+ * meanwhile; not a backlog being delivered, nor a message just stored. */
+static void
+test_stalled(void **state)
+{
+	uint64_t bseq = 0;
+	int64_t  bms = 0;
+
+	(void)state;
+	/* all handled, or the stream empty: nothing waits */
+	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 1000, 10000, 5, 5, 5, 0), 0);
+	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 1000, 10000, 0, 9, 5, 0), 0);
+	assert_int_equal(bseq, 0);
+	/* 9 stored, 5 handled: marked at 2000 ... */
+	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 2000, 10000, 9, 9, 5, 0), 0);
+	assert_int_equal(bseq, 9);
+	/* ... not stalled before 12000, nor while messages come */
+	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 11999, 10000, 9, 9, 5, 0), 0);
+	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 12000, 10000, 9, 12, 7, 11000), 0);
+	/* stalled: 9 waits since 2000, nothing delivered since 1000 */
+	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 12000, 10000, 9, 12, 7, 1000), 8);
+	/* the mark handled: a new one from the stream's last now */
+	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 13000, 10000, 20, 20, 9, 1000), 0);
+	assert_int_equal(bseq, 20);
+	assert_true(bms == 13000);
+	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 23000, 10000, 20, 20, 19, 1000), 20);
+	/* caught up: the mark goes */
+	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 24000, 10000, 20, 20, 20, 23500), 0);
+	assert_int_equal(bseq, 0);
+}
+
 int
 main(void)
 {
@@ -139,6 +170,7 @@ main(void)
 		cmocka_unit_test(test_new_stream_without_reattachment),
 		cmocka_unit_test(test_reattached_consumer_that_reset),
 		cmocka_unit_test(test_own_subject_history),
+		cmocka_unit_test(test_stalled),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
