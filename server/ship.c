@@ -168,6 +168,27 @@ ship_data_name(const ship_seg *g, bool zst, char *buf, size_t cap)
 	snprintf(buf, cap, "seg-%s-%020" PRIu64 ".log%s", g->date, g->seq, zst ? ".zst" : "");
 }
 
+typedef struct ship_look_arg {
+	srv_ship       *sh;
+	const ship_seg *g;
+} ship_look_arg;
+
+/* srv_ship_pick's look: stat of g's data file. */
+static int
+ship_look(void *arg, bool zst, uint64_t *ret_bytes)
+{
+	const ship_look_arg *a = arg;
+	char name[96], path[SRV_PATH_MAX + 128];
+	struct stat st;
+
+	ship_data_name(a->g, zst, name, sizeof name);
+	snprintf(path, sizeof path, "%s/%s", a->sh->dir, name);
+	if (stat(path, &st) != 0)
+		return -1;
+	*ret_bytes = (uint64_t)st.st_size;
+	return 0;
+}
+
 /*
  * The sealed segments after `after`, in sequence order: those with an index
  * and a data file. Sizes are the data files'. VIGIL_OK with *ret_n.
@@ -184,29 +205,15 @@ ship_scan(srv_ship *sh, uint64_t after, uint32_t *ret_n, char *errbuf, size_t er
 		return VIGIL_EIO;
 	}
 	while ((e = readdir(d)) != NULL && n < SHIP_MAX_SEGS) {
-		ship_seg g;
-		char name[96], path[SRV_PATH_MAX + 128];
-		struct stat st;
+		ship_seg      g;
+		ship_look_arg look;
 
 		if (!ship_name_parse(e->d_name, ".idx", &g) || g.seq <= after)
 			continue;
-		/* Compressed first: while compression runs both exist, and
-		 * .log.zst appears only whole (renamed in). It is renamed in
-		 * before .log goes, so a .log gone between the two looks means
-		 * .log.zst is there now: looked at once more, the segment is
-		 * not skipped (shipping a later one would move past it). */
-		for (int k = 0; k < 3; k++) {
-			int z = k != 1;
-
-			ship_data_name(&g, z, name, sizeof name);
-			snprintf(path, sizeof path, "%s/%s", sh->dir, name);
-			if (stat(path, &st) == 0) {
-				g.zst = z;
-				g.bytes = (uint64_t)st.st_size;
-				sh->segs[n++] = g;
-				break;
-			}
-		}
+		look.sh = sh;
+		look.g = &g;
+		if (srv_ship_pick(ship_look, &look, &g.zst, &g.bytes))
+			sh->segs[n++] = g;
 	}
 	closedir(d);
 	qsort(sh->segs, n, sizeof *sh->segs, ship_seg_cmp);

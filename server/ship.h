@@ -35,6 +35,30 @@ typedef struct srv_ship_stats {
 	char     last_error[SRV_ERR_MAX]; /* why ("" while not failing) */
 } srv_ship_stats;
 
+/*
+ * Which data file of a sealed segment to ship: look(arg, zst, &bytes) is 0
+ * when the segment's .log.zst (zst) or .log is there, with its size.
+ * Compressed first: while compression runs both exist, and .log.zst
+ * appears only whole (renamed in). It is renamed in before .log goes, so a
+ * .log gone between the two looks means .log.zst is there now: it is
+ * looked at once more, and the segment is not skipped (shipping a later
+ * one would move past it for good). false: neither is there.
+ */
+static inline bool
+srv_ship_pick(int (*look)(void *arg, bool zst, uint64_t *ret_bytes), void *arg,
+    bool *ret_zst, uint64_t *ret_bytes)
+{
+	for (int k = 0; k < 3; k++) {
+		bool z = k != 1;
+
+		if (look(arg, z, ret_bytes) == 0) {
+			*ret_zst = z;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Expands tmpl into buf: %p path, %f file, %r replica, each single-quoted
  * for /bin/sh; %% a %. VIGIL_OK; VIGIL_EINVAL for % followed by anything
  * else; VIGIL_ETOOBIG when buf (cap bytes) is too small. */
