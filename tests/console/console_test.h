@@ -45,6 +45,9 @@ extern size_t http_body_len; /* the last answer's body, in bytes */
 extern bool        console_tls;
 extern const char *console_extra[8];
 extern bool        console_vadmin;
+/* Stops the console and starts it again with these arguments (console_extra,
+ * NULL-ended, at most 7). */
+void console_restart_with(const char *arg, ...);
 
 /* method path to the console with token's bearer header (NULL: none) and
  * body; the status and the JSON body (NULL if none). 0, or -1 if the

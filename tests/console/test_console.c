@@ -315,6 +315,23 @@ console_start(void)
 }
 
 void
+console_restart_with(const char *arg, ...)
+{
+	va_list ap;
+	int n = 0;
+
+	console_stop();
+	va_start(ap, arg);
+	for (const char *a = arg; a != NULL; a = va_arg(ap, const char *)) {
+		assert_true(n < 7);
+		console_extra[n++] = a;
+	}
+	va_end(ap);
+	console_extra[n] = NULL;
+	console_start();
+}
+
+void
 console_stop(void)
 {
 	int st = 0;

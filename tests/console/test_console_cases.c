@@ -531,10 +531,7 @@ test_label_own_write(void **s)
 	console_stop();
 	vigild_label("t1", true);
 	console_vadmin = false; /* a start with console_extra */
-	console_extra[0] = "--poll-ms";
-	console_extra[1] = "60000";
-	console_extra[2] = NULL;
-	console_start();
+	console_restart_with("--poll-ms", "60000", NULL);
 	wait_labels(labels0 + 1);
 	labels0 = status_field("labels");
 	snprintf(body, sizeof body, "{\"fraud\":false,\"reason\":\"other\",%s,"
@@ -555,10 +552,8 @@ test_label_own_write(void **s)
 
 	/* read back, the console's own label gives way to the archive's: a
 	 * label another writer sent to vigild after it is a conflict */
-	console_stop();
-	console_extra[0] = NULL;
 	console_vadmin = vadmin;
-	console_start();
+	console_restart_with(NULL);
 	wait_labels(labels0 + 2);
 	snprintf(body, sizeof body, "{\"fraud\":false,\"reason\":\"other\",%s,"
 	    "\"expected\":\"fraud\"}", t1);

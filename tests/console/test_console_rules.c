@@ -451,11 +451,7 @@ test_rules_four_eyes(void **s)
 
 	(void)s;
 	assert_non_null(p);
-	console_stop();
-	console_extra[0] = "--deploy-approvers";
-	console_extra[1] = "2";
-	console_extra[2] = NULL;
-	console_start();
+	console_restart_with("--deploy-approvers", "2", NULL);
 	b = json_pack("{s:s, s:s, s:s}", "text", edited, "base_hash", base, "message", "review at 45");
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/deploy", RITA, body, 202);
@@ -561,9 +557,7 @@ test_rules_four_eyes(void **s)
 		assert_string_equal(now, base);
 		free(now);
 	}
-	console_stop();
-	console_extra[0] = NULL;
-	console_start();
+	console_restart_with(NULL);
 	json_decref(b);
 	free(body);
 	free(v0);
@@ -701,13 +695,7 @@ test_backtest_bounds(void **s)
 	    vt_build_path("tools/replay/vigil-replay"));
 	fclose(f);
 	assert_int_equal(chmod(wrap, 0755), 0);
-	console_stop();
-	console_extra[0] = "--replay";
-	console_extra[1] = wrap;
-	console_extra[2] = "--backtest-disk-mib";
-	console_extra[3] = "2";
-	console_extra[4] = NULL;
-	console_start();
+	console_restart_with("--replay", wrap, "--backtest-disk-mib", "2", NULL);
 
 	/* the real replay, at the lower priority, each leading its group */
 	wrap_set_mode("real");
@@ -777,10 +765,7 @@ test_backtest_bounds(void **s)
 	wrap_wait_cleaned("next");
 
 	/* not enough free space: not started */
-	console_stop();
-	console_extra[2] = "--backtest-reserve-mib";
-	console_extra[3] = "1073741824";
-	console_start();
+	console_restart_with("--replay", wrap, "--backtest-reserve-mib", "1073741824", NULL);
 	wrap_set_mode("real");
 	o = http_ok("POST", "/api/rules/backtest", RITA, body, 507);
 	assert_non_null(strstr(err_msg(o),
@@ -789,18 +774,13 @@ test_backtest_bounds(void **s)
 	assert_int_equal(wrap_lines(lines, 8), 0);
 
 	/* a --replay that does not run: the answer names it */
-	console_stop();
-	console_extra[1] = "/nonexistent/vigil-replay";
-	console_extra[2] = NULL;
-	console_start();
+	console_restart_with("--replay", "/nonexistent/vigil-replay", NULL);
 	o = http_ok("POST", "/api/rules/backtest", RITA, body, 500);
 	assert_non_null(strstr(err_msg(o), "cannot run /nonexistent/vigil-replay: not found or "
 	    "not executable (--replay)"));
 	json_decref(o);
 
-	console_stop();
-	console_extra[0] = NULL;
-	console_start();
+	console_restart_with(NULL);
 	free(body);
 }
 
@@ -1121,12 +1101,8 @@ test_rules_proposal_kept(void **s)
 	(void)s;
 	assert_non_null(set_review_band(e1, "47"));
 	assert_non_null(set_review_band(e2, "48"));
-	console_stop();
 	console_vadmin = false; /* a start with console_extra */
-	console_extra[0] = "--deploy-approvers";
-	console_extra[1] = "2";
-	console_extra[2] = NULL;
-	console_start();
+	console_restart_with("--deploy-approvers", "2", NULL);
 	b = json_pack("{s:s, s:s}", "text", e1, "base_hash", base);
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/deploy", RITA, body, 202);
@@ -1159,10 +1135,8 @@ test_rules_proposal_kept(void **s)
 	    "hash")), h1);
 	json_decref(o);
 	json_decref(http_ok("POST", "/api/rules/reject", RITA, ab, 200));
-	console_stop();
-	console_extra[0] = NULL;
 	console_vadmin = vadmin;
-	console_start();
+	console_restart_with(NULL);
 	json_decref(b);
 	free(body);
 	free(now);
@@ -1283,11 +1257,7 @@ test_rules_proposal_damaged(void **s)
 
 	(void)s;
 	assert_non_null(set_review_band(edited, "46"));
-	console_stop();
-	console_extra[0] = "--deploy-approvers";
-	console_extra[1] = "2";
-	console_extra[2] = NULL;
-	console_start();
+	console_restart_with("--deploy-approvers", "2", NULL);
 	snprintf(pj, sizeof pj, "%s/rules/proposal.json", state);
 	snprintf(aside, sizeof aside, "%s.damaged", pj);
 	write_bytes(pj, cut, sizeof cut - 1);
@@ -1333,9 +1303,7 @@ test_rules_proposal_damaged(void **s)
 	json_decref(o);
 	json_decref(http_ok("POST", "/api/rules/reject", RITA, ab, 200));
 	assert_int_equal(unlink(aside), 0);
-	console_stop();
-	console_extra[0] = NULL;
-	console_start();
+	console_restart_with(NULL);
 	json_decref(b);
 	free(body);
 	free(edited);
