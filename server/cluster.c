@@ -94,10 +94,7 @@ struct srv_cluster {
 	int64_t          stream_created; /* creation time (ns) of the stream
 	                                  * subscribed to, or last tried, and
 	                                  * that last_seq counts in (publisher) */
-	uint64_t         behind_seq;     /* the stream's last sequence at the check
-	                                  * that found it ahead of the last handled
-	                                  * (0: none), and that check's time */
-	int64_t          behind_ms;
+	cluster_stall    stall;          /* is the subscription stalled? */
 	_Atomic uint64_t resubscribed;   /* stalled subscriptions replaced */
 	cluster_subarg  *subargs;        /* every subscription's, newest first */
 
@@ -170,6 +167,8 @@ cluster_on_connected(natsConnection *nc, void *arg)
 	natsConnection_GetConnectedUrl(nc, url, sizeof url);
 	atomic_store(&c->connected, true);
 	atomic_store(&c->down_since_ms, 0);
+	/* nothing could be delivered while disconnected: no stall before now */
+	atomic_store(&c->last_msg_ms, vigil_now_ms());
 	srv_log("cluster: connected to NATS %s", url);
 }
 
@@ -232,6 +231,7 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	uint32_t       n = 0;
 	int64_t        now;
 	cluster_seq_verdict v;
+	bool           delivered = false;
 	char           err[192];
 
 	(void)nc;
@@ -243,7 +243,7 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	pthread_mutex_lock(&c->apply_mu);
 	if (c->closing || sa->epoch != c->epoch)
 		goto out; /* a replaced subscription's (the stream was created again) */
-	atomic_store(&c->last_msg_ms, vigil_now_ms());
+	delivered = true;
 	v = cluster_seq_take(&c->seq, meta->Sequence.Stream, meta->Sequence.Consumer,
 	    meta->Timestamp);
 	if (v == CLUSTER_SEQ_SEEN)
@@ -312,6 +312,8 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 			    subj, meta->Sequence.Stream, i + 1, werr.info.msg);
 	}
 out:
+	if (delivered) /* at the end: a long callback is no stall */
+		atomic_store(&c->last_msg_ms, vigil_now_ms());
 	pthread_mutex_unlock(&c->apply_mu);
 	jsMsgMetaData_Destroy(meta);
 	natsMsg_Destroy(msg);
@@ -339,20 +341,18 @@ cluster_unsubscribe(srv_cluster *c)
 static uint64_t
 cluster_stalled(srv_cluster *c, uint64_t msgs, uint64_t last)
 {
+	/* handled first: a message delivered in between is not a stall */
+	uint64_t handled = atomic_load(&c->last_seq_pub), behind = c->stall.behind_seq, from;
 	int64_t  now = vigil_now_ms(), last_msg = atomic_load(&c->last_msg_ms);
-	uint64_t handled, from;
 
-	pthread_mutex_lock(&c->apply_mu);
-	handled = c->seq.last;
-	pthread_mutex_unlock(&c->apply_mu);
-	from = cluster_seq_stalled(&c->behind_seq, &c->behind_ms, now, CLUSTER_STALL_MS, msgs, last,
-	    handled, last_msg);
+	from = cluster_seq_stalled(&c->stall, now, CLUSTER_STALL_MS, msgs, last, handled, last_msg);
 	if (from == 0)
 		return 0;
 	srv_log("cluster: stream %s: nothing delivered for %lld s though sequence %" PRIu64
 	    " waits (the last handled %" PRIu64 "): the subscription stalled; subscribing again "
-	    "from %" PRIu64, c->stream, (long long)((now - last_msg) / 1000), c->behind_seq,
-	    handled, from);
+	    "from %" PRIu64 "%s", c->stream, (long long)((now - last_msg) / 1000), behind,
+	    handled, from, c->stall.wait_ms > CLUSTER_STALL_MS ? " (the last time brought "
+	    "nothing: looking less often)" : "");
 	atomic_fetch_add(&c->resubscribed, 1);
 	return from;
 }
@@ -422,7 +422,6 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	    (from = cluster_stalled(c, msgs, last)) == 0)
 		return VIGIL_OK;
 	cluster_unsubscribe(c);
-	c->behind_seq = 0;
 	/* Sequences count again from 1 only in another stream: a subscription
 	 * made again to the same one (the last attempt failed, maybe after
 	 * delivering part of it) skips what was applied. */
@@ -431,7 +430,9 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	if (again) {
 		pthread_mutex_lock(&c->apply_mu);
 		cluster_seq_new_stream(&c->seq, created); /* it counts from 1 */
+		atomic_store(&c->last_seq_pub, 0);
 		pthread_mutex_unlock(&c->apply_mu);
+		memset(&c->stall, 0, sizeof c->stall);
 		srv_log("cluster: stream %s was created again%s (what it held is lost): applying "
 		    "the new one from its start; what was applied stays", c->stream,
 		    made ? " by this replica" : "");

@@ -10,9 +10,14 @@
  * stored in order, and a batch is stored twice only when an attempt was
  * stored but its acknowledgement lost, and the retry came after the
  * stream's duplicate window (2 minutes; NATS unreachable in between), or
- * went to a stream created again since. Both copies lie before the next
- * batch, so a message whose batch number is at or below the last one
- * applied from its process is such a copy: skipped, not applied twice.
+ * went to a stream created again since. No other batch of that process
+ * lies between the two copies (the next is published only once one copy
+ * is acknowledged), so a message whose batch number is the last one
+ * applied from its process is such a copy: skipped, not applied twice. A
+ * lower one is applied: a stream created again is delivered out of order
+ * once (a consumer re-attached to it past its start applies the end of it,
+ * then the new subscription its start: cluster_seq.h), and its batches are
+ * no copies. Only a pair of copies split by that boundary is applied twice.
  *
  * Exact, with no window of its own: every replica consumes the whole stream
  * from its start after a restart, so the table is rebuilt by the replay.
@@ -49,8 +54,8 @@ typedef struct cluster_dup {
 } cluster_dup;
 
 typedef enum cluster_dup_verdict {
-	CLUSTER_DUP_NEW,    /* a batch after the last of its process: apply it */
-	CLUSTER_DUP_COPY,   /* at or below the last applied: a second copy */
+	CLUSTER_DUP_NEW,    /* another batch than the last of its process: apply it */
+	CLUSTER_DUP_COPY,   /* the last applied again: a second copy */
 	CLUSTER_DUP_ANY,    /* no id of ours (or no memory): apply it */
 } cluster_dup_verdict;
 
@@ -113,9 +118,10 @@ cluster_dup_take(cluster_dup *d, const char *id)
 	HASH_FIND(hh, d->by_key, key, CLUSTER_DUP_KEY, o);
 	if (o != NULL) {
 		o->used = d->tick;
-		if (batch <= o->last)
+		if (batch == o->last)
 			return CLUSTER_DUP_COPY;
-		o->last = batch;
+		if (batch > o->last)
+			o->last = batch;
 		return CLUSTER_DUP_NEW;
 	}
 	if (d->n >= CLUSTER_DUP_MAX)

@@ -105,34 +105,60 @@ cluster_seq_conflict(const cluster_seq *q, uint64_t stream_seq)
 	return stream_seq > q->history;
 }
 
+/* What cluster_seq_stalled carries from one look at the stream to the next
+ * (zeroed at start). */
+typedef struct cluster_stall {
+	uint64_t behind_seq; /* the stream's last sequence when it was found
+	                      * ahead of the last handled (0: none) */
+	int64_t  behind_ms;  /* ... and when */
+	uint64_t last_from;  /* where the last resubscription started */
+	int64_t  wait_ms;    /* how long a message may wait now (0: stall_ms) */
+} cluster_stall;
+
 /*
- * Whether the subscription stalled: a message the stream held stall_ms
- * ago or more is not handled yet, and nothing was delivered since.
+ * Whether the subscription stalled: a message the stream held wait_ms ago
+ * or more is not handled yet, and nothing was delivered for stall_ms.
  * JetStream's push consumer can stop delivering without a gap nats.c would
  * see (nats-server 2.9.10, after an update of a replicated stream, or a
  * restart of every node), so the ordered consumer does not reset itself.
  * Called at each look at the stream (msgs, last: its message count and
  * last sequence now; handled: the last sequence handled; last_msg_ms: when
- * the subscription last delivered). *behind_seq and *behind_ms carry the
- * mark from look to look (0: none). Returns the sequence to subscribe
- * again from, or 0.
+ * the subscription last delivered, or was made, or NATS reconnected).
+ * Returns the sequence to subscribe again from, or 0. A resubscription
+ * that brought nothing (the next one would start where it did: say the
+ * stream's last message was deleted) doubles the wait, up to 64 stall_ms,
+ * so a message that cannot come costs a look every ten minutes or so.
  */
 static inline uint64_t
-cluster_seq_stalled(uint64_t *behind_seq, int64_t *behind_ms, int64_t now_ms, int64_t stall_ms,
-    uint64_t msgs, uint64_t last, uint64_t handled, int64_t last_msg_ms)
+cluster_seq_stalled(cluster_stall *st, int64_t now_ms, int64_t stall_ms, uint64_t msgs,
+    uint64_t last, uint64_t handled, int64_t last_msg_ms)
 {
+	uint64_t from = handled + 1;
+
+	if (st->wait_ms == 0)
+		st->wait_ms = stall_ms;
 	if (msgs == 0 || last <= handled) {
-		*behind_seq = 0; /* nothing waits (what expired unhandled is gone) */
+		st->behind_seq = 0; /* nothing waits (what expired unhandled is gone) */
+		st->last_from = 0;
+		st->wait_ms = stall_ms;
 		return 0;
 	}
-	if (*behind_seq == 0 || handled >= *behind_seq) {
-		*behind_seq = last; /* to be handled within stall_ms from now */
-		*behind_ms = now_ms;
+	if (st->behind_seq == 0 || handled >= st->behind_seq) {
+		st->behind_seq = last; /* to be handled within wait_ms from now */
+		st->behind_ms = now_ms;
 		return 0;
 	}
-	if (now_ms - *behind_ms < stall_ms || now_ms - last_msg_ms < stall_ms)
+	if (now_ms - st->behind_ms < st->wait_ms || now_ms - last_msg_ms < stall_ms)
 		return 0; /* not that old yet, or still delivering (a backlog) */
-	return handled + 1;
+	if (from == st->last_from) {
+		if (st->wait_ms < 64 * stall_ms)
+			st->wait_ms *= 2;
+	} else {
+		st->wait_ms = stall_ms;
+	}
+	st->last_from = from;
+	st->behind_seq = 0; /* a new mark at the next look */
+	return from;
 }
 
 #endif /* VIGIL_SERVER_CLUSTER_SEQ_H */

@@ -135,30 +135,58 @@ test_own_subject_history(void **state)
 static void
 test_stalled(void **state)
 {
-	uint64_t bseq = 0;
-	int64_t  bms = 0;
+	cluster_stall st;
 
 	(void)state;
+	memset(&st, 0, sizeof st);
 	/* all handled, or the stream empty: nothing waits */
-	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 1000, 10000, 5, 5, 5, 0), 0);
-	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 1000, 10000, 0, 9, 5, 0), 0);
-	assert_int_equal(bseq, 0);
+	assert_int_equal(cluster_seq_stalled(&st, 1000, 10000, 5, 5, 5, 0), 0);
+	assert_int_equal(cluster_seq_stalled(&st, 1000, 10000, 0, 9, 5, 0), 0);
+	assert_int_equal(st.behind_seq, 0);
 	/* 9 stored, 5 handled: marked at 2000 ... */
-	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 2000, 10000, 9, 9, 5, 0), 0);
-	assert_int_equal(bseq, 9);
+	assert_int_equal(cluster_seq_stalled(&st, 2000, 10000, 9, 9, 5, 0), 0);
+	assert_int_equal(st.behind_seq, 9);
 	/* ... not stalled before 12000, nor while messages come */
-	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 11999, 10000, 9, 9, 5, 0), 0);
-	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 12000, 10000, 9, 12, 7, 11000), 0);
+	assert_int_equal(cluster_seq_stalled(&st, 11999, 10000, 9, 9, 5, 0), 0);
+	assert_int_equal(cluster_seq_stalled(&st, 12000, 10000, 9, 12, 7, 11000), 0);
 	/* stalled: 9 waits since 2000, nothing delivered since 1000 */
-	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 12000, 10000, 9, 12, 7, 1000), 8);
-	/* the mark handled: a new one from the stream's last now */
-	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 13000, 10000, 20, 20, 9, 1000), 0);
-	assert_int_equal(bseq, 20);
-	assert_true(bms == 13000);
-	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 23000, 10000, 20, 20, 19, 1000), 20);
+	assert_int_equal(cluster_seq_stalled(&st, 12000, 10000, 9, 12, 7, 1000), 8);
+	assert_int_equal(st.behind_seq, 0); /* marked anew at the next look */
+	/* that brought 8..9; 20 stored since: marked at 13000, stalled at 23000 */
+	assert_int_equal(cluster_seq_stalled(&st, 13000, 10000, 20, 20, 9, 12500), 0);
+	assert_int_equal(st.behind_seq, 20);
+	assert_int_equal(cluster_seq_stalled(&st, 23000, 10000, 20, 20, 19, 12500), 20);
 	/* caught up: the mark goes */
-	assert_int_equal(cluster_seq_stalled(&bseq, &bms, 24000, 10000, 20, 20, 20, 23500), 0);
-	assert_int_equal(bseq, 0);
+	assert_int_equal(cluster_seq_stalled(&st, 24000, 10000, 20, 20, 20, 23500), 0);
+	assert_int_equal(st.behind_seq, 0);
+}
+
+/* A message that never comes (the stream's last, deleted): each
+ * resubscription from the same place waits twice as long, up to 64 x. */
+static void
+test_stalled_backs_off(void **state)
+{
+	cluster_stall st;
+	int64_t now = 0, waits[9];
+	int n = 0;
+
+	(void)state;
+	memset(&st, 0, sizeof st);
+	while (n < 9) {
+		int64_t marked;
+
+		assert_int_equal(cluster_seq_stalled(&st, now, 10000, 7, 30, 29, 0), 0); /* mark */
+		marked = now;
+		while (cluster_seq_stalled(&st, now, 10000, 7, 30, 29, 0) == 0)
+			now += 1000;
+		waits[n++] = now - marked;
+	}
+	/* the second resubscription finds the first brought nothing */
+	for (int i = 0; i < 9; i++)
+		assert_true(waits[i] == 10000LL << (i < 1 ? 0 : i - 1 < 6 ? i - 1 : 6));
+	/* progress: the wait is 10 s again */
+	assert_int_equal(cluster_seq_stalled(&st, now, 10000, 7, 30, 30, now), 0);
+	assert_true(st.wait_ms == 10000);
 }
 
 int
@@ -171,6 +199,7 @@ main(void)
 		cmocka_unit_test(test_reattached_consumer_that_reset),
 		cmocka_unit_test(test_own_subject_history),
 		cmocka_unit_test(test_stalled),
+		cmocka_unit_test(test_stalled_backs_off),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
