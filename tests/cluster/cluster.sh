@@ -236,10 +236,10 @@ def line():
         buf += s.recv(65536)
     l, buf = buf.split(b"\r\n", 1)
     return l
-def request(subject, body, inbox):  # a JetStream API call: its JSON answer, or None
+def call(cmd, inbox, wait):  # sends cmd; the JSON answer on inbox, or None after wait s
     global buf
-    s.sendall(b"PUB %s %s %d\r\n%s\r\n" % (subject, inbox, len(body), body))
-    s.settimeout(1)
+    s.sendall(cmd)
+    s.settimeout(wait)
     try:
         while True:
             l = line()
@@ -250,9 +250,11 @@ def request(subject, body, inbox):  # a JetStream API call: its JSON answer, or 
                 r, buf = json.loads(buf[:n]), buf[n + 2:]
                 return r
     except socket.timeout:
-        return None  # no JetStream leader yet
+        return None
     finally:
         s.settimeout(None)
+def request(subject, body, inbox):  # a JetStream API call (None: no leader yet)
+    return call(b"PUB %s %s %d\r\n%s\r\n" % (subject, inbox, len(body), body), inbox, 1)
 line()  # INFO
 s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB _INBOX.vt.* 1\r\n')
 if sys.argv[2] == "create":  # as vigild makes it, but for a window of 1 s
@@ -273,23 +275,8 @@ body = b"VOB1" + struct.pack("<I", 1) + struct.pack("<qQq", int(now * 1000) - 60
     int(now * 1e6)) + ids
 hdr = b"NATS/1.0\r\nNats-Msg-Id: zz-18ab3f-7\r\n\r\n"
 def publish(inbox):  # JetStream's acknowledgement, or None
-    global buf
-    s.sendall(b"HPUB vigil.vt.obs.zz %s %d %d\r\n%s%s\r\n" % (inbox, len(hdr), len(hdr) +
-        len(body), hdr, body))
-    s.settimeout(5)
-    try:
-        while True:
-            l = line()
-            if l.startswith(b"MSG ") and l.split()[1] == inbox:
-                n = int(l.split()[-1])
-                while len(buf) < n + 2:
-                    buf += s.recv(65536)
-                r, buf = json.loads(buf[:n]), buf[n + 2:]
-                return r
-    except socket.timeout:
-        return None
-    finally:
-        s.settimeout(None)
+    return call(b"HPUB vigil.vt.obs.zz %s %d %d\r\n%s%s\r\n" % (inbox, len(hdr),
+        len(hdr) + len(body), hdr, body), inbox, 5)
 r = publish(b"_INBOX.vt.pub0")
 if r is None or "error" in r or r.get("duplicate"):
     sys.exit(f"first copy not stored: {r}")
