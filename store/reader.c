@@ -303,6 +303,7 @@ struct store_reader {
 	const char    *bad_what;
 	bool           bad_tail; /* the stretch began with a frame cut short by EOF */
 	bool           bad_zero; /* ... or with zeros where a growing segment's next frame goes */
+	uint64_t       idx_end, idx_last_seq; /* a closed segment's, by its index (0: none) */
 
 	store_reader_stats st;
 };
@@ -654,6 +655,7 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 					snprintf(rd_defer(rd, rd->base_off + rd->end, 0), sizeof rd->zmsg,
 					    "zstd: compressed segment cut short; rest of segment unreadable");
 				rd->eof = true;
+				rd->idx_end = 0; /* the rest is reported: not again by size */
 				return VIGIL_OK;
 			}
 			rd->zin_len = (size_t)r;
@@ -669,6 +671,7 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 			snprintf(rd_defer(rd, rd->base_off + rd->end, 0), sizeof rd->zmsg,
 			    "zstd: %s; rest of segment unreadable", ZSTD_getErrorName(z));
 			rd->eof = true;
+			rd->idx_end = 0;
 			return VIGIL_OK;
 		}
 		rd->end += out.pos;
@@ -719,7 +722,7 @@ rd_next_segment(store_reader *rd, bool *ret_done, store_diag *reterr)
 	while (rd->next_seg < rd->nsegs) {
 		store_seg_ent *e = &rd->segs[rd->next_seg++];
 		bool last = rd->next_seg == rd->nsegs;
-		store_seg_index idx;
+		store_seg_index idx = { 0 };
 		char path[PATH_MAX], name[STORE_SEG_NAME_MAX];
 		vigil_err rv;
 
@@ -749,6 +752,8 @@ rd_next_segment(store_reader *rd, bool *ret_done, store_diag *reterr)
 			snprintf(path, sizeof path, "%s/%s", rd->dir, name);
 			rv = rd_seg_open(rd, path, name, zst, last && !e->has_idx, reterr);
 			if (rv == VIGIL_OK) {
+				rd->idx_end = idx.bytes;
+				rd->idx_last_seq = idx.last_seq;
 				*ret_done = false;
 				return VIGIL_OK;
 			}
@@ -762,7 +767,8 @@ rd_next_segment(store_reader *rd, bool *ret_done, store_diag *reterr)
 }
 
 static vigil_err
-rd_alloc(store_corrupt_fn on_corrupt, void *arg, store_reader **ret_rd)
+rd_alloc(int64_t from_ms, int64_t to_ms, store_corrupt_fn on_corrupt, void *arg,
+    store_reader **ret_rd)
 {
 	store_reader *rd = calloc(1, sizeof *rd);
 
@@ -775,8 +781,8 @@ rd_alloc(store_corrupt_fn on_corrupt, void *arg, store_reader **ret_rd)
 		free(rd);
 		return VIGIL_ENOMEM;
 	}
-	rd->from_ms = INT64_MIN;
-	rd->to_ms = INT64_MAX;
+	rd->from_ms = from_ms;
+	rd->to_ms = to_ms;
 	rd->on_corrupt = on_corrupt;
 	rd->arg = arg;
 	*ret_rd = rd;
@@ -790,19 +796,15 @@ store_reader_open(const char *dir, int64_t from_ms, int64_t to_ms, store_corrupt
 	store_reader *rd = NULL;
 	vigil_err rv;
 
-	rv = rd_alloc(on_corrupt, arg, &rd);
+	rv = rd_alloc(from_ms, to_ms, on_corrupt, arg, &rd);
 	if (rv != VIGIL_OK)
-		goto out;
-	rd->from_ms = from_ms;
-	rd->to_ms = to_ms;
+		return rv;
 	rv = (rd->dir = strdup(dir)) == NULL ? VIGIL_ENOMEM
 	    : store_seg_list(dir, &rd->segs, &rd->nsegs, reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	*ret_rd = rd;
-	rd = NULL;
-out:
-	store_reader_close(rd);
+	if (rv == VIGIL_OK)
+		*ret_rd = rd;
+	else
+		store_reader_close(rd);
 	return rv;
 }
 
@@ -821,16 +823,11 @@ rd_open_one(const char *path, bool growing, store_corrupt_fn on_corrupt, void *a
 		store_diag_at(reterr, path, VIGIL_NOPOS, NULL, "segment path too long");
 		return VIGIL_EINVAL;
 	}
-	rv = rd_alloc(on_corrupt, arg, &rd);
-	if (rv != VIGIL_OK)
-		goto out;
-	rv = rd_seg_open(rd, path, name, zst, growing, reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	*ret_rd = rd;
-	rd = NULL;
-out:
-	store_reader_close(rd);
+	rv = rd_alloc(INT64_MIN, INT64_MAX, on_corrupt, arg, &rd);
+	if (rv == VIGIL_OK && (rv = rd_seg_open(rd, path, name, zst, growing, reterr)) == VIGIL_OK)
+		*ret_rd = rd;
+	else
+		store_reader_close(rd);
 	return rv;
 }
 
@@ -1212,6 +1209,21 @@ rd_file_grew(store_reader *rd)
 	return true;
 }
 
+/* The end of the open segment. One shorter than its index says lost whole
+ * records: a cut at a frame boundary leaves no torn frame to find. */
+static void
+rd_seg_end(store_reader *rd)
+{
+	rd_flush(rd, UINT64_MAX); /* the held report is out: its buffer is free */
+	if (rd->idx_end > rd->base_off + rd->end) {
+		snprintf(rd->zmsg, sizeof rd->zmsg, "segment cut short: its index says %llu bytes, "
+		    "to sequence %llu; the records after the last read are lost",
+		    (unsigned long long)rd->idx_end, (unsigned long long)rd->idx_last_seq);
+		rd_report(rd, rd->base_off + rd->end, rd->idx_end - rd->base_off - rd->end, rd->zmsg);
+	}
+	rd_seg_close(rd);
+}
+
 vigil_err
 store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 {
@@ -1235,8 +1247,7 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 			if (rv != VIGIL_OK)
 				return rv;
 			if (end) {
-				rd_flush(rd, UINT64_MAX);
-				rd_seg_close(rd);
+				rd_seg_end(rd);
 				continue;
 			}
 		}
@@ -1297,8 +1308,7 @@ store_reader_next(store_reader *rd, store_record *ret_rec, store_diag *reterr)
 			    (rd_journal_frame(rd) || rd_file_grew(rd)))
 				continue;
 			if (avail == 0) {
-				rd_flush(rd, UINT64_MAX);
-				rd_seg_close(rd);
+				rd_seg_end(rd);
 				continue;
 			}
 			/* A frame cut short by the end of the segment: a torn tail

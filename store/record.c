@@ -466,17 +466,14 @@ store_scored_decode(const void *payload, size_t len, store_scored *ret, store_di
 	m = vigil__v1__archived_score__unpack(&alloc, len, payload);
 	if (m == NULL) {
 		store_diag_set(reterr, "ArchivedScore: %zu bytes are not a valid protobuf message", len);
-		rv = VIGIL_EPROTO;
-		goto out;
+		return VIGIL_EPROTO;
 	}
 	rv = rec_scored_check(m, reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	rec_scored_fill(m, ret);
-out:
+	if (rv == VIGIL_OK)
+		rec_scored_fill(m, ret);
 	/* Everything in the arena goes with the stack frame; only spilled
 	 * allocations need protobuf-c's walk to free them. */
-	if (m != NULL && arena.heap > 0)
+	if (arena.heap > 0)
 		vigil__v1__archived_score__free_unpacked(m, &alloc);
 	return rv;
 }
@@ -493,32 +490,25 @@ store_label_decode(const void *payload, size_t len, store_label *ret, store_diag
 	m = vigil__v1__archived_label__unpack(&alloc, len, payload);
 	if (m == NULL) {
 		store_diag_set(reterr, "ArchivedLabel: %zu bytes are not a valid protobuf message", len);
-		rv = VIGIL_EPROTO;
-		goto out;
+		return VIGIL_EPROTO;
 	}
-	if (m->label == NULL) {
+	rv = VIGIL_EPROTO;
+	if (m->label == NULL)
 		store_diag_set(reterr, "ArchivedLabel.label: missing");
-		rv = VIGIL_EPROTO;
-		goto out;
+	else if ((rv = rec_check_str(m->label->txn_id, sizeof ret->txn_id,
+	    "ArchivedLabel.label.txn_id", reterr)) == VIGIL_OK &&
+	    (rv = rec_check_str(m->label->card_id, sizeof ret->card_id,
+	    "ArchivedLabel.label.card_id", reterr)) == VIGIL_OK &&
+	    (rv = rec_check_str(m->label->source, sizeof ret->source,
+	    "ArchivedLabel.label.source", reterr)) == VIGIL_OK) {
+		strcpy(ret->txn_id, m->label->txn_id);
+		strcpy(ret->card_id, m->label->card_id);
+		strcpy(ret->source, m->label->source);
+		ret->fraud          = m->label->fraud;
+		ret->label_time_ms  = m->label->label_time_ms;
+		ret->received_at_ms = m->received_at_ms;
 	}
-	rv = rec_check_str(m->label->txn_id, sizeof ret->txn_id, "ArchivedLabel.label.txn_id", reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	rv = rec_check_str(m->label->card_id, sizeof ret->card_id, "ArchivedLabel.label.card_id",
-	    reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	rv = rec_check_str(m->label->source, sizeof ret->source, "ArchivedLabel.label.source", reterr);
-	if (rv != VIGIL_OK)
-		goto out;
-	strcpy(ret->txn_id, m->label->txn_id);
-	strcpy(ret->card_id, m->label->card_id);
-	strcpy(ret->source, m->label->source);
-	ret->fraud          = m->label->fraud;
-	ret->label_time_ms  = m->label->label_time_ms;
-	ret->received_at_ms = m->received_at_ms;
-out:
-	if (m != NULL && arena.heap > 0)
+	if (arena.heap > 0)
 		vigil__v1__archived_label__free_unpacked(m, &alloc);
 	return rv;
 }

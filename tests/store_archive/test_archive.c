@@ -1823,6 +1823,49 @@ frames_bytes(uint64_t from, uint64_t to)
 	return n;
 }
 
+static void
+test_closed_segment_cut_short(void **state)
+{
+	/* A closed segment cut at a frame boundary, or emptied, has no torn
+	 * frame to find: its index's size tells that the records after the cut
+	 * are lost, reported where it ends. */
+	fx *f = *state;
+	store_archive_opts o = opts_never();
+	store_archive *ar;
+	store_seg_index i1, i2;
+	store_seg_ent *ents;
+	corrupt_log c = { 0 };
+	uint64_t seqs[200], cut;
+	size_t ns;
+	char p[512];
+
+	o.segment_max_bytes = 8192;
+	ar = open_ar(f, &o, NULL);
+	append_n(ar, 1, 200, T0);
+	store_archive_close(ar);
+	assert_int_equal(store_seg_list(f->dir, &ents, &ns, NULL), VIGIL_OK);
+	assert_true(ns > 4);
+	assert_int_equal(store_seg_index_read(f->dir, ents[1].base, &i1), VIGIL_OK);
+	assert_int_equal(store_seg_index_read(f->dir, ents[2].base, &i2), VIGIL_OK);
+	free(ents);
+	cut = frames_bytes(i1.first_seq, i1.first_seq + 3);
+	seg_path(f->dir, 1, ".log", p, sizeof p);
+	assert_int_equal(truncate(p, (off_t)cut), 0);
+	seg_path(f->dir, 2, ".log", p, sizeof p);
+	assert_int_equal(truncate(p, 0), 0);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, seqs, 200),
+	    200 - (i1.records - 3) - i2.records);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.offset[0], cut);
+	assert_int_equal(c.skipped[0], i1.bytes - cut);
+	assert_non_null(strstr(c.what[0], "cut short"));
+	assert_int_equal(c.offset[1], 0);
+	assert_int_equal(c.skipped[1], i2.bytes);
+	/* the records before the cut and after the emptied segment are read */
+	assert_int_equal(seqs[i1.first_seq + 1], i1.first_seq + 2);
+	assert_int_equal(seqs[i1.first_seq + 2], i2.last_seq + 1);
+}
+
 /* How many whole frames from `from` on fit in `bytes` (one pass: a
  * frames_bytes per count was quadratic, minutes unoptimised). */
 static uint64_t
@@ -2713,6 +2756,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_writer_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_by_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_closed_segment_cut_short, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_by_day, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corruption_in_middle, setup, teardown),
