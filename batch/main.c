@@ -78,7 +78,8 @@ static const char usage_text[] =
 
 static const char *const exit_detail[VIGIL_EXIT_COUNT_] = {
 	"built, or nothing to do (as-of already current)",
-	"the rebuild failed; the current generation is untouched",
+	"the rebuild failed, the current generation untouched; or it completed and its "
+	"summary could not be written (said on standard error)",
 	"bad command line or rule file, or a missing input (--data, its archive/, --merge FILE)",
 	"another rebuild is running (the lock is held)",
 };
@@ -746,7 +747,12 @@ main(int argc, char **argv)
 		print_summary(sum, stdout);
 	}
 	free(sum);
-	if (fflush(stdout) != 0)
+	errno = 0;
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		/* after the commit: what is lost is the summary, not the work */
+		fprintf(stderr, "vigil-rebuild: standard output: %s (the summary is lost; the "
+		    "rebuild itself completed)\n", errno != 0 ? strerror(errno) : "write error");
 		rc = 1;
+	}
 	return rc;
 }

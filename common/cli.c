@@ -53,6 +53,19 @@ vigil_cli_version(FILE *out, const char *prog)
 }
 
 int
+vigil_cli_stdout_status(const char *prog, int status)
+{
+	int e;
+
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return status;
+	e = errno;
+	fprintf(stderr, "%s: standard output: %s\n", prog, e != 0 ? strerror(e) : "write error");
+	return status == VIGIL_EXIT_OK ? VIGIL_EXIT_FAIL : status;
+}
+
+int
 vigil_cli_usage_error(const char *prog, const char *fmt, ...)
 {
 	va_list ap;

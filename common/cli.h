@@ -47,6 +47,12 @@ void vigil_cli_exit_help(FILE *out, const char *const detail[VIGIL_EXIT_COUNT_])
 /* Prints "PROG VERSION" and a newline: the --version line of every program. */
 void vigil_cli_version(FILE *out, const char *prog);
 
+/* Flushes standard output and returns status; if anything written to it
+ * was lost (the flush fails, or an earlier one did: ferror), prints
+ * "PROG: standard output: REASON" on stderr, one line, and returns
+ * VIGIL_EXIT_FAIL in place of VIGIL_EXIT_OK. Every program's last call. */
+int vigil_cli_stdout_status(const char *prog, int status);
+
 /* Prints "PROG: MESSAGE (see --help)" on stderr, one line, and returns
  * VIGIL_EXIT_USAGE. */
 int vigil_cli_usage_error(const char *prog, const char *fmt, ...)

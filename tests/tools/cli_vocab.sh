@@ -237,6 +237,21 @@ expect_rc 2 "vigil-rebuild --merge, one file" "$(vt_prog vigil-rebuild)" -d "$T/
 	--merge "$T/none1.part"
 grep -q "(see --help)\$" "$T/err" || fail "vigil-rebuild --merge, one file: $(cat "$T/err")"
 
+# standard output that cannot be written: exit 1 and one line saying so,
+# whatever the work's own result (docs/tools.md, "Exit status")
+"$(vt_prog vigil-replay)" --csv "$T/t.csv" --nightly --no-model --work "$T/w" -q \
+	--rebuild-threads 1 >/dev/null 2>&1 || fail "vigil-replay --nightly: exit $?"
+for c in "vigil-rules check --json $SRC/rules/default.rules" "vigil-rules fmt $SRC/rules/default.rules" \
+	"vigil-rules features --json" "vigil-replay --csv $T/t.csv" \
+	"vigil-rebuild -d $T/w --force --no-model --threads 1 --json"; do
+	set -- $c
+	p=$1
+	shift
+	expect_rc 1 "$c > /dev/full" sh -c 'exec "$@" >/dev/full' sh "$(vt_prog "$p")" "$@"
+	grep -v ': warning: ' "$T/err" | grep -qx "$p: standard output: .*" ||
+		fail "$c > /dev/full: want one line '$p: standard output: ...': $(cat "$T/err")"
+done
+
 # ---- addresses and default paths ----
 # vigil-replay's default rule file does not depend on the working directory
 (cd "$T" && "$(vt_prog vigil-replay)" --csv t.csv -q -j >"$T/out" 2>"$T/err") ||

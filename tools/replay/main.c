@@ -557,5 +557,5 @@ out:
 		free(r->names.names[i]);
 	pthread_mutex_destroy(&r->names.mu);
 	free(r);
-	return status;
+	return vigil_cli_stdout_status("vigil-replay", status);
 }

@@ -156,7 +156,7 @@ typedef struct rp_source {
 	struct rp_seen *seen;    /* archive: the stretches reported (source.c) */
 	uint64_t       bad, corrupt;
 	char           corrupt_first[256]; /* "SEGMENT:OFFSET: what" of the first */
-	bool           has_patterns, has_labels;
+	bool           has_patterns, has_labels, end_said; /* end_said: bad rows counted */
 } rp_source;
 
 /* ------------------------------ rule names ------------------------------ */

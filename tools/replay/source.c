@@ -157,6 +157,18 @@ rp_source_close(rp_source *src)
 	}
 }
 
+/* The end of the input: the bad rows not shown one by one, counted on
+ * standard error (the summary, which -q turns off, is not the only place). */
+static vigil_err
+rp_source_end(rp_source *src, vigil_err rv)
+{
+	if (rv == VIGIL_ENOTFOUND && src->bad > RP_MAX_ERRORS_SHOWN && !src->end_said)
+		fprintf(stderr, "vigil-replay: %" PRIu64 " bad %s skipped in all, the first %d "
+		    "shown\n", src->bad, src->csv != NULL ? "rows" : "records", RP_MAX_ERRORS_SHOWN);
+	src->end_said |= rv == VIGIL_ENOTFOUND;
+	return rv;
+}
+
 vigil_err
 rp_source_next(rp_source *src, rp_row *row)
 {
@@ -179,7 +191,7 @@ rp_source_next(rp_source *src, rp_row *row)
 				fprintf(stderr, "vigil-replay: %s\n",
 				    vigil_errinfo_format(&diag, line, sizeof line));
 			if (rv != VIGIL_OK)
-				return rv;
+				return rp_source_end(src, rv);
 			row->txn = cr.txn;
 			row->line = cr.line;
 			row->segment[0] = '\0';
@@ -196,7 +208,7 @@ rp_source_next(rp_source *src, rp_row *row)
 
 		rv = store_reader_next(src->ar, &rec, &diag);
 		if (rv == VIGIL_ENOTFOUND)
-			return rv;
+			return rp_source_end(src, rv);
 		if (rv != VIGIL_OK) {
 			fprintf(stderr, "vigil-replay: archive: %s\n", diag.msg);
 			return rv;

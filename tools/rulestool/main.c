@@ -342,8 +342,6 @@ cmd_check(int argc, char **argv, const rules_schema *schema)
 		fputc('\n', stdout);
 		json_decref(doc);
 	}
-	if (fflush(stdout) != 0 && status == 0)
-		status = EXIT_FINDINGS;
 	return status;
 }
 
@@ -466,8 +464,8 @@ cmd_fmt(int argc, char **argv)
 	} else if (write) {
 		if (olen != len || memcmp(out, src, len) != 0)
 			status = tool_write_atomic(argv[optind], out, olen);
-	} else if (fwrite(out, 1, olen, stdout) != olen || fflush(stdout) != 0) {
-		status = VIGIL_EXIT_FAIL;
+	} else {
+		fwrite(out, 1, olen, stdout); /* a failure is main's to report */
 	}
 out:
 	free(src);
@@ -1120,7 +1118,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "features") == 0)
-		return cmd_features(argc - 1, argv + 1);
+		return vigil_cli_stdout_status("vigil-rules", cmd_features(argc - 1, argv + 1));
 	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "fmt") != 0 && strcmp(cmd, "explain") != 0 &&
 	    strcmp(cmd, "test") != 0) {
 		return vigil_cli_usage_error("vigil-rules", "unknown command '%s'", cmd);
@@ -1141,5 +1139,5 @@ main(int argc, char **argv)
 	else
 		status = cmd_test(argc, argv, schema);
 	rules_schema_free(schema);
-	return status;
+	return vigil_cli_stdout_status("vigil-rules", status);
 }

@@ -167,12 +167,7 @@ typedef struct sc_args {
 static int
 sc_stdout_close_status(int status)
 {
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "vigil-score: standard output: write error\n");
-		if (status == 0)
-			status = 1;
-	}
-	return status;
+	return vigil_cli_stdout_status("vigil-score", status);
 }
 
 /*
