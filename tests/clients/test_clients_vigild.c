@@ -563,8 +563,9 @@ test_cli_csv(void **state)
 		const char *argv[] = { "/bin/cat", err, NULL };
 
 		assert_int_equal(run_cli(argv, &out), 0);
+		/* the warning, then the summary: printed at the end, on a terminal or not */
 		snprintf(cmd, sizeof cmd, "vigil-score: warning: %s:1: header: ignoring 1 unknown "
-		    "column: note\n", csv);
+		    "column: note\nvigil-score: 4 sent, 4 answered, 1 failed\n", csv);
 		assert_string_equal(out, cmd);
 		free(out);
 	}

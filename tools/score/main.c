@@ -857,8 +857,10 @@ sc_printer_main(void *arg)
 	return NULL;
 }
 
+/* The counts on standard error: over the line before on a terminal (tty),
+ * and a line of its own at the end (final), wherever standard error goes. */
 static void
-sc_progress(sc_pipe *p, bool final)
+sc_progress(sc_pipe *p, bool final, bool tty)
 {
 	uint64_t sent, answered, failed;
 
@@ -867,8 +869,8 @@ sc_progress(sc_pipe *p, bool final)
 	answered = p->answered;
 	failed = p->failed;
 	pthread_mutex_unlock(&p->mtx);
-	fprintf(stderr, "\rvigil-score: %" PRIu64 " sent, %" PRIu64 " answered, %" PRIu64 " failed%s",
-	    sent, answered, failed, final ? "\n" : "");
+	fprintf(stderr, "%svigil-score: %" PRIu64 " sent, %" PRIu64 " answered, %" PRIu64
+	    " failed%s", tty ? "\r" : "", sent, answered, failed, final ? "\n" : "");
 	fflush(stderr);
 }
 
@@ -1049,7 +1051,7 @@ sc_score_stream(vigil_client *c, const sc_args *a, sc_source *src)
 		}
 		if (tty && p.next_seq - last_progress >= 1000) {
 			last_progress = p.next_seq;
-			sc_progress(&p, false);
+			sc_progress(&p, false, true);
 		}
 	}
 	if (r < 0) {
@@ -1062,8 +1064,8 @@ sc_score_stream(vigil_client *c, const sc_args *a, sc_source *src)
 	pthread_cond_broadcast(&p.cv);
 	pthread_mutex_unlock(&p.mtx);
 	pthread_join(printer, NULL);
-	if (tty)
-		sc_progress(&p, true);
+	if (!a->quiet)
+		sc_progress(&p, true, tty);
 	if (p.failed > 0)
 		status = 1;
 	pthread_cond_destroy(&p.cv);
