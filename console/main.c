@@ -583,6 +583,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "vigil-console: --data %s: not a directory\n", app.o.data);
 		return VIGIL_EXIT_USAGE;
 	}
+	/* Not refused: the console may start before vigild's first write
+	 * (one install, both services), but a mistyped --data must not read
+	 * as "no alerts" in silence. */
+	if (stat(app.archive_dir, &st) != 0)
+		fprintf(stderr, "vigil-console: warning: --data %s has no archive/ (%s): the queue "
+		    "stays empty until vigild writes one there\n", app.o.data, strerror(errno));
 	/* The deployed rule file may not compile (the console is where it gets
 	 * fixed), but it must be there: a usage error, as in vigild. */
 	if (stat(app.o.rules, &st) != 0 || access(app.o.rules, R_OK) != 0) {

@@ -146,7 +146,7 @@ done
 printf 'rule broken {\n  when amount > > 5\n  score 1\n  reason "x"\n}\n' >"$T/bad.rules"
 printf '{"txn_id":"t","card_id":"c","merchant_id":"m","amount":"1","currency":"EUR"}\n' >"$T/txn.json"
 "$(vt_prog vigil-gen)" --cards 20 --days 2 -q -o "$T/t.csv" || fail "vigil-gen: exit $?"
-mkdir -p "$T/data"
+mkdir -p "$T/data" "$T/cdata/archive"
 expect_rc() { # WANT NAME CMD...
 	want=$1 name=$2
 	shift 2
@@ -166,7 +166,7 @@ expect_rc 2 "vigil-rules check bad" "$(vt_prog vigil-rules)" check "$T/bad.rules
 expect_rc 2 "vigil-rules fmt bad" "$(vt_prog vigil-rules)" fmt "$T/bad.rules"
 expect_rc 2 "vigil-rules explain bad" "$(vt_prog vigil-rules)" explain "$T/bad.rules" --txn "@$T/txn.json"
 expect_rc 2 "vigil-rules test bad" "$(vt_prog vigil-rules)" test "$T/bad.rules" "$SRC/rules/default.cases"
-expect_rc 2 "vigil-console, no rule file" "$(vt_prog vigil-console)" -d "$T/data" -r "$T/none.rules" \
+expect_rc 2 "vigil-console, no rule file" "$(vt_prog vigil-console)" -d "$T/cdata" -r "$T/none.rules" \
 	--tokens "$T/none.tokens" --state "$T/state"
 # a bad value is a usage error: one line ending (see --help)
 for c in "vigil-gen --cards 0" "vigil-archive stats $T $T" "vigil-archive dump --from x $T" \
@@ -262,7 +262,7 @@ grep -q "\"rules\": \"$SRC/rules/default.rules\"" "$T/out" ||
 expect_rc 2 "vigild --admin http://..." "$(vt_prog vigild)" --check-config -q \
 	-r "$SRC/rules/default.rules" -d "$T/data" --admin http://127.0.0.1:9466
 grep -q 'no scheme: 127.0.0.1:9466' "$T/err" || fail "vigild --admin http://: $(cat "$T/err")"
-expect_rc 2 "vigil-console --listen http://..." "$(vt_prog vigil-console)" -d "$T/data" \
+expect_rc 2 "vigil-console --listen http://..." "$(vt_prog vigil-console)" -d "$T/cdata" \
 	-r "$SRC/rules/default.rules" --tokens "$T/none.tokens" --state "$T/state" \
 	--listen http://127.0.0.1:9480
 [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q 'no scheme: 127.0.0.1:9480' "$T/err" ||
@@ -271,7 +271,7 @@ expect_rc 2 "vigil-console --listen http://..." "$(vt_prog vigil-console)" -d "$
 # with the system's reason, exit 1 (docs/tools.md), no bare "[warn]" of libevent's
 printf 'alice analyst alice-token-0123456789abcdef0123456789\n' >"$T/ok.tokens"
 chmod 600 "$T/ok.tokens"
-expect_rc 1 "vigil-console --listen 192.0.2.1:9480" "$(vt_prog vigil-console)" -d "$T/data" \
+expect_rc 1 "vigil-console --listen 192.0.2.1:9480" "$(vt_prog vigil-console)" -d "$T/cdata" \
 	-r "$SRC/rules/default.rules" --tokens "$T/ok.tokens" --state "$T/state" \
 	--listen 192.0.2.1:9480
 [ "$(wc -l <"$T/err")" -eq 1 ] &&
@@ -291,7 +291,7 @@ expect_rc 2 "vigild --check-config --data FILE" "$(vt_prog vigild)" --check-conf
 grep -qx "vigild: \[store\] data_dir (--data) $T/afile: not a directory" "$T/err" ||
 	fail "vigild --check-config --data FILE: $(cat "$T/err")"
 # the console checks every input before it makes STATE: nothing left behind
-expect_rc 2 "vigil-console --server HOST:PORT" "$(vt_prog vigil-console)" -d "$T/data" \
+expect_rc 2 "vigil-console --server HOST:PORT" "$(vt_prog vigil-console)" -d "$T/cdata" \
 	-r "$SRC/rules/default.rules" --tokens "$T/ok.tokens" --state "$T/state-srv" \
 	--server 127.0.0.1:19465
 [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q 'tcp://HOST:PORT.*(see --help)$' "$T/err" ||
@@ -300,6 +300,9 @@ expect_rc 2 "vigil-console --server HOST:PORT" "$(vt_prog vigil-console)" -d "$T
 expect_rc 2 "vigil-console, no tokens file" "$(vt_prog vigil-console)" -d "$T/data" \
 	-r "$SRC/rules/default.rules" --tokens "$T/none.tokens" --state "$T/state-tok"
 [ -e "$T/state-tok" ] && fail "vigil-console without its tokens file made its state directory"
+# a data directory without archive/ (a mistyped --data) is said, not served as "no alerts"
+grep -q "^vigil-console: warning: --data $T/data has no archive/" "$T/err" ||
+	fail "vigil-console, --data without archive/: no warning: $(cat "$T/err")"
 # a server address without a scheme says what a URL looks like, in the same
 # words wherever a URL is given (VIGIL_CLI_URL_FORMS)
 forms='write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH'
