@@ -464,6 +464,10 @@ test_json_shape(void **state)
 	static const char bad[] = "{\"txn_id\":\"js-2\",\"card_id\":\"card-js\","
 	    "\"merchant_id\":\"m-1\",\"amount\":\"15.00\",\"currency\":\"EUR\","
 	    "\"event_time_ms\":1795000000000,\"lat\":\"60.2x\",\"lon\":\"24.9\"}";
+	/* read by the client, refused by the server */
+	static const char refused[] = "{\"txn_id\":\"js-3\",\"card_id\":\"card-js\","
+	    "\"merchant_id\":\"m-1\",\"amount\":\"15.00\",\"currency\":\"EUR\","
+	    "\"event_time_ms\":1795000000000,\"country\":\"fr\"}";
 
 	(void) state;
 	assert_int_equal(vt_server_start(&s, rules_path(), NULL), 0);
@@ -482,8 +486,8 @@ test_json_shape(void **state)
 	free(body);
 
 	/* vigil-score reads the same objects: the first a duplicate now */
-	snprintf(cmd, sizeof cmd, "printf '%%s\\n%%s\\n' '%s' '%s' | '%s' --server '%s' --quiet",
-	    good, bad, vt_build_path("tools/score/vigil-score"), s.url);
+	snprintf(cmd, sizeof cmd, "printf '%%s\\n%%s\\n%%s\\n' '%s' '%s' '%s' | '%s' --server '%s' "
+	    "--quiet", good, bad, refused, vt_build_path("tools/score/vigil-score"), s.url);
 	assert_int_equal(run_shell(cmd, &out), 1);
 	assert_true(has(out, "{\"txn_id\":\"js-1\",\"decision\":\"review\",\"score\":50.0,\"points\":50,"
 	    "\"hits\":[{\"rule\":\"big_amount\",\"points\":50,"));
@@ -493,6 +497,10 @@ test_json_shape(void **state)
 	assert_true(has(out, "{\"txn_id\":\"js-2\",\"status\":\"INVALID\",\"error\":{\"code\":"
 	    "\"INVALID\",\"message\":\"\\\"60.2x\\\" is not a number\",\"where\":{"
 	    "\"field\":\"txn.lat\",\"line\":2}},\"client_error\":\"EINVAL\"}"));
+	/* the server's refusal says which line too */
+	assert_true(has(out, "{\"txn_id\":\"js-3\",\"status\":\"INVALID\""));
+	assert_true(has(out, "\"where\":{\"field\":\"txn.country\",\"line\":3}},"
+	    "\"client_error\":\"SINVALID\"}"));
 	free(out);
 
 	assert_int_equal(vt_server_stop(&s), 0);

@@ -759,6 +759,7 @@ typedef struct sc_slot {
 	bool    done;
 	bool    failed;
 	json_t *out;
+	size_t  line; /* of the input */
 	char    txn_id[VIGIL_ID_MAX + 1];
 } sc_slot;
 
@@ -771,6 +772,7 @@ typedef struct sc_pipe {
 	uint64_t        next_seq;   /* seq of the next input */
 	uint64_t        answered, failed;
 	bool            eof;        /* no more input: the printer ends when all is printed */
+	const char     *file;       /* --csv FILE, or NULL: standard input's JSON lines */
 } sc_pipe;
 
 typedef struct sc_ticket {
@@ -795,6 +797,22 @@ sc_slot_complete(sc_pipe *p, uint64_t seq, json_t *out, bool failed)
 	pthread_mutex_unlock(&p->mtx);
 }
 
+/* The error object of input seq, refused by the client or the server: where
+ * is its input (file, line) and, when one is at fault, the field. */
+static json_t *
+sc_slot_error(const sc_pipe *p, uint64_t seq, vigil_client_err err,
+    const vigil_client_errinfo *info)
+{
+	const sc_slot *s = &p->slots[seq % p->window];
+	vigil_errinfo  ei;
+
+	vigil_errinfo_set(&ei, info->field, "%s", info->message);
+	ei.line = (uint32_t)s->line;
+	if (p->file != NULL)
+		snprintf(ei.file, sizeof ei.file, "%s", p->file);
+	return sc_error_obj(s->txn_id, vigil_client_errname(err), &ei);
+}
+
 static void
 sc_on_score(void *arg, vigil_client_err err, vigil_client_result *res,
     const vigil_client_errinfo *info)
@@ -805,11 +823,7 @@ sc_on_score(void *arg, vigil_client_err err, vigil_client_result *res,
 	json_t    *out;
 
 	free(t);
-	if (err == VIGIL_CLIENT_OK)
-		out = sc_result_json(res);
-	else
-		out = sc_error_json(p->slots[seq % p->window].txn_id, 0, vigil_client_errname(err),
-		    info->message, info->field);
+	out = err == VIGIL_CLIENT_OK ? sc_result_json(res) : sc_slot_error(p, seq, err, info);
 	sc_slot_complete(p, seq, out, err != VIGIL_CLIENT_OK || out == NULL);
 }
 
@@ -989,7 +1003,7 @@ sc_source_next(sc_source *src, vigil_txn *store, vigil_client_txn *txn, size_t *
 static int
 sc_score_stream(vigil_client *c, const sc_args *a, sc_source *src)
 {
-	sc_pipe  p = { .window = a->window };
+	sc_pipe  p = { .window = a->window, .file = a->csv };
 	pthread_t printer;
 	bool     tty = !a->quiet && isatty(STDERR_FILENO);
 	uint64_t last_progress = 0;
@@ -1025,6 +1039,7 @@ sc_score_stream(vigil_client *c, const sc_args *a, sc_source *src)
 		seq = p.next_seq++;
 		slot = &p.slots[seq % p.window];
 		slot->txn_id[0] = '\0';
+		slot->line = lineno;
 		pthread_mutex_unlock(&p.mtx);
 
 		if (r == 2) {
@@ -1046,8 +1061,7 @@ sc_score_stream(vigil_client *c, const sc_args *a, sc_source *src)
 		}
 		if (err != VIGIL_CLIENT_OK) {
 			free(t);
-			sc_slot_complete(&p, seq, sc_error_json(txn.txn_id, lineno,
-			    vigil_client_errname(err), info.message, info.field), true);
+			sc_slot_complete(&p, seq, sc_slot_error(&p, seq, err, &info), true);
 		}
 		if (tty && p.next_seq - last_progress >= 1000) {
 			last_progress = p.next_seq;
