@@ -349,8 +349,10 @@ vc_tls_dialer(vigil_client *c, vc_replica *r, nng_dialer *ret_d,
 fail:
 	if (rv == NNG_ENOMEM)
 		err = VIGIL_CLIENT_ENOMEM;
+	/* the TLS library's refusal of a file, said as what is wrong with it */
 	vc_info_set(reterr_info, err, NULL, "%s: %s%s%s", r->url, what, what[0] ? ": " : "",
-	    nng_strerror(rv));
+	    rv != NNG_ECRYPTO || what[0] == '\0' ? nng_strerror(rv) : what == o->tls_ca
+	    ? "not a PEM X.509 certificate" : "not a PEM X.509 certificate and its private key");
 out:
 	if (key != NULL) {
 		memset(key, 0, strlen(key));

@@ -303,6 +303,11 @@ expect_rc 2 "vigil-console, no tokens file" "$(vt_prog vigil-console)" -d "$T/da
 # a data directory without archive/ (a mistyped --data) is said, not served as "no alerts"
 grep -q "^vigil-console: warning: --data $T/data has no archive/" "$T/err" ||
 	fail "vigil-console, --data without archive/: no warning: $(cat "$T/err")"
+# a TLS file the TLS library refuses: what is wrong with it, not "Cryptographic error"
+expect_rc 2 "vigil-score --tls-ca NOT-PEM" "$(vt_prog vigil-score)" -s tls+tcp://127.0.0.1:1 \
+	--tls-ca "$T/t.csv" health
+grep -q ": $T/t.csv: not a PEM X.509 certificate\$" "$T/err" ||
+	fail "vigil-score --tls-ca NOT-PEM: $(cat "$T/err")"
 # a server address without a scheme says what a URL looks like, in the same
 # words wherever a URL is given (VIGIL_CLI_URL_FORMS)
 forms='write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH'
