@@ -1000,18 +1000,18 @@ srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen)
 	 * before anything is read. A regular file ignores the flag. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		snprintf(errbuf, errlen, "admin_token_file %s: cannot open: %s", path,
+		snprintf(errbuf, errlen, "[server] admin_token_file %s: cannot open: %s", path,
 		    strerror(errno));
 		return VIGIL_EINVAL;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(errbuf, errlen, "admin_token_file %s: not a regular file (a FIFO, device "
+		snprintf(errbuf, errlen, "[server] admin_token_file %s: not a regular file (a FIFO, device "
 		    "or directory is refused before it is read)", path);
 		close(fd);
 		return VIGIL_EINVAL;
 	}
 	if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
-		snprintf(errbuf, errlen, "admin_token_file %s: mode %04o lets every user read or "
+		snprintf(errbuf, errlen, "[server] admin_token_file %s: mode %04o lets every user read or "
 		    "write it; chmod o-rw", path, (unsigned)(st.st_mode & 07777));
 		close(fd);
 		return VIGIL_EINVAL;
@@ -1019,7 +1019,7 @@ srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen)
 	n = read(fd, buf, sizeof buf);
 	close(fd);
 	if (n < 0) {
-		snprintf(errbuf, errlen, "admin_token_file %s: cannot read: %s", path,
+		snprintf(errbuf, errlen, "[server] admin_token_file %s: cannot read: %s", path,
 		    strerror(errno));
 		return VIGIL_EINVAL;
 	}
@@ -1029,21 +1029,21 @@ srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen)
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	if (len > ADMIN_TOKEN_MAX || (size_t)n == sizeof buf) {
-		snprintf(errbuf, errlen, "admin_token_file %s: the token is longer than %d bytes",
+		snprintf(errbuf, errlen, "[server] admin_token_file %s: the token is longer than %d bytes",
 		    path, ADMIN_TOKEN_MAX);
 		explicit_bzero(buf, sizeof buf);
 		return VIGIL_EINVAL;
 	}
 	for (size_t i = 0; i < len; i++) {
 		if (buf[i] <= ' ' || buf[i] > '~') {
-			snprintf(errbuf, errlen, "admin_token_file %s: byte %zu of the token is not "
+			snprintf(errbuf, errlen, "[server] admin_token_file %s: byte %zu of the token is not "
 			    "printable ASCII (a token is one line, no spaces)", path, i + 1);
 			explicit_bzero(buf, sizeof buf);
 			return VIGIL_EINVAL;
 		}
 	}
 	if (len < ADMIN_TOKEN_MIN) {
-		snprintf(errbuf, errlen, "admin_token_file %s: the token has %zu bytes; at least "
+		snprintf(errbuf, errlen, "[server] admin_token_file %s: the token has %zu bytes; at least "
 		    "%d are needed (e.g. openssl rand -hex 32)", path, len, ADMIN_TOKEN_MIN);
 		explicit_bzero(buf, sizeof buf);
 		return VIGIL_EINVAL;

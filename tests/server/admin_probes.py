@@ -53,7 +53,7 @@ def check_config_fifo(d):
                            capture_output=True, text=True, timeout=30)
     except subprocess.TimeoutExpired:
         fail("--check-config with a FIFO as the token file still runs after 30 s")
-    want = "vigild: admin_token_file %s: not a regular file" % fifo
+    want = "vigild: [server] admin_token_file %s: not a regular file" % fifo
     if r.returncode != 2 or want not in r.stderr:
         fail("--check-config with a FIFO: exit %d, %r" % (r.returncode, r.stderr))
 
@@ -73,7 +73,7 @@ def check_config_token_length(d):
                             "ipc://" + os.path.join(d, "cc.sock"),
                             "--admin-token-file", path],
                            capture_output=True, text=True, timeout=30)
-        line = "vigild: admin_token_file %s: the token is longer than 255 bytes\n" % path
+        line = "vigild: [server] admin_token_file %s: the token is longer than 255 bytes\n" % path
         if r.returncode != want or (want == 2 and r.stderr != line):
             fail("--check-config, a token of %d bytes ending %r: exit %d (want %d), %r"
                  % (size, ending, r.returncode, want, r.stderr))
@@ -175,7 +175,7 @@ def main():
         os.rename(token, token + ".old")
         os.mkfifo(token, 0o600)
         proc.send_signal(signal.SIGHUP)
-        wait_log(log, r"admin_token_file %s: not a regular file.*; the previous token stays "
+        wait_log(log, r"\[server\] admin_token_file %s: not a regular file.*; the previous token stays "
                  r"in use" % re.escape(token), proc, "refusal of the FIFO on SIGHUP")
         st, _ = request(aport, "GET", "/metrics", token=TOKEN)
         if st != 200:
