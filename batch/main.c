@@ -706,8 +706,13 @@ main(int argc, char **argv)
 			    BATCH_MAX_PARTS, n);
 		}
 		for (int i = optind; i < argc; i++) {
-			if (access(argv[i], R_OK) != 0) { /* docs/tools.md, "missing" */
-				fprintf(stderr, "vigil-rebuild: %s: %s\n", argv[i], strerror(errno));
+			struct stat st;
+
+			errno = 0;
+			if (access(argv[i], R_OK) != 0 || stat(argv[i], &st) != 0 ||
+			    !S_ISREG(st.st_mode)) { /* docs/tools.md, "missing" */
+				fprintf(stderr, "vigil-rebuild: %s: %s\n", argv[i], errno != 0 ?
+				    strerror(errno) : "not a regular file");
 				free(sum);
 				return VIGIL_EXIT_USAGE;
 			}

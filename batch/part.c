@@ -475,6 +475,12 @@ pr_verify(const char *path, store_diag *reterr)
 	XXH64_reset(xx, 0);
 	/* Hash everything but the last 8 bytes, which hold the digest. */
 	while ((n = fread(buf + keep, 1, (1 << 20) - keep, f)) > 0) {
+		if (off == 0 && keep == 0 && (n < 8 || memcmp(buf, PART_MAGIC, 8) != 0)) {
+			/* another file given by mistake: say so, not "damaged" */
+			rv = VIGIL_ECORRUPT;
+			store_diag_set(reterr, "%s:0: not a vigil-rebuild partial file", path);
+			goto out;
+		}
 		n += keep;
 		if (n > 9) {
 			XXH64_update(xx, buf, n - 9);

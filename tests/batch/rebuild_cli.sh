@@ -83,6 +83,12 @@ size=$(wc -c <"$T/garbage")
 printf '\245' | dd of="$T/garbage" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
 expect 1 "vigil-rebuild: $T/garbage:[0-9]+: checksum mismatch \(file damaged or truncated\)" \
     -d "$T/d" -q --merge "$T/p0" "$T/garbage"
+# another kind of file is said to be one, not a damaged partial file; a
+# directory is a missing input (2)
+printf 'txn_id,card_id\n' >"$T/other.csv"
+expect 1 "vigil-rebuild: $T/other.csv:0: not a vigil-rebuild partial file" \
+    -d "$T/d" -q --merge "$T/p0" "$T/other.csv"
+expect 2 "vigil-rebuild: $T: not a regular file" -d "$T/d" -q --merge "$T/p0" "$T"
 
 # 4. An option the mode would ignore is refused (docs/tools.md: flags
 # accepted and ignored are usage errors). Before, `--merge --as-of` of
