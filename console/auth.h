@@ -27,7 +27,9 @@ typedef enum con_role {
 const char *con_role_name(con_role r);
 vigil_err   con_role_parse(const char *s, con_role *ret_r);
 
-#define CON_NAME_MAX   24  /* analyst names: [A-Za-z0-9._-], fits "analyst:NAME" in a label source */
+/* analyst names: [A-Za-z0-9._-]; "analyst:NAME" is a label's source, at
+ * most 31 bytes on the wire (docs/protocol.md; store_label.source) */
+#define CON_NAME_MAX   23
 #define CON_TOKENS_MAX 256
 
 #define CON_CERT_CN_MAX 64 /* a certificate subject's CN (X.509 ub-common-name) */

@@ -277,8 +277,8 @@ out:
 
 /* ---- POST /api/lists/NAME/{add,remove} ---- */
 
-static bool
-lists_value_ok(const char *v)
+bool
+con_list_value_ok(const char *v)
 {
 	size_t n = strlen(v);
 
@@ -309,7 +309,7 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 	value = json_string_value(json_object_get(body, "value"));
 	reason = json_string_value(json_object_get(body, "reason"));
 	expires = json_string_value(json_object_get(body, "expires"));
-	if (value == NULL || !lists_value_ok(value)) {
+	if (value == NULL || !con_list_value_ok(value)) {
 		con_send_error(req, 400, "value", "1-%d printable characters, no spaces, not "
 		    "starting with '#'", LIST_ITEM_MAX);
 		goto out;
@@ -377,6 +377,13 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 		    "remove it first to list it until a time", value, name);
 		goto out;
 	}
+	if (add && !changed && exp_ms == 0 && before != NULL &&
+	    json_object_get(before, "expires") == NULL) {
+		/* listed for good already: its who and why stay (not the re-adder's) */
+		con_send_json(req, 200, json_pack("{s:s, s:s, s:b, s:s, s:O}", "list", name, "value",
+		    value, "changed", false, "path", path, "entry", before));
+		goto out;
+	}
 	before = before != NULL ? json_incref(before) : json_null();
 	if (add) {
 		char now[32];
@@ -437,6 +444,71 @@ out:
 	json_decref(meta);
 	free(text);
 	json_decref(body);
+}
+
+/* ---- Block card's record (api.c) ---- */
+
+/* Sets list name's record of value to entry (NULL: drops it) unless keep and
+ * the record there has no end date; *ret_prior (if not NULL): the one before. */
+static vigil_err
+lists_record_set(con_app *app, const char *name, const char *value, json_t *entry, bool keep,
+    json_t **ret_prior, char *errbuf, size_t errlen)
+{
+	json_t *meta = NULL, *entries, *prior;
+	vigil_errinfo ei;
+	vigil_err rv;
+
+	if ((rv = lists_meta_load(app, &meta, &ei)) != VIGIL_OK) {
+		snprintf(errbuf, errlen, "%s", ei.msg);
+		return rv;
+	}
+	entries = json_object_get(meta, name);
+	if (!json_is_object(entries)) {
+		entries = json_object();
+		json_object_set_new(meta, name, entries);
+	}
+	prior = json_object_get(entries, value);
+	if (ret_prior != NULL)
+		*ret_prior = json_incref(prior);
+	if (keep && prior != NULL && json_object_get(prior, "expires") == NULL) {
+		json_decref(meta);
+		return VIGIL_OK;
+	}
+	if (entry != NULL ? json_object_set(entries, value, entry) : json_object_del(entries, value))
+		rv = entry != NULL ? VIGIL_ENOMEM : VIGIL_OK;
+	if (rv == VIGIL_OK && (rv = lists_meta_save(app, meta, errbuf, errlen)) == VIGIL_OK)
+		lists_note_expiry(meta);
+	else if (rv == VIGIL_ENOMEM)
+		snprintf(errbuf, errlen, "out of memory");
+	json_decref(meta);
+	return rv;
+}
+
+vigil_err
+con_lists_block_record(con_app *app, const char *name, const char *value, const con_user *who,
+    const char *reason, json_t **ret_prior, char *errbuf, size_t errlen)
+{
+	char now[32];
+	json_t *entry;
+	vigil_err rv;
+
+	*ret_prior = NULL;
+	vigil_time_format_rfc3339(vigil_now_ms(), now, sizeof now);
+	entry = json_pack("{s:s, s:s, s:s}", "reason", reason, "who", who->name, "added", now);
+	if (entry == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		return VIGIL_ENOMEM;
+	}
+	rv = lists_record_set(app, name, value, entry, true, ret_prior, errbuf, errlen);
+	json_decref(entry);
+	return rv;
+}
+
+vigil_err
+con_lists_record_restore(con_app *app, const char *name, const char *value, json_t *prior,
+    char *errbuf, size_t errlen)
+{
+	return lists_record_set(app, name, value, prior, false, NULL, errbuf, errlen);
 }
 
 /* ---- expiry ---- */

@@ -132,7 +132,10 @@ test_errors(void **state)
 	expect_error("# c\nalice boss alice-analyst-token-0001\n", VIGIL_EINVAL,
 	    ":2: role \"boss\": one of read-only, analyst, rule-editor, admin");
 	expect_error("al/ice analyst alice-analyst-token-0001\n", VIGIL_EINVAL,
-	    ":1: name \"al/ice\": 1-24 of [A-Za-z0-9._-]");
+	    ":1: name \"al/ice\": 1-23 of [A-Za-z0-9._-]");
+	/* 24 characters: "analyst:NAME" would not fit a label's source */
+	expect_error("abcdefghijklmnopqrstuvwx analyst long-name-token-00000001\n", VIGIL_EINVAL,
+	    ":1: name \"abcdefghijklmnopqrstuvwx\": 1-23 of [A-Za-z0-9._-]");
 	/* one token per analyst, plain or as its digest */
 	expect_error("alice analyst alice-analyst-token-0001\nrob admin alice-analyst-token-0001\n",
 	    VIGIL_EINVAL, ":2: rob's token is also alice's");

@@ -233,9 +233,12 @@ test_lists(void **s)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(e,
 	    "after"), "entry"), "reason")), "stolen");
 	json_decref(e);
-	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
+	/* listed again by another analyst: the first record (who, why) stays */
+	o = http_ok("POST", "/api/lists/blocked_cards/add", BOB,
 	    "{\"value\":\"c9\",\"reason\":\"again\"}", 200);
 	assert_true(json_is_false(json_object_get(o, "changed")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "entry"),
+	    "reason")), "stolen");
 	json_decref(o);
 	/* the entry shows who and why */
 	assert_string_equal(blocked_who("c9", who, sizeof who), "alice");
@@ -259,8 +262,8 @@ test_lists(void **s)
 	e = audit_newest();
 	assert_string_equal(json_string_value(json_object_get(e, "action")), "list_expire");
 	json_decref(e);
-	/* an end date on an entry listed for good (Block card writes no record)
-	 * would unblock it when it passes: 409, the entry stays permanent */
+	/* an end date on an entry listed for good would unblock it when it
+	 * passes: 409, the entry stays permanent */
 	{
 		char later[32];
 
@@ -274,7 +277,7 @@ test_lists(void **s)
 		/* STATE/lists.json that cannot be written (a directory where its
 		 * temporary file goes): nothing half-applied, an entry is not added
 		 * without its record (who, why; with an end date it would never
-		 * leave), nor an entry's record replaced, nor an entry removed
+		 * leave), nor an entry removed
 		 * whose record would stay (it would come back with the value
 		 * listed again) */
 		{
@@ -297,8 +300,11 @@ test_lists(void **s)
 			assert_string_not_equal(json_string_value(json_object_get(e, "target")),
 			    "blocked_cards:c4");
 			json_decref(e);
-			json_decref(http_ok("POST", "/api/lists/blocked_cards/add", BOB,
-			    "{\"value\":\"c6\",\"reason\":\"again\"}", 500));
+			/* listed for good already: nothing to write, the record stays */
+			o = http_ok("POST", "/api/lists/blocked_cards/add", BOB,
+			    "{\"value\":\"c6\",\"reason\":\"again\"}", 200);
+			assert_true(json_is_false(json_object_get(o, "changed")));
+			json_decref(o);
 			assert_true(blocked_has("c6"));
 			snprintf(bc, sizeof bc, "%s/blocked_cards.txt", rules_dir);
 			assert_int_equal(stat(bc, &st0), 0);

@@ -30,20 +30,71 @@
 #include "console_test.h"
 #include "vigil.h"
 
+/* The record GET /api/lists shows for value in blocked_cards (NULL: none). */
+static json_t *
+blocked_entry(const char *value)
+{
+	json_t *o = http_ok("GET", "/api/lists", ALICE, NULL, 200), *l, *e, *ret = NULL;
+
+	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
+		l = json_array_get(json_object_get(o, "lists"), i);
+		if (strcmp(json_string_value(json_object_get(l, "name")), "blocked_cards") != 0)
+			continue;
+		for (size_t k = 0; k < json_array_size(json_object_get(l, "entries")); k++) {
+			e = json_array_get(json_object_get(l, "entries"), k);
+			if (strcmp(json_string_value(json_object_get(e, "value")), value) == 0)
+				ret = json_incref(e);
+		}
+	}
+	json_decref(o);
+	return ret;
+}
+
 void
 test_block_card(void **s)
 {
-	char path[400], *v0 = vigild_hash(), *v1, buf[4096] = "";
-	json_t *o;
+	char path[400], *v0 = vigild_hash(), *v1, buf[4096] = "", body[256], later[32];
+	json_t *o, *e;
 	FILE *f;
 
 	(void)s;
+	/* t3's card listed until an hour from now by a list edit: Block card
+	 * makes it for good (the end date would unblock it), with its who and
+	 * why, and audits the record it replaced */
+	vigil_time_format_rfc3339(vigil_now_ms() + 3600000, later, sizeof later);
+	snprintf(body, sizeof body, "{\"value\":\"c2\",\"reason\":\"an hour\","
+	    "\"expires\":\"%s\"}", later);
+	json_decref(http_ok("POST", "/api/lists/blocked_cards/add", BOB, body, 200));
+	o = http_ok("POST", "/api/cases/t3/block", ALICE, NULL, 200);
+	assert_false(json_is_true(json_object_get(o, "added"))); /* already in the file */
+	json_decref(o);
+	e = blocked_entry("c2");
+	assert_non_null(e);
+	assert_null(json_object_get(e, "expires"));
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
+	assert_string_equal(json_string_value(json_object_get(e, "reason")), "blocked from case t3");
+	json_decref(e);
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "block_card");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(e,
+	    "before"), "entry"), "who")), "bob");
+	json_decref(e);
+	/* once listed for good, a second block keeps the record */
+	o = http_ok("POST", "/api/cases/t3/block", BOB, NULL, 200);
+	assert_false(json_is_true(json_object_get(o, "added")));
+	json_decref(o);
+	e = blocked_entry("c2");
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
+	json_decref(e);
+	/* a card not listed yet: added, with its record */
+	json_decref(http_ok("POST", "/api/lists/blocked_cards/remove", BOB,
+	    "{\"value\":\"c2\",\"reason\":\"again by Block card\"}", 200));
 	o = http_ok("POST", "/api/cases/t3/block", ALICE, NULL, 200);
 	assert_true(json_is_true(json_object_get(o, "added")));
 	json_decref(o);
-	o = http_ok("POST", "/api/cases/t3/block", ALICE, NULL, 200);
-	assert_false(json_is_true(json_object_get(o, "added")));
-	json_decref(o);
+	e = blocked_entry("c2");
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
+	json_decref(e);
 	snprintf(path, sizeof path, "%s/blocked_cards.txt", rules_dir);
 	f = fopen(path, "r");
 	assert_non_null(f);
