@@ -120,7 +120,10 @@ con_audit_write(con_audit *a, const con_user *who, const char *action, const cha
 	json_t *o;
 	char *text = NULL;
 	vigil_err rv = VIGIL_OK;
+	struct stat st;
+	ssize_t w;
 	size_t len;
+	bool sized;
 
 	vigil_time_format_rfc3339(vigil_now_ms(), ts, sizeof ts);
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "ts", ts,
@@ -140,9 +143,19 @@ con_audit_write(con_audit *a, const con_user *who, const char *action, const cha
 		goto out;
 	}
 	text[len++] = '\n'; /* replaces the NUL: write len bytes */
-	/* One write(2) per line: with O_APPEND a line is never interleaved. */
-	if (write(a->fd, text, len) != (ssize_t)len || fdatasync(a->fd) != 0)
+	/* One write(2) per line: with O_APPEND a line is never interleaved.
+	 * A short one (a full disk) is cut off again: the next line appended
+	 * to its fragment would make both unreadable. */
+	sized = fstat(a->fd, &st) == 0;
+	w = write(a->fd, text, len);
+	if (w != (ssize_t)len) {
+		if (w > 0 && sized && ftruncate(a->fd, st.st_size) != 0)
+			fprintf(stderr, "vigil-console: audit log: a line cut short at byte %lld "
+			    "stays: %s\n", (long long)st.st_size, strerror(errno));
 		rv = VIGIL_EIO;
+	} else if (fdatasync(a->fd) != 0) {
+		rv = VIGIL_EIO;
+	}
 out:
 	free(text);
 	return rv;

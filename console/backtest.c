@@ -289,18 +289,20 @@ typedef struct bt_row {
 	json_t *o;
 } bt_row;
 
-/* Next JSON line of f, or NULL at the end. */
+/* Next JSON line of f, or NULL at the end. A line is read whole, however
+ * long (an exact back-test's line carries both sides' hits). */
 static json_t *
 bt_next(FILE *f)
 {
-	char line[8192];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	json_t *o = NULL;
 
-	while (fgets(line, sizeof line, f) != NULL) {
-		json_t *o = json_loads(line, 0, NULL);
-		if (o != NULL)
-			return o;
-	}
-	return NULL;
+	while (o == NULL && (n = getline(&line, &cap, f)) > 0)
+		o = json_loadb(line, (size_t)n, 0, NULL);
+	free(line);
+	return o;
 }
 
 /* --exact: the next line's production side (its "archived", with the

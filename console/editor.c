@@ -1226,13 +1226,17 @@ void
 con_api_rules_reject(con_app *app, struct evhttp_request *req, const con_user *who)
 {
 	static const char *const keys[] = { "hash", "message", NULL };
-	json_t *b = edit_body(req, keys, NULL, NULL), *pr;
+	json_t *b = edit_body(req, keys, NULL, NULL), *pr = NULL;
 	const char *msg;
 	char path[4200];
 
 	if (b == NULL)
 		return;
 	msg = json_string_value(json_object_get(b, "message"));
+	if (json_object_get(b, "message") != NULL && msg == NULL) {
+		con_send_error(req, 400, "message", "a string (why the proposal is rejected)");
+		goto out;
+	}
 	pr = edit_proposal_named(app, req, b);
 	if (pr == NULL)
 		goto out;

@@ -11,6 +11,7 @@
  * sending it to vigild like a case's.
  */
 #include <event2/http.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,7 +60,7 @@ search_key(void *arg, const char *k, const char *v)
 	if (strcmp(k, "min_amount") == 0 || strcmp(k, "max_amount") == 0) {
 		double d = strtod(v, &end);
 
-		if (*v == '\0' || *end != '\0' || !(d >= 0))
+		if (*v == '\0' || *end != '\0' || !(d >= 0) || !isfinite(d)) /* as the queue's */
 			return CON_QS_BAD_VALUE;
 		if (k[1] == 'i')
 			q->min_amount = d;

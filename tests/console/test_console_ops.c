@@ -264,6 +264,9 @@ test_malformed(void **s)
 	o = http_ok("GET", "/api/search?min_amount=100&max_amount=1", ALICE, NULL, 400);
 	assert_string_equal(err_field(o), "max_amount");
 	json_decref(o);
+	o = http_ok("GET", "/api/search?min_amount=inf", ALICE, NULL, 400); /* as the queue */
+	assert_string_equal(err_field(o), "min_amount");
+	json_decref(o);
 	/* a wrong method on an endpoint is 405 JSON, never 404 or libevent's 501 */
 	json_decref(http_ok("POST", "/api/status", ALICE, "{}", 405));
 	json_decref(http_ok("DELETE", "/api/me", ALICE, NULL, 405));

@@ -525,8 +525,13 @@ test_rules_four_eyes(void **s)
 	b = json_pack("{s:s, s:s}", "text", text, "base_hash", hash);
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/deploy", RITA, body, 202);
-	snprintf(ab, sizeof ab, "{\"hash\": \"%s\"}", base);
 	json_decref(o);
+	/* a message that is not a string: 400 naming it, the proposal kept */
+	snprintf(ab, sizeof ab, "{\"hash\": \"%s\", \"message\": 5}", base);
+	o = http_ok("POST", "/api/rules/reject", RITA, ab, 400);
+	assert_string_equal(err_field(o), "message");
+	json_decref(o);
+	snprintf(ab, sizeof ab, "{\"hash\": \"%s\"}", base);
 	json_decref(http_ok("POST", "/api/rules/reject", RITA, ab, 200));
 	e = audit_newest();
 	assert_string_equal(json_string_value(json_object_get(e, "action")), "reject_rules");
