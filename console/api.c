@@ -27,14 +27,6 @@ _Static_assert(sizeof "analyst:" - 1 + CON_NAME_MAX < sizeof ((store_label *)0)-
 
 #define QUEUE_LIMIT_MAX 500
 
-/* The 0-100 score as shown: the index keeps a float, JSON gets 3 decimals
- * (97.3, not 97.30000305). */
-static double
-api_score(float score)
-{
-	return rint((double)score * 1000.0) / 1000.0;
-}
-
 json_t *con_case_json(con_app *app, const con_case *c);
 
 json_t *
@@ -52,7 +44,7 @@ con_case_json(con_app *app, const con_case *c)
 	json_object_set_new(o, "txn_id", json_string(c->txn_id));
 	json_object_set_new(o, "time", con_json_time(c->event_time_ms));
 	json_object_set_new(o, "event_time_ms", json_integer(c->event_time_ms));
-	json_object_set_new(o, "score", json_real(api_score(c->score)));
+	json_object_set_new(o, "score", json_real(con_score_shown(c->score)));
 	json_object_set_new(o, "decision", json_string(vigil_decision_name(c->decision)));
 	json_object_set_new(o, "amount", con_json_amount(c->amount_minor, c->currency));
 	json_object_set_new(o, "amount_minor", json_integer(c->amount_minor));
@@ -311,7 +303,7 @@ con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, cons
 			json_array_append_new(arr, json_pack("{s:s, s:o, s:o, s:s, s:s, s:f, s:s, s:o}",
 			    "txn_id", t->txn_id, "time", con_json_time(t->event_time_ms),
 			    "amount", con_json_amount(t->amount_minor, t->currency), "currency", t->currency,
-			    "merchant_id", t->merchant_id, "score", api_score(t->score),
+			    "merchant_id", t->merchant_id, "score", con_score_shown(t->score),
 			    "decision", vigil_decision_name(t->decision),
 			    "label", con_json_label(con_index_label_of(app->ix, t->txn_id))));
 		}

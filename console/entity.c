@@ -562,7 +562,7 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 		    "card_id", e->card_id, "merchant_id", e->merchant_id, "terminal_id", e->terminal_id,
 		    "device_id", e->device_id, "ip", e->ip,
 		    "amount", con_json_amount(e->amount_minor, e->currency), "currency", e->currency,
-		    "score", rint((double)e->score * 1000.0) / 1000.0,
+		    "score", con_score_shown(e->score),
 		    "decision", vigil_decision_name(e->decision),
 		    "label", con_json_label(con_index_label_of(app->ix, e->txn_id))));
 	}

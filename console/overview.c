@@ -67,11 +67,11 @@ static void
 ov_money_add(json_t *o, const char *currency, int64_t minor)
 {
 	int e = vigil_currency_exponent(currency);
-	double v = (double)minor / pow(10, e < 0 ? 2 : e);
+	double scale = pow(10, e < 0 ? 2 : e), v = (double)minor / scale; /* KWD: 3 decimals */
 	json_t *cur = json_object_get(o, currency);
 
 	v += cur != NULL ? json_real_value(cur) : 0;
-	json_object_set_new(o, currency, json_real(rint(v * 100) / 100));
+	json_object_set_new(o, currency, json_real(rint(v * scale) / scale));
 }
 
 static ov_day *

@@ -92,10 +92,12 @@ search_json(const store_scored *s, int label)
 	char time[32];
 
 	vigil_time_format_rfc3339(t->event_time_ms, time, sizeof time);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:i, s:s, s:o}",
+	/* amount and score as the queue and the entity pages give them */
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:s, s:f, s:s, s:o}",
 	    "txn_id", t->txn_id, "time", time, "card_id", t->card_id, "merchant_id", t->merchant_id,
 	    "terminal_id", t->terminal_id, "device_id", t->device_id, "ip", t->ip,
-	    "amount", vigil_txn_amount(t), "currency", t->currency, "score", (int)s->score,
+	    "amount", con_json_amount(t->amount_minor, t->currency), "amount_minor",
+	    (json_int_t)t->amount_minor, "currency", t->currency, "score", con_score_shown(s->score),
 	    "decision", vigil_decision_name(s->decision),
 	    "label", con_json_label(label));
 }

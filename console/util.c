@@ -399,6 +399,12 @@ con_json_amount(int64_t minor, const char *currency)
 	return json_string(buf);
 }
 
+double
+con_score_shown(double score)
+{
+	return rint(score * 1000.0) / 1000.0;
+}
+
 json_t *
 con_json_time(int64_t ms)
 {

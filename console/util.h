@@ -20,6 +20,9 @@
 /* JSON of the pages: an amount in its currency's units ("220.50"), an
  * RFC 3339 time, a label ("fraud", "legit", or null for -1). */
 json_t     *con_json_amount(int64_t minor, const char *currency);
+/* The 0-100 score as every page shows it: 3 decimals (97.3, not the float's
+ * 97.30000305, nor an integer). */
+double      con_score_shown(double score);
 json_t     *con_json_time(int64_t ms);
 json_t     *con_json_label(int label);
 /* Parses "YYYY-MM-DD" or RFC 3339 into ms. */

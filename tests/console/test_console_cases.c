@@ -389,6 +389,10 @@ test_search_label_any(void **s)
 	assert_string_equal(json_string_value(json_object_get(it, "txn_id")), "t1");
 	assert_string_equal(json_string_value(json_object_get(it, "decision")), "allow");
 	assert_true(json_is_null(json_object_get(it, "label")));
+	/* amount and score in the queue's shape: the currency's decimals, 3 for the score */
+	assert_string_equal(json_string_value(json_object_get(it, "amount")), "1.00");
+	assert_int_equal(json_integer_value(json_object_get(it, "amount_minor")), 100);
+	assert_true(json_is_real(json_object_get(it, "score")));
 	/* by the card's entries in the entity index, not a scan of the day */
 	assert_string_equal(json_string_value(json_object_get(o, "via")), "entity_index");
 	assert_int_equal(json_integer_value(json_object_get(o, "scanned")), 2);
