@@ -15,8 +15,8 @@
 #include "index_int.h"
 #include "vec.h"
 
-/* Cases a query ordered by score may match (they are sorted in memory):
- * past this the query is refused with VIGIL_ELIMIT. */
+/* Cases a page ordered by score keeps in memory (offset + limit of them, in
+ * a heap): past this the query is refused with VIGIL_ELIMIT. */
 #define IX_MAX_MATCHES (16u << 20)
 
 typedef struct ix_match {
@@ -126,6 +126,48 @@ ix_case_matches(const con_case *c, const con_query *q, int rule_id)
 	return true;
 }
 
+/*
+ * Keeps the first `keep` matches in score order in h, a heap whose root is
+ * the last of them: a page by score holds offset + limit matches, not every
+ * match of the range (16M of them were 1.5 GB and a sort on the event loop).
+ */
+static vigil_err
+ix_top_add(vigil_vec *h, size_t keep, const ix_match *mt)
+{
+	ix_match *m = h->data;
+	size_t i, n = h->len;
+	vigil_err rv;
+
+	if (n == keep) {
+		if (n == 0 || ix_match_cmp(mt, &m[0]) >= 0)
+			return VIGIL_OK;
+		for (i = 0;;) { /* the root goes; mt sifts down from there */
+			size_t ch = 2 * i + 1;
+
+			if (ch >= n)
+				break;
+			if (ch + 1 < n && ix_match_cmp(&m[ch + 1], &m[ch]) > 0)
+				ch++;
+			if (ix_match_cmp(&m[ch], mt) <= 0)
+				break;
+			m[i] = m[ch];
+			i = ch;
+		}
+		m[i] = *mt;
+		return VIGIL_OK;
+	}
+	if ((rv = vigil_vec_push(h, mt)) != VIGIL_OK)
+		return rv;
+	m = h->data;
+	for (i = n; i > 0 && ix_match_cmp(&m[(i - 1) / 2], &m[i]) < 0; i = (i - 1) / 2) {
+		ix_match tmp = m[i];
+
+		m[i] = m[(i - 1) / 2];
+		m[(i - 1) / 2] = tmp;
+	}
+	return VIGIL_OK;
+}
+
 vigil_err
 con_index_query(con_index *ix, const con_query *q, con_case *ret_cases, uint32_t cap,
     uint32_t *ret_n, uint64_t *ret_total, double *ret_ms)
@@ -203,7 +245,11 @@ con_index_query_page(con_index *ix, const con_query *q, con_case *ret_cases, uin
 			}
 			continue;
 		}
-		rv = vigil_vec_push(&matches, &mt);
+		if (has_cur && ix_match_cmp(&mt, &cur) <= 0) {
+			pg.offset++; /* above the page */
+			continue;
+		}
+		rv = ix_top_add(&matches, has_cur ? limit : (size_t)q->offset + limit, &mt);
 		if (rv != VIGIL_OK) {
 			rv = rv == VIGIL_ETOOBIG ? VIGIL_ELIMIT : rv;
 			goto out;
@@ -211,12 +257,12 @@ con_index_query_page(con_index *ix, const con_query *q, con_case *ret_cases, uin
 	}
 	if (q->by_score && matches.len > 0) {
 		ix_match *m = matches.data;
+		size_t from = has_cur ? 0 : q->offset < matches.len ? q->offset : matches.len;
 
 		qsort(m, matches.len, sizeof *m, ix_match_cmp);
-		pg.offset = has_cur ? 0 : q->offset < matches.len ? q->offset : matches.len;
-		while (has_cur && pg.offset < matches.len && ix_match_cmp(&m[pg.offset], &cur) <= 0)
-			pg.offset++;
-		for (size_t i = pg.offset; i < matches.len && n < limit; i++) {
+		if (!has_cur)
+			pg.offset = q->offset < total ? q->offset : total;
+		for (size_t i = from; i < matches.len && n < limit; i++) {
 			MDB_val kk = { m[i].klen, m[i].key };
 			if (mdb_get(txn, ix->cases, &kk, &v) == 0 && v.mv_size == sizeof(con_case)) {
 				memcpy(&ret_cases[n++], v.mv_data, sizeof(con_case));

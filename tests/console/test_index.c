@@ -391,6 +391,75 @@ queue_page(con_index *ix, bool by_score, const char *after, con_case *page, con_
 }
 
 /*
+ * Pages by score over more cases than a page, scores tied in groups: walked
+ * by cursor, every case comes once, in order (score down, newest first on a
+ * tie); a page by offset is the same stretch of that walk (the query keeps
+ * offset + limit of them in a heap, not every match).
+ */
+static void
+test_queue_by_score_pages(void **state)
+{
+	enum { N = 120 };
+	store_archive *ar;
+	con_index *ix;
+	con_case p[3];
+	con_page pg;
+	con_query q;
+	uint64_t total;
+	uint32_t n, seen = 0;
+	char after[CON_CURSOR_MAX] = "", walk[N][16];
+	double prev_s = 1e9;
+	int64_t prev_t = INT64_MAX;
+
+	(void)state;
+	rm_rf(datadir);
+	rm_rf(ixdir);
+	mkdir(datadir, 0755);
+	ar = archive_open(false);
+	for (int i = 0; i < N; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "s%d", i);
+		put_scored(ar, id, "c1", 40 + (i * 37) % 23, t0 + i * 1000, "big");
+	}
+	ix = index_open();
+	assert_int_equal(ingest_all(ix), N);
+	do {
+		n = queue_page(ix, true, after, p, &pg, &total);
+		assert_int_equal(total, N);
+		assert_int_equal(pg.offset, seen);
+		for (uint32_t i = 0; i < n; i++) {
+			assert_true(p[i].score < prev_s ||
+			    (p[i].score == prev_s && p[i].event_time_ms < prev_t));
+			prev_s = p[i].score;
+			prev_t = p[i].event_time_ms;
+			assert_true(seen < N);
+			snprintf(walk[seen++], sizeof walk[0], "%s", p[i].txn_id);
+		}
+		snprintf(after, sizeof after, "%s", pg.next);
+	} while (after[0] != '\0');
+	assert_int_equal(seen, N);
+	memset(&q, 0, sizeof q);
+	q.decision = VIGIL_DECISION_REVIEW;
+	q.by_score = true;
+	q.min_amount = -1;
+	q.from_ms = INT64_MIN;
+	q.to_ms = INT64_MAX;
+	q.limit = 3;
+	q.offset = 61;
+	assert_int_equal(con_index_query_page(ix, &q, p, 3, &n, &total, NULL, &pg), VIGIL_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(pg.offset, 61);
+	for (uint32_t i = 0; i < n; i++)
+		assert_string_equal(p[i].txn_id, walk[61 + i]);
+	q.offset = N + 5; /* past the end: nothing, the offset where the rows end */
+	assert_int_equal(con_index_query_page(ix, &q, p, 3, &n, &total, NULL, &pg), VIGIL_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(pg.offset, N);
+	con_index_close(ix);
+	store_archive_close(ar);
+}
+
+/*
  * Keyset pages: the page after page 1's `next` starts at the row after
  * page 1's last, whatever came or went above it meanwhile (a new case
  * newer than all, a case labelled out of the open queue), where an offset
@@ -474,6 +543,7 @@ main(void)
 		cmocka_unit_test(test_damage_in_closed_segment),
 		cmocka_unit_test(test_prune),
 		cmocka_unit_test(test_queue_cursor),
+		cmocka_unit_test(test_queue_by_score_pages),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
