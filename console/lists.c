@@ -331,6 +331,13 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 		    app->o.rules);
 		goto out;
 	}
+	/* an entry of a prefix list covers a range (one digit: a tenth of all
+	 * cards), as a rule does: the rule editors' (docs/console.md, "Lists") */
+	if (strcmp(kind, "prefix") == 0 && who->role < CON_ROLE_EDITOR) {
+		con_send_error(req, 403, "list", "%s is a prefix list: an entry covers every value "
+		    "that begins with it, so it is edited as rules are (rule-editor or admin)", name);
+		goto out;
+	}
 	if (add && strcmp(kind, "number") == 0 && !rules_list_number_parse(value, NULL)) {
 		con_send_error(req, 400, "value", "\"%s\" is not a number, and %s is a number "
 		    "list (vigild would refuse the list file)", value, name);

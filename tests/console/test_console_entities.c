@@ -220,6 +220,18 @@ test_lists(void **s)
 	}
 	assert_true(found);
 	json_decref(o);
+	/* a prefix list's entry covers a range ("4": a tenth of all cards): a
+	 * rule editor's, not an analyst's */
+	o = http_ok("POST", "/api/lists/test_bins/add", ALICE, "{\"value\":\"4\",\"reason\":\"y\"}",
+	    403);
+	assert_string_equal(err_field(o), "list");
+	json_decref(o);
+	json_decref(http_ok("POST", "/api/lists/test_bins/add", RITA,
+	    "{\"value\":\"411199\",\"reason\":\"a compromised BIN\"}", 200));
+	json_decref(http_ok("POST", "/api/lists/test_bins/remove", ALICE,
+	    "{\"value\":\"411199\",\"reason\":\"y\"}", 403));
+	json_decref(http_ok("POST", "/api/lists/test_bins/remove", RITA,
+	    "{\"value\":\"411199\",\"reason\":\"BIN reissued\"}", 200));
 	json_decref(http_ok("POST", "/api/lists/blocked_cards/add", EVE,
 	    "{\"value\":\"c9\",\"reason\":\"stolen\"}", 403));
 	o = http_ok("POST", "/api/lists/blocked_cards/add", ALICE,
