@@ -188,6 +188,13 @@ mkdir -p "$T/noarch"
 expect_rc 2 "vigil-archive verify, not an archive" "$(vt_prog vigil-archive)" verify "$T/noarch"
 grep -qxF "vigil-archive: $T/noarch: not an archive directory (no seg-* file, no JOURNAL, no LOCK)" \
 	"$T/err" || fail "vigil-archive verify, not an archive: $(cat "$T/err")"
+# a seg-* file whose name the reader does not list (renamed by hand) is said, not passed over
+mkdir -p "$T/oddarch"
+echo x >"$T/oddarch/seg-x.log"
+expect_rc 0 "vigil-archive verify, a seg-* name that is no segment's" "$(vt_prog vigil-archive)" \
+	verify "$T/oddarch"
+grep -qx "vigil-archive: warning: $T/oddarch/seg-x.log: not a segment file name .*: not read" \
+	"$T/err" || fail "vigil-archive verify, seg-x.log: $(cat "$T/err")"
 expect_rc 2 "vigil-rebuild, no archive/" "$(vt_prog vigil-rebuild)" -d "$T/noarch" -q
 grep -qxF "vigil-rebuild: $T/noarch/archive: cannot open archive directory: No such file or directory" \
 	"$T/err" || fail "vigil-rebuild, no archive/: $(cat "$T/err")"

@@ -127,6 +127,22 @@ data_dir_archive(const char *dir)
 	return n > 0 && (size_t)n < sizeof sub && stat(sub, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* A seg-* name the archive's reader lists (or a temporary file of its
+ * writer's): seg-YYYYMMDD-<20 digits> and a known suffix. */
+static bool
+seg_name_ok(const char *n)
+{
+	static const char *const sfx[] = { ".log", ".log.zst", ".idx", ".log.zst.tmp", ".idx.tmp" };
+
+	if (strlen(n) < STORE_SEG_BASE_LEN || strspn(n + 4, "0123456789") != 8 || n[12] != '-' ||
+	    strspn(n + 13, "0123456789") != 20)
+		return false;
+	for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++)
+		if (strcmp(n + STORE_SEG_BASE_LEN, sfx[i]) == 0)
+			return true;
+	return false;
+}
+
 static bool
 archive_dir_check(const char *dir, store_diag *d)
 {
@@ -137,6 +153,11 @@ archive_dir_check(const char *dir, store_diag *d)
 	if (dp == NULL)
 		return true; /* the reader says why it cannot open it */
 	while ((e = readdir(dp)) != NULL) {
+		if (strncmp(e->d_name, "seg-", 4) == 0 && !seg_name_ok(e->d_name))
+			/* a segment renamed by hand would hide its records: say so */
+			fprintf(stderr, "vigil-archive: warning: %s/%s: not a segment file name "
+			    "(seg-YYYYMMDD-<20 digits>.log, .log.zst or .idx): not read\n", dir,
+			    e->d_name);
 		if (strncmp(e->d_name, "seg-", 4) == 0 || strcmp(e->d_name, "JOURNAL") == 0 ||
 		    strcmp(e->d_name, "LOCK") == 0)
 			marked = true;
