@@ -91,6 +91,8 @@ char   *wait_vigild_hash_change(const char *old);
 int     archive_label(const char *txn, char *source, size_t slen);
 /* The newest entry of the audit log, to json_decref. */
 json_t *audit_newest(void);
+/* The record GET /api/lists shows for value in list (NULL: not shown). */
+json_t *list_entry(const char *list, const char *value);
 /* Lines of the console's log that contain needle; waits for n of them. */
 int     console_log_count(const char *needle);
 void    console_log_wait(const char *needle, int n);

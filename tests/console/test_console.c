@@ -452,6 +452,27 @@ audit_newest(void)
 	return e;
 }
 
+/* The record GET /api/lists shows for value in list (NULL: not shown), to
+ * json_decref. */
+json_t *
+list_entry(const char *list, const char *value)
+{
+	json_t *o = http_ok("GET", "/api/lists", EVE, NULL, 200), *l, *e, *ret = NULL;
+
+	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
+		l = json_array_get(json_object_get(o, "lists"), i);
+		if (strcmp(json_string_value(json_object_get(l, "name")), list) != 0)
+			continue;
+		for (size_t k = 0; k < json_array_size(json_object_get(l, "entries")); k++) {
+			e = json_array_get(json_object_get(l, "entries"), k);
+			if (strcmp(json_string_value(json_object_get(e, "value")), value) == 0)
+				ret = json_incref(e);
+		}
+	}
+	json_decref(o);
+	return ret;
+}
+
 /* how many lines of the console's log contain needle */
 int
 console_log_count(const char *needle)

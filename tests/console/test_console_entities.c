@@ -46,24 +46,14 @@ blocked_has(const char *value)
 static const char *
 blocked_who(const char *value, char *buf, size_t len)
 {
-	json_t *o = http_ok("GET", "/api/lists", EVE, NULL, 200), *l, *e;
-	const char *who = NULL;
+	json_t *e = list_entry("blocked_cards", value);
+	const char *who = e != NULL ? json_string_value(json_object_get(e, "who")) : NULL;
 
-	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
-		l = json_array_get(json_object_get(o, "lists"), i);
-		if (strcmp(json_string_value(json_object_get(l, "name")), "blocked_cards") != 0)
-			continue;
-		for (size_t k = 0; k < json_array_size(json_object_get(l, "entries")); k++) {
-			e = json_array_get(json_object_get(l, "entries"), k);
-			if (strcmp(json_string_value(json_object_get(e, "value")), value) != 0)
-				continue;
-			who = json_string_value(json_object_get(e, "who"));
-			snprintf(buf, len, "%s", who != NULL ? who : "");
-			who = buf;
-		}
-	}
-	json_decref(o);
-	return who;
+	if (e == NULL)
+		return NULL;
+	snprintf(buf, len, "%s", who != NULL ? who : "");
+	json_decref(e);
+	return buf;
 }
 
 void

@@ -30,26 +30,6 @@
 #include "console_test.h"
 #include "vigil.h"
 
-/* The record GET /api/lists shows for value in blocked_cards (NULL: none). */
-static json_t *
-blocked_entry(const char *value)
-{
-	json_t *o = http_ok("GET", "/api/lists", ALICE, NULL, 200), *l, *e, *ret = NULL;
-
-	for (size_t i = 0; i < json_array_size(json_object_get(o, "lists")); i++) {
-		l = json_array_get(json_object_get(o, "lists"), i);
-		if (strcmp(json_string_value(json_object_get(l, "name")), "blocked_cards") != 0)
-			continue;
-		for (size_t k = 0; k < json_array_size(json_object_get(l, "entries")); k++) {
-			e = json_array_get(json_object_get(l, "entries"), k);
-			if (strcmp(json_string_value(json_object_get(e, "value")), value) == 0)
-				ret = json_incref(e);
-		}
-	}
-	json_decref(o);
-	return ret;
-}
-
 void
 test_block_card(void **s)
 {
@@ -68,7 +48,7 @@ test_block_card(void **s)
 	o = http_ok("POST", "/api/cases/t3/block", ALICE, NULL, 200);
 	assert_false(json_is_true(json_object_get(o, "added"))); /* already in the file */
 	json_decref(o);
-	e = blocked_entry("c2");
+	e = list_entry("blocked_cards", "c2");
 	assert_non_null(e);
 	assert_null(json_object_get(e, "expires"));
 	assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
@@ -83,7 +63,7 @@ test_block_card(void **s)
 	o = http_ok("POST", "/api/cases/t3/block", BOB, NULL, 200);
 	assert_false(json_is_true(json_object_get(o, "added")));
 	json_decref(o);
-	e = blocked_entry("c2");
+	e = list_entry("blocked_cards", "c2");
 	assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
 	json_decref(e);
 	/* a card not listed yet: added, with its record */
@@ -92,7 +72,7 @@ test_block_card(void **s)
 	o = http_ok("POST", "/api/cases/t3/block", ALICE, NULL, 200);
 	assert_true(json_is_true(json_object_get(o, "added")));
 	json_decref(o);
-	e = blocked_entry("c2");
+	e = list_entry("blocked_cards", "c2");
 	assert_string_equal(json_string_value(json_object_get(e, "who")), "alice");
 	json_decref(e);
 	snprintf(path, sizeof path, "%s/blocked_cards.txt", rules_dir);
