@@ -655,7 +655,7 @@ rd_read_more(store_reader *rd, store_diag *reterr)
 					snprintf(rd_defer(rd, rd->base_off + rd->end, 0), sizeof rd->zmsg,
 					    "zstd: compressed segment cut short; rest of segment unreadable");
 				rd->eof = true;
-				rd->idx_end = 0; /* the rest is reported: not again by size */
+				rd->idx_end = rd->zlast != 0 ? 0 : rd->idx_end; /* reported: not by size */
 				return VIGIL_OK;
 			}
 			rd->zin_len = (size_t)r;
@@ -1209,13 +1209,13 @@ rd_file_grew(store_reader *rd)
 	return true;
 }
 
-/* The end of the open segment. One shorter than its index says lost whole
- * records: a cut at a frame boundary leaves no torn frame to find. */
+/* The end of the open segment: one shorter than its index lost whole records, cut
+ * where no torn frame shows it (a frame table accounts for its frames itself). */
 static void
 rd_seg_end(store_reader *rd)
 {
 	rd_flush(rd, UINT64_MAX); /* the held report is out: its buffer is free */
-	if (rd->idx_end > rd->base_off + rd->end) {
+	if (rd->nz == 0 && rd->idx_end > rd->base_off + rd->end) {
 		snprintf(rd->zmsg, sizeof rd->zmsg, "segment cut short: its index says %llu bytes, "
 		    "to sequence %llu; the records after the last read are lost",
 		    (unsigned long long)rd->idx_end, (unsigned long long)rd->idx_last_seq);

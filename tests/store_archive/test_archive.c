@@ -900,6 +900,40 @@ compressed_segment(fx *f, uint64_t total, uint64_t seg_max, uint8_t **ret_log,
 }
 
 static void
+test_compressed_segment_cut_short(void **state)
+{
+	/* A compressed segment cut at the end of its first frame has lost its
+	 * frame table and the frames after: read as one zstd stream it ends
+	 * cleanly there, so its index's size is what tells that the rest of
+	 * its records are lost, reported once, where the data ends. */
+	fx *f = *state;
+	corrupt_log c = { 0 };
+	store_zent fr[64];
+	store_seg_index idx;
+	store_seg_ent *ents;
+	char z[512];
+	uint8_t *log, *zb;
+	size_t loglen, zlen, ns;
+	uint32_t nf;
+
+	compressed_segment(f, 10000, 64u << 20, &log, &loglen, z, sizeof z, &zb, &zlen);
+	nf = ztab(zb, zlen, fr, 64);
+	assert_true(nf >= 2);
+	assert_int_equal(truncate(z, (off_t)(fr[0].coff + fr[0].csize)), 0);
+	assert_int_equal(store_seg_list(f->dir, &ents, &ns, NULL), VIGIL_OK);
+	assert_int_equal(store_seg_index_read(f->dir, ents[0].base, &idx), VIGIL_OK);
+	free(ents);
+	assert_int_equal(idx.bytes, loglen);
+	assert_int_equal(read_all(f->dir, INT64_MIN, INT64_MAX, &c, NULL, 0), fr[0].records);
+	assert_int_equal(c.n, 1);
+	assert_non_null(strstr(c.what[0], "segment cut short"));
+	assert_int_equal(c.offset[0], fr[0].uoff + fr[0].usize);
+	assert_int_equal(c.skipped[0], loglen - (fr[0].uoff + fr[0].usize));
+	free(log);
+	free(zb);
+}
+
+static void
 test_compressed_damage_loses_one_frame(void **state)
 {
 	/* A closed segment of ~6 MiB compressed as independent zstd frames of
@@ -2757,6 +2791,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_append_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_by_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_closed_segment_cut_short, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compressed_segment_cut_short, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_by_day, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corruption_in_middle, setup, teardown),
