@@ -268,6 +268,14 @@ check_attributes(const json_t *obj, vigil_errinfo *reterr)
 	return VIGIL_OK;
 }
 
+static bool
+json_has(const json_t *obj, const char *key)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	return v != NULL && !json_is_null(v);
+}
+
 vigil_err
 vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 {
@@ -411,17 +419,8 @@ vigil_txn_from_json(const json_t *obj, vigil_txn *ret, vigil_errinfo *reterr)
 	}
 	if ((rv = check_attributes(obj, reterr)) != VIGIL_OK)
 		return rv;
-
 	*ret = t;
 	return VIGIL_OK;
-}
-
-static bool
-json_has(const json_t *obj, const char *key)
-{
-	const json_t *v = json_object_get(obj, key);
-
-	return v != NULL && !json_is_null(v);
 }
 
 const char *
@@ -446,6 +445,12 @@ vigil_txn_from_json_now(const json_t *obj, int64_t now_ms, vigil_txn *ret, vigil
 
 	if (rv == VIGIL_OK && !json_has(obj, "event_time") && !json_has(obj, "event_time_ms"))
 		ret->event_time_ms = now_ms;
+	/* required (docs/protocol.md): only JSON tells an absent amount from 0,
+	 * which would be scored and archived as a transaction of 0.00 */
+	if (rv == VIGIL_OK && !json_has(obj, "amount_minor") && !json_has(obj, "amount")) {
+		vigil_errinfo_set(reterr, "amount_minor", "required (or amount, in major units)");
+		rv = VIGIL_EINVAL;
+	}
 	return rv;
 }
 

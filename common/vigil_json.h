@@ -44,7 +44,10 @@ const char *vigil_txn_json_key(const json_t *obj, const char *field);
  * transaction"): vigil_txn_from_json, then a transaction that has neither
  * "event_time" nor "event_time_ms" (absent or null) gets now_ms, the time
  * it was read. An explicit 0 is kept (and refused by vigil_txn_validate).
- * /v1/score, vigil-score and the Python client all apply it.
+ * /v1/score, vigil-score and the Python client all apply it. And the
+ * amount rule: neither "amount_minor" nor "amount" (absent or null) is
+ * VIGIL_EINVAL on amount_minor, "required" (docs/protocol.md), where the
+ * wire, which cannot tell absent from 0, takes 0.
  */
 vigil_err vigil_txn_from_json_now(const json_t *obj, int64_t now_ms, vigil_txn *ret,
     vigil_errinfo *reterr);

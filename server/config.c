@@ -607,6 +607,14 @@ cfg_ini_reader(char *str, int num, void *stream)
 		str[n++] = (char)c;
 	}
 	str[n] = '\0';
+	/* "key = value # note": '#' after a blank starts a comment, as ';' does
+	 * in inih (built with ';' alone); kept, it became part of the value
+	 * (data_dir "/srv/vigil # x": a new, empty data directory) */
+	for (char *p = str + 1; *p != '\0'; p++)
+		if (*p == '#' && (p[-1] == ' ' || p[-1] == '\t')) {
+			*p = '\0';
+			break;
+		}
 	ctx->indented = str[0] == ' ' || str[0] == '\t';
 	/* inih calls the handler for keys only: a section with none would
 	 * pass unseen, so a header's name is checked here */

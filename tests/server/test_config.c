@@ -413,9 +413,10 @@ test_ini_and_flag_override(void **state)
 	    "max_inflight = 64\n"
 	    "admin = off\n"
 	    "[store]\n"
-	    "data_dir = /tmp/vd\n"
-	    "fsync = always\n"
-	    "compress = no\n"
+	    "data_dir = /tmp/vd # a note, not part of the path\n"
+	    "fsync = always\t# and after a tab\n"
+	    "compress = no ; inih's own\n"
+	    "  # an indented comment line\n"
 	    "[rules]\n"
 	    "path = /etc/vigil/a.rules\n"
 	    "watch = false\n");

@@ -477,7 +477,8 @@ test_http_endpoints(void **state)
 		{ "/readyz", 200, "", 405, "METHOD_NOT_ALLOWED" },
 		{ "/metrics", 200, "", 405, "METHOD_NOT_ALLOWED" },
 		{ "/v1/rules", 200, "", 405, "METHOD_NOT_ALLOWED" },
-		{ "/v1/score", 405, "METHOD_NOT_ALLOWED", 400, "\"field\":\"txn.txn_id\"" },
+		/* {}: the JSON reader's required amount comes before validation's txn_id */
+		{ "/v1/score", 405, "METHOD_NOT_ALLOWED", 400, "\"field\":\"txn.amount_minor\"" },
 		{ "/v1/generations/current", 405, "METHOD_NOT_ALLOWED", 400, "\"field\":\"generation\"" },
 		{ "/livez", 404, "NOT_FOUND", 404, "NOT_FOUND" }, /* the probes' listener's only */
 		{ "/nope", 404, "NOT_FOUND", 404, "NOT_FOUND" } };
@@ -541,6 +542,12 @@ test_http_bad_input(void **state)
 	post_expect(s.admin_port, "/v1/score?dry%5Frun", HB_TXN("hb-4") "}", 400,
 	    "\"where\":{\"field\":\"dry_run\"}");
 	post_expect(s.admin_port, "/v1/score", HB_TXN("hb-4") "}", 200, HB_NEW);
+	/* No amount (absent or null) is refused, not scored and archived as
+	 * 0.00, which would also take the txn_id from its real amount. */
+	post_expect(s.admin_port, "/v1/score", "{\"txn_id\": \"hb-6\", \"card_id\": \"c\", "
+	    "\"merchant_id\": \"m-1\", \"currency\": \"EUR\", \"amount\": null}", 400,
+	    "\"where\":{\"field\":\"txn.amount_minor\"}");
+	post_expect(s.admin_port, "/v1/score", HB_TXN("hb-6") "}", 200, HB_NEW);
 	/* GET endpoints do not mind one (a scraper's cache buster). */
 	assert_int_equal(vt_http_get(s.admin_port, "/healthz?x=1", &code, &body), 0);
 	assert_int_equal(code, 200);
