@@ -277,6 +277,15 @@ srv_rules_reload(srv_server *s, const char *why)
 		goto out;
 	r->prog = r->ar->prog;
 	r->nrules = rules_prog_nrules(r->prog);
+	/* No rules where some serve is an empty or cut-short write (a tool that
+	 * truncates, then writes slowly), not a decision to allow everything: a
+	 * file of none starts a vigild, it does not replace rules. */
+	if (r->nrules == 0 && cur != NULL && cur->rules->nrules > 0) {
+		rv = VIGIL_EINVAL;
+		snprintf(err, sizeof err, "%s: no rules, where %u serve (empty or cut short?); a "
+		    "file of none is taken at start only", s->cfg.rules_path, cur->rules->nrules);
+		goto out;
+	}
 	if (rules_hits_bind(s, r) != VIGIL_OK) {
 		rv = VIGIL_ENOMEM;
 		snprintf(err, sizeof err, "%s: out of memory", s->cfg.rules_path);

@@ -914,6 +914,21 @@ test_list_file_watch(void **state)
 	assert_false(has_hit(r, "odd_amount"));
 	vigil__v1__reply__free_unpacked(r, NULL);
 
+	/* The rule file emptied (a tool that truncates, then writes): no rules
+	 * where some serve is refused, not a reload that allows everything. */
+	h = health(s.url);
+	snprintf(v2, sizeof v2, "%s", h->health->rules_hash);
+	vigil__v1__reply__free_unpacked(h, NULL);
+	write_file(dir, "lists.rules", "");
+	h = wait_rules(s.url, NULL, 2);
+	assert_string_equal(h->health->rules_hash, v2);
+	if (strstr(h->health->rules_last_error, "no rules, where") == NULL)
+		fail_msg("last error \"%s\"", h->health->rules_last_error);
+	vigil__v1__reply__free_unpacked(h, NULL);
+	r = score_ok(s.url, "l-7", "card-x", 700, T0, true);
+	assert_true(has_hit(r, "blocked"));
+	vigil__v1__reply__free_unpacked(r, NULL);
+
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 	for (int i = 0; i < 3; i++) {
