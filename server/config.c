@@ -256,6 +256,13 @@ cfg_url(const char *u, char *reason, size_t rlen)
 			snprintf(reason, rlen, "\"%s\" has no path (ipc:///PATH)", u);
 			goto out;
 		}
+		/* a Unix socket's path: longer, nng refuses it only when listening */
+		if (strlen(url->u_path) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+			snprintf(reason, rlen, "\"%s\": the socket path is %zu bytes, at most %zu "
+			    "fit a Unix socket", u, strlen(url->u_path),
+			    sizeof ((struct sockaddr_un *)0)->sun_path - 1);
+			goto out;
+		}
 	} else {
 		const char *p = url->u_port;
 		unsigned long port = 0;
