@@ -703,9 +703,9 @@ test_flag_errors(void **state)
 
 /* Listen URLs are parsed as nng_listen will parse them: what passes here
  * does not fail at start for its form (only for the address itself). */
-/* 108 characters: with /tmp/, a path one Unix socket cannot hold */
-#define X108 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
-	"xxxxxxxxxxxxxxxxxxxxxxxxxx"
+/* 105 characters: with /tmp/, 110, a path no Unix socket holds */
+#define LONG_SOCK "vigil/replicas/eu-west-1/payments-scoring/primary/" \
+	"this-directory-name-is-deliberately-so-long/vigild.sock"
 
 static void
 test_listen_urls(void **state)
@@ -732,7 +732,7 @@ test_listen_urls(void **state)
 		{ "tcp://u@h:9465", "\"tcp://u@h:9465\" has more than tcp://HOST:PORT" },
 		{ "ipc://", "\"ipc://\" has no path (ipc:///PATH)" },
 		/* nng refuses it only when listening: --check-config must say so */
-		{ "ipc:///tmp/" X108, "\"ipc:///tmp/" X108 "\": the socket path is 113 bytes, at most "
+		{ "ipc:///tmp/" LONG_SOCK, "\"ipc:///tmp/" LONG_SOCK "\": the socket path is 110 bytes, at most "
 		    "107 fit a Unix socket" },
 		{ "inproc://x", "\"inproc://x\" is not a URL vigild listens on: write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH" },
 		{ "ws://h:80/x", "\"ws://h:80/x\" is not a URL vigild listens on: write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH" },
