@@ -444,41 +444,21 @@ api_label(con_app *app, struct evhttp_request *req, const con_user *who, const c
 	    fraud ? "fraud" : "legit", "source", source, "indexed", rv == VIGIL_OK));
 }
 
-/*
- * Block card: the card's line in the blocked list, for good, with a record
- * (who, why) as the Lists page keeps for its edits. The record goes first:
- * one with an end date that a list edit gave would otherwise unblock the
- * card when it passes (con_lists_expire). A card id a list file cannot hold
- * as an entry (a leading '#' is a comment to vigild) is refused.
- */
+/* Block card: the case's card in --blocked-list, for good (con_lists_block). */
 static void
 api_block(con_app *app, struct evhttp_request *req, const con_user *who, const con_case *c)
 {
-	char err[512], err2[512], path[4096], why[128];
+	char err[512], path[4096], why[128];
 	json_t *prior = NULL;
 	bool added = false;
 	vigil_err rv;
 
-	if (!con_list_value_ok(c->card_id)) {
-		con_send_error(req, 409, NULL, "card %s cannot be an entry of a list file (vigild "
-		    "reads a line starting with '#' as a comment): not blocked", c->card_id);
-		return;
-	}
 	snprintf(why, sizeof why, "blocked from case %s", c->txn_id);
-	rv = con_lists_block_record(app, app->o.blocked_list, c->card_id, who, why, &prior, err,
-	    sizeof err);
+	rv = con_lists_block(app, app->o.blocked_list, c->card_id, who, why, &added, &prior, path,
+	    sizeof path, err, sizeof err);
 	if (rv != VIGIL_OK) {
-		con_send_error(req, 500, NULL, "%s: not blocked (its record could not be kept)", err);
-		return;
-	}
-	rv = con_rules_block_card(app, c->card_id, &added, path, sizeof path, err, sizeof err);
-	if (rv != VIGIL_OK) {
-		if (con_lists_record_restore(app, app->o.blocked_list, c->card_id, prior, err2,
-		    sizeof err2) != VIGIL_OK)
-			fprintf(stderr, "vigil-console: lists: the record of %s in %s could not be put "
-			    "back: %s\n", c->card_id, app->o.blocked_list, err2);
-		json_decref(prior);
-		con_send_error(req, rv == VIGIL_ENOTFOUND ? 409 : 500, NULL, "%s", err);
+		con_send_error(req, rv == VIGIL_ENOTFOUND || rv == VIGIL_EINVAL ? 409 : 500, NULL,
+		    "%s", err);
 		return;
 	}
 	if (con_audit_write(app->audit, who, "block_card", c->card_id,

@@ -22,11 +22,6 @@ json_t *con_diff_lines(const char *a, size_t alen, const char *b, size_t blen);
 /* Reason and points of a rule of the current file. VIGIL_ENOTFOUND. */
 vigil_err con_rules_rule_info(con_app *app, const char *name, const char **ret_reason,
     int32_t *ret_points);
-/* Adds card_id to the blocked-cards list file of the rule file (atomic
- * rewrite). *ret_added false: already there. VIGIL_ENOTFOUND: the rule file
- * has no such list (errbuf says so). */
-vigil_err con_rules_block_card(con_app *app, const char *card_id, bool *ret_added,
-    char *ret_path, size_t pathlen, char *errbuf, size_t errlen);
 vigil_err con_rules_init(con_app *app, char *errbuf, size_t errlen);
 void con_api_rules(con_app *app, struct evhttp_request *req, const con_user *who);
 void con_api_rules_check(con_app *app, struct evhttp_request *req, const con_user *who);

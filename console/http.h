@@ -94,17 +94,15 @@ void con_api_lists(con_app *app, struct evhttp_request *req, const con_user *who
 void con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
     const char *name, const char *action);
 void con_lists_expire(con_app *app);
-/* A value a list file can hold as one entry: 1-LIST_ITEM_MAX printable
- * bytes, no space, not starting with '#' (a comment to vigild). */
-bool con_list_value_ok(const char *v);
-/* Block card's record of value in list name (STATE/lists.json): one with an
- * end date, or none, becomes {reason, who, added}, listed for good; one
- * without an end date is kept. *ret_prior: the record before (NULL: none; a
- * reference), which con_lists_record_restore puts back (NULL: drops it). */
-vigil_err con_lists_block_record(con_app *app, const char *name, const char *value,
-    const con_user *who, const char *reason, json_t **ret_prior, char *errbuf, size_t errlen);
-vigil_err con_lists_record_restore(con_app *app, const char *name, const char *value,
-    json_t *prior, char *errbuf, size_t errlen);
+/* Block card: value in list name's file, for good, with a record (who, why)
+ * as an add makes: the record goes first (one with an end date would
+ * unblock the card), one without an end date is kept, and it is put back
+ * if the file edit fails. *ret_added false: already in the file;
+ * *ret_prior: the record before (NULL: none; a reference), for the audit.
+ * VIGIL_EINVAL: a value no list file holds; VIGIL_ENOTFOUND: no such list. */
+vigil_err con_lists_block(con_app *app, const char *name, const char *value,
+    const con_user *who, const char *reason, bool *ret_added, json_t **ret_prior,
+    char *ret_path, size_t pathlen, char *errbuf, size_t errlen);
 
 /* search.c: GET /api/search over the archive (scan.c); POST /api/txns/ID/label. */
 void con_api_search(con_app *app, struct evhttp_request *req, const con_user *who);

@@ -277,8 +277,27 @@ out:
 
 /* ---- POST /api/lists/NAME/{add,remove} ---- */
 
-bool
-con_list_value_ok(const char *v)
+/* A list entry's record: who listed it, why, when, and until when (exp_ms
+ * 0: for good). */
+static json_t *
+lists_entry_new(const con_user *who, const char *reason, int64_t exp_ms)
+{
+	char now[32], ex[32];
+	json_t *e;
+
+	vigil_time_format_rfc3339(vigil_now_ms(), now, sizeof now);
+	e = json_pack("{s:s, s:s, s:s}", "reason", reason, "who", who->name, "added", now);
+	if (e != NULL && exp_ms > 0) {
+		vigil_time_format_rfc3339(exp_ms, ex, sizeof ex);
+		json_object_set_new(e, "expires", json_string(ex));
+	}
+	return e;
+}
+
+/* A value a list file can hold as one entry: 1-LIST_ITEM_MAX printable
+ * bytes, no space, not starting with '#' (a comment to vigild). */
+static bool
+lists_value_ok(const char *v)
 {
 	size_t n = strlen(v);
 
@@ -309,7 +328,7 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 	value = json_string_value(json_object_get(body, "value"));
 	reason = json_string_value(json_object_get(body, "reason"));
 	expires = json_string_value(json_object_get(body, "expires"));
-	if (value == NULL || !con_list_value_ok(value)) {
+	if (value == NULL || !lists_value_ok(value)) {
 		con_send_error(req, 400, "value", "1-%d printable characters, no spaces, not "
 		    "starting with '#'", LIST_ITEM_MAX);
 		goto out;
@@ -393,14 +412,7 @@ con_api_list_edit(con_app *app, struct evhttp_request *req, const con_user *who,
 	}
 	before = before != NULL ? json_incref(before) : json_null();
 	if (add) {
-		char now[32];
-		vigil_time_format_rfc3339(vigil_now_ms(), now, sizeof now);
-		entry = json_pack("{s:s, s:s, s:s}", "reason", reason, "who", who->name, "added", now);
-		if (exp_ms > 0) {
-			char ex[32];
-			vigil_time_format_rfc3339(exp_ms, ex, sizeof ex);
-			json_object_set_new(entry, "expires", json_string(ex));
-		}
+		entry = lists_entry_new(who, reason, exp_ms);
 		json_object_set(entries, value, entry);
 		after = json_pack("{s:b, s:O}", "listed", true, "entry", entry);
 	} else {
@@ -453,7 +465,7 @@ out:
 	json_decref(body);
 }
 
-/* ---- Block card's record (api.c) ---- */
+/* ---- Block card (api.c) ---- */
 
 /* Sets list name's record of value to entry (NULL: drops it) unless keep and
  * the record there has no end date; *ret_prior (if not NULL): the one before. */
@@ -492,30 +504,46 @@ lists_record_set(con_app *app, const char *name, const char *value, json_t *entr
 }
 
 vigil_err
-con_lists_block_record(con_app *app, const char *name, const char *value, const con_user *who,
-    const char *reason, json_t **ret_prior, char *errbuf, size_t errlen)
-{
-	char now[32];
-	json_t *entry;
-	vigil_err rv;
-
-	*ret_prior = NULL;
-	vigil_time_format_rfc3339(vigil_now_ms(), now, sizeof now);
-	entry = json_pack("{s:s, s:s, s:s}", "reason", reason, "who", who->name, "added", now);
-	if (entry == NULL) {
-		snprintf(errbuf, errlen, "out of memory");
-		return VIGIL_ENOMEM;
-	}
-	rv = lists_record_set(app, name, value, entry, true, ret_prior, errbuf, errlen);
-	json_decref(entry);
-	return rv;
-}
-
-vigil_err
-con_lists_record_restore(con_app *app, const char *name, const char *value, json_t *prior,
+con_lists_block(con_app *app, const char *name, const char *value, const con_user *who,
+    const char *reason, bool *ret_added, json_t **ret_prior, char *ret_path, size_t pathlen,
     char *errbuf, size_t errlen)
 {
-	return lists_record_set(app, name, value, prior, false, NULL, errbuf, errlen);
+	char *text = lists_rule_text(app), kind[16], err2[512];
+	json_t *entry = NULL;
+	vigil_err rv;
+
+	*ret_added = false;
+	*ret_prior = NULL;
+	if (!lists_value_ok(value)) {
+		snprintf(errbuf, errlen, "%s cannot be an entry of a list file (vigild reads a line "
+		    "starting with '#' as a comment): not blocked", value);
+		rv = VIGIL_EINVAL;
+	} else if (text == NULL || !lists_find(app, text, name, ret_path, pathlen, kind,
+	    sizeof kind)) {
+		snprintf(errbuf, errlen, "%s has no `list %s = file \"...\"`: nowhere to block a "
+		    "card", app->o.rules, name);
+		rv = VIGIL_ENOTFOUND;
+	} else if ((entry = lists_entry_new(who, reason, 0)) == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		rv = VIGIL_ENOMEM;
+	} else if ((rv = lists_record_set(app, name, value, entry, true, ret_prior, errbuf,
+	    errlen)) != VIGIL_OK) {
+		/* the record first: one with an end date would unblock the card */
+		snprintf(errbuf + strlen(errbuf), errlen - strlen(errbuf), ": not blocked (its record "
+		    "could not be kept)");
+	} else if ((rv = lists_edit(ret_path, value, true, ret_added, errbuf, errlen)) != VIGIL_OK &&
+	    lists_record_set(app, name, value, *ret_prior, false, NULL, err2, sizeof err2) !=
+	    VIGIL_OK) {
+		fprintf(stderr, "vigil-console: lists: the record of %s in %s could not be put back: "
+		    "%s\n", value, name, err2);
+	}
+	if (rv != VIGIL_OK) {
+		json_decref(*ret_prior);
+		*ret_prior = NULL;
+	}
+	json_decref(entry);
+	free(text);
+	return rv;
 }
 
 /* ---- expiry ---- */
