@@ -159,16 +159,9 @@ typedef struct sc_args {
 
 #define sc_usage_error(...) vigil_cli_usage_error("vigil-score", __VA_ARGS__)
 
-/*
- * Flushes stdout and returns status, or 1 (with a line on stderr) if
- * anything written to it was lost: the printer thread's earlier flushes
- * may have failed with nothing left to flush now, so ferror() decides.
- */
-static int
-sc_stdout_close_status(int status)
-{
-	return vigil_cli_stdout_status("vigil-score", status);
-}
+/* Every exit: status, or 1 with one line if anything written to stdout was
+ * lost (the printer thread's earlier flushes included: ferror decides). */
+#define sc_stdout_close_status(status) vigil_cli_stdout_status("vigil-score", status)
 
 /*
  * The client's close, bounded. nng 1.5.2's nng_close can hang for good when
