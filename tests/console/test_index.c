@@ -369,6 +369,19 @@ test_prune(void **state)
 	con_index_close(ix);
 }
 
+/* The query of the queue's reviews, every time, 3 a page. */
+static void
+reviews_query(con_query *q, bool by_score)
+{
+	memset(q, 0, sizeof *q);
+	q->decision = VIGIL_DECISION_REVIEW;
+	q->by_score = by_score;
+	q->min_amount = -1;
+	q->from_ms = INT64_MIN;
+	q->to_ms = INT64_MAX;
+	q->limit = 3;
+}
+
 /* The queue's open reviews, limit 3, after cursor ("" none), into page. */
 static uint32_t
 queue_page(con_index *ix, bool by_score, const char *after, con_case *page, con_page *ret_pg,
@@ -377,13 +390,7 @@ queue_page(con_index *ix, bool by_score, const char *after, con_case *page, con_
 	con_query q;
 	uint32_t n = 0;
 
-	memset(&q, 0, sizeof q);
-	q.decision = VIGIL_DECISION_REVIEW;
-	q.by_score = by_score;
-	q.min_amount = -1;
-	q.from_ms = INT64_MIN;
-	q.to_ms = INT64_MAX;
-	q.limit = 3;
+	reviews_query(&q, by_score);
 	snprintf(q.after, sizeof q.after, "%s", after);
 	assert_int_equal(con_index_query_page(ix, &q, page, 3, &n, ret_total, NULL, ret_pg),
 	    VIGIL_OK);
@@ -438,13 +445,7 @@ test_queue_by_score_pages(void **state)
 		snprintf(after, sizeof after, "%s", pg.next);
 	} while (after[0] != '\0');
 	assert_int_equal(seen, N);
-	memset(&q, 0, sizeof q);
-	q.decision = VIGIL_DECISION_REVIEW;
-	q.by_score = true;
-	q.min_amount = -1;
-	q.from_ms = INT64_MIN;
-	q.to_ms = INT64_MAX;
-	q.limit = 3;
+	reviews_query(&q, true);
 	q.offset = 61;
 	assert_int_equal(con_index_query_page(ix, &q, p, 3, &n, &total, NULL, &pg), VIGIL_OK);
 	assert_int_equal(n, 3);
