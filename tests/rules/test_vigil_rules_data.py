@@ -173,6 +173,19 @@ try:
     r6 = explain(txn, rows)
     check(r6.returncode == 2 and r6.stderr.endswith(": not a directory\n"),
           "--data FILE: " + r6.stderr)
+    # a directory with neither features/ nor archive/ is a mistyped path:
+    # refused, not explained as "no feature generation"
+    stray = os.path.join(tmp, "stray")
+    os.mkdir(stray)
+    r7 = explain(txn, stray)
+    check(r7.returncode == 2 and r7.stdout == "" and r7.stderr ==
+          "vigil-rules: --data %s: not a vigild data directory (no features/ or archive/ "
+          "in it)\n" % stray, "--data stray dir: exit %d: %s" % (r7.returncode, r7.stderr))
+    os.mkdir(os.path.join(stray, "archive"))
+    r8 = explain(txn, stray, json_out=False)  # vigild started, no nightly yet
+    check(r8.returncode == 0 and r8.stdout.startswith(
+          "data: %s, no feature generation" % stray),
+          "--data with archive/ only: exit %d: %s" % (r8.returncode, r8.stderr + r8.stdout[:200]))
 finally:
     if os.environ.get("VIGIL_KEEP_TEST_DATA") is None:
         shutil.rmtree(tmp, ignore_errors=True)

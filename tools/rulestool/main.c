@@ -845,6 +845,16 @@ tool_explain_print(const rules_prog *prog, const rules_tvals *tv, const tool_sco
 	}
 }
 
+static bool
+tool_has_subdir(const char *dir, const char *name)
+{
+	char        path[PATH_MAX];
+	struct stat st;
+
+	return snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path &&
+	    stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /*
  * The store explain scores on: with --data, the data directory opened
  * read-only (its current generation's features, thresholds and model; no
@@ -876,6 +886,13 @@ tool_explain_db(const char *data, store_db **ret_db)
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "vigil-rules: --data %s: not a directory\n", data);
+		return EXIT_USAGE;
+	}
+	/* vigild makes archive/ when it starts, vigil-rebuild features/: a
+	 * directory with neither is a mistyped path, not "no generation yet" */
+	if (!tool_has_subdir(data, "features") && !tool_has_subdir(data, "archive")) {
+		fprintf(stderr, "vigil-rules: --data %s: not a vigild data directory (no features/ "
+		    "or archive/ in it)\n", data);
 		return EXIT_USAGE;
 	}
 	rv = store_db_open(data, &o, ret_db, NULL, &d);
