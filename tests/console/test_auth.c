@@ -4,14 +4,17 @@
  * both line forms, every error text down to its line, that a token
  * finds its analyst and nothing else does, and vigild's file rule (a
  * regular file others cannot read: 0644 and a FIFO are refused, the FIFO
- * without waiting for a writer).
+ * without waiting for a writer); the audit log's lines stay whole when
+ * a write is cut short.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -241,6 +244,61 @@ test_fifo(void **state)
 	rmdir(p);
 }
 
+/* A write of the audit log cut short (the file system full; here the
+ * file size limit, RLIMIT_FSIZE, stops it a few bytes in) is cut back off:
+ * the next line starts at a line's start, so every line stays readable. */
+static void
+test_audit_short_write(void **state)
+{
+	char dir[64], p[80], line[1024];
+	con_audit *a;
+	struct rlimit old, lim;
+	struct stat st;
+	off_t whole;
+	json_t *tail;
+	FILE *f;
+	int n = 0;
+
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/vigil-audit-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof p, "%s/audit.log", dir);
+	assert_int_equal(con_audit_open(p, &a, line, sizeof line), VIGIL_OK);
+	assert_int_equal(con_audit_write(a, NULL, "label", "t-1", NULL, NULL), VIGIL_OK);
+	assert_int_equal(stat(p, &st), 0);
+	whole = st.st_size;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)whole + 20; /* 20 bytes of the next line fit */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(con_audit_write(a, NULL, "label", "t-2", NULL, NULL), VIGIL_EIO);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, whole);
+	assert_int_equal(con_audit_write(a, NULL, "label", "t-3", NULL, NULL), VIGIL_OK);
+	f = fopen(p, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof line, f) != NULL) {
+		json_t *o = json_loads(line, 0, NULL);
+
+		assert_non_null(o); /* a fragment glued to t-3 would not parse */
+		json_decref(o);
+		n++;
+	}
+	fclose(f);
+	assert_int_equal(n, 2);
+	tail = con_audit_tail(a, 10);
+	assert_int_equal(json_array_size(tail), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(tail, 0), "target")),
+	    "t-3");
+	json_decref(tail);
+	con_audit_close(a);
+	unlink(p);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -253,6 +311,7 @@ main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_file_mode),
 		cmocka_unit_test(test_fifo),
+		cmocka_unit_test(test_audit_short_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
