@@ -422,6 +422,9 @@ cluster_setup_js(srv_cluster *c, char *err, size_t errlen)
 	    (from = cluster_stalled(c, msgs, last)) == 0)
 		return VIGIL_OK;
 	cluster_unsubscribe(c);
+	if (from == 0)
+		from = cluster_seq_resume_from(c->stream_created, created,
+		    atomic_load(&c->last_seq_pub));
 	/* Sequences count again from 1 only in another stream: a subscription
 	 * made again to the same one (the last attempt failed, maybe after
 	 * delivering part of it) skips what was applied. */

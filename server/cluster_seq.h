@@ -161,4 +161,18 @@ cluster_seq_stalled(cluster_stall *st, int64_t now_ms, int64_t stall_ms, uint64_
 	return from;
 }
 
+/*
+ * Where a subscription made again without a stall starts (the last one
+ * failed: a timeout, NATS away): in the stream it read before (the same
+ * creation time), at the first sequence not handled, so each retry does
+ * not fetch the whole retained stream again only to skip it; a first
+ * subscription, one to a stream created again, or one before anything
+ * was handled, from the stream's start (0: DeliverAll).
+ */
+static inline uint64_t
+cluster_seq_resume_from(int64_t read_created, int64_t created, uint64_t handled)
+{
+	return read_created != 0 && created == read_created && handled > 0 ? handled + 1 : 0;
+}
+
 #endif /* VIGIL_SERVER_CLUSTER_SEQ_H */

@@ -189,6 +189,19 @@ test_stalled_backs_off(void **state)
 	assert_true(st.wait_ms == 10000);
 }
 
+/* A subscription made again after a failed one resumes where the stream
+ * it read was handled to; a first one, or one to a stream created again,
+ * or one before anything was handled, reads from the start. */
+static void
+test_resume_from(void **state)
+{
+	(void)state;
+	assert_int_equal(cluster_seq_resume_from(5000, 5000, 41), 42);
+	assert_int_equal(cluster_seq_resume_from(0, 5000, 41), 0);    /* the first */
+	assert_int_equal(cluster_seq_resume_from(5000, 7000, 41), 0); /* created again */
+	assert_int_equal(cluster_seq_resume_from(5000, 5000, 0), 0);  /* nothing handled */
+}
+
 int
 main(void)
 {
@@ -200,6 +213,7 @@ main(void)
 		cmocka_unit_test(test_own_subject_history),
 		cmocka_unit_test(test_stalled),
 		cmocka_unit_test(test_stalled_backs_off),
+		cmocka_unit_test(test_resume_from),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
