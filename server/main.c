@@ -18,7 +18,8 @@
  * a thread of its own because compressing a closed segment can take seconds,
  * longer than signals and the watchdog may wait.
  * SIGHUP reloads the rules and re-reads the admin token file; SIGTERM/SIGINT
- * drain and exit 0.
+ * drain and exit 0, and during start-up stop the archive replay
+ * (main_replay_tick).
  *
  * Exposure (docs/security.md): the umask is 027 from the first line, so
  * nothing vigild creates is readable by other users; the soft descriptor
@@ -573,6 +574,33 @@ main_archive_watch(srv_server *s, main_archive *a)
 	a->err = h.archive.failing || h.archive.degraded ? h.archive.err : 0;
 }
 
+/* SIGTERM or SIGINT during start-up: they stay blocked (only the main loop's
+ * sigtimedwait takes them), so the archive replay, which can take minutes,
+ * looks for one pending on its first record and every MAIN_REPLAY_POLL after
+ * (a system call per record would slow it) and stops between two records:
+ * it only reads, and what it read is in the archive. */
+#define MAIN_REPLAY_POLL 1024
+
+typedef struct main_replay {
+	uint64_t n, seq, last_seq;
+	int      sig;               /* the signal that stopped it, 0 if none */
+} main_replay;
+
+static bool
+main_replay_tick(void *arg, uint64_t seq, uint64_t last_seq)
+{
+	main_replay *r = arg;
+	sigset_t pending;
+
+	r->seq = seq;
+	r->last_seq = last_seq;
+	if (r->n++ % MAIN_REPLAY_POLL != 0 || sigpending(&pending) != 0)
+		return true;
+	r->sig = sigismember(&pending, SIGTERM) ? SIGTERM :
+	    sigismember(&pending, SIGINT) ? SIGINT : 0;
+	return r->sig == 0;
+}
+
 static srv_server g_srv;
 static main_maint g_maint = {
 	.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
@@ -589,6 +617,7 @@ main(int argc, char **argv)
 	store_diag diag;
 	srv_watch watch;
 	main_archive archive = { 0 };
+	main_replay replay = { 0 };
 	sigset_t sigs;
 	srv_action action;
 	char errbuf[SRV_ERR_MAX], refresh_err[512] = "", memnote[256];
@@ -701,9 +730,19 @@ main(int argc, char **argv)
 	dbopts.archive.compress_closed = s->cfg.compress;
 	dbopts.archive.max_record_bytes = s->cfg.max_message_bytes * 2 > (1u << 20) ?
 	    s->cfg.max_message_bytes * 2 : (1u << 20);
+	dbopts.replay_tick = main_replay_tick;
+	dbopts.replay_arg = &replay;
 	memset(&recovery, 0, sizeof recovery);
 	diag.msg[0] = '\0';
 	rv = store_db_open(s->cfg.data_dir, &dbopts, &s->db, &recovery, &diag);
+	if (rv == VIGIL_ECLOSED && replay.sig != 0) {
+		srv_log("stopping: %s during start-up, at archive record %llu of %llu "
+		    "(replaying the archive into the live state)",
+		    replay.sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)replay.seq,
+		    (unsigned long long)replay.last_seq);
+		status = 0;
+		goto out;
+	}
 	if (rv != VIGIL_OK) {
 		srv_log("store %s: %s: %s", s->cfg.data_dir, vigil_strerror(rv), diag.msg);
 		if (rv == VIGIL_EBUSY) /* another vigild on this data directory */

@@ -286,6 +286,7 @@ typedef struct replay_ctx {
 	store_scored *rec;
 	int64_t       max_t;
 	uint64_t      records;
+	uint64_t      last_seq;               /* the archive's, for opts.replay_tick */
 	uint64_t      corrupt, corrupt_bytes; /* skipped by the reader, this pass */
 	uint64_t      lost;                   /* records known lost (damaged zstd frames) */
 	char          first_corrupt[200];
@@ -356,6 +357,13 @@ db_replay_pass(store_db *db, int64_t from, replay_ctx *rc, store_diag *reterr)
 		if (rc->rec->txn.event_time_ms > rc->max_t)
 			rc->max_t = rc->rec->txn.event_time_ms;
 		rc->records++;
+		if (db->opts.replay_tick != NULL &&
+		    !db->opts.replay_tick(db->opts.replay_arg, r.seq, rc->last_seq)) {
+			store_diag_set(reterr, "replay stopped at archive record %" PRIu64 " of %"
+			    PRIu64, r.seq, rc->last_seq);
+			rv = VIGIL_ECLOSED;
+			goto out;
+		}
 	}
 out:
 	if (rd != NULL) {
@@ -402,11 +410,11 @@ db_time_minus(int64_t t, int64_t d)
  * *ret_note (may be NULL) gets a line if the reader skipped corrupt records.
  */
 static vigil_err
-db_recover(store_db *db, store_diag *reterr, char *ret_note, size_t notelen)
+db_recover(store_db *db, uint64_t last_seq, store_diag *reterr, char *ret_note, size_t notelen)
 {
 	int64_t    R = (int64_t)db->opts.dedupe_horizon_s * 1000;
 	int64_t    base = store_archive_max_event_ms(db->ar), span, from;
-	replay_ctx rc = { 0 };
+	replay_ctx rc = { .last_seq = last_seq };
 	vigil_err  rv;
 
 	if (R < LIVE_RETAIN_MS)
@@ -556,7 +564,7 @@ store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
 		goto out;
 	}
 	if (!db->opts.read_only) {
-		rv = db_recover(db, reterr, note, sizeof note);
+		rv = db_recover(db, rec.last_seq, reterr, note, sizeof note);
 		if (rv != VIGIL_OK)
 			goto out;
 	}

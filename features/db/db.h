@@ -36,11 +36,18 @@
 extern "C" {
 #endif
 
+/* Called by store_db_open after each scored record it replays into the live
+ * state: seq is the record's, last_seq the archive's highest. false stops the
+ * replay between two records (store_db_open returns VIGIL_ECLOSED). */
+typedef bool (*store_db_replay_fn)(void *arg, uint64_t seq, uint64_t last_seq);
+
 typedef struct store_db_opts {
 	store_archive_opts archive;
 	uint32_t dedupe_horizon_s; /* >= largest window; default 8 days */
 	uint32_t max_cards;        /* cap on live entities; default 10M */
 	bool     read_only;        /* tools: no archive writer, no live state */
+	store_db_replay_fn replay_tick; /* NULL (default): the replay runs to its end */
+	void    *replay_arg;
 } store_db_opts;
 
 /* Fills *ret_opts with the defaults above (archive: store_archive_opts_default). */
@@ -63,7 +70,9 @@ typedef struct store_db store_db;
  * archive's (VIGIL_EBUSY, VIGIL_EIO, ...), a scored record that does not
  * decode (VIGIL_EPROTO, reterr names segment:offset), VIGIL_EINVAL for
  * options (dedupe_horizon_s below 7 days, max_cards 0), VIGIL_ETOOBIG (path
- * too long), VIGIL_ENOMEM.
+ * too long), VIGIL_ENOMEM, VIGIL_ECLOSED (opts->replay_tick said stop: the
+ * archive is closed as store_db_close does, the live state, in memory only,
+ * dropped).
  */
 vigil_err store_db_open(const char *datadir, const store_db_opts *opts, store_db **ret_db,
     store_recovery *ret_recovery, store_diag *reterr);
