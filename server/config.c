@@ -696,6 +696,77 @@ fail:
 	return 0;
 }
 
+/* A flag that sets an INI key, collected by srv_config_load. */
+typedef struct cfg_flag {
+	const char *section, *key, *value, *flag;
+} cfg_flag;
+
+/* Where each setting's value came from, for the errors of settings that
+ * disagree: the last flag that set it (flags win), else its line of the
+ * file, else the default. */
+typedef struct cfg_where {
+	const cfg_ini_ctx *ini;   /* NULL: no file */
+	const char        *path;  /* the file's */
+	const cfg_flag    *flags;
+	uint32_t           nflags;
+	bool               listen_flag, nats_flag; /* --listen, --nats given */
+} cfg_where;
+
+/* "--flag", or the line of the file ("" for the default) into *ret_line. */
+static const char *
+cfg_where_find(const cfg_where *w, const char *section, const char *key, int *ret_line)
+{
+	*ret_line = 0;
+	if (strcmp(section, "server") == 0 && strcmp(key, "listen") == 0 && w->listen_flag)
+		return "--listen";
+	if (strcmp(section, "cluster") == 0 && strcmp(key, "nats") == 0 && w->nats_flag)
+		return "--nats";
+	for (uint32_t i = w->nflags; i-- > 0;)
+		if (strcmp(w->flags[i].section, section) == 0 && strcmp(w->flags[i].key, key) == 0)
+			return w->flags[i].flag;
+	for (uint32_t i = 0; w->ini != NULL && i < w->ini->nseen; i++)
+		if (strcmp(w->ini->seen[i].section, section) == 0 &&
+		    strcmp(w->ini->seen[i].key, key) == 0)
+			*ret_line = w->ini->seen[i].line;
+	return "";
+}
+
+/* "FILE:LINE", "--flag" or "default": the other setting's place in a message. */
+static const char *
+cfg_where_text(const cfg_where *w, const char *section, const char *key, char *buf, size_t cap)
+{
+	int line;
+	const char *flag = cfg_where_find(w, section, key, &line);
+
+	if (flag[0] != '\0')
+		snprintf(buf, cap, "%s", flag);
+	else if (line > 0)
+		snprintf(buf, cap, "%s:%d", w->path, line);
+	else
+		snprintf(buf, cap, "default");
+	return buf;
+}
+
+static void
+cfg_file_err(vigil_errinfo *e, const char *path, int line, const char *field, const char *fmt,
+    ...) __attribute__((format(printf, 5, 6)));
+
+/* The error of settings that disagree, at the place of [section] key (the
+ * one to change): "config FILE:LINE: msg", "--flag: msg", or msg alone for
+ * a default. msg names the other setting and its place (cfg_where_text). */
+static void
+cfg_cross_err(vigil_errinfo *e, const cfg_where *w, const char *section, const char *key,
+    const char *msg)
+{
+	int line;
+	const char *flag = cfg_where_find(w, section, key, &line);
+
+	if (line > 0)
+		cfg_file_err(e, w->path, line, NULL, "%s", msg);
+	else
+		vigil_errinfo_set(e, flag[0] != '\0' ? flag : NULL, "%s", msg);
+}
+
 /*
  * The TLS settings and the listen URLs agree: a tls+tcp:// URL needs a
  * certificate and its key; a key, a CA or a certificate alone is an
@@ -703,36 +774,42 @@ fail:
  * an operator believing the socket is encrypted.
  */
 static bool
-cfg_tls_consistent(const srv_config *c, char *reason, size_t rlen)
+cfg_tls_consistent(const srv_config *c, const cfg_where *w, vigil_errinfo *reterr)
 {
-	const char *tls_url = NULL;
+	const char *tls_url = NULL, *first;
 	bool any = c->tls_cert[0] != '\0' || c->tls_key[0] != '\0' || c->tls_ca[0] != '\0' ||
 	    c->tls_crl[0] != '\0';
+	char msg[2 * sizeof reterr->msg], other[sizeof reterr->file];
 
+	first = c->tls_cert[0] != '\0' ? "cert" : c->tls_key[0] != '\0' ? "key" :
+	    c->tls_ca[0] != '\0' ? "ca" : "crl";
 	for (uint32_t i = 0; i < c->nlisten && tls_url == NULL; i++)
 		if (srv_config_url_tls(c->listen[i]))
 			tls_url = c->listen[i];
 	if (tls_url != NULL && (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0')) {
-		snprintf(reason, rlen, "listen %s: a tls+tcp:// URL needs [tls] cert and key "
+		snprintf(msg, sizeof msg, "listen %s: a tls+tcp:// URL needs [tls] cert and key "
 		    "(--tls-cert, --tls-key)", tls_url);
+		cfg_cross_err(reterr, w, "server", "listen", msg);
 		return false;
 	}
 	if (any && (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0')) {
-		snprintf(reason, rlen, "[tls] %s is set without %s: set cert and key together "
-		    "(--tls-cert, --tls-key)", c->tls_cert[0] != '\0' ? "cert" :
-		    c->tls_key[0] != '\0' ? "key" : c->tls_ca[0] != '\0' ? "ca" : "crl",
-		    c->tls_cert[0] != '\0' ? "key" :
+		snprintf(msg, sizeof msg, "[tls] %s is set without %s: set cert and key together "
+		    "(--tls-cert, --tls-key)", first, c->tls_cert[0] != '\0' ? "key" :
 		    c->tls_key[0] != '\0' ? "cert" : "cert and key");
+		cfg_cross_err(reterr, w, "tls", first, msg);
 		return false;
 	}
 	if (c->tls_crl[0] != '\0' && c->tls_ca[0] == '\0') {
-		snprintf(reason, rlen, "[tls] crl is set without ca: a revocation list needs the "
+		snprintf(msg, sizeof msg, "[tls] crl is set without ca: a revocation list needs the "
 		    "CA whose client certificates it revokes (--tls-ca)");
+		cfg_cross_err(reterr, w, "tls", "crl", msg);
 		return false;
 	}
 	if (any && tls_url == NULL) {
-		snprintf(reason, rlen, "[tls] is set but no listen URL is tls+tcp://: "
-		    "the scoring socket would not be encrypted");
+		snprintf(msg, sizeof msg, "[tls] %s is set but no [server] listen URL (%s) is "
+		    "tls+tcp://: the scoring socket would not be encrypted", first,
+		    cfg_where_text(w, "server", "listen", other, sizeof other));
+		cfg_cross_err(reterr, w, "tls", first, msg);
 		return false;
 	}
 	return true;
@@ -771,10 +848,6 @@ VIGIL_CLI_OPT_ENUM(SRV_OPTIONS);
 /* An error in or about the config file: file set (line when known). */
 static void
 cfg_file_err(vigil_errinfo *e, const char *path, int line, const char *field, const char *fmt,
-    ...) __attribute__((format(printf, 5, 6)));
-
-static void
-cfg_file_err(vigil_errinfo *e, const char *path, int line, const char *field, const char *fmt,
     ...)
 {
 	va_list ap;
@@ -807,7 +880,9 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 	};
 	/* Flags are collected first and applied after the file, so they win
 	 * wherever they appear on the line. */
-	struct { const char *section, *key, *value, *flag; } flags[64];
+	cfg_flag flags[64];
+	cfg_ini_ctx ictx = { .cfg = NULL };
+	cfg_where where = { .flags = flags };
 	char listen_join[SRV_MAX_LISTEN * SRV_URL_MAX] = "";
 	char nats_join[SRV_PATH_MAX] = "";
 	const char *config_path = NULL;
@@ -902,7 +977,6 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 	}
 
 	if (config_path != NULL) {
-		cfg_ini_ctx ictx = { .cfg = &c };
 		int line;
 
 		if (!cfg_str(config_path, c.config_path, sizeof c.config_path, true, reason,
@@ -910,6 +984,9 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 			vigil_errinfo_set(reterr, "--config", "%s", reason);
 			return VIGIL_EINVAL;
 		}
+		ictx.cfg = &c;
+		where.ini = &ictx;
+		where.path = config_path;
 		ictx.f = fopen(config_path, "r");
 		if (ictx.f == NULL) {
 			cfg_file_err(reterr, config_path, 0, NULL, "cannot open: %s", strerror(errno));
@@ -960,32 +1037,39 @@ srv_config_load(int argc, char **argv, srv_config *ret_cfg, srv_action *ret_acti
 		vigil_errinfo_set(reterr, "--nats", "%s (see --help)", reason);
 		return VIGIL_EINVAL;
 	}
+	where.nflags = nflags;
+	where.listen_flag = nlisten > 0;
+	where.nats_flag = nats_join[0] != '\0';
+	/* Settings that disagree: the error is at the place of the one to change */
 	if (c.cluster_nats[0] != '\0' && c.cluster_replica[0] == '\0') {
-		vigil_errinfo_set(reterr, NULL, "[cluster] nats is set but not this "
-		    "replica's name: set [cluster] replica or --replica");
+		cfg_cross_err(reterr, &where, "cluster", "nats", "[cluster] nats is set but not "
+		    "this replica's name: set [cluster] replica or --replica");
 		return VIGIL_EINVAL;
 	}
 	if (c.cluster_nats[0] == '\0' && c.cluster_replica[0] != '\0') {
-		vigil_errinfo_set(reterr, NULL, "[cluster] replica is set but no NATS "
-		    "server: set [cluster] nats or --nats");
+		cfg_cross_err(reterr, &where, "cluster", "replica", "[cluster] replica is set but "
+		    "no NATS server: set [cluster] nats or --nats");
 		return VIGIL_EINVAL;
 	}
 	if (c.rules_path[0] == '\0') {
 		vigil_errinfo_set(reterr, NULL, "no rule file: set [rules] path or --rules");
 		return VIGIL_EINVAL;
 	}
-	if (!cfg_tls_consistent(&c, reason, sizeof reason)) {
-		vigil_errinfo_set(reterr, NULL, "%s", reason); /* the reason names its place */
+	if (!cfg_tls_consistent(&c, &where, reterr))
 		return VIGIL_EINVAL;
-	}
-	if (strcmp(c.health_listen, "off") != 0 && strcmp(c.admin, "off") == 0) {
-		vigil_errinfo_set(reterr, NULL, "[health] listen is set but [server] admin "
-		    "is off: the probes' listener runs beside the admin endpoint");
-		return VIGIL_EINVAL;
-	}
-	if (strcmp(c.health_listen, "off") != 0 && strcmp(c.health_listen, c.admin) == 0) {
-		vigil_errinfo_set(reterr, NULL, "[health] listen %s is the admin address: "
-		    "the probes' listener needs an address of its own", c.health_listen);
+	if (strcmp(c.health_listen, "off") != 0 && (strcmp(c.admin, "off") == 0 ||
+	    strcmp(c.health_listen, c.admin) == 0)) {
+		char msg[2 * sizeof reterr->msg], other[sizeof reterr->file];
+
+		cfg_where_text(&where, "server", "admin", other, sizeof other);
+		if (strcmp(c.admin, "off") == 0)
+			snprintf(msg, sizeof msg, "[health] listen is set but [server] admin is off "
+			    "(%s): the probes' listener runs beside the admin endpoint", other);
+		else
+			snprintf(msg, sizeof msg, "[health] listen \"%s\" is the same address as "
+			    "[server] admin (%s): the probes' listener needs an address of its own",
+			    c.health_listen, other);
+		cfg_cross_err(reterr, &where, "health", "listen", msg);
 		return VIGIL_EINVAL;
 	}
 	if (quiet && action != SRV_CHECK_CONFIG) {

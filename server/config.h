@@ -91,8 +91,10 @@ void srv_config_defaults(srv_config *ret_cfg);
  * VIGIL_ENOMEM) with *reterr filled: for an error in or of the config file,
  * file is its path and line its line (0 for the whole file); field is the
  * INI key or the flag ("workers", "--listen") when the error is about one;
- * msg says what is wrong, without repeating it (an error about settings
- * that disagree has no field and names them: "[health] listen ..."). Print
+ * msg says what is wrong, without repeating it. An error about settings
+ * that disagree is at the place of the one to change (file and line, or
+ * field = its flag; neither for a default) and msg names both settings and
+ * the other's place ("... as [server] admin (FILE:LINE)"). Print
  * it with srv_config_err_format after "vigild: ".
  */
 vigil_err srv_config_load(int argc, char **argv, srv_config *ret_cfg,

@@ -50,6 +50,36 @@ printf '[server]\nlisten = ipc://%s/a.sock, gopher://x:70\n' "$D" >"$D/badurl.in
 expect 2 "^vigild: config $D/badurl.ini:2: listen: \"gopher://x:70\" is not a URL vigild listens on: write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH\$" \
 	"$V" --config "$D/badurl.ini" --rules "$R" --check-config
 
+# Settings that disagree: one line at the place of the one to change, naming
+# the other and its place (FILE:LINE, --flag or default).
+I="$D/cross.ini"
+printf '[server]\nadmin = 127.0.0.1:9101\n[health]\nlisten = 127.0.0.1:9101\n' >"$I"
+expect 2 "^vigild: config $I:4: \\[health\\] listen \"127.0.0.1:9101\" is the same address as \\[server\\] admin ($I:2): the probes' listener needs an address of its own\$" \
+	"$V" --config "$I" --rules "$R" --check-config
+expect 2 "^vigild: --health-listen: \\[health\\] listen \"127.0.0.1:9101\" is the same address as \\[server\\] admin ($I:2): " \
+	"$V" --config "$I" --health-listen 127.0.0.1:9101 --rules "$R" --check-config
+printf '[server]\nadmin = off\n[health]\nlisten = 127.0.0.1:9102\n' >"$I"
+expect 2 "^vigild: config $I:4: \\[health\\] listen is set but \\[server\\] admin is off ($I:2): the probes' listener runs beside the admin endpoint\$" \
+	"$V" --config "$I" --rules "$R" --check-config
+printf '[cluster]\nname = c\nnats = nats://127.0.0.1:4222\n' >"$I"
+expect 2 "^vigild: config $I:3: \\[cluster\\] nats is set but not this replica's name: set \\[cluster\\] replica or --replica\$" \
+	"$V" --config "$I" --rules "$R" --check-config
+printf '[cluster]\n\nreplica = r1\n' >"$I"
+expect 2 "^vigild: config $I:3: \\[cluster\\] replica is set but no NATS server: set \\[cluster\\] nats or --nats\$" \
+	"$V" --config "$I" --rules "$R" --check-config
+printf '[server]\nlisten = tls+tcp://127.0.0.1:9103\n[tls]\ncert = c.pem\n' >"$I"
+expect 2 "^vigild: config $I:2: listen tls+tcp://127.0.0.1:9103: a tls+tcp:// URL needs \\[tls\\] cert and key (--tls-cert, --tls-key)\$" \
+	"$V" --config "$I" --rules "$R" --check-config
+printf '[server]\nworkers = 2\n[tls]\nca = ca.pem\n' >"$I"
+expect 2 "^vigild: config $I:4: \\[tls\\] ca is set without cert and key: set cert and key together (--tls-cert, --tls-key)\$" \
+	"$V" --config "$I" --rules "$R" --check-config
+printf '[tls]\ncert = c.pem\nkey = k.pem\ncrl = crl.pem\n' >"$I"
+expect 2 "^vigild: config $I:4: \\[tls\\] crl is set without ca: a revocation list needs the CA whose client certificates it revokes (--tls-ca)\$" \
+	"$V" --config "$I" --rules "$R" --check-config
+printf '[server]\nlisten = tcp://127.0.0.1:9104\n[tls]\ncert = c.pem\nkey = k.pem\n' >"$I"
+expect 2 "^vigild: config $I:4: \\[tls\\] cert is set but no \\[server\\] listen URL ($I:2) is tls+tcp://: the scoring socket would not be encrypted\$" \
+	"$V" --config "$I" --rules "$R" --check-config
+
 printf 'version "x"\nrule r {\n  when amount > > 5\n}\n' >"$D/bad.rules"
 expect 2 "$D/bad.rules:3:" "$V" --rules "$D/bad.rules" --check-config
 expect 2 "rules: rejected $D/bad.rules (startup): $D/bad.rules:3:" \

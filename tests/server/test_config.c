@@ -129,26 +129,26 @@ test_tls_settings(void **state)
 	(void)state;
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--listen",
 	    "tls+tcp://127.0.0.1:9465", NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "listen tls+tcp://127.0.0.1:9465: a tls+tcp:// URL needs [tls] "
-	    "cert and key (--tls-cert, --tls-key)");
+	assert_string_equal(err, "--listen: listen tls+tcp://127.0.0.1:9465: a tls+tcp:// URL needs "
+	    "[tls] cert and key (--tls-cert, --tls-key)");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--listen",
 	    "tls+tcp://127.0.0.1:9465", "--tls-cert", "c.pem", NULL), VIGIL_EINVAL);
 	assert_non_null(strstr(err, "needs [tls] cert and key"));
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--tls-cert", "c.pem",
 	    "--tls-key", "k.pem", NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "[tls] is set but no listen URL is tls+tcp://: the scoring "
-	    "socket would not be encrypted");
+	assert_string_equal(err, "--tls-cert: [tls] cert is set but no [server] listen URL (default) "
+	    "is tls+tcp://: the scoring socket would not be encrypted");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--tls-ca", "ca.pem",
 	    NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "[tls] ca is set without cert and key: set cert and key "
+	assert_string_equal(err, "--tls-ca: [tls] ca is set without cert and key: set cert and key "
 	    "together (--tls-cert, --tls-key)");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--tls-crl", "crl.pem",
 	    NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "[tls] crl is set without cert and key: set cert and key "
+	assert_string_equal(err, "--tls-crl: [tls] crl is set without cert and key: set cert and key "
 	    "together (--tls-cert, --tls-key)");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--tls-key", "k.pem",
 	    NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "[tls] key is set without cert: set cert and key together "
+	assert_string_equal(err, "--tls-key: [tls] key is set without cert: set cert and key together "
 	    "(--tls-cert, --tls-key)");
 
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--listen",
@@ -314,12 +314,12 @@ test_probe_and_expiry_keys(void **state)
 	    "scheme: 127.0.0.1:9466), unix:/PATH or \"off\" (see --help)");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--health-listen",
 	    "127.0.0.1:9466", NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "[health] listen 127.0.0.1:9466 is the admin address: the "
-	    "probes' listener needs an address of its own");
+	assert_string_equal(err, "--health-listen: [health] listen \"127.0.0.1:9466\" is the same "
+	    "address as [server] admin (default): the probes' listener needs an address of its own");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--admin", "off",
 	    "--health-listen", "127.0.0.1:9467", NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "[health] listen is set but [server] admin is off: the probes' "
-	    "listener runs beside the admin endpoint");
+	assert_string_equal(err, "--health-listen: [health] listen is set but [server] admin is off "
+	    "(--admin): the probes' listener runs beside the admin endpoint");
 }
 
 /* [tls] handshake_timeout_ms: 10 s by default, 0 turns the sweep off, past
@@ -825,13 +825,14 @@ test_cluster(void **state)
 
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", "--nats",
 	    "nats://127.0.0.1:4222", NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "[cluster] nats is set but not this replica's name: set "
+	assert_string_equal(err, "--nats: [cluster] nats is set but not this replica's name: set "
 	    "[cluster] replica or --replica");
-	assert_string_equal(last_err.field, ""); /* two settings disagree: the message names both */
+	/* two settings disagree: the place is the flag's, the message names both settings */
+	assert_string_equal(last_err.field, "--nats");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", "--replica", "a",
 	    NULL), VIGIL_EINVAL);
-	assert_string_equal(err, "[cluster] replica is set but no NATS server: set [cluster] nats "
-	    "or --nats");
+	assert_string_equal(err, "--replica: [cluster] replica is set but no NATS server: set "
+	    "[cluster] nats or --nats");
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r.rules", "--nats", "h:1",
 	    "--replica", "a", NULL), VIGIL_EINVAL);
 	assert_string_equal(err, "--nats: \"h:1\" is not nats://HOST:PORT or tls://HOST:PORT (see --help)");
