@@ -39,7 +39,7 @@ expect 2 "^vigild: \[tls\] ca $D/junk.pem: not a PEM or DER X.509 certificate" \
 	"$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/server.key" --tls-ca "$D/junk.pem" --check-config
 expect 2 "^vigild: \[tls\] key $P/server.pem: not an unencrypted PEM or DER private key" \
 	"$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/server.pem" --check-config
-expect 2 "^vigild: listen $URL: a tls+tcp:// URL needs \[tls\] cert and key (--tls-cert, --tls-key)\$" \
+expect 2 "^vigild: --listen: listen $URL: a tls+tcp:// URL needs \[tls\] cert and key (--tls-cert, --tls-key)\$" \
 	"$V" $COMMON --check-config
 # and the same at start: exit 2 before anything listens
 expect 2 "is not the key of" "$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/client.key"

@@ -61,7 +61,7 @@ expect 2 "^vigild: \[tls\] crl $D/junk.pem: not a PEM or DER certificate revocat
 	"$V" $COMMON $TLS --tls-crl "$D/junk.pem" --check-config
 expect 2 "^vigild: \[tls\] crl $P/evil-crl.pem: issued by none of the CAs of \[tls\] ca\$" \
 	"$V" $COMMON $TLS --tls-crl "$P/evil-crl.pem" --check-config
-expect 2 "^vigild: \[tls\] crl is set without ca" \
+expect 2 "^vigild: --tls-crl: \[tls\] crl is set without ca" \
 	"$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/server.key" --tls-crl "$P/crl.pem" --check-config
 expect 2 "^vigild: \[tls\] crl $D/none.pem: cannot open: No such file or directory\$" \
 	"$V" $COMMON $TLS --tls-crl "$D/none.pem" --check-config
