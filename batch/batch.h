@@ -156,7 +156,7 @@ typedef struct batch_summary {
 	uint64_t labels_read;      /* transactions with a label known at as_of (label time
 	                            * <= as_of; one however many labels it has) */
 	uint64_t labels_used;      /* matched to a transaction of the window */
-	uint64_t labels_unmatched; /* no transaction of the window has that txn_id */
+	uint64_t labels_unmatched; /* no transaction of the window has that txn_id (0 in a partial) */
 	uint64_t labels_future;    /* label time > as_of: ignored */
 	uint64_t cards, merchants, terminals; /* rows written */
 	uint64_t first_seen_carried; /* cards whose first_seen came from the previous generation */

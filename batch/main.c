@@ -246,10 +246,16 @@ print_summary(const batch_summary *s, FILE *out)
 		    s->archives, (unsigned long long)s->duplicates);
 	if (s->bad_where[0] != '\0')
 		fprintf(out, "  first bad  %s\n", s->bad_where);
-	fprintf(out, "  labels     %llu known at as-of, %llu used, %llu unmatched, "
-	    "%llu after as-of ignored\n", (unsigned long long)s->labels_read,
-	    (unsigned long long)s->labels_used, (unsigned long long)s->labels_unmatched,
-	    (unsigned long long)s->labels_future);
+	if (s->partial) /* the other partitions' labels are not unmatched */
+		fprintf(out, "  labels     %llu known at as-of, %llu used by this partition "
+		    "(--merge counts the unmatched), %llu after as-of ignored\n",
+		    (unsigned long long)s->labels_read, (unsigned long long)s->labels_used,
+		    (unsigned long long)s->labels_future);
+	else
+		fprintf(out, "  labels     %llu known at as-of, %llu used, %llu unmatched, "
+		    "%llu after as-of ignored\n", (unsigned long long)s->labels_read,
+		    (unsigned long long)s->labels_used, (unsigned long long)s->labels_unmatched,
+		    (unsigned long long)s->labels_future);
 	fprintf(out, "  tables     %llu cards (%llu first_seen from the previous generation), "
 	    "%llu merchants, %llu terminals\n",
 	    (unsigned long long)s->cards, (unsigned long long)s->first_seen_carried,

@@ -330,9 +330,7 @@ rebuild_once(const batch_opts *opts, bool full_rows, uint64_t t0, batch_summary 
 		rv = batch_part_write(&r, r.opts.out_path, reterr);
 		if (rv != VIGIL_OK)
 			goto out;
-		r.sum.partial = true;
-		r.sum.labels_unmatched = r.sum.labels_read >= r.sum.labels_used ?
-		    r.sum.labels_read - r.sum.labels_used : 0;
+		r.sum.partial = true; /* labels_unmatched: only the merge can tell */
 		r.sum.duration_s = (double)(vigil_mono_ns() - r.t0) / 1e9;
 		goto done;
 	}

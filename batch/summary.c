@@ -67,7 +67,9 @@ batch_summary_json(const batch_summary *s)
 	}
 	set(lab, "read", json_integer((json_int_t)s->labels_read), &ok);
 	set(lab, "used", json_integer((json_int_t)s->labels_used), &ok);
-	set(lab, "unmatched", json_integer((json_int_t)s->labels_unmatched), &ok);
+	/* a partition's own "used" leaves out the other partitions' cards */
+	set(lab, "unmatched", s->partial ? json_null() :
+	    json_integer((json_int_t)s->labels_unmatched), &ok);
 	set(lab, "future_ignored", json_integer((json_int_t)s->labels_future), &ok);
 	set(o, "cards", json_integer((json_int_t)s->cards), &ok);
 	set(o, "merchants", json_integer((json_int_t)s->merchants), &ok);
