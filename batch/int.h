@@ -153,7 +153,7 @@ typedef struct batch_card {
 typedef struct batch_event {
 	int64_t     t;
 	double      amount;     /* major units */
-	int64_t     amount_milli; /* amount * 1000, exact (integer minor units scaled) */
+	int64_t     amount_milli; /* amount * 1000, exact (4 decimals: rounded) */
 	uint64_t    txn_h;      /* xxh64(txn_id) */
 	uint64_t    merch_h;    /* xxh64(merchant_id) */
 	const char *country;    /* "" if absent */

@@ -607,11 +607,13 @@ worker_apply(batch_worker *wk, uint32_t i, store_diag *reterr)
 	exp = worker_exponent(wk, s->currency);
 	/* The amount exactly as vigil_txn_amount computes it. */
 	e.amount = (double)s->amount_minor / scale[exp < 0 ? 2 : exp];
-	if (exp < 0 || exp > 3)
+	if (exp < 0)
 		exp = 2;
 	e.amount_milli = s->amount_minor;
 	for (int k = exp; k < 3; k++)
 		e.amount_milli *= 10;
+	if (exp > 3) /* CLF, UYW: to the nearest thousandth, not as 2 decimals */
+		e.amount_milli = s->amount_minor / 10 + (s->amount_minor % 10 >= 5);
 	e.txn_h = p->lh;
 	e.merch_h = p->mh;
 	e.card_h = p->ch;

@@ -460,6 +460,49 @@ test_label_time_respected(void **state)
 }
 
 /*
+ * Amounts in currencies with four decimals (CLF, UYW): a merchant's mean is
+ * in major units, as the card's is (docs/vigil-rebuild.md, "Amounts"). It
+ * took them as two-decimal amounts: 12.3456 CLF counted as 1234.56.
+ */
+static void
+test_four_decimal_currency_mean(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	store_gen *g = NULL;
+	store_card_profile cp;
+	store_entity_profile ep;
+	store_archive *ar;
+	const fx_txn txns[] = {
+		{ "u1", "c7", "m7", "t7", "CL", "CLF", 123456, A - 5 * D, 5411, NULL, 0 },
+		{ "u2", "c7", "m7", "t7", "CL", "CLF", 20001, A - 4 * D, 5411, NULL, 0 },
+		{ "u3", "c6", "m7", NULL, "UY", "UYW", 5, A - 3 * D, 5411, NULL, 0 },
+	};
+
+	(void)state;
+	assert_non_null(s);
+	ar = fx_archive(dd);
+	for (size_t i = 0; i < sizeof txns / sizeof txns[0]; i++)
+		fx_score(ar, &txns[i]);
+	store_archive_close(ar);
+	opts_for(&o, dd, NULL);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_card(g, "c7", &cp), VIGIL_OK);
+	assert_near(cp.amount_mean_30d, (12.3456 + 2.0001) / 2, 1e-9);
+	/* thousandths, rounded: 12.346 + 2.000 + 0.001 */
+	assert_int_equal(store_gen_merchant(g, "m7", &ep), VIGIL_OK);
+	assert_near(ep.amount_mean_30d, (12.346 + 2.0 + 0.001) / 3, 1e-9);
+	assert_int_equal(store_gen_terminal(g, "t7", &ep), VIGIL_OK);
+	assert_near(ep.amount_mean_30d, (12.346 + 2.0) / 2, 1e-9);
+	store_gen_close(g);
+	free(s);
+	fx_rm_rf(dd);
+}
+
+/*
  * Labels that arrive twice for the same transaction (the same chargeback
  * sent again, or a fraud label later withdrawn) are one labelled
  * transaction: the latest wins and the summary does not count the earlier
@@ -2565,6 +2608,7 @@ main(void)
 		cmocka_unit_test(test_small_archive_by_hand),
 		cmocka_unit_test(test_label_time_respected),
 		cmocka_unit_test(test_label_twice_not_unmatched),
+		cmocka_unit_test(test_four_decimal_currency_mean),
 		cmocka_unit_test(test_partitions_threads_single_agree),
 		cmocka_unit_test(test_several_archives_union),
 		cmocka_unit_test(test_threads_errors_and_bad_records),
