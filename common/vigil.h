@@ -184,7 +184,7 @@ typedef struct vigil_txn {
 	char     merchant_id[VIGIL_ID_MAX + 1]; /* required */
 	char     terminal_id[VIGIL_ID_MAX + 1];
 	char     device_id[VIGIL_ID_MAX + 1];
-	char     ip[VIGIL_IP_MAX + 1];
+	char     ip[VIGIL_IP_MAX + 1];          /* one spelling: vigil_txn_validate */
 	char     currency[4]; /* ISO 4217 alpha code, upper case; required */
 	char     country[3];  /* ISO 3166-1 alpha-2, upper case, or "" */
 	int64_t  event_time_ms; /* Unix ms, UTC; required, > 0 */
@@ -206,14 +206,18 @@ double vigil_txn_amount(const vigil_txn *txn);
 
 /*
  * Checks every field of txn against the rules above (required fields, caps,
- * charset of ids: printable ASCII without spaces, currency known, country two
- * upper-case letters, amount in [0, 10^15), event time within
- * [2000-01-01, 2100-01-01), lat in [-90, 90], lon in [-180, 180]).
- * VIGIL_OK (*reterr untouched), or VIGIL_EINVAL with *reterr (may be NULL)
- * filled: field the offending field's wire name ("card_id", "currency",
+ * charset of ids: printable ASCII without spaces, ip "" or an IPv4 or IPv6
+ * address, currency known, country two upper-case letters, amount in
+ * [0, 10^15), event time within [2000-01-01, 2100-01-01), lat in [-90, 90],
+ * lon in [-180, 180]), and rewrites ip in its one spelling, so that every
+ * entry point keys an address alike: IPv4 dotted decimal, IPv6 inet_ntop's
+ * (RFC 5952: lower case, longest zero run as "::"), an IPv4-mapped IPv6
+ * address (::ffff:a.b.c.d) as its IPv4. VIGIL_OK (*reterr untouched), or
+ * VIGIL_EINVAL with txn untouched and *reterr (may be NULL) filled: field
+ * the offending field's wire name ("card_id", "currency",
  * "location.latitude", ...), msg a one-line reason; no position.
  */
-vigil_err vigil_txn_validate(const vigil_txn *txn, vigil_errinfo *reterr);
+vigil_err vigil_txn_validate(vigil_txn *txn, vigil_errinfo *reterr);
 
 /*
  * Attributes against the VIGIL_ATTR_* limits, the same words for every

@@ -626,18 +626,26 @@ test_http_bad_input(void **state)
 	vt_server_cleanup(&s);
 }
 
-/* An mcc or a channel number out of range is refused in the same words
- * over nng and over HTTP (the JSON reader said "must be in [0, 9999]"). */
+/* An mcc or a channel number out of range, an ip that is no address, is
+ * refused in the same words over nng and over HTTP (the JSON reader said
+ * "must be in [0, 9999]"). http_msg: msg as a JSON string, if it differs. */
 static void
 test_range_words_agree(void **state)
 {
 	static const struct {
-		const char *json, *field, *msg;
+		const char *json, *field, *msg, *http_msg;
 		uint32_t    mcc, channel;
+		char       *ip;
 	} c[] = {
 		{ "\"mcc\": 10000", "txn.mcc", "mcc 10000 is not a 4-digit merchant category code",
-		  10000, 0 },
-		{ "\"channel\": 7", "txn.channel", "channel 7 is not a known channel (0-4)", 0, 7 },
+		  NULL, 10000, 0, "" },
+		{ "\"channel\": 7", "txn.channel", "channel 7 is not a known channel (0-4)", NULL,
+		  0, 7, "" },
+		{ "\"ip\": \"999.1.1.1\"", "txn.ip", "ip \"999.1.1.1\" is not an IPv4 or IPv6 address",
+		  "ip \\\"999.1.1.1\\\" is not an IPv4 or IPv6 address", 0, 0, "999.1.1.1" },
+		{ "\"ip\": \"fe80::1%eth0\"", "txn.ip",
+		  "ip \"fe80::1%eth0\" is not an IPv4 or IPv6 address",
+		  "ip \\\"fe80::1%eth0\\\" is not an IPv4 or IPv6 address", 0, 0, "fe80::1%eth0" },
 	};
 	vt_server s = { 0 };
 
@@ -651,9 +659,11 @@ test_range_words_agree(void **state)
 
 		t->mcc = c[i].mcc;
 		t->channel = c[i].channel;
+		t->ip = c[i].ip;
 		r = vt_score(s.url, t, true);
 		assert_non_null(r);
 		assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_INVALID);
+		assert_string_equal(r->field, c[i].field);
 		assert_string_equal(r->message, c[i].msg);
 		vigil__v1__reply__free_unpacked(r, NULL);
 		snprintf(body, sizeof body, "{\"txn_id\": \"w-1\", \"card_id\": \"card-w\", "
@@ -662,13 +672,91 @@ test_range_words_agree(void **state)
 		assert_int_equal(vt_http_post(s.admin_port, "/v1/score", body, &code, &got), 0);
 		assert_int_equal(code, 400);
 		snprintf(want, sizeof want, "\"message\":\"%s\",\"where\":{\"field\":\"%s\"}",
-		    c[i].msg, c[i].field);
+		    c[i].http_msg != NULL ? c[i].http_msg : c[i].msg, c[i].field);
 		if (strstr(got, want) == NULL)
 			fail_msg("%s over HTTP: %s (want %s)", c[i].json, got, want);
 		free(got);
 	}
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
+}
+
+/* Whether the reply's hits name rule. */
+static bool
+ip_hit(const Vigil__V1__Reply *r, const char *rule)
+{
+	assert_int_equal(r->status, VIGIL__V1__STATUS__STATUS_OK);
+	for (size_t i = 0; i < r->score->n_hits; i++)
+		if (strcmp(r->score->hits[i]->rule, rule) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * One address in three spellings, over nng and over /v1/score, is one IP
+ * entity (vel.ip.count_1h) and is archived in one text: respelling the
+ * address does not split its velocity.
+ */
+static void
+test_ip_spellings_one_entity(void **state)
+{
+	static const char rules[] = "version \"ip-1\"\nband review = 30\nband decline = 60\n"
+	    "rule ip_third {\n  when vel.ip.count_1h >= 2\n  score 10\n  reason \"ip\"\n}\n";
+	char dir[] = "/tmp/vigil-ip-XXXXXX", path[64], arch[300], json[320], *body = NULL;
+	vt_server s = { 0 };
+	Vigil__V1__Transaction *t;
+	Vigil__V1__Reply *r;
+	store_scored *sc = malloc(sizeof *sc);
+	store_reader *rd = NULL;
+	store_record rec;
+	store_diag diag;
+	size_t n = 0;
+	int code = 0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(sc);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/ip.rules", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(rules, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(vt_server_start(&s, path, NULL), 0);
+
+	t = vt_txn(0, "ip-1", "card-ip-1", 100, vigil_now_ms());
+	t->ip = "10.0.0.1";
+	assert_non_null(r = vt_score(s.url, t, false));
+	assert_false(ip_hit(r, "ip_third"));
+	vigil__v1__reply__free_unpacked(r, NULL);
+	snprintf(json, sizeof json, "{\"txn_id\": \"ip-2\", \"card_id\": \"card-ip-2\","
+	    " \"merchant_id\": \"m-1\", \"amount_minor\": 100, \"currency\": \"EUR\","
+	    " \"event_time_ms\": %lld, \"ip\": \"::ffff:10.0.0.1\"}", (long long)vigil_now_ms());
+	assert_int_equal(vt_http_post(s.admin_port, "/v1/score", json, &code, &body), 0);
+	assert_int_equal(code, 200);
+	assert_null(strstr(body, "ip_third"));
+	free(body);
+	t = vt_txn(0, "ip-3", "card-ip-3", 100, vigil_now_ms());
+	t->ip = "0:0:0:0:0:FFFF:a00:1";
+	assert_non_null(r = vt_score(s.url, t, false));
+	if (!ip_hit(r, "ip_third"))
+		fail_msg("the third spelling of 10.0.0.1 did not see the first two");
+	vigil__v1__reply__free_unpacked(r, NULL);
+	assert_int_equal(vt_server_stop(&s), 0);
+
+	snprintf(arch, sizeof arch, "%s/archive", s.datadir);
+	assert_int_equal(store_reader_open(arch, INT64_MIN, INT64_MAX, NULL, NULL, &rd, &diag),
+	    VIGIL_OK);
+	while (store_reader_next(rd, &rec, &diag) == VIGIL_OK) {
+		assert_int_equal(store_scored_decode(rec.payload, rec.len, sc, &diag), VIGIL_OK);
+		assert_string_equal(sc->txn.ip, "10.0.0.1");
+		n++;
+	}
+	assert_int_equal(n, 3);
+	store_reader_close(rd);
+	free(sc);
+	vt_server_cleanup(&s);
+	unlink(path);
+	rmdir(dir);
 }
 
 /* Writes text to path (the rule file vigild watches). */
@@ -736,6 +824,7 @@ main(void)
 		cmocka_unit_test(test_http_body_cap),
 		cmocka_unit_test(test_rule_hits_across_reloads),
 		cmocka_unit_test(test_range_words_agree),
+		cmocka_unit_test(test_ip_spellings_one_entity),
 		cmocka_unit_test(test_admin_libevent_pages),
 		cmocka_unit_test(test_health_libevent_pages),
 	};

@@ -826,6 +826,20 @@ test_lean_takes_what_clients_send(void **state)
 	assert_true(slow_score(buf, len, &slow, &ds));
 	assert_true(vt_txn_same(&lean, &slow));
 	assert_false(lean.has_location);
+
+	/* both keep an ip in its one spelling, neither takes a non-address */
+	t.ip = "2001:DB8:0:0:0:0:0:1";
+	n = txn_body(&t, body);
+	len = wrap_score(buf, body, n, NULL, 0, NULL, 0);
+	assert_true(srv_wire_score_lean(buf, len, 64 * 1024, &lean, &dl));
+	assert_true(slow_score(buf, len, &slow, &ds));
+	assert_string_equal(lean.ip, "2001:db8::1");
+	assert_true(vt_txn_same(&lean, &slow));
+	t.ip = "999.1.1.1";
+	n = txn_body(&t, body);
+	len = wrap_score(buf, body, n, NULL, 0, NULL, 0);
+	assert_false(srv_wire_score_lean(buf, len, 64 * 1024, &lean, &dl));
+	assert_false(slow_score(buf, len, &slow, &ds));
 }
 
 /* A Location is read as protobuf-c reads it (common/txnwire.h): a field
