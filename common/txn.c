@@ -206,8 +206,8 @@ ip6_format(const uint8_t a[16], char *out)
  * (ip6_format), an IPv4-mapped address the IPv4 it maps. A zone id
  * ("%eth0") does not parse. Reads at most VIGIL_IP_MAX + 1 bytes of s.
  */
-static bool
-ip_canonical(const char *s, char *ret_canon)
+bool
+vigil_ip_canonical(const char *s, char *ret_canon)
 {
 	struct in6_addr a;
 	size_t n = strnlen(s, VIGIL_IP_MAX + 1);
@@ -255,7 +255,7 @@ vigil_txn_validate(vigil_txn *txn, vigil_errinfo *reterr)
 		FAIL("terminal_id", "terminal_id must be at most %d printable ASCII characters without spaces, quotes, commas or backslashes", VIGIL_ID_MAX);
 	if (!id_ok(txn->device_id, false))
 		FAIL("device_id", "device_id must be at most %d printable ASCII characters without spaces, quotes, commas or backslashes", VIGIL_ID_MAX);
-	if (!ip_canonical(txn->ip, ip))
+	if (!vigil_ip_canonical(txn->ip, ip))
 		FAIL("ip", "ip \"%.*s\" is not an IPv4 or IPv6 address", VIGIL_IP_MAX, txn->ip);
 	if (txn->event_time_ms <= 0)
 		FAIL("event_time_ms", "event_time_ms is required (Unix milliseconds, UTC)");

@@ -218,6 +218,9 @@ double vigil_txn_amount(const vigil_txn *txn);
  * "location.latitude", ...), msg a one-line reason; no position.
  */
 vigil_err vigil_txn_validate(vigil_txn *txn, vigil_errinfo *reterr);
+/* s ("" or an IPv4/IPv6 address) in that one spelling, into ret_canon
+ * (VIGIL_IP_MAX + 1 bytes): true, or false (not an address; untouched). */
+bool      vigil_ip_canonical(const char *s, char *ret_canon);
 
 /*
  * Attributes against the VIGIL_ATTR_* limits, the same words for every

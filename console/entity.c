@@ -510,6 +510,8 @@ con_api_entity(con_app *app, struct evhttp_request *req, const con_user *who,
 	c.app = app;
 	c.kind = (ent_kind)k;
 	snprintf(c.id, sizeof c.id, "%s", id);
+	if (k == ENT_IP) /* the archive holds one spelling of an address (vigil.h) */
+		(void)vigil_ip_canonical(id, c.id);
 	if (!ent_parse(app, req, &c))
 		return;
 	s = malloc(sizeof *s);

@@ -55,8 +55,12 @@ search_key(void *arg, const char *k, const char *v)
 		return search_id(v, q->terminal, sizeof q->terminal) ? CON_QS_OK : CON_QS_BAD_VALUE;
 	if (strcmp(k, "device") == 0)
 		return search_id(v, q->device, sizeof q->device) ? CON_QS_OK : CON_QS_BAD_VALUE;
-	if (strcmp(k, "ip") == 0)
-		return search_id(v, q->ip, sizeof q->ip) ? CON_QS_OK : CON_QS_BAD_VALUE;
+	if (strcmp(k, "ip") == 0) { /* the archive's one spelling of an address (vigil.h) */
+		if (!search_id(v, q->ip, sizeof q->ip))
+			return CON_QS_BAD_VALUE;
+		(void)vigil_ip_canonical(v, q->ip);
+		return CON_QS_OK;
+	}
 	if (strcmp(k, "min_amount") == 0 || strcmp(k, "max_amount") == 0) {
 		double d = strtod(v, &end);
 

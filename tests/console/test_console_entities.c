@@ -472,6 +472,16 @@ test_entity(void **s)
 	assert_int_equal(json_integer_value(json_object_get(o, "matched")), 1);
 	assert_non_null(linked_card(o, "c23"));
 	json_decref(o);
+	/* another spelling of the address is the same entity (vigil_ip_canonical) */
+	o = http_ok("GET", "/api/entity/ip/::FFFF:10.9.9.9?from=2024-01-05&to=2024-01-06", EVE,
+	    NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(o, "id")), "10.9.9.9");
+	assert_int_equal(json_integer_value(json_object_get(o, "matched")), 1);
+	json_decref(o);
+	o = http_ok("GET", "/api/search?ip=0:0:0:0:0:ffff:a09:909&from=2024-01-05&to=2024-01-06",
+	    EVE, NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(o, "items")), 1);
+	json_decref(o);
 	/* a merchant over the days before: t1..t3 and these; the ring keeps the newest */
 	o = http_ok("GET", "/api/entity/merchant/m-test-1?from=2024-01-01&to=2024-01-06&limit=2", EVE,
 	    NULL, 200);
