@@ -185,13 +185,14 @@ typedef struct batch_summary {
 	struct {
 		bool     trained;       /* the generation has a model */
 		bool     carried;       /* ... the previous generation's, carried over
-		                         * (train_every_ms); the figures are its meta's */
+		                         * (train_every_ms, or this night could not
+		                         * train: why_not); the figures are its meta's */
 		uint64_t carried_from;  /* that generation */
 		bool     read_again;    /* a model to carry, but its window's frauds had
 		                         * grown: the window was read twice (the first
 		                         * time for the fraud rows alone) */
 		int64_t  trained_as_of_ms; /* the as-of the model was trained at */
-		char     why_not[200];  /* when not: cold start, turned off, ... */
+		char     why_not[200];  /* why not trained: cold start, turned off, ... */
 		uint64_t rows, frauds;  /* training + validation rows kept, frauds among them */
 		uint64_t rows_seen;     /* mature rows of the training window read */
 		uint64_t rows_other_layout; /* vectors of another build's layout, not used */

@@ -286,9 +286,14 @@ print_summary(const batch_summary *s, FILE *out)
 		char d[16];
 
 		vigil_date_format(s->model.trained_as_of_ms, d, sizeof d);
-		fprintf(out, "  model      carried over from generation %llu (trained as of %s, "
-		    "--train-every): %llu rows (%llu frauds); validation AUC %.4f, AP %.4f\n",
-		    (unsigned long long)s->model.carried_from, d,
+		if (s->model.why_not[0] != '\0') /* this night could not train */
+			fprintf(out, "  model      not trained: %s; the current model, trained as of "
+			    "%s, carried over from generation %llu", s->model.why_not, d,
+			    (unsigned long long)s->model.carried_from);
+		else
+			fprintf(out, "  model      carried over from generation %llu (trained as of "
+			    "%s, --train-every)", (unsigned long long)s->model.carried_from, d);
+		fprintf(out, ": %llu rows (%llu frauds); validation AUC %.4f, AP %.4f\n",
 		    (unsigned long long)s->model.rows, (unsigned long long)s->model.frauds,
 		    s->model.valid_auc, s->model.valid_ap);
 	} else if (s->model.trained)

@@ -2,8 +2,8 @@
 /*
  * batch/nightmodel.c - the model step of a rebuild: the nightly training
  * options, the workers' training rows merged and trained (train.c), or the
- * current generation's model carried over (--train-every), and the
- * "model.meta" blob beside it.
+ * current generation's model carried over (--train-every, or a night whose
+ * training makes no model), and the "model.meta" blob beside it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -51,15 +51,14 @@ batch_train_opts_nightly(const batch_opts *opts, batch_train_opts *ret)
 }
 
 /*
- * train_every_ms: keeps the current generation's model and meta in r when
- * the model is young enough to carry over (its meta's as-of less than
- * train_every_ms before this as-of, not after it, and this build's input
- * layout); batch_run_train then decides (model_carry_put). A model that
- * cannot be read or whose meta does not say when it was trained is not
- * kept: this run trains, as without the option.
+ * Keeps the current generation's model and meta in r (carry_json,
+ * carry_meta) when the carry-over would accept it: both blobs read, its
+ * meta says when it was trained (as_of_ms, frauds), not after this as-of,
+ * for this build's input layout, and (max_age_ms > 0) less than max_age_ms
+ * before this as-of. A model that is not kept is not an error: false.
  */
-void
-batch_model_carry_decide(batch_run *r)
+static bool
+model_carry_load(batch_run *r, int64_t max_age_ms)
 {
 	void *json = NULL, *meta = NULL;
 	size_t json_len = 0, meta_len = 0;
@@ -67,9 +66,10 @@ batch_model_carry_decide(batch_run *r)
 	json_int_t as_of;
 	const char *layout;
 	char want[24];
+	bool kept = false;
 
-	if (r->opts.train_every_ms <= 0 || r->opts.model_off || r->prev == NULL || !r->train_on)
-		return;
+	if (r->prev == NULL)
+		return false;
 	if (store_gen_blob(r->prev, APP_MODEL_META_BLOB, &meta, &meta_len) != VIGIL_OK ||
 	    store_gen_blob(r->prev, APP_MODEL_BLOB, &json, &json_len) != VIGIL_OK)
 		goto out;
@@ -81,20 +81,35 @@ batch_model_carry_decide(batch_run *r)
 	layout = json_string_value(json_object_get(m, "layout"));
 	snprintf(want, sizeof want, "%016llx", (unsigned long long)r->layout);
 	if (layout == NULL || strcmp(layout, want) != 0 || as_of > r->w.as_of ||
-	    r->w.as_of - as_of >= r->opts.train_every_ms)
+	    (max_age_ms > 0 && r->w.as_of - as_of >= max_age_ms))
 		goto out;
 	r->carry_json = json;
 	r->carry_json_len = json_len;
-	r->frauds_only = !r->full_rows;
 	r->carry_meta = m;
 	r->carry_meta_raw = meta;
 	r->carry_meta_len = meta_len;
 	json = meta = NULL;
 	m = NULL;
+	kept = true;
 out:
 	json_decref(m);
 	free(json);
 	free(meta);
+	return kept;
+}
+
+/*
+ * train_every_ms: keeps the current model when it is young enough to carry
+ * over (model_carry_load); batch_run_train then decides (model_carry_put).
+ * A model not kept is trained again, as without the option.
+ */
+void
+batch_model_carry_decide(batch_run *r)
+{
+	if (r->opts.train_every_ms <= 0 || r->opts.model_off || !r->train_on)
+		return;
+	if (model_carry_load(r, r->opts.train_every_ms))
+		r->frauds_only = !r->full_rows;
 }
 
 /* "model.meta": how the generation's model was made (docs/model.md). */
@@ -178,16 +193,18 @@ batch_train_collect(batch_run *r, store_diag *reterr)
 }
 
 /*
- * The model batch_model_carry_decide kept is carried over unless the training
+ * The model model_carry_load kept is carried over unless the training
  * window now holds BATCH_RETRAIN_GROWTH times the frauds it was trained on
  * or more (a young deployment's models are retrained as their labels
- * grow). *ret_carried: whether it was; its blobs then go into the new
- * generation as they are, and the summary's figures are its meta's.
+ * grow); any_count (a night that could not train: batch_run_train)
+ * carries it whatever the count. *ret_carried: whether it was; its blobs
+ * then go into the new generation as they are, and the summary's figures
+ * are its meta's.
  */
 #define BATCH_RETRAIN_GROWTH 1.25
 
 static vigil_err
-model_carry_put(batch_run *r, bool *ret_carried, store_diag *reterr)
+model_carry_put(batch_run *r, bool any_count, bool *ret_carried, store_diag *reterr)
 {
 	json_t *m = r->carry_meta;
 	batch_trainset_stats st;
@@ -199,7 +216,7 @@ model_carry_put(batch_run *r, bool *ret_carried, store_diag *reterr)
 	memset(&st, 0, sizeof st);
 	if (r->train != NULL)
 		batch_trainset_stats_get(r->train, &st);
-	if ((double)st.frauds >= BATCH_RETRAIN_GROWTH * (double)frauds ||
+	if ((!any_count && (double)st.frauds >= BATCH_RETRAIN_GROWTH * (double)frauds) ||
 	    store_gen_meta_get(r->prev, &gm) != VIGIL_OK)
 		return VIGIL_OK;
 	rv = store_genw_put_blob(r->gw, APP_MODEL_BLOB, r->carry_json, r->carry_json_len);
@@ -231,7 +248,6 @@ model_carry_put(batch_run *r, bool *ret_carried, store_diag *reterr)
 	r->sum.model.train_auc = json_number_value(json_object_get(m, "train_auc"));
 	r->sum.model.features = store_schema_model_inputs(&(const uint32_t *){ NULL });
 	r->sum.model.json_bytes = r->carry_json_len;
-	r->sum.model.why_not[0] = '\0';
 	return VIGIL_OK;
 }
 
@@ -249,7 +265,7 @@ batch_run_train(batch_run *r, store_diag *reterr)
 	if (r->carry_json != NULL) {
 		bool carried;
 
-		rv = model_carry_put(r, &carried, reterr);
+		rv = model_carry_put(r, false, &carried, reterr);
 		if (rv != VIGIL_OK || carried)
 			return rv;
 		if (r->frauds_only) {
@@ -281,8 +297,15 @@ batch_run_train(batch_run *r, store_diag *reterr)
 	r->sum.model.seconds = rep.seconds;
 	r->sum.model.features = store_schema_model_inputs(&(const uint32_t *){ NULL });
 	if (!rep.trained) {
+		bool carried;
+
+		/* Missing or odd input (docs/model.md, "No model is made")
+		 * leaves the current model in force rather than rules alone;
+		 * why_not still says why this night did not train. */
 		snprintf(r->sum.model.why_not, sizeof r->sum.model.why_not, "%s", rep.why_not);
-		return VIGIL_OK;
+		if (r->carry_json == NULL && !model_carry_load(r, 0))
+			return VIGIL_OK;
+		return model_carry_put(r, true, &carried, reterr);
 	}
 	meta = train_meta_json(r, &rep);
 	if (meta == NULL) {

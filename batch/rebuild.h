@@ -220,8 +220,8 @@ struct batch_run {
 	batch_reported reported; /* cards with a fraud known at as-of (batch_card_put) */
 	/* the nightly model: training rows have event time in [train_from, train_to) */
 	bool           train_on;
-	/* train_every_ms: the current generation's model and meta, carried
-	 * over instead of training (batch_run_begin decides) */
+	/* the current generation's model and meta, carried over instead of
+	 * training (train_every_ms), or when training makes none */
 	void          *carry_json, *carry_meta_raw;
 	size_t         carry_json_len, carry_meta_len;
 	json_t        *carry_meta; /* carry_meta_raw decoded */
@@ -259,9 +259,9 @@ vigil_err batch_ent_get_h(batch_ent_node **map, batch_index *ix, uint64_t h, con
     size_t len, batch_ent **ret_a);
 void      batch_worker_fini(batch_worker *wk);
 
-/* Merges the workers' training rows and trains the nightly model into the
- * generation being written (blobs "model.json", "model.meta"); fills
- * r->sum.model. No model (cold start, turned off) is not an error. */
+/* Merges the workers' rows and trains the nightly model into the new generation
+ * ("model.json", "model.meta"), or carries the current one over when training
+ * makes none; fills r->sum.model. No model (cold start, off) is not an error. */
 vigil_err batch_run_train(batch_run *r, store_diag *reterr);
 #define BATCH_NIGHTLY_ROUNDS 80 /* every nightly model's rounds (docs/model.md "Rounds") */
 /* The training options a rebuild with opts uses (nightly defaults, then

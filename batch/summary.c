@@ -107,7 +107,7 @@ batch_summary_json(const batch_summary *s)
 			}
 			if (s->model.read_again)
 				set(m, "read_again", json_true(), &ok);
-			if (!s->model.trained)
+			if (!s->model.trained || s->model.why_not[0] != '\0')
 				set(m, "why_not", text(s->model.why_not), &ok);
 			set(m, "train_from", json_string(from), &ok);
 			set(m, "train_to", json_string(to), &ok);

@@ -2601,6 +2601,115 @@ test_partitions_model_damaged(void **state)
 	fx_rm_rf(dir);
 }
 
+/*
+ * A night whose training makes no model (docs/model.md, "No model is made":
+ * here min_frauds over every fraud there is) keeps the current model, in a
+ * single run and in a merge (which trains): model.json and model.meta are
+ * the previous generation's byte for byte, the summary says the generation
+ * has a model carried from that one, trained as of A, and why_not says why
+ * this night did not train. --no-model still drops it, and a night with no
+ * model to carry (the current generation has none) has none.
+ */
+static void
+test_model_kept_when_night_cannot_train(void **state)
+{
+	const char *dir = fx_tmpdir(0);
+	batch_summary *s = calloc(1, sizeof *s);
+	char paths[3][600], why[200];
+	const char *pp[3] = { paths[0], paths[1], paths[2] };
+	batch_opts o;
+	store_diag d;
+
+	(void)state;
+	assert_non_null(s);
+	build_model_archive(dir);
+	for (int merge = 0; merge <= 1; merge++) {
+		char *json, *meta, *cj, *cm;
+		uint64_t prev;
+
+		opts_for(&o, dir, NULL);
+		o.force = true;
+		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+			fail_msg("first night: %s", d.msg);
+		if (!s->model.trained)
+			fail_msg("first night: no model: %s", s->model.why_not);
+		prev = s->generation;
+		json = gen_blob(dir, prev, "model.json");
+		meta = gen_blob(dir, prev, "model.meta");
+		assert_non_null(json);
+		assert_non_null(meta);
+
+		for (int cold = 0; cold <= 1; cold++) {
+			if (merge) {
+				for (uint32_t i = 0; i < 3; i++) {
+					snprintf(paths[i], sizeof paths[i], "%s/k-%u.vpart", dir, i);
+					opts_for(&o, dir, NULL);
+					o.part_index = i;
+					o.part_count = 3;
+					o.out_path = paths[i];
+					o.model_min_frauds = 100000;
+					if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+						fail_msg("partition %u: %s", i, d.msg);
+				}
+				opts_for(&o, dir, NULL);
+				o.force = true;
+				if (batch_merge(&o, pp, 3, s, &d) != VIGIL_OK)
+					fail_msg("merge: %s", d.msg);
+			} else {
+				opts_for(&o, dir, NULL);
+				o.force = true;
+				o.model_min_frauds = 100000;
+				if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+					fail_msg("night that cannot train: %s", d.msg);
+			}
+			snprintf(why, sizeof why, "%llu frauds in the window, fewer than min_frauds "
+			    "100000", (unsigned long long)(cold ? s->model.frauds : 0));
+			if (cold) { /* the current generation has no model */
+				assert_false(s->model.trained);
+				assert_false(s->model.carried);
+				assert_string_equal(s->model.why_not, why);
+				assert_null(gen_blob(dir, s->generation, "model.json"));
+				assert_null(gen_blob(dir, s->generation, "model.meta"));
+				break;
+			}
+			if (!s->model.trained || !s->model.carried)
+				fail_msg("%s: not carried: %s", merge ? "merge" : "single run",
+				    s->model.why_not);
+			assert_int_equal(s->model.carried_from, prev);
+			assert_int_equal(s->model.trained_as_of_ms, A);
+			if (strstr(s->model.why_not, "fewer than min_frauds 100000") == NULL)
+				fail_msg("why_not: \"%s\"", s->model.why_not);
+			cj = gen_blob(dir, s->generation, "model.json");
+			cm = gen_blob(dir, s->generation, "model.meta");
+			assert_non_null(cj);
+			assert_non_null(cm);
+			if (strcmp(json, cj) != 0)
+				fail_msg("%s: model.json is not the previous one",
+				    merge ? "merge" : "single run");
+			assert_string_equal(meta, cm);
+			free(cj);
+			free(cm);
+
+			/* --no-model: none, whatever the current generation has. */
+			opts_for(&o, dir, NULL);
+			o.force = true;
+			o.model_off = true;
+			if (merge)
+				assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_OK);
+			else
+				assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+			assert_false(s->model.trained);
+			assert_false(s->model.carried);
+			assert_string_equal(s->model.why_not, "turned off (--no-model)");
+			assert_null(gen_blob(dir, s->generation, "model.json"));
+		}
+		free(json);
+		free(meta);
+	}
+	free(s);
+	fx_rm_rf(dir);
+}
+
 int
 main(void)
 {
@@ -2632,6 +2741,7 @@ main(void)
 		cmocka_unit_test(test_partitions_model_identical),
 		cmocka_unit_test(test_partitions_model_old_files),
 		cmocka_unit_test(test_partitions_model_damaged),
+		cmocka_unit_test(test_model_kept_when_night_cannot_train),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -753,6 +753,95 @@ test_train_every(void **state)
 	json_decref(s4);
 }
 
+/*
+ * A night that cannot train (docs/model.md, "No model is made": here a
+ * two-day training window, too few frauds) keeps the current model: the
+ * new generation's model.json and model.meta are the fixture's byte for
+ * byte, the exit status is 0, and both summaries say it was not trained,
+ * why, and which model was carried over (JSON: "trained": true, the
+ * generation has a model, with "why_not", "carried_from" and
+ * "trained_as_of"; text: "not trained: WHY; the current model, trained as
+ * of DATE, carried over from generation N"). The same night with
+ * --no-model has none; and with no model to carry (the current generation
+ * made with --no-model) it has none either, as before the first model.
+ */
+static void
+test_cannot_train_keeps_model(void **state)
+{
+	const char *const short_window[] = { "--train-window", "2d", NULL };
+	const char *const no_model[] = { "--no-model", NULL };
+	uint64_t cur = vt_gen_current(fixture);
+	void *m0, *t0, *m1, *t1;
+	size_t l0 = 0, tl0 = 0, l1 = 0, tl1 = 0, len = 0;
+	json_t *s, *m;
+	char day1[16], want[400];
+	const char *d, *why;
+	char *out = NULL;
+
+	(void)state;
+	m0 = vt_gen_blob(fixture, cur, APP_MODEL_BLOB, &l0);
+	t0 = vt_gen_blob(fixture, cur, APP_MODEL_META_BLOB, &tl0);
+	assert_non_null(m0);
+	assert_non_null(t0);
+	day_after(1, day1, sizeof day1);
+
+	d = fixture_copy();
+	s = vt_rebuild(d, day1, short_window);
+	m = json_object_get(s, "model");
+	assert_true(vt_sum_trained(s));
+	why = json_string_value(json_object_get(m, "why_not"));
+	if (why == NULL || strstr(why, "fewer than min_frauds 50") == NULL)
+		fail_msg("why_not: \"%s\"", why != NULL ? why : "(none)");
+	assert_int_equal(vt_sum_int(s, "model", "carried_from"), cur);
+	assert_string_equal(json_string_value(json_object_get(m, "trained_as_of")), as_of_day);
+	m1 = sum_model(d, s, &l1);
+	t1 = vt_gen_blob(d, vt_sum_int(s, NULL, "generation"), APP_MODEL_META_BLOB, &tl1);
+	if (!vt_bytes_equal(m0, l0, m1, l1) || !vt_bytes_equal(t0, tl0, t1, tl1))
+		fail_msg("a night that cannot train: the current model was not carried byte for "
+		    "byte");
+	/* The text summary, from the same night again (exit status 0): the
+	 * model is the one carried just now, still trained as of A. */
+	snprintf(want, sizeof want, "  model      not trained: %s; the current model, trained "
+	    "as of %s, carried over from generation %llu: ", why, as_of_day,
+	    (unsigned long long)vt_sum_int(s, NULL, "generation"));
+	json_decref(s);
+	{
+		const char *argv[] = { "batch/vigil-rebuild", "--data", d, "--as-of", day1,
+			"--force", "--threads", "1", "--train-window", "2d", NULL };
+
+		assert_int_equal(vt_run(argv, &out), 0);
+		assert_non_null(out);
+		if (strstr(out, want) == NULL)
+			fail_msg("text summary: no line \"%s...\" in:\n%s", want, out);
+		free(out);
+	}
+
+	/* --no-model still means no model. */
+	s = vt_rebuild(d, day1, no_model);
+	assert_false(vt_sum_trained(s));
+	assert_null(json_object_get(json_object_get(s, "model"), "carried_from"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(s, "model"),
+	    "why_not")), "turned off (--no-model)");
+	assert_null(sum_model(d, s, &len));
+	json_decref(s);
+
+	/* No model to carry (the current generation has none): none. */
+	s = vt_rebuild(d, day1, short_window);
+	assert_false(vt_sum_trained(s));
+	assert_null(json_object_get(json_object_get(s, "model"), "carried_from"));
+	why = json_string_value(json_object_get(json_object_get(s, "model"), "why_not"));
+	if (why == NULL || strstr(why, "fewer than min_frauds 50") == NULL)
+		fail_msg("cold start: why_not: \"%s\"", why != NULL ? why : "(none)");
+	assert_null(sum_model(d, s, &len));
+	assert_null(vt_gen_blob(d, vt_sum_int(s, NULL, "generation"), APP_MODEL_META_BLOB, &len));
+	json_decref(s);
+
+	free(m0);
+	free(t0);
+	free(m1);
+	free(t1);
+}
+
 int
 main(void)
 {
@@ -762,6 +851,7 @@ main(void)
 		cmocka_unit_test(test_leakage_label_order),
 		cmocka_unit_test(test_cold_start),
 		cmocka_unit_test(test_train_every),
+		cmocka_unit_test(test_cannot_train_keeps_model),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
