@@ -91,6 +91,8 @@ vigil_err app_model_calibration(app_model *m, const void *meta, size_t len, char
     size_t errlen);
 /* The calibrated probability of the model's p (NaN stays NaN). */
 double    app_model_calibrate(const app_model *m, double p);
+/* The as-of the model was trained at ("model.meta" as_of_ms), 0 unknown. */
+int64_t   app_model_as_of_ms(const app_model *m);
 const model_forest *app_model_forest(const app_model *m);
 /* The store slot of model input i (< model_forest_nfeatures). */
 uint32_t  app_model_slot(const app_model *m, uint32_t i);

@@ -22,6 +22,7 @@ struct app_model {
 	uint32_t      slots[MODEL_MAX_FEATURES];
 	bool          platt;   /* false: identity */
 	double        cal_a, cal_b;
+	int64_t       as_of_ms; /* model.meta's: the as-of it was trained at; 0 unknown */
 };
 
 /* A member of the calibration that must be a finite number. */
@@ -49,6 +50,7 @@ app_model_calibration(app_model *m, const void *meta, size_t len, char *errbuf, 
 	vigil_err     rv = VIGIL_OK;
 
 	m->platt = false;
+	m->as_of_ms = 0;
 	if (meta == NULL)
 		return VIGIL_OK;
 	doc = json_loadb(meta, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -58,6 +60,10 @@ app_model_calibration(app_model *m, const void *meta, size_t len, char *errbuf, 
 		rv = VIGIL_EINVAL;
 		goto out;
 	}
+	/* informational (vigild's model age): a meta without it is not refused */
+	if (json_is_integer(json_object_get(doc, "as_of_ms")) &&
+	    json_integer_value(json_object_get(doc, "as_of_ms")) > 0)
+		m->as_of_ms = json_integer_value(json_object_get(doc, "as_of_ms"));
 	cal = json_object_get(doc, "calibration");
 	if (cal == NULL || json_is_null(cal))
 		goto out; /* none fitted: the model's probability as it is */
@@ -238,6 +244,12 @@ app_model_free(app_model *m)
 		return;
 	model_forest_free(m->forest);
 	free(m);
+}
+
+int64_t
+app_model_as_of_ms(const app_model *m)
+{
+	return m->as_of_ms;
 }
 
 const model_forest *

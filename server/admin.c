@@ -149,6 +149,18 @@ admin_send_status(struct evhttp_request *req, const srv_wire_err *err, const cha
 	admin_send_json(req, code, reason, o);
 }
 
+/* ms as an RFC 3339 string, or null for 0 (none, unknown). */
+static json_t *
+admin_time_or_null(int64_t ms)
+{
+	char when[32];
+
+	if (ms <= 0)
+		return json_null();
+	vigil_time_format_rfc3339(ms, when, sizeof when);
+	return json_string(when);
+}
+
 static json_t *
 admin_health_json(srv_server *s)
 {
@@ -210,6 +222,8 @@ admin_health_json(srv_server *s)
 		json_object_set_new(o, "generation_error", json_string(dh.generation_error));
 		json_object_set_new(o, "model_generation",
 		    json_integer((json_int_t)atomic_load(&s->model_generation)));
+		json_object_set_new(o, "model_trained_as_of", admin_time_or_null(
+		    atomic_load(&s->model_generation) != 0 ? atomic_load(&s->model_as_of_ms) : 0));
 		json_object_set_new(o, "model_refused", json_integer((json_int_t)mref));
 		json_object_set_new(o, "model_error", json_string(merr));
 		json_object_set_new(o, "degraded", json_boolean(dh.generation_refused || mref != 0 ||

@@ -102,7 +102,7 @@ typedef struct metrics_snap {
 	uint64_t      rules_loads, rules_load_failures;
 	/* the store: read when ready and open */
 	uint64_t      generation, model_generation, model_refusals, generation_refusals;
-	double        generation_age_s, generation_switched_s, generation_verify_s;
+	double        generation_age_s, generation_switched_s, generation_verify_s, model_age_s;
 	bool          generation_verified;
 	metrics_flag  generation_refused, model_refused, archive_error;
 	store_db_stats   st;
@@ -296,6 +296,9 @@ static const metrics_row metrics_rows[] = {
 	{ "vigil_model_generation", "gauge",
 	  "generation whose model is serving (0: none, rules alone decide)",
 	  MP_STORE, MF_U64, SNAP(model_generation), "", NULL },
+	{ "vigil_model_age_seconds", "gauge",
+	  "seconds since the as-of time the serving model was trained at (a model carried "
+	  "over keeps its own; 0: no model)", MP_STORE, MF_F3, SNAP(model_age_s), "", NULL },
 	{ "vigil_model_refused", "gauge",
 	  "1 while the current generation's model is refused (damaged, unknown version or "
 	  "feature; label: the generation) and the previous one or none serves",
@@ -532,6 +535,7 @@ metrics_snap_store(srv_server *s, metrics_snap *snap)
 	store_gen_meta meta;
 	char merr[SRV_ERR_MAX];
 	uint64_t mref;
+	int64_t mas_of;
 	/* the generation scoring reads: the serving rule set's (reload.c) */
 	int64_t as_of = rs != NULL && rs->gen != NULL &&
 	    store_gen_meta_get(store_db_gen_get(rs->gen), &meta) == VIGIL_OK ? meta.as_of_ms : 0;
@@ -550,6 +554,9 @@ metrics_snap_store(srv_server *s, metrics_snap *snap)
 	snap->generation_refusals = snap->h.generation_refusals;
 	mref = srv_model_refused(s, merr, sizeof merr);
 	snap->model_generation = atomic_load(&s->model_generation);
+	mas_of = atomic_load(&s->model_as_of_ms);
+	snap->model_age_s = snap->model_generation != 0 && mas_of > 0 ?
+	    (double)(vigil_now_ms() - mas_of) / 1000.0 : 0.0;
 	snap->model_refused.on = mref != 0;
 	snprintf(snap->model_refused.label, sizeof snap->model_refused.label, "%llu",
 	    (unsigned long long)mref);

@@ -104,6 +104,7 @@ model_for_generation(srv_server *s, srv_model *cur, store_db_gen *g)
 	if (g == NULL || gen == 0) {
 		atomic_store(&s->model_refused, 0);
 		atomic_store(&s->model_generation, 0);
+		atomic_store(&s->model_as_of_ms, 0);
 		return NULL;
 	}
 	err[0] = '\0';
@@ -124,6 +125,7 @@ model_for_generation(srv_server *s, srv_model *cur, store_db_gen *g)
 			srv_log("model: generation %llu has no model; rules alone decide",
 			    (unsigned long long)gen);
 		atomic_store(&s->model_generation, 0);
+		atomic_store(&s->model_as_of_ms, 0);
 		return NULL;
 	}
 	m = calloc(1, sizeof *m);
@@ -137,6 +139,7 @@ model_for_generation(srv_server *s, srv_model *cur, store_db_gen *g)
 	m->m = am;
 	m->generation = gen;
 	atomic_store(&s->model_generation, gen);
+	atomic_store(&s->model_as_of_ms, app_model_as_of_ms(am));
 	srv_log("model: generation %llu: %u trees over %u features", (unsigned long long)gen,
 	    model_forest_ntrees(app_model_forest(am)), model_forest_nfeatures(app_model_forest(am)));
 	return m;

@@ -84,6 +84,7 @@ typedef struct srv_server {
 	_Atomic int64_t  gen_switched_ms;
 	_Atomic uint64_t model_failures; /* generations whose model was refused */
 	_Atomic uint64_t model_generation; /* generation of the model serving; 0: none */
+	_Atomic int64_t  model_as_of_ms;   /* the as-of it was trained at; 0: none, unknown */
 	_Atomic uint64_t model_refused; /* the current generation, if its model was refused; 0: not */
 
 	/* store_db_maintain every 10 s (main.c) */

@@ -1070,6 +1070,54 @@ admin_expect(const vt_server *s, const char *path, int want_code, const char *co
 	free(body);
 }
 
+/* model.meta's as_of_ms of generation gen in datadir. */
+static int64_t
+meta_as_of(const char *datadir, uint64_t gen)
+{
+	size_t len = 0;
+	void *meta = vt_gen_blob(datadir, gen, APP_MODEL_META_BLOB, &len);
+	json_t *o = meta != NULL ? json_loadb(meta, len, 0, NULL) : NULL;
+	int64_t ms = json_integer_value(json_object_get(o, "as_of_ms"));
+
+	assert_true(ms > 0);
+	json_decref(o);
+	free(meta);
+	return ms;
+}
+
+/* /healthz's model_trained_as_of and /metrics' vigil_model_age_seconds say
+ * the serving model was trained at as_of_ms (0: no model: null and 0). */
+static void
+model_age_expect(const vt_server *s, int64_t as_of_ms)
+{
+	char *body = admin_get(s, "/healthz", 200), when[32], *p;
+	json_t *o = json_loads(body, 0, NULL), *t = json_object_get(o, "model_trained_as_of");
+	int64_t t0, t1;
+	double age;
+
+	vigil_time_format_rfc3339(as_of_ms, when, sizeof when);
+	if (as_of_ms == 0 ? !json_is_null(t) : !json_is_string(t) ||
+	    strcmp(json_string_value(t), when) != 0)
+		fail_msg("/healthz: model_trained_as_of is not %s: %s", as_of_ms == 0 ? "null" :
+		    when, body);
+	json_decref(o);
+	free(body);
+	t0 = vigil_now_ms();
+	body = admin_get(s, "/metrics", 200);
+	t1 = vigil_now_ms();
+	p = strstr(body, "\nvigil_model_age_seconds ");
+	assert_non_null(p);
+	age = strtod(p + strlen("\nvigil_model_age_seconds "), NULL);
+	if (as_of_ms == 0) {
+		assert_true(age == 0);
+	} else if (!(age >= (double)(t0 - as_of_ms - 1) / 1000 &&
+	    age <= (double)(t1 - as_of_ms + 1) / 1000)) {
+		fail_msg("vigil_model_age_seconds %.3f, not %.3f-%.3f", age,
+		    (double)(t0 - as_of_ms) / 1000, (double)(t1 - as_of_ms) / 1000);
+	}
+	free(body);
+}
+
 /*
  * A damaged model.json becomes CURRENT while vigild serves: three
  * generations, one cut in half (not JSON), one reading a feature this
@@ -1115,6 +1163,7 @@ test_damaged_model(void **state)
 	start_on_copy(&s);
 	traffic_start(&t, &th, &s, "dm", as_of + DAY);
 	traffic_wait_n(&t, 50);
+	model_age_expect(&s, meta_as_of(fixture, gen_a));
 	for (int k = 0; k < 3; k++) {
 		gen[k] = write_generation(s.datadir, bad[k], blen[k], as_of + (k + 1) * DAY);
 		n = traffic_wait_gen(&t, gen[k]);
@@ -1146,6 +1195,7 @@ test_damaged_model(void **state)
 			admin_expect(&s, "/metrics", 200, mz);
 		}
 	}
+	model_age_expect(&s, meta_as_of(fixture, gen_a)); /* the refused ones' is not it */
 	traffic_stop(&t, th);
 	n = atomic_load(&t.n);
 	vt_archive_load(s.datadir, as_of + DAY, as_of + 2 * DAY, &a);
@@ -1214,6 +1264,7 @@ test_damaged_model(void **state)
 		snprintf(refused, sizeof refused, "\"model_refused\":%llu",
 		    (unsigned long long)gen[2]);
 		admin_expect(&s, "/readyz", 503, hz);
+		model_age_expect(&s, 0);
 	}
 
 	/* A good generation heals it, no restart. */
@@ -1246,6 +1297,7 @@ test_damaged_model(void **state)
 
 			admin_expect(&s, "/readyz", 200, hz);
 			admin_expect(&s, "/metrics", 200, mz);
+			model_age_expect(&s, meta_as_of(s.datadir, g));
 		}
 		vt_archive_load(s.datadir, as_of + 2 * DAY, as_of + 3 * DAY, &a);
 		check_reply_vs_archive(&a, x.id, g, r->score->model->score, m);
