@@ -412,6 +412,48 @@ test_calibration_parse(void **state)
 	app_model_free(m);
 }
 
+/* model.meta's as_of_ms, read with the calibration: only a positive integer
+ * counts; anything else is no as-of (0), and the model is not refused for it
+ * (vigild's model age is informational). */
+static void
+test_as_of_parse(void **state)
+{
+	static const struct {
+		const char *meta;
+		int64_t     as_of_ms;
+	} cases[] = {
+		{ "{\"as_of_ms\": 1795185000000}", 1795185000000LL },
+		{ "{\"as_of_ms\": 1795185000000, \"calibration\": {\"method\": \"platt\", "
+		  "\"a\": 1.5, \"b\": 0.25}}", 1795185000000LL },
+		{ "{}", 0 },
+		{ "{\"as_of_ms\": null}", 0 },
+		{ "{\"as_of_ms\": \"2026-11-20T00:00:00Z\"}", 0 },
+		{ "{\"as_of_ms\": 1795185000000.5}", 0 },
+		{ "{\"as_of_ms\": true}", 0 },
+		{ "{\"as_of_ms\": -1}", 0 },
+		{ "{\"as_of_ms\": 0}", 0 },
+	};
+	app_model *m = model_with(NULL);
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char err[256] = "";
+
+		/* the previous case's as-of does not linger */
+		assert_int_equal(app_model_calibration(m, cases[0].meta, strlen(cases[0].meta),
+		    NULL, 0), VIGIL_OK);
+		if (app_model_calibration(m, cases[i].meta, strlen(cases[i].meta), err,
+		    sizeof err) != VIGIL_OK)
+			fail_msg("case %zu: refused: %s", i, err);
+		if (app_model_as_of_ms(m) != cases[i].as_of_ms)
+			fail_msg("case %zu: as_of_ms %lld, want %lld", i,
+			    (long long)app_model_as_of_ms(m), (long long)cases[i].as_of_ms);
+	}
+	assert_int_equal(app_model_calibration(m, NULL, 0, NULL, 0), VIGIL_OK);
+	assert_int_equal(app_model_as_of_ms(m), 0);
+	app_model_free(m);
+}
+
 /* Commits a generation with model.json and, unless meta is NULL, model.meta. */
 static uint64_t
 gen_write(const char *dir, const char *meta)
@@ -461,12 +503,22 @@ test_calibration_of_generation(void **state)
 	app_model_free(m);
 	store_gen_close(g);
 
-	n = gen_write(dir, "{\"rounds\": 6, \"calibration\": {\"method\": \"platt\", \"a\": 0.5, "
-	    "\"b\": 1}}");
+	n = gen_write(dir, "{\"rounds\": 6, \"as_of_ms\": 1795000000000, \"calibration\": "
+	    "{\"method\": \"platt\", \"a\": 0.5, \"b\": 1}}");
 	assert_int_equal(store_gen_open(dir, n, &g, &d), VIGIL_OK);
 	m = NULL;
 	assert_int_equal(app_model_from_gen(g, &m, err, sizeof err), VIGIL_OK);
 	assert_true(fabs(app_model_calibrate(m, 0.2) - platt(0.5, 1, 0.2)) < 1e-15);
+	assert_int_equal(app_model_as_of_ms(m), 1795000000000LL);
+	app_model_free(m);
+	store_gen_close(g);
+
+	/* an as_of_ms that is not an integer: no as-of, the model still serves */
+	n = gen_write(dir, "{\"as_of_ms\": \"yesterday\", \"calibration\": null}");
+	assert_int_equal(store_gen_open(dir, n, &g, &d), VIGIL_OK);
+	m = NULL;
+	assert_int_equal(app_model_from_gen(g, &m, err, sizeof err), VIGIL_OK);
+	assert_int_equal(app_model_as_of_ms(m), 0);
 	app_model_free(m);
 	store_gen_close(g);
 
@@ -509,6 +561,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cold_start_is_points, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reasons_skip_missing_inputs, setup, teardown),
 		cmocka_unit_test(test_calibration_parse),
+		cmocka_unit_test(test_as_of_parse),
 		cmocka_unit_test(test_calibration_of_generation),
 	};
 
