@@ -298,7 +298,8 @@ static const metrics_row metrics_rows[] = {
 	  MP_STORE, MF_U64, SNAP(model_generation), "", NULL },
 	{ "vigil_model_age_seconds", "gauge",
 	  "seconds since the as-of time the serving model was trained at (a model carried "
-	  "over keeps its own; 0: no model)", MP_STORE, MF_F3, SNAP(model_age_s), "", NULL },
+	  "over keeps its own; 0: no model or no as_of_ms)",
+	  MP_STORE, MF_F3, SNAP(model_age_s), "", NULL },
 	{ "vigil_model_refused", "gauge",
 	  "1 while the current generation's model is refused (damaged, unknown version or "
 	  "feature; label: the generation) and the previous one or none serves",

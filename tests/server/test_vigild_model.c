@@ -1086,7 +1086,8 @@ meta_as_of(const char *datadir, uint64_t gen)
 }
 
 /* /healthz's model_trained_as_of and /metrics' vigil_model_age_seconds say
- * the serving model was trained at as_of_ms (0: no model: null and 0). */
+ * the serving model was trained at as_of_ms (0: no model, or a model.meta
+ * without as_of_ms: null and 0). */
 static void
 model_age_expect(const vt_server *s, int64_t as_of_ms)
 {
@@ -1133,7 +1134,9 @@ model_age_expect(const vt_server *s, int64_t as_of_ms)
  * Then at start-up with the damaged generation current: vigild
  * starts, rules alone decide (no model; "no_model" fires), the log names
  * the generation; and a good generation heals it without a restart, health
- * (/readyz 200 again) and metrics included.
+ * (/readyz 200 again) and metrics included. Last a good model without
+ * model.meta serves, its age unknown (vigil_model_age_seconds 0,
+ * model_trained_as_of null).
  */
 static void
 test_damaged_model(void **state)
@@ -1304,6 +1307,36 @@ test_damaged_model(void **state)
 		vt_archive_free(&a);
 		vigil__v1__reply__free_unpacked(r, NULL);
 		app_model_free(m);
+	}
+
+	/* A good model whose generation has no model.meta (so no as_of_ms)
+	 * serves; its age is unknown: 0 and null, as for no model. */
+	{
+		uint64_t g = write_generation(s.datadir, good, glen, as_of + 4 * DAY);
+		mtxn x;
+		Vigil__V1__Reply *r;
+		int64_t deadline = vigil_now_ms() + 30000;
+
+		for (int i = 1;; i++) {
+			bool on;
+
+			mtxn_make(&x, "dm-nometa", i, as_of + 2 * DAY + (int64_t)i * 100);
+			r = score_ok(&s, &x, false);
+			on = r->score->features_generation == g && r->score->model != NULL;
+			vigil__v1__reply__free_unpacked(r, NULL);
+			if (on)
+				break;
+			if (past(deadline))
+				fail_msg("vigild did not serve generation %llu's model",
+				    (unsigned long long)g);
+		}
+		snprintf(want, sizeof want, "\"model_generation\":%llu", (unsigned long long)g);
+		{
+			const char *hz[] = { want, "\"model_refused\":0", NULL };
+
+			admin_expect(&s, "/healthz", 200, hz);
+		}
+		model_age_expect(&s, 0);
 	}
 	assert_int_equal(vt_server_stop(&s), 0);
 	for (int k = 0; k < 3; k++)
