@@ -125,6 +125,14 @@ if command -v pandoc >/dev/null 2>&1; then
 	[ "$npages" -ge 19 ] || fail "only $npages man pages installed"
 fi
 
+# Every manual of docs/ is installed as Markdown (operations.md, "Install"):
+# each program's --help ends naming docs/tools.md, and the pages name each
+# other by file.
+docdir=$(dirname "$(one -path '*/doc/vigil/operations.md')")
+for m in "${VIGIL_SOURCE_ROOT:?VIGIL_SOURCE_ROOT not set}"/docs/*.md; do
+	[ -f "$docdir/$(basename "$m")" ] || fail "docs/$(basename "$m") is not installed in ${docdir#"$D"}"
+done
+
 # Run the installed vigild with the installed configuration: only the paths
 # move into the DESTDIR (the runtime directory /run/vigil to $T/run, the
 # loopback port to a free one).
