@@ -22,7 +22,7 @@
 #                    sees them, space-separated (may be empty: replicas then
 #                    pull at start, vigil-install-generation)
 #   VIGIL_RULES      the rule file the replicas serve (thresholds tuned)
-#   VIGIL_PARTS      partitions (array tasks), default 3
+#   VIGIL_PARTS      partitions (array tasks), 2 to 4096, default 3
 #   VIGIL_REBUILD_OPTS  more vigil-rebuild options for the partitions
 #                    (--window, --threads, --train-window, --label-maturity,
 #                    --labelled-only), default none
@@ -80,9 +80,14 @@ need VIGIL_ARCHIVES "${VIGIL_ARCHIVES:-}" "the shipped archives"
 need VIGIL_BUILD "${VIGIL_BUILD:-}" "the shared data directory the night is built in"
 need VIGIL_RULES "${VIGIL_RULES:-}" "the rule file the replicas serve"
 VIGIL_PARTS=${VIGIL_PARTS:-3}
+# vigil-rebuild --partition I/N takes 2 <= N <= 4096: refused here, not by
+# every task after submission
 case $VIGIL_PARTS in
-''|*[!0-9]*|0) echo "$me: VIGIL_PARTS '$VIGIL_PARTS' is not a number of partitions" >&2; exit 2 ;;
+''|*[!0-9]*|0*) ok='' ;;
+*) [ ${#VIGIL_PARTS} -le 4 ] && [ "$VIGIL_PARTS" -ge 2 ] && [ "$VIGIL_PARTS" -le 4096 ] && ok=1 || ok='' ;;
 esac
+[ -n "$ok" ] ||
+	{ echo "$me: VIGIL_PARTS '$VIGIL_PARTS' is not a number of partitions from 2 to 4096" >&2; exit 2; }
 export VIGIL_ARCHIVES VIGIL_BUILD VIGIL_RULES VIGIL_PARTS
 export VIGIL_REPLICAS="${VIGIL_REPLICAS:-}" VIGIL_REBUILD_OPTS="${VIGIL_REBUILD_OPTS:-}"
 export VIGIL_MERGE_OPTS="$force ${VIGIL_MERGE_OPTS:-}"

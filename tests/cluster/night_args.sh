@@ -1,11 +1,12 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # tests/cluster/night_args.sh - deploy/slurm/vigil-night.sh refuses a bad
-# --as-of before it submits anything: exit 2, one line naming --as-of and
-# the value, no sbatch run and nothing made under VIGIL_BUILD (every task
-# and path takes the date; a task that refused it after submission left
-# "submitted", exit 0, and a cancelled merge). A good date reaches sbatch
-# (a stub on PATH here: no Slurm needed).
+# --as-of, or a VIGIL_PARTS that vigil-rebuild --partition refuses, before
+# it submits anything: exit 2, one line naming it and the value, no sbatch
+# run and nothing made under VIGIL_BUILD (every task and path takes them; a
+# task that refused one after submission left "submitted", exit 0, and a
+# cancelled merge). A good value reaches sbatch (a stub on PATH here: no
+# Slurm needed).
 set -u
 src=$(cd "$(dirname "$0")/../.." && pwd)
 N="$src/deploy/slurm/vigil-night.sh"
@@ -30,6 +31,24 @@ for bad in 2026-02-30 2026/03/01 yesterday '2026-03-01 ' 2026-3-1 ''; do
 		fail "--as-of '$bad': $(cat "$T/out")"
 	[ ! -e "$T/sbatch-ran" ] || fail "--as-of '$bad': sbatch ran"
 	[ -z "$(ls -A "$T/build")" ] || fail "--as-of '$bad': made $(ls -A "$T/build") in VIGIL_BUILD"
+done
+# VIGIL_PARTS: vigil-rebuild --partition I/N takes 2 <= N <= 4096; a task
+# of a 1-task array exited 2 after submission, and the merge was cancelled
+for bad in 0 1 4097 99999 012 x 3x -2; do
+	rm -f "$T/sbatch-ran"
+	st=0
+	VIGIL_PARTS=$bad night --as-of 2026-02-28 || st=$?
+	[ "$st" -eq 2 ] || fail "VIGIL_PARTS=$bad: exit $st, want 2: $(cat "$T/out")"
+	grep -qxF "vigil-night: VIGIL_PARTS '$bad' is not a number of partitions from 2 to 4096" "$T/out" ||
+		fail "VIGIL_PARTS=$bad: $(cat "$T/out")"
+	[ ! -e "$T/sbatch-ran" ] || fail "VIGIL_PARTS=$bad: sbatch ran"
+	[ -z "$(ls -A "$T/build")" ] || fail "VIGIL_PARTS=$bad: made $(ls -A "$T/build") in VIGIL_BUILD"
+done
+for good in 2 4096; do
+	rm -f "$T/sbatch-ran"
+	VIGIL_PARTS=$good night --as-of 2026-02-28 || true
+	[ -e "$T/sbatch-ran" ] || fail "VIGIL_PARTS=$good did not reach sbatch: $(cat "$T/out")"
+	rm -rf "${T:?}/build"/*
 done
 rm -f "$T/sbatch-ran"
 st=0
