@@ -22,28 +22,33 @@ night() {
 	env PATH="$T/bin:$PATH" VIGIL_NIGHT_ENV=/nonexistent VIGIL_ARCHIVES="$T/archive" \
 		VIGIL_BUILD="$T/build" VIGIL_RULES="$T/default.rules" sh "$N" "$@" >"$T/out" 2>&1
 }
-for bad in 2026-02-30 2026/03/01 yesterday '2026-03-01 ' 2026-3-1 ''; do
+# refused WHAT LINE ARG...: night ARG... exits 2 with LINE alone, before
+# sbatch and before making anything in VIGIL_BUILD
+refused() {
+	what=$1 line=$2
+	shift 2
 	rm -f "$T/sbatch-ran"
 	st=0
-	night --as-of "$bad" || st=$?
-	[ "$st" -eq 2 ] || fail "--as-of '$bad': exit $st, want 2: $(cat "$T/out")"
-	grep -qxF "vigil-night: --as-of '$bad' is not a date YYYY-MM-DD (the night as of its 00:00 UTC)" "$T/out" ||
-		fail "--as-of '$bad': $(cat "$T/out")"
-	[ ! -e "$T/sbatch-ran" ] || fail "--as-of '$bad': sbatch ran"
-	[ -z "$(ls -A "$T/build")" ] || fail "--as-of '$bad': made $(ls -A "$T/build") in VIGIL_BUILD"
+	night "$@" || st=$?
+	[ "$st" -eq 2 ] || fail "$what: exit $st, want 2: $(cat "$T/out")"
+	grep -qxF "$line" "$T/out" || fail "$what: $(cat "$T/out")"
+	[ ! -e "$T/sbatch-ran" ] || fail "$what: sbatch ran"
+	[ -z "$(ls -A "$T/build")" ] || fail "$what: made $(ls -A "$T/build") in VIGIL_BUILD"
+}
+for bad in 2026-02-30 2026/03/01 yesterday '2026-03-01 ' 2026-3-1 ''; do
+	refused "--as-of '$bad'" \
+		"vigil-night: --as-of '$bad' is not a date YYYY-MM-DD (the night as of its 00:00 UTC)" \
+		--as-of "$bad"
 done
 # VIGIL_PARTS: vigil-rebuild --partition I/N takes 2 <= N <= 4096; a task
 # of a 1-task array exited 2 after submission, and the merge was cancelled
 for bad in 0 1 4097 99999 012 x 3x -2; do
-	rm -f "$T/sbatch-ran"
-	st=0
-	VIGIL_PARTS=$bad night --as-of 2026-02-28 || st=$?
-	[ "$st" -eq 2 ] || fail "VIGIL_PARTS=$bad: exit $st, want 2: $(cat "$T/out")"
-	grep -qxF "vigil-night: VIGIL_PARTS '$bad' is not a number of partitions from 2 to 4096" "$T/out" ||
-		fail "VIGIL_PARTS=$bad: $(cat "$T/out")"
-	[ ! -e "$T/sbatch-ran" ] || fail "VIGIL_PARTS=$bad: sbatch ran"
-	[ -z "$(ls -A "$T/build")" ] || fail "VIGIL_PARTS=$bad: made $(ls -A "$T/build") in VIGIL_BUILD"
+	export VIGIL_PARTS="$bad"
+	refused "VIGIL_PARTS=$bad" \
+		"vigil-night: VIGIL_PARTS '$bad' is not a number of partitions from 2 to 4096" \
+		--as-of 2026-02-28
 done
+unset VIGIL_PARTS
 for good in 2 4096; do
 	rm -f "$T/sbatch-ran"
 	VIGIL_PARTS=$good night --as-of 2026-02-28 || true
