@@ -7,7 +7,8 @@ the StatefulSet of vigild has a headless Service, a volume claim template
 and several replicas; the CronJob starts an Indexed Job (completions =
 parallelism); the console is a Deployment; every Service selects pods of a
 workload and names ports they have; every volume mount, claim, ConfigMap and
-Secret is defined (the one Secret made by hand is listed here); the shell
+Secret is defined (the one Secret made by hand is listed here), a Secret's
+files not readable by other users (vigil-console refuses them); the shell
 scripts in the manifests pass `sh -n`; the vigild.ini of the ConfigMap passes
 `vigild --check-config`; the commands run are programs the build installs.
 Every pod meets the Pod Security Standard "restricted" (non-root, seccomp
@@ -123,6 +124,16 @@ def check_pod(where, tmpl, claim_templates=()):
             err(f"{where}: volume {v['name']}: no ConfigMap {v['configMap']['name']}")
         if "secret" in v and v["secret"]["secretName"] not in EXTERNAL_SECRETS:
             err(f"{where}: volume {v['name']}: Secret {v['secret']['secretName']} not documented")
+        # a Secret holds secrets files, which vigil's programs refuse when
+        # other users may read or write them (common/secret.c); Kubernetes
+        # gives a Secret's files mode 0644 unless told otherwise
+        if "secret" in v:
+            mode = v["secret"].get("defaultMode", 0o644)
+            for item in v["secret"].get("items", []):
+                mode |= item.get("mode", 0)
+            if mode & 0o006:
+                err(f"{where}: volume {v['name']}: Secret files of mode {mode:04o}, which "
+                    "vigil-console refuses (other users may read them): set defaultMode 0440")
     ports = set()
     for c in spec.get("initContainers", []) + spec["containers"]:
         cw = f"{where}: container {c['name']}"
