@@ -876,6 +876,7 @@ batch_ent_profile(const batch_ent *a, double prior, const batch_reported *report
 	p.count_7d = a->count[BATCH_W7];
 	p.count_30d = a->count[BATCH_W30];
 	p.count_90d = a->count[BATCH_W90];
+	/* the 128-bit sum rounds to a double as an int64_t of its value would */
 	p.amount_mean_30d = p.count_30d ? (double)a->sum30_milli / 1000.0 / p.count_30d : 0.0;
 	p.fraud_count_7d = a->fraud[BATCH_W7];
 	p.fraud_count_30d = a->fraud[BATCH_W30];

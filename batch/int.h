@@ -193,11 +193,19 @@ batch_cards_prefetch(batch_card *const *v, size_t i, size_t n)
 void        batch_card_profile(const batch_card *c, store_card_profile *ret_p);
 size_t      batch_card_bytes(const batch_card *c);
 
+#ifndef __SIZEOF_INT128__
+#error "batch/ needs __int128 (gcc or clang on a 64-bit target): batch_ent.sum30_milli"
+#endif
+
 /* Merchant / terminal accumulator: integers only, so partial results from
- * any partitioning merge exactly. */
+ * any partitioning merge exactly. The sum of amounts has 128 bits: one
+ * amount is below 10^18 thousandths (vigil_txn_validate: amount_minor below
+ * 10^15, in a currency without decimals), so ten of them pass INT64_MAX,
+ * while 2^32 of them (the most count can hold) stay below 2^92. It comes
+ * first, where its 16-byte alignment costs no padding. */
 typedef struct batch_ent {
+	__int128 sum30_milli;
 	uint32_t count[BATCH_NW];
-	int64_t  sum30_milli;
 	uint32_t fraud[BATCH_NW];
 	uint32_t labelled[BATCH_NW];
 	uint32_t mcount[BATCH_NM], mfraud[BATCH_NM]; /* mature windows */

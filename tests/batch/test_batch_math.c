@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "days.h"
 #include "int.h"
 #include "lean.h"
 
@@ -457,6 +458,44 @@ test_entity_profile_by_hand(void **state)
 	assert_near(p.fraud_rate_90d, (1 + 100.0 / 6) / 103, 1e-12);
 }
 
+/*
+ * Amounts near the largest vigil_txn_validate accepts (10^15 - 1 in a
+ * currency with no decimals: about 10^18 thousandths each): eight per
+ * partial or day fit in 64 bits, sixteen merged do not. The mean of the
+ * merged partials and of the merged days is the amount.
+ */
+static void
+test_entity_large_sum_merge(void **state)
+{
+	const double big = 999999999999999.0;
+	batch_windows w;
+	batch_ent a = { 0 }, b = { 0 }, d1 = { 0 }, d2 = { 0 }, m = { 0 }, md = { 0 };
+	store_entity_profile p;
+
+	(void)state;
+	batch_windows_init(&w, A, 90 * D);
+	for (int i = 0; i < 8; i++) {
+		batch_event e = ev(A - 2 * D + i, big, (uint64_t)i, 1, "JP", -1);
+
+		e.amount_milli = 999999999999999000LL; /* exact, as pass.c makes it */
+		batch_ent_add(&a, &w, &e);
+		batch_ent_add(&d1, &w, &e);
+		e.t -= D;
+		batch_ent_add(&b, &w, &e);
+		batch_ent_add(&d2, &w, &e);
+	}
+	batch_ent_merge(&m, &a);
+	batch_ent_merge(&m, &b);
+	batch_ent_profile(&m, 0.01, NULL, &p);
+	assert_int_equal(p.count_30d, 16);
+	assert_true(p.amount_mean_30d == big);
+	batch_ent_merge_day(&md, &w, A - 3 * D, &d2);
+	batch_ent_merge_day(&md, &w, A - 2 * D, &d1);
+	batch_ent_profile(&md, 0.01, NULL, &p);
+	assert_int_equal(p.count_30d, 16);
+	assert_true(p.amount_mean_30d == big);
+}
+
 /* The mature windows end at as-of - maturity: with a 7-day maturity the
  * frauds of the last 7 days (labels not final) are out, the ones of days
  * [as_of - 14d, as_of - 7d) are in the mature 7 days, and days
@@ -774,6 +813,7 @@ main(void)
 		cmocka_unit_test(test_card_samples_order_independent),
 		cmocka_unit_test(test_entity_profile_by_hand),
 		cmocka_unit_test(test_entity_mature_windows),
+		cmocka_unit_test(test_entity_large_sum_merge),
 		cmocka_unit_test(test_entity_reported_cards),
 		cmocka_unit_test(test_windows_clip),
 		cmocka_unit_test(test_scan_card_id),

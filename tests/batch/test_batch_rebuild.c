@@ -503,6 +503,57 @@ test_four_decimal_currency_mean(void **state)
 }
 
 /*
+ * A merchant's 30-day sum of amounts near the largest vigil_txn_validate
+ * accepts (amount_minor < 10^15) in a currency with no decimals: each is
+ * about 10^18 thousandths, so ten of them passed INT64_MAX and the mean
+ * came out negative. The card's sums are doubles and were right.
+ */
+static void
+test_large_amounts_mean(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	const int64_t big = 999999999999999LL; /* 10^15 - 1 JPY */
+	const int n = 24;
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_diag d;
+	store_gen *g = NULL;
+	store_card_profile cp;
+	store_entity_profile ep;
+	store_archive *ar;
+	char id[16];
+
+	(void)state;
+	assert_non_null(s);
+	ar = fx_archive(dd);
+	for (int i = 0; i < n; i++) {
+		fx_txn t = { id, "cj", "mj", "tj", "JP", "JPY", big, A - (i + 1) * 3600000LL,
+		    5411, NULL, 0 };
+
+		snprintf(id, sizeof id, "j%d", i);
+		if (i % 2) /* 12 large ones: 1.2 * 10^19 thousandths */
+			t.amount_minor = 1000;
+		fx_score(ar, &t);
+	}
+	store_archive_close(ar);
+	opts_for(&o, dd, NULL);
+	assert_int_equal(batch_rebuild(&o, s, &d), VIGIL_OK);
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	assert_int_equal(store_gen_card(g, "cj", &cp), VIGIL_OK);
+	assert_int_equal(cp.count_30d, n);
+	assert_near(cp.amount_mean_30d, (big + 1000) / 2.0, 1.0);
+	assert_int_equal(store_gen_merchant(g, "mj", &ep), VIGIL_OK);
+	assert_int_equal(ep.count_30d, n);
+	/* within a few ulps of 5 * 10^14 (a double's ulp there is 1/16) */
+	assert_near(ep.amount_mean_30d, (big + 1000) / 2.0, 1.0);
+	assert_int_equal(store_gen_terminal(g, "tj", &ep), VIGIL_OK);
+	assert_near(ep.amount_mean_30d, (big + 1000) / 2.0, 1.0);
+	store_gen_close(g);
+	free(s);
+	fx_rm_rf(dd);
+}
+
+/*
  * Labels that arrive twice for the same transaction (the same chargeback
  * sent again, or a fraud label later withdrawn) are one labelled
  * transaction: the latest wins and the summary does not count the earlier
@@ -2718,6 +2769,7 @@ main(void)
 		cmocka_unit_test(test_label_time_respected),
 		cmocka_unit_test(test_label_twice_not_unmatched),
 		cmocka_unit_test(test_four_decimal_currency_mean),
+		cmocka_unit_test(test_large_amounts_mean),
 		cmocka_unit_test(test_partitions_threads_single_agree),
 		cmocka_unit_test(test_several_archives_union),
 		cmocka_unit_test(test_threads_errors_and_bad_records),
