@@ -32,7 +32,7 @@ if [ $# -eq 0 ]; then
 		"$B/bench/batch/bench-batch" "$B/bench/batch/bench-train" \
 		"$B/bench/clients/bench-clients" "$B/bench/console/bench-console" \
 		"$B/bench/model/bench-model" "$B/bench/replay/bench-replay" \
-		"$B/bench/rules/bench-rules"
+		"$B/bench/rules/bench-rules" "$B/bench/common/bench-ip"
 fi
 
 # usage_error NAME CASE PROGRAM ARGS...: exit 2, one line on stderr, the
