@@ -120,5 +120,49 @@ for f in data.mdb CHECKSUM; do
 		fail "install after SIGKILL: the installed $f differs from the build's"
 done
 
+# Busy (docs/tools.md, exit 3): another install holding INSTALL.lock past
+# VIGIL_INSTALL_WAIT_S (a flock that outlives a 1 s wait), or a rebuild
+# holding features/LOCK past 60 s (a fake flock whose 60 s wait fails at
+# once). Nothing becomes current; the run after the locks are free installs.
+# A VIGIL_INSTALL_WAIT_S that is not a number is a usage error.
+mkdir -p "$T/rep4/features"
+# the holder: a shell that takes the lock, then becomes the sleep (one
+# process to kill, the lock going with it)
+(exec 7>>"$T/rep4/features/INSTALL.lock" && flock 7 && exec sleep 60) &
+holder=$!
+i=0
+until ! flock -n "$T/rep4/features/INSTALL.lock" true; do
+	i=$((i + 1)); [ "$i" -lt 600 ] || { fail "the lock holder never took INSTALL.lock"; break; }; sleep 0.1
+done
+st=0
+VIGIL_INSTALL_WAIT_S=1 "$I" "$T/build" "$T/rep4" >"$T/busy.out" 2>&1 || st=$?
+[ "$st" -eq 3 ] || fail "install lock held: exit $st, want 3: $(cat "$T/busy.out")"
+grep -qxF "vigil-install-generation: $T/rep4/features/INSTALL.lock: held by another install for 1 s; try again later" \
+	"$T/busy.out" || fail "install lock held: $(cat "$T/busy.out")"
+[ ! -e "$T/rep4/features/CURRENT" ] || fail "install lock held: CURRENT written"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+st=0
+VIGIL_INSTALL_WAIT_S=x "$I" "$T/build" "$T/rep4" >"$T/busy.out" 2>&1 || st=$?
+[ "$st" -eq 2 ] || fail "VIGIL_INSTALL_WAIT_S=x: exit $st, want 2: $(cat "$T/busy.out")"
+# features/LOCK held by a rebuild: flock -w 60 on fd 9 fails at once here
+cat >"$T/bin/flock" <<EOT
+#!/bin/sh
+[ "\$1" = -w ] && [ "\$2" = 60 ] && [ "\$3" = 9 ] && exit 1
+exec $(command -v flock) "\$@"
+EOT
+chmod +x "$T/bin/flock"
+st=0
+PATH="$T/bin:$PATH" "$I" "$T/build" "$T/rep4" >"$T/busy.out" 2>&1 || st=$?
+[ "$st" -eq 3 ] || fail "rebuild lock held: exit $st, want 3: $(cat "$T/busy.out")"
+grep -qxF "vigil-install-generation: $T/rep4/features/LOCK: held by a rebuild for 60 s; try again later" \
+	"$T/busy.out" || fail "rebuild lock held: $(cat "$T/busy.out")"
+[ ! -e "$T/rep4/features/CURRENT" ] || fail "rebuild lock held: CURRENT written"
+rm -f "$T/bin/flock"
+st=0
+"$I" "$T/build" "$T/rep4" >"$T/busy.out" 2>&1 || st=$?
+[ "$st" -eq 0 ] && [ "$(cat "$T/rep4/features/CURRENT" 2>/dev/null)" = gen-000001 ] ||
+	fail "install after the locks were free: exit $st, CURRENT $(cat "$T/rep4/features/CURRENT" 2>/dev/null): $(cat "$T/busy.out")"
+
 [ $fails -eq 0 ] || { echo "$fails case(s) failed"; exit 1; }
 echo "ok"
