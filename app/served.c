@@ -45,7 +45,7 @@ app_model_calibration(app_model *m, const void *meta, size_t len, char *errbuf, 
 {
 	json_error_t  jerr;
 	json_t       *doc = NULL;
-	const json_t *cal, *method;
+	const json_t *cal, *method, *as_of;
 	double        a = 1, b = 0;
 	vigil_err     rv = VIGIL_OK;
 
@@ -61,9 +61,9 @@ app_model_calibration(app_model *m, const void *meta, size_t len, char *errbuf, 
 		goto out;
 	}
 	/* informational (vigild's model age): a meta without it is not refused */
-	if (json_is_integer(json_object_get(doc, "as_of_ms")) &&
-	    json_integer_value(json_object_get(doc, "as_of_ms")) > 0)
-		m->as_of_ms = json_integer_value(json_object_get(doc, "as_of_ms"));
+	as_of = json_object_get(doc, "as_of_ms");
+	if (json_is_integer(as_of) && json_integer_value(as_of) > 0)
+		m->as_of_ms = json_integer_value(as_of);
 	cal = json_object_get(doc, "calibration");
 	if (cal == NULL || json_is_null(cal))
 		goto out; /* none fitted: the model's probability as it is */

@@ -5,7 +5,7 @@
 # it submits anything: exit 2, one line naming it and the value, no sbatch
 # run and nothing made under VIGIL_BUILD (every task and path takes them; a
 # task that refused one after submission left "submitted", exit 0, and a
-# cancelled merge). A good value reaches sbatch (a stub on PATH here: no
+# cancelled merge). A good value reaches sbatch (a fake one on PATH here: no
 # Slurm needed).
 set -u
 src=$(cd "$(dirname "$0")/../.." && pwd)
