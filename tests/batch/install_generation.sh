@@ -9,7 +9,8 @@
 # Then an install stopped by SIGTERM during its copy leaves no temporary
 # copy, and one killed by SIGKILL during its copy (its cp held on a FIFO)
 # leaves one that the next install, which waits for that cp to end,
-# removes before it installs the generation whole.
+# removes before it installs the generation whole. Then busy locks (exit
+# 3), and a push as root into a replica of another user.
 set -u
 build=${VIGIL_BUILD_ROOT:?VIGIL_BUILD_ROOT not set}
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -163,6 +164,43 @@ st=0
 "$I" "$T/build" "$T/rep4" >"$T/busy.out" 2>&1 || st=$?
 [ "$st" -eq 0 ] && [ "$(cat "$T/rep4/features/CURRENT" 2>/dev/null)" = gen-000001 ] ||
 	fail "install after the locks were free: exit $st, CURRENT $(cat "$T/rep4/features/CURRENT" 2>/dev/null): $(cat "$T/busy.out")"
+
+# Two users (as root, with nobody standing for vigild's user): a merge job
+# running as root under umask 077 pushes into a replica whose data directory
+# is nobody's. Everything it makes is nobody's, directories 0750 and files
+# 0640, so vigild's user reads the generation, and its own pull at vigild's
+# start installs the next night (taking the locks the push made). A root
+# push also gives back a generation an older install left as root's.
+if [ "$(id -u)" = 0 ] && id -u nobody >/dev/null 2>&1; then
+	chmod 0755 "$T"
+	chmod -R a+rX "$T/build"
+	mkdir "$T/rep5"
+	chown nobody:nogroup "$T/rep5"
+	chmod 0750 "$T/rep5"
+	(umask 077 && "$I" "$T/build" "$T/rep5") >"$T/root.out" 2>&1 || fail "push as root: $(cat "$T/root.out")"
+	bad=$(find "$T/rep5/features" \( ! -user nobody -o ! -group nogroup \
+	    -o \( -type d ! -perm 0750 \) -o \( -type f ! -perm 0640 \) \) -printf '%M %u:%g %p\n')
+	[ -z "$bad" ] || fail "push as root: not nobody's, 0750/0640: $bad"
+	as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
+	as_nobody cat "$T/rep5/features/gen-000001/data.mdb" >/dev/null 2>"$T/read.out" ||
+		fail "vigild's user cannot read the pushed generation: $(cat "$T/read.out")"
+	OMP_WAIT_POLICY=passive "$R" -d "$T/build" -q --as-of 2026-03-02 --no-model 2>/dev/null ||
+		fail "no second generation to install"
+	chmod -R a+rX "$T/build"
+	as_nobody "$I" "$T/build" "$T/rep5" >"$T/pull.out" 2>&1 || fail "pull as vigild's user: $(cat "$T/pull.out")"
+	[ "$(cat "$T/rep5/features/CURRENT" 2>/dev/null)" = gen-000002 ] ||
+		fail "pull as vigild's user: CURRENT is not gen-000002: $(cat "$T/pull.out")"
+	# an older install's generation left as root's, 0700
+	mkdir "$T/rep5/features/gen-000000"
+	cp "$T/build/features/gen-000001/CHECKSUM" "$T/rep5/features/gen-000000/"
+	chmod 0700 "$T/rep5/features/gen-000000"
+	rm -f "$T/rep5/features/CURRENT"
+	"$I" "$T/build" "$T/rep5" >"$T/root.out" 2>&1 || fail "second push as root: $(cat "$T/root.out")"
+	bad=$(find "$T/rep5/features" \( ! -user nobody -o ! -group nogroup \) -printf '%u:%g %p\n')
+	[ -z "$bad" ] || fail "second push as root left files not nobody's: $bad"
+else
+	echo "two users: skipped (needs root and a user nobody)"
+fi
 
 [ $fails -eq 0 ] || { echo "$fails case(s) failed"; exit 1; }
 echo "ok"
