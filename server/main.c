@@ -151,17 +151,17 @@ main_gen_startup(srv_server *s)
 	    s->cfg.ready_when_degraded ? "200, degraded" : "503");
 }
 
+/* What a refresh (store_db_refresh, on the refresh thread) did, told on
+ * the main thread, where rule sets are swapped (srv_rules_retune, after a
+ * rules reload or before it, never beside it). */
 static void
-main_refresh(srv_server *s, char *lasterr, size_t lasterrlen)
+main_refresh_done(srv_server *s, vigil_err rv, bool changed, const store_diag *d,
+    char *lasterr, size_t lasterrlen)
 {
+	const store_diag diag = *d;
 	store_db_health h;
-	store_diag diag;
 	char what[160], refused[48];
-	bool changed = false;
-	vigil_err rv;
 
-	diag.msg[0] = '\0';
-	rv = store_db_refresh(s->db, &changed, &diag);
 	if (rv != VIGIL_OK) {
 		/* The db tries a refused generation again only once it or
 		 * CURRENT changes, so this is once per bad generation; the
@@ -192,29 +192,41 @@ main_refresh(srv_server *s, char *lasterr, size_t lasterrlen)
 	srv_rules_retune(s);
 }
 
-/* The housekeeping thread: one store_db_maintain per wake-up from the main
- * thread's timer, never two at once, never after the stop request. */
-typedef struct main_maint {
+/*
+ * The main thread's slow work, each on a thread of its own, so that the
+ * main loop keeps answering signals and the service manager's watchdog
+ * (WatchdogSec=) whatever they take: one run per wake-up from the main
+ * thread's timer, never two at once, never after the stop request.
+ *   maintenance: store_db_maintain (compression, retention, sweeps);
+ *   refresh: store_db_refresh, which verifies a new generation by reading
+ *     it whole (about 1 GB/s from a cold disk: a 10 GB generation outlasts
+ *     a 10 s watchdog), and posts what it did for the main thread.
+ */
+typedef struct main_maint main_maint;
+struct main_maint {
 	srv_server     *s;
+	const char     *what;          /* for the log */
+	void          (*run)(main_maint *m);
 	pthread_t       thread;
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
 	bool            due;
 	bool            stop;
 	bool            started;
-} main_maint;
+	store_diag      last;          /* maintenance: the failure last logged */
+	/* refresh: its outcome since the main thread last took it (mu) */
+	bool            posted;
+	bool            changed;       /* the served generation changed */
+	vigil_err       rv;
+	store_diag      diag;
+};
 
 static void *
 main_maint_thread(void *arg)
 {
 	main_maint *m = arg;
-	srv_server *s = m->s;
-	store_diag last = { .msg = "" }; /* the failure last logged */
 
 	for (;;) {
-		store_diag diag;
-		vigil_err rv;
-
 		pthread_mutex_lock(&m->mu);
 		while (!m->due && !m->stop)
 			pthread_cond_wait(&m->cv, &m->mu);
@@ -224,27 +236,70 @@ main_maint_thread(void *arg)
 		}
 		m->due = false;
 		pthread_mutex_unlock(&m->mu);
-
-		diag.msg[0] = '\0';
-		rv = store_db_maintain(s->db, &diag);
-		atomic_fetch_add(&s->maint_runs, 1);
-		if (rv != VIGIL_OK) {
-			atomic_fetch_add(&s->maint_failures, 1);
-			/* Every failure is counted; the same one is logged once. */
-			if (strcmp(last.msg, diag.msg) != 0 || diag.msg[0] == '\0') {
-				srv_log("maintenance: %s: %s; retrying every %d s", vigil_strerror(rv),
-				    diag.msg[0] ? diag.msg : "(no detail)", MAIN_MAINTAIN_MS / 1000);
-				last = diag;
-			}
-			continue;
-		}
-		if (last.msg[0] != '\0') {
-			srv_log("maintenance: ok again");
-			last.msg[0] = '\0';
-		}
-		atomic_store(&s->maint_ok_ms, vigil_now_ms());
+		m->run(m);
 	}
 	return NULL;
+}
+
+static void
+main_maintain_run(main_maint *m)
+{
+	srv_server *s = m->s;
+	store_diag diag;
+	vigil_err rv;
+
+	diag.msg[0] = '\0';
+	rv = store_db_maintain(s->db, &diag);
+	atomic_fetch_add(&s->maint_runs, 1);
+	if (rv != VIGIL_OK) {
+		atomic_fetch_add(&s->maint_failures, 1);
+		/* Every failure is counted; the same one is logged once. */
+		if (strcmp(m->last.msg, diag.msg) != 0 || diag.msg[0] == '\0') {
+			srv_log("maintenance: %s: %s; retrying every %d s", vigil_strerror(rv),
+			    diag.msg[0] ? diag.msg : "(no detail)", MAIN_MAINTAIN_MS / 1000);
+			m->last = diag;
+		}
+		return;
+	}
+	if (m->last.msg[0] != '\0') {
+		srv_log("maintenance: ok again");
+		m->last.msg[0] = '\0';
+	}
+	atomic_store(&s->maint_ok_ms, vigil_now_ms());
+}
+
+static void
+main_refresh_run(main_maint *m)
+{
+	store_diag diag = { .msg = "" };
+	bool changed = false;
+	vigil_err rv = store_db_refresh(m->s->db, &changed, &diag);
+
+	pthread_mutex_lock(&m->mu);
+	m->posted = true;
+	m->changed = m->changed || changed;
+	m->rv = rv;
+	m->diag = diag;
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* On the main thread: what the refresh thread did since the last call. */
+static void
+main_refresh_take(main_maint *m, char *lasterr, size_t lasterrlen)
+{
+	store_diag diag;
+	bool posted, changed;
+	vigil_err rv;
+
+	pthread_mutex_lock(&m->mu);
+	posted = m->posted;
+	changed = m->changed;
+	rv = m->rv;
+	diag = m->diag;
+	m->posted = m->changed = false;
+	pthread_mutex_unlock(&m->mu);
+	if (posted)
+		main_refresh_done(m->s, rv, changed, &diag, lasterr, lasterrlen);
 }
 
 static bool
@@ -256,7 +311,7 @@ main_maint_start(main_maint *m, srv_server *s)
 	m->due = m->stop = false;
 	rv = pthread_create(&m->thread, NULL, main_maint_thread, m);
 	if (rv != 0) {
-		srv_log("maintenance: cannot start its thread: %s", strerror(rv));
+		srv_log("%s: cannot start its thread: %s", m->what, strerror(rv));
 		return false;
 	}
 	m->started = true;
@@ -272,7 +327,7 @@ main_maint_kick(main_maint *m)
 	pthread_mutex_unlock(&m->mu);
 }
 
-/* Waits for a maintenance pass in progress to finish (before the store closes). */
+/* Waits for a run in progress to finish (before the store closes). */
 static void
 main_maint_stop(main_maint *m)
 {
@@ -603,6 +658,11 @@ main_replay_tick(void *arg, uint64_t seq, uint64_t last_seq)
 
 static srv_server g_srv;
 static main_maint g_maint = {
+	.what = "maintenance", .run = main_maintain_run,
+	.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+};
+static main_maint g_refresh = {
+	.what = "features: refresh", .run = main_refresh_run,
 	.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
 };
 
@@ -761,7 +821,7 @@ main(int argc, char **argv)
 	main_gen_startup(s);
 	if (srv_rules_retune(s) != VIGIL_OK)
 		goto out;
-	if (!main_maint_start(&g_maint, s))
+	if (!main_maint_start(&g_maint, s) || !main_maint_start(&g_refresh, s))
 		goto out;
 	/* After the archive replay: other replicas' observations are applied
 	 * on top of the local live state (docs/operations.md, "Running a
@@ -822,8 +882,9 @@ main(int argc, char **argv)
 		now = vigil_mono_ns() / 1000;
 		if (now - last_refresh >= MAIN_REFRESH_MS * 1000u) {
 			last_refresh = now;
-			main_refresh(s, refresh_err, sizeof refresh_err);
+			main_maint_kick(&g_refresh);
 		}
+		main_refresh_take(&g_refresh, refresh_err, sizeof refresh_err);
 		/* The first pass right away: a day-old segment closes, leftovers
 		 * compress. Every second while the archive fails: its retry, so an
 		 * idle (or drained) server heals too. */
@@ -856,6 +917,7 @@ out:
 	srv_ship_stop(s->ship);
 	s->ship = NULL;
 	main_maint_stop(&g_maint);
+	main_maint_stop(&g_refresh);
 	/* the rule set holds a generation reference: released before the db */
 	srv_ruleset_release(s->rs);
 	s->rs = NULL;

@@ -5,7 +5,8 @@
 Runs the real vigild with $NOTIFY_SOCKET naming a unix datagram socket this
 test listens on (what systemd does for Type=notify) and $WATCHDOG_USEC set
 (WatchdogSec=): READY=1 must arrive with a STATUS=, then WATCHDOG=1 pings,
-and STOPPING=1 on SIGTERM, after which vigild exits 0. A build that sent
+and STOPPING=1 on SIGTERM, after which vigild exits 0. WATCHDOG=1 goes on
+while a new generation's verification waits on its disk. A build that sent
 nothing (libsystemd absent and no direct writer) hangs a unit's start: here
 it fails after a bound. Usage: test_notify.py VIGILD RULES.
 """
@@ -18,6 +19,56 @@ import tempfile
 import time
 
 BOUND_S = 60  # generous: the loaded machine; only a bound against a hang
+
+
+def stuck_verification(tmp, got, wait_for):
+    """A new generation whose verification does not end: its CHECKSUM is a
+    FIFO this test holds open and writes nothing to (as a read of a 10 GB
+    generation from a cold disk, or of a hung NFS mount, lasts). vigild reads
+    it off the main thread, which goes on pinging the watchdog: 3 more
+    WATCHDOG=1 while the read waits. Then the FIFO gives a malformed
+    CHECKSUM: the generation is refused, and the main thread logs it."""
+    gen = os.path.join(tmp, "data", "features", "gen-000001")
+    os.makedirs(gen)
+    open(os.path.join(gen, "data.mdb"), "wb").close()
+    fifo = os.path.join(gen, "CHECKSUM")
+    os.mkfifo(fifo)
+    cur = os.path.join(tmp, "data", "features", "CURRENT")
+    with open(cur + ".tmp", "w") as f:
+        f.write("gen-000001\n")
+    os.rename(cur + ".tmp", cur)
+    # opening the write end without blocking succeeds once vigild has the
+    # FIFO open to read: from then on its read waits on this test
+    deadline = time.monotonic() + BOUND_S
+    while True:
+        try:
+            w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit("test_notify: vigild never opened the new generation's CHECKSUM")
+            time.sleep(0.05)
+    try:
+        for _ in range(3):
+            del got[:]
+            wait_for("WATCHDOG=1", "the main thread waits on a generation's verification")
+        os.write(w, b"not a checksum\n")
+        deadline = time.monotonic() + BOUND_S
+        log = os.path.join(tmp, "vigild.log")
+        while "features: refused generation 1 named by CURRENT" not in open(log).read():
+            if time.monotonic() > deadline:
+                sys.exit("test_notify: gen-000001 was never refused; vigild.log:\n"
+                         + open(log).read())
+            time.sleep(0.05)
+        # vigild tries a refused generation again when its files change (as
+        # the FIFO did): a regular CHECKSUM from now on, and a line for a
+        # retry that opened the FIFO before the rename, so that none waits
+        with open(fifo + ".tmp", "w") as f:
+            f.write("still not a checksum\n")
+        os.rename(fifo + ".tmp", fifo)
+        os.write(w, b"not a checksum\n")
+    finally:
+        os.close(w)
 
 
 def main():
@@ -58,6 +109,10 @@ def main():
             if not any(l.startswith("STATUS=") for l in ready.split("\n")):
                 sys.exit("test_notify: READY=1 came without a STATUS=: %r" % ready)
             wait_for("WATCHDOG=1", "WatchdogSec= would kill it")
+            stuck_verification(tmp, got, wait_for)
+            log.seek(0)
+            if "CHECKSUM is malformed" not in log.read():
+                sys.exit("test_notify: the refused generation was not logged")
             proc.send_signal(signal.SIGTERM)
             wait_for("STOPPING=1", "on SIGTERM")
             st = proc.wait(timeout=BOUND_S)
