@@ -51,6 +51,16 @@
  * OVERLOADED; clients beyond that wait in their connection (bounded by the
  * transport).
  *
+ * Parked contexts: nng's REP hands a request to the context that has
+ * waited longest, so with every context armed the requests would cycle
+ * through all max_inflight + REP_SPARE_CTX of them (1,088 by default), each
+ * one's context, aio and rep_conn cold in the cache again. Only 32 to 64
+ * wait armed (REP_ARM_LOW, REP_ARM_HIGH); a context whose reply went out
+ * while 64 wait is parked on a stack, and each request that leaves fewer
+ * than 32 waiting arms the context parked last. A burst arms one more per
+ * request it brings, up to every context, as before; in steady load the
+ * contexts in use stay few and warm.
+ *
  * Per connection: a request counts against its pipe from receipt until its
  * reply (a refusal too) is handed to the pipe; over
  * max_inflight_per_connection it is answered OVERLOADED, so one client
@@ -98,6 +108,11 @@
 #include "stages.h"
 
 #define REP_SPARE_CTX 64
+/* Contexts waiting for a request (armed): at least REP_ARM_LOW, and one
+ * whose reply went out is parked instead of re-armed while REP_ARM_HIGH
+ * wait (see "Parked contexts" above). */
+#define REP_ARM_LOW   32
+#define REP_ARM_HIGH  64
 #define REP_INLINE_MAX 15 /* nng 1.5.2's pool is 2 x CPUs threads, at most 16 */
 #define REP_SPIN      64 /* sched_yield rounds before a worker sleeps */
 #define REP_CLOSE_WAIT_MS 3000
@@ -108,6 +123,7 @@ typedef enum rep_state {
 	REP_RECV,
 	REP_WORK,     /* queued or on a worker */
 	REP_SEND,
+	REP_PARKED,   /* no receive posted: on the parked stack */
 } rep_state;
 
 typedef struct rep_conn {
@@ -198,6 +214,11 @@ struct srv_rep {
 	bool            probe_stop;
 	_Atomic int64_t probe_due_ns; /* when the pending probe should run */
 	_Atomic int64_t probe_lag_ns; /* how late the last one ran */
+
+	_Atomic uint32_t armed;      /* contexts with a receive posted, not yet called back */
+	pthread_mutex_t park_mu;     /* guards parked, nparked */
+	rep_conn      **parked;      /* a stack: the context parked last is armed first */
+	uint32_t        nparked;
 
 	pthread_mutex_t pipe_mu;     /* guards pipes, npipes, refused_* */
 	rep_pipe       *pipes;
@@ -434,15 +455,50 @@ rep_pipe_sweep(srv_rep *rep)
 }
 
 static void
+rep_arm(rep_conn *c)
+{
+	c->state = REP_RECV;
+	atomic_fetch_add_explicit(&c->rep->armed, 1, memory_order_relaxed);
+	nng_ctx_recv(c->ctx, c->aio);
+}
+
+/* The context is ready for its next request: armed, or parked if enough
+ * others wait already. */
+static void
 rep_recv(rep_conn *c)
 {
+	srv_rep *rep = c->rep;
+
 	rep_pipe_release(c, false);
-	if (atomic_load(&c->rep->closed)) {
+	if (atomic_load(&rep->closed)) {
 		c->state = REP_IDLE;
 		return;
 	}
-	c->state = REP_RECV;
-	nng_ctx_recv(c->ctx, c->aio);
+	if (atomic_load_explicit(&rep->armed, memory_order_relaxed) >= REP_ARM_HIGH) {
+		pthread_mutex_lock(&rep->park_mu);
+		c->state = REP_PARKED;
+		rep->parked[rep->nparked++] = c;
+		pthread_mutex_unlock(&rep->park_mu);
+		return;
+	}
+	rep_arm(c);
+}
+
+/* A context took a request: under REP_ARM_LOW still armed, the context
+ * parked last is armed (a burst arms one per request it brings). */
+static void
+rep_unpark(srv_rep *rep)
+{
+	rep_conn *c = NULL;
+
+	if (atomic_fetch_sub_explicit(&rep->armed, 1, memory_order_relaxed) > REP_ARM_LOW)
+		return;
+	pthread_mutex_lock(&rep->park_mu);
+	if (rep->nparked > 0 && !atomic_load(&rep->closed))
+		c = rep->parked[--rep->nparked];
+	pthread_mutex_unlock(&rep->park_mu);
+	if (c != NULL)
+		rep_arm(c);
 }
 
 static void
@@ -537,6 +593,7 @@ rep_cb(void *arg)
 
 	switch (c->state) {
 	case REP_RECV:
+		rep_unpark(rep);
 		if (rv != 0) {
 			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
 				c->state = REP_IDLE;
@@ -910,6 +967,8 @@ rep_free(srv_rep *rep)
 		free(p);
 	}
 	pthread_mutex_destroy(&rep->pipe_mu);
+	free(rep->parked);
+	pthread_mutex_destroy(&rep->park_mu);
 	srv_hs_free(rep->hs);
 	pthread_mutex_destroy(&rep->probe_mu);
 	pthread_cond_destroy(&rep->probe_cv);
@@ -1183,6 +1242,7 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	rep->s = s;
 	pthread_mutex_init(&rep->mu, NULL);
 	pthread_mutex_init(&rep->pipe_mu, NULL);
+	pthread_mutex_init(&rep->park_mu, NULL);
 	pthread_mutex_init(&rep->probe_mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -1209,9 +1269,10 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 	rep->nconns = cfg->max_inflight + REP_SPARE_CTX;
 	rep->ring = calloc(rep->cap, sizeof *rep->ring);
 	rep->conns = calloc(rep->nconns, sizeof *rep->conns);
+	rep->parked = calloc(rep->nconns, sizeof *rep->parked);
 	rep->threads = calloc(cfg->workers, sizeof *rep->threads);
 	rep->workers = calloc(cfg->workers, sizeof *rep->workers);
-	if (rep->ring == NULL || rep->conns == NULL || rep->threads == NULL ||
+	if (rep->ring == NULL || rep->conns == NULL || rep->parked == NULL || rep->threads == NULL ||
 	    rep->workers == NULL) {
 		snprintf(errbuf, errlen, "nng: out of memory for %u contexts", rep->nconns);
 		rv = VIGIL_ENOMEM;
