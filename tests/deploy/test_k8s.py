@@ -13,6 +13,7 @@ scripts in the manifests pass `sh -n`; the vigild.ini of the ConfigMap passes
 `vigild --check-config`; the commands run are programs the build installs.
 Every pod meets the Pod Security Standard "restricted" (non-root, seccomp
 RuntimeDefault, no privilege escalation, every capability dropped); the
+CronJob's script refuses a PARTS out of 2-4096 or an index not below it; the
 init container that pulls the night exits 0 on a first day (no night built
 yet: vigild must start); the state a program keeps (--data, --state) is on
 a PersistentVolumeClaim; the replicas stay ready when degraded (card-routed:
@@ -217,6 +218,18 @@ if cj:
         err("CronJob vigil-night: OMP_WAIT_POLICY is not passive (OpenMP threads would spin "
             "on the pod's CPU limit)")
     check_pod("CronJob vigil-night", js["template"])
+    # its script refuses a PARTS out of 2-4096, or a completion index not
+    # below it (completions edited without PARTS), before it touches a volume
+    script = js["template"]["spec"]["containers"][0]["command"][-1]
+    for parts, index in (("1", "0"), ("0", "0"), ("x", "0"), ("4097", "0"), ("012", "0"),
+                         ("", "0"), ("3", "3")):
+        r = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                           env=dict(os.environ, PARTS=parts, JOB_COMPLETION_INDEX=index,
+                                    JOB="vigil-night-29000000", RULES="/nonexistent",
+                                    MERGE_OPTS=""))
+        if r.returncode != 2 or not r.stderr.startswith("vigil-night: "):
+            err(f"CronJob vigil-night: PARTS={parts!r} index {index}: exit {r.returncode}, "
+                f"want 2 with a line: {r.stderr.strip()!r}")
 dep = one("Deployment", "vigil-console")
 if dep:
     ports = check_pod("Deployment vigil-console", dep["spec"]["template"])
