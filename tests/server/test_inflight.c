@@ -348,7 +348,8 @@ polite_main(void *arg)
  * answered OVERLOADED at once, naming the limit; what was admitted is
  * scored; a second connection scoring meanwhile is not refused (the cap is
  * per connection, the global max_inflight is far away). With the cap off
- * and max_inflight 8, the same burst meets the global limit. Before the
+ * and max_inflight 8, the same burst meets the global limit, and with
+ * max_inflight 100 a burst of 256 meets it too. Before the
  * per-connection cap, the 64 were all scored, one after the other, 40 ms
  * each: the client's latency grew with its own backlog and nothing told it.
  */
@@ -393,6 +394,25 @@ test_inflight_per_connection(void **state)
 	assert_true(ok >= 8);
 	assert_int_equal(metric(&s, "vigil_connection_overloaded_total"), 0);
 	assert_int_equal(score_one(&s, "after-global"), VIGIL__V1__STATUS__STATUS_OK);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	rm_rf(faultdir);
+
+	/* max_inflight 100: more than the 64 contexts armed at a time (rep.c,
+	 * "Parked contexts"). Each request the burst brings arms a parked one,
+	 * so 100 are admitted and the rest refused; were the parked never
+	 * armed, no more than 64 would be in flight and none refused. */
+	memset(&s, 0, sizeof s);
+	port = free_port();
+	start_slow(&s, faultdir, sizeof faultdir, port,
+	    "[server]\nmax_inflight_per_connection = 0\nmax_inflight = 100\nworkers = 2\n"
+	    "queue_timeout_ms = 600000\nrequest_timeout_ms = 600000\n", 40);
+	burst(port, "parked", 256, "work queue full", &ok, &over);
+	print_message("one connection, 256 in flight, max_inflight 100: %d scored, "
+	    "%d OVERLOADED\n", ok, over);
+	assert_true(over > 0);
+	assert_true(ok >= 100);
+	assert_int_equal(ok + over, 256);
 	assert_int_equal(vt_server_stop(&s), 0);
 	vt_server_cleanup(&s);
 	rm_rf(faultdir);
