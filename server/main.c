@@ -158,7 +158,6 @@ static void
 main_refresh_done(srv_server *s, vigil_err rv, bool changed, const store_diag *d,
     char *lasterr, size_t lasterrlen)
 {
-	const store_diag diag = *d;
 	store_db_health h;
 	char what[160], refused[48];
 
@@ -166,30 +165,28 @@ main_refresh_done(srv_server *s, vigil_err rv, bool changed, const store_diag *d
 		/* The db tries a refused generation again only once it or
 		 * CURRENT changes, so this is once per bad generation; the
 		 * comparison keeps a retried ENOMEM from logging each tick. */
-		if (strcmp(lasterr, diag.msg) != 0) {
+		if (strcmp(lasterr, d->msg) != 0) {
 			store_db_get_health(s->db, &h);
 			main_gen_describe(&h, what, sizeof what);
 			main_gen_refused_name(&h, refused, sizeof refused);
 			srv_log("features: refused %s named by CURRENT: %s: %s; still serving %s",
-			    refused, vigil_strerror(rv), diag.msg, what);
-			snprintf(lasterr, lasterrlen, "%s", diag.msg);
+			    refused, vigil_strerror(rv), d->msg, what);
+			snprintf(lasterr, lasterrlen, "%s", d->msg);
 		}
-		/* The served generation itself was refused (changed under its
-		 * mapping): another one, or none, serves now. */
+	} else {
+		lasterr[0] = '\0';
 		if (changed) {
-			atomic_store(&s->gen_switched_ms, vigil_now_ms());
-			srv_rules_retune(s);
+			store_db_get_health(s->db, &h);
+			main_gen_describe(&h, what, sizeof what);
+			srv_log("features: switched to %s", what);
 		}
-		return;
 	}
-	lasterr[0] = '\0';
-	if (!changed)
-		return;
-	atomic_store(&s->gen_switched_ms, vigil_now_ms());
-	store_db_get_health(s->db, &h);
-	main_gen_describe(&h, what, sizeof what);
-	srv_log("features: switched to %s", what);
-	srv_rules_retune(s);
+	/* A new generation, or the served one refused (changed under its
+	 * mapping): another one, or none, serves now. */
+	if (changed) {
+		atomic_store(&s->gen_switched_ms, vigil_now_ms());
+		srv_rules_retune(s);
+	}
 }
 
 /*
