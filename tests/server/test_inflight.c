@@ -343,6 +343,37 @@ polite_main(void *arg)
 }
 
 /*
+ * One connection, n requests in flight, no per-connection cap, vigild slow:
+ * at most max_inflight are admitted, each scored; the rest are answered
+ * OVERLOADED by the global limit (not the per-connection one); vigild
+ * still scores afterwards.
+ */
+static void
+global_burst(int max_inflight, int n)
+{
+	char faultdir[64], ini[256], tag[32];
+	vt_server s = { 0 };
+	uint16_t port = free_port();
+	int ok = 0, over = 0;
+
+	snprintf(ini, sizeof ini, "[server]\nmax_inflight_per_connection = 0\nmax_inflight = %d\n"
+	    "workers = 2\nqueue_timeout_ms = 600000\nrequest_timeout_ms = 600000\n", max_inflight);
+	snprintf(tag, sizeof tag, "global%d", max_inflight);
+	start_slow(&s, faultdir, sizeof faultdir, port, ini, 40);
+	burst(port, tag, n, "work queue full", &ok, &over);
+	print_message("one connection, %d in flight, max_inflight %d, no per-connection cap: "
+	    "%d scored, %d OVERLOADED\n", n, max_inflight, ok, over);
+	assert_true(over > 0);
+	assert_true(ok >= max_inflight);
+	assert_int_equal(ok + over, n);
+	assert_int_equal(metric(&s, "vigil_connection_overloaded_total"), 0);
+	assert_int_equal(score_one(&s, "after-global"), VIGIL__V1__STATUS__STATUS_OK);
+	assert_int_equal(vt_server_stop(&s), 0);
+	vt_server_cleanup(&s);
+	rm_rf(faultdir);
+}
+
+/*
  * max_inflight_per_connection 8, vigild slow (each fdatasync 40 ms, two
  * workers): 64 requests on one connection. What is over the cap is
  * answered OVERLOADED at once, naming the limit; what was admitted is
@@ -382,40 +413,12 @@ test_inflight_per_connection(void **state)
 	rm_rf(faultdir);
 
 	/* the global limit, the per-connection one off */
-	memset(&s, 0, sizeof s);
-	port = free_port();
-	start_slow(&s, faultdir, sizeof faultdir, port,
-	    "[server]\nmax_inflight_per_connection = 0\nmax_inflight = 8\nworkers = 2\n"
-	    "queue_timeout_ms = 600000\nrequest_timeout_ms = 600000\n", 40);
-	burst(port, "global", 64, "work queue full", &ok, &over);
-	print_message("one connection, 64 in flight, max_inflight 8, no per-connection cap: "
-	    "%d scored, %d OVERLOADED\n", ok, over);
-	assert_true(over > 0);
-	assert_true(ok >= 8);
-	assert_int_equal(metric(&s, "vigil_connection_overloaded_total"), 0);
-	assert_int_equal(score_one(&s, "after-global"), VIGIL__V1__STATUS__STATUS_OK);
-	assert_int_equal(vt_server_stop(&s), 0);
-	vt_server_cleanup(&s);
-	rm_rf(faultdir);
-
+	global_burst(8, 64);
 	/* max_inflight 100: more than the 64 contexts armed at a time (rep.c,
 	 * "Parked contexts"). Each request the burst brings arms a parked one,
 	 * so 100 are admitted and the rest refused; were the parked never
 	 * armed, no more than 64 would be in flight and none refused. */
-	memset(&s, 0, sizeof s);
-	port = free_port();
-	start_slow(&s, faultdir, sizeof faultdir, port,
-	    "[server]\nmax_inflight_per_connection = 0\nmax_inflight = 100\nworkers = 2\n"
-	    "queue_timeout_ms = 600000\nrequest_timeout_ms = 600000\n", 40);
-	burst(port, "parked", 256, "work queue full", &ok, &over);
-	print_message("one connection, 256 in flight, max_inflight 100: %d scored, "
-	    "%d OVERLOADED\n", ok, over);
-	assert_true(over > 0);
-	assert_true(ok >= 100);
-	assert_int_equal(ok + over, 256);
-	assert_int_equal(vt_server_stop(&s), 0);
-	vt_server_cleanup(&s);
-	rm_rf(faultdir);
+	global_burst(100, 256);
 }
 
 /*
