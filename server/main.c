@@ -55,6 +55,12 @@
 #define MAIN_TICK_MS      100
 #define MAIN_REFRESH_MS   200
 #define MAIN_MAINTAIN_MS  10000
+/* A generation check running this long is logged once (a read that does
+ * not end: a hung mount); at a stop, one is waited for this long, then left
+ * to the exit (nothing it does needs finishing: the next start checks
+ * again). */
+#define MAIN_REFRESH_SLOW_S 60
+#define MAIN_STOP_REFRESH_MS 2000
 /* Descriptors kept for everything but connections: archive segments, LMDB
  * files, rule and list files, nng's and libevent's own (epoll, pipes). */
 #define MAIN_FD_RESERVE   128
@@ -265,13 +271,22 @@ main_maintain_run(main_maint *m)
 	atomic_store(&s->maint_ok_ms, vigil_now_ms());
 }
 
+static int64_t
+main_mono_ms(void)
+{
+	return (int64_t)(vigil_mono_ns() / 1000000u) + 1; /* never 0: 0 is "none" */
+}
+
 static void
 main_refresh_run(main_maint *m)
 {
 	store_diag diag = { .msg = "" };
 	bool changed = false;
-	vigil_err rv = store_db_refresh(m->s->db, &changed, &diag);
+	vigil_err rv;
 
+	atomic_store(&m->s->refresh_since_ms, main_mono_ms());
+	rv = store_db_refresh(m->s->db, &changed, &diag);
+	atomic_store(&m->s->refresh_since_ms, 0);
 	pthread_mutex_lock(&m->mu);
 	m->posted = true;
 	m->changed = m->changed || changed;
@@ -299,6 +314,27 @@ main_refresh_take(main_maint *m, char *lasterr, size_t lasterrlen)
 		main_refresh_done(m->s, rv, changed, &diag, lasterr, lasterrlen);
 }
 
+/* On the main thread: logs, once, a generation check that has run for
+ * MAIN_REFRESH_SLOW_S (its end is logged by main_refresh_done).
+ * *warned: the start of the check last logged. */
+static void
+main_refresh_watch(srv_server *s, int64_t *warned)
+{
+	int64_t since = atomic_load(&s->refresh_since_ms);
+	store_db_health h;
+	char what[160];
+
+	if (since == 0 || since == *warned || main_mono_ms() - since < MAIN_REFRESH_SLOW_S * 1000)
+		return;
+	*warned = since;
+	store_db_get_health(s->db, &h);
+	main_gen_describe(&h, what, sizeof what);
+	srv_log("features: checking the generation named by CURRENT has taken %lld s so far "
+	    "(a read that does not end: a hung mount, or a data.mdb or CHECKSUM that is not a "
+	    "regular file?); still serving %s", (long long)((main_mono_ms() - since) / 1000),
+	    what);
+}
+
 static bool
 main_maint_start(main_maint *m, srv_server *s)
 {
@@ -324,18 +360,35 @@ main_maint_kick(main_maint *m)
 	pthread_mutex_unlock(&m->mu);
 }
 
-/* Waits for a run in progress to finish (before the store closes). */
-static void
-main_maint_stop(main_maint *m)
+/* Waits for a run in progress to finish (before the store closes), at most
+ * wait_ms when that is >= 0: false if it did not (the thread is left to the
+ * exit). */
+static bool
+main_maint_stop(main_maint *m, int wait_ms)
 {
+	struct timespec until;
+
 	if (!m->started)
-		return;
+		return true;
 	pthread_mutex_lock(&m->mu);
 	m->stop = true;
 	pthread_cond_signal(&m->cv);
 	pthread_mutex_unlock(&m->mu);
-	pthread_join(m->thread, NULL);
+	if (wait_ms < 0) {
+		pthread_join(m->thread, NULL);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &until); /* pthread_timedjoin_np's clock */
+		until.tv_sec += wait_ms / 1000;
+		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(m->thread, NULL, &until) != 0)
+			return false;
+	}
 	m->started = false;
+	return true;
 }
 
 /* Whether a tcp or tls+tcp listen URL's host is a loopback address. */
@@ -680,8 +733,9 @@ main(int argc, char **argv)
 	char errbuf[SRV_ERR_MAX], refresh_err[512] = "", memnote[256];
 	vigil_errinfo cfgerr;
 	uint64_t wd_usec = 0, last_wd = 0, last_refresh = 0, last_maint = 0, last_tls = 0;
+	int64_t refresh_warned = 0;
 	int status = 1;
-	bool clean;
+	bool clean, refresh_left = false;
 	vigil_err rv;
 
 	/* Before anything is created: the archive, LMDB files, sockets. */
@@ -882,6 +936,7 @@ main(int argc, char **argv)
 			main_maint_kick(&g_refresh);
 		}
 		main_refresh_take(&g_refresh, refresh_err, sizeof refresh_err);
+		main_refresh_watch(s, &refresh_warned);
 		/* The first pass right away: a day-old segment closes, leftovers
 		 * compress. Every second while the archive fails: its retry, so an
 		 * idle (or drained) server heals too. */
@@ -913,15 +968,26 @@ out:
 	s->cluster = NULL;
 	srv_ship_stop(s->ship);
 	s->ship = NULL;
-	main_maint_stop(&g_maint);
-	main_maint_stop(&g_refresh);
+	main_maint_stop(&g_maint, -1);
+	if (!main_maint_stop(&g_refresh, MAIN_STOP_REFRESH_MS)) {
+		int64_t since = atomic_load(&s->refresh_since_ms);
+
+		refresh_left = true;
+		srv_log("features: the generation check running for %lld s does not end; "
+		    "stopping without it (the archive is closed as always; the next start "
+		    "checks CURRENT again)",
+		    since != 0 ? (long long)((main_mono_ms() - since) / 1000) : 0LL);
+	}
 	/* the rule set holds a generation reference: released before the db */
 	srv_ruleset_release(s->rs);
 	s->rs = NULL;
 	if (clean) /* else nng's threads may still hold a rule set counting on it */
 		srv_rules_hits_free(s);
 	if (s->db != NULL) {
-		store_db_close(s->db);
+		if (refresh_left) /* the refresh thread is still in it */
+			store_db_abandon(s->db);
+		else
+			store_db_close(s->db);
 		s->db = NULL;
 	}
 	srv_watch_free(&watch);
@@ -929,7 +995,9 @@ out:
 		srv_log("stopped");
 	else
 		srv_log("exiting after an error (status %d)", status);
-	if (!clean) /* nng threads still hold the abandoned socket: skip atexit */
+	/* nng threads still hold the abandoned socket, or the refresh thread
+	 * the store: skip atexit */
+	if (!clean || refresh_left)
 		_exit(status);
 	return status;
 }

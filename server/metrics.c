@@ -103,6 +103,7 @@ typedef struct metrics_snap {
 	/* the store: read when ready and open */
 	uint64_t      generation, model_generation, model_refusals, generation_refusals;
 	double        generation_age_s, generation_switched_s, generation_verify_s, model_age_s;
+	double        refresh_running_s;
 	bool          generation_verified;
 	metrics_flag  generation_refused, model_refused, archive_error;
 	store_db_stats   st;
@@ -289,6 +290,10 @@ static const metrics_row metrics_rows[] = {
 	{ "vigil_features_generation_verify_seconds", "gauge",
 	  "time spent reading and hashing the generation being read before it was mapped",
 	  MP_STORE, MF_F6, SNAP(generation_verify_s), "", NULL },
+	{ "vigil_features_refresh_running_seconds", "gauge",
+	  "how long the check of CURRENT running now has taken (reading and hashing a new "
+	  "generation), 0 when none runs: one that keeps growing is a read that does not end",
+	  MP_STORE, MF_F3, SNAP(refresh_running_s), "", NULL },
 	{ "vigil_features_generation_refused", "gauge",
 	  "1 while the generation CURRENT names is refused (damaged, missing, unreadable; "
 	  "label: its number, 0 for a malformed CURRENT) and another or none is read",
@@ -536,7 +541,7 @@ metrics_snap_store(srv_server *s, metrics_snap *snap)
 	store_gen_meta meta;
 	char merr[SRV_ERR_MAX];
 	uint64_t mref;
-	int64_t mas_of;
+	int64_t mas_of, since;
 	/* the generation scoring reads: the serving rule set's (reload.c) */
 	int64_t as_of = rs != NULL && rs->gen != NULL &&
 	    store_gen_meta_get(store_db_gen_get(rs->gen), &meta) == VIGIL_OK ? meta.as_of_ms : 0;
@@ -549,6 +554,9 @@ metrics_snap_store(srv_server *s, metrics_snap *snap)
 	store_db_get_stats(s->db, &snap->st);
 	snap->generation_verified = snap->h.generation_verified;
 	snap->generation_verify_s = (double)snap->h.generation_verify_us / 1e6;
+	since = atomic_load(&s->refresh_since_ms); /* main.c: monotonic ms + 1 */
+	snap->refresh_running_s = since != 0 ?
+	    (double)((int64_t)(vigil_mono_ns() / 1000000u) + 1 - since) / 1000.0 : 0.0;
 	snap->generation_refused.on = snap->h.generation_refused;
 	snprintf(snap->generation_refused.label, sizeof snap->generation_refused.label, "%llu",
 	    (unsigned long long)snap->h.refused_generation);

@@ -91,6 +91,7 @@ typedef struct srv_server {
 	_Atomic uint64_t maint_runs;
 	_Atomic uint64_t maint_failures;
 	_Atomic int64_t  maint_ok_ms;   /* last success, Unix ms; 0 = none yet */
+	_Atomic int64_t  refresh_since_ms; /* store_db_refresh running since (monotonic ms); 0 = not */
 
 	/* the loaded TLS material's expiry (tls_expiry.c): Unix ms, 0 = none */
 	_Atomic int64_t  tls_end_ms[3];   /* by srv_tls_item */

@@ -649,6 +649,15 @@ store_db_close_exiting(store_db *db)
 	db_close(db, false);
 }
 
+void
+store_db_abandon(store_db *db)
+{
+	if (db == NULL)
+		return;
+	store_archive_close(db->ar); /* store_db_refresh never touches the archive */
+	db->ar = NULL;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Generations. */
 

@@ -13,8 +13,8 @@
  *
  * Thread safety: every store_db_* and store_score_* function may be called
  * from any number of threads at once, each with its own store_ctx (a ctx is
- * used by one thread at a time), except store_db_close and
- * store_db_close_exiting. Errors are vigil_err, with a one-line store_diag
+ * used by one thread at a time), except store_db_close,
+ * store_db_close_exiting and store_db_abandon. Errors are vigil_err, with a one-line store_diag
  * (schema.h) where a function takes one. The library never logs.
  */
 #ifndef VIGIL_STORE_DB_H
@@ -86,6 +86,13 @@ void      store_db_close(store_db *db);
  * millions) is left to the exit. A build checked for leaks (sanitizers)
  * calls store_db_close instead. */
 void      store_db_close_exiting(store_db *db);
+/* For a process that _exits next while a thread is still inside
+ * store_db_refresh (a verification whose read does not end: a hung mount):
+ * closes the archive as store_db_close does (every record appended is
+ * written and synced, its lock released) and leaves the rest, which that
+ * thread may still be using, to the exit. No other call on db but that
+ * refresh may run, nor any after. NULL is a no-op. */
+void      store_db_abandon(store_db *db);
 
 /* Checks CURRENT and switches to the generation it names if that is not
  * the one served. Cheap (a stat) unless CURRENT changed: then the new

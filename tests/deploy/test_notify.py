@@ -8,8 +8,17 @@ test listens on (what systemd does for Type=notify) and $WATCHDOG_USEC set
 and STOPPING=1 on SIGTERM, after which vigild exits 0. WATCHDOG=1 goes on
 while a new generation's verification waits on its disk. A build that sent
 nothing (libsystemd absent and no direct writer) hangs a unit's start: here
-it fails after a bound. Usage: test_notify.py VIGILD RULES.
+it fails after a bound.
+
+Then a stop while a verification never ends (another vigild, no notify
+socket): 20 transactions scored, a generation whose CHECKSUM is a FIFO
+nobody writes; /metrics shows the check running; SIGTERM must stop vigild,
+exit 0, log that it stopped without the check, and leave the 20 records in
+the archive's segment. Usage: test_notify.py VIGILD RULES VIGIL-SCORE
+VIGIL-ARCHIVE.
 """
+import http.client
+import json
 import os
 import signal
 import socket
@@ -21,13 +30,9 @@ import time
 BOUND_S = 60  # generous: the loaded machine; only a bound against a hang
 
 
-def stuck_verification(tmp, got, wait_for):
-    """A new generation whose verification does not end: its CHECKSUM is a
-    FIFO this test holds open and writes nothing to (as a read of a 10 GB
-    generation from a cold disk, or of a hung NFS mount, lasts). vigild reads
-    it off the main thread, which goes on pinging the watchdog: 3 more
-    WATCHDOG=1 while the read waits. Then the FIFO gives a malformed
-    CHECKSUM: the generation is refused, and the main thread logs it."""
+def make_stuck_generation(tmp):
+    """gen-000001, named by CURRENT, with a CHECKSUM FIFO: returns its
+    path once vigild has it open to read (its read then waits on us)."""
     gen = os.path.join(tmp, "data", "features", "gen-000001")
     os.makedirs(gen)
     open(os.path.join(gen, "data.mdb"), "wb").close()
@@ -42,12 +47,21 @@ def stuck_verification(tmp, got, wait_for):
     deadline = time.monotonic() + BOUND_S
     while True:
         try:
-            w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            break
+            return fifo, os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         except OSError:
             if time.monotonic() > deadline:
                 sys.exit("test_notify: vigild never opened the new generation's CHECKSUM")
             time.sleep(0.05)
+
+
+def stuck_verification(tmp, got, wait_for):
+    """A new generation whose verification does not end: its CHECKSUM is a
+    FIFO this test holds open and writes nothing to (as a read of a 10 GB
+    generation from a cold disk, or of a hung NFS mount, lasts). vigild reads
+    it off the main thread, which goes on pinging the watchdog: 3 more
+    WATCHDOG=1 while the read waits. Then the FIFO gives a malformed
+    CHECKSUM: the generation is refused, and the main thread logs it."""
+    fifo, w = make_stuck_generation(tmp)
     try:
         for _ in range(3):
             del got[:]
@@ -75,8 +89,83 @@ def stuck_verification(tmp, got, wait_for):
         os.close(w)
 
 
+def metric(port, name):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=BOUND_S)
+    conn.request("GET", "/metrics")
+    body = conn.getresponse().read().decode()
+    conn.close()
+    for line in body.split("\n"):
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    sys.exit("test_notify: no %s in /metrics:\n%s" % (name, body))
+
+
+def stop_while_stuck(vigild, rules, score, archive):
+    """SIGTERM while a generation's verification never ends: vigild stops
+    anyway (before, it waited on the read until systemd's SIGKILL), and what
+    it acknowledged is in the archive's segment."""
+    with tempfile.TemporaryDirectory(prefix="vigil-notify-") as tmp:
+        os.mkdir(os.path.join(tmp, "data"))
+        sock = os.path.join(tmp, "vigild.sock")
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        logpath = os.path.join(tmp, "vigild.log")
+        log = open(logpath, "w+")
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        proc = subprocess.Popen(
+            [vigild, "--data", os.path.join(tmp, "data"), "--listen", "ipc://" + sock,
+             "--admin", "127.0.0.1:%d" % port, "--rules", rules], env=env, stderr=log)
+        w = None
+        try:
+            txns = "".join(json.dumps({"txn_id": "t%d" % i, "card_id": "c%d" % (i % 3),
+                                       "merchant_id": "m1", "amount_minor": 1000 + i,
+                                       "currency": "EUR"}) + "\n" for i in range(20))
+            deadline = time.monotonic() + BOUND_S
+            while True:  # until vigild listens
+                r = subprocess.run([score, "-s", "ipc://" + sock, "-q", "--attempts", "1"],
+                                   input=txns, capture_output=True, text=True)
+                if r.returncode == 0:
+                    break
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    sys.exit("test_notify: vigil-score failed: %s\nvigild.log:\n%s"
+                             % (r.stdout + r.stderr, open(logpath).read()))
+                time.sleep(0.1)
+            if sum('"status":"OK"' in l for l in r.stdout.split("\n")) != 20:
+                sys.exit("test_notify: not 20 scores:\n" + r.stdout)
+            fifo, w = make_stuck_generation(tmp)
+            deadline = time.monotonic() + BOUND_S
+            while metric(port, "vigil_features_refresh_running_seconds") <= 0:
+                if time.monotonic() > deadline:
+                    sys.exit("test_notify: /metrics never showed the check running")
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                st = proc.wait(timeout=BOUND_S)
+            except subprocess.TimeoutExpired:
+                sys.exit("test_notify: vigild did not stop while a verification waited; "
+                         "vigild.log:\n" + open(logpath).read())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if w is not None:
+                os.close(w)
+        text = open(logpath).read()
+        if st != 0:
+            sys.exit("test_notify: vigild exited %d; vigild.log:\n%s" % (st, text))
+        if "does not end; stopping without it" not in text:
+            sys.exit("test_notify: the abandoned check was not logged:\n" + text)
+        r = subprocess.run([archive, "stats", "--json", os.path.join(tmp, "data", "archive")],
+                           capture_output=True, text=True)
+        if r.returncode != 0 or json.loads(r.stdout)["total"]["records"] != 20:
+            sys.exit("test_notify: the archive's segments do not hold the 20 scores: %s%s"
+                     % (r.stdout, r.stderr))
+
+
 def main():
-    vigild, rules = sys.argv[1], sys.argv[2]
+    vigild, rules, score, archive = sys.argv[1:5]
     with tempfile.TemporaryDirectory(prefix="vigil-notify-") as tmp:
         path = os.path.join(tmp, "notify.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -126,7 +215,9 @@ def main():
                 proc.wait()
         if st != 0:
             sys.exit("test_notify: vigild exited %d after SIGTERM" % st)
-        print("test_notify: ok: %d notifications, first %r" % (len(got), got[0]))
+        stop_while_stuck(vigild, rules, score, archive)
+        print("test_notify: ok: %d notifications, first %r; a stop while a verification "
+              "waited" % (len(got), got[0]))
 
 
 if __name__ == "__main__":
