@@ -622,6 +622,42 @@ pr_sketch(part_r *p, batch_run *r, batch_worker *wk, store_diag *reterr)
 	return VIGIL_OK;
 }
 
+/*
+ * What is wrong with a partition's merchant or terminal counters a, to be
+ * added to dst, or NULL: each window's fraud within its labelled within
+ * its count, the windows nested, the card sample ascending and no longer
+ * than kept, and no sum past its type. The checksum catches damage, not a
+ * file written wrong; a sum that wrapped would serve as a small count.
+ */
+static const char *
+pr_ent_check(const batch_ent *dst, const batch_ent *a)
+{
+	const __int128 lim = (__int128)a->count[BATCH_W30] * INT64_MAX;
+
+	for (int k = 0; k < BATCH_NW; k++) {
+		if (a->fraud[k] > a->labelled[k] || a->labelled[k] > a->count[k])
+			return "more frauds than labels or labels than transactions";
+		if (k > 0 && a->count[k - 1] > a->count[k])
+			return "a shorter window counts more than a longer one";
+		if (dst->count[k] > UINT32_MAX - a->count[k])
+			return "the merged count overflows";
+	}
+	for (int k = 0; k < BATCH_NM; k++) {
+		if (a->mfraud[k] > a->mcount[k] || (k > 0 && a->mcount[k - 1] > a->mcount[k]))
+			return "mature-window frauds over their count";
+		if (dst->mcount[k] > UINT32_MAX - a->mcount[k])
+			return "the merged count overflows";
+	}
+	if (a->sum30_milli > lim || a->sum30_milli < -lim)
+		return "the 30-day amount is over what its count can sum to";
+	if (a->ncards > BATCH_ENT_CARD_SAMPLE || a->ncards > a->count[BATCH_W30])
+		return "card sample longer than kept";
+	for (uint32_t i = 1; i < a->ncards; i++)
+		if (a->cards[i - 1] >= a->cards[i])
+			return "card sample out of order";
+	return NULL;
+}
+
 /* An empty set of this build's model inputs, keeping max_rows. */
 static vigil_err
 pr_train_set_new(const batch_run *r, uint64_t max_rows, batch_trainset **ret_s,
@@ -829,6 +865,7 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, part_tm *tm, store_diag *rete
 			}
 		} else {
 			batch_ent acc, *a;
+			const char *why;
 
 			if ((rv = pr_get(p, &acc, sizeof acc, "counters", reterr)) != VIGIL_OK)
 				return rv;
@@ -836,6 +873,12 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, part_tm *tm, store_diag *rete
 			    tag == 'M' ? &wk->merchant_ix : &wk->terminal_ix, key, strlen(key), &a);
 			if (rv != VIGIL_OK)
 				return rv;
+			if ((why = pr_ent_check(a, &acc)) != NULL) {
+				store_diag_set(reterr, "%s:%llu: %s %s: counters out of range (%s)",
+				    p->path, (unsigned long long)at, tag == 'M' ? "merchant" :
+				    "terminal", key, why);
+				return VIGIL_ECORRUPT;
+			}
 			batch_ent_merge(a, &acc);
 		}
 	}

@@ -39,6 +39,7 @@
 #include "gendir.h" /* gen_checksum_write */
 #include "pbwire.h"
 #include "fixture.h"
+#include "int.h" /* batch_ent: a partial file's merchant counters */
 
 #define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
 
@@ -2433,6 +2434,39 @@ slurp(const char *path, size_t *ret_len)
 	return b;
 }
 
+/* Ways to spoil a partition's merchant counters (test_partitions_counters_checked). */
+static void
+spoil_fraud(batch_ent *x)
+{
+	x->fraud[BATCH_W90] = x->labelled[BATCH_W90] + 1;
+}
+
+static void
+spoil_nesting(batch_ent *x)
+{
+	x->count[BATCH_W7] = x->count[BATCH_W90] + 1;
+}
+
+static void
+spoil_overflow(batch_ent *x) /* consistent, but past what a sum can hold */
+{
+	for (int k = 0; k < BATCH_NW; k++)
+		x->count[k] = UINT32_MAX;
+}
+
+static void
+spoil_sample(batch_ent *x)
+{
+	x->ncards = BATCH_ENT_CARD_SAMPLE + 1;
+}
+
+static void
+spoil_order(batch_ent *x)
+{
+	x->ncards = 2;
+	x->cards[0] = x->cards[1] = 42;
+}
+
 /* Writes b[0..len) to path with the trailer ('E' and the xxh64 of every
  * byte before the digest) recomputed, as a damaged but checksummed file. */
 static void
@@ -2653,6 +2687,97 @@ test_partitions_model_damaged(void **state)
 }
 
 /*
+ * A partial file whose merchant counters are wrong but checksummed (a
+ * writer's bug, a file made by hand) is refused with the merchant and the
+ * offset named, before any sum wraps: a merged count past UINT32_MAX would
+ * serve as a small one. No generation is written.
+ */
+static void
+test_partitions_counters_checked(void **state)
+{
+	const char *dir = fx_tmpdir(0);
+	static const char key[] = "merchant-05";
+	char rules[512], paths[3][600], bad[640], want[1200];
+	const char *pp[3];
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	batch_ent e;
+	store_diag d;
+	uint8_t *valid, *b;
+	size_t len, at = 0;
+	uint64_t gen = 0;
+
+	(void)state;
+	assert_non_null(s);
+	build_big(dir);
+	snprintf(rules, sizeof rules, "%s/big.rules", dir);
+	write_file(rules, big_rules);
+	for (uint32_t i = 0; i < 3; i++) {
+		snprintf(paths[i], sizeof paths[i], "%s/c-%u.vpart", dir, i);
+		pp[i] = paths[i];
+		opts_for(&o, dir, rules);
+		o.part_index = i;
+		o.part_count = 3;
+		o.out_path = paths[i];
+		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+			fail_msg("partition %u: %s", i, d.msg);
+	}
+	/* the item: 'M', u16 key length (native order), key, batch_ent */
+	valid = slurp(paths[1], &len);
+	for (size_t i = 0; i + 3 + sizeof key - 1 + sizeof e < len && at == 0; i++) {
+		uint16_t n;
+
+		memcpy(&n, valid + i + 1, 2);
+		if (valid[i] == 'M' && n == sizeof key - 1 && memcmp(valid + i + 3, key, n) == 0)
+			at = i;
+	}
+	assert_true(at > 0);
+	memcpy(&e, valid + at + 3 + sizeof key - 1, sizeof e);
+	/* merchant-05 is in partition 0 too: what it adds is already counted */
+	assert_true(e.count[BATCH_W90] > 0 && e.count[BATCH_W30] > 0 && e.labelled[BATCH_W90] > 0);
+	b = malloc(len);
+	assert_non_null(b);
+	snprintf(bad, sizeof bad, "%s/bad-1.vpart", dir);
+	pp[1] = bad;
+
+	struct {
+		void      (*spoil)(batch_ent *x);
+		const char *why;
+	} cases[] = {
+		{ spoil_fraud, "more frauds than labels or labels than transactions" },
+		{ spoil_nesting, "a shorter window counts more than a longer one" },
+		{ spoil_overflow, "the merged count overflows" },
+		{ spoil_sample, "card sample longer than kept" },
+		{ spoil_order, "card sample out of order" },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		batch_ent x = e;
+
+		cases[k].spoil(&x);
+		memcpy(b, valid, len);
+		memcpy(b + at + 3 + sizeof key - 1, &x, sizeof x);
+		spill_resummed(bad, b, len);
+		opts_for(&o, dir, rules);
+		assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_ECORRUPT);
+		snprintf(want, sizeof want, "%s:%zu: merchant %s: counters out of range (%s)", bad,
+		    at, key, cases[k].why);
+		if (strcmp(d.msg, want) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", k, d.msg, want);
+	}
+	assert_int_equal(store_gen_current(dir, &gen), VIGIL_OK);
+	assert_int_equal(gen, 0);
+	/* The file as written merges. */
+	pp[1] = paths[1];
+	opts_for(&o, dir, rules);
+	if (batch_merge(&o, pp, 3, s, &d) != VIGIL_OK)
+		fail_msg("merge: %s", d.msg);
+	free(valid);
+	free(b);
+	free(s);
+	fx_rm_rf(dir);
+}
+
+/*
  * A night whose training makes no model (docs/model.md, "No model is made":
  * here min_frauds over every fraud there is) keeps the current model, in a
  * single run and in a merge (which trains): model.json and model.meta are
@@ -2793,6 +2918,7 @@ main(void)
 		cmocka_unit_test(test_partitions_model_identical),
 		cmocka_unit_test(test_partitions_model_old_files),
 		cmocka_unit_test(test_partitions_model_damaged),
+		cmocka_unit_test(test_partitions_counters_checked),
 		cmocka_unit_test(test_model_kept_when_night_cannot_train),
 	};
 
