@@ -14,8 +14,9 @@
  * Thread safety: every store_db_* and store_score_* function may be called
  * from any number of threads at once, each with its own store_ctx (a ctx is
  * used by one thread at a time), except store_db_close,
- * store_db_close_exiting and store_db_abandon. Errors are vigil_err, with a one-line store_diag
- * (schema.h) where a function takes one. The library never logs.
+ * store_db_close_exiting and store_db_abandon. Errors are vigil_err, with a
+ * one-line store_diag (schema.h) where a function takes one. The library
+ * never logs.
  */
 #ifndef VIGIL_STORE_DB_H
 #define VIGIL_STORE_DB_H
