@@ -691,6 +691,31 @@ build_big(const char *datadir)
 	store_archive_close(ar);
 }
 
+/* Writes dir's 3 partitions (2 threads inside partition 1) into paths[i] =
+ * dir/tag-i.vpart, pp[i] = paths[i]. */
+static void
+big_partitions(const char *dir, const char *rules, const char *tag, char paths[][600],
+    const char **pp)
+{
+	batch_opts o;
+	batch_summary ps;
+	store_diag d;
+
+	for (uint32_t i = 0; i < 3; i++) {
+		snprintf(paths[i], 600, "%s/%s-%u.vpart", dir, tag, i);
+		pp[i] = paths[i];
+		opts_for(&o, dir, rules);
+		o.part_index = i;
+		o.part_count = 3;
+		o.out_path = paths[i];
+		o.threads = i == 1 ? 2 : 1; /* threads inside a partition too */
+		if (batch_rebuild(&o, &ps, &d) != VIGIL_OK)
+			fail_msg("partition %u: %s", i, d.msg);
+		assert_true(ps.partial);
+		assert_true(access(paths[i], R_OK) == 0);
+	}
+}
+
 static char *
 dump_db(const char *datadir, uint64_t gen, const char *db)
 {
@@ -785,22 +810,7 @@ test_partitions_threads_single_agree(void **state)
 	assert_int_equal(st->records_read, BIG_N);
 	assert_int_equal(st->labels_used, s->labels_used);
 
-	for (uint32_t i = 0; i < 3; i++) {
-		batch_summary ps;
-
-		snprintf(paths[i], sizeof paths[i], "%s/part-%u.vpart", parts, i);
-		pp[i] = paths[i];
-		opts_for(&o, parts, rules);
-		o.part_index = i;
-		o.part_count = 3;
-		o.out_path = paths[i];
-		o.threads = i == 1 ? 2 : 1; /* threads inside a partition too */
-		rv = batch_rebuild(&o, &ps, &d);
-		if (rv != VIGIL_OK)
-			fail_msg("partition %u: %s", i, d.msg);
-		assert_true(ps.partial);
-		assert_true(access(paths[i], R_OK) == 0);
-	}
+	big_partitions(parts, rules, "part", paths, pp);
 	/* No generation until the merge. */
 	assert_int_equal(store_gen_current(parts, &ge), VIGIL_OK);
 	assert_int_equal(ge, 0);
@@ -2712,16 +2722,7 @@ test_partitions_counters_checked(void **state)
 	build_big(dir);
 	snprintf(rules, sizeof rules, "%s/big.rules", dir);
 	write_file(rules, big_rules);
-	for (uint32_t i = 0; i < 3; i++) {
-		snprintf(paths[i], sizeof paths[i], "%s/c-%u.vpart", dir, i);
-		pp[i] = paths[i];
-		opts_for(&o, dir, rules);
-		o.part_index = i;
-		o.part_count = 3;
-		o.out_path = paths[i];
-		if (batch_rebuild(&o, s, &d) != VIGIL_OK)
-			fail_msg("partition %u: %s", i, d.msg);
-	}
+	big_partitions(dir, rules, "c", paths, pp);
 	/* the item: 'M', u16 key length (native order), key, batch_ent */
 	valid = slurp(paths[1], &len);
 	for (size_t i = 0; i + 3 + sizeof key - 1 + sizeof e < len && at == 0; i++) {
