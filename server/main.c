@@ -271,12 +271,6 @@ main_maintain_run(main_maint *m)
 	atomic_store(&s->maint_ok_ms, vigil_now_ms());
 }
 
-static int64_t
-main_mono_ms(void)
-{
-	return (int64_t)(vigil_mono_ns() / 1000000u) + 1; /* never 0: 0 is "none" */
-}
-
 static void
 main_refresh_run(main_maint *m)
 {
@@ -284,7 +278,7 @@ main_refresh_run(main_maint *m)
 	bool changed = false;
 	vigil_err rv;
 
-	atomic_store(&m->s->refresh_since_ms, main_mono_ms());
+	atomic_store(&m->s->refresh_since_ms, srv_mono_ms());
 	rv = store_db_refresh(m->s->db, &changed, &diag);
 	atomic_store(&m->s->refresh_since_ms, 0);
 	pthread_mutex_lock(&m->mu);
@@ -324,14 +318,14 @@ main_refresh_watch(srv_server *s, int64_t *warned)
 	store_db_health h;
 	char what[160];
 
-	if (since == 0 || since == *warned || main_mono_ms() - since < MAIN_REFRESH_SLOW_S * 1000)
+	if (since == 0 || since == *warned || srv_mono_ms() - since < MAIN_REFRESH_SLOW_S * 1000)
 		return;
 	*warned = since;
 	store_db_get_health(s->db, &h);
 	main_gen_describe(&h, what, sizeof what);
 	srv_log("features: checking the generation named by CURRENT has taken %lld s so far "
 	    "(a read that does not end: a hung mount, or a data.mdb or CHECKSUM that is not a "
-	    "regular file?); still serving %s", (long long)((main_mono_ms() - since) / 1000),
+	    "regular file?); still serving %s", (long long)((srv_mono_ms() - since) / 1000),
 	    what);
 }
 
@@ -377,13 +371,7 @@ main_maint_stop(main_maint *m, int wait_ms)
 	if (wait_ms < 0) {
 		pthread_join(m->thread, NULL);
 	} else {
-		clock_gettime(CLOCK_REALTIME, &until); /* pthread_timedjoin_np's clock */
-		until.tv_sec += wait_ms / 1000;
-		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		vigil_deadline_after(CLOCK_REALTIME, &until, (uint64_t)wait_ms); /* timedjoin's clock */
 		if (pthread_timedjoin_np(m->thread, NULL, &until) != 0)
 			return false;
 	}
@@ -970,13 +958,10 @@ out:
 	s->ship = NULL;
 	main_maint_stop(&g_maint, -1);
 	if (!main_maint_stop(&g_refresh, MAIN_STOP_REFRESH_MS)) {
-		int64_t since = atomic_load(&s->refresh_since_ms);
-
 		refresh_left = true;
 		srv_log("features: the generation check running for %lld s does not end; "
 		    "stopping without it (the archive is closed as always; the next start "
-		    "checks CURRENT again)",
-		    since != 0 ? (long long)((main_mono_ms() - since) / 1000) : 0LL);
+		    "checks CURRENT again)", (long long)(srv_refresh_running_ms(s) / 1000));
 	}
 	/* the rule set holds a generation reference: released before the db */
 	srv_ruleset_release(s->rs);

@@ -541,7 +541,7 @@ metrics_snap_store(srv_server *s, metrics_snap *snap)
 	store_gen_meta meta;
 	char merr[SRV_ERR_MAX];
 	uint64_t mref;
-	int64_t mas_of, since;
+	int64_t mas_of;
 	/* the generation scoring reads: the serving rule set's (reload.c) */
 	int64_t as_of = rs != NULL && rs->gen != NULL &&
 	    store_gen_meta_get(store_db_gen_get(rs->gen), &meta) == VIGIL_OK ? meta.as_of_ms : 0;
@@ -554,9 +554,7 @@ metrics_snap_store(srv_server *s, metrics_snap *snap)
 	store_db_get_stats(s->db, &snap->st);
 	snap->generation_verified = snap->h.generation_verified;
 	snap->generation_verify_s = (double)snap->h.generation_verify_us / 1e6;
-	since = atomic_load(&s->refresh_since_ms); /* main.c: monotonic ms + 1 */
-	snap->refresh_running_s = since != 0 ?
-	    (double)((int64_t)(vigil_mono_ns() / 1000000u) + 1 - since) / 1000.0 : 0.0;
+	snap->refresh_running_s = (double)srv_refresh_running_ms(s) / 1000.0;
 	snap->generation_refused.on = snap->h.generation_refused;
 	snprintf(snap->generation_refused.label, sizeof snap->generation_refused.label, "%llu",
 	    (unsigned long long)snap->h.refused_generation);

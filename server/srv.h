@@ -91,7 +91,7 @@ typedef struct srv_server {
 	_Atomic uint64_t maint_runs;
 	_Atomic uint64_t maint_failures;
 	_Atomic int64_t  maint_ok_ms;   /* last success, Unix ms; 0 = none yet */
-	_Atomic int64_t  refresh_since_ms; /* store_db_refresh running since (monotonic ms); 0 = not */
+	_Atomic int64_t  refresh_since_ms; /* store_db_refresh running since (srv_mono_ms); 0 = not */
 
 	/* the loaded TLS material's expiry (tls_expiry.c): Unix ms, 0 = none */
 	_Atomic int64_t  tls_end_ms[3];   /* by srv_tls_item */
@@ -242,6 +242,23 @@ vigil_err srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen);
 
 /* One line on stderr, prefixed "vigild: ". */
 void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The monotonic clock in ms, never 0 (refresh_since_ms: 0 is "none"). */
+static inline int64_t
+srv_mono_ms(void)
+{
+	return (int64_t)(vigil_mono_ns() / 1000000u) + 1;
+}
+
+/* How long the refresh thread's store_db_refresh has been running, ms; 0
+ * when none runs. */
+static inline int64_t
+srv_refresh_running_ms(srv_server *s)
+{
+	int64_t since = atomic_load(&s->refresh_since_ms);
+
+	return since != 0 ? srv_mono_ms() - since : 0;
+}
 
 /* tune.c (docs/vigild.md, "Memory"): before vigild creates anything,
  * executes it again with glibc's huge-page tunables for mode (auto: unless

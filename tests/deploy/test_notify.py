@@ -27,6 +27,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.environ["VIGIL_SOURCE_ROOT"], "tests", "lib"))
+from vt_port import free_port  # noqa: E402
+
 BOUND_S = 60  # generous: the loaded machine; only a bound against a hang
 
 
@@ -107,10 +110,7 @@ def stop_while_stuck(vigild, rules, score, archive):
     with tempfile.TemporaryDirectory(prefix="vigil-notify-") as tmp:
         os.mkdir(os.path.join(tmp, "data"))
         sock = os.path.join(tmp, "vigild.sock")
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
+        port = free_port()
         logpath = os.path.join(tmp, "vigild.log")
         log = open(logpath, "w+")
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
