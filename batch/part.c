@@ -658,6 +658,52 @@ pr_ent_check(const batch_ent *dst, const batch_ent *a)
 	return NULL;
 }
 
+/* What a finite value of each of schema.def's PC types must also be. */
+#define PR_CARD_OK_U32(v)  1
+#define PR_CARD_OK_I64(v)  1
+#define PR_CARD_OK_TIME(v) ((v) >= 0)
+#define PR_CARD_OK_F64(v)  isfinite(v)
+
+/*
+ * What is wrong with a partition's card profile, or NULL: every number
+ * finite, the windows nested, its frauds and its hour histogram within its
+ * 90 days, the top merchant's share a share, the kept countries and
+ * merchants within their arrays and within the distinct counts, each
+ * country two capital letters (as a request's). The encoder reads
+ * ncountries and nmerchants entries: a file that claims more would have it
+ * read past the profile.
+ */
+static const char *
+pr_card_check(const store_card_profile *p)
+{
+	uint64_t hours = 0;
+
+#define PC(ctype, field, since, doc) \
+	if (!PR_CARD_OK_##ctype(p->field)) \
+		return #field " is not a finite value of its kind";
+#include "schema.def"
+#undef PC
+	if (p->count_7d > p->count_30d || p->count_30d > p->count_90d)
+		return "a shorter window counts more than a longer one";
+	if (p->fraud_count_90d > p->count_90d)
+		return "more frauds than transactions";
+	for (int h = 0; h < 24; h++)
+		hours += p->hour_hist[h];
+	if (hours > p->count_90d)
+		return "the hour histogram counts more than the 90 days";
+	if (!(p->top_merchant_share_90d >= 0.0 && p->top_merchant_share_90d <= 1.0))
+		return "top merchant share outside [0, 1]";
+	if (p->ncountries > STORE_CARD_MAX_COUNTRIES || p->ncountries > p->distinct_countries_90d)
+		return "more countries kept than there is room for or than were seen";
+	if (p->nmerchants > STORE_CARD_MAX_MERCHANTS || p->nmerchants > p->distinct_merchants_90d)
+		return "more merchants kept than there is room for or than were seen";
+	for (uint32_t i = 0; i < p->ncountries; i++)
+		if (p->countries[i][0] < 'A' || p->countries[i][0] > 'Z' ||
+		    p->countries[i][1] < 'A' || p->countries[i][1] > 'Z')
+			return "a country that is not two capital letters";
+	return NULL;
+}
+
 /* An empty set of this build's model inputs, keeping max_rows. */
 static vigil_err
 pr_train_set_new(const batch_run *r, uint64_t max_rows, batch_trainset **ret_s,
@@ -846,9 +892,15 @@ pr_body(part_r *p, batch_run *r, batch_worker *wk, part_tm *tm, store_diag *rete
 		memcpy(prev, key, sizeof prev);
 		if (tag == 'C') {
 			store_card_profile prof;
+			const char *why;
 
 			if ((rv = pr_get(p, &prof, sizeof prof, "card profile", reterr)) != VIGIL_OK)
 				return rv;
+			if ((why = pr_card_check(&prof)) != NULL) {
+				store_diag_set(reterr, "%s:%llu: card %s: profile out of range (%s)",
+				    p->path, (unsigned long long)at, key, why);
+				return VIGIL_ECORRUPT;
+			}
 			if (batch_key_partition(key, strlen(key), p->h.part_count) != p->h.part_index) {
 				store_diag_set(reterr, "%s:%llu: card %s is not in partition %u/%u",
 				    p->path, (unsigned long long)at, key, p->h.part_index,

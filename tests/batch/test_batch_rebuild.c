@@ -2444,6 +2444,24 @@ slurp(const char *path, size_t *ret_len)
 	return b;
 }
 
+/* Where the item tag key (u16 key length in native order, key, then size
+ * bytes) is in a partial file b[0..len); fails the test if it is not. */
+static size_t
+part_item(const uint8_t *b, size_t len, char tag, const char *key, size_t size)
+{
+	size_t klen = strlen(key);
+
+	for (size_t i = 0; i + 3 + klen + size < len; i++) {
+		uint16_t n;
+
+		memcpy(&n, b + i + 1, 2);
+		if (b[i] == tag && n == klen && memcmp(b + i + 3, key, n) == 0)
+			return i;
+	}
+	fail_msg("no item %c %s", tag, key);
+	return 0;
+}
+
 /* Ways to spoil a partition's merchant counters (test_partitions_counters_checked). */
 static void
 spoil_fraud(batch_ent *x)
@@ -2714,7 +2732,7 @@ test_partitions_counters_checked(void **state)
 	batch_ent e;
 	store_diag d;
 	uint8_t *valid, *b;
-	size_t len, at = 0;
+	size_t len, at;
 	uint64_t gen = 0;
 
 	(void)state;
@@ -2723,16 +2741,8 @@ test_partitions_counters_checked(void **state)
 	snprintf(rules, sizeof rules, "%s/big.rules", dir);
 	write_file(rules, big_rules);
 	big_partitions(dir, rules, "c", paths, pp);
-	/* the item: 'M', u16 key length (native order), key, batch_ent */
 	valid = slurp(paths[1], &len);
-	for (size_t i = 0; i + 3 + sizeof key - 1 + sizeof e < len && at == 0; i++) {
-		uint16_t n;
-
-		memcpy(&n, valid + i + 1, 2);
-		if (valid[i] == 'M' && n == sizeof key - 1 && memcmp(valid + i + 3, key, n) == 0)
-			at = i;
-	}
-	assert_true(at > 0);
+	at = part_item(valid, len, 'M', key, sizeof e);
 	memcpy(&e, valid + at + 3 + sizeof key - 1, sizeof e);
 	/* merchant-05 is in partition 0 too: what it adds is already counted */
 	assert_true(e.count[BATCH_W90] > 0 && e.count[BATCH_W30] > 0 && e.labelled[BATCH_W90] > 0);
@@ -2768,6 +2778,149 @@ test_partitions_counters_checked(void **state)
 	assert_int_equal(store_gen_current(dir, &gen), VIGIL_OK);
 	assert_int_equal(gen, 0);
 	/* The file as written merges. */
+	pp[1] = paths[1];
+	opts_for(&o, dir, rules);
+	if (batch_merge(&o, pp, 3, s, &d) != VIGIL_OK)
+		fail_msg("merge: %s", d.msg);
+	free(valid);
+	free(b);
+	free(s);
+	fx_rm_rf(dir);
+}
+
+/* Ways to spoil a partition's card profile (test_partitions_cards_checked). */
+static void
+spoil_card_nan(store_card_profile *p)
+{
+	p->amount_mean_30d = NAN;
+}
+
+static void
+spoil_card_time(store_card_profile *p)
+{
+	p->first_seen_ms = -1;
+}
+
+static void
+spoil_card_nesting(store_card_profile *p)
+{
+	p->count_7d = p->count_90d + 1;
+}
+
+static void
+spoil_card_fraud(store_card_profile *p)
+{
+	p->fraud_count_90d = p->count_90d + 1;
+}
+
+static void
+spoil_card_hours(store_card_profile *p)
+{
+	p->hour_hist[23] += p->count_90d + 1;
+}
+
+static void
+spoil_card_share(store_card_profile *p)
+{
+	p->top_merchant_share_90d = 1.5;
+}
+
+static void
+spoil_card_countries(store_card_profile *p) /* the encoder would read past countries[] */
+{
+	p->ncountries = 200;
+	p->distinct_countries_90d = 200;
+}
+
+static void
+spoil_card_merchants(store_card_profile *p)
+{
+	p->nmerchants = (uint8_t)(p->distinct_merchants_90d + 1);
+}
+
+static void
+spoil_card_country(store_card_profile *p)
+{
+	p->countries[0][1] = 'r';
+}
+
+/*
+ * A partition's card profile that cannot be right (a number that is not
+ * finite, windows out of order, more frauds or hours than transactions, a
+ * share over 1, more countries or merchants than the profile holds or than
+ * were seen, a country that is not two capitals) is refused with the card
+ * and the offset named, before it is written: the checksum proves the file
+ * is the one written, not that it was written right. No generation is
+ * written; the file as written merges.
+ */
+static void
+test_partitions_cards_checked(void **state)
+{
+	const char *dir = fx_tmpdir(0);
+	char rules[512], paths[3][600], bad[640], want[1200], key[32];
+	const char *pp[3];
+	batch_opts o;
+	batch_summary *s = calloc(1, sizeof *s);
+	store_card_profile prof;
+	store_diag d;
+	uint8_t *valid, *b;
+	size_t len, at;
+	uint64_t gen = 0;
+	int c;
+
+	(void)state;
+	assert_non_null(s);
+	build_big(dir);
+	snprintf(rules, sizeof rules, "%s/big.rules", dir);
+	write_file(rules, big_rules);
+	big_partitions(dir, rules, "k", paths, pp);
+	for (c = 0; c < 200; c++) { /* a card of partition 1 */
+		snprintf(key, sizeof key, "card-%03d", c);
+		if (batch_key_partition(key, strlen(key), 3) == 1)
+			break;
+	}
+	assert_true(c < 200);
+	valid = slurp(paths[1], &len);
+	at = part_item(valid, len, 'C', key, sizeof prof);
+	memcpy(&prof, valid + at + 3 + strlen(key), sizeof prof);
+	assert_true(prof.count_90d > 0 && prof.ncountries > 0 && prof.nmerchants > 0);
+	b = malloc(len);
+	assert_non_null(b);
+	snprintf(bad, sizeof bad, "%s/bad-1.vpart", dir);
+	pp[1] = bad;
+
+	struct {
+		void      (*spoil)(store_card_profile *p);
+		const char *why;
+	} cases[] = {
+		{ spoil_card_nan, "amount_mean_30d is not a finite value of its kind" },
+		{ spoil_card_time, "first_seen_ms is not a finite value of its kind" },
+		{ spoil_card_nesting, "a shorter window counts more than a longer one" },
+		{ spoil_card_fraud, "more frauds than transactions" },
+		{ spoil_card_hours, "the hour histogram counts more than the 90 days" },
+		{ spoil_card_share, "top merchant share outside [0, 1]" },
+		{ spoil_card_countries,
+		    "more countries kept than there is room for or than were seen" },
+		{ spoil_card_merchants,
+		    "more merchants kept than there is room for or than were seen" },
+		{ spoil_card_country, "a country that is not two capital letters" },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		store_card_profile x = prof;
+
+		cases[k].spoil(&x);
+		memcpy(b, valid, len);
+		memcpy(b + at + 3 + strlen(key), &x, sizeof x);
+		spill_resummed(bad, b, len);
+		opts_for(&o, dir, rules);
+		assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_ECORRUPT);
+		snprintf(want, sizeof want, "%s:%zu: card %s: profile out of range (%s)", bad, at,
+		    key, cases[k].why);
+		if (strcmp(d.msg, want) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", k, d.msg, want);
+	}
+	assert_int_equal(store_gen_current(dir, &gen), VIGIL_OK);
+	assert_int_equal(gen, 0);
 	pp[1] = paths[1];
 	opts_for(&o, dir, rules);
 	if (batch_merge(&o, pp, 3, s, &d) != VIGIL_OK)
@@ -2920,6 +3073,7 @@ main(void)
 		cmocka_unit_test(test_partitions_model_old_files),
 		cmocka_unit_test(test_partitions_model_damaged),
 		cmocka_unit_test(test_partitions_counters_checked),
+		cmocka_unit_test(test_partitions_cards_checked),
 		cmocka_unit_test(test_model_kept_when_night_cannot_train),
 	};
 
