@@ -146,12 +146,13 @@ gen_checksums_from(const char *fdir)
 	uint64_t g;
 	ssize_t  n;
 	int      fd;
+	bool     special;
 
 	if (gen_path_join(path, sizeof path, fdir, GEN_CHECKSUMS_FROM) != VIGIL_OK)
 		return 1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = gen_open_regular(path, &special);
 	if (fd < 0)
-		return errno == ENOENT ? 0 : 1;
+		return !special && errno == ENOENT ? 0 : 1;
 	n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	if (n < 2 || buf[n - 1] != '\n')
@@ -191,12 +192,17 @@ gen_checksum_read(const char *gendir, const char *name, char hex[GEN_CHECKSUM_HE
 	char              path[GEN_PATH_MAX], buf[128];
 	ssize_t           n;
 	int               fd, e;
+	bool              special;
 
 	if (gen_path_join(path, sizeof path, gendir, GEN_CHECKSUM_FILE) != VIGIL_OK) {
 		GEN_DIAG(reterr, name, NULL, "path too long");
 		return VIGIL_ETOOBIG;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = gen_open_regular(path, &special);
+	if (fd < 0 && special) {
+		GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE " is not a regular file");
+		return VIGIL_ECORRUPT;
+	}
 	if (fd < 0) {
 		e = errno;
 		if (e == ENOENT)
@@ -242,23 +248,23 @@ gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t gene
 	XXH128_hash_t h;
 	uint64_t      bytes = 0, from, t0 = vigil_mono_ns();
 	int           fd = -1, e;
-	bool          verified = false;
+	bool          verified = false, special;
 	vigil_err     rv;
 
 	if (gen_path_join(data, sizeof data, gendir, GEN_DATA_FILE) != VIGIL_OK) {
 		GEN_DIAG(reterr, name, NULL, "path too long");
 		return VIGIL_ETOOBIG;
 	}
-	fd = open(data, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	fd = gen_open_regular(data, &special);
+	if (fd < 0 && special) {
+		rv = VIGIL_ECORRUPT;
+		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE " is not a regular file");
+		goto out;
+	}
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		e = errno;
 		rv = gen_io_err(e);
 		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE ": %s", strerror(e));
-		goto out;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rv = VIGIL_ECORRUPT;
-		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE " is not a regular file");
 		goto out;
 	}
 	rv = gen_checksum_read(gendir, name, want, reterr);

@@ -103,6 +103,28 @@ gen_current_path(const char *datadir, char *buf, size_t buflen)
 }
 
 
+int
+gen_open_regular(const char *path, bool *ret_special)
+{
+	struct stat st;
+	int         fd;
+
+	*ret_special = false;
+	if (stat(path, &st) != 0)
+		return -1;
+	if (!S_ISREG(st.st_mode)) {
+		*ret_special = true;
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) { /* replaced since */
+		close(fd);
+		*ret_special = true;
+		return -1;
+	}
+	return fd;
+}
+
 /* Reads fdir/file (CURRENT, PENDING): *ret_gen = 0 if there is none. */
 vigil_err
 gen_file_read_gen(const char *fdir, const char *file, uint64_t *ret_gen, store_diag *reterr)
@@ -110,13 +132,19 @@ gen_file_read_gen(const char *fdir, const char *file, uint64_t *ret_gen, store_d
 	char      path[GEN_PATH_MAX], buf[64];
 	ssize_t   n;
 	int       fd = -1;
+	bool      special;
 	vigil_err rv;
 	uint64_t  gen;
 
 	rv = gen_path_join(path, sizeof path, fdir, file);
 	if (rv != VIGIL_OK)
 		goto out;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = gen_open_regular(path, &special);
+	if (fd < 0 && special) {
+		rv = VIGIL_ECORRUPT;
+		store_diag_set(reterr, "%s: not a regular file", path);
+		goto out;
+	}
 	if (fd < 0) {
 		if (errno == ENOENT) {
 			*ret_gen = 0;

@@ -11,12 +11,14 @@ nothing (libsystemd absent and no direct writer) hangs a unit's start: here
 it fails after a bound.
 
 Then a stop while a verification never ends (another vigild, no notify
-socket): 20 transactions scored, a generation whose CHECKSUM is a FIFO
-nobody writes; /metrics shows the check running; SIGTERM must stop vigild,
+socket): 20 transactions scored, a generation whose CHECKSUM the test holds
+a write lease on (vigild's open waits on it); /metrics shows the check
+running; SIGTERM must stop vigild,
 exit 0, log that it stopped without the check, and leave the 20 records in
 the archive's segment. Usage: test_notify.py VIGILD RULES VIGIL-SCORE
 VIGIL-ARCHIVE.
 """
+import fcntl
 import http.client
 import json
 import os
@@ -31,65 +33,76 @@ sys.path.insert(0, os.path.join(os.environ["VIGIL_SOURCE_ROOT"], "tests", "lib")
 from vt_port import free_port  # noqa: E402
 
 BOUND_S = 60  # generous: the loaded machine; only a bound against a hang
+LEASE_S = 30  # the least lease-break-time (45 s by default) that holds a stuck open long enough
+
+
+LEASE_BROKEN = []  # set by SIGIO: an open of the leased CHECKSUM waits on us
 
 
 def make_stuck_generation(tmp):
-    """gen-000001, named by CURRENT, with a CHECKSUM FIFO: returns its
-    path once vigild has it open to read (its read then waits on us)."""
+    """gen-000001, named by CURRENT, whose CHECKSUM (regular, malformed)
+    this test holds a write lease on: vigild's open of it waits until the
+    test lets the lease go (or the kernel's lease-break-time passes), as a
+    read of a hung NFS mount waits. Returns the descriptor that holds the
+    lease once vigild is waiting on it. A FIFO would not do: vigild refuses
+    anything but a regular file before opening it."""
+    with open("/proc/sys/fs/lease-break-time") as f:
+        if int(f.read()) < LEASE_S:
+            sys.exit("test_notify: /proc/sys/fs/lease-break-time is under %d s: a lease "
+                     "would not hold vigild's open long enough" % LEASE_S)
     gen = os.path.join(tmp, "data", "features", "gen-000001")
     os.makedirs(gen)
     open(os.path.join(gen, "data.mdb"), "wb").close()
-    fifo = os.path.join(gen, "CHECKSUM")
-    os.mkfifo(fifo)
+    checksum = os.path.join(gen, "CHECKSUM")
+    with open(checksum, "w") as f:
+        f.write("not a checksum\n")
+    del LEASE_BROKEN[:]
+    signal.signal(signal.SIGIO, lambda signum, frame: LEASE_BROKEN.append(signum))
+    fd = os.open(checksum, os.O_RDONLY)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+    except OSError as e:
+        os.close(fd)
+        sys.exit("test_notify: no write lease on %s: %s" % (checksum, e))
     cur = os.path.join(tmp, "data", "features", "CURRENT")
     with open(cur + ".tmp", "w") as f:
         f.write("gen-000001\n")
     os.rename(cur + ".tmp", cur)
-    # opening the write end without blocking succeeds once vigild has the
-    # FIFO open to read: from then on its read waits on this test
     deadline = time.monotonic() + BOUND_S
-    while True:
-        try:
-            return fifo, os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:
-            if time.monotonic() > deadline:
-                sys.exit("test_notify: vigild never opened the new generation's CHECKSUM")
-            time.sleep(0.05)
+    while not LEASE_BROKEN:
+        if time.monotonic() > deadline:
+            os.close(fd)
+            sys.exit("test_notify: vigild never opened the new generation's CHECKSUM")
+        time.sleep(0.05)
+    return fd
+
+
+def release(fd):
+    """Lets vigild's waiting open of the leased CHECKSUM go on."""
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    os.close(fd)
 
 
 def stuck_verification(tmp, got, wait_for):
-    """A new generation whose verification does not end: its CHECKSUM is a
-    FIFO this test holds open and writes nothing to (as a read of a 10 GB
-    generation from a cold disk, or of a hung NFS mount, lasts). vigild reads
-    it off the main thread, which goes on pinging the watchdog: 3 more
-    WATCHDOG=1 while the read waits. Then the FIFO gives a malformed
-    CHECKSUM: the generation is refused, and the main thread logs it."""
-    fifo, w = make_stuck_generation(tmp)
+    """A new generation whose verification does not end while this test
+    holds it. vigild reads it off the main thread, which goes on pinging the
+    watchdog: 3 more WATCHDOG=1 while the open waits. Then the test lets it
+    go: CHECKSUM is malformed, the generation is refused, and the main
+    thread logs it."""
+    fd = make_stuck_generation(tmp)
     try:
         for _ in range(3):
             del got[:]
             wait_for("WATCHDOG=1", "the main thread waits on a generation's verification")
-        os.write(w, b"not a checksum\n")
-        deadline = time.monotonic() + BOUND_S
-        log = os.path.join(tmp, "vigild.log")
-        while "features: refused generation 1 named by CURRENT" not in open(log).read():
-            if time.monotonic() > deadline:
-                sys.exit("test_notify: gen-000001 was never refused; vigild.log:\n"
-                         + open(log).read())
-            time.sleep(0.05)
-        # vigild tries a refused generation again when its files change (as
-        # the FIFO did): a regular CHECKSUM from now on, and a line for a
-        # retry that opened the FIFO before the rename, so that none waits
-        # (none has it open: EPIPE, nothing to unblock)
-        with open(fifo + ".tmp", "w") as f:
-            f.write("still not a checksum\n")
-        os.rename(fifo + ".tmp", fifo)
-        try:
-            os.write(w, b"not a checksum\n")
-        except BrokenPipeError:
-            pass
     finally:
-        os.close(w)
+        release(fd)
+    deadline = time.monotonic() + BOUND_S
+    log = os.path.join(tmp, "vigild.log")
+    while "features: refused generation 1 named by CURRENT" not in open(log).read():
+        if time.monotonic() > deadline:
+            sys.exit("test_notify: gen-000001 was never refused; vigild.log:\n"
+                     + open(log).read())
+        time.sleep(0.05)
 
 
 def metric(port, name):
@@ -117,7 +130,7 @@ def stop_while_stuck(vigild, rules, score, archive):
         proc = subprocess.Popen(
             [vigild, "--data", os.path.join(tmp, "data"), "--listen", "ipc://" + sock,
              "--admin", "127.0.0.1:%d" % port, "--rules", rules], env=env, stderr=log)
-        w = None
+        lease = None
         try:
             txns = "".join(json.dumps({"txn_id": "t%d" % i, "card_id": "c%d" % (i % 3),
                                        "merchant_id": "m1", "amount_minor": 1000 + i,
@@ -134,7 +147,7 @@ def stop_while_stuck(vigild, rules, score, archive):
                 time.sleep(0.1)
             if sum('"status":"OK"' in l for l in r.stdout.split("\n")) != 20:
                 sys.exit("test_notify: not 20 scores:\n" + r.stdout)
-            fifo, w = make_stuck_generation(tmp)
+            lease = make_stuck_generation(tmp)
             deadline = time.monotonic() + BOUND_S
             while metric(port, "vigil_features_refresh_running_seconds") <= 0:
                 if time.monotonic() > deadline:
@@ -150,8 +163,8 @@ def stop_while_stuck(vigild, rules, score, archive):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            if w is not None:
-                os.close(w)
+            if lease is not None:
+                release(lease)
         text = open(logpath).read()
         if st != 0:
             sys.exit("test_notify: vigild exited %d; vigild.log:\n%s" % (st, text))

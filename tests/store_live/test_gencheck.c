@@ -507,6 +507,52 @@ test_db_open_current_malformed(void **state)
 	tmpdir_free(dir);
 }
 
+/*
+ * A FIFO (or device, socket, directory) named data.mdb, CHECKSUM or CURRENT
+ * is refused before it is opened: opening a FIFO nobody writes waits for
+ * ever, and the refresh thread (and a stop joining it) would wait with it.
+ * A hang here is the failure: the suite's timeout ends it.
+ */
+static void
+test_special_files_refused(void **state)
+{
+	char           *dir = tmpdir_new();
+	char            path[4200];
+	store_db       *db;
+	store_db_health h;
+	store_diag      d;
+
+	(void)state;
+	gen_write(dir, 1);
+	gen_write(dir, 2);
+	gen_write(dir, 3);
+	gen_path(path, sizeof path, dir, 1, "data.mdb");
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(gen_open_diag(dir, 1, &d), VIGIL_ECORRUPT);
+	assert_string_equal(d.msg, "features/gen-000001: data.mdb is not a regular file");
+	gen_path(path, sizeof path, dir, 2, "CHECKSUM");
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(gen_open_diag(dir, 2, &d), VIGIL_ECORRUPT);
+	assert_string_equal(d.msg, "features/gen-000002: CHECKSUM is not a regular file");
+	gen_path(path, sizeof path, dir, 3, "CHECKSUM");
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(gen_open_diag(dir, 3, &d), VIGIL_ECORRUPT);
+	assert_string_equal(d.msg, "features/gen-000003: CHECKSUM is not a regular file");
+	/* CURRENT a FIFO: no generation named, so none is served */
+	snprintf(path, sizeof path, "%s/features/CURRENT", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	db = db_open(dir);
+	store_db_get_health(db, &h);
+	assert_true(h.generation_refused);
+	assert_non_null(strstr(h.generation_error, "features/CURRENT: not a regular file"));
+	store_db_close(db);
+	tmpdir_free(dir);
+}
+
 /* A generation with no CHECKSUM from before checksums is served, and
  * health says it is unverified. */
 static void
@@ -744,6 +790,7 @@ main(void)
 		cmocka_unit_test(test_db_open_falls_back),
 		cmocka_unit_test(test_db_open_current_missing),
 		cmocka_unit_test(test_db_open_current_malformed),
+		cmocka_unit_test(test_special_files_refused),
 		cmocka_unit_test(test_db_open_legacy),
 		cmocka_unit_test(test_refresh_keeps_served_on_bad_switch),
 		cmocka_unit_test(test_refresh_after_fallback),
