@@ -279,19 +279,6 @@ bool vigil_mem_populate(void *p, size_t len);
 /* Great-circle distance in km between two points given in degrees. */
 double vigil_haversine_km(double lat1, double lon1, double lat2, double lon2);
 
-/*
- * Opens a file that holds secrets (a token, a tokens file) for reading, the
- * one rule vigild and vigil-console share: a regular file (checked before
- * anything can block: a FIFO is refused, not waited on) that other users
- * can neither read nor write (mode & 006 == 0). what names it in errbuf
- * ("admin_token_file PATH: ..." or "PATH: ..." if what is NULL).
- * VIGIL_OK: *ret_fd is open (O_RDONLY | O_CLOEXEC, blocking), to close.
- * VIGIL_ENOTFOUND, VIGIL_EIO (cannot open or stat), VIGIL_EINVAL (not a
- * regular file, or its mode); *ret_fd untouched. Never logs.
- */
-vigil_err vigil_secret_open(const char *path, const char *what, int *ret_fd, char *errbuf,
-    size_t errlen);
-
 #ifdef __cplusplus
 }
 #endif

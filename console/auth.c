@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "file.h"
 
 static const char *const con_role_names[] = {
 	[CON_ROLE_NONE] = "none", [CON_ROLE_READONLY] = "read-only",

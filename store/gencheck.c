@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "file.h"
 #include "gen.h"
 #include "gendir.h"
 #include "util_int.h"
@@ -142,23 +143,9 @@ gen_checksum_write(const char *gendir, store_diag *reterr)
 static uint64_t
 gen_checksums_from(const char *fdir)
 {
-	char     path[GEN_PATH_MAX], buf[64];
 	uint64_t g;
-	ssize_t  n;
-	int      fd;
-	bool     special;
 
-	if (gen_path_join(path, sizeof path, fdir, GEN_CHECKSUMS_FROM) != VIGIL_OK)
-		return 1;
-	fd = gen_open_regular(path, &special);
-	if (fd < 0)
-		return !special && errno == ENOENT ? 0 : 1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n < 2 || buf[n - 1] != '\n')
-		return 1;
-	buf[n - 1] = '\0';
-	return gen_parse_name(buf, &g) ? g : 1;
+	return gen_file_read_gen(fdir, GEN_CHECKSUMS_FROM, &g, NULL) == VIGIL_OK ? g : 1;
 }
 
 /* Creates fdir/CHECKSUMS_FROM naming gen unless it exists (under the
@@ -198,7 +185,7 @@ gen_checksum_read(const char *gendir, const char *name, char hex[GEN_CHECKSUM_HE
 		GEN_DIAG(reterr, name, NULL, "path too long");
 		return VIGIL_ETOOBIG;
 	}
-	fd = gen_open_regular(path, &special);
+	fd = vigil_open_regular(path, &special);
 	if (fd < 0 && special) {
 		GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE " is not a regular file");
 		return VIGIL_ECORRUPT;
@@ -255,7 +242,7 @@ gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t gene
 		GEN_DIAG(reterr, name, NULL, "path too long");
 		return VIGIL_ETOOBIG;
 	}
-	fd = gen_open_regular(data, &special);
+	fd = vigil_open_regular(data, &special);
 	if (fd < 0 && special) {
 		rv = VIGIL_ECORRUPT;
 		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE " is not a regular file");

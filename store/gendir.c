@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "gen.h"
 #include "gendir.h"
 #include "util_int.h"
@@ -103,29 +104,7 @@ gen_current_path(const char *datadir, char *buf, size_t buflen)
 }
 
 
-int
-gen_open_regular(const char *path, bool *ret_special)
-{
-	struct stat st;
-	int         fd;
-
-	*ret_special = false;
-	if (stat(path, &st) != 0)
-		return -1;
-	if (!S_ISREG(st.st_mode)) {
-		*ret_special = true;
-		return -1;
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) { /* replaced since */
-		close(fd);
-		*ret_special = true;
-		return -1;
-	}
-	return fd;
-}
-
-/* Reads fdir/file (CURRENT, PENDING): *ret_gen = 0 if there is none. */
+/* Reads fdir/file (CURRENT, PENDING, CHECKSUMS_FROM): *ret_gen = 0 if there is none. */
 vigil_err
 gen_file_read_gen(const char *fdir, const char *file, uint64_t *ret_gen, store_diag *reterr)
 {
@@ -139,7 +118,7 @@ gen_file_read_gen(const char *fdir, const char *file, uint64_t *ret_gen, store_d
 	rv = gen_path_join(path, sizeof path, fdir, file);
 	if (rv != VIGIL_OK)
 		goto out;
-	fd = gen_open_regular(path, &special);
+	fd = vigil_open_regular(path, &special);
 	if (fd < 0 && special) {
 		rv = VIGIL_ECORRUPT;
 		store_diag_set(reterr, "%s: not a regular file", path);

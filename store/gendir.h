@@ -75,11 +75,6 @@ vigil_err gen_err_from_mdb(int rc);
 vigil_err gen_path_join(char *buf, size_t buflen, const char *a, const char *b);
 void gen_name(uint64_t gen, char *buf, size_t buflen);
 bool gen_parse_name(const char *s, uint64_t *ret_gen);
-/* open(path, O_RDONLY | O_CLOEXEC) if path (links followed) is a regular
- * file: the descriptor, or -1 with errno set; a FIFO, device, socket or
- * directory is refused before it is opened (opening one can wait for
- * ever), -1 with *ret_special set. */
-int gen_open_regular(const char *path, bool *ret_special);
 vigil_err gen_file_read_gen(const char *fdir, const char *file, uint64_t *ret_gen, store_diag *d);
 #define gen_cur_read(fdir, ret, d) gen_file_read_gen((fdir), "CURRENT", (ret), (d))
 vigil_err gen_cur_write(const char *fdir, uint64_t gen, store_diag *reterr);

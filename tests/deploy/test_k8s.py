@@ -126,7 +126,7 @@ def check_pod(where, tmpl, claim_templates=()):
         if "secret" in v and v["secret"]["secretName"] not in EXTERNAL_SECRETS:
             err(f"{where}: volume {v['name']}: Secret {v['secret']['secretName']} not documented")
         # a Secret holds secrets files, which vigil's programs refuse when
-        # other users may read or write them (common/secret.c); Kubernetes
+        # other users may read or write them (common/file.c); Kubernetes
         # gives a Secret's files mode 0644 unless told otherwise
         if "secret" in v:
             mode = v["secret"].get("defaultMode", 0o644)

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * common/secret.c - opening a file of secrets (vigil.h, vigil_secret_open):
- * the file-mode rule vigild's admin token and vigil-console's tokens file
- * share. Opened O_NONBLOCK so that a FIFO (or a device) put in the file's
- * place is refused at fstat instead of blocking the caller (a SIGHUP reload,
- * --check-config) until someone writes to it; a regular file reads the same
- * either way, and the flag is cleared before the descriptor is handed over.
+ * common/file.c - opening files that must be regular (file.h): any such
+ * file (vigil_open_regular: stat, then a blocking open), and a file of
+ * secrets (vigil_secret_open): the file-mode rule vigild's admin token and
+ * vigil-console's tokens file share, opened O_NONBLOCK so that a FIFO (or
+ * a device) put in the file's place is refused at fstat instead of
+ * blocking the caller (a SIGHUP reload, --check-config) until someone
+ * writes to it; a regular file reads the same either way, and the flag is
+ * cleared before the descriptor is handed over.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vigil.h"
+#include "file.h"
 
 vigil_err
 vigil_secret_open(const char *path, const char *what, int *ret_fd, char *errbuf, size_t errlen)
@@ -55,4 +57,26 @@ vigil_secret_open(const char *path, const char *what, int *ret_fd, char *errbuf,
 	}
 	*ret_fd = fd;
 	return VIGIL_OK;
+}
+
+int
+vigil_open_regular(const char *path, bool *ret_special)
+{
+	struct stat st;
+	int fd;
+
+	*ret_special = false;
+	if (stat(path, &st) != 0)
+		return -1;
+	if (!S_ISREG(st.st_mode)) {
+		*ret_special = true;
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) { /* replaced since */
+		close(fd);
+		*ret_special = true;
+		return -1;
+	}
+	return fd;
 }

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common/file.h - opening files that must be regular files (file.c): a
+ * FIFO, device, socket or directory in a file's place is refused, not
+ * waited on.
+ */
+#ifndef VIGIL_FILE_H
+#define VIGIL_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vigil.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Opens a file that holds secrets (a token, a tokens file) for reading, the
+ * one rule vigild and vigil-console share: a regular file (checked before
+ * anything can block: a FIFO is refused, not waited on) that other users
+ * can neither read nor write (mode & 006 == 0). what names it in errbuf
+ * ("admin_token_file PATH: ..." or "PATH: ..." if what is NULL).
+ * VIGIL_OK: *ret_fd is open (O_RDONLY | O_CLOEXEC, blocking), to close.
+ * VIGIL_ENOTFOUND, VIGIL_EIO (cannot open or stat), VIGIL_EINVAL (not a
+ * regular file, or its mode); *ret_fd untouched. Never logs.
+ */
+vigil_err vigil_secret_open(const char *path, const char *what, int *ret_fd, char *errbuf,
+    size_t errlen);
+
+/*
+ * open(path, O_RDONLY | O_CLOEXEC) if path (links followed) is a regular
+ * file: the descriptor, or -1 with errno set. A FIFO, device, socket or
+ * directory is refused before it is opened (opening one can wait for
+ * ever): -1 with *ret_special set. Unlike an O_NONBLOCK open, this waits
+ * on a regular file another process holds a lease on, as on a slow disk.
+ */
+int vigil_open_regular(const char *path, bool *ret_special);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
