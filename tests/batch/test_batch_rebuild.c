@@ -2512,6 +2512,71 @@ spill_resummed(const char *path, uint8_t *b, size_t len)
 	assert_int_equal(fclose(f), 0);
 }
 
+/* Three partitions of build_big's archive, partition 1 to be spoiled one
+ * item at a time (test_partitions_counters_checked, _cards_checked). */
+typedef struct spoil_fx {
+	const char    *dir;
+	char           rules[512], paths[3][600], bad[640];
+	const char    *pp[3];  /* pp[1] is bad */
+	batch_summary *s;
+	uint8_t       *valid, *b; /* partition 1 as written; its spoiled copy */
+	size_t         len;
+} spoil_fx;
+
+static void
+spoil_fx_open(spoil_fx *f, const char *tag)
+{
+	f->dir = fx_tmpdir(0);
+	f->s = calloc(1, sizeof *f->s);
+	assert_non_null(f->s);
+	build_big(f->dir);
+	snprintf(f->rules, sizeof f->rules, "%s/big.rules", f->dir);
+	write_file(f->rules, big_rules);
+	big_partitions(f->dir, f->rules, tag, f->paths, f->pp);
+	f->valid = slurp(f->paths[1], &f->len);
+	f->b = malloc(f->len);
+	assert_non_null(f->b);
+	snprintf(f->bad, sizeof f->bad, "%s/bad-1.vpart", f->dir);
+	f->pp[1] = f->bad;
+}
+
+/* Partition 1 with x[0..size) in place of its bytes at off, checksummed
+ * anew, is refused by the merge with the message want (case k). */
+static void
+spoil_fx_refused(spoil_fx *f, size_t off, const void *x, size_t size, const char *want, size_t k)
+{
+	batch_opts o;
+	store_diag d;
+
+	memcpy(f->b, f->valid, f->len);
+	memcpy(f->b + off, x, size);
+	spill_resummed(f->bad, f->b, f->len);
+	opts_for(&o, f->dir, f->rules);
+	assert_int_equal(batch_merge(&o, f->pp, 3, f->s, &d), VIGIL_ECORRUPT);
+	if (strcmp(d.msg, want) != 0)
+		fail_msg("case %zu: got \"%s\", want \"%s\"", k, d.msg, want);
+}
+
+/* No refused merge wrote a generation; the files as written merge. */
+static void
+spoil_fx_close(spoil_fx *f)
+{
+	batch_opts o;
+	store_diag d;
+	uint64_t gen = 0;
+
+	assert_int_equal(store_gen_current(f->dir, &gen), VIGIL_OK);
+	assert_int_equal(gen, 0);
+	f->pp[1] = f->paths[1];
+	opts_for(&o, f->dir, f->rules);
+	if (batch_merge(&o, f->pp, 3, f->s, &d) != VIGIL_OK)
+		fail_msg("merge: %s", d.msg);
+	free(f->valid);
+	free(f->b);
+	free(f->s);
+	fx_rm_rf(f->dir);
+}
+
 static uint32_t
 le32(const uint8_t *p)
 {
@@ -2723,33 +2788,18 @@ test_partitions_model_damaged(void **state)
 static void
 test_partitions_counters_checked(void **state)
 {
-	const char *dir = fx_tmpdir(0);
 	static const char key[] = "merchant-05";
-	char rules[512], paths[3][600], bad[640], want[1200];
-	const char *pp[3];
-	batch_opts o;
-	batch_summary *s = calloc(1, sizeof *s);
+	char want[1200];
+	spoil_fx f;
 	batch_ent e;
-	store_diag d;
-	uint8_t *valid, *b;
-	size_t len, at;
-	uint64_t gen = 0;
+	size_t at;
 
 	(void)state;
-	assert_non_null(s);
-	build_big(dir);
-	snprintf(rules, sizeof rules, "%s/big.rules", dir);
-	write_file(rules, big_rules);
-	big_partitions(dir, rules, "c", paths, pp);
-	valid = slurp(paths[1], &len);
-	at = part_item(valid, len, 'M', key, sizeof e);
-	memcpy(&e, valid + at + 3 + sizeof key - 1, sizeof e);
+	spoil_fx_open(&f, "c");
+	at = part_item(f.valid, f.len, 'M', key, sizeof e) + 3 + sizeof key - 1;
+	memcpy(&e, f.valid + at, sizeof e);
 	/* merchant-05 is in partition 0 too: what it adds is already counted */
 	assert_true(e.count[BATCH_W90] > 0 && e.count[BATCH_W30] > 0 && e.labelled[BATCH_W90] > 0);
-	b = malloc(len);
-	assert_non_null(b);
-	snprintf(bad, sizeof bad, "%s/bad-1.vpart", dir);
-	pp[1] = bad;
 
 	struct {
 		void      (*spoil)(batch_ent *x);
@@ -2765,27 +2815,11 @@ test_partitions_counters_checked(void **state)
 		batch_ent x = e;
 
 		cases[k].spoil(&x);
-		memcpy(b, valid, len);
-		memcpy(b + at + 3 + sizeof key - 1, &x, sizeof x);
-		spill_resummed(bad, b, len);
-		opts_for(&o, dir, rules);
-		assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_ECORRUPT);
-		snprintf(want, sizeof want, "%s:%zu: merchant %s: counters out of range (%s)", bad,
-		    at, key, cases[k].why);
-		if (strcmp(d.msg, want) != 0)
-			fail_msg("case %zu: got \"%s\", want \"%s\"", k, d.msg, want);
+		snprintf(want, sizeof want, "%s:%zu: merchant %s: counters out of range (%s)", f.bad,
+		    at - 3 - (sizeof key - 1), key, cases[k].why);
+		spoil_fx_refused(&f, at, &x, sizeof x, want, k);
 	}
-	assert_int_equal(store_gen_current(dir, &gen), VIGIL_OK);
-	assert_int_equal(gen, 0);
-	/* The file as written merges. */
-	pp[1] = paths[1];
-	opts_for(&o, dir, rules);
-	if (batch_merge(&o, pp, 3, s, &d) != VIGIL_OK)
-		fail_msg("merge: %s", d.msg);
-	free(valid);
-	free(b);
-	free(s);
-	fx_rm_rf(dir);
+	spoil_fx_close(&f);
 }
 
 /* Ways to spoil a partition's card profile (test_partitions_cards_checked). */
@@ -2856,38 +2890,23 @@ spoil_card_country(store_card_profile *p)
 static void
 test_partitions_cards_checked(void **state)
 {
-	const char *dir = fx_tmpdir(0);
-	char rules[512], paths[3][600], bad[640], want[1200], key[32];
-	const char *pp[3];
-	batch_opts o;
-	batch_summary *s = calloc(1, sizeof *s);
+	char want[1200], key[32];
+	spoil_fx f;
 	store_card_profile prof;
-	store_diag d;
-	uint8_t *valid, *b;
-	size_t len, at;
-	uint64_t gen = 0;
+	size_t at;
 	int c;
 
 	(void)state;
-	assert_non_null(s);
-	build_big(dir);
-	snprintf(rules, sizeof rules, "%s/big.rules", dir);
-	write_file(rules, big_rules);
-	big_partitions(dir, rules, "k", paths, pp);
+	spoil_fx_open(&f, "k");
 	for (c = 0; c < 200; c++) { /* a card of partition 1 */
 		snprintf(key, sizeof key, "card-%03d", c);
 		if (batch_key_partition(key, strlen(key), 3) == 1)
 			break;
 	}
 	assert_true(c < 200);
-	valid = slurp(paths[1], &len);
-	at = part_item(valid, len, 'C', key, sizeof prof);
-	memcpy(&prof, valid + at + 3 + strlen(key), sizeof prof);
+	at = part_item(f.valid, f.len, 'C', key, sizeof prof) + 3 + strlen(key);
+	memcpy(&prof, f.valid + at, sizeof prof);
 	assert_true(prof.count_90d > 0 && prof.ncountries > 0 && prof.nmerchants > 0);
-	b = malloc(len);
-	assert_non_null(b);
-	snprintf(bad, sizeof bad, "%s/bad-1.vpart", dir);
-	pp[1] = bad;
 
 	struct {
 		void      (*spoil)(store_card_profile *p);
@@ -2909,26 +2928,11 @@ test_partitions_cards_checked(void **state)
 		store_card_profile x = prof;
 
 		cases[k].spoil(&x);
-		memcpy(b, valid, len);
-		memcpy(b + at + 3 + strlen(key), &x, sizeof x);
-		spill_resummed(bad, b, len);
-		opts_for(&o, dir, rules);
-		assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_ECORRUPT);
-		snprintf(want, sizeof want, "%s:%zu: card %s: profile out of range (%s)", bad, at,
-		    key, cases[k].why);
-		if (strcmp(d.msg, want) != 0)
-			fail_msg("case %zu: got \"%s\", want \"%s\"", k, d.msg, want);
+		snprintf(want, sizeof want, "%s:%zu: card %s: profile out of range (%s)", f.bad,
+		    at - 3 - strlen(key), key, cases[k].why);
+		spoil_fx_refused(&f, at, &x, sizeof x, want, k);
 	}
-	assert_int_equal(store_gen_current(dir, &gen), VIGIL_OK);
-	assert_int_equal(gen, 0);
-	pp[1] = paths[1];
-	opts_for(&o, dir, rules);
-	if (batch_merge(&o, pp, 3, s, &d) != VIGIL_OK)
-		fail_msg("merge: %s", d.msg);
-	free(valid);
-	free(b);
-	free(s);
-	fx_rm_rf(dir);
+	spoil_fx_close(&f);
 }
 
 /*
