@@ -30,7 +30,7 @@ vigil_secret_open(const char *path, const char *what, int *ret_fd, char *errbuf,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
-		snprintf(errbuf, errlen, "%s: %s", name, strerror(e));
+		snprintf(errbuf, errlen, "%s: cannot open: %s", name, strerror(e));
 		return e == ENOENT ? VIGIL_ENOTFOUND : VIGIL_EIO;
 	}
 	if (fstat(fd, &st) != 0) {

@@ -51,6 +51,7 @@
 
 #include "cli.h"
 #include "evconn.h"
+#include "file.h"
 #include "srv.h"
 #include "vigil_config.h"
 #include "vigil_json.h"
@@ -1002,34 +1003,15 @@ srv_admin_token_load(srv_server *s, char *errbuf, size_t errlen)
 {
 	const char *path = s->cfg.admin_token_file;
 	char buf[ADMIN_TOKEN_MAX + 3]; /* the token, CR LF, one byte to tell it is over */
-	struct stat st;
 	ssize_t n;
 	size_t len;
 	int fd;
 
 	if (path[0] == '\0')
 		return VIGIL_OK;
-	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer
-	 * (--check-config hung, and so would SIGHUP); the type is checked
-	 * before anything is read. A regular file ignores the flag. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		snprintf(errbuf, errlen, "[server] admin_token_file %s: cannot open: %s", path,
-		    strerror(errno));
+	/* a FIFO would hang --check-config and SIGHUP: refused, not waited on */
+	if (vigil_secret_open(path, "[server] admin_token_file", &fd, errbuf, errlen) != VIGIL_OK)
 		return VIGIL_EINVAL;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(errbuf, errlen, "[server] admin_token_file %s: not a regular file (a FIFO, device "
-		    "or directory is refused before it is read)", path);
-		close(fd);
-		return VIGIL_EINVAL;
-	}
-	if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
-		snprintf(errbuf, errlen, "[server] admin_token_file %s: mode %04o lets every user read or "
-		    "write it; chmod o-rw", path, (unsigned)(st.st_mode & 07777));
-		close(fd);
-		return VIGIL_EINVAL;
-	}
 	n = read(fd, buf, sizeof buf);
 	close(fd);
 	if (n < 0) {

@@ -191,7 +191,7 @@ test_missing_file(void **state)
 
 	(void)state;
 	assert_int_equal(con_auth_load("/nonexistent/tokens", &a, err, sizeof err), VIGIL_ENOTFOUND);
-	assert_string_equal(err, "/nonexistent/tokens: No such file or directory");
+	assert_string_equal(err, "/nonexistent/tokens: cannot open: No such file or directory");
 }
 
 /* A tokens file every user can read is refused, as vigild refuses its
