@@ -658,11 +658,15 @@ pr_ent_check(const batch_ent *dst, const batch_ent *a)
 	return NULL;
 }
 
-/* What a finite value of each of schema.def's PC types must also be. */
-#define PR_CARD_OK_U32(v)  1
-#define PR_CARD_OK_I64(v)  1
-#define PR_CARD_OK_TIME(v) ((v) >= 0)
-#define PR_CARD_OK_F64(v)  isfinite(v)
+/* A value each of schema.def's PC types cannot hold, and what it is. */
+#define PR_CARD_BAD_U32(v)  0
+#define PR_CARD_BAD_I64(v)  0
+#define PR_CARD_BAD_TIME(v) ((v) < 0)
+#define PR_CARD_BAD_F64(v)  (!isfinite(v))
+#define PR_CARD_WHY_U32     ""
+#define PR_CARD_WHY_I64     ""
+#define PR_CARD_WHY_TIME    " is before 1970"
+#define PR_CARD_WHY_F64     " is NaN or infinite"
 
 /*
  * What is wrong with a partition's card profile, or NULL: every number
@@ -679,8 +683,8 @@ pr_card_check(const store_card_profile *p)
 	uint64_t hours = 0;
 
 #define PC(ctype, field, since, doc) \
-	if (!PR_CARD_OK_##ctype(p->field)) \
-		return #field " is not a finite value of its kind";
+	if (PR_CARD_BAD_##ctype(p->field)) \
+		return #field PR_CARD_WHY_##ctype;
 #include "schema.def"
 #undef PC
 	if (p->count_7d > p->count_30d || p->count_30d > p->count_90d)

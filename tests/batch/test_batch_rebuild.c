@@ -2912,8 +2912,8 @@ test_partitions_cards_checked(void **state)
 		void      (*spoil)(store_card_profile *p);
 		const char *why;
 	} cases[] = {
-		{ spoil_card_nan, "amount_mean_30d is not a finite value of its kind" },
-		{ spoil_card_time, "first_seen_ms is not a finite value of its kind" },
+		{ spoil_card_nan, "amount_mean_30d is NaN or infinite" },
+		{ spoil_card_time, "first_seen_ms is before 1970" },
 		{ spoil_card_nesting, "a shorter window counts more than a longer one" },
 		{ spoil_card_fraud, "more frauds than transactions" },
 		{ spoil_card_hours, "the hour histogram counts more than the 90 days" },
