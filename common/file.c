@@ -80,3 +80,20 @@ vigil_open_regular(const char *path, bool *ret_special)
 	}
 	return fd;
 }
+
+FILE *
+vigil_fopen_regular(const char *path, bool *ret_special)
+{
+	int fd = vigil_open_regular(path, ret_special);
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	if ((f = fdopen(fd, "rb")) == NULL) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+	}
+	return f;
+}

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "vigil.h"
 
@@ -37,6 +38,9 @@ vigil_err vigil_secret_open(const char *path, const char *what, int *ret_fd, cha
  * on a regular file another process holds a lease on, as on a slow disk.
  */
 int vigil_open_regular(const char *path, bool *ret_special);
+/* vigil_open_regular as a stdio stream ("rb"): NULL with errno set, or
+ * with *ret_special set. */
+FILE *vigil_fopen_regular(const char *path, bool *ret_special);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "file.h"
 #include "int.h"
 
 typedef enum ck_sym_kind { SYM_THRESH, SYM_LIST } ck_sym_kind;
@@ -271,6 +272,7 @@ ck_read_list_file(ck *c, const rules_plist *pl, size_t *ret_len)
 	struct stat st;
 	char       *buf = NULL, *res = NULL;
 	size_t      n;
+	bool        special;
 
 	if (path[0] == '\0' || path[0] == '/' || strstr(path, "..") != NULL ||
 	    strlen(path) != pl->path.len) {
@@ -283,8 +285,8 @@ ck_read_list_file(ck *c, const rules_plist *pl, size_t *ret_len)
 		rules_diag_add(c->sink, pl->path.off, VIGIL_ETOOBIG, "list file path too long");
 		goto out;
 	}
-	f = fopen(full, "rb");
-	if (f == NULL) {
+	f = vigil_fopen_regular(full, &special); /* a FIFO is refused, not waited on */
+	if (f == NULL && !special) {
 		rules_diag_add(c->sink, pl->path.off, vigil_err_from_errno(errno),
 		    "cannot open list file '%s': %s", path, strerror(errno));
 		goto out;
@@ -296,7 +298,7 @@ ck_read_list_file(ck *c, const rules_plist *pl, size_t *ret_len)
 		goto out;
 	}
 	c->prog->nlist_files++;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (f == NULL || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
 		rules_diag_add(c->sink, pl->path.off, VIGIL_EIO, "list file '%s' is not a regular file",
 		    path);
 		goto out;

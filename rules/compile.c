@@ -16,6 +16,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "file.h"
 #include "int.h"
 #include "vec.h"
 
@@ -254,19 +255,20 @@ rules_load_file(const char *path, const rules_schema *schema, const rules_opts *
 	char       *buf = NULL, *dir = NULL;
 	struct stat st;
 	size_t      n;
+	bool        special;
 	vigil_err   rv;
 
 	if (path == NULL || schema == NULL || ret_prog == NULL)
 		return VIGIL_EINVAL;
-	f = fopen(path, "rb");
-	if (f == NULL) {
-		rv = vigil_err_from_errno(errno);
-		rules_diag_file(reterr_diags, path, "cannot open: %s", strerror(errno));
-		goto out;
-	}
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+	/* a FIFO would hold the caller (vigild's reload) until someone wrote */
+	if ((f = vigil_fopen_regular(path, &special)) == NULL && special) {
 		rv = VIGIL_EIO;
 		rules_diag_file(reterr_diags, path, "not a regular file");
+		goto out;
+	}
+	if (f == NULL || fstat(fileno(f), &st) != 0) {
+		rv = vigil_err_from_errno(errno);
+		rules_diag_file(reterr_diags, path, "cannot open: %s", strerror(errno));
 		goto out;
 	}
 	if ((uint64_t)st.st_size > o.max_file_bytes) {

@@ -743,6 +743,18 @@ test_list_files_and_hash(void **state)
 	rules_prog_free(prog);
 	prog = NULL;
 
+	/* a FIFO (nobody writes) as a list file or as the rule file is
+	 * refused, not waited on: vigild's reload would hang on it */
+	unlink(npath);
+	assert_int_equal(mkfifo(npath, 0600), 0);
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_EIO);
+	assert_string_equal(diags.items[0].msg, "list file 'mccs.txt' is not a regular file");
+	unlink(rpath);
+	assert_int_equal(mkfifo(rpath, 0600), 0);
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_EIO);
+	assert_int_equal(diags.items[0].line, 0);
+	assert_string_equal(diags.items[0].msg, "not a regular file");
+
 	/* a missing rule file is a whole-file diagnostic */
 	unlink(lpath);
 	unlink(npath);
