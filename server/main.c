@@ -218,7 +218,7 @@ struct main_maint {
 	bool            started;
 	store_diag      last;          /* maintenance: the failure last logged */
 	/* refresh: its outcome since the main thread last took it (mu) */
-	bool            posted;
+	bool            posted;        /* not taken yet: no run starts */
 	bool            changed;       /* the served generation changed */
 	vigil_err       rv;
 	store_diag      diag;
@@ -231,7 +231,10 @@ main_maint_thread(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&m->mu);
-		while (!m->due && !m->stop)
+		/* a refresh's outcome is taken by the main thread before the
+		 * next run: a run right after a long one (the kicks meanwhile
+		 * left it due) would overwrite a refusal before it is logged */
+		while ((!m->due || m->posted) && !m->stop)
 			pthread_cond_wait(&m->cv, &m->mu);
 		if (m->stop) {
 			pthread_mutex_unlock(&m->mu);
@@ -303,6 +306,8 @@ main_refresh_take(main_maint *m, char *lasterr, size_t lasterrlen)
 	rv = m->rv;
 	diag = m->diag;
 	m->posted = m->changed = false;
+	if (posted)
+		pthread_cond_signal(&m->cv); /* a due run may start */
 	pthread_mutex_unlock(&m->mu);
 	if (posted)
 		main_refresh_done(m->s, rv, changed, &diag, lasterr, lasterrlen);
@@ -324,8 +329,8 @@ main_refresh_watch(srv_server *s, int64_t *warned)
 	store_db_get_health(s->db, &h);
 	main_gen_describe(&h, what, sizeof what);
 	srv_log("features: checking the generation named by CURRENT has taken %lld s so far "
-	    "(a read that does not end: a hung mount, or a data.mdb or CHECKSUM that is not a "
-	    "regular file?); still serving %s", (long long)((srv_mono_ms() - since) / 1000),
+	    "(a read that does not end: a hung mount, or a file another process holds a "
+	    "lease on?); still serving %s", (long long)((srv_mono_ms() - since) / 1000),
 	    what);
 }
 

@@ -22,6 +22,7 @@ import fcntl
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -39,13 +40,14 @@ LEASE_S = 30  # the least lease-break-time (45 s by default) that holds a stuck 
 LEASE_BROKEN = []  # set by SIGIO: an open of the leased CHECKSUM waits on us
 
 
-def make_stuck_generation(tmp):
+def make_stuck_generation(tmp, idle=lambda: None):
     """gen-000001, named by CURRENT, whose CHECKSUM (regular, malformed)
     this test holds a write lease on: vigild's open of it waits until the
     test lets the lease go (or the kernel's lease-break-time passes), as a
     read of a hung NFS mount waits. Returns the descriptor that holds the
     lease once vigild is waiting on it. A FIFO would not do: vigild refuses
-    anything but a regular file before opening it."""
+    anything but a regular file before opening it. idle() is called while
+    the test waits."""
     with open("/proc/sys/fs/lease-break-time") as f:
         if int(f.read()) < LEASE_S:
             sys.exit("test_notify: /proc/sys/fs/lease-break-time is under %d s: a lease "
@@ -73,6 +75,7 @@ def make_stuck_generation(tmp):
         if time.monotonic() > deadline:
             os.close(fd)
             sys.exit("test_notify: vigild never opened the new generation's CHECKSUM")
+        idle()
         time.sleep(0.05)
     return fd
 
@@ -83,13 +86,15 @@ def release(fd):
     os.close(fd)
 
 
-def stuck_verification(tmp, got, wait_for):
+def stuck_verification(tmp, got, wait_for, drain):
     """A new generation whose verification does not end while this test
     holds it. vigild reads it off the main thread, which goes on pinging the
     watchdog: 3 more WATCHDOG=1 while the open waits. Then the test lets it
     go: CHECKSUM is malformed, the generation is refused, and the main
-    thread logs it."""
-    fd = make_stuck_generation(tmp)
+    thread logs it. drain() reads the notifications meanwhile: a full
+    socket (net.unix.max_dgram_qlen, 10 by default) would block the main
+    thread's next WATCHDOG=1, as systemd's never does."""
+    fd = make_stuck_generation(tmp, drain)
     try:
         for _ in range(3):
             del got[:]
@@ -102,6 +107,7 @@ def stuck_verification(tmp, got, wait_for):
         if time.monotonic() > deadline:
             sys.exit("test_notify: gen-000001 was never refused; vigild.log:\n"
                      + open(log).read())
+        drain()
         time.sleep(0.05)
 
 
@@ -209,13 +215,17 @@ def main():
             sys.exit("test_notify: no %s from vigild (%s); got %r\nvigild.log:\n%s"
                      % (key, what, got, log.read()))
 
+        def drain():
+            while select.select([sock], [], [], 0)[0]:
+                got.append(sock.recv(4096).decode())
+
         try:
             wait_for("READY=1", "a Type=notify unit would hang in 'activating'")
             ready = next(m for m in got if "READY=1" in m.split("\n"))
             if not any(l.startswith("STATUS=") for l in ready.split("\n")):
                 sys.exit("test_notify: READY=1 came without a STATUS=: %r" % ready)
             wait_for("WATCHDOG=1", "WatchdogSec= would kill it")
-            stuck_verification(tmp, got, wait_for)
+            stuck_verification(tmp, got, wait_for, drain)
             log.seek(0)
             if "CHECKSUM is malformed" not in log.read():
                 sys.exit("test_notify: the refused generation was not logged")
