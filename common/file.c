@@ -60,10 +60,10 @@ vigil_secret_open(const char *path, const char *what, int *ret_fd, char *errbuf,
 }
 
 int
-vigil_open_regular(const char *path, bool *ret_special)
+vigil_open_regular(const char *path, bool *ret_special, struct stat *ret_st)
 {
 	struct stat st;
-	int fd;
+	int fd, e;
 
 	*ret_special = false;
 	if (stat(path, &st) != 0)
@@ -72,19 +72,24 @@ vigil_open_regular(const char *path, bool *ret_special)
 		*ret_special = true;
 		return -1;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) { /* replaced since */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { /* replaced since the stat */
+		e = errno;
+		*ret_special = !S_ISREG(st.st_mode);
 		close(fd);
-		*ret_special = true;
+		errno = e;
 		return -1;
 	}
+	if (ret_st != NULL)
+		*ret_st = st;
 	return fd;
 }
 
 FILE *
-vigil_fopen_regular(const char *path, bool *ret_special)
+vigil_fopen_regular(const char *path, bool *ret_special, struct stat *ret_st)
 {
-	int fd = vigil_open_regular(path, ret_special);
+	int fd = vigil_open_regular(path, ret_special, ret_st);
 	FILE *f;
 
 	if (fd < 0)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "vigil.h"
 
@@ -32,15 +33,16 @@ vigil_err vigil_secret_open(const char *path, const char *what, int *ret_fd, cha
 
 /*
  * open(path, O_RDONLY | O_CLOEXEC) if path (links followed) is a regular
- * file: the descriptor, or -1 with errno set. A FIFO, device, socket or
- * directory is refused before it is opened (opening one can wait for
- * ever): -1 with *ret_special set. Unlike an O_NONBLOCK open, this waits
- * on a regular file another process holds a lease on, as on a slow disk.
+ * file: the descriptor and, if ret_st is not NULL, its fstat; or -1 with
+ * errno set. A FIFO, device, socket or directory is refused before it is
+ * opened (opening one can wait for ever): -1 with *ret_special set. Unlike
+ * an O_NONBLOCK open, this waits on a regular file another process holds a
+ * lease on, as on a slow disk.
  */
-int vigil_open_regular(const char *path, bool *ret_special);
+int vigil_open_regular(const char *path, bool *ret_special, struct stat *ret_st);
 /* vigil_open_regular as a stdio stream ("rb"): NULL with errno set, or
  * with *ret_special set. */
-FILE *vigil_fopen_regular(const char *path, bool *ret_special);
+FILE *vigil_fopen_regular(const char *path, bool *ret_special, struct stat *ret_st);
 
 #ifdef __cplusplus
 }

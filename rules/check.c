@@ -285,7 +285,7 @@ ck_read_list_file(ck *c, const rules_plist *pl, size_t *ret_len)
 		rules_diag_add(c->sink, pl->path.off, VIGIL_ETOOBIG, "list file path too long");
 		goto out;
 	}
-	f = vigil_fopen_regular(full, &special); /* a FIFO is refused, not waited on */
+	f = vigil_fopen_regular(full, &special, &st); /* a FIFO is refused, not waited on */
 	if (f == NULL && !special) {
 		rules_diag_add(c->sink, pl->path.off, vigil_err_from_errno(errno),
 		    "cannot open list file '%s': %s", path, strerror(errno));
@@ -298,7 +298,7 @@ ck_read_list_file(ck *c, const rules_plist *pl, size_t *ret_len)
 		goto out;
 	}
 	c->prog->nlist_files++;
-	if (f == NULL || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (f == NULL) { /* special (another reason went above) */
 		rules_diag_add(c->sink, pl->path.off, VIGIL_EIO, "list file '%s' is not a regular file",
 		    path);
 		goto out;

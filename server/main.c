@@ -286,7 +286,7 @@ main_refresh_run(main_maint *m)
 	atomic_store(&m->s->refresh_since_ms, 0);
 	pthread_mutex_lock(&m->mu);
 	m->posted = true;
-	m->changed = m->changed || changed;
+	m->changed = changed; /* the last outcome was taken: no run starts before */
 	m->rv = rv;
 	m->diag = diag;
 	pthread_mutex_unlock(&m->mu);

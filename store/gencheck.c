@@ -185,7 +185,7 @@ gen_checksum_read(const char *gendir, const char *name, char hex[GEN_CHECKSUM_HE
 		GEN_DIAG(reterr, name, NULL, "path too long");
 		return VIGIL_ETOOBIG;
 	}
-	fd = vigil_open_regular(path, &special);
+	fd = vigil_open_regular(path, &special, NULL);
 	if (fd < 0 && special) {
 		GEN_DIAG(reterr, name, NULL, GEN_CHECKSUM_FILE " is not a regular file");
 		return VIGIL_ECORRUPT;
@@ -242,13 +242,13 @@ gen_verify(const char *fdir, const char *gendir, const char *name, uint64_t gene
 		GEN_DIAG(reterr, name, NULL, "path too long");
 		return VIGIL_ETOOBIG;
 	}
-	fd = vigil_open_regular(data, &special);
+	fd = vigil_open_regular(data, &special, &st);
 	if (fd < 0 && special) {
 		rv = VIGIL_ECORRUPT;
 		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE " is not a regular file");
 		goto out;
 	}
-	if (fd < 0 || fstat(fd, &st) != 0) {
+	if (fd < 0) {
 		e = errno;
 		rv = gen_io_err(e);
 		GEN_DIAG(reterr, name, NULL, GEN_DATA_FILE ": %s", strerror(e));

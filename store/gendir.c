@@ -118,7 +118,7 @@ gen_file_read_gen(const char *fdir, const char *file, uint64_t *ret_gen, store_d
 	rv = gen_path_join(path, sizeof path, fdir, file);
 	if (rv != VIGIL_OK)
 		goto out;
-	fd = vigil_open_regular(path, &special);
+	fd = vigil_open_regular(path, &special, NULL);
 	if (fd < 0 && special) {
 		rv = VIGIL_ECORRUPT;
 		store_diag_set(reterr, "%s: not a regular file", path);
