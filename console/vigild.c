@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "file.h"
 #include "http.h"
 
 #define VA_CONNECT_MS 2000
@@ -31,15 +32,26 @@
 static vigil_err
 va_token(const char *path, char *buf, size_t len, char *errbuf, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
+	ssize_t r;
 	size_t n;
+	int fd;
+	vigil_err rv;
 
-	if (f == NULL) {
+	/* vigild's rule for its own token: a regular file others cannot read
+	 * (a FIFO would stall the console's one thread) */
+	rv = vigil_secret_open(path, "--vigild-admin-token-file", &fd, errbuf, errlen);
+	if (rv != VIGIL_OK)
+		return rv;
+	do
+		r = read(fd, buf, len - 1);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
 		snprintf(errbuf, errlen, "--vigild-admin-token-file %s: %s", path, strerror(errno));
+		close(fd);
 		return VIGIL_EIO;
 	}
-	n = fread(buf, 1, len - 1, f);
-	fclose(f);
+	close(fd);
+	n = (size_t)r;
 	buf[n] = '\0';
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';

@@ -131,9 +131,36 @@ test_generation_rollback(void **s)
 	assert_non_null(f);
 	fputs("console-to-vigild-token-0001\n", f);
 	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, 0644), 0);
 	console_stop();
 	console_vadmin = true;
 	console_start();
+	{
+		char body[256], fifo[420];
+
+		/* vigild's own rule for the token file: one every user can read
+		 * is refused, and so is a FIFO (it would stall the console's
+		 * event loop), each with the file named; nothing is sent */
+		o = http_ok("GET", "/api/generations", ADAM, NULL, 200);
+		snprintf(body, sizeof body, "{\"generation\":%llu,\"expect_current\":%llu,"
+		    "\"confirm\":true,\"confirm_token\":\"%s\"}", (unsigned long long)g1,
+		    (unsigned long long)g2, json_string_value(json_object_get(o, "confirm_token")));
+		json_decref(o);
+		o = http_ok("POST", "/api/generations/current", ADAM, body, 502);
+		assert_non_null(strstr(json_string_value(json_object_get(json_object_get(o, "error"),
+		    "message")), "vigild.token: mode 0644 lets every user read or write it"));
+		json_decref(o);
+		snprintf(fifo, sizeof fifo, "%s.fifo", path);
+		assert_int_equal(rename(path, fifo), 0);
+		assert_int_equal(mkfifo(path, 0600), 0);
+		o = http_ok("POST", "/api/generations/current", ADAM, body, 502);
+		assert_non_null(strstr(json_string_value(json_object_get(json_object_get(o, "error"),
+		    "message")), "vigild.token: not a regular file"));
+		json_decref(o);
+		assert_int_equal(unlink(path), 0);
+		assert_int_equal(rename(fifo, path), 0);
+		assert_int_equal(chmod(path, 0600), 0);
+	}
 
 	/* a generation that does not open is listed with the shared error object */
 	snprintf(path, sizeof path, "%s/features/gen-000900", srv.datadir);

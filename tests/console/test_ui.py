@@ -173,6 +173,7 @@ def run(build, src, shots, tmp, procs):
     vtoken = os.path.join(tmp, "vigild.token")
     with open(vtoken, "w") as f:
         f.write("ui-test-vigild-admin-token\n")
+    os.chmod(vtoken, 0o600)  # refused if others can read it, as vigild's own
     port = free_port()
     clog = open(os.path.join(tmp, "console.log"), "w")
     procs.append(subprocess.Popen([os.path.join(build, "console/vigil-console"), "--data", data,
