@@ -43,6 +43,7 @@
 
 #include <xxhash.h>
 
+#include "file.h"
 #include "rebuild.h"
 
 #define PART_MAGIC     "VGLPART1"
@@ -386,6 +387,23 @@ pr_close(part_r *p)
 	memset(p, 0, sizeof *p);
 }
 
+/* A partial file, opened for reading only if it is a regular file (a FIFO
+ * named by mistake would wait for ever): the stream, or NULL with *ret_rv
+ * and reterr set. */
+static FILE *
+pr_fopen(const char *path, struct stat *ret_st, store_diag *reterr, vigil_err *ret_rv)
+{
+	bool special = false;
+	FILE *f = vigil_fopen_regular(path, &special, ret_st);
+
+	if (f == NULL) {
+		*ret_rv = special ? VIGIL_EINVAL : vigil_err_from_errno(errno);
+		store_diag_set(reterr, "%s: %s", path, special ? "not a regular file" :
+		    strerror(errno));
+	}
+	return f;
+}
+
 static vigil_err
 pr_open(part_r *p, const char *path, store_diag *reterr)
 {
@@ -400,15 +418,9 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 	if (p->xx == NULL)
 		return VIGIL_ENOMEM;
 	XXH64_reset(p->xx, 0);
-	p->f = fopen(path, "rb");
-	if (p->f == NULL) {
-		store_diag_set(reterr, "%s: %s", path, strerror(errno));
-		return vigil_err_from_errno(errno);
-	}
-	if (fstat(fileno(p->f), &st) != 0) {
-		store_diag_set(reterr, "%s: %s", path, strerror(errno));
-		return vigil_err_from_errno(errno);
-	}
+	p->f = pr_fopen(path, &st, reterr, &rv);
+	if (p->f == NULL)
+		return rv;
 	p->size = (uint64_t)st.st_size;
 	if ((rv = pr_get(p, magic, 8, "magic", reterr)) != VIGIL_OK)
 		return rv;
@@ -459,17 +471,19 @@ pr_open(part_r *p, const char *path, store_diag *reterr)
 static vigil_err
 pr_verify(const char *path, store_diag *reterr)
 {
-	FILE *f = fopen(path, "rb");
+	vigil_err rv = VIGIL_OK;
+	FILE *f = pr_fopen(path, NULL, reterr, &rv);
 	XXH64_state_t *xx = XXH64_createState();
 	uint8_t *buf = malloc(1 << 20);
 	uint8_t tail[9];
 	uint64_t off = 0, digest;
 	size_t n, keep = 0;
-	vigil_err rv = VIGIL_OK;
 
-	if (f == NULL || xx == NULL || buf == NULL) {
-		rv = f == NULL ? vigil_err_from_errno(errno) : VIGIL_ENOMEM;
-		store_diag_set(reterr, "%s: %s", path, f == NULL ? strerror(errno) : "out of memory");
+	if (f == NULL)
+		goto out;
+	if (xx == NULL || buf == NULL) {
+		rv = VIGIL_ENOMEM;
+		store_diag_set(reterr, "%s: out of memory", path);
 		goto out;
 	}
 	XXH64_reset(xx, 0);

@@ -2698,7 +2698,7 @@ test_partitions_model_old_files(void **state)
 /*
  * A damaged training section (checksum recomputed, so the structure checks
  * see it) is refused with the file and the offset of the field at fault,
- * and no generation is made.
+ * and no generation is made. So is a FIFO in a partial file's place.
  */
 static void
 test_partitions_model_damaged(void **state)
@@ -2766,6 +2766,12 @@ test_partitions_model_damaged(void **state)
 	assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_ECORRUPT);
 	snprintf(want, sizeof want, "%s:%zu: training section fields out of range", bad,
 	    r_at);
+	assert_string_equal(d.msg, want);
+	/* A FIFO named as a partial file is refused, not waited on. */
+	assert_int_equal(unlink(bad), 0);
+	assert_int_equal(mkfifo(bad, 0600), 0);
+	assert_int_equal(batch_merge(&o, pp, 3, s, &d), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "%s: not a regular file", bad);
 	assert_string_equal(d.msg, want);
 	assert_int_equal(store_gen_current(dir, &gen), VIGIL_OK);
 	assert_int_equal(gen, 0);
