@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "srv.h"
 
 extern char **environ;
@@ -71,12 +72,17 @@ struct srv_ship {
 static vigil_err
 ship_state_load(const char *path, uint64_t *ret_seq, char *errbuf, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
+	bool special = false;
+	FILE *f = vigil_fopen_regular(path, &special, NULL); /* a FIFO would stall the start */
 	unsigned long long v = 0;
 	char line[128] = "", *end = NULL;
 	int at = 1; /* the line being read */
 	vigil_err rv = VIGIL_OK;
 
+	if (f == NULL && special) {
+		snprintf(errbuf, errlen, "archive shipping: %s: not a regular file", path);
+		return VIGIL_EINVAL;
+	}
 	if (f == NULL) {
 		if (errno == ENOENT) {
 			*ret_seq = 0;

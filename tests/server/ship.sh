@@ -154,7 +154,7 @@ wait_metric vigil_archive_shipped_through "$NEWLAST" "after restart"
 [ "$(count "$D/shared/$R" 'seg-*.log')" = "$(sealed)" ] || fail "new segment not shipped"
 stop
 
-# ---- a damaged ship-state stops the start, naming the file and line ----
+# ---- a damaged ship-state (or a FIFO) stops the start, naming the file and line ----
 cp "$D/data/ship-state" "$D/ship-state.good"
 for bad in x -1 '12 junk' 18446744073709551616; do
 	printf 'vigil-ship-state 1\nshipped_through %s\n' "$bad" >"$D/data/ship-state"
@@ -165,6 +165,11 @@ done
 : >"$D/data/ship-state"
 expect 1 "ship-state:1: not a ship state file" timeout 60 "$VIGILD" --config "$D/vigild.ini" \
     --data "$D/data" --listen "ipc://$D/v.ipc" --admin "127.0.0.1:$AP" --rules "$S/rules/default.rules"
+rm "$D/data/ship-state"
+mkfifo "$D/data/ship-state" # refused, not waited on
+expect 1 "ship-state: not a regular file" timeout 60 "$VIGILD" --config "$D/vigild.ini" \
+    --data "$D/data" --listen "ipc://$D/v.ipc" --admin "127.0.0.1:$AP" --rules "$S/rules/default.rules"
+rm "$D/data/ship-state"
 cp "$D/ship-state.good" "$D/data/ship-state"
 
 # ---- vigil-ship on its own ----
