@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "file.h"
 #include "srv.h"
 
 #define REP_CERT_WARN_DAYS 30
@@ -33,20 +34,46 @@ rep_mbed_err(int rv, char *buf, size_t len)
 	mbedtls_strerror(rv, buf, len);
 }
 
+/*
+ * path opened as a regular file (vigil_fopen_regular), to close; or NULL
+ * with "WHAT PATH: cannot open: REASON" or "...: not a regular file" in
+ * reason. These files are read at start and at a SIGHUP reload, on
+ * vigild's main thread: a FIFO in a file's place is refused, not waited on.
+ */
+static FILE *
+rep_fopen(const char *what, const char *path, char *reason, size_t rlen)
+{
+	bool special = false;
+	FILE *f = vigil_fopen_regular(path, &special, NULL);
+
+	if (f == NULL && special)
+		snprintf(reason, rlen, "%s %s: not a regular file", what, path);
+	else if (f == NULL)
+		snprintf(reason, rlen, "%s %s: cannot open: %s", what, path, strerror(errno));
+	return f;
+}
+
+/* rep_fopen for a file mbedTLS then reads by name: whether it may. */
+static bool
+rep_file_ok(const char *what, const char *path, char *reason, size_t rlen)
+{
+	FILE *f = rep_fopen(what, path, reason, rlen);
+
+	if (f != NULL)
+		fclose(f);
+	return f != NULL;
+}
+
 /* Reads a PEM certificate (chain); false with reason if it cannot. */
 static bool
 rep_cert_load(const char *what, const char *path, mbedtls_x509_crt *crt, char *reason,
     size_t rlen)
 {
 	char e[160];
-	FILE *f = fopen(path, "r");
 	int rv;
 
-	if (f == NULL) {
-		snprintf(reason, rlen, "%s %s: cannot open: %s", what, path, strerror(errno));
+	if (!rep_file_ok(what, path, reason, rlen))
 		return false;
-	}
-	fclose(f);
 	rv = mbedtls_x509_crt_parse_file(crt, path);
 	if (rv != 0) {
 		rep_mbed_err(rv, e, sizeof e);
@@ -104,15 +131,11 @@ rep_crl_check(const char *path, mbedtls_x509_crt *ca, FILE *warn, char *reason, 
 {
 	mbedtls_x509_crl crl;
 	char e[160];
-	FILE *f = fopen(path, "r");
 	bool ok = false;
 	int rv;
 
-	if (f == NULL) {
-		snprintf(reason, rlen, "[tls] crl %s: cannot open: %s", path, strerror(errno));
+	if (!rep_file_ok("[tls] crl", path, reason, rlen))
 		return false;
-	}
-	fclose(f);
 	mbedtls_x509_crl_init(&crl);
 	rv = mbedtls_x509_crl_parse_file(&crl, path);
 	if (rv != 0) {
@@ -173,19 +196,13 @@ srv_rep_check_files(const srv_config *c, FILE *warn, char *errbuf, size_t errlen
 	mbedtls_x509_crt_init(&ca);
 	mbedtls_pk_init(&key);
 	if (c->tls_cert[0] != '\0') {
-		FILE *f;
-
 		if (!rep_cert_load("[tls] cert", c->tls_cert, &crt, errbuf, errlen))
 			goto out;
 		rep_cert_dates("[tls] cert", c->tls_cert, &crt, warn, errbuf, errlen, &ok);
 		if (!ok)
 			goto out;
-		if ((f = fopen(c->tls_key, "r")) == NULL) {
-			snprintf(errbuf, errlen, "[tls] key %s: cannot open: %s", c->tls_key,
-			    strerror(errno));
+		if (!rep_file_ok("[tls] key", c->tls_key, errbuf, errlen))
 			goto out;
-		}
-		fclose(f);
 		mrv = mbedtls_pk_parse_keyfile(&key, c->tls_key, NULL);
 		if (mrv != 0) {
 			rep_mbed_err(mrv, e, sizeof e);
@@ -231,14 +248,12 @@ out:
 static char *
 rep_read_pem(const char *path, char *errbuf, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
+	FILE *f = rep_fopen("tls:", path, errbuf, errlen);
 	char *buf = NULL;
 	size_t n;
 
-	if (f == NULL) {
-		snprintf(errbuf, errlen, "tls: %s: cannot open: %s", path, strerror(errno));
+	if (f == NULL)
 		return NULL;
-	}
 	buf = malloc(REP_PEM_MAX + 1);
 	if (buf == NULL) {
 		snprintf(errbuf, errlen, "tls: out of memory");

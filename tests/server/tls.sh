@@ -34,6 +34,9 @@ expect 2 "^vigild: \[tls\] key $P/client.key is not the key of \[tls\] cert $P/s
 	"$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/client.key" --check-config
 expect 2 "^vigild: \[tls\] cert $D/none.pem: cannot open: No such file or directory\$" \
 	"$V" $COMMON --tls-cert "$D/none.pem" --tls-key "$P/server.key" --check-config
+mkfifo "$D/fifo.pem"
+expect 2 "^vigild: \[tls\] cert $D/fifo.pem: not a regular file\$" \
+	"$V" $COMMON --tls-cert "$D/fifo.pem" --tls-key "$P/server.key" --check-config
 printf 'not a certificate\n' >"$D/junk.pem"
 expect 2 "^vigild: \[tls\] ca $D/junk.pem: not a PEM or DER X.509 certificate" \
 	"$V" $COMMON --tls-cert "$P/server.pem" --tls-key "$P/server.key" --tls-ca "$D/junk.pem" --check-config
@@ -167,6 +170,15 @@ vt_wait_log "vigild: \[tls\] key $P/server.key is not the key of \[tls\] cert $P
 nngcat --req --dial "$URL" --cacert "$P/evil-ca.pem" --cert "$P/client.pem" --key "$P/client.key" \
 	--file "$D/health.bin" --hex --recv-timeout 5 >"$D/new.out" 2>&1 ||
 	fail "after a refused reload, the certificate in use: $(cat "$D/new.out")"
+# a FIFO in the key's place: refused, not waited on (the reload runs on the
+# main thread, which also answers SIGTERM below)
+rm "$P/server.key"
+mkfifo "$P/server.key"
+kill -HUP "$PID"
+vt_wait_log "vigild: \[tls\] key $P/server.key: not a regular file; the previous certificate, key and CA stay in use\$" "refusal line for a FIFO key after SIGHUP"
+nngcat --req --dial "$URL" --cacert "$P/evil-ca.pem" --cert "$P/client.pem" --key "$P/client.key" \
+	--file "$D/health.bin" --hex --recv-timeout 5 >"$D/new.out" 2>&1 ||
+	fail "after a reload refused for a FIFO, the certificate in use: $(cat "$D/new.out")"
 
 kill -0 "$PID" 2>/dev/null || fail "vigild died"
 kill -TERM "$PID"
