@@ -990,9 +990,10 @@ ck_cost(const ck *c, uint32_t i)
 	return n;
 }
 
-/* The cost budget (docs/rules.md, "Limits"): a rule's condition and the
- * file's rules together, in nodes, so that a file that passes check cannot
- * make every evaluation slow. Reported at the rule that goes over. */
+/* The cost budget (docs/rules.md, "Errors", **Cost budget**): a rule's
+ * condition and the file's rules together, in nodes, so that a file that
+ * passes check cannot make every evaluation slow. Reported at the rule
+ * that goes over. */
 static void
 ck_budget(ck *c, const rules_prule *pr)
 {

@@ -89,9 +89,9 @@ typedef struct rules_opts {
 	uint32_t    max_rules;      /* 0 = default 1000 (hard cap RULES_MAX_RULES) */
 	uint32_t    max_list_items; /* 0 = default 1,000,000 per list */
 	uint32_t    max_depth;      /* 0 = default 64 (expression nesting; at most 256) */
-	/* The cost budget, in expression nodes (docs/rules.md, "Limits"): of one
-	 * rule's condition, and of every rule's together. Over it: VIGIL_ETOOBIG
-	 * with a diag at the rule. */
+	/* The cost budget, in expression nodes (docs/rules.md, "Errors", **Cost
+	 * budget**): of one rule's condition, and of every rule's together.
+	 * Over it: VIGIL_ETOOBIG with a diag at the rule. */
 	uint32_t    max_rule_nodes; /* 0 = default RULES_DEFAULT_RULE_NODES */
 	uint32_t    max_file_nodes; /* 0 = default RULES_DEFAULT_FILE_NODES */
 } rules_opts;

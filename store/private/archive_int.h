@@ -130,7 +130,7 @@ vigil_err store_seg_index_write(const char *dir, const char *base, const store_s
     bool sync);
 
 /* Segments appended with write(2) because their file could not be
- * preallocated and mapped (docs/archive.md, "Appending"). */
+ * preallocated and mapped (docs/archive.md, "WRITER"). */
 uint64_t store_archive_prealloc_failures(store_archive *ar);
 
 /* Test hook: the clock used for rotation by day, index closed_at and
