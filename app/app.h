@@ -155,7 +155,7 @@ typedef struct app_work app_work;
 
 app_work *app_work_new(store_db *db); /* NULL on ENOMEM */
 void      app_work_free(app_work *w); /* NULL is a no-op */
-/* The slots lookups compute (store_ctx_set_features, store/mask.h: an
+/* The slots lookups compute (store_ctx_set_features, features/db/mask.h: an
  * offline optimisation); NULL = all. */
 typedef struct store_feature_mask store_feature_mask;
 vigil_err app_work_set_features(app_work *w, const store_feature_mask *m);

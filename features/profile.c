@@ -7,7 +7,7 @@
  * JSON of a stored profile, every PC/PE field by its name, that
  * vigil-rebuild --dump and the console print. The structs are in
  * profile.h, the codec in codec.c; the reads and the profile cache
- * (store/fill.c, store/live.c) are store/'s.
+ * (features/db/fill.c, store/live.c) are features/db/'s and store/'s.
  */
 #include <inttypes.h>
 #include <jansson.h>

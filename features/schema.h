@@ -63,7 +63,7 @@ vigil_err          store_schema_find(const char *name, uint32_t *ret_slot);
 
 /*
  * A feature's name id: XXH32 of its name (seed 0), never 0, distinct within
- * the schema (tests/features/test_schema.c). A scored record archives the
+ * the schema (tests/store_archive/test_record.c). A scored record archives the
  * id in place of the name (docs/archive.md); a reader resolves it by its own
  * schema, so a name stays readable as long as schema.def has the row.
  * store_schema_name_id: 0 for a slot out of range.
@@ -103,7 +103,7 @@ uint32_t           store_hour_of(int64_t ms);
 /* ======================= Feature masks ======================= */
 
 /*
- * A set of schema slots: bit s set = slot s is needed (store/mask.h says
+ * A set of schema slots: bit s set = slot s is needed (features/db/mask.h says
  * how a lookup uses one).
  */
 #define STORE_FEATURE_MASK_WORDS 2 /* slots 0..127 (store_schema_nfields() <= 128) */

@@ -213,7 +213,7 @@ fill_batch_read(store_ctx *ctx, store_gen *g, gen_session *s, const batch_reads 
 
 /* fill_batch_read with the generation's SIGBUS guard armed: data.mdb
  * changed under the mapping (truncated, overwritten) makes the read that
- * faults come back here instead of killing the process (store/genread.h);
+ * faults come back here instead of killing the process (features/db/genread.h);
  * g is marked faulted and store_db_refresh stops serving it. A bcache
  * entry the fault interrupted keeps its old tag, so it is read again.
  * sigsetjmp without the signal mask (no system call): the handler runs
