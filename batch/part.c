@@ -395,11 +395,12 @@ pr_fopen(const char *path, struct stat *ret_st, store_diag *reterr, vigil_err *r
 {
 	bool special = false;
 	FILE *f = vigil_fopen_regular(path, &special, ret_st);
+	char why[128];
 
 	if (f == NULL) {
 		*ret_rv = special ? VIGIL_EINVAL : vigil_err_from_errno(errno);
-		store_diag_set(reterr, "%s: %s", path, special ? "not a regular file" :
-		    strerror(errno));
+		store_diag_set(reterr, "%s: %s", path, vigil_open_why(special, errno, why,
+		    sizeof why));
 	}
 	return f;
 }

@@ -86,6 +86,16 @@ vigil_open_regular(const char *path, bool *ret_special, struct stat *ret_st)
 	return fd;
 }
 
+const char *
+vigil_open_why(bool special, int err, char *buf, size_t len)
+{
+	if (special)
+		snprintf(buf, len, "not a regular file");
+	else
+		snprintf(buf, len, "cannot open: %s", strerror(err));
+	return buf;
+}
+
 FILE *
 vigil_fopen_regular(const char *path, bool *ret_special, struct stat *ret_st)
 {

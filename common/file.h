@@ -43,6 +43,10 @@ int vigil_open_regular(const char *path, bool *ret_special, struct stat *ret_st)
 /* vigil_open_regular as a stdio stream ("rb"): NULL with errno set, or
  * with *ret_special set. */
 FILE *vigil_fopen_regular(const char *path, bool *ret_special, struct stat *ret_st);
+/* Why either failed, for a "PATH: WHY" message: "not a regular file" if
+ * special, else "cannot open: " and strerror(err). Written into buf (64
+ * bytes are enough); returns buf. */
+const char *vigil_open_why(bool special, int err, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

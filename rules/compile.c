@@ -261,14 +261,12 @@ rules_load_file(const char *path, const rules_schema *schema, const rules_opts *
 	if (path == NULL || schema == NULL || ret_prog == NULL)
 		return VIGIL_EINVAL;
 	/* a FIFO would hold the caller (vigild's reload) until someone wrote */
-	if ((f = vigil_fopen_regular(path, &special, &st)) == NULL && special) {
-		rv = VIGIL_EIO;
-		rules_diag_file(reterr_diags, path, "not a regular file");
-		goto out;
-	}
-	if (f == NULL) {
-		rv = vigil_err_from_errno(errno);
-		rules_diag_file(reterr_diags, path, "cannot open: %s", strerror(errno));
+	if ((f = vigil_fopen_regular(path, &special, &st)) == NULL) {
+		char why[128];
+
+		rv = special ? VIGIL_EIO : vigil_err_from_errno(errno);
+		rules_diag_file(reterr_diags, path, "%s", vigil_open_why(special, errno, why,
+		    sizeof why));
 		goto out;
 	}
 	if ((uint64_t)st.st_size > o.max_file_bytes) {

@@ -45,11 +45,11 @@ rep_fopen(const char *what, const char *path, char *reason, size_t rlen)
 {
 	bool special = false;
 	FILE *f = vigil_fopen_regular(path, &special, NULL);
+	char why[128];
 
-	if (f == NULL && special)
-		snprintf(reason, rlen, "%s %s: not a regular file", what, path);
-	else if (f == NULL)
-		snprintf(reason, rlen, "%s %s: cannot open: %s", what, path, strerror(errno));
+	if (f == NULL)
+		snprintf(reason, rlen, "%s %s: %s", what, path, vigil_open_why(special, errno, why,
+		    sizeof why));
 	return f;
 }
 

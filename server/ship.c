@@ -79,17 +79,14 @@ ship_state_load(const char *path, uint64_t *ret_seq, char *errbuf, size_t errlen
 	int at = 1; /* the line being read */
 	vigil_err rv = VIGIL_OK;
 
-	if (f == NULL && special) {
-		snprintf(errbuf, errlen, "archive shipping: %s: not a regular file", path);
-		return VIGIL_EINVAL;
+	if (f == NULL && !special && errno == ENOENT) {
+		*ret_seq = 0;
+		return VIGIL_OK;
 	}
 	if (f == NULL) {
-		if (errno == ENOENT) {
-			*ret_seq = 0;
-			return VIGIL_OK;
-		}
-		snprintf(errbuf, errlen, "archive shipping: %s: %s", path, strerror(errno));
-		return VIGIL_EIO;
+		snprintf(errbuf, errlen, "archive shipping: %s: %s", path,
+		    vigil_open_why(special, errno, line, sizeof line));
+		return special ? VIGIL_EINVAL : VIGIL_EIO;
 	}
 	if (fgets(line, sizeof line, f) == NULL || strcmp(line, "vigil-ship-state 1\n") != 0 ||
 	    (at = 2, fgets(line, sizeof line, f) == NULL) ||
