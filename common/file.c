@@ -7,7 +7,8 @@
  * a device) put in the file's place is refused at fstat instead of
  * blocking the caller (a SIGHUP reload, --check-config) until someone
  * writes to it; a regular file reads the same either way, and the flag is
- * cleared before the descriptor is handed over.
+ * cleared before the descriptor is handed over. And vigil_fsync_dir, the
+ * one directory fsync of the store, vigild and the console.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -111,4 +112,18 @@ vigil_fopen_regular(const char *path, bool *ret_special, struct stat *ret_st)
 		errno = e;
 	}
 	return f;
+}
+
+vigil_err
+vigil_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e = 0;
+
+	if (fd < 0)
+		return vigil_err_from_errno(errno);
+	if (fsync(fd) != 0)
+		e = errno;
+	close(fd);
+	errno = e;
+	return e != 0 ? vigil_err_from_errno(e) : VIGIL_OK;
 }

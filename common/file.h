@@ -2,7 +2,7 @@
 /*
  * common/file.h - opening files that must be regular files (file.c): a
  * FIFO, device, socket or directory in a file's place is refused, not
- * waited on.
+ * waited on; and the directory fsync that makes a rename durable.
  */
 #ifndef VIGIL_FILE_H
 #define VIGIL_FILE_H
@@ -47,6 +47,10 @@ FILE *vigil_fopen_regular(const char *path, bool *ret_special, struct stat *ret_
  * special, else "cannot open: " and strerror(err). Written into buf (64
  * bytes are enough); returns buf. */
 const char *vigil_open_why(bool special, int err, char *buf, size_t len);
+
+/* fsync(2) of directory dir, so that a rename, creation or unlink in it is
+ * durable. VIGIL_OK, or the error (errno is left set to its cause). */
+vigil_err vigil_fsync_dir(const char *dir);
 
 #ifdef __cplusplus
 }

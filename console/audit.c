@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "file.h"
 #include "vec.h"
 
 #define AUDIT_LINE_MAX (4u << 20) /* a rule diff is the largest entry */
@@ -37,7 +38,7 @@ audit_open_file(const char *path, char *errbuf, size_t errlen)
 {
 	char dir[4096];
 	char *slash;
-	int fd, dfd, e;
+	int fd, e;
 
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
@@ -53,16 +54,12 @@ audit_open_file(const char *path, char *errbuf, size_t errlen)
 		dir[1] = '\0';
 	else
 		*slash = '\0';
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) != 0) {
+	if (vigil_fsync_dir(dir) != VIGIL_OK) {
 		e = errno;
 		snprintf(errbuf, errlen, "%s: syncing its directory: %s", path, strerror(e));
-		if (dfd >= 0)
-			close(dfd);
 		close(fd);
 		return -e;
 	}
-	close(dfd);
 	return fd;
 }
 

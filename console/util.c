@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "console.h"
+#include "file.h"
 
 vigil_err
 con_time_parse(const char *s, int64_t *ret_ms)
@@ -78,7 +79,7 @@ util_file_write(const char *path, const void *data, size_t len, bool replace, ch
 	char tmp[4200], dir[4096];
 	const char *p = data;
 	size_t done = 0;
-	int fd, dfd;
+	int fd;
 	struct stat st;
 	mode_t mode = 0644;
 
@@ -123,10 +124,9 @@ util_file_write(const char *path, const void *data, size_t len, bool replace, ch
 		return VIGIL_EIO;
 	}
 	snprintf(dir, sizeof dir, "%s", path);
-	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
+	if (vigil_fsync_dir(dirname(dir)) != VIGIL_OK) {
+		snprintf(errbuf, errlen, "%s: syncing its directory: %s", path, strerror(errno));
+		return VIGIL_EIO;
 	}
 	return VIGIL_OK;
 }

@@ -110,7 +110,7 @@ static vigil_err
 ship_state_save(srv_ship *sh, uint64_t seq, char *errbuf, size_t errlen)
 {
 	char tmp[SRV_PATH_MAX + 32], text[64];
-	int fd, n, dfd;
+	int fd, n;
 	vigil_err rv = VIGIL_OK;
 
 	snprintf(tmp, sizeof tmp, "%s.tmp", sh->state_path);
@@ -126,12 +126,10 @@ ship_state_save(srv_ship *sh, uint64_t seq, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "%s: %s", sh->state_path, strerror(errno));
 		rv = VIGIL_EIO;
 	}
-	if (rv == VIGIL_OK) {
-		dfd = open(sh->s->cfg.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			(void)fsync(dfd);
-			close(dfd);
-		}
+	if (rv == VIGIL_OK && vigil_fsync_dir(sh->s->cfg.data_dir) != VIGIL_OK) {
+		snprintf(errbuf, errlen, "%s: syncing its directory: %s", sh->state_path,
+		    strerror(errno));
+		rv = VIGIL_EIO;
 	}
 	return rv;
 }

@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #include "archive_w_int.h"
-#include "util_int.h"
+#include "file.h"
 #include "vec.h"
 
 int64_t
@@ -708,7 +708,7 @@ ar_seg_file_new(store_archive *ar, int64_t day, uint64_t first_seq,
 		*ret_op = "create segment";
 		return VIGIL_EIO;
 	}
-	if (ar->opts.fsync != STORE_FSYNC_NEVER && store_fsync_dir(ar->dir) != VIGIL_OK) {
+	if (ar->opts.fsync != STORE_FSYNC_NEVER && vigil_fsync_dir(ar->dir) != VIGIL_OK) {
 		*ret_errno = errno;
 		*ret_op = "sync directory";
 		close(fd);

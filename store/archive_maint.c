@@ -19,7 +19,7 @@
 #include <zstd.h>
 
 #include "archive_w_int.h"
-#include "util_int.h"
+#include "file.h"
 #include "vec.h"
 
 /* ------------------------------------------------------------------ */
@@ -208,12 +208,12 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 		goto out;
 	}
 	ofd = -1;
-	if (rename(tmp, dst) != 0 || store_fsync_dir(dir) != VIGIL_OK) {
+	if (rename(tmp, dst) != 0 || vigil_fsync_dir(dir) != VIGIL_OK) {
 		rv = VIGIL_EIO;
 		store_diag_set(reterr, "%s: cannot rename into place: %s", dst, strerror(errno));
 		goto out;
 	}
-	if (unlink(src) != 0 || store_fsync_dir(dir) != VIGIL_OK) {
+	if (unlink(src) != 0 || vigil_fsync_dir(dir) != VIGIL_OK) {
 		rv = VIGIL_EIO;
 		store_diag_set(reterr, "%s: cannot remove after compression: %s", src, strerror(errno));
 		goto out;

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "archive_w_int.h"
-#include "util_int.h"
 
 /* ------------------------------------------------------------------ */
 /* Opening and recovery                                                */

@@ -20,7 +20,6 @@
 #include "file.h"
 #include "gen.h"
 #include "gendir.h"
-#include "util_int.h"
 
 /* ---------------------------------------------------------------------- */
 /*

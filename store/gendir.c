@@ -23,7 +23,6 @@
 #include "file.h"
 #include "gen.h"
 #include "gendir.h"
-#include "util_int.h"
 #include "vec.h"
 
 const char *const gen_dbi_names[GEN_NDBI] = {
@@ -192,7 +191,7 @@ gen_file_replace(const char *dir, const char *name, const char *text, size_t len
 		store_diag_set(reterr, "%s: rename: %s", path, strerror(e));
 		return vigil_err_from_errno(e);
 	}
-	rv = store_fsync_dir(dir);
+	rv = vigil_fsync_dir(dir);
 	if (rv != VIGIL_OK)
 		store_diag_set(reterr, "%s: fsync: %s", dir, vigil_strerror(rv));
 	return rv;

@@ -18,9 +18,9 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "file.h"
 #include "gen.h"
 #include "gendir.h"
-#include "util_int.h"
 
 struct store_genw {
 	char     fdir[GEN_PATH_MAX]; /* <datadir>/features */
@@ -259,7 +259,7 @@ store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, stor
 	rv = gen_checksum_write(w->tmp, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
-	rv = store_fsync_dir(w->tmp);
+	rv = vigil_fsync_dir(w->tmp);
 	if (rv != VIGIL_OK) {
 		store_diag_set(reterr, "%s: fsync: %s", w->tmp, vigil_strerror(rv));
 		goto out;
@@ -279,7 +279,7 @@ store_genw_commit(store_genw *w, const store_gen_meta *meta, uint32_t keep, stor
 		goto out;
 	}
 	w->tmp[0] = '\0'; /* now owned by the features directory */
-	rv = store_fsync_dir(w->fdir);
+	rv = vigil_fsync_dir(w->fdir);
 	if (rv != VIGIL_OK) {
 		store_diag_set(reterr, "%s: fsync: %s", w->fdir, vigil_strerror(rv));
 		goto out;

@@ -27,7 +27,7 @@
 
 #include "archive_int.h"
 #include "crc32c.h"
-#include "util_int.h"
+#include "file.h"
 #include "vec.h"
 
 #define RD_BUF_INIT      (1u << 20)
@@ -241,7 +241,7 @@ store_seg_index_write(const char *dir, const char *base, const store_seg_index *
 		unlink(tmp);
 		return rv;
 	}
-	return sync ? store_fsync_dir(dir) : VIGIL_OK;
+	return sync ? vigil_fsync_dir(dir) : VIGIL_OK;
 }
 
 /* ------------------------------------------------------------------ */

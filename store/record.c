@@ -17,7 +17,6 @@
 
 #include "pbwire.h"
 #include "slots.h"
-#include "util_int.h"
 #include "archive.h"
 #include "vigil.pb-c.h"
 

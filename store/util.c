@@ -1,16 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store/util.c - the one-line error detail (store_diag_set) and the
- * directory fsync, for every file of the store and for batch/.
+ * store/util.c - the one-line error detail (store_diag_set, store_diag_at,
+ * store_diag_text), for every file of the store and for batch/.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <unistd.h>
 
 #include "diag.h"
-#include "util_int.h"
 
 void
 store_diag_set(store_diag *d, const char *fmt, ...)
@@ -53,18 +49,4 @@ store_diag_text(const store_diag *d, const char *path, vigil_err rv, char *buf, 
 	else
 		snprintf(buf, cap, "%s: %s", path, d->msg[0] ? d->msg : vigil_strerror(rv));
 	return buf;
-}
-
-vigil_err
-store_fsync_dir(const char *dir)
-{
-	int       fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	vigil_err rv = VIGIL_OK;
-
-	if (fd < 0)
-		return vigil_err_from_errno(errno);
-	if (fsync(fd) != 0)
-		rv = vigil_err_from_errno(errno);
-	close(fd);
-	return rv;
 }
