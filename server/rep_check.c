@@ -35,33 +35,70 @@ rep_mbed_err(int rv, char *buf, size_t len)
 }
 
 /*
- * path opened as a regular file (vigil_fopen_regular), to close; or NULL
- * with "WHAT PATH: cannot open: REASON" or "...: not a regular file" in
- * reason. These files are read at start and at a SIGHUP reload, on
- * vigild's main thread: a FIFO in a file's place is refused, not waited on.
+ * The whole of file path (at most REP_PEM_MAX bytes), NUL-terminated, in
+ * *ret_len bytes before the NUL: to free (explicit_bzero first if it holds
+ * a key). NULL with "WHAT PATH: cannot open: REASON", "...: not a regular
+ * file" or "...: larger than 1 MiB" in reason. These files are read at
+ * start and at a SIGHUP reload, on vigild's main thread: each is opened
+ * once, as a regular file (a FIFO in its place is refused, not waited on),
+ * and mbedTLS and nng parse what was read, never the file by name.
  */
-static FILE *
-rep_fopen(const char *what, const char *path, char *reason, size_t rlen)
+static char *
+rep_read_file(const char *what, const char *path, size_t *ret_len, char *reason, size_t rlen)
 {
 	bool special = false;
 	FILE *f = vigil_fopen_regular(path, &special, NULL);
-	char why[128];
+	char why[128], *buf;
+	size_t n;
 
-	if (f == NULL)
+	if (f == NULL) {
 		snprintf(reason, rlen, "%s %s: %s", what, path, vigil_open_why(special, errno, why,
 		    sizeof why));
-	return f;
+		return NULL;
+	}
+	buf = malloc(REP_PEM_MAX + 1);
+	if (buf == NULL) {
+		snprintf(reason, rlen, "%s %s: out of memory", what, path);
+		fclose(f);
+		return NULL;
+	}
+	n = fread(buf, 1, REP_PEM_MAX + 1, f);
+	if (ferror(f) || n > REP_PEM_MAX) {
+		snprintf(reason, rlen, "%s %s: %s", what, path, ferror(f) ? strerror(errno) :
+		    "larger than 1 MiB");
+		explicit_bzero(buf, n);
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*ret_len = n;
+	return buf;
 }
 
-/* rep_fopen for a file mbedTLS then reads by name: whether it may. */
-static bool
-rep_file_ok(const char *what, const char *path, char *reason, size_t rlen)
+/*
+ * rep_read_file of a file that must be PEM: nng's TLS configuration takes
+ * PEM text only, so a DER file, which mbedTLS alone would accept, is
+ * refused here as at start. The length for mbedTLS's *_parse is returned
+ * in *ret_len: with the terminating NUL, which is how mbedTLS tells PEM.
+ */
+static char *
+rep_read_pem_file(const char *what, const char *path, size_t *ret_len, char *reason,
+    size_t rlen)
 {
-	FILE *f = rep_fopen(what, path, reason, rlen);
+	char *buf = rep_read_file(what, path, ret_len, reason, rlen);
 
-	if (f != NULL)
-		fclose(f);
-	return f != NULL;
+	if (buf != NULL && strstr(buf, "-----BEGIN ") == NULL) {
+		snprintf(reason, rlen, "%s %s: not a PEM file (no \"-----BEGIN\" line; "
+		    "DER converts with openssl -outform PEM)", what, path);
+		explicit_bzero(buf, *ret_len);
+		free(buf);
+		return NULL;
+	}
+	if (buf != NULL)
+		(*ret_len)++;
+	return buf;
 }
 
 /* Reads a PEM certificate (chain); false with reason if it cannot. */
@@ -69,17 +106,19 @@ static bool
 rep_cert_load(const char *what, const char *path, mbedtls_x509_crt *crt, char *reason,
     size_t rlen)
 {
-	char e[160];
+	char e[160], *buf;
+	size_t n;
 	int rv;
 
-	if (!rep_file_ok(what, path, reason, rlen))
+	if ((buf = rep_read_pem_file(what, path, &n, reason, rlen)) == NULL)
 		return false;
-	rv = mbedtls_x509_crt_parse_file(crt, path);
+	rv = mbedtls_x509_crt_parse(crt, (const unsigned char *)buf, n);
+	free(buf);
 	if (rv != 0) {
 		rep_mbed_err(rv, e, sizeof e);
 		snprintf(reason, rlen, "%s %s: %s (%s)", what, path, rv > 0 ?
 		    "some certificates in it are not valid X.509" :
-		    "not a PEM or DER X.509 certificate", e);
+		    "not a PEM X.509 certificate", e);
 		return false;
 	}
 	return true;
@@ -130,17 +169,19 @@ static bool
 rep_crl_check(const char *path, mbedtls_x509_crt *ca, FILE *warn, char *reason, size_t rlen)
 {
 	mbedtls_x509_crl crl;
-	char e[160];
+	char e[160], *buf;
 	bool ok = false;
+	size_t n;
 	int rv;
 
-	if (!rep_file_ok("[tls] crl", path, reason, rlen))
+	if ((buf = rep_read_pem_file("[tls] crl", path, &n, reason, rlen)) == NULL)
 		return false;
 	mbedtls_x509_crl_init(&crl);
-	rv = mbedtls_x509_crl_parse_file(&crl, path);
+	rv = mbedtls_x509_crl_parse(&crl, (const unsigned char *)buf, n);
+	free(buf);
 	if (rv != 0) {
 		rep_mbed_err(rv, e, sizeof e);
-		snprintf(reason, rlen, "[tls] crl %s: not a PEM or DER certificate revocation list "
+		snprintf(reason, rlen, "[tls] crl %s: not a PEM certificate revocation list "
 		    "(%s)", path, e);
 		goto out;
 	}
@@ -188,8 +229,9 @@ srv_rep_check_files(const srv_config *c, FILE *warn, char *errbuf, size_t errlen
 	mbedtls_x509_crt crt, ca;
 	mbedtls_pk_context key;
 	vigil_err rv = VIGIL_EINVAL;
-	char e[160];
+	char e[160], *kbuf;
 	bool ok;
+	size_t n;
 	int mrv;
 
 	mbedtls_x509_crt_init(&crt);
@@ -201,12 +243,14 @@ srv_rep_check_files(const srv_config *c, FILE *warn, char *errbuf, size_t errlen
 		rep_cert_dates("[tls] cert", c->tls_cert, &crt, warn, errbuf, errlen, &ok);
 		if (!ok)
 			goto out;
-		if (!rep_file_ok("[tls] key", c->tls_key, errbuf, errlen))
+		if ((kbuf = rep_read_pem_file("[tls] key", c->tls_key, &n, errbuf, errlen)) == NULL)
 			goto out;
-		mrv = mbedtls_pk_parse_keyfile(&key, c->tls_key, NULL);
+		mrv = mbedtls_pk_parse_key(&key, (const unsigned char *)kbuf, n, NULL, 0);
+		explicit_bzero(kbuf, n);
+		free(kbuf);
 		if (mrv != 0) {
 			rep_mbed_err(mrv, e, sizeof e);
-			snprintf(errbuf, errlen, "[tls] key %s: not an unencrypted PEM or DER private "
+			snprintf(errbuf, errlen, "[tls] key %s: not an unencrypted PEM private "
 			    "key (%s)", c->tls_key, e);
 			goto out;
 		}
@@ -248,29 +292,9 @@ out:
 static char *
 rep_read_pem(const char *path, char *errbuf, size_t errlen)
 {
-	FILE *f = rep_fopen("tls:", path, errbuf, errlen);
-	char *buf = NULL;
 	size_t n;
 
-	if (f == NULL)
-		return NULL;
-	buf = malloc(REP_PEM_MAX + 1);
-	if (buf == NULL) {
-		snprintf(errbuf, errlen, "tls: out of memory");
-		goto out;
-	}
-	n = fread(buf, 1, REP_PEM_MAX + 1, f);
-	if (ferror(f) || n > REP_PEM_MAX) {
-		snprintf(errbuf, errlen, "tls: %s: %s", path, ferror(f) ? strerror(errno) :
-		    "larger than 1 MiB");
-		free(buf);
-		buf = NULL;
-		goto out;
-	}
-	buf[n] = '\0';
-out:
-	fclose(f);
-	return buf;
+	return rep_read_file("tls:", path, &n, errbuf, errlen);
 }
 
 /*
@@ -315,7 +339,9 @@ srv_rep_tls_config(const srv_config *cfg, nng_tls_config **ret_tls, char *errbuf
 		}
 		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED);
 	} else if (cfg->tls_ca[0] != '\0') {
-		if ((nrv = nng_tls_config_ca_file(tls, cfg->tls_ca)) != 0) {
+		if ((ca = rep_read_pem(cfg->tls_ca, errbuf, errlen)) == NULL)
+			goto out;
+		if ((nrv = nng_tls_config_ca_chain(tls, ca, NULL)) != 0) {
 			snprintf(errbuf, errlen, "tls: ca %s: %s", cfg->tls_ca, nng_strerror(nrv));
 			goto out;
 		}

@@ -57,8 +57,11 @@ grep -q "tls crl  *$P/crl.pem\$" "$D/out" || fail "check-config: no tls crl line
 grep -q "^vigild: warning: \[tls\] crl $P/crl.pem is due for its next update on " "$D/out" ||
 	fail "check-config: no next-update warning: $(cat "$D/out")"
 printf 'not a list\n' >"$D/junk.pem"
-expect 2 "^vigild: \[tls\] crl $D/junk.pem: not a PEM or DER certificate revocation list" \
+expect 2 "^vigild: \[tls\] crl $D/junk.pem: not a PEM file" \
 	"$V" $COMMON $TLS --tls-crl "$D/junk.pem" --check-config
+printf -- '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n' >"$D/bad.pem"
+expect 2 "^vigild: \[tls\] crl $D/bad.pem: not a PEM certificate revocation list" \
+	"$V" $COMMON $TLS --tls-crl "$D/bad.pem" --check-config
 expect 2 "^vigild: \[tls\] crl $P/evil-crl.pem: issued by none of the CAs of \[tls\] ca\$" \
 	"$V" $COMMON $TLS --tls-crl "$P/evil-crl.pem" --check-config
 expect 2 "^vigild: --tls-crl: \[tls\] crl is set without ca" \
