@@ -41,6 +41,7 @@
 #include "editor.h"
 #include "http.h"
 #include "evconn.h"
+#include "file.h"
 #include "vigil_json.h"
 
 #define CON_BODY_MAX    (2u << 20)
@@ -272,6 +273,7 @@ http_static(con_app *app, struct evhttp_request *req, const http_file *f)
 	char path[4300];
 	struct evbuffer *buf;
 	struct stat st;
+	bool special;
 	int fd;
 
 	if (f->chartjs) {
@@ -282,10 +284,15 @@ http_static(con_app *app, struct evhttp_request *req, const http_file *f)
 	} else {
 		snprintf(path, sizeof path, "%s/%s", app->o.www, f->name);
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		if (fd >= 0)
-			close(fd);
+	/* a FIFO in the file's place would block the one event loop */
+	fd = vigil_open_regular(path, &special, &st);
+	if (fd < 0 && special) {
+		fprintf(stderr, "vigil-console: %s: %s is not a regular file\n", f->url, path);
+		con_send_error(req, 500, NULL, "%s: the console's file is not a regular file",
+		    f->url);
+		return;
+	}
+	if (fd < 0) {
 		con_send_error(req, 404, NULL, "%s", f->chartjs ? "Chart.js not found "
 		    "(apt-get install libjs-chart.js, or --chartjs DIR)" : "file not found");
 		return;

@@ -9,7 +9,9 @@
  * its code, typed application/json with the console's security headers,
  * its Content-Length exact, and the connection is closed after it as
  * libevent closes it (common/evconn.h replaces libevent's HTML page). Raw
- * sockets: an HTTP client would not send these.
+ * sockets: an HTTP client would not send these. And a static file whose
+ * place holds a FIFO: refused with 500, not waited on by the one event
+ * loop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -94,7 +96,7 @@ reply_expect(const char *what, const char **p, int status, const char *code, con
 static int
 setup(void **state)
 {
-	char data[300], st[300], tokens[300], listen[32], log[300];
+	char data[300], st[300], tokens[300], listen[32], log[300], www[300], cjs[300], p[400];
 	FILE *f;
 
 	(void)state;
@@ -105,6 +107,20 @@ setup(void **state)
 	snprintf(tokens, sizeof tokens, "%s/tokens", tmp);
 	snprintf(log, sizeof log, "%s/console.log", tmp);
 	mkdir(data, 0755);
+	/* the UI's files, but a FIFO for style.css and for Chart.js */
+	snprintf(www, sizeof www, "%s/www", tmp);
+	snprintf(cjs, sizeof cjs, "%s/chartjs", tmp);
+	if (mkdir(www, 0755) != 0 || mkdir(cjs, 0755) != 0)
+		return -1;
+	snprintf(p, sizeof p, "%s/index.html", www);
+	if (symlink(vt_src_path("console/www/index.html"), p) != 0)
+		return -1;
+	snprintf(p, sizeof p, "%s/style.css", www);
+	if (mkfifo(p, 0644) != 0)
+		return -1;
+	snprintf(p, sizeof p, "%s/chart.umd.js", cjs);
+	if (mkfifo(p, 0644) != 0)
+		return -1;
 	f = fopen(tokens, "w");
 	if (f == NULL)
 		return -1;
@@ -123,7 +139,7 @@ setup(void **state)
 		dup2(fd, 2);
 		execl(vt_build_path("console/vigil-console"), "vigil-console", "--data", data,
 		    "--rules", vt_src_path("rules/default.rules"), "--tokens", tokens, "--state", st,
-		    "--listen", listen, (char *)NULL);
+		    "--listen", listen, "--www", www, "--chartjs", cjs, (char *)NULL);
 		_exit(127);
 	}
 	if (console_pid < 0)
@@ -237,11 +253,35 @@ test_libevent_pages(void **state)
 	free(resp);
 }
 
+/* A static file that is a FIFO gets 500 at once (an open(2) would wait
+ * for a writer with the whole console); a regular one is served. */
+static void
+test_static_fifo(void **state)
+{
+	static const char *const fifos[] = { "/style.css", "/js/chart.js" };
+	char *body = NULL;
+	int code = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof fifos / sizeof fifos[0]; i++) {
+		assert_int_equal(vt_http_get(console_port, fifos[i], &code, &body), 0);
+		if (code != 500 || strstr(body, "is not a regular file") == NULL)
+			fail_msg("GET %s (a FIFO): %d %s", fifos[i], code, body);
+		free(body);
+		body = NULL;
+	}
+	assert_int_equal(vt_http_get(console_port, "/index.html", &code, &body), 0);
+	if (code != 200 || strstr(body, "<html") == NULL)
+		fail_msg("GET /index.html: %d %.200s", code, body);
+	free(body);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_libevent_pages),
+		cmocka_unit_test(test_static_fifo),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
