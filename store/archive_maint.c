@@ -128,6 +128,7 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 	uint32_t nframes = 0;
 	uint64_t off = 0, opos = 0, fsize;
 	struct stat st;
+	bool special = false;
 	int ifd = -1, ofd = -1;
 	vigil_err rv = VIGIL_OK;
 
@@ -142,10 +143,11 @@ ar_compress(const char *dir, const char *base, store_diag *reterr)
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, AR_ZSTD_LEVEL);
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
-	ifd = open(src, O_RDONLY | O_CLOEXEC);
-	if (ifd < 0 || fstat(ifd, &st) != 0) {
-		rv = vigil_err_from_errno(errno);
-		store_diag_set(reterr, "%s: cannot open for compression: %s", src, strerror(errno));
+	ifd = vigil_open_regular(src, &special, &st);
+	if (ifd < 0) {
+		rv = special ? VIGIL_EINVAL : vigil_err_from_errno(errno);
+		store_diag_set(reterr, "%s: cannot open for compression: %s", src, special ?
+		    "not a regular file" : strerror(errno));
 		goto out;
 	}
 	fsize = (uint64_t)st.st_size;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "archive_w_int.h"
+#include "file.h"
 
 /* ------------------------------------------------------------------ */
 /* Opening and recovery                                                */
@@ -76,16 +77,19 @@ ar_jr_recover(store_archive *ar, int fd, const char *path, uint64_t *end, uint64
 	store_record r;
 	uint64_t n = 0;
 	vigil_err rv = VIGIL_OK, took;
+	bool special;
 	int jfd;
 
 	snprintf(jpath, sizeof jpath, "%s/%s", ar->dir, STORE_JOURNAL_NAME);
-	jfd = open(jpath, O_RDONLY | O_CLOEXEC);
+	jfd = vigil_open_regular(jpath, &special, &st);
+	if (jfd < 0 && special) {
+		store_diag_at(reterr, jpath, VIGIL_NOPOS, NULL, "not a regular file");
+		return VIGIL_EINVAL;
+	}
 	if (jfd < 0) {
 		*ret_n = 0;
 		return VIGIL_OK; /* none: nothing was journaled */
 	}
-	if (fstat(jfd, &st) != 0)
-		st.st_size = 0; /* nothing taken */
 	while ((took = store_journal_take(jfd, (uint64_t)st.st_size, *end, &buf, &cap, &r,
 	    &used)) != VIGIL_ENOTFOUND) {
 		if (took != VIGIL_OK) {

@@ -175,13 +175,14 @@ store_seg_index_read(const char *dir, const char *base, store_seg_index *ret_idx
 {
 	char path[PATH_MAX];
 	uint8_t b[STORE_IDX_SIZE + 1];
+	bool special;
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof path, "%s/%s.idx", dir, base);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = vigil_open_regular(path, &special, NULL);
 	if (fd < 0)
-		return vigil_err_from_errno(errno);
+		return special ? VIGIL_ECORRUPT : vigil_err_from_errno(errno);
 	do
 		n = pread(fd, b, sizeof b, 0);
 	while (n < 0 && errno == EINTR);
@@ -359,20 +360,20 @@ rd_seg_open(store_reader *rd, const char *path, const char *name, bool zst, bool
     store_diag *reterr)
 {
 	struct stat st;
+	bool special;
 
-	rd->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* A FIFO would block the open until a writer came, a device could
+	 * feed bytes for ever: refused before open(2). */
+	rd->fd = vigil_open_regular(path, &special, &st);
+	if (rd->fd < 0 && special) {
+		store_diag_at(reterr, path, VIGIL_NOPOS, NULL, "not a regular file");
+		return VIGIL_EINVAL;
+	}
 	if (rd->fd < 0) {
 		int e = errno;
 		store_diag_at(reterr, path, VIGIL_NOPOS, NULL,
 		    "cannot open segment: %s", strerror(e));
 		return vigil_err_from_errno(e);
-	}
-	/* A device or FIFO could feed bytes forever. */
-	if (fstat(rd->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		store_diag_at(reterr, path, VIGIL_NOPOS, NULL, "not a regular file");
-		close(rd->fd);
-		rd->fd = -1;
-		return VIGIL_EINVAL;
 	}
 	if (zst) {
 		if (rd->zds == NULL) {
@@ -1072,17 +1073,17 @@ store_journal_frame(const char *seg_path, uint64_t off, uint64_t want_seq, uint8
 	char jpath[PATH_MAX], idx[PATH_MAX];
 	struct stat st;
 	vigil_err rv = VIGIL_ENOTFOUND;
+	bool special;
 	int fd;
 
 	if (plen < 4 || strcmp(seg_path + plen - 4, ".log") != 0)
 		return VIGIL_ENOTFOUND;
 	snprintf(jpath, sizeof jpath, "%.*s%s" STORE_JOURNAL_NAME, (int)dlen, seg_path,
 	    dlen > 0 ? "/" : "");
-	fd = open(jpath, O_RDONLY | O_CLOEXEC);
+	fd = vigil_open_regular(jpath, &special, &st);
 	if (fd < 0)
 		return VIGIL_ENOTFOUND;
-	if (fstat(fd, &st) == 0)
-		rv = store_journal_take(fd, (uint64_t)st.st_size, off, buf, cap, ret_rec, ret_used);
+	rv = store_journal_take(fd, (uint64_t)st.st_size, off, buf, cap, ret_rec, ret_used);
 	/* read after the frame: the segment still has no index, so the
 	 * journal held its frames, not yet the next segment's */
 	snprintf(idx, sizeof idx, "%.*s.idx", (int)(plen - 4), seg_path);

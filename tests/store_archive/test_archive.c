@@ -2750,6 +2750,36 @@ test_reader_missing_dir(void **state)
 	assert_int_equal(store_reader_open_segment("/dev/zero", NULL, NULL, &rd, &d), VIGIL_EINVAL);
 	assert_null(rd);
 	assert_string_equal(d.msg, "/dev/zero: not a regular file");
+	/* a FIFO is refused before open(2), which would wait for a writer */
+	snprintf(p, sizeof p, "%s/fifo.log", f->dir);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_equal(store_reader_open_segment(p, NULL, NULL, &rd, &d), VIGIL_EINVAL);
+	assert_null(rd);
+	assert_non_null(strstr(d.msg, "fifo.log: not a regular file"));
+	unlink(p);
+}
+
+/* A FIFO where the journal should be stops the open with its name, where
+ * reading it for the open segment's recovery would wait for a writer. */
+static void
+test_journal_fifo(void **state)
+{
+	fx *f = *state;
+	store_archive_opts o;
+	store_archive *ar;
+	store_diag d;
+	char p[600];
+
+	store_archive_opts_default(&o);
+	assert_int_equal(store_archive_open(f->dir, &o, &ar, NULL, NULL), VIGIL_OK);
+	assert_int_equal(store_archive_append(ar, STORE_REC_LABEL, 1763700000000LL, "x", 1, NULL),
+	    VIGIL_OK);
+	store_archive_close(ar);
+	snprintf(p, sizeof p, "%s/JOURNAL", f->dir);
+	unlink(p);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_not_equal(store_archive_open(f->dir, &o, &ar, NULL, &d), VIGIL_OK);
+	assert_non_null(strstr(d.msg, "JOURNAL: not a regular file"));
 }
 
 static void
@@ -2815,6 +2845,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_error_heals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_while_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_missing_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_fifo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_tail_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_torn_frame, setup, teardown),

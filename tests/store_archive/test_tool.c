@@ -536,7 +536,7 @@ test_dump_range(void **state)
  * reader's error, not damage) is named with the place reading stopped,
  * summed up as far as it was read, ERROR, and the next PATH is verified;
  * exit 1. Before, verify stopped at the error: no summary line for it, the
- * next PATH never verified.
+ * next PATH never verified. A FIFO there is refused the same way.
  */
 static void
 test_verify_read_error(void **state)
@@ -588,6 +588,16 @@ test_verify_read_error(void **state)
 	assert_non_null(o);
 	assert_string_equal(json_string_value(json_object_get(o, "status")), "ok");
 	json_decref(o);
+
+	/* the same segment a FIFO: the same answer, not an open(2) that waits
+	 * for a writer */
+	assert_int_equal(rmdir(seg), 0);
+	assert_int_equal(mkfifo(seg, 0600), 0);
+	snprintf(args, sizeof args, "verify -q '%s' '%s'", a, b);
+	assert_int_equal(run_tool_err(args, out, sizeof out), 1);
+	snprintf(want, sizeof want, "vigil-archive: %s:0: not a regular file; the rest of %s is not "
+	    "verified\n", seg, a);
+	assert_string_equal(out, want);
 	free(ents);
 	vt_tmpdir_remove(top);
 }
