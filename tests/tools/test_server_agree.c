@@ -5,7 +5,8 @@
  * (tests/lib/harness.h) scores a vigil-gen stream sent by vigil-replay
  * --server, and vigil-replay scores it again offline; the two results files
  * must be byte-identical. Also with --concurrency 4 when the rule file reads
- * only per-card state (per-card order is kept by the sender), and with
+ * only per-card state (per-card order is kept by the sender; senders with
+ * uneven work stay within an hour of event time of each other), and with
  * nightly rebuilds (vigil-rebuild between days vs batch_rebuild in process);
  * the latency section appears in server mode only. A row the server
  * refuses, or that gets no answer, is counted apart and its label is not
@@ -26,6 +27,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <xxhash.h>
 
 #include "tmpdir.h"
 #include "archive.h"
@@ -36,8 +38,23 @@ static const char *replay, *gen, *shim;
 static char tmp[] = "/tmp/vigil-test-agree-XXXXXX";
 static char csv[256];
 
+/* An RFC 3339 time of Unix ms t, as vigil-replay's CSV wants it. */
+static const char *
+rfc3339(int64_t t, char *buf, size_t len)
+{
+	time_t s = (time_t)(t / 1000);
+	struct tm tm;
+
+	gmtime_r(&s, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(t % 1000));
+	return buf;
+}
+
+/* vigil-replay --server and offline on input: byte-identical results. */
 static void
-agree(const char *rules, const char *conc, bool nightly, const char *pace, const char *pace_arg)
+agree_on(const char *input, const char *rules, const char *conc, bool nightly, const char *pace,
+    const char *pace_arg)
 {
 	char a[300], b[300], j[300];
 	const char *rp = vt_src_path(rules);
@@ -55,7 +72,7 @@ agree(const char *rules, const char *conc, bool nightly, const char *pace, const
 	memset(&s, 0, sizeof s);
 	assert_int_equal(vt_server_start(&s, rules_path, NULL), 0);
 	{
-		const char *argv[] = { replay, "--csv", csv, "--server", s.url, "--rules", rules_path,
+		const char *argv[] = { replay, "--csv", input, "--server", s.url, "--rules", rules_path,
 			"--concurrency", conc, "--results", a, "--summary", j, "-q",
 			/* no pacing: a harmless repeat of -q fills the two slots */
 			pace != NULL ? pace : "--quiet", pace != NULL ? pace_arg : "--quiet",
@@ -66,7 +83,7 @@ agree(const char *rules, const char *conc, bool nightly, const char *pace, const
 		assert_int_equal(rc, 0);
 	}
 	{
-		const char *argv[] = { replay, "--csv", csv, "--rules", rules_path, "--results", b,
+		const char *argv[] = { replay, "--csv", input, "--rules", rules_path, "--results", b,
 			"-q", nightly ? "--nightly" : NULL, NULL };
 		assert_int_equal(tr_run(argv, NULL, NULL), 0);
 	}
@@ -91,6 +108,12 @@ agree(const char *rules, const char *conc, bool nightly, const char *pace, const
 	assert_true(json_integer_value(json_object_get(json_object_get(json_object_get(sum,
 	    "metrics"), "latency_us"), "count")) > 0);
 	json_decref(sum);
+}
+
+static void
+agree(const char *rules, const char *conc, bool nightly, const char *pace, const char *pace_arg)
+{
+	agree_on(csv, rules, conc, nightly, pace, pace_arg);
 }
 
 static void
@@ -123,6 +146,58 @@ test_card_rules_concurrent(void **state)
 {
 	(void)state;
 	agree("tests/tools/data/card_only.rules", "4", false, NULL, NULL);
+}
+
+/* The first card id "PREFIX-N" (N from *next) that vigil-replay's
+ * --concurrency 4 gives to sender want (tools/replay/remote.c). */
+static void
+card_for_sender(const char *prefix, unsigned *next, unsigned want, char *buf, size_t len)
+{
+	for (;; (*next)++) {
+		snprintf(buf, len, "%s-%u", prefix, *next);
+		if (XXH3_64bits(buf, strlen(buf)) % 4 == want) {
+			(*next)++;
+			return;
+		}
+	}
+}
+
+/*
+ * Senders whose work is uneven: 20 cards of sender 0 pay every minute, 100
+ * times each, one card after the other, from the start of day 1 (each
+ * payment after a card's first is a burst: two within 10 minutes); one
+ * card of sender 1 pays at the start and 9 days later. Left to run freely,
+ * sender 1 sent its day-10 row at once, vigild's live state then took
+ * sender 0's day-1 rows as 7 days late (1,999 of them) and counted none,
+ * and 8 bursts fired where offline 1,960 do.
+ * vigil-replay now keeps its senders within an hour of event time of each
+ * other.
+ */
+static void
+test_card_rules_uneven_senders(void **state)
+{
+	char in[300], heavy[20][32], light[32], ts[96];
+	unsigned next = 0;
+	const int64_t t0 = 1704067200000LL; /* 2024-01-01T00:00:00Z */
+	FILE *f;
+
+	(void)state;
+	for (int c = 0; c < 20; c++)
+		card_for_sender("heavy", &next, 0, heavy[c], sizeof heavy[c]);
+	next = 0;
+	card_for_sender("light", &next, 1, light, sizeof light);
+	snprintf(in, sizeof in, "%s/uneven.csv", tmp);
+	f = fopen(in, "w");
+	assert_non_null(f);
+	fprintf(f, "txn_id,event_time,card_id,merchant_id,amount,currency\n");
+	fprintf(f, "u-light-1,%s,%s,m-1,5.00,EUR\n", rfc3339(t0, ts, sizeof ts), light);
+	for (int i = 0; i < 2000; i++)
+		fprintf(f, "u-%d,%s,%s,m-1,5.00,EUR\n", i,
+		    rfc3339(t0 + 1000 + (int64_t)i * 60000, ts, sizeof ts), heavy[i / 100]);
+	fprintf(f, "u-light-2,%s,%s,m-1,5.00,EUR\n",
+	    rfc3339(t0 + (int64_t)9 * 86400000, ts, sizeof ts), light);
+	assert_int_equal(fclose(f), 0);
+	agree_on(in, "tests/tools/data/card_only.rules", "4", false, NULL, NULL);
 }
 
 /* Starts vigild on a fresh data directory with the fault shim preloaded
@@ -481,6 +556,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_default_rules_sequential),
 		cmocka_unit_test(test_card_rules_concurrent),
+		cmocka_unit_test(test_card_rules_uneven_senders),
 		cmocka_unit_test(test_default_rules_nightly),
 		cmocka_unit_test(test_paced),
 		cmocka_unit_test(test_refused_row_label_not_sent),

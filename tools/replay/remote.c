@@ -54,6 +54,7 @@ typedef struct rp_batch {
 	rp_outcome   *outs;
 	uint32_t     *part;
 	size_t        n;
+	size_t        lo, hi;       /* the window the senders are in: rows[lo..hi) */
 	uint64_t      first_index;  /* global index of rows[0] (for --rate) */
 	uint64_t      t0_ns;        /* pacing origin */
 	uint64_t      errors;       /* calls that failed or were refused */
@@ -118,7 +119,7 @@ rp_worker_main(void *arg)
 	rp_batch *b = w->b;
 	rp *r = b->r;
 
-	for (size_t i = 0; i < b->n; i++) {
+	for (size_t i = b->lo; i < b->hi; i++) {
 		vigil_client_txn ct;
 		vigil_client_result res;
 		vigil_client_errinfo info;
@@ -221,6 +222,35 @@ rp_worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The end of the window of rows that starts at lo: rows whose event times
+ * span less than RP_WINDOW_MS. The senders go through a batch window by
+ * window, waiting for each other at each end, so none runs ahead of
+ * another by more than that much event time. Unbounded, a sender with few
+ * rows could send the batch's last days while another was still on its
+ * first, and vigild, whose live state takes no event 7 days behind the
+ * newest it has seen, would not count the lagging sender's rows (late)
+ * where the offline run, in stream order, does.
+ */
+static size_t
+rp_window_end(const rp_batch *b, size_t lo)
+{
+	int64_t mn = b->rows[lo].txn.event_time_ms, mx = mn;
+	size_t hi = lo + 1;
+
+	for (; hi < b->n; hi++) {
+		int64_t t = b->rows[hi].txn.event_time_ms;
+
+		if (t < mn)
+			mn = t;
+		if (t > mx)
+			mx = t;
+		if (mx - mn >= RP_WINDOW_MS)
+			break;
+	}
+	return hi;
+}
+
 static vigil_err
 rp_server_batch(rp *r, rp_batch *b)
 {
@@ -230,18 +260,22 @@ rp_server_batch(rp *r, rp_batch *b)
 	for (size_t i = 0; i < b->n; i++)
 		b->part[i] = n == 1 ? 0 : (uint32_t)(XXH3_64bits(b->rows[i].txn.card_id,
 		    strlen(b->rows[i].txn.card_id)) % n);
-	for (uint32_t k = 0; k < n; k++) {
-		w[k].b = b;
-		w[k].id = k;
-		if (pthread_create(&w[k].th, NULL, rp_worker_main, &w[k]) != 0) {
-			for (uint32_t j = 0; j < k; j++)
-				pthread_join(w[j].th, NULL);
-			fprintf(stderr, "vigil-replay: cannot start worker threads\n");
-			return VIGIL_ENOMEM;
+	for (b->lo = 0; b->lo < b->n; b->lo = b->hi) {
+		/* one sender keeps stream order by itself: one window */
+		b->hi = n == 1 ? b->n : rp_window_end(b, b->lo);
+		for (uint32_t k = 0; k < n; k++) {
+			w[k].b = b;
+			w[k].id = k;
+			if (pthread_create(&w[k].th, NULL, rp_worker_main, &w[k]) != 0) {
+				for (uint32_t j = 0; j < k; j++)
+					pthread_join(w[j].th, NULL);
+				fprintf(stderr, "vigil-replay: cannot start worker threads\n");
+				return VIGIL_ENOMEM;
+			}
 		}
+		for (uint32_t k = 0; k < n; k++)
+			pthread_join(w[k].th, NULL);
 	}
-	for (uint32_t k = 0; k < n; k++)
-		pthread_join(w[k].th, NULL);
 	return VIGIL_OK;
 }
 
