@@ -222,6 +222,8 @@ rp_worker_main(void *arg)
 	return NULL;
 }
 
+#define RP_WINDOW_MS (3600 * 1000) /* event time one window of senders spans */
+
 /*
  * The end of the window of rows that starts at lo: rows whose event times
  * span less than RP_WINDOW_MS. The senders go through a batch window by

@@ -47,7 +47,6 @@
 #define RP_MAX_SERVERS     64
 #define RP_MAX_CONCURRENCY 256
 #define RP_BATCH           8192
-#define RP_WINDOW_MS       (3600 * 1000) /* event time one window of senders spans (remote.c) */
 #define RP_MAX_HITS        64
 #define RP_MAX_ERRORS_SHOWN 20
 #define RP_EXACT_CHANGES_MAX 10000 /* --exact: changes listed in the JSON summary */
