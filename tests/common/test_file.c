@@ -18,25 +18,22 @@
 #include <cmocka.h>
 
 #include "file.h"
+#include "tmpdir.h"
 
-static char dir[64];
+static char dir[256];
 
 static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/vigil-file-XXXXXX");
-	return mkdtemp(dir) != NULL ? 0 : -1;
+	return vt_tmpdir_make("vigil-file", dir, sizeof dir);
 }
 
 static int
 teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return vt_tmpdir_remove(dir);
 }
 
 static void
@@ -62,7 +59,7 @@ write_file(const char *path, const char *text, mode_t mode)
 static void
 test_open_regular(void **state)
 {
-	char p[128], why[64];
+	char p[320], why[64];
 	struct stat st;
 	bool special = true;
 	FILE *f;
@@ -105,7 +102,7 @@ test_open_regular(void **state)
 static void
 test_secret_open(void **state)
 {
-	char p[128], err[512];
+	char p[320], err[512];
 	int fd = -1;
 
 	(void)state;
@@ -141,7 +138,7 @@ test_secret_open(void **state)
 static void
 test_fsync_dir(void **state)
 {
-	char p[128];
+	char p[320];
 
 	(void)state;
 	assert_int_equal(vigil_fsync_dir(dir), VIGIL_OK);
