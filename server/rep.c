@@ -1194,13 +1194,11 @@ srv_rep_tls_reload(srv_rep *rep, char *errbuf, size_t errlen)
 		n += srv_config_url_tls(cfg->listen[i]);
 	if (n == 0)
 		return VIGIL_ENOTFOUND;
-	/* The checks of start-up first (readable PEM, the key is the
-	 * certificate's, valid now): nng would take a mismatched pair and
-	 * fail every handshake. Expiry warnings go to the log. */
-	rv = srv_rep_check_files(cfg, stderr, errbuf, errlen);
-	if (rv != VIGIL_OK)
-		goto out;
-	rv = srv_rep_tls_config(cfg, &tls, errbuf, errlen);
+	/* The checks of start-up (readable PEM, the key is the certificate's,
+	 * valid now) on the text nng is then given: nng would take a
+	 * mismatched pair and fail every handshake. Expiry warnings go to the
+	 * log. */
+	rv = srv_rep_tls_config(cfg, stderr, &tls, errbuf, errlen);
 	if (rv != VIGIL_OK)
 		goto out;
 	/* nng 1.5.2 replaces a started listener's TLS configuration under its
@@ -1365,7 +1363,7 @@ srv_rep_start(srv_server *s, srv_rep **ret_rep, char *errbuf, size_t errlen)
 			goto out;
 	for (uint32_t i = 0; i < cfg->nlisten; i++) {
 		if (srv_config_url_tls(cfg->listen[i]) && tls == NULL &&
-		    (rv = srv_rep_tls_config(cfg, &tls, errbuf, errlen)) != VIGIL_OK)
+		    (rv = srv_rep_tls_config(cfg, NULL, &tls, errbuf, errlen)) != VIGIL_OK)
 			goto out;
 		rv = rep_listen(rep, cfg->listen[i], tls, &rep->listeners[i], errbuf, errlen);
 		if (rv != VIGIL_OK)

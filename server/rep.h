@@ -37,12 +37,13 @@ struct nng_tls_config;
 
 /*
  * The server TLS configuration of tls+tcp:// listeners from [tls] cert,
- * key, ca and crl (srv_rep_check_files checks them first). VIGIL_OK with
- * *ret_tls the caller's; else VIGIL_EINVAL or VIGIL_ENOMEM and the one
- * line in errbuf.
+ * key, ca and crl, each file read once and checked as srv_rep_check_files
+ * checks it (warnings to warn, may be NULL) before nng is given that same
+ * text. VIGIL_OK with *ret_tls the caller's; else VIGIL_EINVAL or
+ * VIGIL_ENOMEM and the one line in errbuf.
  */
-vigil_err srv_rep_tls_config(const srv_config *cfg, struct nng_tls_config **ret_tls,
-    char *errbuf, size_t errlen);
+vigil_err srv_rep_tls_config(const srv_config *cfg, FILE *warn,
+    struct nng_tls_config **ret_tls, char *errbuf, size_t errlen);
 
 /* rep.c */
 
@@ -50,7 +51,7 @@ vigil_err srv_rep_tls_config(const srv_config *cfg, struct nng_tls_config **ret_
  * SIGHUP: re-reads [tls] cert, key and ca (the same paths) and gives the
  * new configuration to every tls+tcp:// listener; connections accepted
  * from then on use it, connections already open keep theirs. The files
- * are checked as at start (srv_rep_check_files): on any failure nothing
+ * are checked as at start (srv_rep_tls_config): on any failure nothing
  * changes and errbuf has the one line (VIGIL_EINVAL, VIGIL_EIO,
  * VIGIL_ENOMEM). VIGIL_ENOTFOUND (errbuf "") when there is no tls+tcp://
  * listener. Main thread only. Never logs (expiry warnings go to stderr).

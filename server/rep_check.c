@@ -4,10 +4,10 @@
  * names outside itself (srv_rep_check_files, srv.h): the TLS certificate,
  * key, CA and CRL files, read with mbedTLS directly (the library nng's TLS
  * is built on; nng would find a bad pair only at the first handshake), and
- * ipc_group. Run by --check-config, at start-up and before a SIGHUP
- * replaces the TLS configuration (rep.c, srv_rep_tls_reload). Then the
- * TLS configuration of the listeners made from those files
- * (srv_rep_tls_config).
+ * ipc_group. Run by --check-config and at start-up. Then the TLS
+ * configuration of the listeners (srv_rep_tls_config, at start and at a
+ * SIGHUP: rep.c, srv_rep_tls_reload), made from one read of the files
+ * that it checks the same way.
  */
 #include <errno.h>
 #include <grp.h>
@@ -101,19 +101,15 @@ rep_read_pem_file(const char *what, const char *path, size_t *ret_len, char *rea
 	return buf;
 }
 
-/* Reads a PEM certificate (chain); false with reason if it cannot. */
+/* Parses the PEM certificate (chain) buf[0..n) (n with the NUL) read from
+ * path; false with reason if it cannot. */
 static bool
-rep_cert_load(const char *what, const char *path, mbedtls_x509_crt *crt, char *reason,
-    size_t rlen)
+rep_cert_parse(const char *what, const char *path, const char *buf, size_t n,
+    mbedtls_x509_crt *crt, char *reason, size_t rlen)
 {
-	char e[160], *buf;
-	size_t n;
-	int rv;
+	char e[160];
+	int rv = mbedtls_x509_crt_parse(crt, (const unsigned char *)buf, n);
 
-	if ((buf = rep_read_pem_file(what, path, &n, reason, rlen)) == NULL)
-		return false;
-	rv = mbedtls_x509_crt_parse(crt, (const unsigned char *)buf, n);
-	free(buf);
 	if (rv != 0) {
 		rep_mbed_err(rv, e, sizeof e);
 		snprintf(reason, rlen, "%s %s: %s (%s)", what, path, rv > 0 ?
@@ -159,26 +155,23 @@ rep_cert_dates(const char *what, const char *path, const mbedtls_x509_crt *crt,
 }
 
 /*
- * The revocation list(s) at path: parsed, issued by a CA in ca, and not
- * past their next update. mbedTLS refuses every client certificate of a
- * CA whose CRL is out of date (MBEDTLS_X509_BADCRL_EXPIRED), so an expired
+ * The revocation list(s) buf[0..n) read from path: parsed, issued by a CA
+ * in ca, and not past their next update. mbedTLS refuses every client
+ * certificate of a CA whose CRL is out of date (MBEDTLS_X509_BADCRL_EXPIRED), so an expired
  * list would lock every client out: refused here, warned about 7 days
  * ahead.
  */
 static bool
-rep_crl_check(const char *path, mbedtls_x509_crt *ca, FILE *warn, char *reason, size_t rlen)
+rep_crl_check(const char *path, const char *buf, size_t n, mbedtls_x509_crt *ca, FILE *warn,
+    char *reason, size_t rlen)
 {
 	mbedtls_x509_crl crl;
-	char e[160], *buf;
+	char e[160];
 	bool ok = false;
-	size_t n;
 	int rv;
 
-	if ((buf = rep_read_pem_file("[tls] crl", path, &n, reason, rlen)) == NULL)
-		return false;
 	mbedtls_x509_crl_init(&crl);
 	rv = mbedtls_x509_crl_parse(&crl, (const unsigned char *)buf, n);
-	free(buf);
 	if (rv != 0) {
 		rep_mbed_err(rv, e, sizeof e);
 		snprintf(reason, rlen, "[tls] crl %s: not a PEM certificate revocation list "
@@ -223,53 +216,117 @@ out:
 	return ok;
 }
 
-vigil_err
-srv_rep_check_files(const srv_config *c, FILE *warn, char *errbuf, size_t errlen)
+/* The [tls] files, each read once: what is checked is what nng is given. */
+typedef struct rep_tls_files {
+	char  *cert, *key, *ca, *crl; /* PEM text, NUL-terminated; NULL: not configured */
+	size_t ncert, nkey, nca, ncrl; /* lengths with the NUL, as mbedTLS takes PEM */
+} rep_tls_files;
+
+static void
+rep_tls_files_free(rep_tls_files *f)
+{
+	if (f->key != NULL)
+		explicit_bzero(f->key, f->nkey);
+	free(f->key);
+	free(f->cert);
+	free(f->ca);
+	free(f->crl);
+	memset(f, 0, sizeof *f);
+}
+
+/* Reads every configured [tls] file; false with the one line in errbuf. */
+static bool
+rep_tls_files_read(const srv_config *c, rep_tls_files *f, char *errbuf, size_t errlen)
+{
+	memset(f, 0, sizeof *f);
+	if (c->tls_cert[0] != '\0' &&
+	    ((f->cert = rep_read_pem_file("[tls] cert", c->tls_cert, &f->ncert, errbuf,
+	    errlen)) == NULL ||
+	    (f->key = rep_read_pem_file("[tls] key", c->tls_key, &f->nkey, errbuf,
+	    errlen)) == NULL))
+		goto fail;
+	if (c->tls_ca[0] != '\0' &&
+	    (f->ca = rep_read_pem_file("[tls] ca", c->tls_ca, &f->nca, errbuf, errlen)) == NULL)
+		goto fail;
+	if (c->tls_ca[0] != '\0' && c->tls_crl[0] != '\0' &&
+	    (f->crl = rep_read_pem_file("[tls] crl", c->tls_crl, &f->ncrl, errbuf,
+	    errlen)) == NULL)
+		goto fail;
+	return true;
+fail:
+	rep_tls_files_free(f);
+	return false;
+}
+
+/*
+ * The checks of what f holds: the certificate and CA parse and are within
+ * their validity, the key is the certificate's (nng would take a
+ * mismatched pair and fail every handshake), the CRL is the CA's and up to
+ * date. Warnings to warn (may be NULL).
+ */
+static bool
+rep_tls_files_check(const srv_config *c, const rep_tls_files *f, FILE *warn, char *errbuf,
+    size_t errlen)
 {
 	mbedtls_x509_crt crt, ca;
 	mbedtls_pk_context key;
-	vigil_err rv = VIGIL_EINVAL;
-	char e[160], *kbuf;
-	bool ok;
-	size_t n;
+	bool ok = false, dates;
+	char e[160];
 	int mrv;
 
 	mbedtls_x509_crt_init(&crt);
 	mbedtls_x509_crt_init(&ca);
 	mbedtls_pk_init(&key);
-	if (c->tls_cert[0] != '\0') {
-		if (!rep_cert_load("[tls] cert", c->tls_cert, &crt, errbuf, errlen))
+	if (f->cert != NULL) {
+		if (!rep_cert_parse("[tls] cert", c->tls_cert, f->cert, f->ncert, &crt, errbuf,
+		    errlen))
 			goto out;
-		rep_cert_dates("[tls] cert", c->tls_cert, &crt, warn, errbuf, errlen, &ok);
-		if (!ok)
+		rep_cert_dates("[tls] cert", c->tls_cert, &crt, warn, errbuf, errlen, &dates);
+		if (!dates)
 			goto out;
-		if ((kbuf = rep_read_pem_file("[tls] key", c->tls_key, &n, errbuf, errlen)) == NULL)
-			goto out;
-		mrv = mbedtls_pk_parse_key(&key, (const unsigned char *)kbuf, n, NULL, 0);
-		explicit_bzero(kbuf, n);
-		free(kbuf);
+		mrv = mbedtls_pk_parse_key(&key, (const unsigned char *)f->key, f->nkey, NULL, 0);
 		if (mrv != 0) {
 			rep_mbed_err(mrv, e, sizeof e);
 			snprintf(errbuf, errlen, "[tls] key %s: not an unencrypted PEM private "
 			    "key (%s)", c->tls_key, e);
 			goto out;
 		}
-		mrv = mbedtls_pk_check_pair(&crt.pk, &key);
-		if (mrv != 0) {
+		if (mbedtls_pk_check_pair(&crt.pk, &key) != 0) {
 			snprintf(errbuf, errlen, "[tls] key %s is not the key of [tls] cert %s",
 			    c->tls_key, c->tls_cert);
 			goto out;
 		}
 	}
-	if (c->tls_ca[0] != '\0') {
-		if (!rep_cert_load("[tls] ca", c->tls_ca, &ca, errbuf, errlen))
+	if (f->ca != NULL) {
+		if (!rep_cert_parse("[tls] ca", c->tls_ca, f->ca, f->nca, &ca, errbuf, errlen))
 			goto out;
-		rep_cert_dates("[tls] ca", c->tls_ca, &ca, warn, errbuf, errlen, &ok);
-		if (!ok)
+		rep_cert_dates("[tls] ca", c->tls_ca, &ca, warn, errbuf, errlen, &dates);
+		if (!dates)
 			goto out;
-		if (c->tls_crl[0] != '\0' && !rep_crl_check(c->tls_crl, &ca, warn, errbuf, errlen))
+		if (f->crl != NULL &&
+		    !rep_crl_check(c->tls_crl, f->crl, f->ncrl, &ca, warn, errbuf, errlen))
 			goto out;
 	}
+	ok = true;
+out:
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_x509_crt_free(&ca);
+	mbedtls_pk_free(&key);
+	return ok;
+}
+
+vigil_err
+srv_rep_check_files(const srv_config *c, FILE *warn, char *errbuf, size_t errlen)
+{
+	rep_tls_files f;
+	bool ok;
+
+	if (!rep_tls_files_read(c, &f, errbuf, errlen))
+		return VIGIL_EINVAL;
+	ok = rep_tls_files_check(c, &f, warn, errbuf, errlen);
+	rep_tls_files_free(&f);
+	if (!ok)
+		return VIGIL_EINVAL;
 	if (c->ipc_group[0] != '\0' && getgrnam(c->ipc_group) == NULL) {
 		char *end;
 
@@ -277,72 +334,57 @@ srv_rep_check_files(const srv_config *c, FILE *warn, char *errbuf, size_t errlen
 		(void)strtoul(c->ipc_group, &end, 10);
 		if (*end != '\0' || end == c->ipc_group) {
 			snprintf(errbuf, errlen, "[server] ipc_group %s: no such group", c->ipc_group);
-			goto out;
+			return VIGIL_EINVAL;
 		}
 	}
-	rv = VIGIL_OK;
-out:
-	mbedtls_x509_crt_free(&crt);
-	mbedtls_x509_crt_free(&ca);
-	mbedtls_pk_free(&key);
-	return rv;
-}
-
-/* Reads a whole PEM file (at most REP_PEM_MAX bytes) as a NUL-terminated string. */
-static char *
-rep_read_pem(const char *path, char *errbuf, size_t errlen)
-{
-	size_t n;
-
-	return rep_read_file("tls:", path, &n, errbuf, errlen);
+	return VIGIL_OK;
 }
 
 /*
  * The server TLS configuration of tls+tcp:// listeners: TLS 1.2 (what
  * Debian's mbedTLS 2.28 offers), our certificate and key, and with a CA a
  * client certificate signed by it is required (mutual TLS); without one any
- * client may connect (encrypted, not authenticated: main warns).
+ * client may connect (encrypted, not authenticated: main warns). Each file
+ * is read once, checked (rep_tls_files_check) and given to nng from that
+ * one read, so a file replaced meanwhile cannot bypass the checks.
  */
 vigil_err
-srv_rep_tls_config(const srv_config *cfg, nng_tls_config **ret_tls, char *errbuf,
+srv_rep_tls_config(const srv_config *cfg, FILE *warn, nng_tls_config **ret_tls, char *errbuf,
     size_t errlen)
 {
 	nng_tls_config *tls = NULL;
-	char *cert = NULL, *key = NULL, *ca = NULL, *crl = NULL;
+	rep_tls_files f;
 	vigil_err rv = VIGIL_EINVAL;
 	int nrv;
 
+	if (cfg->tls_cert[0] == '\0') {
+		snprintf(errbuf, errlen, "tls: a tls+tcp:// listener needs [tls] cert and key");
+		return VIGIL_EINVAL;
+	}
+	if (!rep_tls_files_read(cfg, &f, errbuf, errlen))
+		return VIGIL_EINVAL;
+	if (!rep_tls_files_check(cfg, &f, warn, errbuf, errlen))
+		goto out;
 	if ((nrv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER)) != 0) {
 		snprintf(errbuf, errlen, "tls: %s", nng_strerror(nrv));
 		rv = nrv == NNG_ENOTSUP ? VIGIL_EINVAL : VIGIL_ENOMEM;
 		goto out;
 	}
-	if ((cert = rep_read_pem(cfg->tls_cert, errbuf, errlen)) == NULL ||
-	    (key = rep_read_pem(cfg->tls_key, errbuf, errlen)) == NULL)
-		goto out;
 	if ((nrv = nng_tls_config_version(tls, NNG_TLS_1_2, NNG_TLS_1_2)) != 0 ||
-	    (nrv = nng_tls_config_own_cert(tls, cert, key, NULL)) != 0) {
+	    (nrv = nng_tls_config_own_cert(tls, f.cert, f.key, NULL)) != 0) {
 		snprintf(errbuf, errlen, "tls: cert %s, key %s: %s", cfg->tls_cert, cfg->tls_key,
 		    nng_strerror(nrv));
 		goto out;
 	}
-	if (cfg->tls_ca[0] != '\0' && cfg->tls_crl[0] != '\0') {
-		/* the CA and its revocation list together (nng has no file form
-		 * for a CRL) */
-		if ((ca = rep_read_pem(cfg->tls_ca, errbuf, errlen)) == NULL ||
-		    (crl = rep_read_pem(cfg->tls_crl, errbuf, errlen)) == NULL)
-			goto out;
-		if ((nrv = nng_tls_config_ca_chain(tls, ca, crl)) != 0) {
-			snprintf(errbuf, errlen, "tls: ca %s, crl %s: %s", cfg->tls_ca, cfg->tls_crl,
-			    nng_strerror(nrv));
-			goto out;
-		}
-		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED);
-	} else if (cfg->tls_ca[0] != '\0') {
-		if ((ca = rep_read_pem(cfg->tls_ca, errbuf, errlen)) == NULL)
-			goto out;
-		if ((nrv = nng_tls_config_ca_chain(tls, ca, NULL)) != 0) {
-			snprintf(errbuf, errlen, "tls: ca %s: %s", cfg->tls_ca, nng_strerror(nrv));
+	if (f.ca != NULL) {
+		/* the CA and its revocation list together (f.crl NULL: none) */
+		if ((nrv = nng_tls_config_ca_chain(tls, f.ca, f.crl)) != 0) {
+			if (f.crl != NULL)
+				snprintf(errbuf, errlen, "tls: ca %s, crl %s: %s", cfg->tls_ca,
+				    cfg->tls_crl, nng_strerror(nrv));
+			else
+				snprintf(errbuf, errlen, "tls: ca %s: %s", cfg->tls_ca,
+				    nng_strerror(nrv));
 			goto out;
 		}
 		nrv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED);
@@ -357,13 +399,7 @@ srv_rep_tls_config(const srv_config *cfg, nng_tls_config **ret_tls, char *errbuf
 	tls = NULL;
 	rv = VIGIL_OK;
 out:
-	if (key != NULL) {
-		explicit_bzero(key, strlen(key));
-		free(key);
-	}
-	free(cert);
-	free(ca);
-	free(crl);
+	rep_tls_files_free(&f);
 	if (tls != NULL)
 		nng_tls_config_free(tls);
 	return rv;
