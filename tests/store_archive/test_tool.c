@@ -531,6 +531,20 @@ test_dump_range(void **state)
 	    "Unix ms (see --help)\n");
 }
 
+/* `verify -q a b` says on stderr that segment seg of a is not a regular
+ * file and a's rest is not verified; exit 1. */
+static void
+verify_names_segment(const char *a, const char *b, const char *seg)
+{
+	char args[1400], want[1400], out[8192];
+
+	snprintf(args, sizeof args, "verify -q '%s' '%s'", a, b);
+	assert_int_equal(run_tool_err(args, out, sizeof out), 1);
+	snprintf(want, sizeof want, "vigil-archive: %s:0: not a regular file; the rest of %s is not "
+	    "verified\n", seg, a);
+	assert_string_equal(out, want);
+}
+
 /*
  * A PATH whose reading fails part-way (its second segment a directory: the
  * reader's error, not damage) is named with the place reading stopped,
@@ -560,11 +574,8 @@ test_verify_read_error(void **state)
 	assert_int_equal(unlink(seg), 0);
 	assert_int_equal(mkdir(seg, 0755), 0);
 
+	verify_names_segment(a, b, seg);
 	snprintf(args, sizeof args, "verify -q '%s' '%s'", a, b);
-	assert_int_equal(run_tool_err(args, out, sizeof out), 1);
-	snprintf(want, sizeof want, "vigil-archive: %s:0: not a regular file; the rest of %s is not "
-	    "verified\n", seg, a);
-	assert_string_equal(out, want);
 	assert_int_equal(run_tool_out(args, false, out, sizeof out), 1);
 	snprintf(want, sizeof want, "%s: 11 records in 1 segments%s, not read to the end: ERROR\n"
 	    "%s: 12 records in 2 segments%s: OK\n", a, rest, b, rest);
@@ -593,11 +604,7 @@ test_verify_read_error(void **state)
 	 * for a writer */
 	assert_int_equal(rmdir(seg), 0);
 	assert_int_equal(mkfifo(seg, 0600), 0);
-	snprintf(args, sizeof args, "verify -q '%s' '%s'", a, b);
-	assert_int_equal(run_tool_err(args, out, sizeof out), 1);
-	snprintf(want, sizeof want, "vigil-archive: %s:0: not a regular file; the rest of %s is not "
-	    "verified\n", seg, a);
-	assert_string_equal(out, want);
+	verify_names_segment(a, b, seg);
 	free(ents);
 	vt_tmpdir_remove(top);
 }
