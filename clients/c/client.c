@@ -24,6 +24,7 @@
  * (nng_aio_cancel) never call back into this file synchronously.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdarg.h>
@@ -31,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -250,29 +253,51 @@ vc_set(const char *s)
 	return s != NULL && s[0] != '\0';
 }
 
-/* A whole PEM file as a NUL-terminated string (malloc'd); NULL: errno set. */
+/*
+ * A whole PEM file as a NUL-terminated string (malloc'd), read once: nng
+ * is given this text, not the name. NULL with why (for "PATH: WHY") set:
+ * the open's or read's error, or "not a regular file" for a FIFO, device
+ * or directory in the file's place, refused at once (opened O_NONBLOCK:
+ * a FIFO would otherwise block the caller until someone writes to it).
+ */
 static char *
-vc_read_pem(const char *path)
+vc_read_pem(const char *path, char *why, size_t wlen)
 {
-	FILE *f = fopen(path, "r");
-	char *buf;
-	size_t n;
-	int err;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), err = 0;
+	struct stat st;
+	char *buf = NULL;
+	size_t n = 0;
+	ssize_t r;
 
-	if (f == NULL)
-		return NULL;
-	buf = malloc(VC_PEM_MAX + 1);
-	if (buf == NULL) {
-		fclose(f);
-		errno = ENOMEM;
+	if (fd < 0) {
+		snprintf(why, wlen, "%s", strerror(errno));
 		return NULL;
 	}
-	n = fread(buf, 1, VC_PEM_MAX + 1, f);
-	err = ferror(f) ? errno : n > VC_PEM_MAX ? EFBIG : 0;
-	fclose(f);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		err = errno;
+		snprintf(why, wlen, "%s", err != 0 ? strerror(err) : "not a regular file");
+		close(fd);
+		return NULL;
+	}
+	if ((buf = malloc(VC_PEM_MAX + 1)) == NULL)
+		err = ENOMEM;
+	while (err == 0 && n <= VC_PEM_MAX) {
+		r = read(fd, buf + n, VC_PEM_MAX + 1 - n);
+		if (r < 0 && errno != EINTR)
+			err = errno;
+		else if (r == 0)
+			break;
+		else if (r > 0)
+			n += (size_t)r;
+	}
+	close(fd);
+	if (err == 0 && n > VC_PEM_MAX)
+		err = EFBIG;
 	if (err != 0) {
+		if (buf != NULL)
+			memset(buf, 0, n);
 		free(buf);
-		errno = err;
+		snprintf(why, wlen, "%s", strerror(err));
 		return NULL;
 	}
 	buf[n] = '\0';
@@ -291,7 +316,7 @@ vc_tls_dialer(vigil_client *c, vc_replica *r, nng_dialer *ret_d,
 	const vigil_client_opts *o = &c->opts;
 	nng_tls_config *cfg = NULL;
 	nng_url *u = NULL;
-	char *cert = NULL, *key = NULL;
+	char *cert = NULL, *key = NULL, why[128];
 	const char *what = "";
 	vigil_client_err err = VIGIL_CLIENT_ETRANSPORT;
 	int rv;
@@ -312,23 +337,24 @@ vc_tls_dialer(vigil_client *c, vc_replica *r, nng_dialer *ret_d,
 	    (rv = nng_tls_config_version(cfg, NNG_TLS_1_2, NNG_TLS_1_2)) != 0)
 		goto fail;
 	what = o->tls_ca;
-	if ((cert = vc_read_pem(o->tls_ca)) == NULL) {
-		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "%s: %s: %s", r->url, what,
-		    strerror(errno));
+	if ((cert = vc_read_pem(o->tls_ca, why, sizeof why)) == NULL) {
+		vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "%s: %s: %s", r->url, what, why);
 		err = VIGIL_CLIENT_EINVAL;
 		goto out;
 	}
+	rv = nng_tls_config_ca_chain(cfg, cert, NULL);
 	free(cert);
 	cert = NULL;
-	if ((rv = nng_tls_config_ca_file(cfg, o->tls_ca)) != 0) {
+	if (rv != 0) {
 		err = VIGIL_CLIENT_EINVAL;
 		goto fail;
 	}
 	if (vc_set(o->tls_cert)) {
-		what = (cert = vc_read_pem(o->tls_cert)) == NULL ? o->tls_cert : o->tls_key;
-		if (cert == NULL || (key = vc_read_pem(o->tls_key)) == NULL) {
+		what = (cert = vc_read_pem(o->tls_cert, why, sizeof why)) == NULL ? o->tls_cert :
+		    o->tls_key;
+		if (cert == NULL || (key = vc_read_pem(o->tls_key, why, sizeof why)) == NULL) {
 			vc_info_set(reterr_info, VIGIL_CLIENT_EINVAL, NULL, "%s: %s: %s", r->url, what,
-			    strerror(errno));
+			    why);
 			err = VIGIL_CLIENT_EINVAL;
 			goto out;
 		}

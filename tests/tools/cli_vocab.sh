@@ -315,6 +315,12 @@ expect_rc 2 "vigil-score --tls-ca NOT-PEM" "$(vt_prog vigil-score)" -s tls+tcp:/
 	--tls-ca "$T/t.csv" health
 grep -q ": $T/t.csv: not a PEM X.509 certificate\$" "$T/err" ||
 	fail "vigil-score --tls-ca NOT-PEM: $(cat "$T/err")"
+# a FIFO in a TLS file's place is refused at once, not waited on
+mkfifo "$T/ca.fifo"
+expect_rc 2 "vigil-score --tls-ca FIFO" "$(vt_prog vigil-score)" -s tls+tcp://127.0.0.1:1 \
+	--tls-ca "$T/ca.fifo" health
+grep -q ": $T/ca.fifo: not a regular file\$" "$T/err" ||
+	fail "vigil-score --tls-ca FIFO: $(cat "$T/err")"
 # a server address without a scheme says what a URL looks like, in the same
 # words wherever a URL is given (VIGIL_CLI_URL_FORMS)
 forms='write tcp://HOST:PORT, tls+tcp://HOST:PORT or ipc:///PATH'
