@@ -168,6 +168,20 @@ stats_zst_without_index(const char *seg, const char *base)
 	assert_int_equal(run_tool(args, out, sizeof out), 0);
 	snprintf(want, sizeof want, "%-34s %-4s %-6s ", base, "zst", "noidx");
 	assert_non_null(strstr(out, want));
+	/* a compressed segment: disk_bytes its file's size, bytes uncompressed */
+	snprintf(args, sizeof args, "stats --json '%s'", zdir);
+	assert_int_equal(run_tool(args, out, sizeof out), 0);
+	{
+		json_t *o = json_loads(out, 0, NULL), *sg;
+		struct stat st;
+
+		assert_non_null(o);
+		sg = json_array_get(json_object_get(o, "segments"), 0);
+		assert_int_equal(stat(zpath, &st), 0);
+		assert_int_equal(json_integer_value(json_object_get(sg, "disk_bytes")), st.st_size);
+		assert_true(json_integer_value(json_object_get(sg, "bytes")) > st.st_size);
+		json_decref(o);
+	}
 	vt_tmpdir_remove(zdir);
 }
 
@@ -260,7 +274,31 @@ check_verify_json(const char *out, json_int_t records, json_int_t stretches, con
 	json_decref(o);
 }
 
-/* stats --json of make_archive's directory: two segments and the total. */
+/* What the seg-* files of archive directory d take on disk. */
+static uint64_t
+seg_files_bytes(const char *d)
+{
+	DIR *dp = opendir(d);
+	struct dirent *e;
+	uint64_t sum = 0;
+
+	assert_non_null(dp);
+	while ((e = readdir(dp)) != NULL) {
+		char p[1024];
+		struct stat st;
+
+		if (strncmp(e->d_name, "seg-", 4) != 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", d, e->d_name);
+		assert_int_equal(stat(p, &st), 0);
+		sum += (uint64_t)st.st_size;
+	}
+	closedir(dp);
+	return sum;
+}
+
+/* stats --json of make_archive's directory: two segments and the total;
+ * disk_bytes is what the segments' files take, the total their sum. */
 static void
 check_stats_json(const char *out)
 {
@@ -285,6 +323,12 @@ check_stats_json(const char *out)
 	assert_int_equal(json_integer_value(json_object_get(tot, "min_event_ms")), 1763700000000LL);
 	assert_int_equal(json_integer_value(json_object_get(tot, "max_event_ms")), 1763700030000LL);
 	assert_null(json_object_get(tot, "segment"));
+	assert_true(json_integer_value(json_object_get(json_array_get(segs, 0), "disk_bytes")) > 0);
+	assert_int_equal(json_integer_value(json_object_get(tot, "disk_bytes")),
+	    json_integer_value(json_object_get(json_array_get(segs, 0), "disk_bytes")) +
+	    json_integer_value(json_object_get(json_array_get(segs, 1), "disk_bytes")));
+	assert_int_equal(json_integer_value(json_object_get(tot, "disk_bytes")),
+	    (json_int_t)seg_files_bytes(dir));
 	json_decref(o);
 }
 

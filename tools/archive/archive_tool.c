@@ -61,7 +61,8 @@ usage(FILE *f)
 	    "  verify  read every record, check its CRC32C and decode its payload; report\n"
 	    "          each corrupt stretch as FILE:OFFSET: WHAT (N bytes skipped)\n"
 	    "  dump    print records as JSON lines (one object per record)\n"
-	    "  stats   per segment: form, state, records, sequence and event-time range\n"
+	    "  stats   per segment: form, state, records, sequence and event-time range,\n"
+	    "          uncompressed bytes and bytes on disk\n"
 	    "\n"
 	    "  --from TIME, --to TIME  event-time range [from, to), from before to:\n"
 	    "                          YYYY-MM-DD (UTC), RFC 3339 or Unix milliseconds\n"
@@ -553,28 +554,44 @@ cmd_dump(int argc, char **argv)
 }
 
 /* A segment's counts (x) as an object: records, sequence and event-time
- * range (null without records), bytes. */
+ * range (null without records), bytes (uncompressed) and disk_bytes (its
+ * files' sizes). */
 static json_t *
-seg_json(const store_seg_index *x)
+seg_json(const store_seg_index *x, uint64_t disk)
 {
-	return json_pack("{s:I, s:I, s:I, s:o, s:o, s:I}", "records", (json_int_t)x->records,
+	return json_pack("{s:I, s:I, s:I, s:o, s:o, s:I, s:I}", "records", (json_int_t)x->records,
 	    "first_seq", (json_int_t)x->first_seq, "last_seq", (json_int_t)x->last_seq,
 	    "min_event_ms", x->records > 0 ? json_integer(x->min_event_ms) : json_null(),
 	    "max_event_ms", x->records > 0 ? json_integer(x->max_event_ms) : json_null(),
-	    "bytes", (json_int_t)x->bytes);
+	    "bytes", (json_int_t)x->bytes, "disk_bytes", (json_int_t)disk);
+}
+
+/* The size of dir/base + suffix on disk; 0 if it cannot be stat'ed (gone
+ * meanwhile: the segment was compressed while stats ran). */
+static uint64_t
+file_bytes(const char *dir, const char *base, const char *suffix)
+{
+	char path[4200];
+	struct stat st;
+
+	if (dir != NULL)
+		snprintf(path, sizeof path, "%s/%s%s", dir, base, suffix);
+	else
+		snprintf(path, sizeof path, "%s", base);
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
 /* One segment's row: a line of the table, or (segs, --json) an object with
  * its name, form and state appended to segs. */
 static void
 print_seg(json_t *segs, const char *name, const char *form, const char *state,
-    const store_seg_index *x)
+    const store_seg_index *x, uint64_t disk)
 {
 	char a[32] = "-", b[32] = "-";
 	json_t *o;
 
 	if (segs != NULL) {
-		o = seg_json(x);
+		o = seg_json(x, disk);
 		if (o == NULL)
 			return;
 		json_object_set_new(o, "segment", json_string(name));
@@ -588,7 +605,8 @@ print_seg(json_t *segs, const char *name, const char *form, const char *state,
 		vigil_time_format_rfc3339(x->max_event_ms, b, sizeof b);
 	}
 	printf("%-34s %-4s %-6s %10" PRIu64 " %20" PRIu64 " %20" PRIu64 " %-24s %-24s %12" PRIu64
-	    "\n", name, form, state, x->records, x->first_seq, x->last_seq, a, b, x->bytes);
+	    " %12" PRIu64 "\n", name, form, state, x->records, x->first_seq, x->last_seq, a, b,
+	    x->bytes, disk);
 }
 
 static int
@@ -600,7 +618,7 @@ cmd_stats(int argc, char **argv)
 	store_seg_index x, tot = { .min_event_ms = INT64_MAX, .max_event_ms = INT64_MIN };
 	store_diag d = { .msg = "" };
 	char path[4096];
-	uint64_t valid_end;
+	uint64_t valid_end, disk, tot_disk = 0;
 	size_t n = 0;
 	vigil_err rv;
 	json_t *segs = NULL; /* --json: the rows; without, NULL (text) */
@@ -633,13 +651,14 @@ cmd_stats(int argc, char **argv)
 		return open_fail_code(rv);
 	}
 	if (segs == NULL)
-		printf("%-34s %-4s %-6s %10s %20s %20s %-24s %-24s %12s\n", "segment", "form",
+		printf("%-34s %-4s %-6s %10s %20s %20s %-24s %-24s %12s %12s\n", "segment", "form",
 		    "state", "records", "first_seq", "last_seq", "min_event_time", "max_event_time",
-		    "bytes");
+		    "bytes", "disk_bytes");
 	if (one) { /* one segment file: its row; the total is the same */
 		const char *name = strrchr(argv[0], '/');
+		tot_disk = file_bytes(NULL, argv[0], "");
 		print_seg(segs, name != NULL ? name + 1 : argv[0],
-		    strstr(argv[0], ".zst") ? "zst" : "log", "-", &tot);
+		    strstr(argv[0], ".zst") ? "zst" : "log", "-", &tot, tot_disk);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const store_seg_ent *e = &ents[i];
@@ -666,7 +685,13 @@ cmd_stats(int argc, char **argv)
 				rc = EXIT_DAMAGED;
 			}
 		}
-		print_seg(segs, e->base, e->has_log ? "log" : "zst", state, &x);
+		/* what the segment takes on disk: its files (both forms while
+		 * it is being compressed) */
+		disk = (e->has_log ? file_bytes(argv[0], e->base, ".log") : 0) +
+		    (e->has_zst ? file_bytes(argv[0], e->base, ".log.zst") : 0) +
+		    (e->has_idx ? file_bytes(argv[0], e->base, ".idx") : 0);
+		print_seg(segs, e->base, e->has_log ? "log" : "zst", state, &x, disk);
+		tot_disk += disk;
 		tot.records += x.records;
 		tot.bytes += x.bytes;
 		if (x.records > 0) {
@@ -686,9 +711,9 @@ cmd_stats(int argc, char **argv)
 	}
 	if (segs == NULL) {
 		if (!one)
-			print_seg(NULL, "total", "", "", &tot);
+			print_seg(NULL, "total", "", "", &tot, tot_disk);
 	} else if (print_json(json_pack("{s:o, s:o}", "segments", segs, "total",
-	    seg_json(&tot))) != VIGIL_OK) {
+	    seg_json(&tot, tot_disk))) != VIGIL_OK) {
 		return EXIT_ERROR;
 	}
 	if (fflush(stdout) != 0) {
