@@ -705,6 +705,17 @@ class TlsTests(unittest.TestCase):
             with self.assertRaises(vc.InvalidArgument) as cm:
                 vc.Client(url, tls_ca=p("none.pem"))
             self.assertIn("none.pem", cm.exception.message)
+            # what the C client says: a FIFO refused at once, not waited
+            # on; a file that is no PEM certificate named as such
+            os.mkfifo(p("ca.fifo"))
+            with self.assertRaises(vc.InvalidArgument) as cm:
+                vc.Client(url, tls_ca=p("ca.fifo"))
+            self.assertEqual(cm.exception.message, "%s: %s: not a regular file" %
+                             (url, p("ca.fifo")))
+            with self.assertRaises(vc.InvalidArgument) as cm:
+                vc.Client(url, tls_ca=p("client.key"))
+            self.assertEqual(cm.exception.message, "%s: %s: not a PEM X.509 certificate" %
+                             (url, p("client.key")))
             with self.assertRaises(vc.InvalidArgument):
                 vc.Client(url, tls_ca=p("ca.pem"), tls_cert=p("client.pem"))
         finally:

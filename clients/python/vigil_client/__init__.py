@@ -25,7 +25,10 @@ import concurrent.futures
 import ctypes
 import dataclasses
 import decimal
+import errno
+import os
 import re
+import stat
 import sys
 import threading
 import time
@@ -272,6 +275,37 @@ def _close_all():
 
 
 # ---- request encoding ----
+
+
+_PEM_MAX = 1 << 20  # as the C client's
+
+
+def _read_pem(url, path):
+    """A TLS file's whole text, read once (nng is given it, not the name).
+    A FIFO, device or directory in its place is refused at once (opened
+    non-blocking: a FIFO would wait for a writer): InvalidArgument
+    "URL: PATH: not a regular file", as the C client says."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise InvalidArgument("%s: %s: %s" % (url, path, e.strerror)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidArgument("%s: %s: not a regular file" % (url, path))
+        chunks, n = [], 0
+        while n <= _PEM_MAX:
+            b = os.read(fd, _PEM_MAX + 1 - n)
+            if not b:
+                break
+            chunks.append(b)
+            n += len(b)
+        if n > _PEM_MAX:
+            raise InvalidArgument("%s: %s: %s" % (url, path, os.strerror(errno.EFBIG)))
+        return b"".join(chunks)
+    except OSError as e:
+        raise InvalidArgument("%s: %s: %s" % (url, path, e.strerror)) from None
+    finally:
+        os.close(fd)
 
 
 def _check_id(field, value, required):
@@ -707,16 +741,7 @@ class Client:
         given. Returns an nng error code; raises InvalidArgument for a file
         that cannot be read."""
         ca, cert, key, name = self._tls
-        pems = []
-        for path in (ca, cert, key):
-            if not path:
-                pems.append(None)
-                continue
-            try:
-                with open(path, "rb") as f:
-                    pems.append(f.read())
-            except OSError as e:
-                raise InvalidArgument("%s: %s: %s" % (r.url, path, e.strerror)) from None
+        pems = [None if not path else _read_pem(r.url, path) for path in (ca, cert, key)]
         if name is None:
             # the URL's host: tls+tcp://HOST:PORT, [v6]:PORT
             host = r.url.split("://", 1)[1].rsplit(":", 1)[0]
@@ -730,14 +755,18 @@ class Client:
             if rv == 0:
                 rv = _nng.tls_config_version(cfg, _nng.NNG_TLS_1_2, _nng.NNG_TLS_1_2)
             if rv == 0:
-                rv = _nng.tls_config_ca_file(cfg, ca.encode())
+                # the text read, not the name: nng reads nothing again
+                rv = _nng.tls_config_ca_chain(cfg, pems[0], None)
                 if rv != 0:
-                    raise InvalidArgument("%s: %s: %s" % (r.url, ca, _nng.strerror(rv)))
+                    raise InvalidArgument("%s: %s: %s" % (
+                        r.url, ca, "not a PEM X.509 certificate" if rv == _nng.NNG_ECRYPTO
+                        else _nng.strerror(rv)))
             if rv == 0 and cert:
                 rv = _nng.tls_config_own_cert(cfg, pems[1], pems[2], None)
                 if rv != 0:
-                    raise InvalidArgument("%s: %s, %s: %s" % (r.url, cert, key,
-                                                              _nng.strerror(rv)))
+                    raise InvalidArgument("%s: %s: %s" % (
+                        r.url, cert, "not a PEM X.509 certificate and its private key"
+                        if rv == _nng.NNG_ECRYPTO else _nng.strerror(rv)))
             if rv == 0:
                 rv = _nng.tls_config_server_name(cfg, name.encode())
             if rv == 0:

@@ -20,6 +20,7 @@ NNG_EADDRINVAL = 15
 NNG_ECONNABORTED = 18
 NNG_ECONNRESET = 19
 NNG_ECANCELED = 20
+NNG_ECRYPTO = 26
 NNG_ECONNSHUT = 31
 
 NNG_FLAG_NONBLOCK = 2
@@ -108,7 +109,7 @@ dialer_set_ptr = _fn("nng_dialer_set_ptr", _I, Dialer, ctypes.c_char_p, _P)
 tls_config_alloc = _fn("nng_tls_config_alloc", _I, ctypes.POINTER(_P), _I)
 tls_config_free = _fn("nng_tls_config_free", None, _P)
 tls_config_version = _fn("nng_tls_config_version", _I, _P, _I, _I)
-tls_config_ca_file = _fn("nng_tls_config_ca_file", _I, _P, ctypes.c_char_p)
+tls_config_ca_chain = _fn("nng_tls_config_ca_chain", _I, _P, ctypes.c_char_p, ctypes.c_char_p)
 tls_config_own_cert = _fn("nng_tls_config_own_cert", _I, _P, ctypes.c_char_p,
                           ctypes.c_char_p, ctypes.c_char_p)
 tls_config_server_name = _fn("nng_tls_config_server_name", _I, _P, ctypes.c_char_p)
