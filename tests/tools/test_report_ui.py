@@ -105,6 +105,13 @@ def check(drv, url, review_at):
     op = one(drv, "#pr-curve #operating-point", "operating point")
     if "precision" not in op.find_element(By.TAG_NAME, "title").get_attribute("textContent"):
         fail("the operating point does not say its precision")
+    # the decisions are not one threshold: their point is called what it
+    # is, and the review band's own point on the curve is marked apart
+    if "decisions" not in drv.find_element(By.CSS_SELECTOR, "#pr-curve text.opl").text:
+        fail("the operating point's label does not say it is the decisions made")
+    bp = one(drv, "#pr-curve #band-point", "the review band's point on the curve")
+    if "review band" not in bp.find_element(By.TAG_NAME, "title").get_attribute("textContent"):
+        fail("the band point does not say it is the review band's")
     # rules: shadow and negative-points rules marked
     shadow = drv.find_elements(By.CSS_SELECTOR, "#rules g.rule-shadow text")
     if not shadow or "(shadow)" not in shadow[0].text:

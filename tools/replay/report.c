@@ -293,8 +293,41 @@ rep_score_hist(FILE *out, const report_info *info, const metrics *m)
 	rep_svg_close(out);
 }
 
+/* The curve's point at score >= the review band (scores are binned by
+ * their whole part, so a band with a fraction is taken at the next whole
+ * score), P frauds in all: a hollow circle, its threshold in its title. */
+static void
+rep_pr_band_point(FILE *out, const metrics *m, uint64_t P, double band)
+{
+	int32_t t = (int32_t)ceil(band);
+	uint64_t tp = 0, fp = 0;
+	uint32_t n = metrics_nscores(m);
+
+	for (uint32_t i = 0; i < n; i++) {
+		metrics_score_bin b;
+
+		metrics_get_score(m, i, &b);
+		if (b.score >= t) {
+			tp += b.fraud;
+			fp += b.legit;
+		}
+	}
+	if (tp + fp == 0)
+		return;
+	fprintf(out, "<circle id=\"band-point\" class=\"bandp\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\">"
+	    "<title>score &#8805; %d alone (the review band at the end, %.4g, at the curve's "
+	    "whole scores): precision %.2f%%, recall %.2f%%</title></circle>\n",
+	    rep_x((double)tp / (double)P), rep_y((double)tp / (double)(tp + fp)), (int)t, band,
+	    100.0 * (double)tp / (double)(tp + fp), 100.0 * (double)tp / (double)P);
+	fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\">score &#8805; %d</text>\n",
+	    rep_x((double)tp / (double)P) + 7, rep_y((double)tp / (double)(tp + fp)) + 14, (int)t);
+}
+
 /* Precision-recall curve: one point per distinct score threshold; the
- * operating point (alert = review or decline) and the decline point marked. */
+ * decisions made (alert = review or decline) marked, and the point of the
+ * review band in force at the end on the curve. The decisions follow each
+ * night's bands and the rules' own decisions, so their point need not lie
+ * on the curve. */
 static void
 rep_pr_curve(FILE *out, const report_info *info, const metrics *m, const metrics *cmp)
 {
@@ -302,7 +335,8 @@ rep_pr_curve(FILE *out, const report_info *info, const metrics *m, const metrics
 	metrics_confusion c;
 
 	rep_svg_open_id(out, "pr-curve", "Precision-recall curve (threshold on the score), with "
-	    "the operating point", "recall", "precision");
+	    "the decisions made (each night's bands and the rules' own decisions: not a single "
+	    "threshold, so not always on the curve)", "recall", "precision");
 	for (int t = 0; t <= 4; t++) {
 		fprintf(out, "<line class=\"grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
 		    "<line class=\"grid\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n",
@@ -341,17 +375,18 @@ rep_pr_curve(FILE *out, const report_info *info, const metrics *m, const metrics
 			    rep_y((double)tp / (double)(tp + fp)));
 		}
 		fprintf(out, "\"/>\n");
+		if (j == 0 && info->have_bands)
+			rep_pr_band_point(out, ms[j], P, info->review_in_force);
 	}
 	metrics_get_confusion(m, &c);
 	if (!isnan(c.precision) && !isnan(c.recall)) {
 		fprintf(out, "<circle id=\"operating-point\" class=\"op\" cx=\"%.1f\" cy=\"%.1f\" r=\"5\">"
-		    "<title>operating point (review or decline): precision %.2f%%, recall %.2f%%"
+		    "<title>the decisions made (review or decline): precision %.2f%%, recall %.2f%%"
 		    "</title></circle>\n", rep_x(c.recall), rep_y(c.precision), 100 * c.precision,
 		    100 * c.recall);
-		fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick opl\">alert%s%.4g: P %.1f%%, "
-		    "R %.1f%%</text>\n", rep_x(c.recall) + (c.recall > 0.6 ? -150 : 8),
-		    rep_y(c.precision) - 8, info->have_bands ? " &#8805; " : "",
-		    info->have_bands ? info->review_in_force : 0, 100 * c.precision, 100 * c.recall);
+		fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick opl\">decisions: P %.1f%%, "
+		    "R %.1f%%</text>\n", rep_x(c.recall) + (c.recall > 0.6 ? -130 : 8),
+		    rep_y(c.precision) - 8, 100 * c.precision, 100 * c.recall);
 	}
 	if (cmp != NULL)
 		fprintf(out, "<text x=\"%d\" y=\"%d\" class=\"tick curve2l\" text-anchor=\"end\">"
@@ -815,7 +850,7 @@ report_write_html(FILE *out, const report_info *info, const metrics *m, const me
 	    ".curve2{fill:none;stroke:#3060a0;stroke-width:2;stroke-dasharray:6 4}\n"
 	    ".grid{stroke:#ddd;stroke-width:1}.band-review{fill:#f6e7b0;opacity:.6}"
 	    ".band-decline{fill:#f2b8b0;opacity:.6}.bandl{font-weight:bold}\n"
-	    ".op{fill:#222}.opl{font-weight:bold}\n"
+	    ".op{fill:#222}.opl{font-weight:bold}.bandp{fill:#fff;stroke:#222;stroke-width:1.5}\n"
 	    ".rule-shadow text{fill:#777;font-style:italic}.rule-shadow .bar{fill:#b9b9b9}"
 	    ".rule-negative .bar{fill:#7aa6d8}.shadow-key{color:#777;font-style:italic}"
 	    ".negative-key{color:#3f6fa8}\n"
