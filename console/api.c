@@ -276,6 +276,8 @@ con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, cons
 	rec = malloc(sizeof *rec);
 	if (rec != NULL && con_archive_fetch(app->archive_dir, &c, rec, err, sizeof err) == VIGIL_OK) {
 		json_t *feats = json_object();
+		bool kept = false;
+
 		for (uint32_t i = 0; i < rec->nfeats; i++) {
 			uint32_t slot;
 			vigil_type t = VIGIL_T_NUM;
@@ -289,7 +291,10 @@ con_api_case(con_app *app, struct evhttp_request *req, const con_user *who, cons
 		json_object_set_new(o, "rules_hash", json_string(rec->rules_version));
 		json_object_set_new(o, "features_generation", json_integer((json_int_t)rec->features_gen));
 		json_object_set_new(o, "txn", vigil_txn_to_json(&rec->txn));
-		json_object_set_new(o, "model", con_model_explain(app, rec));
+		json_object_set_new(o, "model", con_model_explain(app, rec, &kept));
+		/* whether the generation that scored it is still on disk (a null
+		 * model then means it had none: rules alone decided) */
+		json_object_set_new(o, "features_generation_kept", json_boolean(kept));
 	} else {
 		json_object_set_new(o, "features", json_null());
 		json_object_set_new(o, "archive_error", json_string(rec == NULL ? "out of memory" : err));

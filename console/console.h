@@ -90,7 +90,7 @@ typedef struct con_app {
 	struct ssl_ctx_st *ssl;    /* HTTPS (--https-cert), or NULL */
 	store_gen         *gen;    /* current feature generation (cached) */
 	uint64_t           gen_no;
-	struct app_model  *model;  /* its model (NULL: none), cached */
+	struct app_model  *model;  /* model_gen's model (NULL: none), cached */
 	uint64_t           model_gen;
 	bool               model_loaded;
 	bool               ingest_more;
@@ -101,10 +101,18 @@ typedef struct con_app {
 
 #include "search.h"
 
-/* fetch.c: the model's explanation of an archived record, as JSON:
- * {"generation", "score", "reasons": [{"feature", "value", "contrib"}]}, or
- * null when there is no model or no vector. */
-json_t *con_model_explain(con_app *app, const store_scored *rec);
+/*
+ * fetch.c: the model's explanation of an archived record, as JSON:
+ * {"generation", "scored", "score", "reasons": [{"feature", "value",
+ * "contrib"}]}, or null when there is no model to explain it with or no
+ * vector. The model is the one of the generation that scored the record
+ * (rec->features_gen; "scored": true): null when that generation had none
+ * (rules alone decided). Only when that generation is no longer on disk is
+ * the current generation's model used, "scored": false (what today's model
+ * makes of the inputs, not what decided). *ret_kept: whether the scoring
+ * generation is still on disk.
+ */
+json_t *con_model_explain(con_app *app, const store_scored *rec, bool *ret_kept);
 store_gen *con_gen_current(con_app *app); /* cached; NULL if none */
 /*
  * The model's reasons in words: the kup features with the largest positive

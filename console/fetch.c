@@ -153,34 +153,58 @@ con_gen_current(con_app *app)
 	return app->gen;
 }
 
+/*
+ * Makes app->model generation gen's model (NULL: it has none, or it cannot
+ * be read), cached by generation. false if gen is not on disk (any more).
+ */
+static bool
+con_model_load(con_app *app, uint64_t gen)
+{
+	store_gen *g = NULL, *cur = con_gen_current(app);
+	store_diag d;
+	char err[256];
+
+	if (app->model_loaded && app->model_gen == gen)
+		return true;
+	if (cur != NULL && app->gen_no == gen)
+		g = cur;
+	else if (gen == 0 || store_gen_open(app->o.data, gen, &g, &d) != VIGIL_OK)
+		return false;
+	app_model_free(app->model);
+	app->model = NULL;
+	app->model_loaded = true;
+	app->model_gen = gen;
+	if (app_model_from_gen(g, &app->model, err, sizeof err) != VIGIL_OK)
+		app->model = NULL;
+	if (g != cur)
+		store_gen_close(g);
+	return true;
+}
+
 json_t *
-con_model_explain(con_app *app, const store_scored *rec)
+con_model_explain(con_app *app, const store_scored *rec, bool *ret_kept)
 {
 	const uint32_t *layout;
 	uint32_t nl = store_schema_model_inputs(&layout), n = 0;
 	float xl[STORE_MODEL_MAX_INPUTS], *x = NULL;
 	const model_forest *f;
-	store_gen *g;
-	char err[256];
 	json_t *o = NULL, *reasons;
 	uint32_t nf;
+	bool scored;
 
+	/* the model of the generation that scored it; today's only when that
+	 * one is gone. Generation 0: scored before any, so by rules alone. */
+	*ret_kept = true;
+	if (rec->features_gen == 0)
+		return json_null();
+	scored = *ret_kept = con_model_load(app, rec->features_gen);
+	if (!scored && (con_gen_current(app) == NULL || !con_model_load(app, app->gen_no)))
+		return json_null();
 	if (rec->model_in_len == 0 || rec->model_layout != store_schema_model_layout())
 		return json_null();
 	if (store_model_vec_decode(rec->model_in, rec->model_in_len, xl, STORE_MODEL_MAX_INPUTS, &n) !=
 	    VIGIL_OK || n != nl)
 		return json_null();
-	g = con_gen_current(app);
-	if (g == NULL)
-		return json_null();
-	if (!app->model_loaded || app->model_gen != app->gen_no) {
-		app_model_free(app->model);
-		app->model = NULL;
-		app->model_loaded = true;
-		app->model_gen = app->gen_no;
-		if (app_model_from_gen(g, &app->model, err, sizeof err) != VIGIL_OK)
-			app->model = NULL;
-	}
 	if (app->model == NULL)
 		return json_null();
 	f = app_model_forest(app->model);
@@ -215,8 +239,8 @@ con_model_explain(con_app *app, const store_scored *rec)
 		free(contrib);
 		free(names);
 	}
-	o = json_pack("{s:I, s:f, s:o}", "generation", (json_int_t)app->model_gen, "score",
-	    model_forest_predict(f, x), "reasons", reasons);
+	o = json_pack("{s:I, s:b, s:f, s:o}", "generation", (json_int_t)app->model_gen, "scored",
+	    (int)scored, "score", model_forest_predict(f, x), "reasons", reasons);
 	free(x);
 	return o;
 }

@@ -198,12 +198,22 @@ async function pageCase(id) {
     result);
   const hits = table(['rule', { t: 'points', num: 1 }, 'reason'], c.hits.map(x =>
     h('tr', {}, h('td', {}, x.rule, x.shadow ? badge('shadow', 'shadow') : ''), h('td', { class: 'num' }, x.points === undefined ? '–' : x.points), h('td', {}, x.reason))), { id: 'hits-table' });
+  // the model that scored it (its generation's); today's only when that
+  // generation is gone, and then said so
   const model = c.model ? h('div', {},
-    h('p', {}, 'model score ', h('b', {}, num(c.model.score, 4)), h('span', { class: 'muted' }, ' (generation ' + c.model.generation + ')')),
+    h('p', { id: 'model-line' }, 'model score ', h('b', {}, num(c.model.score, 4)), h('span', { class: 'muted' }, c.model.scored
+      ? ' (generation ' + c.model.generation + ', which scored it)'
+      : ' (today\'s model, generation ' + c.model.generation + ', on its inputs: generation ' + c.features_generation + ', which scored it, is no longer kept)')),
     table(['reason', { t: 'push (log-odds)', num: 1 }], c.model.reasons.map(x =>
       h('tr', { class: x.push === 'down' ? 'push-down' : 'push-up' }, h('td', { title: x.feature }, x.text),
         h('td', { class: 'num' }, (x.contrib > 0 ? '+' : '') + num(x.contrib, 2)))), { id: 'reasons-table' }))
-    : h('p', { class: 'muted' }, 'no model in the current generation (rules alone decided)');
+    : h('p', { class: 'muted', id: 'model-line' }, c.features_generation === undefined
+      ? 'no model explanation: the archived record could not be read'
+      : c.features_generation === 0
+      ? 'scored before the first generation: rules alone decided'
+      : c.features_generation_kept === false
+        ? 'generation ' + c.features_generation + ', which scored it, is no longer kept, and the current one has no model'
+        : 'no model in generation ' + c.features_generation + ', which scored it: rules alone decided');
   const hist = table(['time', 'transaction', 'merchant', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label'],
     c.card_history.map(t => h('tr', { class: t.txn_id === c.txn_id ? 'clickable' : '' },
       h('td', { class: 'time' }, fmtTime(t.time)),

@@ -146,6 +146,12 @@ def run(build, src, shots, tmp, procs):
                                              ("cui00003", "dui0002", "10.200.0.1"))):
             f.write(f"tui00000{i + 1},2024-01-12T23:59:59.{i + 1}00Z,{card},m000130,,42.00,EUR,"
                     f"5999,IT,ecom,{dev},{ip},,,0,,\n")
+        # a day after the model's first night: cases a model scored (a
+        # sanctioned country declines them), whose page gives that model's
+        # reasons
+        for i in range(2):
+            f.write(f"tui00001{i},2024-01-13T00:1{i}:00.000Z,c0000000{i + 7},m000131,,310.00,"
+                    f"EUR,5999,IR,ecom,,,,,0,,\n")
     sock = "ipc://" + os.path.join(data, "vigild.sock")
     admin_port = free_port()
     log = open(os.path.join(tmp, "vigild.log"), "w")
@@ -222,13 +228,44 @@ def run(build, src, shots, tmp, procs):
         link = drv.find_element(By.CSS_SELECTOR, "#queue-table .case-link")
         txn = link.text
         link.click()
-        # the case: the model's reasons in words
+        # the case: the model's reasons in words, from the model of the
+        # generation that scored it; a case scored before the first model
+        # says rules alone decided, not what today's model would say
         w.until(EC.presence_of_element_located((By.ID, "hits-table")))
         assert txn in drv.find_element(By.TAG_NAME, "h1").text
         assert "unlabelled" in drv.find_element(By.ID, "case-label").text
+        kept = {g["generation"] for g in gens["generations"]}
+        with_model = {g["generation"] for g in gens["generations"] if g.get("model")}
+        cases = [http_json(base + "/api/cases/" + q["txn_id"], TOKEN) for q in
+                 http_json(base + "/api/queue?decision=all&status=all&limit=500", TOKEN)["items"]]
+        scored = next((c for c in cases if c["features_generation"] in with_model), None)
+        before = next((c for c in cases if c["features_generation"] in kept - with_model), None)
+        gone = next((c for c in cases if c["features_generation"] not in kept), None)
+        assert scored is not None, f"no case scored by a generation with a model {with_model}"
+        assert scored["model"] and scored["model"]["scored"], scored["model"]
+        assert scored["model"]["generation"] == scored["features_generation"], scored["model"]
+        assert before is not None, f"no case scored by a kept generation without a model {kept}"
+        assert before["features_generation_kept"] and before["model"] is None, \
+            f"{before['txn_id']}: scored by generation {before['features_generation']} " \
+            f"(no model), explained by {before['model']}"
+        drv.get(base + "/#/case/" + before["txn_id"])
+        w.until(EC.text_to_be_present_in_element((By.ID, "model-line"), "rules alone decided"))
+        assert present(drv, "#reasons-table") is None, "reasons for a case no model scored"
+        if gone is not None:  # its generation pruned: today's model, and said so
+            assert not gone["features_generation_kept"], gone["features_generation"]
+            assert gone["model"] is None or not gone["model"]["scored"], gone["model"]
+            drv.get(base + "/#/case/" + gone["txn_id"])
+            w.until(EC.text_to_be_present_in_element((By.ID, "model-line"), "no longer kept"))
+        drv.get(base + "/#/case/" + scored["txn_id"])
+        w.until(EC.text_to_be_present_in_element((By.ID, "model-line"), "which scored it"))
+        assert f"generation {scored['features_generation']}" in \
+            drv.find_element(By.ID, "model-line").text
         reasons = present(drv, "#reasons-table")
         assert reasons is not None, "the case shows no model reasons (is the model on?)"
         assert "the risk" in reasons.text, reasons.text
+        drv.get(base + "/#/case/" + txn)
+        w.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), txn))
+        w.until(EC.presence_of_element_located((By.ID, "hits-table")))
         # integers as integers: the mcc is 5411, not 5411.0000
         mcc = drv.find_element(By.XPATH, "//*[@id='case-features']//tr[td/code[text()='mcc']]/td[2]")
         assert mcc.text.isdigit(), mcc.text
