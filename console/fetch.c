@@ -351,26 +351,36 @@ con_reasons_json(const char *const *names, const float *x, const float *contrib,
 			const store_field *fd = store_schema_find(names[best], &slot) == VIGIL_OK ?
 			    store_schema_field(slot) : NULL;
 			json_t *val = reason_value(fd, x[best]);
-			bool money = strcmp(names[best], "amount") == 0 ||
+			/* money: the amount, sums, means, quantiles and spreads of
+			 * amounts; not a ratio of two (_to_) or a z-score */
+			bool money = (strcmp(names[best], "amount") == 0 ||
 			    strncmp(names[best], "vel.card.sum_", 13) == 0 ||
-			    strncmp(names[best], "card.amount_", 12) == 0;
+			    strncmp(names[best], "card.amount_", 12) == 0) &&
+			    strstr(names[best], "_to_") == NULL &&
+			    strcmp(names[best], "card.amount_zscore") != 0;
 			char vs[64], text[400], usual[128];
+			int dl;
 
 			if (json_is_null(val))
 				snprintf(vs, sizeof vs, "missing");
 			else if (json_is_string(val))
 				snprintf(vs, sizeof vs, "%s", json_string_value(val));
 			else
-				reason_num((double)x[best], money && strcmp(names[best],
-				    "card.amount_zscore") != 0, currency, vs, sizeof vs);
+				reason_num((double)x[best], money, currency, vs, sizeof vs);
 			reason_usual(names, x, n, best, currency, usual, sizeof usual);
 			/* the amount is read at a glance: "amount 220.50 EUR, 2.5x ..." */
 			if (strcmp(names[best], "amount") == 0)
 				snprintf(text, sizeof text, "amount %s%s (%s the risk)", vs, usual,
 				    dir > 0 ? "raises" : "lowers");
-			else
-				snprintf(text, sizeof text, "%s: %s%s (%s the risk)", fd != NULL ?
-				    fd->doc : names[best], vs, usual, dir > 0 ? "raises" : "lowers");
+			else {
+				/* a doc's "(missing: when)" is for a missing value only */
+				const char *doc = fd != NULL ? fd->doc : names[best];
+				const char *m = json_is_null(val) ? NULL : strstr(doc, " (missing:");
+
+				dl = m != NULL ? (int)(m - doc) : (int)strlen(doc);
+				snprintf(text, sizeof text, "%.*s: %s%s (%s the risk)", dl, doc, vs, usual,
+				    dir > 0 ? "raises" : "lowers");
+			}
 			json_array_append_new(arr, json_pack("{s:s, s:o, s:f, s:s, s:s}", "feature",
 			    names[best], "value", val, "contrib", (double)contrib[best], "push",
 			    dir > 0 ? "up" : "down", "text", text));

@@ -5,7 +5,8 @@
  * largest pushes down, each in words from the feature table's doc (the
  * amount against the card's 90-day mean), an
  * integer shown as an integer, a boolean as yes/no, a missing value as
- * missing; features that push neither way are left out.
+ * missing, a ratio of amounts without a currency; features that push
+ * neither way are left out.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -56,6 +57,32 @@ test_up_and_down_in_words(void **state)
 	json_decref(r);
 }
 
+/* A ratio of amounts is no amount (no currency), a z-score neither; a
+ * doc's "(missing: when)" is said only of a missing value. */
+static void
+test_ratio_and_missing_note(void **state)
+{
+	static const char *const names[] = { "card.amount_to_mean_30d", "card.amount_zscore",
+		"card.amount_std_30d", "vel.card.amount_to_mean_24h" };
+	const float x[] = { 4.89f, 3.75f, 12.5f, NAN };
+	const float contrib[] = { 0.66f, 0.5f, 0.25f, 0.1f, 0.0f };
+	json_t *r;
+
+	(void)state;
+	r = con_reasons_json(names, x, contrib, 4, 4, 0, "EUR");
+	assert_int_equal(json_array_size(r), 4);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "text")),
+	    "amount / card.amount_mean_30d: 4.89 (raises the risk)");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 1), "text")),
+	    "(amount - mean_90d) / std_90d of this card: 3.75 (raises the risk)");
+	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(r, 2), "text")),
+	    ": 12.50 EUR (raises the risk)"));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 3), "text")),
+	    "amount / the card's mean amount of the last 24 hours (missing: none): missing "
+	    "(raises the risk)");
+	json_decref(r);
+}
+
 /* A day's count against the card's daily average over 90 days; a count
  * stays an integer, a mean of a count keeps its decimals. */
 static void
@@ -87,6 +114,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_up_and_down_in_words),
+		cmocka_unit_test(test_ratio_and_missing_note),
 		cmocka_unit_test(test_usual_counts),
 	};
 
