@@ -109,8 +109,9 @@ typedef struct con_app {
  * (rec->features_gen; "scored": true): null when that generation had none
  * (rules alone decided). Only when that generation is no longer on disk is
  * the current generation's model used, "scored": false (what today's model
- * makes of the inputs, not what decided). *ret_kept: whether the scoring
- * generation is still on disk.
+ * makes of the inputs, not what decided), unless the record's archived
+ * model.score says no model scored it (null). *ret_kept: whether the
+ * scoring generation is still on disk.
  */
 json_t *con_model_explain(con_app *app, const store_scored *rec, bool *ret_kept);
 store_gen *con_gen_current(con_app *app); /* cached; NULL if none */

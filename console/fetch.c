@@ -198,8 +198,16 @@ con_model_explain(con_app *app, const store_scored *rec, bool *ret_kept)
 	if (rec->features_gen == 0)
 		return json_null();
 	scored = *ret_kept = con_model_load(app, rec->features_gen);
-	if (!scored && (con_gen_current(app) == NULL || !con_model_load(app, app->gen_no)))
-		return json_null();
+	if (!scored) {
+		/* gone: model.score as archived, when the rules archived it,
+		 * still says whether a model scored it at all */
+		for (uint32_t i = 0; i < rec->nfeats; i++)
+			if (strcmp(rec->feats[i].name, "model.score") == 0 &&
+			    !rec->feats[i].val.present)
+				return json_null();
+		if (con_gen_current(app) == NULL || !con_model_load(app, app->gen_no))
+			return json_null();
+	}
 	if (rec->model_in_len == 0 || rec->model_layout != store_schema_model_layout())
 		return json_null();
 	if (store_model_vec_decode(rec->model_in, rec->model_in_len, xl, STORE_MODEL_MAX_INPUTS, &n) !=

@@ -97,9 +97,13 @@ function table(headers, rows, opts) {
 
 function kvTable(obj) {
   if (!obj) return h('p', { class: 'muted' }, 'none');
+  // a list (a profile's hour histogram, countries, merchant hashes) as
+  // "a, b, c", which wraps in its cell instead of widening the page
+  const val = v => v === null ? '–' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : num(v, 4))
+    : Array.isArray(v) ? (v.length ? v.map(val).join(', ') : 'none') : String(v);
   return table(['feature', 'value'], Object.entries(obj).map(([k, v]) =>
     h('tr', {}, h('td', {}, h('code', {}, k)),
-      h('td', { class: 'num' }, v === null ? '–' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : num(v, 4)) : String(v)))));
+      h('td', { class: Array.isArray(v) ? 'num list' : 'num' }, val(v)))));
 }
 
 // ---------------------------------------------------------------- queue
@@ -211,7 +215,7 @@ async function pageCase(id) {
       ? 'no model explanation: the archived record could not be read'
       : c.features_generation === 0
       ? 'scored before the first generation: rules alone decided'
-      : c.features_generation_kept === false
+      : c.features_generation_kept === false && !(c.features && c.features['model.score'] === null)
         ? 'generation ' + c.features_generation + ', which scored it, is no longer kept, and the current one has no model'
         : 'no model in generation ' + c.features_generation + ', which scored it: rules alone decided');
   const hist = table(['time', 'transaction', 'merchant', { t: 'amount', num: 1 }, { t: 'score', num: 1 }, 'decision', 'label'],

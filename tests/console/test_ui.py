@@ -251,11 +251,19 @@ def run(build, src, shots, tmp, procs):
         drv.get(base + "/#/case/" + before["txn_id"])
         w.until(EC.text_to_be_present_in_element((By.ID, "model-line"), "rules alone decided"))
         assert present(drv, "#reasons-table") is None, "reasons for a case no model scored"
-        if gone is not None:  # its generation pruned: today's model, and said so
+        if gone is not None:
+            # its generation pruned: if its archived model.score says no
+            # model scored it, rules alone decided; else today's model
+            # explains it, and says so
             assert not gone["features_generation_kept"], gone["features_generation"]
-            assert gone["model"] is None or not gone["model"]["scored"], gone["model"]
             drv.get(base + "/#/case/" + gone["txn_id"])
-            w.until(EC.text_to_be_present_in_element((By.ID, "model-line"), "no longer kept"))
+            if "model.score" in gone["features"] and gone["features"]["model.score"] is None:
+                assert gone["model"] is None, gone["model"]
+                w.until(EC.text_to_be_present_in_element((By.ID, "model-line"),
+                                                         "rules alone decided"))
+            else:
+                assert gone["model"] is None or not gone["model"]["scored"], gone["model"]
+                w.until(EC.text_to_be_present_in_element((By.ID, "model-line"), "no longer kept"))
         drv.get(base + "/#/case/" + scored["txn_id"])
         w.until(EC.text_to_be_present_in_element((By.ID, "model-line"), "which scored it"))
         assert f"generation {scored['features_generation']}" in \
@@ -269,6 +277,11 @@ def run(build, src, shots, tmp, procs):
         # integers as integers: the mcc is 5411, not 5411.0000
         mcc = drv.find_element(By.XPATH, "//*[@id='case-features']//tr[td/code[text()='mcc']]/td[2]")
         assert mcc.text.isdigit(), mcc.text
+        # nothing wider than the screen: a profile's lists (hour histogram,
+        # merchant hashes) wrap in their cells
+        w.until(EC.presence_of_element_located((By.CSS_SELECTOR, "td.list")))
+        wide = drv.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert wide <= 0, f"the case page is {wide} px wider than the screen"
         shot("case")
         # case work: a note and a status, shown after the page reloads the case
         drv.find_element(By.ID, "note-text").send_keys("called the cardholder")
