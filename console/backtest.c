@@ -753,8 +753,8 @@ bt_exact_ok(const rules_prog *cur, const rules_prog *ed, char *why, size_t len)
 			return false;
 		}
 	}
-	snprintf(why, len, "a rules-only change: evaluated on the values production archived, "
-	    "against production's own decisions");
+	/* the page says what exact means; this says why it applies */
+	snprintf(why, len, "a rules-only change: every feature the edited file reads is one production archived");
 	return true;
 }
 

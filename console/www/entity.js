@@ -139,7 +139,7 @@ async function pageEntity(kind, id, qs) {
       h('td', {}, c.via.map(i => d.linked.shared[i]).flatMap((x, k) => [k ? ', ' : '', x.kind + ' ', entityLink(x.kind, x.id)])))), { id: 'entity-linked-table' });
   const prof = d.profile || {};
   main.replaceChildren(title, form,
-    h('p', { id: 'entity-summary' }, `${d.matched} transactions from ${fmtTime(d.from)} to ${fmtTime(d.to)} · ${alerts} alerts · ${fraud} labelled fraud · `,
+    h('p', { id: 'entity-summary' }, `${d.matched} transaction${d.matched === 1 ? '' : 's'} from ${fmtTime(d.from)} to ${fmtTime(d.to)} · ${alerts} alert${alerts === 1 ? '' : 's'} · ${fraud} labelled fraud · `,
       h('a', { href: '#/search?' + new URLSearchParams({ [searchKey]: id, from: d.from, to: d.to }).toString() }, 'search them'),
       h('span', { class: 'muted' }, ` (${d.scanned} read in ${num(d.ms, 0)} ms${d.truncated ? ', stopped at the read limit: narrow the window' : ''})`)),
     ...unreadableNote(d),
