@@ -71,6 +71,8 @@ typedef struct con_rulestate con_rulestate; /* editor.c */
 typedef struct vigil_client vigil_client;
 struct vigil_evconn_set; /* common/evconn.h */
 
+#define CON_MODEL_CACHE 8 /* generations whose models the case page keeps */
+
 typedef struct con_app {
 	con_opts           o;
 	char               archive_dir[4096];
@@ -90,9 +92,15 @@ typedef struct con_app {
 	struct ssl_ctx_st *ssl;    /* HTTPS (--https-cert), or NULL */
 	store_gen         *gen;    /* current feature generation (cached) */
 	uint64_t           gen_no;
-	struct app_model  *model;  /* model_gen's model (NULL: none), cached */
-	uint64_t           model_gen;
-	bool               model_loaded;
+	/* models by generation, the least recently used replaced: opening a
+	 * generation reads all of its data.mdb (verification), so each is
+	 * read once, not at every case of another day */
+	struct {
+		struct app_model *model; /* NULL: the generation has none */
+		uint64_t          gen;   /* 0: an empty entry */
+		uint64_t          used;
+	} models[CON_MODEL_CACHE];
+	uint64_t           model_tick;
 	bool               ingest_more;
 	bool               pruning;      /* a sweep is under way */
 	int64_t            pruned_at_ms; /* when the last sweep ended */

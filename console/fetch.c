@@ -154,30 +154,41 @@ con_gen_current(con_app *app)
 }
 
 /*
- * Makes app->model generation gen's model (NULL: it has none, or it cannot
- * be read), cached by generation. false if gen is not on disk (any more).
+ * Generation gen's model in *ret (NULL: it has none, or it cannot be read),
+ * from the cache or read and cached. false if gen is not on disk (any more)
+ * and not cached.
  */
 static bool
-con_model_load(con_app *app, uint64_t gen)
+con_model_get(con_app *app, uint64_t gen, app_model **ret)
 {
-	store_gen *g = NULL, *cur = con_gen_current(app);
+	store_gen *g = NULL, *cur;
 	store_diag d;
 	char err[256];
+	int lru = 0;
 
-	if (app->model_loaded && app->model_gen == gen)
-		return true;
+	for (int i = 0; i < CON_MODEL_CACHE; i++) {
+		if (app->models[i].gen == gen && gen != 0) {
+			app->models[i].used = ++app->model_tick;
+			*ret = app->models[i].model;
+			return true;
+		}
+		if (app->models[i].used < app->models[lru].used)
+			lru = i;
+	}
+	cur = con_gen_current(app);
 	if (cur != NULL && app->gen_no == gen)
 		g = cur;
 	else if (gen == 0 || store_gen_open(app->o.data, gen, &g, &d) != VIGIL_OK)
 		return false;
-	app_model_free(app->model);
-	app->model = NULL;
-	app->model_loaded = true;
-	app->model_gen = gen;
-	if (app_model_from_gen(g, &app->model, err, sizeof err) != VIGIL_OK)
-		app->model = NULL;
+	app_model_free(app->models[lru].model);
+	app->models[lru].model = NULL;
+	if (app_model_from_gen(g, &app->models[lru].model, err, sizeof err) != VIGIL_OK)
+		app->models[lru].model = NULL;
+	app->models[lru].gen = gen;
+	app->models[lru].used = ++app->model_tick;
 	if (g != cur)
 		store_gen_close(g);
+	*ret = app->models[lru].model;
 	return true;
 }
 
@@ -189,6 +200,8 @@ con_model_explain(con_app *app, const store_scored *rec, bool *ret_kept)
 	float xl[STORE_MODEL_MAX_INPUTS], *x = NULL;
 	const model_forest *f;
 	json_t *o = NULL, *reasons;
+	app_model *m = NULL;
+	uint64_t mgen = rec->features_gen;
 	uint32_t nf;
 	bool scored;
 
@@ -197,7 +210,7 @@ con_model_explain(con_app *app, const store_scored *rec, bool *ret_kept)
 	*ret_kept = true;
 	if (rec->features_gen == 0)
 		return json_null();
-	scored = *ret_kept = con_model_load(app, rec->features_gen);
+	scored = *ret_kept = con_model_get(app, mgen, &m);
 	if (!scored) {
 		/* gone: model.score as archived, when the rules archived it,
 		 * still says whether a model scored it at all */
@@ -205,7 +218,7 @@ con_model_explain(con_app *app, const store_scored *rec, bool *ret_kept)
 			if (strcmp(rec->feats[i].name, "model.score") == 0 &&
 			    !rec->feats[i].val.present)
 				return json_null();
-		if (con_gen_current(app) == NULL || !con_model_load(app, app->gen_no))
+		if (con_gen_current(app) == NULL || !con_model_get(app, mgen = app->gen_no, &m))
 			return json_null();
 	}
 	if (rec->model_in_len == 0 || rec->model_layout != store_schema_model_layout())
@@ -213,15 +226,15 @@ con_model_explain(con_app *app, const store_scored *rec, bool *ret_kept)
 	if (store_model_vec_decode(rec->model_in, rec->model_in_len, xl, STORE_MODEL_MAX_INPUTS, &n) !=
 	    VIGIL_OK || n != nl)
 		return json_null();
-	if (app->model == NULL)
+	if (m == NULL)
 		return json_null();
-	f = app_model_forest(app->model);
+	f = app_model_forest(m);
 	nf = model_forest_nfeatures(f);
 	x = malloc((nf ? nf : 1) * sizeof *x);
 	if (x == NULL)
 		return json_null();
 	for (uint32_t i = 0; i < nf; i++) {
-		uint32_t slot = app_model_slot(app->model, i);
+		uint32_t slot = app_model_slot(m, i);
 		x[i] = NAN;
 		for (uint32_t j = 0; j < nl; j++) {
 			if (layout[j] == slot) {
@@ -247,7 +260,7 @@ con_model_explain(con_app *app, const store_scored *rec, bool *ret_kept)
 		free(contrib);
 		free(names);
 	}
-	o = json_pack("{s:I, s:b, s:f, s:o}", "generation", (json_int_t)app->model_gen, "scored",
+	o = json_pack("{s:I, s:b, s:f, s:o}", "generation", (json_int_t)mgen, "scored",
 	    (int)scored, "score", model_forest_predict(f, x), "reasons", reasons);
 	free(x);
 	return o;

@@ -727,7 +727,8 @@ out:
 		event_base_free(app.base);
 	SSL_CTX_free(app.ssl); /* after the connections that used it */
 	vigil_client_close(app.client);
-	app_model_free(app.model);
+	for (int i = 0; i < CON_MODEL_CACHE; i++)
+		app_model_free(app.models[i].model);
 	store_gen_close(app.gen);
 	con_rules_fini(&app);
 	con_audit_close(app.audit);
