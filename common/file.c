@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -112,6 +113,44 @@ vigil_fopen_regular(const char *path, bool *ret_special, struct stat *ret_st)
 		errno = e;
 	}
 	return f;
+}
+
+int
+vigil_read_regular(const char *path, size_t max, char **ret_buf, size_t *ret_len,
+    bool *ret_special)
+{
+	int fd = vigil_open_regular(path, ret_special, NULL), e = 0;
+	char *buf;
+	size_t n = 0;
+
+	if (fd < 0)
+		return -1;
+	if ((buf = malloc(max + 1)) == NULL)
+		e = ENOMEM;
+	while (e == 0 && n <= max) {
+		ssize_t r = read(fd, buf + n, max + 1 - n);
+
+		if (r < 0 && errno != EINTR)
+			e = errno;
+		else if (r == 0)
+			break;
+		else if (r > 0)
+			n += (size_t)r;
+	}
+	close(fd);
+	if (e == 0 && n > max)
+		e = EFBIG;
+	if (e != 0) {
+		if (buf != NULL)
+			explicit_bzero(buf, n); /* it may have held a key */
+		free(buf);
+		errno = e;
+		return -1;
+	}
+	buf[n] = '\0';
+	*ret_buf = buf;
+	*ret_len = n;
+	return 0;
 }
 
 vigil_err

@@ -48,6 +48,16 @@ FILE *vigil_fopen_regular(const char *path, bool *ret_special, struct stat *ret_
  * bytes are enough); returns buf. */
 const char *vigil_open_why(bool special, int err, char *buf, size_t len);
 
+/*
+ * The whole of regular file path (vigil_open_regular: a FIFO is refused,
+ * not waited on), at most max bytes, NUL-terminated in *ret_buf (malloc'd;
+ * *ret_len bytes before the NUL): 0. Else -1 with *ret_special set (not a
+ * regular file) or errno set (EFBIG: larger than max); a partial read is
+ * wiped before it is freed, as a key's would be.
+ */
+int vigil_read_regular(const char *path, size_t max, char **ret_buf, size_t *ret_len,
+    bool *ret_special);
+
 /* fsync(2) of directory dir, so that a rename, creation or unlink in it is
  * durable. VIGIL_OK, or the error (errno is left set to its cause). */
 vigil_err vigil_fsync_dir(const char *dir);

@@ -27,7 +27,9 @@ json_t     *con_json_time(int64_t ms);
 json_t     *con_json_label(int label);
 /* Parses "YYYY-MM-DD" or RFC 3339 into ms. */
 vigil_err con_time_parse(const char *s, int64_t *ret_ms);
-/* Reads a whole file (malloc'd, NUL-terminated) of at most max bytes. */
+/* Reads a whole regular file (malloc'd, NUL-terminated) of at most max
+ * bytes: VIGIL_ETOOBIG if larger, VIGIL_EINVAL if not a regular file (a
+ * FIFO is not waited on), else the open's or read's error. */
 vigil_err con_file_read(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 /*
  * A state file of JSON (lists.json, proposal.json) of at most max bytes

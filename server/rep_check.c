@@ -47,33 +47,13 @@ static char *
 rep_read_file(const char *what, const char *path, size_t *ret_len, char *reason, size_t rlen)
 {
 	bool special = false;
-	FILE *f = vigil_fopen_regular(path, &special, NULL);
 	char why[128], *buf;
-	size_t n;
 
-	if (f == NULL) {
-		snprintf(reason, rlen, "%s %s: %s", what, path, vigil_open_why(special, errno, why,
-		    sizeof why));
+	if (vigil_read_regular(path, REP_PEM_MAX, &buf, ret_len, &special) != 0) {
+		snprintf(reason, rlen, "%s %s: %s", what, path, !special && errno == EFBIG ?
+		    "larger than 1 MiB" : vigil_open_why(special, errno, why, sizeof why));
 		return NULL;
 	}
-	buf = malloc(REP_PEM_MAX + 1);
-	if (buf == NULL) {
-		snprintf(reason, rlen, "%s %s: out of memory", what, path);
-		fclose(f);
-		return NULL;
-	}
-	n = fread(buf, 1, REP_PEM_MAX + 1, f);
-	if (ferror(f) || n > REP_PEM_MAX) {
-		snprintf(reason, rlen, "%s %s: %s", what, path, ferror(f) ? strerror(errno) :
-		    "larger than 1 MiB");
-		explicit_bzero(buf, n);
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*ret_len = n;
 	return buf;
 }
 

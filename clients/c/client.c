@@ -24,7 +24,6 @@
  * (nng_aio_cancel) never call back into this file synchronously.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdarg.h>
@@ -32,16 +31,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-#include <sys/stat.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 
-/* header-only use of common/: vigil_cli_url_ok (inline), no link to it */
+/* common/: cli.h header-only (vigil_cli_url_ok, inline); file.c compiled in */
 #include "../../common/cli.h"
+#include "../../common/file.h"
 #include "client_int.h"
 #include "ring.h"
 #include "vc_int.h"
@@ -257,50 +255,19 @@ vc_set(const char *s)
  * A whole PEM file as a NUL-terminated string (malloc'd), read once: nng
  * is given this text, not the name. NULL with why (for "PATH: WHY") set:
  * the open's or read's error, or "not a regular file" for a FIFO, device
- * or directory in the file's place, refused at once (opened O_NONBLOCK:
- * a FIFO would otherwise block the caller until someone writes to it).
+ * or directory in the file's place, refused, not waited on.
  */
 static char *
 vc_read_pem(const char *path, char *why, size_t wlen)
 {
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), err = 0;
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	ssize_t r;
+	bool special = false;
+	char *buf;
+	size_t n;
 
-	if (fd < 0) {
-		snprintf(why, wlen, "%s", strerror(errno));
+	if (vigil_read_regular(path, VC_PEM_MAX, &buf, &n, &special) != 0) {
+		snprintf(why, wlen, "%s", special ? "not a regular file" : strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		err = errno;
-		snprintf(why, wlen, "%s", err != 0 ? strerror(err) : "not a regular file");
-		close(fd);
-		return NULL;
-	}
-	if ((buf = malloc(VC_PEM_MAX + 1)) == NULL)
-		err = ENOMEM;
-	while (err == 0 && n <= VC_PEM_MAX) {
-		r = read(fd, buf + n, VC_PEM_MAX + 1 - n);
-		if (r < 0 && errno != EINTR)
-			err = errno;
-		else if (r == 0)
-			break;
-		else if (r > 0)
-			n += (size_t)r;
-	}
-	close(fd);
-	if (err == 0 && n > VC_PEM_MAX)
-		err = EFBIG;
-	if (err != 0) {
-		if (buf != NULL)
-			memset(buf, 0, n);
-		free(buf);
-		snprintf(why, wlen, "%s", strerror(err));
-		return NULL;
-	}
-	buf[n] = '\0';
 	return buf;
 }
 

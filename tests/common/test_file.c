@@ -98,6 +98,43 @@ test_open_regular(void **state)
 	    "cannot open: No such file or directory");
 }
 
+/* A whole regular file, NUL-terminated; exactly max bytes is taken, one
+ * more is EFBIG; a FIFO is refused (special), not waited on; a missing
+ * file is its errno. */
+static void
+test_read_regular(void **state)
+{
+	char p[320], *buf = NULL;
+	size_t n = 0;
+	bool special = true;
+
+	(void)state;
+	path_in(p, sizeof p, "whole");
+	write_file(p, "abcdef", 0600);
+	assert_int_equal(vigil_read_regular(p, 6, &buf, &n, &special), 0);
+	assert_false(special);
+	assert_int_equal(n, 6);
+	assert_string_equal(buf, "abcdef");
+	free(buf);
+	buf = NULL;
+	errno = 0;
+	assert_int_equal(vigil_read_regular(p, 5, &buf, &n, &special), -1);
+	assert_false(special);
+	assert_int_equal(errno, EFBIG);
+	assert_null(buf);
+
+	path_in(p, sizeof p, "fifo2");
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_equal(vigil_read_regular(p, 64, &buf, &n, &special), -1);
+	assert_true(special);
+
+	path_in(p, sizeof p, "missing2");
+	errno = 0;
+	assert_int_equal(vigil_read_regular(p, 64, &buf, &n, &special), -1);
+	assert_false(special);
+	assert_int_equal(errno, ENOENT);
+}
+
 /* The secrets rule: regular, and no access for other users. */
 static void
 test_secret_open(void **state)
@@ -158,6 +195,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_regular, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_regular, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_dir, setup, teardown),
 	};
