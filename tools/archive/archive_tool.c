@@ -566,19 +566,31 @@ seg_json(const store_seg_index *x, uint64_t disk)
 	    "bytes", (json_int_t)x->bytes, "disk_bytes", (json_int_t)disk);
 }
 
-/* The size of dir/base + suffix on disk; 0 if it cannot be stat'ed (gone
- * meanwhile: the segment was compressed while stats ran). */
+/* The size of file path; 0 if it cannot be stat'ed (gone meanwhile: the
+ * segment was compressed while stats ran). */
 static uint64_t
-file_bytes(const char *dir, const char *base, const char *suffix)
+file_bytes(const char *path)
 {
-	char path[4200];
 	struct stat st;
 
-	if (dir != NULL)
-		snprintf(path, sizeof path, "%s/%s%s", dir, base, suffix);
-	else
-		snprintf(path, sizeof path, "%s", base);
 	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* What segment e of directory dir takes on disk: its files (both forms
+ * while it is being compressed) and its index. */
+static uint64_t
+seg_disk_bytes(const char *dir, const store_seg_ent *e)
+{
+	static const char *const suffix[] = { ".log", ".log.zst", ".idx" };
+	const bool has[] = { e->has_log, e->has_zst, e->has_idx };
+	char path[4200];
+	uint64_t sum = 0;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s%s", dir, e->base, suffix[i]);
+		sum += has[i] ? file_bytes(path) : 0;
+	}
+	return sum;
 }
 
 /* One segment's row: a line of the table, or (segs, --json) an object with
@@ -656,7 +668,7 @@ cmd_stats(int argc, char **argv)
 		    "bytes", "disk_bytes");
 	if (one) { /* one segment file: its row; the total is the same */
 		const char *name = strrchr(argv[0], '/');
-		tot_disk = file_bytes(NULL, argv[0], "");
+		tot_disk = file_bytes(argv[0]);
 		print_seg(segs, name != NULL ? name + 1 : argv[0],
 		    strstr(argv[0], ".zst") ? "zst" : "log", "-", &tot, tot_disk);
 	}
@@ -685,11 +697,7 @@ cmd_stats(int argc, char **argv)
 				rc = EXIT_DAMAGED;
 			}
 		}
-		/* what the segment takes on disk: its files (both forms while
-		 * it is being compressed) */
-		disk = (e->has_log ? file_bytes(argv[0], e->base, ".log") : 0) +
-		    (e->has_zst ? file_bytes(argv[0], e->base, ".log.zst") : 0) +
-		    (e->has_idx ? file_bytes(argv[0], e->base, ".idx") : 0);
+		disk = seg_disk_bytes(argv[0], e);
 		print_seg(segs, e->base, e->has_log ? "log" : "zst", state, &x, disk);
 		tot_disk += disk;
 		tot.records += x.records;
