@@ -293,25 +293,13 @@ rep_score_hist(FILE *out, const report_info *info, const metrics *m)
 	rep_svg_close(out);
 }
 
-/* The curve's point at score >= the review band (scores are binned by
+/* The curve's point at score >= t, the review band (scores are binned by
  * their whole part, so a band with a fraction is taken at the next whole
- * score), P frauds in all: a hollow circle, its threshold in its title. */
+ * score): tp frauds and fp legitimate of P frauds in all, as the curve's
+ * loop summed them. A hollow circle, its threshold in its title. */
 static void
-rep_pr_band_point(FILE *out, const metrics *m, uint64_t P, double band)
+rep_pr_band_point(FILE *out, uint64_t tp, uint64_t fp, uint64_t P, int32_t t, double band)
 {
-	int32_t t = (int32_t)ceil(band);
-	uint64_t tp = 0, fp = 0;
-	uint32_t n = metrics_nscores(m);
-
-	for (uint32_t i = 0; i < n; i++) {
-		metrics_score_bin b;
-
-		metrics_get_score(m, i, &b);
-		if (b.score >= t) {
-			tp += b.fraud;
-			fp += b.legit;
-		}
-	}
 	if (tp + fp == 0)
 		return;
 	fprintf(out, "<circle id=\"band-point\" class=\"bandp\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\">"
@@ -349,7 +337,9 @@ rep_pr_curve(FILE *out, const report_info *info, const metrics *m, const metrics
 	}
 	for (int j = 0; j < 2; j++) {
 		uint32_t n;
-		uint64_t P = 0, tp = 0, fp = 0;
+		uint64_t P = 0, tp = 0, fp = 0, btp = 0, bfp = 0;
+		/* the review band at the curve's whole scores */
+		int32_t band = (int32_t)ceil(info->have_bands ? info->review_in_force : 0);
 
 		if (ms[j] == NULL)
 			continue;
@@ -369,6 +359,10 @@ rep_pr_curve(FILE *out, const report_info *info, const metrics *m, const metrics
 			metrics_get_score(ms[j], i, &b);
 			tp += b.fraud;
 			fp += b.legit;
+			if (b.score >= band) { /* the bins at or above the band, so far */
+				btp = tp;
+				bfp = fp;
+			}
 			if (tp + fp == 0)
 				continue;
 			fprintf(out, "%.1f,%.1f ", rep_x((double)tp / (double)P),
@@ -376,7 +370,7 @@ rep_pr_curve(FILE *out, const report_info *info, const metrics *m, const metrics
 		}
 		fprintf(out, "\"/>\n");
 		if (j == 0 && info->have_bands)
-			rep_pr_band_point(out, ms[j], P, info->review_in_force);
+			rep_pr_band_point(out, btp, bfp, P, band, info->review_in_force);
 	}
 	metrics_get_confusion(m, &c);
 	if (!isnan(c.precision) && !isnan(c.recall)) {
