@@ -18,6 +18,7 @@
 #include "editor.h"
 #include "http.h"
 #include "entities.h"
+#include "hashtab.h"
 #include "record.h"
 #include "vigil_client.h"
 #include "vigil_json.h"
@@ -714,6 +715,102 @@ api_u64_desc(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/*
+ * A generation's entry of the Nights page, kept by generation number with
+ * the fingerprint of its files (gen_files_sig) taken before it was read:
+ * opening a generation reads and hashes its whole data.mdb (about 450 MB a
+ * million cards), so each is read once per console process and again only
+ * once its files change (a damaged or replaced data.mdb is then opened,
+ * and refused, again). Entries of generations no longer listed are dropped
+ * at the next load.
+ */
+typedef struct api_gen_entry {
+	uint64_t       gen;
+	uint64_t       sig;
+	json_t        *body; /* the page's object, without "current" */
+	bool           listed;
+	UT_hash_handle hh;
+} api_gen_entry;
+
+/* Generation gen's object for the page (a new reference). */
+static json_t *
+api_gen_body(con_app *app, uint64_t gen)
+{
+	store_gen *g = NULL;
+	store_gen_meta m;
+	store_diag dg;
+	json_t *o = json_pack("{s:I}", "generation", (json_int_t)gen);
+	void *blob = NULL;
+	size_t blen = 0;
+	vigil_err grv = store_gen_open(app->o.data, gen, &g, &dg);
+
+	if (grv != VIGIL_OK) { /* docs/tools.md, "JSON errors" */
+		json_object_set_new(o, "error", vigil_error_json(vigil_error_code(grv), &dg.info));
+		return o;
+	}
+	if (store_gen_meta_get(g, &m) == VIGIL_OK) {
+		json_t *summary = json_loads(m.summary_json, 0, NULL);
+		json_object_set_new(o, "as_of", con_json_time(m.as_of_ms));
+		json_object_set_new(o, "window_days", json_integer(m.window_ms / VIGIL_MS_PER_DAY));
+		json_object_set_new(o, "built_at", con_json_time(m.built_at_ms));
+		json_object_set_new(o, "first_seq", json_integer((json_int_t)m.first_seq));
+		json_object_set_new(o, "last_seq", json_integer((json_int_t)m.last_seq));
+		json_object_set_new(o, "summary", summary != NULL ? summary : json_null());
+	}
+	api_thr_ctx tc = { json_array(), 0 };
+	(void)store_gen_thresholds_each(g, api_thr_each, &tc);
+	json_object_set_new(o, "thresholds", tc.arr);
+	json_object_set_new(o, "group_values", json_integer(tc.groups));
+	if (store_gen_blob(g, APP_MODEL_META_BLOB, &blob, &blen) == VIGIL_OK) {
+		json_t *mm = json_loadb(blob, blen, 0, NULL);
+		json_object_set_new(o, "model", mm != NULL ? mm : json_string("(model.meta is not JSON)"));
+		free(blob);
+	} else {
+		json_object_set_new(o, "model", json_null());
+	}
+	store_gen_close(g);
+	return o;
+}
+
+/* Generation gen's entry, read again if its files changed; NULL: no memory. */
+static api_gen_entry *
+api_gen_entry_get(con_app *app, uint64_t gen)
+{
+	uint64_t sig = gen_files_sig(app->o.data, gen);
+	api_gen_entry *e = NULL;
+
+	HASH_FIND(hh, app->gen_entries, &gen, sizeof gen, e);
+	if (e != NULL && e->sig == sig)
+		return e;
+	if (e == NULL) {
+		e = calloc(1, sizeof *e);
+		if (e == NULL)
+			return NULL;
+		e->gen = gen;
+		HASH_ADD(hh, app->gen_entries, gen, sizeof e->gen, e);
+		if (!VIGIL_HASH_ADDED(e)) {
+			free(e);
+			return NULL;
+		}
+	}
+	json_decref(e->body);
+	e->body = api_gen_body(app, gen);
+	e->sig = sig;
+	return e;
+}
+
+void
+con_api_gen_entries_free(con_app *app)
+{
+	api_gen_entry *e, *t;
+
+	HASH_ITER(hh, app->gen_entries, e, t) {
+		HASH_DEL(app->gen_entries, e);
+		json_decref(e->body);
+		free(e);
+	}
+}
+
 void
 con_api_generations(con_app *app, struct evhttp_request *req, const con_user *who)
 {
@@ -723,6 +820,7 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 	uint64_t gens[256], cur = 0;
 	size_t n = 0;
 	json_t *arr = json_array();
+	api_gen_entry *ge, *gt;
 
 	snprintf(dir, sizeof dir, "%s/features", app->o.data);
 	(void)store_gen_current(app->o.data, &cur);
@@ -738,43 +836,28 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 	if (d != NULL)
 		closedir(d);
 	qsort(gens, n, sizeof gens[0], api_u64_desc);
+	HASH_ITER(hh, app->gen_entries, ge, gt)
+		ge->listed = false;
 	for (size_t i = 0; i < n && i < 60; i++) {
-		store_gen *g = NULL;
-		store_gen_meta m;
-		store_diag dg;
-		json_t *o = json_pack("{s:I, s:b}", "generation", (json_int_t)gens[i], "current",
-		    gens[i] == cur);
-		void *blob = NULL;
-		size_t blen = 0;
-		vigil_err grv = store_gen_open(app->o.data, gens[i], &g, &dg);
+		json_t *o;
 
-		if (grv != VIGIL_OK) { /* docs/tools.md, "JSON errors" */
-			json_object_set_new(o, "error", vigil_error_json(vigil_error_code(grv), &dg.info));
-			json_array_append_new(arr, o);
-			continue;
+		ge = api_gen_entry_get(app, gens[i]);
+		if (ge == NULL) {
+			json_decref(arr);
+			con_send_error(req, 500, NULL, "out of memory");
+			return;
 		}
-		if (store_gen_meta_get(g, &m) == VIGIL_OK) {
-			json_t *summary = json_loads(m.summary_json, 0, NULL);
-			json_object_set_new(o, "as_of", con_json_time(m.as_of_ms));
-			json_object_set_new(o, "window_days", json_integer(m.window_ms / VIGIL_MS_PER_DAY));
-			json_object_set_new(o, "built_at", con_json_time(m.built_at_ms));
-			json_object_set_new(o, "first_seq", json_integer((json_int_t)m.first_seq));
-			json_object_set_new(o, "last_seq", json_integer((json_int_t)m.last_seq));
-			json_object_set_new(o, "summary", summary != NULL ? summary : json_null());
-		}
-		api_thr_ctx tc = { json_array(), 0 };
-		(void)store_gen_thresholds_each(g, api_thr_each, &tc);
-		json_object_set_new(o, "thresholds", tc.arr);
-		json_object_set_new(o, "group_values", json_integer(tc.groups));
-		if (store_gen_blob(g, APP_MODEL_META_BLOB, &blob, &blen) == VIGIL_OK) {
-			json_t *mm = json_loadb(blob, blen, 0, NULL);
-			json_object_set_new(o, "model", mm != NULL ? mm : json_string("(model.meta is not JSON)"));
-			free(blob);
-		} else {
-			json_object_set_new(o, "model", json_null());
-		}
-		store_gen_close(g);
+		ge->listed = true;
+		o = json_copy(ge->body); /* shallow: the values are shared */
+		json_object_set_new(o, "current", json_boolean(gens[i] == cur));
 		json_array_append_new(arr, o);
+	}
+	HASH_ITER(hh, app->gen_entries, ge, gt) {
+		if (!ge->listed) {
+			HASH_DEL(app->gen_entries, ge);
+			json_decref(ge->body);
+			free(ge);
+		}
 	}
 	/* set_current: whether "make current" can work (vigild's admin endpoint
 	 * given; the demo runs vigild without one) */

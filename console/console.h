@@ -101,6 +101,7 @@ typedef struct con_app {
 		uint64_t          used;
 	} models[CON_MODEL_CACHE];
 	uint64_t           model_tick;
+	struct api_gen_entry *gen_entries; /* the Nights page's, by generation (api.c) */
 	bool               ingest_more;
 	bool               pruning;      /* a sweep is under way */
 	int64_t            pruned_at_ms; /* when the last sweep ended */
@@ -121,6 +122,8 @@ typedef struct con_app {
  * model.score says no model scored it (null). *ret_kept: whether the
  * scoring generation is still on disk.
  */
+/* api.c: frees the Nights page's entries (app->gen_entries). */
+void con_api_gen_entries_free(con_app *app);
 json_t *con_model_explain(con_app *app, const store_scored *rec, bool *ret_kept);
 store_gen *con_gen_current(con_app *app); /* cached; NULL if none */
 /*

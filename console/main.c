@@ -729,6 +729,7 @@ out:
 	vigil_client_close(app.client);
 	for (int i = 0; i < CON_MODEL_CACHE; i++)
 		app_model_free(app.models[i].model);
+	con_api_gen_entries_free(&app);
 	store_gen_close(app.gen);
 	con_rules_fini(&app);
 	con_audit_close(app.audit);

@@ -112,6 +112,7 @@ void test_overview(void **s);
 void test_unknown_filter(void **s);
 void test_rules_band_in_force(void **s);
 void test_generation_rollback(void **s);
+void test_generations_reread(void **s);
 void test_block_card(void **s);
 void test_tls_verdict(void **s);
 void test_restart_resumes(void **s);

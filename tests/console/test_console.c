@@ -636,6 +636,7 @@ main(void)
 		cmocka_unit_test(test_audit_tail_long),
 		cmocka_unit_test(test_restart_resumes),
 		cmocka_unit_test(test_generation_rollback),
+		cmocka_unit_test(test_generations_reread),
 		cmocka_unit_test(test_entity),
 		cmocka_unit_test(test_overview),
 		cmocka_unit_test(test_unknown_filter),

@@ -272,3 +272,85 @@ test_generation_rollback(void **s)
 		json_decref(o);
 	}
 }
+
+/* The page's entry of generation g in o (NULL if not listed). */
+static json_t *
+nights_entry(json_t *o, uint64_t g)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(json_object_get(o, "generations"), i, e)
+		if (json_integer_value(json_object_get(e, "generation")) == (json_int_t)g)
+			return e;
+	return NULL;
+}
+
+/* Flips byte at off of path; returns the byte that was there. */
+static int
+flip_byte(const char *path, long off)
+{
+	FILE *f = fopen(path, "r+b");
+	int c;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, off, SEEK_SET), 0);
+	c = fgetc(f);
+	assert_true(c != EOF);
+	assert_int_equal(fseek(f, off, SEEK_SET), 0);
+	assert_int_equal(fputc(c ^ 0xff, f), c ^ 0xff);
+	assert_int_equal(fclose(f), 0);
+	return c;
+}
+
+/*
+ * The Nights page reads a generation once and keeps its entry, but reads
+ * it again when its files change: a data.mdb damaged after the page showed
+ * it is then listed with the checksum error, and shown again once mended.
+ */
+void
+test_generations_reread(void **s)
+{
+	char path[400];
+	struct stat st;
+	uint64_t g1, g2;
+	json_t *o, *o2;
+	int c;
+
+	(void)s;
+	g1 = gen_write("review_at", 45);
+	g2 = gen_write(NULL, 0);
+	wait_vigild_generation(g2);
+	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
+	assert_non_null(nights_entry(o, g1));
+	assert_null(json_object_get(nights_entry(o, g1), "error"));
+	assert_true(json_is_false(json_object_get(nights_entry(o, g1), "current")));
+	assert_true(json_is_true(json_object_get(nights_entry(o, g2), "current")));
+	o2 = http_ok("GET", "/api/generations", EVE, NULL, 200); /* unchanged: the same */
+	assert_true(json_equal(json_object_get(o, "generations"), json_object_get(o2, "generations")));
+	json_decref(o2);
+	json_decref(o);
+
+	snprintf(path, sizeof path, "%s/features/gen-%06llu/data.mdb", srv.datadir,
+	    (unsigned long long)g1);
+	assert_int_equal(stat(path, &st), 0);
+	c = flip_byte(path, (long)st.st_size / 2);
+	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
+	{
+		json_t *err = json_object_get(nights_entry(o, g1), "error");
+		const char *msg;
+
+		assert_true(json_is_object(err));
+		msg = json_string_value(json_object_get(err, "message"));
+		assert_non_null(msg);
+		if (strstr(msg, "does not match CHECKSUM") == NULL)
+			fail_msg("damaged generation %llu: %s", (unsigned long long)g1, msg);
+		assert_null(json_object_get(nights_entry(o, g2), "error"));
+	}
+	json_decref(o);
+	assert_int_equal(flip_byte(path, (long)st.st_size / 2), c ^ 0xff);
+	o = http_ok("GET", "/api/generations", EVE, NULL, 200);
+	assert_null(json_object_get(nights_entry(o, g1), "error"));
+	assert_int_equal(json_array_size(json_object_get(nights_entry(o, g1), "thresholds")), 1);
+	json_decref(o);
+}
