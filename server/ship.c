@@ -45,13 +45,6 @@ extern char **environ;
 #define SHIP_MAX_SEGS    65536u /* sealed segments considered per scan */
 #define SHIP_CMD_MAX     (4 * SRV_PATH_MAX)
 
-typedef struct ship_seg {
-	uint64_t seq;        /* the number in its name */
-	uint64_t bytes;      /* the data file's size */
-	bool     zst;        /* the data file is .log.zst */
-	char     date[9];    /* YYYYMMDD of its name */
-} ship_seg;
-
 struct srv_ship {
 	srv_server     *s;
 	pthread_t       thread;
@@ -136,14 +129,6 @@ ship_state_save(srv_ship *sh, uint64_t seq, char *errbuf, size_t errlen)
 
 /* ---------------- the archive directory ---------------- */
 
-static int
-ship_seg_cmp(const void *a, const void *b)
-{
-	const ship_seg *x = a, *y = b;
-
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 /* Parses "seg-YYYYMMDD-SSSSSSSSSSSSSSSSSSSS" + suffix. */
 static bool
 ship_name_parse(const char *name, const char *suffix, ship_seg *ret)
@@ -192,33 +177,43 @@ ship_look(void *arg, bool zst, uint64_t *ret_bytes)
 
 /*
  * The sealed segments after `after`, in sequence order: those with an index
- * and a data file. Sizes are the data files'. VIGIL_OK with *ret_n.
+ * and a data file, the SHIP_MAX_SEGS lowest-numbered of them (srv_ship_keep).
+ * Sizes are the data files'. VIGIL_OK with *ret_n, and *ret_more: how many
+ * more wait beyond them.
  */
 static vigil_err
-ship_scan(srv_ship *sh, uint64_t after, uint32_t *ret_n, char *errbuf, size_t errlen)
+ship_scan(srv_ship *sh, uint64_t after, uint32_t *ret_n, uint64_t *ret_more, char *errbuf,
+    size_t errlen)
 {
 	DIR *d = opendir(sh->dir);
 	struct dirent *e;
 	uint32_t n = 0;
+	uint64_t seen = 0;
 
 	if (d == NULL) {
 		snprintf(errbuf, errlen, "%s: %s", sh->dir, strerror(errno));
 		return VIGIL_EIO;
 	}
-	while ((e = readdir(d)) != NULL && n < SHIP_MAX_SEGS) {
+	while ((e = readdir(d)) != NULL) {
 		ship_seg      g;
 		ship_look_arg look;
 
 		if (!ship_name_parse(e->d_name, ".idx", &g) || g.seq <= after)
 			continue;
+		seen++;
+		if (!srv_ship_keep_would(sh->segs, n, SHIP_MAX_SEGS, g.seq))
+			continue;
 		look.sh = sh;
 		look.g = &g;
 		if (srv_ship_pick(ship_look, &look, &g.zst, &g.bytes))
-			sh->segs[n++] = g;
+			srv_ship_keep(sh->segs, &n, SHIP_MAX_SEGS, &g);
+		else
+			seen--; /* an index without its data: not a sealed segment */
 	}
 	closedir(d);
-	qsort(sh->segs, n, sizeof *sh->segs, ship_seg_cmp);
+	srv_ship_sort(sh->segs, n);
 	*ret_n = n;
+	*ret_more = seen > n ? seen - n : 0;
 	return VIGIL_OK;
 }
 
@@ -332,14 +327,14 @@ ship_run(srv_ship *sh, const char *name, char *errbuf, size_t errlen)
 /* ---------------- the thread ---------------- */
 
 static void
-ship_set_pending(srv_ship *sh, const ship_seg *segs, uint32_t n, uint32_t from)
+ship_set_pending(srv_ship *sh, const ship_seg *segs, uint32_t n, uint32_t from, uint64_t more)
 {
 	uint64_t bytes = 0;
 
 	for (uint32_t i = from; i < n; i++)
 		bytes += segs[i].bytes;
 	pthread_mutex_lock(&sh->mu);
-	sh->st.unshipped_segments = n - from;
+	sh->st.unshipped_segments = n - from + more;
 	sh->st.unshipped_bytes = bytes;
 	pthread_mutex_unlock(&sh->mu);
 }
@@ -371,12 +366,13 @@ ship_thread(void *arg)
 	for (;;) {
 		uint64_t through;
 		uint32_t n = 0, i;
+		uint64_t more = 0;
 		vigil_err rv;
 
 		pthread_mutex_lock(&sh->mu);
 		through = sh->st.shipped_through;
 		pthread_mutex_unlock(&sh->mu);
-		rv = ship_scan(sh, through, &n, why, sizeof why);
+		rv = ship_scan(sh, through, &n, &more, why, sizeof why);
 		if (rv != VIGIL_OK) {
 			backoff_ms = backoff_ms == 0 ? 1000 : backoff_ms * 2 > max_ms ? max_ms :
 			    backoff_ms * 2;
@@ -385,7 +381,7 @@ ship_thread(void *arg)
 				break;
 			continue;
 		}
-		ship_set_pending(sh, sh->segs, n, 0);
+		ship_set_pending(sh, sh->segs, n, 0, more);
 		for (i = 0; i < n; i++) {
 			const ship_seg *g = &sh->segs[i];
 			char data[96], idx[96];
@@ -423,7 +419,7 @@ ship_thread(void *arg)
 			if (rv != VIGIL_OK) /* shipped; after a restart it is shipped again */
 				srv_log("archive shipping: cannot record %s as shipped: %s", data, why);
 			backoff_ms = 0;
-			ship_set_pending(sh, sh->segs, n, i + 1);
+			ship_set_pending(sh, sh->segs, n, i + 1, more);
 			if (ship_stopping(sh))
 				goto out;
 		}

@@ -29,7 +29,7 @@ typedef struct srv_ship_stats {
 	uint64_t shipped;            /* segments shipped since start */
 	uint64_t failures;           /* command runs that failed (each retried) */
 	uint64_t unshipped_segments; /* sealed, not shipped yet (as of the last scan) */
-	uint64_t unshipped_bytes;    /* their data files' bytes */
+	uint64_t unshipped_bytes;    /* their data files' bytes (of the first 65,536 when more wait) */
 	int64_t  last_ok_ms;         /* last segment shipped, Unix ms; 0: none yet */
 	bool     failing;            /* the last attempt failed */
 	char     last_error[SRV_ERR_MAX]; /* why ("" while not failing) */
@@ -58,6 +58,29 @@ srv_ship_pick(int (*look)(void *arg, bool zst, uint64_t *ret_bytes), void *arg,
 	}
 	return false;
 }
+
+/* A sealed segment found by a scan. */
+typedef struct ship_seg {
+	uint64_t seq;        /* the number in its name */
+	uint64_t bytes;      /* the data file's size */
+	bool     zst;        /* the data file is .log.zst */
+	char     date[9];    /* YYYYMMDD of its name */
+} ship_seg;
+
+/*
+ * A scan keeps the cap lowest-numbered segments it finds (more may wait:
+ * a long outage of the shared place, a small segment_max_mb), in whatever
+ * order the directory lists them, as a max-heap on seq in segs[0..*n):
+ * srv_ship_keep_would tells whether a segment numbered seq would be kept
+ * (so that its files are looked at only then), srv_ship_keep adds g,
+ * pushing out the highest when full. Keeping the first cap listed instead
+ * would ship a later segment before an earlier one left out, and shipping
+ * moves past every number below what it shipped, for good. srv_ship_sort
+ * orders segs[0..n) by seq (the heap is then gone).
+ */
+bool srv_ship_keep_would(const ship_seg *segs, uint32_t n, uint32_t cap, uint64_t seq);
+void srv_ship_keep(ship_seg *segs, uint32_t *n, uint32_t cap, const ship_seg *g);
+void srv_ship_sort(ship_seg *segs, uint32_t n);
 
 /* Expands tmpl into buf: %p path, %f file, %r replica, each single-quoted
  * for /bin/sh; %% a %. VIGIL_OK; VIGIL_EINVAL for % followed by anything

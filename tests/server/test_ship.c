@@ -2,8 +2,8 @@
 /*
  * tests/server/test_ship.c - archive shipping's pure parts: which data file
  * of a sealed segment is shipped (srv_ship_pick), compression finishing
- * between the scan's looks included, and the expansion of ship_command
- * (srv_ship_expand).
+ * between the scan's looks included, the expansion of ship_command
+ * (srv_ship_expand), and which segments a scan keeps (srv_ship_keep).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -98,12 +98,56 @@ test_expand(void **state)
 	assert_int_equal(srv_ship_expand("x", "p", "f", "r", buf, 0), VIGIL_ETOOBIG);
 }
 
+/*
+ * A scan keeps the lowest-numbered segments whatever order the directory
+ * lists them in: 3,000 sealed segments offered in a scrambled order to a
+ * scan that keeps 64 leave exactly 1..64, sorted; below the cap, all of
+ * them. Keeping the first 64 listed would ship segment 2,999 and move past
+ * segment 1 for good.
+ */
+static void
+test_keep_lowest(void **state)
+{
+	enum { N = 3000, CAP = 64 };
+	static ship_seg segs[CAP];
+	uint32_t n = 0, i;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		ship_seg g = { .seq = (uint64_t)((i * 1733u) % N) + 1, .bytes = i, .zst = false };
+		bool would = srv_ship_keep_would(segs, n, CAP, g.seq);
+
+		srv_ship_keep(segs, &n, CAP, &g);
+		/* would: it is in the heap now */
+		bool in = false;
+		for (uint32_t k = 0; k < n; k++)
+			in = in || segs[k].seq == g.seq;
+		assert_int_equal(in, would);
+	}
+	assert_int_equal(n, CAP);
+	srv_ship_sort(segs, n);
+	for (i = 0; i < CAP; i++)
+		assert_int_equal(segs[i].seq, i + 1);
+
+	n = 0;
+	for (i = 0; i < 10; i++) {
+		ship_seg g = { .seq = 100 - i * 7 };
+
+		srv_ship_keep(segs, &n, CAP, &g);
+	}
+	assert_int_equal(n, 10);
+	srv_ship_sort(segs, n);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(segs[i].seq, 100 - (9 - i) * 7);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pick),
 		cmocka_unit_test(test_expand),
+		cmocka_unit_test(test_keep_lowest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
