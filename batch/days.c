@@ -601,8 +601,7 @@ day_merge(batch_run *r, batch_worker *dst, const day_agg *d, store_diag *reterr)
 		r->sum.first_seq = d->first_seq;
 	if (d->records > 0 && d->last_seq > r->sum.last_seq)
 		r->sum.last_seq = d->last_seq;
-	if (r->sum.bad_where[0] == '\0' && d->bad_where[0] != '\0')
-		snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s", d->bad_where);
+	batch_bad_keep(r->sum.bad_where, sizeof r->sum.bad_where, d->bad_where);
 	return VIGIL_OK;
 }
 

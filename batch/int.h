@@ -274,5 +274,12 @@ void      batch_reported_fini(batch_reported *r);
 
 /* Notes the first bad record's place in where: "SEGMENT:OFFSET: WHAT". */
 void batch_bad_where(char *where, size_t len, const char *seg, uint64_t off, const char *what);
+/*
+ * Of two such places, keeps in where the earlier in the archive (by
+ * segment name, then offset; an empty one is no place): threads and
+ * partitions each find their own first, and the summary names the first of
+ * all, whatever --threads or --partition split the work.
+ */
+void batch_bad_keep(char *where, size_t len, const char *cand);
 
 #endif

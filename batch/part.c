@@ -1158,8 +1158,7 @@ batch_merge(const batch_opts *opts, const char *const *paths, uint32_t n,
 			r.sum.last_seq = h->last_seq;
 		if (h->state_bytes > r.sum.peak_state_bytes)
 			r.sum.peak_state_bytes = h->state_bytes;
-		if (r.sum.bad_where[0] == '\0' && h->bad_where[0] != '\0')
-			snprintf(r.sum.bad_where, sizeof r.sum.bad_where, "%s", h->bad_where);
+		batch_bad_keep(r.sum.bad_where, sizeof r.sum.bad_where, h->bad_where);
 	}
 	rv = pr_model(&r, opts, &tm, reterr);
 	if (rv != VIGIL_OK)

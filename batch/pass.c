@@ -40,6 +40,28 @@ batch_bad_where(char *where, size_t len, const char *seg, uint64_t off, const ch
 		snprintf(where, len, "%.60s:%" PRIu64 ": %.160s", seg, off, what);
 }
 
+/* Whether place a ("SEGMENT:OFFSET: ...") comes before place b. */
+static bool
+bad_before(const char *a, const char *b)
+{
+	const char *ca = strchr(a, ':'), *cb = strchr(b, ':');
+	size_t la = ca != NULL ? (size_t)(ca - a) : strlen(a);
+	size_t lb = cb != NULL ? (size_t)(cb - b) : strlen(b);
+	int c = memcmp(a, b, la < lb ? la : lb);
+
+	if (c != 0 || la != lb)
+		return c != 0 ? c < 0 : la < lb;
+	return strtoull(a + la + (ca != NULL), NULL, 10) < strtoull(b + lb + (cb != NULL), NULL, 10);
+}
+
+/* int.h */
+void
+batch_bad_keep(char *where, size_t len, const char *cand)
+{
+	if (cand[0] != '\0' && (where[0] == '\0' || bad_before(cand, where)))
+		snprintf(where, len, "%s", cand);
+}
+
 /* ---- Pass 1: labels ---- */
 
 static void
@@ -479,8 +501,17 @@ worker_stage(batch_worker *wk, const store_record *rec, const batch_entry *fed, 
 	rv = store_scored_decode_lean(payload != NULL ? payload : (const uint8_t *)"", rec->len,
 	    s, reterr);
 	if (rv != VIGIL_OK) {
-		if (r->opts.part_count > 1 && r->opts.part_index != 0)
-			return VIGIL_OK; /* partition 0 reports it */
+		const char *c2;
+		size_t l2;
+		vigil_err srv = batch_scan_card_id(payload != NULL ? payload : (const uint8_t *)"",
+		    rec->len, &c2, &l2);
+
+		/* Routed by its card id (or by the empty one), it reached its
+		 * owner alone, which reports it; one the scan cannot read
+		 * reached every partition's worker 0: partition 0 reports it. */
+		if (srv != VIGIL_OK && srv != VIGIL_ENOTFOUND && r->opts.part_count > 1 &&
+		    r->opts.part_index != 0)
+			return VIGIL_OK;
 		wk->bad++;
 		batch_bad_where(wk->bad_where, sizeof wk->bad_where, rec->segment, rec->offset,
 		    reterr->msg);
@@ -1254,15 +1285,13 @@ batch_run_workers(batch_run *r, uint32_t t, bool run, store_diag *reterr)
 			r->sum.first_seq = wk->first_seq;
 		if (wk->last_seq > r->sum.last_seq)
 			r->sum.last_seq = wk->last_seq;
-		if (r->sum.bad_where[0] == '\0' && wk->bad_where[0] != '\0')
-			snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s", wk->bad_where);
+		batch_bad_keep(r->sum.bad_where, sizeof r->sum.bad_where, wk->bad_where);
 	}
 	/* Corrupt stretches are counted once, by this pass (pass 1 skips
 	 * frames unchecked and reports none). */
 	r->sum.corrupt_records += r->workers[0].corrupt;
-	if (r->workers[0].corrupt > 0 && r->sum.bad_where[0] == '\0')
-		snprintf(r->sum.bad_where, sizeof r->sum.bad_where, "%s",
-		    r->workers[0].corrupt_where);
+	if (r->workers[0].corrupt > 0)
+		batch_bad_keep(r->sum.bad_where, sizeof r->sum.bad_where, r->workers[0].corrupt_where);
 	return VIGIL_OK;
 }
 
