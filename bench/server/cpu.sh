@@ -15,7 +15,9 @@
 # a trained model (modeldata.sh), so the model is evaluated and every
 # score archived, as in production; MODEL=0 starts each from an empty
 # directory instead (no generation, no model), MODEL_DATA=DIR
-# serves copies of DIR (one built before, to save the replay). After the
+# serves copies of DIR (one built before, to save the replay); its closed
+# archive segments are compressed once before the rounds, as a running
+# vigild keeps them (serve.sh, settle_archive). After the
 # runs, a summary: each server's median CPU per request and each vigild's
 # ratio to the echo's (the figure of docs/BENCHMARKS.md, "CPU per score"),
 # with the median of the rounds' own ratios beside it, and how many of each
@@ -214,6 +216,7 @@ elif [ "$MODEL" = 1 ]; then
 	. "$SRC/bench/server/modeldata.sh"
 	model_data "$BUILD" "$RULES" "$TMP/model"
 fi
+[ -d "$TMP/model" ] && settle_archive "$BUILD" "$TMP/model" "$RULES"
 echo "# $(uname -m), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); $TP c=$CONC over $CONNS connection(s), ${SECS}s after ${WARMUP}s, load ${LOAD:-burst}${LOADGEN_ARGS:+, loadgen against vigild: $LOADGEN_ARGS}; $PIN_DESC$MEM_DESC"
 set -- "$BUILD/server/vigild" "$@"
 r=0

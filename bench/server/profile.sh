@@ -8,7 +8,8 @@
 # into microseconds of CPU a request (the server's utime+stime from /proc
 # over a window of its own, unrecorded, divided by the requests the load
 # generator counted in it). vigild serves a copy of DATA (a data
-# directory with a generation and a model: bench/server/modeldata.sh),
+# directory with a generation and a model: bench/server/modeldata.sh;
+# its closed archive segments compressed first: serve.sh, settle_archive),
 # with rules/default.rules, as cpu.sh runs it.
 #
 #   bench/server/profile.sh BUILD_DIR DATA [SECONDS]
@@ -84,7 +85,7 @@ one() { # label server-command...
 			$SRV_PIN "$@" --listen "$url" 2>/dev/null &
 		else
 			extra=${LOADGEN_ARGS:-}
-			cp -a "$DATA" "$TMP/data"
+			cp -a "$TMP/model" "$TMP/data"
 			$SRV_PIN "$@" --data "$TMP/data" --listen "$url" --admin off \
 				--rules "$SRC/rules/default.rules" --max-future-skew 0 2>"$TMP/vigild.log" &
 		fi
@@ -137,5 +138,7 @@ one() { # label server-command...
 }
 
 echo "# $(uname -m), $(getconf _NPROCESSORS_ONLN) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg); ipc c=32, ${SECS}s; $PIN_DESC"
+cp -a "$DATA" "$TMP/model"
+settle_archive "$BUILD" "$TMP/model" "$SRC/rules/default.rules"
 one echo "$BUILD/bench/server/vigil-echo"
 one vigild "$BUILD/server/vigild"

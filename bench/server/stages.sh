@@ -42,6 +42,7 @@ else
 	. "$SRC/bench/server/modeldata.sh"
 	model_data "$BUILD" "$RULES" "$TMP/data"
 fi
+settle_archive "$BUILD" "$TMP/data" "$RULES"
 
 # run LABEL LOADGEN_FLAGS SERVER...: serves, loads, stops, prints the stages.
 run() {
