@@ -799,16 +799,25 @@ api_gen_entry_get(con_app *app, uint64_t gen)
 	return e;
 }
 
-void
-con_api_gen_entries_free(con_app *app)
+/* Drops the entries not listed (all: every entry). */
+static void
+api_gen_entries_drop(con_app *app, bool all)
 {
 	api_gen_entry *e, *t;
 
 	HASH_ITER(hh, app->gen_entries, e, t) {
-		HASH_DEL(app->gen_entries, e);
-		json_decref(e->body);
-		free(e);
+		if (all || !e->listed) {
+			HASH_DEL(app->gen_entries, e);
+			json_decref(e->body);
+			free(e);
+		}
 	}
+}
+
+void
+con_api_gen_entries_free(con_app *app)
+{
+	api_gen_entries_drop(app, true);
 }
 
 void
@@ -852,13 +861,7 @@ con_api_generations(con_app *app, struct evhttp_request *req, const con_user *wh
 		json_object_set_new(o, "current", json_boolean(gens[i] == cur));
 		json_array_append_new(arr, o);
 	}
-	HASH_ITER(hh, app->gen_entries, ge, gt) {
-		if (!ge->listed) {
-			HASH_DEL(app->gen_entries, ge);
-			json_decref(ge->body);
-			free(ge);
-		}
-	}
+	api_gen_entries_drop(app, false);
 	/* set_current: whether "make current" can work (vigild's admin endpoint
 	 * given; the demo runs vigild without one) */
 	char tok[33];
