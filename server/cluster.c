@@ -62,6 +62,7 @@
 #define CLUSTER_DROP_WINDOW_MS (24 * 3600 * 1000LL) /* the longest entity window */
 #define CLUSTER_CHECK_MS      2000 /* is the stream still the one subscribed to? */
 #define CLUSTER_STALL_MS      10000 /* a message this old not delivered, none since: stalled */
+#define CLUSTER_CLOCK_SLACK_MS 1000 /* the future guard: a replica's and NATS's clocks apart */
 
 const double srv_cluster_delay_le[SRV_CLUSTER_DELAY_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
@@ -229,7 +230,7 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 	const char    *subj = natsMsg_GetSubject(msg), *id = NULL;
 	size_t         sl = strlen(subj), ol = strlen(c->subject);
 	uint32_t       n = 0;
-	int64_t        now;
+	int64_t        stored_ms;
 	cluster_seq_verdict v;
 	bool           delivered = false;
 	char           err[192];
@@ -280,15 +281,17 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 			    meta->Sequence.Stream, err);
 		goto out;
 	}
-	now = vigil_now_ms();
+	stored_ms = meta->Timestamp / 1000000; /* JetStream's, in ns */
 	for (uint32_t i = 0; i < n; i++) {
 		vigil_txn t;
 		srv_wire_err werr;
 
-		/* A transaction's clock-skew guard (srv_wire_txn_window, future
-		 * side only: a replica's past is history): one observation from
-		 * the future would empty its entities' windows on every replica,
-		 * for as long as it is ahead. */
+		/* A transaction's clock-skew guard, future side only (a
+		 * replica's past is history): one observation from the future
+		 * would empty its entities' windows on every replica, for as
+		 * long as it is ahead. Against when the stream stored it, not
+		 * this replica's clock now: every replica, live or replaying
+		 * the stream after a restart, decides alike (srv_wire_obs_window). */
 		t.event_time_ms = c->rx[i].obs.event_time_ms;
 		if (t.event_time_ms < VIGIL_TIME_MIN_MS || t.event_time_ms >= VIGIL_TIME_MAX_MS) {
 			/* outside what a transaction may have (vigil_txn_validate):
@@ -296,8 +299,8 @@ cluster_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *ar
 			srv_wire_err_set(&werr, VIGIL__V1__STATUS__STATUS_INVALID, "event_time_ms",
 			    "event_time_ms %lld is outside [2000-01-01, 2100-01-01)",
 			    (long long)t.event_time_ms);
-		} else if (srv_wire_txn_window(&t, now, c->s->cfg.max_future_skew_ms, 0, &werr) ==
-		    VIGIL_OK) {
+		} else if (srv_wire_obs_window(t.event_time_ms, stored_ms, c->s->cfg.max_future_skew_ms,
+		    CLUSTER_CLOCK_SLACK_MS, &werr) == VIGIL_OK) {
 			if (store_db_observe(c->s->db, &c->rx[i].obs) != VIGIL_OK)
 				continue;
 			atomic_fetch_add_explicit(&c->applied, 1, memory_order_relaxed);

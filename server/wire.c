@@ -343,6 +343,28 @@ wire_duration(int64_t ms, char *buf, size_t len)
 }
 
 vigil_err
+srv_wire_obs_window(int64_t event_time_ms, int64_t stored_ms, uint64_t max_future_ms,
+    uint64_t slack_ms, srv_wire_err *reterr)
+{
+	uint64_t off;
+	char human[32];
+
+	if (max_future_ms == 0 || event_time_ms <= stored_ms)
+		return VIGIL_OK;
+	/* Exact in unsigned arithmetic for any event_time_ms > stored_ms. */
+	off = (uint64_t)event_time_ms - (uint64_t)stored_ms;
+	if (off <= max_future_ms || off - max_future_ms <= slack_ms)
+		return VIGIL_OK;
+	wire_duration(off > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)off, human, sizeof human);
+	srv_wire_err_set(reterr, VIGIL__V1__STATUS__STATUS_INVALID, "event_time_ms",
+	    "event_time_ms %lld is %llu ms (%s) ahead of when the stream stored it; the limit is "
+	    "%llu ms (max_future_skew_ms) and %llu ms for the clocks", (long long)event_time_ms,
+	    (unsigned long long)off, human, (unsigned long long)max_future_ms,
+	    (unsigned long long)slack_ms);
+	return VIGIL_EINVAL;
+}
+
+vigil_err
 srv_wire_txn_window(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
     uint64_t max_past_ms, srv_wire_err *reterr)
 {

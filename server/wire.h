@@ -88,6 +88,19 @@ bool srv_wire_score_lean(const void *buf, size_t len, size_t max_bytes, vigil_tx
 vigil_err srv_wire_txn_window(const vigil_txn *txn, int64_t now_ms, uint64_t max_future_ms,
     uint64_t max_past_ms, srv_wire_err *reterr);
 
+/*
+ * The future side of srv_wire_txn_window for an observation another
+ * replica published (server/cluster.c): judged against when the stream
+ * stored it (stored_ms, JetStream's timestamp), not against this replica's
+ * clock when it applies it, so that every replica, and one replaying the
+ * stream hours later, decides alike; slack_ms is allowed for the clocks of
+ * the replica that scored it and of the NATS server. max_future_ms 0
+ * disables the check. VIGIL_EINVAL: *reterr says how far ahead, on
+ * "event_time_ms".
+ */
+vigil_err srv_wire_obs_window(int64_t event_time_ms, int64_t stored_ms, uint64_t max_future_ms,
+    uint64_t slack_ms, srv_wire_err *reterr);
+
 
 /* Same for a Label; label_time_ms 0 becomes now_ms. */
 vigil_err srv_wire_label(const Vigil__V1__Label *in, int64_t now_ms,

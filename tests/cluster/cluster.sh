@@ -20,7 +20,10 @@
 #     counted and logged with its subject, sequence and offset;
 #   - an observation whose event time is 2 days ahead is refused (the
 #     clock-skew guard), counted and logged: the features stay as they were;
-#     so is one whose event and commit times are INT64_MIN (out of range);
+#     so is one whose event and commit times are INT64_MIN (out of range),
+#     and one 305 s ahead of when the stream stored it, also by a replica
+#     that replays the stream after a restart at least 7 s later (its own
+#     clock then less than 300 s behind that event time);
 #   - the stream lost (NATS restarted with every node's store deleted): the
 #     replicas create it again and go on sharing, a replica with no traffic
 #     of its own included (it publishes nothing, so only its periodic look
@@ -408,7 +411,9 @@ ids = b"".join(bytes([len(x)]) + x for x in (b"m-0", b"term-0", b"dev-shared", b
 ahead = struct.pack("<qQq", int(time.time() * 1000) + 2 * 86400 * 1000, 42, int(time.time() * 1e6))
 # no vigild sends this one: event time and commit time at INT64_MIN
 lowest = struct.pack("<qQq", -2**63, 43, -2**63)
-body = b"VOB1" + struct.pack("<I", 2) + ahead + ids + lowest + ids
+# past max_future_skew_ms (300 s) and the clocks' slack (1 s) when stored
+soon = struct.pack("<qQq", int(time.time() * 1000) + 305 * 1000, 44, int(time.time() * 1e6))
+body = b"VOB1" + struct.pack("<I", 3) + ahead + ids + lowest + ids + soon + ids
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.recv(4096)  # INFO
 s.sendall(b'CONNECT {"verbose":false}\r\nPUB vigil.vt.obs.ahead %d\r\n' % len(body) + body +
@@ -417,6 +422,7 @@ buf = b""
 while b"PONG" not in buf:
     buf += s.recv(4096)
 EOF
+ahead_at=$(date +%s)
 for r in a b c; do
 	i=0
 	until [ "$(metric "$r" vigil_cluster_last_sequence)" -gt "$seq" ]; do
@@ -428,14 +434,16 @@ for r in a b c; do
 	[ "$got" = "$before" ] || cl_fail "after an observation 2 days ahead: replica $r: $got, before: $before"
 done
 for r in a b c; do
-	[ "$(metric "$r" vigil_cluster_refused_total)" = 2 ] ||
+	[ "$(metric "$r" vigil_cluster_refused_total)" = 3 ] ||
 	    cl_fail "replica $r: the observations from the future and from before 2000 not counted as refused"
 done
-grep -q 'cluster: vigil.vt.obs.ahead sequence [0-9]*: observation 1: event_time_ms [0-9]* is [0-9]* ms ([0-9.]* d) ahead of the server clock; the limit is 300000 ms (max_future_skew_ms); refused' "$D/a.log" ||
+grep -q 'cluster: vigil.vt.obs.ahead sequence [0-9]*: observation 1: event_time_ms [0-9]* is [0-9]* ms ([0-9.]* d) ahead of when the stream stored it; the limit is 300000 ms (max_future_skew_ms) and 1000 ms for the clocks; refused' "$D/a.log" ||
     cl_fail "no line naming the observation from the future: $(grep ahead "$D/a.log")"
 grep -q 'cluster: vigil.vt.obs.ahead sequence [0-9]*: observation 2: event_time_ms -9223372036854775808 is outside \[2000-01-01, 2100-01-01); refused' "$D/a.log" ||
     cl_fail "no line naming the observation from before 2000: $(grep ahead "$D/a.log")"
-echo "cluster: an observation 2 days ahead and one at INT64_MIN: refused, counted, logged"
+grep -q 'cluster: vigil.vt.obs.ahead sequence [0-9]*: observation 3: event_time_ms [0-9]* is 30[0-9]* ms (5.[01] min) ahead of when the stream stored it' "$D/a.log" ||
+    cl_fail "no line naming the observation 305 s ahead: $(grep ahead "$D/a.log")"
+echo "cluster: observations 2 days and 305 s ahead and one at INT64_MIN: refused, counted, logged"
 
 # ---- a batch stored twice: its first attempt stored but not acknowledged,
 # the retry past the stream's duplicate window (1 s in this test, js_dup).
@@ -484,6 +492,11 @@ curl -sf "http://127.0.0.1:$ap/healthz" | grep -q '"degraded": *false' ||
 # ---- a replica killed and restarted: the stream gives the others' part back ----
 kill -9 "$PID_b"
 wait "$PID_b" 2>/dev/null || true
+# b's replay is judged by when the stream stored each message: the
+# observation 305 s ahead is refused again although b's clock is now 7 s or
+# more later (300 s or less behind its event time)
+left=$((ahead_at + 7 - $(date +%s)))
+[ "$left" -le 0 ] || sleep "$left"
 replica_start b
 i=0
 until [ "$(metric b vigil_cluster_applied_total)" -eq \
@@ -491,6 +504,8 @@ until [ "$(metric b vigil_cluster_applied_total)" -eq \
 	i=$((i + 1)); [ "$i" -lt 1200 ] || cl_fail "restarted replica b did not catch up"; sleep 0.1
 done
 check_all "after replica b was killed and restarted"
+[ "$(metric b vigil_cluster_refused_total)" = 3 ] ||
+    cl_fail "restarted replica b refused $(metric b vigil_cluster_refused_total) observations of the replay, want the 3 every replica refused live"
 
 # ---- the stream lost: every NATS node's store deleted ----
 pa=$(metric a vigil_cluster_published_total) pc=$(metric c vigil_cluster_published_total)

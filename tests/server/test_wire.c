@@ -502,6 +502,35 @@ test_txn_time_future_skew(void **state)
 }
 
 /*
+ * A replicated observation's guard: against when the stream stored it, the
+ * limit and the clocks' slack allowed, one past both refused with how far
+ * ahead; at or before the stored time, or with the guard off, fine.
+ */
+static void
+test_obs_time_future_skew(void **state)
+{
+	const int64_t stored = T0;
+	srv_wire_err err;
+
+	(void)state;
+	assert_int_equal(srv_wire_obs_window(stored + 301000, stored, 300000, 1000, &err),
+	    VIGIL_OK);
+	assert_int_equal(srv_wire_obs_window(stored - 400LL * VIGIL_MS_PER_DAY, stored, 300000,
+	    1000, &err), VIGIL_OK);
+	assert_int_equal(srv_wire_obs_window(stored + 301001, stored, 300000, 1000, &err),
+	    VIGIL_EINVAL);
+	assert_int_equal(err.status, VIGIL__V1__STATUS__STATUS_INVALID);
+	assert_string_equal(err.info.field, "event_time_ms");
+	assert_string_equal(err.info.msg, "event_time_ms 1763700301001 is 301001 ms (5.0 min) "
+	    "ahead of when the stream stored it; the limit is 300000 ms (max_future_skew_ms) and "
+	    "1000 ms for the clocks");
+	assert_int_equal(srv_wire_obs_window(INT64_MAX, INT64_MIN, 300000, 1000, &err),
+	    VIGIL_EINVAL);
+	assert_non_null(strstr(err.info.msg, "is 18446744073709551615 ms"));
+	assert_int_equal(srv_wire_obs_window(INT64_MAX, stored, 0, 1000, &err), VIGIL_OK);
+}
+
+/*
  * max_past_skew_ms: an event older than the limit is refused with how far
  * behind it is; the limit itself is fine; 0 (the default) accepts any past
  * time.
@@ -1005,6 +1034,7 @@ main(void)
 		cmocka_unit_test(test_txn_attribute_caps),
 		cmocka_unit_test(test_txn_time_future_skew),
 		cmocka_unit_test(test_txn_time_past_skew),
+		cmocka_unit_test(test_obs_time_future_skew),
 		cmocka_unit_test(test_label),
 		cmocka_unit_test(test_error_reply_roundtrip),
 		cmocka_unit_test(test_reply_pack_matches_protobuf_c),
