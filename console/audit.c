@@ -21,7 +21,8 @@
 #include "file.h"
 #include "vec.h"
 
-#define AUDIT_LINE_MAX (4u << 20) /* a rule diff is the largest entry */
+#define AUDIT_LINE_MAX  (4u << 20) /* a rule diff is the largest entry */
+#define AUDIT_VALUE_MAX (64u << 10) /* a line over the cap: such values are left out */
 
 struct con_audit {
 	int  fd;
@@ -109,6 +110,33 @@ con_audit_close(con_audit *a)
 	free(a);
 }
 
+/*
+ * A line over AUDIT_LINE_MAX (a deploy's diff of a few MB of changed
+ * comments: each non-ASCII character 6 bytes as \uXXXX) is written anyway:
+ * each value of before and after over AUDIT_VALUE_MAX is replaced by
+ * {"omitted_bytes": N}, and the hashes and version numbers that name the
+ * texts stay. An action that has happened is never left without its line
+ * for being large.
+ */
+static void
+audit_shrink(json_t *side)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	if (!json_is_object(side))
+		return;
+	json_object_foreach_safe(side, tmp, k, v) {
+		char *t = json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+		size_t n = t != NULL ? strlen(t) : 0;
+
+		free(t);
+		if (n > AUDIT_VALUE_MAX)
+			json_object_set_new(side, k, json_pack("{s:I}", "omitted_bytes", (json_int_t)n));
+	}
+}
+
 vigil_err
 con_audit_write(con_audit *a, const con_user *who, const char *action, const char *target,
     json_t *before, json_t *after)
@@ -131,6 +159,12 @@ con_audit_write(con_audit *a, const con_user *who, const char *action, const cha
 	if (o == NULL)
 		return VIGIL_ENOMEM;
 	text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	if (text != NULL && strlen(text) + 1 > AUDIT_LINE_MAX) {
+		free(text);
+		audit_shrink(json_object_get(o, "before"));
+		audit_shrink(json_object_get(o, "after"));
+		text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	}
 	json_decref(o);
 	if (text == NULL)
 		return VIGIL_ENOMEM;

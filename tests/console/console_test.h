@@ -131,6 +131,7 @@ void test_rules_four_eyes(void **s);
 void test_rules_versions_unloadable(void **s);
 void test_rules_deploy_taken_back(void **s);
 void test_rules_diff_long(void **s);
+void test_rules_deploy_audit_huge(void **s);
 void test_rules_not_utf8(void **s);
 void test_rules_proposal_kept(void **s);
 void test_rules_proposal_damaged(void **s);

@@ -622,6 +622,7 @@ main(void)
 		cmocka_unit_test(test_rules_versions_unloadable),
 		cmocka_unit_test(test_rules_deploy_taken_back),
 		cmocka_unit_test(test_rules_diff_long),
+		cmocka_unit_test(test_rules_deploy_audit_huge),
 		cmocka_unit_test(test_rules_not_utf8),
 		cmocka_unit_test(test_rules_proposal_damaged),
 		cmocka_unit_test(test_block_card),

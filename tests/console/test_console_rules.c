@@ -1036,6 +1036,89 @@ test_rules_diff_long(void **s)
 	free(base);
 }
 
+/* The rule file with n lines "# " + 120 x ch (a 2-byte UTF-8 character) before it. */
+static char *
+churned(const char *ch, int n, const char *text)
+{
+	size_t tl = strlen(text), ll = 2 + 120 * 2 + 1;
+	char *s = malloc((size_t)n * ll + tl + 1), *p = s;
+
+	assert_non_null(s);
+	for (int i = 0; i < n; i++) {
+		*p++ = '#';
+		*p++ = ' ';
+		for (int k = 0; k < 120; k++, p += 2)
+			memcpy(p, ch, 2);
+		*p++ = '\n';
+	}
+	memcpy(p, text, tl + 1);
+	return s;
+}
+
+/*
+ * A deploy whose audit line would pass the audit log's 4 MiB cap (4,000
+ * comment lines of accented letters replaced by others: each \uXXXX in the
+ * line's diff) is still audited, the diff left out by its size and the
+ * hashes kept; it used to be live with no audit line (500 "deployed, but
+ * the audit log could not be written").
+ */
+void
+test_rules_deploy_audit_huge(void **s)
+{
+	char *text = rules_text_now(), *base = rules_hash(RITA), *a = churned("\xc3\xa9", 4000, text);
+	char *b = churned("\xc3\xbc", 4000, text), *body, rb[200], *hash;
+	json_t *o, *d, *e, *last = NULL;
+	size_t i;
+	int nver;
+
+	(void)s;
+	nver = 0; /* the version of the file as it is: rolled back to at the end */
+	o = http_ok("GET", "/api/rules/versions", RITA, NULL, 200);
+	json_array_foreach(json_object_get(o, "versions"), i, e)
+		if (strcmp(json_string_value(json_object_get(e, "hash")), base) == 0 &&
+		    json_integer_value(json_object_get(e, "version")) > nver)
+			nver = (int)json_integer_value(json_object_get(e, "version"));
+	json_decref(o);
+	assert_true(nver > 0);
+	d = deploy_body(a, base);
+	body = json_dumps(d, 0);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 200);
+	json_decref(d);
+	free(body);
+	d = deploy_body(b, json_string_value(json_object_get(o, "hash")));
+	json_decref(o);
+	body = json_dumps(d, 0);
+	o = http_ok("POST", "/api/rules/deploy", RITA, body, 200);
+	hash = strdup(json_string_value(json_object_get(o, "hash")));
+	json_decref(o);
+	json_decref(d);
+	free(body);
+	o = http_ok("GET", "/api/audit", RITA, NULL, 200);
+	json_array_foreach(json_object_get(o, "entries"), i, e) {
+		const char *h = json_string_value(json_object_get(json_object_get(e, "after"), "hash"));
+
+		if (strcmp(json_string_value(json_object_get(e, "action")), "deploy_rules") == 0 &&
+		    h != NULL && strcmp(h, hash) == 0)
+			last = e;
+	}
+	if (last == NULL)
+		fail_msg("no audit line for the deploy of %s", hash);
+	e = json_object_get(last, "after");
+	assert_true(json_integer_value(json_object_get(json_object_get(e, "diff"),
+	    "omitted_bytes")) > (4 << 20) / 2);
+	json_decref(o);
+	snprintf(rb, sizeof rb, "{\"version\": %d, \"base_hash\": \"%s\"}", nver, hash);
+	json_decref(http_ok("POST", "/api/rules/rollback", RITA, rb, 200));
+	free(hash);
+	hash = rules_hash(RITA);
+	assert_string_equal(hash, base);
+	free(hash);
+	free(a);
+	free(b);
+	free(text);
+	free(base);
+}
+
 /*
  * A rule file with a byte that is not UTF-8 in a comment (a file saved as
  * Latin-1: vigild takes it) cannot go into the page's JSON: GET /api/rules
