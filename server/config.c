@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "live.h" /* LIVE_RETAIN_MS */
 #include "srv.h"
 
 #define CFG_MAX_WORKERS      256
@@ -27,6 +28,10 @@
 #define CFG_MAX_TIMEOUT_MS   600000
 #define CFG_MAX_SKEW_MS      (30u * 86400000u) /* 30 days */
 #define CFG_MAX_CONNECTIONS  1000000
+/* store/live.h's LIVE_RETAIN_MS (14 days: what a restart replays) and the
+ * segment that spans its start */
+#define CFG_RETENTION_MIN_DAYS 15
+_Static_assert(LIVE_RETAIN_MS == 14 * VIGIL_MS_PER_DAY, "CFG_RETENTION_MIN_DAYS: 14 days + 1");
 
 void
 srv_config_defaults(srv_config *c)
@@ -521,8 +526,24 @@ cfg_apply(srv_config *c, const char *section, const char *key, const char *value
 		return cfg_uint(value, 1, 60000, &c->fsync_interval_ms, reason, rlen);
 	if (IS("store", "segment_max_mb"))
 		return cfg_uint(value, 1, 65536, &c->segment_max_mb, reason, rlen);
-	if (IS("store", "retention_days"))
-		return cfg_uint(value, 0, 36500, &c->retention_days, reason, rlen);
+	if (IS("store", "retention_days")) {
+		uint32_t d;
+
+		if (!cfg_uint(value, 0, 36500, &d, reason, rlen))
+			return false;
+		/* a restart rebuilds the live state and the idempotency records
+		 * from the archive's last LIVE_RETAIN_MS (and the dedupe horizon,
+		 * shorter): a segment closed that long ago still holds some of it */
+		if (d > 0 && d < CFG_RETENTION_MIN_DAYS) {
+			snprintf(reason, rlen, "%u is below %u: a restart rebuilds the live state "
+			    "from the archive's last 14 days, so closed segments must be kept at "
+			    "least %u days (0 keeps them all)", d, CFG_RETENTION_MIN_DAYS,
+			    CFG_RETENTION_MIN_DAYS);
+			return false;
+		}
+		c->retention_days = d;
+		return true;
+	}
 	if (IS("store", "compress"))
 		return cfg_bool(value, &c->compress, reason, rlen);
 	if (IS("store", "ship_command"))

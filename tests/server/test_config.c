@@ -215,6 +215,22 @@ test_exposure_keys(void **state)
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--max-past-skew",
 	    "2592000001", NULL), VIGIL_EINVAL);
 	assert_string_equal(err, "--max-past-skew: 2592000001 is outside [0, 2592000000] (see --help)");
+	/* retention shorter than what a restart replays is refused; 15 and 0 are fine */
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[store]\nretention_days = 14\n[rules]\npath = r\n"), VIGIL_EINVAL);
+	snprintf(want, sizeof want, "config %s:2: retention_days: 14 is below 15: a restart "
+	    "rebuilds the live state from the archive's last 14 days, so closed segments must be "
+	    "kept at least 15 days (0 keeps them all)", ini_path);
+	assert_string_equal(err, want);
+	unlink(ini_path);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[store]\nretention_days = 15\n[rules]\npath = r\n"), VIGIL_OK);
+	assert_int_equal(c.retention_days, 15);
+	unlink(ini_path);
+	assert_int_equal(load_ini(&c, &act, err, sizeof err,
+	    "[store]\nretention_days = 0\n[rules]\npath = r\n"), VIGIL_OK);
+	assert_int_equal(c.retention_days, 0);
+	unlink(ini_path);
 	assert_int_equal(load(&c, &act, err, sizeof err, "--rules", "r", "--admin-token-file", "",
 	    NULL), VIGIL_EINVAL);
 	assert_string_equal(err, "--admin-token-file: must not be empty (see --help)");
@@ -587,7 +603,7 @@ test_ini_key_twice(void **state)
 	    "request_timeout_ms = 9\nmax_future_skew_ms = 9\n"
 	    "[tls]\ncert = c\nkey = k\nca = a\ncrl = l\ncheck_interval_s = 9\n"
 	    "[store]\ndata_dir = /d\nfsync = never\nfsync_interval_ms = 9\nsegment_max_mb = 9\n"
-	    "retention_days = 9\ncompress = no\nship_command = true\nship_retry_max_s = 9\n"
+	    "retention_days = 99\ncompress = no\nship_command = true\nship_retry_max_s = 9\n"
 	    "ship_timeout_s = 9\n[rules]\npath = r.rules\nwatch = no\n"
 	    "[health]\nlisten = 127.0.0.1:9467\nready_when_degraded = yes\n"
 	    "[cluster]\nnats = nats://127.0.0.1:4222\nreplica = r1\nname = n\nqueue = 9\n"
