@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 #include <math.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -920,8 +921,9 @@ con_api_generation_set(con_app *app, struct evhttp_request *req, const con_user 
 		unsigned diff = got == NULL || strlen(got) != 32;
 
 		api_confirm_token(app, who, tok);
-		for (int i = 0; got != NULL && diff == 0 && i < 32; i++)
-			diff |= (unsigned)(got[i] ^ tok[i]);
+		/* every byte compared, whatever the first that differs */
+		if (diff == 0)
+			diff = (unsigned)CRYPTO_memcmp(got, tok, 32);
 		if (diff != 0) {
 			con_send_error(req, 403, "confirm_token", "the one GET "
 			    "/api/generations gave this analyst (reload the page)");

@@ -1187,6 +1187,7 @@ con_api_rules_approve(con_app *app, struct evhttp_request *req, const con_user *
 	const char *author, *base, *msg;
 	char path[4200], hash[33], *text = NULL;
 	size_t len;
+	int status;
 
 	if (b == NULL)
 		return;
@@ -1210,12 +1211,20 @@ con_api_rules_approve(con_app *app, struct evhttp_request *req, const con_user *
 		    "approve it", author);
 		goto out;
 	}
-	(void)edit_deploy_text(app, req, who, json_string_value(json_object_get(pr, "text")),
+	status = edit_deploy_text(app, req, who, json_string_value(json_object_get(pr, "text")),
 	    json_string_length(json_object_get(pr, "text")), base, "deploy_rules", msg, 0, author);
-	/* deployed, or stale for good (the file moved on): either way it is done */
+	/* deployed (audited as such), or stale for good (the file moved on:
+	 * 409), which is said in the audit log before the proposal goes */
 	edit_proposal_path(app->rs, path, sizeof path);
-	if (edit_read_current(app, &text, &len, hash) == VIGIL_OK && (strcmp(hash, base) != 0))
-		(void)unlink(path);
+	if (edit_read_current(app, &text, &len, hash) == VIGIL_OK && (strcmp(hash, base) != 0)) {
+		if (status == 409 && con_audit_write(app->audit, who, "drop_proposal",
+		    app->o.rules, edit_proposal_summary(pr), json_pack("{s:s, s:s}", "hash", hash,
+		    "why", "the rule file changed since it was proposed: not deployed")) != VIGIL_OK)
+			fprintf(stderr, "vigil-console: audit: cannot record dropping stale proposal "
+			    "%s: kept\n", json_string_value(json_object_get(pr, "hash")));
+		else
+			(void)unlink(path);
+	}
 out:
 	free(text);
 	json_decref(pr);
@@ -1228,7 +1237,7 @@ con_api_rules_reject(con_app *app, struct evhttp_request *req, const con_user *w
 	static const char *const keys[] = { "hash", "message", NULL };
 	json_t *b = edit_body(req, keys, NULL, NULL), *pr = NULL;
 	const char *msg;
-	char path[4200];
+	char path[4200], aside[4220];
 
 	if (b == NULL)
 		return;
@@ -1240,16 +1249,24 @@ con_api_rules_reject(con_app *app, struct evhttp_request *req, const con_user *w
 	pr = edit_proposal_named(app, req, b);
 	if (pr == NULL)
 		goto out;
+	/* set aside, audited, then removed: an audit line that cannot be
+	 * written puts it back (rejected with a line, or not at all) */
 	edit_proposal_path(app->rs, path, sizeof path);
-	if (unlink(path) != 0) {
+	snprintf(aside, sizeof aside, "%s.rejecting", path);
+	if (rename(path, aside) != 0) {
 		con_send_error(req, 500, NULL, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (con_audit_write(app->audit, who, "reject_rules", app->o.rules,
 	    edit_proposal_summary(pr), json_pack("{s:s}", "message", msg != NULL ? msg : "")) !=
-	    VIGIL_OK)
-		fprintf(stderr, "vigil-console: audit: cannot record %s's rejection of proposal %s\n",
-		    who->name, json_string_value(json_object_get(pr, "hash")));
+	    VIGIL_OK) {
+		if (rename(aside, path) != 0)
+			fprintf(stderr, "vigil-console: %s: cannot put it back as %s: %s\n", aside,
+			    path, strerror(errno));
+		con_send_error(req, 500, NULL, "the audit log could not be written: not rejected");
+		goto out;
+	}
+	(void)unlink(aside);
 	con_send_json(req, 200, json_pack("{s:b, s:O}", "ok", true, "hash",
 	    json_object_get(pr, "hash")));
 out:

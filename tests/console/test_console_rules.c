@@ -543,6 +543,9 @@ test_rules_four_eyes(void **s)
 		assert_string_equal(now, hash);
 		free(now);
 	}
+	/* a proposal over the file as it is now, left pending: the roll back
+	 * below makes it stale */
+	json_decref(http_ok("POST", "/api/rules/deploy", RITA, body, 202));
 	/* roll back (one analyst's action): the file as it was */
 	{
 		char rb[200];
@@ -562,6 +565,18 @@ test_rules_four_eyes(void **s)
 		assert_string_equal(now, base);
 		free(now);
 	}
+	/* its approval now: 409, and the stale proposal goes with an audit line */
+	snprintf(ab, sizeof ab, "{\"hash\": \"%s\"}", base);
+	json_decref(http_ok("POST", "/api/rules/approve", ADAM, ab, 409));
+	e = audit_newest();
+	assert_string_equal(json_string_value(json_object_get(e, "action")), "drop_proposal");
+	assert_string_equal(json_string_value(json_object_get(e, "who")), "adam");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "before"), "hash")),
+	    base);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e, "after"), "hash")),
+	    base);
+	json_decref(e);
+	json_decref(http_ok("POST", "/api/rules/approve", ADAM, ab, 404));
 	console_restart_with(NULL);
 	json_decref(b);
 	free(body);
@@ -1173,8 +1188,9 @@ audit_reopen(const char *audit)
 
 /*
  * Four eyes: a proposal whose audit line cannot be written is not made,
- * and the proposal that was pending stays pending, its bytes as they were
- * (the audit log a symlink to /dev/full, reopened on SIGHUP).
+ * nor is a rejection, and the proposal that was pending stays pending, its
+ * bytes as they were (the audit log a symlink to /dev/full, reopened on
+ * SIGHUP).
  */
 void
 test_rules_proposal_kept(void **s)
@@ -1211,6 +1227,10 @@ test_rules_proposal_kept(void **s)
 	body = json_dumps(b, 0);
 	o = http_ok("POST", "/api/rules/deploy", ADAM, body, 500);
 	assert_non_null(strstr(err_msg(o), "not proposed"));
+	json_decref(o);
+	/* nor rejected: the proposal put back */
+	o = http_ok("POST", "/api/rules/reject", ADAM, ab, 500);
+	assert_non_null(strstr(err_msg(o), "not rejected"));
 	json_decref(o);
 	assert_int_equal(unlink(audit), 0);
 	assert_int_equal(rename(moved, audit), 0);
