@@ -523,6 +523,12 @@ con_lists_block(con_app *app, const char *name, const char *value, const con_use
 		snprintf(errbuf, errlen, "%s has no `list %s = file \"...\"`: nowhere to block a "
 		    "card", app->o.rules, name);
 		rv = VIGIL_ENOTFOUND;
+	} else if (kind[0] != '\0') {
+		/* a prefix list's entry would block every card beginning with
+		 * it, and a number list takes numbers: card ids go in a plain one */
+		snprintf(errbuf, errlen, "%s is a %s list in %s: blocked cards go in a plain list "
+		    "(`list %s = file \"...\"`): not blocked", name, kind, app->o.rules, name);
+		rv = VIGIL_EINVAL;
 	} else if ((entry = lists_entry_new(who, reason, 0)) == NULL) {
 		snprintf(errbuf, errlen, "out of memory");
 		rv = VIGIL_ENOMEM;

@@ -86,6 +86,26 @@ test_block_card(void **s)
 	assert_non_null(v1);
 	free(v0);
 	free(v1);
+
+	/* --blocked-list naming a prefix list: refused, the list file as it
+	 * was (an entry would block every card beginning with the card id) */
+	{
+		char bins[400], *was = NULL, *now = NULL;
+		size_t wl = 0, nl = 0;
+
+		snprintf(bins, sizeof bins, "%s/test_bins.txt", rules_dir);
+		read_bytes(bins, &was, &wl);
+		console_restart_with("--blocked-list", "test_bins", NULL);
+		o = http_ok("POST", "/api/cases/t3/block", ALICE, NULL, 409);
+		assert_non_null(strstr(err_msg(o), "test_bins is a prefix list"));
+		json_decref(o);
+		read_bytes(bins, &now, &nl);
+		assert_int_equal(nl, wl);
+		assert_memory_equal(now, was, wl);
+		free(was);
+		free(now);
+		console_restart_with(NULL);
+	}
 }
 
 /* A console that reaches vigild over tls+tcp:// with its client
