@@ -209,9 +209,11 @@ lists_one(void *arg, const char *name, const char *kind, const char *path)
 	json_t *items, *shown = json_array(), *m = json_object_get(c->meta, name), *err = NULL;
 	vigil_err rv = con_file_read(path, LIST_FILE_MAX, &buf, &len);
 	vigil_errinfo ei;
+	size_t count = 0;
 
-	items = rv == VIGIL_OK ? con_list_items(buf, len) : json_array();
-	for (size_t i = 0; i < json_array_size(items) && i < LIST_SHOW_MAX; i++) {
+	/* the shown ones only: the rest counted (a list of millions) */
+	items = rv == VIGIL_OK ? con_list_items(buf, len, LIST_SHOW_MAX, &count) : json_array();
+	for (size_t i = 0; i < json_array_size(items); i++) {
 		const char *v = json_string_value(json_array_get(items, i));
 		json_t *e = json_object_get(m, v);
 		json_t *o = json_pack("{s:s}", "value", v);
@@ -230,7 +232,7 @@ lists_one(void *arg, const char *name, const char *kind, const char *path)
 	}
 	json_array_append_new(c->arr, json_pack("{s:s, s:s, s:s, s:I, s:o, s:o*}", "name", name,
 	    "kind", kind[0] ? kind : "string", "path", path, "count",
-	    (json_int_t)json_array_size(items), "entries", shown, "error", err));
+	    (json_int_t)count, "entries", shown, "error", err));
 	json_decref(items);
 	free(buf);
 }

@@ -187,15 +187,18 @@ con_list_line(const char *buf, size_t len, size_t *i, size_t *ret_b, size_t *ret
 }
 
 json_t *
-con_list_items(const char *buf, size_t len)
+con_list_items(const char *buf, size_t len, size_t max, size_t *ret_count)
 {
 	json_t *a = json_array();
+	size_t n = 0;
 
 	for (size_t i = 0; a != NULL && i < len;) {
 		size_t b, e;
 
 		con_list_line(buf, len, &i, &b, &e);
 		if (b == e || buf[b] == '#')
+			continue;
+		if (n++ >= max)
 			continue;
 		json_t *s;
 
@@ -206,6 +209,8 @@ con_list_items(const char *buf, size_t len)
 		s = json_stringn(buf + b, e - b); /* NULL if not UTF-8 */
 		json_array_append_new(a, s != NULL ? s : json_string("(not UTF-8)"));
 	}
+	if (ret_count != NULL)
+		*ret_count = n;
 	return a;
 }
 

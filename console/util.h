@@ -61,11 +61,12 @@ vigil_err con_file_write_atomic(const char *path, const void *data, size_t len,
  * replaces one. VIGIL_EEXIST: path exists, left as it is (errbuf says so). */
 vigil_err con_file_write_new(const char *path, const void *data, size_t len,
     char *errbuf, size_t errlen);
-/* The items of a list file's text (vigild's format: trimmed lines, not
- * blank, not starting with '#'), a JSON array of strings ("(not UTF-8)"
- * for an item that is not, "(contains a NUL byte)" for one vigild would
- * refuse). */
-json_t   *con_list_items(const char *buf, size_t len);
+/* The first max items of a list file's text (vigild's format: trimmed
+ * lines, not blank, not starting with '#'), a JSON array of strings ("(not
+ * UTF-8)" for an item that is not, "(contains a NUL byte)" for one vigild
+ * would refuse); *ret_count (may be NULL): how many it has in all, counted
+ * without making the rest (a blocked-cards list of millions). */
+json_t   *con_list_items(const char *buf, size_t len, size_t max, size_t *ret_count);
 /* buf[0..len) with value added as a last line (add) or every line whose
  * item is value removed; other lines byte for byte. VIGIL_OK: *ret_out
  * (malloc'd, *ret_len bytes) and *ret_changed (false: value was already

@@ -20,11 +20,20 @@
 static void
 expect_items(const char *buf, size_t len, const char *const *want, size_t n)
 {
-	json_t *a = con_list_items(buf, len);
+	size_t count = 0;
+	json_t *a = con_list_items(buf, len, SIZE_MAX, &count);
 
 	assert_non_null(a);
 	assert_int_equal(json_array_size(a), n);
+	assert_int_equal(count, n);
 	for (size_t i = 0; i < n; i++)
+		assert_string_equal(json_string_value(json_array_get(a, i)), want[i]);
+	json_decref(a);
+	/* the first two made, all counted */
+	a = con_list_items(buf, len, 2, &count);
+	assert_int_equal(json_array_size(a), n < 2 ? n : 2);
+	assert_int_equal(count, n);
+	for (size_t i = 0; i < json_array_size(a); i++)
 		assert_string_equal(json_string_value(json_array_get(a, i)), want[i]);
 	json_decref(a);
 }

@@ -71,8 +71,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (con_list_edit((const char *)data + pos, size - pos, value, add, &out, &n, &changed) !=
 	    VIGIL_OK)
 		return 0;
-	before = con_list_items((const char *)data + pos, size - pos);
-	after = con_list_items(out, n);
+	before = con_list_items((const char *)data + pos, size - pos, SIZE_MAX, NULL);
+	after = con_list_items(out, n, SIZE_MAX, NULL);
 	if (has(after, value) != add || changed != (has(before, value) != add))
 		abort();
 	kb = items_without(before, value);
