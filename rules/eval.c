@@ -881,13 +881,19 @@ ev_args_ok(const rules_prog *prog, const rules_tvals *tv, const vigil_value *fea
 	return tv == NULL || tv->prog == prog;
 }
 
+/* A score within this of a band is at it: 100 x a probability is not
+ * exact in binary (100 x 0.57 is 56.99999999999999), and docs/rules.md's
+ * "band review = 40 reviews from a probability of 0.4" must hold at the
+ * band itself. Points are whole numbers: unchanged. */
+#define EV_BAND_EPS 1e-9
+
 /* The band score falls in (res's bands), at least floor. */
 static vigil_decision
 ev_decide(const rules_result *res, double score, vigil_decision floor)
 {
-	vigil_decision d = score >= res->decline_at ? VIGIL_DECISION_DECLINE
-	    : score >= res->review_at               ? VIGIL_DECISION_REVIEW
-	                                            : VIGIL_DECISION_ALLOW;
+	vigil_decision d = score >= res->decline_at - EV_BAND_EPS ? VIGIL_DECISION_DECLINE
+	    : score >= res->review_at - EV_BAND_EPS               ? VIGIL_DECISION_REVIEW
+	                                                          : VIGIL_DECISION_ALLOW;
 
 	return d > floor ? d : floor;
 }

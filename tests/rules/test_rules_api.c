@@ -192,6 +192,20 @@ test_score_model_adjust_bounded(void **state)
 	assert_true(res.score == 0.0);
 	rules_prog_free(prog);
 
+	/* a probability exactly at a band is in it (100 x 0.57 is 56.99999999999999) */
+	prog = compile_ok("band review = 57\nband decline = 58\n"
+	    "rule large { when amount > 100 score 30 reason \"large\" }\n");
+	f[FX_AMOUNT] = vigil_value_num(10);
+	assert_int_equal(rules_prog_eval(prog, NULL, f, FX_NSLOTS, &res), VIGIL_OK);
+	rules_result_model(prog, 0.57, &res);
+	assert_true(res.score < 57.0); /* what makes the case */
+	assert_int_equal(res.decision, VIGIL_DECISION_REVIEW);
+	rules_result_model(prog, 0.58, &res);
+	assert_int_equal(res.decision, VIGIL_DECISION_DECLINE);
+	rules_result_model(prog, 0.5699, &res);
+	assert_int_equal(res.decision, VIGIL_DECISION_ALLOW);
+	rules_prog_free(prog);
+
 	/* without 'adjust' the points do not move the model's score */
 	prog = compile_ok("rule large { when amount > 100 score 30 reason \"large\" }\n");
 	assert_int_equal(rules_prog_adjust_max(prog), 0);
