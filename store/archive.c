@@ -496,6 +496,8 @@ ar_jr_drain(store_archive *ar)
 			e = errno;
 			if (ftruncate(ar->fd, (off_t)ar->disk_end) != 0)
 				ar->need_trunc = true;
+			else /* the truncation gave the preallocated blocks back */
+				ar->alloc_end = ar->disk_end;
 			snprintf(name, sizeof name, "%s.log", ar->base);
 			ar_fail(ar, e, "write", name, false);
 			return VIGIL_EIO;

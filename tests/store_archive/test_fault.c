@@ -647,6 +647,51 @@ test_sync_eio_heals(void **state)
 	}
 }
 
+static void
+test_drain_failure_gives_blocks_back(void **state)
+{
+	/* A drain that fails truncates the file back to what is on disk, which
+	 * gives back the blocks reserved past it: once healed, the writer
+	 * reserves again before it writes (the journal's frames are drained
+	 * into blocks a full disk cannot take away), rather than believing it
+	 * still holds the 4 MiB it had. */
+	fx *f = *state;
+	store_archive_opts o = opts(STORE_FSYNC_INTERVAL);
+	store_archive *ar;
+	store_archive_health h;
+	store_seg_ent *ents = NULL;
+	struct stat st;
+	char p[600];
+	size_t n = 0;
+	uint64_t seq;
+
+	if (!shim_loaded())
+		skip();
+	o.fsync_interval_ms = 60000; /* drained when asked */
+	ar = open_ar(f->dir, &o, NULL);
+	for (uint32_t i = 0; i < 100; i++)
+		assert_int_equal(append_one(ar, 0, i, &seq), VIGIL_OK);
+	flag(f, "write-enospc", true);
+	assert_int_equal(store_archive_drain(ar), VIGIL_EIO);
+	flag(f, "write-enospc", false);
+	/* the next append past the backoff (100 ms at first) repairs */
+	for (int i = 0; i < 500 && append_one(ar, 0, 100, &seq) == VIGIL_EAGAIN; i++)
+		usleep(10000);
+	store_archive_get_health(ar, &h);
+	assert_false(h.failing);
+	for (uint32_t i = 101; i < 1100; i++)
+		assert_int_equal(append_one(ar, 0, i, &seq), VIGIL_OK);
+	assert_int_equal(store_archive_drain(ar), VIGIL_OK);
+	assert_int_equal(store_seg_list(f->dir, &ents, &n, NULL), VIGIL_OK);
+	assert_int_equal(n, 1);
+	snprintf(p, sizeof p, "%s/%s.log", f->dir, ents[0].base);
+	free(ents);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true((uint64_t)st.st_size < (1u << 20));
+	assert_true((uint64_t)st.st_blocks * 512 >= (4u << 20)); /* reserved again */
+	store_archive_close(ar);
+}
+
 typedef struct sw_thr {
 	store_archive *ar;
 	uint32_t       id;
@@ -712,6 +757,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_emfile_at_rotation_postponed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emfile_at_create_heals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_eio_heals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_failure_gives_blocks_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_eio_fails_every_waiter, setup, teardown),
 	};
 
