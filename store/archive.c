@@ -200,23 +200,36 @@ ar_rot_done(store_archive *ar)
 	pthread_mutex_unlock(&ar->f_mu);
 }
 
-/* Remembers that the records (lo, hi] were dropped unwritten
- * (AR_BAD_DROPPED) or written but not synced (AR_BAD_UNSYNCED; hi
- * UINT64_MAX until the segment is rotated), for the threads waiting on
- * them. The ring keeps the last AR_BAD_RING ranges: a sequence number at
- * or below one pushed out counts as lost (a thread would have to wait
- * through 256 failed attempts to ask). */
+/* ar_bad_add with f_mu held, for a closed range. */
 static void
-ar_bad_add(store_archive *ar, uint64_t lo, uint64_t hi, int kind)
+ar_bad_ring_add(store_archive *ar, uint64_t lo, uint64_t hi, int kind)
 {
-	unsigned n;
+	unsigned n = atomic_load(&ar->nbad);
 
-	pthread_mutex_lock(&ar->f_mu);
-	n = atomic_load(&ar->nbad);
 	if (n >= AR_BAD_RING && ar->bad[n % AR_BAD_RING].hi > ar->bad_evicted_hi)
 		ar->bad_evicted_hi = ar->bad[n % AR_BAD_RING].hi;
 	ar->bad[n % AR_BAD_RING] = (ar_bad){ .lo = lo, .hi = hi, .kind = kind };
 	atomic_store(&ar->nbad, n + 1);
+}
+
+/* Remembers that the records (lo, hi] were dropped unwritten
+ * (AR_BAD_DROPPED) or written but not synced (AR_BAD_UNSYNCED; hi
+ * UINT64_MAX until the segment is rotated: kept apart, as bad_open, until
+ * then), for the threads waiting on them. The ring keeps the last
+ * AR_BAD_RING closed ranges: a sequence number at or below one pushed out
+ * counts as lost (a thread would have to wait through 256 failed attempts
+ * to ask). */
+static void
+ar_bad_add(store_archive *ar, uint64_t lo, uint64_t hi, int kind)
+{
+	pthread_mutex_lock(&ar->f_mu);
+	if (kind == AR_BAD_UNSYNCED && hi == UINT64_MAX) {
+		if (!atomic_load(&ar->bad_open) || lo < ar->bad_open_lo)
+			ar->bad_open_lo = lo;
+		atomic_store(&ar->bad_open, true);
+	} else {
+		ar_bad_ring_add(ar, lo, hi, kind);
+	}
 	pthread_mutex_unlock(&ar->f_mu);
 }
 
@@ -224,15 +237,10 @@ ar_bad_add(store_archive *ar, uint64_t lo, uint64_t hi, int kind)
 static void
 ar_bad_close(store_archive *ar, uint64_t hi)
 {
-	unsigned n;
-
 	pthread_mutex_lock(&ar->f_mu);
-	n = atomic_load(&ar->nbad);
-	for (unsigned i = n > AR_BAD_RING ? n - AR_BAD_RING : 0; i < n; i++) {
-		ar_bad *b = &ar->bad[i % AR_BAD_RING];
-
-		if (b->kind == AR_BAD_UNSYNCED && b->hi == UINT64_MAX)
-			b->hi = hi;
+	if (atomic_load(&ar->bad_open)) {
+		ar_bad_ring_add(ar, ar->bad_open_lo, hi, AR_BAD_UNSYNCED);
+		atomic_store(&ar->bad_open, false);
 	}
 	pthread_mutex_unlock(&ar->f_mu);
 }
@@ -243,10 +251,12 @@ ar_bad_has(store_archive *ar, uint64_t seq, int kind)
 	unsigned n = atomic_load(&ar->nbad);
 	bool r = false;
 
-	if (n == 0)
+	if (n == 0 && !atomic_load(&ar->bad_open))
 		return false;
 	pthread_mutex_lock(&ar->f_mu);
 	if (seq <= ar->bad_evicted_hi)
+		r = true;
+	if (kind == AR_BAD_UNSYNCED && atomic_load(&ar->bad_open) && seq > ar->bad_open_lo)
 		r = true;
 	for (unsigned i = n > AR_BAD_RING ? n - AR_BAD_RING : 0; !r && i < n; i++) {
 		const ar_bad *b = &ar->bad[i % AR_BAD_RING];

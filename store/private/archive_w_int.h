@@ -137,6 +137,11 @@ struct store_archive {
 	ar_bad             bad[AR_BAD_RING];
 	atomic_uint        nbad;       /* ranges ever added */
 	uint64_t           bad_evicted_hi; /* highest seq of a range pushed out of the ring */
+	/* the open segment's unsynced range (lo, its end], kept out of the
+	 * ring until the segment closes: pushed out while open, it would make
+	 * every later sequence number count as lost */
+	atomic_bool        bad_open;   /* written under f_mu, read without it too */
+	uint64_t           bad_open_lo;
 
 	pthread_mutex_t    sync_mu;    /* group commit */
 	pthread_cond_t     sync_cv;

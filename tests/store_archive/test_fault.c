@@ -35,6 +35,7 @@
 
 #include "tmpdir.h"
 #include "archive_int.h"
+#include "archive_w_int.h" /* the fault backoff, skipped */
 #include "archive.h"
 
 #define T0 1700000000000LL
@@ -692,6 +693,70 @@ test_drain_failure_gives_blocks_back(void **state)
 	store_archive_close(ar);
 }
 
+static void
+test_long_fault_heals(void **state)
+{
+	/* A sync that failed leaves the open segment's range unsynced until
+	 * it closes; a disk that then stays full makes every retry add a range
+	 * of dropped records. Past 256 of them (about 21 minutes of 5 s
+	 * retries; the backoff is skipped here) the open range used to be
+	 * pushed out of the ring as "everything from lo on is lost", and every
+	 * append failed for good once the disk healed, the archive saying it
+	 * was healthy. */
+	fx *f = *state;
+	store_archive_opts o = opts(STORE_FSYNC_INTERVAL);
+	store_archive *ar;
+	store_archive_health h;
+	store_diag d;
+	uint64_t seq;
+	vigil_err rv = VIGIL_OK;
+	int i;
+
+	if (!shim_loaded())
+		skip();
+	o.fsync_interval_ms = 200;
+	ar = open_ar(f->dir, &o, NULL);
+	assert_int_equal(append_one(ar, 0, 0, &seq), VIGIL_OK);
+	usleep(400000); /* synced */
+	{
+		/* the next sync slow, then failing: appends meanwhile stay in the
+		 * journal, to be drained into the segment whose sync failed */
+		char p[600];
+		FILE *fp;
+
+		snprintf(p, sizeof p, "%s/fdatasync-delay", f->fault);
+		fp = fopen(p, "w");
+		assert_non_null(fp);
+		fputs("300", fp);
+		assert_int_equal(fclose(fp), 0);
+	}
+	flag(f, "fdatasync-eio", true);
+	for (i = 0; i < 20000 && (rv = append_one(ar, 0, 1, &seq)) != VIGIL_EAGAIN; i++)
+		usleep(1000); /* until the interval's sync fails */
+	flag(f, "fdatasync-delay", false);
+	assert_int_equal(rv, VIGIL_EAGAIN);
+	flag(f, "write-enospc", true);
+	for (i = 0; i < 300; i++) {
+		pthread_mutex_lock(&ar->f_mu);
+		ar->fault.retry_ns = 0;
+		pthread_mutex_unlock(&ar->f_mu);
+		assert_int_not_equal(append_one(ar, 0, 2, &seq), VIGIL_OK);
+	}
+	flag(f, "write-enospc", false);
+	flag(f, "fdatasync-eio", false);
+	for (i = 0; i < 3; i++) {
+		pthread_mutex_lock(&ar->f_mu);
+		ar->fault.retry_ns = 0;
+		pthread_mutex_unlock(&ar->f_mu);
+		(void)store_archive_maintain(ar, &d);
+		assert_int_equal(append_one(ar, 0, 3 + (uint32_t)i, &seq), VIGIL_OK);
+		store_archive_get_health(ar, &h);
+		assert_false(h.failing);
+	}
+	assert_int_equal(store_archive_drain(ar), VIGIL_OK);
+	store_archive_close(ar);
+}
+
 typedef struct sw_thr {
 	store_archive *ar;
 	uint32_t       id;
@@ -758,6 +823,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_emfile_at_create_heals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_eio_heals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain_failure_gives_blocks_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_fault_heals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_eio_fails_every_waiter, setup, teardown),
 	};
 
