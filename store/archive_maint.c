@@ -283,6 +283,7 @@ store_archive_maintain(store_archive *ar, store_diag *reterr)
 	store_seg_ent *ents = NULL;
 	char open_base[STORE_SEG_BASE_LEN + 1];
 	size_t n = 0;
+	uint64_t newest = 0;
 	int64_t now;
 	vigil_err rv = VIGIL_OK;
 
@@ -307,6 +308,9 @@ store_archive_maintain(store_archive *ar, store_diag *reterr)
 	rv = store_seg_list(ar->dir, &ents, &n, reterr);
 	if (rv != VIGIL_OK)
 		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (ents[i].first_seq > newest)
+			newest = ents[i].first_seq;
 	for (size_t i = 0; i < n; i++) {
 		store_seg_ent *e = &ents[i];
 		store_seg_index idx;
@@ -314,7 +318,11 @@ store_archive_maintain(store_archive *ar, store_diag *reterr)
 		/* Only closed segments (they have an index); never the open one. */
 		if (!e->has_idx || strcmp(e->base, open_base) == 0)
 			continue;
-		if (ar->opts.retention_days > 0 &&
+		/* Nor the newest while it is the last (no traffic since the day
+		 * it closed): the sequence numbers go on from it at the next
+		 * open, and would start again at 1 without it, under numbers the
+		 * nightly and the shipped copies have already seen. */
+		if (ar->opts.retention_days > 0 && e->first_seq != newest &&
 		    store_seg_index_read(ar->dir, e->base, &idx) == VIGIL_OK &&
 		    idx.closed_at_ms < now - (int64_t)ar->opts.retention_days * VIGIL_MS_PER_DAY) {
 			rv = ar_remove_segment(ar, e->base, reterr);
