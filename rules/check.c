@@ -363,7 +363,7 @@ ck_list_file(ck *c, rules_list *l, const rules_plist *pl)
 
 	if (buf == NULL)
 		return;
-	XXH3_128bits_update(c->hs, buf, len);
+	rules_hash_part(c->hs, buf, len);
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
 		/* it would be part of the first item, which then never matches */
 		rules_diag_add(c->sink, pl->path.off, VIGIL_ESYNTAX, "list file '%s': line 1: starts "

@@ -164,6 +164,19 @@ compile_opts(const rules_opts *opts)
 	return o;
 }
 
+/* int.h */
+void
+rules_hash_part(void *hs, const void *data, size_t len)
+{
+	uint8_t n[8];
+
+	for (int i = 0; i < 8; i++)
+		n[i] = (uint8_t)((uint64_t)len >> (8 * i));
+	XXH3_128bits_update(hs, n, sizeof n);
+	if (len > 0)
+		XXH3_128bits_update(hs, data, len);
+}
+
 vigil_err
 rules_compile(const char *name, const char *src, size_t len, const rules_schema *schema,
     const rules_opts *opts, rules_prog **ret_prog, rules_diags *reterr_diags)
@@ -196,8 +209,7 @@ rules_compile(const char *name, const char *src, size_t len, const rules_schema 
 	sink->src = src;
 	sink->len = len;
 	XXH3_128bits_reset(hs);
-	if (len > 0)
-		XXH3_128bits_update(hs, src, len);
+	rules_hash_part(hs, src, len);
 	rv = rules_lex_all(src != NULL ? src : "", len, false, sink, &toks, &ntoks);
 	if (rv != VIGIL_OK)
 		goto fail_nodiag;

@@ -124,6 +124,15 @@ struct rules_prog {
  * Resolves names, checks types, folds constants, loads list files and
  * fills prog (arena already holds the AST strings). Errors go to sink.
  */
+/*
+ * One part of the content hash (rules_prog_hash): its length (8 bytes,
+ * little-endian), then its bytes: the rule file, then each list file it
+ * reads, in order. Without the lengths, bytes moved from one list file to
+ * the next (a card moved from a watch list to the blocked list) hashed
+ * alike. hs is an XXH3_state_t *.
+ */
+void rules_hash_part(void *hs, const void *data, size_t len);
+
 vigil_err rules_check_program(rules_ast *ast, const rules_schema *schema, const rules_opts *opts,
     const char *src, rules_diag_sink *sink, rules_prog *prog, void *hash_state);
 

@@ -709,6 +709,20 @@ test_list_files_and_hash(void **state)
 	assert_int_equal(o, RULES_OUTCOME_FALSE);
 	rules_prog_free(prog);
 	prog = NULL;
+	/* a line moved from one list file to the next: the same bytes in a
+	 * row, not the same lists, nor the same hash */
+	write_file(lpath, "411111\n5411\n");
+	write_file(npath, "7995\n");
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_OK);
+	snprintf(hash1, sizeof hash1, "%s", rules_prog_hash(prog));
+	rules_prog_free(prog);
+	prog = NULL;
+	write_file(lpath, "411111\n");
+	write_file(npath, "5411\n7995\n");
+	assert_int_equal(rules_load_file(rpath, schema, NULL, &prog, &diags), VIGIL_OK);
+	assert_string_not_equal(rules_prog_hash(prog), hash1);
+	rules_prog_free(prog);
+	prog = NULL;
 
 	/* a bad number in a number list is reported with the file's line */
 	write_file(npath, "5411\nabc\n");
