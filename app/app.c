@@ -55,6 +55,7 @@ app_rules_load(const char *path, rules_prog **ret_prog, rules_diags *reterr_diag
 struct bind_ctx {
 	const rules_prog *prog;
 	rules_tvals      *tv;
+	json_t           *defs; /* APP_THRESHOLD_DEFS_BLOB, or NULL (bound by name) */
 	vigil_err         rv;
 };
 
@@ -77,6 +78,16 @@ bind_one(void *arg, const char *name, const char *group, const store_threshold_v
 		rules_prog_threshold(c->prog, i, &info);
 		if (strcmp(info.name, name) != 0 || info.kind == RULES_TUNE_CONST)
 			continue;
+		/* tuned for another definition (another feature, percentile,
+		 * kind or group): its fallback until the next rebuild */
+		if (c->defs != NULL) {
+			const char *d = json_string_value(json_object_get(c->defs, name));
+			char def[320];
+
+			rules_threshold_def(&info, def, sizeof def);
+			if (d != NULL && strcmp(d, def) != 0)
+				return;
+		}
 		if (group == NULL || group[0] == '\0') {
 			rv = rules_tvals_set(c->tv, i, NULL, v->value);
 		} else if (info.group_by == NULL) {
@@ -110,10 +121,31 @@ tvals_build(const rules_prog *prog, store_db *db, store_gen *gen, rules_tvals **
 	c.tv = rules_tvals_new(prog);
 	if (c.tv == NULL)
 		return VIGIL_ENOMEM;
+	{
+		void *blob = NULL;
+		size_t len = 0;
+		vigil_err brv = VIGIL_ENOTFOUND;
+
+		if (db != NULL)
+			brv = store_db_blob(db, APP_THRESHOLD_DEFS_BLOB, &blob, &len, NULL);
+		else if (gen != NULL)
+			brv = store_gen_blob(gen, APP_THRESHOLD_DEFS_BLOB, &blob, &len);
+		/* none (a generation from before, or a merge without the rule
+		 * file): bound by name; one that is not an object: nothing known */
+		if (brv == VIGIL_OK) {
+			c.defs = json_loadb(blob, len, 0, NULL);
+			if (!json_is_object(c.defs)) {
+				json_decref(c.defs);
+				c.defs = json_object();
+			}
+		}
+		free(blob);
+	}
 	if (db != NULL)
 		rv = store_db_thresholds_each(db, bind_one, &c);
 	else if (gen != NULL)
 		rv = store_gen_thresholds_each(gen, bind_one, &c);
+	json_decref(c.defs);
 	if (rv == VIGIL_ENOTFOUND) /* no generation yet: fallbacks */
 		rv = VIGIL_OK;
 	if (rv == VIGIL_OK)

@@ -51,6 +51,10 @@ vigil_err app_features_from_json(const json_t *obj, vigil_value *features, uint3
  * trained (window, counts, validation metrics; docs/model.md). */
 #define APP_MODEL_BLOB      "model.json"
 #define APP_MODEL_META_BLOB "model.meta"
+/* What each tuned threshold value means ({"name": rules_threshold_def}):
+ * vigil-rebuild writes it beside the values, app_tvals_from_* bind a value
+ * only to a threshold of the same definition. */
+#define APP_THRESHOLD_DEFS_BLOB "thresholds.defs"
 
 /* A forest bound to the feature schema: each model input mapped to its
  * store slot. Immutable; share across threads. */

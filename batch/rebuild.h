@@ -43,6 +43,7 @@ typedef struct batch_plan {
 	uint32_t        group_slot;
 	bool            group_txn;
 	vigil_type      group_type;
+	char            def[320];   /* rules_threshold_def; "" without a rule file */
 } batch_plan;
 
 typedef struct batch_group {

@@ -129,6 +129,7 @@ batch_plans_from_prog(batch_run *r, store_diag *reterr)
 			return VIGIL_ETOOBIG;
 		}
 		snprintf(p->name, sizeof p->name, "%s", ti.name);
+		rules_threshold_def(&ti, p->def, sizeof p->def);
 		p->kind = ti.kind;
 		p->param = ti.param;
 		p->fallback = ti.fallback;
@@ -266,6 +267,48 @@ why_left_out(const batch_tstate *t, char *why, size_t whylen)
 		    (unsigned long long)t->left_immature);
 }
 
+/*
+ * What each tuned value means (rules_threshold_def), as the blob
+ * APP_THRESHOLD_DEFS_BLOB: {"name": "definition", ...}; vigild binds a value
+ * only to a threshold of the same definition. Written when every plan has
+ * one (a merge without the rule file has none: its values bind by name).
+ */
+static vigil_err
+put_defs(batch_run *r, store_diag *reterr)
+{
+	json_t *o = json_object();
+	char *text = NULL;
+	vigil_err rv = VIGIL_ENOMEM;
+
+	for (uint32_t i = 0; o != NULL && i < r->nplans; i++) {
+		if (r->plans[i].def[0] == '\0') {
+			json_decref(o);
+			return VIGIL_OK;
+		}
+		if (json_object_set_new(o, r->plans[i].name, json_string(r->plans[i].def)) != 0)
+			goto out;
+	}
+	if (o == NULL || r->nplans == 0)
+		goto done;
+	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text == NULL)
+		goto out;
+	rv = store_genw_put_blob(r->gw, APP_THRESHOLD_DEFS_BLOB, text, strlen(text));
+	if (rv == VIGIL_OK)
+		goto done;
+out:
+	store_diag_set(reterr, "%s/features: generation %llu: writing the thresholds' "
+	    "definitions: %s", r->opts.datadir, (unsigned long long)store_genw_generation(r->gw),
+	    vigil_strerror(rv));
+	json_decref(o);
+	free(text);
+	return rv;
+done:
+	json_decref(o);
+	free(text);
+	return VIGIL_OK;
+}
+
 vigil_err
 batch_put_thresholds(batch_run *r, batch_tstate *ts, store_diag *reterr)
 {
@@ -316,7 +359,7 @@ fail:
 		    vigil_strerror(rv));
 		return rv;
 	}
-	return VIGIL_OK;
+	return put_defs(r, reterr);
 }
 
 typedef struct carry_ctx {
@@ -348,6 +391,17 @@ batch_carry_thresholds(batch_run *r, store_diag *reterr)
 	rv = store_gen_thresholds_each(r->prev, carry_one, &c);
 	if (rv == VIGIL_OK)
 		rv = c.rv;
+	if (rv == VIGIL_OK) { /* what they mean goes with them */
+		void *defs = NULL;
+		size_t len = 0;
+
+		rv = store_gen_blob(r->prev, APP_THRESHOLD_DEFS_BLOB, &defs, &len);
+		if (rv == VIGIL_OK)
+			rv = store_genw_put_blob(r->gw, APP_THRESHOLD_DEFS_BLOB, defs, len);
+		else if (rv == VIGIL_ENOTFOUND)
+			rv = VIGIL_OK;
+		free(defs);
+	}
 	if (rv != VIGIL_OK)
 		store_diag_set(reterr, "%s/features: generation %llu: carrying thresholds over: %s",
 		    r->opts.datadir, (unsigned long long)store_genw_generation(r->gw),

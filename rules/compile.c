@@ -446,6 +446,17 @@ rules_prog_threshold(const rules_prog *prog, uint32_t i, rules_threshold_info *r
 		*ret_info = prog->thresh[i];
 }
 
+void
+rules_threshold_def(const rules_threshold_info *info, char *buf, size_t cap)
+{
+	static const char *const kinds[] = { "constant", "percentile", "alert_rate", "precision" };
+	const char *k = (unsigned)info->kind < sizeof kinds / sizeof kinds[0] ? kinds[info->kind] :
+	    "?";
+
+	snprintf(buf, cap, "%s %s %.17g %s", k, info->feature != NULL ? info->feature : "-",
+	    info->param, info->group_by != NULL ? info->group_by : "-");
+}
+
 static bool
 compile_is_read(const rules_node *nd)
 {

@@ -198,6 +198,16 @@ typedef struct rules_threshold_info {
 uint32_t rules_prog_nthresholds(const rules_prog *prog);
 void     rules_prog_threshold(const rules_prog *prog, uint32_t i,
     rules_threshold_info *ret_info);
+/*
+ * What a tuned value of the threshold means, as one line: its kind, the
+ * feature tuned on, the parameter and the group feature ("percentile
+ * card.amount_zscore 99.5 -"). vigil-rebuild stores it beside the values it
+ * tunes; a value is bound only to a threshold of the same definition (a
+ * threshold renamed to another feature or percentile takes its fallback
+ * until the next rebuild instead of the old number). NUL-terminated in
+ * buf[0..cap); cut to fit.
+ */
+void     rules_threshold_def(const rules_threshold_info *info, char *buf, size_t cap);
 
 /*
  * Tuned values for one prog's thresholds, immutable once published. Built

@@ -34,7 +34,9 @@
 #include <lmdb.h>
 #include <xxhash.h>
 
+#include "app.h"
 #include "batch.h"
+#include "explain.h" /* rules_tvals_value */
 #include "genread.h"
 #include "gendir.h" /* gen_checksum_write */
 #include "pbwire.h"
@@ -1271,6 +1273,91 @@ test_threads_errors_and_bad_records(void **state)
 
 static void rebuild_merged(const char *dir, int64_t as_of, int64_t window, uint32_t n,
     batch_summary *s);
+
+/* Where the value of threshold name that vigild would bind from dd's
+ * current generation under the rule file text comes from, and the value. */
+static rules_tval_src
+bound(const char *dd, const char *text, const char *name, double *ret_value)
+{
+	static vigil_value f[4096]; /* all missing: only a group reads them */
+	char path[600];
+	rules_prog *p = NULL;
+	rules_diags dg;
+	rules_tvals *tv = NULL;
+	store_gen *g = NULL;
+	store_diag d;
+	rules_tval_src src = RULES_TVAL_FALLBACK;
+	uint32_t i, n;
+
+	snprintf(path, sizeof path, "%s/bound.rules", dd);
+	write_file(path, text);
+	assert_int_equal(app_rules_load(path, &p, &dg), VIGIL_OK);
+	assert_int_equal(store_gen_open_current(dd, &g, &d), VIGIL_OK);
+	assert_int_equal(app_tvals_from_gen(p, g, &tv), VIGIL_OK);
+	n = rules_prog_nthresholds(p);
+	for (i = 0; i < n; i++) {
+		rules_threshold_info ti;
+
+		rules_prog_threshold(p, i, &ti);
+		if (strcmp(ti.name, name) == 0)
+			break;
+	}
+	assert_true(i < n);
+	assert_int_equal(rules_tvals_value(p, tv, i, f, 4096, ret_value, &src), VIGIL_OK);
+	rules_tvals_free(tv);
+	store_gen_close(g);
+	rules_prog_free(p);
+	return src;
+}
+
+/*
+ * A tuned value is bound only to a threshold of the definition it was tuned
+ * for: the same file binds it; the threshold redefined (another percentile,
+ * another feature) takes its fallback, not the old number on another scale;
+ * a night without the rule file carries the values and their definitions
+ * over alike.
+ */
+static void
+test_threshold_redefined_falls_back(void **state)
+{
+	const char *dd = fx_tmpdir(0);
+	char rules[512];
+	batch_summary *s = calloc(1, sizeof *s);
+	batch_opts o;
+	store_diag d;
+	double v;
+	char *other_pct = strdup(small_rules), *other_feat = strdup(small_rules), *q;
+
+	(void)state;
+	assert_true(s != NULL && other_pct != NULL && other_feat != NULL);
+	q = strstr(other_pct, "threshold big = percentile(amount, 50)");
+	assert_non_null(q);
+	memcpy(q, "threshold big = percentile(amount, 90)", 38);
+	q = strstr(other_feat, "threshold big = percentile(amount, 50)");
+	assert_non_null(q);
+	memcpy(q, "threshold big = percentile(mcc   , 50)", 38);
+	build_small(dd);
+	snprintf(rules, sizeof rules, "%s/test.rules", dd);
+	write_file(rules, small_rules);
+	opts_for(&o, dd, rules);
+	if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+		fail_msg("batch_rebuild: %s", d.msg);
+	assert_int_equal(bound(dd, small_rules, "big", &v), RULES_TVAL_GLOBAL);
+	assert_true(v != 100.0); /* tuned, not the fallback */
+	assert_int_equal(bound(dd, other_pct, "big", &v), RULES_TVAL_FALLBACK);
+	assert_true(v == 100.0);
+	assert_int_equal(bound(dd, other_feat, "big", &v), RULES_TVAL_FALLBACK);
+	/* the next night without a rule file: carried over with what they mean */
+	opts_for(&o, dd, NULL);
+	o.as_of_ms = A + D;
+	if (batch_rebuild(&o, s, &d) != VIGIL_OK)
+		fail_msg("batch_rebuild without rules: %s", d.msg);
+	assert_int_equal(bound(dd, small_rules, "big", &v), RULES_TVAL_GLOBAL);
+	assert_int_equal(bound(dd, other_pct, "big", &v), RULES_TVAL_FALLBACK);
+	free(other_pct);
+	free(other_feat);
+	free(s);
+}
 
 /* A score record of card whose transaction (and so its card id) reads, but
  * whose features (field 8) hold a varint cut short: the card routes it,
@@ -3162,6 +3249,7 @@ main(void)
 		cmocka_unit_test(test_several_archives_union),
 		cmocka_unit_test(test_threads_errors_and_bad_records),
 		cmocka_unit_test(test_undecodable_counted_whatever_split),
+		cmocka_unit_test(test_threshold_redefined_falls_back),
 		cmocka_unit_test(test_corrupt_counted_once),
 		cmocka_unit_test(test_keyless_records),
 		cmocka_unit_test(test_partition_long_card_ids),
