@@ -55,6 +55,7 @@ struct srv_ship {
 	char            state_path[SRV_PATH_MAX + 16]; /* <datadir>/ship-state */
 	char            replica[64];
 	ship_seg       *segs;                     /* scratch of one scan */
+	uint64_t        gap_logged;               /* the unindexed segment last said */
 	/* under mu */
 	srv_ship_stats  st;
 };
@@ -175,6 +176,17 @@ ship_look(void *arg, bool zst, uint64_t *ret_bytes)
 	return 0;
 }
 
+/* Whether segment g has its index. */
+static bool
+ship_has_idx(const srv_ship *sh, const ship_seg *g)
+{
+	char path[SRV_PATH_MAX + 128];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/seg-%s-%020" PRIu64 ".idx", sh->dir, g->date, g->seq);
+	return stat(path, &st) == 0;
+}
+
 /*
  * The sealed segments after `after`, in sequence order: those with an index
  * and a data file, the SHIP_MAX_SEGS lowest-numbered of them (srv_ship_keep).
@@ -188,7 +200,7 @@ ship_scan(srv_ship *sh, uint64_t after, uint32_t *ret_n, uint64_t *ret_more, cha
 	DIR *d = opendir(sh->dir);
 	struct dirent *e;
 	uint32_t n = 0;
-	uint64_t seen = 0;
+	uint64_t seen = 0, top = 0, gap = UINT64_MAX;
 
 	if (d == NULL) {
 		snprintf(errbuf, errlen, "%s: %s", sh->dir, strerror(errno));
@@ -198,7 +210,22 @@ ship_scan(srv_ship *sh, uint64_t after, uint32_t *ret_n, uint64_t *ret_more, cha
 		ship_seg      g;
 		ship_look_arg look;
 
-		if (!ship_name_parse(e->d_name, ".idx", &g) || g.seq <= after)
+		if (ship_name_parse(e->d_name, ".log", &g) ||
+		    ship_name_parse(e->d_name, ".log.zst", &g)) {
+			/* a data file: the open segment (the highest), or a closed
+			 * one whose index is not written yet (a failed write that
+			 * the archive retries) */
+			if (g.seq > top)
+				top = g.seq;
+			if (g.seq > after && g.seq < gap && !ship_has_idx(sh, &g))
+				gap = g.seq;
+			continue;
+		}
+		if (!ship_name_parse(e->d_name, ".idx", &g))
+			continue;
+		if (g.seq > top)
+			top = g.seq;
+		if (g.seq <= after)
 			continue;
 		seen++;
 		if (!srv_ship_keep_would(sh->segs, n, SHIP_MAX_SEGS, g.seq))
@@ -212,6 +239,21 @@ ship_scan(srv_ship *sh, uint64_t after, uint32_t *ret_n, uint64_t *ret_more, cha
 	}
 	closedir(d);
 	srv_ship_sort(sh->segs, n);
+	/* Nothing past a closed segment without its index: shipping moves
+	 * past every number below what it ships, so one sealed late would be
+	 * left behind for good. (The highest is the open segment.) */
+	if (gap < top) {
+		uint32_t k = 0;
+
+		while (k < n && sh->segs[k].seq < gap)
+			k++;
+		if (k < n && sh->gap_logged != gap)
+			srv_log("archive shipping: segment %" PRIu64 " is closed without its index "
+			    "yet (the archive writes it again): the %u sealed after it wait for it",
+			    gap, n - k);
+		sh->gap_logged = gap;
+		n = k;
+	}
 	*ret_n = n;
 	*ret_more = seen > n ? seen - n : 0;
 	return VIGIL_OK;

@@ -6,6 +6,7 @@
 #   - failing: sealed segments are counted unshipped (metrics, /healthz),
 #     the failure is counted, logged once with the file and exit status,
 #     nothing is in the shared directory;
+#   - a closed segment without its index yet: nothing after it is shipped;
 #   - once the command succeeds: every sealed segment and its index are in
 #     the shared directory, byte for byte, each with a SHA-256 sidecar that
 #     sha256sum -c accepts, no temporary file left, unshipped 0, and the
@@ -120,8 +121,18 @@ assert "exit 1" in h["last_error"], h
 PY
 [ ! -e "$D/shared/$R" ] || [ -z "$(ls -A "$D/shared/$R")" ] || fail "files shipped while failing"
 
-# ---- the command succeeds: everything sealed arrives whole ----
+# ---- a closed segment whose index is not written yet (a failed write
+# that the archive retries): nothing sealed after it is shipped meanwhile,
+# or shipping would move past it for good ----
+FIRST=$(find "$D/data/archive" -maxdepth 1 -name 'seg-*.idx' | sort | head -1)
+mv "$FIRST" "$FIRST.held"
 rm "$D/fail"
+vt_wait_log "archive shipping: segment [0-9]* is closed without its index yet" "index gap line"
+[ ! -e "$D/shared/$R" ] || [ -z "$(ls -A "$D/shared/$R")" ] ||
+	fail "shipped past a segment without its index: $(ls -A "$D/shared/$R")"
+mv "$FIRST.held" "$FIRST"
+
+# ---- the command succeeds: everything sealed arrives whole ----
 wait_metric vigil_archive_unshipped_segments 0 "after the failure ended"
 vt_wait_log "archive shipping: ok again" "ok-again line"
 [ "$(metric vigil_archive_ship_failing)" = 0 ] || fail "still failing"
