@@ -36,9 +36,7 @@ typedef struct batch_plan {
 	/* Rows a tuning leaves out (docs/vigil-rebuild.md, "Thresholds"): a
 	 * band on the score reads the scores the model gave, not the cold
 	 * start's rule points; a precision target reads mature labels only. */
-	bool            model_only;
-	bool            mature_only;
-	bool            grouped;
+	bool            model_only, mature_only, grouped;
 	const char     *group_by;
 	uint32_t        group_slot;
 	bool            group_txn;
