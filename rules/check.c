@@ -418,8 +418,12 @@ ck_list_file(ck *c, rules_list *l, const rules_plist *pl)
 			memcpy(tmp, buf + b, e - b);
 			tmp[e - b] = '\0';
 			if (!rules_list_number_parse(tmp, &d)) {
+				/* the line, not its text: a rule text checked through
+				 * the console may name any file under the rule file's
+				 * directory as a list, and its error reaches users who
+				 * may not read that file */
 				rules_diag_add(c->sink, pl->path.off, VIGIL_ESYNTAX,
-				    "list file '%s': line %u: '%.40s' is not a number", pl->path.s, lineno, tmp);
+				    "list file '%s': line %u: not a number", pl->path.s, lineno);
 				goto out;
 			}
 			if (rules_list_add_num(l, d, &cap) != VIGIL_OK) {
